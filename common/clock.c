@@ -1,0 +1,159 @@
+/*
+ * clock.c — wall and monotonic time, the injectable poll clock, and
+ * ISO 8601 formatting/parsing.
+ *
+ * All stored and transmitted times are UTC milliseconds since the epoch.
+ * Parsing accepts what an operator types: ISO 8601 with Z or an offset, a
+ * bare date (midnight UTC), epoch seconds, or a time relative to now
+ * ("-3h", "-90s", "-2d", "now"), so API users never have to compute epochs.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vigie/clock.h"
+
+int64_t vg_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t vg_monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void vg_sleep_ms(int64_t ms)
+{
+	if (ms <= 0)
+		return;
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+void vg_clock_real(struct vg_clock *c)
+{
+	memset(c, 0, sizeof(*c));
+}
+
+void vg_clock_synthetic(struct vg_clock *c, int64_t start_ms, int64_t step_ms)
+{
+	c->synthetic = 1;
+	c->now_ms = start_ms;
+	c->step_ms = step_ms;
+}
+
+int64_t vg_clock_now(const struct vg_clock *c)
+{
+	return c->synthetic ? c->now_ms : vg_now_ms();
+}
+
+void vg_clock_tick(struct vg_clock *c)
+{
+	if (c->synthetic)
+		c->now_ms += c->step_ms;
+}
+
+char *vg_time_format(int64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, len, "invalid");
+	return buf;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian), no timezone games. */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int parse_iso(const char *s, int64_t *out)
+{
+	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, off = 0;
+	const char *p;
+
+	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+		return -EINVAL;
+	p = s + n;
+	if (*p == 'T' || *p == ' ') {
+		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &n) != 2 || n != 5)
+			return -EINVAL;
+		p += 1 + n;
+		if (*p == ':') {
+			if (sscanf(p + 1, "%2d%n", &sec, &n) != 1 || n != 2)
+				return -EINVAL;
+			p += 1 + n;
+		}
+		if (*p == '.') /* fractional seconds: ignored */
+			for (p++; isdigit((unsigned char)*p); p++)
+				;
+		if (*p == 'Z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int oh, om;
+			if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 ||
+			    oh > 23 || om > 59)
+				return -EINVAL;
+			off = (oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
+			p += 1 + n;
+		}
+	}
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
+	    sec > 60 || y < 1970 || y > 9999)
+		return -EINVAL;
+	int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
+		    mi * 60 + sec - off;
+	*out = t * 1000;
+	return 0;
+}
+
+int vg_time_parse(const char *s, int64_t now_ms, int64_t *out_ms)
+{
+	char *end;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (!strcmp(s, "now")) {
+		*out_ms = now_ms;
+		return 0;
+	}
+	if (s[0] == '-' || s[0] == '+') { /* relative */
+		errno = 0;
+		double v = strtod(s + 1, &end);
+		if (errno || end == s + 1 || v < 0 || v > 1e10)
+			return -EINVAL;
+		double mul;
+		if (!strcmp(end, "s") || !*end) mul = 1;
+		else if (!strcmp(end, "m") || !strcmp(end, "min")) mul = 60;
+		else if (!strcmp(end, "h")) mul = 3600;
+		else if (!strcmp(end, "d")) mul = 86400;
+		else if (!strcmp(end, "w")) mul = 7 * 86400;
+		else return -EINVAL;
+		int64_t delta = (int64_t)(v * mul * 1000);
+		*out_ms = s[0] == '-' ? now_ms - delta : now_ms + delta;
+		return 0;
+	}
+	if (strchr(s, '-'))
+		return parse_iso(s, out_ms);
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || *end || end == s || v < 0 || v > 253402300799.0)
+		return -EINVAL;
+	*out_ms = (int64_t)(v * 1000);
+	return 0;
+}

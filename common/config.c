@@ -1,0 +1,320 @@
+/*
+ * config.c — the INI configuration shared by vigie-agent and
+ * vigie-collector, parsed by libinih.
+ *
+ * Design: one table lists every key with its section, type, bounds and
+ * where it lands in struct vg_config; the inih handler, the command-line
+ * override path (vg_config_set) and the documentation (docs/operations.md)
+ * all follow that table. inih reads through our own line reader so the
+ * handler knows the line it is on and can report "file:line: [section] key:
+ * problem"; the first error stops the parse and nothing after it applies.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "vigie/config.h"
+#include "vigie/log.h"
+
+enum key_type { K_STR, K_U32, K_SECONDS, K_LOGLEVEL, K_ARCHIVES };
+
+struct key {
+	const char *section, *name;
+	enum key_type type;
+	size_t off, size; /* size: buffer size for K_STR */
+	double min, max;
+};
+
+#define S(sec, nm, field) {sec, nm, K_STR, offsetof(struct vg_config, field), \
+			   sizeof(((struct vg_config *)0)->field), 0, 0}
+#define U(sec, nm, field, lo, hi) {sec, nm, K_U32, offsetof(struct vg_config, field), 0, lo, hi}
+
+static const struct key keys[] = {
+	S("agent", "collector", agent_collector),
+	S("agent", "libvirt", agent_libvirt),
+	{"agent", "interval", K_SECONDS, offsetof(struct vg_config, agent_interval_s), 0, 0.01, 86400},
+	S("agent", "host", agent_host),
+	S("agent", "spool_dir", agent_spool_dir),
+	U("agent", "spool_max_batches", agent_spool_max_batches, 1, 100000000),
+	U("agent", "ack_timeout_ms", agent_ack_timeout_ms, 10, 3600000),
+	S("agent", "proc", agent_proc_root),
+	S("collector", "listen", collector_listen),
+	S("collector", "http", collector_http),
+	S("collector", "data_dir", collector_data_dir),
+	U("collector", "max_message_bytes", collector_max_message, 1024, 16u << 20),
+	U("collector", "http_threads", collector_http_threads, 1, 64),
+	U("storage", "step", storage_step_s, 1, 86400),
+	U("storage", "heartbeat", storage_heartbeat_s, 2, 7 * 86400),
+	{"storage", "archives", K_ARCHIVES, offsetof(struct vg_config, archives), 0, 0, 0},
+	{"log", "level", K_LOGLEVEL, offsetof(struct vg_config, log_level), 0, 0, 0},
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+void vg_config_defaults(struct vg_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->agent_collector, sizeof(c->agent_collector), "tcp://127.0.0.1:7470");
+	snprintf(c->agent_libvirt, sizeof(c->agent_libvirt), "qemu:///system");
+	c->agent_interval_s = 10;
+	if (gethostname(c->agent_host, sizeof(c->agent_host)) != 0 || !c->agent_host[0])
+		snprintf(c->agent_host, sizeof(c->agent_host), "localhost");
+	c->agent_host[sizeof(c->agent_host) - 1] = '\0';
+	snprintf(c->agent_spool_dir, sizeof(c->agent_spool_dir), "/var/lib/vigie/spool");
+	c->agent_spool_max_batches = 10000;
+	c->agent_ack_timeout_ms = 5000;
+	snprintf(c->agent_proc_root, sizeof(c->agent_proc_root), "/proc");
+	snprintf(c->collector_listen, sizeof(c->collector_listen), "tcp://*:7470");
+	snprintf(c->collector_http, sizeof(c->collector_http), "127.0.0.1:7480");
+	snprintf(c->collector_data_dir, sizeof(c->collector_data_dir), "/var/lib/vigie");
+	c->collector_max_message = 16u << 20;
+	c->collector_http_threads = 4;
+	c->storage_step_s = 60;
+	c->storage_heartbeat_s = 600;
+	vg_config_parse_archives("1m:15d,5m:63d,1h:455d", c->archives,
+				 VG_MAX_ARCHIVES, &c->narchives);
+	c->log_level = VG_LOG_INFO;
+}
+
+int vg_parse_duration(const char *s, double *seconds)
+{
+	char *end;
+	double v, mul = 1;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0)
+		return -EINVAL;
+	if (!*end || !strcmp(end, "s")) mul = 1;
+	else if (!strcmp(end, "m")) mul = 60;
+	else if (!strcmp(end, "h")) mul = 3600;
+	else if (!strcmp(end, "d")) mul = 86400;
+	else if (!strcmp(end, "w")) mul = 7 * 86400;
+	else return -EINVAL;
+	*seconds = v * mul;
+	return 0;
+}
+
+int vg_config_parse_archives(const char *s, struct vg_archive *out, size_t max,
+			     size_t *n)
+{
+	char buf[256], *save = NULL;
+	size_t k = 0;
+
+	if (!s || strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	snprintf(buf, sizeof(buf), "%s", s);
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(tok, ':');
+		double res, ret;
+		while (*tok == ' ')
+			tok++;
+		if (!colon || k >= max)
+			return -EINVAL;
+		*colon = '\0';
+		if (vg_parse_duration(tok, &res) || vg_parse_duration(colon + 1, &ret) ||
+		    res < 1 || ret < res || res != floor(res) || ret > 100 * 366 * 86400.0)
+			return -EINVAL;
+		out[k].resolution_s = (uint32_t)res;
+		out[k].retention_s = (uint32_t)ret;
+		if (k && out[k].resolution_s <= out[k - 1].resolution_s)
+			return -EINVAL; /* tiers go from fine to coarse */
+		k++;
+	}
+	if (!k)
+		return -EINVAL;
+	*n = k;
+	return 0;
+}
+
+/* Apply one key=value. Returns 0, or -ENOENT for an unknown key, -EINVAL
+ * for a bad value (with why filled). */
+static int apply(struct vg_config *c, const char *section, const char *name,
+		 const char *value, const char **why)
+{
+	const struct key *k = NULL;
+
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!strcmp(keys[i].section, section) && !strcmp(keys[i].name, name))
+			k = &keys[i];
+	if (!k)
+		return -ENOENT;
+	void *dst = (char *)c + k->off;
+	switch (k->type) {
+	case K_STR:
+		if (!*value) { *why = "must not be empty"; return -EINVAL; }
+		if (strlen(value) >= k->size) { *why = "is too long"; return -EINVAL; }
+		memcpy(dst, value, strlen(value) + 1);
+		return 0;
+	case K_U32: {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(value, &end, 10);
+		if (errno || end == value || *end || value[0] == '-' || v < k->min || v > k->max) {
+			*why = "must be an integer in range";
+			return -EINVAL;
+		}
+		*(uint32_t *)dst = (uint32_t)v;
+		return 0;
+	}
+	case K_SECONDS: {
+		double v;
+		if (vg_parse_duration(value, &v) || v < k->min || v > k->max) {
+			*why = "must be a duration in seconds (e.g. 10, 0.5, 1m) between 0.01 and 86400";
+			return -EINVAL;
+		}
+		*(double *)dst = v;
+		return 0;
+	}
+	case K_LOGLEVEL: {
+		int l = vg_log_level_parse(value);
+		if (l < 0) { *why = "must be error, warn, info or debug"; return -EINVAL; }
+		*(int *)dst = l;
+		return 0;
+	}
+	case K_ARCHIVES:
+		if (vg_config_parse_archives(value, c->archives, VG_MAX_ARCHIVES, &c->narchives)) {
+			*why = "must be RES:RETENTION[,RES:RETENTION...] from fine to coarse, e.g. 1m:15d,5m:63d,1h:455d";
+			return -EINVAL;
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+struct parse_ctx {
+	struct vg_config *c;
+	const char *name;
+	int line;
+	char *err;
+	size_t errlen;
+	int rc;
+	/* reader state */
+	FILE *f;
+	const char *text;
+};
+
+static int handler(void *user, const char *section, const char *name,
+		   const char *value)
+{
+	struct parse_ctx *p = user;
+	const char *why = NULL;
+
+	if (p->rc)
+		return 0;
+	if (!name) /* section header alone (inih with INI_CALL_HANDLER_ON_NEW_SECTION) */
+		return 1;
+	int rc = apply(p->c, section, name, value, &why);
+	if (rc == -ENOENT) {
+		int known_section = 0;
+		for (size_t i = 0; i < NKEYS; i++)
+			if (!strcmp(keys[i].section, section))
+				known_section = 1;
+		if (!section[0])
+			snprintf(p->err, p->errlen, "%s:%d: key '%s' outside any section",
+				 p->name, p->line, name);
+		else if (!known_section)
+			snprintf(p->err, p->errlen, "%s:%d: unknown section [%s] (key '%s')",
+				 p->name, p->line, section, name);
+		else
+			snprintf(p->err, p->errlen, "%s:%d: [%s] %s: unknown key",
+				 p->name, p->line, section, name);
+		p->rc = -EINVAL;
+		return 0;
+	}
+	if (rc) {
+		snprintf(p->err, p->errlen, "%s:%d: [%s] %s: '%s' %s", p->name, p->line,
+			 section, name, value, why);
+		p->rc = -EINVAL;
+		return 0;
+	}
+	return 1;
+}
+
+static char *file_reader(char *str, int num, void *stream)
+{
+	struct parse_ctx *p = stream;
+	char *r = fgets(str, num, p->f);
+	if (r)
+		p->line++;
+	return r;
+}
+
+static char *string_reader(char *str, int num, void *stream)
+{
+	struct parse_ctx *p = stream;
+	int i = 0;
+
+	if (!*p->text || num < 2)
+		return NULL;
+	while (i < num - 1 && p->text[0]) {
+		str[i++] = *p->text;
+		if (*p->text++ == '\n')
+			break;
+	}
+	str[i] = '\0';
+	p->line++;
+	return str;
+}
+
+static int finish(struct parse_ctx *p, int rc)
+{
+	if (p->rc)
+		return p->rc;
+	if (rc > 0) {
+		snprintf(p->err, p->errlen, "%s:%d: syntax error (expected [section] or key = value)",
+			 p->name, rc);
+		return -EINVAL;
+	}
+	if (rc < 0) {
+		snprintf(p->err, p->errlen, "%s: cannot parse (out of memory)", p->name);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int vg_config_load(struct vg_config *c, const char *path, char *err, size_t errlen)
+{
+	struct parse_ctx p = {.c = c, .name = path, .err = err, .errlen = errlen};
+
+	p.f = fopen(path, "r");
+	if (!p.f) {
+		int e = errno;
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+		return -e;
+	}
+	int rc = ini_parse_stream(file_reader, &p, handler, &p);
+	fclose(p.f);
+	return finish(&p, rc);
+}
+
+int vg_config_load_string(struct vg_config *c, const char *text, const char *name,
+			  char *err, size_t errlen)
+{
+	struct parse_ctx p = {.c = c, .name = name, .err = err, .errlen = errlen, .text = text};
+	int rc = ini_parse_stream(string_reader, &p, handler, &p);
+	return finish(&p, rc);
+}
+
+int vg_config_set(struct vg_config *c, const char *section, const char *key,
+		  const char *value, char *err, size_t errlen)
+{
+	const char *why = NULL;
+	int rc = apply(c, section, key, value, &why);
+
+	if (rc == -ENOENT) {
+		snprintf(err, errlen, "[%s] %s: unknown key", section, key);
+		return -EINVAL;
+	}
+	if (rc)
+		snprintf(err, errlen, "[%s] %s: '%s' %s", section, key, value, why);
+	return rc;
+}

@@ -1,0 +1,540 @@
+/*
+ * wire.c — encoder and decoder of the agent -> collector protocol.
+ *
+ * Layout (docs/protocol.md has it byte by byte), little-endian:
+ *   header   48 bytes: magic "VGB1", version u8, type u8, flags u16,
+ *            stream u64, seq u64, time_ms i64,
+ *            nstrings u32, nresources u32, nsamples u32, nevents u32
+ *   host     u32 string index
+ *   strings  nstrings x (u16 length, bytes)
+ *   resources nresources x 44 bytes (see put_resource)
+ *   attrs    per resource, nattrs x (key u32, value u32), after that resource
+ *   samples  nsamples x 13 bytes (metric u32, kind u8, value f64)
+ *   events   nevents x 17 bytes (resource u32, type u8, time_ms i64, detail u32)
+ *
+ * The encoder interns strings in a small open-addressing hash table so a
+ * metric name repeated over every resource is stored once. The decoder
+ * checks every count against the bytes that remain before allocating, so
+ * a forged count cannot make it allocate more than the message could
+ * describe; every string index and enum is range-checked; values must be
+ * finite. Decoding either returns a whole batch or nothing.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigie/wire.h"
+
+#define HDR_LEN 48
+#define RES_LEN 44
+#define SAMPLE_LEN 13
+#define EVENT_LEN 17
+#define MSG_BATCH 1
+
+/* ---- little-endian helpers ---- */
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+static void putf64(uint8_t *p, double d)
+{
+	uint64_t v;
+	memcpy(&v, &d, 8);
+	put64(p, v);
+}
+static double getf64(const uint8_t *p)
+{
+	uint64_t v = get64(p);
+	double d;
+	memcpy(&d, &v, 8);
+	return d;
+}
+
+/* ---- encoder: string interning ---- */
+
+struct strtab {
+	const char **strs; /* index -> string */
+	uint32_t n, cap;
+	uint32_t *slots;   /* hash -> index+1 (0 = empty) */
+	uint32_t nslots;
+	size_t bytes;      /* encoded size of all strings */
+};
+
+static uint32_t hash_str(const char *s)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	while (*s)
+		h = (h ^ (uint8_t)*s++) * 16777619u;
+	return h;
+}
+
+static int strtab_rehash(struct strtab *t, uint32_t nslots)
+{
+	uint32_t *slots = calloc(nslots, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < t->n; i++) {
+		uint32_t h = hash_str(t->strs[i]) & (nslots - 1);
+		while (slots[h])
+			h = (h + 1) & (nslots - 1);
+		slots[h] = i + 1;
+	}
+	free(t->slots);
+	t->slots = slots;
+	t->nslots = nslots;
+	return 0;
+}
+
+/* Intern s; *idx gets its index (VG_WIRE_NO_STRING for NULL). */
+static int strtab_add(struct strtab *t, const char *s, uint32_t *idx)
+{
+	if (!s) {
+		*idx = VG_WIRE_NO_STRING;
+		return 0;
+	}
+	size_t len = strlen(s);
+	if (len > VG_WIRE_MAX_STRING)
+		return -EINVAL;
+	if ((t->n + 1) * 2 > t->nslots) {
+		int rc = strtab_rehash(t, t->nslots ? t->nslots * 2 : 256);
+		if (rc)
+			return rc;
+	}
+	uint32_t h = hash_str(s) & (t->nslots - 1);
+	while (t->slots[h]) {
+		if (!strcmp(t->strs[t->slots[h] - 1], s)) {
+			*idx = t->slots[h] - 1;
+			return 0;
+		}
+		h = (h + 1) & (t->nslots - 1);
+	}
+	if (t->n >= VG_WIRE_MAX_STRINGS)
+		return -E2BIG;
+	if (t->n == t->cap) {
+		uint32_t ncap = t->cap ? t->cap * 2 : 128;
+		const char **p = realloc(t->strs, ncap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		t->strs = p;
+		t->cap = ncap;
+	}
+	t->strs[t->n] = s;
+	t->slots[h] = t->n + 1;
+	*idx = t->n++;
+	t->bytes += 2 + len;
+	return 0;
+}
+
+static void strtab_free(struct strtab *t)
+{
+	free(t->strs);
+	free(t->slots);
+}
+
+int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len)
+{
+	struct strtab t = {0};
+	uint32_t *idx = NULL; /* string indices, in encoding order */
+	size_t nidx = 0, need_idx, total;
+	uint8_t *buf = NULL, *p;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	if (b->nres > VG_WIRE_MAX_RESOURCES || b->nsamples > VG_WIRE_MAX_SAMPLES ||
+	    b->nevents > VG_WIRE_MAX_EVENTS)
+		return -E2BIG;
+	for (size_t i = 0; i < b->nres; i++)
+		if (b->res[i].nattrs > VG_WIRE_MAX_ATTRS_PER_RES)
+			return -E2BIG;
+	/* 1 host + 6 per resource + 2 per attr + 1 per sample + 2 per event */
+	need_idx = 1 + 6 * b->nres + 2 * b->nattrs + b->nsamples + 2 * b->nevents;
+	idx = malloc(need_idx * sizeof(*idx));
+	if (!idx)
+		return -ENOMEM;
+
+#define ADD(s)                                                  \
+	do {                                                    \
+		if ((rc = strtab_add(&t, (s), &idx[nidx++])))   \
+			goto fail;                              \
+	} while (0)
+	ADD(b->host);
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct vg_resource *r = &b->res[i];
+		ADD(r->id);
+		ADD(r->name);
+		ADD(r->parent);
+		ADD(r->project);
+		ADD(r->user);
+		ADD(r->flavor);
+		const struct vg_attr *a = vg_resource_attrs(b, r);
+		for (uint32_t k = 0; k < r->nattrs; k++) {
+			ADD(a[k].key);
+			ADD(a[k].value);
+		}
+	}
+	for (size_t i = 0; i < b->nsamples; i++)
+		ADD(b->samples[i].metric);
+	for (size_t i = 0; i < b->nevents; i++) {
+		ADD(b->events[i].resource);
+		ADD(b->events[i].detail);
+	}
+#undef ADD
+
+	total = HDR_LEN + 4 + t.bytes + RES_LEN * b->nres + 8 * b->nattrs +
+		SAMPLE_LEN * b->nsamples + EVENT_LEN * b->nevents;
+	if (total > VG_WIRE_MAX_MESSAGE) {
+		rc = -E2BIG;
+		goto fail;
+	}
+	buf = malloc(total);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	p = buf;
+	memcpy(p, VG_WIRE_BATCH_MAGIC, 4);
+	p[4] = VG_WIRE_VERSION;
+	p[5] = MSG_BATCH;
+	put16(p + 6, 0);
+	put64(p + 8, b->stream);
+	put64(p + 16, b->seq);
+	put64(p + 24, (uint64_t)b->time_ms);
+	put32(p + 32, t.n);
+	put32(p + 36, (uint32_t)b->nres);
+	put32(p + 40, (uint32_t)b->nsamples);
+	put32(p + 44, (uint32_t)b->nevents);
+	p += HDR_LEN;
+	nidx = 0;
+	put32(p, idx[nidx++]);
+	p += 4;
+	for (uint32_t i = 0; i < t.n; i++) {
+		size_t l = strlen(t.strs[i]);
+		put16(p, (uint16_t)l);
+		memcpy(p + 2, t.strs[i], l);
+		p += 2 + l;
+	}
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct vg_resource *r = &b->res[i];
+		p[0] = r->type;
+		p[1] = r->state;
+		put16(p + 2, (uint16_t)r->nattrs);
+		for (int k = 0; k < 6; k++)
+			put32(p + 4 + 4 * k, idx[nidx++]);
+		put64(p + 28, (uint64_t)r->time_ms);
+		put32(p + 36, r->nsamples);
+		put32(p + 40, 0); /* reserved */
+		p += RES_LEN;
+		for (uint32_t k = 0; k < r->nattrs; k++) {
+			put32(p, idx[nidx++]);
+			put32(p + 4, idx[nidx++]);
+			p += 8;
+		}
+	}
+	for (size_t i = 0; i < b->nsamples; i++) {
+		const struct vg_sample *s = &b->samples[i];
+		put32(p, idx[nidx++]);
+		p[4] = s->kind;
+		putf64(p + 5, s->value);
+		p += SAMPLE_LEN;
+	}
+	for (size_t i = 0; i < b->nevents; i++) {
+		const struct vg_event *e = &b->events[i];
+		put32(p, idx[nidx++]);
+		p[4] = e->type;
+		put64(p + 5, (uint64_t)e->time_ms);
+		put32(p + 13, idx[nidx++]);
+		p += EVENT_LEN;
+	}
+	free(idx);
+	strtab_free(&t);
+	*out = buf;
+	*len = total;
+	return 0;
+fail:
+	free(idx);
+	strtab_free(&t);
+	return rc;
+}
+
+/* ---- decoder ---- */
+
+struct reader {
+	const uint8_t *p, *end;
+};
+
+static int need(const struct reader *r, size_t n)
+{
+	return (size_t)(r->end - r->p) >= n ? 0 : -EBADMSG;
+}
+
+int vg_wire_peek(const void *buf, size_t len, uint64_t *stream, uint64_t *seq)
+{
+	const uint8_t *p = buf;
+
+	if (len < 4 || memcmp(p, "VGB", 3))
+		return len < 4 ? -EBADMSG : -EPROTONOSUPPORT;
+	if (len < HDR_LEN)
+		return -EBADMSG;
+	if (p[3] != '1' || p[4] != VG_WIRE_VERSION || p[5] != MSG_BATCH)
+		return -EPROTONOSUPPORT;
+	if (stream)
+		*stream = get64(p + 8);
+	if (seq)
+		*seq = get64(p + 16);
+	return 0;
+}
+
+/* Resolve string index i from the decoded table (NO_STRING -> NULL). */
+static int str_at(const char **tab, uint32_t n, uint32_t i, const char **out,
+		  int allow_null)
+{
+	if (i == VG_WIRE_NO_STRING) {
+		if (!allow_null)
+			return -EBADMSG;
+		*out = NULL;
+		return 0;
+	}
+	if (i >= n)
+		return -EBADMSG;
+	*out = tab[i];
+	return 0;
+}
+
+int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
+{
+	struct reader r = {buf, (const uint8_t *)buf + len};
+	const uint8_t *h = buf;
+	const char **tab = NULL;
+	struct vg_batch *b = NULL;
+	uint32_t nstr, nres, nsamp, nev, hostidx;
+	uint64_t stream, seq;
+	int rc;
+
+	*out = NULL;
+	if (len > VG_WIRE_MAX_MESSAGE)
+		return -E2BIG;
+	if ((rc = vg_wire_peek(buf, len, &stream, &seq)))
+		return rc;
+	if (get16(h + 6) != 0) /* no flags defined in version 1 */
+		return -EBADMSG;
+	nstr = get32(h + 32);
+	nres = get32(h + 36);
+	nsamp = get32(h + 40);
+	nev = get32(h + 44);
+	if (nstr > VG_WIRE_MAX_STRINGS || nres > VG_WIRE_MAX_RESOURCES ||
+	    nsamp > VG_WIRE_MAX_SAMPLES || nev > VG_WIRE_MAX_EVENTS)
+		return -E2BIG;
+	r.p += HDR_LEN;
+	/* Cheap plausibility check before allocating anything. */
+	if ((size_t)(r.end - r.p) < 4 + 2 * (size_t)nstr + RES_LEN * (size_t)nres +
+					   SAMPLE_LEN * (size_t)nsamp +
+					   EVENT_LEN * (size_t)nev)
+		return -EBADMSG;
+	hostidx = get32(r.p);
+	r.p += 4;
+
+	b = vg_batch_new("", stream, seq, (int64_t)get64(h + 24));
+	tab = malloc((nstr ? nstr : 1) * sizeof(*tab));
+	if (!b || !tab) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (uint32_t i = 0; i < nstr; i++) {
+		if ((rc = need(&r, 2)))
+			goto fail;
+		uint16_t l = get16(r.p);
+		r.p += 2;
+		if (l > VG_WIRE_MAX_STRING || (rc = need(&r, l))) {
+			rc = -EBADMSG;
+			goto fail;
+		}
+		if (memchr(r.p, '\0', l)) {
+			rc = -EBADMSG;
+			goto fail;
+		}
+		tab[i] = vg_batch_strdup(b, (const char *)r.p, l);
+		if (!tab[i]) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		r.p += l;
+	}
+	if ((rc = str_at(tab, nstr, hostidx, &b->host, 0)))
+		goto fail;
+	if (!b->host[0]) {
+		rc = -EBADMSG;
+		goto fail;
+	}
+
+	/* Resources (with their attributes); sample counts must add up. */
+	uint64_t samples_claimed = 0;
+	b->res = calloc(nres ? nres : 1, sizeof(*b->res));
+	if (!b->res) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	b->cap_res = nres ? nres : 1;
+	for (uint32_t i = 0; i < nres; i++) {
+		struct vg_resource *res = &b->res[i];
+		const char **f[6] = {&res->id,	    &res->name, &res->parent,
+				     &res->project, &res->user, &res->flavor};
+		if ((rc = need(&r, RES_LEN)))
+			goto fail;
+		res->type = r.p[0];
+		res->state = r.p[1];
+		res->nattrs = get16(r.p + 2);
+		if (res->type < 1 || res->type > VG_RT_MAX ||
+		    (res->state != VG_RSTATE_ACTIVE && res->state != VG_RSTATE_ENDED) ||
+		    res->nattrs > VG_WIRE_MAX_ATTRS_PER_RES) {
+			rc = -EBADMSG;
+			goto fail;
+		}
+		for (int k = 0; k < 6; k++)
+			if ((rc = str_at(tab, nstr, get32(r.p + 4 + 4 * k), f[k], k != 0)))
+				goto fail;
+		res->time_ms = (int64_t)get64(r.p + 28);
+		res->nsamples = get32(r.p + 36);
+		res->first_sample = (uint32_t)samples_claimed;
+		samples_claimed += res->nsamples;
+		if (samples_claimed > nsamp || get32(r.p + 40) != 0) {
+			rc = -EBADMSG;
+			goto fail;
+		}
+		r.p += RES_LEN;
+		res->first_attr = (uint32_t)b->nattrs;
+		if (res->nattrs) {
+			if ((rc = need(&r, 8 * (size_t)res->nattrs)))
+				goto fail;
+			void *na = realloc(b->attrs, (b->nattrs + res->nattrs) * sizeof(*b->attrs));
+			if (!na) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			b->attrs = na;
+			b->cap_attrs = b->nattrs + res->nattrs;
+			for (uint32_t k = 0; k < res->nattrs; k++) {
+				struct vg_attr *a = &b->attrs[b->nattrs + k];
+				if ((rc = str_at(tab, nstr, get32(r.p), &a->key, 0)) ||
+				    (rc = str_at(tab, nstr, get32(r.p + 4), &a->value, 0)))
+					goto fail;
+				r.p += 8;
+			}
+			b->nattrs += res->nattrs;
+		}
+		b->nres++;
+	}
+	if (samples_claimed != nsamp) {
+		rc = -EBADMSG;
+		goto fail;
+	}
+
+	if ((rc = need(&r, SAMPLE_LEN * (size_t)nsamp + EVENT_LEN * (size_t)nev)))
+		goto fail;
+	b->samples = malloc((nsamp ? nsamp : 1) * sizeof(*b->samples));
+	b->events = malloc((nev ? nev : 1) * sizeof(*b->events));
+	if (!b->samples || !b->events) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	b->cap_samples = nsamp ? nsamp : 1;
+	b->cap_events = nev ? nev : 1;
+	for (uint32_t i = 0; i < nsamp; i++) {
+		struct vg_sample *s = &b->samples[i];
+		if ((rc = str_at(tab, nstr, get32(r.p), &s->metric, 0)))
+			goto fail;
+		s->kind = r.p[4];
+		s->value = getf64(r.p + 5);
+		if ((s->kind != VG_KIND_GAUGE && s->kind != VG_KIND_COUNTER) ||
+		    !isfinite(s->value)) {
+			rc = -EBADMSG;
+			goto fail;
+		}
+		r.p += SAMPLE_LEN;
+		b->nsamples++;
+	}
+	for (uint32_t i = 0; i < nev; i++) {
+		struct vg_event *e = &b->events[i];
+		if ((rc = str_at(tab, nstr, get32(r.p), &e->resource, 0)) ||
+		    (rc = str_at(tab, nstr, get32(r.p + 13), &e->detail, 1)))
+			goto fail;
+		e->type = r.p[4];
+		e->time_ms = (int64_t)get64(r.p + 5);
+		if (e->type < 1 || e->type > VG_EV_GAP) {
+			rc = -EBADMSG;
+			goto fail;
+		}
+		r.p += EVENT_LEN;
+		b->nevents++;
+	}
+	if (r.p != r.end) { /* trailing garbage */
+		rc = -EBADMSG;
+		goto fail;
+	}
+	free(tab);
+	*out = b;
+	return 0;
+fail:
+	free(tab);
+	vg_batch_free(b);
+	return rc;
+}
+
+size_t vg_wire_ack_encode(const struct vg_ack *a, uint8_t *buf)
+{
+	memcpy(buf, VG_WIRE_ACK_MAGIC, 4);
+	buf[4] = VG_WIRE_VERSION;
+	buf[5] = a->status;
+	put16(buf + 6, 0);
+	put64(buf + 8, a->stream);
+	put64(buf + 16, a->seq);
+	return VG_WIRE_ACK_LEN;
+}
+
+int vg_wire_ack_decode(const void *buf, size_t len, struct vg_ack *a)
+{
+	const uint8_t *p = buf;
+
+	if (len != VG_WIRE_ACK_LEN)
+		return -EBADMSG;
+	if (memcmp(p, VG_WIRE_ACK_MAGIC, 4) || p[4] != VG_WIRE_VERSION)
+		return -EPROTONOSUPPORT;
+	if (p[5] > VG_ACK_REJECTED)
+		return -EBADMSG;
+	a->status = p[5];
+	a->stream = get64(p + 8);
+	a->seq = get64(p + 16);
+	return 0;
+}
+
+const char *vg_wire_strerror(int err)
+{
+	switch (err) {
+	case 0: return "ok";
+	case -EBADMSG: return "malformed message";
+	case -EPROTONOSUPPORT: return "unknown magic or protocol version";
+	case -E2BIG: return "message over a protocol limit";
+	case -ENOMEM: return "out of memory";
+	case -EINVAL: return "invalid string (too long or contains NUL)";
+	}
+	return "unknown error";
+}

@@ -1,0 +1,41 @@
+/*
+ * vigie — time. Everything is UTC milliseconds since the epoch (int64).
+ *
+ * The agent stamps samples with a vg_clock so tests can replay a day in
+ * seconds: a "real" clock reads CLOCK_REALTIME; a "synthetic" clock starts
+ * at a given time and advances by a fixed step on every tick (one tick per
+ * poll). Thread-safe for reading; tick from one thread.
+ */
+#ifndef VIGIE_CLOCK_H
+#define VIGIE_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int64_t vg_now_ms(void);          /* CLOCK_REALTIME in ms */
+int64_t vg_monotonic_ms(void);    /* CLOCK_MONOTONIC in ms */
+void vg_sleep_ms(int64_t ms);     /* interrupted early by signals */
+
+struct vg_clock {
+	int synthetic;
+	int64_t now_ms;  /* synthetic: current time */
+	int64_t step_ms; /* synthetic: advance per tick */
+};
+
+/* Real clock. */
+void vg_clock_real(struct vg_clock *c);
+/* Synthetic clock starting at start_ms, advancing step_ms per tick. */
+void vg_clock_synthetic(struct vg_clock *c, int64_t start_ms, int64_t step_ms);
+/* Time of the current poll. */
+int64_t vg_clock_now(const struct vg_clock *c);
+/* Advance (synthetic only). */
+void vg_clock_tick(struct vg_clock *c);
+
+/* Format as ISO 8601 UTC "2026-11-26T06:49:14Z" (buf >= 21 bytes). */
+char *vg_time_format(int64_t ms, char *buf, size_t len);
+/* Parse ISO 8601 ("2026-11-26T06:49:14Z", "2026-11-26T06:49:14+01:00",
+ * "2026-11-26"), epoch seconds ("1795000000"), or relative to now_ms
+ * ("-3h", "-15m", "now"). 0 or -EINVAL. */
+int vg_time_parse(const char *s, int64_t now_ms, int64_t *out_ms);
+
+#endif

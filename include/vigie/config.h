@@ -1,0 +1,80 @@
+/*
+ * vigie — the configuration shared by both daemons (docs/operations.md).
+ *
+ * One INI file (parsed by libinih) with sections [agent], [collector],
+ * [storage] and [log]; each daemon reads the sections it uses and validates
+ * all of them, so one file can serve a whole deployment. An unknown section
+ * or key, or a bad value, is an error that names the file, the line and the
+ * key. Command-line flags are applied after the file (they override it).
+ */
+#ifndef VIGIE_CONFIG_H
+#define VIGIE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VG_MAX_ARCHIVES 8
+
+/* One RRD archive tier: points of resolution_s seconds kept for
+ * retention_s seconds (e.g. 60 s for 15 days). */
+struct vg_archive {
+	uint32_t resolution_s;
+	uint32_t retention_s;
+};
+
+struct vg_config {
+	/* [agent] */
+	char agent_collector[256];  /* collector = tcp://127.0.0.1:7470 */
+	char agent_libvirt[256];    /* libvirt = qemu:///system */
+	double agent_interval_s;    /* interval = 10 */
+	char agent_host[256];       /* host = (hostname) */
+	char agent_spool_dir[512];  /* spool_dir = /var/lib/vigie/spool */
+	uint32_t agent_spool_max_batches; /* spool_max_batches = 10000 */
+	uint32_t agent_ack_timeout_ms;    /* ack_timeout_ms = 5000 */
+	char agent_proc_root[512];  /* proc = /proc (tests point it elsewhere) */
+
+	/* [collector] */
+	char collector_listen[256]; /* listen = tcp://(star):7470 */
+	char collector_http[256];   /* http = 127.0.0.1:7480 */
+	char collector_data_dir[512]; /* data_dir = /var/lib/vigie */
+	uint32_t collector_max_message; /* max_message_bytes = 16777216 */
+	uint32_t collector_http_threads; /* http_threads = 4 */
+
+	/* [storage] */
+	uint32_t storage_step_s;     /* step = 60 */
+	uint32_t storage_heartbeat_s; /* heartbeat = 600 */
+	struct vg_archive archives[VG_MAX_ARCHIVES]; /* archives = 1m:15d,... */
+	size_t narchives;
+
+	/* [log] */
+	int log_level; /* level = info */
+};
+
+/* Fill *c with the documented defaults (host = this machine's hostname). */
+void vg_config_defaults(struct vg_config *c);
+
+/* Read the INI file at path into *c (on top of what is there).
+ * Returns 0, or a negative errno with a one-line message in err
+ * ("vigie.conf:12: [agent] interval: must be a number > 0"). */
+int vg_config_load(struct vg_config *c, const char *path, char *err,
+		   size_t errlen);
+
+/* Same, from a string; `name` is used in messages in place of a path. */
+int vg_config_load_string(struct vg_config *c, const char *text,
+			  const char *name, char *err, size_t errlen);
+
+/* Set one key as the file would ("agent", "interval", "2"); used for
+ * command-line overrides. Returns 0 or -EINVAL with a message in err. */
+int vg_config_set(struct vg_config *c, const char *section, const char *key,
+		  const char *value, char *err, size_t errlen);
+
+/* Parse "1m:15d,5m:63d,1h:455d" into archives; resolution must be a
+ * multiple of step. 0 or -EINVAL. */
+int vg_config_parse_archives(const char *s, struct vg_archive *out,
+			     size_t max, size_t *n);
+
+/* Parse a duration like "90", "1.5", "2s", "5m", "3h", "15d" into seconds.
+ * 0 or -EINVAL. */
+int vg_parse_duration(const char *s, double *seconds);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * vigie — the resource registry (sqlite3, <data_dir>/registry.db).
+ *
+ * Keeps every resource ever seen: type, id, host, name, parent, project,
+ * user, flavor, attributes, first/last seen, when it ended; each resource's
+ * metrics with unit, kind and last raw value; and, per agent host, the
+ * stream id and last acknowledged sequence number used to drop duplicate
+ * batches across collector restarts.
+ *
+ * The database is in WAL mode: one writer (the receiver thread) and any
+ * number of readers proceed together. A handle is used by one thread at a
+ * time: open one handle per thread.
+ */
+#ifndef VIGIE_REGISTRY_H
+#define VIGIE_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "vigie/batch.h"
+#include "vigie/dispatch.h"
+
+struct vg_registry;
+
+/* Open or create <data_dir>/registry.db. 0 or -errno, message in err. */
+int vg_registry_open(const char *data_dir, struct vg_registry **out,
+		     char *err, size_t errlen);
+void vg_registry_close(struct vg_registry *r); /* accepts NULL */
+
+/* Duplicate check: 1 if (host, stream, seq) was already acknowledged
+ * (same stream and seq <= the last committed), 0 if new, -errno. */
+int vg_registry_seen(struct vg_registry *r, const char *host,
+		     uint64_t stream, uint64_t seq);
+/* Record (host, stream, seq) as acknowledged. Called by the receiver after
+ * every consumer took the batch. 0 or -errno. */
+int vg_registry_commit(struct vg_registry *r, const char *host,
+		       uint64_t stream, uint64_t seq);
+
+/* Upsert every resource and metric of b in one transaction. Idempotent.
+ * A resource with state ENDED gets ended_at = its time. 0 or -errno
+ * (-EAGAIN when the database is busy or the disk is full). */
+int vg_registry_update(struct vg_registry *r, const struct vg_batch *b);
+struct vg_consumer vg_registry_consumer(struct vg_registry *r);
+
+struct vg_resource_filter {
+	const char *type;    /* "instance", ... or NULL */
+	const char *host;
+	const char *project;
+	const char *name;    /* exact */
+	const char *state;   /* "active" | "ended" | NULL */
+	const char *parent;
+	const char *after;   /* cursor: list ids greater than this */
+	int limit;           /* 1..1000 */
+};
+
+/* List resources matching f, ordered by id. *out is a new JSON array
+ * (caller json_decref). next_cursor gets the id to pass as `after` for the
+ * next page, or "" when this is the last page. 0 or -errno. */
+int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
+		     json_t **out, char *next_cursor, size_t cursorlen);
+
+/* One resource as a JSON object (caller json_decref):
+ * {"id","type","host","name","parent","project","user","flavor",
+ *  "state":"active"|"ended","first_seen","last_seen","ended_at"(or null),
+ *  "attributes":{..},"metrics":{"cpu.time":{"unit":"s","kind":"counter",
+ *  "last_value":1.5,"last_time":"2026-..Z"},..}}
+ * 0 or -ENOENT. */
+int vg_registry_get(struct vg_registry *r, const char *id, json_t **out);
+
+/* The type of a resource (enum vg_rtype) and its project, for access
+ * checks and store paths. 0 or -ENOENT. */
+int vg_registry_lookup(struct vg_registry *r, const char *id, int *rtype,
+		       char *project, size_t projectlen);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * vigie — the RRD store: one RRD file per (resource, metric).
+ *
+ * Layout: <data_dir>/rrd/<type>/<escaped resource id>/<escaped metric>.rrd
+ * (escaping per vigie/name.h, so no name from the wire escapes the tree).
+ * Each file has one data source "value": GAUGE for gauges, DDERIVE with
+ * minimum 0 for counters, so a counter comes out as a rate per second and
+ * a reset (guest reboot) gives an unknown point, never a negative rate.
+ * Archives AVERAGE, MIN and MAX for each configured tier (default 1 min for
+ * 15 days, 5 min for 63 days, 1 h for 455 days).
+ *
+ * Invariant: updates to one file are strictly increasing in time. The store
+ * keeps each file's last update time; a sample at or before it is a
+ * duplicate (a re-sent batch) and is skipped and counted, not an error.
+ *
+ * Thread-safety: vg_store_write_batch from one thread (the receiver);
+ * vg_store_fetch from any thread concurrently (librrd's _r functions).
+ */
+#ifndef VIGIE_STORE_H
+#define VIGIE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigie/batch.h"
+#include "vigie/config.h"
+#include "vigie/dispatch.h"
+
+struct vg_store;
+
+struct vg_store_stats {
+	uint64_t files_created;
+	uint64_t values_written;
+	uint64_t values_duplicate;  /* at or before the file's last update */
+	uint64_t values_rejected;   /* non-finite, bad name */
+	uint64_t write_errors;      /* librrd errors */
+	uint64_t write_ns_total;    /* time spent in librrd updates */
+};
+
+/* Open (creating <data_dir>/rrd if needed). Archives and step from cfg
+ * (copied). 0 or -errno with a message in err. */
+int vg_store_open(const char *data_dir, const struct vg_config *cfg,
+		  struct vg_store **out, char *err, size_t errlen);
+void vg_store_close(struct vg_store *s); /* accepts NULL */
+
+/* Write every sample of b. 0; -EAGAIN if the disk is full (nothing
+ * acknowledged, retry later); other errors are counted per value and the
+ * rest of the batch is still written. */
+int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b);
+
+/* A vg_consumer wrapping vg_store_write_batch. */
+struct vg_consumer vg_store_consumer(struct vg_store *s);
+
+/* Copy the counters (thread-safe). */
+void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out);
+
+/* Path of the file for (type, id, metric). 0, -EINVAL (bad name),
+ * -ENAMETOOLONG. */
+int vg_store_path(const struct vg_store *s, int rtype, const char *id,
+		  const char *metric, char *out, size_t outlen);
+
+enum vg_cf { VG_CF_AVERAGE = 0, VG_CF_MIN = 1, VG_CF_MAX = 2 };
+int vg_cf_parse(const char *s); /* "mean"|"average"|"min"|"max" or -EINVAL */
+
+struct vg_point {
+	int64_t time_ms; /* start of the interval the point covers... see docs */
+	double value;    /* NaN when unknown */
+};
+
+struct vg_series {
+	uint32_t resolution_s;
+	int kind; /* enum vg_kind, from the file's DS type */
+	size_t n;
+	struct vg_point *points; /* malloc'd, owned by the series */
+};
+void vg_series_free(struct vg_series *s); /* frees points; accepts NULL */
+
+/* Read [start_ms, end_ms] of one series at resolution_s (60, 300, 3600 or
+ * 0 for the finest archive covering start). Unknown points are dropped
+ * unless keep_unknown. 0, -ENOENT (no such series), -EINVAL, -EIO. */
+int vg_store_fetch(struct vg_store *s, int rtype, const char *id,
+		   const char *metric, int cf, int64_t start_ms,
+		   int64_t end_ms, uint32_t resolution_s, int keep_unknown,
+		   struct vg_series *out);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * vigie — the wire format between agent and collector (docs/protocol.md).
+ *
+ * Two messages travel over a nanomsg REQ/REP pair: the agent's REQ carries
+ * one encoded batch, the collector's REP carries one acknowledgement.
+ * Everything is little-endian, versioned by a 4-byte magic and a version
+ * byte. Strings live once in a per-message string table and are referred
+ * to by index, so metric names repeated over hundreds of resources cost
+ * four bytes each.
+ *
+ * Decoding is defensive: every length and index is bounds-checked against
+ * the message and the limits below before it is used; a bad message is
+ * rejected with a specific negative errno and never partially applied.
+ * All functions are thread-safe (no shared state).
+ */
+#ifndef VIGIE_WIRE_H
+#define VIGIE_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigie/batch.h"
+
+#define VG_WIRE_VERSION 1
+#define VG_WIRE_BATCH_MAGIC "VGB1"
+#define VG_WIRE_ACK_MAGIC "VGA1"
+#define VG_WIRE_NO_STRING 0xffffffffu
+
+/* Limits enforced by the decoder (and the encoder, so an agent never
+ * produces what a collector would refuse). */
+#define VG_WIRE_MAX_MESSAGE (16u << 20) /* bytes */
+#define VG_WIRE_MAX_STRINGS (1u << 20)
+#define VG_WIRE_MAX_STRING 1024u        /* bytes per string */
+#define VG_WIRE_MAX_RESOURCES (1u << 18)
+#define VG_WIRE_MAX_SAMPLES (1u << 22)
+#define VG_WIRE_MAX_EVENTS (1u << 16)
+#define VG_WIRE_MAX_ATTRS_PER_RES 64u
+
+/* Acknowledgement status. On the wire. */
+enum vg_ack_status {
+	VG_ACK_OK = 0,        /* stored; drop it from the spool */
+	VG_ACK_DUPLICATE = 1, /* already stored earlier; drop it */
+	VG_ACK_RETRY = 2,     /* not stored (storage busy/full); resend later */
+	VG_ACK_REJECTED = 3,  /* malformed or refused; never resend as is */
+};
+
+struct vg_ack {
+	uint8_t status;  /* enum vg_ack_status */
+	uint64_t stream;
+	uint64_t seq;
+};
+
+/* Encode a batch. On success *out is a malloc'd buffer of *len bytes that
+ * the caller frees. Errors: -ENOMEM, -E2BIG (a limit above is exceeded),
+ * -EINVAL (a string contains a NUL byte or is too long). */
+int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len);
+
+/* Decode a batch message. On success *out is a new batch the caller frees
+ * with vg_batch_free. Errors: -EBADMSG (malformed, truncated, bad index,
+ * bad enum, non-finite value), -EPROTONOSUPPORT (unknown magic/version),
+ * -E2BIG (over a limit), -ENOMEM. */
+int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out);
+
+/* Peek at a message's header without decoding it; fills what it can.
+ * Returns 0 if the header is a batch header, else as vg_wire_decode. */
+int vg_wire_peek(const void *buf, size_t len, uint64_t *stream,
+		 uint64_t *seq);
+
+/* Acknowledgements: fixed 24 bytes. encode writes into buf (>= 24 bytes)
+ * and returns the length; decode returns 0 or -EBADMSG/-EPROTONOSUPPORT. */
+#define VG_WIRE_ACK_LEN 24
+size_t vg_wire_ack_encode(const struct vg_ack *a, uint8_t *buf);
+int vg_wire_ack_decode(const void *buf, size_t len, struct vg_ack *a);
+
+/* Human-readable text for a vg_wire_* error code. */
+const char *vg_wire_strerror(int err);
+
+#endif

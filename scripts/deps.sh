@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Install every Debian package vigie needs to build, test, demo and bench.
+# Idempotent: asks dpkg first and calls apt-get only for what is missing.
+# Called by `make demo`, `make check`, `make bench` and `make fuzz`.
+set -euo pipefail
+
+PKGS=(
+  # build
+  build-essential pkg-config
+  # libraries (headers + runtime)
+  libvirt-dev librrd-dev libnanomsg-dev libjansson-dev libsqlite3-dev
+  libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libssl-dev libcmocka-dev
+  # tools the tests and the demo drive
+  libvirt-clients rrdtool nanomsg-utils sqlite3 curl jq procps iproute2
+  # real QEMU guests under libvirtd for tests/e2e (TCG, no KVM needed)
+  libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$st" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps: missing Debian packages: ${missing[*]}" >&2
+  echo "deps: run as root (or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# tests/run.sh — run every test and print one summary line.
+#
+# Runs each unit test binary ($VIGIE_BUILD/tests/*_test, cmocka in TAP
+# mode), then tests/integration/*.sh and tests/e2e/*.sh (bash, TAP). Counts
+# every "ok", "not ok" and "# SKIP" line; a program that exits non-zero
+# without reporting a failure counts as one failure (a crash is a failure).
+# Logs of each program go to $VIGIE_BUILD/test-logs/. Exit 1 if anything
+# failed. Set TESTS=pattern to run only matching programs.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${VIGIE_BUILD:-build}
+export VIGIE_BUILD=$BUILD
+LOGS=$BUILD/test-logs
+mkdir -p "$LOGS"
+pass=0 fail=0 skip=0
+failed_names=()
+
+run_one() { # name, command...
+  local name=$1; shift
+  local log="$LOGS/$name.log" t0=$SECONDS
+  CMOCKA_MESSAGE_OUTPUT=TAP "$@" >"$log" 2>&1
+  local rc=$?
+  local p f s
+  s=$(grep -cE '^ok [0-9]+.*# *SKIP' "$log")
+  p=$(grep -E '^ok [0-9]+' "$log" | grep -cvE '# *SKIP')
+  f=$(grep -cE '^not ok [0-9]+' "$log")
+  if grep -qE '^1\.\.0 *# *SKIP' "$log"; then s=$((s + 1)); fi
+  if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; echo "not ok - $name exited with status $rc" >>"$log"; fi
+  pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
+  local status=PASS
+  [[ $s -gt 0 ]] && status="PASS ($s skipped)"
+  [[ $f -gt 0 ]] && { status=FAIL; failed_names+=("$name"); }
+  printf '%-32s %-20s %3d ok %3d failed %3d skipped %4ds\n' "$name" "$status" "$p" "$f" "$s" $((SECONDS - t0))
+  if [[ $f -gt 0 ]]; then
+    grep -E '^not ok|^# ' "$log" | head -20 | sed 's/^/    /'
+    echo "    (full log: $log)"
+  fi
+  grep -E '^ok [0-9]+.*# *SKIP|^1\.\.0 *# *SKIP' "$log" | sed 's/^/    /'
+}
+
+pattern=${TESTS:-}
+for t in "$BUILD"/tests/*_test; do
+  [[ -x $t ]] || continue
+  n=$(basename "$t")
+  [[ -n $pattern && $n != *$pattern* ]] && continue
+  run_one "unit/$n" "$t"
+done
+for t in tests/integration/*.sh tests/e2e/*.sh; do
+  [[ -f $t ]] || continue
+  n=${t#tests/}; n=${n%.sh}
+  [[ -n $pattern && $n != *$pattern* ]] && continue
+  run_one "$n" bash "$t"
+done
+
+echo
+[[ ${#failed_names[@]} -gt 0 ]] && echo "failed: ${failed_names[*]}"
+echo "check: $pass passed, $fail failed, $skip skipped"
+[[ $fail -eq 0 ]]

@@ -1,0 +1,68 @@
+/*
+ * clock_test.c — time formatting and every accepted input form of
+ * vg_time_parse, plus the synthetic clock that tests replay with.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "vigie/clock.h"
+
+static void test_format(void **state)
+{
+	char buf[32];
+	assert_string_equal(vg_time_format(0, buf, sizeof(buf)), "1970-01-01T00:00:00Z");
+	assert_string_equal(vg_time_format(1795000000999LL, buf, sizeof(buf)), "2026-11-18T11:06:40Z");
+}
+
+static void test_parse(void **state)
+{
+	int64_t t, now = 1795000000000LL;
+	assert_int_equal(vg_time_parse("2026-11-18T11:06:40Z", now, &t), 0);
+	assert_int_equal(t, 1795000000000LL);
+	assert_int_equal(vg_time_parse("2026-11-18T12:06:40+01:00", now, &t), 0);
+	assert_int_equal(t, 1795000000000LL);
+	assert_int_equal(vg_time_parse("2026-11-18T11:06:40.250Z", now, &t), 0);
+	assert_int_equal(t, 1795000000000LL);
+	assert_int_equal(vg_time_parse("2024-02-29", now, &t), 0);
+	assert_int_equal(t, 1709164800000LL);
+	assert_int_equal(vg_time_parse("1795000000", now, &t), 0);
+	assert_int_equal(t, 1795000000000LL);
+	assert_int_equal(vg_time_parse("-3h", now, &t), 0);
+	assert_int_equal(t, now - 3 * 3600 * 1000LL);
+	assert_int_equal(vg_time_parse("-15m", now, &t), 0);
+	assert_int_equal(t, now - 900000);
+	assert_int_equal(vg_time_parse("now", now, &t), 0);
+	assert_int_equal(t, now);
+	const char *bad[] = {"", "yesterday", "2026-13-01", "2026-11-18T25:00:00Z",
+			     "-3y", "12abc", "2026-11-18T11:06:40Q", "-"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(vg_time_parse(bad[i], now, &t), -EINVAL);
+}
+
+static void test_synthetic(void **state)
+{
+	struct vg_clock c;
+	vg_clock_synthetic(&c, 1000, 60000);
+	assert_int_equal(vg_clock_now(&c), 1000);
+	vg_clock_tick(&c);
+	vg_clock_tick(&c);
+	assert_int_equal(vg_clock_now(&c), 121000);
+	vg_clock_real(&c);
+	int64_t a = vg_now_ms();
+	assert_true(vg_clock_now(&c) >= a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_format),
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_synthetic),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,143 @@
+/*
+ * config_test.c — the shared INI config: defaults, every key type, and
+ * errors that name the file, line and key.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vigie/config.h"
+#include "vigie/log.h"
+
+static void test_defaults(void **state)
+{
+	struct vg_config c;
+	vg_config_defaults(&c);
+	assert_string_equal(c.agent_libvirt, "qemu:///system");
+	assert_string_equal(c.collector_listen, "tcp://*:7470");
+	assert_string_equal(c.collector_http, "127.0.0.1:7480");
+	assert_int_equal(c.storage_step_s, 60);
+	assert_int_equal(c.narchives, 3);
+	assert_int_equal(c.archives[0].resolution_s, 60);
+	assert_int_equal(c.archives[0].retention_s, 15 * 86400);
+	assert_int_equal(c.archives[1].resolution_s, 300);
+	assert_int_equal(c.archives[1].retention_s, 63 * 86400);
+	assert_int_equal(c.archives[2].resolution_s, 3600);
+	assert_int_equal(c.archives[2].retention_s, 455 * 86400);
+	assert_true(c.agent_host[0] != '\0');
+}
+
+static void test_full_file(void **state)
+{
+	struct vg_config c;
+	char err[256] = "";
+	const char *text =
+		"; comment\n"
+		"[agent]\n"
+		"collector = tcp://10.0.0.1:7470\n"
+		"interval = 0.5\n"
+		"spool_max_batches = 50\n"
+		"\n[collector]\n"
+		"data_dir = /srv/vigie\n"
+		"http_threads = 8\n"
+		"[storage]\n"
+		"archives = 1m:1d,1h:30d\n"
+		"[log]\n"
+		"level = debug\n";
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, text, "t.conf", err, sizeof(err)), 0);
+	assert_string_equal(c.agent_collector, "tcp://10.0.0.1:7470");
+	assert_true(c.agent_interval_s == 0.5);
+	assert_int_equal(c.agent_spool_max_batches, 50);
+	assert_string_equal(c.collector_data_dir, "/srv/vigie");
+	assert_int_equal(c.collector_http_threads, 8);
+	assert_int_equal(c.narchives, 2);
+	assert_int_equal(c.archives[1].retention_s, 30 * 86400);
+	assert_int_equal(c.log_level, VG_LOG_DEBUG);
+}
+
+static void expect_error(const char *text, const char *msg)
+{
+	struct vg_config c;
+	char err[256] = "";
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, text, "x.conf", err, sizeof(err)), -EINVAL);
+	if (!strstr(err, msg))
+		fail_msg("error '%s' does not contain '%s'", err, msg);
+}
+
+static void test_errors_name_file_line_key(void **state)
+{
+	expect_error("[agent]\ninterval = 1\nintervall = 2\n", "x.conf:3: [agent] intervall: unknown key");
+	expect_error("[agent]\n\ninterval = fast\n", "x.conf:3: [agent] interval: 'fast'");
+	expect_error("[agent]\ninterval = 0\n", "x.conf:2: [agent] interval");
+	expect_error("[agent]\ninterval = -1\n", "x.conf:2:");
+	expect_error("[collector]\nhttp_threads = 99999\n", "x.conf:2: [collector] http_threads");
+	expect_error("[collector]\nhttp_threads = 4x\n", "x.conf:2: [collector] http_threads");
+	expect_error("[bogus]\na = 1\n", "x.conf:2: unknown section [bogus]");
+	expect_error("a = 1\n", "x.conf:1: key 'a' outside any section");
+	expect_error("[agent\n", "x.conf:1: syntax error");
+	expect_error("[storage]\narchives = 5m:1d,1m:1d\n", "[storage] archives");
+	expect_error("[log]\nlevel = loud\n", "[log] level");
+}
+
+static void test_file_missing(void **state)
+{
+	struct vg_config c;
+	char err[256] = "";
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load(&c, "/nonexistent/vigie.conf", err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "/nonexistent/vigie.conf"));
+}
+
+static void test_file_on_disk_and_override(void **state)
+{
+	struct vg_config c;
+	char err[256] = "", path[] = "/tmp/vigie-config-test-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	fputs("[agent]\nlibvirt = test:///default\n", f);
+	fclose(f);
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load(&c, path, err, sizeof(err)), 0);
+	assert_string_equal(c.agent_libvirt, "test:///default");
+	assert_int_equal(vg_config_set(&c, "agent", "libvirt", "qemu:///session", err, sizeof(err)), 0);
+	assert_string_equal(c.agent_libvirt, "qemu:///session");
+	assert_int_equal(vg_config_set(&c, "agent", "nope", "1", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "nope"));
+	remove(path);
+}
+
+static void test_durations(void **state)
+{
+	double s;
+	assert_int_equal(vg_parse_duration("90", &s), 0);
+	assert_true(s == 90);
+	assert_int_equal(vg_parse_duration("5m", &s), 0);
+	assert_true(s == 300);
+	assert_int_equal(vg_parse_duration("1.5h", &s), 0);
+	assert_true(s == 5400);
+	assert_int_equal(vg_parse_duration("3x", &s), -EINVAL);
+	assert_int_equal(vg_parse_duration("", &s), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_errors_name_file_line_key),
+		cmocka_unit_test(test_file_missing),
+		cmocka_unit_test(test_file_on_disk_and_override),
+		cmocka_unit_test(test_durations),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,258 @@
+/*
+ * wire_test.c — the batch builder and the wire codec: round trip, string
+ * interning, every rejection the decoder makes, and acks.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "vigie/wire.h"
+
+static struct vg_batch *sample_batch(void)
+{
+	struct vg_batch *b = vg_batch_new("compute-1", 0x1122334455667788ull, 42,
+					  1795000000123LL);
+	assert_non_null(b);
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "6695eb01-f6a4-8304-79aa-97f2502e193f",
+					  "test", NULL, 1795000000100LL));
+	assert_int_equal(vg_batch_identity(b, "proj-a", "user-1", "m1.small"), 0);
+	assert_int_equal(vg_batch_attr(b, "image", "cirros"), 0);
+	assert_int_equal(vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 12.5), 0);
+	assert_int_equal(vg_batch_sample(b, "memory.size", VG_KIND_GAUGE, 2147483648.0), 0);
+	assert_non_null(vg_batch_resource(b, VG_RT_DISK, "6695eb01-f6a4-8304-79aa-97f2502e193f-vda",
+					  "vda", "6695eb01-f6a4-8304-79aa-97f2502e193f", 1795000000101LL));
+	assert_int_equal(vg_batch_sample(b, "disk.read.bytes", VG_KIND_COUNTER, 4096), 0);
+	assert_int_equal(vg_batch_event(b, "6695eb01-f6a4-8304-79aa-97f2502e193f", VG_EV_STARTED,
+					1795000000000LL, NULL), 0);
+	return b;
+}
+
+static void test_round_trip(void **state)
+{
+	struct vg_batch *b = sample_batch(), *d = NULL;
+	uint8_t *buf;
+	size_t len;
+
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	assert_true(len > 48);
+	assert_int_equal(vg_wire_decode(buf, len, &d), 0);
+	assert_string_equal(d->host, "compute-1");
+	assert_true(d->stream == 0x1122334455667788ull);
+	assert_int_equal(d->seq, 42);
+	assert_int_equal(d->time_ms, 1795000000123LL);
+	assert_int_equal(d->nres, 2);
+	assert_int_equal(d->nsamples, 3);
+	assert_int_equal(d->nevents, 1);
+	const struct vg_resource *r = &d->res[0];
+	assert_int_equal(r->type, VG_RT_INSTANCE);
+	assert_string_equal(r->name, "test");
+	assert_null(r->parent);
+	assert_string_equal(r->project, "proj-a");
+	assert_string_equal(r->user, "user-1");
+	assert_string_equal(r->flavor, "m1.small");
+	assert_int_equal(r->time_ms, 1795000000100LL);
+	assert_int_equal(r->nattrs, 1);
+	assert_string_equal(vg_resource_attrs(d, r)[0].value, "cirros");
+	assert_int_equal(r->nsamples, 2);
+	assert_string_equal(vg_resource_samples(d, r)[0].metric, "cpu.time");
+	assert_true(vg_resource_samples(d, r)[0].value == 12.5);
+	assert_int_equal(vg_resource_samples(d, r)[0].kind, VG_KIND_COUNTER);
+	r = &d->res[1];
+	assert_string_equal(r->parent, d->res[0].id);
+	assert_int_equal(r->nsamples, 1);
+	assert_true(vg_resource_samples(d, r)[0].value == 4096);
+	assert_int_equal(d->events[0].type, VG_EV_STARTED);
+	assert_null(d->events[0].detail);
+	free(buf);
+	vg_batch_free(b);
+	vg_batch_free(d);
+}
+
+/* The same metric name on 1000 resources is stored once in the table. */
+static void test_interning(void **state)
+{
+	struct vg_batch *b = vg_batch_new("h", 1, 1, 0);
+	uint8_t *buf;
+	size_t len;
+	char id[32];
+
+	for (int i = 0; i < 1000; i++) {
+		snprintf(id, sizeof(id), "res-%d", i);
+		assert_non_null(vg_batch_resource(b, VG_RT_HOST_NIC, id, NULL, NULL, 0));
+		assert_int_equal(vg_batch_sample(b, "a.fairly.long.metric.name.for.interning",
+						 VG_KIND_GAUGE, i), 0);
+	}
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	/* header + host + 1001 distinct ids/names + 1000*(44+13) */
+	assert_true(len < 48 + 4 + 3 + 1000 * (2 + 8) + 2 + 40 + 1000 * 57 + 16);
+	struct vg_batch *d;
+	assert_int_equal(vg_wire_decode(buf, len, &d), 0);
+	assert_true(vg_resource_samples(d, &d->res[999])[0].value == 999);
+	free(buf);
+	vg_batch_free(b);
+	vg_batch_free(d);
+}
+
+static int decode_mutated(size_t off, uint8_t val)
+{
+	struct vg_batch *b = sample_batch(), *d = NULL;
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	assert_true(off < len);
+	buf[off] = val;
+	int rc = vg_wire_decode(buf, len, &d);
+	assert_true(rc != 0 || d != NULL);
+	vg_batch_free(d);
+	vg_batch_free(b);
+	free(buf);
+	return rc;
+}
+
+static void test_rejections(void **state)
+{
+	struct vg_batch *b = sample_batch(), *d = (void *)1;
+	uint8_t *buf;
+	size_t len;
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+
+	/* every truncation is rejected, never crashes */
+	for (size_t l = 0; l < len; l++) {
+		int rc = vg_wire_decode(buf, l, &d);
+		assert_true(rc == -EBADMSG || rc == -EPROTONOSUPPORT);
+		assert_null(d);
+	}
+	/* trailing garbage */
+	uint8_t *big = malloc(len + 1);
+	memcpy(big, buf, len);
+	big[len] = 0;
+	assert_int_equal(vg_wire_decode(big, len + 1, &d), -EBADMSG);
+	free(big);
+	/* oversize */
+	assert_int_equal(vg_wire_decode(buf, VG_WIRE_MAX_MESSAGE + 1, &d), -E2BIG);
+
+	assert_int_equal(decode_mutated(0, 'X'), -EPROTONOSUPPORT); /* magic */
+	assert_int_equal(decode_mutated(4, 2), -EPROTONOSUPPORT);   /* version */
+	assert_int_equal(decode_mutated(6, 1), -EBADMSG);           /* flags */
+	assert_int_equal(decode_mutated(35, 0x7f), -E2BIG);         /* nstrings */
+	assert_int_equal(decode_mutated(32, 0xff), -EBADMSG);       /* nstrings > data */
+	assert_int_equal(decode_mutated(48, 0xee), -EBADMSG);       /* host index */
+
+	/* find the first resource and corrupt its type, state and indices */
+	uint32_t nstr = buf[32] | buf[33] << 8;
+	size_t p = 52;
+	for (uint32_t i = 0; i < nstr; i++)
+		p += 2 + (buf[p] | buf[p + 1] << 8);
+	assert_int_equal(decode_mutated(p, 9), -EBADMSG);      /* type */
+	assert_int_equal(decode_mutated(p + 1, 7), -EBADMSG);  /* state */
+	assert_int_equal(decode_mutated(p + 4, 0xff), -EBADMSG); /* id -> NO_STRING/out */
+	assert_int_equal(decode_mutated(p + 36, 9), -EBADMSG); /* sample count */
+	free(buf);
+	vg_batch_free(b);
+}
+
+static void test_non_finite_rejected(void **state)
+{
+	double bad[] = {NAN, INFINITY, -INFINITY};
+	for (int i = 0; i < 3; i++) {
+		struct vg_batch *b = vg_batch_new("h", 1, 1, 0), *d = NULL;
+		uint8_t *buf;
+		size_t len;
+		vg_batch_resource(b, VG_RT_HOST, "h", NULL, NULL, 0);
+		vg_batch_sample(b, "x", VG_KIND_GAUGE, bad[i]);
+		assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+		assert_int_equal(vg_wire_decode(buf, len, &d), -EBADMSG);
+		free(buf);
+		vg_batch_free(b);
+	}
+}
+
+static void test_embedded_nul_and_long_string(void **state)
+{
+	struct vg_batch *b = vg_batch_new("h", 1, 1, 0), *d = NULL;
+	uint8_t *buf;
+	size_t len;
+	char longname[VG_WIRE_MAX_STRING + 2];
+
+	vg_batch_resource(b, VG_RT_HOST, "hXst", NULL, NULL, 0);
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	uint8_t *x = memmem(buf, len, "hXst", 4);
+	assert_non_null(x);
+	x[1] = '\0';
+	assert_int_equal(vg_wire_decode(buf, len, &d), -EBADMSG);
+	free(buf);
+	vg_batch_free(b);
+
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	b = vg_batch_new("h", 1, 1, 0);
+	vg_batch_resource(b, VG_RT_HOST, longname, NULL, NULL, 0);
+	assert_int_equal(vg_wire_encode(b, &buf, &len), -EINVAL);
+	vg_batch_free(b);
+}
+
+static void test_ack(void **state)
+{
+	uint8_t buf[VG_WIRE_ACK_LEN];
+	struct vg_ack a = {VG_ACK_RETRY, 77, 99}, o;
+
+	assert_int_equal(vg_wire_ack_encode(&a, buf), VG_WIRE_ACK_LEN);
+	assert_int_equal(vg_wire_ack_decode(buf, sizeof(buf), &o), 0);
+	assert_int_equal(o.status, VG_ACK_RETRY);
+	assert_int_equal(o.stream, 77);
+	assert_int_equal(o.seq, 99);
+	assert_int_equal(vg_wire_ack_decode(buf, sizeof(buf) - 1, &o), -EBADMSG);
+	buf[5] = 9;
+	assert_int_equal(vg_wire_ack_decode(buf, sizeof(buf), &o), -EBADMSG);
+	buf[0] = 'Z';
+	assert_int_equal(vg_wire_ack_decode(buf, sizeof(buf), &o), -EPROTONOSUPPORT);
+}
+
+static void test_json(void **state)
+{
+	struct vg_batch *b = sample_batch();
+	char *s = vg_batch_to_json(b);
+	json_error_t e;
+	json_t *j = json_loads(s, 0, &e);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "host")), "compute-1");
+	json_t *r0 = json_array_get(json_object_get(j, "resources"), 0);
+	assert_string_equal(json_string_value(json_object_get(r0, "type")), "instance");
+	json_t *v = json_object_get(json_object_get(json_object_get(r0, "samples"), "memory.size"), "value");
+	assert_true(json_real_value(v) == 2147483648.0);
+	json_decref(j);
+	free(s);
+	vg_batch_free(b);
+}
+
+static void test_enum_names(void **state)
+{
+	assert_int_equal(vg_rtype_parse("host_disk"), VG_RT_HOST_DISK);
+	assert_int_equal(vg_rtype_parse("bogus"), -EINVAL);
+	assert_string_equal(vg_rtype_name(VG_RT_NIC), "nic");
+	assert_null(vg_rtype_name(0));
+	assert_string_equal(vg_event_name(VG_EV_GAP), "gap");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_interning),
+		cmocka_unit_test(test_rejections),
+		cmocka_unit_test(test_non_finite_rejected),
+		cmocka_unit_test(test_embedded_nul_and_long_string),
+		cmocka_unit_test(test_ack),
+		cmocka_unit_test(test_json),
+		cmocka_unit_test(test_enum_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
