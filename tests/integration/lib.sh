@@ -1,0 +1,80 @@
+# tests/integration/lib.sh — helpers for integration tests (sourced).
+#
+# TAP output, free loopback ports, starting the real daemons on a private
+# temp dir, bounded waiting, and cleanup of everything on exit (also on
+# failure). Binaries come from $VIGIE_BUILD/bin.
+set -u
+BUILD=${VIGIE_BUILD:-build}
+BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/$BUILD/bin
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TMP=$(mktemp -d /tmp/vigie-it.XXXXXX)
+_tap_n=0
+_pids=()
+
+ok()   { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
+nok()  { _tap_n=$((_tap_n + 1)); echo "not ok $_tap_n - $*"; }
+skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # SKIP $*"; }
+# check DESC CMD... : ok if CMD succeeds
+check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+# eq DESC GOT WANT
+eq() { if [[ "$2" == "$3" ]]; then ok "$1"; else nok "$1 (got '$2', want '$3')"; fi; }
+done_testing() { echo "1..$_tap_n"; }
+diag() { echo "# $*"; }
+
+cleanup() {
+  local p
+  for p in "${_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${_pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+  done
+  if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "# kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+
+free_port() { # a loopback TCP port nobody listens on
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+  done
+}
+
+# start_collector NAME ARGS... ; sets COLLECTOR_PID, logs to $TMP/NAME.log
+start_collector() {
+  local name=$1; shift
+  "$BIN/vigie-collector" "$@" >>"$TMP/$name.log" 2>&1 &
+  COLLECTOR_PID=$!
+  _pids+=("$COLLECTOR_PID")
+}
+start_agent() {
+  local name=$1; shift
+  "$BIN/vigie-agent" "$@" >>"$TMP/$name.log" 2>&1 &
+  AGENT_PID=$!
+  _pids+=("$AGENT_PID")
+}
+stop_pid() { # SIGTERM, wait up to 10 s; returns the exit status (137 if killed)
+  local p=$1
+  kill -TERM "$p" 2>/dev/null
+  for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$p" 2>/dev/null
+  wait "$p" 2>/dev/null
+}
+
+# wait_for SECONDS CMD... : poll CMD every 0.2 s until it succeeds
+wait_for() {
+  local limit=$1; shift
+  local end=$((SECONDS + limit))
+  while [[ $SECONDS -lt $end ]]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  return 1
+}
+
+api() { curl -sS --max-time 5 "$API$1"; }
+api_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$API$1"; }
+
+# approx A B RELTOL : |A-B| <= RELTOL*max(|A|,|B|)
+approx() {
+  awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d;
+    m = a < 0 ? -a : a; n = b < 0 ? -b : b; if (n > m) m = n;
+    exit !(d <= t * m) }'
+}
