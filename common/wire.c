@@ -2,7 +2,9 @@
  * wire.c — encoder and decoder of the agent -> collector protocol.
  *
  * Layout (docs/protocol.md has it byte by byte), little-endian:
- *   header   48 bytes: magic "VGB1", version u8, type u8, flags u16,
+ *   header   48 bytes: magic "VGB1", version u8, type u8, flags u16
+ *            (bit 0 = signed: a 32-byte HMAC trailer follows the events;
+ *            the decoders skip it, sign.c checks it),
  *            stream u64, seq u64, time_ms i64,
  *            nstrings u32, nresources u32, nsamples u32, nevents u32
  *   host     u32 string index
@@ -331,12 +333,22 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 	int rc;
 
 	*out = NULL;
-	if (len > VG_WIRE_MAX_MESSAGE)
+	if (len > VG_WIRE_MAX_MESSAGE + VG_WIRE_MAC_LEN)
 		return -E2BIG;
 	if ((rc = vg_wire_peek(buf, len, &stream, &seq)))
 		return rc;
-	if (get16(h + 6) != 0) /* no flags defined in version 1 */
+	uint16_t flags = get16(h + VG_WIRE_FLAGS_OFFSET);
+	if (flags & ~VG_WIRE_FLAG_SIGNED) /* the only flag defined */
 		return -EBADMSG;
+	if (flags & VG_WIRE_FLAG_SIGNED) {
+		/* The trailer is sign.c's business: decode what precedes it. */
+		if (len < HDR_LEN + VG_WIRE_MAC_LEN)
+			return -EBADMSG;
+		len -= VG_WIRE_MAC_LEN;
+		r.end -= VG_WIRE_MAC_LEN;
+	}
+	if (len > VG_WIRE_MAX_MESSAGE)
+		return -E2BIG;
 	nstr = get32(h + 32);
 	nres = get32(h + 36);
 	nsamp = get32(h + 40);
@@ -514,10 +526,14 @@ int vg_wire_ack_decode(const void *buf, size_t len, struct vg_ack *a)
 {
 	const uint8_t *p = buf;
 
-	if (len != VG_WIRE_ACK_LEN)
+	if (len != VG_WIRE_ACK_LEN && len != VG_WIRE_ACK_LEN + VG_WIRE_MAC_LEN)
 		return -EBADMSG;
 	if (memcmp(p, VG_WIRE_ACK_MAGIC, 4) || p[4] != VG_WIRE_VERSION)
 		return -EPROTONOSUPPORT;
+	/* Signed exactly when the trailer is there; no other flag. */
+	if (get16(p + VG_WIRE_FLAGS_OFFSET) !=
+	    (len == VG_WIRE_ACK_LEN ? 0 : VG_WIRE_FLAG_SIGNED))
+		return -EBADMSG;
 	if (p[5] > VG_ACK_REJECTED)
 		return -EBADMSG;
 	a->status = p[5];

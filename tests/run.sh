@@ -19,6 +19,7 @@ failed_names=()
 run_one() { # name, command...
   local name=$1; shift
   local log="$LOGS/$name.log" t0=$SECONDS
+  mkdir -p "$(dirname "$log")"
   CMOCKA_MESSAGE_OUTPUT=TAP "$@" >"$log" 2>&1
   local rc=$?
   local p f s

@@ -48,6 +48,11 @@ void vg_store_close(struct vg_store *s); /* accepts NULL */
  * rest of the batch is still written. */
 int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b);
 
+/* Text of the last write error ("<file>: <librrd message>"), "" if none,
+ * so the receiver can log why write_errors grew. Writer thread only; the
+ * string stays valid until the next vg_store_write_batch. */
+const char *vg_store_last_error(const struct vg_store *s);
+
 /* A vg_consumer wrapping vg_store_write_batch. */
 struct vg_consumer vg_store_consumer(struct vg_store *s);
 

@@ -26,6 +26,15 @@
 #define VG_WIRE_ACK_MAGIC "VGA1"
 #define VG_WIRE_NO_STRING 0xffffffffu
 
+/* Header flags (u16 at byte VG_WIRE_FLAGS_OFFSET of a batch or an ack).
+ * SIGNED: the message ends with a VG_WIRE_MAC_LEN-byte HMAC-SHA-256
+ * trailer (docs/protocol.md, "Signed messages"; vigie/sign.h makes and
+ * checks it). The decoders accept the flag and ignore the trailer: they
+ * never verify it. Any other flag bit is rejected. */
+#define VG_WIRE_FLAGS_OFFSET 6
+#define VG_WIRE_FLAG_SIGNED 0x0001u
+#define VG_WIRE_MAC_LEN 32
+
 /* Limits enforced by the decoder (and the encoder, so an agent never
  * produces what a collector would refuse). */
 #define VG_WIRE_MAX_MESSAGE (16u << 20) /* bytes */
@@ -56,9 +65,11 @@ struct vg_ack {
 int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len);
 
 /* Decode a batch message. On success *out is a new batch the caller frees
- * with vg_batch_free. Errors: -EBADMSG (malformed, truncated, bad index,
- * bad enum, non-finite value), -EPROTONOSUPPORT (unknown magic/version),
- * -E2BIG (over a limit), -ENOMEM. */
+ * with vg_batch_free. A message with VG_WIRE_FLAG_SIGNED is decoded without
+ * its trailer (the signature is NOT checked here: see vigie/sign.h).
+ * Errors: -EBADMSG (malformed, truncated, bad index, bad enum, non-finite
+ * value, unknown flag), -EPROTONOSUPPORT (unknown magic/version), -E2BIG
+ * (over a limit; VG_WIRE_MAX_MESSAGE does not count the trailer), -ENOMEM. */
 int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out);
 
 /* Peek at a message's header without decoding it; fills what it can.
@@ -67,7 +78,10 @@ int vg_wire_peek(const void *buf, size_t len, uint64_t *stream,
 		 uint64_t *seq);
 
 /* Acknowledgements: fixed 24 bytes. encode writes into buf (>= 24 bytes)
- * and returns the length; decode returns 0 or -EBADMSG/-EPROTONOSUPPORT. */
+ * and returns the length (an unsigned ack; vg_sign_ack appends the
+ * trailer); decode returns 0 or -EBADMSG/-EPROTONOSUPPORT. decode accepts
+ * 24 bytes without VG_WIRE_FLAG_SIGNED or VG_WIRE_ACK_LEN +
+ * VG_WIRE_MAC_LEN bytes with it, and does not check the trailer. */
 #define VG_WIRE_ACK_LEN 24
 size_t vg_wire_ack_encode(const struct vg_ack *a, uint8_t *buf);
 int vg_wire_ack_decode(const void *buf, size_t len, struct vg_ack *a);

@@ -9,8 +9,8 @@ cd "$(dirname "$0")/../.."
 SECS=${1:-${FUZZ_SECONDS:-60}}
 OUT=build-fuzz
 mkdir -p "$OUT"
-CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags jansson) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-LIBS="$(pkg-config --libs jansson inih) -lm -lpthread"
+CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags jansson libcrypto) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
+LIBS="$(pkg-config --libs jansson inih libcrypto) -lm -lpthread"
 n=0; rc_all=0
 for src in tests/fuzz/*_fuzz.c; do
   t=$(basename "$src" .c); name=${t%_fuzz}; n=$((n + 1))

@@ -15,7 +15,7 @@ ok()   { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
 nok()  { _tap_n=$((_tap_n + 1)); echo "not ok $_tap_n - $*"; }
 skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # SKIP $*"; }
 # check DESC CMD... : ok if CMD succeeds
-check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+check() { local d=$1; shift; if "$@" >/dev/null; then ok "$d"; else nok "$d"; fi; }
 # eq DESC GOT WANT
 eq() { if [[ "$2" == "$3" ]]; then ok "$1"; else nok "$1 (got '$2', want '$3')"; fi; }
 done_testing() { echo "1..$_tap_n"; }

@@ -75,7 +75,7 @@ for pair in rx_bytes:net.rx.bytes rx_packets:net.rx.packets tx_bytes:net.tx.byte
   check "${pair#*:} agrees with virsh domifstat ${pair%%:*}" approx "$(last "$nic" "${pair#*:}")" "$v" 1e-6
 done
 hostres=$(api /v1/resources/it-host)
-memtotal=$(awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo)
+memtotal=$(awk '/^MemTotal:/ {printf "%.0f", $2 * 1024}' /proc/meminfo)
 eq "host.memory.total = /proc/meminfo MemTotal" "$(last "$hostres" host.memory.total | awk '{printf "%.0f", $1}')" "$memtotal"
 check "host.cpu.idle is a percentage" awk -v v="$(last "$hostres" host.cpu.idle)" 'BEGIN { exit !(v >= 0 && v <= 100) }'
 
@@ -95,7 +95,7 @@ check "5-minute archive has points too" jq -e '.granularity == 300 and (.points 
 # ---- the files, read by rrdtool itself ----
 f=$DATA/rrd/instance/$UUID/memory.size.rrd
 check "RRD file laid out by type/resource/metric" test -f "$f"
-fetch=$(rrdtool fetch "$f" AVERAGE -r 60 -s $START -e $((START + 1500)) | awk -F': ' 'NF==2 && $2 !~ /nan/ {printf "%d %.0f\n", $1, $2}')
+fetch=$(rrdtool fetch "$f" AVERAGE -r 60 -s $START -e $((START + 1500)) | awk -F': ' 'NF==2 && $2 !~ /nan/ {printf "%d %.0f\n", $1 - 60, $2}')  # rrdtool prints interval ends; the API gives starts
 apiv=$(jq -r '.points[] | "\(.[0]) \(.[1])"' <<<"$m" | while read -r t v; do printf '%d %.0f\n' "$(date -d "$t" +%s)" "$v"; done)
 eq "rrdtool fetch agrees with the API, point for point" "$fetch" "$apiv"
 bad=0; total=0

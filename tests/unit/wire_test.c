@@ -141,7 +141,10 @@ static void test_rejections(void **state)
 
 	assert_int_equal(decode_mutated(0, 'X'), -EPROTONOSUPPORT); /* magic */
 	assert_int_equal(decode_mutated(4, 2), -EPROTONOSUPPORT);   /* version */
-	assert_int_equal(decode_mutated(6, 1), -EBADMSG);           /* flags */
+	assert_int_equal(decode_mutated(6, 2), -EBADMSG);           /* unknown flag */
+	assert_int_equal(decode_mutated(7, 0x80), -EBADMSG);        /* unknown flag */
+	/* flag "signed" without a trailer: the last 32 bytes are missing */
+	assert_int_equal(decode_mutated(6, 1), -EBADMSG);
 	assert_int_equal(decode_mutated(35, 0x7f), -E2BIG);         /* nstrings */
 	assert_int_equal(decode_mutated(32, 0xff), -EBADMSG);       /* nstrings > data */
 	assert_int_equal(decode_mutated(48, 0xee), -EBADMSG);       /* host index */
@@ -216,6 +219,67 @@ static void test_ack(void **state)
 	assert_int_equal(vg_wire_ack_decode(buf, sizeof(buf), &o), -EPROTONOSUPPORT);
 }
 
+/* Header flag bit 0 ("signed"): the decoder accepts it and ignores the
+ * 32-byte trailer, whatever it holds (sign.c checks it); a signed message
+ * too short for its trailer, or with the trailer cut, is refused. */
+static void test_signed_flag(void **state)
+{
+	struct vg_batch *b = sample_batch(), *d = NULL;
+	uint8_t *buf, *sbuf;
+	size_t len;
+
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	sbuf = malloc(len + VG_WIRE_MAC_LEN);
+	memcpy(sbuf, buf, len);
+	memset(sbuf + len, 0xa5, VG_WIRE_MAC_LEN);
+	sbuf[VG_WIRE_FLAGS_OFFSET] |= VG_WIRE_FLAG_SIGNED;
+	assert_int_equal(vg_wire_decode(sbuf, len + VG_WIRE_MAC_LEN, &d), 0);
+	assert_string_equal(d->host, "compute-1");
+	assert_int_equal(d->nsamples, 3);
+	assert_int_equal(d->nevents, 1);
+	vg_batch_free(d);
+	d = NULL;
+	/* one trailer byte short, or one extra byte: refused */
+	assert_int_equal(vg_wire_decode(sbuf, len + VG_WIRE_MAC_LEN - 1, &d), -EBADMSG);
+	assert_null(d);
+	uint8_t *big = malloc(len + VG_WIRE_MAC_LEN + 1);
+	memcpy(big, sbuf, len + VG_WIRE_MAC_LEN);
+	big[len + VG_WIRE_MAC_LEN] = 0;
+	assert_int_equal(vg_wire_decode(big, len + VG_WIRE_MAC_LEN + 1, &d), -EBADMSG);
+	free(big);
+	/* a bare signed header with less than a trailer after it */
+	assert_int_equal(vg_wire_decode(sbuf, 48 + VG_WIRE_MAC_LEN - 1, &d), -EBADMSG);
+	/* the unsigned message is still decoded as before */
+	assert_int_equal(vg_wire_decode(buf, len, &d), 0);
+	vg_batch_free(d);
+	/* the trailer does not count towards the size limit, but only it */
+	assert_int_equal(vg_wire_decode(sbuf, VG_WIRE_MAX_MESSAGE + VG_WIRE_MAC_LEN + 1, &d),
+			 -E2BIG);
+	free(sbuf);
+	free(buf);
+	vg_batch_free(b);
+}
+
+static void test_signed_ack_format(void **state)
+{
+	uint8_t buf[VG_WIRE_ACK_LEN + VG_WIRE_MAC_LEN];
+	struct vg_ack a = {VG_ACK_OK, 5, 6}, o;
+
+	assert_int_equal(vg_wire_ack_encode(&a, buf), VG_WIRE_ACK_LEN);
+	memset(buf + VG_WIRE_ACK_LEN, 0x11, VG_WIRE_MAC_LEN);
+	/* 56 bytes without the flag, 24 bytes with it: refused */
+	assert_int_equal(vg_wire_ack_decode(buf, sizeof(buf), &o), -EBADMSG);
+	buf[VG_WIRE_FLAGS_OFFSET] = VG_WIRE_FLAG_SIGNED;
+	assert_int_equal(vg_wire_ack_decode(buf, VG_WIRE_ACK_LEN, &o), -EBADMSG);
+	assert_int_equal(vg_wire_ack_decode(buf, sizeof(buf), &o), 0);
+	assert_int_equal(o.status, VG_ACK_OK);
+	assert_int_equal(o.stream, 5);
+	assert_int_equal(o.seq, 6);
+	buf[VG_WIRE_FLAGS_OFFSET] = 3; /* unknown flag */
+	assert_int_equal(vg_wire_ack_decode(buf, sizeof(buf), &o), -EBADMSG);
+	assert_int_equal(vg_wire_ack_decode(buf, sizeof(buf) + 0 - 1, &o), -EBADMSG);
+}
+
 static void test_json(void **state)
 {
 	struct vg_batch *b = sample_batch();
@@ -251,6 +315,8 @@ int main(void)
 		cmocka_unit_test(test_non_finite_rejected),
 		cmocka_unit_test(test_embedded_nul_and_long_string),
 		cmocka_unit_test(test_ack),
+		cmocka_unit_test(test_signed_flag),
+		cmocka_unit_test(test_signed_ack_format),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_enum_names),
 	};

@@ -1,0 +1,427 @@
+/*
+ * main.c — vigie-agent: poll libvirt and /proc every interval, spool each
+ * batch on disk, and let the sender thread deliver it to the collector.
+ *
+ * Design: the poll loop is deadline-based (poll k starts at start + k *
+ * interval on the monotonic clock; an overrun skips the missed deadlines
+ * instead of bunching polls). Each poll builds one batch (host, stream and
+ * seq from the spool, time from the vg_clock, real or synthetic), encodes
+ * it, writes it to the spool and wakes the sender. Delivery runs on the
+ * sender's own thread (agent_sender.h), so a slow or absent collector
+ * never delays a poll; the spool is the only thing the two share.
+ * Signals only set flags: SIGTERM/SIGINT stop polling, then the sender
+ * gets up to 2 s to empty the spool (what is left is sent at the next
+ * start); SIGHUP closes the libvirt connection so the next poll reopens
+ * it. Signals are blocked in every thread but this one so they always
+ * interrupt the poll loop's sleep.
+ *
+ * Exit codes: 0 after a clean stop (or --once), 1 on an unexpected
+ * runtime failure, 2 on bad usage or configuration (one line on stderr
+ * naming the problem).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigie/agent_poll.h"
+#include "vigie/agent_sender.h"
+#include "vigie/agent_spool.h"
+#include "vigie/clock.h"
+#include "vigie/config.h"
+#include "vigie/log.h"
+#include "vigie/wire.h"
+
+#define PROG "vigie-agent"
+#define DRAIN_MS 2000
+
+static volatile sig_atomic_t g_stop, g_hup;
+
+static void on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		g_hup = 1;
+	else
+		g_stop = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: " PROG " [options]\n"
+		"Polls libvirt and /proc every interval and sends one batch per poll\n"
+		"to vigie-collector (at-least-once, spooled on disk).\n\n"
+		"  --collector URL      collector address (tcp://127.0.0.1:7470)\n"
+		"  --libvirt URI        libvirt URI (qemu:///system; test:///default for a demo)\n"
+		"  --interval SECONDS   poll interval, fractions allowed (10)\n"
+		"  --host NAME          host name reported (this machine's hostname)\n"
+		"  --spool DIR          spool directory (/var/lib/vigie/spool)\n"
+		"  --config FILE        INI configuration ([agent] section); flags override it\n"
+		"  --log-level LEVEL    error, warn, info or debug (info)\n"
+		"  --proc DIR           proc root (/proc), for tests\n"
+		"  --qemu-run-dir DIR   where libvirt keeps <domain>.pid (/run/libvirt/qemu)\n"
+		"  --clock-start EPOCH  synthetic clock: first poll's time, epoch seconds\n"
+		"  --clock-step SECONDS synthetic clock: advance per poll (default: interval)\n"
+		"  --count N            stop after N polls (flush the spool, exit 0)\n"
+		"  --once               poll once, print the batch as JSON on stdout, exit\n"
+		"  --help               this text\n");
+}
+
+static int bad_usage(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, PROG ": ");
+	fprintf(stderr, fmt, a, b);
+	fputc('\n', stderr);
+	return 2;
+}
+
+struct args {
+	const char *config, *loglevel, *run_dir;
+	const char *clock_start, *clock_step, *count;
+	int once;
+	/* flag -> [agent] key overrides, in command-line order */
+	struct {
+		const char *section, *key, *value, *flag;
+	} set[16];
+	int nset;
+};
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	enum { O_COLLECTOR = 256, O_LIBVIRT, O_INTERVAL, O_HOST, O_SPOOL,
+	       O_CONFIG, O_ONCE, O_HELP, O_LOGLEVEL, O_PROC, O_RUNDIR,
+	       O_CSTART, O_CSTEP, O_COUNT };
+	static const struct option opts[] = {
+		{"collector", required_argument, NULL, O_COLLECTOR},
+		{"libvirt", required_argument, NULL, O_LIBVIRT},
+		{"interval", required_argument, NULL, O_INTERVAL},
+		{"host", required_argument, NULL, O_HOST},
+		{"spool", required_argument, NULL, O_SPOOL},
+		{"config", required_argument, NULL, O_CONFIG},
+		{"once", no_argument, NULL, O_ONCE},
+		{"help", no_argument, NULL, O_HELP},
+		{"log-level", required_argument, NULL, O_LOGLEVEL},
+		{"proc", required_argument, NULL, O_PROC},
+		{"qemu-run-dir", required_argument, NULL, O_RUNDIR},
+		{"clock-start", required_argument, NULL, O_CSTART},
+		{"clock-step", required_argument, NULL, O_CSTEP},
+		{"count", required_argument, NULL, O_COUNT},
+		{NULL, 0, NULL, 0},
+	};
+	static char flagnames[16][32];
+	int c, li = -1;
+
+	opterr = 0;
+	memset(a, 0, sizeof(*a));
+	while ((c = getopt_long(argc, argv, ":h", opts, &li)) != -1) {
+		const char *key = NULL;
+
+		if (c == '?' || c == ':')
+			li = -1;
+		switch (c) {
+		case O_COLLECTOR: key = "collector"; break;
+		case O_LIBVIRT: key = "libvirt"; break;
+		case O_INTERVAL: key = "interval"; break;
+		case O_HOST: key = "host"; break;
+		case O_SPOOL: key = "spool_dir"; break;
+		case O_PROC: key = "proc"; break;
+		case O_CONFIG: a->config = optarg; break;
+		case O_ONCE: a->once = 1; break;
+		case O_LOGLEVEL: a->loglevel = optarg; break;
+		case O_RUNDIR: a->run_dir = optarg; break;
+		case O_CSTART: a->clock_start = optarg; break;
+		case O_CSTEP: a->clock_step = optarg; break;
+		case O_COUNT: a->count = optarg; break;
+		case 'h':
+		case O_HELP:
+			usage(stdout);
+			exit(0);
+		case ':':
+			return bad_usage("option %s needs a value (see --help)",
+					 argv[optind - 1], NULL);
+		default:
+			return bad_usage("unknown option '%s' (see --help)",
+					 argv[optind - 1], NULL);
+		}
+		if (key && a->nset < (int)(sizeof(a->set) / sizeof(a->set[0]))) {
+			a->set[a->nset].section = "agent";
+			a->set[a->nset].key = key;
+			a->set[a->nset].value = optarg;
+			snprintf(flagnames[a->nset], sizeof(flagnames[0]), "--%s",
+				 li >= 0 ? opts[li].name : key);
+			a->set[a->nset].flag = flagnames[a->nset];
+			a->nset++;
+		}
+	}
+	if (optind < argc)
+		return bad_usage("unexpected argument '%s' (see --help)", argv[optind], NULL);
+	return 0;
+}
+
+static int parse_number(const char *s, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	return (end == s || *end || errno || !isfinite(*out)) ? -EINVAL : 0;
+}
+
+/* Log changes in the sender's and spool's state once per poll. */
+struct watch {
+	struct vg_sender_stats last;
+	int lv_down;
+	uint64_t drop_log, reject_log, encode_log, spool_log, proc_log, overrun_log;
+};
+
+static void watch_sender(struct watch *w, struct vg_sender *snd,
+			 struct vg_spool *sp, const char *url)
+{
+	struct vg_sender_stats st;
+
+	vg_sender_get_stats(snd, &st);
+	if (st.failing && !w->last.failing)
+		vg_warn("collector %s is not acknowledging (%s); batches stay in the spool (%zu) and are resent",
+			url, st.retries > w->last.retries ? "asked to retry" : "no ack in time",
+			vg_spool_count(sp));
+	else if (!st.failing && w->last.failing)
+		vg_info("collector %s acknowledges again (last seq %llu)", url,
+			(unsigned long long)st.last_seq);
+	for (uint64_t i = w->last.rejected; i < st.rejected; i++)
+		vg_log_limited(VG_LOG_WARN, &w->reject_log,
+			       "collector rejected a batch; kept in the spool's rejected/ directory");
+	w->last = st;
+}
+
+static int run_once(struct vg_poller *p, struct vg_config *cfg,
+		    struct vg_clock *clk)
+{
+	struct vg_poll_status st;
+	struct vg_batch *b = vg_batch_new(cfg->agent_host, 0, 1, vg_clock_now(clk));
+	int rc;
+
+	if (!b)
+		return 1;
+	rc = vg_poller_poll(p, vg_clock_now(clk), NULL, 0, b, &st);
+	if (rc) {
+		vg_error("poll failed: %s", strerror(-rc));
+		vg_batch_free(b);
+		return 1;
+	}
+	if (st.libvirt_rc)
+		vg_warn("libvirt %s: %s", cfg->agent_libvirt,
+			st.libvirt_err ? st.libvirt_err : strerror(-st.libvirt_rc));
+	char *json = vg_batch_to_json(b);
+	vg_batch_free(b);
+	if (!json)
+		return 1;
+	puts(json);
+	free(json);
+	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct vg_config cfg;
+	struct args a;
+	struct vg_clock clk;
+	char err[512];
+	double cstart = 0, cstep = 0, count_d = 0;
+	uint64_t count = 0;
+	int rc;
+
+	vg_log_init(PROG, VG_LOG_INFO);
+	if ((rc = parse_args(argc, argv, &a)))
+		return rc;
+	vg_config_defaults(&cfg);
+	if (a.config && vg_config_load(&cfg, a.config, err, sizeof(err)) != 0)
+		return bad_usage("%s", err, NULL);
+	for (int i = 0; i < a.nset; i++)
+		if (vg_config_set(&cfg, a.set[i].section, a.set[i].key, a.set[i].value,
+				  err, sizeof(err)) != 0)
+			return bad_usage("%s: %s", a.set[i].flag, err);
+	if (a.loglevel && vg_config_set(&cfg, "log", "level", a.loglevel, err,
+					sizeof(err)) != 0)
+		return bad_usage("--log-level: %s", err, NULL);
+	vg_log_set_level(cfg.log_level);
+	if (a.clock_start && (parse_number(a.clock_start, &cstart) || cstart < 0))
+		return bad_usage("--clock-start: '%s' is not epoch seconds >= 0", a.clock_start, NULL);
+	if (a.clock_step && (parse_number(a.clock_step, &cstep) || cstep <= 0))
+		return bad_usage("--clock-step: '%s' is not a number of seconds > 0", a.clock_step, NULL);
+	if (a.clock_step && !a.clock_start)
+		return bad_usage("--clock-step needs --clock-start", NULL, NULL);
+	if (a.count && (parse_number(a.count, &count_d) || count_d < 1 ||
+			count_d != floor(count_d)))
+		return bad_usage("--count: '%s' is not a whole number >= 1", a.count, NULL);
+	count = (uint64_t)count_d;
+	if (!cfg.agent_host[0])
+		return bad_usage("host name is empty (use --host)", NULL, NULL);
+
+	int64_t interval_ms = llround(cfg.agent_interval_s * 1000.0);
+	if (interval_ms < 1)
+		interval_ms = 1;
+	if (a.clock_start)
+		vg_clock_synthetic(&clk, llround(cstart * 1000.0),
+				   a.clock_step ? llround(cstep * 1000.0) : interval_ms);
+	else
+		vg_clock_real(&clk);
+
+	struct vg_poller_opts po = {
+		.host = cfg.agent_host,
+		.libvirt_uri = cfg.agent_libvirt,
+		.proc_root = cfg.agent_proc_root,
+		.qemu_run_dir = a.run_dir,
+	};
+	struct vg_poller *poller = NULL;
+	if ((rc = vg_poller_new(&po, &poller))) {
+		vg_error("cannot create the poller: %s", strerror(-rc));
+		return 1;
+	}
+	if (a.once) {
+		rc = run_once(poller, &cfg, &clk);
+		vg_poller_free(poller);
+		return rc;
+	}
+
+	struct vg_spool *spool = NULL;
+	if ((rc = vg_spool_open(cfg.agent_spool_dir, cfg.agent_spool_max_batches, &spool))) {
+		vg_poller_free(poller);
+		return bad_usage("spool_dir %s: %s", cfg.agent_spool_dir, strerror(-rc));
+	}
+
+	/* Signals: handlers set flags; every other thread blocks them. */
+	sigset_t sigs, old;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal; /* no SA_RESTART: interrupt the sleep */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, &old);
+
+	struct vg_sender_opts so = {
+		.url = cfg.agent_collector,
+		.ack_timeout_ms = cfg.agent_ack_timeout_ms,
+	};
+	struct vg_sender *sender = NULL;
+	rc = vg_sender_start(spool, &so, &sender);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		vg_spool_close(spool);
+		vg_poller_free(poller);
+		return bad_usage("collector %s: %s", cfg.agent_collector,
+				 rc == -EINVAL ? "not a valid nanomsg address" : strerror(-rc));
+	}
+
+	vg_info("polling %s every %.3g s as host %s; sending to %s; spool %s (%zu waiting, stream %016llx)",
+		cfg.agent_libvirt, cfg.agent_interval_s, cfg.agent_host,
+		cfg.agent_collector, cfg.agent_spool_dir, vg_spool_count(spool),
+		(unsigned long long)vg_spool_stream(spool));
+
+	struct watch w;
+	memset(&w, 0, sizeof(w));
+	uint64_t polls = 0;
+	int64_t next = vg_monotonic_ms();
+	int exit_code = 0;
+
+	while (!g_stop) {
+		if (g_hup) {
+			g_hup = 0;
+			vg_info("SIGHUP: reopening the libvirt connection");
+			vg_poller_reconnect(poller);
+		}
+		int64_t t = vg_clock_now(&clk);
+		uint64_t seq = vg_spool_next_seq(spool);
+		struct vg_sender_stats ss;
+		vg_sender_get_stats(sender, &ss);
+		struct vg_poll_extra extra[] = {
+			{"agent.spool.depth", VG_KIND_GAUGE, (double)vg_spool_count(spool)},
+			{"agent.spool.dropped", VG_KIND_COUNTER, (double)vg_spool_dropped(spool)},
+			{"agent.send.timeouts", VG_KIND_COUNTER, (double)ss.timeouts},
+			{"agent.send.retries", VG_KIND_COUNTER, (double)ss.retries},
+			{"agent.send.rejected", VG_KIND_COUNTER, (double)ss.rejected},
+		};
+		struct vg_poll_status st;
+		struct vg_batch *b = vg_batch_new(cfg.agent_host, vg_spool_stream(spool), seq, t);
+		if (!b || vg_poller_poll(poller, t, extra, sizeof(extra) / sizeof(extra[0]),
+					 b, &st) != 0) {
+			vg_error("out of memory while polling");
+			vg_batch_free(b);
+			exit_code = 1;
+			break;
+		}
+		if (st.libvirt_rc && !w.lv_down) {
+			vg_warn("libvirt %s unavailable: %s; reporting a gap and retrying with back-off",
+				cfg.agent_libvirt, st.libvirt_err && *st.libvirt_err ?
+				st.libvirt_err : strerror(-st.libvirt_rc));
+			w.lv_down = 1;
+		} else if (st.libvirt_recovered) {
+			vg_info("libvirt %s is back (%zu domains)", cfg.agent_libvirt, st.ndomains);
+			w.lv_down = 0;
+		}
+		if (st.proc_failed)
+			vg_log_limited(VG_LOG_WARN, &w.proc_log,
+				       "could not read some of %s (mask %#x: 1 stat, 2 meminfo, 4 loadavg, 8 diskstats, 16 net/dev)",
+				       cfg.agent_proc_root, st.proc_failed);
+
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		rc = vg_wire_encode(b, &buf, &len);
+		vg_batch_free(b);
+		if (rc) {
+			vg_log_limited(VG_LOG_ERROR, &w.encode_log, "cannot encode batch %llu: %s",
+				       (unsigned long long)seq, vg_wire_strerror(rc));
+		} else {
+			unsigned dropped = 0;
+			rc = vg_spool_put(spool, seq, buf, len, &dropped);
+			if (rc)
+				vg_log_limited(VG_LOG_ERROR, &w.spool_log,
+					       "cannot spool batch %llu in %s: %s; it is lost",
+					       (unsigned long long)seq, cfg.agent_spool_dir, strerror(-rc));
+			if (dropped)
+				vg_log_limited(VG_LOG_WARN, &w.drop_log,
+					       "spool full (%u batches): dropped the oldest (%llu dropped so far)",
+					       cfg.agent_spool_max_batches,
+					       (unsigned long long)vg_spool_dropped(spool));
+			vg_sender_wake(sender);
+		}
+		free(buf);
+		watch_sender(&w, sender, spool, cfg.agent_collector);
+		vg_debug("poll %llu: %zu domains, %.3f ms", (unsigned long long)seq,
+			 st.ndomains, st.duration_s * 1e3);
+
+		vg_clock_tick(&clk);
+		if (count && ++polls >= count)
+			break;
+		next += interval_ms;
+		int64_t now = vg_monotonic_ms();
+		if (next <= now) {
+			int64_t missed = (now - next) / interval_ms + 1;
+			next += missed * interval_ms;
+			vg_log_limited(VG_LOG_WARN, &w.overrun_log,
+				       "poll took longer than the interval (%.3g s): skipped %lld deadline(s)",
+				       cfg.agent_interval_s, (long long)missed);
+		}
+		while (!g_stop && !g_hup && (now = vg_monotonic_ms()) < next)
+			vg_sleep_ms(next - now > 200 ? 200 : next - now);
+	}
+
+	vg_info("stopping: delivering what is spooled (up to %d ms)", DRAIN_MS);
+	if (vg_sender_drain(sender, DRAIN_MS) != 0)
+		vg_warn("%zu batch(es) left in %s; they are sent at the next start",
+			vg_spool_count(spool), cfg.agent_spool_dir);
+	vg_sender_free(sender);
+	vg_spool_close(spool);
+	vg_poller_free(poller);
+	return exit_code;
+}

@@ -1,0 +1,1078 @@
+/*
+ * poll.c — one agent poll: sources -> derivations -> batch
+ * (include/vigie/agent_poll.h).
+ *
+ * Design: a poll reads /proc, takes a libvirt snapshot, then walks the
+ * snapshot once. For each domain it looks up the previous poll's raw
+ * counters (hash map by UUID), emits the instance, its disks and NICs
+ * with raw and derived samples and any lifecycle event, and overwrites
+ * the previous counters. Domains whose entry was not touched by this poll
+ * are emitted once as ENDED and forgotten. Host, host disks and host NICs
+ * follow, then the agent's self-metrics on the host resource.
+ *
+ * Invariants:
+ *  - derived values are only computed between two polls in which the same
+ *    incarnation (same libvirt id) of a domain was active, and only from
+ *    counters that did not go backwards (agent_derive.h);
+ *  - a failed libvirt poll leaves every domain's state untouched;
+ *  - every string a batch gets is copied by the batch (vg_batch_*), so
+ *    the previous-state tables own their strings independently.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "vigie/agent_derive.h"
+#include "vigie/agent_hmap.h"
+#include "vigie/agent_poll.h"
+#include "vigie/agent_procfs.h"
+#include "vigie/clock.h"
+
+/* virDomainState values (libvirt-domain.h), kept here so the lifecycle
+ * logic does not depend on libvirt headers. */
+enum {
+	ST_RUNNING = 1,
+	ST_BLOCKED = 2,
+	ST_PAUSED = 3,
+	ST_PMSUSPENDED = 7,
+};
+
+struct disk_prev {
+	char *dev, *source;
+	double rd_reqs, rd_time, wr_reqs, wr_time, fl_reqs, fl_time;
+	int blk;            /* 1: backed by host block device maj:min */
+	unsigned maj, min;
+	uint64_t gen;
+};
+
+struct nic_prev {
+	char *dev;
+	uint64_t gen;
+};
+
+struct dom_prev {
+	char *uuid, *name, *project, *user, *flavor;
+	int id, state, active;
+	int64_t time_ms;
+	double cpu_time, vcpus, vcpu_sum, qemu_cpu;
+	long flavor_vcpus;
+	uint64_t gen;
+	struct disk_prev *disks;
+	size_t ndisks;
+	struct nic_prev *nics;
+	size_t nnics;
+};
+
+struct pending_event {
+	char *resource, *detail;
+	int type;
+	int64_t time_ms;
+};
+
+struct vg_poller {
+	char *host, *proc_root;
+	struct vg_lv *lv;
+	struct vg_hmap *doms;
+	uint64_t gen;
+	int first_poll; /* no libvirt poll has succeeded yet */
+	int in_gap;
+	uint64_t lv_errors;
+	long clk_tck, page_size;
+	/* host state */
+	int have_cpu;
+	struct vg_cpu_times cpu;
+	struct vg_diskstat *hdisks; /* previous poll's diskstats */
+	size_t nhdisks;
+	int64_t host_time_ms;
+	struct vg_procfs_buf buf;
+	/* this poll's parsed diskstats (for host-backed instance disks) */
+	struct vg_diskstat *cur_hdisks;
+	size_t ncur_hdisks;
+	/* lifecycle hook */
+	pthread_mutex_t lock;
+	struct pending_event *pending;
+	size_t npending, cap_pending;
+	/* events being applied in this poll (taken from pending) */
+	struct pending_event *taken;
+	size_t ntaken;
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+struct emit {
+	struct vg_batch *b;
+	int err;
+};
+
+static void sample(struct emit *e, const char *metric, int kind, double v)
+{
+	if (e->err || !isfinite(v))
+		return;
+	e->err = vg_batch_sample(e->b, metric, (uint8_t)kind, v);
+}
+
+static void attr(struct emit *e, const char *key, const char *value)
+{
+	if (e->err || !value)
+		return;
+	e->err = vg_batch_attr(e->b, key, value);
+}
+
+static void attr_long(struct emit *e, const char *key, long v)
+{
+	char buf[32];
+
+	if (v < 0)
+		return;
+	snprintf(buf, sizeof(buf), "%ld", v);
+	attr(e, key, buf);
+}
+
+static struct vg_resource *resource(struct emit *e, int type, const char *id,
+				    const char *name, const char *parent,
+				    int64_t t)
+{
+	struct vg_resource *r;
+
+	if (e->err)
+		return NULL;
+	r = vg_batch_resource(e->b, (uint8_t)type, id, name, parent, t);
+	if (!r)
+		e->err = -ENOMEM;
+	return r;
+}
+
+static void identity(struct emit *e, const char *project, const char *user,
+		     const char *flavor)
+{
+	if (e->err)
+		return;
+	e->err = vg_batch_identity(e->b, project ? project : "default", user,
+				   flavor);
+}
+
+/* Append a JSON string literal of s to buf (bounded). */
+static void json_str(char *buf, size_t len, const char *s)
+{
+	size_t n = strlen(buf);
+
+	if (n + 2 >= len)
+		return;
+	buf[n++] = '"';
+	for (; s && *s && n + 8 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			buf[n++] = '\\';
+			buf[n++] = (char)c;
+		} else if (c < 0x20) {
+			n += (size_t)snprintf(buf + n, len - n, "\\u%04x", c);
+		} else {
+			buf[n++] = (char)c;
+		}
+	}
+	buf[n++] = '"';
+	buf[n] = '\0';
+}
+
+static int sdup(char **dst, const char *src)
+{
+	char *c = NULL;
+
+	if (src && !(c = strdup(src)))
+		return -ENOMEM;
+	free(*dst);
+	*dst = c;
+	return 0;
+}
+
+static int str_eq(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static int taken_has(const struct vg_poller *p, const char *res, int type)
+{
+	for (size_t i = 0; i < p->ntaken; i++)
+		if (p->taken[i].type == type && !strcmp(p->taken[i].resource, res))
+			return 1;
+	return 0;
+}
+
+static void event(struct emit *e, struct vg_poller *p, const char *res,
+		  int type, int64_t t, const char *detail)
+{
+	if (e->err || taken_has(p, res, type))
+		return;
+	e->err = vg_batch_event(e->b, res, (uint8_t)type, t, detail);
+}
+
+int vg_poller_push_event(struct vg_poller *p, const char *resource, int type,
+			 int64_t time_ms, const char *detail)
+{
+	struct pending_event ev = {0};
+	int rc = 0;
+
+	if (!p || !resource || type < VG_EV_STARTED || type > VG_EV_GAP)
+		return -EINVAL;
+	ev.resource = strdup(resource);
+	ev.detail = detail ? strdup(detail) : NULL;
+	ev.type = type;
+	ev.time_ms = time_ms;
+	if (!ev.resource || (detail && !ev.detail)) {
+		free(ev.resource);
+		free(ev.detail);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&p->lock);
+	if (p->npending == p->cap_pending) {
+		size_t ncap = p->cap_pending ? p->cap_pending * 2 : 16;
+		struct pending_event *n = realloc(p->pending, ncap * sizeof(*n));
+		if (!n) {
+			rc = -ENOMEM;
+		} else {
+			p->pending = n;
+			p->cap_pending = ncap;
+		}
+	}
+	if (!rc)
+		p->pending[p->npending++] = ev;
+	pthread_mutex_unlock(&p->lock);
+	if (rc) {
+		free(ev.resource);
+		free(ev.detail);
+	}
+	return rc;
+}
+
+static void free_taken(struct vg_poller *p)
+{
+	for (size_t i = 0; i < p->ntaken; i++) {
+		free(p->taken[i].resource);
+		free(p->taken[i].detail);
+	}
+	free(p->taken);
+	p->taken = NULL;
+	p->ntaken = 0;
+}
+
+/* ---- lifecycle of the poller ------------------------------------------ */
+
+static void dom_prev_free(struct dom_prev *d)
+{
+	if (!d)
+		return;
+	free(d->uuid);
+	free(d->name);
+	free(d->project);
+	free(d->user);
+	free(d->flavor);
+	for (size_t i = 0; i < d->ndisks; i++) {
+		free(d->disks[i].dev);
+		free(d->disks[i].source);
+	}
+	free(d->disks);
+	for (size_t i = 0; i < d->nnics; i++)
+		free(d->nics[i].dev);
+	free(d->nics);
+	free(d);
+}
+
+int vg_poller_new(const struct vg_poller_opts *o, struct vg_poller **out)
+{
+	struct vg_poller *p;
+	int rc;
+
+	if (!o || !o->host || !*o->host)
+		return -EINVAL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	pthread_mutex_init(&p->lock, NULL);
+	p->first_poll = 1;
+	p->host = strdup(o->host);
+	p->proc_root = strdup(o->proc_root && *o->proc_root ? o->proc_root : "/proc");
+	p->doms = vg_hmap_new();
+	p->clk_tck = sysconf(_SC_CLK_TCK);
+	p->page_size = sysconf(_SC_PAGESIZE);
+	if (p->clk_tck <= 0)
+		p->clk_tck = 100;
+	if (p->page_size <= 0)
+		p->page_size = 4096;
+	if (!p->host || !p->proc_root || !p->doms) {
+		vg_poller_free(p);
+		return -ENOMEM;
+	}
+	if (o->libvirt_uri && *o->libvirt_uri) {
+		struct vg_lv_opts lo = {
+			.uri = o->libvirt_uri,
+			.qemu_run_dir = o->qemu_run_dir ? o->qemu_run_dir :
+							  "/run/libvirt/qemu",
+			.xml_refresh_polls = o->xml_refresh_polls,
+		};
+		if ((rc = vg_lv_new(&lo, &p->lv))) {
+			vg_poller_free(p);
+			return rc;
+		}
+	}
+	*out = p;
+	return 0;
+}
+
+void vg_poller_free(struct vg_poller *p)
+{
+	if (!p)
+		return;
+	vg_lv_free(p->lv);
+	if (p->doms) {
+		size_t pos = 0;
+		void *v;
+		while (vg_hmap_next(p->doms, &pos, NULL, &v))
+			dom_prev_free(v);
+		vg_hmap_free(p->doms);
+	}
+	for (size_t i = 0; i < p->npending; i++) {
+		free(p->pending[i].resource);
+		free(p->pending[i].detail);
+	}
+	free(p->pending);
+	free_taken(p);
+	free(p->hdisks);
+	free(p->cur_hdisks);
+	vg_procfs_buf_free(&p->buf);
+	free(p->host);
+	free(p->proc_root);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+void vg_poller_reconnect(struct vg_poller *p)
+{
+	if (p && p->lv)
+		vg_lv_disconnect(p->lv);
+}
+
+struct vg_lv *vg_poller_libvirt(struct vg_poller *p)
+{
+	return p ? p->lv : NULL;
+}
+
+/* ---- domains ------------------------------------------------------------- */
+
+static int is_running(int st)
+{
+	return st == ST_RUNNING || st == ST_BLOCKED;
+}
+
+static int is_suspended(int st)
+{
+	return st == ST_PAUSED || st == ST_PMSUSPENDED;
+}
+
+static const struct vg_diskstat *find_hdisk(const struct vg_diskstat *d,
+					    size_t n, unsigned maj, unsigned min)
+{
+	for (size_t i = 0; i < n; i++)
+		if (d[i].major == maj && d[i].minor == min)
+			return &d[i];
+	return NULL;
+}
+
+static struct disk_prev *find_disk(struct dom_prev *P, const char *dev)
+{
+	for (size_t i = 0; P && i < P->ndisks; i++)
+		if (!strcmp(P->disks[i].dev, dev))
+			return &P->disks[i];
+	return NULL;
+}
+
+static struct nic_prev *find_nic(struct dom_prev *P, const char *dev)
+{
+	for (size_t i = 0; P && i < P->nnics; i++)
+		if (!strcmp(P->nics[i].dev, dev))
+			return &P->nics[i];
+	return NULL;
+}
+
+/* Resolve a disk's host block device once per source path. */
+static void resolve_backing(struct disk_prev *dp, const char *source)
+{
+	struct stat st;
+
+	if (str_eq(dp->source, source) && dp->source)
+		return;
+	sdup(&dp->source, source);
+	dp->blk = 0;
+	if (source && !strncmp(source, "/dev/", 5) && stat(source, &st) == 0 &&
+	    S_ISBLK(st.st_mode)) {
+		dp->blk = 1;
+		dp->maj = major(st.st_rdev);
+		dp->min = minor(st.st_rdev);
+	}
+}
+
+static void emit_disk(struct emit *e, struct vg_poller *p,
+		      const struct vg_lv_domain *d, const struct vg_lv_disk *k,
+		      struct disk_prev *dp, int derive, double dt, int64_t t)
+{
+	char id[512];
+
+	snprintf(id, sizeof(id), "%s-%s", d->uuid, k->dev);
+	if (!resource(e, VG_RT_DISK, id, k->dev, d->uuid, t))
+		return;
+	identity(e, d->meta->project, d->meta->user, NULL);
+	attr(e, "source", k->source);
+	const struct vg_domxml_disk *x = vg_domxml_disk(d->meta, k->dev);
+	if (x)
+		attr(e, "bus", x->bus);
+	sample(e, "disk.read.requests", VG_KIND_COUNTER, k->rd_reqs);
+	sample(e, "disk.read.bytes", VG_KIND_COUNTER, k->rd_bytes);
+	sample(e, "disk.read.time", VG_KIND_COUNTER, k->rd_time_s);
+	sample(e, "disk.write.requests", VG_KIND_COUNTER, k->wr_reqs);
+	sample(e, "disk.write.bytes", VG_KIND_COUNTER, k->wr_bytes);
+	sample(e, "disk.write.time", VG_KIND_COUNTER, k->wr_time_s);
+	sample(e, "disk.flush.requests", VG_KIND_COUNTER, k->fl_reqs);
+	sample(e, "disk.flush.time", VG_KIND_COUNTER, k->fl_time_s);
+	sample(e, "disk.errors", VG_KIND_COUNTER, k->errors);
+	sample(e, "disk.capacity", VG_KIND_GAUGE, k->capacity);
+	sample(e, "disk.allocation", VG_KIND_GAUGE, k->allocation);
+	sample(e, "disk.physical", VG_KIND_GAUGE, k->physical);
+
+	resolve_backing(dp, k->source);
+	const struct vg_diskstat *hc = NULL, *hp = NULL;
+	if (dp->blk) {
+		hc = find_hdisk(p->cur_hdisks, p->ncur_hdisks, dp->maj, dp->min);
+		hp = find_hdisk(p->hdisks, p->nhdisks, dp->maj, dp->min);
+		if (hc)
+			sample(e, "disk.inflight", VG_KIND_GAUGE, (double)hc->in_flight);
+	}
+	double v;
+	if (derive) {
+		if (!vg_derive_latency(dp->rd_time, k->rd_time_s, dp->rd_reqs, k->rd_reqs, &v))
+			sample(e, "disk.read.latency", VG_KIND_GAUGE, v);
+		if (!vg_derive_latency(dp->wr_time, k->wr_time_s, dp->wr_reqs, k->wr_reqs, &v))
+			sample(e, "disk.write.latency", VG_KIND_GAUGE, v);
+		if (!vg_derive_latency(dp->fl_time, k->fl_time_s, dp->fl_reqs, k->fl_reqs, &v))
+			sample(e, "disk.flush.latency", VG_KIND_GAUGE, v);
+	}
+	if (hc && hp) {
+		/* The host device's own counters: exact busy time and queue.
+		 * dt is the domain's; host and domains are polled together. */
+		if (!vg_derive_queue_length(hp->weighted_ms / 1e3, hc->weighted_ms / 1e3, dt, &v))
+			sample(e, "disk.queue.length", VG_KIND_GAUGE, v);
+		if (!vg_derive_idle_time(hp->io_ms / 1e3, hc->io_ms / 1e3, dt, &v))
+			sample(e, "disk.idle.time", VG_KIND_GAUGE, v);
+	} else if (derive) {
+		/* Guest-side times: fl time is optional (older QEMU). */
+		double pb = dp->rd_time + dp->wr_time;
+		double cb = k->rd_time_s + k->wr_time_s;
+		if (isfinite(dp->fl_time) && isfinite(k->fl_time_s)) {
+			pb += dp->fl_time;
+			cb += k->fl_time_s;
+		}
+		if (!vg_derive_queue_length(pb, cb, dt, &v))
+			sample(e, "disk.queue.length", VG_KIND_GAUGE, v);
+		if (!vg_derive_idle_time(pb, cb, dt, &v))
+			sample(e, "disk.idle.time", VG_KIND_GAUGE, v);
+	}
+	dp->rd_reqs = k->rd_reqs;
+	dp->rd_time = k->rd_time_s;
+	dp->wr_reqs = k->wr_reqs;
+	dp->wr_time = k->wr_time_s;
+	dp->fl_reqs = k->fl_reqs;
+	dp->fl_time = k->fl_time_s;
+}
+
+static void emit_nic(struct emit *e, const struct vg_lv_domain *d,
+		     const struct vg_lv_nic *n, int64_t t)
+{
+	char id[512];
+
+	snprintf(id, sizeof(id), "%s-%s", d->uuid, n->dev);
+	if (!resource(e, VG_RT_NIC, id, n->dev, d->uuid, t))
+		return;
+	identity(e, d->meta->project, d->meta->user, NULL);
+	attr(e, "mac", n->mac);
+	sample(e, "net.rx.bytes", VG_KIND_COUNTER, n->rx_bytes);
+	sample(e, "net.rx.packets", VG_KIND_COUNTER, n->rx_packets);
+	sample(e, "net.rx.errors", VG_KIND_COUNTER, n->rx_errs);
+	sample(e, "net.rx.drops", VG_KIND_COUNTER, n->rx_drop);
+	sample(e, "net.tx.bytes", VG_KIND_COUNTER, n->tx_bytes);
+	sample(e, "net.tx.packets", VG_KIND_COUNTER, n->tx_packets);
+	sample(e, "net.tx.errors", VG_KIND_COUNTER, n->tx_errs);
+	sample(e, "net.tx.drops", VG_KIND_COUNTER, n->tx_drop);
+}
+
+static double vcpu_sum(const struct vg_lv_domain *d)
+{
+	double s = 0;
+
+	if (!d->nvcpu_times)
+		return NAN;
+	for (size_t i = 0; i < d->nvcpu_times; i++)
+		s += d->vcpu_time_s[i]; /* NAN propagates: unknown sum */
+	return s;
+}
+
+/* QEMU process overhead from /proc/<pid>/{stat,io}. */
+static void emit_qemu(struct emit *e, struct vg_poller *p,
+		      const struct vg_lv_domain *d, struct dom_prev *P,
+		      int derive, double dt, double *qcpu)
+{
+	char rel[64];
+	struct vg_pidstat ps;
+	struct vg_pidio pio;
+	double v;
+
+	*qcpu = NAN;
+	if (d->pid <= 0)
+		return;
+	snprintf(rel, sizeof(rel), "%d/stat", d->pid);
+	if (vg_procfs_read(p->proc_root, rel, &p->buf) == 0 &&
+	    vg_procfs_parse_pidstat(p->buf.data, &ps) == 0) {
+		*qcpu = (double)(ps.utime_ticks + ps.stime_ticks) / (double)p->clk_tck;
+		sample(e, "qemu.cpu.time", VG_KIND_COUNTER, *qcpu);
+		sample(e, "qemu.memory.rss", VG_KIND_GAUGE,
+		       (double)ps.rss_pages * (double)p->page_size);
+		sample(e, "qemu.threads", VG_KIND_GAUGE, (double)ps.threads);
+		if (derive) {
+			if (!vg_derive_proc_util(P->qemu_cpu, *qcpu, dt, &v))
+				sample(e, "qemu.cpu.util", VG_KIND_GAUGE, v);
+			if (!vg_derive_overhead(P->qemu_cpu, *qcpu, P->vcpu_sum,
+						vcpu_sum(d), dt, &v))
+				sample(e, "qemu.cpu.overhead", VG_KIND_GAUGE, v);
+		}
+	}
+	snprintf(rel, sizeof(rel), "%d/io", d->pid);
+	if (vg_procfs_read(p->proc_root, rel, &p->buf) == 0 &&
+	    vg_procfs_parse_pidio(p->buf.data, &pio) == 0) {
+		sample(e, "qemu.io.read.bytes", VG_KIND_COUNTER, (double)pio.read_bytes);
+		sample(e, "qemu.io.write.bytes", VG_KIND_COUNTER, (double)pio.write_bytes);
+		sample(e, "qemu.io.read.calls", VG_KIND_COUNTER, (double)pio.syscr);
+		sample(e, "qemu.io.write.calls", VG_KIND_COUNTER, (double)pio.syscw);
+	}
+}
+
+static void lifecycle(struct emit *e, struct vg_poller *p,
+		      const struct vg_lv_domain *d, const struct dom_prev *P,
+		      int64_t t)
+{
+	const struct vg_domxml *m = d->meta;
+
+	if (!P) {
+		const char *detail = p->first_poll ? "{\"initial\":true}" : NULL;
+		event(e, p, d->uuid, d->active ? VG_EV_STARTED : VG_EV_DEFINED,
+		      t, detail);
+		return;
+	}
+	if (P->active && d->active && P->id != d->id) {
+		event(e, p, d->uuid, VG_EV_STOPPED, t, "{\"restarted\":true}");
+		event(e, p, d->uuid, VG_EV_STARTED, t, "{\"restarted\":true}");
+	} else if (!P->active && d->active) {
+		event(e, p, d->uuid, VG_EV_STARTED, t, NULL);
+	} else if (P->active && !d->active) {
+		event(e, p, d->uuid, VG_EV_STOPPED, t, NULL);
+	} else if (is_running(P->state) && is_suspended(d->state)) {
+		event(e, p, d->uuid, VG_EV_SUSPENDED, t, NULL);
+	} else if (is_suspended(P->state) && is_running(d->state)) {
+		event(e, p, d->uuid, VG_EV_RESUMED, t, NULL);
+	}
+	if ((P->flavor && m->flavor && strcmp(P->flavor, m->flavor)) ||
+	    (P->flavor_vcpus >= 0 && m->flavor_vcpus >= 0 &&
+	     P->flavor_vcpus != m->flavor_vcpus)) {
+		char detail[512] = "{\"flavor\":";
+		json_str(detail, sizeof(detail), m->flavor ? m->flavor : "");
+		size_t n = strlen(detail);
+		snprintf(detail + n, sizeof(detail) - n,
+			 ",\"vcpus\":%ld,\"memory_mb\":%ld,\"disk_gb\":%ld}",
+			 m->flavor_vcpus, m->flavor_memory_mb, m->flavor_disk_gb);
+		event(e, p, d->uuid, VG_EV_RESIZED, t, detail);
+	}
+}
+
+static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
+		      int64_t t, struct vg_batch *b)
+{
+	struct emit e = {b, 0};
+	struct dom_prev *P = vg_hmap_get(p->doms, d->uuid);
+	const struct vg_domxml *m = d->meta;
+	double dt = P ? (double)(t - P->time_ms) / 1e3 : 0;
+	int restarted = P && P->active && d->active && P->id != d->id;
+	int derive = P && !restarted && P->active && d->active && dt > 0;
+	double v;
+
+	lifecycle(&e, p, d, P, t);
+
+	if (!resource(&e, VG_RT_INSTANCE, d->uuid, d->name, NULL, t))
+		return e.err;
+	identity(&e, m->project, m->user, m->flavor);
+	attr(&e, "display_name", m->display_name);
+	attr(&e, "project_name", m->project_name);
+	attr(&e, "user_name", m->user_name);
+	attr_long(&e, "flavor.vcpus", m->flavor_vcpus);
+	attr_long(&e, "flavor.memory_mb", m->flavor_memory_mb);
+	attr_long(&e, "flavor.disk_gb", m->flavor_disk_gb);
+	attr(&e, "identity", m->ident == VG_IDENT_NOVA ? "nova" :
+			     m->ident == VG_IDENT_VIGIE ? "vigie" : "none");
+
+	sample(&e, "power.state", VG_KIND_GAUGE, d->state);
+	sample(&e, "vcpus", VG_KIND_GAUGE, d->vcpus);
+	sample(&e, "memory.size", VG_KIND_GAUGE, d->mem_current);
+	sample(&e, "memory.max", VG_KIND_GAUGE, d->mem_max);
+	double qcpu = NAN;
+	if (d->active) {
+		sample(&e, "cpu.time", VG_KIND_COUNTER, d->cpu_time_s);
+		sample(&e, "cpu.user.time", VG_KIND_COUNTER, d->cpu_user_s);
+		sample(&e, "cpu.system.time", VG_KIND_COUNTER, d->cpu_system_s);
+		if (derive && !vg_derive_cpu_util(P->cpu_time, d->cpu_time_s, dt,
+						  d->vcpus, &v))
+			sample(&e, "cpu.util", VG_KIND_GAUGE, v);
+		for (size_t i = 0; i < d->nvcpu_times; i++) {
+			char name[32];
+			snprintf(name, sizeof(name), "vcpu.%zu.time", i);
+			sample(&e, name, VG_KIND_COUNTER, d->vcpu_time_s[i]);
+		}
+		if (isfinite(d->mem_available) && isfinite(d->mem_unused) &&
+		    d->mem_available >= d->mem_unused)
+			sample(&e, "memory.used", VG_KIND_GAUGE,
+			       d->mem_available - d->mem_unused);
+		sample(&e, "memory.available", VG_KIND_GAUGE, d->mem_available);
+		sample(&e, "memory.unused", VG_KIND_GAUGE, d->mem_unused);
+		sample(&e, "memory.usable", VG_KIND_GAUGE, d->mem_usable);
+		sample(&e, "memory.cache", VG_KIND_GAUGE, d->mem_disk_caches);
+		sample(&e, "memory.rss", VG_KIND_GAUGE, d->mem_rss);
+		sample(&e, "memory.swap.in", VG_KIND_COUNTER, d->mem_swap_in);
+		sample(&e, "memory.swap.out", VG_KIND_COUNTER, d->mem_swap_out);
+		sample(&e, "memory.faults.major", VG_KIND_COUNTER, d->mem_major_faults);
+		sample(&e, "memory.faults.minor", VG_KIND_COUNTER, d->mem_minor_faults);
+		emit_qemu(&e, p, d, P, derive, dt, &qcpu);
+	}
+	if (e.err)
+		return e.err;
+
+	/* Update (or create) the previous state before the devices so the
+	 * per-device tables can be merged in place. */
+	if (!P) {
+		P = calloc(1, sizeof(*P));
+		if (!P || sdup(&P->uuid, d->uuid) ||
+		    vg_hmap_put(p->doms, d->uuid, P)) {
+			dom_prev_free(P);
+			return -ENOMEM;
+		}
+	}
+	if (sdup(&P->name, d->name) || sdup(&P->project, m->project) ||
+	    sdup(&P->user, m->user) || sdup(&P->flavor, m->flavor))
+		return -ENOMEM;
+
+	for (size_t i = 0; i < d->ndisks; i++) {
+		const struct vg_lv_disk *k = &d->disks[i];
+		struct disk_prev *dp = find_disk(P, k->dev);
+		int dderive = derive && dp;
+
+		if (!dp) {
+			struct disk_prev *n = realloc(P->disks, (P->ndisks + 1) * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			P->disks = n;
+			dp = &P->disks[P->ndisks];
+			memset(dp, 0, sizeof(*dp));
+			if (!(dp->dev = strdup(k->dev)))
+				return -ENOMEM;
+			P->ndisks++;
+		}
+		dp->gen = p->gen;
+		emit_disk(&e, p, d, k, dp, dderive, dt, t);
+	}
+	for (size_t i = 0; i < d->nnics; i++) {
+		const struct vg_lv_nic *n = &d->nics[i];
+		struct nic_prev *np = find_nic(P, n->dev);
+
+		if (!np) {
+			struct nic_prev *a = realloc(P->nics, (P->nnics + 1) * sizeof(*a));
+			if (!a)
+				return -ENOMEM;
+			P->nics = a;
+			np = &P->nics[P->nnics];
+			memset(np, 0, sizeof(*np));
+			if (!(np->dev = strdup(n->dev)))
+				return -ENOMEM;
+			P->nnics++;
+		}
+		np->gen = p->gen;
+		emit_nic(&e, d, n, t);
+	}
+	if (e.err)
+		return e.err;
+
+	/* Devices that vanished (hot-unplug, or the domain stopped). */
+	for (size_t i = 0; i < P->ndisks;) {
+		struct disk_prev *dp = &P->disks[i];
+		if (dp->gen == p->gen) {
+			i++;
+			continue;
+		}
+		char id[512];
+		snprintf(id, sizeof(id), "%s-%s", d->uuid, dp->dev);
+		struct vg_resource *r = resource(&e, VG_RT_DISK, id, dp->dev, d->uuid, t);
+		if (r)
+			r->state = VG_RSTATE_ENDED;
+		identity(&e, m->project, m->user, NULL);
+		free(dp->dev);
+		free(dp->source);
+		P->disks[i] = P->disks[--P->ndisks];
+	}
+	for (size_t i = 0; i < P->nnics;) {
+		struct nic_prev *np = &P->nics[i];
+		if (np->gen == p->gen) {
+			i++;
+			continue;
+		}
+		char id[512];
+		snprintf(id, sizeof(id), "%s-%s", d->uuid, np->dev);
+		struct vg_resource *r = resource(&e, VG_RT_NIC, id, np->dev, d->uuid, t);
+		if (r)
+			r->state = VG_RSTATE_ENDED;
+		identity(&e, m->project, m->user, NULL);
+		free(np->dev);
+		P->nics[i] = P->nics[--P->nnics];
+	}
+
+	P->id = d->id;
+	P->state = d->state;
+	P->active = d->active;
+	P->time_ms = t;
+	P->cpu_time = d->cpu_time_s;
+	P->vcpus = d->vcpus;
+	P->vcpu_sum = vcpu_sum(d);
+	P->qemu_cpu = qcpu;
+	P->flavor_vcpus = m->flavor_vcpus;
+	P->gen = p->gen;
+	return e.err;
+}
+
+static int ended_domain(struct vg_poller *p, struct dom_prev *P, int64_t t,
+			struct vg_batch *b)
+{
+	struct emit e = {b, 0};
+	struct vg_resource *r;
+
+	event(&e, p, P->uuid, P->active ? VG_EV_STOPPED : VG_EV_UNDEFINED, t,
+	      "{\"vanished\":true}");
+	r = resource(&e, VG_RT_INSTANCE, P->uuid, P->name, NULL, t);
+	if (r)
+		r->state = VG_RSTATE_ENDED;
+	identity(&e, P->project, P->user, P->flavor);
+	for (size_t i = 0; i < P->ndisks; i++) {
+		char id[512];
+		snprintf(id, sizeof(id), "%s-%s", P->uuid, P->disks[i].dev);
+		r = resource(&e, VG_RT_DISK, id, P->disks[i].dev, P->uuid, t);
+		if (r)
+			r->state = VG_RSTATE_ENDED;
+		identity(&e, P->project, P->user, NULL);
+	}
+	for (size_t i = 0; i < P->nnics; i++) {
+		char id[512];
+		snprintf(id, sizeof(id), "%s-%s", P->uuid, P->nics[i].dev);
+		r = resource(&e, VG_RT_NIC, id, P->nics[i].dev, P->uuid, t);
+		if (r)
+			r->state = VG_RSTATE_ENDED;
+		identity(&e, P->project, P->user, NULL);
+	}
+	return e.err;
+}
+
+int vg_poller_apply_domains(struct vg_poller *p,
+			    const struct vg_lv_snapshot *snap, int64_t time_ms,
+			    struct vg_batch *b)
+{
+	int rc = 0;
+
+	p->gen++;
+	for (size_t i = 0; i < snap->ndomains && !rc; i++)
+		rc = one_domain(p, &snap->domains[i], time_ms, b);
+	if (rc)
+		return rc;
+
+	size_t pos = 0;
+	const char *key;
+	void *v;
+	while (vg_hmap_next(p->doms, &pos, &key, &v)) {
+		struct dom_prev *P = v;
+		if (P->gen == p->gen)
+			continue;
+		if ((rc = ended_domain(p, P, time_ms, b)))
+			return rc;
+		vg_hmap_del(p->doms, key);
+		dom_prev_free(P);
+	}
+	p->first_poll = 0;
+	return 0;
+}
+
+/* ---- host ----------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorted names of every known instance vNIC (host NICs skip them). */
+static const char **vnic_names(struct vg_poller *p, size_t *n)
+{
+	size_t cnt = 0, pos = 0;
+	void *v;
+	const char **names;
+
+	while (vg_hmap_next(p->doms, &pos, NULL, &v))
+		cnt += ((struct dom_prev *)v)->nnics;
+	*n = 0;
+	if (!cnt)
+		return NULL;
+	names = malloc(cnt * sizeof(*names));
+	if (!names)
+		return NULL;
+	pos = 0;
+	while (vg_hmap_next(p->doms, &pos, NULL, &v)) {
+		struct dom_prev *P = v;
+		for (size_t i = 0; i < P->nnics; i++)
+			names[(*n)++] = P->nics[i].dev;
+	}
+	qsort(names, *n, sizeof(*names), cmp_str);
+	return names;
+}
+
+static int emit_host(struct vg_poller *p, int64_t t,
+		     const struct vg_poll_extra *extra, size_t nextra,
+		     struct vg_batch *b, struct vg_poll_status *st,
+		     int64_t start_mono, size_t ndom, size_t nactive, int lv_ok)
+{
+	struct emit e = {b, 0};
+	struct vg_cpu_times cpu;
+	struct vg_meminfo mem;
+	double load[3];
+	double dt = p->host_time_ms > 0 ? (double)(t - p->host_time_ms) / 1e3 : 0;
+	struct vg_netdev *nics = NULL;
+	size_t nnics = 0;
+	int have_cpu = 0, have_mem = 0, have_load = 0, have_net = 0;
+
+	if (vg_procfs_read(p->proc_root, "stat", &p->buf) == 0 &&
+	    vg_procfs_parse_stat(p->buf.data, &cpu) == 0)
+		have_cpu = 1;
+	else
+		st->proc_failed |= 1;
+	if (vg_procfs_read(p->proc_root, "meminfo", &p->buf) == 0 &&
+	    vg_procfs_parse_meminfo(p->buf.data, &mem) == 0)
+		have_mem = 1;
+	else
+		st->proc_failed |= 2;
+	if (vg_procfs_read(p->proc_root, "loadavg", &p->buf) == 0 &&
+	    vg_procfs_parse_loadavg(p->buf.data, load) == 0)
+		have_load = 1;
+	else
+		st->proc_failed |= 4;
+	if (vg_procfs_read(p->proc_root, "net/dev", &p->buf) == 0 &&
+	    vg_procfs_parse_netdev(p->buf.data, &nics, &nnics) == 0)
+		have_net = 1;
+	else
+		st->proc_failed |= 16;
+
+	if (!resource(&e, VG_RT_HOST, p->host, p->host, NULL, t))
+		goto out;
+	if (have_cpu) {
+		struct vg_cpu_pct pct;
+		if (p->have_cpu && !vg_derive_host_cpu(&p->cpu, &cpu, &pct)) {
+			sample(&e, "host.cpu.user", VG_KIND_GAUGE, pct.user);
+			sample(&e, "host.cpu.nice", VG_KIND_GAUGE, pct.nice);
+			sample(&e, "host.cpu.system", VG_KIND_GAUGE, pct.system);
+			sample(&e, "host.cpu.idle", VG_KIND_GAUGE, pct.idle);
+			sample(&e, "host.cpu.iowait", VG_KIND_GAUGE, pct.iowait);
+			sample(&e, "host.cpu.irq", VG_KIND_GAUGE, pct.irq);
+			sample(&e, "host.cpu.steal", VG_KIND_GAUGE, pct.steal);
+		}
+		sample(&e, "host.cpu.count", VG_KIND_GAUGE, cpu.ncpus);
+		p->cpu = cpu;
+		p->have_cpu = 1;
+	}
+	if (have_load) {
+		sample(&e, "host.load.1", VG_KIND_GAUGE, load[0]);
+		sample(&e, "host.load.5", VG_KIND_GAUGE, load[1]);
+		sample(&e, "host.load.15", VG_KIND_GAUGE, load[2]);
+	}
+	if (have_mem) {
+		sample(&e, "host.memory.total", VG_KIND_GAUGE, (double)mem.total);
+		sample(&e, "host.memory.available", VG_KIND_GAUGE, (double)mem.available);
+		sample(&e, "host.memory.used", VG_KIND_GAUGE,
+		       mem.total > mem.available ? (double)(mem.total - mem.available) : 0);
+		sample(&e, "host.memory.free", VG_KIND_GAUGE, (double)mem.free);
+		sample(&e, "host.memory.cached", VG_KIND_GAUGE, (double)mem.cached);
+		sample(&e, "host.memory.buffers", VG_KIND_GAUGE, (double)mem.buffers);
+		sample(&e, "host.swap.total", VG_KIND_GAUGE, (double)mem.swap_total);
+		sample(&e, "host.swap.used", VG_KIND_GAUGE,
+		       mem.swap_total > mem.swap_free ?
+		       (double)(mem.swap_total - mem.swap_free) : 0);
+	}
+	if (lv_ok) {
+		sample(&e, "host.instances", VG_KIND_GAUGE, (double)ndom);
+		sample(&e, "host.instances.active", VG_KIND_GAUGE, (double)nactive);
+	}
+	if (p->lv)
+		sample(&e, "agent.libvirt.errors", VG_KIND_COUNTER, (double)p->lv_errors);
+	for (size_t i = 0; i < nextra; i++)
+		sample(&e, extra[i].metric, extra[i].kind, extra[i].value);
+	st->duration_s = (double)(vg_monotonic_ms() - start_mono) / 1e3;
+	sample(&e, "agent.poll.duration", VG_KIND_GAUGE, st->duration_s);
+
+	/* host disks */
+	for (size_t i = 0; i < p->ncur_hdisks; i++) {
+		const struct vg_diskstat *c = &p->cur_hdisks[i];
+		char id[512];
+		double v;
+
+		if (c->ignored || c->partition)
+			continue;
+		snprintf(id, sizeof(id), "%s-%s", p->host, c->name);
+		if (!resource(&e, VG_RT_HOST_DISK, id, c->name, p->host, t))
+			break;
+		sample(&e, "hdisk.read.requests", VG_KIND_COUNTER, (double)c->rd_ios);
+		sample(&e, "hdisk.read.bytes", VG_KIND_COUNTER, (double)c->rd_sectors * 512);
+		sample(&e, "hdisk.read.time", VG_KIND_COUNTER, (double)c->rd_ms / 1e3);
+		sample(&e, "hdisk.write.requests", VG_KIND_COUNTER, (double)c->wr_ios);
+		sample(&e, "hdisk.write.bytes", VG_KIND_COUNTER, (double)c->wr_sectors * 512);
+		sample(&e, "hdisk.write.time", VG_KIND_COUNTER, (double)c->wr_ms / 1e3);
+		if (c->nfields >= 17) {
+			sample(&e, "hdisk.flush.requests", VG_KIND_COUNTER, (double)c->fl_ios);
+			sample(&e, "hdisk.flush.time", VG_KIND_COUNTER, (double)c->fl_ms / 1e3);
+		}
+		sample(&e, "hdisk.io.time", VG_KIND_COUNTER, (double)c->io_ms / 1e3);
+		sample(&e, "hdisk.inflight", VG_KIND_GAUGE, (double)c->in_flight);
+		const struct vg_diskstat *o = find_hdisk(p->hdisks, p->nhdisks,
+							 c->major, c->minor);
+		if (!o || dt <= 0)
+			continue;
+		if (!vg_derive_queue_length(o->weighted_ms / 1e3, c->weighted_ms / 1e3, dt, &v))
+			sample(&e, "hdisk.queue.length", VG_KIND_GAUGE, v);
+		if (!vg_derive_idle_time(o->io_ms / 1e3, c->io_ms / 1e3, dt, &v))
+			sample(&e, "hdisk.idle.time", VG_KIND_GAUGE, v);
+		if (!vg_derive_rate(o->io_ms / 1e3, c->io_ms / 1e3, dt, &v))
+			sample(&e, "hdisk.busy", VG_KIND_GAUGE, v > 1 ? 100 : v * 100);
+		if (!vg_derive_latency(o->rd_ms / 1e3, c->rd_ms / 1e3, o->rd_ios, c->rd_ios, &v))
+			sample(&e, "hdisk.read.latency", VG_KIND_GAUGE, v);
+		if (!vg_derive_latency(o->wr_ms / 1e3, c->wr_ms / 1e3, o->wr_ios, c->wr_ios, &v))
+			sample(&e, "hdisk.write.latency", VG_KIND_GAUGE, v);
+	}
+
+	/* host NICs */
+	if (have_net) {
+		size_t nv = 0;
+		const char **vn = vnic_names(p, &nv);
+
+		for (size_t i = 0; i < nnics && !e.err; i++) {
+			const struct vg_netdev *n = &nics[i];
+			const char *key = n->name;
+			char id[512];
+
+			if (!strcmp(n->name, "lo") ||
+			    (vn && bsearch(&key, vn, nv, sizeof(*vn), cmp_str)))
+				continue;
+			snprintf(id, sizeof(id), "%s-%s", p->host, n->name);
+			if (!resource(&e, VG_RT_HOST_NIC, id, n->name, p->host, t))
+				break;
+			sample(&e, "hnic.rx.bytes", VG_KIND_COUNTER, (double)n->rx_bytes);
+			sample(&e, "hnic.rx.packets", VG_KIND_COUNTER, (double)n->rx_packets);
+			sample(&e, "hnic.rx.errors", VG_KIND_COUNTER, (double)n->rx_errs);
+			sample(&e, "hnic.rx.drops", VG_KIND_COUNTER, (double)n->rx_drop);
+			sample(&e, "hnic.tx.bytes", VG_KIND_COUNTER, (double)n->tx_bytes);
+			sample(&e, "hnic.tx.packets", VG_KIND_COUNTER, (double)n->tx_packets);
+			sample(&e, "hnic.tx.errors", VG_KIND_COUNTER, (double)n->tx_errs);
+			sample(&e, "hnic.tx.drops", VG_KIND_COUNTER, (double)n->tx_drop);
+		}
+		free(vn);
+	}
+out:
+	free(nics);
+	return e.err;
+}
+
+int vg_poller_poll(struct vg_poller *p, int64_t time_ms,
+		   const struct vg_poll_extra *extra, size_t nextra,
+		   struct vg_batch *b, struct vg_poll_status *st)
+{
+	struct vg_poll_status dummy;
+	struct vg_lv_snapshot snap = {0};
+	int64_t start = vg_monotonic_ms();
+	int rc = 0, lv_ok = 0;
+
+	if (!st)
+		st = &dummy;
+	memset(st, 0, sizeof(*st));
+
+	/* Take queued lifecycle events (the hook) first. */
+	pthread_mutex_lock(&p->lock);
+	p->taken = p->pending;
+	p->ntaken = p->npending;
+	p->pending = NULL;
+	p->npending = p->cap_pending = 0;
+	pthread_mutex_unlock(&p->lock);
+	for (size_t i = 0; i < p->ntaken && !rc; i++)
+		rc = vg_batch_event(b, p->taken[i].resource, (uint8_t)p->taken[i].type,
+				    p->taken[i].time_ms, p->taken[i].detail);
+
+	/* diskstats first: host-backed instance disks use it. */
+	free(p->cur_hdisks);
+	p->cur_hdisks = NULL;
+	p->ncur_hdisks = 0;
+	if (vg_procfs_read(p->proc_root, "diskstats", &p->buf) != 0 ||
+	    vg_procfs_parse_diskstats(p->buf.data, &p->cur_hdisks, &p->ncur_hdisks) != 0)
+		st->proc_failed |= 8;
+
+	if (!rc && p->lv) {
+		int lrc = vg_lv_poll(p->lv, &snap);
+		st->libvirt_rc = lrc;
+		if (lrc == 0) {
+			lv_ok = 1;
+			if (p->in_gap)
+				st->libvirt_recovered = 1;
+			p->in_gap = 0;
+			st->ndomains = snap.ndomains;
+			for (size_t i = 0; i < snap.ndomains; i++)
+				st->nactive += snap.domains[i].active != 0;
+			rc = vg_poller_apply_domains(p, &snap, time_ms, b);
+		} else if (lrc == -ENOMEM) {
+			rc = lrc;
+		} else {
+			st->libvirt_err = vg_lv_error(p->lv);
+			if (lrc != -ENOTCONN)
+				p->lv_errors++;
+			if (!p->in_gap) {
+				char detail[700] = "{\"source\":\"libvirt\",\"error\":";
+				json_str(detail, sizeof(detail), vg_lv_error(p->lv));
+				strncat(detail, "}", sizeof(detail) - strlen(detail) - 1);
+				rc = vg_batch_event(b, p->host, VG_EV_GAP, time_ms, detail);
+				p->in_gap = 1;
+			}
+		}
+		vg_lv_snapshot_clear(&snap);
+	}
+	free_taken(p);
+	if (!rc)
+		rc = emit_host(p, time_ms, extra, nextra, b, st, start,
+			       st->ndomains, st->nactive, lv_ok);
+	/* The current diskstats become the previous ones. */
+	free(p->hdisks);
+	p->hdisks = p->cur_hdisks;
+	p->nhdisks = p->ncur_hdisks;
+	p->cur_hdisks = NULL;
+	p->ncur_hdisks = 0;
+	p->host_time_ms = time_ms;
+	return rc;
+}

@@ -1,0 +1,1057 @@
+/*
+ * model.c — alarm definitions: JSON in and out, validation, names
+ * (vigie/alarm.h).
+ *
+ * Design: vg_alarm_def_from_json walks a fixed table of known fields; each
+ * field's reader validates its value and records a precise error against
+ * that field, so one request reports every problem at once (the API turns
+ * the list into a 400). Cross-field rules (M <= N, period * N, one of
+ * resource/selector, composite vs threshold fields) run after the fields.
+ *
+ * Invariants: a definition that passed validation has name and project
+ * set, 1 <= M <= N <= VG_ALARM_MAX_N, period_s >= 1, exactly one of
+ * resource / selector for a threshold alarm and a syntactically valid rule
+ * for a composite one; every action is an accepted URL form.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "vigie/alarm.h"
+#include "vigie/alarm_rule.h"
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/config.h"
+
+/* ---- names ------------------------------------------------------------------ */
+
+static const char *const state_names[] = {"insufficient_data", "ok", "alarm"};
+static const char *const sev_names[] = {"low", "moderate", "critical"};
+static const char *const stat_names[] = {"average", "minimum", "maximum",
+					 "sum", "sample_count"};
+static const char *const cmp_names[] = {"gt", "ge", "lt", "le", "eq", "ne"};
+static const char *const cmp_words[] = {
+	"greater than", "greater than or equal to", "less than",
+	"less than or equal to", "equal to", "not equal to"};
+static const char *const missing_names[] = {"missing", "ignore", "breaching",
+					    "not_breaching"};
+
+#define NAMES(a) (sizeof(a) / sizeof((a)[0]))
+
+static int lookup(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (!strcmp(names[i], s))
+			return (int)i;
+	return -EINVAL;
+}
+
+const char *vg_alarm_state_name(int s)
+{
+	return s >= 0 && (size_t)s < NAMES(state_names) ? state_names[s] : NULL;
+}
+
+int vg_alarm_state_parse(const char *s)
+{
+	return lookup(state_names, NAMES(state_names), s);
+}
+
+const char *vg_alarm_severity_name(int s)
+{
+	return s >= 0 && (size_t)s < NAMES(sev_names) ? sev_names[s] : NULL;
+}
+
+const char *vg_alarm_stat_name(int s, double pct, char *buf, size_t len)
+{
+	if (s == VG_STAT_PERCENTILE) {
+		snprintf(buf, len, "p%.6g", pct);
+		return buf;
+	}
+	return s >= 0 && (size_t)s < NAMES(stat_names) ? stat_names[s] : NULL;
+}
+
+const char *vg_alarm_cmp_name(int c)
+{
+	return c >= 0 && (size_t)c < NAMES(cmp_names) ? cmp_names[c] : NULL;
+}
+
+const char *vg_alarm_cmp_words(int c)
+{
+	return c >= 0 && (size_t)c < NAMES(cmp_words) ? cmp_words[c] : "?";
+}
+
+const char *vg_alarm_missing_name(int m)
+{
+	return m >= 0 && (size_t)m < NAMES(missing_names) ? missing_names[m] : NULL;
+}
+
+int vg_alarm_compare(int cmp, double v, double t)
+{
+	if (isnan(v))
+		return 0;
+	switch (cmp) {
+	case VG_CMP_GT: return v > t;
+	case VG_CMP_GE: return v >= t;
+	case VG_CMP_LT: return v < t;
+	case VG_CMP_LE: return v <= t;
+	case VG_CMP_EQ: return v == t;
+	case VG_CMP_NE: return v != t;
+	}
+	return 0;
+}
+
+int vg_alarm_name_valid(const char *s)
+{
+	size_t n;
+
+	if (!s || !(n = strlen(s)) || n > VG_ALARM_NAME_MAX)
+		return 0;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+		      c == ':' || c == '@' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+char *vg_alarm_format_value(double v, char *buf, size_t len)
+{
+	double a = fabs(v);
+
+	if (!isfinite(v)) {
+		snprintf(buf, len, "%s", isnan(v) ? "missing" : v > 0 ? "inf" : "-inf");
+		return buf;
+	}
+	if (a != 0 && (a >= 1e12 || a < 1e-3)) {
+		snprintf(buf, len, "%.4g", v);
+		return buf;
+	}
+	snprintf(buf, len, "%.3f", v);
+	char *dot = strchr(buf, '.');
+	if (dot) {
+		char *end = buf + strlen(buf) - 1;
+		while (end > dot + 1 && *end == '0')
+			*end-- = '\0';
+	}
+	if (!strcmp(buf, "-0.0"))
+		snprintf(buf, len, "0.0");
+	return buf;
+}
+
+int vg_alarm_uuid(char *buf, size_t len)
+{
+	unsigned char b[16];
+	size_t got = 0;
+
+	if (len < 37)
+		return -ENOSPC;
+	while (got < sizeof(b)) {
+		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		got += (size_t)n;
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(buf, len,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+	return 0;
+}
+
+/* ---- memory ---------------------------------------------------------------------- */
+
+static void free_sel(struct vg_alarm_selector *s)
+{
+	free(s->project);
+	free(s->host);
+	free(s->flavor);
+	for (size_t i = 0; i < s->nmeta; i++) {
+		free(s->meta[i].key);
+		free(s->meta[i].value);
+	}
+	free(s->meta);
+	memset(s, 0, sizeof(*s));
+}
+
+void vg_alarm_def_release(struct vg_alarm_def *d)
+{
+	if (!d)
+		return;
+	free(d->project);
+	free(d->name);
+	free(d->description);
+	free(d->metric);
+	free(d->resource);
+	free(d->rule);
+	free_sel(&d->sel);
+	for (int s = 0; s < VG_ALARM_NSTATES; s++) {
+		for (size_t i = 0; i < d->nactions[s]; i++)
+			free(d->actions[s][i]);
+		free(d->actions[s]);
+	}
+	memset(d, 0, sizeof(*d));
+}
+
+static int dup_str(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -ENOMEM;
+}
+
+int vg_alarm_def_copy(struct vg_alarm_def *dst, const struct vg_alarm_def *src)
+{
+	int rc = 0;
+
+	*dst = *src;
+	/* Clear every pointer first so a failure can release safely. */
+	dst->project = dst->name = dst->description = NULL;
+	dst->metric = dst->resource = dst->rule = NULL;
+	memset(&dst->sel, 0, sizeof(dst->sel));
+	for (int s = 0; s < VG_ALARM_NSTATES; s++) {
+		dst->actions[s] = NULL;
+		dst->nactions[s] = 0;
+	}
+	dst->sel.rtype = src->sel.rtype;
+	rc |= dup_str(&dst->project, src->project);
+	rc |= dup_str(&dst->name, src->name);
+	rc |= dup_str(&dst->description, src->description);
+	rc |= dup_str(&dst->metric, src->metric);
+	rc |= dup_str(&dst->resource, src->resource);
+	rc |= dup_str(&dst->rule, src->rule);
+	rc |= dup_str(&dst->sel.project, src->sel.project);
+	rc |= dup_str(&dst->sel.host, src->sel.host);
+	rc |= dup_str(&dst->sel.flavor, src->sel.flavor);
+	if (src->sel.nmeta) {
+		dst->sel.meta = calloc(src->sel.nmeta, sizeof(*dst->sel.meta));
+		if (!dst->sel.meta)
+			rc = -ENOMEM;
+		else {
+			dst->sel.nmeta = src->sel.nmeta;
+			for (size_t i = 0; i < src->sel.nmeta; i++) {
+				rc |= dup_str(&dst->sel.meta[i].key, src->sel.meta[i].key);
+				rc |= dup_str(&dst->sel.meta[i].value,
+					      src->sel.meta[i].value);
+			}
+		}
+	}
+	for (int s = 0; s < VG_ALARM_NSTATES && !rc; s++) {
+		if (!src->nactions[s])
+			continue;
+		dst->actions[s] = calloc(src->nactions[s], sizeof(char *));
+		if (!dst->actions[s]) {
+			rc = -ENOMEM;
+			break;
+		}
+		dst->nactions[s] = src->nactions[s];
+		for (size_t i = 0; i < src->nactions[s]; i++)
+			rc |= dup_str(&dst->actions[s][i], src->actions[s][i]);
+	}
+	if (rc) {
+		vg_alarm_def_release(dst);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- parsing ------------------------------------------------------------------------- */
+
+struct pctx {
+	const struct vg_alarm_policy *pol;
+	struct vg_alarm_def *d;
+	json_t *errors;
+	int oom;
+	/* which fields were present */
+	int has_metric, has_resource, has_selector, has_stat, has_period, has_n,
+		has_m, has_cmp, has_threshold, has_missing, has_repeat, has_keep,
+		has_rule, has_type;
+};
+
+static void add_err(struct pctx *c, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void add_err(struct pctx *c, const char *field, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (json_array_append_new(c->errors, json_pack("{s:s,s:s}", "field",
+						       field, "message", msg)))
+		c->oom = 1;
+}
+
+static int set_str(struct pctx *c, char **dst, const char *s)
+{
+	free(*dst);
+	*dst = strdup(s);
+	if (!*dst)
+		c->oom = 1;
+	return *dst ? 0 : -ENOMEM;
+}
+
+/* A string of 1..max bytes without control characters. */
+static const char *get_text(struct pctx *c, const char *field, const json_t *v,
+			    size_t max, int allow_empty)
+{
+	const char *s;
+	size_t n;
+
+	if (!json_is_string(v)) {
+		add_err(c, field, "must be a string");
+		return NULL;
+	}
+	s = json_string_value(v);
+	n = json_string_length(v);
+	if (strlen(s) != n) {
+		add_err(c, field, "must not contain NUL bytes");
+		return NULL;
+	}
+	if (!n && !allow_empty) {
+		add_err(c, field, "must not be empty");
+		return NULL;
+	}
+	if (n > max) {
+		add_err(c, field, "must be at most %zu bytes (got %zu)", max, n);
+		return NULL;
+	}
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 && *p != '\n' && *p != '\t') {
+			add_err(c, field, "must not contain control characters");
+			return NULL;
+		}
+	return s;
+}
+
+static int get_enum(struct pctx *c, const char *field, const json_t *v,
+		    const char *const *names, size_t n, int *out)
+{
+	char list[256] = "";
+	int i;
+
+	if (json_is_string(v) && (i = lookup(names, n, json_string_value(v))) >= 0) {
+		*out = i;
+		return 0;
+	}
+	for (size_t k = 0; k < n; k++) {
+		size_t l = strlen(list);
+		snprintf(list + l, sizeof(list) - l, "%s%s", k ? ", " : "", names[k]);
+	}
+	add_err(c, field, "must be one of %s", list);
+	return -EINVAL;
+}
+
+/* An integer in [lo, hi]; with durations, also "90s", "5m", "1h". */
+static int get_uint(struct pctx *c, const char *field, const json_t *v,
+		    uint64_t lo, uint64_t hi, int duration, uint32_t *out)
+{
+	double x;
+
+	if (json_is_integer(v)) {
+		json_int_t i = json_integer_value(v);
+		if (i < (json_int_t)lo || (uint64_t)i > hi)
+			goto range;
+		*out = (uint32_t)i;
+		return 0;
+	}
+	if (json_is_real(v)) {
+		x = json_real_value(v);
+		if (x != floor(x))
+			goto range;
+		if (x < (double)lo || x > (double)hi)
+			goto range;
+		*out = (uint32_t)x;
+		return 0;
+	}
+	if (duration && json_is_string(v) &&
+	    !vg_parse_duration(json_string_value(v), &x) && x == floor(x)) {
+		if (x < (double)lo || x > (double)hi)
+			goto range;
+		*out = (uint32_t)x;
+		return 0;
+	}
+	if (duration)
+		add_err(c, field, "must be a whole number of seconds from %llu to "
+			"%llu (or a duration such as \"5m\")",
+			(unsigned long long)lo, (unsigned long long)hi);
+	else
+		add_err(c, field, "must be an integer from %llu to %llu",
+			(unsigned long long)lo, (unsigned long long)hi);
+	return -EINVAL;
+range:
+	add_err(c, field, "must be %s from %llu to %llu",
+		duration ? "a whole number of seconds" : "an integer",
+		(unsigned long long)lo, (unsigned long long)hi);
+	return -EINVAL;
+}
+
+static void rd_name(struct pctx *c, const json_t *v)
+{
+	const char *s = get_text(c, "name", v, VG_ALARM_NAME_MAX, 0);
+
+	if (!s)
+		return;
+	if (!vg_alarm_name_valid(s)) {
+		add_err(c, "name", "may only contain letters, digits and _ . : @ - "
+			"(no spaces: names appear in notification topics)");
+		return;
+	}
+	set_str(c, &c->d->name, s);
+}
+
+static void rd_description(struct pctx *c, const json_t *v)
+{
+	const char *s = get_text(c, "description", v, VG_ALARM_DESC_MAX, 1);
+
+	if (s)
+		set_str(c, &c->d->description, s);
+}
+
+static void rd_enabled(struct pctx *c, const json_t *v)
+{
+	if (!json_is_boolean(v)) {
+		add_err(c, "enabled", "must be true or false");
+		return;
+	}
+	c->d->enabled = json_is_true(v);
+}
+
+static void rd_severity(struct pctx *c, const json_t *v)
+{
+	get_enum(c, "severity", v, sev_names, NAMES(sev_names), &c->d->severity);
+}
+
+static void rd_type(struct pctx *c, const json_t *v)
+{
+	static const char *const kinds[] = {"threshold", "composite"};
+
+	c->has_type = 1;
+	get_enum(c, "type", v, kinds, 2, &c->d->kind);
+}
+
+static void rd_project(struct pctx *c, const json_t *v)
+{
+	const char *s = get_text(c, "project", v, 255, 0);
+
+	if (!s)
+		return;
+	if (c->pol && c->pol->scope_project &&
+	    strcmp(s, c->pol->scope_project)) {
+		add_err(c, "project", "must be your own project '%s'",
+			c->pol->scope_project);
+		return;
+	}
+	set_str(c, &c->d->project, s);
+}
+
+static void rd_metric(struct pctx *c, const json_t *v)
+{
+	const char *s = get_text(c, "metric", v, 200, 0);
+
+	c->has_metric = 1;
+	if (!s)
+		return;
+	for (const char *p = s; *p; p++)
+		if (*p == ' ') {
+			add_err(c, "metric", "must not contain spaces");
+			return;
+		}
+	set_str(c, &c->d->metric, s);
+}
+
+static void rd_resource(struct pctx *c, const json_t *v)
+{
+	const char *s = get_text(c, "resource", v, 200, 0);
+
+	c->has_resource = 1;
+	if (s)
+		set_str(c, &c->d->resource, s);
+}
+
+static void rd_selector(struct pctx *c, const json_t *v)
+{
+	struct vg_alarm_selector *sel = &c->d->sel;
+	const char *key, *s;
+	json_t *f;
+
+	c->has_selector = 1;
+	if (!json_is_object(v)) {
+		add_err(c, "selector", "must be an object with type, and optionally "
+			"project, host, flavor and metadata");
+		return;
+	}
+	json_object_foreach((json_t *)v, key, f) {
+		if (!strcmp(key, "type")) {
+			int t = json_is_string(f) ? vg_rtype_parse(json_string_value(f))
+						  : -EINVAL;
+			if (t < 0)
+				add_err(c, "selector.type", "must be one of instance, "
+					"disk, nic, host, host_disk, host_nic");
+			else
+				sel->rtype = t;
+		} else if (!strcmp(key, "project")) {
+			if (!(s = get_text(c, "selector.project", f, 255, 0)))
+				continue;
+			if (c->pol && c->pol->scope_project &&
+			    strcmp(s, c->pol->scope_project)) {
+				add_err(c, "selector.project",
+					"must be your own project '%s'",
+					c->pol->scope_project);
+				continue;
+			}
+			set_str(c, &sel->project, s);
+		} else if (!strcmp(key, "host")) {
+			if ((s = get_text(c, "selector.host", f, 255, 0)))
+				set_str(c, &sel->host, s);
+		} else if (!strcmp(key, "flavor")) {
+			if ((s = get_text(c, "selector.flavor", f, 255, 0)))
+				set_str(c, &sel->flavor, s);
+		} else if (!strcmp(key, "metadata")) {
+			const char *mk;
+			json_t *mv;
+			if (!json_is_object(f)) {
+				add_err(c, "selector.metadata",
+					"must be an object of string values");
+				continue;
+			}
+			if (json_object_size(f) > VG_ALARM_MAX_META) {
+				add_err(c, "selector.metadata", "at most %d pairs",
+					VG_ALARM_MAX_META);
+				continue;
+			}
+			sel->meta = calloc(json_object_size(f) + 1, sizeof(*sel->meta));
+			if (!sel->meta) {
+				c->oom = 1;
+				continue;
+			}
+			json_object_foreach(f, mk, mv) {
+				char fld[96];
+				snprintf(fld, sizeof(fld), "selector.metadata.%.60s", mk);
+				if (!*mk || strlen(mk) > 64) {
+					add_err(c, fld, "keys must be 1 to 64 bytes");
+					continue;
+				}
+				if (!(s = get_text(c, fld, mv, 255, 1)))
+					continue;
+				struct vg_alarm_kv *kv = &sel->meta[sel->nmeta];
+				if (!(kv->key = strdup(mk)) || !(kv->value = strdup(s))) {
+					c->oom = 1;
+					free(kv->key);
+					kv->key = NULL;
+					continue;
+				}
+				sel->nmeta++;
+			}
+		} else {
+			char fld[96];
+			snprintf(fld, sizeof(fld), "selector.%.60s", key);
+			add_err(c, fld, "unknown field (known: type, project, host, "
+				"flavor, metadata)");
+		}
+	}
+	if (!sel->rtype && !json_object_get(v, "type"))
+		add_err(c, "selector.type", "is required");
+}
+
+static void rd_statistic(struct pctx *c, const json_t *v)
+{
+	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+	int i;
+
+	c->has_stat = 1;
+	if (s && s[0] == 'p' && s[1]) {
+		char *end;
+		double pct = strtod(s + 1, &end);
+		if (*end || !isfinite(pct) || pct < 0 || pct > 100 || s[1] == '-' ||
+		    s[1] == '+' || s[1] == ' ') {
+			add_err(c, "statistic", "a percentile is p0 to p100, e.g. "
+				"p50, p99, p99.9");
+			return;
+		}
+		c->d->statistic = VG_STAT_PERCENTILE;
+		c->d->percentile = pct;
+		return;
+	}
+	if (!get_enum(c, "statistic", v, stat_names, NAMES(stat_names), &i))
+		c->d->statistic = i;
+	else {
+		/* get_enum's message lacks pNN: replace it */
+		json_array_remove(c->errors, json_array_size(c->errors) - 1);
+		add_err(c, "statistic", "must be one of average, minimum, maximum, "
+			"sum, sample_count or pNN (e.g. p99)");
+	}
+}
+
+static void rd_period(struct pctx *c, const json_t *v)
+{
+	c->has_period = 1;
+	get_uint(c, "period", v, 1, VG_ALARM_MAX_WINDOW_S, 1, &c->d->period_s);
+}
+
+static void rd_n(struct pctx *c, const json_t *v)
+{
+	c->has_n = 1;
+	get_uint(c, "evaluation_periods", v, 1, VG_ALARM_MAX_N, 0,
+		 &c->d->evaluation_periods);
+}
+
+static void rd_m(struct pctx *c, const json_t *v)
+{
+	c->has_m = 1;
+	get_uint(c, "datapoints_to_alarm", v, 1, VG_ALARM_MAX_N, 0,
+		 &c->d->datapoints_to_alarm);
+}
+
+static void rd_cmp(struct pctx *c, const json_t *v)
+{
+	c->has_cmp = 1;
+	get_enum(c, "comparison", v, cmp_names, NAMES(cmp_names), &c->d->comparison);
+}
+
+static void rd_threshold(struct pctx *c, const json_t *v)
+{
+	c->has_threshold = 1;
+	if (!json_is_number(v) || !isfinite(json_number_value(v))) {
+		add_err(c, "threshold", "must be a finite number");
+		return;
+	}
+	c->d->threshold = json_number_value(v);
+}
+
+static void rd_missing(struct pctx *c, const json_t *v)
+{
+	c->has_missing = 1;
+	get_enum(c, "missing_data", v, missing_names, NAMES(missing_names),
+		 &c->d->missing);
+}
+
+static void rd_repeat(struct pctx *c, const json_t *v)
+{
+	c->has_repeat = 1;
+	get_uint(c, "repeat_every", v, 0, 100000, 0, &c->d->repeat_periods);
+}
+
+static void rd_keep(struct pctx *c, const json_t *v)
+{
+	c->has_keep = 1;
+	get_uint(c, "keep_firing_for", v, 0, VG_ALARM_MAX_KEEP_S, 1,
+		 &c->d->keep_firing_for_s);
+}
+
+static void rd_rule(struct pctx *c, const json_t *v)
+{
+	const char *s = get_text(c, "rule", v, VG_ALARM_RULE_MAX, 0);
+	struct vg_alarm_rule *r;
+	char err[256];
+	int rc;
+
+	c->has_rule = 1;
+	if (!s)
+		return;
+	rc = vg_alarm_rule_parse(s, &r, err, sizeof(err));
+	if (rc == -ENOMEM) {
+		c->oom = 1;
+		return;
+	}
+	if (rc) {
+		add_err(c, "rule", "%s", err);
+		return;
+	}
+	vg_alarm_rule_free(r);
+	set_str(c, &c->d->rule, s);
+}
+
+/* One action URL; 0 if accepted. */
+static int check_action(struct pctx *c, const char *field, const char *u)
+{
+	if (!strncmp(u, "http://", 7) || !strncmp(u, "https://", 8)) {
+		const char *host = u + (u[4] == 's' ? 8 : 7);
+		if (!*host || *host == '/' || *host == ':') {
+			add_err(c, field, "webhook URL has no host");
+			return -EINVAL;
+		}
+		for (const char *p = u; *p; p++)
+			if (*p == ' ' || (unsigned char)*p < 0x21 ||
+			    (unsigned char)*p == 0x7f) {
+				add_err(c, field, "webhook URL must not contain "
+					"spaces or control characters");
+				return -EINVAL;
+			}
+		return 0;
+	}
+	if (!strncmp(u, "log://", 6))
+		return 0;
+	if (!strncmp(u, "exec://", 7)) {
+		const char *name = u + 7;
+		char known[256] = "";
+		for (size_t i = 0; c->pol && i < c->pol->nexec; i++) {
+			size_t l = strlen(known);
+			if (!strcmp(c->pol->exec_names[i], name))
+				return 0;
+			snprintf(known + l, sizeof(known) - l, "%s%s", i ? ", " : "",
+				 c->pol->exec_names[i]);
+		}
+		add_err(c, field, "no exec command named '%.64s' is configured by "
+			"the operator ([alarms] exec in the collector's "
+			"configuration%s%s)", name, *known ? "; configured: " : "",
+			known);
+		return -EINVAL;
+	}
+	if (!strcmp(u, "alertmanager://")) {
+		if (c->pol && c->pol->alertmanager)
+			return 0;
+		add_err(c, field, "no Alertmanager is configured ([alarms] "
+			"alertmanager)");
+		return -EINVAL;
+	}
+	add_err(c, field, "unsupported action '%.64s' (use http://, https://, "
+		"log://, exec://NAME or alertmanager://)", u);
+	return -EINVAL;
+}
+
+static void rd_actions(struct pctx *c, const json_t *v)
+{
+	const char *key, *s;
+	json_t *list, *item;
+	size_t i;
+
+	if (!json_is_object(v)) {
+		add_err(c, "actions", "must be an object with arrays alarm, ok, "
+			"insufficient_data");
+		return;
+	}
+	json_object_foreach((json_t *)v, key, list) {
+		int st = vg_alarm_state_parse(key);
+		char fld[96];
+		if (st < 0) {
+			snprintf(fld, sizeof(fld), "actions.%.60s", key);
+			add_err(c, fld, "unknown state (alarm, ok, insufficient_data)");
+			continue;
+		}
+		snprintf(fld, sizeof(fld), "actions.%s", key);
+		if (json_is_string(list)) { /* one action: accept the bare string */
+			json_t *a = json_array();
+			json_array_append(a, list);
+			list = a;
+		} else if (json_is_array(list))
+			json_incref(list);
+		else {
+			add_err(c, fld, "must be an array of action URLs");
+			continue;
+		}
+		if (json_array_size(list) > VG_ALARM_MAX_ACTIONS) {
+			add_err(c, fld, "at most %d actions", VG_ALARM_MAX_ACTIONS);
+			json_decref(list);
+			continue;
+		}
+		c->d->actions[st] = calloc(json_array_size(list) + 1, sizeof(char *));
+		if (!c->d->actions[st]) {
+			c->oom = 1;
+			json_decref(list);
+			continue;
+		}
+		json_array_foreach(list, i, item) {
+			char ifld[128];
+			snprintf(ifld, sizeof(ifld), "%s[%zu]", fld, i);
+			if (!(s = get_text(c, ifld, item, VG_ALARM_ACTION_MAX, 0)))
+				continue;
+			if (check_action(c, ifld, s))
+				continue;
+			if (!(c->d->actions[st][c->d->nactions[st]] = strdup(s)))
+				c->oom = 1;
+			else
+				c->d->nactions[st]++;
+		}
+		json_decref(list);
+	}
+}
+
+struct field {
+	const char *name;
+	void (*read)(struct pctx *c, const json_t *v);
+};
+
+static const struct field fields[] = {
+	{"name", rd_name},
+	{"description", rd_description},
+	{"enabled", rd_enabled},
+	{"severity", rd_severity},
+	{"type", rd_type},
+	{"project", rd_project},
+	{"metric", rd_metric},
+	{"resource", rd_resource},
+	{"selector", rd_selector},
+	{"statistic", rd_statistic},
+	{"period", rd_period},
+	{"evaluation_periods", rd_n},
+	{"datapoints_to_alarm", rd_m},
+	{"comparison", rd_cmp},
+	{"threshold", rd_threshold},
+	{"missing_data", rd_missing},
+	{"repeat_every", rd_repeat},
+	{"keep_firing_for", rd_keep},
+	{"rule", rd_rule},
+	{"actions", rd_actions},
+};
+
+/* Fields the API returns that a client may send back unchanged. */
+static const char *const readonly[] = {
+	"id", "state", "state_reason", "state_since", "state_data", "instances",
+	"created_at", "updated_at", "references", NULL};
+
+static void cross_checks(struct pctx *c)
+{
+	struct vg_alarm_def *d = c->d;
+	double iv = c->pol && c->pol->agent_interval_s > 0
+			    ? c->pol->agent_interval_s : 10;
+
+	if (!d->name && !json_array_size(c->errors))
+		add_err(c, "name", "is required");
+	else if (!d->name) {
+		size_t i;
+		json_t *e;
+		int named = 0;
+		json_array_foreach(c->errors, i, e)
+			if (!strcmp(json_string_value(json_object_get(e, "field")),
+				    "name"))
+				named = 1;
+		if (!named)
+			add_err(c, "name", "is required");
+	}
+	if (d->kind == VG_ALARM_COMPOSITE) {
+		static const char *const only_threshold[] = {
+			"metric", "resource", "selector", "statistic", "period",
+			"evaluation_periods", "datapoints_to_alarm", "comparison",
+			"threshold", "missing_data", "repeat_every", NULL};
+		int has[] = {c->has_metric, c->has_resource, c->has_selector,
+			     c->has_stat, c->has_period, c->has_n, c->has_m,
+			     c->has_cmp, c->has_threshold, c->has_missing,
+			     c->has_repeat};
+		for (int i = 0; only_threshold[i]; i++)
+			if (has[i])
+				add_err(c, only_threshold[i],
+					"not allowed for a composite alarm");
+		if (!c->has_rule)
+			add_err(c, "rule", "is required for a composite alarm");
+		return;
+	}
+	if (c->has_rule && c->has_type)
+		add_err(c, "rule", "only for a composite alarm (\"type\": "
+			"\"composite\")");
+	else if (c->has_rule)
+		add_err(c, "type", "must be \"composite\" when a rule is given");
+	if (!c->has_metric)
+		add_err(c, "metric", "is required");
+	if (!c->has_threshold)
+		add_err(c, "threshold", "is required");
+	if (!c->has_cmp)
+		add_err(c, "comparison", "is required (gt, ge, lt, le, eq or ne)");
+	if (c->has_resource && c->has_selector)
+		add_err(c, "selector", "give either resource or selector, not both");
+	else if (!c->has_resource && !c->has_selector)
+		add_err(c, "resource", "is required (or a selector)");
+	if (!c->has_period)
+		d->period_s = 60;
+	if (!c->has_n)
+		d->evaluation_periods = 1;
+	if (!c->has_m)
+		d->datapoints_to_alarm = d->evaluation_periods;
+	if (d->datapoints_to_alarm > d->evaluation_periods &&
+	    d->evaluation_periods)
+		add_err(c, "datapoints_to_alarm", "must be at most "
+			"evaluation_periods (%u)", d->evaluation_periods);
+	if (d->period_s) {
+		int64_t p_ms = (int64_t)d->period_s * 1000;
+		int64_t i_ms = (int64_t)llround(iv * 1000);
+		if (d->period_s != 60 && d->period_s != 300 && d->period_s != 3600 &&
+		    (i_ms <= 0 || p_ms % i_ms))
+			add_err(c, "period", "must be 60, 300, 3600 or a multiple "
+				"of the agent interval (%g s)", iv);
+		if ((uint64_t)d->period_s * d->evaluation_periods >
+		    VG_ALARM_MAX_WINDOW_S)
+			add_err(c, "evaluation_periods", "period x "
+				"evaluation_periods must be at most %d s (7 days)",
+				VG_ALARM_MAX_WINDOW_S);
+	}
+	if (c->has_selector && !d->sel.project && d->project &&
+	    strcmp(d->project, "*"))
+		set_str(c, &d->sel.project, d->project);
+}
+
+int vg_alarm_def_from_json(const json_t *in, const struct vg_alarm_policy *pol,
+			   struct vg_alarm_def *out, json_t **errors)
+{
+	struct pctx c;
+	const char *key;
+	json_t *v;
+
+	memset(out, 0, sizeof(*out));
+	*errors = NULL;
+	memset(&c, 0, sizeof(c));
+	c.pol = pol;
+	c.d = out;
+	if (!(c.errors = json_array()))
+		return -ENOMEM;
+	out->enabled = 1;
+	out->severity = VG_SEV_MODERATE;
+	out->kind = VG_ALARM_THRESHOLD;
+	out->missing = VG_MISSING_MISSING;
+	out->statistic = VG_STAT_AVERAGE;
+	if (!json_is_object(in)) {
+		add_err(&c, "", "the alarm must be a JSON object");
+		goto out;
+	}
+	/* type first: other readers do not depend on it, but cross checks do */
+	json_object_foreach((json_t *)in, key, v) {
+		size_t i;
+		for (i = 0; i < NAMES(fields); i++)
+			if (!strcmp(fields[i].name, key)) {
+				fields[i].read(&c, v);
+				break;
+			}
+		if (i < NAMES(fields))
+			continue;
+		for (i = 0; readonly[i]; i++)
+			if (!strcmp(readonly[i], key))
+				break;
+		if (!readonly[i])
+			add_err(&c, key, "unknown field");
+	}
+	if (!out->project)
+		set_str(&c, &out->project,
+			pol && pol->scope_project ? pol->scope_project : "default");
+	if (!out->description)
+		set_str(&c, &out->description, "");
+	cross_checks(&c);
+out:
+	if (c.oom) {
+		json_decref(c.errors);
+		vg_alarm_def_release(out);
+		return -ENOMEM;
+	}
+	if (json_array_size(c.errors)) {
+		*errors = c.errors;
+		vg_alarm_def_release(out);
+		return -EINVAL;
+	}
+	json_decref(c.errors);
+	return 0;
+}
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
+{
+	json_t *o = json_object(), *acts = json_object();
+	char stat[16], ts[32];
+
+	if (!o || !acts) {
+		json_decref(o);
+		json_decref(acts);
+		return NULL;
+	}
+	json_object_set_new(o, "id", json_string(d->id));
+	json_object_set_new(o, "name", str_or_null(d->name));
+	json_object_set_new(o, "project", str_or_null(d->project));
+	json_object_set_new(o, "description", json_string(d->description ? d->description : ""));
+	json_object_set_new(o, "type", json_string(d->kind == VG_ALARM_COMPOSITE
+							   ? "composite" : "threshold"));
+	json_object_set_new(o, "enabled", json_boolean(d->enabled));
+	json_object_set_new(o, "severity", json_string(vg_alarm_severity_name(d->severity)));
+	if (d->kind == VG_ALARM_COMPOSITE) {
+		json_object_set_new(o, "rule", str_or_null(d->rule));
+	} else {
+		json_object_set_new(o, "metric", str_or_null(d->metric));
+		if (d->resource)
+			json_object_set_new(o, "resource", json_string(d->resource));
+		else {
+			json_t *s = json_object(), *m = json_object();
+			json_object_set_new(s, "type", json_string(d->sel.rtype
+				? vg_rtype_name(d->sel.rtype) : "any"));
+			if (d->sel.project)
+				json_object_set_new(s, "project", json_string(d->sel.project));
+			if (d->sel.host)
+				json_object_set_new(s, "host", json_string(d->sel.host));
+			if (d->sel.flavor)
+				json_object_set_new(s, "flavor", json_string(d->sel.flavor));
+			for (size_t i = 0; i < d->sel.nmeta; i++)
+				json_object_set_new(m, d->sel.meta[i].key,
+						    json_string(d->sel.meta[i].value));
+			json_object_set_new(s, "metadata", m);
+			json_object_set_new(o, "selector", s);
+		}
+		json_object_set_new(o, "statistic", json_string(vg_alarm_stat_name(
+			d->statistic, d->percentile, stat, sizeof(stat))));
+		json_object_set_new(o, "period", json_integer(d->period_s));
+		json_object_set_new(o, "evaluation_periods", json_integer(d->evaluation_periods));
+		json_object_set_new(o, "datapoints_to_alarm", json_integer(d->datapoints_to_alarm));
+		json_object_set_new(o, "comparison", json_string(vg_alarm_cmp_name(d->comparison)));
+		json_object_set_new(o, "threshold", json_real(d->threshold));
+		json_object_set_new(o, "missing_data", json_string(vg_alarm_missing_name(d->missing)));
+		json_object_set_new(o, "repeat_every", json_integer(d->repeat_periods));
+	}
+	json_object_set_new(o, "keep_firing_for", json_integer(d->keep_firing_for_s));
+	for (int s = 0; s < VG_ALARM_NSTATES; s++) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < d->nactions[s]; i++)
+			json_array_append_new(a, json_string(d->actions[s][i]));
+		json_object_set_new(acts, vg_alarm_state_name(s), a);
+	}
+	json_object_set_new(o, "actions", acts);
+	if (d->created_ms) {
+		json_object_set_new(o, "created_at",
+				    json_string(vg_time_format(d->created_ms, ts, sizeof(ts))));
+		json_object_set_new(o, "updated_at",
+				    json_string(vg_time_format(d->updated_ms, ts, sizeof(ts))));
+	}
+	return o;
+}
+
+static int str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+int vg_alarm_def_eval_changed(const struct vg_alarm_def *a,
+			      const struct vg_alarm_def *b)
+{
+	if (a->kind != b->kind || !str_eq(a->metric, b->metric) ||
+	    !str_eq(a->resource, b->resource) || a->statistic != b->statistic ||
+	    a->percentile != b->percentile || a->period_s != b->period_s ||
+	    a->evaluation_periods != b->evaluation_periods ||
+	    a->datapoints_to_alarm != b->datapoints_to_alarm ||
+	    a->comparison != b->comparison || a->threshold != b->threshold ||
+	    a->missing != b->missing || !str_eq(a->rule, b->rule) ||
+	    a->sel.rtype != b->sel.rtype || !str_eq(a->sel.project, b->sel.project) ||
+	    !str_eq(a->sel.host, b->sel.host) || !str_eq(a->sel.flavor, b->sel.flavor) ||
+	    a->sel.nmeta != b->sel.nmeta)
+		return 1;
+	for (size_t i = 0; i < a->sel.nmeta; i++)
+		if (!str_eq(a->sel.meta[i].key, b->sel.meta[i].key) ||
+		    !str_eq(a->sel.meta[i].value, b->sel.meta[i].value))
+			return 1;
+	return 0;
+}

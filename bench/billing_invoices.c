@@ -1,0 +1,277 @@
+/*
+ * billing_invoices.c — `make bench`: how long generating every invoice of
+ * a month takes for 10,000 instances (issue 6: seconds, not minutes), and
+ * how fast the meter takes batches.
+ *
+ *   billing_invoices [INSTANCES [PROJECTS]]     (default 10000 100)
+ *
+ * The month (2026-10, 31 days) is written straight into a billing.db in a
+ * temporary directory with the meter's schema: every instance has a disk
+ * and a vNIC with traffic in every hour of the month (744 rows each), a
+ * tenth are resized mid-month, a fifth stop and start twice, one in twenty
+ * is deleted. Then, timed separately: deriving usage and pricing all
+ * invoices, rendering them in the three formats, finalizing the month
+ * (compute + render + store), re-reading the frozen invoices; and the
+ * meter's throughput on real batches (1000 instances per batch, each with
+ * a disk and a vNIC). Prints "RESULT ..." lines.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vigie/bill_invoice.h"
+#include "vigie/bill_meter.h"
+#include "vigie/clock.h"
+
+static const char card[] =
+	"{\"currency\":\"EUR\",\"minor_unit_digits\":2,\"prices\":["
+	"{\"valid_from\":\"2026-01-01\",\"compute\":{\"flavors\":{\"m1.small\":\"0.02\","
+	"\"m1.medium\":\"0.04\"},\"vcpu_hour\":\"0.015\",\"ram_gib_hour\":\"0.005\"},"
+	"\"storage\":{\"gib_month\":\"0.10\"},\"network\":{\"egress_gb\":["
+	"{\"up_to_gb\":1,\"price\":\"0\"},{\"up_to_gb\":10240,\"price\":\"0.09\"},"
+	"{\"price\":\"0.05\"}],\"ingress_gb\":\"0.01\"}},"
+	"{\"valid_from\":\"2026-10-16T00:00:00Z\",\"compute\":{\"flavors\":{\"m1.small\":\"0.03\"}}}]}";
+
+static double now_s(void)
+{
+	return (double)vg_monotonic_ms() / 1000.0;
+}
+
+static void die(const char *what, sqlite3 *db)
+{
+	fprintf(stderr, "billing_invoices: %s: %s\n", what, db ? sqlite3_errmsg(db) : "");
+	exit(1);
+}
+
+static void bind_opt(sqlite3_stmt *s, int i, int64_t v)
+{
+	if (v >= 0)
+		sqlite3_bind_int64(s, i, v);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static void res_row(sqlite3_stmt *r, sqlite3 *db, const char *id, int type,
+		    const char *parent, const char *proj, const char *name,
+		    int64_t first, int64_t last, int hasd)
+{
+	sqlite3_bind_text(r, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(r, 2, type);
+	sqlite3_bind_text(r, 3, parent, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(r, 4, proj, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(r, 5, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(r, 6, first);
+	sqlite3_bind_int64(r, 7, last);
+	sqlite3_bind_int(r, 8, hasd);
+	if (sqlite3_step(r) != SQLITE_DONE)
+		die("insert resource", db);
+	sqlite3_reset(r);
+}
+
+static void tr_row(sqlite3_stmt *t, sqlite3 *db, const char *id, int64_t time,
+		   int kind, const char *fl, int64_t vc, int64_t ram, int64_t dg,
+		   int64_t cap)
+{
+	sqlite3_bind_text(t, 1, id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(t, 2, time);
+	sqlite3_bind_int(t, 3, kind);
+	if (fl)
+		sqlite3_bind_text(t, 4, fl, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(t, 4);
+	bind_opt(t, 5, vc);
+	bind_opt(t, 6, ram);
+	bind_opt(t, 7, dg);
+	bind_opt(t, 8, cap);
+	if (sqlite3_step(t) != SQLITE_DONE)
+		die("insert transition", db);
+	sqlite3_reset(t);
+}
+
+static void populate(sqlite3 *db, int ninst, int nproj, int64_t m0, int64_t m1)
+{
+	sqlite3_stmt *r, *t, *n;
+	const int64_t H = 3600000;
+
+	if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) ||
+	    sqlite3_prepare_v2(db, "INSERT INTO resources(id,type,parent,project,name,"
+			       "first_ms,last_seen_ms,last_poll_ms,last_change_ms,state,"
+			       "has_disks) VALUES(?1,?2,?3,?4,?5,?6,?7,?7,?6,1,?8)", -1, &r, NULL) ||
+	    sqlite3_prepare_v2(db, "INSERT INTO transitions(resource,time_ms,kind,exact,"
+			       "lo_ms,hi_ms,flavor,vcpus,ram_mb,disk_gb,capacity) VALUES"
+			       "(?1,?2,?3,1,?2,?2,?4,?5,?6,?7,?8)", -1, &t, NULL) ||
+	    sqlite3_prepare_v2(db, "INSERT INTO network(project,hour_ms,nic,tx,rx) "
+			       "VALUES(?1,?2,?3,?4,?5)", -1, &n, NULL))
+		die("prepare", db);
+	for (int i = 0; i < ninst; i++) {
+		char id[64], disk[64], nic[64], proj[32], name[32];
+		int64_t created = m0 - 5 * 86400000LL + (int64_t)(i % 97) * 60000;
+		int64_t last = m1 + 10 * 60000;
+		snprintf(id, sizeof(id), "inst-%06d", i);
+		snprintf(disk, sizeof(disk), "inst-%06d-vda", i);
+		snprintf(nic, sizeof(nic), "inst-%06d-tap0", i);
+		snprintf(proj, sizeof(proj), "project-%03d", i % nproj);
+		snprintf(name, sizeof(name), "vm%d", i);
+		int deleted = i % 20 == 7;
+		int64_t del_t = m0 + (int64_t)(i % 29 + 1) * 86400000LL + 1234;
+		if (deleted)
+			last = del_t + 60000;
+		res_row(r, db, id, 1, NULL, proj, name, created, last, 1);
+		res_row(r, db, disk, 2, id, proj, "vda", created, last, 0);
+		res_row(r, db, nic, 3, id, proj, "tap0", created, last, 0);
+		tr_row(t, db, id, created, VG_T_CREATE, "m1.small", 1, 2048, 20, -1);
+		tr_row(t, db, id, created + 1000, VG_T_START, "m1.small", 1, 2048, 20, -1);
+		tr_row(t, db, disk, created, VG_T_CREATE, NULL, -1, -1, -1, 20LL << 30);
+		if (i % 10 == 3) /* resized mid-month */
+			tr_row(t, db, id, m0 + 12 * 86400000LL + i, VG_T_FLAVOR, "c1.custom", 4, 8192, 40, -1);
+		if (i % 5 == 1) { /* stopped and started twice */
+			for (int k = 0; k < 2; k++) {
+				int64_t s = m0 + (int64_t)(5 + 10 * k) * 86400000LL + i * 10;
+				tr_row(t, db, id, s, VG_T_STOP, NULL, -1, -1, -1, -1);
+				tr_row(t, db, id, s + 3 * H + 17000, VG_T_START, NULL, -1, -1, -1, -1);
+			}
+		}
+		if (deleted) {
+			tr_row(t, db, id, del_t, VG_T_STOP, NULL, -1, -1, -1, -1);
+			tr_row(t, db, id, del_t, VG_T_DELETE, NULL, -1, -1, -1, -1);
+			tr_row(t, db, disk, del_t, VG_T_DELETE, NULL, -1, -1, -1, -1);
+		}
+		for (int64_t h = m0; h < m1 && h < last; h += H) {
+			sqlite3_bind_text(n, 1, proj, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(n, 2, h);
+			sqlite3_bind_text(n, 3, nic, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(n, 4, 20000000 + (h / H % 13) * 1000000 + i);
+			sqlite3_bind_int64(n, 5, 5000000 + i);
+			if (sqlite3_step(n) != SQLITE_DONE)
+				die("insert network", db);
+			sqlite3_reset(n);
+		}
+	}
+	sqlite3_finalize(r);
+	sqlite3_finalize(t);
+	sqlite3_finalize(n);
+	if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL))
+		die("commit", db);
+}
+
+static void meter_throughput(const char *dir)
+{
+	char path[512], err[256], id[32], sub[64];
+	struct vg_meter *m;
+	const int per = 1000, polls = 20;
+	int64_t t0 = 1790000000000LL;
+
+	snprintf(path, sizeof(path), "%s/meter.db", dir);
+	if (vg_meter_open(path, &m, err, sizeof(err))) {
+		fprintf(stderr, "billing_invoices: %s\n", err);
+		exit(1);
+	}
+	double start = now_s();
+	for (int p = 0; p < polls; p++) {
+		int64_t t = t0 + (int64_t)p * 60000;
+		struct vg_batch *b = vg_batch_new("bench-host", 1, (uint64_t)p + 1, t);
+		for (int i = 0; i < per; i++) {
+			snprintf(id, sizeof(id), "inst-%06d", i);
+			vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t);
+			vg_batch_identity(b, "bench", NULL, "m1.small");
+			vg_batch_sample(b, "power.state", VG_KIND_GAUGE, 1);
+			vg_batch_attr(b, "flavor_vcpus", "1");
+			snprintf(sub, sizeof(sub), "%s-vda", id);
+			vg_batch_resource(b, VG_RT_DISK, sub, "vda", id, t);
+			vg_batch_sample(b, "disk.capacity", VG_KIND_GAUGE, 21474836480.0);
+			snprintf(sub, sizeof(sub), "%s-tap0", id);
+			vg_batch_resource(b, VG_RT_NIC, sub, "tap0", id, t);
+			vg_batch_sample(b, "net.tx.bytes", VG_KIND_COUNTER, 1000.0 * p * (i + 1));
+			vg_batch_sample(b, "net.rx.bytes", VG_KIND_COUNTER, 10.0 * p);
+		}
+		if (vg_meter_batch(m, b)) {
+			fprintf(stderr, "billing_invoices: meter refused a batch\n");
+			exit(1);
+		}
+		vg_batch_free(b);
+	}
+	double el = now_s() - start;
+	printf("RESULT billing meter: %d batches x %d instances (+disk +vNIC): %.2f s, "
+	       "%.0f resource observations/s, %.2f ms per 1000-instance batch\n",
+	       polls, per, el, polls * per * 3 / el, el * 1000 / polls);
+	vg_meter_close(m);
+}
+
+int main(int argc, char **argv)
+{
+	int ninst = argc > 1 ? atoi(argv[1]) : 10000;
+	int nproj = argc > 2 ? atoi(argv[2]) : 100;
+	struct vg_month oct = {2026, 10};
+	int64_t m0 = vg_month_start_ms(oct), m1 = vg_month_end_ms(oct);
+	char dir[] = "/tmp/vg-bill-bench.XXXXXX", path[512], err[512], cmd[600];
+	struct vg_ratecard *rc;
+	struct vg_invoice **inv;
+	struct vg_usage u;
+	sqlite3 *db;
+	size_t n, lines = 0, bytes = 0;
+	double t;
+
+	if (ninst < 1 || nproj < 1 || !mkdtemp(dir))
+		return 2;
+	snprintf(path, sizeof(path), "%s/billing.db", dir);
+	if (vg_ratecard_parse(card, sizeof(card) - 1, "bench", &rc, err, sizeof(err)) ||
+	    vg_billdb_open(path, &db, err, sizeof(err))) {
+		fprintf(stderr, "billing_invoices: %s\n", err);
+		return 1;
+	}
+	t = now_s();
+	populate(db, ninst, nproj, m0, m1);
+	printf("RESULT billing setup: %d instances, %d projects, %d hourly network "
+	       "rows written in %.2f s\n", ninst, nproj, ninst * 744, now_s() - t);
+
+	t = now_s();
+	if (vg_usage_load(db, m0, m1, NULL, &u))
+		die("usage", db);
+	double t_load = now_s() - t;
+	if (vg_invoice_compute_all(&u, rc, oct, &inv, &n))
+		die("compute", db);
+	double t_all = now_s() - t;
+	for (size_t i = 0; i < n; i++)
+		lines += inv[i]->nlines;
+	printf("RESULT billing invoices: %zu invoices, %zu lines for %d instances "
+	       "in %.2f s (usage %.2f s, pricing %.2f s)\n", n, lines, ninst, t_all,
+	       t_load, t_all - t_load);
+	t = now_s();
+	for (size_t i = 0; i < n; i++)
+		for (int f = VG_FMT_JSON; f <= VG_FMT_HTML; f++) {
+			char *text;
+			size_t len;
+			if (vg_invoice_render(inv[i], f, &text, &len))
+				die("render", NULL);
+			bytes += len;
+			free(text);
+		}
+	printf("RESULT billing render: %zu invoices x 3 formats (%.1f MB) in %.2f s\n",
+	       n, bytes / 1e6, now_s() - t);
+	for (size_t i = 0; i < n; i++)
+		vg_invoice_free(inv[i]);
+	free(inv);
+	vg_usage_clear(&u);
+
+	t = now_s();
+	if (vg_bill_finalize(db, rc, oct, m1 + 86400000LL, &n))
+		die("finalize", db);
+	printf("RESULT billing finalize: %zu invoices computed, rendered and stored "
+	       "in %.2f s\n", n, now_s() - t);
+	t = now_s();
+	if (vg_bill_invoices(db, rc, oct, NULL, &inv, &n))
+		die("reread", db);
+	printf("RESULT billing final: %zu frozen invoices read back in %.2f s\n", n,
+	       now_s() - t);
+	for (size_t i = 0; i < n; i++)
+		vg_invoice_free(inv[i]);
+	free(inv);
+	sqlite3_close(db);
+	vg_ratecard_free(rc);
+
+	meter_throughput(dir);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) ? 1 : 0;
+}

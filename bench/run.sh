@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# bench/run.sh — `make bench`: the librrd ceiling, vigie's sustained ingest,
+# rrdcached, backpressure and a crash, then one table (docs/benchmarks.md).
+#
+# Everything runs on loopback with temporary directories on the local disk
+# ($BENCH_DISK_DIR, default /var/tmp) and on tmpfs ($BENCH_TMPFS_DIR,
+# default /dev/shm); every process this script starts is stopped and every
+# directory removed on exit, also on failure. Raw "RESULT" lines are kept in
+# $VIGIE_BUILD/bench/results.txt.
+#
+# The RRD layout is the bench layout, for the ceiling and vigie alike:
+#   [storage] step = 60, heartbeat = 600, archives = 1m:1d,5m:7d,1h:30d
+# (AVERAGE, MIN, MAX per tier: 4176 rows x 3 = ~100 KB per file) instead of
+# the default 1m:15d,5m:63d,1h:455d (~1.2 MB per file, 120 GB at 100,000
+# series). An update touches the same header and one row per archive in
+# either layout; only creation and the page-cache footprint differ.
+#
+# Knobs (environment): BENCH_SIZES="1000 10000 100000", BENCH_SECONDS=10
+# (measured phase of each vigie run), BENCH_CEIL_SECONDS=4, BENCH_FS="tmpfs
+# disk", BENCH_SKIP="rrdcached backpressure crash" (any subset).
+# Must finish in under 10 minutes on a 2-core machine with the defaults.
+set -u
+BUILD=${VIGIE_BUILD:-build}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
+BIN=$BUILD/bin
+BB=$BUILD/bench
+SIZES=${BENCH_SIZES:-"1000 10000 100000"}
+MEASURE_S=${BENCH_SECONDS:-10}
+CEIL_S=${BENCH_CEIL_SECONDS:-4}
+FSLIST=${BENCH_FS:-"tmpfs disk"}
+SKIP=${BENCH_SKIP:-}
+DISK_BASE=${BENCH_DISK_DIR:-/var/tmp}
+TMPFS_BASE=${BENCH_TMPFS_DIR:-/dev/shm}
+ARCHIVES="1m:1d,5m:7d,1h:30d"
+KB_PER_FILE=102            # du of one file in the bench layout
+VIGIE_DEPTH=${BENCH_VIGIE_DEPTH:-1} # timestamps per librrd call in vigie's store
+OUT=$BB/results.txt
+T0=$SECONDS
+
+for f in "$BB/fleet" "$BB/rrd_ceiling" "$BIN/vigie-collector"; do
+  [[ -x $f ]] || { echo "bench: $f missing (make bench builds it)" >&2; exit 1; }
+done
+
+_pids=()
+_dirs=()
+cleanup() {
+  local p
+  for p in "${_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${_pids[@]}"; do
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+  done
+  for d in "${_dirs[@]}"; do rm -rf "$d"; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '# [%3ds] %s\n' $((SECONDS - T0)) "$*" >&2; }
+kv() { # kv KEY LINE -> value
+  local k=$1; shift
+  awk -v k="$k" '{ for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1] == k) { print substr($i, length(k) + 2); exit } } }' <<<"$*"
+}
+free_port() { # below the ephemeral range, in no TCP state at all
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 12000))
+    ss -Htan "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+  done
+}
+base_of() { [[ $1 == tmpfs ]] && echo "$TMPFS_BASE" || echo "$DISK_BASE"; }
+avail_kb() { df -Pk "$1" | awk 'NR == 2 { print $4 }'; }
+fits() { # fits FS FILES: enough space for FILES bench files (plus 20%)
+  local need=$(($2 * KB_PER_FILE * 12 / 10))
+  [[ $(avail_kb "$(base_of "$1")") -gt $need ]]
+}
+hosts_for() { # a realistic fleet shape: ~2,500 series per host at 100k
+  local n=$1
+  if ((n <= 2000)); then echo 2; elif ((n <= 20000)); then echo 8; else echo 40; fi
+}
+workdir() { # workdir FS: d = a new temp dir (removed on exit); not in $(...)
+  d=$(mktemp -d "$(base_of "$1")/vigie-bench.XXXXXX") || exit 1
+  _dirs+=("$d")
+}
+drop_dir() { rm -rf "$1"; }
+
+: >"$OUT"
+record() { echo "$*" >>"$OUT"; }
+
+# ---- the machine -----------------------------------------------------------
+CPU=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+NPROC=$(nproc)
+MEM=$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
+DISKFS=$(findmnt -no FSTYPE,SOURCE -T "$DISK_BASE" | tr -s ' ')
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+log "machine: $NPROC x $CPU, $MEM; disk $DISK_BASE = $DISKFS; tmpfs $TMPFS_BASE; load $LOAD0"
+record "MACHINE nproc=$NPROC cpu=\"$CPU\" mem=\"$MEM\" disk=\"$DISKFS\" kernel=$(uname -r) librrd=$(pkg-config --modversion librrd 2>/dev/null)"
+
+# ---- collector helpers ---------------------------------------------------------
+# start_collector DIR : starts vigie-collector on DIR/data, sets CPID, URL
+start_collector() {
+  local dir=$1 port hport try
+  for try in 1 2 3; do
+    _start_collector "$dir" && return 0
+    kill -KILL "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null
+  done
+  echo "bench: collector did not start:" >&2; cat "$dir/collector.log" >&2
+  return 1
+}
+_start_collector() {
+  local dir=$1 port hport
+  port=$(free_port); hport=$(free_port)
+  while [[ $hport == "$port" ]]; do hport=$(free_port); done
+  cat >"$dir/bench.conf" <<EOF
+[collector]
+http_threads = 1
+[storage]
+step = 60
+heartbeat = 600
+archives = $ARCHIVES
+[log]
+level = info
+EOF
+  URL=tcp://127.0.0.1:$port
+  "$BIN/vigie-collector" --config "$dir/bench.conf" --listen "$URL" \
+    --http "127.0.0.1:$hport" --data-dir "$dir/data" >>"$dir/collector.log" 2>&1 &
+  CPID=$!
+  _pids+=("$CPID")
+  echo "$CPID" >"$dir/collector.pid"
+  for _ in $(seq 50); do
+    kill -0 "$CPID" 2>/dev/null || return 1
+    ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# ---- 1. vigie, then 2. the ceiling on the very files vigie wrote -----------------
+# The ceiling updates every file of vigie's data directory after the run
+# (rrd_ceiling --tree): same layout, same number of files, same page cache,
+# and no second creation of 100,000 files.
+declare -A CEIL VG
+for fs in $FSLIST; do
+  for n in $SIZES; do
+    if ! fits "$fs" "$n"; then
+      log "SKIP $fs $n: not enough space in $(base_of "$fs")"
+      record "SKIP kind=all fs=$fs series=$n reason=space"
+      continue
+    fi
+    workdir "$fs"
+    start_collector "$d" || exit 1
+    h=$(hosts_for "$n")
+    log "vigie $fs $n series ($h hosts), ${MEASURE_S}s measured"
+    r=$("$BB/fleet" --collector "$URL" --series "$n" --hosts "$h" \
+      --seconds "$MEASURE_S" --collector-pid "$CPID" --stop \
+      --collector-log "$d/collector.log" --verify "$d/data" \
+      --config "$d/bench.conf" --label "$fs" 2>"$d/fleet.err" | grep '^RESULT')
+    wait "$CPID" 2>/dev/null
+    [[ -n $r ]] || { cat "$d/fleet.err" >&2; r="RESULT fleet label=$fs status=FAIL"; }
+    grep -v '^fleet: \(warm-up\|[0-9]* hosts\)' "$d/fleet.err" | head -5 >&2
+    record "$r fs=$fs"
+    VG[$fs,$n]=$r
+    for depth in 1 6 $VIGIE_DEPTH; do
+      [[ -n ${CEIL[$fs,$n,$depth]:-} ]] && continue
+      log "ceiling $fs, vigie's $n files, depth $depth"
+      r=$("$BB/rrd_ceiling" --tree "$d/data/rrd" --depth "$depth" \
+        --seconds "$CEIL_S" --label "$fs" | grep '^RESULT')
+      record "$r fs=$fs"
+      CEIL[$fs,$n,$depth]=$(kv values_per_s "$r")
+    done
+    drop_dir "$d"
+  done
+done
+
+# ---- 3. rrdcached -------------------------------------------------------------------
+RRDC=""
+if [[ " $SKIP " != *" rrdcached "* ]]; then
+  if command -v rrdcached >/dev/null; then
+    fs=tmpfs; [[ " $FSLIST " == *" tmpfs "* ]] || fs=disk
+    n=10000
+    workdir "$fs"
+    mkdir -p "$d/ceil"
+    log "ceiling through rrdcached ($fs, $n files, 360 timestamps per file)"
+    # create the files first (direct), then update through the daemon
+    "$BB/rrd_ceiling" --dir "$d/ceil" --files "$n" --max-rounds 1 --seconds 0 \
+      --archives "$ARCHIVES" >/dev/null
+    rrdcached -g -l "unix:$d/rrdcached.sock" -p "$d/rrdcached.pid" -b "$d" \
+      -w 3600 -z 1 -f 7200 -t 2 >"$d/rrdcached.log" 2>&1 &
+    RPID=$!
+    _pids+=("$RPID")
+    for _ in $(seq 50); do [[ -S $d/rrdcached.sock ]] && break; sleep 0.1; done
+    r=$("$BB/rrd_ceiling" --dir "$d/ceil" --files "$n" --depth 60 --max-rounds 6 \
+      --seconds 1000 --daemon "unix:$d/rrdcached.sock" --daemon-pid "$RPID" \
+      --archives "$ARCHIVES" --label rrdcached | grep '^RESULT')
+    record "$r fs=$fs"
+    RRDC=$r
+    kill -TERM "$RPID" 2>/dev/null; wait "$RPID" 2>/dev/null
+    drop_dir "$d"
+  else
+    log "SKIP rrdcached: not installed (Debian package rrdcached)"
+    record "SKIP kind=rrdcached reason=not-installed"
+  fi
+fi
+
+# ---- 4. backpressure: offer 3x what the collector stored in the closed loop ---------
+BP=""
+if [[ " $SKIP " != *" backpressure "* ]]; then
+  fs=tmpfs; [[ " $FSLIST " == *" tmpfs "* ]] || fs=disk
+  n=10000
+  cap=$(kv values_per_s "${VG[$fs,$n]:-}")
+  [[ -n $cap && $cap != 0 ]] || cap=30000
+  offer=$((cap * 3))
+  BP_S=$(( (MEASURE_S + 1) / 2 ))
+  speed=$(awk -v o="$offer" -v n="$n" 'BEGIN { printf "%.2f", o * 10 / n }')
+  workdir "$fs"
+  start_collector "$d" || exit 1
+  log "backpressure: $n series, offering $offer values/s (3x), ack timeout 1 s"
+  r=$("$BB/fleet" --collector "$URL" --series "$n" --hosts 8 --speed "$speed" \
+    --seconds "$BP_S" --ack-timeout-ms 1000 --spool-max 10000 \
+    --collector-pid "$CPID" --stop --collector-log "$d/collector.log" \
+    --verify "$d/data" --config "$d/bench.conf" --label backpressure \
+    2>"$d/fleet.err" | grep '^RESULT')
+  wait "$CPID" 2>/dev/null
+  [[ -n $r ]] || { cat "$d/fleet.err" >&2; r="RESULT fleet label=backpressure status=FAIL"; }
+  record "$r fs=$fs"
+  BP=$r
+  drop_dir "$d"
+fi
+
+# ---- 5. crash: SIGKILL the collector under load, restart it, check nothing is lost ---
+CR=""
+if [[ " $SKIP " != *" crash "* ]]; then
+  fs=disk; [[ " $FSLIST " == *" disk "* ]] || fs=tmpfs
+  n=10000
+  workdir "$fs"
+  start_collector "$d" || exit 1
+  log "crash: $n series closed loop; SIGKILL the collector after 3 s, restart after 1 s"
+  "$BB/fleet" --collector "$URL" --series "$n" --hosts 8 --seconds "$MEASURE_S" \
+    --ack-timeout-ms 1000 --backoff-max-ms 500 --pid-file "$d/collector.pid" --stop \
+    --verify "$d/data" --config "$d/bench.conf" --label crash \
+    >"$d/fleet.out" 2>"$d/fleet.err" &
+  FPID=$!
+  _pids+=("$FPID")
+  # wait for the warm-up to end, then kill mid-stream
+  for _ in $(seq 300); do grep -q 'warm-up' "$d/fleet.err" && break; sleep 0.1; done
+  sleep 3
+  kill -KILL "$CPID"; wait "$CPID" 2>/dev/null
+  sleep 1
+  "$BIN/vigie-collector" --config "$d/bench.conf" --listen "$URL" \
+    --http "127.0.0.1:$(free_port)" --data-dir "$d/data" >>"$d/collector.log" 2>&1 &
+  CPID=$!
+  _pids+=("$CPID")
+  echo "$CPID" >"$d/collector.pid"
+  wait "$FPID"
+  wait "$CPID" 2>/dev/null
+  r=$(grep '^RESULT' "$d/fleet.out")
+  [[ -n $r ]] || { cat "$d/fleet.err" >&2; r="RESULT fleet label=crash status=FAIL"; }
+  record "$r fs=$fs"
+  CR=$r
+  drop_dir "$d"
+fi
+
+# ---- the table ------------------------------------------------------------------------------
+fail=0
+echo
+echo "vigie bench — $(date -u +%Y-%m-%dT%H:%M:%SZ) — $NPROC x $CPU, $MEM"
+echo "layout: step 60 s, archives $ARCHIVES (AVERAGE/MIN/MAX), 1 data source per file"
+echo
+echo "librrd ceiling (one process, rrd_update_r on every file vigie wrote, whole rounds)"
+printf '  %-6s %8s %6s %12s %12s\n' fs files depth values/s "us CPU/val"
+while read -r line; do
+  [[ $line == "RESULT ceiling"* && $(kv label "$line") != rrdcached ]] || continue
+  printf '  %-6s %8s %6s %12s %12s\n' "$(kv fs "$line")" "$(kv files "$line")" \
+    "$(kv depth "$line")" "$(kv values_per_s "$line")" "$(kv us_cpu_per_value "$line")"
+done <"$OUT"
+echo
+echo "vigie end to end (fleet -> nanomsg -> collector -> RRD; closed loop, ${MEASURE_S} s measured)"
+printf '  %-6s %8s %10s %10s %8s %6s %9s %8s %8s %6s %s\n' fs series values/s stored/s \
+  "us/val" cores "RSS MiB" "B/ser" "%ceil" lost check
+for fs in $FSLIST; do
+  for n in $SIZES; do
+    r=${VG[$fs,$n]:-}
+    [[ -n $r ]] || continue
+    vps=$(kv values_per_s "$r")
+    c=${CEIL[$fs,$n,$VIGIE_DEPTH]:-0}
+    pct=$(awk -v a="${vps:-0}" -v b="$c" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')
+    rss=$(awk -v k="$(kv peak_rss_kb "$r")" 'BEGIN { printf "%.1f", k / 1024 }')
+    st=$(kv status "$r")
+    [[ $st == ok ]] || fail=1
+    printf '  %-6s %8s %10s %10s %8s %6s %9s %8s %8s %6s %s\n' "$fs" "$(kv series "$r")" \
+      "$vps" "$(kv stored_values_per_s "$r")" "$(kv us_cpu_per_value "$r")" \
+      "$(kv cores "$r")" "$rss" "$(kv bytes_per_series "$r")" "$pct" \
+      "$(kv lost "$r")" "$st ($(kv files_checked "$r") files, $(kv points_checked "$r") points)"
+  done
+done
+if [[ -n $RRDC ]]; then
+  echo
+  echo "rrdcached (10,000 files, 6 UPDATEs of 60 timestamps per file, then FLUSHALL)"
+  printf '  end to end %s values/s; write phase %s values/s; %s us CPU/value (client + daemon)\n' \
+    "$(kv values_per_s "$RRDC")" "$(kv flush_values_per_s "$RRDC")" "$(kv us_cpu_per_value "$RRDC")"
+fi
+if [[ -n $BP ]]; then
+  st=$(kv status "$BP"); [[ $st == ok ]] || fail=1
+  echo
+  echo "backpressure (10,000 series, offered $(kv offered_values_per_s "$BP") values/s for ${BP_S} s, then drained)"
+  printf '  acked %s values at %s values/s; spool peak %s batches/host; timeouts %s, resends answered DUPLICATE %s, RETRY %s; dropped by spool %s; written %s; lost %s; %s\n' \
+    "$(kv values_acked "$BP")" "$(kv values_per_s "$BP")" "$(kv spool_peak "$BP")" \
+    "$(kv timeouts "$BP")" "$(kv duplicates "$BP")" "$(kv retries "$BP")" \
+    "$(kv dropped_values "$BP")" "$(kv written "$BP")" "$(kv lost "$BP")" "$st"
+fi
+if [[ -n $CR ]]; then
+  st=$(kv status "$CR"); [[ $st == ok ]] || fail=1
+  echo
+  echo "crash (10,000 series, collector SIGKILLed under load and restarted)"
+  printf '  acked %s values; timeouts %s, DUPLICATE %s; every file ends at its last acked time and value: %s (%s files, %s points)\n' \
+    "$(kv values_acked "$CR")" "$(kv timeouts "$CR")" "$(kv duplicates "$CR")" "$st" \
+    "$(kv files_checked "$CR")" "$(kv points_checked "$CR")"
+fi
+echo
+echo "load average at start $LOAD0, at end $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure)"
+echo "raw results: $OUT; total $((SECONDS - T0)) s"
+exit $fail

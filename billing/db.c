@@ -1,0 +1,146 @@
+/*
+ * db.c — the billing database: schema, opening, error mapping.
+ *
+ * Tables (schema version in PRAGMA user_version):
+ *   resources    one row per metered instance, disk and vNIC: identity,
+ *                the meter's watermarks (last poll applied, last seen,
+ *                last transition), its current state and counter baselines.
+ *   transitions  the timelines: (resource, time_ms, kind) unique, exact or
+ *                inferred with the window [lo_ms, hi_ms], the flavor or
+ *                capacity that holds from then on.
+ *   network      bytes per (project, UTC hour, vNIC): the order egress
+ *                tiers are filled in.
+ *   months       finalized months; invoices: the frozen invoice documents.
+ *
+ * WAL mode so the API's readers never block the receiver's writes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vigie/bill_meter.h"
+
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 5000
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS resources("
+	" id TEXT PRIMARY KEY,"
+	" type INTEGER NOT NULL,"
+	" parent TEXT,"
+	" project TEXT NOT NULL,"
+	" user TEXT, name TEXT, host TEXT,"
+	" first_ms INTEGER NOT NULL,"
+	" last_seen_ms INTEGER NOT NULL,"
+	" last_poll_ms INTEGER NOT NULL,"
+	" last_change_ms INTEGER NOT NULL,"
+	" state INTEGER NOT NULL,"     /* bit 1 exists, bit 2 running, 4 run known */
+	" flavor TEXT, vcpus INTEGER, ram_mb INTEGER, disk_gb INTEGER,"
+	" capacity INTEGER,"
+	" has_disks INTEGER NOT NULL DEFAULT 0,"
+	" ctr_ms INTEGER, ctr_tx INTEGER, ctr_rx INTEGER);"
+	"CREATE INDEX IF NOT EXISTS resources_project ON resources(project);"
+	"CREATE INDEX IF NOT EXISTS resources_parent ON resources(parent);"
+	"CREATE TABLE IF NOT EXISTS transitions("
+	" resource TEXT NOT NULL,"
+	" time_ms INTEGER NOT NULL,"
+	" kind INTEGER NOT NULL,"
+	" exact INTEGER NOT NULL,"
+	" lo_ms INTEGER NOT NULL,"
+	" hi_ms INTEGER NOT NULL,"
+	" flavor TEXT, vcpus INTEGER, ram_mb INTEGER, disk_gb INTEGER,"
+	" capacity INTEGER,"
+	" PRIMARY KEY(resource, time_ms, kind)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS network("
+	" project TEXT NOT NULL,"
+	" hour_ms INTEGER NOT NULL,"
+	" nic TEXT NOT NULL,"
+	" tx INTEGER NOT NULL,"
+	" rx INTEGER NOT NULL,"
+	" PRIMARY KEY(project, hour_ms, nic)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS months("
+	" month TEXT PRIMARY KEY,"
+	" finalized_ms INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS invoices("
+	" month TEXT NOT NULL,"
+	" project TEXT NOT NULL,"
+	" number TEXT NOT NULL UNIQUE,"
+	" document TEXT NOT NULL,"
+	" PRIMARY KEY(month, project));";
+
+char *vg_billdb_path(const char *data_dir, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%s", data_dir, VG_BILL_DB);
+	return buf;
+}
+
+int vg_billdb_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_FULL:
+		return -EAGAIN;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_READONLY:
+		return -EACCES;
+	default:
+		return -EIO;
+	}
+}
+
+int vg_billdb_open(const char *path, sqlite3 **out, char *err, size_t errlen)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	char *msg = NULL;
+	int rc, ver = 0;
+
+	*out = NULL;
+	rc = sqlite3_open_v2(path, &db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+			 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		sqlite3_close(db);
+		return vg_billdb_errno(rc) ? vg_billdb_errno(rc) : -EIO;
+	}
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+			  NULL, NULL, &msg);
+	if (rc == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		ver = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_OK && ver > SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: schema version %d is newer than this "
+			 "program's (%d)", path, ver, SCHEMA_VERSION);
+		sqlite3_close(db);
+		return -EPROTO;
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, schema, NULL, NULL, &msg);
+	if (rc == SQLITE_OK && ver < SCHEMA_VERSION) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", SCHEMA_VERSION);
+		rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	}
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		sqlite3_close(db);
+		return vg_billdb_errno(rc) ? vg_billdb_errno(rc) : -EIO;
+	}
+	*out = db;
+	return 0;
+}

@@ -1,0 +1,505 @@
+/*
+ * finalize.c — drafts, finalization and adjustments (bill_invoice.h).
+ *
+ * Design. A month is a draft until `finalize` freezes it: every project's
+ * invoice is computed, numbered "YYYY-MM-NNNN" in project order, rendered
+ * to JSON and stored with the month's mark in one transaction. From then
+ * on that stored document IS the invoice: JSON answers return its bytes
+ * and CSV/HTML are rendered from it, so re-rendering is byte-identical
+ * whatever arrives later.
+ *
+ * Late usage. Usage that reaches the database after its month was
+ * finalized (an agent's spool drained late, an exact event refining an
+ * inferred stop) changes what that month would compute to. A draft of
+ * month M looks back over the unbroken run of finalized months before it
+ * (M-1, M-2, ... while finalized, at most 24): for each such month F and
+ * each line key it recomputes F, subtracts what F's frozen invoice and the
+ * adjustments already frozen on invoices after F billed for that key, and
+ * puts any difference on M as an adjustment line naming F. Finalizing M
+ * freezes those adjustments too, so a difference is billed exactly once.
+ *
+ * Invariants: a finalized month's stored documents are never rewritten;
+ * adjustment amounts are differences of rounded amounts, so they need no
+ * rounding of their own.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigie/bill_invoice.h"
+#include "vigie/bill_meter.h"
+
+#define MAX_LOOKBACK 24
+
+int vg_bill_is_final(sqlite3 *db, struct vg_month m)
+{
+	sqlite3_stmt *s;
+	char ms[16];
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, "SELECT 1 FROM months WHERE month=?1", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return vg_billdb_errno(rc);
+	sqlite3_bind_text(s, 1, vg_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : vg_billdb_errno(rc);
+}
+
+/* The stored invoices of month m (one project or all), parsed. */
+static int load_frozen(sqlite3 *db, struct vg_month m, const char *project,
+		       struct vg_invoice ***out, size_t *n)
+{
+	sqlite3_stmt *s;
+	char ms[16];
+	size_t cnt = 0, cap = 0;
+	struct vg_invoice **arr = NULL;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = sqlite3_prepare_v2(db, project
+		? "SELECT document FROM invoices WHERE month=?1 AND project=?2"
+		: "SELECT document FROM invoices WHERE month=?1 ORDER BY project",
+		-1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return vg_billdb_errno(rc);
+	sqlite3_bind_text(s, 1, vg_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
+	if (project)
+		sqlite3_bind_text(s, 2, project, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *doc = (const char *)sqlite3_column_text(s, 0);
+		struct vg_invoice *inv;
+		if (cnt == cap) {
+			cap = cap ? 2 * cap : 8;
+			struct vg_invoice **na = realloc(arr, cap * sizeof(*na));
+			if (!na) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			arr = na;
+		}
+		if (!doc || vg_invoice_from_json(doc, strlen(doc), &inv)) {
+			rc = SQLITE_CORRUPT;
+			break;
+		}
+		arr[cnt++] = inv;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		for (size_t i = 0; i < cnt; i++)
+			vg_invoice_free(arr[i]);
+		free(arr);
+		return vg_billdb_errno(rc);
+	}
+	*out = arr;
+	*n = cnt;
+	return 0;
+}
+
+static void free_arr(struct vg_invoice **a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		vg_invoice_free(a[i]);
+	free(a);
+}
+
+/* Compute month m's invoices from the database (no adjustments). */
+static int compute_month(sqlite3 *db, const struct vg_ratecard *rc,
+			 struct vg_month m, const char *project,
+			 struct vg_invoice ***out, size_t *n)
+{
+	struct vg_usage u;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if ((r = vg_usage_load(db, vg_month_start_ms(m), vg_month_end_ms(m),
+			       project, &u)))
+		return r;
+	if (project) {
+		struct vg_invoice *inv;
+		r = vg_invoice_compute(&u, rc, m, project, &inv);
+		if (!r && inv->nlines == 0) {
+			vg_invoice_free(inv);
+		} else if (!r) {
+			*out = malloc(sizeof(**out));
+			if (!*out) {
+				vg_invoice_free(inv);
+				r = -ENOMEM;
+			} else {
+				(*out)[0] = inv;
+				*n = 1;
+			}
+		}
+	} else {
+		r = vg_invoice_compute_all(&u, rc, m, out, n);
+	}
+	vg_usage_clear(&u);
+	return r;
+}
+
+static struct vg_invoice *find_inv(struct vg_invoice **a, size_t n,
+				   const char *project)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(a[i]->project, project))
+			return a[i];
+	return NULL;
+}
+
+static const struct vg_invoice_line *find_line(const struct vg_invoice *inv,
+					       const char *key)
+{
+	for (size_t i = 0; inv && i < inv->nlines; i++)
+		if (!inv->lines[i].adjustment_for && !strcmp(inv->lines[i].key, key))
+			return &inv->lines[i];
+	return NULL;
+}
+
+/* Signed quantity helpers (|q| < 2^127 always holds here). */
+typedef __int128 s128;
+static s128 sq(const struct vg_invoice_line *l)
+{
+	return l ? (l->qty_neg ? -(s128)l->qty : (s128)l->qty) : 0;
+}
+
+/* What invoices after F already billed for key (adjustments). */
+static void prior(struct vg_invoice ***later, size_t *nlater, size_t nmonths,
+		  const char *project, const char *fm, const char *key,
+		  s128 *qty, int64_t *amount)
+{
+	char akey[1024];
+
+	snprintf(akey, sizeof(akey), "adj|%s|%s", fm, key);
+	*qty = 0;
+	*amount = 0;
+	for (size_t k = 0; k < nmonths; k++) {
+		struct vg_invoice *inv = find_inv(later[k], nlater[k], project);
+		for (size_t i = 0; inv && i < inv->nlines; i++) {
+			const struct vg_invoice_line *l = &inv->lines[i];
+			if (l->adjustment_for && !strcmp(l->key, akey)) {
+				*qty += sq(l);
+				*amount += l->amount_micro;
+			}
+		}
+	}
+}
+
+static int add_adjustment(struct vg_invoice *inv, const char *fm,
+			  const struct vg_invoice_line *ref, s128 dq,
+			  int64_t damount)
+{
+	struct vg_invoice_line l = *ref;
+	char key[1024], desc[768];
+
+	snprintf(key, sizeof(key), "adj|%s|%s", fm, ref->key);
+	snprintf(desc, sizeof(desc), "Adjustment for %s: %s", fm, ref->description);
+	l.key = key;
+	l.description = desc;
+	l.usage_type = VG_UT_ADJUSTMENT;
+	l.adjusted_type = (char *)vg_usage_type_name(ref->usage_type);
+	l.adjustment_for = (char *)fm;
+	l.qty_neg = dq < 0;
+	l.qty = (vg_u128)(dq < 0 ? -dq : dq);
+	l.amount_micro = damount;
+	l.minimum_runs = 0;
+	return vg_invoice_add_line(inv, &l);
+}
+
+/* Adjustment lines on inv for finalized month F (index k in the chain:
+ * later[0..k) are the finalized months after F, newest last). */
+static int adjust(struct vg_invoice *inv, const char *fm,
+		  const struct vg_invoice *recomputed, const struct vg_invoice *frozen,
+		  struct vg_invoice ***later, size_t *nlater, size_t nmonths)
+{
+	int rc = 0;
+
+	/* keys of the recomputed month */
+	for (size_t i = 0; recomputed && i < recomputed->nlines && !rc; i++) {
+		const struct vg_invoice_line *r = &recomputed->lines[i];
+		if (r->adjustment_for)
+			continue;
+		const struct vg_invoice_line *x = find_line(frozen, r->key);
+		s128 pq;
+		int64_t pa;
+		prior(later, nlater, nmonths, inv->project, fm, r->key, &pq, &pa);
+		s128 dq = sq(r) - sq(x) - pq;
+		int64_t da = r->amount_micro - (x ? x->amount_micro : 0) - pa;
+		if (dq || da)
+			rc = add_adjustment(inv, fm, r, dq, da);
+	}
+	/* keys billed but gone from the recomputation (usage shrank to 0) */
+	for (size_t i = 0; frozen && i < frozen->nlines && !rc; i++) {
+		const struct vg_invoice_line *x = &frozen->lines[i];
+		if (x->adjustment_for || find_line(recomputed, x->key))
+			continue;
+		s128 pq;
+		int64_t pa;
+		prior(later, nlater, nmonths, inv->project, fm, x->key, &pq, &pa);
+		s128 dq = -sq(x) - pq;
+		int64_t da = -x->amount_micro - pa;
+		if (dq || da)
+			rc = add_adjustment(inv, fm, x, dq, da);
+	}
+	return rc;
+}
+
+static int cmp_inv(const void *a, const void *b)
+{
+	return strcmp((*(struct vg_invoice *const *)a)->project,
+		      (*(struct vg_invoice *const *)b)->project);
+}
+
+/* Drafts of month m with adjustments for one project or all. */
+static int drafts(sqlite3 *db, const struct vg_ratecard *rc, struct vg_month m,
+		  const char *project, struct vg_invoice ***out, size_t *n)
+{
+	struct vg_invoice **arr = NULL, **chain_r[MAX_LOOKBACK] = {0},
+			  **chain_x[MAX_LOOKBACK] = {0};
+	size_t cnt = 0, nr[MAX_LOOKBACK] = {0}, nx[MAX_LOOKBACK] = {0};
+	struct vg_month fmon[MAX_LOOKBACK];
+	int depth = 0, r;
+
+	if ((r = compute_month(db, rc, m, project, &arr, &cnt)))
+		return r;
+	/* the unbroken run of finalized months before m, newest first */
+	struct vg_month f = vg_month_prev(m);
+	while (depth < MAX_LOOKBACK && f.year >= 1970 && (r = vg_bill_is_final(db, f)) == 1) {
+		fmon[depth] = f;
+		if ((r = compute_month(db, rc, f, project, &chain_r[depth], &nr[depth])) ||
+		    (r = load_frozen(db, f, project, &chain_x[depth], &nx[depth]))) {
+			depth++;
+			goto out;
+		}
+		depth++;
+		f = vg_month_prev(f);
+	}
+	if (r < 0)
+		goto out;
+	r = 0;
+	/* projects that only have adjustments get an invoice too */
+	for (int k = 0; k < depth && !r; k++) {
+		for (int pass = 0; pass < 2 && !r; pass++) {
+			struct vg_invoice **a = pass ? chain_x[k] : chain_r[k];
+			size_t na = pass ? nx[k] : nr[k];
+			for (size_t i = 0; i < na && !r; i++) {
+				if (find_inv(arr, cnt, a[i]->project))
+					continue;
+				struct vg_invoice **g = realloc(arr, (cnt + 1) * sizeof(*g));
+				if (!g) {
+					r = -ENOMEM;
+					break;
+				}
+				arr = g;
+				if (!(arr[cnt] = vg_invoice_new(a[i]->project, m, rc)))
+					r = -ENOMEM;
+				else
+					cnt++;
+			}
+		}
+	}
+	/* adjustments, oldest month first; "later" for month k are the
+	 * frozen invoices of months k-1 .. 0 (all after it, before m) */
+	for (int k = depth - 1; k >= 0 && !r; k--) {
+		char fm[16];
+		vg_month_format(fmon[k], fm, sizeof(fm));
+		for (size_t i = 0; i < cnt && !r; i++)
+			r = adjust(arr[i], fm, find_inv(chain_r[k], nr[k], arr[i]->project),
+				   find_inv(chain_x[k], nx[k], arr[i]->project),
+				   chain_x, nx, (size_t)k);
+	}
+	/* drop invoices left without any line; sort; totals */
+	size_t w = 0;
+	for (size_t i = 0; i < cnt; i++) {
+		if (arr[i]->nlines == 0 && !project) {
+			vg_invoice_free(arr[i]);
+			continue;
+		}
+		vg_invoice_totals(arr[i]);
+		arr[w++] = arr[i];
+	}
+	cnt = w;
+	if (arr)
+		qsort(arr, cnt, sizeof(*arr), cmp_inv);
+out:
+	for (int k = 0; k < depth; k++) {
+		free_arr(chain_r[k], nr[k]);
+		free_arr(chain_x[k], nx[k]);
+	}
+	if (r) {
+		free_arr(arr, cnt);
+		return r;
+	}
+	*out = arr;
+	*n = cnt;
+	return 0;
+}
+
+int vg_bill_invoices(sqlite3 *db, const struct vg_ratecard *rc,
+		     struct vg_month m, const char *project,
+		     struct vg_invoice ***out, size_t *n)
+{
+	int r = vg_bill_is_final(db, m);
+
+	*out = NULL;
+	*n = 0;
+	if (r < 0)
+		return r;
+	if (r == 1)
+		return load_frozen(db, m, project, out, n);
+	return drafts(db, rc, m, project, out, n);
+}
+
+int vg_bill_invoice(sqlite3 *db, const struct vg_ratecard *rc,
+		    struct vg_month m, const char *project,
+		    struct vg_invoice **out)
+{
+	struct vg_invoice **arr;
+	size_t n;
+	int r;
+
+	*out = NULL;
+	if ((r = vg_bill_invoices(db, rc, m, project, &arr, &n)))
+		return r;
+	if (n == 0) {
+		free(arr);
+		if (vg_bill_is_final(db, m) == 1)
+			return -ENOENT;
+		*out = vg_invoice_new(project, m, rc); /* an empty draft */
+		return *out ? 0 : -ENOMEM;
+	}
+	*out = arr[0];
+	for (size_t i = 1; i < n; i++)
+		vg_invoice_free(arr[i]);
+	free(arr);
+	return 0;
+}
+
+int vg_bill_invoice_text(sqlite3 *db, const struct vg_ratecard *rc,
+			 struct vg_month m, const char *project, int fmt,
+			 char **out, size_t *len)
+{
+	struct vg_invoice *inv;
+	int r;
+
+	*out = NULL;
+	*len = 0;
+	if (fmt == VG_FMT_JSON && (r = vg_bill_is_final(db, m)) == 1) {
+		sqlite3_stmt *s;
+		char ms[16];
+		r = sqlite3_prepare_v2(db, "SELECT document FROM invoices WHERE "
+				       "month=?1 AND project=?2", -1, &s, NULL);
+		if (r != SQLITE_OK)
+			return vg_billdb_errno(r);
+		sqlite3_bind_text(s, 1, vg_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(s, 2, project, -1, SQLITE_STATIC);
+		r = sqlite3_step(s);
+		if (r == SQLITE_ROW) {
+			const char *d = (const char *)sqlite3_column_text(s, 0);
+			*len = (size_t)sqlite3_column_bytes(s, 0);
+			*out = malloc(*len + 1);
+			if (*out) {
+				memcpy(*out, d, *len);
+				(*out)[*len] = '\0';
+			}
+			r = *out ? 0 : -ENOMEM;
+		} else {
+			r = r == SQLITE_DONE ? -ENOENT : vg_billdb_errno(r);
+		}
+		sqlite3_finalize(s);
+		return r;
+	}
+	if ((r = vg_bill_invoice(db, rc, m, project, &inv)))
+		return r;
+	r = vg_invoice_render(inv, fmt, out, len);
+	vg_invoice_free(inv);
+	return r;
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+	return vg_billdb_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+int vg_bill_finalize(sqlite3 *db, const struct vg_ratecard *rc,
+		     struct vg_month m, int64_t now_ms, size_t *count)
+{
+	struct vg_invoice **arr = NULL;
+	size_t n = 0;
+	sqlite3_stmt *s = NULL;
+	char ms[16];
+	int r;
+
+	*count = 0;
+	if (now_ms < vg_month_end_ms(m))
+		return -EINVAL;
+	if ((r = exec(db, "BEGIN IMMEDIATE")))
+		return r;
+	if ((r = vg_bill_is_final(db, m)) != 0) {
+		r = r == 1 ? -EALREADY : r;
+		goto fail;
+	}
+	if ((r = drafts(db, rc, m, NULL, &arr, &n)))
+		goto fail;
+	vg_month_format(m, ms, sizeof(ms));
+	if ((r = vg_billdb_errno(sqlite3_prepare_v2(db,
+			"INSERT INTO invoices(month,project,number,document) "
+			"VALUES(?1,?2,?3,?4)", -1, &s, NULL))))
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		char num[48], *doc;
+		size_t len;
+		snprintf(num, sizeof(num), "%s-%04zu", ms, i + 1);
+		free(arr[i]->number);
+		if (!(arr[i]->number = strdup(num))) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		arr[i]->final = 1;
+		arr[i]->finalized_ms = now_ms;
+		if ((r = vg_invoice_render(arr[i], VG_FMT_JSON, &doc, &len)))
+			goto fail;
+		sqlite3_bind_text(s, 1, ms, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, arr[i]->project, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, num, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 4, doc, (int)len, SQLITE_STATIC);
+		r = sqlite3_step(s);
+		sqlite3_reset(s);
+		free(doc);
+		if (r != SQLITE_DONE) {
+			r = vg_billdb_errno(r);
+			goto fail;
+		}
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	{
+		sqlite3_stmt *mk;
+		if ((r = vg_billdb_errno(sqlite3_prepare_v2(db,
+				"INSERT INTO months(month,finalized_ms) VALUES(?1,?2)",
+				-1, &mk, NULL))))
+			goto fail;
+		sqlite3_bind_text(mk, 1, ms, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(mk, 2, now_ms);
+		r = sqlite3_step(mk);
+		sqlite3_finalize(mk);
+		if (r != SQLITE_DONE) {
+			r = vg_billdb_errno(r);
+			goto fail;
+		}
+	}
+	if ((r = exec(db, "COMMIT")))
+		goto fail;
+	*count = n;
+	free_arr(arr, n);
+	return 0;
+fail:
+	sqlite3_finalize(s);
+	exec(db, "ROLLBACK");
+	free_arr(arr, n);
+	return r;
+}

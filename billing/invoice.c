@@ -1,0 +1,693 @@
+/*
+ * invoice.c — pricing usage intervals with the rate card into invoice
+ * lines (bill_invoice.h).
+ *
+ * Design: every usage interval is cut at the rate card's price changes
+ * (vg_ratecard_prices gives the span over which prices hold) and turned
+ * into "charges": (resource, usage type, item, rate, quantity in base
+ * units, start, end). Charges are sorted and merged so that one line holds
+ * all of one resource's usage of one item at one rate in the month; then
+ * each line's amount is computed once, exactly, and rounded half-up to the
+ * minor unit (vg_bill_amount). The total is the sum of rounded lines.
+ *
+ * Rules (docs/billing.md): compute by flavor per hour, or per vCPU-hour
+ * plus per GiB-RAM-hour when the flavor has no price; a run shorter than
+ * the minimum (60 s) is billed as the minimum, the shortfall added to the
+ * run's first interval; storage per GiB-month of the month's real length;
+ * egress per GB in tiers filled in time order (hour by hour, vNICs in id
+ * order within an hour) per project and month; ingress only if priced.
+ *
+ * Invariants: integers only; quantities are exact (ms, byte-ms, bytes);
+ * each line is rounded exactly once.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigie/batch.h"
+#include "vigie/bill_invoice.h"
+#include "vigie/clock.h"
+
+#define HOUR_MS 3600000LL
+#define MAX_WARNINGS 32
+
+static const char *const ut_names[VG_UT_N] = {
+	"compute", "storage", "network-egress", "network-ingress", "adjustment",
+};
+
+const char *vg_usage_type_name(int ut)
+{
+	return ut >= 0 && ut < VG_UT_N ? ut_names[ut] : NULL;
+}
+
+int vg_usage_type_parse(const char *s)
+{
+	for (int i = 0; s && i < VG_UT_N; i++)
+		if (!strcmp(s, ut_names[i]))
+			return i;
+	return -EINVAL;
+}
+
+/* ---- the invoice object ----------------------------------------------------- */
+
+struct vg_invoice *vg_invoice_new(const char *project, struct vg_month m,
+				  const struct vg_ratecard *rc)
+{
+	struct vg_invoice *inv = calloc(1, sizeof(*inv));
+	char num[320], ms[16];
+
+	if (!inv)
+		return NULL;
+	snprintf(num, sizeof(num), "DRAFT-%s-%s", vg_month_format(m, ms, sizeof(ms)),
+		 project);
+	inv->project = strdup(project);
+	inv->number = strdup(num);
+	inv->month = m;
+	if (rc) {
+		memcpy(inv->currency, rc->currency, 4);
+		inv->digits = rc->digits;
+	}
+	inv->finalized_ms = -1;
+	if (!inv->project || !inv->number) {
+		vg_invoice_free(inv);
+		return NULL;
+	}
+	return inv;
+}
+
+static void line_clear(struct vg_invoice_line *l)
+{
+	free(l->key);
+	free(l->resource_id);
+	free(l->resource_name);
+	free(l->item);
+	free(l->description);
+	free(l->unit);
+	free(l->base_unit);
+	free(l->adjusted_type);
+	free(l->adjustment_for);
+}
+
+void vg_invoice_free(struct vg_invoice *inv)
+{
+	if (!inv)
+		return;
+	for (size_t i = 0; i < inv->nlines; i++)
+		line_clear(&inv->lines[i]);
+	for (size_t i = 0; i < inv->nwarnings; i++)
+		free(inv->warnings[i]);
+	free(inv->warnings);
+	free(inv->lines);
+	free(inv->number);
+	free(inv->project);
+	free(inv);
+}
+
+static int dupn(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (!src)
+		return 0;
+	*dst = strdup(src);
+	return *dst ? 0 : -ENOMEM;
+}
+
+int vg_invoice_add_line(struct vg_invoice *inv,
+			const struct vg_invoice_line *l)
+{
+	struct vg_invoice_line *n;
+
+	if (inv->nlines == inv->caplines) {
+		size_t cap = inv->caplines ? inv->caplines * 2 : 16;
+		n = realloc(inv->lines, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		inv->lines = n;
+		inv->caplines = cap;
+	}
+	n = &inv->lines[inv->nlines];
+	*n = *l;
+	if (dupn(&n->key, l->key) || dupn(&n->resource_id, l->resource_id) ||
+	    dupn(&n->resource_name, l->resource_name) || dupn(&n->item, l->item) ||
+	    dupn(&n->description, l->description) || dupn(&n->unit, l->unit) ||
+	    dupn(&n->base_unit, l->base_unit) ||
+	    dupn(&n->adjusted_type, l->adjusted_type) ||
+	    dupn(&n->adjustment_for, l->adjustment_for)) {
+		line_clear(n);
+		return -ENOMEM;
+	}
+	inv->nlines++;
+	return 0;
+}
+
+int vg_invoice_warn(struct vg_invoice *inv, const char *msg)
+{
+	for (size_t i = 0; i < inv->nwarnings; i++)
+		if (!strcmp(inv->warnings[i], msg))
+			return 0;
+	if (inv->nwarnings >= MAX_WARNINGS)
+		return 0;
+	char **w = realloc(inv->warnings, (inv->nwarnings + 1) * sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	inv->warnings = w;
+	if (!(w[inv->nwarnings] = strdup(msg)))
+		return -ENOMEM;
+	inv->nwarnings++;
+	return 0;
+}
+
+void vg_invoice_totals(struct vg_invoice *inv)
+{
+	memset(inv->subtotal_micro, 0, sizeof(inv->subtotal_micro));
+	inv->total_micro = 0;
+	for (size_t i = 0; i < inv->nlines; i++) {
+		int ut = inv->lines[i].usage_type;
+		if (ut >= 0 && ut < VG_UT_N)
+			inv->subtotal_micro[ut] += inv->lines[i].amount_micro;
+		inv->total_micro += inv->lines[i].amount_micro;
+	}
+}
+
+/* ---- charges ------------------------------------------------------------------ */
+
+enum item_kind {
+	IK_FLAVOR = 1, IK_VCPU, IK_RAM, IK_UNPRICED, IK_DISK, IK_ROOT, IK_TIER,
+	IK_INGRESS, IK_NET_UNPRICED,
+};
+
+struct charge {
+	size_t res;
+	int ut, ik;
+	const char *arg;      /* flavor name */
+	int tier;             /* 1-based */
+	int64_t tier_lo, tier_hi; /* GB bounds, hi -1 = none */
+	int64_t rate;
+	vg_u128 den, qty;
+	int64_t start, end;
+	int minimum_runs;
+};
+
+struct pricer {
+	const struct vg_usage *u;
+	const struct vg_ratecard *rc;
+	struct vg_month m;
+	const char *project;  /* NULL: all */
+	struct charge *c;
+	size_t n, cap;
+	/* warnings per project, collected as (project, text) */
+	char **wproj, **wtext;
+	size_t nw, capw;
+};
+
+static int add_charge(struct pricer *P, const struct charge *c)
+{
+	if (P->n == P->cap) {
+		size_t cap = P->cap ? P->cap * 2 : 256;
+		struct charge *n = realloc(P->c, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		P->c = n;
+		P->cap = cap;
+	}
+	P->c[P->n++] = *c;
+	return 0;
+}
+
+static int warn(struct pricer *P, const char *project, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int warn(struct pricer *P, const char *project, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	for (size_t i = 0; i < P->nw; i++)
+		if (!strcmp(P->wproj[i], project) && !strcmp(P->wtext[i], buf))
+			return 0;
+	if (P->nw == P->capw) {
+		size_t cap = P->capw ? P->capw * 2 : 16;
+		char **a = realloc(P->wproj, cap * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		P->wproj = a;
+		a = realloc(P->wtext, cap * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		P->wtext = a;
+		P->capw = cap;
+	}
+	P->wproj[P->nw] = strdup(project);
+	P->wtext[P->nw] = strdup(buf);
+	if (!P->wproj[P->nw] || !P->wtext[P->nw]) {
+		free(P->wproj[P->nw]);
+		free(P->wtext[P->nw]);
+		return -ENOMEM;
+	}
+	P->nw++;
+	return 0;
+}
+
+static const char *when(int64_t ms, char *buf, size_t len)
+{
+	return vg_time_format(ms, buf, len);
+}
+
+/* One compute piece [a, b) with prices p; extra_ms is the minimum-run
+ * shortfall charged with it. */
+static int price_compute(struct pricer *P, const struct vg_usage_seg *s,
+			 const struct vg_prices *p, int64_t a, int64_t b,
+			 int64_t extra_ms, int topped)
+{
+	const char *proj = P->u->res[s->res].project;
+	struct charge c = {0};
+	int64_t hour;
+	vg_u128 ms = (vg_u128)(b - a + extra_ms);
+	char tb[32];
+
+	c.res = s->res;
+	c.ut = VG_UT_COMPUTE;
+	c.start = a;
+	c.end = b;
+	c.minimum_runs = topped;
+	c.arg = s->flavor;
+	if (s->flavor && !vg_prices_flavor(p, s->flavor, &hour)) {
+		c.ik = IK_FLAVOR;
+		c.rate = hour;
+		c.den = HOUR_MS;
+		c.qty = ms;
+		return add_charge(P, &c);
+	}
+	if (p->has_vcpu_hour && p->has_ram_gib_hour && s->vcpus >= 0 &&
+	    s->ram_mb >= 0) {
+		int rc;
+		c.ik = IK_VCPU;
+		c.rate = p->vcpu_hour_micro;
+		c.den = HOUR_MS;
+		c.qty = ms * (vg_u128)s->vcpus;
+		if ((rc = add_charge(P, &c)))
+			return rc;
+		c.ik = IK_RAM;
+		c.rate = p->ram_gib_hour_micro;
+		c.den = (vg_u128)HOUR_MS * 1024;
+		c.qty = ms * (vg_u128)s->ram_mb;
+		return add_charge(P, &c);
+	}
+	c.ik = IK_UNPRICED;
+	c.rate = 0;
+	c.den = HOUR_MS;
+	c.qty = ms;
+	int rc = warn(P, proj, "compute of %s from %s is not priced: flavor %s "
+		      "has no price and %s", P->u->res[s->res].id,
+		      when(a, tb, sizeof(tb)), s->flavor ? s->flavor : "(unknown)",
+		      s->vcpus < 0 || s->ram_mb < 0
+			      ? "its vCPUs/RAM are unknown"
+			      : "no per-vCPU and per-GiB-RAM prices are in force");
+	return rc ? rc : add_charge(P, &c);
+}
+
+static int price_storage(struct pricer *P, const struct vg_usage_seg *s,
+			 const struct vg_prices *p, int64_t a, int64_t b)
+{
+	struct charge c = {0};
+	char tb[32];
+
+	c.res = s->res;
+	c.ut = VG_UT_STORAGE;
+	c.ik = s->root ? IK_ROOT : IK_DISK;
+	c.start = a;
+	c.end = b;
+	c.den = (vg_u128)VG_GIB * (vg_u128)vg_month_len_ms(P->m);
+	c.qty = (vg_u128)s->bytes * (vg_u128)(b - a);
+	if (p->has_storage) {
+		c.rate = p->storage_gib_month_micro;
+	} else {
+		int rc = warn(P, P->u->res[s->res].project,
+			      "storage from %s is not priced: no storage price "
+			      "is in force", when(a, tb, sizeof(tb)));
+		if (rc)
+			return rc;
+	}
+	return add_charge(P, &c);
+}
+
+static int price_segments(struct pricer *P)
+{
+	const struct vg_usage *u = P->u;
+	int rc = 0;
+
+	for (size_t i = 0; i < u->nsegs && !rc; i++) {
+		const struct vg_usage_seg *s = &u->segs[i];
+		const char *proj = u->res[s->res].project;
+		int64_t extra = 0;
+		int topped = 0;
+
+		if (P->project && strcmp(proj, P->project))
+			continue;
+		if (s->kind == VG_U_COMPUTE && s->run_first && s->run_ms >= 0 &&
+		    s->run_ms < P->rc->min_run_ms) {
+			extra = P->rc->min_run_ms - s->run_ms;
+			topped = 1;
+		}
+		int64_t a = s->start_ms;
+		do {
+			struct vg_prices p;
+			vg_ratecard_prices(P->rc, proj, a, &p);
+			int64_t b = p.until_ms < s->end_ms ? p.until_ms : s->end_ms;
+			if (s->kind == VG_U_COMPUTE)
+				rc = price_compute(P, s, &p, a, b, extra, topped);
+			else
+				rc = price_storage(P, s, &p, a, b);
+			extra = 0;
+			topped = 0;
+			a = b;
+		} while (!rc && a < s->end_ms);
+	}
+	return rc;
+}
+
+static int price_network(struct pricer *P)
+{
+	const struct vg_usage *u = P->u;
+	const char *cur = NULL;
+	int64_t cum = 0; /* egress bytes of the project so far this month */
+	int rc = 0;
+	char tb[32];
+
+	for (size_t i = 0; i < u->nnet && !rc; i++) {
+		const struct vg_usage_net *n = &u->net[i];
+		const char *proj = u->res[n->res].project;
+		struct vg_prices p;
+		struct charge c = {0};
+
+		if (P->project && strcmp(proj, P->project))
+			continue;
+		if (!cur || strcmp(cur, proj)) {
+			cur = proj;
+			cum = 0;
+		}
+		vg_ratecard_prices(P->rc, proj, n->hour_ms, &p);
+		c.res = n->res;
+		c.start = n->hour_ms;
+		c.end = n->hour_ms + HOUR_MS;
+		c.den = VG_GB;
+		if (n->tx > 0 && !p.has_egress) {
+			c.ut = VG_UT_EGRESS;
+			c.ik = IK_NET_UNPRICED;
+			c.qty = (vg_u128)n->tx;
+			rc = warn(P, proj, "data transfer out from %s is not "
+				  "priced: no egress price is in force",
+				  when(n->hour_ms, tb, sizeof(tb)));
+			if (!rc)
+				rc = add_charge(P, &c);
+		} else if (n->tx > 0) {
+			int64_t left = n->tx;
+			for (size_t k = 0; k < p.ntiers && left > 0 && !rc; k++) {
+				int64_t hi = p.tiers[k].up_to_bytes;
+				int64_t room = hi < 0 ? left : hi - cum;
+				if (room <= 0)
+					continue;
+				int64_t take = room < left ? room : left;
+				c.ut = VG_UT_EGRESS;
+				c.ik = IK_TIER;
+				c.tier = (int)k + 1;
+				c.tier_lo = k ? p.tiers[k - 1].up_to_bytes / VG_GB : 0;
+				c.tier_hi = hi < 0 ? -1 : hi / VG_GB;
+				c.rate = p.tiers[k].price_micro;
+				c.qty = (vg_u128)take;
+				rc = add_charge(P, &c);
+				cum += take;
+				left -= take;
+			}
+		}
+		if (!rc && n->rx > 0 && p.has_ingress && p.ingress_gb_micro > 0) {
+			c.ut = VG_UT_INGRESS;
+			c.ik = IK_INGRESS;
+			c.tier = 0;
+			c.rate = p.ingress_gb_micro;
+			c.qty = (vg_u128)n->rx;
+			rc = add_charge(P, &c);
+		}
+	}
+	return rc;
+}
+
+static int cmp_charge_u(const struct vg_usage *u, const struct charge *x,
+			const struct charge *y)
+{
+	int c;
+	if (x->res != y->res) {
+		c = strcmp(u->res[x->res].project, u->res[y->res].project);
+		if (c)
+			return c;
+		c = strcmp(u->res[x->res].id, u->res[y->res].id);
+		if (c)
+			return c;
+	}
+	if (x->ut != y->ut)
+		return x->ut - y->ut;
+	if (x->ik != y->ik)
+		return x->ik - y->ik;
+	if (x->arg != y->arg) {
+		c = strcmp(x->arg ? x->arg : "", y->arg ? y->arg : "");
+		if (c)
+			return c;
+	}
+	if (x->tier != y->tier)
+		return x->tier - y->tier;
+	if (x->rate != y->rate)
+		return x->rate < y->rate ? -1 : 1;
+	return 0;
+}
+
+static int cmp_charge(const void *a, const void *b, void *ctx)
+{
+	const struct charge *x = a, *y = b;
+	int c = cmp_charge_u(ctx, x, y);
+	if (c)
+		return c;
+	return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Build the line for charges [b, e) (all equal keys). */
+static int make_line(struct pricer *P, struct vg_invoice *inv,
+		     const struct charge *c, size_t n)
+{
+	const struct vg_usage *u = P->u;
+	const struct vg_usage_res *r = &u->res[c->res];
+	struct vg_invoice_line l = {0};
+	char item[192], desc[512], key[768], name[512], rate[40];
+	int runs = 0;
+
+	l.start_ms = c->start;
+	l.end_ms = c->end;
+	for (size_t i = 0; i < n; i++) {
+		l.qty += c[i].qty;
+		runs += c[i].minimum_runs;
+		if (c[i].start < l.start_ms)
+			l.start_ms = c[i].start;
+		if (c[i].end > l.end_ms)
+			l.end_ms = c[i].end;
+	}
+	l.qty_den = c->den;
+	l.rate_micro = c->rate;
+	l.usage_type = c->ut;
+	l.minimum_runs = runs;
+	l.amount_micro = vg_bill_amount(l.qty, l.rate_micro, l.qty_den, P->rc->digits);
+
+	switch (c->ik) {
+	case IK_FLAVOR:
+		snprintf(item, sizeof(item), "flavor:%s", c->arg);
+		snprintf(desc, sizeof(desc), "Compute: flavor %s", c->arg);
+		l.unit = "hour";
+		l.base_unit = "ms";
+		break;
+	case IK_VCPU:
+		snprintf(item, sizeof(item), "vcpu");
+		snprintf(desc, sizeof(desc), "Compute: vCPUs (flavor %s has no "
+			 "price of its own)", c->arg ? c->arg : "unknown");
+		l.unit = "vCPU-hour";
+		l.base_unit = "vCPU-ms";
+		break;
+	case IK_RAM:
+		snprintf(item, sizeof(item), "ram");
+		snprintf(desc, sizeof(desc), "Compute: RAM (flavor %s has no "
+			 "price of its own)", c->arg ? c->arg : "unknown");
+		l.unit = "GiB-hour";
+		l.base_unit = "MiB-ms";
+		break;
+	case IK_UNPRICED:
+		snprintf(item, sizeof(item), "unpriced:%s", c->arg ? c->arg : "");
+		snprintf(desc, sizeof(desc), "Compute: flavor %s (no price)",
+			 c->arg ? c->arg : "unknown");
+		l.unit = "hour";
+		l.base_unit = "ms";
+		break;
+	case IK_DISK:
+	case IK_ROOT:
+		snprintf(item, sizeof(item), c->ik == IK_DISK ? "disk" : "root-disk");
+		snprintf(desc, sizeof(desc), c->ik == IK_DISK ? "Storage: disk"
+			 : "Storage: root disk of the flavor (no disk reported)");
+		l.unit = "GiB-month";
+		l.base_unit = "byte-ms";
+		break;
+	case IK_TIER:
+		snprintf(item, sizeof(item), "egress-tier-%d", c->tier);
+		if (c->tier_hi < 0)
+			snprintf(desc, sizeof(desc), "Data transfer out: tier %d "
+				 "(above %lld GB this month)", c->tier,
+				 (long long)c->tier_lo);
+		else
+			snprintf(desc, sizeof(desc), "Data transfer out: tier %d "
+				 "(%lld to %lld GB this month)", c->tier,
+				 (long long)c->tier_lo, (long long)c->tier_hi);
+		l.unit = "GB";
+		l.base_unit = "byte";
+		break;
+	case IK_NET_UNPRICED:
+		snprintf(item, sizeof(item), "egress-unpriced");
+		snprintf(desc, sizeof(desc), "Data transfer out (no price)");
+		l.unit = "GB";
+		l.base_unit = "byte";
+		break;
+	default: /* IK_INGRESS */
+		snprintf(item, sizeof(item), "ingress");
+		snprintf(desc, sizeof(desc), "Data transfer in");
+		l.unit = "GB";
+		l.base_unit = "byte";
+		break;
+	}
+	if (runs) {
+		size_t k = strlen(desc);
+		snprintf(desc + k, sizeof(desc) - k, "; %d run%s shorter than %lld s "
+			 "billed as %lld s", runs, runs > 1 ? "s" : "",
+			 (long long)(P->rc->min_run_ms / 1000),
+			 (long long)(P->rc->min_run_ms / 1000));
+	}
+	if (r->parent_idx != VG_NO_INDEX && u->res[r->parent_idx].name)
+		snprintf(name, sizeof(name), "%s/%s", u->res[r->parent_idx].name,
+			 r->name ? r->name : r->id);
+	else
+		snprintf(name, sizeof(name), "%s", r->name ? r->name : "");
+	vg_rate_format(l.rate_micro, 0, rate, sizeof(rate));
+	snprintf(key, sizeof(key), "%s|%s|%s|%s", r->id, ut_names[c->ut], item, rate);
+	l.key = key;
+	l.resource_id = r->id;
+	l.resource_name = name[0] ? name : NULL;
+	l.item = item;
+	l.description = desc;
+	/* unit/base_unit are literals: vg_invoice_add_line copies them */
+	return vg_invoice_add_line(inv, &l);
+}
+
+static void pricer_free(struct pricer *P)
+{
+	free(P->c);
+	for (size_t i = 0; i < P->nw; i++) {
+		free(P->wproj[i]);
+		free(P->wtext[i]);
+	}
+	free(P->wproj);
+	free(P->wtext);
+}
+
+static int run_pricer(struct pricer *P)
+{
+	int rc;
+	if ((rc = price_segments(P)) || (rc = price_network(P)))
+		return rc;
+	qsort_r(P->c, P->n, sizeof(*P->c), cmp_charge, (void *)P->u);
+	return 0;
+}
+
+/* Turn the charges of one project [b, e) into inv's lines. */
+static int fill(struct pricer *P, struct vg_invoice *inv, size_t b, size_t e)
+{
+	int rc = 0;
+	for (size_t i = b; i < e && !rc;) {
+		size_t j = i + 1;
+		while (j < e && !cmp_charge_u(P->u, &P->c[i], &P->c[j]))
+			j++;
+		rc = make_line(P, inv, &P->c[i], j - i);
+		i = j;
+	}
+	for (size_t i = 0; i < P->nw && !rc; i++)
+		if (!strcmp(P->wproj[i], inv->project))
+			rc = vg_invoice_warn(inv, P->wtext[i]);
+	vg_invoice_totals(inv);
+	return rc;
+}
+
+int vg_invoice_compute(const struct vg_usage *u, const struct vg_ratecard *rc,
+		       struct vg_month m, const char *project,
+		       struct vg_invoice **out)
+{
+	struct pricer P = {u, rc, m, project, NULL, 0, 0, NULL, NULL, 0, 0};
+	struct vg_invoice *inv;
+	int r;
+
+	*out = NULL;
+	inv = vg_invoice_new(project, m, rc);
+	if (!inv)
+		return -ENOMEM;
+	if ((r = run_pricer(&P)) || (r = fill(&P, inv, 0, P.n))) {
+		pricer_free(&P);
+		vg_invoice_free(inv);
+		return r;
+	}
+	pricer_free(&P);
+	*out = inv;
+	return 0;
+}
+
+int vg_invoice_compute_all(const struct vg_usage *u,
+			   const struct vg_ratecard *rc, struct vg_month m,
+			   struct vg_invoice ***out, size_t *n)
+{
+	struct pricer P = {u, rc, m, NULL, NULL, 0, 0, NULL, NULL, 0, 0};
+	struct vg_invoice **arr = NULL;
+	size_t cnt = 0, cap = 0;
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if ((r = run_pricer(&P)))
+		goto fail;
+	for (size_t i = 0; i < P.n;) {
+		const char *proj = u->res[P.c[i].res].project;
+		size_t j = i + 1;
+		while (j < P.n && !strcmp(u->res[P.c[j].res].project, proj))
+			j++;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct vg_invoice **na = realloc(arr, cap * sizeof(*na));
+			if (!na) {
+				r = -ENOMEM;
+				goto fail;
+			}
+			arr = na;
+		}
+		if (!(arr[cnt] = vg_invoice_new(proj, m, rc))) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		cnt++;
+		if ((r = fill(&P, arr[cnt - 1], i, j)))
+			goto fail;
+		i = j;
+	}
+	pricer_free(&P);
+	*out = arr;
+	*n = cnt;
+	return 0;
+fail:
+	for (size_t i = 0; i < cnt; i++)
+		vg_invoice_free(arr[i]);
+	free(arr);
+	pricer_free(&P);
+	return r;
+}

@@ -1,0 +1,1111 @@
+/*
+ * meter.c — the usage meter: batches and lifecycle events -> timelines of
+ * transitions and hourly network bytes in billing.db (bill_meter.h).
+ *
+ * Design. Each batch is applied in one sqlite transaction. Its events and
+ * resource observations are merged in time order (an event before an
+ * observation at the same instant) and each is applied to its resource's
+ * row and timeline:
+ *   - An exact event (libvirt's own timestamp) first looks for an inferred
+ *     transition of the same kind whose window [lo, hi] contains its time
+ *     and replaces it ("refines"); otherwise it adds a transition if it
+ *     changes the state at its time (a late event is inserted into the
+ *     past and the current state is replayed from the timeline).
+ *   - A poll observation compares what it sees with the current state and
+ *     infers what changed: started or created at the first sample that
+ *     shows it, stopped or deleted at the last time the resource was seen
+ *     before (the poll interval is the accuracy cost, docs/billing.md).
+ *   - A vNIC's counters give deltas since the previous observation, spread
+ *     over the UTC hours they cover in proportion to time.
+ *
+ * Invariants. A resource's observations at or before its last applied
+ * poll (last_poll_ms) are ignored, and transitions are unique on
+ * (resource, time, kind): applying a batch twice changes nothing. Usage is
+ * never negative: a counter that goes backwards restarted from zero.
+ * Nothing in this file uses floating point except reading sample values at
+ * the door (a double holding an integer up to 2^53 converts exactly).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "vigie/bill_meter.h"
+
+#define ST_EXISTS 1
+#define ST_RUNNING 2
+#define ST_RUNKNOWN 4 /* a start or stop was ever recorded */
+
+#define HOUR_MS 3600000LL
+#define MAX_SPREAD_HOURS (24 * 400)
+
+enum {
+	Q_GET, Q_PUT, Q_INS_IGNORE, Q_INS_REPLACE, Q_FIND_INFERRED, Q_DEL,
+	Q_LOAD, Q_FILL_FLAVOR, Q_NET_ADD, Q_HAS_DISKS, Q_PARENT_CREATE,
+	Q_PARENT_DELETE,
+	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, NQ
+};
+
+static const char *const sql[NQ] = {
+	[Q_GET] = "SELECT type,parent,project,user,name,host,first_ms,"
+		  "last_seen_ms,last_poll_ms,last_change_ms,state,flavor,vcpus,"
+		  "ram_mb,disk_gb,capacity,has_disks,ctr_ms,ctr_tx,ctr_rx "
+		  "FROM resources WHERE id=?1",
+	[Q_PUT] = "INSERT OR REPLACE INTO resources(id,type,parent,project,"
+		  "user,name,host,first_ms,last_seen_ms,last_poll_ms,"
+		  "last_change_ms,state,flavor,vcpus,ram_mb,disk_gb,capacity,"
+		  "has_disks,ctr_ms,ctr_tx,ctr_rx) VALUES(?1,?2,?3,?4,?5,?6,?7,"
+		  "?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
+	[Q_INS_IGNORE] = "INSERT OR IGNORE INTO transitions(resource,time_ms,"
+			 "kind,exact,lo_ms,hi_ms,flavor,vcpus,ram_mb,disk_gb,"
+			 "capacity) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
+	[Q_INS_REPLACE] = "INSERT OR REPLACE INTO transitions(resource,"
+			  "time_ms,kind,exact,lo_ms,hi_ms,flavor,vcpus,ram_mb,"
+			  "disk_gb,capacity) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+			  "?10,?11)",
+	[Q_FIND_INFERRED] = "SELECT time_ms,flavor,vcpus,ram_mb,disk_gb,"
+			    "capacity FROM transitions WHERE resource=?1 AND "
+			    "kind=?2 AND exact=0 AND lo_ms<=?3 AND hi_ms>=?3 "
+			    "ORDER BY time_ms DESC LIMIT 1",
+	[Q_DEL] = "DELETE FROM transitions WHERE resource=?1 AND time_ms=?2 "
+		  "AND kind=?3",
+	[Q_LOAD] = "SELECT time_ms,kind,flavor,vcpus,ram_mb,disk_gb,capacity "
+		   "FROM transitions WHERE resource=?1 AND time_ms<=?2 "
+		   "ORDER BY time_ms,kind",
+	[Q_FILL_FLAVOR] = "UPDATE transitions SET flavor=?2,vcpus=?3,ram_mb=?4,"
+			  "disk_gb=?5 WHERE resource=?1 AND kind IN (1,4) AND "
+			  "flavor IS NULL AND vcpus IS NULL",
+	[Q_NET_ADD] = "INSERT INTO network(project,hour_ms,nic,tx,rx) "
+		      "VALUES(?1,?2,?3,?4,?5) ON CONFLICT(project,hour_ms,nic) "
+		      "DO UPDATE SET tx=tx+excluded.tx,rx=rx+excluded.rx",
+	[Q_HAS_DISKS] = "UPDATE resources SET has_disks=1 WHERE id=?1 AND "
+			"has_disks=0",
+	[Q_PARENT_CREATE] = "SELECT time_ms FROM transitions WHERE resource=?1 "
+			    "AND kind IN (1,4) AND time_ms<=?2 ORDER BY kind=1 "
+			    "DESC, time_ms DESC LIMIT 1",
+	[Q_PARENT_DELETE] = "SELECT time_ms FROM transitions WHERE resource=?1 "
+			    "AND kind=6 AND time_ms>=?2 AND time_ms<=?3 ORDER BY "
+			    "exact DESC, time_ms DESC LIMIT 1",
+	[Q_BEGIN] = "BEGIN IMMEDIATE",
+	[Q_COMMIT] = "COMMIT",
+	[Q_ROLLBACK] = "ROLLBACK",
+};
+
+struct vg_meter {
+	sqlite3 *db;
+	sqlite3_stmt *q[NQ];
+	struct vg_meter_stats st;
+};
+
+/* The flavor of an instance; -1 / NULL for what is unknown. */
+struct flavor {
+	char name[128];
+	int has_name;
+	int64_t vcpus, ram_mb, disk_gb;
+};
+
+/* One resources row in memory. */
+struct mres {
+	char *id, *parent, *project, *user, *name, *host;
+	int type, found;
+	int64_t first_ms, last_seen_ms, last_poll_ms, last_change_ms;
+	int state;
+	struct flavor fl;
+	int64_t capacity;
+	int has_disks;
+	int ctr_valid;
+	int64_t ctr_ms, ctr_tx, ctr_rx;
+};
+
+/* A transition to record. */
+struct trans {
+	int64_t t;
+	int kind, exact;
+	int64_t lo, hi;
+	const struct flavor *fl; /* CREATE/START/FLAVOR */
+	int64_t capacity;        /* CREATE/CAPACITY of disks, -1 */
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static int step_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : vg_billdb_errno(rc);
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static void bind_opt(sqlite3_stmt *s, int i, int64_t v)
+{
+	if (v >= 0)
+		sqlite3_bind_int64(s, i, v);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static int64_t col_opt(sqlite3_stmt *s, int i)
+{
+	return sqlite3_column_type(s, i) == SQLITE_NULL ? -1
+							: sqlite3_column_int64(s, i);
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static int set_str(char **dst, const char *src)
+{
+	if (!src || (*dst && !strcmp(*dst, src)))
+		return 0;
+	char *n = strdup(src);
+	if (!n)
+		return -ENOMEM;
+	free(*dst);
+	*dst = n;
+	return 0;
+}
+
+static void mres_clear(struct mres *r)
+{
+	free(r->id);
+	free(r->parent);
+	free(r->project);
+	free(r->user);
+	free(r->name);
+	free(r->host);
+	memset(r, 0, sizeof(*r));
+}
+
+static void flavor_unknown(struct flavor *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->vcpus = f->ram_mb = f->disk_gb = -1;
+}
+
+static void flavor_read(struct flavor *f, sqlite3_stmt *s, int name_col)
+{
+	const unsigned char *n = sqlite3_column_text(s, name_col);
+	flavor_unknown(f);
+	if (n) {
+		snprintf(f->name, sizeof(f->name), "%s", (const char *)n);
+		f->has_name = 1;
+	}
+	f->vcpus = col_opt(s, name_col + 1);
+	f->ram_mb = col_opt(s, name_col + 2);
+	f->disk_gb = col_opt(s, name_col + 3);
+}
+
+static int flavor_known(const struct flavor *f)
+{
+	return f->has_name || f->vcpus >= 0 || f->ram_mb >= 0 || f->disk_gb >= 0;
+}
+
+/* Lay the known fields of n over *f. Returns 1 if anything changed. */
+static int flavor_merge(struct flavor *f, const struct flavor *n)
+{
+	int ch = 0;
+	if (n->has_name && (!f->has_name || strcmp(f->name, n->name))) {
+		memcpy(f->name, n->name, sizeof(f->name));
+		f->has_name = 1;
+		ch = 1;
+	}
+	if (n->vcpus >= 0 && n->vcpus != f->vcpus) {
+		f->vcpus = n->vcpus;
+		ch = 1;
+	}
+	if (n->ram_mb >= 0 && n->ram_mb != f->ram_mb) {
+		f->ram_mb = n->ram_mb;
+		ch = 1;
+	}
+	if (n->disk_gb >= 0 && n->disk_gb != f->disk_gb) {
+		f->disk_gb = n->disk_gb;
+		ch = 1;
+	}
+	return ch;
+}
+
+/* A sample value as a non-negative integer, or -1. */
+static int64_t to_int(double v)
+{
+	if (!isfinite(v) || v < 0 || v >= 9.2e18)
+		return -1;
+	return (int64_t)v;
+}
+
+/* ---- resources rows ---------------------------------------------------------- */
+
+static int load_res(struct vg_meter *m, const char *id, struct mres *r)
+{
+	sqlite3_stmt *s = m->q[Q_GET];
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	flavor_unknown(&r->fl);
+	r->capacity = -1;
+	r->first_ms = r->last_seen_ms = r->last_poll_ms = r->last_change_ms =
+		INT64_MIN;
+	if (!(r->id = strdup(id)))
+		return -ENOMEM;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		r->found = 1;
+		r->type = sqlite3_column_int(s, 0);
+		r->parent = col_dup(s, 1);
+		r->project = col_dup(s, 2);
+		r->user = col_dup(s, 3);
+		r->name = col_dup(s, 4);
+		r->host = col_dup(s, 5);
+		r->first_ms = sqlite3_column_int64(s, 6);
+		r->last_seen_ms = sqlite3_column_int64(s, 7);
+		r->last_poll_ms = sqlite3_column_int64(s, 8);
+		r->last_change_ms = sqlite3_column_int64(s, 9);
+		r->state = sqlite3_column_int(s, 10);
+		flavor_read(&r->fl, s, 11);
+		r->capacity = col_opt(s, 15);
+		r->has_disks = sqlite3_column_int(s, 16);
+		r->ctr_valid = sqlite3_column_type(s, 17) != SQLITE_NULL;
+		r->ctr_ms = sqlite3_column_int64(s, 17);
+		r->ctr_tx = sqlite3_column_int64(s, 18);
+		r->ctr_rx = sqlite3_column_int64(s, 19);
+		rc = SQLITE_DONE;
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? 0 : vg_billdb_errno(rc);
+}
+
+static int save_res(struct vg_meter *m, const struct mres *r)
+{
+	sqlite3_stmt *s = m->q[Q_PUT];
+
+	bind_text(s, 1, r->id);
+	sqlite3_bind_int(s, 2, r->type);
+	bind_text(s, 3, r->parent);
+	bind_text(s, 4, r->project ? r->project : "default");
+	bind_text(s, 5, r->user);
+	bind_text(s, 6, r->name);
+	bind_text(s, 7, r->host);
+	sqlite3_bind_int64(s, 8, r->first_ms == INT64_MIN ? -1 : r->first_ms);
+	sqlite3_bind_int64(s, 9, r->last_seen_ms);
+	sqlite3_bind_int64(s, 10, r->last_poll_ms);
+	sqlite3_bind_int64(s, 11, r->last_change_ms);
+	sqlite3_bind_int(s, 12, r->state);
+	bind_text(s, 13, r->fl.has_name ? r->fl.name : NULL);
+	bind_opt(s, 14, r->fl.vcpus);
+	bind_opt(s, 15, r->fl.ram_mb);
+	bind_opt(s, 16, r->fl.disk_gb);
+	bind_opt(s, 17, r->capacity);
+	sqlite3_bind_int(s, 18, r->has_disks);
+	if (r->ctr_valid) {
+		sqlite3_bind_int64(s, 19, r->ctr_ms);
+		sqlite3_bind_int64(s, 20, r->ctr_tx);
+		sqlite3_bind_int64(s, 21, r->ctr_rx);
+	} else {
+		sqlite3_bind_null(s, 19);
+		sqlite3_bind_null(s, 20);
+		sqlite3_bind_null(s, 21);
+	}
+	return step_done(s);
+}
+
+/* ---- timelines ------------------------------------------------------------ */
+
+struct tstate {
+	int state;
+	struct flavor fl;
+	int64_t capacity;
+};
+
+/* Replay r's timeline up to and including upto into *st. */
+static int replay(struct vg_meter *m, const char *id, int64_t upto,
+		  struct tstate *st)
+{
+	sqlite3_stmt *s = m->q[Q_LOAD];
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	flavor_unknown(&st->fl);
+	st->capacity = -1;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, upto);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int kind = sqlite3_column_int(s, 1);
+		struct flavor f;
+		flavor_read(&f, s, 2);
+		switch (kind) {
+		case VG_T_CREATE:
+			st->state |= ST_EXISTS;
+			break;
+		case VG_T_START:
+			st->state |= ST_EXISTS | ST_RUNNING | ST_RUNKNOWN;
+			break;
+		case VG_T_STOP:
+			st->state = (st->state & ~ST_RUNNING) | ST_RUNKNOWN;
+			break;
+		case VG_T_DELETE:
+			st->state &= ~(ST_EXISTS | ST_RUNNING);
+			break;
+		case VG_T_CAPACITY:
+			break;
+		}
+		if (kind == VG_T_CREATE || kind == VG_T_START || kind == VG_T_FLAVOR)
+			flavor_merge(&st->fl, &f);
+		if (col_opt(s, 6) >= 0)
+			st->capacity = col_opt(s, 6);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return rc == SQLITE_DONE ? 0 : vg_billdb_errno(rc);
+}
+
+/* The state of r at time t (after every transition at or before t). */
+static int state_at(struct vg_meter *m, const struct mres *r, int64_t t,
+		    struct tstate *st)
+{
+	if (t >= r->last_change_ms) {
+		st->state = r->state;
+		st->fl = r->fl;
+		st->capacity = r->capacity;
+		return 0;
+	}
+	return replay(m, r->id, t, st);
+}
+
+/* Apply a just-recorded transition to the row's current state. */
+static int advance(struct vg_meter *m, struct mres *r, const struct trans *t)
+{
+	if (t->t < r->last_change_ms) { /* inserted into the past: replay */
+		struct tstate st;
+		int rc = replay(m, r->id, INT64_MAX, &st);
+		if (rc)
+			return rc;
+		r->state = st.state;
+		r->fl = st.fl;
+		r->capacity = st.capacity;
+		return 0;
+	}
+	r->last_change_ms = t->t;
+	switch (t->kind) {
+	case VG_T_CREATE:
+		r->state |= ST_EXISTS;
+		break;
+	case VG_T_START:
+		r->state |= ST_EXISTS | ST_RUNNING | ST_RUNKNOWN;
+		break;
+	case VG_T_STOP:
+		r->state = (r->state & ~ST_RUNNING) | ST_RUNKNOWN;
+		break;
+	case VG_T_DELETE:
+		r->state &= ~(ST_EXISTS | ST_RUNNING);
+		break;
+	}
+	if (t->fl)
+		flavor_merge(&r->fl, t->fl);
+	if (t->capacity >= 0)
+		r->capacity = t->capacity;
+	return 0;
+}
+
+static int record(struct vg_meter *m, struct mres *r, const struct trans *t)
+{
+	sqlite3_stmt *s = m->q[t->exact ? Q_INS_REPLACE : Q_INS_IGNORE];
+	const struct flavor *f = t->fl;
+	int rc;
+
+	sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, t->t);
+	sqlite3_bind_int(s, 3, t->kind);
+	sqlite3_bind_int(s, 4, t->exact);
+	sqlite3_bind_int64(s, 5, t->lo);
+	sqlite3_bind_int64(s, 6, t->hi);
+	bind_text(s, 7, f && f->has_name ? f->name : NULL);
+	bind_opt(s, 8, f ? f->vcpus : -1);
+	bind_opt(s, 9, f ? f->ram_mb : -1);
+	bind_opt(s, 10, f ? f->disk_gb : -1);
+	bind_opt(s, 11, t->capacity);
+	rc = step_done(s);
+	sqlite3_clear_bindings(s);
+	if (rc)
+		return rc;
+	return advance(m, r, t);
+}
+
+/* An exact event at t of `kind`: replace an inferred transition of the
+ * same kind whose window holds t. *done = 1 if one was replaced. */
+static int refine(struct vg_meter *m, struct mres *r, int kind, int64_t t,
+		  const struct flavor *nf, int *done)
+{
+	sqlite3_stmt *s = m->q[Q_FIND_INFERRED];
+	struct flavor f;
+	int64_t old_t, cap;
+	int rc;
+
+	*done = 0;
+	sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, kind);
+	sqlite3_bind_int64(s, 3, t);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return rc == SQLITE_DONE ? 0 : vg_billdb_errno(rc);
+	}
+	old_t = sqlite3_column_int64(s, 0);
+	flavor_read(&f, s, 1);
+	cap = col_opt(s, 5);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (nf)
+		flavor_merge(&f, nf);
+
+	s = m->q[Q_DEL];
+	sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, old_t);
+	sqlite3_bind_int(s, 3, kind);
+	if ((rc = step_done(s)))
+		return rc;
+	struct trans tr = {t, kind, 1, t, t, flavor_known(&f) ? &f : NULL, cap};
+	/* The timeline changed in the past: record, then replay all. */
+	if ((rc = record(m, r, &tr)))
+		return rc;
+	struct tstate st;
+	if ((rc = replay(m, r->id, INT64_MAX, &st)))
+		return rc;
+	r->state = st.state;
+	r->fl = st.fl;
+	r->capacity = st.capacity;
+	m->st.refined++;
+	*done = 1;
+	return 0;
+}
+
+/* ---- events --------------------------------------------------------------- */
+
+/* Parse an event's detail: derived/initial flags and a flavor. */
+static void parse_detail(const char *detail, int *inferred, struct flavor *f)
+{
+	json_t *j, *v;
+
+	*inferred = 0;
+	flavor_unknown(f);
+	if (!detail || !(j = json_loads(detail, 0, NULL)))
+		return;
+	if (json_is_true(json_object_get(j, "derived")) ||
+	    json_is_true(json_object_get(j, "initial")))
+		*inferred = 1;
+	if ((v = json_object_get(j, "flavor")) && json_is_string(v)) {
+		snprintf(f->name, sizeof(f->name), "%s", json_string_value(v));
+		f->has_name = 1;
+	}
+	if ((v = json_object_get(j, "vcpus")) && json_is_integer(v))
+		f->vcpus = json_integer_value(v);
+	if ((v = json_object_get(j, "memory_mb")) && json_is_integer(v))
+		f->ram_mb = json_integer_value(v);
+	if ((v = json_object_get(j, "ram_mb")) && json_is_integer(v))
+		f->ram_mb = json_integer_value(v);
+	if ((v = json_object_get(j, "disk_gb")) && json_is_integer(v))
+		f->disk_gb = json_integer_value(v);
+	json_decref(j);
+}
+
+static int apply_event(struct vg_meter *m, const struct vg_event *e)
+{
+	struct mres r;
+	struct flavor f;
+	struct tstate st;
+	int inferred, done = 0, rc, changed = 0;
+	int64_t t = e->time_ms, lo, at;
+
+	if (!e->resource || e->type == VG_EV_GAP || e->type == VG_EV_SUSPENDED ||
+	    e->type == VG_EV_RESUMED)
+		return 0;
+	if ((rc = load_res(m, e->resource, &r)))
+		goto out;
+	if (!r.found) {
+		r.type = VG_RT_INSTANCE;
+		r.first_ms = INT64_MIN;
+		r.last_seen_ms = r.last_poll_ms = r.last_change_ms = INT64_MIN;
+	}
+	parse_detail(e->detail, &inferred, &f);
+	lo = r.found && r.last_seen_ms != INT64_MIN ? r.last_seen_ms : 0;
+	if (lo > t)
+		lo = t;
+	/* Poll-derived stops and deletions happened after the last sighting. */
+	at = inferred ? lo : t;
+
+	switch (e->type) {
+	case VG_EV_STARTED:
+	case VG_EV_DEFINED: {
+		int kind = e->type == VG_EV_STARTED ? VG_T_START : VG_T_CREATE;
+		if (!inferred) {
+			int d2 = 0;
+			if ((rc = refine(m, &r, VG_T_CREATE, t, NULL, &d2)))
+				goto out;
+			if (kind == VG_T_START &&
+			    (rc = refine(m, &r, VG_T_START, t, NULL, &done)))
+				goto out;
+			if (d2 || done) {
+				changed = 1;
+				break;
+			}
+		}
+		if ((rc = state_at(m, &r, t, &st)))
+			goto out;
+		struct flavor fl = st.fl;
+		flavor_merge(&fl, &f);
+		if (!(st.state & ST_EXISTS)) {
+			struct trans tr = {t, VG_T_CREATE, !inferred, inferred ? lo : t,
+					   t, &fl, -1};
+			if ((rc = record(m, &r, &tr)))
+				goto out;
+			changed = 1;
+		}
+		if (kind == VG_T_START && !(st.state & ST_RUNNING)) {
+			struct trans tr = {t, VG_T_START, !inferred, inferred ? lo : t,
+					   t, &fl, -1};
+			if ((rc = record(m, &r, &tr)))
+				goto out;
+			changed = 1;
+		}
+		break;
+	}
+	case VG_EV_STOPPED:
+	case VG_EV_UNDEFINED:
+		if (!inferred) {
+			int d2 = 0;
+			if ((rc = refine(m, &r, VG_T_STOP, t, NULL, &done)))
+				goto out;
+			if (e->type == VG_EV_UNDEFINED &&
+			    (rc = refine(m, &r, VG_T_DELETE, t, NULL, &d2)))
+				goto out;
+			if (done || d2) {
+				changed = 1;
+				break;
+			}
+		}
+		if ((rc = state_at(m, &r, at, &st)))
+			goto out;
+		if (st.state & ST_RUNNING) {
+			struct trans tr = {at, VG_T_STOP, !inferred, at, t, NULL, -1};
+			if ((rc = record(m, &r, &tr)))
+				goto out;
+			changed = 1;
+		}
+		if (e->type == VG_EV_UNDEFINED && (st.state & ST_EXISTS)) {
+			struct trans tr = {at, VG_T_DELETE, !inferred, at, t, NULL, -1};
+			if ((rc = record(m, &r, &tr)))
+				goto out;
+			changed = 1;
+		}
+		break;
+	case VG_EV_RESIZED:
+		if (!flavor_known(&f))
+			break;
+		if (!inferred) {
+			if ((rc = refine(m, &r, VG_T_FLAVOR, t, &f, &done)))
+				goto out;
+			if (done) {
+				changed = 1;
+				break;
+			}
+		}
+		if ((rc = state_at(m, &r, t, &st)))
+			goto out;
+		struct flavor fl = st.fl;
+		if (flavor_merge(&fl, &f)) {
+			struct trans tr = {t, VG_T_FLAVOR, !inferred, inferred ? lo : t,
+					   t, &fl, -1};
+			if ((rc = record(m, &r, &tr)))
+				goto out;
+			changed = 1;
+		}
+		break;
+	default:
+		break;
+	}
+	if (t > r.last_seen_ms)
+		r.last_seen_ms = t;
+	if (changed)
+		m->st.events++;
+	rc = save_res(m, &r);
+out:
+	mres_clear(&r);
+	return rc;
+}
+
+/* ---- observations ------------------------------------------------------------ */
+
+static const char *attr_get(const struct vg_batch *b, const struct vg_resource *res,
+			    const char *k1, const char *k2)
+{
+	const struct vg_attr *a = vg_resource_attrs(b, res);
+	for (uint32_t i = 0; i < res->nattrs; i++)
+		if (!strcmp(a[i].key, k1) || (k2 && !strcmp(a[i].key, k2)))
+			return a[i].value;
+	return NULL;
+}
+
+static int64_t attr_int(const struct vg_batch *b, const struct vg_resource *res,
+			const char *k1, const char *k2)
+{
+	const char *v = attr_get(b, res, k1, k2);
+	char *end;
+	long long x;
+
+	if (!v || !*v)
+		return -1;
+	errno = 0;
+	x = strtoll(v, &end, 10);
+	return errno || *end || x < 0 ? -1 : (int64_t)x;
+}
+
+static int64_t sample_int(const struct vg_batch *b, const struct vg_resource *res,
+			  const char *m1, const char *m2)
+{
+	const struct vg_sample *s = vg_resource_samples(b, res);
+	for (uint32_t i = 0; i < res->nsamples; i++)
+		if (!strcmp(s[i].metric, m1) || (m2 && !strcmp(s[i].metric, m2)))
+			return to_int(s[i].value);
+	return -1;
+}
+
+/* Update identity from the observation; project falls back to the
+ * parent's or "default". */
+static int update_identity(struct vg_meter *m, struct mres *r,
+			   const struct vg_resource *res)
+{
+	int rc = 0;
+	r->type = res->type;
+	if ((rc = set_str(&r->parent, res->parent)) ||
+	    (rc = set_str(&r->user, res->user)) ||
+	    (rc = set_str(&r->name, res->name)))
+		return rc;
+	if (res->project)
+		return set_str(&r->project, res->project);
+	if (!r->project && r->parent) {
+		struct mres p;
+		if ((rc = load_res(m, r->parent, &p)) == 0 && p.found && p.project)
+			rc = set_str(&r->project, p.project);
+		mres_clear(&p);
+	}
+	return rc;
+}
+
+static int observe_instance(struct vg_meter *m, struct mres *r,
+			    const struct vg_batch *b, const struct vg_resource *res)
+{
+	int64_t t = res->time_ms, lo = r->found ? r->last_seen_ms : 0;
+	struct flavor f;
+	struct tstate st;
+	int rc, running;
+
+	if (lo == INT64_MIN)
+		lo = 0;
+	if (lo > t)
+		lo = t;
+	if (res->state == VG_RSTATE_ENDED) {
+		if (r->state & ST_RUNNING) {
+			struct trans tr = {lo, VG_T_STOP, 0, lo, t, NULL, -1};
+			if ((rc = record(m, r, &tr)))
+				return rc;
+		}
+		if (r->state & ST_EXISTS) {
+			struct trans tr = {lo, VG_T_DELETE, 0, lo, t, NULL, -1};
+			if ((rc = record(m, r, &tr)))
+				return rc;
+		}
+		return 0;
+	}
+	flavor_unknown(&f);
+	if (res->flavor) {
+		snprintf(f.name, sizeof(f.name), "%s", res->flavor);
+		f.has_name = 1;
+	}
+	f.vcpus = attr_int(b, res, "flavor_vcpus", "flavor.vcpus");
+	if (f.vcpus < 0)
+		f.vcpus = sample_int(b, res, "vcpus", NULL);
+	f.ram_mb = attr_int(b, res, "flavor_memory_mb", "flavor.memory_mb");
+	if (f.ram_mb < 0) {
+		int64_t bytes = sample_int(b, res, "memory.size", NULL);
+		f.ram_mb = bytes >= 0 ? bytes / (1024 * 1024) : -1;
+	}
+	f.disk_gb = attr_int(b, res, "flavor_disk_gb", "flavor.disk_gb");
+
+	int64_t ps = sample_int(b, res, "power.state", "state");
+	if ((rc = state_at(m, r, t, &st)))
+		return rc;
+	if (ps >= 0)
+		running = ps == 1 || ps == 2 || ps == 3 || ps == 4 || ps == 7;
+	else if (!(st.state & ST_RUNKNOWN))
+		running = 1;
+	else
+		running = !!(st.state & ST_RUNNING);
+
+	/* An event after this poll's time was already applied: the poll is
+	 * older news; keep the timeline. */
+	if (t < r->last_change_ms)
+		return 0;
+
+	if (!flavor_known(&r->fl) && flavor_known(&f)) {
+		/* First flavor we learn: give it to the transitions that had
+		 * none (an event came before the first poll). */
+		sqlite3_stmt *s = m->q[Q_FILL_FLAVOR];
+		sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
+		bind_text(s, 2, f.has_name ? f.name : NULL);
+		bind_opt(s, 3, f.vcpus);
+		bind_opt(s, 4, f.ram_mb);
+		bind_opt(s, 5, f.disk_gb);
+		rc = step_done(s);
+		sqlite3_clear_bindings(s);
+		if (rc)
+			return rc;
+		flavor_merge(&r->fl, &f);
+	}
+	struct flavor nf = r->fl;
+	int fch = flavor_merge(&nf, &f);
+
+	if (!(r->state & ST_EXISTS)) {
+		struct trans tr = {t, VG_T_CREATE, 0, lo, t, &nf, -1};
+		if ((rc = record(m, r, &tr)))
+			return rc;
+		fch = 0;
+	}
+	if (running && !(r->state & ST_RUNNING)) {
+		struct trans tr = {t, VG_T_START, 0, lo, t, &nf, -1};
+		if ((rc = record(m, r, &tr)))
+			return rc;
+		fch = 0;
+	} else if (!running && (r->state & ST_RUNNING)) {
+		struct trans tr = {lo, VG_T_STOP, 0, lo, t, NULL, -1};
+		if ((rc = record(m, r, &tr)))
+			return rc;
+	}
+	if (fch) {
+		struct trans tr = {t, VG_T_FLAVOR, 0, lo, t, &nf, -1};
+		if ((rc = record(m, r, &tr)))
+			return rc;
+	}
+	return 0;
+}
+
+static int observe_disk(struct vg_meter *m, struct mres *r,
+			const struct vg_batch *b, const struct vg_resource *res)
+{
+	int64_t t = res->time_ms, lo = r->found ? r->last_seen_ms : 0;
+	int64_t cap = sample_int(b, res, "disk.capacity", "capacity");
+	int rc;
+
+	if (lo == INT64_MIN)
+		lo = 0;
+	if (lo > t)
+		lo = t;
+	if (res->state == VG_RSTATE_ENDED) {
+		if (!(r->state & ST_EXISTS))
+			return 0;
+		/* Deleted with its instance: take the instance's deletion
+		 * time when it falls between the last sighting and now. */
+		int64_t at = lo;
+		if (r->parent) {
+			sqlite3_stmt *s = m->q[Q_PARENT_DELETE];
+			sqlite3_bind_text(s, 1, r->parent, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 2, lo);
+			sqlite3_bind_int64(s, 3, t);
+			if (sqlite3_step(s) == SQLITE_ROW)
+				at = sqlite3_column_int64(s, 0);
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+		}
+		struct trans tr = {at, VG_T_DELETE, 0, lo, t, NULL, -1};
+		return record(m, r, &tr);
+	}
+	if (t < r->last_change_ms)
+		return 0;
+	if (!(r->state & ST_EXISTS)) {
+		int64_t at = t;
+		/* A disk first seen with its instance is as old as it. */
+		if (r->parent && !r->found) {
+			struct mres p;
+			if ((rc = load_res(m, r->parent, &p))) {
+				mres_clear(&p);
+				return rc;
+			}
+			if (p.found && p.first_ms == t) {
+				sqlite3_stmt *s = m->q[Q_PARENT_CREATE];
+				sqlite3_bind_text(s, 1, r->parent, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(s, 2, t);
+				if (sqlite3_step(s) == SQLITE_ROW &&
+				    sqlite3_column_type(s, 0) != SQLITE_NULL)
+					at = sqlite3_column_int64(s, 0);
+				sqlite3_reset(s);
+				sqlite3_clear_bindings(s);
+			}
+			mres_clear(&p);
+		}
+		struct trans tr = {at, VG_T_CREATE, 0, lo < at ? lo : at, t, NULL, cap};
+		if ((rc = record(m, r, &tr)))
+			return rc;
+	} else if (cap >= 0 && cap != r->capacity) {
+		struct trans tr = {t, VG_T_CAPACITY, 0, lo, t, NULL, cap};
+		if ((rc = record(m, r, &tr)))
+			return rc;
+	}
+	if (cap >= 0 && r->parent) {
+		sqlite3_stmt *s = m->q[Q_HAS_DISKS];
+		sqlite3_bind_text(s, 1, r->parent, -1, SQLITE_STATIC);
+		if ((rc = step_done(s)))
+			return rc;
+	}
+	return 0;
+}
+
+static int net_add(struct vg_meter *m, const char *project, const char *nic,
+		   int64_t hour, int64_t tx, int64_t rx)
+{
+	sqlite3_stmt *s = m->q[Q_NET_ADD];
+	if (tx == 0 && rx == 0)
+		return 0;
+	sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, hour);
+	sqlite3_bind_text(s, 3, nic, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, tx);
+	sqlite3_bind_int64(s, 5, rx);
+	return step_done(s);
+}
+
+static int64_t hour_of(int64_t t)
+{
+	return (t >= 0 ? t : t - HOUR_MS + 1) / HOUR_MS * HOUR_MS;
+}
+
+/* Spread (tx, rx) bytes over the hours of (a, b], in proportion to time;
+ * the last hour takes the remainder so nothing is lost. */
+static int spread(struct vg_meter *m, const char *project, const char *nic,
+		  int64_t a, int64_t b, int64_t tx, int64_t rx)
+{
+	int64_t h0 = hour_of(a), hb = hour_of(b - 1);
+	int rc;
+
+	if (b <= a || h0 == hb || (hb - h0) / HOUR_MS > MAX_SPREAD_HOURS)
+		return net_add(m, project, nic, hour_of(b > a ? b - 1 : b), tx, rx);
+	int64_t left_tx = tx, left_rx = rx;
+	for (int64_t h = h0; h < hb; h += HOUR_MS) {
+		int64_t s = h > a ? h : a, e = h + HOUR_MS;
+		unsigned __int128 num_tx = (unsigned __int128)tx * (uint64_t)(e - s);
+		unsigned __int128 num_rx = (unsigned __int128)rx * (uint64_t)(e - s);
+		int64_t ptx = (int64_t)(num_tx / (uint64_t)(b - a));
+		int64_t prx = (int64_t)(num_rx / (uint64_t)(b - a));
+		if ((rc = net_add(m, project, nic, h, ptx, prx)))
+			return rc;
+		left_tx -= ptx;
+		left_rx -= prx;
+	}
+	return net_add(m, project, nic, hb, left_tx, left_rx);
+}
+
+static int observe_nic(struct vg_meter *m, struct mres *r,
+		       const struct vg_batch *b, const struct vg_resource *res)
+{
+	int64_t t = res->time_ms;
+	int64_t tx = sample_int(b, res, "net.tx.bytes", NULL);
+	int64_t rx = sample_int(b, res, "net.rx.bytes", NULL);
+
+	if (res->state == VG_RSTATE_ENDED) {
+		r->ctr_valid = 0;
+		return 0;
+	}
+	if (tx < 0 || rx < 0)
+		return 0;
+	if (r->ctr_valid && t > r->ctr_ms) {
+		int64_t dtx = tx >= r->ctr_tx ? tx - r->ctr_tx : tx;
+		int64_t drx = rx >= r->ctr_rx ? rx - r->ctr_rx : rx;
+		if (tx < r->ctr_tx || rx < r->ctr_rx)
+			m->st.resets++;
+		int rc = spread(m, r->project ? r->project : "default", r->id,
+				r->ctr_ms, t, dtx, drx);
+		if (rc)
+			return rc;
+	}
+	r->ctr_valid = 1;
+	r->ctr_ms = t;
+	r->ctr_tx = tx;
+	r->ctr_rx = rx;
+	return 0;
+}
+
+static int apply_resource(struct vg_meter *m, const struct vg_batch *b,
+			  const struct vg_resource *res)
+{
+	struct mres r;
+	int rc;
+
+	if (res->type != VG_RT_INSTANCE && res->type != VG_RT_DISK &&
+	    res->type != VG_RT_NIC)
+		return 0;
+	if ((rc = load_res(m, res->id, &r)))
+		goto out;
+	if (r.found && res->time_ms <= r.last_poll_ms) {
+		m->st.stale++;
+		goto out;
+	}
+	if ((rc = update_identity(m, &r, res)) || (rc = set_str(&r.host, b->host)))
+		goto out;
+	if (r.first_ms == INT64_MIN || r.first_ms < 0) {
+		if (res->state == VG_RSTATE_ACTIVE)
+			r.first_ms = res->time_ms;
+	}
+	if (!r.found)
+		r.last_change_ms = INT64_MIN;
+	switch (res->type) {
+	case VG_RT_INSTANCE:
+		rc = observe_instance(m, &r, b, res);
+		break;
+	case VG_RT_DISK:
+		rc = observe_disk(m, &r, b, res);
+		break;
+	default:
+		rc = observe_nic(m, &r, b, res);
+		break;
+	}
+	if (rc)
+		goto out;
+	if (res->state == VG_RSTATE_ACTIVE && res->time_ms > r.last_seen_ms)
+		r.last_seen_ms = res->time_ms;
+	if (r.last_seen_ms == INT64_MIN)
+		r.last_seen_ms = res->time_ms;
+	r.last_poll_ms = res->time_ms;
+	m->st.observations++;
+	rc = save_res(m, &r);
+out:
+	mres_clear(&r);
+	return rc;
+}
+
+/* ---- the batch --------------------------------------------------------------- */
+
+struct item {
+	int64_t t;
+	int is_obs;
+	size_t idx;
+};
+
+static int cmp_item(const void *a, const void *b)
+{
+	const struct item *x = a, *y = b;
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	if (x->is_obs != y->is_obs)
+		return x->is_obs - y->is_obs;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+int vg_meter_batch(struct vg_meter *m, const struct vg_batch *b)
+{
+	size_t n = 0;
+	struct item *items;
+	int rc;
+
+	items = malloc((b->nres + b->nevents + 1) * sizeof(*items));
+	if (!items)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->nevents; i++)
+		items[n++] = (struct item){b->events[i].time_ms, 0, i};
+	for (size_t i = 0; i < b->nres; i++) {
+		int ty = b->res[i].type;
+		if (ty == VG_RT_INSTANCE || ty == VG_RT_DISK || ty == VG_RT_NIC)
+			items[n++] = (struct item){b->res[i].time_ms, 1, i};
+	}
+	qsort(items, n, sizeof(*items), cmp_item);
+
+	if ((rc = step_done(m->q[Q_BEGIN]))) {
+		free(items);
+		m->st.errors++;
+		return rc;
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (items[i].is_obs)
+			rc = apply_resource(m, b, &b->res[items[i].idx]);
+		else
+			rc = apply_event(m, &b->events[items[i].idx]);
+	}
+	free(items);
+	if (!rc)
+		rc = step_done(m->q[Q_COMMIT]);
+	if (rc) {
+		step_done(m->q[Q_ROLLBACK]);
+		m->st.errors++;
+		return rc;
+	}
+	m->st.batches++;
+	return 0;
+}
+
+static int consume(void *ctx, const struct vg_batch *b)
+{
+	return vg_meter_batch(ctx, b);
+}
+
+struct vg_consumer vg_meter_consumer(struct vg_meter *m)
+{
+	struct vg_consumer c = {"billing", m, consume, NULL};
+	return c;
+}
+
+void vg_meter_get_stats(const struct vg_meter *m, struct vg_meter_stats *out)
+{
+	*out = m->st;
+}
+
+sqlite3 *vg_meter_db(struct vg_meter *m)
+{
+	return m->db;
+}
+
+int vg_meter_open(const char *path, struct vg_meter **out, char *err,
+		  size_t errlen)
+{
+	struct vg_meter *m = calloc(1, sizeof(*m));
+	int rc;
+
+	*out = NULL;
+	if (!m) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if ((rc = vg_billdb_open(path, &m->db, err, errlen))) {
+		free(m);
+		return rc;
+	}
+	for (int i = 0; i < NQ; i++) {
+		rc = sqlite3_prepare_v2(m->db, sql[i], -1, &m->q[i], NULL);
+		if (rc != SQLITE_OK) {
+			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(m->db));
+			vg_meter_close(m);
+			return -EIO;
+		}
+	}
+	*out = m;
+	return 0;
+}
+
+void vg_meter_close(struct vg_meter *m)
+{
+	if (!m)
+		return;
+	for (int i = 0; i < NQ; i++)
+		sqlite3_finalize(m->q[i]);
+	sqlite3_close(m->db);
+	free(m);
+}

@@ -1,0 +1,542 @@
+/*
+ * render.c — invoices as JSON (the document of record), CSV (one row per
+ * line item, columns in the spirit of AWS Cost and Usage Report line
+ * items) and a printable HTML page; and JSON back into an invoice.
+ *
+ * Design: rendering is a pure function of the invoice: no clock, no
+ * locale, fixed key order, fixed number formats (amounts with exactly the
+ * currency's minor digits, rates with up to 6 decimals, quantities with 6
+ * decimals of the billed unit plus the exact integer in base units). So a
+ * finalized invoice, stored as JSON and read back, renders to the same
+ * bytes every time, in every format. Times are ISO 8601 UTC, with
+ * milliseconds only when they are not zero.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "vigie/bill_invoice.h"
+#include "vigie/clock.h"
+
+int vg_invoice_format_parse(const char *s)
+{
+	if (!s || !strcmp(s, "json"))
+		return VG_FMT_JSON;
+	if (!strcmp(s, "csv"))
+		return VG_FMT_CSV;
+	if (!strcmp(s, "html"))
+		return VG_FMT_HTML;
+	return -EINVAL;
+}
+
+const char *vg_invoice_format_mime(int fmt)
+{
+	switch (fmt) {
+	case VG_FMT_CSV: return "text/csv; charset=utf-8";
+	case VG_FMT_HTML: return "text/html; charset=utf-8";
+	default: return "application/json";
+	}
+}
+
+/* ---- times ------------------------------------------------------------------- */
+
+static char *iso(int64_t ms, char *buf, size_t len)
+{
+	int64_t s = ms >= 0 ? ms / 1000 * 1000 : (ms - 999) / 1000 * 1000;
+	int frac = (int)(ms - s);
+
+	vg_time_format(s, buf, len);
+	if (frac && strlen(buf) == 20) { /* "....T..:..:..Z" */
+		buf[19] = '\0';
+		size_t n = strlen(buf);
+		snprintf(buf + n, len - n, ".%03dZ", frac);
+	}
+	return buf;
+}
+
+static int iso_parse(const char *s, int64_t *ms)
+{
+	char tmp[40];
+	const char *dot;
+	int frac = 0;
+
+	if (!s || strlen(s) >= sizeof(tmp))
+		return -EINVAL;
+	snprintf(tmp, sizeof(tmp), "%s", s);
+	if ((dot = strchr(s, '.'))) {
+		if (strlen(dot) != 5 || dot[4] != 'Z')
+			return -EINVAL;
+		for (int i = 1; i <= 3; i++) {
+			if (dot[i] < '0' || dot[i] > '9')
+				return -EINVAL;
+			frac = frac * 10 + (dot[i] - '0');
+		}
+		tmp[dot - s] = 'Z';
+		tmp[dot - s + 1] = '\0';
+	}
+	if (vg_time_parse(tmp, 0, ms))
+		return -EINVAL;
+	*ms += frac;
+	return 0;
+}
+
+/* ---- quantities (signed on adjustment lines) ------------------------------------- */
+
+static char *qty_text(const struct vg_invoice_line *l, char *buf, size_t len)
+{
+	buf[0] = '-';
+	vg_u128_decimal(l->qty, l->qty_den, 6, buf + 1, len - 1);
+	return l->qty_neg && l->qty ? buf : buf + 1;
+}
+
+static char *qty_base_text(const struct vg_invoice_line *l, char *buf, size_t len)
+{
+	buf[0] = '-';
+	vg_u128_format(l->qty, buf + 1, len - 1);
+	return l->qty_neg && l->qty ? buf : buf + 1;
+}
+
+/* ---- JSON ---------------------------------------------------------------------- */
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *to_json(const struct vg_invoice *inv)
+{
+	json_t *root = json_object(), *lines = json_array(), *sub = json_object(),
+	       *warn = json_array(), *period = json_object();
+	char b1[48], b2[48], ms[16];
+
+	if (!root || !lines || !sub || !warn || !period)
+		goto oom;
+	json_object_set_new(root, "invoice", json_string(inv->number));
+	json_object_set_new(root, "status", json_string(inv->final ? "final" : "draft"));
+	json_object_set_new(root, "project", json_string(inv->project));
+	json_object_set_new(period, "month", json_string(vg_month_format(inv->month, ms, sizeof(ms))));
+	json_object_set_new(period, "start", json_string(iso(vg_month_start_ms(inv->month), b1, sizeof(b1))));
+	json_object_set_new(period, "end", json_string(iso(vg_month_end_ms(inv->month), b1, sizeof(b1))));
+	json_object_set_new(root, "period", period);
+	period = NULL;
+	json_object_set_new(root, "currency", json_string(inv->currency));
+	json_object_set_new(root, "minor_unit_digits", json_integer(inv->digits));
+	json_object_set_new(root, "finalized_at", inv->final && inv->finalized_ms >= 0
+				   ? json_string(iso(inv->finalized_ms, b1, sizeof(b1)))
+				   : json_null());
+	for (size_t i = 0; i < inv->nlines; i++) {
+		const struct vg_invoice_line *l = &inv->lines[i];
+		json_t *o = json_object();
+		if (!o)
+			goto oom;
+		json_object_set_new(o, "key", json_string(l->key));
+		json_object_set_new(o, "resource_id", json_string(l->resource_id));
+		json_object_set_new(o, "resource_name", str_or_null(l->resource_name));
+		json_object_set_new(o, "usage_type", json_string(vg_usage_type_name(l->usage_type)));
+		json_object_set_new(o, "item", json_string(l->item));
+		json_object_set_new(o, "description", json_string(l->description));
+		json_object_set_new(o, "usage_start", json_string(iso(l->start_ms, b1, sizeof(b1))));
+		json_object_set_new(o, "usage_end", json_string(iso(l->end_ms, b1, sizeof(b1))));
+		json_object_set_new(o, "quantity", json_string(qty_text(l, b1, sizeof(b1))));
+		json_object_set_new(o, "unit", json_string(l->unit));
+		json_object_set_new(o, "quantity_base", json_string(qty_base_text(l, b1, sizeof(b1))));
+		json_object_set_new(o, "base_unit", json_string(l->base_unit));
+		json_object_set_new(o, "base_per_unit", json_string(vg_u128_format(l->qty_den, b1, sizeof(b1))));
+		json_object_set_new(o, "rate", json_string(vg_rate_format(l->rate_micro, inv->digits, b1, sizeof(b1))));
+		json_object_set_new(o, "amount", json_string(vg_money_format(l->amount_micro, inv->digits, b2, sizeof(b2))));
+		json_object_set_new(o, "amount_micro", json_integer(l->amount_micro));
+		json_object_set_new(o, "minimum_runs", json_integer(l->minimum_runs));
+		if (l->adjustment_for) {
+			json_object_set_new(o, "adjustment_for", json_string(l->adjustment_for));
+			json_object_set_new(o, "adjusted_type", str_or_null(l->adjusted_type));
+		}
+		json_array_append_new(lines, o);
+	}
+	json_object_set_new(root, "lines", lines);
+	lines = NULL;
+	for (int ut = 0; ut < VG_UT_N; ut++)
+		json_object_set_new(sub, vg_usage_type_name(ut),
+				    json_string(vg_money_format(inv->subtotal_micro[ut], inv->digits, b1, sizeof(b1))));
+	json_object_set_new(root, "subtotals", sub);
+	sub = NULL;
+	json_object_set_new(root, "total", json_string(vg_money_format(inv->total_micro, inv->digits, b1, sizeof(b1))));
+	json_object_set_new(root, "total_micro", json_integer(inv->total_micro));
+	for (size_t i = 0; i < inv->nwarnings; i++)
+		json_array_append_new(warn, json_string(inv->warnings[i]));
+	json_object_set_new(root, "warnings", warn);
+	return root;
+oom:
+	json_decref(root);
+	json_decref(lines);
+	json_decref(sub);
+	json_decref(warn);
+	json_decref(period);
+	return NULL;
+}
+
+static int render_json(const struct vg_invoice *inv, char **out, size_t *len)
+{
+	json_t *j = to_json(inv);
+	char *s;
+
+	if (!j)
+		return -ENOMEM;
+	s = json_dumps(j, JSON_INDENT(2));
+	json_decref(j);
+	if (!s)
+		return -ENOMEM;
+	size_t n = strlen(s);
+	char *t = realloc(s, n + 2);
+	if (!t) {
+		free(s);
+		return -ENOMEM;
+	}
+	t[n] = '\n';
+	t[n + 1] = '\0';
+	*out = t;
+	*len = n + 1;
+	return 0;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+int vg_invoice_from_json(const char *text, size_t len, struct vg_invoice **out)
+{
+	json_t *root, *lines, *l;
+	struct vg_invoice *inv = NULL;
+	struct vg_month m;
+	size_t i;
+	int rc = -EBADMSG;
+
+	*out = NULL;
+	if (!(root = json_loadb(text, len, 0, NULL)))
+		return -EBADMSG;
+	const char *proj = jstr(root, "project"), *num = jstr(root, "invoice"),
+		   *cur = jstr(root, "currency"), *st = jstr(root, "status");
+	json_t *period = json_object_get(root, "period");
+	if (!proj || !num || !cur || strlen(cur) != 3 || !st ||
+	    vg_month_parse(jstr(period, "month"), &m) ||
+	    !json_is_integer(json_object_get(root, "minor_unit_digits")))
+		goto out;
+	if (!(inv = vg_invoice_new(proj, m, NULL))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	free(inv->number);
+	if (!(inv->number = strdup(num))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	memcpy(inv->currency, cur, 4);
+	inv->digits = (int)json_integer_value(json_object_get(root, "minor_unit_digits"));
+	inv->final = !strcmp(st, "final");
+	if (jstr(root, "finalized_at") && iso_parse(jstr(root, "finalized_at"), &inv->finalized_ms))
+		goto out;
+	lines = json_object_get(root, "lines");
+	if (!json_is_array(lines))
+		goto out;
+	json_array_foreach(lines, i, l) {
+		struct vg_invoice_line x = {0};
+		int ut = vg_usage_type_parse(jstr(l, "usage_type"));
+		json_t *am = json_object_get(l, "amount_micro");
+		if (ut < 0 || !jstr(l, "key") || !jstr(l, "resource_id") ||
+		    !jstr(l, "item") || !jstr(l, "description") || !jstr(l, "unit") ||
+		    !jstr(l, "base_unit") || !json_is_integer(am) ||
+		    iso_parse(jstr(l, "usage_start"), &x.start_ms) ||
+		    iso_parse(jstr(l, "usage_end"), &x.end_ms) ||
+		    !jstr(l, "quantity_base") ||
+		    vg_u128_parse(jstr(l, "quantity_base") + (jstr(l, "quantity_base")[0] == '-'), &x.qty) ||
+		    vg_u128_parse(jstr(l, "base_per_unit"), &x.qty_den) ||
+		    vg_money_parse(jstr(l, "rate"), 1, &x.rate_micro))
+			goto out;
+		x.usage_type = ut;
+		x.qty_neg = jstr(l, "quantity_base")[0] == '-';
+		x.key = (char *)jstr(l, "key");
+		x.resource_id = (char *)jstr(l, "resource_id");
+		x.resource_name = (char *)jstr(l, "resource_name");
+		x.item = (char *)jstr(l, "item");
+		x.description = (char *)jstr(l, "description");
+		x.unit = (char *)jstr(l, "unit");
+		x.base_unit = (char *)jstr(l, "base_unit");
+		x.amount_micro = json_integer_value(am);
+		x.minimum_runs = (int)json_integer_value(json_object_get(l, "minimum_runs"));
+		x.adjustment_for = (char *)jstr(l, "adjustment_for");
+		x.adjusted_type = (char *)jstr(l, "adjusted_type");
+		if ((rc = vg_invoice_add_line(inv, &x)))
+			goto out;
+		rc = -EBADMSG;
+	}
+	json_t *w = json_object_get(root, "warnings");
+	json_array_foreach(w, i, l)
+		if (json_is_string(l) && (rc = vg_invoice_warn(inv, json_string_value(l))))
+			goto out;
+	vg_invoice_totals(inv);
+	if (inv->total_micro != json_integer_value(json_object_get(root, "total_micro"))) {
+		rc = -EBADMSG;
+		goto out;
+	}
+	*out = inv;
+	inv = NULL;
+	rc = 0;
+out:
+	vg_invoice_free(inv);
+	json_decref(root);
+	return rc;
+}
+
+/* ---- text buffer ------------------------------------------------------------------ */
+
+struct tb {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void tb_add(struct tb *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void tb_puts(struct tb *b, const char *s)
+{
+	tb_add(b, s, strlen(s));
+}
+
+static int tb_done(struct tb *b, char **out, size_t *len)
+{
+	if (b->oom || !b->p) {
+		free(b->p);
+		return -ENOMEM;
+	}
+	*out = b->p;
+	*len = b->len;
+	return 0;
+}
+
+/* ---- CSV -------------------------------------------------------------------------- */
+
+static void csv_field(struct tb *b, const char *s, int last)
+{
+	s = s ? s : "";
+	if (strpbrk(s, ",\"\r\n")) {
+		tb_puts(b, "\"");
+		for (; *s; s++) {
+			if (*s == '"')
+				tb_puts(b, "\"\"");
+			else
+				tb_add(b, s, 1);
+		}
+		tb_puts(b, "\"");
+	} else {
+		tb_puts(b, s);
+	}
+	tb_puts(b, last ? "\r\n" : ",");
+}
+
+static const char *const csv_cols[] = {
+	"identity/LineItemId", "bill/InvoiceId", "bill/BillType",
+	"bill/BillingPeriodStartDate", "bill/BillingPeriodEndDate",
+	"lineItem/UsageAccountId", "lineItem/LineItemType",
+	"lineItem/UsageStartDate", "lineItem/UsageEndDate",
+	"lineItem/ProductCode", "lineItem/UsageType", "lineItem/Operation",
+	"lineItem/ResourceId", "resourceTags/user:Name",
+	"lineItem/UsageAmount", "pricing/unit", "lineItem/UnblendedRate",
+	"lineItem/UnblendedCost", "lineItem/CurrencyCode",
+	"lineItem/LineItemDescription", "vigie/AdjustmentFor",
+};
+#define NCOLS (sizeof(csv_cols) / sizeof(csv_cols[0]))
+
+static int render_csv(const struct vg_invoice *inv, char **out, size_t *len)
+{
+	struct tb b = {0};
+	char ps[40], pe[40], us[40], ue[40], q[48], r[40], a[40];
+
+	for (size_t i = 0; i < NCOLS; i++)
+		csv_field(&b, csv_cols[i], i + 1 == NCOLS);
+	iso(vg_month_start_ms(inv->month), ps, sizeof(ps));
+	iso(vg_month_end_ms(inv->month), pe, sizeof(pe));
+	for (size_t i = 0; i < inv->nlines; i++) {
+		const struct vg_invoice_line *l = &inv->lines[i];
+		const char *row[NCOLS] = {
+			l->key, inv->number, inv->final ? "Final" : "Draft", ps, pe,
+			inv->project, l->adjustment_for ? "Adjustment" : "Usage",
+			iso(l->start_ms, us, sizeof(us)), iso(l->end_ms, ue, sizeof(ue)),
+			"vigie", vg_usage_type_name(l->usage_type), l->item,
+			l->resource_id, l->resource_name,
+			qty_text(l, q, sizeof(q)), l->unit,
+			vg_rate_format(l->rate_micro, inv->digits, r, sizeof(r)),
+			vg_money_format(l->amount_micro, inv->digits, a, sizeof(a)),
+			inv->currency, l->description, l->adjustment_for,
+		};
+		for (size_t k = 0; k < NCOLS; k++)
+			csv_field(&b, row[k], k + 1 == NCOLS);
+	}
+	return tb_done(&b, out, len);
+}
+
+/* ---- HTML ------------------------------------------------------------------------- */
+
+static void html_text(struct tb *b, const char *s)
+{
+	for (s = s ? s : ""; *s; s++) {
+		switch (*s) {
+		case '&': tb_puts(b, "&amp;"); break;
+		case '<': tb_puts(b, "&lt;"); break;
+		case '>': tb_puts(b, "&gt;"); break;
+		case '"': tb_puts(b, "&quot;"); break;
+		case '\'': tb_puts(b, "&#39;"); break;
+		default: tb_add(b, s, 1); break;
+		}
+	}
+}
+
+static void html_cell(struct tb *b, const char *tag, const char *cls, const char *s)
+{
+	tb_puts(b, "<");
+	tb_puts(b, tag);
+	if (cls) {
+		tb_puts(b, " class=\"");
+		tb_puts(b, cls);
+		tb_puts(b, "\"");
+	}
+	tb_puts(b, ">");
+	html_text(b, s);
+	tb_puts(b, "</");
+	tb_puts(b, tag);
+	tb_puts(b, ">");
+}
+
+static const char css[] =
+	"body{font-family:'DejaVu Sans',Helvetica,Arial,sans-serif;font-size:10pt;"
+	"color:#111;margin:2em}"
+	"h1{font-size:18pt;margin:0 0 .2em}"
+	".status{display:inline-block;padding:.1em .6em;border:1px solid #888;"
+	"border-radius:3px;font-size:9pt;text-transform:uppercase}"
+	".draft{color:#a40;border-color:#a40}"
+	"dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em;"
+	"margin:1em 0}dt{font-weight:bold}dd{margin:0}"
+	"table{border-collapse:collapse;width:100%;margin-top:1em}"
+	"th,td{border-bottom:1px solid #ccc;padding:.3em .4em;text-align:left;"
+	"vertical-align:top}"
+	"th{background:#eee}td.n,th.n{text-align:right;white-space:nowrap}"
+	"tfoot td{font-weight:bold;border-bottom:none}"
+	"tr.total td{border-top:2px solid #111;font-size:11pt}"
+	".res{font-family:monospace;font-size:8pt;color:#555}"
+	".warn{color:#a40}"
+	"@media print{body{margin:0}th{background:none}"
+	"thead{display:table-header-group}tr{page-break-inside:avoid}"
+	"@page{size:A4 landscape;margin:12mm}}";
+
+static int render_html(const struct vg_invoice *inv, char **out, size_t *len)
+{
+	struct tb b = {0};
+	char buf[64], b2[64], ms[16];
+
+	tb_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Invoice ");
+	html_text(&b, inv->number);
+	tb_puts(&b, "</title>\n<style>");
+	tb_puts(&b, css);
+	tb_puts(&b, "</style>\n</head>\n<body>\n<header>\n<h1>Invoice ");
+	html_text(&b, inv->number);
+	tb_puts(&b, "</h1>\n<span class=\"status");
+	tb_puts(&b, inv->final ? "\">final" : " draft\">draft: amounts may change until the month is finalized");
+	tb_puts(&b, "</span>\n<dl>\n");
+	html_cell(&b, "dt", NULL, "Project");
+	html_cell(&b, "dd", NULL, inv->project);
+	html_cell(&b, "dt", NULL, "Period");
+	snprintf(b2, sizeof(b2), "%s (", vg_month_format(inv->month, ms, sizeof(ms)));
+	tb_puts(&b, "<dd>");
+	html_text(&b, b2);
+	html_text(&b, iso(vg_month_start_ms(inv->month), buf, sizeof(buf)));
+	tb_puts(&b, " to ");
+	html_text(&b, iso(vg_month_end_ms(inv->month), buf, sizeof(buf)));
+	tb_puts(&b, ", UTC)</dd>\n");
+	html_cell(&b, "dt", NULL, "Currency");
+	html_cell(&b, "dd", NULL, inv->currency);
+	if (inv->final && inv->finalized_ms >= 0) {
+		html_cell(&b, "dt", NULL, "Finalized");
+		html_cell(&b, "dd", NULL, iso(inv->finalized_ms, buf, sizeof(buf)));
+	}
+	tb_puts(&b, "\n</dl>\n</header>\n<table>\n<thead><tr>");
+	const char *hdr[] = {"Resource", "Type", "Description", "Usage start",
+			     "Usage end", "Quantity", "Unit", "Rate", "Amount"};
+	for (size_t i = 0; i < 9; i++)
+		html_cell(&b, "th", i == 5 || i >= 7 ? "n" : NULL, hdr[i]);
+	tb_puts(&b, "</tr></thead>\n<tbody>\n");
+	for (size_t i = 0; i < inv->nlines; i++) {
+		const struct vg_invoice_line *l = &inv->lines[i];
+		tb_puts(&b, "<tr><td>");
+		html_text(&b, l->resource_name ? l->resource_name : l->resource_id);
+		tb_puts(&b, "<br><span class=\"res\">");
+		html_text(&b, l->resource_id);
+		tb_puts(&b, "</span></td>");
+		html_cell(&b, "td", NULL, vg_usage_type_name(l->usage_type));
+		html_cell(&b, "td", NULL, l->description);
+		html_cell(&b, "td", NULL, iso(l->start_ms, buf, sizeof(buf)));
+		html_cell(&b, "td", NULL, iso(l->end_ms, buf, sizeof(buf)));
+		html_cell(&b, "td", "n", qty_text(l, buf, sizeof(buf)));
+		html_cell(&b, "td", NULL, l->unit);
+		html_cell(&b, "td", "n", vg_rate_format(l->rate_micro, inv->digits, buf, sizeof(buf)));
+		html_cell(&b, "td", "n", vg_money_format(l->amount_micro, inv->digits, buf, sizeof(buf)));
+		tb_puts(&b, "</tr>\n");
+	}
+	tb_puts(&b, "</tbody>\n<tfoot>\n");
+	for (int ut = 0; ut < VG_UT_N; ut++) {
+		tb_puts(&b, "<tr><td colspan=\"8\" class=\"n\">Subtotal ");
+		html_text(&b, vg_usage_type_name(ut));
+		tb_puts(&b, "</td>");
+		html_cell(&b, "td", "n", vg_money_format(inv->subtotal_micro[ut], inv->digits, buf, sizeof(buf)));
+		tb_puts(&b, "</tr>\n");
+	}
+	tb_puts(&b, "<tr class=\"total\"><td colspan=\"8\" class=\"n\">Total ");
+	html_text(&b, inv->currency);
+	tb_puts(&b, "</td>");
+	html_cell(&b, "td", "n", vg_money_format(inv->total_micro, inv->digits, buf, sizeof(buf)));
+	tb_puts(&b, "</tr>\n</tfoot>\n</table>\n");
+	if (inv->nwarnings) {
+		tb_puts(&b, "<ul class=\"warn\">\n");
+		for (size_t i = 0; i < inv->nwarnings; i++) {
+			html_cell(&b, "li", NULL, inv->warnings[i]);
+			tb_puts(&b, "\n");
+		}
+		tb_puts(&b, "</ul>\n");
+	}
+	tb_puts(&b, "<p class=\"res\">Each line's amount is its exact quantity times "
+		"its rate, rounded once, half up, to the currency's minor unit; "
+		"the total is the sum of the rounded lines.</p>\n</body>\n</html>\n");
+	return tb_done(&b, out, len);
+}
+
+int vg_invoice_render(const struct vg_invoice *inv, int fmt, char **out,
+		      size_t *len)
+{
+	*out = NULL;
+	*len = 0;
+	switch (fmt) {
+	case VG_FMT_CSV: return render_csv(inv, out, len);
+	case VG_FMT_HTML: return render_html(inv, out, len);
+	default: return render_json(inv, out, len);
+	}
+}

@@ -1,0 +1,47 @@
+/*
+ * service.c — what the collector keeps for billing while it runs: the
+ * rate card (immutable after loading, so API threads share it) and where
+ * billing.db lives (each request opens its own handle: sqlite handles are
+ * single-threaded, and WAL lets readers run beside the meter's writes).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "vigie/bill_meter.h"
+#include "vigie/bill_service.h"
+
+int vg_bill_service_open(const char *data_dir, const char *ratecard_path,
+			 struct vg_bill_service **out, char *err, size_t errlen)
+{
+	struct vg_bill_service *s = calloc(1, sizeof(*s));
+	int rc;
+
+	*out = NULL;
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	vg_billdb_path(data_dir, s->db_path, sizeof(s->db_path));
+	if (ratecard_path && *ratecard_path &&
+	    (rc = vg_ratecard_load(ratecard_path, &s->rc, err, errlen))) {
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void vg_bill_service_close(struct vg_bill_service *s)
+{
+	if (!s)
+		return;
+	vg_ratecard_free(s->rc);
+	free(s);
+}
+
+int vg_bill_service_db(const struct vg_bill_service *s, sqlite3 **out,
+		       char *err, size_t errlen)
+{
+	return vg_billdb_open(s->db_path, out, err, errlen);
+}

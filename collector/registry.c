@@ -1,0 +1,747 @@
+/*
+ * registry.c — the resource registry in sqlite3 (<data_dir>/registry.db).
+ *
+ * Design. Three tables:
+ *   resources (id PK, type, host, name, parent, project, user, flavor,
+ *              attributes JSON text, first_seen_ms, last_seen_ms,
+ *              ended_at_ms NULL while active)
+ *   metrics   ((resource_id, name) PK, kind, unit, last_value, last_time_ms)
+ *   streams   (host PK, stream, last_seq): the duplicate filter
+ * and the schema version in PRAGMA user_version. The database runs in WAL
+ * mode so the receiver's writes and the API's reads proceed together; each
+ * handle keeps its prepared statements (one handle per thread).
+ *
+ * Invariants:
+ *  - one transaction per batch (vg_registry_update), so a batch is either
+ *    fully registered or not at all; upserts are idempotent, so a re-sent
+ *    batch changes nothing but last-seen times it already set.
+ *  - first_seen only moves back, last_seen only forward; a metric's
+ *    last_value is the one with the newest time.
+ *  - ended_at: set by the first ENDED report (kept by later ones), cleared
+ *    by an ACTIVE report newer than it (the resource came back).
+ *  - streams.last_seq for (host, stream) only grows; a new stream id for a
+ *    host (a new agent spool) replaces the old one.
+ *  - sqlite's BUSY, LOCKED and FULL become -EAGAIN (the batch is retried).
+ * Stream ids and sequence numbers are stored as sqlite's signed 64-bit
+ * integers (same bits); sequence numbers are compared in SQL, so they must
+ * stay below 2^63, which a counter starting at 1 does.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "vigie/batch.h"
+#include "vigie/catalog.h"
+#include "vigie/clock.h"
+#include "vigie/name.h"
+#include "vigie/registry.h"
+
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 2000
+
+/* Filter bits for the cached list statements. */
+enum {
+	F_TYPE = 1 << 0,
+	F_HOST = 1 << 1,
+	F_PROJECT = 1 << 2,
+	F_NAME = 1 << 3,
+	F_STATE = 1 << 4,
+	F_PARENT = 1 << 5,
+	F_AFTER = 1 << 6,
+	F_ALL = 1 << 7,
+};
+
+enum {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_SEEN,
+	ST_ACK,
+	ST_RES_UPSERT,
+	ST_METRIC_UPSERT,
+	ST_GET,
+	ST_METRICS_OF,
+	ST_LOOKUP,
+	ST_COUNT
+};
+
+#define RES_COLUMNS                                                          \
+	"id, type, host, name, parent, project, user, flavor, attributes, " \
+	"first_seen_ms, last_seen_ms, ended_at_ms"
+
+static const char *const sql_text[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SEEN] = "SELECT stream, last_seq FROM streams WHERE host = ?1",
+	[ST_ACK] =
+		"INSERT INTO streams(host, stream, last_seq) VALUES(?1, ?2, ?3) "
+		"ON CONFLICT(host) DO UPDATE SET "
+		"last_seq = CASE WHEN stream = excluded.stream AND "
+		"last_seq > excluded.last_seq THEN last_seq "
+		"ELSE excluded.last_seq END, "
+		"stream = excluded.stream",
+	/* ?1 id ?2 type ?3 host ?4 name ?5 parent ?6 project ?7 user
+	 * ?8 flavor ?9 attributes ?10 time ?11 ended (0/1) */
+	[ST_RES_UPSERT] =
+		"INSERT INTO resources(" RES_COLUMNS ") VALUES(?1, ?2, ?3, ?4, "
+		"?5, coalesce(?6, 'default'), ?7, ?8, coalesce(?9, '{}'), ?10, "
+		"?10, CASE WHEN ?11 THEN ?10 END) "
+		"ON CONFLICT(id) DO UPDATE SET "
+		"type = excluded.type, host = excluded.host, "
+		"name = coalesce(?4, name), parent = coalesce(?5, parent), "
+		"project = coalesce(?6, project), user = coalesce(?7, user), "
+		"flavor = coalesce(?8, flavor), "
+		"attributes = coalesce(?9, attributes), "
+		"first_seen_ms = min(first_seen_ms, ?10), "
+		"last_seen_ms = CASE WHEN ?11 THEN last_seen_ms "
+		"ELSE max(last_seen_ms, ?10) END, "
+		"ended_at_ms = CASE WHEN ?11 THEN coalesce(ended_at_ms, ?10) "
+		"WHEN ended_at_ms IS NOT NULL AND ?10 > ended_at_ms THEN NULL "
+		"ELSE ended_at_ms END",
+	[ST_METRIC_UPSERT] =
+		"INSERT INTO metrics(resource_id, name, kind, unit, last_value, "
+		"last_time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+		"ON CONFLICT(resource_id, name) DO UPDATE SET "
+		"kind = excluded.kind, unit = excluded.unit, "
+		"last_value = CASE WHEN excluded.last_time_ms >= last_time_ms "
+		"THEN excluded.last_value ELSE last_value END, "
+		"last_time_ms = max(last_time_ms, excluded.last_time_ms)",
+	[ST_GET] = "SELECT " RES_COLUMNS " FROM resources WHERE id = ?1",
+	[ST_METRICS_OF] = "SELECT name, kind, unit, last_value, last_time_ms "
+			  "FROM metrics WHERE resource_id = ?1 ORDER BY name",
+	[ST_LOOKUP] = "SELECT type, project FROM resources WHERE id = ?1",
+};
+
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS resources ("
+	" id TEXT PRIMARY KEY NOT NULL,"
+	" type INTEGER NOT NULL,"
+	" host TEXT NOT NULL,"
+	" name TEXT, parent TEXT,"
+	" project TEXT NOT NULL DEFAULT 'default',"
+	" user TEXT, flavor TEXT,"
+	" attributes TEXT NOT NULL DEFAULT '{}',"
+	" first_seen_ms INTEGER NOT NULL,"
+	" last_seen_ms INTEGER NOT NULL,"
+	" ended_at_ms INTEGER);"
+	"CREATE INDEX IF NOT EXISTS resources_type ON resources(type, id);"
+	"CREATE INDEX IF NOT EXISTS resources_host ON resources(host, id);"
+	"CREATE INDEX IF NOT EXISTS resources_project ON resources(project, id);"
+	"CREATE INDEX IF NOT EXISTS resources_parent ON resources(parent, id);"
+	"CREATE TABLE IF NOT EXISTS metrics ("
+	" resource_id TEXT NOT NULL,"
+	" name TEXT NOT NULL,"
+	" kind INTEGER NOT NULL,"
+	" unit TEXT NOT NULL DEFAULT '',"
+	" last_value REAL,"
+	" last_time_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (resource_id, name)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS streams ("
+	" host TEXT PRIMARY KEY NOT NULL,"
+	" stream INTEGER NOT NULL,"
+	" last_seq INTEGER NOT NULL);";
+
+struct vg_registry {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+	sqlite3_stmt *list[F_ALL]; /* by filter mask, prepared on first use */
+};
+
+static int map_err(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_FULL:
+		return -EAGAIN;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_CONSTRAINT:
+	case SQLITE_MISMATCH:
+	case SQLITE_RANGE:
+	case SQLITE_TOOBIG:
+		return -EINVAL;
+	default:
+		return -EIO;
+	}
+}
+
+/* Prepare (once) and reset statement i. */
+static sqlite3_stmt *stmt(struct vg_registry *r, int i)
+{
+	if (!r->st[i] &&
+	    sqlite3_prepare_v3(r->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
+			       &r->st[i], NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_reset(r->st[i]);
+	sqlite3_clear_bindings(r->st[i]);
+	return r->st[i];
+}
+
+/* Run a statement that returns no rows. 0 or -errno. */
+static int exec_done(sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : map_err(rc ? rc : SQLITE_ERROR);
+}
+
+static int exec_simple(struct vg_registry *r, int i)
+{
+	sqlite3_stmt *s = stmt(r, i);
+
+	return s ? exec_done(s) : map_err(sqlite3_errcode(r->db));
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* ---- open / close ---------------------------------------------------------- */
+
+static int setup(struct vg_registry *r, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	int version = -1, rc;
+	sqlite3_stmt *s = NULL;
+
+	sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
+	rc = sqlite3_exec(r->db,
+			  "PRAGMA journal_mode=WAL;"
+			  "PRAGMA synchronous=NORMAL;",
+			  NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_prepare_v2(r->db, "PRAGMA user_version", -1, &s, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (version < 0) {
+		rc = sqlite3_errcode(r->db);
+		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+		goto fail;
+	}
+	if (version > SCHEMA_VERSION) {
+		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+		snprintf(err, errlen,
+			 "registry.db has schema version %d, newer than this "
+			 "collector's %d", version, SCHEMA_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	if (version < SCHEMA_VERSION) {
+		char sql[64];
+		rc = sqlite3_exec(r->db, schema_sql, NULL, NULL, &msg);
+		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", SCHEMA_VERSION);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(r->db, sql, NULL, NULL, &msg);
+		if (rc != SQLITE_OK) {
+			sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+			goto fail;
+		}
+	}
+	rc = sqlite3_exec(r->db, "COMMIT", NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "registry.db: %s",
+		 msg ? msg : sqlite3_errmsg(r->db));
+	sqlite3_free(msg);
+	return map_err(rc);
+}
+
+int vg_registry_open(const char *data_dir, struct vg_registry **out,
+		     char *err, size_t errlen)
+{
+	struct vg_registry *r;
+	char path[4096];
+	int rc;
+
+	*out = NULL;
+	if (!data_dir || !*data_dir) {
+		snprintf(err, errlen, "registry: no data directory");
+		return -EINVAL;
+	}
+	if ((size_t)snprintf(path, sizeof(path), "%s/registry.db", data_dir) >=
+	    sizeof(path)) {
+		snprintf(err, errlen, "registry: data directory path too long");
+		return -ENAMETOOLONG;
+	}
+	if (!(r = calloc(1, sizeof(*r)))) {
+		snprintf(err, errlen, "registry: out of memory");
+		return -ENOMEM;
+	}
+	rc = sqlite3_open_v2(path, &r->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				     SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path,
+			 r->db ? sqlite3_errmsg(r->db) : "cannot open");
+		vg_registry_close(r);
+		return rc == SQLITE_CANTOPEN ? -ENOENT : map_err(rc);
+	}
+	if ((rc = setup(r, err, errlen))) {
+		vg_registry_close(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void vg_registry_close(struct vg_registry *r)
+{
+	if (!r)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(r->st[i]);
+	for (int i = 0; i < F_ALL; i++)
+		sqlite3_finalize(r->list[i]);
+	sqlite3_close(r->db);
+	free(r);
+}
+
+/* ---- duplicate filter ------------------------------------------------------ */
+
+int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
+		     uint64_t seq)
+{
+	sqlite3_stmt *s;
+	int rc, seen = 0;
+
+	if (!r || !host)
+		return -EINVAL;
+	if (!(s = stmt(r, ST_SEEN)))
+		return map_err(sqlite3_errcode(r->db));
+	bind_text(s, 1, host);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		uint64_t st = (uint64_t)sqlite3_column_int64(s, 0);
+		uint64_t last = (uint64_t)sqlite3_column_int64(s, 1);
+		seen = st == stream && seq <= last;
+	} else if (rc != SQLITE_DONE) {
+		sqlite3_reset(s);
+		return map_err(rc);
+	}
+	sqlite3_reset(s);
+	return seen;
+}
+
+int vg_registry_commit(struct vg_registry *r, const char *host,
+		       uint64_t stream, uint64_t seq)
+{
+	sqlite3_stmt *s;
+
+	if (!r || !host)
+		return -EINVAL;
+	if (!(s = stmt(r, ST_ACK)))
+		return map_err(sqlite3_errcode(r->db));
+	bind_text(s, 1, host);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)stream);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
+	return exec_done(s);
+}
+
+/* ---- update from a batch --------------------------------------------------- */
+
+/* The resource's attributes as JSON text (malloc'd), NULL if it has none.
+ * Sets *rc to -ENOMEM on failure. */
+static char *attrs_json(const struct vg_batch *b, const struct vg_resource *res,
+			int *rc)
+{
+	const struct vg_attr *a = vg_resource_attrs(b, res);
+	json_t *o;
+	char *text;
+
+	if (!res->nattrs)
+		return NULL;
+	if (!(o = json_object())) {
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	for (uint32_t i = 0; i < res->nattrs; i++)
+		if (a[i].key && a[i].value)
+			json_object_set_new(o, a[i].key, json_string(a[i].value));
+	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(o);
+	if (!text)
+		*rc = -ENOMEM;
+	return text;
+}
+
+static int update_resource(struct vg_registry *r, const struct vg_batch *b,
+			   const struct vg_resource *res)
+{
+	const struct vg_sample *smp = vg_resource_samples(b, res);
+	sqlite3_stmt *s;
+	char *attrs;
+	int rc = 0;
+
+	if (!vg_name_valid(res->id) || !vg_rtype_name(res->type))
+		return 0; /* refused by the store too; nothing to register */
+	attrs = attrs_json(b, res, &rc);
+	if (rc)
+		return rc;
+	if (!(s = stmt(r, ST_RES_UPSERT))) {
+		free(attrs);
+		return map_err(sqlite3_errcode(r->db));
+	}
+	bind_text(s, 1, res->id);
+	sqlite3_bind_int(s, 2, res->type);
+	bind_text(s, 3, b->host);
+	bind_text(s, 4, res->name);
+	bind_text(s, 5, res->parent);
+	bind_text(s, 6, res->project);
+	bind_text(s, 7, res->user);
+	bind_text(s, 8, res->flavor);
+	bind_text(s, 9, attrs);
+	sqlite3_bind_int64(s, 10, res->time_ms);
+	sqlite3_bind_int(s, 11, res->state == VG_RSTATE_ENDED);
+	rc = exec_done(s);
+	free(attrs);
+	if (rc)
+		return rc;
+
+	for (uint32_t i = 0; i < res->nsamples; i++) {
+		const struct vg_metric_def *def;
+
+		if (!vg_name_valid(smp[i].metric) || !vg_kind_name(smp[i].kind))
+			continue;
+		def = vg_catalog_find(res->type, smp[i].metric);
+		if (!(s = stmt(r, ST_METRIC_UPSERT)))
+			return map_err(sqlite3_errcode(r->db));
+		bind_text(s, 1, res->id);
+		bind_text(s, 2, smp[i].metric);
+		sqlite3_bind_int(s, 3, smp[i].kind);
+		bind_text(s, 4, def && def->unit ? def->unit : "");
+		if (isfinite(smp[i].value))
+			sqlite3_bind_double(s, 5, smp[i].value);
+		else
+			sqlite3_bind_null(s, 5);
+		sqlite3_bind_int64(s, 6, res->time_ms);
+		if ((rc = exec_done(s)))
+			return rc;
+	}
+	return 0;
+}
+
+int vg_registry_update(struct vg_registry *r, const struct vg_batch *b)
+{
+	int rc;
+
+	if (!r || !b || !b->host)
+		return -EINVAL;
+	if ((rc = exec_simple(r, ST_BEGIN)))
+		return rc;
+	for (size_t i = 0; i < b->nres; i++)
+		if ((rc = update_resource(r, b, &b->res[i])))
+			break;
+	if (!rc)
+		rc = exec_simple(r, ST_COMMIT);
+	if (rc && !sqlite3_get_autocommit(r->db))
+		exec_simple(r, ST_ROLLBACK);
+	return rc;
+}
+
+static int consumer_batch(void *ctx, const struct vg_batch *b)
+{
+	return vg_registry_update(ctx, b);
+}
+
+struct vg_consumer vg_registry_consumer(struct vg_registry *r)
+{
+	struct vg_consumer c = {
+		.name = "registry",
+		.ctx = r,
+		.batch = consumer_batch,
+		.tick = NULL,
+	};
+	return c;
+}
+
+/* ---- reading ----------------------------------------------------------------- */
+
+static json_t *col_text(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return t ? json_string((const char *)t) : json_null();
+}
+
+static json_t *col_time(sqlite3_stmt *s, int i)
+{
+	char buf[32];
+
+	if (sqlite3_column_type(s, i) == SQLITE_NULL)
+		return json_null();
+	return json_string(vg_time_format(sqlite3_column_int64(s, i), buf,
+					  sizeof(buf)));
+}
+
+static int metrics_json(struct vg_registry *r, const char *id, json_t **out)
+{
+	sqlite3_stmt *s = stmt(r, ST_METRICS_OF);
+	json_t *m;
+	int rc;
+
+	if (!s)
+		return map_err(sqlite3_errcode(r->db));
+	if (!(m = json_object()))
+		return -ENOMEM;
+	bind_text(s, 1, id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *kind = vg_kind_name(sqlite3_column_int(s, 1));
+		json_t *e = json_object();
+		double v = sqlite3_column_double(s, 3);
+
+		if (!e) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		json_object_set_new(e, "unit", col_text(s, 2));
+		json_object_set_new(e, "kind", kind ? json_string(kind) : json_null());
+		json_object_set_new(e, "last_value",
+				    sqlite3_column_type(s, 3) == SQLITE_NULL ||
+						    !isfinite(v)
+					    ? json_null()
+					    : json_real(v));
+		json_object_set_new(e, "last_time", col_time(s, 4));
+		json_object_set_new(m, (const char *)sqlite3_column_text(s, 0), e);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		json_decref(m);
+		return map_err(rc);
+	}
+	*out = m;
+	return 0;
+}
+
+/* Build the JSON object of the resource on the current row of s (columns
+ * RES_COLUMNS). */
+static int resource_json(struct vg_registry *r, sqlite3_stmt *s, json_t **out)
+{
+	const char *type = vg_rtype_name(sqlite3_column_int(s, 1));
+	const char *attrs = (const char *)sqlite3_column_text(s, 8);
+	json_t *o = json_object(), *a = NULL, *metrics = NULL;
+	char id[VG_NAME_MAX * 4 + 1];
+	int rc;
+
+	if (!o)
+		return -ENOMEM;
+	snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(s, 0));
+	json_object_set_new(o, "id", json_string(id));
+	json_object_set_new(o, "type", type ? json_string(type) : json_null());
+	json_object_set_new(o, "host", col_text(s, 2));
+	json_object_set_new(o, "name", col_text(s, 3));
+	json_object_set_new(o, "parent", col_text(s, 4));
+	json_object_set_new(o, "project", col_text(s, 5));
+	json_object_set_new(o, "user", col_text(s, 6));
+	json_object_set_new(o, "flavor", col_text(s, 7));
+	json_object_set_new(o, "state",
+			    json_string(sqlite3_column_type(s, 11) == SQLITE_NULL
+						? "active"
+						: "ended"));
+	json_object_set_new(o, "first_seen", col_time(s, 9));
+	json_object_set_new(o, "last_seen", col_time(s, 10));
+	json_object_set_new(o, "ended_at", col_time(s, 11));
+	if (attrs)
+		a = json_loads(attrs, 0, NULL);
+	if (!json_is_object(a)) {
+		json_decref(a);
+		a = json_object();
+	}
+	json_object_set_new(o, "attributes", a);
+	/* metrics_json uses another statement; s stays on its row. */
+	if ((rc = metrics_json(r, id, &metrics))) {
+		json_decref(o);
+		return rc;
+	}
+	json_object_set_new(o, "metrics", metrics);
+	*out = o;
+	return 0;
+}
+
+int vg_registry_get(struct vg_registry *r, const char *id, json_t **out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*out = NULL;
+	if (!r || !id)
+		return -EINVAL;
+	if (!(s = stmt(r, ST_GET)))
+		return map_err(sqlite3_errcode(r->db));
+	bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		rc = resource_json(r, s, out);
+	else
+		rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+	sqlite3_reset(s);
+	return rc;
+}
+
+int vg_registry_lookup(struct vg_registry *r, const char *id, int *rtype,
+		       char *project, size_t projectlen)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!r || !id)
+		return -EINVAL;
+	if (!(s = stmt(r, ST_LOOKUP)))
+		return map_err(sqlite3_errcode(r->db));
+	bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const char *p = (const char *)sqlite3_column_text(s, 1);
+		if (rtype)
+			*rtype = sqlite3_column_int(s, 0);
+		if (project && projectlen) {
+			if ((size_t)snprintf(project, projectlen, "%s", p ? p : "") >=
+			    projectlen)
+				rc = -ENAMETOOLONG;
+			else
+				rc = 0;
+		} else {
+			rc = 0;
+		}
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+static sqlite3_stmt *list_stmt(struct vg_registry *r, unsigned mask)
+{
+	char sql[1024];
+	size_t n;
+
+	if (r->list[mask]) {
+		sqlite3_reset(r->list[mask]);
+		sqlite3_clear_bindings(r->list[mask]);
+		return r->list[mask];
+	}
+	n = (size_t)snprintf(sql, sizeof(sql),
+			     "SELECT " RES_COLUMNS " FROM resources WHERE 1");
+	/* Parameters by number so the binding code does not depend on mask. */
+	if (mask & F_TYPE)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND type = ?1");
+	if (mask & F_HOST)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND host = ?2");
+	if (mask & F_PROJECT)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND project = ?3");
+	if (mask & F_NAME)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND name = ?4");
+	if (mask & F_STATE)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
+				      " AND (ended_at_ms IS NULL) = ?5");
+	if (mask & F_PARENT)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND parent = ?6");
+	if (mask & F_AFTER)
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND id > ?7");
+	snprintf(sql + n, sizeof(sql) - n, " ORDER BY id LIMIT ?8");
+	if (sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+			       &r->list[mask], NULL) != SQLITE_OK)
+		return NULL;
+	return r->list[mask];
+}
+
+int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
+		     json_t **out, char *next_cursor, size_t cursorlen)
+{
+	unsigned mask = 0;
+	int rtype = 0, active = 0, rc, rows = 0;
+	char last[VG_NAME_MAX * 4 + 1] = "";
+	sqlite3_stmt *s;
+	json_t *arr;
+
+	*out = NULL;
+	if (next_cursor && cursorlen)
+		next_cursor[0] = '\0';
+	if (!r || !f || f->limit < 1 || f->limit > 1000)
+		return -EINVAL;
+	if (f->type) {
+		if ((rtype = vg_rtype_parse(f->type)) < 0)
+			return -EINVAL;
+		mask |= F_TYPE;
+	}
+	if (f->state) {
+		if (!strcmp(f->state, "active"))
+			active = 1;
+		else if (strcmp(f->state, "ended"))
+			return -EINVAL;
+		mask |= F_STATE;
+	}
+	mask |= (f->host ? F_HOST : 0) | (f->project ? F_PROJECT : 0) |
+		(f->name ? F_NAME : 0) | (f->parent ? F_PARENT : 0) |
+		(f->after ? F_AFTER : 0);
+	if (!(s = list_stmt(r, mask)))
+		return map_err(sqlite3_errcode(r->db));
+	if (mask & F_TYPE)
+		sqlite3_bind_int(s, 1, rtype);
+	if (mask & F_HOST)
+		bind_text(s, 2, f->host);
+	if (mask & F_PROJECT)
+		bind_text(s, 3, f->project);
+	if (mask & F_NAME)
+		bind_text(s, 4, f->name);
+	if (mask & F_STATE)
+		sqlite3_bind_int(s, 5, active);
+	if (mask & F_PARENT)
+		bind_text(s, 6, f->parent);
+	if (mask & F_AFTER)
+		bind_text(s, 7, f->after);
+	sqlite3_bind_int(s, 8, f->limit + 1); /* one more: is there a next page? */
+
+	if (!(arr = json_array())) {
+		sqlite3_reset(s);
+		return -ENOMEM;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		json_t *o;
+		if (++rows > f->limit)
+			break;
+		if ((rc = resource_json(r, s, &o))) {
+			sqlite3_reset(s);
+			json_decref(arr);
+			return rc;
+		}
+		snprintf(last, sizeof(last), "%s",
+			 json_string_value(json_object_get(o, "id")));
+		json_array_append_new(arr, o);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		json_decref(arr);
+		return map_err(rc);
+	}
+	if (rows > f->limit && next_cursor) {
+		if (strlen(last) >= cursorlen) {
+			json_decref(arr);
+			return -ENAMETOOLONG;
+		}
+		memcpy(next_cursor, last, strlen(last) + 1);
+	}
+	*out = arr;
+	return 0;
+}

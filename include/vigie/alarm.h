@@ -1,0 +1,170 @@
+/*
+ * vigie — the alarm model: what an alarm definition is, how it reads from
+ * and writes to JSON, and how it is validated (alarms/model.c).
+ * docs/alarms.md is the prose form with worked examples.
+ *
+ * Two kinds of alarm:
+ *  - threshold: a metric of one resource (or of every resource a selector
+ *    matches, each evaluated on its own), a statistic over a period, M out
+ *    of N datapoints compared with a threshold, a missing-data treatment;
+ *  - composite: a rule over other alarms' states (vigie/alarm_rule.h).
+ * Both have a name unique per project, a severity, per-state actions, an
+ * enabled flag; state is insufficient_data, ok or alarm.
+ *
+ * Ownership: a struct vg_alarm_def owns every string it points to; free
+ * with vg_alarm_def_release. Pure functions, thread-safe.
+ */
+#ifndef VIGIE_ALARM_H
+#define VIGIE_ALARM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* Alarm states; values are stored in alarms.db: never renumber. */
+enum vg_alarm_state {
+	VG_ALARM_INSUFFICIENT_DATA = 0,
+	VG_ALARM_OK = 1,
+	VG_ALARM_ALARM = 2,
+};
+#define VG_ALARM_NSTATES 3
+
+enum vg_alarm_kind { VG_ALARM_THRESHOLD = 0, VG_ALARM_COMPOSITE = 1 };
+enum vg_alarm_severity { VG_SEV_LOW = 0, VG_SEV_MODERATE = 1, VG_SEV_CRITICAL = 2 };
+enum vg_alarm_stat {
+	VG_STAT_AVERAGE = 0,
+	VG_STAT_MINIMUM,
+	VG_STAT_MAXIMUM,
+	VG_STAT_SUM,
+	VG_STAT_SAMPLE_COUNT,
+	VG_STAT_PERCENTILE, /* with def->percentile in [0, 100] */
+};
+enum vg_alarm_cmp { VG_CMP_GT = 0, VG_CMP_GE, VG_CMP_LT, VG_CMP_LE, VG_CMP_EQ, VG_CMP_NE };
+enum vg_alarm_missing {
+	VG_MISSING_MISSING = 0,
+	VG_MISSING_IGNORE,
+	VG_MISSING_BREACHING,
+	VG_MISSING_NOT_BREACHING,
+};
+
+/* Limits (documented in docs/alarms.md). */
+#define VG_ALARM_NAME_MAX 128        /* bytes of a name */
+#define VG_ALARM_DESC_MAX 1024
+#define VG_ALARM_MAX_N 100           /* evaluation_periods */
+#define VG_ALARM_MAX_WINDOW_S (7 * 86400) /* period * evaluation_periods */
+#define VG_ALARM_MAX_ACTIONS 8       /* per state */
+#define VG_ALARM_ACTION_MAX 1024     /* bytes of one action URL */
+#define VG_ALARM_MAX_META 8          /* selector metadata pairs */
+#define VG_ALARM_RULE_MAX 1024       /* bytes of a composite rule */
+#define VG_ALARM_MAX_KEEP_S (7 * 86400)
+
+struct vg_alarm_kv {
+	char *key, *value;
+};
+
+/* Which resources a threshold alarm watches: `resource` (one id), or
+ * every resource of `rtype` whose project, host, flavor and attributes
+ * match the non-NULL fields here. */
+struct vg_alarm_selector {
+	int rtype;        /* enum vg_rtype; 0 = any type */
+	char *project;    /* NULL = the alarm's project; "*" = any (admin) */
+	char *host;       /* NULL = any */
+	char *flavor;     /* NULL = any */
+	size_t nmeta;
+	struct vg_alarm_kv *meta; /* every pair must equal a resource attribute */
+};
+
+struct vg_alarm_def {
+	char id[40];          /* UUID, set by the engine */
+	char *project;        /* owner */
+	char *name;
+	char *description;    /* "" when absent */
+	int enabled;
+	int severity;         /* enum vg_alarm_severity */
+	int kind;             /* enum vg_alarm_kind */
+
+	/* threshold */
+	char *metric;
+	char *resource;       /* one resource id, or NULL with a selector */
+	struct vg_alarm_selector sel;
+	int statistic;        /* enum vg_alarm_stat */
+	double percentile;    /* for VG_STAT_PERCENTILE */
+	uint32_t period_s;
+	uint32_t evaluation_periods;  /* N */
+	uint32_t datapoints_to_alarm; /* M <= N */
+	int comparison;       /* enum vg_alarm_cmp */
+	double threshold;
+	int missing;          /* enum vg_alarm_missing */
+	uint32_t repeat_periods;   /* re-notify every K periods in alarm; 0 off */
+	uint32_t keep_firing_for_s;
+
+	/* composite */
+	char *rule;
+
+	/* actions per state (index enum vg_alarm_state) */
+	size_t nactions[VG_ALARM_NSTATES];
+	char **actions[VG_ALARM_NSTATES];
+
+	int64_t created_ms, updated_ms;
+};
+
+/* What validation needs to know about the deployment. */
+struct vg_alarm_policy {
+	const char *const *exec_names; /* operator-configured exec commands */
+	size_t nexec;
+	int alertmanager;     /* 1 if an Alertmanager URL is configured */
+	double agent_interval_s; /* periods may be any multiple of it; 0 = 10 */
+	const char *scope_project; /* NULL: admin (may set "project") */
+};
+
+/* Release every string of d and zero it. Accepts NULL. */
+void vg_alarm_def_release(struct vg_alarm_def *d);
+/* Deep copy. 0 or -ENOMEM (dst zeroed). */
+int vg_alarm_def_copy(struct vg_alarm_def *dst, const struct vg_alarm_def *src);
+
+/* Read a definition from the API's JSON object into *out (zeroed first).
+ * Every problem is reported, one per field, in *errors: a new JSON array
+ * of {"field": "evaluation_periods", "message": "..."} (caller decrefs),
+ * and the return is -EINVAL; on success *errors is NULL and 0 returned.
+ * Unknown fields are errors too. The project is policy->scope_project
+ * when set (a "project" field naming another project is an error), else
+ * the "project" field, else "default". Composite rules are only parsed
+ * here; references are resolved by the engine. -ENOMEM on out of memory. */
+int vg_alarm_def_from_json(const json_t *in, const struct vg_alarm_policy *policy,
+			   struct vg_alarm_def *out, json_t **errors);
+
+/* The definition as the API shows it (no state): a new object, NULL on
+ * out of memory. */
+json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d);
+
+/* Whether an evaluation-relevant field differs (metric, selector,
+ * statistic, period, N, M, comparison, threshold, missing, rule): such a
+ * change resets the alarm's datapoints. */
+int vg_alarm_def_eval_changed(const struct vg_alarm_def *a,
+			      const struct vg_alarm_def *b);
+
+/* Names. Unknown values give NULL / -EINVAL. */
+const char *vg_alarm_state_name(int s);   /* "insufficient_data","ok","alarm" */
+int vg_alarm_state_parse(const char *s);
+const char *vg_alarm_severity_name(int s);
+const char *vg_alarm_stat_name(int s, double pct, char *buf, size_t len); /* "p99" */
+const char *vg_alarm_cmp_name(int c);     /* "gt" */
+const char *vg_alarm_cmp_words(int c);    /* "greater than" */
+const char *vg_alarm_missing_name(int m); /* "not_breaching" */
+
+/* Whether value compared with threshold breaches. NaN never breaches. */
+int vg_alarm_compare(int cmp, double value, double threshold);
+
+/* A valid alarm or composite reference name: 1..VG_ALARM_NAME_MAX bytes of
+ * [A-Za-z0-9_.:@-] (no spaces: names appear in PUB topics). 1 or 0. */
+int vg_alarm_name_valid(const char *s);
+
+/* Format a value for reasons: at most 3 decimals, trailing zeros dropped
+ * but one kept ("94.0", "91.25", "0.001"), %.4g beyond that range. */
+char *vg_alarm_format_value(double v, char *buf, size_t len);
+
+/* A new random UUID (version 4) into buf (>= 37 bytes). 0 or -errno. */
+int vg_alarm_uuid(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * vigie — the alarm endpoints of the JSON API (query/api_alarms.c), under
+ * /v1/alarms. docs/alarms.md and docs/api.md show each with an example.
+ *
+ *   GET    /v1/alarms                    list (state, enabled, type, name,
+ *                                        project (admin), limit, cursor)
+ *   POST   /v1/alarms                    create -> 201 + Location
+ *   GET    /v1/alarms/stream             Server-Sent Events of notifications
+ *   GET    /v1/alarms/{id}               definition, state, instances
+ *   PUT    /v1/alarms/{id}               replace the definition
+ *   PATCH  /v1/alarms/{id}               change some fields
+ *   DELETE /v1/alarms/{id}               -> 204
+ *   POST   /v1/alarms/{id}/enable        (and /disable)
+ *   GET    /v1/alarms/{id}/history       start, end, type, limit, cursor
+ *
+ * {id} is an alarm id or, within the caller's project, its name. Every
+ * handler is project-scoped through req->scope_project (another project's
+ * alarm is a 404). Validation failures are 400 with one entry per field:
+ *   {"error":{"code":400,"message":"invalid alarm (2 problems)",
+ *             "fields":[{"field":"threshold","message":"..."}, ...]}}
+ *
+ * The handlers reach the engine through vg_api_alarms_attach (called by
+ * the collector before the API starts; without it every alarm endpoint
+ * answers 503). Handlers are thread-safe (the engine locks).
+ */
+#ifndef VIGIE_ALARM_API_H
+#define VIGIE_ALARM_API_H
+
+#include <stddef.h>
+
+#include "vigie/alarm_engine.h"
+#include "vigie/alarm_stream.h"
+#include "vigie/http.h"
+
+#define VG_ALARM_API_MAX_BODY (64u << 10)
+
+/* Make the engine and the SSE hub (may be NULL: no stream) visible to the
+ * handlers. Call before vg_api_start; pass NULLs after vg_api_stop. */
+void vg_api_alarms_attach(struct vg_alarm_engine *e, struct vg_alarm_hub *hub);
+
+int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_alarm_get(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_alarm_update(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_alarm_delete(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_alarm_enable(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_alarm_disable(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp);
+
+/* Accepted query parameters (for the route table). */
+extern const char *const vg_api_alarms_list_params[];
+extern const char *const vg_api_alarms_history_params[];
+extern const char *const vg_api_alarms_stream_params[];
+
+/* The routes, in matching order, for the route table of query/api.c
+ * (copy this block there; "stream" must precede "{id}"):
+ */
+#define VG_ALARM_ROUTES                                                          \
+	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms", vg_api_h_alarms_list,          \
+	 vg_api_alarms_list_params, 0, 0},                                        \
+	{VG_HTTP_POST, "/v1/alarms", vg_api_h_alarms_create, NULL,                \
+	 VG_ALARM_API_MAX_BODY, 0},                                               \
+	{VG_HTTP_GET, "/v1/alarms/stream", vg_api_h_alarms_stream,                \
+	 vg_api_alarms_stream_params, 0, 0},                                      \
+	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms/{id}", vg_api_h_alarm_get, NULL, \
+	 0, 0},                                                                   \
+	{VG_HTTP_PUT | VG_HTTP_PATCH, "/v1/alarms/{id}", vg_api_h_alarm_update,   \
+	 NULL, VG_ALARM_API_MAX_BODY, 0},                                         \
+	{VG_HTTP_DELETE, "/v1/alarms/{id}", vg_api_h_alarm_delete, NULL, 0, 0},   \
+	{VG_HTTP_POST, "/v1/alarms/{id}/enable", vg_api_h_alarm_enable, NULL, 0,  \
+	 0},                                                                      \
+	{VG_HTTP_POST, "/v1/alarms/{id}/disable", vg_api_h_alarm_disable, NULL,   \
+	 0, 0},                                                                   \
+	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms/{id}/history",                   \
+	 vg_api_h_alarm_history, vg_api_alarms_history_params, 0, 0}
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * vigie — the alarm engine (alarms/engine.c): the dispatch consumer that
+ * evaluates alarms as samples arrive, and the operations the JSON API
+ * performs on definitions, states and history.
+ *
+ * Data flow. Every accepted batch reaches vg_alarm_engine_batch (after the
+ * registry and the RRD store). Samples of metrics some enabled alarm
+ * watches feed per-series period windows (vigie/alarm_series.h; counters
+ * as rates); a closed period becomes one datapoint per watching alarm
+ * instance (one per matching resource) and runs the state machine
+ * (vigie/alarm_eval.h). Transitions update the alarm's aggregate state and
+ * re-evaluate composite alarms that refer to it. Before the consumer
+ * returns, the batch's new states, history rows and outbox rows are
+ * committed in one sqlite transaction (vigie/alarm_store.h); then the
+ * notifications go to the PUB socket, the SSE hub and the log, and the
+ * delivery thread (vigie/alarm_outbox.h) is woken for webhooks, exec and
+ * Alertmanager. vg_alarm_engine_tick closes periods that received no data
+ * (missing data) against each host's data clock: the newest sample time
+ * seen from that host, advanced by the wall time elapsed since.
+ *
+ * Aggregate state of an alarm: alarm if any instance is in alarm, else ok
+ * if any is ok, else insufficient_data. Composite alarms use it.
+ *
+ * If alarms.db cannot be written, transitions are kept in memory (at most
+ * VG_ALARM_MAX_PENDING notifications; beyond, the oldest are dropped and
+ * counted) and written on the next batch or tick.
+ *
+ * Threading: one mutex guards everything; batch/tick run on the receiver
+ * thread, the API functions on HTTP worker threads. Lock order: engine
+ * lock, then the leaf locks of the PUB queue, the SSE hub and the outbox.
+ */
+#ifndef VIGIE_ALARM_ENGINE_H
+#define VIGIE_ALARM_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "vigie/alarm.h"
+#include "vigie/alarm_exec.h"
+#include "vigie/alarm_pub.h"
+#include "vigie/alarm_store.h"
+#include "vigie/alarm_stream.h"
+#include "vigie/batch.h"
+#include "vigie/dispatch.h"
+
+#define VG_ALARM_MAX_PENDING 10000
+#define VG_ALARM_MAX_ALARMS 100000 /* definitions per collector */
+
+struct vg_alarm_engine;
+struct vg_alarm_outbox;
+
+struct vg_alarm_engine_options {
+	const char *data_dir;             /* alarms.db */
+	double agent_interval_s;          /* period validation; 0 = 10 */
+	struct vg_alarm_pub *pub;         /* may be NULL; not owned */
+	struct vg_alarm_hub *hub;         /* may be NULL; not owned */
+	const struct vg_alarm_exec_cmd *exec; /* copied */
+	size_t nexec;
+	const char *alertmanager_url;     /* NULL = none */
+	int64_t webhook_timeout_ms, retry_initial_ms, retry_max_ms,
+		retry_for_ms, exec_timeout_ms; /* 0 = defaults (outbox.h) */
+	int64_t history_retention_ms;     /* 0 = 30 days */
+	int deliver;                      /* start the delivery thread */
+	int64_t (*now_ms)(void);          /* wall clock; NULL = vg_now_ms */
+};
+
+/* Open alarms.db, load definitions and states, open the outbox (and start
+ * its thread when o->deliver). 0 or -errno with a message in err. */
+int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
+			 struct vg_alarm_engine **out, char *err, size_t errlen);
+/* Flush what is pending, stop delivery, free. Accepts NULL. */
+void vg_alarm_engine_close(struct vg_alarm_engine *e);
+
+/* The dispatch consumer ("alarms"): batch -> vg_alarm_engine_batch,
+ * tick -> vg_alarm_engine_tick. */
+struct vg_consumer vg_alarm_engine_consumer(struct vg_alarm_engine *e);
+/* Evaluate one batch. Always 0 (alarm trouble never refuses data). */
+int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b);
+/* Missing data, pending writes, SSE keepalives, history retention. */
+void vg_alarm_engine_tick(struct vg_alarm_engine *e, int64_t now_ms);
+
+/* The outbox (tests drive deliveries with vg_alarm_outbox_run_once when
+ * the engine was opened without `deliver`). */
+struct vg_alarm_outbox *vg_alarm_engine_outbox(struct vg_alarm_engine *e);
+
+/* ---- API operations (thread-safe) --------------------------------------------
+ * scope: NULL for an administrator, else the only project visible; an
+ * alarm of another project is -ENOENT. `ref` is an alarm id, or a name
+ * (within scope; for an administrator the name must be unique).
+ * Results are new JSON values the caller decrefs. Validation failures are
+ * -EINVAL with *errors a JSON array of {"field","message"}; -EEXIST: the
+ * name is taken in the project; -EBUSY: the change would break a
+ * composite alarm (*errors explains); -ENOSPC: too many alarms. */
+
+int vg_alarm_engine_create(struct vg_alarm_engine *e, const json_t *body,
+			   const char *scope, json_t **out, json_t **errors);
+/* Replace (patch = 0) or merge into (patch = 1) a definition. */
+int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
+			   const json_t *body, int patch, const char *scope,
+			   json_t **out, json_t **errors);
+int vg_alarm_engine_delete(struct vg_alarm_engine *e, const char *ref,
+			   const char *scope, json_t **errors);
+int vg_alarm_engine_set_enabled(struct vg_alarm_engine *e, const char *ref,
+				const char *scope, int enabled, json_t **out);
+/* Definition, state and per-resource instances. */
+int vg_alarm_engine_get(struct vg_alarm_engine *e, const char *ref,
+			const char *scope, json_t **out);
+
+struct vg_alarm_list_filter {
+	const char *project; /* admin only; NULL = all */
+	int state;           /* -1 = any */
+	int enabled;         /* -1 = any */
+	int kind;            /* -1 = any */
+	const char *name;    /* exact, NULL = any */
+	const char *after;   /* cursor: names greater than this */
+	int limit;           /* 1..1000 */
+};
+/* {"alarms":[...], "next": "<name>" | null} sorted by project, name. */
+int vg_alarm_engine_list(struct vg_alarm_engine *e, const char *scope,
+			 const struct vg_alarm_list_filter *f, json_t **out);
+
+/* History of one alarm (q->alarm_id is filled from ref). */
+int vg_alarm_engine_history(struct vg_alarm_engine *e, const char *ref,
+			    const char *scope, struct vg_alarm_history_query *q,
+			    json_t **out, int64_t *next_seq);
+
+struct vg_alarm_engine_stats {
+	uint64_t alarms, instances, series, resources;
+	uint64_t batches, samples, samples_late, samples_duplicate;
+	uint64_t datapoints, evaluations, transitions, notifications;
+	uint64_t store_errors, pending, pending_dropped;
+	uint64_t batch_ns_total;
+};
+void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
+			       struct vg_alarm_engine_stats *out);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * vigie — delivery of notifications from the persistent outbox
+ * (alarms/outbox.c): webhooks, exec commands and Alertmanager.
+ *
+ * The engine inserts one outbox row per (notification, action) in the same
+ * sqlite transaction as the transition, before the agent's batch is
+ * acknowledged. This module's thread takes due rows oldest first, makes one
+ * attempt each and records the outcome in its own transaction:
+ *   success (2xx, exit 0)      -> delivered, never sent again
+ *   retryable failure          -> due again after min(initial * 2^(n-1),
+ *                                 max) with +-20% jitter
+ *   permanent failure, or the row is older than retry_for
+ *                              -> failed
+ * and one history row per attempt. A crash after the receiver answered 2xx
+ * but before the delivered mark is committed (a window of one sqlite
+ * commit) sends the notification again after restart with the same
+ * Idempotency-Key; otherwise a notification accepted before a crash is
+ * delivered after the restart exactly once.
+ *
+ * Threading: vg_alarm_outbox_run_once is for one thread at a time (the
+ * delivery thread, or a test driving it); wake and stats are thread-safe.
+ */
+#ifndef VIGIE_ALARM_OUTBOX_H
+#define VIGIE_ALARM_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigie/alarm_exec.h"
+
+struct vg_alarm_outbox;
+
+struct vg_alarm_outbox_options {
+	const char *data_dir;           /* alarms.db lives here */
+	int64_t webhook_timeout_ms;     /* per attempt; 0 = 5000 */
+	int64_t retry_initial_ms;       /* 0 = 1000 */
+	int64_t retry_max_ms;           /* 0 = 300000 */
+	int64_t retry_for_ms;           /* give up after; 0 = 86400000 */
+	const struct vg_alarm_exec_cmd *exec; /* copied */
+	size_t nexec;
+	int64_t exec_timeout_ms;        /* 0 = 10000 */
+	const char *alertmanager_url;   /* base URL or NULL */
+	int64_t (*now_ms)(void);        /* wall clock; NULL = vg_now_ms */
+};
+
+struct vg_alarm_outbox_stats {
+	uint64_t attempts, delivered, retried, failed, store_errors;
+	uint64_t pending; /* last known */
+};
+
+/* Open (own alarms.db handle) without starting the thread. 0 or -errno
+ * with a message in err. */
+int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
+			 struct vg_alarm_outbox **out, char *err, size_t errlen);
+/* Start the delivery thread. 0 or -errno. */
+int vg_alarm_outbox_start(struct vg_alarm_outbox *ob);
+/* Stop the thread (an attempt in flight finishes, bounded by its
+ * timeout) and close. Accepts NULL. */
+void vg_alarm_outbox_close(struct vg_alarm_outbox *ob);
+
+/* Something was committed: look again now. */
+void vg_alarm_outbox_wake(struct vg_alarm_outbox *ob);
+
+/* One pass: attempt every row due now. Returns the number attempted, or
+ * -errno when the store failed. *next_due_ms (may be NULL) gets when the
+ * next pending row is due (INT64_MAX if none). */
+int vg_alarm_outbox_run_once(struct vg_alarm_outbox *ob, int64_t *next_due_ms);
+
+void vg_alarm_outbox_get_stats(struct vg_alarm_outbox *ob,
+			       struct vg_alarm_outbox_stats *out);
+
+/* The back-off before attempt n+1 after n failed attempts (no jitter). */
+int64_t vg_alarm_outbox_backoff(int64_t initial_ms, int64_t max_ms, uint32_t n);
+
+#endif

@@ -1,0 +1,152 @@
+/*
+ * vigie — alarm persistence in sqlite: <data_dir>/alarms.db (alarms/store.c).
+ *
+ * Tables:
+ *   alarms   definitions (id, project, name unique per project, JSON)
+ *   states   per (alarm, resource) state, reason and the last datapoints
+ *            (so a restart resumes evaluation where it stopped)
+ *   history  every transition, notification attempt and definition change
+ *   outbox   notifications accepted for delivery (webhook, exec,
+ *            alertmanager): pending -> delivered | failed
+ *
+ * Durability: WAL with synchronous=FULL: a committed transition and its
+ * outbox rows survive kill -9 and power loss. The engine writes a batch's
+ * transitions, states and outbox rows in one transaction before the batch
+ * is acknowledged to the agent; the delivery thread marks a row delivered
+ * in its own transaction right after the receiver's 2xx.
+ *
+ * Threading: a handle is used by one thread at a time; open one handle
+ * per thread (the engine's and the delivery thread's). WAL lets them work
+ * together; a busy database is retried for up to 5 s.
+ */
+#ifndef VIGIE_ALARM_STORE_H
+#define VIGIE_ALARM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct vg_alarm_store;
+
+/* Open or create <data_dir>/alarms.db. 0 or -errno, message in err. */
+int vg_alarm_store_open(const char *data_dir, struct vg_alarm_store **out,
+			char *err, size_t errlen);
+void vg_alarm_store_close(struct vg_alarm_store *s); /* accepts NULL */
+/* Text of the last sqlite error on this handle. */
+const char *vg_alarm_store_errmsg(const struct vg_alarm_store *s);
+
+/* Transactions (BEGIN IMMEDIATE). 0 or -EAGAIN (busy) / -EIO. */
+int vg_alarm_store_begin(struct vg_alarm_store *s);
+int vg_alarm_store_commit(struct vg_alarm_store *s);
+void vg_alarm_store_rollback(struct vg_alarm_store *s);
+
+/* ---- definitions ---------------------------------------------------------- */
+
+typedef int (*vg_alarm_def_row_fn)(void *ctx, const char *id,
+				   const char *json, int64_t created_ms,
+				   int64_t updated_ms);
+/* Call fn for every stored definition (stops early if fn returns non-0,
+ * which is returned). */
+int vg_alarm_store_load_defs(struct vg_alarm_store *s, vg_alarm_def_row_fn fn,
+			     void *ctx);
+/* Insert or replace. -EEXIST when another alarm of the project has that
+ * name. */
+int vg_alarm_store_put_def(struct vg_alarm_store *s, const char *id,
+			   const char *project, const char *name,
+			   const char *json, int64_t created_ms,
+			   int64_t updated_ms);
+/* Delete a definition and its states (history and outbox rows stay). */
+int vg_alarm_store_delete_def(struct vg_alarm_store *s, const char *id);
+
+/* ---- states ----------------------------------------------------------------- */
+
+struct vg_alarm_state_row {
+	const char *alarm_id;
+	const char *resource;   /* "" for a single-resource or composite alarm */
+	int state;
+	int64_t since_ms;
+	int64_t clear_since_ms;
+	uint32_t alarm_periods;
+	const char *reason;
+	const char *ring;       /* JSON (vigie/alarm_eval.h), may be NULL */
+	int64_t updated_ms;
+};
+
+typedef int (*vg_alarm_state_row_fn)(void *ctx,
+				     const struct vg_alarm_state_row *row);
+int vg_alarm_store_load_states(struct vg_alarm_store *s,
+			       vg_alarm_state_row_fn fn, void *ctx);
+int vg_alarm_store_put_state(struct vg_alarm_store *s,
+			     const struct vg_alarm_state_row *row);
+int vg_alarm_store_delete_state(struct vg_alarm_store *s, const char *alarm_id,
+				const char *resource);
+
+/* ---- history -------------------------------------------------------------------- */
+
+/* time_ms: when it happened (sample time for transitions, wall time
+ * otherwise); recorded_ms: wall time of the write (retention uses it).
+ * detail is JSON text. */
+int vg_alarm_store_history_add(struct vg_alarm_store *s, const char *alarm_id,
+			       const char *project, const char *type,
+			       const char *resource, int64_t time_ms,
+			       int64_t recorded_ms, const char *detail);
+
+struct vg_alarm_history_query {
+	const char *alarm_id;
+	int64_t start_ms, end_ms; /* on time_ms, inclusive */
+	const char *type;         /* NULL = any */
+	int64_t after_seq;        /* cursor: rows with seq > this */
+	int limit;                /* 1..1000 */
+};
+/* A new JSON array of {"seq","type","time","time_ms","recorded_at",
+ * "resource","detail"} ordered by seq. *next_seq gets the cursor for the
+ * next page or 0 when this is the last. 0 or -errno. */
+int vg_alarm_store_history(struct vg_alarm_store *s,
+			   const struct vg_alarm_history_query *q, json_t **out,
+			   int64_t *next_seq);
+
+/* Delete history rows and finished outbox rows recorded before
+ * before_ms. *deleted (may be NULL) gets the count. */
+int vg_alarm_store_prune(struct vg_alarm_store *s, int64_t before_ms,
+			 uint64_t *deleted);
+
+/* ---- outbox ---------------------------------------------------------------------- */
+
+enum vg_outbox_state { VG_OUTBOX_PENDING = 0, VG_OUTBOX_DELIVERED = 1,
+		       VG_OUTBOX_FAILED = 2 };
+
+struct vg_outbox_item {
+	int64_t id;
+	char notice_id[40];
+	char alarm_id[40];
+	char project[256];
+	char *action;  /* malloc'd */
+	char *body;    /* malloc'd JSON text */
+	uint32_t attempts;
+	int64_t created_ms, next_ms;
+};
+void vg_outbox_item_release(struct vg_outbox_item *it); /* frees strings */
+
+int vg_alarm_store_outbox_add(struct vg_alarm_store *s, const char *notice_id,
+			      const char *alarm_id, const char *project,
+			      const char *action, const char *body,
+			      int64_t created_ms);
+/* Up to max pending rows due at now_ms, oldest first, into items (caller
+ * releases each). *n gets the count; *next_due_ms the earliest next_ms of
+ * a pending row not returned (INT64_MAX if none). */
+int vg_alarm_store_outbox_due(struct vg_alarm_store *s, int64_t now_ms,
+			      struct vg_outbox_item *items, size_t max,
+			      size_t *n, int64_t *next_due_ms);
+/* Mark a row delivered / failed for good / due again at next_ms. */
+int vg_alarm_store_outbox_delivered(struct vg_alarm_store *s, int64_t id,
+				    uint32_t attempts, int64_t when_ms);
+int vg_alarm_store_outbox_failed(struct vg_alarm_store *s, int64_t id,
+				 uint32_t attempts, const char *error);
+int vg_alarm_store_outbox_retry(struct vg_alarm_store *s, int64_t id,
+				uint32_t attempts, int64_t next_ms,
+				const char *error);
+/* Rows per state (index enum vg_outbox_state). */
+int vg_alarm_store_outbox_counts(struct vg_alarm_store *s, uint64_t counts[3]);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * vigie — the fan-out of alarm notifications to Server-Sent Events
+ * clients (alarms/stream.c), behind GET /v1/alarms/stream.
+ *
+ * The hub keeps the last `capacity` events in a ring, each with a
+ * sequence number (the SSE "id:"), its project and its SSE text. A
+ * subscriber has a cursor; reading copies the SSE text of the next events
+ * of its project (all projects for an unscoped subscriber) into the
+ * caller's buffer. A subscriber that fell more than `capacity` events
+ * behind gets an "event: lost" with the number missed and continues with
+ * the oldest event kept (a slow client never holds memory). A client that
+ * reconnects with Last-Event-ID resumes after that id if it is still in
+ * the ring. Every ~15 s without an event a subscriber gets a ": keepalive"
+ * comment so proxies and idle timeouts keep the connection.
+ *
+ * Wake-ups: a subscriber registers a wake callback (the HTTP layer resumes
+ * its suspended connection); the hub calls it, under the hub lock, when an
+ * event arrives, when a keepalive is due (vg_alarm_hub_tick) and at
+ * shutdown. After vg_alarm_hub_unsubscribe returns the callback is never
+ * called again.
+ *
+ * Thread-safe; the hub lock is a leaf (wake callbacks must not call back
+ * into the hub).
+ */
+#ifndef VIGIE_ALARM_STREAM_H
+#define VIGIE_ALARM_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define VG_HUB_KEEPALIVE_MS 15000
+
+struct vg_alarm_hub;
+struct vg_alarm_sub;
+
+/* capacity 0 = 1024 events. 0 or -ENOMEM. */
+int vg_alarm_hub_new(size_t capacity, struct vg_alarm_hub **out);
+/* Free. Every subscriber must have unsubscribed. Accepts NULL. */
+void vg_alarm_hub_free(struct vg_alarm_hub *h);
+
+/* Append one event ("event: <name>\ndata: <json>\n\n" with its id). The
+ * json must be one line. 0 or -ENOMEM. */
+int vg_alarm_hub_publish(struct vg_alarm_hub *h, const char *project,
+			 const char *name, const char *json);
+
+/* Subscribe: project NULL = every project. last_id: resume after that
+ * event id (from Last-Event-ID); 0 = only events published from now on.
+ * 0 or -ENOMEM / -ESHUTDOWN. */
+int vg_alarm_hub_subscribe(struct vg_alarm_hub *h, const char *project,
+			   uint64_t last_id, void (*wake)(void *arg),
+			   void *wake_arg, int64_t now_ms,
+			   struct vg_alarm_sub **out);
+void vg_alarm_hub_unsubscribe(struct vg_alarm_sub *s); /* accepts NULL */
+
+/* Copy pending SSE text (whole or partial events) into buf. Returns the
+ * byte count (> 0), 0 when nothing is pending now (the caller waits for a
+ * wake-up), or -1 once the hub shut down. */
+ssize_t vg_alarm_hub_read(struct vg_alarm_sub *s, char *buf, size_t max,
+			  int64_t now_ms);
+
+/* Wake subscribers whose keepalive is due. Call about every second. */
+void vg_alarm_hub_tick(struct vg_alarm_hub *h, int64_t now_ms);
+/* End every stream: reads return -1 after their pending text. */
+void vg_alarm_hub_shutdown(struct vg_alarm_hub *h);
+
+struct vg_alarm_hub_stats {
+	uint64_t published, subscribers, lost;
+};
+void vg_alarm_hub_get_stats(struct vg_alarm_hub *h, struct vg_alarm_hub_stats *out);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * vigie — one webhook delivery attempt over HTTP(S) with libcurl
+ * (alarms/webhook.c). The outbox (vigie/alarm_outbox.h) decides when to
+ * call it and what to do with the outcome.
+ *
+ * The request: POST <url>, body the notification JSON, headers
+ * Content-Type: application/json, Idempotency-Key: <notification id>,
+ * X-Vigie-Notification: <notification id>, User-Agent: vigie/<version>.
+ * No redirects are followed; only http and https are allowed; the whole
+ * attempt (connect included) is bounded by timeout_ms.
+ *
+ * Thread-safe once vg_alarm_webhook_global_init ran (libcurl's rule).
+ */
+#ifndef VIGIE_ALARM_WEBHOOK_H
+#define VIGIE_ALARM_WEBHOOK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* curl_global_init exactly once per process (idempotent, thread-safe). */
+void vg_alarm_webhook_global_init(void);
+
+/* 0 on a 2xx answer. -EAGAIN: worth retrying (network error, timeout,
+ * 5xx, 408, 425, 429). -EPERM: the receiver refused for good (other 4xx,
+ * 3xx). *http_status gets the status (0 when none came back); err a one
+ * line description. extra_header may be NULL ("Name: value"). */
+int vg_alarm_webhook_post(const char *url, const char *body, size_t len,
+			  const char *idempotency_key, const char *extra_header,
+			  int64_t timeout_ms, long *http_status, char *err,
+			  size_t errlen);
+
+#endif

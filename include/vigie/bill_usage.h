@@ -1,0 +1,88 @@
+/*
+ * vigie — usage intervals derived from the meter's timelines
+ * (billing/usage.c): what an invoice prices.
+ *
+ * For a window [from, to) (a UTC month) and one project or all, the
+ * loader replays every resource's timeline from its beginning and returns
+ * intervals clipped exactly to the window:
+ *   compute  an instance running with one flavor; each belongs to a run (a
+ *            start to its stop) whose whole length is known once it has
+ *            stopped, for the minimum billed run length;
+ *   storage  a disk's capacity while it and its instance exist, or, for an
+ *            instance whose disks were never reported, its flavor's root
+ *            disk while it exists (running or stopped);
+ * and the vNICs' bytes per hour. An interval that is still open (no stop
+ * or delete yet) ends at the resource's last sighting: the meter never
+ * invents usage it has not seen.
+ *
+ * A vg_usage owns everything it points to. Not thread-safe per object;
+ * loads on separate sqlite handles may run in parallel.
+ */
+#ifndef VIGIE_BILL_USAGE_H
+#define VIGIE_BILL_USAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#define VG_NO_INDEX ((size_t)-1)
+
+struct vg_usage_res {
+	char *id, *name, *project, *parent;
+	int type;            /* enum vg_rtype */
+	size_t parent_idx;   /* VG_NO_INDEX if unknown */
+};
+
+enum vg_usage_kind {
+	VG_U_COMPUTE = 1,
+	VG_U_STORAGE = 2,
+};
+
+struct vg_usage_seg {
+	size_t res;             /* the instance (compute, root disk) or disk */
+	int kind;               /* enum vg_usage_kind */
+	int64_t start_ms, end_ms; /* within [from, to), start < end */
+	/* compute */
+	int64_t run_start_ms;
+	int64_t run_ms;         /* the whole run's length; -1 while running */
+	int run_first;          /* this segment is the first of its run */
+	const char *flavor;     /* NULL if unknown (owned by the usage) */
+	int64_t vcpus, ram_mb;  /* -1 if unknown */
+	/* storage */
+	int64_t bytes;          /* capacity */
+	int root;               /* 1: the flavor's root disk (no disk seen) */
+};
+
+struct vg_usage_net {
+	size_t res;             /* the vNIC */
+	int64_t hour_ms;        /* start of the UTC hour */
+	int64_t tx, rx;         /* bytes sent (egress), received (ingress) */
+};
+
+struct vg_usage {
+	int64_t from_ms, to_ms;
+	size_t nres;
+	struct vg_usage_res *res;   /* sorted by id */
+	size_t nsegs;
+	struct vg_usage_seg *segs;  /* by resource, then time */
+	size_t nnet;
+	struct vg_usage_net *net;   /* by project, hour, vNIC id */
+	/* private */
+	char **strs;
+	size_t nstrs, capstrs;
+};
+
+/* Derive the usage of [from_ms, to_ms) for project (NULL: all projects)
+ * from the billing database. *out is overwritten (clear it later).
+ * 0, -ENOMEM, or -EIO/-EAGAIN from sqlite. */
+int vg_usage_load(sqlite3 *db, int64_t from_ms, int64_t to_ms,
+		  const char *project, struct vg_usage *out);
+
+/* Free what u owns and zero it. Accepts NULL and zeroed. */
+void vg_usage_clear(struct vg_usage *u);
+
+/* Index of resource id in u->res, or VG_NO_INDEX. */
+size_t vg_usage_find(const struct vg_usage *u, const char *id);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * vigie — the `vigie` command-line client (query/cli.c and query/cli_*.c).
+ *
+ * The CLI talks only to the public HTTP API (libcurl + jansson), so it
+ * works against any collector it can reach. main() in query/cli.c calls
+ * vg_cli_run(); everything else is here so unit tests can run commands
+ * against a test server and compare the printed text.
+ *
+ * Exit codes (docs/api.md): 0 ok, 1 the API answered an error (one line on
+ * stderr with its message), 2 usage error, 3 cannot connect.
+ *
+ * Not thread-safe (getopt state, one process = one command).
+ */
+#ifndef VIGIE_CLI_H
+#define VIGIE_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+enum vg_cli_exit {
+	VG_EXIT_OK = 0,
+	VG_EXIT_API = 1,
+	VG_EXIT_USAGE = 2,
+	VG_EXIT_CONNECT = 3,
+};
+
+#define VG_CLI_DEFAULT_API "http://127.0.0.1:7480"
+#define VG_CLI_MAX_RESPONSE (256u << 20) /* bytes of one API answer */
+
+struct vg_cli {
+	const char *prog;  /* "vigie", for messages */
+	const char *api;   /* base URL, e.g. http://127.0.0.1:7480 */
+	const char *token; /* bearer token or NULL */
+	long timeout_s;    /* whole request */
+	FILE *out;         /* results */
+	FILE *err;         /* one-line errors */
+};
+
+/* Parse `[--api URL] [--token T] COMMAND [ARGS]` and run the command.
+ * Defaults: api from $VIGIE_API or VG_CLI_DEFAULT_API, token from
+ * $VIGIE_TOKEN. Returns an exit code (enum vg_cli_exit). */
+int vg_cli_run(int argc, char **argv, FILE *out, FILE *err);
+
+/* ---- commands (query/cli_commands.c); argv[0] is the command name ---- */
+int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv);
+int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv);
+int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv);
+int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv);
+
+/* ---- HTTP (query/cli_http.c) ---------------------------------------------- */
+
+/* GET <api><path> and parse the JSON answer into *out (caller decrefs).
+ * On failure prints one line to c->err ("vigie: no resource 'x' (HTTP
+ * 404)") and returns VG_EXIT_API, VG_EXIT_CONNECT or VG_EXIT_USAGE (a
+ * malformed --api URL); VG_EXIT_OK on success. */
+int vg_cli_get(struct vg_cli *c, const char *path, json_t **out);
+
+/* Percent-encode s for a URL path segment or query value (everything but
+ * A-Z a-z 0-9 - . _ ~). Returns a malloc'd string or NULL. */
+char *vg_cli_escape(const char *s);
+
+/* path + "?k=v&k=v" for the non-NULL values of the NULL-terminated
+ * key/value list kv (values escaped). malloc'd or NULL. */
+char *vg_cli_path(const char *path, const char *const *kv);
+
+/* ---- output (query/cli_table.c) ------------------------------------------- */
+
+enum vg_align { VG_ALIGN_LEFT = 0, VG_ALIGN_RIGHT = 1 };
+
+struct vg_table;
+
+/* A table with ncols columns (headers copied; align may be NULL = all
+ * left). NULL on out of memory. */
+struct vg_table *vg_table_new(size_t ncols, const char *const *headers,
+			      const int *align);
+/* Append a row of ncols cells (copied; NULL prints as "-"). 0/-ENOMEM. */
+int vg_table_add(struct vg_table *t, const char *const *cells);
+size_t vg_table_rows(const struct vg_table *t);
+/* Print with columns padded to their widest cell (counted in UTF-8
+ * characters), two spaces between columns, no trailing spaces. */
+void vg_table_print(const struct vg_table *t, FILE *f);
+void vg_table_free(struct vg_table *t); /* accepts NULL */
+
+/* A value for people: up to 3 decimals for |v| >= 1 ("1234.5",
+ * "12.346"), 6 significant digits below 1 ("0.0015"), exponent form
+ * beyond 1e15; "-" for NaN. Returns buf. */
+const char *vg_cli_format_value(double v, char *buf, size_t len);
+
+#endif

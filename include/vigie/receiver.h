@@ -1,0 +1,71 @@
+/*
+ * vigie — the collector's receiver: batches in over nanomsg, acks out.
+ *
+ * A NN_REP socket bound to the listen address takes one encoded batch per
+ * request and answers one acknowledgement (vigie/wire.h):
+ *   undecodable, oversize, unknown version     -> REJECTED (counted)
+ *   (host, stream, seq) already acknowledged   -> DUPLICATE
+ *   every consumer took it (vigie/dispatch.h)  -> OK, seq committed
+ *   a consumer asked for a retry (-EAGAIN)     -> RETRY
+ *   a consumer failed otherwise                -> logged, OK, seq committed
+ * The receive call times out every ~200 ms so the loop can notice a stop
+ * request and drive the consumers' timers (vg_dispatch_tick).
+ *
+ * Threading: vg_receiver_run runs on one thread (the collector's main
+ * thread). The registry handle and the dispatch table given in the options
+ * are used only from that thread while it runs. vg_receiver_stop is
+ * async-signal-safe; vg_receiver_get_stats is thread-safe.
+ */
+#ifndef VIGIE_RECEIVER_H
+#define VIGIE_RECEIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigie/api.h"
+#include "vigie/dispatch.h"
+#include "vigie/registry.h"
+#include "vigie/store.h"
+
+struct vg_receiver;
+
+struct vg_receiver_options {
+	const char *listen;          /* nanomsg address, e.g. tcp://0.0.0.0:7470 */
+	uint32_t max_message;        /* bytes; bigger batches are REJECTED */
+	int recv_timeout_ms;         /* 0: 200 */
+	struct vg_registry *registry; /* duplicate filter; not owned */
+	struct vg_dispatch *dispatch; /* consumers; not owned */
+	struct vg_store *store;      /* optional, only to log its errors */
+	/* Optional: called on the receiver thread on every loop turn
+	 * (at least every recv_timeout_ms), e.g. to act on a SIGHUP flag. */
+	void (*idle)(void *ctx);
+	void *idle_ctx;
+};
+
+/* Create the socket and bind it. The options are copied; the registry,
+ * dispatch and store must outlive the receiver. 0 or -errno with a
+ * one-line message in err (bad address, address in use). */
+int vg_receiver_open(const struct vg_receiver_options *o,
+		     struct vg_receiver **out, char *err, size_t errlen);
+
+/* Serve until vg_receiver_stop. A batch being handled when the stop comes
+ * is finished and answered first. Returns 0, or -errno if the socket
+ * failed for good. */
+int vg_receiver_run(struct vg_receiver *r);
+
+/* Ask vg_receiver_run to return (async-signal-safe, any thread). */
+void vg_receiver_stop(struct vg_receiver *r);
+
+/* Close the socket and free. Call after vg_receiver_run returned.
+ * Accepts NULL. */
+void vg_receiver_close(struct vg_receiver *r);
+
+/* Copy the counters (thread-safe). batches_received counts every message
+ * received, including those rejected or duplicate; samples_received counts
+ * the samples of acknowledged (OK) batches. */
+void vg_receiver_get_stats(struct vg_receiver *r, struct vg_collector_stats *out);
+
+/* The same as a vg_stats_fn for vg_api_options (ctx is the receiver). */
+void vg_receiver_stats_fn(void *ctx, struct vg_collector_stats *out);
+
+#endif

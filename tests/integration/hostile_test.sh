@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# hostile_test.sh — the HTTP API of the real collector against hostile
+# clients (issue 8): query strings and paths built to break parsing, inject
+# into SQL or rrdtool arguments or leave the data directory; oversize URIs,
+# headers and bodies; deeply nested JSON; unknown methods; and slow clients
+# that open connections and never finish a request (slowloris).
+#
+# Every answer must be a 4xx with a JSON error body (never a 5xx, a crash
+# or a hang), real requests must keep being served while slow clients hold
+# connections, and the server must close those connections after its idle
+# timeout (VG_HTTP_TIMEOUT_S, 30 s; the slow clients are opened first so the
+# wait overlaps the other checks). The wire side (garbage batches, NaN,
+# oversize messages, hostile names, 1,000 agents) is
+# tests/unit/hostile_wire_test.c.
+source "$(dirname "$0")/lib.sh"
+
+URI=test:///default
+UUID=6695eb01-f6a4-8304-79aa-97f2502e193f
+PORT=$(free_port); HPORT=$(free_port)
+while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
+API=http://127.0.0.1:$HPORT
+DATA=$TMP/data
+START=$(( ($(date +%s) - 7200) / 60 * 60 ))
+SLOW=${HOSTILE_SLOW_CLIENTS:-64}
+IDLE_TIMEOUT=${HOSTILE_IDLE_TIMEOUT:-30}
+
+start_collector collector --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT \
+  --data-dir "$DATA"
+check "collector answers /v1/health" wait_for 10 curl -sf "$API/v1/health"
+
+# ---- slow clients: open now, checked at the end ----
+slow_fds=()
+for _ in $(seq "$SLOW"); do
+  exec {fd}<>"/dev/tcp/127.0.0.1/$HPORT" || break
+  printf 'GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ' >&"$fd"
+  slow_fds+=("$fd")
+done
+slow_t0=$SECONDS
+eq "$SLOW slow clients hold connections" "${#slow_fds[@]}" "$SLOW"
+t=$(curl -s -o /dev/null -w '%{time_total}' --max-time 5 "$API/v1/health")
+check "the API answers within 2 s while they do (took ${t}s)" awk -v t="$t" 'BEGIN { exit !(t > 0 && t < 2) }'
+
+# ---- some data to query ----
+start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt $URI --interval 0.05 \
+  --host hostile-host --spool "$TMP/spool" --clock-start $START --clock-step 60 --count 5
+wait "$AGENT_PID"; rc=$?
+eq "agent delivered 5 polls and exited 0" "$rc" 0
+check "the instance is registered" wait_for 5 curl -sf "$API/v1/resources/$UUID"
+
+# ---- hostile requests ----
+# hostile CODE_PATTERN DESC PATH [curl args...]: the status matches
+# CODE_PATTERN (a bash glob) and the body is JSON.
+hostile() {
+  local want=$1 desc=$2 path=$3; shift 3
+  local code
+  code=$(curl -s --path-as-is -o "$TMP/body" -w '%{http_code}' --max-time 10 "$@" "$API$path")
+  if [[ $code == $want ]] && jq -e . "$TMP/body" >/dev/null 2>&1; then
+    ok "$desc ($code)"
+  else
+    nok "$desc (got $code, want $want; body: $(head -c 200 "$TMP/body" 2>/dev/null))"
+  fi
+}
+M="/v1/measures?resource=$UUID"
+hostile 400 "negative limit" "/v1/resources?limit=-1"
+hostile 400 "limit beyond 64 bits" "/v1/resources?limit=99999999999999999999999"
+hostile 400 "limit in float syntax" "/v1/resources?limit=1e3"
+hostile 400 "a NUL byte in a parameter" "/v1/resources?cursor=%00"
+hostile "[24]0[04]" "a forged pagination cursor (keyset: it is only a position)" "/v1/resources?cursor=Zm9vYmFy"
+hostile 400 "an unknown resource type" "/v1/resources?type=..%2F..%2Fetc"
+hostile 200 "SQL in a filter is a plain string" "/v1/resources?name=%27%20OR%201%3D1%20--"
+check "... and matches nothing" test "$(jq '.resources | length' "$TMP/body")" = 0
+hostile 400 "an unknown parameter" "/v1/resources?bogus=1"
+hostile 400 "a repeated parameter" "/v1/resources?limit=1&limit=2"
+hostile 400 "a bad percent escape" "/v1/resources?name=%zz"
+many=$(for i in $(seq 40); do printf 'p%d=1&' "$i"; done)
+hostile 400 "40 query parameters" "/v1/resources?$many"
+hostile 404 "an escaped path traversal as an id" "/v1/resources/..%2F..%2F..%2Fetc%2Fpasswd"
+hostile 4?? "a raw path traversal" "/v1/resources/../../../etc/passwd"
+hostile 404 "an overlong UTF-8 id" "/v1/resources/%c0%ae%c0%ae"
+hostile 4?? "a NUL in a path segment" "/v1/resources/a%00b"
+hostile 404 "too many path segments" "/v1$(printf '/x%.0s' $(seq 30))"
+hostile 414 "a 5,000-byte URI" "/v1/resources?name=$(head -c 5000 /dev/zero | tr '\0' a)"
+hostile 404 "an rrdtool DEF as a metric name" "$M&metric=DEF:x=%2Fetc%2Fpasswd:value:AVERAGE"
+hostile 404 "a metric with a consolidation suffix" "$M&metric=cpu.time:AVERAGE"
+hostile 404 "a metric that climbs out of the tree" "$M&metric=..%2F..%2F..%2Fregistry.db"
+hostile 400 "a start time beyond 64 bits" "$M&metric=cpu.time&start=99999999999999999999999"
+hostile 400 "a start time that is not a time" "$M&metric=cpu.time&start=yesterday%3Brm"
+hostile 4?? "a window from 1970 to 2200" "$M&metric=cpu.time&start=1970-01-01&end=2200-01-01&granularity=60"
+hostile 400 "granularity 0" "$M&metric=cpu.time&granularity=0"
+hostile 400 "granularity 1e999" "$M&metric=cpu.time&granularity=1e999"
+hostile 400 "an unknown aggregation" "$M&metric=cpu.time&aggregation=%3Cscript%3E"
+hostile 405 "DELETE on a read-only resource" "/v1/resources/$UUID" -X DELETE
+hostile 405 "TRACE" "/v1/health" -X TRACE
+hostile 4?? "a 10 MB body to a GET route" "/v1/resources" -X POST -H 'Content-Type: application/json' \
+  --data-binary @<(head -c 10000000 /dev/zero | tr '\0' '[')
+hostile 4?? "100,000 levels of nested JSON" "/v1/resources" -X POST -H 'Content-Type: application/json' \
+  --data-binary @<(printf '%.0s[' $(seq 100000); printf '%.0s]' $(seq 100000))
+# Headers beyond libmicrohttpd's memory limit: refused (4xx) or the
+# connection is dropped; never a 5xx.
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "X-Big: $(head -c 100000 /dev/zero | tr '\0' b)" "$API/v1/health")
+check "a 100 KB header is refused ($code)" bash -c "[[ $code == 4?? || $code == 000 ]]"
+# Garbage instead of HTTP on the socket.
+head -c 65536 /dev/urandom >"$TMP/noise"
+timeout 5 bash -c "cat '$TMP/noise' >/dev/tcp/127.0.0.1/$HPORT" 2>/dev/null
+check "random bytes on the HTTP port do not stop the server" curl -sf -o /dev/null --max-time 5 "$API/v1/health"
+check "collector still running" kill -0 "$COLLECTOR_PID"
+
+# ---- the slow clients are cut off after the idle timeout ----
+wait_s=$(( IDLE_TIMEOUT + 3 - (SECONDS - slow_t0) ))
+[[ $wait_s -gt 0 ]] && { diag "waiting ${wait_s}s for the ${IDLE_TIMEOUT}s idle timeout"; sleep "$wait_s"; }
+open=0
+for fd in "${slow_fds[@]}"; do
+  # Drain what the server said; then EOF (status 1) means it closed the
+  # connection, a time-out (status > 128) that it is still open.
+  for _ in $(seq 100); do IFS= read -r -t 0.2 -u "$fd" _; st=$?; [[ $st -ne 0 ]] && break; done
+  [[ $st -gt 128 ]] && open=$((open + 1))
+  exec {fd}>&-
+done
+eq "the server closed every idle slow connection" "$open" 0
+check "/v1/health after all that" curl -sf -o /dev/null --max-time 5 "$API/v1/health"
+stop_pid "$COLLECTOR_PID"; rc=$?
+eq "collector exits 0 on SIGTERM" "$rc" 0
+if grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "$TMP/collector.log" >/dev/null; then
+  nok "no sanitizer report in the collector's log"
+  grep -E -A5 'AddressSanitizer|runtime error|LeakSanitizer' "$TMP/collector.log" | head -20 | sed 's/^/# /'
+else
+  ok "no sanitizer report in the collector's log"
+fi
+done_testing

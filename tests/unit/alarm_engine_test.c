@@ -1,0 +1,659 @@
+/*
+ * alarm_engine_test.c — the alarm engine end to end in one process:
+ * batches in (synthetic sample time), states, reasons, history, SSE hub
+ * events, selectors (resources joining and leaving), composites, missing
+ * data from the timer, counters as rates, restart persistence and replay,
+ * API validation errors, and the webhook outbox against a real HTTP
+ * receiver on loopback (libmicrohttpd), including a "crash" between
+ * enqueue and delivery and retries with back-off.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <microhttpd.h>
+
+#include "vigie/alarm_engine.h"
+#include "vigie/alarm_outbox.h"
+#include "vigie/alarm_stream.h"
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/log.h"
+
+#define T0 1795000020000LL /* 2026-11-18T..., not on a minute: aligned below */
+#define MIN 60000LL
+
+static int64_t g_now;
+static int64_t fake_now(void)
+{
+	return g_now;
+}
+
+struct fixture {
+	char dir[64];
+	struct vg_alarm_hub *hub;
+	struct vg_alarm_engine *e;
+	uint64_t seq;
+};
+
+static void open_engine(struct fixture *f)
+{
+	struct vg_alarm_engine_options o = {0};
+	char err[256];
+
+	o.data_dir = f->dir;
+	o.agent_interval_s = 10;
+	o.hub = f->hub;
+	o.now_ms = fake_now;
+	o.retry_initial_ms = 1000;
+	o.retry_max_ms = 8000;
+	o.webhook_timeout_ms = 2000;
+	if (vg_alarm_engine_open(&o, &f->e, err, sizeof(err)))
+		fail_msg("engine open: %s", err);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-alarm-test.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(vg_alarm_hub_new(64, &f->hub), 0);
+	g_now = T0 / MIN * MIN;
+	open_engine(f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	vg_alarm_engine_close(f->e);
+	vg_alarm_hub_free(f->hub);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* ---- helpers ----------------------------------------------------------------- */
+
+static json_t *create(struct fixture *f, const char *json)
+{
+	json_t *body = json_loads(json, 0, NULL), *out = NULL, *errors = NULL;
+	int rc;
+
+	assert_non_null(body);
+	rc = vg_alarm_engine_create(f->e, body, NULL, &out, &errors);
+	if (rc) {
+		char *t = errors ? json_dumps(errors, 0) : NULL;
+		fail_msg("create failed %d: %s", rc, t ? t : "");
+	}
+	json_decref(body);
+	return out;
+}
+
+/* One batch from host "h1" with one resource and one sample. */
+static void send1(struct fixture *f, const char *host, int rtype,
+		  const char *id, const char *flavor, int64_t t,
+		  const char *metric, int kind, double v)
+{
+	struct vg_batch *b = vg_batch_new(host, 1, ++f->seq, t);
+
+	assert_non_null(vg_batch_resource(b, (uint8_t)rtype, id, id, NULL, t));
+	vg_batch_identity(b, "default", NULL, flavor);
+	if (metric)
+		vg_batch_sample(b, metric, (uint8_t)kind, v);
+	g_now = t + 500; /* arrives half a second later */
+	assert_int_equal(vg_alarm_engine_batch(f->e, b), 0);
+	vg_batch_free(b);
+}
+
+static void ended(struct fixture *f, const char *id, int64_t t)
+{
+	struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, t);
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t);
+
+	r->state = VG_RSTATE_ENDED;
+	vg_batch_identity(b, "default", NULL, NULL);
+	assert_int_equal(vg_alarm_engine_batch(f->e, b), 0);
+	vg_batch_free(b);
+}
+
+static const char *state_of(struct fixture *f, const char *ref, char *buf)
+{
+	json_t *o = NULL;
+
+	assert_int_equal(vg_alarm_engine_get(f->e, ref, NULL, &o), 0);
+	snprintf(buf, 32, "%s", json_string_value(json_object_get(o, "state")));
+	json_decref(o);
+	return buf;
+}
+
+static json_t *history(struct fixture *f, const char *ref, const char *type)
+{
+	struct vg_alarm_history_query q = {0};
+	json_t *out = NULL;
+	int64_t next;
+
+	q.start_ms = 0;
+	q.end_ms = INT64_MAX;
+	q.type = type;
+	q.limit = 1000;
+	assert_int_equal(vg_alarm_engine_history(f->e, ref, NULL, &q, &out, &next), 0);
+	return out;
+}
+
+/* Whether the JSON text of j contains needle. */
+static int json_has(const json_t *j, const char *needle)
+{
+	char *t = json_dumps(j, 0);
+	int found = t && strstr(t, needle);
+
+	free(t);
+	return found;
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static void test_threshold_transition_reason_history_sse(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_alarm_sub *sub;
+	char buf[8192], st[32];
+	int64_t t = g_now;
+	ssize_t n;
+
+	json_decref(create(f, "{\"name\":\"cpu-high\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\","
+			      "\"threshold\":90,\"evaluation_periods\":3,"
+			      "\"actions\":{\"alarm\":[\"log://\"]}}"));
+	assert_int_equal(vg_alarm_hub_subscribe(f->hub, "default", 0, NULL, NULL,
+						g_now, &sub), 0);
+	/* one sample a minute (interval = period: each closes on arrival) */
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t, "cpu.util", VG_KIND_GAUGE, 50);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 91.2);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 2 * MIN, "cpu.util", VG_KIND_GAUGE, 94.0);
+	assert_string_equal(state_of(f, "cpu-high", st), "ok");
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 3 * MIN, "cpu.util", VG_KIND_GAUGE, 97.5);
+	/* the sample that completes the third breaching period decides */
+	assert_string_equal(state_of(f, "cpu-high", st), "alarm");
+
+	json_t *o = NULL;
+	vg_alarm_engine_get(f->e, "cpu-high", NULL, &o);
+	assert_string_equal(json_string_value(json_object_get(o, "state_reason")),
+			    "3 out of the last 3 datapoints [91.2, 94.0, 97.5] were "
+			    "greater than the threshold (90.0)");
+	json_decref(o);
+
+	json_t *h = history(f, "cpu-high", "transition");
+	assert_int_equal(json_array_size(h), 2); /* insufficient->ok, ok->alarm */
+	json_t *last = json_array_get(h, 1);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(last, "detail"), "current")), "alarm");
+	assert_int_equal(json_integer_value(json_object_get(last, "time_ms")),
+			 t + 4 * MIN); /* end of the deciding period */
+	json_decref(h);
+	h = history(f, "cpu-high", "creation");
+	assert_int_equal(json_array_size(h), 1);
+	json_decref(h);
+
+	n = vg_alarm_hub_read(sub, buf, sizeof(buf) - 1, g_now);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "event: alarm"));
+	assert_non_null(strstr(buf, "\"alarm_name\":\"cpu-high\""));
+	assert_non_null(strstr(buf, "\"current\":\"alarm\""));
+	assert_non_null(strstr(buf, "\"previous\":\"ok\""));
+	assert_non_null(strstr(buf, "\"datapoints\":[{"));
+	assert_non_null(strstr(buf, "\"idempotency_id\":"));
+	vg_alarm_hub_unsubscribe(sub);
+
+	/* a re-sent batch (same time) changes nothing */
+	struct vg_alarm_engine_stats s1, s2;
+	vg_alarm_engine_get_stats(f->e, &s1);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 3 * MIN, "cpu.util", VG_KIND_GAUGE, 10);
+	vg_alarm_engine_get_stats(f->e, &s2);
+	assert_int_equal(s2.samples_duplicate, s1.samples_duplicate + 1);
+	assert_int_equal(s2.transitions, s1.transitions);
+	assert_string_equal(state_of(f, "cpu-high", st), "alarm");
+}
+
+static void test_selector_join_leave(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = g_now;
+	json_t *o;
+
+	json_decref(create(f, "{\"name\":\"small-busy\",\"metric\":\"cpu.util\","
+			      "\"selector\":{\"type\":\"instance\",\"flavor\":\"m1.small\"},"
+			      "\"comparison\":\"ge\",\"threshold\":80}"));
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", "m1.small", t, "cpu.util", VG_KIND_GAUGE, 85);
+	send1(f, "h1", VG_RT_INSTANCE, "vm2", "m1.small", t, "cpu.util", VG_KIND_GAUGE, 10);
+	send1(f, "h1", VG_RT_INSTANCE, "vm3", "m1.large", t, "cpu.util", VG_KIND_GAUGE, 99);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", "m1.small", t + MIN, "cpu.util", VG_KIND_GAUGE, 85);
+	send1(f, "h1", VG_RT_INSTANCE, "vm2", "m1.small", t + MIN, "cpu.util", VG_KIND_GAUGE, 10);
+	send1(f, "h1", VG_RT_INSTANCE, "vm3", "m1.large", t + MIN, "cpu.util", VG_KIND_GAUGE, 99);
+	assert_int_equal(vg_alarm_engine_get(f->e, "small-busy", NULL, &o), 0);
+	json_t *insts = json_object_get(o, "instances");
+	assert_int_equal(json_array_size(insts), 2); /* vm3 is not m1.small */
+	assert_string_equal(json_string_value(json_object_get(o, "state")), "alarm");
+	json_decref(o);
+	/* vm1 (the one in alarm) ends: it leaves, the alarm turns ok */
+	ended(f, "vm1", t + 2 * MIN);
+	assert_int_equal(vg_alarm_engine_get(f->e, "small-busy", NULL, &o), 0);
+	insts = json_object_get(o, "instances");
+	assert_int_equal(json_array_size(insts), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(insts, 0),
+							      "resource")), "vm2");
+	assert_string_equal(json_string_value(json_object_get(o, "state")), "ok");
+	json_decref(o);
+	json_t *h = history(f, "small-busy", "resource_left");
+	assert_int_equal(json_array_size(h), 1);
+	json_decref(h);
+	h = history(f, "small-busy", "resource_joined");
+	assert_int_equal(json_array_size(h), 2);
+	json_decref(h);
+	/* a new resource joins by itself */
+	send1(f, "h1", VG_RT_INSTANCE, "vm4", "m1.small", t + 3 * MIN, "cpu.util", VG_KIND_GAUGE, 90);
+	assert_int_equal(vg_alarm_engine_get(f->e, "small-busy", NULL, &o), 0);
+	assert_int_equal(json_array_size(json_object_get(o, "instances")), 2);
+	json_decref(o);
+}
+
+static void test_composite(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = g_now;
+	char st[32];
+
+	json_decref(create(f, "{\"name\":\"cpu\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90}"));
+	json_decref(create(f, "{\"name\":\"mem\",\"metric\":\"memory.free\","
+			      "\"resource\":\"vm1\",\"comparison\":\"lt\",\"threshold\":100}"));
+	json_decref(create(f, "{\"name\":\"both\",\"type\":\"composite\","
+			      "\"rule\":\"ALARM(cpu) AND mem\"}"));
+	assert_string_equal(state_of(f, "both", st), "insufficient_data");
+	struct vg_batch *b;
+	for (int i = 0; i < 3; i++) {
+		int64_t ti = t + i * MIN;
+		b = vg_batch_new("h1", 1, ++f->seq, ti);
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm1", "vm1", NULL, ti);
+		vg_batch_identity(b, "default", NULL, NULL);
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 95);
+		vg_batch_sample(b, "memory.free", VG_KIND_GAUGE, i < 2 ? 500 : 50);
+		g_now = ti + 100;
+		vg_alarm_engine_batch(f->e, b);
+		vg_batch_free(b);
+		/* each sample completes its own period (one a minute) */
+		if (i == 0)
+			assert_string_equal(state_of(f, "both", st), "insufficient_data");
+		if (i == 1)
+			assert_string_equal(state_of(f, "both", st), "ok");
+	}
+	assert_string_equal(state_of(f, "both", st), "alarm");
+	json_t *h = history(f, "both", "transition");
+	assert_int_equal(json_array_size(h), 2);
+	json_decref(h);
+	json_t *o = NULL;
+	vg_alarm_engine_get(f->e, "both", NULL, &o);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "state_reason")),
+			       "is true: cpu is alarm, mem is alarm"));
+	json_decref(o);
+
+	/* referential integrity */
+	json_t *errors = NULL;
+	assert_int_equal(vg_alarm_engine_delete(f->e, "cpu", NULL, &errors), -EBUSY);
+	assert_true(json_has(errors, "both"));
+	json_decref(errors);
+	json_t *body = json_loads("{\"name\":\"loop\",\"type\":\"composite\","
+				  "\"rule\":\"both OR nothere\"}", 0, NULL);
+	assert_int_equal(vg_alarm_engine_create(f->e, body, NULL, &o, &errors), -EINVAL);
+	assert_true(json_has(errors, "no alarm named 'nothere'"));
+	json_decref(errors);
+	json_decref(body);
+	/* a cycle through an update is refused */
+	json_decref(create(f, "{\"name\":\"c2\",\"type\":\"composite\",\"rule\":\"both\"}"));
+	body = json_loads("{\"rule\":\"c2 OR cpu\"}", 0, NULL);
+	assert_int_equal(vg_alarm_engine_update(f->e, "both", body, 1, NULL, &o, &errors),
+			 -EINVAL);
+	assert_true(json_has(errors, "cycle"));
+	json_decref(errors);
+	json_decref(body);
+}
+
+static void test_missing_data_timer(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = g_now;
+	char st[32];
+
+	json_decref(create(f, "{\"name\":\"gone\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90,"
+			      "\"missing_data\":\"breaching\"}"));
+	/* vm1 and the host report every minute, then vm1 goes silent while
+	 * the host keeps reporting: its data clock moves on */
+	for (int i = 0; i < 3; i++) {
+		send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + i * MIN, "cpu.util",
+		      VG_KIND_GAUGE, 10);
+		send1(f, "h1", VG_RT_HOST, "h1", NULL, t + i * MIN, "host.load", VG_KIND_GAUGE, 1);
+	}
+	assert_string_equal(state_of(f, "gone", st), "ok");
+	for (int i = 3; i < 8; i++) {
+		send1(f, "h1", VG_RT_HOST, "h1", NULL, t + i * MIN, "host.load", VG_KIND_GAUGE, 1);
+		vg_alarm_engine_tick(f->e, g_now);
+	}
+	/* range R = 3: once the last real point leaves it, breaching */
+	assert_string_equal(state_of(f, "gone", st), "alarm");
+	json_t *o = NULL;
+	vg_alarm_engine_get(f->e, "gone", NULL, &o);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "state_reason")),
+			       "missing data is treated as breaching"));
+	json_decref(o);
+}
+
+static void test_counter_rate_and_percentile(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = g_now;
+	char st[32];
+
+	/* cpu.time grows 0.5 s per 10 s = 0.05 s/s; alarm above 0.04 */
+	json_decref(create(f, "{\"name\":\"rate\",\"metric\":\"cpu.time\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":0.04}"));
+	json_decref(create(f, "{\"name\":\"p90\",\"metric\":\"lat\",\"statistic\":\"p90\","
+			      "\"resource\":\"vm1\",\"comparison\":\"ge\",\"threshold\":9}"));
+	for (int i = 0; i <= 12; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, t + i * 10000);
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm1", "vm1", NULL, t + i * 10000);
+		vg_batch_identity(b, "default", NULL, NULL);
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 100 + 0.5 * i);
+		vg_batch_sample(b, "lat", VG_KIND_GAUGE, i % 6 == 5 ? 10 : 1);
+		g_now = t + i * 10000 + 10;
+		vg_alarm_engine_batch(f->e, b);
+		vg_batch_free(b);
+	}
+	assert_string_equal(state_of(f, "rate", st), "alarm");
+	json_t *o = NULL;
+	vg_alarm_engine_get(f->e, "rate", NULL, &o);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "state_reason")),
+			       "[0.05]"));
+	json_decref(o);
+	/* per minute: five 1s and one 10: p90 interpolates to 5.5 -> ok */
+	assert_string_equal(state_of(f, "p90", st), "ok");
+}
+
+static void test_restart_keeps_state_and_ignores_replay(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = g_now;
+	char st[32];
+	struct vg_alarm_engine_stats s;
+
+	json_decref(create(f, "{\"name\":\"r\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90,"
+			      "\"evaluation_periods\":2}"));
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t, "cpu.util", VG_KIND_GAUGE, 95);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 95);
+	assert_string_equal(state_of(f, "r", st), "alarm");
+	vg_alarm_engine_close(f->e);
+	open_engine(f);
+	assert_string_equal(state_of(f, "r", st), "alarm");
+	/* the agent re-sends what the old process saw: nothing is re-evaluated */
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 10);
+	vg_alarm_engine_get_stats(f->e, &s);
+	assert_int_equal(s.transitions, 0);
+	assert_string_equal(state_of(f, "r", st), "alarm");
+	/* and the datapoints survived: one good period is not enough for 2 of 2
+	 * to stop alarming... it is (only 1 of 2 breaching) -> ok */
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 2 * MIN, "cpu.util", VG_KIND_GAUGE, 10);
+	assert_string_equal(state_of(f, "r", st), "ok");
+	json_t *o = NULL;
+	vg_alarm_engine_get(f->e, "r", NULL, &o);
+	assert_non_null(strstr(json_string_value(json_object_get(o, "state_reason")),
+			       "[95.0, 10.0]"));
+	json_decref(o);
+}
+
+static void test_validation(void **state)
+{
+	struct fixture *f = *state;
+	json_t *body, *out = NULL, *errors = NULL;
+	char *t;
+
+	body = json_loads("{\"name\":\"bad name\",\"metric\":\"m\",\"resource\":\"r\","
+			  "\"comparison\":\"bigger\",\"threshold\":\"x\",\"period\":7,"
+			  "\"evaluation_periods\":2,\"datapoints_to_alarm\":3,"
+			  "\"statistic\":\"p101\",\"missing_data\":\"sometimes\","
+			  "\"actions\":{\"alarm\":[\"ftp://x\",\"exec://rm\"]},"
+			  "\"colour\":\"red\"}", 0, NULL);
+	assert_int_equal(vg_alarm_engine_create(f->e, body, NULL, &out, &errors), -EINVAL);
+	t = json_dumps(errors, 0);
+	static const char *const fields[] = {
+		"\"name\"", "\"comparison\"", "\"threshold\"", "\"period\"",
+		"\"datapoints_to_alarm\"", "\"statistic\"", "\"missing_data\"",
+		"\"actions.alarm[0]\"", "\"actions.alarm[1]\"", "\"colour\""};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if (!strstr(t, fields[i]))
+			fail_msg("no error for %s in %s", fields[i], t);
+	assert_non_null(strstr(t, "multiple of the agent interval (10 s)"));
+	assert_non_null(strstr(t, "no exec command named 'rm'"));
+	free(t);
+	json_decref(errors);
+	json_decref(body);
+	/* a tenant cannot create in another project */
+	body = json_loads("{\"name\":\"x\",\"project\":\"other\",\"metric\":\"m\","
+			  "\"resource\":\"r\",\"comparison\":\"gt\",\"threshold\":1}", 0, NULL);
+	assert_int_equal(vg_alarm_engine_create(f->e, body, "mine", &out, &errors), -EINVAL);
+	t = json_dumps(errors, 0);
+	assert_non_null(strstr(t, "must be your own project 'mine'"));
+	free(t);
+	json_decref(errors);
+	json_decref(body);
+	/* duplicates by name within a project */
+	json_decref(create(f, "{\"name\":\"dup\",\"metric\":\"m\",\"resource\":\"r\","
+			      "\"comparison\":\"gt\",\"threshold\":1}"));
+	body = json_loads("{\"name\":\"dup\",\"metric\":\"m\",\"resource\":\"r\","
+			  "\"comparison\":\"gt\",\"threshold\":1}", 0, NULL);
+	assert_int_equal(vg_alarm_engine_create(f->e, body, NULL, &out, &errors), -EEXIST);
+	json_decref(errors);
+	json_decref(body);
+	/* tenants see only their project */
+	assert_int_equal(vg_alarm_engine_get(f->e, "dup", "other", &out), -ENOENT);
+}
+
+/* ---- a webhook receiver on loopback --------------------------------------------- */
+
+struct receiver {
+	struct MHD_Daemon *d;
+	uint16_t port;
+	pthread_mutex_t lock;
+	int status;        /* what to answer */
+	int requests, ok;
+	char last_key[64], first_key[64];
+	char last_body[8192];
+};
+
+struct req {
+	char body[8192];
+	size_t len;
+};
+
+static enum MHD_Result on_req(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version,
+			      const char *upload, size_t *upload_size, void **con)
+{
+	struct receiver *r = cls;
+	struct req *q = *con;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	const char *key;
+	int status;
+
+	if (!q) {
+		*con = calloc(1, sizeof(struct req));
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		size_t n = *upload_size;
+		if (q->len + n < sizeof(q->body)) {
+			memcpy(q->body + q->len, upload, n);
+			q->len += n;
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+	pthread_mutex_lock(&r->lock);
+	r->requests++;
+	status = r->status;
+	if (status / 100 == 2)
+		r->ok++;
+	snprintf(r->last_key, sizeof(r->last_key), "%s", key ? key : "");
+	if (!r->first_key[0])
+		snprintf(r->first_key, sizeof(r->first_key), "%s", key ? key : "");
+	snprintf(r->last_body, sizeof(r->last_body), "%.*s", (int)q->len, q->body);
+	pthread_mutex_unlock(&r->lock);
+	resp = MHD_create_response_from_buffer(2, (void *)"ok", MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(c, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con,
+		    enum MHD_RequestTerminationCode t)
+{
+	free(*con);
+	*con = NULL;
+}
+
+static void receiver_start(struct receiver *r, int status)
+{
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_init(&r->lock, NULL);
+	r->status = status;
+	r->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL,
+				NULL, on_req, r, MHD_OPTION_NOTIFY_COMPLETED, on_done,
+				NULL, MHD_OPTION_SOCK_ADDR, NULL, MHD_OPTION_END);
+	assert_non_null(r->d);
+	r->port = MHD_get_daemon_info(r->d, MHD_DAEMON_INFO_BIND_PORT)->port;
+}
+
+static void test_outbox_exactly_once_across_restart(void **state)
+{
+	struct fixture *f = *state;
+	struct receiver rx;
+	struct vg_alarm_outbox_stats os;
+	int64_t t = g_now, next;
+	char def[512];
+
+	receiver_start(&rx, 503);
+	snprintf(def, sizeof(def),
+		 "{\"name\":\"hook\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
+		 "\"comparison\":\"gt\",\"threshold\":90,\"severity\":\"critical\","
+		 "\"actions\":{\"alarm\":[\"http://127.0.0.1:%u/hook\"]}}", rx.port);
+	json_decref(create(f, def));
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t, "cpu.util", VG_KIND_GAUGE, 95);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 95);
+
+	/* crash between enqueue and delivery: the row is committed, no
+	 * delivery ran; a new process finds it */
+	vg_alarm_engine_close(f->e);
+	open_engine(f);
+	/* first attempt: the receiver is down (503): retried later */
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next), 1);
+	assert_int_equal(rx.requests, 1);
+	assert_true(next > g_now && next <= g_now + 1200); /* 1 s +-20% */
+	/* not due yet: nothing happens */
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next), 0);
+	assert_int_equal(rx.requests, 1);
+	/* crash again while it waits for its retry */
+	vg_alarm_engine_close(f->e);
+	open_engine(f);
+	rx.status = 200;
+	g_now += 1300;
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next), 1);
+	assert_int_equal(rx.requests, 2);
+	assert_int_equal(rx.ok, 1);
+	assert_string_equal(rx.first_key, rx.last_key); /* same idempotency id */
+	assert_non_null(strstr(rx.last_body, "\"alarm_name\":\"hook\""));
+	assert_non_null(strstr(rx.last_body, "\"severity\":\"critical\""));
+	assert_non_null(strstr(rx.last_body, rx.last_key));
+	vg_alarm_outbox_get_stats(vg_alarm_engine_outbox(f->e), &os);
+	assert_int_equal(os.delivered, 1);
+	/* delivered is final: later passes and restarts never resend */
+	g_now += 3600000;
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next), 0);
+	vg_alarm_engine_close(f->e);
+	open_engine(f);
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next), 0);
+	assert_int_equal(rx.requests, 2);
+	assert_int_equal(next, INT64_MAX);
+
+	/* each attempt is in the history */
+	json_t *h = history(f, "hook", "notification");
+	assert_int_equal(json_array_size(h), 2);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+				    json_array_get(h, 0), "detail"), "status")), "retry");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(
+				 json_array_get(h, 0), "detail"), "http_status")), 503);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+				    json_array_get(h, 1), "detail"), "status")), "delivered");
+	json_decref(h);
+	MHD_stop_daemon(rx.d);
+}
+
+static void test_outbox_gives_up_on_4xx_and_backoff(void **state)
+{
+	struct fixture *f = *state;
+	struct receiver rx;
+	int64_t t = g_now, next;
+	char def[512];
+
+	assert_int_equal(vg_alarm_outbox_backoff(1000, 8000, 1), 1000);
+	assert_int_equal(vg_alarm_outbox_backoff(1000, 8000, 3), 4000);
+	assert_int_equal(vg_alarm_outbox_backoff(1000, 8000, 10), 8000);
+	receiver_start(&rx, 404);
+	snprintf(def, sizeof(def),
+		 "{\"name\":\"h404\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
+		 "\"comparison\":\"gt\",\"threshold\":90,"
+		 "\"actions\":{\"ok\":\"http://127.0.0.1:%u/x\"}}", rx.port);
+	json_decref(create(f, def));
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t, "cpu.util", VG_KIND_GAUGE, 5);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 5);
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next), 1);
+	assert_int_equal(next, INT64_MAX); /* failed for good: nothing pending */
+	json_t *h = history(f, "h404", "notification");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+				    json_array_get(h, 0), "detail"), "status")), "failed");
+	json_decref(h);
+	MHD_stop_daemon(rx.d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_threshold_transition_reason_history_sse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_selector_join_leave, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_composite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_data_timer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_counter_rate_and_percentile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_keeps_state_and_ignores_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_exactly_once_across_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_gives_up_on_4xx_and_backoff, setup, teardown),
+	};
+	vg_log_init("alarm_engine_test", VG_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

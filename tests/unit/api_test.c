@@ -1,0 +1,835 @@
+/*
+ * api_test.c — the vigie JSON API: the pure parameter checks of
+ * api_measures.c / api.c, then the real server (vg_api_start on a loopback
+ * port) over a temporary data dir filled through vg_registry_update and
+ * vg_store_write_batch with hand-built batches (synthetic times, one per
+ * minute over ten minutes), queried with libcurl: health, resources (list,
+ * filters, pagination), one resource, measures whose values are computed
+ * by hand from what was written, and every 4xx.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "vigie/api.h"
+#include "vigie/api_handlers.h"
+#include "vigie/batch.h"
+#include "vigie/catalog.h"
+#include "vigie/clock.h"
+#include "vigie/config.h"
+#include "vigie/registry.h"
+#include "vigie/store.h"
+
+/* ---- pure pieces ------------------------------------------------------------- */
+
+static void test_parse_limit(void **state)
+{
+	int v = -1;
+
+	(void)state;
+	assert_int_equal(vg_api_parse_limit(NULL, 100, 1000, &v), 0);
+	assert_int_equal(v, 100);
+	assert_int_equal(vg_api_parse_limit("1", 100, 1000, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(vg_api_parse_limit("1000", 100, 1000, &v), 0);
+	assert_int_equal(v, 1000);
+	assert_int_equal(vg_api_parse_limit("0", 100, 1000, &v), -EINVAL);
+	assert_int_equal(vg_api_parse_limit("1001", 100, 1000, &v), -EINVAL);
+	assert_int_equal(vg_api_parse_limit("-5", 100, 1000, &v), -EINVAL);
+	assert_int_equal(vg_api_parse_limit("+5", 100, 1000, &v), -EINVAL);
+	assert_int_equal(vg_api_parse_limit("5x", 100, 1000, &v), -EINVAL);
+	assert_int_equal(vg_api_parse_limit("", 100, 1000, &v), -EINVAL);
+	assert_int_equal(vg_api_parse_limit("99999999999999999999", 100, 1000, &v),
+			 -EINVAL);
+}
+
+static void test_parse_granularity(void **state)
+{
+	uint32_t g = 7;
+
+	(void)state;
+	assert_int_equal(vg_api_parse_granularity(NULL, &g), 0);
+	assert_int_equal(g, 0);
+	assert_int_equal(vg_api_parse_granularity("auto", &g), 0);
+	assert_int_equal(g, 0);
+	assert_int_equal(vg_api_parse_granularity("60", &g), 0);
+	assert_int_equal(g, 60);
+	assert_int_equal(vg_api_parse_granularity("300", &g), 0);
+	assert_int_equal(g, 300);
+	assert_int_equal(vg_api_parse_granularity("3600", &g), 0);
+	assert_int_equal(g, 3600);
+	assert_int_equal(vg_api_parse_granularity("61", &g), -EINVAL);
+	assert_int_equal(vg_api_parse_granularity("060", &g), -EINVAL);
+	assert_int_equal(vg_api_parse_granularity("1m", &g), -EINVAL);
+	assert_int_equal(vg_api_parse_granularity("", &g), -EINVAL);
+}
+
+static void test_parse_aggregation(void **state)
+{
+	int cf = -1;
+	const char *name = NULL;
+
+	(void)state;
+	assert_int_equal(vg_api_parse_aggregation(NULL, &cf, &name), 0);
+	assert_int_equal(cf, VG_CF_AVERAGE);
+	assert_string_equal(name, "mean");
+	assert_int_equal(vg_api_parse_aggregation("average", &cf, &name), 0);
+	assert_string_equal(name, "mean");
+	assert_int_equal(vg_api_parse_aggregation("min", &cf, &name), 0);
+	assert_int_equal(cf, VG_CF_MIN);
+	assert_int_equal(vg_api_parse_aggregation("max", &cf, &name), 0);
+	assert_int_equal(cf, VG_CF_MAX);
+	assert_string_equal(name, "max");
+	assert_int_equal(vg_api_parse_aggregation("median", &cf, &name), -EINVAL);
+	assert_int_equal(vg_api_parse_aggregation("MAX", &cf, &name), -EINVAL);
+}
+
+static void test_parse_window(void **state)
+{
+	const int64_t now = 1795000000000LL;
+	int64_t s, e;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(vg_api_parse_window(NULL, NULL, now, &s, &e, err,
+					     sizeof(err)), 0);
+	assert_true(s == now - 3600000 && e == now);
+	assert_int_equal(vg_api_parse_window("-3h", "now", now, &s, &e, err,
+					     sizeof(err)), 0);
+	assert_true(s == now - 3 * 3600000 && e == now);
+	assert_int_equal(vg_api_parse_window("2026-11-18T11:00:00Z", "1794999700",
+					     now, &s, &e, err, sizeof(err)), 0);
+	assert_true(s == 1794999600000LL && e == 1794999700000LL);
+	/* start defaults to an hour before end, not before now */
+	assert_int_equal(vg_api_parse_window(NULL, "-1d", now, &s, &e, err,
+					     sizeof(err)), 0);
+	assert_true(e == now - 86400000 && s == e - 3600000);
+	assert_int_equal(vg_api_parse_window("1794999600", "1794999600", now, &s,
+					     &e, err, sizeof(err)), 0);
+	assert_true(s == e);
+
+	assert_int_equal(vg_api_parse_window("yesterday", NULL, now, &s, &e, err,
+					     sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "bad start 'yesterday'"));
+	assert_int_equal(vg_api_parse_window(NULL, "2026-13-01", now, &s, &e,
+					     err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "bad end"));
+	/* an unencoded '+' arrives as a space: the message says what to do */
+	assert_int_equal(vg_api_parse_window("2026-11-18T11:00:00 01:00", NULL,
+					     now, &s, &e, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "%2B"));
+	assert_int_equal(vg_api_parse_window("-1h", "-2h", now, &s, &e, err,
+					     sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "is after end"));
+}
+
+static void test_pick_granularity(void **state)
+{
+	const int64_t t = 1794999600000LL;
+	uint32_t g;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(vg_api_points_in(t, t + 600000, 60), 11);
+	assert_int_equal(vg_api_points_in(t, t, 60), 1);
+	assert_int_equal(vg_api_points_in(t + 1000, t + 59000, 60), 1);
+	assert_int_equal(vg_api_points_in(t, t + 86400000, 300), 289);
+	assert_int_equal(vg_api_points_in(t + 1, t, 60), 0);
+
+	/* explicit: kept when within the limit */
+	assert_int_equal(vg_api_pick_granularity(t, t + 86400000, 60, 10000, &g,
+						 &n), 0);
+	assert_int_equal(g, 60);
+	assert_int_equal(n, 1441);
+	/* explicit beyond: -E2BIG with the count */
+	assert_int_equal(vg_api_pick_granularity(t, t + 30LL * 86400000, 60,
+						 10000, &g, &n), -E2BIG);
+	assert_int_equal(n, 43201);
+	/* auto: the finest that fits */
+	assert_int_equal(vg_api_pick_granularity(t, t + 86400000, 0, 10000, &g,
+						 &n), 0);
+	assert_int_equal(g, 60);
+	assert_int_equal(vg_api_pick_granularity(t, t + 30LL * 86400000, 0,
+						 10000, &g, &n), 0);
+	assert_int_equal(g, 300);
+	assert_int_equal(n, 8641);
+	assert_int_equal(vg_api_pick_granularity(t, t + 100LL * 86400000, 0,
+						 10000, &g, &n), 0);
+	assert_int_equal(g, 3600);
+	assert_int_equal(vg_api_pick_granularity(t, t + 800LL * 86400000, 0,
+						 10000, &g, &n), -E2BIG);
+	assert_int_equal(g, 3600);
+	assert_int_equal(n, 19201);
+}
+
+static void test_reply_errno(void **state)
+{
+	struct vg_http_resp r = {0};
+
+	(void)state;
+	vg_api_reply_errno(&r, -ENOENT, "resource 'x'");
+	assert_int_equal(r.status, 404);
+	assert_non_null(strstr(r.body, "no resource 'x'"));
+	vg_api_reply_errno(&r, -EINVAL, "x");
+	assert_int_equal(r.status, 400);
+	vg_api_reply_errno(&r, -EAGAIN, "x");
+	assert_int_equal(r.status, 503);
+	vg_api_reply_errno(&r, -EIO, "x");
+	assert_int_equal(r.status, 500);
+	vg_http_resp_release(&r);
+}
+
+/* ---- the real server ---------------------------------------------------------- */
+
+#define T0 1794999600LL /* 2026-11-18T11:00:00Z, a multiple of 3600 */
+#define NPOLLS 11       /* T0, T0+60 ... T0+600 */
+
+static char data_dir[256];
+static struct vg_api *api;
+static struct vg_store *store;
+static uint16_t port;
+
+/* What was written, so the checks can compute expectations. */
+static double mem_at(int k) { return 1000.0 * (k + 1); }     /* gauge */
+static double cpu_at(int k) { return 5000.0 + 30.0 * k; }     /* counter */
+static double rd_at(int k) { return 6000.0 * k; }             /* counter */
+
+static int write_data(void)
+{
+	struct vg_config cfg;
+	struct vg_registry *reg = NULL;
+	char err[256];
+	int rc;
+
+	vg_config_defaults(&cfg);
+	if ((rc = vg_store_open(data_dir, &cfg, &store, err, sizeof(err)))) {
+		fprintf(stderr, "store: %s\n", err);
+		return rc;
+	}
+	if ((rc = vg_registry_open(data_dir, &reg, err, sizeof(err)))) {
+		fprintf(stderr, "registry: %s\n", err);
+		return rc;
+	}
+	for (int k = 0; k < NPOLLS; k++) {
+		int64_t t = (T0 + 60 * k) * 1000;
+		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)k + 1, t);
+		struct vg_resource *r;
+
+		r = vg_batch_resource(b, VG_RT_INSTANCE, "inst-1", "vm-one", NULL, t);
+		assert_non_null(r);
+		vg_batch_identity(b, "p1", "u1", "m1.small");
+		vg_batch_attr(b, "az", "zone-a");
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, cpu_at(k));
+		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, mem_at(k));
+
+		vg_batch_resource(b, VG_RT_DISK, "inst-1-vda", "vda", "inst-1", t);
+		vg_batch_identity(b, "p1", "u1", NULL);
+		vg_batch_sample(b, "disk.read.bytes", VG_KIND_COUNTER, rd_at(k));
+
+		r = vg_batch_resource(b, VG_RT_INSTANCE, "inst-2", "vm-two", NULL, t);
+		vg_batch_identity(b, "p2", "u2", "m1.large");
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 10.0 * k);
+		if (k == NPOLLS - 1)
+			r->state = VG_RSTATE_ENDED;
+
+		vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t);
+		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 5e9);
+
+		/* an id with a slash: must survive URL encoding and paths */
+		vg_batch_resource(b, VG_RT_INSTANCE, "a/b", "slashy", NULL, t);
+		vg_batch_identity(b, "p1", NULL, NULL);
+		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 7.0);
+
+		assert_int_equal(vg_registry_update(reg, b), 0);
+		assert_int_equal(vg_store_write_batch(store, b), 0);
+		vg_batch_free(b);
+	}
+	vg_registry_close(reg);
+	return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int setup_server(void **state)
+{
+	struct vg_api_options o = {0};
+	char err[256];
+
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	snprintf(data_dir, sizeof(data_dir), "/tmp/vigie-api-test.XXXXXX");
+	if (!mkdtemp(data_dir))
+		return -1;
+	if (write_data())
+		return -1;
+	o.listen = "127.0.0.1:0";
+	o.data_dir = data_dir;
+	o.threads = 3;
+	o.store = store;
+	if (vg_api_start(&o, &api, err, sizeof(err))) {
+		fprintf(stderr, "api: %s\n", err);
+		return -1;
+	}
+	port = vg_api_port(api);
+	return port ? 0 : -1;
+}
+
+static int teardown_server(void **state)
+{
+	(void)state;
+	vg_api_stop(api);
+	vg_store_close(store);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	curl_global_cleanup();
+	return 0;
+}
+
+struct answer {
+	long status;
+	char *body;
+	size_t len;
+	char allow[128];
+	json_t *json;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	struct answer *a = ud;
+	char *nb = realloc(a->body, a->len + sz * n + 1);
+
+	if (!nb)
+		return 0;
+	memcpy(nb + a->len, p, sz * n);
+	a->body = nb;
+	a->len += sz * n;
+	a->body[a->len] = '\0';
+	return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+	struct answer *a = ud;
+	size_t len = sz * n;
+
+	if (len > 9 && !strncasecmp(p, "Allow: ", 7))
+		snprintf(a->allow, sizeof(a->allow), "%.*s", (int)(len - 9), p + 7);
+	return len;
+}
+
+/* One request; the answer must be JSON. */
+static long call(const char *method, const char *path, const char *body,
+		 struct answer *a)
+{
+	char url[8192];
+	CURL *h = curl_easy_init();
+	struct curl_slist *hd = NULL;
+
+	memset(a, 0, sizeof(*a));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		hd = curl_slist_append(hd, "Expect:");
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	}
+	assert_int_equal(curl_easy_perform(h), CURLE_OK);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hd);
+	a->json = json_loadb(a->body ? a->body : "", a->len, 0, NULL);
+	if (!a->json)
+		fail_msg("%s %s: not JSON: %s", method, path, a->body);
+	return a->status;
+}
+
+static void done(struct answer *a)
+{
+	json_decref(a->json);
+	free(a->body);
+	memset(a, 0, sizeof(*a));
+}
+
+static long GET(const char *path, struct answer *a)
+{
+	return call("GET", path, NULL, a);
+}
+
+static const char *errmsg(struct answer *a)
+{
+	return json_string_value(json_object_get(
+		json_object_get(a->json, "error"), "message"));
+}
+
+/* The status must be `status` and the error message must contain `frag`. */
+static void expect_error(const char *path, long status, const char *frag)
+{
+	struct answer a;
+
+	if (GET(path, &a) != status)
+		fail_msg("GET %s: HTTP %ld, wanted %ld (%s)", path, a.status,
+			 status, a.body);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(a.json, "error"), "code")),
+			 status);
+	if (frag && !strstr(errmsg(&a), frag))
+		fail_msg("GET %s: message '%s' lacks '%s'", path, errmsg(&a), frag);
+	done(&a);
+}
+
+static void test_health(void **state)
+{
+	struct answer a;
+
+	(void)state;
+	assert_int_equal(GET("/v1/health", &a), 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "status")), "ok");
+	assert_string_equal(json_string_value(json_object_get(a.json, "version")),
+			    VG_VERSION);
+	done(&a);
+}
+
+static void test_resources_list(void **state)
+{
+	static const char *ids[] = {"a/b", "h1", "inst-1", "inst-1-vda", "inst-2"};
+	struct answer a;
+	json_t *arr;
+
+	(void)state;
+	assert_int_equal(GET("/v1/resources", &a), 200);
+	arr = json_object_get(a.json, "resources");
+	assert_int_equal(json_array_size(arr), 5);
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(json_string_value(json_object_get(
+					    json_array_get(arr, i), "id")), ids[i]);
+	assert_true(json_is_null(json_object_get(a.json, "next")));
+	json_t *i1 = json_array_get(arr, 2);
+	assert_string_equal(json_string_value(json_object_get(i1, "project")), "p1");
+	assert_string_equal(json_string_value(json_object_get(i1, "host")), "h1");
+	assert_string_equal(json_string_value(json_object_get(i1, "type")), "instance");
+	done(&a);
+
+	/* filters */
+	assert_int_equal(GET("/v1/resources?type=instance", &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 3);
+	done(&a);
+	assert_int_equal(GET("/v1/resources?project=p2", &a), 200);
+	arr = json_object_get(a.json, "resources");
+	assert_int_equal(json_array_size(arr), 1);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(arr, 0), "id")), "inst-2");
+	done(&a);
+	assert_int_equal(GET("/v1/resources?type=instance&project=p1&host=h1", &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 2);
+	done(&a);
+	assert_int_equal(GET("/v1/resources?state=ended", &a), 200);
+	arr = json_object_get(a.json, "resources");
+	assert_int_equal(json_array_size(arr), 1);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(arr, 0), "state")), "ended");
+	done(&a);
+	assert_int_equal(GET("/v1/resources?parent=inst-1", &a), 200);
+	arr = json_object_get(a.json, "resources");
+	assert_int_equal(json_array_size(arr), 1);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(arr, 0), "id")), "inst-1-vda");
+	done(&a);
+	assert_int_equal(GET("/v1/resources?name=vm-two", &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 1);
+	done(&a);
+	assert_int_equal(GET("/v1/resources?host=nowhere", &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 0);
+	done(&a);
+}
+
+static void test_resources_pagination(void **state)
+{
+	char path[256], cursor[256] = "";
+	int seen = 0, pages = 0;
+	const char *last = "";
+	char prev[256] = "";
+
+	(void)state;
+	do {
+		struct answer a;
+		json_t *arr;
+		const char *next;
+
+		if (cursor[0])
+			snprintf(path, sizeof(path),
+				 "/v1/resources?limit=2&cursor=%s", cursor);
+		else
+			snprintf(path, sizeof(path), "/v1/resources?limit=2");
+		assert_int_equal(GET(path, &a), 200);
+		arr = json_object_get(a.json, "resources");
+		assert_true(json_array_size(arr) <= 2);
+		for (size_t i = 0; i < json_array_size(arr); i++) {
+			last = json_string_value(json_object_get(
+				json_array_get(arr, i), "id"));
+			assert_true(strcmp(last, prev) > 0); /* ordered, no repeat */
+			snprintf(prev, sizeof(prev), "%s", last);
+			seen++;
+		}
+		next = json_string_value(json_object_get(a.json, "next"));
+		if (next) {
+			/* the cursor is the last id of the page, URL-encoded */
+			assert_string_equal(next, prev);
+			char *e = curl_easy_escape(NULL, next, 0);
+			snprintf(cursor, sizeof(cursor), "%s", e);
+			curl_free(e);
+		} else {
+			cursor[0] = '\0';
+		}
+		pages++;
+		done(&a);
+	} while (cursor[0] && pages < 10);
+	assert_int_equal(seen, 5);
+	assert_int_equal(pages, 3);
+}
+
+static void test_resource_get(void **state)
+{
+	struct answer a;
+	json_t *m;
+
+	(void)state;
+	assert_int_equal(GET("/v1/resources/inst-1", &a), 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "id")), "inst-1");
+	assert_string_equal(json_string_value(json_object_get(a.json, "name")), "vm-one");
+	assert_string_equal(json_string_value(json_object_get(a.json, "flavor")),
+			    "m1.small");
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(a.json, "attributes"), "az")),
+			    "zone-a");
+	m = json_object_get(a.json, "metrics");
+	assert_int_equal(json_object_size(m), 2);
+	assert_true(json_number_value(json_object_get(
+			    json_object_get(m, "memory.used"), "last_value")) ==
+		    mem_at(NPOLLS - 1));
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(m, "cpu.time"), "kind")),
+			    "counter");
+	done(&a);
+
+	/* a URL-encoded id with a slash */
+	assert_int_equal(GET("/v1/resources/a%2Fb", &a), 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "id")), "a/b");
+	done(&a);
+
+	expect_error("/v1/resources/nope", 404, "no resource 'nope'");
+	expect_error("/v1/resources/a/b", 404, "no such endpoint");
+	expect_error("/v1/resources/inst-1?x=1", 400, "unknown parameter 'x'");
+}
+
+/* GET measures for inst-1's metric over [T0, T0+600] and return points. */
+static json_t *measures(const char *metric, const char *extra,
+			struct answer *a)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path),
+		 "/v1/measures?resource=inst-1&metric=%s&start=%lld&end=%lld%s",
+		 metric, (long long)T0, (long long)T0 + 600, extra);
+	if (GET(path, a) != 200)
+		fail_msg("GET %s: HTTP %ld %s", path, a->status, a->body);
+	return json_object_get(a->json, "points");
+}
+
+static int64_t point_time(json_t *p)
+{
+	int64_t t = -1;
+
+	assert_int_equal(vg_time_parse(json_string_value(json_array_get(p, 0)),
+				       0, &t), 0);
+	return t / 1000;
+}
+
+static void test_measures_gauge(void **state)
+{
+	struct answer a;
+	json_t *pts;
+
+	(void)state;
+	pts = measures("memory.used", "&granularity=60", &a);
+	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 60);
+	assert_string_equal(json_string_value(json_object_get(a.json, "aggregation")),
+			    "mean");
+	assert_string_equal(json_string_value(json_object_get(a.json, "kind")), "gauge");
+	assert_string_equal(json_string_value(json_object_get(a.json, "resource")),
+			    "inst-1");
+	/* The row named T0+60(k-1) covers (T0+60(k-1), T0+60k]: the gauge
+	 * written at T0+60k. Ten rows, k = 1..10. */
+	assert_int_equal(json_array_size(pts), NPOLLS - 1);
+	for (int k = 1; k < NPOLLS; k++) {
+		json_t *p = json_array_get(pts, (size_t)k - 1);
+		assert_int_equal(point_time(p), T0 + 60 * (k - 1));
+		assert_true(fabs(json_number_value(json_array_get(p, 1)) -
+				 mem_at(k)) < 1e-9);
+	}
+	done(&a);
+
+	/* auto over ten minutes is the 1-minute archive too */
+	pts = measures("memory.used", "", &a);
+	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 60);
+	assert_int_equal(json_array_size(pts), NPOLLS - 1);
+	done(&a);
+
+	/* 5 minutes: mean/min/max of k = 1..5 and 6..10 */
+	pts = measures("memory.used", "&granularity=300", &a);
+	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 300);
+	assert_int_equal(json_array_size(pts), 2);
+	assert_int_equal(point_time(json_array_get(pts, 0)), T0);
+	assert_int_equal(point_time(json_array_get(pts, 1)), T0 + 300);
+	assert_true(fabs(json_number_value(json_array_get(json_array_get(pts, 0), 1)) -
+			 (mem_at(1) + mem_at(2) + mem_at(3) + mem_at(4) + mem_at(5)) / 5) <
+		    1e-6);
+	assert_true(fabs(json_number_value(json_array_get(json_array_get(pts, 1), 1)) -
+			 (mem_at(6) + mem_at(7) + mem_at(8) + mem_at(9) + mem_at(10)) / 5) <
+		    1e-6);
+	done(&a);
+	pts = measures("memory.used", "&granularity=300&aggregation=min", &a);
+	assert_string_equal(json_string_value(json_object_get(a.json, "aggregation")),
+			    "min");
+	assert_true(json_number_value(json_array_get(json_array_get(pts, 0), 1)) ==
+		    mem_at(1));
+	assert_true(json_number_value(json_array_get(json_array_get(pts, 1), 1)) ==
+		    mem_at(6));
+	done(&a);
+	pts = measures("memory.used", "&granularity=300&aggregation=max", &a);
+	assert_true(json_number_value(json_array_get(json_array_get(pts, 0), 1)) ==
+		    mem_at(5));
+	assert_true(json_number_value(json_array_get(json_array_get(pts, 1), 1)) ==
+		    mem_at(10));
+	done(&a);
+
+	/* a sub-range: only the rows that overlap it */
+	assert_int_equal(GET("/v1/measures?resource=inst-1&metric=memory.used"
+			     "&start=1794999720&end=1794999839&granularity=60", &a), 200);
+	pts = json_object_get(a.json, "points");
+	assert_int_equal(json_array_size(pts), 2);
+	assert_int_equal(point_time(json_array_get(pts, 0)), T0 + 120);
+	assert_true(json_number_value(json_array_get(json_array_get(pts, 0), 1)) ==
+		    mem_at(3));
+	done(&a);
+
+	/* ISO times (with %2B for the offset) mean the same instants */
+	assert_int_equal(GET("/v1/measures?resource=inst-1&metric=memory.used"
+			     "&start=2026-11-18T12:02:00%2B01:00"
+			     "&end=2026-11-18T11:03:59Z&granularity=60", &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "points")), 2);
+	done(&a);
+}
+
+static void test_measures_counter(void **state)
+{
+	const struct vg_metric_def *def = vg_catalog_find(VG_RT_INSTANCE, "cpu.time");
+	struct answer a;
+	json_t *pts;
+	char unit[64] = "";
+
+	(void)state;
+	pts = measures("cpu.time", "&granularity=60", &a);
+	assert_string_equal(json_string_value(json_object_get(a.json, "kind")),
+			    "counter");
+	if (def)
+		vg_catalog_query_unit(def, unit, sizeof(unit));
+	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), unit);
+	/* +30 s of CPU per 60 s: a rate of 0.5 in every row */
+	assert_int_equal(json_array_size(pts), NPOLLS - 1);
+	for (size_t i = 0; i < json_array_size(pts); i++)
+		assert_true(fabs(json_number_value(json_array_get(
+					 json_array_get(pts, i), 1)) - 0.5) < 1e-9);
+	done(&a);
+
+	/* the disk's counter: 6000 B per minute = 100 B/s */
+	assert_int_equal(GET("/v1/measures?resource=inst-1-vda&metric=disk.read.bytes"
+			     "&start=1794999600&end=1795000200&granularity=300", &a), 200);
+	pts = json_object_get(a.json, "points");
+	assert_int_equal(json_array_size(pts), 2);
+	for (size_t i = 0; i < 2; i++)
+		assert_true(fabs(json_number_value(json_array_get(
+					 json_array_get(pts, i), 1)) - 100.0) < 1e-9);
+	done(&a);
+
+	/* the resource with a slash in its id */
+	assert_int_equal(GET("/v1/measures?resource=a%2Fb&metric=memory.used"
+			     "&start=1794999600&end=1795000200", &a), 200);
+	pts = json_object_get(a.json, "points");
+	assert_int_equal(json_array_size(pts), NPOLLS - 1);
+	assert_true(json_number_value(json_array_get(json_array_get(pts, 0), 1)) == 7.0);
+	done(&a);
+}
+
+static void test_errors(void **state)
+{
+	struct answer a;
+
+	(void)state;
+	/* measures: every parameter check */
+	expect_error("/v1/measures?metric=cpu.time", 400,
+		     "missing parameter 'resource'");
+	expect_error("/v1/measures?resource=inst-1", 400,
+		     "missing parameter 'metric'");
+	expect_error("/v1/measures?resource=&metric=cpu.time", 400,
+		     "missing parameter 'resource'");
+	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&granularity=7",
+		     400, "bad granularity '7'");
+	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&aggregation=median",
+		     400, "bad aggregation 'median'");
+	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&start=yesterday",
+		     400, "bad start 'yesterday'");
+	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&end=2026-02-30T99",
+		     400, "bad end");
+	expect_error("/v1/measures?resource=inst-1&metric=cpu.time"
+		     "&start=1795000200&end=1794999600", 400, "is after end");
+	expect_error("/v1/measures?resource=inst-1&metric=cpu.time"
+		     "&start=-30d&granularity=60", 400, "too many points: 43201");
+	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&start=-800d",
+		     400, "limit is 10000");
+	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&bogus=1", 400,
+		     "unknown parameter 'bogus'");
+	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&metric=x", 400,
+		     "more than once");
+	expect_error("/v1/measures?resource=ghost&metric=cpu.time", 404,
+		     "no resource 'ghost'");
+	expect_error("/v1/measures?resource=inst-1&metric=no.such", 404,
+		     "has no metric 'no.such'");
+
+	/* resources: filters */
+	expect_error("/v1/resources?type=vm", 400, "bad type 'vm'");
+	expect_error("/v1/resources?state=gone", 400, "bad state 'gone'");
+	expect_error("/v1/resources?limit=0", 400, "bad limit");
+	expect_error("/v1/resources?limit=1001", 400, "bad limit");
+	expect_error("/v1/resources?limit=ten", 400, "bad limit");
+	expect_error("/v1/resources?host=", 400, "is empty");
+
+	/* routes, methods, bodies, URI length */
+	expect_error("/v2/resources", 404, "no such endpoint");
+	expect_error("/", 404, NULL);
+	expect_error("/v1/health/x", 404, NULL);
+	assert_int_equal(call("POST", "/v1/resources", NULL, &a), 405);
+	assert_string_equal(a.allow, "GET, HEAD");
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(a.json, "error"), "code")), 405);
+	done(&a);
+	assert_int_equal(call("DELETE", "/v1/resources/inst-1", NULL, &a), 405);
+	done(&a);
+	assert_int_equal(call("GET", "/v1/resources", "{\"x\":1}", &a), 413);
+	done(&a);
+
+	char *path = malloc(VG_HTTP_MAX_URI + 64);
+	strcpy(path, "/v1/resources?name=");
+	memset(path + strlen(path), 'n', VG_HTTP_MAX_URI);
+	path[VG_HTTP_MAX_URI + 19] = '\0';
+	expect_error(path, 414, "longer than");
+	free(path);
+}
+
+struct worker {
+	int ok;
+};
+
+static void *worker(void *arg)
+{
+	struct worker *w = arg;
+
+	for (int i = 0; i < 25; i++) {
+		struct answer a;
+		const char *p = i % 2 ? "/v1/resources?type=instance"
+				      : "/v1/measures?resource=inst-1&metric=memory.used"
+					"&start=1794999600&end=1795000200";
+		if (GET(p, &a) == 200)
+			w->ok++;
+		done(&a);
+	}
+	return NULL;
+}
+
+/* Several clients at once: each server thread uses its own registry. */
+static void test_concurrent(void **state)
+{
+	pthread_t t[4];
+	struct worker w[4] = {{0}};
+
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, worker, &w[i]);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(w[i].ok, 25);
+	}
+}
+
+static void test_start_errors(void **state)
+{
+	struct vg_api_options o = {.listen = "127.0.0.1", .data_dir = "/tmp",
+				   .threads = 1};
+	struct vg_api *a = NULL;
+	char err[256], addr[64];
+
+	(void)state;
+	assert_int_equal(vg_api_start(&o, &a, err, sizeof(err)), -EINVAL);
+	assert_null(a);
+	assert_non_null(strstr(err, "missing port"));
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	o.listen = addr;
+	assert_int_equal(vg_api_start(&o, &a, err, sizeof(err)), -EADDRINUSE);
+	assert_null(a);
+	o.data_dir = NULL;
+	assert_int_equal(vg_api_start(&o, &a, err, sizeof(err)), -EINVAL);
+	vg_api_stop(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest pure[] = {
+		cmocka_unit_test(test_parse_limit),
+		cmocka_unit_test(test_parse_granularity),
+		cmocka_unit_test(test_parse_aggregation),
+		cmocka_unit_test(test_parse_window),
+		cmocka_unit_test(test_pick_granularity),
+		cmocka_unit_test(test_reply_errno),
+	};
+	const struct CMUnitTest server[] = {
+		cmocka_unit_test(test_health),
+		cmocka_unit_test(test_resources_list),
+		cmocka_unit_test(test_resources_pagination),
+		cmocka_unit_test(test_resource_get),
+		cmocka_unit_test(test_measures_gauge),
+		cmocka_unit_test(test_measures_counter),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_concurrent),
+		cmocka_unit_test(test_start_errors),
+	};
+	int rc = cmocka_run_group_tests_name("api_pure", pure, NULL, NULL);
+
+	rc += cmocka_run_group_tests_name("api_server", server, setup_server,
+					  teardown_server);
+	return rc;
+}

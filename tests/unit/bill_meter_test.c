@@ -1,0 +1,354 @@
+/*
+ * bill_meter_test.c — the meter and usage intervals on hand-made batches:
+ * exact split at 00:00:00 UTC (also for February and runs under the
+ * minimum), polling fallback and refinement by late exact events, stopped
+ * instances accruing storage only, deleted instances stopping at
+ * deletion, counter resets, traffic spread across a month boundary.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vigie/bill_invoice.h"
+#include "vigie/bill_meter.h"
+#include "vigie/clock.h"
+
+static int64_t T(const char *iso)
+{
+	int64_t ms;
+	assert_int_equal(vg_time_parse(iso, 0, &ms), 0);
+	return ms;
+}
+
+struct fx {
+	struct vg_meter *m;
+	uint64_t seq;
+	struct vg_batch *b;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+	if (vg_meter_open(":memory:", &f->m, err, sizeof(err)))
+		fail_msg("%s", err);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	vg_meter_close(f->m);
+	free(f);
+	return 0;
+}
+
+static void begin(struct fx *f, const char *t)
+{
+	f->b = vg_batch_new("h1", 1, ++f->seq, T(t));
+	assert_non_null(f->b);
+}
+
+static void commit(struct fx *f)
+{
+	assert_int_equal(vg_meter_batch(f->m, f->b), 0);
+	assert_int_equal(vg_meter_batch(f->m, f->b), 0); /* re-delivered */
+	vg_batch_free(f->b);
+	f->b = NULL;
+}
+
+/* power: 1 running, 5 shut off, 0 no power sample, -1 ended */
+static void inst(struct fx *f, const char *id, const char *t, int power)
+{
+	struct vg_resource *r = vg_batch_resource(f->b, VG_RT_INSTANCE, id, id, NULL, T(t));
+	r->state = power < 0 ? VG_RSTATE_ENDED : VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(f->b, "p", NULL, "m1.small"), 0);
+	if (power > 0)
+		assert_int_equal(vg_batch_sample(f->b, "power.state", VG_KIND_GAUGE, power), 0);
+	if (power >= 0) {
+		assert_int_equal(vg_batch_attr(f->b, "flavor_vcpus", "1"), 0);
+		assert_int_equal(vg_batch_attr(f->b, "flavor_memory_mb", "1024"), 0);
+	}
+}
+
+static void disk(struct fx *f, const char *id, const char *parent, const char *t,
+		 double bytes)
+{
+	struct vg_resource *r = vg_batch_resource(f->b, VG_RT_DISK, id, "vda", parent, T(t));
+	r->state = bytes < 0 ? VG_RSTATE_ENDED : VG_RSTATE_ACTIVE;
+	if (bytes >= 0)
+		assert_int_equal(vg_batch_sample(f->b, "disk.capacity", VG_KIND_GAUGE, bytes), 0);
+}
+
+static void nic(struct fx *f, const char *id, const char *parent, const char *t,
+		double tx, double rx)
+{
+	vg_batch_resource(f->b, VG_RT_NIC, id, "tap0", parent, T(t));
+	assert_int_equal(vg_batch_sample(f->b, "net.tx.bytes", VG_KIND_COUNTER, tx), 0);
+	assert_int_equal(vg_batch_sample(f->b, "net.rx.bytes", VG_KIND_COUNTER, rx), 0);
+}
+
+static void event(struct fx *f, const char *id, int type, const char *t)
+{
+	assert_int_equal(vg_batch_event(f->b, id, (uint8_t)type, T(t), NULL), 0);
+}
+
+static void load(struct fx *f, const char *month, struct vg_usage *u)
+{
+	struct vg_month m;
+	assert_int_equal(vg_month_parse(month, &m), 0);
+	assert_int_equal(vg_usage_load(vg_meter_db(f->m), vg_month_start_ms(m),
+				       vg_month_end_ms(m), NULL, u), 0);
+}
+
+/* The i-th segment of `kind` of resource id. */
+static const struct vg_usage_seg *seg(const struct vg_usage *u, const char *id,
+				      int kind, int i)
+{
+	size_t r = vg_usage_find(u, id);
+	for (size_t k = 0; r != VG_NO_INDEX && k < u->nsegs; k++)
+		if (u->segs[k].res == r && u->segs[k].kind == kind && i-- == 0)
+			return &u->segs[k];
+	return NULL;
+}
+
+static size_t nseg(const struct vg_usage *u, const char *id, int kind)
+{
+	size_t n = 0;
+	while (seg(u, id, kind, (int)n))
+		n++;
+	return n;
+}
+
+static void test_month_boundary_split_exactly(void **state)
+{
+	struct fx *f = *state;
+	struct vg_usage u;
+
+	begin(f, "2026-01-31T23:59:35Z");
+	event(f, "i1", VG_EV_STARTED, "2026-01-31T23:59:30Z");
+	inst(f, "i1", "2026-01-31T23:59:35Z", 1);
+	commit(f);
+	begin(f, "2026-02-01T00:01:00Z");
+	event(f, "i1", VG_EV_STOPPED, "2026-02-01T00:00:45Z");
+	inst(f, "i1", "2026-02-01T00:01:00Z", 5);
+	commit(f);
+	/* a 20 s run across the end of February (28 days in 2026) */
+	begin(f, "2026-03-01T00:01:00Z");
+	event(f, "i1", VG_EV_STARTED, "2026-02-28T23:59:50Z");
+	event(f, "i1", VG_EV_STOPPED, "2026-03-01T00:00:10Z");
+	inst(f, "i1", "2026-03-01T00:01:00Z", 5);
+	commit(f);
+
+	load(f, "2026-01", &u);
+	const struct vg_usage_seg *s = seg(&u, "i1", VG_U_COMPUTE, 0);
+	assert_non_null(s);
+	assert_int_equal(s->start_ms, T("2026-01-31T23:59:30Z"));
+	assert_int_equal(s->end_ms, T("2026-02-01T00:00:00Z"));
+	assert_int_equal(s->run_ms, 75000);
+	assert_true(s->run_first);
+	vg_usage_clear(&u);
+
+	load(f, "2026-02", &u);
+	assert_int_equal(nseg(&u, "i1", VG_U_COMPUTE), 2);
+	s = seg(&u, "i1", VG_U_COMPUTE, 0);
+	assert_int_equal(s->start_ms, T("2026-02-01T00:00:00Z"));
+	assert_int_equal(s->end_ms, T("2026-02-01T00:00:45Z"));
+	assert_false(s->run_first);
+	s = seg(&u, "i1", VG_U_COMPUTE, 1);
+	assert_int_equal(s->start_ms, T("2026-02-28T23:59:50Z"));
+	assert_int_equal(s->end_ms, T("2026-03-01T00:00:00Z"));
+	assert_int_equal(s->run_ms, 20000);
+	assert_true(s->run_first);
+
+	/* priced: the short run's shortfall (40 s) is billed in February */
+	static const char card[] =
+		"{\"currency\":\"EUR\",\"minor_unit_digits\":2,\"prices\":[{"
+		"\"valid_from\":\"2020-01-01\",\"compute\":{\"flavors\":{\"m1.small\":\"36\"}}}]}";
+	struct vg_ratecard *rc;
+	struct vg_invoice *inv;
+	char err[256];
+	assert_int_equal(vg_ratecard_parse(card, sizeof(card) - 1, "c", &rc, err, sizeof(err)), 0);
+	assert_int_equal(vg_invoice_compute(&u, rc, (struct vg_month){2026, 2}, "p", &inv), 0);
+	assert_int_equal(inv->nlines, 1);
+	/* 45 s + (10 s + 40 s shortfall) = 95 s at 0.01/s = 0.95 */
+	assert_true(inv->lines[0].qty == 95000);
+	assert_int_equal(inv->lines[0].amount_micro, 950000);
+	assert_int_equal(inv->lines[0].minimum_runs, 1);
+	vg_invoice_free(inv);
+	vg_usage_clear(&u);
+	load(f, "2026-03", &u);
+	assert_int_equal(vg_invoice_compute(&u, rc, (struct vg_month){2026, 3}, "p", &inv), 0);
+	assert_true(inv->lines[0].qty == 10000);
+	vg_invoice_free(inv);
+	vg_usage_clear(&u);
+	vg_ratecard_free(rc);
+}
+
+static void test_polling_fallback_and_refinement(void **state)
+{
+	struct fx *f = *state;
+	struct vg_usage u;
+	const struct vg_usage_seg *s;
+
+	/* no events: running since the first sample, stopped at the last
+	 * time seen running */
+	const char *polls[] = {"2026-05-01T00:00:00Z", "2026-05-01T00:10:00Z",
+			       "2026-05-01T00:20:00Z"};
+	for (int i = 0; i < 3; i++) {
+		begin(f, polls[i]);
+		inst(f, "i2", polls[i], i < 2 ? 1 : 5);
+		commit(f);
+	}
+	load(f, "2026-05", &u);
+	s = seg(&u, "i2", VG_U_COMPUTE, 0);
+	assert_int_equal(s->start_ms, T("2026-05-01T00:00:00Z"));
+	assert_int_equal(s->end_ms, T("2026-05-01T00:10:00Z"));
+	vg_usage_clear(&u);
+
+	/* the exact STOPPED event arrives late, inside the window: it wins */
+	begin(f, "2026-05-01T00:30:00Z");
+	event(f, "i2", VG_EV_STOPPED, "2026-05-01T00:14:30Z");
+	inst(f, "i2", "2026-05-01T00:30:00Z", 5);
+	commit(f);
+	load(f, "2026-05", &u);
+	assert_int_equal(nseg(&u, "i2", VG_U_COMPUTE), 1);
+	s = seg(&u, "i2", VG_U_COMPUTE, 0);
+	assert_int_equal(s->end_ms, T("2026-05-01T00:14:30Z"));
+	vg_usage_clear(&u);
+
+	struct vg_meter_stats st;
+	vg_meter_get_stats(f->m, &st);
+	assert_int_equal(st.refined, 1);
+	assert_true(st.stale >= 4); /* every batch was delivered twice */
+}
+
+static void test_storage_while_stopped_not_after_delete(void **state)
+{
+	struct fx *f = *state;
+	struct vg_usage u;
+	const struct vg_usage_seg *s;
+
+	begin(f, "2026-06-01T00:00:00Z");
+	event(f, "i3", VG_EV_DEFINED, "2026-06-01T00:00:00Z");
+	inst(f, "i3", "2026-06-01T00:00:00Z", 5);
+	disk(f, "d3", "i3", "2026-06-01T00:00:00Z", 10.0 * 1073741824);
+	commit(f);
+	begin(f, "2026-06-11T00:00:00Z");
+	event(f, "i3", VG_EV_STARTED, "2026-06-10T00:00:00Z");
+	inst(f, "i3", "2026-06-11T00:00:00Z", 1);
+	disk(f, "d3", "i3", "2026-06-11T00:00:00Z", 10.0 * 1073741824);
+	commit(f);
+	begin(f, "2026-06-16T00:05:00Z");
+	event(f, "i3", VG_EV_UNDEFINED, "2026-06-16T00:00:00Z");
+	inst(f, "i3", "2026-06-16T00:05:00Z", -1);
+	disk(f, "d3", "i3", "2026-06-16T00:05:00Z", -1);
+	commit(f);
+	/* later polls must not revive anything */
+	begin(f, "2026-06-20T00:00:00Z");
+	commit(f);
+
+	load(f, "2026-06", &u);
+	assert_int_equal(nseg(&u, "i3", VG_U_COMPUTE), 1);
+	s = seg(&u, "i3", VG_U_COMPUTE, 0);
+	assert_int_equal(s->start_ms, T("2026-06-10T00:00:00Z"));
+	assert_int_equal(s->end_ms, T("2026-06-16T00:00:00Z")); /* deletion */
+	assert_int_equal(nseg(&u, "d3", VG_U_STORAGE), 1);
+	s = seg(&u, "d3", VG_U_STORAGE, 0);
+	assert_int_equal(s->start_ms, T("2026-06-01T00:00:00Z")); /* also stopped */
+	assert_int_equal(s->end_ms, T("2026-06-16T00:00:00Z"));
+	assert_int_equal(s->bytes, 10LL * 1073741824);
+	assert_int_equal(nseg(&u, "i3", VG_U_STORAGE), 0); /* it has a disk */
+	vg_usage_clear(&u);
+}
+
+static void test_counters_resets_and_spread(void **state)
+{
+	struct fx *f = *state;
+	struct vg_usage u;
+	int64_t tx = 0, rx = 0;
+
+	const struct { const char *t; double tx, rx; } p[] = {
+		{"2026-10-31T23:00:00Z", 5000, 100},   /* baseline */
+		{"2026-11-01T01:00:00Z", 7000, 100},   /* +2000 over 2 h, 1000 in Oct */
+		{"2026-11-01T01:30:00Z", 300, 40},     /* reset: +300, +40 */
+		{"2026-11-01T01:40:00Z", 1300, 40},    /* +1000 */
+	};
+	begin(f, p[0].t);
+	inst(f, "i4", p[0].t, 1);
+	commit(f);
+	for (int i = 0; i < 4; i++) {
+		begin(f, p[i].t);
+		nic(f, "n4", "i4", p[i].t, p[i].tx, p[i].rx);
+		commit(f);
+	}
+	load(f, "2026-10", &u);
+	for (size_t i = 0; i < u.nnet; i++)
+		tx += u.net[i].tx;
+	assert_int_equal(tx, 1000);
+	vg_usage_clear(&u);
+	load(f, "2026-11", &u);
+	tx = 0;
+	for (size_t i = 0; i < u.nnet; i++) {
+		tx += u.net[i].tx;
+		rx += u.net[i].rx;
+		assert_true(u.net[i].tx >= 0 && u.net[i].rx >= 0);
+	}
+	assert_int_equal(tx, 1000 + 300 + 1000);
+	assert_int_equal(rx, 40);
+	vg_usage_clear(&u);
+	struct vg_meter_stats st;
+	vg_meter_get_stats(f->m, &st);
+	assert_int_equal(st.resets, 1);
+}
+
+static void test_resize_splits(void **state)
+{
+	struct fx *f = *state;
+	struct vg_usage u;
+
+	begin(f, "2026-07-01T00:00:00Z");
+	event(f, "i5", VG_EV_STARTED, "2026-07-01T00:00:00Z");
+	inst(f, "i5", "2026-07-01T00:00:00Z", 1);
+	commit(f);
+	begin(f, "2026-07-02T00:05:00Z");
+	assert_int_equal(vg_batch_event(f->b, "i5", VG_EV_RESIZED, T("2026-07-02T00:00:00Z"),
+					"{\"flavor\":\"m1.large\",\"vcpus\":4,\"memory_mb\":8192}"), 0);
+	vg_batch_resource(f->b, VG_RT_INSTANCE, "i5", "i5", NULL, T("2026-07-02T00:05:00Z"));
+	assert_int_equal(vg_batch_identity(f->b, "p", NULL, "m1.large"), 0);
+	assert_int_equal(vg_batch_attr(f->b, "flavor_vcpus", "4"), 0);
+	commit(f);
+	load(f, "2026-07", &u);
+	assert_int_equal(nseg(&u, "i5", VG_U_COMPUTE), 2);
+	const struct vg_usage_seg *a = seg(&u, "i5", VG_U_COMPUTE, 0);
+	const struct vg_usage_seg *b = seg(&u, "i5", VG_U_COMPUTE, 1);
+	assert_string_equal(a->flavor, "m1.small");
+	assert_int_equal(a->end_ms, T("2026-07-02T00:00:00Z"));
+	assert_string_equal(b->flavor, "m1.large");
+	assert_int_equal(b->vcpus, 4);
+	assert_int_equal(b->ram_mb, 8192);
+	assert_int_equal(b->start_ms, T("2026-07-02T00:00:00Z"));
+	assert_int_equal(b->end_ms, T("2026-07-02T00:05:00Z")); /* last seen */
+	assert_false(b->run_first);
+	assert_int_equal(b->run_ms, -1); /* still running */
+	vg_usage_clear(&u);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_month_boundary_split_exactly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_polling_fallback_and_refinement, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_storage_while_stopped_not_after_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_counters_resets_and_spread, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resize_splits, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

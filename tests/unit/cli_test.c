@@ -1,0 +1,531 @@
+/*
+ * cli_test.c — the `vigie` CLI: table layout and number formatting, URL
+ * building, and whole commands run in-process (vg_cli_run) against a
+ * canned API served by the generic HTTP layer on a loopback port: the
+ * printed tables, --json, pagination being followed, and every exit code
+ * (0 ok, 1 API error, 2 usage, 3 cannot connect).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "vigie/cli.h"
+#include "vigie/http.h"
+
+/* ---- pure pieces ----------------------------------------------------------- */
+
+static char *print_table(struct vg_table *t)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	vg_table_print(t, f);
+	fclose(f);
+	return buf;
+}
+
+static void test_table(void **state)
+{
+	static const char *const hdr[] = {"ID", "NAME", "VALUE"};
+	static const int al[] = {VG_ALIGN_LEFT, VG_ALIGN_LEFT, VG_ALIGN_RIGHT};
+	struct vg_table *t = vg_table_new(3, hdr, al);
+	const char *r1[] = {"inst-1", "vm", "1.5"};
+	const char *r2[] = {"x", NULL, "1234.25"};
+	const char *r3[] = {"é", "ünïcode", ""};
+	char *s;
+
+	(void)state;
+	assert_non_null(t);
+	assert_int_equal(vg_table_rows(t), 0);
+	assert_int_equal(vg_table_add(t, r1), 0);
+	assert_int_equal(vg_table_add(t, r2), 0);
+	assert_int_equal(vg_table_add(t, r3), 0);
+	assert_int_equal(vg_table_rows(t), 3);
+	s = print_table(t);
+	assert_string_equal(s,
+			    "ID      NAME       VALUE\n"
+			    "inst-1  vm           1.5\n"
+			    "x       -        1234.25\n"
+			    "é       ünïcode        -\n");
+	free(s);
+	vg_table_free(t);
+
+	/* the last column, left-aligned, is not padded */
+	static const char *const h2[] = {"A", "B"};
+	t = vg_table_new(2, h2, NULL);
+	const char *r4[] = {"long cell", "x"};
+	const char *r5[] = {"y", "longer cell"};
+	vg_table_add(t, r4);
+	vg_table_add(t, r5);
+	s = print_table(t);
+	assert_string_equal(s,
+			    "A          B\n"
+			    "long cell  x\n"
+			    "y          longer cell\n");
+	free(s);
+	vg_table_free(t);
+	vg_table_free(NULL);
+	assert_null(vg_table_new(0, NULL, NULL));
+}
+
+static void test_format_value(void **state)
+{
+	char b[64];
+
+	(void)state;
+	assert_string_equal(vg_cli_format_value(0, b, sizeof(b)), "0");
+	assert_string_equal(vg_cli_format_value(1.5, b, sizeof(b)), "1.5");
+	assert_string_equal(vg_cli_format_value(12.3456789, b, sizeof(b)), "12.346");
+	assert_string_equal(vg_cli_format_value(1234.0, b, sizeof(b)), "1234");
+	assert_string_equal(vg_cli_format_value(123456789.5, b, sizeof(b)),
+			    "123456789.5");
+	assert_string_equal(vg_cli_format_value(0.0015, b, sizeof(b)), "0.0015");
+	assert_string_equal(vg_cli_format_value(0.5, b, sizeof(b)), "0.5");
+	assert_string_equal(vg_cli_format_value(-2.25, b, sizeof(b)), "-2.25");
+	assert_string_equal(vg_cli_format_value(-0.0001, b, sizeof(b)), "-0.0001");
+	assert_string_equal(vg_cli_format_value(2e18, b, sizeof(b)), "2e+18");
+	assert_string_equal(vg_cli_format_value(0.0 / 0.0, b, sizeof(b)), "-");
+}
+
+static void test_escape_path(void **state)
+{
+	char *s;
+
+	(void)state;
+	s = vg_cli_escape("a/b c+d%é~._-");
+	assert_string_equal(s, "a%2Fb%20c%2Bd%25%C3%A9~._-");
+	free(s);
+	const char *kv[] = {"resource", "r/1", "metric", "cpu.time", "start",
+			    NULL, "end", "-1h", NULL};
+	s = vg_cli_path("/v1/measures", kv);
+	assert_string_equal(s, "/v1/measures?resource=r%2F1&metric=cpu.time&end=-1h");
+	free(s);
+	s = vg_cli_path("/v1/health", NULL);
+	assert_string_equal(s, "/v1/health");
+	free(s);
+}
+
+/* ---- a canned API --------------------------------------------------------------- */
+
+static char seen_type[64];
+static char seen_limit[16];
+static int resource_pages;
+
+static json_t *res_obj(const char *id, const char *type, const char *name)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:n}", "id", id, "type",
+			 type, "name", name, "host", "h1", "project", "p1",
+			 "state", "active", "last_seen", "2026-11-18T11:10:00Z",
+			 "parent");
+}
+
+static int h_health(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	(void)req;
+	return vg_http_reply_json(resp, 200,
+				  json_pack("{s:s,s:s,s:s}", "status", "ok",
+					    "version", "9.9", "time",
+					    "2026-11-18T11:10:00Z"));
+}
+
+static int h_resources(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	const char *cursor = vg_http_param(req, "cursor");
+	const char *type = vg_http_param(req, "type");
+	const char *limit = vg_http_param(req, "limit");
+	const char *parent = vg_http_param(req, "parent");
+
+	snprintf(seen_type, sizeof(seen_type), "%s", type ? type : "");
+	snprintf(seen_limit, sizeof(seen_limit), "%s", limit ? limit : "");
+	resource_pages++;
+	if (parent) {
+		json_t *a = json_array();
+		if (!strcmp(parent, "r/1"))
+			json_array_append_new(a, res_obj("r/1-vda", "disk", "vda"));
+		return vg_http_reply_json(resp, 200,
+					  json_pack("{s:o,s:n}", "resources", a,
+						    "next"));
+	}
+	if (!cursor) {
+		json_t *a = json_array();
+		json_array_append_new(a, res_obj("r/1", "instance", "vm one"));
+		json_array_append_new(a, res_obj("r2", "host", "h1"));
+		return vg_http_reply_json(resp, 200,
+					  json_pack("{s:o,s:s}", "resources", a,
+						    "next", "r2"));
+	}
+	if (!strcmp(cursor, "r2")) {
+		json_t *a = json_array();
+		json_array_append_new(a, res_obj("r3", "nic", "tap0"));
+		return vg_http_reply_json(resp, 200,
+					  json_pack("{s:o,s:n}", "resources", a,
+						    "next"));
+	}
+	return vg_http_reply_error(resp, 400, "bad cursor");
+}
+
+static int h_resource(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	json_t *r;
+
+	if (strcmp(req->vars[0], "r/1"))
+		return vg_http_reply_error(resp, 404, "no resource '%s'",
+					   req->vars[0]);
+	r = res_obj("r/1", "instance", "vm one");
+	json_object_set_new(r, "attributes", json_pack("{s:s}", "az", "zone-a"));
+	json_object_set_new(
+		r, "metrics",
+		json_pack("{s:{s:s,s:s,s:f,s:s},s:{s:s,s:s,s:f,s:s}}",
+			  "memory.used", "unit", "B", "kind", "gauge",
+			  "last_value", 1048576.0, "last_time",
+			  "2026-11-18T11:10:00Z", "cpu.time", "unit", "s",
+			  "kind", "counter", "last_value", 12.5, "last_time",
+			  "2026-11-18T11:10:00Z"));
+	return vg_http_reply_json(resp, 200, r);
+}
+
+static int h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	const char *metric = vg_http_param(req, "metric");
+
+	if (!strcmp(metric, "bad"))
+		return vg_http_reply_error(resp, 400, "bad start 'x'");
+	if (!strcmp(metric, "empty"))
+		return vg_http_reply_json(
+			resp, 200,
+			json_pack("{s:s,s:s,s:s,s:s,s:[]}", "unit", "", "kind",
+				  "gauge", "start", "2026-11-18T11:00:00Z",
+				  "end", "2026-11-18T12:00:00Z", "points"));
+	return vg_http_reply_json(
+		resp, 200,
+		json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:[[s,f],[s,f]]}",
+			  "resource", vg_http_param(req, "resource"), "metric",
+			  metric, "aggregation", "mean", "granularity", 60,
+			  "unit", "s/s", "kind", "counter", "points",
+			  "2026-11-18T11:00:00Z", 0.5, "2026-11-18T11:01:00Z",
+			  12.25));
+}
+
+static int h_text(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	(void)req;
+	return vg_http_reply_raw(resp, 200, "text/plain", strdup("hello"), 5);
+}
+
+static const char *const res_params[] = {"type", "host", "project", "name",
+					 "state", "parent", "limit", "cursor",
+					 NULL};
+static const char *const m_params[] = {"resource", "metric", "start", "end",
+				       "granularity", "aggregation", NULL};
+static const struct vg_route routes[] = {
+	{VG_HTTP_GET, "/v1/health", h_health, NULL, 0, 0},
+	{VG_HTTP_GET, "/v1/resources", h_resources, res_params, 0, 0},
+	{VG_HTTP_GET, "/v1/resources/{id}", h_resource, NULL, 0, 0},
+	{VG_HTTP_GET, "/v1/measures", h_measures, m_params, 0, 0},
+	{VG_HTTP_GET, "/text/v1/health", h_text, NULL, 0, 0},
+};
+
+static struct vg_http_server *srv;
+static char api_url[64];
+
+static int setup(void **state)
+{
+	struct vg_http_options o = {.listen = "127.0.0.1:0", .threads = 1,
+				    .routes = routes,
+				    .nroutes = sizeof(routes) / sizeof(routes[0])};
+	char err[256];
+
+	(void)state;
+	if (vg_http_start(&o, &srv, err, sizeof(err)))
+		return -1;
+	snprintf(api_url, sizeof(api_url), "http://127.0.0.1:%u",
+		 vg_http_port(srv));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	vg_http_stop(srv);
+	return 0;
+}
+
+struct run {
+	int rc;
+	char *out, *err;
+};
+
+/* Run `vigie ARGS...` (NULL-terminated) with --api pointing at the canned
+ * server unless the first argument is "--api". */
+static struct run run(const char *first, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	struct run r = {0};
+	size_t ol = 0, el = 0;
+	FILE *out = open_memstream(&r.out, &ol);
+	FILE *err = open_memstream(&r.err, &el);
+	va_list ap;
+
+	argv[argc++] = (char *)"vigie";
+	if (first && strcmp(first, "--api")) {
+		argv[argc++] = (char *)"--api";
+		argv[argc++] = api_url;
+	}
+	va_start(ap, first);
+	for (const char *a = first; a && argc < 31; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	r.rc = vg_cli_run(argc, argv, out, err);
+	fclose(out);
+	fclose(err);
+	return r;
+}
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+static void test_cmd_health(void **state)
+{
+	struct run r;
+	char want[256];
+
+	(void)state;
+	r = run("health", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	snprintf(want, sizeof(want),
+		 "ok (vigie 9.9 at %s, 2026-11-18T11:10:00Z)\n", api_url);
+	assert_string_equal(r.out, want);
+	assert_string_equal(r.err, "");
+	run_free(&r);
+
+	r = run("health", "--json", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	json_t *j = json_loads(r.out, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
+	json_decref(j);
+	run_free(&r);
+}
+
+static void test_cmd_resources(void **state)
+{
+	struct run r;
+
+	(void)state;
+	resource_pages = 0;
+	r = run("resources", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_int_equal(resource_pages, 2); /* followed the cursor */
+	assert_string_equal(seen_limit, "1000");
+	assert_string_equal(r.out,
+			    "ID   TYPE      NAME    HOST  PROJECT  STATE   LAST SEEN\n"
+			    "r/1  instance  vm one  h1    p1       active  2026-11-18T11:10:00Z\n"
+			    "r2   host      h1      h1    p1       active  2026-11-18T11:10:00Z\n"
+			    "r3   nic       tap0    h1    p1       active  2026-11-18T11:10:00Z\n");
+	run_free(&r);
+
+	/* filters go through; --json prints one document with every page */
+	r = run("resources", "--type", "instance", "--json", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_string_equal(seen_type, "instance");
+	json_t *j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(j, "resources")), 3);
+	assert_true(json_is_null(json_object_get(j, "next")));
+	json_decref(j);
+	run_free(&r);
+
+	/* --limit stops early and asks for no more than needed */
+	resource_pages = 0;
+	r = run("resources", "--limit", "1", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_int_equal(resource_pages, 1);
+	assert_string_equal(seen_limit, "1");
+	run_free(&r);
+
+	r = run("resources", "--type", NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	assert_string_equal(r.err, "vigie resources: option '--type' needs a value\n");
+	run_free(&r);
+	r = run("resources", "extra", NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	run_free(&r);
+}
+
+static void test_cmd_show(void **state)
+{
+	struct run r;
+
+	(void)state;
+	r = run("show", "r/1", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "ID          r/1\n"));
+	assert_non_null(strstr(r.out, "Parent      -\n"));
+	assert_non_null(strstr(r.out, "  az = zone-a\n"));
+	assert_non_null(strstr(r.out,
+			       "Metrics (2)\n"
+			       "METRIC       UNIT  KIND     LAST VALUE  LAST TIME\n"
+			       "cpu.time     s     counter        12.5  2026-11-18T11:10:00Z\n"
+			       "memory.used  B     gauge       1048576  2026-11-18T11:10:00Z\n"));
+	assert_non_null(strstr(r.out, "Children (1)\nID       TYPE  NAME  STATE\n"
+				      "r/1-vda  disk  vda   active\n"));
+	run_free(&r);
+
+	r = run("show", "ghost", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_string_equal(r.out, "");
+	assert_string_equal(r.err, "vigie: no resource 'ghost' (HTTP 404)\n");
+	run_free(&r);
+
+	r = run("show", NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	run_free(&r);
+}
+
+static void test_cmd_measures(void **state)
+{
+	struct run r;
+
+	(void)state;
+	r = run("measures", "r/1", "cpu.time", "--start", "-1h", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_string_equal(r.out,
+			    "TIME                  VALUE (s/s)\n"
+			    "2026-11-18T11:00:00Z          0.5\n"
+			    "2026-11-18T11:01:00Z        12.25\n");
+	run_free(&r);
+
+	/* options before the positionals work too */
+	r = run("measures", "--granularity", "300", "--aggregation", "max", "--json",
+		"r/1", "cpu.time", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	json_t *j = json_loads(r.out, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(j, "resource")), "r/1");
+	assert_int_equal(json_array_size(json_object_get(j, "points")), 2);
+	json_decref(j);
+	run_free(&r);
+
+	r = run("measures", "r/1", "empty", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_string_equal(r.out, "TIME  VALUE\n");
+	assert_non_null(strstr(r.err, "no points"));
+	run_free(&r);
+
+	r = run("measures", "r/1", "bad", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_string_equal(r.err, "vigie: bad start 'x' (HTTP 400)\n");
+	run_free(&r);
+
+	r = run("measures", "r/1", "cpu.time", "--granularity", "61", NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	run_free(&r);
+	r = run("measures", "r/1", "cpu.time", "--aggregation", "sum", NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	run_free(&r);
+	r = run("measures", "r/1", NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	assert_non_null(strstr(r.err, "expected RESOURCE and METRIC"));
+	run_free(&r);
+}
+
+static void test_usage_and_help(void **state)
+{
+	static const char *cmds[] = {"resources", "show", "measures", "health"};
+	struct run r;
+
+	(void)state;
+	r = run("--api", api_url, NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	assert_non_null(strstr(r.err, "usage: vigie"));
+	run_free(&r);
+	r = run("frobnicate", NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	assert_string_equal(r.err, "vigie: unknown command 'frobnicate' (see 'vigie --help')\n");
+	run_free(&r);
+	r = run("--bogus", NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	run_free(&r);
+	r = run("--help", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "Exit codes: 0 ok, 1 API error, 2 usage error, 3 cannot connect"));
+	run_free(&r);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char want[64];
+		r = run(cmds[i], "--help", NULL);
+		assert_int_equal(r.rc, VG_EXIT_OK);
+		snprintf(want, sizeof(want), "usage: vigie %s", cmds[i]);
+		assert_non_null(strstr(r.out, want));
+		run_free(&r);
+	}
+}
+
+static void test_connect_errors(void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	char url[128];
+	struct run r;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	/* a port that was free a moment ago: nobody listens there */
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+	close(fd);
+	r = run("--api", url, "health", NULL);
+	assert_int_equal(r.rc, VG_EXIT_CONNECT);
+	assert_non_null(strstr(r.err, "cannot reach the API"));
+	run_free(&r);
+
+	r = run("--api", "ftp://127.0.0.1:1", "health", NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	run_free(&r);
+
+	/* an answer that is not JSON is an API error */
+	snprintf(url, sizeof(url), "%s/text", api_url);
+	r = run("--api", url, "health", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_non_null(strstr(r.err, "did not answer JSON"));
+	run_free(&r);
+
+	/* --api after the command works as well */
+	r = run("--api", "http://127.0.0.1:1", "health", "--api", api_url, NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	run_free(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_format_value),
+		cmocka_unit_test(test_escape_path),
+		cmocka_unit_test(test_cmd_health),
+		cmocka_unit_test(test_cmd_resources),
+		cmocka_unit_test(test_cmd_show),
+		cmocka_unit_test(test_cmd_measures),
+		cmocka_unit_test(test_usage_and_help),
+		cmocka_unit_test(test_connect_errors),
+	};
+
+	unsetenv("VIGIE_API");
+	unsetenv("VIGIE_TOKEN");
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

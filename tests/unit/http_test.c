@@ -1,0 +1,730 @@
+/*
+ * http_test.c — the generic HTTP layer (query/http.c): listen-address
+ * parsing, URI decoding, routing, parameter checks, JSON errors, the JSON
+ * number/string writer, and the real server (libmicrohttpd on a loopback
+ * port) with its limits: 404, 405 + Allow, 413, 414, HEAD, %2F in a path
+ * segment, concurrent clients.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "vigie/http.h"
+
+/* ---- listen addresses ------------------------------------------------------ */
+
+static void test_listen_parse_ok(void **state)
+{
+	struct vg_listen_addr a;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(vg_listen_parse("127.0.0.1:7480", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.family, AF_INET);
+	assert_string_equal(a.host, "127.0.0.1");
+	assert_int_equal(a.port, 7480);
+
+	assert_int_equal(vg_listen_parse("[::1]:8080", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.family, AF_INET6);
+	assert_string_equal(a.host, "::1");
+	assert_int_equal(a.port, 8080);
+
+	assert_int_equal(vg_listen_parse(":7480", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.family, AF_UNSPEC);
+	assert_string_equal(a.host, "");
+	assert_int_equal(a.port, 7480);
+
+	assert_int_equal(vg_listen_parse("*:80", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.family, AF_UNSPEC);
+
+	assert_int_equal(vg_listen_parse("localhost:1", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.family, AF_INET);
+	assert_string_equal(a.host, "127.0.0.1");
+
+	assert_int_equal(vg_listen_parse("0.0.0.0:0", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.port, 0);
+	assert_int_equal(vg_listen_parse("[::]:65535", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.port, 65535);
+}
+
+static void test_listen_parse_bad(void **state)
+{
+	static const char *bad[] = {
+		"",		  "7480",	   "127.0.0.1", "127.0.0.1:",
+		"1.2.3.4:70000", "::1:80",	   "[::1]80",	"[zz]:80",
+		"[]:80",	  "example.com:80", "1.2.3.4:-1", "1.2.3.4:12a",
+		"1.2.3:80",	  "[::1]:",	   "1.2.3.4: 80",
+	};
+	struct vg_listen_addr a;
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_int_equal(vg_listen_parse(bad[i], &a, err, sizeof(err)),
+				 -EINVAL);
+		assert_true(strlen(err) > 0); /* a reason is always given */
+	}
+	assert_int_equal(vg_listen_parse(NULL, &a, err, sizeof(err)), -EINVAL);
+	/* the message says what to do */
+	vg_listen_parse("::1:80", &a, err, sizeof(err));
+	assert_non_null(strstr(err, "brackets"));
+	vg_listen_parse("example.com:80", &a, err, sizeof(err));
+	assert_non_null(strstr(err, "not an IPv4 address"));
+}
+
+static void test_listen_socket_in_use(void **state)
+{
+	struct vg_listen_addr a;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char err[256];
+	int fd, fd2;
+
+	(void)state;
+	assert_int_equal(vg_listen_parse("127.0.0.1:0", &a, err, sizeof(err)), 0);
+	fd = vg_listen_socket(&a, err, sizeof(err));
+	assert_true(fd >= 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
+	a.port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	fd2 = vg_listen_socket(&a, err, sizeof(err));
+	assert_int_equal(fd2, -EADDRINUSE);
+	assert_non_null(strstr(err, "in use"));
+	close(fd);
+}
+
+/* ---- URI decoding ------------------------------------------------------------ */
+
+static void test_unescape(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_int_equal(vg_http_unescape("%41%2fb", 7, out, 0), 3);
+	assert_string_equal(out, "A/b");
+	assert_int_equal(vg_http_unescape("a+b", 3, out, 1), 3);
+	assert_string_equal(out, "a b");
+	assert_int_equal(vg_http_unescape("a+b", 3, out, 0), 3);
+	assert_string_equal(out, "a+b");
+	assert_int_equal(vg_http_unescape("%2B", 3, out, 1), 1);
+	assert_string_equal(out, "+");
+	assert_int_equal(vg_http_unescape("%4", 2, out, 0), -EINVAL);
+	assert_int_equal(vg_http_unescape("ab%", 3, out, 0), -EINVAL);
+	assert_int_equal(vg_http_unescape("%zz", 3, out, 0), -EINVAL);
+	assert_int_equal(vg_http_unescape("%00", 3, out, 0), -EINVAL);
+	assert_int_equal(vg_http_unescape("", 0, out, 0), 0);
+	assert_string_equal(out, "");
+}
+
+static void test_req_parse_ok(void **state)
+{
+	struct vg_http_req r;
+
+	(void)state;
+	assert_int_equal(vg_http_req_parse(&r, "GET",
+					   "/v1//resources/a%2Fb?limit=5&x=%20y+z&flag&&k="),
+			 0);
+	assert_int_equal(r.method, VG_HTTP_GET);
+	assert_string_equal(r.path, "/v1//resources/a%2Fb");
+	assert_int_equal(r.nseg, 3);
+	assert_string_equal(r.seg[0], "v1");
+	assert_string_equal(r.seg[1], "resources");
+	assert_string_equal(r.seg[2], "a/b"); /* one segment, decoded */
+	assert_int_equal(r.nparams, 4);
+	assert_string_equal(vg_http_param(&r, "limit"), "5");
+	assert_string_equal(vg_http_param(&r, "x"), " y z");
+	assert_string_equal(vg_http_param(&r, "flag"), "");
+	assert_string_equal(vg_http_param(&r, "k"), "");
+	assert_null(vg_http_param(&r, "nope"));
+	vg_http_req_release(&r);
+
+	assert_int_equal(vg_http_req_parse(&r, "HEAD", "/"), 0);
+	assert_int_equal(r.method, VG_HTTP_HEAD);
+	assert_int_equal(r.nseg, 0);
+	assert_int_equal(r.nparams, 0);
+	vg_http_req_release(&r);
+
+	assert_int_equal(vg_http_req_parse(&r, "BREW", "/x?a=%E2%82%AC"), 0);
+	assert_int_equal(r.method, VG_HTTP_OTHER);
+	assert_string_equal(vg_http_param(&r, "a"), "\xE2\x82\xAC");
+	vg_http_req_release(&r);
+}
+
+static void test_req_parse_bad(void **state)
+{
+	struct vg_http_req r;
+	char big[VG_HTTP_MAX_URI + 16];
+	char many[VG_HTTP_MAX_PARAMS * 8 + 16];
+	size_t n = 0;
+
+	(void)state;
+	assert_int_equal(vg_http_req_parse(&r, "GET", "v1/health"), -EINVAL);
+	vg_http_req_release(&r);
+	assert_int_equal(vg_http_req_parse(&r, "GET", "http://x/v1"), -EINVAL);
+	vg_http_req_release(&r);
+	assert_int_equal(vg_http_req_parse(&r, "GET", "/v1/%zz"), -EINVAL);
+	vg_http_req_release(&r);
+	assert_int_equal(vg_http_req_parse(&r, "GET", "/v1?a=%0"), -EINVAL);
+	vg_http_req_release(&r);
+	assert_int_equal(vg_http_req_parse(&r, "GET", "/v1?=x"), -EINVAL);
+	vg_http_req_release(&r);
+	assert_int_equal(vg_http_req_parse(&r, "GET", "/v1/a%00b"), -EINVAL);
+	vg_http_req_release(&r);
+
+	big[0] = '/';
+	memset(big + 1, 'a', sizeof(big) - 2);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(vg_http_req_parse(&r, "GET", big), -ENAMETOOLONG);
+	vg_http_req_release(&r);
+
+	n = (size_t)sprintf(many, "/x?");
+	for (int i = 0; i <= VG_HTTP_MAX_PARAMS; i++)
+		n += (size_t)sprintf(many + n, "p%d=1&", i);
+	assert_int_equal(vg_http_req_parse(&r, "GET", many), -E2BIG);
+	vg_http_req_release(&r);
+
+	n = 0;
+	for (int i = 0; i <= VG_HTTP_MAX_SEGMENTS; i++)
+		n += (size_t)sprintf(many + n, "/s");
+	assert_int_equal(vg_http_req_parse(&r, "GET", many), -ELOOP);
+	vg_http_req_release(&r);
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+static int h_echo(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	json_t *j = json_object();
+	json_t *params = json_object();
+
+	for (size_t i = 0; i < req->nparams; i++)
+		json_object_set_new(params, req->params[i].key,
+				    json_string(req->params[i].value));
+	json_object_set_new(j, "method", json_string(req->method_name));
+	json_object_set_new(j, "params", params);
+	json_object_set_new(j, "var", req->vars[0] ? json_string(req->vars[0])
+						   : json_null());
+	json_object_set_new(j, "rest", req->rest ? json_string(req->rest)
+						 : json_null());
+	json_object_set_new(j, "body", req->body ? json_stringn(req->body,
+								 req->body_len)
+						 : json_null());
+	return vg_http_reply_json(resp, 200, j);
+}
+
+static int h_noreply(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	(void)req;
+	(void)resp;
+	return -EIO;
+}
+
+static const char *const echo_params[] = {"a", "b", NULL};
+
+static const struct vg_route test_routes[] = {
+	{VG_HTTP_GET, "/v1/echo", h_echo, echo_params, 0, VG_ROUTE_PUBLIC},
+	{VG_HTTP_GET, "/v1/things/{id}", h_echo, NULL, 0, 0},
+	{VG_HTTP_DELETE, "/v1/things/{id}", h_echo, NULL, 0, 0},
+	{VG_HTTP_POST, "/v1/upload", h_echo, NULL, 64, VG_ROUTE_ANY_PARAMS},
+	{VG_HTTP_GET, "/v1/broken", h_noreply, NULL, 0, 0},
+	{VG_HTTP_GET, "/static/{path*}", h_echo, NULL, 0, 0},
+};
+#define NTEST_ROUTES (sizeof(test_routes) / sizeof(test_routes[0]))
+
+static int deny_all(void *ctx, struct vg_http_req *req,
+		    struct vg_http_resp *resp)
+{
+	(void)ctx;
+	(void)req;
+	return vg_http_reply_error(resp, 401, "token required") || 1;
+}
+
+/* Dispatch uri and return the status; *out gets the parsed body. */
+static int dispatch(const char *method, const char *uri,
+		    vg_http_authorize_fn auth, json_t **out,
+		    struct vg_http_resp *keep)
+{
+	struct vg_http_req req;
+	struct vg_http_resp resp = {0};
+	int status;
+
+	assert_int_equal(vg_http_req_parse(&req, method, uri), 0);
+	vg_http_dispatch(test_routes, NTEST_ROUTES, auth, &req, &resp);
+	status = resp.status;
+	assert_string_equal(resp.content_type, "application/json");
+	if (out) {
+		*out = json_loadb(resp.body, resp.len, 0, NULL);
+		assert_non_null(*out);
+	}
+	if (keep)
+		*keep = resp;
+	else
+		vg_http_resp_release(&resp);
+	vg_http_req_release(&req);
+	return status;
+}
+
+static int error_code(json_t *j)
+{
+	return (int)json_integer_value(
+		json_object_get(json_object_get(j, "error"), "code"));
+}
+
+static const char *error_message(json_t *j)
+{
+	return json_string_value(
+		json_object_get(json_object_get(j, "error"), "message"));
+}
+
+static void test_dispatch(void **state)
+{
+	struct vg_http_resp keep;
+	json_t *j;
+
+	(void)state;
+	assert_int_equal(dispatch("GET", "/v1/echo?a=1&b=x+y", NULL, &j, NULL), 200);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(j, "params"), "b")), "x y");
+	json_decref(j);
+
+	/* HEAD is served by GET routes */
+	assert_int_equal(dispatch("HEAD", "/v1/echo", NULL, NULL, NULL), 200);
+
+	/* a {var} takes one decoded segment, %2F included */
+	assert_int_equal(dispatch("GET", "/v1/things/a%2Fb", NULL, &j, NULL), 200);
+	assert_string_equal(json_string_value(json_object_get(j, "var")), "a/b");
+	json_decref(j);
+	assert_int_equal(dispatch("DELETE", "/v1/things/x", NULL, NULL, NULL), 200);
+
+	/* {rest*} takes the raw remainder */
+	assert_int_equal(dispatch("GET", "/static/css/a%20b.css", NULL, &j, NULL), 200);
+	assert_string_equal(json_string_value(json_object_get(j, "rest")),
+			    "css/a%20b.css");
+	json_decref(j);
+	assert_int_equal(dispatch("GET", "/static", NULL, &j, NULL), 200);
+	assert_string_equal(json_string_value(json_object_get(j, "rest")), "");
+	json_decref(j);
+
+	/* unknown path: 404 JSON */
+	assert_int_equal(dispatch("GET", "/v1/nope", NULL, &j, NULL), 404);
+	assert_int_equal(error_code(j), 404);
+	assert_non_null(strstr(error_message(j), "/v1/nope"));
+	json_decref(j);
+	assert_int_equal(dispatch("GET", "/v1/things/a/b", NULL, NULL, NULL), 404);
+	assert_int_equal(dispatch("GET", "/v1/echo/extra", NULL, NULL, NULL), 404);
+
+	/* wrong method: 405 with Allow listing every method of the path */
+	assert_int_equal(dispatch("POST", "/v1/things/x", NULL, &j, &keep), 405);
+	assert_int_equal(error_code(j), 405);
+	assert_int_equal(keep.nheaders, 1);
+	assert_string_equal(keep.headers[0].name, "Allow");
+	assert_string_equal(keep.headers[0].value, "GET, HEAD, DELETE");
+	vg_http_resp_release(&keep);
+	json_decref(j);
+
+	/* unknown and repeated parameters */
+	assert_int_equal(dispatch("GET", "/v1/echo?c=1", NULL, &j, NULL), 400);
+	assert_non_null(strstr(error_message(j), "unknown parameter 'c'"));
+	assert_non_null(strstr(error_message(j), "a, b"));
+	json_decref(j);
+	assert_int_equal(dispatch("GET", "/v1/things/x?a=1", NULL, &j, NULL), 400);
+	assert_non_null(strstr(error_message(j), "takes none"));
+	json_decref(j);
+	assert_int_equal(dispatch("GET", "/v1/echo?a=1&a=2", NULL, &j, NULL), 400);
+	assert_non_null(strstr(error_message(j), "more than once"));
+	json_decref(j);
+	assert_int_equal(dispatch("POST", "/v1/upload?anything=1", NULL, NULL, NULL), 200);
+
+	/* the authorisation hook: public routes skip it */
+	assert_int_equal(dispatch("GET", "/v1/things/x", deny_all, &j, NULL), 401);
+	assert_string_equal(error_message(j), "token required");
+	json_decref(j);
+	assert_int_equal(dispatch("GET", "/v1/echo", deny_all, NULL, NULL), 200);
+
+	/* a handler that sets no reply gives a 500, not a crash */
+	assert_int_equal(dispatch("GET", "/v1/broken", NULL, &j, NULL), 500);
+	json_decref(j);
+}
+
+/* ---- JSON pieces ---------------------------------------------------------------- */
+
+static void test_error_json(void **state)
+{
+	char *s;
+	json_t *j;
+
+	(void)state;
+	s = vg_http_error_json(400, "bad \"thing\"\n");
+	assert_non_null(s);
+	j = json_loads(s, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_object_size(j), 1);
+	assert_int_equal(error_code(j), 400);
+	assert_string_equal(error_message(j), "bad \"thing\"\n");
+	json_decref(j);
+	free(s);
+
+	/* invalid UTF-8 in a message never yields invalid JSON */
+	s = vg_http_error_json(404, "no resource '\xff\xfe'");
+	assert_non_null(s);
+	j = json_loads(s, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(error_code(j), 404);
+	json_decref(j);
+	free(s);
+
+	struct vg_http_resp r = {0};
+	assert_int_equal(vg_http_reply_error(&r, 413, "body of %d bytes", 12), 0);
+	assert_int_equal(r.status, 413);
+	assert_string_equal(r.body,
+			    "{\"error\":{\"code\":413,\"message\":\"body of 12 bytes\"}}");
+	vg_http_resp_release(&r);
+}
+
+static void test_buf_numbers(void **state)
+{
+	struct vg_buf b = {0};
+	char *s;
+
+	(void)state;
+	vg_buf_json_number(&b, 0.1);
+	vg_buf_append(&b, " ", 1);
+	vg_buf_json_number(&b, 1.5);
+	vg_buf_append(&b, " ", 1);
+	vg_buf_json_number(&b, 1e20);
+	vg_buf_append(&b, " ", 1);
+	vg_buf_json_number(&b, NAN);
+	vg_buf_append(&b, " ", 1);
+	vg_buf_json_number(&b, -INFINITY);
+	vg_buf_append(&b, " ", 1);
+	vg_buf_json_number(&b, 0);
+	vg_buf_append(&b, " ", 1);
+	vg_buf_json_string(&b, "a\"b\\c\n");
+	s = vg_buf_take(&b, NULL);
+	assert_string_equal(s, "0.1 1.5 1e+20 null null 0 \"a\\\"b\\\\c\\n\"");
+	free(s);
+
+	/* shortest form still reads back exactly */
+	double third = 1.0 / 3.0;
+	vg_buf_json_number(&b, third);
+	s = vg_buf_take(&b, NULL);
+	assert_true(strtod(s, NULL) == third);
+	free(s);
+
+	vg_buf_printf(&b, "%d-%s", 42, "x");
+	s = vg_buf_take(&b, NULL);
+	assert_string_equal(s, "42-x");
+	free(s);
+}
+
+static void test_methods(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_int_equal(vg_http_method_parse("GET"), VG_HTTP_GET);
+	assert_int_equal(vg_http_method_parse("get"), VG_HTTP_OTHER);
+	assert_int_equal(vg_http_method_parse(NULL), VG_HTTP_OTHER);
+	assert_string_equal(vg_http_methods_format(VG_HTTP_GET | VG_HTTP_POST,
+						   buf, sizeof(buf)),
+			    "GET, POST");
+	assert_string_equal(vg_http_methods_format(0, buf, sizeof(buf)), "");
+}
+
+/* ---- the real server --------------------------------------------------------------- */
+
+struct fetched {
+	long status;
+	char *body;
+	size_t len;
+	char allow[128];
+	char ctype[128];
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	struct fetched *f = ud;
+	char *nb = realloc(f->body, f->len + sz * n + 1);
+
+	if (!nb)
+		return 0;
+	memcpy(nb + f->len, p, sz * n);
+	f->body = nb;
+	f->len += sz * n;
+	f->body[f->len] = '\0';
+	return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+	struct fetched *f = ud;
+	size_t len = sz * n;
+
+	if (len > 7 && !strncasecmp(p, "Allow: ", 7))
+		snprintf(f->allow, sizeof(f->allow), "%.*s", (int)(len - 9), p + 7);
+	if (len > 14 && !strncasecmp(p, "Content-Type: ", 14))
+		snprintf(f->ctype, sizeof(f->ctype), "%.*s", (int)(len - 16),
+			 p + 14);
+	return len;
+}
+
+static long fetch(uint16_t port, const char *method, const char *path,
+		  const char *body, struct fetched *f)
+{
+	char url[8192];
+	CURL *h = curl_easy_init();
+	struct curl_slist *hd = NULL;
+
+	memset(f, 0, sizeof(*f));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, f);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	if (!strcmp(method, "HEAD"))
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	else
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		hd = curl_slist_append(hd, "Expect:");
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
+	assert_int_equal(curl_easy_perform(h), CURLE_OK);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &f->status);
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hd);
+	return f->status;
+}
+
+static void fetched_free(struct fetched *f)
+{
+	free(f->body);
+	f->body = NULL;
+}
+
+static struct vg_http_server *start_test_server(unsigned threads)
+{
+	struct vg_http_options o = {
+		.listen = "127.0.0.1:0",
+		.threads = threads,
+		.routes = test_routes,
+		.nroutes = NTEST_ROUTES,
+	};
+	struct vg_http_server *s = NULL;
+	char err[256];
+
+	assert_int_equal(vg_http_start(&o, &s, err, sizeof(err)), 0);
+	assert_non_null(s);
+	assert_true(vg_http_port(s) > 0);
+	return s;
+}
+
+static void test_server_limits(void **state)
+{
+	struct vg_http_server *s = start_test_server(2);
+	uint16_t port = vg_http_port(s);
+	struct fetched f;
+	json_t *j;
+	char path[VG_HTTP_MAX_URI + 64];
+
+	(void)state;
+	assert_int_equal(fetch(port, "GET", "/v1/echo?a=1", NULL, &f), 200);
+	assert_string_equal(f.ctype, "application/json");
+	j = json_loads(f.body, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(j, "params"), "a")), "1");
+	json_decref(j);
+	fetched_free(&f);
+
+	/* %2F reaches the handler inside one segment */
+	assert_int_equal(fetch(port, "GET", "/v1/things/x%2Fy%20z", NULL, &f), 200);
+	j = json_loads(f.body, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(j, "var")), "x/y z");
+	json_decref(j);
+	fetched_free(&f);
+
+	assert_int_equal(fetch(port, "HEAD", "/v1/echo", NULL, &f), 200);
+	assert_int_equal(f.len, 0);
+	fetched_free(&f);
+
+	assert_int_equal(fetch(port, "GET", "/nothing/here", NULL, &f), 404);
+	j = json_loads(f.body, 0, NULL);
+	assert_int_equal(error_code(j), 404);
+	json_decref(j);
+	fetched_free(&f);
+
+	assert_int_equal(fetch(port, "PUT", "/v1/echo", NULL, &f), 405);
+	assert_string_equal(f.allow, "GET, HEAD");
+	fetched_free(&f);
+
+	/* a body on GET: 413, JSON */
+	assert_int_equal(fetch(port, "GET", "/v1/echo", "some body", &f), 413);
+	j = json_loads(f.body, 0, NULL);
+	assert_int_equal(error_code(j), 413);
+	json_decref(j);
+	fetched_free(&f);
+
+	/* a body where one is allowed, within and beyond the route's max */
+	assert_int_equal(fetch(port, "POST", "/v1/upload", "hello", &f), 200);
+	j = json_loads(f.body, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(j, "body")), "hello");
+	json_decref(j);
+	fetched_free(&f);
+	char big[200];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(fetch(port, "POST", "/v1/upload", big, &f), 413);
+	fetched_free(&f);
+
+	/* URI over the limit: 414, JSON */
+	strcpy(path, "/v1/echo?a=");
+	memset(path + strlen(path), 'q', VG_HTTP_MAX_URI);
+	path[VG_HTTP_MAX_URI + 11] = '\0';
+	assert_int_equal(fetch(port, "GET", path, NULL, &f), 414);
+	j = json_loads(f.body, 0, NULL);
+	assert_int_equal(error_code(j), 414);
+	json_decref(j);
+	fetched_free(&f);
+
+	/* a bad escape: 400 */
+	assert_int_equal(fetch(port, "GET", "/v1/echo?a=%zz", NULL, &f), 400);
+	fetched_free(&f);
+
+	assert_int_equal(fetch(port, "GET", "/v1/broken", NULL, &f), 500);
+	fetched_free(&f);
+
+	vg_http_stop(s);
+	vg_http_stop(NULL);
+}
+
+struct hammer {
+	uint16_t port;
+	int ok;
+};
+
+static void *hammer_thread(void *arg)
+{
+	struct hammer *h = arg;
+	char path[64];
+
+	for (int i = 0; i < 40; i++) {
+		struct fetched f;
+		snprintf(path, sizeof(path), "/v1/things/t%d", i);
+		if (fetch(h->port, "GET", path, NULL, &f) == 200 && f.body &&
+		    strstr(f.body, path + 11))
+			h->ok++;
+		fetched_free(&f);
+	}
+	return NULL;
+}
+
+static void test_server_concurrent(void **state)
+{
+	struct vg_http_server *s = start_test_server(4);
+	struct hammer h[4];
+	pthread_t t[4];
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		h[i].port = vg_http_port(s);
+		h[i].ok = 0;
+		pthread_create(&t[i], NULL, hammer_thread, &h[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(h[i].ok, 40);
+	}
+	vg_http_stop(s);
+}
+
+static void test_server_bad_listen(void **state)
+{
+	struct vg_http_options o = {
+		.listen = "nonsense",
+		.threads = 1,
+		.routes = test_routes,
+		.nroutes = NTEST_ROUTES,
+	};
+	struct vg_http_server *s = NULL, *s2 = NULL;
+	char err[256];
+	char addr[64];
+
+	(void)state;
+	assert_int_equal(vg_http_start(&o, &s, err, sizeof(err)), -EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(err, "nonsense"));
+
+	/* the same port twice: the second says so */
+	s = start_test_server(1);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", vg_http_port(s));
+	o.listen = addr;
+	assert_int_equal(vg_http_start(&o, &s2, err, sizeof(err)), -EADDRINUSE);
+	assert_non_null(strstr(err, "in use"));
+	vg_http_stop(s);
+}
+
+/* ":0" listens on every address: reachable through 127.0.0.1 (IPv4, or
+ * IPv4-mapped on a dual-stack socket). */
+static void test_server_all_addresses(void **state)
+{
+	struct vg_http_options o = {
+		.listen = ":0",
+		.threads = 1,
+		.routes = test_routes,
+		.nroutes = NTEST_ROUTES,
+	};
+	struct vg_http_server *s = NULL;
+	struct fetched f;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(vg_http_start(&o, &s, err, sizeof(err)), 0);
+	assert_int_equal(fetch(vg_http_port(s), "GET", "/v1/echo", NULL, &f), 200);
+	fetched_free(&f);
+	vg_http_stop(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_listen_parse_ok),
+		cmocka_unit_test(test_listen_parse_bad),
+		cmocka_unit_test(test_listen_socket_in_use),
+		cmocka_unit_test(test_unescape),
+		cmocka_unit_test(test_req_parse_ok),
+		cmocka_unit_test(test_req_parse_bad),
+		cmocka_unit_test(test_dispatch),
+		cmocka_unit_test(test_error_json),
+		cmocka_unit_test(test_buf_numbers),
+		cmocka_unit_test(test_methods),
+		cmocka_unit_test(test_server_limits),
+		cmocka_unit_test(test_server_concurrent),
+		cmocka_unit_test(test_server_bad_listen),
+		cmocka_unit_test(test_server_all_addresses),
+	};
+	int rc;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,243 @@
+/*
+ * procfs_test.c — the /proc parsers on fixture files
+ * (tests/fixtures/proc/t0) and on hostile or truncated text.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vigie/agent_procfs.h"
+
+#define T0 "tests/fixtures/proc/t0"
+
+static struct vg_procfs_buf buf;
+
+static const char *slurp(const char *root, const char *rel)
+{
+	assert_int_equal(vg_procfs_read(root, rel, &buf), 0);
+	return buf.data;
+}
+
+static void test_read_missing(void **state)
+{
+	assert_int_equal(vg_procfs_read(T0, "no-such-file", &buf), -ENOENT);
+	assert_int_equal(vg_procfs_read("/nonexistent-root", "stat", &buf), -ENOENT);
+}
+
+static void test_stat(void **state)
+{
+	struct vg_cpu_times c;
+
+	assert_int_equal(vg_procfs_parse_stat(slurp(T0, "stat"), &c), 0);
+	assert_int_equal(c.user, 1000);
+	assert_int_equal(c.nice, 100);
+	assert_int_equal(c.system, 500);
+	assert_int_equal(c.idle, 8000);
+	assert_int_equal(c.iowait, 200);
+	assert_int_equal(c.irq, 50);
+	assert_int_equal(c.softirq, 50);
+	assert_int_equal(c.steal, 100);
+	assert_int_equal(c.ncpus, 2);
+	/* old kernel: only 4 fields */
+	assert_int_equal(vg_procfs_parse_stat("cpu  1 2 3 4\ncpu0 1 2 3 4\n", &c), 0);
+	assert_int_equal(c.idle, 4);
+	assert_int_equal(c.steal, 0);
+	assert_int_equal(vg_procfs_parse_stat("cpu  1 2 3\n", &c), -EBADMSG);
+	assert_int_equal(vg_procfs_parse_stat("intr 5\n", &c), -EBADMSG);
+	assert_int_equal(vg_procfs_parse_stat("", &c), -EBADMSG);
+	assert_int_equal(vg_procfs_parse_stat("cpu  x y z w\n", &c), -EBADMSG);
+}
+
+static void test_meminfo(void **state)
+{
+	struct vg_meminfo m;
+
+	assert_int_equal(vg_procfs_parse_meminfo(slurp(T0, "meminfo"), &m), 0);
+	assert_true(m.total == 8000000ull * 1024);
+	assert_true(m.free == 1000000ull * 1024);
+	assert_true(m.available == 5000000ull * 1024);
+	assert_true(m.buffers == 200000ull * 1024);
+	assert_true(m.cached == 3000000ull * 1024); /* not SwapCached */
+	assert_true(m.swap_total == 2000000ull * 1024);
+	assert_true(m.swap_free == 1500000ull * 1024);
+	assert_int_equal(m.has_available, 1);
+	/* no MemAvailable (old kernel): estimated */
+	assert_int_equal(vg_procfs_parse_meminfo("MemTotal: 100 kB\nMemFree: 10 kB\n"
+						 "Buffers: 5 kB\nCached: 20 kB\n", &m), 0);
+	assert_int_equal(m.has_available, 0);
+	assert_true(m.available == 35 * 1024);
+	assert_int_equal(vg_procfs_parse_meminfo("MemFree: 10 kB\n", &m), -EBADMSG);
+	assert_int_equal(vg_procfs_parse_meminfo("MemTotal: lots\nMemFree: 1 kB\n", &m),
+			 -EBADMSG);
+}
+
+static void test_loadavg(void **state)
+{
+	double l[3];
+
+	assert_int_equal(vg_procfs_parse_loadavg(slurp(T0, "loadavg"), l), 0);
+	assert_true(fabs(l[0] - 0.5) < 1e-12);
+	assert_true(fabs(l[1] - 1.25) < 1e-12);
+	assert_true(fabs(l[2] - 2.0) < 1e-12);
+	assert_int_equal(vg_procfs_parse_loadavg("0.1 0.2\n", l), -EBADMSG);
+	assert_int_equal(vg_procfs_parse_loadavg("-1 0.2 0.3\n", l), -EBADMSG);
+}
+
+static const struct vg_diskstat *find(const struct vg_diskstat *d, size_t n,
+				      const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(d[i].name, name))
+			return &d[i];
+	return NULL;
+}
+
+static void test_diskstats(void **state)
+{
+	struct vg_diskstat *d = NULL;
+	size_t n = 0;
+
+	assert_int_equal(vg_procfs_parse_diskstats(slurp(T0, "diskstats"), &d, &n), 0);
+	assert_int_equal(n, 8);
+	const struct vg_diskstat *sda = find(d, n, "sda");
+	assert_non_null(sda);
+	assert_int_equal(sda->major, 8);
+	assert_int_equal(sda->minor, 0);
+	assert_int_equal(sda->rd_ios, 1000);
+	assert_int_equal(sda->rd_sectors, 80000);
+	assert_int_equal(sda->rd_ms, 2000);
+	assert_int_equal(sda->wr_ios, 500);
+	assert_int_equal(sda->wr_ms, 3000);
+	assert_int_equal(sda->in_flight, 2);
+	assert_int_equal(sda->io_ms, 4000);
+	assert_int_equal(sda->weighted_ms, 6000);
+	assert_int_equal(sda->fl_ios, 100);
+	assert_int_equal(sda->fl_ms, 50);
+	assert_int_equal(sda->nfields, 17);
+	assert_false(sda->partition);
+	assert_false(sda->ignored);
+	/* partitions and ignored devices */
+	assert_true(find(d, n, "sda1")->partition);
+	assert_true(find(d, n, "nvme0n1p1")->partition);
+	assert_false(find(d, n, "nvme0n1")->partition);
+	assert_true(find(d, n, "loop0")->ignored);
+	assert_true(find(d, n, "ram0")->ignored);
+	/* dm-10 is not a partition of dm-0... nor of a "dm-1" */
+	assert_false(find(d, n, "dm-10")->partition);
+	/* an old kernel's 11-field line */
+	const struct vg_diskstat *dm = find(d, n, "dm-0");
+	assert_int_equal(dm->nfields, 11);
+	assert_int_equal(dm->weighted_ms, 1000);
+	assert_int_equal(dm->fl_ios, 0);
+	free(d);
+
+	/* malformed lines are skipped, not read past */
+	assert_int_equal(vg_procfs_parse_diskstats("8 0 sda 1 2 3\n"
+						   "garbage\n"
+						   "8 16 sdb 1 2 3 4 5 6 7 8 9 10 11\n", &d, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(d[0].name, "sdb");
+	free(d);
+	assert_int_equal(vg_procfs_parse_diskstats("", &d, &n), 0);
+	assert_int_equal(n, 0);
+	free(d);
+	/* dm-1 then dm-10: both whole devices; vda then vda1: partition */
+	assert_int_equal(vg_procfs_parse_diskstats(
+		"253 1 dm-1 1 2 3 4 5 6 7 8 9 10 11\n"
+		"253 10 dm-10 1 2 3 4 5 6 7 8 9 10 11\n"
+		"252 0 vda 1 2 3 4 5 6 7 8 9 10 11\n"
+		"252 1 vda1 1 2 3 4 5 6 7 8 9 10 11\n"
+		"252 16 vdab 1 2 3 4 5 6 7 8 9 10 11\n", &d, &n), 0);
+	assert_int_equal(n, 5);
+	assert_false(d[1].partition);
+	assert_true(d[3].partition);
+	assert_false(d[4].partition);
+	free(d);
+}
+
+static void test_netdev(void **state)
+{
+	struct vg_netdev *d = NULL;
+	size_t n = 0;
+
+	assert_int_equal(vg_procfs_parse_netdev(slurp(T0, "net/dev"), &d, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(d[0].name, "lo");
+	assert_string_equal(d[1].name, "eth0");
+	assert_int_equal(d[1].rx_bytes, 123456789);
+	assert_int_equal(d[1].rx_packets, 100000);
+	assert_int_equal(d[1].rx_errs, 1);
+	assert_int_equal(d[1].rx_drop, 2);
+	assert_int_equal(d[1].tx_bytes, 987654321);
+	assert_int_equal(d[1].tx_packets, 90000);
+	assert_int_equal(d[1].tx_errs, 3);
+	assert_int_equal(d[1].tx_drop, 4);
+	assert_string_equal(d[2].name, "tap1");
+	free(d);
+	assert_int_equal(vg_procfs_parse_netdev("eth0: 1 2 3\n", &d, &n), -EBADMSG);
+	/* a truncated line is skipped */
+	assert_int_equal(vg_procfs_parse_netdev("Inter-| Receive | Transmit\n x\n"
+						"eth0: 1 2 3\n", &d, &n), 0);
+	assert_int_equal(n, 0);
+	free(d);
+}
+
+static void test_pid(void **state)
+{
+	struct vg_pidstat s;
+	struct vg_pidio io;
+
+	assert_int_equal(vg_procfs_parse_pidstat(slurp(T0, "4242/stat"), &s), 0);
+	assert_string_equal(s.comm, "qemu-system-x86");
+	assert_int_equal(s.state, 'S');
+	assert_int_equal(s.utime_ticks, 500);
+	assert_int_equal(s.stime_ticks, 250);
+	assert_int_equal(s.threads, 5);
+	assert_int_equal(s.rss_pages, 2560);
+	/* a comm with spaces and parentheses */
+	assert_int_equal(vg_procfs_parse_pidstat(
+		"7 (a) b (c)) R 1 7 7 0 -1 0 0 0 0 0 11 22 0 0 20 0 3 0 9 100 44\n", &s), 0);
+	assert_string_equal(s.comm, "a) b (c)");
+	assert_int_equal(s.utime_ticks, 11);
+	assert_int_equal(s.stime_ticks, 22);
+	assert_int_equal(s.threads, 3);
+	assert_int_equal(s.rss_pages, 44);
+	assert_int_equal(vg_procfs_parse_pidstat("7 (x) R 1 2 3\n", &s), -EBADMSG);
+	assert_int_equal(vg_procfs_parse_pidstat("no parens", &s), -EBADMSG);
+
+	assert_int_equal(vg_procfs_parse_pidio(slurp(T0, "4242/io"), &io), 0);
+	assert_int_equal(io.rchar, 1000);
+	assert_int_equal(io.wchar, 2000);
+	assert_int_equal(io.syscr, 30);
+	assert_int_equal(io.syscw, 40);
+	assert_int_equal(io.read_bytes, 4096);
+	assert_int_equal(io.write_bytes, 8192);
+	assert_int_equal(vg_procfs_parse_pidio("rchar: 5\n", &io), -EBADMSG);
+}
+
+static int teardown(void **state)
+{
+	vg_procfs_buf_free(&buf);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_read_missing),
+		cmocka_unit_test(test_stat),
+		cmocka_unit_test(test_meminfo),
+		cmocka_unit_test(test_loadavg),
+		cmocka_unit_test(test_diskstats),
+		cmocka_unit_test(test_netdev),
+		cmocka_unit_test(test_pid),
+	};
+	return cmocka_run_group_tests(tests, NULL, teardown);
+}

@@ -1,0 +1,400 @@
+/*
+ * registry_test.c — the sqlite registry: upsert and get (identity, times,
+ * metrics with unit/kind/last value), the ended state and its clearing,
+ * list filters and cursor pagination, the duplicate filter across a
+ * reopen, lookup, and refusing a newer schema.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "vigie/batch.h"
+#include "vigie/catalog.h"
+#include "vigie/clock.h"
+#include "vigie/registry.h"
+
+#define T0 1700000000000LL
+
+struct fixture {
+	char dir[64];
+	struct vg_registry *r;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-registry-test.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	if (vg_registry_open(f->dir, &f->r, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	vg_registry_close(f->r);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd))
+		return -1;
+	free(f);
+	return 0;
+}
+
+static const char *str(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static const char *iso(int64_t ms, char *buf)
+{
+	return vg_time_format(ms, buf, 32);
+}
+
+/* An instance with a disk, at time t. */
+static struct vg_batch *instance_batch(int64_t t, double cpu, const char *project,
+				       uint8_t state)
+{
+	struct vg_batch *b = vg_batch_new("node1", 7, 1, t);
+	struct vg_resource *r;
+
+	r = vg_batch_resource(b, VG_RT_INSTANCE, "inst-1", "web-1", NULL, t);
+	assert_non_null(r);
+	r->state = state;
+	assert_int_equal(vg_batch_identity(b, project, "alice", "m1.small"), 0);
+	assert_int_equal(vg_batch_attr(b, "vcpus", "2"), 0);
+	assert_int_equal(vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, cpu), 0);
+	assert_int_equal(vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 512e6), 0);
+	r = vg_batch_resource(b, VG_RT_DISK, "inst-1-vda", "vda", "inst-1", t);
+	r->state = state;
+	assert_int_equal(vg_batch_sample(b, "rd.bytes", VG_KIND_COUNTER, 4096), 0);
+	return b;
+}
+
+static void update(struct vg_registry *r, struct vg_batch *b)
+{
+	assert_int_equal(vg_registry_update(r, b), 0);
+	vg_batch_free(b);
+}
+
+static void test_upsert_get(void **state)
+{
+	struct fixture *f = *state;
+	const struct vg_metric_def *def = vg_catalog_find(VG_RT_INSTANCE, "cpu.time");
+	json_t *o, *m;
+	char buf[32];
+
+	update(f->r, instance_batch(T0, 10.5, NULL, VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "id"), "inst-1");
+	assert_string_equal(str(o, "type"), "instance");
+	assert_string_equal(str(o, "host"), "node1");
+	assert_string_equal(str(o, "name"), "web-1");
+	assert_true(json_is_null(json_object_get(o, "parent")));
+	assert_string_equal(str(o, "project"), "default");
+	assert_string_equal(str(o, "user"), "alice");
+	assert_string_equal(str(o, "flavor"), "m1.small");
+	assert_string_equal(str(o, "state"), "active");
+	assert_string_equal(str(o, "first_seen"), iso(T0, buf));
+	assert_string_equal(str(o, "last_seen"), iso(T0, buf));
+	assert_true(json_is_null(json_object_get(o, "ended_at")));
+	assert_string_equal(str(json_object_get(o, "attributes"), "vcpus"), "2");
+	m = json_object_get(json_object_get(o, "metrics"), "cpu.time");
+	assert_non_null(m);
+	assert_string_equal(str(m, "kind"), "counter");
+	assert_string_equal(str(m, "unit"), def ? def->unit : "");
+	assert_true(json_real_value(json_object_get(m, "last_value")) == 10.5);
+	assert_string_equal(str(m, "last_time"), iso(T0, buf));
+	m = json_object_get(json_object_get(o, "metrics"), "memory.used");
+	assert_string_equal(str(m, "kind"), "gauge");
+	assert_int_equal(json_object_size(json_object_get(o, "metrics")), 2);
+	json_decref(o);
+
+	/* The disk knows its parent. */
+	assert_int_equal(vg_registry_get(f->r, "inst-1-vda", &o), 0);
+	assert_string_equal(str(o, "parent"), "inst-1");
+	assert_string_equal(str(o, "type"), "disk");
+	json_decref(o);
+
+	/* A newer batch moves last_seen and last_value, and sets the project;
+	 * an older one (re-sent) changes neither. */
+	update(f->r, instance_batch(T0 + 60000, 20.5, "acme", VG_RSTATE_ACTIVE));
+	update(f->r, instance_batch(T0 + 30000, 15, NULL, VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "first_seen"), iso(T0, buf));
+	assert_string_equal(str(o, "last_seen"), iso(T0 + 60000, buf));
+	assert_string_equal(str(o, "project"), "acme"); /* NULL keeps it */
+	m = json_object_get(json_object_get(o, "metrics"), "cpu.time");
+	assert_true(json_real_value(json_object_get(m, "last_value")) == 20.5);
+	assert_string_equal(str(m, "last_time"), iso(T0 + 60000, buf));
+	json_decref(o);
+
+	assert_int_equal(vg_registry_get(f->r, "nope", &o), -ENOENT);
+	assert_null(o);
+}
+
+static void test_ended(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_resource_filter flt = {.state = "ended", .limit = 10};
+	json_t *o, *arr;
+	char cur[256], buf[32];
+
+	update(f->r, instance_batch(T0, 1, "p", VG_RSTATE_ACTIVE));
+	update(f->r, instance_batch(T0 + 10000, 2, "p", VG_RSTATE_ENDED));
+	/* a second ENDED report keeps the first end time */
+	update(f->r, instance_batch(T0 + 20000, 2, "p", VG_RSTATE_ENDED));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "state"), "ended");
+	assert_string_equal(str(o, "ended_at"), iso(T0 + 10000, buf));
+	assert_string_equal(str(o, "last_seen"), iso(T0, buf));
+	json_decref(o);
+	assert_int_equal(vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur)), 0);
+	assert_int_equal(json_array_size(arr), 2); /* instance and disk */
+	json_decref(arr);
+
+	/* a stale ACTIVE report (older than the end) does not revive it */
+	update(f->r, instance_batch(T0 + 5000, 1, "p", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "state"), "ended");
+	json_decref(o);
+	/* seen active again later: ended_at cleared */
+	update(f->r, instance_batch(T0 + 30000, 3, "p", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "state"), "active");
+	assert_true(json_is_null(json_object_get(o, "ended_at")));
+	json_decref(o);
+	assert_int_equal(vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur)), 0);
+	assert_int_equal(json_array_size(arr), 0);
+	json_decref(arr);
+}
+
+/* 30 resources: ids r00..r29; type instance for even, host_nic for odd;
+ * host node<i%3>; project p<i%2> (i<20) or NULL -> default. */
+static void populate(struct vg_registry *r)
+{
+	struct vg_batch *b = vg_batch_new("x", 1, 1, T0);
+
+	for (int i = 0; i < 30; i++) {
+		char id[8], name[8];
+		snprintf(id, sizeof(id), "r%02d", 29 - i); /* insert out of order */
+		snprintf(name, sizeof(name), "n%d", (29 - i) % 5);
+		assert_non_null(vg_batch_resource(b, (29 - i) % 2 ? VG_RT_HOST_NIC : VG_RT_INSTANCE,
+						  id, name, (29 - i) < 3 ? "r29" : NULL, T0));
+		if (29 - i < 20)
+			vg_batch_identity(b, (29 - i) % 2 ? "p1" : "p0", NULL, NULL);
+		vg_batch_sample(b, "m", VG_KIND_GAUGE, i);
+	}
+	assert_int_equal(vg_registry_update(r, b), 0);
+	vg_batch_free(b);
+	/* hosts differ per resource: use one batch per host for node1/node2 */
+	for (int h = 1; h < 3; h++) {
+		char host[8];
+		snprintf(host, sizeof(host), "node%d", h);
+		b = vg_batch_new(host, 1, 1, T0 + 1000);
+		for (int i = h; i < 30; i += 3) {
+			char id[8];
+			snprintf(id, sizeof(id), "r%02d", i);
+			vg_batch_resource(b, i % 2 ? VG_RT_HOST_NIC : VG_RT_INSTANCE, id,
+					  NULL, NULL, T0 + 1000);
+		}
+		assert_int_equal(vg_registry_update(r, b), 0);
+		vg_batch_free(b);
+	}
+}
+
+static size_t count_list(struct vg_registry *r, struct vg_resource_filter flt)
+{
+	json_t *arr;
+	char cur[64];
+	size_t n;
+
+	flt.limit = 1000;
+	assert_int_equal(vg_registry_list(r, &flt, &arr, cur, sizeof(cur)), 0);
+	assert_string_equal(cur, "");
+	n = json_array_size(arr);
+	json_decref(arr);
+	return n;
+}
+
+static void test_list(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_resource_filter flt = {.limit = 7};
+	char seen[30] = {0}, cur[64], after[64], prev[16] = "";
+	int pages = 0, total = 0;
+	json_t *arr;
+
+	populate(f->r);
+	/* every page is ordered, the next starts after the cursor */
+	for (;;) {
+		assert_int_equal(vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur)), 0);
+		pages++;
+		for (size_t i = 0; i < json_array_size(arr); i++) {
+			const char *id = str(json_array_get(arr, i), "id");
+			assert_true(strcmp(id, prev) > 0);
+			snprintf(prev, sizeof(prev), "%s", id);
+			seen[atoi(id + 1)]++;
+			total++;
+		}
+		assert_true(json_array_size(arr) == 7 || !cur[0]);
+		json_decref(arr);
+		if (!cur[0])
+			break;
+		snprintf(after, sizeof(after), "%s", cur);
+		flt.after = after;
+	}
+	assert_int_equal(total, 30);
+	assert_int_equal(pages, 5); /* 7+7+7+7+2 */
+	for (int i = 0; i < 30; i++)
+		assert_int_equal(seen[i], 1);
+
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.type = "instance"}), 15);
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.type = "host_nic"}), 15);
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.host = "node1"}), 10);
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.host = "x"}), 10);
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.project = "p0"}), 10);
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.project = "default"}), 10);
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.name = "n3"}), 6);
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.parent = "r29"}), 3);
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.state = "active"}), 30);
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.state = "ended"}), 0);
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){
+				 .type = "instance", .host = "node2", .project = "p0"}), 3);
+	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.after = "r25"}), 4);
+
+	/* list entries are full resource objects */
+	flt = (struct vg_resource_filter){.name = "n0", .limit = 1};
+	assert_int_equal(vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur)), 0);
+	assert_string_equal(str(json_array_get(arr, 0), "id"), "r00");
+	assert_string_equal(cur, "r00");
+	assert_non_null(json_object_get(json_object_get(json_array_get(arr, 0), "metrics"), "m"));
+	json_decref(arr);
+
+	flt = (struct vg_resource_filter){.type = "vm", .limit = 5};
+	assert_int_equal(vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur)), -EINVAL);
+	flt = (struct vg_resource_filter){.state = "dead", .limit = 5};
+	assert_int_equal(vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur)), -EINVAL);
+	flt = (struct vg_resource_filter){.limit = 0};
+	assert_int_equal(vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur)), -EINVAL);
+	flt = (struct vg_resource_filter){.limit = 1001};
+	assert_int_equal(vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur)), -EINVAL);
+}
+
+static void test_seen_commit_persist(void **state)
+{
+	struct fixture *f = *state;
+	char err[256], project[32];
+	int rtype = 0;
+
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 1), 0);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 5), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 4), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node2", 0xabcdef0123456789ull, 1), 0);
+	/* committing an older seq never moves last_seq back */
+	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 3), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 1);
+	update(f->r, instance_batch(T0, 1, "acme", VG_RSTATE_ACTIVE));
+
+	/* persisted across a reopen */
+	vg_registry_close(f->r);
+	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6), 0);
+	assert_int_equal(vg_registry_lookup(f->r, "inst-1", &rtype, project, sizeof(project)), 0);
+	assert_int_equal(rtype, VG_RT_INSTANCE);
+	assert_string_equal(project, "acme");
+	assert_int_equal(vg_registry_lookup(f->r, "nope", &rtype, project, sizeof(project)), -ENOENT);
+
+	/* a new stream (new agent spool) restarts the sequence */
+	assert_int_equal(vg_registry_seen(f->r, "node1", 42, 1), 0);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 42, 1), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 42, 1), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 0);
+}
+
+static void test_two_handles(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_registry *reader;
+	struct vg_resource_filter flt = {.limit = 10};
+	char err[256], cur[64];
+	json_t *arr;
+
+	assert_int_equal(vg_registry_open(f->dir, &reader, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_list(reader, &flt, &arr, cur, sizeof(cur)), 0);
+	assert_int_equal(json_array_size(arr), 0);
+	json_decref(arr);
+	update(f->r, instance_batch(T0, 1, NULL, VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_list(reader, &flt, &arr, cur, sizeof(cur)), 0);
+	assert_int_equal(json_array_size(arr), 2);
+	json_decref(arr);
+	vg_registry_close(reader);
+	vg_registry_close(NULL);
+}
+
+static void test_invalid_names_skipped(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_batch *b = vg_batch_new("node1", 1, 1, T0);
+	json_t *o;
+
+	vg_batch_resource(b, VG_RT_INSTANCE, "bad\x01id", NULL, NULL, T0);
+	vg_batch_sample(b, "m", VG_KIND_GAUGE, 1);
+	vg_batch_resource(b, VG_RT_INSTANCE, "good", NULL, NULL, T0);
+	vg_batch_sample(b, "ok", VG_KIND_GAUGE, 1);
+	vg_batch_sample(b, "bad\nmetric", VG_KIND_GAUGE, 1);
+	update(f->r, b);
+	assert_int_equal(vg_registry_get(f->r, "bad\x01id", &o), -ENOENT);
+	assert_int_equal(vg_registry_get(f->r, "good", &o), 0);
+	assert_int_equal(json_object_size(json_object_get(o, "metrics")), 1);
+	json_decref(o);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	struct fixture *f = *state;
+	char path[128], err[256] = "";
+	struct vg_registry *r = NULL;
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/registry.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(vg_registry_open(f->dir, &r, err, sizeof(err)), -EPROTONOSUPPORT);
+	assert_null(r);
+	assert_non_null(strstr(err, "99"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_upsert_get, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ended, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seen_commit_persist, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_invalid_names_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

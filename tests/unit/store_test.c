@@ -1,0 +1,582 @@
+/*
+ * store_test.c — the RRD store: values written come back (gauges exact,
+ * counters as hand-computed rates), a counter reset gives an unknown point,
+ * duplicates are skipped and counted (also across a reopen), hostile ids
+ * stay inside the data dir and never collide, `rrdtool info` and `rrdtool
+ * fetch` read the files and agree with vg_store_fetch, archives are picked
+ * by resolution and coverage, and a full disk answers -EAGAIN.
+ *
+ * Time is driven through sample timestamps (T0 + 60 s steps), never slept.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vigie/batch.h"
+#include "vigie/config.h"
+#include "vigie/name.h"
+#include "vigie/store.h"
+
+#define T0 1699999980LL /* a multiple of the 60 s step */
+#define MS(s) ((int64_t)(s) * 1000)
+
+struct fixture {
+	char dir[64];
+	struct vg_config cfg;
+	struct vg_store *s;
+};
+
+static void rm_rf(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static int setup_archives(void **state, const char *archives)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-store-test.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	vg_config_defaults(&f->cfg);
+	if (archives && vg_config_parse_archives(archives, f->cfg.archives,
+						 VG_MAX_ARCHIVES, &f->cfg.narchives))
+		return -1;
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+/* Small archives: fast to create, same logic as the defaults. */
+static int setup(void **state)
+{
+	return setup_archives(state, "1m:1d,5m:7d,1h:30d");
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	vg_store_close(f->s);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A batch with one resource and one sample. */
+static struct vg_batch *one(int rtype, const char *id, int64_t t_ms,
+			    const char *metric, int kind, double v)
+{
+	struct vg_batch *b = vg_batch_new("h1", 1, 1, t_ms);
+
+	assert_non_null(b);
+	assert_non_null(vg_batch_resource(b, (uint8_t)rtype, id, NULL, NULL, t_ms));
+	assert_int_equal(vg_batch_sample(b, metric, (uint8_t)kind, v), 0);
+	return b;
+}
+
+static void write_one(struct vg_store *s, int rtype, const char *id,
+		      int64_t t_ms, const char *metric, int kind, double v)
+{
+	struct vg_batch *b = one(rtype, id, t_ms, metric, kind, v);
+
+	assert_int_equal(vg_store_write_batch(s, b), 0);
+	vg_batch_free(b);
+}
+
+static void test_gauge_and_counter(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_series g, c;
+	struct vg_store_stats st;
+	double total = 0;
+
+	/* 11 polls, one minute apart: gauge 100, 110, ...; counter grows by
+	 * 30*i per minute, so its rate over minute i is 30*i/60 = 0.5*i. */
+	for (int i = 0; i <= 10; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)i + 1, MS(T0 + 60 * i));
+		total += 30.0 * i;
+		vg_batch_resource(b, VG_RT_INSTANCE, "inst-1", "vm", NULL, MS(T0 + 60 * i));
+		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 100 + 10 * i);
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, total);
+		assert_int_equal(vg_store_write_batch(f->s, b), 0);
+		vg_batch_free(b);
+	}
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.files_created, 2);
+	assert_int_equal(st.values_written, 22);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.values_duplicate, 0);
+
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_INSTANCE, "inst-1", "memory.used",
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 600), 60, 0, &g), 0);
+	assert_int_equal(g.resolution_s, 60);
+	assert_int_equal(g.kind, VG_KIND_GAUGE);
+	assert_int_equal(g.n, 10);
+	for (size_t k = 0; k < g.n; k++) {
+		/* the point named T0+60k covers (T0+60k, T0+60(k+1)] */
+		assert_int_equal(g.points[k].time_ms, MS(T0 + 60 * (int64_t)k));
+		assert_true(g.points[k].value == 100 + 10 * (double)(k + 1));
+	}
+
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_INSTANCE, "inst-1", "cpu.time",
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 600), 60, 0, &c), 0);
+	assert_int_equal(c.kind, VG_KIND_COUNTER);
+	assert_int_equal(c.n, 10);
+	for (size_t k = 0; k < c.n; k++) {
+		double want = 30.0 * (double)(k + 1) / 60.0;
+		assert_int_equal(c.points[k].time_ms, MS(T0 + 60 * (int64_t)k));
+		assert_true(fabs(c.points[k].value - want) < 1e-9);
+	}
+	vg_series_free(&g);
+	vg_series_free(&c);
+	vg_series_free(NULL);
+
+	/* MIN and MAX of a one-minute point are the point itself. */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_INSTANCE, "inst-1", "memory.used",
+					VG_CF_MAX, MS(T0 + 60), MS(T0 + 120), 60, 0, &g), 0);
+	assert_true(g.n >= 1);
+	assert_true(g.points[0].value == 120);
+	vg_series_free(&g);
+}
+
+static void test_counter_reset(void **state)
+{
+	struct fixture *f = *state;
+	static const double v[] = {1000, 2000, 3000, 100, 1100, 2100};
+	struct vg_series s;
+	int unknown = 0;
+
+	for (int i = 0; i < 6; i++)
+		write_one(f->s, VG_RT_NIC, "inst-1-tap0", MS(T0 + 60 * i),
+			  "rx.bytes", VG_KIND_COUNTER, v[i]);
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_NIC, "inst-1-tap0", "rx.bytes",
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 240), 60, 1, &s), 0);
+	assert_int_equal(s.n, 5);
+	for (size_t k = 0; k < s.n; k++) {
+		if (isnan(s.points[k].value)) {
+			unknown++;
+			/* the minute of the reset: (T0+120, T0+180] */
+			assert_int_equal(s.points[k].time_ms, MS(T0 + 120));
+		} else {
+			assert_true(fabs(s.points[k].value - 1000.0 / 60) < 1e-9);
+		}
+	}
+	assert_int_equal(unknown, 1);
+	vg_series_free(&s);
+	/* Without keep_unknown the unknown point is dropped; none negative. */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_NIC, "inst-1-tap0", "rx.bytes",
+					VG_CF_MIN, MS(T0), MS(T0 + 300), 60, 0, &s), 0);
+	assert_int_equal(s.n, 4);
+	for (size_t k = 0; k < s.n; k++)
+		assert_true(s.points[k].value >= 0);
+	vg_series_free(&s);
+}
+
+static void test_duplicates(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	char err[256];
+
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0), "load1", VG_KIND_GAUGE, 1);
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60), "load1", VG_KIND_GAUGE, 2);
+	/* the same batch again, and an older one */
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60), "load1", VG_KIND_GAUGE, 2);
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0), "load1", VG_KIND_GAUGE, 1);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_written, 2);
+	assert_int_equal(st.values_duplicate, 2);
+	assert_int_equal(st.write_errors, 0);
+
+	/* Sub-second times are kept: .500 then .700 in the same second. */
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 120) + 500, "load1", VG_KIND_GAUGE, 3);
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 120) + 700, "load1", VG_KIND_GAUGE, 4);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_written, 4);
+
+	/* After a reopen the store learns last updates from the files. */
+	vg_store_close(f->s);
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60), "load1", VG_KIND_GAUGE, 2);
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 120) + 700, "load1", VG_KIND_GAUGE, 4);
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 120) + 600, "load1", VG_KIND_GAUGE, 4);
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 180), "load1", VG_KIND_GAUGE, 5);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_duplicate, 3);
+	assert_int_equal(st.values_written, 1);
+	assert_int_equal(st.write_errors, 0);
+}
+
+static void test_rejects(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_batch *b;
+	char longid[VG_NAME_MAX + 1];
+
+	b = one(VG_RT_INSTANCE, "i1", MS(T0), "x", VG_KIND_GAUGE, 1);
+	b->samples[0].value = NAN;
+	assert_int_equal(vg_store_write_batch(f->s, b), 0);
+	b->samples[0].value = INFINITY;
+	assert_int_equal(vg_store_write_batch(f->s, b), 0);
+	b->samples[0].value = 1;
+	b->samples[0].kind = 9; /* unknown kind */
+	assert_int_equal(vg_store_write_batch(f->s, b), 0);
+	vg_batch_free(b);
+	write_one(f->s, VG_RT_INSTANCE, "bad\x01id", MS(T0), "x", VG_KIND_GAUGE, 1);
+	/* 200 bytes that all need escaping: 600 bytes, over NAME_MAX */
+	memset(longid, '/', VG_NAME_MAX);
+	longid[VG_NAME_MAX] = '\0';
+	write_one(f->s, VG_RT_INSTANCE, longid, MS(T0), "x", VG_KIND_GAUGE, 1);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_rejected, 5);
+	assert_int_equal(st.values_written, 0);
+	assert_int_equal(st.files_created, 0);
+
+	/* the longest names accepted are really storable: 79 bytes that all
+	 * need escaping make a 237-byte file name (+ temp suffixes) */
+	memset(longid, '/', 79);
+	longid[79] = '\0';
+	write_one(f->s, VG_RT_INSTANCE, longid, MS(T0), longid, VG_KIND_GAUGE, 1);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_written, 1);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.values_rejected, 5);
+}
+
+static int prefix(const char *p, const char *pre)
+{
+	return strncmp(p, pre, strlen(pre)) == 0;
+}
+
+static void test_hostile_ids(void **state)
+{
+	struct fixture *f = *state;
+	static const char *ids[] = {"../../etc/passwd", "a/b", "a%2Fb", ".hidden",
+				    "%2e%2e", "..", ".", "..%2F..", "a\\b", "sp ace"};
+	const size_t n = sizeof(ids) / sizeof(ids[0]);
+	char root[PATH_MAX], rrd[PATH_MAX + 8], path[PATH_MAX], real[PATH_MAX];
+	struct vg_store_stats st;
+	FILE *p;
+	char cmd[PATH_MAX + 32], line[2 * PATH_MAX];
+	size_t files = 0;
+
+	assert_non_null(realpath(f->dir, root));
+	snprintf(rrd, sizeof(rrd), "%s/rrd/", root);
+	for (size_t i = 0; i < n; i++)
+		write_one(f->s, VG_RT_INSTANCE, ids[i], MS(T0), "m/../../x",
+			  VG_KIND_GAUGE, (double)i);
+	for (size_t i = 0; i < n; i++)
+		write_one(f->s, VG_RT_INSTANCE, ids[i], MS(T0 + 60), "m/../../x",
+			  VG_KIND_GAUGE, (double)i);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.files_created, n);
+	assert_int_equal(st.values_rejected, 0);
+
+	for (size_t i = 0; i < n; i++) {
+		struct vg_series s;
+		assert_int_equal(vg_store_path(f->s, VG_RT_INSTANCE, ids[i], "m/../../x",
+					       path, sizeof(path)), 0);
+		assert_non_null(realpath(path, real));
+		assert_true(prefix(real, rrd));
+		/* no "..", "." or symlink was resolved inside the store */
+		snprintf(line, sizeof(line), "%s%s", root, path + strlen(f->dir));
+		assert_string_equal(real, line);
+		/* each id reads back its own value: no two collided */
+		assert_int_equal(vg_store_fetch(f->s, VG_RT_INSTANCE, ids[i], "m/../../x",
+						VG_CF_AVERAGE, MS(T0), MS(T0 + 60), 60, 0, &s), 0);
+		assert_int_equal(s.n, 1);
+		assert_true(s.points[0].value == (double)i);
+		vg_series_free(&s);
+	}
+	/* nothing anywhere but the n files under rrd/instance */
+	snprintf(cmd, sizeof(cmd), "find '%s' -type f", root);
+	assert_non_null(p = popen(cmd, "r"));
+	while (fgets(line, sizeof(line), p)) {
+		char want[PATH_MAX + 16];
+		snprintf(want, sizeof(want), "%sinstance/", rrd);
+		assert_true(prefix(line, want));
+		files++;
+	}
+	pclose(p);
+	assert_int_equal(files, n);
+	assert_int_equal(access("/tmp/etc/passwd.rrd", F_OK), -1);
+}
+
+/* Run `rrdtool fetch` and compare every printed row with vg_store_fetch. */
+static void test_rrdtool_agrees(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX], cmd[PATH_MAX + 128], line[512];
+	struct vg_series s;
+	FILE *p;
+	int ds = 0, rra = 0, matched = 0;
+	double total = 0;
+
+	for (int i = 0; i <= 10; i++) {
+		total += 1000.0 * (i % 3 + 1);
+		write_one(f->s, VG_RT_DISK, "inst-1-vda", MS(T0 + 60 * i), "rd.bytes",
+			  VG_KIND_COUNTER, total);
+	}
+	assert_int_equal(vg_store_path(f->s, VG_RT_DISK, "inst-1-vda", "rd.bytes",
+				       path, sizeof(path)), 0);
+
+	snprintf(cmd, sizeof(cmd), "rrdtool info '%s' 2>&1", path);
+	assert_non_null(p = popen(cmd, "r"));
+	while (fgets(line, sizeof(line), p)) {
+		if (!strcmp(line, "ds[value].type = \"DDERIVE\"\n"))
+			ds = 1;
+		if (!strcmp(line, "ds[value].min = 0.0000000000e+00\n"))
+			ds++;
+		if (strstr(line, "].cf = "))
+			rra++;
+	}
+	assert_int_equal(pclose(p), 0);
+	assert_int_equal(ds, 2);
+	assert_int_equal(rra, 9); /* 3 tiers x AVERAGE, MIN, MAX */
+
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_DISK, "inst-1-vda", "rd.bytes",
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 600), 60, 0, &s), 0);
+	assert_int_equal(s.n, 10);
+	snprintf(cmd, sizeof(cmd), "rrdtool fetch '%s' AVERAGE -r 60 -s %lld -e %lld 2>&1",
+		 path, T0, T0 + 600);
+	assert_non_null(p = popen(cmd, "r"));
+	while (fgets(line, sizeof(line), p)) {
+		long long t;
+		char val[64];
+		if (sscanf(line, "%lld: %63s", &t, val) != 2)
+			continue;
+		double v = strtod(val, NULL); /* "-nan" for unknown */
+		for (size_t k = 0; k < s.n; k++) {
+			/* rrdtool names a row by its end, vigie by its start */
+			if (s.points[k].time_ms != MS(t - 60))
+				continue;
+			assert_true(fabs(s.points[k].value - v) <= 1e-9 * fabs(v));
+			matched++;
+		}
+	}
+	assert_int_equal(pclose(p), 0);
+	assert_int_equal(matched, 10);
+	vg_series_free(&s);
+}
+
+static void test_archive_selection(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_series s, fine, lo, hi;
+	const int64_t start = 1700006400; /* a multiple of 3600 */
+	const int n = 300;                /* five hours of minutes */
+	const int64_t last = start + 60 * (n - 1);
+
+	for (int i = 0; i < n; i++)
+		write_one(f->s, VG_RT_HOST, "node1", MS(start + 60 * i), "mem.used",
+			  VG_KIND_GAUGE, (double)(i % 17));
+
+	/* auto: finest archive whose retention covers start */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
+					MS(last - 7200), MS(last), 0, 0, &s), 0);
+	assert_int_equal(s.resolution_s, 60);
+	vg_series_free(&s);
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
+					MS(last - 3 * 86400), MS(last), 0, 0, &s), 0);
+	assert_int_equal(s.resolution_s, 300);
+	vg_series_free(&s);
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
+					MS(last - 20 * 86400), MS(last), 0, 0, &s), 0);
+	assert_int_equal(s.resolution_s, 3600);
+	vg_series_free(&s);
+	/* nothing covers 60 days back: the longest-reaching archive */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
+					MS(last - 60 * 86400), MS(last), 0, 0, &s), 0);
+	assert_int_equal(s.resolution_s, 3600);
+	vg_series_free(&s);
+
+	/* explicit 300 s: each point is the mean (min, max) of its five
+	 * one-minute points */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
+					MS(start), MS(last), 60, 0, &fine), 0);
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
+					MS(start), MS(last), 300, 0, &s), 0);
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_MIN,
+					MS(start), MS(last), 300, 0, &lo), 0);
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_MAX,
+					MS(start), MS(last), 300, 0, &hi), 0);
+	assert_int_equal(s.resolution_s, 300);
+	assert_true(s.n >= 55);
+	assert_int_equal(lo.n, s.n);
+	assert_int_equal(hi.n, s.n);
+	for (size_t k = 0; k < s.n; k++) {
+		double sum = 0, mn = INFINITY, mx = -INFINITY;
+		int cnt = 0;
+		for (size_t j = 0; j < fine.n; j++) {
+			int64_t t = fine.points[j].time_ms;
+			if (t < s.points[k].time_ms || t >= s.points[k].time_ms + 300000)
+				continue;
+			sum += fine.points[j].value;
+			mn = fmin(mn, fine.points[j].value);
+			mx = fmax(mx, fine.points[j].value);
+			cnt++;
+		}
+		assert_int_equal(cnt, 5);
+		assert_true(fabs(s.points[k].value - sum / 5) < 1e-9);
+		assert_true(lo.points[k].value == mn);
+		assert_true(hi.points[k].value == mx);
+		assert_true(mn < mx); /* i % 17 varies inside every 5 minutes */
+	}
+	vg_series_free(&s);
+	vg_series_free(&fine);
+	vg_series_free(&lo);
+	vg_series_free(&hi);
+
+	/* explicit 60 s reaching back past its 1-day retention: still 60 s,
+	 * clamped to what that archive holds */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
+					MS(last - 3 * 86400), MS(last), 60, 1, &s), 0);
+	assert_int_equal(s.resolution_s, 60);
+	assert_true(s.n > 0 && s.n <= 1441);
+	assert_true(s.points[0].time_ms >= MS(last - 86400 - 60));
+	assert_true(s.points[s.n - 1].value == (double)((n - 1) % 17) ||
+		    s.points[s.n - 2].value == (double)((n - 1) % 17));
+	vg_series_free(&s);
+
+	/* no such archive, series, or bad arguments */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
+					MS(start), MS(last), 120, 0, &s), -EINVAL);
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "nope", VG_CF_AVERAGE,
+					MS(start), MS(last), 0, 0, &s), -ENOENT);
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", 7,
+					MS(start), MS(last), 0, 0, &s), -EINVAL);
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
+					MS(last), MS(start), 0, 0, &s), -EINVAL);
+	assert_int_equal(vg_store_fetch(f->s, 42, "node1", "mem.used", VG_CF_AVERAGE,
+					MS(start), MS(last), 0, 0, &s), -EINVAL);
+}
+
+/* The default tiers (1m:15d, 5m:63d, 1h:455d) as `rrdtool info` sees them. */
+static void test_default_layout(void **state)
+{
+	struct fixture *f;
+	char path[PATH_MAX], cmd[PATH_MAX + 64], line[512];
+	FILE *p;
+	int rows21600 = 0, rows18144 = 0, rows10920 = 0, step = 0, hb = 0, gauge = 0;
+
+	assert_int_equal(setup_archives((void **)&f, NULL), 0);
+	write_one(f->s, VG_RT_INSTANCE, "6695eb01-f6a4-8304-79aa-97f2502e193f", MS(T0),
+		  "memory.used", VG_KIND_GAUGE, 5);
+	assert_int_equal(vg_store_path(f->s, VG_RT_INSTANCE,
+				       "6695eb01-f6a4-8304-79aa-97f2502e193f", "memory.used",
+				       path, sizeof(path)), 0);
+	assert_non_null(strstr(path, "/rrd/instance/6695eb01-f6a4-8304-79aa-97f2502e193f/memory.used.rrd"));
+	snprintf(cmd, sizeof(cmd), "rrdtool info '%s'", path);
+	assert_non_null(p = popen(cmd, "r"));
+	while (fgets(line, sizeof(line), p)) {
+		rows21600 += !!strstr(line, ".rows = 21600\n");
+		rows18144 += !!strstr(line, ".rows = 18144\n");
+		rows10920 += !!strstr(line, ".rows = 10920\n");
+		step += !strcmp(line, "step = 60\n");
+		hb += !strcmp(line, "ds[value].minimal_heartbeat = 600\n");
+		gauge += !strcmp(line, "ds[value].type = \"GAUGE\"\n");
+	}
+	assert_int_equal(pclose(p), 0);
+	assert_int_equal(rows21600, 3);
+	assert_int_equal(rows18144, 3);
+	assert_int_equal(rows10920, 3);
+	assert_int_equal(step + hb + gauge, 3);
+	teardown((void **)&f);
+}
+
+/* A disk that fills up: the store asks for a retry, nothing is lost. */
+static void test_disk_full(void **state)
+{
+	struct vg_batch *b;
+	struct vg_store_stats st;
+	char dir[] = "/tmp/vigie-store-full.XXXXXX", err[256];
+	struct vg_config cfg;
+	struct vg_store *s;
+	int rc = 0;
+
+	if (!mkdtemp(dir))
+		skip();
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=256k")) {
+		rmdir(dir);
+		skip(); /* not root or no mount namespace: cannot test here */
+	}
+	vg_config_defaults(&cfg); /* default tiers: 1.2 MB per file */
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	b = one(VG_RT_INSTANCE, "i1", MS(T0), "memory.used", VG_KIND_GAUGE, 1);
+	rc = vg_store_write_batch(s, b);
+	vg_store_get_stats(s, &st);
+	vg_batch_free(b);
+	vg_store_close(s);
+	umount(dir);
+	rm_rf(dir);
+	assert_int_equal(rc, -EAGAIN);
+	assert_int_equal(st.files_created, 0);
+	assert_int_equal(st.write_errors, 0);
+}
+
+static void test_cf_parse(void **state)
+{
+	assert_int_equal(vg_cf_parse("mean"), VG_CF_AVERAGE);
+	assert_int_equal(vg_cf_parse("average"), VG_CF_AVERAGE);
+	assert_int_equal(vg_cf_parse("min"), VG_CF_MIN);
+	assert_int_equal(vg_cf_parse("max"), VG_CF_MAX);
+	assert_int_equal(vg_cf_parse("MAX"), -EINVAL);
+	assert_int_equal(vg_cf_parse(""), -EINVAL);
+	assert_int_equal(vg_cf_parse(NULL), -EINVAL);
+}
+
+static void test_open_errors(void **state)
+{
+	struct vg_config cfg;
+	struct vg_store *s = (void *)1;
+	char err[256] = "";
+
+	vg_config_defaults(&cfg);
+	cfg.storage_step_s = 7; /* 60 s tier is not a multiple of 7 */
+	assert_int_equal(vg_store_open("/tmp", &cfg, &s, err, sizeof(err)), -EINVAL);
+	assert_null(s);
+	assert_true(strlen(err) > 0);
+	vg_config_defaults(&cfg);
+	assert_true(vg_store_open("/proc/nonexistent/dir", &cfg, &s, err, sizeof(err)) < 0);
+	vg_store_close(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_gauge_and_counter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_counter_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rejects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hostile_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rrdtool_agrees, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_archive_selection, setup, teardown),
+		cmocka_unit_test(test_default_layout),
+		cmocka_unit_test(test_disk_full),
+		cmocka_unit_test(test_cf_parse),
+		cmocka_unit_test(test_open_errors),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
