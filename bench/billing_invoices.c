@@ -138,15 +138,26 @@ static void populate(sqlite3 *db, int ninst, int nproj, int64_t m0, int64_t m1)
 			tr_row(t, db, id, del_t, VG_T_DELETE, NULL, -1, -1, -1, -1);
 			tr_row(t, db, disk, del_t, VG_T_DELETE, NULL, -1, -1, -1, -1);
 		}
-		for (int64_t h = m0; h < m1 && h < last; h += H) {
-			sqlite3_bind_text(n, 1, proj, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(n, 2, h);
-			sqlite3_bind_text(n, 3, nic, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(n, 4, 20000000 + (h / H % 13) * 1000000 + i);
-			sqlite3_bind_int64(n, 5, 5000000 + i);
-			if (sqlite3_step(n) != SQLITE_DONE)
-				die("insert network", db);
-			sqlite3_reset(n);
+	}
+	/* network rows in primary-key order (project, hour, vNIC): appends */
+	for (int p = 0; p < nproj; p++) {
+		char proj[32], nic[64];
+		snprintf(proj, sizeof(proj), "project-%03d", p);
+		for (int64_t h = m0; h < m1; h += H) {
+			for (int i = p; i < ninst; i += nproj) {
+				int64_t del_t = m0 + (int64_t)(i % 29 + 1) * 86400000LL + 1234;
+				if (i % 20 == 7 && h >= del_t)
+					continue;
+				snprintf(nic, sizeof(nic), "inst-%06d-tap0", i);
+				sqlite3_bind_text(n, 1, proj, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(n, 2, h);
+				sqlite3_bind_text(n, 3, nic, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(n, 4, 20000000 + (h / H % 13) * 1000000 + i);
+				sqlite3_bind_int64(n, 5, 5000000 + i);
+				if (sqlite3_step(n) != SQLITE_DONE)
+					die("insert network", db);
+				sqlite3_reset(n);
+			}
 		}
 	}
 	sqlite3_finalize(r);

@@ -370,18 +370,74 @@ static int price_segments(struct pricer *P)
 	return rc;
 }
 
+/* Network charges are summed per key as they are made (a month has one
+ * bucket per vNIC and hour: millions of buckets, thousands of lines). */
+struct netacc {
+	struct charge *slot;
+	size_t cap, n;
+};
+
+static uint64_t net_hash(const struct charge *c)
+{
+	uint64_t h = (uint64_t)c->res * 0x9E3779B97F4A7C15ULL;
+	h ^= (uint64_t)(c->ik * 31 + c->tier) * 0xC2B2AE3D27D4EB4FULL;
+	h ^= (uint64_t)c->rate * 0x165667B19E3779F9ULL;
+	return h ^ (h >> 29);
+}
+
+static int net_add(struct netacc *a, const struct charge *c)
+{
+	if ((a->n + 1) * 2 > a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 1024;
+		struct charge *s = calloc(cap, sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		for (size_t i = 0; i < a->cap; i++) {
+			if (!a->slot[i].ut && !a->slot[i].ik)
+				continue;
+			size_t k = net_hash(&a->slot[i]) & (cap - 1);
+			while (s[k].ik)
+				k = (k + 1) & (cap - 1);
+			s[k] = a->slot[i];
+		}
+		free(a->slot);
+		a->slot = s;
+		a->cap = cap;
+	}
+	size_t k = net_hash(c) & (a->cap - 1);
+	for (;;) {
+		struct charge *x = &a->slot[k];
+		if (!x->ik) {
+			*x = *c;
+			a->n++;
+			return 0;
+		}
+		if (x->res == c->res && x->ik == c->ik && x->tier == c->tier &&
+		    x->rate == c->rate && x->ut == c->ut) {
+			x->qty += c->qty;
+			if (c->start < x->start)
+				x->start = c->start;
+			if (c->end > x->end)
+				x->end = c->end;
+			return 0;
+		}
+		k = (k + 1) & (a->cap - 1);
+	}
+}
+
 static int price_network(struct pricer *P)
 {
 	const struct vg_usage *u = P->u;
 	const char *cur = NULL;
 	int64_t cum = 0; /* egress bytes of the project so far this month */
-	int rc = 0;
+	struct netacc acc = {0};
+	struct vg_prices p;
+	int rc = 0, have = 0;
 	char tb[32];
 
 	for (size_t i = 0; i < u->nnet && !rc; i++) {
 		const struct vg_usage_net *n = &u->net[i];
 		const char *proj = u->res[n->res].project;
-		struct vg_prices p;
 		struct charge c = {0};
 
 		if (P->project && strcmp(proj, P->project))
@@ -389,8 +445,12 @@ static int price_network(struct pricer *P)
 		if (!cur || strcmp(cur, proj)) {
 			cur = proj;
 			cum = 0;
+			have = 0;
 		}
-		vg_ratecard_prices(P->rc, proj, n->hour_ms, &p);
+		if (!have || n->hour_ms < p.from_ms || n->hour_ms >= p.until_ms) {
+			vg_ratecard_prices(P->rc, proj, n->hour_ms, &p);
+			have = 1;
+		}
 		c.res = n->res;
 		c.start = n->hour_ms;
 		c.end = n->hour_ms + HOUR_MS;
@@ -403,7 +463,7 @@ static int price_network(struct pricer *P)
 				  "priced: no egress price is in force",
 				  when(n->hour_ms, tb, sizeof(tb)));
 			if (!rc)
-				rc = add_charge(P, &c);
+				rc = net_add(&acc, &c);
 		} else if (n->tx > 0) {
 			int64_t left = n->tx;
 			for (size_t k = 0; k < p.ntiers && left > 0 && !rc; k++) {
@@ -419,7 +479,7 @@ static int price_network(struct pricer *P)
 				c.tier_hi = hi < 0 ? -1 : hi / VG_GB;
 				c.rate = p.tiers[k].price_micro;
 				c.qty = (vg_u128)take;
-				rc = add_charge(P, &c);
+				rc = net_add(&acc, &c);
 				cum += take;
 				left -= take;
 			}
@@ -428,11 +488,16 @@ static int price_network(struct pricer *P)
 			c.ut = VG_UT_INGRESS;
 			c.ik = IK_INGRESS;
 			c.tier = 0;
+			c.tier_lo = c.tier_hi = 0;
 			c.rate = p.ingress_gb_micro;
 			c.qty = (vg_u128)n->rx;
-			rc = add_charge(P, &c);
+			rc = net_add(&acc, &c);
 		}
 	}
+	for (size_t i = 0; i < acc.cap && !rc; i++)
+		if (acc.slot[i].ik)
+			rc = add_charge(P, &acc.slot[i]);
+	free(acc.slot);
 	return rc;
 }
 

@@ -45,6 +45,8 @@ while [[ $SECONDS -lt $deadline ]]; do
   [[ -n $inst ]] && break
   sleep 0.5
 done
+CLI=$BIN/vigie
+[[ $HTTP == 127.0.0.1:7480 ]] || CLI="$CLI --api $API"
 if [[ -z $inst ]]; then
   echo "vigie demo: no instance reported yet (is $LIBVIRT reachable?)" >&2
 else
@@ -55,9 +57,9 @@ else
 
     curl -s '$API/v1/resources?type=instance' | jq
     curl -s '$API/v1/resources/$inst' | jq '.metrics'
-    $BIN/vigie resources
-    $BIN/vigie show $inst
-    $BIN/vigie measures $inst cpu.util --start -10m
+    $CLI resources
+    $CLI show $inst
+    $CLI measures $inst cpu.util --start -10m
 
   Latest values are there now; measures fill at each minute boundary
   (1-minute RRD step). rrdtool reads the files: ls $DATA/rrd
