@@ -374,10 +374,11 @@ if [[ $RUN_VIGIE == 1 ]]; then
 	else
 		# last_seen of the spinner; also remembers whether it was ever
 		# reported ended: libvirtd being away is a gap, not an end
-		WAS_ENDED=0
+		WAS_ENDED=0 SEEN_N=0
 		seen_epoch() {
 			local r
 			r=$(curl -sf "$API/v1/resources/$SPIN_UUID") || return 1
+			SEEN_N=$((SEEN_N + 1))
 			[[ $(jq -r .state <<<"$r") == ended ]] && WAS_ENDED=1
 			jq -r "$E2E_JQ_EPOCH"'.last_seen | epoch | floor' <<<"$r"
 		}
@@ -404,7 +405,8 @@ if [[ $RUN_VIGIE == 1 ]]; then
 			e2e_nok "agent recovers after the libvirtd restart: spinner last_seen did not advance within 30 s (last_seen $(seen_epoch), restart done at $back)"
 		fi
 		seen_epoch >/dev/null
-		if [[ $WAS_ENDED == 0 ]]; then e2e_ok "spinner was never reported ended while libvirtd was away"
+		if [[ $WAS_ENDED == 0 && $SEEN_N -gt 0 ]]; then e2e_ok "spinner was never reported ended while libvirtd was away ($SEEN_N reads)"
+		elif [[ $SEEN_N -eq 0 ]]; then e2e_nok "spinner was never reported ended while libvirtd was away (no resource to read)"
 		else e2e_nok "spinner was reported ended while libvirtd was away (a restart is a gap, not an end)"; fi
 		if e2e_alive "$AGENT_PID"; then e2e_ok "agent still running after the libvirtd restart"
 		else e2e_nok "agent still running after the libvirtd restart (it exited)"; e2e_diag_file "$W/agent.log"; fi

@@ -56,4 +56,34 @@ f=$DATA/rrd/instance/$UUID/vcpus.rrd
 pts=$(rrdtool fetch "$f" AVERAGE -r 60 -s $START -e $((START + 60 * (n + 2))) | awk -F': ' 'NF==2 && $2 !~ /nan/' | wc -l)
 # The first poll only sets the file's start; each later poll closes one step.
 check "vcpus has one point per poll after the first ($pts points for $n polls)" test "$pts" -ge $((n - 2)) -a "$pts" -le "$n"
+
+# ---- a collector down for longer than the spool holds ----
+# Spool bound 5: the oldest batches are dropped, counted and logged; the
+# five newest arrive later, in order.
+printf '[agent]\nspool_max_batches = 5\n' > "$TMP/small-spool.conf"
+SPOOL2=$TMP/spool2
+start_agent agent2 --config "$TMP/small-spool.conf" --collector tcp://127.0.0.1:$PORT \
+  --libvirt $URI --interval 0.1 --host dl-host2 --spool "$SPOOL2" \
+  --clock-start $((START + 3600)) --clock-step 60 --log-level debug
+check "agent logs that its full spool dropped the oldest batch" \
+  wait_for 15 grep -q 'spool full' "$TMP/agent2.log"
+check "the spool never holds more than its bound" \
+  test "$(find "$SPOOL2" -maxdepth 1 -name '*.vgb' | wc -l)" -le 5
+before=$(find "$SPOOL2" -maxdepth 1 -name '*.vgb' -printf '%f\n' | sort | head -1 | sed 's/^0*//; s/\.vgb$//')
+start_collector collector3 "${copts[@]}"
+check "the spooled batches arrive after the collector returns" \
+  wait_for 30 bash -c "grep -q 'accepted batch host=dl-host2' '$TMP/collector3.log'"
+stop_pid "$AGENT_PID"
+seqs2=$(grep -ho 'accepted batch host=dl-host2 stream=[0-9a-f]* seq=[0-9]*' "$TMP/collector3.log" | sed 's/.*seq=//')
+first2=$(head -1 <<<"$seqs2"); last2=$(tail -1 <<<"$seqs2")
+diag "oldest spooled seq when the collector came back: $before; accepted $first2..$last2"
+# The batch the sender already had in flight when the collector went away
+# may still arrive first (it was never dropped); then come the batches
+# still spooled, from the oldest survivor on.
+n2=$(wc -l <<<"$seqs2")
+eq "accepted in strictly increasing order, no repeat" "$(sort -n <<<"$seqs2" | uniq | tr '\n' ' ')" "$(tr '\n' ' ' <<<"$seqs2")"
+check "batches were dropped: $n2 accepted between seq $first2 and $last2" test $((last2 - first2 + 1)) -gt "$n2"
+tail2=$(awk -v b="$before" '$1 >= b' <<<"$seqs2" | tr '\n' ' ')
+eq "everything from the oldest survivor (seq $before) on arrived, consecutive" "$tail2" "$(seq "$(awk -v b="$before" '$1 >= b' <<<"$seqs2" | head -1)" "$last2" | tr '\n' ' ')"
+stop_pid "$COLLECTOR_PID"
 done_testing
