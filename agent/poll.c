@@ -570,22 +570,22 @@ static void lifecycle(struct emit *e, struct vg_poller *p,
 	const struct vg_domxml *m = d->meta;
 
 	if (!P) {
-		const char *detail = p->first_poll ? "{\"initial\":true}" : NULL;
+		const char *detail = p->first_poll ? "{\"initial\":true,\"derived\":true}" : "{\"derived\":true}";
 		event(e, p, d->uuid, d->active ? VG_EV_STARTED : VG_EV_DEFINED,
 		      t, detail);
 		return;
 	}
 	if (P->active && d->active && P->id != d->id) {
-		event(e, p, d->uuid, VG_EV_STOPPED, t, "{\"restarted\":true}");
-		event(e, p, d->uuid, VG_EV_STARTED, t, "{\"restarted\":true}");
+		event(e, p, d->uuid, VG_EV_STOPPED, t, "{\"restarted\":true,\"derived\":true}");
+		event(e, p, d->uuid, VG_EV_STARTED, t, "{\"restarted\":true,\"derived\":true}");
 	} else if (!P->active && d->active) {
-		event(e, p, d->uuid, VG_EV_STARTED, t, NULL);
+		event(e, p, d->uuid, VG_EV_STARTED, t, "{\"derived\":true}");
 	} else if (P->active && !d->active) {
-		event(e, p, d->uuid, VG_EV_STOPPED, t, NULL);
+		event(e, p, d->uuid, VG_EV_STOPPED, t, "{\"derived\":true}");
 	} else if (is_running(P->state) && is_suspended(d->state)) {
-		event(e, p, d->uuid, VG_EV_SUSPENDED, t, NULL);
+		event(e, p, d->uuid, VG_EV_SUSPENDED, t, "{\"derived\":true}");
 	} else if (is_suspended(P->state) && is_running(d->state)) {
-		event(e, p, d->uuid, VG_EV_RESUMED, t, NULL);
+		event(e, p, d->uuid, VG_EV_RESUMED, t, "{\"derived\":true}");
 	}
 	if ((P->flavor && m->flavor && strcmp(P->flavor, m->flavor)) ||
 	    (P->flavor_vcpus >= 0 && m->flavor_vcpus >= 0 &&
@@ -594,7 +594,7 @@ static void lifecycle(struct emit *e, struct vg_poller *p,
 		json_str(detail, sizeof(detail), m->flavor ? m->flavor : "");
 		size_t n = strlen(detail);
 		snprintf(detail + n, sizeof(detail) - n,
-			 ",\"vcpus\":%ld,\"memory_mb\":%ld,\"disk_gb\":%ld}",
+			 ",\"vcpus\":%ld,\"memory_mb\":%ld,\"disk_gb\":%ld,\"derived\":true}",
 			 m->flavor_vcpus, m->flavor_memory_mb, m->flavor_disk_gb);
 		event(e, p, d->uuid, VG_EV_RESIZED, t, detail);
 	}
@@ -767,7 +767,7 @@ static int ended_domain(struct vg_poller *p, struct dom_prev *P, int64_t t,
 	struct vg_resource *r;
 
 	event(&e, p, P->uuid, P->active ? VG_EV_STOPPED : VG_EV_UNDEFINED, t,
-	      "{\"vanished\":true}");
+	      "{\"vanished\":true,\"derived\":true}");
 	r = resource(&e, VG_RT_INSTANCE, P->uuid, P->name, NULL, t);
 	if (r)
 		r->state = VG_RSTATE_ENDED;

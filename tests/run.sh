@@ -47,7 +47,7 @@ for t in "$BUILD"/tests/*_test; do
   [[ -n $pattern && $n != *$pattern* ]] && continue
   run_one "unit/$n" "$t"
 done
-for t in tests/integration/*.sh tests/e2e/*.sh; do
+for t in tests/integration/*_test.sh tests/e2e/*_test.sh; do
   [[ -f $t ]] || continue
   n=${t#tests/}; n=${n%.sh}
   [[ -n $pattern && $n != *$pattern* ]] && continue

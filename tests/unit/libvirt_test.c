@@ -224,7 +224,7 @@ static void test_default_batch(void **state)
 	assert_true(sample_of(b, r, "vcpu.1.time", NULL));
 	assert_false(sample_of(b, r, "cpu.util", NULL)); /* needs two polls */
 	assert_int_equal(count_events(b, TEST_UUID, VG_EV_STARTED), 1);
-	assert_string_equal(b->events[0].detail, "{\"initial\":true}");
+	assert_string_equal(b->events[0].detail, "{\"initial\":true,\"derived\":true}");
 
 	r = find_res(b, TEST_UUID "-vda");
 	assert_non_null(r);

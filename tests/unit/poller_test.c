@@ -208,7 +208,7 @@ static void test_derived_values(void **state)
 	b = apply(p, &d, 1, T0);
 	const struct vg_event *e = find_event(b, A, VG_EV_STARTED, &cnt);
 	assert_int_equal(cnt, 1);
-	assert_string_equal(e->detail, "{\"initial\":true}");
+	assert_string_equal(e->detail, "{\"initial\":true,\"derived\":true}");
 	assert_true(must(b, A, "cpu.time") == 100);
 	assert_true(must(b, A, "memory.used") == 600);
 	assert_false(sample_of(b, A, "cpu.util", NULL));
@@ -295,7 +295,7 @@ static void test_lifecycle(void **state)
 	b = apply(p, d, 2, T0 + 10000);
 	e = find_event(b, B, VG_EV_DEFINED, &cnt);
 	assert_int_equal(cnt, 1);
-	assert_null(e->detail);
+	assert_string_equal(e->detail, "{\"derived\":true}"); /* not "initial" */
 	assert_string_equal(find_res(b, B)->project, "default");
 	assert_true(must(b, B, "power.state") == 5);
 	vg_batch_free(b);
@@ -333,7 +333,7 @@ static void test_lifecycle(void **state)
 	assert_int_equal(cnt, 1);
 	e = find_event(b, A, VG_EV_STARTED, &cnt);
 	assert_int_equal(cnt, 1);
-	assert_string_equal(e->detail, "{\"restarted\":true}");
+	assert_string_equal(e->detail, "{\"restarted\":true,\"derived\":true}");
 	assert_false(sample_of(b, A, "cpu.util", NULL));
 	const struct vg_resource *r = find_res(b, A "-vda");
 	assert_non_null(r);
@@ -417,7 +417,7 @@ static void test_vanished_with_devices(void **state)
 	assert_string_equal(find_res(b, A "-tap1")->parent, A);
 	const struct vg_event *e = find_event(b, A, VG_EV_STOPPED, &cnt);
 	assert_int_equal(cnt, 1);
-	assert_string_equal(e->detail, "{\"vanished\":true}");
+	assert_string_equal(e->detail, "{\"vanished\":true,\"derived\":true}");
 	vg_batch_free(b);
 	vg_poller_free(p);
 }
