@@ -31,9 +31,11 @@
 #include "vigie/agent_poll.h"
 #include "vigie/agent_sender.h"
 #include "vigie/agent_spool.h"
+#include "vigie/agent_events.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
 #include "vigie/log.h"
+#include "vigie/sign.h"
 #include "vigie/wire.h"
 
 #define PROG "vigie-agent"
@@ -67,6 +69,7 @@ static void usage(FILE *f)
 		"  --clock-start EPOCH  synthetic clock: first poll's time, epoch seconds\n"
 		"  --clock-step SECONDS synthetic clock: advance per poll (default: interval)\n"
 		"  --count N            stop after N polls (flush the spool, exit 0)\n"
+		"  --key-file FILE      sign batches with this host's key (docs/security.md)\n"
 		"  --once               poll once, print the batch as JSON on stdout, exit\n"
 		"  --help               this text\n");
 }
@@ -94,7 +97,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 {
 	enum { O_COLLECTOR = 256, O_LIBVIRT, O_INTERVAL, O_HOST, O_SPOOL,
 	       O_CONFIG, O_ONCE, O_HELP, O_LOGLEVEL, O_PROC, O_RUNDIR,
-	       O_CSTART, O_CSTEP, O_COUNT };
+	       O_CSTART, O_CSTEP, O_COUNT, O_KEYFILE };
 	static const struct option opts[] = {
 		{"collector", required_argument, NULL, O_COLLECTOR},
 		{"libvirt", required_argument, NULL, O_LIBVIRT},
@@ -110,6 +113,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{"clock-start", required_argument, NULL, O_CSTART},
 		{"clock-step", required_argument, NULL, O_CSTEP},
 		{"count", required_argument, NULL, O_COUNT},
+		{"key-file", required_argument, NULL, O_KEYFILE},
 		{NULL, 0, NULL, 0},
 	};
 	static char flagnames[16][32];
@@ -129,6 +133,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case O_HOST: key = "host"; break;
 		case O_SPOOL: key = "spool_dir"; break;
 		case O_PROC: key = "proc"; break;
+		case O_KEYFILE: key = "key_file"; break;
 		case O_CONFIG: a->config = optarg; break;
 		case O_ONCE: a->once = 1; break;
 		case O_LOGLEVEL: a->loglevel = optarg; break;
@@ -176,6 +181,7 @@ struct watch {
 	struct vg_sender_stats last;
 	int lv_down;
 	uint64_t drop_log, reject_log, encode_log, spool_log, proc_log, overrun_log;
+	uint64_t unauth_log;
 };
 
 static void watch_sender(struct watch *w, struct vg_sender *snd,
@@ -194,6 +200,11 @@ static void watch_sender(struct watch *w, struct vg_sender *snd,
 	for (uint64_t i = w->last.rejected; i < st.rejected; i++)
 		vg_log_limited(VG_LOG_WARN, &w->reject_log,
 			       "collector rejected a batch; kept in the spool's rejected/ directory");
+	for (uint64_t i = w->last.unauth_acks; i < st.unauth_acks; i++)
+		vg_log_limited(VG_LOG_WARN, &w->unauth_log,
+			       "collector %s answered without a valid signature "
+			       "(ignored, the batch stays spooled): does it have "
+			       "this host's key, and is it the real collector?", url);
 	w->last = st;
 }
 
@@ -222,6 +233,13 @@ static int run_once(struct vg_poller *p, struct vg_config *cfg,
 	puts(json);
 	free(json);
 	return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* libvirt lifecycle events (billing): queued for the next poll's batch. */
+static void on_lifecycle(void *ctx, const char *uuid, int type, int64_t time_ms,
+			 const char *detail)
+{
+	vg_poller_push_event(ctx, uuid, type, time_ms, detail);
 }
 
 int main(int argc, char **argv)
@@ -260,6 +278,12 @@ int main(int argc, char **argv)
 	count = (uint64_t)count_d;
 	if (!cfg.agent_host[0])
 		return bad_usage("host name is empty (use --host)", NULL, NULL);
+	/* Signing key: a bad or world-readable file stops start-up. */
+	struct vg_key key;
+	memset(&key, 0, sizeof(key));
+	if (cfg.agent_key_file[0] && !a.once &&
+	    vg_sign_key_load(cfg.agent_key_file, &key, err, sizeof(err)))
+		return bad_usage("%s", err, NULL);
 
 	int64_t interval_ms = llround(cfg.agent_interval_s * 1000.0);
 	if (interval_ms < 1)
@@ -312,9 +336,17 @@ int main(int argc, char **argv)
 	struct vg_sender_opts so = {
 		.url = cfg.agent_collector,
 		.ack_timeout_ms = cfg.agent_ack_timeout_ms,
+		.key = key.len ? &key : NULL,
 	};
 	struct vg_sender *sender = NULL;
 	rc = vg_sender_start(spool, &so, &sender);
+	vg_sign_key_wipe(&key); /* the sender keeps its own copy */
+	struct vg_events *events = NULL;
+	if (!rc && cfg.agent_libvirt[0]) {
+		struct vg_events_opts eo = {cfg.agent_libvirt, &clk, on_lifecycle, poller};
+		if (vg_events_start(&eo, &events, err, sizeof(err)))
+			vg_warn("lifecycle events unavailable (polling only): %s", err);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc) {
 		vg_spool_close(spool);
@@ -323,9 +355,11 @@ int main(int argc, char **argv)
 				 rc == -EINVAL ? "not a valid nanomsg address" : strerror(-rc));
 	}
 
-	vg_info("polling %s every %.3g s as host %s; sending to %s; spool %s (%zu waiting, stream %016llx)",
+	vg_info("polling %s every %.3g s as host %s; sending to %s (%s); spool %s (%zu waiting, stream %016llx)",
 		cfg.agent_libvirt, cfg.agent_interval_s, cfg.agent_host,
-		cfg.agent_collector, cfg.agent_spool_dir, vg_spool_count(spool),
+		cfg.agent_collector,
+		cfg.agent_key_file[0] ? "signed" : "unsigned",
+		cfg.agent_spool_dir, vg_spool_count(spool),
 		(unsigned long long)vg_spool_stream(spool));
 
 	struct watch w;
@@ -416,6 +450,7 @@ int main(int argc, char **argv)
 			vg_sleep_ms(next - now > 200 ? 200 : next - now);
 	}
 
+	vg_events_stop(events);
 	vg_info("stopping: delivering what is spooled (up to %d ms)", DRAIN_MS);
 	if (vg_sender_drain(sender, DRAIN_MS) != 0)
 		vg_warn("%zu batch(es) left in %s; they are sent at the next start",

@@ -7,10 +7,15 @@
  * spool dropped (bound reached) while we were backing off is never sent
  * again, and order is the spool's order by construction.
  *
+ * With a key, the spooled (unsigned) batch is signed right before each
+ * attempt and the ack must carry a signature over itself and that batch's
+ * MAC (vg_sign_ack_verify).
+ *
  * Invariants:
  *  - a batch is deleted from the spool only on an OK/DUPLICATE ack whose
- *    stream and seq match it, and moved to rejected/ only on REJECTED (or
- *    when its file is unreadable);
+ *    stream and seq match it (and, with a key, whose signature verifies),
+ *    and moved to rejected/ only on such a REJECTED (or when its file is
+ *    unreadable);
  *  - every blocking call has a bounded wait (<= SLICE_MS), and the thread
  *    checks stop/drain between slices;
  *  - counters are updated before the spool changes, so an observer that
@@ -43,6 +48,8 @@ struct vg_sender {
 	int draining;
 	int64_t drain_deadline;
 	struct vg_sender_stats st;
+	int has_key;
+	struct vg_key key; /* wiped in vg_sender_free */
 };
 
 /* Wait until woken, stopped, the drain deadline, or ms elapsed. */
@@ -97,9 +104,41 @@ static void count(struct vg_sender *s, uint64_t *field)
 
 enum outcome { OUT_ACK, OUT_RETRY, OUT_REJECTED, OUT_TIMEOUT, OUT_QUIT };
 
-/* Send one batch and wait for its ack. */
+static enum outcome attempt_signed(struct vg_sender *s, const void *buf,
+				   size_t len, const uint8_t *mac,
+				   uint64_t stream, uint64_t seq, int *status);
+
+/* Send one batch (signed if we have a key) and wait for its ack. */
 static enum outcome attempt(struct vg_sender *s, const void *buf, size_t len,
 			    uint64_t stream, uint64_t seq, int *status)
+{
+
+	const uint8_t *mac = NULL;
+	uint8_t *signed_buf = NULL;
+
+	if (s->has_key) {
+		/* Sign a copy: the spool keeps the batch as it was. */
+		size_t slen = len;
+		if (!(signed_buf = malloc(len)))
+			return OUT_TIMEOUT;
+		memcpy(signed_buf, buf, len);
+		if (vg_sign_batch(&s->key, &signed_buf, &slen)) {
+			free(signed_buf);
+			return OUT_TIMEOUT;
+		}
+		buf = signed_buf;
+		len = slen;
+		mac = vg_sign_mac(signed_buf, slen);
+	}
+	enum outcome o = attempt_signed(s, buf, len, mac, stream, seq, status);
+	free(signed_buf);
+	return o;
+}
+
+/* Send buf (signed when mac != NULL) and wait for its ack. */
+static enum outcome attempt_signed(struct vg_sender *s, const void *buf,
+				   size_t len, const uint8_t *mac,
+				   uint64_t stream, uint64_t seq, int *status)
 {
 	int64_t deadline;
 
@@ -125,6 +164,12 @@ static enum outcome attempt(struct vg_sender *s, const void *buf, size_t len,
 		int n = nn_recv(s->sock, &msg, NN_MSG, NN_DONTWAIT);
 		if (n < 0)
 			continue;
+		if (mac && vg_sign_ack_verify(&s->key, mac, msg, (size_t)n)) {
+			/* Unsigned, or not for this batch under our key. */
+			nn_freemsg(msg);
+			count(s, &s->st.unauth_acks);
+			continue;
+		}
 		int rc = vg_wire_ack_decode(msg, (size_t)n, &ack);
 		nn_freemsg(msg);
 		if (rc || ack.stream != stream || ack.seq != seq) {
@@ -242,6 +287,10 @@ int vg_sender_start(struct vg_spool *sp, const struct vg_sender_opts *o,
 	s->bmax = o->backoff_max_ms ? o->backoff_max_ms : 5000;
 	if (s->bmax < s->bmin)
 		s->bmax = s->bmin;
+	if (o->key) {
+		s->key = *o->key;
+		s->has_key = 1;
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	s->sock = nn_socket(AF_SP, NN_REQ);
@@ -268,6 +317,7 @@ fail:
 		nn_close(s->sock);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
+	vg_sign_key_wipe(&s->key);
 	free(s);
 	return rc;
 }
@@ -314,6 +364,7 @@ void vg_sender_free(struct vg_sender *s)
 	nn_close(s->sock);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
+	vg_sign_key_wipe(&s->key);
 	free(s);
 }
 

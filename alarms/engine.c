@@ -6,7 +6,9 @@
  * Design. Four indexes, all under one lock:
  *   alarms     id -> alarm (definition, compiled rule, instances)
  *   names      project NUL name -> alarm (composites refer by name)
- *   watchers   metric -> enabled threshold alarms watching it
+ *   watchers   metric -> enabled selector alarms watching it
+ *   exact      resource NUL metric -> enabled single-resource alarms
+ *   metrics    metric -> how many enabled threshold alarms watch it
  *   series     resource NUL metric -> series (counter state, one window per
  *              distinct period, bindings window -> alarm instance)
  * plus resources (id -> type, project, host, flavor, attributes, series)
@@ -147,7 +149,8 @@ struct vg_alarm_engine {
 	pthread_mutex_t lock;
 	struct vg_alarm_store *store;
 	struct vg_alarm_outbox *outbox;
-	struct vg_amap alarms, names, watchers, deps, series, resources, hosts;
+	struct vg_amap alarms, names, watchers, exact, metrics, deps, series,
+		resources, hosts;
 	uint64_t gen, indexed_gen;
 	struct inst **dirty;
 	size_t ndirty, capdirty;
@@ -314,8 +317,7 @@ static void undirty(struct vg_alarm_engine *e, struct inst *in)
 
 static int write_state(struct vg_alarm_engine *e, struct inst *in)
 {
-	json_t *ring = vg_alarm_eval_ring_to_json(&in->ev);
-	char *rt = ring ? json_dumps(ring, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+	unsigned char ring[(VG_ALARM_MAX_N + VG_ALARM_RANGE_EXTRA) * 16];
 	struct vg_alarm_state_row row = {
 		.alarm_id = in->a->def.id,
 		.resource = in->resource,
@@ -324,14 +326,12 @@ static int write_state(struct vg_alarm_engine *e, struct inst *in)
 		.clear_since_ms = in->ev.clear_since_ms,
 		.alarm_periods = in->ev.alarm_periods,
 		.reason = in->reason,
-		.ring = rt,
+		.ring = ring,
+		.ring_len = vg_alarm_eval_ring_pack(&in->ev, ring, sizeof(ring)),
 		.updated_ms = in->updated_ms,
 	};
-	int rc = vg_alarm_store_put_state(e->store, &row);
 
-	json_decref(ring);
-	free(rt);
-	return rc;
+	return vg_alarm_store_put_state(e->store, &row);
 }
 
 /* Write dirty states and pending rows in one transaction; then publish. */
@@ -636,6 +636,50 @@ static void eval_dependents(struct vg_alarm_engine *e, struct alarm *a,
 
 /* ---- indexes ------------------------------------------------------------------------------- */
 
+static int list_put(struct vg_amap *m, const char *k, size_t kl, struct alarm *a)
+{
+	struct list *l = vg_amap_get(m, k, kl);
+
+	if (!l) {
+		if (!(l = calloc(1, sizeof(*l))))
+			return -ENOMEM;
+		if (vg_amap_put(m, k, kl, l, NULL)) {
+			free(l);
+			return -ENOMEM;
+		}
+	}
+	return list_add(l, a);
+}
+
+/* Add one alarm to the indexes: an enabled threshold alarm to `exact`
+ * (one resource) or `selectors` (by metric) and to the metric counts; a
+ * composite to `deps` under each alarm it names. */
+static void index_add(struct vg_alarm_engine *e, struct alarm *a)
+{
+	char k[1024];
+	size_t kl;
+
+	if (a->def.kind == VG_ALARM_THRESHOLD) {
+		void *n;
+		if (!a->def.enabled)
+			return;
+		if (a->def.resource) {
+			if ((kl = key2(k, sizeof(k), a->def.resource, a->def.metric)))
+				list_put(&e->exact, k, kl, a);
+		} else
+			list_put(&e->watchers, a->def.metric, strlen(a->def.metric), a);
+		n = vg_amap_gets(&e->metrics, a->def.metric);
+		vg_amap_put(&e->metrics, a->def.metric, strlen(a->def.metric),
+			    (void *)((uintptr_t)n + 1), NULL);
+		return;
+	}
+	for (size_t i = 0; i < vg_alarm_rule_nrefs(a->rule); i++)
+		if ((kl = key2(k, sizeof(k), a->def.project, vg_alarm_rule_ref(a->rule, i))))
+			list_put(&e->deps, k, kl, a);
+}
+
+/* Rebuild every index after definitions changed (O(alarms)); creations
+ * are added incrementally instead (index_add). */
 static void reindex(struct vg_alarm_engine *e)
 {
 	size_t pos = 0;
@@ -644,44 +688,12 @@ static void reindex(struct vg_alarm_engine *e)
 	if (e->indexed_gen == e->gen)
 		return;
 	free_lists(&e->watchers);
+	free_lists(&e->exact);
 	free_lists(&e->deps);
-	while ((s = vg_amap_next(&e->alarms, &pos))) {
-		struct alarm *a = s->value;
-		struct list *l;
-		if (a->def.kind == VG_ALARM_THRESHOLD) {
-			if (!a->def.enabled)
-				continue;
-			l = vg_amap_gets(&e->watchers, a->def.metric);
-			if (!l) {
-				if (!(l = calloc(1, sizeof(*l))))
-					continue;
-				if (vg_amap_put(&e->watchers, a->def.metric,
-						strlen(a->def.metric), l, NULL)) {
-					free(l);
-					continue;
-				}
-			}
-			list_add(l, a);
-			continue;
-		}
-		for (size_t i = 0; i < vg_alarm_rule_nrefs(a->rule); i++) {
-			char k[600];
-			size_t kl = key2(k, sizeof(k), a->def.project,
-					 vg_alarm_rule_ref(a->rule, i));
-			if (!kl)
-				continue;
-			l = vg_amap_get(&e->deps, k, kl);
-			if (!l) {
-				if (!(l = calloc(1, sizeof(*l))))
-					continue;
-				if (vg_amap_put(&e->deps, k, kl, l, NULL)) {
-					free(l);
-					continue;
-				}
-			}
-			list_add(l, a);
-		}
-	}
+	vg_amap_release(&e->metrics);
+	vg_amap_init(&e->metrics);
+	while ((s = vg_amap_next(&e->alarms, &pos)))
+		index_add(e, s->value);
 	e->indexed_gen = e->gen;
 }
 
@@ -791,9 +803,11 @@ static void rebind(struct vg_alarm_engine *e, struct series *s)
 	s->nbind = 0;
 	for (size_t i = 0; i < s->nwin; i++)
 		s->win[i].max_gap = 0;
+	struct list *lx = vg_amap_get(&e->exact, s->key, s->klen);
 	l = vg_amap_gets(&e->watchers, s->metric);
-	for (size_t i = 0; l && i < l->n; i++) {
-		struct alarm *a = l->a[i];
+	size_t nsel = l ? l->n : 0, nall = nsel + (lx ? lx->n : 0);
+	for (size_t i = 0; i < nall; i++) {
+		struct alarm *a = i < nsel ? l->a[i] : lx->a[i - nsel];
 		struct inst *in;
 		int w;
 		if (!selector_match(a, s->res)) {
@@ -1123,7 +1137,7 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 		}
 		for (uint32_t k = 0; k < r->nsamples; k++) {
 			struct series *s;
-			if (!vg_amap_gets(&e->watchers, sm[k].metric))
+			if (!vg_amap_gets(&e->metrics, sm[k].metric))
 				continue;
 			if (!ri && !(ri = res_for(e, b, r)))
 				break;
@@ -1335,7 +1349,6 @@ static int load_state(void *ctx, const struct vg_alarm_state_row *row)
 	struct vg_alarm_engine *e = ctx;
 	struct alarm *a = vg_amap_gets(&e->alarms, row->alarm_id);
 	struct inst *in;
-	json_t *ring;
 
 	if (!a)
 		return 0;
@@ -1348,10 +1361,8 @@ static int load_state(void *ctx, const struct vg_alarm_state_row *row)
 	in->ev.alarm_periods = row->alarm_periods;
 	in->updated_ms = row->updated_ms;
 	snprintf(in->reason, sizeof(in->reason), "%s", row->reason ? row->reason : "");
-	if (row->ring && (ring = json_loads(row->ring, 0, NULL))) {
-		vg_alarm_eval_ring_from_json(&in->ev, ring);
-		json_decref(ring);
-	}
+	if (row->ring)
+		vg_alarm_eval_ring_unpack(&in->ev, row->ring, row->ring_len);
 	return 0;
 }
 
@@ -1391,6 +1402,8 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 	vg_amap_init(&e->alarms);
 	vg_amap_init(&e->names);
 	vg_amap_init(&e->watchers);
+	vg_amap_init(&e->exact);
+	vg_amap_init(&e->metrics);
 	vg_amap_init(&e->deps);
 	vg_amap_init(&e->series);
 	vg_amap_init(&e->resources);
@@ -1459,7 +1472,9 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 	while ((s = vg_amap_next(&e->alarms, &pos)))
 		alarm_free(e, s->value);
 	free_lists(&e->watchers);
+	free_lists(&e->exact);
 	free_lists(&e->deps);
+	vg_amap_release(&e->metrics);
 	vg_amap_release(&e->alarms);
 	vg_amap_release(&e->names);
 	vg_amap_release(&e->watchers);
@@ -1720,6 +1735,7 @@ int vg_alarm_engine_create(struct vg_alarm_engine *e, const json_t *body,
 		rc = check_refs(e, a, errors);
 	if (!rc)
 		rc = persist_def(e, a, "creation", NULL);
+	int was_indexed = e->indexed_gen == e->gen;
 	if (!rc)
 		rc = insert_alarm(e, a);
 	if (rc) {
@@ -1727,7 +1743,11 @@ int vg_alarm_engine_create(struct vg_alarm_engine *e, const json_t *body,
 		alarm_free(e, a);
 		return rc;
 	}
-	reindex(e);
+	if (was_indexed) { /* O(1) instead of a full rebuild */
+		index_add(e, a);
+		e->indexed_gen = e->gen;
+	} else
+		reindex(e);
 	if (a->rule) {
 		eval_composite(e, a, wall(e), 0);
 		flush(e);

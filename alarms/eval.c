@@ -402,11 +402,42 @@ int vg_alarm_eval_step(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
 		if (p->repeat && e->alarm_periods % p->repeat == 0)
 			d->notify = VG_NOTIFY_REPEAT;
 	}
-	d->reason_data = reason_data(p, &v, d->kept_firing);
+	/* the data behind a reason is only needed when someone is told */
+	if (d->notify)
+		d->reason_data = reason_data(p, &v, d->kept_firing);
 	return d->notify;
 }
 
 /* ---- persistence of the ring ------------------------------------------------ */
+
+size_t vg_alarm_eval_ring_pack(const struct vg_alarm_eval *e, void *buf, size_t len)
+{
+	unsigned char *b = buf;
+	size_t n = 0;
+
+	for (uint32_t i = 0; i < e->n && n + 16 <= len; i++) {
+		const struct vg_alarm_point *pt = &e->ring[(e->head + i) % e->cap];
+		memcpy(b + n, &pt->start_ms, 8);
+		memcpy(b + n + 8, &pt->value, 8);
+		n += 16;
+	}
+	return n;
+}
+
+void vg_alarm_eval_ring_unpack(struct vg_alarm_eval *e, const void *buf, size_t len)
+{
+	const unsigned char *b = buf;
+
+	e->n = e->head = 0;
+	e->last_start_ms = 0;
+	for (size_t n = 0; n + 16 <= len; n += 16) {
+		int64_t t;
+		double v;
+		memcpy(&t, b + n, 8);
+		memcpy(&v, b + n + 8, 8);
+		vg_alarm_eval_push(e, t, v);
+	}
+}
 
 json_t *vg_alarm_eval_ring_to_json(const struct vg_alarm_eval *e)
 {

@@ -456,9 +456,14 @@ static char *cat3(const char *a, const char *b, const char *c)
 	return s;
 }
 
+/* Precedence of a formatted operand: OR 1, AND 2, NOT and atoms 3. Only
+ * an operand of lower precedence than its operator gets parentheses, so
+ * the canonical text never nests deeper than the text it came from (and
+ * parses under the same limits). */
 char *vg_alarm_rule_format(const struct vg_alarm_rule *r)
 {
 	char **st;
+	int *prec;
 	size_t sp = 0;
 	char *res = NULL;
 	int oom = 0;
@@ -466,11 +471,16 @@ char *vg_alarm_rule_format(const struct vg_alarm_rule *r)
 	if (!r || !r->nprog)
 		return NULL;
 	st = calloc(r->nprog + 1, sizeof(*st));
-	if (!st)
+	prec = calloc(r->nprog + 1, sizeof(*prec));
+	if (!st || !prec) {
+		free(st);
+		free(prec);
 		return NULL;
+	}
 	for (size_t i = 0; i < r->nprog && !oom; i++) {
 		const struct insn *in = &r->prog[i];
 		char *s = NULL;
+		int p = 3;
 		switch (in->op) {
 		case OP_REF: {
 			const char *k = in->state == ST_ALARM ? "ALARM(\""
@@ -486,15 +496,24 @@ char *vg_alarm_rule_format(const struct vg_alarm_rule *r)
 			s = strdup("FALSE");
 			break;
 		case OP_NOT:
-			s = cat3("NOT ", st[sp - 1], "");
+			if (prec[sp - 1] < 3) {
+				char *l = cat3("NOT (", st[sp - 1], ")");
+				s = l;
+			} else
+				s = cat3("NOT ", st[sp - 1], "");
 			free(st[--sp]);
 			break;
 		case OP_AND:
 		case OP_OR: {
-			char *l = cat3("(", st[sp - 2],
-				       in->op == OP_AND ? " AND " : " OR ");
-			s = l ? cat3(l, st[sp - 1], ")") : NULL;
-			free(l);
+			p = in->op == OP_AND ? 2 : 1;
+			const char *opname = in->op == OP_AND ? " AND " : " OR ";
+			char *a = prec[sp - 2] < p ? cat3("(", st[sp - 2], ")")
+						   : strdup(st[sp - 2]);
+			char *b = prec[sp - 1] < p ? cat3("(", st[sp - 1], ")")
+						   : strdup(st[sp - 1]);
+			s = a && b ? cat3(a, opname, b) : NULL;
+			free(a);
+			free(b);
 			free(st[--sp]);
 			free(st[--sp]);
 			break;
@@ -502,13 +521,16 @@ char *vg_alarm_rule_format(const struct vg_alarm_rule *r)
 		}
 		if (!s)
 			oom = 1;
-		else
+		else {
+			prec[sp] = p;
 			st[sp++] = s;
+		}
 	}
 	if (!oom && sp == 1)
 		res = st[--sp];
 	while (sp)
 		free(st[--sp]);
 	free(st);
+	free(prec);
 	return res;
 }

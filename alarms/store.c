@@ -86,7 +86,7 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS states ("
 	" alarm_id TEXT NOT NULL, resource TEXT NOT NULL, state INTEGER NOT NULL,"
 	" since_ms INTEGER NOT NULL, clear_since_ms INTEGER NOT NULL DEFAULT 0,"
-	" alarm_periods INTEGER NOT NULL DEFAULT 0, reason TEXT, ring TEXT,"
+	" alarm_periods INTEGER NOT NULL DEFAULT 0, reason TEXT, ring BLOB,"
 	" updated_ms INTEGER NOT NULL, PRIMARY KEY (alarm_id, resource));"
 	"CREATE TABLE IF NOT EXISTS history ("
 	" seq INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id TEXT NOT NULL,"
@@ -322,7 +322,8 @@ int vg_alarm_store_load_states(struct vg_alarm_store *s,
 			.clear_since_ms = sqlite3_column_int64(st, 4),
 			.alarm_periods = (uint32_t)sqlite3_column_int64(st, 5),
 			.reason = (const char *)sqlite3_column_text(st, 6),
-			.ring = (const char *)sqlite3_column_text(st, 7),
+			.ring = sqlite3_column_blob(st, 7),
+			.ring_len = (size_t)sqlite3_column_bytes(st, 7),
 			.updated_ms = sqlite3_column_int64(st, 8),
 		};
 		ret = fn(ctx, &row);
@@ -345,7 +346,10 @@ int vg_alarm_store_put_state(struct vg_alarm_store *s,
 	sqlite3_bind_int64(st, 5, r->clear_since_ms);
 	sqlite3_bind_int64(st, 6, r->alarm_periods);
 	bind_text(st, 7, r->reason);
-	bind_text(st, 8, r->ring);
+	if (r->ring)
+		sqlite3_bind_blob(st, 8, r->ring, (int)r->ring_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 8);
 	sqlite3_bind_int64(st, 9, r->updated_ms);
 	return run(s, ST_STATE_PUT);
 }

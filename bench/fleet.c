@@ -714,19 +714,21 @@ static double stop_collector(int pid, double *cpu)
 	return -1;
 }
 
-/* "values written N" from the collector's exit log line; -1 if absent. */
-static long long logged_written(const char *path)
+/* A number after "key " in the collector's log (its exit lines), the
+ * last occurrence; -1 if absent. */
+static long long logged(const char *path, const char *key)
 {
-	char line[2048];
+	char line[4096];
 	long long v = -1;
+	size_t kl = strlen(key);
 	FILE *f = fopen(path, "r");
 
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof(line), f)) {
-		char *p = strstr(line, "values written ");
-		if (p)
-			v = strtoll(p + 15, NULL, 10);
+		char *p = strstr(line, key);
+		if (p && p[kl] == ' ')
+			v = strtoll(p + kl + 1, NULL, 10);
 	}
 	fclose(f);
 	return v;
@@ -1021,7 +1023,8 @@ int main(int argc, char **argv)
 	struct worker *w;
 	double t_start, t_end, cpu0 = 0, cpu1 = 0, stop_s = 0, warm_s;
 	long hwm = -1, rss_end = -1;
-	long long written = -1;
+	long long written = -1, flushed = -1, calls = -1, cache_peak = -1,
+		  cache_bytes = -1;
 	uint64_t v_warm = 0, v_total = 0, sends = 0, timeouts = 0, retries = 0,
 		 rejected = 0, dups = 0, dropped_b = 0, dropped_v = 0,
 		 spool_peak = 0, bad_acks = 0, batches = 0;
@@ -1129,7 +1132,24 @@ int main(int argc, char **argv)
 		}
 	}
 	if (O.collector_log) {
-		written = logged_written(O.collector_log);
+		written = logged(O.collector_log, "values written");
+		flushed = logged(O.collector_log, "values flushed");
+		cache_peak = logged(O.collector_log, "cache peak");
+		{
+			/* "values flushed N in M librrd calls" */
+			char line[4096];
+			FILE *lf = fopen(O.collector_log, "r");
+			while (lf && fgets(line, sizeof(line), lf)) {
+				char *p = strstr(line, "values flushed ");
+				if (p && (p = strstr(p, " in ")))
+					calls = strtoll(p + 4, NULL, 10);
+				if ((p = strstr(line, "cache peak ")) &&
+				    (p = strstr(p, " values in ")))
+					cache_bytes = strtoll(p + 11, NULL, 10);
+			}
+			if (lf)
+				fclose(lf);
+		}
 		if (written < 0) {
 			fprintf(stderr, "fleet: no \"values written\" in %s\n",
 				O.collector_log);
@@ -1160,6 +1180,8 @@ int main(int argc, char **argv)
 	       "stored_values_per_s=%.0f offered_values_per_s=%.0f "
 	       "collector_cpu_s=%.3f us_cpu_per_value=%.3f "
 	       "cores=%.2f peak_rss_kb=%ld rss_kb=%ld bytes_per_series=%.0f "
+	       "flushed=%lld rrd_calls=%lld depth=%.1f cache_peak=%lld "
+	       "bytes_per_series_beyond_cache=%.0f "
 	       "written=%lld lost=%lld batches=%llu duplicates=%llu sends=%llu "
 	       "timeouts=%llu retries=%llu rejected=%llu bad_acks=%llu "
 	       "spool_peak=%llu dropped_batches=%llu dropped_values=%llu "
@@ -1174,6 +1196,11 @@ int main(int argc, char **argv)
 	       mcpu, v_meas ? mcpu * 1e6 / (double)v_meas : 0.0,
 	       mcpu / (mwall + stop_s), hwm, rss_end,
 	       hwm > 0 ? hwm * 1024.0 / ((double)O.hosts * g_series_per_host) : 0.0,
+	       flushed, calls, calls > 0 ? (double)flushed / (double)calls : 0.0,
+	       cache_peak,
+	       hwm > 0 ? (hwm * 1024.0 - (cache_bytes > 0 ? (double)cache_bytes : 0)) /
+				 ((double)O.hosts * g_series_per_host)
+		       : 0.0,
 	       written, lost, (unsigned long long)batches,
 	       (unsigned long long)dups, (unsigned long long)sends,
 	       (unsigned long long)timeouts, (unsigned long long)retries,

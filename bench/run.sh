@@ -34,7 +34,6 @@ DISK_BASE=${BENCH_DISK_DIR:-/var/tmp}
 TMPFS_BASE=${BENCH_TMPFS_DIR:-/dev/shm}
 ARCHIVES="1m:1d,5m:7d,1h:30d"
 KB_PER_FILE=102            # du of one file in the bench layout
-VIGIE_DEPTH=${BENCH_VIGIE_DEPTH:-1} # timestamps per librrd call in vigie's store
 OUT=$BB/results.txt
 T0=$SECONDS
 
@@ -97,6 +96,10 @@ log "machine: $NPROC x $CPU, $MEM; disk $DISK_BASE = $DISKFS; tmpfs $TMPFS_BASE;
 record "MACHINE nproc=$NPROC cpu=\"$CPU\" mem=\"$MEM\" disk=\"$DISKFS\" kernel=$(uname -r) librrd=$(pkg-config --modversion librrd 2>/dev/null)"
 
 # ---- collector helpers ---------------------------------------------------------
+# The simulator does not sign its batches: a collector that checks
+# signatures (docs/security.md) is told to accept unsigned ones.
+UNSIGNED=()
+"$BIN/vigie-collector" --help 2>&1 | grep -q -- --allow-unsigned && UNSIGNED=(--allow-unsigned)
 # start_collector DIR : starts vigie-collector on DIR/data, sets CPID, URL
 start_collector() {
   local dir=$1 port hport try
@@ -122,7 +125,7 @@ archives = $ARCHIVES
 level = info
 EOF
   URL=tcp://127.0.0.1:$port
-  "$BIN/vigie-collector" --config "$dir/bench.conf" --listen "$URL" \
+  "$BIN/vigie-collector" "${UNSIGNED[@]}" --config "$dir/bench.conf" --listen "$URL" \
     --http "127.0.0.1:$hport" --data-dir "$dir/data" >>"$dir/collector.log" 2>&1 &
   CPID=$!
   _pids+=("$CPID")
@@ -139,7 +142,7 @@ EOF
 # The ceiling updates every file of vigie's data directory after the run
 # (rrd_ceiling --tree): same layout, same number of files, same page cache,
 # and no second creation of 100,000 files.
-declare -A CEIL VG
+declare -A CEIL VG VD
 for fs in $FSLIST; do
   for n in $SIZES; do
     if ! fits "$fs" "$n"; then
@@ -150,9 +153,12 @@ for fs in $FSLIST; do
     workdir "$fs"
     start_collector "$d" || exit 1
     h=$(hosts_for "$n")
-    log "vigie $fs $n series ($h hosts), ${MEASURE_S}s measured"
+    # 100,000 series need longer to reach the cache's steady state (each
+    # series must collect its flush depth of values at least once)
+    ms=$MEASURE_S; ((n >= 50000)) && ms=$((MEASURE_S * 2))
+    log "vigie $fs $n series ($h hosts), ${ms}s measured"
     r=$("$BB/fleet" --collector "$URL" --series "$n" --hosts "$h" \
-      --seconds "$MEASURE_S" --collector-pid "$CPID" --stop \
+      --seconds "$ms" --collector-pid "$CPID" --stop \
       --collector-log "$d/collector.log" --verify "$d/data" \
       --config "$d/bench.conf" --label "$fs" 2>"$d/fleet.err" | grep '^RESULT')
     wait "$CPID" 2>/dev/null
@@ -160,7 +166,10 @@ for fs in $FSLIST; do
     grep -v '^fleet: \(warm-up\|[0-9]* hosts\)' "$d/fleet.err" | head -5 >&2
     record "$r fs=$fs"
     VG[$fs,$n]=$r
-    for depth in 1 6 $VIGIE_DEPTH; do
+    # vigie's own batch depth (values per librrd call, from its exit log)
+    VD[$fs,$n]=$(awk -v d="$(kv depth "$r")" 'BEGIN { printf "%d", d + 0.5 }')
+    for depth in 1 6 ${VD[$fs,$n]}; do
+      [[ $depth -ge 1 ]] || continue
       [[ -n ${CEIL[$fs,$n,$depth]:-} ]] && continue
       log "ceiling $fs, vigie's $n files, depth $depth"
       r=$("$BB/rrd_ceiling" --tree "$d/data/rrd" --depth "$depth" \
@@ -246,7 +255,7 @@ if [[ " $SKIP " != *" crash "* ]]; then
   sleep 3
   kill -KILL "$CPID"; wait "$CPID" 2>/dev/null
   sleep 1
-  "$BIN/vigie-collector" --config "$d/bench.conf" --listen "$URL" \
+  "$BIN/vigie-collector" "${UNSIGNED[@]}" --config "$d/bench.conf" --listen "$URL" \
     --http "127.0.0.1:$(free_port)" --data-dir "$d/data" >>"$d/collector.log" 2>&1 &
   CPID=$!
   _pids+=("$CPID")
@@ -274,25 +283,29 @@ while read -r line; do
     "$(kv depth "$line")" "$(kv values_per_s "$line")" "$(kv us_cpu_per_value "$line")"
 done <"$OUT"
 echo
-echo "vigie end to end (fleet -> nanomsg -> collector -> RRD; closed loop, ${MEASURE_S} s measured)"
-printf '  %-6s %8s %10s %10s %8s %6s %9s %8s %8s %6s %s\n' fs series values/s stored/s \
-  "us/val" cores "RSS MiB" "B/ser" "%ceil" lost check
+echo "vigie end to end (fleet -> nanomsg -> collector -> journal + cache -> RRD; closed loop, ${MEASURE_S} s measured, 100k: $((MEASURE_S * 2)) s)"
+echo "  stored/s = values acknowledged in the measured phase / (phase + the final flush at stop); depth = values per librrd call"
+printf '  %-6s %8s %9s %9s %7s %6s %8s %8s %6s %6s %5s %s\n' fs series stored/s acked/s \
+  "us/val" cores "RSS MiB" "B/ser*" depth "%ceil" lost check
 for fs in $FSLIST; do
   for n in $SIZES; do
     r=${VG[$fs,$n]:-}
     [[ -n $r ]] || continue
-    vps=$(kv values_per_s "$r")
-    c=${CEIL[$fs,$n,$VIGIE_DEPTH]:-0}
+    vps=$(kv stored_values_per_s "$r")
+    c=${CEIL[$fs,$n,${VD[$fs,$n]:-0}]:-0}
     pct=$(awk -v a="${vps:-0}" -v b="$c" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "-" }')
     rss=$(awk -v k="$(kv peak_rss_kb "$r")" 'BEGIN { printf "%.1f", k / 1024 }')
     st=$(kv status "$r")
     [[ $st == ok ]] || fail=1
-    printf '  %-6s %8s %10s %10s %8s %6s %9s %8s %8s %6s %s\n' "$fs" "$(kv series "$r")" \
-      "$vps" "$(kv stored_values_per_s "$r")" "$(kv us_cpu_per_value "$r")" \
-      "$(kv cores "$r")" "$rss" "$(kv bytes_per_series "$r")" "$pct" \
-      "$(kv lost "$r")" "$st ($(kv files_checked "$r") files, $(kv points_checked "$r") points)"
+    printf '  %-6s %8s %9s %9s %7s %6s %8s %8s %6s %6s %5s %s\n' "$fs" "$(kv series "$r")" \
+      "$vps" "$(kv values_per_s "$r")" "$(kv us_cpu_per_value "$r")" \
+      "$(kv cores "$r")" "$rss" "$(kv bytes_per_series_beyond_cache "$r")" \
+      "$(kv depth "$r")" "$pct" "$(kv lost "$r")" \
+      "$st ($(kv files_checked "$r") files, $(kv points_checked "$r") points)"
   done
 done
+echo "  B/ser* = peak RSS minus the write-behind cache's arrays, per series; %ceil = stored/s over"
+echo "  the librrd ceiling on the same files at vigie's depth"
 if [[ -n $RRDC ]]; then
   echo
   echo "rrdcached (10,000 files, 6 UPDATEs of 60 timestamps per file, then FLUSHALL)"

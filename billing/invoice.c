@@ -393,7 +393,7 @@ static int net_add(struct netacc *a, const struct charge *c)
 		if (!s)
 			return -ENOMEM;
 		for (size_t i = 0; i < a->cap; i++) {
-			if (!a->slot[i].ut && !a->slot[i].ik)
+			if (!a->slot[i].ik)
 				continue;
 			size_t k = net_hash(&a->slot[i]) & (cap - 1);
 			while (s[k].ik)

@@ -15,7 +15,18 @@
  * reply (the peer would resend it forever), while one over max_message
  * gets a REJECTED answer the agent can act on.
  *
+ * Before the duplicate check, a decoded batch must pass vg_sign_check
+ * (signature of its host's key, poll time within max_clock_skew) and the
+ * time bounds (no poll, sample or event time beyond now + max_future, nor
+ * before 1970-01-02: one far-future sample would set an RRD file's last
+ * update and make every later true sample a "duplicate"; a first sample
+ * near 0 makes librrd start the file at "now", with the same effect on
+ * every sample from the past). The ack to a batch whose
+ * signature verified is signed with the same key and bound to its MAC.
+ *
  * Invariants:
+ *  - nothing from a batch that failed the signature or time checks
+ *    reaches the registry, the duplicate filter or a consumer;
  *  - an OK or DUPLICATE ack is sent only after every consumer returned (so
  *    the batch is stored) and the sequence number is committed; anything
  *    else a consumer could not take now is answered RETRY.
@@ -29,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
@@ -36,6 +48,7 @@
 #include "vigie/clock.h"
 #include "vigie/log.h"
 #include "vigie/receiver.h"
+#include "vigie/sign.h"
 #include "vigie/wire.h"
 
 #define DEFAULT_TIMEOUT_MS 200
@@ -46,12 +59,15 @@ struct vg_receiver {
 	int sock;
 	struct vg_receiver_options o;
 	char listen[256];
+	char data_dir[512];
 	volatile sig_atomic_t stop;
 	int64_t last_tick_ms;
 	struct vg_collector_stats stats; /* __atomic */
 	/* vg_log_limited counters (log lines, not self-metrics) */
 	uint64_t n_dispatch_err, n_commit_err, n_seen_err, n_store_err;
-	uint64_t n_store_rejected, n_send_err, n_recv_err;
+	uint64_t n_store_rejected, n_send_err, n_recv_err, n_retry;
+	uint64_t n_retrying; /* consecutive RETRY answers (0: storing fine) */
+	uint64_t n_clock_unset; /* refused: times before 1970-01-02 */
 };
 
 static void count(uint64_t *c, uint64_t n)
@@ -78,6 +94,8 @@ int vg_receiver_open(const struct vg_receiver_options *o,
 	r->o = *o;
 	snprintf(r->listen, sizeof(r->listen), "%s", o->listen);
 	r->o.listen = r->listen;
+	snprintf(r->data_dir, sizeof(r->data_dir), "%s", o->data_dir ? o->data_dir : "");
+	r->o.data_dir = r->data_dir;
 	if (r->o.recv_timeout_ms <= 0)
 		r->o.recv_timeout_ms = DEFAULT_TIMEOUT_MS;
 
@@ -122,6 +140,12 @@ void vg_receiver_close(struct vg_receiver *r)
 	free(r);
 }
 
+void vg_receiver_set_keys(struct vg_receiver *r, const struct vg_keyring *keys)
+{
+	if (r)
+		r->o.keys = keys;
+}
+
 void vg_receiver_stop(struct vg_receiver *r)
 {
 	if (r)
@@ -135,6 +159,12 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_collector_stats *out
 	out->batches_duplicate = __atomic_load_n(&r->stats.batches_duplicate, __ATOMIC_RELAXED);
 	out->batches_retry = __atomic_load_n(&r->stats.batches_retry, __ATOMIC_RELAXED);
 	out->samples_received = __atomic_load_n(&r->stats.samples_received, __ATOMIC_RELAXED);
+	out->batches_unsigned = __atomic_load_n(&r->stats.batches_unsigned, __ATOMIC_RELAXED);
+	out->batches_forged = __atomic_load_n(&r->stats.batches_forged, __ATOMIC_RELAXED);
+	out->batches_wrong_host = __atomic_load_n(&r->stats.batches_wrong_host, __ATOMIC_RELAXED);
+	out->batches_no_key = __atomic_load_n(&r->stats.batches_no_key, __ATOMIC_RELAXED);
+	out->batches_stale = __atomic_load_n(&r->stats.batches_stale, __ATOMIC_RELAXED);
+	out->batches_future = __atomic_load_n(&r->stats.batches_future, __ATOMIC_RELAXED);
 }
 
 void vg_receiver_stats_fn(void *ctx, struct vg_collector_stats *out)
@@ -192,10 +222,33 @@ static uint8_t accept_batch(struct vg_receiver *r, const struct vg_batch *b)
 	rc = vg_dispatch_batch(r->o.dispatch, b);
 	log_store(r, &before, b);
 	if (rc == -EAGAIN) {
+		char space[640] = "";
+		struct statvfs vfs;
 		count(&r->stats.batches_retry, 1);
-		vg_debug("batch %s seq %llu: storage not ready, RETRY", b->host,
-			 (unsigned long long)b->seq);
+		r->n_retrying++;
+		/* Say why: the agent only learns "retry". */
+		if (r->data_dir[0] && statvfs(r->data_dir, &vfs) == 0) {
+			unsigned long long avail =
+				(unsigned long long)vfs.f_bavail * vfs.f_frsize;
+			snprintf(space, sizeof(space), "; %s: %s, %llu KiB free",
+				 r->data_dir,
+				 avail < (4ull << 20) ? "disk full" : "space left",
+				 avail >> 10);
+		}
+		vg_log_limited(VG_LOG_WARN, &r->n_retry,
+			       "batch %s seq %llu not stored, answering RETRY "
+			       "(the agent keeps it and resends): %s%s", b->host,
+			       (unsigned long long)b->seq,
+			       r->o.store && *vg_store_last_error(r->o.store)
+				       ? vg_store_last_error(r->o.store)
+				       : "a consumer cannot take it now",
+			       space);
 		return VG_ACK_RETRY;
+	}
+	if (r->n_retrying) {
+		vg_info("storing again after %llu RETRY answer(s)",
+			(unsigned long long)r->n_retrying);
+		r->n_retrying = 0;
 	}
 	if (rc < 0)
 		vg_log_limited(VG_LOG_WARN, &r->n_dispatch_err,
@@ -218,13 +271,116 @@ static uint8_t accept_batch(struct vg_receiver *r, const struct vg_batch *b)
 	return VG_ACK_OK;
 }
 
-/* Handle one message; fills the ack. */
+/* Times before this are a clock that was never set: refused, because a
+ * first sample near 0 would make librrd start the file at "now" and turn
+ * every later sample from the past into a duplicate. */
+#define MIN_TIME_MS (86400 * 1000LL) /* 1970-01-02 */
+
+/* Whether t is outside [lo, hi]. */
+static int out_of(int64_t t, int64_t lo, int64_t hi)
+{
+	return t < lo || t > hi;
+}
+
+/* The first time in b (poll, resource or event time) outside [lo, hi]
+ * into *t: 1 if there is one, else 0. */
+static int bad_time(const struct vg_batch *b, int64_t lo, int64_t hi, int64_t *t)
+{
+	*t = b->time_ms;
+	if (out_of(*t, lo, hi))
+		return 1;
+	for (size_t i = 0; i < b->nres; i++)
+		if (out_of(*t = b->res[i].time_ms, lo, hi))
+			return 1;
+	for (size_t i = 0; i < b->nevents; i++)
+		if (out_of(*t = b->events[i].time_ms, lo, hi))
+			return 1;
+	return 0;
+}
+
+/* Signature and time checks. 0 to go on (with *key set when the ack must
+ * be signed), or -EACCES after counting and logging the refusal. */
+static int admit(struct vg_receiver *r, const struct vg_batch *b,
+		 const void *buf, size_t len, const struct vg_key **key)
+{
+	struct vg_sign_policy p = {
+		.keys = r->o.keys,
+		.require = r->o.require_signatures,
+		.window_ms = r->o.max_clock_skew_ms,
+	};
+	int64_t now = vg_now_ms();
+	enum vg_sign_verdict v;
+	uint64_t *counter = NULL;
+	const char *why = NULL;
+	int64_t shown = b->time_ms; /* the time the log line names */
+
+	*key = NULL;
+	v = vg_sign_check(&p, b->host, b->time_ms, now, buf, len);
+	switch (v) {
+	case VG_SIGN_OK:
+		*key = vg_keyring_find(r->o.keys, b->host);
+		break;
+	case VG_SIGN_UNCHECKED:
+		break;
+	case VG_SIGN_UNSIGNED:
+		counter = &r->stats.batches_unsigned;
+		why = r->o.require_signatures
+			      ? "not signed (require_signatures is on)"
+			      : "not signed, but this host has a key";
+		break;
+	case VG_SIGN_NO_KEY:
+		counter = &r->stats.batches_no_key;
+		why = "signed, but there is no key for this host in keys_dir";
+		break;
+	case VG_SIGN_FORGED:
+		counter = &r->stats.batches_forged;
+		why = "forged: the signature matches no key";
+		break;
+	case VG_SIGN_WRONG_HOST:
+		counter = &r->stats.batches_wrong_host;
+		why = "signed with another host's key (a node speaking for "
+		      "another)";
+		break;
+	case VG_SIGN_STALE:
+		counter = &r->stats.batches_stale;
+		why = "poll time outside max_clock_skew of the collector's clock";
+		break;
+	}
+	if (!counter) {
+		int64_t hi = r->o.max_future_ms > 0 ? now + r->o.max_future_ms
+						    : INT64_MAX, t;
+		if (bad_time(b, MIN_TIME_MS, hi, &t)) {
+			shown = t;
+			if (t > hi) {
+				counter = &r->stats.batches_future;
+				why = "a time further ahead of the collector's "
+				      "clock than max_future";
+			} else {
+				counter = &r->n_clock_unset;
+				why = "a time before 1970-01-02 (the agent's clock "
+				      "is not set)";
+			}
+		}
+	}
+	if (!counter)
+		return 0;
+	*key = NULL;
+	count(&r->stats.batches_rejected, 1);
+	vg_log_limited(VG_LOG_WARN, counter,
+		       "refused batch host=%s stream=%016llx seq=%llu time=%lld: %s",
+		       b->host, (unsigned long long)b->stream,
+		       (unsigned long long)b->seq, (long long)shown, why);
+	return -EACCES;
+}
+
+/* Handle one message; fills the ack, and *key when it must be signed. */
 static void handle(struct vg_receiver *r, const void *buf, size_t len,
-		   struct vg_ack *ack)
+		   struct vg_ack *ack, const struct vg_key **key)
 {
 	struct vg_batch *b = NULL;
 	int rc;
 
+	*key = NULL;
 	memset(ack, 0, sizeof(*ack));
 	count(&r->stats.batches_received, 1);
 	rc = len > r->o.max_message ? -E2BIG : vg_wire_decode(buf, len, &b);
@@ -243,7 +399,10 @@ static void handle(struct vg_receiver *r, const void *buf, size_t len,
 	}
 	ack->stream = b->stream;
 	ack->seq = b->seq;
-	ack->status = accept_batch(r, b);
+	if (admit(r, b, buf, len, key))
+		ack->status = VG_ACK_REJECTED;
+	else
+		ack->status = accept_batch(r, b);
 	vg_batch_free(b);
 }
 
@@ -263,7 +422,8 @@ int vg_receiver_run(struct vg_receiver *r)
 {
 	while (!r->stop) {
 		void *buf = NULL;
-		uint8_t abuf[VG_WIRE_ACK_LEN];
+		uint8_t abuf[VG_WIRE_ACK_LEN + VG_WIRE_MAC_LEN];
+		const struct vg_key *key;
 		struct vg_ack ack;
 		size_t alen;
 		int n = nn_recv(r->sock, &buf, NN_MSG, 0);
@@ -279,9 +439,11 @@ int vg_receiver_run(struct vg_receiver *r)
 				       "receive failed: %s", nn_strerror(e));
 			continue;
 		}
-		handle(r, buf, (size_t)n, &ack);
-		nn_freemsg(buf);
+		handle(r, buf, (size_t)n, &ack, &key);
 		alen = vg_wire_ack_encode(&ack, abuf);
+		if (key) /* bound to the batch's MAC, so before freeing it */
+			alen = vg_sign_ack(key, vg_sign_mac(buf, (size_t)n), abuf);
+		nn_freemsg(buf);
 		if (nn_send(r->sock, abuf, alen, 0) < 0)
 			vg_log_limited(VG_LOG_INFO, &r->n_send_err,
 				       "cannot send ack for seq %llu: %s "

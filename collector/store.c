@@ -1,39 +1,64 @@
 /*
- * store.c — the RRD store: one librrd file per (resource, metric).
+ * store.c — the RRD store: one librrd file per (resource, metric), written
+ * behind a journal (include/vigie/store.h; docs/architecture.md "Fast path").
  *
- * Design. vg_store_write_batch walks a batch resource by resource and
- * writes each sample to <data_dir>/rrd/<type>/<id>/<metric>.rrd with
- * rrd_update_r ("seconds.millis:value", the resource's read time). A file
- * is created on first use with rrd_create_r2 under a temporary name and
- * renamed into place, so a concurrent reader (the HTTP API) never opens a
- * half-written file. Counters use DDERIVE with minimum 0: librrd turns
- * them into rates and a reset (negative delta) into an unknown point.
+ * Design. librrd pays ~20 us per rrd_update_r call (open, lock, mmap, read
+ * the header, munmap, close) and ~0.4 us per value in it, so the store
+ * gives each call many timestamps of one series, as rrdcached does:
  *
- * An in-memory open-addressing hash table maps each file path to the time
- * (ms) of its last update. It is filled lazily: the first time a path is
- * touched we ask librrd for the file's last update (whole seconds only, as
- * librrd does not expose the sub-second part), afterwards the table alone
- * decides. Only the writer thread touches the table.
+ *   receiver thread                        storage thread (flusher)
+ *   vg_store_write_batch(b)                loop: oldest dirty series with
+ *     look up / create each series            >= FLUSH_MIN_DEPTH values, or
+ *     skip duplicates (t <= last)             older than FLUSH_MAX_AGE_MS,
+ *     journal append + fdatasync              or the cache over half full,
+ *     append (t, v) to the series' cache      or the receiver idle:
+ *     return 0  => the agent gets its ack     copy its values out, write
+ *                                             them in one rrd_update_r
+ *
+ * The cache is bounded (CACHE_MAX_VALUES; $VIGIE_STORE_CACHE_MAX and
+ * $VIGIE_STORE_FLUSH_DEPTH override the bound and the depth for tests and
+ * benchmarks): a batch that would overflow it
+ * gets -EAGAIN, so the receiver answers RETRY and the agents keep their
+ * batches (backpressure), and nothing unacknowledged is journaled.
+ * vg_store_fetch writes the series' cached values before reading the file.
+ *
+ * The journal is a directory of segments (<id>.vgj, rotated at
+ * SEG_MAX_BYTES), each a sequence of records [u32 length][u32 version]
+ * [u64 checksum][payload: the batch's accepted samples]. A segment is
+ * deleted once no cached value from it is left (after a syncfs, so the RRD
+ * pages that replaced it are on disk); when the cache is empty even the
+ * active segment goes, so an idle store leaves only RRD files. On open,
+ * segments left by a crash are replayed in order (a torn last record ends
+ * the replay), written to the files and deleted. One store owns a journal:
+ * flock on the journal directory; a second open gets a write-through store.
  *
  * Invariants:
  *  - updates to one file are strictly increasing in time: a sample at or
- *    before the table's time is a duplicate (a re-sent batch), skipped and
- *    counted, never handed to librrd. After a restart the table knows the
- *    last update only to the second; librrd's own "illegal attempt to
- *    update" refusal inside that second is then counted as a duplicate too.
+ *    before the series' last accepted time is a duplicate, skipped and
+ *    counted. The last time of a file is read from its header to the
+ *    microsecond (librrd's live_head), so re-sends after a restart are
+ *    recognised exactly.
+ *  - a series is flushed by one thread at a time (flushing flag), and its
+ *    values leave the cache in time order, so files see increasing times.
  *  - every path is built from vg_name_escape'd components, so no name from
  *    the wire leaves <data_dir>/rrd.
+ *  - lock: one mutex (mu) guards the series table, every series' cache,
+ *    the dirty list and the journal's segment counts. It is never held
+ *    across librrd calls, file creation or fdatasync. Only the receiver
+ *    thread inserts series, so it looks them up without the lock.
  *  - counters are updated with __atomic builtins: readable from any thread.
- *
- * librrd's error text lives in a per-thread context (rrd_get_context), so
- * rrd_get_error() after an _r call names this thread's failure only.
  */
+#define RRD_EXPORT_DEPRECATED /* only for the header structs (live_head) */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -51,25 +76,84 @@
 #define COMPONENT_MAX (NAME_MAX - 16)
 #define ESC_MAX (3 * VG_NAME_MAX + 1)
 
-struct slot {
-	char *path;      /* NULL: empty slot */
+/* Write-behind policy (figures in docs/benchmarks.md). */
+#define FLUSH_MIN_DEPTH 64          /* values per rrd_update_r call */
+#define FLUSH_MAX_AGE_MS 300000     /* oldest cached value waits at most */
+#define IDLE_FLUSH_MS 1000          /* no batch for this long: write all */
+#define CACHE_MAX_VALUES (8u << 20) /* ~128 MiB of (time, value) pairs */
+#define MAX_ARGS 256                /* timestamps per librrd call */
+#define SEG_MAX_BYTES (64u << 20)   /* journal segment rotation */
+#define SEG_RING 64                 /* live segments tracked */
+#define MAX_LIVE_SEGS 8             /* more: flush oldest first */
+#define JOURNAL_VERSION 1
+
+struct pend {
+	int64_t t_ms;
+	double v;
+};
+
+struct series {
 	uint64_t hash;
-	int64_t last_ms; /* last update written (or found) */
+	char *id, *metric;     /* one allocation */
+	uint8_t rtype, kind;
+	int flushing;          /* a thread is writing its values (mu) */
+	int in_dirty;          /* on the dirty list (mu) */
+	int64_t last_ms;       /* newest value accepted (receiver; mu to write) */
+	int64_t tent_ms;       /* receiver only: within the current batch */
+	uint64_t gen;          /* receiver only: batch generation of tent_ms */
+	struct pend *pend;     /* cached values, oldest first (mu) */
+	uint32_t npend, cap;
+	uint64_t seg;          /* journal segment of pend[0] (mu) */
+	int64_t since_ms;      /* monotonic ms when pend[0] arrived (mu) */
+	struct series *dprev, *dnext; /* dirty list, oldest first (mu) */
 };
 
 struct vg_store {
 	char rrd_dir[PATH_MAX];
+	char journal_dir[PATH_MAX];
 	uint32_t step_s;
 	uint32_t heartbeat_s;
 	struct vg_archive archives[VG_MAX_ARCHIVES];
 	size_t narchives;
 
-	struct slot *slots; /* writer thread only */
-	size_t cap;         /* power of two */
-	size_t used;
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;  /* flusher: something may be due */
+	pthread_cond_t done_cv;  /* a flush completed */
+	struct series **tab;     /* open addressing; inserted by the receiver */
+	size_t cap, used;
+	struct series *dhead, *dtail;
+	uint64_t cache_max;      /* CACHE_MAX_VALUES or $VIGIE_STORE_CACHE_MAX */
+	uint32_t flush_depth;    /* FLUSH_MIN_DEPTH or $VIGIE_STORE_FLUSH_DEPTH */
+	uint64_t pending;        /* values in all caches (mu) */
+	uint64_t cache_bytes;    /* allocated for them (mu) */
+	uint64_t gen;            /* receiver only */
+	int64_t last_batch_ms;   /* monotonic ms of the last write_batch (mu) */
+
+	/* journal */
+	int owner;               /* holds the journal lock: write-behind on */
+	int lock_fd;             /* the journal directory, flock'ed */
+	int seg_fd;              /* active segment, -1 if none (receiver; mu) */
+	uint64_t seg_active;     /* id of the active (or next) segment (mu) */
+	uint64_t seg_oldest;     /* oldest segment not yet deleted (mu) */
+	uint64_t seg_bytes;      /* size of the active segment */
+	uint32_t segcnt[SEG_RING]; /* caches + flushes holding each segment */
+	int journal_busy;        /* the receiver is appending (mu) */
+	int reclaiming;          /* a thread is deleting segments (mu) */
+	uint8_t *jbuf;           /* receiver only: record being built */
+	size_t jcap;
+
+	struct series **scratch; /* receiver only: series of each sample */
+	size_t scap;
+
+	pthread_t flusher;
+	int running, stop;
+	struct pend *fbuf;       /* flusher only */
+	size_t fcap;
 
 	struct vg_store_stats stats; /* __atomic */
-	char last_error[512];        /* writer thread only */
+	char last_error[512];        /* receiver thread only */
+	char flush_error[512];       /* mu */
+	int flush_error_new;         /* mu */
 };
 
 static void count(uint64_t *c, uint64_t n)
@@ -77,10 +161,24 @@ static void count(uint64_t *c, uint64_t n)
 	__atomic_fetch_add(c, n, __ATOMIC_RELAXED);
 }
 
-static uint64_t fnv1a(const char *s)
+static int64_t mono_ms(void)
 {
-	uint64_t h = 1469598103934665603ull;
+	struct timespec ts;
 
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static uint64_t fnv1a(const char *s, uint64_t h)
+{
 	for (; *s; s++) {
 		h ^= (unsigned char)*s;
 		h *= 1099511628211ull;
@@ -88,59 +186,113 @@ static uint64_t fnv1a(const char *s)
 	return h;
 }
 
-/* ---- path -> last update table ---------------------------------------- */
+#define FNV_SEED 1469598103934665603ull
 
-static struct slot *table_find(struct vg_store *s, const char *path,
-			       uint64_t h)
+static uint64_t key_hash(int rtype, uint64_t id_hash, const char *metric)
+{
+	uint64_t h = fnv1a(metric, id_hash ^ (uint64_t)rtype * 0x9e3779b97f4a7c15ull);
+
+	return h ^ (h >> 31);
+}
+
+/* ---- the series table --------------------------------------------------------
+ * Inserted and grown by the receiver thread only, under mu; read by the
+ * receiver without mu, by other threads with mu. */
+
+static struct series *table_find(const struct vg_store *s, int rtype,
+				 const char *id, const char *metric, uint64_t h)
 {
 	size_t mask = s->cap - 1;
 
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		struct slot *sl = &s->slots[i];
-		if (!sl->path || (sl->hash == h && !strcmp(sl->path, path)))
-			return sl;
+		struct series *se = s->tab[i];
+		if (!se)
+			return NULL;
+		if (se->hash == h && se->rtype == rtype && !strcmp(se->metric, metric) &&
+		    !strcmp(se->id, id))
+			return se;
 	}
 }
 
-static int table_grow(struct vg_store *s)
+/* Caller holds mu. */
+static int table_insert(struct vg_store *s, struct series *se)
 {
-	size_t ncap = s->cap ? s->cap * 2 : 1024;
-	struct slot *old = s->slots, *ns = calloc(ncap, sizeof(*ns));
-	size_t ocap = s->cap;
-
-	if (!ns)
-		return -ENOMEM;
-	s->slots = ns;
-	s->cap = ncap;
-	for (size_t i = 0; i < ocap; i++) {
-		if (!old[i].path)
-			continue;
-		*table_find(s, old[i].path, old[i].hash) = old[i];
+	if ((s->used + 1) * 10 > s->cap * 7) {
+		size_t ncap = s->cap * 2;
+		struct series **nt = calloc(ncap, sizeof(*nt));
+		if (!nt)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->cap; i++) {
+			struct series *o = s->tab[i];
+			if (!o)
+				continue;
+			size_t j = o->hash & (ncap - 1);
+			while (nt[j])
+				j = (j + 1) & (ncap - 1);
+			nt[j] = o;
+		}
+		free(s->tab);
+		s->tab = nt;
+		s->cap = ncap;
 	}
-	free(old);
+	size_t j = se->hash & (s->cap - 1);
+	while (s->tab[j])
+		j = (j + 1) & (s->cap - 1);
+	s->tab[j] = se;
+	s->used++;
 	return 0;
 }
 
-/* Return the slot for path, inserting it (last_ms = INT64_MIN) if new. */
-static struct slot *table_get(struct vg_store *s, const char *path)
+static struct series *series_new(int rtype, const char *id, const char *metric,
+				 int kind, uint64_t h)
 {
-	uint64_t h = fnv1a(path);
-	struct slot *sl;
+	size_t il = strlen(id), ml = strlen(metric);
+	struct series *se = calloc(1, sizeof(*se) + il + ml + 2);
 
-	if ((s->used + 1) * 10 > s->cap * 7 && table_grow(s))
+	if (!se)
 		return NULL;
-	sl = table_find(s, path, h);
-	if (!sl->path) {
-		if (!(sl->path = strdup(path)))
-			return NULL;
-		sl->hash = h;
-		sl->last_ms = INT64_MIN;
-		s->used++;
-	}
-	return sl;
+	se->id = (char *)(se + 1);
+	se->metric = se->id + il + 1;
+	memcpy(se->id, id, il + 1);
+	memcpy(se->metric, metric, ml + 1);
+	se->rtype = (uint8_t)rtype;
+	se->kind = (uint8_t)kind;
+	se->hash = h;
+	se->last_ms = INT64_MIN;
+	return se;
 }
 
-/* ---- open / close -------------------------------------------------------- */
+/* ---- dirty list (mu) ------------------------------------------------------------ */
+
+static void dirty_unlink(struct vg_store *s, struct series *se)
+{
+	if (!se->in_dirty)
+		return;
+	if (se->dprev)
+		se->dprev->dnext = se->dnext;
+	else
+		s->dhead = se->dnext;
+	if (se->dnext)
+		se->dnext->dprev = se->dprev;
+	else
+		s->dtail = se->dprev;
+	se->dprev = se->dnext = NULL;
+	se->in_dirty = 0;
+}
+
+static void dirty_append(struct vg_store *s, struct series *se)
+{
+	se->dnext = NULL;
+	se->dprev = s->dtail;
+	if (s->dtail)
+		s->dtail->dnext = se;
+	else
+		s->dhead = se;
+	s->dtail = se;
+	se->in_dirty = 1;
+}
+
+/* ---- open / close helpers ------------------------------------------------------------ */
 
 static int mkdir_p(const char *path)
 {
@@ -163,74 +315,25 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
-int vg_store_open(const char *data_dir, const struct vg_config *cfg,
-		  struct vg_store **out, char *err, size_t errlen)
-{
-	struct vg_store *s;
-	int rc;
-
-	*out = NULL;
-	if (!data_dir || !*data_dir || !cfg) {
-		snprintf(err, errlen, "store: no data directory");
-		return -EINVAL;
-	}
-	if (!cfg->storage_step_s || !cfg->narchives ||
-	    cfg->narchives > VG_MAX_ARCHIVES ||
-	    cfg->storage_heartbeat_s < cfg->storage_step_s) {
-		snprintf(err, errlen, "store: bad step, heartbeat or archives");
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < cfg->narchives; i++) {
-		const struct vg_archive *a = &cfg->archives[i];
-		if (!a->resolution_s || a->resolution_s % cfg->storage_step_s ||
-		    a->retention_s < a->resolution_s) {
-			snprintf(err, errlen,
-				 "store: archive %us:%us is not a multiple of the %us step",
-				 a->resolution_s, a->retention_s, cfg->storage_step_s);
-			return -EINVAL;
-		}
-	}
-	if (!(s = calloc(1, sizeof(*s)))) {
-		snprintf(err, errlen, "store: out of memory");
-		return -ENOMEM;
-	}
-	if ((size_t)snprintf(s->rrd_dir, sizeof(s->rrd_dir), "%s/rrd", data_dir) >=
-	    sizeof(s->rrd_dir) - 2 * NAME_MAX - 64) {
-		snprintf(err, errlen, "store: data directory path too long");
-		free(s);
-		return -ENAMETOOLONG;
-	}
-	s->step_s = cfg->storage_step_s;
-	s->heartbeat_s = cfg->storage_heartbeat_s;
-	memcpy(s->archives, cfg->archives, sizeof(s->archives));
-	s->narchives = cfg->narchives;
-	if ((rc = mkdir_p(s->rrd_dir)) || (rc = table_grow(s))) {
-		snprintf(err, errlen, "store: %s: %s", s->rrd_dir, strerror(-rc));
-		vg_store_close(s);
-		return rc;
-	}
-	*out = s;
-	return 0;
-}
-
-void vg_store_close(struct vg_store *s)
-{
-	if (!s)
-		return;
-	for (size_t i = 0; i < s->cap; i++)
-		free(s->slots[i].path);
-	free(s->slots);
-	free(s);
-}
-
 void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 {
-	out->files_created = __atomic_load_n(&s->stats.files_created, __ATOMIC_RELAXED);
-	out->values_written = __atomic_load_n(&s->stats.values_written, __ATOMIC_RELAXED);
-	out->values_duplicate = __atomic_load_n(&s->stats.values_duplicate, __ATOMIC_RELAXED);
-	out->values_rejected = __atomic_load_n(&s->stats.values_rejected, __ATOMIC_RELAXED);
-	out->write_errors = __atomic_load_n(&s->stats.write_errors, __ATOMIC_RELAXED);
-	out->write_ns_total = __atomic_load_n(&s->stats.write_ns_total, __ATOMIC_RELAXED);
+#define LD(f) out->f = __atomic_load_n(&s->stats.f, __ATOMIC_RELAXED)
+	LD(files_created);
+	LD(values_written);
+	LD(values_duplicate);
+	LD(values_rejected);
+	LD(write_errors);
+	LD(write_ns_total);
+	LD(values_flushed);
+	LD(flushes);
+	LD(values_pending);
+	LD(pending_peak);
+	LD(cache_bytes_peak);
+	LD(values_replayed);
+	LD(cache_full);
+	LD(journal_bytes);
+	LD(journal_syncs);
+#undef LD
 }
 
 const char *vg_store_last_error(const struct vg_store *s)
@@ -290,15 +393,7 @@ int vg_store_path(const struct vg_store *s, int rtype, const char *id,
 	return 0;
 }
 
-/* ---- writing -------------------------------------------------------------- */
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+/* ---- files ---------------------------------------------------------------------- */
 
 static int is_nospace(int err, const char *msg)
 {
@@ -313,6 +408,17 @@ static void set_error(struct vg_store *s, const char *path, const char *what)
 	/* The tail of a long path is the part that names the series. */
 	snprintf(s->last_error, sizeof(s->last_error), "%.300s: %.200s",
 		 len > 300 ? path + len - 300 : path, what);
+}
+
+/* Same, from the storage thread (mu held): copied into last_error by the
+ * receiver thread at its next batch. */
+static void set_flush_error(struct vg_store *s, const char *path, const char *what)
+{
+	size_t len = strlen(path);
+
+	snprintf(s->flush_error, sizeof(s->flush_error), "%.300s: %.200s",
+		 len > 300 ? path + len - 300 : path, what);
+	s->flush_error_new = 1;
 }
 
 /* Size of a new file: 3 consolidation functions per tier, 8 bytes a row,
@@ -342,7 +448,7 @@ static int no_room(const char *path, uint64_t need)
 }
 
 /* Create the file at path for a series whose first sample is at t_ms.
- * 0, -EAGAIN (disk full), -EIO. */
+ * 0, -EAGAIN (disk full), -EIO. Receiver thread (or open). */
 static int create_file(struct vg_store *s, const char *path, int kind,
 		       int64_t t_ms)
 {
@@ -406,98 +512,727 @@ static int create_file(struct vg_store *s, const char *path, int kind,
 	return 0;
 }
 
-/* Write one value. 0 (written or counted), -EAGAIN (disk full). */
-static int write_value(struct vg_store *s, const struct vg_resource *r,
-		       const struct vg_sample *smp)
+/* The time of a file's last update in ms, read from its header (librrd's
+ * live_head keeps microseconds; rrd_last_r gives whole seconds only).
+ * 0, -ENOENT, -EIO. */
+static int file_last_ms(const char *path, int64_t *out)
 {
-	char path[PATH_MAX], arg[96];
-	const char *argv[1];
-	struct slot *sl;
-	int rc, e;
-	int64_t t = r->time_ms, t0;
+	unsigned char buf[16384];
+	stat_head_t sh;
+	live_head_t lh;
+	ssize_t n;
+	size_t off;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (!isfinite(smp->value) || t < 1000 ||
-	    (smp->kind != VG_KIND_GAUGE && smp->kind != VG_KIND_COUNTER) ||
-	    vg_store_path(s, r->type, r->id, smp->metric, path, sizeof(path))) {
-		count(&s->stats.values_rejected, 1);
-		return 0;
-	}
-	if (!(sl = table_get(s, path))) {
-		count(&s->stats.write_errors, 1);
-		set_error(s, path, "out of memory");
-		return 0;
-	}
-	if (sl->last_ms == INT64_MIN) {
-		/* First touch (or after an error): ask the file, else create. */
-		struct stat st;
-		time_t last = rrd_last_r(path);
-
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : -EIO;
+	n = pread(fd, buf, sizeof(buf), 0);
+	close(fd);
+	if (n < (ssize_t)sizeof(sh))
+		return -EIO;
+	memcpy(&sh, buf, sizeof(sh));
+	off = sizeof(stat_head_t) + sh.ds_cnt * sizeof(ds_def_t) +
+	      sh.rra_cnt * sizeof(rra_def_t);
+	if (memcmp(sh.cookie, RRD_COOKIE, 4) || sh.float_cookie != FLOAT_COOKIE ||
+	    strncmp(sh.version, RRD_VERSION3, 4) < 0 || sh.ds_cnt > 64 ||
+	    sh.rra_cnt > 256 || off + sizeof(lh) > (size_t)n) {
+		/* Not a layout we know: whole seconds from librrd. */
+		time_t last;
 		rrd_clear_error();
-		if (last > 0) {
-			sl->last_ms = (int64_t)last * 1000;
-		} else if (stat(path, &st) == 0) {
-			count(&s->stats.write_errors, 1);
-			set_error(s, path, "exists but librrd cannot read it");
-			return 0;
-		} else if ((rc = create_file(s, path, smp->kind, t))) {
+		last = rrd_last_r(path);
+		rrd_clear_error();
+		if (last <= 0)
+			return -EIO;
+		*out = (int64_t)last * 1000;
+		return 0;
+	}
+	memcpy(&lh, buf + off, sizeof(lh));
+	if (lh.last_up <= 0 || lh.last_up_usec < 0 || lh.last_up_usec >= 1000000)
+		return -EIO;
+	*out = (int64_t)lh.last_up * 1000 + lh.last_up_usec / 1000;
+	return 0;
+}
+
+/* ---- formatting for librrd ------------------------------------------------------------ */
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* "seconds.millis:value" without printf for the common cases: integral
+ * values (counters, bytes) and values with at most three decimals whose
+ * decimal form reads back as the same double (percentages, ratios); %.17g
+ * (exact round trip) otherwise. */
+#define ARG_LEN 64
+static void format_arg(char *out, int64_t t_ms, double v)
+{
+	char *p = put_u64(out, (uint64_t)(t_ms / 1000));
+	int ms = (int)(t_ms % 1000);
+	double k;
+
+	*p++ = '.';
+	*p++ = (char)('0' + ms / 100);
+	*p++ = (char)('0' + ms / 10 % 10);
+	*p++ = (char)('0' + ms % 10);
+	*p++ = ':';
+	if (fabs(v) < 1e15 && v == (double)(int64_t)v) {
+		int64_t i = (int64_t)v;
+		if (i < 0) {
+			*p++ = '-';
+			i = -i;
+		}
+		p = put_u64(p, (uint64_t)i);
+		*p = '\0';
+		return;
+	}
+	k = nearbyint(v * 1000);
+	/* k / 1000.0 is the double nearest to the decimal k/1000 (division is
+	 * correctly rounded), which is what strtod makes of "k/1000": so the
+	 * equality proves the short form reads back exactly. */
+	if (isfinite(v) && fabs(k) < 1e15 && k / 1000.0 == v) {
+		int64_t i = (int64_t)k, frac;
+		if (i < 0) {
+			*p++ = '-';
+			i = -i;
+		}
+		p = put_u64(p, (uint64_t)(i / 1000));
+		frac = i % 1000;
+		*p++ = '.';
+		*p++ = (char)('0' + frac / 100);
+		if (frac % 100) {
+			*p++ = (char)('0' + frac / 10 % 10);
+			if (frac % 10)
+				*p++ = (char)('0' + frac % 10);
+		}
+		*p = '\0';
+		return;
+	}
+	snprintf(p, (size_t)(ARG_LEN - (p - out)), "%.17g", v);
+}
+
+/* ---- the journal ------------------------------------------------------------------------ */
+
+struct jhdr {
+	uint32_t len;     /* payload bytes */
+	uint32_t version;
+	uint64_t sum;     /* jsum(payload) */
+};
+
+/* Checksum of a record's payload: a torn or garbled record at the end of a
+ * segment (a crash mid-append) must not be replayed. */
+static uint64_t jsum(const uint8_t *p, size_t n)
+{
+	uint64_t h = 0x243f6a8885a308d3ull ^ (uint64_t)n, w;
+
+	for (; n >= 8; p += 8, n -= 8) {
+		memcpy(&w, p, 8);
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+		h ^= h >> 32;
+	}
+	w = 0;
+	memcpy(&w, p, n);
+	h = (h ^ w ^ ((uint64_t)n << 56)) * 0x9e3779b97f4a7c15ull;
+	return h ^ (h >> 29);
+}
+
+static int jreserve(struct vg_store *s, size_t need)
+{
+	if (need <= s->jcap)
+		return 0;
+	size_t ncap = s->jcap ? s->jcap : 65536;
+	while (ncap < need)
+		ncap *= 2;
+	uint8_t *n = realloc(s->jbuf, ncap);
+	if (!n)
+		return -ENOMEM;
+	s->jbuf = n;
+	s->jcap = ncap;
+	return 0;
+}
+
+static void seg_path(const struct vg_store *s, uint64_t id, char *out, size_t len)
+{
+	/* journal_dir is at most PATH_MAX - 32 bytes (vg_store_open) */
+	if ((size_t)snprintf(out, len, "%s/%016llx.vgj", s->journal_dir,
+			     (unsigned long long)id) >= len)
+		out[0] = '\0';
+}
+
+/* Write the record in jbuf[0..len) to the active segment (opening it if
+ * needed) and fdatasync. Receiver thread, journal_busy set, mu not held.
+ * On failure the segment is cut back to its last whole record. 0, -EAGAIN
+ * (no space), -EIO. */
+static int journal_append(struct vg_store *s, uint64_t seg, size_t len)
+{
+	char path[PATH_MAX];
+	size_t done = 0;
+	int e;
+
+	if (s->seg_fd < 0) {
+		seg_path(s, seg, path, sizeof(path));
+		s->seg_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+		if (s->seg_fd < 0) {
+			e = errno;
+			set_error(s, path, strerror(e));
+			return is_nospace(e, NULL) ? -EAGAIN : -EIO;
+		}
+		s->seg_bytes = 0;
+		fsync(s->lock_fd); /* the new name is durable */
+	}
+	while (done < len) {
+		ssize_t n = write(s->seg_fd, s->jbuf + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			e = n < 0 ? errno : EIO;
+			goto fail;
+		}
+		done += (size_t)n;
+	}
+	if (fdatasync(s->seg_fd)) {
+		e = errno;
+		goto fail;
+	}
+	s->seg_bytes += len;
+	count(&s->stats.journal_bytes, len);
+	count(&s->stats.journal_syncs, 1);
+	return 0;
+fail:
+	seg_path(s, seg, path, sizeof(path));
+	set_error(s, path, strerror(e));
+	if (ftruncate(s->seg_fd, (off_t)s->seg_bytes)) {
+		/* Cannot cut the torn record off: never append after it. A
+		 * new segment is started; replay stops at the torn record of
+		 * this one, whose later part is empty. */
+		close(s->seg_fd);
+		s->seg_fd = -1;
+		pthread_mutex_lock(&s->mu);
+		s->seg_active++;
+		pthread_mutex_unlock(&s->mu);
+	}
+	return is_nospace(e, NULL) ? -EAGAIN : -EIO;
+}
+
+/* Delete the segments no cached value needs any more; when the cache is
+ * empty, the active one too. Called with mu held (drops it while syncing
+ * and unlinking). The RRD files are synced first (syncfs), so what a
+ * deleted segment held is on disk in the files. */
+static void reclaim(struct vg_store *s)
+{
+	uint64_t from, upto;
+	int fd = -1;
+
+	if (!s->owner || s->reclaiming)
+		return;
+	from = s->seg_oldest;
+	upto = from;
+	while (upto < s->seg_active && !s->segcnt[upto % SEG_RING])
+		upto++;
+	if (upto == s->seg_active && !s->pending && !s->segcnt[upto % SEG_RING] &&
+	    !s->journal_busy && s->seg_fd >= 0) {
+		fd = s->seg_fd;
+		s->seg_fd = -1;
+		s->seg_active++;
+		upto = s->seg_active;
+	}
+	if (upto == from)
+		return;
+	s->reclaiming = 1;
+	pthread_mutex_unlock(&s->mu);
+	syncfs(s->lock_fd);
+	if (fd >= 0)
+		close(fd);
+	for (uint64_t id = from; id < upto; id++) {
+		char path[PATH_MAX];
+		seg_path(s, id, path, sizeof(path));
+		unlink(path);
+	}
+	pthread_mutex_lock(&s->mu);
+	s->seg_oldest = upto;
+	s->reclaiming = 0;
+}
+
+/* ---- writing cached values to the files ---------------------------------------------------- */
+
+/* Write n values of a series to its file, MAX_ARGS per librrd call.
+ * No lock held. Errors are counted and noted (values dropped, as before
+ * write-behind: resending would not help). */
+static void write_values(struct vg_store *s, const struct series *se,
+			 const struct pend *v, size_t n)
+{
+	char path[PATH_MAX], (*args)[ARG_LEN];
+	const char *argv[MAX_ARGS];
+	char argbuf[MAX_ARGS][ARG_LEN];
+
+	args = argbuf;
+	if (vg_store_path(s, se->rtype, se->id, se->metric, path, sizeof(path))) {
+		count(&s->stats.write_errors, n);
+		return;
+	}
+	for (size_t i = 0; i < n;) {
+		size_t k = n - i < MAX_ARGS ? n - i : MAX_ARGS;
+		int64_t t0;
+		int rc;
+
+		for (size_t j = 0; j < k; j++) {
+			format_arg(args[j], v[i + j].t_ms, v[i + j].v);
+			argv[j] = args[j];
+		}
+		t0 = mono_ns();
+		rrd_clear_error();
+		rc = rrd_update_r(path, NULL, (int)k, argv);
+		count(&s->stats.write_ns_total, (uint64_t)(mono_ns() - t0));
+		count(&s->stats.flushes, 1);
+		if (rc) {
+			pthread_mutex_lock(&s->mu);
+			set_flush_error(s, path, rrd_get_error());
+			pthread_mutex_unlock(&s->mu);
+			rrd_clear_error();
+			count(&s->stats.write_errors, k);
+		} else {
+			count(&s->stats.values_flushed, k);
+		}
+		i += k;
+	}
+}
+
+static int reserve_pend(struct pend **buf, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return 0;
+	size_t ncap = *cap ? *cap : 64;
+	while (ncap < need)
+		ncap *= 2;
+	struct pend *n = realloc(*buf, ncap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	*buf = n;
+	*cap = ncap;
+	return 0;
+}
+
+/* Take a series' cached values and write them. mu held on entry and on
+ * return (dropped while writing). se must have values and not be in a
+ * flush. buf/cap: the caller's scratch buffer. */
+static int flush_series(struct vg_store *s, struct series *se, struct pend **buf,
+			size_t *cap)
+{
+	size_t n = se->npend;
+	uint64_t seg = se->seg;
+
+	if (reserve_pend(buf, cap, n))
+		return -ENOMEM;
+	memcpy(*buf, se->pend, n * sizeof(**buf));
+	se->npend = 0;
+	if (se->cap > 4 * s->flush_depth && n < se->cap / 4) {
+		/* A burst grew it: give the memory back. */
+		s->cache_bytes -= se->cap * sizeof(*se->pend);
+		free(se->pend);
+		se->pend = NULL;
+		se->cap = 0;
+	}
+	s->pending -= n;
+	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
+	dirty_unlink(s, se);
+	se->flushing = 1;
+	pthread_mutex_unlock(&s->mu);
+
+	write_values(s, se, *buf, n);
+
+	pthread_mutex_lock(&s->mu);
+	se->flushing = 0;
+	s->segcnt[seg % SEG_RING]--;
+	pthread_cond_broadcast(&s->done_cv);
+	reclaim(s);
+	return 0;
+}
+
+/* Write every cached value. mu held. */
+static int flush_all_locked(struct vg_store *s)
+{
+	struct pend *buf = NULL;
+	size_t cap = 0;
+	int rc = 0;
+
+	for (;;) {
+		struct series *se = s->dhead;
+		while (se && se->flushing)
+			se = se->dnext;
+		if (se) {
+			if ((rc = flush_series(s, se, &buf, &cap)))
+				break;
+			continue;
+		}
+		if (!s->dhead)
+			break;
+		/* Only series another thread is writing are left. */
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	}
+	free(buf);
+	return rc;
+}
+
+int vg_store_flush(struct vg_store *s)
+{
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->mu);
+	rc = flush_all_locked(s);
+	reclaim(s);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+/* The storage thread: write the oldest series that is due; sleep when
+ * none is. A series is due when it holds flush_depth values, when its
+ * oldest value waited FLUSH_MAX_AGE_MS, when the cache is over half full
+ * or the journal has too many segments (oldest first, to free them), or
+ * when no batch came for IDLE_FLUSH_MS (an idle store writes everything). */
+static void *flusher_main(void *arg)
+{
+	struct vg_store *s = arg;
+
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop) {
+		int64_t now = mono_ms(), wait_ms = 100;
+		int pressure = s->pending > s->cache_max / 2 ||
+			       s->seg_active - s->seg_oldest >= MAX_LIVE_SEGS;
+		int idle = now - s->last_batch_ms >= IDLE_FLUSH_MS;
+		struct series *pick = NULL;
+		int scanned = 0;
+
+		for (struct series *se = s->dhead; se && scanned < 64;
+		     se = se->dnext, scanned++) {
+			if (se->flushing)
+				continue;
+			if (pressure || idle || se->npend >= s->flush_depth ||
+			    now - se->since_ms >= FLUSH_MAX_AGE_MS) {
+				pick = se;
+				break;
+			}
+		}
+		if (pick) {
+			flush_series(s, pick, &s->fbuf, &s->fcap);
+			continue;
+		}
+		if (s->dhead) {
+			int64_t due = s->dhead->since_ms + FLUSH_MAX_AGE_MS - now;
+			int64_t idle_due = s->last_batch_ms + IDLE_FLUSH_MS - now;
+			if (due < wait_ms)
+				wait_ms = due;
+			if (idle_due < wait_ms)
+				wait_ms = idle_due;
+			if (wait_ms < 1)
+				wait_ms = 1;
+		}
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += wait_ms / 1000;
+		ts.tv_nsec += (wait_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+/* ---- taking a batch (receiver thread) ----------------------------------------------------- */
+
+/* The series for (rtype, id, metric), opened on first use: its file's last
+ * update is read from the header, or the file is created. Receiver thread
+ * (or open); only this path inserts, so lookups need no lock here.
+ * 0, -EINVAL (bad name: refused), -EAGAIN (disk full), -EIO, -ENOMEM. */
+static int series_get(struct vg_store *s, int rtype, const char *id,
+		      const char *metric, int kind, uint64_t h, int64_t t_ms,
+		      struct series **out)
+{
+	char path[PATH_MAX];
+	struct series *se = table_find(s, rtype, id, metric, h);
+	int64_t last;
+	int rc;
+
+	if (se) {
+		*out = se;
+		return 0;
+	}
+	if ((rc = vg_store_path(s, rtype, id, metric, path, sizeof(path))))
+		return -EINVAL;
+	rc = file_last_ms(path, &last);
+	if (rc == -ENOENT) {
+		if ((rc = create_file(s, path, kind, t_ms)))
+			return rc;
+		last = (t_ms / 1000 - 1) * 1000;
+	} else if (rc) {
+		set_error(s, path, "exists but librrd cannot read it");
+		return -EIO;
+	}
+	if (!(se = series_new(rtype, id, metric, kind, h)))
+		return -ENOMEM;
+	se->last_ms = last;
+	pthread_mutex_lock(&s->mu);
+	rc = table_insert(s, se);
+	pthread_mutex_unlock(&s->mu);
+	if (rc) {
+		free(se);
+		return rc;
+	}
+	*out = se;
+	return 0;
+}
+
+/* Journal payload: u32 nres, then per resource u8 type, u16 id length, id,
+ * i64 time_ms, u32 nsamples, and per sample u8 kind, u8 metric length,
+ * metric, f64 value (native byte order: a journal never leaves its host). */
+#define PUT(p, v)                              \
+	do {                                   \
+		__typeof__(v) v_ = (v);        \
+		memcpy((p), &v_, sizeof(v_));  \
+		(p) += sizeof(v_);             \
+	} while (0)
+
+/* Take b: see vg_store_write_batch. journal=0 when replaying. */
+static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
+		      struct series ***scratch, size_t *scap)
+{
+	uint64_t naccept = 0, ndup = 0, nrej = 0, nerr = 0, seg = 0;
+	size_t jlen = 0;
+	struct series **sp;
+	int rc;
+
+	if (b->nsamples > *scap) {
+		struct series **n = realloc(*scratch, b->nsamples * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		*scratch = n;
+		*scap = b->nsamples;
+	}
+	sp = *scratch;
+	s->gen++;
+
+	/* 1. Resolve every sample to its series; drop refused and duplicate
+	 * ones. Creating files happens here, before anything is journaled,
+	 * so a full disk refuses the whole batch. */
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct vg_resource *r = &b->res[i];
+		uint64_t hid = fnv1a(r->id, FNV_SEED);
+
+		for (uint32_t j = 0; j < r->nsamples; j++) {
+			size_t k = r->first_sample + j;
+			const struct vg_sample *smp = &b->samples[k];
+			struct series *se = NULL;
+
+			sp[k] = NULL;
+			if (!isfinite(smp->value) || r->time_ms < 1000 ||
+			    (smp->kind != VG_KIND_GAUGE && smp->kind != VG_KIND_COUNTER) ||
+			    !smp->metric) {
+				nrej++;
+				continue;
+			}
+			rc = series_get(s, r->type, r->id, smp->metric, smp->kind,
+					key_hash(r->type, hid, smp->metric), r->time_ms, &se);
 			if (rc == -EAGAIN)
 				return rc;
-			count(&s->stats.write_errors, 1);
-			return 0;
+			if (rc == -EINVAL) {
+				nrej++;
+				continue;
+			}
+			if (rc) {
+				nerr++;
+				continue;
+			}
+			if (se->gen != s->gen) {
+				se->gen = s->gen;
+				se->tent_ms = se->last_ms;
+			}
+			if (r->time_ms <= se->tent_ms) {
+				ndup++;
+				continue;
+			}
+			se->tent_ms = r->time_ms;
+			sp[k] = se;
+			naccept++;
 		}
-	}
-	if (t <= sl->last_ms) {
-		count(&s->stats.values_duplicate, 1);
-		return 0;
 	}
 
-	snprintf(arg, sizeof(arg), "%lld.%03d:%.17g", (long long)(t / 1000),
-		 (int)(t % 1000), smp->value);
-	argv[0] = arg;
-	t0 = mono_ns();
-	rrd_clear_error();
-	errno = 0;
-	rc = rrd_update_r(path, NULL, 1, argv);
-	e = errno;
-	count(&s->stats.write_ns_total, (uint64_t)(mono_ns() - t0));
-	if (rc) {
-		const char *msg = rrd_get_error();
-		int full = is_nospace(e, msg);
-		if (strstr(msg, "illegal attempt to update")) {
-			/* At or before the last update, which we knew only to
-			 * the second: a duplicate. */
-			count(&s->stats.values_duplicate, 1);
-			rrd_clear_error();
-			return 0;
+	/* 2. The journal record of the accepted samples. */
+	if (naccept && journal && s->owner) {
+		size_t need = sizeof(struct jhdr) + 4;
+		for (size_t i = 0; i < b->nres; i++) {
+			const struct vg_resource *r = &b->res[i];
+			need += 15 + strlen(r->id);
+			for (uint32_t j = 0; j < r->nsamples; j++)
+				if (sp[r->first_sample + j])
+					need += 10 + strlen(b->samples[r->first_sample + j].metric);
 		}
-		set_error(s, path, msg);
-		rrd_clear_error();
-		if (full)
-			return -EAGAIN;
-		count(&s->stats.write_errors, 1);
-		/* Forget what we know: the next sample re-reads the file. */
-		sl->last_ms = INT64_MIN;
-		return 0;
+		if (jreserve(s, need))
+			return -ENOMEM;
+		uint8_t *p = s->jbuf + sizeof(struct jhdr), *pn = p;
+		uint32_t nres = 0;
+		p += 4;
+		for (size_t i = 0; i < b->nres; i++) {
+			const struct vg_resource *r = &b->res[i];
+			uint32_t n = 0;
+			for (uint32_t j = 0; j < r->nsamples; j++)
+				n += sp[r->first_sample + j] != NULL;
+			if (!n)
+				continue;
+			nres++;
+			uint16_t idl = (uint16_t)strlen(r->id);
+			PUT(p, (uint8_t)r->type);
+			PUT(p, idl);
+			memcpy(p, r->id, idl);
+			p += idl;
+			PUT(p, (int64_t)r->time_ms);
+			PUT(p, n);
+			for (uint32_t j = 0; j < r->nsamples; j++) {
+				const struct vg_sample *smp = &b->samples[r->first_sample + j];
+				if (!sp[r->first_sample + j])
+					continue;
+				uint8_t ml = (uint8_t)strlen(smp->metric);
+				PUT(p, (uint8_t)smp->kind);
+				PUT(p, ml);
+				memcpy(p, smp->metric, ml);
+				p += ml;
+				PUT(p, smp->value);
+			}
+		}
+		memcpy(pn, &nres, 4);
+		struct jhdr h = {
+			.len = (uint32_t)(p - pn),
+			.version = JOURNAL_VERSION,
+			.sum = jsum(pn, (size_t)(p - pn)),
+		};
+		memcpy(s->jbuf, &h, sizeof(h));
+		jlen = (size_t)(p - s->jbuf);
 	}
-	sl->last_ms = t;
-	count(&s->stats.values_written, 1);
+
+	/* 3. Room in the cache? Then claim the journal and append. */
+	pthread_mutex_lock(&s->mu);
+	if (s->flush_error_new) {
+		snprintf(s->last_error, sizeof(s->last_error), "%s", s->flush_error);
+		s->flush_error_new = 0;
+	}
+	if (naccept && journal && s->pending &&
+	    s->pending + naccept > s->cache_max) {
+		pthread_cond_signal(&s->work_cv);
+		pthread_mutex_unlock(&s->mu);
+		count(&s->stats.cache_full, 1);
+		snprintf(s->last_error, sizeof(s->last_error),
+			 "storage full: the write-behind cache holds %llu values, "
+			 "the storage thread is behind", (unsigned long long)s->pending);
+		return -EAGAIN;
+	}
+	if (jlen) {
+		if (s->seg_fd >= 0 && s->seg_bytes + jlen > SEG_MAX_BYTES) {
+			if (s->seg_active + 1 - s->seg_oldest >= SEG_RING) {
+				pthread_cond_signal(&s->work_cv);
+				pthread_mutex_unlock(&s->mu);
+				snprintf(s->last_error, sizeof(s->last_error),
+					 "storage full: %d journal segments wait for the "
+					 "storage thread", SEG_RING - 1);
+				return -EAGAIN;
+			}
+			close(s->seg_fd); /* stays until its values are written */
+			s->seg_fd = -1;
+			s->seg_active++;
+		}
+		s->journal_busy = 1;
+		seg = s->seg_active;
+		pthread_mutex_unlock(&s->mu);
+		rc = journal_append(s, seg, jlen);
+		pthread_mutex_lock(&s->mu);
+		if (rc) {
+			s->journal_busy = 0;
+			pthread_mutex_unlock(&s->mu);
+			return rc;
+		}
+	} else {
+		seg = s->seg_active;
+	}
+
+	/* 4. Into the caches. */
+	int64_t now = mono_ms();
+	for (size_t i = 0; i < b->nres && naccept; i++) {
+		const struct vg_resource *r = &b->res[i];
+		for (uint32_t j = 0; j < r->nsamples; j++) {
+			struct series *se = sp[r->first_sample + j];
+			if (!se)
+				continue;
+			if (se->npend == se->cap) {
+				uint32_t ncap = se->cap ? se->cap * 2 : s->flush_depth;
+				struct pend *n = realloc(se->pend, ncap * sizeof(*n));
+				if (!n) {
+					/* journaled, so a restart replays it;
+					 * not cached now: counted */
+					nerr++;
+					naccept--;
+					continue;
+				}
+				s->cache_bytes += (ncap - se->cap) * sizeof(*n);
+				se->pend = n;
+				se->cap = ncap;
+			}
+			if (!se->npend) {
+				se->seg = seg;
+				s->segcnt[seg % SEG_RING]++;
+				se->since_ms = now;
+				dirty_append(s, se);
+			}
+			se->pend[se->npend].t_ms = r->time_ms;
+			se->pend[se->npend].v = b->samples[r->first_sample + j].value;
+			se->npend++;
+			se->last_ms = r->time_ms;
+			s->pending++;
+		}
+	}
+	s->journal_busy = 0;
+	s->last_batch_ms = now;
+	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
+	if (s->pending > s->stats.pending_peak)
+		__atomic_store_n(&s->stats.pending_peak, s->pending, __ATOMIC_RELAXED);
+	if (s->cache_bytes > s->stats.cache_bytes_peak)
+		__atomic_store_n(&s->stats.cache_bytes_peak, s->cache_bytes, __ATOMIC_RELAXED);
+	if (s->dhead && (s->dhead->npend >= s->flush_depth ||
+			 s->pending > s->cache_max / 2))
+		pthread_cond_signal(&s->work_cv);
+	pthread_mutex_unlock(&s->mu);
+
+	count(&s->stats.values_rejected, nrej);
+	count(&s->stats.values_duplicate, ndup);
+	count(&s->stats.write_errors, nerr);
+	count(journal ? &s->stats.values_written : &s->stats.values_replayed, naccept);
 	return 0;
 }
 
 int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 {
+	int rc;
+
 	if (!s || !b)
 		return -EINVAL;
-	for (size_t i = 0; i < b->nres; i++) {
-		const struct vg_resource *r = &b->res[i];
-		const struct vg_sample *smp = vg_resource_samples(b, r);
-		for (uint32_t j = 0; j < r->nsamples; j++) {
-			int rc = write_value(s, r, &smp[j]);
-			if (rc == -EAGAIN)
-				return rc;
-		}
+	rc = take_batch(s, b, 1, &s->scratch, &s->scap);
+	if (!rc && !s->owner) {
+		/* write-through: another store owns the journal */
+		pthread_mutex_lock(&s->mu);
+		rc = flush_all_locked(s);
+		pthread_mutex_unlock(&s->mu);
 	}
-	return 0;
+	return rc;
 }
 
 static int consumer_batch(void *ctx, const struct vg_batch *b)
@@ -514,6 +1249,350 @@ struct vg_consumer vg_store_consumer(struct vg_store *s)
 		.tick = NULL,
 	};
 	return c;
+}
+
+/* ---- replay ----------------------------------------------------------------------------- */
+
+#define GET(p, end, v)                                  \
+	do {                                            \
+		if ((size_t)((end) - (p)) < sizeof(v))  \
+			goto bad;                       \
+		memcpy(&(v), (p), sizeof(v));           \
+		(p) += sizeof(v);                       \
+	} while (0)
+
+/* Rebuild the batch of one journal record. NULL if malformed. */
+static struct vg_batch *decode_record(const uint8_t *p, const uint8_t *end)
+{
+	struct vg_batch *b = vg_batch_new("journal", 0, 0, 0);
+	char id[VG_NAME_MAX + 1], metric[256];
+	uint32_t nres;
+
+	if (!b)
+		return NULL;
+	GET(p, end, nres);
+	for (uint32_t i = 0; i < nres; i++) {
+		uint8_t type;
+		uint16_t idl;
+		int64_t t;
+		uint32_t n;
+		GET(p, end, type);
+		GET(p, end, idl);
+		if (idl > VG_NAME_MAX || (size_t)(end - p) < idl)
+			goto bad;
+		memcpy(id, p, idl);
+		id[idl] = '\0';
+		p += idl;
+		GET(p, end, t);
+		GET(p, end, n);
+		if (!vg_batch_resource(b, type, id, NULL, NULL, t))
+			goto bad;
+		for (uint32_t j = 0; j < n; j++) {
+			uint8_t kind, ml;
+			double v;
+			GET(p, end, kind);
+			GET(p, end, ml);
+			if ((size_t)(end - p) < ml)
+				goto bad;
+			memcpy(metric, p, ml);
+			metric[ml] = '\0';
+			p += ml;
+			GET(p, end, v);
+			if (vg_batch_sample(b, metric, kind, v))
+				goto bad;
+		}
+	}
+	if (p != end)
+		goto bad;
+	return b;
+bad:
+	vg_batch_free(b);
+	return NULL;
+}
+
+/* Replay one segment: every whole record, in order; a torn or garbled
+ * record (a crash mid-append) ends it. 0 or -errno. */
+static int replay_segment(struct vg_store *s, const char *path, uint64_t *nrec)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t off = 0, got = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || !(buf = malloc((size_t)st.st_size + 1))) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	while (off + sizeof(struct jhdr) <= got) {
+		struct jhdr h;
+		struct vg_batch *b;
+		memcpy(&h, buf + off, sizeof(h));
+		if (h.version != JOURNAL_VERSION || h.len > got - off - sizeof(h) ||
+		    jsum(buf + off + sizeof(h), h.len) != h.sum)
+			break;
+		b = decode_record(buf + off + sizeof(h), buf + off + sizeof(h) + h.len);
+		if (!b)
+			break;
+		rc = take_batch(s, b, 0, &s->scratch, &s->scap);
+		vg_batch_free(b);
+		if (rc)
+			break;
+		(*nrec)++;
+		off += sizeof(h) + h.len;
+		if (s->pending > s->cache_max / 2) {
+			pthread_mutex_lock(&s->mu);
+			rc = flush_all_locked(s);
+			pthread_mutex_unlock(&s->mu);
+			if (rc)
+				break;
+		}
+	}
+	free(buf);
+	return rc;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Replay every segment left in the journal directory, write it all to the
+ * files, sync, delete the segments. 0 or -errno (message in err). */
+static int replay(struct vg_store *s, char *err, size_t errlen)
+{
+	DIR *d = opendir(s->journal_dir);
+	struct dirent *e;
+	uint64_t *ids = NULL, nrec = 0;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	if (!d) {
+		snprintf(err, errlen, "store: %s: %s", s->journal_dir, strerror(errno));
+		return -errno;
+	}
+	while ((e = readdir(d))) {
+		char *end;
+		unsigned long long id = strtoull(e->d_name, &end, 16);
+		if (strlen(e->d_name) != 20 || strcmp(end, ".vgj"))
+			continue;
+		if (n == cap) {
+			uint64_t *x = realloc(ids, (cap = cap ? cap * 2 : 16) * sizeof(*x));
+			if (!x) {
+				rc = -ENOMEM;
+				break;
+			}
+			ids = x;
+		}
+		ids[n++] = id;
+	}
+	closedir(d);
+	if (!rc && n) {
+		qsort(ids, n, sizeof(*ids), cmp_u64);
+		for (size_t i = 0; i < n && !rc; i++) {
+			char path[PATH_MAX];
+			seg_path(s, ids[i], path, sizeof(path));
+			rc = replay_segment(s, path, &nrec);
+		}
+		if (!rc) {
+			pthread_mutex_lock(&s->mu);
+			rc = flush_all_locked(s);
+			pthread_mutex_unlock(&s->mu);
+		}
+		if (!rc) {
+			syncfs(s->lock_fd);
+			for (size_t i = 0; i < n; i++) {
+				char path[PATH_MAX];
+				seg_path(s, ids[i], path, sizeof(path));
+				unlink(path);
+			}
+			s->seg_active = s->seg_oldest = ids[n - 1] + 1;
+		} else {
+			snprintf(err, errlen, "store: replaying the journal in %s: %s "
+				 "(%s)", s->journal_dir, strerror(-rc), s->last_error);
+		}
+	}
+	free(ids);
+	return rc;
+}
+
+/* ---- open / close ----------------------------------------------------------------------- */
+
+int vg_store_open(const char *data_dir, const struct vg_config *cfg,
+		  struct vg_store **out, char *err, size_t errlen)
+{
+	struct vg_store *s;
+	pthread_condattr_t ca;
+	int rc;
+
+	*out = NULL;
+	if (!data_dir || !*data_dir || !cfg) {
+		snprintf(err, errlen, "store: no data directory");
+		return -EINVAL;
+	}
+	if (!cfg->storage_step_s || !cfg->narchives ||
+	    cfg->narchives > VG_MAX_ARCHIVES ||
+	    cfg->storage_heartbeat_s < cfg->storage_step_s) {
+		snprintf(err, errlen, "store: bad step, heartbeat or archives");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < cfg->narchives; i++) {
+		const struct vg_archive *a = &cfg->archives[i];
+		if (!a->resolution_s || a->resolution_s % cfg->storage_step_s ||
+		    a->retention_s < a->resolution_s) {
+			snprintf(err, errlen,
+				 "store: archive %us:%us is not a multiple of the %us step",
+				 a->resolution_s, a->retention_s, cfg->storage_step_s);
+			return -EINVAL;
+		}
+	}
+	if (!(s = calloc(1, sizeof(*s)))) {
+		snprintf(err, errlen, "store: out of memory");
+		return -ENOMEM;
+	}
+	s->seg_fd = -1;
+	s->lock_fd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->work_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&s->done_cv, NULL);
+	s->last_batch_ms = mono_ms();
+	s->cache_max = CACHE_MAX_VALUES;
+	s->flush_depth = FLUSH_MIN_DEPTH;
+	/* Knobs for tests and benchmarks (not configuration: the defaults
+	 * are what docs/benchmarks.md measured). */
+	if (getenv("VIGIE_STORE_CACHE_MAX"))
+		s->cache_max = strtoull(getenv("VIGIE_STORE_CACHE_MAX"), NULL, 10);
+	if (getenv("VIGIE_STORE_FLUSH_DEPTH"))
+		s->flush_depth = (uint32_t)strtoul(getenv("VIGIE_STORE_FLUSH_DEPTH"), NULL, 10);
+	if (s->cache_max < 16)
+		s->cache_max = 16;
+	if (s->flush_depth < 1 || s->flush_depth > MAX_ARGS)
+		s->flush_depth = FLUSH_MIN_DEPTH;
+	if ((size_t)snprintf(s->rrd_dir, sizeof(s->rrd_dir), "%s/rrd", data_dir) >=
+		    sizeof(s->rrd_dir) - 2 * NAME_MAX - 64 ||
+	    (size_t)snprintf(s->journal_dir, sizeof(s->journal_dir), "%s/journal",
+			     data_dir) >= sizeof(s->journal_dir) - 32) {
+		snprintf(err, errlen, "store: data directory path too long");
+		vg_store_close(s);
+		return -ENAMETOOLONG;
+	}
+	s->step_s = cfg->storage_step_s;
+	s->heartbeat_s = cfg->storage_heartbeat_s;
+	memcpy(s->archives, cfg->archives, sizeof(s->archives));
+	s->narchives = cfg->narchives;
+	s->cap = 1024;
+	if (!(s->tab = calloc(s->cap, sizeof(*s->tab)))) {
+		snprintf(err, errlen, "store: out of memory");
+		vg_store_close(s);
+		return -ENOMEM;
+	}
+	if ((rc = mkdir_p(s->rrd_dir)) || (rc = mkdir_p(s->journal_dir))) {
+		snprintf(err, errlen, "store: %s: %s", data_dir, strerror(-rc));
+		vg_store_close(s);
+		return rc;
+	}
+	s->lock_fd = open(s->journal_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->lock_fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "store: %s: %s", s->journal_dir, strerror(-rc));
+		vg_store_close(s);
+		return rc;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+		s->owner = 1;
+	} else if (errno != EWOULDBLOCK) {
+		rc = -errno;
+		snprintf(err, errlen, "store: lock %s: %s", s->journal_dir, strerror(-rc));
+		vg_store_close(s);
+		return rc;
+	}
+	if (s->owner) {
+		if ((rc = replay(s, err, errlen))) {
+			vg_store_close(s);
+			return rc;
+		}
+		if ((rc = pthread_create(&s->flusher, NULL, flusher_main, s))) {
+			snprintf(err, errlen, "store: cannot start the storage thread: %s",
+				 strerror(rc));
+			vg_store_close(s);
+			return -rc;
+		}
+		s->running = 1;
+	}
+	*out = s;
+	return 0;
+}
+
+void vg_store_close(struct vg_store *s)
+{
+	if (!s)
+		return;
+	if (s->running) {
+		pthread_mutex_lock(&s->mu);
+		s->stop = 1;
+		pthread_cond_signal(&s->work_cv);
+		pthread_mutex_unlock(&s->mu);
+		pthread_join(s->flusher, NULL);
+		s->running = 0;
+	}
+	if (s->tab) {
+		pthread_mutex_lock(&s->mu);
+		flush_all_locked(s);
+		reclaim(s);
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (s->seg_fd >= 0)
+		close(s->seg_fd);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* releases the flock */
+	for (size_t i = 0; s->tab && i < s->cap; i++) {
+		if (!s->tab[i])
+			continue;
+		free(s->tab[i]->pend);
+		free(s->tab[i]);
+	}
+	free(s->tab);
+	free(s->jbuf);
+	free(s->fbuf);
+	free(s->scratch);
+	pthread_cond_destroy(&s->work_cv);
+	pthread_cond_destroy(&s->done_cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* Write the cached values of one series (read-your-writes). Any thread. */
+static void flush_one(struct vg_store *s, int rtype, const char *id,
+		      const char *metric)
+{
+	struct series *se;
+	struct pend *buf = NULL;
+	size_t cap = 0;
+
+	pthread_mutex_lock(&s->mu);
+	se = table_find(s, rtype, id, metric,
+			key_hash(rtype, fnv1a(id, FNV_SEED), metric));
+	if (se) {
+		while (se->flushing)
+			pthread_cond_wait(&s->done_cv, &s->mu);
+		if (se->npend)
+			flush_series(s, se, &buf, &cap);
+	}
+	pthread_mutex_unlock(&s->mu);
+	free(buf);
 }
 
 /* ---- reading -------------------------------------------------------------- */
@@ -630,6 +1709,7 @@ int vg_store_fetch(struct vg_store *s, int rtype, const char *id,
 		return -EINVAL;
 	if ((rc = vg_store_path(s, rtype, id, metric, path, sizeof(path))))
 		return rc == -ENAMETOOLONG ? -EINVAL : rc;
+	flush_one(s, rtype, id, metric);
 	if (stat(path, &st))
 		return errno == ENOENT ? -ENOENT : -EIO;
 	if ((rc = describe(path, cfnames[cf], &d)))

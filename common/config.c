@@ -23,7 +23,8 @@
 #include "vigie/config.h"
 #include "vigie/log.h"
 
-enum key_type { K_STR, K_U32, K_SECONDS, K_LOGLEVEL, K_ARCHIVES };
+enum key_type { K_STR, K_U32, K_SECONDS, K_LOGLEVEL, K_ARCHIVES, K_BOOL,
+		K_DURATION, K_EXEC };
 
 struct key {
 	const char *section, *name;
@@ -45,14 +46,32 @@ static const struct key keys[] = {
 	U("agent", "spool_max_batches", agent_spool_max_batches, 1, 100000000),
 	U("agent", "ack_timeout_ms", agent_ack_timeout_ms, 10, 3600000),
 	S("agent", "proc", agent_proc_root),
+	S("agent", "key_file", agent_key_file),
 	S("collector", "listen", collector_listen),
 	S("collector", "http", collector_http),
 	S("collector", "data_dir", collector_data_dir),
 	U("collector", "max_message_bytes", collector_max_message, 1024, 16u << 20),
 	U("collector", "http_threads", collector_http_threads, 1, 64),
+	S("collector", "tls_cert", collector_tls_cert),
+	S("collector", "tls_key", collector_tls_key),
+	S("collector", "www_dir", collector_www_dir),
+	S("collector", "keys_dir", collector_keys_dir),
+	{"collector", "require_signatures", K_BOOL, offsetof(struct vg_config, collector_require_signatures), 0, 0, 1},
+	{"collector", "max_clock_skew", K_DURATION, offsetof(struct vg_config, collector_max_clock_skew_s), 0, 0, 366 * 86400.0},
+	{"collector", "max_future", K_DURATION, offsetof(struct vg_config, collector_max_future_s), 0, 0, 366 * 86400.0},
 	U("storage", "step", storage_step_s, 1, 86400),
 	U("storage", "heartbeat", storage_heartbeat_s, 2, 7 * 86400),
 	{"storage", "archives", K_ARCHIVES, offsetof(struct vg_config, archives), 0, 0, 0},
+	S("billing", "ratecard", billing_ratecard),
+	S("alarms", "notify", alarms_notify),
+	{"alarms", "webhook_timeout", K_SECONDS, offsetof(struct vg_config, alarms_webhook_timeout_s), 0, 0.1, 300},
+	{"alarms", "retry_initial", K_SECONDS, offsetof(struct vg_config, alarms_retry_initial_s), 0, 0.1, 86400},
+	{"alarms", "retry_max", K_SECONDS, offsetof(struct vg_config, alarms_retry_max_s), 0, 0.1, 86400},
+	{"alarms", "retry_for", K_SECONDS, offsetof(struct vg_config, alarms_retry_for_s), 0, 1, 30 * 86400.0},
+	{"alarms", "exec_timeout", K_SECONDS, offsetof(struct vg_config, alarms_exec_timeout_s), 0, 0.1, 3600},
+	S("alarms", "alertmanager", alarms_alertmanager),
+	{"alarms", "history_retention", K_SECONDS, offsetof(struct vg_config, alarms_history_retention_s), 0, 3600, 3650 * 86400.0},
+	{"alarms", "exec", K_EXEC, offsetof(struct vg_config, alarms_exec), 0, 0, 0},
 	{"log", "level", K_LOGLEVEL, offsetof(struct vg_config, log_level), 0, 0, 0},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -75,11 +94,37 @@ void vg_config_defaults(struct vg_config *c)
 	snprintf(c->collector_data_dir, sizeof(c->collector_data_dir), "/var/lib/vigie");
 	c->collector_max_message = 16u << 20;
 	c->collector_http_threads = 4;
+	snprintf(c->collector_keys_dir, sizeof(c->collector_keys_dir), "/etc/vigie/keys");
+	c->collector_require_signatures = 1;
+	c->collector_max_clock_skew_s = 0;
+	c->collector_max_future_s = 600;
 	c->storage_step_s = 60;
 	c->storage_heartbeat_s = 600;
 	vg_config_parse_archives("1m:15d,5m:63d,1h:455d", c->archives,
 				 VG_MAX_ARCHIVES, &c->narchives);
+	c->alarms_webhook_timeout_s = 5;
+	c->alarms_retry_initial_s = 1;
+	c->alarms_retry_max_s = 300;
+	c->alarms_retry_for_s = 86400;
+	c->alarms_exec_timeout_s = 10;
+	c->alarms_history_retention_s = 30 * 86400.0;
 	c->log_level = VG_LOG_INFO;
+}
+
+/* [alarms] exec: "NAME: /absolute/program [args]", NAME of [A-Za-z0-9_.-]. */
+static int exec_valid(const char *v)
+{
+	const char *colon = strchr(v, ':'), *p;
+
+	if (!colon || colon == v || colon - v >= 64)
+		return 0;
+	for (p = v; p < colon; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-'))
+			return 0;
+	for (p = colon + 1; *p == ' ' || *p == '\t'; p++)
+		;
+	return *p == '/';
 }
 
 int vg_parse_duration(const char *s, double *seconds)
@@ -168,7 +213,10 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 	case K_SECONDS: {
 		double v;
 		if (vg_parse_duration(value, &v) || v < k->min || v > k->max) {
-			*why = "must be a duration in seconds (e.g. 10, 0.5, 1m) between 0.01 and 86400";
+			static __thread char msg[160];
+			snprintf(msg, sizeof(msg), "must be a duration in seconds "
+				 "(e.g. 10, 0.5, 1m) between %g and %g", k->min, k->max);
+			*why = msg;
 			return -EINVAL;
 		}
 		*(double *)dst = v;
@@ -178,6 +226,44 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 		int l = vg_log_level_parse(value);
 		if (l < 0) { *why = "must be error, warn, info or debug"; return -EINVAL; }
 		*(int *)dst = l;
+		return 0;
+	}
+	case K_BOOL:
+		if (!strcmp(value, "true") || !strcmp(value, "yes") ||
+		    !strcmp(value, "on") || !strcmp(value, "1")) {
+			*(int *)dst = 1;
+		} else if (!strcmp(value, "false") || !strcmp(value, "no") ||
+			   !strcmp(value, "off") || !strcmp(value, "0")) {
+			*(int *)dst = 0;
+		} else {
+			*why = "must be true or false";
+			return -EINVAL;
+		}
+		return 0;
+	case K_DURATION: {
+		double v;
+		if (vg_parse_duration(value, &v) || v < k->min || v > k->max) {
+			*why = "must be a duration (e.g. 0, 90, 10m, 1h, 7d) of at most 366 days; 0 turns the check off";
+			return -EINVAL;
+		}
+		*(double *)dst = v;
+		return 0;
+	}
+	case K_EXEC: {
+		size_t n = strlen(value);
+		if (!exec_valid(value)) {
+			*why = "must be NAME: /absolute/program [args] (NAME of letters, digits, _ . -)";
+			return -EINVAL;
+		}
+		if (n >= sizeof(c->alarms_exec[0])) { *why = "is too long"; return -EINVAL; }
+		for (size_t i = 0; i < c->alarms_nexec; i++)
+			if (!strncmp(c->alarms_exec[i], value,
+				     (size_t)(strchr(value, ':') - value) + 1)) {
+				*why = "names a command already configured";
+				return -EINVAL;
+			}
+		if (c->alarms_nexec >= VG_MAX_EXEC) { *why = "too many exec commands (16 at most)"; return -EINVAL; }
+		memcpy(c->alarms_exec[c->alarms_nexec++], value, n + 1);
 		return 0;
 	}
 	case K_ARCHIVES:

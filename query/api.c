@@ -20,11 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "vigie/api.h"
 #include "vigie/api_handlers.h"
 #include "vigie/clock.h"
 #include "vigie/http.h"
 #include "vigie/log.h"
+#include "vigie/token.h"
 
 struct vg_api {
 	struct vg_http_server *http;
@@ -37,16 +40,21 @@ struct vg_api {
 	struct vg_registry **regs;
 	size_t nregs, capregs;
 	uint64_t reg_errors;
+	struct vg_bill_service *billing; /* atomic: set once after start */
+	struct vg_token_store *tokens; /* issue 4: bearer tokens */
 };
 
 /* ---- the route table ------------------------------------------------------ */
 
 static const char *const resources_params[] = {
 	"type", "host", "project", "name", "state", "parent", "limit", "cursor",
-	NULL};
+	"metadata", NULL};
 static const char *const measures_params[] = {
 	"resource", "metric", "start", "end", "granularity", "aggregation",
 	NULL};
+
+static const char *const invoices_params[] = {"project", "month", "format", NULL};
+static const char *const finalize_params[] = {"month", NULL};
 
 #define GETS (VG_HTTP_GET | VG_HTTP_HEAD)
 
@@ -55,20 +63,47 @@ const struct vg_route vg_api_routes[] = {
 	{GETS, "/v1/resources", vg_api_h_resources, resources_params, 0, 0},
 	{GETS, "/v1/resources/{id}", vg_api_h_resource, NULL, 0, 0},
 	{GETS, "/v1/measures", vg_api_h_measures, measures_params, 0, 0},
-	/* Issue 4 plugs in here, one handler file each:
-	 *   GET  /v1/statistics            api_statistics.c
-	 *   GET  /v1/aggregates            api_aggregates.c
-	 *   GET  /v1/resources/{id}/latest api_latest.c
-	 *   GET  /v1/top                   api_latest.c
-	 *   GET  /v1/graph                 api_graph.c (image/png)
-	 *   GET  /metrics                  api_prometheus.c (text/plain)
-	 *   GET|POST /v1/tokens, DELETE /v1/tokens/{id}   api_tokens.c
-	 *   GET  /{path*}                  api_static.c (web console)
-	 */
+	/* issue 5: alarms (query/api_alarms.c; the block is in vigie/alarm_api.h) */
+	VG_ALARM_ROUTES,
+	{GETS, "/v1/invoices", vg_api_h_invoices, invoices_params, 0, 0},
+	{VG_HTTP_POST, "/v1/invoices/finalize", vg_api_h_invoices_finalize,
+	 finalize_params, 0, 0},
+	/* issue 4: query endpoints (vigie/api_query.h) and tokens */
+	{GETS, "/v1/statistics", vg_api_h_statistics, vg_api_statistics_params, 0, 0},
+	{GETS, "/v1/aggregates", vg_api_h_aggregates, vg_api_aggregates_params, 0, 0},
+	{GETS, "/v1/resources/{id}/latest", vg_api_h_latest, NULL, 0, 0},
+	{GETS, "/v1/top", vg_api_h_top, vg_api_top_params, 0, 0},
+	{GETS, "/v1/graph", vg_api_h_graph, vg_api_graph_params, 0, 0},
+	{GETS, "/metrics", vg_api_h_metrics, NULL, 0, 0},
+	{GETS, "/v1/tokens", vg_api_h_tokens_list, NULL, 0, 0},
+	{VG_HTTP_POST, "/v1/tokens", vg_api_h_tokens_create, NULL, 64u << 10, 0},
+	{GETS, "/v1/tokens/{id}", vg_api_h_token_get, NULL, 0, 0},
+	{VG_HTTP_DELETE, "/v1/tokens/{id}", vg_api_h_token_revoke, NULL, 0, 0},
+	{GETS, "/{path*}", vg_api_h_static, NULL, 0, VG_ROUTE_PUBLIC | VG_ROUTE_ANY_PARAMS}, /* catch-all: KEEP LAST */
 };
 const size_t vg_api_nroutes = sizeof(vg_api_routes) / sizeof(vg_api_routes[0]);
 
 /* ---- shared state ------------------------------------------------------------ */
+
+void vg_api_set_billing(struct vg_api *a, struct vg_bill_service *b)
+{
+	__atomic_store_n(&a->billing, b, __ATOMIC_RELEASE);
+}
+
+struct vg_bill_service *vg_api_billing(struct vg_api *a)
+{
+	return __atomic_load_n(&a->billing, __ATOMIC_ACQUIRE);
+}
+
+struct vg_token_store *vg_api_tokens(struct vg_api *a)
+{
+	return a->tokens;
+}
+
+void vg_api_http_stats(struct vg_api *a, struct vg_http_stats *out)
+{
+	vg_http_get_stats(a ? a->http : NULL, out);
+}
 
 struct vg_store *vg_api_store(struct vg_api *a)
 {
@@ -164,11 +199,44 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 
 /* ---- start / stop ------------------------------------------------------------------ */
 
+/* Read a PEM file whole (at most 1 MiB) into *out (malloc'd). */
+static int read_pem(const char *path, char **out, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+
+	*out = NULL;
+	if (!f) {
+		int e = errno;
+		snprintf(err, errlen, "TLS: %s: %s", path, strerror(e));
+		return -e;
+	}
+	buf = malloc((1u << 20) + 1);
+	n = buf ? fread(buf, 1, 1u << 20, f) : 0;
+	fclose(f);
+	if (!buf || !n || n == (1u << 20)) {
+		free(buf);
+		snprintf(err, errlen, "TLS: %s: %s", path,
+			 !buf ? "out of memory" : n ? "larger than 1 MiB" : "empty");
+		return buf ? -EINVAL : -ENOMEM;
+	}
+	buf[n] = '\0';
+	if (!strstr(buf, "-----BEGIN ")) {
+		free(buf);
+		snprintf(err, errlen, "TLS: %s: not a PEM file", path);
+		return -EINVAL;
+	}
+	*out = buf;
+	return 0;
+}
+
 int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		 char *err, size_t errlen)
 {
 	struct vg_http_options ho = {0};
 	struct vg_api *a;
+	char *cert = NULL, *key = NULL;
 	int rc;
 
 	*out = NULL;
@@ -198,19 +266,41 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		free(a);
 		return -rc;
 	}
-	ho.listen = o->listen;
-	ho.threads = o->threads ? o->threads : 1;
-	ho.routes = vg_api_routes;
-	ho.nroutes = vg_api_nroutes;
-	ho.authorize = NULL; /* issue 4: bearer tokens */
-	ho.ctx = a;
-	rc = vg_http_start(&ho, &a->http, err, errlen);
+	rc = vg_token_store_open(o->data_dir, &a->tokens, err, errlen);
+	if (!rc && (o->tls_cert && *o->tls_cert) != (o->tls_key && *o->tls_key)) {
+		snprintf(err, errlen, "TLS needs both tls_cert and tls_key");
+		rc = -EINVAL;
+	}
+	if (!rc && o->tls_cert && *o->tls_cert &&
+	    !(rc = read_pem(o->tls_cert, &cert, err, errlen)))
+		rc = read_pem(o->tls_key, &key, err, errlen);
+	if (!rc) {
+		ho.listen = o->listen;
+		ho.threads = o->threads ? o->threads : 1;
+		ho.routes = vg_api_routes;
+		ho.nroutes = vg_api_nroutes;
+		ho.authorize = vg_api_authorize; /* bearer tokens, api_tokens.c */
+		ho.ctx = a;
+		ho.tls_cert_pem = cert;
+		ho.tls_key_pem = key;
+		rc = vg_http_start(&ho, &a->http, err, errlen);
+	}
+	if (key) {
+		OPENSSL_cleanse(key, strlen(key));
+		free(key);
+	}
+	free(cert);
 	if (rc) {
+		vg_token_store_close(a->tokens);
 		pthread_key_delete(a->key);
 		pthread_mutex_destroy(&a->lock);
 		free(a);
 		return rc;
 	}
+	if (!vg_token_count_active(a->tokens))
+		vg_warn("api: no API token yet: every request but /v1/health "
+			"gets 401; create one with 'vigie-collector --data-dir "
+			"%s token create --admin'", a->data_dir);
 	*out = a;
 	return 0;
 }
@@ -223,6 +313,7 @@ void vg_api_stop(struct vg_api *a)
 	for (size_t i = 0; i < a->nregs; i++)
 		vg_registry_close(a->regs[i]);
 	free(a->regs);
+	vg_token_store_close(a->tokens);
 	pthread_key_delete(a->key);
 	pthread_mutex_destroy(&a->lock);
 	free(a);

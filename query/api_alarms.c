@@ -40,6 +40,22 @@ void vg_api_alarms_attach(struct vg_alarm_engine *e, struct vg_alarm_hub *hub)
 	g_hub = hub;
 }
 
+int vg_api_alarms_stats(struct vg_api_alarm_stats *out)
+{
+	struct vg_alarm_engine *e = g_engine;
+
+	if (!e)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	vg_alarm_engine_get_stats(e, &out->engine);
+	vg_alarm_outbox_get_stats(vg_alarm_engine_outbox(e), &out->outbox);
+	if (g_hub) {
+		vg_alarm_hub_get_stats(g_hub, &out->sse);
+		out->have_sse = 1;
+	}
+	return 0;
+}
+
 static int no_engine(struct vg_http_resp *resp)
 {
 	return vg_http_reply_error(resp, 503, "alarms are not enabled on this "

@@ -7,7 +7,8 @@
  *       earlier finalized months). csv and html are rendered from the
  *       same invoice.
  *   GET /v1/invoices?month=2026-10
- *       every project's invoice of the month, summarised (JSON only).
+ *       every project's invoice of the month, summarised (JSON only; a
+ *       project-scoped token lists its own project only).
  *   POST /v1/invoices/finalize?month=2026-10
  *       freeze the month (docs/billing.md); refused to project-scoped
  *       tokens.
@@ -63,12 +64,12 @@ static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
 }
 
 static int list(sqlite3 *db, const struct vg_bill_service *svc,
-		struct vg_month m, struct vg_http_resp *resp)
+		struct vg_month m, const char *project, struct vg_http_resp *resp)
 {
 	struct vg_invoice **inv;
 	size_t n;
 	char ms[16], buf[48];
-	int rc = vg_bill_invoices(db, svc->rc, m, NULL, &inv, &n);
+	int rc = vg_bill_invoices(db, svc->rc, m, project, &inv, &n);
 
 	if (rc)
 		return vg_api_reply_errno(resp, rc, "invoices");
@@ -111,19 +112,16 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 					   "or html)", fmt_s);
 	if (project && (!*project || !vg_name_valid(project)))
 		return vg_http_reply_error(resp, 400, "bad project");
-	if (req->scope_project) {
-		if (project && strcmp(project, req->scope_project))
-			return vg_http_reply_error(resp, 404, "no invoice for "
-						   "project '%s'", project);
-		project = req->scope_project;
-	}
+	if (req->scope_project && project && strcmp(project, req->scope_project))
+		return vg_http_reply_error(resp, 404, "no invoice for project '%s'",
+					   project);
 	if (!project && fmt != VG_FMT_JSON)
 		return vg_http_reply_error(resp, 400, "format '%s' needs a project",
 					   fmt_s);
 	if (open_db(svc, resp, &db))
 		return 0;
-	if (!project) {
-		rc = list(db, svc, m, resp);
+	if (!project) { /* the list: a scoped token lists its project only */
+		rc = list(db, svc, m, req->scope_project, resp);
 		sqlite3_close(db);
 		return rc;
 	}
@@ -173,4 +171,14 @@ int vg_api_finalize_answer(const struct vg_bill_service *svc,
 	json_object_set_new(o, "status", json_string("final"));
 	json_object_set_new(o, "invoices", json_integer((json_int_t)n));
 	return vg_http_reply_json(resp, 200, o);
+}
+
+int vg_api_h_invoices(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	return vg_api_invoices_answer(vg_api_billing(req->ctx), req, resp);
+}
+
+int vg_api_h_invoices_finalize(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	return vg_api_finalize_answer(vg_api_billing(req->ctx), req, resp);
 }

@@ -1,5 +1,6 @@
 /*
- * cli_commands.c — the `vigie` commands: health, resources, show, measures.
+ * cli_commands.c — the `vigie` commands: health, resources, show, measures
+ * (a table, --sparkline or --json).
  *
  * Design: each command parses its own options (getopt_long, arguments may
  * come in any order), calls the API through vg_cli_get and prints either a
@@ -11,10 +12,12 @@
  * code is the one vg_cli_get returned, or VG_EXIT_USAGE for bad arguments.
  */
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vigie/cli.h"
+#include "vigie/clock.h"
 
 #define OPT_API 'A'
 #define OPT_TOKEN 'T'
@@ -140,10 +143,11 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 		{"state", required_argument, NULL, 's'},
 		{"parent", required_argument, NULL, 'P'},
 		{"limit", required_argument, NULL, 'l'},
+		{"metadata", required_argument, NULL, 'M'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *type = NULL, *host = NULL, *project = NULL, *name = NULL,
-		   *state = NULL, *parent = NULL;
+		   *state = NULL, *parent = NULL, *meta = NULL;
 	long limit = 0; /* 0 = all */
 	int o, json = 0, rc = VG_EXIT_OK;
 	char *end, cursor[1024] = "", pagebuf[24];
@@ -158,6 +162,7 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 		case 'n': name = optarg; break;
 		case 's': state = optarg; break;
 		case 'P': parent = optarg; break;
+		case 'M': meta = optarg; break;
 		case 'l':
 			limit = strtol(optarg, &end, 10);
 			if (*end || limit < 1) {
@@ -172,7 +177,8 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 				"usage: %s resources [--type T] [--host H] "
 				"[--project P] [--name N]\n"
 				"       [--state active|ended] [--parent ID] "
-				"[--limit N] [--json]\n\n"
+				"[--metadata KEY[=VALUE]]\n"
+				"       [--limit N] [--json]\n\n"
 				"List resources (all pages). Types: instance, "
 				"disk, nic, host, host_disk, host_nic.\n"
 				"--limit stops after N resources; --json prints "
@@ -198,7 +204,8 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 		snprintf(pagebuf, sizeof(pagebuf), "%ld", want);
 		const char *kv[] = {"type", type, "host", host, "project",
 				    project, "name", name, "state", state,
-				    "parent", parent, "limit", pagebuf,
+				    "parent", parent, "metadata", meta,
+				    "limit", pagebuf,
 				    "cursor", cursor[0] ? cursor : NULL, NULL};
 		char *path = vg_cli_path("/v1/resources", kv);
 		json_t *j;
@@ -405,6 +412,76 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 
 /* ---- measures ------------------------------------------------------------------ */
 
+/* `measures --sparkline`: the range as one line of blocks, placed by time
+ * (a missing point is a space), resampled to the terminal's width. */
+static int print_sparkline(struct vg_cli *c, json_t *j, const char *res,
+			   const char *metric)
+{
+	json_t *pts = json_object_get(j, "points"), *p;
+	const char *unit = json_string_value(json_object_get(j, "unit"));
+	const char *cols = getenv("COLUMNS");
+	long g = (long)json_integer_value(json_object_get(j, "granularity"));
+	int64_t t0 = 0, t1 = 0, t;
+	size_t n, i, width = cols && atoi(cols) > 10 ? (size_t)atoi(cols) : 80;
+	double lo = NAN, hi = NAN, sum = 0, last = NAN, *v;
+	char b1[32], b2[32], b3[32], b4[32], *line;
+
+	if (g < 1)
+		g = 60;
+	vg_time_parse(json_string_value(json_object_get(j, "start")), 0, &t0);
+	vg_time_parse(json_string_value(json_object_get(j, "end")), 0, &t1);
+	t0 = t0 / (g * 1000) * (g * 1000);
+	n = t1 >= t0 ? (size_t)((t1 - t0) / (g * 1000)) + 1 : 1;
+	if (n > 20000)
+		n = 20000;
+	v = malloc(n * sizeof(*v));
+	line = malloc(3 * width + 1);
+	if (!v || !line) {
+		free(v);
+		free(line);
+		fprintf(c->err, "%s: out of memory\n", c->prog);
+		return VG_EXIT_API;
+	}
+	for (i = 0; i < n; i++)
+		v[i] = NAN;
+	json_array_foreach(pts, i, p) {
+		double x = json_number_value(json_array_get(p, 1));
+		if (vg_time_parse(json_string_value(json_array_get(p, 0)), 0, &t) ||
+		    !json_is_number(json_array_get(p, 1)) || t < t0)
+			continue;
+		size_t k = (size_t)((t - t0) / (g * 1000));
+		if (k < n)
+			v[k] = x;
+		if (isnan(lo) || x < lo)
+			lo = x;
+		if (isnan(hi) || x > hi)
+			hi = x;
+		sum += x;
+		last = x;
+	}
+	vg_cli_sparkline(v, n, width, line, 3 * width + 1);
+	fprintf(c->out, "%s %s%s%s%s, %s .. %s\n%s\n", res, metric,
+		unit && *unit ? " (" : "", unit ? unit : "",
+		unit && *unit ? ")" : "",
+		json_string_value(json_object_get(j, "start")),
+		json_string_value(json_object_get(j, "end")), line);
+	if (json_array_size(pts))
+		fprintf(c->out, "min %s  mean %s  max %s  last %s  (%zu points)\n",
+			vg_cli_format_value(lo, b1, sizeof(b1)),
+			vg_cli_format_value(sum / (double)json_array_size(pts), b2,
+					    sizeof(b2)),
+			vg_cli_format_value(hi, b3, sizeof(b3)),
+			vg_cli_format_value(last, b4, sizeof(b4)),
+			json_array_size(pts));
+	else
+		fprintf(c->err, "%s: no points between %s and %s\n", c->prog,
+			json_string_value(json_object_get(j, "start")),
+			json_string_value(json_object_get(j, "end")));
+	free(v);
+	free(line);
+	return VG_EXIT_OK;
+}
+
 int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -413,10 +490,11 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 		{"end", required_argument, NULL, 'e'},
 		{"granularity", required_argument, NULL, 'g'},
 		{"aggregation", required_argument, NULL, 'a'},
+		{"sparkline", no_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *start = NULL, *end = NULL, *gran = NULL, *agg = NULL;
-	int o, json = 0, rc;
+	int o, json = 0, rc, spark = 0;
 	json_t *j;
 
 	begin_opts();
@@ -426,18 +504,22 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 		case 'e': end = optarg; break;
 		case 'g': gran = optarg; break;
 		case 'a': agg = optarg; break;
+		case 'S': spark = 1; break;
 		case OPT_JSON: json = 1; break;
 		case OPT_HELP:
 			fprintf(c->out,
 				"usage: %s measures RESOURCE METRIC [--start T] "
 				"[--end T]\n"
 				"       [--granularity 60|300|3600|auto] "
-				"[--aggregation mean|min|max] [--json]\n\n"
+				"[--aggregation mean|min|max]\n"
+				"       [--sparkline | --json]\n\n"
 				"Points of one metric. Times: ISO 8601 "
 				"(2026-11-26T06:00:00Z), epoch seconds,\n"
 				"or relative (-3h, -15m, now); default the hour "
 				"before --end (now).\nCounters come out as rates "
-				"per second.\n",
+				"per second. --sparkline draws one line of\n"
+				"Unicode blocks over the range (gaps as spaces) "
+				"with min, mean, max, last.\n",
 				c->prog);
 			return VG_EXIT_OK;
 		default:
@@ -448,6 +530,11 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 	if (argc - optind != 2) {
 		fprintf(c->err, "%s measures: expected RESOURCE and METRIC "
 			"(see '%s measures --help')\n", c->prog, c->prog);
+		return VG_EXIT_USAGE;
+	}
+	if (spark && json) {
+		fprintf(c->err, "%s measures: --sparkline and --json exclude each "
+			"other\n", c->prog);
 		return VG_EXIT_USAGE;
 	}
 	if (gran && strcmp(gran, "60") && strcmp(gran, "300") &&
@@ -476,6 +563,11 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 		print_json(c, j);
 		json_decref(j);
 		return VG_EXIT_OK;
+	}
+	if (spark) {
+		rc = print_sparkline(c, j, argv[optind], argv[optind + 1]);
+		json_decref(j);
+		return rc;
 	}
 	const char *unit = json_string_value(json_object_get(j, "unit"));
 	char vh[96];

@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 
+#include "vigie/bill_cli.h"
 #include "vigie/cli.h"
 
 static const struct {
@@ -28,6 +29,14 @@ static const struct {
 	{"show", vg_cli_cmd_show, "one resource with its metrics and last values"},
 	{"measures", vg_cli_cmd_measures, "the points of one metric of a resource"},
 	{"health", vg_cli_cmd_health, "is the API up"},
+	{"stats", vg_cli_cmd_stats, "statistics per period (count, sum, mean, min, max, pNN)"},
+	{"latest", vg_cli_cmd_latest, "the newest value of every metric of a resource"},
+	{"top", vg_cli_cmd_top, "the busiest resources now, refreshed in place"},
+	{"aggregate", vg_cli_cmd_aggregate, "one metric across resources, by project/host/flavor"},
+	{"graph", vg_cli_cmd_graph, "draw series into a PNG file"},
+	{"token", vg_cli_cmd_token, "create, list and revoke API tokens (admin)"},
+	{"invoice", vg_cli_cmd_invoice, "a project's invoice for a month; finalize a month"},
+	{"alarms", vg_cli_cmd_alarms, "alarm definitions, states, history; watch notifications"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -46,6 +55,9 @@ static void usage(struct vg_cli *c, FILE *f)
 		"  --token TOKEN    bearer token (default $VIGIE_TOKEN)\n"
 		"  --timeout S      give up on a request after S seconds "
 		"(default 60)\n"
+		"  --cacert FILE    CA certificate(s) for an https API (default "
+		"$VIGIE_CACERT,\n"
+		"                   else the system's)\n"
 		"  --help           this help; '%s COMMAND --help' for a "
 		"command\n\n"
 		"Exit codes: 0 ok, 1 API error, 2 usage error, 3 cannot "
@@ -59,6 +71,7 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 		{"api", required_argument, NULL, 'A'},
 		{"token", required_argument, NULL, 'T'},
 		{"timeout", required_argument, NULL, 't'},
+		{"cacert", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -67,6 +80,7 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 		.api = getenv("VIGIE_API"),
 		.token = getenv("VIGIE_TOKEN"),
 		.timeout_s = 60,
+		.cacert = getenv("VIGIE_CACERT"),
 		.out = out,
 		.err = err,
 	};
@@ -84,6 +98,9 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 			break;
 		case 'T':
 			c.token = optarg;
+			break;
+		case 'C':
+			c.cacert = optarg;
 			break;
 		case 't':
 			c.timeout_s = strtol(optarg, &end, 10);

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,9 +392,29 @@ const char *vg_http_param(const struct vg_http_req *req, const char *key)
 
 /* ---- responses ----------------------------------------------------------- */
 
+/* A streamed reply. Created by vg_http_reply_stream, attached to the
+ * server and its connection by send_resp, destroyed (release_fn first) by
+ * libmicrohttpd's free callback or when the reply is dropped unsent. */
+struct vg_http_stream {
+	struct vg_http_stream *prev, *next; /* server->streams, once sent */
+	struct vg_http_server *server;
+	struct MHD_Connection *conn;
+	pthread_mutex_t lock; /* guards suspended, woken */
+	int suspended, woken;
+	vg_http_stream_read_fn read_fn;
+	void (*release_fn)(void *ctx);
+	void *ctx;
+};
+
+static void stream_destroy(struct vg_http_stream *st);
+
 static void resp_set(struct vg_http_resp *r, int status, const char *ctype,
 		     char *body, size_t len)
 {
+	if (r->stream) {
+		stream_destroy(r->stream);
+		r->stream = NULL;
+	}
 	free(r->body);
 	r->status = status;
 	r->content_type = ctype;
@@ -491,6 +512,10 @@ void vg_http_resp_release(struct vg_http_resp *r)
 {
 	if (!r)
 		return;
+	if (r->stream) {
+		stream_destroy(r->stream);
+		r->stream = NULL;
+	}
 	free(r->body);
 	r->body = NULL;
 	r->len = 0;
@@ -659,11 +684,110 @@ void vg_http_dispatch(const struct vg_route *routes, size_t n,
 
 struct vg_http_server {
 	struct MHD_Daemon *d;
+	pthread_mutex_t streams_lock; /* guards streams */
+	struct vg_http_stream *streams;
+	int stopping;                 /* __atomic */
 	struct vg_http_options o;
 	uint16_t port;
 	uint64_t mhd_log_count;
 	uint64_t err_5xx;
+	uint64_t responses[6]; /* by status class, __atomic */
+	char *tls_cert, *tls_key; /* PEM copies, or NULL (plain HTTP) */
 };
+
+/* ---- streaming replies ---------------------------------------------------- */
+
+int vg_http_reply_stream(struct vg_http_resp *r, int status,
+			 const char *content_type, vg_http_stream_read_fn read_fn,
+			 void (*release_fn)(void *ctx), void *ctx,
+			 struct vg_http_stream **stream)
+{
+	struct vg_http_stream *st = calloc(1, sizeof(*st));
+
+	if (stream)
+		*stream = NULL;
+	if (!st) {
+		if (release_fn)
+			release_fn(ctx);
+		resp_oom(r);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&st->lock, NULL);
+	st->read_fn = read_fn;
+	st->release_fn = release_fn;
+	st->ctx = ctx;
+	resp_set(r, status, content_type, NULL, 0);
+	r->stream = st;
+	if (stream)
+		*stream = st;
+	return 0;
+}
+
+void vg_http_stream_wake(struct vg_http_stream *st)
+{
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->lock);
+	st->woken = 1;
+	if (st->suspended) {
+		st->suspended = 0;
+		MHD_resume_connection(st->conn);
+	}
+	pthread_mutex_unlock(&st->lock);
+}
+
+static void stream_destroy(struct vg_http_stream *st)
+{
+	struct vg_http_server *s = st->server;
+
+	/* after release_fn nobody calls vg_http_stream_wake any more */
+	if (st->release_fn)
+		st->release_fn(st->ctx);
+	if (s) {
+		pthread_mutex_lock(&s->streams_lock);
+		if (st->prev)
+			st->prev->next = st->next;
+		else
+			s->streams = st->next;
+		if (st->next)
+			st->next->prev = st->prev;
+		pthread_mutex_unlock(&s->streams_lock);
+	}
+	pthread_mutex_destroy(&st->lock);
+	free(st);
+}
+
+/* libmicrohttpd asks for more body: produce it, or park the connection
+ * (MHD_suspend_connection, no busy loop) until vg_http_stream_wake. */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct vg_http_stream *st = cls;
+	ssize_t n;
+
+	(void)pos;
+	if (__atomic_load_n(&st->server->stopping, __ATOMIC_ACQUIRE))
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	pthread_mutex_lock(&st->lock);
+	st->woken = 0;
+	pthread_mutex_unlock(&st->lock);
+	n = st->read_fn(st->ctx, buf, max);
+	if (n < 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n > 0)
+		return n;
+	pthread_mutex_lock(&st->lock);
+	if (!st->woken) {
+		st->suspended = 1;
+		MHD_suspend_connection(st->conn);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return 0;
+}
+
+static void stream_free_cb(void *cls)
+{
+	stream_destroy(cls);
+}
 
 /* Per-request state, created by the URI log callback. */
 struct req_state {
@@ -739,7 +863,26 @@ static enum MHD_Result send_resp(struct vg_http_server *s,
 
 	if (!r->status)
 		vg_http_reply_error(r, 500, "internal error");
-	if (r->body) {
+	if (r->stream) {
+		struct vg_http_stream *hs = r->stream;
+		r->stream = NULL;
+		hs->server = s;
+		hs->conn = c;
+		pthread_mutex_lock(&s->streams_lock);
+		hs->next = s->streams;
+		if (s->streams)
+			s->streams->prev = hs;
+		s->streams = hs;
+		pthread_mutex_unlock(&s->streams_lock);
+		mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+						       stream_reader, hs,
+						       stream_free_cb);
+		if (!mr) {
+			stream_destroy(hs);
+			vg_http_resp_release(r);
+			return MHD_NO;
+		}
+	} else if (r->body) {
 		mr = MHD_create_response_from_buffer(r->len, r->body,
 						     MHD_RESPMEM_MUST_FREE);
 		if (mr)
@@ -763,6 +906,9 @@ static enum MHD_Result send_resp(struct vg_http_server *s,
 	ret = MHD_queue_response(c, (unsigned)r->status, mr);
 	MHD_destroy_response(mr);
 	st->replied = 1;
+	if (r->status >= 100 && r->status < 600)
+		__atomic_add_fetch(&s->responses[r->status / 100], 1,
+				   __ATOMIC_RELAXED);
 	if (r->status >= 500)
 		vg_log_limited(VG_LOG_WARN, &s->err_5xx,
 			       "http: %s %.200s -> %d", st->req.method_name,
@@ -850,6 +996,8 @@ static enum MHD_Result first_call(struct vg_http_server *s,
 				 st->req.route->max_body);
 	st->req.authorization = MHD_lookup_connection_value(
 		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	st->req.last_event_id = MHD_lookup_connection_value(
+		c, MHD_HEADER_KIND, "Last-Event-ID");
 	return MHD_YES;
 }
 
@@ -940,6 +1088,7 @@ int vg_http_start(const struct vg_http_options *o,
 		return -ENOMEM;
 	}
 	s->o = *o;
+	pthread_mutex_init(&s->streams_lock, NULL);
 	if (!s->o.threads)
 		s->o.threads = 1;
 	if (!s->o.conn_limit)
@@ -962,14 +1111,52 @@ int vg_http_start(const struct vg_http_options *o,
 	};
 	if (s->o.threads < 2)
 		pool[0].option = MHD_OPTION_END;
+	/* HTTPS: libmicrohttpd's GnuTLS, key and certificate from memory */
+	struct MHD_OptionItem tls[] = {
+		{MHD_OPTION_HTTPS_MEM_KEY, 0, NULL},
+		{MHD_OPTION_HTTPS_MEM_CERT, 0, NULL},
+		{MHD_OPTION_END, 0, NULL},
+	};
+	unsigned tls_flag = 0;
+	if (!o->tls_cert_pem != !o->tls_key_pem) {
+		snprintf(err, errlen, "TLS needs both a certificate and a key");
+		close(fd);
+		free(s);
+		return -EINVAL;
+	}
+	if (o->tls_cert_pem) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			snprintf(err, errlen, "this libmicrohttpd has no TLS "
+				 "support");
+			close(fd);
+			free(s);
+			return -ENOTSUP;
+		}
+		s->tls_cert = strdup(o->tls_cert_pem);
+		s->tls_key = strdup(o->tls_key_pem);
+		if (!s->tls_cert || !s->tls_key) {
+			snprintf(err, errlen, "out of memory");
+			free(s->tls_cert);
+			free(s->tls_key);
+			close(fd);
+			free(s);
+			return -ENOMEM;
+		}
+		tls[0].ptr_value = s->tls_key;
+		tls[1].ptr_value = s->tls_cert;
+		tls_flag = MHD_USE_TLS;
+	} else {
+		tls[0].option = MHD_OPTION_END;
+	}
 	s->d = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
-			MHD_USE_ERROR_LOG,
+			MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | tls_flag,
 		0, NULL, NULL, on_access, s,
 		/* the logger first, so no message goes to stderr directly */
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 		MHD_OPTION_ARRAY, pool,
+		MHD_OPTION_ARRAY, tls,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->o.conn_limit,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->o.timeout_s,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
@@ -979,8 +1166,11 @@ int vg_http_start(const struct vg_http_options *o,
 		/* The socket may or may not have been closed by libmicrohttpd
 		 * on its failure path; leaking it once at a failed start-up
 		 * is safer than closing an fd number someone else reuses. */
-		snprintf(err, errlen, "%s: libmicrohttpd failed to start",
-			 o->listen);
+		snprintf(err, errlen, "%s: libmicrohttpd failed to start%s",
+			 o->listen, s->tls_cert ? " (check the TLS certificate "
+			 "and key)" : "");
+		free(s->tls_cert);
+		free(s->tls_key);
 		free(s);
 		return -EIO;
 	}
@@ -997,6 +1187,31 @@ void vg_http_stop(struct vg_http_server *s)
 {
 	if (!s)
 		return;
+	/* end every stream: parked connections are resumed and their
+	 * readers answer end-of-stream */
+	pthread_mutex_lock(&s->streams_lock);
+	__atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
+	for (struct vg_http_stream *st = s->streams; st; st = st->next)
+		vg_http_stream_wake(st);
+	pthread_mutex_unlock(&s->streams_lock);
 	MHD_stop_daemon(s->d); /* joins the workers; closes the socket */
+	free(s->tls_cert);
+	free(s->tls_key);
 	free(s);
+}
+
+void vg_http_get_stats(const struct vg_http_server *s,
+		       struct vg_http_stats *out)
+{
+	const union MHD_DaemonInfo *di;
+
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return;
+	for (int i = 0; i < 6; i++)
+		out->responses[i] = __atomic_load_n(&s->responses[i],
+						    __ATOMIC_RELAXED);
+	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	if (di)
+		out->connections = di->num_connections;
 }

@@ -17,7 +17,13 @@ API=http://$HTTP
 
 mkdir -p "$DATA"
 echo "vigie demo: data in $DATA, libvirt $LIBVIRT, interval ${INTERVAL}s"
-"$BIN/vigie-collector" --listen "$LISTEN" --http "$HTTP" --data-dir "$DATA" &
+# The API wants a bearer token: an admin token, made offline in the data dir
+# (only its HMAC is stored; the CLI reads it from $VIGIE_TOKEN).
+TOKEN=$("$BIN/vigie-collector" --data-dir "$DATA" token create --admin --name demo 2>/dev/null) || {
+  echo "vigie demo: cannot create an API token in $DATA" >&2; exit 1; }
+export VIGIE_TOKEN=$TOKEN
+# --allow-unsigned: the demo's agent has no key (docs/security.md)
+"$BIN/vigie-collector" --allow-unsigned --listen "$LISTEN" --http "$HTTP" --data-dir "$DATA" &
 cpid=$!
 "$BIN/vigie-agent" --collector "$LISTEN" --libvirt "$LIBVIRT" --interval "$INTERVAL" \
   --spool "$DATA/spool" &
@@ -41,7 +47,7 @@ while [[ $SECONDS -lt $deadline ]]; do
     echo "vigie demo: a daemon exited; see the messages above" >&2
     kill "$cpid" "$apid" 2>/dev/null; exit 1
   fi
-  inst=$(curl -sf "$API/v1/resources?type=instance" 2>/dev/null | jq -r '.resources[0].id // empty' 2>/dev/null)
+  inst=$(curl -sf -H "Authorization: Bearer $TOKEN" "$API/v1/resources?type=instance" 2>/dev/null | jq -r '.resources[0].id // empty' 2>/dev/null)
   [[ -n $inst ]] && break
   sleep 0.5
 done
@@ -55,11 +61,16 @@ else
   ------------------------------------------------------------------
   vigie is collecting. In another terminal, try:
 
-    curl -s '$API/v1/resources?type=instance' | jq
-    curl -s '$API/v1/resources/$inst' | jq '.metrics'
+    export VIGIE_TOKEN=$TOKEN   # the demo's admin API token
+    curl -s -H "Authorization: Bearer \$VIGIE_TOKEN" '$API/v1/resources?type=instance' | jq
+    curl -s -H "Authorization: Bearer \$VIGIE_TOKEN" '$API/v1/resources/$inst/latest' | jq
+    curl -s -H "Authorization: Bearer \$VIGIE_TOKEN" '$API/metrics' | head
     $CLI resources
     $CLI show $inst
-    $CLI measures $inst cpu.util --start -10m
+    $CLI measures $inst cpu.util --start -10m --sparkline
+    $CLI stats $inst cpu.util --start -1h --period 300 --statistics Average,p99
+    $CLI top
+    $CLI graph -o cpu.png $inst cpu.util --start -1h
 
   Latest values are there now; measures fill at each minute boundary
   (1-minute RRD step). rrdtool reads the files: ls $DATA/rrd

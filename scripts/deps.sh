@@ -12,10 +12,14 @@ PKGS=(
   libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libssl-dev libcmocka-dev
   # tools the tests and the demo drive
   libvirt-clients rrdtool nanomsg-utils sqlite3 curl jq procps iproute2
+  # the API benchmark (wrk) and the TLS test (openssl makes a self-signed cert)
+  wrk openssl
   # fuzzing (libFuzzer) and sanitizer runtimes
   clang libclang-rt-14-dev
   # real QEMU guests under libvirtd for tests/e2e (TCG, no KVM needed)
   libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
+  # a real browser for the web console test (tests/integration/console_test.sh)
+  chromium
 )
 
 missing=()

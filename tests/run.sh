@@ -23,9 +23,10 @@ run_one() { # name, command...
   CMOCKA_MESSAGE_OUTPUT=TAP "$@" >"$log" 2>&1
   local rc=$?
   local p f s
-  s=$(grep -cE '^ok [0-9]+.*# *SKIP' "$log")
+  # cmocka prints a skipped test as "not ok N # SKIP", TAP scripts as "ok N # SKIP"
+  s=$(grep -cE '^(not )?ok [0-9]+.*# *SKIP' "$log")
   p=$(grep -E '^ok [0-9]+' "$log" | grep -cvE '# *SKIP')
-  f=$(grep -cE '^not ok [0-9]+' "$log")
+  f=$(grep -E '^not ok [0-9]+' "$log" | grep -cvE '# *SKIP')
   if grep -qE '^1\.\.0 *# *SKIP' "$log"; then s=$((s + 1)); fi
   if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; echo "not ok - $name exited with status $rc" >>"$log"; fi
   pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
@@ -37,7 +38,7 @@ run_one() { # name, command...
     grep -E '^not ok|^# ' "$log" | head -20 | sed 's/^/    /'
     echo "    (full log: $log)"
   fi
-  grep -E '^ok [0-9]+.*# *SKIP|^1\.\.0 *# *SKIP' "$log" | sed 's/^/    /'
+  grep -E '^(not )?ok [0-9]+.*# *SKIP|^1\.\.0 *# *SKIP' "$log" | sed 's/^/    /'
 }
 
 pattern=${TESTS:-}

@@ -16,6 +16,12 @@
  * hour): the sender decides when to resend. An ack whose stream/seq does
  * not match the batch in flight is ignored.
  *
+ * With a key (vigie/sign.h), each batch is signed as it is sent (the
+ * spool keeps it unsigned, so a new key applies to what waits there), and
+ * only a signed ack that verifies under the key for that very batch
+ * counts: any other answer is counted in unauth_acks and ignored, like no
+ * answer, so an attacker who forges "OK" cannot make a batch disappear.
+ *
  * Nothing here logs; the agent's main loop reads vg_sender_stats() each
  * poll and logs changes. Every wait is sliced (<= 100 ms) so stop and
  * drain take effect promptly.
@@ -26,12 +32,14 @@
 #include <stdint.h>
 
 #include "vigie/agent_spool.h"
+#include "vigie/sign.h"
 
 struct vg_sender_opts {
 	const char *url;          /* "tcp://127.0.0.1:7470" */
 	uint32_t ack_timeout_ms;  /* 0: 5000 */
 	uint32_t backoff_min_ms;  /* 0: 100 */
 	uint32_t backoff_max_ms;  /* 0: 5000 */
+	const struct vg_key *key; /* sign with it; NULL: unsigned. Copied. */
 };
 
 struct vg_sender_stats {
@@ -42,6 +50,7 @@ struct vg_sender_stats {
 	uint64_t rejected;   /* REJECTED acks + unreadable spool files */
 	uint64_t timeouts;   /* no ack within ack_timeout_ms */
 	uint64_t bad_acks;   /* undecodable or mismatched acks (ignored) */
+	uint64_t unauth_acks; /* with a key: unsigned or forged acks (ignored) */
 	uint64_t failing;    /* consecutive attempts without an ack (0: fine) */
 	uint64_t last_seq;   /* last acknowledged seq */
 };

@@ -29,6 +29,7 @@
 #include <stddef.h>
 
 #include "vigie/alarm_engine.h"
+#include "vigie/alarm_outbox.h"
 #include "vigie/alarm_stream.h"
 #include "vigie/http.h"
 
@@ -37,6 +38,19 @@
 /* Make the engine and the SSE hub (may be NULL: no stream) visible to the
  * handlers. Call before vg_api_start; pass NULLs after vg_api_stop. */
 void vg_api_alarms_attach(struct vg_alarm_engine *e, struct vg_alarm_hub *hub);
+
+/* The alarm subsystem's self-metrics, for GET /metrics
+ * (query/api_prometheus.c): the engine's counters, its delivery outbox's
+ * and the SSE hub's (have_sse = 0 without a hub, its fields 0). Returns 0
+ * with *out filled, or -ENOENT (nothing filled) when no engine is
+ * attached. Thread-safe (each part is read under its own lock). */
+struct vg_api_alarm_stats {
+	struct vg_alarm_engine_stats engine;
+	struct vg_alarm_outbox_stats outbox;
+	struct vg_alarm_hub_stats sse;
+	int have_sse;
+};
+int vg_api_alarms_stats(struct vg_api_alarm_stats *out);
 
 int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp);

@@ -102,8 +102,8 @@ struct vg_alarm_decision {
 	int kept_firing;     /* alarm held by keep-firing-for */
 	int64_t time_ms;     /* end of the period that decided */
 	char reason[VG_ALARM_REASON_MAX];
-	json_t *reason_data; /* new reference, or NULL on out of memory;
-				caller decrefs */
+	json_t *reason_data; /* when notify: a new reference (NULL on out of
+				memory), caller decrefs; else NULL */
 };
 
 /* Evaluate after the datapoint of the period ending at end_ms was pushed.
@@ -112,9 +112,16 @@ struct vg_alarm_decision {
 int vg_alarm_eval_step(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
 		       int64_t end_ms, struct vg_alarm_decision *d);
 
-/* Ring <-> JSON ([[start_ms, value|null], ...], oldest first) for
- * alarms.db, so a restart keeps the datapoints. from_json ignores points
- * beyond the ring capacity (oldest dropped). */
+/* Ring <-> bytes for alarms.db, so a restart keeps the datapoints: 16
+ * bytes per point, oldest first (int64 start_ms, IEEE double value, NaN =
+ * missing; host byte order, the file never leaves the machine). pack
+ * returns the length (len >= 16 * cap suffices). unpack ignores a trailing
+ * partial point and points beyond the capacity (oldest dropped). */
+size_t vg_alarm_eval_ring_pack(const struct vg_alarm_eval *e, void *buf, size_t len);
+void vg_alarm_eval_ring_unpack(struct vg_alarm_eval *e, const void *buf, size_t len);
+
+/* The same as JSON ([[start_ms, value|null], ...]) for reading by people
+ * and tests. */
 json_t *vg_alarm_eval_ring_to_json(const struct vg_alarm_eval *e);
 int vg_alarm_eval_ring_from_json(struct vg_alarm_eval *e, const json_t *a);
 

@@ -53,8 +53,9 @@ const char *vg_alarm_rule_ref(const struct vg_alarm_rule *r, size_t i);
 int vg_alarm_rule_eval(const struct vg_alarm_rule *r, const int *states);
 
 /* Canonical text: upper-case keywords, every reference as STATE("name"),
- * fully parenthesised binary operators. Parsing it gives an equivalent
- * rule. malloc'd (caller frees) or NULL on out of memory. */
+ * parentheses only where precedence needs them (so it never nests deeper
+ * than the parsed text). Parsing it gives an equivalent rule. malloc'd
+ * (caller frees) or NULL on out of memory. */
 char *vg_alarm_rule_format(const struct vg_alarm_rule *r);
 
 #endif

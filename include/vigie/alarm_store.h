@@ -69,7 +69,8 @@ struct vg_alarm_state_row {
 	int64_t clear_since_ms;
 	uint32_t alarm_periods;
 	const char *reason;
-	const char *ring;       /* JSON (vigie/alarm_eval.h), may be NULL */
+	const void *ring;       /* packed datapoints (vigie/alarm_eval.h) */
+	size_t ring_len;
 	int64_t updated_ms;
 };
 

@@ -23,6 +23,14 @@ struct vg_collector_stats {
 	uint64_t batches_duplicate;
 	uint64_t batches_retry;      /* answered RETRY (storage not ready) */
 	uint64_t samples_received;
+	/* Refused by the signature and time checks (also counted in
+	 * batches_rejected; docs/security.md). */
+	uint64_t batches_unsigned;   /* no signature where one is required */
+	uint64_t batches_forged;     /* signature matches no key tried */
+	uint64_t batches_wrong_host; /* signed with another host's key */
+	uint64_t batches_no_key;     /* signed, but the host has no key */
+	uint64_t batches_stale;      /* poll time beyond max_clock_skew */
+	uint64_t batches_future;     /* a time beyond now + max_future */
 };
 
 /* Callback the API calls to read the collector's counters (thread-safe). */
@@ -35,10 +43,16 @@ struct vg_api_options {
 	struct vg_store *store;
 	vg_stats_fn stats;     /* may be NULL */
 	void *stats_ctx;
+	/* HTTPS: PEM files of the certificate (chain) and its key, both or
+	 * neither ([collector] tls_cert, tls_key). */
+	const char *tls_cert;
+	const char *tls_key;
 };
 
 /* Start serving. 0 or -errno with a message in err (bad address, port in
- * use). The server runs on its own threads until vg_api_stop. */
+ * use, unreadable TLS files or token store). Every route but /v1/health
+ * needs a bearer token (<data_dir>/tokens.db, vigie/token.h). The server
+ * runs on its own threads until vg_api_stop. */
 int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		 char *err, size_t errlen);
 void vg_api_stop(struct vg_api *a); /* accepts NULL; waits for requests */

@@ -17,7 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vigie/alarm_api.h" /* issue 5: alarm handlers and routes */
 #include "vigie/api.h"
+#include "vigie/api_query.h" /* issue 4: query endpoints, tokens */
 #include "vigie/http.h"
 #include "vigie/registry.h"
 #include "vigie/store.h"
@@ -29,8 +31,15 @@
 #define VG_API_MAX_POINTS 10000   /* points per measures response */
 #define VG_API_LIST_DEFAULT 100   /* resources per page by default */
 #define VG_API_LIST_MAX 1000      /* resources per page at most */
+#define VG_API_META_SCAN 100000   /* resources one metadata-filtered page reads */
 
 /* ---- shared state (query/api.c) ------------------------------------------ */
+
+struct vg_bill_service;
+/* Billing (issue 6): the collector hands its billing service over once
+ * the API runs (thread-safe; NULL until then: invoices answer 503). */
+void vg_api_set_billing(struct vg_api *a, struct vg_bill_service *b);
+struct vg_bill_service *vg_api_billing(struct vg_api *a);
 
 /* The store given at start (may be NULL: measures then answer 503). */
 struct vg_store *vg_api_store(struct vg_api *a);
@@ -56,6 +65,16 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_resources(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_resource(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_static(struct vg_http_req *req, struct vg_http_resp *resp); /* web console, api_static.c */
+int vg_api_h_invoices(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_invoices_finalize(struct vg_http_req *req,
+			       struct vg_http_resp *resp);
+/* The same with the billing service given (query/api_invoices.c; unit
+ * tests call these without a server). */
+int vg_api_invoices_answer(const struct vg_bill_service *svc,
+			   struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_finalize_answer(const struct vg_bill_service *svc,
+			   struct vg_http_req *req, struct vg_http_resp *resp);
 
 /* ---- pure helpers (unit-tested) ---------------------------------------------- */
 

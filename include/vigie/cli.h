@@ -14,6 +14,7 @@
 #ifndef VIGIE_CLI_H
 #define VIGIE_CLI_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -34,6 +35,7 @@ struct vg_cli {
 	const char *api;   /* base URL, e.g. http://127.0.0.1:7480 */
 	const char *token; /* bearer token or NULL */
 	long timeout_s;    /* whole request */
+	const char *cacert; /* --cacert: CA file for https (NULL: system) */
 	FILE *out;         /* results */
 	FILE *err;         /* one-line errors */
 };
@@ -48,6 +50,16 @@ int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv);
+/* issue 4 (query/cli_query.c, query/cli_token.c) */
+int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv);
+int vg_cli_cmd_latest(struct vg_cli *c, int argc, char **argv);
+int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv);
+int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv);
+int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv);
+int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv);
+/* issue 5 (query/cli_alarms.c): list, show, create, update, delete,
+ * enable, disable, history, watch */
+int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv);
 
 /* ---- HTTP (query/cli_http.c) ---------------------------------------------- */
 
@@ -56,6 +68,40 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv);
  * 404)") and returns VG_EXIT_API, VG_EXIT_CONNECT or VG_EXIT_USAGE (a
  * malformed --api URL); VG_EXIT_OK on success. */
 int vg_cli_get(struct vg_cli *c, const char *path, json_t **out);
+
+/* Any request: method ("GET", "POST", "DELETE"), path, optional JSON body
+ * text. On success (HTTP < 400) *out gets the raw answer (malloc'd,
+ * NUL-terminated, caller frees) and *len its length (len may be NULL).
+ * Failures as vg_cli_get (one line on c->err, exit code returned). */
+int vg_cli_request(struct vg_cli *c, const char *method, const char *path,
+		   const char *body, char **out, size_t *len);
+
+/* method + JSON body (may be NULL) -> JSON answer (an empty answer gives
+ * an empty object). As vg_cli_get otherwise. */
+int vg_cli_send(struct vg_cli *c, const char *method, const char *path,
+		json_t *body, json_t **out);
+
+/* GET <api><path> as a stream (Server-Sent Events): the bytes of a 2xx
+ * answer go to fn(ud, data, len) as they arrive; fn returns 0 to go on,
+ * non-zero to stop. headers: extra request headers ("Last-Event-ID: 7"),
+ * NULL-terminated, may be NULL. No overall time limit; 45 s without a byte
+ * is a timeout (VG_EXIT_CONNECT). stop (may be NULL) is polled about once
+ * a second: set it from a signal handler to end the stream. Returns
+ * VG_EXIT_OK when fn or *stop ended it or the server closed it; failures
+ * as vg_cli_get (one line on c->err). Not thread-safe with respect to
+ * c. */
+int vg_cli_stream(struct vg_cli *c, const char *path,
+		  const char *const *headers,
+		  int (*fn)(void *ud, const char *data, size_t len), void *ud,
+		  volatile sig_atomic_t *stop);
+
+/* A sparkline of n values (NaN: a gap, printed as a space) in Unicode
+ * block characters U+2581..U+2588 scaled between the finite min and max,
+ * resampled to at most width columns (each column the mean of its
+ * values). Writes a NUL-terminated UTF-8 string into out (>= 3*width+1
+ * bytes). Returns the number of columns. Pure. */
+size_t vg_cli_sparkline(const double *v, size_t n, size_t width, char *out,
+			size_t outlen);
 
 /* Percent-encode s for a URL path segment or query value (everything but
  * A-Z a-z 0-9 - . _ ~). Returns a malloc'd string or NULL. */

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #define VG_MAX_ARCHIVES 8
+#define VG_MAX_EXEC 16 /* [alarms] exec commands */
 
 /* One RRD archive tier: points of resolution_s seconds kept for
  * retention_s seconds (e.g. 60 s for 15 days). */
@@ -32,6 +33,7 @@ struct vg_config {
 	uint32_t agent_spool_max_batches; /* spool_max_batches = 10000 */
 	uint32_t agent_ack_timeout_ms;    /* ack_timeout_ms = 5000 */
 	char agent_proc_root[512];  /* proc = /proc (tests point it elsewhere) */
+	char agent_key_file[512];   /* key_file = (none: batches go unsigned) */
 
 	/* [collector] */
 	char collector_listen[256]; /* listen = tcp://(star):7470 */
@@ -39,12 +41,35 @@ struct vg_config {
 	char collector_data_dir[512]; /* data_dir = /var/lib/vigie */
 	uint32_t collector_max_message; /* max_message_bytes = 16777216 */
 	uint32_t collector_http_threads; /* http_threads = 4 */
+	char collector_tls_cert[512]; /* tls_cert = (none: plain HTTP); PEM */
+	char collector_tls_key[512];  /* tls_key = (none); PEM, unencrypted */
+	char collector_www_dir[512]; /* www_dir = (auto: PREFIX/share/vigie/www, else ./query/www) */
+	/* Signed agents (docs/security.md, vigie/sign.h). */
+	char collector_keys_dir[512]; /* keys_dir = /etc/vigie/keys */
+	int collector_require_signatures; /* require_signatures = true */
+	double collector_max_clock_skew_s; /* max_clock_skew = 0 (no check) */
+	double collector_max_future_s; /* max_future = 10m (0: no check) */
 
 	/* [storage] */
 	uint32_t storage_step_s;     /* step = 60 */
 	uint32_t storage_heartbeat_s; /* heartbeat = 600 */
 	struct vg_archive archives[VG_MAX_ARCHIVES]; /* archives = 1m:15d,... */
 	size_t narchives;
+
+	/* [billing] */
+	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */
+
+	/* [alarms] (docs/alarms.md) */
+	char alarms_notify[256];        /* notify = (off); flag --notify */
+	double alarms_webhook_timeout_s; /* webhook_timeout = 5 */
+	double alarms_retry_initial_s;  /* retry_initial = 1 */
+	double alarms_retry_max_s;      /* retry_max = 5m */
+	double alarms_retry_for_s;      /* retry_for = 1d */
+	double alarms_exec_timeout_s;   /* exec_timeout = 10 */
+	char alarms_alertmanager[512];  /* alertmanager = (off) */
+	double alarms_history_retention_s; /* history_retention = 30d */
+	char alarms_exec[VG_MAX_EXEC][576]; /* exec = NAME: /abs/program args */
+	size_t alarms_nexec;            /* (exec may be given several times) */
 
 	/* [log] */
 	int log_level; /* level = info */

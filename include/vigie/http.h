@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -92,6 +93,7 @@ struct vg_http_req {
 	const char *body;          /* request body (routes with max_body) */
 	size_t body_len;
 	const char *authorization; /* Authorization header or NULL */
+	const char *last_event_id; /* Last-Event-ID header (SSE) or NULL */
 	const struct vg_route *route;
 	void *ctx;                 /* the server's ctx (the API) */
 	int64_t now_ms;            /* request arrival, UTC ms */
@@ -127,8 +129,11 @@ int vg_http_unescape(const char *src, size_t len, char *dst,
 
 /* ---- responses -------------------------------------------------------- */
 
+struct vg_http_stream;
+
 struct vg_http_resp {
 	int status;               /* 0 until a reply is set */
+	struct vg_http_stream *stream; /* streaming reply, see below */
 	const char *content_type; /* static string */
 	char *body;               /* malloc'd, owned by the response */
 	size_t len;
@@ -154,7 +159,33 @@ int vg_http_reply_verror(struct vg_http_resp *r, int status, const char *fmt,
 /* Add a header (name must be a static string). 0 or -ENOSPC. */
 int vg_http_resp_header(struct vg_http_resp *r, const char *name,
 			const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void vg_http_resp_release(struct vg_http_resp *r); /* frees the body */
+void vg_http_resp_release(struct vg_http_resp *r); /* frees the body (and
+							  an unsent stream) */
+
+/* ---- streaming replies (Server-Sent Events) ------------------------------ */
+
+#define VG_HTTP_HAVE_STREAM 1
+
+/* Produce the next bytes of a streamed body into buf (at most max):
+ * > 0 bytes written, 0 when nothing is ready (the connection is parked,
+ * without a thread, until vg_http_stream_wake), -1 to end the response.
+ * Runs on a worker thread and must not block. */
+typedef ssize_t (*vg_http_stream_read_fn)(void *ctx, char *buf, size_t max);
+
+/* Reply with a body produced over time by read_fn (no Content-Length).
+ * ctx goes to read_fn and, exactly once, to release_fn: when the
+ * connection ends, the server stops, or the reply is replaced or released
+ * unsent. *stream (may be NULL) gets the handle to wake; it stays valid
+ * until release_fn runs. Takes ownership of ctx, even on error. 0 or
+ * -ENOMEM. */
+int vg_http_reply_stream(struct vg_http_resp *r, int status,
+			 const char *content_type, vg_http_stream_read_fn read_fn,
+			 void (*release_fn)(void *ctx), void *ctx,
+			 struct vg_http_stream **stream);
+
+/* New bytes may be ready: resume the parked connection. Thread-safe; call
+ * it until release_fn ran (e.g. from a callback the releaser unregisters). */
+void vg_http_stream_wake(struct vg_http_stream *s);
 
 /* {"error":{"code":status,"message":msg}} as a malloc'd string, NULL on
  * out of memory. Pure. */
@@ -219,7 +250,19 @@ struct vg_http_options {
 	size_t nroutes;
 	vg_http_authorize_fn authorize; /* may be NULL: everything allowed */
 	void *ctx;                   /* handed to handlers as req->ctx */
+	/* HTTPS (libmicrohttpd with GnuTLS): both PEM texts, or both NULL
+	 * for plain HTTP. Copied by vg_http_start. */
+	const char *tls_cert_pem;    /* certificate chain */
+	const char *tls_key_pem;     /* its private key (unencrypted) */
 };
+
+/* Counters of a running server (thread-safe reads). */
+struct vg_http_stats {
+	uint64_t connections;  /* open now */
+	uint64_t responses[6]; /* sent, by status class: [2] 2xx .. [5] 5xx */
+};
+void vg_http_get_stats(const struct vg_http_server *s,
+		       struct vg_http_stats *out);
 
 /* Bind and start serving on worker threads. 0 or -errno with a message in
  * err (bad address, address in use, libmicrohttpd failure). */
@@ -246,6 +289,9 @@ void vg_buf_json_string(struct vg_buf *b, const char *s);
 /* Append a finite double in the shortest form that reads back the same
  * ("1.5", "0.1", "1e+20"); non-finite values as null. */
 void vg_buf_json_number(struct vg_buf *b, double v);
+/* ms as "2026-11-26T06:49:14Z" into out (>= 21 bytes), exactly as
+ * vg_time_format but without gmtime/strftime (hot loops). Returns out. */
+char *vg_iso_time(int64_t ms, char *out);
 /* Hand over the text (NUL-terminated, caller frees); NULL if oom. */
 char *vg_buf_take(struct vg_buf *b, size_t *len);
 void vg_buf_release(struct vg_buf *b);

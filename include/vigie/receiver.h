@@ -4,12 +4,17 @@
  * A NN_REP socket bound to the listen address takes one encoded batch per
  * request and answers one acknowledgement (vigie/wire.h):
  *   undecodable, oversize, unknown version     -> REJECTED (counted)
+ *   unsigned, forged, wrong host, no key, or
+ *   poll time outside max_clock_skew           -> REJECTED (vigie/sign.h,
+ *                                                 counted per reason)
+ *   any time beyond now + max_future           -> REJECTED (counted)
  *   (host, stream, seq) already acknowledged   -> DUPLICATE
  *   every consumer took it (vigie/dispatch.h)  -> OK, seq committed
  *   a consumer asked for a retry (-EAGAIN)     -> RETRY
  *   a consumer failed otherwise                -> logged, OK, seq committed
  * The receive call times out every ~200 ms so the loop can notice a stop
- * request and drive the consumers' timers (vg_dispatch_tick).
+ * request and drive the consumers' timers (vg_dispatch_tick). The ack to a
+ * batch whose signature verified is signed with the host's key.
  *
  * Threading: vg_receiver_run runs on one thread (the collector's main
  * thread). The registry handle and the dispatch table given in the options
@@ -25,6 +30,7 @@
 #include "vigie/api.h"
 #include "vigie/dispatch.h"
 #include "vigie/registry.h"
+#include "vigie/sign.h"
 #include "vigie/store.h"
 
 struct vg_receiver;
@@ -36,10 +42,20 @@ struct vg_receiver_options {
 	struct vg_registry *registry; /* duplicate filter; not owned */
 	struct vg_dispatch *dispatch; /* consumers; not owned */
 	struct vg_store *store;      /* optional, only to log its errors */
+	const char *data_dir;        /* optional: named, with its free space,
+				      * when batches are answered RETRY */
 	/* Optional: called on the receiver thread on every loop turn
 	 * (at least every recv_timeout_ms), e.g. to act on a SIGHUP flag. */
 	void (*idle)(void *ctx);
 	void *idle_ctx;
+	/* Signed agents (vigie/sign.h, docs/security.md). All zero: every
+	 * batch is accepted unsigned (tests, the demo). keys is not owned;
+	 * replace it with vg_receiver_set_keys. */
+	const struct vg_keyring *keys;
+	int require_signatures;   /* refuse unsigned batches, unknown hosts */
+	int64_t max_clock_skew_ms; /* |poll time - now| allowed; 0: no check */
+	int64_t max_future_ms;     /* a poll, sample or event time beyond
+				    * now + this is refused; 0: no check */
 };
 
 /* Create the socket and bind it. The options are copied; the registry,
@@ -52,6 +68,11 @@ int vg_receiver_open(const struct vg_receiver_options *o,
  * is finished and answered first. Returns 0, or -errno if the socket
  * failed for good. */
 int vg_receiver_run(struct vg_receiver *r);
+
+/* Use another keyring from the next batch on (e.g. reloaded on SIGHUP).
+ * Call on the receiver thread only (from the idle callback) or before
+ * vg_receiver_run; the caller frees the old keyring after this returns. */
+void vg_receiver_set_keys(struct vg_receiver *r, const struct vg_keyring *keys);
 
 /* Ask vg_receiver_run to return (async-signal-safe, any thread). */
 void vg_receiver_stop(struct vg_receiver *r);

@@ -9,12 +9,25 @@
  * Archives AVERAGE, MIN and MAX for each configured tier (default 1 min for
  * 15 days, 5 min for 63 days, 1 h for 455 days).
  *
+ * Write-behind (docs/architecture.md, "Fast path"): vg_store_write_batch
+ * appends the batch's new values to a journal (<data_dir>/journal/, append
+ * + fdatasync) and to an in-memory cache per series, and returns; a storage
+ * thread writes each series' cached values to its RRD file many timestamps
+ * per librrd call. So a value is durable (journal or RRD file) when
+ * vg_store_write_batch returns 0; vg_store_open replays what the journal
+ * holds after a crash; vg_store_fetch first writes the cached values of the
+ * series it reads (read-your-writes); vg_store_close writes everything.
+ * Only one store at a time owns a data directory's journal (flock); another
+ * vg_store_open on the same directory (a second process, a test) gets a
+ * write-through store that neither journals nor caches nor replays.
+ *
  * Invariant: updates to one file are strictly increasing in time. The store
- * keeps each file's last update time; a sample at or before it is a
+ * keeps each series' last accepted time (exact to the millisecond, read
+ * from the file's header on first use); a sample at or before it is a
  * duplicate (a re-sent batch) and is skipped and counted, not an error.
  *
  * Thread-safety: vg_store_write_batch from one thread (the receiver);
- * vg_store_fetch from any thread concurrently (librrd's _r functions).
+ * vg_store_fetch and vg_store_get_stats from any thread concurrently.
  */
 #ifndef VIGIE_STORE_H
 #define VIGIE_STORE_H
@@ -30,27 +43,49 @@ struct vg_store;
 
 struct vg_store_stats {
 	uint64_t files_created;
-	uint64_t values_written;
-	uint64_t values_duplicate;  /* at or before the file's last update */
+	uint64_t values_written;    /* accepted: in the journal or the file */
+	uint64_t values_duplicate;  /* at or before the series' last update */
 	uint64_t values_rejected;   /* non-finite, bad name */
-	uint64_t write_errors;      /* librrd errors */
+	uint64_t write_errors;      /* librrd errors (values dropped) */
 	uint64_t write_ns_total;    /* time spent in librrd updates */
+	/* write-behind */
+	uint64_t values_flushed;    /* written to RRD files */
+	uint64_t flushes;           /* rrd_update calls */
+	uint64_t values_pending;    /* in the cache now, not yet in files */
+	uint64_t pending_peak;      /* highest values_pending since open */
+	uint64_t cache_bytes_peak;  /* most memory the cache's arrays held */
+	uint64_t values_replayed;   /* taken from the journal at open */
+	uint64_t cache_full;        /* batches refused (-EAGAIN): cache full */
+	uint64_t journal_bytes;     /* appended since open */
+	uint64_t journal_syncs;     /* fdatasync calls */
 };
 
-/* Open (creating <data_dir>/rrd if needed). Archives and step from cfg
- * (copied). 0 or -errno with a message in err. */
+/* Open (creating <data_dir>/rrd and <data_dir>/journal if needed),
+ * replay the journal left by a crash into the RRD files, and start the
+ * storage thread. Archives and step from cfg (copied). 0 or -errno with a
+ * message in err. */
 int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		  struct vg_store **out, char *err, size_t errlen);
-void vg_store_close(struct vg_store *s); /* accepts NULL */
+/* Write every cached value to its file, sync, remove the journal, stop
+ * the storage thread and free. Accepts NULL. */
+void vg_store_close(struct vg_store *s);
 
-/* Write every sample of b. 0; -EAGAIN if the disk is full (nothing
- * acknowledged, retry later); other errors are counted per value and the
- * rest of the batch is still written. */
+/* Take every sample of b: new files are created now, new values are
+ * journaled (fdatasync) and cached, and written to their files later by
+ * the storage thread. 0 when every accepted value is durable; -EAGAIN if
+ * nothing was taken and the caller should retry later (disk full, or the
+ * cache holds its maximum: the storage thread is behind); other errors are
+ * counted per value and the rest of the batch is still taken. */
 int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b);
 
+/* Write every cached value to its file now (tests, shutdown). 0 or the
+ * first -errno; thread-safe. */
+int vg_store_flush(struct vg_store *s);
+
 /* Text of the last write error ("<file>: <librrd message>"), "" if none,
- * so the receiver can log why write_errors grew. Writer thread only; the
- * string stays valid until the next vg_store_write_batch. */
+ * so the receiver can log why write_errors grew (errors of the storage
+ * thread are copied in at the next vg_store_write_batch). Writer thread
+ * only; the string stays valid until the next vg_store_write_batch. */
 const char *vg_store_last_error(const struct vg_store *s);
 
 /* A vg_consumer wrapping vg_store_write_batch. */
@@ -81,8 +116,10 @@ struct vg_series {
 void vg_series_free(struct vg_series *s); /* frees points; accepts NULL */
 
 /* Read [start_ms, end_ms] of one series at resolution_s (60, 300, 3600 or
- * 0 for the finest archive covering start). Unknown points are dropped
- * unless keep_unknown. 0, -ENOENT (no such series), -EINVAL, -EIO. */
+ * 0 for the finest archive covering start), after writing the series'
+ * cached values to its file, so every value accepted before the call is
+ * seen. Unknown points are dropped unless keep_unknown. 0, -ENOENT (no
+ * such series), -EINVAL, -EIO. Thread-safe. */
 int vg_store_fetch(struct vg_store *s, int rtype, const char *id,
 		   const char *metric, int cf, int64_t start_ms,
 		   int64_t end_ms, uint32_t resolution_s, int keep_unknown,

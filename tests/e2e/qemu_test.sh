@@ -148,7 +148,11 @@ if [[ $RUN_VIGIE == 1 ]]; then
 	step = 60
 	archives = 1m:1d
 	EOF
-	"$BIN/vigie-collector" --config "$W/vigie.conf" --listen "tcp://127.0.0.1:$PORT" \
+	# an admin API token (issue 4), made offline; every curl below sends it
+	E2E_TOKEN=$("$BIN/vigie-collector" --data-dir "$W/data" token create --admin 2>/dev/null)
+	curl() { command curl -H "Authorization: Bearer $E2E_TOKEN" "$@"; }
+	export VIGIE_TOKEN=$E2E_TOKEN
+	"$BIN/vigie-collector" --allow-unsigned --config "$W/vigie.conf" --listen "tcp://127.0.0.1:$PORT" \
 		--http "127.0.0.1:$HPORT" --data-dir "$W/data" >>"$W/collector.log" 2>&1 &
 	COLLECTOR_PID=$!
 	e2e_defer "e2e_stop_pid $COLLECTOR_PID"

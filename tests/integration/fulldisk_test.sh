@@ -48,12 +48,8 @@ diag "spooled while full: $(spooled); data dir: $(df -h --output=used,avail "$DA
 check "the agent was told to retry" grep -q 'asked to retry' "$TMP/agent.log"
 if grep -qiE 'no space|disk full|storage full' "$TMP/collector.log"; then
   ok "the collector says why it does not acknowledge"
-elif [[ ${VIGIE_STRICT_HOSTILE:-0} == 1 ]]; then
-  nok "the collector says why it does not acknowledge (no 'no space'/'disk full' in its log)"
 else
-  # Known gap (reported): the receiver answers RETRY without saying why;
-  # this becomes a failure once receiver.c logs the store's reason.
-  skip "the collector says why it does not acknowledge: KNOWN GAP, receiver logs no reason yet"
+  nok "the collector says why it does not acknowledge (no 'no space'/'disk full' in its log)"
 fi
 check "the API still answers while the disk is full" curl -sf -o /dev/null --max-time 5 "$API/v1/health"
 check "collector still running" kill -0 "$COLLECTOR_PID"

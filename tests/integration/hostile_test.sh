@@ -24,9 +24,12 @@ START=$(( ($(date +%s) - 7200) / 60 * 60 ))
 SLOW=${HOSTILE_SLOW_CLIENTS:-64}
 IDLE_TIMEOUT=${HOSTILE_IDLE_TIMEOUT:-30}
 
+# An admin API token (issue 4), made offline before the start.
+TOKEN=$("$BIN/vigie-collector" --data-dir "$DATA" token create --admin 2>/dev/null | grep '^vgt_')
+AUTH=(-H "Authorization: Bearer $TOKEN")
 start_collector collector --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT \
   --data-dir "$DATA"
-check "collector answers /v1/health" wait_for 10 curl -sf "$API/v1/health"
+check "collector answers /v1/health" wait_for 10 curl -sf -o /dev/null "$API/v1/health"
 
 # ---- slow clients: open now, checked at the end ----
 slow_fds=()
@@ -45,7 +48,7 @@ start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt $URI --interval 0.
   --host hostile-host --spool "$TMP/spool" --clock-start $START --clock-step 60 --count 5
 wait "$AGENT_PID"; rc=$?
 eq "agent delivered 5 polls and exited 0" "$rc" 0
-check "the instance is registered" wait_for 5 curl -sf "$API/v1/resources/$UUID"
+check "the instance is registered" wait_for 5 curl -q -sf -o /dev/null "${AUTH[@]}" "$API/v1/resources/$UUID"
 
 # ---- hostile requests ----
 # hostile CODE_PATTERN DESC PATH [curl args...]: the status matches
@@ -53,7 +56,8 @@ check "the instance is registered" wait_for 5 curl -sf "$API/v1/resources/$UUID"
 hostile() {
   local want=$1 desc=$2 path=$3; shift 3
   local code
-  code=$(curl -s --path-as-is -o "$TMP/body" -w '%{http_code}' --max-time 10 "$@" "$API$path")
+  # -q: no .curlrc (lib.sh may put a token there); AUTH decides
+  code=$(curl -q -s --path-as-is -o "$TMP/body" -w '%{http_code}' --max-time 10 "${AUTH[@]}" "$@" "$API$path")
   if [[ $code == $want ]] && jq -e . "$TMP/body" >/dev/null 2>&1; then
     ok "$desc ($code)"
   else
@@ -95,6 +99,15 @@ hostile 4?? "a 10 MB body to a GET route" "/v1/resources" -X POST -H 'Content-Ty
   --data-binary @<(head -c 10000000 /dev/zero | tr '\0' '[')
 hostile 4?? "100,000 levels of nested JSON" "/v1/resources" -X POST -H 'Content-Type: application/json' \
   --data-binary @<(printf '%.0s[' $(seq 100000); printf '%.0s]' $(seq 100000))
+# Hostile credentials: refused with a JSON 401, never a 5xx.
+AUTH=()
+hostile 401 "no token" "/v1/resources"
+hostile 401 "a token of the right shape but wrong secret" "/v1/resources" \
+  -H "Authorization: Bearer ${TOKEN%_*}_$(printf '0%.0s' $(seq 64))"
+hostile 401 "a 6,000-byte bearer token" "/v1/resources" -H "Authorization: Bearer $(head -c 6000 /dev/zero | tr '\0' x)"
+hostile 401 "Basic credentials" "/v1/resources" -H "Authorization: Basic YWRtaW46YWRtaW4="
+hostile 401 "SQL as a token" "/v1/resources" -H "Authorization: Bearer ' OR 1=1 --"
+AUTH=(-H "Authorization: Bearer $TOKEN")
 # Headers beyond libmicrohttpd's memory limit: refused (4xx) or the
 # connection is dropped; never a 5xx.
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "X-Big: $(head -c 100000 /dev/zero | tr '\0' b)" "$API/v1/health")

@@ -23,6 +23,7 @@
 #include <microhttpd.h>
 
 #include "vigie/alarm_engine.h"
+#include "vigie/alarm_notice.h"
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_stream.h"
 #include "vigie/batch.h"
@@ -641,6 +642,42 @@ static void test_outbox_gives_up_on_4xx_and_backoff(void **state)
 	MHD_stop_daemon(rx.d);
 }
 
+static void test_alertmanager_body(void **state)
+{
+	const char *n = "{\"alarm_name\":\"cpu-high\",\"alarm_id\":\"a1\","
+			"\"project\":\"acme\",\"severity\":\"critical\","
+			"\"resource\":\"vm1\",\"metric\":\"cpu.util\","
+			"\"current\":\"%s\",\"reason\":\"r\",\"description\":\"\","
+			"\"timestamp\":\"2026-11-26T12:04:00Z\","
+			"\"evaluated_at\":\"2026-11-26T12:03:01Z\"}";
+	char text[512];
+	size_t len;
+	json_t *a;
+
+	snprintf(text, sizeof(text), n, "alarm");
+	char *body = vg_alarm_alertmanager_body(text, &len);
+	a = json_loads(body, 0, NULL);
+	assert_int_equal(json_array_size(a), 1);
+	json_t *al = json_array_get(a, 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(al, "labels"),
+							      "alertname")), "cpu-high");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(al, "labels"),
+							      "severity")), "critical");
+	assert_string_equal(json_string_value(json_object_get(al, "startsAt")),
+			    "2026-11-26T12:04:00Z");
+	assert_null(json_object_get(al, "endsAt")); /* firing */
+	json_decref(a);
+	free(body);
+	snprintf(text, sizeof(text), n, "ok");
+	body = vg_alarm_alertmanager_body(text, &len);
+	a = json_loads(body, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "endsAt")),
+			    "2026-11-26T12:03:01Z"); /* resolved */
+	json_decref(a);
+	free(body);
+	assert_null(vg_alarm_alertmanager_body("not json", &len));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -653,6 +690,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_exactly_once_across_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_gives_up_on_4xx_and_backoff, setup, teardown),
+		cmocka_unit_test(test_alertmanager_body),
 	};
 	vg_log_init("alarm_engine_test", VG_LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -240,6 +240,17 @@ static void test_reason_words_and_data(void **state)
 	assert_int_equal(f.last_start_ms, e.last_start_ms);
 	assert_int_equal(vg_alarm_eval_push(&f, e.last_start_ms, 1), -EALREADY);
 	json_decref(ring);
+	/* and the packed form alarms.db keeps */
+	unsigned char packed[16 * 5];
+	struct vg_alarm_eval g;
+	size_t plen = vg_alarm_eval_ring_pack(&e, packed, sizeof(packed));
+	assert_int_equal(plen, 16 * e.n);
+	assert_int_equal(vg_alarm_eval_init(&g, &p), 0);
+	vg_alarm_eval_ring_unpack(&g, packed, plen);
+	assert_int_equal(g.n, e.n);
+	assert_int_equal(g.last_start_ms, e.last_start_ms);
+	assert_true(g.ring[(g.head + g.n - 1) % g.cap].value == 20);
+	vg_alarm_eval_release(&g);
 	vg_alarm_eval_release(&f);
 	vg_alarm_eval_release(&e);
 }

@@ -3,7 +3,9 @@
  * shared by hostile_wire_test.c and crash_test.c).
  *
  * h_init makes a private temp dir with a config file and picks two free
- * loopback ports; h_start fork/execs $VIGIE_BUILD/bin/vigie-collector
+ * loopback ports; h_start creates an admin API token offline (vigie-
+ * collector token create --admin; h_get sends it) the first time, then
+ * fork/execs $VIGIE_BUILD/bin/vigie-collector
  * (VIGIE_BUILD defaults to "build") with its output appended to
  * <dir>/collector.log and waits until /v1/health answers; h_exchange sends
  * one message on a fresh REQ socket like an agent and returns the ack
@@ -45,24 +47,26 @@ struct vg_harness {
 	char hlisten[64];
 	char http[64];     /* http://127.0.0.1:port, the API */
 	char bin[PATH_MAX];
+	char token[256];   /* an admin API token ("" if none could be made) */
 };
 
-static inline int h_free_port(void)
+/* A free loopback port; *fd keeps it bound (close it before use) so a
+ * second call cannot return the same one. */
+static inline int h_free_port(int *fd)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t l = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
 
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(fd, (struct sockaddr *)&a, &l)) {
-		if (fd >= 0)
-			close(fd);
+	*fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (*fd < 0 || bind(*fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(*fd, (struct sockaddr *)&a, &l)) {
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
 		return -1;
 	}
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
+	return ntohs(a.sin_port);
 }
 
 static inline const char *h_build_dir(void)
@@ -75,9 +79,13 @@ static inline const char *h_build_dir(void)
  * missing. */
 static inline int h_init(struct vg_harness *h, const char *conf_text)
 {
-	int port = h_free_port(), hport = h_free_port();
+	int fd1, fd2, port = h_free_port(&fd1), hport = h_free_port(&fd2);
 	FILE *f;
 
+	if (fd1 >= 0)
+		close(fd1);
+	if (fd2 >= 0)
+		close(fd2);
 	memset(h, 0, sizeof(*h));
 	snprintf(h->bin, sizeof(h->bin), "%s/bin/vigie-collector", h_build_dir());
 	if (access(h->bin, X_OK))
@@ -132,6 +140,13 @@ static inline long h_get(const struct vg_harness *h, const char *path, char **bo
 		return -1;
 	if (!(c = curl_easy_init()))
 		return -1;
+	struct curl_slist *hdr = NULL;
+	if (h->token[0]) {
+		char auth[300];
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", h->token);
+		hdr = curl_slist_append(NULL, auth);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_sink);
@@ -141,6 +156,7 @@ static inline long h_get(const struct vg_harness *h, const char *path, char **bo
 	if (curl_easy_perform(c) == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	curl_easy_cleanup(c);
+	curl_slist_free_all(hdr);
 	if (body)
 		*body = b.buf;
 	else
@@ -154,13 +170,33 @@ static inline int h_healthy(const struct vg_harness *h)
 }
 
 /* Start the collector with --config, --listen, --http, --data-dir and
- * the extra arguments (NULL-terminated, may be NULL); wait up to 10 s for
+ * the extra arguments (NULL-terminated, may be NULL); wait up to 30 s for
  * /v1/health. -ECHILD if it exited (see h->log). */
+/* An admin token for h_get, made offline on the data dir. */
+static inline void h_make_token(struct vg_harness *h)
+{
+	char cmd[PATH_MAX + 400], line[256];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --data-dir '%s' token create --admin 2>/dev/null",
+		 h->bin, h->data);
+	if (!(p = popen(cmd, "r")))
+		return;
+	while (fgets(line, sizeof(line), p))
+		if (!strncmp(line, "vgt_", 4)) {
+			line[strcspn(line, "\r\n")] = '\0';
+			snprintf(h->token, sizeof(h->token), "%s", line);
+		}
+	pclose(p);
+}
+
 static inline int h_start(struct vg_harness *h, const char *const *extra)
 {
 	const char *argv[32];
 	int n = 0;
 
+	if (!h->token[0])
+		h_make_token(h);
 	argv[n++] = h->bin;
 	argv[n++] = "--config";
 	argv[n++] = h->conf;
@@ -185,7 +221,7 @@ static inline int h_start(struct vg_harness *h, const char *const *extra)
 		execv(h->bin, (char *const *)argv);
 		_exit(127);
 	}
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 600; i++) { /* 30 s: SAN, valgrind, loaded CI */
 		if (h_healthy(h))
 			return 0;
 		if (waitpid(h->pid, NULL, WNOHANG) == h->pid) {

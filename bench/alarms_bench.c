@@ -1,0 +1,579 @@
+/*
+ * alarms_bench.c — how fast alarms are (issue 5, "Speed").
+ *
+ *   alarms_bench engine [--alarms 10000] [--series 10000] [--batches 20]
+ *   alarms_bench e2e --collector-bin build/bin/vigie-collector
+ *                    [--alarms 10000] [--series 10000] [--batches 10]
+ *                    [--rounds 100] [--dir /dev/shm]
+ *
+ * engine: in process, the cost the alarm engine adds to the receiver
+ * thread. S single-resource alarms (3 of 3, gt 90) over S series, fed
+ * batches of one sample per series and simulated minute (every batch
+ * closes a period of every series: S evaluations per batch, some
+ * transitions), against the same batches with no alarm defined. Prints the
+ * time per batch (p50, p99) and samples per second for both.
+ *
+ * e2e: the real collector (started here on loopback with a temporary data
+ * directory and small RRD archives), for 0 alarms and then for --alarms:
+ *  - ingestion: --batches closed-loop batches of --series samples over the
+ *    wire, after two warm-up batches (RRD file creation): samples/s;
+ *  - latency: with those alarms loaded, --rounds small batches that each
+ *    flip a probe alarm (1 of 1, with a webhook to a receiver in this
+ *    process and the PUB socket subscribed here); from just before the
+ *    deciding batch is sent to the webhook request and to the PUB message:
+ *    p50 and p99 (one monotonic clock).
+ * Output: "RESULT alarms_<what> key=value ..." lines on standard output.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
+#include <nanomsg/reqrep.h>
+
+#include "vigie/alarm_engine.h"
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/log.h"
+#include "vigie/wire.h"
+
+#define MIN_MS 60000LL
+
+struct opts {
+	int alarms, series, batches, rounds;
+	const char *collector_bin, *dir;
+};
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int64_t pct(int64_t *v, size_t n, double p)
+{
+	if (!n)
+		return -1;
+	qsort(v, n, sizeof(*v), cmp_i64);
+	size_t i = (size_t)ceil(p / 100.0 * (double)n) - 1;
+	return v[i < n ? i : n - 1];
+}
+
+static int64_t cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A batch of one sample per series at time t; value pattern makes a few
+ * percent of the series cross 90 each minute. */
+static struct vg_batch *make_batch(int series, int64_t t, uint64_t seq, int k,
+				   const char *probe, double probe_value)
+{
+	struct vg_batch *b = vg_batch_new("bench-host", 1, seq, t);
+	char id[32];
+
+	for (int i = 0; i < series; i++) {
+		snprintf(id, sizeof(id), "vm%d", i);
+		vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t);
+		vg_batch_identity(b, "bench", NULL, "m1.small");
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE,
+				(double)((i * 7 + k * 13) % 100));
+	}
+	if (probe) {
+		vg_batch_resource(b, VG_RT_INSTANCE, probe, probe, NULL, t);
+		vg_batch_identity(b, "bench", NULL, NULL);
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, probe_value);
+	}
+	return b;
+}
+
+/* ---- engine mode ------------------------------------------------------------ */
+
+static int64_t g_fake_now;
+static int64_t fake_now(void)
+{
+	return g_fake_now;
+}
+
+static void engine_run(const struct opts *o, int alarms, char *tmpl)
+{
+	struct vg_alarm_engine_options eo = {0};
+	struct vg_alarm_engine *e;
+	struct vg_alarm_engine_stats st;
+	char dir[256], err[256], def[256], cmd[300];
+	int64_t *us = calloc((size_t)o->batches, sizeof(int64_t)), total = 0, cpu = 0;
+	int64_t t0 = (vg_now_ms() / MIN_MS - 1000) * MIN_MS;
+
+	snprintf(dir, sizeof(dir), "%s", tmpl);
+	if (!mkdtemp(dir)) {
+		perror(dir);
+		exit(1);
+	}
+	eo.data_dir = dir;
+	eo.now_ms = fake_now;
+	g_fake_now = t0;
+	if (vg_alarm_engine_open(&eo, &e, err, sizeof(err))) {
+		fprintf(stderr, "engine: %s\n", err);
+		exit(1);
+	}
+	for (int i = 0; i < alarms; i++) {
+		json_t *body, *out = NULL, *errors = NULL;
+		snprintf(def, sizeof(def),
+			 "{\"name\":\"a%d\",\"project\":\"bench\",\"metric\":\"cpu.util\","
+			 "\"resource\":\"vm%d\",\"comparison\":\"gt\",\"threshold\":90,"
+			 "\"evaluation_periods\":3,\"datapoints_to_alarm\":3}", i,
+			 i % o->series);
+		body = json_loads(def, 0, NULL);
+		if (vg_alarm_engine_create(e, body, NULL, &out, &errors)) {
+			fprintf(stderr, "engine: cannot create alarm %d\n", i);
+			exit(1);
+		}
+		json_decref(out);
+		json_decref(body);
+	}
+	for (int k = -2; k < o->batches; k++) {
+		struct vg_batch *b = make_batch(o->series, t0 + (k + 3) * MIN_MS,
+						(uint64_t)(k + 3), k, NULL, 0);
+		g_fake_now = t0 + (k + 3) * MIN_MS + 100;
+		int64_t a = now_us(), c0 = cpu_us();
+		vg_alarm_engine_batch(e, b);
+		int64_t d = now_us() - a;
+		if (k >= 0) { /* the first two batches only learn the rhythm */
+			us[k] = d;
+			total += d;
+			cpu += cpu_us() - c0;
+		}
+		vg_batch_free(b);
+	}
+	vg_alarm_engine_get_stats(e, &st);
+	printf("RESULT alarms_engine alarms=%d series=%d batches=%d "
+	       "batch_us_p50=%" PRId64 " batch_us_p99=%" PRId64
+	       " samples_per_s=%.0f evaluations=%" PRIu64 " transitions=%" PRIu64
+	       " ns_per_sample=%.0f cpu_ns_per_sample=%.0f\n",
+	       alarms, o->series, o->batches, pct(us, (size_t)o->batches, 50),
+	       pct(us, (size_t)o->batches, 99),
+	       total ? (double)o->series * o->batches / ((double)total / 1e6) : 0,
+	       st.evaluations, st.transitions,
+	       (double)total * 1000.0 / ((double)o->series * o->batches),
+	       (double)cpu * 1000.0 / ((double)o->series * o->batches));
+	fflush(stdout);
+	vg_alarm_engine_close(e);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "engine: could not remove %s\n", dir);
+	free(us);
+}
+
+/* ---- e2e mode ------------------------------------------------------------------ */
+
+struct seen {
+	pthread_mutex_t lock;
+	int64_t *hook_us, *pub_us; /* per round, 0 until seen */
+	int64_t t0;
+	int rounds;
+};
+static struct seen g_seen;
+
+/* Round of a notification from its "timestamp_ms" (end of the deciding
+ * period of the probe): round k decides the period starting at
+ * t0 + k minutes. -1 if not a probe notification. */
+static int round_of(const char *body, size_t len)
+{
+	const char *p = memmem(body, len, "\"timestamp_ms\":", 15);
+	const char *name = memmem(body, len, "\"alarm_name\":\"probe\"", 20);
+
+	if (!p || !name)
+		return -1;
+	long long ts = strtoll(p + 15, NULL, 10);
+	long long k = (ts - g_seen.t0) / MIN_MS - 1;
+	return k >= 0 && k < g_seen.rounds ? (int)k : -1;
+}
+
+struct hreq {
+	char *body;
+	size_t len;
+};
+
+static enum MHD_Result on_hook(void *cls, struct MHD_Connection *c, const char *url,
+			       const char *method, const char *version,
+			       const char *upload, size_t *size, void **con)
+{
+	struct hreq *q = *con;
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!q) {
+		*con = calloc(1, sizeof(*q));
+		return MHD_YES;
+	}
+	if (*size) {
+		q->body = realloc(q->body, q->len + *size);
+		memcpy(q->body + q->len, upload, *size);
+		q->len += *size;
+		*size = 0;
+		return MHD_YES;
+	}
+	int64_t t = now_us();
+	int k = q->body ? round_of(q->body, q->len) : -1;
+	pthread_mutex_lock(&g_seen.lock);
+	if (k >= 0 && !g_seen.hook_us[k])
+		g_seen.hook_us[k] = t;
+	pthread_mutex_unlock(&g_seen.lock);
+	r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(c, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void on_hook_done(void *cls, struct MHD_Connection *c, void **con,
+			 enum MHD_RequestTerminationCode t)
+{
+	struct hreq *q = *con;
+
+	if (q) {
+		free(q->body);
+		free(q);
+	}
+	*con = NULL;
+}
+
+static volatile int g_sub_stop;
+
+static void *subscriber(void *arg)
+{
+	int s = *(int *)arg;
+
+	while (!g_sub_stop) {
+		char *m = NULL;
+		int n = nn_recv(s, &m, NN_MSG, 0);
+		if (n < 0)
+			continue; /* timeout */
+		int64_t t = now_us();
+		int k = round_of(m, (size_t)n);
+		pthread_mutex_lock(&g_seen.lock);
+		if (k >= 0 && !g_seen.pub_us[k])
+			g_seen.pub_us[k] = t;
+		pthread_mutex_unlock(&g_seen.lock);
+		nn_freemsg(m);
+	}
+	return NULL;
+}
+
+static size_t sink(char *p, size_t s, size_t n, void *u)
+{
+	return s * n;
+}
+
+static struct curl_slist *g_auth; /* Authorization: Bearer <admin token> */
+
+static long http(CURL *c, const char *method, const char *url, const char *body)
+{
+	long code = 0;
+
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, g_auth);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	return code;
+}
+
+static int send_batch(int sock, struct vg_batch *b)
+{
+	uint8_t *buf;
+	size_t len;
+	char *reply = NULL;
+	int n;
+
+	if (vg_wire_encode(b, &buf, &len))
+		return -1;
+	n = nn_send(sock, buf, len, 0);
+	free(buf);
+	if (n < 0)
+		return -1;
+	n = nn_recv(sock, &reply, NN_MSG, 0);
+	if (n < 0)
+		return -1;
+	nn_freemsg(reply);
+	return 0;
+}
+
+static void e2e_run(const struct opts *o, int alarms, const char *hook_url)
+{
+	char dir[512], conf[600], api[64], listen[64], notify[64], url[128], def[512];
+	int port = 20000 + (int)(vg_monotonic_ms() % 20000);
+	int64_t *lat_hook = calloc((size_t)o->rounds, sizeof(int64_t));
+	int64_t *lat_pub = calloc((size_t)o->rounds, sizeof(int64_t));
+	int64_t *sent = calloc((size_t)o->rounds, sizeof(int64_t));
+	size_t nh = 0, np = 0;
+	int64_t t0 = (vg_now_ms() / MIN_MS - 10000) * MIN_MS;
+	pid_t pid;
+	CURL *c;
+	FILE *f;
+	int sock, sub, tmo = 1000;
+	pthread_t th;
+
+	snprintf(dir, sizeof(dir), "%s/vigie-alarms-bench.XXXXXX", o->dir);
+	if (!mkdtemp(dir)) {
+		perror(dir);
+		exit(1);
+	}
+	snprintf(conf, sizeof(conf), "%s/vigie.conf", dir);
+	f = fopen(conf, "w");
+	fprintf(f, "[storage]\narchives = 1m:1d\n");
+	fclose(f);
+	snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d", port);
+	snprintf(api, sizeof(api), "127.0.0.1:%d", port + 1);
+	snprintf(notify, sizeof(notify), "tcp://127.0.0.1:%d", port + 2);
+	/* an administrator token for the API (issue 4), made offline */
+	{
+		char cmd[1400], line[256] = "", last[256] = "";
+		FILE *p;
+		snprintf(cmd, sizeof(cmd), "'%s' --data-dir '%s/data' token create --admin "
+			 "2>/dev/null", o->collector_bin, dir);
+		if ((p = popen(cmd, "r"))) {
+			while (fgets(line, sizeof(line), p))
+				snprintf(last, sizeof(last), "%s", line);
+			pclose(p);
+		}
+		last[strcspn(last, "\n")] = '\0';
+		curl_slist_free_all(g_auth);
+		g_auth = NULL;
+		if (!strncmp(last, "vgt_", 4)) {
+			char h[300];
+			snprintf(h, sizeof(h), "Authorization: Bearer %s", last);
+			g_auth = curl_slist_append(NULL, h);
+		}
+	}
+	/* unsigned batches (this bench has no agent keys), when the
+	 * collector knows the flag */
+	int unsigned_ok = 0;
+	{
+		char cmd[700], line[256];
+		FILE *p;
+		snprintf(cmd, sizeof(cmd), "'%s' --help 2>&1", o->collector_bin);
+		if ((p = popen(cmd, "r"))) {
+			while (fgets(line, sizeof(line), p))
+				if (strstr(line, "--allow-unsigned"))
+					unsigned_ok = 1;
+			pclose(p);
+		}
+	}
+	pid = fork();
+	if (pid == 0) {
+		char data[600], log[600];
+		snprintf(data, sizeof(data), "%s/data", dir);
+		snprintf(log, sizeof(log), "%s/collector.log", dir);
+		if (!freopen(log, "w", stderr))
+			_exit(127);
+		execl(o->collector_bin, o->collector_bin, "--listen", listen, "--http", api,
+		      "--notify", notify, "--data-dir", data, "--config", conf,
+		      "--log-level", "warn",
+		      unsigned_ok ? "--allow-unsigned" : (char *)NULL, (char *)NULL);
+		_exit(127);
+	}
+	c = curl_easy_init();
+	snprintf(url, sizeof(url), "http://%s/v1/health", api);
+	for (int i = 0; i < 100 && http(c, "GET", url, NULL) != 200; i++)
+		vg_sleep_ms(100);
+
+	/* alarms: the load (3 of 3 on every series) and the probe (1 of 1) */
+	snprintf(url, sizeof(url), "http://%s/v1/alarms", api);
+	int64_t tc = vg_monotonic_ms();
+	for (int i = 0; i < alarms; i++) {
+		snprintf(def, sizeof(def),
+			 "{\"name\":\"a%d\",\"project\":\"bench\",\"metric\":\"cpu.util\","
+			 "\"resource\":\"vm%d\",\"comparison\":\"gt\",\"threshold\":90,"
+			 "\"evaluation_periods\":3}", i, i % o->series);
+		if (http(c, "POST", url, def) != 201) {
+			fprintf(stderr, "e2e: cannot create alarm %d\n", i);
+			break;
+		}
+	}
+	tc = vg_monotonic_ms() - tc;
+	snprintf(def, sizeof(def),
+		 "{\"name\":\"probe\",\"project\":\"bench\",\"metric\":\"cpu.util\","
+		 "\"resource\":\"probe\",\"comparison\":\"gt\",\"threshold\":50,"
+		 "\"actions\":{\"alarm\":[\"%s\"],\"ok\":[\"%s\"]}}", hook_url, hook_url);
+	if (http(c, "POST", url, def) != 201)
+		fprintf(stderr, "e2e: cannot create the probe alarm (token %s)\n", g_auth ? "yes" : "no");
+
+	sub = nn_socket(AF_SP, NN_SUB);
+	nn_setsockopt(sub, NN_SUB, NN_SUB_SUBSCRIBE, "alarm.bench.probe", 17);
+	nn_setsockopt(sub, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
+	nn_connect(sub, notify);
+	sock = nn_socket(AF_SP, NN_REQ);
+	nn_connect(sock, listen);
+	tmo = 30000;
+	nn_setsockopt(sock, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
+	g_seen.t0 = t0;
+	g_seen.rounds = o->rounds;
+	g_seen.hook_us = calloc((size_t)o->rounds, sizeof(int64_t));
+	g_seen.pub_us = calloc((size_t)o->rounds, sizeof(int64_t));
+	g_sub_stop = 0;
+	pthread_create(&th, NULL, subscriber, &sub);
+	vg_sleep_ms(300);
+
+	/* ingestion: warm-up (file creation), then closed loop */
+	uint64_t seq = 1;
+	int k = 0;
+	for (int w = 0; w < 2; w++, k++) {
+		struct vg_batch *b = make_batch(o->series, t0 - (100 - k) * MIN_MS, seq++, k,
+						NULL, 0);
+		send_batch(sock, b);
+		vg_batch_free(b);
+	}
+	int64_t ti = now_us();
+	for (int i = 0; i < o->batches; i++, k++) {
+		struct vg_batch *b = make_batch(o->series, t0 - (100 - k) * MIN_MS, seq++, k,
+						NULL, 0);
+		send_batch(sock, b);
+		vg_batch_free(b);
+	}
+	ti = now_us() - ti;
+
+	/* latency: each round flips the probe */
+	for (int r = 0; r < o->rounds; r++, k++) {
+		/* the deciding batch is a host's ordinary small batch; the
+		 * loaded alarms are in memory and were evaluated above */
+		struct vg_batch *b = make_batch(0, t0 + r * MIN_MS, seq++, k,
+						"probe", r % 2 ? 10 : 90);
+		sent[r] = now_us();
+		send_batch(sock, b);
+		vg_batch_free(b);
+		/* wait for both channels (bounded) so rounds do not overlap */
+		for (int w = 0; w < 500; w++) {
+			pthread_mutex_lock(&g_seen.lock);
+			int done = r < 2 || (g_seen.hook_us[r] && g_seen.pub_us[r]);
+			pthread_mutex_unlock(&g_seen.lock);
+			if (done)
+				break;
+			vg_sleep_ms(1);
+		}
+	}
+	vg_sleep_ms(200);
+	g_sub_stop = 1;
+	pthread_join(th, NULL);
+	for (int r = 2; r < o->rounds; r++) { /* rounds 0-1 learn the rhythm */
+		if (g_seen.hook_us[r])
+			lat_hook[nh++] = g_seen.hook_us[r] - sent[r];
+		if (g_seen.pub_us[r])
+			lat_pub[np++] = g_seen.pub_us[r] - sent[r];
+	}
+	printf("RESULT alarms_e2e alarms=%d series=%d ingest_batches=%d "
+	       "ingest_samples_per_s=%.0f create_alarms_ms=%" PRId64 " rounds=%d "
+	       "hook_seen=%zu pub_seen=%zu hook_p50_ms=%.2f hook_p99_ms=%.2f "
+	       "pub_p50_ms=%.2f pub_p99_ms=%.2f\n",
+	       alarms, o->series, o->batches,
+	       ti ? (double)o->series * o->batches / ((double)ti / 1e6) : 0, tc,
+	       o->rounds - 2, nh, np, pct(lat_hook, nh, 50) / 1000.0,
+	       pct(lat_hook, nh, 99) / 1000.0, pct(lat_pub, np, 50) / 1000.0,
+	       pct(lat_pub, np, 99) / 1000.0);
+	fflush(stdout);
+	nn_close(sock);
+	nn_close(sub);
+	curl_easy_cleanup(c);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "e2e: could not remove %s\n", dir);
+	free(g_seen.hook_us);
+	free(g_seen.pub_us);
+	free(lat_hook);
+	free(lat_pub);
+	free(sent);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"alarms", required_argument, NULL, 'a'},
+		{"series", required_argument, NULL, 's'},
+		{"batches", required_argument, NULL, 'b'},
+		{"rounds", required_argument, NULL, 'r'},
+		{"collector-bin", required_argument, NULL, 'c'},
+		{"dir", required_argument, NULL, 'd'},
+		{NULL, 0, NULL, 0},
+	};
+	struct opts o = {10000, 10000, 20, 100, NULL, "/dev/shm"};
+	const char *mode = argc > 1 ? argv[1] : "";
+	int ch;
+
+	optind = 2;
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'a': o.alarms = atoi(optarg); break;
+		case 's': o.series = atoi(optarg); break;
+		case 'b': o.batches = atoi(optarg); break;
+		case 'r': o.rounds = atoi(optarg); break;
+		case 'c': o.collector_bin = optarg; break;
+		case 'd': o.dir = optarg; break;
+		default: return 2;
+		}
+	}
+	if (o.series < 1 || o.batches < 1 || o.rounds < 3 || o.alarms < 0) {
+		fprintf(stderr, "alarms_bench: bad sizes\n");
+		return 2;
+	}
+	vg_log_init("alarms_bench", VG_LOG_ERROR);
+	pthread_mutex_init(&g_seen.lock, NULL);
+	if (!strcmp(mode, "engine")) {
+		char tmpl[512];
+		snprintf(tmpl, sizeof(tmpl), "%s/vigie-alarms-engine.XXXXXX", o.dir);
+		engine_run(&o, 0, tmpl);
+		engine_run(&o, o.alarms, tmpl);
+		return 0;
+	}
+	if (!strcmp(mode, "e2e") && o.collector_bin) {
+		struct MHD_Daemon *d;
+		char hook[128];
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL,
+				     NULL, on_hook, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+				     on_hook_done, NULL, MHD_OPTION_END);
+		if (!d) {
+			fprintf(stderr, "alarms_bench: cannot start the webhook receiver\n");
+			return 1;
+		}
+		snprintf(hook, sizeof(hook), "http://127.0.0.1:%u/hook",
+			 MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port);
+		e2e_run(&o, 0, hook);
+		e2e_run(&o, o.alarms, hook);
+		MHD_stop_daemon(d);
+		return 0;
+	}
+	fprintf(stderr, "usage: alarms_bench engine [--alarms N] [--series N] "
+		"[--batches N] [--dir D]\n"
+		"       alarms_bench e2e --collector-bin PATH [--alarms N] [--series N] "
+		"[--batches N] [--rounds N] [--dir D]\n");
+	return 2;
+}

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# bench/api_bench.sh — the query API under load (issue 4), for `make bench`
+# (bench/run.sh calls it) or alone:
+#   VIGIE_BUILD=build bash bench/api_bench.sh
+#
+# Seeds a data dir on tmpfs with bench/api_seed (one instance with a day of
+# 1-minute points, 1000 more instances in the registry), starts a real
+# vigie-collector on it with an admin token, and measures with wrk (a real
+# HTTP load tool) four requests:
+#   measures    a day of cpu.util at 1-minute granularity (1440 points)
+#   statistics  the same day, hourly periods, 5 statistics with p99
+#   list        1000 resources in one page
+#   graph       the day as an 800x250 PNG
+# each twice: unloaded (1 connection, one request at a time: latency) and
+# under load (BENCH_API_CONNS connections, default 32, from 2 wrk threads:
+# throughput). Prints "RESULT api ..." lines (also appended to
+# $VIGIE_BUILD/bench/results.txt) and a Markdown table.
+#
+# Knobs: BENCH_API_SECONDS (per measurement, default 5), BENCH_API_CONNS,
+# BENCH_API_THREADS (the collector's http_threads, default 4),
+# BENCH_TMPFS_DIR (default /dev/shm). Targets (docs/benchmarks.md): measures
+# p99 < 5 ms unloaded, >= 2,000 measures/s under load. Exit 1 if a request
+# fails or a target is missed (BENCH_API_STRICT=0: report only).
+set -u
+BUILD=${VIGIE_BUILD:-build}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[[ $BUILD = /* ]] || BUILD=$ROOT/$BUILD
+SECS=${BENCH_API_SECONDS:-5}
+CONNS=${BENCH_API_CONNS:-32}
+THREADS=${BENCH_API_THREADS:-4}
+BASE=${BENCH_TMPFS_DIR:-/dev/shm}
+STRICT=${BENCH_API_STRICT:-1}
+OUT=$BUILD/bench/results.txt
+
+for f in "$BUILD/bench/api_seed" "$BUILD/bin/vigie-collector"; do
+  [[ -x $f ]] || { echo "api_bench: $f missing (make bench builds it)" >&2; exit 1; }
+done
+command -v wrk >/dev/null || { echo "api_bench: wrk missing (scripts/deps.sh installs it)" >&2; exit 1; }
+
+DIR=$(mktemp -d "$BASE/vigie-api-bench.XXXXXX")
+CPID=
+cleanup() {
+  [[ -n $CPID ]] && { kill -TERM "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null; }
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 12000))
+    ss -Htan "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+  done
+}
+
+range=$("$BUILD/bench/api_seed" "$DIR/data" 1000) || exit 1
+S=${range#start=}; S=${S%% *}; E=${range##*end=}
+TOKEN=$("$BUILD/bin/vigie-collector" --data-dir "$DIR/data" token create --admin --name bench 2>/dev/null)
+PORT=$(free_port); HPORT=$(free_port)
+printf '[collector]\nhttp_threads = %s\n[log]\nlevel = warn\n' "$THREADS" >"$DIR/bench.conf"
+"$BUILD/bin/vigie-collector" --allow-unsigned --config "$DIR/bench.conf" --listen "tcp://127.0.0.1:$PORT" \
+  --http "127.0.0.1:$HPORT" --data-dir "$DIR/data" >"$DIR/collector.log" 2>&1 &
+CPID=$!
+API=http://127.0.0.1:$HPORT
+for _ in $(seq 50); do curl -sf "$API/v1/health" >/dev/null && break; sleep 0.1; done
+
+declare -A URL=(
+  [measures]="/v1/measures?resource=bench-0&metric=cpu.util&start=$S&end=$E&granularity=60"
+  [statistics]="/v1/statistics?resource=bench-0&metric=cpu.util&start=$S&end=$E&period=3600&granularity=60&statistics=SampleCount,Average,Minimum,Maximum,p99"
+  [list]="/v1/resources?type=instance&limit=1000"
+  [graph]="/v1/graph?resource=bench-0&metric=cpu.util&start=$S&end=$E"
+)
+ORDER=(measures statistics list graph)
+AUTH="Authorization: Bearer $TOKEN"
+
+# sanity: every request answers 200 with the expected size
+n=$(curl -sf -H "$AUTH" "$API${URL[measures]}" | jq '.points | length')
+[[ $n -ge 1439 ]] || { echo "api_bench: measures gave '$n' points, want 1440" >&2; cat "$DIR/collector.log" >&2; exit 1; }
+n=$(curl -sf -H "$AUTH" "$API${URL[list]}" | jq '.resources | length')
+[[ $n == 1000 ]] || { echo "api_bench: list gave '$n' resources, want 1000" >&2; exit 1; }
+for q in statistics graph; do
+  c=$(curl -s -o /dev/null -w '%{http_code}' -H "$AUTH" "$API${URL[$q]}")
+  [[ $c == 200 ]] || { echo "api_bench: $q answered $c" >&2; exit 1; }
+done
+
+to_ms() { # wrk latency ("312.00us", "1.23ms", "1.01s") -> ms
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0;
+    else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+
+# run QUERY MODE THREADS CONNS -> "p50 p99 rps errors"
+run() {
+  local q=$1 mode=$2 t=$3 c=$4 out p50 p99 rps err
+  out=$(wrk -t"$t" -c"$c" -d"${SECS}s" --latency -H "$AUTH" "$API${URL[$q]}" 2>&1)
+  p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
+  p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
+  rps=$(awk '$1 == "Requests/sec:" { printf "%.0f", $2 }' <<<"$out")
+  err=$(awk '/Non-2xx or 3xx responses:/ { print $NF } /Socket errors:/ { e = 1 } END {}' <<<"$out")
+  [[ -z $p50 || -z $rps ]] && { echo "api_bench: wrk failed for $q: $out" >&2; echo "- - 0 1"; return; }
+  echo "$(to_ms "$p50") $(to_ms "$p99") $rps ${err:-0}"
+}
+
+mkdir -p "$(dirname "$OUT")"
+declare -A R
+fail=0
+for q in "${ORDER[@]}"; do
+  for mode in unloaded loaded; do
+    if [[ $mode == unloaded ]]; then r=$(run "$q" "$mode" 1 1); else r=$(run "$q" "$mode" 2 "$CONNS"); fi
+    read -r p50 p99 rps err <<<"$r"
+    R[$q.$mode]="$p50 $p99 $rps"
+    line="RESULT api query=$q mode=$mode conns=$([[ $mode == unloaded ]] && echo 1 || echo "$CONNS") p50_ms=$p50 p99_ms=$p99 rps=$rps non2xx=$err"
+    echo "$line"
+    echo "$line" >>"$OUT"
+    [[ $err != 0 ]] && { echo "api_bench: $q $mode: $err non-2xx answers" >&2; fail=1; }
+  done
+done
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+echo
+echo "Query API, $(nproc) cores ($cpu), wrk ${SECS} s per line, collector http_threads=$THREADS, data on $BASE"
+echo
+echo "| request | unloaded p50 | unloaded p99 | unloaded req/s | loaded ($CONNS conns) p50 | loaded p99 | loaded req/s |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for q in "${ORDER[@]}"; do
+  read -r u50 u99 urps <<<"${R[$q.unloaded]}"
+  read -r l50 l99 lrps <<<"${R[$q.loaded]}"
+  printf '| %s | %s ms | %s ms | %s | %s ms | %s ms | %s |\n' "$q" "$u50" "$u99" "$urps" "$l50" "$l99" "$lrps"
+done
+read -r _ u99 _ <<<"${R[measures.unloaded]}"
+read -r _ _ lrps <<<"${R[measures.loaded]}"
+ok99=$(awk -v v="$u99" 'BEGIN { print (v + 0 < 5) ? 1 : 0 }')
+okrps=$(awk -v v="$lrps" 'BEGIN { print (v + 0 >= 2000) ? 1 : 0 }')
+echo
+echo "targets: measures p99 unloaded ${u99} ms (< 5: $([[ $ok99 == 1 ]] && echo met || echo MISSED)), measures under load ${lrps}/s (>= 2000: $([[ $okrps == 1 ]] && echo met || echo MISSED))"
+[[ $STRICT == 1 && ( $ok99 != 1 || $okrps != 1 ) ]] && fail=1
+exit $fail

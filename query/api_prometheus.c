@@ -1,0 +1,344 @@
+/*
+ * api_prometheus.c — GET /metrics: the Prometheus text exposition format
+ * (version 0.0.4), so an existing Prometheus, Thanos or Mimir scrapes
+ * vigie like any exporter.
+ *
+ * Design: one sample per series (resource, metric) with the latest value
+ * the collector received — the registry's last_value, so a counter is its
+ * running total (exposed as a Prometheus counter named ..._total: rate()
+ * works on it) and a gauge its level. Metric names are "vigie_" plus the
+ * vigie name with every character outside [a-zA-Z0-9_] turned into '_'
+ * (cpu.util -> vigie_cpu_util, disk.read.bytes -> vigie_disk_read_bytes_total).
+ * Labels: resource (id), type, project, host, and device (the disk or NIC
+ * name) for device resources. Ended resources are left out (their series
+ * would otherwise stay flat forever). The samples carry no timestamp: the
+ * scrape time is what Prometheus expects from an exporter.
+ *
+ * An admin token also gets the collector's own metrics (batches and
+ * samples received, rejected by reason, duplicates, retries; RRD writes,
+ * their errors and the time spent in librrd as a summary; API requests and
+ * open connections). A project token sees only its own project's series:
+ * the self-metrics describe every tenant's traffic.
+ *
+ * Invariants: every family has exactly one HELP and one TYPE line and its
+ * samples are contiguous; label values are escaped (backslash, double
+ * quote, newline) and HELP text too (backslash, newline), per the format.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigie/api_handlers.h"
+#include "vigie/batch.h"
+#include "vigie/catalog.h"
+
+void vg_prom_label_value(struct vg_buf *b, const char *s)
+{
+	const char *run = s;
+
+	for (; *s; s++) {
+		const char *rep = NULL;
+		if (*s == '\\')
+			rep = "\\\\";
+		else if (*s == '"')
+			rep = "\\\"";
+		else if (*s == '\n')
+			rep = "\\n";
+		if (!rep)
+			continue;
+		vg_buf_append(b, run, (size_t)(s - run));
+		vg_buf_append(b, rep, 2);
+		run = s + 1;
+	}
+	vg_buf_append(b, run, (size_t)(s - run));
+}
+
+static void help_text(struct vg_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			vg_buf_append(b, "\\\\", 2);
+		else if (*s == '\n')
+			vg_buf_append(b, "\\n", 2);
+		else
+			vg_buf_append(b, s, 1);
+	}
+}
+
+void vg_prom_name(const char *metric, int counter, char *out, size_t len)
+{
+	size_t o = 0;
+
+	o = (size_t)snprintf(out, len, "vigie_");
+	for (const char *p = metric; *p && o + 7 < len; p++) {
+		char c = *p;
+		out[o++] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				   (c >= '0' && c <= '9') || c == '_'
+			   ? c : '_';
+	}
+	out[o] = '\0';
+	if (counter)
+		snprintf(out + o, len - o, "_total");
+}
+
+void vg_prom_value(struct vg_buf *b, double v)
+{
+	char tmp[40];
+
+	if (isnan(v)) {
+		vg_buf_append(b, "NaN", 3);
+		return;
+	}
+	if (isinf(v)) {
+		vg_buf_printf(b, "%sInf", v > 0 ? "+" : "-");
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%.15g", v);
+	if (strtod(tmp, NULL) != v)
+		snprintf(tmp, sizeof(tmp), "%.17g", v);
+	vg_buf_append(b, tmp, strlen(tmp));
+}
+
+/* ---- series ------------------------------------------------------------------ */
+
+struct sample {
+	char *family;  /* malloc'd */
+	char *line;    /* "name{labels} value\n", malloc'd */
+	const char *help; /* static (catalogue) or NULL */
+	int counter;
+	size_t seq;    /* scan order: keeps resources sorted within a family */
+};
+
+struct prom_ctx {
+	struct sample *s;
+	size_t n, cap;
+};
+
+static int is_device(int rtype)
+{
+	return rtype == VG_RT_DISK || rtype == VG_RT_NIC ||
+	       rtype == VG_RT_HOST_DISK || rtype == VG_RT_HOST_NIC;
+}
+
+static int add_resource(void *vctx, json_t *r)
+{
+	struct prom_ctx *c = vctx;
+	const char *id = json_string_value(json_object_get(r, "id"));
+	const char *type = json_string_value(json_object_get(r, "type"));
+	const char *project = json_string_value(json_object_get(r, "project"));
+	const char *host = json_string_value(json_object_get(r, "host"));
+	const char *name = json_string_value(json_object_get(r, "name"));
+	int rtype = type ? vg_rtype_parse(type) : -1;
+	json_t *metrics = json_object_get(r, "metrics"), *m;
+	const char *key;
+
+	if (!id || !type)
+		return 0;
+	json_object_foreach(metrics, key, m) {
+		json_t *lv = json_object_get(m, "last_value");
+		const char *ks = json_string_value(json_object_get(m, "kind"));
+		int counter = ks && !strcmp(ks, "counter");
+		const struct vg_metric_def *def = vg_catalog_find(rtype, key);
+		char fam[300];
+		struct vg_buf b = {0};
+
+		if (!json_is_number(lv))
+			continue;
+		vg_prom_name(key, counter, fam, sizeof(fam));
+		vg_buf_printf(&b, "%s{resource=\"", fam);
+		vg_prom_label_value(&b, id);
+		vg_buf_printf(&b, "\",type=\"%s\",project=\"", type);
+		vg_prom_label_value(&b, project ? project : "");
+		vg_buf_append(&b, "\",host=\"", 8);
+		vg_prom_label_value(&b, host ? host : "");
+		if (is_device(rtype)) {
+			vg_buf_append(&b, "\",device=\"", 10);
+			vg_prom_label_value(&b, name ? name : "");
+		}
+		vg_buf_append(&b, "\"} ", 3);
+		vg_prom_value(&b, json_number_value(lv));
+		vg_buf_append(&b, "\n", 1);
+		if (c->n == c->cap) {
+			size_t nc = c->cap ? 2 * c->cap : 256;
+			struct sample *ns = realloc(c->s, nc * sizeof(*ns));
+			if (!ns) {
+				vg_buf_release(&b);
+				return -ENOMEM;
+			}
+			c->s = ns;
+			c->cap = nc;
+		}
+		c->s[c->n].line = vg_buf_take(&b, NULL);
+		c->s[c->n].family = strdup(fam);
+		c->s[c->n].help = def ? def->description : NULL;
+		c->s[c->n].counter = counter;
+		c->s[c->n].seq = c->n;
+		if (!c->s[c->n].line || !c->s[c->n].family) {
+			free(c->s[c->n].line);
+			free(c->s[c->n].family);
+			return -ENOMEM;
+		}
+		c->n++;
+	}
+	return 0;
+}
+
+static int cmp_sample(const void *a, const void *b)
+{
+	const struct sample *x = a, *y = b;
+	int k = strcmp(x->family, y->family);
+
+	return k ? k : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* ---- self-metrics ---------------------------------------------------------------- */
+
+static void family(struct vg_buf *b, const char *name, const char *type,
+		   const char *help)
+{
+	vg_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(struct vg_buf *b, const char *name, const char *type,
+		const char *help, double v)
+{
+	family(b, name, type, help);
+	vg_buf_printf(b, "%s ", name);
+	vg_prom_value(b, v);
+	vg_buf_append(b, "\n", 1);
+}
+
+static void self_metrics(struct vg_api *api, struct vg_buf *b)
+{
+	struct vg_collector_stats cs;
+	struct vg_store_stats ss;
+	struct vg_http_stats hs;
+	struct vg_store *store = vg_api_store(api);
+
+	if (vg_api_collector_stats(api, &cs) == 0) {
+		static const char *const reasons[] = {
+			"unsigned", "forged", "wrong_host", "no_key", "stale",
+			"future"};
+		const uint64_t by[] = {cs.batches_unsigned, cs.batches_forged,
+				       cs.batches_wrong_host, cs.batches_no_key,
+				       cs.batches_stale, cs.batches_future};
+
+		one(b, "vigie_collector_batches_received_total", "counter",
+		    "Batches received from agents (all outcomes)",
+		    (double)cs.batches_received);
+		one(b, "vigie_collector_batches_rejected_total", "counter",
+		    "Batches rejected (malformed, oversize, unknown version, "
+		    "signature or time checks)", (double)cs.batches_rejected);
+		family(b, "vigie_collector_batches_refused_total", "counter",
+		       "Batches refused by the signature and time checks, by "
+		       "reason (also in batches_rejected)");
+		for (size_t i = 0; i < sizeof(by) / sizeof(by[0]); i++)
+			vg_buf_printf(b,
+				      "vigie_collector_batches_refused_total"
+				      "{reason=\"%s\"} %llu\n",
+				      reasons[i], (unsigned long long)by[i]);
+		one(b, "vigie_collector_batches_duplicate_total", "counter",
+		    "Batches already acknowledged (re-sent), dropped",
+		    (double)cs.batches_duplicate);
+		one(b, "vigie_collector_batches_retry_total", "counter",
+		    "Batches answered RETRY (storage not ready)",
+		    (double)cs.batches_retry);
+		one(b, "vigie_collector_samples_received_total", "counter",
+		    "Samples of acknowledged batches",
+		    (double)cs.samples_received);
+	}
+	if (store) {
+		vg_store_get_stats(store, &ss);
+		one(b, "vigie_store_files_created_total", "counter",
+		    "RRD files created", (double)ss.files_created);
+		one(b, "vigie_store_values_written_total", "counter",
+		    "Values written to RRD files", (double)ss.values_written);
+		one(b, "vigie_store_values_duplicate_total", "counter",
+		    "Values at or before their file's last update, skipped",
+		    (double)ss.values_duplicate);
+		one(b, "vigie_store_values_rejected_total", "counter",
+		    "Values refused (non-finite, bad name)",
+		    (double)ss.values_rejected);
+		one(b, "vigie_store_write_errors_total", "counter",
+		    "librrd write errors", (double)ss.write_errors);
+		family(b, "vigie_store_write_seconds", "summary",
+		       "Time spent in librrd updates (one per value)");
+		vg_buf_printf(b, "vigie_store_write_seconds_sum ");
+		vg_prom_value(b, (double)ss.write_ns_total / 1e9);
+		vg_buf_printf(b, "\nvigie_store_write_seconds_count %llu\n",
+			      (unsigned long long)(ss.values_written +
+						   ss.write_errors));
+	}
+	vg_api_http_stats(api, &hs);
+	one(b, "vigie_api_connections", "gauge",
+	    "Open HTTP connections to the API (its queue)",
+	    (double)hs.connections);
+	family(b, "vigie_api_requests_total", "counter",
+	       "API requests answered, by status class");
+	vg_buf_printf(b,
+		      "vigie_api_requests_total{code=\"2xx\"} %llu\n"
+		      "vigie_api_requests_total{code=\"3xx\"} %llu\n"
+		      "vigie_api_requests_total{code=\"4xx\"} %llu\n"
+		      "vigie_api_requests_total{code=\"5xx\"} %llu\n",
+		      (unsigned long long)hs.responses[2],
+		      (unsigned long long)hs.responses[3],
+		      (unsigned long long)hs.responses[4],
+		      (unsigned long long)hs.responses[5]);
+}
+
+int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	struct vg_api *api = req->ctx;
+	struct vg_resource_filter f = {.state = "active",
+				       .project = req->scope_project};
+	struct prom_ctx c = {0};
+	struct vg_buf b = {0};
+	const char *last = "";
+	char *body;
+	size_t len;
+	int rc;
+
+	rc = vg_api_scan(api, &f, (size_t)-1, add_resource, &c);
+	if (rc) {
+		for (size_t i = 0; i < c.n; i++) {
+			free(c.s[i].family);
+			free(c.s[i].line);
+		}
+		free(c.s);
+		return vg_api_reply_errno(resp, rc, "resources");
+	}
+	if (!req->scope_project)
+		self_metrics(api, &b);
+	if (c.n)
+		qsort(c.s, c.n, sizeof(*c.s), cmp_sample);
+	for (size_t i = 0; i < c.n; i++) {
+		if (strcmp(last, c.s[i].family)) {
+			vg_buf_printf(&b, "# HELP %s ", c.s[i].family);
+			if (c.s[i].help)
+				help_text(&b, c.s[i].help);
+			else
+				vg_buf_printf(&b, "vigie metric");
+			vg_buf_printf(&b, "%s\n# TYPE %s %s\n",
+				      c.s[i].counter ? " (running total)" : "",
+				      c.s[i].family,
+				      c.s[i].counter ? "counter" : "gauge");
+		}
+		vg_buf_append(&b, c.s[i].line, strlen(c.s[i].line));
+		last = c.s[i].family;
+	}
+	for (size_t i = 0; i < c.n; i++) {
+		free(c.s[i].family);
+		free(c.s[i].line);
+	}
+	free(c.s);
+	if (!b.len)
+		vg_buf_append(&b, "", 0);
+	body = vg_buf_take(&b, &len);
+	if (!body)
+		return vg_http_reply_error(resp, 503, "out of memory");
+	return vg_http_reply_raw(resp, 200,
+				 "text/plain; version=0.0.4; charset=utf-8", body,
+				 len);
+}

@@ -1,0 +1,1228 @@
+/*
+ * api_query_test.c — the query endpoints of issue 4 on the real server
+ * (vg_api_start on a loopback port, libcurl): tenants (bearer tokens, 401,
+ * 403, token endpoints), statistics, aggregates, latest, top, graph (with
+ * the rrd_graph injection attempts), /metrics, tenant isolation across
+ * every endpoint, and every 4xx. Plus the pure helpers: statistics list,
+ * percentiles, graph text and argument vector, Prometheus escaping.
+ *
+ * Data (hand-built batches, one poll a minute, k = 0..20 at T0 + 60k; the
+ * RRD row named T0+60(k-1) holds the value written at T0+60k):
+ *   vm-a  instance p1 h1 small  cpu.util = k       cpu.time = 30k (0.5 s/s)
+ *   vm-b  instance p1 h2 large  cpu.util = 2k      cpu.time = 60k (1 s/s)
+ *   vm-c  instance p2 h1 small  cpu.util = 100-k
+ *   vm-d  instance p2 h2 small  cpu.util = 50, ended at the last poll
+ *   vm-a-vda disk of vm-a (p1)  disk.read.bytes = 1000k
+ *   q"x\y instance p2 h1        memory.used = 7   (hostile characters)
+ *   h1    host (default)        memory.used = 5e9
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "vigie/api.h"
+#include "vigie/api_handlers.h"
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/config.h"
+#include "vigie/registry.h"
+#include "vigie/store.h"
+#include "vigie/token.h"
+
+#define T0 1794999600LL /* 2026-11-18T11:00:00Z, a multiple of 3600 */
+#define NPOLLS 21
+
+static char data_dir[256];
+static struct vg_api *api;
+static struct vg_store *store;
+static uint16_t port;
+static char tok_admin[VG_TOKEN_LEN + 1], tok_p1[VG_TOKEN_LEN + 1],
+	tok_p2[VG_TOKEN_LEN + 1];
+
+/* ---- pure pieces ------------------------------------------------------------- */
+
+static void test_parse_statistics(void **state)
+{
+	struct vg_api_stat st[VG_API_STATS_MAX];
+	char err[256];
+	size_t n;
+
+	(void)state;
+	assert_int_equal(vg_api_parse_statistics(NULL, st, 16, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 5);
+	assert_string_equal(st[0].name, "SampleCount");
+	assert_string_equal(st[4].name, "Maximum");
+	assert_int_equal(vg_api_parse_statistics("average,p99,P99.9,p50", st, 16,
+						 &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal(st[0].name, "Average");
+	assert_int_equal(st[1].kind, VG_QSTAT_PERCENTILE);
+	assert_true(st[1].p == 99);
+	assert_string_equal(st[2].name, "p99.9");
+	assert_true(fabs(st[2].p - 99.9) < 1e-9);
+	assert_int_equal(vg_api_parse_statistics("Median", st, 16, &n, err,
+						 sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "unknown statistic 'Median'"));
+	assert_int_equal(vg_api_parse_statistics("p0", st, 16, &n, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(vg_api_parse_statistics("p101", st, 16, &n, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(vg_api_parse_statistics("p9x", st, 16, &n, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(vg_api_parse_statistics("Sum,,Average", st, 16, &n, err,
+						 sizeof(err)), -EINVAL);
+	assert_int_equal(vg_api_parse_statistics("", st, 16, &n, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(vg_api_parse_statistics("Sum,sum", st, 16, &n, err,
+						 sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "twice"));
+	assert_int_equal(vg_api_parse_statistics("p1,p2,p3", st, 2, &n, err,
+						 sizeof(err)), -EINVAL);
+}
+
+static void test_percentile(void **state)
+{
+	const double v[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+
+	(void)state;
+	assert_true(vg_api_percentile(v, 10, 50) == 5);
+	assert_true(vg_api_percentile(v, 10, 90) == 9);
+	assert_true(vg_api_percentile(v, 10, 99) == 10);
+	assert_true(vg_api_percentile(v, 10, 100) == 10);
+	assert_true(vg_api_percentile(v, 10, 0.1) == 1);
+	assert_true(vg_api_percentile(v, 1, 50) == 1);
+	assert_true(isnan(vg_api_percentile(v, 0, 50)));
+}
+
+static void test_period(void **state)
+{
+	uint32_t p;
+
+	(void)state;
+	assert_int_equal(vg_api_parse_period(NULL, &p), 0);
+	assert_int_equal(p, VG_API_STATS_DEFAULT_PERIOD);
+	assert_int_equal(vg_api_parse_period("3600", &p), 0);
+	assert_int_equal(p, 3600);
+	assert_int_equal(vg_api_parse_period("59", &p), -EINVAL);
+	assert_int_equal(vg_api_parse_period("-60", &p), -EINVAL);
+	assert_int_equal(vg_api_parse_period("60s", &p), -EINVAL);
+	assert_int_equal(vg_api_parse_period("99999999999", &p), -EINVAL);
+}
+
+static void test_graph_text(void **state)
+{
+	char out[512];
+
+	(void)state;
+	assert_int_equal(vg_graph_text("cpu: 50%", 1, 1, out, sizeof(out)), 0);
+	assert_string_equal(out, "cpu\\: 50%");
+	assert_int_equal(vg_graph_text("a:b", 0, 1, out, sizeof(out)), 0);
+	assert_string_equal(out, "a:b"); /* a title is one argument */
+	assert_int_equal(vg_graph_text("x\nPRINT:v0:AVERAGE:%lf", 1, 1, out,
+				       sizeof(out)), -EINVAL);
+	assert_int_equal(vg_graph_text("x\\l", 1, 1, out, sizeof(out)), -EINVAL);
+	assert_int_equal(vg_graph_text("x\\l\nz", 1, 0, out, sizeof(out)), 0);
+	assert_string_equal(out, "x?l?z");
+	assert_int_equal(vg_graph_text("caf\xc3\xa9", 1, 1, out, sizeof(out)), 0);
+	assert_int_equal(vg_graph_text("bad \xff utf8", 1, 1, out, sizeof(out)),
+			 -EINVAL);
+	char longs[300];
+	memset(longs, 'a', sizeof(longs) - 1);
+	longs[sizeof(longs) - 1] = '\0';
+	assert_int_equal(vg_graph_text(longs, 1, 1, out, sizeof(out)),
+			 -ENAMETOOLONG);
+}
+
+static int count_prefix(const struct vg_graph_args *a, const char *p)
+{
+	int n = 0;
+
+	for (int i = 0; i < a->argc; i++)
+		n += !strncmp(a->argv[i], p, strlen(p));
+	return n;
+}
+
+/* The injection attempts of the brief, on the pure argument builder. */
+static void test_graph_build_injection(void **state)
+{
+	struct vg_graph_spec *g = calloc(1, sizeof(*g));
+	struct vg_graph_args *a = calloc(1, sizeof(*a));
+	char err[256];
+
+	(void)state;
+	g->start_ms = T0 * 1000;
+	g->end_ms = (T0 + 1200) * 1000;
+	g->width = 400;
+	g->height = 100;
+	g->n = 1;
+	snprintf(g->line[0].path, sizeof(g->line[0].path), "/data/rrd/instance/vm-a/cpu.util.rrd");
+	snprintf(g->line[0].legend, sizeof(g->line[0].legend),
+		 "x:DEF:y=/etc/passwd:value:AVERAGE PRINT:y:AVERAGE:%%lf");
+	g->line[0].legend_strict = 1;
+	g->title = "t: a \"quoted\" title";
+	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), 0);
+	/* exactly one DEF, and it is the server's path */
+	assert_int_equal(count_prefix(a, "DEF:"), 1);
+	assert_int_equal(count_prefix(a, "PRINT"), 0);
+	assert_int_equal(count_prefix(a, "LINE2:"), 1);
+	for (int i = 0; i < a->argc; i++) {
+		assert_null(strchr(a->argv[i], '\n'));
+		if (!strncmp(a->argv[i], "DEF:", 4))
+			assert_string_equal(a->argv[i],
+					    "DEF:v0=/data/rrd/instance/vm-a/cpu.util.rrd:value:AVERAGE");
+		if (!strncmp(a->argv[i], "LINE2:", 6))
+			assert_string_equal(a->argv[i],
+					    "LINE2:v0#1f77b4:x\\:DEF\\:y=/etc/passwd\\:value\\:AVERAGE "
+					    "PRINT\\:y\\:AVERAGE\\:%lf");
+		if (!strncmp(a->argv[i], "--title", 7))
+			assert_string_equal(a->argv[i], "--title=t: a \"quoted\" title");
+	}
+	/* a newline in the title or a legend: refused, no arguments */
+	g->title = "a:b\nPRINT:v0:AVERAGE:%lf";
+	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "title"));
+	g->title = NULL;
+	snprintf(g->line[0].legend, sizeof(g->line[0].legend), "ok\\nDEF:z=/etc/passwd");
+	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), -EINVAL);
+	/* a default legend from an id is cleaned, not refused */
+	g->line[0].legend_strict = 0;
+	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), 0);
+	assert_int_equal(count_prefix(a, "DEF:"), 1);
+	/* a data directory with a colon cannot be expressed safely */
+	snprintf(g->line[0].path, sizeof(g->line[0].path), "/da:ta/x.rrd");
+	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), -ENOTSUP);
+	free(g);
+	free(a);
+}
+
+static void test_prom_pure(void **state)
+{
+	struct vg_buf b = {0};
+	char name[128], *s;
+
+	(void)state;
+	vg_prom_label_value(&b, "a\"b\\c\nd");
+	vg_prom_value(&b, 0.1);
+	vg_buf_append(&b, " ", 1);
+	vg_prom_value(&b, NAN);
+	vg_buf_append(&b, " ", 1);
+	vg_prom_value(&b, -INFINITY);
+	s = vg_buf_take(&b, NULL);
+	assert_string_equal(s, "a\\\"b\\\\c\\nd0.1 NaN -Inf");
+	free(s);
+	vg_prom_name("disk.read.bytes", 1, name, sizeof(name));
+	assert_string_equal(name, "vigie_disk_read_bytes_total");
+	vg_prom_name("vcpu.0-time", 0, name, sizeof(name));
+	assert_string_equal(name, "vigie_vcpu_0_time");
+}
+
+/* ---- the server ---------------------------------------------------------------- */
+
+static void fake_stats(void *ctx, struct vg_collector_stats *out)
+{
+	(void)ctx;
+	memset(out, 0, sizeof(*out));
+	out->batches_received = 7;
+	out->batches_rejected = 2;
+	out->batches_forged = 1;
+	out->samples_received = 123;
+}
+
+static int write_data(void)
+{
+	struct vg_config cfg;
+	struct vg_registry *reg = NULL;
+	char err[256];
+
+	vg_config_defaults(&cfg);
+	if (vg_store_open(data_dir, &cfg, &store, err, sizeof(err)) ||
+	    vg_registry_open(data_dir, &reg, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	for (int k = 0; k < NPOLLS; k++) {
+		int64_t t = (T0 + 60 * k) * 1000;
+		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)k + 1, t);
+		struct vg_resource *r;
+
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-a", "alpha", NULL, t);
+		vg_batch_identity(b, "p1", "u1", "small");
+		vg_batch_attr(b, "az", "zone-a");
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, k);
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 30.0 * k);
+		vg_batch_resource(b, VG_RT_DISK, "vm-a-vda", "vda", "vm-a", t);
+		vg_batch_identity(b, "p1", "u1", NULL);
+		vg_batch_sample(b, "disk.read.bytes", VG_KIND_COUNTER, 1000.0 * k);
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-c", "gamma", NULL, t);
+		vg_batch_identity(b, "p2", "u2", "small");
+		vg_batch_attr(b, "az", "zone-a");
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 100.0 - k);
+		vg_batch_resource(b, VG_RT_INSTANCE, "q\"x\\y", "hostile", NULL, t);
+		vg_batch_identity(b, "p2", "u2", NULL);
+		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 7);
+		vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t);
+		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 5e9);
+		if (vg_registry_update(reg, b) || vg_store_write_batch(store, b))
+			return -1;
+		vg_batch_free(b);
+
+		b = vg_batch_new("h2", 1, (uint64_t)k + 1, t);
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-b", "beta", NULL, t);
+		vg_batch_identity(b, "p1", "u1", "large");
+		vg_batch_attr(b, "az", "zone-b");
+		vg_batch_attr(b, "role", "db=primary");
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 2.0 * k);
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 60.0 * k);
+		r = vg_batch_resource(b, VG_RT_INSTANCE, "vm-d", "delta", NULL, t);
+		vg_batch_identity(b, "p2", "u2", "small");
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 50);
+		if (k == NPOLLS - 1)
+			r->state = VG_RSTATE_ENDED;
+		if (vg_registry_update(reg, b) || vg_store_write_batch(store, b))
+			return -1;
+		vg_batch_free(b);
+	}
+	vg_registry_close(reg);
+	return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int setup_server(void **state)
+{
+	struct vg_api_options o = {0};
+	struct vg_token_store *ts;
+	char err[256];
+
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	snprintf(data_dir, sizeof(data_dir), "/tmp/vigie-apiq-test.XXXXXX");
+	if (!mkdtemp(data_dir) || write_data())
+		return -1;
+	if (vg_token_store_open(data_dir, &ts, err, sizeof(err)) ||
+	    vg_token_create(ts, NULL, "admin", 0, tok_admin, NULL) ||
+	    vg_token_create(ts, "p1", "p1", 0, tok_p1, NULL) ||
+	    vg_token_create(ts, "p2", "p2", 0, tok_p2, NULL))
+		return -1;
+	vg_token_store_close(ts);
+	o.listen = "127.0.0.1:0";
+	o.data_dir = data_dir;
+	o.threads = 2;
+	o.store = store;
+	o.stats = fake_stats;
+	if (vg_api_start(&o, &api, err, sizeof(err))) {
+		fprintf(stderr, "api: %s\n", err);
+		return -1;
+	}
+	port = vg_api_port(api);
+	return port ? 0 : -1;
+}
+
+static int teardown_server(void **state)
+{
+	(void)state;
+	vg_api_stop(api);
+	vg_store_close(store);
+	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	curl_global_cleanup();
+	return 0;
+}
+
+struct answer {
+	long status;
+	char *body;
+	size_t len;
+	char ctype[128];
+	char www[256];
+	json_t *json;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+	struct answer *a = ud;
+	char *nb = realloc(a->body, a->len + sz * n + 1);
+
+	if (!nb)
+		return 0;
+	memcpy(nb + a->len, p, sz * n);
+	a->body = nb;
+	a->len += sz * n;
+	a->body[a->len] = '\0';
+	return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+	struct answer *a = ud;
+	size_t len = sz * n;
+
+	if (len > 18 && !strncasecmp(p, "WWW-Authenticate: ", 18))
+		snprintf(a->www, sizeof(a->www), "%.*s", (int)(len - 20), p + 18);
+	return len;
+}
+
+/* One request with token (NULL: none; "raw:..." sends that header). */
+static long call(const char *method, const char *path, const char *token,
+		 const char *body, struct answer *a)
+{
+	char url[8192], auth[512];
+	CURL *h = curl_easy_init();
+	struct curl_slist *hd = NULL;
+	char *ct = NULL;
+
+	memset(a, 0, sizeof(*a));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+	if (token) {
+		if (!strncmp(token, "raw:", 4))
+			snprintf(auth, sizeof(auth), "Authorization: %s", token + 4);
+		else
+			snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		hd = curl_slist_append(hd, auth);
+	}
+	if (body) {
+		hd = curl_slist_append(hd, "Expect:");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	}
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	assert_int_equal(curl_easy_perform(h), CURLE_OK);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
+	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
+	snprintf(a->ctype, sizeof(a->ctype), "%s", ct ? ct : "");
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hd);
+	if (!strncmp(a->ctype, "application/json", 16))
+		a->json = json_loadb(a->body ? a->body : "", a->len, 0, NULL);
+	return a->status;
+}
+
+static long GET(const char *path, const char *token, struct answer *a)
+{
+	return call("GET", path, token, NULL, a);
+}
+
+static void done(struct answer *a)
+{
+	json_decref(a->json);
+	free(a->body);
+	memset(a, 0, sizeof(*a));
+}
+
+static const char *errmsg(struct answer *a)
+{
+	return json_string_value(json_object_get(json_object_get(a->json, "error"),
+						 "message"));
+}
+
+/* status must be `status`, a JSON error whose message contains frag */
+static void expect(const char *path, const char *token, long status,
+		   const char *frag)
+{
+	struct answer a;
+
+	if (GET(path, token, &a) != status)
+		fail_msg("GET %s: HTTP %ld, wanted %ld (%s)", path, a.status, status,
+			 a.body);
+	if (status >= 400) {
+		if (!a.json || !errmsg(&a))
+			fail_msg("GET %s: not a JSON error: %s", path, a.body);
+		assert_int_equal(json_integer_value(json_object_get(
+					 json_object_get(a.json, "error"), "code")),
+				 status);
+		if (frag && !strstr(errmsg(&a), frag))
+			fail_msg("GET %s: '%s' lacks '%s'", path, errmsg(&a), frag);
+	}
+	done(&a);
+}
+
+static double dp(json_t *d, const char *k)
+{
+	return json_number_value(json_object_get(d, k));
+}
+
+#define RANGE "&start=1794999600&end=1795000799"
+
+/* ---- tenants ---------------------------------------------------------------------- */
+
+static void test_auth(void **state)
+{
+	struct answer a;
+
+	(void)state;
+	assert_int_equal(GET("/v1/health", NULL, &a), 200); /* public */
+	done(&a);
+	assert_int_equal(GET("/v1/resources", NULL, &a), 401);
+	assert_string_equal(a.www, "Bearer realm=\"vigie\"");
+	assert_non_null(strstr(errmsg(&a), "missing bearer token"));
+	done(&a);
+	assert_int_equal(GET("/v1/resources", "raw:Basic dXNlcjpwYXNz", &a), 401);
+	assert_non_null(strstr(a.www, "invalid_request"));
+	done(&a);
+	assert_int_equal(GET("/v1/resources", "vgt_0000000000000000_00", &a), 401);
+	assert_non_null(strstr(a.www, "invalid_token"));
+	done(&a);
+	/* right shape, right id, wrong secret: the same answer */
+	char forged[VG_TOKEN_LEN + 1];
+	memcpy(forged, tok_admin, sizeof(forged));
+	forged[VG_TOKEN_LEN - 1] = forged[VG_TOKEN_LEN - 1] == '0' ? '1' : '0';
+	assert_int_equal(GET("/v1/resources", forged, &a), 401);
+	assert_string_equal(errmsg(&a), "invalid or revoked token");
+	done(&a);
+	assert_int_equal(GET("/v1/resources", tok_admin, &a), 200);
+	done(&a);
+	/* "bearer" is case-insensitive, extra blanks are fine */
+	char raw[300];
+	snprintf(raw, sizeof(raw), "raw:bearer   %s  ", tok_p1);
+	assert_int_equal(GET("/v1/resources", raw, &a), 200);
+	done(&a);
+	/* every protected route: 401 without a token */
+	static const char *const paths[] = {
+		"/v1/resources", "/v1/resources/vm-a", "/v1/resources/vm-a/latest",
+		"/v1/measures?resource=vm-a&metric=cpu.util",
+		"/v1/statistics?resource=vm-a&metric=cpu.util",
+		"/v1/aggregates?metric=cpu.util", "/v1/top?metric=cpu.util",
+		"/v1/graph?resource=vm-a&metric=cpu.util", "/metrics", "/v1/tokens",
+		"/v1/alarms", "/v1/invoices?project=p1&month=2026-10",
+	};
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		expect(paths[i], NULL, 401, "missing bearer token");
+}
+
+static void test_tokens_api(void **state)
+{
+	struct answer a;
+	char path[128], tok[VG_TOKEN_LEN + 1];
+	const char *id;
+
+	(void)state;
+	assert_int_equal(GET("/v1/tokens", tok_admin, &a), 200);
+	assert_true(json_array_size(json_object_get(a.json, "tokens")) >= 3);
+	assert_null(strstr(a.body, tok_p1 + 5 + VG_TOKEN_ID_LEN)); /* no secret */
+	done(&a);
+	expect("/v1/tokens", tok_p1, 403, "admin token");
+	assert_int_equal(call("POST", "/v1/tokens", tok_p1, "{\"project\":\"p1\"}", &a), 403);
+	done(&a);
+	/* create a project token, use it, revoke it */
+	assert_int_equal(call("POST", "/v1/tokens", tok_admin,
+			      "{\"project\":\"p2\",\"name\":\"ci\"}", &a), 201);
+	snprintf(tok, sizeof(tok), "%s", json_string_value(json_object_get(a.json, "token")));
+	assert_int_equal(vg_token_parse(tok, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(a.json, "project")), "p2");
+	assert_string_equal(json_string_value(json_object_get(a.json, "scope")), "project");
+	id = json_string_value(json_object_get(a.json, "id"));
+	snprintf(path, sizeof(path), "/v1/tokens/%s", id);
+	done(&a);
+	assert_int_equal(GET("/v1/resources?type=instance", tok, &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 3);
+	done(&a);
+	assert_int_equal(GET(path, tok_admin, &a), 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "name")), "ci");
+	assert_null(json_object_get(a.json, "token")); /* shown once only */
+	done(&a);
+	expect(path, tok_p2, 403, "admin token");
+	expect("/v1/tokens/0123456789abcdef", tok_admin, 404, "no token");
+	assert_int_equal(call("PUT", path, tok_admin, NULL, &a), 405);
+	done(&a);
+	assert_int_equal(call("DELETE", path, tok_p2, NULL, &a), 403);
+	done(&a);
+	assert_int_equal(call("DELETE", path, tok_admin, NULL, &a), 200);
+	assert_true(json_is_string(json_object_get(a.json, "revoked")));
+	done(&a);
+	expect("/v1/resources", tok, 401, "invalid or revoked token");
+	assert_int_equal(call("DELETE", path, tok_admin, NULL, &a), 409);
+	done(&a);
+	assert_int_equal(call("DELETE", "/v1/tokens/0123456789abcdef", tok_admin,
+			      NULL, &a), 404);
+	done(&a);
+	assert_int_equal(call("DELETE", "/v1/tokens/..%2Fx", tok_admin, NULL, &a), 404);
+	done(&a);
+	/* an admin token over the API */
+	assert_int_equal(call("POST", "/v1/tokens", tok_admin, "{\"admin\":true}", &a), 201);
+	assert_string_equal(json_string_value(json_object_get(a.json, "scope")), "admin");
+	done(&a);
+	/* every 4xx of POST /v1/tokens */
+	static const char *const bad[] = {
+		"{}", "{\"admin\":true,\"project\":\"p1\"}", "{\"admin\":false}",
+		"{\"admin\":\"yes\"}", "{\"project\":\"\"}", "{\"project\":7}",
+		"{\"project\":\"p1\",\"name\":5}", "{\"project\":\"p1\",\"x\":1}",
+		"[1]", "{\"project\":", "{\"project\":\"a\\u0001b\"}",
+		"{\"project\":\"p1\",\"project\":\"p2\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (call("POST", "/v1/tokens", tok_admin, bad[i], &a) != 400)
+			fail_msg("POST %s: HTTP %ld (%s)", bad[i], a.status, a.body);
+		done(&a);
+	}
+	assert_int_equal(call("POST", "/v1/tokens", tok_admin, NULL, &a), 400);
+	done(&a);
+	char *big = malloc(70000);
+	memset(big, ' ', 69999);
+	big[69999] = '\0';
+	assert_int_equal(call("POST", "/v1/tokens", tok_admin, big, &a), 413);
+	done(&a);
+	free(big);
+	assert_int_equal(call("PUT", "/v1/tokens", tok_admin, NULL, &a), 405);
+	done(&a);
+	expect("/v1/tokens?x=1", tok_admin, 400, "unknown parameter");
+}
+
+/* ---- statistics ---------------------------------------------------------------------- */
+
+static void test_statistics(void **state)
+{
+	struct answer a;
+	json_t *d;
+
+	(void)state;
+	assert_int_equal(GET("/v1/statistics?resource=vm-a&metric=cpu.util&period=600"
+			     "&granularity=60&statistics=SampleCount,Sum,Average,"
+			     "Minimum,Maximum,p50,p90,p99" RANGE, tok_admin, &a), 200);
+	assert_int_equal(json_integer_value(json_object_get(a.json, "period")), 600);
+	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 60);
+	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "%");
+	json_t *pts = json_object_get(a.json, "datapoints");
+	assert_int_equal(json_array_size(pts), 2);
+	d = json_array_get(pts, 0); /* k = 1..10 */
+	assert_string_equal(json_string_value(json_object_get(d, "timestamp")),
+			    "2026-11-18T11:00:00Z");
+	assert_int_equal(json_integer_value(json_object_get(d, "SampleCount")), 10);
+	assert_true(fabs(dp(d, "Sum") - 55) < 1e-9);
+	assert_true(fabs(dp(d, "Average") - 5.5) < 1e-9);
+	assert_true(dp(d, "Minimum") == 1 && dp(d, "Maximum") == 10);
+	assert_true(dp(d, "p50") == 5 && dp(d, "p90") == 9 && dp(d, "p99") == 10);
+	d = json_array_get(pts, 1); /* k = 11..20 */
+	assert_true(fabs(dp(d, "Sum") - 155) < 1e-9);
+	assert_true(dp(d, "Minimum") == 11 && dp(d, "Maximum") == 20);
+	assert_true(dp(d, "p50") == 15 && dp(d, "p90") == 19);
+	done(&a);
+
+	/* granularity 300: two finer points per period; Minimum and Maximum
+	 * come from the MIN/MAX archives (1 and 10), not from the averages
+	 * (3 and 8) */
+	assert_int_equal(GET("/v1/statistics?resource=vm-a&metric=cpu.util&period=600"
+			     "&granularity=300" RANGE, tok_admin, &a), 200);
+	d = json_array_get(json_object_get(a.json, "datapoints"), 0);
+	assert_int_equal(json_integer_value(json_object_get(d, "SampleCount")), 2);
+	assert_true(fabs(dp(d, "Sum") - 11) < 1e-9);
+	assert_true(fabs(dp(d, "Average") - 5.5) < 1e-9);
+	assert_true(dp(d, "Minimum") == 1 && dp(d, "Maximum") == 10);
+	done(&a);
+
+	/* a counter is a rate: 30 s of CPU per minute = 0.5 s/s */
+	assert_int_equal(GET("/v1/statistics?resource=vm-a&metric=cpu.time&period=1200"
+			     "&statistics=Average" RANGE, tok_admin, &a), 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "s/s");
+	assert_string_equal(json_string_value(json_object_get(a.json, "kind")), "counter");
+	d = json_array_get(json_object_get(a.json, "datapoints"), 0);
+	assert_true(fabs(dp(d, "Average") - 0.5) < 1e-9);
+	assert_null(json_object_get(d, "Sum")); /* only what was asked */
+	done(&a);
+
+	/* auto granularity follows the period: 90 s divides nothing above 60 */
+	assert_int_equal(GET("/v1/statistics?resource=vm-a&metric=cpu.util&period=120"
+			     RANGE, tok_admin, &a), 200);
+	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 60);
+	assert_int_equal(json_array_size(json_object_get(a.json, "datapoints")), 10);
+	done(&a);
+
+	/* every 4xx */
+	const char *S = "/v1/statistics?resource=vm-a&metric=cpu.util";
+	char p[512];
+	expect("/v1/statistics?metric=cpu.util", tok_admin, 400, "missing parameter 'resource'");
+	expect("/v1/statistics?resource=vm-a", tok_admin, 400, "missing parameter 'metric'");
+	snprintf(p, sizeof(p), "%s&period=90&granularity=60", S);
+	expect(p, tok_admin, 400, "not a multiple");
+	snprintf(p, sizeof(p), "%s&period=300&granularity=3600", S);
+	expect(p, tok_admin, 400, "not a multiple");
+	snprintf(p, sizeof(p), "%s&period=30", S);
+	expect(p, tok_admin, 400, "bad period");
+	snprintf(p, sizeof(p), "%s&period=abc", S);
+	expect(p, tok_admin, 400, "bad period");
+	snprintf(p, sizeof(p), "%s&granularity=7", S);
+	expect(p, tok_admin, 400, "bad granularity");
+	snprintf(p, sizeof(p), "%s&statistics=Median", S);
+	expect(p, tok_admin, 400, "unknown statistic");
+	snprintf(p, sizeof(p), "%s&start=tomorrow", S);
+	expect(p, tok_admin, 400, "bad start");
+	snprintf(p, sizeof(p), "%s&start=1795000000&end=1794990000", S);
+	expect(p, tok_admin, 400, "after end");
+	snprintf(p, sizeof(p), "%s&start=1700000000&end=1795000000&period=60", S);
+	expect(p, tok_admin, 400, "too many periods");
+	snprintf(p, sizeof(p), "%s&start=1700000000&end=1795000000&period=86400&granularity=60", S);
+	expect(p, tok_admin, 400, "too many points");
+	snprintf(p, sizeof(p), "%s&bogus=1", S);
+	expect(p, tok_admin, 400, "unknown parameter");
+	expect("/v1/statistics?resource=ghost&metric=cpu.util", tok_admin, 404,
+	       "no resource 'ghost'");
+	expect("/v1/statistics?resource=vm-a&metric=nope", tok_admin, 404,
+	       "has no metric 'nope'");
+}
+
+/* ---- aggregates ------------------------------------------------------------------------ */
+
+static json_t *group(json_t *doc, const char *key, const char *val)
+{
+	size_t i;
+	json_t *g;
+
+	json_array_foreach(json_object_get(doc, "groups"), i, g) {
+		const char *v = json_string_value(json_object_get(g, key));
+		if ((!val && !v) || (val && v && !strcmp(v, val)))
+			return g;
+	}
+	return NULL;
+}
+
+static double at(json_t *g, int k) /* the slot of the value written at k */
+{
+	json_t *pts = json_object_get(g, "points"), *p;
+	char want[32];
+	size_t i;
+
+	vg_time_format((T0 + 60 * (k - 1)) * 1000, want, sizeof(want));
+	json_array_foreach(pts, i, p)
+		if (!strcmp(json_string_value(json_array_get(p, 0)), want))
+			return json_number_value(json_array_get(p, 1));
+	return NAN;
+}
+
+static void test_aggregates(void **state)
+{
+	struct answer a;
+	json_t *g;
+
+	(void)state;
+	/* all four instances (vm-d ended but has data in the range) */
+	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&granularity=60" RANGE,
+			     tok_admin, &a), 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "aggregation")), "mean");
+	assert_string_equal(json_string_value(json_object_get(a.json, "type")), "instance");
+	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 1);
+	g = json_array_get(json_object_get(a.json, "groups"), 0);
+	assert_int_equal(json_integer_value(json_object_get(g, "resources")), 4);
+	assert_int_equal(json_array_size(json_object_get(g, "points")), 20);
+	for (int k = 1; k <= 20; k++)
+		assert_true(fabs(at(g, k) - (2.0 * k + 150) / 4) < 1e-9);
+	done(&a);
+	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&aggregation=sum&granularity=60" RANGE,
+			     tok_admin, &a), 200);
+	g = json_array_get(json_object_get(a.json, "groups"), 0);
+	assert_true(fabs(at(g, 7) - (2.0 * 7 + 150)) < 1e-9);
+	done(&a);
+	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&aggregation=max&granularity=60" RANGE,
+			     tok_admin, &a), 200);
+	g = json_array_get(json_object_get(a.json, "groups"), 0);
+	assert_true(at(g, 3) == 97);
+	done(&a);
+	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&aggregation=min&granularity=60"
+			     "&host=h1" RANGE, tok_admin, &a), 200);
+	g = json_array_get(json_object_get(a.json, "groups"), 0);
+	assert_int_equal(json_integer_value(json_object_get(g, "resources")), 2);
+	assert_true(at(g, 3) == 3);
+	done(&a);
+	/* grouped by project, by flavor */
+	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&group_by=project&granularity=60" RANGE,
+			     tok_admin, &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 2);
+	assert_true(fabs(at(group(a.json, "project", "p1"), 4) - 6) < 1e-9);
+	assert_true(fabs(at(group(a.json, "project", "p2"), 4) - 73) < 1e-9);
+	done(&a);
+	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&group_by=flavor&granularity=300" RANGE,
+			     tok_admin, &a), 200);
+	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 300);
+	assert_int_equal(json_integer_value(json_object_get(group(a.json, "flavor", "small"),
+							    "resources")), 3);
+	assert_int_equal(json_integer_value(json_object_get(group(a.json, "flavor", "large"),
+							    "resources")), 1);
+	done(&a);
+	/* counters are rates; another type */
+	assert_int_equal(GET("/v1/aggregates?metric=disk.read.bytes&type=disk&aggregation=sum"
+			     "&granularity=60" RANGE, tok_admin, &a), 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "B/s");
+	assert_true(fabs(at(json_array_get(json_object_get(a.json, "groups"), 0), 5) -
+			 1000.0 / 60) < 1e-6);
+	done(&a);
+	/* a metric nobody has: no groups */
+	assert_int_equal(GET("/v1/aggregates?metric=nope" RANGE, tok_admin, &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 0);
+	done(&a);
+
+	expect("/v1/aggregates", tok_admin, 400, "missing parameter 'metric'");
+	expect("/v1/aggregates?metric=cpu.util&aggregation=median", tok_admin, 400,
+	       "bad aggregation");
+	expect("/v1/aggregates?metric=cpu.util&group_by=user", tok_admin, 400, "bad group_by");
+	expect("/v1/aggregates?metric=cpu.util&type=vm", tok_admin, 400, "bad type");
+	expect("/v1/aggregates?metric=cpu.util&host=", tok_admin, 400, "empty");
+	expect("/v1/aggregates?metric=cpu.util&granularity=5", tok_admin, 400,
+	       "bad granularity");
+	expect("/v1/aggregates?metric=cpu.util&start=-400d&granularity=60", tok_admin, 400,
+	       "too many points");
+	expect("/v1/aggregates?metric=cpu.util&end=x", tok_admin, 400, "bad end");
+	expect("/v1/aggregates?metric=cpu.util&limit=3", tok_admin, 400, "unknown parameter");
+}
+
+/* ---- latest and top --------------------------------------------------------------------- */
+
+static void test_latest_top(void **state)
+{
+	struct answer a;
+	json_t *m, *r;
+
+	(void)state;
+	assert_int_equal(GET("/v1/resources/vm-a/latest", tok_admin, &a), 200);
+	m = json_object_get(json_object_get(a.json, "metrics"), "cpu.util");
+	assert_true(dp(m, "value") == 20);
+	assert_string_equal(json_string_value(json_object_get(m, "kind")), "gauge");
+	assert_string_equal(json_string_value(json_object_get(m, "time")),
+			    "2026-11-18T11:20:00Z");
+	m = json_object_get(json_object_get(a.json, "metrics"), "cpu.time");
+	assert_true(fabs(dp(m, "value") - 0.5) < 1e-9);
+	assert_true(dp(m, "total") == 600);
+	assert_string_equal(json_string_value(json_object_get(m, "unit")), "s/s");
+	assert_string_equal(json_string_value(json_object_get(m, "total_unit")), "s");
+	done(&a);
+	/* an id with a slash-free but hostile name, percent-encoded */
+	assert_int_equal(GET("/v1/resources/q%22x%5Cy/latest", tok_admin, &a), 200);
+	done(&a);
+	expect("/v1/resources/ghost/latest", tok_admin, 404, "no resource 'ghost'");
+	expect("/v1/resources/vm-a/latest?x=1", tok_admin, 400, "unknown parameter");
+
+	/* top: active instances only (vm-d ended), highest first */
+	assert_int_equal(GET("/v1/top?metric=cpu.util", tok_admin, &a), 200);
+	r = json_object_get(a.json, "resources");
+	assert_int_equal(json_array_size(r), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "id")), "vm-c");
+	assert_true(dp(json_array_get(r, 0), "value") == 80);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 1), "id")), "vm-b");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 2), "id")), "vm-a");
+	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "%");
+	done(&a);
+	assert_int_equal(GET("/v1/top?metric=cpu.util&order=asc&limit=1", tok_admin, &a), 200);
+	r = json_object_get(a.json, "resources");
+	assert_int_equal(json_array_size(r), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "id")), "vm-a");
+	assert_int_equal(json_integer_value(json_object_get(a.json, "matched")), 3);
+	done(&a);
+	/* a counter ranks by its rate */
+	assert_int_equal(GET("/v1/top?metric=cpu.time", tok_admin, &a), 200);
+	r = json_object_get(a.json, "resources");
+	assert_int_equal(json_array_size(r), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "id")), "vm-b");
+	assert_true(fabs(dp(json_array_get(r, 0), "value") - 1) < 1e-9);
+	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "s/s");
+	done(&a);
+	assert_int_equal(GET("/v1/top?metric=cpu.util&flavor=small&host=h1", tok_admin, &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 2);
+	done(&a);
+
+	expect("/v1/top", tok_admin, 400, "missing parameter 'metric'");
+	expect("/v1/top?metric=cpu.util&limit=0", tok_admin, 400, "bad limit");
+	expect("/v1/top?metric=cpu.util&limit=1001", tok_admin, 400, "bad limit");
+	expect("/v1/top?metric=cpu.util&order=up", tok_admin, 400, "bad order");
+	expect("/v1/top?metric=cpu.util&type=vm", tok_admin, 400, "bad type");
+	expect("/v1/top?metric=cpu.util&start=-1h", tok_admin, 400, "unknown parameter");
+}
+
+/* ---- graph --------------------------------------------------------------------------------- */
+
+static int is_png(struct answer *a)
+{
+	return a->len > 8 && !memcmp(a->body, "\x89PNG\r\n\x1a\n", 8) &&
+	       !strcmp(a->ctype, "image/png");
+}
+
+static void test_graph(void **state)
+{
+	struct answer a;
+
+	(void)state;
+	assert_int_equal(GET("/v1/graph?resource=vm-a&metric=cpu.util&metric2=cpu.time"
+			     "&resource3=vm-b&metric3=cpu.util&title=CPU" RANGE,
+			     tok_admin, &a), 200);
+	assert_true(is_png(&a));
+	done(&a);
+	assert_int_equal(GET("/v1/graph?resource=vm-a&metric=cpu.util&width=300&height=100"
+			     "&aggregation=max" RANGE, tok_admin, &a), 200);
+	assert_true(is_png(&a));
+	done(&a);
+	/* injection attempts that are harmless text: drawn as a literal */
+	assert_int_equal(GET("/v1/graph?resource=vm-a&metric=cpu.util&title=a%3Ab%20%22c%22"
+			     "&legend=x%3ADEF%3Ay%3D%2Fetc%2Fpasswd%3Avalue%3AAVERAGE"
+			     "%20PRINT%3Ay%3AAVERAGE%3A%25lf" RANGE, tok_admin, &a), 200);
+	assert_true(is_png(&a));
+	done(&a);
+	/* hostile ids in default legends are cleaned */
+	assert_int_equal(GET("/v1/graph?resource=q%22x%5Cy&metric=memory.used" RANGE,
+			     tok_admin, &a), 200);
+	assert_true(is_png(&a));
+	done(&a);
+	/* injection attempts that would need a newline or a backslash: 400 */
+	expect("/v1/graph?resource=vm-a&metric=cpu.util&title=a%3Ab%0APRINT%3Av0%3AAVERAGE%3A%25lf",
+	       tok_admin, 400, "bad title");
+	expect("/v1/graph?resource=vm-a&metric=cpu.util&legend=ok%0ADEF%3Ax%3D%2Fetc%2Fpasswd%3Avalue%3AAVERAGE",
+	       tok_admin, 400, "bad legend");
+	expect("/v1/graph?resource=vm-a&metric=cpu.util&legend=x%5Cg", tok_admin, 400,
+	       "bad legend");
+	expect("/v1/graph?resource=vm-a&metric=cpu.util&metric2=cpu.time&legend2=%5Cn",
+	       tok_admin, 400, "bad legend2");
+	/* a metric name cannot smuggle a DEF either: it only names a file */
+	expect("/v1/graph?resource=vm-a&metric=cpu.util%3AAVERAGE%0APRINT", tok_admin, 404,
+	       "has no metric");
+	expect("/v1/graph?resource=vm-a&metric=..%2F..%2Fregistry.db", tok_admin, 404,
+	       "has no metric");
+	/* every other 4xx */
+	expect("/v1/graph?resource=vm-a", tok_admin, 400, "missing parameter 'metric'");
+	expect("/v1/graph?metric=cpu.util", tok_admin, 400, "missing parameter 'resource'");
+	expect("/v1/graph?resource=vm-a&metric=cpu.util&resource2=vm-b", tok_admin, 400,
+	       "'resource2' given without 'metric2'");
+	expect("/v1/graph?resource=vm-a&metric=cpu.util&legend3=x", tok_admin, 400,
+	       "'legend3' given without 'metric3'");
+	expect("/v1/graph?resource=vm-a&metric=cpu.util&width=10", tok_admin, 400, "bad size");
+	expect("/v1/graph?resource=vm-a&metric=cpu.util&height=99999", tok_admin, 400, "bad size");
+	expect("/v1/graph?resource=vm-a&metric=cpu.util&aggregation=p99", tok_admin, 400,
+	       "bad aggregation");
+	expect("/v1/graph?resource=vm-a&metric=cpu.util&start=now&end=-1h", tok_admin, 400,
+	       "after end");
+	expect("/v1/graph?resource=vm-a&metric=cpu.util&resource9=x", tok_admin, 400,
+	       "unknown parameter");
+	expect("/v1/graph?resource=ghost&metric=cpu.util", tok_admin, 404, "no resource 'ghost'");
+	expect("/v1/graph?resource=vm-a&metric=nope", tok_admin, 404, "has no metric 'nope'");
+}
+
+/* The hostile legend drawn for real: librrd reports one legend, the
+ * literal text, and no PRINT result. */
+static void test_graph_render_literal(void **state)
+{
+	struct vg_graph_spec *g = calloc(1, sizeof(*g));
+	struct vg_graph_args *a = calloc(1, sizeof(*a));
+	char err[256], *png = NULL;
+	size_t len = 0;
+	json_t *legends = NULL;
+
+	(void)state;
+	g->start_ms = T0 * 1000;
+	g->end_ms = (T0 + 1200) * 1000;
+	g->width = 300;
+	g->height = 80;
+	g->n = 1;
+	assert_int_equal(vg_store_path(store, VG_RT_INSTANCE, "vm-a", "cpu.util",
+				       g->line[0].path, sizeof(g->line[0].path)), 0);
+	snprintf(g->line[0].legend, sizeof(g->line[0].legend),
+		 "x:DEF:y=/etc/passwd:value:AVERAGE PRINT:v0:AVERAGE:%%lf");
+	g->line[0].legend_strict = 1;
+	g->title = "title: with \"colons\"";
+	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), 0);
+	assert_int_equal(vg_graph_render(a, &png, &len, &legends, err, sizeof(err)), 0);
+	assert_true(len > 8 && !memcmp(png, "\x89PNG", 4));
+	assert_int_equal(json_array_size(legends), 1);
+	const char *l = json_string_value(json_array_get(legends, 0));
+	while (*l == ' ')
+		l++;
+	assert_string_equal(l, "x:DEF:y=/etc/passwd:value:AVERAGE PRINT:v0:AVERAGE:%lf");
+	json_decref(legends);
+	free(png);
+	free(g);
+	free(a);
+}
+
+/* ---- resources by metadata --------------------------------------------------------------- */
+
+static const char *ids(struct answer *a, char *buf, size_t len)
+{
+	size_t i, o = 0;
+	json_t *r;
+
+	buf[0] = '\0';
+	json_array_foreach(json_object_get(a->json, "resources"), i, r)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? "," : "",
+				      json_string_value(json_object_get(r, "id")));
+	return buf;
+}
+
+static void test_metadata(void **state)
+{
+	struct answer a;
+	char b[256], path[256];
+
+	(void)state;
+	assert_int_equal(GET("/v1/resources?metadata=az%3Dzone-a", tok_admin, &a), 200);
+	assert_string_equal(ids(&a, b, sizeof(b)), "vm-a,vm-c");
+	assert_true(json_is_null(json_object_get(a.json, "next")));
+	done(&a);
+	assert_int_equal(GET("/v1/resources?metadata=az&type=instance", tok_admin, &a), 200);
+	assert_string_equal(ids(&a, b, sizeof(b)), "vm-a,vm-b,vm-c");
+	done(&a);
+	/* a value holding '=': split at the first one */
+	assert_int_equal(GET("/v1/resources?metadata=role%3Ddb%3Dprimary", tok_admin, &a), 200);
+	assert_string_equal(ids(&a, b, sizeof(b)), "vm-b");
+	done(&a);
+	/* a project's token: its own only */
+	assert_int_equal(GET("/v1/resources?metadata=az%3Dzone-a", tok_p2, &a), 200);
+	assert_string_equal(ids(&a, b, sizeof(b)), "vm-c");
+	done(&a);
+	/* paged: one match a page, following next */
+	assert_int_equal(GET("/v1/resources?metadata=az%3Dzone-a&limit=1", tok_admin, &a), 200);
+	assert_string_equal(ids(&a, b, sizeof(b)), "vm-a");
+	snprintf(path, sizeof(path), "/v1/resources?metadata=az%%3Dzone-a&limit=1&cursor=%s",
+		 json_string_value(json_object_get(a.json, "next")));
+	done(&a);
+	assert_int_equal(GET(path, tok_admin, &a), 200);
+	assert_string_equal(ids(&a, b, sizeof(b)), "vm-c");
+	if (json_is_string(json_object_get(a.json, "next"))) {
+		snprintf(path, sizeof(path),
+			 "/v1/resources?metadata=az%%3Dzone-a&limit=1&cursor=%s",
+			 json_string_value(json_object_get(a.json, "next")));
+		done(&a);
+		assert_int_equal(GET(path, tok_admin, &a), 200);
+		assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 0);
+		assert_true(json_is_null(json_object_get(a.json, "next")));
+	}
+	done(&a);
+	expect("/v1/resources?metadata=az%3Dnowhere", tok_admin, 200, NULL);
+	expect("/v1/resources?metadata=", tok_admin, 400, "empty");
+	expect("/v1/resources?metadata=%3Dx", tok_admin, 400, "bad metadata");
+	expect("/v1/resources?metadata=az%3D", tok_admin, 400, "bad metadata");
+	expect("/v1/resources?metadata=a%0Ab", tok_admin, 400, "not a valid name");
+}
+
+/* ---- /metrics ---------------------------------------------------------------------------------- */
+
+static int count_lines(const char *body, const char *prefix)
+{
+	int n = 0;
+
+	for (const char *p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		n += !strncmp(p, prefix, strlen(prefix));
+	return n;
+}
+
+static void test_metrics(void **state)
+{
+	struct answer a;
+
+	(void)state;
+	assert_int_equal(GET("/metrics", tok_admin, &a), 200);
+	assert_non_null(strstr(a.ctype, "text/plain; version=0.0.4"));
+	assert_non_null(strstr(a.body,
+			       "vigie_cpu_util{resource=\"vm-a\",type=\"instance\","
+			       "project=\"p1\",host=\"h1\"} 20\n"));
+	assert_non_null(strstr(a.body,
+			       "vigie_cpu_time_total{resource=\"vm-b\",type=\"instance\","
+			       "project=\"p1\",host=\"h2\"} 1200\n"));
+	assert_non_null(strstr(a.body,
+			       "vigie_disk_read_bytes_total{resource=\"vm-a-vda\",type=\"disk\","
+			       "project=\"p1\",host=\"h1\",device=\"vda\"} 20000\n"));
+	/* label values escaped: q"x\y */
+	assert_non_null(strstr(a.body, "resource=\"q\\\"x\\\\y\""));
+	assert_null(strstr(a.body, "vm-d")); /* ended */
+	assert_int_equal(count_lines(a.body, "# TYPE vigie_cpu_util gauge"), 1);
+	assert_int_equal(count_lines(a.body, "# TYPE vigie_cpu_time_total counter"), 1);
+	assert_int_equal(count_lines(a.body, "# HELP vigie_cpu_util "), 1);
+	assert_int_equal(count_lines(a.body, "vigie_cpu_util{"), 3);
+	/* self-metrics for the admin */
+	assert_non_null(strstr(a.body, "\nvigie_collector_batches_received_total 7\n"));
+	assert_non_null(strstr(a.body,
+			       "vigie_collector_batches_refused_total{reason=\"forged\"} 1\n"));
+	assert_non_null(strstr(a.body, "\nvigie_store_values_written_total "));
+	assert_non_null(strstr(a.body, "\nvigie_store_write_seconds_count "));
+	assert_non_null(strstr(a.body, "\nvigie_api_connections "));
+	/* every sample line has a TYPE'd family before it */
+	done(&a);
+	/* a project token: its own series only, no self-metrics */
+	assert_int_equal(GET("/metrics", tok_p1, &a), 200);
+	assert_null(strstr(a.body, "project=\"p2\""));
+	assert_null(strstr(a.body, "project=\"default\""));
+	assert_null(strstr(a.body, "vigie_collector_"));
+	assert_null(strstr(a.body, "vigie_store_"));
+	assert_int_equal(count_lines(a.body, "vigie_cpu_util{"), 2);
+	done(&a);
+	expect("/metrics?format=json", tok_admin, 400, "unknown parameter");
+	assert_int_equal(call("POST", "/metrics", tok_admin, NULL, &a), 405);
+	done(&a);
+}
+
+/* ---- tenant isolation over every endpoint ------------------------------------------------------ */
+
+/* p2's token on p1's data: exactly what a resource that does not exist
+ * gets, with the same message. */
+static void test_isolation(void **state)
+{
+	struct answer a, b;
+	static const struct {
+		const char *other, *ghost, *frag;
+	} probes[] = {
+		{"/v1/resources/vm-a", "/v1/resources/zz-a", "no resource"},
+		{"/v1/resources/vm-a-vda", "/v1/resources/zz-a-vda", "no resource"},
+		{"/v1/resources/vm-a/latest", "/v1/resources/zz-a/latest", "no resource"},
+		{"/v1/measures?resource=vm-a&metric=cpu.util",
+		 "/v1/measures?resource=zz-a&metric=cpu.util", "no resource"},
+		{"/v1/measures?resource=vm-a&metric=nope",
+		 "/v1/measures?resource=zz-a&metric=nope", "no resource"},
+		{"/v1/measures?resource=vm-a&metric=cpu.util&start=-30d&granularity=60",
+		 "/v1/measures?resource=zz-a&metric=cpu.util&start=-30d&granularity=60",
+		 "no resource"},
+		{"/v1/statistics?resource=vm-a&metric=cpu.util",
+		 "/v1/statistics?resource=zz-a&metric=cpu.util", "no resource"},
+		{"/v1/statistics?resource=vm-a&metric=nope",
+		 "/v1/statistics?resource=zz-a&metric=nope", "no resource"},
+		{"/v1/graph?resource=vm-a&metric=cpu.util",
+		 "/v1/graph?resource=zz-a&metric=cpu.util", "no resource"},
+		{"/v1/graph?resource=vm-c&metric=cpu.util&resource2=vm-a&metric2=nope",
+		 "/v1/graph?resource=vm-c&metric=cpu.util&resource2=zz-a&metric2=nope",
+		 "no resource"},
+	};
+	char m1[256], m2[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		GET(probes[i].other, tok_p2, &a);
+		GET(probes[i].ghost, tok_p2, &b);
+		if (a.status != 404 || b.status != 404)
+			fail_msg("%s: HTTP %ld / %ld", probes[i].other, a.status,
+				 b.status);
+		/* the same message with the id swapped */
+		snprintf(m1, sizeof(m1), "%s", errmsg(&a));
+		snprintf(m2, sizeof(m2), "%s", errmsg(&b));
+		for (char *p = m1; (p = strstr(p, "vm-a")); p += 4)
+			memcpy(p, "zz-a", 4);
+		assert_string_equal(m1, m2);
+		done(&a);
+		done(&b);
+		/* and the admin sees it (or gets a precise error) */
+		GET(probes[i].other, tok_admin, &a);
+		assert_true(a.status != 404 || !strstr(errmsg(&a), "no resource"));
+		done(&a);
+	}
+
+	/* lists: only p2's resources, whatever the filter or cursor */
+	static const char *const lists[] = {
+		"/v1/resources", "/v1/resources?project=p1", "/v1/resources?cursor=vm-a",
+		"/v1/resources?parent=vm-a", "/v1/resources?host=h1&limit=1",
+		"/v1/resources?type=disk",
+	};
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		size_t k;
+		json_t *r;
+		assert_int_equal(GET(lists[i], tok_p2, &a), 200);
+		json_array_foreach(json_object_get(a.json, "resources"), k, r)
+			assert_string_equal(json_string_value(json_object_get(r, "project")), "p2");
+		done(&a);
+	}
+	/* follow the cursor through every page: never a p1 resource */
+	{
+		char path[512] = "/v1/resources?limit=1";
+		int pages = 0;
+		for (;;) {
+			size_t k;
+			json_t *r, *next;
+			assert_int_equal(GET(path, tok_p2, &a), 200);
+			json_array_foreach(json_object_get(a.json, "resources"), k, r)
+				assert_string_equal(json_string_value(json_object_get(r, "project")),
+						    "p2");
+			next = json_object_get(a.json, "next");
+			pages++;
+			if (!json_is_string(next)) {
+				done(&a);
+				break;
+			}
+			char *e = curl_easy_escape(NULL, json_string_value(next), 0);
+			snprintf(path, sizeof(path), "/v1/resources?limit=1&cursor=%s", e);
+			curl_free(e);
+			done(&a);
+		}
+		assert_int_equal(pages, 3); /* vm-c, vm-d, q"x\y */
+	}
+	/* top and aggregates: p1 asked for explicitly is an empty answer */
+	assert_int_equal(GET("/v1/top?metric=cpu.util&project=p1", tok_p2, &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 0);
+	done(&a);
+	assert_int_equal(GET("/v1/top?metric=cpu.util", tok_p2, &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 1);
+	assert_null(strstr(a.body, "p1"));
+	done(&a);
+	assert_int_equal(GET("/v1/top?metric=cpu.util", tok_p1, &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 2);
+	assert_null(strstr(a.body, "p2"));
+	done(&a);
+	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&project=p1" RANGE, tok_p2, &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 0);
+	done(&a);
+	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&group_by=project&granularity=60"
+			     RANGE, tok_p2, &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 1);
+	assert_non_null(group(a.json, "project", "p2"));
+	assert_true(fabs(at(group(a.json, "project", "p2"), 4) - 73) < 1e-9);
+	done(&a);
+	/* /metrics: see test_metrics; tokens: 403 (test_tokens_api) */
+	assert_int_equal(GET("/metrics", tok_p2, &a), 200);
+	assert_null(strstr(a.body, "project=\"p1\""));
+	assert_non_null(strstr(a.body, "project=\"p2\""));
+	done(&a);
+}
+
+/* LeakSanitizer (make SAN=1): librrd's graph code and fontconfig keep or
+ * lose a few allocations of their own on every rrd_graph_v call; they are
+ * not ours to free. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:librrd.so\nleak:libfontconfig.so\n"
+	       /* librrd's own vasprintf buffers (a frame-pointer-less
+		stack; vigie calls no asprintf) */
+	       "leak:__vasprintf_internal\n";
+}
+
+int main(void)
+{
+	const struct CMUnitTest pure[] = {
+		cmocka_unit_test(test_parse_statistics),
+		cmocka_unit_test(test_percentile),
+		cmocka_unit_test(test_period),
+		cmocka_unit_test(test_graph_text),
+		cmocka_unit_test(test_graph_build_injection),
+		cmocka_unit_test(test_prom_pure),
+	};
+	const struct CMUnitTest server[] = {
+		cmocka_unit_test(test_auth),
+		cmocka_unit_test(test_tokens_api),
+		cmocka_unit_test(test_statistics),
+		cmocka_unit_test(test_aggregates),
+		cmocka_unit_test(test_latest_top),
+		cmocka_unit_test(test_graph),
+		cmocka_unit_test(test_graph_render_literal),
+		cmocka_unit_test(test_metadata),
+		cmocka_unit_test(test_metrics),
+		cmocka_unit_test(test_isolation),
+	};
+	int rc = cmocka_run_group_tests_name("api_query_pure", pure, NULL, NULL);
+
+	rc += cmocka_run_group_tests_name("api_query_server", server, setup_server,
+					  teardown_server);
+	return rc;
+}

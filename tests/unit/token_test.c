@@ -1,0 +1,328 @@
+/*
+ * token_test.c — API bearer tokens (query/token.c): shape, creation,
+ * verification, revocation (also seen by another handle on the same data
+ * dir, as the running collector sees the offline command's changes), the
+ * stored form (an HMAC keyed by tokens.key: neither the token nor anything
+ * usable without the key is on disk), file modes, and the offline
+ * `vigie-collector token` command.
+ */
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "vigie/token.h"
+
+static char dir[64];
+
+static int rm_entry(const char *p, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/vigie-token-test.XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+
+static struct vg_token_store *open_store(const char *d)
+{
+	struct vg_token_store *ts = NULL;
+	char err[256];
+
+	if (vg_token_store_open(d, &ts, err, sizeof(err)))
+		fail_msg("open %s: %s", d, err);
+	return ts;
+}
+
+/* Whether the file holds the bytes s. */
+static int file_has(const char *path, const char *s)
+{
+	FILE *f = fopen(path, "rb");
+	static char buf[1 << 20];
+	size_t n;
+
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	return memmem(buf, n, s, strlen(s)) != NULL;
+}
+
+static void test_parse(void **state)
+{
+	char id[VG_TOKEN_ID_LEN + 1];
+	char t[VG_TOKEN_LEN + 2];
+
+	(void)state;
+	snprintf(t, sizeof(t), "vgt_0123456789abcdef_%064d", 7);
+	assert_int_equal(vg_token_parse(t, id), 0);
+	assert_string_equal(id, "0123456789abcdef");
+	t[3] = '-';
+	assert_int_equal(vg_token_parse(t, id), -EINVAL);
+	snprintf(t, sizeof(t), "vgt_0123456789ABCDEF_%064d", 7);
+	assert_int_equal(vg_token_parse(t, id), -EINVAL);
+	snprintf(t, sizeof(t), "vgt_0123456789abcdef_%063d", 7);
+	assert_int_equal(vg_token_parse(t, id), -EINVAL);
+	assert_int_equal(vg_token_parse("", id), -EINVAL);
+	assert_int_equal(vg_token_parse(NULL, id), -EINVAL);
+}
+
+static void test_create_verify_revoke(void **state)
+{
+	struct vg_token_store *ts = open_store(dir), *other;
+	struct vg_token_scope sc;
+	char admin[VG_TOKEN_LEN + 1], proj[VG_TOKEN_LEN + 1], late[VG_TOKEN_LEN + 1];
+	char path[128], bad[VG_TOKEN_LEN + 1];
+	json_t *info = NULL, *list = NULL;
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(vg_token_create(ts, NULL, "ops", 1000, admin, &info), 0);
+	assert_int_equal(vg_token_parse(admin, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(info, "scope")), "admin");
+	assert_true(json_is_null(json_object_get(info, "project")));
+	assert_string_equal(json_string_value(json_object_get(info, "name")), "ops");
+	json_decref(info);
+	assert_int_equal(vg_token_create(ts, "p1", NULL, 2000, proj, NULL), 0);
+	assert_string_not_equal(admin, proj);
+	assert_int_equal(vg_token_count_active(ts), 2);
+
+	assert_int_equal(vg_token_verify(ts, admin, &sc), 0);
+	assert_int_equal(sc.admin, 1);
+	assert_int_equal(vg_token_verify(ts, proj, &sc), 0);
+	assert_int_equal(sc.admin, 0);
+	assert_string_equal(sc.project, "p1");
+
+	/* one changed hex digit of the secret, or of the id */
+	memcpy(bad, proj, sizeof(bad));
+	bad[VG_TOKEN_LEN - 1] = bad[VG_TOKEN_LEN - 1] == 'a' ? 'b' : 'a';
+	assert_int_equal(vg_token_verify(ts, bad, &sc), -EACCES);
+	memcpy(bad, proj, sizeof(bad));
+	bad[4] = bad[4] == 'a' ? 'b' : 'a';
+	assert_int_equal(vg_token_verify(ts, bad, &sc), -EACCES);
+	assert_int_equal(vg_token_verify(ts, "Bearer x", &sc), -EACCES);
+
+	/* nothing on disk gives the token: not the token, not its secret */
+	snprintf(path, sizeof(path), "%s/tokens.db", dir);
+	assert_false(file_has(path, proj));
+	assert_false(file_has(path, proj + 5 + VG_TOKEN_ID_LEN));
+	assert_true(file_has(path, "p1"));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	snprintf(path, sizeof(path), "%s/tokens.key", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_size, 32);
+
+	/* a second handle (the offline command while the collector runs):
+	 * same key, and its changes are seen by the first at once */
+	other = open_store(dir);
+	assert_int_equal(vg_token_verify(other, proj, &sc), 0);
+	assert_int_equal(vg_token_create(other, "p2", "late", 3000, late, NULL), 0);
+	assert_int_equal(vg_token_verify(ts, late, &sc), 0);
+	assert_string_equal(sc.project, "p2");
+	char late_id[VG_TOKEN_ID_LEN + 1];
+	memcpy(late_id, sc.id, sizeof(late_id));
+	assert_int_equal(vg_token_revoke(other, late_id, 4000, &info), 0);
+	assert_false(json_is_null(json_object_get(info, "revoked")));
+	json_decref(info);
+	assert_int_equal(vg_token_verify(ts, late, &sc), -EACCES);
+	assert_int_equal(vg_token_revoke(ts, late_id, 5000, NULL), -EALREADY);
+	assert_int_equal(vg_token_revoke(ts, "0000000000000000", 5000, NULL), -ENOENT);
+	assert_int_equal(vg_token_revoke(ts, "../x", 5000, NULL), -ENOENT);
+	vg_token_store_close(other);
+
+	assert_int_equal(vg_token_list(ts, &list), 0);
+	assert_int_equal(json_array_size(list), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(list, 0),
+							      "created")),
+			    "1970-01-01T00:00:01Z");
+	assert_false(json_is_null(json_object_get(json_array_get(list, 2), "revoked")));
+	char *dump = json_dumps(list, 0);
+	assert_null(strstr(dump, proj + 5 + VG_TOKEN_ID_LEN));
+	free(dump);
+	json_decref(list);
+	assert_int_equal(vg_token_count_active(ts), 2);
+
+	/* bad input */
+	assert_int_equal(vg_token_create(ts, "", NULL, 0, bad, NULL), -EINVAL);
+	assert_int_equal(vg_token_create(ts, "a\nb", NULL, 0, bad, NULL), -EINVAL);
+	assert_int_equal(vg_token_create(ts, "p", "x\ty", 0, bad, NULL), -EINVAL);
+	vg_token_store_close(ts);
+	vg_token_store_close(NULL);
+}
+
+/* The stored HMAC is keyed: the same tokens.db with another key accepts
+ * nothing (a copied database is useless without tokens.key). */
+static void test_hmac_keyed(void **state)
+{
+	char d2[64], cmd[256];
+	struct vg_token_store *ts = open_store(dir), *ts2;
+	struct vg_token_scope sc;
+	char tok[VG_TOKEN_LEN + 1];
+
+	(void)state;
+	assert_int_equal(vg_token_create(ts, "p9", NULL, 0, tok, NULL), 0);
+	vg_token_store_close(ts);
+	snprintf(d2, sizeof(d2), "/tmp/vigie-token-test2.XXXXXX");
+	assert_non_null(mkdtemp(d2));
+	snprintf(cmd, sizeof(cmd), "cp '%s/tokens.db' '%s/'", dir, d2);
+	assert_int_equal(system(cmd), 0);
+	ts2 = open_store(d2); /* a new key */
+	assert_int_equal(vg_token_verify(ts2, tok, &sc), -EACCES);
+	vg_token_store_close(ts2);
+	ts = open_store(dir);
+	assert_int_equal(vg_token_verify(ts, tok, &sc), 0);
+	vg_token_store_close(ts);
+	nftw(d2, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void test_damaged_key(void **state)
+{
+	char d2[64], path[128];
+	struct vg_token_store *ts = NULL;
+	char err[256];
+	FILE *f;
+
+	(void)state;
+	snprintf(d2, sizeof(d2), "/tmp/vigie-token-test3.XXXXXX");
+	assert_non_null(mkdtemp(d2));
+	snprintf(path, sizeof(path), "%s/tokens.key", d2);
+	f = fopen(path, "w");
+	fputs("short", f);
+	fclose(f);
+	assert_int_equal(vg_token_store_open(d2, &ts, err, sizeof(err)), -EIO);
+	assert_null(ts);
+	assert_non_null(strstr(err, "damaged"));
+	assert_int_equal(vg_token_store_open("/nonexistent/dir", &ts, err, sizeof(err)) < 0, 1);
+	nftw(d2, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Run the offline command, capturing stdout and stderr. */
+static int run(const char *d, char *out, size_t outlen, char *err, size_t errlen,
+	       ...)
+{
+	char *argv[16];
+	int argc = 0, rc;
+	va_list ap;
+	FILE *o = tmpfile(), *e = tmpfile();
+
+	va_start(ap, errlen);
+	for (char *a; (a = va_arg(ap, char *)) && argc < 15;)
+		argv[argc++] = a;
+	va_end(ap);
+	argv[argc] = NULL;
+	rc = vg_token_command(d, argc, argv, o, e);
+	rewind(o);
+	rewind(e);
+	out[fread(out, 1, outlen - 1, o)] = '\0';
+	err[fread(err, 1, errlen - 1, e)] = '\0';
+	fclose(o);
+	fclose(e);
+	return rc;
+}
+
+static void test_command(void **state)
+{
+	char out[4096], err[1024], d2[96], tok[VG_TOKEN_LEN + 1], id[VG_TOKEN_ID_LEN + 1];
+	struct vg_token_store *ts;
+	struct vg_token_scope sc;
+
+	(void)state;
+	snprintf(d2, sizeof(d2), "%s/new-data", dir); /* created on demand */
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "create",
+			     "--admin", "--name", "boot", NULL), 0);
+	assert_int_equal(strlen(out), VG_TOKEN_LEN + 1); /* the token alone */
+	memcpy(tok, out, VG_TOKEN_LEN);
+	tok[VG_TOKEN_LEN] = '\0';
+	assert_non_null(strstr(err, "shown only once"));
+	ts = open_store(d2);
+	assert_int_equal(vg_token_verify(ts, tok, &sc), 0);
+	assert_int_equal(sc.admin, 1);
+	vg_token_parse(tok, id);
+
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "list", NULL), 0);
+	assert_non_null(strstr(out, id));
+	assert_non_null(strstr(out, "boot"));
+	assert_null(strstr(out, tok + 5 + VG_TOKEN_ID_LEN));
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "list",
+			     "--json", NULL), 0);
+	json_t *j = json_loads(out, 0, NULL);
+	assert_int_equal(json_array_size(json_object_get(j, "tokens")), 1);
+	json_decref(j);
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "revoke",
+			     id, NULL), 0);
+	assert_int_equal(vg_token_verify(ts, tok, &sc), -EACCES);
+	vg_token_store_close(ts);
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "revoke",
+			     id, NULL), 1);
+	assert_non_null(strstr(err, "already revoked"));
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "revoke",
+			     "ffffffffffffffff", NULL), 1);
+	assert_non_null(strstr(err, "no token"));
+
+	/* usage errors: exit 2, one line, nothing on stdout */
+	static const char *const bad[][5] = {
+		{"token", NULL},
+		{"token", "create", NULL},
+		{"token", "create", "--admin", "--project", "p"},
+		{"token", "create", "--bogus", NULL},
+		{"token", "create", "--project", NULL},
+		{"token", "list", "extra", NULL},
+		{"token", "revoke", NULL},
+		{"token", "frobnicate", NULL},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc = run(d2, out, sizeof(out), err, sizeof(err), bad[i][0], bad[i][1],
+			     bad[i][2], bad[i][3], bad[i][4], NULL);
+		if (rc != 2)
+			fail_msg("case %zu: exit %d (%s)", i, rc, err);
+		if (i) {
+			assert_string_equal(out, "");
+			assert_non_null(strchr(err, '\n'));
+			assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1);
+		}
+	}
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "--help",
+			     NULL), 0);
+	assert_non_null(strstr(out, "token create --admin"));
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "create",
+			     "--project", "a\nb", NULL), 1);
+	assert_non_null(strstr(err, "bad project"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_create_verify_revoke),
+		cmocka_unit_test(test_hmac_keyed),
+		cmocka_unit_test(test_damaged_key),
+		cmocka_unit_test(test_command),
+	};
+
+	return cmocka_run_group_tests_name("token", tests, setup, teardown);
+}
