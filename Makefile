@@ -29,7 +29,8 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-           -Wno-unused-parameter -Iinclude $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP
+           -Wno-unused-parameter -Iinclude $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP \
+           -DVG_PREFIX=\"$(PREFIX)\"
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 

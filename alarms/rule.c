@@ -286,14 +286,19 @@ static int parse_unary(struct parser *p)
 {
 	int nots = 0;
 
+	/* A NOT is a nesting level like a '(': the canonical form drops
+	 * redundant parentheses, so "!!(!!x)" comes back as a longer run of
+	 * NOTs, and must still parse (found by tests/fuzz/alarm_rule_fuzz). */
 	while (p->tok == T_NOT) {
-		if (++nots > VG_RULE_MAX_DEPTH)
-			return fail(p, -E2BIG, "more than %d NOTs in a row",
-				    VG_RULE_MAX_DEPTH);
+		if (++nots + p->depth > VG_RULE_MAX_DEPTH)
+			return fail(p, -E2BIG, "NOTs and parentheses nested deeper "
+				    "than %d levels", VG_RULE_MAX_DEPTH);
 		next(p);
 	}
+	p->depth += nots;
 	if (parse_primary(p))
 		return p->rc;
+	p->depth -= nots;
 	while (nots--)
 		if (emit(p, OP_NOT, 0, 0))
 			return p->rc;

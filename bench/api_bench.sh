@@ -11,7 +11,8 @@
 #   statistics  the same day, hourly periods, 5 statistics with p99
 #   list        1000 resources in one page
 #   graph       the day as an 800x250 PNG
-# each twice: unloaded (1 connection, one request at a time: latency) and
+# each twice, after a 1 s warm-up: unloaded (1 connection, one request at
+# a time: latency) and
 # under load (BENCH_API_CONNS connections, default 32, from 2 wrk threads:
 # throughput). Prints "RESULT api ..." lines (also appended to
 # $VIGIE_BUILD/bench/results.txt) and a Markdown table.
@@ -105,6 +106,9 @@ mkdir -p "$(dirname "$OUT")"
 declare -A R
 fail=0
 for q in "${ORDER[@]}"; do
+  # warm-up (discarded): each server thread opens its registry handle and
+  # the page cache gets the file, so the figures are the steady state
+  wrk -t1 -c4 -d1s -H "$AUTH" "$API${URL[$q]}" >/dev/null 2>&1
   for mode in unloaded loaded; do
     if [[ $mode == unloaded ]]; then r=$(run "$q" "$mode" 1 1); else r=$(run "$q" "$mode" 2 "$CONNS"); fi
     read -r p50 p99 rps err <<<"$r"

@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1021,7 +1022,9 @@ static int parse(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct worker *w;
-	double t_start, t_end, cpu0 = 0, cpu1 = 0, stop_s = 0, warm_s;
+	double t_start, t_end, cpu0 = 0, cpu1 = 0, stop_s = 0, warm_s, fcpu0 = 0,
+	       fcpu1 = 0;
+	struct rusage ru;
 	long hwm = -1, rss_end = -1;
 	long long written = -1, flushed = -1, calls = -1, cache_peak = -1,
 		  cache_bytes = -1;
@@ -1078,6 +1081,9 @@ int main(int argc, char **argv)
 		cpu0 = proc_cpu(collector_pid(), NULL);
 	fprintf(stderr, "fleet: warm-up: %llu values in %.1f s\n",
 		(unsigned long long)v_warm, warm_s);
+	getrusage(RUSAGE_SELF, &ru);
+	fcpu0 = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		(double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 	t_start = mono_s();
 	g_gen_t0 = t_start;
 	pthread_barrier_wait(&g_bar); /* go */
@@ -1089,6 +1095,9 @@ int main(int argc, char **argv)
 	double t_gen_end = mono_s();
 	pthread_barrier_wait(&g_bar); /* measured phase and drain done */
 	t_end = mono_s();
+	getrusage(RUSAGE_SELF, &ru);
+	fcpu1 = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		(double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 	if (O.polls > 0)
 		t_gen_end = t_end;
 	for (int i = 0; i < O.threads; i++) {
@@ -1178,7 +1187,7 @@ int main(int argc, char **argv)
 	       "values_acked=%llu values_measured=%llu warmup_s=%.2f "
 	       "measure_s=%.3f gen_s=%.3f stop_s=%.3f values_per_s=%.0f "
 	       "stored_values_per_s=%.0f offered_values_per_s=%.0f "
-	       "collector_cpu_s=%.3f us_cpu_per_value=%.3f "
+	       "collector_cpu_s=%.3f us_cpu_per_value=%.3f fleet_cpu_s=%.3f "
 	       "cores=%.2f peak_rss_kb=%ld rss_kb=%ld bytes_per_series=%.0f "
 	       "flushed=%lld rrd_calls=%lld depth=%.1f cache_peak=%lld "
 	       "bytes_per_series_beyond_cache=%.0f "
@@ -1193,7 +1202,7 @@ int main(int argc, char **argv)
 	       v_meas / (mwall + stop_s),
 	       O.speed > 0 ? (double)O.hosts * g_series_per_host * O.speed / O.interval_s
 			   : 0.0,
-	       mcpu, v_meas ? mcpu * 1e6 / (double)v_meas : 0.0,
+	       mcpu, v_meas ? mcpu * 1e6 / (double)v_meas : 0.0, fcpu1 - fcpu0,
 	       mcpu / (mwall + stop_s), hwm, rss_end,
 	       hwm > 0 ? hwm * 1024.0 / ((double)O.hosts * g_series_per_host) : 0.0,
 	       flushed, calls, calls > 0 ? (double)flushed / (double)calls : 0.0,

@@ -2,6 +2,14 @@
 # bench/run.sh — `make bench`: the librrd ceiling, vigie's sustained ingest,
 # rrdcached, backpressure and a crash, then one table (docs/benchmarks.md).
 #
+# Order: for each file system and size, a collector on free loopback ports
+# takes the fleet simulator's load (bench/fleet.c, closed loop), stops, and
+# the simulator checks every file; then bench/rrd_ceiling updates the very
+# files vigie wrote at depth 1, 6 and vigie's own depth (values per librrd
+# call, from the collector's exit log), so "% of ceiling" compares like
+# with like. Then rrdcached, backpressure (paced 3x over the closed-loop
+# rate) and a SIGKILL + restart under load.
+#
 # Everything runs on loopback with temporary directories on the local disk
 # ($BENCH_DISK_DIR, default /var/tmp) and on tmpfs ($BENCH_TMPFS_DIR,
 # default /dev/shm); every process this script starts is stopped and every
@@ -17,7 +25,7 @@
 #
 # Knobs (environment): BENCH_SIZES="1000 10000 100000", BENCH_SECONDS=10
 # (measured phase of each vigie run), BENCH_CEIL_SECONDS=4, BENCH_FS="tmpfs
-# disk", BENCH_SKIP="rrdcached backpressure crash" (any subset).
+# disk", BENCH_SKIP="rrdcached backpressure crash alarms" (any subset).
 # Must finish in under 10 minutes on a 2-core machine with the defaults.
 set -u
 BUILD=${VIGIE_BUILD:-build}
@@ -329,6 +337,71 @@ if [[ -n $CR ]]; then
     "$(kv values_acked "$CR")" "$(kv timeouts "$CR")" "$(kv duplicates "$CR")" "$st" \
     "$(kv files_checked "$CR")" "$(kv points_checked "$CR")"
 fi
+
+# ---- alarms (issue 5; docs/alarms.md "Speed") ------------------------------------------------
+# The alarm engine alone (in process), then the real collector: ingestion
+# with BENCH_ALARMS alarms loaded versus none, and the latency from the
+# deciding batch to the webhook request and to the PUB message (target: p99
+# under 50 ms). About 30 s. BENCH_SKIP="alarms" leaves it out.
+if [[ " $SKIP " != *" alarms "* ]]; then
+  AN=${BENCH_ALARMS:-10000}
+  if [[ -x $BB/alarms_bench ]]; then
+    log "alarms: engine alone, then e2e through the collector ($AN alarms, $AN series)"
+    AE=$("$BB/alarms_bench" engine --alarms "$AN" --series "$AN" --batches 30 \
+      --dir "$TMPFS_BASE" 2>&1 | grep '^RESULT')
+    AX=$("$BB/alarms_bench" e2e --collector-bin "$BIN/vigie-collector" --alarms "$AN" \
+      --series "$AN" --batches 10 --rounds 200 --dir "$TMPFS_BASE" 2>&1 | grep '^RESULT')
+    [[ -n $AE ]] && record "$AE"
+    [[ -n $AX ]] && record "$AX"
+    echo
+    echo "alarms ($AN single-resource alarms, 3 of 3, over $AN series; none = the same load without alarms)"
+    if [[ $(grep -c . <<<"$AE") -eq 2 && $(grep -c . <<<"$AX") -eq 2 ]]; then
+      e0=$(head -1 <<<"$AE"); e1=$(tail -1 <<<"$AE"); x0=$(head -1 <<<"$AX"); x1=$(tail -1 <<<"$AX")
+      printf '  %-50s %16s %16s\n' "" "no alarms" "$AN alarms"
+      printf '  %-50s %16s %16s\n' "ingestion over the wire, samples/s" \
+        "$(kv ingest_samples_per_s "$x0")" "$(kv ingest_samples_per_s "$x1")"
+      printf '  %-50s %16s %16s\n' "deciding batch -> webhook request, p50 / p99 ms" \
+        "$(kv hook_p50_ms "$x0") / $(kv hook_p99_ms "$x0")" "$(kv hook_p50_ms "$x1") / $(kv hook_p99_ms "$x1")"
+      printf '  %-50s %16s %16s\n' "deciding batch -> PUB message, p50 / p99 ms" \
+        "$(kv pub_p50_ms "$x0") / $(kv pub_p99_ms "$x0")" "$(kv pub_p50_ms "$x1") / $(kv pub_p99_ms "$x1")"
+      printf '  %-50s %16s %16s\n' "engine alone: CPU ns per sample" \
+        "$(kv cpu_ns_per_sample "$e0")" "$(kv cpu_ns_per_sample "$e1")"
+      printf '  %-50s %16s %16s\n' "engine alone: one batch, p50 / p99 us" \
+        "$(kv batch_us_p50 "$e0") / $(kv batch_us_p99 "$e0")" "$(kv batch_us_p50 "$e1") / $(kv batch_us_p99 "$e1")"
+    else
+      echo "  FAIL: alarms_bench gave no result (engine: ${AE:-none}; e2e: ${AX:-none})"
+      fail=1
+    fi
+  else
+    log "SKIP alarms: $BB/alarms_bench missing (make bench builds it)"
+    record "SKIP kind=alarms reason=not-built"
+  fi
+fi
+
+if [[ " $SKIP " != *" api "* ]]; then
+  echo
+  echo "query API under load (bench/api_bench.sh, wrk)"
+  VIGIE_BUILD=$BUILD bash bench/api_bench.sh || { echo "  FAIL: api_bench"; fail=1; }
+fi
+
+# ---- the agent's cost per poll (issue 3) and invoices (issue 6) -------------
+if [[ " $SKIP " != *" agent "* ]]; then
+  echo
+  echo "agent: CPU per poll, everything included (libvirt test driver, /proc, derivation, encoding, sending)"
+  for n in 10 100 1000; do
+    r=$("$BB/agent_cost" "$n" 20) || { echo "  FAIL: agent_cost $n"; fail=1; continue; }
+    record "RESULT kind=agent $r"
+    printf '  %5s domains: %s\n' "$n" "$r"
+  done
+fi
+if [[ " $SKIP " != *" billing "* && -x $BB/billing_invoices ]]; then
+  echo
+  echo "billing: all invoices of a month for 10,000 instances"
+  r=$("$BB/billing_invoices" 2>&1 | tail -5) || { echo "  FAIL: billing_invoices"; fail=1; }
+  record "RESULT kind=billing $(tr '\n' ' ' <<<"$r")"
+  sed 's/^/  /' <<<"$r"
+fi
+
 echo
 echo "load average at start $LOAD0, at end $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure)"
 echo "raw results: $OUT; total $((SECONDS - T0)) s"

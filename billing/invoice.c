@@ -665,7 +665,8 @@ static int run_pricer(struct pricer *P)
 	int rc;
 	if ((rc = price_segments(P)) || (rc = price_network(P)))
 		return rc;
-	qsort_r(P->c, P->n, sizeof(*P->c), cmp_charge, (void *)P->u);
+	if (P->n) /* qsort with a NULL base is undefined even for 0 elements */
+		qsort_r(P->c, P->n, sizeof(*P->c), cmp_charge, (void *)P->u);
 	return 0;
 }
 

@@ -70,11 +70,13 @@ static int reply_fields(struct vg_http_resp *resp, int status,
 	char msg[256];
 	json_t *doc;
 
-	if (n == 1)
-		snprintf(msg, sizeof(msg), "%s: %s: %s", what,
-			 json_string_value(json_object_get(json_array_get(errors, 0), "field")),
+	if (n == 1) {
+		const char *fl = json_string_value(
+			json_object_get(json_array_get(errors, 0), "field"));
+		snprintf(msg, sizeof(msg), "%s: %s%s%s", what, fl ? fl : "",
+			 fl && *fl ? ": " : "",
 			 json_string_value(json_object_get(json_array_get(errors, 0), "message")));
-	else
+	} else
 		snprintf(msg, sizeof(msg), "%s (%zu problems)", what, n);
 	doc = json_pack("{s:{s:i,s:s,s:o}}", "error", "code", status, "message",
 			msg, "fields", errors ? errors : json_array());

@@ -17,7 +17,9 @@
  * An admin token also gets the collector's own metrics (batches and
  * samples received, rejected by reason, duplicates, retries; RRD writes,
  * their errors and the time spent in librrd as a summary; API requests and
- * open connections). A project token sees only its own project's series:
+ * open connections; the alarm engine's, vigie_alarms_*, when alarms are
+ * on: evaluations, transitions, notifications, deliveries by outcome, SSE
+ * clients). A project token sees only its own project's series:
  * the self-metrics describe every tenant's traffic.
  *
  * Invariants: every family has exactly one HELP and one TYPE line and its
@@ -288,6 +290,81 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		      (unsigned long long)hs.responses[5]);
 }
 
+/* The alarm engine's self-metrics (issue 5), when alarms are attached. */
+static void alarm_metrics(struct vg_buf *b)
+{
+	struct vg_api_alarm_stats st;
+	const struct vg_alarm_engine_stats *e = &st.engine;
+
+	if (vg_api_alarms_stats(&st))
+		return;
+	one(b, "vigie_alarms_defined", "gauge", "Alarm definitions loaded",
+	    (double)e->alarms);
+	one(b, "vigie_alarms_instances", "gauge",
+	    "Alarm instances: one per alarm and resource it watches",
+	    (double)e->instances);
+	one(b, "vigie_alarms_series", "gauge",
+	    "Series the alarm engine keeps period windows for",
+	    (double)e->series);
+	one(b, "vigie_alarms_resources", "gauge",
+	    "Resources the alarm engine knows (for selectors)",
+	    (double)e->resources);
+	one(b, "vigie_alarms_samples_total", "counter",
+	    "Samples fed to alarm period windows", (double)e->samples);
+	one(b, "vigie_alarms_samples_late_total", "counter",
+	    "Samples for an alarm period already closed, not used",
+	    (double)e->samples_late);
+	one(b, "vigie_alarms_samples_duplicate_total", "counter",
+	    "Samples at or before their series' last sample time, not used",
+	    (double)e->samples_duplicate);
+	one(b, "vigie_alarms_datapoints_total", "counter",
+	    "Periods closed into datapoints", (double)e->datapoints);
+	one(b, "vigie_alarms_evaluations_total", "counter",
+	    "Alarm evaluations (one per datapoint and watching instance)",
+	    (double)e->evaluations);
+	one(b, "vigie_alarms_transitions_total", "counter",
+	    "Alarm state transitions", (double)e->transitions);
+	one(b, "vigie_alarms_notifications_total", "counter",
+	    "Notifications published (transitions and repeats)",
+	    (double)e->notifications);
+	one(b, "vigie_alarms_store_errors_total", "counter",
+	    "alarms.db writes that failed (the changes are kept in memory "
+	    "and written later)", (double)e->store_errors);
+	one(b, "vigie_alarms_pending_notifications", "gauge",
+	    "Notifications held in memory until alarms.db can be written",
+	    (double)e->pending);
+	one(b, "vigie_alarms_pending_dropped_total", "counter",
+	    "Notifications dropped beyond the in-memory bound while alarms.db "
+	    "could not be written", (double)e->pending_dropped);
+	family(b, "vigie_alarms_batch_seconds", "summary",
+	       "Time the alarm engine spent on each batch (receiver thread)");
+	vg_buf_printf(b, "vigie_alarms_batch_seconds_sum ");
+	vg_prom_value(b, (double)e->batch_ns_total / 1e9);
+	vg_buf_printf(b, "\nvigie_alarms_batch_seconds_count %llu\n",
+		      (unsigned long long)e->batches);
+	family(b, "vigie_alarms_deliveries_total", "counter",
+	       "Webhook, exec and Alertmanager delivery attempts, by outcome");
+	vg_buf_printf(b,
+		      "vigie_alarms_deliveries_total{outcome=\"delivered\"} %llu\n"
+		      "vigie_alarms_deliveries_total{outcome=\"retry\"} %llu\n"
+		      "vigie_alarms_deliveries_total{outcome=\"failed\"} %llu\n",
+		      (unsigned long long)st.outbox.delivered,
+		      (unsigned long long)st.outbox.retried,
+		      (unsigned long long)st.outbox.failed);
+	one(b, "vigie_alarms_delivery_store_errors_total", "counter",
+	    "Delivery outcomes that could not be recorded in alarms.db",
+	    (double)st.outbox.store_errors);
+	if (!st.have_sse)
+		return;
+	one(b, "vigie_alarms_sse_clients", "gauge",
+	    "Clients following GET /v1/alarms/stream", (double)st.sse.subscribers);
+	one(b, "vigie_alarms_sse_events_total", "counter",
+	    "Events published to the SSE stream", (double)st.sse.published);
+	one(b, "vigie_alarms_sse_lost_total", "counter",
+	    "SSE events a client fell too far behind to receive",
+	    (double)st.sse.lost);
+}
+
 int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 {
 	struct vg_api *api = req->ctx;
@@ -309,8 +386,10 @@ int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 		free(c.s);
 		return vg_api_reply_errno(resp, rc, "resources");
 	}
-	if (!req->scope_project)
+	if (!req->scope_project) {
 		self_metrics(api, &b);
+		alarm_metrics(&b);
+	}
 	if (c.n)
 		qsort(c.s, c.n, sizeof(*c.s), cmp_sample);
 	for (size_t i = 0; i < c.n; i++) {

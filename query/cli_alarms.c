@@ -37,6 +37,7 @@
 #define PAGES_MAX 100000
 #define SSE_EVENT_MAX (1u << 20)
 #define RECONNECT_MS 3000
+#define RECENT_IDS 256
 
 /* options a subcommand may take */
 enum {
@@ -854,6 +855,10 @@ struct sse {
 	char event[64];
 	char last_id[32];  /* of the last event received (for a resume) */
 	long seen;         /* notifications printed */
+	/* ids of the last notifications printed: a resumed stream may
+	 * replay some (event ids restart with the collector) */
+	char recent[RECENT_IDS][48];
+	unsigned nrecent;
 	int connected;     /* a byte of a 2xx stream arrived */
 	int overflow;      /* the current event is beyond SSE_EVENT_MAX */
 };
@@ -923,6 +928,17 @@ static int dispatch(struct sse *s)
 	    strcmp(str(n, "project") ? str(n, "project") : "", s->a->project)) {
 		json_decref(n);
 		return 0;
+	}
+	if (str(n, "notification_id")) {
+		const char *id = str(n, "notification_id");
+		unsigned k = s->nrecent < RECENT_IDS ? s->nrecent : RECENT_IDS;
+		for (unsigned i = 0; i < k; i++)
+			if (!strcmp(s->recent[i], id)) {
+				json_decref(n);
+				return 0; /* printed before the stream resumed */
+			}
+		snprintf(s->recent[s->nrecent++ % RECENT_IDS], sizeof(s->recent[0]),
+			 "%s", id);
 	}
 	if (s->a->json)
 		fprintf(s->c->out, "%s\n", s->data);
@@ -1040,12 +1056,22 @@ static int sub_watch(struct vg_cli *c, struct args *a)
 			rc = VG_EXIT_OK;
 			break;
 		}
-		/* the API refused (token, 501 without streaming), or there was
-		 * never a stream to resume: give up with that exit code */
-		if (rc == VG_EXIT_API || rc == VG_EXIT_USAGE || (rc && !ever))
+		/* A stream that was flowing and stopped (the collector
+		 * restarted, the network dropped) is resumed. One that never
+		 * started is given up with its exit code: the API refused
+		 * (token, 501 without streaming), or nothing to resume. */
+		if (!s.connected && (rc == VG_EXIT_API || rc == VG_EXIT_USAGE ||
+				     !ever)) {
+			if (!rc) {
+				fprintf(c->err, "%s alarms watch: the API closed "
+					"the stream at once\n", c->prog);
+				rc = VG_EXIT_API;
+			}
 			break;
+		}
 		fprintf(c->err, "%s alarms watch: the stream %s; resuming in %d "
-			"s\n", c->prog, rc ? "dropped" : "ended", RECONNECT_MS / 1000);
+			"s\n", c->prog, s.connected ? "stopped" : "is still down",
+			RECONNECT_MS / 1000);
 		pause_ms(RECONNECT_MS);
 		if (g_stop) {
 			rc = VG_EXIT_OK;

@@ -11,7 +11,7 @@ PKGS=(
   libvirt-dev librrd-dev libnanomsg-dev libjansson-dev libsqlite3-dev
   libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libssl-dev libcmocka-dev
   # tools the tests and the demo drive
-  libvirt-clients rrdtool nanomsg-utils sqlite3 curl jq procps iproute2
+  libvirt-clients rrdtool rrdcached nanomsg-utils sqlite3 curl jq procps iproute2
   # the API benchmark (wrk) and the TLS test (openssl makes a self-signed cert)
   wrk openssl
   # fuzzing (libFuzzer) and sanitizer runtimes

@@ -207,6 +207,65 @@ static void test_graph_build_injection(void **state)
 	free(a);
 }
 
+/* Random bytes as title and legend: whatever vg_graph_build accepts has
+ * exactly one DEF per series, no newline anywhere, and in every LINE
+ * exactly two field separators (colons not escaped by us). */
+static void test_graph_build_random(void **state)
+{
+	struct vg_graph_spec *g = calloc(1, sizeof(*g));
+	struct vg_graph_args *a = calloc(1, sizeof(*a));
+	static const char alphabet[] = "ab:\\n\n\r\"'%#=DEFPRINT /.\t\x01\xc3\xa9\xff";
+	char err[256], title[64];
+	int accepted = 0;
+
+	(void)state;
+	srandom(4);
+	g->start_ms = T0 * 1000;
+	g->end_ms = (T0 + 60) * 1000;
+	g->width = 400;
+	g->height = 100;
+	g->n = 2;
+	snprintf(g->line[0].path, sizeof(g->line[0].path), "/d/rrd/instance/a/cpu.util.rrd");
+	snprintf(g->line[1].path, sizeof(g->line[1].path), "/d/rrd/instance/b/cpu.util.rrd");
+	for (int it = 0; it < 20000; it++) {
+		for (int l = 0; l < 2; l++) {
+			int n = (int)(random() % 12);
+			for (int i = 0; i < n; i++)
+				g->line[l].legend[i] =
+					alphabet[random() % (sizeof(alphabet) - 1)];
+			g->line[l].legend[n] = '\0';
+			g->line[l].legend_strict = (int)(random() % 2);
+		}
+		int tn = (int)(random() % 8);
+		for (int i = 0; i < tn; i++)
+			title[i] = alphabet[random() % (sizeof(alphabet) - 1)];
+		title[tn] = '\0';
+		g->title = title;
+		if (vg_graph_build(g, a, err, sizeof(err)))
+			continue;
+		accepted++;
+		assert_int_equal(count_prefix(a, "DEF:"), 2);
+		assert_int_equal(count_prefix(a, "LINE2:"), 2);
+		for (int i = 0; i < a->argc; i++) {
+			const char *p = a->argv[i];
+			assert_null(strchr(p, '\n'));
+			assert_null(strchr(p, '\r'));
+			if (!strncmp(p, "LINE2:", 6)) {
+				int seps = 0;
+				for (size_t k = 0; p[k]; k++)
+					if (p[k] == ':' && (k == 0 || p[k - 1] != '\\'))
+						seps++;
+				assert_int_equal(seps, 2);
+			}
+			if (!strncmp(p, "DEF:", 4))
+				assert_non_null(strstr(p, "=/d/rrd/instance/"));
+		}
+	}
+	assert_true(accepted > 500); /* the property was exercised */
+	free(g);
+	free(a);
+}
+
 static void test_prom_pure(void **state)
 {
 	struct vg_buf b = {0};
@@ -1206,6 +1265,7 @@ int main(void)
 		cmocka_unit_test(test_period),
 		cmocka_unit_test(test_graph_text),
 		cmocka_unit_test(test_graph_build_injection),
+		cmocka_unit_test(test_graph_build_random),
 		cmocka_unit_test(test_prom_pure),
 	};
 	const struct CMUnitTest server[] = {

@@ -1,0 +1,463 @@
+/*
+ * cli_alarms_test.c — `vigie alarms` run in-process (vg_cli_run) against
+ * the real alarm API: the alarm engine (temporary alarms.db) and its SSE
+ * hub behind the /v1/alarms routes of query/api_alarms.c, served by the
+ * generic HTTP layer on a loopback port. Checks the printed tables and
+ * texts, --json, the one-line field errors of a refused definition, every
+ * exit code, and `watch` printing the transition a batch causes.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "vigie/alarm_api.h"
+#include "vigie/alarm_engine.h"
+#include "vigie/alarm_stream.h"
+#include "vigie/batch.h"
+#include "vigie/cli.h"
+#include "vigie/clock.h"
+#include "vigie/http.h"
+#include "vigie/log.h"
+
+#define MIN 60000LL
+
+static const struct vg_route routes[] = {VG_ALARM_ROUTES};
+
+static struct {
+	char dir[64];
+	struct vg_alarm_hub *hub;
+	struct vg_alarm_engine *e;
+	struct vg_http_server *srv;
+	char api[64];
+	uint64_t seq;
+} g;
+
+static int setup(void **state)
+{
+	struct vg_alarm_engine_options eo = {0};
+	struct vg_http_options ho = {.listen = "127.0.0.1:0", .threads = 2,
+				     .routes = routes,
+				     .nroutes = sizeof(routes) / sizeof(routes[0])};
+	char err[256];
+
+	(void)state;
+	snprintf(g.dir, sizeof(g.dir), "/tmp/vigie-cli-alarms.XXXXXX");
+	if (!mkdtemp(g.dir) || vg_alarm_hub_new(64, &g.hub))
+		return -1;
+	eo.data_dir = g.dir;
+	eo.agent_interval_s = 10;
+	eo.hub = g.hub;
+	if (vg_alarm_engine_open(&eo, &g.e, err, sizeof(err))) {
+		fprintf(stderr, "engine: %s\n", err);
+		return -1;
+	}
+	vg_api_alarms_attach(g.e, g.hub);
+	if (vg_http_start(&ho, &g.srv, err, sizeof(err))) {
+		fprintf(stderr, "http: %s\n", err);
+		return -1;
+	}
+	snprintf(g.api, sizeof(g.api), "http://127.0.0.1:%u", vg_http_port(g.srv));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	vg_alarm_hub_shutdown(g.hub);
+	vg_http_stop(g.srv);
+	vg_api_alarms_attach(NULL, NULL);
+	vg_alarm_engine_close(g.e);
+	vg_alarm_hub_free(g.hub);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g.dir);
+	return system(cmd) ? -1 : 0;
+}
+
+struct run {
+	int rc;
+	char *out, *err;
+};
+
+/* `vigie --api <test server> ARGS...` (NULL-terminated). */
+static struct run vrun(const char *first, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	struct run r = {0};
+	size_t ol = 0, el = 0;
+	FILE *out = open_memstream(&r.out, &ol);
+	FILE *err = open_memstream(&r.err, &el);
+	va_list ap;
+
+	argv[argc++] = (char *)"vigie";
+	argv[argc++] = (char *)"--api";
+	argv[argc++] = g.api;
+	va_start(ap, first);
+	for (const char *a = first; a && argc < 31; a = va_arg(ap, const char *))
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	r.rc = vg_cli_run(argc, argv, out, err);
+	fclose(out);
+	fclose(err);
+	return r;
+}
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+static int lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static char *write_file(const char *name, const char *text)
+{
+	static char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", g.dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+/* One batch: resource vm1 of project default, one cpu.util sample. */
+static void sample(int64_t t, double v)
+{
+	struct vg_batch *b = vg_batch_new("h1", 1, ++g.seq, t);
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "vm1", "vm1", NULL, t));
+	vg_batch_identity(b, "default", NULL, "m1.small");
+	vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, v);
+	assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+	vg_batch_free(b);
+}
+
+static const char def_cpu[] =
+	"{\"name\": \"cpu-high\", \"severity\": \"critical\",\n"
+	" \"metric\": \"cpu.util\", \"resource\": \"vm1\", \"period\": 60,\n"
+	" \"evaluation_periods\": 1, \"comparison\": \"gt\", \"threshold\": 90,\n"
+	" \"description\": \"vm1 busy\", \"actions\": {\"alarm\": [\"log://\"]}}\n";
+
+/* ---- create, list, show ---------------------------------------------------- */
+
+static void test_create_list_show(void **state)
+{
+	struct run r;
+
+	(void)state;
+	r = vrun("alarms", "create", "--file", write_file("cpu.json", def_cpu), NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "created alarm cpu-high (id "));
+	assert_non_null(strstr(r.out, ") in project default\n"));
+	assert_string_equal(r.err, "");
+	run_free(&r);
+
+	r = vrun("alarms", "create", "--file",
+		 write_file("comp.json", "{\"name\":\"web-down\",\"type\":\"composite\","
+			    "\"rule\":\"ALARM(cpu-high)\"}"), NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	run_free(&r);
+
+	r = vrun("alarms", "list", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_string_equal(r.out,
+		"NAME      PROJECT  STATE              SEVERITY  METRIC       THRESHOLD  ENABLED\n"
+		"cpu-high  default  insufficient_data  critical  cpu.util     gt 90      true\n"
+		"web-down  default  insufficient_data  moderate  (composite)  -          true\n");
+	run_free(&r);
+
+	r = vrun("alarms", "list", "--json", "--project", "default", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	json_t *j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(j, "alarms")), 2);
+	assert_true(json_is_null(json_object_get(j, "next")));
+	json_decref(j);
+	run_free(&r);
+
+	r = vrun("alarms", "list", "--state", "alarm", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_int_equal(lines(r.out), 1); /* the header alone */
+	run_free(&r);
+
+	/* options may come after the positional argument */
+	r = vrun("alarms", "show", "cpu-high", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "Name             cpu-high\n"));
+	assert_non_null(strstr(r.out, "State            insufficient_data\n"));
+	assert_non_null(strstr(r.out, "Condition        gt 90\n"));
+	assert_non_null(strstr(r.out, "Datapoints       1 of 1\n"));
+	assert_non_null(strstr(r.out, "Actions          alarm: log://\n"));
+	run_free(&r);
+
+	r = vrun("alarms", "show", "web-down", "--json", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	j = json_loads(r.out, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(j, "rule")),
+			    "ALARM(cpu-high)");
+	json_decref(j);
+	run_free(&r);
+}
+
+/* ---- errors ------------------------------------------------------------------ */
+
+static void test_errors(void **state)
+{
+	struct run r;
+
+	(void)state;
+	/* several invalid fields: exit 1, every field's message on one line */
+	r = vrun("alarms", "create", "--file",
+		 write_file("bad.json", "{\"name\":\"bad name\",\"metric\":\"cpu.util\","
+			    "\"resource\":\"vm1\",\"comparison\":\"bigger\","
+			    "\"threshold\":1,\"period\":7}"), NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_string_equal(r.out, "");
+	assert_int_equal(lines(r.err), 1);
+	assert_non_null(strstr(r.err, "vigie: invalid alarm (3 problems): "));
+	assert_non_null(strstr(r.err, "comparison: must be one of gt, ge, lt, le, eq, ne"));
+	assert_non_null(strstr(r.err, "; period: must be 60, 300, 3600"));
+	assert_non_null(strstr(r.err, "name: "));
+	assert_non_null(strstr(r.err, " (HTTP 400)\n"));
+	run_free(&r);
+
+	/* one invalid field: the API's message already names it */
+	r = vrun("alarms", "create", "--file",
+		 write_file("bad1.json", "{\"name\":\"x\",\"metric\":\"cpu.util\","
+			    "\"resource\":\"vm1\",\"comparison\":\"bigger\","
+			    "\"threshold\":1}"), NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_string_equal(r.err, "vigie: invalid alarm: comparison: must be one of "
+			    "gt, ge, lt, le, eq, ne (HTTP 400)\n");
+	run_free(&r);
+
+	/* the same name again */
+	r = vrun("alarms", "create", "--file", write_file("cpu.json", def_cpu), NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_non_null(strstr(r.err, "already exists"));
+	assert_non_null(strstr(r.err, "(HTTP 409)"));
+	run_free(&r);
+
+	/* a file that is not JSON, or missing: usage errors naming the file */
+	r = vrun("alarms", "create", "--file", write_file("typo.json", "{\"name\":\n"), NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	assert_non_null(strstr(r.err, "typo.json: not valid JSON (line 2"));
+	run_free(&r);
+	r = vrun("alarms", "create", "--file", write_file("arr.json", "[1]"), NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	assert_non_null(strstr(r.err, "must be a JSON object"));
+	run_free(&r);
+	r = vrun("alarms", "create", "--file", "/nonexistent/def.json", NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	assert_non_null(strstr(r.err, "cannot read /nonexistent/def.json"));
+	run_free(&r);
+
+	r = vrun("alarms", "show", "ghost", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_string_equal(r.err, "vigie: no alarm 'ghost' (HTTP 404)\n");
+	run_free(&r);
+
+	/* deleting an alarm a composite uses */
+	r = vrun("alarms", "delete", "cpu-high", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_non_null(strstr(r.err, "vigie: in use: alarm 'cpu-high' is used by "
+			       "composite alarm(s) web-down"));
+	run_free(&r);
+
+	/* usage errors, before any request */
+	static const char *const bad[][5] = {
+		{"alarms", NULL},
+		{"alarms", "frob", NULL},
+		{"alarms", "show", NULL},
+		{"alarms", "show", "a", "b", NULL},
+		{"alarms", "create", NULL},
+		{"alarms", "list", "--state", "bogus", NULL},
+		{"alarms", "show", "a", "--state", "ok"},
+		{"alarms", "history", "a", "--limit", "0"},
+		{"alarms", "list", "--bogus", NULL},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = vrun(bad[i][0], bad[i][1], bad[i][2], bad[i][3], bad[i][4], NULL);
+		assert_int_equal(r.rc, VG_EXIT_USAGE);
+		assert_int_equal(lines(r.err), 1);
+		assert_string_equal(r.out, "");
+		run_free(&r);
+	}
+
+	/* --help everywhere */
+	static const char *const subs[] = {"list", "show", "create", "update",
+					   "delete", "enable", "disable",
+					   "history", "watch"};
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		char want[64];
+		r = vrun("alarms", subs[i], "--help", NULL);
+		assert_int_equal(r.rc, VG_EXIT_OK);
+		snprintf(want, sizeof(want), "usage: vigie alarms %s", subs[i]);
+		assert_non_null(strstr(r.out, want));
+		run_free(&r);
+	}
+	r = vrun("alarms", "--help", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "vigie alarms watch"));
+	run_free(&r);
+
+	/* nobody listening: 3 */
+	char *argv[] = {"vigie", "--api", "http://127.0.0.1:1", "alarms", "list", NULL};
+	char *o = NULL, *e = NULL;
+	size_t ol, el;
+	FILE *out = open_memstream(&o, &ol), *err = open_memstream(&e, &el);
+	assert_int_equal(vg_cli_run(5, argv, out, err), VG_EXIT_CONNECT);
+	fclose(out);
+	fclose(err);
+	assert_non_null(strstr(e, "cannot reach the API"));
+	free(o);
+	free(e);
+}
+
+/* ---- enable/disable, update, history, watch, delete --------------------------- */
+
+struct watch_run {
+	pthread_t th;
+	struct run r;
+	int done;
+};
+
+static void *watch_thread(void *arg)
+{
+	struct watch_run *w = arg;
+
+	w->r = vrun("alarms", "watch", "--count", "1", NULL);
+	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_lifecycle(void **state)
+{
+	struct vg_alarm_hub_stats hs;
+	struct watch_run w = {0};
+	int64_t t0 = (vg_now_ms() - 3600 * 1000) / MIN * MIN;
+	struct run r;
+
+	(void)state;
+	r = vrun("alarms", "disable", "cpu-high", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_string_equal(r.out, "disabled alarm cpu-high\n");
+	run_free(&r);
+	r = vrun("alarms", "list", "--json", NULL);
+	assert_non_null(strstr(r.out, "\"enabled\": false"));
+	run_free(&r);
+	r = vrun("alarms", "enable", "cpu-high", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_string_equal(r.out, "enabled alarm cpu-high\n");
+	run_free(&r);
+
+	r = vrun("alarms", "update", "cpu-high", "--patch", "--file",
+		 write_file("patch.json", "{\"threshold\": 95}"), NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "updated alarm cpu-high (id "));
+	run_free(&r);
+	r = vrun("alarms", "show", "cpu-high", NULL);
+	assert_non_null(strstr(r.out, "Condition        gt 95\n"));
+	run_free(&r);
+	/* PUT replaces: a partial definition is refused */
+	r = vrun("alarms", "update", "cpu-high", "--file",
+		 write_file("patch.json", "{\"threshold\": 95}"), NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_non_null(strstr(r.err, "metric: is required"));
+	run_free(&r);
+
+	/* watch: one line for the transition a batch causes */
+	assert_int_equal(pthread_create(&w.th, NULL, watch_thread, &w), 0);
+	for (int i = 0; i < 100; i++) {
+		vg_alarm_hub_get_stats(g.hub, &hs);
+		if (hs.subscribers > 0)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(hs.subscribers, 1);
+	sample(t0, 99);
+	sample(t0 + MIN, 99); /* closes both periods: insufficient -> alarm */
+	for (int i = 0; i < 100 && !__atomic_load_n(&w.done, __ATOMIC_SEQ_CST); i++)
+		usleep(50 * 1000);
+	if (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST))
+		kill(getpid(), SIGINT); /* watch's handler ends it */
+	pthread_join(w.th, NULL);
+	assert_int_equal(w.r.rc, VG_EXIT_OK);
+	assert_int_equal(lines(w.r.out), 1);
+	assert_non_null(strstr(w.r.out, " default/cpu-high critical "
+				       "insufficient_data -> alarm on vm1: "));
+	assert_non_null(strstr(w.r.out, "greater than the threshold (95.0)"));
+	run_free(&w.r);
+
+	r = vrun("alarms", "list", "--state", "alarm", NULL);
+	assert_non_null(strstr(r.out, "\ncpu-high  default  alarm"));
+	run_free(&r);
+
+	r = vrun("alarms", "history", "cpu-high", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "TIME                  TYPE"));
+	assert_non_null(strstr(r.out, "  creation    -         average cpu.util gt 90, 1 of 1 x 60 s\n"));
+	assert_non_null(strstr(r.out, "  disabled    -         -\n"));
+	assert_non_null(strstr(r.out, "  enabled     -         -\n"));
+	assert_non_null(strstr(r.out, "  update      -         average cpu.util gt 95, 1 of 1 x 60 s\n"));
+	assert_non_null(strstr(r.out, "  transition  vm1       insufficient_data -> alarm: "));
+	run_free(&r);
+	r = vrun("alarms", "history", "cpu-high", "--type", "transition", "--json", NULL);
+	json_t *j = json_loads(r.out, 0, NULL);
+	assert_int_equal(json_array_size(json_object_get(j, "history")), 1);
+	json_decref(j);
+	run_free(&r);
+	r = vrun("alarms", "history", "cpu-high", "--limit", "2", NULL);
+	assert_int_equal(lines(r.out), 3);
+	run_free(&r);
+	r = vrun("alarms", "history", "cpu-high", "--start", "yesterday", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_non_null(strstr(r.err, "start: not a time"));
+	run_free(&r);
+
+	r = vrun("alarms", "delete", "web-down", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_string_equal(r.out, "deleted alarm web-down\n");
+	run_free(&r);
+	r = vrun("alarms", "show", "web-down", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	run_free(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_list_show),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_lifecycle),
+	};
+
+	unsetenv("VIGIE_API");
+	unsetenv("VIGIE_TOKEN");
+	vg_log_init("cli_alarms_test", VG_LOG_ERROR);
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
