@@ -57,6 +57,8 @@ UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps demo check unit-tests bench fuzz install clean format
+# Keep objects of tests and benches (make would delete them as intermediates).
+.SECONDARY:
 all: $(BINS)
 
 deps:

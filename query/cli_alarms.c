@@ -276,12 +276,6 @@ int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv)
 
 /* ---- helpers ------------------------------------------------------------------- */
 
-static void print_json(struct vg_cli *c, json_t *j)
-{
-	json_dumpf(j, c->out, JSON_INDENT(2));
-	fputc('\n', c->out);
-}
-
 /* "/v1/alarms/<escaped ref><suffix>", malloc'd or NULL. */
 static char *alarm_path(const char *ref, const char *suffix)
 {
@@ -443,7 +437,7 @@ static int sub_list(struct vg_cli *c, struct args *a)
 	}
 	if (a->json) {
 		json_t *doc = json_pack("{s:o,s:n}", "alarms", all, "next");
-		print_json(c, doc);
+		vg_cli_print_json(c, doc);
 		json_decref(doc);
 		return VG_EXIT_OK;
 	}
@@ -549,7 +543,7 @@ static int sub_show(struct vg_cli *c, struct args *a)
 	if (rc)
 		return rc;
 	if (a->json) {
-		print_json(c, j);
+		vg_cli_print_json(c, j);
 		json_decref(j);
 		return VG_EXIT_OK;
 	}
@@ -631,7 +625,7 @@ static int sub_create(struct vg_cli *c, struct args *a)
 	if (rc)
 		return rc;
 	if (a->json)
-		print_json(c, j);
+		vg_cli_print_json(c, j);
 	else
 		fprintf(c->out, "created alarm %s (id %s) in project %s\n",
 			str(j, "name") ? str(j, "name") : "?",
@@ -659,7 +653,7 @@ static int sub_update(struct vg_cli *c, struct args *a)
 	if (rc)
 		return rc;
 	if (a->json)
-		print_json(c, j);
+		vg_cli_print_json(c, j);
 	else
 		fprintf(c->out, "updated alarm %s (id %s)\n",
 			str(j, "name") ? str(j, "name") : "?",
@@ -681,7 +675,7 @@ static int sub_delete(struct vg_cli *c, struct args *a)
 	if (rc)
 		return rc;
 	if (a->json)
-		print_json(c, j);
+		vg_cli_print_json(c, j);
 	else
 		fprintf(c->out, "deleted alarm %s\n", a->ref);
 	json_decref(j);
@@ -702,7 +696,7 @@ static int sub_enable(struct vg_cli *c, struct args *a)
 	if (rc)
 		return rc;
 	if (a->json)
-		print_json(c, j);
+		vg_cli_print_json(c, j);
 	else
 		fprintf(c->out, "%s alarm %s\n", enable ? "enabled" : "disabled",
 			str(j, "name") ? str(j, "name") : a->ref);
@@ -816,7 +810,7 @@ static int sub_history(struct vg_cli *c, struct args *a)
 	}
 	if (a->json) {
 		json_t *doc = json_pack("{s:o,s:n}", "history", all, "next");
-		print_json(c, doc);
+		vg_cli_print_json(c, doc);
 		json_decref(doc);
 		return VG_EXIT_OK;
 	}

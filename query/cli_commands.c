@@ -19,51 +19,16 @@
 #include "vigie/cli.h"
 #include "vigie/clock.h"
 
-#define OPT_API 'A'
-#define OPT_TOKEN 'T'
-#define OPT_JSON 'j'
-#define OPT_HELP 'h'
+#define VG_CLI_OPT_API 'A'
+#define VG_CLI_OPT_TOKEN 'T'
+#define VG_CLI_OPT_JSON 'j'
+#define VG_CLI_OPT_HELP 'h'
 
-#define COMMON_OPTS                                            \
-	{"api", required_argument, NULL, OPT_API},             \
-	{"token", required_argument, NULL, OPT_TOKEN},         \
-	{"json", no_argument, NULL, OPT_JSON},                 \
-	{"help", no_argument, NULL, OPT_HELP}
-
-/* Options every command takes. Returns -1 when handled, else an exit
- * code to return (usage error). */
-static int common_opt(struct vg_cli *c, const char *cmd, int o, char **argv)
-{
-	switch (o) {
-	case OPT_API:
-		c->api = optarg;
-		return -1;
-	case OPT_TOKEN:
-		c->token = optarg;
-		return -1;
-	case ':':
-		fprintf(c->err, "%s %s: option '%s' needs a value\n", c->prog,
-			cmd, argv[optind - 1]);
-		return VG_EXIT_USAGE;
-	default:
-		fprintf(c->err, "%s %s: unknown option '%s' (see '%s %s --help')\n",
-			c->prog, cmd, argv[optind - 1], c->prog, cmd);
-		return VG_EXIT_USAGE;
-	}
-}
-
-static void begin_opts(void)
-{
-	optind = 0;
-	opterr = 0;
-}
-
-static void print_json(struct vg_cli *c, json_t *j)
-{
-	json_dumpf(j, c->out, JSON_INDENT(2));
-	fputc('\n', c->out);
-}
-
+#define VG_CLI_COMMON_OPTS                                            \
+	{"api", required_argument, NULL, VG_CLI_OPT_API},             \
+	{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},         \
+	{"json", no_argument, NULL, VG_CLI_OPT_JSON},                 \
+	{"help", no_argument, NULL, VG_CLI_OPT_HELP}
 /* A JSON field as text for a table cell (NULL for null/missing). */
 static const char *field(json_t *obj, const char *key, char *buf, size_t len)
 {
@@ -87,22 +52,22 @@ static const char *field(json_t *obj, const char *key, char *buf, size_t len)
 
 int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {VG_CLI_COMMON_OPTS, {NULL, 0, NULL, 0}};
 	int o, json = 0, rc;
 	json_t *j;
 	char b1[64], b2[64], b3[64];
 
-	begin_opts();
+	vg_cli_begin_opts();
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (o == OPT_JSON) {
+		if (o == VG_CLI_OPT_JSON) {
 			json = 1;
-		} else if (o == OPT_HELP) {
+		} else if (o == VG_CLI_OPT_HELP) {
 			fprintf(c->out,
 				"usage: %s health [--json]\n\n"
 				"Ask the API whether it is up (GET /v1/health).\n",
 				c->prog);
 			return VG_EXIT_OK;
-		} else if ((rc = common_opt(c, "health", o, argv)) >= 0) {
+		} else if ((rc = vg_cli_common_opt(c, "health", o, argv)) >= 0) {
 			return rc;
 		}
 	}
@@ -115,7 +80,7 @@ int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv)
 	if (rc)
 		return rc;
 	if (json) {
-		print_json(c, j);
+		vg_cli_print_json(c, j);
 	} else {
 		const char *st = field(j, "status", b1, sizeof(b1));
 		const char *ver = field(j, "version", b2, sizeof(b2));
@@ -135,7 +100,7 @@ int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv)
 int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		COMMON_OPTS,
+		VG_CLI_COMMON_OPTS,
 		{"type", required_argument, NULL, 't'},
 		{"host", required_argument, NULL, 'H'},
 		{"project", required_argument, NULL, 'p'},
@@ -153,7 +118,7 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 	char *end, cursor[1024] = "", pagebuf[24];
 	json_t *all;
 
-	begin_opts();
+	vg_cli_begin_opts();
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (o) {
 		case 't': type = optarg; break;
@@ -171,8 +136,8 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 				return VG_EXIT_USAGE;
 			}
 			break;
-		case OPT_JSON: json = 1; break;
-		case OPT_HELP:
+		case VG_CLI_OPT_JSON: json = 1; break;
+		case VG_CLI_OPT_HELP:
 			fprintf(c->out,
 				"usage: %s resources [--type T] [--host H] "
 				"[--project P] [--name N]\n"
@@ -186,7 +151,7 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 				c->prog);
 			return VG_EXIT_OK;
 		default:
-			if ((rc = common_opt(c, "resources", o, argv)) >= 0)
+			if ((rc = vg_cli_common_opt(c, "resources", o, argv)) >= 0)
 				return rc;
 			rc = VG_EXIT_OK;
 		}
@@ -233,7 +198,7 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 	}
 	if (json) {
 		json_t *doc = json_pack("{s:o,s:n}", "resources", all, "next");
-		print_json(c, doc);
+		vg_cli_print_json(c, doc);
 		json_decref(doc);
 		return VG_EXIT_OK;
 	}
@@ -269,7 +234,7 @@ static int cmp_str(const void *a, const void *b)
 
 int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {VG_CLI_COMMON_OPTS, {NULL, 0, NULL, 0}};
 	static const struct {
 		const char *key, *label;
 	} fields[] = {
@@ -284,18 +249,18 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 	json_t *j, *kids = NULL;
 	char buf[128], *esc, *path;
 
-	begin_opts();
+	vg_cli_begin_opts();
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (o == OPT_JSON) {
+		if (o == VG_CLI_OPT_JSON) {
 			json = 1;
-		} else if (o == OPT_HELP) {
+		} else if (o == VG_CLI_OPT_HELP) {
 			fprintf(c->out,
 				"usage: %s show RESOURCE [--json]\n\n"
 				"One resource: identity, attributes, its metrics "
 				"with their last raw values,\nand its children "
 				"(disks, NICs).\n", c->prog);
 			return VG_EXIT_OK;
-		} else if ((rc = common_opt(c, "show", o, argv)) >= 0) {
+		} else if ((rc = vg_cli_common_opt(c, "show", o, argv)) >= 0) {
 			return rc;
 		}
 	}
@@ -321,7 +286,7 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 	}
 	if (json) {
 		free(esc);
-		print_json(c, j);
+		vg_cli_print_json(c, j);
 		json_decref(j);
 		return VG_EXIT_OK;
 	}
@@ -485,7 +450,7 @@ static int print_sparkline(struct vg_cli *c, json_t *j, const char *res,
 int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		COMMON_OPTS,
+		VG_CLI_COMMON_OPTS,
 		{"start", required_argument, NULL, 's'},
 		{"end", required_argument, NULL, 'e'},
 		{"granularity", required_argument, NULL, 'g'},
@@ -497,7 +462,7 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 	int o, json = 0, rc, spark = 0;
 	json_t *j;
 
-	begin_opts();
+	vg_cli_begin_opts();
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': start = optarg; break;
@@ -505,8 +470,8 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 		case 'g': gran = optarg; break;
 		case 'a': agg = optarg; break;
 		case 'S': spark = 1; break;
-		case OPT_JSON: json = 1; break;
-		case OPT_HELP:
+		case VG_CLI_OPT_JSON: json = 1; break;
+		case VG_CLI_OPT_HELP:
 			fprintf(c->out,
 				"usage: %s measures RESOURCE METRIC [--start T] "
 				"[--end T]\n"
@@ -523,7 +488,7 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 				c->prog);
 			return VG_EXIT_OK;
 		default:
-			if ((rc = common_opt(c, "measures", o, argv)) >= 0)
+			if ((rc = vg_cli_common_opt(c, "measures", o, argv)) >= 0)
 				return rc;
 		}
 	}
@@ -560,7 +525,7 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 	if (rc)
 		return rc;
 	if (json) {
-		print_json(c, j);
+		vg_cli_print_json(c, j);
 		json_decref(j);
 		return VG_EXIT_OK;
 	}

@@ -28,48 +28,16 @@
 
 #include "vigie/cli.h"
 
-#define OPT_API 'A'
-#define OPT_TOKEN 'T'
-#define OPT_JSON 'j'
-#define OPT_HELP 'h'
+#define VG_CLI_OPT_API 'A'
+#define VG_CLI_OPT_TOKEN 'T'
+#define VG_CLI_OPT_JSON 'j'
+#define VG_CLI_OPT_HELP 'h'
 
-#define COMMON_OPTS                                            \
-	{"api", required_argument, NULL, OPT_API},             \
-	{"token", required_argument, NULL, OPT_TOKEN},         \
-	{"json", no_argument, NULL, OPT_JSON},                 \
-	{"help", no_argument, NULL, OPT_HELP}
-
-static int common_opt(struct vg_cli *c, const char *cmd, int o, char **argv)
-{
-	switch (o) {
-	case OPT_API:
-		c->api = optarg;
-		return -1;
-	case OPT_TOKEN:
-		c->token = optarg;
-		return -1;
-	case ':':
-		fprintf(c->err, "%s %s: option '%s' needs a value\n", c->prog,
-			cmd, argv[optind - 1]);
-		return VG_EXIT_USAGE;
-	default:
-		fprintf(c->err, "%s %s: unknown option '%s' (see '%s %s --help')\n",
-			c->prog, cmd, argv[optind - 1], c->prog, cmd);
-		return VG_EXIT_USAGE;
-	}
-}
-
-static void begin_opts(void)
-{
-	optind = 0;
-	opterr = 0;
-}
-
-static void print_json(struct vg_cli *c, json_t *j)
-{
-	json_dumpf(j, c->out, JSON_INDENT(2));
-	fputc('\n', c->out);
-}
+#define VG_CLI_COMMON_OPTS                                            \
+	{"api", required_argument, NULL, VG_CLI_OPT_API},             \
+	{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},         \
+	{"json", no_argument, NULL, VG_CLI_OPT_JSON},                 \
+	{"help", no_argument, NULL, VG_CLI_OPT_HELP}
 
 static const char *str(json_t *o, const char *k)
 {
@@ -168,7 +136,7 @@ size_t vg_cli_sparkline(const double *v, size_t n, size_t width, char *out,
 int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		COMMON_OPTS,
+		VG_CLI_COMMON_OPTS,
 		{"start", required_argument, NULL, 's'},
 		{"end", required_argument, NULL, 'e'},
 		{"period", required_argument, NULL, 'p'},
@@ -182,7 +150,7 @@ int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv)
 	int o, json = 0, rc;
 	json_t *j;
 
-	begin_opts();
+	vg_cli_begin_opts();
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': start = optarg; break;
@@ -190,8 +158,8 @@ int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv)
 		case 'p': period = optarg; break;
 		case 'g': gran = optarg; break;
 		case 'S': stats = optarg; break;
-		case OPT_JSON: json = 1; break;
-		case OPT_HELP:
+		case VG_CLI_OPT_JSON: json = 1; break;
+		case VG_CLI_OPT_HELP:
 			fprintf(c->out,
 				"usage: %s stats RESOURCE METRIC [--period SECONDS] "
 				"[--start T] [--end T]\n"
@@ -206,7 +174,7 @@ int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv)
 				c->prog);
 			return VG_EXIT_OK;
 		default:
-			if ((rc = common_opt(c, "stats", o, argv)) >= 0)
+			if ((rc = vg_cli_common_opt(c, "stats", o, argv)) >= 0)
 				return rc;
 		}
 	}
@@ -231,7 +199,7 @@ int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv)
 	if (rc)
 		return rc;
 	if (json) {
-		print_json(c, j);
+		vg_cli_print_json(c, j);
 		json_decref(j);
 		return VG_EXIT_OK;
 	}
@@ -292,15 +260,15 @@ static int cmp_str(const void *a, const void *b)
 
 int vg_cli_cmd_latest(struct vg_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {COMMON_OPTS, {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {VG_CLI_COMMON_OPTS, {NULL, 0, NULL, 0}};
 	int o, json = 0, rc;
 	json_t *j;
 
-	begin_opts();
+	vg_cli_begin_opts();
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (o == OPT_JSON) {
+		if (o == VG_CLI_OPT_JSON) {
 			json = 1;
-		} else if (o == OPT_HELP) {
+		} else if (o == VG_CLI_OPT_HELP) {
 			fprintf(c->out,
 				"usage: %s latest RESOURCE [--json]\n\n"
 				"The newest value of every metric of a resource: a "
@@ -308,7 +276,7 @@ int vg_cli_cmd_latest(struct vg_cli *c, int argc, char **argv)
 				"per second (its running total with --json).\n",
 				c->prog);
 			return VG_EXIT_OK;
-		} else if ((rc = common_opt(c, "latest", o, argv)) >= 0) {
+		} else if ((rc = vg_cli_common_opt(c, "latest", o, argv)) >= 0) {
 			return rc;
 		}
 	}
@@ -325,7 +293,7 @@ int vg_cli_cmd_latest(struct vg_cli *c, int argc, char **argv)
 	if (rc)
 		return rc;
 	if (json) {
-		print_json(c, j);
+		vg_cli_print_json(c, j);
 		json_decref(j);
 		return VG_EXIT_OK;
 	}
@@ -448,7 +416,7 @@ static void top_print(struct vg_cli *c, json_t *j, int live, const char *now)
 int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		COMMON_OPTS,
+		VG_CLI_COMMON_OPTS,
 		{"metric", required_argument, NULL, 'm'},
 		{"type", required_argument, NULL, 't'},
 		{"host", required_argument, NULL, 'H'},
@@ -469,7 +437,7 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 	char *end;
 	struct sigaction sa, old_int, old_term;
 
-	begin_opts();
+	vg_cli_begin_opts();
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'm': metric = optarg; break;
@@ -496,8 +464,8 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 				return VG_EXIT_USAGE;
 			}
 			break;
-		case OPT_JSON: json = 1; break;
-		case OPT_HELP:
+		case VG_CLI_OPT_JSON: json = 1; break;
+		case VG_CLI_OPT_HELP:
 			fprintf(c->out,
 				"usage: %s top [--metric M] [--type T] [--host H] "
 				"[--project P] [--flavor F]\n"
@@ -512,7 +480,7 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 				c->prog);
 			return VG_EXIT_OK;
 		default:
-			if ((rc = common_opt(c, "top", o, argv)) >= 0)
+			if ((rc = vg_cli_common_opt(c, "top", o, argv)) >= 0)
 				return rc;
 			rc = VG_EXIT_OK;
 		}
@@ -563,7 +531,7 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 		gmtime_r(&tt, &tm);
 		strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		if (json)
-			print_json(c, j);
+			vg_cli_print_json(c, j);
 		else
 			top_print(c, j, live, now);
 		json_decref(j);
@@ -583,7 +551,7 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		COMMON_OPTS,
+		VG_CLI_COMMON_OPTS,
 		{"aggregation", required_argument, NULL, 'a'},
 		{"type", required_argument, NULL, 't'},
 		{"host", required_argument, NULL, 'H'},
@@ -603,7 +571,7 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 	int o, json = 0, rc;
 	json_t *j;
 
-	begin_opts();
+	vg_cli_begin_opts();
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'a': agg = optarg; break;
@@ -615,8 +583,8 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 		case 's': start = optarg; break;
 		case 'e': end = optarg; break;
 		case 'g': gran = optarg; break;
-		case OPT_JSON: json = 1; break;
-		case OPT_HELP:
+		case VG_CLI_OPT_JSON: json = 1; break;
+		case VG_CLI_OPT_HELP:
 			fprintf(c->out,
 				"usage: %s aggregate METRIC [--aggregation "
 				"mean|sum|min|max] [--type T]\n"
@@ -629,7 +597,7 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 				"column per group.\n", c->prog);
 			return VG_EXIT_OK;
 		default:
-			if ((rc = common_opt(c, "aggregate", o, argv)) >= 0)
+			if ((rc = vg_cli_common_opt(c, "aggregate", o, argv)) >= 0)
 				return rc;
 		}
 	}
@@ -656,7 +624,7 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 	if (rc)
 		return rc;
 	if (json) {
-		print_json(c, j);
+		vg_cli_print_json(c, j);
 		json_decref(j);
 		return VG_EXIT_OK;
 	}
@@ -740,9 +708,9 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"api", required_argument, NULL, OPT_API},
-		{"token", required_argument, NULL, OPT_TOKEN},
-		{"help", no_argument, NULL, OPT_HELP},
+		{"api", required_argument, NULL, VG_CLI_OPT_API},
+		{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},
+		{"help", no_argument, NULL, VG_CLI_OPT_HELP},
 		{"output", required_argument, NULL, 'o'},
 		{"start", required_argument, NULL, 's'},
 		{"end", required_argument, NULL, 'e'},
@@ -759,7 +727,7 @@ int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv)
 	size_t nleg = 0;
 	int o, rc;
 
-	begin_opts();
+	vg_cli_begin_opts();
 	while ((o = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'o': output = optarg; break;
@@ -777,7 +745,7 @@ int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv)
 			}
 			legends[nleg++] = optarg;
 			break;
-		case OPT_HELP:
+		case VG_CLI_OPT_HELP:
 			fprintf(c->out,
 				"usage: %s graph -o FILE.png RESOURCE METRIC "
 				"[RESOURCE METRIC ...]\n"
@@ -791,7 +759,7 @@ int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv)
 				c->prog);
 			return VG_EXIT_OK;
 		default:
-			if ((rc = common_opt(c, "graph", o, argv)) >= 0)
+			if ((rc = vg_cli_common_opt(c, "graph", o, argv)) >= 0)
 				return rc;
 		}
 	}

@@ -134,4 +134,28 @@ void vg_table_free(struct vg_table *t); /* accepts NULL */
  * beyond 1e15; "-" for NaN. Returns buf. */
 const char *vg_cli_format_value(double v, char *buf, size_t len);
 
+
+/* ---- what every subcommand shares (query/cli_opts.c) -------------------- */
+
+/* getopt_long codes of the options every subcommand takes, and their
+ * table rows (put VG_CLI_COMMON_OPTS in each command's struct option[]). */
+#define VG_CLI_OPT_API 'A'
+#define VG_CLI_OPT_TOKEN 'T'
+#define VG_CLI_OPT_JSON 'j'
+#define VG_CLI_OPT_HELP 'h'
+#define VG_CLI_COMMON_OPTS                                        \
+	{"api", required_argument, NULL, VG_CLI_OPT_API},         \
+	{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},     \
+	{"json", no_argument, NULL, VG_CLI_OPT_JSON},             \
+	{"help", no_argument, NULL, VG_CLI_OPT_HELP}
+
+/* Handle --api/--token and getopt's errors for subcommand cmd. Returns -1
+ * when the option was handled, else an exit code (usage error, message
+ * printed on c->err). */
+int vg_cli_common_opt(struct vg_cli *c, const char *cmd, int o, char **argv);
+/* Reset getopt before parsing a subcommand's arguments. */
+void vg_cli_begin_opts(void);
+/* Print j indented on c->out with a final newline. */
+void vg_cli_print_json(struct vg_cli *c, json_t *j);
+
 #endif
