@@ -1158,6 +1158,10 @@ int vg_http_start(const struct vg_http_options *o,
 		MHD_OPTION_ARRAY, pool,
 		MHD_OPTION_ARRAY, tls,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)s->o.conn_limit,
+		/* one client (address) may hold at most a quarter of the
+		 * connections, so a slow or hostile one cannot lock out others */
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		(unsigned int)(s->o.conn_limit >= 8 ? s->o.conn_limit / 4 : s->o.conn_limit),
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->o.timeout_s,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
