@@ -19,16 +19,6 @@
 #include "vigie/cli.h"
 #include "vigie/clock.h"
 
-#define VG_CLI_OPT_API 'A'
-#define VG_CLI_OPT_TOKEN 'T'
-#define VG_CLI_OPT_JSON 'j'
-#define VG_CLI_OPT_HELP 'h'
-
-#define VG_CLI_COMMON_OPTS                                            \
-	{"api", required_argument, NULL, VG_CLI_OPT_API},             \
-	{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},         \
-	{"json", no_argument, NULL, VG_CLI_OPT_JSON},                 \
-	{"help", no_argument, NULL, VG_CLI_OPT_HELP}
 /* A JSON field as text for a table cell (NULL for null/missing). */
 static const char *field(json_t *obj, const char *key, char *buf, size_t len)
 {

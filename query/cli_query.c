@@ -28,17 +28,6 @@
 
 #include "vigie/cli.h"
 
-#define VG_CLI_OPT_API 'A'
-#define VG_CLI_OPT_TOKEN 'T'
-#define VG_CLI_OPT_JSON 'j'
-#define VG_CLI_OPT_HELP 'h'
-
-#define VG_CLI_COMMON_OPTS                                            \
-	{"api", required_argument, NULL, VG_CLI_OPT_API},             \
-	{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},         \
-	{"json", no_argument, NULL, VG_CLI_OPT_JSON},                 \
-	{"help", no_argument, NULL, VG_CLI_OPT_HELP}
-
 static const char *str(json_t *o, const char *k)
 {
 	return json_string_value(json_object_get(o, k));
