@@ -37,11 +37,17 @@
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 #include "vigie/clock.h"
+#include "vigie/lastval.h"
 #include "vigie/name.h"
 #include "vigie/registry.h"
 
 #define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 2000
+/* How often the receiver writes the newest values of the series that
+ * changed (see lastval.h). At 100,000 series sending every second this
+ * turns 100,000 upserts a second into 100,000 every 10 s; after a kill -9
+ * a last_value may be this old until the series' next sample. */
+#define LASTVAL_FLUSH_MS 10000
 
 /* Filter bits for the cached list statements. */
 enum {
@@ -62,6 +68,7 @@ enum {
 	ST_SEEN,
 	ST_ACK,
 	ST_RES_UPSERT,
+	ST_RES_SEEN,
 	ST_METRIC_UPSERT,
 	ST_GET,
 	ST_METRICS_OF,
@@ -102,7 +109,10 @@ static const char *const sql_text[ST_COUNT] = {
 		"ELSE max(last_seen_ms, ?10) END, "
 		"ended_at_ms = CASE WHEN ?11 THEN coalesce(ended_at_ms, ?10) "
 		"WHEN ended_at_ms IS NOT NULL AND ?10 > ended_at_ms THEN NULL "
-		"ELSE ended_at_ms END",
+		"ELSE ended_at_ms END "
+		"RETURNING first_seen_ms, ended_at_ms IS NOT NULL",
+	[ST_RES_SEEN] = "UPDATE resources SET last_seen_ms = "
+			"max(last_seen_ms, ?2) WHERE id = ?1",
 	[ST_METRIC_UPSERT] =
 		"INSERT INTO metrics(resource_id, name, kind, unit, last_value, "
 		"last_time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
@@ -150,6 +160,14 @@ struct vg_registry {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	sqlite3_stmt *list[F_ALL]; /* by filter mask, prepared on first use */
+	struct vg_lastval *lv;     /* shared by the handles of this data dir */
+	int64_t flushed_ms;        /* monotonic time of the last flush */
+	int wrote;                 /* this handle recorded samples */
+	/* this transaction's work, to undo in lv on rollback */
+	struct vg_lastval_row *rows; /* dirty rows being written */
+	size_t nrows, caprows;
+	void **fres, **fmet;         /* cache entries whose rows it wrote */
+	size_t nfres, capfres, nfmet, capfmet;
 };
 
 static int map_err(int rc)
@@ -302,6 +320,17 @@ int vg_registry_open(const char *data_dir, struct vg_registry **out,
 		vg_registry_close(r);
 		return rc;
 	}
+	{
+		char *real = realpath(data_dir, NULL);
+		r->lv = vg_lastval_open(real ? real : data_dir);
+		free(real);
+	}
+	if (!r->lv) {
+		snprintf(err, errlen, "registry: out of memory");
+		vg_registry_close(r);
+		return -ENOMEM;
+	}
+	r->flushed_ms = vg_monotonic_ms();
 	*out = r;
 	return 0;
 }
@@ -310,6 +339,12 @@ void vg_registry_close(struct vg_registry *r)
 {
 	if (!r)
 		return;
+	if (r->wrote)
+		vg_registry_flush(r); /* best effort: the RRD files have the data */
+	vg_lastval_close(r->lv);
+	free(r->rows);
+	free(r->fres);
+	free(r->fmet);
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(r->st[i]);
 	for (int i = 0; i < F_ALL; i++)
@@ -386,16 +421,77 @@ static char *attrs_json(const struct vg_batch *b, const struct vg_resource *res,
 	return text;
 }
 
-static int update_resource(struct vg_registry *r, const struct vg_batch *b,
-			   const struct vg_resource *res)
+static int push_ptr(void ***v, size_t *n, size_t *cap, void *p)
 {
-	const struct vg_sample *smp = vg_resource_samples(b, res);
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 256;
+		void **nv = realloc(*v, c * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = p;
+	return 0;
+}
+
+/* Upsert one metrics row (the newest value wins). */
+static int write_metric(struct vg_registry *r, const char *id,
+			const char *metric, int kind, const char *unit,
+			double value, int64_t time_ms)
+{
+	sqlite3_stmt *s = stmt(r, ST_METRIC_UPSERT);
+
+	if (!s)
+		return map_err(sqlite3_errcode(r->db));
+	bind_text(s, 1, id);
+	bind_text(s, 2, metric);
+	sqlite3_bind_int(s, 3, kind);
+	bind_text(s, 4, unit);
+	if (isfinite(value))
+		sqlite3_bind_double(s, 5, value);
+	else
+		sqlite3_bind_null(s, 5);
+	sqlite3_bind_int64(s, 6, time_ms);
+	return exec_done(s);
+}
+
+/* 64-bit FNV-1a over the identity a resource row holds; a NULL field
+ * hashes differently from "" (it keeps the row's value, "" replaces it).
+ * Never 0 (0 means "unknown" in the cache). */
+static uint64_t fnv64(uint64_t h, const char *v)
+{
+	if (!v)
+		return (h ^ 0xffu) * 1099511628211ull;
+	for (; *v; v++)
+		h = (h ^ (unsigned char)*v) * 1099511628211ull;
+	return h * 1099511628211ull; /* ^ 0: the terminator */
+}
+
+static uint64_t ident_of(const struct vg_batch *b, const struct vg_resource *res)
+{
+	const struct vg_attr *a = vg_resource_attrs(b, res);
+	uint64_t h = 14695981039346656037ull ^ (uint64_t)res->type;
+	const char *f[] = {b->host, res->name, res->parent, res->project,
+			   res->user, res->flavor};
+
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		h = fnv64(h, f[i]);
+	h = (h ^ res->nattrs) * 1099511628211ull;
+	for (uint32_t i = 0; i < res->nattrs; i++)
+		h = fnv64(fnv64(h, a[i].key), a[i].value);
+	return h ? h : 1;
+}
+
+/* The resource row upsert; the cache learns what the row holds now. */
+static int write_resource(struct vg_registry *r, const struct vg_batch *b,
+			  const struct vg_resource *res, struct vg_lv_res *c,
+			  uint64_t ident)
+{
 	sqlite3_stmt *s;
 	char *attrs;
 	int rc = 0;
 
-	if (!vg_name_valid(res->id) || !vg_rtype_name(res->type))
-		return 0; /* refused by the store too; nothing to register */
 	attrs = attrs_json(b, res, &rc);
 	if (rc)
 		return rc;
@@ -414,50 +510,172 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 	bind_text(s, 9, attrs);
 	sqlite3_bind_int64(s, 10, res->time_ms);
 	sqlite3_bind_int(s, 11, res->state == VG_RSTATE_ENDED);
-	rc = exec_done(s);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) { /* RETURNING first_seen_ms, ended */
+		c->first_seen = sqlite3_column_int64(s, 0);
+		c->ended = (uint8_t)sqlite3_column_int(s, 1);
+		rc = sqlite3_step(s);
+	}
+	sqlite3_reset(s);
 	free(attrs);
-	if (rc)
-		return rc;
+	if (rc != SQLITE_DONE)
+		return map_err(rc ? rc : SQLITE_ERROR);
+	c->ident = ident;
+	if (res->state != VG_RSTATE_ENDED && res->time_ms > c->last_seen)
+		c->last_seen = res->time_ms; /* the row has it */
+	return push_ptr(&r->fres, &r->nfres, &r->capfres, c);
+}
 
-	for (uint32_t i = 0; i < res->nsamples; i++) {
+/* Register one resource of a batch. The fast path (an active resource
+ * whose row already holds this identity, and known metrics) writes
+ * nothing: the new last_seen and values wait in the cache. */
+static int update_resource(struct vg_registry *r, const struct vg_batch *b,
+			   const struct vg_resource *res)
+{
+	const struct vg_sample *smp = vg_resource_samples(b, res);
+	struct vg_lastval *t = r->lv;
+	struct vg_lv_res *c;
+	uint64_t ident;
+	int rc = 0;
+
+	if (!vg_name_valid(res->id) || !vg_rtype_name(res->type))
+		return 0; /* refused by the store too; nothing to register */
+	ident = ident_of(b, res);
+	vg_lastval_lock(t);
+	if (!(c = vg_lastval_res(t, res->id, 1))) {
+		rc = -ENOMEM;
+	} else if (c->ident == ident && !c->ended &&
+		   res->state != VG_RSTATE_ENDED && res->time_ms >= c->first_seen) {
+		rc = vg_lastval_seen(t, c, res->time_ms);
+	} else {
+		rc = write_resource(r, b, res, c, ident);
+	}
+	for (uint32_t i = 0; i < res->nsamples && !rc; i++) {
+		struct vg_lv_metric *m;
 		const struct vg_metric_def *def;
+		const char *unit;
 
 		if (!vg_name_valid(smp[i].metric) || !vg_kind_name(smp[i].kind))
 			continue;
+		if (!(m = vg_lastval_metric(t, c, smp[i].metric, (int)i, 1))) {
+			rc = -ENOMEM;
+			break;
+		}
+		if (m->kind == smp[i].kind) { /* the row exists: memory only */
+			rc = vg_lastval_value(t, m, smp[i].value, res->time_ms);
+			continue;
+		}
 		def = vg_catalog_find(res->type, smp[i].metric);
-		if (!(s = stmt(r, ST_METRIC_UPSERT)))
-			return map_err(sqlite3_errcode(r->db));
-		bind_text(s, 1, res->id);
-		bind_text(s, 2, smp[i].metric);
-		sqlite3_bind_int(s, 3, smp[i].kind);
-		bind_text(s, 4, def && def->unit ? def->unit : "");
-		if (isfinite(smp[i].value))
-			sqlite3_bind_double(s, 5, smp[i].value);
-		else
-			sqlite3_bind_null(s, 5);
-		sqlite3_bind_int64(s, 6, res->time_ms);
-		if ((rc = exec_done(s)))
-			return rc;
+		unit = def && def->unit ? def->unit : "";
+		rc = write_metric(r, res->id, smp[i].metric, smp[i].kind, unit,
+				  smp[i].value, res->time_ms);
+		if (rc || (rc = push_ptr(&r->fmet, &r->nfmet, &r->capfmet, m)))
+			break;
+		m->kind = smp[i].kind;
+		m->unit = unit;
+		if (res->time_ms >= m->time_ms) { /* the row has it */
+			m->value = isfinite(smp[i].value) ? smp[i].value : NAN;
+			m->time_ms = res->time_ms;
+		}
 	}
-	return 0;
+	vg_lastval_unlock(t);
+	return rc;
+}
+
+/* Take every dirty value out of the cache and write it in the open
+ * transaction; on failure undo_lastval puts them back. */
+static int flush_rows(struct vg_registry *r)
+{
+	size_t n;
+	int rc = 0;
+
+	vg_lastval_lock(r->lv);
+	n = vg_lastval_dirty_rows(r->lv);
+	if (r->caprows < n) {
+		struct vg_lastval_row *p = realloc(r->rows, n * sizeof(*p));
+		if (!p) {
+			vg_lastval_unlock(r->lv);
+			return -ENOMEM;
+		}
+		r->rows = p;
+		r->caprows = n;
+	}
+	r->nrows = vg_lastval_take_dirty(r->lv, r->rows);
+	vg_lastval_unlock(r->lv);
+	/* names live as long as the cache and values are snapshots: no lock
+	 * is needed while writing (only this thread changes kinds and units) */
+	for (size_t i = 0; i < r->nrows && !rc; i++) {
+		const struct vg_lastval_row *w = &r->rows[i];
+		sqlite3_stmt *s;
+
+		if (w->m) {
+			rc = write_metric(r, w->res->id, w->m->name, w->m->kind,
+					  w->m->unit, w->value, w->time_ms);
+			continue;
+		}
+		if (!(s = stmt(r, ST_RES_SEEN)))
+			return map_err(sqlite3_errcode(r->db));
+		bind_text(s, 1, w->res->id);
+		sqlite3_bind_int64(s, 2, w->time_ms);
+		rc = exec_done(s);
+	}
+	return rc;
+}
+
+/* The transaction rolled back: the cache must not believe the rows it
+ * wrote exist, and the values it took must be written again. */
+static void undo_lastval(struct vg_registry *r)
+{
+	vg_lastval_lock(r->lv);
+	vg_lastval_redirty(r->lv, r->rows, r->nrows);
+	for (size_t i = 0; i < r->nfres; i++)
+		((struct vg_lv_res *)r->fres[i])->ident = 0;
+	for (size_t i = 0; i < r->nfmet; i++)
+		((struct vg_lv_metric *)r->fmet[i])->kind = -1;
+	vg_lastval_unlock(r->lv);
+	r->flushed_ms = 0; /* retry the taken values with the next batch */
+}
+
+/* One transaction: the due flush, then the batch (NULL: flush only). */
+static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
+			  int flush)
+{
+	int rc;
+
+	r->nrows = r->nfres = r->nfmet = 0;
+	if ((rc = exec_simple(r, ST_BEGIN)))
+		return rc;
+	if (flush)
+		rc = flush_rows(r);
+	for (size_t i = 0; b && !rc && i < b->nres; i++)
+		rc = update_resource(r, b, &b->res[i]);
+	if (!rc)
+		rc = exec_simple(r, ST_COMMIT);
+	if (rc) {
+		if (!sqlite3_get_autocommit(r->db))
+			exec_simple(r, ST_ROLLBACK);
+		undo_lastval(r);
+	} else if (flush) {
+		r->flushed_ms = vg_monotonic_ms();
+	}
+	r->nrows = r->nfres = r->nfmet = 0;
+	return rc;
 }
 
 int vg_registry_update(struct vg_registry *r, const struct vg_batch *b)
 {
-	int rc;
-
 	if (!r || !b || !b->host)
 		return -EINVAL;
-	if ((rc = exec_simple(r, ST_BEGIN)))
-		return rc;
-	for (size_t i = 0; i < b->nres; i++)
-		if ((rc = update_resource(r, b, &b->res[i])))
-			break;
-	if (!rc)
-		rc = exec_simple(r, ST_COMMIT);
-	if (rc && !sqlite3_get_autocommit(r->db))
-		exec_simple(r, ST_ROLLBACK);
-	return rc;
+	r->wrote = 1;
+	return in_transaction(r, b,
+			      vg_monotonic_ms() - r->flushed_ms >= LASTVAL_FLUSH_MS);
+}
+
+int vg_registry_flush(struct vg_registry *r)
+{
+	if (!r)
+		return -EINVAL;
+	return in_transaction(r, NULL, 1);
 }
 
 static int consumer_batch(void *ctx, const struct vg_batch *b)
@@ -498,6 +716,7 @@ static json_t *col_time(sqlite3_stmt *s, int i)
 static int metrics_json(struct vg_registry *r, const char *id, json_t **out)
 {
 	sqlite3_stmt *s = stmt(r, ST_METRICS_OF);
+	struct vg_lv_res *c;
 	json_t *m;
 	int rc;
 
@@ -506,25 +725,38 @@ static int metrics_json(struct vg_registry *r, const char *id, json_t **out)
 	if (!(m = json_object()))
 		return -ENOMEM;
 	bind_text(s, 1, id);
+	vg_lastval_lock(r->lv);
+	c = vg_lastval_res(r->lv, id, 0);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(s, 0);
 		const char *kind = vg_kind_name(sqlite3_column_int(s, 1));
 		json_t *e = json_object();
 		double v = sqlite3_column_double(s, 3);
+		int64_t t = sqlite3_column_int64(s, 4);
+		struct vg_lv_metric *lm;
+		char buf[32];
 
 		if (!e) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
+		if (sqlite3_column_type(s, 3) == SQLITE_NULL)
+			v = NAN;
+		/* a newer value not yet written to the database */
+		if (c && (lm = vg_lastval_metric(r->lv, c, name, -1, 0)) &&
+		    lm->time_ms > t) {
+			v = lm->value;
+			t = lm->time_ms;
+		}
 		json_object_set_new(e, "unit", col_text(s, 2));
 		json_object_set_new(e, "kind", kind ? json_string(kind) : json_null());
 		json_object_set_new(e, "last_value",
-				    sqlite3_column_type(s, 3) == SQLITE_NULL ||
-						    !isfinite(v)
-					    ? json_null()
-					    : json_real(v));
-		json_object_set_new(e, "last_time", col_time(s, 4));
-		json_object_set_new(m, (const char *)sqlite3_column_text(s, 0), e);
+				    isfinite(v) ? json_real(v) : json_null());
+		json_object_set_new(e, "last_time",
+				    json_string(vg_time_format(t, buf, sizeof(buf))));
+		json_object_set_new(m, name, e);
 	}
+	vg_lastval_unlock(r->lv);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
 		json_decref(m);
@@ -560,7 +792,19 @@ static int resource_json(struct vg_registry *r, sqlite3_stmt *s, json_t **out)
 						? "active"
 						: "ended"));
 	json_object_set_new(o, "first_seen", col_time(s, 9));
-	json_object_set_new(o, "last_seen", col_time(s, 10));
+	{ /* a newer last_seen not yet written to the database */
+		struct vg_lv_res *c;
+		int64_t seen = sqlite3_column_int64(s, 10);
+		char buf[32];
+
+		vg_lastval_lock(r->lv);
+		c = vg_lastval_res(r->lv, id, 0);
+		if (c && c->last_seen > seen)
+			seen = c->last_seen;
+		vg_lastval_unlock(r->lv);
+		json_object_set_new(o, "last_seen",
+				    json_string(vg_time_format(seen, buf, sizeof(buf))));
+	}
 	json_object_set_new(o, "ended_at", col_time(s, 11));
 	if (attrs)
 		a = json_loads(attrs, 0, NULL);

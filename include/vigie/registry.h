@@ -8,7 +8,10 @@
  * batches across collector restarts.
  *
  * The database is in WAL mode: one writer (the receiver thread) and any
- * number of readers proceed together. A handle is used by one thread at a
+ * number of readers proceed together. Metric rows are written when a
+ * (resource, metric) is new to the process; newer values are kept in
+ * memory, shared by all handles of the data directory (lastval.h), and
+ * written every 10 s, so readers always see the newest value. A handle is used by one thread at a
  * time: open one handle per thread.
  */
 #ifndef VIGIE_REGISTRY_H
@@ -43,6 +46,11 @@ int vg_registry_commit(struct vg_registry *r, const char *host,
  * (-EAGAIN when the database is busy or the disk is full). */
 int vg_registry_update(struct vg_registry *r, const struct vg_batch *b);
 struct vg_consumer vg_registry_consumer(struct vg_registry *r);
+/* Write the newest values that vg_registry_update kept in memory (every
+ * handle of the process reads them already; this makes them durable). The
+ * update path does it every 10 s and closing a handle that updated does it
+ * too. 0 or -errno. */
+int vg_registry_flush(struct vg_registry *r);
 
 struct vg_resource_filter {
 	const char *type;    /* "instance", ... or NULL */

@@ -351,6 +351,112 @@ static void test_two_handles(void **state)
 	vg_registry_close(NULL);
 }
 
+/* The value of cpu.time of inst-1 as stored in registry.db's row (what a
+ * restarted collector would start from), or -1 when there is no row. */
+static double row_value(const char *dir)
+{
+	char path[128];
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	double v = -1;
+
+	snprintf(path, sizeof(path), "%s/registry.db", dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+		"SELECT last_value FROM metrics WHERE resource_id = 'inst-1' "
+		"AND name = 'cpu.time'", -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_double(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+static double api_value(struct vg_registry *r)
+{
+	json_t *o, *m;
+	double v;
+
+	assert_int_equal(vg_registry_get(r, "inst-1", &o), 0);
+	m = json_object_get(json_object_get(o, "metrics"), "cpu.time");
+	v = json_real_value(json_object_get(m, "last_value"));
+	json_decref(o);
+	return v;
+}
+
+/* Newer values of known series wait in memory: another handle (an API
+ * worker) sees them at once, the database gets them on flush and on
+ * close, and a reopened registry starts from them. */
+static void test_last_values_in_memory(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_registry *reader;
+	char err[256];
+
+	assert_int_equal(vg_registry_open(f->dir, &reader, err, sizeof(err)), 0);
+	update(f->r, instance_batch(T0, 1, NULL, VG_RSTATE_ACTIVE));
+	assert_true(row_value(f->dir) == 1); /* a new series: row written */
+	update(f->r, instance_batch(T0 + 1000, 2, NULL, VG_RSTATE_ACTIVE));
+	update(f->r, instance_batch(T0 + 2000, 3, NULL, VG_RSTATE_ACTIVE));
+	assert_true(row_value(f->dir) == 1);  /* not yet in the database */
+	assert_true(api_value(reader) == 3);  /* but every reader sees it */
+	{
+		json_t *o;
+		char buf[32];
+		assert_int_equal(vg_registry_get(reader, "inst-1", &o), 0);
+		assert_string_equal(str(o, "last_seen"), iso(T0 + 2000, buf));
+		json_decref(o);
+	}
+	assert_true(api_value(f->r) == 3);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	assert_true(row_value(f->dir) == 3);
+	/* an older re-sent sample changes nothing, in memory or on flush */
+	update(f->r, instance_batch(T0 + 1500, 9, NULL, VG_RSTATE_ACTIVE));
+	assert_true(api_value(reader) == 3);
+	update(f->r, instance_batch(T0 + 3000, 4, NULL, VG_RSTATE_ACTIVE));
+	vg_registry_close(reader);   /* a reader's close writes nothing */
+	assert_true(row_value(f->dir) == 3);
+	vg_registry_close(f->r);     /* the writer's close flushes */
+	assert_true(row_value(f->dir) == 4);
+	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	assert_true(api_value(f->r) == 4);
+	/* a reopened process records the pair anew (a row write): the older
+	 * sample must not overwrite the newer row */
+	update(f->r, instance_batch(T0 + 2500, 7, NULL, VG_RSTATE_ACTIVE));
+	assert_true(row_value(f->dir) == 4);
+	assert_true(api_value(f->r) == 4);
+}
+
+/* A batch whose transaction fails half-way (here a trigger refuses its
+ * second resource, the way a full disk fails a write) leaves nothing
+ * half-known: the series it recorded are written by the retried batch. */
+static void test_rollback_rewrites_rows(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	sqlite3 *db;
+	struct vg_batch *b;
+	json_t *o;
+
+	snprintf(path, sizeof(path), "%s/registry.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"CREATE TRIGGER refuse BEFORE INSERT ON resources "
+		"WHEN NEW.id = 'inst-1-vda' BEGIN SELECT RAISE(ABORT, 'no'); END",
+		NULL, NULL, NULL), SQLITE_OK);
+	b = instance_batch(T0, 5, NULL, VG_RSTATE_ACTIVE);
+	assert_true(vg_registry_update(f->r, b) < 0);
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), -ENOENT);
+	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER refuse", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	/* the agent is told RETRY and sends the batch again: its series are
+	 * known in memory now, yet their rows must still be written */
+	update(f->r, b);
+	assert_true(api_value(f->r) == 5);
+	assert_true(row_value(f->dir) == 5);
+}
+
 static void test_invalid_names_skipped(void **state)
 {
 	struct fixture *f = *state;
@@ -393,6 +499,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seen_commit_persist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_values_in_memory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_rewrites_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_invalid_names_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
 	};

@@ -1,0 +1,306 @@
+/*
+ * lastval.c — the registry's in-memory state (see lastval.h).
+ *
+ * Design. Resources in a chained hash table keyed by id (FNV-1a, power of
+ * two buckets, doubled when the load passes 1); each resource owns an
+ * array of its metrics in first-seen order, so the lookup of a batch's
+ * sample is one string compare at the hinted index. A dirty stack of
+ * resources lets a flush visit only what changed, never the whole table;
+ * dirty_rows counts the values waiting (a resource's last_seen and each
+ * dirty metric), so the flush can size its snapshot before taking it.
+ * Caches are shared per key through a small global list with its own
+ * mutex; a cache's mutex guards everything in it.
+ *
+ * Invariants:
+ *  - a resource is on the dirty stack iff r->dirty, and r->dirty iff
+ *    r->seen_dirty or one of its metrics is dirty (between calls);
+ *  - dirty_rows = sum of seen_dirty + dirty metrics;
+ *  - the value held is the one with the newest time (ties: the later call,
+ *    as the sqlite upsert it replaces did);
+ *  - nothing is freed before the cache (snapshots point into entries).
+ * Memory: about 60 bytes plus the name per metric, 90 plus the id per
+ * resource, plus the bucket and metric pointer arrays.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigie/lastval.h"
+
+struct vg_lastval {
+	struct vg_lastval *next; /* in the global list */
+	char *name;
+	int refs;
+	pthread_mutex_t mu;
+	struct vg_lv_res **bucket;
+	size_t nbucket; /* power of two */
+	size_t nres, nmetrics;
+	struct vg_lv_res **dirty;
+	size_t ndirty, capdirty;
+	size_t dirty_rows;
+};
+
+static pthread_mutex_t caches_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct vg_lastval *caches;
+
+static uint32_t fnv(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
+struct vg_lastval *vg_lastval_open(const char *key)
+{
+	struct vg_lastval *t;
+
+	pthread_mutex_lock(&caches_mu);
+	for (t = caches; t; t = t->next)
+		if (!strcmp(t->name, key)) {
+			t->refs++;
+			pthread_mutex_unlock(&caches_mu);
+			return t;
+		}
+	t = calloc(1, sizeof(*t));
+	if (t && (t->name = strdup(key)) &&
+	    (t->bucket = calloc(1024, sizeof(*t->bucket)))) {
+		t->nbucket = 1024;
+		t->refs = 1;
+		pthread_mutex_init(&t->mu, NULL);
+		t->next = caches;
+		caches = t;
+	} else if (t) {
+		free(t->name);
+		free(t);
+		t = NULL;
+	}
+	pthread_mutex_unlock(&caches_mu);
+	return t;
+}
+
+void vg_lastval_close(struct vg_lastval *t)
+{
+	struct vg_lastval **pp;
+
+	if (!t)
+		return;
+	pthread_mutex_lock(&caches_mu);
+	if (--t->refs > 0) {
+		pthread_mutex_unlock(&caches_mu);
+		return;
+	}
+	for (pp = &caches; *pp; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	pthread_mutex_unlock(&caches_mu);
+	for (size_t i = 0; i < t->nbucket; i++)
+		for (struct vg_lv_res *r = t->bucket[i], *n; r; r = n) {
+			n = r->next;
+			for (uint32_t j = 0; j < r->nm; j++)
+				free(r->m[j]);
+			free(r->m);
+			free(r);
+		}
+	pthread_mutex_destroy(&t->mu);
+	free(t->bucket);
+	free(t->dirty);
+	free(t->name);
+	free(t);
+}
+
+void vg_lastval_lock(struct vg_lastval *t)
+{
+	pthread_mutex_lock(&t->mu);
+}
+
+void vg_lastval_unlock(struct vg_lastval *t)
+{
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* Double the buckets; on allocation failure keep the longer chains. */
+static void grow(struct vg_lastval *t)
+{
+	size_t n = t->nbucket * 2;
+	struct vg_lv_res **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return;
+	for (size_t i = 0; i < t->nbucket; i++)
+		for (struct vg_lv_res *r = t->bucket[i], *next; r; r = next) {
+			next = r->next;
+			r->next = b[r->hash & (n - 1)];
+			b[r->hash & (n - 1)] = r;
+		}
+	free(t->bucket);
+	t->bucket = b;
+	t->nbucket = n;
+}
+
+struct vg_lv_res *vg_lastval_res(struct vg_lastval *t, const char *id,
+				 int create)
+{
+	uint32_t h = fnv(id);
+	struct vg_lv_res *r, **slot = &t->bucket[h & (t->nbucket - 1)];
+	size_t len;
+
+	for (r = *slot; r; r = r->next)
+		if (r->hash == h && !strcmp(r->id, id))
+			return r;
+	if (!create)
+		return NULL;
+	len = strlen(id);
+	if (!(r = calloc(1, sizeof(*r) + len + 1)))
+		return NULL;
+	memcpy(r->id, id, len + 1);
+	r->hash = h;
+	r->first_seen = INT64_MAX;
+	r->last_seen = INT64_MIN;
+	r->next = *slot;
+	*slot = r;
+	if (++t->nres > t->nbucket)
+		grow(t);
+	return r;
+}
+
+struct vg_lv_metric *vg_lastval_metric(struct vg_lastval *t,
+				       struct vg_lv_res *r, const char *name,
+				       int hint, int create)
+{
+	struct vg_lv_metric *m;
+	size_t len;
+
+	if (hint >= 0 && (uint32_t)hint < r->nm && !strcmp(r->m[hint]->name, name))
+		return r->m[hint];
+	for (uint32_t i = 0; i < r->nm; i++)
+		if (!strcmp(r->m[i]->name, name))
+			return r->m[i];
+	if (!create)
+		return NULL;
+	if (r->nm == r->capm) {
+		uint32_t cap = r->capm ? r->capm * 2 : 8;
+		struct vg_lv_metric **a = realloc(r->m, cap * sizeof(*a));
+		if (!a)
+			return NULL;
+		r->m = a;
+		r->capm = cap;
+	}
+	len = strlen(name);
+	if (!(m = calloc(1, sizeof(*m) + len + 1)))
+		return NULL;
+	memcpy(m->name, name, len + 1);
+	m->res = r;
+	m->kind = -1;
+	m->unit = "";
+	m->value = NAN;
+	m->time_ms = INT64_MIN;
+	r->m[r->nm++] = m;
+	t->nmetrics++;
+	return m;
+}
+
+static int push_res(struct vg_lastval *t, struct vg_lv_res *r)
+{
+	if (r->dirty)
+		return 0;
+	if (t->ndirty == t->capdirty) {
+		size_t cap = t->capdirty ? t->capdirty * 2 : 1024;
+		struct vg_lv_res **d = realloc(t->dirty, cap * sizeof(*d));
+		if (!d)
+			return -ENOMEM;
+		t->dirty = d;
+		t->capdirty = cap;
+	}
+	t->dirty[t->ndirty++] = r;
+	r->dirty = 1;
+	return 0;
+}
+
+int vg_lastval_seen(struct vg_lastval *t, struct vg_lv_res *r, int64_t time_ms)
+{
+	if (time_ms < r->last_seen)
+		return 0;
+	r->last_seen = time_ms;
+	if (r->seen_dirty)
+		return 0;
+	if (push_res(t, r))
+		return -ENOMEM;
+	r->seen_dirty = 1;
+	t->dirty_rows++;
+	return 0;
+}
+
+int vg_lastval_value(struct vg_lastval *t, struct vg_lv_metric *m,
+		     double value, int64_t time_ms)
+{
+	if (time_ms < m->time_ms)
+		return 0;
+	m->value = isfinite(value) ? value : NAN;
+	m->time_ms = time_ms;
+	if (m->dirty)
+		return 0;
+	if (push_res(t, m->res))
+		return -ENOMEM;
+	m->dirty = 1;
+	t->dirty_rows++;
+	return 0;
+}
+
+size_t vg_lastval_dirty_rows(struct vg_lastval *t)
+{
+	return t->dirty_rows;
+}
+
+size_t vg_lastval_take_dirty(struct vg_lastval *t, struct vg_lastval_row *out)
+{
+	size_t n = 0;
+
+	while (t->ndirty) {
+		struct vg_lv_res *r = t->dirty[--t->ndirty];
+
+		r->dirty = 0;
+		if (r->seen_dirty) {
+			r->seen_dirty = 0;
+			out[n++] = (struct vg_lastval_row){
+				.res = r, .time_ms = r->last_seen};
+		}
+		for (uint32_t i = 0; i < r->nm; i++) {
+			struct vg_lv_metric *m = r->m[i];
+			if (!m->dirty)
+				continue;
+			m->dirty = 0;
+			out[n++] = (struct vg_lastval_row){
+				.res = r, .m = m, .value = m->value,
+				.time_ms = m->time_ms};
+		}
+	}
+	t->dirty_rows = 0;
+	return n;
+}
+
+int vg_lastval_redirty(struct vg_lastval *t, const struct vg_lastval_row *rows,
+		       size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *flag = rows[i].m ? &rows[i].m->dirty
+					  : &rows[i].res->seen_dirty;
+		if (*flag)
+			continue;
+		if (push_res(t, rows[i].res))
+			return -ENOMEM;
+		*flag = 1;
+		t->dirty_rows++;
+	}
+	return 0;
+}
+
+size_t vg_lastval_count(struct vg_lastval *t)
+{
+	return t->nmetrics;
+}
