@@ -6,7 +6,10 @@
  * the alarm engine) format a message, copy it into a singly linked FIFO
  * under a mutex and signal; one sender thread pops and calls nn_send with
  * NN_DONTWAIT. The queue is bounded in bytes; beyond the bound metric
- * messages are dropped and counted, alarm messages are still queued.
+ * messages are dropped and counted, alarm messages are still queued. A
+ * failed nn_send (EAGAIN, ETERM...) loses that message and is counted in
+ * send_errors; nanomsg's own per-subscriber drops (a full pipe) happen
+ * inside a successful send and cannot be counted here.
  *
  * Invariants: queued_bytes equals the sum of the queued message lengths;
  * after vg_alarm_pub_close returns no thread touches the socket.

@@ -8,17 +8,51 @@
  * projects' events. Publishing wakes every subscriber (cheap: the wake
  * callback only resumes a connection).
  *
+ * Event ids across restarts. The ring lives in memory, so a restarted
+ * collector starts an empty one; a browser's EventSource (or `vigie alarms
+ * watch`) then reconnects with the Last-Event-ID of the previous run. Ids
+ * that restarted at 1 would make that id look like one of the new run's (a
+ * client at id 40 would silently skip the new run's events 1..40). So the
+ * first id of a hub is the wall clock in microseconds since 1970 (about
+ * 1.8e15: still exact in a JavaScript number and in JSON), and ids go up by
+ * one per event. A later run starts above every id of an earlier one as
+ * long as (a) the earlier run published fewer events than the microseconds
+ * it lived (each event follows an alarms.db write, which alone takes far
+ * longer than a microsecond) and (b) the wall clock did not step back by
+ * more than the earlier run's lifetime. Persisting the last id instead
+ * would cost a write per event on the notification path and a file the
+ * hub does not own; the clock gives the same order for free. Within one
+ * process a new hub also starts above every id a freed hub issued.
+ *
+ * Last-Event-ID N on subscribe:
+ *   0 or absent                   only events from now on;
+ *   first_seq <= N < next_seq     resume after N (an "event: lost" with
+ *                                 the count first if N left the ring);
+ *   N < first_seq (an earlier run) an "event: restart" naming N and this
+ *                                 run's first id, then every event of this
+ *                                 run still in the ring (all newer than
+ *                                 N); events the earlier run published
+ *                                 after N are not in this stream (alarm
+ *                                 history and webhooks keep them);
+ *   N >= next_seq (never issued)  only events from now on.
+ *
  * Invariants: events in the ring have consecutive seq numbers
- * [next_seq - count, next_seq); a subscriber's cursor is < next_seq; wake
- * callbacks run under the hub lock and never after unsubscribe.
+ * [next_seq - count, next_seq), all >= first_seq; a subscriber's cursor is
+ * < next_seq; wake callbacks run under the hub lock and never after
+ * unsubscribe.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vigie/alarm_stream.h"
+
+/* The highest id a freed hub of this process issued (+1): a new hub starts
+ * at least there, whatever the clock says. */
+static uint64_t g_floor_seq; /* __atomic */
 
 struct event {
 	uint64_t seq;
@@ -38,17 +72,29 @@ struct vg_alarm_sub {
 	void (*wake)(void *arg);
 	void *wake_arg;
 	int keepalive_due;
+	uint64_t restart_from; /* pending "event: restart" for this id (0: none) */
 };
 
 struct vg_alarm_hub {
 	pthread_mutex_t lock;
 	struct event *ring;
 	size_t cap, count, head; /* head = index of the oldest */
-	uint64_t next_seq;       /* seq of the next event, starts at 1 */
+	uint64_t first_seq;      /* this hub's first id (see the top) */
+	uint64_t next_seq;       /* seq of the next event */
 	struct vg_alarm_sub *subs;
 	int shutdown;
 	struct vg_alarm_hub_stats st;
 };
+
+uint64_t vg_alarm_hub_seed_id(void)
+{
+	struct timespec ts;
+	uint64_t us = 1, floor = __atomic_load_n(&g_floor_seq, __ATOMIC_RELAXED);
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == 0 && ts.tv_sec > 0)
+		us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return us > floor ? us : floor;
+}
 
 int vg_alarm_hub_new(size_t capacity, struct vg_alarm_hub **out)
 {
@@ -62,7 +108,8 @@ int vg_alarm_hub_new(size_t capacity, struct vg_alarm_hub **out)
 		free(h);
 		return -ENOMEM;
 	}
-	h->next_seq = 1;
+	h->first_seq = vg_alarm_hub_seed_id();
+	h->next_seq = h->first_seq;
 	pthread_mutex_init(&h->lock, NULL);
 	*out = h;
 	return 0;
@@ -72,6 +119,12 @@ void vg_alarm_hub_free(struct vg_alarm_hub *h)
 {
 	if (!h)
 		return;
+	/* a later hub of this process starts above every id issued here */
+	uint64_t f = __atomic_load_n(&g_floor_seq, __ATOMIC_RELAXED);
+	while (f < h->next_seq &&
+	       !__atomic_compare_exchange_n(&g_floor_seq, &f, h->next_seq, 0,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 	for (size_t i = 0; i < h->count; i++) {
 		struct event *e = &h->ring[(h->head + i) % h->cap];
 		free(e->project);
@@ -151,8 +204,14 @@ int vg_alarm_hub_subscribe(struct vg_alarm_hub *h, const char *project,
 		free(s);
 		return -ESHUTDOWN;
 	}
-	/* resume after last_id when it is still known, else from now on */
-	s->cursor = last_id && last_id < h->next_seq ? last_id : h->next_seq - 1;
+	/* resume after last_id when it is this run's, from this run's start
+	 * when it is an earlier run's, else from now on (see the top) */
+	if (last_id && last_id < h->first_seq) {
+		s->cursor = h->first_seq - 1;
+		s->restart_from = last_id;
+	} else
+		s->cursor = last_id && last_id < h->next_seq ? last_id
+							      : h->next_seq - 1;
 	s->next = h->subs;
 	if (h->subs)
 		h->subs->prev = s;
@@ -212,7 +271,19 @@ ssize_t vg_alarm_hub_read(struct vg_alarm_sub *s, char *buf, size_t max,
 	pthread_mutex_lock(&h->lock);
 	if (s->partial)
 		out += drain_partial(s, buf, max);
-	if (!s->partial && h->count) {
+	if (s->restart_from && !s->partial) {
+		/* the client's last event is from before this run */
+		int n = snprintf(buf + out, max - out,
+				 "event: restart\ndata: {\"last_event_id\":%llu,"
+				 "\"first_id\":%llu}\n\n",
+				 (unsigned long long)s->restart_from,
+				 (unsigned long long)h->first_seq);
+		if (n > 0 && (size_t)n < max - out) {
+			out += (size_t)n;
+			s->restart_from = 0;
+		}
+	}
+	if (!s->partial && !s->restart_from && h->count) {
 		uint64_t oldest = h->ring[h->head].seq;
 		if (s->cursor + 1 < oldest) {
 			/* fell behind the ring: say so, skip ahead */
@@ -227,7 +298,8 @@ ssize_t vg_alarm_hub_read(struct vg_alarm_sub *s, char *buf, size_t max,
 			}
 		}
 	}
-	while (!s->partial && out < max && s->cursor + 1 < h->next_seq &&
+	while (!s->partial && !s->restart_from && out < max &&
+	       s->cursor + 1 < h->next_seq &&
 	       h->count) {
 		uint64_t oldest = h->ring[h->head].seq;
 		if (s->cursor + 1 < oldest)
@@ -242,8 +314,10 @@ ssize_t vg_alarm_hub_read(struct vg_alarm_sub *s, char *buf, size_t max,
 		} else {
 			/* keep the rest for the next read */
 			s->partial = malloc(e->len);
-			if (!s->partial)
-				continue; /* dropped under memory pressure */
+			if (!s->partial) {
+				h->st.lost++; /* dropped under memory pressure */
+				continue;
+			}
 			memcpy(s->partial, e->text, e->len);
 			s->partial_len = e->len;
 			s->partial_off = 0;

@@ -216,6 +216,7 @@ static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
 		vg_dispatch_add(d, &cons);
 	}
 	vg_api_alarms_attach(*eng, *hub);
+	vg_api_alarms_attach_pub(*pub);
 	if (*pub)
 		vg_info("alarms and metrics published on %s", cfg->alarms_notify);
 	return 0;
@@ -534,14 +535,4 @@ out:
 	vg_bill_service_close(billing);
 	vg_keyring_free(g_keys);
 	return status;
-}
-
-/* LeakSanitizer (make SAN=1): librrd 1.7's rrd_graph_v (GET /v1/graph)
- * loses ~20 bytes of its own per call and fontconfig keeps its caches;
- * neither is ours to free (docs/api.md). glibc's vasprintf has no frame
- * pointers, so librrd's buffers show up with a truncated stack. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-	return "leak:librrd.so\nleak:libfontconfig.so\nleak:__vasprintf_internal\n";
 }

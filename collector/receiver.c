@@ -32,6 +32,9 @@
  *    else a consumer could not take now is answered RETRY.
  *  - hostile input costs one log line per 1000 occurrences (vg_log_limited)
  *    and never stops the loop.
+ *  - every REJECTED answer adds 1 to batches_rejected and 1 to exactly one
+ *    per-reason counter (malformed, oversize, unsigned, forged, wrong_host,
+ *    no_key, stale, future, clock_unset): the total is their sum.
  *  - counters are updated with __atomic builtins; the stop flag is a
  *    sig_atomic_t written by signal handlers.
  */
@@ -67,7 +70,6 @@ struct vg_receiver {
 	uint64_t n_dispatch_err, n_commit_err, n_seen_err, n_store_err;
 	uint64_t n_store_rejected, n_send_err, n_recv_err, n_retry;
 	uint64_t n_retrying; /* consecutive RETRY answers (0: storing fine) */
-	uint64_t n_clock_unset; /* refused: times before 1970-01-02 */
 };
 
 static void count(uint64_t *c, uint64_t n)
@@ -165,6 +167,9 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_collector_stats *out
 	out->batches_no_key = __atomic_load_n(&r->stats.batches_no_key, __ATOMIC_RELAXED);
 	out->batches_stale = __atomic_load_n(&r->stats.batches_stale, __ATOMIC_RELAXED);
 	out->batches_future = __atomic_load_n(&r->stats.batches_future, __ATOMIC_RELAXED);
+	out->batches_malformed = __atomic_load_n(&r->stats.batches_malformed, __ATOMIC_RELAXED);
+	out->batches_oversize = __atomic_load_n(&r->stats.batches_oversize, __ATOMIC_RELAXED);
+	out->batches_clock_unset = __atomic_load_n(&r->stats.batches_clock_unset, __ATOMIC_RELAXED);
 }
 
 void vg_receiver_stats_fn(void *ctx, struct vg_collector_stats *out)
@@ -356,7 +361,7 @@ static int admit(struct vg_receiver *r, const struct vg_batch *b,
 				why = "a time further ahead of the collector's "
 				      "clock than max_future";
 			} else {
-				counter = &r->n_clock_unset;
+				counter = &r->stats.batches_clock_unset;
 				why = "a time before 1970-01-02 (the agent's clock "
 				      "is not set)";
 			}
@@ -387,14 +392,17 @@ static void handle(struct vg_receiver *r, const void *buf, size_t len,
 	if (rc) {
 		/* Name it if the header is readable, so the agent can match. */
 		vg_wire_peek(buf, len, &ack->stream, &ack->seq);
+		int oversize = rc == -E2BIG && len > r->o.max_message;
 		ack->status = VG_ACK_REJECTED;
-		vg_log_limited(VG_LOG_WARN, &r->stats.batches_rejected,
+		count(&r->stats.batches_rejected, 1);
+		vg_log_limited(VG_LOG_WARN,
+			       oversize ? &r->stats.batches_oversize
+					: &r->stats.batches_malformed,
 			       "rejected a %zu-byte message (stream %016llx seq "
 			       "%llu): %s", len, (unsigned long long)ack->stream,
 			       (unsigned long long)ack->seq,
-			       rc == -E2BIG && len > r->o.max_message
-				       ? "over max_message_bytes"
-				       : vg_wire_strerror(rc));
+			       oversize ? "over max_message_bytes"
+					: vg_wire_strerror(rc));
 		return;
 	}
 	ack->stream = b->stream;

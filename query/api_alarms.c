@@ -27,6 +27,7 @@
 
 static struct vg_alarm_engine *g_engine;
 static struct vg_alarm_hub *g_hub;
+static struct vg_alarm_pub *g_pub;
 
 const char *const vg_api_alarms_list_params[] = {
 	"state", "enabled", "type", "name", "project", "limit", "cursor", NULL};
@@ -38,6 +39,13 @@ void vg_api_alarms_attach(struct vg_alarm_engine *e, struct vg_alarm_hub *hub)
 {
 	g_engine = e;
 	g_hub = hub;
+	if (!e && !hub)
+		g_pub = NULL;
+}
+
+void vg_api_alarms_attach_pub(struct vg_alarm_pub *pub)
+{
+	g_pub = pub;
 }
 
 int vg_api_alarms_stats(struct vg_api_alarm_stats *out)
@@ -52,6 +60,10 @@ int vg_api_alarms_stats(struct vg_api_alarm_stats *out)
 	if (g_hub) {
 		vg_alarm_hub_get_stats(g_hub, &out->sse);
 		out->have_sse = 1;
+	}
+	if (g_pub) {
+		vg_alarm_pub_get_stats(g_pub, &out->pub);
+		out->have_pub = 1;
 	}
 	return 0;
 }

@@ -10,12 +10,18 @@
  * vigie name with every character outside [a-zA-Z0-9_] turned into '_'
  * (cpu.util -> vigie_cpu_util, disk.read.bytes -> vigie_disk_read_bytes_total).
  * Labels: resource (id), type, project, host, and device (the disk or NIC
- * name) for device resources. Ended resources are left out (their series
- * would otherwise stay flat forever). The samples carry no timestamp: the
- * scrape time is what Prometheus expects from an exporter.
+ * name) for device resources. Ended resources are left out on purpose:
+ * a series missing from a scrape is marked stale by Prometheus at once, so
+ * queries, count() and alerts stop seeing a deleted instance; exposed, its
+ * last value would stay flat forever (docs/api.md; the RRD files and the
+ * API keep its data). The samples carry no timestamp: the scrape time is
+ * what Prometheus expects from an exporter.
  *
  * An admin token also gets the collector's own metrics (batches and
- * samples received, rejected by reason, duplicates, retries; RRD writes,
+ * samples received; rejected, one family with a reason label per
+ * receiver counter, whose sum is every rejection, plus the older
+ * ..._refused_total name for the signature reasons (deprecated);
+ * duplicates, retries; the PUB socket's sent and dropped messages; RRD writes,
  * their errors and the time spent in librrd as a summary; API requests and
  * open connections; the alarm engine's, vigie_alarms_*, when alarms are
  * on: evaluations, transitions, notifications, deliveries by outcome, SSE
@@ -220,23 +226,34 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 	struct vg_store *store = vg_api_store(api);
 
 	if (vg_api_collector_stats(api, &cs) == 0) {
+		/* Every reason a batch is answered REJECTED; the family's sum
+		 * is batches_rejected. The first six are also exposed under
+		 * their older name, ..._refused_total (deprecated). */
 		static const char *const reasons[] = {
 			"unsigned", "forged", "wrong_host", "no_key", "stale",
-			"future"};
+			"future", "malformed", "oversize", "clock_unset"};
 		const uint64_t by[] = {cs.batches_unsigned, cs.batches_forged,
 				       cs.batches_wrong_host, cs.batches_no_key,
-				       cs.batches_stale, cs.batches_future};
+				       cs.batches_stale, cs.batches_future,
+				       cs.batches_malformed, cs.batches_oversize,
+				       cs.batches_clock_unset};
+		const size_t nby = sizeof(by) / sizeof(by[0]);
 
 		one(b, "vigie_collector_batches_received_total", "counter",
 		    "Batches received from agents (all outcomes)",
 		    (double)cs.batches_received);
-		one(b, "vigie_collector_batches_rejected_total", "counter",
-		    "Batches rejected (malformed, oversize, unknown version, "
-		    "signature or time checks)", (double)cs.batches_rejected);
+		family(b, "vigie_collector_batches_rejected_total", "counter",
+		       "Batches answered REJECTED, by reason (sum() is every "
+		       "rejection)");
+		for (size_t i = 0; i < nby; i++)
+			vg_buf_printf(b,
+				      "vigie_collector_batches_rejected_total"
+				      "{reason=\"%s\"} %llu\n",
+				      reasons[i], (unsigned long long)by[i]);
 		family(b, "vigie_collector_batches_refused_total", "counter",
-		       "Batches refused by the signature and time checks, by "
-		       "reason (also in batches_rejected)");
-		for (size_t i = 0; i < sizeof(by) / sizeof(by[0]); i++)
+		       "Deprecated: the signature and time reasons of "
+		       "vigie_collector_batches_rejected_total");
+		for (size_t i = 0; i < 6; i++)
 			vg_buf_printf(b,
 				      "vigie_collector_batches_refused_total"
 				      "{reason=\"%s\"} %llu\n",
@@ -354,6 +371,28 @@ static void alarm_metrics(struct vg_buf *b)
 	one(b, "vigie_alarms_delivery_store_errors_total", "counter",
 	    "Delivery outcomes that could not be recorded in alarms.db",
 	    (double)st.outbox.store_errors);
+	if (st.have_pub) {
+		family(b, "vigie_alarms_pub_messages_total", "counter",
+		       "Messages sent on the PUB socket, by topic class");
+		vg_buf_printf(b,
+			      "vigie_alarms_pub_messages_total{topic=\"alarm\"} %llu\n"
+			      "vigie_alarms_pub_messages_total{topic=\"metric\"} %llu\n",
+			      (unsigned long long)st.pub.alarm_sent,
+			      (unsigned long long)st.pub.metric_sent);
+		family(b, "vigie_alarms_pub_dropped_total", "counter",
+		       "PUB messages dropped by vigie: queue_full (metric "
+		       "messages beyond the queue bound) or send_error (nn_send "
+		       "failed); nanomsg's own per-subscriber drops are not "
+		       "countable");
+		vg_buf_printf(b,
+			      "vigie_alarms_pub_dropped_total{reason=\"queue_full\"} %llu\n"
+			      "vigie_alarms_pub_dropped_total{reason=\"send_error\"} %llu\n",
+			      (unsigned long long)st.pub.dropped_queue,
+			      (unsigned long long)st.pub.send_errors);
+		one(b, "vigie_alarms_pub_queued_bytes", "gauge",
+		    "Bytes waiting in the PUB socket's queue",
+		    (double)st.pub.queued_bytes);
+	}
 	if (!st.have_sse)
 		return;
 	one(b, "vigie_alarms_sse_clients", "gauge",

@@ -30,6 +30,7 @@
 
 #include "vigie/alarm_engine.h"
 #include "vigie/alarm_outbox.h"
+#include "vigie/alarm_pub.h"
 #include "vigie/alarm_stream.h"
 #include "vigie/http.h"
 
@@ -38,6 +39,10 @@
 /* Make the engine and the SSE hub (may be NULL: no stream) visible to the
  * handlers. Call before vg_api_start; pass NULLs after vg_api_stop. */
 void vg_api_alarms_attach(struct vg_alarm_engine *e, struct vg_alarm_hub *hub);
+/* Also make the PUB socket's counters visible to GET /metrics (may be
+ * NULL: no [alarms] notify). Call after vg_api_alarms_attach(e, hub), which
+ * forgets it again when called with NULLs. */
+void vg_api_alarms_attach_pub(struct vg_alarm_pub *pub);
 
 /* The alarm subsystem's self-metrics, for GET /metrics
  * (query/api_prometheus.c): the engine's counters, its delivery outbox's
@@ -49,6 +54,8 @@ struct vg_api_alarm_stats {
 	struct vg_alarm_outbox_stats outbox;
 	struct vg_alarm_hub_stats sse;
 	int have_sse;
+	struct vg_alarm_pub_stats pub; /* have_pub = 0: no PUB socket */
+	int have_pub;
 };
 int vg_api_alarms_stats(struct vg_api_alarm_stats *out);
 

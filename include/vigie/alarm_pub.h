@@ -16,6 +16,9 @@
  * message is dropped and counted; alarm messages are always queued (they
  * are few). nanomsg itself drops messages for a subscriber whose pipe is
  * full: a slow subscriber loses messages, never blocks the collector.
+ * Those drops cannot be counted (nanomsg's PUB send succeeds whatever the
+ * pipes do and keeps no statistic); dropped_queue and send_errors are the
+ * drops vigie sees, exposed on GET /metrics as vigie_alarms_pub_*.
  *
  * Thread-safe: any thread may publish; open/close from one thread.
  */
@@ -32,7 +35,7 @@ struct vg_alarm_pub;
 struct vg_alarm_pub_stats {
 	uint64_t alarm_sent, metric_sent;
 	uint64_t dropped_queue;  /* metric messages refused: queue full */
-	uint64_t send_errors;    /* nn_send failures */
+	uint64_t send_errors;    /* nn_send failures (the message is lost) */
 	uint64_t queued_bytes;
 };
 

@@ -13,6 +13,12 @@
  * the ring. Every ~15 s without an event a subscriber gets a ": keepalive"
  * comment so proxies and idle timeouts keep the connection.
  *
+ * Ids increase strictly, also across collector restarts: a hub's first id
+ * is the wall clock in microseconds (vg_alarm_hub_seed_id), so a
+ * Last-Event-ID from before a restart is below every id of the new run and
+ * is answered with an "event: restart" and every event the new run kept
+ * (alarms/stream.c explains the choice and its limits).
+ *
  * Wake-ups: a subscriber registers a wake callback (the HTTP layer resumes
  * its suspended connection); the hub calls it, under the hub lock, when an
  * event arrives, when a keepalive is due (vg_alarm_hub_tick) and at
@@ -34,6 +40,11 @@
 struct vg_alarm_hub;
 struct vg_alarm_sub;
 
+/* The id a hub created now would give its first event: the wall clock in
+ * microseconds since 1970, or more if a freed hub of this process issued
+ * higher ids. Thread-safe. */
+uint64_t vg_alarm_hub_seed_id(void);
+
 /* capacity 0 = 1024 events. 0 or -ENOMEM. */
 int vg_alarm_hub_new(size_t capacity, struct vg_alarm_hub **out);
 /* Free. Every subscriber must have unsubscribed. Accepts NULL. */
@@ -45,8 +56,10 @@ int vg_alarm_hub_publish(struct vg_alarm_hub *h, const char *project,
 			 const char *name, const char *json);
 
 /* Subscribe: project NULL = every project. last_id: resume after that
- * event id (from Last-Event-ID); 0 = only events published from now on.
- * 0 or -ENOMEM / -ESHUTDOWN. */
+ * event id (from Last-Event-ID); 0 or an id never issued = only events
+ * published from now on; an id of an earlier run (below this hub's first
+ * id) = "event: restart" (data {"last_event_id":N,"first_id":F}) then
+ * every event this hub still holds. 0 or -ENOMEM / -ESHUTDOWN. */
 int vg_alarm_hub_subscribe(struct vg_alarm_hub *h, const char *project,
 			   uint64_t last_id, void (*wake)(void *arg),
 			   void *wake_arg, int64_t now_ms,

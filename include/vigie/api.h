@@ -19,7 +19,8 @@ struct vg_api;
 /* Collector self-metrics the API can expose (filled by the collector). */
 struct vg_collector_stats {
 	uint64_t batches_received;
-	uint64_t batches_rejected;   /* malformed, oversize, unknown version */
+	uint64_t batches_rejected;   /* every REJECTED answer: the sum of the
+				      * per-reason counters below */
 	uint64_t batches_duplicate;
 	uint64_t batches_retry;      /* answered RETRY (storage not ready) */
 	uint64_t samples_received;
@@ -31,6 +32,10 @@ struct vg_collector_stats {
 	uint64_t batches_no_key;     /* signed, but the host has no key */
 	uint64_t batches_stale;      /* poll time beyond max_clock_skew */
 	uint64_t batches_future;     /* a time beyond now + max_future */
+	/* Refused before or after decoding (also in batches_rejected). */
+	uint64_t batches_malformed;  /* undecodable, unknown version/flag */
+	uint64_t batches_oversize;   /* over max_message_bytes */
+	uint64_t batches_clock_unset; /* a time before 1970-01-02 */
 };
 
 /* Callback the API calls to read the collector's counters (thread-safe). */

@@ -3,11 +3,13 @@
  *
  * A NN_REP socket bound to the listen address takes one encoded batch per
  * request and answers one acknowledgement (vigie/wire.h):
- *   undecodable, oversize, unknown version     -> REJECTED (counted)
+ *   undecodable, unknown version or flag       -> REJECTED (malformed)
+ *   over max_message                           -> REJECTED (oversize)
  *   unsigned, forged, wrong host, no key, or
  *   poll time outside max_clock_skew           -> REJECTED (vigie/sign.h,
  *                                                 counted per reason)
- *   any time beyond now + max_future           -> REJECTED (counted)
+ *   any time beyond now + max_future           -> REJECTED (future)
+ *   any time before 1970-01-02                 -> REJECTED (clock_unset)
  *   (host, stream, seq) already acknowledged   -> DUPLICATE
  *   every consumer took it (vigie/dispatch.h)  -> OK, seq committed
  *   a consumer asked for a retry (-EAGAIN)     -> RETRY
@@ -83,7 +85,11 @@ void vg_receiver_close(struct vg_receiver *r);
 
 /* Copy the counters (thread-safe). batches_received counts every message
  * received, including those rejected or duplicate; samples_received counts
- * the samples of acknowledged (OK) batches. */
+ * the samples of acknowledged (OK) batches. Every REJECTED answer counts
+ * once in batches_rejected and once in exactly one per-reason counter
+ * (batches_malformed ... batches_clock_unset), so batches_rejected is their
+ * sum; GET /metrics shows them as vigie_collector_batches_rejected_total
+ * {reason=...} (docs/api.md). */
 void vg_receiver_get_stats(struct vg_receiver *r, struct vg_collector_stats *out);
 
 /* The same as a vg_stats_fn for vg_api_options (ctx is the receiver). */

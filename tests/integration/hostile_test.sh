@@ -9,7 +9,9 @@
 # or a hang), real requests must keep being served while slow clients hold
 # connections, and the server must close those connections after its idle
 # timeout (VG_HTTP_TIMEOUT_S, 30 s; the slow clients are opened first so the
-# wait overlaps the other checks). The wire side (garbage batches, NaN,
+# wait overlaps the other checks); and one client address cannot hold more
+# than a quarter of the connections (256): 127.0.0.1 holding that many is
+# refused its next one while 127.0.0.2 is still served. The wire side (garbage batches, NaN,
 # oversize messages, hostile names, 1,000 agents) is
 # tests/unit/hostile_wire_test.c.
 source "$(dirname "$0")/lib.sh"
@@ -130,6 +132,37 @@ for fd in "${slow_fds[@]}"; do
   exec {fd}>&-
 done
 eq "the server closed every idle slow connection" "$open" 0
+
+# ---- one client address holds at most a quarter of the connections ----
+# (VG_HTTP_CONN_LIMIT 1024 / 4 = 256, MHD_OPTION_PER_IP_CONNECTION_LIMIT;
+# any 127.x.y.z is on loopback, so 127.0.0.2 is a second client address.)
+PER_ADDR=256
+conns_at_least() { # N: vigie_api_connections >= N, asked from 127.0.0.2
+  local n
+  n=$(curl -q -s --max-time 5 --interface 127.0.0.2 "${AUTH[@]}" "$API/metrics" |
+        awk '$1 == "vigie_api_connections" { print int($2) }')
+  [[ -n $n && $n -ge $1 ]]
+}
+if ! curl -q -sf -o /dev/null --max-time 5 --interface 127.0.0.2 "$API/v1/health"; then
+  for _ in 1 2 3 4 5; do skip "no second loopback address (curl --interface 127.0.0.2 failed)"; done
+else
+  held=()
+  for _ in $(seq "$PER_ADDR"); do
+    exec {fd}<>"/dev/tcp/127.0.0.1/$HPORT" || break
+    printf 'GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ' >&"$fd"
+    held+=("$fd")
+  done
+  eq "127.0.0.1 opens $PER_ADDR slow connections" "${#held[@]}" "$PER_ADDR"
+  check "the server holds them all (vigie_api_connections >= $PER_ADDR, read from 127.0.0.2)" \
+    wait_for 10 conns_at_least "$PER_ADDR"
+  code=$(curl -q -s -o /dev/null -w '%{http_code}' --max-time 5 "${AUTH[@]}" "$API/v1/health")
+  eq "127.0.0.1's next connection is refused" "$code" 000
+  code=$(curl -q -s -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 "${AUTH[@]}" "$API/v1/health")
+  eq "a request from 127.0.0.2 is still served" "$code" 200
+  for fd in "${held[@]}"; do exec {fd}>&-; done
+  check "127.0.0.1 is served again once its connections close" \
+    wait_for 10 curl -q -sf -o /dev/null --max-time 2 "$API/v1/health"
+fi
 check "/v1/health after all that" curl -sf -o /dev/null --max-time 5 "$API/v1/health"
 stop_pid "$COLLECTOR_PID"; rc=$?
 eq "collector exits 0 on SIGTERM" "$rc" 0

@@ -12,12 +12,22 @@
 #  - an agent without a key is refused ("not signed") and, having no key to
 #    check answers with, moves its batches to rejected/;
 #  - an agent whose key file others can read does not start (exit 2, file
-#    named); neither does a collector with such a key.
+#    named); neither does a collector with such a key;
+#  - batches crafted byte by byte (docs/protocol.md: header, host, HMAC
+#    trailer made with openssl) and sent with nanocat, a known number of
+#    each kind (malformed, oversize, unsigned, forged, wrong host, no key,
+#    stale, future, replayed): every one gets its answer and GET /metrics
+#    counts exactly that many under vigie_collector_batches_rejected_total
+#    {reason=...} (and duplicates for the replays); the PUB socket's
+#    counters are exposed too.
 source "$(dirname "$0")/lib.sh"
 
 URI=test:///default
-PORT=$(free_port); HPORT=$(free_port)
+PORT=$(free_port); HPORT=$(free_port); NPORT=$(free_port)
 while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
+while [[ $NPORT == "$PORT" || $NPORT == "$HPORT" ]]; do NPORT=$(free_port); done
+API=http://127.0.0.1:$HPORT
+MAX_MESSAGE=262144
 DATA=$TMP/data
 KEYS=$TMP/keys
 START=$(( ($(date +%s) - 7200) / 60 * 60 ))
@@ -28,9 +38,20 @@ openssl rand -hex 32 >"$KEYS/sg-other.key"
 openssl rand -hex 32 >"$TMP/stolen.key"      # not the key the collector has for sg-other
 cp "$KEYS/sg-good.key" "$TMP/good.key"
 umask 022
+# An admin API token for /metrics; a clock-skew window (so a stale batch
+# can be refused; the agents' synthetic clocks stay well inside it) and a
+# small max_message (so an oversize one is cheap to send).
+TOKEN=$("$BIN/vigie-collector" --data-dir "$DATA" token create --admin 2>/dev/null | grep '^vgt_')
+AUTH=(-H "Authorization: Bearer $TOKEN")
+cat >"$TMP/vigie.conf" <<CONF
+[collector]
+max_clock_skew = 2d
+max_message_bytes = $MAX_MESSAGE
+CONF
 
 start_secure() { # NAME: the collector with signatures required
-  "$BIN/vigie-collector" --keys-dir "$KEYS" --listen tcp://127.0.0.1:$PORT \
+  "$BIN/vigie-collector" --config "$TMP/vigie.conf" --keys-dir "$KEYS" \
+    --listen tcp://127.0.0.1:$PORT --notify tcp://127.0.0.1:$NPORT \
     --http 127.0.0.1:$HPORT --data-dir "$DATA" --log-level debug >>"$TMP/$1.log" 2>&1 &
   COLLECTOR_PID=$!
   _pids+=("$COLLECTOR_PID")
@@ -101,6 +122,93 @@ stop_pid "$GOOD_PID"; rc=$?
 eq "the signing agent exits 0" "$rc" 0
 eq "its spool is empty" "$(spooled good)" 0
 stop_pid "$OTHER_PID"
+# ---- every refusal counted, by reason, on /metrics ----
+# le BYTES N: N as BYTES little-endian bytes, in hex
+le() { local i out=; for ((i = 0; i < $1; i++)); do out+=$(printf '%02x' $(( ($2 >> (8 * i)) & 255 ))); done; echo "$out"; }
+# craft FILE HOST STREAM SEQ TIME_MS [KEYHEX]: an empty batch (header,
+# host, one string), signed with KEYHEX when given: flag bit 0 set and the
+# HMAC-SHA-256 of every byte before it appended (docs/protocol.md; checked
+# against its test vector below).
+craft() {
+  local f=$1 host=$2 key=${6:-}
+  { echo "56474231 01 01 $(le 2 $([[ -n $key ]] && echo 1 || echo 0)) $(le 8 "$3") $(le 8 "$4") $(le 8 "$5")"
+    echo "$(le 4 1) $(le 4 0) $(le 4 0) $(le 4 0) $(le 4 0) $(le 2 ${#host}) $(printf %s "$host" | xxd -p | tr -d '\n')"
+  } | xxd -r -p >"$f"
+  if [[ -n $key ]]; then
+    openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" -binary <"$f" >"$f.mac" && cat "$f.mac" >>"$f"
+  fi
+}
+# send FILE: one request; prints the ack's status byte (00 OK, 01
+# DUPLICATE, 03 REJECTED; "none" without an answer)
+send() {
+  local st
+  st=$(timeout 10 nanocat --req --connect "tcp://127.0.0.1:$PORT" -F "$1" --raw --recv-timeout 5 2>/dev/null |
+         xxd -p | tr -d '\n' | cut -c11-12)
+  echo "${st:-none}"
+}
+scrape() { curl -s --max-time 5 "${AUTH[@]}" "$API/metrics" >"$1"; }
+val() { # FILE SAMPLE: the sample's value (0 when absent)
+  awk -v k="$2" '$1 == k { v = $2 } END { print v + 0 }' "$1"
+}
+REASONS=(malformed oversize unsigned forged wrong_host no_key stale future clock_unset)
+declare -A WANT=([malformed]=2 [oversize]=1 [unsigned]=2 [forged]=3 [wrong_host]=1
+                 [no_key]=1 [stale]=1 [future]=1 [clock_unset]=0)
+NOW_MS=$(( $(date +%s) * 1000 ))
+GOOD_KEY=$(cat "$TMP/good.key"); OTHER_KEY=$(cat "$KEYS/sg-other.key")
+RANDOM_KEY=$(openssl rand -hex 32)
+S=$(( 0x7e57 ))  # a stream no agent uses
+if ! command -v nanocat >/dev/null || ! command -v xxd >/dev/null; then
+  for _ in $(seq 14); do skip "crafted batches need nanocat and xxd"; done
+else
+  craft "$TMP/kat.vgb" kat-host 1 1 1795000000000 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+  eq "the batch crafter reproduces the protocol's signed test vector" \
+    "$(xxd -p "$TMP/kat.vgb" | tr -d '\n' | tail -c 64)" b2181d85fa8187310215f2f1628ce89921ec226f29029a2919d07636c7880e2e
+  scrape "$TMP/m0"
+  printf 'not a batch' >"$TMP/b.garbage"
+  craft "$TMP/b.full" sg-good $S 1 $NOW_MS "$GOOD_KEY"; head -c 50 "$TMP/b.full" >"$TMP/b.truncated"
+  head -c $((MAX_MESSAGE + 100)) /dev/zero >"$TMP/b.oversize"
+  craft "$TMP/b.unsigned" sg-good $S 2 $NOW_MS
+  craft "$TMP/b.forged" sg-good $S 3 $NOW_MS "$RANDOM_KEY"
+  craft "$TMP/b.wronghost" sg-good $S 4 $NOW_MS "$OTHER_KEY"
+  craft "$TMP/b.nokey" sg-stranger $S 5 $NOW_MS "$RANDOM_KEY"
+  craft "$TMP/b.stale" sg-good $S 6 $((NOW_MS - 3 * 86400000)) "$GOOD_KEY"
+  craft "$TMP/b.future" sg-good $S 7 $((NOW_MS + 3600000)) "$GOOD_KEY"
+  craft "$TMP/b.good" sg-good $S 8 $NOW_MS "$GOOD_KEY"
+  got=
+  for f in garbage truncated oversize unsigned unsigned forged forged forged \
+           wronghost nokey stale future; do
+    got+="$(send "$TMP/b.$f") "
+  done
+  eq "each crafted bad batch is answered REJECTED" "$got" "$(printf '03 %.0s' $(seq 12))"
+  eq "a good signed batch, then replayed twice: OK, DUPLICATE, DUPLICATE" \
+    "$(send "$TMP/b.good") $(send "$TMP/b.good") $(send "$TMP/b.good")" "00 01 01"
+  scrape "$TMP/m1"
+  bad=; sum0=0; sum1=0
+  for r in "${REASONS[@]}"; do
+    k="vigie_collector_batches_rejected_total{reason=\"$r\"}"
+    grep -qF "$k " "$TMP/m1" || bad+=" $r:absent"
+    a=$(val "$TMP/m0" "$k"); b=$(val "$TMP/m1" "$k")
+    sum0=$((sum0 + a)); sum1=$((sum1 + b))
+    [[ $((b - a)) == "${WANT[$r]}" ]] || bad+=" $r:$((b - a))/${WANT[$r]}"
+  done
+  eq "/metrics counts each kind exactly as sent (reason:got/want)" "${bad:-none}" none
+  eq "the reasons add up to every rejection sent" "$((sum1 - sum0))" 12
+  n="vigie_collector_batches_received_total"
+  eq "every crafted batch is received once" "$(( $(val "$TMP/m1" $n) - $(val "$TMP/m0" $n) ))" 15
+  n="vigie_collector_batches_duplicate_total"
+  eq "the two replays are counted as duplicates" "$(( $(val "$TMP/m1" $n) - $(val "$TMP/m0" $n) ))" 2
+  n='vigie_collector_batches_refused_total{reason="forged"}'
+  eq "the older ..._refused_total name still counts (forged)" \
+    "$(( $(val "$TMP/m1" "$n") - $(val "$TMP/m0" "$n") ))" 3
+  check "one TYPE line for the rejected family" \
+    test "$(grep -c '^# TYPE vigie_collector_batches_rejected_total counter$' "$TMP/m1")" = 1
+  check "the PUB socket's messages are counted (the agents' metric stream)" \
+    awk '$1 == "vigie_alarms_pub_messages_total{topic=\"metric\"}" && $2 > 0 { f = 1 } END { exit !f }' "$TMP/m1"
+  eq "no PUB message dropped (queue full)" "$(val "$TMP/m1" 'vigie_alarms_pub_dropped_total{reason="queue_full"}')" 0
+  eq "no PUB send error" "$(val "$TMP/m1" 'vigie_alarms_pub_dropped_total{reason="send_error"}')" 0
+  check "the PUB queue gauge is exposed" grep -q '^vigie_alarms_pub_queued_bytes ' "$TMP/m1"
+  check "SSE losses are exposed" grep -q '^vigie_alarms_sse_lost_total ' "$TMP/m1"
+fi
 stop_pid "$COLLECTOR_PID"; rc=$?
 eq "collector exits 0" "$rc" 0
 check "refusals are counted by reason" \

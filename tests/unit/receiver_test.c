@@ -242,18 +242,34 @@ static void test_ok_duplicate_rejected(void **state)
 	assert_true(len > MAX_MESSAGE);
 	expect(send_raw(f, buf, len), VG_ACK_REJECTED, STREAM, 4);
 	free(buf);
+	/* a poll time before 1970-01-02: an agent whose clock is not set */
+	b = vg_batch_new("node1", STREAM, 5, 1000);
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	vg_batch_free(b);
+	expect(send_raw(f, buf, len), VG_ACK_REJECTED, STREAM, 5);
+	free(buf);
 
 	/* still serving, and seq 3 was never acknowledged */
 	expect(send_batch(f, 3, 3), VG_ACK_OK, STREAM, 3);
 
 	vg_receiver_get_stats(f->rx, &cs);
-	assert_int_equal(cs.batches_received, 9);
-	assert_int_equal(cs.batches_rejected, 4);
+	assert_int_equal(cs.batches_received, 10);
+	assert_int_equal(cs.batches_rejected, 5);
+	/* each rejection under exactly one reason (GET /metrics shows them) */
+	assert_int_equal(cs.batches_malformed, 3);
+	assert_int_equal(cs.batches_oversize, 1);
+	assert_int_equal(cs.batches_clock_unset, 1);
+	assert_int_equal(cs.batches_malformed + cs.batches_oversize +
+				 cs.batches_clock_unset + cs.batches_unsigned +
+				 cs.batches_forged + cs.batches_wrong_host +
+				 cs.batches_no_key + cs.batches_stale +
+				 cs.batches_future,
+			 cs.batches_rejected);
 	assert_int_equal(cs.batches_duplicate, 2);
 	assert_int_equal(cs.batches_retry, 0);
 	assert_int_equal(cs.samples_received, 9);
 	vg_receiver_stats_fn(f->rx, &cs);
-	assert_int_equal(cs.batches_received, 9);
+	assert_int_equal(cs.batches_received, 10);
 
 	vg_store_get_stats(f->store, &ss);
 	assert_int_equal(ss.values_written, 9);

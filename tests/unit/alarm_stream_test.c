@@ -1,0 +1,239 @@
+/*
+ * alarm_stream_test.c — the SSE hub (alarms/stream.c): event ids that keep
+ * increasing across a restart, Last-Event-ID within a run, from an earlier
+ * run and from nowhere, per-project filtering and the "lost" notice of a
+ * subscriber that fell behind the ring.
+ *
+ * A collector restart is a hub freed and a new one made: the new hub's
+ * first id must be above every id the old one issued. The cross-process
+ * case rests on the wall clock, checked here by the first id falling
+ * between two clock readings taken around vg_alarm_hub_new (and, end to
+ * end, by tests/integration/alarms_test.sh, which restarts the collector).
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "vigie/alarm_stream.h"
+
+static uint64_t wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Read everything pending into buf (NUL-terminated); returns its length. */
+static size_t drain(struct vg_alarm_sub *s, char *buf, size_t max)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while (len + 1 < max &&
+	       (n = vg_alarm_hub_read(s, buf + len, max - 1 - len, 0)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	return len;
+}
+
+/* The ids ("id: N" lines) in text, in order; returns how many. */
+static size_t ids_of(const char *text, uint64_t *ids, size_t max)
+{
+	size_t n = 0;
+
+	for (const char *p = strstr(text, "id: "); p && n < max;
+	     p = strstr(p + 1, "\nid: "))
+		ids[n++] = strtoull(p[0] == '\n' ? p + 5 : p + 4, NULL, 10);
+	return n;
+}
+
+static uint64_t publish_ids(struct vg_alarm_hub *h, const char *project,
+			    int n, uint64_t *last)
+{
+	struct vg_alarm_sub *s;
+	char buf[8192];
+	uint64_t ids[64], first;
+	size_t k;
+
+	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, 0, NULL, NULL, 0, &s), 0);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(vg_alarm_hub_publish(h, project, "alarm",
+						      "{\"n\":1}"), 0);
+	drain(s, buf, sizeof(buf));
+	vg_alarm_hub_unsubscribe(s);
+	k = ids_of(buf, ids, 64);
+	assert_int_equal(k, (size_t)n);
+	for (size_t i = 1; i < k; i++)
+		assert_true(ids[i] == ids[i - 1] + 1);
+	first = ids[0];
+	*last = ids[k - 1];
+	return first;
+}
+
+/* Runs first: no freed hub has raised the in-process floor yet. */
+static void test_first_id_is_the_wall_clock(void **state)
+{
+	struct vg_alarm_hub *h;
+	uint64_t before, after, first, last;
+
+	(void)state;
+	before = wall_us();
+	assert_int_equal(vg_alarm_hub_new(16, &h), 0);
+	after = wall_us();
+	first = publish_ids(h, "p", 3, &last);
+	assert_true(first >= before && first <= after);
+	assert_true(first < (1ull << 53)); /* exact as a JavaScript number */
+	assert_true(last == first + 2);
+	vg_alarm_hub_free(h);
+}
+
+static void test_ids_increase_across_restart(void **state)
+{
+	struct vg_alarm_hub *h;
+	uint64_t last1, first2, last2;
+
+	(void)state;
+	for (int run = 0; run < 5; run++) {
+		assert_int_equal(vg_alarm_hub_new(64, &h), 0);
+		/* 40 events in a few microseconds: faster than the clock */
+		publish_ids(h, "p", 40, &last1);
+		vg_alarm_hub_free(h);
+		assert_int_equal(vg_alarm_hub_new(16, &h), 0);
+		first2 = publish_ids(h, "p", 1, &last2);
+		if (first2 <= last1)
+			fail_msg("run %d: first id after the restart %llu <= last "
+				 "before %llu", run, (unsigned long long)first2,
+				 (unsigned long long)last1);
+		vg_alarm_hub_free(h);
+	}
+}
+
+static void test_last_event_id(void **state)
+{
+	struct vg_alarm_hub *old, *h;
+	struct vg_alarm_sub *s;
+	char buf[8192], want[128];
+	uint64_t ids[16], last_old, first, last;
+	size_t n;
+
+	(void)state;
+	/* the previous run: ids up to last_old, never seen by the new hub */
+	assert_int_equal(vg_alarm_hub_new(16, &old), 0);
+	publish_ids(old, "p", 2, &last_old);
+	vg_alarm_hub_free(old);
+
+	assert_int_equal(vg_alarm_hub_new(16, &h), 0);
+	first = publish_ids(h, "p", 3, &last); /* first, first+1, first+2 */
+
+	/* within this run: resume after first */
+	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, first, NULL, NULL, 0, &s), 0);
+	drain(s, buf, sizeof(buf));
+	n = ids_of(buf, ids, 16);
+	assert_int_equal(n, 2);
+	assert_true(ids[0] == first + 1 && ids[1] == last);
+	assert_null(strstr(buf, "event: restart"));
+	vg_alarm_hub_unsubscribe(s);
+
+	/* from the previous run: told so, then every event of this run */
+	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, last_old, NULL, NULL, 0,
+						&s), 0);
+	drain(s, buf, sizeof(buf));
+	snprintf(want, sizeof(want),
+		 "event: restart\ndata: {\"last_event_id\":%llu,\"first_id\":%llu}\n\n",
+		 (unsigned long long)last_old, (unsigned long long)first);
+	assert_true(strncmp(buf, want, strlen(want)) == 0);
+	n = ids_of(buf, ids, 16);
+	assert_int_equal(n, 3);
+	assert_true(ids[0] == first && ids[2] == last);
+	vg_alarm_hub_unsubscribe(s);
+
+	/* an old-style small id (ids restarted at 1 before): the same */
+	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, 7, NULL, NULL, 0, &s), 0);
+	drain(s, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "event: restart\ndata: {\"last_event_id\":7,"));
+	assert_int_equal(ids_of(buf, ids, 16), 3);
+	vg_alarm_hub_unsubscribe(s);
+
+	/* an id never issued (ahead of this run): only new events */
+	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, last + 1000, NULL, NULL,
+						0, &s), 0);
+	assert_int_equal(drain(s, buf, sizeof(buf)), 0);
+	assert_int_equal(vg_alarm_hub_publish(h, "p", "alarm", "{}"), 0);
+	drain(s, buf, sizeof(buf));
+	assert_int_equal(ids_of(buf, ids, 16), 1);
+	assert_true(ids[0] == last + 1);
+	vg_alarm_hub_unsubscribe(s);
+	vg_alarm_hub_free(h);
+}
+
+static void test_restart_notice_with_project_and_lost(void **state)
+{
+	struct vg_alarm_hub *h;
+	struct vg_alarm_sub *s;
+	struct vg_alarm_hub_stats st;
+	char buf[16384];
+	uint64_t ids[16];
+
+	(void)state;
+	assert_int_equal(vg_alarm_hub_new(4, &h), 0);
+	/* 6 events into a ring of 4: this run's first two are gone */
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(vg_alarm_hub_publish(h, i % 2 ? "a" : "b", "alarm",
+						      "{}"), 0);
+	/* a tenant of project a, resuming with an id of an earlier run */
+	assert_int_equal(vg_alarm_hub_subscribe(h, "a", 1, NULL, NULL, 0, &s), 0);
+	drain(s, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "event: restart\n"));
+	assert_non_null(strstr(buf, "event: lost\ndata: {\"missed\":2}\n"));
+	assert_true(strstr(buf, "event: restart") < strstr(buf, "event: lost"));
+	/* kept: 3rd..6th; project a: the 4th and the 6th */
+	assert_int_equal(ids_of(buf, ids, 16), 2);
+	assert_true(ids[1] == ids[0] + 2);
+	vg_alarm_hub_get_stats(h, &st);
+	assert_int_equal(st.lost, 2);
+	assert_int_equal(st.published, 6);
+	vg_alarm_hub_unsubscribe(s);
+	vg_alarm_hub_free(h);
+}
+
+/* A read buffer too small for the notice: it waits, nothing is lost. */
+static void test_restart_notice_small_buffer(void **state)
+{
+	struct vg_alarm_hub *h;
+	struct vg_alarm_sub *s;
+	char buf[8192], small[16];
+	ssize_t n;
+
+	(void)state;
+	assert_int_equal(vg_alarm_hub_new(8, &h), 0);
+	assert_int_equal(vg_alarm_hub_publish(h, "p", "alarm", "{}"), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, 3, NULL, NULL, 0, &s), 0);
+	n = vg_alarm_hub_read(s, small, sizeof(small), 0);
+	assert_int_equal(n, 0);
+	drain(s, buf, sizeof(buf));
+	assert_true(strncmp(buf, "event: restart\n", 15) == 0);
+	assert_non_null(strstr(buf, "event: alarm\n"));
+	vg_alarm_hub_unsubscribe(s);
+	vg_alarm_hub_free(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_first_id_is_the_wall_clock),
+		cmocka_unit_test(test_ids_increase_across_restart),
+		cmocka_unit_test(test_last_event_id),
+		cmocka_unit_test(test_restart_notice_with_project_and_lost),
+		cmocka_unit_test(test_restart_notice_small_buffer),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
