@@ -63,7 +63,8 @@ void vg_clock_tick(struct vg_clock *c)
 
 char *vg_time_format(int64_t ms, char *buf, size_t len)
 {
-	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	/* floor(ms / 1000) without overflowing at INT64_MIN */
+	time_t t = (time_t)(ms / 1000 - (ms % 1000 < 0));
 	struct tm tm;
 
 	if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
@@ -107,14 +108,14 @@ static int parse_iso(const char *s, int64_t *out)
 		} else if (*p == '+' || *p == '-') {
 			int oh, om;
 			if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 ||
-			    oh > 23 || om > 59)
+			    oh < 0 || oh > 23 || om < 0 || om > 59)
 				return -EINVAL;
 			off = (oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
 			p += 1 + n;
 		}
 	}
-	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    sec > 60 || y < 1970 || y > 9999)
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
+	    mi < 0 || mi > 59 || sec < 0 || sec > 60 || y < 1970 || y > 9999)
 		return -EINVAL;
 	int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
 		    mi * 60 + sec - off;
@@ -135,7 +136,7 @@ int vg_time_parse(const char *s, int64_t now_ms, int64_t *out_ms)
 	if (s[0] == '-' || s[0] == '+') { /* relative */
 		errno = 0;
 		double v = strtod(s + 1, &end);
-		if (errno || end == s + 1 || v < 0 || v > 1e10)
+		if (errno || end == s + 1 || !(v >= 0 && v <= 1e10)) /* NaN too */
 			return -EINVAL;
 		double mul;
 		if (!strcmp(end, "s") || !*end) mul = 1;
@@ -152,7 +153,7 @@ int vg_time_parse(const char *s, int64_t now_ms, int64_t *out_ms)
 		return parse_iso(s, out_ms);
 	errno = 0;
 	double v = strtod(s, &end);
-	if (errno || *end || end == s || v < 0 || v > 253402300799.0)
+	if (errno || *end || end == s || !(v >= 0 && v <= 253402300799.0))
 		return -EINVAL;
 	*out_ms = (int64_t)(v * 1000);
 	return 0;

@@ -121,62 +121,82 @@ int vg_api_h_tokens_list(struct vg_http_req *req, struct vg_http_resp *resp)
 
 /* ---- POST /v1/tokens ----------------------------------------------------- */
 
-int vg_api_h_tokens_create(struct vg_http_req *req, struct vg_http_resp *resp)
+int vg_api_token_request_parse(const char *body, size_t len, json_t **doc,
+			       const char **project, const char **name,
+			       char *err, size_t errlen)
 {
-	char token[VG_TOKEN_LEN + 1];
-	const char *project = NULL, *name = NULL, *key;
-	json_t *body, *v, *info = NULL;
+	const char *key;
+	json_t *j, *v;
 	json_error_t je;
-	int admin = 0, rc;
+	int admin = 0;
 
-	if (admin_only(req, resp))
-		return 0;
-	if (!req->body || !req->body_len)
-		return vg_http_reply_error(resp, 400,
-					   "missing JSON body, e.g. "
-					   "{\"project\":\"p1\",\"name\":\"ci\"} "
-					   "or {\"admin\":true}");
-	body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
-	if (!json_is_object(body)) {
-		json_decref(body);
-		return vg_http_reply_error(resp, 400,
-					   "body is not a JSON object (%s)",
-					   body ? "wrong type" : je.text);
+	*doc = NULL;
+	*project = *name = NULL;
+	if (!body || !len) {
+		snprintf(err, errlen, "missing JSON body, e.g. "
+			 "{\"project\":\"p1\",\"name\":\"ci\"} or "
+			 "{\"admin\":true}");
+		return -EINVAL;
 	}
-	json_object_foreach(body, key, v) {
+	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	if (!json_is_object(j)) {
+		snprintf(err, errlen, "body is not a JSON object (%s)",
+			 j ? "wrong type" : je.text);
+		json_decref(j);
+		return -EINVAL;
+	}
+	json_object_foreach(j, key, v) {
 		if (!strcmp(key, "admin")) {
-			if (!json_is_boolean(v))
-				goto bad_admin;
+			if (!json_is_boolean(v)) {
+				snprintf(err, errlen, "'admin' must be true or "
+					 "false");
+				goto bad;
+			}
 			admin = json_is_true(v);
 		} else if (!strcmp(key, "project")) {
 			if (!json_is_string(v) ||
-			    !(project = json_string_value(v)) || !*project) {
-				json_decref(body);
-				return vg_http_reply_error(resp, 400,
-							   "'project' must be a "
-							   "non-empty string");
+			    !(*project = json_string_value(v)) || !**project) {
+				snprintf(err, errlen, "'project' must be a "
+					 "non-empty string");
+				goto bad;
 			}
 		} else if (!strcmp(key, "name")) {
 			if (!json_is_string(v)) {
-				json_decref(body);
-				return vg_http_reply_error(resp, 400,
-							   "'name' must be a string");
+				snprintf(err, errlen, "'name' must be a string");
+				goto bad;
 			}
-			name = json_string_value(v);
+			*name = json_string_value(v);
 		} else {
-			rc = vg_http_reply_error(resp, 400,
-						 "unknown field '%.64s' (accepted: "
-						 "admin, project, name)", key);
-			json_decref(body);
-			return rc;
+			snprintf(err, errlen, "unknown field '%.64s' (accepted: "
+				 "admin, project, name)", key);
+			goto bad;
 		}
 	}
-	if (admin == !!project) {
-		json_decref(body);
-		return vg_http_reply_error(resp, 400,
-					   "give exactly one of \"admin\":true "
-					   "or \"project\":\"P\"");
+	if (admin == !!*project) {
+		snprintf(err, errlen, "give exactly one of \"admin\":true or "
+			 "\"project\":\"P\"");
+		goto bad;
 	}
+	*doc = j;
+	return 0;
+bad:
+	json_decref(j);
+	*project = *name = NULL;
+	return -EINVAL;
+}
+
+int vg_api_h_tokens_create(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	char token[VG_TOKEN_LEN + 1], err[256];
+	const char *project, *name;
+	json_t *body, *info = NULL;
+	int rc;
+
+	if (admin_only(req, resp))
+		return 0;
+	if (vg_api_token_request_parse(req->body, req->body_len, &body,
+				       &project, &name, err, sizeof(err)))
+		return vg_http_reply_error(resp, 400, "%s", err);
 	rc = vg_token_create(vg_api_tokens(req->ctx), project, name, req->now_ms,
 			     token, &info);
 	if (rc == -EINVAL) {
@@ -202,9 +222,6 @@ int vg_api_h_tokens_create(struct vg_http_req *req, struct vg_http_resp *resp)
 	vg_info("api: created %s token %s", project ? "project" : "admin",
 		json_string_value(json_object_get(info, "id")));
 	return vg_http_reply_json(resp, 201, info);
-bad_admin:
-	json_decref(body);
-	return vg_http_reply_error(resp, 400, "'admin' must be true or false");
 }
 
 /* ---- GET /v1/tokens/{id} ------------------------------------------------- */

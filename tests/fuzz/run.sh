@@ -1,31 +1,94 @@
 #!/usr/bin/env bash
 # tests/fuzz/run.sh [SECONDS] — build every tests/fuzz/*_fuzz.c with clang's
 # libFuzzer + ASan + UBSan and run each for SECONDS (default 60; `make fuzz`
-# uses FUZZ_SECONDS). Crashes are written to build-fuzz/crashes/<target>/;
-# turn each into a regression test under tests/unit. Prints TAP, one line
-# per target, so tests/run.sh can run a short pass in `make check`.
+# uses FUZZ_SECONDS). Crashes are written to $OUT/crashes/<target>/;
+# turn each into a regression test under tests/unit and a seed under
+# tests/fuzz/corpus/<target>/. Prints TAP, one line per target, so
+# tests/run.sh can run a short pass in `make check`.
+#
+# Each target links common/ plus exactly the sources listed for it in
+# target_srcs below. Objects are compiled once per source into
+# $OUT/obj/ (instrumented, -fsanitize=fuzzer-no-link) and reused by every
+# target and every later run until the source or a header changes.
+#
+# Environment: FUZZ_SECONDS (default run time), FUZZ_BUILD (output dir,
+# default build-fuzz; give each concurrent user its own), FUZZ_TARGETS
+# (space-separated names such as "ratecard api_query": run only those).
 set -u
 cd "$(dirname "$0")/../.."
 SECS=${1:-${FUZZ_SECONDS:-60}}
-OUT=build-fuzz
-mkdir -p "$OUT"
-CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags jansson libcrypto) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
-LIBS="$(pkg-config --libs jansson inih libcrypto) -lm -lpthread"
+OUT=${FUZZ_BUILD:-build-fuzz}
+mkdir -p "$OUT/obj"
+
+# The collector's server side minus main.c: what the API targets need
+# (http.c, the handlers, and what they call: registry, store, alarms,
+# billing, tokens).
+SERVER_SRCS="$(ls collector/*.c alarms/*.c billing/*.c query/*.c |
+	grep -v -e '^collector/main\.c$' -e '^query/cli')"
+
+target_srcs() { # name -> extra sources beyond common/*.c
+	case $1 in
+	ratecard) echo billing/ratecard.c billing/money.c ;;
+	api_query | api_body) echo $SERVER_SRCS ;;
+	*) ;; # wire, config, sign; alarm_rule includes alarms/rule.c itself
+	esac
+}
+target_pkgs() { # name -> pkg-config packages to link
+	case $1 in
+	api_query | api_body)
+		echo jansson inih libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl ;;
+	*) echo jansson inih libcrypto ;;
+	esac
+}
+
+ALL_PKGS="jansson inih libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl"
+SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags $ALL_PKGS) $SAN"
+
+# obj SRC -> its object path
+obj() { local s=${1//\//_}; echo "$OUT/obj/${s%.c}.o"; }
+
+# Compile what is missing or stale (older than its source or than the
+# newest header), one compiler per core.
+build_objs() { # sources...
+	local hdr todo=() s o
+	hdr=$(ls -t include/vigie/*.h | head -1)
+	for s in "$@"; do
+		o=$(obj "$s")
+		[[ -f $o && $o -nt $s && $o -nt $hdr ]] || todo+=("$s")
+	done
+	[[ ${#todo[@]} -eq 0 ]] && return 0
+	for s in "${todo[@]}"; do echo "$s $(obj "$s")"; done |
+		xargs -n 2 -P "$(nproc)" sh -c \
+			'clang '"$CFLAGS"' -fsanitize=fuzzer-no-link -c "$0" -o "$1" || exit 255'
+}
+
 n=0; rc_all=0
 for src in tests/fuzz/*_fuzz.c; do
-  t=$(basename "$src" .c); name=${t%_fuzz}; n=$((n + 1))
-  corpus=$OUT/corpus/$name; mkdir -p "$corpus" "$OUT/crashes/$name"
-  cp -n tests/fuzz/corpus/$name/* "$corpus"/ 2>/dev/null
-  if ! clang $CFLAGS "$src" common/*.c -o "$OUT/$t" $LIBS >"$OUT/$t.build.log" 2>&1; then
-    echo "not ok $n - $t builds (see $OUT/$t.build.log)"; rc_all=1; continue
-  fi
-  if "$OUT/$t" -max_total_time="$SECS" -max_len=65536 -artifact_prefix="$OUT/crashes/$name/" \
-       "$corpus" >"$OUT/$t.log" 2>&1; then
-    echo "ok $n - $t ran ${SECS}s: $(grep -o 'Done [0-9]* runs' "$OUT/$t.log" | tail -1)"
-  else
-    echo "not ok $n - $t found a crash: $(ls "$OUT/crashes/$name" | head -3 | tr '\n' ' ') (log $OUT/$t.log)"
-    rc_all=1
-  fi
+	t=$(basename "$src" .c); name=${t%_fuzz}
+	if [[ -n ${FUZZ_TARGETS:-} && " $FUZZ_TARGETS " != *" $name "* ]]; then
+		continue
+	fi
+	n=$((n + 1))
+	corpus=$OUT/corpus/$name; mkdir -p "$corpus" "$OUT/crashes/$name"
+	cp -n tests/fuzz/corpus/$name/* "$corpus"/ 2>/dev/null
+	srcs="$(ls common/*.c) $(target_srcs "$name")"
+	objs=""
+	for s in $srcs; do objs="$objs $(obj "$s")"; done
+	if ! build_objs $srcs >"$OUT/$t.build.log" 2>&1 ||
+	   ! clang $CFLAGS -fsanitize=fuzzer "$src" $objs -o "$OUT/$t" \
+		$(pkg-config --libs $(target_pkgs "$name")) -lm -lpthread \
+		>>"$OUT/$t.build.log" 2>&1; then
+		echo "not ok $n - $t builds (see $OUT/$t.build.log, $OUT/obj/build.log)"
+		rc_all=1; continue
+	fi
+	if "$OUT/$t" -max_total_time="$SECS" -max_len=65536 -timeout=10 \
+	     -artifact_prefix="$OUT/crashes/$name/" "$corpus" >"$OUT/$t.log" 2>&1; then
+		echo "ok $n - $t ran ${SECS}s: $(grep -o 'Done [0-9]* runs' "$OUT/$t.log" | tail -1)"
+	else
+		echo "not ok $n - $t found a crash: $(ls "$OUT/crashes/$name" | head -3 | tr '\n' ' ') (log $OUT/$t.log)"
+		rc_all=1
+	fi
 done
 echo "1..$n"
 exit $rc_all

@@ -17,6 +17,14 @@ static void test_format(void **state)
 	char buf[32];
 	assert_string_equal(vg_time_format(0, buf, sizeof(buf)), "1970-01-01T00:00:00Z");
 	assert_string_equal(vg_time_format(1795000000999LL, buf, sizeof(buf)), "2026-11-18T11:06:40Z");
+	/* negative times round down to the whole second before them */
+	assert_string_equal(vg_time_format(-1, buf, sizeof(buf)), "1969-12-31T23:59:59Z");
+	assert_string_equal(vg_time_format(-1000, buf, sizeof(buf)), "1969-12-31T23:59:59Z");
+	assert_string_equal(vg_time_format(-1001, buf, sizeof(buf)), "1969-12-31T23:59:58Z");
+	/* regression (wire fuzz): INT64_MIN overflowed computing the second */
+	assert_string_equal(vg_time_format(INT64_MIN, buf, sizeof(buf)),
+			    "-292275055-05-16T16:47:04Z");
+	assert_non_null(vg_time_format(INT64_MAX, buf, sizeof(buf)));
 }
 
 static void test_parse(void **state)
@@ -39,7 +47,12 @@ static void test_parse(void **state)
 	assert_int_equal(vg_time_parse("now", now, &t), 0);
 	assert_int_equal(t, now);
 	const char *bad[] = {"", "yesterday", "2026-13-01", "2026-11-18T25:00:00Z",
-			     "-3y", "12abc", "2026-11-18T11:06:40Q", "-"};
+			     "-3y", "12abc", "2026-11-18T11:06:40Q", "-",
+			     /* regressions (fuzz): NaN reached an int64 cast;
+			      * sscanf's %2d took negative fields */
+			     "nan", "NAN", "-nan", "+nan(0x1)", "-nanm",
+			     "2026-11-18T-1:-1Z", "2026-11-18T11:06:-1Z",
+			     "2026-11-18T11:06+-1:-5"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(vg_time_parse(bad[i], now, &t), -EINVAL);
 }
