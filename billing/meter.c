@@ -341,7 +341,12 @@ static int replay(struct vg_meter *m, const char *id, int64_t upto,
 	st->capacity = -1;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, upto);
+	/* A STOP while stopped, then a START at the same instant (rows sort
+	 * STOP first): a run seen by a single poll, started and stopped
+	 * there (billing/usage.c walks it the same way). */
+	int64_t idle_stop = INT64_MIN;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t time_ms = sqlite3_column_int64(s, 0);
 		int kind = sqlite3_column_int(s, 1);
 		struct flavor f;
 		flavor_read(&f, s, 2);
@@ -350,9 +355,14 @@ static int replay(struct vg_meter *m, const char *id, int64_t upto,
 			st->state |= ST_EXISTS;
 			break;
 		case VG_T_START:
-			st->state |= ST_EXISTS | ST_RUNNING | ST_RUNKNOWN;
+			if (time_ms == idle_stop && !(st->state & ST_RUNNING))
+				st->state |= ST_EXISTS | ST_RUNKNOWN;
+			else
+				st->state |= ST_EXISTS | ST_RUNNING | ST_RUNKNOWN;
 			break;
 		case VG_T_STOP:
+			if (!(st->state & ST_RUNNING))
+				idle_stop = time_ms;
 			st->state = (st->state & ~ST_RUNNING) | ST_RUNKNOWN;
 			break;
 		case VG_T_DELETE:

@@ -377,6 +377,19 @@ static int walk_instance(struct ld *L, size_t ri, struct runbuf *rb)
 	w.f.vcpus = w.f.ram_mb = w.f.disk_gb = -1;
 	L->sb[ri] = L->nspans;
 	for (size_t i = L->tb[ri]; i < L->te[ri] && !rc; i++) {
+		/* A STOP and a START at the same instant (sorted STOP first):
+		 * a restart if it was running; if not, a run seen by a single
+		 * poll (started at its first sighting, stopped at its last:
+		 * the same one), so take the START first and the run ends
+		 * there instead of lasting until the next stop. */
+		if (L->t[i].kind == VG_T_STOP && !w.running)
+			for (size_t j = i + 1; j < L->te[ri] && L->t[j].t == L->t[i].t; j++)
+				if (L->t[j].kind == VG_T_START) {
+					struct tr x = L->t[i];
+					L->t[i] = L->t[j];
+					L->t[j] = x;
+					break;
+				}
 		const struct tr *t = &L->t[i];
 		int64_t T = t->t;
 		struct fl nf = w.f;

@@ -32,6 +32,26 @@
  * the replay), written to the files and deleted. One store owns a journal:
  * flock on the journal directory; a second open gets a write-through store.
  *
+ * Header undo (kill -9 inside librrd). librrd maps the file and updates
+ * it in place, one timestamp at a time: the data sources' and archives'
+ * scratch state (pdp_prep, cdp_prep), the archives' rows and row pointers
+ * (rra_ptr), and last_up last. A process killed in between leaves a file
+ * whose rows and pointers have moved while last_up has not; replaying the
+ * journal then adds that timestamp's row a second time and every older
+ * row reads one step early (and a consolidated archive's scratch holds
+ * the value twice). So before each rrd_update_r the owner copies the
+ * file's header (everything before the rows: a few KiB) into a slot of
+ * <data_dir>/journal/undo and clears the slot once librrd returned. At
+ * open, before the journal is replayed, a slot still set means an update
+ * that may not have finished: its header is written back, which puts the
+ * file exactly where it was before that update (the rows it may have
+ * written are the oldest of their ring, overwritten by the replay with
+ * the same values), and the replay redoes the update from the journal.
+ * A slot is set only while its values' journal segment is alive
+ * (segments go after the flush that emptied them). kill -9 keeps page
+ * cache writes, so no fsync is needed for this; a power cut is the
+ * journal's business (fdatasync) and the file system's.
+ *
  * Invariants:
  *  - updates to one file are strictly increasing in time: a sample at or
  *    before the series' last accepted time is a duplicate, skipped and
@@ -86,6 +106,9 @@
 #define SEG_RING 64                 /* live segments tracked */
 #define MAX_LIVE_SEGS 8             /* more: flush oldest first */
 #define JOURNAL_VERSION 1
+#define UNDO_SLOTS 16               /* concurrent rrd_update_r calls */
+#define UNDO_SLOT_BYTES (64u << 10) /* one header + its path */
+#define UNDO_MAGIC 0x64756776u      /* "vgud" */
 
 struct pend {
 	int64_t t_ms;
@@ -138,6 +161,8 @@ struct vg_store {
 	uint64_t seg_bytes;      /* size of the active segment */
 	uint32_t segcnt[SEG_RING]; /* caches + flushes holding each segment */
 	int journal_busy;        /* the receiver is appending (mu) */
+	int undo_fd;             /* journal/undo, -1 if none (owner only) */
+	uint32_t undo_busy;      /* slots in use, a bit each (mu) */
 	int reclaiming;          /* a thread is deleting segments (mu) */
 	uint8_t *jbuf;           /* receiver only: record being built */
 	size_t jcap;
@@ -330,6 +355,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(pending_peak);
 	LD(cache_bytes_peak);
 	LD(values_replayed);
+	LD(headers_restored);
 	LD(cache_full);
 	LD(journal_bytes);
 	LD(journal_syncs);
@@ -762,6 +788,172 @@ static void reclaim(struct vg_store *s)
 	s->reclaiming = 0;
 }
 
+/* ---- header undo (see the top) ------------------------------------------------------------- */
+
+struct undo_rec {
+	uint32_t magic;  /* UNDO_MAGIC while set, 0 when clear */
+	uint32_t hlen;   /* header bytes */
+	uint32_t plen;   /* path bytes (relative to rrd_dir) */
+	uint32_t pad;
+	uint64_t sum;    /* jsum of path and header */
+	/* then the path, then the header */
+};
+
+/* Length of the header of an RRD file (everything before the rows) from
+ * its first n bytes (at least a stat_head), or 0 if the layout is not one
+ * we know. May be more than n: the caller reads the rest. */
+static size_t rrd_header_len(const unsigned char *buf, size_t n, size_t *defs)
+{
+	stat_head_t sh;
+	size_t off, len;
+
+	if (n < sizeof(sh))
+		return 0;
+	memcpy(&sh, buf, sizeof(sh));
+	if (memcmp(sh.cookie, RRD_COOKIE, 4) || sh.float_cookie != FLOAT_COOKIE ||
+	    strncmp(sh.version, RRD_VERSION3, 4) < 0 || sh.ds_cnt == 0 ||
+	    sh.ds_cnt > 64 || sh.rra_cnt == 0 || sh.rra_cnt > 256)
+		return 0;
+	off = sizeof(stat_head_t) + sh.ds_cnt * sizeof(ds_def_t) +
+	      sh.rra_cnt * sizeof(rra_def_t);
+	len = off + sizeof(live_head_t) + sh.ds_cnt * sizeof(pdp_prep_t) +
+	      sh.rra_cnt * sh.ds_cnt * sizeof(cdp_prep_t) +
+	      sh.rra_cnt * sizeof(rra_ptr_t);
+	if (defs)
+		*defs = off;
+	return len;
+}
+
+/* A free slot (waits for one), or -1 without an undo file. mu not held. */
+static int undo_take(struct vg_store *s)
+{
+	int slot = -1;
+
+	if (s->undo_fd < 0)
+		return -1;
+	pthread_mutex_lock(&s->mu);
+	while (s->undo_busy == (1u << UNDO_SLOTS) - 1)
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	for (slot = 0; s->undo_busy & (1u << slot); slot++)
+		;
+	s->undo_busy |= 1u << slot;
+	pthread_mutex_unlock(&s->mu);
+	return slot;
+}
+
+static void undo_give(struct vg_store *s, int slot)
+{
+	if (slot < 0)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->undo_busy &= ~(1u << slot);
+	pthread_cond_broadcast(&s->done_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Copy path's header into the slot. 0, or -errno: then the update runs
+ * unprotected (as without an undo file). */
+static int undo_save(struct vg_store *s, int slot, const char *path, uint8_t *rec)
+{
+	size_t rl = strlen(s->rrd_dir), plen, hlen;
+	struct undo_rec h = {0};
+	const char *rel = path + rl + 1;
+	ssize_t n;
+	int fd;
+
+	if (strncmp(path, s->rrd_dir, rl) || path[rl] != '/')
+		return -EINVAL;
+	plen = strlen(rel);
+	if (sizeof(h) + plen >= UNDO_SLOT_BYTES / 2)
+		return -ENAMETOOLONG;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	/* 4 KiB holds the header of the default layout (2.2 KiB) */
+	n = pread(fd, rec + sizeof(h) + plen, 4096, 0);
+	hlen = n > 0 ? rrd_header_len(rec + sizeof(h) + plen, (size_t)n, NULL) : 0;
+	if (hlen > (size_t)n && hlen <= UNDO_SLOT_BYTES / 4 &&
+	    pread(fd, rec + sizeof(h) + plen + n, hlen - (size_t)n, n) !=
+		    (ssize_t)(hlen - (size_t)n))
+		hlen = 0;
+	close(fd);
+	if (!hlen || hlen > UNDO_SLOT_BYTES / 4)
+		return -EIO;
+	memcpy(rec + sizeof(h), rel, plen);
+	h.magic = UNDO_MAGIC;
+	h.hlen = (uint32_t)hlen;
+	h.plen = (uint32_t)plen;
+	h.sum = jsum(rec + sizeof(h), plen + hlen);
+	memcpy(rec, &h, sizeof(h));
+	n = pwrite(s->undo_fd, rec, sizeof(h) + plen + hlen,
+		   (off_t)slot * UNDO_SLOT_BYTES);
+	return n == (ssize_t)(sizeof(h) + plen + hlen) ? 0 : -EIO;
+}
+
+static void undo_clear(struct vg_store *s, int slot)
+{
+	uint32_t zero = 0;
+
+	/* If this fails, the next open restores a header whose update the
+	 * journal still holds and redoes: harmless. */
+	if (pwrite(s->undo_fd, &zero, sizeof(zero), (off_t)slot * UNDO_SLOT_BYTES) < 0)
+		return;
+}
+
+/* At open, before the replay: write back every header whose update may
+ * not have finished, and clear the slots. Returns how many. */
+static int undo_restore(struct vg_store *s)
+{
+	uint8_t *rec = malloc(UNDO_SLOT_BYTES), cur[UNDO_SLOT_BYTES / 4];
+	int restored = 0;
+
+	if (!rec)
+		return 0;
+	for (int slot = 0; slot < UNDO_SLOTS; slot++) {
+		struct undo_rec h;
+		char path[PATH_MAX];
+		size_t defs = 0, hlen;
+		ssize_t n = pread(s->undo_fd, rec, UNDO_SLOT_BYTES,
+				  (off_t)slot * UNDO_SLOT_BYTES);
+		int fd;
+
+		if (n < (ssize_t)sizeof(h))
+			continue;
+		memcpy(&h, rec, sizeof(h));
+		if (h.magic != UNDO_MAGIC)
+			continue;
+		/* Cleared after the restore: a kill in between restores the
+		 * same header again at the next start, harmlessly. */
+		if (h.plen > (size_t)n - sizeof(h) ||
+		    h.hlen > (size_t)n - sizeof(h) - h.plen || h.hlen > sizeof(cur) ||
+		    jsum(rec + sizeof(h), h.plen + h.hlen) != h.sum) {
+			undo_clear(s, slot); /* torn while saving: librrd had not started */
+			continue;
+		}
+		hlen = h.hlen >= sizeof(stat_head_t)
+			       ? rrd_header_len(rec + sizeof(h) + h.plen, h.hlen, &defs)
+			       : 0;
+		if (!hlen || hlen != h.hlen ||
+		    (size_t)snprintf(path, sizeof(path), "%s/%.*s", s->rrd_dir,
+				     (int)h.plen, (const char *)rec + sizeof(h)) >=
+			    sizeof(path) ||
+		    memchr(rec + sizeof(h), '\0', h.plen)) {
+			undo_clear(s, slot);
+			continue;
+		}
+		if ((fd = open(path, O_RDWR | O_CLOEXEC)) >= 0) { /* or gone since */
+			/* The same file (definitions never change on update)? */
+			if (pread(fd, cur, hlen, 0) == (ssize_t)hlen &&
+			    !memcmp(cur, rec + sizeof(h) + h.plen, defs) &&
+			    pwrite(fd, rec + sizeof(h) + h.plen, hlen, 0) == (ssize_t)hlen)
+				restored++;
+			close(fd);
+		}
+		undo_clear(s, slot);
+	}
+	free(rec);
+	return restored;
+}
+
 /* ---- writing cached values to the files ---------------------------------------------------- */
 
 /* Write n values of a series to its file, MAX_ARGS per librrd call.
@@ -774,23 +966,36 @@ static void write_values(struct vg_store *s, const struct series *se,
 	const char *argv[MAX_ARGS];
 	char argbuf[MAX_ARGS][ARG_LEN];
 
+	uint8_t *rec = NULL;
+	int slot;
+
 	args = argbuf;
 	if (vg_store_path(s, se->rtype, se->id, se->metric, path, sizeof(path))) {
 		count(&s->stats.write_errors, n);
 		return;
 	}
+	if ((slot = undo_take(s)) >= 0 && !(rec = malloc(UNDO_SLOT_BYTES))) {
+		undo_give(s, slot);
+		slot = -1;
+	}
 	for (size_t i = 0; i < n;) {
 		size_t k = n - i < MAX_ARGS ? n - i : MAX_ARGS;
 		int64_t t0;
-		int rc;
+		int rc, saved;
 
 		for (size_t j = 0; j < k; j++) {
 			format_arg(args[j], v[i + j].t_ms, v[i + j].v);
 			argv[j] = args[j];
 		}
 		t0 = mono_ns();
+		saved = slot >= 0 && !undo_save(s, slot, path, rec);
 		rrd_clear_error();
 		rc = rrd_update_r(path, NULL, (int)k, argv);
+		if (saved) {
+			if (vg_store_test_after_update)
+				vg_store_test_after_update(path);
+			undo_clear(s, slot);
+		}
 		count(&s->stats.write_ns_total, (uint64_t)(mono_ns() - t0));
 		count(&s->stats.flushes, 1);
 		if (rc) {
@@ -804,6 +1009,8 @@ static void write_values(struct vg_store *s, const struct series *se,
 		}
 		i += k;
 	}
+	undo_give(s, slot);
+	free(rec);
 }
 
 static int reserve_pend(struct pend **buf, size_t *cap, size_t need)
@@ -1462,6 +1669,7 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 	}
 	s->seg_fd = -1;
 	s->lock_fd = -1;
+	s->undo_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1520,6 +1728,21 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		return rc;
 	}
 	if (s->owner) {
+		char upath[PATH_MAX];
+		if ((size_t)snprintf(upath, sizeof(upath), "%s/undo", s->journal_dir) <
+		    sizeof(upath))
+			s->undo_fd = open(upath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (s->undo_fd >= 0) {
+			/* Blocks allocated now: saving a header never needs
+			 * space (a full disk must not stop the flushes). */
+			if (posix_fallocate(s->undo_fd, 0,
+					    (off_t)UNDO_SLOTS * UNDO_SLOT_BYTES) == 0)
+				count(&s->stats.headers_restored, (uint64_t)undo_restore(s));
+			else {
+				close(s->undo_fd);
+				s->undo_fd = -1;
+			}
+		}
 		if ((rc = replay(s, err, errlen))) {
 			vg_store_close(s);
 			return rc;
@@ -1556,6 +1779,14 @@ void vg_store_close(struct vg_store *s)
 	}
 	if (s->seg_fd >= 0)
 		close(s->seg_fd);
+	if (s->undo_fd >= 0) {
+		/* Every update finished: a clean store leaves no undo file. */
+		char upath[PATH_MAX];
+		if ((size_t)snprintf(upath, sizeof(upath), "%s/undo", s->journal_dir) <
+		    sizeof(upath))
+			unlink(upath);
+		close(s->undo_fd);
+	}
 	if (s->lock_fd >= 0)
 		close(s->lock_fd); /* releases the flock */
 	for (size_t i = 0; s->tab && i < s->cap; i++) {

@@ -55,6 +55,8 @@ struct vg_store_stats {
 	uint64_t pending_peak;      /* highest values_pending since open */
 	uint64_t cache_bytes_peak;  /* most memory the cache's arrays held */
 	uint64_t values_replayed;   /* taken from the journal at open */
+	uint64_t headers_restored;  /* RRD headers put back at open: an
+				     * update a kill -9 interrupted */
 	uint64_t cache_full;        /* batches refused (-EAGAIN): cache full */
 	uint64_t journal_bytes;     /* appended since open */
 	uint64_t journal_syncs;     /* fdatasync calls */
@@ -81,6 +83,13 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b);
 /* Write every cached value to its file now (tests, shutdown). 0 or the
  * first -errno; thread-safe. */
 int vg_store_flush(struct vg_store *s);
+
+/* Test hook, weak: a program that defines it is called by a store that
+ * owns its journal after each rrd_update_r, before the update's header
+ * undo slot is cleared (tests/unit/journal_test.c tears the file there to
+ * make the state a kill -9 inside librrd leaves). The daemon leaves it
+ * undefined. */
+void vg_store_test_after_update(const char *path) __attribute__((weak));
 
 /* Text of the last write error ("<file>: <librrd message>"), "" if none,
  * so the receiver can log why write_errors grew (errors of the storage

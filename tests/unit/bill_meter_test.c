@@ -341,6 +341,51 @@ static void test_resize_splits(void **state)
 	vg_usage_clear(&u);
 }
 
+/* An instance seen running by one poll only: started at its first
+ * sighting and stopped at its last, the same instant (START and STOP at
+ * one time_ms, sorted STOP first). The run is that instant, not "until
+ * the next stop" (found by tests/unit/crash_test.c); a late event that
+ * makes the meter replay the timeline sees it stopped too. */
+static void test_single_poll_run(void **state)
+{
+	struct fx *f = *state;
+	struct vg_usage u;
+	int64_t total = 0;
+	const char *polls[] = {"2026-05-01T00:00:00Z", "2026-05-01T00:10:00Z",
+			       "2026-05-01T00:20:00Z", "2026-05-01T00:30:00Z"};
+	const int power[] = {1, 5, 1, 1};
+
+	for (int i = 0; i < 4; i++) {
+		begin(f, polls[i]);
+		inst(f, "i9", polls[i], power[i]);
+		commit(f);
+	}
+	/* a late exact STOPPED while it was stopped: changes nothing */
+	begin(f, "2026-05-01T00:40:00Z");
+	event(f, "i9", VG_EV_STOPPED, "2026-05-01T00:12:00Z");
+	inst(f, "i9", "2026-05-01T00:40:00Z", 1);
+	commit(f);
+	load(f, "2026-05", &u);
+	for (size_t n = nseg(&u, "i9", VG_U_COMPUTE), i = 0; i < n; i++) {
+		const struct vg_usage_seg *s = seg(&u, "i9", VG_U_COMPUTE, (int)i);
+		total += s->end_ms - s->start_ms;
+		if (s->end_ms > s->start_ms) {
+			assert_int_equal(s->start_ms, T("2026-05-01T00:20:00Z"));
+			assert_int_equal(s->end_ms, T("2026-05-01T00:40:00Z"));
+		}
+	}
+	assert_int_equal(total, 20 * 60000);
+	vg_usage_clear(&u);
+
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(vg_meter_db(f->m),
+		"SELECT count(*) FROM transitions WHERE resource = 'i9' AND kind = 2",
+		-1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1); /* no stop at 00:12 */
+	sqlite3_finalize(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -349,6 +394,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_storage_while_stopped_not_after_delete, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counters_resets_and_spread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resize_splits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_single_poll_run, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,8 @@
  * (VIGIE_BUILD defaults to "build") with its output appended to
  * <dir>/collector.log and waits until /v1/health answers; h_exchange sends
  * one message on a fresh REQ socket like an agent and returns the ack
- * bytes; h_kill9 and h_stop end it; h_cleanup removes the temp dir (kept
+ * bytes; h_get / h_post call the HTTP API with the admin token; h_kill9
+ * and h_stop end it; h_cleanup removes the temp dir (kept
  * when KEEP_TMP is set). Every function returns 0 or -errno.
  *
  * Not thread-safe; one harness per collector.
@@ -51,22 +52,44 @@ struct vg_harness {
 };
 
 /* A free loopback port; *fd keeps it bound (close it before use) so a
- * second call cannot return the same one. */
+ * second call cannot return the same one. Taken below the kernel's
+ * ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, 32768 up by
+ * default): a port from that range can be taken, while the collector is
+ * down between a kill and its restart, by any outgoing connection (a
+ * webhook, an API call, or a REQ socket reconnecting to that very port,
+ * which TCP turns into a self-connection), and the restart then fails
+ * with "Address already in use". */
 static inline int h_free_port(int *fd)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
 				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t l = sizeof(a);
+	unsigned lo = 32768;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
 
-	*fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (*fd < 0 || bind(*fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(*fd, (struct sockaddr *)&a, &l)) {
-		if (*fd >= 0)
-			close(*fd);
-		*fd = -1;
-		return -1;
+	if (f) {
+		if (fscanf(f, "%u", &lo) != 1 || lo < 12000)
+			lo = 32768;
+		fclose(f);
 	}
-	return ntohs(a.sin_port);
+	static uint32_t seed; /* not rand(): tests seed it for their own use */
+	if (!seed) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		seed = ((uint32_t)getpid() * 2654435761u) ^ (uint32_t)ts.tv_nsec ^ 1u;
+	}
+	*fd = -1;
+	for (int i = 0; i < 200; i++) {
+		seed = seed * 1103515245u + 12345u;
+		int port = 10000 + (int)((seed >> 8) % (lo - 10000));
+		a.sin_port = htons((uint16_t)port);
+		if ((*fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+			return -1;
+		if (!bind(*fd, (struct sockaddr *)&a, sizeof(a)))
+			return port;
+		close(*fd);
+		*fd = -1;
+	}
+	return -1;
 }
 
 static inline const char *h_build_dir(void)
@@ -159,6 +182,44 @@ static inline long h_get(const struct vg_harness *h, const char *path, char **bo
 	curl_slist_free_all(hdr);
 	if (body)
 		*body = b.buf;
+	else
+		free(b.buf);
+	return code;
+}
+
+/* POST body (JSON) to path with the admin token: the HTTP status (-1 if
+ * none), the answer in *resp if asked (malloc'd, may be NULL). */
+static inline long h_post(const struct vg_harness *h, const char *path,
+			  const char *body, char **resp)
+{
+	struct h_buf b = {NULL, 0};
+	struct curl_slist *hdr = NULL;
+	char url[1024], auth[300];
+	long code = -1;
+	CURL *c;
+
+	if ((size_t)snprintf(url, sizeof(url), "%s%s", h->http, path) >= sizeof(url))
+		return -1;
+	if (!(c = curl_easy_init()))
+		return -1;
+	hdr = curl_slist_append(hdr, "Content-Type: application/json");
+	if (h->token[0]) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", h->token);
+		hdr = curl_slist_append(hdr, auth);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, h_sink);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdr);
+	if (resp)
+		*resp = b.buf;
 	else
 		free(b.buf);
 	return code;

@@ -10,6 +10,17 @@
  * then opens the store and finds every value. A torn last record (a crash
  * mid-append) must end the replay cleanly, keeping what came before; a
  * clean close and an idle store leave no journal segment behind.
+ *
+ * A kill -9 inside librrd's update (test_kill_inside_librrd): librrd
+ * updates a mapped file in place, rows and row pointers before last_up,
+ * so a process killed in between leaves the newest row written and
+ * last_up one step behind. The test makes exactly that state with the
+ * store's test hook (vg_store_test_after_update, called after
+ * rrd_update_r): it puts last_up back and _exit()s, as a SIGKILL there
+ * would. Reopened, the store must put the header back from its undo file
+ * and replay the update: every value at its own time. The same directory
+ * without the undo file shows what the undo prevents (values one step
+ * early).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +38,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#define RRD_EXPORT_DEPRECATED /* the header structs, to tear a file */
 #include <rrd.h>
 
 #include "vigie/batch.h"
@@ -274,6 +286,138 @@ static void test_idle_store_leaves_no_journal(void **state)
 	vg_store_close(s);
 }
 
+/* ---- kill -9 between librrd's rows and last_up ---- */
+
+static int tear_armed;        /* in the child only */
+static time_t tear_last_up;   /* what last_up was before the update */
+
+/* The hook: the memory.used file's update is done; make it look like a
+ * kill came before librrd wrote last_up, and die there. */
+void vg_store_test_after_update(const char *path)
+{
+	unsigned char buf[4096];
+	stat_head_t sh;
+	live_head_t lh = {0};
+	size_t off;
+	int fd;
+
+	if (!tear_armed || !strstr(path, "memory.used"))
+		return;
+	if ((fd = open(path, O_RDWR)) < 0 || pread(fd, buf, sizeof(buf), 0) < (ssize_t)sizeof(sh))
+		_exit(4);
+	memcpy(&sh, buf, sizeof(sh));
+	off = sizeof(stat_head_t) + sh.ds_cnt * sizeof(ds_def_t) +
+	      sh.rra_cnt * sizeof(rra_def_t);
+	lh.last_up = tear_last_up;
+	lh.last_up_usec = 0;
+	if (pwrite(fd, &lh, sizeof(lh), (off_t)off) != (ssize_t)sizeof(lh))
+		_exit(5);
+	_exit(0); /* SIGKILL: no unmap, no close, no undo clear */
+}
+
+static void write_polls(struct vg_store *s, int from, int to)
+{
+	for (int i = from; i < to; i++) {
+		struct vg_batch *b = poll_batch(i);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+}
+
+/* The gauge's points [T0, T0 + 60 upto) each hold their own poll's value. */
+static int gauge_right(struct vg_store *s, int upto)
+{
+	struct vg_series g;
+	int ok;
+
+	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "inst-1", "memory.used",
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 60 * upto), 60, 0, &g), 0);
+	ok = g.n == (size_t)(upto - 1);
+	for (size_t k = 0; ok && k < g.n; k++)
+		ok = g.points[k].time_ms == MS(T0 + 60 * (int64_t)k) &&
+		     g.points[k].value == 100 + 10 * (double)(k + 1);
+	vg_series_free(&g);
+	return ok;
+}
+
+static void kill_inside_librrd(struct fixture *f)
+{
+	struct vg_store *s;
+	struct vg_store_stats st;
+	char err[256], cmd[512], copy[96];
+	pid_t pid;
+	int wst = 0;
+
+	/* polls 0..4 written cleanly */
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &s, err, sizeof(err)), 0);
+	write_polls(s, 0, 5);
+	vg_store_close(s);
+	assert_int_equal(file_last(f, "memory.used"), T0 + 240);
+
+	/* poll 5, killed inside its update */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (vg_store_open(f->dir, &f->cfg, &s, err, sizeof(err)))
+			_exit(2);
+		write_polls(s, 5, 6);
+		tear_armed = 1;
+		tear_last_up = T0 + 240;
+		vg_store_flush(s);
+		_exit(3); /* the hook did not run */
+	}
+	assert_int_equal(waitpid(pid, &wst, 0), pid);
+	assert_true(WIFEXITED(wst));
+	assert_int_equal(WEXITSTATUS(wst), 0);
+	/* torn: the row of poll 5 is in, last_up says poll 4 */
+	assert_int_equal(file_last(f, "memory.used"), T0 + 240);
+	assert_int_equal(count_segments(f), 1);
+
+	/* the same state without the undo file: the known failure */
+	snprintf(copy, sizeof(copy), "%s.noundo", f->dir);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s' && rm '%s/journal/undo'",
+		 copy, f->dir, copy, copy);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(vg_store_open(copy, &f->cfg, &s, err, sizeof(err)), 0);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.headers_restored, 0);
+	assert_false(gauge_right(s, 6)); /* poll 5's row twice: older ones shift */
+	vg_store_close(s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", copy);
+	assert_int_equal(system(cmd), 0);
+
+	/* with it: the header goes back, the journal redoes the update */
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &s, err, sizeof(err)), 0);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.headers_restored, 1);
+	assert_int_equal(st.values_replayed, 2);
+	assert_int_equal(file_last(f, "memory.used"), T0 + 300);
+	assert_true(gauge_right(s, 6));
+	/* and the store goes on as if nothing happened */
+	write_polls(s, 6, NVAL);
+	assert_true(gauge_right(s, NVAL));
+	vg_store_close(s);
+	assert_int_equal(count_segments(f), 0);
+	assert_int_equal(access(strcat(strcpy(cmd, f->dir), "/journal/undo"), F_OK), -1);
+}
+
+static void test_kill_inside_librrd(void **state)
+{
+	kill_inside_librrd(*state);
+}
+
+/* Eight archive tiers: 24 archives, a 5.3 KiB header (more than the
+ * store's first 4 KiB read). */
+static void test_kill_inside_librrd_big_header(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(vg_config_parse_archives("1m:1d,2m:2d,3m:3d,4m:4d,5m:5d,"
+						  "6m:6d,10m:10d,1h:30d", f->cfg.archives,
+						  VG_MAX_ARCHIVES, &f->cfg.narchives), 0);
+	kill_inside_librrd(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -281,6 +425,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_crashes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_store_leaves_no_journal, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_kill_inside_librrd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill_inside_librrd_big_header, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
