@@ -110,7 +110,9 @@ static const char *const sql_text[ST_COUNT] = {
 		"ended_at_ms = CASE WHEN ?11 THEN coalesce(ended_at_ms, ?10) "
 		"WHEN ended_at_ms IS NOT NULL AND ?10 > ended_at_ms THEN NULL "
 		"ELSE ended_at_ms END "
-		"RETURNING first_seen_ms, ended_at_ms IS NOT NULL",
+		/* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
+		 * for a NULL in sqlite 3.40.1 (Debian 12) */
+		"RETURNING first_seen_ms, ended_at_ms",
 	[ST_RES_SEEN] = "UPDATE resources SET last_seen_ms = "
 			"max(last_seen_ms, ?2) WHERE id = ?1",
 	[ST_METRIC_UPSERT] =
@@ -163,6 +165,7 @@ struct vg_registry {
 	struct vg_lastval *lv;     /* shared by the handles of this data dir */
 	int64_t flushed_ms;        /* monotonic time of the last flush */
 	int wrote;                 /* this handle recorded samples */
+	struct vg_registry_stats stats;
 	/* this transaction's work, to undo in lv on rollback */
 	struct vg_lastval_row *rows; /* dirty rows being written */
 	size_t nrows, caprows;
@@ -511,9 +514,9 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 	sqlite3_bind_int64(s, 10, res->time_ms);
 	sqlite3_bind_int(s, 11, res->state == VG_RSTATE_ENDED);
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) { /* RETURNING first_seen_ms, ended */
+	if (rc == SQLITE_ROW) { /* RETURNING first_seen_ms, ended_at_ms */
 		c->first_seen = sqlite3_column_int64(s, 0);
-		c->ended = (uint8_t)sqlite3_column_int(s, 1);
+		c->ended = sqlite3_column_type(s, 1) != SQLITE_NULL;
 		rc = sqlite3_step(s);
 	}
 	sqlite3_reset(s);
@@ -521,6 +524,7 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 	if (rc != SQLITE_DONE)
 		return map_err(rc ? rc : SQLITE_ERROR);
 	c->ident = ident;
+	r->stats.resource_rows++;
 	if (res->state != VG_RSTATE_ENDED && res->time_ms > c->last_seen)
 		c->last_seen = res->time_ms; /* the row has it */
 	return push_ptr(&r->fres, &r->nfres, &r->capfres, c);
@@ -571,6 +575,7 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 				  smp[i].value, res->time_ms);
 		if (rc || (rc = push_ptr(&r->fmet, &r->nfmet, &r->capfmet, m)))
 			break;
+		r->stats.metric_rows++;
 		m->kind = smp[i].kind;
 		m->unit = unit;
 		if (res->time_ms >= m->time_ms) { /* the row has it */
@@ -604,6 +609,7 @@ static int flush_rows(struct vg_registry *r)
 	vg_lastval_unlock(r->lv);
 	/* names live as long as the cache and values are snapshots: no lock
 	 * is needed while writing (only this thread changes kinds and units) */
+	r->stats.flushed_values += r->nrows;
 	for (size_t i = 0; i < r->nrows && !rc; i++) {
 		const struct vg_lastval_row *w = &r->rows[i];
 		sqlite3_stmt *s;
@@ -676,6 +682,12 @@ int vg_registry_flush(struct vg_registry *r)
 	if (!r)
 		return -EINVAL;
 	return in_transaction(r, NULL, 1);
+}
+
+void vg_registry_stats(const struct vg_registry *r,
+		       struct vg_registry_stats *out)
+{
+	*out = r->stats;
 }
 
 static int consumer_batch(void *ctx, const struct vg_batch *b)

@@ -52,6 +52,17 @@ struct vg_consumer vg_registry_consumer(struct vg_registry *r);
  * too. 0 or -errno. */
 int vg_registry_flush(struct vg_registry *r);
 
+/* Rows this handle wrote (committed or not): resource and metric rows of
+ * the slow path, and the values written by flushes. The fast path of a
+ * known series writes none; the tests and the bench check it. */
+struct vg_registry_stats {
+	uint64_t resource_rows;
+	uint64_t metric_rows;
+	uint64_t flushed_values;
+};
+void vg_registry_stats(const struct vg_registry *r,
+		       struct vg_registry_stats *out);
+
 struct vg_resource_filter {
 	const char *type;    /* "instance", ... or NULL */
 	const char *host;

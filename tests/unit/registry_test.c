@@ -393,11 +393,19 @@ static void test_last_values_in_memory(void **state)
 	struct vg_registry *reader;
 	char err[256];
 
+	struct vg_registry_stats st0, st1;
+
 	assert_int_equal(vg_registry_open(f->dir, &reader, err, sizeof(err)), 0);
 	update(f->r, instance_batch(T0, 1, NULL, VG_RSTATE_ACTIVE));
 	assert_true(row_value(f->dir) == 1); /* a new series: row written */
+	vg_registry_stats(f->r, &st0);
+	assert_int_equal(st0.resource_rows, 2);
+	assert_int_equal(st0.metric_rows, 3);
 	update(f->r, instance_batch(T0 + 1000, 2, NULL, VG_RSTATE_ACTIVE));
 	update(f->r, instance_batch(T0 + 2000, 3, NULL, VG_RSTATE_ACTIVE));
+	vg_registry_stats(f->r, &st1); /* the fast path wrote no row */
+	assert_int_equal(st1.resource_rows, st0.resource_rows);
+	assert_int_equal(st1.metric_rows, st0.metric_rows);
 	assert_true(row_value(f->dir) == 1);  /* not yet in the database */
 	assert_true(api_value(reader) == 3);  /* but every reader sees it */
 	{
