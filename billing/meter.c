@@ -44,7 +44,7 @@
 enum {
 	Q_GET, Q_PUT, Q_INS_IGNORE, Q_INS_REPLACE, Q_FIND_INFERRED, Q_DEL,
 	Q_LOAD, Q_FILL_FLAVOR, Q_NET_ADD, Q_HAS_DISKS, Q_PARENT_CREATE,
-	Q_PARENT_DELETE,
+	Q_PARENT_DELETE, Q_UPD,
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, NQ
 };
 
@@ -88,6 +88,13 @@ static const char *const sql[NQ] = {
 	[Q_PARENT_DELETE] = "SELECT time_ms FROM transitions WHERE resource=?1 "
 			    "AND kind=6 AND time_ms>=?2 AND time_ms<=?3 ORDER BY "
 			    "exact DESC, time_ms DESC LIMIT 1",
+	/* the row of Q_PUT when its identity columns did not change: only
+	 * the rowid table is written, no index entry (Q_PUT's REPLACE deletes
+	 * and re-inserts the row and its three index entries) */
+	[Q_UPD] = "UPDATE resources SET first_ms=?8,last_seen_ms=?9,"
+		  "last_poll_ms=?10,last_change_ms=?11,state=?12,flavor=?13,"
+		  "vcpus=?14,ram_mb=?15,disk_gb=?16,capacity=?17,has_disks=?18,"
+		  "ctr_ms=?19,ctr_tx=?20,ctr_rx=?21 WHERE id=?1",
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
@@ -110,6 +117,7 @@ struct flavor {
 struct mres {
 	char *id, *parent, *project, *user, *name, *host;
 	int type, found;
+	int ident_changed; /* type/parent/project/user/name/host since load */
 	int64_t first_ms, last_seen_ms, last_poll_ms, last_change_ms;
 	int state;
 	struct flavor fl;
@@ -165,7 +173,8 @@ static char *col_dup(sqlite3_stmt *s, int i)
 	return t ? strdup((const char *)t) : NULL;
 }
 
-static int set_str(char **dst, const char *src)
+/* Set an identity column of r to src unless src is NULL (unknown). */
+static int set_str(struct mres *r, char **dst, const char *src)
 {
 	if (!src || (*dst && !strcmp(*dst, src)))
 		return 0;
@@ -174,6 +183,7 @@ static int set_str(char **dst, const char *src)
 		return -ENOMEM;
 	free(*dst);
 	*dst = n;
+	r->ident_changed = 1;
 	return 0;
 }
 
@@ -289,7 +299,7 @@ static int load_res(struct vg_meter *m, const char *id, struct mres *r)
 
 static int save_res(struct vg_meter *m, const struct mres *r)
 {
-	sqlite3_stmt *s = m->q[Q_PUT];
+	sqlite3_stmt *s = m->q[r->found && !r->ident_changed ? Q_UPD : Q_PUT];
 
 	bind_text(s, 1, r->id);
 	sqlite3_bind_int(s, 2, r->type);
@@ -698,17 +708,19 @@ static int update_identity(struct vg_meter *m, struct mres *r,
 			   const struct vg_resource *res)
 {
 	int rc = 0;
+	if (r->type != res->type)
+		r->ident_changed = 1;
 	r->type = res->type;
-	if ((rc = set_str(&r->parent, res->parent)) ||
-	    (rc = set_str(&r->user, res->user)) ||
-	    (rc = set_str(&r->name, res->name)))
+	if ((rc = set_str(r, &r->parent, res->parent)) ||
+	    (rc = set_str(r, &r->user, res->user)) ||
+	    (rc = set_str(r, &r->name, res->name)))
 		return rc;
 	if (res->project)
-		return set_str(&r->project, res->project);
+		return set_str(r, &r->project, res->project);
 	if (!r->project && r->parent) {
 		struct mres p;
 		if ((rc = load_res(m, r->parent, &p)) == 0 && p.found && p.project)
-			rc = set_str(&r->project, p.project);
+			rc = set_str(r, &r->project, p.project);
 		mres_clear(&p);
 	}
 	return rc;
@@ -970,7 +982,7 @@ static int apply_resource(struct vg_meter *m, const struct vg_batch *b,
 		m->st.stale++;
 		goto out;
 	}
-	if ((rc = update_identity(m, &r, res)) || (rc = set_str(&r.host, b->host)))
+	if ((rc = update_identity(m, &r, res)) || (rc = set_str(&r, &r.host, b->host)))
 		goto out;
 	if (r.first_ms == INT64_MIN || r.first_ms < 0) {
 		if (res->state == VG_RSTATE_ACTIVE)
