@@ -97,10 +97,10 @@
 #define ESC_MAX (3 * VG_NAME_MAX + 1)
 
 /* Write-behind policy (figures in docs/benchmarks.md). */
-#define FLUSH_MIN_DEPTH 64          /* values per rrd_update_r call */
+#define FLUSH_MIN_DEPTH 64          /* default [storage] flush_depth */
 #define FLUSH_MAX_AGE_MS 300000     /* oldest cached value waits at most */
 #define IDLE_FLUSH_MS 1000          /* no batch for this long: write all */
-#define CACHE_MAX_VALUES (8u << 20) /* ~128 MiB of (time, value) pairs */
+#define CACHE_MAX_VALUES (8u << 20) /* default [storage] cache_values (128 MiB) */
 #define MAX_ARGS 256                /* timestamps per librrd call */
 #define SEG_MAX_BYTES (64u << 20)   /* journal segment rotation */
 #define SEG_RING 64                 /* live segments tracked */
@@ -1677,14 +1677,10 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&s->done_cv, NULL);
 	s->last_batch_ms = mono_ms();
-	s->cache_max = CACHE_MAX_VALUES;
-	s->flush_depth = FLUSH_MIN_DEPTH;
-	/* Knobs for tests and benchmarks (not configuration: the defaults
-	 * are what docs/benchmarks.md measured). */
-	if (getenv("VIGIE_STORE_CACHE_MAX"))
-		s->cache_max = strtoull(getenv("VIGIE_STORE_CACHE_MAX"), NULL, 10);
-	if (getenv("VIGIE_STORE_FLUSH_DEPTH"))
-		s->flush_depth = (uint32_t)strtoul(getenv("VIGIE_STORE_FLUSH_DEPTH"), NULL, 10);
+	s->cache_max = cfg->storage_cache_values ? cfg->storage_cache_values
+							 : CACHE_MAX_VALUES;
+	s->flush_depth = cfg->storage_flush_depth ? cfg->storage_flush_depth
+							 : FLUSH_MIN_DEPTH;
 	if (s->cache_max < 16)
 		s->cache_max = 16;
 	if (s->flush_depth < 1 || s->flush_depth > MAX_ARGS)

@@ -62,6 +62,8 @@ static const struct key keys[] = {
 	U("storage", "step", storage_step_s, 1, 86400),
 	U("storage", "heartbeat", storage_heartbeat_s, 2, 7 * 86400),
 	{"storage", "archives", K_ARCHIVES, offsetof(struct vg_config, archives), 0, 0, 0},
+	U("storage", "cache_values", storage_cache_values, 1024, 1u << 30),
+	U("storage", "flush_depth", storage_flush_depth, 1, 256),
 	S("billing", "ratecard", billing_ratecard),
 	S("alarms", "notify", alarms_notify),
 	{"alarms", "webhook_timeout", K_SECONDS, offsetof(struct vg_config, alarms_webhook_timeout_s), 0, 0.1, 300},
@@ -100,6 +102,8 @@ void vg_config_defaults(struct vg_config *c)
 	c->collector_max_future_s = 600;
 	c->storage_step_s = 60;
 	c->storage_heartbeat_s = 600;
+	c->storage_cache_values = 8u << 20;
+	c->storage_flush_depth = 64;
 	vg_config_parse_archives("1m:15d,5m:63d,1h:455d", c->archives,
 				 VG_MAX_ARCHIVES, &c->narchives);
 	c->alarms_webhook_timeout_s = 5;

@@ -55,6 +55,8 @@ struct vg_config {
 	uint32_t storage_heartbeat_s; /* heartbeat = 600 */
 	struct vg_archive archives[VG_MAX_ARCHIVES]; /* archives = 1m:15d,... */
 	size_t narchives;
+	uint32_t storage_cache_values; /* cache_values = 8388608 (16 B each) */
+	uint32_t storage_flush_depth;  /* flush_depth = 64 values per librrd call */
 
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */

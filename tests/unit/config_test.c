@@ -32,6 +32,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.archives[2].resolution_s, 3600);
 	assert_int_equal(c.archives[2].retention_s, 455 * 86400);
 	assert_true(c.agent_host[0] != '\0');
+	assert_int_equal(c.storage_cache_values, 8u << 20);
+	assert_int_equal(c.storage_flush_depth, 64);
 }
 
 static void test_full_file(void **state)
@@ -49,6 +51,8 @@ static void test_full_file(void **state)
 		"http_threads = 8\n"
 		"[storage]\n"
 		"archives = 1m:1d,1h:30d\n"
+		"cache_values = 100000\n"
+		"flush_depth = 16\n"
 		"[log]\n"
 		"level = debug\n";
 	vg_config_defaults(&c);
@@ -60,6 +64,8 @@ static void test_full_file(void **state)
 	assert_int_equal(c.collector_http_threads, 8);
 	assert_int_equal(c.narchives, 2);
 	assert_int_equal(c.archives[1].retention_s, 30 * 86400);
+	assert_int_equal(c.storage_cache_values, 100000);
+	assert_int_equal(c.storage_flush_depth, 16);
 	assert_int_equal(c.log_level, VG_LOG_DEBUG);
 }
 
@@ -86,6 +92,8 @@ static void test_errors_name_file_line_key(void **state)
 	expect_error("[agent\n", "x.conf:1: syntax error");
 	expect_error("[storage]\narchives = 5m:1d,1m:1d\n", "[storage] archives");
 	expect_error("[log]\nlevel = loud\n", "[log] level");
+	expect_error("[storage]\nflush_depth = 257\n", "x.conf:2: [storage] flush_depth");
+	expect_error("[storage]\ncache_values = 10\n", "x.conf:2: [storage] cache_values");
 }
 
 static void test_file_missing(void **state)

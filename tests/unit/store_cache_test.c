@@ -214,9 +214,8 @@ static void test_cache_full(void **state)
 	char err[256], id[16];
 
 	vg_store_close(f->s); /* reopen with a 20-value cache */
-	setenv("VIGIE_STORE_CACHE_MAX", "20", 1);
+	f->cfg.storage_cache_values = 20; /* [storage] cache_values */
 	assert_int_equal(vg_store_open(f->dir, &f->cfg, &s, err, sizeof(err)), 0);
-	unsetenv("VIGIE_STORE_CACHE_MAX");
 	f->s = s;
 	/* 9 cached values: under half the cache, so the storage thread
 	 * leaves them there (no flush depth, no age, not idle yet) */
