@@ -131,6 +131,15 @@ struct series {
 	struct series *dprev, *dnext; /* dirty list, oldest first (mu) */
 };
 
+/* A table slot keeps the hash beside the pointer, so probing compares
+ * hashes in the table itself and touches a series (another cache miss)
+ * only on a match: the lookup was 6-8 % of the collector's CPU at 100,000
+ * series. */
+struct slot {
+	uint64_t hash;
+	struct series *se; /* NULL: empty */
+};
+
 struct vg_store {
 	char rrd_dir[PATH_MAX];
 	char journal_dir[PATH_MAX];
@@ -142,11 +151,11 @@ struct vg_store {
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;  /* flusher: something may be due */
 	pthread_cond_t done_cv;  /* a flush completed */
-	struct series **tab;     /* open addressing; inserted by the receiver */
+	struct slot *tab;        /* open addressing; inserted by the receiver */
 	size_t cap, used;
 	struct series *dhead, *dtail;
-	uint64_t cache_max;      /* CACHE_MAX_VALUES or $VIGIE_STORE_CACHE_MAX */
-	uint32_t flush_depth;    /* FLUSH_MIN_DEPTH or $VIGIE_STORE_FLUSH_DEPTH */
+	uint64_t cache_max;      /* [storage] cache_values */
+	uint32_t flush_depth;    /* [storage] flush_depth */
 	uint64_t pending;        /* values in all caches (mu) */
 	uint64_t cache_bytes;    /* allocated for them (mu) */
 	uint64_t gen;            /* receiver only */
@@ -230,11 +239,12 @@ static struct series *table_find(const struct vg_store *s, int rtype,
 	size_t mask = s->cap - 1;
 
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		struct series *se = s->tab[i];
+		const struct slot *sl = &s->tab[i];
+		struct series *se = sl->se;
 		if (!se)
 			return NULL;
-		if (se->hash == h && se->rtype == rtype && !strcmp(se->metric, metric) &&
-		    !strcmp(se->id, id))
+		if (sl->hash == h && se->rtype == rtype &&
+		    !strcmp(se->metric, metric) && !strcmp(se->id, id))
 			return se;
 	}
 }
@@ -244,26 +254,25 @@ static int table_insert(struct vg_store *s, struct series *se)
 {
 	if ((s->used + 1) * 10 > s->cap * 7) {
 		size_t ncap = s->cap * 2;
-		struct series **nt = calloc(ncap, sizeof(*nt));
+		struct slot *nt = calloc(ncap, sizeof(*nt));
 		if (!nt)
 			return -ENOMEM;
 		for (size_t i = 0; i < s->cap; i++) {
-			struct series *o = s->tab[i];
-			if (!o)
+			if (!s->tab[i].se)
 				continue;
-			size_t j = o->hash & (ncap - 1);
-			while (nt[j])
+			size_t j = s->tab[i].hash & (ncap - 1);
+			while (nt[j].se)
 				j = (j + 1) & (ncap - 1);
-			nt[j] = o;
+			nt[j] = s->tab[i];
 		}
 		free(s->tab);
 		s->tab = nt;
 		s->cap = ncap;
 	}
 	size_t j = se->hash & (s->cap - 1);
-	while (s->tab[j])
+	while (s->tab[j].se)
 		j = (j + 1) & (s->cap - 1);
-	s->tab[j] = se;
+	s->tab[j] = (struct slot){se->hash, se};
 	s->used++;
 	return 0;
 }
@@ -1786,10 +1795,10 @@ void vg_store_close(struct vg_store *s)
 	if (s->lock_fd >= 0)
 		close(s->lock_fd); /* releases the flock */
 	for (size_t i = 0; s->tab && i < s->cap; i++) {
-		if (!s->tab[i])
+		if (!s->tab[i].se)
 			continue;
-		free(s->tab[i]->pend);
-		free(s->tab[i]);
+		free(s->tab[i].se->pend);
+		free(s->tab[i].se);
 	}
 	free(s->tab);
 	free(s->jbuf);
