@@ -1,4 +1,4 @@
-# vigie — one entry point: all, demo, check, bench, fuzz, install, clean.
+# vigie — one entry point: all, demo, check, bench, fuzz, valgrind, install, clean.
 #
 # Layout: common/ is a static library every program links; each component
 # folder (agent/, collector/, alarms/, billing/, query/) is a static library
@@ -7,6 +7,8 @@
 #
 #   make SAN=1 check     AddressSanitizer + UndefinedBehaviorSanitizer build
 #                        (objects in build-san/, so it never mixes with build/)
+#   make valgrind        the daemons under valgrind's memcheck through a few
+#                        integration tests (bench/valgrind_check.sh; slow)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -56,7 +58,7 @@ BINS  := $(BUILD)/bin/vigie-agent $(BUILD)/bin/vigie-collector $(BUILD)/bin/vigi
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps demo check unit-tests bench fuzz install clean format
+.PHONY: all deps demo check unit-tests bench fuzz valgrind install clean format
 # Keep objects of tests and benches (make would delete them as intermediates).
 .SECONDARY:
 all: $(BINS)
@@ -115,6 +117,10 @@ bench: deps
 fuzz: deps
 	@bash tests/fuzz/run.sh
 
+valgrind: deps
+	@$(MAKE) --no-print-directory all unit-tests
+	@VIGIE_BUILD=$(BUILD) bash bench/valgrind_check.sh
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vigie \
 	    $(DESTDIR)/etc/vigie $(DESTDIR)/lib/systemd/system
@@ -130,6 +136,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-valgrind
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

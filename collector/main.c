@@ -429,6 +429,18 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	/* Handlers before the API answers /v1/health: a SIGTERM from whoever
+	 * waited for it then stops the receiver cleanly, never kills the
+	 * process (threads started so far do not block signals). */
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
 	/* Only this thread takes signals: block them while API threads start. */
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
@@ -460,15 +472,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	vg_api_set_billing(api, billing);
-	memset(&sa, 0, sizeof(sa));
-	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_stop;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = on_hup;
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
 	sigdelset(&block, SIGPIPE);
 	pthread_sigmask(SIG_UNBLOCK, &block, NULL);
 

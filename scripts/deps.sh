@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install every Debian package vigie needs to build, test, demo and bench.
 # Idempotent: asks dpkg first and calls apt-get only for what is missing.
-# Called by `make demo`, `make check`, `make bench` and `make fuzz`.
+# Called by `make demo`, `make check`, `make bench`, `make fuzz` and
+# `make valgrind`.
 set -euo pipefail
 
 PKGS=(
@@ -14,8 +15,8 @@ PKGS=(
   libvirt-clients rrdtool rrdcached nanomsg-utils sqlite3 curl jq procps iproute2
   # the API benchmark (wrk) and the TLS test (openssl makes a self-signed cert)
   wrk openssl
-  # fuzzing (libFuzzer) and sanitizer runtimes
-  clang libclang-rt-14-dev
+  # fuzzing (libFuzzer) and sanitizer runtimes; memcheck for `make valgrind`
+  clang libclang-rt-14-dev valgrind
   # real QEMU guests under libvirtd for tests/e2e (TCG, no KVM needed)
   libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
   # a real browser for the web console test (tests/integration/console_test.sh)

@@ -16,17 +16,47 @@ mkdir -p "$LOGS"
 pass=0 fail=0 skip=0
 failed_names=()
 
+# A sanitizer build (make SAN=1) is recognised by its binaries. Its
+# sanitizer reports go to one file per process under $SANLOGS (the
+# daemons' own logs live in a test's temp dir and are removed with it):
+# run_one appends each report to the log of the test that made it and
+# counts it as a failure, so a leak or error in a daemon fails its test.
+# Leaks inside third-party libraries are suppressed by tests/lsan.supp;
+# fast_unwind_on_malloc=0 records whole allocation stacks through code
+# built without frame pointers (glibc, librrd), so a suppression matches
+# the library that allocated, never a broad frame like vasprintf that
+# vigie also calls. Bench helpers that a test builds get SAN=1 too.
+SANLOGS=
+if grep -qa __asan_init "$BUILD/bin/vigie-collector" 2>/dev/null; then
+  export SAN=1
+  SANLOGS=$(cd "$LOGS" && pwd)/sanitizer
+  rm -rf "$SANLOGS"; mkdir -p "$SANLOGS"
+  export ASAN_OPTIONS="log_path=$SANLOGS/asan:detect_leaks=1:fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+  export UBSAN_OPTIONS="log_path=$SANLOGS/ubsan:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+  export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+fi
+
 run_one() { # name, command...
   local name=$1; shift
   local log="$LOGS/$name.log" t0=$SECONDS
   mkdir -p "$(dirname "$log")"
   CMOCKA_MESSAGE_OUTPUT=TAP "$@" >"$log" 2>&1
   local rc=$?
-  local p f s
+  local p f s r nsan=0
+  if [[ -n $SANLOGS ]]; then
+    for r in "$SANLOGS"/asan.* "$SANLOGS"/ubsan.*; do
+      [[ -f $r ]] || continue
+      nsan=$((nsan + 1))
+      { echo "not ok - sanitizer report ${r##*/} (kept in $SANLOGS/${name//\//_}.${r##*/})"
+        sed 's/^/# /' "$r"; } >>"$log"
+      mv "$r" "$SANLOGS/${name//\//_}.${r##*/}"
+    done
+  fi
   # cmocka prints a skipped test as "not ok N # SKIP", TAP scripts as "ok N # SKIP"
   s=$(grep -cE '^(not )?ok [0-9]+.*# *SKIP' "$log")
   p=$(grep -E '^ok [0-9]+' "$log" | grep -cvE '# *SKIP')
   f=$(grep -E '^not ok [0-9]+' "$log" | grep -cvE '# *SKIP')
+  f=$((f + nsan))
   if grep -qE '^1\.\.0 *# *SKIP' "$log"; then s=$((s + 1)); fi
   if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; echo "not ok - $name exited with status $rc" >>"$log"; fi
   pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))

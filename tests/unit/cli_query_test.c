@@ -466,18 +466,6 @@ static void test_exit_codes(void **state)
 	expect_fail(vigie(tok_admin, "graph", "--title", NULL), 2, "needs a value");
 }
 
-/* LeakSanitizer (make SAN=1): librrd's graph code and fontconfig keep or
- * lose a few allocations of their own on every rrd_graph_v call; they are
- * not ours to free. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-	return "leak:librrd.so\nleak:libfontconfig.so\n"
-	       /* librrd's own vasprintf buffers (a frame-pointer-less
-		stack; vigie calls no asprintf) */
-	       "leak:__vasprintf_internal\n";
-}
-
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
