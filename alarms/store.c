@@ -26,6 +26,7 @@
 
 #include "vigie/alarm_store.h"
 #include "vigie/clock.h"
+#include "vigie/sqlitedb.h"
 
 #define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 5000
@@ -107,25 +108,15 @@ struct vg_alarm_store {
 	sqlite3_stmt *st[ST_COUNT];
 };
 
+/* vg_sqlitedb_errno, but a broken constraint is a duplicate name. */
 static int map_rc(int rc)
 {
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-	case SQLITE_FULL:
-		return -EAGAIN;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	default:
-		return -EIO;
-	}
+	return (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST : vg_sqlitedb_errno(rc);
 }
+
+/* version, schema, synchronous, busy timeout, errors */
+static const struct vg_sqlitedb_schema alarms_schema = {
+	SCHEMA_VERSION, schema, "FULL", BUSY_TIMEOUT_MS, map_rc};
 
 const char *vg_alarm_store_errmsg(const struct vg_alarm_store *s)
 {
@@ -147,8 +138,7 @@ int vg_alarm_store_open(const char *data_dir, struct vg_alarm_store **out,
 {
 	struct vg_alarm_store *s;
 	char path[4096];
-	sqlite3_stmt *v;
-	int rc, version = 0;
+	int rc;
 
 	*out = NULL;
 	if ((size_t)snprintf(path, sizeof(path), "%s/alarms.db", data_dir) >=
@@ -160,36 +150,11 @@ int vg_alarm_store_open(const char *data_dir, struct vg_alarm_store **out,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = sqlite3_open_v2(path, &s->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				     SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path,
-			 s->db ? sqlite3_errmsg(s->db) : "cannot open");
+	if ((rc = vg_sqlitedb_open(path, &alarms_schema, &s->db, err,
+				   errlen))) {
 		vg_alarm_store_close(s);
-		return -EIO;
+		return rc;
 	}
-	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-	rc = sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
-			  NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &v, NULL);
-	if (rc == SQLITE_OK) {
-		if (sqlite3_step(v) == SQLITE_ROW)
-			version = sqlite3_column_int(v, 0);
-		sqlite3_finalize(v);
-	}
-	if (rc == SQLITE_OK && version > SCHEMA_VERSION) {
-		snprintf(err, errlen, "%s: schema version %d is newer than this "
-			 "collector's %d", path, version, SCHEMA_VERSION);
-		vg_alarm_store_close(s);
-		return -EPROTO;
-	}
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(s->db, schema, NULL, NULL, NULL);
-	if (rc == SQLITE_OK && version < SCHEMA_VERSION)
-		rc = sqlite3_exec(s->db, "PRAGMA user_version=1", NULL, NULL, NULL);
 	for (int i = 0; rc == SQLITE_OK && i < ST_COUNT; i++)
 		rc = sqlite3_prepare_v3(s->db, sql_text[i], -1,
 					SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);

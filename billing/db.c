@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "vigie/bill_meter.h"
+#include "vigie/sqlitedb.h"
 
 #define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 5000
@@ -77,70 +78,20 @@ char *vg_billdb_path(const char *data_dir, char *buf, size_t len)
 int vg_billdb_errno(int rc)
 {
 	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-	case SQLITE_FULL:
-		return -EAGAIN;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
 	case SQLITE_CANTOPEN:
 	case SQLITE_PERM:
 	case SQLITE_READONLY:
 		return -EACCES;
 	default:
-		return -EIO;
+		return vg_sqlitedb_errno(rc);
 	}
 }
 
+/* version, schema, synchronous, busy timeout, errors */
+static const struct vg_sqlitedb_schema billing_schema = {
+	SCHEMA_VERSION, schema, "NORMAL", BUSY_TIMEOUT_MS, vg_billdb_errno};
+
 int vg_billdb_open(const char *path, sqlite3 **out, char *err, size_t errlen)
 {
-	sqlite3 *db = NULL;
-	sqlite3_stmt *s = NULL;
-	char *msg = NULL;
-	int rc, ver = 0;
-
-	*out = NULL;
-	rc = sqlite3_open_v2(path, &db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				     SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: cannot open: %s", path,
-			 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-		sqlite3_close(db);
-		return vg_billdb_errno(rc) ? vg_billdb_errno(rc) : -EIO;
-	}
-	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-	rc = sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-			  NULL, NULL, &msg);
-	if (rc == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK &&
-	    sqlite3_step(s) == SQLITE_ROW)
-		ver = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_OK && ver > SCHEMA_VERSION) {
-		snprintf(err, errlen, "%s: schema version %d is newer than this "
-			 "program's (%d)", path, ver, SCHEMA_VERSION);
-		sqlite3_close(db);
-		return -EPROTO;
-	}
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, schema, NULL, NULL, &msg);
-	if (rc == SQLITE_OK && ver < SCHEMA_VERSION) {
-		char sql[64];
-		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", SCHEMA_VERSION);
-		rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-	}
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, msg ? msg : sqlite3_errstr(rc));
-		sqlite3_free(msg);
-		sqlite3_close(db);
-		return vg_billdb_errno(rc) ? vg_billdb_errno(rc) : -EIO;
-	}
-	*out = db;
-	return 0;
+	return vg_sqlitedb_open(path, &billing_schema, out, err, errlen);
 }

@@ -40,6 +40,7 @@
 #include "vigie/lastval.h"
 #include "vigie/name.h"
 #include "vigie/registry.h"
+#include "vigie/sqlitedb.h"
 
 #define SCHEMA_VERSION 1
 #define BUSY_TIMEOUT_MS 2000
@@ -173,26 +174,17 @@ struct vg_registry {
 	size_t nfres, capfres, nfmet, capfmet;
 };
 
+/* vg_sqlitedb_errno, but a rejected value is the caller's -EINVAL. */
 static int map_err(int rc)
 {
 	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-	case SQLITE_FULL:
-		return -EAGAIN;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
 	case SQLITE_CONSTRAINT:
 	case SQLITE_MISMATCH:
 	case SQLITE_RANGE:
 	case SQLITE_TOOBIG:
 		return -EINVAL;
 	default:
-		return -EIO;
+		return vg_sqlitedb_errno(rc);
 	}
 }
 
@@ -234,59 +226,9 @@ static void bind_text(sqlite3_stmt *s, int i, const char *v)
 
 /* ---- open / close ---------------------------------------------------------- */
 
-static int setup(struct vg_registry *r, char *err, size_t errlen)
-{
-	char *msg = NULL;
-	int version = -1, rc;
-	sqlite3_stmt *s = NULL;
-
-	sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
-	rc = sqlite3_exec(r->db,
-			  "PRAGMA journal_mode=WAL;"
-			  "PRAGMA synchronous=NORMAL;",
-			  NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		goto fail;
-	rc = sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		goto fail;
-	rc = sqlite3_prepare_v2(r->db, "PRAGMA user_version", -1, &s, NULL);
-	if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
-		version = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
-	if (version < 0) {
-		rc = sqlite3_errcode(r->db);
-		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
-		goto fail;
-	}
-	if (version > SCHEMA_VERSION) {
-		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
-		snprintf(err, errlen,
-			 "registry.db has schema version %d, newer than this "
-			 "collector's %d", version, SCHEMA_VERSION);
-		return -EPROTONOSUPPORT;
-	}
-	if (version < SCHEMA_VERSION) {
-		char sql[64];
-		rc = sqlite3_exec(r->db, schema_sql, NULL, NULL, &msg);
-		snprintf(sql, sizeof(sql), "PRAGMA user_version=%d", SCHEMA_VERSION);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_exec(r->db, sql, NULL, NULL, &msg);
-		if (rc != SQLITE_OK) {
-			sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
-			goto fail;
-		}
-	}
-	rc = sqlite3_exec(r->db, "COMMIT", NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		goto fail;
-	return 0;
-fail:
-	snprintf(err, errlen, "registry.db: %s",
-		 msg ? msg : sqlite3_errmsg(r->db));
-	sqlite3_free(msg);
-	return map_err(rc);
-}
+/* version, schema, synchronous, busy timeout, errors */
+static const struct vg_sqlitedb_schema registry_schema = {
+	SCHEMA_VERSION, schema_sql, "NORMAL", BUSY_TIMEOUT_MS, map_err};
 
 int vg_registry_open(const char *data_dir, struct vg_registry **out,
 		     char *err, size_t errlen)
@@ -309,17 +251,8 @@ int vg_registry_open(const char *data_dir, struct vg_registry **out,
 		snprintf(err, errlen, "registry: out of memory");
 		return -ENOMEM;
 	}
-	rc = sqlite3_open_v2(path, &r->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				     SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path,
-			 r->db ? sqlite3_errmsg(r->db) : "cannot open");
-		vg_registry_close(r);
-		return rc == SQLITE_CANTOPEN ? -ENOENT : map_err(rc);
-	}
-	if ((rc = setup(r, err, errlen))) {
+	if ((rc = vg_sqlitedb_open(path, &registry_schema, &r->db, err,
+				   errlen))) {
 		vg_registry_close(r);
 		return rc;
 	}

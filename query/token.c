@@ -40,6 +40,7 @@
 
 #include "vigie/clock.h"
 #include "vigie/name.h"
+#include "vigie/sqlitedb.h"
 #include "vigie/token.h"
 
 #define KEY_LEN 32
@@ -193,24 +194,10 @@ int vg_token_parse(const char *t, char *id_out)
 
 /* ---- open / close ------------------------------------------------------- */
 
+/* vg_sqlitedb_errno, but a broken constraint is a duplicate. */
 static int map_sqlite(int rc)
 {
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-	case SQLITE_FULL:
-		return -EAGAIN;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	default:
-		return -EIO;
-	}
+	return (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST : vg_sqlitedb_errno(rc);
 }
 
 int vg_token_store_open(const char *data_dir, struct vg_token_store **out,

@@ -37,7 +37,7 @@ target_pkgs() { # name -> pkg-config packages to link
 	case $1 in
 	api_query | api_body)
 		echo jansson inih libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl ;;
-	*) echo jansson inih libcrypto ;;
+	*) echo jansson inih libcrypto sqlite3 ;; # common/ opens sqlite files
 	esac
 }
 
