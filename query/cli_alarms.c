@@ -33,8 +33,6 @@
 #include "vigie/cli.h"
 
 #define DEF_MAX_BYTES (1u << 20) /* a definition file; the API takes 64 KiB */
-#define PAGE "1000"
-#define PAGES_MAX 100000
 #define SSE_EVENT_MAX (1u << 20)
 #define RECONNECT_MS 3000
 #define RECENT_IDS 256
@@ -70,8 +68,7 @@ struct sub {
 
 static int sub_list(struct vg_cli *c, struct args *a);
 static int sub_show(struct vg_cli *c, struct args *a);
-static int sub_create(struct vg_cli *c, struct args *a);
-static int sub_update(struct vg_cli *c, struct args *a);
+static int sub_put(struct vg_cli *c, struct args *a);
 static int sub_delete(struct vg_cli *c, struct args *a);
 static int sub_enable(struct vg_cli *c, struct args *a);
 static int sub_history(struct vg_cli *c, struct args *a);
@@ -86,11 +83,11 @@ static const struct sub subs[] = {
 	{"show", sub_show, O_JSON, 1, "show ID|NAME [--json]",
 	 "One alarm: its definition, its state with the reason, and the state "
 	 "of\neach resource it watches.\n"},
-	{"create", sub_create, O_JSON | O_FILE, 0, "create --file DEF.json [--json]",
+	{"create", sub_put, O_JSON | O_FILE, 0, "create --file DEF.json [--json]",
 	 "Create an alarm from a JSON definition (docs/alarms.md); '--file -' "
 	 "reads\nstandard input. Every invalid field is reported on one line "
 	 "(exit 1).\n"},
-	{"update", sub_update, O_JSON | O_FILE | O_PATCH, 1,
+	{"update", sub_put, O_JSON | O_FILE | O_PATCH, 1,
 	 "update ID|NAME --file DEF.json [--patch] [--json]",
 	 "Replace an alarm's definition (PUT; its state is kept), or with "
 	 "--patch\nchange only the fields the file gives (PATCH). '--file -' "
@@ -399,53 +396,20 @@ static int sub_list(struct vg_cli *c, struct args *a)
 	static const char *const hdr[] = {"NAME",   "PROJECT",   "STATE",
 					  "SEVERITY", "METRIC",  "THRESHOLD",
 					  "ENABLED"};
-	char cursor[1024] = "";
-	json_t *all = json_array(), *al;
+	const char *kv[] = {"project", a->project, "state", a->state, NULL};
+	json_t *all, *al;
 	struct vg_table *t;
-	int rc = VG_EXIT_OK;
+	int rc;
 	size_t i;
 
-	if (!all)
-		return oom(c);
-	for (int page = 0; page < PAGES_MAX; page++) {
-		const char *kv[] = {"project", a->project, "state", a->state,
-				    "limit", PAGE, "cursor",
-				    cursor[0] ? cursor : NULL, NULL};
-		char *path = vg_cli_path("/v1/alarms", kv);
-		json_t *j;
-		if (!path) {
-			rc = oom(c);
-			break;
-		}
-		rc = vg_cli_get(c, path, &j);
-		free(path);
-		if (rc)
-			break;
-		json_array_extend(all, json_object_get(j, "alarms"));
-		const char *next = str(j, "next");
-		int more = next && *next && strcmp(next, cursor) &&
-			   strlen(next) < sizeof(cursor);
-		if (more)
-			snprintf(cursor, sizeof(cursor), "%s", next);
-		json_decref(j);
-		if (!more)
-			break;
-	}
-	if (rc) {
-		json_decref(all);
+	rc = vg_cli_fetch_all(c, "/v1/alarms", kv, "alarms", 0, a->json, &all);
+	if (rc || !all)
 		return rc;
-	}
-	if (a->json) {
-		json_t *doc = json_pack("{s:o,s:n}", "alarms", all, "next");
-		vg_cli_print_json(c, doc);
-		json_decref(doc);
-		return VG_EXIT_OK;
-	}
 	t = vg_table_new(7, hdr, NULL);
 	json_array_foreach(all, i, al) {
 		char cb[96];
-		int composite = !strcmp(str(al, "type") ? str(al, "type") : "",
-					"composite");
+		const char *type = str(al, "type");
+		int composite = type && !strcmp(type, "composite");
 		const char *row[7] = {
 			str(al, "name"),
 			str(al, "project"),
@@ -459,8 +423,7 @@ static int sub_list(struct vg_cli *c, struct args *a)
 		if (t)
 			vg_table_add(t, row);
 	}
-	vg_table_print(t, c->out);
-	vg_table_free(t);
+	vg_table_print_free(t, c->out);
 	json_decref(all);
 	return VG_EXIT_OK;
 }
@@ -532,21 +495,14 @@ static int sub_show(struct vg_cli *c, struct args *a)
 {
 	char *path = alarm_path(a->ref, "");
 	char b1[128], b2[128];
-	json_t *j, *insts, *in;
-	size_t i;
+	json_t *j, *insts;
 	int rc;
 
 	if (!path)
 		return oom(c);
-	rc = vg_cli_get(c, path, &j);
-	free(path);
-	if (rc)
+	rc = vg_cli_fetch(c, path, a->json, &j);
+	if (rc || !j)
 		return rc;
-	if (a->json) {
-		vg_cli_print_json(c, j);
-		json_decref(j);
-		return VG_EXIT_OK;
-	}
 	int composite = str(j, "type") && !strcmp(str(j, "type"), "composite");
 	kv_line(c, "ID", str(j, "id"));
 	kv_line(c, "Name", str(j, "name"));
@@ -593,18 +549,15 @@ static int sub_show(struct vg_cli *c, struct args *a)
 
 	insts = json_object_get(j, "instances");
 	if (json_array_size(insts)) {
-		static const char *const hdr[] = {"RESOURCE", "STATE", "SINCE",
-						  "REASON"};
-		struct vg_table *t = vg_table_new(4, hdr, NULL);
-		json_array_foreach(insts, i, in) {
-			const char *row[4] = {str(in, "resource"), str(in, "state"),
-					      str(in, "since"), str(in, "reason")};
-			if (t)
-				vg_table_add(t, row);
-		}
+		static const struct vg_cli_col cols[] = {
+			{"RESOURCE", "resource", VG_ALIGN_LEFT},
+			{"STATE", "state", VG_ALIGN_LEFT},
+			{"SINCE", "since", VG_ALIGN_LEFT},
+			{"REASON", "reason", VG_ALIGN_LEFT},
+		};
+		struct vg_table *t = vg_cli_rows_table(insts, cols, 4);
 		fprintf(c->out, "\nInstances (%zu)\n", json_array_size(insts));
-		vg_table_print(t, c->out);
-		vg_table_free(t);
+		vg_table_print_free(t, c->out);
 	}
 	json_decref(j);
 	return VG_EXIT_OK;
@@ -612,72 +565,68 @@ static int sub_show(struct vg_cli *c, struct args *a)
 
 /* ---- create, update, delete, enable/disable --------------------------------------------- */
 
-static int sub_create(struct vg_cli *c, struct args *a)
+/* method path (malloc'd, freed here; NULL: out of memory) with text (may
+ * be NULL). With --json the answer is printed and *out set to NULL; else
+ * *out is the answer for the caller's line (caller decrefs). */
+static int call(struct vg_cli *c, struct args *a, const char *method,
+		char *path, const char *text, json_t **out)
 {
-	char *text;
-	json_t *j;
-	int rc = read_definition(c, "create", a->file, &text);
+	int rc;
 
-	if (rc)
+	*out = NULL;
+	if (!path)
+		return oom(c);
+	rc = send_text(c, method, path, text, out);
+	free(path);
+	if (rc || !a->json)
 		return rc;
-	rc = send_text(c, "POST", "/v1/alarms", text, &j);
-	free(text);
-	if (rc)
-		return rc;
-	if (a->json)
-		vg_cli_print_json(c, j);
-	else
-		fprintf(c->out, "created alarm %s (id %s) in project %s\n",
-			str(j, "name") ? str(j, "name") : "?",
-			str(j, "id") ? str(j, "id") : "?",
-			str(j, "project") ? str(j, "project") : "?");
-	json_decref(j);
+	vg_cli_print_json(c, *out);
+	json_decref(*out);
+	*out = NULL;
 	return VG_EXIT_OK;
 }
 
-static int sub_update(struct vg_cli *c, struct args *a)
+/* "?" for a missing string member. */
+static const char *str_or(json_t *o, const char *key, const char *dflt)
 {
+	return str(o, key) ? str(o, key) : dflt;
+}
+
+/* create and update: send the definition file. */
+static int sub_put(struct vg_cli *c, struct args *a)
+{
+	int create = !strcmp(a->sub, "create");
+	const char *method = create ? "POST" : a->patch ? "PATCH" : "PUT";
 	char *text, *path;
 	json_t *j;
-	int rc = read_definition(c, "update", a->file, &text);
+	int rc = read_definition(c, a->sub, a->file, &text);
 
 	if (rc)
 		return rc;
-	if (!(path = alarm_path(a->ref, ""))) {
-		free(text);
-		return oom(c);
-	}
-	rc = send_text(c, a->patch ? "PATCH" : "PUT", path, text, &j);
+	path = create ? strdup("/v1/alarms") : alarm_path(a->ref, "");
+	rc = call(c, a, method, path, text, &j);
 	free(text);
-	free(path);
-	if (rc)
+	if (rc || !j)
 		return rc;
-	if (a->json)
-		vg_cli_print_json(c, j);
+	if (create)
+		fprintf(c->out, "created alarm %s (id %s) in project %s\n",
+			str_or(j, "name", "?"), str_or(j, "id", "?"),
+			str_or(j, "project", "?"));
 	else
 		fprintf(c->out, "updated alarm %s (id %s)\n",
-			str(j, "name") ? str(j, "name") : "?",
-			str(j, "id") ? str(j, "id") : "?");
+			str_or(j, "name", "?"), str_or(j, "id", "?"));
 	json_decref(j);
 	return VG_EXIT_OK;
 }
 
 static int sub_delete(struct vg_cli *c, struct args *a)
 {
-	char *path = alarm_path(a->ref, "");
 	json_t *j;
-	int rc;
+	int rc = call(c, a, "DELETE", alarm_path(a->ref, ""), NULL, &j);
 
-	if (!path)
-		return oom(c);
-	rc = vg_cli_send(c, "DELETE", path, NULL, &j);
-	free(path);
-	if (rc)
+	if (rc || !j)
 		return rc;
-	if (a->json)
-		vg_cli_print_json(c, j);
-	else
-		fprintf(c->out, "deleted alarm %s\n", a->ref);
+	fprintf(c->out, "deleted alarm %s\n", a->ref);
 	json_decref(j);
 	return VG_EXIT_OK;
 }
@@ -685,21 +634,15 @@ static int sub_delete(struct vg_cli *c, struct args *a)
 static int sub_enable(struct vg_cli *c, struct args *a)
 {
 	int enable = !strcmp(a->sub, "enable");
-	char *path = alarm_path(a->ref, enable ? "/enable" : "/disable");
 	json_t *j;
-	int rc;
+	int rc = call(c, a, "POST",
+		      alarm_path(a->ref, enable ? "/enable" : "/disable"), NULL,
+		      &j);
 
-	if (!path)
-		return oom(c);
-	rc = vg_cli_send(c, "POST", path, NULL, &j);
-	free(path);
-	if (rc)
+	if (rc || !j)
 		return rc;
-	if (a->json)
-		vg_cli_print_json(c, j);
-	else
-		fprintf(c->out, "%s alarm %s\n", enable ? "enabled" : "disabled",
-			str(j, "name") ? str(j, "name") : a->ref);
+	fprintf(c->out, "%s alarm %s\n", enable ? "enabled" : "disabled",
+		str_or(j, "name", a->ref));
 	json_decref(j);
 	return VG_EXIT_OK;
 }
@@ -764,56 +707,20 @@ static const char *history_detail(json_t *row, char *buf, size_t len)
 static int sub_history(struct vg_cli *c, struct args *a)
 {
 	static const char *const hdr[] = {"TIME", "TYPE", "RESOURCE", "DETAIL"};
-	char *base = alarm_path(a->ref, "/history"), cursor[32] = "", lim[24];
-	json_t *all = json_array(), *row;
+	const char *kv[] = {"start", a->start, "end", a->end, "type", a->type,
+			    NULL};
+	char *base = alarm_path(a->ref, "/history");
+	json_t *all, *row;
 	struct vg_table *t;
-	int rc = VG_EXIT_OK;
+	int rc;
 	size_t i;
 
-	if (!base || !all) {
-		free(base);
-		json_decref(all);
+	if (!base)
 		return oom(c);
-	}
-	for (int page = 0; page < PAGES_MAX; page++) {
-		long want = 1000;
-		if (a->limit && a->limit - (long)json_array_size(all) < want)
-			want = a->limit - (long)json_array_size(all);
-		snprintf(lim, sizeof(lim), "%ld", want);
-		const char *kv[] = {"start", a->start, "end", a->end, "type",
-				    a->type, "limit", lim, "cursor",
-				    cursor[0] ? cursor : NULL, NULL};
-		char *path = vg_cli_path(base, kv);
-		json_t *j;
-		if (!path) {
-			rc = oom(c);
-			break;
-		}
-		rc = vg_cli_get(c, path, &j);
-		free(path);
-		if (rc)
-			break;
-		json_array_extend(all, json_object_get(j, "history"));
-		const char *next = str(j, "next");
-		int more = next && *next && strcmp(next, cursor) &&
-			   strlen(next) < sizeof(cursor);
-		if (more)
-			snprintf(cursor, sizeof(cursor), "%s", next);
-		json_decref(j);
-		if (!more || (a->limit && (long)json_array_size(all) >= a->limit))
-			break;
-	}
+	rc = vg_cli_fetch_all(c, base, kv, "history", a->limit, a->json, &all);
 	free(base);
-	if (rc) {
-		json_decref(all);
+	if (rc || !all)
 		return rc;
-	}
-	if (a->json) {
-		json_t *doc = json_pack("{s:o,s:n}", "history", all, "next");
-		vg_cli_print_json(c, doc);
-		json_decref(doc);
-		return VG_EXIT_OK;
-	}
 	t = vg_table_new(4, hdr, NULL);
 	json_array_foreach(all, i, row) {
 		char buf[1024];
@@ -823,8 +730,7 @@ static int sub_history(struct vg_cli *c, struct args *a)
 		if (t)
 			vg_table_add(t, cells);
 	}
-	vg_table_print(t, c->out);
-	vg_table_free(t);
+	vg_table_print_free(t, c->out);
 	json_decref(all);
 	return VG_EXIT_OK;
 }

@@ -2,11 +2,12 @@
  * cli_commands.c — the `vigie` commands: health, resources, show, measures
  * (a table, --sparkline or --json).
  *
- * Design: each command parses its own options (getopt_long, arguments may
- * come in any order), calls the API through vg_cli_get and prints either a
- * table for people or the API's JSON (--json) for scripts. `resources`
- * follows the pagination cursor so the output is complete; --json then
- * prints one document of the same shape as a single API page.
+ * Design: each command declares its options and help (vg_cli_parse in
+ * cli_opts.c; arguments may come in any order), calls the API through
+ * vg_cli_fetch* and prints either a table for people (cli_table.c) or the
+ * API's JSON (--json) for scripts. `resources` follows the pagination
+ * cursor so the output is complete; --json then prints one document of
+ * the same shape as a single API page.
  *
  * Invariants: a command prints nothing to c->out when it fails; its exit
  * code is the one vg_cli_get returned, or VG_EXIT_USAGE for bad arguments.
@@ -19,212 +20,100 @@
 #include "vigie/cli.h"
 #include "vigie/clock.h"
 
-/* A JSON field as text for a table cell (NULL for null/missing). */
-static const char *field(json_t *obj, const char *key, char *buf, size_t len)
-{
-	json_t *v = json_object_get(obj, key);
-
-	if (!v || json_is_null(v))
-		return NULL;
-	if (json_is_string(v))
-		return json_string_value(v);
-	if (json_is_number(v))
-		return vg_cli_format_value(json_number_value(v), buf, len);
-	if (json_is_boolean(v))
-		return json_is_true(v) ? "true" : "false";
-	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	snprintf(buf, len, "%s", s ? s : "");
-	free(s);
-	return buf;
-}
-
 /* ---- health ------------------------------------------------------------- */
+
+static const struct vg_cli_spec health_spec = {
+	"health", NULL, 0,
+	"health [--json]\n",
+	"Ask the API whether it is up (GET /v1/health).\n",
+};
 
 int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {VG_CLI_COMMON_OPTS, {NULL, 0, NULL, 0}};
-	int o, json = 0, rc;
+	int json, rc;
 	json_t *j;
-	char b1[64], b2[64], b3[64];
 
-	vg_cli_begin_opts();
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (o == VG_CLI_OPT_JSON) {
-			json = 1;
-		} else if (o == VG_CLI_OPT_HELP) {
-			fprintf(c->out,
-				"usage: %s health [--json]\n\n"
-				"Ask the API whether it is up (GET /v1/health).\n",
-				c->prog);
-			return VG_EXIT_OK;
-		} else if ((rc = vg_cli_common_opt(c, "health", o, argv)) >= 0) {
-			return rc;
-		}
-	}
-	if (optind < argc) {
-		fprintf(c->err, "%s health: unexpected argument '%s'\n",
-			c->prog, argv[optind]);
-		return VG_EXIT_USAGE;
-	}
-	rc = vg_cli_get(c, "/v1/health", &j);
-	if (rc)
+	if ((rc = vg_cli_parse(c, &health_spec, NULL, 0, argc, argv,
+				 &json)) >= 0)
 		return rc;
-	if (json) {
-		vg_cli_print_json(c, j);
-	} else {
-		const char *st = field(j, "status", b1, sizeof(b1));
-		const char *ver = field(j, "version", b2, sizeof(b2));
-		const char *t = field(j, "time", b3, sizeof(b3));
-		fprintf(c->out, "%s (vigie %s at %s, %s)\n", st ? st : "?",
-			ver ? ver : "?", c->api, t ? t : "?");
-	}
+	rc = vg_cli_fetch(c, strdup("/v1/health"), json, &j);
+	if (rc || !j)
+		return rc;
+	char b1[64], b2[64], b3[64];
+	const char *st = vg_cli_field(j, "status", b1, sizeof(b1)),
+		   *ver = vg_cli_field(j, "version", b2, sizeof(b2)),
+		   *t = vg_cli_field(j, "time", b3, sizeof(b3));
+	fprintf(c->out, "%s (vigie %s at %s, %s)\n", st ? st : "?",
+		ver ? ver : "?", c->api, t ? t : "?");
 	json_decref(j);
 	return VG_EXIT_OK;
 }
 
 /* ---- resources ------------------------------------------------------------- */
 
-#define PAGE_MAX 1000
-#define PAGES_MAX 100000
+static const struct vg_cli_spec resources_spec = {
+	"resources", NULL, 0,
+	"resources [--type T] [--host H] [--project P] [--name N]\n"
+	"       [--state active|ended] [--parent ID] [--metadata KEY[=VALUE]]\n"
+	"       [--limit N] [--json]\n",
+	"List resources (all pages). Types: instance, disk, nic, host, host_disk, host_nic.\n"
+	"--limit stops after N resources; --json prints {\"resources\":[...],\"next\":null}.\n",
+};
 
 int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		VG_CLI_COMMON_OPTS,
-		{"type", required_argument, NULL, 't'},
-		{"host", required_argument, NULL, 'H'},
-		{"project", required_argument, NULL, 'p'},
-		{"name", required_argument, NULL, 'n'},
-		{"state", required_argument, NULL, 's'},
-		{"parent", required_argument, NULL, 'P'},
-		{"limit", required_argument, NULL, 'l'},
-		{"metadata", required_argument, NULL, 'M'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *type = NULL, *host = NULL, *project = NULL, *name = NULL,
-		   *state = NULL, *parent = NULL, *meta = NULL;
+		   *state = NULL, *parent = NULL, *meta = NULL, *lim = NULL;
+	const struct vg_cli_opt opts[] = {
+		VG_CLI_VAL("type", &type), VG_CLI_VAL("host", &host),
+		VG_CLI_VAL("project", &project), VG_CLI_VAL("name", &name),
+		VG_CLI_VAL("state", &state), VG_CLI_VAL("parent", &parent),
+		VG_CLI_VAL("limit", &lim), VG_CLI_VAL("metadata", &meta),
+	};
 	long limit = 0; /* 0 = all */
-	int o, json = 0, rc = VG_EXIT_OK;
-	char *end, cursor[1024] = "", pagebuf[24];
+	int json, rc;
+	char *end;
 	json_t *all;
 
-	vg_cli_begin_opts();
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (o) {
-		case 't': type = optarg; break;
-		case 'H': host = optarg; break;
-		case 'p': project = optarg; break;
-		case 'n': name = optarg; break;
-		case 's': state = optarg; break;
-		case 'P': parent = optarg; break;
-		case 'M': meta = optarg; break;
-		case 'l':
-			limit = strtol(optarg, &end, 10);
-			if (*end || limit < 1) {
-				fprintf(c->err, "%s resources: --limit wants a "
-					"number >= 1\n", c->prog);
-				return VG_EXIT_USAGE;
-			}
-			break;
-		case VG_CLI_OPT_JSON: json = 1; break;
-		case VG_CLI_OPT_HELP:
-			fprintf(c->out,
-				"usage: %s resources [--type T] [--host H] "
-				"[--project P] [--name N]\n"
-				"       [--state active|ended] [--parent ID] "
-				"[--metadata KEY[=VALUE]]\n"
-				"       [--limit N] [--json]\n\n"
-				"List resources (all pages). Types: instance, "
-				"disk, nic, host, host_disk, host_nic.\n"
-				"--limit stops after N resources; --json prints "
-				"{\"resources\":[...],\"next\":null}.\n",
-				c->prog);
-			return VG_EXIT_OK;
-		default:
-			if ((rc = vg_cli_common_opt(c, "resources", o, argv)) >= 0)
-				return rc;
-			rc = VG_EXIT_OK;
-		}
-	}
-	if (optind < argc) {
-		fprintf(c->err, "%s resources: unexpected argument '%s'\n",
-			c->prog, argv[optind]);
+	if ((rc = vg_cli_parse(c, &resources_spec, opts, 8, argc, argv,
+				 &json)) >= 0)
+		return rc;
+	if (lim && ((limit = strtol(lim, &end, 10)) < 1 || *end)) {
+		fprintf(c->err, "%s resources: --limit wants a number >= 1\n",
+			c->prog);
 		return VG_EXIT_USAGE;
 	}
-	all = json_array();
-	for (int page = 0; page < PAGES_MAX; page++) {
-		long want = PAGE_MAX;
-		if (limit && limit - (long)json_array_size(all) < want)
-			want = limit - (long)json_array_size(all);
-		snprintf(pagebuf, sizeof(pagebuf), "%ld", want);
-		const char *kv[] = {"type", type, "host", host, "project",
-				    project, "name", name, "state", state,
-				    "parent", parent, "metadata", meta,
-				    "limit", pagebuf,
-				    "cursor", cursor[0] ? cursor : NULL, NULL};
-		char *path = vg_cli_path("/v1/resources", kv);
-		json_t *j;
-		if (!path) {
-			rc = VG_EXIT_API;
-			break;
-		}
-		rc = vg_cli_get(c, path, &j);
-		free(path);
-		if (rc)
-			break;
-		json_array_extend(all, json_object_get(j, "resources"));
-		const char *next = json_string_value(json_object_get(j, "next"));
-		int more = next && *next && strcmp(next, cursor) &&
-			   strlen(next) < sizeof(cursor);
-		if (more)
-			snprintf(cursor, sizeof(cursor), "%s", next);
-		json_decref(j);
-		if (!more || (limit && (long)json_array_size(all) >= limit))
-			break;
-	}
-	if (rc) {
-		json_decref(all);
+	const char *kv[] = {"type", type, "host", host, "project", project,
+			    "name", name, "state", state, "parent", parent,
+			    "metadata", meta, NULL};
+	static const struct vg_cli_col cols[] = {
+		{"ID", "id", VG_ALIGN_LEFT},	     {"TYPE", "type", VG_ALIGN_LEFT},
+		{"NAME", "name", VG_ALIGN_LEFT},     {"HOST", "host", VG_ALIGN_LEFT},
+		{"PROJECT", "project", VG_ALIGN_LEFT},
+		{"STATE", "state", VG_ALIGN_LEFT},
+		{"LAST SEEN", "last_seen", VG_ALIGN_LEFT},
+	};
+	rc = vg_cli_fetch_all(c, "/v1/resources", kv, "resources", limit, json,
+			      &all);
+	if (rc || !all)
 		return rc;
-	}
-	if (json) {
-		json_t *doc = json_pack("{s:o,s:n}", "resources", all, "next");
-		vg_cli_print_json(c, doc);
-		json_decref(doc);
-		return VG_EXIT_OK;
-	}
-	static const char *const hdr[] = {"ID",      "TYPE",  "NAME",
-					  "HOST",    "PROJECT", "STATE",
-					  "LAST SEEN"};
-	struct vg_table *t = vg_table_new(7, hdr, NULL);
-	size_t i;
-	json_t *r;
-	json_array_foreach(all, i, r) {
-		char b[7][64];
-		const char *row[7] = {
-			field(r, "id", b[0], 64),      field(r, "type", b[1], 64),
-			field(r, "name", b[2], 64),    field(r, "host", b[3], 64),
-			field(r, "project", b[4], 64), field(r, "state", b[5], 64),
-			field(r, "last_seen", b[6], 64),
-		};
-		if (t)
-			vg_table_add(t, row);
-	}
-	vg_table_print(t, c->out);
-	vg_table_free(t);
+	struct vg_table *t = vg_cli_rows_table(all, cols, 7);
+	vg_table_print_free(t, c->out);
 	json_decref(all);
 	return VG_EXIT_OK;
 }
 
 /* ---- show ------------------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
+static const struct vg_cli_spec show_spec = {
+	"show", "one RESOURCE id", 1,
+	"show RESOURCE [--json]\n",
+	"One resource: identity, attributes, its metrics with their last raw values,\n"
+	"and its children (disks, NICs).\n",
+};
 
 int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {VG_CLI_COMMON_OPTS, {NULL, 0, NULL, 0}};
 	static const struct {
 		const char *key, *label;
 	} fields[] = {
@@ -235,66 +124,38 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 		{"state", "State"},	  {"first_seen", "First seen"},
 		{"last_seen", "Last seen"}, {"ended_at", "Ended at"},
 	};
-	int o, json = 0, rc;
+	static const struct vg_cli_col mcols[] = {
+		{"METRIC", NULL, VG_ALIGN_LEFT}, {"UNIT", "unit", VG_ALIGN_LEFT},
+		{"KIND", "kind", VG_ALIGN_LEFT},
+		{"LAST VALUE", "last_value", VG_ALIGN_RIGHT},
+		{"LAST TIME", "last_time", VG_ALIGN_LEFT},
+	};
+	static const struct vg_cli_col kcols[] = {
+		{"ID", "id", VG_ALIGN_LEFT},
+		{"TYPE", "type", VG_ALIGN_LEFT},
+		{"NAME", "name", VG_ALIGN_LEFT},
+		{"STATE", "state", VG_ALIGN_LEFT},
+	};
+	int json, rc;
 	json_t *j, *kids = NULL;
-	char buf[128], *esc, *path;
+	char buf[128];
 
-	vg_cli_begin_opts();
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (o == VG_CLI_OPT_JSON) {
-			json = 1;
-		} else if (o == VG_CLI_OPT_HELP) {
-			fprintf(c->out,
-				"usage: %s show RESOURCE [--json]\n\n"
-				"One resource: identity, attributes, its metrics "
-				"with their last raw values,\nand its children "
-				"(disks, NICs).\n", c->prog);
-			return VG_EXIT_OK;
-		} else if ((rc = vg_cli_common_opt(c, "show", o, argv)) >= 0) {
-			return rc;
-		}
-	}
-	if (argc - optind != 1) {
-		fprintf(c->err, "%s show: expected one RESOURCE id (see '%s "
-			"show --help')\n", c->prog, c->prog);
-		return VG_EXIT_USAGE;
-	}
-	esc = vg_cli_escape(argv[optind]);
-	if (!esc)
-		return VG_EXIT_API;
-	path = malloc(strlen(esc) + 32);
-	if (!path) {
-		free(esc);
-		return VG_EXIT_API;
-	}
-	sprintf(path, "/v1/resources/%s", esc);
-	rc = vg_cli_get(c, path, &j);
-	free(path);
-	if (rc) {
-		free(esc);
+	if ((rc = vg_cli_parse(c, &show_spec, NULL, 0, argc, argv,
+				 &json)) >= 0)
 		return rc;
-	}
-	if (json) {
-		free(esc);
-		vg_cli_print_json(c, j);
-		json_decref(j);
-		return VG_EXIT_OK;
-	}
+	rc = vg_cli_fetch_resource(c, argv[optind], "", json, &j);
+	if (rc || !j)
+		return rc;
 	/* children: the resources whose parent is this one */
-	path = malloc(strlen(esc) + 64);
-	if (path) {
-		sprintf(path, "/v1/resources?parent=%s&limit=1000", esc);
-		rc = vg_cli_get(c, path, &kids);
-		free(path);
-	}
-	free(esc);
+	const char *kv[] = {"parent", argv[optind], "limit", "1000", NULL};
+	rc = vg_cli_fetch(c, vg_cli_path("/v1/resources", kv), 0, &kids);
 	if (rc) {
 		json_decref(j);
 		return rc;
 	}
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		const char *v = field(j, fields[i].key, buf, sizeof(buf));
+		const char *v = vg_cli_field(j, fields[i].key, buf, sizeof(buf));
 		fprintf(c->out, "%-12s%s\n", fields[i].label, v ? v : "-");
 	}
 	json_t *attrs = json_object_get(j, "attributes");
@@ -303,62 +164,22 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 		json_t *v;
 		fprintf(c->out, "Attributes\n");
 		json_object_foreach(attrs, k, v) {
-			const char *s = json_is_string(v) ? json_string_value(v)
-							  : NULL;
+			const char *s = json_string_value(v);
 			fprintf(c->out, "  %s = %s\n", k, s ? s : "-");
 		}
 	}
 
 	json_t *metrics = json_object_get(j, "metrics");
-	size_t nm = json_object_size(metrics), n = 0;
-	const char **keys = nm ? calloc(nm, sizeof(*keys)) : NULL;
-	const char *k;
-	json_t *m;
-	json_object_foreach(metrics, k, m) {
-		if (keys && n < nm)
-			keys[n++] = k;
-	}
-	if (keys)
-		qsort(keys, n, sizeof(*keys), cmp_str);
-	static const char *const mh[] = {"METRIC", "UNIT", "KIND",
-					 "LAST VALUE", "LAST TIME"};
-	static const int ma[] = {VG_ALIGN_LEFT, VG_ALIGN_LEFT, VG_ALIGN_LEFT,
-				 VG_ALIGN_RIGHT, VG_ALIGN_LEFT};
-	struct vg_table *t = vg_table_new(5, mh, ma);
-	for (size_t i = 0; i < n; i++) {
-		char b[4][64];
-		m = json_object_get(metrics, keys[i]);
-		const char *row[5] = {keys[i], field(m, "unit", b[0], 64),
-				      field(m, "kind", b[1], 64),
-				      field(m, "last_value", b[2], 64),
-				      field(m, "last_time", b[3], 64)};
-		if (t)
-			vg_table_add(t, row);
-	}
-	fprintf(c->out, "\nMetrics (%zu)\n", n);
-	if (n)
-		vg_table_print(t, c->out);
-	vg_table_free(t);
-	free(keys);
+	struct vg_table *t = vg_cli_members_table(metrics, mcols, 5);
+	fprintf(c->out, "\nMetrics (%zu)\n", json_object_size(metrics));
+	if (json_object_size(metrics))
+		vg_table_print_free(t, c->out);
 
 	json_t *kl = json_object_get(kids, "resources");
 	if (json_array_size(kl)) {
-		static const char *const kh[] = {"ID", "TYPE", "NAME", "STATE"};
-		struct vg_table *kt = vg_table_new(4, kh, NULL);
-		size_t i;
-		json_t *r;
-		json_array_foreach(kl, i, r) {
-			char b[4][64];
-			const char *row[4] = {field(r, "id", b[0], 64),
-					      field(r, "type", b[1], 64),
-					      field(r, "name", b[2], 64),
-					      field(r, "state", b[3], 64)};
-			if (kt)
-				vg_table_add(kt, row);
-		}
+		t = vg_cli_rows_table(kl, kcols, 4);
 		fprintf(c->out, "\nChildren (%zu)\n", json_array_size(kl));
-		vg_table_print(kt, c->out);
-		vg_table_free(kt);
+		vg_table_print_free(t, c->out);
 	}
 	json_decref(kids);
 	json_decref(j);
@@ -373,13 +194,13 @@ static int print_sparkline(struct vg_cli *c, json_t *j, const char *res,
 			   const char *metric)
 {
 	json_t *pts = json_object_get(j, "points"), *p;
-	const char *unit = json_string_value(json_object_get(j, "unit"));
+	const char *unit = vg_cli_str(j, "unit");
 	const char *cols = getenv("COLUMNS");
 	long g = (long)json_integer_value(json_object_get(j, "granularity"));
 	int64_t t0 = 0, t1 = 0, t;
 	size_t n, i, width = cols && atoi(cols) > 10 ? (size_t)atoi(cols) : 80;
 	double lo = NAN, hi = NAN, sum = 0, last = NAN, *v;
-	char b1[32], b2[32], b3[32], b4[32], *line;
+	char b1[32], b2[32], b3[32], b4[32], lbl[256], *line;
 
 	if (g < 1)
 		g = 60;
@@ -415,11 +236,9 @@ static int print_sparkline(struct vg_cli *c, json_t *j, const char *res,
 		last = x;
 	}
 	vg_cli_sparkline(v, n, width, line, 3 * width + 1);
-	fprintf(c->out, "%s %s%s%s%s, %s .. %s\n%s\n", res, metric,
-		unit && *unit ? " (" : "", unit ? unit : "",
-		unit && *unit ? ")" : "",
-		json_string_value(json_object_get(j, "start")),
-		json_string_value(json_object_get(j, "end")), line);
+	fprintf(c->out, "%s %s, %s .. %s\n%s\n", res,
+		vg_cli_unit_label(metric, unit, lbl, sizeof(lbl)),
+		vg_cli_str(j, "start"), vg_cli_str(j, "end"), line);
 	if (json_array_size(pts))
 		fprintf(c->out, "min %s  mean %s  max %s  last %s  (%zu points)\n",
 			vg_cli_format_value(lo, b1, sizeof(b1)),
@@ -429,64 +248,37 @@ static int print_sparkline(struct vg_cli *c, json_t *j, const char *res,
 			vg_cli_format_value(last, b4, sizeof(b4)),
 			json_array_size(pts));
 	else
-		fprintf(c->err, "%s: no points between %s and %s\n", c->prog,
-			json_string_value(json_object_get(j, "start")),
-			json_string_value(json_object_get(j, "end")));
+		vg_cli_no_points(c, j);
 	free(v);
 	free(line);
 	return VG_EXIT_OK;
 }
 
+static const struct vg_cli_spec measures_spec = {
+	"measures", "RESOURCE and METRIC", 2,
+	"measures RESOURCE METRIC [--start T] [--end T]\n"
+	"       [--granularity 60|300|3600|auto] [--aggregation mean|min|max]\n"
+	"       [--sparkline | --json]\n",
+	"Points of one metric. Times: ISO 8601 (2026-11-26T06:00:00Z), epoch seconds,\n"
+	"or relative (-3h, -15m, now); default the hour before --end (now).\n"
+	"Counters come out as rates per second. --sparkline draws one line of\n"
+	"Unicode blocks over the range (gaps as spaces) with min, mean, max, last.\n",
+};
+
 int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		VG_CLI_COMMON_OPTS,
-		{"start", required_argument, NULL, 's'},
-		{"end", required_argument, NULL, 'e'},
-		{"granularity", required_argument, NULL, 'g'},
-		{"aggregation", required_argument, NULL, 'a'},
-		{"sparkline", no_argument, NULL, 'S'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *start = NULL, *end = NULL, *gran = NULL, *agg = NULL;
-	int o, json = 0, rc, spark = 0;
+	int json, rc, spark = 0;
+	const struct vg_cli_opt opts[] = {
+		VG_CLI_VAL("start", &start), VG_CLI_VAL("end", &end),
+		VG_CLI_VAL("granularity", &gran), VG_CLI_VAL("aggregation", &agg),
+		VG_CLI_FLAG("sparkline", &spark),
+	};
 	json_t *j;
 
-	vg_cli_begin_opts();
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (o) {
-		case 's': start = optarg; break;
-		case 'e': end = optarg; break;
-		case 'g': gran = optarg; break;
-		case 'a': agg = optarg; break;
-		case 'S': spark = 1; break;
-		case VG_CLI_OPT_JSON: json = 1; break;
-		case VG_CLI_OPT_HELP:
-			fprintf(c->out,
-				"usage: %s measures RESOURCE METRIC [--start T] "
-				"[--end T]\n"
-				"       [--granularity 60|300|3600|auto] "
-				"[--aggregation mean|min|max]\n"
-				"       [--sparkline | --json]\n\n"
-				"Points of one metric. Times: ISO 8601 "
-				"(2026-11-26T06:00:00Z), epoch seconds,\n"
-				"or relative (-3h, -15m, now); default the hour "
-				"before --end (now).\nCounters come out as rates "
-				"per second. --sparkline draws one line of\n"
-				"Unicode blocks over the range (gaps as spaces) "
-				"with min, mean, max, last.\n",
-				c->prog);
-			return VG_EXIT_OK;
-		default:
-			if ((rc = vg_cli_common_opt(c, "measures", o, argv)) >= 0)
-				return rc;
-		}
-	}
-	if (argc - optind != 2) {
-		fprintf(c->err, "%s measures: expected RESOURCE and METRIC "
-			"(see '%s measures --help')\n", c->prog, c->prog);
-		return VG_EXIT_USAGE;
-	}
+	if ((rc = vg_cli_parse(c, &measures_spec, opts, 5, argc, argv,
+				 &json)) >= 0)
+		return rc;
 	if (spark && json) {
 		fprintf(c->err, "%s measures: --sparkline and --json exclude each "
 			"other\n", c->prog);
@@ -507,51 +299,28 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 	const char *kv[] = {"resource", argv[optind], "metric",
 			    argv[optind + 1], "start", start, "end", end,
 			    "granularity", gran, "aggregation", agg, NULL};
-	char *path = vg_cli_path("/v1/measures", kv);
-	if (!path)
-		return VG_EXIT_API;
-	rc = vg_cli_get(c, path, &j);
-	free(path);
-	if (rc)
+	rc = vg_cli_fetch(c, vg_cli_path("/v1/measures", kv), json, &j);
+	if (rc || !j)
 		return rc;
-	if (json) {
-		vg_cli_print_json(c, j);
-		json_decref(j);
-		return VG_EXIT_OK;
-	}
 	if (spark) {
 		rc = print_sparkline(c, j, argv[optind], argv[optind + 1]);
 		json_decref(j);
 		return rc;
 	}
-	const char *unit = json_string_value(json_object_get(j, "unit"));
-	char vh[96];
-	if (unit && *unit)
-		snprintf(vh, sizeof(vh), "VALUE (%s)", unit);
-	else
-		snprintf(vh, sizeof(vh), "VALUE");
-	const char *hdr[] = {"TIME", vh};
-	static const int al[] = {VG_ALIGN_LEFT, VG_ALIGN_RIGHT};
-	struct vg_table *t = vg_table_new(2, hdr, al);
+	static const char *const value[] = {"VALUE"};
+	struct vg_table *t = vg_cli_time_table(value, 1, vg_cli_str(j, "unit"),
+					       NULL);
 	json_t *pts = json_object_get(j, "points"), *p;
 	size_t i;
 	json_array_foreach(pts, i, p) {
-		char vb[64];
 		json_t *v = json_array_get(p, 1);
-		const char *row[2] = {
-			json_string_value(json_array_get(p, 0)),
-			json_is_number(v)
-				? vg_cli_format_value(json_number_value(v), vb,
-						      sizeof(vb))
-				: NULL};
 		if (t)
-			vg_table_add(t, row);
+			vg_cli_time_row(t, json_string_value(json_array_get(p, 0)),
+					&v, 1);
 	}
 	vg_table_print(t, c->out);
 	if (!json_array_size(pts))
-		fprintf(c->err, "%s: no points between %s and %s\n", c->prog,
-			json_string_value(json_object_get(j, "start")),
-			json_string_value(json_object_get(j, "end")));
+		vg_cli_no_points(c, j);
 	vg_table_free(t);
 	json_decref(j);
 	return VG_EXIT_OK;

@@ -159,8 +159,7 @@ static int print_list(struct vg_cli *c, const char *text, size_t len)
 	fprintf(c->out, "%s (%s)\n",
 		json_string_value(json_object_get(j, "month")) ? json_string_value(json_object_get(j, "month")) : "",
 		json_string_value(json_object_get(j, "status")) ? json_string_value(json_object_get(j, "status")) : "");
-	vg_table_print(t, c->out);
-	vg_table_free(t);
+	vg_table_print_free(t, c->out);
 	json_decref(j);
 	return VG_EXIT_OK;
 }

@@ -5,8 +5,9 @@
  * (GET /v1/aggregates) and graph (GET /v1/graph, written to a PNG file);
  * plus the sparkline that `measures --sparkline` prints.
  *
- * Design: as the other commands (cli_commands.c) — each parses its own
- * options with getopt_long, asks the API through vg_cli_get/vg_cli_request
+ * Design: as the other commands (cli_commands.c) — each declares its
+ * options for vg_cli_parse (`graph`, whose --legend repeats, still runs
+ * getopt_long itself), asks the API through vg_cli_fetch/vg_cli_request
  * and prints a table for people or the API's JSON (--json). `top` redraws
  * in place with ANSI escapes (cursor home, clear to end of line/screen)
  * only when stdout is a terminal or --count asks for several rounds;
@@ -28,45 +29,12 @@
 
 #include "vigie/cli.h"
 
-static const char *str(json_t *o, const char *k)
-{
-	return json_string_value(json_object_get(o, k));
-}
-
-static const char *num(json_t *v, char *buf, size_t len)
-{
-	if (!json_is_number(v))
-		return NULL;
-	return vg_cli_format_value(json_number_value(v), buf, len);
-}
-
-/* Escaped path "/v1/resources/<id>/latest". */
-static char *resource_path(const char *id, const char *suffix)
-{
-	char *esc = vg_cli_escape(id), *p;
-
-	if (!esc)
-		return NULL;
-	p = malloc(strlen(esc) + strlen(suffix) + 32);
-	if (p)
-		sprintf(p, "/v1/resources/%s%s", esc, suffix);
-	free(esc);
-	return p;
-}
-
 static int one_of(const char *v, const char *const *ok)
 {
 	for (; *ok; ok++)
 		if (!strcmp(v, *ok))
 			return 1;
 	return 0;
-}
-
-static int unexpected(struct vg_cli *c, const char *cmd, const char *arg)
-{
-	fprintf(c->err, "%s %s: unexpected argument '%s' (see '%s %s --help')\n",
-		c->prog, cmd, arg, c->prog, cmd);
-	return VG_EXIT_USAGE;
 }
 
 /* ---- sparkline ---------------------------------------------------------------- */
@@ -122,56 +90,32 @@ size_t vg_cli_sparkline(const double *v, size_t n, size_t width, char *out,
 
 /* ---- stats ------------------------------------------------------------------------ */
 
+static const struct vg_cli_spec stats_spec = {
+	"stats", "RESOURCE and METRIC", 2,
+	"stats RESOURCE METRIC [--period SECONDS] [--start T] [--end T]\n"
+	"       [--granularity 60|300|3600|auto] [--statistics LIST] [--json]\n",
+	"CloudWatch-style statistics per period (default 300 s, a multiple of the\n"
+	"granularity): SampleCount, Sum, Average, Minimum, Maximum and percentiles\n"
+	"(p50, p99, p99.9) over the finer points of each period. LIST is comma-\n"
+	"separated (default the first five). Times as for 'measures'.\n",
+};
+
 int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		VG_CLI_COMMON_OPTS,
-		{"start", required_argument, NULL, 's'},
-		{"end", required_argument, NULL, 'e'},
-		{"period", required_argument, NULL, 'p'},
-		{"granularity", required_argument, NULL, 'g'},
-		{"statistics", required_argument, NULL, 'S'},
-		{NULL, 0, NULL, 0},
-	};
 	static const char *const grans[] = {"60", "300", "3600", "auto", NULL};
 	const char *start = NULL, *end = NULL, *period = NULL, *gran = NULL,
 		   *stats = NULL;
-	int o, json = 0, rc;
+	const struct vg_cli_opt opts[] = {
+		VG_CLI_VAL("start", &start), VG_CLI_VAL("end", &end),
+		VG_CLI_VAL("period", &period), VG_CLI_VAL("granularity", &gran),
+		VG_CLI_VAL("statistics", &stats),
+	};
+	int json, rc;
 	json_t *j;
 
-	vg_cli_begin_opts();
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (o) {
-		case 's': start = optarg; break;
-		case 'e': end = optarg; break;
-		case 'p': period = optarg; break;
-		case 'g': gran = optarg; break;
-		case 'S': stats = optarg; break;
-		case VG_CLI_OPT_JSON: json = 1; break;
-		case VG_CLI_OPT_HELP:
-			fprintf(c->out,
-				"usage: %s stats RESOURCE METRIC [--period SECONDS] "
-				"[--start T] [--end T]\n"
-				"       [--granularity 60|300|3600|auto] "
-				"[--statistics LIST] [--json]\n\n"
-				"CloudWatch-style statistics per period (default "
-				"300 s, a multiple of the\ngranularity): "
-				"SampleCount, Sum, Average, Minimum, Maximum and "
-				"percentiles\n(p50, p99, p99.9) over the finer "
-				"points of each period. LIST is comma-\nseparated "
-				"(default the first five). Times as for 'measures'.\n",
-				c->prog);
-			return VG_EXIT_OK;
-		default:
-			if ((rc = vg_cli_common_opt(c, "stats", o, argv)) >= 0)
-				return rc;
-		}
-	}
-	if (argc - optind != 2) {
-		fprintf(c->err, "%s stats: expected RESOURCE and METRIC (see '%s "
-			"stats --help')\n", c->prog, c->prog);
-		return VG_EXIT_USAGE;
-	}
+	if ((rc = vg_cli_parse(c, &stats_spec, opts, 5, argc, argv,
+				 &json)) >= 0)
+		return rc;
 	if (gran && !one_of(gran, grans)) {
 		fprintf(c->err, "%s stats: --granularity is one of 60, 300, 3600, "
 			"auto\n", c->prog);
@@ -180,139 +124,69 @@ int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv)
 	const char *kv[] = {"resource", argv[optind], "metric", argv[optind + 1],
 			    "start", start, "end", end, "period", period,
 			    "granularity", gran, "statistics", stats, NULL};
-	char *path = vg_cli_path("/v1/statistics", kv);
-	if (!path)
-		return VG_EXIT_API;
-	rc = vg_cli_get(c, path, &j);
-	free(path);
-	if (rc)
+	rc = vg_cli_fetch(c, vg_cli_path("/v1/statistics", kv), json, &j);
+	if (rc || !j)
 		return rc;
-	if (json) {
-		vg_cli_print_json(c, j);
-		json_decref(j);
-		return VG_EXIT_OK;
-	}
+	/* one column per statistic, the count without the metric's unit */
 	json_t *names = json_object_get(j, "statistics"), *dps, *dp, *nm;
-	const char *unit = str(j, "unit");
-	size_t ncols = json_array_size(names) + 1, i, k;
-	const char **hdr = calloc(ncols, sizeof(*hdr));
-	int *al = calloc(ncols, sizeof(*al));
-	char (*hbuf)[64] = calloc(ncols, sizeof(*hbuf));
+	size_t n = json_array_size(names), i, k;
+	const char **name = calloc(n + 1, sizeof(*name));
+	json_t **v = calloc(n + 1, sizeof(*v));
 	struct vg_table *t = NULL;
 
-	if (hdr && al && hbuf) {
-		hdr[0] = "TIME";
-		json_array_foreach(names, k, nm) {
-			const char *n = json_string_value(nm);
-			if (unit && *unit && strcmp(n, "SampleCount"))
-				snprintf(hbuf[k + 1], sizeof(hbuf[k + 1]), "%s (%s)",
-					 n, unit);
-			else
-				snprintf(hbuf[k + 1], sizeof(hbuf[k + 1]), "%s", n);
-			hdr[k + 1] = hbuf[k + 1];
-			al[k + 1] = VG_ALIGN_RIGHT;
-		}
-		t = vg_table_new(ncols, hdr, al);
+	json_array_foreach(names, k, nm) {
+		if (name)
+			name[k] = json_string_value(nm) ? json_string_value(nm) : "";
 	}
+	if (name && v)
+		t = vg_cli_time_table(name, n, vg_cli_str(j, "unit"),
+				      "SampleCount");
 	dps = json_object_get(j, "datapoints");
 	json_array_foreach(dps, i, dp) {
-		const char **row = calloc(ncols, sizeof(*row));
-		char (*vb)[64] = calloc(ncols, sizeof(*vb));
-		if (row && vb && t) {
-			row[0] = str(dp, "timestamp");
-			json_array_foreach(names, k, nm)
-				row[k + 1] = num(json_object_get(dp, json_string_value(nm)),
-						 vb[k + 1], sizeof(vb[k + 1]));
-			vg_table_add(t, row);
-		}
-		free(row);
-		free(vb);
+		for (k = 0; t && k < n; k++)
+			v[k] = json_object_get(dp, name[k]);
+		if (t)
+			vg_cli_time_row(t, vg_cli_str(dp, "timestamp"), v, n);
 	}
 	vg_table_print(t, c->out);
 	if (!json_array_size(dps))
-		fprintf(c->err, "%s: no points between %s and %s\n", c->prog,
-			str(j, "start"), str(j, "end"));
+		vg_cli_no_points(c, j);
 	vg_table_free(t);
-	free(hdr);
-	free(al);
-	free(hbuf);
+	free(name);
+	free(v);
 	json_decref(j);
 	return VG_EXIT_OK;
 }
 
 /* ---- latest ------------------------------------------------------------------------ */
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
+static const struct vg_cli_spec latest_spec = {
+	"latest", "one RESOURCE id", 1,
+	"latest RESOURCE [--json]\n",
+	"The newest value of every metric of a resource: "
+	"a gauge's last sample, a\ncounter's current rate per second "
+	"(its running total with --json).\n",
+};
 
 int vg_cli_cmd_latest(struct vg_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {VG_CLI_COMMON_OPTS, {NULL, 0, NULL, 0}};
-	int o, json = 0, rc;
+	static const struct vg_cli_col cols[] = {
+		{"METRIC", NULL, VG_ALIGN_LEFT}, {"VALUE", "value", VG_ALIGN_RIGHT},
+		{"UNIT", "unit", VG_ALIGN_LEFT}, {"KIND", "kind", VG_ALIGN_LEFT},
+		{"TIME", "time", VG_ALIGN_LEFT},
+	};
+	int json, rc;
 	json_t *j;
 
-	vg_cli_begin_opts();
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		if (o == VG_CLI_OPT_JSON) {
-			json = 1;
-		} else if (o == VG_CLI_OPT_HELP) {
-			fprintf(c->out,
-				"usage: %s latest RESOURCE [--json]\n\n"
-				"The newest value of every metric of a resource: a "
-				"gauge's last sample, a\ncounter's current rate "
-				"per second (its running total with --json).\n",
-				c->prog);
-			return VG_EXIT_OK;
-		} else if ((rc = vg_cli_common_opt(c, "latest", o, argv)) >= 0) {
-			return rc;
-		}
-	}
-	if (argc - optind != 1) {
-		fprintf(c->err, "%s latest: expected one RESOURCE id (see '%s "
-			"latest --help')\n", c->prog, c->prog);
-		return VG_EXIT_USAGE;
-	}
-	char *path = resource_path(argv[optind], "/latest");
-	if (!path)
-		return VG_EXIT_API;
-	rc = vg_cli_get(c, path, &j);
-	free(path);
-	if (rc)
+	if ((rc = vg_cli_parse(c, &latest_spec, NULL, 0, argc, argv,
+				 &json)) >= 0)
 		return rc;
-	if (json) {
-		vg_cli_print_json(c, j);
-		json_decref(j);
-		return VG_EXIT_OK;
-	}
-	json_t *metrics = json_object_get(j, "metrics"), *m;
-	size_t nm = json_object_size(metrics), n = 0;
-	const char **keys = nm ? calloc(nm, sizeof(*keys)) : NULL, *k;
-	json_object_foreach(metrics, k, m) {
-		if (keys && n < nm)
-			keys[n++] = k;
-	}
-	if (keys)
-		qsort(keys, n, sizeof(*keys), cmp_str);
-	static const char *const hdr[] = {"METRIC", "VALUE", "UNIT", "KIND",
-					  "TIME"};
-	static const int al[] = {VG_ALIGN_LEFT, VG_ALIGN_RIGHT, VG_ALIGN_LEFT,
-				 VG_ALIGN_LEFT, VG_ALIGN_LEFT};
-	struct vg_table *t = vg_table_new(5, hdr, al);
-	for (size_t i = 0; i < n; i++) {
-		char vb[64];
-		m = json_object_get(metrics, keys[i]);
-		const char *row[5] = {keys[i],
-				      num(json_object_get(m, "value"), vb, sizeof(vb)),
-				      str(m, "unit"), str(m, "kind"),
-				      str(m, "time")};
-		if (t)
-			vg_table_add(t, row);
-	}
-	vg_table_print(t, c->out);
-	vg_table_free(t);
-	free(keys);
+	rc = vg_cli_fetch_resource(c, argv[optind], "/latest", json, &j);
+	if (rc || !j)
+		return rc;
+	struct vg_table *t =
+		vg_cli_members_table(json_object_get(j, "metrics"), cols, 5);
+	vg_table_print_free(t, c->out);
 	json_decref(j);
 	return VG_EXIT_OK;
 }
@@ -346,7 +220,8 @@ static void bar(double v, double max, int width, char *out, size_t len)
 static void top_print(struct vg_cli *c, json_t *j, int live, const char *now)
 {
 	json_t *list = json_object_get(j, "resources"), *r;
-	const char *unit = str(j, "unit");
+	const char *unit = vg_cli_str(j, "unit"), *metric = vg_cli_str(j, "metric"),
+		   *type = vg_cli_str(j, "type");
 	char vh[96];
 	double max = 0;
 	size_t i;
@@ -356,8 +231,7 @@ static void top_print(struct vg_cli *c, json_t *j, int live, const char *now)
 		if (v > max)
 			max = v;
 	}
-	snprintf(vh, sizeof(vh), unit && *unit ? "%s (%s)" : "%s",
-		 str(j, "metric") ? str(j, "metric") : "VALUE", unit);
+	vg_cli_unit_label(metric ? metric : "VALUE", unit, vh, sizeof(vh));
 	static const char *const h0[] = {"ID", "NAME", "HOST", "PROJECT"};
 	const char *hdr[6] = {h0[0], h0[1], h0[2], h0[3], vh, "BAR"};
 	static const int al[] = {VG_ALIGN_LEFT, VG_ALIGN_LEFT, VG_ALIGN_LEFT,
@@ -367,20 +241,21 @@ static void top_print(struct vg_cli *c, json_t *j, int live, const char *now)
 		char vb[64], bb[128];
 		bar(json_number_value(json_object_get(r, "value")), max, 20, bb,
 		    sizeof(bb));
-		const char *row[6] = {str(r, "id"), str(r, "name"), str(r, "host"),
-				      str(r, "project"),
-				      num(json_object_get(r, "value"), vb, sizeof(vb)),
-				      bb[0] ? bb : " "};
+		const char *row[6] = {
+			vg_cli_str(r, "id"), vg_cli_str(r, "name"),
+			vg_cli_str(r, "host"), vg_cli_str(r, "project"),
+			vg_cli_num(json_object_get(r, "value"), vb, sizeof(vb)),
+			bb[0] ? bb : " "};
 		if (t)
 			vg_table_add(t, row);
 	}
 	if (live)
 		fputs("\033[H", c->out);
 	fprintf(c->out, "vigie top: %s, %zu of %lld%s%s at %s%s\n",
-		str(j, "metric"), json_array_size(list),
+		metric, json_array_size(list),
 		(long long)json_integer_value(json_object_get(j, "matched")),
-		str(j, "type") ? " " : "", str(j, "type") ? str(j, "type") : "",
-		now, live ? " (Ctrl-C quits)\033[K" : "");
+		type ? " " : "", type ? type : "", now,
+		live ? " (Ctrl-C quits)\033[K" : "");
 	if (live) {
 		/* print the table line by line, clearing each line's rest */
 		char *buf = NULL;
@@ -402,80 +277,48 @@ static void top_print(struct vg_cli *c, json_t *j, int live, const char *now)
 	fflush(c->out);
 }
 
+static const struct vg_cli_spec top_spec = {
+	"top", NULL, 0,
+	"top [--metric M] [--type T] [--host H] [--project P] [--flavor F]\n"
+	"       [--limit N] [--asc] [--interval S] [--once | --count N] [--json]\n",
+	"The resources with the highest current value of a metric (default cpu.util;\n"
+	"counters by their rate per second), refreshed in place every --interval\n"
+	"seconds (default 2) until Ctrl-C. --once prints one table and exits (also\n"
+	"the default when stdout is not a terminal); --count N refreshes N times.\n",
+};
+
 int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		VG_CLI_COMMON_OPTS,
-		{"metric", required_argument, NULL, 'm'},
-		{"type", required_argument, NULL, 't'},
-		{"host", required_argument, NULL, 'H'},
-		{"project", required_argument, NULL, 'p'},
-		{"flavor", required_argument, NULL, 'f'},
-		{"limit", required_argument, NULL, 'l'},
-		{"asc", no_argument, NULL, 'a'},
-		{"interval", required_argument, NULL, 'i'},
-		{"once", no_argument, NULL, '1'},
-		{"count", required_argument, NULL, 'n'},
-		{NULL, 0, NULL, 0},
-	};
 	const char *metric = "cpu.util", *type = NULL, *host = NULL,
-		   *project = NULL, *flavor = NULL, *limit = "10";
+		   *project = NULL, *flavor = NULL, *limit = "10", *ival = NULL,
+		   *cnt = NULL;
+	int json, rc, once = 0, asc = 0, live;
+	const struct vg_cli_opt opts[] = {
+		VG_CLI_VAL("metric", &metric), VG_CLI_VAL("type", &type),
+		VG_CLI_VAL("host", &host), VG_CLI_VAL("project", &project),
+		VG_CLI_VAL("flavor", &flavor), VG_CLI_VAL("limit", &limit),
+		VG_CLI_FLAG("asc", &asc), VG_CLI_VAL("interval", &ival),
+		VG_CLI_FLAG("once", &once), VG_CLI_VAL("count", &cnt),
+	};
 	double interval = 2;
 	long count = 0;
-	int o, json = 0, rc = VG_EXIT_OK, once = 0, asc = 0, live;
 	char *end;
 	struct sigaction sa, old_int, old_term;
 
-	vg_cli_begin_opts();
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'm': metric = optarg; break;
-		case 't': type = optarg; break;
-		case 'H': host = optarg; break;
-		case 'p': project = optarg; break;
-		case 'f': flavor = optarg; break;
-		case 'l': limit = optarg; break;
-		case 'a': asc = 1; break;
-		case '1': once = 1; break;
-		case 'i':
-			interval = strtod(optarg, &end);
-			if (*end || !(interval >= 0.2) || interval > 3600) {
-				fprintf(c->err, "%s top: --interval wants seconds "
-					"between 0.2 and 3600\n", c->prog);
-				return VG_EXIT_USAGE;
-			}
-			break;
-		case 'n':
-			count = strtol(optarg, &end, 10);
-			if (*end || count < 1) {
-				fprintf(c->err, "%s top: --count wants a number "
-					">= 1\n", c->prog);
-				return VG_EXIT_USAGE;
-			}
-			break;
-		case VG_CLI_OPT_JSON: json = 1; break;
-		case VG_CLI_OPT_HELP:
-			fprintf(c->out,
-				"usage: %s top [--metric M] [--type T] [--host H] "
-				"[--project P] [--flavor F]\n"
-				"       [--limit N] [--asc] [--interval S] "
-				"[--once | --count N] [--json]\n\n"
-				"The resources with the highest current value of a "
-				"metric (default cpu.util;\ncounters by their rate "
-				"per second), refreshed in place every --interval\n"
-				"seconds (default 2) until Ctrl-C. --once prints one "
-				"table and exits (also\nthe default when stdout is "
-				"not a terminal); --count N refreshes N times.\n",
-				c->prog);
-			return VG_EXIT_OK;
-		default:
-			if ((rc = vg_cli_common_opt(c, "top", o, argv)) >= 0)
-				return rc;
-			rc = VG_EXIT_OK;
-		}
+	if ((rc = vg_cli_parse(c, &top_spec, opts, 10, argc, argv,
+				 &json)) >= 0)
+		return rc;
+	rc = VG_EXIT_OK;
+	if (ival && ((interval = strtod(ival, &end)), *end ||
+		     !(interval >= 0.2) || interval > 3600)) {
+		fprintf(c->err, "%s top: --interval wants seconds between 0.2 "
+			"and 3600\n", c->prog);
+		return VG_EXIT_USAGE;
 	}
-	if (optind < argc)
-		return unexpected(c, "top", argv[optind]);
+	if (cnt && ((count = strtol(cnt, &end, 10)) < 1 || *end)) {
+		fprintf(c->err, "%s top: --count wants a number >= 1\n", c->prog);
+		return VG_EXIT_USAGE;
+	}
 	if (once && count) {
 		fprintf(c->err, "%s top: --once and --count exclude each other\n",
 			c->prog);
@@ -537,64 +380,35 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 
 /* ---- aggregate -------------------------------------------------------------------------- */
 
+static const struct vg_cli_spec aggregate_spec = {
+	"aggregate", "one METRIC", 1,
+	"aggregate METRIC [--aggregation mean|sum|min|max] [--type T]\n"
+	"       [--host H] [--project P] [--flavor F] [--group-by project|host|flavor]\n"
+	"       [--start T] [--end T] [--granularity 60|300|3600|auto] [--json]\n",
+	"One metric combined across every matching resource (default: instances),\n"
+	"per time slot; one column per group.\n",
+};
+
 int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		VG_CLI_COMMON_OPTS,
-		{"aggregation", required_argument, NULL, 'a'},
-		{"type", required_argument, NULL, 't'},
-		{"host", required_argument, NULL, 'H'},
-		{"project", required_argument, NULL, 'p'},
-		{"flavor", required_argument, NULL, 'f'},
-		{"group-by", required_argument, NULL, 'G'},
-		{"start", required_argument, NULL, 's'},
-		{"end", required_argument, NULL, 'e'},
-		{"granularity", required_argument, NULL, 'g'},
-		{NULL, 0, NULL, 0},
-	};
 	static const char *const aggs[] = {"mean", "sum", "min", "max", NULL};
 	static const char *const gbs[] = {"project", "host", "flavor", NULL};
 	const char *agg = NULL, *type = NULL, *host = NULL, *project = NULL,
 		   *flavor = NULL, *gb = NULL, *start = NULL, *end = NULL,
 		   *gran = NULL;
-	int o, json = 0, rc;
+	const struct vg_cli_opt opts[] = {
+		VG_CLI_VAL("aggregation", &agg), VG_CLI_VAL("type", &type),
+		VG_CLI_VAL("host", &host), VG_CLI_VAL("project", &project),
+		VG_CLI_VAL("flavor", &flavor), VG_CLI_VAL("group-by", &gb),
+		VG_CLI_VAL("start", &start), VG_CLI_VAL("end", &end),
+		VG_CLI_VAL("granularity", &gran),
+	};
+	int json, rc;
 	json_t *j;
 
-	vg_cli_begin_opts();
-	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'a': agg = optarg; break;
-		case 't': type = optarg; break;
-		case 'H': host = optarg; break;
-		case 'p': project = optarg; break;
-		case 'f': flavor = optarg; break;
-		case 'G': gb = optarg; break;
-		case 's': start = optarg; break;
-		case 'e': end = optarg; break;
-		case 'g': gran = optarg; break;
-		case VG_CLI_OPT_JSON: json = 1; break;
-		case VG_CLI_OPT_HELP:
-			fprintf(c->out,
-				"usage: %s aggregate METRIC [--aggregation "
-				"mean|sum|min|max] [--type T]\n"
-				"       [--host H] [--project P] [--flavor F] "
-				"[--group-by project|host|flavor]\n"
-				"       [--start T] [--end T] [--granularity "
-				"60|300|3600|auto] [--json]\n\n"
-				"One metric combined across every matching "
-				"resource (default: instances),\nper time slot; one "
-				"column per group.\n", c->prog);
-			return VG_EXIT_OK;
-		default:
-			if ((rc = vg_cli_common_opt(c, "aggregate", o, argv)) >= 0)
-				return rc;
-		}
-	}
-	if (argc - optind != 1) {
-		fprintf(c->err, "%s aggregate: expected one METRIC (see '%s "
-			"aggregate --help')\n", c->prog, c->prog);
-		return VG_EXIT_USAGE;
-	}
+	if ((rc = vg_cli_parse(c, &aggregate_spec, opts, 9, argc, argv,
+				 &json)) >= 0)
+		return rc;
 	if ((agg && !one_of(agg, aggs)) || (gb && !one_of(gb, gbs))) {
 		fprintf(c->err, "%s aggregate: --aggregation is one of mean, sum, "
 			"min, max; --group-by one of project, host, flavor\n",
@@ -605,22 +419,13 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 			    type, "host", host, "project", project, "flavor",
 			    flavor, "group_by", gb, "start", start, "end", end,
 			    "granularity", gran, NULL};
-	char *path = vg_cli_path("/v1/aggregates", kv);
-	if (!path)
-		return VG_EXIT_API;
-	rc = vg_cli_get(c, path, &j);
-	free(path);
-	if (rc)
+	rc = vg_cli_fetch(c, vg_cli_path("/v1/aggregates", kv), json, &j);
+	if (rc || !j)
 		return rc;
-	if (json) {
-		vg_cli_print_json(c, j);
-		json_decref(j);
-		return VG_EXIT_OK;
-	}
 	/* rows: the union of the groups' times (ISO strings sort in time) */
 	json_t *groups = json_object_get(j, "groups"), *g, *p;
 	json_t *times = json_object(); /* time -> array of values by group */
-	size_t ng = json_array_size(groups), gi, pi;
+	size_t ng = json_array_size(groups), gi, pi, n;
 	json_array_foreach(groups, gi, g) {
 		json_array_foreach(json_object_get(g, "points"), pi, p) {
 			const char *t = json_string_value(json_array_get(p, 0));
@@ -636,46 +441,26 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 			json_array_set(row, gi, json_array_get(p, 1));
 		}
 	}
-	size_t nt = json_object_size(times), n = 0;
-	const char **keys = nt ? calloc(nt, sizeof(*keys)) : NULL, *k;
-	json_t *v;
-	json_object_foreach(times, k, v) {
-		if (keys && n < nt)
-			keys[n++] = k;
-	}
-	if (keys)
-		qsort(keys, n, sizeof(*keys), cmp_str);
-	const char **hdr = calloc(ng + 1, sizeof(*hdr));
-	int *al = calloc(ng + 1, sizeof(*al));
-	char (*hb)[128] = calloc(ng + 1, sizeof(*hb));
+	/* one column per group (or the aggregation's name) */
+	const char **keys = vg_cli_sorted_keys(times, &n);
+	const char **name = calloc(ng + 1, sizeof(*name));
+	json_t **v = calloc(ng + 1, sizeof(*v));
 	struct vg_table *t = NULL;
-	const char *unit = str(j, "unit");
-	if (hdr && al && hb) {
-		hdr[0] = "TIME";
+	if (name && v) {
 		json_array_foreach(groups, gi, g) {
-			const char *key = gb ? str(g, gb) : NULL;
-			snprintf(hb[gi + 1], sizeof(hb[gi + 1]), "%s%s%s%s%s",
-				 gb ? (key ? key : "(none)") : str(j, "aggregation"),
-				 unit && *unit ? " (" : "", unit ? unit : "",
-				 unit && *unit ? ")" : "", "");
-			hdr[gi + 1] = hb[gi + 1];
-			al[gi + 1] = VG_ALIGN_RIGHT;
+			const char *key = gb ? vg_cli_str(g, gb) : NULL;
+			name[gi] = gb ? (key ? key : "(none)")
+				      : vg_cli_str(j, "aggregation");
+			if (!name[gi])
+				name[gi] = "";
 		}
-		t = vg_table_new(ng + 1, hdr, al);
+		t = vg_cli_time_table(name, ng, vg_cli_str(j, "unit"), NULL);
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; t && i < n; i++) {
 		json_t *row = json_object_get(times, keys[i]);
-		const char **cells = calloc(ng + 1, sizeof(*cells));
-		char (*vb)[64] = calloc(ng + 1, sizeof(*vb));
-		if (cells && vb && t) {
-			cells[0] = keys[i];
-			for (size_t q = 0; q < ng; q++)
-				cells[q + 1] = num(json_array_get(row, q), vb[q + 1],
-						   sizeof(vb[q + 1]));
-			vg_table_add(t, cells);
-		}
-		free(cells);
-		free(vb);
+		for (size_t q = 0; q < ng; q++)
+			v[q] = json_array_get(row, q);
+		vg_cli_time_row(t, keys[i], v, ng);
 	}
 	if (ng)
 		vg_table_print(t, c->out);
@@ -684,9 +469,8 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 			argv[optind]);
 	vg_table_free(t);
 	free(keys);
-	free(hdr);
-	free(al);
-	free(hb);
+	free(name);
+	free(v);
 	json_decref(times);
 	json_decref(j);
 	return VG_EXIT_OK;

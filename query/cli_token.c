@@ -45,8 +45,7 @@ static void print_tokens(struct vg_cli *c, json_t *arr)
 		if (t)
 			vg_table_add(t, row);
 	}
-	vg_table_print(t, c->out);
-	vg_table_free(t);
+	vg_table_print_free(t, c->out);
 }
 
 int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)

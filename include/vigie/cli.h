@@ -128,6 +128,51 @@ size_t vg_table_rows(const struct vg_table *t);
  * characters), two spaces between columns, no trailing spaces. */
 void vg_table_print(const struct vg_table *t, FILE *f);
 void vg_table_free(struct vg_table *t); /* accepts NULL */
+/* vg_table_print, then vg_table_free (accepts NULL: prints nothing). */
+void vg_table_print_free(struct vg_table *t, FILE *f);
+
+/* Columns of a table built from JSON: the header, the member of each
+ * row's object shown in it (NULL: the member's own name, in
+ * vg_cli_members_table), and its enum vg_align. */
+struct vg_cli_col {
+	const char *header;
+	const char *key;
+	int align;
+};
+
+/* One row per object of the array rows, cell i vg_cli_field(row,
+ * cols[i].key). NULL on out of memory (vg_table_print/free accept it). */
+struct vg_table *vg_cli_rows_table(json_t *rows, const struct vg_cli_col *cols,
+				   size_t ncols);
+/* One row per member of the object obj, sorted by name: a column whose key
+ * is NULL shows the name, the others vg_cli_field(member, key). */
+struct vg_table *vg_cli_members_table(json_t *obj,
+				      const struct vg_cli_col *cols,
+				      size_t ncols);
+/* The member names of obj in strcmp order (malloc'd array of pointers into
+ * obj, *n of them; caller frees the array). NULL when obj has none or out
+ * of memory (*n is then 0). */
+const char **vg_cli_sorted_keys(json_t *obj, size_t *n);
+/* A table "TIME" then one right-aligned column per name, each headed
+ * "name (unit)" (just "name" without a unit or for the name plain, which
+ * may be NULL). NULL on out of memory. */
+struct vg_table *vg_cli_time_table(const char *const *names, size_t n,
+				   const char *unit, const char *plain);
+/* A row of such a table: the time, then vg_cli_num of each of the n
+ * values. 0/-ENOMEM. */
+int vg_cli_time_row(struct vg_table *t, const char *time, json_t *const *v,
+		    size_t n);
+
+/* JSON as text for a cell: the string member key of obj, or NULL. */
+const char *vg_cli_str(json_t *obj, const char *key);
+/* A JSON number through vg_cli_format_value into buf; NULL otherwise. */
+const char *vg_cli_num(json_t *v, char *buf, size_t len);
+/* Any member as text: a string as is, a number formatted, true/false,
+ * other JSON compact in buf; NULL for null or missing. */
+const char *vg_cli_field(json_t *obj, const char *key, char *buf, size_t len);
+/* "name (unit)" into buf, or "name" when unit is NULL or empty. buf. */
+const char *vg_cli_unit_label(const char *name, const char *unit, char *buf,
+			      size_t len);
 
 /* A value for people: up to 3 decimals for |v| >= 1 ("1234.5",
  * "12.346"), 6 significant digits below 1 ("0.0015"), exponent form
@@ -157,5 +202,58 @@ int vg_cli_common_opt(struct vg_cli *c, const char *cmd, int o, char **argv);
 void vg_cli_begin_opts(void);
 /* Print j indented on c->out with a final newline. */
 void vg_cli_print_json(struct vg_cli *c, json_t *j);
+
+/* One option of a subcommand, for vg_cli_parse. */
+struct vg_cli_opt {
+	const char *name;   /* --name */
+	const char **value; /* takes a value, stored here (the last given
+			     * wins); NULL for a flag */
+	int *flag;          /* a flag: set to 1 when given */
+	int short_name;     /* also -x (0: none) */
+};
+#define VG_CLI_VAL(name, where) {(name), (where), NULL, 0}
+#define VG_CLI_FLAG(name, where) {(name), NULL, (where), 0}
+
+/* What a subcommand takes, for vg_cli_parse. */
+struct vg_cli_spec {
+	const char *name;     /* the command, for messages */
+	const char *operands; /* for "expected <operands>"; NULL: none */
+	int nargs;            /* how many operands, exactly */
+	const char *usage;    /* --help synopsis after "usage: <prog> " */
+	const char *about;    /* --help text after the synopsis */
+};
+
+/* Parse a subcommand's arguments (argv[0] is its name): opts (nopts of
+ * them), the common --api and --token, --json when json is not NULL (*json
+ * set to 0 or 1) and --help, which prints "usage: <prog> <usage>", a blank
+ * line and <about> on c->out. Options and operands may come in any order;
+ * then the number of operands is checked ("<prog> <cmd>: expected
+ * <operands> (see ...)" or "unexpected argument '<arg>'"). Returns -1 to
+ * go on, with optind at the first operand, else an exit code (VG_EXIT_OK
+ * after --help, VG_EXIT_USAGE with one line on c->err). */
+int vg_cli_parse(struct vg_cli *c, const struct vg_cli_spec *spec,
+		 const struct vg_cli_opt *opts, size_t nopts, int argc,
+		 char **argv, int *json);
+
+/* "<prog>: no points between <start> and <end>" on c->err, the times
+ * taken from the answer j. */
+void vg_cli_no_points(struct vg_cli *c, json_t *j);
+
+/* GET path, which is freed here (NULL: out of memory, VG_EXIT_API). With
+ * json the answer is printed (vg_cli_print_json) and *out set to NULL;
+ * else *out is the answer for the caller to decref. Returns the exit code
+ * (vg_cli_get's). */
+int vg_cli_fetch(struct vg_cli *c, char *path, int json, json_t **out);
+/* Every page of a listing: GET path?kv&limit=..&cursor=.. following the
+ * answers' "next" cursor, the arrays under member joined in *all (caller
+ * decrefs). limit: stop after that many (0: all). With json, prints
+ * {"<member>": [...], "next": null} instead and sets *all to NULL.
+ * Returns an exit code; on failure nothing is printed on c->out. */
+int vg_cli_fetch_all(struct vg_cli *c, const char *path,
+		     const char *const *kv, const char *member, long limit,
+		     int json, json_t **all);
+/* GET <api>/v1/resources/<id><suffix> (id escaped) as vg_cli_fetch. */
+int vg_cli_fetch_resource(struct vg_cli *c, const char *id,
+			  const char *suffix, int json, json_t **out);
 
 #endif
