@@ -388,6 +388,16 @@ int main(int argc, char **argv)
 		vg_error("%s", err);
 		goto out;
 	}
+	{ /* what the last run left behind (a kill -9, a power cut) */
+		struct vg_store_stats st;
+		vg_store_get_stats(store, &st);
+		if (st.values_replayed || st.headers_restored)
+			vg_warn("store: recovered from an unclean stop: %llu "
+				"values replayed from the journal, %llu "
+				"half-written RRD updates undone",
+				(unsigned long long)st.values_replayed,
+				(unsigned long long)st.headers_restored);
+	}
 	if (vg_registry_open(cfg.collector_data_dir, &reg, err, sizeof(err))) {
 		vg_error("%s", err);
 		goto out;
@@ -499,14 +509,18 @@ int main(int argc, char **argv)
 		(unsigned long long)ss.values_rejected,
 		(unsigned long long)ss.write_errors,
 		(unsigned long long)ss.files_created);
-	vg_info("batches refused: unsigned %llu, forged %llu, wrong host %llu, "
-		"no key %llu, stale %llu, future %llu",
+	vg_info("batches refused: malformed %llu, oversize %llu, unsigned "
+		"%llu, forged %llu, wrong host %llu, no key %llu, stale %llu, "
+		"future %llu, clock unset %llu",
+		(unsigned long long)cs.batches_malformed,
+		(unsigned long long)cs.batches_oversize,
 		(unsigned long long)cs.batches_unsigned,
 		(unsigned long long)cs.batches_forged,
 		(unsigned long long)cs.batches_wrong_host,
 		(unsigned long long)cs.batches_no_key,
 		(unsigned long long)cs.batches_stale,
-		(unsigned long long)cs.batches_future);
+		(unsigned long long)cs.batches_future,
+		(unsigned long long)cs.batches_clock_unset);
 	/* Write the store's cache now (vg_store_close would), so that the
 	 * write-behind figures below are final (bench/fleet.c reads them). */
 	vg_store_flush(store);

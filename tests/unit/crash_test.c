@@ -782,6 +782,17 @@ static void test_kill9_at_random(void **state)
 	if (!outbox_drained(15000))
 		fail_msg("the outbox still has notifications pending after 15 s");
 	assert_int_equal(h_stop(&H), 0);
+	{ /* every restart after a kill with values in the journal says so */
+		FILE *lf = fopen(H.log, "r");
+		char line[512];
+		int recovered = 0;
+		assert_non_null(lf);
+		while (fgets(line, sizeof(line), lf))
+			recovered += !!strstr(line, "recovered from an unclean stop");
+		fclose(lf);
+		print_message("# %d restarts logged a recovery\n", recovered);
+		assert_true(recovered >= 1 && recovered <= cycles);
+	}
 	char db[256], sql[128];
 	sqlite3 *d = NULL;
 	sqlite3_stmt *st = NULL;
