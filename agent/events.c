@@ -242,6 +242,12 @@ int vg_events_start(const struct vg_events_opts *o, struct vg_events **out,
 	e->backoff_ms = 1000;
 	pthread_mutex_init(&e->lock, NULL);
 	e->timer = virEventAddTimeout(1000, on_tick, NULL, NULL);
+	/* The first connection on the caller's thread, before the poller's:
+	 * events are subscribed before the first poll, and the two threads
+	 * never make their first libvirt calls together (libxml2 2.9 sets up
+	 * its globals without a lock, and leaked a mutex when they did). */
+	if (e->timer >= 0)
+		try_connect(e);
 	if (e->timer < 0 || pthread_create(&e->thread, NULL, run, e)) {
 		if (e->timer >= 0)
 			virEventRemoveTimeout(e->timer);

@@ -239,6 +239,8 @@ static int run_once(struct vg_poller *p, struct vg_config *cfg,
 static void on_lifecycle(void *ctx, const char *uuid, int type, int64_t time_ms,
 			 const char *detail)
 {
+	vg_debug("lifecycle event %d of %s at %lld ms: %s", type, uuid,
+		 (long long)time_ms, detail ? detail : "");
 	vg_poller_push_event(ctx, uuid, type, time_ms, detail);
 }
 
@@ -378,12 +380,17 @@ int main(int argc, char **argv)
 		uint64_t seq = vg_spool_next_seq(spool);
 		struct vg_sender_stats ss;
 		vg_sender_get_stats(sender, &ss);
+		struct vg_events_stats es = {0};
+		if (events)
+			vg_events_get_stats(events, &es);
 		struct vg_poll_extra extra[] = {
 			{"agent.spool.depth", VG_KIND_GAUGE, (double)vg_spool_count(spool)},
 			{"agent.spool.dropped", VG_KIND_COUNTER, (double)vg_spool_dropped(spool)},
 			{"agent.send.timeouts", VG_KIND_COUNTER, (double)ss.timeouts},
 			{"agent.send.retries", VG_KIND_COUNTER, (double)ss.retries},
 			{"agent.send.rejected", VG_KIND_COUNTER, (double)ss.rejected},
+			{"agent.events.received", VG_KIND_COUNTER, (double)es.received},
+			{"agent.events.used", VG_KIND_COUNTER, (double)es.delivered},
 		};
 		struct vg_poll_status st;
 		struct vg_batch *b = vg_batch_new(cfg.agent_host, vg_spool_stream(spool), seq, t);
@@ -450,6 +457,15 @@ int main(int argc, char **argv)
 			vg_sleep_ms(next - now > 200 ? 200 : next - now);
 	}
 
+	if (events) {
+		struct vg_events_stats es;
+		vg_events_get_stats(events, &es);
+		vg_info("lifecycle events: %llu received from libvirt, %llu "
+			"used; %llu connection(s)",
+			(unsigned long long)es.received,
+			(unsigned long long)es.delivered,
+			(unsigned long long)es.connects);
+	}
 	vg_events_stop(events);
 	vg_info("stopping: delivering what is spooled (up to %d ms)", DRAIN_MS);
 	if (vg_sender_drain(sender, DRAIN_MS) != 0)

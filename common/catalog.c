@@ -117,6 +117,8 @@ const struct vg_metric_def vg_catalog[] = {
 	{"agent.send.timeouts", H, "count", C, "batches not acknowledged within ack_timeout_ms (resent)"},
 	{"agent.send.retries", H, "count", C, "batches the collector asked to resend (RETRY)"},
 	{"agent.send.rejected", H, "count", C, "batches the collector rejected (kept in spool/rejected/)"},
+	{"agent.events.received", H, "count", C, "libvirt lifecycle events received (0 while events are unavailable)"},
+	{"agent.events.used", H, "count", C, "lifecycle events sent to the collector (started, stopped, suspended, ...)"},
 	{"agent.libvirt.errors", H, "count", C, "failed libvirt polls or connection attempts"},
 
 	/* ---- host disk (/proc/diskstats, whole devices) ---- */

@@ -28,7 +28,9 @@
 #       rate over the window;
 #     - identity from the Nova metadata; disk/nic resources linked to their
 #       instance; the instance listing;
-#  5. destroys the net guest: its instance must become "ended";
+#  5. destroys the net guest: its instance must become "ended", the agent
+#     must have used libvirt's lifecycle event, and billing.db must hold
+#     the stop within the polls around the destroy;
 #  6. restarts libvirtd (only one this test started): the spinner keeps
 #     running, is never reported ended, and the agent keeps running and
 #     reports it again (last_seen advances);
@@ -161,8 +163,9 @@ if [[ $RUN_VIGIE == 1 ]]; then
 		bail "collector answers GET /v1/health"
 	fi
 	e2e_ok "collector answers GET /v1/health"
+	AGENT_HOST=vigie-e2e
 	"$BIN/vigie-agent" --collector "tcp://127.0.0.1:$PORT" --libvirt "$E2E_LV_URI" \
-		--interval 1 --host vigie-e2e --spool "$W/spool" >>"$W/agent.log" 2>&1 &
+		--interval 1 --host "$AGENT_HOST" --spool "$W/spool" >>"$W/agent.log" 2>&1 &
 	AGENT_PID=$!
 	e2e_defer "e2e_stop_pid $AGENT_PID"
 	seen_all() { local id; for id in "${IDS[@]}"; do curl -sf "$API/v1/resources/$id" >/dev/null || return 1; done; }
@@ -362,6 +365,7 @@ if [[ $RUN_VIGIE == 1 ]]; then
 
 	# ------------------------------------------------------------ lifecycle
 	if [[ $NET_OK == 1 ]]; then
+		T_DESTROY=$(date +%s%3N)
 		e2e_guest_destroy "$NET"
 		ended() { [[ $(curl -sf "$API/v1/resources/$NET_UUID" | jq -r .state) == ended ]]; }
 		t=$SECONDS
@@ -371,6 +375,38 @@ if [[ $RUN_VIGIE == 1 ]]; then
 			e2e_nok "destroyed net guest: instance $NET_UUID reported ended within 15 s (state: $(curl -sf "$API/v1/resources/$NET_UUID" | jq -r .state))"
 		fi
 		e2e_diag "nic $NIC state after destroy: $(curl -sf "$API/v1/resources/$NIC" | jq -r .state)"
+		# lifecycle events under real QEMU: the agent's event connection
+		# must receive libvirt's STOPPED and put it in a batch
+		# (agent.events.used, a host metric), and billing must hold the
+		# stop within the polls around the destroy. libvirtd marks the
+		# domain shut off before it sends the event (0.4-1 s later here),
+		# so the poll usually infers the stop first and the event, later
+		# than that poll, confirms it without moving it (docs/billing.md).
+		events_used() {
+			curl -sf "$API/v1/resources/$AGENT_HOST" |
+				jq -r '.metrics["agent.events.used"].last_value // 0'
+		}
+		has_event() { [[ $(events_used) != 0 && $(events_used) != null ]]; }
+		if e2e_wait_for 10 has_event; then
+			e2e_ok "agent: libvirt lifecycle events reach the batches under real QEMU (agent.events.used = $(events_used))"
+		else
+			e2e_nok "agent: no lifecycle event used after the destroy (agent.events.used = $(events_used))"
+		fi
+		stop_row() {
+			sqlite3 "$W/data/billing.db" "SELECT exact, lo_ms, hi_ms, time_ms FROM transitions
+				WHERE resource = '$NET_UUID' AND kind = 2 ORDER BY time_ms DESC LIMIT 1" 2>/dev/null
+		}
+		has_stop() { [[ -n $(stop_row) ]]; }
+		if e2e_wait_for 10 has_stop; then
+			IFS='|' read -r ex lo hi tm <<<"$(stop_row)"
+			if [[ $ex == 1 ]] || (( lo <= T_DESTROY + 1000 && hi >= T_DESTROY )); then
+				e2e_ok "billing: the destroy is a stop at $((tm - T_DESTROY)) ms from virsh destroy (exact=$ex, window $((lo - T_DESTROY))..$((hi - T_DESTROY)) ms)"
+			else
+				e2e_nok "billing: the stop's window $((lo - T_DESTROY))..$((hi - T_DESTROY)) ms does not hold the destroy (exact=$ex)"
+			fi
+		else
+			e2e_nok "billing: no stop transition for $NET_UUID"
+		fi
 	fi
 
 	if [[ $E2E_LV_OWN != 1 ]]; then
