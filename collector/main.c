@@ -509,17 +509,17 @@ int main(int argc, char **argv)
 		(unsigned long long)ss.values_rejected,
 		(unsigned long long)ss.write_errors,
 		(unsigned long long)ss.files_created);
-	vg_info("batches refused: malformed %llu, oversize %llu, unsigned "
-		"%llu, forged %llu, wrong host %llu, no key %llu, stale %llu, "
-		"future %llu, clock unset %llu",
-		(unsigned long long)cs.batches_malformed,
-		(unsigned long long)cs.batches_oversize,
+	vg_info("batches refused: unsigned %llu, forged %llu, wrong host %llu, "
+		"no key %llu, stale %llu, future %llu; malformed %llu, oversize "
+		"%llu, clock unset %llu",
 		(unsigned long long)cs.batches_unsigned,
 		(unsigned long long)cs.batches_forged,
 		(unsigned long long)cs.batches_wrong_host,
 		(unsigned long long)cs.batches_no_key,
 		(unsigned long long)cs.batches_stale,
 		(unsigned long long)cs.batches_future,
+		(unsigned long long)cs.batches_malformed,
+		(unsigned long long)cs.batches_oversize,
 		(unsigned long long)cs.batches_clock_unset);
 	/* Write the store's cache now (vg_store_close would), so that the
 	 * write-behind figures below are final (bench/fleet.c reads them). */
