@@ -86,11 +86,14 @@ e2e_stop_pid() {
 	return 1
 }
 
-# e2e_free_port : a loopback TCP port nobody listens on
+# e2e_free_port : a loopback TCP port below the kernel's ephemeral range
+# (32768-60999), in no TCP state: a port in that range can be taken by an
+# outgoing connection between this check and the collector's bind (a CI run
+# failed so: "Address already in use")
 e2e_free_port() {
 	local p
 	while :; do
-		p=$((20000 + RANDOM % 40000))
-		ss -Hltn "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+		p=$((20000 + RANDOM % 12000))
+		ss -Htan "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
 	done
 }
