@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "vigie/agent_hmap.h"
+#include "vigie/hash.h"
 
 static char tomb_marker;
 #define TOMB (&tomb_marker)
@@ -32,13 +33,9 @@ struct vg_hmap {
 
 static uint32_t hash_str(const char *s)
 {
-	uint32_t h = 2166136261u;
+	uint64_t h = vg_fnv1a(VG_FNV_OFFSET, s);
 
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
+	return (uint32_t)(h ^ (h >> 32));
 }
 
 struct vg_hmap *vg_hmap_new(void)

@@ -15,15 +15,12 @@
 #include <string.h>
 
 #include "vigie/alarm_map.h"
+#include "vigie/hash.h"
 
 static uint64_t fnv1a(const char *k, size_t n)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = vg_fnv1a_n(VG_FNV_OFFSET, k, n);
 
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)k[i];
-		h *= 1099511628211ull;
-	}
 	return h ? h : 1;
 }
 

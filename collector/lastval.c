@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vigie/hash.h"
 #include "vigie/lastval.h"
 
 struct vg_lastval {
@@ -47,11 +48,9 @@ static struct vg_lastval *caches;
 
 static uint32_t fnv(const char *s)
 {
-	uint32_t h = 2166136261u;
+	uint64_t h = vg_fnv1a(VG_FNV_OFFSET, s);
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
+	return (uint32_t)(h ^ (h >> 32));
 }
 
 struct vg_lastval *vg_lastval_open(const char *key)

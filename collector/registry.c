@@ -37,6 +37,7 @@
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 #include "vigie/clock.h"
+#include "vigie/hash.h"
 #include "vigie/lastval.h"
 #include "vigie/name.h"
 #include "vigie/registry.h"
@@ -398,22 +399,20 @@ static int write_metric(struct vg_registry *r, const char *id,
 static uint64_t fnv64(uint64_t h, const char *v)
 {
 	if (!v)
-		return (h ^ 0xffu) * 1099511628211ull;
-	for (; *v; v++)
-		h = (h ^ (unsigned char)*v) * 1099511628211ull;
-	return h * 1099511628211ull; /* ^ 0: the terminator */
+		return (h ^ 0xffu) * VG_FNV_PRIME;
+	return vg_fnv1a(h, v) * VG_FNV_PRIME; /* ^ 0: the terminator */
 }
 
 static uint64_t ident_of(const struct vg_batch *b, const struct vg_resource *res)
 {
 	const struct vg_attr *a = vg_resource_attrs(b, res);
-	uint64_t h = 14695981039346656037ull ^ (uint64_t)res->type;
+	uint64_t h = VG_FNV_OFFSET ^ (uint64_t)res->type;
 	const char *f[] = {b->host, res->name, res->parent, res->project,
 			   res->user, res->flavor};
 
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
 		h = fnv64(h, f[i]);
-	h = (h ^ res->nattrs) * 1099511628211ull;
+	h = (h ^ res->nattrs) * VG_FNV_PRIME;
 	for (uint32_t i = 0; i < res->nattrs; i++)
 		h = fnv64(fnv64(h, a[i].key), a[i].value);
 	return h ? h : 1;

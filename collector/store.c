@@ -87,6 +87,7 @@
 #include <rrd.h>
 
 #include "vigie/batch.h"
+#include "vigie/hash.h"
 #include "vigie/name.h"
 #include "vigie/store.h"
 
@@ -211,20 +212,9 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static uint64_t fnv1a(const char *s, uint64_t h)
-{
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
-#define FNV_SEED 1469598103934665603ull
-
 static uint64_t key_hash(int rtype, uint64_t id_hash, const char *metric)
 {
-	uint64_t h = fnv1a(metric, id_hash ^ (uint64_t)rtype * 0x9e3779b97f4a7c15ull);
+	uint64_t h = vg_fnv1a(id_hash ^ (uint64_t)rtype * 0x9e3779b97f4a7c15ull, metric);
 
 	return h ^ (h >> 31);
 }
@@ -1245,7 +1235,7 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	 * so a full disk refuses the whole batch. */
 	for (size_t i = 0; i < b->nres; i++) {
 		const struct vg_resource *r = &b->res[i];
-		uint64_t hid = fnv1a(r->id, FNV_SEED);
+		uint64_t hid = vg_fnv1a(VG_FNV_OFFSET, r->id);
 
 		for (uint32_t j = 0; j < r->nsamples; j++) {
 			size_t k = r->first_sample + j;
@@ -1820,7 +1810,7 @@ static void flush_one(struct vg_store *s, int rtype, const char *id,
 
 	pthread_mutex_lock(&s->mu);
 	se = table_find(s, rtype, id, metric,
-			key_hash(rtype, fnv1a(id, FNV_SEED), metric));
+			key_hash(rtype, vg_fnv1a(VG_FNV_OFFSET, id), metric));
 	if (se) {
 		while (se->flushing)
 			pthread_cond_wait(&s->done_cv, &s->mu);

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vigie/hash.h"
 #include "vigie/wire.h"
 
 #define HDR_LEN 48
@@ -83,10 +84,9 @@ struct strtab {
 
 static uint32_t hash_str(const char *s)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 16777619u;
-	return h;
+	uint64_t h = vg_fnv1a(VG_FNV_OFFSET, s);
+
+	return (uint32_t)(h ^ (h >> 32));
 }
 
 static int strtab_rehash(struct strtab *t, uint32_t nslots)
