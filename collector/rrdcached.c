@@ -1,0 +1,1086 @@
+/*
+ * rrdcached.c — a client for rrdcached's line protocol, one connection per
+ * client object (include/vigie/rrdcached.h).
+ *
+ * Why not librrd's client. Debian's librrd 1.7.2 exports only the
+ * single-connection client (rrdc_connect, rrdc_update, rrdc_fetch, ...):
+ * one global connection per process, behind one lock. The store needs
+ * several daemons at once (series are placed over them, issue 14) and
+ * several threads talking to them in parallel (the flusher writing while
+ * the API fetches); with the global connection every rrdc_connect to a
+ * second daemon drops the first, and every call of every thread is
+ * serialised. The multi-connection rrd_client_* functions declared in
+ * rrd_client.h are not exported by the shared library. librrd's client
+ * also sends one UPDATE per synchronous call (collectd's plugin tops out
+ * near 23k values/s that way), while the protocol's BATCH carries any
+ * number of commands in one round trip. The protocol is small, line based
+ * and documented (rrdcached(1)), so this file speaks it directly.
+ *
+ * Protocol, as rrdcached 1.7.2 answers it (checked against the daemon):
+ *   command line  -> "N message" + N lines (N >= 0), or "-1 message".
+ *   BATCH, commands..., "." -> "0 Go ahead...", then "N errors" and one
+ *                    line "<command number> <message>" per refused
+ *                    command (successes are silent).
+ * Two quirks shape the reader. Some error messages hold a newline (CREATE
+ * without -R: "No permission to recursively create: DIR\nDid you pass -R
+ * to the daemon?"), so an error's status line may be followed by lines
+ * the protocol does not announce; after any error the client sends PING
+ * and reads up to its "0 PONG", taking what comes before as the rest of
+ * the message, so the connection is never out of step. A BATCH always
+ * ends with a PING in the same write, for the same reason, without an
+ * extra round trip. And FIRST needs its archive number in 1.7.2, and
+ * LASTUPDATE does not exist there.
+ *
+ * Invariants. Between two calls the connection is idle: every answer has
+ * been read in full, or the socket has been closed (fd < 0) after a
+ * failure that may have left bytes in flight (timeout, malformed answer,
+ * reset), so a late answer can never be taken for the next command's.
+ * Every read and write waits at most io_timeout_ms. Every answer is
+ * bounded (VG_RRDCD_LINE_MAX per line, VG_RRDCD_LINES_MAX lines) and read
+ * through one fixed buffer; the write buffer is fixed too, and a long
+ * BATCH is written through it in pieces (the daemon answers nothing
+ * before the ".", so writing while it reads cannot deadlock).
+ */
+#include "vigie/rrdcached.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WBUF_CAP (64 * 1024)
+#define RBUF_CAP (VG_RRDCD_LINE_MAX + 1)
+#define ERR_MAX 512
+#define RESYNC_LINES_MAX 64
+
+struct vg_rrdcd {
+	char *addr;
+	int fd;
+	int timeout_ms;
+	char err[ERR_MAX];
+	char *rbuf; /* received bytes [rpos, rlen) not yet consumed */
+	size_t rpos, rlen;
+	char *wbuf; /* bytes to send [0, wlen) */
+	size_t wlen;
+};
+
+/* ---- errors ----------------------------------------------------------- */
+
+static void set_err(struct vg_rrdcd *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void set_err(struct vg_rrdcd *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	va_end(ap);
+}
+
+static void drop_conn(struct vg_rrdcd *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->rpos = c->rlen = 0;
+	c->wlen = 0;
+}
+
+/* A failure that leaves the connection in an unknown state: close it. */
+static int broken(struct vg_rrdcd *c, int rc, const char *what)
+{
+	set_err(c, "%s: %s: %s", c->addr, what, strerror(-rc));
+	drop_conn(c);
+	return rc;
+}
+
+/* The errno a daemon's error message stands for. */
+static int daemon_errno(const char *msg)
+{
+	if (strstr(msg, "File exists"))
+		return -EEXIST;
+	if (strstr(msg, "Permission denied") || strstr(msg, "No permission"))
+		return -EACCES;
+	if (strstr(msg, "No such file"))
+		return -ENOENT;
+	return -EREMOTEIO;
+}
+
+/* ---- socket I/O ------------------------------------------------------- */
+
+static int wait_fd(struct vg_rrdcd *c, short events)
+{
+	struct pollfd p = {.fd = c->fd, .events = events};
+
+	for (;;) {
+		int n = poll(&p, 1, c->timeout_ms);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static int wflush(struct vg_rrdcd *c)
+{
+	size_t off = 0;
+
+	while (off < c->wlen) {
+		ssize_t n = send(c->fd, c->wbuf + off, c->wlen - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int rc = wait_fd(c, POLLOUT);
+			if (rc)
+				return broken(c, rc, "write");
+			continue;
+		}
+		return broken(c, n < 0 ? -errno : -EIO, "write");
+	}
+	c->wlen = 0;
+	return 0;
+}
+
+static int wput(struct vg_rrdcd *c, const char *s, size_t len)
+{
+	if (c->wlen + len > WBUF_CAP) {
+		int rc = wflush(c);
+		if (rc)
+			return rc;
+	}
+	memcpy(c->wbuf + c->wlen, s, len);
+	c->wlen += len;
+	return 0;
+}
+
+/* The next line of the answer, without its "\n" (and "\r"), NUL-ended;
+ * valid until the next read_line. */
+static int read_line(struct vg_rrdcd *c, char **line)
+{
+	for (;;) {
+		char *nl = memchr(c->rbuf + c->rpos, '\n', c->rlen - c->rpos);
+		if (nl) {
+			char *s = c->rbuf + c->rpos;
+			if (memchr(s, '\0', (size_t)(nl - s)))
+				return broken(c, -EPROTO, "NUL byte in answer");
+			*nl = '\0';
+			if (nl > s && nl[-1] == '\r')
+				nl[-1] = '\0';
+			c->rpos = (size_t)(nl - c->rbuf) + 1;
+			*line = s;
+			return 0;
+		}
+		if (c->rpos > 0) {
+			memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+			c->rlen -= c->rpos;
+			c->rpos = 0;
+		}
+		if (c->rlen >= RBUF_CAP - 1)
+			return broken(c, -EMSGSIZE, "answer line too long");
+		ssize_t n = recv(c->fd, c->rbuf + c->rlen, RBUF_CAP - 1 - c->rlen, 0);
+		if (n > 0) {
+			c->rlen += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			return broken(c, -ECONNRESET, "connection closed by the daemon");
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			int rc = wait_fd(c, POLLIN);
+			if (rc)
+				return broken(c, rc, "read");
+			continue;
+		}
+		return broken(c, -errno, "read");
+	}
+}
+
+/* "N message": N into *status, the message (after the spaces) in *msg. */
+static int parse_status(struct vg_rrdcd *c, char *line, long *status, char **msg)
+{
+	char *end;
+
+	errno = 0;
+	long v = strtol(line, &end, 10);
+	if (end == line || errno || (*end && *end != ' ') || (line[0] != '-' && !isdigit((unsigned char)line[0])))
+		return broken(c, -EPROTO, "malformed status line");
+	while (*end == ' ')
+		end++;
+	*status = v;
+	*msg = end;
+	return 0;
+}
+
+static int read_status(struct vg_rrdcd *c, long *status, char **msg)
+{
+	char *line;
+	int rc = read_line(c, &line);
+
+	if (rc)
+		return rc;
+	return parse_status(c, line, status, msg);
+}
+
+/* After an error: PING, and read up to the PONG; the lines before it are
+ * the rest of the error message (appended to c->err). */
+static int resync(struct vg_rrdcd *c)
+{
+	char *line;
+	int rc;
+
+	if ((rc = wput(c, "PING\n", 5)) || (rc = wflush(c)))
+		return rc;
+	for (int i = 0; i < RESYNC_LINES_MAX; i++) {
+		if ((rc = read_line(c, &line)))
+			return rc;
+		if (!strcmp(line, "0 PONG"))
+			return 0;
+		size_t l = strlen(c->err);
+		snprintf(c->err + l, sizeof(c->err) - l, " / %s", line);
+	}
+	return broken(c, -EPROTO, "no PONG after an error");
+}
+
+/* A negative status: record the daemon's message, get back in step, and
+ * return the errno it stands for. */
+static int daemon_error(struct vg_rrdcd *c, const char *msg)
+{
+	int e = daemon_errno(msg);
+	int rc;
+
+	set_err(c, "%s", msg);
+	if ((rc = resync(c)))
+		return rc;
+	return e;
+}
+
+/* Send the one-line command in c->wbuf and read its status line; for a
+ * daemon error, return its errno (connection kept). */
+static int roundtrip(struct vg_rrdcd *c, long *status, char **msg)
+{
+	int rc;
+
+	if (c->fd < 0) {
+		c->wlen = 0;
+		set_err(c, "%s: not connected", c->addr);
+		return -ENOTCONN;
+	}
+	if ((rc = wflush(c)) || (rc = read_status(c, status, msg)))
+		return rc;
+	if (*status < 0)
+		return daemon_error(c, *msg);
+	if (*status > VG_RRDCD_LINES_MAX)
+		return broken(c, -EMSGSIZE, "answer announces too many lines");
+	c->err[0] = '\0';
+	return 0;
+}
+
+/* Read and ignore n lines (an answer we do not use). */
+static int skip_lines(struct vg_rrdcd *c, long n)
+{
+	char *line;
+	int rc;
+
+	for (long i = 0; i < n; i++)
+		if ((rc = read_line(c, &line)))
+			return rc;
+	return 0;
+}
+
+/* ---- arguments -------------------------------------------------------- */
+
+/* A word the protocol can carry: 1..NAME_MAX bytes, no space, no control
+ * character. */
+static int check_word(struct vg_rrdcd *c, const char *s, const char *what)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (!n || n > VG_RRDCD_NAME_MAX) {
+		set_err(c, "%s: empty or longer than %d bytes", what, VG_RRDCD_NAME_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch <= ' ' || ch == 0x7f) {
+			set_err(c, "%s: space or control character in \"%.64s\"", what, s);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Append a command "VERB FILE [args]\n" to the write buffer. */
+static int cmd(struct vg_rrdcd *c, const char *verb, const char *file, const char *args)
+{
+	char line[VG_RRDCD_CMD_MAX];
+	int rc, n;
+
+	if (c->fd < 0) {
+		set_err(c, "%s: not connected", c->addr);
+		return -ENOTCONN;
+	}
+	if (file && (rc = check_word(c, file, "file name")))
+		return rc;
+	n = snprintf(line, sizeof(line), "%s%s%s%s%s\n", verb, file ? " " : "", file ? file : "",
+		     args ? " " : "", args ? args : "");
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		set_err(c, "%s: command longer than %d bytes", verb, VG_RRDCD_CMD_MAX);
+		return -EINVAL;
+	}
+	return wput(c, line, (size_t)n);
+}
+
+/* ---- connect ---------------------------------------------------------- */
+
+/* Non-blocking connect bounded by the timeout. */
+static int connect_to(struct vg_rrdcd *c, int family, const struct sockaddr *sa, socklen_t len)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, sa, len) < 0) {
+		if (errno != EINPROGRESS && errno != EAGAIN) {
+			rc = -errno;
+		} else {
+			int e = 0;
+			socklen_t el = sizeof(e);
+			c->fd = fd;
+			rc = wait_fd(c, POLLOUT);
+			c->fd = -1;
+			if (!rc && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+				rc = -errno;
+			else if (!rc && e)
+				rc = -e;
+		}
+	}
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	if (family != AF_UNIX) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	c->fd = fd;
+	return 0;
+}
+
+static int do_connect(struct vg_rrdcd *c)
+{
+	const char *a = c->addr;
+	char host[256], port[8];
+	const char *hs, *ps = NULL;
+	size_t hl;
+
+	drop_conn(c);
+	if (!strncmp(a, "unix:", 5) || a[0] == '/') {
+		struct sockaddr_un un = {.sun_family = AF_UNIX};
+		const char *path = a[0] == '/' ? a : a + 5;
+		if (!*path || strlen(path) >= sizeof(un.sun_path)) {
+			set_err(c, "%s: unix socket path empty or too long", a);
+			return -EINVAL;
+		}
+		memcpy(un.sun_path, path, strlen(path) + 1);
+		int rc = connect_to(c, AF_UNIX, (struct sockaddr *)&un, sizeof(un));
+		if (rc)
+			set_err(c, "%s: connect: %s", a, strerror(-rc));
+		return rc;
+	}
+	if (a[0] == '[') {
+		const char *rb = strchr(a, ']');
+		if (!rb || (rb[1] && rb[1] != ':')) {
+			set_err(c, "%s: bad address (want [v6]:port)", a);
+			return -EINVAL;
+		}
+		hs = a + 1;
+		hl = (size_t)(rb - hs);
+		ps = rb[1] ? rb + 2 : NULL;
+	} else {
+		const char *colon = strchr(a, ':');
+		hs = a;
+		if (colon && !strchr(colon + 1, ':')) {
+			hl = (size_t)(colon - a);
+			ps = colon + 1;
+		} else {
+			hl = strlen(a); /* no port, or a bare v6 address */
+		}
+	}
+	if (!hl || hl >= sizeof(host)) {
+		set_err(c, "%s: empty or too long host", a);
+		return -EINVAL;
+	}
+	memcpy(host, hs, hl);
+	host[hl] = '\0';
+	if (ps) {
+		char *end;
+		errno = 0;
+		long p = strtol(ps, &end, 10);
+		if (!*ps || *end || errno || p < 1 || p > 65535) {
+			set_err(c, "%s: bad port", a);
+			return -EINVAL;
+		}
+		snprintf(port, sizeof(port), "%ld", p);
+	} else {
+		snprintf(port, sizeof(port), "%d", VG_RRDCD_DEFAULT_PORT);
+	}
+
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res, *ai;
+	int g = getaddrinfo(host, port, &hints, &res), rc = -EHOSTUNREACH;
+	if (g) {
+		set_err(c, "%s: %s", a, gai_strerror(g));
+		return g == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+	}
+	for (ai = res; ai; ai = ai->ai_next)
+		if (!(rc = connect_to(c, ai->ai_family, ai->ai_addr, ai->ai_addrlen)))
+			break;
+	freeaddrinfo(res);
+	if (rc)
+		set_err(c, "%s: connect: %s", a, strerror(-rc));
+	return rc;
+}
+
+int vg_rrdcd_connect(const char *addr, int io_timeout_ms, struct vg_rrdcd **out)
+{
+	struct vg_rrdcd *c;
+	int rc;
+
+	*out = NULL;
+	if (!addr || !*addr || io_timeout_ms <= 0)
+		return -EINVAL;
+	if (!(c = calloc(1, sizeof(*c))))
+		return -ENOMEM;
+	c->fd = -1;
+	c->timeout_ms = io_timeout_ms;
+	c->addr = strdup(addr);
+	c->rbuf = malloc(RBUF_CAP);
+	c->wbuf = malloc(WBUF_CAP);
+	if (!c->addr || !c->rbuf || !c->wbuf) {
+		vg_rrdcd_close(c);
+		return -ENOMEM;
+	}
+	if ((rc = do_connect(c))) {
+		vg_rrdcd_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int vg_rrdcd_reconnect(struct vg_rrdcd *c)
+{
+	return do_connect(c);
+}
+
+void vg_rrdcd_close(struct vg_rrdcd *c)
+{
+	if (!c)
+		return;
+	if (c->fd >= 0) {
+		c->wlen = 0;
+		if (!wput(c, "QUIT\n", 5))
+			(void)send(c->fd, c->wbuf, c->wlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	drop_conn(c);
+	free(c->addr);
+	free(c->rbuf);
+	free(c->wbuf);
+	free(c);
+}
+
+int vg_rrdcd_connected(const struct vg_rrdcd *c)
+{
+	return c && c->fd >= 0;
+}
+
+const char *vg_rrdcd_error(const struct vg_rrdcd *c)
+{
+	return c ? c->err : "";
+}
+
+const char *vg_rrdcd_address(const struct vg_rrdcd *c)
+{
+	return c ? c->addr : "";
+}
+
+/* ---- simple commands -------------------------------------------------- */
+
+/* A command whose answer is a status line and lines we ignore. */
+static int simple(struct vg_rrdcd *c, const char *verb, const char *file, const char *args)
+{
+	long st;
+	char *msg;
+	int rc = cmd(c, verb, file, args);
+
+	if (rc || (rc = roundtrip(c, &st, &msg)))
+		return rc;
+	return skip_lines(c, st);
+}
+
+int vg_rrdcd_ping(struct vg_rrdcd *c)
+{
+	long st;
+	char *msg;
+	int rc = cmd(c, "PING", NULL, NULL);
+
+	if (rc || (rc = roundtrip(c, &st, &msg)))
+		return rc;
+	if (st != 0 || strcmp(msg, "PONG"))
+		return broken(c, -EPROTO, "PING not answered by PONG");
+	return 0;
+}
+
+int vg_rrdcd_flush(struct vg_rrdcd *c, const char *file)
+{
+	return simple(c, "FLUSH", file, NULL);
+}
+
+int vg_rrdcd_flushall(struct vg_rrdcd *c)
+{
+	return simple(c, "FLUSHALL", NULL, NULL);
+}
+
+int vg_rrdcd_forget(struct vg_rrdcd *c, const char *file)
+{
+	/* 1.7.2 answers "-1 No such file or directory" when nothing is
+	 * cached: -ENOENT */
+	return simple(c, "FORGET", file, NULL);
+}
+
+int vg_rrdcd_create(struct vg_rrdcd *c, const char *file, uint32_t step_s, int64_t start,
+		    const char *const *defs, size_t ndefs, int no_overwrite)
+{
+	char args[VG_RRDCD_CMD_MAX];
+	size_t len;
+	int rc;
+
+	if (!step_s || !ndefs) {
+		set_err(c, "create: step and definitions are required");
+		return -EINVAL;
+	}
+	len = (size_t)snprintf(args, sizeof(args), "-s %" PRIu32 " -b %" PRId64 "%s", step_s, start,
+			       no_overwrite ? " -O" : "");
+	for (size_t i = 0; i < ndefs; i++) {
+		if ((rc = check_word(c, defs[i], "definition")))
+			return rc;
+		size_t dl = strlen(defs[i]);
+		if (len + 1 + dl >= sizeof(args) - 64) {
+			set_err(c, "create: definitions longer than %d bytes", VG_RRDCD_CMD_MAX);
+			return -EINVAL;
+		}
+		args[len++] = ' ';
+		memcpy(args + len, defs[i], dl + 1);
+		len += dl;
+	}
+	return simple(c, "CREATE", file, args);
+}
+
+/* The single number of a FIRST/LAST answer ("0 1000000030"). */
+static int number_answer(struct vg_rrdcd *c, const char *verb, const char *file,
+			 const char *args, int64_t *out)
+{
+	long st;
+	char *msg, *end;
+	int rc = cmd(c, verb, file, args);
+
+	if (rc || (rc = roundtrip(c, &st, &msg)))
+		return rc;
+	errno = 0;
+	long long v = strtoll(msg, &end, 10);
+	if (st != 0 || end == msg || *end || errno)
+		return broken(c, -EPROTO, "malformed time in answer");
+	*out = v;
+	return 0;
+}
+
+int vg_rrdcd_first(struct vg_rrdcd *c, const char *file, unsigned rra, int64_t *out)
+{
+	char a[16];
+
+	snprintf(a, sizeof(a), "%u", rra);
+	return number_answer(c, "FIRST", file, a, out);
+}
+
+int vg_rrdcd_last(struct vg_rrdcd *c, const char *file, int64_t *out)
+{
+	return number_answer(c, "LAST", file, NULL, out);
+}
+
+/* ---- updates and BATCH ------------------------------------------------ */
+
+static int check_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u)
+{
+	int rc = check_word(c, u->file, "file name");
+
+	if (rc)
+		return rc;
+	if (!u->n || !u->nds || !u->ts || !u->values || u->nds > VG_RRDCD_CMD_MAX / 2) {
+		set_err(c, "%s: no values", u->file);
+		return -EINVAL;
+	}
+	for (size_t i = 1; i < u->n; i++)
+		if (u->ts[i] <= u->ts[i - 1]) {
+			set_err(c, "%s: timestamps not strictly increasing", u->file);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+/* One " ts:v:v" token into buf (cap bytes); its length, or 0 if it does
+ * not fit. */
+static size_t format_values(char *buf, size_t cap, const struct vg_rrdcd_update *u, size_t i)
+{
+	int n = snprintf(buf, cap, " %" PRId64, u->ts[i]);
+	size_t len;
+
+	if (n < 0 || (size_t)n >= cap)
+		return 0;
+	len = (size_t)n;
+	for (size_t d = 0; d < u->nds; d++) {
+		double v = u->values[i * u->nds + d];
+		if (isfinite(v))
+			n = snprintf(buf + len, cap - len, ":%.17g", v);
+		else
+			n = snprintf(buf + len, cap - len, ":U");
+		if (n < 0 || (size_t)n >= cap - len)
+			return 0;
+		len += (size_t)n;
+	}
+	return len;
+}
+
+/* Append U's values as UPDATE commands of at most VG_RRDCD_CMD_MAX bytes,
+ * starting at timestamp *next; stops after max_cmds commands. Returns the
+ * number of commands appended (>= 1) or a negative errno. */
+static long emit_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u, size_t *next,
+			long max_cmds)
+{
+	char line[VG_RRDCD_CMD_MAX], tok[VG_RRDCD_CMD_MAX];
+	size_t head = (size_t)snprintf(line, sizeof(line), "UPDATE %s", u->file), len;
+	long ncmd = 0;
+	int rc;
+
+	while (*next < u->n && ncmd < max_cmds) {
+		len = head;
+		while (*next < u->n) {
+			size_t tl = format_values(tok, sizeof(tok), u, *next);
+			if (!tl || head + tl + 1 >= sizeof(line)) {
+				set_err(c, "%s: one timestamp's values do not fit in a command",
+					u->file);
+				return -EINVAL;
+			}
+			if (len + tl + 1 >= sizeof(line))
+				break;
+			memcpy(line + len, tok, tl);
+			len += tl;
+			(*next)++;
+		}
+		line[len++] = '\n';
+		if ((rc = wput(c, line, len)))
+			return rc;
+		ncmd++;
+	}
+	return ncmd;
+}
+
+/* Read a BATCH answer up to the PING's PONG. cmd_item maps command
+ * numbers (1-based) to items. */
+static int read_batch_answer(struct vg_rrdcd *c, const size_t *cmd_item, size_t ncmds,
+			     size_t nitems, int *item_err, struct vg_rrdcd_batch_result *res)
+{
+	long st, lines = 0;
+	char *line, *msg;
+	int rc, seen = 0, append = 0; /* an error line read; its text is c->err */
+
+	if ((rc = read_status(c, &st, &msg)))
+		return rc;
+	if (st != 0)
+		return broken(c, -EPROTO, "BATCH not accepted");
+	if ((rc = read_status(c, &st, &msg)))
+		return rc;
+	if (st < 0) { /* the whole batch refused: every item failed */
+		int e = daemon_errno(msg);
+		set_err(c, "%s", msg);
+		for (size_t i = 0; i < nitems; i++)
+			item_err[i] = e;
+		res->nfailed = nitems;
+		res->nerrors = 1;
+		seen = append = 1;
+	}
+	for (;;) {
+		if ((rc = read_line(c, &line)))
+			return rc;
+		if (!strcmp(line, "0 PONG"))
+			return 0;
+		if (++lines > VG_RRDCD_LINES_MAX)
+			return broken(c, -EMSGSIZE, "BATCH answer too long");
+		char *end = line;
+		unsigned long long no = 0;
+		errno = 0;
+		if (isdigit((unsigned char)line[0]))
+			no = strtoull(line, &end, 10);
+		if (!no || errno || *end != ' ') {
+			/* the rest of the previous error's message */
+			if (!seen)
+				return broken(c, -EPROTO, "malformed BATCH error line");
+			if (append) {
+				size_t l = strlen(c->err);
+				snprintf(c->err + l, sizeof(c->err) - l, " / %s", line);
+			}
+			continue;
+		}
+		if (no > ncmds)
+			return broken(c, -EPROTO, "BATCH error for a command not sent");
+		while (*end == ' ')
+			end++;
+		size_t it = cmd_item[no - 1];
+		res->nerrors++;
+		append = 0;
+		if (!item_err[it]) {
+			item_err[it] = daemon_errno(end);
+			res->nfailed++;
+			if (!seen) {
+				set_err(c, "%s", end);
+				append = 1;
+			}
+		}
+		seen = 1;
+	}
+}
+
+int vg_rrdcd_batch(struct vg_rrdcd *c, const struct vg_rrdcd_update *items, size_t n,
+		   int *item_err, struct vg_rrdcd_batch_result *res)
+{
+	struct vg_rrdcd_batch_result dummy;
+	size_t *cmd_item = NULL, ncmds = 0, cap = 0;
+	int rc;
+
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof(*res));
+	if (item_err)
+		memset(item_err, 0, n * sizeof(*item_err));
+	if (c->fd < 0) {
+		set_err(c, "%s: not connected", c->addr);
+		return -ENOTCONN;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((rc = check_update(c, &items[i])))
+			return rc;
+	/* nfailed counts items, not error lines: keep per-item errors even
+	 * when the caller does not want them */
+	int *errs = item_err;
+	if (!errs && !(errs = calloc(n ? n : 1, sizeof(*errs))))
+		return -ENOMEM;
+	c->wlen = 0;
+	if ((rc = wput(c, "BATCH\n", 6)))
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		size_t next = 0;
+		while (next < items[i].n) {
+			long k = emit_update(c, &items[i], &next, 1);
+			if (k < 0) {
+				rc = (int)k;
+				/* invalid after validation cannot happen; a
+				 * write failure has closed the connection */
+				if (c->fd >= 0)
+					rc = broken(c, rc, "BATCH aborted");
+				goto out;
+			}
+			if (ncmds == cap) {
+				size_t nc = cap ? cap * 2 : 256;
+				size_t *p = realloc(cmd_item, nc * sizeof(*p));
+				if (!p) {
+					rc = broken(c, -ENOMEM, "BATCH aborted");
+					goto out;
+				}
+				cmd_item = p;
+				cap = nc;
+			}
+			cmd_item[ncmds++] = i;
+		}
+	}
+	if ((rc = wput(c, ".\nPING\n", 7)) || (rc = wflush(c)))
+		goto out;
+	rc = read_batch_answer(c, cmd_item, ncmds, n, errs, res);
+	if (!rc && !res->nfailed)
+		c->err[0] = '\0';
+out:
+	if (errs != item_err)
+		free(errs);
+	free(cmd_item);
+	return rc;
+}
+
+int vg_rrdcd_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u)
+{
+	size_t next = 0;
+	long k, st;
+	char *msg;
+	int rc;
+
+	if (c->fd < 0) {
+		set_err(c, "%s: not connected", c->addr);
+		return -ENOTCONN;
+	}
+	if ((rc = check_update(c, u)))
+		return rc;
+	c->wlen = 0;
+	if ((k = emit_update(c, u, &next, 1)) < 0) {
+		c->wlen = 0;
+		return (int)k;
+	}
+	if (next < u->n) { /* more than one command: one BATCH round trip */
+		int e = 0;
+		struct vg_rrdcd_batch_result r;
+		c->wlen = 0;
+		if ((rc = vg_rrdcd_batch(c, u, 1, &e, &r)))
+			return rc;
+		return e;
+	}
+	if ((rc = roundtrip(c, &st, &msg)))
+		return rc;
+	return skip_lines(c, st);
+}
+
+/* ---- FETCH, INFO, STATS ----------------------------------------------- */
+
+void vg_rrdcd_fetch_free(struct vg_rrdcd_fetch *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; f->ds_names && i < f->nds; i++)
+		free(f->ds_names[i]);
+	free(f->ds_names);
+	free(f->ts);
+	free(f->values);
+	memset(f, 0, sizeof(*f));
+}
+
+static int parse_i64(const char *s, int64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (end == s || *end || errno)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* "x y z" into names (nds expected). */
+static int parse_names(char *s, size_t nds, char **names)
+{
+	size_t k = 0;
+	char *save = NULL;
+
+	for (char *t = strtok_r(s, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+		if (k == nds || !(names[k] = strdup(t)))
+			return -1;
+		k++;
+	}
+	return k == nds ? 0 : -1;
+}
+
+int vg_rrdcd_fetch(struct vg_rrdcd *c, const char *file, const char *cf, int64_t start,
+		   int64_t end, struct vg_rrdcd_fetch *f)
+{
+	char args[128], *line, *msg;
+	long st;
+	int rc, have = 0; /* bits: 1 start, 2 end, 4 step, 8 count, 16 names */
+	size_t row = 0;
+
+	memset(f, 0, sizeof(*f));
+	if ((rc = check_word(c, cf, "consolidation function")) || strlen(cf) > 16)
+		return rc ? rc : -EINVAL;
+	snprintf(args, sizeof(args), "%s %" PRId64 " %" PRId64, cf, start, end);
+	if ((rc = cmd(c, "FETCH", file, args)) || (rc = roundtrip(c, &st, &msg)))
+		return rc;
+	for (long i = 0; i < st; i++) {
+		if ((rc = read_line(c, &line)))
+			goto fail;
+		char *colon = strchr(line, ':');
+		if (!colon || colon[1] != ' ')
+			goto malformed;
+		*colon = '\0';
+		char *val = colon + 2;
+		if (isdigit((unsigned char)line[0])) { /* a row: "ts: v v" */
+			int64_t t;
+			if ((have & 31) != 31 || parse_i64(line, &t) || row >= f->nrows ||
+			    t != f->start + (int64_t)(row + 1) * f->step)
+				goto malformed;
+			f->ts[row] = t;
+			char *p = val;
+			for (size_t d = 0; d < f->nds; d++) {
+				char *e;
+				double v = strtod(p, &e);
+				if (e == p || (*e && *e != ' '))
+					goto malformed;
+				f->values[row * f->nds + d] = isnan(v) ? NAN : v;
+				p = e;
+				while (*p == ' ')
+					p++;
+			}
+			if (*p)
+				goto malformed;
+			row++;
+			continue;
+		}
+		int64_t v = 0;
+		if (!strcmp(line, "DSName")) {
+			if (!(have & 8) || (have & 16) || parse_names(val, f->nds, f->ds_names))
+				goto malformed;
+			have |= 16;
+			continue;
+		}
+		if (!strcmp(line, "FlushVersion"))
+			continue;
+		if (parse_i64(val, &v))
+			goto malformed;
+		if (!strcmp(line, "Start"))
+			f->start = v, have |= 1;
+		else if (!strcmp(line, "End"))
+			f->end = v, have |= 2;
+		else if (!strcmp(line, "Step"))
+			f->step = v, have |= 4;
+		else if (!strcmp(line, "DSCount")) {
+			if ((have & 7) != 7 || (have & 8) || v < 1 || v > 4096 || f->step < 1 ||
+			    f->end < f->start)
+				goto malformed;
+			f->nds = (size_t)v;
+			uint64_t rows = (uint64_t)(f->end - f->start) / (uint64_t)f->step;
+			/* the rows must be in this very answer: bounded by it */
+			if (rows > (uint64_t)st || rows * f->nds > VG_RRDCD_FETCH_VALUES_MAX)
+				goto malformed;
+			f->nrows = (size_t)rows;
+			f->ds_names = calloc(f->nds, sizeof(char *));
+			f->ts = calloc(rows ? rows : 1, sizeof(int64_t));
+			f->values = calloc(rows ? rows * f->nds : 1, sizeof(double));
+			if (!f->ds_names || !f->ts || !f->values) {
+				rc = broken(c, -ENOMEM, "fetch");
+				goto fail;
+			}
+			have |= 8;
+		}
+		/* other header keys a later daemon may add are ignored */
+	}
+	if ((have & 31) != 31 || row != f->nrows)
+		goto malformed;
+	return 0;
+malformed:
+	rc = broken(c, -EPROTO, "malformed FETCH answer");
+	/* the rest of the answer may still be in flight: the connection is
+	 * closed, so nothing of it is taken for a later answer */
+fail:
+	vg_rrdcd_fetch_free(f);
+	return rc;
+}
+
+void vg_rrdcd_info_free(struct vg_rrdcd_info *info)
+{
+	if (!info)
+		return;
+	for (size_t i = 0; i < info->n; i++) {
+		free(info->items[i].key);
+		free(info->items[i].value);
+	}
+	free(info->items);
+	memset(info, 0, sizeof(*info));
+}
+
+const char *vg_rrdcd_info_get(const struct vg_rrdcd_info *info, const char *key)
+{
+	for (size_t i = 0; info && i < info->n; i++)
+		if (!strcmp(info->items[i].key, key))
+			return info->items[i].value;
+	return NULL;
+}
+
+/* Lines "key type value" (INFO) or "Key: value" (STATS). */
+static int read_kv(struct vg_rrdcd *c, long st, int typed, struct vg_rrdcd_info *out)
+{
+	char *line;
+	int rc;
+
+	if (st > 0 && !(out->items = calloc((size_t)st, sizeof(*out->items))))
+		return broken(c, -ENOMEM, "answer");
+	for (long i = 0; i < st; i++) {
+		if ((rc = read_line(c, &line)))
+			goto fail;
+		char *sp = strchr(line, typed ? ' ' : ':'), *val;
+		int type = -1;
+		if (!sp || sp == line)
+			goto malformed;
+		*sp = '\0';
+		val = sp + 1;
+		if (typed) {
+			if (val[0] < '0' || val[0] > '9' || val[1] != ' ')
+				goto malformed;
+			type = val[0] - '0';
+			val += 2;
+		} else {
+			while (*val == ' ')
+				val++;
+		}
+		struct vg_rrdcd_kv *kv = &out->items[out->n];
+		kv->key = strdup(line);
+		kv->value = strdup(val);
+		kv->type = type;
+		out->n++;
+		if (!kv->key || !kv->value) {
+			rc = broken(c, -ENOMEM, "answer");
+			goto fail;
+		}
+	}
+	return 0;
+malformed:
+	rc = broken(c, -EPROTO, typed ? "malformed INFO line" : "malformed STATS line");
+fail:
+	vg_rrdcd_info_free(out);
+	return rc;
+}
+
+int vg_rrdcd_info(struct vg_rrdcd *c, const char *file, struct vg_rrdcd_info *out)
+{
+	long st;
+	char *msg;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = cmd(c, "INFO", file, NULL)) || (rc = roundtrip(c, &st, &msg)))
+		return rc;
+	return read_kv(c, st, 1, out);
+}
+
+int vg_rrdcd_stats(struct vg_rrdcd *c, struct vg_rrdcd_info *out)
+{
+	long st;
+	char *msg;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = cmd(c, "STATS", NULL, NULL)) || (rc = roundtrip(c, &st, &msg)))
+		return rc;
+	return read_kv(c, st, 0, out);
+}

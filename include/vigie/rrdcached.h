@@ -1,0 +1,192 @@
+/*
+ * vigie — a client for rrdcached's line protocol, one connection per
+ * client object (see collector/rrdcached.c for why not librrd's rrdc_*).
+ *
+ * A client talks to one daemon over a unix socket or TCP. Every call is
+ * one round trip (a BATCH is one round trip for many commands): the
+ * command goes out, the whole answer is read and parsed before the call
+ * returns, so the connection is always between two commands when a call
+ * returns 0 or a daemon error.
+ *
+ * Errors: 0 on success, a negative errno on failure:
+ *   -EINVAL     an argument the protocol cannot carry (a file name or a
+ *               definition with a space or a control character, an empty
+ *               or too long one, a non-increasing timestamp);
+ *   -EEXIST     CREATE refused because the file exists (the daemon runs
+ *               with -O, or the call asked for no overwrite);
+ *   -EACCES     the daemon refused a path outside its base dir (-b -B);
+ *   -ENOENT     the daemon has no such file;
+ *   -EREMOTEIO  any other error the daemon answered;
+ *   -ETIMEDOUT  the daemon made no progress for io_timeout_ms on one
+ *               read, write or the connect;
+ *   -EPROTO     the answer was malformed; -EMSGSIZE it was over a bound
+ *               (VG_RRDCD_LINE_MAX per line, VG_RRDCD_LINES_MAX lines);
+ *   -ECONNRESET the daemon closed the connection; other -errno from the
+ *               socket calls.
+ * The daemon's errors (-EEXIST, -EACCES, -ENOENT, -EREMOTEIO) leave the
+ * connection usable. Every other failure breaks it: the socket is closed
+ * and every later call returns -ENOTCONN until vg_rrdcd_reconnect
+ * succeeds. vg_rrdcd_error gives the text of the last failure (the
+ * daemon's own message for its errors).
+ *
+ * Timeouts: io_timeout_ms bounds each wait for the socket (connect, each
+ * write, each read), so a stalled daemon costs at most that long per
+ * wait and the call returns -ETIMEDOUT; a daemon that keeps answering a
+ * byte at a time is bounded by the answer-size bounds instead. A FLUSH
+ * waits for the daemon's write of the file: give it a timeout that covers
+ * one file write on a loaded disk (seconds, not milliseconds).
+ *
+ * Thread-safety: a client is used by one thread at a time (one client
+ * object per thread); it holds no global state, so clients on different
+ * threads, to the same or different daemons, run in parallel. No call
+ * raises SIGPIPE.
+ *
+ * File names are sent as given: relative names resolve in the daemon's
+ * base dir (-b), and the daemon confines them there with -B. The
+ * protocol splits on spaces and ends commands at a newline, so names and
+ * definitions with whitespace or control characters are refused here
+ * (-EINVAL) rather than sent.
+ */
+#ifndef VIGIE_RRDCACHED_H
+#define VIGIE_RRDCACHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VG_RRDCD_DEFAULT_PORT 42217
+/* Longest line we send: rrdcached (1.7) reads a command into a fixed
+ * buffer; librrd's client keeps its commands under 4096 bytes too. An
+ * UPDATE with more values than fit is split into several commands. */
+#define VG_RRDCD_CMD_MAX 4096
+/* Longest line we accept in an answer, and most lines in one answer. */
+#define VG_RRDCD_LINE_MAX 65536
+#define VG_RRDCD_LINES_MAX 2000000
+/* Most values (rows x data sources) one FETCH answer may hold. */
+#define VG_RRDCD_FETCH_VALUES_MAX (16u * 1024 * 1024)
+/* Longest file name or definition we send. */
+#define VG_RRDCD_NAME_MAX 1024
+
+struct vg_rrdcd;
+
+/* Connect to ADDR: "unix:/path", "/path" (unix), "host:port",
+ * "[v6addr]:port", "host" or "[v6addr]" (port 42217). io_timeout_ms > 0
+ * bounds the connect and every later wait (see above). On success *out
+ * is a new client the caller frees with vg_rrdcd_close. On failure *out
+ * is NULL and the result is -EINVAL (bad address), -ETIMEDOUT,
+ * -ECONNREFUSED, -ENOENT (no such socket) or another -errno. */
+int vg_rrdcd_connect(const char *addr, int io_timeout_ms, struct vg_rrdcd **out);
+/* Send QUIT (best effort), close the socket, free the client. NULL ok. */
+void vg_rrdcd_close(struct vg_rrdcd *c);
+/* Close the current connection (if any) and connect again to the same
+ * address. 0 or the errors of vg_rrdcd_connect. */
+int vg_rrdcd_reconnect(struct vg_rrdcd *c);
+/* 1 if the connection is usable, 0 after a failure that broke it. */
+int vg_rrdcd_connected(const struct vg_rrdcd *c);
+/* The text of the last failure ("" if none); valid until the next call
+ * on C. */
+const char *vg_rrdcd_error(const struct vg_rrdcd *c);
+/* The address given to connect. */
+const char *vg_rrdcd_address(const struct vg_rrdcd *c);
+
+/* PING: 0 if the daemon answered PONG. */
+int vg_rrdcd_ping(struct vg_rrdcd *c);
+
+/* CREATE FILE -s STEP_S -b START DEFS... [-O]: DEFS are ndefs strings
+ * "DS:..." and "RRA:..." as rrdcreate(1) takes them. no_overwrite adds
+ * -O: the daemon refuses (-EEXIST) if the file exists; a daemon started
+ * with -O refuses whatever this says. */
+int vg_rrdcd_create(struct vg_rrdcd *c, const char *file, uint32_t step_s, int64_t start,
+		    const char *const *defs, size_t ndefs, int no_overwrite);
+
+/* The values of one file at n timestamps: ts[i] strictly increasing,
+ * values row-major (values[i * nds + d] is DS d at ts[i]); NaN is sent
+ * as unknown ("U"). */
+struct vg_rrdcd_update {
+	const char *file;
+	size_t n;
+	size_t nds;
+	const int64_t *ts;
+	const double *values;
+};
+
+/* Send every value of U: one UPDATE command if it fits in
+ * VG_RRDCD_CMD_MAX bytes, else a BATCH of UPDATEs of consecutive
+ * timestamps (one round trip either way). On a daemon error some of the
+ * values may have been taken (those of the chunks before the failing
+ * one); the daemon refuses a timestamp not after the file's last one, so
+ * sending the same values again fails rather than duplicates. */
+int vg_rrdcd_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u);
+
+/* The result of a BATCH, per item. */
+struct vg_rrdcd_batch_result {
+	size_t nfailed;  /* items with at least one refused command */
+	size_t nerrors;  /* error lines the daemon sent */
+};
+
+/* BATCH: every update of items[0..n) in one round trip (items may name
+ * different files, or the same file with later timestamps). Returns 0
+ * when the daemon answered, even if it refused some commands: then
+ * item_err[i] (n entries, if not NULL) is 0 or the negative errno of
+ * item i's first refused command (-ENOENT, -EACCES, -EREMOTEIO, ...),
+ * res counts them, and vg_rrdcd_error gives the first refusal's text.
+ * A failure of the connection returns its negative errno, and then
+ * item_err says nothing. Validation happens before anything is sent:
+ * one invalid item fails the call with -EINVAL and sends nothing. */
+int vg_rrdcd_batch(struct vg_rrdcd *c, const struct vg_rrdcd_update *items, size_t n,
+		   int *item_err, struct vg_rrdcd_batch_result *res);
+
+/* FLUSH FILE: returns when the daemon has written FILE's pending
+ * values. FLUSHALL: asks the daemon to start writing every file and
+ * returns at once (rrdcached(1)). */
+int vg_rrdcd_flush(struct vg_rrdcd *c, const char *file);
+int vg_rrdcd_flushall(struct vg_rrdcd *c);
+/* FORGET FILE: the daemon drops FILE from its cache; values not yet
+ * written are lost (use before deleting a file). -ENOENT if the daemon
+ * had nothing cached for it. */
+int vg_rrdcd_forget(struct vg_rrdcd *c, const char *file);
+
+/* FETCH FILE CF START END: the daemon flushes FILE first, so the answer
+ * holds every value it took. On success *out owns ds_names, ts and
+ * values; free with vg_rrdcd_fetch_free. Rows are at ts[0] = start+step,
+ * ... (as rrd_fetch), values row-major with NaN for unknown. */
+struct vg_rrdcd_fetch {
+	int64_t start, end, step;
+	size_t nds, nrows;
+	char **ds_names;
+	int64_t *ts;
+	double *values;
+};
+int vg_rrdcd_fetch(struct vg_rrdcd *c, const char *file, const char *cf, int64_t start,
+		   int64_t end, struct vg_rrdcd_fetch *out);
+void vg_rrdcd_fetch_free(struct vg_rrdcd_fetch *f);
+
+/* INFO FILE (not flushed first, see rrdcached(1)): key/value pairs as
+ * `rrdtool info` prints them ("step" "10", "ds[value].type" "GAUGE").
+ * type is rrd_info's type: 0 value, 1 count, 2 string, 3 int, 4 blob. */
+struct vg_rrdcd_kv {
+	char *key;
+	char *value;
+	int type;
+};
+struct vg_rrdcd_info {
+	size_t n;
+	struct vg_rrdcd_kv *items;
+};
+int vg_rrdcd_info(struct vg_rrdcd *c, const char *file, struct vg_rrdcd_info *out);
+/* The value of KEY in INFO, NULL if absent. */
+const char *vg_rrdcd_info_get(const struct vg_rrdcd_info *info, const char *key);
+void vg_rrdcd_info_free(struct vg_rrdcd_info *info);
+
+/* FIRST FILE RRA (the first row's time of archive rra) and LAST FILE
+ * (the time of the last update the daemon has taken for FILE, written
+ * or not). rrdcached 1.7.2 has no LASTUPDATE command: the last values
+ * are in INFO (ds[NAME].last_ds) after a FLUSH. */
+int vg_rrdcd_first(struct vg_rrdcd *c, const char *file, unsigned rra, int64_t *out);
+int vg_rrdcd_last(struct vg_rrdcd *c, const char *file, int64_t *out);
+
+/* STATS: the daemon's counters ("QueueLength", "UpdatesReceived",
+ * "JournalBytes", ...), values in items[i].value as text. Free with
+ * vg_rrdcd_info_free. */
+int vg_rrdcd_stats(struct vg_rrdcd *c, struct vg_rrdcd_info *out);
+
+#endif
