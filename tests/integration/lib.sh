@@ -86,6 +86,36 @@ wait_for() {
   return 1
 }
 
+# start_rrdcached NAME [ARGS...]: a private rrdcached (Debian's, or
+# $RRDCACHED) in the foreground as our child, so cleanup() ends it (also on
+# failure): base dir $TMP/rrdcached-NAME/base confined with -B, journal
+# (-j) beside it, a unix socket and a loopback TCP port. Values wait in its
+# cache for an hour (-w 3600 -f 7200) unless flushed. ARGS are more options
+# (e.g. -O). Sets RRDCACHED_PID, RRDCACHED_DIR, RRDCACHED_BASE,
+# RRDCACHED_SOCK, RRDCACHED_UNIX (unix:SOCK), RRDCACHED_PORT, RRDCACHED_TCP
+# (127.0.0.1:PORT); logs to $TMP/NAME.log. Returns 1 if it does not answer
+# on both sockets within 10 s.
+_rrdcached_up() { # SOCK PORT
+  [[ -S $1 ]] && (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null
+}
+start_rrdcached() {
+  local name=$1; shift
+  RRDCACHED_DIR=$TMP/rrdcached-$name
+  RRDCACHED_BASE=$RRDCACHED_DIR/base
+  RRDCACHED_SOCK=$RRDCACHED_DIR/sock
+  RRDCACHED_UNIX=unix:$RRDCACHED_SOCK
+  RRDCACHED_PORT=$(free_port)
+  RRDCACHED_TCP=127.0.0.1:$RRDCACHED_PORT
+  mkdir -p "$RRDCACHED_BASE" "$RRDCACHED_DIR/journal"
+  rm -f "$RRDCACHED_SOCK" "$RRDCACHED_DIR/pid"
+  "${RRDCACHED:-rrdcached}" -g -l "$RRDCACHED_UNIX" -l "$RRDCACHED_TCP" \
+    -b "$RRDCACHED_BASE" -B -j "$RRDCACHED_DIR/journal" -p "$RRDCACHED_DIR/pid" \
+    -w 3600 -f 7200 "$@" >>"$TMP/$name.log" 2>&1 &
+  RRDCACHED_PID=$!
+  _pids+=("$RRDCACHED_PID")
+  wait_for 10 _rrdcached_up "$RRDCACHED_SOCK" "$RRDCACHED_PORT"
+}
+
 ADMIN_TOKEN=
 api_auth() { [[ -n $ADMIN_TOKEN ]] && echo "Authorization: Bearer $ADMIN_TOKEN" || echo "X-No-Token: 1"; }
 api() { curl -sS --max-time 5 -H "$(api_auth)" "$API$1"; }
