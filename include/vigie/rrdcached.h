@@ -179,8 +179,10 @@ void vg_rrdcd_info_free(struct vg_rrdcd_info *info);
 
 /* FIRST FILE RRA (the first row's time of archive rra) and LAST FILE
  * (the time of the last update the daemon has taken for FILE, written
- * or not). rrdcached 1.7.2 has no LASTUPDATE command: the last values
- * are in INFO (ds[NAME].last_ds) after a FLUSH. */
+ * or not, rounded down to a multiple of the file's step by the daemon:
+ * 1.7.2 answers t - t % step). rrdcached 1.7.2 has no LASTUPDATE
+ * command: the exact last time and values are in INFO (last_update,
+ * ds[NAME].last_ds) after a FLUSH. */
 int vg_rrdcd_first(struct vg_rrdcd *c, const char *file, unsigned rra, int64_t *out);
 int vg_rrdcd_last(struct vg_rrdcd *c, const char *file, int64_t *out);
 
