@@ -307,6 +307,22 @@ static void test_batch_100_files(void **state)
 			expect_values(c, names[i], i, NV);
 	expect_values(c, names[50], 50, NV / 2);
 
+	/* an item that takes several commands: errors still name the right
+	 * item (the daemon numbers commands, not items) */
+	static struct upd many;
+	create1(c, "bm0.rrd");
+	make_upd(&many, "bm0.rrd", 9, 1, 1500);
+	make_upd(&p[1], "bm-missing.rrd", 0, 1, 2);
+	make_upd(&p[2], "bm0.rrd", 9, 1, 1); /* in the past by then */
+	struct vg_rrdcd_update three[3] = {many.u, p[1].u, p[2].u};
+	assert_int_equal(vg_rrdcd_batch(c, three, 3, errs, &res), 0);
+	assert_int_equal(errs[0], 0);
+	assert_int_equal(errs[1], -ENOENT);
+	assert_int_equal(errs[2], -EREMOTEIO);
+	assert_int_equal(res.nfailed, 2);
+	assert_non_null(strstr(vg_rrdcd_error(c), "bm-missing.rrd"));
+	expect_values(c, "bm0.rrd", 9, 1500);
+
 	/* an item refused before sending fails the whole call, nothing sent */
 	int64_t before;
 	assert_int_equal(vg_rrdcd_last(c, names[0], &before), 0);
