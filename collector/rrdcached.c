@@ -449,7 +449,7 @@ static int do_connect(struct vg_rrdcd *c)
 	int g = getaddrinfo(host, port, &hints, &res), rc = -EHOSTUNREACH;
 	if (g) {
 		set_err(c, "%s: %s", a, gai_strerror(g));
-		return g == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+		return g == EAI_SYSTEM && errno ? -errno : -EHOSTUNREACH;
 	}
 	for (ai = res; ai; ai = ai->ai_next)
 		if (!(rc = connect_to(c, ai->ai_family, ai->ai_addr, ai->ai_addrlen)))
@@ -484,6 +484,14 @@ int vg_rrdcd_connect(const char *addr, int io_timeout_ms, struct vg_rrdcd **out)
 		return rc;
 	}
 	*out = c;
+	return 0;
+}
+
+int vg_rrdcd_set_timeout(struct vg_rrdcd *c, int io_timeout_ms)
+{
+	if (io_timeout_ms <= 0)
+		return -EINVAL;
+	c->timeout_ms = io_timeout_ms;
 	return 0;
 }
 

@@ -73,8 +73,14 @@ struct vg_rrdcd;
  * bounds the connect and every later wait (see above). On success *out
  * is a new client the caller frees with vg_rrdcd_close. On failure *out
  * is NULL and the result is -EINVAL (bad address), -ETIMEDOUT,
- * -ECONNREFUSED, -ENOENT (no such socket) or another -errno. */
+ * -ECONNREFUSED, -ENOENT (no such socket), -EHOSTUNREACH (name not
+ * resolved) or another -errno. A host name is resolved by getaddrinfo,
+ * which the timeout does not bound: configure addresses, or names the
+ * resolver answers locally (/etc/hosts). */
 int vg_rrdcd_connect(const char *addr, int io_timeout_ms, struct vg_rrdcd **out);
+/* Change io_timeout_ms (> 0) for the following calls: e.g. longer
+ * around a FLUSH of a big file. 0 or -EINVAL. */
+int vg_rrdcd_set_timeout(struct vg_rrdcd *c, int io_timeout_ms);
 /* Send QUIT (best effort), close the socket, free the client. NULL ok. */
 void vg_rrdcd_close(struct vg_rrdcd *c);
 /* Close the current connection (if any) and connect again to the same
