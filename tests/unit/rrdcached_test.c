@@ -338,6 +338,36 @@ static void test_batch_100_files(void **state)
 	vg_rrdcd_close(c);
 }
 
+static void test_two_data_sources(void **state)
+{
+	struct vg_rrdcd *c = conn(dmn.unix_addr);
+	const char *defs[] = {"DS:rx:GAUGE:20:U:U", "DS:tx:GAUGE:20:U:U", "RRA:LAST:0.5:1:100"};
+	int64_t ts[3] = {T0 + 10, T0 + 20, T0 + 30};
+	double v[6] = {1.25, -2.5, 3.75, NAN, 1099511627776.5, -0.0};
+	struct vg_rrdcd_update u = {.file = "two.rrd", .n = 3, .nds = 2, .ts = ts, .values = v};
+	struct vg_rrdcd_fetch f;
+
+	assert_int_equal(vg_rrdcd_create(c, "two.rrd", STEP, T0, defs, 3, 1), 0);
+	assert_int_equal(vg_rrdcd_update(c, &u), 0);
+	assert_int_equal(vg_rrdcd_fetch(c, "two.rrd", "LAST", T0, T0 + 30, &f), 0);
+	assert_int_equal(f.nds, 2);
+	assert_string_equal(f.ds_names[0], "rx");
+	assert_string_equal(f.ds_names[1], "tx");
+	assert_true(f.nrows >= 3);
+	for (size_t i = 0; i < 6; i++)
+		if (isnan(v[i]) ? !isnan(f.values[i]) : f.values[i] != v[i])
+			fail_msg("value %zu: %.17g, want %.17g", i, f.values[i], v[i]);
+	vg_rrdcd_fetch_free(&f);
+	vg_rrdcd_fetch_free(NULL);
+	/* the wrong number of values per timestamp is the daemon's error */
+	u.nds = 1;
+	ts[0] = T0 + 40;
+	u.n = 1;
+	assert_int_equal(vg_rrdcd_update(c, &u), -EREMOTEIO);
+	assert_int_equal(vg_rrdcd_ping(c), 0);
+	vg_rrdcd_close(c);
+}
+
 /* ---- reads, flush, stats ---------------------------------------------- */
 
 static void test_info_first_last_flush_stats(void **state)
@@ -755,6 +785,7 @@ int main(void)
 		cmocka_unit_test(test_create_no_overwrite),
 		cmocka_unit_test(test_update_many_timestamps),
 		cmocka_unit_test(test_batch_100_files),
+		cmocka_unit_test(test_two_data_sources),
 		cmocka_unit_test(test_info_first_last_flush_stats),
 		cmocka_unit_test(test_path_confinement),
 		cmocka_unit_test(test_daemon_killed_mid_session),
