@@ -120,7 +120,15 @@ struct vg_rrdcd_update {
  * timestamps (one round trip either way). On a daemon error some of the
  * values may have been taken (those of the chunks before the failing
  * one); the daemon refuses a timestamp not after the file's last one, so
- * sending the same values again fails rather than duplicates. */
+ * sending the same values again fails rather than duplicates.
+ * 0 means the daemon took the values into its cache, and nothing more:
+ * rrdcached 1.7.2 checks a timestamp against the last one on receipt,
+ * but the number of values against the file's data sources only when it
+ * writes the file, and a write that fails then is only in its log (the
+ * values are lost, LAST still counts them). nds must be the file's own
+ * data source count. Not durable either: the daemon's journal (-j) is
+ * buffered and a kill -9 of the daemon loses unflushed values; after
+ * vg_rrdcd_flush of the file they are in the file (page cache). */
 int vg_rrdcd_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u);
 
 /* The result of a BATCH, per item. */
