@@ -360,7 +360,9 @@ static int connect_to(struct vg_rrdcd *c, int family, const struct sockaddr *sa,
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, sa, len) < 0) {
-		if (errno != EINPROGRESS && errno != EAGAIN) {
+		/* a unix socket with a full backlog says EAGAIN: not in
+		 * progress, refused for now */
+		if (errno != EINPROGRESS) {
 			rc = -errno;
 		} else {
 			int e = 0;
@@ -642,8 +644,14 @@ static int check_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u)
 
 	if (rc)
 		return rc;
-	if (!u->n || !u->nds || !u->ts || !u->values || u->nds > VG_RRDCD_CMD_MAX / 2) {
+	if (!u->n || !u->nds || !u->ts || !u->values) {
 		set_err(c, "%s: no values", u->file);
+		return -EINVAL;
+	}
+	/* one timestamp's values must fit in one command: "UPDATE FILE"
+	 * + " ts" (<= 21) + ":value" (<= 25 with %.17g) per data source */
+	if (strlen(u->file) + 8 + 21 + u->nds * 25 >= VG_RRDCD_CMD_MAX) {
+		set_err(c, "%s: %zu data sources do not fit in one command", u->file, u->nds);
 		return -EINVAL;
 	}
 	for (size_t i = 1; i < u->n; i++)

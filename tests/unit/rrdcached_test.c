@@ -250,6 +250,9 @@ static void test_update_many_timestamps(void **state)
 	assert_int_equal(vg_rrdcd_update(c, &p.u), -EINVAL);
 	make_upd(&p, "many.rrd", 1, 2000, 0);
 	assert_int_equal(vg_rrdcd_update(c, &p.u), -EINVAL);
+	make_upd(&p, "many.rrd", 1, 2000, 1);
+	p.u.nds = 200; /* 200 values of one timestamp cannot fit one command */
+	assert_int_equal(vg_rrdcd_update(c, &p.u), -EINVAL);
 	assert_int_equal(vg_rrdcd_ping(c), 0);
 
 	/* NaN is unknown */
