@@ -9,7 +9,10 @@
  *   streams   (host PK, stream, last_seq): the duplicate filter
  * and the schema version in PRAGMA user_version. The database runs in WAL
  * mode so the receiver's writes and the API's reads proceed together; each
- * handle keeps its prepared statements (one handle per thread).
+ * handle keeps its prepared statements (one handle per thread). A page of
+ * the resource list is two statements, not one metrics query per resource
+ * (issue 12): the page's resources, then one scan of the metrics primary
+ * key over the page's id range (see vg_registry_list).
  *
  * Invariants:
  *  - one transaction per batch (vg_registry_update), so a batch is either
@@ -164,6 +167,7 @@ struct vg_registry {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	sqlite3_stmt *list[F_ALL]; /* by filter mask, prepared on first use */
+	sqlite3_stmt *page_metrics; /* the metrics of a page's id range */
 	struct vg_lastval *lv;     /* shared by the handles of this data dir */
 	int64_t flushed_ms;        /* monotonic time of the last flush */
 	int wrote;                 /* this handle recorded samples */
@@ -286,6 +290,7 @@ void vg_registry_close(struct vg_registry *r)
 		sqlite3_finalize(r->st[i]);
 	for (int i = 0; i < F_ALL; i++)
 		sqlite3_finalize(r->list[i]);
+	sqlite3_finalize(r->page_metrics);
 	sqlite3_close(r->db);
 	free(r);
 }
@@ -657,6 +662,40 @@ static json_t *col_time(sqlite3_stmt *s, int i)
 					  sizeof(buf)));
 }
 
+/* One metric entry, {"unit","kind","last_value","last_time"}, from the
+ * current row of s, whose columns from col on are name, kind, unit,
+ * last_value, last_time_ms; c is the resource's last-value cache entry
+ * (lv locked) or NULL. NULL when out of memory. */
+static json_t *metric_json(struct vg_registry *r, struct vg_lv_res *c,
+			   sqlite3_stmt *s, int col)
+{
+	const char *name = (const char *)sqlite3_column_text(s, col);
+	const char *kind = vg_kind_name(sqlite3_column_int(s, col + 1));
+	json_t *e = json_object();
+	double v = sqlite3_column_double(s, col + 3);
+	int64_t t = sqlite3_column_int64(s, col + 4);
+	struct vg_lv_metric *lm;
+	char buf[32];
+
+	if (!e)
+		return NULL;
+	if (sqlite3_column_type(s, col + 3) == SQLITE_NULL)
+		v = NAN;
+	/* a newer value not yet written to the database */
+	if (c && name && (lm = vg_lastval_metric(r->lv, c, name, -1, 0)) &&
+	    lm->time_ms > t) {
+		v = lm->value;
+		t = lm->time_ms;
+	}
+	json_object_set_new(e, "unit", col_text(s, col + 2));
+	json_object_set_new(e, "kind", kind ? json_string(kind) : json_null());
+	json_object_set_new(e, "last_value",
+			    isfinite(v) ? json_real(v) : json_null());
+	json_object_set_new(e, "last_time",
+			    json_string(vg_time_format(t, buf, sizeof(buf))));
+	return e;
+}
+
 static int metrics_json(struct vg_registry *r, const char *id, json_t **out)
 {
 	sqlite3_stmt *s = stmt(r, ST_METRICS_OF);
@@ -672,33 +711,14 @@ static int metrics_json(struct vg_registry *r, const char *id, json_t **out)
 	vg_lastval_lock(r->lv);
 	c = vg_lastval_res(r->lv, id, 0);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(s, 0);
-		const char *kind = vg_kind_name(sqlite3_column_int(s, 1));
-		json_t *e = json_object();
-		double v = sqlite3_column_double(s, 3);
-		int64_t t = sqlite3_column_int64(s, 4);
-		struct vg_lv_metric *lm;
-		char buf[32];
+		json_t *e = metric_json(r, c, s, 0);
 
 		if (!e) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
-		if (sqlite3_column_type(s, 3) == SQLITE_NULL)
-			v = NAN;
-		/* a newer value not yet written to the database */
-		if (c && (lm = vg_lastval_metric(r->lv, c, name, -1, 0)) &&
-		    lm->time_ms > t) {
-			v = lm->value;
-			t = lm->time_ms;
-		}
-		json_object_set_new(e, "unit", col_text(s, 2));
-		json_object_set_new(e, "kind", kind ? json_string(kind) : json_null());
-		json_object_set_new(e, "last_value",
-				    isfinite(v) ? json_real(v) : json_null());
-		json_object_set_new(e, "last_time",
-				    json_string(vg_time_format(t, buf, sizeof(buf))));
-		json_object_set_new(m, name, e);
+		json_object_set_new(
+			m, (const char *)sqlite3_column_text(s, 0), e);
 	}
 	vg_lastval_unlock(r->lv);
 	sqlite3_reset(s);
@@ -710,20 +730,20 @@ static int metrics_json(struct vg_registry *r, const char *id, json_t **out)
 	return 0;
 }
 
-/* Build the JSON object of the resource on the current row of s (columns
- * RES_COLUMNS). */
-static int resource_json(struct vg_registry *r, sqlite3_stmt *s, json_t **out)
+/* The JSON object of the resource on the current row of s (columns
+ * RES_COLUMNS), without "metrics"; c is its last-value cache entry (lv
+ * locked) or NULL. NULL when out of memory. */
+static json_t *resource_base(sqlite3_stmt *s, struct vg_lv_res *c)
 {
 	const char *type = vg_rtype_name(sqlite3_column_int(s, 1));
 	const char *attrs = (const char *)sqlite3_column_text(s, 8);
-	json_t *o = json_object(), *a = NULL, *metrics = NULL;
-	char id[VG_NAME_MAX * 4 + 1];
-	int rc;
+	json_t *o = json_object(), *a = NULL;
+	int64_t seen = sqlite3_column_int64(s, 10);
+	char buf[32];
 
 	if (!o)
-		return -ENOMEM;
-	snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(s, 0));
-	json_object_set_new(o, "id", json_string(id));
+		return NULL;
+	json_object_set_new(o, "id", col_text(s, 0));
 	json_object_set_new(o, "type", type ? json_string(type) : json_null());
 	json_object_set_new(o, "host", col_text(s, 2));
 	json_object_set_new(o, "name", col_text(s, 3));
@@ -736,19 +756,11 @@ static int resource_json(struct vg_registry *r, sqlite3_stmt *s, json_t **out)
 						? "active"
 						: "ended"));
 	json_object_set_new(o, "first_seen", col_time(s, 9));
-	{ /* a newer last_seen not yet written to the database */
-		struct vg_lv_res *c;
-		int64_t seen = sqlite3_column_int64(s, 10);
-		char buf[32];
-
-		vg_lastval_lock(r->lv);
-		c = vg_lastval_res(r->lv, id, 0);
-		if (c && c->last_seen > seen)
-			seen = c->last_seen;
-		vg_lastval_unlock(r->lv);
-		json_object_set_new(o, "last_seen",
-				    json_string(vg_time_format(seen, buf, sizeof(buf))));
-	}
+	/* a newer last_seen not yet written to the database */
+	if (c && c->last_seen > seen)
+		seen = c->last_seen;
+	json_object_set_new(o, "last_seen",
+			    json_string(vg_time_format(seen, buf, sizeof(buf))));
 	json_object_set_new(o, "ended_at", col_time(s, 11));
 	if (attrs)
 		a = json_loads(attrs, 0, NULL);
@@ -757,6 +769,23 @@ static int resource_json(struct vg_registry *r, sqlite3_stmt *s, json_t **out)
 		a = json_object();
 	}
 	json_object_set_new(o, "attributes", a);
+	return o;
+}
+
+/* Build the JSON object of the resource on the current row of s (columns
+ * RES_COLUMNS) with its metrics (a second statement). */
+static int resource_json(struct vg_registry *r, sqlite3_stmt *s, json_t **out)
+{
+	json_t *o, *metrics = NULL;
+	char id[VG_NAME_MAX * 4 + 1];
+	int rc;
+
+	snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(s, 0));
+	vg_lastval_lock(r->lv);
+	o = resource_base(s, vg_lastval_res(r->lv, id, 0));
+	vg_lastval_unlock(r->lv);
+	if (!o)
+		return -ENOMEM;
 	/* metrics_json uses another statement; s stays on its row. */
 	if ((rc = metrics_json(r, id, &metrics))) {
 		json_decref(o);
@@ -854,6 +883,97 @@ static sqlite3_stmt *list_stmt(struct vg_registry *r, unsigned mask)
 	return r->list[mask];
 }
 
+/* Reading more rows of other resources than this (plus 4 per row of the
+ * page's) in a page's id range, the range scan gives way to one lookup per
+ * resource: a filter whose matches are sparse among the ids would
+ * otherwise read most of the table for a page. */
+#define PAGE_SCAN_SLACK 256
+
+/* Fill the "metrics" of every resource of page (objects in id order). One
+ * scan of the metrics primary key from the first id to the last reads a
+ * page's metrics in the order they are listed; rows of resources between
+ * them that are not on the page (filtered out) are skipped, and when those
+ * pass PAGE_SCAN_SLACK the rest of the page is read resource by resource
+ * (metrics_json). 0 or -errno. */
+static int page_metrics(struct vg_registry *r, json_t *page)
+{
+	size_t n = json_array_size(page), k = 0, used = 0, skipped = 0;
+	sqlite3_stmt *s = r->page_metrics;
+	struct vg_lv_res *c = NULL;
+	const char *kid = NULL;
+	json_t *km = NULL;
+	int rc;
+
+	if (!n)
+		return 0;
+	if (!s && sqlite3_prepare_v3(
+			  r->db,
+			  "SELECT resource_id, name, kind, unit, last_value, "
+			  "last_time_ms FROM metrics WHERE resource_id >= ?1 "
+			  "AND resource_id <= ?2 ORDER BY resource_id, name",
+			  -1, SQLITE_PREPARE_PERSISTENT, &r->page_metrics,
+			  NULL) != SQLITE_OK)
+		return map_err(sqlite3_errcode(r->db));
+	s = r->page_metrics;
+	sqlite3_reset(s);
+	bind_text(s, 1, json_string_value(json_object_get(
+				json_array_get(page, 0), "id")));
+	bind_text(s, 2, json_string_value(json_object_get(
+				json_array_get(page, n - 1), "id")));
+	vg_lastval_lock(r->lv);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(s, 0);
+		int cmp = -1;
+		json_t *e;
+
+		/* the page resource this row is of, or the first one after it */
+		while (k < n) {
+			if (!kid)
+				kid = json_string_value(json_object_get(
+					json_array_get(page, k), "id"));
+			if ((cmp = strcmp(kid ? kid : "", id ? id : "")) >= 0)
+				break;
+			k++;
+			kid = NULL;
+			km = NULL;
+			c = NULL;
+		}
+		if (k == n)
+			break;
+		if (cmp > 0) { /* a resource the filter left out */
+			if (++skipped > PAGE_SCAN_SLACK + 4 * used)
+				break;
+			continue;
+		}
+		if (!km) {
+			km = json_object_get(json_array_get(page, k), "metrics");
+			c = vg_lastval_res(r->lv, kid, 0);
+		}
+		if (!(e = metric_json(r, c, s, 1))) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		json_object_set_new(km, (const char *)sqlite3_column_text(s, 1), e);
+		used++;
+	}
+	vg_lastval_unlock(r->lv);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return map_err(rc);
+	if (rc == SQLITE_ROW && k < n) {
+		/* gave way: resource k has no row read yet (the row that
+		 * stopped the scan is of another one), nor have those after */
+		for (; k < n; k++) {
+			json_t *o = json_array_get(page, k), *m;
+			if ((rc = metrics_json(r, json_string_value(json_object_get(
+							  o, "id")), &m)))
+				return rc;
+			json_object_set_new(o, "metrics", m);
+		}
+	}
+	return 0;
+}
+
 int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
 		     json_t **out, char *next_cursor, size_t cursorlen)
 {
@@ -906,22 +1026,30 @@ int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
 		return -ENOMEM;
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *o;
+		json_t *o, *m;
 		if (++rows > f->limit)
 			break;
-		if ((rc = resource_json(r, s, &o))) {
-			sqlite3_reset(s);
-			json_decref(arr);
-			return rc;
-		}
 		snprintf(last, sizeof(last), "%s",
-			 json_string_value(json_object_get(o, "id")));
+			 (const char *)sqlite3_column_text(s, 0));
+		vg_lastval_lock(r->lv);
+		o = resource_base(s, vg_lastval_res(r->lv, last, 0));
+		vg_lastval_unlock(r->lv);
+		if (!o || !(m = json_object())) {
+			json_decref(o);
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		json_object_set_new(o, "metrics", m); /* filled by page_metrics */
 		json_array_append_new(arr, o);
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		json_decref(arr);
 		return map_err(rc);
+	}
+	if ((rc = page_metrics(r, arr))) {
+		json_decref(arr);
+		return rc;
 	}
 	if (rows > f->limit && next_cursor) {
 		if (strlen(last) >= cursorlen) {

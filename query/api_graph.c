@@ -86,6 +86,38 @@ int vg_graph_text(const char *in, int legend, int strict, char *out,
 	return 0;
 }
 
+/* The longest prefix of s of at most max bytes that ends on a UTF-8
+ * character boundary (never before a continuation byte). */
+static size_t utf8_cut(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+
+	if (s[n])
+		while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	return n;
+}
+
+void vg_graph_default_legend(const char *res, const char *metric,
+			     const char *unit, char *out, size_t outlen)
+{
+	char tail[VG_GRAPH_LEGEND_MAX + 1];
+	size_t room, m = utf8_cut(metric, 40);
+
+	if (!outlen)
+		return;
+	snprintf(tail, sizeof(tail), " %.*s%s%s%s", (int)m, metric,
+		 unit && *unit ? " (" : "", unit ? unit : "",
+		 unit && *unit ? ")" : "");
+	/* the id gets at most 60 bytes, less when the legend would pass
+	 * VG_GRAPH_LEGEND_MAX (vg_graph_text refuses longer ones) */
+	room = strlen(tail) < VG_GRAPH_LEGEND_MAX
+		       ? VG_GRAPH_LEGEND_MAX - strlen(tail) : 0;
+	if (room > 60)
+		room = 60;
+	snprintf(out, outlen, "%.*s%s", (int)utf8_cut(res, room), res, tail);
+}
+
 /* ---- the argument vector ------------------------------------------------------ */
 
 static int add(struct vg_graph_args *a, const char *fmt, ...)
@@ -415,9 +447,8 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 				vg_catalog_find(l->rtype, met[i]);
 			if (def)
 				vg_catalog_query_unit(def, unit, sizeof(unit));
-			snprintf(l->legend, sizeof(l->legend), "%.60s %.40s%s%s%s",
-				 res[i], met[i], *unit ? " (" : "", unit,
-				 *unit ? ")" : "");
+			vg_graph_default_legend(res[i], met[i], unit, l->legend,
+						sizeof(l->legend));
 			l->legend_strict = 0;
 		}
 		if (i == 0) {

@@ -432,7 +432,7 @@ static int sub_list(struct vg_cli *c, struct args *a)
 
 static void kv_line(struct vg_cli *c, const char *label, const char *v)
 {
-	fprintf(c->out, "%-17s%s\n", label, v && *v ? v : "-");
+	vg_cli_line(c->out, "%-17s%s", label, v && *v ? v : "-");
 }
 
 static const char *seconds(json_t *v, const char *unit, char *buf, size_t len)
@@ -481,9 +481,12 @@ static void show_actions(struct vg_cli *c, json_t *acts)
 		if (!json_array_size(l))
 			continue;
 		fprintf(c->out, "%-17s%s:", any ? "" : "Actions", states[s]);
-		json_array_foreach(l, i, x)
-			fprintf(c->out, "%s%s", i ? ", " : " ",
-				json_string_value(x) ? json_string_value(x) : "?");
+		json_array_foreach(l, i, x) {
+			fputs(i ? ", " : " ", c->out);
+			vg_cli_put_safe(c->out, json_string_value(x)
+							? json_string_value(x)
+							: "?");
+		}
 		fputc('\n', c->out);
 		any = 1;
 	}
@@ -609,12 +612,12 @@ static int sub_put(struct vg_cli *c, struct args *a)
 	if (rc || !j)
 		return rc;
 	if (create)
-		fprintf(c->out, "created alarm %s (id %s) in project %s\n",
-			str_or(j, "name", "?"), str_or(j, "id", "?"),
-			str_or(j, "project", "?"));
+		vg_cli_line(c->out, "created alarm %s (id %s) in project %s",
+			    str_or(j, "name", "?"), str_or(j, "id", "?"),
+			    str_or(j, "project", "?"));
 	else
-		fprintf(c->out, "updated alarm %s (id %s)\n",
-			str_or(j, "name", "?"), str_or(j, "id", "?"));
+		vg_cli_line(c->out, "updated alarm %s (id %s)",
+			    str_or(j, "name", "?"), str_or(j, "id", "?"));
 	json_decref(j);
 	return VG_EXIT_OK;
 }
@@ -626,7 +629,7 @@ static int sub_delete(struct vg_cli *c, struct args *a)
 
 	if (rc || !j)
 		return rc;
-	fprintf(c->out, "deleted alarm %s\n", a->ref);
+	vg_cli_line(c->out, "deleted alarm %s", a->ref);
 	json_decref(j);
 	return VG_EXIT_OK;
 }
@@ -641,8 +644,8 @@ static int sub_enable(struct vg_cli *c, struct args *a)
 
 	if (rc || !j)
 		return rc;
-	fprintf(c->out, "%s alarm %s\n", enable ? "enabled" : "disabled",
-		str_or(j, "name", a->ref));
+	vg_cli_line(c->out, "%s alarm %s", enable ? "enabled" : "disabled",
+		    str_or(j, "name", a->ref));
 	json_decref(j);
 	return VG_EXIT_OK;
 }
@@ -697,10 +700,8 @@ static const char *history_detail(json_t *row, char *buf, size_t len)
 	} else if (str(d, "type")) { /* resource_joined */
 		snprintf(buf, len, "%s", str(d, "type"));
 	}
-	/* one line per row, whatever the detail holds */
-	for (char *p = buf; *p; p++)
-		if ((unsigned char)*p < 0x20)
-			*p = ' ';
+	/* one line per row whatever the detail holds: the table renders
+	 * each cell with vg_cli_safe */
 	return buf[0] ? buf : NULL;
 }
 
@@ -788,18 +789,15 @@ static void print_notice(struct sse *s, json_t *n)
 	FILE *o = s->c->out;
 	const char *res = str(n, "resource"), *reason = str(n, "reason");
 
-	fprintf(o, "%s %s/%s %s %s -> %s%s%s%s: ",
-		str(n, "timestamp") ? str(n, "timestamp") : "?",
-		str(n, "project") ? str(n, "project") : "?",
-		str(n, "alarm_name") ? str(n, "alarm_name") : "?",
-		str(n, "severity") ? str(n, "severity") : "?",
-		str(n, "previous") ? str(n, "previous") : "?",
-		str(n, "current") ? str(n, "current") : "?",
-		str(n, "type") && !strcmp(str(n, "type"), "repeat") ? " (repeat)" : "",
-		res ? " on " : "", res ? res : "");
-	for (const char *p = reason ? reason : ""; *p; p++)
-		fputc((unsigned char)*p < 0x20 ? ' ' : *p, o);
-	fputc('\n', o);
+	vg_cli_line(o, "%s %s/%s %s %s -> %s%s%s%s: %s",
+		    str(n, "timestamp") ? str(n, "timestamp") : "?",
+		    str(n, "project") ? str(n, "project") : "?",
+		    str(n, "alarm_name") ? str(n, "alarm_name") : "?",
+		    str(n, "severity") ? str(n, "severity") : "?",
+		    str(n, "previous") ? str(n, "previous") : "?",
+		    str(n, "current") ? str(n, "current") : "?",
+		    str(n, "type") && !strcmp(str(n, "type"), "repeat") ? " (repeat)" : "",
+		    res ? " on " : "", res ? res : "", reason ? reason : "");
 }
 
 /* A complete event: print it. Returns non-zero to stop the stream. */

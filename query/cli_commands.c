@@ -43,8 +43,8 @@ int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv)
 	const char *st = vg_cli_field(j, "status", b1, sizeof(b1)),
 		   *ver = vg_cli_field(j, "version", b2, sizeof(b2)),
 		   *t = vg_cli_field(j, "time", b3, sizeof(b3));
-	fprintf(c->out, "%s (vigie %s at %s, %s)\n", st ? st : "?",
-		ver ? ver : "?", c->api, t ? t : "?");
+	vg_cli_line(c->out, "%s (vigie %s at %s, %s)", st ? st : "?",
+		    ver ? ver : "?", c->api, t ? t : "?");
 	json_decref(j);
 	return VG_EXIT_OK;
 }
@@ -156,7 +156,7 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		const char *v = vg_cli_field(j, fields[i].key, buf, sizeof(buf));
-		fprintf(c->out, "%-12s%s\n", fields[i].label, v ? v : "-");
+		vg_cli_line(c->out, "%-12s%s", fields[i].label, v ? v : "-");
 	}
 	json_t *attrs = json_object_get(j, "attributes");
 	if (json_object_size(attrs)) {
@@ -165,7 +165,7 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 		fprintf(c->out, "Attributes\n");
 		json_object_foreach(attrs, k, v) {
 			const char *s = json_string_value(v);
-			fprintf(c->out, "  %s = %s\n", k, s ? s : "-");
+			vg_cli_line(c->out, "  %s = %s", k, s ? s : "-");
 		}
 	}
 
@@ -236,9 +236,10 @@ static int print_sparkline(struct vg_cli *c, json_t *j, const char *res,
 		last = x;
 	}
 	vg_cli_sparkline(v, n, width, line, 3 * width + 1);
-	fprintf(c->out, "%s %s, %s .. %s\n%s\n", res,
-		vg_cli_unit_label(metric, unit, lbl, sizeof(lbl)),
-		vg_cli_str(j, "start"), vg_cli_str(j, "end"), line);
+	vg_cli_line(c->out, "%s %s, %s .. %s", res,
+		    vg_cli_unit_label(metric, unit, lbl, sizeof(lbl)),
+		    vg_cli_str(j, "start"), vg_cli_str(j, "end"));
+	fprintf(c->out, "%s\n", line);
 	if (json_array_size(pts))
 		fprintf(c->out, "min %s  mean %s  max %s  last %s  (%zu points)\n",
 			vg_cli_format_value(lo, b1, sizeof(b1)),

@@ -125,11 +125,10 @@ static const char *api_message(json_t *j)
 		json_object_get(json_object_get(j, "error"), "message"));
 }
 
-/* Print s with control characters as spaces (the error stays one line). */
+/* Print s safe for a terminal, on the one line (cli_text.c). */
 static void put_line_safe(FILE *f, const char *s)
 {
-	for (; *s; s++)
-		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s, f);
+	vg_cli_put_safe(f, s);
 }
 
 /* "vigie: MESSAGE[: field: message; ...] (HTTP n)": the per-field

@@ -100,7 +100,7 @@ static int request(struct vg_cli *c, const char *method, const char *path,
 		const char *m = json_string_value(json_object_get(
 			json_object_get(j, "error"), "message"));
 		if (m)
-			fprintf(c->err, "%s: %s (HTTP %ld)\n", c->prog, m, status);
+			vg_cli_line(c->err, "%s: %s (HTTP %ld)", c->prog, m, status);
 		else
 			fprintf(c->err, "%s: HTTP %ld from %s\n", c->prog, status, url);
 		json_decref(j);
@@ -156,9 +156,9 @@ static int print_list(struct vg_cli *c, const char *text, size_t len)
 				      json_string_value(json_object_get(v, "currency"))};
 		vg_table_add(t, row);
 	}
-	fprintf(c->out, "%s (%s)\n",
-		json_string_value(json_object_get(j, "month")) ? json_string_value(json_object_get(j, "month")) : "",
-		json_string_value(json_object_get(j, "status")) ? json_string_value(json_object_get(j, "status")) : "");
+	vg_cli_line(c->out, "%s (%s)",
+		    json_string_value(json_object_get(j, "month")) ? json_string_value(json_object_get(j, "month")) : "",
+		    json_string_value(json_object_get(j, "status")) ? json_string_value(json_object_get(j, "status")) : "");
 	vg_table_print_free(t, c->out);
 	json_decref(j);
 	return VG_EXIT_OK;
@@ -250,7 +250,8 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 	} else if (!project && !format) {
 		rc = print_list(c, body, len);
 	} else {
-		fwrite(body, 1, len, c->out);
+		/* the document as the API rendered it; on a terminal, safe */
+		vg_cli_put_document(c->out, body, len);
 	}
 	free(body);
 	return rc;

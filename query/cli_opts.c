@@ -141,8 +141,8 @@ int vg_cli_parse(struct vg_cli *c, const struct vg_cli_spec *spec,
 
 void vg_cli_no_points(struct vg_cli *c, json_t *j)
 {
-	fprintf(c->err, "%s: no points between %s and %s\n", c->prog,
-		vg_cli_str(j, "start"), vg_cli_str(j, "end"));
+	vg_cli_line(c->err, "%s: no points between %s and %s", c->prog,
+		    vg_cli_str(j, "start"), vg_cli_str(j, "end"));
 }
 
 /* ---- asking the API -------------------------------------------------------- */

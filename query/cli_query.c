@@ -251,11 +251,16 @@ static void top_print(struct vg_cli *c, json_t *j, int live, const char *now)
 	}
 	if (live)
 		fputs("\033[H", c->out);
-	fprintf(c->out, "vigie top: %s, %zu of %lld%s%s at %s%s\n",
-		metric, json_array_size(list),
-		(long long)json_integer_value(json_object_get(j, "matched")),
-		type ? " " : "", type ? type : "", now,
-		live ? " (Ctrl-C quits)\033[K" : "");
+	/* the API's echo of metric and type: shown safe, like the cells */
+	char *head = NULL;
+	if (asprintf(&head, "vigie top: %s, %zu of %lld%s%s at %s", metric,
+		     json_array_size(list),
+		     (long long)json_integer_value(json_object_get(j, "matched")),
+		     type ? " " : "", type ? type : "", now) < 0)
+		head = NULL;
+	vg_cli_put_safe(c->out, head ? head : "vigie top");
+	free(head);
+	fputs(live ? " (Ctrl-C quits)\033[K\n" : "\n", c->out);
 	if (live) {
 		/* print the table line by line, clearing each line's rest */
 		char *buf = NULL;
@@ -465,8 +470,8 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 	if (ng)
 		vg_table_print(t, c->out);
 	else
-		fprintf(c->err, "%s: no resource has %s\n", c->prog,
-			argv[optind]);
+		vg_cli_line(c->err, "%s: no resource has %s", c->prog,
+			    argv[optind]);
 	vg_table_free(t);
 	free(keys);
 	free(name);

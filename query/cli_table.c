@@ -2,8 +2,11 @@
  * cli_table.c — aligned text tables and number formatting for the CLI.
  *
  * Design: a table collects every row first (the widths are only known at
- * the end), then prints each column padded to its widest cell. Widths are
- * counted in UTF-8 characters, not bytes, so names with accents line up.
+ * the end), then prints each column padded to its widest cell. Cells come
+ * from agents and tenants, so each is stored as vg_cli_safe renders it
+ * (cli_text.c: no newline, tab or terminal escape gets through), and
+ * widths are terminal columns (vg_cli_width), not bytes, so names with
+ * accents or CJK characters line up.
  *
  * The vg_cli_* helpers at the end turn the API's JSON into cells: one
  * row per array element or per object member (sorted), time series with
@@ -26,16 +29,6 @@ struct vg_table {
 	char **cells; /* (nrows + 1) * ncols, row 0 = headers */
 	int *align;
 };
-
-static size_t utf8_width(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xC0) != 0x80)
-			n++;
-	return n;
-}
 
 struct vg_table *vg_table_new(size_t ncols, const char *const *headers,
 			      const int *align)
@@ -79,7 +72,7 @@ int vg_table_add(struct vg_table *t, const char *const *cells)
 	char **row = t->cells + t->nrows * t->ncols;
 	for (size_t i = 0; i < t->ncols; i++) {
 		const char *c = cells && cells[i] && *cells[i] ? cells[i] : "-";
-		row[i] = strdup(c);
+		row[i] = vg_cli_safe(c);
 		if (!row[i]) {
 			while (i--)
 				free(row[i]);
@@ -106,14 +99,14 @@ void vg_table_print(const struct vg_table *t, FILE *f)
 		return;
 	for (size_t r = 0; r < t->nrows; r++)
 		for (size_t c = 0; c < t->ncols; c++) {
-			size_t n = utf8_width(t->cells[r * t->ncols + c]);
+			size_t n = vg_cli_width(t->cells[r * t->ncols + c]);
 			if (n > w[c])
 				w[c] = n;
 		}
 	for (size_t r = 0; r < t->nrows; r++) {
 		for (size_t c = 0; c < t->ncols; c++) {
 			const char *s = t->cells[r * t->ncols + c];
-			size_t pad = w[c] - utf8_width(s);
+			size_t pad = w[c] - vg_cli_width(s);
 			int last = c + 1 == t->ncols;
 
 			if (c)

@@ -189,6 +189,15 @@ struct vg_graph_args {
 int vg_graph_text(const char *in, int legend, int strict, char *out,
 		  size_t outlen);
 
+/* The legend of a series the request did not name: "RESOURCE METRIC
+ * (unit)" (no parentheses for a NULL or empty unit), the resource id cut
+ * to at most 60 bytes and the metric to 40, each on a UTF-8 character
+ * boundary (Pango refuses a split character), the id shorter still if the
+ * whole would pass VG_GRAPH_LEGEND_MAX bytes. Raw text for vg_graph_text
+ * (non-strict). Pure. */
+void vg_graph_default_legend(const char *res, const char *metric,
+			     const char *unit, char *out, size_t outlen);
+
 /* The rrd_graph argument vector for g. -EINVAL (message in err) for a bad
  * title or legend, sizes or range; -ENOTSUP for a file path holding ':'
  * or '\'. Pure. */

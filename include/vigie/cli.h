@@ -111,6 +111,31 @@ char *vg_cli_escape(const char *s);
  * key/value list kv (values escaped). malloc'd or NULL. */
 char *vg_cli_path(const char *path, const char *const *kv);
 
+/* ---- text from the API, safe on a terminal (query/cli_text.c) ------------- */
+
+/* s rendered for a terminal: valid UTF-8 kept; newline, tab and carriage
+ * return as "\n" "\t" "\r", other C0 controls and DEL as "\xHH" (ESC is
+ * "\x1b"), C1 controls, U+2028/U+2029 and bidirectional overrides and
+ * isolates as "\uHHHH", bytes that are not valid UTF-8 as "\xHH". The
+ * result is one line. malloc'd (caller frees); NULL for NULL or out of
+ * memory. Pure, thread-safe. */
+char *vg_cli_safe(const char *s);
+/* Print s rendered by vg_cli_safe (NULL prints nothing). */
+void vg_cli_put_safe(FILE *f, const char *s);
+/* printf into one line, rendered by vg_cli_safe as a whole, then "\n":
+ * for plain-text lines that hold API strings (fmt itself must hold no
+ * newline: it would be shown as "\n"). */
+void vg_cli_line(FILE *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A document the API rendered (an invoice as CSV or HTML): byte for byte
+ * to a file or pipe; to a terminal line by line, each line rendered by
+ * vg_cli_safe. */
+void vg_cli_put_document(FILE *f, const char *s, size_t len);
+/* Columns s takes on a terminal: 2 for wide East Asian characters and
+ * emoji, 0 for combining marks and zero-width characters, 1 otherwise (4
+ * for a byte that is not UTF-8, as vg_cli_safe shows it). Locale-free. */
+size_t vg_cli_width(const char *s);
+
 /* ---- output (query/cli_table.c) ------------------------------------------- */
 
 enum vg_align { VG_ALIGN_LEFT = 0, VG_ALIGN_RIGHT = 1 };
@@ -121,11 +146,13 @@ struct vg_table;
  * left). NULL on out of memory. */
 struct vg_table *vg_table_new(size_t ncols, const char *const *headers,
 			      const int *align);
-/* Append a row of ncols cells (copied; NULL prints as "-"). 0/-ENOMEM. */
+/* Append a row of ncols cells (copied as vg_cli_safe renders them, so a
+ * cell is one line and cannot hold a terminal escape; NULL prints as
+ * "-"). 0/-ENOMEM. */
 int vg_table_add(struct vg_table *t, const char *const *cells);
 size_t vg_table_rows(const struct vg_table *t);
-/* Print with columns padded to their widest cell (counted in UTF-8
- * characters), two spaces between columns, no trailing spaces. */
+/* Print with columns padded to their widest cell (in terminal columns,
+ * vg_cli_width), two spaces between columns, no trailing spaces. */
 void vg_table_print(const struct vg_table *t, FILE *f);
 void vg_table_free(struct vg_table *t); /* accepts NULL */
 /* vg_table_print, then vg_table_free (accepts NULL: prints nothing). */

@@ -74,9 +74,12 @@ struct vg_resource_filter {
 	int limit;           /* 1..1000 */
 };
 
-/* List resources matching f, ordered by id. *out is a new JSON array
+/* List resources matching f, ordered by id, each object as
+ * vg_registry_get gives it (metrics included). *out is a new JSON array
  * (caller json_decref). next_cursor gets the id to pass as `after` for the
- * next page, or "" when this is the last page. 0 or -errno. */
+ * next page, or "" when this is the last page. A page costs two statements
+ * (its resources, then one scan of the metrics over its id range), not one
+ * per resource. 0 or -errno. */
 int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
 		     json_t **out, char *next_cursor, size_t cursorlen);
 

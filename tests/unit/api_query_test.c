@@ -37,6 +37,7 @@
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
+#include "vigie/name.h"
 #include "vigie/registry.h"
 #include "vigie/store.h"
 #include "vigie/token.h"
@@ -143,6 +144,47 @@ static void test_graph_text(void **state)
 	longs[sizeof(longs) - 1] = '\0';
 	assert_int_equal(vg_graph_text(longs, 1, 1, out, sizeof(out)),
 			 -ENAMETOOLONG);
+}
+
+/* The default legend of a series with a multi-byte id: cut on a character
+ * boundary, never inside one (Pango: "Invalid UTF-8 string"). */
+static void test_graph_default_legend(void **state)
+{
+	char id[128], out[4 * VG_GRAPH_LEGEND_MAX + 8], want[128];
+	size_t o;
+
+	(void)state;
+	/* "x" + 30 x U+00E9 (2 bytes): byte 60 is the middle of the 30th */
+	o = (size_t)snprintf(id, sizeof(id), "x");
+	for (int i = 0; i < 30; i++)
+		o += (size_t)snprintf(id + o, sizeof(id) - o, "\xc3\xa9");
+	vg_graph_default_legend(id, "cpu.util", "%", out, sizeof(out));
+	assert_true(vg_name_valid(out));
+	memcpy(want, id, 59); /* "x" and 29 whole characters */
+	snprintf(want + 59, sizeof(want) - 59, " cpu.util (%%)");
+	assert_string_equal(out, want);
+	/* CJK (3 bytes): "ab" + 20 x U+65E5, byte 60 splits the 20th */
+	o = (size_t)snprintf(id, sizeof(id), "ab");
+	for (int i = 0; i < 20; i++)
+		o += (size_t)snprintf(id + o, sizeof(id) - o, "\xe6\x97\xa5");
+	vg_graph_default_legend(id, "memory.used", NULL, out, sizeof(out));
+	assert_true(vg_name_valid(out));
+	memcpy(want, id, 59);
+	snprintf(want + 59, sizeof(want) - 59, " memory.used");
+	assert_string_equal(out, want);
+	/* a short id is whole; a long metric is cut too, and the legend
+	 * always fits what vg_graph_text takes */
+	vg_graph_default_legend("vm-a", "cpu.util", "", out, sizeof(out));
+	assert_string_equal(out, "vm-a cpu.util");
+	char met[80];
+	o = 0;
+	for (int i = 0; i < 25; i++)
+		o += (size_t)snprintf(met + o, sizeof(met) - o, "\xe6\x97\xa5");
+	vg_graph_default_legend(id, met, "bytes per second", out, sizeof(out));
+	assert_true(vg_name_valid(out));
+	assert_true(strlen(out) <= VG_GRAPH_LEGEND_MAX);
+	char text[512];
+	assert_int_equal(vg_graph_text(out, 1, 1, text, sizeof(text)), 0);
 }
 
 static int count_prefix(const struct vg_graph_args *a, const char *p)
@@ -1308,6 +1350,7 @@ int main(void)
 		cmocka_unit_test(test_percentile),
 		cmocka_unit_test(test_period),
 		cmocka_unit_test(test_graph_text),
+		cmocka_unit_test(test_graph_default_legend),
 		cmocka_unit_test(test_graph_build_injection),
 		cmocka_unit_test(test_graph_build_random),
 		cmocka_unit_test(test_prom_pure),
