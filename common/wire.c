@@ -20,6 +20,10 @@
  * a forged count cannot make it allocate more than the message could
  * describe; every string index and enum is range-checked; values must be
  * finite. Decoding either returns a whole batch or nothing.
+ *
+ * Names (docs/protocol.md "Names"): both ends apply check_names, so what
+ * the decoder accepts the registry and the store can hold, and what the
+ * encoder produces the decoder accepts.
  */
 #include <errno.h>
 #include <math.h>
@@ -27,6 +31,7 @@
 #include <string.h>
 
 #include "vigie/hash.h"
+#include "vigie/name.h"
 #include "vigie/wire.h"
 
 #define HDR_LEN 48
@@ -70,6 +75,55 @@ static double getf64(const uint8_t *p)
 	double d;
 	memcpy(&d, &v, 8);
 	return d;
+}
+
+/* ---- names ---- */
+
+/* A name that must be there: host, resource id, metric, attribute key,
+ * an event's resource. */
+static int name_ok(const char *s)
+{
+	return s && vg_name_valid(s);
+}
+
+/* An identity name that may be absent or empty: parent, project, user,
+ * flavor (each also names things: at most VG_NAME_MAX bytes). */
+static int opt_name_ok(const char *s)
+{
+	return !s || !*s || vg_name_valid(s);
+}
+
+/* Free text that may be absent or empty: a display name, an attribute's
+ * value. */
+static int opt_text_ok(const char *s)
+{
+	return !s || !*s || vg_text_valid(s, VG_WIRE_MAX_STRING);
+}
+
+/* Every name of b follows the rules: 0 or -EILSEQ. */
+static int check_names(const struct vg_batch *b)
+{
+	if (!name_ok(b->host))
+		return -EILSEQ;
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct vg_resource *r = &b->res[i];
+		const struct vg_attr *a = vg_resource_attrs(b, r);
+
+		if (!name_ok(r->id) || !opt_text_ok(r->name) ||
+		    !opt_name_ok(r->parent) || !opt_name_ok(r->project) ||
+		    !opt_name_ok(r->user) || !opt_name_ok(r->flavor))
+			return -EILSEQ;
+		for (uint32_t k = 0; k < r->nattrs; k++)
+			if (!name_ok(a[k].key) || !opt_text_ok(a[k].value))
+				return -EILSEQ;
+	}
+	for (size_t i = 0; i < b->nsamples; i++)
+		if (!name_ok(b->samples[i].metric))
+			return -EILSEQ;
+	for (size_t i = 0; i < b->nevents; i++)
+		if (!name_ok(b->events[i].resource))
+			return -EILSEQ;
+	return 0;
 }
 
 /* ---- encoder: string interning ---- */
@@ -201,6 +255,8 @@ int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len)
 		ADD(b->events[i].detail);
 	}
 #undef ADD
+	if ((rc = check_names(b)))
+		goto fail;
 
 	total = HDR_LEN + 4 + t.bytes + RES_LEN * b->nres + 8 * b->nattrs +
 		SAMPLE_LEN * b->nsamples + EVENT_LEN * b->nevents;
@@ -502,6 +558,8 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 		rc = -EBADMSG;
 		goto fail;
 	}
+	if ((rc = check_names(b)))
+		goto fail;
 	free(tab);
 	*out = b;
 	return 0;
@@ -551,6 +609,8 @@ const char *vg_wire_strerror(int err)
 	case -E2BIG: return "message over a protocol limit";
 	case -ENOMEM: return "out of memory";
 	case -EINVAL: return "invalid string (too long or contains NUL)";
+	case -EILSEQ: return "a name breaks the name rules (length, UTF-8, "
+			     "control characters: docs/protocol.md)";
 	}
 	return "unknown error";
 }

@@ -282,8 +282,8 @@ static void test_ok_duplicate_rejected(void **state)
 	assert_int_equal(vg_registry_get(reader, "inst-1", &o), 0);
 	assert_int_equal(json_object_size(json_object_get(o, "metrics")), 3);
 	json_decref(o);
-	assert_int_equal(vg_registry_seen(reader, "node1", STREAM, 3), 1);
-	assert_int_equal(vg_registry_seen(reader, "node1", STREAM, 4), 0);
+	assert_int_equal(vg_registry_seen(reader, "node1", STREAM, 3, T0 + 3 * 60000), 1);
+	assert_int_equal(vg_registry_seen(reader, "node1", STREAM, 4, T0 + 4 * 60000), 0);
 	vg_registry_close(reader);
 }
 

@@ -303,32 +303,35 @@ static void test_seen_commit_persist(void **state)
 	char err[256], project[32];
 	int rtype = 0;
 
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 1), 0);
-	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 5), 0);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 1);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 4), 1);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6), 0);
-	assert_int_equal(vg_registry_seen(f->r, "node2", 0xabcdef0123456789ull, 1), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 1, T0), 0);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 4, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6, T0), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node2", 0xabcdef0123456789ull, 1, T0), 0);
 	/* committing an older seq never moves last_seq back */
-	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 3), 0);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 1);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 3, T0), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
 	update(f->r, instance_batch(T0, 1, "acme", VG_RSTATE_ACTIVE));
 
 	/* persisted across a reopen */
 	vg_registry_close(f->r);
 	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 1);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6, T0), 0);
 	assert_int_equal(vg_registry_lookup(f->r, "inst-1", &rtype, project, sizeof(project)), 0);
 	assert_int_equal(rtype, VG_RT_INSTANCE);
 	assert_string_equal(project, "acme");
 	assert_int_equal(vg_registry_lookup(f->r, "nope", &rtype, project, sizeof(project)), -ENOENT);
 
 	/* a new stream (new agent spool) restarts the sequence */
-	assert_int_equal(vg_registry_seen(f->r, "node1", 42, 1), 0);
-	assert_int_equal(vg_registry_commit(f->r, "node1", 42, 1), 0);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 42, 1), 1);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 42, 1, T0), 0);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 42, 1, T0), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 42, 1, T0), 1);
+	/* and the old stream's acknowledged batches stay duplicates (a replay
+	 * after a new stream), while its later ones are new */
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6, T0), 0);
 }
 
 static void test_two_handles(void **state)
