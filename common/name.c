@@ -127,6 +127,28 @@ int vg_text_valid(const char *text, size_t maxlen)
 	return 1;
 }
 
+size_t vg_text_clean(const char *text, char *out, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)(text ? text : "");
+	size_t o = 0;
+
+	while (*p) {
+		int n = text_char(p);
+		if (o + (size_t)(n ? n : 1) > max)
+			break;
+		if (n) {
+			memcpy(out + o, p, (size_t)n);
+			o += (size_t)n;
+			p += n;
+		} else {
+			out[o++] = '?';
+			p++;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
 int vg_name_valid(const char *name)
 {
 	return vg_text_valid(name, VG_NAME_MAX);

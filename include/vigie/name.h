@@ -65,4 +65,11 @@ int vg_name_valid(const char *name);
  * no length limit). 1 if valid, 0 if not. */
 int vg_text_valid(const char *text, size_t maxlen);
 
+/* Copy text into out (max + 1 bytes) so that it follows the character
+ * rule: every byte that is not part of a valid character without control
+ * characters becomes '?', and the copy ends at a character boundary at
+ * most max bytes in. Returns the length written. For agents, whose names
+ * come from libvirt and Nova metadata (a domain name may hold a newline). */
+size_t vg_text_clean(const char *text, char *out, size_t max);
+
 #endif
