@@ -206,7 +206,8 @@ static void strtab_free(struct strtab *t)
 	free(t->slots);
 }
 
-int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len)
+static int encode(const struct vg_batch *b, uint8_t **out, size_t *len,
+		  int check)
 {
 	struct strtab t = {0};
 	uint32_t *idx = NULL; /* string indices, in encoding order */
@@ -255,7 +256,7 @@ int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len)
 		ADD(b->events[i].detail);
 	}
 #undef ADD
-	if ((rc = check_names(b)))
+	if (check && (rc = check_names(b)))
 		goto fail;
 
 	total = HDR_LEN + 4 + t.bytes + RES_LEN * b->nres + 8 * b->nattrs +
@@ -332,6 +333,17 @@ fail:
 	free(idx);
 	strtab_free(&t);
 	return rc;
+}
+
+int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len)
+{
+	return encode(b, out, len, 1);
+}
+
+int vg_wire_encode_unchecked(const struct vg_batch *b, uint8_t **out,
+			     size_t *len)
+{
+	return encode(b, out, len, 0);
 }
 
 /* ---- decoder ---- */

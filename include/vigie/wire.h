@@ -74,6 +74,11 @@ struct vg_ack {
  * breaks the rules above). */
 int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len);
 
+/* vg_wire_encode without the name rules: what a hostile or careless peer
+ * can send. For tests and fuzzers only; agents use vg_wire_encode. */
+int vg_wire_encode_unchecked(const struct vg_batch *b, uint8_t **out,
+			     size_t *len);
+
 /* Decode a batch message. On success *out is a new batch the caller frees
  * with vg_batch_free. A message with VG_WIRE_FLAG_SIGNED is decoded without
  * its trailer (the signature is NOT checked here: see vigie/sign.h).
