@@ -411,6 +411,59 @@ static void test_streams_bounded(void **state)
 	assert_int_equal(vg_registry_seen(f->r, "node1", 1, 4, T0 + 4 * 60000), 1);
 }
 
+/* A registry.db of schema 1 (one stream per host, no identity time) is
+ * upgraded in place: its stream stays a duplicate filter, its resources
+ * keep their identity, and new reports follow the new rules. */
+static void test_upgrade_from_v1(void **state)
+{
+	struct fixture *f = *state;
+	char path[128], err[256];
+	sqlite3 *db;
+	json_t *o;
+
+	vg_registry_close(f->r);
+	snprintf(path, sizeof(path), "%s/registry.db", f->dir);
+	remove(path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"CREATE TABLE resources (id TEXT PRIMARY KEY NOT NULL,"
+		" type INTEGER NOT NULL, host TEXT NOT NULL, name TEXT, parent TEXT,"
+		" project TEXT NOT NULL DEFAULT 'default', user TEXT, flavor TEXT,"
+		" attributes TEXT NOT NULL DEFAULT '{}',"
+		" first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,"
+		" ended_at_ms INTEGER);"
+		"CREATE TABLE metrics (resource_id TEXT NOT NULL, name TEXT NOT NULL,"
+		" kind INTEGER NOT NULL, unit TEXT NOT NULL DEFAULT '',"
+		" last_value REAL, last_time_ms INTEGER NOT NULL,"
+		" PRIMARY KEY (resource_id, name)) WITHOUT ROWID;"
+		"CREATE TABLE streams (host TEXT PRIMARY KEY NOT NULL,"
+		" stream INTEGER NOT NULL, last_seq INTEGER NOT NULL);"
+		"INSERT INTO resources VALUES('inst-1', 1, 'node1', 'web-1', NULL,"
+		" 'p2', 'alice', 'm1.small', '{}', 1700000000000, 1700000060000, NULL);"
+		"INSERT INTO streams VALUES('node1', 7, 5);"
+		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 7, 5, T0 + 60000), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 7, 6, T0 + 120000), 0);
+	/* older than the identity it has: does not move it */
+	update(f->r, instance_batch(T0, 1, "p1", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "project"), "p2");
+	json_decref(o);
+	update(f->r, instance_batch(T0 + 120000, 1, "p3", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "project"), "p3");
+	json_decref(o);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 8, 1, T0 + 120000), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 7, 5, T0 + 60000), 1);
+	/* and the file says version 2 now: a second open runs nothing */
+	vg_registry_close(f->r);
+	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 8, 1, T0 + 120000), 1);
+}
+
 static void test_two_handles(void **state)
 {
 	struct fixture *f = *state;
@@ -588,6 +641,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_seen_commit_persist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_after_new_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_streams_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_last_values_in_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback_rewrites_rows, setup, teardown),
