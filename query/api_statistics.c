@@ -295,10 +295,14 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 			return vg_http_reply_error(resp, 404,
 						   "resource '%s' has no metric '%s'",
 						   res, metric);
-		if (rc == -EINVAL)
+		if (rc == -EINVAL && gran)
 			return vg_http_reply_error(resp, 400,
 						   "no %u s archive for '%s' of '%s'",
 						   gran, metric, res);
+		if (rc == -EINVAL) /* auto: no archive at all, never "0 s" */
+			return vg_http_reply_error(resp, 400,
+						   "no archive for '%s' of '%s'",
+						   metric, res);
 		return vg_api_reply_errno(resp, rc, "statistics");
 	}
 
