@@ -409,6 +409,23 @@ static void test_streams_bounded(void **state)
 	assert_int_equal(vg_registry_seen(f->r, "node2", 1, 1, T0), 0);
 	/* a stream dropped: anything at or before its newest time is stale */
 	assert_int_equal(vg_registry_seen(f->r, "node1", 1, 4, T0 + 4 * 60000), 1);
+	/* and the table is bounded: 16 rows for the host */
+	{
+		char path[128];
+		sqlite3 *db;
+		sqlite3_stmt *s;
+
+		snprintf(path, sizeof(path), "%s/registry.db", f->dir);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), min(stream) "
+						    "FROM streams WHERE host = 'node1'",
+						    -1, &s, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(s, 0), VG_REGISTRY_STREAMS);
+		assert_int_equal(sqlite3_column_int(s, 1), 5);
+		sqlite3_finalize(s);
+		sqlite3_close(db);
+	}
 }
 
 /* A registry.db of schema 1 (one stream per host, no identity time) is
