@@ -35,6 +35,7 @@
 #include "vigie/clock.h"
 #include "vigie/config.h"
 #include "vigie/log.h"
+#include "vigie/name.h"
 #include "vigie/sign.h"
 #include "vigie/wire.h"
 
@@ -280,6 +281,12 @@ int main(int argc, char **argv)
 	count = (uint64_t)count_d;
 	if (!cfg.agent_host[0])
 		return bad_usage("host name is empty (use --host)", NULL, NULL);
+	/* The collector refuses every batch of a host that is not a name
+	 * (docs/protocol.md "Names"): say so now, not at every poll. */
+	if (!vg_name_valid(cfg.agent_host))
+		return bad_usage("host name '%s' is not a valid name (1..200 bytes "
+				 "of UTF-8 without control characters; use --host "
+				 "or [agent] host)", cfg.agent_host, NULL);
 	/* Signing key: a bad or world-readable file stops start-up. */
 	struct vg_key key;
 	memset(&key, 0, sizeof(key));

@@ -33,6 +33,9 @@
 #include "vigie/agent_poll.h"
 #include "vigie/agent_procfs.h"
 #include "vigie/clock.h"
+#include "vigie/log.h"
+#include "vigie/name.h"
+#include "vigie/wire.h"
 
 /* virDomainState values (libvirt-domain.h), kept here so the lifecycle
  * logic does not depend on libvirt headers. */
@@ -105,23 +108,40 @@ struct vg_poller {
 
 /* ---- helpers ------------------------------------------------------------- */
 
+/* skip: the current resource was left out (its id or parent breaks the
+ * name rules of vigie/wire.h, which the collector would refuse the whole
+ * batch for), so its samples, attributes and identity go too. */
 struct emit {
 	struct vg_batch *b;
 	int err;
+	int skip;
 };
+
+/* Names from libvirt and Nova metadata made to follow the collector's
+ * rules (docs/protocol.md "Names"): vg_text_clean into out (max + 1
+ * bytes). NULL and "" stay as they are. */
+static const char *clean(const char *in, char *out, size_t max)
+{
+	if (!in || !*in || vg_text_valid(in, max))
+		return in;
+	vg_text_clean(in, out, max);
+	return out;
+}
 
 static void sample(struct emit *e, const char *metric, int kind, double v)
 {
-	if (e->err || !isfinite(v))
+	if (e->err || e->skip || !isfinite(v))
 		return;
 	e->err = vg_batch_sample(e->b, metric, (uint8_t)kind, v);
 }
 
 static void attr(struct emit *e, const char *key, const char *value)
 {
-	if (e->err || !value)
+	char buf[VG_WIRE_MAX_STRING + 1];
+
+	if (e->err || e->skip || !value || !vg_name_valid(key))
 		return;
-	e->err = vg_batch_attr(e->b, key, value);
+	e->err = vg_batch_attr(e->b, key, clean(value, buf, VG_WIRE_MAX_STRING));
 }
 
 static void attr_long(struct emit *e, const char *key, long v)
@@ -138,11 +158,27 @@ static struct vg_resource *resource(struct emit *e, int type, const char *id,
 				    const char *name, const char *parent,
 				    int64_t t)
 {
+	char buf[VG_WIRE_MAX_STRING + 1];
 	struct vg_resource *r;
 
 	if (e->err)
 		return NULL;
-	r = vg_batch_resource(e->b, (uint8_t)type, id, name, parent, t);
+	e->skip = !vg_name_valid(id) ||
+		  (parent && *parent && !vg_name_valid(parent));
+	if (e->skip) {
+		static uint64_t n_skipped; /* log lines, one per 1000 */
+		char shown[VG_NAME_MAX + 1];
+
+		vg_text_clean(id, shown, VG_NAME_MAX);
+		vg_log_limited(VG_LOG_WARN, &n_skipped,
+			       "left out %s '%s': its id or its parent's breaks "
+			       "the collector's name rules (docs/protocol.md)",
+			       vg_rtype_name(type) ? vg_rtype_name(type) : "?",
+			       shown);
+		return NULL;
+	}
+	r = vg_batch_resource(e->b, (uint8_t)type, id,
+			      clean(name, buf, VG_WIRE_MAX_STRING), parent, t);
 	if (!r)
 		e->err = -ENOMEM;
 	return r;
@@ -151,10 +187,15 @@ static struct vg_resource *resource(struct emit *e, int type, const char *id,
 static void identity(struct emit *e, const char *project, const char *user,
 		     const char *flavor)
 {
-	if (e->err)
+	char pb[VG_NAME_MAX + 1], ub[VG_NAME_MAX + 1], fb[VG_NAME_MAX + 1];
+
+	if (e->err || e->skip)
 		return;
-	e->err = vg_batch_identity(e->b, project ? project : "default", user,
-				   flavor);
+	e->err = vg_batch_identity(e->b,
+				   project ? clean(project, pb, VG_NAME_MAX)
+					   : "default",
+				   clean(user, ub, VG_NAME_MAX),
+				   clean(flavor, fb, VG_NAME_MAX));
 }
 
 /* Append a JSON string literal of s to buf (bounded). */
@@ -603,7 +644,7 @@ static void lifecycle(struct emit *e, struct vg_poller *p,
 static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 		      int64_t t, struct vg_batch *b)
 {
-	struct emit e = {b, 0};
+	struct emit e = {.b = b};
 	struct dom_prev *P = vg_hmap_get(p->doms, d->uuid);
 	const struct vg_domxml *m = d->meta;
 	double dt = P ? (double)(t - P->time_ms) / 1e3 : 0;
@@ -763,7 +804,7 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 static int ended_domain(struct vg_poller *p, struct dom_prev *P, int64_t t,
 			struct vg_batch *b)
 {
-	struct emit e = {b, 0};
+	struct emit e = {.b = b};
 	struct vg_resource *r;
 
 	event(&e, p, P->uuid, P->active ? VG_EV_STOPPED : VG_EV_UNDEFINED, t,
@@ -856,7 +897,7 @@ static int emit_host(struct vg_poller *p, int64_t t,
 		     struct vg_batch *b, struct vg_poll_status *st,
 		     int64_t start_mono, size_t ndom, size_t nactive, int lv_ok)
 {
-	struct emit e = {b, 0};
+	struct emit e = {.b = b};
 	struct vg_cpu_times cpu;
 	struct vg_meminfo mem;
 	double load[3];

@@ -511,7 +511,7 @@ int main(int argc, char **argv)
 		(unsigned long long)ss.files_created);
 	vg_info("batches refused: unsigned %llu, forged %llu, wrong host %llu, "
 		"no key %llu, stale %llu, future %llu; malformed %llu, oversize "
-		"%llu, clock unset %llu",
+		"%llu, clock unset %llu, bad name %llu",
 		(unsigned long long)cs.batches_unsigned,
 		(unsigned long long)cs.batches_forged,
 		(unsigned long long)cs.batches_wrong_host,
@@ -520,7 +520,8 @@ int main(int argc, char **argv)
 		(unsigned long long)cs.batches_future,
 		(unsigned long long)cs.batches_malformed,
 		(unsigned long long)cs.batches_oversize,
-		(unsigned long long)cs.batches_clock_unset);
+		(unsigned long long)cs.batches_clock_unset,
+		(unsigned long long)cs.batches_bad_name);
 	/* Write the store's cache now (vg_store_close would), so that the
 	 * write-behind figures below are final (bench/fleet.c reads them). */
 	vg_store_flush(store);

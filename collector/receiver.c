@@ -34,7 +34,8 @@
  *    and never stops the loop.
  *  - every REJECTED answer adds 1 to batches_rejected and 1 to exactly one
  *    per-reason counter (malformed, oversize, unsigned, forged, wrong_host,
- *    no_key, stale, future, clock_unset): the total is their sum.
+ *    no_key, stale, future, clock_unset, bad_name): the total is their
+ *    sum.
  *  - counters are updated with __atomic builtins; the stop flag is a
  *    sig_atomic_t written by signal handlers.
  */
@@ -170,6 +171,7 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_collector_stats *out
 	out->batches_malformed = __atomic_load_n(&r->stats.batches_malformed, __ATOMIC_RELAXED);
 	out->batches_oversize = __atomic_load_n(&r->stats.batches_oversize, __ATOMIC_RELAXED);
 	out->batches_clock_unset = __atomic_load_n(&r->stats.batches_clock_unset, __ATOMIC_RELAXED);
+	out->batches_bad_name = __atomic_load_n(&r->stats.batches_bad_name, __ATOMIC_RELAXED);
 }
 
 void vg_receiver_stats_fn(void *ctx, struct vg_collector_stats *out)
@@ -208,7 +210,8 @@ static uint8_t accept_batch(struct vg_receiver *r, const struct vg_batch *b)
 	struct vg_store_stats before = {0};
 	int rc;
 
-	rc = vg_registry_seen(r->o.registry, b->host, b->stream, b->seq);
+	rc = vg_registry_seen(r->o.registry, b->host, b->stream, b->seq,
+			      b->time_ms);
 	if (rc == 1) {
 		count(&r->stats.batches_duplicate, 1);
 		vg_debug("duplicate batch %s stream %016llx seq %llu", b->host,
@@ -260,7 +263,8 @@ static uint8_t accept_batch(struct vg_receiver *r, const struct vg_batch *b)
 			       "batch %s seq %llu: a consumer failed: %s "
 			       "(acknowledged anyway)", b->host,
 			       (unsigned long long)b->seq, strerror(-rc));
-	rc = vg_registry_commit(r->o.registry, b->host, b->stream, b->seq);
+	rc = vg_registry_commit(r->o.registry, b->host, b->stream, b->seq,
+				b->time_ms);
 	if (rc < 0) {
 		vg_log_limited(VG_LOG_WARN, &r->n_commit_err,
 			       "registry: cannot record %s seq %llu: %s; asking "
@@ -396,8 +400,9 @@ static void handle(struct vg_receiver *r, const void *buf, size_t len,
 		ack->status = VG_ACK_REJECTED;
 		count(&r->stats.batches_rejected, 1);
 		vg_log_limited(VG_LOG_WARN,
-			       oversize ? &r->stats.batches_oversize
-					: &r->stats.batches_malformed,
+			       oversize        ? &r->stats.batches_oversize
+			       : rc == -EILSEQ ? &r->stats.batches_bad_name
+					       : &r->stats.batches_malformed,
 			       "rejected a %zu-byte message (stream %016llx seq "
 			       "%llu): %s", len, (unsigned long long)ack->stream,
 			       (unsigned long long)ack->seq,

@@ -6,8 +6,12 @@
  *              attributes JSON text, first_seen_ms, last_seen_ms,
  *              ended_at_ms NULL while active)
  *   metrics   ((resource_id, name) PK, kind, unit, last_value, last_time_ms)
- *   streams   (host PK, stream, last_seq): the duplicate filter
- * and the schema version in PRAGMA user_version. The database runs in WAL
+ *   streams   ((host, stream) PK, last_seq, last_time_ms, rank): the
+ *             duplicate filter, one row per stream a host used lately
+ *   stream_floor (host PK, floor_ms): the newest batch time of the
+ *             host's streams that were dropped from `streams`
+ * and the schema version in PRAGMA user_version (2; version 1 kept one
+ * stream per host and no identity time: upgrade_v1 converts it). The database runs in WAL
  * mode so the receiver's writes and the API's reads proceed together; each
  * handle keeps its prepared statements (one handle per thread). A page of
  * the resource list is two statements, not one metrics query per resource
@@ -20,10 +24,19 @@
  *    batch changes nothing but last-seen times it already set.
  *  - first_seen only moves back, last_seen only forward; a metric's
  *    last_value is the one with the newest time.
+ *  - identity is monotonic in time: type, host, name, parent, project,
+ *    user, flavor and attributes change only for a report at or after
+ *    ident_ms (the time of the report that set them), so an old batch
+ *    accepted late never rewinds a resource.
  *  - ended_at: set by the first ENDED report (kept by later ones), cleared
  *    by an ACTIVE report newer than it (the resource came back).
- *  - streams.last_seq for (host, stream) only grows; a new stream id for a
- *    host (a new agent spool) replaces the old one.
+ *  - streams.last_seq for (host, stream) only grows. A host keeps its
+ *    VG_REGISTRY_STREAMS most recently acknowledged streams; committing
+ *    one more drops the least recent and raises the host's floor to that
+ *    stream's newest batch time. A batch of a stream the host does not
+ *    keep is a duplicate if its time is at or before the floor: every
+ *    acknowledged batch of a dropped stream is, so none is ever accepted
+ *    twice (docs/security.md "Replays").
  *  - sqlite's BUSY, LOCKED and FULL become -EAGAIN (the batch is retried).
  * Stream ids and sequence numbers are stored as sqlite's signed 64-bit
  * integers (same bits); sequence numbers are compared in SQL, so they must
@@ -46,7 +59,7 @@
 #include "vigie/registry.h"
 #include "vigie/sqlitedb.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 2000
 /* How often the receiver writes the newest values of the series that
  * changed (see lastval.h). At 100,000 series sending every second this
@@ -71,13 +84,17 @@ enum {
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_SEEN,
+	ST_FLOOR,
 	ST_ACK,
+	ST_RAISE_FLOOR,
+	ST_PRUNE,
 	ST_RES_UPSERT,
 	ST_RES_SEEN,
 	ST_METRIC_UPSERT,
 	ST_GET,
 	ST_METRICS_OF,
 	ST_LOOKUP,
+	ST_VISIBLE,
 	ST_COUNT
 };
 
@@ -89,26 +106,56 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_SEEN] = "SELECT stream, last_seq FROM streams WHERE host = ?1",
+	[ST_SEEN] = "SELECT last_seq FROM streams WHERE host = ?1 AND "
+		    "stream = ?2",
+	[ST_FLOOR] = "SELECT floor_ms FROM stream_floor WHERE host = ?1",
+	/* ?1 host ?2 stream ?3 seq ?4 batch time: the stream becomes the
+	 * host's most recent (highest rank) */
 	[ST_ACK] =
-		"INSERT INTO streams(host, stream, last_seq) VALUES(?1, ?2, ?3) "
+		"INSERT INTO streams(host, stream, last_seq, last_time_ms, rank) "
+		"VALUES(?1, ?2, ?3, ?4, (SELECT coalesce(max(rank), 0) + 1 "
+		"FROM streams WHERE host = ?1)) "
+		"ON CONFLICT(host, stream) DO UPDATE SET "
+		"last_seq = max(last_seq, excluded.last_seq), "
+		"last_time_ms = max(last_time_ms, excluded.last_time_ms), "
+		"rank = excluded.rank",
+	/* ?1 host ?2 streams kept: the floor takes the newest time of the
+	 * streams beyond the kept ones, which ST_PRUNE then deletes */
+	[ST_RAISE_FLOOR] =
+		"INSERT INTO stream_floor(host, floor_ms) "
+		"SELECT ?1, max(last_time_ms) FROM streams WHERE host = ?1 AND "
+		"rank <= (SELECT rank FROM streams WHERE host = ?1 "
+		"ORDER BY rank DESC LIMIT 1 OFFSET ?2) HAVING count(*) > 0 "
 		"ON CONFLICT(host) DO UPDATE SET "
-		"last_seq = CASE WHEN stream = excluded.stream AND "
-		"last_seq > excluded.last_seq THEN last_seq "
-		"ELSE excluded.last_seq END, "
-		"stream = excluded.stream",
+		"floor_ms = max(floor_ms, excluded.floor_ms)",
+	[ST_PRUNE] =
+		"DELETE FROM streams WHERE host = ?1 AND rank <= "
+		"(SELECT rank FROM streams WHERE host = ?1 "
+		"ORDER BY rank DESC LIMIT 1 OFFSET ?2)",
 	/* ?1 id ?2 type ?3 host ?4 name ?5 parent ?6 project ?7 user
 	 * ?8 flavor ?9 attributes ?10 time ?11 ended (0/1) */
 	[ST_RES_UPSERT] =
-		"INSERT INTO resources(" RES_COLUMNS ") VALUES(?1, ?2, ?3, ?4, "
-		"?5, coalesce(?6, 'default'), ?7, ?8, coalesce(?9, '{}'), ?10, "
-		"?10, CASE WHEN ?11 THEN ?10 END) "
+		"INSERT INTO resources(" RES_COLUMNS ", ident_ms) VALUES(?1, ?2, ?3, "
+		"?4, ?5, coalesce(?6, 'default'), ?7, ?8, coalesce(?9, '{}'), ?10, "
+		"?10, CASE WHEN ?11 THEN ?10 END, ?10) "
 		"ON CONFLICT(id) DO UPDATE SET "
-		"type = excluded.type, host = excluded.host, "
-		"name = coalesce(?4, name), parent = coalesce(?5, parent), "
-		"project = coalesce(?6, project), user = coalesce(?7, user), "
-		"flavor = coalesce(?8, flavor), "
-		"attributes = coalesce(?9, attributes), "
+		/* identity: only from a report at or after the one that set it
+		 * (every right-hand side reads the row before the update) */
+		"type = CASE WHEN ?10 >= ident_ms THEN excluded.type ELSE type END, "
+		"host = CASE WHEN ?10 >= ident_ms THEN excluded.host ELSE host END, "
+		"name = CASE WHEN ?10 >= ident_ms THEN coalesce(?4, name) "
+		"ELSE name END, "
+		"parent = CASE WHEN ?10 >= ident_ms THEN coalesce(?5, parent) "
+		"ELSE parent END, "
+		"project = CASE WHEN ?10 >= ident_ms THEN coalesce(?6, project) "
+		"ELSE project END, "
+		"user = CASE WHEN ?10 >= ident_ms THEN coalesce(?7, user) "
+		"ELSE user END, "
+		"flavor = CASE WHEN ?10 >= ident_ms THEN coalesce(?8, flavor) "
+		"ELSE flavor END, "
+		"attributes = CASE WHEN ?10 >= ident_ms THEN "
+		"coalesce(?9, attributes) ELSE attributes END, "
+		"ident_ms = max(ident_ms, ?10), "
 		"first_seen_ms = min(first_seen_ms, ?10), "
 		"last_seen_ms = CASE WHEN ?11 THEN last_seen_ms "
 		"ELSE max(last_seen_ms, ?10) END, "
@@ -117,7 +164,7 @@ static const char *const sql_text[ST_COUNT] = {
 		"ELSE ended_at_ms END "
 		/* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
 		 * for a NULL in sqlite 3.40.1 (Debian 12) */
-		"RETURNING first_seen_ms, ended_at_ms",
+		"RETURNING first_seen_ms, ended_at_ms, ident_ms = ?10",
 	[ST_RES_SEEN] = "UPDATE resources SET last_seen_ms = "
 			"max(last_seen_ms, ?2) WHERE id = ?1",
 	[ST_METRIC_UPSERT] =
@@ -132,6 +179,8 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_METRICS_OF] = "SELECT name, kind, unit, last_value, last_time_ms "
 			  "FROM metrics WHERE resource_id = ?1 ORDER BY name",
 	[ST_LOOKUP] = "SELECT type, project FROM resources WHERE id = ?1",
+	[ST_VISIBLE] = "SELECT type FROM resources WHERE id = ?1 AND "
+		       "(?2 IS NULL OR project = ?2)",
 };
 
 static const char schema_sql[] =
@@ -145,7 +194,8 @@ static const char schema_sql[] =
 	" attributes TEXT NOT NULL DEFAULT '{}',"
 	" first_seen_ms INTEGER NOT NULL,"
 	" last_seen_ms INTEGER NOT NULL,"
-	" ended_at_ms INTEGER);"
+	" ended_at_ms INTEGER,"
+	" ident_ms INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS resources_type ON resources(type, id);"
 	"CREATE INDEX IF NOT EXISTS resources_host ON resources(host, id);"
 	"CREATE INDEX IF NOT EXISTS resources_project ON resources(project, id);"
@@ -159,9 +209,36 @@ static const char schema_sql[] =
 	" last_time_ms INTEGER NOT NULL,"
 	" PRIMARY KEY (resource_id, name)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS streams ("
-	" host TEXT PRIMARY KEY NOT NULL,"
+	" host TEXT NOT NULL,"
 	" stream INTEGER NOT NULL,"
-	" last_seq INTEGER NOT NULL);";
+	" last_seq INTEGER NOT NULL,"
+	" last_time_ms INTEGER NOT NULL,"
+	" rank INTEGER NOT NULL,"
+	" PRIMARY KEY (host, stream)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS stream_floor ("
+	" host TEXT PRIMARY KEY NOT NULL,"
+	" floor_ms INTEGER NOT NULL);";
+
+/* Version 1 -> 2: every stream a host used (not only the last), and the
+ * time of each resource's identity. A stream of version 1 gets the
+ * newest last_seen of its host's resources as its time (the best bound
+ * there is); a resource's identity time is its last_seen. */
+static const char upgrade_v1[] =
+	"ALTER TABLE streams RENAME TO streams_v1;"
+	"CREATE TABLE streams ("
+	" host TEXT NOT NULL,"
+	" stream INTEGER NOT NULL,"
+	" last_seq INTEGER NOT NULL,"
+	" last_time_ms INTEGER NOT NULL,"
+	" rank INTEGER NOT NULL,"
+	" PRIMARY KEY (host, stream)) WITHOUT ROWID;"
+	"INSERT INTO streams SELECT host, stream, last_seq, "
+	"(SELECT coalesce(max(last_seen_ms), 0) FROM resources "
+	"WHERE resources.host = streams_v1.host), 1 FROM streams_v1;"
+	"DROP TABLE streams_v1;"
+	"ALTER TABLE resources ADD COLUMN ident_ms INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE resources SET ident_ms = last_seen_ms;";
+static const char *const upgrades[SCHEMA_VERSION] = {[1] = upgrade_v1};
 
 struct vg_registry {
 	sqlite3 *db;
@@ -256,8 +333,8 @@ int vg_registry_open(const char *data_dir, struct vg_registry **out,
 		snprintf(err, errlen, "registry: out of memory");
 		return -ENOMEM;
 	}
-	if ((rc = vg_sqlitedb_open(path, &registry_schema, &r->db, err,
-				   errlen))) {
+	if ((rc = vg_sqlitedb_open_upgrade(path, &registry_schema, upgrades,
+					   &r->db, err, errlen))) {
 		vg_registry_close(r);
 		return rc;
 	}
@@ -298,7 +375,7 @@ void vg_registry_close(struct vg_registry *r)
 /* ---- duplicate filter ------------------------------------------------------ */
 
 int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
-		     uint64_t seq)
+		     uint64_t seq, int64_t time_ms)
 {
 	sqlite3_stmt *s;
 	int rc, seen = 0;
@@ -308,32 +385,60 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 	if (!(s = stmt(r, ST_SEEN)))
 		return map_err(sqlite3_errcode(r->db));
 	bind_text(s, 1, host);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)stream);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		uint64_t st = (uint64_t)sqlite3_column_int64(s, 0);
-		uint64_t last = (uint64_t)sqlite3_column_int64(s, 1);
-		seen = st == stream && seq <= last;
-	} else if (rc != SQLITE_DONE) {
+		seen = seq <= (uint64_t)sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
-		return map_err(rc);
+		return seen;
 	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return map_err(rc);
+	/* a stream the host does not keep: new, or dropped long ago */
+	if (!(s = stmt(r, ST_FLOOR)))
+		return map_err(sqlite3_errcode(r->db));
+	bind_text(s, 1, host);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		seen = time_ms <= sqlite3_column_int64(s, 0);
+	else if (rc != SQLITE_DONE)
+		seen = map_err(rc);
 	sqlite3_reset(s);
 	return seen;
 }
 
 int vg_registry_commit(struct vg_registry *r, const char *host,
-		       uint64_t stream, uint64_t seq)
+		       uint64_t stream, uint64_t seq, int64_t time_ms)
 {
+	static const int steps[] = {ST_ACK, ST_RAISE_FLOOR, ST_PRUNE};
 	sqlite3_stmt *s;
+	int rc;
 
 	if (!r || !host)
 		return -EINVAL;
-	if (!(s = stmt(r, ST_ACK)))
-		return map_err(sqlite3_errcode(r->db));
-	bind_text(s, 1, host);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)stream);
-	sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
-	return exec_done(s);
+	if ((rc = exec_simple(r, ST_BEGIN)))
+		return rc;
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && !rc; i++) {
+		if (!(s = stmt(r, steps[i]))) {
+			rc = map_err(sqlite3_errcode(r->db));
+			break;
+		}
+		bind_text(s, 1, host);
+		if (steps[i] == ST_ACK) {
+			sqlite3_bind_int64(s, 2, (sqlite3_int64)stream);
+			sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
+			sqlite3_bind_int64(s, 4, time_ms);
+		} else {
+			sqlite3_bind_int(s, 2, VG_REGISTRY_STREAMS);
+		}
+		rc = exec_done(s);
+	}
+	if (!rc)
+		rc = exec_simple(r, ST_COMMIT);
+	if (rc && !sqlite3_get_autocommit(r->db))
+		exec_simple(r, ST_ROLLBACK);
+	return rc;
 }
 
 /* ---- update from a batch --------------------------------------------------- */
@@ -430,7 +535,7 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 {
 	sqlite3_stmt *s;
 	char *attrs;
-	int rc = 0;
+	int rc = 0, took = 0;
 
 	attrs = attrs_json(b, res, &rc);
 	if (rc)
@@ -451,16 +556,19 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 	sqlite3_bind_int64(s, 10, res->time_ms);
 	sqlite3_bind_int(s, 11, res->state == VG_RSTATE_ENDED);
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) { /* RETURNING first_seen_ms, ended_at_ms */
+	if (rc == SQLITE_ROW) { /* first_seen_ms, ended_at_ms, took identity */
 		c->first_seen = sqlite3_column_int64(s, 0);
 		c->ended = sqlite3_column_type(s, 1) != SQLITE_NULL;
+		took = sqlite3_column_int(s, 2);
 		rc = sqlite3_step(s);
 	}
 	sqlite3_reset(s);
 	free(attrs);
 	if (rc != SQLITE_DONE)
 		return map_err(rc ? rc : SQLITE_ERROR);
-	c->ident = ident;
+	/* an older report left the row's newer identity: the cache must not
+	 * believe the row holds this one (the next report writes again) */
+	c->ident = took ? ident : 0;
 	r->stats.resource_rows++;
 	if (res->state != VG_RSTATE_ENDED && res->time_ms > c->last_seen)
 		c->last_seen = res->time_ms; /* the row has it */
@@ -841,6 +949,30 @@ int vg_registry_lookup(struct vg_registry *r, const char *id, int *rtype,
 		} else {
 			rc = 0;
 		}
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int vg_registry_visible(struct vg_registry *r, const char *id,
+			const char *scope_project, int *rtype)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!r || !id)
+		return -EINVAL;
+	if (!(s = stmt(r, ST_VISIBLE)))
+		return map_err(sqlite3_errcode(r->db));
+	bind_text(s, 1, id);
+	bind_text(s, 2, scope_project);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if (rtype)
+			*rtype = sqlite3_column_int(s, 0);
+		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
 	}

@@ -96,6 +96,8 @@
  * it must fit in NAME_MAX. */
 #define COMPONENT_MAX (NAME_MAX - 16)
 #define ESC_MAX (3 * VG_NAME_MAX + 1)
+_Static_assert(VG_NAME_COMPONENT_MAX <= COMPONENT_MAX,
+	       "vg_name_component must fit the store's components");
 
 /* Write-behind policy (figures in docs/benchmarks.md). */
 #define FLUSH_MIN_DEPTH 64          /* default [storage] flush_depth */
@@ -368,13 +370,13 @@ const char *vg_store_last_error(const struct vg_store *s)
 
 /* ---- paths ---------------------------------------------------------------- */
 
+/* A name's path component (vigie/name.h): its escaped form, or a
+ * readable prefix and a hash when that is too long for the file system,
+ * so every valid name is storable. */
 static int escape_component(const char *name, char *out, size_t outlen)
 {
-	int n;
+	int n = vg_name_component(name, out, outlen);
 
-	if (!vg_name_valid(name))
-		return -EINVAL;
-	n = vg_name_escape(name, out, outlen);
 	if (n < 0)
 		return n;
 	if (n > COMPONENT_MAX)

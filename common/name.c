@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "vigie/name.h"
 
 static int plain(unsigned char c, int first)
@@ -76,29 +78,119 @@ int vg_name_unescape(const char *esc, char *out, size_t outlen)
 	return (int)o;
 }
 
-int vg_name_valid(const char *name)
+/* Length of the valid UTF-8 character without control characters at p
+ * (1..4), or 0. Shortest form only, no surrogates, nothing over
+ * U+10FFFF; C0, DEL and C1 (U+0080..U+009F, "\xC2\x80".."\xC2\x9F") are
+ * refused because a terminal acts on them. */
+static int text_char(const unsigned char *p)
 {
-	const unsigned char *p = (const unsigned char *)name;
-	size_t len = name ? strlen(name) : 0;
+	unsigned char c = p[0];
 
-	if (len == 0 || len > VG_NAME_MAX)
+	if (c < 0x20 || c == 0x7f)
+		return 0;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		if ((p[1] & 0xc0) != 0x80 || (c == 0xc2 && p[1] < 0xa0))
+			return 0;
+		return 2;
+	}
+	if (c >= 0xe0 && c <= 0xef) {
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+		    (c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0))
+			return 0;
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
+		    (p[3] & 0xc0) != 0x80 || (c == 0xf0 && p[1] < 0x90) ||
+		    (c == 0xf4 && p[1] >= 0x90))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+int vg_text_valid(const char *text, size_t maxlen)
+{
+	const unsigned char *p = (const unsigned char *)text;
+	size_t len = text ? strlen(text) : 0;
+
+	if (len == 0 || (maxlen && len > maxlen))
 		return 0;
 	while (*p) {
-		if (*p < 0x20 || *p == 0x7f)
+		int n = text_char(p); /* stops at the NUL: it is no continuation */
+		if (!n)
 			return 0;
-		if (*p < 0x80) {
-			p++;
-			continue;
-		}
-		/* UTF-8: count continuation bytes, reject overlong/invalid leads */
-		int n = (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2 :
-			(*p & 0xf8) == 0xf0 ? 3 : -1;
-		if (n < 0 || *p == 0xc0 || *p == 0xc1 || *p > 0xf4)
-			return 0;
-		for (int i = 1; i <= n; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				return 0;
-		p += n + 1;
+		p += n;
 	}
 	return 1;
+}
+
+size_t vg_text_clean(const char *text, char *out, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)(text ? text : "");
+	size_t o = 0;
+
+	while (*p) {
+		int n = text_char(p);
+		if (o + (size_t)(n ? n : 1) > max)
+			break;
+		if (n) {
+			memcpy(out + o, p, (size_t)n);
+			o += (size_t)n;
+			p += n;
+		} else {
+			out[o++] = '?';
+			p++;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+int vg_name_valid(const char *name)
+{
+	return vg_text_valid(name, VG_NAME_MAX);
+}
+
+int vg_name_component(const char *name, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	char esc[3 * VG_NAME_MAX + 1];
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int n, keep;
+
+	if (!vg_name_valid(name))
+		return -EINVAL;
+	n = vg_name_escape(name, esc, sizeof(esc));
+	if (n < 0)
+		return n;
+	if (n <= VG_NAME_COMPONENT_MAX) {
+		if ((size_t)n >= outlen)
+			return -ENAMETOOLONG;
+		memcpy(out, esc, (size_t)n + 1);
+		return n;
+	}
+	if (outlen < VG_NAME_COMPONENT_MAX + 1)
+		return -ENAMETOOLONG;
+	if (!EVP_Digest(name, strlen(name), md, &mdlen, EVP_sha256(), NULL) ||
+	    mdlen * 2 != VG_NAME_HASH_HEX)
+		return -EIO;
+	keep = VG_NAME_COMPONENT_MAX - 1 - VG_NAME_HASH_HEX;
+	/* never cut an escape in two: "%4" would read as another byte */
+	if (esc[keep - 1] == '%')
+		keep -= 1;
+	else if (esc[keep - 2] == '%')
+		keep -= 2;
+	memcpy(out, esc, (size_t)keep);
+	out[keep] = '~';
+	for (unsigned int i = 0; i < mdlen; i++) {
+		out[keep + 1 + 2 * i] = hex[md[i] >> 4];
+		out[keep + 2 + 2 * i] = hex[md[i] & 15];
+	}
+	n = keep + 1 + VG_NAME_HASH_HEX;
+	out[n] = '\0';
+	return n;
 }

@@ -64,7 +64,8 @@ static int user_version(sqlite3 *db, int *version)
  * sqlite code with *msg (sqlite3_malloc'd, may stay NULL), or
  * -EPROTONOSUPPORT with err set. */
 static int migrate(sqlite3 *db, const char *path,
-		   const struct vg_sqlitedb_schema *sch, char **msg, char *err,
+		   const struct vg_sqlitedb_schema *sch,
+		   const char *const *upgrade, char **msg, char *err,
 		   size_t errlen)
 {
 	char sql[64];
@@ -80,6 +81,13 @@ static int migrate(sqlite3 *db, const char *path,
 	}
 	if (version == sch->version)
 		return SQLITE_OK;
+	for (int v = version; upgrade && v >= 1 && v < sch->version &&
+			      upgrade[v]; v++) {
+		rc = sqlite3_exec(db, upgrade[v], NULL, NULL, msg);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	/* sql is idempotent (IF NOT EXISTS): it completes what steps left */
 	rc = sqlite3_exec(db, sch->sql, NULL, NULL, msg);
 	if (rc != SQLITE_OK)
 		return rc;
@@ -89,6 +97,14 @@ static int migrate(sqlite3 *db, const char *path,
 
 int vg_sqlitedb_open(const char *path, const struct vg_sqlitedb_schema *sch,
 		     sqlite3 **out, char *err, size_t errlen)
+{
+	return vg_sqlitedb_open_upgrade(path, sch, NULL, out, err, errlen);
+}
+
+int vg_sqlitedb_open_upgrade(const char *path,
+			     const struct vg_sqlitedb_schema *sch,
+			     const char *const *upgrade, sqlite3 **out,
+			     char *err, size_t errlen)
 {
 	sqlite3 *db = NULL;
 	char *msg = NULL, pragmas[96];
@@ -113,7 +129,7 @@ int vg_sqlitedb_open(const char *path, const struct vg_sqlitedb_schema *sch,
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
 	if (rc == SQLITE_OK) {
-		rc = migrate(db, path, sch, &msg, err, errlen);
+		rc = migrate(db, path, sch, upgrade, &msg, err, errlen);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(db, "COMMIT", NULL, NULL, &msg);
 		in_txn = rc != SQLITE_OK;

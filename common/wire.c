@@ -20,6 +20,10 @@
  * a forged count cannot make it allocate more than the message could
  * describe; every string index and enum is range-checked; values must be
  * finite. Decoding either returns a whole batch or nothing.
+ *
+ * Names (docs/protocol.md "Names"): both ends apply check_names, so what
+ * the decoder accepts the registry and the store can hold, and what the
+ * encoder produces the decoder accepts.
  */
 #include <errno.h>
 #include <math.h>
@@ -27,6 +31,7 @@
 #include <string.h>
 
 #include "vigie/hash.h"
+#include "vigie/name.h"
 #include "vigie/wire.h"
 
 #define HDR_LEN 48
@@ -70,6 +75,80 @@ static double getf64(const uint8_t *p)
 	double d;
 	memcpy(&d, &v, 8);
 	return d;
+}
+
+/* ---- names ---- */
+
+/* A name that must be there: host, resource id, metric, attribute key,
+ * an event's resource. */
+static int name_ok(const char *s)
+{
+	return s && vg_name_valid(s);
+}
+
+/* An identity name that may be absent or empty: parent, project, user,
+ * flavor (each also names things: at most VG_NAME_MAX bytes). */
+static int opt_name_ok(const char *s)
+{
+	return !s || !*s || vg_name_valid(s);
+}
+
+/* Free text that may be absent or empty: a display name, an attribute's
+ * value. */
+static int opt_text_ok(const char *s)
+{
+	return !s || !*s || vg_text_valid(s, VG_WIRE_MAX_STRING);
+}
+
+/* Every name of b follows the rules: 0 or -EILSEQ. (The encoder's
+ * check; the decoder classifies each string of its table once instead.) */
+static int check_names(const struct vg_batch *b)
+{
+	if (!name_ok(b->host))
+		return -EILSEQ;
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct vg_resource *r = &b->res[i];
+		const struct vg_attr *a = vg_resource_attrs(b, r);
+
+		if (!name_ok(r->id) || !opt_text_ok(r->name) ||
+		    !opt_name_ok(r->parent) || !opt_name_ok(r->project) ||
+		    !opt_name_ok(r->user) || !opt_name_ok(r->flavor))
+			return -EILSEQ;
+		for (uint32_t k = 0; k < r->nattrs; k++)
+			if (!name_ok(a[k].key) || !opt_text_ok(a[k].value))
+				return -EILSEQ;
+	}
+	for (size_t i = 0; i < b->nsamples; i++)
+		if (!name_ok(b->samples[i].metric))
+			return -EILSEQ;
+	for (size_t i = 0; i < b->nevents; i++)
+		if (!name_ok(b->events[i].resource))
+			return -EILSEQ;
+	return 0;
+}
+
+/* The decoder's view of the same rules: each string of a message's table
+ * is classified once (a metric repeated over thousands of resources is
+ * checked once), then each field checks its string's class. */
+enum { C_NAME = 1, C_TEXT = 2, C_EMPTY = 4 };
+
+static uint8_t class_of(const char *s, size_t len)
+{
+	if (!len)
+		return C_EMPTY;
+	if (!vg_text_valid(s, VG_WIRE_MAX_STRING))
+		return 0;
+	return (uint8_t)(C_TEXT | (len <= VG_NAME_MAX ? C_NAME : 0));
+}
+
+/* Whether string index i may fill a field that accepts `want` (a mask of
+ * classes; optional fields also take VG_WIRE_NO_STRING). Indices are
+ * range-checked by str_at before. */
+static int class_ok(const uint8_t *cls, uint32_t i, unsigned want, int optional)
+{
+	if (i == VG_WIRE_NO_STRING)
+		return optional;
+	return (cls[i] & want) != 0;
 }
 
 /* ---- encoder: string interning ---- */
@@ -152,7 +231,8 @@ static void strtab_free(struct strtab *t)
 	free(t->slots);
 }
 
-int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len)
+static int encode(const struct vg_batch *b, uint8_t **out, size_t *len,
+		  int check)
 {
 	struct strtab t = {0};
 	uint32_t *idx = NULL; /* string indices, in encoding order */
@@ -201,6 +281,8 @@ int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len)
 		ADD(b->events[i].detail);
 	}
 #undef ADD
+	if (check && (rc = check_names(b)))
+		goto fail;
 
 	total = HDR_LEN + 4 + t.bytes + RES_LEN * b->nres + 8 * b->nattrs +
 		SAMPLE_LEN * b->nsamples + EVENT_LEN * b->nevents;
@@ -278,6 +360,17 @@ fail:
 	return rc;
 }
 
+int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len)
+{
+	return encode(b, out, len, 1);
+}
+
+int vg_wire_encode_unchecked(const struct vg_batch *b, uint8_t **out,
+			     size_t *len)
+{
+	return encode(b, out, len, 0);
+}
+
 /* ---- decoder ---- */
 
 struct reader {
@@ -327,6 +420,8 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 	struct reader r = {buf, (const uint8_t *)buf + len};
 	const uint8_t *h = buf;
 	const char **tab = NULL;
+	uint8_t *cls = NULL; /* class of each string (names rules) */
+	int bad_name = 0;    /* a field breaks them: -EILSEQ once whole */
 	struct vg_batch *b = NULL;
 	uint32_t nstr, nres, nsamp, nev, hostidx;
 	uint64_t stream, seq;
@@ -367,7 +462,8 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 
 	b = vg_batch_new("", stream, seq, (int64_t)get64(h + 24));
 	tab = malloc((nstr ? nstr : 1) * sizeof(*tab));
-	if (!b || !tab) {
+	cls = malloc(nstr ? nstr : 1);
+	if (!b || !tab || !cls) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -385,6 +481,7 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 			goto fail;
 		}
 		tab[i] = vg_batch_strdup(b, (const char *)r.p, l);
+		cls[i] = tab[i] ? class_of(tab[i], l) : 0;
 		if (!tab[i]) {
 			rc = -ENOMEM;
 			goto fail;
@@ -393,6 +490,7 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 	}
 	if ((rc = str_at(tab, nstr, hostidx, &b->host, 0)))
 		goto fail;
+	bad_name |= !class_ok(cls, hostidx, C_NAME, 0);
 	if (!b->host[0]) {
 		rc = -EBADMSG;
 		goto fail;
@@ -424,6 +522,13 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 		for (int k = 0; k < 6; k++)
 			if ((rc = str_at(tab, nstr, get32(r.p + 4 + 4 * k), f[k], k != 0)))
 				goto fail;
+		/* id a name; display name text; parent, project, user, flavor
+		 * names; all but the id optional or empty */
+		bad_name |= !class_ok(cls, get32(r.p + 4), C_NAME, 0) ||
+			    !class_ok(cls, get32(r.p + 8), C_TEXT | C_EMPTY, 1);
+		for (int k = 2; k < 6; k++)
+			bad_name |= !class_ok(cls, get32(r.p + 4 + 4 * k),
+					      C_NAME | C_EMPTY, 1);
 		res->time_ms = (int64_t)get64(r.p + 28);
 		res->nsamples = get32(r.p + 36);
 		res->first_sample = (uint32_t)samples_claimed;
@@ -449,6 +554,9 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 				if ((rc = str_at(tab, nstr, get32(r.p), &a->key, 0)) ||
 				    (rc = str_at(tab, nstr, get32(r.p + 4), &a->value, 0)))
 					goto fail;
+				bad_name |= !class_ok(cls, get32(r.p), C_NAME, 0) ||
+					    !class_ok(cls, get32(r.p + 4),
+						      C_TEXT | C_EMPTY, 0);
 				r.p += 8;
 			}
 			b->nattrs += res->nattrs;
@@ -474,6 +582,7 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 		struct vg_sample *s = &b->samples[i];
 		if ((rc = str_at(tab, nstr, get32(r.p), &s->metric, 0)))
 			goto fail;
+		bad_name |= !class_ok(cls, get32(r.p), C_NAME, 0);
 		s->kind = r.p[4];
 		s->value = getf64(r.p + 5);
 		if ((s->kind != VG_KIND_GAUGE && s->kind != VG_KIND_COUNTER) ||
@@ -489,6 +598,7 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 		if ((rc = str_at(tab, nstr, get32(r.p), &e->resource, 0)) ||
 		    (rc = str_at(tab, nstr, get32(r.p + 13), &e->detail, 1)))
 			goto fail;
+		bad_name |= !class_ok(cls, get32(r.p), C_NAME, 0);
 		e->type = r.p[4];
 		e->time_ms = (int64_t)get64(r.p + 5);
 		if (e->type < 1 || e->type > VG_EV_GAP) {
@@ -502,11 +612,17 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 		rc = -EBADMSG;
 		goto fail;
 	}
+	if (bad_name) { /* structurally whole: the names are what is wrong */
+		rc = -EILSEQ;
+		goto fail;
+	}
 	free(tab);
+	free(cls);
 	*out = b;
 	return 0;
 fail:
 	free(tab);
+	free(cls);
 	vg_batch_free(b);
 	return rc;
 }
@@ -551,6 +667,8 @@ const char *vg_wire_strerror(int err)
 	case -E2BIG: return "message over a protocol limit";
 	case -ENOMEM: return "out of memory";
 	case -EINVAL: return "invalid string (too long or contains NUL)";
+	case -EILSEQ: return "a name breaks the name rules (length, UTF-8, "
+			     "control characters: docs/protocol.md)";
 	}
 	return "unknown error";
 }

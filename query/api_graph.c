@@ -401,15 +401,13 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 	}
 	/* every resource must be visible before any metric is looked at */
 	for (size_t i = 0; i < n; i++) {
-		char project[256];
 		int rtype;
 
 		rc = vg_name_valid(res[i])
-			     ? vg_registry_lookup(reg, res[i], &rtype, project,
-						  sizeof(project))
+			     ? vg_registry_visible(reg, res[i], req->scope_project,
+						   &rtype)
 			     : -ENOENT;
-		if (rc == -ENOENT || (rc == 0 && req->scope_project &&
-				      strcmp(project, req->scope_project))) {
+		if (rc == -ENOENT) {
 			rc = vg_http_reply_error(resp, 404, "no resource '%.200s'",
 						 res[i]);
 			goto out;

@@ -163,7 +163,7 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct vg_registry *reg;
 	struct vg_store *store;
 	const struct vg_metric_def *def;
-	char err[256], project[256], unit[64], ts[32], te[32];
+	char err[256], unit[64], ts[32], te[32];
 	int64_t start_ms, end_ms;
 	uint32_t g, gran;
 	size_t npoints;
@@ -195,23 +195,23 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (!vg_name_valid(res))
 		return vg_http_reply_error(resp, 404, "no resource '%.200s'",
 					   res);
-	if (!vg_name_valid(metric))
-		return vg_http_reply_error(resp, 404,
-					   "resource '%s' has no metric '%.200s'",
-					   res, metric);
 
 	rc = vg_api_registry(api, &reg);
 	if (rc)
 		return vg_http_reply_error(resp, 503,
 					   "registry unavailable (%s)",
 					   strerror(-rc));
-	project[0] = '\0';
-	rc = vg_registry_lookup(reg, res, &rtype, project, sizeof(project));
-	if (rc == -ENOENT || (rc == 0 && req->scope_project &&
-			      strcmp(project, req->scope_project)))
+	/* the scope first, in the query: nothing of the resource is read
+	 * before we know the token may see it */
+	rc = vg_registry_visible(reg, res, req->scope_project, &rtype);
+	if (rc == -ENOENT)
 		return vg_http_reply_error(resp, 404, "no resource '%s'", res);
 	if (rc)
 		return vg_api_reply_errno(resp, rc, "resource");
+	if (!vg_name_valid(metric))
+		return vg_http_reply_error(resp, 404,
+					   "resource '%s' has no metric '%.200s'",
+					   res, metric);
 
 	if (vg_api_pick_granularity(start_ms, end_ms, g, VG_API_MAX_POINTS,
 				    &gran, &npoints))

@@ -231,12 +231,13 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		 * their older name, ..._refused_total (deprecated). */
 		static const char *const reasons[] = {
 			"unsigned", "forged", "wrong_host", "no_key", "stale",
-			"future", "malformed", "oversize", "clock_unset"};
+			"future", "malformed", "oversize", "clock_unset",
+			"bad_name"};
 		const uint64_t by[] = {cs.batches_unsigned, cs.batches_forged,
 				       cs.batches_wrong_host, cs.batches_no_key,
 				       cs.batches_stale, cs.batches_future,
 				       cs.batches_malformed, cs.batches_oversize,
-				       cs.batches_clock_unset};
+				       cs.batches_clock_unset, cs.batches_bad_name};
 		const size_t nby = sizeof(by) / sizeof(by[0]);
 
 		one(b, "vigie_collector_batches_received_total", "counter",

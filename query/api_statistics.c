@@ -179,7 +179,7 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 	const struct vg_metric_def *def;
 	struct vg_registry *reg;
 	struct vg_store *store;
-	char err[256], project[256], unit[64], ts[32], te[32];
+	char err[256], unit[64], ts[32], te[32];
 	int64_t start_ms, end_ms, pm;
 	uint32_t period, g, gran = 0;
 	size_t nstats, nperiods, npts;
@@ -227,10 +227,10 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 	if ((rc = vg_api_registry(api, &reg)))
 		return vg_http_reply_error(resp, 503, "registry unavailable (%s)",
 					   strerror(-rc));
-	project[0] = '\0';
-	rc = vg_registry_lookup(reg, res, &rtype, project, sizeof(project));
-	if (rc == -ENOENT || (rc == 0 && req->scope_project &&
-			      strcmp(project, req->scope_project)))
+	/* the scope first, in the query: nothing of the resource is read
+	 * before we know the token may see it */
+	rc = vg_registry_visible(reg, res, req->scope_project, &rtype);
+	if (rc == -ENOENT)
 		return vg_http_reply_error(resp, 404, "no resource '%s'", res);
 	if (rc)
 		return vg_api_reply_errno(resp, rc, "resource");
@@ -295,10 +295,14 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 			return vg_http_reply_error(resp, 404,
 						   "resource '%s' has no metric '%s'",
 						   res, metric);
-		if (rc == -EINVAL)
+		if (rc == -EINVAL && gran)
 			return vg_http_reply_error(resp, 400,
 						   "no %u s archive for '%s' of '%s'",
 						   gran, metric, res);
+		if (rc == -EINVAL) /* auto: no archive at all, never "0 s" */
+			return vg_http_reply_error(resp, 400,
+						   "no archive for '%s' of '%s'",
+						   metric, res);
 		return vg_api_reply_errno(resp, rc, "statistics");
 	}
 

@@ -36,6 +36,7 @@ struct vg_collector_stats {
 	uint64_t batches_malformed;  /* undecodable, unknown version/flag */
 	uint64_t batches_oversize;   /* over max_message_bytes */
 	uint64_t batches_clock_unset; /* a time before 1970-01-02 */
+	uint64_t batches_bad_name;   /* a name breaks the name rules */
 };
 
 /* Callback the API calls to read the collector's counters (thread-safe). */

@@ -9,6 +9,18 @@
  * (3) readable for ordinary names (UUIDs, "vda", "cpu.time" are unchanged).
  * Rule: bytes [A-Za-z0-9_-] pass; '.' passes except as the first byte;
  * every other byte, including '%', becomes %XX (upper-case hex).
+ * A path component must also fit the file system's limit (255 bytes), and
+ * a 200-byte name of 3-byte characters escapes to 600: vg_name_component
+ * keeps the escaped form when it fits VG_NAME_COMPONENT_MAX and otherwise
+ * writes a readable prefix of it, '~' and the SHA-256 of the whole name in
+ * hex. '~' never appears in an escaped form (it escapes to %7E), so the
+ * two shapes never meet; two long names meet only if SHA-256 collides.
+ *
+ * Which characters a name may hold (docs/protocol.md "Names"): valid
+ * UTF-8 (shortest form, no surrogates, at most U+10FFFF) without control
+ * characters: no C0 (U+0000..U+001F), no DEL (U+007F), no C1
+ * (U+0080..U+009F). Free text (a display name, an attribute's value)
+ * follows the same character rule with its own length limit.
  * Thread-safe, no allocation.
  */
 #ifndef VIGIE_NAME_H
@@ -19,6 +31,14 @@
 /* Longest name accepted from the wire for an id, metric or host. */
 #define VG_NAME_MAX 200
 
+/* Longest path component vg_name_component writes (bytes, without the
+ * NUL): the store adds at most ".rrd.tmp" and librrd's 6-byte mkstemp
+ * suffix, and all of it must fit in NAME_MAX (255). Names whose escaped
+ * form fits keep it, so files written before the rule existed keep their
+ * paths. */
+#define VG_NAME_COMPONENT_MAX 239
+#define VG_NAME_HASH_HEX 64 /* hex digits of the SHA-256 in a long form */
+
 /* Escape `name` into out (outlen bytes, including the NUL). Returns the
  * length written, -EINVAL for an empty name or one longer than
  * VG_NAME_MAX, -ENAMETOOLONG if out is too small (3*VG_NAME_MAX+1 always
@@ -28,8 +48,28 @@ int vg_name_escape(const char *name, char *out, size_t outlen);
 /* Inverse of vg_name_escape. Returns length or -EINVAL. */
 int vg_name_unescape(const char *esc, char *out, size_t outlen);
 
+/* The path component of a valid name: vg_name_escape's form if it is at
+ * most VG_NAME_COMPONENT_MAX bytes, else its longest prefix that ends
+ * between two escapes and leaves room, then '~' and VG_NAME_HASH_HEX
+ * lower-case hex digits of SHA-256(name). out needs
+ * VG_NAME_COMPONENT_MAX + 1 bytes. Returns the length written, -EINVAL
+ * for a name vg_name_valid refuses, -ENAMETOOLONG if out is too small.
+ * Not invertible when hashed: callers that need the name keep it. */
+int vg_name_component(const char *name, char *out, size_t outlen);
+
 /* Whether a name is acceptable at all: 1..VG_NAME_MAX bytes, valid UTF-8,
- * no control characters. 1 if valid, 0 if not. */
+ * no control characters (C0, DEL, C1). 1 if valid, 0 if not. */
 int vg_name_valid(const char *name);
+
+/* The same character rule for free text of 1..maxlen bytes (maxlen 0:
+ * no length limit). 1 if valid, 0 if not. */
+int vg_text_valid(const char *text, size_t maxlen);
+
+/* Copy text into out (max + 1 bytes) so that it follows the character
+ * rule: every byte that is not part of a valid character without control
+ * characters becomes '?', and the copy ends at a character boundary at
+ * most max bytes in. Returns the length written. For agents, whose names
+ * come from libvirt and Nova metadata (a domain name may hold a newline). */
+size_t vg_text_clean(const char *text, char *out, size_t max);
 
 #endif

@@ -4,6 +4,7 @@
  * A NN_REP socket bound to the listen address takes one encoded batch per
  * request and answers one acknowledgement (vigie/wire.h):
  *   undecodable, unknown version or flag       -> REJECTED (malformed)
+ *   a name against the rules of vigie/wire.h   -> REJECTED (bad_name)
  *   over max_message                           -> REJECTED (oversize)
  *   unsigned, forged, wrong host, no key, or
  *   poll time outside max_clock_skew           -> REJECTED (vigie/sign.h,
@@ -87,7 +88,7 @@ void vg_receiver_close(struct vg_receiver *r);
  * received, including those rejected or duplicate; samples_received counts
  * the samples of acknowledged (OK) batches. Every REJECTED answer counts
  * once in batches_rejected and once in exactly one per-reason counter
- * (batches_malformed ... batches_clock_unset), so batches_rejected is their
+ * (batches_malformed ... batches_bad_name), so batches_rejected is their
  * sum; GET /metrics shows them as vigie_collector_batches_rejected_total
  * {reason=...} (docs/api.md). */
 void vg_receiver_get_stats(struct vg_receiver *r, struct vg_collector_stats *out);

@@ -32,17 +32,31 @@ int vg_registry_open(const char *data_dir, struct vg_registry **out,
 		     char *err, size_t errlen);
 void vg_registry_close(struct vg_registry *r); /* accepts NULL */
 
-/* Duplicate check: 1 if (host, stream, seq) was already acknowledged
- * (same stream and seq <= the last committed), 0 if new, -errno. */
+/* Streams remembered per host (its most recently acknowledged ones). */
+#define VG_REGISTRY_STREAMS 16
+
+/* Duplicate check of a batch (host, stream, seq, poll time time_ms):
+ * 1 if it must be answered DUPLICATE, 0 if new, -errno. It is a duplicate
+ * when the host keeps the stream and seq <= its last committed seq, or
+ * when the host does not keep the stream and time_ms is at or before the
+ * host's floor (the newest batch time of the streams it dropped after
+ * VG_REGISTRY_STREAMS newer ones: every acknowledged batch of a dropped
+ * stream is at or before it). */
 int vg_registry_seen(struct vg_registry *r, const char *host,
-		     uint64_t stream, uint64_t seq);
-/* Record (host, stream, seq) as acknowledged. Called by the receiver after
- * every consumer took the batch. 0 or -errno. */
+		     uint64_t stream, uint64_t seq, int64_t time_ms);
+/* Record (host, stream, seq, time_ms) as acknowledged, in one
+ * transaction: the stream becomes the host's most recent, and if the host
+ * now has more than VG_REGISTRY_STREAMS streams the least recent is
+ * dropped and the floor raised to its newest time. Called by the receiver
+ * after every consumer took the batch. 0 or -errno (-EAGAIN: busy). */
 int vg_registry_commit(struct vg_registry *r, const char *host,
-		       uint64_t stream, uint64_t seq);
+		       uint64_t stream, uint64_t seq, int64_t time_ms);
 
 /* Upsert every resource and metric of b in one transaction. Idempotent.
- * A resource with state ENDED gets ended_at = its time. 0 or -errno
+ * A resource with state ENDED gets ended_at = its time. Identity (type,
+ * host, name, parent, project, user, flavor, attributes) is taken only
+ * from a report whose time is at or after the one that set it, so an
+ * older batch never overwrites a newer identity. 0 or -errno
  * (-EAGAIN when the database is busy or the disk is full). */
 int vg_registry_update(struct vg_registry *r, const struct vg_batch *b);
 struct vg_consumer vg_registry_consumer(struct vg_registry *r);
@@ -91,9 +105,18 @@ int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
  * 0 or -ENOENT. */
 int vg_registry_get(struct vg_registry *r, const char *id, json_t **out);
 
-/* The type of a resource (enum vg_rtype) and its project, for access
- * checks and store paths. 0 or -ENOENT. */
+/* The type of a resource (enum vg_rtype) and its project. 0, -ENOENT,
+ * or -ENAMETOOLONG when the project does not fit projectlen. Access
+ * checks use vg_registry_visible instead. */
 int vg_registry_lookup(struct vg_registry *r, const char *id, int *rtype,
 		       char *project, size_t projectlen);
+
+/* Whether resource id exists and a token of scope_project (NULL: every
+ * project) may see it, with its type in *rtype. The scope is compared in
+ * the query, before anything of the resource is copied, so a resource the
+ * token may not see and a resource that does not exist give the same
+ * -ENOENT whatever the resource holds. 0, -ENOENT or -errno. */
+int vg_registry_visible(struct vg_registry *r, const char *id,
+			const char *scope_project, int *rtype);
 
 #endif

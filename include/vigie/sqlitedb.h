@@ -42,6 +42,16 @@ struct vg_sqlitedb_schema {
 int vg_sqlitedb_open(const char *path, const struct vg_sqlitedb_schema *sch,
 		     sqlite3 **out, char *err, size_t errlen);
 
+/* The same, for a schema change that CREATE ... IF NOT EXISTS cannot make
+ * (a new column): a database of version v >= 1 first runs upgrade[v],
+ * upgrade[v + 1] ... (up to sch->version - 1, stopping at a NULL entry),
+ * each bringing it one version up, then sch->sql as above. upgrade NULL:
+ * vg_sqlitedb_open. */
+int vg_sqlitedb_open_upgrade(const char *path,
+			     const struct vg_sqlitedb_schema *sch,
+			     const char *const *upgrade, sqlite3 **out,
+			     char *err, size_t errlen);
+
 /* The common mapping of a sqlite result code (extended codes accepted):
  * OK/ROW/DONE -> 0, BUSY/LOCKED/FULL -> -EAGAIN (retry later), NOMEM ->
  * -ENOMEM, anything else -> -EIO. Pure. */

@@ -45,6 +45,15 @@
 #define VG_WIRE_MAX_EVENTS (1u << 16)
 #define VG_WIRE_MAX_ATTRS_PER_RES 64u
 
+/* Names (vigie/name.h, docs/protocol.md "Names"), checked by both ends:
+ *  - host, resource id, metric, attribute key, an event's resource:
+ *    vg_name_valid (1..VG_NAME_MAX bytes);
+ *  - parent, project, user, flavor: absent, empty or vg_name_valid;
+ *  - a resource's display name, an attribute's value: absent, empty or
+ *    vg_text_valid up to VG_WIRE_MAX_STRING bytes;
+ *  - an event's detail (JSON text): only the string table's rules.
+ * Every name the decoder accepts is storable (vg_name_component). */
+
 /* Acknowledgement status. On the wire. */
 enum vg_ack_status {
 	VG_ACK_OK = 0,        /* stored; drop it from the spool */
@@ -61,15 +70,22 @@ struct vg_ack {
 
 /* Encode a batch. On success *out is a malloc'd buffer of *len bytes that
  * the caller frees. Errors: -ENOMEM, -E2BIG (a limit above is exceeded),
- * -EINVAL (a string contains a NUL byte or is too long). */
+ * -EINVAL (a string contains a NUL byte or is too long), -EILSEQ (a name
+ * breaks the rules above). */
 int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len);
+
+/* vg_wire_encode without the name rules: what a hostile or careless peer
+ * can send. For tests and fuzzers only; agents use vg_wire_encode. */
+int vg_wire_encode_unchecked(const struct vg_batch *b, uint8_t **out,
+			     size_t *len);
 
 /* Decode a batch message. On success *out is a new batch the caller frees
  * with vg_batch_free. A message with VG_WIRE_FLAG_SIGNED is decoded without
  * its trailer (the signature is NOT checked here: see vigie/sign.h).
  * Errors: -EBADMSG (malformed, truncated, bad index, bad enum, non-finite
  * value, unknown flag), -EPROTONOSUPPORT (unknown magic/version), -E2BIG
- * (over a limit; VG_WIRE_MAX_MESSAGE does not count the trailer), -ENOMEM. */
+ * (over a limit; VG_WIRE_MAX_MESSAGE does not count the trailer),
+ * -EILSEQ (a name breaks the rules above), -ENOMEM. */
 int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out);
 
 /* Peek at a message's header without decoding it; fills what it can.

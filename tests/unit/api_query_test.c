@@ -1156,7 +1156,7 @@ static void test_metrics(void **state)
 			       "\nvigie_collector_batches_rejected_total{reason=\"forged\"} 1\n"));
 	assert_non_null(strstr(a.body,
 			       "\nvigie_collector_batches_rejected_total{reason=\"malformed\"} 1\n"));
-	assert_int_equal(count_lines(a.body, "vigie_collector_batches_rejected_total{"), 9);
+	assert_int_equal(count_lines(a.body, "vigie_collector_batches_rejected_total{"), 10);
 	assert_int_equal(count_lines(a.body, "# TYPE vigie_collector_batches_rejected_total "), 1);
 	assert_non_null(strstr(a.body, "\nvigie_store_values_written_total "));
 	assert_non_null(strstr(a.body, "\nvigie_store_write_seconds_count "));
@@ -1343,6 +1343,62 @@ static void test_metrics_ended_leave(void **state)
 	done(&a);
 }
 
+
+/* A resource whose project is longer than any fixed buffer (a registry
+ * written before the decoder checked lengths): every token gets an answer
+ * that does not depend on the project's content, and a token that may not
+ * see it gets exactly the body a random id gets. */
+static void test_long_project(void **state)
+{
+	static const char *const eps[] = {"/v1/measures", "/v1/statistics",
+					  "/v1/graph"};
+	struct vg_registry *reg;
+	struct vg_batch *b;
+	struct answer a, n;
+	char err[256], project[301], path[512];
+	int64_t t = T0 * 1000;
+
+	memset(project, 'P', sizeof(project) - 1);
+	project[sizeof(project) - 1] = '\0';
+	assert_int_equal(vg_registry_open(data_dir, &reg, err, sizeof(err)), 0);
+	b = vg_batch_new("h9", 9, 1, t);
+	vg_batch_resource(b, VG_RT_INSTANCE, "vm-long", "long", NULL, t);
+	vg_batch_identity(b, project, NULL, NULL);
+	vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 1);
+	assert_int_equal(vg_registry_update(reg, b), 0);
+	assert_int_equal(vg_store_write_batch(store, b), 0);
+	vg_batch_free(b);
+	vg_registry_close(reg);
+
+	for (size_t i = 0; i < 3; i++) {
+		/* the admin: never a server error */
+		snprintf(path, sizeof(path), "%s?resource=vm-long&metric=cpu.util"
+			 RANGE, eps[i]);
+		GET(path, tok_admin, &a);
+		if (a.status >= 500)
+			fail_msg("GET %s as admin: HTTP %ld %s", path, a.status,
+				 a.body);
+		done(&a);
+		/* another tenant: the same 404 as an id that does not exist */
+		GET(path, tok_p1, &a);
+		snprintf(path, sizeof(path), "%s?resource=vm-none&metric=cpu.util"
+			 RANGE, eps[i]);
+		GET(path, tok_p1, &n);
+		assert_int_equal(a.status, 404);
+		assert_int_equal(n.status, 404);
+		{ /* identical bodies once the id is taken out */
+			char *x = strstr(a.body, "vm-long"), *y = strstr(n.body, "vm-none");
+			assert_non_null(x);
+			assert_non_null(y);
+			assert_int_equal(x - a.body, y - n.body);
+			assert_string_equal(x + 7, y + 7);
+			assert_memory_equal(a.body, n.body, (size_t)(x - a.body));
+		}
+		done(&a);
+		done(&n);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -1367,6 +1423,7 @@ int main(void)
 		cmocka_unit_test(test_metrics),
 		cmocka_unit_test(test_isolation),
 		cmocka_unit_test(test_metrics_ended_leave),
+		cmocka_unit_test(test_long_project),
 	};
 	int rc = cmocka_run_group_tests_name("api_query_pure", pure, NULL, NULL);
 

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -79,6 +80,82 @@ static void test_valid(void **state)
 	assert_false(vg_name_valid(""));
 }
 
+/* Every valid name has a path component that fits a file name: the
+ * escaped form when it fits, else a readable prefix, '~' and a hash. */
+static void test_component(void **state)
+{
+	char colons[VG_NAME_MAX + 1], colons2[VG_NAME_MAX + 1], cjk[VG_NAME_MAX + 1];
+	char vd[83 + 1], a[VG_NAME_COMPONENT_MAX + 1], b[VG_NAME_COMPONENT_MAX + 1];
+	char esc[3 * VG_NAME_MAX + 1];
+	int n;
+
+	/* ordinary names keep vg_name_escape's form (existing files stay) */
+	assert_int_equal(vg_name_component("cpu.time", a, sizeof(a)), 8);
+	assert_string_equal(a, "cpu.time");
+	assert_int_equal(vg_name_component("x:y", a, sizeof(a)), 5);
+	assert_string_equal(a, "x%3Ay");
+
+	memset(colons, ':', sizeof(colons) - 1);
+	colons[sizeof(colons) - 1] = '\0';
+	memcpy(colons2, colons, sizeof(colons));
+	colons2[VG_NAME_MAX - 1] = ';';
+	for (size_t i = 0; i + 3 <= VG_NAME_MAX; i += 3)
+		memcpy(cjk + i, "\xe9\x9b\xb2", 3);
+	cjk[VG_NAME_MAX / 3 * 3] = '\0';
+	snprintf(vd, sizeof(vd), "vd%s", colons + VG_NAME_MAX - 81);
+	const char *longs[] = {colons, colons2, cjk, vd};
+	for (size_t i = 0; i < 4; i++) {
+		/* what the store could not hold before */
+		assert_true(vg_name_escape(longs[i], esc, sizeof(esc)) >
+			    VG_NAME_COMPONENT_MAX);
+		n = vg_name_component(longs[i], a, sizeof(a));
+		assert_true(n > 0 && n <= VG_NAME_COMPONENT_MAX);
+		assert_int_equal((int)strlen(a), n);
+		assert_non_null(strchr(a, '~'));
+		assert_null(strchr(a, '/'));
+		assert_true(a[0] != '.');
+		/* the prefix is the escaped name's, cut between escapes */
+		assert_memory_equal(a, esc, (size_t)(strchr(a, '~') - a));
+		assert_true(strchr(a, '~')[-1] != '%' && strchr(a, '~')[-2] != '%');
+		/* same name, same component */
+		assert_int_equal(vg_name_component(longs[i], b, sizeof(b)), n);
+		assert_string_equal(a, b);
+	}
+	/* injective: same prefix, different names, different components */
+	vg_name_component(colons, a, sizeof(a));
+	vg_name_component(colons2, b, sizeof(b));
+	assert_string_not_equal(a, b);
+	assert_int_equal(vg_name_component("a\nb", a, sizeof(a)), -EINVAL);
+	assert_int_equal(vg_name_component(colons, a, 100), -ENAMETOOLONG);
+}
+
+/* Control characters of every kind, and broken UTF-8, are not names;
+ * vg_text_clean makes text that is. */
+static void test_characters(void **state)
+{
+	const char *bad[] = {"\x1b[31m", "a\x7f", "c1\xc2\x80", "c1\xc2\x9f",
+			     "\xc0\x80", "\xe0\x80\x80", "\xed\xa0\x80",
+			     "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80", "\xe9\x9b"};
+	const char *good[] = {"\xc2\xa0nbsp", "\xe9\x9b\xb2", "\xf0\x9f\x98\x80",
+			      "\xef\xbf\xbd", "\xed\x9f\xbf"};
+	char out[16];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_false(vg_name_valid(bad[i]));
+		assert_false(vg_text_valid(bad[i], 0));
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(vg_name_valid(good[i]));
+	assert_int_equal(vg_text_clean("a\nb\xc2\x85" "c", out, 15), 6);
+	assert_string_equal(out, "a?b??c");
+	assert_true(vg_text_valid(out, 0));
+	/* cut at a character boundary */
+	assert_int_equal(vg_text_clean("ab\xe9\x9b\xb2", out, 4), 2);
+	assert_string_equal(out, "ab");
+	assert_false(vg_text_valid("abcdef", 5));
+	assert_true(vg_text_valid("abcde", 5));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -87,6 +164,8 @@ int main(void)
 		cmocka_unit_test(test_no_collisions),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_component),
+		cmocka_unit_test(test_characters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -20,6 +21,8 @@
 #include "vigie/agent_poll.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
+#include "vigie/name.h"
+#include "vigie/wire.h"
 
 #define A "aaaaaaaa-0000-0000-0000-00000000000a"
 #define B "bbbbbbbb-0000-0000-0000-00000000000b"
@@ -422,6 +425,54 @@ static void test_vanished_with_devices(void **state)
 	vg_poller_free(p);
 }
 
+/* Names from libvirt that break the collector's rules (a domain name with
+ * a newline and a terminal escape, a NIC target with a tab, a project
+ * with a C1 character) never make the whole batch unsendable: names are
+ * cleaned, a device whose id cannot be a name is left out, and the batch
+ * encodes. */
+static void test_hostile_libvirt_names(void **state)
+{
+	struct vg_poller *p = new_poller();
+	struct vg_domxml meta;
+	struct vg_lv_domain d;
+	struct vg_lv_disk k;
+	struct vg_lv_nic n;
+	struct vg_batch *b;
+	uint8_t *buf;
+	size_t len;
+
+	assert_int_equal(vg_domxml_parse(
+		"<domain><name>x</name><metadata>"
+		"<vg:owner xmlns:vg='http://vigie.dev/xmlns/1' project='p&#x85;1' "
+		"user='u1' flavor='m1&#9;small'/>"
+		"</metadata></domain>", &meta), 0);
+	init_dom(&d, A, "evil\n\x1b]0;title\x07name", 1, 1, &meta);
+	d.cpu_time_s = 1;
+	init_disk(&k, 1, 1, 1, 1, 1, 1);
+	init_nic(&n);
+	n.dev = "tap\t1";
+	d.disks = &k;
+	d.ndisks = 1;
+	d.nics = &n;
+	d.nnics = 1;
+	b = apply(p, &d, 1, T0);
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	free(buf);
+	const struct vg_resource *r = find_res(b, A);
+	assert_non_null(r);
+	assert_string_equal(r->name, "evil??]0;title?name");
+	assert_string_equal(r->project, "p??1");
+	assert_string_equal(r->flavor, "m1?small");
+	assert_non_null(find_res(b, A "-vda"));
+	assert_null(find_res(b, A "-tap\t1"));
+	/* the left-out NIC took its samples with it */
+	for (size_t i = 0; i < b->nres; i++)
+		assert_true(vg_name_valid(b->res[i].id));
+	vg_batch_free(b);
+	vg_poller_free(p);
+	vg_domxml_clear(&meta);
+}
+
 static void test_hook(void **state)
 {
 	struct vg_poller *p = new_poller();
@@ -457,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_derived_values),
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_vanished_with_devices),
+		cmocka_unit_test(test_hostile_libvirt_names),
 		cmocka_unit_test(test_hook),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -282,8 +282,8 @@ static void test_ok_duplicate_rejected(void **state)
 	assert_int_equal(vg_registry_get(reader, "inst-1", &o), 0);
 	assert_int_equal(json_object_size(json_object_get(o, "metrics")), 3);
 	json_decref(o);
-	assert_int_equal(vg_registry_seen(reader, "node1", STREAM, 3), 1);
-	assert_int_equal(vg_registry_seen(reader, "node1", STREAM, 4), 0);
+	assert_int_equal(vg_registry_seen(reader, "node1", STREAM, 3, T0 + 3 * 60000), 1);
+	assert_int_equal(vg_registry_seen(reader, "node1", STREAM, 4, T0 + 4 * 60000), 0);
 	vg_registry_close(reader);
 }
 
@@ -318,6 +318,63 @@ static void test_retry_then_ok(void **state)
 	assert_int_equal(f->d.errors[2], 1); /* the -EIO was counted */
 }
 
+/* The replay of issue 12 over the wire: (node1, S1, seq 1, inst-1 in p1),
+ * (node1, S2, seq 1, inst-1 in p2), then the first message byte for byte:
+ * DUPLICATE, and inst-1 stays in p2. */
+static void test_replay_after_new_stream(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_registry *reader;
+	uint8_t *m1, *m2;
+	size_t l1, l2;
+	json_t *o;
+	char err[256];
+
+	for (int i = 0; i < 2; i++) {
+		int64_t t = T0 + i * 60000;
+		struct vg_batch *b = vg_batch_new("node1", i ? 0x5252 : 0x5151, 1, t);
+		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "inst-1", "vm1",
+						  NULL, t));
+		assert_int_equal(vg_batch_identity(b, i ? "p2" : "p1", "u", "m1"), 0);
+		assert_int_equal(vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, i), 0);
+		assert_int_equal(vg_wire_encode(b, i ? &m2 : &m1, i ? &l2 : &l1), 0);
+		vg_batch_free(b);
+	}
+	expect(send_raw(f, m1, l1), VG_ACK_OK, 0x5151, 1);
+	expect(send_raw(f, m2, l2), VG_ACK_OK, 0x5252, 1);
+	expect(send_raw(f, m1, l1), VG_ACK_DUPLICATE, 0x5151, 1);
+	expect(send_raw(f, m1, l1), VG_ACK_DUPLICATE, 0x5151, 1);
+	free(m1);
+	free(m2);
+	assert_int_equal(vg_registry_open(f->dir, &reader, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_get(reader, "inst-1", &o), 0);
+	assert_string_equal(json_string_value(json_object_get(o, "project")), "p2");
+	json_decref(o);
+	vg_registry_close(reader);
+}
+
+/* A name against the rules: REJECTED, counted as bad_name. */
+static void test_bad_name(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_collector_stats cs;
+	struct vg_batch *b = vg_batch_new("node1", STREAM, 1, T0);
+	uint8_t *buf;
+	size_t len;
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "inst-1",
+					  "vm\x1b]0;pwned\x07", NULL, T0));
+	assert_int_equal(vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 1), 0);
+	assert_int_equal(vg_wire_encode_unchecked(b, &buf, &len), 0);
+	vg_batch_free(b);
+	expect(send_raw(f, buf, len), VG_ACK_REJECTED, STREAM, 1);
+	free(buf);
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.batches_rejected, 1);
+	assert_int_equal(cs.batches_bad_name, 1);
+	assert_int_equal(cs.batches_malformed, 0);
+}
+
 static void test_open_errors(void **state)
 {
 	struct fixture *f = *state;
@@ -346,6 +403,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ok_duplicate_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retry_then_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_after_new_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_name, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

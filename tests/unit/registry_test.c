@@ -303,32 +303,182 @@ static void test_seen_commit_persist(void **state)
 	char err[256], project[32];
 	int rtype = 0;
 
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 1), 0);
-	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 5), 0);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 1);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 4), 1);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6), 0);
-	assert_int_equal(vg_registry_seen(f->r, "node2", 0xabcdef0123456789ull, 1), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 1, T0), 0);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 4, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6, T0), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node2", 0xabcdef0123456789ull, 1, T0), 0);
 	/* committing an older seq never moves last_seq back */
-	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 3), 0);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 1);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 3, T0), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
 	update(f->r, instance_batch(T0, 1, "acme", VG_RSTATE_ACTIVE));
 
 	/* persisted across a reopen */
 	vg_registry_close(f->r);
 	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 1);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6, T0), 0);
 	assert_int_equal(vg_registry_lookup(f->r, "inst-1", &rtype, project, sizeof(project)), 0);
 	assert_int_equal(rtype, VG_RT_INSTANCE);
 	assert_string_equal(project, "acme");
 	assert_int_equal(vg_registry_lookup(f->r, "nope", &rtype, project, sizeof(project)), -ENOENT);
 
 	/* a new stream (new agent spool) restarts the sequence */
-	assert_int_equal(vg_registry_seen(f->r, "node1", 42, 1), 0);
-	assert_int_equal(vg_registry_commit(f->r, "node1", 42, 1), 0);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 42, 1), 1);
-	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 42, 1, T0), 0);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 42, 1, T0), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 42, 1, T0), 1);
+	/* and the old stream's acknowledged batches stay duplicates (a replay
+	 * after a new stream), while its later ones are new */
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6, T0), 0);
+}
+
+/* The replay of issue 12: (H, S1, seq 1, R in P1), then (H, S2, seq 1, R
+ * in P2), then the first batch again: a duplicate, and R stays in P2 even
+ * if an old batch does get through (identity follows time). */
+static void test_replay_after_new_stream(void **state)
+{
+	struct fixture *f = *state;
+	json_t *o;
+	char project[32];
+
+	assert_int_equal(vg_registry_seen(f->r, "node1", 1, 1, T0), 0);
+	update(f->r, instance_batch(T0, 1, "p1", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_commit(f->r, "node1", 1, 1, T0), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 2, 1, T0 + 60000), 0);
+	update(f->r, instance_batch(T0 + 60000, 2, "p2", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_commit(f->r, "node1", 2, 1, T0 + 60000), 0);
+	/* the first batch again, byte for byte */
+	assert_int_equal(vg_registry_seen(f->r, "node1", 1, 1, T0), 1);
+	/* an old report registered anyway never rewinds the identity */
+	update(f->r, instance_batch(T0, 1, "p1", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_lookup(f->r, "inst-1", NULL, project,
+					    sizeof(project)), 0);
+	assert_string_equal(project, "p2");
+	/* through a fresh handle too (the database, not only the cache) */
+	vg_registry_close(f->r);
+	assert_int_equal(vg_registry_open(f->dir, &f->r, project, sizeof(project)), 0);
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "project"), "p2");
+	json_decref(o);
+	update(f->r, instance_batch(T0 + 30000, 1, "p1", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "project"), "p2");
+	json_decref(o);
+	/* a newer report moves it, the fast path included */
+	update(f->r, instance_batch(T0 + 120000, 3, "p3", VG_RSTATE_ACTIVE));
+	update(f->r, instance_batch(T0 + 90000, 3, "p1", VG_RSTATE_ACTIVE));
+	update(f->r, instance_batch(T0 + 180000, 3, "p3", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "project"), "p3");
+	json_decref(o);
+	assert_int_equal(vg_registry_visible(f->r, "inst-1", "p3", NULL), 0);
+	assert_int_equal(vg_registry_visible(f->r, "inst-1", "p1", NULL), -ENOENT);
+	assert_int_equal(vg_registry_visible(f->r, "nope", NULL, NULL), -ENOENT);
+}
+
+/* A host keeps its last VG_REGISTRY_STREAMS streams; a batch of a stream
+ * dropped beyond them is a duplicate by its time, a new stream is not. */
+static void test_streams_bounded(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	int64_t t;
+
+	for (uint64_t s = 1; s <= VG_REGISTRY_STREAMS + 4; s++) {
+		t = T0 + (int64_t)s * 60000;
+		assert_int_equal(vg_registry_seen(f->r, "node1", s, 1, t), 0);
+		assert_int_equal(vg_registry_commit(f->r, "node1", s, 3, t), 0);
+	}
+	/* every stream, kept or dropped: its acknowledged batches are
+	 * duplicates, persisted */
+	vg_registry_close(f->r);
+	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	for (uint64_t s = 1; s <= VG_REGISTRY_STREAMS + 4; s++) {
+		t = T0 + (int64_t)s * 60000;
+		for (uint64_t q = 1; q <= 3; q++)
+			assert_int_equal(vg_registry_seen(f->r, "node1", s, q, t), 1);
+	}
+	/* a kept stream goes on; a new stream after the floor is new; another
+	 * host is unaffected */
+	t = T0 + (VG_REGISTRY_STREAMS + 4) * 60000LL;
+	assert_int_equal(vg_registry_seen(f->r, "node1", VG_REGISTRY_STREAMS + 4,
+					  4, t + 1), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 999, 1, t + 1), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node2", 1, 1, T0), 0);
+	/* a stream dropped: anything at or before its newest time is stale */
+	assert_int_equal(vg_registry_seen(f->r, "node1", 1, 4, T0 + 4 * 60000), 1);
+	/* and the table is bounded: 16 rows for the host */
+	{
+		char path[128];
+		sqlite3 *db;
+		sqlite3_stmt *s;
+
+		snprintf(path, sizeof(path), "%s/registry.db", f->dir);
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), min(stream) "
+						    "FROM streams WHERE host = 'node1'",
+						    -1, &s, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(s, 0), VG_REGISTRY_STREAMS);
+		assert_int_equal(sqlite3_column_int(s, 1), 5);
+		sqlite3_finalize(s);
+		sqlite3_close(db);
+	}
+}
+
+/* A registry.db of schema 1 (one stream per host, no identity time) is
+ * upgraded in place: its stream stays a duplicate filter, its resources
+ * keep their identity, and new reports follow the new rules. */
+static void test_upgrade_from_v1(void **state)
+{
+	struct fixture *f = *state;
+	char path[128], err[256];
+	sqlite3 *db;
+	json_t *o;
+
+	vg_registry_close(f->r);
+	snprintf(path, sizeof(path), "%s/registry.db", f->dir);
+	remove(path);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"CREATE TABLE resources (id TEXT PRIMARY KEY NOT NULL,"
+		" type INTEGER NOT NULL, host TEXT NOT NULL, name TEXT, parent TEXT,"
+		" project TEXT NOT NULL DEFAULT 'default', user TEXT, flavor TEXT,"
+		" attributes TEXT NOT NULL DEFAULT '{}',"
+		" first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,"
+		" ended_at_ms INTEGER);"
+		"CREATE TABLE metrics (resource_id TEXT NOT NULL, name TEXT NOT NULL,"
+		" kind INTEGER NOT NULL, unit TEXT NOT NULL DEFAULT '',"
+		" last_value REAL, last_time_ms INTEGER NOT NULL,"
+		" PRIMARY KEY (resource_id, name)) WITHOUT ROWID;"
+		"CREATE TABLE streams (host TEXT PRIMARY KEY NOT NULL,"
+		" stream INTEGER NOT NULL, last_seq INTEGER NOT NULL);"
+		"INSERT INTO resources VALUES('inst-1', 1, 'node1', 'web-1', NULL,"
+		" 'p2', 'alice', 'm1.small', '{}', 1700000000000, 1700000060000, NULL);"
+		"INSERT INTO streams VALUES('node1', 7, 5);"
+		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 7, 5, T0 + 60000), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 7, 6, T0 + 120000), 0);
+	/* older than the identity it has: does not move it */
+	update(f->r, instance_batch(T0, 1, "p1", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "project"), "p2");
+	json_decref(o);
+	update(f->r, instance_batch(T0 + 120000, 1, "p3", VG_RSTATE_ACTIVE));
+	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
+	assert_string_equal(str(o, "project"), "p3");
+	json_decref(o);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 8, 1, T0 + 120000), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 7, 5, T0 + 60000), 1);
+	/* and the file says version 2 now: a second open runs nothing */
+	vg_registry_close(f->r);
+	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 8, 1, T0 + 120000), 1);
 }
 
 static void test_two_handles(void **state)
@@ -506,6 +656,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ended, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seen_commit_persist, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_after_new_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_streams_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_last_values_in_memory, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback_rewrites_rows, setup, teardown),

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "vigie/name.h"
 #include "vigie/wire.h"
 
 static struct vg_batch *sample_batch(void)
@@ -202,6 +203,94 @@ static void test_embedded_nul_and_long_string(void **state)
 	vg_batch_free(b);
 }
 
+/* Decode what vg_wire_encode_unchecked made of b: the decoder's answer. */
+static int decode_raw(struct vg_batch *b)
+{
+	struct vg_batch *d = NULL;
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	assert_int_equal(vg_wire_encode_unchecked(b, &buf, &len), 0);
+	rc = vg_wire_decode(buf, len, &d);
+	assert_true(rc != 0 || d != NULL);
+	vg_batch_free(d);
+	free(buf);
+	vg_batch_free(b);
+	return rc;
+}
+
+enum { F_HOST, F_ID, F_NAME, F_PARENT, F_PROJECT, F_USER, F_FLAVOR,
+       F_METRIC, F_KEY, F_VALUE, F_EVENT, F_N };
+
+/* A one-resource batch with field f set to v (the others ordinary). */
+static struct vg_batch *with(int f, const char *v)
+{
+	struct vg_batch *b = vg_batch_new(f == F_HOST ? v : "node", 1, 1, 1);
+
+	vg_batch_resource(b, VG_RT_DISK, f == F_ID ? v : "inst-vda",
+			  f == F_NAME ? v : "vda", f == F_PARENT ? v : "inst", 1);
+	vg_batch_identity(b, f == F_PROJECT ? v : "p", f == F_USER ? v : "u",
+			  f == F_FLAVOR ? v : "m1");
+	vg_batch_attr(b, f == F_KEY ? v : "bus", f == F_VALUE ? v : "virtio");
+	vg_batch_sample(b, f == F_METRIC ? v : "disk.read.bytes",
+			VG_KIND_COUNTER, 1);
+	vg_batch_event(b, f == F_EVENT ? v : "inst", VG_EV_STARTED, 1, NULL);
+	return b;
+}
+
+/* Which names the decoder takes (docs/protocol.md "Names"): both ends
+ * refuse control characters (C0, DEL, C1), invalid UTF-8 and identity
+ * fields over VG_NAME_MAX, with -EILSEQ. */
+static void test_name_rules(void **state)
+{
+	char n200[VG_NAME_MAX + 1], n201[VG_NAME_MAX + 2], cjk[VG_NAME_MAX + 1],
+		t1024[VG_WIRE_MAX_STRING + 1];
+	const char *bad[] = {"a\nb", "tab\there", "esc\x1b]0;x\x07", "del\x7f",
+			     "c1\xc2\x85", "c1\xc2\x9b[31m", "\xff\xfe",
+			     "over\xc0\xaf", "surr\xed\xa0\x80", "big\xf4\x90\x80\x80",
+			     "cut\xe4\xb8"};
+	struct vg_batch *b;
+	uint8_t *buf;
+	size_t len;
+
+	memset(n200, ':', sizeof(n200) - 1);
+	n200[sizeof(n200) - 1] = '\0';
+	memset(n201, 'p', sizeof(n201) - 1);
+	n201[sizeof(n201) - 1] = '\0';
+	for (size_t i = 0; i + 3 <= VG_NAME_MAX; i += 3)
+		memcpy(cjk + i, "\xe9\x9b\xb2", 3); /* U+96F2 */
+	cjk[VG_NAME_MAX / 3 * 3] = '\0';
+	memset(t1024, 'n', sizeof(t1024) - 1);
+	t1024[sizeof(t1024) - 1] = '\0';
+
+	/* the longest and widest names of every field are taken */
+	for (int f = 0; f < F_N; f++) {
+		assert_int_equal(decode_raw(with(f, n200)), 0);
+		assert_int_equal(decode_raw(with(f, cjk)), 0);
+	}
+	assert_int_equal(decode_raw(with(F_NAME, t1024)), 0);
+	assert_int_equal(decode_raw(with(F_VALUE, t1024)), 0);
+	/* a project (user, flavor, ...) over 200 bytes is refused like an id */
+	for (int f = 0; f < F_N; f++)
+		if (f != F_NAME && f != F_VALUE)
+			assert_int_equal(decode_raw(with(f, n201)), -EILSEQ);
+	/* no control character, no invalid UTF-8, in any field */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		for (int f = 0; f < F_N; f++) {
+			if (decode_raw(with(f, bad[i])) != -EILSEQ)
+				fail_msg("field %d took bad name %zu", f, i);
+		}
+	/* and the encoder never produces what the decoder refuses */
+	b = with(F_PROJECT, "a\nb");
+	assert_int_equal(vg_wire_encode(b, &buf, &len), -EILSEQ);
+	vg_batch_free(b);
+	b = with(F_PROJECT, n201);
+	assert_int_equal(vg_wire_encode(b, &buf, &len), -EILSEQ);
+	vg_batch_free(b);
+	assert_non_null(strstr(vg_wire_strerror(-EILSEQ), "name"));
+}
+
 static void test_ack(void **state)
 {
 	uint8_t buf[VG_WIRE_ACK_LEN];
@@ -314,6 +403,7 @@ int main(void)
 		cmocka_unit_test(test_rejections),
 		cmocka_unit_test(test_non_finite_rejected),
 		cmocka_unit_test(test_embedded_nul_and_long_string),
+		cmocka_unit_test(test_name_rules),
 		cmocka_unit_test(test_ack),
 		cmocka_unit_test(test_signed_flag),
 		cmocka_unit_test(test_signed_ack_format),
