@@ -346,7 +346,7 @@ int main(int argc, char **argv)
 	struct vg_consumer cons;
 	struct vg_receiver_options ro;
 	struct vg_api_options ao;
-	struct vg_collector_stats cs;
+	struct vg_receiver_stats cs;
 	struct vg_store_stats ss;
 	struct sigaction sa;
 	sigset_t block, old;

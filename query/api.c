@@ -146,7 +146,7 @@ int vg_api_registry(struct vg_api *a, struct vg_registry **out)
 	return 0;
 }
 
-int vg_api_collector_stats(struct vg_api *a, struct vg_collector_stats *out)
+int vg_api_collector_stats(struct vg_api *a, struct vg_receiver_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	if (!a->stats)

@@ -220,7 +220,7 @@ static void one(struct vg_buf *b, const char *name, const char *type,
 
 static void self_metrics(struct vg_api *api, struct vg_buf *b)
 {
-	struct vg_collector_stats cs;
+	struct vg_receiver_stats cs;
 	struct vg_store_stats ss;
 	struct vg_http_stats hs;
 	struct vg_store *store = vg_api_store(api);

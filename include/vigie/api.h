@@ -12,34 +12,13 @@
 #include <stdint.h>
 
 #include "vigie/config.h"
+#include "vigie/receiver.h" /* the receiver's counters, for GET /metrics */
 #include "vigie/store.h"
 
 struct vg_api;
 
-/* Collector self-metrics the API can expose (filled by the collector). */
-struct vg_collector_stats {
-	uint64_t batches_received;
-	uint64_t batches_rejected;   /* every REJECTED answer: the sum of the
-				      * per-reason counters below */
-	uint64_t batches_duplicate;
-	uint64_t batches_retry;      /* answered RETRY (storage not ready) */
-	uint64_t samples_received;
-	/* Refused by the signature and time checks (also counted in
-	 * batches_rejected; docs/security.md). */
-	uint64_t batches_unsigned;   /* no signature where one is required */
-	uint64_t batches_forged;     /* signature matches no key tried */
-	uint64_t batches_wrong_host; /* signed with another host's key */
-	uint64_t batches_no_key;     /* signed, but the host has no key */
-	uint64_t batches_stale;      /* poll time beyond max_clock_skew */
-	uint64_t batches_future;     /* a time beyond now + max_future */
-	/* Refused before or after decoding (also in batches_rejected). */
-	uint64_t batches_malformed;  /* undecodable, unknown version/flag */
-	uint64_t batches_oversize;   /* over max_message_bytes */
-	uint64_t batches_clock_unset; /* a time before 1970-01-02 */
-};
-
 /* Callback the API calls to read the collector's counters (thread-safe). */
-typedef void (*vg_stats_fn)(void *ctx, struct vg_collector_stats *out);
+typedef void (*vg_stats_fn)(void *ctx, struct vg_receiver_stats *out);
 
 struct vg_api_options {
 	const char *listen;    /* "127.0.0.1:7480", "[::1]:7480", ":7480" */

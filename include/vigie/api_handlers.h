@@ -50,7 +50,7 @@ struct vg_store *vg_api_store(struct vg_api *a);
 int vg_api_registry(struct vg_api *a, struct vg_registry **out);
 
 /* The collector's counters; -ENOENT if no stats callback was given. */
-int vg_api_collector_stats(struct vg_api *a, struct vg_collector_stats *out);
+int vg_api_collector_stats(struct vg_api *a, struct vg_receiver_stats *out);
 
 /* The bound port (useful after listening on port 0). */
 uint16_t vg_api_port(const struct vg_api *a);

@@ -289,7 +289,7 @@ static void test_prom_pure(void **state)
 
 /* ---- the server ---------------------------------------------------------------- */
 
-static void fake_stats(void *ctx, struct vg_collector_stats *out)
+static void fake_stats(void *ctx, struct vg_receiver_stats *out)
 {
 	(void)ctx;
 	memset(out, 0, sizeof(*out));
