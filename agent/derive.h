@@ -16,7 +16,7 @@
 #ifndef VIGIE_AGENT_DERIVE_H
 #define VIGIE_AGENT_DERIVE_H
 
-#include "vigie/agent_procfs.h"
+#include "agent/procfs.h"
 
 /* cur - prev of a monotonic counter. */
 int vg_derive_delta(double prev, double cur, double *out);

@@ -22,7 +22,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
-#include "vigie/agent_events.h"
+#include "agent/events.h"
 #include "vigie/batch.h"
 
 struct vg_events {

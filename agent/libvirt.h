@@ -34,7 +34,7 @@
 
 #include <libvirt/libvirt.h>
 
-#include "vigie/agent_domxml.h"
+#include "agent/domxml.h"
 
 struct vg_lv_opts {
 	const char *uri;          /* "qemu:///system", "test:///default" */

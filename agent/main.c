@@ -28,10 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/agent_poll.h"
-#include "vigie/agent_sender.h"
-#include "vigie/agent_spool.h"
-#include "vigie/agent_events.h"
+#include "agent/poll.h"
+#include "agent/sender.h"
+#include "agent/spool.h"
+#include "agent/events.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
 #include "vigie/log.h"

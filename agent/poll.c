@@ -1,6 +1,6 @@
 /*
  * poll.c — one agent poll: sources -> derivations -> batch
- * (include/vigie/agent_poll.h).
+ * (agent/poll.h).
  *
  * Design: a poll reads /proc, takes a libvirt snapshot, then walks the
  * snapshot once. For each domain it looks up the previous poll's raw
@@ -28,10 +28,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "vigie/agent_derive.h"
+#include "agent/derive.h"
 #include "vigie/agent_hmap.h"
-#include "vigie/agent_poll.h"
-#include "vigie/agent_procfs.h"
+#include "agent/poll.h"
+#include "agent/procfs.h"
 #include "vigie/clock.h"
 
 /* virDomainState values (libvirt-domain.h), kept here so the lifecycle

@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vigie/agent_libvirt.h"
+#include "agent/libvirt.h"
 #include "vigie/batch.h"
 
 struct vg_poller_opts {

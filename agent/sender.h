@@ -31,7 +31,7 @@
 
 #include <stdint.h>
 
-#include "vigie/agent_spool.h"
+#include "agent/spool.h"
 #include "vigie/sign.h"
 
 struct vg_sender_opts {

@@ -28,10 +28,10 @@
 
 #include <jansson.h>
 
-#include "vigie/alarm_notice.h"
+#include "alarms/notice.h"
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_store.h"
-#include "vigie/alarm_webhook.h"
+#include "alarms/webhook.h"
 #include "vigie/clock.h"
 #include "vigie/log.h"
 

@@ -25,7 +25,7 @@
 #include <nanomsg/reqrep.h>
 
 #include "vigie/bill_invoice.h"
-#include "vigie/bill_ledger.h"
+#include "billing/ledger.h"
 #include "vigie/bill_meter.h"
 #include "vigie/wire.h"
 

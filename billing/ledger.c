@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/bill_ledger.h"
+#include "billing/ledger.h"
 #include "vigie/clock.h"
 
 #define MAX_RES 256

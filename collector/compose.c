@@ -1,5 +1,12 @@
 /*
- * main.c — vigie-collector: flags and config, then the receiver loop.
+ * compose.c — vigie-collector's main and its composition root: flags and
+ * config, then the receiver loop.
+ *
+ * This is the one file that sees every part: the collector core (receiver,
+ * registry, store), the consumers (alarms, billing) and the HTTP API. It
+ * creates each, hands them to each other through their public headers and
+ * tears them down in reverse. Nothing else in collector/ includes a
+ * consumer or the API (tests/layers_test.sh checks it).
  *
  * Design. Read the defaults, the config file (--config) and the flags (which
  * override the file through vg_config_set, so they are validated the same
@@ -32,7 +39,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "vigie/alarm_api.h"
+#include "query/api/api_alarms.h"
 #include "vigie/alarm_engine.h"
 #include "vigie/alarm_exec.h"
 #include "vigie/alarm_pub.h"
@@ -48,7 +55,7 @@
 #include "vigie/store.h"
 #include "vigie/bill_meter.h"
 #include "vigie/bill_service.h"
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/api_static.h"
 
 #define PROG "vigie-collector"

@@ -28,7 +28,7 @@
 #include <string.h>
 
 #include "vigie/hash.h"
-#include "vigie/lastval.h"
+#include "collector/lastval.h"
 
 struct vg_lastval {
 	struct vg_lastval *next; /* in the global list */

@@ -38,7 +38,7 @@
 #include "vigie/catalog.h"
 #include "vigie/clock.h"
 #include "vigie/hash.h"
-#include "vigie/lastval.h"
+#include "collector/lastval.h"
 #include "vigie/name.h"
 #include "vigie/registry.h"
 #include "vigie/sqlitedb.h"

@@ -69,7 +69,7 @@ struct vg_alarm_state_row {
 	int64_t clear_since_ms;
 	uint32_t alarm_periods;
 	const char *reason;
-	const void *ring;       /* packed datapoints (vigie/alarm_eval.h) */
+	const void *ring;       /* packed datapoints (alarms/eval.h) */
 	size_t ring_len;
 	int64_t updated_ms;
 };

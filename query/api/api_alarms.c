@@ -1,6 +1,6 @@
 /*
  * api_alarms.c — the /v1/alarms endpoints: CRUD, enable/disable, history
- * and the Server-Sent Events stream (vigie/alarm_api.h).
+ * and the Server-Sent Events stream (query/api/api_alarms.h).
  *
  * Design: thin handlers. Parameters are checked here with a precise
  * message each; everything else is the engine's (vigie/alarm_engine.h),
@@ -21,9 +21,9 @@
 
 #include <jansson.h>
 
-#include "vigie/alarm_api.h"
+#include "query/api/api_alarms.h"
 #include "vigie/clock.h"
-#include "vigie/http.h"
+#include "query/api/http.h"
 
 static struct vg_alarm_engine *g_engine;
 static struct vg_alarm_hub *g_hub;

@@ -1,5 +1,5 @@
 /*
- * vigie — the alarm endpoints of the JSON API (query/api_alarms.c), under
+ * vigie — the alarm endpoints of the JSON API (query/api/api_alarms.c), under
  * /v1/alarms. docs/alarms.md and docs/api.md show each with an example.
  *
  *   GET    /v1/alarms                    list (state, enabled, type, name,
@@ -32,7 +32,7 @@
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_pub.h"
 #include "vigie/alarm_stream.h"
-#include "vigie/http.h"
+#include "query/api/http.h"
 
 #define VG_ALARM_API_MAX_BODY (64u << 10)
 
@@ -45,7 +45,7 @@ void vg_api_alarms_attach(struct vg_alarm_engine *e, struct vg_alarm_hub *hub);
 void vg_api_alarms_attach_pub(struct vg_alarm_pub *pub);
 
 /* The alarm subsystem's self-metrics, for GET /metrics
- * (query/api_prometheus.c): the engine's counters, its delivery outbox's
+ * (query/api/api_prometheus.c): the engine's counters, its delivery outbox's
  * and the SSE hub's (have_sse = 0 without a hub, its fields 0). Returns 0
  * with *out filled, or -ENOENT (nothing filled) when no engine is
  * attached. Thread-safe (each part is read under its own lock). */
@@ -74,7 +74,7 @@ extern const char *const vg_api_alarms_list_params[];
 extern const char *const vg_api_alarms_history_params[];
 extern const char *const vg_api_alarms_stream_params[];
 
-/* The routes, in matching order, for the route table of query/api.c
+/* The routes, in matching order, for the route table of query/api/api.c
  * (copy this block there; "stream" must precede "{id}"):
  */
 #define VG_ALARM_ROUTES                                                          \

@@ -1,12 +1,12 @@
 /*
- * vigie — inside the JSON API (query/api*.c): the route table, the shared
+ * vigie — inside the JSON API (query/api/api*.c): the route table, the shared
  * state handlers reach through req->ctx, and the pure parameter checks.
  *
  * vigie/api.h is what the collector sees (start/stop); this header is what
  * the query/ files share with each other and with their unit tests. Adding
  * an endpoint (issue 4: statistics, aggregates, latest/top, graph,
  * /metrics, tokens) means: a handler in its own query/api_<concept>.c, a
- * prototype here, a line in vg_api_routes[] (query/api.c) and a section in
+ * prototype here, a line in vg_api_routes[] (query/api/api.c) and a section in
  * docs/api.md. Authorisation plugs in as the server's authorize hook
  * (vg_api_authorize), which sets req->scope_project; every handler already
  * honours that scope (another project's resource is a 404).
@@ -17,10 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vigie/alarm_api.h" /* issue 5: alarm handlers and routes */
+#include "query/api/api_alarms.h" /* issue 5: alarm handlers and routes */
 #include "vigie/api.h"
-#include "vigie/api_query.h" /* issue 4: query endpoints, tokens */
-#include "vigie/http.h"
+#include "query/api/api_query.h" /* issue 4: query endpoints, tokens */
+#include "query/api/http.h"
 #include "vigie/registry.h"
 #include "vigie/store.h"
 
@@ -33,7 +33,7 @@
 #define VG_API_LIST_MAX 1000      /* resources per page at most */
 #define VG_API_META_SCAN 100000   /* resources one metadata-filtered page reads */
 
-/* ---- shared state (query/api.c) ------------------------------------------ */
+/* ---- shared state (query/api/api.c) ------------------------------------------ */
 
 struct vg_bill_service;
 /* Billing (issue 6): the collector hands its billing service over once
@@ -69,7 +69,7 @@ int vg_api_h_static(struct vg_http_req *req, struct vg_http_resp *resp); /* web 
 int vg_api_h_invoices(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_invoices_finalize(struct vg_http_req *req,
 			       struct vg_http_resp *resp);
-/* The same with the billing service given (query/api_invoices.c; unit
+/* The same with the billing service given (query/api/api_invoices.c; unit
  * tests call these without a server). */
 int vg_api_invoices_answer(const struct vg_bill_service *svc,
 			   struct vg_http_req *req, struct vg_http_resp *resp);

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/bill_invoice.h"
 #include "vigie/bill_service.h"
 #include "vigie/clock.h"

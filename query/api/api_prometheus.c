@@ -38,7 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 

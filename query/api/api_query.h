@@ -1,10 +1,10 @@
 /*
  * vigie — the query endpoints of issue 4 inside the JSON API: tenants
  * (bearer tokens), statistics, aggregates, latest values and top, graphs
- * and the Prometheus exposition (query/api_tokens.c, api_statistics.c,
+ * and the Prometheus exposition (query/api/api_tokens.c, api_statistics.c,
  * api_aggregates.c, api_latest.c, api_graph.c, api_prometheus.c).
  * docs/api.md documents each endpoint; this header is what those files
- * share with query/api.c and with their unit tests.
+ * share with query/api/api.c and with their unit tests.
  *
  * Every handler honours req->scope_project (set by vg_api_authorize for a
  * project token): another project's resource is a 404, another project's
@@ -22,7 +22,7 @@
 #include <jansson.h>
 
 #include "vigie/api.h"
-#include "vigie/http.h"
+#include "query/api/http.h"
 #include "vigie/registry.h"
 #include "vigie/store.h"
 
@@ -50,7 +50,7 @@ struct vg_token_store;
 #define VG_GRAPH_MIN_HEIGHT 50
 #define VG_GRAPH_MAX_HEIGHT 2000
 
-/* ---- shared state (query/api.c) ----------------------------------------- */
+/* ---- shared state (query/api/api.c) ----------------------------------------- */
 
 /* The API's token store (opened by vg_api_start; never NULL while the
  * server runs). */
@@ -59,7 +59,7 @@ struct vg_token_store *vg_api_tokens(struct vg_api *a);
 /* The HTTP server's counters. */
 void vg_api_http_stats(struct vg_api *a, struct vg_http_stats *out);
 
-/* ---- tenants (query/api_tokens.c) ----------------------------------------- */
+/* ---- tenants (query/api/api_tokens.c) ----------------------------------------- */
 
 /* The server's authorisation hook (vg_http_authorize_fn; ctx is the
  * struct vg_api): 401 with WWW-Authenticate for a missing, malformed,
@@ -97,7 +97,7 @@ extern const char *const vg_api_aggregates_params[];
 extern const char *const vg_api_top_params[];
 extern const char *const vg_api_graph_params[];
 
-/* ---- the resource scan (query/api_latest.c) -------------------------------- */
+/* ---- the resource scan (query/api/api_latest.c) -------------------------------- */
 
 /* Called once per resource (the registry's JSON object, borrowed); a
  * non-zero return stops the scan and is returned by vg_api_scan. */
@@ -125,7 +125,7 @@ int vg_api_latest_rate(struct vg_store *store, int rtype, const char *id,
 		       const char *metric, int64_t last_ms, double *value,
 		       int64_t *time_ms);
 
-/* ---- statistics (query/api_statistics.c), pure ------------------------------ */
+/* ---- statistics (query/api/api_statistics.c), pure ------------------------------ */
 
 enum vg_api_stat_kind {
 	VG_QSTAT_SAMPLE_COUNT,
@@ -154,7 +154,7 @@ double vg_api_percentile(const double *sorted, size_t n, double p);
 /* "period": NULL -> VG_API_STATS_DEFAULT_PERIOD; an integer 60..max. */
 int vg_api_parse_period(const char *s, uint32_t *out);
 
-/* ---- graphs (query/api_graph.c) ------------------------------------------------ */
+/* ---- graphs (query/api/api_graph.c) ------------------------------------------------ */
 
 struct vg_graph_line {
 	char path[PATH_MAX];   /* the RRD file: built by the server only */
@@ -202,7 +202,7 @@ int vg_graph_build(const struct vg_graph_spec *g, struct vg_graph_args *a,
 int vg_graph_render(const struct vg_graph_args *a, char **png, size_t *len,
 		    json_t **legends, char *err, size_t errlen);
 
-/* ---- Prometheus text format (query/api_prometheus.c), pure ------------------- */
+/* ---- Prometheus text format (query/api/api_prometheus.c), pure ------------------- */
 
 /* Append s escaped as a label value (\\, \", \n). */
 void vg_prom_label_value(struct vg_buf *b, const char *s);

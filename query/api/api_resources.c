@@ -21,7 +21,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/batch.h"
 #include "vigie/name.h"
 

@@ -34,9 +34,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/api_static.h"
-#include "vigie/http.h"
+#include "query/api/http.h"
 
 #define REL_MAX 255   /* bytes of a decoded relative path */
 

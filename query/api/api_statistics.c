@@ -27,7 +27,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 #include "vigie/clock.h"

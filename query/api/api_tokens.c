@@ -24,7 +24,7 @@
 
 #include <openssl/crypto.h>
 
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/log.h"
 #include "vigie/name.h"
 #include "vigie/token.h"

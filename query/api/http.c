@@ -37,7 +37,7 @@
 #include <microhttpd.h>
 
 #include "vigie/clock.h"
-#include "vigie/http.h"
+#include "query/api/http.h"
 #include "vigie/log.h"
 
 /* ---- methods ----------------------------------------------------------- */

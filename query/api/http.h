@@ -1,5 +1,5 @@
 /*
- * vigie — the generic HTTP layer under the JSON API (query/http.c).
+ * vigie — the generic HTTP layer under the JSON API (query/api/http.c).
  *
  * A small server on libmicrohttpd that knows nothing about resources or
  * measures: it parses the raw request URI itself (so a "%2F" inside a path
@@ -274,7 +274,7 @@ uint16_t vg_http_port(const struct vg_http_server *s);
  * Accepts NULL. After it returns no handler runs. */
 void vg_http_stop(struct vg_http_server *s);
 
-/* ---- a growable text buffer for hand-written JSON (query/jsonbuf.c) ---- */
+/* ---- a growable text buffer for hand-written JSON (query/api/jsonbuf.c) ---- */
 
 struct vg_buf {
 	char *p;

@@ -1,6 +1,6 @@
 /*
  * jsonbuf.c — a growing text buffer for writing JSON by hand (vg_buf in
- * vigie/http.h), used where building jansson values per element would
+ * query/api/http.h), used where building jansson values per element would
  * cost more than the request itself (a day of 1-minute points).
  *
  * Design: append-only, doubling capacity; the first failed allocation sets
@@ -34,7 +34,7 @@
 
 #include <jansson.h>
 
-#include "vigie/http.h"
+#include "query/api/http.h"
 
 static int buf_reserve(struct vg_buf *b, size_t more)
 {

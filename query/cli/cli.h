@@ -1,8 +1,8 @@
 /*
- * vigie — the `vigie` command-line client (query/cli.c and query/cli_*.c).
+ * vigie — the `vigie` command-line client (query/cli/cli.c and query/cli/cli_*.c).
  *
  * The CLI talks only to the public HTTP API (libcurl + jansson), so it
- * works against any collector it can reach. main() in query/cli.c calls
+ * works against any collector it can reach. main() in query/cli/cli.c calls
  * vg_cli_run(); everything else is here so unit tests can run commands
  * against a test server and compare the printed text.
  *
@@ -45,23 +45,23 @@ struct vg_cli {
  * $VIGIE_TOKEN. Returns an exit code (enum vg_cli_exit). */
 int vg_cli_run(int argc, char **argv, FILE *out, FILE *err);
 
-/* ---- commands (query/cli_commands.c); argv[0] is the command name ---- */
+/* ---- commands (query/cli/cli_commands.c); argv[0] is the command name ---- */
 int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv);
-/* issue 4 (query/cli_query.c, query/cli_token.c) */
+/* issue 4 (query/cli/cli_query.c, query/cli/cli_token.c) */
 int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_latest(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv);
-/* issue 5 (query/cli_alarms.c): list, show, create, update, delete,
+/* issue 5 (query/cli/cli_alarms.c): list, show, create, update, delete,
  * enable, disable, history, watch */
 int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv);
 
-/* ---- HTTP (query/cli_http.c) ---------------------------------------------- */
+/* ---- HTTP (query/cli/cli_http.c) ---------------------------------------------- */
 
 /* GET <api><path> and parse the JSON answer into *out (caller decrefs).
  * On failure prints one line to c->err ("vigie: no resource 'x' (HTTP
@@ -111,7 +111,7 @@ char *vg_cli_escape(const char *s);
  * key/value list kv (values escaped). malloc'd or NULL. */
 char *vg_cli_path(const char *path, const char *const *kv);
 
-/* ---- output (query/cli_table.c) ------------------------------------------- */
+/* ---- output (query/cli/cli_table.c) ------------------------------------------- */
 
 enum vg_align { VG_ALIGN_LEFT = 0, VG_ALIGN_RIGHT = 1 };
 
@@ -180,7 +180,7 @@ const char *vg_cli_unit_label(const char *name, const char *unit, char *buf,
 const char *vg_cli_format_value(double v, char *buf, size_t len);
 
 
-/* ---- what every subcommand shares (query/cli_opts.c) -------------------- */
+/* ---- what every subcommand shares (query/cli/cli_opts.c) -------------------- */
 
 /* getopt_long codes of the options every subcommand takes, and their
  * table rows (put VG_CLI_COMMON_OPTS in each command's struct option[]). */

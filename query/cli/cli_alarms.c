@@ -11,7 +11,7 @@
  *
  * Design: one parser for every subcommand (each declares the options it
  * takes and how many positional arguments), then a thin function per
- * subcommand that calls the API through query/cli_http.c and prints a
+ * subcommand that calls the API through query/cli/cli_http.c and prints a
  * table or text for people, or the API's JSON with --json. Definitions
  * are sent as the user wrote them (the file's bytes), after a local check
  * that the file is one JSON object so a typo is reported with the file's
@@ -21,7 +21,7 @@
  * (so nothing the API still holds is missed), until Ctrl-C (exit 0).
  *
  * Invariants: a failing subcommand prints nothing on c->out and one line
- * on c->err; exit codes as vigie/cli.h (2 for usage, before any request).
+ * on c->err; exit codes as query/cli/cli.h (2 for usage, before any request).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,7 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "vigie/cli.h"
+#include "query/cli/cli.h"
 
 #define DEF_MAX_BYTES (1u << 20) /* a definition file; the API takes 64 KiB */
 #define SSE_EVENT_MAX (1u << 20)

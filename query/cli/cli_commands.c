@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/cli.h"
+#include "query/cli/cli.h"
 #include "vigie/clock.h"
 
 /* ---- health ------------------------------------------------------------- */

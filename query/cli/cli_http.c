@@ -19,7 +19,7 @@
 
 #include <curl/curl.h>
 
-#include "vigie/cli.h"
+#include "query/cli/cli.h"
 
 struct body {
 	char *p;

@@ -16,7 +16,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "vigie/bill_cli.h"
+#include "query/cli/cli_invoice.h"
 
 struct body {
 	char *p;

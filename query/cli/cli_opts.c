@@ -20,7 +20,7 @@
 
 #include <jansson.h>
 
-#include "vigie/cli.h"
+#include "query/cli/cli.h"
 
 int vg_cli_common_opt(struct vg_cli *c, const char *cmd, int o, char **argv)
 {

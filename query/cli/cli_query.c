@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vigie/cli.h"
+#include "query/cli/cli.h"
 
 static int one_of(const char *v, const char *const *ok)
 {

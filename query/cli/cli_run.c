@@ -17,8 +17,8 @@
 
 #include <curl/curl.h>
 
-#include "vigie/bill_cli.h"
-#include "vigie/cli.h"
+#include "query/cli/cli_invoice.h"
+#include "query/cli/cli.h"
 
 static const struct {
 	const char *name;

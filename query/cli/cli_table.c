@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/cli.h"
+#include "query/cli/cli.h"
 
 struct vg_table {
 	size_t ncols, nrows, caprows;

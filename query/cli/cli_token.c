@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/cli.h"
+#include "query/cli/cli.h"
 
 static const char usage_text[] =
 	"usage: %s token create (--admin | --project P) [--name N] [--json]\n"

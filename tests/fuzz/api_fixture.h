@@ -30,11 +30,11 @@
 
 #include <jansson.h>
 
-#include "vigie/alarm_api.h"
+#include "query/api/api_alarms.h"
 #include "vigie/alarm_engine.h"
 #include "vigie/alarm_stream.h"
 #include "vigie/api.h"
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/batch.h"
 #include "vigie/bill_service.h"
 #include "vigie/config.h"
@@ -67,7 +67,7 @@ static struct {
 
 /* LeakSanitizer: librrd 1.7's rrd_graph_v (GET /v1/graph) loses ~20
  * bytes of its own per call and fontconfig keeps its caches; neither is
- * ours to free (the collector suppresses the same, collector/main.c). */
+ * ours to free (the collector suppresses the same, collector/compose.c). */
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {

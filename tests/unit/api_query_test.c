@@ -33,7 +33,7 @@
 #include <jansson.h>
 
 #include "vigie/api.h"
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "vigie/bill_invoice.h"
-#include "vigie/bill_ledger.h"
+#include "billing/ledger.h"
 #include "vigie/bill_meter.h"
 #include "vigie/dispatch.h"
 

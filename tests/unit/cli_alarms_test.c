@@ -1,7 +1,7 @@
 /*
  * cli_alarms_test.c — `vigie alarms` run in-process (vg_cli_run) against
  * the real alarm API: the alarm engine (temporary alarms.db) and its SSE
- * hub behind the /v1/alarms routes of query/api_alarms.c, served by the
+ * hub behind the /v1/alarms routes of query/api/api_alarms.c, served by the
  * generic HTTP layer on a loopback port. Checks the printed tables and
  * texts, --json, the one-line field errors of a refused definition, every
  * exit code, and `watch` printing the transition a batch causes.
@@ -22,13 +22,13 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "vigie/alarm_api.h"
+#include "query/api/api_alarms.h"
 #include "vigie/alarm_engine.h"
 #include "vigie/alarm_stream.h"
 #include "vigie/batch.h"
-#include "vigie/cli.h"
+#include "query/cli/cli.h"
 #include "vigie/clock.h"
-#include "vigie/http.h"
+#include "query/api/http.h"
 #include "vigie/log.h"
 
 #define MIN 60000LL

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "vigie/lastval.h"
+#include "collector/lastval.h"
 
 static void test_find_create(void **state)
 {
