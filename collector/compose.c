@@ -39,7 +39,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "query/api/api_alarms.h"
 #include "vigie/alarm_engine.h"
 #include "vigie/alarm_exec.h"
 #include "vigie/alarm_pub.h"
@@ -55,7 +54,6 @@
 #include "vigie/store.h"
 #include "vigie/bill_meter.h"
 #include "vigie/bill_service.h"
-#include "query/api/api_handlers.h"
 #include "vigie/api_static.h"
 
 #define PROG "vigie-collector"
@@ -222,8 +220,6 @@ static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
 		cons = vg_alarm_pub_consumer(*pub);
 		vg_dispatch_add(d, &cons);
 	}
-	vg_api_alarms_attach(*eng, *hub);
-	vg_api_alarms_attach_pub(*pub);
 	if (*pub)
 		vg_info("alarms and metrics published on %s", cfg->alarms_notify);
 	return 0;
@@ -482,6 +478,9 @@ int main(int argc, char **argv)
 	ao.stats_ctx = g_rx;
 	ao.tls_cert = cfg.collector_tls_cert;
 	ao.tls_key = cfg.collector_tls_key;
+	ao.alarms = alarms;
+	ao.alarm_hub = hub;
+	ao.alarm_pub = pub;
 	rc = vg_api_start(&ao, &api, err, sizeof(err));
 	if (rc) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -546,7 +545,6 @@ int main(int argc, char **argv)
 		(unsigned long long)ss.journal_syncs);
 out:
 	vg_api_stop(api);
-	vg_api_alarms_attach(NULL, NULL);
 	vg_alarm_hub_shutdown(hub);
 	vg_alarm_engine_close(alarms); /* after the receiver: no batch in flight */
 	vg_receiver_close(g_rx);

@@ -16,6 +16,10 @@
 #include "vigie/store.h"
 
 struct vg_api;
+struct vg_alarm_engine;
+struct vg_alarm_hub;
+struct vg_alarm_pub;
+struct vg_bill_service;
 
 /* Callback the API calls to read the collector's counters (thread-safe). */
 typedef void (*vg_stats_fn)(void *ctx, struct vg_receiver_stats *out);
@@ -31,6 +35,13 @@ struct vg_api_options {
 	 * neither ([collector] tls_cert, tls_key). */
 	const char *tls_cert;
 	const char *tls_key;
+	/* The alarm subsystem (vigie/alarm_engine.h), not owned; each must
+	 * outlive vg_api_stop. alarms NULL: every /v1/alarms route answers
+	 * 503. alarm_hub NULL: no /v1/alarms/stream (503). alarm_pub NULL:
+	 * GET /metrics shows no PUB socket counters. */
+	struct vg_alarm_engine *alarms;
+	struct vg_alarm_hub *alarm_hub;
+	struct vg_alarm_pub *alarm_pub;
 };
 
 /* Start serving. 0 or -errno with a message in err (bad address, port in
@@ -40,5 +51,13 @@ struct vg_api_options {
 int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		 char *err, size_t errlen);
 void vg_api_stop(struct vg_api *a); /* accepts NULL; waits for requests */
+
+/* The bound port (useful after listening on port 0); 0 for NULL. */
+uint16_t vg_api_port(const struct vg_api *a);
+
+/* Billing: the collector hands its billing service over once the API runs
+ * (thread-safe; NULL until then: invoices answer 503). Not owned; call
+ * with NULL, or stop the API, before closing the service. */
+void vg_api_set_billing(struct vg_api *a, struct vg_bill_service *b);
 
 #endif

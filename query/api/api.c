@@ -41,7 +41,10 @@ struct vg_api {
 	size_t nregs, capregs;
 	uint64_t reg_errors;
 	struct vg_bill_service *billing; /* atomic: set once after start */
-	struct vg_token_store *tokens; /* issue 4: bearer tokens */
+	struct vg_token_store *tokens; /* bearer tokens (tokens.db) */
+	struct vg_alarm_engine *alarms; /* the alarm subsystem, not owned */
+	struct vg_alarm_hub *alarm_hub;
+	struct vg_alarm_pub *alarm_pub;
 };
 
 /* ---- the route table ------------------------------------------------------ */
@@ -93,6 +96,21 @@ void vg_api_set_billing(struct vg_api *a, struct vg_bill_service *b)
 struct vg_bill_service *vg_api_billing(struct vg_api *a)
 {
 	return __atomic_load_n(&a->billing, __ATOMIC_ACQUIRE);
+}
+
+struct vg_alarm_engine *vg_api_alarm_engine(struct vg_api *a)
+{
+	return a->alarms;
+}
+
+struct vg_alarm_hub *vg_api_alarm_hub(struct vg_api *a)
+{
+	return a->alarm_hub;
+}
+
+struct vg_alarm_pub *vg_api_alarm_pub(struct vg_api *a)
+{
+	return a->alarm_pub;
 }
 
 struct vg_token_store *vg_api_tokens(struct vg_api *a)
@@ -257,6 +275,9 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 	a->store = o->store;
 	a->stats = o->stats;
 	a->stats_ctx = o->stats_ctx;
+	a->alarms = o->alarms;
+	a->alarm_hub = o->alarm_hub;
+	a->alarm_pub = o->alarm_pub;
 	pthread_mutex_init(&a->lock, NULL);
 	rc = pthread_key_create(&a->key, NULL);
 	if (rc) {

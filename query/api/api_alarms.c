@@ -22,12 +22,10 @@
 #include <jansson.h>
 
 #include "query/api/api_alarms.h"
-#include "vigie/clock.h"
+#include "query/api/api_handlers.h"
 #include "query/api/http.h"
+#include "vigie/clock.h"
 
-static struct vg_alarm_engine *g_engine;
-static struct vg_alarm_hub *g_hub;
-static struct vg_alarm_pub *g_pub;
 
 const char *const vg_api_alarms_list_params[] = {
 	"state", "enabled", "type", "name", "project", "limit", "cursor", NULL};
@@ -35,34 +33,34 @@ const char *const vg_api_alarms_history_params[] = {
 	"start", "end", "type", "limit", "cursor", NULL};
 const char *const vg_api_alarms_stream_params[] = {"last_event_id", NULL};
 
-void vg_api_alarms_attach(struct vg_alarm_engine *e, struct vg_alarm_hub *hub)
+/* The alarm subsystem the API was started with (req->ctx is the API). */
+static struct vg_alarm_engine *engine(const struct vg_http_req *req)
 {
-	g_engine = e;
-	g_hub = hub;
-	if (!e && !hub)
-		g_pub = NULL;
+	return vg_api_alarm_engine(req->ctx);
 }
 
-void vg_api_alarms_attach_pub(struct vg_alarm_pub *pub)
+static struct vg_alarm_hub *hub_of(const struct vg_http_req *req)
 {
-	g_pub = pub;
+	return vg_api_alarm_hub(req->ctx);
 }
 
-int vg_api_alarms_stats(struct vg_api_alarm_stats *out)
+int vg_api_alarms_stats(struct vg_api *a, struct vg_api_alarm_stats *out)
 {
-	struct vg_alarm_engine *e = g_engine;
+	struct vg_alarm_engine *e = vg_api_alarm_engine(a);
+	struct vg_alarm_hub *hub = vg_api_alarm_hub(a);
+	struct vg_alarm_pub *pub = vg_api_alarm_pub(a);
 
 	if (!e)
 		return -ENOENT;
 	memset(out, 0, sizeof(*out));
 	vg_alarm_engine_get_stats(e, &out->engine);
 	vg_alarm_outbox_get_stats(vg_alarm_engine_outbox(e), &out->outbox);
-	if (g_hub) {
-		vg_alarm_hub_get_stats(g_hub, &out->sse);
+	if (hub) {
+		vg_alarm_hub_get_stats(hub, &out->sse);
 		out->have_sse = 1;
 	}
-	if (g_pub) {
-		vg_alarm_pub_get_stats(g_pub, &out->pub);
+	if (pub) {
+		vg_alarm_pub_get_stats(pub, &out->pub);
 		out->have_pub = 1;
 	}
 	return 0;
@@ -159,7 +157,7 @@ int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
 	json_t *out;
 	int rc;
 
-	if (!g_engine)
+	if (!engine(req))
 		return no_engine(resp);
 	if ((v = vg_http_param(req, "state")) &&
 	    (f.state = vg_alarm_state_parse(v)) < 0)
@@ -198,7 +196,7 @@ int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
 						   "integer from 1 to 1000");
 		f.limit = (int)l;
 	}
-	rc = vg_alarm_engine_list(g_engine, req->scope_project, &f, &out);
+	rc = vg_alarm_engine_list(engine(req), req->scope_project, &f, &out);
 	if (rc)
 		return reply_rc(resp, rc, "", NULL);
 	return vg_http_reply_json(resp, 200, out);
@@ -209,11 +207,11 @@ int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp)
 	json_t *body, *out = NULL, *errors = NULL;
 	int rc;
 
-	if (!g_engine)
+	if (!engine(req))
 		return no_engine(resp);
 	if (read_body(req, resp, &body))
 		return 0;
-	rc = vg_alarm_engine_create(g_engine, body, req->scope_project, &out, &errors);
+	rc = vg_alarm_engine_create(engine(req), body, req->scope_project, &out, &errors);
 	json_decref(body);
 	if (rc)
 		return reply_rc(resp, rc, "", errors);
@@ -230,9 +228,9 @@ int vg_api_h_alarm_get(struct vg_http_req *req, struct vg_http_resp *resp)
 	json_t *out = NULL;
 	int rc;
 
-	if (!g_engine)
+	if (!engine(req))
 		return no_engine(resp);
-	rc = vg_alarm_engine_get(g_engine, req->vars[0], req->scope_project, &out);
+	rc = vg_alarm_engine_get(engine(req), req->vars[0], req->scope_project, &out);
 	if (rc)
 		return reply_rc(resp, rc, req->vars[0], NULL);
 	return vg_http_reply_json(resp, 200, out);
@@ -243,11 +241,11 @@ int vg_api_h_alarm_update(struct vg_http_req *req, struct vg_http_resp *resp)
 	json_t *body, *out = NULL, *errors = NULL;
 	int rc;
 
-	if (!g_engine)
+	if (!engine(req))
 		return no_engine(resp);
 	if (read_body(req, resp, &body))
 		return 0;
-	rc = vg_alarm_engine_update(g_engine, req->vars[0], body,
+	rc = vg_alarm_engine_update(engine(req), req->vars[0], body,
 				    req->method == VG_HTTP_PATCH,
 				    req->scope_project, &out, &errors);
 	json_decref(body);
@@ -261,9 +259,9 @@ int vg_api_h_alarm_delete(struct vg_http_req *req, struct vg_http_resp *resp)
 	json_t *errors = NULL;
 	int rc;
 
-	if (!g_engine)
+	if (!engine(req))
 		return no_engine(resp);
-	rc = vg_alarm_engine_delete(g_engine, req->vars[0], req->scope_project,
+	rc = vg_alarm_engine_delete(engine(req), req->vars[0], req->scope_project,
 				    &errors);
 	if (rc)
 		return reply_rc(resp, rc, req->vars[0], errors);
@@ -276,9 +274,9 @@ static int set_enabled(struct vg_http_req *req, struct vg_http_resp *resp,
 	json_t *out = NULL;
 	int rc;
 
-	if (!g_engine)
+	if (!engine(req))
 		return no_engine(resp);
-	rc = vg_alarm_engine_set_enabled(g_engine, req->vars[0],
+	rc = vg_alarm_engine_set_enabled(engine(req), req->vars[0],
 					 req->scope_project, enabled, &out);
 	if (rc)
 		return reply_rc(resp, rc, req->vars[0], NULL);
@@ -303,7 +301,7 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 	int64_t next = 0;
 	int rc;
 
-	if (!g_engine)
+	if (!engine(req))
 		return no_engine(resp);
 	q.start_ms = INT64_MIN;
 	q.end_ms = INT64_MAX;
@@ -352,7 +350,7 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 						   "page");
 		q.after_seq = c;
 	}
-	rc = vg_alarm_engine_history(g_engine, req->vars[0], req->scope_project,
+	rc = vg_alarm_engine_history(engine(req), req->vars[0], req->scope_project,
 				     &q, &rows, &next);
 	if (rc)
 		return reply_rc(resp, rc, req->vars[0], NULL);
@@ -414,7 +412,7 @@ int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct sse *s;
 	int rc;
 
-	if (!g_engine || !g_hub)
+	if (!engine(req) || !hub_of(req))
 		return no_engine(resp);
 	if (!v)
 		v = req->last_event_id;
@@ -433,7 +431,7 @@ int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 		return vg_http_reply_error(resp, 503, "out of memory");
 	vg_http_resp_header(resp, "X-Accel-Buffering", "no");
 	/* the stream handle stays valid until sse_release runs */
-	vg_alarm_hub_subscribe(g_hub, req->scope_project, last, sse_wake, stream,
+	vg_alarm_hub_subscribe(hub_of(req), req->scope_project, last, sse_wake, stream,
 			       vg_now_ms(), &s->sub);
 	return 0;
 }

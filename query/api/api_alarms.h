@@ -19,9 +19,10 @@
  *   {"error":{"code":400,"message":"invalid alarm (2 problems)",
  *             "fields":[{"field":"threshold","message":"..."}, ...]}}
  *
- * The handlers reach the engine through vg_api_alarms_attach (called by
- * the collector before the API starts; without it every alarm endpoint
- * answers 503). Handlers are thread-safe (the engine locks).
+ * The handlers reach the engine, its SSE hub and PUB socket through the
+ * struct vg_api in req->ctx (given at start in struct vg_api_options;
+ * without an engine every alarm endpoint answers 503). Handlers are
+ * thread-safe (the engine locks).
  */
 #ifndef VIGIE_ALARM_API_H
 #define VIGIE_ALARM_API_H
@@ -32,17 +33,10 @@
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_pub.h"
 #include "vigie/alarm_stream.h"
+#include "vigie/api.h"
 #include "query/api/http.h"
 
 #define VG_ALARM_API_MAX_BODY (64u << 10)
-
-/* Make the engine and the SSE hub (may be NULL: no stream) visible to the
- * handlers. Call before vg_api_start; pass NULLs after vg_api_stop. */
-void vg_api_alarms_attach(struct vg_alarm_engine *e, struct vg_alarm_hub *hub);
-/* Also make the PUB socket's counters visible to GET /metrics (may be
- * NULL: no [alarms] notify). Call after vg_api_alarms_attach(e, hub), which
- * forgets it again when called with NULLs. */
-void vg_api_alarms_attach_pub(struct vg_alarm_pub *pub);
 
 /* The alarm subsystem's self-metrics, for GET /metrics
  * (query/api/api_prometheus.c): the engine's counters, its delivery outbox's
@@ -57,7 +51,7 @@ struct vg_api_alarm_stats {
 	struct vg_alarm_pub_stats pub; /* have_pub = 0: no PUB socket */
 	int have_pub;
 };
-int vg_api_alarms_stats(struct vg_api_alarm_stats *out);
+int vg_api_alarms_stats(struct vg_api *a, struct vg_api_alarm_stats *out);
 
 int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp);

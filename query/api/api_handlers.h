@@ -35,11 +35,14 @@
 
 /* ---- shared state (query/api/api.c) ------------------------------------------ */
 
-struct vg_bill_service;
-/* Billing (issue 6): the collector hands its billing service over once
- * the API runs (thread-safe; NULL until then: invoices answer 503). */
-void vg_api_set_billing(struct vg_api *a, struct vg_bill_service *b);
+/* The billing service given by vg_api_set_billing (NULL: none yet). */
 struct vg_bill_service *vg_api_billing(struct vg_api *a);
+
+/* The alarm engine, its SSE hub and PUB socket given at start (each may
+ * be NULL, see struct vg_api_options). */
+struct vg_alarm_engine *vg_api_alarm_engine(struct vg_api *a);
+struct vg_alarm_hub *vg_api_alarm_hub(struct vg_api *a);
+struct vg_alarm_pub *vg_api_alarm_pub(struct vg_api *a);
 
 /* The store given at start (may be NULL: measures then answer 503). */
 struct vg_store *vg_api_store(struct vg_api *a);
@@ -52,8 +55,6 @@ int vg_api_registry(struct vg_api *a, struct vg_registry **out);
 /* The collector's counters; -ENOENT if no stats callback was given. */
 int vg_api_collector_stats(struct vg_api *a, struct vg_receiver_stats *out);
 
-/* The bound port (useful after listening on port 0). */
-uint16_t vg_api_port(const struct vg_api *a);
 
 /* The route table, in matching order. */
 extern const struct vg_route vg_api_routes[];

@@ -307,13 +307,13 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		      (unsigned long long)hs.responses[5]);
 }
 
-/* The alarm engine's self-metrics (issue 5), when alarms are attached. */
-static void alarm_metrics(struct vg_buf *b)
+/* The alarm subsystem's self-metrics, when the API has an alarm engine. */
+static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 {
 	struct vg_api_alarm_stats st;
 	const struct vg_alarm_engine_stats *e = &st.engine;
 
-	if (vg_api_alarms_stats(&st))
+	if (vg_api_alarms_stats(api, &st))
 		return;
 	one(b, "vigie_alarms_defined", "gauge", "Alarm definitions loaded",
 	    (double)e->alarms);
@@ -427,7 +427,7 @@ int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 	}
 	if (!req->scope_project) {
 		self_metrics(api, &b);
-		alarm_metrics(&b);
+		alarm_metrics(api, &b);
 	}
 	if (c.n)
 		qsort(c.s, c.n, sizeof(*c.s), cmp_sample);
