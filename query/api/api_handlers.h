@@ -1,12 +1,11 @@
 /*
  * vigie — inside the JSON API (query/api/api*.c): the route table, the shared
- * state handlers reach through req->ctx, and the pure parameter checks.
+ * state handlers reach through req->ctx, and the handlers.
  *
  * vigie/api.h is what the collector sees (start/stop); this header is what
- * the query/ files share with each other and with their unit tests. Adding
- * an endpoint (issue 4: statistics, aggregates, latest/top, graph,
- * /metrics, tokens) means: a handler in its own query/api_<concept>.c, a
- * prototype here, a line in vg_api_routes[] (query/api/api.c) and a section in
+ * the query/api/ files share with each other and with their unit tests.
+ * Adding an endpoint means: a handler in its own query/api/api_<concept>.c,
+ * a prototype here (or in the concept's header, as api_alarms.h), a line in vg_api_routes[] (query/api/api.c) and a section in
  * docs/api.md. Authorisation plugs in as the server's authorize hook
  * (vg_api_authorize), which sets req->scope_project; every handler already
  * honours that scope (another project's resource is a 404).
@@ -17,9 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "query/api/api_alarms.h" /* issue 5: alarm handlers and routes */
+#include "query/api/api_alarms.h" /* alarm handlers and routes */
 #include "vigie/api.h"
-#include "query/api/api_query.h" /* issue 4: query endpoints, tokens */
+#include "query/api/api_query.h"  /* statistics, aggregates, latest, top,
+				     graphs, /metrics, tokens */
+#include "query/api/api_shared.h" /* parameters and the resource scan */
 #include "query/api/http.h"
 #include "vigie/registry.h"
 #include "vigie/store.h"
@@ -77,41 +78,9 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 int vg_api_finalize_answer(const struct vg_bill_service *svc,
 			   struct vg_http_req *req, struct vg_http_resp *resp);
 
-/* ---- pure helpers (unit-tested) ---------------------------------------------- */
-
 /* Reply for a negative errno from the registry or store: -ENOENT 404,
  * -EINVAL 400, -EAGAIN/-EBUSY 503, anything else 500; `what` names the
  * object ("resource 'x'"). Returns 0. */
 int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what);
-
-/* "limit": NULL -> def; an integer 1..max -> it; else -EINVAL. */
-int vg_api_parse_limit(const char *s, int def, int max, int *out);
-
-/* "granularity": NULL or "auto" -> 0; "60", "300", "3600" -> that; else
- * -EINVAL. */
-int vg_api_parse_granularity(const char *s, uint32_t *out);
-
-/* "aggregation": NULL or "mean"/"average" -> VG_CF_AVERAGE, "min", "max";
- * *name gets the canonical name ("mean", "min", "max"). -EINVAL if
- * unknown. */
-int vg_api_parse_aggregation(const char *s, int *cf, const char **name);
-
-/* "start"/"end" via vg_time_parse relative to now_ms; end defaults to
- * now, start to one hour before end. -EINVAL with a message in err for a
- * bad time or start > end. */
-int vg_api_parse_window(const char *start, const char *end, int64_t now_ms,
-			int64_t *start_ms, int64_t *end_ms, char *err,
-			size_t errlen);
-
-/* Points a [start, end] range gives at g seconds (both ends counted). */
-size_t vg_api_points_in(int64_t start_ms, int64_t end_ms, uint32_t g);
-
-/* Choose the granularity for a query: requested != 0 is kept if it gives
- * at most max_points; requested == 0 (auto) takes the finest of 60, 300,
- * 3600 that does. 0 with *out set, or -E2BIG with *npoints the count at
- * the granularity that was tried last (the coarsest for auto). */
-int vg_api_pick_granularity(int64_t start_ms, int64_t end_ms,
-			    uint32_t requested, size_t max_points,
-			    uint32_t *out, size_t *npoints);
 
 #endif

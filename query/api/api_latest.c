@@ -1,8 +1,7 @@
 /*
  * api_latest.c — the newest values: GET /v1/resources/{id}/latest (every
  * metric of one resource) and GET /v1/top (the N resources with the highest
- * or lowest current value of a metric: the busiest instances now). Also
- * the resource scan that /v1/top, /v1/aggregates and /metrics share.
+ * or lowest current value of a metric: the busiest instances now).
  *
  * Design: a gauge's current value is the registry's last_value (the last
  * sample received). A counter's last_value is a running total, which says
@@ -10,9 +9,9 @@
  * point of the finest RRD archive within VG_API_LATEST_WINDOW_S before
  * the metric's last sample. The raw total is returned beside it.
  *
- * The scan pages through vg_registry_list (1000 resources a page, keyed by
- * id) with the caller's filter; a project-scoped request always scans its
- * own project only, so nothing here can reach another project's data.
+ * The resources are read through vg_api_scan (query/api/api_shared.c); a
+ * project-scoped request always scans its own project only, so nothing
+ * here can reach another project's data.
  *
  * Invariants: top never lists an ended resource or one without the metric;
  * ties are broken by id so the order is stable; a scoped request for
@@ -29,45 +28,6 @@
 #include "vigie/catalog.h"
 #include "vigie/clock.h"
 #include "vigie/name.h"
-
-/* ---- the resource scan ------------------------------------------------------ */
-
-int vg_api_scan(struct vg_api *api, const struct vg_resource_filter *filter,
-		size_t max, vg_api_scan_fn fn, void *ctx)
-{
-	struct vg_resource_filter f = *filter;
-	struct vg_registry *reg;
-	char next[VG_NAME_MAX * 4 + 1], after[VG_NAME_MAX * 4 + 1];
-	size_t seen = 0;
-	int rc;
-
-	if ((rc = vg_api_registry(api, &reg)))
-		return rc;
-	f.limit = VG_API_LIST_MAX;
-	for (;;) {
-		json_t *arr = NULL, *r;
-		size_t i;
-
-		rc = vg_registry_list(reg, &f, &arr, next, sizeof(next));
-		if (rc)
-			return rc;
-		json_array_foreach(arr, i, r) {
-			if (++seen > max) {
-				json_decref(arr);
-				return -E2BIG;
-			}
-			if ((rc = fn(ctx, r))) {
-				json_decref(arr);
-				return rc;
-			}
-		}
-		json_decref(arr);
-		if (!next[0])
-			return 0;
-		memcpy(after, next, sizeof(after));
-		f.after = after;
-	}
-}
 
 /* ---- a counter's current rate --------------------------------------------------- */
 
@@ -295,46 +255,6 @@ static int top_asc(const void *a, const void *b)
 		return x->value < y->value ? -1 : 1;
 	return strcmp(json_string_value(json_object_get(x->res, "id")),
 		      json_string_value(json_object_get(y->res, "id")));
-}
-
-/* Shared filter parameters of /v1/top and /v1/aggregates: type, host,
- * project (forced to the scope), flavor. 0, or a reply was set. Sets
- * *empty when a scoped request asked for another project (the answer is
- * then an empty result, exactly as for a project without data). */
-int vg_api_scan_params(struct vg_http_req *req, struct vg_http_resp *resp,
-		       struct vg_resource_filter *f, const char **flavor,
-		       int *empty)
-{
-	static const char *const keys[] = {"type", "host", "project", "flavor"};
-	const char *v[4];
-
-	memset(f, 0, sizeof(*f));
-	*empty = 0;
-	for (size_t i = 0; i < 4; i++) {
-		v[i] = vg_http_param(req, keys[i]);
-		if (v[i] && (!*v[i] || !vg_name_valid(v[i]))) {
-			vg_http_reply_error(resp, 400,
-					    "parameter '%s' is empty or not a "
-					    "valid name", keys[i]);
-			return -EINVAL;
-		}
-	}
-	if (v[0] && vg_rtype_parse(v[0]) < 0) {
-		vg_http_reply_error(resp, 400,
-				    "bad type '%s' (one of: instance, disk, nic, "
-				    "host, host_disk, host_nic)", v[0]);
-		return -EINVAL;
-	}
-	f->type = v[0];
-	f->host = v[1];
-	f->project = v[2];
-	*flavor = v[3];
-	if (req->scope_project) {
-		if (f->project && strcmp(f->project, req->scope_project))
-			*empty = 1;
-		f->project = req->scope_project;
-	}
-	return 0;
 }
 
 int vg_api_h_top(struct vg_http_req *req, struct vg_http_resp *resp)

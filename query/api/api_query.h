@@ -1,7 +1,7 @@
 /*
- * vigie — the query endpoints of issue 4 inside the JSON API: tenants
- * (bearer tokens), statistics, aggregates, latest values and top, graphs
- * and the Prometheus exposition (query/api/api_tokens.c, api_statistics.c,
+ * vigie — the JSON API's query endpoints beyond resources and measures:
+ * tenants (bearer tokens), statistics, aggregates, latest values and top,
+ * graphs and the Prometheus exposition (query/api/api_tokens.c, api_statistics.c,
  * api_aggregates.c, api_latest.c, api_graph.c, api_prometheus.c).
  * docs/api.md documents each endpoint; this header is what those files
  * share with query/api/api.c and with their unit tests.
@@ -97,26 +97,7 @@ extern const char *const vg_api_aggregates_params[];
 extern const char *const vg_api_top_params[];
 extern const char *const vg_api_graph_params[];
 
-/* ---- the resource scan (query/api/api_latest.c) -------------------------------- */
-
-/* Called once per resource (the registry's JSON object, borrowed); a
- * non-zero return stops the scan and is returned by vg_api_scan. */
-typedef int (*vg_api_scan_fn)(void *ctx, json_t *resource);
-
-/* Every resource matching filter (its limit and `after` are ignored), in
- * id order, page by page on this thread's registry handle. 0, -E2BIG when
- * more than max match, the callback's code, or a registry -errno. */
-int vg_api_scan(struct vg_api *api, const struct vg_resource_filter *filter,
-		size_t max, vg_api_scan_fn fn, void *ctx);
-
-/* Read the filter parameters type, host, project and flavor of /v1/top and
- * /v1/aggregates into f and *flavor (pointing into req). The project is
- * forced to req->scope_project; *empty is set when a scoped request named
- * another project (answer with an empty result). 0, or -EINVAL with a 400
- * in resp. */
-int vg_api_scan_params(struct vg_http_req *req, struct vg_http_resp *resp,
-		       struct vg_resource_filter *f, const char **flavor,
-		       int *empty);
+/* ---- latest values (query/api/api_latest.c) -------------------------------- */
 
 /* A counter's current rate: the newest known point of the finest archive
  * in the VG_API_LATEST_WINDOW_S before last_ms. 0 with *value and *time_ms
