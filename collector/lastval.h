@@ -32,10 +32,10 @@
 #include <stdint.h>
 
 struct vg_lastval;
-struct vg_lv_res;
+struct vg_lastval_resource;
 
-struct vg_lv_metric {
-	struct vg_lv_res *res;
+struct vg_lastval_series {
+	struct vg_lastval_resource *res;
 	uint8_t dirty;     /* value/time newer than the row */
 	int kind;          /* of the row; -1: the row must be written again */
 	const char *unit;  /* of the row (a catalogue string, not owned) */
@@ -44,8 +44,8 @@ struct vg_lv_metric {
 	char name[];
 };
 
-struct vg_lv_res {
-	struct vg_lv_res *next; /* hash chain */
+struct vg_lastval_resource {
+	struct vg_lastval_resource *next; /* hash chain */
 	uint32_t hash;
 	uint8_t dirty;          /* on the dirty stack */
 	uint8_t seen_dirty;     /* last_seen newer than the row */
@@ -53,7 +53,7 @@ struct vg_lv_res {
 	uint64_t ident;         /* identity hash of the row; 0: unknown */
 	int64_t first_seen;     /* of the row */
 	int64_t last_seen;      /* newest */
-	struct vg_lv_metric **m;
+	struct vg_lastval_series **m;
 	uint32_t nm, capm;
 	char id[];
 };
@@ -61,8 +61,8 @@ struct vg_lv_res {
 /* A snapshot of one dirty value to write: m == NULL for the resource's
  * last_seen, else the metric's value. */
 struct vg_lastval_row {
-	struct vg_lv_res *res;
-	struct vg_lv_metric *m;
+	struct vg_lastval_resource *res;
+	struct vg_lastval_series *m;
 	double value;
 	int64_t time_ms;
 };
@@ -78,19 +78,19 @@ void vg_lastval_unlock(struct vg_lastval *t);
 
 /* The resource id; with create, a new one (ident 0) if absent. NULL when
  * absent, or out of memory with create. */
-struct vg_lv_res *vg_lastval_res(struct vg_lastval *t, const char *id,
+struct vg_lastval_resource *vg_lastval_res(struct vg_lastval *t, const char *id,
 				 int create);
 /* The metric name of r, looked up first at index hint (the sample's index
  * within its resource; -1 for none); with create, a new one (kind -1) if
  * absent. NULL when absent, or out of memory with create. */
-struct vg_lv_metric *vg_lastval_metric(struct vg_lastval *t,
-				       struct vg_lv_res *r, const char *name,
+struct vg_lastval_series *vg_lastval_metric(struct vg_lastval *t,
+				       struct vg_lastval_resource *r, const char *name,
 				       int hint, int create);
 
 /* Note a newer last_seen / value: kept if not older than the one held,
  * and marked dirty. -ENOMEM (the dirty stack could not grow). */
-int vg_lastval_seen(struct vg_lastval *t, struct vg_lv_res *r, int64_t time_ms);
-int vg_lastval_value(struct vg_lastval *t, struct vg_lv_metric *m,
+int vg_lastval_seen(struct vg_lastval *t, struct vg_lastval_resource *r, int64_t time_ms);
+int vg_lastval_value(struct vg_lastval *t, struct vg_lastval_series *m,
 		     double value, int64_t time_ms);
 
 /* How many rows vg_lastval_take_dirty can return at most right now. */

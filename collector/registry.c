@@ -420,7 +420,7 @@ static uint64_t ident_of(const struct vg_batch *b, const struct vg_resource *res
 
 /* The resource row upsert; the cache learns what the row holds now. */
 static int write_resource(struct vg_registry *r, const struct vg_batch *b,
-			  const struct vg_resource *res, struct vg_lv_res *c,
+			  const struct vg_resource *res, struct vg_lastval_resource *c,
 			  uint64_t ident)
 {
 	sqlite3_stmt *s;
@@ -470,7 +470,7 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 {
 	const struct vg_sample *smp = vg_resource_samples(b, res);
 	struct vg_lastval *t = r->lv;
-	struct vg_lv_res *c;
+	struct vg_lastval_resource *c;
 	uint64_t ident;
 	int rc = 0;
 
@@ -487,7 +487,7 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 		rc = write_resource(r, b, res, c, ident);
 	}
 	for (uint32_t i = 0; i < res->nsamples && !rc; i++) {
-		struct vg_lv_metric *m;
+		struct vg_lastval_series *m;
 		const struct vg_metric_def *def;
 		const char *unit;
 
@@ -567,9 +567,9 @@ static void undo_lastval(struct vg_registry *r)
 	vg_lastval_lock(r->lv);
 	vg_lastval_redirty(r->lv, r->rows, r->nrows);
 	for (size_t i = 0; i < r->nfres; i++)
-		((struct vg_lv_res *)r->fres[i])->ident = 0;
+		((struct vg_lastval_resource *)r->fres[i])->ident = 0;
 	for (size_t i = 0; i < r->nfmet; i++)
-		((struct vg_lv_metric *)r->fmet[i])->kind = -1;
+		((struct vg_lastval_series *)r->fmet[i])->kind = -1;
 	vg_lastval_unlock(r->lv);
 	r->flushed_ms = 0; /* retry the taken values with the next batch */
 }
@@ -660,7 +660,7 @@ static json_t *col_time(sqlite3_stmt *s, int i)
 static int metrics_json(struct vg_registry *r, const char *id, json_t **out)
 {
 	sqlite3_stmt *s = stmt(r, ST_METRICS_OF);
-	struct vg_lv_res *c;
+	struct vg_lastval_resource *c;
 	json_t *m;
 	int rc;
 
@@ -677,7 +677,7 @@ static int metrics_json(struct vg_registry *r, const char *id, json_t **out)
 		json_t *e = json_object();
 		double v = sqlite3_column_double(s, 3);
 		int64_t t = sqlite3_column_int64(s, 4);
-		struct vg_lv_metric *lm;
+		struct vg_lastval_series *lm;
 		char buf[32];
 
 		if (!e) {
@@ -737,7 +737,7 @@ static int resource_json(struct vg_registry *r, sqlite3_stmt *s, json_t **out)
 						: "ended"));
 	json_object_set_new(o, "first_seen", col_time(s, 9));
 	{ /* a newer last_seen not yet written to the database */
-		struct vg_lv_res *c;
+		struct vg_lastval_resource *c;
 		int64_t seen = sqlite3_column_int64(s, 10);
 		char buf[32];
 
