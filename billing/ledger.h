@@ -21,38 +21,38 @@
 #include "vigie/batch.h"
 #include "vigie/bill_invoice.h"
 
-struct vg_ledger_expect {
+struct vg_bill_ledger_expect {
 	int kind;            /* 'e' line, 't' total, 'n' line count */
-	struct vg_month month;
+	struct vg_bill_month month;
 	char *project;
 	char *resource, *item, *rate, *quantity, *amount; /* 'e' */
 	size_t nlines;       /* 'n' */
 	int lineno;
 };
 
-struct vg_ledger {
+struct vg_bill_ledger {
 	char *ratecard;      /* path of the rate card (resolved) */
 	char *host;
 	size_t nbatches;
 	struct vg_batch **batches;
 	size_t nexpect;
-	struct vg_ledger_expect *expect;
+	struct vg_bill_ledger_expect *expect;
 };
 
 /* Parse a ledger file. 0, or -EINVAL/-ENOENT/-ENOMEM with "FILE:LINE:
  * reason" in err. */
-int vg_ledger_load(const char *path, struct vg_ledger **out, char *err,
+int vg_bill_ledger_load(const char *path, struct vg_bill_ledger **out, char *err,
 		   size_t errlen);
-void vg_ledger_free(struct vg_ledger *l); /* accepts NULL */
+void vg_bill_ledger_free(struct vg_bill_ledger *l); /* accepts NULL */
 
 /* Months that have expectations (distinct, sorted) into out[max]. */
-size_t vg_ledger_months(const struct vg_ledger *l, struct vg_month *out,
+size_t vg_bill_ledger_months(const struct vg_bill_ledger *l, struct vg_bill_month *out,
 			size_t max);
 
 /* Check month m's invoices (any order) against the ledger. Writes one line
  * per mismatch to report (may be NULL) and returns the number of
  * mismatches (0: every expectation holds). */
-int vg_ledger_check(const struct vg_ledger *l, struct vg_month m,
-		    struct vg_invoice *const *inv, size_t n, FILE *report);
+int vg_bill_ledger_check(const struct vg_bill_ledger *l, struct vg_bill_month m,
+		    struct vg_bill_invoice *const *inv, size_t n, FILE *report);
 
 #endif

@@ -343,7 +343,7 @@ int main(int argc, char **argv)
 	struct vg_alarm_pub *pub = NULL;
 	struct vg_alarm_hub *hub = NULL;
 	struct vg_alarm_engine *alarms = NULL;
-	struct vg_meter *meter = NULL;
+	struct vg_bill_meter *meter = NULL;
 	struct vg_bill_service *billing = NULL;
 	struct vg_dispatch dispatch;
 	struct vg_consumer cons;
@@ -418,11 +418,11 @@ int main(int argc, char **argv)
 		status = 2;
 		goto out;
 	}
-	if (vg_meter_open(billing->db_path, &meter, err, sizeof(err))) {
+	if (vg_bill_meter_open(billing->db_path, &meter, err, sizeof(err))) {
 		vg_error("billing: %s", err);
 		goto out;
 	}
-	cons = vg_meter_consumer(meter);
+	cons = vg_bill_meter_consumer(meter);
 	vg_dispatch_add(&dispatch, &cons);
 
 	memset(&ro, 0, sizeof(ro));
@@ -553,7 +553,7 @@ out:
 	vg_store_close(store);
 	vg_alarm_pub_close(pub);
 	vg_alarm_hub_free(hub);
-	vg_meter_close(meter);
+	vg_bill_meter_close(meter);
 	vg_bill_service_close(billing);
 	vg_keyring_free(g_keys);
 	return status;

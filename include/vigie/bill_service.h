@@ -15,7 +15,7 @@
 
 struct vg_bill_service {
 	char db_path[1024];
-	struct vg_ratecard *rc; /* NULL: no rate card configured */
+	struct vg_bill_ratecard *rc; /* NULL: no rate card configured */
 };
 
 /* Load the rate card (ratecard_path may be NULL or "": invoices are then

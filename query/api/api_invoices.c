@@ -51,22 +51,22 @@ static int open_db(const struct vg_bill_service *svc, struct vg_http_resp *resp,
 }
 
 static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
-		       struct vg_month *m)
+		       struct vg_bill_month *m)
 {
 	const char *v = vg_http_param(req, "month");
 	if (!v)
 		return vg_http_reply_error(resp, 400, "missing parameter 'month' "
 					   "(a UTC month such as 2026-10)"), -1;
-	if (vg_month_parse(v, m))
+	if (vg_bill_month_parse(v, m))
 		return vg_http_reply_error(resp, 400, "bad month '%.32s' (YYYY-MM, "
 					   "for example 2026-10)", v), -1;
 	return 0;
 }
 
 static int list(sqlite3 *db, const struct vg_bill_service *svc,
-		struct vg_month m, const char *project, struct vg_http_resp *resp)
+		struct vg_bill_month m, const char *project, struct vg_http_resp *resp)
 {
-	struct vg_invoice **inv;
+	struct vg_bill_invoice **inv;
 	size_t n;
 	char ms[16], buf[48];
 	int rc = vg_bill_invoices(db, svc->rc, m, project, &inv, &n);
@@ -74,7 +74,7 @@ static int list(sqlite3 *db, const struct vg_bill_service *svc,
 	if (rc)
 		return vg_api_reply_errno(resp, rc, "invoices");
 	json_t *root = json_object(), *arr = json_array();
-	json_object_set_new(root, "month", json_string(vg_month_format(m, ms, sizeof(ms))));
+	json_object_set_new(root, "month", json_string(vg_bill_month_format(m, ms, sizeof(ms))));
 	json_object_set_new(root, "status", json_string(vg_bill_is_final(db, m) == 1
 							? "final" : "draft"));
 	for (size_t i = 0; i < n; i++) {
@@ -83,10 +83,10 @@ static int list(sqlite3 *db, const struct vg_bill_service *svc,
 		json_object_set_new(o, "invoice", json_string(inv[i]->number));
 		json_object_set_new(o, "currency", json_string(inv[i]->currency));
 		json_object_set_new(o, "lines", json_integer((json_int_t)inv[i]->nlines));
-		json_object_set_new(o, "total", json_string(vg_money_format(
+		json_object_set_new(o, "total", json_string(vg_bill_money_format(
 			inv[i]->total_micro, inv[i]->digits, buf, sizeof(buf))));
 		json_array_append_new(arr, o);
-		vg_invoice_free(inv[i]);
+		vg_bill_invoice_free(inv[i]);
 	}
 	free(inv);
 	json_object_set_new(root, "invoices", arr);
@@ -98,7 +98,7 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 {
 	const char *project = vg_http_param(req, "project");
 	const char *fmt_s = vg_http_param(req, "format");
-	struct vg_month m;
+	struct vg_bill_month m;
 	sqlite3 *db;
 	char *body;
 	size_t len;
@@ -106,7 +106,7 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 
 	if (month_param(req, resp, &m))
 		return 0;
-	fmt = vg_invoice_format_parse(fmt_s);
+	fmt = vg_bill_invoice_format_parse(fmt_s);
 	if (fmt < 0)
 		return vg_http_reply_error(resp, 400, "bad format '%.32s' (json, csv "
 					   "or html)", fmt_s);
@@ -115,7 +115,7 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 	if (req->scope_project && project && strcmp(project, req->scope_project))
 		return vg_http_reply_error(resp, 404, "no invoice for project '%s'",
 					   project);
-	if (!project && fmt != VG_FMT_JSON)
+	if (!project && fmt != VG_BILL_FMT_JSON)
 		return vg_http_reply_error(resp, 400, "format '%s' needs a project",
 					   fmt_s);
 	if (open_db(svc, resp, &db))
@@ -133,19 +133,19 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 					   vg_http_param(req, "month"));
 	if (rc)
 		return vg_api_reply_errno(resp, rc, "invoice");
-	vg_http_reply_raw(resp, 200, vg_invoice_format_mime(fmt), body, len);
-	if (fmt != VG_FMT_JSON)
+	vg_http_reply_raw(resp, 200, vg_bill_invoice_format_mime(fmt), body, len);
+	if (fmt != VG_BILL_FMT_JSON)
 		vg_http_resp_header(resp, "Content-Disposition",
 				    "inline; filename=\"invoice-%s-%.60s.%s\"",
 				    vg_http_param(req, "month"), project,
-				    fmt == VG_FMT_CSV ? "csv" : "html");
+				    fmt == VG_BILL_FMT_CSV ? "csv" : "html");
 	return 0;
 }
 
 int vg_api_finalize_answer(const struct vg_bill_service *svc,
 			   struct vg_http_req *req, struct vg_http_resp *resp)
 {
-	struct vg_month m;
+	struct vg_bill_month m;
 	sqlite3 *db;
 	size_t n;
 	char ms[16];
@@ -158,7 +158,7 @@ int vg_api_finalize_answer(const struct vg_bill_service *svc,
 		return 0;
 	rc = vg_bill_finalize(db, svc->rc, m, req->now_ms ? req->now_ms : vg_now_ms(), &n);
 	sqlite3_close(db);
-	vg_month_format(m, ms, sizeof(ms));
+	vg_bill_month_format(m, ms, sizeof(ms));
 	if (rc == -EALREADY)
 		return vg_http_reply_error(resp, 409, "%s is already finalized", ms);
 	if (rc == -EINVAL)

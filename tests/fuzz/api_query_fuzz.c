@@ -52,7 +52,7 @@ static void parse_value(const char *v, const char *w)
 	size_t n;
 	int i, cf;
 	const char *name;
-	struct vg_month m;
+	struct vg_bill_month m;
 
 	if (vg_api_parse_limit(v, 100, 1000, &i) == 0)
 		assert(i >= 1 && i <= 1000);
@@ -75,8 +75,8 @@ static void parse_value(const char *v, const char *w)
 		for (int strict = 0; strict < 2; strict++)
 			if (vg_graph_text(v, legend, strict, out, sizeof(out)) == 0)
 				assert(strlen(out) < sizeof(out));
-	(void)vg_month_parse(v, &m);
-	(void)vg_invoice_format_parse(v);
+	(void)vg_bill_month_parse(v, &m);
+	(void)vg_bill_invoice_format_parse(v);
 	(void)vg_alarm_state_parse(v);
 	(void)vg_rtype_parse(v);
 	(void)vg_cf_parse(v);
