@@ -18,8 +18,12 @@
 
 #include "query/api/api_alarms.h" /* alarm handlers and routes */
 #include "vigie/api.h"
-#include "query/api/api_query.h"  /* statistics, aggregates, latest, top,
-				     graphs, /metrics, tokens */
+#include "query/api/api_aggregates.h"
+#include "query/api/api_graph.h"
+#include "query/api/api_latest.h"
+#include "query/api/api_prometheus.h"
+#include "query/api/api_statistics.h"
+#include "query/api/api_tokens.h"
 #include "query/api/api_shared.h" /* parameters and the resource scan */
 #include "query/api/http.h"
 #include "vigie/registry.h"
@@ -44,6 +48,14 @@ struct vg_bill_service *vg_api_billing(struct vg_api *a);
 struct vg_alarm_engine *vg_api_alarm_engine(struct vg_api *a);
 struct vg_alarm_hub *vg_api_alarm_hub(struct vg_api *a);
 struct vg_alarm_pub *vg_api_alarm_pub(struct vg_api *a);
+
+/* The API's token store (opened by vg_api_start; never NULL while the
+ * server runs). */
+struct vg_token_store;
+struct vg_token_store *vg_api_tokens(struct vg_api *a);
+
+/* The HTTP server's counters. */
+void vg_api_http_stats(struct vg_api *a, struct vg_http_stats *out);
 
 /* The store given at start (may be NULL: measures then answer 503). */
 struct vg_store *vg_api_store(struct vg_api *a);
