@@ -1,6 +1,6 @@
 /*
  * events.c — libvirt domain lifecycle events on a thread of their own
- * (agent_events.h).
+ * (agent/events.h).
  *
  * Design: libvirt delivers events only through an event loop the
  * application runs. The default implementation is registered once per

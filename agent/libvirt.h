@@ -12,7 +12,7 @@
  * virDomainGetCPUStats, virDomainMemoryStats, virDomainGetVcpus,
  * virDomainBlockStatsFlags / virDomainBlockStats, virDomainGetBlockInfo,
  * virDomainInterfaceStats (each one's own support is detected once too).
- * Identity and device lists come from the domain XML (agent_domxml.h),
+ * Identity and device lists come from the domain XML (agent/domxml.h),
  * cached per domain and re-read when the domain id changes (restart),
  * when the bulk call names a device the cache does not know, or every
  * xml_refresh_polls polls.

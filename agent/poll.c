@@ -13,7 +13,7 @@
  * Invariants:
  *  - derived values are only computed between two polls in which the same
  *    incarnation (same libvirt id) of a domain was active, and only from
- *    counters that did not go backwards (agent_derive.h);
+ *    counters that did not go backwards (agent/derive.h);
  *  - a failed libvirt poll leaves every domain's state untouched;
  *  - every string a batch gets is copied by the batch (vg_batch_*), so
  *    the previous-state tables own their strings independently.

@@ -3,7 +3,7 @@
  * and the QEMU processes' own CPU and I/O.
  *
  * Parsers take the text of one file and fill plain structs with raw
- * counters (no derivation: see agent_derive.h). Readers read one file
+ * counters (no derivation: see agent/derive.h). Readers read one file
  * below a configurable proc root ("/proc" in production, a fixture tree in
  * tests) into a caller-owned growable buffer so a poll allocates nothing
  * once warmed up. All functions are thread-safe (no shared state); they

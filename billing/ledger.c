@@ -1,6 +1,6 @@
 /*
  * ledger.c — the hand-written usage ledger: parse it, turn it into
- * batches, check invoices against its expectations (bill_ledger.h).
+ * batches, check invoices against its expectations (billing/ledger.h).
  *
  * Format (one record per line, '#' starts a comment):
  *   ratecard FILE                       relative to the ledger's folder
