@@ -52,7 +52,7 @@ obj() { local s=${1//\//_}; echo "$OUT/obj/${s%.c}.o"; }
 # newest header), one compiler per core.
 build_objs() { # sources...
 	local hdr todo=() s o
-	hdr=$(ls -t include/vigie/*.h | head -1)
+	hdr=$(ls -t include/vigie/*.h agent/*.h alarms/*.h billing/*.h collector/*.h query/*/*.h 2>/dev/null | head -1)
 	for s in "$@"; do
 		o=$(obj "$s")
 		[[ -f $o && $o -nt $s && $o -nt $hdr ]] || todo+=("$s")
