@@ -1,6 +1,6 @@
 /*
  * api_graph.c — GET /v1/graph: a PNG drawn by librrd's graph function
- * (rrd_graph_v) for up to VG_GRAPH_MAX_SERIES series over a time range.
+ * (rrd_graph_v) for up to VG_API_GRAPH_MAX_SERIES series over a time range.
  *
  * Design: rrd_graph takes a small language of arguments ("DEF:v=file:ds:CF",
  * "LINE2:v#color:legend", "--title=..."), where ':' separates fields and a
@@ -18,7 +18,7 @@
  *     escape rrdtool documents for a literal colon; the title goes in one
  *     "--title=..." argument, where nothing is parsed;
  *   - times and sizes are integers the server formats.
- * vg_graph_build() is pure and unit-tested with hostile input.
+ * vg_api_graph_build() is pure and unit-tested with hostile input.
  *
  * librrd's graph code (cairo, pango, fontconfig) is not reliably
  * thread-safe, so renders are serialised by one mutex; the PNG comes back
@@ -45,17 +45,17 @@
 
 static pthread_mutex_t g_render_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static const char *const palette[VG_GRAPH_MAX_SERIES] = {
+static const char *const palette[VG_API_GRAPH_MAX_SERIES] = {
 	"1f77b4", "d62728", "2ca02c", "ff7f0e",
 	"9467bd", "8c564b", "e377c2", "17becf",
 };
 
 /* ---- text ------------------------------------------------------------------- */
 
-int vg_graph_text(const char *in, int legend, int strict, char *out,
+int vg_api_graph_text(const char *in, int legend, int strict, char *out,
 		  size_t outlen)
 {
-	size_t o = 0, max = legend ? VG_GRAPH_LEGEND_MAX : VG_GRAPH_TITLE_MAX;
+	size_t o = 0, max = legend ? VG_API_GRAPH_LEGEND_MAX : VG_API_GRAPH_TITLE_MAX;
 
 	if (!in || !outlen)
 		return -EINVAL;
@@ -88,10 +88,10 @@ int vg_graph_text(const char *in, int legend, int strict, char *out,
 
 /* ---- the argument vector ------------------------------------------------------ */
 
-static int add(struct vg_graph_args *a, const char *fmt, ...)
+static int add(struct vg_api_graph_args *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-static int add(struct vg_graph_args *a, const char *fmt, ...)
+static int add(struct vg_api_graph_args *a, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -120,17 +120,17 @@ static int path_safe(const char *p)
 	return 1;
 }
 
-int vg_graph_build(const struct vg_graph_spec *g, struct vg_graph_args *a,
+int vg_api_graph_build(const struct vg_api_graph_spec *g, struct vg_api_graph_args *a,
 		   char *err, size_t errlen)
 {
 	static const char *const cfn[] = {"AVERAGE", "MIN", "MAX"};
-	char text[4 * VG_GRAPH_TITLE_MAX + 8];
+	char text[4 * VG_API_GRAPH_TITLE_MAX + 8];
 	int rc = 0;
 
 	memset(a, 0, sizeof(*a));
-	if (!g->n || g->n > VG_GRAPH_MAX_SERIES || g->end_ms <= g->start_ms ||
-	    g->width < VG_GRAPH_MIN_WIDTH || g->width > VG_GRAPH_MAX_WIDTH ||
-	    g->height < VG_GRAPH_MIN_HEIGHT || g->height > VG_GRAPH_MAX_HEIGHT) {
+	if (!g->n || g->n > VG_API_GRAPH_MAX_SERIES || g->end_ms <= g->start_ms ||
+	    g->width < VG_API_GRAPH_MIN_WIDTH || g->width > VG_API_GRAPH_MAX_WIDTH ||
+	    g->height < VG_API_GRAPH_MIN_HEIGHT || g->height > VG_API_GRAPH_MAX_HEIGHT) {
 		snprintf(err, errlen, "bad graph specification");
 		return -EINVAL;
 	}
@@ -143,20 +143,20 @@ int vg_graph_build(const struct vg_graph_spec *g, struct vg_graph_args *a,
 	rc |= add(a, "--height=%u", g->height);
 	rc |= add(a, "--slope-mode");
 	if (g->title && *g->title) {
-		if (vg_graph_text(g->title, 0, 1, text, sizeof(text))) {
+		if (vg_api_graph_text(g->title, 0, 1, text, sizeof(text))) {
 			snprintf(err, errlen,
 				 "bad title: at most %d bytes of UTF-8 without "
 				 "control characters (newlines) or backslashes",
-				 VG_GRAPH_TITLE_MAX);
+				 VG_API_GRAPH_TITLE_MAX);
 			return -EINVAL;
 		}
 		rc |= add(a, "--title=%s", text);
 	}
 	if (g->vlabel[0] &&
-	    !vg_graph_text(g->vlabel, 0, 0, text, sizeof(text)))
+	    !vg_api_graph_text(g->vlabel, 0, 0, text, sizeof(text)))
 		rc |= add(a, "--vertical-label=%s", text);
 	for (size_t i = 0; i < g->n; i++) {
-		const struct vg_graph_line *l = &g->line[i];
+		const struct vg_api_graph_line *l = &g->line[i];
 		int cf = l->cf >= VG_CF_AVERAGE && l->cf <= VG_CF_MAX ? l->cf : 0;
 
 		if (!path_safe(l->path)) {
@@ -165,12 +165,12 @@ int vg_graph_build(const struct vg_graph_spec *g, struct vg_graph_args *a,
 				 "rrdtool cannot take (':' or '\\')");
 			return -ENOTSUP;
 		}
-		if (vg_graph_text(l->legend, 1, l->legend_strict, text,
+		if (vg_api_graph_text(l->legend, 1, l->legend_strict, text,
 				  sizeof(text))) {
 			snprintf(err, errlen,
 				 "bad legend%zu: at most %d bytes of UTF-8 "
 				 "without control characters (newlines) or "
-				 "backslashes", i + 1, VG_GRAPH_LEGEND_MAX);
+				 "backslashes", i + 1, VG_API_GRAPH_LEGEND_MAX);
 			return -EINVAL;
 		}
 		rc |= add(a, "DEF:v%zu=%s:value:%s", i, l->path, cfn[cf]);
@@ -183,7 +183,7 @@ int vg_graph_build(const struct vg_graph_spec *g, struct vg_graph_args *a,
 	return 0;
 }
 
-int vg_graph_render(const struct vg_graph_args *a, char **png, size_t *len,
+int vg_api_graph_render(const struct vg_api_graph_args *a, char **png, size_t *len,
 		    json_t **legends, char *err, size_t errlen)
 {
 	rrd_info_t *info, *i;
@@ -262,14 +262,14 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 {
 	struct vg_api *api = req->ctx;
 	struct vg_store *store = vg_api_store(api);
-	struct vg_graph_spec *g;
-	struct vg_graph_args *args;
+	struct vg_api_graph_spec *g;
+	struct vg_api_graph_args *args;
 	struct vg_registry *reg;
 	const char *as = vg_http_param(req, "aggregation"), *agg_name;
 	const char *ws = vg_http_param(req, "width"), *hs = vg_http_param(req, "height");
 	char err[512], k1[24], k2[24], k3[24];
-	const char *res[VG_GRAPH_MAX_SERIES], *met[VG_GRAPH_MAX_SERIES],
-		*leg[VG_GRAPH_MAX_SERIES];
+	const char *res[VG_API_GRAPH_MAX_SERIES], *met[VG_API_GRAPH_MAX_SERIES],
+		*leg[VG_API_GRAPH_MAX_SERIES];
 	char *png = NULL;
 	size_t png_len = 0, n = 0;
 	int cf, rc;
@@ -278,7 +278,7 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 		return vg_http_reply_error(resp, 400,
 					   "bad aggregation '%.32s' (one of: mean, "
 					   "min, max)", as);
-	for (size_t i = 0; i < VG_GRAPH_MAX_SERIES; i++) {
+	for (size_t i = 0; i < VG_API_GRAPH_MAX_SERIES; i++) {
 		const char *r = vg_http_param(req, pname(k1, sizeof(k1), "resource", i));
 		const char *m = vg_http_param(req, pname(k2, sizeof(k2), "metric", i));
 		const char *l = vg_http_param(req, pname(k3, sizeof(k3), "legend", i));
@@ -314,15 +314,15 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 		free(args);
 		return vg_http_reply_error(resp, 503, "out of memory");
 	}
-	if (parse_uint(ws, VG_GRAPH_DEF_WIDTH, VG_GRAPH_MIN_WIDTH,
-		       VG_GRAPH_MAX_WIDTH, &g->width) ||
-	    parse_uint(hs, VG_GRAPH_DEF_HEIGHT, VG_GRAPH_MIN_HEIGHT,
-		       VG_GRAPH_MAX_HEIGHT, &g->height)) {
+	if (parse_uint(ws, VG_API_GRAPH_DEF_WIDTH, VG_API_GRAPH_MIN_WIDTH,
+		       VG_API_GRAPH_MAX_WIDTH, &g->width) ||
+	    parse_uint(hs, VG_API_GRAPH_DEF_HEIGHT, VG_API_GRAPH_MIN_HEIGHT,
+		       VG_API_GRAPH_MAX_HEIGHT, &g->height)) {
 		rc = vg_http_reply_error(resp, 400,
 					 "bad size: width %d..%d, height %d..%d "
-					 "pixels", VG_GRAPH_MIN_WIDTH,
-					 VG_GRAPH_MAX_WIDTH, VG_GRAPH_MIN_HEIGHT,
-					 VG_GRAPH_MAX_HEIGHT);
+					 "pixels", VG_API_GRAPH_MIN_WIDTH,
+					 VG_API_GRAPH_MAX_WIDTH, VG_API_GRAPH_MIN_HEIGHT,
+					 VG_API_GRAPH_MAX_HEIGHT);
 		goto out;
 	}
 	if (vg_api_parse_window(vg_http_param(req, "start"),
@@ -339,26 +339,26 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 	g->title = vg_http_param(req, "title");
 	/* the caller's own text first: a 400 for it leaks nothing */
 	for (size_t i = 0; i < n; i++) {
-		char tmp[4 * VG_GRAPH_LEGEND_MAX + 8];
-		if (leg[i] && vg_graph_text(leg[i], 1, 1, tmp, sizeof(tmp))) {
+		char tmp[4 * VG_API_GRAPH_LEGEND_MAX + 8];
+		if (leg[i] && vg_api_graph_text(leg[i], 1, 1, tmp, sizeof(tmp))) {
 			rc = vg_http_reply_error(resp, 400,
 						 "bad legend%s: at most %d bytes "
 						 "of UTF-8 without control "
 						 "characters (newlines) or "
 						 "backslashes",
 						 i ? pname(k3, sizeof(k3), "", i) : "",
-						 VG_GRAPH_LEGEND_MAX);
+						 VG_API_GRAPH_LEGEND_MAX);
 			goto out;
 		}
 	}
 	if (g->title) {
-		char tmp[4 * VG_GRAPH_TITLE_MAX + 8];
-		if (vg_graph_text(g->title, 0, 1, tmp, sizeof(tmp))) {
+		char tmp[4 * VG_API_GRAPH_TITLE_MAX + 8];
+		if (vg_api_graph_text(g->title, 0, 1, tmp, sizeof(tmp))) {
 			rc = vg_http_reply_error(resp, 400,
 						 "bad title: at most %d bytes of "
 						 "UTF-8 without control characters "
 						 "(newlines) or backslashes",
-						 VG_GRAPH_TITLE_MAX);
+						 VG_API_GRAPH_TITLE_MAX);
 			goto out;
 		}
 	}
@@ -393,7 +393,7 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct vg_graph_line *l = &g->line[i];
+		struct vg_api_graph_line *l = &g->line[i];
 		struct stat st;
 
 		if (!vg_name_valid(met[i]) ||
@@ -428,12 +428,12 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 		}
 	}
 	g->n = n;
-	rc = vg_graph_build(g, args, err, sizeof(err));
+	rc = vg_api_graph_build(g, args, err, sizeof(err));
 	if (rc) {
 		rc = vg_http_reply_error(resp, rc == -EINVAL ? 400 : 500, "%s", err);
 		goto out;
 	}
-	rc = vg_graph_render(args, &png, &png_len, NULL, err, sizeof(err));
+	rc = vg_api_graph_render(args, &png, &png_len, NULL, err, sizeof(err));
 	if (rc) {
 		rc = vg_http_reply_error(resp, 500, "cannot draw the graph: %s",
 					 err);

@@ -42,7 +42,7 @@
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 
-void vg_prom_label_value(struct vg_buf *b, const char *s)
+void vg_api_prom_label_value(struct vg_buf *b, const char *s)
 {
 	const char *run = s;
 
@@ -75,7 +75,7 @@ static void help_text(struct vg_buf *b, const char *s)
 	}
 }
 
-void vg_prom_name(const char *metric, int counter, char *out, size_t len)
+void vg_api_prom_name(const char *metric, int counter, char *out, size_t len)
 {
 	size_t o = 0;
 
@@ -91,7 +91,7 @@ void vg_prom_name(const char *metric, int counter, char *out, size_t len)
 		snprintf(out + o, len - o, "_total");
 }
 
-void vg_prom_value(struct vg_buf *b, double v)
+void vg_api_prom_value(struct vg_buf *b, double v)
 {
 	char tmp[40];
 
@@ -154,19 +154,19 @@ static int add_resource(void *vctx, json_t *r)
 
 		if (!json_is_number(lv))
 			continue;
-		vg_prom_name(key, counter, fam, sizeof(fam));
+		vg_api_prom_name(key, counter, fam, sizeof(fam));
 		vg_buf_printf(&b, "%s{resource=\"", fam);
-		vg_prom_label_value(&b, id);
+		vg_api_prom_label_value(&b, id);
 		vg_buf_printf(&b, "\",type=\"%s\",project=\"", type);
-		vg_prom_label_value(&b, project ? project : "");
+		vg_api_prom_label_value(&b, project ? project : "");
 		vg_buf_append(&b, "\",host=\"", 8);
-		vg_prom_label_value(&b, host ? host : "");
+		vg_api_prom_label_value(&b, host ? host : "");
 		if (is_device(rtype)) {
 			vg_buf_append(&b, "\",device=\"", 10);
-			vg_prom_label_value(&b, name ? name : "");
+			vg_api_prom_label_value(&b, name ? name : "");
 		}
 		vg_buf_append(&b, "\"} ", 3);
-		vg_prom_value(&b, json_number_value(lv));
+		vg_api_prom_value(&b, json_number_value(lv));
 		vg_buf_append(&b, "\n", 1);
 		if (c->n == c->cap) {
 			size_t nc = c->cap ? 2 * c->cap : 256;
@@ -214,7 +214,7 @@ static void one(struct vg_buf *b, const char *name, const char *type,
 {
 	family(b, name, type, help);
 	vg_buf_printf(b, "%s ", name);
-	vg_prom_value(b, v);
+	vg_api_prom_value(b, v);
 	vg_buf_append(b, "\n", 1);
 }
 
@@ -285,7 +285,7 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		family(b, "vigie_store_write_seconds", "summary",
 		       "Time spent in librrd updates (one per value)");
 		vg_buf_printf(b, "vigie_store_write_seconds_sum ");
-		vg_prom_value(b, (double)ss.write_ns_total / 1e9);
+		vg_api_prom_value(b, (double)ss.write_ns_total / 1e9);
 		vg_buf_printf(b, "\nvigie_store_write_seconds_count %llu\n",
 			      (unsigned long long)(ss.values_written +
 						   ss.write_errors));
@@ -356,7 +356,7 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	family(b, "vigie_alarms_batch_seconds", "summary",
 	       "Time the alarm engine spent on each batch (receiver thread)");
 	vg_buf_printf(b, "vigie_alarms_batch_seconds_sum ");
-	vg_prom_value(b, (double)e->batch_ns_total / 1e9);
+	vg_api_prom_value(b, (double)e->batch_ns_total / 1e9);
 	vg_buf_printf(b, "\nvigie_alarms_batch_seconds_count %llu\n",
 		      (unsigned long long)e->batches);
 	family(b, "vigie_alarms_deliveries_total", "counter",

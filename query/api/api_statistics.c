@@ -34,9 +34,9 @@
 #include "vigie/name.h"
 
 static const char *const stat_names[] = {
-	[VG_QSTAT_SAMPLE_COUNT] = "SampleCount", [VG_QSTAT_SUM] = "Sum",
-	[VG_QSTAT_AVERAGE] = "Average",          [VG_QSTAT_MINIMUM] = "Minimum",
-	[VG_QSTAT_MAXIMUM] = "Maximum",
+	[VG_API_STAT_SAMPLE_COUNT] = "SampleCount", [VG_API_STAT_SUM] = "Sum",
+	[VG_API_STAT_AVERAGE] = "Average",          [VG_API_STAT_MINIMUM] = "Minimum",
+	[VG_API_STAT_MAXIMUM] = "Maximum",
 };
 
 int vg_api_parse_statistics(const char *s, struct vg_api_stat *out,
@@ -67,7 +67,7 @@ int vg_api_parse_statistics(const char *s, struct vg_api_stat *out,
 		memcpy(item, p, len);
 		item[len] = '\0';
 		st.kind = -1;
-		for (int k = 0; k < VG_QSTAT_PERCENTILE; k++)
+		for (int k = 0; k < VG_API_STAT_PERCENTILE; k++)
 			if (!strcasecmp(item, stat_names[k]))
 				st.kind = k;
 		if (st.kind < 0 && (item[0] == 'p' || item[0] == 'P') &&
@@ -77,7 +77,7 @@ int vg_api_parse_statistics(const char *s, struct vg_api_stat *out,
 			const char *dot = strchr(item + 1, '.');
 			if (!*e && v > 0 && v <= 100 &&
 			    (!dot || strlen(dot + 1) <= 3)) {
-				st.kind = VG_QSTAT_PERCENTILE;
+				st.kind = VG_API_STAT_PERCENTILE;
 				st.p = v;
 				snprintf(st.name, sizeof(st.name), "p%s", item + 1);
 			}
@@ -219,8 +219,8 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 					   nperiods, period, ts, te,
 					   VG_API_MAX_POINTS);
 	for (size_t i = 0; i < nstats; i++) {
-		want_min |= stats[i].kind == VG_QSTAT_MINIMUM;
-		want_max |= stats[i].kind == VG_QSTAT_MAXIMUM;
+		want_min |= stats[i].kind == VG_API_STAT_MINIMUM;
+		want_max |= stats[i].kind == VG_API_STAT_MAXIMUM;
 	}
 	if (!vg_name_valid(res))
 		return vg_http_reply_error(resp, 404, "no resource '%.200s'", res);
@@ -342,14 +342,14 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 		for (size_t s = 0; s < nstats; s++) {
 			double v = NAN;
 			switch (stats[s].kind) {
-			case VG_QSTAT_SAMPLE_COUNT:
+			case VG_API_STAT_SAMPLE_COUNT:
 				json_object_set_new(dp, stats[s].name,
 						    json_integer((json_int_t)k));
 				continue;
-			case VG_QSTAT_SUM: v = sum; break;
-			case VG_QSTAT_AVERAGE: v = sum / (double)k; break;
-			case VG_QSTAT_MINIMUM: v = lo; break;
-			case VG_QSTAT_MAXIMUM: v = hi; break;
+			case VG_API_STAT_SUM: v = sum; break;
+			case VG_API_STAT_AVERAGE: v = sum / (double)k; break;
+			case VG_API_STAT_MINIMUM: v = lo; break;
+			case VG_API_STAT_MAXIMUM: v = hi; break;
 			default:
 				if (!sorted) {
 					qsort(buf, k, sizeof(*buf), cmp_double);

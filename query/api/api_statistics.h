@@ -20,12 +20,12 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp);
 extern const char *const vg_api_statistics_params[]; /* for the route table */
 
 enum vg_api_stat_kind {
-	VG_QSTAT_SAMPLE_COUNT,
-	VG_QSTAT_SUM,
-	VG_QSTAT_AVERAGE,
-	VG_QSTAT_MINIMUM,
-	VG_QSTAT_MAXIMUM,
-	VG_QSTAT_PERCENTILE,
+	VG_API_STAT_SAMPLE_COUNT,
+	VG_API_STAT_SUM,
+	VG_API_STAT_AVERAGE,
+	VG_API_STAT_MINIMUM,
+	VG_API_STAT_MAXIMUM,
+	VG_API_STAT_PERCENTILE,
 };
 
 struct vg_api_stat {

@@ -46,7 +46,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void parse_value(const char *v, const char *w)
 {
 	struct vg_api_stat st[VG_API_STATS_MAX];
-	char err[256], out[4 * VG_GRAPH_TITLE_MAX + 8];
+	char err[256], out[4 * VG_API_GRAPH_TITLE_MAX + 8];
 	int64_t a, b;
 	uint32_t u;
 	size_t n;
@@ -73,7 +73,7 @@ static void parse_value(const char *v, const char *w)
 	(void)vg_time_parse(v, FX_NOW, &a);
 	for (int legend = 0; legend < 2; legend++)
 		for (int strict = 0; strict < 2; strict++)
-			if (vg_graph_text(v, legend, strict, out, sizeof(out)) == 0)
+			if (vg_api_graph_text(v, legend, strict, out, sizeof(out)) == 0)
 				assert(strlen(out) < sizeof(out));
 	(void)vg_bill_month_parse(v, &m);
 	(void)vg_bill_invoice_format_parse(v);
