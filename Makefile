@@ -12,7 +12,7 @@
 # collector/compose.c is vigie-collector's main and its composition root:
 # the one file that wires the core, alarms, billing and the API together.
 # Each unit test tests/unit/<name>_test.c names the libraries it links in
-# LIBS_<name> below, and links only those: using anything else fails the
+# LIBS_<name>_test below, and links only those: using anything else fails the
 # link, which is how a test stays on its own layer.
 #
 #   make SAN=1 check     AddressSanitizer + UndefinedBehaviorSanitizer build

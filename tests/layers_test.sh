@@ -109,5 +109,25 @@ for f in $files; do
 	else notok "$f ($layer) may include only ${ALLOWED[$layer]}, but includes:$bad"; fi
 done
 
+# The programs link only their layers: the CLI nothing of the server, the
+# agent nothing of the collector (checked on the built binaries, when there
+# are any: symbols a binary defines that a forbidden library defines too).
+BUILD=${VIGIE_BUILD:-build}
+defined() { nm -g --defined-only "$@" 2>/dev/null | awk 'NF == 3 {print $3}' | sort -u; }
+check_links() { # binary, forbidden libraries...
+	local bin=$BUILD/bin/$1; shift
+	local libs=() l common
+	for l in "$@"; do libs+=("$BUILD/lib/libvg$l.a"); done
+	if [[ ! -x $bin ]]; then
+		n=$((n + 1)); echo "ok $n - $1 links none of: $* # SKIP $bin not built"
+		return
+	fi
+	common=$(comm -12 <(defined "$bin") <(defined "${libs[@]}") | head -5 | tr '\n' ' ')
+	if [[ -z $common ]]; then ok "${bin##*/} links none of: $*"
+	else notok "${bin##*/} links code of $* (e.g. $common)"; fi
+}
+check_links vigie api collector alarms billing agent
+check_links vigie-agent api cli collector alarms billing
+
 echo "1..$n"
 [[ $failed -eq 0 ]]
