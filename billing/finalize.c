@@ -118,7 +118,7 @@ static int compute_month(sqlite3 *db, const struct vg_bill_ratecard *rc,
 	*out = NULL;
 	*n = 0;
 	if ((r = vg_bill_usage_load(db, vg_bill_month_start_ms(m), vg_bill_month_end_ms(m),
-			       project, &u)))
+				    project, &u)))
 		return r;
 	if (project) {
 		struct vg_bill_invoice *inv;
@@ -143,7 +143,7 @@ static int compute_month(sqlite3 *db, const struct vg_bill_ratecard *rc,
 }
 
 static struct vg_bill_invoice *find_inv(struct vg_bill_invoice **a, size_t n,
-				   const char *project)
+					const char *project)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(a[i]->project, project))
@@ -152,7 +152,7 @@ static struct vg_bill_invoice *find_inv(struct vg_bill_invoice **a, size_t n,
 }
 
 static const struct vg_bill_invoice_line *find_line(const struct vg_bill_invoice *inv,
-					       const char *key)
+						    const char *key)
 {
 	for (size_t i = 0; inv && i < inv->nlines; i++)
 		if (!inv->lines[i].adjustment_for && !strcmp(inv->lines[i].key, key))
@@ -355,8 +355,8 @@ int vg_bill_invoices(sqlite3 *db, const struct vg_bill_ratecard *rc,
 }
 
 int vg_bill_invoice_from_db(sqlite3 *db, const struct vg_bill_ratecard *rc,
-		    struct vg_bill_month m, const char *project,
-		    struct vg_bill_invoice **out)
+			    struct vg_bill_month m, const char *project,
+			    struct vg_bill_invoice **out)
 {
 	struct vg_bill_invoice **arr;
 	size_t n;

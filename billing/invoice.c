@@ -53,7 +53,7 @@ int vg_bill_usage_type_parse(const char *s)
 /* ---- the invoice object ----------------------------------------------------- */
 
 struct vg_bill_invoice *vg_bill_invoice_new(const char *project, struct vg_bill_month m,
-				  const struct vg_bill_ratecard *rc)
+					    const struct vg_bill_ratecard *rc)
 {
 	struct vg_bill_invoice *inv = calloc(1, sizeof(*inv));
 	char num[320], ms[16];
@@ -115,7 +115,7 @@ static int dupn(char **dst, const char *src)
 }
 
 int vg_bill_invoice_add_line(struct vg_bill_invoice *inv,
-			const struct vg_bill_invoice_line *l)
+			     const struct vg_bill_invoice_line *l)
 {
 	struct vg_bill_invoice_line *n;
 
@@ -689,8 +689,8 @@ static int fill(struct pricer *P, struct vg_bill_invoice *inv, size_t b, size_t 
 }
 
 int vg_bill_invoice_compute(const struct vg_bill_usage *u, const struct vg_bill_ratecard *rc,
-		       struct vg_bill_month m, const char *project,
-		       struct vg_bill_invoice **out)
+			    struct vg_bill_month m, const char *project,
+			    struct vg_bill_invoice **out)
 {
 	struct pricer P = {u, rc, m, project, NULL, 0, 0, NULL, NULL, 0, 0};
 	struct vg_bill_invoice *inv;
@@ -711,8 +711,8 @@ int vg_bill_invoice_compute(const struct vg_bill_usage *u, const struct vg_bill_
 }
 
 int vg_bill_invoice_compute_all(const struct vg_bill_usage *u,
-			   const struct vg_bill_ratecard *rc, struct vg_bill_month m,
-			   struct vg_bill_invoice ***out, size_t *n)
+				const struct vg_bill_ratecard *rc, struct vg_bill_month m,
+				struct vg_bill_invoice ***out, size_t *n)
 {
 	struct pricer P = {u, rc, m, NULL, NULL, 0, 0, NULL, NULL, 0, 0};
 	struct vg_bill_invoice **arr = NULL;

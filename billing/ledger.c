@@ -445,7 +445,7 @@ static void qtext(const struct vg_bill_invoice_line *l, char *buf, size_t len)
 }
 
 int vg_bill_ledger_check(const struct vg_bill_ledger *l, struct vg_bill_month m,
-		    struct vg_bill_invoice *const *inv, size_t n, FILE *report)
+			 struct vg_bill_invoice *const *inv, size_t n, FILE *report)
 {
 	int bad_n = 0;
 	char ms[16];

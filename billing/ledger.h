@@ -42,17 +42,17 @@ struct vg_bill_ledger {
 /* Parse a ledger file. 0, or -EINVAL/-ENOENT/-ENOMEM with "FILE:LINE:
  * reason" in err. */
 int vg_bill_ledger_load(const char *path, struct vg_bill_ledger **out, char *err,
-		   size_t errlen);
+			size_t errlen);
 void vg_bill_ledger_free(struct vg_bill_ledger *l); /* accepts NULL */
 
 /* Months that have expectations (distinct, sorted) into out[max]. */
 size_t vg_bill_ledger_months(const struct vg_bill_ledger *l, struct vg_bill_month *out,
-			size_t max);
+			     size_t max);
 
 /* Check month m's invoices (any order) against the ledger. Writes one line
  * per mismatch to report (may be NULL) and returns the number of
  * mismatches (0: every expectation holds). */
 int vg_bill_ledger_check(const struct vg_bill_ledger *l, struct vg_bill_month m,
-		    struct vg_bill_invoice *const *inv, size_t n, FILE *report);
+			 struct vg_bill_invoice *const *inv, size_t n, FILE *report);
 
 #endif

@@ -1096,7 +1096,7 @@ sqlite3 *vg_bill_meter_db(struct vg_bill_meter *m)
 }
 
 int vg_bill_meter_open(const char *path, struct vg_bill_meter **out, char *err,
-		  size_t errlen)
+		       size_t errlen)
 {
 	struct vg_bill_meter *m = calloc(1, sizeof(*m));
 	int rc;

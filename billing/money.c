@@ -177,7 +177,7 @@ int vg_bill_u128_parse(const char *s, vg_bill_u128 *out)
 }
 
 char *vg_bill_u128_decimal(vg_bill_u128 num, vg_bill_u128 den, int decimals, char *buf,
-		      size_t len)
+			   size_t len)
 {
 	char ip[48];
 	vg_bill_u128 scale = 1, q, frac;

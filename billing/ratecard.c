@@ -487,7 +487,7 @@ void vg_bill_ratecard_free(struct vg_bill_ratecard *rc)
 }
 
 int vg_bill_ratecard_parse(const char *text, size_t len, const char *name,
-		      struct vg_bill_ratecard **out, char *err, size_t errlen)
+			   struct vg_bill_ratecard **out, char *err, size_t errlen)
 {
 	struct ctx c = {name ? name : "rate card", err, errlen, "$"};
 	struct vg_bill_ratecard *rc;
@@ -521,7 +521,7 @@ int vg_bill_ratecard_parse(const char *text, size_t len, const char *name,
 }
 
 int vg_bill_ratecard_load(const char *path, struct vg_bill_ratecard **out, char *err,
-		     size_t errlen)
+			  size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
@@ -609,7 +609,7 @@ static void fold(struct vg_bill_prices *p, const struct vg_bill_rc_list *l, ptrd
 }
 
 static const struct vg_bill_rc_list *project_list(const struct vg_bill_ratecard *rc,
-					     const char *project)
+						  const char *project)
 {
 	size_t lo = 0, hi = rc->nprojects;
 	if (!project)
@@ -637,7 +637,7 @@ static void span(const struct vg_bill_rc_list *l, ptrdiff_t i, int64_t *from,
 }
 
 void vg_bill_ratecard_prices(const struct vg_bill_ratecard *rc, const char *project,
-			int64_t t_ms, struct vg_bill_prices *p)
+			     int64_t t_ms, struct vg_bill_prices *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->rc = rc;
@@ -670,7 +670,7 @@ static int find_flavor(const struct vg_bill_rc_list *l, ptrdiff_t i,
 }
 
 int vg_bill_prices_flavor(const struct vg_bill_prices *p, const char *flavor,
-		     int64_t *hour_micro)
+			  int64_t *hour_micro)
 {
 	if (!flavor || !*flavor)
 		return -ENOENT;

@@ -530,7 +530,7 @@ static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *le
 }
 
 int vg_bill_invoice_render(const struct vg_bill_invoice *inv, int fmt, char **out,
-		      size_t *len)
+			   size_t *len)
 {
 	*out = NULL;
 	*len = 0;

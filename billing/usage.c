@@ -563,7 +563,7 @@ static int load_network(sqlite3 *db, const char *project, struct ld *L)
 }
 
 int vg_bill_usage_load(sqlite3 *db, int64_t from_ms, int64_t to_ms,
-		  const char *project, struct vg_bill_usage *out)
+		       const char *project, struct vg_bill_usage *out)
 {
 	struct ld L = {0};
 	struct runbuf rb = {0};

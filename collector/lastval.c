@@ -143,7 +143,7 @@ static void grow(struct vg_lastval *t)
 }
 
 struct vg_lastval_resource *vg_lastval_res(struct vg_lastval *t, const char *id,
-				 int create)
+					   int create)
 {
 	uint32_t h = fnv(id);
 	struct vg_lastval_resource *r, **slot = &t->bucket[h & (t->nbucket - 1)];
@@ -169,8 +169,8 @@ struct vg_lastval_resource *vg_lastval_res(struct vg_lastval *t, const char *id,
 }
 
 struct vg_lastval_series *vg_lastval_metric(struct vg_lastval *t,
-				       struct vg_lastval_resource *r, const char *name,
-				       int hint, int create)
+					    struct vg_lastval_resource *r, const char *name,
+					    int hint, int create)
 {
 	struct vg_lastval_series *m;
 	size_t len;

@@ -79,13 +79,13 @@ void vg_lastval_unlock(struct vg_lastval *t);
 /* The resource id; with create, a new one (ident 0) if absent. NULL when
  * absent, or out of memory with create. */
 struct vg_lastval_resource *vg_lastval_res(struct vg_lastval *t, const char *id,
-				 int create);
+					   int create);
 /* The metric name of r, looked up first at index hint (the sample's index
  * within its resource; -1 for none); with create, a new one (kind -1) if
  * absent. NULL when absent, or out of memory with create. */
 struct vg_lastval_series *vg_lastval_metric(struct vg_lastval *t,
-				       struct vg_lastval_resource *r, const char *name,
-				       int hint, int create);
+					    struct vg_lastval_resource *r, const char *name,
+					    int hint, int create);
 
 /* Note a newer last_seen / value: kept if not older than the one held,
  * and marked dirty. -ENOMEM (the dirty stack could not grow). */

@@ -55,7 +55,7 @@ int64_t vg_bill_amount(vg_bill_u128 qty, int64_t rate_micro, vg_bill_u128 den,
 /* num / den as a decimal with `decimals` decimals, rounded half-up (for
  * displaying quantities). Returns buf. */
 char *vg_bill_u128_decimal(vg_bill_u128 num, vg_bill_u128 den, int decimals, char *buf,
-		      size_t len);
+			   size_t len);
 
 /* Decimal text of v ("0", "27000000000000000000000"). Returns buf
  * (len >= 40). */

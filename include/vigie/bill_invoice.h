@@ -83,12 +83,12 @@ struct vg_bill_invoice {
 
 /* A new empty invoice (draft number, no lines). NULL on out of memory. */
 struct vg_bill_invoice *vg_bill_invoice_new(const char *project, struct vg_bill_month m,
-				  const struct vg_bill_ratecard *rc);
+					    const struct vg_bill_ratecard *rc);
 void vg_bill_invoice_free(struct vg_bill_invoice *inv); /* accepts NULL */
 
 /* Append a copy of line (its strings are copied). 0 or -ENOMEM. */
 int vg_bill_invoice_add_line(struct vg_bill_invoice *inv,
-			const struct vg_bill_invoice_line *line);
+			     const struct vg_bill_invoice_line *line);
 /* Add a warning (copied; duplicates and more than 32 are dropped). */
 int vg_bill_invoice_warn(struct vg_bill_invoice *inv, const char *msg);
 /* Recompute subtotals and the total from the lines. */
@@ -97,14 +97,14 @@ void vg_bill_invoice_totals(struct vg_bill_invoice *inv);
 /* Price the usage of month m for one project. *out always gets an
  * invoice (possibly without lines). 0 or -ENOMEM. */
 int vg_bill_invoice_compute(const struct vg_bill_usage *u, const struct vg_bill_ratecard *rc,
-		       struct vg_bill_month m, const char *project,
-		       struct vg_bill_invoice **out);
+			    struct vg_bill_month m, const char *project,
+			    struct vg_bill_invoice **out);
 
 /* Price every project with usage in u: *out is a malloc'd array of *n
  * invoices sorted by project (free each, then the array). */
 int vg_bill_invoice_compute_all(const struct vg_bill_usage *u,
-			   const struct vg_bill_ratecard *rc, struct vg_bill_month m,
-			   struct vg_bill_invoice ***out, size_t *n);
+				const struct vg_bill_ratecard *rc, struct vg_bill_month m,
+				struct vg_bill_invoice ***out, size_t *n);
 
 /* ---- rendering (billing/render.c) ------------------------------------------- */
 
@@ -120,11 +120,11 @@ const char *vg_bill_invoice_format_mime(int fmt);
  * its length. Deterministic: the same invoice renders to the same bytes.
  * 0 or -ENOMEM. */
 int vg_bill_invoice_render(const struct vg_bill_invoice *inv, int fmt, char **out,
-		      size_t *len);
+			   size_t *len);
 
 /* Read back what vg_bill_invoice_render wrote as JSON. 0, -EBADMSG, -ENOMEM. */
 int vg_bill_invoice_from_json(const char *text, size_t len,
-			 struct vg_bill_invoice **out);
+			      struct vg_bill_invoice **out);
 
 /* ---- drafts, finalization, adjustments (billing/finalize.c) ---------------- */
 
@@ -133,8 +133,8 @@ int vg_bill_invoice_from_json(const char *text, size_t len,
  * for late usage of earlier finalized months (see docs/billing.md).
  * -ENOENT if m is finalized and has no invoice for project. */
 int vg_bill_invoice_from_db(sqlite3 *db, const struct vg_bill_ratecard *rc,
-		    struct vg_bill_month m, const char *project,
-		    struct vg_bill_invoice **out);
+			    struct vg_bill_month m, const char *project,
+			    struct vg_bill_invoice **out);
 
 /* Same, as rendered text. For a finalized month the JSON is the stored
  * document itself (byte-identical on every call). */

@@ -94,7 +94,7 @@ struct vg_bill_meter_stats {
 
 /* Open the meter on the database at path. 0 or -errno, message in err. */
 int vg_bill_meter_open(const char *path, struct vg_bill_meter **out, char *err,
-		  size_t errlen);
+		       size_t errlen);
 void vg_bill_meter_close(struct vg_bill_meter *m); /* accepts NULL */
 
 /* Apply one batch in one transaction. 0; -EAGAIN when the database is busy

@@ -97,21 +97,21 @@ struct vg_bill_prices {
  * a 3-letter ISO 4217 code such as \"EUR\"") or for a syntax error the
  * line and column ("rc.json:4:17: ..."). */
 int vg_bill_ratecard_load(const char *path, struct vg_bill_ratecard **out, char *err,
-		     size_t errlen);
+			  size_t errlen);
 
 /* Same from text; `name` stands for the path in messages. */
 int vg_bill_ratecard_parse(const char *text, size_t len, const char *name,
-		      struct vg_bill_ratecard **out, char *err, size_t errlen);
+			   struct vg_bill_ratecard **out, char *err, size_t errlen);
 
 void vg_bill_ratecard_free(struct vg_bill_ratecard *rc); /* accepts NULL */
 
 /* The effective prices of project (NULL: none of its own) at t_ms. */
 void vg_bill_ratecard_prices(const struct vg_bill_ratecard *rc, const char *project,
-			int64_t t_ms, struct vg_bill_prices *out);
+			     int64_t t_ms, struct vg_bill_prices *out);
 
 /* The per-hour price of flavor under p: 0, or -ENOENT if neither the
  * project's nor the global sheets in force name it. */
 int vg_bill_prices_flavor(const struct vg_bill_prices *p, const char *flavor,
-		     int64_t *hour_micro);
+			  int64_t *hour_micro);
 
 #endif

@@ -77,7 +77,7 @@ struct vg_bill_usage {
  * from the billing database. *out is overwritten (clear it later).
  * 0, -ENOMEM, or -EIO/-EAGAIN from sqlite. */
 int vg_bill_usage_load(sqlite3 *db, int64_t from_ms, int64_t to_ms,
-		  const char *project, struct vg_bill_usage *out);
+		       const char *project, struct vg_bill_usage *out);
 
 /* Free what u owns and zero it. Accepts NULL and zeroed. */
 void vg_bill_usage_clear(struct vg_bill_usage *u);

@@ -53,7 +53,7 @@ static const char *const palette[VG_API_GRAPH_MAX_SERIES] = {
 /* ---- text ------------------------------------------------------------------- */
 
 int vg_api_graph_text(const char *in, int legend, int strict, char *out,
-		  size_t outlen)
+		      size_t outlen)
 {
 	size_t o = 0, max = legend ? VG_API_GRAPH_LEGEND_MAX : VG_API_GRAPH_TITLE_MAX;
 
@@ -121,7 +121,7 @@ static int path_safe(const char *p)
 }
 
 int vg_api_graph_build(const struct vg_api_graph_spec *g, struct vg_api_graph_args *a,
-		   char *err, size_t errlen)
+		       char *err, size_t errlen)
 {
 	static const char *const cfn[] = {"AVERAGE", "MIN", "MAX"};
 	char text[4 * VG_API_GRAPH_TITLE_MAX + 8];
@@ -166,7 +166,7 @@ int vg_api_graph_build(const struct vg_api_graph_spec *g, struct vg_api_graph_ar
 			return -ENOTSUP;
 		}
 		if (vg_api_graph_text(l->legend, 1, l->legend_strict, text,
-				  sizeof(text))) {
+				      sizeof(text))) {
 			snprintf(err, errlen,
 				 "bad legend%zu: at most %d bytes of UTF-8 "
 				 "without control characters (newlines) or "
@@ -184,7 +184,7 @@ int vg_api_graph_build(const struct vg_api_graph_spec *g, struct vg_api_graph_ar
 }
 
 int vg_api_graph_render(const struct vg_api_graph_args *a, char **png, size_t *len,
-		    json_t **legends, char *err, size_t errlen)
+			json_t **legends, char *err, size_t errlen)
 {
 	rrd_info_t *info, *i;
 	char *argv[sizeof(a->argv) / sizeof(a->argv[0])];

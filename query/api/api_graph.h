@@ -58,19 +58,19 @@ struct vg_api_graph_args {
  * -ENAMETOOLONG beyond VG_API_GRAPH_LEGEND_MAX / VG_API_GRAPH_TITLE_MAX bytes or
  * if out is too small. Pure. */
 int vg_api_graph_text(const char *in, int legend, int strict, char *out,
-		  size_t outlen);
+		      size_t outlen);
 
 /* The rrd_graph argument vector for g. -EINVAL (message in err) for a bad
  * title or legend, sizes or range; -ENOTSUP for a file path holding ':'
  * or '\'. Pure. */
 int vg_api_graph_build(const struct vg_api_graph_spec *g, struct vg_api_graph_args *a,
-		   char *err, size_t errlen);
+		       char *err, size_t errlen);
 
 /* Draw: *png (malloc'd, caller frees) and *len. legends (may be NULL) gets
  * a new array of the legend texts librrd reports, plus "PRINT" for any
  * PRINT result (tests assert there is none). Serialised by a mutex.
  * 0 or -EIO with librrd's message in err. */
 int vg_api_graph_render(const struct vg_api_graph_args *a, char **png, size_t *len,
-		    json_t **legends, char *err, size_t errlen);
+			json_t **legends, char *err, size_t errlen);
 
 #endif

@@ -131,7 +131,7 @@ static void test_graph_text(void **state)
 	assert_int_equal(vg_api_graph_text("a:b", 0, 1, out, sizeof(out)), 0);
 	assert_string_equal(out, "a:b"); /* a title is one argument */
 	assert_int_equal(vg_api_graph_text("x\nPRINT:v0:AVERAGE:%lf", 1, 1, out,
-				       sizeof(out)), -EINVAL);
+					   sizeof(out)), -EINVAL);
 	assert_int_equal(vg_api_graph_text("x\\l", 1, 1, out, sizeof(out)), -EINVAL);
 	assert_int_equal(vg_api_graph_text("x\\l\nz", 1, 0, out, sizeof(out)), 0);
 	assert_string_equal(out, "x?l?z");

@@ -86,8 +86,8 @@ static int check_all(struct fx *f)
 		struct vg_bill_invoice **inv;
 		size_t n;
 		assert_int_equal(vg_bill_usage_load(vg_bill_meter_db(f->m),
-					       vg_bill_month_start_ms(months[i]),
-					       vg_bill_month_end_ms(months[i]), NULL, &u), 0);
+						    vg_bill_month_start_ms(months[i]),
+						    vg_bill_month_end_ms(months[i]), NULL, &u), 0);
 		assert_int_equal(vg_bill_invoice_compute_all(&u, f->rc, months[i], &inv, &n), 0);
 		bad += vg_bill_ledger_check(f->l, months[i], inv, n, stderr);
 		for (size_t k = 0; k < n; k++)
@@ -139,7 +139,7 @@ static void test_per_project_invoice_equals_all(void **state)
 	assert_memory_equal(a, b, la);
 	/* ... is the same document as beta's among all projects' invoices */
 	assert_int_equal(vg_bill_usage_load(vg_bill_meter_db(f->m), vg_bill_month_start_ms(oct),
-				       vg_bill_month_end_ms(oct), NULL, &u), 0);
+					    vg_bill_month_end_ms(oct), NULL, &u), 0);
 	assert_int_equal(vg_bill_invoice_compute_all(&u, f->rc, oct, &all, &n), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(all[1]->project, "beta");

@@ -105,12 +105,12 @@ static void load(struct fx *f, const char *month, struct vg_bill_usage *u)
 	struct vg_bill_month m;
 	assert_int_equal(vg_bill_month_parse(month, &m), 0);
 	assert_int_equal(vg_bill_usage_load(vg_bill_meter_db(f->m), vg_bill_month_start_ms(m),
-				       vg_bill_month_end_ms(m), NULL, u), 0);
+					    vg_bill_month_end_ms(m), NULL, u), 0);
 }
 
 /* The i-th segment of `kind` of resource id. */
 static const struct vg_bill_usage_seg *seg(const struct vg_bill_usage *u, const char *id,
-				      int kind, int i)
+					   int kind, int i)
 {
 	size_t r = vg_bill_usage_find(u, id);
 	for (size_t k = 0; r != VG_BILL_NO_INDEX && k < u->nsegs; k++)
