@@ -1,9 +1,19 @@
 # vigie — one entry point: all, demo, check, bench, fuzz, valgrind, install, clean.
 #
-# Layout: common/ is a static library every program links; each component
-# folder (agent/, collector/, alarms/, billing/, query/) is a static library
-# whose main.c (or cli.c for the `vigie` CLI) becomes a program. Unit tests
-# tests/unit/<module>_test.c link against all of them with cmocka.
+# Layout: one static library per component, layered (a library may use only
+# those after it in LIB_ORDER; tests/layers_test.sh checks the includes):
+#   api        query/api/   the HTTP JSON API, run inside the collector
+#   cli        query/cli/   the `vigie` CLI (cli.c is its main)
+#   agent      agent/       vigie-agent (main.c is its main)
+#   alarms     alarms/      alarm engine and notifiers
+#   billing    billing/     metering, rate card, invoices
+#   collector  collector/   the collector core: receiver, registry, store
+#   common     common/      what every program links
+# collector/compose.c is vigie-collector's main and its composition root:
+# the one file that wires the core, alarms, billing and the API together.
+# Each unit test tests/unit/<name>_test.c names the libraries it links in
+# LIBS_<name>_test below, and links only those: using anything else fails the
+# link, which is how a test stays on its own layer.
 #
 #   make SAN=1 check     AddressSanitizer + UndefinedBehaviorSanitizer build
 #                        (objects in build-san/, so it never mixes with build/)
@@ -30,29 +40,92 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  ?= -O2 -g
+# -Iinclude: the contracts between modules ("vigie/store.h"); -I.: a
+# component's own headers, named by their folder ("agent/spool.h").
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-           -Wno-unused-parameter -Iinclude $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP \
+           -Wno-unused-parameter -Iinclude -I. $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP \
            -DVG_PREFIX=\"$(PREFIX)\"
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS  += $(PKG_LIBS) -lpthread -lm
 
 COMMON_SRC    := $(wildcard common/*.c)
 AGENT_SRC     := $(filter-out agent/main.c,$(wildcard agent/*.c))
-COLLECTOR_SRC := $(filter-out collector/main.c,$(wildcard collector/*.c)) \
-                 $(wildcard alarms/*.c) $(wildcard billing/*.c) \
-                 $(filter-out query/cli%.c,$(wildcard query/*.c))
-CLI_SRC       := $(filter-out query/cli.c,$(wildcard query/cli_*.c))
+COLLECTOR_SRC := $(filter-out collector/compose.c,$(wildcard collector/*.c))
+ALARMS_SRC    := $(wildcard alarms/*.c)
+BILLING_SRC   := $(wildcard billing/*.c)
+API_SRC       := $(wildcard query/api/*.c)
+CLI_SRC       := $(filter-out query/cli/cli.c,$(wildcard query/cli/*.c))
 UNIT_SRC      := $(wildcard tests/unit/*_test.c)
 BENCH_SRC     := $(wildcard bench/*.c)
 FUZZ_SRC      := $(wildcard tests/fuzz/*_fuzz.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-LIBCOMMON    := $(BUILD)/lib/libvgcommon.a
-LIBAGENT     := $(BUILD)/lib/libvgagent.a
-LIBCOLLECTOR := $(BUILD)/lib/libvgcollector.a
-LIBCLI       := $(BUILD)/lib/libvgcli.a
-ALL_LIBS     := $(LIBCOLLECTOR) $(LIBAGENT) $(LIBCLI) $(LIBCOMMON)
+# Link order: a library before those it uses.
+LIB_ORDER := api cli agent alarms billing collector common
+lib  = $(BUILD)/lib/libvg$(1).a
+libs = $(foreach l,$(LIB_ORDER),$(if $(filter $(l),$(1)),$(call lib,$(l))))
+
+LIBCOMMON    := $(call lib,common)
+LIBAGENT     := $(call lib,agent)
+LIBCOLLECTOR := $(call lib,collector)
+LIBALARMS    := $(call lib,alarms)
+LIBBILLING   := $(call lib,billing)
+LIBAPI       := $(call lib,api)
+LIBCLI       := $(call lib,cli)
+ALL_LIBS     := $(call libs,$(LIB_ORDER))
+
+# The libraries each unit test links (in any order; see above).
+LIBS_agent_events_test  := agent common
+LIBS_agent_test         := agent common
+LIBS_alarm_config_test  := alarms common
+LIBS_alarm_engine_test  := alarms common
+LIBS_alarm_eval_test    := alarms common
+LIBS_alarm_rule_test    := alarms common
+LIBS_alarm_series_test  := alarms common
+LIBS_alarm_stream_test  := alarms common
+LIBS_api_query_test     := api alarms billing collector common
+LIBS_api_static_test    := api alarms billing collector common
+LIBS_api_test           := api alarms billing collector common
+LIBS_auth_test          := common
+LIBS_bill_invoice_test  := billing common
+LIBS_bill_ledger_test   := billing common
+LIBS_bill_meter_test    := billing common
+LIBS_bill_money_test    := billing common
+LIBS_bill_ratecard_test := billing common
+LIBS_catalog_test       := common
+LIBS_cli_alarms_test    := cli api alarms billing collector common
+LIBS_cli_query_test     := cli api alarms billing collector common
+LIBS_cli_render_test    := cli api alarms billing collector common
+LIBS_cli_test           := cli api alarms billing collector common
+LIBS_clock_test         := common
+LIBS_config_test        := common
+LIBS_crash_test         := billing collector common
+LIBS_derive_test        := agent common
+LIBS_dispatch_test      := common
+LIBS_domxml_test        := agent common
+LIBS_hmap_test          := agent common
+LIBS_hostile_wire_test  := collector common
+LIBS_http_test          := api alarms billing collector common
+LIBS_journal_test       := collector common
+LIBS_lastval_test       := collector common
+LIBS_libvirt_test       := agent common
+LIBS_name_test          := common
+LIBS_poller_test        := agent common
+LIBS_procfs_test        := agent common
+LIBS_receiver_test      := collector common
+LIBS_registry_list_test := collector common
+LIBS_registry_test      := collector common
+LIBS_rrdcached_test     := collector common
+LIBS_sender_test        := agent common
+LIBS_sign_sender_test   := agent common
+LIBS_sign_test          := common
+LIBS_spool_test         := agent common
+LIBS_sqlitedb_test      := common
+LIBS_store_cache_test   := collector common
+LIBS_store_test         := collector common
+LIBS_token_test         := api alarms billing collector common
+LIBS_wire_test          := common
 
 BINS  := $(BUILD)/bin/vigie-agent $(BUILD)/bin/vigie-collector $(BUILD)/bin/vigie
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -61,6 +134,8 @@ BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 .PHONY: all deps demo check unit-tests bench fuzz valgrind install clean format
 # Keep objects of tests and benches (make would delete them as intermediates).
 .SECONDARY:
+# A failed link must not leave a file that looks up to date.
+.DELETE_ON_ERROR:
 all: $(BINS)
 
 deps:
@@ -73,6 +148,9 @@ $(BUILD)/obj/%.o: %.c
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 $(LIBAGENT): $(call obj,$(AGENT_SRC))
 $(LIBCOLLECTOR): $(call obj,$(COLLECTOR_SRC))
+$(LIBALARMS): $(call obj,$(ALARMS_SRC))
+$(LIBBILLING): $(call obj,$(BILLING_SRC))
+$(LIBAPI): $(call obj,$(API_SRC))
 $(LIBCLI): $(call obj,$(CLI_SRC))
 $(BUILD)/lib/%.a:
 	@mkdir -p $(dir $@)
@@ -85,14 +163,17 @@ $(BUILD)/obj/empty.o:
 $(ALL_LIBS): | $(BUILD)/obj/empty.o
 
 $(BUILD)/bin/vigie-agent: $(call obj,agent/main.c) $(LIBAGENT) $(LIBCOMMON)
-$(BUILD)/bin/vigie-collector: $(call obj,collector/main.c) $(LIBCOLLECTOR) $(LIBCOMMON)
-$(BUILD)/bin/vigie: $(call obj,query/cli.c) $(LIBCLI) $(LIBCOMMON)
+$(BUILD)/bin/vigie-collector: $(call obj,collector/compose.c) \
+    $(call libs,api alarms billing collector common)
+$(BUILD)/bin/vigie: $(call obj,query/cli/cli.c) $(call libs,cli common)
 $(BUILD)/bin/%:
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%_test: $(call obj,tests/unit/%_test.c) $(ALL_LIBS)
+.SECONDEXPANSION:
+$(BUILD)/tests/%_test: $(call obj,tests/unit/%_test.c) $$(call libs,$$(LIBS_$$*_test))
 	@mkdir -p $(dir $@)
+	@test -n "$(LIBS_$*_test)" || { echo "Makefile: no LIBS_$*_test (the libraries $*_test links)" >&2; exit 1; }
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 $(BUILD)/bench/%: $(call obj,bench/%.c) $(ALL_LIBS)

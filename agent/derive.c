@@ -1,6 +1,6 @@
 /*
  * derive.c — values computed from two consecutive polls
- * (include/vigie/agent_derive.h).
+ * (agent/derive.h).
  *
  * Design: every function checks its inputs (finite, dt > 0) and the
  * direction of every counter before dividing, so the callers can feed it
@@ -12,7 +12,7 @@
 #include <errno.h>
 #include <math.h>
 
-#include "vigie/agent_derive.h"
+#include "agent/derive.h"
 
 static int ok(double v)
 {

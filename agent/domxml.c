@@ -1,6 +1,6 @@
 /*
  * domxml.c — identity and device lists from a libvirt domain XML
- * (include/vigie/agent_domxml.h).
+ * (agent/domxml.h).
  *
  * Design: a tiny SAX-style walker (walk()) turns the document into
  * start/end callbacks with namespace-resolved element names; interpret()
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/agent_domxml.h"
+#include "agent/domxml.h"
 
 #define MAX_DEPTH 64
 #define MAX_ATTRS 32

@@ -1,6 +1,6 @@
 /*
  * events.c — libvirt domain lifecycle events on a thread of their own
- * (agent_events.h).
+ * (agent/events.h).
  *
  * Design: libvirt delivers events only through an event loop the
  * application runs. The default implementation is registered once per
@@ -22,7 +22,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
-#include "vigie/agent_events.h"
+#include "agent/events.h"
 #include "vigie/batch.h"
 
 struct vg_events {

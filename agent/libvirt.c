@@ -1,5 +1,5 @@
 /*
- * libvirt.c — the agent's libvirt source (include/vigie/agent_libvirt.h).
+ * libvirt.c — the agent's libvirt source (agent/libvirt.h).
  *
  * Design: per poll, one virConnectGetAllDomainStats call; per record the
  * typed parameters are scanned once and dispatched by prefix into the
@@ -26,7 +26,7 @@
 #include <libvirt/virterror.h>
 
 #include "vigie/agent_hmap.h"
-#include "vigie/agent_libvirt.h"
+#include "agent/libvirt.h"
 #include "vigie/clock.h"
 
 #define BACKOFF_MIN_MS 1000

@@ -7,7 +7,7 @@
  * instead of bunching polls). Each poll builds one batch (host, stream and
  * seq from the spool, time from the vg_clock, real or synthetic), encodes
  * it, writes it to the spool and wakes the sender. Delivery runs on the
- * sender's own thread (agent_sender.h), so a slow or absent collector
+ * sender's own thread (agent/sender.h), so a slow or absent collector
  * never delays a poll; the spool is the only thing the two share.
  * Signals only set flags: SIGTERM/SIGINT stop polling, then the sender
  * gets up to 2 s to empty the spool (what is left is sent at the next
@@ -28,10 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/agent_poll.h"
-#include "vigie/agent_sender.h"
-#include "vigie/agent_spool.h"
-#include "vigie/agent_events.h"
+#include "agent/poll.h"
+#include "agent/sender.h"
+#include "agent/spool.h"
+#include "agent/events.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
 #include "vigie/log.h"

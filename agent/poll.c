@@ -1,6 +1,6 @@
 /*
  * poll.c — one agent poll: sources -> derivations -> batch
- * (include/vigie/agent_poll.h).
+ * (agent/poll.h).
  *
  * Design: a poll reads /proc, takes a libvirt snapshot, then walks the
  * snapshot once. For each domain it looks up the previous poll's raw
@@ -13,7 +13,7 @@
  * Invariants:
  *  - derived values are only computed between two polls in which the same
  *    incarnation (same libvirt id) of a domain was active, and only from
- *    counters that did not go backwards (agent_derive.h);
+ *    counters that did not go backwards (agent/derive.h);
  *  - a failed libvirt poll leaves every domain's state untouched;
  *  - every string a batch gets is copied by the batch (vg_batch_*), so
  *    the previous-state tables own their strings independently.
@@ -28,10 +28,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "vigie/agent_derive.h"
+#include "agent/derive.h"
 #include "vigie/agent_hmap.h"
-#include "vigie/agent_poll.h"
-#include "vigie/agent_procfs.h"
+#include "agent/poll.h"
+#include "agent/procfs.h"
 #include "vigie/clock.h"
 #include "vigie/log.h"
 #include "vigie/name.h"

@@ -1,6 +1,6 @@
 /*
  * procfs.c — parsers for the /proc files the agent reads
- * (include/vigie/agent_procfs.h).
+ * (agent/procfs.h).
  *
  * Design: each parser walks the text once with strtoull-style scanning,
  * never trusting field counts: a short or garbled line is skipped (lists)
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "vigie/agent_procfs.h"
+#include "agent/procfs.h"
 
 void vg_procfs_buf_free(struct vg_procfs_buf *b)
 {

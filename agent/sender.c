@@ -1,6 +1,6 @@
 /*
  * sender.c — delivery of spooled batches over nanomsg REQ
- * (include/vigie/agent_sender.h).
+ * (agent/sender.h).
  *
  * Design: one thread, one REQ socket, one batch in flight. The loop
  * re-reads the oldest spooled batch before every attempt, so a batch the
@@ -29,7 +29,7 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 
-#include "vigie/agent_sender.h"
+#include "agent/sender.h"
 #include "vigie/clock.h"
 #include "vigie/wire.h"
 

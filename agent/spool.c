@@ -1,5 +1,5 @@
 /*
- * spool.c — the agent's on-disk spool (include/vigie/agent_spool.h).
+ * spool.c — the agent's on-disk spool (agent/spool.h).
  *
  * Design: the directory is the truth; an in-memory index (a ring of
  * sequence numbers, ascending) mirrors it so the sender finds the oldest
@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "vigie/agent_spool.h"
+#include "agent/spool.h"
 
 struct vg_spool {
 	char *dir;

@@ -39,12 +39,12 @@
 #include <time.h>
 
 #include "vigie/alarm_engine.h"
-#include "vigie/alarm_eval.h"
+#include "alarms/eval.h"
 #include "vigie/alarm_map.h"
-#include "vigie/alarm_notice.h"
+#include "alarms/notice.h"
 #include "vigie/alarm_outbox.h"
-#include "vigie/alarm_rule.h"
-#include "vigie/alarm_series.h"
+#include "alarms/rule.h"
+#include "alarms/series.h"
 #include "vigie/clock.h"
 #include "vigie/log.h"
 

@@ -1,5 +1,5 @@
 /*
- * eval.c — the threshold alarm state machine (vigie/alarm_eval.h).
+ * eval.c — the threshold alarm state machine (alarms/eval.h).
  *
  * Transitions, decided after each closed period (see the header for how
  * the datapoints give a raw verdict):
@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/alarm_eval.h"
+#include "alarms/eval.h"
 #include "vigie/clock.h"
 
 void vg_alarm_params_from_def(struct vg_alarm_params *p,

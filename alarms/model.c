@@ -24,7 +24,7 @@
 #include <unistd.h>
 
 #include "vigie/alarm.h"
-#include "vigie/alarm_rule.h"
+#include "alarms/rule.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"

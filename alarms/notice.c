@@ -1,6 +1,6 @@
 /*
  * notice.c — the notification document shared by every channel
- * (vigie/alarm_notice.h).
+ * (alarms/notice.h).
  *
  * Design: built once with jansson at the moment of the decision and kept
  * as text (in the outbox row, the PUB message, the SSE event), so a
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/alarm_notice.h"
+#include "alarms/notice.h"
 #include "vigie/alarm_pub.h"
 #include "vigie/clock.h"
 

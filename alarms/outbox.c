@@ -28,10 +28,10 @@
 
 #include <jansson.h>
 
-#include "vigie/alarm_notice.h"
+#include "alarms/notice.h"
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_store.h"
-#include "vigie/alarm_webhook.h"
+#include "alarms/webhook.h"
 #include "vigie/clock.h"
 #include "vigie/log.h"
 
@@ -114,7 +114,7 @@ int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
 
 /* Record one history row for an attempt (best effort: the outcome mark
  * is what matters). */
-static void history(struct vg_alarm_outbox *ob, const struct vg_outbox_item *it,
+static void history(struct vg_alarm_outbox *ob, const struct vg_alarm_outbox_item *it,
 		    const char *status, long http, const char *error,
 		    int64_t next_ms, int64_t t)
 {
@@ -152,7 +152,7 @@ static const struct vg_alarm_exec_cmd *find_exec(struct vg_alarm_outbox *ob,
 }
 
 /* One attempt. 0 delivered, -EAGAIN retry, other negative: give up. */
-static int attempt(struct vg_alarm_outbox *ob, const struct vg_outbox_item *it,
+static int attempt(struct vg_alarm_outbox *ob, const struct vg_alarm_outbox_item *it,
 		   long *http, char *err, size_t errlen)
 {
 	*http = 0;
@@ -236,7 +236,7 @@ static int64_t jitter(int64_t d)
 
 int vg_alarm_outbox_run_once(struct vg_alarm_outbox *ob, int64_t *next_due_ms)
 {
-	struct vg_outbox_item items[BATCH];
+	struct vg_alarm_outbox_item items[BATCH];
 	size_t n = 0;
 	int64_t next = INT64_MAX, t = now(ob);
 	int rc, done = 0;
@@ -254,7 +254,7 @@ int vg_alarm_outbox_run_once(struct vg_alarm_outbox *ob, int64_t *next_due_ms)
 		return rc;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct vg_outbox_item *it = &items[i];
+		struct vg_alarm_outbox_item *it = &items[i];
 		char err[512];
 		long http = 0;
 		int64_t at;
@@ -326,7 +326,7 @@ int vg_alarm_outbox_run_once(struct vg_alarm_outbox *ob, int64_t *next_due_ms)
 		done++;
 	}
 	for (size_t i = 0; i < n; i++)
-		vg_outbox_item_release(&items[i]);
+		vg_alarm_outbox_item_release(&items[i]);
 	if (n == BATCH)
 		next = t; /* more may be due right now */
 	if (next_due_ms)

@@ -1,6 +1,6 @@
 /*
  * rule.c — parser and evaluator for composite alarm rules
- * (vigie/alarm_rule.h has the grammar).
+ * (alarms/rule.h has the grammar).
  *
  * Design: a tokenizer feeds a recursive-descent parser that emits a
  * postfix program (REF state idx, TRUE, FALSE, NOT, AND, OR). Evaluation
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/alarm_rule.h"
+#include "alarms/rule.h"
 
 /* Same numbering as enum vg_alarm_state (vigie/alarm.h), kept local so
  * this file stands alone. */

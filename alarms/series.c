@@ -1,6 +1,6 @@
 /*
  * series.c — period statistics of one series, fed sample by sample
- * (vigie/alarm_series.h).
+ * (alarms/series.h).
  *
  * Design: a window holds only the open period's aggregates; closing a
  * period calls back with a datapoint and resets them. Gaps are filled
@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "vigie/alarm.h"
-#include "vigie/alarm_series.h"
+#include "alarms/series.h"
 
 static int64_t floor_div(int64_t a, int64_t b)
 {

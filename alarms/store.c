@@ -435,7 +435,7 @@ int vg_alarm_store_prune(struct vg_alarm_store *s, int64_t before_ms,
 
 /* ---- outbox --------------------------------------------------------------------------- */
 
-void vg_outbox_item_release(struct vg_outbox_item *it)
+void vg_alarm_outbox_item_release(struct vg_alarm_outbox_item *it)
 {
 	if (!it)
 		return;
@@ -468,7 +468,7 @@ static void copy_col(char *dst, size_t len, sqlite3_stmt *st, int col)
 }
 
 int vg_alarm_store_outbox_due(struct vg_alarm_store *s, int64_t now_ms,
-			      struct vg_outbox_item *items, size_t max,
+			      struct vg_alarm_outbox_item *items, size_t max,
 			      size_t *n, int64_t *next_due_ms)
 {
 	sqlite3_stmt *st = s->st[ST_OB_DUE];
@@ -479,7 +479,7 @@ int vg_alarm_store_outbox_due(struct vg_alarm_store *s, int64_t now_ms,
 	sqlite3_bind_int64(st, 1, now_ms);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct vg_outbox_item *it = &items[*n];
+		struct vg_alarm_outbox_item *it = &items[*n];
 		memset(it, 0, sizeof(*it));
 		it->id = sqlite3_column_int64(st, 0);
 		copy_col(it->notice_id, sizeof(it->notice_id), st, 1);
@@ -491,7 +491,7 @@ int vg_alarm_store_outbox_due(struct vg_alarm_store *s, int64_t now_ms,
 		it->created_ms = sqlite3_column_int64(st, 7);
 		it->next_ms = sqlite3_column_int64(st, 8);
 		if (!it->action || !it->body) {
-			vg_outbox_item_release(it);
+			vg_alarm_outbox_item_release(it);
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -501,7 +501,7 @@ int vg_alarm_store_outbox_due(struct vg_alarm_store *s, int64_t now_ms,
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE) {
 		for (size_t i = 0; i < *n; i++)
-			vg_outbox_item_release(&items[i]);
+			vg_alarm_outbox_item_release(&items[i]);
 		*n = 0;
 		return map_rc(rc);
 	}

@@ -1,5 +1,5 @@
 /*
- * webhook.c — one HTTP POST of a notification (vigie/alarm_webhook.h).
+ * webhook.c — one HTTP POST of a notification (alarms/webhook.h).
  *
  * Design: a fresh easy handle per attempt (notifications are rare, and a
  * fresh handle cannot carry state from one receiver to another); the
@@ -13,7 +13,7 @@
 
 #include <curl/curl.h>
 
-#include "vigie/alarm_webhook.h"
+#include "alarms/webhook.h"
 
 #ifndef VG_VERSION
 #define VG_VERSION "0.1.0"

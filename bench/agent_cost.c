@@ -25,7 +25,7 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/pipeline.h>
 
-#include "vigie/agent_poll.h"
+#include "agent/poll.h"
 #include "vigie/clock.h"
 #include "vigie/wire.h"
 

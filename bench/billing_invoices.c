@@ -121,22 +121,22 @@ static void populate(sqlite3 *db, int ninst, int nproj, int64_t m0, int64_t m1)
 		res_row(r, db, id, 1, NULL, proj, name, created, last, 1);
 		res_row(r, db, disk, 2, id, proj, "vda", created, last, 0);
 		res_row(r, db, nic, 3, id, proj, "tap0", created, last, 0);
-		tr_row(t, db, id, created, VG_T_CREATE, "m1.small", 1, 2048, 20, -1);
-		tr_row(t, db, id, created + 1000, VG_T_START, "m1.small", 1, 2048, 20, -1);
-		tr_row(t, db, disk, created, VG_T_CREATE, NULL, -1, -1, -1, 20LL << 30);
+		tr_row(t, db, id, created, VG_BILL_T_CREATE, "m1.small", 1, 2048, 20, -1);
+		tr_row(t, db, id, created + 1000, VG_BILL_T_START, "m1.small", 1, 2048, 20, -1);
+		tr_row(t, db, disk, created, VG_BILL_T_CREATE, NULL, -1, -1, -1, 20LL << 30);
 		if (i % 10 == 3) /* resized mid-month */
-			tr_row(t, db, id, m0 + 12 * 86400000LL + i, VG_T_FLAVOR, "c1.custom", 4, 8192, 40, -1);
+			tr_row(t, db, id, m0 + 12 * 86400000LL + i, VG_BILL_T_FLAVOR, "c1.custom", 4, 8192, 40, -1);
 		if (i % 5 == 1) { /* stopped and started twice */
 			for (int k = 0; k < 2; k++) {
 				int64_t s = m0 + (int64_t)(5 + 10 * k) * 86400000LL + i * 10;
-				tr_row(t, db, id, s, VG_T_STOP, NULL, -1, -1, -1, -1);
-				tr_row(t, db, id, s + 3 * H + 17000, VG_T_START, NULL, -1, -1, -1, -1);
+				tr_row(t, db, id, s, VG_BILL_T_STOP, NULL, -1, -1, -1, -1);
+				tr_row(t, db, id, s + 3 * H + 17000, VG_BILL_T_START, NULL, -1, -1, -1, -1);
 			}
 		}
 		if (deleted) {
-			tr_row(t, db, id, del_t, VG_T_STOP, NULL, -1, -1, -1, -1);
-			tr_row(t, db, id, del_t, VG_T_DELETE, NULL, -1, -1, -1, -1);
-			tr_row(t, db, disk, del_t, VG_T_DELETE, NULL, -1, -1, -1, -1);
+			tr_row(t, db, id, del_t, VG_BILL_T_STOP, NULL, -1, -1, -1, -1);
+			tr_row(t, db, id, del_t, VG_BILL_T_DELETE, NULL, -1, -1, -1, -1);
+			tr_row(t, db, disk, del_t, VG_BILL_T_DELETE, NULL, -1, -1, -1, -1);
 		}
 	}
 	/* network rows in primary-key order (project, hour, vNIC): appends */
@@ -170,12 +170,12 @@ static void populate(sqlite3 *db, int ninst, int nproj, int64_t m0, int64_t m1)
 static void meter_throughput(const char *dir)
 {
 	char path[512], err[256], id[32], sub[64];
-	struct vg_meter *m;
+	struct vg_bill_meter *m;
 	const int per = 1000, polls = 20;
 	int64_t t0 = 1790000000000LL;
 
 	snprintf(path, sizeof(path), "%s/meter.db", dir);
-	if (vg_meter_open(path, &m, err, sizeof(err))) {
+	if (vg_bill_meter_open(path, &m, err, sizeof(err))) {
 		fprintf(stderr, "billing_invoices: %s\n", err);
 		exit(1);
 	}
@@ -197,7 +197,7 @@ static void meter_throughput(const char *dir)
 			vg_batch_sample(b, "net.tx.bytes", VG_KIND_COUNTER, 1000.0 * p * (i + 1));
 			vg_batch_sample(b, "net.rx.bytes", VG_KIND_COUNTER, 10.0 * p);
 		}
-		if (vg_meter_batch(m, b)) {
+		if (vg_bill_meter_batch(m, b)) {
 			fprintf(stderr, "billing_invoices: meter refused a batch\n");
 			exit(1);
 		}
@@ -207,19 +207,19 @@ static void meter_throughput(const char *dir)
 	printf("RESULT billing meter: %d batches x %d instances (+disk +vNIC): %.2f s, "
 	       "%.0f resource observations/s, %.2f ms per 1000-instance batch\n",
 	       polls, per, el, polls * per * 3 / el, el * 1000 / polls);
-	vg_meter_close(m);
+	vg_bill_meter_close(m);
 }
 
 int main(int argc, char **argv)
 {
 	int ninst = argc > 1 ? atoi(argv[1]) : 10000;
 	int nproj = argc > 2 ? atoi(argv[2]) : 100;
-	struct vg_month oct = {2026, 10};
-	int64_t m0 = vg_month_start_ms(oct), m1 = vg_month_end_ms(oct);
+	struct vg_bill_month oct = {2026, 10};
+	int64_t m0 = vg_bill_month_start_ms(oct), m1 = vg_bill_month_end_ms(oct);
 	char dir[] = "/tmp/vg-bill-bench.XXXXXX", path[512], err[512], cmd[600];
-	struct vg_ratecard *rc;
-	struct vg_invoice **inv;
-	struct vg_usage u;
+	struct vg_bill_ratecard *rc;
+	struct vg_bill_invoice **inv;
+	struct vg_bill_usage u;
 	sqlite3 *db;
 	size_t n, lines = 0, bytes = 0;
 	double t;
@@ -227,8 +227,8 @@ int main(int argc, char **argv)
 	if (ninst < 1 || nproj < 1 || !mkdtemp(dir))
 		return 2;
 	snprintf(path, sizeof(path), "%s/billing.db", dir);
-	if (vg_ratecard_parse(card, sizeof(card) - 1, "bench", &rc, err, sizeof(err)) ||
-	    vg_billdb_open(path, &db, err, sizeof(err))) {
+	if (vg_bill_ratecard_parse(card, sizeof(card) - 1, "bench", &rc, err, sizeof(err)) ||
+	    vg_bill_db_open(path, &db, err, sizeof(err))) {
 		fprintf(stderr, "billing_invoices: %s\n", err);
 		return 1;
 	}
@@ -238,10 +238,10 @@ int main(int argc, char **argv)
 	       "rows written in %.2f s\n", ninst, nproj, ninst * 744, now_s() - t);
 
 	t = now_s();
-	if (vg_usage_load(db, m0, m1, NULL, &u))
+	if (vg_bill_usage_load(db, m0, m1, NULL, &u))
 		die("usage", db);
 	double t_load = now_s() - t;
-	if (vg_invoice_compute_all(&u, rc, oct, &inv, &n))
+	if (vg_bill_invoice_compute_all(&u, rc, oct, &inv, &n))
 		die("compute", db);
 	double t_all = now_s() - t;
 	for (size_t i = 0; i < n; i++)
@@ -251,10 +251,10 @@ int main(int argc, char **argv)
 	       t_load, t_all - t_load);
 	t = now_s();
 	for (size_t i = 0; i < n; i++)
-		for (int f = VG_FMT_JSON; f <= VG_FMT_HTML; f++) {
+		for (int f = VG_BILL_FMT_JSON; f <= VG_BILL_FMT_HTML; f++) {
 			char *text;
 			size_t len;
-			if (vg_invoice_render(inv[i], f, &text, &len))
+			if (vg_bill_invoice_render(inv[i], f, &text, &len))
 				die("render", NULL);
 			bytes += len;
 			free(text);
@@ -262,9 +262,9 @@ int main(int argc, char **argv)
 	printf("RESULT billing render: %zu invoices x 3 formats (%.1f MB) in %.2f s\n",
 	       n, bytes / 1e6, now_s() - t);
 	for (size_t i = 0; i < n; i++)
-		vg_invoice_free(inv[i]);
+		vg_bill_invoice_free(inv[i]);
 	free(inv);
-	vg_usage_clear(&u);
+	vg_bill_usage_clear(&u);
 
 	t = now_s();
 	if (vg_bill_finalize(db, rc, oct, m1 + 86400000LL, &n))
@@ -277,10 +277,10 @@ int main(int argc, char **argv)
 	printf("RESULT billing final: %zu frozen invoices read back in %.2f s\n", n,
 	       now_s() - t);
 	for (size_t i = 0; i < n; i++)
-		vg_invoice_free(inv[i]);
+		vg_bill_invoice_free(inv[i]);
 	free(inv);
 	sqlite3_close(db);
-	vg_ratecard_free(rc);
+	vg_bill_ratecard_free(rc);
 
 	meter_throughput(dir);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

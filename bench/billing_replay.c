@@ -25,7 +25,7 @@
 #include <nanomsg/reqrep.h>
 
 #include "vigie/bill_invoice.h"
-#include "vigie/bill_ledger.h"
+#include "billing/ledger.h"
 #include "vigie/bill_meter.h"
 #include "vigie/wire.h"
 
@@ -37,7 +37,7 @@ static int usage(void)
 	return 2;
 }
 
-static int do_send(struct vg_ledger *l, const char *url)
+static int do_send(struct vg_bill_ledger *l, const char *url)
 {
 	int s = nn_socket(AF_SP, NN_REQ), tmo = 5000;
 
@@ -117,19 +117,19 @@ static char *slurp(const char *path, size_t *len)
 	return buf;
 }
 
-static int do_check(struct vg_ledger *l, const char *month, int nfiles, char **files)
+static int do_check(struct vg_bill_ledger *l, const char *month, int nfiles, char **files)
 {
-	struct vg_invoice **inv = calloc((size_t)nfiles + 1, sizeof(*inv));
-	struct vg_month m;
+	struct vg_bill_invoice **inv = calloc((size_t)nfiles + 1, sizeof(*inv));
+	struct vg_bill_month m;
 	size_t n = 0;
 	int bad;
 
-	if (!inv || vg_month_parse(month, &m))
+	if (!inv || vg_bill_month_parse(month, &m))
 		return usage();
 	for (int i = 0; i < nfiles; i++) {
 		size_t len;
 		char *text = slurp(files[i], &len);
-		if (!text || vg_invoice_from_json(text, len, &inv[n])) {
+		if (!text || vg_bill_invoice_from_json(text, len, &inv[n])) {
 			fprintf(stderr, "billing_replay: %s: not an invoice document\n", files[i]);
 			free(text);
 			return 1;
@@ -137,57 +137,57 @@ static int do_check(struct vg_ledger *l, const char *month, int nfiles, char **f
 		free(text);
 		n++;
 	}
-	bad = vg_ledger_check(l, m, inv, n, stdout);
+	bad = vg_bill_ledger_check(l, m, inv, n, stdout);
 	for (size_t i = 0; i < n; i++)
-		vg_invoice_free(inv[i]);
+		vg_bill_invoice_free(inv[i]);
 	free(inv);
 	printf("%s: %d mismatch%s\n", month, bad, bad == 1 ? "" : "es");
 	return bad ? 1 : 0;
 }
 
-static int do_print(struct vg_ledger *l, const char *month, const char *project,
+static int do_print(struct vg_bill_ledger *l, const char *month, const char *project,
 		    const char *fmt)
 {
-	struct vg_ratecard *rc;
-	struct vg_meter *m;
-	struct vg_invoice *inv;
-	struct vg_month mon;
+	struct vg_bill_ratecard *rc;
+	struct vg_bill_meter *m;
+	struct vg_bill_invoice *inv;
+	struct vg_bill_month mon;
 	char err[512], *text;
 	size_t len;
-	int f = vg_invoice_format_parse(fmt);
+	int f = vg_bill_invoice_format_parse(fmt);
 
-	if (f < 0 || vg_month_parse(month, &mon))
+	if (f < 0 || vg_bill_month_parse(month, &mon))
 		return usage();
-	if (vg_ratecard_load(l->ratecard, &rc, err, sizeof(err)) ||
-	    vg_meter_open(":memory:", &m, err, sizeof(err))) {
+	if (vg_bill_ratecard_load(l->ratecard, &rc, err, sizeof(err)) ||
+	    vg_bill_meter_open(":memory:", &m, err, sizeof(err))) {
 		fprintf(stderr, "billing_replay: %s\n", err);
 		return 1;
 	}
 	for (size_t i = 0; i < l->nbatches; i++)
-		if (vg_meter_batch(m, l->batches[i])) {
+		if (vg_bill_meter_batch(m, l->batches[i])) {
 			fprintf(stderr, "billing_replay: meter refused batch %zu\n", i + 1);
 			return 1;
 		}
-	if (vg_bill_invoice(vg_meter_db(m), rc, mon, project, &inv) ||
-	    vg_invoice_render(inv, f, &text, &len))
+	if (vg_bill_invoice_from_db(vg_bill_meter_db(m), rc, mon, project, &inv) ||
+	    vg_bill_invoice_render(inv, f, &text, &len))
 		return 1;
 	fwrite(text, 1, len, stdout);
 	free(text);
-	vg_invoice_free(inv);
-	vg_meter_close(m);
-	vg_ratecard_free(rc);
+	vg_bill_invoice_free(inv);
+	vg_bill_meter_close(m);
+	vg_bill_ratecard_free(rc);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	struct vg_ledger *l;
+	struct vg_bill_ledger *l;
 	char err[512];
 	int rc;
 
 	if (argc < 4)
 		return usage();
-	if (vg_ledger_load(argv[2], &l, err, sizeof(err))) {
+	if (vg_bill_ledger_load(argv[2], &l, err, sizeof(err))) {
 		fprintf(stderr, "billing_replay: %s\n", err);
 		return 1;
 	}
@@ -199,6 +199,6 @@ int main(int argc, char **argv)
 		rc = do_print(l, argv[3], argv[4], argc == 6 ? argv[5] : "json");
 	else
 		rc = usage();
-	vg_ledger_free(l);
+	vg_bill_ledger_free(l);
 	return rc;
 }

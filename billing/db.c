@@ -69,13 +69,13 @@ static const char schema[] =
 	" document TEXT NOT NULL,"
 	" PRIMARY KEY(month, project));";
 
-char *vg_billdb_path(const char *data_dir, char *buf, size_t len)
+char *vg_bill_db_path(const char *data_dir, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%s", data_dir, VG_BILL_DB);
 	return buf;
 }
 
-int vg_billdb_errno(int rc)
+int vg_bill_db_errno(int rc)
 {
 	switch (rc & 0xff) {
 	case SQLITE_CANTOPEN:
@@ -89,9 +89,9 @@ int vg_billdb_errno(int rc)
 
 /* version, schema, synchronous, busy timeout, errors */
 static const struct vg_sqlitedb_schema billing_schema = {
-	SCHEMA_VERSION, schema, "NORMAL", BUSY_TIMEOUT_MS, vg_billdb_errno};
+	SCHEMA_VERSION, schema, "NORMAL", BUSY_TIMEOUT_MS, vg_bill_db_errno};
 
-int vg_billdb_open(const char *path, sqlite3 **out, char *err, size_t errlen)
+int vg_bill_db_open(const char *path, sqlite3 **out, char *err, size_t errlen)
 {
 	return vg_sqlitedb_open(path, &billing_schema, out, err, errlen);
 }

@@ -32,7 +32,7 @@
 
 #define MAX_LOOKBACK 24
 
-int vg_bill_is_final(sqlite3 *db, struct vg_month m)
+int vg_bill_is_final(sqlite3 *db, struct vg_bill_month m)
 {
 	sqlite3_stmt *s;
 	char ms[16];
@@ -40,23 +40,23 @@ int vg_bill_is_final(sqlite3 *db, struct vg_month m)
 
 	rc = sqlite3_prepare_v2(db, "SELECT 1 FROM months WHERE month=?1", -1, &s, NULL);
 	if (rc != SQLITE_OK)
-		return vg_billdb_errno(rc);
-	sqlite3_bind_text(s, 1, vg_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
+		return vg_bill_db_errno(rc);
+	sqlite3_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	if (rc == SQLITE_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : vg_billdb_errno(rc);
+	return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
 }
 
 /* The stored invoices of month m (one project or all), parsed. */
-static int load_frozen(sqlite3 *db, struct vg_month m, const char *project,
-		       struct vg_invoice ***out, size_t *n)
+static int load_frozen(sqlite3 *db, struct vg_bill_month m, const char *project,
+		       struct vg_bill_invoice ***out, size_t *n)
 {
 	sqlite3_stmt *s;
 	char ms[16];
 	size_t cnt = 0, cap = 0;
-	struct vg_invoice **arr = NULL;
+	struct vg_bill_invoice **arr = NULL;
 	int rc;
 
 	*out = NULL;
@@ -66,23 +66,23 @@ static int load_frozen(sqlite3 *db, struct vg_month m, const char *project,
 		: "SELECT document FROM invoices WHERE month=?1 ORDER BY project",
 		-1, &s, NULL);
 	if (rc != SQLITE_OK)
-		return vg_billdb_errno(rc);
-	sqlite3_bind_text(s, 1, vg_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
+		return vg_bill_db_errno(rc);
+	sqlite3_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
 	if (project)
 		sqlite3_bind_text(s, 2, project, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *doc = (const char *)sqlite3_column_text(s, 0);
-		struct vg_invoice *inv;
+		struct vg_bill_invoice *inv;
 		if (cnt == cap) {
 			cap = cap ? 2 * cap : 8;
-			struct vg_invoice **na = realloc(arr, cap * sizeof(*na));
+			struct vg_bill_invoice **na = realloc(arr, cap * sizeof(*na));
 			if (!na) {
 				rc = SQLITE_NOMEM;
 				break;
 			}
 			arr = na;
 		}
-		if (!doc || vg_invoice_from_json(doc, strlen(doc), &inv)) {
+		if (!doc || vg_bill_invoice_from_json(doc, strlen(doc), &inv)) {
 			rc = SQLITE_CORRUPT;
 			break;
 		}
@@ -91,44 +91,44 @@ static int load_frozen(sqlite3 *db, struct vg_month m, const char *project,
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE) {
 		for (size_t i = 0; i < cnt; i++)
-			vg_invoice_free(arr[i]);
+			vg_bill_invoice_free(arr[i]);
 		free(arr);
-		return vg_billdb_errno(rc);
+		return vg_bill_db_errno(rc);
 	}
 	*out = arr;
 	*n = cnt;
 	return 0;
 }
 
-static void free_arr(struct vg_invoice **a, size_t n)
+static void free_arr(struct vg_bill_invoice **a, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		vg_invoice_free(a[i]);
+		vg_bill_invoice_free(a[i]);
 	free(a);
 }
 
 /* Compute month m's invoices from the database (no adjustments). */
-static int compute_month(sqlite3 *db, const struct vg_ratecard *rc,
-			 struct vg_month m, const char *project,
-			 struct vg_invoice ***out, size_t *n)
+static int compute_month(sqlite3 *db, const struct vg_bill_ratecard *rc,
+			 struct vg_bill_month m, const char *project,
+			 struct vg_bill_invoice ***out, size_t *n)
 {
-	struct vg_usage u;
+	struct vg_bill_usage u;
 	int r;
 
 	*out = NULL;
 	*n = 0;
-	if ((r = vg_usage_load(db, vg_month_start_ms(m), vg_month_end_ms(m),
-			       project, &u)))
+	if ((r = vg_bill_usage_load(db, vg_bill_month_start_ms(m), vg_bill_month_end_ms(m),
+				    project, &u)))
 		return r;
 	if (project) {
-		struct vg_invoice *inv;
-		r = vg_invoice_compute(&u, rc, m, project, &inv);
+		struct vg_bill_invoice *inv;
+		r = vg_bill_invoice_compute(&u, rc, m, project, &inv);
 		if (!r && inv->nlines == 0) {
-			vg_invoice_free(inv);
+			vg_bill_invoice_free(inv);
 		} else if (!r) {
 			*out = malloc(sizeof(**out));
 			if (!*out) {
-				vg_invoice_free(inv);
+				vg_bill_invoice_free(inv);
 				r = -ENOMEM;
 			} else {
 				(*out)[0] = inv;
@@ -136,14 +136,14 @@ static int compute_month(sqlite3 *db, const struct vg_ratecard *rc,
 			}
 		}
 	} else {
-		r = vg_invoice_compute_all(&u, rc, m, out, n);
+		r = vg_bill_invoice_compute_all(&u, rc, m, out, n);
 	}
-	vg_usage_clear(&u);
+	vg_bill_usage_clear(&u);
 	return r;
 }
 
-static struct vg_invoice *find_inv(struct vg_invoice **a, size_t n,
-				   const char *project)
+static struct vg_bill_invoice *find_inv(struct vg_bill_invoice **a, size_t n,
+					const char *project)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(a[i]->project, project))
@@ -151,8 +151,8 @@ static struct vg_invoice *find_inv(struct vg_invoice **a, size_t n,
 	return NULL;
 }
 
-static const struct vg_invoice_line *find_line(const struct vg_invoice *inv,
-					       const char *key)
+static const struct vg_bill_invoice_line *find_line(const struct vg_bill_invoice *inv,
+						    const char *key)
 {
 	for (size_t i = 0; inv && i < inv->nlines; i++)
 		if (!inv->lines[i].adjustment_for && !strcmp(inv->lines[i].key, key))
@@ -162,13 +162,13 @@ static const struct vg_invoice_line *find_line(const struct vg_invoice *inv,
 
 /* Signed quantity helpers (|q| < 2^127 always holds here). */
 typedef __int128 s128;
-static s128 sq(const struct vg_invoice_line *l)
+static s128 sq(const struct vg_bill_invoice_line *l)
 {
 	return l ? (l->qty_neg ? -(s128)l->qty : (s128)l->qty) : 0;
 }
 
 /* What invoices after F already billed for key (adjustments). */
-static void prior(struct vg_invoice ***later, size_t *nlater, size_t nmonths,
+static void prior(struct vg_bill_invoice ***later, size_t *nlater, size_t nmonths,
 		  const char *project, const char *fm, const char *key,
 		  s128 *qty, int64_t *amount)
 {
@@ -178,9 +178,9 @@ static void prior(struct vg_invoice ***later, size_t *nlater, size_t nmonths,
 	*qty = 0;
 	*amount = 0;
 	for (size_t k = 0; k < nmonths; k++) {
-		struct vg_invoice *inv = find_inv(later[k], nlater[k], project);
+		struct vg_bill_invoice *inv = find_inv(later[k], nlater[k], project);
 		for (size_t i = 0; inv && i < inv->nlines; i++) {
-			const struct vg_invoice_line *l = &inv->lines[i];
+			const struct vg_bill_invoice_line *l = &inv->lines[i];
 			if (l->adjustment_for && !strcmp(l->key, akey)) {
 				*qty += sq(l);
 				*amount += l->amount_micro;
@@ -189,41 +189,41 @@ static void prior(struct vg_invoice ***later, size_t *nlater, size_t nmonths,
 	}
 }
 
-static int add_adjustment(struct vg_invoice *inv, const char *fm,
-			  const struct vg_invoice_line *ref, s128 dq,
+static int add_adjustment(struct vg_bill_invoice *inv, const char *fm,
+			  const struct vg_bill_invoice_line *ref, s128 dq,
 			  int64_t damount)
 {
-	struct vg_invoice_line l = *ref;
+	struct vg_bill_invoice_line l = *ref;
 	char key[1024], desc[768];
 
 	snprintf(key, sizeof(key), "adj|%s|%s", fm, ref->key);
 	snprintf(desc, sizeof(desc), "Adjustment for %s: %s", fm, ref->description);
 	l.key = key;
 	l.description = desc;
-	l.usage_type = VG_UT_ADJUSTMENT;
-	l.adjusted_type = (char *)vg_usage_type_name(ref->usage_type);
+	l.usage_type = VG_BILL_UT_ADJUSTMENT;
+	l.adjusted_type = (char *)vg_bill_usage_type_name(ref->usage_type);
 	l.adjustment_for = (char *)fm;
 	l.qty_neg = dq < 0;
-	l.qty = (vg_u128)(dq < 0 ? -dq : dq);
+	l.qty = (vg_bill_u128)(dq < 0 ? -dq : dq);
 	l.amount_micro = damount;
 	l.minimum_runs = 0;
-	return vg_invoice_add_line(inv, &l);
+	return vg_bill_invoice_add_line(inv, &l);
 }
 
 /* Adjustment lines on inv for finalized month F (index k in the chain:
  * later[0..k) are the finalized months after F, newest last). */
-static int adjust(struct vg_invoice *inv, const char *fm,
-		  const struct vg_invoice *recomputed, const struct vg_invoice *frozen,
-		  struct vg_invoice ***later, size_t *nlater, size_t nmonths)
+static int adjust(struct vg_bill_invoice *inv, const char *fm,
+		  const struct vg_bill_invoice *recomputed, const struct vg_bill_invoice *frozen,
+		  struct vg_bill_invoice ***later, size_t *nlater, size_t nmonths)
 {
 	int rc = 0;
 
 	/* keys of the recomputed month */
 	for (size_t i = 0; recomputed && i < recomputed->nlines && !rc; i++) {
-		const struct vg_invoice_line *r = &recomputed->lines[i];
+		const struct vg_bill_invoice_line *r = &recomputed->lines[i];
 		if (r->adjustment_for)
 			continue;
-		const struct vg_invoice_line *x = find_line(frozen, r->key);
+		const struct vg_bill_invoice_line *x = find_line(frozen, r->key);
 		s128 pq;
 		int64_t pa;
 		prior(later, nlater, nmonths, inv->project, fm, r->key, &pq, &pa);
@@ -234,7 +234,7 @@ static int adjust(struct vg_invoice *inv, const char *fm,
 	}
 	/* keys billed but gone from the recomputation (usage shrank to 0) */
 	for (size_t i = 0; frozen && i < frozen->nlines && !rc; i++) {
-		const struct vg_invoice_line *x = &frozen->lines[i];
+		const struct vg_bill_invoice_line *x = &frozen->lines[i];
 		if (x->adjustment_for || find_line(recomputed, x->key))
 			continue;
 		s128 pq;
@@ -250,24 +250,24 @@ static int adjust(struct vg_invoice *inv, const char *fm,
 
 static int cmp_inv(const void *a, const void *b)
 {
-	return strcmp((*(struct vg_invoice *const *)a)->project,
-		      (*(struct vg_invoice *const *)b)->project);
+	return strcmp((*(struct vg_bill_invoice *const *)a)->project,
+		      (*(struct vg_bill_invoice *const *)b)->project);
 }
 
 /* Drafts of month m with adjustments for one project or all. */
-static int drafts(sqlite3 *db, const struct vg_ratecard *rc, struct vg_month m,
-		  const char *project, struct vg_invoice ***out, size_t *n)
+static int drafts(sqlite3 *db, const struct vg_bill_ratecard *rc, struct vg_bill_month m,
+		  const char *project, struct vg_bill_invoice ***out, size_t *n)
 {
-	struct vg_invoice **arr = NULL, **chain_r[MAX_LOOKBACK] = {0},
+	struct vg_bill_invoice **arr = NULL, **chain_r[MAX_LOOKBACK] = {0},
 			  **chain_x[MAX_LOOKBACK] = {0};
 	size_t cnt = 0, nr[MAX_LOOKBACK] = {0}, nx[MAX_LOOKBACK] = {0};
-	struct vg_month fmon[MAX_LOOKBACK];
+	struct vg_bill_month fmon[MAX_LOOKBACK];
 	int depth = 0, r;
 
 	if ((r = compute_month(db, rc, m, project, &arr, &cnt)))
 		return r;
 	/* the unbroken run of finalized months before m, newest first */
-	struct vg_month f = vg_month_prev(m);
+	struct vg_bill_month f = vg_bill_month_prev(m);
 	while (depth < MAX_LOOKBACK && f.year >= 1970 && (r = vg_bill_is_final(db, f)) == 1) {
 		fmon[depth] = f;
 		if ((r = compute_month(db, rc, f, project, &chain_r[depth], &nr[depth])) ||
@@ -276,7 +276,7 @@ static int drafts(sqlite3 *db, const struct vg_ratecard *rc, struct vg_month m,
 			goto out;
 		}
 		depth++;
-		f = vg_month_prev(f);
+		f = vg_bill_month_prev(f);
 	}
 	if (r < 0)
 		goto out;
@@ -284,18 +284,18 @@ static int drafts(sqlite3 *db, const struct vg_ratecard *rc, struct vg_month m,
 	/* projects that only have adjustments get an invoice too */
 	for (int k = 0; k < depth && !r; k++) {
 		for (int pass = 0; pass < 2 && !r; pass++) {
-			struct vg_invoice **a = pass ? chain_x[k] : chain_r[k];
+			struct vg_bill_invoice **a = pass ? chain_x[k] : chain_r[k];
 			size_t na = pass ? nx[k] : nr[k];
 			for (size_t i = 0; i < na && !r; i++) {
 				if (find_inv(arr, cnt, a[i]->project))
 					continue;
-				struct vg_invoice **g = realloc(arr, (cnt + 1) * sizeof(*g));
+				struct vg_bill_invoice **g = realloc(arr, (cnt + 1) * sizeof(*g));
 				if (!g) {
 					r = -ENOMEM;
 					break;
 				}
 				arr = g;
-				if (!(arr[cnt] = vg_invoice_new(a[i]->project, m, rc)))
+				if (!(arr[cnt] = vg_bill_invoice_new(a[i]->project, m, rc)))
 					r = -ENOMEM;
 				else
 					cnt++;
@@ -306,7 +306,7 @@ static int drafts(sqlite3 *db, const struct vg_ratecard *rc, struct vg_month m,
 	 * frozen invoices of months k-1 .. 0 (all after it, before m) */
 	for (int k = depth - 1; k >= 0 && !r; k--) {
 		char fm[16];
-		vg_month_format(fmon[k], fm, sizeof(fm));
+		vg_bill_month_format(fmon[k], fm, sizeof(fm));
 		for (size_t i = 0; i < cnt && !r; i++)
 			r = adjust(arr[i], fm, find_inv(chain_r[k], nr[k], arr[i]->project),
 				   find_inv(chain_x[k], nx[k], arr[i]->project),
@@ -316,10 +316,10 @@ static int drafts(sqlite3 *db, const struct vg_ratecard *rc, struct vg_month m,
 	size_t w = 0;
 	for (size_t i = 0; i < cnt; i++) {
 		if (arr[i]->nlines == 0 && !project) {
-			vg_invoice_free(arr[i]);
+			vg_bill_invoice_free(arr[i]);
 			continue;
 		}
-		vg_invoice_totals(arr[i]);
+		vg_bill_invoice_totals(arr[i]);
 		arr[w++] = arr[i];
 	}
 	cnt = w;
@@ -339,9 +339,9 @@ out:
 	return 0;
 }
 
-int vg_bill_invoices(sqlite3 *db, const struct vg_ratecard *rc,
-		     struct vg_month m, const char *project,
-		     struct vg_invoice ***out, size_t *n)
+int vg_bill_invoices(sqlite3 *db, const struct vg_bill_ratecard *rc,
+		     struct vg_bill_month m, const char *project,
+		     struct vg_bill_invoice ***out, size_t *n)
 {
 	int r = vg_bill_is_final(db, m);
 
@@ -354,11 +354,11 @@ int vg_bill_invoices(sqlite3 *db, const struct vg_ratecard *rc,
 	return drafts(db, rc, m, project, out, n);
 }
 
-int vg_bill_invoice(sqlite3 *db, const struct vg_ratecard *rc,
-		    struct vg_month m, const char *project,
-		    struct vg_invoice **out)
+int vg_bill_invoice_from_db(sqlite3 *db, const struct vg_bill_ratecard *rc,
+			    struct vg_bill_month m, const char *project,
+			    struct vg_bill_invoice **out)
 {
-	struct vg_invoice **arr;
+	struct vg_bill_invoice **arr;
 	size_t n;
 	int r;
 
@@ -369,33 +369,33 @@ int vg_bill_invoice(sqlite3 *db, const struct vg_ratecard *rc,
 		free(arr);
 		if (vg_bill_is_final(db, m) == 1)
 			return -ENOENT;
-		*out = vg_invoice_new(project, m, rc); /* an empty draft */
+		*out = vg_bill_invoice_new(project, m, rc); /* an empty draft */
 		return *out ? 0 : -ENOMEM;
 	}
 	*out = arr[0];
 	for (size_t i = 1; i < n; i++)
-		vg_invoice_free(arr[i]);
+		vg_bill_invoice_free(arr[i]);
 	free(arr);
 	return 0;
 }
 
-int vg_bill_invoice_text(sqlite3 *db, const struct vg_ratecard *rc,
-			 struct vg_month m, const char *project, int fmt,
+int vg_bill_invoice_text(sqlite3 *db, const struct vg_bill_ratecard *rc,
+			 struct vg_bill_month m, const char *project, int fmt,
 			 char **out, size_t *len)
 {
-	struct vg_invoice *inv;
+	struct vg_bill_invoice *inv;
 	int r;
 
 	*out = NULL;
 	*len = 0;
-	if (fmt == VG_FMT_JSON && (r = vg_bill_is_final(db, m)) == 1) {
+	if (fmt == VG_BILL_FMT_JSON && (r = vg_bill_is_final(db, m)) == 1) {
 		sqlite3_stmt *s;
 		char ms[16];
 		r = sqlite3_prepare_v2(db, "SELECT document FROM invoices WHERE "
 				       "month=?1 AND project=?2", -1, &s, NULL);
 		if (r != SQLITE_OK)
-			return vg_billdb_errno(r);
-		sqlite3_bind_text(s, 1, vg_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
+			return vg_bill_db_errno(r);
+		sqlite3_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
 		sqlite3_bind_text(s, 2, project, -1, SQLITE_STATIC);
 		r = sqlite3_step(s);
 		if (r == SQLITE_ROW) {
@@ -408,34 +408,34 @@ int vg_bill_invoice_text(sqlite3 *db, const struct vg_ratecard *rc,
 			}
 			r = *out ? 0 : -ENOMEM;
 		} else {
-			r = r == SQLITE_DONE ? -ENOENT : vg_billdb_errno(r);
+			r = r == SQLITE_DONE ? -ENOENT : vg_bill_db_errno(r);
 		}
 		sqlite3_finalize(s);
 		return r;
 	}
-	if ((r = vg_bill_invoice(db, rc, m, project, &inv)))
+	if ((r = vg_bill_invoice_from_db(db, rc, m, project, &inv)))
 		return r;
-	r = vg_invoice_render(inv, fmt, out, len);
-	vg_invoice_free(inv);
+	r = vg_bill_invoice_render(inv, fmt, out, len);
+	vg_bill_invoice_free(inv);
 	return r;
 }
 
 static int exec(sqlite3 *db, const char *sql)
 {
-	return vg_billdb_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+	return vg_bill_db_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
 }
 
-int vg_bill_finalize(sqlite3 *db, const struct vg_ratecard *rc,
-		     struct vg_month m, int64_t now_ms, size_t *count)
+int vg_bill_finalize(sqlite3 *db, const struct vg_bill_ratecard *rc,
+		     struct vg_bill_month m, int64_t now_ms, size_t *count)
 {
-	struct vg_invoice **arr = NULL;
+	struct vg_bill_invoice **arr = NULL;
 	size_t n = 0;
 	sqlite3_stmt *s = NULL;
 	char ms[16];
 	int r;
 
 	*count = 0;
-	if (now_ms < vg_month_end_ms(m))
+	if (now_ms < vg_bill_month_end_ms(m))
 		return -EINVAL;
 	if ((r = exec(db, "BEGIN IMMEDIATE")))
 		return r;
@@ -445,8 +445,8 @@ int vg_bill_finalize(sqlite3 *db, const struct vg_ratecard *rc,
 	}
 	if ((r = drafts(db, rc, m, NULL, &arr, &n)))
 		goto fail;
-	vg_month_format(m, ms, sizeof(ms));
-	if ((r = vg_billdb_errno(sqlite3_prepare_v2(db,
+	vg_bill_month_format(m, ms, sizeof(ms));
+	if ((r = vg_bill_db_errno(sqlite3_prepare_v2(db,
 			"INSERT INTO invoices(month,project,number,document) "
 			"VALUES(?1,?2,?3,?4)", -1, &s, NULL))))
 		goto fail;
@@ -461,7 +461,7 @@ int vg_bill_finalize(sqlite3 *db, const struct vg_ratecard *rc,
 		}
 		arr[i]->final = 1;
 		arr[i]->finalized_ms = now_ms;
-		if ((r = vg_invoice_render(arr[i], VG_FMT_JSON, &doc, &len)))
+		if ((r = vg_bill_invoice_render(arr[i], VG_BILL_FMT_JSON, &doc, &len)))
 			goto fail;
 		sqlite3_bind_text(s, 1, ms, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, arr[i]->project, -1, SQLITE_STATIC);
@@ -471,7 +471,7 @@ int vg_bill_finalize(sqlite3 *db, const struct vg_ratecard *rc,
 		sqlite3_reset(s);
 		free(doc);
 		if (r != SQLITE_DONE) {
-			r = vg_billdb_errno(r);
+			r = vg_bill_db_errno(r);
 			goto fail;
 		}
 	}
@@ -479,7 +479,7 @@ int vg_bill_finalize(sqlite3 *db, const struct vg_ratecard *rc,
 	s = NULL;
 	{
 		sqlite3_stmt *mk;
-		if ((r = vg_billdb_errno(sqlite3_prepare_v2(db,
+		if ((r = vg_bill_db_errno(sqlite3_prepare_v2(db,
 				"INSERT INTO months(month,finalized_ms) VALUES(?1,?2)",
 				-1, &mk, NULL))))
 			goto fail;
@@ -488,7 +488,7 @@ int vg_bill_finalize(sqlite3 *db, const struct vg_ratecard *rc,
 		r = sqlite3_step(mk);
 		sqlite3_finalize(mk);
 		if (r != SQLITE_DONE) {
-			r = vg_billdb_errno(r);
+			r = vg_bill_db_errno(r);
 			goto fail;
 		}
 	}

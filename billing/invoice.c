@@ -3,7 +3,7 @@
  * lines (bill_invoice.h).
  *
  * Design: every usage interval is cut at the rate card's price changes
- * (vg_ratecard_prices gives the span over which prices hold) and turned
+ * (vg_bill_ratecard_prices gives the span over which prices hold) and turned
  * into "charges": (resource, usage type, item, rate, quantity in base
  * units, start, end). Charges are sorted and merged so that one line holds
  * all of one resource's usage of one item at one rate in the month; then
@@ -33,18 +33,18 @@
 #define HOUR_MS 3600000LL
 #define MAX_WARNINGS 32
 
-static const char *const ut_names[VG_UT_N] = {
+static const char *const ut_names[VG_BILL_UT_N] = {
 	"compute", "storage", "network-egress", "network-ingress", "adjustment",
 };
 
-const char *vg_usage_type_name(int ut)
+const char *vg_bill_usage_type_name(int ut)
 {
-	return ut >= 0 && ut < VG_UT_N ? ut_names[ut] : NULL;
+	return ut >= 0 && ut < VG_BILL_UT_N ? ut_names[ut] : NULL;
 }
 
-int vg_usage_type_parse(const char *s)
+int vg_bill_usage_type_parse(const char *s)
 {
-	for (int i = 0; s && i < VG_UT_N; i++)
+	for (int i = 0; s && i < VG_BILL_UT_N; i++)
 		if (!strcmp(s, ut_names[i]))
 			return i;
 	return -EINVAL;
@@ -52,15 +52,15 @@ int vg_usage_type_parse(const char *s)
 
 /* ---- the invoice object ----------------------------------------------------- */
 
-struct vg_invoice *vg_invoice_new(const char *project, struct vg_month m,
-				  const struct vg_ratecard *rc)
+struct vg_bill_invoice *vg_bill_invoice_new(const char *project, struct vg_bill_month m,
+					    const struct vg_bill_ratecard *rc)
 {
-	struct vg_invoice *inv = calloc(1, sizeof(*inv));
+	struct vg_bill_invoice *inv = calloc(1, sizeof(*inv));
 	char num[320], ms[16];
 
 	if (!inv)
 		return NULL;
-	snprintf(num, sizeof(num), "DRAFT-%s-%s", vg_month_format(m, ms, sizeof(ms)),
+	snprintf(num, sizeof(num), "DRAFT-%s-%s", vg_bill_month_format(m, ms, sizeof(ms)),
 		 project);
 	inv->project = strdup(project);
 	inv->number = strdup(num);
@@ -71,13 +71,13 @@ struct vg_invoice *vg_invoice_new(const char *project, struct vg_month m,
 	}
 	inv->finalized_ms = -1;
 	if (!inv->project || !inv->number) {
-		vg_invoice_free(inv);
+		vg_bill_invoice_free(inv);
 		return NULL;
 	}
 	return inv;
 }
 
-static void line_clear(struct vg_invoice_line *l)
+static void line_clear(struct vg_bill_invoice_line *l)
 {
 	free(l->key);
 	free(l->resource_id);
@@ -90,7 +90,7 @@ static void line_clear(struct vg_invoice_line *l)
 	free(l->adjustment_for);
 }
 
-void vg_invoice_free(struct vg_invoice *inv)
+void vg_bill_invoice_free(struct vg_bill_invoice *inv)
 {
 	if (!inv)
 		return;
@@ -114,10 +114,10 @@ static int dupn(char **dst, const char *src)
 	return *dst ? 0 : -ENOMEM;
 }
 
-int vg_invoice_add_line(struct vg_invoice *inv,
-			const struct vg_invoice_line *l)
+int vg_bill_invoice_add_line(struct vg_bill_invoice *inv,
+			     const struct vg_bill_invoice_line *l)
 {
-	struct vg_invoice_line *n;
+	struct vg_bill_invoice_line *n;
 
 	if (inv->nlines == inv->caplines) {
 		size_t cap = inv->caplines ? inv->caplines * 2 : 16;
@@ -142,7 +142,7 @@ int vg_invoice_add_line(struct vg_invoice *inv,
 	return 0;
 }
 
-int vg_invoice_warn(struct vg_invoice *inv, const char *msg)
+int vg_bill_invoice_warn(struct vg_bill_invoice *inv, const char *msg)
 {
 	for (size_t i = 0; i < inv->nwarnings; i++)
 		if (!strcmp(inv->warnings[i], msg))
@@ -159,13 +159,13 @@ int vg_invoice_warn(struct vg_invoice *inv, const char *msg)
 	return 0;
 }
 
-void vg_invoice_totals(struct vg_invoice *inv)
+void vg_bill_invoice_totals(struct vg_bill_invoice *inv)
 {
 	memset(inv->subtotal_micro, 0, sizeof(inv->subtotal_micro));
 	inv->total_micro = 0;
 	for (size_t i = 0; i < inv->nlines; i++) {
 		int ut = inv->lines[i].usage_type;
-		if (ut >= 0 && ut < VG_UT_N)
+		if (ut >= 0 && ut < VG_BILL_UT_N)
 			inv->subtotal_micro[ut] += inv->lines[i].amount_micro;
 		inv->total_micro += inv->lines[i].amount_micro;
 	}
@@ -185,15 +185,15 @@ struct charge {
 	int tier;             /* 1-based */
 	int64_t tier_lo, tier_hi; /* GB bounds, hi -1 = none */
 	int64_t rate;
-	vg_u128 den, qty;
+	vg_bill_u128 den, qty;
 	int64_t start, end;
 	int minimum_runs;
 };
 
 struct pricer {
-	const struct vg_usage *u;
-	const struct vg_ratecard *rc;
-	struct vg_month m;
+	const struct vg_bill_usage *u;
+	const struct vg_bill_ratecard *rc;
+	struct vg_bill_month m;
 	const char *project;  /* NULL: all */
 	struct charge *c;
 	size_t n, cap;
@@ -259,23 +259,23 @@ static const char *when(int64_t ms, char *buf, size_t len)
 
 /* One compute piece [a, b) with prices p; extra_ms is the minimum-run
  * shortfall charged with it. */
-static int price_compute(struct pricer *P, const struct vg_usage_seg *s,
-			 const struct vg_prices *p, int64_t a, int64_t b,
+static int price_compute(struct pricer *P, const struct vg_bill_usage_seg *s,
+			 const struct vg_bill_prices *p, int64_t a, int64_t b,
 			 int64_t extra_ms, int topped)
 {
 	const char *proj = P->u->res[s->res].project;
 	struct charge c = {0};
 	int64_t hour;
-	vg_u128 ms = (vg_u128)(b - a + extra_ms);
+	vg_bill_u128 ms = (vg_bill_u128)(b - a + extra_ms);
 	char tb[32];
 
 	c.res = s->res;
-	c.ut = VG_UT_COMPUTE;
+	c.ut = VG_BILL_UT_COMPUTE;
 	c.start = a;
 	c.end = b;
 	c.minimum_runs = topped;
 	c.arg = s->flavor;
-	if (s->flavor && !vg_prices_flavor(p, s->flavor, &hour)) {
+	if (s->flavor && !vg_bill_prices_flavor(p, s->flavor, &hour)) {
 		c.ik = IK_FLAVOR;
 		c.rate = hour;
 		c.den = HOUR_MS;
@@ -288,13 +288,13 @@ static int price_compute(struct pricer *P, const struct vg_usage_seg *s,
 		c.ik = IK_VCPU;
 		c.rate = p->vcpu_hour_micro;
 		c.den = HOUR_MS;
-		c.qty = ms * (vg_u128)s->vcpus;
+		c.qty = ms * (vg_bill_u128)s->vcpus;
 		if ((rc = add_charge(P, &c)))
 			return rc;
 		c.ik = IK_RAM;
 		c.rate = p->ram_gib_hour_micro;
-		c.den = (vg_u128)HOUR_MS * 1024;
-		c.qty = ms * (vg_u128)s->ram_mb;
+		c.den = (vg_bill_u128)HOUR_MS * 1024;
+		c.qty = ms * (vg_bill_u128)s->ram_mb;
 		return add_charge(P, &c);
 	}
 	c.ik = IK_UNPRICED;
@@ -310,19 +310,19 @@ static int price_compute(struct pricer *P, const struct vg_usage_seg *s,
 	return rc ? rc : add_charge(P, &c);
 }
 
-static int price_storage(struct pricer *P, const struct vg_usage_seg *s,
-			 const struct vg_prices *p, int64_t a, int64_t b)
+static int price_storage(struct pricer *P, const struct vg_bill_usage_seg *s,
+			 const struct vg_bill_prices *p, int64_t a, int64_t b)
 {
 	struct charge c = {0};
 	char tb[32];
 
 	c.res = s->res;
-	c.ut = VG_UT_STORAGE;
+	c.ut = VG_BILL_UT_STORAGE;
 	c.ik = s->root ? IK_ROOT : IK_DISK;
 	c.start = a;
 	c.end = b;
-	c.den = (vg_u128)VG_GIB * (vg_u128)vg_month_len_ms(P->m);
-	c.qty = (vg_u128)s->bytes * (vg_u128)(b - a);
+	c.den = (vg_bill_u128)VG_BILL_GIB * (vg_bill_u128)vg_bill_month_len_ms(P->m);
+	c.qty = (vg_bill_u128)s->bytes * (vg_bill_u128)(b - a);
 	if (p->has_storage) {
 		c.rate = p->storage_gib_month_micro;
 	} else {
@@ -337,28 +337,28 @@ static int price_storage(struct pricer *P, const struct vg_usage_seg *s,
 
 static int price_segments(struct pricer *P)
 {
-	const struct vg_usage *u = P->u;
+	const struct vg_bill_usage *u = P->u;
 	int rc = 0;
 
 	for (size_t i = 0; i < u->nsegs && !rc; i++) {
-		const struct vg_usage_seg *s = &u->segs[i];
+		const struct vg_bill_usage_seg *s = &u->segs[i];
 		const char *proj = u->res[s->res].project;
 		int64_t extra = 0;
 		int topped = 0;
 
 		if (P->project && strcmp(proj, P->project))
 			continue;
-		if (s->kind == VG_U_COMPUTE && s->run_first && s->run_ms >= 0 &&
+		if (s->kind == VG_BILL_U_COMPUTE && s->run_first && s->run_ms >= 0 &&
 		    s->run_ms < P->rc->min_run_ms) {
 			extra = P->rc->min_run_ms - s->run_ms;
 			topped = 1;
 		}
 		int64_t a = s->start_ms;
 		do {
-			struct vg_prices p;
-			vg_ratecard_prices(P->rc, proj, a, &p);
+			struct vg_bill_prices p;
+			vg_bill_ratecard_prices(P->rc, proj, a, &p);
 			int64_t b = p.until_ms < s->end_ms ? p.until_ms : s->end_ms;
-			if (s->kind == VG_U_COMPUTE)
+			if (s->kind == VG_BILL_U_COMPUTE)
 				rc = price_compute(P, s, &p, a, b, extra, topped);
 			else
 				rc = price_storage(P, s, &p, a, b);
@@ -427,16 +427,16 @@ static int net_add(struct netacc *a, const struct charge *c)
 
 static int price_network(struct pricer *P)
 {
-	const struct vg_usage *u = P->u;
+	const struct vg_bill_usage *u = P->u;
 	const char *cur = NULL;
 	int64_t cum = 0; /* egress bytes of the project so far this month */
 	struct netacc acc = {0};
-	struct vg_prices p;
+	struct vg_bill_prices p;
 	int rc = 0, have = 0;
 	char tb[32];
 
 	for (size_t i = 0; i < u->nnet && !rc; i++) {
-		const struct vg_usage_net *n = &u->net[i];
+		const struct vg_bill_usage_net *n = &u->net[i];
 		const char *proj = u->res[n->res].project;
 		struct charge c = {0};
 
@@ -448,17 +448,17 @@ static int price_network(struct pricer *P)
 			have = 0;
 		}
 		if (!have || n->hour_ms < p.from_ms || n->hour_ms >= p.until_ms) {
-			vg_ratecard_prices(P->rc, proj, n->hour_ms, &p);
+			vg_bill_ratecard_prices(P->rc, proj, n->hour_ms, &p);
 			have = 1;
 		}
 		c.res = n->res;
 		c.start = n->hour_ms;
 		c.end = n->hour_ms + HOUR_MS;
-		c.den = VG_GB;
+		c.den = VG_BILL_GB;
 		if (n->tx > 0 && !p.has_egress) {
-			c.ut = VG_UT_EGRESS;
+			c.ut = VG_BILL_UT_EGRESS;
 			c.ik = IK_NET_UNPRICED;
-			c.qty = (vg_u128)n->tx;
+			c.qty = (vg_bill_u128)n->tx;
 			rc = warn(P, proj, "data transfer out from %s is not "
 				  "priced: no egress price is in force",
 				  when(n->hour_ms, tb, sizeof(tb)));
@@ -472,25 +472,25 @@ static int price_network(struct pricer *P)
 				if (room <= 0)
 					continue;
 				int64_t take = room < left ? room : left;
-				c.ut = VG_UT_EGRESS;
+				c.ut = VG_BILL_UT_EGRESS;
 				c.ik = IK_TIER;
 				c.tier = (int)k + 1;
-				c.tier_lo = k ? p.tiers[k - 1].up_to_bytes / VG_GB : 0;
-				c.tier_hi = hi < 0 ? -1 : hi / VG_GB;
+				c.tier_lo = k ? p.tiers[k - 1].up_to_bytes / VG_BILL_GB : 0;
+				c.tier_hi = hi < 0 ? -1 : hi / VG_BILL_GB;
 				c.rate = p.tiers[k].price_micro;
-				c.qty = (vg_u128)take;
+				c.qty = (vg_bill_u128)take;
 				rc = net_add(&acc, &c);
 				cum += take;
 				left -= take;
 			}
 		}
 		if (!rc && n->rx > 0 && p.has_ingress && p.ingress_gb_micro > 0) {
-			c.ut = VG_UT_INGRESS;
+			c.ut = VG_BILL_UT_INGRESS;
 			c.ik = IK_INGRESS;
 			c.tier = 0;
 			c.tier_lo = c.tier_hi = 0;
 			c.rate = p.ingress_gb_micro;
-			c.qty = (vg_u128)n->rx;
+			c.qty = (vg_bill_u128)n->rx;
 			rc = net_add(&acc, &c);
 		}
 	}
@@ -501,7 +501,7 @@ static int price_network(struct pricer *P)
 	return rc;
 }
 
-static int cmp_charge_u(const struct vg_usage *u, const struct charge *x,
+static int cmp_charge_u(const struct vg_bill_usage *u, const struct charge *x,
 			const struct charge *y)
 {
 	int c;
@@ -539,12 +539,12 @@ static int cmp_charge(const void *a, const void *b, void *ctx)
 }
 
 /* Build the line for charges [b, e) (all equal keys). */
-static int make_line(struct pricer *P, struct vg_invoice *inv,
+static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 		     const struct charge *c, size_t n)
 {
-	const struct vg_usage *u = P->u;
-	const struct vg_usage_res *r = &u->res[c->res];
-	struct vg_invoice_line l = {0};
+	const struct vg_bill_usage *u = P->u;
+	const struct vg_bill_usage_res *r = &u->res[c->res];
+	struct vg_bill_invoice_line l = {0};
 	char item[192], desc[512], key[768], name[512], rate[40];
 	int runs = 0;
 
@@ -633,20 +633,20 @@ static int make_line(struct pricer *P, struct vg_invoice *inv,
 			 (long long)(P->rc->min_run_ms / 1000),
 			 (long long)(P->rc->min_run_ms / 1000));
 	}
-	if (r->parent_idx != VG_NO_INDEX && u->res[r->parent_idx].name)
+	if (r->parent_idx != VG_BILL_NO_INDEX && u->res[r->parent_idx].name)
 		snprintf(name, sizeof(name), "%s/%s", u->res[r->parent_idx].name,
 			 r->name ? r->name : r->id);
 	else
 		snprintf(name, sizeof(name), "%s", r->name ? r->name : "");
-	vg_rate_format(l.rate_micro, 0, rate, sizeof(rate));
+	vg_bill_rate_format(l.rate_micro, 0, rate, sizeof(rate));
 	snprintf(key, sizeof(key), "%s|%s|%s|%s", r->id, ut_names[c->ut], item, rate);
 	l.key = key;
 	l.resource_id = r->id;
 	l.resource_name = name[0] ? name : NULL;
 	l.item = item;
 	l.description = desc;
-	/* unit/base_unit are literals: vg_invoice_add_line copies them */
-	return vg_invoice_add_line(inv, &l);
+	/* unit/base_unit are literals: vg_bill_invoice_add_line copies them */
+	return vg_bill_invoice_add_line(inv, &l);
 }
 
 static void pricer_free(struct pricer *P)
@@ -671,7 +671,7 @@ static int run_pricer(struct pricer *P)
 }
 
 /* Turn the charges of one project [b, e) into inv's lines. */
-static int fill(struct pricer *P, struct vg_invoice *inv, size_t b, size_t e)
+static int fill(struct pricer *P, struct vg_bill_invoice *inv, size_t b, size_t e)
 {
 	int rc = 0;
 	for (size_t i = b; i < e && !rc;) {
@@ -683,26 +683,26 @@ static int fill(struct pricer *P, struct vg_invoice *inv, size_t b, size_t e)
 	}
 	for (size_t i = 0; i < P->nw && !rc; i++)
 		if (!strcmp(P->wproj[i], inv->project))
-			rc = vg_invoice_warn(inv, P->wtext[i]);
-	vg_invoice_totals(inv);
+			rc = vg_bill_invoice_warn(inv, P->wtext[i]);
+	vg_bill_invoice_totals(inv);
 	return rc;
 }
 
-int vg_invoice_compute(const struct vg_usage *u, const struct vg_ratecard *rc,
-		       struct vg_month m, const char *project,
-		       struct vg_invoice **out)
+int vg_bill_invoice_compute(const struct vg_bill_usage *u, const struct vg_bill_ratecard *rc,
+			    struct vg_bill_month m, const char *project,
+			    struct vg_bill_invoice **out)
 {
 	struct pricer P = {u, rc, m, project, NULL, 0, 0, NULL, NULL, 0, 0};
-	struct vg_invoice *inv;
+	struct vg_bill_invoice *inv;
 	int r;
 
 	*out = NULL;
-	inv = vg_invoice_new(project, m, rc);
+	inv = vg_bill_invoice_new(project, m, rc);
 	if (!inv)
 		return -ENOMEM;
 	if ((r = run_pricer(&P)) || (r = fill(&P, inv, 0, P.n))) {
 		pricer_free(&P);
-		vg_invoice_free(inv);
+		vg_bill_invoice_free(inv);
 		return r;
 	}
 	pricer_free(&P);
@@ -710,12 +710,12 @@ int vg_invoice_compute(const struct vg_usage *u, const struct vg_ratecard *rc,
 	return 0;
 }
 
-int vg_invoice_compute_all(const struct vg_usage *u,
-			   const struct vg_ratecard *rc, struct vg_month m,
-			   struct vg_invoice ***out, size_t *n)
+int vg_bill_invoice_compute_all(const struct vg_bill_usage *u,
+				const struct vg_bill_ratecard *rc, struct vg_bill_month m,
+				struct vg_bill_invoice ***out, size_t *n)
 {
 	struct pricer P = {u, rc, m, NULL, NULL, 0, 0, NULL, NULL, 0, 0};
-	struct vg_invoice **arr = NULL;
+	struct vg_bill_invoice **arr = NULL;
 	size_t cnt = 0, cap = 0;
 	int r;
 
@@ -730,14 +730,14 @@ int vg_invoice_compute_all(const struct vg_usage *u,
 			j++;
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 16;
-			struct vg_invoice **na = realloc(arr, cap * sizeof(*na));
+			struct vg_bill_invoice **na = realloc(arr, cap * sizeof(*na));
 			if (!na) {
 				r = -ENOMEM;
 				goto fail;
 			}
 			arr = na;
 		}
-		if (!(arr[cnt] = vg_invoice_new(proj, m, rc))) {
+		if (!(arr[cnt] = vg_bill_invoice_new(proj, m, rc))) {
 			r = -ENOMEM;
 			goto fail;
 		}
@@ -752,7 +752,7 @@ int vg_invoice_compute_all(const struct vg_usage *u,
 	return 0;
 fail:
 	for (size_t i = 0; i < cnt; i++)
-		vg_invoice_free(arr[i]);
+		vg_bill_invoice_free(arr[i]);
 	free(arr);
 	pricer_free(&P);
 	return r;

@@ -1,6 +1,6 @@
 /*
  * ledger.c — the hand-written usage ledger: parse it, turn it into
- * batches, check invoices against its expectations (bill_ledger.h).
+ * batches, check invoices against its expectations (billing/ledger.h).
  *
  * Format (one record per line, '#' starts a comment):
  *   ratecard FILE                       relative to the ledger's folder
@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/bill_ledger.h"
+#include "billing/ledger.h"
 #include "vigie/clock.h"
 
 #define MAX_RES 256
@@ -55,7 +55,7 @@ struct lp {
 	size_t nres;
 	struct pev pend[MAX_PENDING];
 	size_t npend;
-	struct vg_ledger *l;
+	struct vg_bill_ledger *l;
 };
 
 static int bad(struct lp *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -118,7 +118,7 @@ static int event_type(const char *s)
 
 static int emit_poll(struct lp *p, int64_t t)
 {
-	struct vg_ledger *l = p->l;
+	struct vg_bill_ledger *l = p->l;
 	struct vg_batch *b;
 	char num[32];
 
@@ -219,10 +219,10 @@ static int poll_change(struct lp *p, char *tok)
 	return 0;
 }
 
-static int add_expect(struct lp *p, const struct vg_ledger_expect *e)
+static int add_expect(struct lp *p, const struct vg_bill_ledger_expect *e)
 {
-	struct vg_ledger *l = p->l;
-	struct vg_ledger_expect *n = realloc(l->expect, (l->nexpect + 1) * sizeof(*n));
+	struct vg_bill_ledger *l = p->l;
+	struct vg_bill_ledger_expect *n = realloc(l->expect, (l->nexpect + 1) * sizeof(*n));
 	if (!n)
 		return -ENOMEM;
 	l->expect = n;
@@ -307,9 +307,9 @@ static int parse_line(struct lp *p, char *line, const char *dir)
 			rc = poll_change(p, tok[i]);
 		return rc ? rc : emit_poll(p, t);
 	}
-	struct vg_ledger_expect e = {0};
+	struct vg_bill_ledger_expect e = {0};
 	e.lineno = p->line;
-	if (n >= 3 && vg_month_parse(tok[1], &e.month))
+	if (n >= 3 && vg_bill_month_parse(tok[1], &e.month))
 		return bad(p, "bad month '%s'", tok[1]);
 	if (!strcmp(tok[0], "expect") && n == 8) {
 		e.kind = 'e';
@@ -336,7 +336,7 @@ static int parse_line(struct lp *p, char *line, const char *dir)
 	return bad(p, "cannot read this record ('%s' with %d fields)", tok[0], n);
 }
 
-int vg_ledger_load(const char *path, struct vg_ledger **out, char *err, size_t errlen)
+int vg_bill_ledger_load(const char *path, struct vg_bill_ledger **out, char *err, size_t errlen)
 {
 	struct lp *p = calloc(1, sizeof(*p));
 	char line[2048], dir[1024];
@@ -378,7 +378,7 @@ int vg_ledger_load(const char *path, struct vg_ledger **out, char *err, size_t e
 	if (rc) {
 		if (rc == -ENOMEM)
 			snprintf(err, errlen, "%s: out of memory", path);
-		vg_ledger_free(p->l);
+		vg_bill_ledger_free(p->l);
 	} else {
 		*out = p->l;
 	}
@@ -386,14 +386,14 @@ int vg_ledger_load(const char *path, struct vg_ledger **out, char *err, size_t e
 	return rc;
 }
 
-void vg_ledger_free(struct vg_ledger *l)
+void vg_bill_ledger_free(struct vg_bill_ledger *l)
 {
 	if (!l)
 		return;
 	for (size_t i = 0; i < l->nbatches; i++)
 		vg_batch_free(l->batches[i]);
 	for (size_t i = 0; i < l->nexpect; i++) {
-		struct vg_ledger_expect *e = &l->expect[i];
+		struct vg_bill_ledger_expect *e = &l->expect[i];
 		free(e->project);
 		free(e->resource);
 		free(e->item);
@@ -408,27 +408,27 @@ void vg_ledger_free(struct vg_ledger *l)
 	free(l);
 }
 
-size_t vg_ledger_months(const struct vg_ledger *l, struct vg_month *out, size_t max)
+size_t vg_bill_ledger_months(const struct vg_bill_ledger *l, struct vg_bill_month *out, size_t max)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < l->nexpect; i++) {
 		size_t k;
 		for (k = 0; k < n; k++)
-			if (!vg_month_cmp(out[k], l->expect[i].month))
+			if (!vg_bill_month_cmp(out[k], l->expect[i].month))
 				break;
 		if (k == n && n < max)
 			out[n++] = l->expect[i].month;
 	}
 	for (size_t i = 1; i < n; i++) /* insertion sort */
-		for (size_t k = i; k > 0 && vg_month_cmp(out[k - 1], out[k]) > 0; k--) {
-			struct vg_month t = out[k];
+		for (size_t k = i; k > 0 && vg_bill_month_cmp(out[k - 1], out[k]) > 0; k--) {
+			struct vg_bill_month t = out[k];
 			out[k] = out[k - 1];
 			out[k - 1] = t;
 		}
 	return n;
 }
 
-static struct vg_invoice *inv_of(struct vg_invoice *const *inv, size_t n, const char *project)
+static struct vg_bill_invoice *inv_of(struct vg_bill_invoice *const *inv, size_t n, const char *project)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(inv[i]->project, project))
@@ -436,30 +436,30 @@ static struct vg_invoice *inv_of(struct vg_invoice *const *inv, size_t n, const 
 	return NULL;
 }
 
-static void qtext(const struct vg_invoice_line *l, char *buf, size_t len)
+static void qtext(const struct vg_bill_invoice_line *l, char *buf, size_t len)
 {
 	buf[0] = '-';
-	vg_u128_decimal(l->qty, l->qty_den, 6, buf + 1, len - 1);
+	vg_bill_u128_decimal(l->qty, l->qty_den, 6, buf + 1, len - 1);
 	if (!(l->qty_neg && l->qty))
 		memmove(buf, buf + 1, strlen(buf + 1) + 1);
 }
 
-int vg_ledger_check(const struct vg_ledger *l, struct vg_month m,
-		    struct vg_invoice *const *inv, size_t n, FILE *report)
+int vg_bill_ledger_check(const struct vg_bill_ledger *l, struct vg_bill_month m,
+			 struct vg_bill_invoice *const *inv, size_t n, FILE *report)
 {
 	int bad_n = 0;
 	char ms[16];
 
-	vg_month_format(m, ms, sizeof(ms));
+	vg_bill_month_format(m, ms, sizeof(ms));
 	for (size_t i = 0; i < l->nexpect; i++) {
-		const struct vg_ledger_expect *e = &l->expect[i];
-		if (vg_month_cmp(e->month, m))
+		const struct vg_bill_ledger_expect *e = &l->expect[i];
+		if (vg_bill_month_cmp(e->month, m))
 			continue;
-		struct vg_invoice *v = inv_of(inv, n, e->project);
+		struct vg_bill_invoice *v = inv_of(inv, n, e->project);
 		char got[64], q[64], r[48];
 		if (e->kind == 't' || e->kind == 'n') {
 			if (e->kind == 't')
-				vg_money_format(v ? v->total_micro : 0, v ? v->digits : 2, got, sizeof(got));
+				vg_bill_money_format(v ? v->total_micro : 0, v ? v->digits : 2, got, sizeof(got));
 			else
 				snprintf(got, sizeof(got), "%zu", v ? v->nlines : 0);
 			char want[32];
@@ -476,10 +476,10 @@ int vg_ledger_check(const struct vg_ledger *l, struct vg_month m,
 			}
 			continue;
 		}
-		const struct vg_invoice_line *hit = NULL;
+		const struct vg_bill_invoice_line *hit = NULL;
 		for (size_t k = 0; v && k < v->nlines; k++) {
-			const struct vg_invoice_line *x = &v->lines[k];
-			vg_rate_format(x->rate_micro, v->digits, r, sizeof(r));
+			const struct vg_bill_invoice_line *x = &v->lines[k];
+			vg_bill_rate_format(x->rate_micro, v->digits, r, sizeof(r));
 			if (!strcmp(x->resource_id, e->resource) && !strcmp(x->item, e->item) &&
 			    !strcmp(r, e->rate) && !x->adjustment_for) {
 				hit = x;
@@ -494,7 +494,7 @@ int vg_ledger_check(const struct vg_ledger *l, struct vg_month m,
 			continue;
 		}
 		qtext(hit, q, sizeof(q));
-		vg_money_format(hit->amount_micro, v->digits, got, sizeof(got));
+		vg_bill_money_format(hit->amount_micro, v->digits, got, sizeof(got));
 		if (strcmp(q, e->quantity) || strcmp(got, e->amount)) {
 			bad_n++;
 			if (report)

@@ -100,10 +100,10 @@ static const char *const sql[NQ] = {
 	[Q_ROLLBACK] = "ROLLBACK",
 };
 
-struct vg_meter {
+struct vg_bill_meter {
 	sqlite3 *db;
 	sqlite3_stmt *q[NQ];
-	struct vg_meter_stats st;
+	struct vg_bill_meter_stats st;
 };
 
 /* The flavor of an instance; -1 / NULL for what is unknown. */
@@ -142,7 +142,7 @@ static int step_done(sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
 	sqlite3_reset(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : vg_billdb_errno(rc);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : vg_bill_db_errno(rc);
 }
 
 static void bind_text(sqlite3_stmt *s, int i, const char *v)
@@ -256,7 +256,7 @@ static int64_t to_int(double v)
 
 /* ---- resources rows ---------------------------------------------------------- */
 
-static int load_res(struct vg_meter *m, const char *id, struct mres *r)
+static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r)
 {
 	sqlite3_stmt *s = m->q[Q_GET];
 	int rc;
@@ -294,10 +294,10 @@ static int load_res(struct vg_meter *m, const char *id, struct mres *r)
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? 0 : vg_billdb_errno(rc);
+	return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
 }
 
-static int save_res(struct vg_meter *m, const struct mres *r)
+static int save_res(struct vg_bill_meter *m, const struct mres *r)
 {
 	sqlite3_stmt *s = m->q[r->found && !r->ident_changed ? Q_UPD : Q_PUT];
 
@@ -340,7 +340,7 @@ struct tstate {
 };
 
 /* Replay r's timeline up to and including upto into *st. */
-static int replay(struct vg_meter *m, const char *id, int64_t upto,
+static int replay(struct vg_bill_meter *m, const char *id, int64_t upto,
 		  struct tstate *st)
 {
 	sqlite3_stmt *s = m->q[Q_LOAD];
@@ -361,38 +361,38 @@ static int replay(struct vg_meter *m, const char *id, int64_t upto,
 		struct flavor f;
 		flavor_read(&f, s, 2);
 		switch (kind) {
-		case VG_T_CREATE:
+		case VG_BILL_T_CREATE:
 			st->state |= ST_EXISTS;
 			break;
-		case VG_T_START:
+		case VG_BILL_T_START:
 			if (time_ms == idle_stop && !(st->state & ST_RUNNING))
 				st->state |= ST_EXISTS | ST_RUNKNOWN;
 			else
 				st->state |= ST_EXISTS | ST_RUNNING | ST_RUNKNOWN;
 			break;
-		case VG_T_STOP:
+		case VG_BILL_T_STOP:
 			if (!(st->state & ST_RUNNING))
 				idle_stop = time_ms;
 			st->state = (st->state & ~ST_RUNNING) | ST_RUNKNOWN;
 			break;
-		case VG_T_DELETE:
+		case VG_BILL_T_DELETE:
 			st->state &= ~(ST_EXISTS | ST_RUNNING);
 			break;
-		case VG_T_CAPACITY:
+		case VG_BILL_T_CAPACITY:
 			break;
 		}
-		if (kind == VG_T_CREATE || kind == VG_T_START || kind == VG_T_FLAVOR)
+		if (kind == VG_BILL_T_CREATE || kind == VG_BILL_T_START || kind == VG_BILL_T_FLAVOR)
 			flavor_merge(&st->fl, &f);
 		if (col_opt(s, 6) >= 0)
 			st->capacity = col_opt(s, 6);
 	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? 0 : vg_billdb_errno(rc);
+	return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
 }
 
 /* The state of r at time t (after every transition at or before t). */
-static int state_at(struct vg_meter *m, const struct mres *r, int64_t t,
+static int state_at(struct vg_bill_meter *m, const struct mres *r, int64_t t,
 		    struct tstate *st)
 {
 	if (t >= r->last_change_ms) {
@@ -405,7 +405,7 @@ static int state_at(struct vg_meter *m, const struct mres *r, int64_t t,
 }
 
 /* Apply a just-recorded transition to the row's current state. */
-static int advance(struct vg_meter *m, struct mres *r, const struct trans *t)
+static int advance(struct vg_bill_meter *m, struct mres *r, const struct trans *t)
 {
 	if (t->t < r->last_change_ms) { /* inserted into the past: replay */
 		struct tstate st;
@@ -419,16 +419,16 @@ static int advance(struct vg_meter *m, struct mres *r, const struct trans *t)
 	}
 	r->last_change_ms = t->t;
 	switch (t->kind) {
-	case VG_T_CREATE:
+	case VG_BILL_T_CREATE:
 		r->state |= ST_EXISTS;
 		break;
-	case VG_T_START:
+	case VG_BILL_T_START:
 		r->state |= ST_EXISTS | ST_RUNNING | ST_RUNKNOWN;
 		break;
-	case VG_T_STOP:
+	case VG_BILL_T_STOP:
 		r->state = (r->state & ~ST_RUNNING) | ST_RUNKNOWN;
 		break;
-	case VG_T_DELETE:
+	case VG_BILL_T_DELETE:
 		r->state &= ~(ST_EXISTS | ST_RUNNING);
 		break;
 	}
@@ -439,7 +439,7 @@ static int advance(struct vg_meter *m, struct mres *r, const struct trans *t)
 	return 0;
 }
 
-static int record(struct vg_meter *m, struct mres *r, const struct trans *t)
+static int record(struct vg_bill_meter *m, struct mres *r, const struct trans *t)
 {
 	sqlite3_stmt *s = m->q[t->exact ? Q_INS_REPLACE : Q_INS_IGNORE];
 	const struct flavor *f = t->fl;
@@ -465,7 +465,7 @@ static int record(struct vg_meter *m, struct mres *r, const struct trans *t)
 
 /* An exact event at t of `kind`: replace an inferred transition of the
  * same kind whose window holds t. *done = 1 if one was replaced. */
-static int refine(struct vg_meter *m, struct mres *r, int kind, int64_t t,
+static int refine(struct vg_bill_meter *m, struct mres *r, int kind, int64_t t,
 		  const struct flavor *nf, int *done)
 {
 	sqlite3_stmt *s = m->q[Q_FIND_INFERRED];
@@ -481,7 +481,7 @@ static int refine(struct vg_meter *m, struct mres *r, int kind, int64_t t,
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(s);
 		sqlite3_clear_bindings(s);
-		return rc == SQLITE_DONE ? 0 : vg_billdb_errno(rc);
+		return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
 	}
 	old_t = sqlite3_column_int64(s, 0);
 	flavor_read(&f, s, 1);
@@ -541,7 +541,7 @@ static void parse_detail(const char *detail, int *inferred, struct flavor *f)
 	json_decref(j);
 }
 
-static int apply_event(struct vg_meter *m, const struct vg_event *e)
+static int apply_event(struct vg_bill_meter *m, const struct vg_event *e)
 {
 	struct mres r;
 	struct flavor f;
@@ -569,13 +569,13 @@ static int apply_event(struct vg_meter *m, const struct vg_event *e)
 	switch (e->type) {
 	case VG_EV_STARTED:
 	case VG_EV_DEFINED: {
-		int kind = e->type == VG_EV_STARTED ? VG_T_START : VG_T_CREATE;
+		int kind = e->type == VG_EV_STARTED ? VG_BILL_T_START : VG_BILL_T_CREATE;
 		if (!inferred) {
 			int d2 = 0;
-			if ((rc = refine(m, &r, VG_T_CREATE, t, NULL, &d2)))
+			if ((rc = refine(m, &r, VG_BILL_T_CREATE, t, NULL, &d2)))
 				goto out;
-			if (kind == VG_T_START &&
-			    (rc = refine(m, &r, VG_T_START, t, NULL, &done)))
+			if (kind == VG_BILL_T_START &&
+			    (rc = refine(m, &r, VG_BILL_T_START, t, NULL, &done)))
 				goto out;
 			if (d2 || done) {
 				changed = 1;
@@ -587,14 +587,14 @@ static int apply_event(struct vg_meter *m, const struct vg_event *e)
 		struct flavor fl = st.fl;
 		flavor_merge(&fl, &f);
 		if (!(st.state & ST_EXISTS)) {
-			struct trans tr = {t, VG_T_CREATE, !inferred, inferred ? lo : t,
+			struct trans tr = {t, VG_BILL_T_CREATE, !inferred, inferred ? lo : t,
 					   t, &fl, -1};
 			if ((rc = record(m, &r, &tr)))
 				goto out;
 			changed = 1;
 		}
-		if (kind == VG_T_START && !(st.state & ST_RUNNING)) {
-			struct trans tr = {t, VG_T_START, !inferred, inferred ? lo : t,
+		if (kind == VG_BILL_T_START && !(st.state & ST_RUNNING)) {
+			struct trans tr = {t, VG_BILL_T_START, !inferred, inferred ? lo : t,
 					   t, &fl, -1};
 			if ((rc = record(m, &r, &tr)))
 				goto out;
@@ -606,10 +606,10 @@ static int apply_event(struct vg_meter *m, const struct vg_event *e)
 	case VG_EV_UNDEFINED:
 		if (!inferred) {
 			int d2 = 0;
-			if ((rc = refine(m, &r, VG_T_STOP, t, NULL, &done)))
+			if ((rc = refine(m, &r, VG_BILL_T_STOP, t, NULL, &done)))
 				goto out;
 			if (e->type == VG_EV_UNDEFINED &&
-			    (rc = refine(m, &r, VG_T_DELETE, t, NULL, &d2)))
+			    (rc = refine(m, &r, VG_BILL_T_DELETE, t, NULL, &d2)))
 				goto out;
 			if (done || d2) {
 				changed = 1;
@@ -619,13 +619,13 @@ static int apply_event(struct vg_meter *m, const struct vg_event *e)
 		if ((rc = state_at(m, &r, at, &st)))
 			goto out;
 		if (st.state & ST_RUNNING) {
-			struct trans tr = {at, VG_T_STOP, !inferred, at, t, NULL, -1};
+			struct trans tr = {at, VG_BILL_T_STOP, !inferred, at, t, NULL, -1};
 			if ((rc = record(m, &r, &tr)))
 				goto out;
 			changed = 1;
 		}
 		if (e->type == VG_EV_UNDEFINED && (st.state & ST_EXISTS)) {
-			struct trans tr = {at, VG_T_DELETE, !inferred, at, t, NULL, -1};
+			struct trans tr = {at, VG_BILL_T_DELETE, !inferred, at, t, NULL, -1};
 			if ((rc = record(m, &r, &tr)))
 				goto out;
 			changed = 1;
@@ -635,7 +635,7 @@ static int apply_event(struct vg_meter *m, const struct vg_event *e)
 		if (!flavor_known(&f))
 			break;
 		if (!inferred) {
-			if ((rc = refine(m, &r, VG_T_FLAVOR, t, &f, &done)))
+			if ((rc = refine(m, &r, VG_BILL_T_FLAVOR, t, &f, &done)))
 				goto out;
 			if (done) {
 				changed = 1;
@@ -646,7 +646,7 @@ static int apply_event(struct vg_meter *m, const struct vg_event *e)
 			goto out;
 		struct flavor fl = st.fl;
 		if (flavor_merge(&fl, &f)) {
-			struct trans tr = {t, VG_T_FLAVOR, !inferred, inferred ? lo : t,
+			struct trans tr = {t, VG_BILL_T_FLAVOR, !inferred, inferred ? lo : t,
 					   t, &fl, -1};
 			if ((rc = record(m, &r, &tr)))
 				goto out;
@@ -704,7 +704,7 @@ static int64_t sample_int(const struct vg_batch *b, const struct vg_resource *re
 
 /* Update identity from the observation; project falls back to the
  * parent's or "default". */
-static int update_identity(struct vg_meter *m, struct mres *r,
+static int update_identity(struct vg_bill_meter *m, struct mres *r,
 			   const struct vg_resource *res)
 {
 	int rc = 0;
@@ -726,7 +726,7 @@ static int update_identity(struct vg_meter *m, struct mres *r,
 	return rc;
 }
 
-static int observe_instance(struct vg_meter *m, struct mres *r,
+static int observe_instance(struct vg_bill_meter *m, struct mres *r,
 			    const struct vg_batch *b, const struct vg_resource *res)
 {
 	int64_t t = res->time_ms, lo = r->found ? r->last_seen_ms : 0;
@@ -740,12 +740,12 @@ static int observe_instance(struct vg_meter *m, struct mres *r,
 		lo = t;
 	if (res->state == VG_RSTATE_ENDED) {
 		if (r->state & ST_RUNNING) {
-			struct trans tr = {lo, VG_T_STOP, 0, lo, t, NULL, -1};
+			struct trans tr = {lo, VG_BILL_T_STOP, 0, lo, t, NULL, -1};
 			if ((rc = record(m, r, &tr)))
 				return rc;
 		}
 		if (r->state & ST_EXISTS) {
-			struct trans tr = {lo, VG_T_DELETE, 0, lo, t, NULL, -1};
+			struct trans tr = {lo, VG_BILL_T_DELETE, 0, lo, t, NULL, -1};
 			if ((rc = record(m, r, &tr)))
 				return rc;
 		}
@@ -800,30 +800,30 @@ static int observe_instance(struct vg_meter *m, struct mres *r,
 	int fch = flavor_merge(&nf, &f);
 
 	if (!(r->state & ST_EXISTS)) {
-		struct trans tr = {t, VG_T_CREATE, 0, lo, t, &nf, -1};
+		struct trans tr = {t, VG_BILL_T_CREATE, 0, lo, t, &nf, -1};
 		if ((rc = record(m, r, &tr)))
 			return rc;
 		fch = 0;
 	}
 	if (running && !(r->state & ST_RUNNING)) {
-		struct trans tr = {t, VG_T_START, 0, lo, t, &nf, -1};
+		struct trans tr = {t, VG_BILL_T_START, 0, lo, t, &nf, -1};
 		if ((rc = record(m, r, &tr)))
 			return rc;
 		fch = 0;
 	} else if (!running && (r->state & ST_RUNNING)) {
-		struct trans tr = {lo, VG_T_STOP, 0, lo, t, NULL, -1};
+		struct trans tr = {lo, VG_BILL_T_STOP, 0, lo, t, NULL, -1};
 		if ((rc = record(m, r, &tr)))
 			return rc;
 	}
 	if (fch) {
-		struct trans tr = {t, VG_T_FLAVOR, 0, lo, t, &nf, -1};
+		struct trans tr = {t, VG_BILL_T_FLAVOR, 0, lo, t, &nf, -1};
 		if ((rc = record(m, r, &tr)))
 			return rc;
 	}
 	return 0;
 }
 
-static int observe_disk(struct vg_meter *m, struct mres *r,
+static int observe_disk(struct vg_bill_meter *m, struct mres *r,
 			const struct vg_batch *b, const struct vg_resource *res)
 {
 	int64_t t = res->time_ms, lo = r->found ? r->last_seen_ms : 0;
@@ -850,7 +850,7 @@ static int observe_disk(struct vg_meter *m, struct mres *r,
 			sqlite3_reset(s);
 			sqlite3_clear_bindings(s);
 		}
-		struct trans tr = {at, VG_T_DELETE, 0, lo, t, NULL, -1};
+		struct trans tr = {at, VG_BILL_T_DELETE, 0, lo, t, NULL, -1};
 		return record(m, r, &tr);
 	}
 	if (t < r->last_change_ms)
@@ -876,11 +876,11 @@ static int observe_disk(struct vg_meter *m, struct mres *r,
 			}
 			mres_clear(&p);
 		}
-		struct trans tr = {at, VG_T_CREATE, 0, lo < at ? lo : at, t, NULL, cap};
+		struct trans tr = {at, VG_BILL_T_CREATE, 0, lo < at ? lo : at, t, NULL, cap};
 		if ((rc = record(m, r, &tr)))
 			return rc;
 	} else if (cap >= 0 && cap != r->capacity) {
-		struct trans tr = {t, VG_T_CAPACITY, 0, lo, t, NULL, cap};
+		struct trans tr = {t, VG_BILL_T_CAPACITY, 0, lo, t, NULL, cap};
 		if ((rc = record(m, r, &tr)))
 			return rc;
 	}
@@ -893,7 +893,7 @@ static int observe_disk(struct vg_meter *m, struct mres *r,
 	return 0;
 }
 
-static int net_add(struct vg_meter *m, const char *project, const char *nic,
+static int net_add(struct vg_bill_meter *m, const char *project, const char *nic,
 		   int64_t hour, int64_t tx, int64_t rx)
 {
 	sqlite3_stmt *s = m->q[Q_NET_ADD];
@@ -914,7 +914,7 @@ static int64_t hour_of(int64_t t)
 
 /* Spread (tx, rx) bytes over the hours of (a, b], in proportion to time;
  * the last hour takes the remainder so nothing is lost. */
-static int spread(struct vg_meter *m, const char *project, const char *nic,
+static int spread(struct vg_bill_meter *m, const char *project, const char *nic,
 		  int64_t a, int64_t b, int64_t tx, int64_t rx)
 {
 	int64_t h0 = hour_of(a), hb = hour_of(b - 1);
@@ -937,7 +937,7 @@ static int spread(struct vg_meter *m, const char *project, const char *nic,
 	return net_add(m, project, nic, hb, left_tx, left_rx);
 }
 
-static int observe_nic(struct vg_meter *m, struct mres *r,
+static int observe_nic(struct vg_bill_meter *m, struct mres *r,
 		       const struct vg_batch *b, const struct vg_resource *res)
 {
 	int64_t t = res->time_ms;
@@ -967,7 +967,7 @@ static int observe_nic(struct vg_meter *m, struct mres *r,
 	return 0;
 }
 
-static int apply_resource(struct vg_meter *m, const struct vg_batch *b,
+static int apply_resource(struct vg_bill_meter *m, const struct vg_batch *b,
 			  const struct vg_resource *res)
 {
 	struct mres r;
@@ -1033,7 +1033,7 @@ static int cmp_item(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-int vg_meter_batch(struct vg_meter *m, const struct vg_batch *b)
+int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 {
 	size_t n = 0;
 	struct item *items;
@@ -1076,29 +1076,29 @@ int vg_meter_batch(struct vg_meter *m, const struct vg_batch *b)
 
 static int consume(void *ctx, const struct vg_batch *b)
 {
-	return vg_meter_batch(ctx, b);
+	return vg_bill_meter_batch(ctx, b);
 }
 
-struct vg_consumer vg_meter_consumer(struct vg_meter *m)
+struct vg_consumer vg_bill_meter_consumer(struct vg_bill_meter *m)
 {
 	struct vg_consumer c = {"billing", m, consume, NULL};
 	return c;
 }
 
-void vg_meter_get_stats(const struct vg_meter *m, struct vg_meter_stats *out)
+void vg_bill_meter_get_stats(const struct vg_bill_meter *m, struct vg_bill_meter_stats *out)
 {
 	*out = m->st;
 }
 
-sqlite3 *vg_meter_db(struct vg_meter *m)
+sqlite3 *vg_bill_meter_db(struct vg_bill_meter *m)
 {
 	return m->db;
 }
 
-int vg_meter_open(const char *path, struct vg_meter **out, char *err,
-		  size_t errlen)
+int vg_bill_meter_open(const char *path, struct vg_bill_meter **out, char *err,
+		       size_t errlen)
 {
-	struct vg_meter *m = calloc(1, sizeof(*m));
+	struct vg_bill_meter *m = calloc(1, sizeof(*m));
 	int rc;
 
 	*out = NULL;
@@ -1106,7 +1106,7 @@ int vg_meter_open(const char *path, struct vg_meter **out, char *err,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if ((rc = vg_billdb_open(path, &m->db, err, errlen))) {
+	if ((rc = vg_bill_db_open(path, &m->db, err, errlen))) {
 		free(m);
 		return rc;
 	}
@@ -1114,7 +1114,7 @@ int vg_meter_open(const char *path, struct vg_meter **out, char *err,
 		rc = sqlite3_prepare_v2(m->db, sql[i], -1, &m->q[i], NULL);
 		if (rc != SQLITE_OK) {
 			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(m->db));
-			vg_meter_close(m);
+			vg_bill_meter_close(m);
 			return -EIO;
 		}
 	}
@@ -1122,7 +1122,7 @@ int vg_meter_open(const char *path, struct vg_meter **out, char *err,
 	return 0;
 }
 
-void vg_meter_close(struct vg_meter *m)
+void vg_bill_meter_close(struct vg_bill_meter *m)
 {
 	if (!m)
 		return;

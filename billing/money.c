@@ -11,7 +11,7 @@
  * well inside 2^128 (3.4 x 10^38).
  *
  * Invariants: no floating point; rounding happens only in vg_bill_round
- * (amounts) and vg_u128_decimal (displayed quantities).
+ * (amounts) and vg_bill_u128_decimal (displayed quantities).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,7 +19,7 @@
 
 #include "vigie/bill.h"
 
-int vg_money_parse(const char *s, int allow_negative, int64_t *micro)
+int vg_bill_money_parse(const char *s, int allow_negative, int64_t *micro)
 {
 	int neg = 0, ndec = -1, ndig = 0;
 	int64_t v = 0;
@@ -44,18 +44,18 @@ int vg_money_parse(const char *s, int allow_negative, int64_t *micro)
 		if (ndec >= 0 && ++ndec > 6)
 			return -ERANGE;
 		ndig++;
-		if (v > VG_MONEY_MAX / 10)
+		if (v > VG_BILL_MONEY_MAX / 10)
 			return -ERANGE;
 		v = v * 10 + (*s - '0');
 	}
 	if (ndig == 0 || ndec == 0)
 		return -EINVAL; /* "", "-", "1." */
 	for (int i = ndec < 0 ? 0 : ndec; i < 6; i++) {
-		if (v > VG_MONEY_MAX / 10)
+		if (v > VG_BILL_MONEY_MAX / 10)
 			return -ERANGE;
 		v *= 10;
 	}
-	if (v > VG_MONEY_MAX)
+	if (v > VG_BILL_MONEY_MAX)
 		return -ERANGE;
 	*micro = neg ? -v : v;
 	return 0;
@@ -69,10 +69,10 @@ static int64_t pow10i(int n)
 	return p;
 }
 
-char *vg_money_format(int64_t micro, int digits, char *buf, size_t len)
+char *vg_bill_money_format(int64_t micro, int digits, char *buf, size_t len)
 {
 	uint64_t a = micro < 0 ? (uint64_t)0 - (uint64_t)micro : (uint64_t)micro;
-	uint64_t units = a / VG_MICRO, frac = a % VG_MICRO;
+	uint64_t units = a / VG_BILL_MICRO, frac = a % VG_BILL_MICRO;
 
 	if (digits < 0)
 		digits = 0;
@@ -89,19 +89,19 @@ char *vg_money_format(int64_t micro, int digits, char *buf, size_t len)
 	return buf;
 }
 
-char *vg_rate_format(int64_t micro, int digits, char *buf, size_t len)
+char *vg_bill_rate_format(int64_t micro, int digits, char *buf, size_t len)
 {
 	int d = 6;
 	int64_t a = micro < 0 ? -micro : micro;
 
 	while (d > digits && d > 0 && a % pow10i(6 - d + 1) == 0)
 		d--;
-	return vg_money_format(micro, d, buf, len);
+	return vg_bill_money_format(micro, d, buf, len);
 }
 
-int64_t vg_bill_round(vg_u128 num, vg_u128 den, int digits)
+int64_t vg_bill_round(vg_bill_u128 num, vg_bill_u128 den, int digits)
 {
-	vg_u128 step, q;
+	vg_bill_u128 step, q;
 
 	if (digits < 0)
 		digits = 0;
@@ -109,19 +109,19 @@ int64_t vg_bill_round(vg_u128 num, vg_u128 den, int digits)
 		digits = 6;
 	if (den == 0)
 		return 0;
-	step = (vg_u128)pow10i(6 - digits); /* micro-units per minor unit */
+	step = (vg_bill_u128)pow10i(6 - digits); /* micro-units per minor unit */
 	/* minor units = floor(num / (den * step) + 1/2) */
 	q = (2 * num + den * step) / (2 * den * step);
 	q *= step;
-	if (q > (vg_u128)INT64_MAX)
+	if (q > (vg_bill_u128)INT64_MAX)
 		return INT64_MAX;
 	return (int64_t)q;
 }
 
-int64_t vg_bill_amount(vg_u128 qty, int64_t rate_micro, vg_u128 den,
+int64_t vg_bill_amount(vg_bill_u128 qty, int64_t rate_micro, vg_bill_u128 den,
 		       int digits)
 {
-	vg_u128 a, b, A, r, frac, step, q;
+	vg_bill_u128 a, b, A, r, frac, step, q;
 
 	if (den == 0 || rate_micro <= 0 || qty == 0)
 		return 0;
@@ -129,23 +129,23 @@ int64_t vg_bill_amount(vg_u128 qty, int64_t rate_micro, vg_u128 den,
 		digits = 0;
 	if (digits > 6)
 		digits = 6;
-	step = (vg_u128)pow10i(6 - digits);
+	step = (vg_bill_u128)pow10i(6 - digits);
 	/* qty = a*den + b: exact = a*rate + b*rate/den (micro-units) */
 	a = qty / den;
 	b = qty % den;
-	A = a * (vg_u128)rate_micro;        /* whole micro-units */
+	A = a * (vg_bill_u128)rate_micro;        /* whole micro-units */
 	r = A % step;                       /* below one minor unit */
 	/* what is left below a minor unit, over den: (r*den + b*rate)/den */
-	frac = r * den + b * (vg_u128)rate_micro;
+	frac = r * den + b * (vg_bill_u128)rate_micro;
 	/* minor units in frac/den: round half-up */
 	q = (2 * frac + den * step) / (2 * den * step);
 	q = (A - r) + q * step;
-	if (q > (vg_u128)INT64_MAX)
+	if (q > (vg_bill_u128)INT64_MAX)
 		return INT64_MAX;
 	return (int64_t)q;
 }
 
-char *vg_u128_format(vg_u128 v, char *buf, size_t len)
+char *vg_bill_u128_format(vg_bill_u128 v, char *buf, size_t len)
 {
 	char tmp[48];
 	int i = (int)sizeof(tmp) - 1;
@@ -159,9 +159,9 @@ char *vg_u128_format(vg_u128 v, char *buf, size_t len)
 	return buf;
 }
 
-int vg_u128_parse(const char *s, vg_u128 *out)
+int vg_bill_u128_parse(const char *s, vg_bill_u128 *out)
 {
-	vg_u128 v = 0, max = ~(vg_u128)0;
+	vg_bill_u128 v = 0, max = ~(vg_bill_u128)0;
 
 	if (!s || !*s)
 		return -EINVAL;
@@ -170,17 +170,17 @@ int vg_u128_parse(const char *s, vg_u128 *out)
 			return -EINVAL;
 		if (v > (max - 9) / 10)
 			return -ERANGE;
-		v = v * 10 + (vg_u128)(*s - '0');
+		v = v * 10 + (vg_bill_u128)(*s - '0');
 	}
 	*out = v;
 	return 0;
 }
 
-char *vg_u128_decimal(vg_u128 num, vg_u128 den, int decimals, char *buf,
-		      size_t len)
+char *vg_bill_u128_decimal(vg_bill_u128 num, vg_bill_u128 den, int decimals, char *buf,
+			   size_t len)
 {
 	char ip[48];
-	vg_u128 scale = 1, q, frac;
+	vg_bill_u128 scale = 1, q, frac;
 
 	if (den == 0)
 		den = 1;
@@ -192,7 +192,7 @@ char *vg_u128_decimal(vg_u128 num, vg_u128 den, int decimals, char *buf,
 		scale *= 10;
 	q = (2 * num * scale + den) / (2 * den); /* scaled, half-up */
 	frac = q % scale;
-	vg_u128_format(q / scale, ip, sizeof(ip));
+	vg_bill_u128_format(q / scale, ip, sizeof(ip));
 	if (decimals == 0)
 		snprintf(buf, len, "%s", ip);
 	else

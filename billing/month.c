@@ -5,7 +5,7 @@
  * days-from-civil algorithm (proleptic Gregorian, no time zones, no libc
  * calendar state), so February has 28 or 29 days and every month starts
  * at exactly 00:00:00.000 UTC. A usage interval that crosses a month's end
- * is split at vg_month_end_ms, never rounded.
+ * is split at vg_bill_month_end_ms, never rounded.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,7 +22,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 	return era * 146097 + (int64_t)doe - 719468;
 }
 
-int vg_month_parse(const char *s, struct vg_month *out)
+int vg_bill_month_parse(const char *s, struct vg_bill_month *out)
 {
 	int y, m, n = 0;
 
@@ -34,18 +34,18 @@ int vg_month_parse(const char *s, struct vg_month *out)
 	return 0;
 }
 
-char *vg_month_format(struct vg_month m, char *buf, size_t len)
+char *vg_bill_month_format(struct vg_bill_month m, char *buf, size_t len)
 {
 	snprintf(buf, len, "%04d-%02d", m.year, m.month);
 	return buf;
 }
 
-int64_t vg_month_start_ms(struct vg_month m)
+int64_t vg_bill_month_start_ms(struct vg_bill_month m)
 {
 	return days_from_civil(m.year, (unsigned)m.month, 1) * 86400000LL;
 }
 
-struct vg_month vg_month_next(struct vg_month m)
+struct vg_bill_month vg_bill_month_next(struct vg_bill_month m)
 {
 	if (++m.month > 12) {
 		m.month = 1;
@@ -54,7 +54,7 @@ struct vg_month vg_month_next(struct vg_month m)
 	return m;
 }
 
-struct vg_month vg_month_prev(struct vg_month m)
+struct vg_bill_month vg_bill_month_prev(struct vg_bill_month m)
 {
 	if (--m.month < 1) {
 		m.month = 12;
@@ -63,17 +63,17 @@ struct vg_month vg_month_prev(struct vg_month m)
 	return m;
 }
 
-int64_t vg_month_end_ms(struct vg_month m)
+int64_t vg_bill_month_end_ms(struct vg_bill_month m)
 {
-	return vg_month_start_ms(vg_month_next(m));
+	return vg_bill_month_start_ms(vg_bill_month_next(m));
 }
 
-int64_t vg_month_len_ms(struct vg_month m)
+int64_t vg_bill_month_len_ms(struct vg_bill_month m)
 {
-	return vg_month_end_ms(m) - vg_month_start_ms(m);
+	return vg_bill_month_end_ms(m) - vg_bill_month_start_ms(m);
 }
 
-struct vg_month vg_month_of(int64_t t_ms)
+struct vg_bill_month vg_bill_month_of(int64_t t_ms)
 {
 	/* civil_from_days */
 	int64_t z = (t_ms >= 0 ? t_ms : t_ms - 86399999) / 86400000 + 719468;
@@ -84,11 +84,11 @@ struct vg_month vg_month_of(int64_t t_ms)
 	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
 	unsigned mp = (5 * doy + 2) / 153;
 	unsigned m = mp < 10 ? mp + 3 : mp - 9;
-	struct vg_month r = {(int)(y + (m <= 2)), (int)m};
+	struct vg_bill_month r = {(int)(y + (m <= 2)), (int)m};
 	return r;
 }
 
-int vg_month_cmp(struct vg_month a, struct vg_month b)
+int vg_bill_month_cmp(struct vg_bill_month a, struct vg_bill_month b)
 {
 	if (a.year != b.year)
 		return a.year < b.year ? -1 : 1;

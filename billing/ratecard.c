@@ -5,11 +5,11 @@
  * micro-unit prices; every field is checked with a message that names the
  * file and the JSON path of the offending value, so an operator can fix
  * the card from the error alone. Prices are decimal strings parsed by
- * vg_money_parse (JSON integers are accepted too: they are exact); a JSON
+ * vg_bill_money_parse (JSON integers are accepted too: they are exact); a JSON
  * real is refused, because jansson would already have rounded it through
  * a double.
  *
- * Queries: vg_ratecard_prices resolves, for a project and a time, which
+ * Queries: vg_bill_ratecard_prices resolves, for a project and a time, which
  * sheet of the global list and which of the project's list are in force
  * and folds the inheritance (a sheet inherits what it does not set from
  * earlier sheets of its list; the project's fields lie over the global
@@ -133,10 +133,10 @@ static int parse_price(struct ctx *c, json_t *v, int64_t *out)
 
 	if (json_is_integer(v)) {
 		json_int_t i = json_integer_value(v);
-		if (i < 0 || i > VG_MONEY_MAX / VG_MICRO)
+		if (i < 0 || i > VG_BILL_MONEY_MAX / VG_BILL_MICRO)
 			return fail(c, "must be between 0 and 10^12, got %lld",
 				    (long long)i);
-		*out = (int64_t)i * VG_MICRO;
+		*out = (int64_t)i * VG_BILL_MICRO;
 		return 0;
 	}
 	if (json_is_real(v))
@@ -146,7 +146,7 @@ static int parse_price(struct ctx *c, json_t *v, int64_t *out)
 		return fail(c, "must be a decimal string such as \"0.0125\", "
 			    "not %s", json_kind(v));
 	snprintf(buf, sizeof(buf), "%s", json_string_value(v));
-	rc = vg_money_parse(json_string_value(v), 0, out);
+	rc = vg_bill_money_parse(json_string_value(v), 0, out);
 	if (rc == -ERANGE)
 		return fail(c, "\"%s\": at most 6 decimals (micro-units) and "
 			    "at most 10^12", buf);
@@ -170,7 +170,7 @@ static int price_field(struct ctx *c, json_t *obj, const char *key,
 	return rc;
 }
 
-static int parse_tiers(struct ctx *c, json_t *arr, struct vg_rc_sheet *s)
+static int parse_tiers(struct ctx *c, json_t *arr, struct vg_bill_rc_sheet *s)
 {
 	static const char *const keys[] = {"up_to_gb", "price", "comment", NULL};
 	size_t i, n;
@@ -184,8 +184,8 @@ static int parse_tiers(struct ctx *c, json_t *arr, struct vg_rc_sheet *s)
 	n = json_array_size(arr);
 	if (n == 0)
 		return fail(c, "needs at least one tier");
-	if (n > VG_RC_MAX_TIERS)
-		return fail(c, "at most %d tiers, got %zu", VG_RC_MAX_TIERS, n);
+	if (n > VG_BILL_RC_MAX_TIERS)
+		return fail(c, "at most %d tiers, got %zu", VG_BILL_RC_MAX_TIERS, n);
 	json_array_foreach(arr, i, t) {
 		size_t o = push_idx(c, i);
 		json_t *up = json_object_get(t, "up_to_gb");
@@ -220,13 +220,13 @@ static int parse_tiers(struct ctx *c, json_t *arr, struct vg_rc_sheet *s)
 				return fail(c, "must be a whole number of GB "
 					    "between 1 and 10^9");
 			s->tiers[i].up_to_bytes =
-				(int64_t)json_integer_value(up) * VG_GB;
+				(int64_t)json_integer_value(up) * VG_BILL_GB;
 			if (i > 0 && s->tiers[i].up_to_bytes <=
 					     s->tiers[i - 1].up_to_bytes)
 				return fail(c, "must be greater than the "
 					    "previous tier's (%lld)",
 					    (long long)(s->tiers[i - 1].up_to_bytes /
-							VG_GB));
+							VG_BILL_GB));
 			pop(c, o2);
 		}
 		pop(c, o);
@@ -253,7 +253,7 @@ static int parse_valid_from(struct ctx *c, json_t *v, int64_t *out)
 	return rc;
 }
 
-static int parse_sheet(struct ctx *c, json_t *js, struct vg_rc_sheet *s)
+static int parse_sheet(struct ctx *c, json_t *js, struct vg_bill_rc_sheet *s)
 {
 	static const char *const keys[] = {"valid_from", "compute", "storage",
 					   "network", "comment", NULL};
@@ -293,7 +293,7 @@ static int parse_sheet(struct ctx *c, json_t *js, struct vg_rc_sheet *s)
 				size_t o3 = push_key(c, k, 1);
 				if (!*k)
 					return fail(c, "empty flavor name");
-				struct vg_rc_flavor *f = &s->flavors[s->nflavors];
+				struct vg_bill_rc_flavor *f = &s->flavors[s->nflavors];
 				if ((rc = parse_price(c, p, &f->hour_micro)))
 					return rc;
 				if (!(f->name = strdup(k)))
@@ -331,7 +331,7 @@ static int parse_sheet(struct ctx *c, json_t *js, struct vg_rc_sheet *s)
 	return 0;
 }
 
-static void free_list(struct vg_rc_list *l)
+static void free_list(struct vg_bill_rc_list *l)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		for (size_t f = 0; f < l->sheets[i].nflavors; f++)
@@ -344,7 +344,7 @@ static void free_list(struct vg_rc_list *l)
 }
 
 /* "prices": [sheet, ...]; the path is at the list's parent. */
-static int parse_list(struct ctx *c, json_t *arr, struct vg_rc_list *l,
+static int parse_list(struct ctx *c, json_t *arr, struct vg_bill_rc_list *l,
 		      int required)
 {
 	size_t i, o = push_key(c, "prices", 0);
@@ -361,8 +361,8 @@ static int parse_list(struct ctx *c, json_t *arr, struct vg_rc_list *l,
 	}
 	if (!json_is_array(arr) || json_array_size(arr) == 0)
 		return fail(c, "must be a non-empty array of price sheets");
-	if (json_array_size(arr) > VG_RC_MAX_SHEETS)
-		return fail(c, "at most %d price sheets", VG_RC_MAX_SHEETS);
+	if (json_array_size(arr) > VG_BILL_RC_MAX_SHEETS)
+		return fail(c, "at most %d price sheets", VG_BILL_RC_MAX_SHEETS);
 	l->sheets = calloc(json_array_size(arr), sizeof(*l->sheets));
 	if (!l->sheets)
 		return -ENOMEM;
@@ -387,11 +387,11 @@ static int parse_list(struct ctx *c, json_t *arr, struct vg_rc_list *l,
 
 static int cmp_project(const void *a, const void *b)
 {
-	return strcmp(((const struct vg_rc_project *)a)->project,
-		      ((const struct vg_rc_project *)b)->project);
+	return strcmp(((const struct vg_bill_rc_project *)a)->project,
+		      ((const struct vg_bill_rc_project *)b)->project);
 }
 
-static int parse_card(struct ctx *c, json_t *root, struct vg_ratecard *rc)
+static int parse_card(struct ctx *c, json_t *root, struct vg_bill_ratecard *rc)
 {
 	static const char *const keys[] = {"currency", "minor_unit_digits",
 					   "minimum_run_seconds", "prices",
@@ -421,13 +421,13 @@ static int parse_card(struct ctx *c, json_t *root, struct vg_ratecard *rc)
 		return fail(c, "missing: digits of the currency's minor unit "
 			    "(2 for EUR/USD, 0 for JPY, 3 for BHD)");
 	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-	    json_integer_value(v) > VG_MONEY_MAX_DIGITS)
+	    json_integer_value(v) > VG_BILL_MONEY_MAX_DIGITS)
 		return fail(c, "must be an integer from 0 to %d",
-			    VG_MONEY_MAX_DIGITS);
+			    VG_BILL_MONEY_MAX_DIGITS);
 	rc->digits = (int)json_integer_value(v);
 	pop(c, o);
 
-	rc->min_run_ms = VG_RC_DEFAULT_MIN_RUN_S * 1000LL;
+	rc->min_run_ms = VG_BILL_RC_DEFAULT_MIN_RUN_S * 1000LL;
 	if ((v = json_object_get(root, "minimum_run_seconds"))) {
 		o = push_key(c, "minimum_run_seconds", 0);
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
@@ -453,7 +453,7 @@ static int parse_card(struct ctx *c, json_t *root, struct vg_ratecard *rc)
 			return -ENOMEM;
 		json_object_foreach(v, k, p) {
 			size_t o2 = push_key(c, k, 1);
-			struct vg_rc_project *pr = &rc->projects[rc->nprojects];
+			struct vg_bill_rc_project *pr = &rc->projects[rc->nprojects];
 			if (!*k)
 				return fail(c, "empty project id");
 			if (!(pr->project = strdup(k)))
@@ -473,7 +473,7 @@ static int parse_card(struct ctx *c, json_t *root, struct vg_ratecard *rc)
 	return 0;
 }
 
-void vg_ratecard_free(struct vg_ratecard *rc)
+void vg_bill_ratecard_free(struct vg_bill_ratecard *rc)
 {
 	if (!rc)
 		return;
@@ -486,11 +486,11 @@ void vg_ratecard_free(struct vg_ratecard *rc)
 	free(rc);
 }
 
-int vg_ratecard_parse(const char *text, size_t len, const char *name,
-		      struct vg_ratecard **out, char *err, size_t errlen)
+int vg_bill_ratecard_parse(const char *text, size_t len, const char *name,
+			   struct vg_bill_ratecard **out, char *err, size_t errlen)
 {
 	struct ctx c = {name ? name : "rate card", err, errlen, "$"};
-	struct vg_ratecard *rc;
+	struct vg_bill_ratecard *rc;
 	json_error_t je;
 	json_t *root;
 	int r;
@@ -513,15 +513,15 @@ int vg_ratecard_parse(const char *text, size_t len, const char *name,
 	if (r) {
 		if (r == -ENOMEM)
 			snprintf(err, errlen, "%s: out of memory", c.name);
-		vg_ratecard_free(rc);
+		vg_bill_ratecard_free(rc);
 		return r;
 	}
 	*out = rc;
 	return 0;
 }
 
-int vg_ratecard_load(const char *path, struct vg_ratecard **out, char *err,
-		     size_t errlen)
+int vg_bill_ratecard_load(const char *path, struct vg_bill_ratecard **out, char *err,
+			  size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
@@ -558,13 +558,13 @@ int vg_ratecard_load(const char *path, struct vg_ratecard **out, char *err,
 		len += n;
 	} while (n > 0);
 	fclose(f);
-	rc = vg_ratecard_parse(buf ? buf : "", len, path, out, err, errlen);
+	rc = vg_bill_ratecard_parse(buf ? buf : "", len, path, out, err, errlen);
 	free(buf);
 	return rc;
 }
 
 /* Index of the last sheet with valid_from <= t, or -1. */
-static ptrdiff_t in_force(const struct vg_rc_list *l, int64_t t)
+static ptrdiff_t in_force(const struct vg_bill_rc_list *l, int64_t t)
 {
 	ptrdiff_t lo = 0, hi = (ptrdiff_t)l->n - 1, r = -1;
 	while (lo <= hi) {
@@ -580,10 +580,10 @@ static ptrdiff_t in_force(const struct vg_rc_list *l, int64_t t)
 }
 
 /* Fold fields of l's sheets [0..i] into p (later sheets win). */
-static void fold(struct vg_prices *p, const struct vg_rc_list *l, ptrdiff_t i)
+static void fold(struct vg_bill_prices *p, const struct vg_bill_rc_list *l, ptrdiff_t i)
 {
 	for (ptrdiff_t k = 0; k <= i; k++) {
-		const struct vg_rc_sheet *s = &l->sheets[k];
+		const struct vg_bill_rc_sheet *s = &l->sheets[k];
 		if (s->has_vcpu_hour) {
 			p->has_vcpu_hour = 1;
 			p->vcpu_hour_micro = s->vcpu_hour_micro;
@@ -608,8 +608,8 @@ static void fold(struct vg_prices *p, const struct vg_rc_list *l, ptrdiff_t i)
 	}
 }
 
-static const struct vg_rc_list *project_list(const struct vg_ratecard *rc,
-					     const char *project)
+static const struct vg_bill_rc_list *project_list(const struct vg_bill_ratecard *rc,
+						  const char *project)
 {
 	size_t lo = 0, hi = rc->nprojects;
 	if (!project)
@@ -627,7 +627,7 @@ static const struct vg_rc_list *project_list(const struct vg_ratecard *rc,
 	return NULL;
 }
 
-static void span(const struct vg_rc_list *l, ptrdiff_t i, int64_t *from,
+static void span(const struct vg_bill_rc_list *l, ptrdiff_t i, int64_t *from,
 		 int64_t *until)
 {
 	if (i >= 0 && l->sheets[i].valid_from_ms > *from)
@@ -636,8 +636,8 @@ static void span(const struct vg_rc_list *l, ptrdiff_t i, int64_t *from,
 		*until = l->sheets[i + 1].valid_from_ms;
 }
 
-void vg_ratecard_prices(const struct vg_ratecard *rc, const char *project,
-			int64_t t_ms, struct vg_prices *p)
+void vg_bill_ratecard_prices(const struct vg_bill_ratecard *rc, const char *project,
+			     int64_t t_ms, struct vg_bill_prices *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->rc = rc;
@@ -655,11 +655,11 @@ void vg_ratecard_prices(const struct vg_ratecard *rc, const char *project,
 	}
 }
 
-static int find_flavor(const struct vg_rc_list *l, ptrdiff_t i,
+static int find_flavor(const struct vg_bill_rc_list *l, ptrdiff_t i,
 		       const char *flavor, int64_t *out)
 {
 	for (; i >= 0; i--) {
-		const struct vg_rc_sheet *s = &l->sheets[i];
+		const struct vg_bill_rc_sheet *s = &l->sheets[i];
 		for (size_t f = 0; f < s->nflavors; f++)
 			if (!strcmp(s->flavors[f].name, flavor)) {
 				*out = s->flavors[f].hour_micro;
@@ -669,8 +669,8 @@ static int find_flavor(const struct vg_rc_list *l, ptrdiff_t i,
 	return -ENOENT;
 }
 
-int vg_prices_flavor(const struct vg_prices *p, const char *flavor,
-		     int64_t *hour_micro)
+int vg_bill_prices_flavor(const struct vg_bill_prices *p, const char *flavor,
+			  int64_t *hour_micro)
 {
 	if (!flavor || !*flavor)
 		return -ENOENT;

@@ -21,22 +21,22 @@
 #include "vigie/bill_invoice.h"
 #include "vigie/clock.h"
 
-int vg_invoice_format_parse(const char *s)
+int vg_bill_invoice_format_parse(const char *s)
 {
 	if (!s || !strcmp(s, "json"))
-		return VG_FMT_JSON;
+		return VG_BILL_FMT_JSON;
 	if (!strcmp(s, "csv"))
-		return VG_FMT_CSV;
+		return VG_BILL_FMT_CSV;
 	if (!strcmp(s, "html"))
-		return VG_FMT_HTML;
+		return VG_BILL_FMT_HTML;
 	return -EINVAL;
 }
 
-const char *vg_invoice_format_mime(int fmt)
+const char *vg_bill_invoice_format_mime(int fmt)
 {
 	switch (fmt) {
-	case VG_FMT_CSV: return "text/csv; charset=utf-8";
-	case VG_FMT_HTML: return "text/html; charset=utf-8";
+	case VG_BILL_FMT_CSV: return "text/csv; charset=utf-8";
+	case VG_BILL_FMT_HTML: return "text/html; charset=utf-8";
 	default: return "application/json";
 	}
 }
@@ -85,17 +85,17 @@ static int iso_parse(const char *s, int64_t *ms)
 
 /* ---- quantities (signed on adjustment lines) ------------------------------------- */
 
-static char *qty_text(const struct vg_invoice_line *l, char *buf, size_t len)
+static char *qty_text(const struct vg_bill_invoice_line *l, char *buf, size_t len)
 {
 	buf[0] = '-';
-	vg_u128_decimal(l->qty, l->qty_den, 6, buf + 1, len - 1);
+	vg_bill_u128_decimal(l->qty, l->qty_den, 6, buf + 1, len - 1);
 	return l->qty_neg && l->qty ? buf : buf + 1;
 }
 
-static char *qty_base_text(const struct vg_invoice_line *l, char *buf, size_t len)
+static char *qty_base_text(const struct vg_bill_invoice_line *l, char *buf, size_t len)
 {
 	buf[0] = '-';
-	vg_u128_format(l->qty, buf + 1, len - 1);
+	vg_bill_u128_format(l->qty, buf + 1, len - 1);
 	return l->qty_neg && l->qty ? buf : buf + 1;
 }
 
@@ -106,7 +106,7 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-static json_t *to_json(const struct vg_invoice *inv)
+static json_t *to_json(const struct vg_bill_invoice *inv)
 {
 	json_t *root = json_object(), *lines = json_array(), *sub = json_object(),
 	       *warn = json_array(), *period = json_object();
@@ -117,9 +117,9 @@ static json_t *to_json(const struct vg_invoice *inv)
 	json_object_set_new(root, "invoice", json_string(inv->number));
 	json_object_set_new(root, "status", json_string(inv->final ? "final" : "draft"));
 	json_object_set_new(root, "project", json_string(inv->project));
-	json_object_set_new(period, "month", json_string(vg_month_format(inv->month, ms, sizeof(ms))));
-	json_object_set_new(period, "start", json_string(iso(vg_month_start_ms(inv->month), b1, sizeof(b1))));
-	json_object_set_new(period, "end", json_string(iso(vg_month_end_ms(inv->month), b1, sizeof(b1))));
+	json_object_set_new(period, "month", json_string(vg_bill_month_format(inv->month, ms, sizeof(ms))));
+	json_object_set_new(period, "start", json_string(iso(vg_bill_month_start_ms(inv->month), b1, sizeof(b1))));
+	json_object_set_new(period, "end", json_string(iso(vg_bill_month_end_ms(inv->month), b1, sizeof(b1))));
 	json_object_set_new(root, "period", period);
 	period = NULL;
 	json_object_set_new(root, "currency", json_string(inv->currency));
@@ -128,14 +128,14 @@ static json_t *to_json(const struct vg_invoice *inv)
 				   ? json_string(iso(inv->finalized_ms, b1, sizeof(b1)))
 				   : json_null());
 	for (size_t i = 0; i < inv->nlines; i++) {
-		const struct vg_invoice_line *l = &inv->lines[i];
+		const struct vg_bill_invoice_line *l = &inv->lines[i];
 		json_t *o = json_object();
 		if (!o)
 			goto oom;
 		json_object_set_new(o, "key", json_string(l->key));
 		json_object_set_new(o, "resource_id", json_string(l->resource_id));
 		json_object_set_new(o, "resource_name", str_or_null(l->resource_name));
-		json_object_set_new(o, "usage_type", json_string(vg_usage_type_name(l->usage_type)));
+		json_object_set_new(o, "usage_type", json_string(vg_bill_usage_type_name(l->usage_type)));
 		json_object_set_new(o, "item", json_string(l->item));
 		json_object_set_new(o, "description", json_string(l->description));
 		json_object_set_new(o, "usage_start", json_string(iso(l->start_ms, b1, sizeof(b1))));
@@ -144,9 +144,9 @@ static json_t *to_json(const struct vg_invoice *inv)
 		json_object_set_new(o, "unit", json_string(l->unit));
 		json_object_set_new(o, "quantity_base", json_string(qty_base_text(l, b1, sizeof(b1))));
 		json_object_set_new(o, "base_unit", json_string(l->base_unit));
-		json_object_set_new(o, "base_per_unit", json_string(vg_u128_format(l->qty_den, b1, sizeof(b1))));
-		json_object_set_new(o, "rate", json_string(vg_rate_format(l->rate_micro, inv->digits, b1, sizeof(b1))));
-		json_object_set_new(o, "amount", json_string(vg_money_format(l->amount_micro, inv->digits, b2, sizeof(b2))));
+		json_object_set_new(o, "base_per_unit", json_string(vg_bill_u128_format(l->qty_den, b1, sizeof(b1))));
+		json_object_set_new(o, "rate", json_string(vg_bill_rate_format(l->rate_micro, inv->digits, b1, sizeof(b1))));
+		json_object_set_new(o, "amount", json_string(vg_bill_money_format(l->amount_micro, inv->digits, b2, sizeof(b2))));
 		json_object_set_new(o, "amount_micro", json_integer(l->amount_micro));
 		json_object_set_new(o, "minimum_runs", json_integer(l->minimum_runs));
 		if (l->adjustment_for) {
@@ -157,12 +157,12 @@ static json_t *to_json(const struct vg_invoice *inv)
 	}
 	json_object_set_new(root, "lines", lines);
 	lines = NULL;
-	for (int ut = 0; ut < VG_UT_N; ut++)
-		json_object_set_new(sub, vg_usage_type_name(ut),
-				    json_string(vg_money_format(inv->subtotal_micro[ut], inv->digits, b1, sizeof(b1))));
+	for (int ut = 0; ut < VG_BILL_UT_N; ut++)
+		json_object_set_new(sub, vg_bill_usage_type_name(ut),
+				    json_string(vg_bill_money_format(inv->subtotal_micro[ut], inv->digits, b1, sizeof(b1))));
 	json_object_set_new(root, "subtotals", sub);
 	sub = NULL;
-	json_object_set_new(root, "total", json_string(vg_money_format(inv->total_micro, inv->digits, b1, sizeof(b1))));
+	json_object_set_new(root, "total", json_string(vg_bill_money_format(inv->total_micro, inv->digits, b1, sizeof(b1))));
 	json_object_set_new(root, "total_micro", json_integer(inv->total_micro));
 	for (size_t i = 0; i < inv->nwarnings; i++)
 		json_array_append_new(warn, json_string(inv->warnings[i]));
@@ -177,7 +177,7 @@ oom:
 	return NULL;
 }
 
-static int render_json(const struct vg_invoice *inv, char **out, size_t *len)
+static int render_json(const struct vg_bill_invoice *inv, char **out, size_t *len)
 {
 	json_t *j = to_json(inv);
 	char *s;
@@ -206,11 +206,11 @@ static const char *jstr(json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
-int vg_invoice_from_json(const char *text, size_t len, struct vg_invoice **out)
+int vg_bill_invoice_from_json(const char *text, size_t len, struct vg_bill_invoice **out)
 {
 	json_t *root, *lines, *l;
-	struct vg_invoice *inv = NULL;
-	struct vg_month m;
+	struct vg_bill_invoice *inv = NULL;
+	struct vg_bill_month m;
 	size_t i;
 	int rc = -EBADMSG;
 
@@ -221,10 +221,10 @@ int vg_invoice_from_json(const char *text, size_t len, struct vg_invoice **out)
 		   *cur = jstr(root, "currency"), *st = jstr(root, "status");
 	json_t *period = json_object_get(root, "period");
 	if (!proj || !num || !cur || strlen(cur) != 3 || !st ||
-	    vg_month_parse(jstr(period, "month"), &m) ||
+	    vg_bill_month_parse(jstr(period, "month"), &m) ||
 	    !json_is_integer(json_object_get(root, "minor_unit_digits")))
 		goto out;
-	if (!(inv = vg_invoice_new(proj, m, NULL))) {
+	if (!(inv = vg_bill_invoice_new(proj, m, NULL))) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -242,8 +242,8 @@ int vg_invoice_from_json(const char *text, size_t len, struct vg_invoice **out)
 	if (!json_is_array(lines))
 		goto out;
 	json_array_foreach(lines, i, l) {
-		struct vg_invoice_line x = {0};
-		int ut = vg_usage_type_parse(jstr(l, "usage_type"));
+		struct vg_bill_invoice_line x = {0};
+		int ut = vg_bill_usage_type_parse(jstr(l, "usage_type"));
 		json_t *am = json_object_get(l, "amount_micro");
 		if (ut < 0 || !jstr(l, "key") || !jstr(l, "resource_id") ||
 		    !jstr(l, "item") || !jstr(l, "description") || !jstr(l, "unit") ||
@@ -251,9 +251,9 @@ int vg_invoice_from_json(const char *text, size_t len, struct vg_invoice **out)
 		    iso_parse(jstr(l, "usage_start"), &x.start_ms) ||
 		    iso_parse(jstr(l, "usage_end"), &x.end_ms) ||
 		    !jstr(l, "quantity_base") ||
-		    vg_u128_parse(jstr(l, "quantity_base") + (jstr(l, "quantity_base")[0] == '-'), &x.qty) ||
-		    vg_u128_parse(jstr(l, "base_per_unit"), &x.qty_den) ||
-		    vg_money_parse(jstr(l, "rate"), 1, &x.rate_micro))
+		    vg_bill_u128_parse(jstr(l, "quantity_base") + (jstr(l, "quantity_base")[0] == '-'), &x.qty) ||
+		    vg_bill_u128_parse(jstr(l, "base_per_unit"), &x.qty_den) ||
+		    vg_bill_money_parse(jstr(l, "rate"), 1, &x.rate_micro))
 			goto out;
 		x.usage_type = ut;
 		x.qty_neg = jstr(l, "quantity_base")[0] == '-';
@@ -268,15 +268,15 @@ int vg_invoice_from_json(const char *text, size_t len, struct vg_invoice **out)
 		x.minimum_runs = (int)json_integer_value(json_object_get(l, "minimum_runs"));
 		x.adjustment_for = (char *)jstr(l, "adjustment_for");
 		x.adjusted_type = (char *)jstr(l, "adjusted_type");
-		if ((rc = vg_invoice_add_line(inv, &x)))
+		if ((rc = vg_bill_invoice_add_line(inv, &x)))
 			goto out;
 		rc = -EBADMSG;
 	}
 	json_t *w = json_object_get(root, "warnings");
 	json_array_foreach(w, i, l)
-		if (json_is_string(l) && (rc = vg_invoice_warn(inv, json_string_value(l))))
+		if (json_is_string(l) && (rc = vg_bill_invoice_warn(inv, json_string_value(l))))
 			goto out;
-	vg_invoice_totals(inv);
+	vg_bill_invoice_totals(inv);
 	if (inv->total_micro != json_integer_value(json_object_get(root, "total_micro"))) {
 		rc = -EBADMSG;
 		goto out;
@@ -285,7 +285,7 @@ int vg_invoice_from_json(const char *text, size_t len, struct vg_invoice **out)
 	inv = NULL;
 	rc = 0;
 out:
-	vg_invoice_free(inv);
+	vg_bill_invoice_free(inv);
 	json_decref(root);
 	return rc;
 }
@@ -368,26 +368,26 @@ static const char *const csv_cols[] = {
 };
 #define NCOLS (sizeof(csv_cols) / sizeof(csv_cols[0]))
 
-static int render_csv(const struct vg_invoice *inv, char **out, size_t *len)
+static int render_csv(const struct vg_bill_invoice *inv, char **out, size_t *len)
 {
 	struct tb b = {0};
 	char ps[40], pe[40], us[40], ue[40], q[48], r[40], a[40];
 
 	for (size_t i = 0; i < NCOLS; i++)
 		csv_field(&b, csv_cols[i], i + 1 == NCOLS);
-	iso(vg_month_start_ms(inv->month), ps, sizeof(ps));
-	iso(vg_month_end_ms(inv->month), pe, sizeof(pe));
+	iso(vg_bill_month_start_ms(inv->month), ps, sizeof(ps));
+	iso(vg_bill_month_end_ms(inv->month), pe, sizeof(pe));
 	for (size_t i = 0; i < inv->nlines; i++) {
-		const struct vg_invoice_line *l = &inv->lines[i];
+		const struct vg_bill_invoice_line *l = &inv->lines[i];
 		const char *row[NCOLS] = {
 			l->key, inv->number, inv->final ? "Final" : "Draft", ps, pe,
 			inv->project, l->adjustment_for ? "Adjustment" : "Usage",
 			iso(l->start_ms, us, sizeof(us)), iso(l->end_ms, ue, sizeof(ue)),
-			"vigie", vg_usage_type_name(l->usage_type), l->item,
+			"vigie", vg_bill_usage_type_name(l->usage_type), l->item,
 			l->resource_id, l->resource_name,
 			qty_text(l, q, sizeof(q)), l->unit,
-			vg_rate_format(l->rate_micro, inv->digits, r, sizeof(r)),
-			vg_money_format(l->amount_micro, inv->digits, a, sizeof(a)),
+			vg_bill_rate_format(l->rate_micro, inv->digits, r, sizeof(r)),
+			vg_bill_money_format(l->amount_micro, inv->digits, a, sizeof(a)),
 			inv->currency, l->description, l->adjustment_for,
 		};
 		for (size_t k = 0; k < NCOLS; k++)
@@ -449,7 +449,7 @@ static const char css[] =
 	"thead{display:table-header-group}tr{page-break-inside:avoid}"
 	"@page{size:A4 landscape;margin:12mm}}";
 
-static int render_html(const struct vg_invoice *inv, char **out, size_t *len)
+static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *len)
 {
 	struct tb b = {0};
 	char buf[64], b2[64], ms[16];
@@ -466,12 +466,12 @@ static int render_html(const struct vg_invoice *inv, char **out, size_t *len)
 	html_cell(&b, "dt", NULL, "Project");
 	html_cell(&b, "dd", NULL, inv->project);
 	html_cell(&b, "dt", NULL, "Period");
-	snprintf(b2, sizeof(b2), "%s (", vg_month_format(inv->month, ms, sizeof(ms)));
+	snprintf(b2, sizeof(b2), "%s (", vg_bill_month_format(inv->month, ms, sizeof(ms)));
 	tb_puts(&b, "<dd>");
 	html_text(&b, b2);
-	html_text(&b, iso(vg_month_start_ms(inv->month), buf, sizeof(buf)));
+	html_text(&b, iso(vg_bill_month_start_ms(inv->month), buf, sizeof(buf)));
 	tb_puts(&b, " to ");
-	html_text(&b, iso(vg_month_end_ms(inv->month), buf, sizeof(buf)));
+	html_text(&b, iso(vg_bill_month_end_ms(inv->month), buf, sizeof(buf)));
 	tb_puts(&b, ", UTC)</dd>\n");
 	html_cell(&b, "dt", NULL, "Currency");
 	html_cell(&b, "dd", NULL, inv->currency);
@@ -486,34 +486,34 @@ static int render_html(const struct vg_invoice *inv, char **out, size_t *len)
 		html_cell(&b, "th", i == 5 || i >= 7 ? "n" : NULL, hdr[i]);
 	tb_puts(&b, "</tr></thead>\n<tbody>\n");
 	for (size_t i = 0; i < inv->nlines; i++) {
-		const struct vg_invoice_line *l = &inv->lines[i];
+		const struct vg_bill_invoice_line *l = &inv->lines[i];
 		tb_puts(&b, "<tr><td>");
 		html_text(&b, l->resource_name ? l->resource_name : l->resource_id);
 		tb_puts(&b, "<br><span class=\"res\">");
 		html_text(&b, l->resource_id);
 		tb_puts(&b, "</span></td>");
-		html_cell(&b, "td", NULL, vg_usage_type_name(l->usage_type));
+		html_cell(&b, "td", NULL, vg_bill_usage_type_name(l->usage_type));
 		html_cell(&b, "td", NULL, l->description);
 		html_cell(&b, "td", NULL, iso(l->start_ms, buf, sizeof(buf)));
 		html_cell(&b, "td", NULL, iso(l->end_ms, buf, sizeof(buf)));
 		html_cell(&b, "td", "n", qty_text(l, buf, sizeof(buf)));
 		html_cell(&b, "td", NULL, l->unit);
-		html_cell(&b, "td", "n", vg_rate_format(l->rate_micro, inv->digits, buf, sizeof(buf)));
-		html_cell(&b, "td", "n", vg_money_format(l->amount_micro, inv->digits, buf, sizeof(buf)));
+		html_cell(&b, "td", "n", vg_bill_rate_format(l->rate_micro, inv->digits, buf, sizeof(buf)));
+		html_cell(&b, "td", "n", vg_bill_money_format(l->amount_micro, inv->digits, buf, sizeof(buf)));
 		tb_puts(&b, "</tr>\n");
 	}
 	tb_puts(&b, "</tbody>\n<tfoot>\n");
-	for (int ut = 0; ut < VG_UT_N; ut++) {
+	for (int ut = 0; ut < VG_BILL_UT_N; ut++) {
 		tb_puts(&b, "<tr><td colspan=\"8\" class=\"n\">Subtotal ");
-		html_text(&b, vg_usage_type_name(ut));
+		html_text(&b, vg_bill_usage_type_name(ut));
 		tb_puts(&b, "</td>");
-		html_cell(&b, "td", "n", vg_money_format(inv->subtotal_micro[ut], inv->digits, buf, sizeof(buf)));
+		html_cell(&b, "td", "n", vg_bill_money_format(inv->subtotal_micro[ut], inv->digits, buf, sizeof(buf)));
 		tb_puts(&b, "</tr>\n");
 	}
 	tb_puts(&b, "<tr class=\"total\"><td colspan=\"8\" class=\"n\">Total ");
 	html_text(&b, inv->currency);
 	tb_puts(&b, "</td>");
-	html_cell(&b, "td", "n", vg_money_format(inv->total_micro, inv->digits, buf, sizeof(buf)));
+	html_cell(&b, "td", "n", vg_bill_money_format(inv->total_micro, inv->digits, buf, sizeof(buf)));
 	tb_puts(&b, "</tr>\n</tfoot>\n</table>\n");
 	if (inv->nwarnings) {
 		tb_puts(&b, "<ul class=\"warn\">\n");
@@ -529,14 +529,14 @@ static int render_html(const struct vg_invoice *inv, char **out, size_t *len)
 	return tb_done(&b, out, len);
 }
 
-int vg_invoice_render(const struct vg_invoice *inv, int fmt, char **out,
-		      size_t *len)
+int vg_bill_invoice_render(const struct vg_bill_invoice *inv, int fmt, char **out,
+			   size_t *len)
 {
 	*out = NULL;
 	*len = 0;
 	switch (fmt) {
-	case VG_FMT_CSV: return render_csv(inv, out, len);
-	case VG_FMT_HTML: return render_html(inv, out, len);
+	case VG_BILL_FMT_CSV: return render_csv(inv, out, len);
+	case VG_BILL_FMT_HTML: return render_html(inv, out, len);
 	default: return render_json(inv, out, len);
 	}
 }

@@ -22,9 +22,9 @@ int vg_bill_service_open(const char *data_dir, const char *ratecard_path,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	vg_billdb_path(data_dir, s->db_path, sizeof(s->db_path));
+	vg_bill_db_path(data_dir, s->db_path, sizeof(s->db_path));
 	if (ratecard_path && *ratecard_path &&
-	    (rc = vg_ratecard_load(ratecard_path, &s->rc, err, errlen))) {
+	    (rc = vg_bill_ratecard_load(ratecard_path, &s->rc, err, errlen))) {
 		free(s);
 		return rc;
 	}
@@ -36,12 +36,12 @@ void vg_bill_service_close(struct vg_bill_service *s)
 {
 	if (!s)
 		return;
-	vg_ratecard_free(s->rc);
+	vg_bill_ratecard_free(s->rc);
 	free(s);
 }
 
 int vg_bill_service_db(const struct vg_bill_service *s, sqlite3 **out,
 		       char *err, size_t errlen)
 {
-	return vg_billdb_open(s->db_path, out, err, errlen);
+	return vg_bill_db_open(s->db_path, out, err, errlen);
 }

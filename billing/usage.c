@@ -46,7 +46,7 @@ struct fl {
 
 /* Loader state. */
 struct ld {
-	struct vg_usage *u;
+	struct vg_bill_usage *u;
 	int64_t *last_seen;   /* per resource */
 	int *has_disks;
 	struct tr *t;
@@ -73,7 +73,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t sz)
 	return 0;
 }
 
-static const char *keep(struct vg_usage *u, const char *s)
+static const char *keep(struct vg_bill_usage *u, const char *s)
 {
 	if (!s)
 		return NULL;
@@ -88,7 +88,7 @@ static const char *keep(struct vg_usage *u, const char *s)
 	return d;
 }
 
-size_t vg_usage_find(const struct vg_usage *u, const char *id)
+size_t vg_bill_usage_find(const struct vg_bill_usage *u, const char *id)
 {
 	size_t lo = 0, hi = u->nres;
 	while (lo < hi) {
@@ -101,10 +101,10 @@ size_t vg_usage_find(const struct vg_usage *u, const char *id)
 		else
 			hi = mid;
 	}
-	return VG_NO_INDEX;
+	return VG_BILL_NO_INDEX;
 }
 
-void vg_usage_clear(struct vg_usage *u)
+void vg_bill_usage_clear(struct vg_bill_usage *u)
 {
 	if (!u)
 		return;
@@ -140,7 +140,7 @@ static int prep(sqlite3 *db, const char *sql, const char *project,
 {
 	int rc = sqlite3_prepare_v2(db, sql, -1, s, NULL);
 	if (rc != SQLITE_OK)
-		return vg_billdb_errno(rc);
+		return vg_bill_db_errno(rc);
 	if (project)
 		sqlite3_bind_text(*s, 1, project, -1, SQLITE_STATIC);
 	return 0;
@@ -148,7 +148,7 @@ static int prep(sqlite3 *db, const char *sql, const char *project,
 
 static int load_resources(sqlite3 *db, const char *project, struct ld *L)
 {
-	struct vg_usage *u = L->u;
+	struct vg_bill_usage *u = L->u;
 	sqlite3_stmt *s;
 	size_t cap = 0, capls = 0;
 	int rc;
@@ -172,14 +172,14 @@ static int load_resources(sqlite3 *db, const char *project, struct ld *L)
 			sqlite3_finalize(s);
 			return -ENOMEM;
 		}
-		struct vg_usage_res *r = &u->res[u->nres];
+		struct vg_bill_usage_res *r = &u->res[u->nres];
 		memset(r, 0, sizeof(*r));
 		r->id = dupcol(s, 0);
 		r->type = sqlite3_column_int(s, 1);
 		r->parent = dupcol(s, 2);
 		r->project = dupcol(s, 3);
 		r->name = dupcol(s, 4);
-		r->parent_idx = VG_NO_INDEX;
+		r->parent_idx = VG_BILL_NO_INDEX;
 		L->last_seen[u->nres] = sqlite3_column_int64(s, 5);
 		L->has_disks[u->nres] = sqlite3_column_int(s, 6);
 		u->nres++;
@@ -190,18 +190,18 @@ static int load_resources(sqlite3 *db, const char *project, struct ld *L)
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
-		return vg_billdb_errno(rc);
+		return vg_bill_db_errno(rc);
 	for (size_t i = 0; i < u->nres; i++)
 		if (u->res[i].parent)
-			u->res[i].parent_idx = vg_usage_find(u, u->res[i].parent);
+			u->res[i].parent_idx = vg_bill_usage_find(u, u->res[i].parent);
 	return 0;
 }
 
 static int load_transitions(sqlite3 *db, const char *project, struct ld *L)
 {
-	struct vg_usage *u = L->u;
+	struct vg_bill_usage *u = L->u;
 	sqlite3_stmt *s;
-	size_t cur = VG_NO_INDEX;
+	size_t cur = VG_BILL_NO_INDEX;
 	const char *last_id = NULL;
 	char *last_buf = NULL;
 	int rc;
@@ -231,11 +231,11 @@ static int load_transitions(sqlite3 *db, const char *project, struct ld *L)
 			free(last_buf);
 			last_buf = strdup(id);
 			last_id = last_buf;
-			cur = vg_usage_find(u, id);
-			if (cur != VG_NO_INDEX)
+			cur = vg_bill_usage_find(u, id);
+			if (cur != VG_BILL_NO_INDEX)
 				L->tb[cur] = L->te[cur] = L->nt;
 		}
-		if (cur == VG_NO_INDEX)
+		if (cur == VG_BILL_NO_INDEX)
 			continue;
 		if (grow((void **)&L->t, &L->capt, L->nt + 1, sizeof(*L->t))) {
 			rc = SQLITE_NOMEM;
@@ -254,14 +254,14 @@ static int load_transitions(sqlite3 *db, const char *project, struct ld *L)
 	}
 	free(last_buf);
 	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : vg_billdb_errno(rc);
+	return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
 }
 
 /* Append an unclipped segment, clipping it to the window. */
-static int emit(struct ld *L, const struct vg_usage_seg *seg)
+static int emit(struct ld *L, const struct vg_bill_usage_seg *seg)
 {
-	struct vg_usage *u = L->u;
-	struct vg_usage_seg c = *seg;
+	struct vg_bill_usage *u = L->u;
+	struct vg_bill_usage_seg c = *seg;
 
 	if (c.start_ms == c.end_ms) { /* a zero-length run */
 		if (c.start_ms < u->from_ms || c.start_ms >= u->to_ms)
@@ -292,11 +292,11 @@ static int add_span(struct ld *L, int64_t a, int64_t b)
 
 /* The instance's compute intervals of one run, waiting for the run's end. */
 struct runbuf {
-	struct vg_usage_seg *s;
+	struct vg_bill_usage_seg *s;
 	size_t n, cap;
 };
 
-static int run_add(struct runbuf *rb, const struct vg_usage_seg *seg)
+static int run_add(struct runbuf *rb, const struct vg_bill_usage_seg *seg)
 {
 	if (grow((void **)&rb->s, &rb->cap, rb->n + 1, sizeof(*rb->s)))
 		return -ENOMEM;
@@ -340,12 +340,12 @@ static int root_piece(struct ld *L, size_t ri, const struct iw *w, int64_t end)
 {
 	if (L->has_disks[ri] || w->f.disk_gb <= 0 || end <= w->piece_start)
 		return 0;
-	struct vg_usage_seg s = {0};
+	struct vg_bill_usage_seg s = {0};
 	s.res = ri;
-	s.kind = VG_U_STORAGE;
+	s.kind = VG_BILL_U_STORAGE;
 	s.start_ms = w->piece_start;
 	s.end_ms = end;
-	s.bytes = w->f.disk_gb * VG_GIB;
+	s.bytes = w->f.disk_gb * VG_BILL_GIB;
 	s.root = 1;
 	s.run_ms = -1;
 	return emit(L, &s);
@@ -356,9 +356,9 @@ static int compute_piece(struct runbuf *rb, size_t ri, const struct iw *w,
 {
 	if (end < w->seg_start || (end == w->seg_start && !zero_ok))
 		return 0;
-	struct vg_usage_seg s = {0};
+	struct vg_bill_usage_seg s = {0};
 	s.res = ri;
-	s.kind = VG_U_COMPUTE;
+	s.kind = VG_BILL_U_COMPUTE;
 	s.start_ms = w->seg_start;
 	s.end_ms = end;
 	s.run_start_ms = w->run_start;
@@ -382,9 +382,9 @@ static int walk_instance(struct ld *L, size_t ri, struct runbuf *rb)
 		 * poll (started at its first sighting, stopped at its last:
 		 * the same one), so take the START first and the run ends
 		 * there instead of lasting until the next stop. */
-		if (L->t[i].kind == VG_T_STOP && !w.running)
+		if (L->t[i].kind == VG_BILL_T_STOP && !w.running)
 			for (size_t j = i + 1; j < L->te[ri] && L->t[j].t == L->t[i].t; j++)
-				if (L->t[j].kind == VG_T_START) {
+				if (L->t[j].kind == VG_BILL_T_START) {
 					struct tr x = L->t[i];
 					L->t[i] = L->t[j];
 					L->t[j] = x;
@@ -393,8 +393,8 @@ static int walk_instance(struct ld *L, size_t ri, struct runbuf *rb)
 		const struct tr *t = &L->t[i];
 		int64_t T = t->t;
 		struct fl nf = w.f;
-		int fch = (t->kind == VG_T_CREATE || t->kind == VG_T_START ||
-			   t->kind == VG_T_FLAVOR) && fl_merge(&nf, t);
+		int fch = (t->kind == VG_BILL_T_CREATE || t->kind == VG_BILL_T_START ||
+			   t->kind == VG_BILL_T_FLAVOR) && fl_merge(&nf, t);
 
 		if (fch) { /* close the pieces with the old flavor */
 			if (w.running && T > w.seg_start) {
@@ -410,26 +410,26 @@ static int walk_instance(struct ld *L, size_t ri, struct runbuf *rb)
 			w.f = nf;
 		}
 		switch (t->kind) {
-		case VG_T_CREATE:
-		case VG_T_START:
+		case VG_BILL_T_CREATE:
+		case VG_BILL_T_START:
 			if (!w.exists) {
 				w.exists = 1;
 				w.exist_start = w.piece_start = T;
 			}
-			if (t->kind == VG_T_START && !w.running) {
+			if (t->kind == VG_BILL_T_START && !w.running) {
 				w.running = 1;
 				w.run_start = w.seg_start = T;
 			}
 			break;
-		case VG_T_STOP:
-		case VG_T_DELETE:
+		case VG_BILL_T_STOP:
+		case VG_BILL_T_DELETE:
 			if (w.running) {
 				if ((rc = compute_piece(rb, ri, &w, T, 1)) ||
 				    (rc = run_flush(L, rb, T - w.run_start)))
 					break;
 				w.running = 0;
 			}
-			if (t->kind == VG_T_DELETE && w.exists) {
+			if (t->kind == VG_BILL_T_DELETE && w.exists) {
 				if ((rc = root_piece(L, ri, &w, T)) ||
 				    (rc = add_span(L, w.exist_start, T)))
 					break;
@@ -459,16 +459,16 @@ static int walk_instance(struct ld *L, size_t ri, struct runbuf *rb)
 static int disk_piece(struct ld *L, size_t di, int64_t a, int64_t b, int64_t cap)
 {
 	size_t p = L->u->res[di].parent_idx;
-	struct vg_usage_seg s = {0};
+	struct vg_bill_usage_seg s = {0};
 	int rc;
 
 	if (cap <= 0 || b <= a)
 		return 0;
 	s.res = di;
-	s.kind = VG_U_STORAGE;
+	s.kind = VG_BILL_U_STORAGE;
 	s.bytes = cap;
 	s.run_ms = -1;
-	if (p == VG_NO_INDEX || L->sb[p] == L->se[p]) {
+	if (p == VG_BILL_NO_INDEX || L->sb[p] == L->se[p]) {
 		s.start_ms = a;
 		s.end_ms = b;
 		return emit(L, &s);
@@ -494,7 +494,7 @@ static int walk_disk(struct ld *L, size_t di)
 	for (size_t i = L->tb[di]; i < L->te[di] && !rc; i++) {
 		const struct tr *t = &L->t[i];
 		switch (t->kind) {
-		case VG_T_CREATE:
+		case VG_BILL_T_CREATE:
 			if (!exists) {
 				exists = 1;
 				a = t->t;
@@ -502,7 +502,7 @@ static int walk_disk(struct ld *L, size_t di)
 			if (t->cap >= 0)
 				cap = t->cap;
 			break;
-		case VG_T_CAPACITY:
+		case VG_BILL_T_CAPACITY:
 			if (exists) {
 				rc = disk_piece(L, di, a, t->t, cap);
 				a = t->t;
@@ -510,7 +510,7 @@ static int walk_disk(struct ld *L, size_t di)
 			if (t->cap >= 0)
 				cap = t->cap;
 			break;
-		case VG_T_DELETE:
+		case VG_BILL_T_DELETE:
 			if (exists)
 				rc = disk_piece(L, di, a, t->t, cap);
 			exists = 0;
@@ -525,7 +525,7 @@ static int walk_disk(struct ld *L, size_t di)
 
 static int load_network(sqlite3 *db, const char *project, struct ld *L)
 {
-	struct vg_usage *u = L->u;
+	struct vg_bill_usage *u = L->u;
 	sqlite3_stmt *s;
 	size_t cap = 0;
 	int rc;
@@ -538,32 +538,32 @@ static int load_network(sqlite3 *db, const char *project, struct ld *L)
 			  "AND hour_ms<?2 ORDER BY project,hour_ms,nic",
 		-1, &s, NULL);
 	if (rc != SQLITE_OK)
-		return vg_billdb_errno(rc);
+		return vg_bill_db_errno(rc);
 	sqlite3_bind_int64(s, 1, u->from_ms);
 	sqlite3_bind_int64(s, 2, u->to_ms);
 	if (project)
 		sqlite3_bind_text(s, 3, project, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *nic = (const char *)sqlite3_column_text(s, 0);
-		size_t ri = nic ? vg_usage_find(u, nic) : VG_NO_INDEX;
-		if (ri == VG_NO_INDEX)
+		size_t ri = nic ? vg_bill_usage_find(u, nic) : VG_BILL_NO_INDEX;
+		if (ri == VG_BILL_NO_INDEX)
 			continue;
 		if (grow((void **)&u->net, &cap, u->nnet + 1, sizeof(*u->net))) {
 			sqlite3_finalize(s);
 			return -ENOMEM;
 		}
-		struct vg_usage_net *n = &u->net[u->nnet++];
+		struct vg_bill_usage_net *n = &u->net[u->nnet++];
 		n->res = ri;
 		n->hour_ms = sqlite3_column_int64(s, 1);
 		n->tx = sqlite3_column_int64(s, 2);
 		n->rx = sqlite3_column_int64(s, 3);
 	}
 	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : vg_billdb_errno(rc);
+	return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
 }
 
-int vg_usage_load(sqlite3 *db, int64_t from_ms, int64_t to_ms,
-		  const char *project, struct vg_usage *out)
+int vg_bill_usage_load(sqlite3 *db, int64_t from_ms, int64_t to_ms,
+		       const char *project, struct vg_bill_usage *out)
 {
 	struct ld L = {0};
 	struct runbuf rb = {0};
@@ -601,6 +601,6 @@ out:
 	free(L.sb);
 	free(L.se);
 	if (rc)
-		vg_usage_clear(out);
+		vg_bill_usage_clear(out);
 	return rc;
 }

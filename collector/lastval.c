@@ -28,17 +28,17 @@
 #include <string.h>
 
 #include "vigie/hash.h"
-#include "vigie/lastval.h"
+#include "collector/lastval.h"
 
 struct vg_lastval {
 	struct vg_lastval *next; /* in the global list */
 	char *name;
 	int refs;
 	pthread_mutex_t mu;
-	struct vg_lv_res **bucket;
+	struct vg_lastval_resource **bucket;
 	size_t nbucket; /* power of two */
 	size_t nres, nmetrics;
-	struct vg_lv_res **dirty;
+	struct vg_lastval_resource **dirty;
 	size_t ndirty, capdirty;
 	size_t dirty_rows;
 };
@@ -99,7 +99,7 @@ void vg_lastval_close(struct vg_lastval *t)
 		}
 	pthread_mutex_unlock(&caches_mu);
 	for (size_t i = 0; i < t->nbucket; i++)
-		for (struct vg_lv_res *r = t->bucket[i], *n; r; r = n) {
+		for (struct vg_lastval_resource *r = t->bucket[i], *n; r; r = n) {
 			n = r->next;
 			for (uint32_t j = 0; j < r->nm; j++)
 				free(r->m[j]);
@@ -127,12 +127,12 @@ void vg_lastval_unlock(struct vg_lastval *t)
 static void grow(struct vg_lastval *t)
 {
 	size_t n = t->nbucket * 2;
-	struct vg_lv_res **b = calloc(n, sizeof(*b));
+	struct vg_lastval_resource **b = calloc(n, sizeof(*b));
 
 	if (!b)
 		return;
 	for (size_t i = 0; i < t->nbucket; i++)
-		for (struct vg_lv_res *r = t->bucket[i], *next; r; r = next) {
+		for (struct vg_lastval_resource *r = t->bucket[i], *next; r; r = next) {
 			next = r->next;
 			r->next = b[r->hash & (n - 1)];
 			b[r->hash & (n - 1)] = r;
@@ -142,11 +142,11 @@ static void grow(struct vg_lastval *t)
 	t->nbucket = n;
 }
 
-struct vg_lv_res *vg_lastval_res(struct vg_lastval *t, const char *id,
-				 int create)
+struct vg_lastval_resource *vg_lastval_res(struct vg_lastval *t, const char *id,
+					   int create)
 {
 	uint32_t h = fnv(id);
-	struct vg_lv_res *r, **slot = &t->bucket[h & (t->nbucket - 1)];
+	struct vg_lastval_resource *r, **slot = &t->bucket[h & (t->nbucket - 1)];
 	size_t len;
 
 	for (r = *slot; r; r = r->next)
@@ -168,11 +168,11 @@ struct vg_lv_res *vg_lastval_res(struct vg_lastval *t, const char *id,
 	return r;
 }
 
-struct vg_lv_metric *vg_lastval_metric(struct vg_lastval *t,
-				       struct vg_lv_res *r, const char *name,
-				       int hint, int create)
+struct vg_lastval_series *vg_lastval_metric(struct vg_lastval *t,
+					    struct vg_lastval_resource *r, const char *name,
+					    int hint, int create)
 {
-	struct vg_lv_metric *m;
+	struct vg_lastval_series *m;
 	size_t len;
 
 	if (hint >= 0 && (uint32_t)hint < r->nm && !strcmp(r->m[hint]->name, name))
@@ -184,7 +184,7 @@ struct vg_lv_metric *vg_lastval_metric(struct vg_lastval *t,
 		return NULL;
 	if (r->nm == r->capm) {
 		uint32_t cap = r->capm ? r->capm * 2 : 8;
-		struct vg_lv_metric **a = realloc(r->m, cap * sizeof(*a));
+		struct vg_lastval_series **a = realloc(r->m, cap * sizeof(*a));
 		if (!a)
 			return NULL;
 		r->m = a;
@@ -204,13 +204,13 @@ struct vg_lv_metric *vg_lastval_metric(struct vg_lastval *t,
 	return m;
 }
 
-static int push_res(struct vg_lastval *t, struct vg_lv_res *r)
+static int push_res(struct vg_lastval *t, struct vg_lastval_resource *r)
 {
 	if (r->dirty)
 		return 0;
 	if (t->ndirty == t->capdirty) {
 		size_t cap = t->capdirty ? t->capdirty * 2 : 1024;
-		struct vg_lv_res **d = realloc(t->dirty, cap * sizeof(*d));
+		struct vg_lastval_resource **d = realloc(t->dirty, cap * sizeof(*d));
 		if (!d)
 			return -ENOMEM;
 		t->dirty = d;
@@ -221,7 +221,7 @@ static int push_res(struct vg_lastval *t, struct vg_lv_res *r)
 	return 0;
 }
 
-int vg_lastval_seen(struct vg_lastval *t, struct vg_lv_res *r, int64_t time_ms)
+int vg_lastval_seen(struct vg_lastval *t, struct vg_lastval_resource *r, int64_t time_ms)
 {
 	if (time_ms < r->last_seen)
 		return 0;
@@ -235,7 +235,7 @@ int vg_lastval_seen(struct vg_lastval *t, struct vg_lv_res *r, int64_t time_ms)
 	return 0;
 }
 
-int vg_lastval_value(struct vg_lastval *t, struct vg_lv_metric *m,
+int vg_lastval_value(struct vg_lastval *t, struct vg_lastval_series *m,
 		     double value, int64_t time_ms)
 {
 	if (time_ms < m->time_ms)
@@ -261,7 +261,7 @@ size_t vg_lastval_take_dirty(struct vg_lastval *t, struct vg_lastval_row *out)
 	size_t n = 0;
 
 	while (t->ndirty) {
-		struct vg_lv_res *r = t->dirty[--t->ndirty];
+		struct vg_lastval_resource *r = t->dirty[--t->ndirty];
 
 		r->dirty = 0;
 		if (r->seen_dirty) {
@@ -270,7 +270,7 @@ size_t vg_lastval_take_dirty(struct vg_lastval *t, struct vg_lastval_row *out)
 				.res = r, .time_ms = r->last_seen};
 		}
 		for (uint32_t i = 0; i < r->nm; i++) {
-			struct vg_lv_metric *m = r->m[i];
+			struct vg_lastval_series *m = r->m[i];
 			if (!m->dirty)
 				continue;
 			m->dirty = 0;

@@ -66,7 +66,7 @@ struct vg_receiver {
 	char data_dir[512];
 	volatile sig_atomic_t stop;
 	int64_t last_tick_ms;
-	struct vg_collector_stats stats; /* __atomic */
+	struct vg_receiver_stats stats; /* __atomic */
 	/* vg_log_limited counters (log lines, not self-metrics) */
 	uint64_t n_dispatch_err, n_commit_err, n_seen_err, n_store_err;
 	uint64_t n_store_rejected, n_send_err, n_recv_err, n_retry;
@@ -155,7 +155,7 @@ void vg_receiver_stop(struct vg_receiver *r)
 		r->stop = 1;
 }
 
-void vg_receiver_get_stats(struct vg_receiver *r, struct vg_collector_stats *out)
+void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 {
 	out->batches_received = __atomic_load_n(&r->stats.batches_received, __ATOMIC_RELAXED);
 	out->batches_rejected = __atomic_load_n(&r->stats.batches_rejected, __ATOMIC_RELAXED);
@@ -174,7 +174,7 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_collector_stats *out
 	out->batches_bad_name = __atomic_load_n(&r->stats.batches_bad_name, __ATOMIC_RELAXED);
 }
 
-void vg_receiver_stats_fn(void *ctx, struct vg_collector_stats *out)
+void vg_receiver_stats_fn(void *ctx, struct vg_receiver_stats *out)
 {
 	vg_receiver_get_stats(ctx, out);
 }

@@ -54,7 +54,7 @@
 #include "vigie/catalog.h"
 #include "vigie/clock.h"
 #include "vigie/hash.h"
-#include "vigie/lastval.h"
+#include "collector/lastval.h"
 #include "vigie/name.h"
 #include "vigie/registry.h"
 #include "vigie/sqlitedb.h"
@@ -530,7 +530,7 @@ static uint64_t ident_of(const struct vg_batch *b, const struct vg_resource *res
 
 /* The resource row upsert; the cache learns what the row holds now. */
 static int write_resource(struct vg_registry *r, const struct vg_batch *b,
-			  const struct vg_resource *res, struct vg_lv_res *c,
+			  const struct vg_resource *res, struct vg_lastval_resource *c,
 			  uint64_t ident)
 {
 	sqlite3_stmt *s;
@@ -583,7 +583,7 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 {
 	const struct vg_sample *smp = vg_resource_samples(b, res);
 	struct vg_lastval *t = r->lv;
-	struct vg_lv_res *c;
+	struct vg_lastval_resource *c;
 	uint64_t ident;
 	int rc = 0;
 
@@ -600,7 +600,7 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 		rc = write_resource(r, b, res, c, ident);
 	}
 	for (uint32_t i = 0; i < res->nsamples && !rc; i++) {
-		struct vg_lv_metric *m;
+		struct vg_lastval_series *m;
 		const struct vg_metric_def *def;
 		const char *unit;
 
@@ -680,9 +680,9 @@ static void undo_lastval(struct vg_registry *r)
 	vg_lastval_lock(r->lv);
 	vg_lastval_redirty(r->lv, r->rows, r->nrows);
 	for (size_t i = 0; i < r->nfres; i++)
-		((struct vg_lv_res *)r->fres[i])->ident = 0;
+		((struct vg_lastval_resource *)r->fres[i])->ident = 0;
 	for (size_t i = 0; i < r->nfmet; i++)
-		((struct vg_lv_metric *)r->fmet[i])->kind = -1;
+		((struct vg_lastval_series *)r->fmet[i])->kind = -1;
 	vg_lastval_unlock(r->lv);
 	r->flushed_ms = 0; /* retry the taken values with the next batch */
 }
@@ -774,7 +774,7 @@ static json_t *col_time(sqlite3_stmt *s, int i)
  * current row of s, whose columns from col on are name, kind, unit,
  * last_value, last_time_ms; c is the resource's last-value cache entry
  * (lv locked) or NULL. NULL when out of memory. */
-static json_t *metric_json(struct vg_registry *r, struct vg_lv_res *c,
+static json_t *metric_json(struct vg_registry *r, struct vg_lastval_resource *c,
 			   sqlite3_stmt *s, int col)
 {
 	const char *name = (const char *)sqlite3_column_text(s, col);
@@ -782,7 +782,7 @@ static json_t *metric_json(struct vg_registry *r, struct vg_lv_res *c,
 	json_t *e = json_object();
 	double v = sqlite3_column_double(s, col + 3);
 	int64_t t = sqlite3_column_int64(s, col + 4);
-	struct vg_lv_metric *lm;
+	struct vg_lastval_series *lm;
 	char buf[32];
 
 	if (!e)
@@ -807,7 +807,7 @@ static json_t *metric_json(struct vg_registry *r, struct vg_lv_res *c,
 static int metrics_json(struct vg_registry *r, const char *id, json_t **out)
 {
 	sqlite3_stmt *s = stmt(r, ST_METRICS_OF);
-	struct vg_lv_res *c;
+	struct vg_lastval_resource *c;
 	json_t *m;
 	int rc;
 
@@ -841,7 +841,7 @@ static int metrics_json(struct vg_registry *r, const char *id, json_t **out)
 /* The JSON object of the resource on the current row of s (columns
  * RES_COLUMNS), without "metrics"; c is its last-value cache entry (lv
  * locked) or NULL. NULL when out of memory. */
-static json_t *resource_base(sqlite3_stmt *s, struct vg_lv_res *c)
+static json_t *resource_base(sqlite3_stmt *s, struct vg_lastval_resource *c)
 {
 	const char *type = vg_rtype_name(sqlite3_column_int(s, 1));
 	const char *attrs = (const char *)sqlite3_column_text(s, 8);
@@ -1031,7 +1031,7 @@ static int page_metrics(struct vg_registry *r, json_t *page)
 {
 	size_t n = json_array_size(page), k = 0, used = 0, skipped = 0;
 	sqlite3_stmt *s = r->page_metrics;
-	struct vg_lv_res *c = NULL;
+	struct vg_lastval_resource *c = NULL;
 	const char *kid = NULL;
 	json_t *km = NULL;
 	int rc;

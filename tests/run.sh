@@ -2,7 +2,8 @@
 # tests/run.sh — run every test and print one summary line.
 #
 # Runs each unit test binary ($VIGIE_BUILD/tests/*_test, cmocka in TAP
-# mode), then tests/integration/*.sh and tests/e2e/*.sh (bash, TAP). Counts
+# mode), then tests/*_test.sh (checks of the source tree, such as the
+# layers), tests/integration/*.sh and tests/e2e/*.sh (bash, TAP). Counts
 # every "ok", "not ok" and "# SKIP" line; a program that exits non-zero
 # without reporting a failure counts as one failure (a crash is a failure).
 # Logs of each program go to $VIGIE_BUILD/test-logs/. Exit 1 if anything
@@ -78,7 +79,9 @@ for t in "$BUILD"/tests/*_test; do
   [[ -n $pattern && $n != *$pattern* ]] && continue
   run_one "unit/$n" "$t"
 done
-for t in tests/integration/*_test.sh tests/e2e/*_test.sh; do
+# Static checks of the tree (tests/*_test.sh: the layers), then the
+# integration and end-to-end scripts.
+for t in tests/*_test.sh tests/integration/*_test.sh tests/e2e/*_test.sh; do
   [[ -f $t ]] || continue
   n=${t#tests/}; n=${n%.sh}
   [[ -n $pattern && $n != *$pattern* ]] && continue

@@ -7,7 +7,7 @@
  *  - threshold: a metric of one resource (or of every resource a selector
  *    matches, each evaluated on its own), a statistic over a period, M out
  *    of N datapoints compared with a threshold, a missing-data treatment;
- *  - composite: a rule over other alarms' states (vigie/alarm_rule.h).
+ *  - composite: a rule over other alarms' states (alarms/rule.h).
  * Both have a name unique per project, a severity, per-state actions, an
  * enabled flag; state is insufficient_data, ok or alarm.
  *

@@ -5,10 +5,10 @@
  *
  * Data flow. Every accepted batch reaches vg_alarm_engine_batch (after the
  * registry and the RRD store). Samples of metrics some enabled alarm
- * watches feed per-series period windows (vigie/alarm_series.h; counters
+ * watches feed per-series period windows (alarms/series.h; counters
  * as rates); a closed period becomes one datapoint per watching alarm
  * instance (one per matching resource) and runs the state machine
- * (vigie/alarm_eval.h). Transitions update the alarm's aggregate state and
+ * (alarms/eval.h). Transitions update the alarm's aggregate state and
  * re-evaluate composite alarms that refer to it. Before the consumer
  * returns, the batch's new states, history rows and outbox rows are
  * committed in one sqlite transaction (vigie/alarm_store.h); then the

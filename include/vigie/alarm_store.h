@@ -69,7 +69,7 @@ struct vg_alarm_state_row {
 	int64_t clear_since_ms;
 	uint32_t alarm_periods;
 	const char *reason;
-	const void *ring;       /* packed datapoints (vigie/alarm_eval.h) */
+	const void *ring;       /* packed datapoints (alarms/eval.h) */
 	size_t ring_len;
 	int64_t updated_ms;
 };
@@ -114,10 +114,10 @@ int vg_alarm_store_prune(struct vg_alarm_store *s, int64_t before_ms,
 
 /* ---- outbox ---------------------------------------------------------------------- */
 
-enum vg_outbox_state { VG_OUTBOX_PENDING = 0, VG_OUTBOX_DELIVERED = 1,
+enum vg_alarm_outbox_state { VG_OUTBOX_PENDING = 0, VG_OUTBOX_DELIVERED = 1,
 		       VG_OUTBOX_FAILED = 2 };
 
-struct vg_outbox_item {
+struct vg_alarm_outbox_item {
 	int64_t id;
 	char notice_id[40];
 	char alarm_id[40];
@@ -127,7 +127,7 @@ struct vg_outbox_item {
 	uint32_t attempts;
 	int64_t created_ms, next_ms;
 };
-void vg_outbox_item_release(struct vg_outbox_item *it); /* frees strings */
+void vg_alarm_outbox_item_release(struct vg_alarm_outbox_item *it); /* frees strings */
 
 int vg_alarm_store_outbox_add(struct vg_alarm_store *s, const char *notice_id,
 			      const char *alarm_id, const char *project,
@@ -137,7 +137,7 @@ int vg_alarm_store_outbox_add(struct vg_alarm_store *s, const char *notice_id,
  * releases each). *n gets the count; *next_due_ms the earliest next_ms of
  * a pending row not returned (INT64_MAX if none). */
 int vg_alarm_store_outbox_due(struct vg_alarm_store *s, int64_t now_ms,
-			      struct vg_outbox_item *items, size_t max,
+			      struct vg_alarm_outbox_item *items, size_t max,
 			      size_t *n, int64_t *next_due_ms);
 /* Mark a row delivered / failed for good / due again at next_ms. */
 int vg_alarm_store_outbox_delivered(struct vg_alarm_store *s, int64_t id,
@@ -147,7 +147,7 @@ int vg_alarm_store_outbox_failed(struct vg_alarm_store *s, int64_t id,
 int vg_alarm_store_outbox_retry(struct vg_alarm_store *s, int64_t id,
 				uint32_t attempts, int64_t next_ms,
 				const char *error);
-/* Rows per state (index enum vg_outbox_state). */
+/* Rows per state (index enum vg_alarm_outbox_state). */
 int vg_alarm_store_outbox_counts(struct vg_alarm_store *s, uint64_t counts[3]);
 
 #endif

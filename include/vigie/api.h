@@ -12,35 +12,17 @@
 #include <stdint.h>
 
 #include "vigie/config.h"
+#include "vigie/receiver.h" /* the receiver's counters, for GET /metrics */
 #include "vigie/store.h"
 
 struct vg_api;
-
-/* Collector self-metrics the API can expose (filled by the collector). */
-struct vg_collector_stats {
-	uint64_t batches_received;
-	uint64_t batches_rejected;   /* every REJECTED answer: the sum of the
-				      * per-reason counters below */
-	uint64_t batches_duplicate;
-	uint64_t batches_retry;      /* answered RETRY (storage not ready) */
-	uint64_t samples_received;
-	/* Refused by the signature and time checks (also counted in
-	 * batches_rejected; docs/security.md). */
-	uint64_t batches_unsigned;   /* no signature where one is required */
-	uint64_t batches_forged;     /* signature matches no key tried */
-	uint64_t batches_wrong_host; /* signed with another host's key */
-	uint64_t batches_no_key;     /* signed, but the host has no key */
-	uint64_t batches_stale;      /* poll time beyond max_clock_skew */
-	uint64_t batches_future;     /* a time beyond now + max_future */
-	/* Refused before or after decoding (also in batches_rejected). */
-	uint64_t batches_malformed;  /* undecodable, unknown version/flag */
-	uint64_t batches_oversize;   /* over max_message_bytes */
-	uint64_t batches_clock_unset; /* a time before 1970-01-02 */
-	uint64_t batches_bad_name;   /* a name breaks the name rules */
-};
+struct vg_alarm_engine;
+struct vg_alarm_hub;
+struct vg_alarm_pub;
+struct vg_bill_service;
 
 /* Callback the API calls to read the collector's counters (thread-safe). */
-typedef void (*vg_stats_fn)(void *ctx, struct vg_collector_stats *out);
+typedef void (*vg_stats_fn)(void *ctx, struct vg_receiver_stats *out);
 
 struct vg_api_options {
 	const char *listen;    /* "127.0.0.1:7480", "[::1]:7480", ":7480" */
@@ -53,6 +35,13 @@ struct vg_api_options {
 	 * neither ([collector] tls_cert, tls_key). */
 	const char *tls_cert;
 	const char *tls_key;
+	/* The alarm subsystem (vigie/alarm_engine.h), not owned; each must
+	 * outlive vg_api_stop. alarms NULL: every /v1/alarms route answers
+	 * 503. alarm_hub NULL: no /v1/alarms/stream (503). alarm_pub NULL:
+	 * GET /metrics shows no PUB socket counters. */
+	struct vg_alarm_engine *alarms;
+	struct vg_alarm_hub *alarm_hub;
+	struct vg_alarm_pub *alarm_pub;
 };
 
 /* Start serving. 0 or -errno with a message in err (bad address, port in
@@ -62,5 +51,13 @@ struct vg_api_options {
 int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		 char *err, size_t errlen);
 void vg_api_stop(struct vg_api *a); /* accepts NULL; waits for requests */
+
+/* The bound port (useful after listening on port 0); 0 for NULL. */
+uint16_t vg_api_port(const struct vg_api *a);
+
+/* Billing: the collector hands its billing service over once the API runs
+ * (thread-safe; NULL until then: invoices answer 503). Not owned; call
+ * with NULL, or stop the API, before closing the service. */
+void vg_api_set_billing(struct vg_api *a, struct vg_bill_service *b);
 
 #endif

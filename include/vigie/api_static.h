@@ -1,5 +1,5 @@
 /*
- * vigie — the web console's static files (query/api_static.c).
+ * vigie — the web console's static files (query/api/api_static.c).
  *
  * The collector serves the console (query/www/: index.html, app.js,
  * style.css) at "/" through one catch-all route, "/{path*}", which must
@@ -20,7 +20,7 @@
 
 #include <stddef.h>
 
-#include "vigie/http.h"
+#include "query/api/http.h"
 
 /* Largest file served (bigger ones are a 404 and logged by nobody: the
  * console's files are a few tens of KiB). */
@@ -62,6 +62,6 @@ const char *vg_api_static_type(const char *name);
 
 /* The handler for GET/HEAD "/{path*}" ("/" is index.html) is
  * vg_api_h_static, declared with the other handlers in
- * vigie/api_handlers.h. */
+ * query/api/api_handlers.h. */
 
 #endif

@@ -26,33 +26,33 @@
 #include "vigie/bill_ratecard.h"
 #include "vigie/bill_usage.h"
 
-enum vg_usage_type {
-	VG_UT_COMPUTE = 0,
-	VG_UT_STORAGE = 1,
-	VG_UT_EGRESS = 2,
-	VG_UT_INGRESS = 3,
-	VG_UT_ADJUSTMENT = 4,
+enum vg_bill_usage_type {
+	VG_BILL_UT_COMPUTE = 0,
+	VG_BILL_UT_STORAGE = 1,
+	VG_BILL_UT_EGRESS = 2,
+	VG_BILL_UT_INGRESS = 3,
+	VG_BILL_UT_ADJUSTMENT = 4,
 };
-#define VG_UT_N 5
+#define VG_BILL_UT_N 5
 
 /* "compute", "storage", "network-egress", "network-ingress",
  * "adjustment"; NULL if out of range. */
-const char *vg_usage_type_name(int ut);
-int vg_usage_type_parse(const char *s); /* -EINVAL if unknown */
+const char *vg_bill_usage_type_name(int ut);
+int vg_bill_usage_type_parse(const char *s); /* -EINVAL if unknown */
 
-struct vg_invoice_line {
+struct vg_bill_invoice_line {
 	char *key;            /* unique in the invoice: resource|type|item|rate */
 	char *resource_id;
 	char *resource_name;  /* may be NULL */
-	int usage_type;       /* enum vg_usage_type */
+	int usage_type;       /* enum vg_bill_usage_type */
 	char *item;           /* "flavor:m1.small", "vcpu", "ram", "disk",
 				 "root-disk", "egress-tier-2", "ingress",
 				 "unpriced:..." */
 	char *description;
 	int64_t start_ms, end_ms; /* usage start and end within the month */
-	vg_u128 qty;          /* in base units (base_unit), magnitude */
+	vg_bill_u128 qty;          /* in base units (base_unit), magnitude */
 	int qty_neg;          /* adjustment lines: the quantity is negative */
-	vg_u128 qty_den;      /* base units per billed unit */
+	vg_bill_u128 qty_den;      /* base units per billed unit */
 	char *unit;           /* billed unit: "hour", "vCPU-hour", "GiB-hour",
 				 "GiB-month", "GB" */
 	char *base_unit;      /* "ms", "vCPU-ms", "MiB-ms", "byte-ms", "byte" */
@@ -63,17 +63,17 @@ struct vg_invoice_line {
 	int minimum_runs;     /* runs shorter than the minimum, billed at it */
 };
 
-struct vg_invoice {
+struct vg_bill_invoice {
 	char *number;         /* "2026-10-0001" (final), "DRAFT-2026-10-acme" */
 	char *project;
-	struct vg_month month;
+	struct vg_bill_month month;
 	char currency[4];
 	int digits;
 	int final;            /* 1 once finalized */
 	int64_t finalized_ms; /* -1 for drafts */
 	size_t nlines;
-	struct vg_invoice_line *lines;
-	int64_t subtotal_micro[VG_UT_N];
+	struct vg_bill_invoice_line *lines;
+	int64_t subtotal_micro[VG_BILL_UT_N];
 	int64_t total_micro;
 	size_t nwarnings;
 	char **warnings;      /* usage that had no price, etc. */
@@ -82,49 +82,49 @@ struct vg_invoice {
 };
 
 /* A new empty invoice (draft number, no lines). NULL on out of memory. */
-struct vg_invoice *vg_invoice_new(const char *project, struct vg_month m,
-				  const struct vg_ratecard *rc);
-void vg_invoice_free(struct vg_invoice *inv); /* accepts NULL */
+struct vg_bill_invoice *vg_bill_invoice_new(const char *project, struct vg_bill_month m,
+					    const struct vg_bill_ratecard *rc);
+void vg_bill_invoice_free(struct vg_bill_invoice *inv); /* accepts NULL */
 
 /* Append a copy of line (its strings are copied). 0 or -ENOMEM. */
-int vg_invoice_add_line(struct vg_invoice *inv,
-			const struct vg_invoice_line *line);
+int vg_bill_invoice_add_line(struct vg_bill_invoice *inv,
+			     const struct vg_bill_invoice_line *line);
 /* Add a warning (copied; duplicates and more than 32 are dropped). */
-int vg_invoice_warn(struct vg_invoice *inv, const char *msg);
+int vg_bill_invoice_warn(struct vg_bill_invoice *inv, const char *msg);
 /* Recompute subtotals and the total from the lines. */
-void vg_invoice_totals(struct vg_invoice *inv);
+void vg_bill_invoice_totals(struct vg_bill_invoice *inv);
 
 /* Price the usage of month m for one project. *out always gets an
  * invoice (possibly without lines). 0 or -ENOMEM. */
-int vg_invoice_compute(const struct vg_usage *u, const struct vg_ratecard *rc,
-		       struct vg_month m, const char *project,
-		       struct vg_invoice **out);
+int vg_bill_invoice_compute(const struct vg_bill_usage *u, const struct vg_bill_ratecard *rc,
+			    struct vg_bill_month m, const char *project,
+			    struct vg_bill_invoice **out);
 
 /* Price every project with usage in u: *out is a malloc'd array of *n
  * invoices sorted by project (free each, then the array). */
-int vg_invoice_compute_all(const struct vg_usage *u,
-			   const struct vg_ratecard *rc, struct vg_month m,
-			   struct vg_invoice ***out, size_t *n);
+int vg_bill_invoice_compute_all(const struct vg_bill_usage *u,
+				const struct vg_bill_ratecard *rc, struct vg_bill_month m,
+				struct vg_bill_invoice ***out, size_t *n);
 
 /* ---- rendering (billing/render.c) ------------------------------------------- */
 
-enum vg_invoice_format {
-	VG_FMT_JSON = 0,
-	VG_FMT_CSV = 1,
-	VG_FMT_HTML = 2,
+enum vg_bill_invoice_format {
+	VG_BILL_FMT_JSON = 0,
+	VG_BILL_FMT_CSV = 1,
+	VG_BILL_FMT_HTML = 2,
 };
-int vg_invoice_format_parse(const char *s); /* "json"/"csv"/"html" or -EINVAL */
-const char *vg_invoice_format_mime(int fmt);
+int vg_bill_invoice_format_parse(const char *s); /* "json"/"csv"/"html" or -EINVAL */
+const char *vg_bill_invoice_format_mime(int fmt);
 
 /* Render inv. *out is malloc'd text (NUL-terminated, caller frees), *len
  * its length. Deterministic: the same invoice renders to the same bytes.
  * 0 or -ENOMEM. */
-int vg_invoice_render(const struct vg_invoice *inv, int fmt, char **out,
-		      size_t *len);
+int vg_bill_invoice_render(const struct vg_bill_invoice *inv, int fmt, char **out,
+			   size_t *len);
 
-/* Read back what vg_invoice_render wrote as JSON. 0, -EBADMSG, -ENOMEM. */
-int vg_invoice_from_json(const char *text, size_t len,
-			 struct vg_invoice **out);
+/* Read back what vg_bill_invoice_render wrote as JSON. 0, -EBADMSG, -ENOMEM. */
+int vg_bill_invoice_from_json(const char *text, size_t len,
+			      struct vg_bill_invoice **out);
 
 /* ---- drafts, finalization, adjustments (billing/finalize.c) ---------------- */
 
@@ -132,14 +132,14 @@ int vg_invoice_from_json(const char *text, size_t len,
  * otherwise a draft computed now from the database, with adjustment lines
  * for late usage of earlier finalized months (see docs/billing.md).
  * -ENOENT if m is finalized and has no invoice for project. */
-int vg_bill_invoice(sqlite3 *db, const struct vg_ratecard *rc,
-		    struct vg_month m, const char *project,
-		    struct vg_invoice **out);
+int vg_bill_invoice_from_db(sqlite3 *db, const struct vg_bill_ratecard *rc,
+			    struct vg_bill_month m, const char *project,
+			    struct vg_bill_invoice **out);
 
 /* Same, as rendered text. For a finalized month the JSON is the stored
  * document itself (byte-identical on every call). */
-int vg_bill_invoice_text(sqlite3 *db, const struct vg_ratecard *rc,
-			 struct vg_month m, const char *project, int fmt,
+int vg_bill_invoice_text(sqlite3 *db, const struct vg_bill_ratecard *rc,
+			 struct vg_bill_month m, const char *project, int fmt,
 			 char **out, size_t *len);
 
 /* Finalize month m: compute every project's invoice (with adjustments),
@@ -147,18 +147,18 @@ int vg_bill_invoice_text(sqlite3 *db, const struct vg_ratecard *rc,
  * the month final, in one transaction. now_ms must be at or after the
  * month's end. *count gets the number of invoices. -EALREADY if already
  * final, -EINVAL if the month has not ended, -EAGAIN if busy. */
-int vg_bill_finalize(sqlite3 *db, const struct vg_ratecard *rc,
-		     struct vg_month m, int64_t now_ms, size_t *count);
+int vg_bill_finalize(sqlite3 *db, const struct vg_bill_ratecard *rc,
+		     struct vg_bill_month m, int64_t now_ms, size_t *count);
 
 /* 1 if m is finalized, 0 if not, -errno. */
-int vg_bill_is_final(sqlite3 *db, struct vg_month m);
+int vg_bill_is_final(sqlite3 *db, struct vg_bill_month m);
 
 /* Every project's invoice of month m (project NULL), or one project's:
  * the frozen ones of a finalized month, else drafts with adjustments.
  * *out is a malloc'd array of *n invoices sorted by project (free each,
  * then the array). 0 or -errno. */
-int vg_bill_invoices(sqlite3 *db, const struct vg_ratecard *rc,
-		     struct vg_month m, const char *project,
-		     struct vg_invoice ***out, size_t *n);
+int vg_bill_invoices(sqlite3 *db, const struct vg_bill_ratecard *rc,
+		     struct vg_bill_month m, const char *project,
+		     struct vg_bill_invoice ***out, size_t *n);
 
 #endif

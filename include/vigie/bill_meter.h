@@ -56,12 +56,12 @@
 
 /* Transition kinds; the numbers order transitions at the same instant. */
 enum vg_bill_tkind {
-	VG_T_CREATE = 1,
-	VG_T_STOP = 2,
-	VG_T_FLAVOR = 3,
-	VG_T_START = 4,
-	VG_T_CAPACITY = 5,
-	VG_T_DELETE = 6,
+	VG_BILL_T_CREATE = 1,
+	VG_BILL_T_STOP = 2,
+	VG_BILL_T_FLAVOR = 3,
+	VG_BILL_T_START = 4,
+	VG_BILL_T_CAPACITY = 5,
+	VG_BILL_T_DELETE = 6,
 };
 
 /* ---- the database (billing/db.c) ---------------------------------------- */
@@ -69,20 +69,20 @@ enum vg_bill_tkind {
 /* Open or create the billing database at path (schema created or checked).
  * WAL mode, busy timeout. *out is a sqlite handle for one thread; close
  * with sqlite3_close. 0 or -errno with a message in err. */
-int vg_billdb_open(const char *path, sqlite3 **out, char *err, size_t errlen);
+int vg_bill_db_open(const char *path, sqlite3 **out, char *err, size_t errlen);
 
 /* <data_dir>/billing.db into buf. Returns buf. */
-char *vg_billdb_path(const char *data_dir, char *buf, size_t len);
+char *vg_bill_db_path(const char *data_dir, char *buf, size_t len);
 
 /* Map a sqlite result code to -errno: BUSY/LOCKED -> -EAGAIN, FULL ->
  * -EAGAIN (the agent keeps the batch), NOMEM -> -ENOMEM, else -EIO. */
-int vg_billdb_errno(int sqlite_rc);
+int vg_bill_db_errno(int sqlite_rc);
 
 /* ---- the meter ------------------------------------------------------------ */
 
-struct vg_meter;
+struct vg_bill_meter;
 
-struct vg_meter_stats {
+struct vg_bill_meter_stats {
 	uint64_t batches;      /* taken */
 	uint64_t observations; /* resource observations applied */
 	uint64_t stale;        /* observations ignored (re-delivered/old) */
@@ -93,20 +93,20 @@ struct vg_meter_stats {
 };
 
 /* Open the meter on the database at path. 0 or -errno, message in err. */
-int vg_meter_open(const char *path, struct vg_meter **out, char *err,
-		  size_t errlen);
-void vg_meter_close(struct vg_meter *m); /* accepts NULL */
+int vg_bill_meter_open(const char *path, struct vg_bill_meter **out, char *err,
+		       size_t errlen);
+void vg_bill_meter_close(struct vg_bill_meter *m); /* accepts NULL */
 
 /* Apply one batch in one transaction. 0; -EAGAIN when the database is busy
  * or full (nothing applied: the batch is retried); -EIO, -ENOMEM. */
-int vg_meter_batch(struct vg_meter *m, const struct vg_batch *b);
+int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b);
 
 /* The consumer to register with vg_dispatch_add (ctx = m). */
-struct vg_consumer vg_meter_consumer(struct vg_meter *m);
+struct vg_consumer vg_bill_meter_consumer(struct vg_bill_meter *m);
 
-void vg_meter_get_stats(const struct vg_meter *m, struct vg_meter_stats *out);
+void vg_bill_meter_get_stats(const struct vg_bill_meter *m, struct vg_bill_meter_stats *out);
 
 /* The meter's handle (tests read the tables through it). */
-sqlite3 *vg_meter_db(struct vg_meter *m);
+sqlite3 *vg_bill_meter_db(struct vg_bill_meter *m);
 
 #endif

@@ -24,61 +24,61 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VG_RC_MAX_TIERS 16
-#define VG_RC_MAX_SHEETS 256
-#define VG_RC_DEFAULT_MIN_RUN_S 60
-#define VG_GB 1000000000LL               /* network: 10^9 bytes */
-#define VG_GIB 1073741824LL              /* storage and RAM: 2^30 bytes */
+#define VG_BILL_RC_MAX_TIERS 16
+#define VG_BILL_RC_MAX_SHEETS 256
+#define VG_BILL_RC_DEFAULT_MIN_RUN_S 60
+#define VG_BILL_GB 1000000000LL               /* network: 10^9 bytes */
+#define VG_BILL_GIB 1073741824LL              /* storage and RAM: 2^30 bytes */
 
-struct vg_rc_tier {
+struct vg_bill_rc_tier {
 	int64_t up_to_bytes; /* cumulative upper bound in the month; -1 = none */
 	int64_t price_micro; /* per GB */
 };
 
-struct vg_rc_flavor {
+struct vg_bill_rc_flavor {
 	char *name;
 	int64_t hour_micro;  /* per instance-hour */
 };
 
 /* One sheet; has_* says which prices it sets. */
-struct vg_rc_sheet {
+struct vg_bill_rc_sheet {
 	int64_t valid_from_ms;
 	size_t nflavors;
-	struct vg_rc_flavor *flavors;
+	struct vg_bill_rc_flavor *flavors;
 	int has_vcpu_hour, has_ram_gib_hour, has_storage, has_egress,
 	    has_ingress;
 	int64_t vcpu_hour_micro;        /* per vCPU-hour */
 	int64_t ram_gib_hour_micro;     /* per GiB-of-RAM-hour */
 	int64_t storage_gib_month_micro; /* per GiB-month */
 	size_t ntiers;
-	struct vg_rc_tier tiers[VG_RC_MAX_TIERS];
+	struct vg_bill_rc_tier tiers[VG_BILL_RC_MAX_TIERS];
 	int64_t ingress_gb_micro;       /* per GB received */
 };
 
-struct vg_rc_list {
+struct vg_bill_rc_list {
 	size_t n;
-	struct vg_rc_sheet *sheets; /* strictly increasing valid_from_ms */
+	struct vg_bill_rc_sheet *sheets; /* strictly increasing valid_from_ms */
 };
 
-struct vg_rc_project {
+struct vg_bill_rc_project {
 	char *project;
-	struct vg_rc_list list;
+	struct vg_bill_rc_list list;
 };
 
-struct vg_ratecard {
+struct vg_bill_ratecard {
 	char currency[4];   /* ISO 4217 code, "EUR" */
 	int digits;         /* minor unit digits, 0..6 */
 	int64_t min_run_ms; /* minimum billed length of a compute run */
-	struct vg_rc_list global;
+	struct vg_bill_rc_list global;
 	size_t nprojects;
-	struct vg_rc_project *projects; /* sorted by project */
+	struct vg_bill_rc_project *projects; /* sorted by project */
 };
 
 /* The prices in force for one project at one time (views into the card,
  * valid while it lives). A field whose has_* is 0 is not priced. */
-struct vg_prices {
-	const struct vg_ratecard *rc;
-	const struct vg_rc_list *plist; /* the project's list or NULL */
+struct vg_bill_prices {
+	const struct vg_bill_ratecard *rc;
+	const struct vg_bill_rc_list *plist; /* the project's list or NULL */
 	ptrdiff_t gi, pi;       /* sheets in force (-1: none yet) */
 	int64_t from_ms;        /* these prices hold on [from_ms, until_ms) */
 	int64_t until_ms;       /* next valid_from of either list, or INT64_MAX */
@@ -87,31 +87,31 @@ struct vg_prices {
 	int64_t vcpu_hour_micro, ram_gib_hour_micro, storage_gib_month_micro,
 		ingress_gb_micro;
 	size_t ntiers;
-	const struct vg_rc_tier *tiers;
+	const struct vg_bill_rc_tier *tiers;
 };
 
 /* Load and validate a rate card file. On success *out is a new card
- * (free with vg_ratecard_free). On error returns -EINVAL (invalid
+ * (free with vg_bill_ratecard_free). On error returns -EINVAL (invalid
  * content), -ENOENT/-EACCES (cannot read) or -ENOMEM, with one line in
  * err naming the file and the JSON path ("rc.json: $.currency: must be
  * a 3-letter ISO 4217 code such as \"EUR\"") or for a syntax error the
  * line and column ("rc.json:4:17: ..."). */
-int vg_ratecard_load(const char *path, struct vg_ratecard **out, char *err,
-		     size_t errlen);
+int vg_bill_ratecard_load(const char *path, struct vg_bill_ratecard **out, char *err,
+			  size_t errlen);
 
 /* Same from text; `name` stands for the path in messages. */
-int vg_ratecard_parse(const char *text, size_t len, const char *name,
-		      struct vg_ratecard **out, char *err, size_t errlen);
+int vg_bill_ratecard_parse(const char *text, size_t len, const char *name,
+			   struct vg_bill_ratecard **out, char *err, size_t errlen);
 
-void vg_ratecard_free(struct vg_ratecard *rc); /* accepts NULL */
+void vg_bill_ratecard_free(struct vg_bill_ratecard *rc); /* accepts NULL */
 
 /* The effective prices of project (NULL: none of its own) at t_ms. */
-void vg_ratecard_prices(const struct vg_ratecard *rc, const char *project,
-			int64_t t_ms, struct vg_prices *out);
+void vg_bill_ratecard_prices(const struct vg_bill_ratecard *rc, const char *project,
+			     int64_t t_ms, struct vg_bill_prices *out);
 
 /* The per-hour price of flavor under p: 0, or -ENOENT if neither the
  * project's nor the global sheets in force name it. */
-int vg_prices_flavor(const struct vg_prices *p, const char *flavor,
-		     int64_t *hour_micro);
+int vg_bill_prices_flavor(const struct vg_bill_prices *p, const char *flavor,
+			  int64_t *hour_micro);
 
 #endif

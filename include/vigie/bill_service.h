@@ -1,7 +1,7 @@
 /*
  * vigie — billing as the collector serves it (billing/service.c): the rate
  * card loaded at start-up and the path of billing.db, shared read-only by
- * the API's worker threads (query/api_invoices.c), which each open their
+ * the API's worker threads (query/api/api_invoices.c), which each open their
  * own database handle per request.
  */
 #ifndef VIGIE_BILL_SERVICE_H
@@ -15,7 +15,7 @@
 
 struct vg_bill_service {
 	char db_path[1024];
-	struct vg_ratecard *rc; /* NULL: no rate card configured */
+	struct vg_bill_ratecard *rc; /* NULL: no rate card configured */
 };
 
 /* Load the rate card (ratecard_path may be NULL or "": invoices are then

@@ -15,7 +15,7 @@
  * or delete yet) ends at the resource's last sighting: the meter never
  * invents usage it has not seen.
  *
- * A vg_usage owns everything it points to. Not thread-safe per object;
+ * A vg_bill_usage owns everything it points to. Not thread-safe per object;
  * loads on separate sqlite handles may run in parallel.
  */
 #ifndef VIGIE_BILL_USAGE_H
@@ -26,22 +26,22 @@
 
 #include <sqlite3.h>
 
-#define VG_NO_INDEX ((size_t)-1)
+#define VG_BILL_NO_INDEX ((size_t)-1)
 
-struct vg_usage_res {
+struct vg_bill_usage_res {
 	char *id, *name, *project, *parent;
 	int type;            /* enum vg_rtype */
-	size_t parent_idx;   /* VG_NO_INDEX if unknown */
+	size_t parent_idx;   /* VG_BILL_NO_INDEX if unknown */
 };
 
-enum vg_usage_kind {
-	VG_U_COMPUTE = 1,
-	VG_U_STORAGE = 2,
+enum vg_bill_usage_kind {
+	VG_BILL_U_COMPUTE = 1,
+	VG_BILL_U_STORAGE = 2,
 };
 
-struct vg_usage_seg {
+struct vg_bill_usage_seg {
 	size_t res;             /* the instance (compute, root disk) or disk */
-	int kind;               /* enum vg_usage_kind */
+	int kind;               /* enum vg_bill_usage_kind */
 	int64_t start_ms, end_ms; /* within [from, to), start < end */
 	/* compute */
 	int64_t run_start_ms;
@@ -54,20 +54,20 @@ struct vg_usage_seg {
 	int root;               /* 1: the flavor's root disk (no disk seen) */
 };
 
-struct vg_usage_net {
+struct vg_bill_usage_net {
 	size_t res;             /* the vNIC */
 	int64_t hour_ms;        /* start of the UTC hour */
 	int64_t tx, rx;         /* bytes sent (egress), received (ingress) */
 };
 
-struct vg_usage {
+struct vg_bill_usage {
 	int64_t from_ms, to_ms;
 	size_t nres;
-	struct vg_usage_res *res;   /* sorted by id */
+	struct vg_bill_usage_res *res;   /* sorted by id */
 	size_t nsegs;
-	struct vg_usage_seg *segs;  /* by resource, then time */
+	struct vg_bill_usage_seg *segs;  /* by resource, then time */
 	size_t nnet;
-	struct vg_usage_net *net;   /* by project, hour, vNIC id */
+	struct vg_bill_usage_net *net;   /* by project, hour, vNIC id */
 	/* private */
 	char **strs;
 	size_t nstrs, capstrs;
@@ -76,13 +76,13 @@ struct vg_usage {
 /* Derive the usage of [from_ms, to_ms) for project (NULL: all projects)
  * from the billing database. *out is overwritten (clear it later).
  * 0, -ENOMEM, or -EIO/-EAGAIN from sqlite. */
-int vg_usage_load(sqlite3 *db, int64_t from_ms, int64_t to_ms,
-		  const char *project, struct vg_usage *out);
+int vg_bill_usage_load(sqlite3 *db, int64_t from_ms, int64_t to_ms,
+		       const char *project, struct vg_bill_usage *out);
 
 /* Free what u owns and zero it. Accepts NULL and zeroed. */
-void vg_usage_clear(struct vg_usage *u);
+void vg_bill_usage_clear(struct vg_bill_usage *u);
 
-/* Index of resource id in u->res, or VG_NO_INDEX. */
-size_t vg_usage_find(const struct vg_usage *u, const char *id);
+/* Index of resource id in u->res, or VG_BILL_NO_INDEX. */
+size_t vg_bill_usage_find(const struct vg_bill_usage *u, const char *id);
 
 #endif

@@ -30,13 +30,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vigie/api.h"
 #include "vigie/dispatch.h"
 #include "vigie/registry.h"
 #include "vigie/sign.h"
 #include "vigie/store.h"
 
 struct vg_receiver;
+
+/* The receiver's counters (vg_receiver_get_stats; the API shows them on
+ * GET /metrics). */
+struct vg_receiver_stats {
+	uint64_t batches_received;
+	uint64_t batches_rejected;   /* every REJECTED answer: the sum of the
+				      * per-reason counters below */
+	uint64_t batches_duplicate;
+	uint64_t batches_retry;      /* answered RETRY (storage not ready) */
+	uint64_t samples_received;
+	/* Refused by the signature and time checks (also counted in
+	 * batches_rejected; docs/security.md). */
+	uint64_t batches_unsigned;   /* no signature where one is required */
+	uint64_t batches_forged;     /* signature matches no key tried */
+	uint64_t batches_wrong_host; /* signed with another host's key */
+	uint64_t batches_no_key;     /* signed, but the host has no key */
+	uint64_t batches_stale;      /* poll time beyond max_clock_skew */
+	uint64_t batches_future;     /* a time beyond now + max_future */
+	/* Refused before or after decoding (also in batches_rejected). */
+	uint64_t batches_malformed;  /* undecodable, unknown version/flag */
+	uint64_t batches_oversize;   /* over max_message_bytes */
+	uint64_t batches_clock_unset; /* a time before 1970-01-02 */
+	uint64_t batches_bad_name;   /* a name breaks the name rules */
+};
 
 struct vg_receiver_options {
 	const char *listen;          /* nanomsg address, e.g. tcp://0.0.0.0:7470 */
@@ -91,9 +114,10 @@ void vg_receiver_close(struct vg_receiver *r);
  * (batches_malformed ... batches_bad_name), so batches_rejected is their
  * sum; GET /metrics shows them as vigie_collector_batches_rejected_total
  * {reason=...} (docs/api.md). */
-void vg_receiver_get_stats(struct vg_receiver *r, struct vg_collector_stats *out);
+void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out);
 
-/* The same as a vg_stats_fn for vg_api_options (ctx is the receiver). */
-void vg_receiver_stats_fn(void *ctx, struct vg_collector_stats *out);
+/* The same with ctx the receiver: a callback of the shape the API takes
+ * (vg_stats_fn in vigie/api.h), handed over by the composition root. */
+void vg_receiver_stats_fn(void *ctx, struct vg_receiver_stats *out);
 
 #endif

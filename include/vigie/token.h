@@ -1,5 +1,5 @@
 /*
- * vigie — API bearer tokens (query/token.c; docs/api.md "Tokens").
+ * vigie — API bearer tokens (query/api/token.c; docs/api.md "Tokens").
  *
  * A token is "vgt_<id>_<secret>": id is 16 hex digits (public: it names
  * the token in lists and revocations), secret 64 hex digits (32 random

@@ -30,11 +30,11 @@
 
 #include <jansson.h>
 
-#include "vigie/alarm_api.h"
+#include "query/api/api_alarms.h"
 #include "vigie/alarm_engine.h"
 #include "vigie/alarm_stream.h"
 #include "vigie/api.h"
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/batch.h"
 #include "vigie/bill_service.h"
 #include "vigie/config.h"
@@ -67,7 +67,7 @@ static struct {
 
 /* LeakSanitizer: librrd 1.7's rrd_graph_v (GET /v1/graph) loses ~20
  * bytes of its own per call and fontconfig keeps its caches; neither is
- * ours to free (the collector suppresses the same, collector/main.c). */
+ * ours to free (the collector suppresses the same, collector/compose.c). */
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {
@@ -91,7 +91,6 @@ static int fx_rm(const char *p, const struct stat *sb, int flag, struct FTW *f)
 static void fx_teardown(void)
 {
 	vg_api_stop(fx.api);
-	vg_api_alarms_attach(NULL, NULL);
 	vg_alarm_engine_close(fx.engine);
 	vg_alarm_hub_free(fx.hub);
 	vg_bill_service_close(fx.bill);
@@ -178,7 +177,6 @@ static void fx_alarms(void)
 	fx_alarm(FX_CPU_HIGH, fx.cpu_high_id, sizeof(fx.cpu_high_id));
 	fx_alarm("{\"name\":\"both\",\"project\":\"p1\",\"type\":\"composite\","
 		 "\"rule\":\"ALARM(cpu-high) OR ok(cpu-high)\"}", NULL, 0);
-	vg_api_alarms_attach(fx.engine, fx.hub);
 }
 
 static void fx_setup(void)
@@ -203,6 +201,8 @@ static void fx_setup(void)
 	o.data_dir = fx.dir;
 	o.threads = 1;
 	o.store = fx.store;
+	o.alarms = fx.engine;
+	o.alarm_hub = fx.hub;
 	if (vg_api_start(&o, &fx.api, err, sizeof(err)))
 		fx_die("api", err);
 	vg_api_set_billing(fx.api, fx.bill);

@@ -46,13 +46,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 static void parse_value(const char *v, const char *w)
 {
 	struct vg_api_stat st[VG_API_STATS_MAX];
-	char err[256], out[4 * VG_GRAPH_TITLE_MAX + 8];
+	char err[256], out[4 * VG_API_GRAPH_TITLE_MAX + 8];
 	int64_t a, b;
 	uint32_t u;
 	size_t n;
 	int i, cf;
 	const char *name;
-	struct vg_month m;
+	struct vg_bill_month m;
 
 	if (vg_api_parse_limit(v, 100, 1000, &i) == 0)
 		assert(i >= 1 && i <= 1000);
@@ -73,10 +73,10 @@ static void parse_value(const char *v, const char *w)
 	(void)vg_time_parse(v, FX_NOW, &a);
 	for (int legend = 0; legend < 2; legend++)
 		for (int strict = 0; strict < 2; strict++)
-			if (vg_graph_text(v, legend, strict, out, sizeof(out)) == 0)
+			if (vg_api_graph_text(v, legend, strict, out, sizeof(out)) == 0)
 				assert(strlen(out) < sizeof(out));
-	(void)vg_month_parse(v, &m);
-	(void)vg_invoice_format_parse(v);
+	(void)vg_bill_month_parse(v, &m);
+	(void)vg_bill_invoice_format_parse(v);
 	(void)vg_alarm_state_parse(v);
 	(void)vg_rtype_parse(v);
 	(void)vg_cf_parse(v);

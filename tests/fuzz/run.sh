@@ -20,11 +20,11 @@ SECS=${1:-${FUZZ_SECONDS:-60}}
 OUT=${FUZZ_BUILD:-build-fuzz}
 mkdir -p "$OUT/obj"
 
-# The collector's server side minus main.c: what the API targets need
-# (http.c, the handlers, and what they call: registry, store, alarms,
-# billing, tokens).
-SERVER_SRCS="$(ls collector/*.c alarms/*.c billing/*.c query/*.c |
-	grep -v -e '^collector/main\.c$' -e '^query/cli')"
+# The collector's server side minus its composition root: what the API
+# targets need (query/api/: http.c, the handlers, tokens; and what they
+# call: the collector core, alarms, billing).
+SERVER_SRCS="$(ls collector/*.c alarms/*.c billing/*.c query/api/*.c |
+	grep -v -e '^collector/compose\.c$')"
 
 target_srcs() { # name -> extra sources beyond common/*.c
 	case $1 in
@@ -43,7 +43,7 @@ target_pkgs() { # name -> pkg-config packages to link
 
 ALL_PKGS="jansson inih libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude $(pkg-config --cflags $ALL_PKGS) $SAN"
+CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -I. $(pkg-config --cflags $ALL_PKGS) $SAN"
 
 # obj SRC -> its object path
 obj() { local s=${1//\//_}; echo "$OUT/obj/${s%.c}.o"; }
@@ -52,7 +52,7 @@ obj() { local s=${1//\//_}; echo "$OUT/obj/${s%.c}.o"; }
 # newest header), one compiler per core.
 build_objs() { # sources...
 	local hdr todo=() s o
-	hdr=$(ls -t include/vigie/*.h | head -1)
+	hdr=$(ls -t include/vigie/*.h agent/*.h alarms/*.h billing/*.h collector/*.h query/*/*.h 2>/dev/null | head -1)
 	for s in "$@"; do
 		o=$(obj "$s")
 		[[ -f $o && $o -nt $s && $o -nt $hdr ]] || todo+=("$s")

@@ -18,7 +18,7 @@
 #include <cmocka.h>
 #include <libvirt/libvirt.h>
 
-#include "vigie/agent_events.h"
+#include "agent/events.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 

@@ -28,7 +28,7 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 
-#include "vigie/agent_spool.h"
+#include "agent/spool.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/wire.h"

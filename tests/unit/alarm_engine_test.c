@@ -23,7 +23,7 @@
 #include <microhttpd.h>
 
 #include "vigie/alarm_engine.h"
-#include "vigie/alarm_notice.h"
+#include "alarms/notice.h"
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_stream.h"
 #include "vigie/batch.h"

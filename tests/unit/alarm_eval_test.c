@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "vigie/alarm_eval.h"
+#include "alarms/eval.h"
 
 #define P_MS 60000
 #define KEEP -1

@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "vigie/alarm.h"
-#include "vigie/alarm_rule.h"
+#include "alarms/rule.h"
 
 #define I VG_ALARM_INSUFFICIENT_DATA
 #define O VG_ALARM_OK

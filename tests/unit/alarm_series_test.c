@@ -14,7 +14,7 @@
 #include <cmocka.h>
 
 #include "vigie/alarm.h"
-#include "vigie/alarm_series.h"
+#include "alarms/series.h"
 
 struct seen {
 	int n;

@@ -33,7 +33,7 @@
 #include <jansson.h>
 
 #include "vigie/api.h"
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
@@ -69,7 +69,7 @@ static void test_parse_statistics(void **state)
 						 &n, err, sizeof(err)), 0);
 	assert_int_equal(n, 4);
 	assert_string_equal(st[0].name, "Average");
-	assert_int_equal(st[1].kind, VG_QSTAT_PERCENTILE);
+	assert_int_equal(st[1].kind, VG_API_STAT_PERCENTILE);
 	assert_true(st[1].p == 99);
 	assert_string_equal(st[2].name, "p99.9");
 	assert_true(fabs(st[2].p - 99.9) < 1e-9);
@@ -127,22 +127,22 @@ static void test_graph_text(void **state)
 	char out[512];
 
 	(void)state;
-	assert_int_equal(vg_graph_text("cpu: 50%", 1, 1, out, sizeof(out)), 0);
+	assert_int_equal(vg_api_graph_text("cpu: 50%", 1, 1, out, sizeof(out)), 0);
 	assert_string_equal(out, "cpu\\: 50%");
-	assert_int_equal(vg_graph_text("a:b", 0, 1, out, sizeof(out)), 0);
+	assert_int_equal(vg_api_graph_text("a:b", 0, 1, out, sizeof(out)), 0);
 	assert_string_equal(out, "a:b"); /* a title is one argument */
-	assert_int_equal(vg_graph_text("x\nPRINT:v0:AVERAGE:%lf", 1, 1, out,
-				       sizeof(out)), -EINVAL);
-	assert_int_equal(vg_graph_text("x\\l", 1, 1, out, sizeof(out)), -EINVAL);
-	assert_int_equal(vg_graph_text("x\\l\nz", 1, 0, out, sizeof(out)), 0);
+	assert_int_equal(vg_api_graph_text("x\nPRINT:v0:AVERAGE:%lf", 1, 1, out,
+					   sizeof(out)), -EINVAL);
+	assert_int_equal(vg_api_graph_text("x\\l", 1, 1, out, sizeof(out)), -EINVAL);
+	assert_int_equal(vg_api_graph_text("x\\l\nz", 1, 0, out, sizeof(out)), 0);
 	assert_string_equal(out, "x?l?z");
-	assert_int_equal(vg_graph_text("caf\xc3\xa9", 1, 1, out, sizeof(out)), 0);
-	assert_int_equal(vg_graph_text("bad \xff utf8", 1, 1, out, sizeof(out)),
+	assert_int_equal(vg_api_graph_text("caf\xc3\xa9", 1, 1, out, sizeof(out)), 0);
+	assert_int_equal(vg_api_graph_text("bad \xff utf8", 1, 1, out, sizeof(out)),
 			 -EINVAL);
 	char longs[300];
 	memset(longs, 'a', sizeof(longs) - 1);
 	longs[sizeof(longs) - 1] = '\0';
-	assert_int_equal(vg_graph_text(longs, 1, 1, out, sizeof(out)),
+	assert_int_equal(vg_api_graph_text(longs, 1, 1, out, sizeof(out)),
 			 -ENAMETOOLONG);
 }
 
@@ -150,7 +150,7 @@ static void test_graph_text(void **state)
  * boundary, never inside one (Pango: "Invalid UTF-8 string"). */
 static void test_graph_default_legend(void **state)
 {
-	char id[128], out[4 * VG_GRAPH_LEGEND_MAX + 8], want[128];
+	char id[128], out[4 * VG_API_GRAPH_LEGEND_MAX + 8], want[128];
 	size_t o;
 
 	(void)state;
@@ -158,7 +158,7 @@ static void test_graph_default_legend(void **state)
 	o = (size_t)snprintf(id, sizeof(id), "x");
 	for (int i = 0; i < 30; i++)
 		o += (size_t)snprintf(id + o, sizeof(id) - o, "\xc3\xa9");
-	vg_graph_default_legend(id, "cpu.util", "%", out, sizeof(out));
+	vg_api_graph_default_legend(id, "cpu.util", "%", out, sizeof(out));
 	assert_true(vg_name_valid(out));
 	memcpy(want, id, 59); /* "x" and 29 whole characters */
 	snprintf(want + 59, sizeof(want) - 59, " cpu.util (%%)");
@@ -167,27 +167,27 @@ static void test_graph_default_legend(void **state)
 	o = (size_t)snprintf(id, sizeof(id), "ab");
 	for (int i = 0; i < 20; i++)
 		o += (size_t)snprintf(id + o, sizeof(id) - o, "\xe6\x97\xa5");
-	vg_graph_default_legend(id, "memory.used", NULL, out, sizeof(out));
+	vg_api_graph_default_legend(id, "memory.used", NULL, out, sizeof(out));
 	assert_true(vg_name_valid(out));
 	memcpy(want, id, 59);
 	snprintf(want + 59, sizeof(want) - 59, " memory.used");
 	assert_string_equal(out, want);
 	/* a short id is whole; a long metric is cut too, and the legend
-	 * always fits what vg_graph_text takes */
-	vg_graph_default_legend("vm-a", "cpu.util", "", out, sizeof(out));
+	 * always fits what vg_api_graph_text takes */
+	vg_api_graph_default_legend("vm-a", "cpu.util", "", out, sizeof(out));
 	assert_string_equal(out, "vm-a cpu.util");
 	char met[80];
 	o = 0;
 	for (int i = 0; i < 25; i++)
 		o += (size_t)snprintf(met + o, sizeof(met) - o, "\xe6\x97\xa5");
-	vg_graph_default_legend(id, met, "bytes per second", out, sizeof(out));
+	vg_api_graph_default_legend(id, met, "bytes per second", out, sizeof(out));
 	assert_true(vg_name_valid(out));
-	assert_true(strlen(out) <= VG_GRAPH_LEGEND_MAX);
+	assert_true(strlen(out) <= VG_API_GRAPH_LEGEND_MAX);
 	char text[512];
-	assert_int_equal(vg_graph_text(out, 1, 1, text, sizeof(text)), 0);
+	assert_int_equal(vg_api_graph_text(out, 1, 1, text, sizeof(text)), 0);
 }
 
-static int count_prefix(const struct vg_graph_args *a, const char *p)
+static int count_prefix(const struct vg_api_graph_args *a, const char *p)
 {
 	int n = 0;
 
@@ -199,8 +199,8 @@ static int count_prefix(const struct vg_graph_args *a, const char *p)
 /* The injection attempts of the brief, on the pure argument builder. */
 static void test_graph_build_injection(void **state)
 {
-	struct vg_graph_spec *g = calloc(1, sizeof(*g));
-	struct vg_graph_args *a = calloc(1, sizeof(*a));
+	struct vg_api_graph_spec *g = calloc(1, sizeof(*g));
+	struct vg_api_graph_args *a = calloc(1, sizeof(*a));
 	char err[256];
 
 	(void)state;
@@ -214,7 +214,7 @@ static void test_graph_build_injection(void **state)
 		 "x:DEF:y=/etc/passwd:value:AVERAGE PRINT:y:AVERAGE:%%lf");
 	g->line[0].legend_strict = 1;
 	g->title = "t: a \"quoted\" title";
-	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), 0);
+	assert_int_equal(vg_api_graph_build(g, a, err, sizeof(err)), 0);
 	/* exactly one DEF, and it is the server's path */
 	assert_int_equal(count_prefix(a, "DEF:"), 1);
 	assert_int_equal(count_prefix(a, "PRINT"), 0);
@@ -233,29 +233,29 @@ static void test_graph_build_injection(void **state)
 	}
 	/* a newline in the title or a legend: refused, no arguments */
 	g->title = "a:b\nPRINT:v0:AVERAGE:%lf";
-	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vg_api_graph_build(g, a, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "title"));
 	g->title = NULL;
 	snprintf(g->line[0].legend, sizeof(g->line[0].legend), "ok\\nDEF:z=/etc/passwd");
-	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), -EINVAL);
+	assert_int_equal(vg_api_graph_build(g, a, err, sizeof(err)), -EINVAL);
 	/* a default legend from an id is cleaned, not refused */
 	g->line[0].legend_strict = 0;
-	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), 0);
+	assert_int_equal(vg_api_graph_build(g, a, err, sizeof(err)), 0);
 	assert_int_equal(count_prefix(a, "DEF:"), 1);
 	/* a data directory with a colon cannot be expressed safely */
 	snprintf(g->line[0].path, sizeof(g->line[0].path), "/da:ta/x.rrd");
-	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), -ENOTSUP);
+	assert_int_equal(vg_api_graph_build(g, a, err, sizeof(err)), -ENOTSUP);
 	free(g);
 	free(a);
 }
 
-/* Random bytes as title and legend: whatever vg_graph_build accepts has
+/* Random bytes as title and legend: whatever vg_api_graph_build accepts has
  * exactly one DEF per series, no newline anywhere, and in every LINE
  * exactly two field separators (colons not escaped by us). */
 static void test_graph_build_random(void **state)
 {
-	struct vg_graph_spec *g = calloc(1, sizeof(*g));
-	struct vg_graph_args *a = calloc(1, sizeof(*a));
+	struct vg_api_graph_spec *g = calloc(1, sizeof(*g));
+	struct vg_api_graph_args *a = calloc(1, sizeof(*a));
 	static const char alphabet[] = "ab:\\n\n\r\"'%#=DEFPRINT /.\t\x01\xc3\xa9\xff";
 	char err[256], title[64];
 	int accepted = 0;
@@ -283,7 +283,7 @@ static void test_graph_build_random(void **state)
 			title[i] = alphabet[random() % (sizeof(alphabet) - 1)];
 		title[tn] = '\0';
 		g->title = title;
-		if (vg_graph_build(g, a, err, sizeof(err)))
+		if (vg_api_graph_build(g, a, err, sizeof(err)))
 			continue;
 		accepted++;
 		assert_int_equal(count_prefix(a, "DEF:"), 2);
@@ -314,24 +314,24 @@ static void test_prom_pure(void **state)
 	char name[128], *s;
 
 	(void)state;
-	vg_prom_label_value(&b, "a\"b\\c\nd");
-	vg_prom_value(&b, 0.1);
+	vg_api_prom_label_value(&b, "a\"b\\c\nd");
+	vg_api_prom_value(&b, 0.1);
 	vg_buf_append(&b, " ", 1);
-	vg_prom_value(&b, NAN);
+	vg_api_prom_value(&b, NAN);
 	vg_buf_append(&b, " ", 1);
-	vg_prom_value(&b, -INFINITY);
+	vg_api_prom_value(&b, -INFINITY);
 	s = vg_buf_take(&b, NULL);
 	assert_string_equal(s, "a\\\"b\\\\c\\nd0.1 NaN -Inf");
 	free(s);
-	vg_prom_name("disk.read.bytes", 1, name, sizeof(name));
+	vg_api_prom_name("disk.read.bytes", 1, name, sizeof(name));
 	assert_string_equal(name, "vigie_disk_read_bytes_total");
-	vg_prom_name("vcpu.0-time", 0, name, sizeof(name));
+	vg_api_prom_name("vcpu.0-time", 0, name, sizeof(name));
 	assert_string_equal(name, "vigie_vcpu_0_time");
 }
 
 /* ---- the server ---------------------------------------------------------------- */
 
-static void fake_stats(void *ctx, struct vg_collector_stats *out)
+static void fake_stats(void *ctx, struct vg_receiver_stats *out)
 {
 	(void)ctx;
 	memset(out, 0, sizeof(*out));
@@ -1021,8 +1021,8 @@ static void test_graph(void **state)
  * literal text, and no PRINT result. */
 static void test_graph_render_literal(void **state)
 {
-	struct vg_graph_spec *g = calloc(1, sizeof(*g));
-	struct vg_graph_args *a = calloc(1, sizeof(*a));
+	struct vg_api_graph_spec *g = calloc(1, sizeof(*g));
+	struct vg_api_graph_args *a = calloc(1, sizeof(*a));
 	char err[256], *png = NULL;
 	size_t len = 0;
 	json_t *legends = NULL;
@@ -1039,8 +1039,8 @@ static void test_graph_render_literal(void **state)
 		 "x:DEF:y=/etc/passwd:value:AVERAGE PRINT:v0:AVERAGE:%%lf");
 	g->line[0].legend_strict = 1;
 	g->title = "title: with \"colons\"";
-	assert_int_equal(vg_graph_build(g, a, err, sizeof(err)), 0);
-	assert_int_equal(vg_graph_render(a, &png, &len, &legends, err, sizeof(err)), 0);
+	assert_int_equal(vg_api_graph_build(g, a, err, sizeof(err)), 0);
+	assert_int_equal(vg_api_graph_render(a, &png, &len, &legends, err, sizeof(err)), 0);
 	assert_true(len > 8 && !memcmp(png, "\x89PNG", 4));
 	assert_int_equal(json_array_size(legends), 1);
 	const char *l = json_string_value(json_array_get(legends, 0));

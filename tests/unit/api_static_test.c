@@ -1,5 +1,5 @@
 /*
- * api_static_test.c — the web console's file server (query/api_static.c):
+ * api_static_test.c — the web console's file server (query/api/api_static.c):
  * the name grammar and content types (pure), then the handler over a
  * temporary www directory, reached through the real route table
  * (vg_api_routes) the way the server reaches it: files served with their
@@ -22,9 +22,9 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/api_static.h"
-#include "vigie/http.h"
+#include "query/api/http.h"
 
 static char g_root[PATH_MAX];   /* temp dir: www/ and outside/ */
 static char g_www[PATH_MAX + 8];

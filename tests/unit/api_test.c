@@ -24,7 +24,7 @@
 #include <jansson.h>
 
 #include "vigie/api.h"
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 #include "vigie/clock.h"

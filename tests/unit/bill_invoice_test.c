@@ -16,20 +16,20 @@
 #include <cmocka.h>
 
 #include "vigie/bill_invoice.h"
-#include "vigie/bill_ledger.h"
+#include "billing/ledger.h"
 #include "vigie/bill_meter.h"
 #include "vigie/clock.h"
 
 #define LEDGER "tests/fixtures/billing/ledger-2026-10.txt"
 
-static const struct vg_month SEP = {2026, 9}, OCT = {2026, 10}, NOV = {2026, 11},
+static const struct vg_bill_month SEP = {2026, 9}, OCT = {2026, 10}, NOV = {2026, 11},
 			     DEC = {2026, 12};
 
 struct fx {
 	char dir[64], db[128];
-	struct vg_ledger *l;
-	struct vg_ratecard *rc;
-	struct vg_meter *m;
+	struct vg_bill_ledger *l;
+	struct vg_bill_ratecard *rc;
+	struct vg_bill_meter *m;
 	uint64_t seq;
 };
 
@@ -48,12 +48,12 @@ static int setup(void **state)
 	strcpy(f->dir, "/tmp/vg-bill-inv.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->db, sizeof(f->db), "%s/billing.db", f->dir);
-	if (vg_ledger_load(LEDGER, &f->l, err, sizeof(err)) ||
-	    vg_ratecard_load(f->l->ratecard, &f->rc, err, sizeof(err)) ||
-	    vg_meter_open(f->db, &f->m, err, sizeof(err)))
+	if (vg_bill_ledger_load(LEDGER, &f->l, err, sizeof(err)) ||
+	    vg_bill_ratecard_load(f->l->ratecard, &f->rc, err, sizeof(err)) ||
+	    vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
 	for (size_t i = 0; i < f->l->nbatches; i++)
-		assert_int_equal(vg_meter_batch(f->m, f->l->batches[i]), 0);
+		assert_int_equal(vg_bill_meter_batch(f->m, f->l->batches[i]), 0);
 	f->seq = 1000;
 	*state = f;
 	return 0;
@@ -63,25 +63,25 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	char cmd[160];
-	vg_meter_close(f->m);
-	vg_ratecard_free(f->rc);
-	vg_ledger_free(f->l);
+	vg_bill_meter_close(f->m);
+	vg_bill_ratecard_free(f->rc);
+	vg_bill_ledger_free(f->l);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f);
 	return 0;
 }
 
-static char *text(struct fx *f, struct vg_month m, const char *project, int fmt,
+static char *text(struct fx *f, struct vg_bill_month m, const char *project, int fmt,
 		  size_t *len)
 {
 	char *t = NULL;
-	assert_int_equal(vg_bill_invoice_text(vg_meter_db(f->m), f->rc, m, project, fmt,
+	assert_int_equal(vg_bill_invoice_text(vg_bill_meter_db(f->m), f->rc, m, project, fmt,
 					      &t, len), 0);
 	return t;
 }
 
-static const struct vg_invoice_line *line(const struct vg_invoice *inv, const char *key)
+static const struct vg_bill_invoice_line *line(const struct vg_bill_invoice *inv, const char *key)
 {
 	for (size_t i = 0; i < inv->nlines; i++)
 		if (!strcmp(inv->lines[i].key, key))
@@ -92,8 +92,8 @@ static const struct vg_invoice_line *line(const struct vg_invoice *inv, const ch
 static void test_finalize_freezes(void **state)
 {
 	struct fx *f = *state;
-	sqlite3 *db = vg_meter_db(f->m);
-	struct vg_invoice *inv;
+	sqlite3 *db = vg_bill_meter_db(f->m);
+	struct vg_bill_invoice *inv;
 	size_t n, l1, l2;
 	char *a, *b;
 
@@ -104,19 +104,19 @@ static void test_finalize_freezes(void **state)
 	assert_int_equal(vg_bill_is_final(db, OCT), 1);
 	assert_int_equal(vg_bill_finalize(db, f->rc, OCT, T("2026-11-03T00:00:00Z"), &n), -EALREADY);
 
-	assert_int_equal(vg_bill_invoice(db, f->rc, OCT, "acme", &inv), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "acme", &inv), 0);
 	assert_true(inv->final);
 	assert_string_equal(inv->number, "2026-10-0001");
 	assert_int_equal(inv->total_micro, 86460000);
 	assert_int_equal(inv->finalized_ms, T("2026-11-02T00:00:00Z"));
-	assert_int_equal(vg_ledger_check(f->l, OCT, &inv, 1, NULL), 4 + 2); /* beta's */
-	vg_invoice_free(inv);
-	assert_int_equal(vg_bill_invoice(db, f->rc, OCT, "beta", &inv), 0);
+	assert_int_equal(vg_bill_ledger_check(f->l, OCT, &inv, 1, NULL), 4 + 2); /* beta's */
+	vg_bill_invoice_free(inv);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "beta", &inv), 0);
 	assert_string_equal(inv->number, "2026-10-0002");
-	vg_invoice_free(inv);
-	assert_int_equal(vg_bill_invoice(db, f->rc, OCT, "nobody", &inv), -ENOENT);
+	vg_bill_invoice_free(inv);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "nobody", &inv), -ENOENT);
 
-	for (int fmt = VG_FMT_JSON; fmt <= VG_FMT_HTML; fmt++) {
+	for (int fmt = VG_BILL_FMT_JSON; fmt <= VG_BILL_FMT_HTML; fmt++) {
 		a = text(f, OCT, "acme", fmt, &l1);
 		b = text(f, OCT, "acme", fmt, &l2);
 		assert_int_equal(l1, l2);
@@ -126,13 +126,13 @@ static void test_finalize_freezes(void **state)
 	}
 	/* the JSON is the stored document, and reading it back and rendering
 	 * it again gives the same bytes */
-	a = text(f, OCT, "acme", VG_FMT_JSON, &l1);
+	a = text(f, OCT, "acme", VG_BILL_FMT_JSON, &l1);
 	assert_non_null(strstr(a, "\"status\": \"final\""));
-	assert_int_equal(vg_invoice_from_json(a, l1, &inv), 0);
-	assert_int_equal(vg_invoice_render(inv, VG_FMT_JSON, &b, &l2), 0);
+	assert_int_equal(vg_bill_invoice_from_json(a, l1, &inv), 0);
+	assert_int_equal(vg_bill_invoice_render(inv, VG_BILL_FMT_JSON, &b, &l2), 0);
 	assert_int_equal(l1, l2);
 	assert_memory_equal(a, b, l1);
-	vg_invoice_free(inv);
+	vg_bill_invoice_free(inv);
 	free(a);
 	free(b);
 }
@@ -158,16 +158,16 @@ static void observe(struct vg_batch *b, const char *id, const char *project,
 static void test_late_usage_becomes_adjustment(void **state)
 {
 	struct fx *f = *state;
-	sqlite3 *db = vg_meter_db(f->m);
-	struct vg_invoice *inv;
-	const struct vg_invoice_line *l;
+	sqlite3 *db = vg_bill_meter_db(f->m);
+	struct vg_bill_invoice *inv;
+	const struct vg_bill_invoice_line *l;
 	struct vg_batch *b;
 	size_t n, l1, l2;
 	char *before, *after;
 
 	assert_int_equal(vg_bill_finalize(db, f->rc, SEP, T("2026-11-02T00:00:00Z"), &n), 0);
 	assert_int_equal(vg_bill_finalize(db, f->rc, OCT, T("2026-11-02T00:00:00Z"), &n), 0);
-	before = text(f, OCT, "acme", VG_FMT_JSON, &l1);
+	before = text(f, OCT, "acme", VG_BILL_FMT_JSON, &l1);
 
 	/* late: a 30-minute run of i-batch on Oct 28 (exact events), and a
 	 * new project's instance seen Oct 20 00:00-10:00 (polls), both
@@ -175,34 +175,34 @@ static void test_late_usage_becomes_adjustment(void **state)
 	b = batch(f, "ledger-host", "2026-11-01T00:40:00Z");
 	assert_int_equal(vg_batch_event(b, "i-batch", VG_EV_STARTED, T("2026-10-28T10:00:00Z"), NULL), 0);
 	assert_int_equal(vg_batch_event(b, "i-batch", VG_EV_STOPPED, T("2026-10-28T10:30:00Z"), NULL), 0);
-	assert_int_equal(vg_meter_batch(f->m, b), 0);
+	assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
 	vg_batch_free(b);
 	const char *times[] = {"2026-10-20T00:00:00Z", "2026-10-20T05:00:00Z",
 			       "2026-10-20T10:00:00Z"};
 	for (int i = 0; i < 3; i++) {
 		b = batch(f, "late-host", times[i]);
 		observe(b, "i-late", "gamma", times[i], 1, 0);
-		assert_int_equal(vg_meter_batch(f->m, b), 0);
+		assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
 		vg_batch_free(b);
 	}
 	b = batch(f, "late-host", "2026-10-20T12:00:00Z");
 	observe(b, "i-late", "gamma", "2026-10-20T12:00:00Z", 0, 1);
-	assert_int_equal(vg_meter_batch(f->m, b), 0);
+	assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
 	vg_batch_free(b);
 
 	/* the finalized month did not move */
-	after = text(f, OCT, "acme", VG_FMT_JSON, &l2);
+	after = text(f, OCT, "acme", VG_BILL_FMT_JSON, &l2);
 	assert_int_equal(l1, l2);
 	assert_memory_equal(before, after, l1);
 	free(before);
 	free(after);
-	assert_int_equal(vg_bill_invoice(db, f->rc, OCT, "gamma", &inv), -ENOENT);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "gamma", &inv), -ENOENT);
 
 	/* November's drafts carry the differences */
-	assert_int_equal(vg_bill_invoice(db, f->rc, NOV, "acme", &inv), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, NOV, "acme", &inv), 0);
 	l = line(inv, "adj|2026-10|i-batch|compute|flavor:m1.small|0.03");
 	assert_non_null(l);
-	assert_int_equal(l->usage_type, VG_UT_ADJUSTMENT);
+	assert_int_equal(l->usage_type, VG_BILL_UT_ADJUSTMENT);
 	assert_string_equal(l->adjustment_for, "2026-10");
 	assert_string_equal(l->adjusted_type, "compute");
 	assert_true(l->qty == 1800000 && !l->qty_neg);
@@ -210,41 +210,41 @@ static void test_late_usage_becomes_adjustment(void **state)
 	assert_int_equal(l->amount_micro, 20000);
 	assert_non_null(strstr(l->description, "Adjustment for 2026-10"));
 	assert_int_equal(inv->total_micro, 80000 + 20000);
-	assert_int_equal(inv->subtotal_micro[VG_UT_ADJUSTMENT], 20000);
-	vg_invoice_free(inv);
+	assert_int_equal(inv->subtotal_micro[VG_BILL_UT_ADJUSTMENT], 20000);
+	vg_bill_invoice_free(inv);
 
-	assert_int_equal(vg_bill_invoice(db, f->rc, NOV, "gamma", &inv), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, NOV, "gamma", &inv), 0);
 	assert_int_equal(inv->nlines, 1);
 	l = line(inv, "adj|2026-10|i-late|compute|flavor:m1.small|0.03");
 	assert_non_null(l);
 	/* seen running 00:00..10:00, gone at 12:00: stopped at 10:00 */
 	assert_true(l->qty == 36000000);
 	assert_int_equal(l->amount_micro, 300000);
-	vg_invoice_free(inv);
+	vg_bill_invoice_free(inv);
 
 	/* finalize November: the adjustments are frozen there, and December
 	 * does not bill them again */
 	assert_int_equal(vg_bill_finalize(db, f->rc, NOV, T("2026-12-01T00:00:00Z"), &n), 0);
 	assert_int_equal(n, 3);
-	assert_int_equal(vg_bill_invoice(db, f->rc, NOV, "gamma", &inv), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, NOV, "gamma", &inv), 0);
 	assert_true(inv->final);
 	assert_int_equal(inv->total_micro, 300000);
-	vg_invoice_free(inv);
-	assert_int_equal(vg_bill_invoice(db, f->rc, DEC, "gamma", &inv), 0);
+	vg_bill_invoice_free(inv);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, DEC, "gamma", &inv), 0);
 	assert_int_equal(inv->nlines, 0);
-	vg_invoice_free(inv);
-	assert_int_equal(vg_bill_invoice(db, f->rc, DEC, "acme", &inv), 0);
+	vg_bill_invoice_free(inv);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, DEC, "acme", &inv), 0);
 	for (size_t i = 0; i < inv->nlines; i++)
 		assert_null(inv->lines[i].adjustment_for);
-	vg_invoice_free(inv);
+	vg_bill_invoice_free(inv);
 }
 
 static void test_render_formats(void **state)
 {
 	struct fx *f = *state;
 	size_t len;
-	char *csv = text(f, OCT, "acme", VG_FMT_CSV, &len);
-	char *html = text(f, OCT, "acme", VG_FMT_HTML, &len);
+	char *csv = text(f, OCT, "acme", VG_BILL_FMT_CSV, &len);
+	char *html = text(f, OCT, "acme", VG_BILL_FMT_HTML, &len);
 	int rows = 0;
 
 	for (char *p = csv; *p; p++)

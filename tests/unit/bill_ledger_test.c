@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "vigie/bill_invoice.h"
-#include "vigie/bill_ledger.h"
+#include "billing/ledger.h"
 #include "vigie/bill_meter.h"
 #include "vigie/dispatch.h"
 
@@ -23,9 +23,9 @@
 
 struct fx {
 	char dir[64], db[128];
-	struct vg_ledger *l;
-	struct vg_ratecard *rc;
-	struct vg_meter *m;
+	struct vg_bill_ledger *l;
+	struct vg_bill_ratecard *rc;
+	struct vg_bill_meter *m;
 };
 
 static int setup(void **state)
@@ -36,11 +36,11 @@ static int setup(void **state)
 	strcpy(f->dir, "/tmp/vg-bill-ledger.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->db, sizeof(f->db), "%s/billing.db", f->dir);
-	if (vg_ledger_load(LEDGER, &f->l, err, sizeof(err)))
+	if (vg_bill_ledger_load(LEDGER, &f->l, err, sizeof(err)))
 		fail_msg("%s", err);
-	if (vg_ratecard_load(f->l->ratecard, &f->rc, err, sizeof(err)))
+	if (vg_bill_ratecard_load(f->l->ratecard, &f->rc, err, sizeof(err)))
 		fail_msg("%s", err);
-	if (vg_meter_open(f->db, &f->m, err, sizeof(err)))
+	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
 	*state = f;
 	return 0;
@@ -50,9 +50,9 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	char cmd[160];
-	vg_meter_close(f->m);
-	vg_ratecard_free(f->rc);
-	vg_ledger_free(f->l);
+	vg_bill_meter_close(f->m);
+	vg_bill_ratecard_free(f->rc);
+	vg_bill_ledger_free(f->l);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
 	assert_int_equal(system(cmd), 0);
 	free(f);
@@ -64,7 +64,7 @@ static int teardown(void **state)
 static void feed(struct fx *f, int times)
 {
 	struct vg_dispatch d;
-	struct vg_consumer c = vg_meter_consumer(f->m);
+	struct vg_consumer c = vg_bill_meter_consumer(f->m);
 
 	vg_dispatch_init(&d);
 	assert_int_equal(vg_dispatch_add(&d, &c), 0);
@@ -76,24 +76,24 @@ static void feed(struct fx *f, int times)
 /* Check every month with expectations; returns the mismatches. */
 static int check_all(struct fx *f)
 {
-	struct vg_month months[12];
-	size_t nm = vg_ledger_months(f->l, months, 12);
+	struct vg_bill_month months[12];
+	size_t nm = vg_bill_ledger_months(f->l, months, 12);
 	int bad = 0;
 
 	assert_true(nm >= 3);
 	for (size_t i = 0; i < nm; i++) {
-		struct vg_usage u;
-		struct vg_invoice **inv;
+		struct vg_bill_usage u;
+		struct vg_bill_invoice **inv;
 		size_t n;
-		assert_int_equal(vg_usage_load(vg_meter_db(f->m),
-					       vg_month_start_ms(months[i]),
-					       vg_month_end_ms(months[i]), NULL, &u), 0);
-		assert_int_equal(vg_invoice_compute_all(&u, f->rc, months[i], &inv, &n), 0);
-		bad += vg_ledger_check(f->l, months[i], inv, n, stderr);
+		assert_int_equal(vg_bill_usage_load(vg_bill_meter_db(f->m),
+						    vg_bill_month_start_ms(months[i]),
+						    vg_bill_month_end_ms(months[i]), NULL, &u), 0);
+		assert_int_equal(vg_bill_invoice_compute_all(&u, f->rc, months[i], &inv, &n), 0);
+		bad += vg_bill_ledger_check(f->l, months[i], inv, n, stderr);
 		for (size_t k = 0; k < n; k++)
-			vg_invoice_free(inv[k]);
+			vg_bill_invoice_free(inv[k]);
 		free(inv);
-		vg_usage_clear(&u);
+		vg_bill_usage_clear(&u);
 	}
 	return bad;
 }
@@ -108,48 +108,48 @@ static void test_ledger_matches_hand_computation(void **state)
 static void test_redelivery_changes_nothing(void **state)
 {
 	struct fx *f = *state;
-	struct vg_meter_stats st;
+	struct vg_bill_meter_stats st;
 
 	feed(f, 3);                 /* each batch three times in a row */
 	assert_int_equal(check_all(f), 0);
 	feed(f, 1);                 /* and the whole month again */
 	assert_int_equal(check_all(f), 0);
-	vg_meter_get_stats(f->m, &st);
+	vg_bill_meter_get_stats(f->m, &st);
 	assert_true(st.stale > 0);
 }
 
 static void test_per_project_invoice_equals_all(void **state)
 {
 	struct fx *f = *state;
-	struct vg_month oct = {2026, 10};
-	struct vg_invoice *one, **all;
-	struct vg_usage u;
+	struct vg_bill_month oct = {2026, 10};
+	struct vg_bill_invoice *one, **all;
+	struct vg_bill_usage u;
 	char *a = NULL, *b = NULL, *c = NULL;
 	size_t la, lb, lc, n;
 
 	feed(f, 1);
-	/* one project through the draft path (vg_bill_invoice) ... */
-	assert_int_equal(vg_bill_invoice(vg_meter_db(f->m), f->rc, oct, "beta", &one), 0);
-	assert_int_equal(vg_invoice_render(one, VG_FMT_JSON, &a, &la), 0);
-	vg_invoice_free(one);
-	assert_int_equal(vg_bill_invoice(vg_meter_db(f->m), f->rc, oct, "beta", &one), 0);
-	assert_int_equal(vg_invoice_render(one, VG_FMT_JSON, &b, &lb), 0);
-	vg_invoice_free(one);
+	/* one project through the draft path (vg_bill_invoice_from_db) ... */
+	assert_int_equal(vg_bill_invoice_from_db(vg_bill_meter_db(f->m), f->rc, oct, "beta", &one), 0);
+	assert_int_equal(vg_bill_invoice_render(one, VG_BILL_FMT_JSON, &a, &la), 0);
+	vg_bill_invoice_free(one);
+	assert_int_equal(vg_bill_invoice_from_db(vg_bill_meter_db(f->m), f->rc, oct, "beta", &one), 0);
+	assert_int_equal(vg_bill_invoice_render(one, VG_BILL_FMT_JSON, &b, &lb), 0);
+	vg_bill_invoice_free(one);
 	assert_int_equal(la, lb);
 	assert_memory_equal(a, b, la);
 	/* ... is the same document as beta's among all projects' invoices */
-	assert_int_equal(vg_usage_load(vg_meter_db(f->m), vg_month_start_ms(oct),
-				       vg_month_end_ms(oct), NULL, &u), 0);
-	assert_int_equal(vg_invoice_compute_all(&u, f->rc, oct, &all, &n), 0);
+	assert_int_equal(vg_bill_usage_load(vg_bill_meter_db(f->m), vg_bill_month_start_ms(oct),
+					    vg_bill_month_end_ms(oct), NULL, &u), 0);
+	assert_int_equal(vg_bill_invoice_compute_all(&u, f->rc, oct, &all, &n), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(all[1]->project, "beta");
-	assert_int_equal(vg_invoice_render(all[1], VG_FMT_JSON, &c, &lc), 0);
+	assert_int_equal(vg_bill_invoice_render(all[1], VG_BILL_FMT_JSON, &c, &lc), 0);
 	assert_int_equal(la, lc);
 	assert_memory_equal(a, c, la);
 	for (size_t i = 0; i < n; i++)
-		vg_invoice_free(all[i]);
+		vg_bill_invoice_free(all[i]);
 	free(all);
-	vg_usage_clear(&u);
+	vg_bill_usage_clear(&u);
 	free(a);
 	free(b);
 	free(c);

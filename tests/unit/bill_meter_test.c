@@ -27,7 +27,7 @@ static int64_t T(const char *iso)
 }
 
 struct fx {
-	struct vg_meter *m;
+	struct vg_bill_meter *m;
 	uint64_t seq;
 	struct vg_batch *b;
 };
@@ -36,7 +36,7 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char err[256];
-	if (vg_meter_open(":memory:", &f->m, err, sizeof(err)))
+	if (vg_bill_meter_open(":memory:", &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
 	*state = f;
 	return 0;
@@ -45,7 +45,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	vg_meter_close(f->m);
+	vg_bill_meter_close(f->m);
 	free(f);
 	return 0;
 }
@@ -58,8 +58,8 @@ static void begin(struct fx *f, const char *t)
 
 static void commit(struct fx *f)
 {
-	assert_int_equal(vg_meter_batch(f->m, f->b), 0);
-	assert_int_equal(vg_meter_batch(f->m, f->b), 0); /* re-delivered */
+	assert_int_equal(vg_bill_meter_batch(f->m, f->b), 0);
+	assert_int_equal(vg_bill_meter_batch(f->m, f->b), 0); /* re-delivered */
 	vg_batch_free(f->b);
 	f->b = NULL;
 }
@@ -100,26 +100,26 @@ static void event(struct fx *f, const char *id, int type, const char *t)
 	assert_int_equal(vg_batch_event(f->b, id, (uint8_t)type, T(t), NULL), 0);
 }
 
-static void load(struct fx *f, const char *month, struct vg_usage *u)
+static void load(struct fx *f, const char *month, struct vg_bill_usage *u)
 {
-	struct vg_month m;
-	assert_int_equal(vg_month_parse(month, &m), 0);
-	assert_int_equal(vg_usage_load(vg_meter_db(f->m), vg_month_start_ms(m),
-				       vg_month_end_ms(m), NULL, u), 0);
+	struct vg_bill_month m;
+	assert_int_equal(vg_bill_month_parse(month, &m), 0);
+	assert_int_equal(vg_bill_usage_load(vg_bill_meter_db(f->m), vg_bill_month_start_ms(m),
+					    vg_bill_month_end_ms(m), NULL, u), 0);
 }
 
 /* The i-th segment of `kind` of resource id. */
-static const struct vg_usage_seg *seg(const struct vg_usage *u, const char *id,
-				      int kind, int i)
+static const struct vg_bill_usage_seg *seg(const struct vg_bill_usage *u, const char *id,
+					   int kind, int i)
 {
-	size_t r = vg_usage_find(u, id);
-	for (size_t k = 0; r != VG_NO_INDEX && k < u->nsegs; k++)
+	size_t r = vg_bill_usage_find(u, id);
+	for (size_t k = 0; r != VG_BILL_NO_INDEX && k < u->nsegs; k++)
 		if (u->segs[k].res == r && u->segs[k].kind == kind && i-- == 0)
 			return &u->segs[k];
 	return NULL;
 }
 
-static size_t nseg(const struct vg_usage *u, const char *id, int kind)
+static size_t nseg(const struct vg_bill_usage *u, const char *id, int kind)
 {
 	size_t n = 0;
 	while (seg(u, id, kind, (int)n))
@@ -130,7 +130,7 @@ static size_t nseg(const struct vg_usage *u, const char *id, int kind)
 static void test_month_boundary_split_exactly(void **state)
 {
 	struct fx *f = *state;
-	struct vg_usage u;
+	struct vg_bill_usage u;
 
 	begin(f, "2026-01-31T23:59:35Z");
 	event(f, "i1", VG_EV_STARTED, "2026-01-31T23:59:30Z");
@@ -148,21 +148,21 @@ static void test_month_boundary_split_exactly(void **state)
 	commit(f);
 
 	load(f, "2026-01", &u);
-	const struct vg_usage_seg *s = seg(&u, "i1", VG_U_COMPUTE, 0);
+	const struct vg_bill_usage_seg *s = seg(&u, "i1", VG_BILL_U_COMPUTE, 0);
 	assert_non_null(s);
 	assert_int_equal(s->start_ms, T("2026-01-31T23:59:30Z"));
 	assert_int_equal(s->end_ms, T("2026-02-01T00:00:00Z"));
 	assert_int_equal(s->run_ms, 75000);
 	assert_true(s->run_first);
-	vg_usage_clear(&u);
+	vg_bill_usage_clear(&u);
 
 	load(f, "2026-02", &u);
-	assert_int_equal(nseg(&u, "i1", VG_U_COMPUTE), 2);
-	s = seg(&u, "i1", VG_U_COMPUTE, 0);
+	assert_int_equal(nseg(&u, "i1", VG_BILL_U_COMPUTE), 2);
+	s = seg(&u, "i1", VG_BILL_U_COMPUTE, 0);
 	assert_int_equal(s->start_ms, T("2026-02-01T00:00:00Z"));
 	assert_int_equal(s->end_ms, T("2026-02-01T00:00:45Z"));
 	assert_false(s->run_first);
-	s = seg(&u, "i1", VG_U_COMPUTE, 1);
+	s = seg(&u, "i1", VG_BILL_U_COMPUTE, 1);
 	assert_int_equal(s->start_ms, T("2026-02-28T23:59:50Z"));
 	assert_int_equal(s->end_ms, T("2026-03-01T00:00:00Z"));
 	assert_int_equal(s->run_ms, 20000);
@@ -172,31 +172,31 @@ static void test_month_boundary_split_exactly(void **state)
 	static const char card[] =
 		"{\"currency\":\"EUR\",\"minor_unit_digits\":2,\"prices\":[{"
 		"\"valid_from\":\"2020-01-01\",\"compute\":{\"flavors\":{\"m1.small\":\"36\"}}}]}";
-	struct vg_ratecard *rc;
-	struct vg_invoice *inv;
+	struct vg_bill_ratecard *rc;
+	struct vg_bill_invoice *inv;
 	char err[256];
-	assert_int_equal(vg_ratecard_parse(card, sizeof(card) - 1, "c", &rc, err, sizeof(err)), 0);
-	assert_int_equal(vg_invoice_compute(&u, rc, (struct vg_month){2026, 2}, "p", &inv), 0);
+	assert_int_equal(vg_bill_ratecard_parse(card, sizeof(card) - 1, "c", &rc, err, sizeof(err)), 0);
+	assert_int_equal(vg_bill_invoice_compute(&u, rc, (struct vg_bill_month){2026, 2}, "p", &inv), 0);
 	assert_int_equal(inv->nlines, 1);
 	/* 45 s + (10 s + 40 s shortfall) = 95 s at 0.01/s = 0.95 */
 	assert_true(inv->lines[0].qty == 95000);
 	assert_int_equal(inv->lines[0].amount_micro, 950000);
 	assert_int_equal(inv->lines[0].minimum_runs, 1);
-	vg_invoice_free(inv);
-	vg_usage_clear(&u);
+	vg_bill_invoice_free(inv);
+	vg_bill_usage_clear(&u);
 	load(f, "2026-03", &u);
-	assert_int_equal(vg_invoice_compute(&u, rc, (struct vg_month){2026, 3}, "p", &inv), 0);
+	assert_int_equal(vg_bill_invoice_compute(&u, rc, (struct vg_bill_month){2026, 3}, "p", &inv), 0);
 	assert_true(inv->lines[0].qty == 10000);
-	vg_invoice_free(inv);
-	vg_usage_clear(&u);
-	vg_ratecard_free(rc);
+	vg_bill_invoice_free(inv);
+	vg_bill_usage_clear(&u);
+	vg_bill_ratecard_free(rc);
 }
 
 static void test_polling_fallback_and_refinement(void **state)
 {
 	struct fx *f = *state;
-	struct vg_usage u;
-	const struct vg_usage_seg *s;
+	struct vg_bill_usage u;
+	const struct vg_bill_usage_seg *s;
 
 	/* no events: running since the first sample, stopped at the last
 	 * time seen running */
@@ -208,10 +208,10 @@ static void test_polling_fallback_and_refinement(void **state)
 		commit(f);
 	}
 	load(f, "2026-05", &u);
-	s = seg(&u, "i2", VG_U_COMPUTE, 0);
+	s = seg(&u, "i2", VG_BILL_U_COMPUTE, 0);
 	assert_int_equal(s->start_ms, T("2026-05-01T00:00:00Z"));
 	assert_int_equal(s->end_ms, T("2026-05-01T00:10:00Z"));
-	vg_usage_clear(&u);
+	vg_bill_usage_clear(&u);
 
 	/* the exact STOPPED event arrives late, inside the window: it wins */
 	begin(f, "2026-05-01T00:30:00Z");
@@ -219,13 +219,13 @@ static void test_polling_fallback_and_refinement(void **state)
 	inst(f, "i2", "2026-05-01T00:30:00Z", 5);
 	commit(f);
 	load(f, "2026-05", &u);
-	assert_int_equal(nseg(&u, "i2", VG_U_COMPUTE), 1);
-	s = seg(&u, "i2", VG_U_COMPUTE, 0);
+	assert_int_equal(nseg(&u, "i2", VG_BILL_U_COMPUTE), 1);
+	s = seg(&u, "i2", VG_BILL_U_COMPUTE, 0);
 	assert_int_equal(s->end_ms, T("2026-05-01T00:14:30Z"));
-	vg_usage_clear(&u);
+	vg_bill_usage_clear(&u);
 
-	struct vg_meter_stats st;
-	vg_meter_get_stats(f->m, &st);
+	struct vg_bill_meter_stats st;
+	vg_bill_meter_get_stats(f->m, &st);
 	assert_int_equal(st.refined, 1);
 	assert_true(st.stale >= 4); /* every batch was delivered twice */
 }
@@ -233,8 +233,8 @@ static void test_polling_fallback_and_refinement(void **state)
 static void test_storage_while_stopped_not_after_delete(void **state)
 {
 	struct fx *f = *state;
-	struct vg_usage u;
-	const struct vg_usage_seg *s;
+	struct vg_bill_usage u;
+	const struct vg_bill_usage_seg *s;
 
 	begin(f, "2026-06-01T00:00:00Z");
 	event(f, "i3", VG_EV_DEFINED, "2026-06-01T00:00:00Z");
@@ -256,23 +256,23 @@ static void test_storage_while_stopped_not_after_delete(void **state)
 	commit(f);
 
 	load(f, "2026-06", &u);
-	assert_int_equal(nseg(&u, "i3", VG_U_COMPUTE), 1);
-	s = seg(&u, "i3", VG_U_COMPUTE, 0);
+	assert_int_equal(nseg(&u, "i3", VG_BILL_U_COMPUTE), 1);
+	s = seg(&u, "i3", VG_BILL_U_COMPUTE, 0);
 	assert_int_equal(s->start_ms, T("2026-06-10T00:00:00Z"));
 	assert_int_equal(s->end_ms, T("2026-06-16T00:00:00Z")); /* deletion */
-	assert_int_equal(nseg(&u, "d3", VG_U_STORAGE), 1);
-	s = seg(&u, "d3", VG_U_STORAGE, 0);
+	assert_int_equal(nseg(&u, "d3", VG_BILL_U_STORAGE), 1);
+	s = seg(&u, "d3", VG_BILL_U_STORAGE, 0);
 	assert_int_equal(s->start_ms, T("2026-06-01T00:00:00Z")); /* also stopped */
 	assert_int_equal(s->end_ms, T("2026-06-16T00:00:00Z"));
 	assert_int_equal(s->bytes, 10LL * 1073741824);
-	assert_int_equal(nseg(&u, "i3", VG_U_STORAGE), 0); /* it has a disk */
-	vg_usage_clear(&u);
+	assert_int_equal(nseg(&u, "i3", VG_BILL_U_STORAGE), 0); /* it has a disk */
+	vg_bill_usage_clear(&u);
 }
 
 static void test_counters_resets_and_spread(void **state)
 {
 	struct fx *f = *state;
-	struct vg_usage u;
+	struct vg_bill_usage u;
 	int64_t tx = 0, rx = 0;
 
 	const struct { const char *t; double tx, rx; } p[] = {
@@ -293,7 +293,7 @@ static void test_counters_resets_and_spread(void **state)
 	for (size_t i = 0; i < u.nnet; i++)
 		tx += u.net[i].tx;
 	assert_int_equal(tx, 1000);
-	vg_usage_clear(&u);
+	vg_bill_usage_clear(&u);
 	load(f, "2026-11", &u);
 	tx = 0;
 	for (size_t i = 0; i < u.nnet; i++) {
@@ -303,16 +303,16 @@ static void test_counters_resets_and_spread(void **state)
 	}
 	assert_int_equal(tx, 1000 + 300 + 1000);
 	assert_int_equal(rx, 40);
-	vg_usage_clear(&u);
-	struct vg_meter_stats st;
-	vg_meter_get_stats(f->m, &st);
+	vg_bill_usage_clear(&u);
+	struct vg_bill_meter_stats st;
+	vg_bill_meter_get_stats(f->m, &st);
 	assert_int_equal(st.resets, 1);
 }
 
 static void test_resize_splits(void **state)
 {
 	struct fx *f = *state;
-	struct vg_usage u;
+	struct vg_bill_usage u;
 
 	begin(f, "2026-07-01T00:00:00Z");
 	event(f, "i5", VG_EV_STARTED, "2026-07-01T00:00:00Z");
@@ -326,9 +326,9 @@ static void test_resize_splits(void **state)
 	assert_int_equal(vg_batch_attr(f->b, "flavor_vcpus", "4"), 0);
 	commit(f);
 	load(f, "2026-07", &u);
-	assert_int_equal(nseg(&u, "i5", VG_U_COMPUTE), 2);
-	const struct vg_usage_seg *a = seg(&u, "i5", VG_U_COMPUTE, 0);
-	const struct vg_usage_seg *b = seg(&u, "i5", VG_U_COMPUTE, 1);
+	assert_int_equal(nseg(&u, "i5", VG_BILL_U_COMPUTE), 2);
+	const struct vg_bill_usage_seg *a = seg(&u, "i5", VG_BILL_U_COMPUTE, 0);
+	const struct vg_bill_usage_seg *b = seg(&u, "i5", VG_BILL_U_COMPUTE, 1);
 	assert_string_equal(a->flavor, "m1.small");
 	assert_int_equal(a->end_ms, T("2026-07-02T00:00:00Z"));
 	assert_string_equal(b->flavor, "m1.large");
@@ -338,7 +338,7 @@ static void test_resize_splits(void **state)
 	assert_int_equal(b->end_ms, T("2026-07-02T00:05:00Z")); /* last seen */
 	assert_false(b->run_first);
 	assert_int_equal(b->run_ms, -1); /* still running */
-	vg_usage_clear(&u);
+	vg_bill_usage_clear(&u);
 }
 
 /* An instance seen running by one poll only: started at its first
@@ -349,7 +349,7 @@ static void test_resize_splits(void **state)
 static void test_single_poll_run(void **state)
 {
 	struct fx *f = *state;
-	struct vg_usage u;
+	struct vg_bill_usage u;
 	int64_t total = 0;
 	const char *polls[] = {"2026-05-01T00:00:00Z", "2026-05-01T00:10:00Z",
 			       "2026-05-01T00:20:00Z", "2026-05-01T00:30:00Z"};
@@ -366,8 +366,8 @@ static void test_single_poll_run(void **state)
 	inst(f, "i9", "2026-05-01T00:40:00Z", 1);
 	commit(f);
 	load(f, "2026-05", &u);
-	for (size_t n = nseg(&u, "i9", VG_U_COMPUTE), i = 0; i < n; i++) {
-		const struct vg_usage_seg *s = seg(&u, "i9", VG_U_COMPUTE, (int)i);
+	for (size_t n = nseg(&u, "i9", VG_BILL_U_COMPUTE), i = 0; i < n; i++) {
+		const struct vg_bill_usage_seg *s = seg(&u, "i9", VG_BILL_U_COMPUTE, (int)i);
 		total += s->end_ms - s->start_ms;
 		if (s->end_ms > s->start_ms) {
 			assert_int_equal(s->start_ms, T("2026-05-01T00:20:00Z"));
@@ -375,10 +375,10 @@ static void test_single_poll_run(void **state)
 		}
 	}
 	assert_int_equal(total, 20 * 60000);
-	vg_usage_clear(&u);
+	vg_bill_usage_clear(&u);
 
 	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(vg_meter_db(f->m),
+	assert_int_equal(sqlite3_prepare_v2(vg_bill_meter_db(f->m),
 		"SELECT count(*) FROM transitions WHERE resource = 'i9' AND kind = 2",
 		-1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);

@@ -35,24 +35,24 @@ static const char good[] =
 
 static void test_good(void **state)
 {
-	struct vg_ratecard *rc;
-	struct vg_prices p;
+	struct vg_bill_ratecard *rc;
+	struct vg_bill_prices p;
 	char err[256];
 	int64_t h;
 	(void)state;
 
-	if (vg_ratecard_parse(good, sizeof(good) - 1, "rc.json", &rc, err, sizeof(err)))
+	if (vg_bill_ratecard_parse(good, sizeof(good) - 1, "rc.json", &rc, err, sizeof(err)))
 		fail_msg("%s", err);
 	assert_string_equal(rc->currency, "EUR");
 	assert_int_equal(rc->digits, 2);
 	assert_int_equal(rc->min_run_ms, 60000);
 
-	vg_ratecard_prices(rc, "acme", T("2026-10-10T00:00:00Z"), &p);
-	assert_int_equal(vg_prices_flavor(&p, "m1.small", &h), 0);
+	vg_bill_ratecard_prices(rc, "acme", T("2026-10-10T00:00:00Z"), &p);
+	assert_int_equal(vg_bill_prices_flavor(&p, "m1.small", &h), 0);
 	assert_int_equal(h, 20000);
 	assert_int_equal(p.until_ms, T("2026-10-16T00:00:00Z"));
 	assert_int_equal(p.from_ms, T("2026-01-01"));
-	assert_int_equal(vg_prices_flavor(&p, "c1.custom", &h), -ENOENT);
+	assert_int_equal(vg_bill_prices_flavor(&p, "c1.custom", &h), -ENOENT);
 	assert_true(p.has_storage && p.storage_gib_month_micro == 100000);
 	assert_int_equal(p.ntiers, 2);
 	assert_int_equal(p.tiers[0].up_to_bytes, 1000000000LL);
@@ -60,30 +60,30 @@ static void test_good(void **state)
 	assert_false(p.has_ingress);
 
 	/* the second sheet inherits everything but m1.small */
-	vg_ratecard_prices(rc, "acme", T("2026-10-17T00:00:00Z"), &p);
-	assert_int_equal(vg_prices_flavor(&p, "m1.small", &h), 0);
+	vg_bill_ratecard_prices(rc, "acme", T("2026-10-17T00:00:00Z"), &p);
+	assert_int_equal(vg_bill_prices_flavor(&p, "m1.small", &h), 0);
 	assert_int_equal(h, 30000);
-	assert_int_equal(vg_prices_flavor(&p, "m1.large", &h), 0);
+	assert_int_equal(vg_bill_prices_flavor(&p, "m1.large", &h), 0);
 	assert_int_equal(h, 80000);
 	assert_int_equal(p.until_ms, INT64_MAX);
 
 	/* beta's overrides from Oct 20 lie over the global sheets */
-	vg_ratecard_prices(rc, "beta", T("2026-10-17T00:00:00Z"), &p);
+	vg_bill_ratecard_prices(rc, "beta", T("2026-10-17T00:00:00Z"), &p);
 	assert_int_equal(p.until_ms, T("2026-10-20"));
 	assert_int_equal(p.storage_gib_month_micro, 100000);
-	vg_ratecard_prices(rc, "beta", T("2026-10-21T00:00:00Z"), &p);
+	vg_bill_ratecard_prices(rc, "beta", T("2026-10-21T00:00:00Z"), &p);
 	assert_int_equal(p.storage_gib_month_micro, 50000);
-	assert_int_equal(vg_prices_flavor(&p, "m1.large", &h), 0);
+	assert_int_equal(vg_bill_prices_flavor(&p, "m1.large", &h), 0);
 	assert_int_equal(h, 70000);
-	assert_int_equal(vg_prices_flavor(&p, "m1.small", &h), 0);
+	assert_int_equal(vg_bill_prices_flavor(&p, "m1.small", &h), 0);
 	assert_int_equal(h, 30000);
 	assert_int_equal(p.from_ms, T("2026-10-20"));
 
 	/* before every sheet: nothing priced */
-	vg_ratecard_prices(rc, "acme", T("2025-01-01"), &p);
+	vg_bill_ratecard_prices(rc, "acme", T("2025-01-01"), &p);
 	assert_false(p.has_storage);
-	assert_int_equal(vg_prices_flavor(&p, "m1.small", &h), -ENOENT);
-	vg_ratecard_free(rc);
+	assert_int_equal(vg_bill_prices_flavor(&p, "m1.small", &h), -ENOENT);
+	vg_bill_ratecard_free(rc);
 }
 
 /* The card with `from` replaced by `to` must fail with `want` in the
@@ -91,13 +91,13 @@ static void test_good(void **state)
 static void bad_case(const char *from, const char *to, const char *want)
 {
 	char text[4096], err[512];
-	struct vg_ratecard *rc = NULL;
+	struct vg_bill_ratecard *rc = NULL;
 	const char *p = strstr(good, from);
 
 	assert_non_null(p);
 	snprintf(text, sizeof(text), "%.*s%s%s", (int)(p - good), good, to,
 		 p + strlen(from));
-	int r = vg_ratecard_parse(text, strlen(text), "rc.json", &rc, err, sizeof(err));
+	int r = vg_bill_ratecard_parse(text, strlen(text), "rc.json", &rc, err, sizeof(err));
 	if (r != -EINVAL || !strstr(err, want))
 		fail_msg("replacing %s by %s: rc %d, message '%s', wanted '%s'", from,
 			 to, r, err, want);
@@ -137,15 +137,15 @@ static void test_errors_name_the_field(void **state)
 
 static void test_load_file(void **state)
 {
-	struct vg_ratecard *rc;
+	struct vg_bill_ratecard *rc;
 	char err[512];
 	(void)state;
-	assert_int_equal(vg_ratecard_load("tests/fixtures/billing/ratecard.json", &rc, err,
-					  sizeof(err)), 0);
+	assert_int_equal(vg_bill_ratecard_load("tests/fixtures/billing/ratecard.json", &rc, err,
+					       sizeof(err)), 0);
 	assert_int_equal(rc->global.n, 2);
 	assert_int_equal(rc->nprojects, 1);
-	vg_ratecard_free(rc);
-	assert_int_equal(vg_ratecard_load("/nonexistent/rc.json", &rc, err, sizeof(err)),
+	vg_bill_ratecard_free(rc);
+	assert_int_equal(vg_bill_ratecard_load("/nonexistent/rc.json", &rc, err, sizeof(err)),
 			 -ENOENT);
 	assert_non_null(strstr(err, "/nonexistent/rc.json: cannot read the rate card"));
 }

@@ -1,8 +1,8 @@
 /*
  * cli_alarms_test.c — `vigie alarms` run in-process (vg_cli_run) against
  * the real alarm API: the alarm engine (temporary alarms.db) and its SSE
- * hub behind the /v1/alarms routes of query/api_alarms.c, served by the
- * generic HTTP layer on a loopback port. Checks the printed tables and
+ * hub behind the /v1/alarms routes of query/api/api_alarms.c, served by the
+ * API (vg_api_start, an admin token) on a loopback port. Checks the printed tables and
  * texts, --json, the one-line field errors of a refused definition, every
  * exit code, and `watch` printing the transition a batch causes.
  */
@@ -22,34 +22,32 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "vigie/alarm_api.h"
+#include "query/cli/cli.h"
 #include "vigie/alarm_engine.h"
 #include "vigie/alarm_stream.h"
+#include "vigie/api.h"
 #include "vigie/batch.h"
-#include "vigie/cli.h"
 #include "vigie/clock.h"
-#include "vigie/http.h"
 #include "vigie/log.h"
+#include "vigie/token.h"
 
 #define MIN 60000LL
-
-static const struct vg_route routes[] = {VG_ALARM_ROUTES};
 
 static struct {
 	char dir[64];
 	struct vg_alarm_hub *hub;
 	struct vg_alarm_engine *e;
-	struct vg_http_server *srv;
+	struct vg_api *srv;
 	char api[64];
+	char token[VG_TOKEN_LEN + 1];
 	uint64_t seq;
 } g;
 
 static int setup(void **state)
 {
 	struct vg_alarm_engine_options eo = {0};
-	struct vg_http_options ho = {.listen = "127.0.0.1:0", .threads = 2,
-				     .routes = routes,
-				     .nroutes = sizeof(routes) / sizeof(routes[0])};
+	struct vg_api_options ao = {.listen = "127.0.0.1:0", .threads = 2};
+	struct vg_token_store *ts;
 	char err[256];
 
 	(void)state;
@@ -63,12 +61,20 @@ static int setup(void **state)
 		fprintf(stderr, "engine: %s\n", err);
 		return -1;
 	}
-	vg_api_alarms_attach(g.e, g.hub);
-	if (vg_http_start(&ho, &g.srv, err, sizeof(err))) {
-		fprintf(stderr, "http: %s\n", err);
+	if (vg_token_store_open(g.dir, &ts, err, sizeof(err)) ||
+	    vg_token_create(ts, NULL, "admin", 0, g.token, NULL)) {
+		fprintf(stderr, "tokens: %s\n", err);
 		return -1;
 	}
-	snprintf(g.api, sizeof(g.api), "http://127.0.0.1:%u", vg_http_port(g.srv));
+	vg_token_store_close(ts);
+	ao.data_dir = g.dir;
+	ao.alarms = g.e;
+	ao.alarm_hub = g.hub;
+	if (vg_api_start(&ao, &g.srv, err, sizeof(err))) {
+		fprintf(stderr, "api: %s\n", err);
+		return -1;
+	}
+	snprintf(g.api, sizeof(g.api), "http://127.0.0.1:%u", vg_api_port(g.srv));
 	return 0;
 }
 
@@ -78,8 +84,7 @@ static int teardown(void **state)
 
 	(void)state;
 	vg_alarm_hub_shutdown(g.hub);
-	vg_http_stop(g.srv);
-	vg_api_alarms_attach(NULL, NULL);
+	vg_api_stop(g.srv);
 	vg_alarm_engine_close(g.e);
 	vg_alarm_hub_free(g.hub);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g.dir);
@@ -105,6 +110,8 @@ static struct run vrun(const char *first, ...)
 	argv[argc++] = (char *)"vigie";
 	argv[argc++] = (char *)"--api";
 	argv[argc++] = g.api;
+	argv[argc++] = (char *)"--token";
+	argv[argc++] = g.token;
 	va_start(ap, first);
 	for (const char *a = first; a && argc < 31; a = va_arg(ap, const char *))
 		argv[argc++] = (char *)a;

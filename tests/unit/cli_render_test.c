@@ -29,9 +29,9 @@
 #include <sqlite3.h>
 
 #include "vigie/api.h"
-#include "vigie/api_handlers.h"
+#include "query/api/api_handlers.h"
 #include "vigie/batch.h"
-#include "vigie/cli.h"
+#include "query/cli/cli.h"
 #include "vigie/config.h"
 #include "vigie/registry.h"
 #include "vigie/store.h"

@@ -19,8 +19,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "vigie/cli.h"
-#include "vigie/http.h"
+#include "query/cli/cli.h"
+#include "query/api/http.h"
 
 /* ---- pure pieces ----------------------------------------------------------- */
 

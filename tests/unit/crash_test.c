@@ -35,7 +35,7 @@
  *    kill after the receiver's 2xx and before the outbox row is marked
  *    delivered re-sends the same id after the restart; those re-sends are
  *    counted, must straddle a kill and are at most one per kill;
- *  - billing: the compute usage in billing.db (vg_usage_load, what an
+ *  - billing: the compute usage in billing.db (vg_bill_usage_load, what an
  *    invoice prices) is, per instance and flavor, to the millisecond what
  *    the acknowledged batches say: polling semantics (docs/billing.md), a
  *    run starts at the first sample that shows it running, stops at the
@@ -649,7 +649,7 @@ static void check_billing(uint64_t last)
 {
 	int64_t want[NRES][NFLAVOR] = {{0}}, got[NRES][NFLAVOR] = {{0}};
 	int64_t want_total[NFLAVOR] = {0}, got_total[NFLAVOR] = {0};
-	struct vg_usage u = {0};
+	struct vg_bill_usage u = {0};
 	char db[256], id[32];
 	sqlite3 *d = NULL;
 	int runs = 0, resizes = 0;
@@ -665,11 +665,11 @@ static void check_billing(uint64_t last)
 		}
 	snprintf(db, sizeof(db), "%s/billing.db", H.data);
 	assert_int_equal(sqlite3_open_v2(db, &d, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(vg_usage_load(d, time_of(0), time_of(last) + 60000, NULL, &u), 0);
+	assert_int_equal(vg_bill_usage_load(d, time_of(0), time_of(last) + 60000, NULL, &u), 0);
 	for (size_t i = 0; i < u.nsegs; i++) {
-		const struct vg_usage_seg *g = &u.segs[i];
+		const struct vg_bill_usage_seg *g = &u.segs[i];
 		int r = -1, f;
-		if (g->kind != VG_U_COMPUTE)
+		if (g->kind != VG_BILL_U_COMPUTE)
 			continue;
 		if (sscanf(u.res[g->res].id, "crash-res-%d", &r) != 1 || r < 0 || r >= NRES)
 			fail_msg("compute usage for unknown resource %s", u.res[g->res].id);
@@ -680,7 +680,7 @@ static void check_billing(uint64_t last)
 				 g->flavor ? g->flavor : "(none)");
 		got[r][f] += g->end_ms - g->start_ms;
 	}
-	vg_usage_clear(&u);
+	vg_bill_usage_clear(&u);
 	sqlite3_close(d);
 	for (int r = 0; r < NRES; r++)
 		for (int f = 0; f < NFLAVOR; f++) {

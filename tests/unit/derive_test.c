@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "vigie/agent_derive.h"
+#include "agent/derive.h"
 
 #define EPS 1e-9
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "vigie/agent_domxml.h"
+#include "agent/domxml.h"
 
 static const char nova_xml[] =
 	"<domain type='kvm' id='7'>\n"

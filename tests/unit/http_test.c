@@ -1,5 +1,5 @@
 /*
- * http_test.c — the generic HTTP layer (query/http.c): listen-address
+ * http_test.c — the generic HTTP layer (query/api/http.c): listen-address
  * parsing, URI decoding, routing, parameter checks, JSON errors, the JSON
  * number/string writer, and the real server (libmicrohttpd on a loopback
  * port) with its limits: 404, 405 + Allow, 413, 414, HEAD, %2F in a path
@@ -23,7 +23,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "vigie/http.h"
+#include "query/api/http.h"
 
 /* ---- listen addresses ------------------------------------------------------ */
 

@@ -16,13 +16,13 @@
 
 #include <cmocka.h>
 
-#include "vigie/lastval.h"
+#include "collector/lastval.h"
 
 static void test_find_create(void **state)
 {
 	struct vg_lastval *t = vg_lastval_open("/tmp/lv-a");
-	struct vg_lv_res *r;
-	struct vg_lv_metric *a, *b;
+	struct vg_lastval_resource *r;
+	struct vg_lastval_series *a, *b;
 
 	assert_non_null(t);
 	vg_lastval_lock(t);
@@ -52,8 +52,8 @@ static void test_newest_and_dirty(void **state)
 {
 	struct vg_lastval *t = vg_lastval_open("/tmp/lv-b");
 	struct vg_lastval_row rows[8];
-	struct vg_lv_res *r;
-	struct vg_lv_metric *m, *q;
+	struct vg_lastval_resource *r;
+	struct vg_lastval_series *m, *q;
 
 	vg_lastval_lock(t);
 	r = vg_lastval_res(t, "i", 1);
@@ -129,7 +129,7 @@ static void test_many(void **state)
 
 	vg_lastval_lock(t);
 	for (int i = 0; i < 50000; i++) {
-		struct vg_lv_res *r;
+		struct vg_lastval_resource *r;
 		snprintf(id, sizeof(id), "inst-%d", i / 10);
 		snprintf(m, sizeof(m), "m%d", i % 10);
 		assert_non_null(r = vg_lastval_res(t, id, 1));
@@ -138,7 +138,7 @@ static void test_many(void **state)
 	}
 	assert_int_equal(vg_lastval_count(t), 50000);
 	for (int i = 0; i < 50000; i += 997) {
-		struct vg_lv_res *r;
+		struct vg_lastval_resource *r;
 		snprintf(id, sizeof(id), "inst-%d", i / 10);
 		snprintf(m, sizeof(m), "m%d", i % 10);
 		assert_non_null(r = vg_lastval_res(t, id, 0));

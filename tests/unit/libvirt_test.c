@@ -24,8 +24,8 @@
 
 #include <cmocka.h>
 
-#include "vigie/agent_libvirt.h"
-#include "vigie/agent_poll.h"
+#include "agent/libvirt.h"
+#include "agent/poll.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 

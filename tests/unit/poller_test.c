@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "vigie/agent_domxml.h"
-#include "vigie/agent_poll.h"
+#include "agent/domxml.h"
+#include "agent/poll.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 #include "vigie/name.h"

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "vigie/agent_procfs.h"
+#include "agent/procfs.h"
 
 #define T0 "tests/fixtures/proc/t0"
 

@@ -210,7 +210,7 @@ static void expect(struct vg_ack a, int status, uint64_t stream, uint64_t seq)
 static void test_ok_duplicate_rejected(void **state)
 {
 	struct fixture *f = *state;
-	struct vg_collector_stats cs;
+	struct vg_receiver_stats cs;
 	struct vg_store_stats ss;
 	struct vg_batch *b;
 	uint8_t *buf;
@@ -290,7 +290,7 @@ static void test_ok_duplicate_rejected(void **state)
 static void test_retry_then_ok(void **state)
 {
 	struct fixture *f = *state;
-	struct vg_collector_stats cs;
+	struct vg_receiver_stats cs;
 	struct vg_store_stats ss;
 
 	__atomic_store_n(&f->gate.ret, -EAGAIN, __ATOMIC_SEQ_CST);
@@ -357,7 +357,7 @@ static void test_replay_after_new_stream(void **state)
 static void test_bad_name(void **state)
 {
 	struct fixture *f = *state;
-	struct vg_collector_stats cs;
+	struct vg_receiver_stats cs;
 	struct vg_batch *b = vg_batch_new("node1", STREAM, 1, T0);
 	uint8_t *buf;
 	size_t len;

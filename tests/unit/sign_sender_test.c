@@ -25,8 +25,8 @@
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 
-#include "vigie/agent_sender.h"
-#include "vigie/agent_spool.h"
+#include "agent/sender.h"
+#include "agent/spool.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/sign.h"

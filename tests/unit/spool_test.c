@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "vigie/agent_spool.h"
+#include "agent/spool.h"
 
 static char dir[64];
 

@@ -1,5 +1,5 @@
 /*
- * token_test.c — API bearer tokens (query/token.c): shape, creation,
+ * token_test.c — API bearer tokens (query/api/token.c): shape, creation,
  * verification, revocation (also seen by another handle on the same data
  * dir, as the running collector sees the offline command's changes), the
  * stored form (an HMAC keyed by tokens.key: neither the token nor anything

@@ -1,0 +1,104 @@
+/*
+ * vigie — the agent's /proc source: host CPU, memory, load, disks, NICs
+ * and the QEMU processes' own CPU and I/O.
+ *
+ * Parsers take the text of one file and fill plain structs with raw
+ * counters (no derivation: see agent/derive.h). Readers read one file
+ * below a configurable proc root ("/proc" in production, a fixture tree in
+ * tests) into a caller-owned growable buffer so a poll allocates nothing
+ * once warmed up. All functions are thread-safe (no shared state); they
+ * return 0 or a negative errno and never print.
+ */
+#ifndef VIGIE_AGENT_PROCFS_H
+#define VIGIE_AGENT_PROCFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Aggregate CPU times from the first line of /proc/stat, in USER_HZ ticks.
+ * guest/guest_nice are already included in user/nice and are not kept. */
+struct vg_cpu_times {
+	uint64_t user, nice, system, idle, iowait, irq, softirq, steal;
+	unsigned ncpus; /* number of "cpuN" lines */
+};
+
+/* /proc/meminfo, converted to bytes. has_available is 0 on kernels
+ * without MemAvailable (then available is estimated as free + cached +
+ * buffers). */
+struct vg_meminfo {
+	uint64_t total, free, available, buffers, cached, swap_total, swap_free;
+	int has_available;
+};
+
+/* One line of /proc/diskstats. Times are milliseconds, sizes sectors of
+ * 512 bytes (always 512 in diskstats, whatever the device's block size).
+ * Fields after weighted_ms exist only on newer kernels (nfields tells how
+ * many numeric fields the line had: 11, 15 or 17). */
+struct vg_diskstat {
+	char name[32];
+	unsigned major, minor;
+	uint64_t rd_ios, rd_merges, rd_sectors, rd_ms;
+	uint64_t wr_ios, wr_merges, wr_sectors, wr_ms;
+	uint64_t in_flight, io_ms, weighted_ms;
+	uint64_t dc_ios, dc_merges, dc_sectors, dc_ms;
+	uint64_t fl_ios, fl_ms;
+	unsigned nfields;
+	unsigned ignored : 1;   /* loop or ram device: never reported */
+	unsigned partition : 1; /* a partition of a disk listed before it */
+};
+
+/* One interface of /proc/net/dev. */
+struct vg_netdev {
+	char name[32];
+	uint64_t rx_bytes, rx_packets, rx_errs, rx_drop;
+	uint64_t tx_bytes, tx_packets, tx_errs, tx_drop;
+};
+
+/* /proc/<pid>/stat: what the agent uses of it. */
+struct vg_pidstat {
+	char comm[32];
+	char state;
+	uint64_t utime_ticks, stime_ticks; /* USER_HZ ticks */
+	uint64_t threads;
+	uint64_t rss_pages;
+};
+
+/* /proc/<pid>/io (readable by root or the process owner). */
+struct vg_pidio {
+	uint64_t rchar, wchar, syscr, syscw;
+	uint64_t read_bytes, write_bytes, cancelled_write_bytes;
+};
+
+/* A growable read buffer; zero-initialise, free with vg_procfs_buf_free. */
+struct vg_procfs_buf {
+	char *data;
+	size_t len, cap;
+};
+
+void vg_procfs_buf_free(struct vg_procfs_buf *b);
+
+/* Read root/rel (e.g. "/proc", "stat") into b->data (NUL-terminated,
+ * b->len bytes). 0, -ENOENT, -EACCES, -ENOMEM, -EIO... */
+int vg_procfs_read(const char *root, const char *rel, struct vg_procfs_buf *b);
+
+/* Parsers. Each returns 0, or -EBADMSG when a required field is missing
+ * or not a number. Unknown lines/keys are ignored (forward compatible). */
+int vg_procfs_parse_stat(const char *text, struct vg_cpu_times *out);
+int vg_procfs_parse_meminfo(const char *text, struct vg_meminfo *out);
+int vg_procfs_parse_loadavg(const char *text, double out[3]);
+int vg_procfs_parse_pidstat(const char *text, struct vg_pidstat *out);
+int vg_procfs_parse_pidio(const char *text, struct vg_pidio *out);
+
+/* Parse every well-formed line into *out (malloc'd array of *n entries,
+ * caller frees; *out may be NULL when *n == 0). Malformed lines are
+ * skipped. Sets ignored/partition (a partition is a name equal to an
+ * earlier whole-disk name plus digits, with a 'p' in between when the
+ * disk name ends in a digit: sda1, nvme0n1p2, mmcblk0p1; dm-10 is not a
+ * partition of dm-1). -ENOMEM on allocation failure. */
+int vg_procfs_parse_diskstats(const char *text, struct vg_diskstat **out,
+			      size_t *n);
+/* Parse /proc/net/dev (every interface, including lo; the caller filters).
+ * Returns -EBADMSG only if the header is missing. */
+int vg_procfs_parse_netdev(const char *text, struct vg_netdev **out, size_t *n);
+
+#endif

@@ -1,0 +1,561 @@
+/*
+ * compose.c — vigie-collector's main and its composition root: flags and
+ * config, then the receiver loop.
+ *
+ * This is the one file that sees every part: the collector core (receiver,
+ * registry, store), the consumers (alarms, billing) and the HTTP API. It
+ * creates each, hands them to each other through their public headers and
+ * tears them down in reverse. Nothing else in collector/ includes a
+ * consumer or the API (tests/layers_test.sh checks it).
+ *
+ * Design. Read the defaults, the config file (--config) and the flags (which
+ * override the file through vg_config_set, so they are validated the same
+ * way); create the data directory; open the RRD store and the receiver's
+ * registry handle; register the consumers (registry first, so a resource
+ * exists before its series, then the store); start the HTTP API on its own
+ * threads; run the receiver on this thread until SIGTERM or SIGINT.
+ *
+ * Signed agents: the keys of [collector] keys_dir are loaded at start-up
+ * (a bad or world-readable key file, or a missing directory while
+ * require_signatures is on, is a configuration error: exit 2) and handed
+ * to the receiver with the signature policy.
+ *
+ * Signals only set flags: SIGTERM/SIGINT stop the receiver, which finishes
+ * and answers the batch in hand; SIGHUP reloads the keys from the receiver
+ * loop (between two batches; a keys directory that no longer loads keeps
+ * the old keys and logs why); other configuration needs a restart. Signals
+ * are blocked while the API threads start so that only this thread handles
+ * them.
+ *
+ * Exit status: 0 after a clean stop, 2 on bad usage or configuration (one
+ * line naming the file, line and key), 1 when start-up fails otherwise
+ * (data directory not writable, address in use).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "vigie/alarm_engine.h"
+#include "vigie/alarm_exec.h"
+#include "vigie/alarm_pub.h"
+#include "vigie/alarm_stream.h"
+#include "vigie/api.h"
+#include "vigie/token.h"
+#include "vigie/config.h"
+#include "vigie/dispatch.h"
+#include "vigie/log.h"
+#include "vigie/receiver.h"
+#include "vigie/registry.h"
+#include "vigie/sign.h"
+#include "vigie/store.h"
+#include "vigie/bill_meter.h"
+#include "vigie/bill_service.h"
+#include "vigie/api_static.h"
+
+#define PROG "vigie-collector"
+
+static struct vg_receiver *g_rx;
+static volatile sig_atomic_t g_hup;
+static int g_token_argi; /* argv index of "token", 0 if none */
+static struct vg_keyring *g_keys; /* owned; replaced on SIGHUP */
+static const char *g_keys_dir;
+static int g_require;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: " PROG " [options]\n"
+		"Receives batches from vigie agents, stores them in RRD files and\n"
+		"serves the HTTP JSON API.\n"
+		"\n"
+		"  --listen URL       nanomsg address for agents (default tcp://*:7470)\n"
+		"  --http HOST:PORT   HTTP API address (default 127.0.0.1:7480)\n"
+		"  --data-dir DIR     RRD files and registry.db (default /var/lib/vigie)\n"
+		"  --notify URL       nanomsg PUB address for live alarms and metrics\n"
+		"                     (e.g. tcp://*:7471; default off)\n"
+		"  --config FILE      INI configuration (see docs/operations.md)\n"
+		"  --log-level LEVEL  error, warn, info or debug (default info)\n"
+		"  --keys-dir DIR     per-host agent keys, <host>.key (default\n"
+		"                     /etc/vigie/keys; see docs/security.md)\n"
+		"  --allow-unsigned   accept unsigned batches from hosts without a\n"
+		"                     key (require_signatures = false; demos, tests)\n"
+		"  --help             this text\n"
+		"  token ...          manage API tokens offline and exit (see\n"
+		"                     'token --help'; e.g. token create --admin)\n"
+		"\n"
+		"Flags override the configuration file. SIGTERM or SIGINT stops\n"
+		"cleanly; SIGHUP reloads the agent keys (restart for the rest).\n");
+}
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	vg_receiver_stop(g_rx);
+}
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	g_hup = 1;
+}
+
+/* Load the keyring. A missing directory is no keys unless signatures are
+ * required. 0, or -errno with the reason in err. */
+static int load_keys(const char *dir, int require, struct vg_keyring **out,
+		     char *err, size_t errlen)
+{
+	struct stat st;
+	int rc;
+
+	if (!require && stat(dir, &st) && errno == ENOENT) {
+		*out = vg_keyring_new();
+		return *out ? 0 : -ENOMEM;
+	}
+	rc = vg_keyring_load(dir, out, err, errlen);
+	if (rc == -ENOENT && require)
+		snprintf(err + strlen(err), errlen - strlen(err),
+			 " (require_signatures is on: create it with one "
+			 "<host>.key per agent, or set require_signatures = "
+			 "false / --allow-unsigned)");
+	return rc;
+}
+
+static void idle(void *ctx)
+{
+	struct vg_keyring *kr = NULL;
+	char err[512] = "";
+
+	(void)ctx;
+	if (!g_hup)
+		return;
+	g_hup = 0;
+	if (load_keys(g_keys_dir, g_require, &kr, err, sizeof(err))) {
+		vg_error("SIGHUP: keeping the %zu agent key(s) loaded before: %s",
+			 vg_keyring_count(g_keys), err);
+		return;
+	}
+	vg_receiver_set_keys(g_rx, kr);
+	vg_keyring_free(g_keys);
+	g_keys = kr;
+	vg_info("SIGHUP: %zu agent key(s) loaded from %s; restart to apply "
+		"other configuration changes", vg_keyring_count(kr), g_keys_dir);
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Alarms (issue 5): the PUB socket (when [alarms] notify is set), the SSE
+ * hub and the engine, registered after the store so a sample is stored
+ * before an alarm acts on it. Threads start here, with signals blocked.
+ * 0, or 1 after logging why. */
+static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
+			struct vg_alarm_pub **pub, struct vg_alarm_hub **hub,
+			struct vg_alarm_engine **eng)
+{
+	struct vg_alarm_exec_cmd exec[VG_MAX_EXEC];
+	struct vg_alarm_engine_options o;
+	struct vg_consumer cons;
+	char err[512];
+
+	memset(&o, 0, sizeof(o));
+	for (size_t i = 0; i < cfg->alarms_nexec; i++)
+		if (vg_alarm_exec_parse(cfg->alarms_exec[i], &exec[i], err, sizeof(err))) {
+			vg_error("[alarms] exec '%s': %s", cfg->alarms_exec[i], err);
+			return 1;
+		}
+	if (cfg->alarms_notify[0] && strcmp(cfg->alarms_notify, "off") &&
+	    vg_alarm_pub_open(cfg->alarms_notify, 0, pub, err, sizeof(err))) {
+		vg_error("%s", err);
+		return 1;
+	}
+	if (vg_alarm_hub_new(0, hub)) {
+		vg_error("alarms: out of memory");
+		return 1;
+	}
+	o.data_dir = cfg->collector_data_dir;
+	o.agent_interval_s = cfg->agent_interval_s;
+	o.pub = *pub;
+	o.hub = *hub;
+	o.exec = exec;
+	o.nexec = cfg->alarms_nexec;
+	o.alertmanager_url = cfg->alarms_alertmanager[0] &&
+				     strcmp(cfg->alarms_alertmanager, "off")
+			     ? cfg->alarms_alertmanager : NULL;
+	o.webhook_timeout_ms = (int64_t)(cfg->alarms_webhook_timeout_s * 1000);
+	o.retry_initial_ms = (int64_t)(cfg->alarms_retry_initial_s * 1000);
+	o.retry_max_ms = (int64_t)(cfg->alarms_retry_max_s * 1000);
+	o.retry_for_ms = (int64_t)(cfg->alarms_retry_for_s * 1000);
+	o.exec_timeout_ms = (int64_t)(cfg->alarms_exec_timeout_s * 1000);
+	o.history_retention_ms = (int64_t)(cfg->alarms_history_retention_s * 1000);
+	o.deliver = 1;
+	if (vg_alarm_engine_open(&o, eng, err, sizeof(err))) {
+		vg_error("%s", err);
+		return 1;
+	}
+	cons = vg_alarm_engine_consumer(*eng);
+	vg_dispatch_add(d, &cons);
+	if (*pub) {
+		cons = vg_alarm_pub_consumer(*pub);
+		vg_dispatch_add(d, &cons);
+	}
+	if (*pub)
+		vg_info("alarms and metrics published on %s", cfg->alarms_notify);
+	return 0;
+}
+
+struct override {
+	const char *section, *key, *value;
+};
+#define MAX_OVERRIDES 32
+
+/* Parse flags and config into *cfg. Returns 0, 1 for --help, or 2 (the
+ * exit status) after printing one line. */
+static int configure(int argc, char **argv, struct vg_config *cfg)
+{
+	enum { O_LISTEN = 256, O_HTTP, O_DATA, O_CONFIG, O_LOGLEVEL, O_HELP, O_NOTIFY,
+	       O_KEYS, O_UNSIGNED };
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, O_LISTEN},
+		{"http", required_argument, NULL, O_HTTP},
+		{"data-dir", required_argument, NULL, O_DATA},
+		{"config", required_argument, NULL, O_CONFIG},
+		{"log-level", required_argument, NULL, O_LOGLEVEL},
+		{"help", no_argument, NULL, O_HELP},
+		{"notify", required_argument, NULL, O_NOTIFY},
+		{"keys-dir", required_argument, NULL, O_KEYS},
+		{"allow-unsigned", no_argument, NULL, O_UNSIGNED},
+		{NULL, 0, NULL, 0},
+	};
+	struct override set[MAX_OVERRIDES];
+	int nset = 0, c;
+	const char *config = NULL;
+	char err[512];
+
+	vg_config_defaults(cfg);
+	opterr = 0;
+	/* '+': stop at the first non-option (the "token" command) */
+	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+		switch (c) {
+		case O_LISTEN:
+			if (nset < MAX_OVERRIDES)
+				set[nset] = (struct override){"collector", "listen", optarg};
+			nset++;
+			break;
+		case O_HTTP:
+			if (nset < MAX_OVERRIDES)
+				set[nset] = (struct override){"collector", "http", optarg};
+			nset++;
+			break;
+		case O_DATA:
+			if (nset < MAX_OVERRIDES)
+				set[nset] = (struct override){"collector", "data_dir", optarg};
+			nset++;
+			break;
+		case O_LOGLEVEL:
+			if (nset < MAX_OVERRIDES)
+				set[nset] = (struct override){"log", "level", optarg};
+			nset++;
+			break;
+		case O_KEYS:
+			if (nset < MAX_OVERRIDES)
+				set[nset] = (struct override){"collector", "keys_dir", optarg};
+			nset++;
+			break;
+		case O_UNSIGNED:
+			if (nset < MAX_OVERRIDES)
+				set[nset] = (struct override){"collector", "require_signatures", "false"};
+			nset++;
+			break;
+		case O_NOTIFY:
+			if (nset < MAX_OVERRIDES)
+				set[nset] = (struct override){"alarms", "notify", optarg};
+			nset++;
+			break;
+		case O_CONFIG:
+			config = optarg;
+			break;
+		case O_HELP:
+			usage(stdout);
+			return 1;
+		case ':':
+			fprintf(stderr, PROG ": %s needs a value (see --help)\n",
+				argv[optind - 1]);
+			return 2;
+		default:
+			fprintf(stderr, PROG ": unknown option '%s' (see --help)\n",
+				argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc && !strcmp(argv[optind], "token")) {
+		g_token_argi = optind; /* issue 4: offline token command */
+	} else if (optind < argc) {
+		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n",
+			argv[optind]);
+		return 2;
+	}
+	if (nset > MAX_OVERRIDES) {
+		fprintf(stderr, PROG ": too many options\n");
+		return 2;
+	}
+	if (config && vg_config_load(cfg, config, err, sizeof(err))) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return 2;
+	}
+	for (int i = 0; i < nset; i++) {
+		if (vg_config_set(cfg, set[i].section, set[i].key, set[i].value,
+				  err, sizeof(err))) {
+			fprintf(stderr, PROG ": %s\n", err);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct vg_config cfg;
+	struct vg_store *store = NULL;
+	struct vg_registry *reg = NULL;
+	struct vg_api *api = NULL;
+	struct vg_alarm_pub *pub = NULL;
+	struct vg_alarm_hub *hub = NULL;
+	struct vg_alarm_engine *alarms = NULL;
+	struct vg_bill_meter *meter = NULL;
+	struct vg_bill_service *billing = NULL;
+	struct vg_dispatch dispatch;
+	struct vg_consumer cons;
+	struct vg_receiver_options ro;
+	struct vg_api_options ao;
+	struct vg_receiver_stats cs;
+	struct vg_store_stats ss;
+	struct sigaction sa;
+	sigset_t block, old;
+	char err[512];
+	int rc, status = 1;
+
+	rc = configure(argc, argv, &cfg);
+	if (rc)
+		return rc == 1 ? 0 : rc;
+	if (g_token_argi) /* `vigie-collector [...] token ...`, then exit */
+		return vg_token_command(cfg.collector_data_dir,
+					argc - g_token_argi, argv + g_token_argi,
+					stdout, stderr);
+	vg_log_init(PROG, cfg.log_level);
+
+	/* Agent keys: a configuration error stops start-up (exit 2). */
+	g_keys_dir = cfg.collector_keys_dir;
+	g_require = cfg.collector_require_signatures;
+	if (load_keys(g_keys_dir, g_require, &g_keys, err, sizeof(err))) {
+		fprintf(stderr, PROG ": %s\n", err);
+		return 2;
+	}
+	if (g_require && !vg_keyring_count(g_keys))
+		vg_warn("no agent keys in %s and require_signatures is on: every "
+			"batch will be refused until keys are added (then SIGHUP)",
+			g_keys_dir);
+	else
+		vg_info("%zu agent key(s) from %s; signatures %s",
+			vg_keyring_count(g_keys), g_keys_dir,
+			g_require ? "required" : "checked for hosts that have a key");
+
+	if ((rc = mkdir_p(cfg.collector_data_dir))) {
+		vg_error("cannot create data directory %s: %s",
+			 cfg.collector_data_dir, strerror(-rc));
+		vg_keyring_free(g_keys);
+		return 1;
+	}
+	if (vg_store_open(cfg.collector_data_dir, &cfg, &store, err, sizeof(err))) {
+		vg_error("%s", err);
+		goto out;
+	}
+	{ /* what the last run left behind (a kill -9, a power cut) */
+		struct vg_store_stats st;
+		vg_store_get_stats(store, &st);
+		if (st.values_replayed || st.headers_restored)
+			vg_warn("store: recovered from an unclean stop: %llu "
+				"values replayed from the journal, %llu "
+				"half-written RRD updates undone",
+				(unsigned long long)st.values_replayed,
+				(unsigned long long)st.headers_restored);
+	}
+	if (vg_registry_open(cfg.collector_data_dir, &reg, err, sizeof(err))) {
+		vg_error("%s", err);
+		goto out;
+	}
+	vg_dispatch_init(&dispatch);
+	cons = vg_registry_consumer(reg);
+	vg_dispatch_add(&dispatch, &cons);
+	cons = vg_store_consumer(store);
+	vg_dispatch_add(&dispatch, &cons);
+	/* billing (issue 6): usage metering after the store; the rate card
+	 * is checked now so a bad one stops start-up (exit 2) */
+	if (vg_bill_service_open(cfg.collector_data_dir, cfg.billing_ratecard,
+				 &billing, err, sizeof(err))) {
+		fprintf(stderr, PROG ": %s\n", err);
+		status = 2;
+		goto out;
+	}
+	if (vg_bill_meter_open(billing->db_path, &meter, err, sizeof(err))) {
+		vg_error("billing: %s", err);
+		goto out;
+	}
+	cons = vg_bill_meter_consumer(meter);
+	vg_dispatch_add(&dispatch, &cons);
+
+	memset(&ro, 0, sizeof(ro));
+	ro.listen = cfg.collector_listen;
+	ro.max_message = cfg.collector_max_message;
+	ro.registry = reg;
+	ro.dispatch = &dispatch;
+	ro.store = store;
+	ro.idle = idle;
+	ro.data_dir = cfg.collector_data_dir;
+	ro.keys = g_keys;
+	ro.require_signatures = cfg.collector_require_signatures;
+	ro.max_clock_skew_ms = (int64_t)(cfg.collector_max_clock_skew_s * 1000);
+	ro.max_future_ms = (int64_t)(cfg.collector_max_future_s * 1000);
+	if (vg_receiver_open(&ro, &g_rx, err, sizeof(err))) {
+		vg_error("%s", err);
+		goto out;
+	}
+
+	/* Handlers before the API answers /v1/health: a SIGTERM from whoever
+	 * waited for it then stops the receiver cleanly, never kills the
+	 * process (threads started so far do not block signals). */
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	/* Only this thread takes signals: block them while API threads start. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	if (start_alarms(&cfg, &dispatch, &pub, &hub, &alarms)) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		goto out;
+	}
+	if (vg_api_static_set_dir(cfg.collector_www_dir, err, sizeof(err)))
+		vg_warn("web console: %s", err); /* the API runs without it */
+	else
+		vg_info("web console: serving %s at /", vg_api_static_dir());
+	memset(&ao, 0, sizeof(ao));
+	ao.listen = cfg.collector_http;
+	ao.data_dir = cfg.collector_data_dir;
+	ao.threads = cfg.collector_http_threads;
+	ao.store = store;
+	ao.stats = vg_receiver_stats_fn;
+	ao.stats_ctx = g_rx;
+	ao.tls_cert = cfg.collector_tls_cert;
+	ao.tls_key = cfg.collector_tls_key;
+	ao.alarms = alarms;
+	ao.alarm_hub = hub;
+	ao.alarm_pub = pub;
+	rc = vg_api_start(&ao, &api, err, sizeof(err));
+	if (rc) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		vg_error("HTTP API on %s: %s", cfg.collector_http, err);
+		goto out;
+	}
+	vg_api_set_billing(api, billing);
+	sigdelset(&block, SIGPIPE);
+	pthread_sigmask(SIG_UNBLOCK, &block, NULL);
+
+	vg_info("listening for agents on %s, HTTP API on %s, data in %s",
+		cfg.collector_listen, cfg.collector_http, cfg.collector_data_dir);
+	rc = vg_receiver_run(g_rx);
+	if (rc)
+		vg_error("receiver stopped: %s", strerror(-rc));
+	else
+		vg_info("stopping");
+	status = rc ? 1 : 0;
+
+	vg_receiver_get_stats(g_rx, &cs);
+	vg_store_get_stats(store, &ss);
+	vg_info("batches received %llu, rejected %llu, duplicate %llu, retry "
+		"%llu; samples %llu; values written %llu, duplicate %llu, "
+		"refused %llu, write errors %llu; files created %llu",
+		(unsigned long long)cs.batches_received,
+		(unsigned long long)cs.batches_rejected,
+		(unsigned long long)cs.batches_duplicate,
+		(unsigned long long)cs.batches_retry,
+		(unsigned long long)cs.samples_received,
+		(unsigned long long)ss.values_written,
+		(unsigned long long)ss.values_duplicate,
+		(unsigned long long)ss.values_rejected,
+		(unsigned long long)ss.write_errors,
+		(unsigned long long)ss.files_created);
+	vg_info("batches refused: unsigned %llu, forged %llu, wrong host %llu, "
+		"no key %llu, stale %llu, future %llu; malformed %llu, oversize "
+		"%llu, clock unset %llu, bad name %llu",
+		(unsigned long long)cs.batches_unsigned,
+		(unsigned long long)cs.batches_forged,
+		(unsigned long long)cs.batches_wrong_host,
+		(unsigned long long)cs.batches_no_key,
+		(unsigned long long)cs.batches_stale,
+		(unsigned long long)cs.batches_future,
+		(unsigned long long)cs.batches_malformed,
+		(unsigned long long)cs.batches_oversize,
+		(unsigned long long)cs.batches_clock_unset,
+		(unsigned long long)cs.batches_bad_name);
+	/* Write the store's cache now (vg_store_close would), so that the
+	 * write-behind figures below are final (bench/fleet.c reads them). */
+	vg_store_flush(store);
+	vg_store_get_stats(store, &ss);
+	vg_info("store: values flushed %llu in %llu librrd calls, write errors "
+		"%llu, cache peak %llu values in %llu bytes, cache full %llu, "
+		"replayed %llu, journal %llu bytes in %llu syncs",
+		(unsigned long long)ss.values_flushed,
+		(unsigned long long)ss.flushes,
+		(unsigned long long)ss.write_errors,
+		(unsigned long long)ss.pending_peak,
+		(unsigned long long)ss.cache_bytes_peak,
+		(unsigned long long)ss.cache_full,
+		(unsigned long long)ss.values_replayed,
+		(unsigned long long)ss.journal_bytes,
+		(unsigned long long)ss.journal_syncs);
+out:
+	vg_api_stop(api);
+	vg_alarm_hub_shutdown(hub);
+	vg_alarm_engine_close(alarms); /* after the receiver: no batch in flight */
+	vg_receiver_close(g_rx);
+	g_rx = NULL;
+	vg_registry_close(reg);
+	vg_store_close(store);
+	vg_alarm_pub_close(pub);
+	vg_alarm_hub_free(hub);
+	vg_bill_meter_close(meter);
+	vg_bill_service_close(billing);
+	vg_keyring_free(g_keys);
+	return status;
+}

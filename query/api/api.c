@@ -1,0 +1,341 @@
+/*
+ * api.c — the vigie JSON API: start/stop (vigie/api.h), the route table,
+ * per-thread registry handles, /v1/health and the errno -> status mapping.
+ *
+ * Design: the generic server (http.c) owns sockets, threads, limits and
+ * routing; this file wires the vigie routes into it with the API as ctx.
+ * Each libmicrohttpd worker thread lazily opens its own sqlite registry
+ * handle (a registry handle is single-threaded; WAL lets the readers run
+ * beside the receiver's writes). Handles are found through a pthread key
+ * private to this API instance and also kept in a list, so vg_api_stop can
+ * close them after the workers are joined.
+ *
+ * Invariants: a registry handle is used by the one thread that opened it
+ * until vg_api_stop, which runs after every worker has exited; the route
+ * table is constant.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "vigie/api.h"
+#include "query/api/api_handlers.h"
+#include "vigie/clock.h"
+#include "query/api/http.h"
+#include "vigie/log.h"
+#include "vigie/token.h"
+
+struct vg_api {
+	struct vg_http_server *http;
+	char data_dir[512];
+	struct vg_store *store;
+	vg_stats_fn stats;
+	void *stats_ctx;
+	pthread_key_t key;
+	pthread_mutex_t lock; /* guards regs */
+	struct vg_registry **regs;
+	size_t nregs, capregs;
+	uint64_t reg_errors;
+	struct vg_bill_service *billing; /* atomic: set once after start */
+	struct vg_token_store *tokens; /* bearer tokens (tokens.db) */
+	struct vg_alarm_engine *alarms; /* the alarm subsystem, not owned */
+	struct vg_alarm_hub *alarm_hub;
+	struct vg_alarm_pub *alarm_pub;
+};
+
+/* ---- the route table ------------------------------------------------------ */
+
+static const char *const resources_params[] = {
+	"type", "host", "project", "name", "state", "parent", "limit", "cursor",
+	"metadata", NULL};
+static const char *const measures_params[] = {
+	"resource", "metric", "start", "end", "granularity", "aggregation",
+	NULL};
+
+static const char *const invoices_params[] = {"project", "month", "format", NULL};
+static const char *const finalize_params[] = {"month", NULL};
+
+#define GETS (VG_HTTP_GET | VG_HTTP_HEAD)
+
+const struct vg_route vg_api_routes[] = {
+	{GETS, "/v1/health", vg_api_h_health, NULL, 0, VG_ROUTE_PUBLIC},
+	{GETS, "/v1/resources", vg_api_h_resources, resources_params, 0, 0},
+	{GETS, "/v1/resources/{id}", vg_api_h_resource, NULL, 0, 0},
+	{GETS, "/v1/measures", vg_api_h_measures, measures_params, 0, 0},
+	/* alarms (query/api/api_alarms.c; the block is in its header) */
+	VG_ALARM_ROUTES,
+	{GETS, "/v1/invoices", vg_api_h_invoices, invoices_params, 0, 0},
+	{VG_HTTP_POST, "/v1/invoices/finalize", vg_api_h_invoices_finalize,
+	 finalize_params, 0, 0},
+	/* statistics, aggregates, latest, top, graphs, /metrics, tokens */
+	{GETS, "/v1/statistics", vg_api_h_statistics, vg_api_statistics_params, 0, 0},
+	{GETS, "/v1/aggregates", vg_api_h_aggregates, vg_api_aggregates_params, 0, 0},
+	{GETS, "/v1/resources/{id}/latest", vg_api_h_latest, NULL, 0, 0},
+	{GETS, "/v1/top", vg_api_h_top, vg_api_top_params, 0, 0},
+	{GETS, "/v1/graph", vg_api_h_graph, vg_api_graph_params, 0, 0},
+	{GETS, "/metrics", vg_api_h_metrics, NULL, 0, 0},
+	{GETS, "/v1/tokens", vg_api_h_tokens_list, NULL, 0, 0},
+	{VG_HTTP_POST, "/v1/tokens", vg_api_h_tokens_create, NULL, 64u << 10, 0},
+	{GETS, "/v1/tokens/{id}", vg_api_h_token_get, NULL, 0, 0},
+	{VG_HTTP_DELETE, "/v1/tokens/{id}", vg_api_h_token_revoke, NULL, 0, 0},
+	{GETS, "/{path*}", vg_api_h_static, NULL, 0, VG_ROUTE_PUBLIC | VG_ROUTE_ANY_PARAMS}, /* catch-all: KEEP LAST */
+};
+const size_t vg_api_nroutes = sizeof(vg_api_routes) / sizeof(vg_api_routes[0]);
+
+/* ---- shared state ------------------------------------------------------------ */
+
+void vg_api_set_billing(struct vg_api *a, struct vg_bill_service *b)
+{
+	__atomic_store_n(&a->billing, b, __ATOMIC_RELEASE);
+}
+
+struct vg_bill_service *vg_api_billing(struct vg_api *a)
+{
+	return __atomic_load_n(&a->billing, __ATOMIC_ACQUIRE);
+}
+
+struct vg_alarm_engine *vg_api_alarm_engine(struct vg_api *a)
+{
+	return a->alarms;
+}
+
+struct vg_alarm_hub *vg_api_alarm_hub(struct vg_api *a)
+{
+	return a->alarm_hub;
+}
+
+struct vg_alarm_pub *vg_api_alarm_pub(struct vg_api *a)
+{
+	return a->alarm_pub;
+}
+
+struct vg_token_store *vg_api_tokens(struct vg_api *a)
+{
+	return a->tokens;
+}
+
+void vg_api_http_stats(struct vg_api *a, struct vg_http_stats *out)
+{
+	vg_http_get_stats(a ? a->http : NULL, out);
+}
+
+struct vg_store *vg_api_store(struct vg_api *a)
+{
+	return a->store;
+}
+
+int vg_api_registry(struct vg_api *a, struct vg_registry **out)
+{
+	struct vg_registry *r = pthread_getspecific(a->key);
+	char err[256];
+	int rc;
+
+	if (r) {
+		*out = r;
+		return 0;
+	}
+	rc = vg_registry_open(a->data_dir, &r, err, sizeof(err));
+	if (rc) {
+		vg_log_limited(VG_LOG_WARN, &a->reg_errors,
+			       "api: cannot open the registry in %s: %s",
+			       a->data_dir, err);
+		return rc;
+	}
+	pthread_mutex_lock(&a->lock);
+	if (a->nregs == a->capregs) {
+		size_t cap = a->capregs ? 2 * a->capregs : 8;
+		struct vg_registry **n = realloc(a->regs, cap * sizeof(*n));
+		if (!n) {
+			pthread_mutex_unlock(&a->lock);
+			vg_registry_close(r);
+			return -ENOMEM;
+		}
+		a->regs = n;
+		a->capregs = cap;
+	}
+	a->regs[a->nregs++] = r;
+	pthread_mutex_unlock(&a->lock);
+	pthread_setspecific(a->key, r);
+	*out = r;
+	return 0;
+}
+
+int vg_api_collector_stats(struct vg_api *a, struct vg_receiver_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!a->stats)
+		return -ENOENT;
+	a->stats(a->stats_ctx, out);
+	return 0;
+}
+
+uint16_t vg_api_port(const struct vg_api *a)
+{
+	return a ? vg_http_port(a->http) : 0;
+}
+
+int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what)
+{
+	switch (err) {
+	case -ENOENT:
+		vg_http_reply_error(resp, 404, "no %s", what);
+		break;
+	case -EINVAL:
+		vg_http_reply_error(resp, 400, "invalid %s", what);
+		break;
+	case -EAGAIN:
+	case -EBUSY:
+		vg_http_reply_error(resp, 503,
+				    "storage busy reading %s, retry shortly",
+				    what);
+		vg_http_resp_header(resp, "Retry-After", "1");
+		break;
+	default:
+		vg_http_reply_error(resp, 500, "error reading %s: %s", what,
+				    strerror(err < 0 ? -err : err));
+		break;
+	}
+	return 0;
+}
+
+/* ---- GET /v1/health ------------------------------------------------------------ */
+
+int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	char now[32];
+
+	vg_time_format(req->now_ms, now, sizeof(now));
+	return vg_http_reply_json(resp, 200,
+				  json_pack("{s:s,s:s,s:s}", "status", "ok",
+					    "version", VG_VERSION, "time",
+					    now));
+}
+
+/* ---- start / stop ------------------------------------------------------------------ */
+
+/* Read a PEM file whole (at most 1 MiB) into *out (malloc'd). */
+static int read_pem(const char *path, char **out, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+
+	*out = NULL;
+	if (!f) {
+		int e = errno;
+		snprintf(err, errlen, "TLS: %s: %s", path, strerror(e));
+		return -e;
+	}
+	buf = malloc((1u << 20) + 1);
+	n = buf ? fread(buf, 1, 1u << 20, f) : 0;
+	fclose(f);
+	if (!buf || !n || n == (1u << 20)) {
+		free(buf);
+		snprintf(err, errlen, "TLS: %s: %s", path,
+			 !buf ? "out of memory" : n ? "larger than 1 MiB" : "empty");
+		return buf ? -EINVAL : -ENOMEM;
+	}
+	buf[n] = '\0';
+	if (!strstr(buf, "-----BEGIN ")) {
+		free(buf);
+		snprintf(err, errlen, "TLS: %s: not a PEM file", path);
+		return -EINVAL;
+	}
+	*out = buf;
+	return 0;
+}
+
+int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
+		 char *err, size_t errlen)
+{
+	struct vg_http_options ho = {0};
+	struct vg_api *a;
+	char *cert = NULL, *key = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!o || !o->listen || !o->data_dir || !*o->data_dir) {
+		snprintf(err, errlen, "api: listen address and data_dir needed");
+		return -EINVAL;
+	}
+	if (strlen(o->data_dir) >= sizeof(a->data_dir)) {
+		snprintf(err, errlen, "api: data_dir too long");
+		return -ENAMETOOLONG;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(a->data_dir, sizeof(a->data_dir), "%s", o->data_dir);
+	a->store = o->store;
+	a->stats = o->stats;
+	a->stats_ctx = o->stats_ctx;
+	a->alarms = o->alarms;
+	a->alarm_hub = o->alarm_hub;
+	a->alarm_pub = o->alarm_pub;
+	pthread_mutex_init(&a->lock, NULL);
+	rc = pthread_key_create(&a->key, NULL);
+	if (rc) {
+		snprintf(err, errlen, "api: pthread_key_create: %s",
+			 strerror(rc));
+		pthread_mutex_destroy(&a->lock);
+		free(a);
+		return -rc;
+	}
+	rc = vg_token_store_open(o->data_dir, &a->tokens, err, errlen);
+	if (!rc && (o->tls_cert && *o->tls_cert) != (o->tls_key && *o->tls_key)) {
+		snprintf(err, errlen, "TLS needs both tls_cert and tls_key");
+		rc = -EINVAL;
+	}
+	if (!rc && o->tls_cert && *o->tls_cert &&
+	    !(rc = read_pem(o->tls_cert, &cert, err, errlen)))
+		rc = read_pem(o->tls_key, &key, err, errlen);
+	if (!rc) {
+		ho.listen = o->listen;
+		ho.threads = o->threads ? o->threads : 1;
+		ho.routes = vg_api_routes;
+		ho.nroutes = vg_api_nroutes;
+		ho.authorize = vg_api_authorize; /* bearer tokens, api_tokens.c */
+		ho.ctx = a;
+		ho.tls_cert_pem = cert;
+		ho.tls_key_pem = key;
+		rc = vg_http_start(&ho, &a->http, err, errlen);
+	}
+	if (key) {
+		OPENSSL_cleanse(key, strlen(key));
+		free(key);
+	}
+	free(cert);
+	if (rc) {
+		vg_token_store_close(a->tokens);
+		pthread_key_delete(a->key);
+		pthread_mutex_destroy(&a->lock);
+		free(a);
+		return rc;
+	}
+	if (!vg_token_count_active(a->tokens))
+		vg_warn("api: no API token yet: every request but /v1/health "
+			"gets 401; create one with 'vigie-collector --data-dir "
+			"%s token create --admin'", a->data_dir);
+	*out = a;
+	return 0;
+}
+
+void vg_api_stop(struct vg_api *a)
+{
+	if (!a)
+		return;
+	vg_http_stop(a->http); /* no handler runs after this */
+	for (size_t i = 0; i < a->nregs; i++)
+		vg_registry_close(a->regs[i]);
+	free(a->regs);
+	vg_token_store_close(a->tokens);
+	pthread_key_delete(a->key);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
+}

@@ -1,0 +1,449 @@
+/*
+ * api_alarms.c — the /v1/alarms endpoints: CRUD, enable/disable, history
+ * and the Server-Sent Events stream (query/api/api_alarms.h).
+ *
+ * Design: thin handlers. Parameters are checked here with a precise
+ * message each; everything else is the engine's (vigie/alarm_engine.h),
+ * which validates definitions field by field and enforces the project
+ * scope. The SSE stream is a streaming reply of the HTTP layer fed by a
+ * subscription to the alarm hub (vigie/alarm_stream.h): the hub wakes the
+ * parked connection when a notification arrives.
+ *
+ * Invariants: a handler never holds the engine lock itself; every reply
+ * is JSON except the event stream; the engine pointer is set before the
+ * server starts and cleared after it stopped, so handlers read it without
+ * a lock.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "query/api/api_alarms.h"
+#include "query/api/api_handlers.h"
+#include "query/api/http.h"
+#include "vigie/clock.h"
+
+
+const char *const vg_api_alarms_list_params[] = {
+	"state", "enabled", "type", "name", "project", "limit", "cursor", NULL};
+const char *const vg_api_alarms_history_params[] = {
+	"start", "end", "type", "limit", "cursor", NULL};
+const char *const vg_api_alarms_stream_params[] = {"last_event_id", NULL};
+
+/* The alarm subsystem the API was started with (req->ctx is the API). */
+static struct vg_alarm_engine *engine(const struct vg_http_req *req)
+{
+	return vg_api_alarm_engine(req->ctx);
+}
+
+static struct vg_alarm_hub *hub_of(const struct vg_http_req *req)
+{
+	return vg_api_alarm_hub(req->ctx);
+}
+
+int vg_api_alarms_stats(struct vg_api *a, struct vg_api_alarm_stats *out)
+{
+	struct vg_alarm_engine *e = vg_api_alarm_engine(a);
+	struct vg_alarm_hub *hub = vg_api_alarm_hub(a);
+	struct vg_alarm_pub *pub = vg_api_alarm_pub(a);
+
+	if (!e)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	vg_alarm_engine_get_stats(e, &out->engine);
+	vg_alarm_outbox_get_stats(vg_alarm_engine_outbox(e), &out->outbox);
+	if (hub) {
+		vg_alarm_hub_get_stats(hub, &out->sse);
+		out->have_sse = 1;
+	}
+	if (pub) {
+		vg_alarm_pub_get_stats(pub, &out->pub);
+		out->have_pub = 1;
+	}
+	return 0;
+}
+
+static int no_engine(struct vg_http_resp *resp)
+{
+	return vg_http_reply_error(resp, 503, "alarms are not enabled on this "
+				   "collector");
+}
+
+/* 400 with the field list; takes errors. */
+static int reply_fields(struct vg_http_resp *resp, int status,
+			const char *what, json_t *errors)
+{
+	size_t n = json_array_size(errors);
+	char msg[256];
+	json_t *doc;
+
+	if (n == 1) {
+		const char *fl = json_string_value(
+			json_object_get(json_array_get(errors, 0), "field"));
+		snprintf(msg, sizeof(msg), "%s: %s%s%s", what, fl ? fl : "",
+			 fl && *fl ? ": " : "",
+			 json_string_value(json_object_get(json_array_get(errors, 0), "message")));
+	} else
+		snprintf(msg, sizeof(msg), "%s (%zu problems)", what, n);
+	doc = json_pack("{s:{s:i,s:s,s:o}}", "error", "code", status, "message",
+			msg, "fields", errors ? errors : json_array());
+	return vg_http_reply_json(resp, status, doc);
+}
+
+static int reply_rc(struct vg_http_resp *resp, int rc, const char *ref,
+		    json_t *errors)
+{
+	switch (rc) {
+	case -ENOENT:
+		json_decref(errors);
+		return vg_http_reply_error(resp, 404, "no alarm '%.200s'", ref);
+	case -EINVAL:
+		return reply_fields(resp, 400, "invalid alarm", errors);
+	case -EEXIST:
+		return reply_fields(resp, 409, "conflict", errors);
+	case -EBUSY:
+		return reply_fields(resp, 409, "in use", errors);
+	case -ENOSPC:
+		return reply_fields(resp, 403, "limit reached", errors);
+	case -EAGAIN:
+		json_decref(errors);
+		vg_http_reply_error(resp, 503, "alarm database busy, retry shortly");
+		vg_http_resp_header(resp, "Retry-After", "1");
+		return 0;
+	default:
+		json_decref(errors);
+		return vg_http_reply_error(resp, 500, "alarm operation failed: %s",
+					   strerror(rc < 0 ? -rc : rc));
+	}
+}
+
+static int read_body(struct vg_http_req *req, struct vg_http_resp *resp,
+		     json_t **out)
+{
+	json_error_t err;
+
+	*out = NULL;
+	if (!req->body || !req->body_len) {
+		vg_http_reply_error(resp, 400, "a JSON object is required in the "
+				    "request body");
+		return -EINVAL;
+	}
+	*out = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
+	if (!*out) {
+		vg_http_reply_error(resp, 400, "request body is not valid JSON "
+				    "(line %d, column %d): %s", err.line,
+				    err.column, err.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		vg_http_reply_error(resp, 400, "the request body must be a JSON "
+				    "object");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- list / create ------------------------------------------------------------- */
+
+int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	struct vg_alarm_list_filter f = {.state = -1, .enabled = -1, .kind = -1};
+	const char *v;
+	json_t *out;
+	int rc;
+
+	if (!engine(req))
+		return no_engine(resp);
+	if ((v = vg_http_param(req, "state")) &&
+	    (f.state = vg_alarm_state_parse(v)) < 0)
+		return vg_http_reply_error(resp, 400, "state: must be alarm, ok or "
+					   "insufficient_data");
+	if ((v = vg_http_param(req, "enabled"))) {
+		if (!strcmp(v, "true"))
+			f.enabled = 1;
+		else if (!strcmp(v, "false"))
+			f.enabled = 0;
+		else
+			return vg_http_reply_error(resp, 400, "enabled: must be "
+						   "true or false");
+	}
+	if ((v = vg_http_param(req, "type"))) {
+		if (!strcmp(v, "threshold"))
+			f.kind = VG_ALARM_THRESHOLD;
+		else if (!strcmp(v, "composite"))
+			f.kind = VG_ALARM_COMPOSITE;
+		else
+			return vg_http_reply_error(resp, 400, "type: must be "
+						   "threshold or composite");
+	}
+	f.name = vg_http_param(req, "name");
+	f.after = vg_http_param(req, "cursor");
+	f.project = vg_http_param(req, "project");
+	if (f.project && req->scope_project && strcmp(f.project, req->scope_project))
+		return vg_http_reply_error(resp, 403, "project: you may only list "
+					   "project '%.200s'", req->scope_project);
+	f.limit = 100;
+	if ((v = vg_http_param(req, "limit"))) {
+		char *end;
+		long l = strtol(v, &end, 10);
+		if (*end || end == v || l < 1 || l > 1000)
+			return vg_http_reply_error(resp, 400, "limit: must be an "
+						   "integer from 1 to 1000");
+		f.limit = (int)l;
+	}
+	rc = vg_alarm_engine_list(engine(req), req->scope_project, &f, &out);
+	if (rc)
+		return reply_rc(resp, rc, "", NULL);
+	return vg_http_reply_json(resp, 200, out);
+}
+
+int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	json_t *body, *out = NULL, *errors = NULL;
+	int rc;
+
+	if (!engine(req))
+		return no_engine(resp);
+	if (read_body(req, resp, &body))
+		return 0;
+	rc = vg_alarm_engine_create(engine(req), body, req->scope_project, &out, &errors);
+	json_decref(body);
+	if (rc)
+		return reply_rc(resp, rc, "", errors);
+	vg_http_resp_header(resp, "Location", "/v1/alarms/%s",
+			    json_string_value(json_object_get(out, "id")));
+	rc = vg_http_reply_json(resp, 201, out);
+	return rc;
+}
+
+/* ---- one alarm ------------------------------------------------------------------- */
+
+int vg_api_h_alarm_get(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	json_t *out = NULL;
+	int rc;
+
+	if (!engine(req))
+		return no_engine(resp);
+	rc = vg_alarm_engine_get(engine(req), req->vars[0], req->scope_project, &out);
+	if (rc)
+		return reply_rc(resp, rc, req->vars[0], NULL);
+	return vg_http_reply_json(resp, 200, out);
+}
+
+int vg_api_h_alarm_update(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	json_t *body, *out = NULL, *errors = NULL;
+	int rc;
+
+	if (!engine(req))
+		return no_engine(resp);
+	if (read_body(req, resp, &body))
+		return 0;
+	rc = vg_alarm_engine_update(engine(req), req->vars[0], body,
+				    req->method == VG_HTTP_PATCH,
+				    req->scope_project, &out, &errors);
+	json_decref(body);
+	if (rc)
+		return reply_rc(resp, rc, req->vars[0], errors);
+	return vg_http_reply_json(resp, 200, out);
+}
+
+int vg_api_h_alarm_delete(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	json_t *errors = NULL;
+	int rc;
+
+	if (!engine(req))
+		return no_engine(resp);
+	rc = vg_alarm_engine_delete(engine(req), req->vars[0], req->scope_project,
+				    &errors);
+	if (rc)
+		return reply_rc(resp, rc, req->vars[0], errors);
+	return vg_http_reply_raw(resp, 204, "application/json", NULL, 0);
+}
+
+static int set_enabled(struct vg_http_req *req, struct vg_http_resp *resp,
+		       int enabled)
+{
+	json_t *out = NULL;
+	int rc;
+
+	if (!engine(req))
+		return no_engine(resp);
+	rc = vg_alarm_engine_set_enabled(engine(req), req->vars[0],
+					 req->scope_project, enabled, &out);
+	if (rc)
+		return reply_rc(resp, rc, req->vars[0], NULL);
+	return vg_http_reply_json(resp, 200, out);
+}
+
+int vg_api_h_alarm_enable(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	return set_enabled(req, resp, 1);
+}
+
+int vg_api_h_alarm_disable(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	return set_enabled(req, resp, 0);
+}
+
+int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	struct vg_alarm_history_query q = {0};
+	const char *v;
+	json_t *rows = NULL, *doc;
+	int64_t next = 0;
+	int rc;
+
+	if (!engine(req))
+		return no_engine(resp);
+	q.start_ms = INT64_MIN;
+	q.end_ms = INT64_MAX;
+	q.limit = 100;
+	if ((v = vg_http_param(req, "start")) &&
+	    vg_time_parse(v, req->now_ms, &q.start_ms))
+		return vg_http_reply_error(resp, 400, "start: not a time (ISO 8601 "
+					   "such as 2026-11-26T06:49:14Z, epoch "
+					   "seconds, or relative such as -3h)");
+	if ((v = vg_http_param(req, "end")) && vg_time_parse(v, req->now_ms, &q.end_ms))
+		return vg_http_reply_error(resp, 400, "end: not a time (ISO 8601 "
+					   "such as 2026-11-26T06:49:14Z, epoch "
+					   "seconds, or relative such as -3h)");
+	if (q.start_ms > q.end_ms)
+		return vg_http_reply_error(resp, 400, "start must not be after end");
+	if ((v = vg_http_param(req, "type"))) {
+		static const char *const types[] = {
+			"creation", "update", "deletion", "enabled", "disabled",
+			"transition", "repeat", "notification", "resource_joined",
+			"resource_left", NULL};
+		size_t i;
+		for (i = 0; types[i] && strcmp(types[i], v); i++)
+			;
+		if (!types[i])
+			return vg_http_reply_error(resp, 400, "type: must be one of "
+						   "creation, update, enabled, "
+						   "disabled, transition, repeat, "
+						   "notification, resource_joined, "
+						   "resource_left");
+		q.type = v;
+	}
+	if ((v = vg_http_param(req, "limit"))) {
+		char *end;
+		long l = strtol(v, &end, 10);
+		if (*end || end == v || l < 1 || l > 1000)
+			return vg_http_reply_error(resp, 400, "limit: must be an "
+						   "integer from 1 to 1000");
+		q.limit = (int)l;
+	}
+	if ((v = vg_http_param(req, "cursor"))) {
+		char *end;
+		long long c = strtoll(v, &end, 10);
+		if (*end || end == v || c < 0)
+			return vg_http_reply_error(resp, 400, "cursor: use the "
+						   "\"next\" value of the previous "
+						   "page");
+		q.after_seq = c;
+	}
+	rc = vg_alarm_engine_history(engine(req), req->vars[0], req->scope_project,
+				     &q, &rows, &next);
+	if (rc)
+		return reply_rc(resp, rc, req->vars[0], NULL);
+	doc = json_object();
+	json_object_set_new(doc, "history", rows);
+	if (next) {
+		char c[32];
+		snprintf(c, sizeof(c), "%lld", (long long)next);
+		json_object_set_new(doc, "next", json_string(c));
+	} else
+		json_object_set_new(doc, "next", json_null());
+	return vg_http_reply_json(resp, 200, doc);
+}
+
+/* ---- the event stream ----------------------------------------------------------------- */
+
+#ifdef VG_HTTP_HAVE_STREAM
+
+struct sse {
+	struct vg_alarm_sub *sub;
+	int hello;
+};
+
+static ssize_t sse_read(void *ctx, char *buf, size_t max)
+{
+	struct sse *s = ctx;
+	static const char hello[] = ": vigie alarm notifications\nretry: 3000\n\n";
+
+	if (!s->hello) {
+		s->hello = 1;
+		if (max >= sizeof(hello) - 1) {
+			memcpy(buf, hello, sizeof(hello) - 1);
+			return (ssize_t)(sizeof(hello) - 1);
+		}
+	}
+	if (!s->sub)
+		return -1;
+	return vg_alarm_hub_read(s->sub, buf, max, vg_now_ms());
+}
+
+static void sse_release(void *ctx)
+{
+	struct sse *s = ctx;
+
+	vg_alarm_hub_unsubscribe(s->sub);
+	free(s);
+}
+
+static void sse_wake(void *arg)
+{
+	vg_http_stream_wake(arg);
+}
+
+int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	struct vg_http_stream *stream = NULL;
+	const char *v = vg_http_param(req, "last_event_id");
+	unsigned long long last = 0;
+	struct sse *s;
+	int rc;
+
+	if (!engine(req) || !hub_of(req))
+		return no_engine(resp);
+	if (!v)
+		v = req->last_event_id;
+	if (v && *v) {
+		char *end;
+		last = strtoull(v, &end, 10);
+		if (*end)
+			return vg_http_reply_error(resp, 400, "last_event_id: must "
+						   "be the id of an event");
+	}
+	if (!(s = calloc(1, sizeof(*s))))
+		return vg_http_reply_error(resp, 503, "out of memory");
+	rc = vg_http_reply_stream(resp, 200, "text/event-stream", sse_read,
+				  sse_release, s, &stream);
+	if (rc)
+		return vg_http_reply_error(resp, 503, "out of memory");
+	vg_http_resp_header(resp, "X-Accel-Buffering", "no");
+	/* the stream handle stays valid until sse_release runs */
+	vg_alarm_hub_subscribe(hub_of(req), req->scope_project, last, sse_wake, stream,
+			       vg_now_ms(), &s->sub);
+	return 0;
+}
+
+#else
+
+int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	(void)req;
+	return vg_http_reply_error(resp, 501, "this build's HTTP layer cannot "
+				   "stream (Server-Sent Events); subscribe to "
+				   "the PUB socket instead");
+}
+
+#endif

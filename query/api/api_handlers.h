@@ -1,0 +1,98 @@
+/*
+ * vigie — inside the JSON API (query/api/api*.c): the route table, the shared
+ * state handlers reach through req->ctx, and the handlers.
+ *
+ * vigie/api.h is what the collector sees (start/stop); this header is what
+ * the query/api/ files share with each other and with their unit tests.
+ * Adding an endpoint means: a handler in its own query/api/api_<concept>.c,
+ * a prototype here (or in the concept's header, as api_alarms.h), a line in vg_api_routes[] (query/api/api.c) and a section in
+ * docs/api.md. Authorisation plugs in as the server's authorize hook
+ * (vg_api_authorize), which sets req->scope_project; every handler already
+ * honours that scope (another project's resource is a 404).
+ */
+#ifndef VIGIE_API_HANDLERS_H
+#define VIGIE_API_HANDLERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "query/api/api_alarms.h" /* alarm handlers and routes */
+#include "vigie/api.h"
+#include "query/api/api_aggregates.h"
+#include "query/api/api_graph.h"
+#include "query/api/api_latest.h"
+#include "query/api/api_prometheus.h"
+#include "query/api/api_statistics.h"
+#include "query/api/api_tokens.h"
+#include "query/api/api_shared.h" /* parameters and the resource scan */
+#include "query/api/http.h"
+#include "vigie/registry.h"
+#include "vigie/store.h"
+
+#ifndef VG_VERSION
+#define VG_VERSION "0.1.0"
+#endif
+
+#define VG_API_MAX_POINTS 10000   /* points per measures response */
+#define VG_API_LIST_DEFAULT 100   /* resources per page by default */
+#define VG_API_LIST_MAX 1000      /* resources per page at most */
+#define VG_API_META_SCAN 100000   /* resources one metadata-filtered page reads */
+
+/* ---- shared state (query/api/api.c) ------------------------------------------ */
+
+/* The billing service given by vg_api_set_billing (NULL: none yet). */
+struct vg_bill_service *vg_api_billing(struct vg_api *a);
+
+/* The alarm engine, its SSE hub and PUB socket given at start (each may
+ * be NULL, see struct vg_api_options). */
+struct vg_alarm_engine *vg_api_alarm_engine(struct vg_api *a);
+struct vg_alarm_hub *vg_api_alarm_hub(struct vg_api *a);
+struct vg_alarm_pub *vg_api_alarm_pub(struct vg_api *a);
+
+/* The API's token store (opened by vg_api_start; never NULL while the
+ * server runs). */
+struct vg_token_store;
+struct vg_token_store *vg_api_tokens(struct vg_api *a);
+
+/* The HTTP server's counters. */
+void vg_api_http_stats(struct vg_api *a, struct vg_http_stats *out);
+
+/* The store given at start (may be NULL: measures then answer 503). */
+struct vg_store *vg_api_store(struct vg_api *a);
+
+/* This worker thread's registry handle, opened on first use and closed by
+ * vg_api_stop. 0 or -errno (message logged, rate-limited). Thread-safe:
+ * each thread gets its own handle. */
+int vg_api_registry(struct vg_api *a, struct vg_registry **out);
+
+/* The collector's counters; -ENOENT if no stats callback was given. */
+int vg_api_collector_stats(struct vg_api *a, struct vg_receiver_stats *out);
+
+
+/* The route table, in matching order. */
+extern const struct vg_route vg_api_routes[];
+extern const size_t vg_api_nroutes;
+
+/* ---- handlers ------------------------------------------------------------- */
+
+int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_resources(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_resource(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_static(struct vg_http_req *req, struct vg_http_resp *resp); /* web console, api_static.c */
+int vg_api_h_invoices(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_invoices_finalize(struct vg_http_req *req,
+			       struct vg_http_resp *resp);
+/* The same with the billing service given (query/api/api_invoices.c; unit
+ * tests call these without a server). */
+int vg_api_invoices_answer(const struct vg_bill_service *svc,
+			   struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_finalize_answer(const struct vg_bill_service *svc,
+			   struct vg_http_req *req, struct vg_http_resp *resp);
+
+/* Reply for a negative errno from the registry or store: -ENOENT 404,
+ * -EINVAL 400, -EAGAIN/-EBUSY 503, anything else 500; `what` names the
+ * object ("resource 'x'"). Returns 0. */
+int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what);
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * api_invoices.c — GET /v1/invoices and POST /v1/invoices/finalize.
+ *
+ *   GET /v1/invoices?month=2026-10&project=acme[&format=json|csv|html]
+ *       one project's invoice: the frozen document of a finalized month,
+ *       else a draft computed now (with adjustments for late usage of
+ *       earlier finalized months). csv and html are rendered from the
+ *       same invoice.
+ *   GET /v1/invoices?month=2026-10
+ *       every project's invoice of the month, summarised (JSON only; a
+ *       project-scoped token lists its own project only).
+ *   POST /v1/invoices/finalize?month=2026-10
+ *       freeze the month (docs/billing.md); refused to project-scoped
+ *       tokens.
+ *
+ * Scope: a request scoped to a project (req->scope_project) sees only
+ * that project's invoice; asking for another is a 404, as for resources.
+ * Each request opens its own billing.db handle (the rate card is shared
+ * read-only).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/api/api_handlers.h"
+#include "vigie/bill_invoice.h"
+#include "vigie/bill_service.h"
+#include "vigie/clock.h"
+#include "vigie/log.h"
+#include "vigie/name.h"
+
+static uint64_t g_db_errors;
+
+static int open_db(const struct vg_bill_service *svc, struct vg_http_resp *resp,
+		   sqlite3 **db)
+{
+	char err[512];
+
+	*db = NULL;
+	if (!svc || !svc->rc)
+		return vg_http_reply_error(resp, 503, "billing is not configured: "
+					   "set [billing] ratecard in the "
+					   "collector's configuration"), -1;
+	if (vg_bill_service_db(svc, db, err, sizeof(err))) {
+		vg_log_limited(VG_LOG_WARN, &g_db_errors, "api: billing: %s", err);
+		return vg_http_reply_error(resp, 503, "billing database unavailable, "
+					   "retry shortly"), -1;
+	}
+	return 0;
+}
+
+static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
+		       struct vg_bill_month *m)
+{
+	const char *v = vg_http_param(req, "month");
+	if (!v)
+		return vg_http_reply_error(resp, 400, "missing parameter 'month' "
+					   "(a UTC month such as 2026-10)"), -1;
+	if (vg_bill_month_parse(v, m))
+		return vg_http_reply_error(resp, 400, "bad month '%.32s' (YYYY-MM, "
+					   "for example 2026-10)", v), -1;
+	return 0;
+}
+
+static int list(sqlite3 *db, const struct vg_bill_service *svc,
+		struct vg_bill_month m, const char *project, struct vg_http_resp *resp)
+{
+	struct vg_bill_invoice **inv;
+	size_t n;
+	char ms[16], buf[48];
+	int rc = vg_bill_invoices(db, svc->rc, m, project, &inv, &n);
+
+	if (rc)
+		return vg_api_reply_errno(resp, rc, "invoices");
+	json_t *root = json_object(), *arr = json_array();
+	json_object_set_new(root, "month", json_string(vg_bill_month_format(m, ms, sizeof(ms))));
+	json_object_set_new(root, "status", json_string(vg_bill_is_final(db, m) == 1
+							? "final" : "draft"));
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_object();
+		json_object_set_new(o, "project", json_string(inv[i]->project));
+		json_object_set_new(o, "invoice", json_string(inv[i]->number));
+		json_object_set_new(o, "currency", json_string(inv[i]->currency));
+		json_object_set_new(o, "lines", json_integer((json_int_t)inv[i]->nlines));
+		json_object_set_new(o, "total", json_string(vg_bill_money_format(
+			inv[i]->total_micro, inv[i]->digits, buf, sizeof(buf))));
+		json_array_append_new(arr, o);
+		vg_bill_invoice_free(inv[i]);
+	}
+	free(inv);
+	json_object_set_new(root, "invoices", arr);
+	return vg_http_reply_json(resp, 200, root);
+}
+
+int vg_api_invoices_answer(const struct vg_bill_service *svc,
+			   struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	const char *project = vg_http_param(req, "project");
+	const char *fmt_s = vg_http_param(req, "format");
+	struct vg_bill_month m;
+	sqlite3 *db;
+	char *body;
+	size_t len;
+	int fmt, rc;
+
+	if (month_param(req, resp, &m))
+		return 0;
+	fmt = vg_bill_invoice_format_parse(fmt_s);
+	if (fmt < 0)
+		return vg_http_reply_error(resp, 400, "bad format '%.32s' (json, csv "
+					   "or html)", fmt_s);
+	if (project && (!*project || !vg_name_valid(project)))
+		return vg_http_reply_error(resp, 400, "bad project");
+	if (req->scope_project && project && strcmp(project, req->scope_project))
+		return vg_http_reply_error(resp, 404, "no invoice for project '%s'",
+					   project);
+	if (!project && fmt != VG_BILL_FMT_JSON)
+		return vg_http_reply_error(resp, 400, "format '%s' needs a project",
+					   fmt_s);
+	if (open_db(svc, resp, &db))
+		return 0;
+	if (!project) { /* the list: a scoped token lists its project only */
+		rc = list(db, svc, m, req->scope_project, resp);
+		sqlite3_close(db);
+		return rc;
+	}
+	rc = vg_bill_invoice_text(db, svc->rc, m, project, fmt, &body, &len);
+	sqlite3_close(db);
+	if (rc == -ENOENT)
+		return vg_http_reply_error(resp, 404, "no invoice for project '%s' "
+					   "in finalized month %s", project,
+					   vg_http_param(req, "month"));
+	if (rc)
+		return vg_api_reply_errno(resp, rc, "invoice");
+	vg_http_reply_raw(resp, 200, vg_bill_invoice_format_mime(fmt), body, len);
+	if (fmt != VG_BILL_FMT_JSON)
+		vg_http_resp_header(resp, "Content-Disposition",
+				    "inline; filename=\"invoice-%s-%.60s.%s\"",
+				    vg_http_param(req, "month"), project,
+				    fmt == VG_BILL_FMT_CSV ? "csv" : "html");
+	return 0;
+}
+
+int vg_api_finalize_answer(const struct vg_bill_service *svc,
+			   struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	struct vg_bill_month m;
+	sqlite3 *db;
+	size_t n;
+	char ms[16];
+	int rc;
+
+	if (req->scope_project)
+		return vg_http_reply_error(resp, 403, "a project-scoped token cannot "
+					   "finalize a month");
+	if (month_param(req, resp, &m) || open_db(svc, resp, &db))
+		return 0;
+	rc = vg_bill_finalize(db, svc->rc, m, req->now_ms ? req->now_ms : vg_now_ms(), &n);
+	sqlite3_close(db);
+	vg_bill_month_format(m, ms, sizeof(ms));
+	if (rc == -EALREADY)
+		return vg_http_reply_error(resp, 409, "%s is already finalized", ms);
+	if (rc == -EINVAL)
+		return vg_http_reply_error(resp, 400, "%s has not ended yet", ms);
+	if (rc)
+		return vg_api_reply_errno(resp, rc, "invoices");
+	vg_info("billing: finalized %s: %zu invoice%s", ms, n, n == 1 ? "" : "s");
+	json_t *o = json_object();
+	json_object_set_new(o, "month", json_string(ms));
+	json_object_set_new(o, "status", json_string("final"));
+	json_object_set_new(o, "invoices", json_integer((json_int_t)n));
+	return vg_http_reply_json(resp, 200, o);
+}
+
+int vg_api_h_invoices(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	return vg_api_invoices_answer(vg_api_billing(req->ctx), req, resp);
+}
+
+int vg_api_h_invoices_finalize(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	return vg_api_finalize_answer(vg_api_billing(req->ctx), req, resp);
+}

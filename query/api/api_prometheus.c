@@ -1,0 +1,463 @@
+/*
+ * api_prometheus.c — GET /metrics: the Prometheus text exposition format
+ * (version 0.0.4), so an existing Prometheus, Thanos or Mimir scrapes
+ * vigie like any exporter.
+ *
+ * Design: one sample per series (resource, metric) with the latest value
+ * the collector received — the registry's last_value, so a counter is its
+ * running total (exposed as a Prometheus counter named ..._total: rate()
+ * works on it) and a gauge its level. Metric names are "vigie_" plus the
+ * vigie name with every character outside [a-zA-Z0-9_] turned into '_'
+ * (cpu.util -> vigie_cpu_util, disk.read.bytes -> vigie_disk_read_bytes_total).
+ * Labels: resource (id), type, project, host, and device (the disk or NIC
+ * name) for device resources. Ended resources are left out on purpose:
+ * a series missing from a scrape is marked stale by Prometheus at once, so
+ * queries, count() and alerts stop seeing a deleted instance; exposed, its
+ * last value would stay flat forever (docs/api.md; the RRD files and the
+ * API keep its data). The samples carry no timestamp: the scrape time is
+ * what Prometheus expects from an exporter.
+ *
+ * An admin token also gets the collector's own metrics (batches and
+ * samples received; rejected, one family with a reason label per
+ * receiver counter, whose sum is every rejection, plus the older
+ * ..._refused_total name for the signature reasons (deprecated);
+ * duplicates, retries; the PUB socket's sent and dropped messages; RRD writes,
+ * their errors and the time spent in librrd as a summary; API requests and
+ * open connections; the alarm engine's, vigie_alarms_*, when alarms are
+ * on: evaluations, transitions, notifications, deliveries by outcome, SSE
+ * clients). A project token sees only its own project's series:
+ * the self-metrics describe every tenant's traffic.
+ *
+ * Invariants: every family has exactly one HELP and one TYPE line and its
+ * samples are contiguous; label values are escaped (backslash, double
+ * quote, newline) and HELP text too (backslash, newline), per the format.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "query/api/api_handlers.h"
+#include "vigie/batch.h"
+#include "vigie/catalog.h"
+
+void vg_api_prom_label_value(struct vg_buf *b, const char *s)
+{
+	const char *run = s;
+
+	for (; *s; s++) {
+		const char *rep = NULL;
+		if (*s == '\\')
+			rep = "\\\\";
+		else if (*s == '"')
+			rep = "\\\"";
+		else if (*s == '\n')
+			rep = "\\n";
+		if (!rep)
+			continue;
+		vg_buf_append(b, run, (size_t)(s - run));
+		vg_buf_append(b, rep, 2);
+		run = s + 1;
+	}
+	vg_buf_append(b, run, (size_t)(s - run));
+}
+
+static void help_text(struct vg_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\')
+			vg_buf_append(b, "\\\\", 2);
+		else if (*s == '\n')
+			vg_buf_append(b, "\\n", 2);
+		else
+			vg_buf_append(b, s, 1);
+	}
+}
+
+void vg_api_prom_name(const char *metric, int counter, char *out, size_t len)
+{
+	size_t o = 0;
+
+	o = (size_t)snprintf(out, len, "vigie_");
+	for (const char *p = metric; *p && o + 7 < len; p++) {
+		char c = *p;
+		out[o++] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+				   (c >= '0' && c <= '9') || c == '_'
+			   ? c : '_';
+	}
+	out[o] = '\0';
+	if (counter)
+		snprintf(out + o, len - o, "_total");
+}
+
+void vg_api_prom_value(struct vg_buf *b, double v)
+{
+	char tmp[40];
+
+	if (isnan(v)) {
+		vg_buf_append(b, "NaN", 3);
+		return;
+	}
+	if (isinf(v)) {
+		vg_buf_printf(b, "%sInf", v > 0 ? "+" : "-");
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%.15g", v);
+	if (strtod(tmp, NULL) != v)
+		snprintf(tmp, sizeof(tmp), "%.17g", v);
+	vg_buf_append(b, tmp, strlen(tmp));
+}
+
+/* ---- series ------------------------------------------------------------------ */
+
+struct sample {
+	char *family;  /* malloc'd */
+	char *line;    /* "name{labels} value\n", malloc'd */
+	const char *help; /* static (catalogue) or NULL */
+	int counter;
+	size_t seq;    /* scan order: keeps resources sorted within a family */
+};
+
+struct prom_ctx {
+	struct sample *s;
+	size_t n, cap;
+};
+
+static int is_device(int rtype)
+{
+	return rtype == VG_RT_DISK || rtype == VG_RT_NIC ||
+	       rtype == VG_RT_HOST_DISK || rtype == VG_RT_HOST_NIC;
+}
+
+static int add_resource(void *vctx, json_t *r)
+{
+	struct prom_ctx *c = vctx;
+	const char *id = json_string_value(json_object_get(r, "id"));
+	const char *type = json_string_value(json_object_get(r, "type"));
+	const char *project = json_string_value(json_object_get(r, "project"));
+	const char *host = json_string_value(json_object_get(r, "host"));
+	const char *name = json_string_value(json_object_get(r, "name"));
+	int rtype = type ? vg_rtype_parse(type) : -1;
+	json_t *metrics = json_object_get(r, "metrics"), *m;
+	const char *key;
+
+	if (!id || !type)
+		return 0;
+	json_object_foreach(metrics, key, m) {
+		json_t *lv = json_object_get(m, "last_value");
+		const char *ks = json_string_value(json_object_get(m, "kind"));
+		int counter = ks && !strcmp(ks, "counter");
+		const struct vg_metric_def *def = vg_catalog_find(rtype, key);
+		char fam[300];
+		struct vg_buf b = {0};
+
+		if (!json_is_number(lv))
+			continue;
+		vg_api_prom_name(key, counter, fam, sizeof(fam));
+		vg_buf_printf(&b, "%s{resource=\"", fam);
+		vg_api_prom_label_value(&b, id);
+		vg_buf_printf(&b, "\",type=\"%s\",project=\"", type);
+		vg_api_prom_label_value(&b, project ? project : "");
+		vg_buf_append(&b, "\",host=\"", 8);
+		vg_api_prom_label_value(&b, host ? host : "");
+		if (is_device(rtype)) {
+			vg_buf_append(&b, "\",device=\"", 10);
+			vg_api_prom_label_value(&b, name ? name : "");
+		}
+		vg_buf_append(&b, "\"} ", 3);
+		vg_api_prom_value(&b, json_number_value(lv));
+		vg_buf_append(&b, "\n", 1);
+		if (c->n == c->cap) {
+			size_t nc = c->cap ? 2 * c->cap : 256;
+			struct sample *ns = realloc(c->s, nc * sizeof(*ns));
+			if (!ns) {
+				vg_buf_release(&b);
+				return -ENOMEM;
+			}
+			c->s = ns;
+			c->cap = nc;
+		}
+		c->s[c->n].line = vg_buf_take(&b, NULL);
+		c->s[c->n].family = strdup(fam);
+		c->s[c->n].help = def ? def->description : NULL;
+		c->s[c->n].counter = counter;
+		c->s[c->n].seq = c->n;
+		if (!c->s[c->n].line || !c->s[c->n].family) {
+			free(c->s[c->n].line);
+			free(c->s[c->n].family);
+			return -ENOMEM;
+		}
+		c->n++;
+	}
+	return 0;
+}
+
+static int cmp_sample(const void *a, const void *b)
+{
+	const struct sample *x = a, *y = b;
+	int k = strcmp(x->family, y->family);
+
+	return k ? k : (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* ---- self-metrics ---------------------------------------------------------------- */
+
+static void family(struct vg_buf *b, const char *name, const char *type,
+		   const char *help)
+{
+	vg_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(struct vg_buf *b, const char *name, const char *type,
+		const char *help, double v)
+{
+	family(b, name, type, help);
+	vg_buf_printf(b, "%s ", name);
+	vg_api_prom_value(b, v);
+	vg_buf_append(b, "\n", 1);
+}
+
+static void self_metrics(struct vg_api *api, struct vg_buf *b)
+{
+	struct vg_receiver_stats cs;
+	struct vg_store_stats ss;
+	struct vg_http_stats hs;
+	struct vg_store *store = vg_api_store(api);
+
+	if (vg_api_collector_stats(api, &cs) == 0) {
+		/* Every reason a batch is answered REJECTED; the family's sum
+		 * is batches_rejected. The first six are also exposed under
+		 * their older name, ..._refused_total (deprecated). */
+		static const char *const reasons[] = {
+			"unsigned", "forged", "wrong_host", "no_key", "stale",
+			"future", "malformed", "oversize", "clock_unset",
+			"bad_name"};
+		const uint64_t by[] = {cs.batches_unsigned, cs.batches_forged,
+				       cs.batches_wrong_host, cs.batches_no_key,
+				       cs.batches_stale, cs.batches_future,
+				       cs.batches_malformed, cs.batches_oversize,
+				       cs.batches_clock_unset, cs.batches_bad_name};
+		const size_t nby = sizeof(by) / sizeof(by[0]);
+
+		one(b, "vigie_collector_batches_received_total", "counter",
+		    "Batches received from agents (all outcomes)",
+		    (double)cs.batches_received);
+		family(b, "vigie_collector_batches_rejected_total", "counter",
+		       "Batches answered REJECTED, by reason (sum() is every "
+		       "rejection)");
+		for (size_t i = 0; i < nby; i++)
+			vg_buf_printf(b,
+				      "vigie_collector_batches_rejected_total"
+				      "{reason=\"%s\"} %llu\n",
+				      reasons[i], (unsigned long long)by[i]);
+		family(b, "vigie_collector_batches_refused_total", "counter",
+		       "Deprecated: the signature and time reasons of "
+		       "vigie_collector_batches_rejected_total");
+		for (size_t i = 0; i < 6; i++)
+			vg_buf_printf(b,
+				      "vigie_collector_batches_refused_total"
+				      "{reason=\"%s\"} %llu\n",
+				      reasons[i], (unsigned long long)by[i]);
+		one(b, "vigie_collector_batches_duplicate_total", "counter",
+		    "Batches already acknowledged (re-sent), dropped",
+		    (double)cs.batches_duplicate);
+		one(b, "vigie_collector_batches_retry_total", "counter",
+		    "Batches answered RETRY (storage not ready)",
+		    (double)cs.batches_retry);
+		one(b, "vigie_collector_samples_received_total", "counter",
+		    "Samples of acknowledged batches",
+		    (double)cs.samples_received);
+	}
+	if (store) {
+		vg_store_get_stats(store, &ss);
+		one(b, "vigie_store_files_created_total", "counter",
+		    "RRD files created", (double)ss.files_created);
+		one(b, "vigie_store_values_written_total", "counter",
+		    "Values written to RRD files", (double)ss.values_written);
+		one(b, "vigie_store_values_duplicate_total", "counter",
+		    "Values at or before their file's last update, skipped",
+		    (double)ss.values_duplicate);
+		one(b, "vigie_store_values_rejected_total", "counter",
+		    "Values refused (non-finite, bad name)",
+		    (double)ss.values_rejected);
+		one(b, "vigie_store_write_errors_total", "counter",
+		    "librrd write errors", (double)ss.write_errors);
+		family(b, "vigie_store_write_seconds", "summary",
+		       "Time spent in librrd updates (one per value)");
+		vg_buf_printf(b, "vigie_store_write_seconds_sum ");
+		vg_api_prom_value(b, (double)ss.write_ns_total / 1e9);
+		vg_buf_printf(b, "\nvigie_store_write_seconds_count %llu\n",
+			      (unsigned long long)(ss.values_written +
+						   ss.write_errors));
+	}
+	vg_api_http_stats(api, &hs);
+	one(b, "vigie_api_connections", "gauge",
+	    "Open HTTP connections to the API (its queue)",
+	    (double)hs.connections);
+	family(b, "vigie_api_requests_total", "counter",
+	       "API requests answered, by status class");
+	vg_buf_printf(b,
+		      "vigie_api_requests_total{code=\"2xx\"} %llu\n"
+		      "vigie_api_requests_total{code=\"3xx\"} %llu\n"
+		      "vigie_api_requests_total{code=\"4xx\"} %llu\n"
+		      "vigie_api_requests_total{code=\"5xx\"} %llu\n",
+		      (unsigned long long)hs.responses[2],
+		      (unsigned long long)hs.responses[3],
+		      (unsigned long long)hs.responses[4],
+		      (unsigned long long)hs.responses[5]);
+}
+
+/* The alarm subsystem's self-metrics, when the API has an alarm engine. */
+static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
+{
+	struct vg_api_alarm_stats st;
+	const struct vg_alarm_engine_stats *e = &st.engine;
+
+	if (vg_api_alarms_stats(api, &st))
+		return;
+	one(b, "vigie_alarms_defined", "gauge", "Alarm definitions loaded",
+	    (double)e->alarms);
+	one(b, "vigie_alarms_instances", "gauge",
+	    "Alarm instances: one per alarm and resource it watches",
+	    (double)e->instances);
+	one(b, "vigie_alarms_series", "gauge",
+	    "Series the alarm engine keeps period windows for",
+	    (double)e->series);
+	one(b, "vigie_alarms_resources", "gauge",
+	    "Resources the alarm engine knows (for selectors)",
+	    (double)e->resources);
+	one(b, "vigie_alarms_samples_total", "counter",
+	    "Samples fed to alarm period windows", (double)e->samples);
+	one(b, "vigie_alarms_samples_late_total", "counter",
+	    "Samples for an alarm period already closed, not used",
+	    (double)e->samples_late);
+	one(b, "vigie_alarms_samples_duplicate_total", "counter",
+	    "Samples at or before their series' last sample time, not used",
+	    (double)e->samples_duplicate);
+	one(b, "vigie_alarms_datapoints_total", "counter",
+	    "Periods closed into datapoints", (double)e->datapoints);
+	one(b, "vigie_alarms_evaluations_total", "counter",
+	    "Alarm evaluations (one per datapoint and watching instance)",
+	    (double)e->evaluations);
+	one(b, "vigie_alarms_transitions_total", "counter",
+	    "Alarm state transitions", (double)e->transitions);
+	one(b, "vigie_alarms_notifications_total", "counter",
+	    "Notifications published (transitions and repeats)",
+	    (double)e->notifications);
+	one(b, "vigie_alarms_store_errors_total", "counter",
+	    "alarms.db writes that failed (the changes are kept in memory "
+	    "and written later)", (double)e->store_errors);
+	one(b, "vigie_alarms_pending_notifications", "gauge",
+	    "Notifications held in memory until alarms.db can be written",
+	    (double)e->pending);
+	one(b, "vigie_alarms_pending_dropped_total", "counter",
+	    "Notifications dropped beyond the in-memory bound while alarms.db "
+	    "could not be written", (double)e->pending_dropped);
+	family(b, "vigie_alarms_batch_seconds", "summary",
+	       "Time the alarm engine spent on each batch (receiver thread)");
+	vg_buf_printf(b, "vigie_alarms_batch_seconds_sum ");
+	vg_api_prom_value(b, (double)e->batch_ns_total / 1e9);
+	vg_buf_printf(b, "\nvigie_alarms_batch_seconds_count %llu\n",
+		      (unsigned long long)e->batches);
+	family(b, "vigie_alarms_deliveries_total", "counter",
+	       "Webhook, exec and Alertmanager delivery attempts, by outcome");
+	vg_buf_printf(b,
+		      "vigie_alarms_deliveries_total{outcome=\"delivered\"} %llu\n"
+		      "vigie_alarms_deliveries_total{outcome=\"retry\"} %llu\n"
+		      "vigie_alarms_deliveries_total{outcome=\"failed\"} %llu\n",
+		      (unsigned long long)st.outbox.delivered,
+		      (unsigned long long)st.outbox.retried,
+		      (unsigned long long)st.outbox.failed);
+	one(b, "vigie_alarms_delivery_store_errors_total", "counter",
+	    "Delivery outcomes that could not be recorded in alarms.db",
+	    (double)st.outbox.store_errors);
+	if (st.have_pub) {
+		family(b, "vigie_alarms_pub_messages_total", "counter",
+		       "Messages sent on the PUB socket, by topic class");
+		vg_buf_printf(b,
+			      "vigie_alarms_pub_messages_total{topic=\"alarm\"} %llu\n"
+			      "vigie_alarms_pub_messages_total{topic=\"metric\"} %llu\n",
+			      (unsigned long long)st.pub.alarm_sent,
+			      (unsigned long long)st.pub.metric_sent);
+		family(b, "vigie_alarms_pub_dropped_total", "counter",
+		       "PUB messages dropped by vigie: queue_full (metric "
+		       "messages beyond the queue bound) or send_error (nn_send "
+		       "failed); nanomsg's own per-subscriber drops are not "
+		       "countable");
+		vg_buf_printf(b,
+			      "vigie_alarms_pub_dropped_total{reason=\"queue_full\"} %llu\n"
+			      "vigie_alarms_pub_dropped_total{reason=\"send_error\"} %llu\n",
+			      (unsigned long long)st.pub.dropped_queue,
+			      (unsigned long long)st.pub.send_errors);
+		one(b, "vigie_alarms_pub_queued_bytes", "gauge",
+		    "Bytes waiting in the PUB socket's queue",
+		    (double)st.pub.queued_bytes);
+	}
+	if (!st.have_sse)
+		return;
+	one(b, "vigie_alarms_sse_clients", "gauge",
+	    "Clients following GET /v1/alarms/stream", (double)st.sse.subscribers);
+	one(b, "vigie_alarms_sse_events_total", "counter",
+	    "Events published to the SSE stream", (double)st.sse.published);
+	one(b, "vigie_alarms_sse_lost_total", "counter",
+	    "SSE events a client fell too far behind to receive",
+	    (double)st.sse.lost);
+}
+
+int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	struct vg_api *api = req->ctx;
+	struct vg_resource_filter f = {.state = "active",
+				       .project = req->scope_project};
+	struct prom_ctx c = {0};
+	struct vg_buf b = {0};
+	const char *last = "";
+	char *body;
+	size_t len;
+	int rc;
+
+	rc = vg_api_scan(api, &f, (size_t)-1, add_resource, &c);
+	if (rc) {
+		for (size_t i = 0; i < c.n; i++) {
+			free(c.s[i].family);
+			free(c.s[i].line);
+		}
+		free(c.s);
+		return vg_api_reply_errno(resp, rc, "resources");
+	}
+	if (!req->scope_project) {
+		self_metrics(api, &b);
+		alarm_metrics(api, &b);
+	}
+	if (c.n)
+		qsort(c.s, c.n, sizeof(*c.s), cmp_sample);
+	for (size_t i = 0; i < c.n; i++) {
+		if (strcmp(last, c.s[i].family)) {
+			vg_buf_printf(&b, "# HELP %s ", c.s[i].family);
+			if (c.s[i].help)
+				help_text(&b, c.s[i].help);
+			else
+				vg_buf_printf(&b, "vigie metric");
+			vg_buf_printf(&b, "%s\n# TYPE %s %s\n",
+				      c.s[i].counter ? " (running total)" : "",
+				      c.s[i].family,
+				      c.s[i].counter ? "counter" : "gauge");
+		}
+		vg_buf_append(&b, c.s[i].line, strlen(c.s[i].line));
+		last = c.s[i].family;
+	}
+	for (size_t i = 0; i < c.n; i++) {
+		free(c.s[i].family);
+		free(c.s[i].line);
+	}
+	free(c.s);
+	if (!b.len)
+		vg_buf_append(&b, "", 0);
+	body = vg_buf_take(&b, &len);
+	if (!body)
+		return vg_http_reply_error(resp, 503, "out of memory");
+	return vg_http_reply_raw(resp, 200,
+				 "text/plain; version=0.0.4; charset=utf-8", body,
+				 len);
+}

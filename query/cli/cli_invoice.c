@@ -1,0 +1,258 @@
+/*
+ * cli_invoice.c — `vigie invoice`: print one project's invoice as the API
+ * renders it (JSON, CSV or HTML, byte for byte), list a month's invoices,
+ * or finalize a month.
+ *
+ * Design: invoices are documents, not JSON to re-format, so this command
+ * has its own small libcurl request that hands back the raw body (and can
+ * POST for finalize); errors map to the CLI's exit codes like
+ * vg_cli_get's: 3 cannot connect, 1 the API said no (its message on
+ * stderr), 2 usage.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "query/cli/cli_invoice.h"
+
+struct body {
+	char *p;
+	size_t len;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct body *b = ud;
+	size_t n = size * nmemb;
+
+	if (b->len + n > VG_CLI_MAX_RESPONSE)
+		return 0;
+	char *p = realloc(b->p, b->len + n + 1);
+	if (!p)
+		return 0;
+	memcpy(p + b->len, ptr, n);
+	b->p = p;
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+/* method "GET" or "POST"; on success *out (malloc'd) and *len. */
+static int request(struct vg_cli *c, const char *method, const char *path,
+		   char **out, size_t *len)
+{
+	struct body b = {0};
+	struct curl_slist *hdrs = NULL;
+	char errbuf[CURL_ERROR_SIZE] = "", *url, auth[1100];
+	size_t blen = strlen(c->api);
+	long status = 0;
+	CURL *h = curl_easy_init();
+	int rc = VG_EXIT_OK;
+
+	*out = NULL;
+	while (blen && c->api[blen - 1] == '/')
+		blen--;
+	url = malloc(blen + strlen(path) + 1);
+	if (!url || !h) {
+		fprintf(c->err, "%s: out of memory\n", c->prog);
+		free(url);
+		curl_easy_cleanup(h);
+		return VG_EXIT_API;
+	}
+	memcpy(url, c->api, blen);
+	strcpy(url + blen, path);
+	if (c->token && *c->token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
+		hdrs = curl_slist_append(hdrs, auth);
+	}
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "vigie-cli");
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout_s > 0 ? c->timeout_s : 60L);
+	if (!strcmp(method, "POST")) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+	}
+	CURLcode cc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	if (cc != CURLE_OK) {
+		const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+		if (cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL) {
+			fprintf(c->err, "%s: bad API URL '%s': %s\n", c->prog, c->api, why);
+			rc = VG_EXIT_USAGE;
+		} else {
+			fprintf(c->err, "%s: cannot reach the API at %.*s: %s\n", c->prog,
+				(int)blen, c->api, why);
+			rc = VG_EXIT_CONNECT;
+		}
+	} else if (status >= 400) {
+		json_t *j = b.p ? json_loadb(b.p, b.len, 0, NULL) : NULL;
+		const char *m = json_string_value(json_object_get(
+			json_object_get(j, "error"), "message"));
+		if (m)
+			vg_cli_line(c->err, "%s: %s (HTTP %ld)", c->prog, m, status);
+		else
+			fprintf(c->err, "%s: HTTP %ld from %s\n", c->prog, status, url);
+		json_decref(j);
+		rc = VG_EXIT_API;
+	} else {
+		*out = b.p ? b.p : strdup("");
+		*len = b.len;
+		b.p = NULL;
+	}
+	free(b.p);
+	free(url);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
+	return rc;
+}
+
+static void usage(struct vg_cli *c, FILE *f)
+{
+	fprintf(f,
+		"usage: %s invoice --month YYYY-MM --project P [--format json|csv|html]\n"
+		"       %s invoice --month YYYY-MM          (every project's total)\n"
+		"       %s invoice finalize --month YYYY-MM\n\n"
+		"A finalized month's invoices never change; usage that arrives\n"
+		"later is billed on the next month as an adjustment line.\n"
+		"Options: --api URL, --token TOKEN (as for every command).\n",
+		c->prog, c->prog, c->prog);
+}
+
+static int print_list(struct vg_cli *c, const char *text, size_t len)
+{
+	static const char *const hdr[] = {"PROJECT", "INVOICE", "LINES", "TOTAL",
+					   "CURRENCY"};
+	static const int align[] = {VG_ALIGN_LEFT, VG_ALIGN_LEFT, VG_ALIGN_RIGHT,
+				    VG_ALIGN_RIGHT, VG_ALIGN_LEFT};
+	json_t *j = json_loadb(text, len, 0, NULL), *v;
+	struct vg_table *t = vg_table_new(5, hdr, align);
+	size_t i;
+	char lines[32];
+
+	if (!j || !t) {
+		fprintf(c->err, "%s: the API did not answer an invoice list\n", c->prog);
+		json_decref(j);
+		vg_table_free(t);
+		return VG_EXIT_API;
+	}
+	json_array_foreach(json_object_get(j, "invoices"), i, v) {
+		snprintf(lines, sizeof(lines), "%lld",
+			 (long long)json_integer_value(json_object_get(v, "lines")));
+		const char *row[5] = {json_string_value(json_object_get(v, "project")),
+				      json_string_value(json_object_get(v, "invoice")),
+				      lines,
+				      json_string_value(json_object_get(v, "total")),
+				      json_string_value(json_object_get(v, "currency"))};
+		vg_table_add(t, row);
+	}
+	vg_cli_line(c->out, "%s (%s)",
+		    json_string_value(json_object_get(j, "month")) ? json_string_value(json_object_get(j, "month")) : "",
+		    json_string_value(json_object_get(j, "status")) ? json_string_value(json_object_get(j, "status")) : "");
+	vg_table_print_free(t, c->out);
+	json_decref(j);
+	return VG_EXIT_OK;
+}
+
+int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
+{
+	enum { O_MONTH = 256, O_PROJECT, O_FORMAT, O_API, O_TOKEN, O_HELP };
+	static const struct option opts[] = {
+		{"month", required_argument, NULL, O_MONTH},
+		{"project", required_argument, NULL, O_PROJECT},
+		{"format", required_argument, NULL, O_FORMAT},
+		{"api", required_argument, NULL, O_API},
+		{"token", required_argument, NULL, O_TOKEN},
+		{"help", no_argument, NULL, O_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	const char *month = NULL, *project = NULL, *format = NULL;
+	int finalize = 0, o, rc;
+	char *path, *body = NULL;
+	size_t len = 0;
+
+	if (argc > 1 && !strcmp(argv[1], "finalize")) {
+		finalize = 1;
+		argc--;
+		argv++;
+	}
+	optind = 0;
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+		switch (o) {
+		case O_MONTH: month = optarg; break;
+		case O_PROJECT: project = optarg; break;
+		case O_FORMAT: format = optarg; break;
+		case O_API: c->api = optarg; break;
+		case O_TOKEN: c->token = optarg; break;
+		case O_HELP:
+			usage(c, c->out);
+			return VG_EXIT_OK;
+		case ':':
+			fprintf(c->err, "%s invoice: option '%s' needs a value\n",
+				c->prog, argv[optind - 1]);
+			return VG_EXIT_USAGE;
+		default:
+			fprintf(c->err, "%s invoice: unknown option '%s' (see '%s "
+				"invoice --help')\n", c->prog, argv[optind - 1], c->prog);
+			return VG_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(c->err, "%s invoice: unexpected argument '%s'\n", c->prog,
+			argv[optind]);
+		return VG_EXIT_USAGE;
+	}
+	if (!month) {
+		fprintf(c->err, "%s invoice: --month YYYY-MM is required\n", c->prog);
+		return VG_EXIT_USAGE;
+	}
+	if (format && strcmp(format, "json") && strcmp(format, "csv") &&
+	    strcmp(format, "html")) {
+		fprintf(c->err, "%s invoice: --format is json, csv or html\n", c->prog);
+		return VG_EXIT_USAGE;
+	}
+	if (finalize && (project || format)) {
+		fprintf(c->err, "%s invoice finalize: takes only --month (it "
+			"freezes every project's invoice)\n", c->prog);
+		return VG_EXIT_USAGE;
+	}
+	if (!project && format && strcmp(format, "json")) {
+		fprintf(c->err, "%s invoice: --format %s needs --project\n", c->prog,
+			format);
+		return VG_EXIT_USAGE;
+	}
+	const char *kv[] = {"month", month, "project", project, "format", format, NULL};
+	path = vg_cli_path(finalize ? "/v1/invoices/finalize" : "/v1/invoices", kv);
+	if (!path) {
+		fprintf(c->err, "%s: out of memory\n", c->prog);
+		return VG_EXIT_API;
+	}
+	rc = request(c, finalize ? "POST" : "GET", path, &body, &len);
+	free(path);
+	if (rc)
+		return rc;
+	if (finalize) {
+		json_t *j = json_loadb(body, len, 0, NULL);
+		fprintf(c->out, "finalized %s: %lld invoice(s)\n", month,
+			(long long)json_integer_value(json_object_get(j, "invoices")));
+		json_decref(j);
+	} else if (!project && !format) {
+		rc = print_list(c, body, len);
+	} else {
+		/* the document as the API rendered it; on a terminal, safe */
+		vg_cli_put_document(c->out, body, len);
+	}
+	free(body);
+	return rc;
+}

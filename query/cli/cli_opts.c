@@ -1,0 +1,245 @@
+/*
+ * cli_opts.c — the option handling, usage errors and API calls every
+ * `vigie` subcommand shares, so each command file holds only what is its
+ * own.
+ *
+ * Design: a command declares its options (struct vg_cli_opt: where each
+ * value or flag goes) and its help and operands (struct vg_cli_spec);
+ * vg_cli_parse builds the getopt_long table from them, adds the common
+ * options and checks the number of operands. vg_cli_fetch* are the GET
+ * side: one answer, a resource, or every page of a listing, with --json
+ * printing the API's document instead of handing it back.
+ *
+ * Invariants: a usage error is one line on c->err naming the command and
+ * its --help; a failed fetch prints nothing on c->out.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "query/cli/cli.h"
+
+int vg_cli_common_opt(struct vg_cli *c, const char *cmd, int o, char **argv)
+{
+	switch (o) {
+	case VG_CLI_OPT_API:
+		c->api = optarg;
+		return -1;
+	case VG_CLI_OPT_TOKEN:
+		c->token = optarg;
+		return -1;
+	case ':':
+		fprintf(c->err, "%s %s: option '%s' needs a value\n", c->prog,
+			cmd, argv[optind - 1]);
+		return VG_EXIT_USAGE;
+	default:
+		fprintf(c->err, "%s %s: unknown option '%s' (see '%s %s --help')\n",
+			c->prog, cmd, argv[optind - 1], c->prog, cmd);
+		return VG_EXIT_USAGE;
+	}
+}
+
+void vg_cli_begin_opts(void)
+{
+	optind = 0;
+	opterr = 0;
+}
+
+void vg_cli_print_json(struct vg_cli *c, json_t *j)
+{
+	json_dumpf(j, c->out, JSON_INDENT(2));
+	fputc('\n', c->out);
+}
+
+/* The getopt_long table and short-option string for opts plus the common
+ * options (an opts[i] comes back as 256 + i). NULL on out of memory. */
+static struct option *option_table(const struct vg_cli_opt *opts, size_t n,
+				   int json, char *shorts, size_t slen)
+{
+	static const struct option common[] = {VG_CLI_COMMON_OPTS};
+	struct option *t = calloc(n + 5, sizeof(*t));
+	size_t k = 0, o = 0;
+
+	if (!t)
+		return NULL;
+	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+		if (json || common[i].val != VG_CLI_OPT_JSON)
+			t[k++] = common[i];
+	o += (size_t)snprintf(shorts, slen, ":h");
+	for (size_t i = 0; i < n; i++) {
+		t[k].name = opts[i].name;
+		t[k].has_arg = opts[i].value ? required_argument : no_argument;
+		t[k++].val = 256 + (int)i;
+		if (opts[i].short_name && o + 3 < slen)
+			o += (size_t)snprintf(shorts + o, slen - o, "%c%s",
+					      opts[i].short_name,
+					      opts[i].value ? ":" : "");
+	}
+	return t;
+}
+
+/* "<prog> <cmd>: <what> '<arg>' (see '<prog> <cmd> --help')". */
+static int usage_error(struct vg_cli *c, const char *cmd, const char *what,
+		       const char *arg)
+{
+	fprintf(c->err, "%s %s: %s%s%s%s (see '%s %s --help')\n", c->prog, cmd,
+		what, arg ? " '" : "", arg ? arg : "", arg ? "'" : "", c->prog,
+		cmd);
+	return VG_EXIT_USAGE;
+}
+
+int vg_cli_parse(struct vg_cli *c, const struct vg_cli_spec *spec,
+		 const struct vg_cli_opt *opts, size_t nopts, int argc,
+		 char **argv, int *json)
+{
+	char shorts[64];
+	struct option *t = option_table(opts, nopts, json != NULL, shorts,
+					sizeof(shorts));
+	int o, rc = -1;
+
+	if (!t) {
+		fprintf(c->err, "%s: out of memory\n", c->prog);
+		return VG_EXIT_API;
+	}
+	if (json)
+		*json = 0;
+	vg_cli_begin_opts();
+	while (rc < 0 && (o = getopt_long(argc, argv, shorts, t, NULL)) != -1) {
+		for (size_t i = 0; o < 256 && i < nopts; i++)
+			if (o == opts[i].short_name)
+				o = 256 + (int)i;
+		if (o >= 256 && opts[o - 256].value) {
+			*opts[o - 256].value = optarg;
+		} else if (o >= 256) {
+			*opts[o - 256].flag = 1;
+		} else if (o == VG_CLI_OPT_JSON && json) {
+			*json = 1;
+		} else if (o == VG_CLI_OPT_HELP) {
+			fprintf(c->out, "usage: %s %s\n%s", c->prog, spec->usage,
+				spec->about);
+			rc = VG_EXIT_OK;
+		} else {
+			rc = vg_cli_common_opt(c, spec->name, o, argv);
+		}
+	}
+	free(t);
+	if (rc >= 0)
+		return rc;
+	if (!spec->operands && optind < argc)
+		return usage_error(c, spec->name, "unexpected argument",
+				   argv[optind]);
+	if (spec->operands && argc - optind != spec->nargs) {
+		char what[128];
+		snprintf(what, sizeof(what), "expected %s", spec->operands);
+		return usage_error(c, spec->name, what, NULL);
+	}
+	return -1;
+}
+
+void vg_cli_no_points(struct vg_cli *c, json_t *j)
+{
+	vg_cli_line(c->err, "%s: no points between %s and %s", c->prog,
+		    vg_cli_str(j, "start"), vg_cli_str(j, "end"));
+}
+
+/* ---- asking the API -------------------------------------------------------- */
+
+int vg_cli_fetch(struct vg_cli *c, char *path, int json, json_t **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (!path) {
+		fprintf(c->err, "%s: out of memory\n", c->prog);
+		return VG_EXIT_API;
+	}
+	rc = vg_cli_get(c, path, out);
+	free(path);
+	if (rc || !json)
+		return rc;
+	vg_cli_print_json(c, *out);
+	json_decref(*out);
+	*out = NULL;
+	return VG_EXIT_OK;
+}
+
+int vg_cli_fetch_resource(struct vg_cli *c, const char *id,
+			  const char *suffix, int json, json_t **out)
+{
+	char *esc = vg_cli_escape(id), *path = NULL;
+
+	if (esc && (path = malloc(strlen(esc) + strlen(suffix) + 32)))
+		sprintf(path, "/v1/resources/%s%s", esc, suffix);
+	free(esc);
+	return vg_cli_fetch(c, path, json, out);
+}
+
+#define PAGE_MAX 1000
+#define PAGES_MAX 100000
+
+/* One page of a listing into all; *more: another page follows (cursor
+ * updated). Exit code. */
+static int fetch_page(struct vg_cli *c, const char *path,
+		      const char *const *kv, const char *member, long limit,
+		      char *cursor, size_t curlen, json_t *all, int *more)
+{
+	const char *const tail[] = {"limit", NULL, "cursor",
+				    cursor[0] ? cursor : NULL, NULL};
+	size_t nkv = 0, have = json_array_size(all);
+	char lim[24];
+	long want = PAGE_MAX;
+	json_t *j;
+	int rc;
+
+	while (kv && kv[nkv])
+		nkv += 2;
+	const char **q = calloc(nkv + 5, sizeof(*q));
+	if (!q)
+		return vg_cli_fetch(c, NULL, 0, &j); /* says out of memory */
+	if (limit && limit - (long)have < want)
+		want = limit - (long)have;
+	snprintf(lim, sizeof(lim), "%ld", want);
+	memcpy(q, kv, nkv * sizeof(*q));
+	memcpy(q + nkv, tail, sizeof(tail));
+	q[nkv + 1] = lim;
+	rc = vg_cli_fetch(c, vg_cli_path(path, q), 0, &j);
+	free(q);
+	if (rc)
+		return rc;
+	json_array_extend(all, json_object_get(j, member));
+	const char *next = vg_cli_str(j, "next");
+	*more = next && *next && strcmp(next, cursor) && strlen(next) < curlen &&
+		(!limit || (long)json_array_size(all) < limit);
+	if (*more)
+		snprintf(cursor, curlen, "%s", next);
+	json_decref(j);
+	return VG_EXIT_OK;
+}
+
+int vg_cli_fetch_all(struct vg_cli *c, const char *path,
+		     const char *const *kv, const char *member, long limit,
+		     int json, json_t **all)
+{
+	char cursor[1024] = "";
+	int rc = VG_EXIT_OK, more = 1;
+
+	*all = json_array();
+	if (!*all)
+		return vg_cli_fetch(c, NULL, 0, all); /* says out of memory */
+	for (int page = 0; !rc && more && page < PAGES_MAX; page++)
+		rc = fetch_page(c, path, kv, member, limit, cursor,
+				sizeof(cursor), *all, &more);
+	if (rc || json) {
+		if (!rc) {
+			json_t *doc = json_pack("{s:O,s:n}", member, *all, "next");
+			vg_cli_print_json(c, doc);
+			json_decref(doc);
+		}
+		json_decref(*all);
+		*all = NULL;
+	}
+	return rc;
+}

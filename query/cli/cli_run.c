@@ -1,0 +1,145 @@
+/*
+ * cli_run.c — the `vigie` command line: global options and the command
+ * table.
+ *
+ * Design: `vigie [--api URL] [--token T] [--timeout S] COMMAND [ARGS]`.
+ * Global options are read up to the first non-option (the command); each
+ * command then parses its own arguments (and accepts --api/--token too, so
+ * they may come after the command). Adding a command (issue 4: stats, top,
+ * graph, tokens) is one line in `commands` and one vg_cli_cmd_* function.
+ *
+ * Invariants: usage errors exit 2 with one line naming the fix; --help
+ * prints to c->out and exits 0.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "query/cli/cli_invoice.h"
+#include "query/cli/cli.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(struct vg_cli *c, int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"resources", vg_cli_cmd_resources, "list resources (filters, pagination)"},
+	{"show", vg_cli_cmd_show, "one resource with its metrics and last values"},
+	{"measures", vg_cli_cmd_measures, "the points of one metric of a resource"},
+	{"health", vg_cli_cmd_health, "is the API up"},
+	{"stats", vg_cli_cmd_stats, "statistics per period (count, sum, mean, min, max, pNN)"},
+	{"latest", vg_cli_cmd_latest, "the newest value of every metric of a resource"},
+	{"top", vg_cli_cmd_top, "the busiest resources now, refreshed in place"},
+	{"aggregate", vg_cli_cmd_aggregate, "one metric across resources, by project/host/flavor"},
+	{"graph", vg_cli_cmd_graph, "draw series into a PNG file"},
+	{"token", vg_cli_cmd_token, "create, list and revoke API tokens (admin)"},
+	{"invoice", vg_cli_cmd_invoice, "a project's invoice for a month; finalize a month"},
+	{"alarms", vg_cli_cmd_alarms, "alarm definitions, states, history; watch notifications"},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(struct vg_cli *c, FILE *f)
+{
+	fprintf(f,
+		"usage: %s [--api URL] [--token TOKEN] [--timeout SECONDS] "
+		"COMMAND [ARGS]\n\n"
+		"Query a vigie collector's HTTP API.\n\n"
+		"Commands:\n", c->prog);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f,
+		"\nOptions:\n"
+		"  --api URL        API base URL (default $VIGIE_API or %s)\n"
+		"  --token TOKEN    bearer token (default $VIGIE_TOKEN)\n"
+		"  --timeout S      give up on a request after S seconds "
+		"(default 60)\n"
+		"  --cacert FILE    CA certificate(s) for an https API (default "
+		"$VIGIE_CACERT,\n"
+		"                   else the system's)\n"
+		"  --help           this help; '%s COMMAND --help' for a "
+		"command\n\n"
+		"Exit codes: 0 ok, 1 API error, 2 usage error, 3 cannot "
+		"connect.\n",
+		VG_CLI_DEFAULT_API, c->prog);
+}
+
+int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
+{
+	static const struct option opts[] = {
+		{"api", required_argument, NULL, 'A'},
+		{"token", required_argument, NULL, 'T'},
+		{"timeout", required_argument, NULL, 't'},
+		{"cacert", required_argument, NULL, 'C'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct vg_cli c = {
+		.prog = "vigie",
+		.api = getenv("VIGIE_API"),
+		.token = getenv("VIGIE_TOKEN"),
+		.timeout_s = 60,
+		.cacert = getenv("VIGIE_CACERT"),
+		.out = out,
+		.err = err,
+	};
+	int o, rc;
+	char *end;
+
+	if (!c.api || !*c.api)
+		c.api = VG_CLI_DEFAULT_API;
+	optind = 0; /* GNU: full re-initialisation (tests call us again) */
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'A':
+			c.api = optarg;
+			break;
+		case 'T':
+			c.token = optarg;
+			break;
+		case 'C':
+			c.cacert = optarg;
+			break;
+		case 't':
+			c.timeout_s = strtol(optarg, &end, 10);
+			if (*end || c.timeout_s < 1) {
+				fprintf(err, "%s: --timeout wants a number of "
+					"seconds >= 1\n", c.prog);
+				return VG_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(&c, out);
+			return VG_EXIT_OK;
+		case ':':
+			fprintf(err, "%s: option '%s' needs a value\n", c.prog,
+				argv[optind - 1]);
+			return VG_EXIT_USAGE;
+		default:
+			fprintf(err, "%s: unknown option '%s' (see '%s --help')\n",
+				c.prog, argv[optind - 1], c.prog);
+			return VG_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(&c, err);
+		return VG_EXIT_USAGE;
+	}
+	if (!strcmp(argv[optind], "help")) {
+		usage(&c, out);
+		return VG_EXIT_OK;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (strcmp(argv[optind], commands[i].name))
+			continue;
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		rc = commands[i].fn(&c, argc - optind, argv + optind);
+		curl_global_cleanup();
+		return rc;
+	}
+	fprintf(err, "%s: unknown command '%s' (see '%s --help')\n", c.prog,
+		argv[optind], c.prog);
+	return VG_EXIT_USAGE;
+}
