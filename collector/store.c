@@ -1776,6 +1776,11 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 				seg_retire(s, ids[i], keep[i]);
 			s->seg_active = s->seg_oldest = ids[n - 1] + 1;
 			memset(s->segkeep, 0, sizeof(s->segkeep));
+			if (s->flush_error_new) { /* for the log at open */
+				snprintf(s->last_error, sizeof(s->last_error), "%s",
+					 s->flush_error);
+				s->flush_error_new = 0;
+			}
 		} else {
 			snprintf(err, errlen, "store: replaying the journal in %s: %s "
 				 "(%s)", s->journal_dir, strerror(-rc), s->last_error);
