@@ -59,7 +59,7 @@
  *    live_head, in microseconds) and rounded to the nearest millisecond:
  *    librrd parses "...229" with strtod and truncates, keeping 228999 us,
  *    so truncating again would make a value already in the file (...229)
- *    look newer than the file (…228) after a restart.
+ *    look newer than the file (...228) after a restart.
  *  - a refused librrd call never takes other values with it: the fast
  *    path gives librrd up to MAX_ARGS values per call; when it refuses,
  *    the values at or before the file's last update are dropped as
@@ -1350,6 +1350,10 @@ static int series_get(struct vg_store *s, int rtype, const char *id,
 		(p) += sizeof(v_);             \
 	} while (0)
 
+/* take_batch's mark for a sample whose file exists but cannot be read:
+ * journaled (its segment is then kept), not cached, counted. */
+static struct series unreadable;
+
 /* Take b: see vg_store_write_batch. journal=0 when replaying. */
 static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 		      struct series ***scratch, size_t *scap)
@@ -1397,11 +1401,13 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 				nrej++;
 				continue;
 			}
+			if (rc == -ENOMEM) {
+				nerr_mem++;
+				continue;
+			}
 			if (rc) {
-				if (rc == -ENOMEM)
-					nerr_mem++;
-				else
-					nerr_file++;
+				nerr_file++;
+				sp[k] = &unreadable;
 				continue;
 			}
 			if (se->gen != s->gen) {
@@ -1418,8 +1424,9 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 		}
 	}
 
-	/* 2. The journal record of the accepted samples. */
-	if (naccept && journal && s->owner) {
+	/* 2. The journal record of the accepted samples (and of those whose
+	 * file cannot be read: kept with their segment). */
+	if ((naccept || nerr_file) && journal && s->owner) {
 		size_t need = sizeof(struct jhdr) + 4;
 		for (size_t i = 0; i < b->nres; i++) {
 			const struct vg_resource *r = &b->res[i];
@@ -1516,11 +1523,13 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 
 	/* 4. Into the caches. */
 	int64_t now = mono_ms();
+	if (nerr_file && jlen)
+		s->segkeep[seg % SEG_RING] = 1;
 	for (size_t i = 0; i < b->nres && naccept; i++) {
 		const struct vg_resource *r = &b->res[i];
 		for (uint32_t j = 0; j < r->nsamples; j++) {
 			struct series *se = sp[r->first_sample + j];
-			if (!se)
+			if (!se || se == &unreadable)
 				continue;
 			if (se->npend == se->cap) {
 				uint32_t ncap = se->cap ? se->cap * 2 : s->flush_depth;
@@ -1724,7 +1733,7 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 {
 	DIR *d = opendir(s->journal_dir);
 	struct dirent *e;
-	uint64_t *ids = NULL, nrec = 0;
+	uint64_t *ids = NULL, nrec = 0, next_id = 0;
 	uint8_t *keep = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;
@@ -1736,6 +1745,13 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 	while ((e = readdir(d))) {
 		char *end;
 		unsigned long long id = strtoull(e->d_name, &end, 16);
+		if (strlen(e->d_name) == 21 && !strcmp(end, ".kept")) {
+			/* new segments are numbered after kept ones, so
+			 * a segment kept later never replaces one */
+			if (id + 1 > next_id)
+				next_id = id + 1;
+			continue;
+		}
 		if (strlen(e->d_name) != 20 || strcmp(end, ".vgj"))
 			continue;
 		if (n == cap) {
@@ -1749,6 +1765,7 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 		ids[n++] = id;
 	}
 	closedir(d);
+	s->seg_active = s->seg_oldest = next_id;
 	if (!rc && n) {
 		qsort(ids, n, sizeof(*ids), cmp_u64);
 		if (!(keep = calloc(n, 1)))
@@ -1774,7 +1791,8 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 			syncfs(s->lock_fd);
 			for (size_t i = 0; i < n; i++)
 				seg_retire(s, ids[i], keep[i]);
-			s->seg_active = s->seg_oldest = ids[n - 1] + 1;
+			if (ids[n - 1] + 1 > next_id)
+				s->seg_active = s->seg_oldest = ids[n - 1] + 1;
 			memset(s->segkeep, 0, sizeof(s->segkeep));
 			if (s->flush_error_new) { /* for the log at open */
 				snprintf(s->last_error, sizeof(s->last_error), "%s",

@@ -692,6 +692,21 @@ static void test_unwritable_value_is_kept(void **state)
 	/* poll NVAL's value could not be written either: its segment too;
 	 * kept ones are the operator's, a close does not delete them */
 	assert_int_equal(count_kept(f), 2);
+
+	/* A new store finds the file unreadable at the series' first use:
+	 * the value is journaled all the same, counted, and kept. */
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &s, err, sizeof(err)), 0);
+	{
+		struct vg_batch *b = poll_batch(NVAL + 1);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.write_errors, 1);
+	assert_int_equal(st.write_errors_by[VG_STORE_ERR_FILE], 1);
+	vg_store_close(s);
+	assert_int_equal(count_kept(f), 3);
+	assert_int_equal(count_segments(f), 0);
 }
 
 int main(void)
