@@ -546,7 +546,8 @@ int main(int argc, char **argv)
 	if (ss.write_errors)
 		vg_error("store: %llu value(s) could not be written to their RRD "
 			 "files: %s %llu, %s %llu, %s %llu, %s %llu; %llu journal "
-			 "segment(s) kept in %s/journal/*.kept (docs/operations.md)",
+			 "segment(s) kept in %s/journal/*.kept, %llu deleted (16 "
+			 "kept already; docs/operations.md)",
 			 (unsigned long long)ss.write_errors,
 			 vg_store_err_reason(VG_STORE_ERR_TIME),
 			 (unsigned long long)ss.write_errors_by[VG_STORE_ERR_TIME],
@@ -556,7 +557,8 @@ int main(int argc, char **argv)
 			 (unsigned long long)ss.write_errors_by[VG_STORE_ERR_MEMORY],
 			 vg_store_err_reason(VG_STORE_ERR_OTHER),
 			 (unsigned long long)ss.write_errors_by[VG_STORE_ERR_OTHER],
-			 (unsigned long long)ss.segments_kept, cfg.collector_data_dir);
+			 (unsigned long long)ss.segments_kept, cfg.collector_data_dir,
+			 (unsigned long long)ss.segments_kept_dropped);
 out:
 	vg_api_stop(api);
 	vg_api_alarms_attach(NULL, NULL);

@@ -195,7 +195,6 @@ static void log_store(struct vg_receiver *r, const struct vg_store_stats *before
 	if (!r->o.store)
 		return;
 	vg_store_get_stats(r->o.store, &after);
-	(void)before;
 	if (after.write_errors > r->store_errors_seen) {
 		vg_log_limited(VG_LOG_ERROR, &r->n_store_err,
 			       "store: %llu value(s) could not be written to their "

@@ -116,6 +116,8 @@
 #define SEG_MAX_BYTES (64u << 20)   /* journal segment rotation */
 #define SEG_RING 64                 /* live segments tracked */
 #define MAX_LIVE_SEGS 8             /* more: flush oldest first */
+#define KEPT_MAX 16                 /* *.kept segments on disk at most: more
+				     * are deleted (segments_kept_dropped) */
 #define JOURNAL_VERSION 1
 #define UNDO_SLOTS 16               /* concurrent rrd_update_r calls */
 #define UNDO_SLOT_BYTES (64u << 10) /* one header + its path */
@@ -182,6 +184,8 @@ struct vg_store {
 	uint32_t segcnt[SEG_RING]; /* caches + flushes holding each segment */
 	uint8_t segkeep[SEG_RING]; /* a value of it was not written: keep it
 				    * as <id>.kept instead of deleting (mu) */
+	uint32_t kept_on_disk;   /* *.kept files (found at open + kept since);
+				  * the one thread retiring segments */
 	int journal_busy;        /* the receiver is appending (mu) */
 	int undo_fd;             /* journal/undo, -1 if none (owner only) */
 	uint32_t undo_busy;      /* slots in use, a bit each (mu) */
@@ -363,6 +367,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 		LD(write_errors_by[i]);
 	LD(write_retries);
 	LD(segments_kept);
+	LD(segments_kept_dropped);
 	LD(write_ns_total);
 	LD(values_flushed);
 	LD(flushes);
@@ -792,11 +797,18 @@ static void seg_retire(struct vg_store *s, uint64_t id, int keep)
 	char path[PATH_MAX], kept[PATH_MAX];
 
 	seg_path(s, id, path, sizeof(path));
+	if (keep && s->kept_on_disk >= KEPT_MAX) {
+		/* Bounded: a file that stays unwritable must not fill the disk
+		 * with kept segments (the counter and the log say so). */
+		count(&s->stats.segments_kept_dropped, 1);
+		keep = 0;
+	}
 	if (keep && (size_t)snprintf(kept, sizeof(kept), "%s/%016llx.kept",
 				     s->journal_dir, (unsigned long long)id) <
 			    sizeof(kept) &&
 	    rename(path, kept) == 0) {
 		count(&s->stats.segments_kept, 1);
+		s->kept_on_disk++;
 		return;
 	}
 	unlink(path);
@@ -1750,6 +1762,7 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 			 * a segment kept later never replaces one */
 			if (id + 1 > next_id)
 				next_id = id + 1;
+			s->kept_on_disk++;
 			continue;
 		}
 		if (strlen(e->d_name) != 20 || strcmp(end, ".vgj"))

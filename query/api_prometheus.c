@@ -296,6 +296,9 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_store_journal_segments_kept_total", "counter",
 		    "Journal segments kept (*.kept) for values not written",
 		    (double)ss.segments_kept);
+		one(b, "vigie_store_journal_segments_kept_dropped_total", "counter",
+		    "Journal segments with such values deleted: 16 were kept already",
+		    (double)ss.segments_kept_dropped);
 		family(b, "vigie_store_write_seconds", "summary",
 		       "Time spent in librrd updates (one per value)");
 		vg_buf_printf(b, "vigie_store_write_seconds_sum ");

@@ -72,6 +72,8 @@ struct vg_store_stats {
 				     * by value (no value lost by them) */
 	uint64_t segments_kept;     /* journal segments kept (*.kept) because
 				     * a value of theirs was not written */
+	uint64_t segments_kept_dropped; /* ... deleted instead: 16 *.kept
+				     * files were already on disk */
 	uint64_t write_ns_total;    /* time spent in librrd updates */
 	/* write-behind */
 	uint64_t values_flushed;    /* written to RRD files */

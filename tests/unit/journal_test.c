@@ -704,8 +704,22 @@ static void test_unwritable_value_is_kept(void **state)
 	vg_store_get_stats(s, &st);
 	assert_int_equal(st.write_errors, 1);
 	assert_int_equal(st.write_errors_by[VG_STORE_ERR_FILE], 1);
-	vg_store_close(s);
+	assert_int_equal(vg_store_flush(s), 0);
 	assert_int_equal(count_kept(f), 3);
+
+	/* Bounded: 16 kept files at most, the next segments are deleted
+	 * and counted. */
+	for (int i = NVAL + 2; i < NVAL + 2 + 16; i++) {
+		struct vg_batch *b = poll_batch(i);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+		assert_int_equal(vg_store_flush(s), 0);
+	}
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.segments_kept, 14); /* 2 found at open + 14 = 16 */
+	assert_int_equal(st.segments_kept_dropped, 3);
+	vg_store_close(s);
+	assert_int_equal(count_kept(f), 16);
 	assert_int_equal(count_segments(f), 0);
 }
 
