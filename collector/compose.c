@@ -394,6 +394,12 @@ int main(int argc, char **argv)
 	{ /* what the last run left behind (a kill -9, a power cut) */
 		struct vg_store_stats st;
 		vg_store_get_stats(store, &st);
+		if (st.write_errors)
+			vg_error("store: %llu value(s) of the journal could not be "
+				 "written to their RRD files at replay (kept in "
+				 "%s/journal/*.kept): %s",
+				 (unsigned long long)st.write_errors,
+				 cfg.collector_data_dir, vg_store_last_error(store));
 		if (st.values_replayed || st.headers_restored)
 			vg_warn("store: recovered from an unclean stop: %llu "
 				"values replayed from the journal, %llu "
@@ -544,6 +550,22 @@ int main(int argc, char **argv)
 		(unsigned long long)ss.values_replayed,
 		(unsigned long long)ss.journal_bytes,
 		(unsigned long long)ss.journal_syncs);
+	if (ss.write_errors)
+		vg_error("store: %llu value(s) could not be written to their RRD "
+			 "files: %s %llu, %s %llu, %s %llu, %s %llu; %llu journal "
+			 "segment(s) kept in %s/journal/*.kept, %llu deleted (16 "
+			 "kept already; docs/operations.md)",
+			 (unsigned long long)ss.write_errors,
+			 vg_store_err_reason(VG_STORE_ERR_TIME),
+			 (unsigned long long)ss.write_errors_by[VG_STORE_ERR_TIME],
+			 vg_store_err_reason(VG_STORE_ERR_FILE),
+			 (unsigned long long)ss.write_errors_by[VG_STORE_ERR_FILE],
+			 vg_store_err_reason(VG_STORE_ERR_MEMORY),
+			 (unsigned long long)ss.write_errors_by[VG_STORE_ERR_MEMORY],
+			 vg_store_err_reason(VG_STORE_ERR_OTHER),
+			 (unsigned long long)ss.write_errors_by[VG_STORE_ERR_OTHER],
+			 (unsigned long long)ss.segments_kept, cfg.collector_data_dir,
+			 (unsigned long long)ss.segments_kept_dropped);
 out:
 	vg_api_stop(api);
 	vg_alarm_hub_shutdown(hub);

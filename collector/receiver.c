@@ -71,6 +71,7 @@ struct vg_receiver {
 	uint64_t n_dispatch_err, n_commit_err, n_seen_err, n_store_err;
 	uint64_t n_store_rejected, n_send_err, n_recv_err, n_retry;
 	uint64_t n_retrying; /* consecutive RETRY answers (0: storing fine) */
+	uint64_t store_errors_seen; /* write_errors already logged */
 };
 
 static void count(uint64_t *c, uint64_t n)
@@ -101,6 +102,12 @@ int vg_receiver_open(const struct vg_receiver_options *o,
 	r->o.data_dir = r->data_dir;
 	if (r->o.recv_timeout_ms <= 0)
 		r->o.recv_timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (r->o.store) {
+		/* the replay's errors were logged at open (main.c) */
+		struct vg_store_stats ss;
+		vg_store_get_stats(r->o.store, &ss);
+		r->store_errors_seen = ss.write_errors;
+	}
 
 	r->sock = nn_socket(AF_SP, NN_REP);
 	if (r->sock < 0) {
@@ -179,7 +186,9 @@ void vg_receiver_stats_fn(void *ctx, struct vg_receiver_stats *out)
 	vg_receiver_get_stats(ctx, out);
 }
 
-/* Log what the store could not write in this batch (it only counts). */
+/* Log what the store could not write (it only counts): values of this
+ * batch, or cached values the storage thread failed to write since the
+ * last batch. An acknowledged value that is not in its file is an error. */
 static void log_store(struct vg_receiver *r, const struct vg_store_stats *before,
 		      const struct vg_batch *b)
 {
@@ -188,13 +197,18 @@ static void log_store(struct vg_receiver *r, const struct vg_store_stats *before
 	if (!r->o.store)
 		return;
 	vg_store_get_stats(r->o.store, &after);
-	if (after.write_errors > before->write_errors)
-		vg_log_limited(VG_LOG_WARN, &r->n_store_err,
-			       "store: %llu write error(s) in batch %s/%llu: %s",
+	if (after.write_errors > r->store_errors_seen) {
+		vg_log_limited(VG_LOG_ERROR, &r->n_store_err,
+			       "store: %llu value(s) could not be written to their "
+			       "RRD files (kept in the journal as *.kept; %llu in "
+			       "all), noticed at batch %s/%llu: %s",
 			       (unsigned long long)(after.write_errors -
-						    before->write_errors),
-			       b->host, (unsigned long long)b->seq,
+						    r->store_errors_seen),
+			       (unsigned long long)after.write_errors, b->host,
+			       (unsigned long long)b->seq,
 			       vg_store_last_error(r->o.store));
+		r->store_errors_seen = after.write_errors;
+	}
 	if (after.values_rejected > before->values_rejected)
 		vg_log_limited(VG_LOG_WARN, &r->n_store_rejected,
 			       "store: refused %llu value(s) (bad name, time or "

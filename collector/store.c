@@ -55,9 +55,19 @@
  * Invariants:
  *  - updates to one file are strictly increasing in time: a sample at or
  *    before the series' last accepted time is a duplicate, skipped and
- *    counted. The last time of a file is read from its header to the
- *    microsecond (librrd's live_head), so re-sends after a restart are
- *    recognised exactly.
+ *    counted. The last time of a file is read from its header (librrd's
+ *    live_head, in microseconds) and rounded to the nearest millisecond:
+ *    librrd parses "...229" with strtod and truncates, keeping 228999 us,
+ *    so truncating again would make a value already in the file (...229)
+ *    look newer than the file (...228) after a restart.
+ *  - a refused librrd call never takes other values with it: the fast
+ *    path gives librrd up to MAX_ARGS values per call; when it refuses,
+ *    the values at or before the file's last update are dropped as
+ *    already stored, the rest is retried in one call and, if refused
+ *    again, one value per call (write_refused). A value that still cannot
+ *    be written is counted by reason and noted for the log, and the
+ *    journal segments that may hold it are kept (renamed <id>.kept, not
+ *    deleted, not replayed: the operator's copy of what the files lack).
  *  - a series is flushed by one thread at a time (flushing flag), and its
  *    values leave the cache in time order, so files see increasing times.
  *  - every path is built from vg_name_escape'd components, so no name from
@@ -108,6 +118,8 @@ _Static_assert(VG_NAME_COMPONENT_MAX <= COMPONENT_MAX,
 #define SEG_MAX_BYTES (64u << 20)   /* journal segment rotation */
 #define SEG_RING 64                 /* live segments tracked */
 #define MAX_LIVE_SEGS 8             /* more: flush oldest first */
+#define KEPT_MAX 16                 /* *.kept segments on disk at most: more
+				     * are deleted (segments_kept_dropped) */
 #define JOURNAL_VERSION 1
 #define UNDO_SLOTS 16               /* concurrent rrd_update_r calls */
 #define UNDO_SLOT_BYTES (64u << 10) /* one header + its path */
@@ -172,6 +184,10 @@ struct vg_store {
 	uint64_t seg_oldest;     /* oldest segment not yet deleted (mu) */
 	uint64_t seg_bytes;      /* size of the active segment */
 	uint32_t segcnt[SEG_RING]; /* caches + flushes holding each segment */
+	uint8_t segkeep[SEG_RING]; /* a value of it was not written: keep it
+				    * as <id>.kept instead of deleting (mu) */
+	uint32_t kept_on_disk;   /* *.kept files (found at open + kept since);
+				  * the one thread retiring segments */
 	int journal_busy;        /* the receiver is appending (mu) */
 	int undo_fd;             /* journal/undo, -1 if none (owner only) */
 	uint32_t undo_busy;      /* slots in use, a bit each (mu) */
@@ -349,6 +365,11 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(values_duplicate);
 	LD(values_rejected);
 	LD(write_errors);
+	for (int i = 0; i < VG_STORE_ERR_N; i++)
+		LD(write_errors_by[i]);
+	LD(write_retries);
+	LD(segments_kept);
+	LD(segments_kept_dropped);
 	LD(write_ns_total);
 	LD(values_flushed);
 	LD(flushes);
@@ -361,6 +382,23 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(journal_bytes);
 	LD(journal_syncs);
 #undef LD
+}
+
+const char *vg_store_err_reason(int reason)
+{
+	static const char *const names[VG_STORE_ERR_N] = {"time", "file", "memory",
+							   "librrd"};
+
+	return reason >= 0 && reason < VG_STORE_ERR_N ? names[reason] : NULL;
+}
+
+/* n values that could not be written, for this reason. */
+static void count_err(struct vg_store *s, int reason, uint64_t n)
+{
+	if (!n)
+		return;
+	count(&s->stats.write_errors_by[reason], n);
+	count(&s->stats.write_errors, n);
 }
 
 const char *vg_store_last_error(const struct vg_store *s)
@@ -576,7 +614,9 @@ static int file_last_ms(const char *path, int64_t *out)
 	memcpy(&lh, buf + off, sizeof(lh));
 	if (lh.last_up <= 0 || lh.last_up_usec < 0 || lh.last_up_usec >= 1000000)
 		return -EIO;
-	*out = (int64_t)lh.last_up * 1000 + lh.last_up_usec / 1000;
+	/* Nearest, not truncated: librrd keeps .229 as 228999 us (strtod's
+	 * double of "seconds.229", truncated to microseconds). */
+	*out = (int64_t)lh.last_up * 1000 + (lh.last_up_usec + 500) / 1000;
 	return 0;
 }
 
@@ -750,13 +790,39 @@ fail:
 	return is_nospace(e, NULL) ? -EAGAIN : -EIO;
 }
 
+/* A segment whose values are all in the files (or never will be): delete
+ * it, or, if keep (a value of it could not be written), rename it
+ * <id>.kept, which no replay reads: the journal's copy of what the RRD
+ * files lack, for the operator (docs/operations.md). */
+static void seg_retire(struct vg_store *s, uint64_t id, int keep)
+{
+	char path[PATH_MAX], kept[PATH_MAX];
+
+	seg_path(s, id, path, sizeof(path));
+	if (keep && s->kept_on_disk >= KEPT_MAX) {
+		/* Bounded: a file that stays unwritable must not fill the disk
+		 * with kept segments (the counter and the log say so). */
+		count(&s->stats.segments_kept_dropped, 1);
+		keep = 0;
+	}
+	if (keep && (size_t)snprintf(kept, sizeof(kept), "%s/%016llx.kept",
+				     s->journal_dir, (unsigned long long)id) <
+			    sizeof(kept) &&
+	    rename(path, kept) == 0) {
+		count(&s->stats.segments_kept, 1);
+		s->kept_on_disk++;
+		return;
+	}
+	unlink(path);
+}
+
 /* Delete the segments no cached value needs any more; when the cache is
  * empty, the active one too. Called with mu held (drops it while syncing
  * and unlinking). The RRD files are synced first (syncfs), so what a
  * deleted segment held is on disk in the files. */
 static void reclaim(struct vg_store *s)
 {
-	uint64_t from, upto;
+	uint64_t from, upto, keep = 0;
 	int fd = -1;
 
 	if (!s->owner || s->reclaiming)
@@ -774,16 +840,18 @@ static void reclaim(struct vg_store *s)
 	}
 	if (upto == from)
 		return;
+	/* upto - from <= SEG_RING (take_batch bounds the live segments) */
+	for (uint64_t id = from; id < upto && id - from < 64; id++) {
+		keep |= (uint64_t)s->segkeep[id % SEG_RING] << (id - from);
+		s->segkeep[id % SEG_RING] = 0;
+	}
 	s->reclaiming = 1;
 	pthread_mutex_unlock(&s->mu);
 	syncfs(s->lock_fd);
 	if (fd >= 0)
 		close(fd);
-	for (uint64_t id = from; id < upto; id++) {
-		char path[PATH_MAX];
-		seg_path(s, id, path, sizeof(path));
-		unlink(path);
-	}
+	for (uint64_t id = from; id < upto; id++)
+		seg_retire(s, id, (keep >> (id - from)) & 1);
 	pthread_mutex_lock(&s->mu);
 	s->seg_oldest = upto;
 	s->reclaiming = 0;
@@ -957,23 +1025,121 @@ static int undo_restore(struct vg_store *s)
 
 /* ---- writing cached values to the files ---------------------------------------------------- */
 
-/* Write n values of a series to its file, MAX_ARGS per librrd call.
- * No lock held. Errors are counted and noted (values dropped, as before
- * write-behind: resending would not help). */
-static void write_values(struct vg_store *s, const struct series *se,
-			 const struct pend *v, size_t n)
+/* Why librrd refused a call, from its message. */
+static int refusal_reason(const char *msg)
 {
-	char path[PATH_MAX], (*args)[ARG_LEN];
-	const char *argv[MAX_ARGS];
-	char argbuf[MAX_ARGS][ARG_LEN];
+	static const char *const file_words[] = {
+		"opening", "open ", "lock", "mmap", "read", "header", "EOF",
+		"not an RRD", "cookie", "version", "No such file",
+		"Permission denied", "another architecture"};
 
+	if (!msg || !*msg)
+		return VG_STORE_ERR_OTHER;
+	if (strstr(msg, "illegal attempt to update using time"))
+		return VG_STORE_ERR_TIME;
+	for (size_t i = 0; i < sizeof(file_words) / sizeof(file_words[0]); i++)
+		if (strstr(msg, file_words[i]))
+			return VG_STORE_ERR_FILE;
+	return VG_STORE_ERR_OTHER;
+}
+
+/* One rrd_update_r call with v[0..k) (k <= MAX_ARGS), the file's header
+ * saved in the undo slot around it (slot < 0: unprotected). 0, or -1 with
+ * librrd's message in msg. No lock held. */
+static int update_call(struct vg_store *s, const char *path, const struct pend *v,
+		       size_t k, int slot, uint8_t *rec, char *msg, size_t msglen)
+{
+	char args[MAX_ARGS][ARG_LEN];
+	const char *argv[MAX_ARGS];
+	int64_t t0;
+	int rc, saved;
+
+	for (size_t j = 0; j < k; j++) {
+		format_arg(args[j], v[j].t_ms, v[j].v);
+		argv[j] = args[j];
+	}
+	t0 = mono_ns();
+	saved = slot >= 0 && !undo_save(s, slot, path, rec);
+	rrd_clear_error();
+	rc = rrd_update_r(path, NULL, (int)k, argv);
+	if (saved) {
+		if (vg_store_test_after_update)
+			vg_store_test_after_update(path);
+		undo_clear(s, slot);
+	}
+	count(&s->stats.write_ns_total, (uint64_t)(mono_ns() - t0));
+	count(&s->stats.flushes, 1);
+	if (rc) {
+		snprintf(msg, msglen, "%s", *rrd_get_error() ? rrd_get_error() :
+				      "librrd refused the update");
+		rrd_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+/* librrd refused the call with v[0..k): no value may go down with another.
+ * Values at or before the file's last update are in the file already
+ * (a replay or a re-send of what was written before a kill; librrd also
+ * keeps the values of a refused call that came before the refused one):
+ * skipped, counted as duplicates. The rest is tried in one call, and if
+ * that is refused too, one value per call. Returns how many values could
+ * not be written (counted by reason, the last message noted). */
+static size_t write_refused(struct vg_store *s, const char *path,
+			    const struct pend *v, size_t k, int slot, uint8_t *rec,
+			    const char *first_msg)
+{
+	char msg[512];
+	size_t failed = 0, skip = 0;
+	int64_t last;
+
+	count(&s->stats.write_retries, 1);
+	snprintf(msg, sizeof(msg), "%s", first_msg);
+	for (int pass = 0; pass < 2 && k; pass++) {
+		/* A file we cannot read: librrd will say why, value by value. */
+		if (file_last_ms(path, &last))
+			last = INT64_MIN;
+		for (skip = 0; skip < k && v[skip].t_ms <= last; skip++)
+			;
+		count(&s->stats.values_duplicate, skip);
+		v += skip;
+		k -= skip;
+		if (!k)
+			return 0;
+		if (pass == 0 && !update_call(s, path, v, k, slot, rec, msg, sizeof(msg))) {
+			count(&s->stats.values_flushed, k);
+			return 0;
+		}
+	}
+	for (size_t j = 0; j < k; j++) {
+		if (!update_call(s, path, &v[j], 1, slot, rec, msg, sizeof(msg))) {
+			count(&s->stats.values_flushed, 1);
+			continue;
+		}
+		count_err(s, refusal_reason(msg), 1);
+		failed++;
+		pthread_mutex_lock(&s->mu);
+		set_flush_error(s, path, msg);
+		pthread_mutex_unlock(&s->mu);
+	}
+	return failed;
+}
+
+/* Write n values of a series to its file, MAX_ARGS per librrd call (the
+ * fast path); a refused call goes to write_refused. No lock held. Returns
+ * how many values could not be written (counted): the caller keeps their
+ * journal segments. */
+static size_t write_values(struct vg_store *s, const struct series *se,
+			   const struct pend *v, size_t n)
+{
+	char path[PATH_MAX], msg[512];
 	uint8_t *rec = NULL;
+	size_t failed = 0;
 	int slot;
 
-	args = argbuf;
 	if (vg_store_path(s, se->rtype, se->id, se->metric, path, sizeof(path))) {
-		count(&s->stats.write_errors, n);
-		return;
+		count_err(s, VG_STORE_ERR_OTHER, n);
+		return n;
 	}
 	if ((slot = undo_take(s)) >= 0 && !(rec = malloc(UNDO_SLOT_BYTES))) {
 		undo_give(s, slot);
@@ -981,37 +1147,16 @@ static void write_values(struct vg_store *s, const struct series *se,
 	}
 	for (size_t i = 0; i < n;) {
 		size_t k = n - i < MAX_ARGS ? n - i : MAX_ARGS;
-		int64_t t0;
-		int rc, saved;
 
-		for (size_t j = 0; j < k; j++) {
-			format_arg(args[j], v[i + j].t_ms, v[i + j].v);
-			argv[j] = args[j];
-		}
-		t0 = mono_ns();
-		saved = slot >= 0 && !undo_save(s, slot, path, rec);
-		rrd_clear_error();
-		rc = rrd_update_r(path, NULL, (int)k, argv);
-		if (saved) {
-			if (vg_store_test_after_update)
-				vg_store_test_after_update(path);
-			undo_clear(s, slot);
-		}
-		count(&s->stats.write_ns_total, (uint64_t)(mono_ns() - t0));
-		count(&s->stats.flushes, 1);
-		if (rc) {
-			pthread_mutex_lock(&s->mu);
-			set_flush_error(s, path, rrd_get_error());
-			pthread_mutex_unlock(&s->mu);
-			rrd_clear_error();
-			count(&s->stats.write_errors, k);
-		} else {
+		if (!update_call(s, path, v + i, k, slot, rec, msg, sizeof(msg)))
 			count(&s->stats.values_flushed, k);
-		}
+		else
+			failed += write_refused(s, path, v + i, k, slot, rec, msg);
 		i += k;
 	}
 	undo_give(s, slot);
 	free(rec);
+	return failed;
 }
 
 static int reserve_pend(struct pend **buf, size_t *cap, size_t need)
@@ -1036,7 +1181,7 @@ static int flush_series(struct vg_store *s, struct series *se, struct pend **buf
 			size_t *cap)
 {
 	size_t n = se->npend;
-	uint64_t seg = se->seg;
+	uint64_t seg = se->seg, seg_hi = s->seg_active;
 
 	if (reserve_pend(buf, cap, n))
 		return -ENOMEM;
@@ -1055,9 +1200,15 @@ static int flush_series(struct vg_store *s, struct series *se, struct pend **buf
 	se->flushing = 1;
 	pthread_mutex_unlock(&s->mu);
 
-	write_values(s, se, *buf, n);
+	size_t failed = write_values(s, se, *buf, n);
 
 	pthread_mutex_lock(&s->mu);
+	if (failed) {
+		/* Its values went into segments seg..seg_hi (appended before
+		 * they were copied out): keep them all. */
+		for (uint64_t id = seg; id <= seg_hi && id < seg + SEG_RING; id++)
+			s->segkeep[id % SEG_RING] = 1;
+	}
 	se->flushing = 0;
 	s->segcnt[seg % SEG_RING]--;
 	pthread_cond_broadcast(&s->done_cv);
@@ -1213,11 +1364,16 @@ static int series_get(struct vg_store *s, int rtype, const char *id,
 		(p) += sizeof(v_);             \
 	} while (0)
 
+/* take_batch's mark for a sample whose file exists but cannot be read:
+ * journaled (its segment is then kept), not cached, counted. */
+static struct series unreadable;
+
 /* Take b: see vg_store_write_batch. journal=0 when replaying. */
 static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 		      struct series ***scratch, size_t *scap)
 {
-	uint64_t naccept = 0, ndup = 0, nrej = 0, nerr = 0, seg = 0;
+	uint64_t naccept = 0, ndup = 0, nrej = 0, nerr_file = 0, nerr_mem = 0,
+		 seg = 0;
 	size_t jlen = 0;
 	struct series **sp;
 	int rc;
@@ -1259,8 +1415,13 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 				nrej++;
 				continue;
 			}
+			if (rc == -ENOMEM) {
+				nerr_mem++;
+				continue;
+			}
 			if (rc) {
-				nerr++;
+				nerr_file++;
+				sp[k] = &unreadable;
 				continue;
 			}
 			if (se->gen != s->gen) {
@@ -1277,8 +1438,9 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 		}
 	}
 
-	/* 2. The journal record of the accepted samples. */
-	if (naccept && journal && s->owner) {
+	/* 2. The journal record of the accepted samples (and of those whose
+	 * file cannot be read: kept with their segment). */
+	if ((naccept || nerr_file) && journal && s->owner) {
 		size_t need = sizeof(struct jhdr) + 4;
 		for (size_t i = 0; i < b->nres; i++) {
 			const struct vg_resource *r = &b->res[i];
@@ -1375,20 +1537,23 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 
 	/* 4. Into the caches. */
 	int64_t now = mono_ms();
+	if (nerr_file && jlen)
+		s->segkeep[seg % SEG_RING] = 1;
 	for (size_t i = 0; i < b->nres && naccept; i++) {
 		const struct vg_resource *r = &b->res[i];
 		for (uint32_t j = 0; j < r->nsamples; j++) {
 			struct series *se = sp[r->first_sample + j];
-			if (!se)
+			if (!se || se == &unreadable)
 				continue;
 			if (se->npend == se->cap) {
 				uint32_t ncap = se->cap ? se->cap * 2 : s->flush_depth;
 				struct pend *n = realloc(se->pend, ncap * sizeof(*n));
 				if (!n) {
-					/* journaled, so a restart replays it;
-					 * not cached now: counted */
-					nerr++;
+					/* journaled and not cached: counted,
+					 * and its segment is kept */
+					nerr_mem++;
 					naccept--;
+					s->segkeep[seg % SEG_RING] = 1;
 					continue;
 				}
 				s->cache_bytes += (ncap - se->cap) * sizeof(*n);
@@ -1422,7 +1587,8 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 
 	count(&s->stats.values_rejected, nrej);
 	count(&s->stats.values_duplicate, ndup);
-	count(&s->stats.write_errors, nerr);
+	count_err(s, VG_STORE_ERR_FILE, nerr_file);
+	count_err(s, VG_STORE_ERR_MEMORY, nerr_mem);
 	count(journal ? &s->stats.values_written : &s->stats.values_replayed, naccept);
 	return 0;
 }
@@ -1581,7 +1747,8 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 {
 	DIR *d = opendir(s->journal_dir);
 	struct dirent *e;
-	uint64_t *ids = NULL, nrec = 0;
+	uint64_t *ids = NULL, nrec = 0, next_id = 0;
+	uint8_t *keep = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;
 
@@ -1592,6 +1759,14 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 	while ((e = readdir(d))) {
 		char *end;
 		unsigned long long id = strtoull(e->d_name, &end, 16);
+		if (strlen(e->d_name) == 21 && !strcmp(end, ".kept")) {
+			/* new segments are numbered after kept ones, so
+			 * a segment kept later never replaces one */
+			if (id + 1 > next_id)
+				next_id = id + 1;
+			s->kept_on_disk++;
+			continue;
+		}
 		if (strlen(e->d_name) != 20 || strcmp(end, ".vgj"))
 			continue;
 		if (n == cap) {
@@ -1605,32 +1780,47 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 		ids[n++] = id;
 	}
 	closedir(d);
+	s->seg_active = s->seg_oldest = next_id;
 	if (!rc && n) {
 		qsort(ids, n, sizeof(*ids), cmp_u64);
+		if (!(keep = calloc(n, 1)))
+			rc = -ENOMEM;
+		/* One segment at a time, written to the files before the next,
+		 * so a value that cannot be written is known to be of this
+		 * segment: it is kept (seg_retire), the others go. */
 		for (size_t i = 0; i < n && !rc; i++) {
 			char path[PATH_MAX];
+			uint64_t errs = __atomic_load_n(&s->stats.write_errors,
+							__ATOMIC_RELAXED);
 			seg_path(s, ids[i], path, sizeof(path));
 			rc = replay_segment(s, path, &nrec);
-		}
-		if (!rc) {
-			pthread_mutex_lock(&s->mu);
-			rc = flush_all_locked(s);
-			pthread_mutex_unlock(&s->mu);
+			if (!rc) {
+				pthread_mutex_lock(&s->mu);
+				rc = flush_all_locked(s);
+				pthread_mutex_unlock(&s->mu);
+			}
+			keep[i] = __atomic_load_n(&s->stats.write_errors,
+						  __ATOMIC_RELAXED) != errs;
 		}
 		if (!rc) {
 			syncfs(s->lock_fd);
-			for (size_t i = 0; i < n; i++) {
-				char path[PATH_MAX];
-				seg_path(s, ids[i], path, sizeof(path));
-				unlink(path);
+			for (size_t i = 0; i < n; i++)
+				seg_retire(s, ids[i], keep[i]);
+			if (ids[n - 1] + 1 > next_id)
+				s->seg_active = s->seg_oldest = ids[n - 1] + 1;
+			memset(s->segkeep, 0, sizeof(s->segkeep));
+			if (s->flush_error_new) { /* for the log at open */
+				snprintf(s->last_error, sizeof(s->last_error), "%s",
+					 s->flush_error);
+				s->flush_error_new = 0;
 			}
-			s->seg_active = s->seg_oldest = ids[n - 1] + 1;
 		} else {
 			snprintf(err, errlen, "store: replaying the journal in %s: %s "
 				 "(%s)", s->journal_dir, strerror(-rc), s->last_error);
 		}
 	}
 	free(ids);
+	free(keep);
 	return rc;
 }
 

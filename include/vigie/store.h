@@ -23,8 +23,16 @@
  *
  * Invariant: updates to one file are strictly increasing in time. The store
  * keeps each series' last accepted time (exact to the millisecond, read
- * from the file's header on first use); a sample at or before it is a
+ * from the file's header on first use, rounded to the nearest millisecond
+ * as librrd keeps .229 s as 228999 us); a sample at or before it is a
  * duplicate (a re-sent batch) and is skipped and counted, not an error.
+ *
+ * A value librrd refuses never takes other values with it: the store then
+ * writes the series' values one call at a time (skipping those at or
+ * before the file's last update: already stored), and a value that cannot
+ * be written is counted by reason (write_errors_by), noted for the log
+ * (vg_store_last_error) and its journal segment is kept on disk as
+ * <data_dir>/journal/<id>.kept (docs/operations.md).
  *
  * Thread-safety: vg_store_write_batch from one thread (the receiver);
  * vg_store_fetch and vg_store_get_stats from any thread concurrently.
@@ -41,12 +49,31 @@
 
 struct vg_store;
 
+/* Why a value could not be written to its file (write_errors_by). */
+enum vg_store_err {
+	VG_STORE_ERR_TIME = 0, /* librrd: not after the file's last update */
+	VG_STORE_ERR_FILE,     /* cannot open, lock, map or read the file */
+	VG_STORE_ERR_MEMORY,   /* out of memory in the store */
+	VG_STORE_ERR_OTHER,    /* any other librrd refusal */
+	VG_STORE_ERR_N
+};
+/* "time", "file", "memory", "librrd"; NULL out of range. */
+const char *vg_store_err_reason(int reason);
+
 struct vg_store_stats {
 	uint64_t files_created;
 	uint64_t values_written;    /* accepted: in the journal or the file */
 	uint64_t values_duplicate;  /* at or before the series' last update */
 	uint64_t values_rejected;   /* non-finite, bad name */
-	uint64_t write_errors;      /* librrd errors (values dropped) */
+	uint64_t write_errors;      /* values that could not be written:
+				     * the sum of write_errors_by */
+	uint64_t write_errors_by[VG_STORE_ERR_N];
+	uint64_t write_retries;     /* refused librrd calls retried value
+				     * by value (no value lost by them) */
+	uint64_t segments_kept;     /* journal segments kept (*.kept) because
+				     * a value of theirs was not written */
+	uint64_t segments_kept_dropped; /* ... deleted instead: 16 *.kept
+				     * files were already on disk */
 	uint64_t write_ns_total;    /* time spent in librrd updates */
 	/* write-behind */
 	uint64_t values_flushed;    /* written to RRD files */

@@ -204,11 +204,26 @@ int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what)
 
 /* ---- GET /v1/health ------------------------------------------------------------ */
 
+/* "degraded" (still 200: the API answers) once an acknowledged value
+ * could not be written to its RRD file: the operator must look
+ * (docs/operations.md, "Values that cannot be written"). */
 int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 {
+	struct vg_store *store = req->ctx ? vg_api_store(req->ctx) : NULL;
+	struct vg_store_stats ss = {0};
 	char now[32];
 
+	if (store)
+		vg_store_get_stats(store, &ss);
 	vg_time_format(req->now_ms, now, sizeof(now));
+	if (ss.write_errors)
+		return vg_http_reply_json(
+			resp, 200,
+			json_pack("{s:s,s:s,s:s,s:I,s:s}", "status", "degraded",
+				  "version", VG_VERSION, "time", now,
+				  "store_write_errors", (json_int_t)ss.write_errors,
+				  "reason", "values could not be written to their "
+				  "RRD files; see the collector's log"));
 	return vg_http_reply_json(resp, 200,
 				  json_pack("{s:s,s:s,s:s}", "status", "ok",
 					    "version", VG_VERSION, "time",

@@ -281,8 +281,25 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_store_values_rejected_total", "counter",
 		    "Values refused (non-finite, bad name)",
 		    (double)ss.values_rejected);
-		one(b, "vigie_store_write_errors_total", "counter",
-		    "librrd write errors", (double)ss.write_errors);
+		family(b, "vigie_store_write_errors_total", "counter",
+		       "Acknowledged values that could not be written to their "
+		       "RRD files, by reason (their journal segments are kept; "
+		       "sum() is every such value)");
+		for (int i = 0; i < VG_STORE_ERR_N; i++)
+			vg_buf_printf(b,
+				      "vigie_store_write_errors_total{reason=\"%s\"} "
+				      "%llu\n",
+				      vg_store_err_reason(i),
+				      (unsigned long long)ss.write_errors_by[i]);
+		one(b, "vigie_store_write_retries_total", "counter",
+		    "librrd calls refused and retried value by value",
+		    (double)ss.write_retries);
+		one(b, "vigie_store_journal_segments_kept_total", "counter",
+		    "Journal segments kept (*.kept) for values not written",
+		    (double)ss.segments_kept);
+		one(b, "vigie_store_journal_segments_kept_dropped_total", "counter",
+		    "Journal segments with such values deleted: 16 were kept already",
+		    (double)ss.segments_kept_dropped);
 		family(b, "vigie_store_write_seconds", "summary",
 		       "Time spent in librrd updates (one per value)");
 		vg_buf_printf(b, "vigie_store_write_seconds_sum ");

@@ -820,6 +820,57 @@ static void test_start_errors(void **state)
 	vg_api_stop(NULL);
 }
 
+/* An acknowledged value that cannot be written (its file replaced by one
+ * librrd cannot read): /v1/health says "degraded" and /metrics counts it
+ * under its reason. Runs last: it damages the host's file. */
+static void test_health_degraded(void **state)
+{
+	char url[256], path[PATH_MAX];
+	struct answer a = {0};
+	struct vg_batch *b;
+	CURL *h;
+	FILE *fp;
+	int64_t t = (T0 + 60 * NPOLLS) * 1000;
+
+	(void)state;
+	assert_int_equal(vg_store_flush(store), 0); /* what came before is in */
+	b = vg_batch_new("h1", 1, NPOLLS + 1, t);
+	vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t);
+	vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 6e9);
+	assert_int_equal(vg_store_write_batch(store, b), 0);
+	vg_batch_free(b);
+	assert_int_equal(vg_store_path(store, VG_RT_HOST, "h1", "memory.used", path,
+				       sizeof(path)), 0);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs("garbage", fp);
+	fclose(fp);
+	vg_store_flush(store);
+
+	assert_int_equal(GET("/v1/health", &a), 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "status")),
+			    "degraded");
+	assert_int_equal(json_integer_value(json_object_get(a.json,
+							    "store_write_errors")), 1);
+	done(&a);
+
+	h = curl_easy_init();
+	struct curl_slist *hd = curl_slist_append(NULL, admin_auth);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+	assert_int_equal(curl_easy_perform(h), CURLE_OK);
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hd);
+	assert_non_null(a.body);
+	if (!strstr(a.body, "vigie_store_write_errors_total{reason=\"file\"} 1\n") ||
+	    !strstr(a.body, "vigie_store_write_errors_total{reason=\"time\"} 0\n"))
+		fail_msg("/metrics lacks the per-reason write errors:\n%s", a.body);
+	free(a.body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -840,6 +891,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_start_errors),
+		cmocka_unit_test(test_health_degraded),
 	};
 	int rc = cmocka_run_group_tests_name("api_pure", pure, NULL, NULL);
 

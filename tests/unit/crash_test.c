@@ -15,11 +15,19 @@
  * process (a thread). So the collector is almost always in the middle of
  * writing RRD files, billing.db or alarms.db, or delivering a webhook,
  * when the SIGKILL comes (50..1500 ms after it answered its first health
- * check). After CRASH_CYCLES kills (default 10; bench/crash_soak.sh runs
+ * check). The sender never pauses, so the store never idles, and batch
+ * times have sub-second parts (off_of: 500..999 ms past the minute), and
+ * the storage thread writes every 16 batches ([storage] flush_depth): a
+ * kill finds values both in the files and in the live journal segment,
+ * which the restart replays (issue 12: librrd keeps .229 s as 228999 us,
+ * and a replayed value at the file's last update used to take its whole
+ * librrd call down). After CRASH_CYCLES kills (default 10; bench/crash_soak.sh runs
  * more), on the crashed data directory as the last kill left it:
  *  - every value of every acknowledged batch is in its RRD file, at its
- *    own time (also after a kill inside librrd's update: the store's
- *    header undo, collector/store.c);
+ *    own time (each minute's point is the time-weighted mean of the two
+ *    values that cover it; also after a kill inside librrd's update: the
+ *    store's header undo, collector/store.c), and no restart's replay
+ *    counted a write error (the log says "write errors 0");
  *  - `rrdtool info` reads every .rrd file;
  *  - PRAGMA integrity_check says "ok" for every sqlite database;
  * then a restarted collector takes more batches (every batch sent is then
@@ -108,7 +116,28 @@ static double flip_at(uint64_t seq)
 	return seq / FLIP_EVERY % 2 ? 100 : 0;
 }
 
+/* Sub-second times, as an agent polling every 0.2 s has: batch seq is
+ * stamped off(seq) ms after its minute (500..999 ms, a different fraction
+ * each time: about half of them librrd keeps one microsecond early, the
+ * case that lost values after a restart, issue 12).
+ * Kept within 500..999 so that 2 off(n) >= off(n - 1): the alarm engine
+ * closes a period at its own sample only when the next sample, predicted
+ * one interval later, falls past the period's end; a period left open is
+ * in memory only and a kill loses its decision (an alarm-engine matter,
+ * reported with issue 12, not what this test's timing is about). */
+static int64_t off_of(uint64_t seq)
+{
+	return 500 + (int64_t)(seq % 500);
+}
+
 static int64_t time_of(uint64_t seq)
+{
+	return T0 + (int64_t)seq * 60000 + off_of(seq);
+}
+
+/* The start of batch seq's minute: the alarms' periods and the archive's
+ * rows are aligned on minutes. */
+static int64_t minute_of(uint64_t seq)
 {
 	return T0 + (int64_t)seq * 60000;
 }
@@ -273,6 +302,10 @@ static size_t check_acked(uint64_t last)
 		fail_msg("store: %s", err);
 	struct vg_store_stats sst;
 	vg_store_get_stats(s, &sst);
+	if (sst.write_errors)
+		fail_msg("store opened on the crashed directory: %llu value(s) of "
+			 "the journal could not be written: %s",
+			 (unsigned long long)sst.write_errors, vg_store_last_error(s));
 	if (sst.headers_restored || sst.values_replayed)
 		print_message("# store opened on the crashed directory: %llu values "
 			      "replayed, %llu RRD headers restored (kill inside librrd)\n",
@@ -283,23 +316,29 @@ static size_t check_acked(uint64_t last)
 		for (int k = 0; k < NMET; k++) {
 			struct vg_series ser = {0};
 			int rc = vg_store_fetch(s, VG_RT_INSTANCE, id, metric[k], VG_CF_AVERAGE,
-						time_of(0) - 60000, time_of(last + 1), 60, 1, &ser);
+						minute_of(0) - 60000, minute_of(last + 1), 60, 1, &ser);
 			if (rc)
 				fail_msg("%s/%s: %s", id, metric[k], strerror(-rc));
-			/* The point named t covers (t, t + 60 s]: seq n's value is
-			 * the point at time_of(n - 1). */
+			/* The point named t covers (t, t + 60 s]: seq n's value holds
+			 * over (time_of(n - 1), time_of(n)], so the point at
+			 * minute_of(n - 1) is seq n - 1's value for off(n - 1) ms
+			 * and seq n's for the rest of the minute. */
 			for (uint64_t n = 2; n <= last; n++) {
-				if (!acked[n])
+				if (!acked[n] || !acked[n - 1])
 					continue;
-				double want = value_of(n, r, k), got = at(&ser, time_of(n - 1));
+				double o = (double)off_of(n - 1);
+				double want = (o * value_of(n - 1, r, k) +
+					       (60000 - o) * value_of(n, r, k)) / 60000;
+				double got = at(&ser, minute_of(n - 1));
 				checked++;
-				if (got == want)
+				/* librrd keeps times to the microsecond: 1e-5 */
+				if (fabs(got - want) < 1e-3)
 					continue;
-				if (at(&ser, time_of(n - 2)) == want) /* one step early */
+				if (n >= 3 && fabs(at(&ser, minute_of(n - 2)) - want) < 1e-3)
 					fail_msg("acknowledged seq %llu: %s/%s one step early "
 						 "(a kill inside librrd's update, not undone)",
 						 (unsigned long long)n, id, metric[k]);
-				fail_msg("acknowledged seq %llu: %s/%s is %g, want %g",
+				fail_msg("acknowledged seq %llu: %s/%s is %.6f, want %.6f",
 					 (unsigned long long)n, id, metric[k], got, want);
 			}
 			vg_series_free(&ser);
@@ -554,7 +593,7 @@ static void check_alarms(uint64_t last, int kills)
 
 	/* The history is the data's flips, each once, in order. A transition
 	 * is stamped with the end of its deciding period: seq n's sample
-	 * decides the period [time_of(n), time_of(n) + 60 s). */
+	 * decides the period [minute_of(n), minute_of(n) + 60 s). */
 	assert_string_equal(tr[0].prev, "insufficient_data");
 	uint64_t first = 0, prev_n = 0;
 	for (size_t i = 0; i < ntr; i++) {
@@ -592,9 +631,9 @@ static void check_alarms(uint64_t last, int kills)
 	for (uint64_t n = first + 1; n < last; n++) {
 		if (alarm_state_at(n) == alarm_state_at(n - 1))
 			continue;
-		while (k < ntr && tr[k].time_ms < time_of(n) + 60000)
+		while (k < ntr && tr[k].time_ms < minute_of(n) + 60000)
 			k++;
-		if (k >= ntr || tr[k].time_ms != time_of(n) + 60000) {
+		if (k >= ntr || tr[k].time_ms != minute_of(n) + 60000) {
 			if (!missing++)
 				print_message("# no transition for the flip at seq %llu\n",
 					      (unsigned long long)n);
@@ -657,7 +696,7 @@ static void check_billing(uint64_t last)
 	for (int r = 0; r < NRES; r++)
 		for (uint64_t n = 1; n < last; n++) {
 			if (running_at(n, r) && running_at(n + 1, r))
-				want[r][flavor_at(n, r)] += 60000;
+				want[r][flavor_at(n, r)] += time_of(n + 1) - time_of(n);
 			if (running_at(n + 1, r) && !running_at(n, r))
 				runs++;
 			if (flavor_at(n + 1, r) != flavor_at(n, r))
@@ -665,7 +704,8 @@ static void check_billing(uint64_t last)
 		}
 	snprintf(db, sizeof(db), "%s/billing.db", H.data);
 	assert_int_equal(sqlite3_open_v2(db, &d, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(vg_bill_usage_load(d, time_of(0), time_of(last) + 60000, NULL, &u), 0);
+	assert_int_equal(vg_bill_usage_load(d, minute_of(0), minute_of(last) + 120000, NULL,
+					    &u), 0);
 	for (size_t i = 0; i < u.nsegs; i++) {
 		const struct vg_bill_usage_seg *g = &u.segs[i];
 		int r = -1, f;
@@ -710,7 +750,12 @@ static void test_kill9_at_random(void **state)
 	 * acknowledges thousands of batches per cycle (write-behind store), and
 	 * none may pass now + max_future; the 30-day archive keeps them all. */
 	T0 = ((int64_t)time(NULL) - 20 * 86400) / 60 * 60 * 1000;
+	/* flush_depth 16: the storage thread writes every series every 16
+	 * batches while the sender never pauses, so each kill finds series
+	 * written to their files whose values the live journal segment
+	 * still holds (the store never idles: the segment is never cut). */
 	rc = h_init(&H, "[storage]\nstep = 60\nheartbeat = 600\narchives = 1m:30d\n"
+		    "flush_depth = 16\n"
 		    "[alarms]\nretry_initial = 0.2\nretry_max = 1\n");
 	if (rc == -ENOENT)
 		fail_msg("no %s: build it first (make all)", H.bin);
@@ -792,6 +837,16 @@ static void test_kill9_at_random(void **state)
 		fclose(lf);
 		print_message("# %d restarts logged a recovery\n", recovered);
 		assert_true(recovered >= 1 && recovered <= cycles);
+		/* no value was dropped by a restart's replay or a re-send */
+		lf = fopen(H.log, "r");
+		assert_non_null(lf);
+		while (fgets(line, sizeof(line), lf)) {
+			const char *w = strstr(line, "write errors ");
+			if (strstr(line, "could not be written") ||
+			    (w && strtoull(w + 13, NULL, 10) != 0))
+				fail_msg("the collector lost values: %s", line);
+		}
+		fclose(lf);
 	}
 	char db[256], sql[128];
 	sqlite3 *d = NULL;

@@ -418,6 +418,311 @@ static void test_kill_inside_librrd_big_header(void **state)
 	kill_inside_librrd(f);
 }
 
+/* ---- a busy store killed with sub-second times (issue 12, defect 1) ----
+ *
+ * librrd parses "T.229" with strtod and keeps 228999 us; a store that
+ * truncated that to ms (T.228) after a restart offered the value at T.229
+ * again as new, librrd refused the whole rrd_update_r call and every value
+ * of it was dropped and counted as a write error. The sequence: polls
+ * every 200 ms at .229/.429/... of two series, a flush of one of them
+ * (read-your-writes) at a time librrd truncates, more polls, a kill while
+ * the journal segment is live (the other series keeps it), a reopen that
+ * replays the segment, then the agent's re-send of every poll. Every value
+ * must be in the files at its own time (1 s archive: each row is the
+ * time-weighted mean of the five values of its second, read back with
+ * rrd_fetch_r) and no value may count as a write error. */
+
+#define SUB_N2 600      /* polls: two minutes at 200 ms */
+#define SUB_STEP_MS 200
+#define SUB_OFF_MS 229
+
+static int64_t sub_time(int i)
+{
+	return MS(T0) + SUB_OFF_MS + (int64_t)SUB_STEP_MS * i;
+}
+
+static double sub_value(const char *metric, int i)
+{
+	/* neighbours differ by tens, so a lost or moved value shows */
+	return (metric[0] == 'm' ? 1000 : 5000) + (i % 7) * 37 + i;
+}
+
+/* What librrd makes of "seconds.millis": microseconds truncated after
+ * strtod (rrd_update.c, get_time_from_reading). */
+static int librrd_truncates(int64_t t_ms)
+{
+	char buf[32];
+	double tmp;
+	long usec;
+
+	snprintf(buf, sizeof(buf), "%lld.%03d", (long long)(t_ms / 1000), (int)(t_ms % 1000));
+	tmp = strtod(buf, NULL);
+	usec = (long)((tmp - floor(tmp)) * 1e6f);
+	return usec != (long)(t_ms % 1000) * 1000;
+}
+
+static void write_sub_polls(struct vg_store *s, int from, int to)
+{
+	for (int i = from; i < to; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)i + 1, sub_time(i));
+		assert_non_null(b);
+		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "inst-1", "vm",
+						  NULL, sub_time(i)));
+		assert_int_equal(vg_batch_sample(b, "memory.used", VG_KIND_GAUGE,
+						 sub_value("memory.used", i)), 0);
+		assert_int_equal(vg_batch_sample(b, "disk.used", VG_KIND_GAUGE,
+						 sub_value("disk.used", i)), 0);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+}
+
+/* Every 1 s row the polls cover whole, compared with the time-weighted
+ * mean of the values: value i holds over (t(i-1), t(i)]. */
+static void check_sub_file(struct fixture *f, const char *metric, int npolls)
+{
+	char path[PATH_MAX];
+	time_t start = (time_t)T0, end = (time_t)(sub_time(npolls - 1) / 1000);
+	unsigned long step = 1, ds_cnt = 0;
+	char **ds_namv = NULL;
+	rrd_value_t *data = NULL;
+	size_t rows, checked = 0;
+
+	snprintf(path, sizeof(path), "%s/rrd/instance/inst-1/%s.rrd", f->dir, metric);
+	rrd_clear_error();
+	assert_int_equal(rrd_fetch_r(path, "AVERAGE", &start, &end, &step, &ds_cnt,
+				     &ds_namv, &data), 0);
+	assert_int_equal(step, 1);
+	assert_int_equal(ds_cnt, 1);
+	rows = (size_t)(end - start);
+	for (size_t k = 0; k < rows; k++) {
+		/* row k covers (start + k, start + k + 1] */
+		int64_t lo = ((int64_t)start + (int64_t)k) * 1000, hi = lo + 1000;
+		double sum = 0;
+		if (lo < MS(T0) || hi > sub_time(npolls - 1))
+			continue;
+		for (int i = 0; i < npolls; i++) {
+			int64_t a = i ? sub_time(i - 1) : MS(T0) - 1000, b = sub_time(i);
+			if (a < lo)
+				a = lo;
+			if (b > hi)
+				b = hi;
+			if (b > a)
+				sum += sub_value(metric, i) * (double)(b - a) / 1000.0;
+		}
+		if (fabs(data[k] - sum) > 1e-3) /* librrd's 1 us rounding: < 1e-4 */
+			fail_msg("%s: row %lld: %.6f in the file, %.6f expected", metric,
+				 (long long)lo / 1000, data[k], sum);
+		checked++;
+	}
+	assert_true(checked >= (size_t)(SUB_N2 * SUB_STEP_MS / 1000 - 2));
+	for (unsigned long k = 0; k < ds_cnt; k++)
+		free(ds_namv[k]);
+	free(ds_namv);
+	free(data);
+
+	/* the newest value, at its time to the second, as librrd reads it */
+	{
+		time_t last = 0;
+		unsigned long n = 0;
+		char **names = NULL, **vals = NULL;
+		assert_int_equal(rrd_lastupdate_r(path, &last, &n, &names, &vals), 0);
+		assert_int_equal(last, sub_time(npolls - 1) / 1000);
+		assert_int_equal(n, 1);
+		assert_true(strtod(vals[0], NULL) == sub_value(metric, npolls - 1));
+		free(names[0]);
+		free(vals[0]);
+		free(names);
+		free(vals);
+	}
+}
+
+static void test_busy_kill_subsecond(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_store *s;
+	char err[256];
+	int n1 = -1, status = 0;
+	pid_t pid;
+
+	assert_int_equal(vg_config_parse_archives("1s:1h", f->cfg.archives,
+						  VG_MAX_ARCHIVES, &f->cfg.narchives), 0);
+	f->cfg.storage_step_s = 1;
+	f->cfg.storage_flush_depth = 256; /* no automatic flush of inst-1 after n1 */
+	/* The flush point: a poll librrd keeps a microsecond early. */
+	for (int i = SUB_N2 / 2; i < SUB_N2 - 50 && n1 < 0; i++)
+		if (librrd_truncates(sub_time(i)))
+			n1 = i + 1;
+	assert_true(n1 > 0);
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct vg_series g;
+		if (vg_store_open(f->dir, &f->cfg, &s, err, sizeof(err)))
+			_exit(2);
+		write_sub_polls(s, 0, n1);
+		/* read-your-writes: memory.used goes to its file now, while
+		 * disk.used's values keep the journal segment alive */
+		if (vg_store_fetch(s, VG_RT_INSTANCE, "inst-1", "memory.used",
+				   VG_CF_AVERAGE, MS(T0), sub_time(n1), 1, 0, &g))
+			_exit(3);
+		vg_series_free(&g);
+		write_sub_polls(s, n1, SUB_N2);
+		_exit(0); /* kill -9: no close, segment live */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(count_segments(f) > 0);
+
+	/* restart: the replay; then the agent re-sends what it holds */
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &s, err, sizeof(err)), 0);
+	vg_store_get_stats(s, &st);
+	assert_true(st.values_replayed > 0);
+	assert_int_equal(st.write_errors, 0);
+	write_sub_polls(s, 0, SUB_N2);
+	assert_int_equal(vg_store_flush(s), 0);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.values_written, 0); /* all already stored */
+	vg_store_close(s);
+
+	check_sub_file(f, "memory.used", SUB_N2);
+	check_sub_file(f, "disk.used", SUB_N2);
+}
+
+/* ---- a refused call takes no other value with it ----
+ * Something else (rrdtool, an operator) updated the file past some of the
+ * cached values: librrd refuses the store's call, whose first values are
+ * now older than the file. The later values must still be written. */
+static void test_refused_call_keeps_the_rest(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_store *s;
+	char err[256], path[PATH_MAX], arg[64];
+	const char *argv[1] = {arg};
+	time_t last = 0;
+	unsigned long n = 0;
+	char **names = NULL, **vals = NULL;
+
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &s, err, sizeof(err)), 0);
+	for (int i = 0; i < NVAL; i++) {
+		struct vg_batch *b = poll_batch(i);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+	/* cached (NVAL < flush depth); the file is at poll 0's time - 1 s */
+	snprintf(path, sizeof(path), "%s/rrd/instance/inst-1/memory.used.rrd", f->dir);
+	snprintf(arg, sizeof(arg), "%lld:777", (long long)(T0 + 60 * 3));
+	rrd_clear_error();
+	assert_int_equal(rrd_update_r(path, NULL, 1, argv), 0);
+	assert_int_equal(vg_store_flush(s), 0);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.write_errors, 0);
+	assert_true(st.write_retries >= 1);
+	vg_store_close(s);
+
+	assert_int_equal(rrd_lastupdate_r(path, &last, &n, &names, &vals), 0);
+	assert_int_equal(last, T0 + 60 * (NVAL - 1));
+	assert_true(strtod(vals[0], NULL) == 100 + 10 * (NVAL - 1));
+	free(names[0]);
+	free(vals[0]);
+	free(names);
+	free(vals);
+}
+
+/* ---- a value that cannot be written makes noise and keeps its journal ----
+ * The file is replaced by one librrd cannot read: the cached values are
+ * counted by reason ("file"), the message names the file, and the journal
+ * segment holding them stays as <id>.kept. */
+static int count_kept(struct fixture *f)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/journal", f->dir);
+	if (!(d = opendir(path)))
+		return 0;
+	while ((e = readdir(d)))
+		n += strstr(e->d_name, ".kept") != NULL;
+	closedir(d);
+	return n;
+}
+
+static void test_unwritable_value_is_kept(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_store *s;
+	char err[256], path[PATH_MAX];
+	FILE *fp;
+
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &s, err, sizeof(err)), 0);
+	for (int i = 0; i < NVAL; i++) {
+		struct vg_batch *b = poll_batch(i);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+	snprintf(path, sizeof(path), "%s/rrd/instance/inst-1/memory.used.rrd", f->dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs("not an rrd file\n", fp);
+	fclose(fp);
+	vg_store_flush(s);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.write_errors, NVAL);
+	assert_int_equal(st.write_errors_by[VG_STORE_ERR_FILE], NVAL);
+	assert_int_equal(st.values_flushed, NVAL); /* cpu.time */
+	assert_int_equal(st.segments_kept, 1);
+	assert_int_equal(count_kept(f), 1);
+	assert_int_equal(count_segments(f), 0);
+	assert_string_equal(vg_store_err_reason(VG_STORE_ERR_FILE), "file");
+	/* the next batch brings the storage thread's message to the log */
+	{
+		struct vg_batch *b = poll_batch(NVAL);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+	assert_non_null(strstr(vg_store_last_error(s), "memory.used.rrd"));
+	vg_store_close(s);
+	/* poll NVAL's value could not be written either: its segment too;
+	 * kept ones are the operator's, a close does not delete them */
+	assert_int_equal(count_kept(f), 2);
+
+	/* A new store finds the file unreadable at the series' first use:
+	 * the value is journaled all the same, counted, and kept. */
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &s, err, sizeof(err)), 0);
+	{
+		struct vg_batch *b = poll_batch(NVAL + 1);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.write_errors, 1);
+	assert_int_equal(st.write_errors_by[VG_STORE_ERR_FILE], 1);
+	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(count_kept(f), 3);
+
+	/* Bounded: 16 kept files at most, the next segments are deleted
+	 * and counted. */
+	for (int i = NVAL + 2; i < NVAL + 2 + 16; i++) {
+		struct vg_batch *b = poll_batch(i);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+		assert_int_equal(vg_store_flush(s), 0);
+	}
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.segments_kept, 14); /* 2 found at open + 14 = 16 */
+	assert_int_equal(st.segments_kept_dropped, 3);
+	vg_store_close(s);
+	assert_int_equal(count_kept(f), 16);
+	assert_int_equal(count_segments(f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -428,6 +733,11 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_kill_inside_librrd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill_inside_librrd_big_header, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_busy_kill_subsecond, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused_call_keeps_the_rest, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_unwritable_value_is_kept, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
