@@ -39,7 +39,7 @@
 struct vg_alarm_outbox;
 
 #define VG_OUTBOX_MAX_IN_FLIGHT 64    /* attempts at once, in all */
-#define VG_OUTBOX_PER_DESTINATION 8   /* attempts at once to one receiver */
+#define VG_OUTBOX_PER_DESTINATION 16  /* attempts at once to one receiver */
 
 struct vg_alarm_outbox_options {
 	const char *data_dir;           /* alarms.db lives here */
