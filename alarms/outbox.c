@@ -401,10 +401,12 @@ static void hold(struct vg_alarm_outbox *ob, struct vg_outbox_item *it)
 	if (ob->nheld >= MAX_HELD || !(d = dest_get(ob, it->action)) ||
 	    d->held >= DEST_HELD_MAX || !(j = calloc(1, sizeof(*j)))) {
 		/* read again once this destination (or memory) has room */
-		if (ob->nheld < MAX_HELD && (d = dest_get(ob, it->action)))
-			d->overflow = 1;
-		else
-			ob->mem_overflow = 1;
+		if (ob->nheld < MAX_HELD && (d = dest_get(ob, it->action)) && d->held)
+			d->overflow = 1; /* read again when it drains */
+		else if (ob->nheld)
+			ob->mem_overflow = 1; /* read again when memory frees up */
+		else if (now(ob) + 1000 < ob->retry_due)
+			ob->retry_due = now(ob) + 1000; /* out of memory: later */
 		vg_outbox_item_release(it);
 		return;
 	}
