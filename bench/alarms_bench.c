@@ -722,11 +722,13 @@ static void burst_run(const struct opts *o, const char *hook_url)
 				size_t at = (size_t)kk * (size_t)o->alarms + (size_t)i;
 				if (g_burst.hook_us[at] && nh < cap) {
 					lh[nh++] = g_burst.hook_us[at] - g_burst.sent_us[kk];
-					dh[ndh++] = g_burst.hook_dec_us[at];
+					if (g_burst.hook_dec_us[at]) /* a collector older than evaluated_at_ms: none */
+						dh[ndh++] = g_burst.hook_dec_us[at];
 				}
 				if (g_burst.pub_us[at] && np < cap) {
 					lp[np++] = g_burst.pub_us[at] - g_burst.sent_us[kk];
-					dp[ndp++] = g_burst.pub_dec_us[at];
+					if (g_burst.pub_dec_us[at])
+						dp[ndp++] = g_burst.pub_dec_us[at];
 				}
 			}
 		int dup = g_burst.hook_dup;
