@@ -379,7 +379,7 @@ if [[ " $SKIP " != *" alarms "* ]]; then
     # 1,000 change state at once; a missed target is reported, not failed
     log "alarms: bursts of 60 and 1,000 transitions among 1,000 alarms"
     AB=$("$BB/alarms_bench" burst --collector-bin "$BIN/vigie-collector" --alarms 1000 \
-      --rounds "${BENCH_BURST_ROUNDS:-10}" --dir "$TMPFS_BASE" 2>&1 | grep '^RESULT')
+      --rounds "${BENCH_BURST_ROUNDS:-10}" --dir "$TMPFS_BASE" 2>&1 | grep '^RESULT alarms_burst ')
     echo
     echo "alarm bursts (1,000 alarms, each batch one sample of each of 1,000 series; N change state in one batch)"
     if [[ $(grep -c . <<<"$AB") -eq 2 ]]; then
