@@ -108,6 +108,7 @@ struct vg_alarm_outbox {
 	struct job **held;
 	size_t nheld, inflight;
 	int64_t cursor;          /* highest id read */
+	int64_t max_held_id;     /* highest id ever held (rows above: not held) */
 	int rescan;              /* read again from id 0 */
 	int mem_overflow;        /* rows left in the database: memory full */
 	int64_t retry_due;       /* earliest next_ms of a row not held */
@@ -411,6 +412,8 @@ static void hold(struct vg_alarm_outbox *ob, struct vg_outbox_item *it)
 		return;
 	}
 	j->it = *it;
+	if (it->id > ob->max_held_id)
+		ob->max_held_id = it->id;
 	j->ob = ob;
 	j->d = d;
 	j->slot = ob->nheld;
@@ -427,14 +430,12 @@ static void hold(struct vg_alarm_outbox *ob, struct vg_outbox_item *it)
 static int fetch(struct vg_alarm_outbox *ob, int64_t t)
 {
 	struct vg_outbox_item items[FETCH];
-	int full_scan = 0;
 	int rc;
 
 	if (ob->rescan || t >= ob->retry_due) {
 		ob->cursor = 0;
 		ob->rescan = 0;
 		ob->retry_due = INT64_MAX;
-		full_scan = 1;
 	}
 	for (;;) {
 		size_t n = 0;
@@ -448,7 +449,7 @@ static int fetch(struct vg_alarm_outbox *ob, int64_t t)
 		for (size_t i = 0; i < n; i++) {
 			if (items[i].id > ob->cursor)
 				ob->cursor = items[i].id;
-			if (full_scan && is_held(ob, items[i].id))
+			if (items[i].id <= ob->max_held_id && is_held(ob, items[i].id))
 				vg_outbox_item_release(&items[i]);
 			else
 				hold(ob, &items[i]);
