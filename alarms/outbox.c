@@ -381,7 +381,7 @@ static void job_free(struct vg_alarm_outbox *ob, struct job *j)
 	ob->held[s] = ob->held[--ob->nheld];
 	ob->held[s]->slot = s;
 	j->d->held--;
-	if (!j->d->held && j->d->overflow) {
+	if (j->d->overflow && j->d->held < DEST_HELD_MAX / 2) {
 		j->d->overflow = 0;
 		ob->rescan = 1; /* rows of this destination wait in the database */
 	}

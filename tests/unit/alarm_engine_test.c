@@ -25,6 +25,7 @@
 #include "vigie/alarm_engine.h"
 #include "vigie/alarm_notice.h"
 #include "vigie/alarm_outbox.h"
+#include "vigie/alarm_store.h"
 #include "vigie/alarm_stream.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
@@ -482,7 +483,7 @@ static void test_validation(void **state)
 
 /* ---- a webhook receiver on loopback --------------------------------------------- */
 
-#define MAX_KEYS 64
+#define MAX_KEYS 2048
 
 struct receiver {
 	struct MHD_Daemon *d;
@@ -793,6 +794,41 @@ static void test_outbox_slow_receiver_does_not_hold_up_others(void **state)
 	MHD_stop_daemon(fast2.d);
 }
 
+/* More rows for one receiver than the outbox holds per destination (1,024):
+ * the rest wait in alarms.db and are read once the first ones are done;
+ * every row is delivered exactly once. */
+static void test_outbox_backlog_beyond_memory_bound(void **state)
+{
+	enum { N = 1500 };
+	struct fixture *f = *state;
+	struct vg_alarm_store *st;
+	struct receiver rx;
+	char err[256], url[128], nid[40];
+	int64_t next;
+
+	receiver_start(&rx, 200);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/backlog", rx.port);
+	assert_int_equal(vg_alarm_store_open(f->dir, &st, err, sizeof(err)), 0);
+	assert_int_equal(vg_alarm_store_begin(st), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(nid, sizeof(nid), "backlog-%04d", i);
+		assert_int_equal(vg_alarm_store_outbox_add(st, nid, "a1", "default", url,
+							   "{}", g_now), 0);
+	}
+	assert_int_equal(vg_alarm_store_commit(st), 0);
+	vg_alarm_store_close(st);
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next), N);
+	assert_int_equal(next, INT64_MAX);
+	assert_int_equal(rx.nkeys, N);
+	for (int i = 0; i < N; i++) {
+		snprintf(nid, sizeof(nid), "backlog-%04d", i);
+		assert_int_equal(receiver_count(&rx, nid), 1);
+	}
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next), 0);
+	assert_int_equal(rx.requests, N);
+	MHD_stop_daemon(rx.d);
+}
+
 static void test_alertmanager_body(void **state)
 {
 	const char *n = "{\"alarm_name\":\"cpu-high\",\"alarm_id\":\"a1\","
@@ -842,6 +878,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_outbox_exactly_once_across_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_gives_up_on_4xx_and_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_slow_receiver_does_not_hold_up_others, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_backlog_beyond_memory_bound, setup, teardown),
 		cmocka_unit_test(test_alertmanager_body),
 	};
 	vg_log_init("alarm_engine_test", VG_LOG_ERROR);
