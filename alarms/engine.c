@@ -24,7 +24,9 @@
  * Every change that must survive a crash (instance state and datapoints,
  * history, outbox rows) is queued in `pending` and `dirty` and written in
  * one transaction at the end of the batch or tick; only then are
- * notifications published (PUB, SSE, log) and the delivery thread woken.
+ * notifications published on SSE and the log and the delivery thread
+ * woken. The PUB socket, live and lossy by contract, gets each
+ * notification at its decision, before the commit.
  *
  * Invariants: a binding points at a live instance when its series' gen
  * equals the engine's gen; an instance is in `dirty` at most once and is
@@ -135,7 +137,6 @@ struct pending {
 	char notice_id[40];
 	char *body;
 	size_t body_len;
-	char *topic;
 	char **actions;
 	size_t nactions;
 	char *log_line;
@@ -231,7 +232,6 @@ static void pending_release(struct pending *p)
 	free(p->resource);
 	free(p->detail);
 	free(p->body);
-	free(p->topic);
 	for (size_t i = 0; i < p->nactions; i++)
 		free(p->actions[i]);
 	free(p->actions);
@@ -380,9 +380,6 @@ static int flush(struct vg_alarm_engine *e)
 	for (size_t i = 0; i < e->npend; i++) {
 		struct pending *p = &e->pend[i];
 		if (p->body) {
-			if (p->topic)
-				vg_alarm_pub_send(e->o.pub, p->topic, p->body,
-						  p->body_len, 1);
 			vg_alarm_hub_publish(e->o.hub, p->project, "alarm", p->body);
 			for (size_t k = 0; k < p->nactions; k++)
 				if (!strncmp(p->actions[k], "log://", 6))
@@ -517,8 +514,11 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 	p->body = vg_alarm_notice_json(&ni, &p->body_len);
 	if (!p->body)
 		return; /* history stays; the notification is lost (out of memory) */
+	/* PUB is live and best effort: publish at the decision rather than
+	 * after the batch's commit (issue 12); SSE, log and the outbox wait
+	 * for the commit in flush(). */
 	if (vg_alarm_notice_topic(a->def.project, a->def.name, topic, sizeof(topic)) >= 0)
-		p->topic = strdup(topic);
+		vg_alarm_pub_send(e->o.pub, topic, p->body, p->body_len, 1);
 	size_t na = a->def.nactions[d->current];
 	if (na && (p->actions = calloc(na, sizeof(char *)))) {
 		for (size_t k = 0; k < na; k++)

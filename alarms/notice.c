@@ -67,6 +67,7 @@ char *vg_alarm_notice_json(const struct vg_alarm_notice_info *n, size_t *len)
 				    : json_null());
 	json_object_set_new(o, "evaluated_at",
 			    json_string(vg_time_format(n->evaluated_ms, ts, sizeof(ts))));
+	json_object_set_new(o, "evaluated_at_ms", json_integer(n->evaluated_ms));
 	text = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
 	json_decref(o);
 	if (text && len)

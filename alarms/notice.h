@@ -13,7 +13,8 @@
  *    "comparison", "threshold", "datapoints": [{"time","time_ms","value"}],
  *    "rule" (composite only),
  *    "timestamp": "<end of the deciding period, sample time>",
- *    "period_start", "evaluated_at": "<wall clock>"}
+ *    "period_start", "evaluated_at": "<wall clock>",
+ *    "evaluated_at_ms": <the same in ms: the moment of the decision>}
  *
  * The first seven fields after the ids are Aodh's alarm notification
  * (alarm_name, alarm_id, severity, previous, current, reason, reason_data).

@@ -2,20 +2,37 @@
  * outbox.c — the delivery thread over the sqlite outbox
  * (vigie/alarm_outbox.h).
  *
- * Design: a loop of "take due rows, attempt each, record the outcome",
- * sleeping on a condition variable until the next due time or a wake-up
- * from the engine. Each outcome is its own small transaction (mark + one
- * history row), committed before the next attempt, so at most the attempt
- * in flight can be repeated after a crash.
+ * Design: one thread drives every attempt at once through one libcurl
+ * multi handle. Due rows are read from alarms.db into per-destination
+ * FIFOs in memory (a destination is a webhook's scheme://host:port, the
+ * Alertmanager's, or one exec command); each pass starts, destination by
+ * destination in turn, as many attempts as the bounds allow: at most
+ * per_destination (exec: 1) in flight to one destination and max_in_flight
+ * in all, so a slow receiver occupies its own slots and never the others'.
+ * Easy handles are pooled and the multi handle's connection cache keeps a
+ * connection open to each receiver, so a burst to one receiver reuses its
+ * connections instead of opening one per notification. An exec command
+ * runs on a thread of its own that wakes the multi handle when it ends.
+ * The outcomes of the attempts that finished in one pass are recorded in
+ * one transaction (mark + one history row each): a burst of notifications
+ * costs a few commits, not one each.
+ *
+ * Reading: rows are read with an id cursor (new rows always have higher
+ * ids); a row scheduled for a retry, or left in the database because a
+ * destination's FIFO or the memory bound was full, is found by a rescan
+ * from id 0 that skips the rows already held. Held rows are a cache: the
+ * database stays the only truth, a crash loses nothing.
  *
  * Actions: "http://", "https://" -> webhook; "exec://NAME" -> the
  * configured command; "alertmanager://" -> POST <alertmanager>/api/v2/alerts.
  * An action this collector cannot perform any more (exec command removed
  * from the configuration) fails permanently with a reason.
  *
- * Invariants: a row is attempted only while pending; the attempt counter
- * in the row grows by one per attempt; the thread never holds the lock
- * while attempting (wake never blocks behind a slow receiver).
+ * Invariants: a row is attempted only while pending and held at most once
+ * in memory (so never twice at a time); the attempt counter in the row
+ * grows by one per attempt; the lock is never held while attempting (wake
+ * never blocks behind a slow receiver); memory is bounded by MAX_HELD rows
+ * (DEST_HELD_MAX per destination).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,6 +43,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "alarms/notice.h"
@@ -35,7 +53,40 @@
 #include "vigie/clock.h"
 #include "vigie/log.h"
 
-#define BATCH 32
+#define FETCH 256           /* rows per read */
+#define MAX_HELD 4096       /* rows held in memory (queued or in flight) */
+#define DEST_HELD_MAX 1024  /* rows held per destination */
+#define IDLE_WAIT_MS 1000   /* longest sleep without a wake-up */
+
+struct vg_alarm_outbox;
+
+/* One pending row held in memory, queued or in flight. */
+struct job {
+	struct vg_alarm_outbox_item it;
+	struct vg_alarm_outbox *ob;
+	struct dest *d;
+	struct job *next;        /* destination FIFO, or the finished list */
+	size_t slot;             /* index in ob->held */
+	/* in flight */
+	CURL *easy;
+	struct curl_slist *hdr;
+	char *am_body;           /* the Alertmanager body, owned */
+	char cerr[CURL_ERROR_SIZE];
+	pthread_t th;
+	int th_started;
+	/* outcome */
+	int arc;
+	long http;
+	char err[512];
+};
+
+struct dest {
+	char key[300];           /* scheme://host:port, or the exec action */
+	struct job *head, *tail; /* queued, oldest first */
+	size_t held, inflight, limit;
+	int overflow;            /* rows left in the database */
+	struct dest *next;
+};
 
 struct vg_alarm_outbox {
 	struct vg_alarm_outbox_options o;
@@ -43,11 +94,25 @@ struct vg_alarm_outbox {
 	char am_url[1024];
 	struct vg_alarm_store *store;
 	pthread_t thread;
-	int started, stopping, woken;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	int started;
+	pthread_mutex_t lock;    /* stopping, woken, st, exec_done */
+	int stopping, woken;
+	struct job *exec_done;   /* exec attempts that ended */
 	struct vg_alarm_outbox_stats st;
 	uint64_t log_limit;
+	/* delivery state: only the delivering thread touches it */
+	CURLM *multi;
+	CURL **pool;             /* idle easy handles, kept with their state */
+	size_t npool;
+	struct dest *dests, *rr; /* rr: where the next pass starts */
+	struct job **held;
+	size_t nheld, inflight;
+	int64_t cursor;          /* highest id read */
+	int64_t max_held_id;     /* highest id ever held (rows above: not held) */
+	int rescan;              /* read again from id 0 */
+	int mem_overflow;        /* rows left in the database: memory full */
+	int64_t retry_due;       /* earliest next_ms of a row not held */
+	struct job *finished;    /* attempts that ended, to record */
 };
 
 static int64_t now(struct vg_alarm_outbox *ob)
@@ -86,6 +151,12 @@ int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
 		ob->o.retry_for_ms = 86400000;
 	if (!ob->o.exec_timeout_ms)
 		ob->o.exec_timeout_ms = 10000;
+	if (!ob->o.max_in_flight)
+		ob->o.max_in_flight = VG_OUTBOX_MAX_IN_FLIGHT;
+	if (!ob->o.per_destination)
+		ob->o.per_destination = VG_OUTBOX_PER_DESTINATION;
+	if (ob->o.per_destination > ob->o.max_in_flight)
+		ob->o.per_destination = ob->o.max_in_flight;
 	if (o->nexec > VG_EXEC_MAX)
 		ob->o.nexec = VG_EXEC_MAX;
 	for (size_t i = 0; i < ob->o.nexec; i++)
@@ -100,14 +171,34 @@ int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
 	}
 	ob->o.alertmanager_url = NULL;
 	ob->o.data_dir = NULL;
+	ob->retry_due = INT64_MAX;
+	ob->rescan = 1;
+	vg_alarm_webhook_global_init();
+	ob->held = calloc(MAX_HELD, sizeof(*ob->held));
+	ob->pool = calloc(ob->o.max_in_flight, sizeof(*ob->pool));
+	ob->multi = curl_multi_init();
+	if (!ob->held || !ob->pool || !ob->multi) {
+		snprintf(err, errlen, "out of memory");
+		curl_multi_cleanup(ob->multi);
+		free(ob->pool);
+		free(ob->held);
+		free(ob);
+		return -ENOMEM;
+	}
+	/* keep an idle connection per possible transfer; never more than
+	 * per_destination connections to one host */
+	curl_multi_setopt(ob->multi, CURLMOPT_MAXCONNECTS, (long)ob->o.max_in_flight);
+	curl_multi_setopt(ob->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+			  (long)ob->o.per_destination);
 	rc = vg_alarm_store_open(o->data_dir, &ob->store, err, errlen);
 	if (rc) {
+		curl_multi_cleanup(ob->multi);
+		free(ob->pool);
+		free(ob->held);
 		free(ob);
 		return rc;
 	}
-	vg_alarm_webhook_global_init();
 	pthread_mutex_init(&ob->lock, NULL);
-	pthread_cond_init(&ob->cond, NULL);
 	*out = ob;
 	return 0;
 }
@@ -151,77 +242,63 @@ static const struct vg_alarm_exec_cmd *find_exec(struct vg_alarm_outbox *ob,
 	return NULL;
 }
 
-/* One attempt. 0 delivered, -EAGAIN retry, other negative: give up. */
-static int attempt(struct vg_alarm_outbox *ob, const struct vg_alarm_outbox_item *it,
-		   long *http, char *err, size_t errlen)
+/* One exec attempt (blocking). 0 done, -EAGAIN retry, other: give up. */
+static int exec_attempt(struct vg_alarm_outbox *ob, const struct vg_alarm_outbox_item *it,
+			char *err, size_t errlen)
 {
-	*http = 0;
-	err[0] = '\0';
-	if (!strncmp(it->action, "http://", 7) || !strncmp(it->action, "https://", 8))
-		return vg_alarm_webhook_post(it->action, it->body, strlen(it->body),
-					     it->notice_id, NULL,
-					     ob->o.webhook_timeout_ms, http, err,
-					     errlen);
-	if (!strncmp(it->action, "exec://", 7)) {
-		const struct vg_alarm_exec_cmd *c = find_exec(ob, it->action + 7);
-		json_t *n;
-		struct vg_alarm_exec_env env;
-		char out[512];
-		int st = 0, rc;
-		if (!c) {
-			snprintf(err, errlen, "exec command '%s' is no longer "
-				 "configured", it->action + 7);
-			return -ENOENT;
-		}
-		n = json_loads(it->body, 0, NULL);
-		memset(&env, 0, sizeof(env));
-		env.alarm_id = it->alarm_id;
-		env.notification_id = it->notice_id;
-		env.project = it->project;
-		if (n) {
-			env.alarm_name = json_string_value(json_object_get(n, "alarm_name"));
-			env.state = json_string_value(json_object_get(n, "current"));
-			env.previous = json_string_value(json_object_get(n, "previous"));
-			env.resource = json_string_value(json_object_get(n, "resource"));
-		}
-		rc = vg_alarm_exec_run(c, it->body, strlen(it->body), &env,
-				       ob->o.exec_timeout_ms, &st, out, sizeof(out));
-		json_decref(n);
-		if (rc == 0)
-			snprintf(err, errlen, "exit 0");
-		else if (rc == -ETIMEDOUT)
-			snprintf(err, errlen, "killed after %lld ms",
-				 (long long)ob->o.exec_timeout_ms);
-		else if (rc == -ECHILD)
-			snprintf(err, errlen, "exit status %d: %.200s",
-				 WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), out);
-		else
-			snprintf(err, errlen, "cannot run %.200s: %s", c->command,
-				 strerror(-rc));
-		if (rc == -ENOENT || rc == -EACCES)
-			return -EPERM; /* will not get better by itself */
-		return rc ? -EAGAIN : 0;
+	const struct vg_alarm_exec_cmd *c = find_exec(ob, it->action + 7);
+	json_t *n;
+	struct vg_alarm_exec_env env;
+	char out[512];
+	int st = 0, rc;
+
+	if (!c) {
+		snprintf(err, errlen, "exec command '%s' is no longer configured",
+			 it->action + 7);
+		return -ENOENT;
 	}
-	if (!strcmp(it->action, "alertmanager://")) {
-		size_t len;
-		char *body;
-		int rc;
-		if (!ob->am_url[0]) {
-			snprintf(err, errlen, "no Alertmanager is configured any more");
-			return -ENOENT;
-		}
-		if (!(body = vg_alarm_alertmanager_body(it->body, &len))) {
-			snprintf(err, errlen, "cannot build the Alertmanager body");
-			return -EAGAIN;
-		}
-		rc = vg_alarm_webhook_post(ob->am_url, body, len, it->notice_id,
-					   NULL, ob->o.webhook_timeout_ms, http,
-					   err, errlen);
-		free(body);
-		return rc;
+	n = json_loads(it->body, 0, NULL);
+	memset(&env, 0, sizeof(env));
+	env.alarm_id = it->alarm_id;
+	env.notification_id = it->notice_id;
+	env.project = it->project;
+	if (n) {
+		env.alarm_name = json_string_value(json_object_get(n, "alarm_name"));
+		env.state = json_string_value(json_object_get(n, "current"));
+		env.previous = json_string_value(json_object_get(n, "previous"));
+		env.resource = json_string_value(json_object_get(n, "resource"));
 	}
-	snprintf(err, errlen, "unknown action");
-	return -EINVAL;
+	rc = vg_alarm_exec_run(c, it->body, strlen(it->body), &env,
+			       ob->o.exec_timeout_ms, &st, out, sizeof(out));
+	json_decref(n);
+	if (rc == 0)
+		snprintf(err, errlen, "exit 0");
+	else if (rc == -ETIMEDOUT)
+		snprintf(err, errlen, "killed after %lld ms",
+			 (long long)ob->o.exec_timeout_ms);
+	else if (rc == -ECHILD)
+		snprintf(err, errlen, "exit status %d: %.200s",
+			 WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), out);
+	else
+		snprintf(err, errlen, "cannot run %.200s: %s", c->command,
+			 strerror(-rc));
+	if (rc == -ENOENT || rc == -EACCES)
+		return -EPERM; /* will not get better by itself */
+	return rc ? -EAGAIN : 0;
+}
+
+static void *exec_main(void *arg)
+{
+	struct job *j = arg;
+	struct vg_alarm_outbox *ob = j->ob;
+
+	j->arc = exec_attempt(ob, &j->it, j->err, sizeof(j->err));
+	pthread_mutex_lock(&ob->lock);
+	j->next = ob->exec_done;
+	ob->exec_done = j;
+	pthread_mutex_unlock(&ob->lock);
+	curl_multi_wakeup(ob->multi);
+	return NULL;
 }
 
 static int64_t jitter(int64_t d)
@@ -234,103 +311,429 @@ static int64_t jitter(int64_t d)
 	return d + (int64_t)((double)d * 0.4 * ((double)r / 4294967295.0 - 0.5));
 }
 
-int vg_alarm_outbox_run_once(struct vg_alarm_outbox *ob, int64_t *next_due_ms)
-{
-	struct vg_alarm_outbox_item items[BATCH];
-	size_t n = 0;
-	int64_t next = INT64_MAX, t = now(ob);
-	int rc, done = 0;
+/* ---- destinations and held rows ---------------------------------------------- */
 
-	rc = vg_alarm_store_outbox_due(ob->store, t, items, BATCH, &n, &next);
+static void dest_key(struct vg_alarm_outbox *ob, const char *action, char *key,
+		     size_t len, size_t *limit)
+{
+	*limit = ob->o.per_destination;
+	if (!strncmp(action, "exec://", 7)) {
+		snprintf(key, len, "%s", action);
+		*limit = 1; /* one run of a command at a time, as an operator expects */
+		return;
+	}
+	if (!strcmp(action, "alertmanager://"))
+		action = ob->am_url;
+	if (vg_alarm_webhook_origin(action, key, len))
+		snprintf(key, len, "%.*s", (int)(len - 1), action);
+}
+
+static struct dest *dest_get(struct vg_alarm_outbox *ob, const char *action)
+{
+	char key[300];
+	size_t limit;
+	struct dest *d;
+
+	dest_key(ob, action, key, sizeof(key), &limit);
+	for (d = ob->dests; d; d = d->next)
+		if (!strcmp(d->key, key))
+			return d;
+	if (!(d = calloc(1, sizeof(*d))))
+		return NULL;
+	snprintf(d->key, sizeof(d->key), "%s", key);
+	d->limit = limit;
+	d->next = ob->dests;
+	ob->dests = d;
+	return d;
+}
+
+/* Free destinations that hold nothing (the list stays as short as the
+ * set of receivers with work). */
+static void dests_gc(struct vg_alarm_outbox *ob)
+{
+	struct dest **pp = &ob->dests;
+
+	while (*pp) {
+		struct dest *d = *pp;
+		if (!d->held && !d->overflow) {
+			*pp = d->next;
+			if (ob->rr == d)
+				ob->rr = NULL;
+			free(d);
+		} else {
+			pp = &d->next;
+		}
+	}
+}
+
+static int is_held(struct vg_alarm_outbox *ob, int64_t id)
+{
+	for (size_t i = 0; i < ob->nheld; i++)
+		if (ob->held[i]->it.id == id)
+			return 1;
+	return 0;
+}
+
+static void job_free(struct vg_alarm_outbox *ob, struct job *j)
+{
+	size_t s = j->slot;
+
+	ob->held[s] = ob->held[--ob->nheld];
+	ob->held[s]->slot = s;
+	j->d->held--;
+	if (j->d->overflow && j->d->held < DEST_HELD_MAX / 2) {
+		j->d->overflow = 0;
+		ob->rescan = 1; /* rows of this destination wait in the database */
+	}
+	if (ob->mem_overflow && ob->nheld < MAX_HELD / 2) {
+		ob->mem_overflow = 0;
+		ob->rescan = 1;
+	}
+	vg_alarm_outbox_item_release(&j->it);
+	free(j);
+}
+
+/* Hold a row read from the database (takes ownership of it). */
+static void hold(struct vg_alarm_outbox *ob, struct vg_alarm_outbox_item *it)
+{
+	struct dest *d;
+	struct job *j;
+
+	if (ob->nheld >= MAX_HELD || !(d = dest_get(ob, it->action)) ||
+	    d->held >= DEST_HELD_MAX || !(j = calloc(1, sizeof(*j)))) {
+		/* read again once this destination (or memory) has room */
+		if (ob->nheld < MAX_HELD && (d = dest_get(ob, it->action)) && d->held)
+			d->overflow = 1; /* read again when it drains */
+		else if (ob->nheld)
+			ob->mem_overflow = 1; /* read again when memory frees up */
+		else if (now(ob) + 1000 < ob->retry_due)
+			ob->retry_due = now(ob) + 1000; /* out of memory: later */
+		vg_alarm_outbox_item_release(it);
+		return;
+	}
+	j->it = *it;
+	if (it->id > ob->max_held_id)
+		ob->max_held_id = it->id;
+	j->ob = ob;
+	j->d = d;
+	j->slot = ob->nheld;
+	ob->held[ob->nheld++] = j;
+	d->held++;
+	if (d->tail)
+		d->tail->next = j;
+	else
+		d->head = j;
+	d->tail = j;
+}
+
+/* Read due rows: after the cursor, or everything again on a rescan. */
+static int fetch(struct vg_alarm_outbox *ob, int64_t t)
+{
+	struct vg_alarm_outbox_item items[FETCH];
+	int rc;
+
+	if (ob->rescan || t >= ob->retry_due) {
+		ob->cursor = 0;
+		ob->rescan = 0;
+		ob->retry_due = INT64_MAX;
+	}
+	for (;;) {
+		size_t n = 0;
+		int64_t next = INT64_MAX;
+		rc = vg_alarm_store_outbox_due(ob->store, t, ob->cursor, items, FETCH,
+					       &n, &next);
+		if (rc)
+			return rc;
+		if (next < ob->retry_due)
+			ob->retry_due = next;
+		for (size_t i = 0; i < n; i++) {
+			if (items[i].id > ob->cursor)
+				ob->cursor = items[i].id;
+			if (items[i].id <= ob->max_held_id && is_held(ob, items[i].id))
+				vg_alarm_outbox_item_release(&items[i]);
+			else
+				hold(ob, &items[i]);
+		}
+		if (n < FETCH || ob->nheld >= MAX_HELD)
+			return 0;
+	}
+}
+
+/* ---- attempts ------------------------------------------------------------------- */
+
+static void finish(struct vg_alarm_outbox *ob, struct job *j)
+{
+	j->next = ob->finished;
+	ob->finished = j;
+}
+
+/* Start the attempt of j (taken off its FIFO); an attempt that cannot
+ * start finishes at once with its reason. */
+static void start(struct vg_alarm_outbox *ob, struct job *j)
+{
+	const char *url = j->it.action, *body = j->it.body;
+	size_t len = strlen(body);
+
+	j->d->inflight++;
+	ob->inflight++;
+	if (!strncmp(j->it.action, "exec://", 7)) {
+		if (!find_exec(ob, j->it.action + 7)) {
+			j->arc = exec_attempt(ob, &j->it, j->err, sizeof(j->err));
+			finish(ob, j);
+		} else if (pthread_create(&j->th, NULL, exec_main, j)) {
+			j->arc = -EAGAIN;
+			snprintf(j->err, sizeof(j->err), "cannot start a thread");
+			finish(ob, j);
+		} else {
+			j->th_started = 1;
+		}
+		return;
+	}
+	if (!strcmp(j->it.action, "alertmanager://")) {
+		if (!ob->am_url[0]) {
+			j->arc = -ENOENT;
+			snprintf(j->err, sizeof(j->err), "no Alertmanager is configured any more");
+			finish(ob, j);
+			return;
+		}
+		if (!(j->am_body = vg_alarm_alertmanager_body(j->it.body, &len))) {
+			j->arc = -EAGAIN;
+			snprintf(j->err, sizeof(j->err), "cannot build the Alertmanager body");
+			finish(ob, j);
+			return;
+		}
+		url = ob->am_url;
+		body = j->am_body;
+	} else if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
+		j->arc = -EINVAL;
+		snprintf(j->err, sizeof(j->err), "unknown action");
+		finish(ob, j);
+		return;
+	}
+	j->easy = ob->npool ? ob->pool[--ob->npool] : curl_easy_init();
+	if (!j->easy ||
+	    vg_alarm_webhook_setup(j->easy, url, body, len, j->it.notice_id, NULL,
+				   ob->o.webhook_timeout_ms, &j->hdr, j->cerr) ||
+	    (curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j),
+	     curl_multi_add_handle(ob->multi, j->easy) != CURLM_OK)) {
+		j->arc = -EAGAIN;
+		snprintf(j->err, sizeof(j->err), "cannot start the request");
+		finish(ob, j);
+	}
+}
+
+/* Start what the bounds allow, one destination after the other. */
+static void dispatch(struct vg_alarm_outbox *ob)
+{
+	int progress = 1;
+
+	while (progress && ob->inflight < ob->o.max_in_flight) {
+		struct dest *d = ob->rr ? ob->rr : ob->dests;
+		progress = 0;
+		for (struct dest *first = d; d;) {
+			if (d->head && d->inflight < d->limit &&
+			    ob->inflight < ob->o.max_in_flight) {
+				struct job *j = d->head;
+				if (!(d->head = j->next))
+					d->tail = NULL;
+				j->next = NULL;
+				start(ob, j);
+				progress = 1;
+			}
+			d = d->next ? d->next : ob->dests;
+			if (d == first)
+				break;
+		}
+		ob->rr = d;
+	}
+}
+
+/* Collect ended HTTP transfers and exec runs into ob->finished. */
+static void collect(struct vg_alarm_outbox *ob)
+{
+	CURLMsg *m;
+	int left;
+	struct job *e;
+
+	while ((m = curl_multi_info_read(ob->multi, &left))) {
+		struct job *j = NULL;
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+		j->arc = vg_alarm_webhook_outcome(j->easy, m->data.result, j->cerr,
+						  &j->http, j->err, sizeof(j->err));
+		finish(ob, j);
+	}
+	pthread_mutex_lock(&ob->lock);
+	e = ob->exec_done;
+	ob->exec_done = NULL;
+	pthread_mutex_unlock(&ob->lock);
+	while (e) {
+		struct job *n = e->next;
+		pthread_join(e->th, NULL);
+		e->th_started = 0;
+		finish(ob, e);
+		e = n;
+	}
+}
+
+/* Give the easy handle back to the pool (its connection stays cached). */
+static void release_attempt(struct vg_alarm_outbox *ob, struct job *j)
+{
+	if (j->easy) {
+		curl_multi_remove_handle(ob->multi, j->easy);
+		if (ob->npool < ob->o.max_in_flight)
+			ob->pool[ob->npool++] = j->easy;
+		else
+			curl_easy_cleanup(j->easy);
+		j->easy = NULL;
+	}
+	curl_slist_free_all(j->hdr);
+	j->hdr = NULL;
+	free(j->am_body);
+	j->am_body = NULL;
+	j->d->inflight--;
+	ob->inflight--;
+}
+
+/* Record every finished attempt in one transaction. Number recorded. */
+static int record(struct vg_alarm_outbox *ob)
+{
+	struct job *list = ob->finished, *j;
+	int64_t at = now(ob);
+	int rc, n = 0;
+
+	if (!list)
+		return 0;
+	ob->finished = NULL;
+	rc = vg_alarm_store_begin(ob->store);
+	for (j = list; !rc && j; j = j->next) {
+		struct vg_alarm_outbox_item *it = &j->it;
+		release_attempt(ob, j);
+		if (j->arc == 0) {
+			rc = vg_alarm_store_outbox_delivered(ob->store, it->id,
+							     it->attempts + 1, at);
+			history(ob, it, "delivered", j->http, j->err, 0, at);
+		} else if (j->arc == -EAGAIN && at - it->created_ms < ob->o.retry_for_ms) {
+			int64_t nx = at + jitter(vg_alarm_outbox_backoff(
+				ob->o.retry_initial_ms, ob->o.retry_max_ms,
+				it->attempts + 1));
+			rc = vg_alarm_store_outbox_retry(ob->store, it->id,
+							 it->attempts + 1, nx, j->err);
+			history(ob, it, "retry", j->http, j->err, nx, at);
+			if (nx < ob->retry_due)
+				ob->retry_due = nx;
+		} else {
+			if (j->arc == -EAGAIN) {
+				size_t l = strlen(j->err);
+				snprintf(j->err + l, sizeof(j->err) - l,
+					 "; gave up after %lld s",
+					 (long long)(ob->o.retry_for_ms / 1000));
+			}
+			rc = vg_alarm_store_outbox_failed(ob->store, it->id,
+							  it->attempts + 1, j->err);
+			history(ob, it, "failed", j->http, j->err, 0, at);
+		}
+	}
+	for (; j; j = j->next) /* the rest after a store error */
+		release_attempt(ob, j);
+	if (!rc)
+		rc = vg_alarm_store_commit(ob->store);
 	if (rc) {
+		vg_alarm_store_rollback(ob->store);
+		/* the rows are still pending: attempted again in a second */
+		if (at + 1000 < ob->retry_due)
+			ob->retry_due = at + 1000;
+		vg_log_limited(VG_LOG_WARN, &ob->log_limit,
+			       "alarms: cannot record %s deliveries: %s",
+			       list->next ? "several" : "a",
+			       vg_alarm_store_errmsg(ob->store));
+	}
+	pthread_mutex_lock(&ob->lock);
+	for (j = list; j; j = j->next) {
+		ob->st.attempts++;
+		if (rc)
+			ob->st.store_errors++;
+		else if (j->arc == 0)
+			ob->st.delivered++;
+		else if (j->arc == -EAGAIN && at - j->it.created_ms < ob->o.retry_for_ms)
+			ob->st.retried++;
+		else
+			ob->st.failed++;
+	}
+	pthread_mutex_unlock(&ob->lock);
+	while (list) {
+		j = list;
+		list = j->next;
+		if (j->arc == 0)
+			vg_debug("alarms: notification %s delivered to %s (%s)",
+				 j->it.notice_id, j->it.action, j->err);
+		else
+			vg_log_limited(VG_LOG_WARN, &ob->log_limit,
+				       "alarms: notification %s to %s: %s",
+				       j->it.notice_id, j->it.action, j->err);
+		job_free(ob, j);
+		n++;
+	}
+	return n;
+}
+
+/* One turn: read (when asked to), start, wait up to wait_ms for an
+ * answer or a wake-up, record what ended. Number of attempts recorded,
+ * or -errno when alarms.db could not be read. */
+static int pump(struct vg_alarm_outbox *ob, int do_fetch, int stopping,
+		int wait_ms)
+{
+	int running = 0, rc = 0, n;
+
+	if (do_fetch && !stopping && (rc = fetch(ob, now(ob)))) {
 		pthread_mutex_lock(&ob->lock);
 		ob->st.store_errors++;
 		pthread_mutex_unlock(&ob->lock);
 		vg_log_limited(VG_LOG_WARN, &ob->log_limit,
 			       "alarms: outbox read failed: %s",
 			       vg_alarm_store_errmsg(ob->store));
+		ob->retry_due = now(ob) + 1000; /* read again in a second */
+	}
+	if (!stopping)
+		dispatch(ob);
+	curl_multi_perform(ob->multi, &running);
+	collect(ob);
+	if (!ob->finished && wait_ms > 0) {
+		curl_multi_poll(ob->multi, NULL, 0, wait_ms, NULL);
+		curl_multi_perform(ob->multi, &running);
+		collect(ob);
+	}
+	n = record(ob);
+	dests_gc(ob);
+	return rc ? rc : n;
+}
+
+static int queued(struct vg_alarm_outbox *ob)
+{
+	return ob->nheld > ob->inflight;
+}
+
+int vg_alarm_outbox_run_once(struct vg_alarm_outbox *ob, int64_t *next_due_ms)
+{
+	int done = 0, rc;
+
+	ob->rescan = 1;
+	rc = pump(ob, 1, 0, 0);
+	if (rc < 0) {
 		if (next_due_ms)
-			*next_due_ms = t + 1000;
+			*next_due_ms = now(ob) + 1000;
 		return rc;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct vg_alarm_outbox_item *it = &items[i];
-		char err[512];
-		long http = 0;
-		int64_t at;
-		int arc;
-
-		pthread_mutex_lock(&ob->lock);
-		int stopping = ob->stopping;
-		pthread_mutex_unlock(&ob->lock);
-		if (stopping) {
-			next = t; /* the rest stays due */
+	done += rc;
+	while (ob->nheld || ob->rescan) {
+		rc = pump(ob, ob->rescan, 0, 100);
+		if (rc < 0)
 			break;
-		}
-		arc = attempt(ob, it, &http, err, sizeof(err));
-		at = now(ob);
-		rc = vg_alarm_store_begin(ob->store);
-		if (!rc) {
-			if (arc == 0) {
-				rc = vg_alarm_store_outbox_delivered(ob->store, it->id,
-								     it->attempts + 1, at);
-				history(ob, it, "delivered", http, err, 0, at);
-			} else if (arc == -EAGAIN &&
-				   at - it->created_ms < ob->o.retry_for_ms) {
-				int64_t nx = at + jitter(vg_alarm_outbox_backoff(
-					ob->o.retry_initial_ms, ob->o.retry_max_ms,
-					it->attempts + 1));
-				rc = vg_alarm_store_outbox_retry(ob->store, it->id,
-								 it->attempts + 1, nx, err);
-				history(ob, it, "retry", http, err, nx, at);
-				if (nx < next)
-					next = nx;
-			} else {
-				if (arc == -EAGAIN) {
-					size_t l = strlen(err);
-					snprintf(err + l, sizeof(err) - l,
-						 "; gave up after %lld s",
-						 (long long)(ob->o.retry_for_ms / 1000));
-				}
-				rc = vg_alarm_store_outbox_failed(ob->store, it->id,
-								  it->attempts + 1, err);
-				history(ob, it, "failed", http, err, 0, at);
-			}
-			if (!rc)
-				rc = vg_alarm_store_commit(ob->store);
-			if (rc)
-				vg_alarm_store_rollback(ob->store);
-		}
-		pthread_mutex_lock(&ob->lock);
-		ob->st.attempts++;
-		if (rc)
-			ob->st.store_errors++;
-		else if (arc == 0)
-			ob->st.delivered++;
-		else if (arc == -EAGAIN && at - it->created_ms < ob->o.retry_for_ms)
-			ob->st.retried++;
-		else
-			ob->st.failed++;
-		pthread_mutex_unlock(&ob->lock);
-		if (arc == 0)
-			vg_debug("alarms: notification %s delivered to %s (%s)",
-				 it->notice_id, it->action, err);
-		else
-			vg_log_limited(VG_LOG_WARN, &ob->log_limit,
-				       "alarms: notification %s to %s: %s",
-				       it->notice_id, it->action, err);
-		if (rc)
-			vg_log_limited(VG_LOG_WARN, &ob->log_limit,
-				       "alarms: cannot record the delivery of %s: %s",
-				       it->notice_id, vg_alarm_store_errmsg(ob->store));
-		done++;
+		done += rc;
 	}
-	for (size_t i = 0; i < n; i++)
-		vg_alarm_outbox_item_release(&items[i]);
-	if (n == BATCH)
-		next = t; /* more may be due right now */
 	if (next_due_ms)
-		*next_due_ms = next;
+		*next_due_ms = ob->retry_due;
 	return done;
 }
 
@@ -339,33 +742,20 @@ static void *loop(void *arg)
 	struct vg_alarm_outbox *ob = arg;
 
 	for (;;) {
-		int64_t next = INT64_MAX;
 		pthread_mutex_lock(&ob->lock);
+		int woken = ob->woken, stopping = ob->stopping;
 		ob->woken = 0;
-		int stop = ob->stopping;
 		pthread_mutex_unlock(&ob->lock);
-		if (stop)
+		if (stopping && !ob->inflight)
 			break;
-		vg_alarm_outbox_run_once(ob, &next);
-		pthread_mutex_lock(&ob->lock);
-		while (!ob->woken && !ob->stopping) {
-			int64_t t = now(ob), wait = next == INT64_MAX ? 60000 : next - t;
-			if (wait <= 0)
-				break;
-			if (wait > 60000)
-				wait = 60000;
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += wait / 1000;
-			ts.tv_nsec += (wait % 1000) * 1000000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			if (pthread_cond_timedwait(&ob->cond, &ob->lock, &ts))
-				break; /* timeout: something is due */
-		}
-		pthread_mutex_unlock(&ob->lock);
+		int64_t t = now(ob), wait = IDLE_WAIT_MS;
+		if (ob->retry_due != INT64_MAX && ob->retry_due - t < wait)
+			wait = ob->retry_due - t;
+		if (ob->rescan && queued(ob) == 0)
+			wait = 0;
+		if (wait < 0)
+			wait = 0;
+		pump(ob, woken || ob->rescan || t >= ob->retry_due, stopping, (int)wait);
 	}
 	return NULL;
 }
@@ -386,8 +776,8 @@ void vg_alarm_outbox_wake(struct vg_alarm_outbox *ob)
 		return;
 	pthread_mutex_lock(&ob->lock);
 	ob->woken = 1;
-	pthread_cond_signal(&ob->cond);
 	pthread_mutex_unlock(&ob->lock);
+	curl_multi_wakeup(ob->multi);
 }
 
 void vg_alarm_outbox_close(struct vg_alarm_outbox *ob)
@@ -396,12 +786,26 @@ void vg_alarm_outbox_close(struct vg_alarm_outbox *ob)
 		return;
 	pthread_mutex_lock(&ob->lock);
 	ob->stopping = 1;
-	pthread_cond_signal(&ob->cond);
 	pthread_mutex_unlock(&ob->lock);
+	curl_multi_wakeup(ob->multi);
 	if (ob->started)
 		pthread_join(ob->thread, NULL);
+	/* attempts still running (run_once interrupted): their rows stay
+	 * pending and are attempted again by the next process */
+	while (ob->inflight)
+		pump(ob, 0, 1, 100);
+	while (ob->nheld) {
+		struct job *j = ob->held[0];
+		j->d->overflow = 0;
+		job_free(ob, j);
+	}
+	dests_gc(ob);
+	for (size_t i = 0; i < ob->npool; i++)
+		curl_easy_cleanup(ob->pool[i]);
+	curl_multi_cleanup(ob->multi);
+	free(ob->pool);
+	free(ob->held);
 	vg_alarm_store_close(ob->store);
-	pthread_cond_destroy(&ob->cond);
 	pthread_mutex_destroy(&ob->lock);
 	free(ob);
 }

@@ -5,7 +5,9 @@
  * Design: producers (the receiver thread through the dispatch consumer and
  * the alarm engine) format a message, copy it into a singly linked FIFO
  * under a mutex and signal; one sender thread pops and calls nn_send with
- * NN_DONTWAIT. The queue is bounded in bytes; beyond the bound metric
+ * NN_DONTWAIT. Alarm messages are queued ahead of metric messages (in
+ * their own order), so a notification never waits behind the metric
+ * stream of the batch that decided it. The queue is bounded in bytes; beyond the bound metric
  * messages are dropped and counted, alarm messages are still queued. A
  * failed nn_send (EAGAIN, ETERM...) loses that message and is counted in
  * send_errors; nanomsg's own per-subscriber drops (a full pipe) happen
@@ -44,6 +46,7 @@ struct vg_alarm_pub {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct msg *head, *tail;
+	struct msg *alast;       /* last alarm message queued (they go first) */
 	size_t max_bytes;
 	int stopping;
 	struct vg_alarm_pub_stats st;
@@ -87,6 +90,8 @@ static void *sender(void *arg)
 		p->head = m->next;
 		if (!p->head)
 			p->tail = NULL;
+		if (p->alast == m)
+			p->alast = NULL;
 		p->st.queued_bytes -= m->len;
 		pthread_mutex_unlock(&p->lock);
 		int rc = nn_send(p->sock, m->data, m->len, NN_DONTWAIT);
@@ -168,7 +173,7 @@ void vg_alarm_pub_close(struct vg_alarm_pub *p)
 		p->head = m->next;
 		free(m);
 	}
-	p->tail = NULL;
+	p->tail = p->alast = NULL;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	if (p->started)
@@ -208,11 +213,20 @@ int vg_alarm_pub_send(struct vg_alarm_pub *p, const char *topic,
 		free(m);
 		return 0;
 	}
-	if (p->tail)
-		p->tail->next = m;
-	else
-		p->head = m;
-	p->tail = m;
+	if (is_alarm) { /* ahead of queued metric messages */
+		struct msg **at = p->alast ? &p->alast->next : &p->head;
+		m->next = *at;
+		*at = m;
+		if (!m->next)
+			p->tail = m;
+		p->alast = m;
+	} else {
+		if (p->tail)
+			p->tail->next = m;
+		else
+			p->head = m;
+		p->tail = m;
+	}
 	p->st.queued_bytes += len;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);

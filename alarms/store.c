@@ -67,7 +67,7 @@ static const char *const sql_text[ST_COUNT] = {
 		      "?2, ?3, ?4, ?5, ?6, ?6, 0, 0)",
 	[ST_OB_DUE] = "SELECT id, notice_id, alarm_id, project, action, body, "
 		      "attempts, created_ms, next_ms FROM outbox WHERE state = 0 "
-		      "AND next_ms <= ?1 ORDER BY next_ms, id LIMIT ?2",
+		      "AND next_ms <= ?1 AND id > ?3 ORDER BY id LIMIT ?2",
 	[ST_OB_NEXT] = "SELECT min(next_ms) FROM outbox WHERE state = 0 AND "
 		       "next_ms > ?1",
 	[ST_OB_DONE] = "UPDATE outbox SET state = 1, attempts = ?2, done_ms = ?3, "
@@ -468,8 +468,8 @@ static void copy_col(char *dst, size_t len, sqlite3_stmt *st, int col)
 }
 
 int vg_alarm_store_outbox_due(struct vg_alarm_store *s, int64_t now_ms,
-			      struct vg_alarm_outbox_item *items, size_t max,
-			      size_t *n, int64_t *next_due_ms)
+			      int64_t after_id, struct vg_alarm_outbox_item *items,
+			      size_t max, size_t *n, int64_t *next_due_ms)
 {
 	sqlite3_stmt *st = s->st[ST_OB_DUE];
 	int rc;
@@ -478,6 +478,7 @@ int vg_alarm_store_outbox_due(struct vg_alarm_store *s, int64_t now_ms,
 	*next_due_ms = INT64_MAX;
 	sqlite3_bind_int64(st, 1, now_ms);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	sqlite3_bind_int64(st, 3, after_id);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct vg_alarm_outbox_item *it = &items[*n];
 		memset(it, 0, sizeof(*it));

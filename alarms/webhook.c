@@ -1,10 +1,13 @@
 /*
  * webhook.c — one HTTP POST of a notification (alarms/webhook.h).
  *
- * Design: a fresh easy handle per attempt (notifications are rare, and a
- * fresh handle cannot carry state from one receiver to another); the
- * response body is discarded; classification of the outcome is the
- * caller's retry policy in one place.
+ * Design: the request is set up on an easy handle the caller owns (the
+ * outbox keeps a pool of them in one curl multi handle, whose connection
+ * cache keeps a connection to each receiver open between notifications;
+ * curl_easy_reset clears the options of the previous request, never the
+ * connection); the response body is discarded; classification of the
+ * outcome is the caller's retry policy in one place. vg_alarm_webhook_post
+ * is the same request done alone and blocking (tools, tests).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -38,37 +41,35 @@ static size_t discard(char *p, size_t size, size_t n, void *ctx)
 	return size * n;
 }
 
-int vg_alarm_webhook_post(const char *url, const char *body, size_t len,
-			  const char *idempotency_key, const char *extra_header,
-			  int64_t timeout_ms, long *http_status, char *err,
-			  size_t errlen)
+int vg_alarm_webhook_setup(CURL *c, const char *url, const char *body,
+			   size_t len, const char *idempotency_key,
+			   const char *extra_header, int64_t timeout_ms,
+			   struct curl_slist **hdr, char *cerr)
 {
-	char h1[128], h2[128], cerr[CURL_ERROR_SIZE] = "";
-	struct curl_slist *hdr = NULL;
-	CURL *c;
-	CURLcode cc;
-	long status = 0;
-	int rc;
+	char h1[128], h2[128];
+	struct curl_slist *h = NULL, *t;
 
-	vg_alarm_webhook_global_init();
-	*http_status = 0;
-	if (!(c = curl_easy_init())) {
-		snprintf(err, errlen, "curl_easy_init failed");
-		return -EAGAIN;
-	}
+	*hdr = NULL;
+	cerr[0] = '\0';
+	curl_easy_reset(c); /* options only: the connection cache stays */
 	snprintf(h1, sizeof(h1), "Idempotency-Key: %s", idempotency_key);
 	snprintf(h2, sizeof(h2), "X-Vigie-Notification: %s", idempotency_key);
-	hdr = curl_slist_append(hdr, "Content-Type: application/json");
-	hdr = curl_slist_append(hdr, h1);
-	hdr = curl_slist_append(hdr, h2);
-	hdr = curl_slist_append(hdr, "Expect:");
-	if (extra_header)
-		hdr = curl_slist_append(hdr, extra_header);
+	const char *lines[] = {"Content-Type: application/json", h1, h2, "Expect:",
+			       extra_header};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		if (!lines[i])
+			continue;
+		if (!(t = curl_slist_append(h, lines[i]))) {
+			curl_slist_free_all(h);
+			return -ENOMEM;
+		}
+		h = t;
+	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_POST, 1L);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	curl_easy_setopt(c, CURLOPT_USERAGENT, "vigie/" VG_VERSION);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 5000));
@@ -80,24 +81,78 @@ int vg_alarm_webhook_post(const char *url, const char *body, size_t len,
 #endif
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
-	cc = curl_easy_perform(c);
+	*hdr = h;
+	return 0;
+}
+
+int vg_alarm_webhook_outcome(CURL *c, CURLcode cc, const char *cerr,
+			     long *http_status, char *err, size_t errlen)
+{
+	long status = 0;
+
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	*http_status = status;
 	if (cc != CURLE_OK) {
-		snprintf(err, errlen, "%s", cerr[0] ? cerr : curl_easy_strerror(cc));
-		rc = cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT
-			     ? -EPERM : -EAGAIN;
-	} else if (status >= 200 && status < 300) {
-		snprintf(err, errlen, "HTTP %ld", status);
-		rc = 0;
-	} else if (status >= 500 || status == 408 || status == 425 || status == 429) {
-		snprintf(err, errlen, "HTTP %ld", status);
-		rc = -EAGAIN;
-	} else {
-		snprintf(err, errlen, "HTTP %ld (not retried)", status);
-		rc = -EPERM;
+		snprintf(err, errlen, "%s", cerr && cerr[0] ? cerr : curl_easy_strerror(cc));
+		return cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT
+			       ? -EPERM : -EAGAIN;
 	}
+	if (status >= 200 && status < 300) {
+		snprintf(err, errlen, "HTTP %ld", status);
+		return 0;
+	}
+	if (status >= 500 || status == 408 || status == 425 || status == 429) {
+		snprintf(err, errlen, "HTTP %ld", status);
+		return -EAGAIN;
+	}
+	snprintf(err, errlen, "HTTP %ld (not retried)", status);
+	return -EPERM;
+}
+
+int vg_alarm_webhook_origin(const char *url, char *buf, size_t len)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL;
+	int rc = -EINVAL;
+
+	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+		rc = (size_t)snprintf(buf, len, "%s://%s:%s", scheme, host, port) < len
+			     ? 0 : -ENOSPC;
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+int vg_alarm_webhook_post(const char *url, const char *body, size_t len,
+			  const char *idempotency_key, const char *extra_header,
+			  int64_t timeout_ms, long *http_status, char *err,
+			  size_t errlen)
+{
+	char cerr[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdr = NULL;
+	CURL *c;
+	int rc;
+
+	vg_alarm_webhook_global_init();
+	*http_status = 0;
+	if (!(c = curl_easy_init())) {
+		snprintf(err, errlen, "curl_easy_init failed");
+		return -EAGAIN;
+	}
+	if (vg_alarm_webhook_setup(c, url, body, len, idempotency_key,
+				   extra_header, timeout_ms, &hdr, cerr)) {
+		snprintf(err, errlen, "out of memory");
+		curl_easy_cleanup(c);
+		return -EAGAIN;
+	}
+	rc = vg_alarm_webhook_outcome(c, curl_easy_perform(c), cerr, http_status,
+				      err, errlen);
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(c);
 	return rc;

@@ -17,10 +17,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
+
 /* curl_global_init exactly once per process (idempotent, thread-safe). */
 void vg_alarm_webhook_global_init(void);
 
-/* 0 on a 2xx answer. -EAGAIN: worth retrying (network error, timeout,
+/* Prepare easy handle c (curl_easy_reset first, so its connection is
+ * kept) for the POST above. body, url and cerr (CURL_ERROR_SIZE bytes)
+ * must outlive the transfer; *hdr gets the header list the caller frees
+ * with curl_slist_free_all after the transfer. 0 or -ENOMEM. */
+int vg_alarm_webhook_setup(CURL *c, const char *url, const char *body,
+			   size_t len, const char *idempotency_key,
+			   const char *extra_header, int64_t timeout_ms,
+			   struct curl_slist **hdr, char *cerr);
+/* Classify a finished transfer of c (cc its CURLcode) exactly as
+ * vg_alarm_webhook_post returns. */
+int vg_alarm_webhook_outcome(CURL *c, CURLcode cc, const char *cerr,
+			     long *http_status, char *err, size_t errlen);
+/* "scheme://host:port" of url (the default port filled in): the
+ * destination that concurrency is bounded per. 0, -EINVAL (not a URL) or
+ * -ENOSPC. */
+int vg_alarm_webhook_origin(const char *url, char *buf, size_t len);
+
+/* One blocking attempt on a handle of its own.
+ * 0 on a 2xx answer. -EAGAIN: worth retrying (network error, timeout,
  * 5xx, 408, 425, 429). -EPERM: the receiver refused for good (other 4xx,
  * 3xx). *http_status gets the status (0 when none came back); err a one
  * line description. extra_header may be NULL ("Name: value"). */

@@ -12,9 +12,12 @@
  * re-evaluate composite alarms that refer to it. Before the consumer
  * returns, the batch's new states, history rows and outbox rows are
  * committed in one sqlite transaction (vigie/alarm_store.h); then the
- * notifications go to the PUB socket, the SSE hub and the log, and the
- * delivery thread (vigie/alarm_outbox.h) is woken for webhooks, exec and
- * Alertmanager. vg_alarm_engine_tick closes periods that received no data
+ * notifications go to the SSE hub and the log, and the delivery thread
+ * (vigie/alarm_outbox.h) is woken for webhooks, exec and Alertmanager.
+ * The PUB socket (live, lossy) gets each notification as soon as it is
+ * decided, before that commit: after a crash in between, a subscriber may
+ * see a transition that the restarted collector decides again under a new
+ * notification id. vg_alarm_engine_tick closes periods that received no data
  * (missing data) against each host's data clock: the newest sample time
  * seen from that host, advanced by the wall time elapsed since.
  *

@@ -4,18 +4,26 @@
  *
  * The engine inserts one outbox row per (notification, action) in the same
  * sqlite transaction as the transition, before the agent's batch is
- * acknowledged. This module's thread takes due rows oldest first, makes one
- * attempt each and records the outcome in its own transaction:
+ * acknowledged. This module's thread takes due rows oldest first and makes
+ * the attempts concurrently (libcurl multi): at most per_destination at a
+ * time to one destination (a webhook's scheme://host:port, the
+ * Alertmanager; an exec command: 1) and max_in_flight in all, so a slow
+ * receiver never delays the others; connections to a receiver are kept
+ * open and reused. The outcomes of attempts that end together are recorded
+ * in one transaction:
  *   success (2xx, exit 0)      -> delivered, never sent again
  *   retryable failure          -> due again after min(initial * 2^(n-1),
  *                                 max) with +-20% jitter
  *   permanent failure, or the row is older than retry_for
  *                              -> failed
- * and one history row per attempt. A crash after the receiver answered 2xx
+ * and one history row per attempt. A crash after a receiver answered 2xx
  * but before the delivered mark is committed (a window of one sqlite
- * commit) sends the notification again after restart with the same
+ * commit, covering at most the max_in_flight attempts that ended together)
+ * sends those notifications again after restart with the same
  * Idempotency-Key; otherwise a notification accepted before a crash is
- * delivered after the restart exactly once.
+ * delivered after the restart exactly once. Rows are held in memory up to
+ * 4096 (1024 per destination); the rest wait in alarms.db and are read as
+ * room frees up.
  *
  * Threading: vg_alarm_outbox_run_once is for one thread at a time (the
  * delivery thread, or a test driving it); wake and stats are thread-safe.
@@ -30,6 +38,9 @@
 
 struct vg_alarm_outbox;
 
+#define VG_OUTBOX_MAX_IN_FLIGHT 64    /* attempts at once, in all */
+#define VG_OUTBOX_PER_DESTINATION 16  /* attempts at once to one receiver */
+
 struct vg_alarm_outbox_options {
 	const char *data_dir;           /* alarms.db lives here */
 	int64_t webhook_timeout_ms;     /* per attempt; 0 = 5000 */
@@ -41,6 +52,8 @@ struct vg_alarm_outbox_options {
 	int64_t exec_timeout_ms;        /* 0 = 10000 */
 	const char *alertmanager_url;   /* base URL or NULL */
 	int64_t (*now_ms)(void);        /* wall clock; NULL = vg_now_ms */
+	unsigned max_in_flight;         /* 0 = VG_OUTBOX_MAX_IN_FLIGHT */
+	unsigned per_destination;       /* 0 = VG_OUTBOX_PER_DESTINATION */
 };
 
 struct vg_alarm_outbox_stats {
@@ -54,16 +67,17 @@ int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
 			 struct vg_alarm_outbox **out, char *err, size_t errlen);
 /* Start the delivery thread. 0 or -errno. */
 int vg_alarm_outbox_start(struct vg_alarm_outbox *ob);
-/* Stop the thread (an attempt in flight finishes, bounded by its
- * timeout) and close. Accepts NULL. */
+/* Stop the thread (attempts in flight finish, bounded by their timeout;
+ * nothing new starts) and close. Accepts NULL. */
 void vg_alarm_outbox_close(struct vg_alarm_outbox *ob);
 
 /* Something was committed: look again now. */
 void vg_alarm_outbox_wake(struct vg_alarm_outbox *ob);
 
-/* One pass: attempt every row due now. Returns the number attempted, or
- * -errno when the store failed. *next_due_ms (may be NULL) gets when the
- * next pending row is due (INT64_MAX if none). */
+/* Attempt every row due now (concurrently, within the bounds) and wait
+ * for every outcome; not with the thread started. Returns the number
+ * attempted, or -errno when the store failed. *next_due_ms (may be NULL)
+ * gets when the next pending row is due (INT64_MAX if none). */
 int vg_alarm_outbox_run_once(struct vg_alarm_outbox *ob, int64_t *next_due_ms);
 
 void vg_alarm_outbox_get_stats(struct vg_alarm_outbox *ob,

@@ -14,7 +14,8 @@
  * queue (a copy of the message) and a thread of the publisher sends with
  * NN_DONTWAIT. When the queue holds more than max_queue_bytes a metric
  * message is dropped and counted; alarm messages are always queued (they
- * are few). nanomsg itself drops messages for a subscriber whose pipe is
+ * are few), ahead of the metric messages waiting, so a notification
+ * leaves as soon as the alarm engine decides it. nanomsg itself drops messages for a subscriber whose pipe is
  * full: a slow subscriber loses messages, never blocks the collector.
  * Those drops cannot be counted (nanomsg's PUB send succeeds whatever the
  * pipes do and keeps no statistic); dropped_queue and send_errors are the

@@ -12,8 +12,10 @@
  * Durability: WAL with synchronous=FULL: a committed transition and its
  * outbox rows survive kill -9 and power loss. The engine writes a batch's
  * transitions, states and outbox rows in one transaction before the batch
- * is acknowledged to the agent; the delivery thread marks a row delivered
- * in its own transaction right after the receiver's 2xx.
+ * is acknowledged to the agent; the delivery thread records the outcomes
+ * of the attempts that finished together (delivered, retry, failed, and
+ * their history rows) in one transaction right after the receivers'
+ * answers.
  *
  * Threading: a handle is used by one thread at a time; open one handle
  * per thread (the engine's and the delivery thread's). WAL lets them work
@@ -69,7 +71,7 @@ struct vg_alarm_state_row {
 	int64_t clear_since_ms;
 	uint32_t alarm_periods;
 	const char *reason;
-	const void *ring;       /* packed datapoints (alarms/eval.h) */
+	const void *ring;       /* packed datapoints (vigie/alarm_eval.h) */
 	size_t ring_len;
 	int64_t updated_ms;
 };
@@ -133,12 +135,14 @@ int vg_alarm_store_outbox_add(struct vg_alarm_store *s, const char *notice_id,
 			      const char *alarm_id, const char *project,
 			      const char *action, const char *body,
 			      int64_t created_ms);
-/* Up to max pending rows due at now_ms, oldest first, into items (caller
- * releases each). *n gets the count; *next_due_ms the earliest next_ms of
- * a pending row not returned (INT64_MAX if none). */
+/* Up to max pending rows due at now_ms with an id above after_id, oldest
+ * (lowest id) first, into items (caller releases each): the outbox reads
+ * new rows with a cursor and rescans from 0 for retries. *n gets the
+ * count; *next_due_ms the earliest next_ms of a pending row not due yet
+ * (INT64_MAX if none). */
 int vg_alarm_store_outbox_due(struct vg_alarm_store *s, int64_t now_ms,
-			      struct vg_alarm_outbox_item *items, size_t max,
-			      size_t *n, int64_t *next_due_ms);
+			      int64_t after_id, struct vg_alarm_outbox_item *items,
+			      size_t max, size_t *n, int64_t *next_due_ms);
 /* Mark a row delivered / failed for good / due again at next_ms. */
 int vg_alarm_store_outbox_delivered(struct vg_alarm_store *s, int64_t id,
 				    uint32_t attempts, int64_t when_ms);

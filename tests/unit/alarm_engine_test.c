@@ -25,6 +25,7 @@
 #include "vigie/alarm_engine.h"
 #include "alarms/notice.h"
 #include "vigie/alarm_outbox.h"
+#include "vigie/alarm_store.h"
 #include "vigie/alarm_stream.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
@@ -46,18 +47,22 @@ struct fixture {
 	uint64_t seq;
 };
 
+static int g_deliver;              /* start the delivery thread */
+static int64_t g_hook_timeout_ms = 2000;
+
 static void open_engine(struct fixture *f)
 {
 	struct vg_alarm_engine_options o = {0};
 	char err[256];
 
+	o.deliver = g_deliver;
 	o.data_dir = f->dir;
 	o.agent_interval_s = 10;
 	o.hub = f->hub;
 	o.now_ms = fake_now;
 	o.retry_initial_ms = 1000;
 	o.retry_max_ms = 8000;
-	o.webhook_timeout_ms = 2000;
+	o.webhook_timeout_ms = g_hook_timeout_ms;
 	if (vg_alarm_engine_open(&o, &f->e, err, sizeof(err)))
 		fail_msg("engine open: %s", err);
 }
@@ -70,6 +75,8 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	assert_int_equal(vg_alarm_hub_new(64, &f->hub), 0);
 	g_now = T0 / MIN * MIN;
+	g_deliver = 0;
+	g_hook_timeout_ms = 2000;
 	open_engine(f);
 	*state = f;
 	return 0;
@@ -476,12 +483,19 @@ static void test_validation(void **state)
 
 /* ---- a webhook receiver on loopback --------------------------------------------- */
 
+#define MAX_KEYS 2048
+
 struct receiver {
 	struct MHD_Daemon *d;
 	uint16_t port;
 	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int hold;          /* keep every request unanswered until released */
+	int holding;       /* requests waiting for the release now */
 	int status;        /* what to answer */
 	int requests, ok;
+	char keys[MAX_KEYS][40]; /* Idempotency-Key of each 2xx, in order */
+	int nkeys;
 	char last_key[64], first_key[64];
 	char last_body[8192];
 };
@@ -517,10 +531,18 @@ static enum MHD_Result on_req(void *cls, struct MHD_Connection *c, const char *u
 	}
 	key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
 	pthread_mutex_lock(&r->lock);
+	r->holding++;
+	while (r->hold)
+		pthread_cond_wait(&r->cond, &r->lock);
+	r->holding--;
 	r->requests++;
 	status = r->status;
-	if (status / 100 == 2)
+	if (status / 100 == 2) {
 		r->ok++;
+		if (r->nkeys < MAX_KEYS)
+			snprintf(r->keys[r->nkeys++], sizeof(r->keys[0]), "%s",
+				 key ? key : "");
+	}
 	snprintf(r->last_key, sizeof(r->last_key), "%s", key ? key : "");
 	if (!r->first_key[0])
 		snprintf(r->first_key, sizeof(r->first_key), "%s", key ? key : "");
@@ -539,16 +561,52 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con,
 	*con = NULL;
 }
 
-static void receiver_start(struct receiver *r, int status)
+/* hold: answer nothing until receiver_release (a thread per connection,
+ * so a held request never stops the daemon accepting others). */
+static void receiver_start_mode(struct receiver *r, int status, int hold)
 {
 	memset(r, 0, sizeof(*r));
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->cond, NULL);
 	r->status = status;
-	r->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL,
-				NULL, on_req, r, MHD_OPTION_NOTIFY_COMPLETED, on_done,
-				NULL, MHD_OPTION_SOCK_ADDR, NULL, MHD_OPTION_END);
+	r->hold = hold;
+	r->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+				(hold ? MHD_USE_THREAD_PER_CONNECTION : MHD_USE_AUTO),
+				0, NULL, NULL, on_req, r, MHD_OPTION_NOTIFY_COMPLETED,
+				on_done, NULL, MHD_OPTION_SOCK_ADDR, NULL, MHD_OPTION_END);
 	assert_non_null(r->d);
 	r->port = MHD_get_daemon_info(r->d, MHD_DAEMON_INFO_BIND_PORT)->port;
+}
+
+static void receiver_start(struct receiver *r, int status)
+{
+	receiver_start_mode(r, status, 0);
+}
+
+static void receiver_release(struct receiver *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->hold = 0;
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void receiver_get(struct receiver *r, int *ok, int *holding)
+{
+	pthread_mutex_lock(&r->lock);
+	*ok = r->ok;
+	*holding = r->holding;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* How often key is among r's answered requests. */
+static int receiver_count(struct receiver *r, const char *key)
+{
+	int n = 0;
+
+	for (int i = 0; i < r->nkeys; i++)
+		n += !strcmp(r->keys[i], key);
+	return n;
 }
 
 static void test_outbox_exactly_once_across_restart(void **state)
@@ -642,6 +700,135 @@ static void test_outbox_gives_up_on_4xx_and_backoff(void **state)
 	MHD_stop_daemon(rx.d);
 }
 
+/* Issue 12 defect 7: three destinations, one of which holds every request
+ * unanswered. The two others must get every notification while the slow
+ * one still holds its first request (single-file delivery never gets past
+ * that request), and once it answers, each receiver has every
+ * notification exactly once. A guard bounds the waits (a deadlock guard,
+ * not a timing assertion). */
+static void test_outbox_slow_receiver_does_not_hold_up_others(void **state)
+{
+	enum { N = 12 };
+	struct fixture *f = *state;
+	struct receiver slow, fast1, fast2;
+	struct vg_alarm_outbox_stats os;
+	int64_t t = g_now, next;
+	int ok1 = 0, ok2 = 0, oks = 0, held = 0, hold2;
+	char def[768];
+
+	receiver_start_mode(&slow, 200, 1);
+	receiver_start(&fast1, 200);
+	receiver_start(&fast2, 200);
+	/* the delivery thread, with a timeout far beyond the guard below so
+	 * that only concurrency can get past the held request */
+	vg_alarm_engine_close(f->e);
+	g_deliver = 1;
+	g_hook_timeout_ms = 120000;
+	open_engine(f);
+	for (int i = 0; i < N; i++) {
+		snprintf(def, sizeof(def),
+			 "{\"name\":\"s%d\",\"metric\":\"cpu.util\",\"resource\":\"vm%d\","
+			 "\"comparison\":\"gt\",\"threshold\":90,\"actions\":{\"alarm\":"
+			 "[\"http://127.0.0.1:%u/slow\",\"http://127.0.0.1:%u/a\","
+			 "\"http://127.0.0.1:%u/b\"]}}", i, i, slow.port, fast1.port,
+			 fast2.port);
+		json_decref(create(f, def));
+	}
+	/* one batch flips all N (the second closes the first period) */
+	for (int k = 0; k < 2; k++) {
+		int64_t bt = t + k * MIN;
+		struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, bt);
+		for (int i = 0; i < N; i++) {
+			char id[16];
+			snprintf(id, sizeof(id), "vm%d", i);
+			vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, bt);
+			vg_batch_identity(b, "default", NULL, NULL);
+			vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 95);
+		}
+		g_now = bt + 500;
+		assert_int_equal(vg_alarm_engine_batch(f->e, b), 0);
+		vg_batch_free(b);
+	}
+	for (int w = 0; w < 3000 && (ok1 < N || ok2 < N); w++) {
+		vg_sleep_ms(10);
+		receiver_get(&fast1, &ok1, &hold2);
+		receiver_get(&fast2, &ok2, &hold2);
+	}
+	receiver_get(&slow, &oks, &held);
+	receiver_release(&slow); /* before any assertion: teardown must not hang */
+	assert_int_equal(oks, 0);      /* the slow receiver answered nothing yet */
+	assert_true(held >= 1);        /* and holds its first request(s) */
+	assert_true(held <= VG_OUTBOX_PER_DESTINATION);
+	assert_int_equal(ok1, N);      /* while the others got everything */
+	assert_int_equal(ok2, N);
+
+	for (int w = 0; w < 3000 && oks < N; w++) {
+		vg_sleep_ms(10);
+		receiver_get(&slow, &oks, &held);
+	}
+	assert_int_equal(oks, N);
+	/* exactly once: the same N notifications at every receiver, once each */
+	vg_alarm_engine_close(f->e); /* stops the thread: nothing more is sent */
+	f->e = NULL;
+	assert_int_equal(slow.nkeys, N);
+	assert_int_equal(fast1.nkeys, N);
+	assert_int_equal(fast2.nkeys, N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(receiver_count(&slow, fast1.keys[i]), 1);
+		assert_int_equal(receiver_count(&fast1, fast1.keys[i]), 1);
+		assert_int_equal(receiver_count(&fast2, fast1.keys[i]), 1);
+	}
+	/* and nothing is pending after a restart */
+	g_deliver = 0;
+	open_engine(f);
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next), 0);
+	assert_int_equal(next, INT64_MAX);
+	vg_alarm_outbox_get_stats(vg_alarm_engine_outbox(f->e), &os);
+	assert_int_equal(os.attempts, 0);
+	assert_int_equal(slow.requests + fast1.requests + fast2.requests, 3 * N);
+	json_t *h = history(f, "s0", "notification");
+	assert_int_equal(json_array_size(h), 3); /* one delivered attempt each */
+	json_decref(h);
+	MHD_stop_daemon(slow.d);
+	MHD_stop_daemon(fast1.d);
+	MHD_stop_daemon(fast2.d);
+}
+
+/* More rows for one receiver than the outbox holds per destination (1,024):
+ * the rest wait in alarms.db and are read once the first ones are done;
+ * every row is delivered exactly once. */
+static void test_outbox_backlog_beyond_memory_bound(void **state)
+{
+	enum { N = 1500 };
+	struct fixture *f = *state;
+	struct vg_alarm_store *st;
+	struct receiver rx;
+	char err[256], url[128], nid[40];
+	int64_t next;
+
+	receiver_start(&rx, 200);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/backlog", rx.port);
+	assert_int_equal(vg_alarm_store_open(f->dir, &st, err, sizeof(err)), 0);
+	assert_int_equal(vg_alarm_store_begin(st), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(nid, sizeof(nid), "backlog-%04d", i);
+		assert_int_equal(vg_alarm_store_outbox_add(st, nid, "a1", "default", url,
+							   "{}", g_now), 0);
+	}
+	assert_int_equal(vg_alarm_store_commit(st), 0);
+	vg_alarm_store_close(st);
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next), N);
+	assert_int_equal(next, INT64_MAX);
+	assert_int_equal(rx.nkeys, N);
+	for (int i = 0; i < N; i++) {
+		snprintf(nid, sizeof(nid), "backlog-%04d", i);
+		assert_int_equal(receiver_count(&rx, nid), 1);
+	}
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next), 0);
+	assert_int_equal(rx.requests, N);
+	MHD_stop_daemon(rx.d);
+}
+
 static void test_alertmanager_body(void **state)
 {
 	const char *n = "{\"alarm_name\":\"cpu-high\",\"alarm_id\":\"a1\","
@@ -690,6 +877,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_exactly_once_across_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_gives_up_on_4xx_and_backoff, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_slow_receiver_does_not_hold_up_others, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_backlog_beyond_memory_bound, setup, teardown),
 		cmocka_unit_test(test_alertmanager_body),
 	};
 	vg_log_init("alarm_engine_test", VG_LOG_ERROR);
