@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "vigie/agent_derive.h"
-#include "vigie/agent_hmap.h"
+#include "vigie/hmap.h"
 #include "vigie/agent_poll.h"
 #include "vigie/agent_procfs.h"
 #include "vigie/clock.h"
@@ -78,7 +78,7 @@ struct pending_event {
 struct vg_poller {
 	char *host, *proc_root;
 	struct vg_lv *lv;
-	struct vg_hmap *doms;
+	struct vg_hmap doms; /* uuid -> struct dom_prev, keyed by its own uuid */
 	uint64_t gen;
 	int first_poll; /* no libvirt poll has succeeded yet */
 	int in_gap;
@@ -302,14 +302,14 @@ int vg_poller_new(const struct vg_poller_opts *o, struct vg_poller **out)
 	p->first_poll = 1;
 	p->host = strdup(o->host);
 	p->proc_root = strdup(o->proc_root && *o->proc_root ? o->proc_root : "/proc");
-	p->doms = vg_hmap_new();
+	vg_hmap_init_borrow(&p->doms);
 	p->clk_tck = sysconf(_SC_CLK_TCK);
 	p->page_size = sysconf(_SC_PAGESIZE);
 	if (p->clk_tck <= 0)
 		p->clk_tck = 100;
 	if (p->page_size <= 0)
 		p->page_size = 4096;
-	if (!p->host || !p->proc_root || !p->doms) {
+	if (!p->host || !p->proc_root) {
 		vg_poller_free(p);
 		return -ENOMEM;
 	}
@@ -334,13 +334,11 @@ void vg_poller_free(struct vg_poller *p)
 	if (!p)
 		return;
 	vg_lv_free(p->lv);
-	if (p->doms) {
-		size_t pos = 0;
-		void *v;
-		while (vg_hmap_next(p->doms, &pos, NULL, &v))
-			dom_prev_free(v);
-		vg_hmap_free(p->doms);
-	}
+	size_t pos = 0;
+	const struct vg_hmap_entry *it;
+	while ((it = vg_hmap_next(&p->doms, &pos)))
+		dom_prev_free(it->value);
+	vg_hmap_release(&p->doms);
 	for (size_t i = 0; i < p->npending; i++) {
 		free(p->pending[i].resource);
 		free(p->pending[i].detail);
@@ -604,7 +602,7 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 		      int64_t t, struct vg_batch *b)
 {
 	struct emit e = {b, 0};
-	struct dom_prev *P = vg_hmap_get(p->doms, d->uuid);
+	struct dom_prev *P = vg_hmap_gets(&p->doms, d->uuid);
 	const struct vg_domxml *m = d->meta;
 	double dt = P ? (double)(t - P->time_ms) / 1e3 : 0;
 	int restarted = P && P->active && d->active && P->id != d->id;
@@ -665,7 +663,7 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 	if (!P) {
 		P = calloc(1, sizeof(*P));
 		if (!P || sdup(&P->uuid, d->uuid) ||
-		    vg_hmap_put(p->doms, d->uuid, P)) {
+		    vg_hmap_puts(&p->doms, P->uuid, P)) {
 			dom_prev_free(P);
 			return -ENOMEM;
 		}
@@ -804,15 +802,14 @@ int vg_poller_apply_domains(struct vg_poller *p,
 		return rc;
 
 	size_t pos = 0;
-	const char *key;
-	void *v;
-	while (vg_hmap_next(p->doms, &pos, &key, &v)) {
-		struct dom_prev *P = v;
+	const struct vg_hmap_entry *it;
+	while ((it = vg_hmap_next(&p->doms, &pos))) {
+		struct dom_prev *P = it->value;
 		if (P->gen == p->gen)
 			continue;
 		if ((rc = ended_domain(p, P, time_ms, b)))
 			return rc;
-		vg_hmap_del(p->doms, key);
+		vg_hmap_del(&p->doms, it->key, it->klen);
 		dom_prev_free(P);
 	}
 	p->first_poll = 0;
@@ -830,11 +827,11 @@ static int cmp_str(const void *a, const void *b)
 static const char **vnic_names(struct vg_poller *p, size_t *n)
 {
 	size_t cnt = 0, pos = 0;
-	void *v;
+	const struct vg_hmap_entry *it;
 	const char **names;
 
-	while (vg_hmap_next(p->doms, &pos, NULL, &v))
-		cnt += ((struct dom_prev *)v)->nnics;
+	while ((it = vg_hmap_next(&p->doms, &pos)))
+		cnt += ((struct dom_prev *)it->value)->nnics;
 	*n = 0;
 	if (!cnt)
 		return NULL;
@@ -842,8 +839,8 @@ static const char **vnic_names(struct vg_poller *p, size_t *n)
 	if (!names)
 		return NULL;
 	pos = 0;
-	while (vg_hmap_next(p->doms, &pos, NULL, &v)) {
-		struct dom_prev *P = v;
+	while ((it = vg_hmap_next(&p->doms, &pos))) {
+		struct dom_prev *P = it->value;
 		for (size_t i = 0; i < P->nnics; i++)
 			names[(*n)++] = P->nics[i].dev;
 	}
