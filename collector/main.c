@@ -41,6 +41,7 @@
 #include "vigie/token.h"
 #include "vigie/config.h"
 #include "vigie/dispatch.h"
+#include "vigie/fsutil.h"
 #include "vigie/log.h"
 #include "vigie/receiver.h"
 #include "vigie/registry.h"
@@ -138,27 +139,6 @@ static void idle(void *ctx)
 	g_keys = kr;
 	vg_info("SIGHUP: %zu agent key(s) loaded from %s; restart to apply "
 		"other configuration changes", vg_keyring_count(kr), g_keys_dir);
-}
-
-static int mkdir_p(const char *path)
-{
-	char buf[4096];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 /* Alarms (issue 5): the PUB socket (when [alarms] notify is set), the SSE
@@ -378,7 +358,7 @@ int main(int argc, char **argv)
 			vg_keyring_count(g_keys), g_keys_dir,
 			g_require ? "required" : "checked for hosts that have a key");
 
-	if ((rc = mkdir_p(cfg.collector_data_dir))) {
+	if ((rc = vg_fs_mkdir_p(cfg.collector_data_dir, 0755))) {
 		vg_error("cannot create data directory %s: %s",
 			 cfg.collector_data_dir, strerror(-rc));
 		vg_keyring_free(g_keys);
