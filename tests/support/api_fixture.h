@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "vigie/api.h"
+#include "vigie/api_handlers.h"
 #include "vigie/batch.h"
 #include "vigie/cli.h"
 #include "vigie/config.h"
