@@ -598,6 +598,20 @@ static void lifecycle(struct emit *e, struct vg_poller *p,
 	}
 }
 
+/* The last word on a device of domain uuid that went away: its resource
+ * "<uuid>-<dev>", ended, with the domain's owner. */
+static void device_ended(struct emit *e, int type, const char *uuid,
+			 const char *dev, const struct vg_domxml *m, int64_t t)
+{
+	char id[512];
+
+	snprintf(id, sizeof(id), "%s-%s", uuid, dev);
+	struct vg_resource *r = resource(e, type, id, dev, uuid, t);
+	if (r)
+		r->state = VG_RSTATE_ENDED;
+	identity(e, m->project, m->user, NULL);
+}
+
 static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 		      int64_t t, struct vg_batch *b)
 {
@@ -719,12 +733,7 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 			i++;
 			continue;
 		}
-		char id[512];
-		snprintf(id, sizeof(id), "%s-%s", d->uuid, dp->dev);
-		struct vg_resource *r = resource(&e, VG_RT_DISK, id, dp->dev, d->uuid, t);
-		if (r)
-			r->state = VG_RSTATE_ENDED;
-		identity(&e, m->project, m->user, NULL);
+		device_ended(&e, VG_RT_DISK, d->uuid, dp->dev, m, t);
 		free(dp->dev);
 		free(dp->source);
 		P->disks[i] = P->disks[--P->ndisks];
@@ -735,12 +744,7 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 			i++;
 			continue;
 		}
-		char id[512];
-		snprintf(id, sizeof(id), "%s-%s", d->uuid, np->dev);
-		struct vg_resource *r = resource(&e, VG_RT_NIC, id, np->dev, d->uuid, t);
-		if (r)
-			r->state = VG_RSTATE_ENDED;
-		identity(&e, m->project, m->user, NULL);
+		device_ended(&e, VG_RT_NIC, d->uuid, np->dev, m, t);
 		free(np->dev);
 		P->nics[i] = P->nics[--P->nnics];
 	}
