@@ -225,6 +225,19 @@ static int configure(int argc, char **argv, struct vg_config *cfg)
 		{"allow-unsigned", no_argument, NULL, O_UNSIGNED},
 		{NULL, 0, NULL, 0},
 	};
+	/* the flags that set one configuration key: to their value, or fixed */
+	static const struct {
+		int opt;
+		const char *section, *key, *fixed;
+	} keys[] = {
+		{O_LISTEN, "collector", "listen", NULL},
+		{O_HTTP, "collector", "http", NULL},
+		{O_DATA, "collector", "data_dir", NULL},
+		{O_LOGLEVEL, "log", "level", NULL},
+		{O_KEYS, "collector", "keys_dir", NULL},
+		{O_UNSIGNED, "collector", "require_signatures", "false"},
+		{O_NOTIFY, "alarms", "notify", NULL},
+	};
 	struct override set[MAX_OVERRIDES];
 	int nset = 0, c;
 	const char *config = NULL;
@@ -234,42 +247,19 @@ static int configure(int argc, char **argv, struct vg_config *cfg)
 	opterr = 0;
 	/* '+': stop at the first non-option (the "token" command) */
 	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+		size_t k = 0;
+
+		while (k < sizeof(keys) / sizeof(keys[0]) && keys[k].opt != c)
+			k++;
+		if (k < sizeof(keys) / sizeof(keys[0])) {
+			if (nset < MAX_OVERRIDES)
+				set[nset] = (struct override){
+					keys[k].section, keys[k].key,
+					keys[k].fixed ? keys[k].fixed : optarg};
+			nset++;
+			continue;
+		}
 		switch (c) {
-		case O_LISTEN:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"collector", "listen", optarg};
-			nset++;
-			break;
-		case O_HTTP:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"collector", "http", optarg};
-			nset++;
-			break;
-		case O_DATA:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"collector", "data_dir", optarg};
-			nset++;
-			break;
-		case O_LOGLEVEL:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"log", "level", optarg};
-			nset++;
-			break;
-		case O_KEYS:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"collector", "keys_dir", optarg};
-			nset++;
-			break;
-		case O_UNSIGNED:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"collector", "require_signatures", "false"};
-			nset++;
-			break;
-		case O_NOTIFY:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"alarms", "notify", optarg};
-			nset++;
-			break;
 		case O_CONFIG:
 			config = optarg;
 			break;
