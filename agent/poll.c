@@ -598,6 +598,19 @@ static void lifecycle(struct emit *e, struct vg_poller *p,
 	}
 }
 
+/* Room for element n of *arr (elements of elem bytes), zeroed; the caller
+ * counts it once it is filled. NULL on out of memory (*arr unchanged). */
+static void *one_more(void **arr, size_t n, size_t elem)
+{
+	char *a = realloc(*arr, (n + 1) * elem);
+
+	if (!a)
+		return NULL;
+	*arr = a;
+	memset(a + n * elem, 0, elem);
+	return a + n * elem;
+}
+
 /* The last word on a device of domain uuid that went away: its resource
  * "<uuid>-<dev>", ended, with the domain's owner. */
 static void device_ended(struct emit *e, int type, const char *uuid,
@@ -692,13 +705,8 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 		int dderive = derive && dp;
 
 		if (!dp) {
-			struct disk_prev *n = realloc(P->disks, (P->ndisks + 1) * sizeof(*n));
-			if (!n)
-				return -ENOMEM;
-			P->disks = n;
-			dp = &P->disks[P->ndisks];
-			memset(dp, 0, sizeof(*dp));
-			if (!(dp->dev = strdup(k->dev)))
+			dp = one_more((void **)&P->disks, P->ndisks, sizeof(*dp));
+			if (!dp || !(dp->dev = strdup(k->dev)))
 				return -ENOMEM;
 			P->ndisks++;
 		}
@@ -710,13 +718,8 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 		struct nic_prev *np = find_nic(P, n->dev);
 
 		if (!np) {
-			struct nic_prev *a = realloc(P->nics, (P->nnics + 1) * sizeof(*a));
-			if (!a)
-				return -ENOMEM;
-			P->nics = a;
-			np = &P->nics[P->nnics];
-			memset(np, 0, sizeof(*np));
-			if (!(np->dev = strdup(n->dev)))
+			np = one_more((void **)&P->nics, P->nnics, sizeof(*np));
+			if (!np || !(np->dev = strdup(n->dev)))
 				return -ENOMEM;
 			P->nnics++;
 		}
