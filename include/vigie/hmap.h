@@ -78,20 +78,20 @@ static inline size_t vg_hmap_count(const struct vg_hmap *m)
  * delete or release. */
 const struct vg_hmap_entry *vg_hmap_next(const struct vg_hmap *m, size_t *pos);
 
-/* The same for NUL-terminated keys. */
+/* The same for NUL-terminated keys (a NULL key: absent, or -EINVAL). */
 static inline void *vg_hmap_gets(const struct vg_hmap *m, const char *key)
 {
-	return vg_hmap_get(m, key, strlen(key));
+	return vg_hmap_get(m, key, key ? strlen(key) : 0);
 }
 
 static inline int vg_hmap_puts(struct vg_hmap *m, const char *key, void *value)
 {
-	return vg_hmap_put(m, key, strlen(key), value, NULL);
+	return vg_hmap_put(m, key, key ? strlen(key) : 0, value, NULL);
 }
 
 static inline void *vg_hmap_dels(struct vg_hmap *m, const char *key)
 {
-	return vg_hmap_del(m, key, strlen(key));
+	return vg_hmap_del(m, key, key ? strlen(key) : 0);
 }
 
 #endif

@@ -36,6 +36,9 @@ static void test_basic(void **state)
 	assert_int_equal(vg_hmap_count(&m), 1);
 	assert_int_equal(vg_hmap_puts(&m, "y", NULL), -EINVAL);
 	assert_int_equal(vg_hmap_puts(NULL, "y", &a), -EINVAL);
+	assert_int_equal(vg_hmap_puts(&m, NULL, &a), -EINVAL);
+	assert_null(vg_hmap_gets(&m, NULL));
+	assert_null(vg_hmap_dels(&m, NULL));
 	assert_null(vg_hmap_gets(&m, "y"));
 	assert_ptr_equal(vg_hmap_dels(&m, "x"), &b);
 	assert_null(vg_hmap_gets(&m, "x"));
