@@ -25,7 +25,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
-#include "vigie/agent_hmap.h"
+#include "vigie/hmap.h"
 #include "agent/libvirt.h"
 #include "vigie/clock.h"
 
@@ -67,7 +67,7 @@ struct vg_lv {
 	int blkinfo;       /* ... virDomainGetBlockInfo */
 	int getvcpus;      /* ... virDomainGetVcpus */
 	int memstats;      /* ... virDomainMemoryStats */
-	struct vg_hmap *cache;
+	struct vg_hmap cache;   /* uuid -> struct cache_entry */
 	char err[512];
 };
 
@@ -144,8 +144,8 @@ int vg_lv_new(const struct vg_lv_opts *o, struct vg_lv **out)
 		return -ENOMEM;
 	lv->uri = strdup(o->uri);
 	lv->run_dir = o->qemu_run_dir ? strdup(o->qemu_run_dir) : NULL;
-	lv->cache = vg_hmap_new();
-	if (!lv->uri || (o->qemu_run_dir && !lv->run_dir) || !lv->cache) {
+	vg_hmap_init(&lv->cache);
+	if (!lv->uri || (o->qemu_run_dir && !lv->run_dir)) {
 		vg_lv_free(lv);
 		return -ENOMEM;
 	}
@@ -168,13 +168,11 @@ void vg_lv_free(struct vg_lv *lv)
 	if (!lv)
 		return;
 	vg_lv_disconnect(lv);
-	if (lv->cache) {
-		size_t pos = 0;
-		void *v;
-		while (vg_hmap_next(lv->cache, &pos, NULL, &v))
-			cache_free(v);
-		vg_hmap_free(lv->cache);
-	}
+	size_t pos = 0;
+	const struct vg_hmap_entry *it;
+	while ((it = vg_hmap_next(&lv->cache, &pos)))
+		cache_free(it->value);
+	vg_hmap_release(&lv->cache);
 	free(lv->uri);
 	free(lv->run_dir);
 	free(lv);
@@ -766,7 +764,7 @@ static int one_domain(struct vg_lv *lv, struct vg_lv_snapshot *s,
 		return rc;
 	d->active = is_active_state(d->state);
 
-	struct cache_entry *e = vg_hmap_get(lv->cache, uuid);
+	struct cache_entry *e = vg_hmap_gets(&lv->cache, uuid);
 	int fresh = 0;
 	if (!e) {
 		e = calloc(1, sizeof(*e));
@@ -775,7 +773,7 @@ static int one_domain(struct vg_lv *lv, struct vg_lv_snapshot *s,
 		memcpy(e->uuid, uuid, sizeof(uuid));
 		vg_domxml_clear(&e->meta);
 		e->id = -2;
-		if ((rc = vg_hmap_put(lv->cache, uuid, e))) {
+		if ((rc = vg_hmap_puts(&lv->cache, uuid, e))) {
 			free(e);
 			return rc;
 		}
@@ -946,12 +944,11 @@ int vg_lv_poll(struct vg_lv *lv, struct vg_lv_snapshot *snap)
 	}
 	/* Evict cache entries of domains this poll did not see. */
 	size_t pos = 0;
-	const char *key;
-	void *v;
-	while (vg_hmap_next(lv->cache, &pos, &key, &v)) {
-		struct cache_entry *e = v;
+	const struct vg_hmap_entry *it;
+	while ((it = vg_hmap_next(&lv->cache, &pos))) {
+		struct cache_entry *e = it->value;
 		if (e->gen != lv->gen) {
-			vg_hmap_del(lv->cache, key);
+			vg_hmap_del(&lv->cache, it->key, it->klen);
 			cache_free(e);
 		}
 	}

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "agent/derive.h"
-#include "vigie/agent_hmap.h"
+#include "vigie/hmap.h"
 #include "agent/poll.h"
 #include "agent/procfs.h"
 #include "vigie/clock.h"
@@ -81,7 +81,7 @@ struct pending_event {
 struct vg_poller {
 	char *host, *proc_root;
 	struct vg_lv *lv;
-	struct vg_hmap *doms;
+	struct vg_hmap doms; /* uuid -> struct dom_prev, keyed by its own uuid */
 	uint64_t gen;
 	int first_poll; /* no libvirt poll has succeeded yet */
 	int in_gap;
@@ -343,14 +343,14 @@ int vg_poller_new(const struct vg_poller_opts *o, struct vg_poller **out)
 	p->first_poll = 1;
 	p->host = strdup(o->host);
 	p->proc_root = strdup(o->proc_root && *o->proc_root ? o->proc_root : "/proc");
-	p->doms = vg_hmap_new();
+	vg_hmap_init_borrow(&p->doms);
 	p->clk_tck = sysconf(_SC_CLK_TCK);
 	p->page_size = sysconf(_SC_PAGESIZE);
 	if (p->clk_tck <= 0)
 		p->clk_tck = 100;
 	if (p->page_size <= 0)
 		p->page_size = 4096;
-	if (!p->host || !p->proc_root || !p->doms) {
+	if (!p->host || !p->proc_root) {
 		vg_poller_free(p);
 		return -ENOMEM;
 	}
@@ -375,13 +375,11 @@ void vg_poller_free(struct vg_poller *p)
 	if (!p)
 		return;
 	vg_lv_free(p->lv);
-	if (p->doms) {
-		size_t pos = 0;
-		void *v;
-		while (vg_hmap_next(p->doms, &pos, NULL, &v))
-			dom_prev_free(v);
-		vg_hmap_free(p->doms);
-	}
+	size_t pos = 0;
+	const struct vg_hmap_entry *it;
+	while ((it = vg_hmap_next(&p->doms, &pos)))
+		dom_prev_free(it->value);
+	vg_hmap_release(&p->doms);
 	for (size_t i = 0; i < p->npending; i++) {
 		free(p->pending[i].resource);
 		free(p->pending[i].detail);
@@ -641,11 +639,38 @@ static void lifecycle(struct emit *e, struct vg_poller *p,
 	}
 }
 
+/* Room for element n of *arr (elements of elem bytes), zeroed; the caller
+ * counts it once it is filled. NULL on out of memory (*arr unchanged). */
+static void *one_more(void **arr, size_t n, size_t elem)
+{
+	char *a = realloc(*arr, (n + 1) * elem);
+
+	if (!a)
+		return NULL;
+	*arr = a;
+	memset(a + n * elem, 0, elem);
+	return a + n * elem;
+}
+
+/* The last word on a device of domain uuid that went away: its resource
+ * "<uuid>-<dev>", ended, with the domain's owner. */
+static void device_ended(struct emit *e, int type, const char *uuid,
+			 const char *dev, const struct vg_domxml *m, int64_t t)
+{
+	char id[512];
+
+	snprintf(id, sizeof(id), "%s-%s", uuid, dev);
+	struct vg_resource *r = resource(e, type, id, dev, uuid, t);
+	if (r)
+		r->state = VG_RSTATE_ENDED;
+	identity(e, m->project, m->user, NULL);
+}
+
 static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 		      int64_t t, struct vg_batch *b)
 {
 	struct emit e = {.b = b};
-	struct dom_prev *P = vg_hmap_get(p->doms, d->uuid);
+	struct dom_prev *P = vg_hmap_gets(&p->doms, d->uuid);
 	const struct vg_domxml *m = d->meta;
 	double dt = P ? (double)(t - P->time_ms) / 1e3 : 0;
 	int restarted = P && P->active && d->active && P->id != d->id;
@@ -706,7 +731,7 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 	if (!P) {
 		P = calloc(1, sizeof(*P));
 		if (!P || sdup(&P->uuid, d->uuid) ||
-		    vg_hmap_put(p->doms, d->uuid, P)) {
+		    vg_hmap_puts(&p->doms, P->uuid, P)) {
 			dom_prev_free(P);
 			return -ENOMEM;
 		}
@@ -721,13 +746,8 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 		int dderive = derive && dp;
 
 		if (!dp) {
-			struct disk_prev *n = realloc(P->disks, (P->ndisks + 1) * sizeof(*n));
-			if (!n)
-				return -ENOMEM;
-			P->disks = n;
-			dp = &P->disks[P->ndisks];
-			memset(dp, 0, sizeof(*dp));
-			if (!(dp->dev = strdup(k->dev)))
+			dp = one_more((void **)&P->disks, P->ndisks, sizeof(*dp));
+			if (!dp || !(dp->dev = strdup(k->dev)))
 				return -ENOMEM;
 			P->ndisks++;
 		}
@@ -739,13 +759,8 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 		struct nic_prev *np = find_nic(P, n->dev);
 
 		if (!np) {
-			struct nic_prev *a = realloc(P->nics, (P->nnics + 1) * sizeof(*a));
-			if (!a)
-				return -ENOMEM;
-			P->nics = a;
-			np = &P->nics[P->nnics];
-			memset(np, 0, sizeof(*np));
-			if (!(np->dev = strdup(n->dev)))
+			np = one_more((void **)&P->nics, P->nnics, sizeof(*np));
+			if (!np || !(np->dev = strdup(n->dev)))
 				return -ENOMEM;
 			P->nnics++;
 		}
@@ -762,12 +777,7 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 			i++;
 			continue;
 		}
-		char id[512];
-		snprintf(id, sizeof(id), "%s-%s", d->uuid, dp->dev);
-		struct vg_resource *r = resource(&e, VG_RT_DISK, id, dp->dev, d->uuid, t);
-		if (r)
-			r->state = VG_RSTATE_ENDED;
-		identity(&e, m->project, m->user, NULL);
+		device_ended(&e, VG_RT_DISK, d->uuid, dp->dev, m, t);
 		free(dp->dev);
 		free(dp->source);
 		P->disks[i] = P->disks[--P->ndisks];
@@ -778,12 +788,7 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 			i++;
 			continue;
 		}
-		char id[512];
-		snprintf(id, sizeof(id), "%s-%s", d->uuid, np->dev);
-		struct vg_resource *r = resource(&e, VG_RT_NIC, id, np->dev, d->uuid, t);
-		if (r)
-			r->state = VG_RSTATE_ENDED;
-		identity(&e, m->project, m->user, NULL);
+		device_ended(&e, VG_RT_NIC, d->uuid, np->dev, m, t);
 		free(np->dev);
 		P->nics[i] = P->nics[--P->nnics];
 	}
@@ -845,15 +850,14 @@ int vg_poller_apply_domains(struct vg_poller *p,
 		return rc;
 
 	size_t pos = 0;
-	const char *key;
-	void *v;
-	while (vg_hmap_next(p->doms, &pos, &key, &v)) {
-		struct dom_prev *P = v;
+	const struct vg_hmap_entry *it;
+	while ((it = vg_hmap_next(&p->doms, &pos))) {
+		struct dom_prev *P = it->value;
 		if (P->gen == p->gen)
 			continue;
 		if ((rc = ended_domain(p, P, time_ms, b)))
 			return rc;
-		vg_hmap_del(p->doms, key);
+		vg_hmap_del(&p->doms, it->key, it->klen);
 		dom_prev_free(P);
 	}
 	p->first_poll = 0;
@@ -871,11 +875,11 @@ static int cmp_str(const void *a, const void *b)
 static const char **vnic_names(struct vg_poller *p, size_t *n)
 {
 	size_t cnt = 0, pos = 0;
-	void *v;
+	const struct vg_hmap_entry *it;
 	const char **names;
 
-	while (vg_hmap_next(p->doms, &pos, NULL, &v))
-		cnt += ((struct dom_prev *)v)->nnics;
+	while ((it = vg_hmap_next(&p->doms, &pos)))
+		cnt += ((struct dom_prev *)it->value)->nnics;
 	*n = 0;
 	if (!cnt)
 		return NULL;
@@ -883,8 +887,8 @@ static const char **vnic_names(struct vg_poller *p, size_t *n)
 	if (!names)
 		return NULL;
 	pos = 0;
-	while (vg_hmap_next(p->doms, &pos, NULL, &v)) {
-		struct dom_prev *P = v;
+	while ((it = vg_hmap_next(&p->doms, &pos))) {
+		struct dom_prev *P = it->value;
 		for (size_t i = 0; i < P->nnics; i++)
 			names[(*n)++] = P->nics[i].dev;
 	}

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent/procfs.h"
+#include "vigie/array.h"
 
 void vg_procfs_buf_free(struct vg_procfs_buf *b)
 {
@@ -304,19 +305,6 @@ static int next_word(const char **pp, char *dst, size_t cap)
 	return 0;
 }
 
-static int grow_array(void **arr, size_t *cap, size_t need, size_t sz)
-{
-	if (need <= *cap)
-		return 0;
-	size_t ncap = *cap ? *cap * 2 : 32;
-	void *p = realloc(*arr, ncap * sz);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = ncap;
-	return 0;
-}
-
 /* name == disk + [p] + digits for some earlier whole disk in d[0..n). */
 static int is_partition_of_earlier(const struct vg_diskstat *d, size_t n,
 				   const char *name)
@@ -395,7 +383,7 @@ int vg_procfs_parse_diskstats(const char *text, struct vg_diskstat **out,
 			    strncmp(s.name, "ram", 3) == 0;
 		if (!s.ignored)
 			s.partition = is_partition_of_earlier(d, cnt, s.name);
-		if (grow_array((void **)&d, &cap, cnt + 1, sizeof(*d))) {
+		if (vg_array_grow((void **)&d, &cap, cnt + 1, sizeof(*d))) {
 			free(d);
 			return -ENOMEM;
 		}
@@ -444,7 +432,7 @@ int vg_procfs_parse_netdev(const char *text, struct vg_netdev **out, size_t *n)
 		s.tx_packets = v[9];
 		s.tx_errs = v[10];
 		s.tx_drop = v[11];
-		if (grow_array((void **)&d, &cap, cnt + 1, sizeof(*d))) {
+		if (vg_array_grow((void **)&d, &cap, cnt + 1, sizeof(*d))) {
 			free(d);
 			return -ENOMEM;
 		}

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "agent/spool.h"
+#include "vigie/fsutil.h"
 
 struct vg_spool {
 	char *dir;
@@ -200,27 +201,6 @@ static int cmp_u64(const void *a, const void *b)
 
 /* ---- open / close ------------------------------------------------------ */
 
-static int mkdir_p(const char *dir)
-{
-	char path[1024];
-	size_t l = strlen(dir);
-
-	if (l == 0 || l >= sizeof(path))
-		return -EINVAL;
-	memcpy(path, dir, l + 1);
-	for (char *c = path + 1; *c; c++) {
-		if (*c != '/')
-			continue;
-		*c = '\0';
-		if (mkdir(path, 0750) != 0 && errno != EEXIST)
-			return -errno;
-		*c = '/';
-	}
-	if (mkdir(path, 0750) != 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int scan(struct vg_spool *s)
 {
 	DIR *d = fdopendir(dup(s->dirfd));
@@ -272,7 +252,7 @@ int vg_spool_open(const char *dir, uint32_t max_batches, struct vg_spool **out)
 
 	if (!dir || !*dir || max_batches == 0)
 		return -EINVAL;
-	if ((rc = mkdir_p(dir)))
+	if ((rc = vg_fs_mkdir_p(dir, 0750)))
 		return rc;
 	s = calloc(1, sizeof(*s));
 	if (!s)

@@ -42,7 +42,7 @@
 
 #include "vigie/alarm_engine.h"
 #include "alarms/eval.h"
-#include "vigie/alarm_map.h"
+#include "vigie/hmap.h"
 #include "alarms/notice.h"
 #include "vigie/alarm_outbox.h"
 #include "alarms/rule.h"
@@ -85,7 +85,7 @@ struct alarm {
 	struct vg_alarm_def def;
 	struct vg_alarm_params params;
 	struct vg_alarm_rule *rule;
-	struct vg_amap insts;        /* resource -> inst */
+	struct vg_hmap insts;        /* resource -> inst */
 	int agg;
 	uint64_t seq;                /* notifications sent */
 	int visit;
@@ -150,7 +150,7 @@ struct vg_alarm_engine {
 	pthread_mutex_t lock;
 	struct vg_alarm_store *store;
 	struct vg_alarm_outbox *outbox;
-	struct vg_amap alarms, names, watchers, exact, metrics, deps, series,
+	struct vg_hmap alarms, names, watchers, exact, metrics, deps, series,
 		resources, hosts;
 	uint64_t gen, indexed_gen;
 	struct inst **dirty;
@@ -208,18 +208,18 @@ static int list_add(struct list *l, struct alarm *a)
 	return 0;
 }
 
-static void free_lists(struct vg_amap *m)
+static void free_lists(struct vg_hmap *m)
 {
 	size_t pos = 0;
-	struct vg_amap_slot *s;
+	const struct vg_hmap_entry *s;
 
-	while ((s = vg_amap_next(m, &pos))) {
+	while ((s = vg_hmap_next(m, &pos))) {
 		struct list *l = s->value;
 		free(l->a);
 		free(l);
 	}
-	vg_amap_release(m);
-	vg_amap_init(m);
+	vg_hmap_release(m);
+	vg_hmap_init(m);
 }
 
 /* ---- pending writes ----------------------------------------------------------- */
@@ -420,7 +420,7 @@ static struct inst *inst_new(struct alarm *a, const char *resource)
 		return NULL;
 	}
 	snprintf(in->reason, sizeof(in->reason), "no datapoints yet");
-	if (vg_amap_put(&a->insts, resource, strlen(resource), in, NULL)) {
+	if (vg_hmap_put(&a->insts, resource, strlen(resource), in, NULL)) {
 		vg_alarm_eval_release(&in->ev);
 		free(in->resource);
 		free(in);
@@ -432,10 +432,10 @@ static struct inst *inst_new(struct alarm *a, const char *resource)
 static int aggregate(struct alarm *a)
 {
 	size_t pos = 0;
-	struct vg_amap_slot *s;
+	const struct vg_hmap_entry *s;
 	int agg = VG_ALARM_INSUFFICIENT_DATA;
 
-	while ((s = vg_amap_next(&a->insts, &pos))) {
+	while ((s = vg_hmap_next(&a->insts, &pos))) {
 		struct inst *in = s->value;
 		if (in->ev.state == VG_ALARM_ALARM)
 			return VG_ALARM_ALARM;
@@ -448,12 +448,12 @@ static int aggregate(struct alarm *a)
 static void free_alarm_insts(struct vg_alarm_engine *e, struct alarm *a)
 {
 	size_t pos = 0;
-	struct vg_amap_slot *s;
+	const struct vg_hmap_entry *s;
 
-	while ((s = vg_amap_next(&a->insts, &pos)))
+	while ((s = vg_hmap_next(&a->insts, &pos)))
 		inst_free(e, s->value);
-	vg_amap_release(&a->insts);
-	vg_amap_init(&a->insts);
+	vg_hmap_release(&a->insts);
+	vg_hmap_init(&a->insts);
 }
 
 static void alarm_free(struct vg_alarm_engine *e, struct alarm *a)
@@ -470,7 +470,7 @@ static void alarm_free(struct vg_alarm_engine *e, struct alarm *a)
 
 static struct res_info *res_get(struct vg_alarm_engine *e, const char *id)
 {
-	return id && *id ? vg_amap_gets(&e->resources, id) : NULL;
+	return id && *id ? vg_hmap_gets(&e->resources, id) : NULL;
 }
 
 /* Queue the notification (and its history row) for decision d of in. */
@@ -558,7 +558,7 @@ static struct alarm *by_name(struct vg_alarm_engine *e, const char *project,
 	char k[600];
 	size_t kl = key2(k, sizeof(k), project, name);
 
-	return kl ? vg_amap_get(&e->names, k, kl) : NULL;
+	return kl ? vg_hmap_get(&e->names, k, kl) : NULL;
 }
 
 static void eval_composite(struct vg_alarm_engine *e, struct alarm *c, int64_t t,
@@ -589,7 +589,7 @@ static void eval_composite(struct vg_alarm_engine *e, struct alarm *c, int64_t t
 	int truth = vg_alarm_rule_eval(c->rule, states);
 	next = all_insufficient ? VG_ALARM_INSUFFICIENT_DATA
 				: truth ? VG_ALARM_ALARM : VG_ALARM_OK;
-	in = vg_amap_get(&c->insts, "", 0);
+	in = vg_hmap_get(&c->insts, "", 0);
 	if (!in && !(in = inst_new(c, ""))) {
 		json_decref(refs);
 		return;
@@ -628,7 +628,7 @@ static void eval_dependents(struct vg_alarm_engine *e, struct alarm *a,
 {
 	char k[600];
 	size_t kl = key2(k, sizeof(k), a->def.project, a->def.name);
-	struct list *l = kl ? vg_amap_get(&e->deps, k, kl) : NULL;
+	struct list *l = kl ? vg_hmap_get(&e->deps, k, kl) : NULL;
 
 	for (size_t i = 0; l && i < l->n; i++)
 		eval_composite(e, l->a[i], t, depth + 1);
@@ -636,14 +636,14 @@ static void eval_dependents(struct vg_alarm_engine *e, struct alarm *a,
 
 /* ---- indexes ------------------------------------------------------------------------------- */
 
-static int list_put(struct vg_amap *m, const char *k, size_t kl, struct alarm *a)
+static int list_put(struct vg_hmap *m, const char *k, size_t kl, struct alarm *a)
 {
-	struct list *l = vg_amap_get(m, k, kl);
+	struct list *l = vg_hmap_get(m, k, kl);
 
 	if (!l) {
 		if (!(l = calloc(1, sizeof(*l))))
 			return -ENOMEM;
-		if (vg_amap_put(m, k, kl, l, NULL)) {
+		if (vg_hmap_put(m, k, kl, l, NULL)) {
 			free(l);
 			return -ENOMEM;
 		}
@@ -668,8 +668,8 @@ static void index_add(struct vg_alarm_engine *e, struct alarm *a)
 				list_put(&e->exact, k, kl, a);
 		} else
 			list_put(&e->watchers, a->def.metric, strlen(a->def.metric), a);
-		n = vg_amap_gets(&e->metrics, a->def.metric);
-		vg_amap_put(&e->metrics, a->def.metric, strlen(a->def.metric),
+		n = vg_hmap_gets(&e->metrics, a->def.metric);
+		vg_hmap_put(&e->metrics, a->def.metric, strlen(a->def.metric),
 			    (void *)((uintptr_t)n + 1), NULL);
 		return;
 	}
@@ -683,16 +683,16 @@ static void index_add(struct vg_alarm_engine *e, struct alarm *a)
 static void reindex(struct vg_alarm_engine *e)
 {
 	size_t pos = 0;
-	struct vg_amap_slot *s;
+	const struct vg_hmap_entry *s;
 
 	if (e->indexed_gen == e->gen)
 		return;
 	free_lists(&e->watchers);
 	free_lists(&e->exact);
 	free_lists(&e->deps);
-	vg_amap_release(&e->metrics);
-	vg_amap_init(&e->metrics);
-	while ((s = vg_amap_next(&e->alarms, &pos)))
+	vg_hmap_release(&e->metrics);
+	vg_hmap_init(&e->metrics);
+	while ((s = vg_hmap_next(&e->alarms, &pos)))
 		index_add(e, s->value);
 	e->indexed_gen = e->gen;
 }
@@ -759,7 +759,7 @@ static int window_for(struct series *s, int64_t period_ms, int keep)
 static struct inst *inst_for(struct vg_alarm_engine *e, struct alarm *a,
 			     const struct res_info *r)
 {
-	struct inst *in = vg_amap_gets(&a->insts, r->id);
+	struct inst *in = vg_hmap_gets(&a->insts, r->id);
 
 	if (in)
 		return in;
@@ -781,7 +781,7 @@ static void leave(struct vg_alarm_engine *e, struct alarm *a, struct inst *in,
 {
 	struct pending *p;
 
-	vg_amap_del(&a->insts, in->resource, strlen(in->resource));
+	vg_hmap_del(&a->insts, in->resource, strlen(in->resource));
 	history(e, a, "resource_left", in->resource, t,
 		json_pack("{s:s,s:s}", "resource", in->resource, "state",
 			  vg_alarm_state_name(in->ev.state)));
@@ -803,8 +803,8 @@ static void rebind(struct vg_alarm_engine *e, struct series *s)
 	s->nbind = 0;
 	for (size_t i = 0; i < s->nwin; i++)
 		s->win[i].max_gap = 0;
-	struct list *lx = vg_amap_get(&e->exact, s->key, s->klen);
-	l = vg_amap_gets(&e->watchers, s->metric);
+	struct list *lx = vg_hmap_get(&e->exact, s->key, s->klen);
+	l = vg_hmap_gets(&e->watchers, s->metric);
 	size_t nsel = l ? l->n : 0, nall = nsel + (lx ? lx->n : 0);
 	for (size_t i = 0; i < nall; i++) {
 		struct alarm *a = i < nsel ? l->a[i] : lx->a[i - nsel];
@@ -813,7 +813,7 @@ static void rebind(struct vg_alarm_engine *e, struct series *s)
 		if (!selector_match(a, s->res)) {
 			/* it matched before (flavor, host or metadata changed) */
 			if (!a->def.resource &&
-			    (in = vg_amap_gets(&a->insts, s->res->id)))
+			    (in = vg_hmap_gets(&a->insts, s->res->id)))
 				leave(e, a, in, wall(e));
 			continue;
 		}
@@ -938,11 +938,11 @@ static int res_update(struct vg_alarm_engine *e, struct res_info *ri,
 static struct res_info *res_for(struct vg_alarm_engine *e, const struct vg_batch *b,
 				const struct vg_resource *r)
 {
-	struct res_info *ri = vg_amap_gets(&e->resources, r->id);
+	struct res_info *ri = vg_hmap_gets(&e->resources, r->id);
 
 	if (!ri) {
 		if (!(ri = calloc(1, sizeof(*ri))) || !(ri->id = strdup(r->id)) ||
-		    vg_amap_put(&e->resources, r->id, strlen(r->id), ri, NULL)) {
+		    vg_hmap_put(&e->resources, r->id, strlen(r->id), ri, NULL)) {
 			res_free(ri);
 			return NULL;
 		}
@@ -962,7 +962,7 @@ static struct series *series_for(struct vg_alarm_engine *e, struct res_info *ri,
 
 	if (!kl)
 		return NULL;
-	if ((s = vg_amap_get(&e->series, k, kl)))
+	if ((s = vg_hmap_get(&e->series, k, kl)))
 		return s;
 	if (!(s = calloc(1, sizeof(*s))))
 		return NULL;
@@ -987,7 +987,7 @@ static struct series *series_for(struct vg_alarm_engine *e, struct res_info *ri,
 		ri->series = n;
 		ri->capseries = cap;
 	}
-	if (vg_amap_put(&e->series, k, kl, s, NULL)) {
+	if (vg_hmap_put(&e->series, k, kl, s, NULL)) {
 		series_free(s);
 		return NULL;
 	}
@@ -1082,35 +1082,32 @@ static void resource_ended(struct vg_alarm_engine *e, struct res_info *ri,
 			struct alarm *a = in->a;
 			if (a->def.resource)
 				continue; /* a named resource stays (missing data) */
-			if (vg_amap_gets(&a->insts, ri->id) != in)
+			if (vg_hmap_gets(&a->insts, ri->id) != in)
 				continue; /* already left via another metric */
 			leave(e, a, in, t);
 		}
-		vg_amap_del(&e->series, s->key, s->klen);
+		vg_hmap_del(&e->series, s->key, s->klen);
 		series_free(s);
 	}
 	ri->nseries = 0;
-	vg_amap_del(&e->resources, ri->id, strlen(ri->id));
+	vg_hmap_del(&e->resources, ri->id, strlen(ri->id));
 	res_free(ri);
 	e->gen++; /* other series may hold bindings to freed instances */
 }
 
 int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 {
-	int64_t t0 = vg_monotonic_ms(), now;
-	struct timespec ts0, ts1;
+	int64_t t0 = vg_monotonic_ns(), now;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts0);
-	(void)t0;
 	pthread_mutex_lock(&e->lock);
 	now = wall(e);
 	reindex(e);
 	e->st.batches++;
 	/* the host's data clock */
 	if (b->host) {
-		struct host_clock *hc = vg_amap_gets(&e->hosts, b->host);
+		struct host_clock *hc = vg_hmap_gets(&e->hosts, b->host);
 		if (!hc && (hc = calloc(1, sizeof(*hc))) &&
-		    vg_amap_put(&e->hosts, b->host, strlen(b->host), hc, NULL)) {
+		    vg_hmap_put(&e->hosts, b->host, strlen(b->host), hc, NULL)) {
 			free(hc);
 			hc = NULL;
 		}
@@ -1131,13 +1128,13 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 		struct res_info *ri = NULL;
 
 		if (r->state == VG_RSTATE_ENDED) {
-			if ((ri = vg_amap_gets(&e->resources, r->id)))
+			if ((ri = vg_hmap_gets(&e->resources, r->id)))
 				resource_ended(e, ri, r->time_ms);
 			continue;
 		}
 		for (uint32_t k = 0; k < r->nsamples; k++) {
 			struct series *s;
-			if (!vg_amap_gets(&e->metrics, sm[k].metric))
+			if (!vg_hmap_gets(&e->metrics, sm[k].metric))
 				continue;
 			if (!ri && !(ri = res_for(e, b, r)))
 				break;
@@ -1152,9 +1149,7 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 		}
 	}
 	flush(e);
-	clock_gettime(CLOCK_MONOTONIC, &ts1);
-	e->st.batch_ns_total += (uint64_t)((ts1.tv_sec - ts0.tv_sec) * 1000000000LL +
-					   (ts1.tv_nsec - ts0.tv_nsec));
+	e->st.batch_ns_total += (uint64_t)(vg_monotonic_ns() - t0);
 	pthread_mutex_unlock(&e->lock);
 	return 0;
 }
@@ -1164,11 +1159,11 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 static void expire_all(struct vg_alarm_engine *e, int64_t now)
 {
 	size_t pos = 0;
-	struct vg_amap_slot *sl;
+	const struct vg_hmap_entry *sl;
 	struct series **gc = NULL;
 	size_t ngc = 0, capgc = 0;
 
-	while ((sl = vg_amap_next(&e->series, &pos))) {
+	while ((sl = vg_hmap_next(&e->series, &pos))) {
 		struct series *s = sl->value;
 		struct host_clock *hc;
 		int64_t clock, grace;
@@ -1187,7 +1182,7 @@ static void expire_all(struct vg_alarm_engine *e, int64_t now)
 			gc[ngc++] = s;
 			continue;
 		}
-		hc = s->res->host ? vg_amap_gets(&e->hosts, s->res->host) : NULL;
+		hc = s->res->host ? vg_hmap_gets(&e->hosts, s->res->host) : NULL;
 		if (!hc)
 			continue;
 		clock = hc->data_ms + (now > hc->wall_ms ? now - hc->wall_ms : 0);
@@ -1207,10 +1202,10 @@ static void expire_all(struct vg_alarm_engine *e, int64_t now)
 				ri->series[k] = ri->series[--ri->nseries];
 				break;
 			}
-		vg_amap_del(&e->series, s->key, s->klen);
+		vg_hmap_del(&e->series, s->key, s->klen);
 		series_free(s);
 		if (!ri->nseries) {
-			vg_amap_del(&e->resources, ri->id, strlen(ri->id));
+			vg_hmap_del(&e->resources, ri->id, strlen(ri->id));
 			res_free(ri);
 		}
 	}
@@ -1279,10 +1274,10 @@ static int insert_alarm(struct vg_alarm_engine *e, struct alarm *a)
 
 	if (!kl)
 		return -ENAMETOOLONG;
-	if (vg_amap_put(&e->alarms, a->def.id, strlen(a->def.id), a, NULL))
+	if (vg_hmap_put(&e->alarms, a->def.id, strlen(a->def.id), a, NULL))
 		return -ENOMEM;
-	if (vg_amap_put(&e->names, k, kl, a, NULL)) {
-		vg_amap_del(&e->alarms, a->def.id, strlen(a->def.id));
+	if (vg_hmap_put(&e->names, k, kl, a, NULL)) {
+		vg_hmap_del(&e->alarms, a->def.id, strlen(a->def.id));
 		return -ENOMEM;
 	}
 	e->gen++;
@@ -1294,9 +1289,9 @@ static void remove_alarm(struct vg_alarm_engine *e, struct alarm *a)
 	char k[600];
 	size_t kl = key2(k, sizeof(k), a->def.project, a->def.name);
 
-	vg_amap_del(&e->alarms, a->def.id, strlen(a->def.id));
-	if (kl && vg_amap_get(&e->names, k, kl) == a)
-		vg_amap_del(&e->names, k, kl);
+	vg_hmap_del(&e->alarms, a->def.id, strlen(a->def.id));
+	if (kl && vg_hmap_get(&e->names, k, kl) == a)
+		vg_hmap_del(&e->names, k, kl);
 	e->gen++;
 }
 
@@ -1336,7 +1331,7 @@ static int load_def(void *ctx, const char *id, const char *json,
 	snprintf(a->def.id, sizeof(a->def.id), "%s", id);
 	a->def.created_ms = created;
 	a->def.updated_ms = updated;
-	vg_amap_init(&a->insts);
+	vg_hmap_init(&a->insts);
 	if (compile(a, err, sizeof(err)) || insert_alarm(e, a)) {
 		vg_warn("alarms: alarm %s: %s; skipped", id, err);
 		alarm_free(e, a);
@@ -1347,12 +1342,12 @@ static int load_def(void *ctx, const char *id, const char *json,
 static int load_state(void *ctx, const struct vg_alarm_state_row *row)
 {
 	struct vg_alarm_engine *e = ctx;
-	struct alarm *a = vg_amap_gets(&e->alarms, row->alarm_id);
+	struct alarm *a = vg_hmap_gets(&e->alarms, row->alarm_id);
 	struct inst *in;
 
 	if (!a)
 		return 0;
-	if (!(in = vg_amap_gets(&a->insts, row->resource)) &&
+	if (!(in = vg_hmap_gets(&a->insts, row->resource)) &&
 	    !(in = inst_new(a, row->resource)))
 		return 0;
 	in->ev.state = row->state;
@@ -1372,7 +1367,7 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 	struct vg_alarm_engine *e;
 	struct vg_alarm_outbox_options oo;
 	size_t pos = 0;
-	struct vg_amap_slot *s;
+	const struct vg_hmap_entry *s;
 	int rc;
 
 	*out = NULL;
@@ -1399,15 +1394,15 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 	e->o.alertmanager_url = e->am_url;
 	e->o.data_dir = NULL;
 	pthread_mutex_init(&e->lock, NULL);
-	vg_amap_init(&e->alarms);
-	vg_amap_init(&e->names);
-	vg_amap_init(&e->watchers);
-	vg_amap_init(&e->exact);
-	vg_amap_init(&e->metrics);
-	vg_amap_init(&e->deps);
-	vg_amap_init(&e->series);
-	vg_amap_init(&e->resources);
-	vg_amap_init(&e->hosts);
+	vg_hmap_init(&e->alarms);
+	vg_hmap_init(&e->names);
+	vg_hmap_init(&e->watchers);
+	vg_hmap_init(&e->exact);
+	vg_hmap_init(&e->metrics);
+	vg_hmap_init(&e->deps);
+	vg_hmap_init(&e->series);
+	vg_hmap_init(&e->resources);
+	vg_hmap_init(&e->hosts);
 	e->gen = 1;
 	rc = vg_alarm_store_open(o->data_dir, &e->store, err, errlen);
 	if (!rc && (rc = vg_alarm_store_load_defs(e->store, load_def, e)))
@@ -1438,7 +1433,7 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 		return rc;
 	}
 	/* aggregates, then composites (whose refs now have their states) */
-	while ((s = vg_amap_next(&e->alarms, &pos))) {
+	while ((s = vg_hmap_next(&e->alarms, &pos))) {
 		struct alarm *a = s->value;
 		a->agg = aggregate(a);
 	}
@@ -1450,7 +1445,7 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 void vg_alarm_engine_close(struct vg_alarm_engine *e)
 {
 	size_t pos;
-	struct vg_amap_slot *s;
+	const struct vg_hmap_entry *s;
 
 	if (!e)
 		return;
@@ -1460,28 +1455,28 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 	pthread_mutex_unlock(&e->lock);
 	vg_alarm_outbox_close(e->outbox);
 	pos = 0;
-	while ((s = vg_amap_next(&e->series, &pos)))
+	while ((s = vg_hmap_next(&e->series, &pos)))
 		series_free(s->value);
 	pos = 0;
-	while ((s = vg_amap_next(&e->resources, &pos)))
+	while ((s = vg_hmap_next(&e->resources, &pos)))
 		res_free(s->value);
 	pos = 0;
-	while ((s = vg_amap_next(&e->hosts, &pos)))
+	while ((s = vg_hmap_next(&e->hosts, &pos)))
 		free(s->value);
 	pos = 0;
-	while ((s = vg_amap_next(&e->alarms, &pos)))
+	while ((s = vg_hmap_next(&e->alarms, &pos)))
 		alarm_free(e, s->value);
 	free_lists(&e->watchers);
 	free_lists(&e->exact);
 	free_lists(&e->deps);
-	vg_amap_release(&e->metrics);
-	vg_amap_release(&e->alarms);
-	vg_amap_release(&e->names);
-	vg_amap_release(&e->watchers);
-	vg_amap_release(&e->deps);
-	vg_amap_release(&e->series);
-	vg_amap_release(&e->resources);
-	vg_amap_release(&e->hosts);
+	vg_hmap_release(&e->metrics);
+	vg_hmap_release(&e->alarms);
+	vg_hmap_release(&e->names);
+	vg_hmap_release(&e->watchers);
+	vg_hmap_release(&e->deps);
+	vg_hmap_release(&e->series);
+	vg_hmap_release(&e->resources);
+	vg_hmap_release(&e->hosts);
 	for (size_t i = 0; i < e->npend; i++)
 		pending_release(&e->pend[i]);
 	free(e->pend);
@@ -1497,16 +1492,16 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 static struct alarm *find(struct vg_alarm_engine *e, const char *ref,
 			  const char *scope)
 {
-	struct alarm *a = vg_amap_gets(&e->alarms, ref);
+	struct alarm *a = vg_hmap_gets(&e->alarms, ref);
 	size_t pos = 0;
-	struct vg_amap_slot *s;
+	const struct vg_hmap_entry *s;
 
 	if (a)
 		return !scope || !strcmp(scope, a->def.project) ? a : NULL;
 	if (scope)
 		return by_name(e, scope, ref);
 	/* administrator: a name unique across projects */
-	while ((s = vg_amap_next(&e->alarms, &pos))) {
+	while ((s = vg_hmap_next(&e->alarms, &pos))) {
 		struct alarm *x = s->value;
 		if (!strcmp(x->def.name, ref)) {
 			if (a)
@@ -1587,7 +1582,7 @@ static void referrers(struct vg_alarm_engine *e, struct alarm *a, char *buf,
 
 	buf[0] = '\0';
 	reindex(e);
-	l = kl ? vg_amap_get(&e->deps, k, kl) : NULL;
+	l = kl ? vg_hmap_get(&e->deps, k, kl) : NULL;
 	for (size_t i = 0; l && i < l->n; i++) {
 		size_t n = strlen(buf);
 		if (l->a[i] == a)
@@ -1600,7 +1595,7 @@ static json_t *state_json(struct alarm *a, int with_instances)
 {
 	json_t *o = vg_alarm_def_to_json(&a->def), *insts;
 	size_t pos = 0, n = 0, counts[3] = {0, 0, 0};
-	struct vg_amap_slot *s;
+	const struct vg_hmap_entry *s;
 	char ts[32];
 	int64_t since = 0;
 	const char *reason = NULL;
@@ -1608,7 +1603,7 @@ static json_t *state_json(struct alarm *a, int with_instances)
 	if (!o)
 		return NULL;
 	insts = json_array();
-	while ((s = vg_amap_next(&a->insts, &pos))) {
+	while ((s = vg_hmap_next(&a->insts, &pos))) {
 		struct inst *in = s->value;
 		counts[in->ev.state]++;
 		if (in->ev.state == a->agg && (!since || in->ev.since_ms > since)) {
@@ -1705,7 +1700,7 @@ int vg_alarm_engine_create(struct vg_alarm_engine *e, const json_t *body,
 	*errors = NULL;
 	if (!a)
 		return -ENOMEM;
-	vg_amap_init(&a->insts);
+	vg_hmap_init(&a->insts);
 	rc = vg_alarm_def_from_json(body, &pol, &a->def, errors);
 	if (rc) {
 		free(a);
@@ -1723,7 +1718,7 @@ int vg_alarm_engine_create(struct vg_alarm_engine *e, const json_t *body,
 	pthread_mutex_lock(&e->lock);
 	flush(e);
 	a->def.created_ms = a->def.updated_ms = wall(e);
-	if (e->alarms.n >= VG_ALARM_MAX_ALARMS) {
+	if (vg_hmap_count(&e->alarms) >= VG_ALARM_MAX_ALARMS) {
 		rc = -ENOSPC;
 		add_error(errors, "", "this collector already has %d alarms",
 			  VG_ALARM_MAX_ALARMS);
@@ -1890,9 +1885,9 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 	vg_alarm_def_release(&old);
 	if (reset_insts) {
 		size_t pos = 0;
-		struct vg_amap_slot *s;
+		const struct vg_hmap_entry *s;
 		struct pending *p;
-		while ((s = vg_amap_next(&a->insts, &pos))) {
+		while ((s = vg_hmap_next(&a->insts, &pos))) {
 			struct inst *in = s->value;
 			if ((p = pending_new(e))) {
 				p->kind = P_DELETE_STATE;
@@ -1904,8 +1899,8 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 		a->agg = VG_ALARM_INSUFFICIENT_DATA;
 	} else if (reset_rings || oldparams.n != a->params.n) {
 		size_t pos = 0;
-		struct vg_amap_slot *s;
-		while ((s = vg_amap_next(&a->insts, &pos))) {
+		const struct vg_hmap_entry *s;
+		while ((s = vg_hmap_next(&a->insts, &pos))) {
 			struct inst *in = s->value;
 			struct vg_alarm_eval ev;
 			if (!vg_alarm_eval_init(&ev, &a->params)) {
@@ -1992,8 +1987,8 @@ int vg_alarm_engine_set_enabled(struct vg_alarm_engine *e, const char *ref,
 		else {
 			/* datapoints from before the pause say nothing now */
 			size_t pos = 0;
-			struct vg_amap_slot *s;
-			while (enabled && (s = vg_amap_next(&a->insts, &pos))) {
+			const struct vg_hmap_entry *s;
+			while (enabled && (s = vg_hmap_next(&a->insts, &pos))) {
 				vg_alarm_eval_reset(&((struct inst *)s->value)->ev);
 				mark_dirty(e, s->value);
 			}
@@ -2039,19 +2034,19 @@ int vg_alarm_engine_list(struct vg_alarm_engine *e, const char *scope,
 {
 	struct alarm **v;
 	size_t n = 0, pos = 0;
-	struct vg_amap_slot *s;
+	const struct vg_hmap_entry *s;
 	json_t *arr, *o;
 	int limit = f->limit > 0 && f->limit <= 1000 ? f->limit : 100, k = 0;
 	const char *project = scope ? scope : f->project;
 
 	*out = NULL;
 	pthread_mutex_lock(&e->lock);
-	v = malloc((e->alarms.n + 1) * sizeof(*v));
+	v = malloc((vg_hmap_count(&e->alarms) + 1) * sizeof(*v));
 	if (!v) {
 		pthread_mutex_unlock(&e->lock);
 		return -ENOMEM;
 	}
-	while ((s = vg_amap_next(&e->alarms, &pos))) {
+	while ((s = vg_hmap_next(&e->alarms, &pos))) {
 		struct alarm *a = s->value;
 		if (project && strcmp(project, a->def.project))
 			continue;
@@ -2123,16 +2118,16 @@ void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
 			       struct vg_alarm_engine_stats *out)
 {
 	size_t pos = 0;
-	struct vg_amap_slot *s;
+	const struct vg_hmap_entry *s;
 
 	pthread_mutex_lock(&e->lock);
 	*out = e->st;
-	out->alarms = e->alarms.n;
-	out->series = e->series.n;
-	out->resources = e->resources.n;
+	out->alarms = vg_hmap_count(&e->alarms);
+	out->series = vg_hmap_count(&e->series);
+	out->resources = vg_hmap_count(&e->resources);
 	out->pending = e->npend;
 	out->instances = 0;
-	while ((s = vg_amap_next(&e->alarms, &pos)))
-		out->instances += ((struct alarm *)s->value)->insts.n;
+	while ((s = vg_hmap_next(&e->alarms, &pos)))
+		out->instances += vg_hmap_count(&((struct alarm *)s->value)->insts);
 	pthread_mutex_unlock(&e->lock);
 }

@@ -93,14 +93,6 @@ static int64_t cpu_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* A batch of one sample per series at time t; value pattern makes a few
  * percent of the series cross 90 each minute. */
 static struct vg_batch *make_batch(int series, int64_t t, uint64_t seq, int k,
@@ -172,9 +164,9 @@ static void engine_run(const struct opts *o, int alarms, char *tmpl)
 		struct vg_batch *b = make_batch(o->series, t0 + (k + 3) * MIN_MS,
 						(uint64_t)(k + 3), k, NULL, 0);
 		g_fake_now = t0 + (k + 3) * MIN_MS + 100;
-		int64_t a = now_us(), c0 = cpu_us();
+		int64_t a = (vg_monotonic_ns() / 1000), c0 = cpu_us();
 		vg_alarm_engine_batch(e, b);
-		int64_t d = now_us() - a;
+		int64_t d = (vg_monotonic_ns() / 1000) - a;
 		if (k >= 0) { /* the first two batches only learn the rhythm */
 			us[k] = d;
 			total += d;
@@ -306,7 +298,7 @@ static enum MHD_Result on_hook(void *cls, struct MHD_Connection *c, const char *
 		*size = 0;
 		return MHD_YES;
 	}
-	int64_t t = now_us();
+	int64_t t = (vg_monotonic_ns() / 1000);
 	int k = q->body ? round_of(q->body, q->len) : -1;
 	pthread_mutex_lock(&g_seen.lock);
 	if (k >= 0 && !g_seen.hook_us[k])
@@ -343,7 +335,7 @@ static void *subscriber(void *arg)
 		int n = nn_recv(s, &m, NN_MSG, 0);
 		if (n < 0)
 			continue; /* timeout */
-		int64_t t = now_us();
+		int64_t t = (vg_monotonic_ns() / 1000);
 		int k = round_of(m, (size_t)n);
 		pthread_mutex_lock(&g_seen.lock);
 		if (k >= 0 && !g_seen.pub_us[k])
@@ -536,14 +528,14 @@ static void e2e_run(const struct opts *o, int alarms, const char *hook_url)
 		send_batch(sock, b);
 		vg_batch_free(b);
 	}
-	int64_t ti = now_us();
+	int64_t ti = (vg_monotonic_ns() / 1000);
 	for (int i = 0; i < o->batches; i++, k++) {
 		struct vg_batch *b = make_batch(o->series, t0 - (100 - k) * MIN_MS, seq++, k,
 						NULL, 0);
 		send_batch(sock, b);
 		vg_batch_free(b);
 	}
-	ti = now_us() - ti;
+	ti = (vg_monotonic_ns() / 1000) - ti;
 
 	/* latency: each round flips the probe */
 	for (int r = 0; r < o->rounds; r++, k++) {
@@ -551,7 +543,7 @@ static void e2e_run(const struct opts *o, int alarms, const char *hook_url)
 		 * loaded alarms are in memory and were evaluated above */
 		struct vg_batch *b = make_batch(0, t0 + r * MIN_MS, seq++, k,
 						"probe", r % 2 ? 10 : 90);
-		sent[r] = now_us();
+		sent[r] = (vg_monotonic_ns() / 1000);
 		send_batch(sock, b);
 		vg_batch_free(b);
 		/* wait for both channels (bounded) so rounds do not overlap */

@@ -63,6 +63,7 @@
 
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
+#include "vigie/clock.h"
 #include "vigie/config.h"
 #include "vigie/store.h"
 #include "vigie/wire.h"
@@ -235,22 +236,6 @@ struct host {
 
 static struct host *H;
 static long g_series_per_host;
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int host_init(struct host *h, int idx)
 {
@@ -537,7 +522,7 @@ static int run_phase(struct worker *w, int phase)
 	if (!pfd || !ph)
 		return -ENOMEM;
 	for (;;) {
-		int64_t now = mono_ms(), wake = now + 50;
+		int64_t now = vg_monotonic_ms(), wake = now + 50;
 		int busy = 0, np = 0, gen_open;
 
 		gen_open = phase == PH_WARMUP || !g_stop_gen;
@@ -555,7 +540,7 @@ static int run_phase(struct worker *w, int phase)
 					double due = g_gen_t0 +
 						     (double)(h->polls_made - base_polls) *
 							     O.interval_s / O.speed;
-					double t = mono_s();
+					double t = (vg_monotonic_ns() / 1e9);
 					while (h->polls_made < limit && t >= due) {
 						if ((rc = generate(h)) && rc != -ENOSPC)
 							return rc;
@@ -606,7 +591,7 @@ static int run_phase(struct worker *w, int phase)
 		int r = nn_poll(pfd, np, timeout);
 		if (r <= 0)
 			continue;
-		now = mono_ms();
+		now = vg_monotonic_ms();
 		for (int k = 0; k < np; k++)
 			if (pfd[k].revents & NN_POLLIN)
 				on_reply(ph[k], now);
@@ -697,17 +682,17 @@ static long proc_status_kb(int pid, const char *key)
  * the seconds it took, -1 on timeout; *cpu gets its final CPU time. */
 static double stop_collector(int pid, double *cpu)
 {
-	double t0 = mono_s();
+	double t0 = (vg_monotonic_ns() / 1e9);
 	char st = 0;
 
 	if (kill(pid, SIGTERM))
 		return -1;
-	while (mono_s() - t0 < O.stop_timeout_s) {
+	while ((vg_monotonic_ns() / 1e9) - t0 < O.stop_timeout_s) {
 		double c = proc_cpu(pid, &st);
 		if (c < 0 || st == 'Z' || st == 'X') {
 			if (c >= 0)
 				*cpu = c;
-			return mono_s() - t0;
+			return (vg_monotonic_ns() / 1e9) - t0;
 		}
 		*cpu = c;
 		usleep(5000);
@@ -1067,14 +1052,14 @@ int main(int argc, char **argv)
 		O.speed > 0 ? "paced" : "closed loop");
 
 	pthread_barrier_init(&g_bar, NULL, (unsigned)O.threads + 1);
-	t_start = mono_s();
+	t_start = (vg_monotonic_ns() / 1e9);
 	for (int i = 0; i < O.threads; i++) {
 		w[i].first = i;
 		w[i].step = O.threads;
 		pthread_create(&w[i].th, NULL, worker_main, &w[i]);
 	}
 	pthread_barrier_wait(&g_bar); /* warm-up done */
-	warm_s = mono_s() - t_start;
+	warm_s = (vg_monotonic_ns() / 1e9) - t_start;
 	for (int i = 0; i < O.hosts; i++)
 		v_warm += H[i].values_acked;
 	if (collector_pid())
@@ -1084,17 +1069,17 @@ int main(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru);
 	fcpu0 = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 		(double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	t_start = mono_s();
+	t_start = (vg_monotonic_ns() / 1e9);
 	g_gen_t0 = t_start;
 	pthread_barrier_wait(&g_bar); /* go */
 	if (O.polls <= 0) {
-		while (mono_s() - t_start < O.seconds && !g_abort)
+		while ((vg_monotonic_ns() / 1e9) - t_start < O.seconds && !g_abort)
 			usleep(10000);
 		g_stop_gen = 1;
 	}
-	double t_gen_end = mono_s();
+	double t_gen_end = (vg_monotonic_ns() / 1e9);
 	pthread_barrier_wait(&g_bar); /* measured phase and drain done */
-	t_end = mono_s();
+	t_end = (vg_monotonic_ns() / 1e9);
 	getrusage(RUSAGE_SELF, &ru);
 	fcpu1 = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 		(double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;

@@ -42,7 +42,9 @@
 #include <rrd.h>
 #include <rrd_client.h>
 
+#include "vigie/clock.h"
 #include "vigie/config.h"
+#include "vigie/fsutil.h"
 
 #define FILES_PER_DIR 40
 #define ARG_MAX_LEN 32
@@ -62,14 +64,6 @@ struct opts {
 	long start;
 	int daemon_pid;
 };
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static double self_cpu_s(void)
 {
@@ -101,27 +95,6 @@ static double proc_cpu_s(int pid)
 		   &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
 }
 
 static int is_counter(const struct opts *o, long f)
@@ -358,13 +331,13 @@ int main(int argc, char **argv)
 		args[d] = argbuf + (size_t)d * (size_t)(ARG_MAX_LEN * (o.ds + 1));
 
 	/* Create what is missing (timed apart from the updates). */
-	t0 = now_s();
+	t0 = (vg_monotonic_ns() / 1e9);
 	for (long f = 0; f < o.files && !o.tree; f++) {
 		char p[PATH_MAX];
 		struct stat st;
 
 		snprintf(p, sizeof(p), "%s/r%06ld", o.dir, f / FILES_PER_DIR);
-		if (f % FILES_PER_DIR == 0 && (rc = mkdir_p(p))) {
+		if (f % FILES_PER_DIR == 0 && (rc = vg_fs_mkdir_p(p, 0755))) {
 			fprintf(stderr, "rrd_ceiling: mkdir %s: %s\n", p, strerror(-rc));
 			return 1;
 		}
@@ -378,7 +351,7 @@ int main(int argc, char **argv)
 			return 1;
 		created++;
 	}
-	create_s = now_s() - t0;
+	create_s = (vg_monotonic_ns() / 1e9) - t0;
 
 	/* Continue after each file's last update (in --dir mode they are all
 	 * the same: read the first only). */
@@ -415,7 +388,7 @@ int main(int argc, char **argv)
 			dc0 = proc_cpu_s(o.daemon_pid);
 	}
 
-	t0 = now_s();
+	t0 = (vg_monotonic_ns() / 1e9);
 	c0 = self_cpu_s();
 	while (rounds < o.max_rounds) {
 		for (long f = 0; f < o.files; f++) {
@@ -452,13 +425,13 @@ int main(int argc, char **argv)
 			lastv[f] += (time_t)o.interval_s * o.depth;
 		}
 		rounds++;
-		if (now_s() - t0 >= o.seconds)
+		if ((vg_monotonic_ns() / 1e9) - t0 >= o.seconds)
 			break;
 	}
-	send_s = now_s() - t0;
+	send_s = (vg_monotonic_ns() / 1e9) - t0;
 	if (o.daemon) {
 		long long want = written0 + (long long)rounds * o.files * o.depth, got;
-		double deadline = now_s() + 600;
+		double deadline = (vg_monotonic_ns() / 1e9) + 600;
 
 		char ans[256];
 
@@ -466,7 +439,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "rrd_ceiling: FLUSHALL failed\n");
 			return 1;
 		}
-		while ((got = daemon_written(o.daemon)) < want && now_s() < deadline)
+		while ((got = daemon_written(o.daemon)) < want && (vg_monotonic_ns() / 1e9) < deadline)
 			usleep(20000);
 		if (got < want) {
 			fprintf(stderr, "rrd_ceiling: rrdcached wrote %lld of %lld\n",
@@ -477,7 +450,7 @@ int main(int argc, char **argv)
 			dcpu = proc_cpu_s(o.daemon_pid) - dc0;
 		rrdc_disconnect();
 	}
-	wall = now_s() - t0;
+	wall = (vg_monotonic_ns() / 1e9) - t0;
 	cpu = self_cpu_s() - c0;
 	last = lastv[0];
 

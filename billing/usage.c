@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vigie/array.h"
 #include "vigie/batch.h"
 #include "vigie/bill_meter.h"
 #include "vigie/bill_ratecard.h"
@@ -58,21 +59,6 @@ struct ld {
 	size_t capsegs;
 };
 
-static int grow(void **p, size_t *cap, size_t need, size_t sz)
-{
-	if (need <= *cap)
-		return 0;
-	size_t n = *cap ? *cap * 2 : 64;
-	while (n < need)
-		n *= 2;
-	void *q = realloc(*p, n * sz);
-	if (!q)
-		return -ENOMEM;
-	*p = q;
-	*cap = n;
-	return 0;
-}
-
 static const char *keep(struct vg_bill_usage *u, const char *s)
 {
 	if (!s)
@@ -80,7 +66,7 @@ static const char *keep(struct vg_bill_usage *u, const char *s)
 	for (size_t i = u->nstrs; i > 0 && i + 8 > u->nstrs; i--)
 		if (!strcmp(u->strs[i - 1], s))
 			return u->strs[i - 1];
-	if (grow((void **)&u->strs, &u->capstrs, u->nstrs + 1, sizeof(char *)))
+	if (vg_array_grow((void **)&u->strs, &u->capstrs, u->nstrs + 1, sizeof(char *)))
 		return NULL;
 	char *d = strdup(s);
 	if (d)
@@ -162,8 +148,8 @@ static int load_resources(sqlite3 *db, const char *project, struct ld *L)
 	if (rc)
 		return rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (grow((void **)&u->res, &cap, u->nres + 1, sizeof(*u->res)) ||
-		    grow((void **)&L->last_seen, &capls, u->nres + 1, sizeof(int64_t))) {
+		if (vg_array_grow((void **)&u->res, &cap, u->nres + 1, sizeof(*u->res)) ||
+		    vg_array_grow((void **)&L->last_seen, &capls, u->nres + 1, sizeof(int64_t))) {
 			sqlite3_finalize(s);
 			return -ENOMEM;
 		}
@@ -237,7 +223,7 @@ static int load_transitions(sqlite3 *db, const char *project, struct ld *L)
 		}
 		if (cur == VG_BILL_NO_INDEX)
 			continue;
-		if (grow((void **)&L->t, &L->capt, L->nt + 1, sizeof(*L->t))) {
+		if (vg_array_grow((void **)&L->t, &L->capt, L->nt + 1, sizeof(*L->t))) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -276,7 +262,7 @@ static int emit(struct ld *L, const struct vg_bill_usage_seg *seg)
 		if (c.end_ms > u->to_ms)
 			c.end_ms = u->to_ms;
 	}
-	if (grow((void **)&u->segs, &L->capsegs, u->nsegs + 1, sizeof(*u->segs)))
+	if (vg_array_grow((void **)&u->segs, &L->capsegs, u->nsegs + 1, sizeof(*u->segs)))
 		return -ENOMEM;
 	u->segs[u->nsegs++] = c;
 	return 0;
@@ -284,7 +270,7 @@ static int emit(struct ld *L, const struct vg_bill_usage_seg *seg)
 
 static int add_span(struct ld *L, int64_t a, int64_t b)
 {
-	if (grow((void **)&L->spans, &L->capspans, L->nspans + 1, sizeof(*L->spans)))
+	if (vg_array_grow((void **)&L->spans, &L->capspans, L->nspans + 1, sizeof(*L->spans)))
 		return -ENOMEM;
 	L->spans[L->nspans++] = (struct span){a, b};
 	return 0;
@@ -298,7 +284,7 @@ struct runbuf {
 
 static int run_add(struct runbuf *rb, const struct vg_bill_usage_seg *seg)
 {
-	if (grow((void **)&rb->s, &rb->cap, rb->n + 1, sizeof(*rb->s)))
+	if (vg_array_grow((void **)&rb->s, &rb->cap, rb->n + 1, sizeof(*rb->s)))
 		return -ENOMEM;
 	rb->s[rb->n++] = *seg;
 	return 0;
@@ -548,7 +534,7 @@ static int load_network(sqlite3 *db, const char *project, struct ld *L)
 		size_t ri = nic ? vg_bill_usage_find(u, nic) : VG_BILL_NO_INDEX;
 		if (ri == VG_BILL_NO_INDEX)
 			continue;
-		if (grow((void **)&u->net, &cap, u->nnet + 1, sizeof(*u->net))) {
+		if (vg_array_grow((void **)&u->net, &cap, u->nnet + 1, sizeof(*u->net))) {
 			sqlite3_finalize(s);
 			return -ENOMEM;
 		}

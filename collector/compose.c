@@ -47,6 +47,7 @@
 #include "vigie/token.h"
 #include "vigie/config.h"
 #include "vigie/dispatch.h"
+#include "vigie/fsutil.h"
 #include "vigie/log.h"
 #include "vigie/receiver.h"
 #include "vigie/registry.h"
@@ -145,27 +146,6 @@ static void idle(void *ctx)
 		"other configuration changes", vg_keyring_count(kr), g_keys_dir);
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[4096];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* Alarms (issue 5): the PUB socket (when [alarms] notify is set), the SSE
  * hub and the engine, registered after the store so a sample is stored
  * before an alarm acts on it. Threads start here, with signals blocked.
@@ -248,6 +228,19 @@ static int configure(int argc, char **argv, struct vg_config *cfg)
 		{"allow-unsigned", no_argument, NULL, O_UNSIGNED},
 		{NULL, 0, NULL, 0},
 	};
+	/* the flags that set one configuration key: to their value, or fixed */
+	static const struct {
+		int opt;
+		const char *section, *key, *fixed;
+	} keys[] = {
+		{O_LISTEN, "collector", "listen", NULL},
+		{O_HTTP, "collector", "http", NULL},
+		{O_DATA, "collector", "data_dir", NULL},
+		{O_LOGLEVEL, "log", "level", NULL},
+		{O_KEYS, "collector", "keys_dir", NULL},
+		{O_UNSIGNED, "collector", "require_signatures", "false"},
+		{O_NOTIFY, "alarms", "notify", NULL},
+	};
 	struct override set[MAX_OVERRIDES];
 	int nset = 0, c;
 	const char *config = NULL;
@@ -257,42 +250,19 @@ static int configure(int argc, char **argv, struct vg_config *cfg)
 	opterr = 0;
 	/* '+': stop at the first non-option (the "token" command) */
 	while ((c = getopt_long(argc, argv, "+:", opts, NULL)) != -1) {
+		size_t k = 0;
+
+		while (k < sizeof(keys) / sizeof(keys[0]) && keys[k].opt != c)
+			k++;
+		if (k < sizeof(keys) / sizeof(keys[0])) {
+			if (nset < MAX_OVERRIDES)
+				set[nset] = (struct override){
+					keys[k].section, keys[k].key,
+					keys[k].fixed ? keys[k].fixed : optarg};
+			nset++;
+			continue;
+		}
 		switch (c) {
-		case O_LISTEN:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"collector", "listen", optarg};
-			nset++;
-			break;
-		case O_HTTP:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"collector", "http", optarg};
-			nset++;
-			break;
-		case O_DATA:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"collector", "data_dir", optarg};
-			nset++;
-			break;
-		case O_LOGLEVEL:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"log", "level", optarg};
-			nset++;
-			break;
-		case O_KEYS:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"collector", "keys_dir", optarg};
-			nset++;
-			break;
-		case O_UNSIGNED:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"collector", "require_signatures", "false"};
-			nset++;
-			break;
-		case O_NOTIFY:
-			if (nset < MAX_OVERRIDES)
-				set[nset] = (struct override){"alarms", "notify", optarg};
-			nset++;
-			break;
 		case O_CONFIG:
 			config = optarg;
 			break;
@@ -381,7 +351,7 @@ int main(int argc, char **argv)
 			vg_keyring_count(g_keys), g_keys_dir,
 			g_require ? "required" : "checked for hosts that have a key");
 
-	if ((rc = mkdir_p(cfg.collector_data_dir))) {
+	if ((rc = vg_fs_mkdir_p(cfg.collector_data_dir, 0755))) {
 		vg_error("cannot create data directory %s: %s",
 			 cfg.collector_data_dir, strerror(-rc));
 		vg_keyring_free(g_keys);

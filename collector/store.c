@@ -97,6 +97,8 @@
 #include <rrd.h>
 
 #include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/fsutil.h"
 #include "vigie/hash.h"
 #include "vigie/name.h"
 #include "vigie/store.h"
@@ -214,22 +216,6 @@ static void count(uint64_t *c, uint64_t n)
 	__atomic_fetch_add(c, n, __ATOMIC_RELAXED);
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static uint64_t key_hash(int rtype, uint64_t id_hash, const char *metric)
 {
 	uint64_t h = vg_fnv1a(id_hash ^ (uint64_t)rtype * 0x9e3779b97f4a7c15ull, metric);
@@ -335,27 +321,6 @@ static void dirty_append(struct vg_store *s, struct series *se)
 }
 
 /* ---- open / close helpers ------------------------------------------------------------ */
-
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) && errno != EEXIST)
-		return -errno;
-	return 0;
-}
 
 void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 {
@@ -527,7 +492,7 @@ static int create_file(struct vg_store *s, const char *path, int kind,
 		return -ENAMETOOLONG;
 	slash = strrchr(tmp, '/');
 	*slash = '\0';
-	if ((rc = mkdir_p(tmp))) {
+	if ((rc = vg_fs_mkdir_p(tmp, 0755))) {
 		set_error(s, tmp, strerror(-rc));
 		return is_nospace(-rc, NULL) ? -EAGAIN : -EIO;
 	}
@@ -1058,7 +1023,7 @@ static int update_call(struct vg_store *s, const char *path, const struct pend *
 		format_arg(args[j], v[j].t_ms, v[j].v);
 		argv[j] = args[j];
 	}
-	t0 = mono_ns();
+	t0 = vg_monotonic_ns();
 	saved = slot >= 0 && !undo_save(s, slot, path, rec);
 	rrd_clear_error();
 	rc = rrd_update_r(path, NULL, (int)k, argv);
@@ -1067,7 +1032,7 @@ static int update_call(struct vg_store *s, const char *path, const struct pend *
 			vg_store_test_after_update(path);
 		undo_clear(s, slot);
 	}
-	count(&s->stats.write_ns_total, (uint64_t)(mono_ns() - t0));
+	count(&s->stats.write_ns_total, (uint64_t)(vg_monotonic_ns() - t0));
 	count(&s->stats.flushes, 1);
 	if (rc) {
 		snprintf(msg, msglen, "%s", *rrd_get_error() ? rrd_get_error() :
@@ -1265,7 +1230,7 @@ static void *flusher_main(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
-		int64_t now = mono_ms(), wait_ms = 100;
+		int64_t now = vg_monotonic_ms(), wait_ms = 100;
 		int pressure = s->pending > s->cache_max / 2 ||
 			       s->seg_active - s->seg_oldest >= MAX_LIVE_SEGS;
 		int idle = now - s->last_batch_ms >= IDLE_FLUSH_MS;
@@ -1536,7 +1501,7 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	}
 
 	/* 4. Into the caches. */
-	int64_t now = mono_ms();
+	int64_t now = vg_monotonic_ms();
 	if (nerr_file && jlen)
 		s->segkeep[seg % SEG_RING] = 1;
 	for (size_t i = 0; i < b->nres && naccept; i++) {
@@ -1867,7 +1832,7 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 	pthread_cond_init(&s->work_cv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&s->done_cv, NULL);
-	s->last_batch_ms = mono_ms();
+	s->last_batch_ms = vg_monotonic_ms();
 	s->cache_max = cfg->storage_cache_values ? cfg->storage_cache_values
 							 : CACHE_MAX_VALUES;
 	s->flush_depth = cfg->storage_flush_depth ? cfg->storage_flush_depth
@@ -1894,7 +1859,7 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		vg_store_close(s);
 		return -ENOMEM;
 	}
-	if ((rc = mkdir_p(s->rrd_dir)) || (rc = mkdir_p(s->journal_dir))) {
+	if ((rc = vg_fs_mkdir_p(s->rrd_dir, 0755)) || (rc = vg_fs_mkdir_p(s->journal_dir, 0755))) {
 		snprintf(err, errlen, "store: %s: %s", data_dir, strerror(-rc));
 		vg_store_close(s);
 		return rc;

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "vigie/array.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 
@@ -70,22 +71,6 @@ static const char *dup0(struct vg_batch *b, const char *s, int *err)
 	return p;
 }
 
-/* Grow *arr (element size sz) so that it holds at least need elements. */
-static int grow(void **arr, size_t *cap, size_t need, size_t sz)
-{
-	if (need <= *cap)
-		return 0;
-	size_t ncap = *cap ? *cap * 2 : 16;
-	while (ncap < need)
-		ncap *= 2;
-	void *p = realloc(*arr, ncap * sz);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = ncap;
-	return 0;
-}
-
 struct vg_batch *vg_batch_new(const char *host, uint64_t stream, uint64_t seq,
 			      int64_t time_ms)
 {
@@ -128,7 +113,7 @@ struct vg_resource *vg_batch_resource(struct vg_batch *b, uint8_t type,
 {
 	int err = 0;
 
-	if (!id || grow((void **)&b->res, &b->cap_res, b->nres + 1,
+	if (!id || vg_array_grow((void **)&b->res, &b->cap_res, b->nres + 1,
 			sizeof(*b->res)))
 		return NULL;
 	struct vg_resource *r = &b->res[b->nres];
@@ -168,7 +153,7 @@ int vg_batch_sample(struct vg_batch *b, const char *metric, uint8_t kind,
 
 	if (!b->nres || !metric)
 		return -EINVAL;
-	if (grow((void **)&b->samples, &b->cap_samples, b->nsamples + 1,
+	if (vg_array_grow((void **)&b->samples, &b->cap_samples, b->nsamples + 1,
 		 sizeof(*b->samples)))
 		return -ENOMEM;
 	struct vg_sample *s = &b->samples[b->nsamples];
@@ -188,7 +173,7 @@ int vg_batch_attr(struct vg_batch *b, const char *key, const char *value)
 
 	if (!b->nres || !key || !value)
 		return -EINVAL;
-	if (grow((void **)&b->attrs, &b->cap_attrs, b->nattrs + 1,
+	if (vg_array_grow((void **)&b->attrs, &b->cap_attrs, b->nattrs + 1,
 		 sizeof(*b->attrs)))
 		return -ENOMEM;
 	struct vg_attr *a = &b->attrs[b->nattrs];
@@ -208,7 +193,7 @@ int vg_batch_event(struct vg_batch *b, const char *resource, uint8_t type,
 
 	if (!resource)
 		return -EINVAL;
-	if (grow((void **)&b->events, &b->cap_events, b->nevents + 1,
+	if (vg_array_grow((void **)&b->events, &b->cap_events, b->nevents + 1,
 		 sizeof(*b->events)))
 		return -ENOMEM;
 	struct vg_event *e = &b->events[b->nevents];

@@ -30,6 +30,13 @@ int64_t vg_monotonic_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t vg_monotonic_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 void vg_sleep_ms(int64_t ms)
 {
 	if (ms <= 0)
@@ -72,8 +79,9 @@ char *vg_time_format(int64_t ms, char *buf, size_t len)
 	return buf;
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian), no timezone games. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+/* Howard Hinnant's days_from_civil / civil_from_days: 400-year eras of
+ * 146097 days, years starting in March so the leap day is last. */
+int64_t vg_time_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
 	y -= m <= 2;
 	int64_t era = (y >= 0 ? y : y - 399) / 400;
@@ -81,6 +89,20 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
 	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
 	return era * 146097 + (int64_t)doe - 719468;
+}
+
+void vg_time_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
+{
+	int64_t z = days + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+
+	*m = mp < 10 ? mp + 3 : mp - 9;
+	*d = doy - (153 * mp + 2) / 5 + 1;
+	*y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
 static int parse_iso(const char *s, int64_t *out)
@@ -117,7 +139,7 @@ static int parse_iso(const char *s, int64_t *out)
 	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
 	    mi < 0 || mi > 59 || sec < 0 || sec > 60 || y < 1970 || y > 9999)
 		return -EINVAL;
-	int64_t t = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
+	int64_t t = vg_time_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
 		    mi * 60 + sec - off;
 	*out = t * 1000;
 	return 0;

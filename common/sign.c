@@ -32,6 +32,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "vigie/hex.h"
 #include "vigie/name.h"
 #include "vigie/sign.h"
 #include "vigie/wire.h"
@@ -39,17 +40,6 @@
 #define DEFAULT_MAX_SEARCH (16u << 20)
 
 /* ---- keys ----------------------------------------------------------- */
-
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 static int is_space(unsigned char c)
 {
@@ -73,7 +63,7 @@ int vg_sign_key_parse(const void *buf, size_t len, struct vg_key *out,
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < len; i++) {
-		if (hexval(p[i]) >= 0)
+		if (vg_hex_digit(p[i]) >= 0)
 			ndigits++;
 		else if (!is_space(p[i]))
 			text = 0;
@@ -93,7 +83,7 @@ int vg_sign_key_parse(const void *buf, size_t len, struct vg_key *out,
 		}
 		int hi = -1;
 		for (size_t i = 0; i < len; i++) {
-			int v = hexval(p[i]);
+			int v = vg_hex_digit(p[i]);
 			if (v < 0)
 				continue;
 			if (hi < 0) {

@@ -32,10 +32,10 @@ declare -A OWNER=(
 	[batch.h]=common [catalog.h]=common [clock.h]=common [config.h]=common
 	[dispatch.h]=common [hash.h]=common [log.h]=common [name.h]=common
 	[sign.h]=common [sqlitedb.h]=common [wire.h]=common
-	[agent_hmap.h]=agent
+	[array.h]=common [fsutil.h]=common [hex.h]=common [hmap.h]=common
 	[registry.h]=collector [receiver.h]=collector [store.h]=collector [rrdcached.h]=collector
 	[alarm.h]=alarms [alarm_engine.h]=alarms [alarm_exec.h]=alarms
-	[alarm_map.h]=alarms [alarm_outbox.h]=alarms [alarm_pub.h]=alarms
+	[alarm_outbox.h]=alarms [alarm_pub.h]=alarms
 	[alarm_store.h]=alarms [alarm_stream.h]=alarms
 	[bill.h]=billing [bill_invoice.h]=billing [bill_meter.h]=billing
 	[bill_ratecard.h]=billing [bill_service.h]=billing [bill_usage.h]=billing

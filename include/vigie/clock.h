@@ -14,6 +14,7 @@
 
 int64_t vg_now_ms(void);          /* CLOCK_REALTIME in ms */
 int64_t vg_monotonic_ms(void);    /* CLOCK_MONOTONIC in ms */
+int64_t vg_monotonic_ns(void);    /* CLOCK_MONOTONIC in ns (durations) */
 void vg_sleep_ms(int64_t ms);     /* interrupted early by signals */
 
 struct vg_clock {
@@ -30,6 +31,12 @@ void vg_clock_synthetic(struct vg_clock *c, int64_t start_ms, int64_t step_ms);
 int64_t vg_clock_now(const struct vg_clock *c);
 /* Advance (synthetic only). */
 void vg_clock_tick(struct vg_clock *c);
+
+/* Civil-date arithmetic, proleptic Gregorian, UTC (no libc calendar
+ * state, so thread-safe and valid far outside time_t's comfort zone):
+ * days since 1970-01-01 of year y, month m (1-12), day d (1-31), and back. */
+int64_t vg_time_days_from_civil(int64_t y, unsigned m, unsigned d);
+void vg_time_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d);
 
 /* Format as ISO 8601 UTC "2026-11-26T06:49:14Z" (buf >= 21 bytes). */
 char *vg_time_format(int64_t ms, char *buf, size_t len);

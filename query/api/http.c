@@ -37,6 +37,7 @@
 #include <microhttpd.h>
 
 #include "vigie/clock.h"
+#include "vigie/hex.h"
 #include "query/api/http.h"
 #include "vigie/log.h"
 
@@ -245,17 +246,6 @@ int vg_listen_socket(const struct vg_listen_addr *a, char *err, size_t errlen)
 
 /* ---- request parsing ----------------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int vg_http_unescape(const char *src, size_t len, char *dst, int plus_is_space)
 {
 	size_t o = 0;
@@ -266,8 +256,8 @@ int vg_http_unescape(const char *src, size_t len, char *dst, int plus_is_space)
 			int h, l;
 			if (i + 2 >= len)
 				return -EINVAL;
-			h = hexval((unsigned char)src[i + 1]);
-			l = hexval((unsigned char)src[i + 2]);
+			h = vg_hex_digit((unsigned char)src[i + 1]);
+			l = vg_hex_digit((unsigned char)src[i + 2]);
 			if (h < 0 || l < 0)
 				return -EINVAL;
 			c = (char)(h << 4 | l);

@@ -245,16 +245,19 @@ struct vg_cli_opt {
 struct vg_cli_spec {
 	const char *name;     /* the command, for messages */
 	const char *operands; /* for "expected <operands>"; NULL: none */
-	int nargs;            /* how many operands, exactly */
+	int nargs;            /* how many operands, exactly, or
+			       * VG_CLI_OPERANDS_ANY: the caller checks them */
 	const char *usage;    /* --help synopsis after "usage: <prog> " */
 	const char *about;    /* --help text after the synopsis */
 };
+#define VG_CLI_OPERANDS_ANY (-1)
 
 /* Parse a subcommand's arguments (argv[0] is its name): opts (nopts of
  * them), the common --api and --token, --json when json is not NULL (*json
  * set to 0 or 1) and --help, which prints "usage: <prog> <usage>", a blank
  * line and <about> on c->out. Options and operands may come in any order;
- * then the number of operands is checked ("<prog> <cmd>: expected
+ * then (unless spec->nargs is VG_CLI_OPERANDS_ANY) the number of operands
+ * is checked ("<prog> <cmd>: expected
  * <operands> (see ...)" or "unexpected argument '<arg>'"). Returns -1 to
  * go on, with optind at the first operand, else an exit code (VG_EXIT_OK
  * after --help, VG_EXIT_USAGE with one line on c->err). */

@@ -24,7 +24,7 @@
  * on c->err; exit codes as query/cli/cli.h (2 for usage, before any request).
  */
 #include <errno.h>
-#include <getopt.h>
+#include <getopt.h> /* optind */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,87 +131,64 @@ static void usage(struct vg_cli *c, FILE *f)
 
 /* ---- arguments ----------------------------------------------------------------- */
 
+/* A number >= 1 for --limit or --count, or a usage error (exit code). */
+static int positive(struct vg_cli *c, const struct sub *s, const char *opt,
+		    const char *v, long *out)
+{
+	char *end;
+	long n;
+
+	if (!v)
+		return -1;
+	n = strtol(v, &end, 10);
+	if (*end || end == v || n < 1) {
+		fprintf(c->err, "%s alarms %s: --%s wants a number >= 1\n",
+			c->prog, s->name, opt);
+		return VG_EXIT_USAGE;
+	}
+	*out = n;
+	return -1;
+}
+
+/* vg_cli_parse with every option of `alarms`; one that s does not take is
+ * "does not apply here". Returns -1 to go on, else an exit code. */
 static int parse(struct vg_cli *c, const struct sub *s, int argc, char **argv,
 		 struct args *a)
 {
-	static const struct option opts[] = {
-		{"api", required_argument, NULL, 'A'},
-		{"token", required_argument, NULL, 'T'},
-		{"help", no_argument, NULL, 'h'},
-		{"json", no_argument, NULL, 'j'},
-		{"project", required_argument, NULL, 'p'},
-		{"state", required_argument, NULL, 's'},
-		{"file", required_argument, NULL, 'f'},
-		{"start", required_argument, NULL, 'S'},
-		{"end", required_argument, NULL, 'E'},
-		{"type", required_argument, NULL, 't'},
-		{"limit", required_argument, NULL, 'l'},
-		{"patch", no_argument, NULL, 'P'},
-		{"count", required_argument, NULL, 'n'},
-		{NULL, 0, NULL, 0},
+	const char *limit = NULL, *count = NULL;
+	const struct vg_cli_opt opts[] = {
+		VG_CLI_VAL("project", &a->project), VG_CLI_VAL("state", &a->state),
+		VG_CLI_VAL("file", &a->file),       VG_CLI_VAL("start", &a->start),
+		VG_CLI_VAL("end", &a->end),         VG_CLI_VAL("type", &a->type),
+		VG_CLI_VAL("limit", &limit),        VG_CLI_FLAG("patch", &a->patch),
+		VG_CLI_VAL("count", &count),
 	};
-	static const struct {
-		int o;
-		unsigned bit;
-	} need[] = {{'j', O_JSON},  {'p', O_PROJECT}, {'s', O_STATE},
-		    {'f', O_FILE},  {'S', O_RANGE},   {'E', O_RANGE},
-		    {'t', O_TYPE},  {'l', O_LIMIT},   {'P', O_PATCH},
-		    {'n', O_COUNT}};
-	const char *bad = NULL;
-	char *end;
-	int o, li;
+	static const unsigned bit[] = {O_PROJECT, O_STATE, O_FILE, O_RANGE,
+				       O_RANGE,   O_TYPE,  O_LIMIT, O_PATCH,
+				       O_COUNT};
+	char name[32], usage_line[160], about[1024];
+	const struct vg_cli_spec spec = {name, NULL, VG_CLI_OPERANDS_ANY,
+					 usage_line, about};
+	int rc;
 
-	optind = 0; /* GNU: full re-initialisation; arguments are permuted */
-	opterr = 0;
-	while ((li = -1, o = getopt_long(argc, argv, ":h", opts, &li)) != -1) {
-		for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
-			if (need[i].o == o && !(s->opts & need[i].bit)) {
-				o = '?';
-				bad = li >= 0 ? opts[li].name : NULL;
-			}
-		switch (o) {
-		case 'A': c->api = optarg; break;
-		case 'T': c->token = optarg; break;
-		case 'h':
-			fprintf(c->out, "usage: %s alarms %s\n\n%s", c->prog,
-				s->synopsis, s->help);
-			return VG_EXIT_OK;
-		case 'j': a->json = 1; break;
-		case 'p': a->project = optarg; break;
-		case 's': a->state = optarg; break;
-		case 'f': a->file = optarg; break;
-		case 'S': a->start = optarg; break;
-		case 'E': a->end = optarg; break;
-		case 't': a->type = optarg; break;
-		case 'P': a->patch = 1; break;
-		case 'l':
-		case 'n': {
-			long v = strtol(optarg, &end, 10);
-			if (*end || end == optarg || v < 1) {
-				fprintf(c->err, "%s alarms %s: --%s wants a number "
-					">= 1\n", c->prog, s->name,
-					o == 'l' ? "limit" : "count");
-				return VG_EXIT_USAGE;
-			}
-			*(o == 'l' ? &a->limit : &a->count) = v;
-			break;
-		}
-		case ':':
-			fprintf(c->err, "%s alarms %s: option '%s' needs a value\n",
-				c->prog, s->name, argv[optind - 1]);
-			return VG_EXIT_USAGE;
-		default:
-			if (bad)
-				fprintf(c->err, "%s alarms %s: option '--%s' does "
-					"not apply here (see '%s alarms %s --help')\n",
-					c->prog, s->name, bad, c->prog, s->name);
-			else
-				fprintf(c->err, "%s alarms %s: unknown option '%s' "
-					"(see '%s alarms %s --help')\n", c->prog,
-					s->name, argv[optind - 1], c->prog, s->name);
+	snprintf(name, sizeof(name), "alarms %s", s->name);
+	snprintf(usage_line, sizeof(usage_line), "alarms %s", s->synopsis);
+	snprintf(about, sizeof(about), "\n%s", s->help);
+	rc = vg_cli_parse(c, &spec, opts, sizeof(opts) / sizeof(opts[0]), argc,
+			  argv, &a->json);
+	if (rc >= 0)
+		return rc;
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (!(s->opts & bit[i]) &&
+		    (opts[i].value ? *opts[i].value != NULL : *opts[i].flag)) {
+			fprintf(c->err, "%s alarms %s: option '--%s' does not "
+				"apply here (see '%s alarms %s --help')\n",
+				c->prog, s->name, opts[i].name, c->prog, s->name);
 			return VG_EXIT_USAGE;
 		}
-	}
+	if ((rc = positive(c, s, "limit", limit, &a->limit)) >= 0 ||
+	    (rc = positive(c, s, "count", count, &a->count)) >= 0)
+		return rc;
 	if (optind < argc && s->nargs)
 		a->ref = argv[optind++];
 	if (optind < argc) {

@@ -4,118 +4,18 @@
  * or finalize a month.
  *
  * Design: invoices are documents, not JSON to re-format, so this command
- * has its own small libcurl request that hands back the raw body (and can
- * POST for finalize); errors map to the CLI's exit codes like
- * vg_cli_get's: 3 cannot connect, 1 the API said no (its message on
- * stderr), 2 usage.
+ * takes the raw body from vg_cli_request (query/cli_http.c, which also
+ * POSTs for finalize) and prints it as it came; errors are the CLI's exit
+ * codes as for every command: 3 cannot connect, 1 the API said no (its
+ * message on stderr), 2 usage.
  */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "query/cli/cli_invoice.h"
-
-struct body {
-	char *p;
-	size_t len;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
-{
-	struct body *b = ud;
-	size_t n = size * nmemb;
-
-	if (b->len + n > VG_CLI_MAX_RESPONSE)
-		return 0;
-	char *p = realloc(b->p, b->len + n + 1);
-	if (!p)
-		return 0;
-	memcpy(p + b->len, ptr, n);
-	b->p = p;
-	b->len += n;
-	b->p[b->len] = '\0';
-	return n;
-}
-
-/* method "GET" or "POST"; on success *out (malloc'd) and *len. */
-static int request(struct vg_cli *c, const char *method, const char *path,
-		   char **out, size_t *len)
-{
-	struct body b = {0};
-	struct curl_slist *hdrs = NULL;
-	char errbuf[CURL_ERROR_SIZE] = "", *url, auth[1100];
-	size_t blen = strlen(c->api);
-	long status = 0;
-	CURL *h = curl_easy_init();
-	int rc = VG_EXIT_OK;
-
-	*out = NULL;
-	while (blen && c->api[blen - 1] == '/')
-		blen--;
-	url = malloc(blen + strlen(path) + 1);
-	if (!url || !h) {
-		fprintf(c->err, "%s: out of memory\n", c->prog);
-		free(url);
-		curl_easy_cleanup(h);
-		return VG_EXIT_API;
-	}
-	memcpy(url, c->api, blen);
-	strcpy(url + blen, path);
-	if (c->token && *c->token) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
-		hdrs = curl_slist_append(hdrs, auth);
-	}
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_USERAGENT, "vigie-cli");
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, c->timeout_s > 0 ? c->timeout_s : 60L);
-	if (!strcmp(method, "POST")) {
-		curl_easy_setopt(h, CURLOPT_POST, 1L);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
-	}
-	CURLcode cc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	if (cc != CURLE_OK) {
-		const char *why = errbuf[0] ? errbuf : curl_easy_strerror(cc);
-		if (cc == CURLE_URL_MALFORMAT || cc == CURLE_UNSUPPORTED_PROTOCOL) {
-			fprintf(c->err, "%s: bad API URL '%s': %s\n", c->prog, c->api, why);
-			rc = VG_EXIT_USAGE;
-		} else {
-			fprintf(c->err, "%s: cannot reach the API at %.*s: %s\n", c->prog,
-				(int)blen, c->api, why);
-			rc = VG_EXIT_CONNECT;
-		}
-	} else if (status >= 400) {
-		json_t *j = b.p ? json_loadb(b.p, b.len, 0, NULL) : NULL;
-		const char *m = json_string_value(json_object_get(
-			json_object_get(j, "error"), "message"));
-		if (m)
-			vg_cli_line(c->err, "%s: %s (HTTP %ld)", c->prog, m, status);
-		else
-			fprintf(c->err, "%s: HTTP %ld from %s\n", c->prog, status, url);
-		json_decref(j);
-		rc = VG_EXIT_API;
-	} else {
-		*out = b.p ? b.p : strdup("");
-		*len = b.len;
-		b.p = NULL;
-	}
-	free(b.p);
-	free(url);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(h);
-	return rc;
-}
 
 static void usage(struct vg_cli *c, FILE *f)
 {
@@ -238,7 +138,8 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 		fprintf(c->err, "%s: out of memory\n", c->prog);
 		return VG_EXIT_API;
 	}
-	rc = request(c, finalize ? "POST" : "GET", path, &body, &len);
+	rc = vg_cli_request(c, finalize ? "POST" : "GET", path, finalize ? "" : NULL,
+			    &body, &len);
 	free(path);
 	if (rc)
 		return rc;

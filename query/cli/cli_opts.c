@@ -126,7 +126,7 @@ int vg_cli_parse(struct vg_cli *c, const struct vg_cli_spec *spec,
 		}
 	}
 	free(t);
-	if (rc >= 0)
+	if (rc >= 0 || spec->nargs == VG_CLI_OPERANDS_ANY)
 		return rc;
 	if (!spec->operands && optind < argc)
 		return usage_error(c, spec->name, "unexpected argument",

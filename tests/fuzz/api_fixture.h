@@ -22,7 +22,6 @@
 #ifndef VIGIE_FUZZ_API_FIXTURE_H
 #define VIGIE_FUZZ_API_FIXTURE_H
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,15 +42,15 @@
 #include "vigie/store.h"
 #include "vigie/token.h"
 
+#include "../support/api_fixture.h"
+
 #define FX_T0 1794999600000LL  /* 2026-11-18T11:00:00Z */
 #define FX_NOW (FX_T0 + 3600000LL)
 #define FX_SECRET_ID "vm-secret-7f3a9c"
 #define FX_SECRET_NAME "hidden-name-2e81"
 
 static struct {
-	char dir[256];
-	struct vg_store *store;
-	struct vg_api *api;
+	struct fx_api srv; /* data dir, store, API */
 	struct vg_bill_service *bill;
 	struct vg_alarm_hub *hub;
 	struct vg_alarm_engine *engine;
@@ -76,39 +75,28 @@ const char *__lsan_default_suppressions(void)
 
 static void fx_die(const char *what, const char *err)
 {
-	fprintf(stderr, "fuzz fixture: %s: %s (data in %s)\n", what, err, fx.dir);
+	fprintf(stderr, "fuzz fixture: %s: %s (data in %s)\n", what, err,
+		fx.srv.dir);
 	abort();
-}
-
-static int fx_rm(const char *p, const struct stat *sb, int flag, struct FTW *f)
-{
-	(void)sb;
-	(void)flag;
-	(void)f;
-	return remove(p);
 }
 
 static void fx_teardown(void)
 {
-	vg_api_stop(fx.api);
+	vg_api_stop(fx.srv.api);
+	fx.srv.api = NULL;
 	vg_alarm_engine_close(fx.engine);
 	vg_alarm_hub_free(fx.hub);
 	vg_bill_service_close(fx.bill);
-	vg_store_close(fx.store);
-	if (fx.dir[0])
-		nftw(fx.dir, fx_rm, 16, FTW_DEPTH | FTW_PHYS);
+	fx_api_stop(&fx.srv); /* closes the store, removes the directory */
 }
 
 static void fx_data(void)
 {
-	struct vg_config cfg;
-	struct vg_registry *reg = NULL;
-	char err[256];
+	struct fx_data d;
 
-	vg_config_defaults(&cfg);
-	if (vg_store_open(fx.dir, &cfg, &fx.store, err, sizeof(err)) ||
-	    vg_registry_open(fx.dir, &reg, err, sizeof(err)))
-		fx_die("store/registry", err);
+	if (fx_data_open(fx.srv.dir, &d))
+		fx_die("store/registry", "cannot open");
+	fx.srv.store = d.store;
 	for (int k = 0; k < 6; k++) {
 		int64_t t = FX_T0 + 60000LL * k;
 		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)k + 1, t);
@@ -128,23 +116,19 @@ static void fx_data(void)
 		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 100.0 - k);
 		vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t);
 		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 5e9);
-		if (vg_registry_update(reg, b) || vg_store_write_batch(fx.store, b))
+		if (fx_data_write(&d, b))
 			fx_die("write", "registry or store refused the data");
-		vg_batch_free(b);
 	}
-	vg_registry_close(reg);
+	fx_data_done(&d);
 }
 
 static void fx_tokens(void)
 {
-	struct vg_token_store *ts;
-	char err[256], a[VG_TOKEN_LEN + 1], p[VG_TOKEN_LEN + 1];
+	char a[VG_TOKEN_LEN + 1], p[VG_TOKEN_LEN + 1];
 
-	if (vg_token_store_open(fx.dir, &ts, err, sizeof(err)) ||
-	    vg_token_create(ts, NULL, "admin", 0, a, NULL) ||
-	    vg_token_create(ts, "p1", "p1", 0, p, NULL))
-		fx_die("tokens", err);
-	vg_token_store_close(ts);
+	if (fx_token(fx.srv.dir, NULL, "admin", a) ||
+	    fx_token(fx.srv.dir, "p1", "p1", p))
+		fx_die("tokens", "cannot create");
 	snprintf(fx.auth_admin, sizeof(fx.auth_admin), "Bearer %s", a);
 	snprintf(fx.auth_p1, sizeof(fx.auth_p1), "Bearer %s", p);
 }
@@ -167,7 +151,7 @@ static void fx_alarms(void)
 	struct vg_alarm_engine_options o = {0};
 	char err[256];
 
-	o.data_dir = fx.dir;
+	o.data_dir = fx.srv.dir;
 	o.agent_interval_s = 10;
 	if (vg_alarm_hub_new(64, &fx.hub))
 		fx_die("hub", "out of memory");
@@ -181,31 +165,26 @@ static void fx_alarms(void)
 
 static void fx_setup(void)
 {
-	struct vg_api_options o = {0};
+	struct vg_api_options o = {.threads = 1};
 	const char *tmp = getenv("TMPDIR");
 	char err[256];
 
-	if (!tmp || !*tmp)
-		tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-	snprintf(fx.dir, sizeof(fx.dir), "%s/vigie-fuzz-api.XXXXXX", tmp);
-	if (!mkdtemp(fx.dir))
-		fx_die("mkdtemp", fx.dir);
+	if ((!tmp || !*tmp) && access("/dev/shm", W_OK) == 0)
+		setenv("TMPDIR", "/dev/shm", 1); /* sqlite writes without a disk */
+	if (fx_tmpdir(fx.srv.dir, sizeof(fx.srv.dir), "fuzz-api"))
+		fx_die("mkdtemp", fx.srv.dir);
 	vg_log_set_level(VG_LOG_ERROR);
 	fx_data();
 	fx_tokens();
-	if (vg_bill_service_open(fx.dir, "tests/fixtures/billing/ratecard.json",
+	if (vg_bill_service_open(fx.srv.dir, "tests/fixtures/billing/ratecard.json",
 				 &fx.bill, err, sizeof(err)))
 		fx_die("billing", err);
 	fx_alarms();
-	o.listen = "127.0.0.1:0";
-	o.data_dir = fx.dir;
-	o.threads = 1;
-	o.store = fx.store;
 	o.alarms = fx.engine;
 	o.alarm_hub = fx.hub;
-	if (vg_api_start(&o, &fx.api, err, sizeof(err)))
-		fx_die("api", err);
-	vg_api_set_billing(fx.api, fx.bill);
+	if (fx_api_start(&fx.srv, &o))
+		fx_die("api", "cannot start");
+	vg_api_set_billing(fx.srv.api, fx.bill);
 	atexit(fx_teardown);
 }
 
@@ -222,7 +201,7 @@ static int fx_request(const char *method, const char *raw_uri,
 	memset(resp, 0, sizeof(*resp));
 	if (rc)
 		return rc;
-	req->ctx = fx.api;
+	req->ctx = fx.srv.api;
 	req->authorization = authorization;
 	req->body = body;
 	req->body_len = body_len;

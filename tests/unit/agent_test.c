@@ -8,7 +8,6 @@
  * stops it cleanly. Run from the repository root.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -33,14 +32,11 @@
 #include "vigie/clock.h"
 #include "vigie/wire.h"
 
+#include "../support/tmpdir.h"
+
 #define TEST_UUID "6695eb01-f6a4-8304-79aa-97f2502e193f"
 
 static char agent[512], tmp[64], spool[128], out[128], err[128];
-
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-	return remove(p);
-}
 
 static int setup(void **state)
 {
@@ -59,7 +55,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fx_rm_tree(tmp);
 	return 0;
 }
 

@@ -17,7 +17,6 @@
  *   h1    host (default)        memory.used = 5e9
  */
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -42,13 +41,12 @@
 #include "vigie/store.h"
 #include "vigie/token.h"
 
+#include "../support/api_fixture.h"
+
 #define T0 1794999600LL /* 2026-11-18T11:00:00Z, a multiple of 3600 */
 #define NPOLLS 21
 
-static char data_dir[256];
-static struct vg_api *api;
-static struct vg_store *store;
-static uint16_t port;
+static struct fx_api srv;
 static char tok_admin[VG_TOKEN_LEN + 1], tok_p1[VG_TOKEN_LEN + 1],
 	tok_p2[VG_TOKEN_LEN + 1];
 
@@ -344,16 +342,11 @@ static void fake_stats(void *ctx, struct vg_receiver_stats *out)
 
 static int write_data(void)
 {
-	struct vg_config cfg;
-	struct vg_registry *reg = NULL;
-	char err[256];
+	struct fx_data d;
 
-	vg_config_defaults(&cfg);
-	if (vg_store_open(data_dir, &cfg, &store, err, sizeof(err)) ||
-	    vg_registry_open(data_dir, &reg, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
+	if (fx_data_open(srv.dir, &d))
 		return -1;
-	}
+	srv.store = d.store;
 	for (int k = 0; k < NPOLLS; k++) {
 		int64_t t = (T0 + 60 * k) * 1000;
 		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)k + 1, t);
@@ -376,9 +369,8 @@ static int write_data(void)
 		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 7);
 		vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t);
 		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 5e9);
-		if (vg_registry_update(reg, b) || vg_store_write_batch(store, b))
+		if (fx_data_write(&d, b))
 			return -1;
-		vg_batch_free(b);
 
 		b = vg_batch_new("h2", 1, (uint64_t)k + 1, t);
 		vg_batch_resource(b, VG_RT_INSTANCE, "vm-b", "beta", NULL, t);
@@ -392,175 +384,74 @@ static int write_data(void)
 		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 50);
 		if (k == NPOLLS - 1)
 			r->state = VG_RSTATE_ENDED;
-		if (vg_registry_update(reg, b) || vg_store_write_batch(store, b))
+		if (fx_data_write(&d, b))
 			return -1;
-		vg_batch_free(b);
 	}
-	vg_registry_close(reg);
+	fx_data_done(&d);
 	return 0;
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
 }
 
 static int setup_server(void **state)
 {
-	struct vg_api_options o = {0};
-	struct vg_token_store *ts;
-	char err[256];
+	struct vg_api_options o = {.stats = fake_stats};
 
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	snprintf(data_dir, sizeof(data_dir), "/tmp/vigie-apiq-test.XXXXXX");
-	if (!mkdtemp(data_dir) || write_data())
+	if (fx_tmpdir(srv.dir, sizeof(srv.dir), "apiq-test") || write_data() ||
+	    fx_token(srv.dir, NULL, "admin", tok_admin) ||
+	    fx_token(srv.dir, "p1", "p1", tok_p1) ||
+	    fx_token(srv.dir, "p2", "p2", tok_p2))
 		return -1;
-	if (vg_token_store_open(data_dir, &ts, err, sizeof(err)) ||
-	    vg_token_create(ts, NULL, "admin", 0, tok_admin, NULL) ||
-	    vg_token_create(ts, "p1", "p1", 0, tok_p1, NULL) ||
-	    vg_token_create(ts, "p2", "p2", 0, tok_p2, NULL))
-		return -1;
-	vg_token_store_close(ts);
-	o.listen = "127.0.0.1:0";
-	o.data_dir = data_dir;
-	o.threads = 2;
-	o.store = store;
-	o.stats = fake_stats;
-	if (vg_api_start(&o, &api, err, sizeof(err))) {
-		fprintf(stderr, "api: %s\n", err);
-		return -1;
-	}
-	port = vg_api_port(api);
-	return port ? 0 : -1;
+	return fx_api_start(&srv, &o);
 }
 
 static int teardown_server(void **state)
 {
 	(void)state;
-	vg_api_stop(api);
-	vg_store_close(store);
-	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fx_api_stop(&srv);
 	curl_global_cleanup();
 	return 0;
 }
 
-struct answer {
-	long status;
-	char *body;
-	size_t len;
-	char ctype[128];
-	char www[256];
-	json_t *json;
-};
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-	struct answer *a = ud;
-	char *nb = realloc(a->body, a->len + sz * n + 1);
-
-	if (!nb)
-		return 0;
-	memcpy(nb + a->len, p, sz * n);
-	a->body = nb;
-	a->len += sz * n;
-	a->body[a->len] = '\0';
-	return sz * n;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-	struct answer *a = ud;
-	size_t len = sz * n;
-
-	if (len > 18 && !strncasecmp(p, "WWW-Authenticate: ", 18))
-		snprintf(a->www, sizeof(a->www), "%.*s", (int)(len - 20), p + 18);
-	return len;
-}
-
 /* One request with token (NULL: none; "raw:..." sends that header). */
 static long call(const char *method, const char *path, const char *token,
-		 const char *body, struct answer *a)
+		 const char *body, struct fx_answer *a)
 {
-	char url[8192], auth[512];
-	CURL *h = curl_easy_init();
-	struct curl_slist *hd = NULL;
-	char *ct = NULL;
+	char auth[512];
 
-	memset(a, 0, sizeof(*a));
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	if (token) {
-		if (!strncmp(token, "raw:", 4))
-			snprintf(auth, sizeof(auth), "Authorization: %s", token + 4);
-		else
-			snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-		hd = curl_slist_append(hd, auth);
-	}
-	if (body) {
-		hd = curl_slist_append(hd, "Expect:");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	}
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	assert_int_equal(curl_easy_perform(h), CURLE_OK);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
-	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
-	snprintf(a->ctype, sizeof(a->ctype), "%s", ct ? ct : "");
-	curl_easy_cleanup(h);
-	curl_slist_free_all(hd);
-	if (!strncmp(a->ctype, "application/json", 16))
-		a->json = json_loadb(a->body ? a->body : "", a->len, 0, NULL);
+	if (token && strncmp(token, "raw:", 4))
+		snprintf(auth, sizeof(auth), "Bearer %s", token);
+	else if (token)
+		snprintf(auth, sizeof(auth), "%s", token + 4);
+	if (fx_http(srv.url, method, path, token ? auth : NULL, body, a) < 0)
+		fail_msg("%s %s: no answer", method, path);
 	return a->status;
 }
 
-static long GET(const char *path, const char *token, struct answer *a)
+static long GET(const char *path, const char *token, struct fx_answer *a)
 {
 	return call("GET", path, token, NULL, a);
-}
-
-static void done(struct answer *a)
-{
-	json_decref(a->json);
-	free(a->body);
-	memset(a, 0, sizeof(*a));
-}
-
-static const char *errmsg(struct answer *a)
-{
-	return json_string_value(json_object_get(json_object_get(a->json, "error"),
-						 "message"));
 }
 
 /* status must be `status`, a JSON error whose message contains frag */
 static void expect(const char *path, const char *token, long status,
 		   const char *frag)
 {
-	struct answer a;
+	struct fx_answer a;
 
 	if (GET(path, token, &a) != status)
 		fail_msg("GET %s: HTTP %ld, wanted %ld (%s)", path, a.status, status,
 			 a.body);
 	if (status >= 400) {
-		if (!a.json || !errmsg(&a))
+		if (!a.json || !fx_errmsg(&a))
 			fail_msg("GET %s: not a JSON error: %s", path, a.body);
 		assert_int_equal(json_integer_value(json_object_get(
 					 json_object_get(a.json, "error"), "code")),
 				 status);
-		if (frag && !strstr(errmsg(&a), frag))
-			fail_msg("GET %s: '%s' lacks '%s'", path, errmsg(&a), frag);
+		if (frag && !strstr(fx_errmsg(&a), frag))
+			fail_msg("GET %s: '%s' lacks '%s'", path, fx_errmsg(&a), frag);
 	}
-	done(&a);
+	fx_answer_free(&a);
 }
 
 static double dp(json_t *d, const char *k)
@@ -574,35 +465,35 @@ static double dp(json_t *d, const char *k)
 
 static void test_auth(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 
 	(void)state;
 	assert_int_equal(GET("/v1/health", NULL, &a), 200); /* public */
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources", NULL, &a), 401);
 	assert_string_equal(a.www, "Bearer realm=\"vigie\"");
-	assert_non_null(strstr(errmsg(&a), "missing bearer token"));
-	done(&a);
+	assert_non_null(strstr(fx_errmsg(&a), "missing bearer token"));
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources", "raw:Basic dXNlcjpwYXNz", &a), 401);
 	assert_non_null(strstr(a.www, "invalid_request"));
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources", "vgt_0000000000000000_00", &a), 401);
 	assert_non_null(strstr(a.www, "invalid_token"));
-	done(&a);
+	fx_answer_free(&a);
 	/* right shape, right id, wrong secret: the same answer */
 	char forged[VG_TOKEN_LEN + 1];
 	memcpy(forged, tok_admin, sizeof(forged));
 	forged[VG_TOKEN_LEN - 1] = forged[VG_TOKEN_LEN - 1] == '0' ? '1' : '0';
 	assert_int_equal(GET("/v1/resources", forged, &a), 401);
-	assert_string_equal(errmsg(&a), "invalid or revoked token");
-	done(&a);
+	assert_string_equal(fx_errmsg(&a), "invalid or revoked token");
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources", tok_admin, &a), 200);
-	done(&a);
+	fx_answer_free(&a);
 	/* "bearer" is case-insensitive, extra blanks are fine */
 	char raw[300];
 	snprintf(raw, sizeof(raw), "raw:bearer   %s  ", tok_p1);
 	assert_int_equal(GET("/v1/resources", raw, &a), 200);
-	done(&a);
+	fx_answer_free(&a);
 	/* every protected route: 401 without a token */
 	static const char *const paths[] = {
 		"/v1/resources", "/v1/resources/vm-a", "/v1/resources/vm-a/latest",
@@ -618,7 +509,7 @@ static void test_auth(void **state)
 
 static void test_tokens_api(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 	char path[128], tok[VG_TOKEN_LEN + 1];
 	const char *id;
 
@@ -626,10 +517,10 @@ static void test_tokens_api(void **state)
 	assert_int_equal(GET("/v1/tokens", tok_admin, &a), 200);
 	assert_true(json_array_size(json_object_get(a.json, "tokens")) >= 3);
 	assert_null(strstr(a.body, tok_p1 + 5 + VG_TOKEN_ID_LEN)); /* no secret */
-	done(&a);
+	fx_answer_free(&a);
 	expect("/v1/tokens", tok_p1, 403, "admin token");
 	assert_int_equal(call("POST", "/v1/tokens", tok_p1, "{\"project\":\"p1\"}", &a), 403);
-	done(&a);
+	fx_answer_free(&a);
 	/* create a project token, use it, revoke it */
 	assert_int_equal(call("POST", "/v1/tokens", tok_admin,
 			      "{\"project\":\"p2\",\"name\":\"ci\"}", &a), 201);
@@ -639,35 +530,35 @@ static void test_tokens_api(void **state)
 	assert_string_equal(json_string_value(json_object_get(a.json, "scope")), "project");
 	id = json_string_value(json_object_get(a.json, "id"));
 	snprintf(path, sizeof(path), "/v1/tokens/%s", id);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources?type=instance", tok, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 3);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET(path, tok_admin, &a), 200);
 	assert_string_equal(json_string_value(json_object_get(a.json, "name")), "ci");
 	assert_null(json_object_get(a.json, "token")); /* shown once only */
-	done(&a);
+	fx_answer_free(&a);
 	expect(path, tok_p2, 403, "admin token");
 	expect("/v1/tokens/0123456789abcdef", tok_admin, 404, "no token");
 	assert_int_equal(call("PUT", path, tok_admin, NULL, &a), 405);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(call("DELETE", path, tok_p2, NULL, &a), 403);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(call("DELETE", path, tok_admin, NULL, &a), 200);
 	assert_true(json_is_string(json_object_get(a.json, "revoked")));
-	done(&a);
+	fx_answer_free(&a);
 	expect("/v1/resources", tok, 401, "invalid or revoked token");
 	assert_int_equal(call("DELETE", path, tok_admin, NULL, &a), 409);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(call("DELETE", "/v1/tokens/0123456789abcdef", tok_admin,
 			      NULL, &a), 404);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(call("DELETE", "/v1/tokens/..%2Fx", tok_admin, NULL, &a), 404);
-	done(&a);
+	fx_answer_free(&a);
 	/* an admin token over the API */
 	assert_int_equal(call("POST", "/v1/tokens", tok_admin, "{\"admin\":true}", &a), 201);
 	assert_string_equal(json_string_value(json_object_get(a.json, "scope")), "admin");
-	done(&a);
+	fx_answer_free(&a);
 	/* every 4xx of POST /v1/tokens */
 	static const char *const bad[] = {
 		"{}", "{\"admin\":true,\"project\":\"p1\"}", "{\"admin\":false}",
@@ -679,18 +570,18 @@ static void test_tokens_api(void **state)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (call("POST", "/v1/tokens", tok_admin, bad[i], &a) != 400)
 			fail_msg("POST %s: HTTP %ld (%s)", bad[i], a.status, a.body);
-		done(&a);
+		fx_answer_free(&a);
 	}
 	assert_int_equal(call("POST", "/v1/tokens", tok_admin, NULL, &a), 400);
-	done(&a);
+	fx_answer_free(&a);
 	char *big = malloc(70000);
 	memset(big, ' ', 69999);
 	big[69999] = '\0';
 	assert_int_equal(call("POST", "/v1/tokens", tok_admin, big, &a), 413);
-	done(&a);
+	fx_answer_free(&a);
 	free(big);
 	assert_int_equal(call("PUT", "/v1/tokens", tok_admin, NULL, &a), 405);
-	done(&a);
+	fx_answer_free(&a);
 	expect("/v1/tokens?x=1", tok_admin, 400, "unknown parameter");
 }
 
@@ -698,7 +589,7 @@ static void test_tokens_api(void **state)
 
 static void test_statistics(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 	json_t *d;
 
 	(void)state;
@@ -722,7 +613,7 @@ static void test_statistics(void **state)
 	assert_true(fabs(dp(d, "Sum") - 155) < 1e-9);
 	assert_true(dp(d, "Minimum") == 11 && dp(d, "Maximum") == 20);
 	assert_true(dp(d, "p50") == 15 && dp(d, "p90") == 19);
-	done(&a);
+	fx_answer_free(&a);
 
 	/* granularity 300: two finer points per period; Minimum and Maximum
 	 * come from the MIN/MAX archives (1 and 10), not from the averages
@@ -734,7 +625,7 @@ static void test_statistics(void **state)
 	assert_true(fabs(dp(d, "Sum") - 11) < 1e-9);
 	assert_true(fabs(dp(d, "Average") - 5.5) < 1e-9);
 	assert_true(dp(d, "Minimum") == 1 && dp(d, "Maximum") == 10);
-	done(&a);
+	fx_answer_free(&a);
 
 	/* a counter is a rate: 30 s of CPU per minute = 0.5 s/s */
 	assert_int_equal(GET("/v1/statistics?resource=vm-a&metric=cpu.time&period=1200"
@@ -744,14 +635,14 @@ static void test_statistics(void **state)
 	d = json_array_get(json_object_get(a.json, "datapoints"), 0);
 	assert_true(fabs(dp(d, "Average") - 0.5) < 1e-9);
 	assert_null(json_object_get(d, "Sum")); /* only what was asked */
-	done(&a);
+	fx_answer_free(&a);
 
 	/* auto granularity follows the period: 90 s divides nothing above 60 */
 	assert_int_equal(GET("/v1/statistics?resource=vm-a&metric=cpu.util&period=120"
 			     RANGE, tok_admin, &a), 200);
 	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 60);
 	assert_int_equal(json_array_size(json_object_get(a.json, "datapoints")), 10);
-	done(&a);
+	fx_answer_free(&a);
 
 	/* every 4xx */
 	const char *S = "/v1/statistics?resource=vm-a&metric=cpu.util";
@@ -816,7 +707,7 @@ static double at(json_t *g, int k) /* the slot of the value written at k */
 
 static void test_aggregates(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 	json_t *g;
 
 	(void)state;
@@ -831,30 +722,30 @@ static void test_aggregates(void **state)
 	assert_int_equal(json_array_size(json_object_get(g, "points")), 20);
 	for (int k = 1; k <= 20; k++)
 		assert_true(fabs(at(g, k) - (2.0 * k + 150) / 4) < 1e-9);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&aggregation=sum&granularity=60" RANGE,
 			     tok_admin, &a), 200);
 	g = json_array_get(json_object_get(a.json, "groups"), 0);
 	assert_true(fabs(at(g, 7) - (2.0 * 7 + 150)) < 1e-9);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&aggregation=max&granularity=60" RANGE,
 			     tok_admin, &a), 200);
 	g = json_array_get(json_object_get(a.json, "groups"), 0);
 	assert_true(at(g, 3) == 97);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&aggregation=min&granularity=60"
 			     "&host=h1" RANGE, tok_admin, &a), 200);
 	g = json_array_get(json_object_get(a.json, "groups"), 0);
 	assert_int_equal(json_integer_value(json_object_get(g, "resources")), 2);
 	assert_true(at(g, 3) == 3);
-	done(&a);
+	fx_answer_free(&a);
 	/* grouped by project, by flavor */
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&group_by=project&granularity=60" RANGE,
 			     tok_admin, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 2);
 	assert_true(fabs(at(group(a.json, "project", "p1"), 4) - 6) < 1e-9);
 	assert_true(fabs(at(group(a.json, "project", "p2"), 4) - 73) < 1e-9);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&group_by=flavor&granularity=300" RANGE,
 			     tok_admin, &a), 200);
 	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 300);
@@ -862,18 +753,18 @@ static void test_aggregates(void **state)
 							    "resources")), 3);
 	assert_int_equal(json_integer_value(json_object_get(group(a.json, "flavor", "large"),
 							    "resources")), 1);
-	done(&a);
+	fx_answer_free(&a);
 	/* counters are rates; another type */
 	assert_int_equal(GET("/v1/aggregates?metric=disk.read.bytes&type=disk&aggregation=sum"
 			     "&granularity=60" RANGE, tok_admin, &a), 200);
 	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "B/s");
 	assert_true(fabs(at(json_array_get(json_object_get(a.json, "groups"), 0), 5) -
 			 1000.0 / 60) < 1e-6);
-	done(&a);
+	fx_answer_free(&a);
 	/* a metric nobody has: no groups */
 	assert_int_equal(GET("/v1/aggregates?metric=nope" RANGE, tok_admin, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 0);
-	done(&a);
+	fx_answer_free(&a);
 
 	expect("/v1/aggregates", tok_admin, 400, "missing parameter 'metric'");
 	expect("/v1/aggregates?metric=cpu.util&aggregation=median", tok_admin, 400,
@@ -893,7 +784,7 @@ static void test_aggregates(void **state)
 
 static void test_latest_top(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 	json_t *m, *r;
 
 	(void)state;
@@ -908,10 +799,10 @@ static void test_latest_top(void **state)
 	assert_true(dp(m, "total") == 600);
 	assert_string_equal(json_string_value(json_object_get(m, "unit")), "s/s");
 	assert_string_equal(json_string_value(json_object_get(m, "total_unit")), "s");
-	done(&a);
+	fx_answer_free(&a);
 	/* an id with a slash-free but hostile name, percent-encoded */
 	assert_int_equal(GET("/v1/resources/q%22x%5Cy/latest", tok_admin, &a), 200);
-	done(&a);
+	fx_answer_free(&a);
 	expect("/v1/resources/ghost/latest", tok_admin, 404, "no resource 'ghost'");
 	expect("/v1/resources/vm-a/latest?x=1", tok_admin, 400, "unknown parameter");
 
@@ -924,13 +815,13 @@ static void test_latest_top(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 1), "id")), "vm-b");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 2), "id")), "vm-a");
 	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "%");
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/top?metric=cpu.util&order=asc&limit=1", tok_admin, &a), 200);
 	r = json_object_get(a.json, "resources");
 	assert_int_equal(json_array_size(r), 1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "id")), "vm-a");
 	assert_int_equal(json_integer_value(json_object_get(a.json, "matched")), 3);
-	done(&a);
+	fx_answer_free(&a);
 	/* a counter ranks by its rate */
 	assert_int_equal(GET("/v1/top?metric=cpu.time", tok_admin, &a), 200);
 	r = json_object_get(a.json, "resources");
@@ -938,10 +829,10 @@ static void test_latest_top(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "id")), "vm-b");
 	assert_true(fabs(dp(json_array_get(r, 0), "value") - 1) < 1e-9);
 	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "s/s");
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/top?metric=cpu.util&flavor=small&host=h1", tok_admin, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 2);
-	done(&a);
+	fx_answer_free(&a);
 
 	expect("/v1/top", tok_admin, 400, "missing parameter 'metric'");
 	expect("/v1/top?metric=cpu.util&limit=0", tok_admin, 400, "bad limit");
@@ -953,7 +844,7 @@ static void test_latest_top(void **state)
 
 /* ---- graph --------------------------------------------------------------------------------- */
 
-static int is_png(struct answer *a)
+static int is_png(struct fx_answer *a)
 {
 	return a->len > 8 && !memcmp(a->body, "\x89PNG\r\n\x1a\n", 8) &&
 	       !strcmp(a->ctype, "image/png");
@@ -961,29 +852,29 @@ static int is_png(struct answer *a)
 
 static void test_graph(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 
 	(void)state;
 	assert_int_equal(GET("/v1/graph?resource=vm-a&metric=cpu.util&metric2=cpu.time"
 			     "&resource3=vm-b&metric3=cpu.util&title=CPU" RANGE,
 			     tok_admin, &a), 200);
 	assert_true(is_png(&a));
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/graph?resource=vm-a&metric=cpu.util&width=300&height=100"
 			     "&aggregation=max" RANGE, tok_admin, &a), 200);
 	assert_true(is_png(&a));
-	done(&a);
+	fx_answer_free(&a);
 	/* injection attempts that are harmless text: drawn as a literal */
 	assert_int_equal(GET("/v1/graph?resource=vm-a&metric=cpu.util&title=a%3Ab%20%22c%22"
 			     "&legend=x%3ADEF%3Ay%3D%2Fetc%2Fpasswd%3Avalue%3AAVERAGE"
 			     "%20PRINT%3Ay%3AAVERAGE%3A%25lf" RANGE, tok_admin, &a), 200);
 	assert_true(is_png(&a));
-	done(&a);
+	fx_answer_free(&a);
 	/* hostile ids in default legends are cleaned */
 	assert_int_equal(GET("/v1/graph?resource=q%22x%5Cy&metric=memory.used" RANGE,
 			     tok_admin, &a), 200);
 	assert_true(is_png(&a));
-	done(&a);
+	fx_answer_free(&a);
 	/* injection attempts that would need a newline or a backslash: 400 */
 	expect("/v1/graph?resource=vm-a&metric=cpu.util&title=a%3Ab%0APRINT%3Av0%3AAVERAGE%3A%25lf",
 	       tok_admin, 400, "bad title");
@@ -1033,7 +924,7 @@ static void test_graph_render_literal(void **state)
 	g->width = 300;
 	g->height = 80;
 	g->n = 1;
-	assert_int_equal(vg_store_path(store, VG_RT_INSTANCE, "vm-a", "cpu.util",
+	assert_int_equal(vg_store_path(srv.store, VG_RT_INSTANCE, "vm-a", "cpu.util",
 				       g->line[0].path, sizeof(g->line[0].path)), 0);
 	snprintf(g->line[0].legend, sizeof(g->line[0].legend),
 		 "x:DEF:y=/etc/passwd:value:AVERAGE PRINT:v0:AVERAGE:%%lf");
@@ -1055,7 +946,7 @@ static void test_graph_render_literal(void **state)
 
 /* ---- resources by metadata --------------------------------------------------------------- */
 
-static const char *ids(struct answer *a, char *buf, size_t len)
+static const char *ids(struct fx_answer *a, char *buf, size_t len)
 {
 	size_t i, o = 0;
 	json_t *r;
@@ -1069,43 +960,43 @@ static const char *ids(struct answer *a, char *buf, size_t len)
 
 static void test_metadata(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 	char b[256], path[256];
 
 	(void)state;
 	assert_int_equal(GET("/v1/resources?metadata=az%3Dzone-a", tok_admin, &a), 200);
 	assert_string_equal(ids(&a, b, sizeof(b)), "vm-a,vm-c");
 	assert_true(json_is_null(json_object_get(a.json, "next")));
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources?metadata=az&type=instance", tok_admin, &a), 200);
 	assert_string_equal(ids(&a, b, sizeof(b)), "vm-a,vm-b,vm-c");
-	done(&a);
+	fx_answer_free(&a);
 	/* a value holding '=': split at the first one */
 	assert_int_equal(GET("/v1/resources?metadata=role%3Ddb%3Dprimary", tok_admin, &a), 200);
 	assert_string_equal(ids(&a, b, sizeof(b)), "vm-b");
-	done(&a);
+	fx_answer_free(&a);
 	/* a project's token: its own only */
 	assert_int_equal(GET("/v1/resources?metadata=az%3Dzone-a", tok_p2, &a), 200);
 	assert_string_equal(ids(&a, b, sizeof(b)), "vm-c");
-	done(&a);
+	fx_answer_free(&a);
 	/* paged: one match a page, following next */
 	assert_int_equal(GET("/v1/resources?metadata=az%3Dzone-a&limit=1", tok_admin, &a), 200);
 	assert_string_equal(ids(&a, b, sizeof(b)), "vm-a");
 	snprintf(path, sizeof(path), "/v1/resources?metadata=az%%3Dzone-a&limit=1&cursor=%s",
 		 json_string_value(json_object_get(a.json, "next")));
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET(path, tok_admin, &a), 200);
 	assert_string_equal(ids(&a, b, sizeof(b)), "vm-c");
 	if (json_is_string(json_object_get(a.json, "next"))) {
 		snprintf(path, sizeof(path),
 			 "/v1/resources?metadata=az%%3Dzone-a&limit=1&cursor=%s",
 			 json_string_value(json_object_get(a.json, "next")));
-		done(&a);
+		fx_answer_free(&a);
 		assert_int_equal(GET(path, tok_admin, &a), 200);
 		assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 0);
 		assert_true(json_is_null(json_object_get(a.json, "next")));
 	}
-	done(&a);
+	fx_answer_free(&a);
 	expect("/v1/resources?metadata=az%3Dnowhere", tok_admin, 200, NULL);
 	expect("/v1/resources?metadata=", tok_admin, 400, "empty");
 	expect("/v1/resources?metadata=%3Dx", tok_admin, 400, "bad metadata");
@@ -1126,7 +1017,7 @@ static int count_lines(const char *body, const char *prefix)
 
 static void test_metrics(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 
 	(void)state;
 	assert_int_equal(GET("/metrics", tok_admin, &a), 200);
@@ -1162,7 +1053,7 @@ static void test_metrics(void **state)
 	assert_non_null(strstr(a.body, "\nvigie_store_write_seconds_count "));
 	assert_non_null(strstr(a.body, "\nvigie_api_connections "));
 	/* every sample line has a TYPE'd family before it */
-	done(&a);
+	fx_answer_free(&a);
 	/* a project token: its own series only, no self-metrics */
 	assert_int_equal(GET("/metrics", tok_p1, &a), 200);
 	assert_null(strstr(a.body, "project=\"p2\""));
@@ -1170,10 +1061,10 @@ static void test_metrics(void **state)
 	assert_null(strstr(a.body, "vigie_collector_"));
 	assert_null(strstr(a.body, "vigie_store_"));
 	assert_int_equal(count_lines(a.body, "vigie_cpu_util{"), 2);
-	done(&a);
+	fx_answer_free(&a);
 	expect("/metrics?format=json", tok_admin, 400, "unknown parameter");
 	assert_int_equal(call("POST", "/metrics", tok_admin, NULL, &a), 405);
-	done(&a);
+	fx_answer_free(&a);
 }
 
 /* ---- tenant isolation over every endpoint ------------------------------------------------------ */
@@ -1182,7 +1073,7 @@ static void test_metrics(void **state)
  * gets, with the same message. */
 static void test_isolation(void **state)
 {
-	struct answer a, b;
+	struct fx_answer a, b;
 	static const struct {
 		const char *other, *ghost, *frag;
 	} probes[] = {
@@ -1216,17 +1107,17 @@ static void test_isolation(void **state)
 			fail_msg("%s: HTTP %ld / %ld", probes[i].other, a.status,
 				 b.status);
 		/* the same message with the id swapped */
-		snprintf(m1, sizeof(m1), "%s", errmsg(&a));
-		snprintf(m2, sizeof(m2), "%s", errmsg(&b));
+		snprintf(m1, sizeof(m1), "%s", fx_errmsg(&a));
+		snprintf(m2, sizeof(m2), "%s", fx_errmsg(&b));
 		for (char *p = m1; (p = strstr(p, "vm-a")); p += 4)
 			memcpy(p, "zz-a", 4);
 		assert_string_equal(m1, m2);
-		done(&a);
-		done(&b);
+		fx_answer_free(&a);
+		fx_answer_free(&b);
 		/* and the admin sees it (or gets a precise error) */
 		GET(probes[i].other, tok_admin, &a);
-		assert_true(a.status != 404 || !strstr(errmsg(&a), "no resource"));
-		done(&a);
+		assert_true(a.status != 404 || !strstr(fx_errmsg(&a), "no resource"));
+		fx_answer_free(&a);
 	}
 
 	/* lists: only p2's resources, whatever the filter or cursor */
@@ -1241,7 +1132,7 @@ static void test_isolation(void **state)
 		assert_int_equal(GET(lists[i], tok_p2, &a), 200);
 		json_array_foreach(json_object_get(a.json, "resources"), k, r)
 			assert_string_equal(json_string_value(json_object_get(r, "project")), "p2");
-		done(&a);
+		fx_answer_free(&a);
 	}
 	/* follow the cursor through every page: never a p1 resource */
 	{
@@ -1257,42 +1148,42 @@ static void test_isolation(void **state)
 			next = json_object_get(a.json, "next");
 			pages++;
 			if (!json_is_string(next)) {
-				done(&a);
+				fx_answer_free(&a);
 				break;
 			}
 			char *e = curl_easy_escape(NULL, json_string_value(next), 0);
 			snprintf(path, sizeof(path), "/v1/resources?limit=1&cursor=%s", e);
 			curl_free(e);
-			done(&a);
+			fx_answer_free(&a);
 		}
 		assert_int_equal(pages, 3); /* vm-c, vm-d, q"x\y */
 	}
 	/* top and aggregates: p1 asked for explicitly is an empty answer */
 	assert_int_equal(GET("/v1/top?metric=cpu.util&project=p1", tok_p2, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 0);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/top?metric=cpu.util", tok_p2, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 1);
 	assert_null(strstr(a.body, "p1"));
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/top?metric=cpu.util", tok_p1, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 2);
 	assert_null(strstr(a.body, "p2"));
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&project=p1" RANGE, tok_p2, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 0);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&group_by=project&granularity=60"
 			     RANGE, tok_p2, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 1);
 	assert_non_null(group(a.json, "project", "p2"));
 	assert_true(fabs(at(group(a.json, "project", "p2"), 4) - 73) < 1e-9);
-	done(&a);
+	fx_answer_free(&a);
 	/* /metrics: see test_metrics; tokens: 403 (test_tokens_api) */
 	assert_int_equal(GET("/metrics", tok_p2, &a), 200);
 	assert_null(strstr(a.body, "project=\"p1\""));
 	assert_non_null(strstr(a.body, "project=\"p2\""));
-	done(&a);
+	fx_answer_free(&a);
 }
 
 /* Resources that end leave /metrics at once (docs/api.md "GET /metrics"):
@@ -1303,7 +1194,7 @@ static void test_isolation(void **state)
 static void test_metrics_ended_leave(void **state)
 {
 	int64_t t = (T0 + 60 * NPOLLS) * 1000;
-	struct answer a;
+	struct fx_answer a;
 	char err[256];
 
 	(void)state;
@@ -1318,7 +1209,7 @@ static void test_metrics_ended_leave(void **state)
 		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 42 + k);
 		if (k == 1)
 			r->state = VG_RSTATE_ENDED;
-		assert_int_equal(vg_registry_open(data_dir, &reg, err, sizeof(err)), 0);
+		assert_int_equal(vg_registry_open(srv.dir, &reg, err, sizeof(err)), 0);
 		assert_int_equal(vg_registry_update(reg, b), 0);
 		vg_registry_close(reg); /* written: the API reads it next request */
 		vg_batch_free(b);
@@ -1332,15 +1223,15 @@ static void test_metrics_ended_leave(void **state)
 			assert_null(strstr(a.body, "vm-e"));
 		/* the others stay */
 		assert_non_null(strstr(a.body, "vigie_cpu_util{resource=\"vm-a\""));
-		done(&a);
+		fx_answer_free(&a);
 		assert_int_equal(GET("/metrics", tok_p1, &a), 200);
 		assert_true((strstr(a.body, "vm-e") != NULL) == (k == 0));
-		done(&a);
+		fx_answer_free(&a);
 	}
 	/* still in the API, ended, with its last value */
 	assert_int_equal(GET("/v1/resources/vm-e", tok_admin, &a), 200);
 	assert_non_null(strstr(a.body, "\"state\":\"ended\""));
-	done(&a);
+	fx_answer_free(&a);
 }
 
 
@@ -1354,19 +1245,19 @@ static void test_long_project(void **state)
 					  "/v1/graph"};
 	struct vg_registry *reg;
 	struct vg_batch *b;
-	struct answer a, n;
+	struct fx_answer a, n;
 	char err[256], project[301], path[512];
 	int64_t t = T0 * 1000;
 
 	memset(project, 'P', sizeof(project) - 1);
 	project[sizeof(project) - 1] = '\0';
-	assert_int_equal(vg_registry_open(data_dir, &reg, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_open(srv.dir, &reg, err, sizeof(err)), 0);
 	b = vg_batch_new("h9", 9, 1, t);
 	vg_batch_resource(b, VG_RT_INSTANCE, "vm-long", "long", NULL, t);
 	vg_batch_identity(b, project, NULL, NULL);
 	vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 1);
 	assert_int_equal(vg_registry_update(reg, b), 0);
-	assert_int_equal(vg_store_write_batch(store, b), 0);
+	assert_int_equal(vg_store_write_batch(srv.store, b), 0);
 	vg_batch_free(b);
 	vg_registry_close(reg);
 
@@ -1378,7 +1269,7 @@ static void test_long_project(void **state)
 		if (a.status >= 500)
 			fail_msg("GET %s as admin: HTTP %ld %s", path, a.status,
 				 a.body);
-		done(&a);
+		fx_answer_free(&a);
 		/* another tenant: the same 404 as an id that does not exist */
 		GET(path, tok_p1, &a);
 		snprintf(path, sizeof(path), "%s?resource=vm-none&metric=cpu.util"
@@ -1394,8 +1285,8 @@ static void test_long_project(void **state)
 			assert_string_equal(x + 7, y + 7);
 			assert_memory_equal(a.body, n.body, (size_t)(x - a.body));
 		}
-		done(&a);
-		done(&n);
+		fx_answer_free(&a);
+		fx_answer_free(&n);
 	}
 }
 

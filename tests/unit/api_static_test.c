@@ -26,6 +26,8 @@
 #include "vigie/api_static.h"
 #include "query/api/http.h"
 
+#include "../support/tmpdir.h"
+
 static char g_root[PATH_MAX];   /* temp dir: www/ and outside/ */
 static char g_www[PATH_MAX + 8];
 
@@ -76,18 +78,10 @@ static int setup(void **state)
 	return 0;
 }
 
-static int rm_tree(const char *dir)
-{
-	char cmd[PATH_MAX + 32];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
-}
-
 static int teardown(void **state)
 {
 	(void)state;
-	return rm_tree(g_root) == 0 ? 0 : -1;
+	return fx_rm_tree(g_root) == 0 ? 0 : -1;
 }
 
 /* ---- pure ----------------------------------------------------------------- */

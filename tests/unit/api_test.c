@@ -8,7 +8,6 @@
  * by hand from what was written, and every 4xx.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -32,6 +31,8 @@
 #include "vigie/registry.h"
 #include "vigie/store.h"
 #include "vigie/token.h"
+
+#include "../support/api_fixture.h"
 
 /* ---- pure pieces ------------------------------------------------------------- */
 
@@ -198,11 +199,8 @@ static void test_reply_errno(void **state)
 #define T0 1794999600LL /* 2026-11-18T11:00:00Z, a multiple of 3600 */
 #define NPOLLS 11       /* T0, T0+60 ... T0+600 */
 
-static char data_dir[256];
-static struct vg_api *api;
-static struct vg_store *store;
-static uint16_t port;
-static char admin_auth[VG_TOKEN_LEN + 32]; /* "Authorization: Bearer ..." */
+static struct fx_api srv;
+static char admin_auth[VG_TOKEN_LEN + 16]; /* "Bearer ..." */
 
 /* What was written, so the checks can compute expectations. */
 static double mem_at(int k) { return 1000.0 * (k + 1); }     /* gauge */
@@ -211,20 +209,11 @@ static double rd_at(int k) { return 6000.0 * k; }             /* counter */
 
 static int write_data(void)
 {
-	struct vg_config cfg;
-	struct vg_registry *reg = NULL;
-	char err[256];
-	int rc;
+	struct fx_data d;
 
-	vg_config_defaults(&cfg);
-	if ((rc = vg_store_open(data_dir, &cfg, &store, err, sizeof(err)))) {
-		fprintf(stderr, "store: %s\n", err);
-		return rc;
-	}
-	if ((rc = vg_registry_open(data_dir, &reg, err, sizeof(err)))) {
-		fprintf(stderr, "registry: %s\n", err);
-		return rc;
-	}
+	if (fx_data_open(srv.dir, &d))
+		return -1;
+	srv.store = d.store;
 	for (int k = 0; k < NPOLLS; k++) {
 		int64_t t = (T0 + 60 * k) * 1000;
 		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)k + 1, t);
@@ -255,156 +244,58 @@ static int write_data(void)
 		vg_batch_identity(b, "p1", NULL, NULL);
 		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 7.0);
 
-		assert_int_equal(vg_registry_update(reg, b), 0);
-		assert_int_equal(vg_store_write_batch(store, b), 0);
-		vg_batch_free(b);
+		assert_int_equal(fx_data_write(&d, b), 0);
 	}
-	vg_registry_close(reg);
+	fx_data_done(&d);
 	return 0;
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
 }
 
 static int setup_server(void **state)
 {
-	struct vg_api_options o = {0};
-	char err[256];
+	struct vg_api_options o = {.threads = 3};
+	char tok[VG_TOKEN_LEN + 1];
 
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	snprintf(data_dir, sizeof(data_dir), "/tmp/vigie-api-test.XXXXXX");
-	if (!mkdtemp(data_dir))
+	if (fx_tmpdir(srv.dir, sizeof(srv.dir), "api-test") || write_data())
 		return -1;
-	if (write_data())
+	/* every route but /v1/health needs a token */
+	if (fx_token(srv.dir, NULL, "api_test", tok))
 		return -1;
-	/* every route but /v1/health needs a token (issue 4) */
-	{
-		struct vg_token_store *ts;
-		char tok[VG_TOKEN_LEN + 1];
-		if (vg_token_store_open(data_dir, &ts, err, sizeof(err)) ||
-		    vg_token_create(ts, NULL, "api_test", 0, tok, NULL))
-			return -1;
-		snprintf(admin_auth, sizeof(admin_auth),
-			 "Authorization: Bearer %s", tok);
-		vg_token_store_close(ts);
-	}
-	o.listen = "127.0.0.1:0";
-	o.data_dir = data_dir;
-	o.threads = 3;
-	o.store = store;
-	if (vg_api_start(&o, &api, err, sizeof(err))) {
-		fprintf(stderr, "api: %s\n", err);
-		return -1;
-	}
-	port = vg_api_port(api);
-	return port ? 0 : -1;
+	snprintf(admin_auth, sizeof(admin_auth), "Bearer %s", tok);
+	return fx_api_start(&srv, &o);
 }
 
 static int teardown_server(void **state)
 {
 	(void)state;
-	vg_api_stop(api);
-	vg_store_close(store);
-	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fx_api_stop(&srv);
 	curl_global_cleanup();
 	return 0;
 }
 
-struct answer {
-	long status;
-	char *body;
-	size_t len;
-	char allow[128];
-	json_t *json;
-};
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-	struct answer *a = ud;
-	char *nb = realloc(a->body, a->len + sz * n + 1);
-
-	if (!nb)
-		return 0;
-	memcpy(nb + a->len, p, sz * n);
-	a->body = nb;
-	a->len += sz * n;
-	a->body[a->len] = '\0';
-	return sz * n;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-	struct answer *a = ud;
-	size_t len = sz * n;
-
-	if (len > 9 && !strncasecmp(p, "Allow: ", 7))
-		snprintf(a->allow, sizeof(a->allow), "%.*s", (int)(len - 9), p + 7);
-	return len;
-}
-
-/* One request; the answer must be JSON. */
+/* One request as the administrator; the answer must be JSON. */
 static long call(const char *method, const char *path, const char *body,
-		 struct answer *a)
+		 struct fx_answer *a)
 {
-	char url[8192];
-	CURL *h = curl_easy_init();
-	struct curl_slist *hd = NULL;
-
-	memset(a, 0, sizeof(*a));
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-	hd = curl_slist_append(hd, admin_auth);
-	if (body) {
-		hd = curl_slist_append(hd, "Expect:");
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	}
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	assert_int_equal(curl_easy_perform(h), CURLE_OK);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
-	curl_easy_cleanup(h);
-	curl_slist_free_all(hd);
-	a->json = json_loadb(a->body ? a->body : "", a->len, 0, NULL);
+	if (fx_http(srv.url, method, path, admin_auth, body, a) < 0)
+		fail_msg("%s %s: no answer", method, path);
+	if (!a->json)
+		a->json = json_loadb(a->body ? a->body : "", a->len, 0, NULL);
 	if (!a->json)
 		fail_msg("%s %s: not JSON: %s", method, path, a->body);
 	return a->status;
 }
 
-static void done(struct answer *a)
-{
-	json_decref(a->json);
-	free(a->body);
-	memset(a, 0, sizeof(*a));
-}
-
-static long GET(const char *path, struct answer *a)
+static long GET(const char *path, struct fx_answer *a)
 {
 	return call("GET", path, NULL, a);
-}
-
-static const char *errmsg(struct answer *a)
-{
-	return json_string_value(json_object_get(
-		json_object_get(a->json, "error"), "message"));
 }
 
 /* The status must be `status` and the error message must contain `frag`. */
 static void expect_error(const char *path, long status, const char *frag)
 {
-	struct answer a;
+	struct fx_answer a;
 
 	if (GET(path, &a) != status)
 		fail_msg("GET %s: HTTP %ld, wanted %ld (%s)", path, a.status,
@@ -412,27 +303,27 @@ static void expect_error(const char *path, long status, const char *frag)
 	assert_int_equal(json_integer_value(json_object_get(
 				 json_object_get(a.json, "error"), "code")),
 			 status);
-	if (frag && !strstr(errmsg(&a), frag))
-		fail_msg("GET %s: message '%s' lacks '%s'", path, errmsg(&a), frag);
-	done(&a);
+	if (frag && !strstr(fx_errmsg(&a), frag))
+		fail_msg("GET %s: message '%s' lacks '%s'", path, fx_errmsg(&a), frag);
+	fx_answer_free(&a);
 }
 
 static void test_health(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 
 	(void)state;
 	assert_int_equal(GET("/v1/health", &a), 200);
 	assert_string_equal(json_string_value(json_object_get(a.json, "status")), "ok");
 	assert_string_equal(json_string_value(json_object_get(a.json, "version")),
 			    VG_VERSION);
-	done(&a);
+	fx_answer_free(&a);
 }
 
 static void test_resources_list(void **state)
 {
 	static const char *ids[] = {"a/b", "h1", "inst-1", "inst-1-vda", "inst-2"};
-	struct answer a;
+	struct fx_answer a;
 	json_t *arr;
 
 	(void)state;
@@ -447,39 +338,39 @@ static void test_resources_list(void **state)
 	assert_string_equal(json_string_value(json_object_get(i1, "project")), "p1");
 	assert_string_equal(json_string_value(json_object_get(i1, "host")), "h1");
 	assert_string_equal(json_string_value(json_object_get(i1, "type")), "instance");
-	done(&a);
+	fx_answer_free(&a);
 
 	/* filters */
 	assert_int_equal(GET("/v1/resources?type=instance", &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 3);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources?project=p2", &a), 200);
 	arr = json_object_get(a.json, "resources");
 	assert_int_equal(json_array_size(arr), 1);
 	assert_string_equal(json_string_value(json_object_get(
 				    json_array_get(arr, 0), "id")), "inst-2");
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources?type=instance&project=p1&host=h1", &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 2);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources?state=ended", &a), 200);
 	arr = json_object_get(a.json, "resources");
 	assert_int_equal(json_array_size(arr), 1);
 	assert_string_equal(json_string_value(json_object_get(
 				    json_array_get(arr, 0), "state")), "ended");
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources?parent=inst-1", &a), 200);
 	arr = json_object_get(a.json, "resources");
 	assert_int_equal(json_array_size(arr), 1);
 	assert_string_equal(json_string_value(json_object_get(
 				    json_array_get(arr, 0), "id")), "inst-1-vda");
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources?name=vm-two", &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 1);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources?host=nowhere", &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 0);
-	done(&a);
+	fx_answer_free(&a);
 }
 
 static void test_resources_pagination(void **state)
@@ -491,7 +382,7 @@ static void test_resources_pagination(void **state)
 
 	(void)state;
 	do {
-		struct answer a;
+		struct fx_answer a;
 		json_t *arr;
 		const char *next;
 
@@ -521,7 +412,7 @@ static void test_resources_pagination(void **state)
 			cursor[0] = '\0';
 		}
 		pages++;
-		done(&a);
+		fx_answer_free(&a);
 	} while (cursor[0] && pages < 10);
 	assert_int_equal(seen, 5);
 	assert_int_equal(pages, 3);
@@ -529,7 +420,7 @@ static void test_resources_pagination(void **state)
 
 static void test_resource_get(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 	json_t *m;
 
 	(void)state;
@@ -549,12 +440,12 @@ static void test_resource_get(void **state)
 	assert_string_equal(json_string_value(json_object_get(
 				    json_object_get(m, "cpu.time"), "kind")),
 			    "counter");
-	done(&a);
+	fx_answer_free(&a);
 
 	/* a URL-encoded id with a slash */
 	assert_int_equal(GET("/v1/resources/a%2Fb", &a), 200);
 	assert_string_equal(json_string_value(json_object_get(a.json, "id")), "a/b");
-	done(&a);
+	fx_answer_free(&a);
 
 	expect_error("/v1/resources/nope", 404, "no resource 'nope'");
 	expect_error("/v1/resources/a/b", 404, "no such endpoint");
@@ -563,7 +454,7 @@ static void test_resource_get(void **state)
 
 /* GET measures for inst-1's metric over [T0, T0+600] and return points. */
 static json_t *measures(const char *metric, const char *extra,
-			struct answer *a)
+			struct fx_answer *a)
 {
 	char path[512];
 
@@ -586,7 +477,7 @@ static int64_t point_time(json_t *p)
 
 static void test_measures_gauge(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 	json_t *pts;
 
 	(void)state;
@@ -606,13 +497,13 @@ static void test_measures_gauge(void **state)
 		assert_true(fabs(json_number_value(json_array_get(p, 1)) -
 				 mem_at(k)) < 1e-9);
 	}
-	done(&a);
+	fx_answer_free(&a);
 
 	/* auto over ten minutes is the 1-minute archive too */
 	pts = measures("memory.used", "", &a);
 	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 60);
 	assert_int_equal(json_array_size(pts), NPOLLS - 1);
-	done(&a);
+	fx_answer_free(&a);
 
 	/* 5 minutes: mean/min/max of k = 1..5 and 6..10 */
 	pts = measures("memory.used", "&granularity=300", &a);
@@ -626,7 +517,7 @@ static void test_measures_gauge(void **state)
 	assert_true(fabs(json_number_value(json_array_get(json_array_get(pts, 1), 1)) -
 			 (mem_at(6) + mem_at(7) + mem_at(8) + mem_at(9) + mem_at(10)) / 5) <
 		    1e-6);
-	done(&a);
+	fx_answer_free(&a);
 	pts = measures("memory.used", "&granularity=300&aggregation=min", &a);
 	assert_string_equal(json_string_value(json_object_get(a.json, "aggregation")),
 			    "min");
@@ -634,13 +525,13 @@ static void test_measures_gauge(void **state)
 		    mem_at(1));
 	assert_true(json_number_value(json_array_get(json_array_get(pts, 1), 1)) ==
 		    mem_at(6));
-	done(&a);
+	fx_answer_free(&a);
 	pts = measures("memory.used", "&granularity=300&aggregation=max", &a);
 	assert_true(json_number_value(json_array_get(json_array_get(pts, 0), 1)) ==
 		    mem_at(5));
 	assert_true(json_number_value(json_array_get(json_array_get(pts, 1), 1)) ==
 		    mem_at(10));
-	done(&a);
+	fx_answer_free(&a);
 
 	/* a sub-range: only the rows that overlap it */
 	assert_int_equal(GET("/v1/measures?resource=inst-1&metric=memory.used"
@@ -650,20 +541,20 @@ static void test_measures_gauge(void **state)
 	assert_int_equal(point_time(json_array_get(pts, 0)), T0 + 120);
 	assert_true(json_number_value(json_array_get(json_array_get(pts, 0), 1)) ==
 		    mem_at(3));
-	done(&a);
+	fx_answer_free(&a);
 
 	/* ISO times (with %2B for the offset) mean the same instants */
 	assert_int_equal(GET("/v1/measures?resource=inst-1&metric=memory.used"
 			     "&start=2026-11-18T12:02:00%2B01:00"
 			     "&end=2026-11-18T11:03:59Z&granularity=60", &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "points")), 2);
-	done(&a);
+	fx_answer_free(&a);
 }
 
 static void test_measures_counter(void **state)
 {
 	const struct vg_metric_def *def = vg_catalog_find(VG_RT_INSTANCE, "cpu.time");
-	struct answer a;
+	struct fx_answer a;
 	json_t *pts;
 	char unit[64] = "";
 
@@ -679,7 +570,7 @@ static void test_measures_counter(void **state)
 	for (size_t i = 0; i < json_array_size(pts); i++)
 		assert_true(fabs(json_number_value(json_array_get(
 					 json_array_get(pts, i), 1)) - 0.5) < 1e-9);
-	done(&a);
+	fx_answer_free(&a);
 
 	/* the disk's counter: 6000 B per minute = 100 B/s */
 	assert_int_equal(GET("/v1/measures?resource=inst-1-vda&metric=disk.read.bytes"
@@ -689,7 +580,7 @@ static void test_measures_counter(void **state)
 	for (size_t i = 0; i < 2; i++)
 		assert_true(fabs(json_number_value(json_array_get(
 					 json_array_get(pts, i), 1)) - 100.0) < 1e-9);
-	done(&a);
+	fx_answer_free(&a);
 
 	/* the resource with a slash in its id */
 	assert_int_equal(GET("/v1/measures?resource=a%2Fb&metric=memory.used"
@@ -697,12 +588,12 @@ static void test_measures_counter(void **state)
 	pts = json_object_get(a.json, "points");
 	assert_int_equal(json_array_size(pts), NPOLLS - 1);
 	assert_true(json_number_value(json_array_get(json_array_get(pts, 0), 1)) == 7.0);
-	done(&a);
+	fx_answer_free(&a);
 }
 
 static void test_errors(void **state)
 {
-	struct answer a;
+	struct fx_answer a;
 
 	(void)state;
 	/* measures: every parameter check */
@@ -751,11 +642,11 @@ static void test_errors(void **state)
 	assert_string_equal(a.allow, "GET, HEAD");
 	assert_int_equal(json_integer_value(json_object_get(
 				 json_object_get(a.json, "error"), "code")), 405);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(call("DELETE", "/v1/resources/inst-1", NULL, &a), 405);
-	done(&a);
+	fx_answer_free(&a);
 	assert_int_equal(call("GET", "/v1/resources", "{\"x\":1}", &a), 413);
-	done(&a);
+	fx_answer_free(&a);
 
 	char *path = malloc(VG_HTTP_MAX_URI + 64);
 	strcpy(path, "/v1/resources?name=");
@@ -774,13 +665,13 @@ static void *worker(void *arg)
 	struct worker *w = arg;
 
 	for (int i = 0; i < 25; i++) {
-		struct answer a;
+		struct fx_answer a;
 		const char *p = i % 2 ? "/v1/resources?type=instance"
 				      : "/v1/measures?resource=inst-1&metric=memory.used"
 					"&start=1794999600&end=1795000200";
 		if (GET(p, &a) == 200)
 			w->ok++;
-		done(&a);
+		fx_answer_free(&a);
 	}
 	return NULL;
 }
@@ -811,7 +702,7 @@ static void test_start_errors(void **state)
 	assert_int_equal(vg_api_start(&o, &a, err, sizeof(err)), -EINVAL);
 	assert_null(a);
 	assert_non_null(strstr(err, "missing port"));
-	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", srv.port);
 	o.listen = addr;
 	assert_int_equal(vg_api_start(&o, &a, err, sizeof(err)), -EADDRINUSE);
 	assert_null(a);
@@ -825,50 +716,40 @@ static void test_start_errors(void **state)
  * under its reason. Runs last: it damages the host's file. */
 static void test_health_degraded(void **state)
 {
-	char url[256], path[PATH_MAX];
-	struct answer a = {0};
+	char path[PATH_MAX];
+	struct fx_answer a = {0};
 	struct vg_batch *b;
-	CURL *h;
 	FILE *fp;
 	int64_t t = (T0 + 60 * NPOLLS) * 1000;
 
 	(void)state;
-	assert_int_equal(vg_store_flush(store), 0); /* what came before is in */
+	assert_int_equal(vg_store_flush(srv.store), 0); /* what came before is in */
 	b = vg_batch_new("h1", 1, NPOLLS + 1, t);
 	vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t);
 	vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 6e9);
-	assert_int_equal(vg_store_write_batch(store, b), 0);
+	assert_int_equal(vg_store_write_batch(srv.store, b), 0);
 	vg_batch_free(b);
-	assert_int_equal(vg_store_path(store, VG_RT_HOST, "h1", "memory.used", path,
+	assert_int_equal(vg_store_path(srv.store, VG_RT_HOST, "h1", "memory.used", path,
 				       sizeof(path)), 0);
 	assert_non_null(fp = fopen(path, "w"));
 	fputs("garbage", fp);
 	fclose(fp);
-	vg_store_flush(store);
+	vg_store_flush(srv.store);
 
 	assert_int_equal(GET("/v1/health", &a), 200);
 	assert_string_equal(json_string_value(json_object_get(a.json, "status")),
 			    "degraded");
 	assert_int_equal(json_integer_value(json_object_get(a.json,
 							    "store_write_errors")), 1);
-	done(&a);
+	fx_answer_free(&a);
 
-	h = curl_easy_init();
-	struct curl_slist *hd = curl_slist_append(NULL, admin_auth);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics", port);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &a);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
-	assert_int_equal(curl_easy_perform(h), CURLE_OK);
-	curl_easy_cleanup(h);
-	curl_slist_free_all(hd);
+	if (fx_http(srv.url, "GET", "/metrics", admin_auth, NULL, &a) != 200)
+		fail_msg("GET /metrics: HTTP %ld", a.status);
 	assert_non_null(a.body);
 	if (!strstr(a.body, "vigie_store_write_errors_total{reason=\"file\"} 1\n") ||
 	    !strstr(a.body, "vigie_store_write_errors_total{reason=\"time\"} 0\n"))
 		fail_msg("/metrics lacks the per-reason write errors:\n%s", a.body);
-	free(a.body);
+	fx_answer_free(&a);
 }
 
 int main(void)

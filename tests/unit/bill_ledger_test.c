@@ -19,6 +19,8 @@
 #include "vigie/bill_meter.h"
 #include "vigie/dispatch.h"
 
+#include "../support/tmpdir.h"
+
 #define LEDGER "tests/fixtures/billing/ledger-2026-10.txt"
 
 struct fx {
@@ -49,12 +51,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[160];
 	vg_bill_meter_close(f->m);
 	vg_bill_ratecard_free(f->rc);
 	vg_bill_ledger_free(f->l);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-	assert_int_equal(system(cmd), 0);
+	assert_int_equal(fx_rm_tree(f->dir), 0);
 	free(f);
 	return 0;
 }

@@ -31,10 +31,12 @@
 #include "vigie/log.h"
 #include "vigie/token.h"
 
+#include "../support/api_fixture.h"
+
 #define MIN 60000LL
 
 static struct {
-	char dir[64];
+	char dir[256];
 	struct vg_alarm_hub *hub;
 	struct vg_alarm_engine *e;
 	struct vg_api *srv;
@@ -51,8 +53,8 @@ static int setup(void **state)
 	char err[256];
 
 	(void)state;
-	snprintf(g.dir, sizeof(g.dir), "/tmp/vigie-cli-alarms.XXXXXX");
-	if (!mkdtemp(g.dir) || vg_alarm_hub_new(64, &g.hub))
+	if (fx_tmpdir(g.dir, sizeof(g.dir), "cli-alarms") ||
+	    vg_alarm_hub_new(64, &g.hub))
 		return -1;
 	eo.data_dir = g.dir;
 	eo.agent_interval_s = 10;
@@ -80,53 +82,24 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
 	vg_alarm_hub_shutdown(g.hub);
 	vg_api_stop(g.srv);
 	vg_alarm_engine_close(g.e);
 	vg_alarm_hub_free(g.hub);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g.dir);
-	return system(cmd) ? -1 : 0;
+	return fx_rm_tree(g.dir) ? -1 : 0;
 }
-
-struct run {
-	int rc;
-	char *out, *err;
-};
 
 /* `vigie --api <test server> ARGS...` (NULL-terminated). */
-static struct run vrun(const char *first, ...)
+static struct fx_run vrun(const char *first, ...)
 {
-	char *argv[32];
-	int argc = 0;
-	struct run r = {0};
-	size_t ol = 0, el = 0;
-	FILE *out = open_memstream(&r.out, &ol);
-	FILE *err = open_memstream(&r.err, &el);
 	va_list ap;
+	struct fx_run r;
 
-	argv[argc++] = (char *)"vigie";
-	argv[argc++] = (char *)"--api";
-	argv[argc++] = g.api;
-	argv[argc++] = (char *)"--token";
-	argv[argc++] = g.token;
 	va_start(ap, first);
-	for (const char *a = first; a && argc < 31; a = va_arg(ap, const char *))
-		argv[argc++] = (char *)a;
+	r = fx_vcli(g.api, g.token, first, ap);
 	va_end(ap);
-	argv[argc] = NULL;
-	r.rc = vg_cli_run(argc, argv, out, err);
-	fclose(out);
-	fclose(err);
 	return r;
-}
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
 }
 
 static int lines(const char *s)
@@ -140,7 +113,7 @@ static int lines(const char *s)
 
 static char *write_file(const char *name, const char *text)
 {
-	static char path[128];
+	static char path[512];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", g.dir, name);
@@ -173,7 +146,7 @@ static const char def_cpu[] =
 
 static void test_create_list_show(void **state)
 {
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	r = vrun("alarms", "create", "--file", write_file("cpu.json", def_cpu), NULL);
@@ -181,13 +154,13 @@ static void test_create_list_show(void **state)
 	assert_non_null(strstr(r.out, "created alarm cpu-high (id "));
 	assert_non_null(strstr(r.out, ") in project default\n"));
 	assert_string_equal(r.err, "");
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = vrun("alarms", "create", "--file",
 		 write_file("comp.json", "{\"name\":\"web-down\",\"type\":\"composite\","
 			    "\"rule\":\"ALARM(cpu-high)\"}"), NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = vrun("alarms", "list", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
@@ -195,7 +168,7 @@ static void test_create_list_show(void **state)
 		"NAME      PROJECT  STATE              SEVERITY  METRIC       THRESHOLD  ENABLED\n"
 		"cpu-high  default  insufficient_data  critical  cpu.util     gt 90      true\n"
 		"web-down  default  insufficient_data  moderate  (composite)  -          true\n");
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = vrun("alarms", "list", "--json", "--project", "default", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
@@ -204,12 +177,12 @@ static void test_create_list_show(void **state)
 	assert_int_equal(json_array_size(json_object_get(j, "alarms")), 2);
 	assert_true(json_is_null(json_object_get(j, "next")));
 	json_decref(j);
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = vrun("alarms", "list", "--state", "alarm", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_int_equal(lines(r.out), 1); /* the header alone */
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* options may come after the positional argument */
 	r = vrun("alarms", "show", "cpu-high", NULL);
@@ -219,7 +192,7 @@ static void test_create_list_show(void **state)
 	assert_non_null(strstr(r.out, "Condition        gt 90\n"));
 	assert_non_null(strstr(r.out, "Datapoints       1 of 1\n"));
 	assert_non_null(strstr(r.out, "Actions          alarm: log://\n"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = vrun("alarms", "show", "web-down", "--json", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
@@ -227,14 +200,14 @@ static void test_create_list_show(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "rule")),
 			    "ALARM(cpu-high)");
 	json_decref(j);
-	run_free(&r);
+	fx_run_free(&r);
 }
 
 /* ---- errors ------------------------------------------------------------------ */
 
 static void test_errors(void **state)
 {
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	/* several invalid fields: exit 1, every field's message on one line */
@@ -250,7 +223,7 @@ static void test_errors(void **state)
 	assert_non_null(strstr(r.err, "; period: must be 60, 300, 3600"));
 	assert_non_null(strstr(r.err, "name: "));
 	assert_non_null(strstr(r.err, " (HTTP 400)\n"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* one invalid field: the API's message already names it */
 	r = vrun("alarms", "create", "--file",
@@ -260,40 +233,40 @@ static void test_errors(void **state)
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_string_equal(r.err, "vigie: invalid alarm: comparison: must be one of "
 			    "gt, ge, lt, le, eq, ne (HTTP 400)\n");
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* the same name again */
 	r = vrun("alarms", "create", "--file", write_file("cpu.json", def_cpu), NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_non_null(strstr(r.err, "already exists"));
 	assert_non_null(strstr(r.err, "(HTTP 409)"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* a file that is not JSON, or missing: usage errors naming the file */
 	r = vrun("alarms", "create", "--file", write_file("typo.json", "{\"name\":\n"), NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
 	assert_non_null(strstr(r.err, "typo.json: not valid JSON (line 2"));
-	run_free(&r);
+	fx_run_free(&r);
 	r = vrun("alarms", "create", "--file", write_file("arr.json", "[1]"), NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
 	assert_non_null(strstr(r.err, "must be a JSON object"));
-	run_free(&r);
+	fx_run_free(&r);
 	r = vrun("alarms", "create", "--file", "/nonexistent/def.json", NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
 	assert_non_null(strstr(r.err, "cannot read /nonexistent/def.json"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = vrun("alarms", "show", "ghost", NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_string_equal(r.err, "vigie: no alarm 'ghost' (HTTP 404)\n");
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* deleting an alarm a composite uses */
 	r = vrun("alarms", "delete", "cpu-high", NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_non_null(strstr(r.err, "vigie: in use: alarm 'cpu-high' is used by "
 			       "composite alarm(s) web-down"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* usage errors, before any request */
 	static const char *const bad[][5] = {
@@ -312,7 +285,7 @@ static void test_errors(void **state)
 		assert_int_equal(r.rc, VG_EXIT_USAGE);
 		assert_int_equal(lines(r.err), 1);
 		assert_string_equal(r.out, "");
-		run_free(&r);
+		fx_run_free(&r);
 	}
 
 	/* --help everywhere */
@@ -325,12 +298,12 @@ static void test_errors(void **state)
 		assert_int_equal(r.rc, VG_EXIT_OK);
 		snprintf(want, sizeof(want), "usage: vigie alarms %s", subs[i]);
 		assert_non_null(strstr(r.out, want));
-		run_free(&r);
+		fx_run_free(&r);
 	}
 	r = vrun("alarms", "--help", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_non_null(strstr(r.out, "vigie alarms watch"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* nobody listening: 3 */
 	char *argv[] = {"vigie", "--api", "http://127.0.0.1:1", "alarms", "list", NULL};
@@ -349,7 +322,7 @@ static void test_errors(void **state)
 
 struct watch_run {
 	pthread_t th;
-	struct run r;
+	struct fx_run r;
 	int done;
 };
 
@@ -367,35 +340,35 @@ static void test_lifecycle(void **state)
 	struct vg_alarm_hub_stats hs;
 	struct watch_run w = {0};
 	int64_t t0 = (vg_now_ms() - 3600 * 1000) / MIN * MIN;
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	r = vrun("alarms", "disable", "cpu-high", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_string_equal(r.out, "disabled alarm cpu-high\n");
-	run_free(&r);
+	fx_run_free(&r);
 	r = vrun("alarms", "list", "--json", NULL);
 	assert_non_null(strstr(r.out, "\"enabled\": false"));
-	run_free(&r);
+	fx_run_free(&r);
 	r = vrun("alarms", "enable", "cpu-high", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_string_equal(r.out, "enabled alarm cpu-high\n");
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = vrun("alarms", "update", "cpu-high", "--patch", "--file",
 		 write_file("patch.json", "{\"threshold\": 95}"), NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_non_null(strstr(r.out, "updated alarm cpu-high (id "));
-	run_free(&r);
+	fx_run_free(&r);
 	r = vrun("alarms", "show", "cpu-high", NULL);
 	assert_non_null(strstr(r.out, "Condition        gt 95\n"));
-	run_free(&r);
+	fx_run_free(&r);
 	/* PUT replaces: a partial definition is refused */
 	r = vrun("alarms", "update", "cpu-high", "--file",
 		 write_file("patch.json", "{\"threshold\": 95}"), NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_non_null(strstr(r.err, "metric: is required"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* watch: one line for the transition a batch causes */
 	assert_int_equal(pthread_create(&w.th, NULL, watch_thread, &w), 0);
@@ -418,11 +391,11 @@ static void test_lifecycle(void **state)
 	assert_non_null(strstr(w.r.out, " default/cpu-high critical "
 				       "insufficient_data -> alarm on vm1: "));
 	assert_non_null(strstr(w.r.out, "greater than the threshold (95.0)"));
-	run_free(&w.r);
+	fx_run_free(&w.r);
 
 	r = vrun("alarms", "list", "--state", "alarm", NULL);
 	assert_non_null(strstr(r.out, "\ncpu-high  default  alarm"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = vrun("alarms", "history", "cpu-high", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
@@ -432,27 +405,27 @@ static void test_lifecycle(void **state)
 	assert_non_null(strstr(r.out, "  enabled     -         -\n"));
 	assert_non_null(strstr(r.out, "  update      -         average cpu.util gt 95, 1 of 1 x 60 s\n"));
 	assert_non_null(strstr(r.out, "  transition  vm1       insufficient_data -> alarm: "));
-	run_free(&r);
+	fx_run_free(&r);
 	r = vrun("alarms", "history", "cpu-high", "--type", "transition", "--json", NULL);
 	json_t *j = json_loads(r.out, 0, NULL);
 	assert_int_equal(json_array_size(json_object_get(j, "history")), 1);
 	json_decref(j);
-	run_free(&r);
+	fx_run_free(&r);
 	r = vrun("alarms", "history", "cpu-high", "--limit", "2", NULL);
 	assert_int_equal(lines(r.out), 3);
-	run_free(&r);
+	fx_run_free(&r);
 	r = vrun("alarms", "history", "cpu-high", "--start", "yesterday", NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_non_null(strstr(r.err, "start: not a time"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = vrun("alarms", "delete", "web-down", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_string_equal(r.out, "deleted alarm web-down\n");
-	run_free(&r);
+	fx_run_free(&r);
 	r = vrun("alarms", "show", "web-down", NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
-	run_free(&r);
+	fx_run_free(&r);
 }
 
 int main(void)

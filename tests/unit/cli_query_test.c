@@ -12,7 +12,6 @@
  *   vm-c instance p2 small: cpu.util = 100 - k
  */
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,14 +34,14 @@
 #include "vigie/store.h"
 #include "vigie/token.h"
 
+#include "../support/api_fixture.h"
+
 #define T0 1794999600LL
 #define NPOLLS 21
 #define START "1794999600"
 #define END "1795000799"
 
-static char data_dir[256], api_url[64];
-static struct vg_api *api;
-static struct vg_store *store;
+static struct fx_api srv;
 static char tok_admin[VG_TOKEN_LEN + 1], tok_p1[VG_TOKEN_LEN + 1];
 
 static void test_sparkline(void **state)
@@ -69,14 +68,11 @@ static void test_sparkline(void **state)
 
 static int write_data(void)
 {
-	struct vg_config cfg;
-	struct vg_registry *reg = NULL;
-	char err[256];
+	struct fx_data d;
 
-	vg_config_defaults(&cfg);
-	if (vg_store_open(data_dir, &cfg, &store, err, sizeof(err)) ||
-	    vg_registry_open(data_dir, &reg, err, sizeof(err)))
+	if (fx_data_open(srv.dir, &d))
 		return -1;
+	srv.store = d.store;
 	for (int k = 0; k < NPOLLS; k++) {
 		int64_t t = (T0 + 60 * k) * 1000;
 		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)k + 1, t);
@@ -92,122 +88,54 @@ static int write_data(void)
 		vg_batch_resource(b, VG_RT_INSTANCE, "vm-c", "gamma", NULL, t);
 		vg_batch_identity(b, "p2", "u2", "small");
 		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 100.0 - k);
-		if (vg_registry_update(reg, b) || vg_store_write_batch(store, b))
+		if (fx_data_write(&d, b))
 			return -1;
-		vg_batch_free(b);
 	}
-	vg_registry_close(reg);
+	fx_data_done(&d);
 	return 0;
-}
-
-static int rm_entry(const char *p, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
 }
 
 static int setup(void **state)
 {
-	struct vg_api_options o = {0};
-	struct vg_token_store *ts;
-	char err[256];
-
 	(void)state;
 	unsetenv("VIGIE_API");
 	unsetenv("VIGIE_TOKEN");
 	setenv("COLUMNS", "40", 1);
-	snprintf(data_dir, sizeof(data_dir), "/tmp/vigie-cliq-test.XXXXXX");
-	if (!mkdtemp(data_dir) || write_data())
+	if (fx_tmpdir(srv.dir, sizeof(srv.dir), "cliq-test") || write_data() ||
+	    fx_token(srv.dir, NULL, "admin", tok_admin) ||
+	    fx_token(srv.dir, "p1", "p1", tok_p1))
 		return -1;
-	if (vg_token_store_open(data_dir, &ts, err, sizeof(err)) ||
-	    vg_token_create(ts, NULL, "admin", 0, tok_admin, NULL) ||
-	    vg_token_create(ts, "p1", "p1", 0, tok_p1, NULL))
-		return -1;
-	vg_token_store_close(ts);
-	o.listen = "127.0.0.1:0";
-	o.data_dir = data_dir;
-	o.threads = 2;
-	o.store = store;
-	if (vg_api_start(&o, &api, err, sizeof(err)))
-		return -1;
-	snprintf(api_url, sizeof(api_url), "http://127.0.0.1:%u", vg_api_port(api));
-	return 0;
+	return fx_api_start(&srv, NULL);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	vg_api_stop(api);
-	vg_store_close(store);
-	nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	fx_api_stop(&srv);
 	return 0;
 }
 
-struct run {
-	int rc;
-	char *out, *err;
-};
-
-static char *slurp(FILE *f)
-{
-	long n;
-	char *s;
-
-	fflush(f);
-	n = ftell(f);
-	rewind(f);
-	s = calloc(1, (size_t)n + 1);
-	if (s && n > 0 && fread(s, 1, (size_t)n, f) != (size_t)n)
-		s[0] = '\0';
-	fclose(f);
-	return s;
-}
-
 /* `vigie --api URL --token TOKEN ARGS...` (token NULL: none). */
-static struct run vigie(const char *token, ...)
+static struct fx_run vigie(const char *token, ...)
 {
-	char *argv[48];
-	int argc = 0;
 	va_list ap;
-	struct run r;
-	FILE *out = tmpfile(), *err = tmpfile();
+	struct fx_run r;
 
-	argv[argc++] = "vigie";
-	argv[argc++] = "--api";
-	argv[argc++] = api_url;
-	if (token) {
-		argv[argc++] = "--token";
-		argv[argc++] = (char *)token;
-	}
 	va_start(ap, token);
-	for (char *a; (a = va_arg(ap, char *)) && argc < 47;)
-		argv[argc++] = a;
+	r = fx_vcli(srv.url, token, va_arg(ap, const char *), ap);
 	va_end(ap);
-	argv[argc] = NULL;
-	r.rc = vg_cli_run(argc, argv, out, err);
-	r.out = slurp(out);
-	r.err = slurp(err);
 	return r;
-}
-
-static void release(struct run *r)
-{
-	free(r->out);
-	free(r->err);
 }
 
 /* A failing command: exit code rc, nothing on stdout, one line on stderr
  * containing frag. */
-static void expect_fail(struct run r, int rc, const char *frag)
+static void expect_fail(struct fx_run r, int rc, const char *frag)
 {
 	if (r.rc != rc || r.out[0] || !strstr(r.err, frag) ||
 	    strchr(r.err, '\n') != r.err + strlen(r.err) - 1)
 		fail_msg("exit %d (want %d), out '%s', err '%s' (want '%s')", r.rc, rc,
 			 r.out, r.err, frag);
-	release(&r);
+	fx_run_free(&r);
 }
 
 static void test_help_everywhere(void **state)
@@ -216,22 +144,22 @@ static void test_help_everywhere(void **state)
 					   "graph", "token", "measures"};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		struct run r = vigie(NULL, cmds[i], "--help", NULL);
+		struct fx_run r = vigie(NULL, cmds[i], "--help", NULL);
 		if (r.rc != 0 || !strstr(r.out, "usage: vigie ") || r.err[0])
 			fail_msg("%s --help: exit %d, '%s'", cmds[i], r.rc, r.out);
-		release(&r);
+		fx_run_free(&r);
 	}
-	struct run r = vigie(NULL, "--help", NULL);
+	struct fx_run r = vigie(NULL, "--help", NULL);
 	assert_int_equal(r.rc, 0);
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		assert_non_null(strstr(r.out, cmds[i]));
 	assert_non_null(strstr(r.out, "--cacert"));
-	release(&r);
+	fx_run_free(&r);
 }
 
 static void test_stats(void **state)
 {
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	r = vigie(tok_admin, "stats", "vm-a", "cpu.util", "--period", "600",
@@ -244,7 +172,7 @@ static void test_stats(void **state)
 				      "           10        9\n"));
 	assert_non_null(strstr(r.out, "2026-11-18T11:10:00Z           10         15.5"
 				      "           20       19\n"));
-	release(&r);
+	fx_run_free(&r);
 	r = vigie(tok_admin, "stats", "vm-a", "cpu.time", "--period", "1200",
 		  "--start", START, "--end", END, "--json", NULL);
 	assert_int_equal(r.rc, 0);
@@ -253,7 +181,7 @@ static void test_stats(void **state)
 			     json_array_get(json_object_get(j, "datapoints"), 0),
 			     "Average")) - 0.5) < 1e-9);
 	json_decref(j);
-	release(&r);
+	fx_run_free(&r);
 	expect_fail(vigie(tok_admin, "stats", "vm-a", NULL), 2, "expected RESOURCE and METRIC");
 	expect_fail(vigie(tok_admin, "stats", "vm-a", "cpu.util", "--granularity", "7", NULL),
 		    2, "--granularity");
@@ -267,7 +195,7 @@ static void test_stats(void **state)
 
 static void test_latest(void **state)
 {
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	r = vigie(tok_admin, "latest", "vm-a", NULL);
@@ -275,14 +203,14 @@ static void test_latest(void **state)
 	assert_non_null(strstr(r.out, "METRIC    VALUE  UNIT  KIND     TIME\n"));
 	assert_non_null(strstr(r.out, "cpu.time    0.5  s/s   counter  2026-11-18T11:19:00Z\n"));
 	assert_non_null(strstr(r.out, "cpu.util     20  %     gauge    2026-11-18T11:20:00Z\n"));
-	release(&r);
+	fx_run_free(&r);
 	expect_fail(vigie(tok_admin, "latest", NULL), 2, "expected one RESOURCE");
 	expect_fail(vigie(tok_admin, "latest", "nope", NULL), 1, "no resource 'nope'");
 }
 
 static void test_top(void **state)
 {
-	struct run r;
+	struct fx_run r;
 	char *a, *b, *c;
 
 	(void)state;
@@ -295,14 +223,14 @@ static void test_top(void **state)
 	c = strstr(r.out, "vm-c");
 	assert_true(a && b && c && c < b && b < a);
 	assert_non_null(strstr(r.out, "cpu.util (%)"));
-	release(&r);
+	fx_run_free(&r);
 	/* a project's token: its own instances only */
 	r = vigie(tok_p1, "top", "--once", "--limit", "1", "--asc", NULL);
 	assert_int_equal(r.rc, 0);
 	assert_non_null(strstr(r.out, "1 of 2"));
 	assert_non_null(strstr(r.out, "vm-a"));
 	assert_null(strstr(r.out, "vm-c"));
-	release(&r);
+	fx_run_free(&r);
 	/* the live view: redrawn in place, cursor hidden then shown */
 	r = vigie(tok_admin, "top", "--count", "2", "--interval", "0.2", NULL);
 	assert_int_equal(r.rc, 0);
@@ -310,13 +238,13 @@ static void test_top(void **state)
 	assert_non_null(strstr(strstr(r.out, "\033[H") + 1, "\033[H")); /* twice */
 	assert_non_null(strstr(r.out, "\033[K\n"));
 	assert_non_null(strstr(r.out, "\033[?25h"));
-	release(&r);
+	fx_run_free(&r);
 	r = vigie(tok_admin, "top", "--once", "--metric", "cpu.time", "--json", NULL);
 	assert_int_equal(r.rc, 0);
 	json_t *j = json_loads(r.out, 0, NULL);
 	assert_int_equal(json_array_size(json_object_get(j, "resources")), 1);
 	json_decref(j);
-	release(&r);
+	fx_run_free(&r);
 	expect_fail(vigie(tok_admin, "top", "--once", "--count", "2", NULL), 2, "exclude");
 	expect_fail(vigie(tok_admin, "top", "--interval", "0", NULL), 2, "--interval");
 	expect_fail(vigie(tok_admin, "top", "--once", "--limit", "0", NULL), 1,
@@ -326,7 +254,7 @@ static void test_top(void **state)
 
 static void test_aggregate(void **state)
 {
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	r = vigie(tok_admin, "aggregate", "cpu.util", "--group-by", "project",
@@ -335,7 +263,7 @@ static void test_aggregate(void **state)
 	assert_non_null(strstr(r.out, "TIME                  p1 (%)  p2 (%)\n"));
 	/* k = 4: p1 mean (4 + 8) / 2 = 6, p2 = 96 */
 	assert_non_null(strstr(r.out, "2026-11-18T11:03:00Z       6      96\n"));
-	release(&r);
+	fx_run_free(&r);
 	r = vigie(tok_admin, "aggregate", "cpu.util", "--aggregation", "sum",
 		  "--granularity", "300", "--start", START, "--end", END, NULL);
 	assert_int_equal(r.rc, 0);
@@ -343,7 +271,7 @@ static void test_aggregate(void **state)
 	/* k = 1..5: (k + 2k + 100 - k) averaged per resource then summed:
 	 * mean(k) + mean(2k) + mean(100-k) = 3 + 6 + 97 = 106 */
 	assert_non_null(strstr(r.out, "2026-11-18T11:00:00Z      106\n"));
-	release(&r);
+	fx_run_free(&r);
 	expect_fail(vigie(tok_admin, "aggregate", NULL), 2, "expected one METRIC");
 	expect_fail(vigie(tok_admin, "aggregate", "cpu.util", "--aggregation", "median", NULL),
 		    2, "--aggregation");
@@ -354,17 +282,17 @@ static void test_aggregate(void **state)
 static void test_graph(void **state)
 {
 	char path[300], buf[8];
-	struct run r;
+	struct fx_run r;
 	FILE *f;
 
 	(void)state;
-	snprintf(path, sizeof(path), "%s/out.png", data_dir);
+	snprintf(path, sizeof(path), "%s/out.png", srv.dir);
 	r = vigie(tok_admin, "graph", "-o", path, "vm-a", "cpu.util", "vm-b", "cpu.util",
 		  "--start", START, "--end", END, "--title", "CPU: a vs b",
 		  "--legend", "a", "--width", "300", "--height", "100", NULL);
 	assert_int_equal(r.rc, 0);
 	assert_non_null(strstr(r.out, "wrote "));
-	release(&r);
+	fx_run_free(&r);
 	f = fopen(path, "rb");
 	assert_non_null(f);
 	assert_int_equal(fread(buf, 1, 8, f), 8);
@@ -376,14 +304,14 @@ static void test_graph(void **state)
 			  "a\nPRINT:v0:AVERAGE:%lf", NULL), 1, "bad title");
 	expect_fail(vigie(tok_p1, "graph", "-o", path, "vm-c", "cpu.util", NULL), 1,
 		    "no resource 'vm-c' (HTTP 404)");
-	snprintf(path, sizeof(path), "%s/no/such/dir/out.png", data_dir);
+	snprintf(path, sizeof(path), "%s/no/such/dir/out.png", srv.dir);
 	expect_fail(vigie(tok_admin, "graph", "-o", path, "vm-a", "cpu.util", NULL), 1,
 		    "cannot write");
 }
 
 static void test_token(void **state)
 {
-	struct run r;
+	struct fx_run r;
 	char tok[VG_TOKEN_LEN + 1], id[VG_TOKEN_ID_LEN + 1];
 
 	(void)state;
@@ -394,22 +322,22 @@ static void test_token(void **state)
 	tok[VG_TOKEN_LEN] = '\0';
 	assert_int_equal(vg_token_parse(tok, id), 0);
 	assert_non_null(strstr(r.err, "shown only once"));
-	release(&r);
+	fx_run_free(&r);
 	/* the new token works and sees p2 only */
 	r = vigie(tok, "resources", NULL);
 	assert_int_equal(r.rc, 0);
 	assert_non_null(strstr(r.out, "vm-c"));
 	assert_null(strstr(r.out, "vm-a"));
-	release(&r);
+	fx_run_free(&r);
 	r = vigie(tok_admin, "token", "list", NULL);
 	assert_int_equal(r.rc, 0);
 	assert_non_null(strstr(r.out, id));
 	assert_non_null(strstr(r.out, "project  p2"));
-	release(&r);
+	fx_run_free(&r);
 	r = vigie(tok_admin, "token", "revoke", id, NULL);
 	assert_int_equal(r.rc, 0);
 	assert_non_null(strstr(r.out, "revoked"));
-	release(&r);
+	fx_run_free(&r);
 	expect_fail(vigie(tok, "resources", NULL), 1, "invalid or revoked token (HTTP 401)");
 	expect_fail(vigie(tok_admin, "token", "revoke", id, NULL), 1, "already revoked");
 	expect_fail(vigie(tok_p1, "token", "list", NULL), 1, "needs an admin token (HTTP 403)");
@@ -422,7 +350,7 @@ static void test_token(void **state)
 
 static void test_sparkline_cmd(void **state)
 {
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	r = vigie(tok_admin, "measures", "vm-a", "cpu.util", "--start", START, "--end", END,
@@ -432,21 +360,21 @@ static void test_sparkline_cmd(void **state)
 	assert_non_null(strstr(r.out, "\u2581"));
 	assert_non_null(strstr(r.out, "\u2588"));
 	assert_non_null(strstr(r.out, "min 1  mean 10.5  max 20  last 20  (20 points)\n"));
-	release(&r);
+	fx_run_free(&r);
 	expect_fail(vigie(tok_admin, "measures", "vm-a", "cpu.util", "--sparkline", "--json",
 			  NULL), 2, "exclude");
 }
 
 static void test_resources_metadata(void **state)
 {
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	r = vigie(tok_admin, "resources", "--metadata", "az=zone-a", NULL);
 	assert_int_equal(r.rc, 0);
 	assert_non_null(strstr(r.out, "vm-a"));
 	assert_null(strstr(r.out, "vm-b"));
-	release(&r);
+	fx_run_free(&r);
 	expect_fail(vigie(tok_admin, "resources", "--metadata", "=x", NULL), 1, "bad metadata");
 }
 

@@ -22,6 +22,8 @@
 #include "query/cli/cli.h"
 #include "query/api/http.h"
 
+#include "../support/api_fixture.h"
+
 /* ---- pure pieces ----------------------------------------------------------- */
 
 static char *print_table(struct vg_table *t)
@@ -261,48 +263,23 @@ static int teardown(void **state)
 	return 0;
 }
 
-struct run {
-	int rc;
-	char *out, *err;
-};
-
 /* Run `vigie ARGS...` (NULL-terminated) with --api pointing at the canned
  * server unless the first argument is "--api". */
-static struct run run(const char *first, ...)
+static struct fx_run run(const char *first, ...)
 {
-	char *argv[32];
-	int argc = 0;
-	struct run r = {0};
-	size_t ol = 0, el = 0;
-	FILE *out = open_memstream(&r.out, &ol);
-	FILE *err = open_memstream(&r.err, &el);
 	va_list ap;
+	struct fx_run r;
 
-	argv[argc++] = (char *)"vigie";
-	if (first && strcmp(first, "--api")) {
-		argv[argc++] = (char *)"--api";
-		argv[argc++] = api_url;
-	}
 	va_start(ap, first);
-	for (const char *a = first; a && argc < 31; a = va_arg(ap, const char *))
-		argv[argc++] = (char *)a;
+	r = fx_vcli(first && strcmp(first, "--api") ? api_url : NULL, NULL,
+		    first, ap);
 	va_end(ap);
-	argv[argc] = NULL;
-	r.rc = vg_cli_run(argc, argv, out, err);
-	fclose(out);
-	fclose(err);
 	return r;
-}
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
 }
 
 static void test_cmd_health(void **state)
 {
-	struct run r;
+	struct fx_run r;
 	char want[256];
 
 	(void)state;
@@ -312,19 +289,19 @@ static void test_cmd_health(void **state)
 		 "ok (vigie 9.9 at %s, 2026-11-18T11:10:00Z)\n", api_url);
 	assert_string_equal(r.out, want);
 	assert_string_equal(r.err, "");
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = run("health", "--json", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	json_t *j = json_loads(r.out, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
 	json_decref(j);
-	run_free(&r);
+	fx_run_free(&r);
 }
 
 static void test_cmd_resources(void **state)
 {
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	resource_pages = 0;
@@ -337,7 +314,7 @@ static void test_cmd_resources(void **state)
 			    "r/1  instance  vm one  h1    p1       active  2026-11-18T11:10:00Z\n"
 			    "r2   host      h1      h1    p1       active  2026-11-18T11:10:00Z\n"
 			    "r3   nic       tap0    h1    p1       active  2026-11-18T11:10:00Z\n");
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* filters go through; --json prints one document with every page */
 	r = run("resources", "--type", "instance", "--json", NULL);
@@ -348,7 +325,7 @@ static void test_cmd_resources(void **state)
 	assert_int_equal(json_array_size(json_object_get(j, "resources")), 3);
 	assert_true(json_is_null(json_object_get(j, "next")));
 	json_decref(j);
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* --limit stops early and asks for no more than needed */
 	resource_pages = 0;
@@ -356,20 +333,20 @@ static void test_cmd_resources(void **state)
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_int_equal(resource_pages, 1);
 	assert_string_equal(seen_limit, "1");
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = run("resources", "--type", NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
 	assert_string_equal(r.err, "vigie resources: option '--type' needs a value\n");
-	run_free(&r);
+	fx_run_free(&r);
 	r = run("resources", "extra", NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
-	run_free(&r);
+	fx_run_free(&r);
 }
 
 static void test_cmd_show(void **state)
 {
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	r = run("show", "r/1", NULL);
@@ -384,22 +361,22 @@ static void test_cmd_show(void **state)
 			       "memory.used  B     gauge       1048576  2026-11-18T11:10:00Z\n"));
 	assert_non_null(strstr(r.out, "Children (1)\nID       TYPE  NAME  STATE\n"
 				      "r/1-vda  disk  vda   active\n"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = run("show", "ghost", NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_string_equal(r.out, "");
 	assert_string_equal(r.err, "vigie: no resource 'ghost' (HTTP 404)\n");
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = run("show", NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
-	run_free(&r);
+	fx_run_free(&r);
 }
 
 static void test_cmd_measures(void **state)
 {
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	r = run("measures", "r/1", "cpu.time", "--start", "-1h", NULL);
@@ -408,7 +385,7 @@ static void test_cmd_measures(void **state)
 			    "TIME                  VALUE (s/s)\n"
 			    "2026-11-18T11:00:00Z          0.5\n"
 			    "2026-11-18T11:01:00Z        12.25\n");
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* options before the positionals work too */
 	r = run("measures", "--granularity", "300", "--aggregation", "max", "--json",
@@ -418,59 +395,59 @@ static void test_cmd_measures(void **state)
 	assert_string_equal(json_string_value(json_object_get(j, "resource")), "r/1");
 	assert_int_equal(json_array_size(json_object_get(j, "points")), 2);
 	json_decref(j);
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = run("measures", "r/1", "empty", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_string_equal(r.out, "TIME  VALUE\n");
 	assert_non_null(strstr(r.err, "no points"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = run("measures", "r/1", "bad", NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_string_equal(r.err, "vigie: bad start 'x' (HTTP 400)\n");
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = run("measures", "r/1", "cpu.time", "--granularity", "61", NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
-	run_free(&r);
+	fx_run_free(&r);
 	r = run("measures", "r/1", "cpu.time", "--aggregation", "sum", NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
-	run_free(&r);
+	fx_run_free(&r);
 	r = run("measures", "r/1", NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
 	assert_non_null(strstr(r.err, "expected RESOURCE and METRIC"));
-	run_free(&r);
+	fx_run_free(&r);
 }
 
 static void test_usage_and_help(void **state)
 {
 	static const char *cmds[] = {"resources", "show", "measures", "health"};
-	struct run r;
+	struct fx_run r;
 
 	(void)state;
 	r = run("--api", api_url, NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
 	assert_non_null(strstr(r.err, "usage: vigie"));
-	run_free(&r);
+	fx_run_free(&r);
 	r = run("frobnicate", NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
 	assert_string_equal(r.err, "vigie: unknown command 'frobnicate' (see 'vigie --help')\n");
-	run_free(&r);
+	fx_run_free(&r);
 	r = run("--bogus", NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
-	run_free(&r);
+	fx_run_free(&r);
 	r = run("--help", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_non_null(strstr(r.out, "Exit codes: 0 ok, 1 API error, 2 usage error, 3 cannot connect"));
-	run_free(&r);
+	fx_run_free(&r);
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		char want[64];
 		r = run(cmds[i], "--help", NULL);
 		assert_int_equal(r.rc, VG_EXIT_OK);
 		snprintf(want, sizeof(want), "usage: vigie %s", cmds[i]);
 		assert_non_null(strstr(r.out, want));
-		run_free(&r);
+		fx_run_free(&r);
 	}
 }
 
@@ -479,7 +456,7 @@ static void test_connect_errors(void **state)
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t sl = sizeof(sa);
 	char url[128];
-	struct run r;
+	struct fx_run r;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	(void)state;
@@ -492,23 +469,23 @@ static void test_connect_errors(void **state)
 	r = run("--api", url, "health", NULL);
 	assert_int_equal(r.rc, VG_EXIT_CONNECT);
 	assert_non_null(strstr(r.err, "cannot reach the API"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	r = run("--api", "ftp://127.0.0.1:1", "health", NULL);
 	assert_int_equal(r.rc, VG_EXIT_USAGE);
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* an answer that is not JSON is an API error */
 	snprintf(url, sizeof(url), "%s/text", api_url);
 	r = run("--api", url, "health", NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_non_null(strstr(r.err, "did not answer JSON"));
-	run_free(&r);
+	fx_run_free(&r);
 
 	/* --api after the command works as well */
 	r = run("--api", "http://127.0.0.1:1", "health", "--api", api_url, NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	run_free(&r);
+	fx_run_free(&r);
 }
 
 int main(void)

@@ -70,12 +70,41 @@ static void test_synthetic(void **state)
 	assert_true(vg_clock_now(&c) >= a);
 }
 
+/* Civil dates, shared by ISO parsing and billing months: known days,
+ * leap rules (2000 leap, 1900 and 2100 not), and a round trip over six
+ * centuries either side of the epoch. */
+static void test_civil(void **state)
+{
+	int64_t y;
+	unsigned m, d;
+
+	assert_int_equal(vg_time_days_from_civil(1970, 1, 1), 0);
+	assert_int_equal(vg_time_days_from_civil(2024, 2, 29), 19782);
+	assert_int_equal(vg_time_days_from_civil(1969, 12, 31), -1);
+	assert_int_equal(vg_time_days_from_civil(2000, 3, 1) -
+			 vg_time_days_from_civil(2000, 2, 28), 2);
+	assert_int_equal(vg_time_days_from_civil(2100, 3, 1) -
+			 vg_time_days_from_civil(2100, 2, 28), 1);
+	assert_int_equal(vg_time_days_from_civil(1900, 3, 1) -
+			 vg_time_days_from_civil(1900, 2, 28), 1);
+	vg_time_civil_from_days(19782, &y, &m, &d);
+	assert_true(y == 2024 && m == 2 && d == 29);
+	vg_time_civil_from_days(-1, &y, &m, &d);
+	assert_true(y == 1969 && m == 12 && d == 31);
+	for (int64_t days = -220000; days < 220000; days += 7) {
+		vg_time_civil_from_days(days, &y, &m, &d);
+		assert_true(m >= 1 && m <= 12 && d >= 1 && d <= 31);
+		assert_int_equal(vg_time_days_from_civil(y, m, d), days);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_synthetic),
+		cmocka_unit_test(test_civil),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

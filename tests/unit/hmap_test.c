@@ -1,6 +1,9 @@
 /*
- * hmap_test.c — the agent's string-keyed hash map: put/get/replace/delete,
- * growth across many keys, tombstone reuse, and iteration with deletion.
+ * hmap_test.c — the common string-keyed hash map (include/vigie/hmap.h),
+ * as the agent and the alarm engine use it: put/get/replace/delete, keys
+ * with a length (NUL inside), copied and borrowed keys, growth across many
+ * keys, deletion while iterating, tombstone reuse, and the table shrinking
+ * back after it emptied (bounded growth).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -12,76 +15,174 @@
 
 #include <cmocka.h>
 
-#include "vigie/agent_hmap.h"
+#include "vigie/hmap.h"
 
 static void test_basic(void **state)
 {
-	struct vg_hmap *m = vg_hmap_new();
+	struct vg_hmap m;
 	int a = 1, b = 2;
+	void *old = &a;
 
-	assert_non_null(m);
-	assert_null(vg_hmap_get(m, "x"));
-	assert_int_equal(vg_hmap_put(m, "x", &a), 0);
-	assert_ptr_equal(vg_hmap_get(m, "x"), &a);
-	assert_int_equal(vg_hmap_put(m, "x", &b), 0); /* replace */
-	assert_ptr_equal(vg_hmap_get(m, "x"), &b);
-	assert_int_equal(vg_hmap_count(m), 1);
-	assert_int_equal(vg_hmap_put(m, "y", NULL), -EINVAL);
-	assert_ptr_equal(vg_hmap_del(m, "x"), &b);
-	assert_null(vg_hmap_get(m, "x"));
-	assert_null(vg_hmap_del(m, "x"));
-	assert_int_equal(vg_hmap_count(m), 0);
-	vg_hmap_free(m);
-	vg_hmap_free(NULL);
+	(void)state;
+	vg_hmap_init(&m);
+	assert_null(vg_hmap_gets(&m, "x"));
+	assert_null(vg_hmap_dels(&m, "x"));
+	assert_int_equal(vg_hmap_put(&m, "x", 1, &a, &old), 0);
+	assert_null(old);
+	assert_ptr_equal(vg_hmap_gets(&m, "x"), &a);
+	assert_int_equal(vg_hmap_put(&m, "x", 1, &b, &old), 0); /* replace */
+	assert_ptr_equal(old, &a);
+	assert_ptr_equal(vg_hmap_gets(&m, "x"), &b);
+	assert_int_equal(vg_hmap_count(&m), 1);
+	assert_int_equal(vg_hmap_puts(&m, "y", NULL), -EINVAL);
+	assert_int_equal(vg_hmap_puts(NULL, "y", &a), -EINVAL);
+	assert_int_equal(vg_hmap_puts(&m, NULL, &a), -EINVAL);
+	assert_null(vg_hmap_gets(&m, NULL));
+	assert_null(vg_hmap_dels(&m, NULL));
+	assert_null(vg_hmap_gets(&m, "y"));
+	assert_ptr_equal(vg_hmap_dels(&m, "x"), &b);
+	assert_null(vg_hmap_gets(&m, "x"));
+	assert_null(vg_hmap_dels(&m, "x"));
+	assert_int_equal(vg_hmap_count(&m), 0);
+	vg_hmap_release(&m);
+	vg_hmap_release(NULL);
+	assert_int_equal(vg_hmap_count(NULL), 0);
+	/* a released map is empty and usable again */
+	assert_int_equal(vg_hmap_puts(&m, "z", &a), 0);
+	assert_ptr_equal(vg_hmap_gets(&m, "z"), &a);
+	vg_hmap_release(&m);
+}
+
+/* Keys are bytes with a length: "a\0b" and "a\0c" differ, "a" is a prefix
+ * of both and a key of its own; the copy is NUL-terminated. */
+static void test_binary_keys(void **state)
+{
+	struct vg_hmap m;
+	int v1 = 1, v2 = 2, v3 = 3;
+	size_t pos = 0, n = 0;
+	const struct vg_hmap_entry *it;
+
+	(void)state;
+	vg_hmap_init(&m);
+	assert_int_equal(vg_hmap_put(&m, "a\0b", 3, &v1, NULL), 0);
+	assert_int_equal(vg_hmap_put(&m, "a\0c", 3, &v2, NULL), 0);
+	assert_int_equal(vg_hmap_put(&m, "a", 1, &v3, NULL), 0);
+	assert_ptr_equal(vg_hmap_get(&m, "a\0b", 3), &v1);
+	assert_ptr_equal(vg_hmap_get(&m, "a\0c", 3), &v2);
+	assert_ptr_equal(vg_hmap_gets(&m, "a"), &v3);
+	assert_null(vg_hmap_get(&m, "a\0", 2));
+	while ((it = vg_hmap_next(&m, &pos))) {
+		n++;
+		assert_int_equal(it->key[it->klen], '\0');
+	}
+	assert_int_equal(n, 3);
+	vg_hmap_release(&m);
+}
+
+/* A borrowing map keeps the caller's pointer (no copy) and never frees it. */
+static void test_borrow(void **state)
+{
+	struct vg_hmap m;
+	char key[] = "uuid-1";
+	size_t pos = 0;
+	const struct vg_hmap_entry *it;
+
+	(void)state;
+	vg_hmap_init_borrow(&m);
+	assert_int_equal(vg_hmap_puts(&m, key, key), 0);
+	it = vg_hmap_next(&m, &pos);
+	assert_non_null(it);
+	assert_ptr_equal(it->key, key);
+	assert_ptr_equal(vg_hmap_gets(&m, "uuid-1"), key);
+	assert_ptr_equal(vg_hmap_dels(&m, "uuid-1"), key);
+	vg_hmap_release(&m); /* would free a stack array if it owned keys */
+	assert_int_equal(m.borrow, 1);
 }
 
 static void test_many(void **state)
 {
-	struct vg_hmap *m = vg_hmap_new();
+	struct vg_hmap m;
 	static int vals[5000];
 	char key[32];
 
+	(void)state;
+	vg_hmap_init(&m);
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < 5000; i++) {
 			snprintf(key, sizeof(key), "uuid-%d", i);
 			vals[i] = i;
-			assert_int_equal(vg_hmap_put(m, key, &vals[i]), 0);
+			assert_int_equal(vg_hmap_puts(&m, key, &vals[i]), 0);
 		}
-		assert_int_equal(vg_hmap_count(m), 5000);
+		assert_int_equal(vg_hmap_count(&m), 5000);
 		for (int i = 0; i < 5000; i++) {
 			snprintf(key, sizeof(key), "uuid-%d", i);
-			int *v = vg_hmap_get(m, key);
+			int *v = vg_hmap_gets(&m, key);
 			assert_non_null(v);
 			assert_int_equal(*v, i);
 		}
-		/* delete the odd ones while iterating */
+		/* delete the odd ones while iterating: each entry seen once */
 		size_t pos = 0, seen = 0;
-		const char *k;
-		void *v;
-		while (vg_hmap_next(m, &pos, &k, &v)) {
+		const struct vg_hmap_entry *it;
+		while ((it = vg_hmap_next(&m, &pos))) {
+			void *v = it->value;
 			seen++;
 			if (*(int *)v % 2)
-				assert_ptr_equal(vg_hmap_del(m, k), v);
+				assert_ptr_equal(vg_hmap_del(&m, it->key, it->klen), v);
 		}
 		assert_int_equal(seen, 5000);
-		assert_int_equal(vg_hmap_count(m), 2500);
-		assert_null(vg_hmap_get(m, "uuid-1"));
-		assert_non_null(vg_hmap_get(m, "uuid-2"));
+		assert_int_equal(vg_hmap_count(&m), 2500);
+		assert_null(vg_hmap_gets(&m, "uuid-1"));
+		assert_non_null(vg_hmap_gets(&m, "uuid-2"));
 		/* delete the rest: tombstones everywhere, then reinsert */
 		for (int i = 0; i < 5000; i += 2) {
 			snprintf(key, sizeof(key), "uuid-%d", i);
-			assert_non_null(vg_hmap_del(m, key));
+			assert_non_null(vg_hmap_dels(&m, key));
 		}
-		assert_int_equal(vg_hmap_count(m), 0);
+		assert_int_equal(vg_hmap_count(&m), 0);
 	}
-	vg_hmap_free(m);
+	vg_hmap_release(&m);
+}
+
+/* After growing to 5000 keys and emptying, a few puts rebuild the table for
+ * the live entries: it shrinks back instead of keeping its peak size, and
+ * churn (put/delete of ever new keys) never grows it. */
+static void test_bounded(void **state)
+{
+	struct vg_hmap m;
+	static int v;
+	char key[32];
+
+	(void)state;
+	vg_hmap_init(&m);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(vg_hmap_puts(&m, key, &v), 0);
+	}
+	size_t peak = m.cap;
+	assert_true(peak >= 5000 * 10 / 7);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_non_null(vg_hmap_dels(&m, key));
+	}
+	for (int i = 0; i < 100000; i++) {
+		snprintf(key, sizeof(key), "churn%d", i);
+		assert_int_equal(vg_hmap_puts(&m, key, &v), 0);
+		assert_ptr_equal(vg_hmap_dels(&m, key), &v);
+	}
+	assert_int_equal(vg_hmap_count(&m), 0);
+	assert_true(m.cap <= 32);
+	assert_true(m.cap < peak);
+	vg_hmap_release(&m);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_basic),
+		cmocka_unit_test(test_binary_keys),
+		cmocka_unit_test(test_borrow),
 		cmocka_unit_test(test_many),
+		cmocka_unit_test(test_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,7 +8,6 @@
  * Run from the repository root.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
@@ -29,6 +28,8 @@
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 
+#include "../support/tmpdir.h"
+
 #define TEST_UUID "6695eb01-f6a4-8304-79aa-97f2502e193f"
 #define WEB1 "11111111-2222-3333-4444-555555555501"
 #define DB1 "11111111-2222-3333-4444-555555555502"
@@ -36,11 +37,6 @@
 #define T0_MS 1795000000000LL
 
 static char tmp[64], proc_link[128], fixtures[PATH_MAX];
-
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-	return remove(p);
-}
 
 /* tmp/proc is a symlink to a fixture tree, so a test can switch it. */
 static void point_proc(const char *which)
@@ -64,7 +60,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fx_rm_tree(tmp);
 	return 0;
 }
 

@@ -5,7 +5,6 @@
  * ignored, a collector that comes up late, and drain with a deadline.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +26,8 @@
 #include "vigie/clock.h"
 #include "vigie/wire.h"
 
+#include "../support/tmpdir.h"
+
 enum act { A_OK, A_DUP, A_RETRY, A_REJECT, A_SILENT, A_WRONG_SEQ };
 
 struct collector {
@@ -44,11 +45,6 @@ struct collector {
 static char dir[64];
 static int url_counter;
 
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	strcpy(dir, "/tmp/vigie-sender-test-XXXXXX");
@@ -58,7 +54,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fx_rm_tree(dir);
 	return 0;
 }
 

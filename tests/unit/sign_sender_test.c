@@ -9,7 +9,6 @@
  * socket can make it drop a batch.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +30,8 @@
 #include "vigie/clock.h"
 #include "vigie/sign.h"
 #include "vigie/wire.h"
+
+#include "../support/tmpdir.h"
 
 /* What the fake collector answers to the i-th message. */
 enum act {
@@ -57,11 +58,6 @@ struct fake {
 static char dir[64];
 static struct vg_key K, OTHER;
 
-static int rm_one(const char *p, const struct stat *s, int f, struct FTW *w)
-{
-	return remove(p);
-}
-
 static int setup(void **state)
 {
 	strcpy(dir, "/tmp/vigie-sign-sender-XXXXXX");
@@ -76,7 +72,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	fx_rm_tree(dir);
 	return 0;
 }
 
