@@ -1,14 +1,21 @@
-# vigie — one entry point: all, demo, check, bench, fuzz, valgrind, install, clean.
+# vigie — one entry point: all, deps, demo, check, unit, bench, fuzz,
+# valgrind, format, format-check, install, clean.
 #
-# Layout: common/ is a static library every program links; each component
-# folder (agent/, collector/, alarms/, billing/, query/) is a static library
-# whose main.c (or cli.c for the `vigie` CLI) becomes a program. Unit tests
-# tests/unit/<module>_test.c link against all of them with cmocka.
+# Layout: four static libraries, each becoming a program through its main:
+# libvgcommon (common/, linked by every program), libvgagent (agent/ but
+# agent/main.c), libvgcollector (collector/ but collector/main.c, with
+# alarms/, billing/ and the API part of query/) and libvgcli (query/cli_*.c
+# but query/cli.c, the `vigie` CLI). Unit tests tests/unit/<module>_test.c
+# and the C integration tests tests/integration/*_test.c (they start the
+# real daemons) link against all of them with cmocka.
 #
+#   make unit            build and run only the unit tests (edit-compile-test
+#                        loop; no dependency check, no daemons)
 #   make SAN=1 check     AddressSanitizer + UndefinedBehaviorSanitizer build
 #                        (objects in build-san/, so it never mixes with build/)
 #   make valgrind        the daemons under valgrind's memcheck through a few
-#                        integration tests (bench/valgrind_check.sh; slow)
+#                        integration tests (tests/valgrind_check.sh; slow)
+#   make format-check    count the lines `make format` would change
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -43,6 +50,7 @@ COLLECTOR_SRC := $(filter-out collector/main.c,$(wildcard collector/*.c)) \
                  $(filter-out query/cli%.c,$(wildcard query/*.c))
 CLI_SRC       := $(filter-out query/cli.c,$(wildcard query/cli_*.c))
 UNIT_SRC      := $(wildcard tests/unit/*_test.c)
+INTEG_SRC     := $(wildcard tests/integration/*_test.c)
 BENCH_SRC     := $(wildcard bench/*.c)
 FUZZ_SRC      := $(wildcard tests/fuzz/*_fuzz.c)
 
@@ -56,9 +64,11 @@ ALL_LIBS     := $(LIBCOLLECTOR) $(LIBAGENT) $(LIBCLI) $(LIBCOMMON)
 
 BINS  := $(BUILD)/bin/vigie-agent $(BUILD)/bin/vigie-collector $(BUILD)/bin/vigie
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+INTEGS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps demo check unit-tests bench fuzz valgrind install clean format
+.PHONY: all deps demo check unit unit-tests integration-tests bench fuzz valgrind install clean \
+        format format-check
 # Keep objects of tests and benches (make would delete them as intermediates).
 .SECONDARY:
 all: $(BINS)
@@ -95,11 +105,21 @@ $(BUILD)/tests/%_test: $(call obj,tests/unit/%_test.c) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+$(BUILD)/tests/integration/%_test: $(call obj,tests/integration/%_test.c) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
 $(BUILD)/bench/%: $(call obj,bench/%.c) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 unit-tests: $(UNITS)
+integration-tests: $(INTEGS)
+
+# The edit-compile-test loop: only the unit tests, same summary line.
+unit:
+	@$(MAKE) --no-print-directory unit-tests
+	@VIGIE_BUILD=$(BUILD) TEST_GROUPS=unit bash tests/run.sh
 
 # The README's two commands. Both install what is missing first.
 demo: deps
@@ -107,7 +127,7 @@ demo: deps
 	@bash scripts/demo.sh "$(LIBVIRT)" "$(INTERVAL)" "$(BUILD)"
 
 check: deps
-	@$(MAKE) --no-print-directory all unit-tests
+	@$(MAKE) --no-print-directory all unit-tests integration-tests
 	@VIGIE_BUILD=$(BUILD) bash tests/run.sh
 
 bench: deps
@@ -118,8 +138,8 @@ fuzz: deps
 	@bash tests/fuzz/run.sh
 
 valgrind: deps
-	@$(MAKE) --no-print-directory all unit-tests
-	@VIGIE_BUILD=$(BUILD) bash bench/valgrind_check.sh
+	@$(MAKE) --no-print-directory all integration-tests
+	@VIGIE_BUILD=$(BUILD) bash tests/valgrind_check.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vigie \
@@ -132,8 +152,13 @@ install: all
 	if [ -d query/www ]; then install -d $(DESTDIR)$(PREFIX)/share/vigie/www && \
 	    cp -r query/www/. $(DESTDIR)$(PREFIX)/share/vigie/www/; fi
 
+# .clang-format describes the code as it is; format-check counts the lines
+# clang-format would still change (hand-aligned tables and the like).
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	@bash scripts/format-check.sh
 
 clean:
 	rm -rf build build-san build-valgrind

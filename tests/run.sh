@@ -2,11 +2,14 @@
 # tests/run.sh — run every test and print one summary line.
 #
 # Runs each unit test binary ($VIGIE_BUILD/tests/*_test, cmocka in TAP
-# mode), then tests/integration/*.sh and tests/e2e/*.sh (bash, TAP). Counts
-# every "ok", "not ok" and "# SKIP" line; a program that exits non-zero
-# without reporting a failure counts as one failure (a crash is a failure).
-# Logs of each program go to $VIGIE_BUILD/test-logs/. Exit 1 if anything
-# failed. Set TESTS=pattern to run only matching programs.
+# mode), then the integration tests: the C ones that start the real daemons
+# ($VIGIE_BUILD/tests/integration/*_test) and tests/integration/*.sh, then
+# tests/e2e/*.sh (bash, TAP). Counts every "ok", "not ok" and "# SKIP" line;
+# a program that exits non-zero without reporting a failure counts as one
+# failure (a crash is a failure). Logs of each program go to
+# $VIGIE_BUILD/test-logs/. Exit 1 if anything failed. Set TESTS=pattern to
+# run only matching programs, TEST_GROUPS to a subset of "unit integration
+# e2e" (the default: all three) to run only those groups (`make unit`).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${VIGIE_BUILD:-build}
@@ -72,15 +75,28 @@ run_one() { # name, command...
 }
 
 pattern=${TESTS:-}
-for t in "$BUILD"/tests/*_test; do
-  [[ -x $t ]] || continue
-  n=$(basename "$t")
-  [[ -n $pattern && $n != *$pattern* ]] && continue
-  run_one "unit/$n" "$t"
-done
+groups=" ${TEST_GROUPS:-unit integration e2e} "
+want() { [[ $groups == *" $1 "* ]]; }
+if want unit; then
+  for t in "$BUILD"/tests/*_test; do
+    [[ -x $t ]] || continue
+    n=$(basename "$t")
+    [[ -n $pattern && $n != *$pattern* ]] && continue
+    run_one "unit/$n" "$t"
+  done
+fi
+if want integration; then
+  for t in "$BUILD"/tests/integration/*_test; do
+    [[ -x $t ]] || continue
+    n=integration/$(basename "$t")
+    [[ -n $pattern && $n != *$pattern* ]] && continue
+    run_one "$n" "$t"
+  done
+fi
 for t in tests/integration/*_test.sh tests/e2e/*_test.sh; do
   [[ -f $t ]] || continue
   n=${t#tests/}; n=${n%.sh}
+  want "${n%%/*}" || continue
   [[ -n $pattern && $n != *$pattern* ]] && continue
   run_one "$n" bash "$t"
 done
