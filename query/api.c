@@ -41,7 +41,7 @@ struct vg_api {
 	size_t nregs, capregs;
 	uint64_t reg_errors;
 	struct vg_bill_service *billing; /* atomic: set once after start */
-	struct vg_token_store *tokens; /* issue 4: bearer tokens */
+	struct vg_token_store *tokens; /* API bearer tokens */
 };
 
 /* ---- the route table ------------------------------------------------------ */
@@ -63,12 +63,12 @@ const struct vg_route vg_api_routes[] = {
 	{GETS, "/v1/resources", vg_api_h_resources, resources_params, 0, 0},
 	{GETS, "/v1/resources/{id}", vg_api_h_resource, NULL, 0, 0},
 	{GETS, "/v1/measures", vg_api_h_measures, measures_params, 0, 0},
-	/* issue 5: alarms (query/api_alarms.c; the block is in vigie/alarm_api.h) */
+	/* alarms (query/api_alarms.c; the block is in vigie/alarm_api.h) */
 	VG_ALARM_ROUTES,
 	{GETS, "/v1/invoices", vg_api_h_invoices, invoices_params, 0, 0},
 	{VG_HTTP_POST, "/v1/invoices/finalize", vg_api_h_invoices_finalize,
 	 finalize_params, 0, 0},
-	/* issue 4: query endpoints (vigie/api_query.h) and tokens */
+	/* query endpoints (vigie/api_query.h) and tokens */
 	{GETS, "/v1/statistics", vg_api_h_statistics, vg_api_statistics_params, 0, 0},
 	{GETS, "/v1/aggregates", vg_api_h_aggregates, vg_api_aggregates_params, 0, 0},
 	{GETS, "/v1/resources/{id}/latest", vg_api_h_latest, NULL, 0, 0},

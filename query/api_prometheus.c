@@ -307,7 +307,7 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		      (unsigned long long)hs.responses[5]);
 }
 
-/* The alarm engine's self-metrics (issue 5), when alarms are attached. */
+/* The alarm engine's self-metrics, when alarms are attached. */
 static void alarm_metrics(struct vg_buf *b)
 {
 	struct vg_api_alarm_stats st;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tests/valgrind_check.sh [TEST...] — run integration and harness tests with
-# vigie-collector and vigie-agent under valgrind's memcheck (issue 8: "the
-# integration tests run clean under valgrind's memcheck with no definite
-# leaks").
+# vigie-collector and vigie-agent under valgrind's memcheck: the
+# integration tests must run clean, with no memcheck error and no definite
+# leak.
 #
 # Makes $BUILD-valgrind/bin/ with wrapper scripts that exec the real
 # binaries of $BUILD (default build) under valgrind, one log per process

@@ -4,8 +4,8 @@
  *
  * vigie/api.h is what the collector sees (start/stop); this header is what
  * the query/ files share with each other and with their unit tests. Adding
- * an endpoint (issue 4: statistics, aggregates, latest/top, graph,
- * /metrics, tokens) means: a handler in its own query/api_<concept>.c, a
+ * an endpoint (as statistics, aggregates, latest/top, graph, /metrics and
+ * tokens were added) means: a handler in its own query/api_<concept>.c, a
  * prototype here, a line in vg_api_routes[] (query/api.c) and a section in
  * docs/api.md. Authorisation plugs in as the server's authorize hook
  * (vg_api_authorize), which sets req->scope_project; every handler already
@@ -17,9 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vigie/alarm_api.h" /* issue 5: alarm handlers and routes */
+#include "vigie/alarm_api.h" /* alarm handlers and routes */
 #include "vigie/api.h"
-#include "vigie/api_query.h" /* issue 4: query endpoints, tokens */
+#include "vigie/api_query.h" /* query endpoints, tokens */
 #include "vigie/http.h"
 #include "vigie/registry.h"
 #include "vigie/store.h"
@@ -36,7 +36,7 @@
 /* ---- shared state (query/api.c) ------------------------------------------ */
 
 struct vg_bill_service;
-/* Billing (issue 6): the collector hands its billing service over once
+/* Billing: the collector hands its billing service over once
  * the API runs (thread-safe; NULL until then: invoices answer 503). */
 void vg_api_set_billing(struct vg_api *a, struct vg_bill_service *b);
 struct vg_bill_service *vg_api_billing(struct vg_api *a);

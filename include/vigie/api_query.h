@@ -1,5 +1,5 @@
 /*
- * vigie — the query endpoints of issue 4 inside the JSON API: tenants
+ * vigie — the query endpoints inside the JSON API: tenants
  * (bearer tokens), statistics, aggregates, latest values and top, graphs
  * and the Prometheus exposition (query/api_tokens.c, api_statistics.c,
  * api_aggregates.c, api_latest.c, api_graph.c, api_prometheus.c).

@@ -284,7 +284,7 @@ static int setup_server(void **state)
 		return -1;
 	if (write_data())
 		return -1;
-	/* every route but /v1/health needs a token (issue 4) */
+	/* every route but /v1/health needs a token */
 	{
 		struct vg_token_store *ts;
 		char tok[VG_TOKEN_LEN + 1];
