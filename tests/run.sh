@@ -71,7 +71,7 @@ run_one() { # name, command...
     grep -E '^not ok|^# ' "$log" | head -20 | sed 's/^/    /'
     echo "    (full log: $log)"
   fi
-  grep -E '^(not )?ok [0-9]+.*# *SKIP|^1\.\.0 *# *SKIP' "$log" | sed 's/^/    /'
+  grep -E '^(not )?ok [0-9]+.*# *SKIP|^1\.\.0 *# *SKIP|^# skipped: ' "$log" | sed 's/^/    /'
 }
 
 pattern=${TESTS:-}
