@@ -1,4 +1,5 @@
-# vigie — one entry point: all, demo, check, bench, fuzz, valgrind, install, clean.
+# vigie — one entry point: all, deps, demo, check, unit, bench, fuzz,
+# valgrind, format, format-check, install, clean.
 #
 # Layout: one static library per component, layered (a library may use only
 # those after it in LIB_ORDER; tests/layers_test.sh checks the includes):
@@ -11,14 +12,18 @@
 #   common     common/      what every program links
 # collector/compose.c is vigie-collector's main and its composition root:
 # the one file that wires the core, alarms, billing and the API together.
-# Each unit test tests/unit/<name>_test.c names the libraries it links in
-# LIBS_<name>_test below, and links only those: using anything else fails the
-# link, which is how a test stays on its own layer.
+# Each unit test tests/unit/<name>_test.c, and each C integration test
+# tests/integration/<name>_test.c (they start the real daemons), names the
+# libraries it links in LIBS_<name>_test below, and links only those: using
+# anything else fails the link, which is how a test stays on its own layer.
 #
+#   make unit            build and run only the unit tests (edit-compile-test
+#                        loop; no dependency check, no daemons)
 #   make SAN=1 check     AddressSanitizer + UndefinedBehaviorSanitizer build
 #                        (objects in build-san/, so it never mixes with build/)
 #   make valgrind        the daemons under valgrind's memcheck through a few
-#                        integration tests (bench/valgrind_check.sh; slow)
+#                        integration tests (tests/valgrind_check.sh; slow)
+#   make format-check    count the lines `make format` would change
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -56,6 +61,7 @@ BILLING_SRC   := $(wildcard billing/*.c)
 API_SRC       := $(wildcard query/api/*.c)
 CLI_SRC       := $(filter-out query/cli/cli.c,$(wildcard query/cli/*.c))
 UNIT_SRC      := $(wildcard tests/unit/*_test.c)
+INTEG_SRC     := $(wildcard tests/integration/*_test.c)
 BENCH_SRC     := $(wildcard bench/*.c)
 FUZZ_SRC      := $(wildcard tests/fuzz/*_fuzz.c)
 
@@ -77,7 +83,6 @@ ALL_LIBS     := $(call libs,$(LIB_ORDER))
 
 # The libraries each unit test links (in any order; see above).
 LIBS_agent_events_test  := agent common
-LIBS_agent_test         := agent common
 LIBS_alarm_config_test  := alarms common
 LIBS_alarm_engine_test  := alarms common
 LIBS_alarm_eval_test    := alarms common
@@ -87,7 +92,6 @@ LIBS_alarm_stream_test  := alarms common
 LIBS_api_query_test     := api alarms billing collector common
 LIBS_api_static_test    := api alarms billing collector common
 LIBS_api_test           := api alarms billing collector common
-LIBS_auth_test          := common
 LIBS_bill_invoice_test  := billing common
 LIBS_bill_ledger_test   := billing common
 LIBS_bill_meter_test    := billing common
@@ -100,12 +104,10 @@ LIBS_cli_render_test    := cli api alarms billing collector common
 LIBS_cli_test           := cli api alarms billing collector common
 LIBS_clock_test         := common
 LIBS_config_test        := common
-LIBS_crash_test         := billing collector common
 LIBS_derive_test        := agent common
 LIBS_dispatch_test      := common
 LIBS_domxml_test        := agent common
 LIBS_hmap_test          := agent common
-LIBS_hostile_wire_test  := collector common
 LIBS_http_test          := api alarms billing collector common
 LIBS_journal_test       := collector common
 LIBS_lastval_test       := collector common
@@ -129,9 +131,11 @@ LIBS_wire_test          := common
 
 BINS  := $(BUILD)/bin/vigie-agent $(BUILD)/bin/vigie-collector $(BUILD)/bin/vigie
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+INTEGS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps demo check unit-tests bench fuzz valgrind install clean format
+.PHONY: all deps demo check unit unit-tests integration-tests bench fuzz valgrind install clean \
+        format format-check
 # Keep objects of tests and benches (make would delete them as intermediates).
 .SECONDARY:
 # A failed link must not leave a file that looks up to date.
@@ -176,11 +180,21 @@ $(BUILD)/tests/%_test: $(call obj,tests/unit/%_test.c) $$(call libs,$$(LIBS_$$*_
 	@test -n "$(LIBS_$*_test)" || { echo "Makefile: no LIBS_$*_test (the libraries $*_test links)" >&2; exit 1; }
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+$(BUILD)/tests/integration/%_test: $(call obj,tests/integration/%_test.c) $(ALL_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
 $(BUILD)/bench/%: $(call obj,bench/%.c) $(ALL_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 unit-tests: $(UNITS)
+integration-tests: $(INTEGS)
+
+# The edit-compile-test loop: only the unit tests, same summary line.
+unit:
+	@$(MAKE) --no-print-directory unit-tests
+	@VIGIE_BUILD=$(BUILD) TEST_GROUPS=unit bash tests/run.sh
 
 # The README's two commands. Both install what is missing first.
 demo: deps
@@ -188,7 +202,7 @@ demo: deps
 	@bash scripts/demo.sh "$(LIBVIRT)" "$(INTERVAL)" "$(BUILD)"
 
 check: deps
-	@$(MAKE) --no-print-directory all unit-tests
+	@$(MAKE) --no-print-directory all unit-tests integration-tests
 	@VIGIE_BUILD=$(BUILD) bash tests/run.sh
 
 bench: deps
@@ -199,8 +213,8 @@ fuzz: deps
 	@bash tests/fuzz/run.sh
 
 valgrind: deps
-	@$(MAKE) --no-print-directory all unit-tests
-	@VIGIE_BUILD=$(BUILD) bash bench/valgrind_check.sh
+	@$(MAKE) --no-print-directory all integration-tests
+	@VIGIE_BUILD=$(BUILD) bash tests/valgrind_check.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vigie \
@@ -213,8 +227,13 @@ install: all
 	if [ -d query/www ]; then install -d $(DESTDIR)$(PREFIX)/share/vigie/www && \
 	    cp -r query/www/. $(DESTDIR)$(PREFIX)/share/vigie/www/; fi
 
+# .clang-format describes the code as it is; format-check counts the lines
+# clang-format would still change (hand-aligned tables and the like).
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	@bash scripts/format-check.sh
 
 clean:
 	rm -rf build build-san build-valgrind

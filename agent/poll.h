@@ -19,9 +19,10 @@
  * VG_EV_GAP event (host resource) when the outage starts, and keeps every
  * domain's previous state: an outage never ends domains.
  *
- * Hook for libvirt lifecycle events (billing, later): vg_poller_push_event
- * queues an event from any thread; the next poll adds it to its batch and
- * suppresses the same event type it would have derived for that resource.
+ * Hook for libvirt lifecycle events (agent/events.c delivers them, billing
+ * reads them): vg_poller_push_event queues an event from any thread; the
+ * next poll adds it to its batch and suppresses the same event type it
+ * would have derived for that resource.
  *
  * Derived values use the poll timestamps (time_ms) for dt, so with a
  * synthetic clock they agree with the rates the collector computes from

@@ -3,16 +3,19 @@
  * evaluation of samples, composites, persistence and fan-out of
  * notifications (vigie/alarm_engine.h).
  *
- * Design. Four indexes, all under one lock:
+ * Design. Nine hash maps, all under one lock:
  *   alarms     id -> alarm (definition, compiled rule, instances)
  *   names      project NUL name -> alarm (composites refer by name)
  *   watchers   metric -> enabled selector alarms watching it
  *   exact      resource NUL metric -> enabled single-resource alarms
  *   metrics    metric -> how many enabled threshold alarms watch it
+ *   deps       project NUL name -> composites that name that alarm
  *   series     resource NUL metric -> series (counter state, one window per
  *              distinct period, bindings window -> alarm instance)
- * plus resources (id -> type, project, host, flavor, attributes, series)
- * and hosts (host -> data clock). A definition change bumps `gen`; a series
+ *   resources  id -> type, project, host, flavor, attributes, series
+ *   hosts      host -> data clock
+ * watchers, exact, metrics and deps are indexes rebuilt from `alarms`
+ * (reindex). A definition change bumps `gen`; a series
  * whose gen is older rebinds (re-matches selectors) before it is used, so
  * definitions change in O(1) and bindings follow lazily.
  *
@@ -652,7 +655,7 @@ static int list_put(struct vg_hmap *m, const char *k, size_t kl, struct alarm *a
 }
 
 /* Add one alarm to the indexes: an enabled threshold alarm to `exact`
- * (one resource) or `selectors` (by metric) and to the metric counts; a
+ * (one resource) or `watchers` (by metric) and to the metric counts; a
  * composite to `deps` under each alarm it names. */
 static void index_add(struct vg_alarm_engine *e, struct alarm *a)
 {

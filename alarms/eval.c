@@ -438,38 +438,3 @@ void vg_alarm_eval_ring_unpack(struct vg_alarm_eval *e, const void *buf, size_t 
 		vg_alarm_eval_push(e, t, v);
 	}
 }
-
-json_t *vg_alarm_eval_ring_to_json(const struct vg_alarm_eval *e)
-{
-	json_t *a = json_array();
-
-	if (!a)
-		return NULL;
-	for (uint32_t i = 0; i < e->n; i++) {
-		const struct vg_alarm_point *pt = &e->ring[(e->head + i) % e->cap];
-		json_array_append_new(a, json_pack("[I,o]", (json_int_t)pt->start_ms,
-						   isnan(pt->value)
-							   ? json_null()
-							   : json_real(pt->value)));
-	}
-	return a;
-}
-
-int vg_alarm_eval_ring_from_json(struct vg_alarm_eval *e, const json_t *a)
-{
-	size_t i;
-	json_t *pt;
-
-	if (!json_is_array(a))
-		return -EINVAL;
-	e->n = e->head = 0;
-	e->last_start_ms = 0;
-	json_array_foreach(a, i, pt) {
-		json_t *t = json_array_get(pt, 0), *v = json_array_get(pt, 1);
-		if (!json_is_integer(t))
-			continue;
-		vg_alarm_eval_push(e, json_integer_value(t),
-				   json_is_number(v) ? json_number_value(v) : NAN);
-	}
-	return 0;
-}

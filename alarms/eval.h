@@ -120,9 +120,4 @@ int vg_alarm_eval_step(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
 size_t vg_alarm_eval_ring_pack(const struct vg_alarm_eval *e, void *buf, size_t len);
 void vg_alarm_eval_ring_unpack(struct vg_alarm_eval *e, const void *buf, size_t len);
 
-/* The same as JSON ([[start_ms, value|null], ...]) for reading by people
- * and tests. */
-json_t *vg_alarm_eval_ring_to_json(const struct vg_alarm_eval *e);
-int vg_alarm_eval_ring_from_json(struct vg_alarm_eval *e, const json_t *a);
-
 #endif

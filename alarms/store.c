@@ -551,22 +551,3 @@ int vg_alarm_store_outbox_retry(struct vg_alarm_store *s, int64_t id,
 	bind_text(st, 4, error);
 	return run(s, ST_OB_RETRY);
 }
-
-int vg_alarm_store_outbox_counts(struct vg_alarm_store *s, uint64_t counts[3])
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	counts[0] = counts[1] = counts[2] = 0;
-	rc = sqlite3_prepare_v2(s->db, "SELECT state, count(*) FROM outbox "
-				"GROUP BY state", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return map_rc(rc);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int k = sqlite3_column_int(st, 0);
-		if (k >= 0 && k < 3)
-			counts[k] = (uint64_t)sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : map_rc(rc);
-}

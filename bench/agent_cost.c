@@ -1,5 +1,5 @@
 /*
- * agent_cost.c — what one agent poll costs, per domain (issue 3 "Cost").
+ * agent_cost.c — what one agent poll costs, per domain (docs/benchmarks.md).
  *
  * Generates a libvirt test-driver node with N domains (each with a disk, a
  * tap NIC and Nova metadata, like a real compute node), opens it through

@@ -1,5 +1,5 @@
 /*
- * alarms_bench.c — how fast alarms are (issue 5, "Speed").
+ * alarms_bench.c — how fast alarms are (docs/alarms.md, "Speed").
  *
  *   alarms_bench engine [--alarms 10000] [--series 10000] [--batches 20]
  *   alarms_bench e2e --collector-bin build/bin/vigie-collector
@@ -410,10 +410,10 @@ static pid_t collector_up(const struct opts *o, char *dir, size_t dirlen,
 	f = fopen(conf, "w");
 	fprintf(f, "[storage]\narchives = 1m:1d\n");
 	fclose(f);
-	snprintf(listen, 64, "tcp://127.0.0.1:%d", port);
-	snprintf(api, 64, "127.0.0.1:%d", port + 1);
-	snprintf(notify, 64, "tcp://127.0.0.1:%d", port + 2);
-	/* an administrator token for the API (issue 4), made offline */
+	snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d", port);
+	snprintf(api, sizeof(api), "127.0.0.1:%d", port + 1);
+	snprintf(notify, sizeof(notify), "tcp://127.0.0.1:%d", port + 2);
+	/* an administrator token for the API, made offline */
 	{
 		char cmd[1400], line[256] = "", last[256] = "";
 		FILE *p;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/api_bench.sh — the query API under load (issue 4), for `make bench`
+# bench/api_bench.sh — the query API under load, for `make bench`
 # (bench/run.sh calls it) or alone:
 #   VIGIE_BUILD=build bash bench/api_bench.sh
 #

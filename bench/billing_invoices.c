@@ -1,6 +1,6 @@
 /*
  * billing_invoices.c — `make bench`: how long generating every invoice of
- * a month takes for 10,000 instances (issue 6: seconds, not minutes), and
+ * a month takes for 10,000 instances (the goal: seconds, not minutes), and
  * how fast the meter takes batches.
  *
  *   billing_invoices [INSTANCES [PROJECTS]]     (default 10000 100)

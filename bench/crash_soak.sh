@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/crash_soak.sh [CYCLES] — the kill -9 crash test of `make check`
-# (tests/unit/crash_test.c: a sender streams batches while the collector is
+# (tests/integration/crash_test.c: a sender streams batches while the collector is
 # SIGKILLed at random moments; afterwards every acknowledged value must be
 # in the RRD files at its own time, `rrdtool info` must read every file,
 # PRAGMA integrity_check must pass, every alarm transition must reach the
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 BUILD=${VIGIE_BUILD:-build}
 CYCLES=${1:-${CRASH_CYCLES:-100}}
 ROUNDS=${ROUNDS:-1}
-T=$BUILD/tests/crash_test
+T=$BUILD/tests/integration/crash_test
 [[ -x $T ]] || { echo "crash_soak: $T missing (make all unit-tests)" >&2; exit 1; }
 rc_all=0
 for r in $(seq "$ROUNDS"); do

@@ -338,7 +338,7 @@ if [[ -n $CR ]]; then
     "$(kv files_checked "$CR")" "$(kv points_checked "$CR")"
 fi
 
-# ---- alarms (issue 5; docs/alarms.md "Speed") ------------------------------------------------
+# ---- alarms (docs/alarms.md "Speed") ---------------------------------------
 # The alarm engine alone (in process), then the real collector: ingestion
 # with BENCH_ALARMS alarms loaded versus none, and the latency from the
 # deciding batch to the webhook request and to the PUB message (target: p99
@@ -411,7 +411,7 @@ if [[ " $SKIP " != *" api "* ]]; then
   VIGIE_BUILD=$BUILD bash bench/api_bench.sh || { echo "  FAIL: api_bench"; fail=1; }
 fi
 
-# ---- the agent's cost per poll (issue 3) and invoices (issue 6) -------------
+# ---- the agent's cost per poll and invoices -------------
 if [[ " $SKIP " != *" agent "* ]]; then
   echo
   echo "agent: CPU per poll, everything included (libvirt test driver, /proc, derivation, encoding, sending)"

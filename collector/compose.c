@@ -146,7 +146,7 @@ static void idle(void *ctx)
 		"other configuration changes", vg_keyring_count(kr), g_keys_dir);
 }
 
-/* Alarms (issue 5): the PUB socket (when [alarms] notify is set), the SSE
+/* Alarms: the PUB socket (when [alarms] notify is set), the SSE
  * hub and the engine, registered after the store so a sample is stored
  * before an alarm acts on it. Threads start here, with signals blocked.
  * 0, or 1 after logging why. */
@@ -280,7 +280,7 @@ static int configure(int argc, char **argv, struct vg_config *cfg)
 		}
 	}
 	if (optind < argc && !strcmp(argv[optind], "token")) {
-		g_token_argi = optind; /* issue 4: offline token command */
+		g_token_argi = optind; /* the offline API token command */
 	} else if (optind < argc) {
 		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n",
 			argv[optind]);
@@ -386,7 +386,7 @@ int main(int argc, char **argv)
 	vg_dispatch_add(&dispatch, &cons);
 	cons = vg_store_consumer(store);
 	vg_dispatch_add(&dispatch, &cons);
-	/* billing (issue 6): usage metering after the store; the rate card
+	/* billing: usage metering after the store; the rate card
 	 * is checked now so a bad one stops start-up (exit 2) */
 	if (vg_bill_service_open(cfg.collector_data_dir, cfg.billing_ratecard,
 				 &billing, err, sizeof(err))) {

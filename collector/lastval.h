@@ -4,7 +4,7 @@
  *
  * The registry used to run one sqlite upsert per resource and one per
  * sample of every batch (59 % of the collector's CPU at 100,000 series,
- * issue 7). Nearly all of them changed nothing but a last-seen time and a
+ * measured). Nearly all of them changed nothing but a last-seen time and a
  * last value. This cache remembers, per resource, a hash of the identity
  * the database holds (type, host, name, parent, project, user, flavor,
  * attributes) and whether it is ended; per (resource, metric), the kind

@@ -15,9 +15,9 @@
  *     return 0  => the agent gets its ack     copy its values out, write
  *                                             them in one rrd_update_r
  *
- * The cache is bounded (CACHE_MAX_VALUES; $VIGIE_STORE_CACHE_MAX and
- * $VIGIE_STORE_FLUSH_DEPTH override the bound and the depth for tests and
- * benchmarks): a batch that would overflow it
+ * The cache is bounded ([storage] cache_values, default CACHE_MAX_VALUES;
+ * [storage] flush_depth sets the depth, default FLUSH_MIN_DEPTH; tests and
+ * benchmarks set both small): a batch that would overflow it
  * gets -EAGAIN, so the receiver answers RETRY and the agents keep their
  * batches (backpressure), and nothing unacknowledged is journaled.
  * vg_store_fetch writes the series' cached values before reading the file.

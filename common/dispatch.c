@@ -1,8 +1,9 @@
 /*
  * dispatch.c — hands each accepted batch to every consumer, in order.
  *
- * The receiver knows only this interface; the registry, the RRD store and
- * later alarms, billing and the live stream register themselves here. The
+ * The receiver knows only this interface; the registry, the RRD store, the
+ * billing meter, the alarm engine and the live stream's publisher are
+ * registered here by the collector's main.c. The
  * acknowledgement rule lives in include/vigie/dispatch.h.
  */
 #include <errno.h>

@@ -2,12 +2,16 @@
 # tests/run.sh — run every test and print one summary line.
 #
 # Runs each unit test binary ($VIGIE_BUILD/tests/*_test, cmocka in TAP
-# mode), then tests/*_test.sh (checks of the source tree, such as the
-# layers), tests/integration/*.sh and tests/e2e/*.sh (bash, TAP). Counts
-# every "ok", "not ok" and "# SKIP" line; a program that exits non-zero
-# without reporting a failure counts as one failure (a crash is a failure).
-# Logs of each program go to $VIGIE_BUILD/test-logs/. Exit 1 if anything
-# failed. Set TESTS=pattern to run only matching programs.
+# mode) and tests/*_test.sh (checks of the source tree, such as the
+# layers), then the integration tests: the C ones that start the real
+# daemons ($VIGIE_BUILD/tests/integration/*_test) and
+# tests/integration/*.sh, then tests/e2e/*.sh (bash, TAP). Counts every
+# "ok", "not ok" and "# SKIP" line; a program that exits non-zero without
+# reporting a failure counts as one failure (a crash is a failure). Logs of
+# each program go to $VIGIE_BUILD/test-logs/. Exit 1 if anything failed.
+# Set TESTS=pattern to run only matching programs, TEST_GROUPS to a subset
+# of "unit integration e2e" (the default: all three) to run only those
+# groups (`make unit`).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${VIGIE_BUILD:-build}
@@ -69,21 +73,41 @@ run_one() { # name, command...
     grep -E '^not ok|^# ' "$log" | head -20 | sed 's/^/    /'
     echo "    (full log: $log)"
   fi
-  grep -E '^(not )?ok [0-9]+.*# *SKIP|^1\.\.0 *# *SKIP' "$log" | sed 's/^/    /'
+  grep -E '^(not )?ok [0-9]+.*# *SKIP|^1\.\.0 *# *SKIP|^# skipped: ' "$log" | sed 's/^/    /'
 }
 
 pattern=${TESTS:-}
-for t in "$BUILD"/tests/*_test; do
-  [[ -x $t ]] || continue
-  n=$(basename "$t")
-  [[ -n $pattern && $n != *$pattern* ]] && continue
-  run_one "unit/$n" "$t"
-done
-# Static checks of the tree (tests/*_test.sh: the layers), then the
-# integration and end-to-end scripts.
-for t in tests/*_test.sh tests/integration/*_test.sh tests/e2e/*_test.sh; do
+groups=" ${TEST_GROUPS:-unit integration e2e} "
+want() { [[ $groups == *" $1 "* ]]; }
+if want unit; then
+  for t in "$BUILD"/tests/*_test; do
+    n=$(basename "$t")
+    # only binaries whose source is still a unit test (a build dir may
+    # hold one from before a test moved to tests/integration/)
+    [[ -x $t && -f tests/unit/$n.c ]] || continue
+    [[ -n $pattern && $n != *$pattern* ]] && continue
+    run_one "unit/$n" "$t"
+  done
+  # static checks of the source tree (the layers)
+  for t in tests/*_test.sh; do
+    [[ -f $t ]] || continue
+    n=${t#tests/}; n=${n%.sh}
+    [[ -n $pattern && $n != *$pattern* ]] && continue
+    run_one "$n" bash "$t"
+  done
+fi
+if want integration; then
+  for t in "$BUILD"/tests/integration/*_test; do
+    n=integration/$(basename "$t")
+    [[ -x $t && -f tests/$n.c ]] || continue
+    [[ -n $pattern && $n != *$pattern* ]] && continue
+    run_one "$n" "$t"
+  done
+fi
+for t in tests/integration/*_test.sh tests/e2e/*_test.sh; do
   [[ -f $t ]] || continue
   n=${t#tests/}; n=${n%.sh}
+  want "${n%%/*}" || continue
   [[ -n $pattern && $n != *$pattern* ]] && continue
   run_one "$n" bash "$t"
 done

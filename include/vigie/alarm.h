@@ -120,8 +120,6 @@ struct vg_alarm_policy {
 
 /* Release every string of d and zero it. Accepts NULL. */
 void vg_alarm_def_release(struct vg_alarm_def *d);
-/* Deep copy. 0 or -ENOMEM (dst zeroed). */
-int vg_alarm_def_copy(struct vg_alarm_def *dst, const struct vg_alarm_def *src);
 
 /* Read a definition from the API's JSON object into *out (zeroed first).
  * Every problem is reported, one per field, in *errors: a new JSON array

@@ -151,7 +151,5 @@ int vg_alarm_store_outbox_failed(struct vg_alarm_store *s, int64_t id,
 int vg_alarm_store_outbox_retry(struct vg_alarm_store *s, int64_t id,
 				uint32_t attempts, int64_t next_ms,
 				const char *error);
-/* Rows per state (index enum vg_alarm_outbox_state). */
-int vg_alarm_store_outbox_counts(struct vg_alarm_store *s, uint64_t counts[3]);
 
 #endif

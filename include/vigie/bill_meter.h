@@ -19,7 +19,7 @@
  * poll time are ignored and transitions are unique on (resource, time,
  * kind), so a re-delivered batch changes nothing.
  *
- * What the meter reads from a batch (the agent's contract, issue 3):
+ * What the meter reads from a batch (the agent's contract, docs/protocol.md):
  *   instance  state ACTIVE/ENDED; project, user, name, flavor (name);
  *             attrs "flavor_vcpus", "flavor_memory_mb", "flavor_disk_gb"
  *             (or "flavor.vcpus", ...), else samples "vcpus" and

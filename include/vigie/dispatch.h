@@ -2,9 +2,10 @@
  * vigie — the collector's one internal interface from receiver to consumers.
  *
  * Every batch the receiver accepts (decoded, valid, not a duplicate) is
- * handed to each registered consumer in registration order: the registry
- * and the RRD store now; alarms, billing and the live metric stream later.
- * Adding a consumer never touches the receiver.
+ * handed to each registered consumer in registration order: the registry,
+ * the RRD store, the billing meter, the alarm engine and (when [alarms]
+ * notify is set) the publisher of the live metric stream; the collector's
+ * main.c registers them. Adding a consumer never touches the receiver.
  *
  * Acknowledgement rule: the receiver acknowledges a batch to the agent only
  * when every consumer returned 0 for it. A consumer that cannot take the

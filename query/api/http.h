@@ -97,7 +97,7 @@ struct vg_http_req {
 	const struct vg_route *route;
 	void *ctx;                 /* the server's ctx (the API) */
 	int64_t now_ms;            /* request arrival, UTC ms */
-	/* Set by the authorisation hook (issue 4): NULL = sees everything;
+	/* Set by the authorisation hook (API tokens): NULL = sees everything;
 	 * otherwise the only project whose data this request may read. */
 	const char *scope_project;
 	char scope_buf[256];

@@ -50,14 +50,14 @@ int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv);
-/* issue 4 (query/cli/cli_query.c, query/cli/cli_token.c) */
+/* query commands and API tokens (query/cli/cli_query.c, query/cli/cli_token.c) */
 int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_latest(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv);
-/* issue 5 (query/cli/cli_alarms.c): list, show, create, update, delete,
+/* alarms (query/cli/cli_alarms.c): list, show, create, update, delete,
  * enable, disable, history, watch */
 int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv);
 

@@ -1,5 +1,5 @@
 /*
- * cli_query.c — the `vigie` commands of issue 4 over the query endpoints:
+ * cli_query.c — the `vigie` commands over the query endpoints:
  * stats (GET /v1/statistics), latest (GET /v1/resources/{id}/latest), top
  * (GET /v1/top, a live view refreshed in place), aggregate
  * (GET /v1/aggregates) and graph (GET /v1/graph, written to a PNG file);

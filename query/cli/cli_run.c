@@ -5,8 +5,9 @@
  * Design: `vigie [--api URL] [--token T] [--timeout S] COMMAND [ARGS]`.
  * Global options are read up to the first non-option (the command); each
  * command then parses its own arguments (and accepts --api/--token too, so
- * they may come after the command). Adding a command (issue 4: stats, top,
- * graph, tokens) is one line in `commands` and one vg_cli_cmd_* function.
+ * they may come after the command). Adding a command (as stats, top,
+ * graph, token were added) is one line in `commands` and one vg_cli_cmd_*
+ * function.
  *
  * Invariants: usage errors exit 2 with one line naming the fix; --help
  * prints to c->out and exits 0.

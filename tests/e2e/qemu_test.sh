@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# qemu_test.sh — issue 3's proof on a real hypervisor: real QEMU guests under
+# qemu_test.sh — the agent's figures on a real hypervisor: QEMU guests under
 # libvirtd (TCG, no KVM), the real vigie-agent and vigie-collector, and the
 # values read back through the HTTP API compared with `virsh domstats`.
 #
@@ -150,7 +150,7 @@ if [[ $RUN_VIGIE == 1 ]]; then
 	step = 60
 	archives = 1m:1d
 	EOF
-	# an admin API token (issue 4), made offline; every curl below sends it
+	# an admin API token, made offline; every curl below sends it
 	E2E_TOKEN=$("$BIN/vigie-collector" --data-dir "$W/data" token create --admin 2>/dev/null)
 	curl() { command curl -H "Authorization: Bearer $E2E_TOKEN" "$@"; }
 	export VIGIE_TOKEN=$E2E_TOKEN

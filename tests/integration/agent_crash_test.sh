@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # agent_crash_test.sh — kill -9 the agent at random moments, ten times,
-# mid-poll and mid-spool (issue 8, crash safety).
+# mid-poll and mid-spool (crash safety of the agent's spool).
 #
 # The agent polls the libvirt test driver every 50 ms (real clock) and
 # spools each batch before sending it; it is SIGKILLed 100..900 ms after

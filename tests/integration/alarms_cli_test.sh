@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# alarms_cli_test.sh — `vigie alarms` against the real vigie-collector
-# (issue 5): create from a file and from stdin, list, show, disable and
+# alarms_cli_test.sh — `vigie alarms` against the real vigie-collector:
+# create from a file and from stdin, list, show, disable and
 # enable, update, history with the definition changes, watch following the
 # SSE stream while a wire-level sender (bench/alarms_send) makes the alarm
 # fire, delete, the alarm engine's self-metrics on /metrics, and the error

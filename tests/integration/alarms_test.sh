@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# alarms_test.sh — issue 5 with the real binaries: vigie-collector (alarms
+# alarms_test.sh — alarms with the real binaries: vigie-collector (alarms
 # on, --notify PUB socket), a wire-level sender (bench/alarms_send) replaying
 # sample time, a webhook receiver process (bench/alarms_hook), a real
 # `nanocat` subscriber, an SSE client (curl -N), an exec command, and a
@@ -43,7 +43,7 @@ exec = on-alarm: $TMP/on-alarm.sh
 exec_timeout = 5
 EOF
 
-# API tokens (issue 4): an administrator and a tenant of project "acme"
+# API tokens: an administrator and a tenant of project "acme"
 ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" token create --admin 2>/dev/null | tail -1)
 TENANT=$("$BIN/vigie-collector" --data-dir "$DATA" token create --project acme 2>/dev/null | tail -1)
 AUTH=(); TAUTH=()
@@ -239,7 +239,7 @@ if [[ ${#TAUTH[@]} -gt 0 ]]; then
     for _ in 1 2 3 4; do skip "SSE scope (no streaming in this build)"; done
   fi
 else
-  skip "no tenant token (issue 4 not built in)"
+  skip "no tenant token (vigie-collector token create --project failed)"
 fi
 
 stop_pid "$COLLECTOR_PID"; rc=$?

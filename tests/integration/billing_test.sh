@@ -29,7 +29,7 @@ while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
 API=http://127.0.0.1:$HPORT
 DATA=$TMP/data
 printf '[billing]\nratecard = %s\n' "$CARD" >"$TMP/vigie.conf"
-# API tokens (issue 4): an admin token for everything below, and one
+# API tokens: an admin token for everything below, and one
 # scoped to project beta to check that it sees only beta's invoices.
 ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" token create --admin 2>/dev/null | tail -1)
 BETA=$("$BIN/vigie-collector" --data-dir "$DATA" token create --project beta 2>/dev/null | tail -1)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fulldisk_test.sh — the collector's data directory fills up (issue 8).
+# fulldisk_test.sh — the collector's data directory fills up.
 #
 # The data directory is a 1 MiB tmpfs, far too small for the series the
 # agent sends (test:///default plus this host's /proc). Once it is full the

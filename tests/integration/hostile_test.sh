@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # hostile_test.sh — the HTTP API of the real collector against hostile
-# clients (issue 8): query strings and paths built to break parsing, inject
+# clients: query strings and paths built to break parsing, inject
 # into SQL or rrdtool arguments or leave the data directory; oversize URIs,
 # headers and bodies; deeply nested JSON; unknown methods; and slow clients
 # that open connections and never finish a request (slowloris).
@@ -13,7 +13,7 @@
 # than a quarter of the connections (256): 127.0.0.1 holding that many is
 # refused its next one while 127.0.0.2 is still served. The wire side (garbage batches, NaN,
 # oversize messages, hostile names, 1,000 agents) is
-# tests/unit/hostile_wire_test.c.
+# tests/integration/hostile_wire_test.c.
 source "$(dirname "$0")/lib.sh"
 
 URI=test:///default
@@ -26,7 +26,7 @@ START=$(( ($(date +%s) - 7200) / 60 * 60 ))
 SLOW=${HOSTILE_SLOW_CLIENTS:-64}
 IDLE_TIMEOUT=${HOSTILE_IDLE_TIMEOUT:-30}
 
-# An admin API token (issue 4), made offline before the start.
+# An admin API token, made offline before the start.
 TOKEN=$("$BIN/vigie-collector" --data-dir "$DATA" token create --admin 2>/dev/null | grep '^vgt_')
 AUTH=(-H "Authorization: Bearer $TOKEN")
 start_collector collector --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT \

@@ -42,8 +42,8 @@ free_port() { # a loopback TCP port below the ephemeral range, in no TCP state
 
 # start_collector NAME ARGS... ; sets COLLECTOR_PID, logs to $TMP/NAME.log
 # (with --allow-unsigned: these tests' agents have no keys; signed agents
-# are tested by tests/unit/auth_test.c and tests/integration/signed_test.sh)
-# The API needs a bearer token (issue 4): the first time a data dir is
+# are tested by tests/integration/auth_test.c and signed_test.sh)
+# The API needs a bearer token: the first time a data dir is
 # used, start_collector makes an admin token offline (vigie-collector token
 # create) into $ADMIN_TOKEN; api/api_code send it, the CLI gets it through
 # $VIGIE_TOKEN. Tests that need other tokens make their own.

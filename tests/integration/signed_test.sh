@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# signed_test.sh — signed agents end to end with the real binaries (issue 8).
+# signed_test.sh — signed agents end to end with the real binaries.
 #
 # A collector with require_signatures on and a keys directory; agents on
 # the libvirt test driver with a synthetic clock:

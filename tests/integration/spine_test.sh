@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# spine_test.sh — the whole path of issue 2 with the real binaries:
+# spine_test.sh — the whole metering path with the real binaries:
 # vigie-agent (libvirt test driver + this host's /proc) -> nanomsg ->
 # vigie-collector -> RRD files + registry -> HTTP API -> vigie CLI.
 #

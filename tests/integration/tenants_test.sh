@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tenants_test.sh — issue 4 end to end: bearer tokens, tenant isolation over
+# tenants_test.sh — tenants end to end: bearer tokens, tenant isolation over
 # every endpoint of the real collector, tokens made and revoked offline
 # while it runs, the graph injection attempts, /metrics, the CLI, and TLS.
 #
@@ -101,7 +101,7 @@ check "/metrics for the admin: RRD write latency" grep -q '^vigie_store_write_se
 eq "/metrics: one TYPE line per family" \
   "$(grep '^# TYPE' "$TMP/m.admin" | sort | uniq -d | wc -l)" 0
 eq "tokens are admin-only (403)" "$(code "$ANA" "$API/v1/tokens")" 403
-# alarms and invoices (issues 5 and 6) obey the same scope
+# alarms and invoices obey the same scope
 code "$ADMIN" -o "$TMP/alarm.json" -XPOST "$API/v1/alarms" \
   -d "{\"name\":\"web-cpu\",\"project\":\"$P_WEB\",\"metric\":\"cpu.util\",\"resource\":\"$WEB\",\"comparison\":\"gt\",\"threshold\":99}" >/dev/null
 eq "analytics does not list webshop's alarm" \

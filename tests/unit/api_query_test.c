@@ -1,5 +1,5 @@
 /*
- * api_query_test.c — the query endpoints of issue 4 on the real server
+ * api_query_test.c — the query endpoints on the real server
  * (vg_api_start on a loopback port, libcurl): tenants (bearer tokens, 401,
  * 403, token endpoints), statistics, aggregates, latest, top, graph (with
  * the rrd_graph injection attempts), /metrics, tenant isolation across

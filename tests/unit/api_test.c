@@ -693,7 +693,9 @@ static void test_concurrent(void **state)
 
 static void test_start_errors(void **state)
 {
-	struct vg_api_options o = {.listen = "127.0.0.1", .data_dir = "/tmp",
+	/* the fixture's private data dir: a shared one such as /tmp may hold
+	 * another user's tokens.db, and this test must not leave one there */
+	struct vg_api_options o = {.listen = "127.0.0.1", .data_dir = srv.dir,
 				   .threads = 1};
 	struct vg_api *a = NULL;
 	char err[256], addr[64];

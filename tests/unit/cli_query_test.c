@@ -1,5 +1,5 @@
 /*
- * cli_query_test.c — the `vigie` commands of issue 4 (stats, latest, top,
+ * cli_query_test.c — the `vigie` query commands (stats, latest, top,
  * aggregate, graph, token, measures --sparkline) run in-process
  * (vg_cli_run) against the real API (vg_api_start on a loopback port) over
  * a small hand-written data dir, checking the printed text, the files

@@ -461,8 +461,10 @@ static void test_host_backed_disk(void **state)
 	for (size_t i = 0; i < sizeof(cand) / sizeof(cand[0]) && !dev; i++)
 		if (stat(cand[i], &st) == 0 && S_ISBLK(st.st_mode))
 			dev = cand[i];
-	if (!dev)
+	if (!dev) {
+		print_message("# skipped: no block device to stand for a disk\n");
 		skip();
+	}
 	unsigned maj = major(st.st_rdev), min = minor(st.st_rdev);
 	snprintf(path, sizeof(path), "%s/node.xml", tmp);
 	snprintf(text, sizeof(text),

@@ -517,11 +517,15 @@ static void test_disk_full(void **state)
 	struct vg_store *s;
 	int rc = 0;
 
-	if (!mkdtemp(dir))
+	if (!mkdtemp(dir)) {
+		print_message("# skipped: cannot create %s\n", dir);
 		skip();
+	}
 	if (mount("tmpfs", dir, "tmpfs", 0, "size=256k")) {
 		rmdir(dir);
-		skip(); /* not root or no mount namespace: cannot test here */
+		print_message("# skipped: cannot mount a tmpfs (needs root and "
+			      "CAP_SYS_ADMIN)\n");
+		skip();
 	}
 	vg_config_defaults(&cfg); /* default tiers: 1.2 MB per file */
 	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);

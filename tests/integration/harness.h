@@ -1,6 +1,7 @@
 /*
  * harness.h — run the real vigie-collector from a cmocka test (header-only,
- * shared by hostile_wire_test.c and crash_test.c).
+ * shared by the C integration tests hostile_wire_test.c, auth_test.c and
+ * crash_test.c).
  *
  * h_init makes a private temp dir with a config file and picks two free
  * loopback ports; h_start creates an admin API token offline (vigie-
@@ -11,7 +12,11 @@
  * one message on a fresh REQ socket like an agent and returns the ack
  * bytes; h_get / h_post call the HTTP API with the admin token; h_kill9
  * and h_stop end it; h_cleanup removes the temp dir (kept
- * when KEEP_TMP is set). Every function returns 0 or -errno.
+ * when KEEP_TMP is set). h_init, h_start and h_exchange[_raw] return 0
+ * or -errno; h_get and h_post the HTTP status (-1 when no answer came);
+ * h_stop the collector's exit status (-1 when it had to be killed);
+ * h_kill9 and h_cleanup cannot fail (h_cleanup only reports on stderr a
+ * directory it could not remove). Each states its own contract below.
  *
  * Not thread-safe; one harness per collector.
  */
@@ -92,6 +97,7 @@ static inline int h_free_port(int *fd)
 	return -1;
 }
 
+/* $VIGIE_BUILD, or "build" when unset or empty. */
 static inline const char *h_build_dir(void)
 {
 	const char *b = getenv("VIGIE_BUILD");
@@ -99,7 +105,7 @@ static inline const char *h_build_dir(void)
 }
 
 /* Temp dir, ports, config file with conf_text. -ENOENT if the binary is
- * missing. */
+ * missing, -EADDRINUSE if no two free ports were found, other -errno. */
 static inline int h_init(struct vg_harness *h, const char *conf_text)
 {
 	int fd1, fd2, port = h_free_port(&fd1), hport = h_free_port(&fd2);
@@ -150,8 +156,8 @@ static inline size_t h_sink(char *p, size_t sz, size_t n, void *ud)
 	return sz * n;
 }
 
-/* GET path: the HTTP status (-1 if none), the body in *body if asked
- * (malloc'd, may be NULL). */
+/* GET path with the admin token when there is one: the HTTP status (-1
+ * if none), the body in *body if asked (malloc'd, may be NULL). */
 static inline long h_get(const struct vg_harness *h, const char *path, char **body)
 {
 	struct h_buf b = {NULL, 0};
@@ -225,15 +231,14 @@ static inline long h_post(const struct vg_harness *h, const char *path,
 	return code;
 }
 
+/* 1 when /v1/health answers 200, else 0. */
 static inline int h_healthy(const struct vg_harness *h)
 {
 	return h_get(h, "/v1/health", NULL) == 200;
 }
 
-/* Start the collector with --config, --listen, --http, --data-dir and
- * the extra arguments (NULL-terminated, may be NULL); wait up to 30 s for
- * /v1/health. -ECHILD if it exited (see h->log). */
-/* An admin token for h_get, made offline on the data dir. */
+/* An admin token for h_get and h_post, made offline on the data dir
+ * (h->token stays "" if the command fails). */
 static inline void h_make_token(struct vg_harness *h)
 {
 	char cmd[PATH_MAX + 400], line[256];
@@ -251,6 +256,11 @@ static inline void h_make_token(struct vg_harness *h)
 	pclose(p);
 }
 
+/* Start the collector with --config, --listen, --http, --data-dir and
+ * the extra arguments (NULL-terminated, may be NULL); wait up to 30 s for
+ * /v1/health. 0 once it answers; -ECHILD if it exited (see h->log),
+ * -ETIMEDOUT if it never answered (it is left running: h_cleanup kills it),
+ * other -errno. */
 static inline int h_start(struct vg_harness *h, const char *const *extra)
 {
 	const char *argv[32];
@@ -316,6 +326,7 @@ static inline int h_stop(struct vg_harness *h)
 	return -1;
 }
 
+/* SIGKILL and reap the collector, if running (the crash tests' kill -9). */
 static inline void h_kill9(struct vg_harness *h)
 {
 	if (h->pid > 0) {
@@ -325,6 +336,8 @@ static inline void h_kill9(struct vg_harness *h)
 	}
 }
 
+/* Kill the collector if still running and remove the temp dir (kept, and
+ * named on stderr, when KEEP_TMP is set). Safe on a harness h_init failed. */
 static inline void h_cleanup(struct vg_harness *h)
 {
 	char cmd[128];
@@ -378,6 +391,7 @@ out:
 	return rc;
 }
 
+/* h_exchange_raw without the raw answer. */
 static inline int h_exchange(const struct vg_harness *h, const void *msg,
 			     size_t len, int timeout_ms, struct vg_ack *ack)
 {

@@ -127,7 +127,7 @@ static int setup(void **state)
 		 "[storage]\nstep = 60\nheartbeat = 600\narchives = 1m:1d\n",
 		 MAX_MESSAGE);
 	rc = h_init(&C, conf);
-	if (rc == 0) /* unsigned agents here: tests/unit/auth_test.c signs */
+	if (rc == 0) /* unsigned agents here: auth_test.c signs */
 		rc = h_start(&C, (const char *const[]){"--allow-unsigned", NULL});
 	if (rc == -ENOENT) {
 		*state = NULL;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# bench/valgrind_check.sh [TEST...] — run integration and harness tests with
-# vigie-collector and vigie-agent under valgrind's memcheck (issue 8: "the
-# integration tests run clean under valgrind's memcheck with no definite
-# leaks").
+# tests/valgrind_check.sh [TEST...] — run integration and harness tests with
+# vigie-collector and vigie-agent under valgrind's memcheck: the
+# integration tests must run clean, with no memcheck error and no definite
+# leak.
 #
 # Makes $BUILD-valgrind/bin/ with wrapper scripts that exec the real
 # binaries of $BUILD (default build) under valgrind, one log per process
@@ -72,7 +72,7 @@ tests=("$@")
   tests/integration/fulldisk_test.sh tests/integration/spine_test.sh
   tests/integration/tenants_test.sh tests/integration/alarms_test.sh
   tests/integration/alarms_cli_test.sh tests/integration/billing_test.sh
-  "$VB/tests/hostile_wire_test" "$VB/tests/auth_test")
+  "$VB/tests/integration/hostile_wire_test" "$VB/tests/integration/auth_test")
 n=0; rc_all=0
 for t in "${tests[@]}"; do
   n=$((n + 1)); name=$(basename "$t")

@@ -1,5 +1,5 @@
 /*
- * auth_test.c — signed agents against the real vigie-collector (issue 8):
+ * auth_test.c — signed agents against the real vigie-collector:
  * with require_signatures on and keys for hosts "auth-a" and "auth-b",
  * unsigned, forged, tampered, wrong-host, unknown-host and stale batches
  * are answered REJECTED (with an unsigned ack), counted per reason and
