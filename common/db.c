@@ -49,7 +49,7 @@ int vg_db__scan_params(const char *sql, char *out)
 	const char *p = sql;
 	char *o = out;
 
-#define EMIT(c) do { if (o) *o++ = (c); } while (0)
+#define EMIT(c) do { char c_ = (c); if (o) *o++ = c_; } while (0)
 	while (*p) {
 		char c = *p;
 		if (c == '\'' || c == '"') { /* literal or quoted identifier; '' and "" escape */
@@ -78,6 +78,8 @@ int vg_db__scan_params(const char *sql, char *out)
 				EMIT(*p++);
 				EMIT(*p++);
 			}
+		} else if (c == '$' && p[1] >= '0' && p[1] <= '9') {
+			return -EINVAL; /* PostgreSQL's own syntax: one way only */
 		} else if (c == '?') {
 			long n = 0;
 			int digits = 0;

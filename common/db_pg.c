@@ -95,11 +95,16 @@ static int fail(struct vg_db *db, PGresult *r)
 {
 	PGconn *c = C(db)->c;
 	const char *msg = r ? PQresultErrorMessage(r) : NULL;
-	int code = code_of(r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL);
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	int code = code_of(state);
 
 	if (!msg || !*msg)
 		msg = PQerrorMessage(c);
-	if (PQstatus(c) == CONNECTION_BAD)
+	/* An error without SQLSTATE was made by libpq itself, not the
+	 * server: the connection is in doubt even when PQstatus still says
+	 * OK (libpq 15 reports "server closed the connection unexpectedly"
+	 * that way after an immediate shutdown). Reconnecting is cheap. */
+	if (PQstatus(c) == CONNECTION_BAD || !state)
 		code = -ECONNRESET;
 	return vg_db__err(db, code, "%s", msg && *msg ? msg : "unknown PostgreSQL error");
 }

@@ -29,8 +29,8 @@
  * Parameters are written ONE way: ?1, ?2, ... ?N (sqlite's numbered form;
  * a number may repeat and appear in any order). The PostgreSQL driver
  * rewrites them to $1..$N outside string literals, quoted identifiers and
- * comments. A bare '?' is refused (-EINVAL) on both engines, so SQL that
- * works on one works on the other.
+ * comments. A bare '?' and PostgreSQL's own $N are refused (-EINVAL) on
+ * both engines, so SQL that works on one works on the other.
  *
  * Values: int64, double, text (UTF-8, NUL-terminated), blob (bytes), NULL.
  * Getters convert like sqlite does (an int64 getter on a text column
@@ -310,7 +310,7 @@ int vg_db__err(struct vg_db *db, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Scan sql for ?N parameters outside literals, identifiers and comments.
- * Returns the highest N (0: none), or -EINVAL for a bare '?' or ?0. If
+ * Returns the highest N (0: none), or -EINVAL for a bare '?', ?0 or $N. If
  * out is not NULL it receives sql with each ?N written $N (PostgreSQL);
  * out must hold strlen(sql) + 1 bytes (the text never grows). */
 int vg_db__scan_params(const char *sql, char *out);
