@@ -429,7 +429,7 @@ int vg_db_rollback(struct vg_db *db)
 
 static void backoff(int attempt)
 {
-	static unsigned seed;
+	static _Thread_local unsigned seed;
 	long ms = 1L << (attempt < 7 ? attempt : 7);
 
 	if (!seed)

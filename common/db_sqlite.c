@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -105,7 +106,16 @@ static int lite_open(struct vg_db *db, const char *target)
 	sqlite3_extended_result_codes(h, 1);
 	sqlite3_busy_timeout(h, busy_ms);
 	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;", sync);
-	rc = sqlite3_exec(h, pragmas, NULL, NULL, NULL);
+	/* Turning a new file to WAL while another connection does the same
+	 * can answer BUSY without calling the busy handler: wait here, within
+	 * the busy timeout, like any other lock. */
+	for (int waited = 0;; waited += 10) {
+		rc = sqlite3_exec(h, pragmas, NULL, NULL, NULL);
+		if ((rc & 0xff) != SQLITE_BUSY || waited >= busy_ms)
+			break;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
 	return rc == SQLITE_OK ? 0 : fail(db, rc);
 }
 

@@ -219,6 +219,8 @@ static void *migrate_thread(void *p)
 	char err[256];
 
 	a->rc = vg_db_open(a->url, &sch2, &db, err, sizeof(err));
+	if (a->rc)
+		printf("# migrate_thread: %d %s\n", a->rc, err);
 	vg_db_close(db);
 	return NULL;
 }
@@ -962,5 +964,7 @@ int main(void)
 		BOTH(test_upsert),        BOTH(test_returning),
 		BOTH(test_stmt_cache),
 	};
+	if (getenv("DB_TEST_FILTER")) /* e.g. "*reconnect*" */
+		cmocka_set_test_filter(getenv("DB_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
