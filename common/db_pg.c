@@ -161,6 +161,17 @@ static int pg_reconnect(struct vg_db *db)
 	return 0;
 }
 
+/* Like sqlite3_changes: only INSERT, UPDATE and DELETE count (a SELECT
+ * leaves the last figure alone). */
+static void count_changes(struct vg_db *db, PGresult *r)
+{
+	const char *tag = PQcmdStatus(r);
+
+	if (!strncmp(tag, "INSERT ", 7) || !strncmp(tag, "UPDATE ", 7) ||
+	    !strncmp(tag, "DELETE ", 7))
+		C(db)->changes = strtoll(PQcmdTuples(r), NULL, 10);
+}
+
 static int pg_exec(struct vg_db *db, const char *sql)
 {
 	PGresult *r = PQexec(C(db)->c, sql);
@@ -171,6 +182,8 @@ static int pg_exec(struct vg_db *db, const char *sql)
 		rc = fail(db, r);
 	else if (!strcmp(sql, "COMMIT") && !strcmp(PQcmdStatus(r), "ROLLBACK"))
 		rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had failed: rolled back");
+	else
+		count_changes(db, r);
 	PQclear(r);
 	return rc;
 }
@@ -325,8 +338,7 @@ static int pg_step(struct vg_db_stmt *base)
 			st->res = NULL;
 			return rc;
 		}
-		if (*PQcmdTuples(st->res))
-			C(db)->changes = strtoll(PQcmdTuples(st->res), NULL, 10);
+		count_changes(db, st->res);
 		st->nrows = PQntuples(st->res);
 		st->ncols = PQnfields(st->res);
 		st->row = -1;

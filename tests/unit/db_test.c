@@ -861,6 +861,7 @@ static void test_upsert(void **state)
 		assert_int_equal(vg_db_changes(db), 1);
 	}
 	assert_int_equal(q64(db, "SELECT v FROM kv WHERE k = 'a'"), 9); /* the larger kept */
+	assert_int_equal(vg_db_changes(db), 1);
 	assert_int_equal(q64(db, "SELECT n FROM kv WHERE k = 'a'"), 2);
 
 	assert_int_equal(vg_db_prepare(db, "INSERT INTO kv(k, v) VALUES(?1, ?2) "
@@ -870,6 +871,12 @@ static void test_upsert(void **state)
 	assert_int_equal(vg_db_step(st), 0);
 	assert_int_equal(vg_db_changes(db), 0);
 	assert_int_equal(q64(db, "SELECT v FROM kv WHERE k = 'a'"), 9);
+	exec_ok(db, "INSERT INTO kv(k, v) VALUES('b', 1), ('c', 2)");
+	assert_int_equal(vg_db_changes(db), 2);
+	exec_ok(db, "DELETE FROM kv");
+	assert_int_equal(vg_db_changes(db), 3);
+	assert_int_equal(q64(db, "SELECT count(*) FROM kv"), 0);
+	assert_int_equal(vg_db_changes(db), 3); /* a SELECT does not count */
 	vg_db_close(db);
 }
 
