@@ -11,9 +11,11 @@
  * value type with NULLs, int64 extremes, doubles (NaN becomes NULL,
  * +-Infinity kept), UTF-8, empty text and blob, blobs of 4 MiB; ?N
  * parameters (repeated, reordered, inside literals and comments untouched,
- * bare ? refused); unique violation -EEXIST, NOT NULL -EINVAL;
+ * bare ? refused); unique violation -EEXIST, NOT NULL -EINVAL, a
+ * read-only database -EROFS;
  * transactions and the retry helper; two connections writing at once;
- * claiming work (PostgreSQL: FOR UPDATE SKIP LOCKED gives disjoint rows;
+ * claiming work (PostgreSQL: FOR UPDATE SKIP LOCKED gives disjoint rows,
+ * NOWAIT on a held row is -EBUSY;
  * sqlite: the second writer is -EBUSY until the first commits); the
  * server restarted under a connection (one failed call, then it works,
  * a lost transaction retried by vg_db_transact); libpq URLs (multi-host,
@@ -493,6 +495,8 @@ static void test_params(void **state)
 	vg_db_close(db);
 }
 
+static int put(struct vg_db *db, const char *k, int64_t v);
+
 static void test_constraints(void **state)
 {
 	struct engine *e = need(state);
@@ -509,6 +513,14 @@ static void test_constraints(void **state)
 	assert_int_equal(vg_db_prepare(db, "INSERT INTO kv(k, v) VALUES(?1, ?2)", &st), 0);
 	vg_db_bind_text(st, 1, "k");
 	assert_int_equal(vg_db_step(st), -EINVAL); /* v NOT NULL */
+
+	/* a read-only database (PostgreSQL: a standby after a failover) */
+	exec_ok(db, e->kind == VG_DB_POSTGRESQL ? "SET default_transaction_read_only = on"
+						: "PRAGMA query_only = 1");
+	assert_int_equal(put(db, "ro", 1), -EROFS);
+	exec_ok(db, e->kind == VG_DB_POSTGRESQL ? "SET default_transaction_read_only = off"
+						: "PRAGMA query_only = 0");
+	assert_int_equal(put(db, "ro", 1), 0);
 	vg_db_close(db);
 }
 
@@ -710,6 +722,13 @@ static void test_claim(void **state)
 	assert_int_equal(claim(a, "a", 3, ia), 3);
 	if (e->kind == VG_DB_POSTGRESQL) {
 		/* while a holds its rows, b claims others */
+		assert_int_equal(vg_db_begin(b), 0);
+		struct vg_db_stmt *nw;
+		assert_int_equal(vg_db_prepare(b, "SELECT id FROM jobs WHERE id = ?1 FOR UPDATE NOWAIT",
+					       &nw), 0);
+		vg_db_bind_int64(nw, 1, ia[0]);
+		assert_int_equal(vg_db_step(nw), -EBUSY); /* 55P03: a's row */
+		assert_int_equal(vg_db_rollback(b), 0);
 		assert_int_equal(vg_db_begin(b), 0);
 		assert_int_equal(claim(b, "b", 3, ib), 3);
 		assert_int_equal(vg_db_commit(b), 0);
