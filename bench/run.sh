@@ -25,7 +25,7 @@
 #
 # Knobs (environment): BENCH_SIZES="1000 10000 100000", BENCH_SECONDS=10
 # (measured phase of each vigie run), BENCH_CEIL_SECONDS=4, BENCH_FS="tmpfs
-# disk", BENCH_SKIP="rrdcached backpressure crash alarms" (any subset).
+# disk", BENCH_SKIP="rrdcached backpressure crash alarms db" (any subset).
 # Must finish in under 10 minutes on a 2-core machine with the defaults.
 set -u
 BUILD=${VIGIE_BUILD:-build}
@@ -426,6 +426,13 @@ if [[ " $SKIP " != *" billing "* && -x $BB/billing_invoices ]]; then
   echo "billing: all invoices of a month for 10,000 instances"
   r=$("$BB/billing_invoices" 2>&1 | tail -5) || { echo "  FAIL: billing_invoices"; fail=1; }
   record "RESULT kind=billing $(tr '\n' ' ' <<<"$r")"
+  sed 's/^/  /' <<<"$r"
+fi
+if [[ " $SKIP " != *" db "* && -x $BB/db_bench ]]; then
+  echo
+  echo "state database: single-row upserts in transactions of 100, sqlite vs PostgreSQL (issue 15)"
+  r=$("$BB/db_bench" --keys 100000 --dir "$DISK_BASE" 2>&1) || { echo "  FAIL: db_bench"; fail=1; }
+  while read -r l; do [[ $l == RESULT* ]] && record "$l"; done <<<"$r"
   sed 's/^/  /' <<<"$r"
 fi
 

@@ -11,8 +11,12 @@ PKGS=(
   # libraries (headers + runtime)
   libvirt-dev librrd-dev libnanomsg-dev libjansson-dev libsqlite3-dev
   libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libssl-dev libcmocka-dev
+  libpq-dev
   # tools the tests and the demo drive
   libvirt-clients rrdtool rrdcached nanomsg-utils sqlite3 curl jq procps iproute2
+  # a PostgreSQL server the tests start themselves (initdb/pg_ctl into a
+  # temp dir; the package's own cluster is never used)
+  postgresql
   # the API benchmark (wrk) and the TLS test (openssl makes a self-signed cert)
   wrk openssl
   # fuzzing (libFuzzer) and sanitizer runtimes; memcheck for `make valgrind`

@@ -28,6 +28,10 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$p" 2>/dev/null
   done
+  if [[ -n ${PG_DIR:-} ]]; then
+    stop_postgres
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "# kept $PG_DIR"; else rm -rf "$PG_DIR"; fi
+  fi
   if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "# kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -115,6 +119,55 @@ start_rrdcached() {
   _pids+=("$RRDCACHED_PID")
   wait_for 10 _rrdcached_up "$RRDCACHED_SOCK" "$RRDCACHED_PORT"
 }
+
+# start_postgres: a private PostgreSQL server (the twin of
+# tests/unit/pg_harness.h). initdb -A trust -U vigie into its own dir
+# (outside $TMP, which only we may enter; as the postgres user when we are
+# root: initdb refuses root), pg_ctl -w start on a free port with its unix
+# socket in that dir and listen_addresses=127.0.0.1; extra server options
+# in $PG_OPTS. Sets PG_DIR, PG_PORT, PG_BIN, PG_URL (libpq conninfo over
+# the socket, user vigie, dbname postgres) and PG_TCP_URL. Returns 1 with
+# the reason in PG_SKIP when it cannot run here (no binaries; root without
+# a postgres user): report `skip "$PG_SKIP"`; returns 2 (a failure) when
+# it should run and does not. cleanup stops it (pg_ctl stop -m immediate)
+# and removes its dir, also on failure. stop_postgres / restart_postgres:
+# the same immediate stop (a crash, as clients see it) and a start on the
+# same port, to test reconnection.
+_pg_as() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+_pg_start() {
+  (cd "$PG_DIR" && _pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 ${PG_OPTS:-}" start) \
+    >>"$PG_DIR/setup.log" 2>&1 && wait_for 30 "$PG_BIN/pg_isready" -q -d "$PG_URL"
+}
+start_postgres() {
+  PG_SKIP=
+  PG_BIN=${PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+  if [[ -z $PG_BIN || ! -x $PG_BIN/initdb || ! -x $PG_BIN/pg_ctl ]]; then
+    PG_SKIP="PostgreSQL server binaries not found (install postgresql or set PG_BINDIR)"
+    return 1
+  fi
+  if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+    PG_SKIP="running as root (initdb refuses) and there is no postgres user"
+    return 1
+  fi
+  PG_DIR=$(mktemp -d /tmp/vigie-pg.XXXXXX) || return 2
+  [[ $(id -u) -eq 0 ]] && chown postgres: "$PG_DIR"
+  PG_PORT=$(free_port)
+  PG_URL="host=$PG_DIR port=$PG_PORT user=vigie dbname=postgres"
+  PG_TCP_URL="postgresql://vigie@127.0.0.1:$PG_PORT/postgres"
+  if ! (cd "$PG_DIR" && _pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U vigie -E UTF8 \
+      --no-locale --no-sync) >>"$PG_DIR/setup.log" 2>&1; then
+    diag "initdb failed: $(tail -3 "$PG_DIR/setup.log")"
+    return 2
+  fi
+  _pg_start || { diag "PostgreSQL did not start: $(tail -3 "$PG_DIR/server.log")"; return 2; }
+}
+stop_postgres() {
+  [[ -n ${PG_DIR:-} && -f $PG_DIR/data/postmaster.pid ]] || return 0
+  (cd "$PG_DIR" && _pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop) \
+    >>"$PG_DIR/setup.log" 2>&1 || true
+}
+restart_postgres() { stop_postgres; _pg_start; }
 
 ADMIN_TOKEN=
 api_auth() { [[ -n $ADMIN_TOKEN ]] && echo "Authorization: Bearer $ADMIN_TOKEN" || echo "X-No-Token: 1"; }

@@ -1,0 +1,597 @@
+/*
+ * db.c — the state database's engine-independent half (vigie/db.h).
+ *
+ * Design: sqlite's VFS turned around — this file holds everything the two
+ * engines share and calls a table of operations (struct vg_db_driver) for
+ * the rest: common/db_sqlite.c and common/db_pg.c each fill one in. Here:
+ * choosing the driver from the URL, the per-connection statement cache,
+ * checking ?N parameters, transaction state, the reconnect gate, the retry
+ * helper and schema migrations.
+ *
+ * Invariants:
+ *  - every public call on a connection passes through gate(): if the last
+ *    call lost the connection, this one reconnects first (or fails with
+ *    -ENOTCONN and leaves the connection marked lost for the next call);
+ *  - db->in_txn is 1 exactly between a successful BEGIN and the COMMIT or
+ *    ROLLBACK that ends it; a lost connection ends it too (the server
+ *    rolled it back);
+ *  - a statement in the cache belongs to its connection until vg_db_close;
+ *    the driver re-prepares it after a reconnect (db->generation);
+ *  - vg_db_migrate never writes a database whose schema is newer than the
+ *    caller's, and applies all of its steps or none.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vigie/db.h"
+
+int vg_db__err(struct vg_db *db, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(db->errmsg, sizeof(db->errmsg), fmt, ap);
+	va_end(ap);
+	/* one line */
+	for (char *p = db->errmsg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = *(p + 1) ? ' ' : '\0';
+	return code;
+}
+
+int vg_db__scan_params(const char *sql, char *out)
+{
+	int max = 0;
+	const char *p = sql;
+	char *o = out;
+
+#define EMIT(c) do { char c_ = (c); if (o) *o++ = c_; } while (0)
+	while (*p) {
+		char c = *p;
+		if (c == '\'' || c == '"') { /* literal or quoted identifier; '' and "" escape */
+			EMIT(*p++);
+			while (*p) {
+				if (*p == c && p[1] == c) {
+					EMIT(*p++);
+					EMIT(*p++);
+					continue;
+				}
+				if (*p == c)
+					break;
+				EMIT(*p++);
+			}
+			if (*p)
+				EMIT(*p++);
+		} else if (c == '-' && p[1] == '-') {
+			while (*p && *p != '\n')
+				EMIT(*p++);
+		} else if (c == '/' && p[1] == '*') {
+			EMIT(*p++);
+			EMIT(*p++);
+			while (*p && !(p[0] == '*' && p[1] == '/'))
+				EMIT(*p++);
+			if (*p) {
+				EMIT(*p++);
+				EMIT(*p++);
+			}
+		} else if (c == '$' && p[1] >= '0' && p[1] <= '9') {
+			return -EINVAL; /* PostgreSQL's own syntax: one way only */
+		} else if (c == '?') {
+			long n = 0;
+			int digits = 0;
+			for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+				if (digits < 6)
+					n = n * 10 + (*p - '0');
+			if (!digits || digits > 5 || n == 0)
+				return -EINVAL;
+			if (o)
+				o += sprintf(o, "$%ld", n);
+			if (n > max)
+				max = (int)n;
+		} else {
+			EMIT(*p++);
+		}
+	}
+	if (o)
+		*o = '\0';
+#undef EMIT
+	return max;
+}
+
+static const struct vg_db_driver *pick(const char *url, const char **target)
+{
+	const char *eq = strchr(url, '='), *slash = strchr(url, '/');
+
+	if (!strncmp(url, "sqlite:", 7)) {
+		*target = url + 7;
+		return &vg_db_sqlite_driver;
+	}
+	*target = url;
+	if (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11))
+		return &vg_db_pg_driver;
+	if (eq && (!slash || slash > eq))
+		return &vg_db_pg_driver;
+	return &vg_db_sqlite_driver;
+}
+
+static int gate(struct vg_db *db)
+{
+	int rc;
+
+	db->errmsg[0] = '\0';
+	if (!db->lost)
+		return 0;
+	rc = db->drv->xreconnect(db);
+	if (rc)
+		return rc == -ENOMEM ? rc : -ENOTCONN;
+	db->lost = 0;
+	db->generation++;
+	return 0;
+}
+
+/* Note what a driver's failure means for the connection. */
+static int after(struct vg_db *db, int rc)
+{
+	if (rc == -ECONNRESET && db->drv->xreconnect) {
+		db->lost = 1;
+		db->in_txn = 0;
+	}
+	return rc;
+}
+
+int vg_db_open(const char *url, const struct vg_db_schema *sch, struct vg_db **out,
+	       char *err, size_t errlen)
+{
+	const char *target;
+	struct vg_db *db;
+	int rc;
+
+	*out = NULL;
+	if (errlen)
+		err[0] = '\0';
+	if (!url || !*url) {
+		if (errlen)
+			snprintf(err, errlen, "state database: empty URL");
+		return -EINVAL;
+	}
+	if (!(db = calloc(1, sizeof(*db))))
+		return -ENOMEM;
+	db->drv = pick(url, &target);
+	rc = db->drv->xopen(db, target);
+	if (rc) {
+		if (errlen)
+			snprintf(err, errlen, "%s: %s", db->name ? db->name : target, db->errmsg);
+		vg_db_close(db);
+		return rc == -ECONNRESET ? -ENOTCONN : rc;
+	}
+	if (sch && (rc = vg_db_migrate(db, sch, err, errlen))) {
+		vg_db_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+void vg_db_close(struct vg_db *db)
+{
+	if (!db)
+		return;
+	for (size_t i = 0; i < db->nstmts; i++) {
+		struct vg_db_stmt *st = db->stmts[i];
+		db->drv->xfinalize(st);
+		free(st->sql);
+		free(st);
+	}
+	if (db->impl)
+		db->drv->xclose(db);
+	free(db->name);
+	free(db);
+}
+
+enum vg_db_engine vg_db_engine(const struct vg_db *db)
+{
+	return db->drv->engine;
+}
+
+const char *vg_db_errmsg(const struct vg_db *db)
+{
+	return db->errmsg;
+}
+
+int vg_db_in_transaction(const struct vg_db *db)
+{
+	return db->in_txn;
+}
+
+int vg_db_exec(struct vg_db *db, const char *sql)
+{
+	int rc = gate(db);
+
+	return rc ? rc : after(db, db->drv->xexec(db, sql));
+}
+
+int vg_db_prepare(struct vg_db *db, const char *sql, struct vg_db_stmt **out)
+{
+	struct vg_db_stmt *st;
+	int n, rc;
+
+	*out = NULL;
+	if ((rc = gate(db)))
+		return rc;
+	for (size_t i = 0; i < db->nstmts; i++)
+		if (!strcmp(db->stmts[i]->sql, sql)) {
+			st = db->stmts[i];
+			db->drv->xreset(st);
+			db->drv->xclear(st);
+			*out = st;
+			return 0;
+		}
+	if ((n = vg_db__scan_params(sql, NULL)) < 0)
+		return vg_db__err(db, -EINVAL, "parameters are written ?1..?N (bare ? or ?0 in: %.200s)", sql);
+	if (db->nstmts == VG_DB_MAX_STMTS)
+		return vg_db__err(db, -ENOSPC, "more than %d cached statements", VG_DB_MAX_STMTS);
+	if (!(st = calloc(1, db->drv->stmt_size)) || !(st->sql = strdup(sql))) {
+		free(st);
+		return -ENOMEM;
+	}
+	st->db = db;
+	st->nparams = n;
+	if ((rc = db->drv->xprepare(db, st))) {
+		db->drv->xfinalize(st);
+		free(st->sql);
+		free(st);
+		return after(db, rc);
+	}
+	db->stmts[db->nstmts++] = st;
+	*out = st;
+	return 0;
+}
+
+static int bind(struct vg_db_stmt *st, int i, const struct vg_db_value *v)
+{
+	if (i < 1 || i > st->nparams)
+		return vg_db__err(st->db, -EINVAL, "parameter ?%d out of range 1..%d", i, st->nparams);
+	return st->db->drv->xbind(st, i, v);
+}
+
+int vg_db_bind_int64(struct vg_db_stmt *st, int i, int64_t v)
+{
+	struct vg_db_value x = {.type = VG_DB_INT, .i = v};
+	return bind(st, i, &x);
+}
+
+int vg_db_bind_double(struct vg_db_stmt *st, int i, double v)
+{
+	struct vg_db_value x = {.type = v != v ? VG_DB_NULL : VG_DB_REAL, .d = v};
+	return bind(st, i, &x);
+}
+
+int vg_db_bind_text(struct vg_db_stmt *st, int i, const char *v)
+{
+	struct vg_db_value x = {.type = v ? VG_DB_TEXT : VG_DB_NULL, .p = v,
+				.len = v ? strlen(v) : 0};
+	return bind(st, i, &x);
+}
+
+int vg_db_bind_blob(struct vg_db_stmt *st, int i, const void *v, size_t len)
+{
+	struct vg_db_value x = {.type = v ? VG_DB_BLOB : VG_DB_NULL, .p = v, .len = len};
+	return bind(st, i, &x);
+}
+
+int vg_db_bind_null(struct vg_db_stmt *st, int i)
+{
+	struct vg_db_value x = {.type = VG_DB_NULL};
+	return bind(st, i, &x);
+}
+
+int vg_db_step(struct vg_db_stmt *st)
+{
+	int rc = gate(st->db);
+
+	if (rc)
+		return rc;
+	rc = st->db->drv->xstep(st);
+	if (rc < 0)
+		st->db->drv->xreset(st);
+	return rc < 0 ? after(st->db, rc) : rc;
+}
+
+void vg_db_reset(struct vg_db_stmt *st)
+{
+	if (st)
+		st->db->drv->xreset(st);
+}
+
+int64_t vg_db_changes(struct vg_db *db)
+{
+	return db->drv->xchanges(db);
+}
+
+int vg_db_column_count(struct vg_db_stmt *st)
+{
+	return st->db->drv->xcolumn_count(st);
+}
+
+static struct vg_db_value column(struct vg_db_stmt *st, int i)
+{
+	struct vg_db_value v = {.type = VG_DB_NULL};
+
+	if (i >= 0 && i < st->db->drv->xcolumn_count(st))
+		st->db->drv->xcolumn(st, i, &v);
+	return v;
+}
+
+int vg_db_column_is_null(struct vg_db_stmt *st, int i)
+{
+	return column(st, i).type == VG_DB_NULL;
+}
+
+int64_t vg_db_column_int64(struct vg_db_stmt *st, int i)
+{
+	struct vg_db_value v = column(st, i);
+
+	switch (v.type) {
+	case VG_DB_INT:
+		return v.i;
+	case VG_DB_REAL:
+		return (int64_t)v.d;
+	case VG_DB_TEXT:
+		if (!strcmp(v.p, "t") || !strcmp(v.p, "f")) /* a PostgreSQL boolean */
+			return *(const char *)v.p == 't';
+		return strtoll(v.p, NULL, 10);
+	default:
+		return 0;
+	}
+}
+
+double vg_db_column_double(struct vg_db_stmt *st, int i)
+{
+	struct vg_db_value v = column(st, i);
+
+	switch (v.type) {
+	case VG_DB_INT:
+		return (double)v.i;
+	case VG_DB_REAL:
+		return v.d;
+	case VG_DB_TEXT:
+		return strtod(v.p, NULL); /* also "NaN", "Infinity" */
+	default:
+		return 0;
+	}
+}
+
+const char *vg_db_column_text(struct vg_db_stmt *st, int i)
+{
+	struct vg_db_value v = column(st, i);
+
+	return v.type == VG_DB_NULL ? NULL : v.p;
+}
+
+const void *vg_db_column_blob(struct vg_db_stmt *st, int i, size_t *len)
+{
+	struct vg_db_value v = column(st, i);
+
+	*len = v.type == VG_DB_NULL ? 0 : v.len;
+	return v.type == VG_DB_NULL ? NULL : v.p;
+}
+
+int vg_db_begin(struct vg_db *db)
+{
+	int rc;
+
+	if ((rc = gate(db)))
+		return rc;
+	if (db->in_txn)
+		return vg_db__err(db, -EINVAL, "BEGIN inside a transaction");
+	rc = after(db, db->drv->xexec(db, db->drv->begin_sql));
+	db->in_txn = !rc;
+	return rc;
+}
+
+int vg_db_commit(struct vg_db *db)
+{
+	int rc;
+
+	if ((rc = gate(db)))
+		return rc;
+	if (!db->in_txn)
+		return vg_db__err(db, -EINVAL, "COMMIT outside a transaction");
+	rc = after(db, db->drv->xexec(db, "COMMIT"));
+	/* a failed COMMIT: sqlite may keep the transaction (BUSY), PostgreSQL
+	 * has ended it; the caller rolls back, which is harmless either way */
+	if (!rc)
+		db->in_txn = 0;
+	return rc;
+}
+
+int vg_db_rollback(struct vg_db *db)
+{
+	int rc;
+
+	if (db->lost) { /* the server already rolled it back */
+		db->in_txn = 0;
+		return 0;
+	}
+	db->errmsg[0] = '\0';
+	if (!db->in_txn)
+		return vg_db__err(db, -EINVAL, "ROLLBACK outside a transaction");
+	for (size_t i = 0; i < db->nstmts; i++) /* sqlite: no pending reads */
+		db->drv->xreset(db->stmts[i]);
+	rc = after(db, db->drv->xexec(db, "ROLLBACK"));
+	db->in_txn = 0;
+	return rc == -ECONNRESET ? 0 : rc;
+}
+
+static void backoff(int attempt)
+{
+	static _Thread_local unsigned seed;
+	long ms = 1L << (attempt < 7 ? attempt : 7);
+
+	if (!seed)
+		seed = (unsigned)time(NULL) ^ (unsigned)(size_t)&seed;
+	seed = seed * 1103515245u + 12345u;
+	ms = ms / 2 + (long)((seed >> 8) % (unsigned long)(ms + 1));
+	if (ms > 100)
+		ms = 100;
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+int vg_db_transact(struct vg_db *db, int (*fn)(struct vg_db *db, void *arg), void *arg)
+{
+	int rc = 0;
+
+	if (db->in_txn)
+		return vg_db__err(db, -EINVAL, "vg_db_transact inside a transaction");
+	for (int attempt = 0; attempt < VG_DB_TRIES; attempt++) {
+		int committing = 0;
+
+		if (attempt)
+			backoff(attempt);
+		rc = vg_db_begin(db);
+		if (!rc) {
+			rc = fn(db, arg);
+			if (!rc) {
+				committing = 1;
+				rc = vg_db_commit(db);
+			}
+		}
+		if (!rc)
+			return 0;
+		if (db->in_txn) {
+			char keep[sizeof(db->errmsg)];
+			memcpy(keep, db->errmsg, sizeof(keep));
+			vg_db_rollback(db);
+			memcpy(db->errmsg, keep, sizeof(keep));
+		}
+		if (rc == -EBUSY)
+			continue;
+		if ((rc == -ECONNRESET || rc == -ENOTCONN) && !committing)
+			continue;
+		return rc;
+	}
+	return rc;
+}
+
+/* ---- migrations ---- */
+
+int vg_db_schema_version(struct vg_db *db, const char *component, int64_t *version)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	*version = 0;
+	rc = vg_db_exec(db, "CREATE TABLE IF NOT EXISTS vg_schema(component TEXT PRIMARY KEY, "
+			    "version BIGINT NOT NULL)");
+	if (!rc)
+		rc = vg_db_prepare(db, "SELECT version FROM vg_schema WHERE component = ?1", &st);
+	if (rc)
+		return rc;
+	if (!(rc = vg_db_bind_text(st, 1, component)) && (rc = vg_db_step(st)) == 1)
+		*version = vg_db_column_int64(st, 0);
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+static int user_version(struct vg_db *db, int64_t *v)
+{
+	struct vg_db_stmt *st;
+	int rc = vg_db_prepare(db, db->drv->user_version_sql, &st);
+
+	if (!rc && (rc = vg_db_step(st)) == 1)
+		*v = vg_db_column_int64(st, 0);
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+static int migrate(struct vg_db *db, const struct vg_db_schema *sch, char *err, size_t errlen)
+{
+	int64_t cur = 0, want = sch->steps[sch->nsteps - 1].version;
+	struct vg_db_stmt *st;
+	char sql[64];
+	int rc, fresh;
+
+	if (db->drv->migrate_lock_sql && (rc = vg_db_exec(db, db->drv->migrate_lock_sql)))
+		return rc;
+	if ((rc = vg_db_schema_version(db, sch->component, &cur)))
+		return rc;
+	fresh = cur == 0;
+	if (fresh && sch->adopt_user_version && db->drv->user_version_sql &&
+	    (rc = user_version(db, &cur)))
+		return rc;
+	if (cur > want) {
+		if (errlen)
+			snprintf(err, errlen, "%s: %s schema version %lld is newer than this program's %lld",
+				 db->name, sch->component, (long long)cur, (long long)want);
+		return vg_db__err(db, -EPROTONOSUPPORT, "schema version %lld is newer than %lld",
+				  (long long)cur, (long long)want);
+	}
+	if (cur == want && !fresh)
+		return 0;
+	for (size_t i = 0; i < sch->nsteps; i++) {
+		const struct vg_db_step *s = &sch->steps[i];
+		const char *text = db->drv->engine == VG_DB_POSTGRESQL ? s->sql_pg : s->sql_sqlite;
+
+		if (s->version <= cur)
+			continue;
+		if (!text)
+			text = s->sql;
+		if (text && (rc = vg_db_exec(db, text)))
+			return rc;
+		if (s->fn && (rc = s->fn(db, sch->arg)))
+			return rc;
+	}
+	rc = vg_db_prepare(db, "INSERT INTO vg_schema(component, version) VALUES(?1, ?2) "
+			       "ON CONFLICT(component) DO UPDATE SET version = excluded.version", &st);
+	if (rc)
+		return rc;
+	vg_db_bind_text(st, 1, sch->component);
+	vg_db_bind_int64(st, 2, want);
+	rc = vg_db_step(st);
+	vg_db_reset(st);
+	if (rc < 0)
+		return rc;
+	if (sch->adopt_user_version && db->drv->user_version_sql) {
+		snprintf(sql, sizeof(sql), "%s = %lld", db->drv->user_version_sql, (long long)want);
+		if ((rc = vg_db_exec(db, sql)))
+			return rc;
+	}
+	return 0;
+}
+
+int vg_db_migrate(struct vg_db *db, const struct vg_db_schema *sch, char *err, size_t errlen)
+{
+	int rc;
+
+	if (errlen)
+		err[0] = '\0';
+	if (!sch->component || !sch->nsteps)
+		return vg_db__err(db, -EINVAL, "schema without component or steps");
+	for (size_t i = 0; i < sch->nsteps; i++)
+		if (sch->steps[i].version <= (i ? sch->steps[i - 1].version : 0))
+			return vg_db__err(db, -EINVAL, "%s: migration steps must be numbered 1.. increasing",
+					  sch->component);
+	if ((rc = vg_db_begin(db)))
+		goto fail;
+	if ((rc = migrate(db, sch, err, errlen))) {
+		char keep[sizeof(db->errmsg)];
+		memcpy(keep, db->errmsg, sizeof(keep));
+		vg_db_rollback(db);
+		memcpy(db->errmsg, keep, sizeof(keep));
+		goto fail;
+	}
+	if ((rc = vg_db_commit(db))) {
+		vg_db_rollback(db);
+		goto fail;
+	}
+	return 0;
+fail:
+	if (errlen && !err[0])
+		snprintf(err, errlen, "%s: migrating %s: %s", db->name, sch->component, db->errmsg);
+	return rc;
+}

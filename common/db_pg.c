@@ -1,0 +1,463 @@
+/*
+ * db_pg.c — the state database's PostgreSQL driver, over libpq
+ * (vigie/db.h).
+ *
+ * Design: libpq's extended query protocol. A statement's ?N are rewritten
+ * $N (vg_db__scan_params) and it is prepared on the server once per
+ * connection (PQprepare, named "vg<n>", types inferred by the server);
+ * each run is PQexecPrepared with text parameters (numbers printed
+ * exactly: %lld, %.17g) except blobs, sent in binary so they need no
+ * escaping. Results come back in text format and whole (one PGresult per
+ * run), which keeps the getters type-agnostic: db.c parses numbers from
+ * text; bytea's "\x..." hex is decoded here, and booleans become 0/1.
+ *
+ * Connection loss: when a call fails and PQstatus says the connection is
+ * gone (or the server said it is shutting down, SQLSTATE 57P01..57P03, or
+ * a connection exception, class 08), the call returns -ECONNRESET; db.c
+ * marks the handle lost and calls pg_reconnect (PQreset: the same
+ * conninfo, so the hosts of a multi-host string are tried again) before
+ * the next call. Every statement remembers the connection generation it
+ * was prepared in and is prepared again when that changed.
+ *
+ * Invariants: the driver never prints (libpq's notices are swallowed);
+ * parameter buffers belong to their statement and are freed at clear or
+ * finalize; a COMMIT that the server turned into a ROLLBACK (the
+ * transaction had failed earlier) is reported as an error, never as 0.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "vigie/db.h"
+
+#define BOOLOID 16
+#define BYTEAOID 17
+
+struct pg_conn {
+	PGconn *c;
+	unsigned next_id;
+	int64_t changes;
+};
+
+struct pg_stmt {
+	struct vg_db_stmt base;
+	char name[16];
+	char *pgsql;
+	unsigned gen;       /* db->generation it was prepared in */
+	int prepared;
+	char **vals;        /* nparams each: NULL = SQL NULL */
+	int *lens, *fmts;
+	PGresult *res;      /* the running result, or NULL */
+	int row, nrows;
+	char **dec;         /* decoded bytea of the current row, per column */
+	size_t *declen;
+	int ncols;
+};
+
+static struct pg_conn *C(struct vg_db *db)
+{
+	return db->impl;
+}
+
+static void quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+static int code_of(const char *state)
+{
+	if (!state)
+		return -EIO;
+	if (!strcmp(state, "23505"))
+		return -EEXIST;
+	if (!strncmp(state, "23", 2))
+		return -EINVAL;
+	if (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "55P03"))
+		return -EBUSY;
+	if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
+	    !strcmp(state, "57P03"))
+		return -ECONNRESET;
+	if (!strcmp(state, "25006"))
+		return -EROFS;
+	if (!strcmp(state, "53100"))
+		return -ENOSPC;
+	if (!strcmp(state, "53200"))
+		return -ENOMEM;
+	return -EIO;
+}
+
+/* Record a failure (r may be NULL) and return its code. */
+static int fail(struct vg_db *db, PGresult *r)
+{
+	PGconn *c = C(db)->c;
+	const char *msg = r ? PQresultErrorMessage(r) : NULL;
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	int code = code_of(state);
+
+	if (!msg || !*msg)
+		msg = PQerrorMessage(c);
+	/* An error without SQLSTATE was made by libpq itself, not the
+	 * server: the connection is in doubt even when PQstatus still says
+	 * OK (libpq 15 reports "server closed the connection unexpectedly"
+	 * that way after an immediate shutdown). Reconnecting is cheap. */
+	if (PQstatus(c) == CONNECTION_BAD || !state)
+		code = -ECONNRESET;
+	return vg_db__err(db, code, "%s", msg && *msg ? msg : "unknown PostgreSQL error");
+}
+
+static void set_name(struct vg_db *db)
+{
+	PGconn *c = C(db)->c;
+	char buf[256];
+
+	free(db->name);
+	snprintf(buf, sizeof(buf), "postgresql %s:%s/%s", PQhost(c) ? PQhost(c) : "?",
+		 PQport(c) ? PQport(c) : "?", PQdb(c) ? PQdb(c) : "?");
+	db->name = strdup(buf);
+}
+
+static int pg_open(struct vg_db *db, const char *target)
+{
+	/* ours first: a later keyword (from the URL) wins */
+	const char *keys[] = {"application_name", "client_encoding", "connect_timeout", "dbname", NULL};
+	const char *vals[] = {"vigie", "UTF8", "10", target, NULL};
+	struct pg_conn *pc = calloc(1, sizeof(*pc));
+
+	if (!pc)
+		return -ENOMEM;
+	db->impl = pc;
+	db->name = strdup("postgresql");
+	pc->c = PQconnectdbParams(keys, vals, 1);
+	if (!pc->c)
+		return vg_db__err(db, -ENOMEM, "out of memory");
+	PQsetNoticeProcessor(pc->c, quiet, NULL);
+	if (PQstatus(pc->c) != CONNECTION_OK) {
+		vg_db__err(db, -ENOTCONN, "%s", PQerrorMessage(pc->c));
+		return -ENOTCONN;
+	}
+	set_name(db);
+	return 0;
+}
+
+static void pg_close(struct vg_db *db)
+{
+	PQfinish(C(db)->c);
+	free(C(db));
+	db->impl = NULL;
+}
+
+static int pg_reconnect(struct vg_db *db)
+{
+	PGconn *c = C(db)->c;
+
+	PQreset(c);
+	if (PQstatus(c) != CONNECTION_OK)
+		return vg_db__err(db, -ENOTCONN, "reconnecting: %s", PQerrorMessage(c));
+	set_name(db);
+	return 0;
+}
+
+/* Like sqlite3_changes: only INSERT, UPDATE and DELETE count (a SELECT
+ * leaves the last figure alone). */
+static void count_changes(struct vg_db *db, PGresult *r)
+{
+	const char *tag = PQcmdStatus(r);
+
+	if (!strncmp(tag, "INSERT ", 7) || !strncmp(tag, "UPDATE ", 7) ||
+	    !strncmp(tag, "DELETE ", 7))
+		C(db)->changes = strtoll(PQcmdTuples(r), NULL, 10);
+}
+
+static int pg_exec(struct vg_db *db, const char *sql)
+{
+	PGresult *r = PQexec(C(db)->c, sql);
+	ExecStatusType s = PQresultStatus(r);
+	int rc = 0;
+
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY)
+		rc = fail(db, r);
+	else if (!strcmp(sql, "COMMIT") && !strcmp(PQcmdStatus(r), "ROLLBACK"))
+		rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had failed: rolled back");
+	else
+		count_changes(db, r);
+	PQclear(r);
+	return rc;
+}
+
+static void drop_row(struct pg_stmt *st)
+{
+	for (int i = 0; st->dec && i < st->ncols; i++) {
+		free(st->dec[i]);
+		st->dec[i] = NULL;
+	}
+}
+
+static void pg_reset(struct vg_db_stmt *base)
+{
+	struct pg_stmt *st = (struct pg_stmt *)base;
+
+	drop_row(st);
+	free(st->dec);
+	free(st->declen);
+	st->dec = NULL;
+	st->declen = NULL;
+	st->ncols = 0;
+	PQclear(st->res);
+	st->res = NULL;
+	st->row = st->nrows = 0;
+}
+
+static void pg_clear(struct vg_db_stmt *base)
+{
+	struct pg_stmt *st = (struct pg_stmt *)base;
+
+	for (int i = 0; st->vals && i < base->nparams; i++) {
+		free(st->vals[i]);
+		st->vals[i] = NULL;
+		st->lens[i] = st->fmts[i] = 0;
+	}
+}
+
+static int server_prepare(struct vg_db *db, struct pg_stmt *st)
+{
+	PGresult *r = PQprepare(C(db)->c, st->name, st->pgsql, st->base.nparams, NULL);
+	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : fail(db, r);
+
+	PQclear(r);
+	if (!rc) {
+		st->prepared = 1;
+		st->gen = db->generation;
+	}
+	return rc;
+}
+
+static int pg_prepare(struct vg_db *db, struct vg_db_stmt *base)
+{
+	struct pg_stmt *st = (struct pg_stmt *)base;
+	int n = base->nparams ? base->nparams : 1;
+
+	snprintf(st->name, sizeof(st->name), "vg%u", C(db)->next_id++);
+	st->pgsql = malloc(strlen(base->sql) + 1);
+	st->vals = calloc((size_t)n, sizeof(*st->vals));
+	st->lens = calloc((size_t)n, sizeof(*st->lens));
+	st->fmts = calloc((size_t)n, sizeof(*st->fmts));
+	if (!st->pgsql || !st->vals || !st->lens || !st->fmts)
+		goto nomem;
+	vg_db__scan_params(base->sql, st->pgsql);
+	return server_prepare(db, st);
+nomem:
+	free(st->pgsql);
+	free(st->vals);
+	free(st->lens);
+	free(st->fmts);
+	st->pgsql = NULL;
+	st->vals = NULL;
+	st->lens = st->fmts = NULL;
+	return -ENOMEM;
+}
+
+static void pg_finalize(struct vg_db_stmt *base)
+{
+	struct pg_stmt *st = (struct pg_stmt *)base;
+
+	pg_reset(base);
+	pg_clear(base);
+	/* the server drops prepared statements with the connection */
+	free(st->pgsql);
+	free(st->vals);
+	free(st->lens);
+	free(st->fmts);
+}
+
+static int pg_bind(struct vg_db_stmt *base, int i, const struct vg_db_value *v)
+{
+	struct pg_stmt *st = (struct pg_stmt *)base;
+	char num[40], *p = NULL;
+	int len = 0, fmt = 0;
+
+	switch (v->type) {
+	case VG_DB_INT:
+		snprintf(num, sizeof(num), "%lld", (long long)v->i);
+		p = strdup(num);
+		break;
+	case VG_DB_REAL:
+		if (v->d > 1.7976931348623157e308)
+			p = strdup("Infinity");
+		else if (v->d < -1.7976931348623157e308)
+			p = strdup("-Infinity");
+		else {
+			snprintf(num, sizeof(num), "%.17g", v->d);
+			p = strdup(num);
+		}
+		break;
+	case VG_DB_TEXT:
+		p = strdup(v->p);
+		break;
+	case VG_DB_BLOB:
+		if (v->len > 0x7fffffff)
+			return vg_db__err(base->db, -EINVAL, "blob of %zu bytes", v->len);
+		p = malloc(v->len ? v->len : 1);
+		if (p)
+			memcpy(p, v->p, v->len);
+		len = (int)v->len;
+		fmt = 1;
+		break;
+	default:
+		break;
+	}
+	if (v->type != VG_DB_NULL && !p)
+		return -ENOMEM;
+	free(st->vals[i - 1]);
+	st->vals[i - 1] = p;
+	st->lens[i - 1] = len;
+	st->fmts[i - 1] = fmt;
+	return 0;
+}
+
+static int pg_step(struct vg_db_stmt *base)
+{
+	struct pg_stmt *st = (struct pg_stmt *)base;
+	struct vg_db *db = base->db;
+	int rc;
+
+	if (!st->res) {
+		ExecStatusType s;
+
+		if ((!st->prepared || st->gen != db->generation) && (rc = server_prepare(db, st)))
+			return rc;
+		st->res = PQexecPrepared(C(db)->c, st->name, base->nparams,
+					 (const char *const *)st->vals, st->lens, st->fmts, 0);
+		s = PQresultStatus(st->res);
+		if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+			rc = fail(db, st->res);
+			PQclear(st->res);
+			st->res = NULL;
+			return rc;
+		}
+		count_changes(db, st->res);
+		st->nrows = PQntuples(st->res);
+		st->ncols = PQnfields(st->res);
+		st->row = -1;
+		if (st->ncols) {
+			st->dec = calloc((size_t)st->ncols, sizeof(*st->dec));
+			st->declen = calloc((size_t)st->ncols, sizeof(*st->declen));
+			if (!st->dec || !st->declen) {
+				pg_reset(base);
+				return -ENOMEM;
+			}
+		}
+	}
+	drop_row(st);
+	if (++st->row < st->nrows)
+		return 1;
+	pg_reset(base);
+	return 0;
+}
+
+static int pg_column_count(struct vg_db_stmt *base)
+{
+	struct pg_stmt *st = (struct pg_stmt *)base;
+
+	return st->res && st->row >= 0 && st->row < st->nrows ? st->ncols : 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* bytea text output ("\x" + hex, PostgreSQL's default bytea_output) to
+ * bytes, NUL-terminated; the older escape format through libpq. */
+static char *unbytea(const char *s, size_t *len)
+{
+	char *out;
+
+	if (s[0] == '\\' && s[1] == 'x') {
+		size_t n = strlen(s + 2) / 2;
+		if (!(out = malloc(n + 1)))
+			return NULL;
+		for (size_t i = 0; i < n; i++)
+			out[i] = (char)(hexval(s[2 + 2 * i]) << 4 | hexval(s[3 + 2 * i]));
+		out[n] = '\0';
+		*len = n;
+		return out;
+	}
+	unsigned char *u = PQunescapeBytea((const unsigned char *)s, len);
+	if (!u || !(out = malloc(*len + 1))) {
+		PQfreemem(u);
+		return NULL;
+	}
+	memcpy(out, u, *len);
+	out[*len] = '\0';
+	PQfreemem(u);
+	return out;
+}
+
+static void pg_column(struct vg_db_stmt *base, int i, struct vg_db_value *out)
+{
+	struct pg_stmt *st = (struct pg_stmt *)base;
+	const char *v;
+
+	if (PQgetisnull(st->res, st->row, i)) {
+		out->type = VG_DB_NULL;
+		return;
+	}
+	v = PQgetvalue(st->res, st->row, i);
+	switch (PQftype(st->res, i)) {
+	case BOOLOID:
+		out->type = VG_DB_INT;
+		out->i = *v == 't';
+		return;
+	case BYTEAOID:
+		if (!st->dec[i] && !(st->dec[i] = unbytea(v, &st->declen[i]))) {
+			out->type = VG_DB_NULL; /* out of memory */
+			return;
+		}
+		out->type = VG_DB_BLOB;
+		out->p = st->dec[i];
+		out->len = st->declen[i];
+		return;
+	default:
+		out->type = VG_DB_TEXT;
+		out->p = v;
+		out->len = (size_t)PQgetlength(st->res, st->row, i);
+	}
+}
+
+static int64_t pg_changes(struct vg_db *db)
+{
+	return C(db)->changes;
+}
+
+const struct vg_db_driver vg_db_pg_driver = {
+	.engine = VG_DB_POSTGRESQL,
+	.name = "postgresql",
+	.begin_sql = "BEGIN",
+	/* one migration at a time per database: 0x76676462 is "vgdb" */
+	.migrate_lock_sql = "SELECT pg_advisory_xact_lock(1986487394)",
+	.user_version_sql = NULL,
+	.stmt_size = sizeof(struct pg_stmt),
+	.xopen = pg_open,
+	.xclose = pg_close,
+	.xreconnect = pg_reconnect,
+	.xexec = pg_exec,
+	.xprepare = pg_prepare,
+	.xfinalize = pg_finalize,
+	.xbind = pg_bind,
+	.xstep = pg_step,
+	.xreset = pg_reset,
+	.xclear = pg_clear,
+	.xcolumn_count = pg_column_count,
+	.xcolumn = pg_column,
+	.xchanges = pg_changes,
+};

@@ -1,0 +1,318 @@
+/*
+ * vigie — the state database: one thin layer, two engines (common/db.c,
+ * common/db_sqlite.c, common/db_pg.c).
+ *
+ * What the collector keeps between restarts (registry, tokens, alarms,
+ * billing) goes through this layer, so the same code runs on an embedded
+ * sqlite file (the default: nothing to install, `make demo` needs no
+ * server) or on a PostgreSQL server shared by several collectors (issue
+ * 15). The layer carries SQL, it does not write it: callers write SQL that
+ * both engines accept (see "Portable SQL" below) and never ask which
+ * engine they have, except in schema migrations (vg_db_engine).
+ *
+ * URL (vg_db_open):
+ *   sqlite:/path/file.db[?synchronous=normal|full][&busy_timeout_ms=N]
+ *   /path/file.db  or  relative/file.db         (a plain path: sqlite)
+ *   postgresql://user@host:port/dbname?...      (libpq URI, also postgres://)
+ *   host=db1,db2 port=5432 dbname=vigie target_session_attrs=read-write
+ *                                               (libpq key=value conninfo)
+ * A string that starts with postgresql:// or postgres://, or that holds
+ * an '=' and no '/' before it, is PostgreSQL; anything else is a sqlite
+ * path (prefix a path that contains '=' with "sqlite:"). sqlite files are
+ * opened in WAL mode with synchronous=FULL (an acknowledged write survives
+ * a power cut; "normal" trades that for speed) and a busy timeout of
+ * 5000 ms. PostgreSQL connections get application_name=vigie,
+ * client_encoding=UTF8 and connect_timeout=10 unless the URL says
+ * otherwise; libpq's multi-host strings and target_session_attrs work
+ * as libpq documents them (each reconnect tries the hosts again).
+ *
+ * Parameters are written ONE way: ?1, ?2, ... ?N (sqlite's numbered form;
+ * a number may repeat and appear in any order). The PostgreSQL driver
+ * rewrites them to $1..$N outside string literals, quoted identifiers and
+ * comments. A bare '?' and PostgreSQL's own $N are refused (-EINVAL) on
+ * both engines, so SQL that works on one works on the other.
+ *
+ * Values: int64, double, text (UTF-8, NUL-terminated), blob (bytes), NULL.
+ * Getters convert like sqlite does (an int64 getter on a text column
+ * parses it). Doubles: NaN is bound as NULL on both engines (sqlite turns
+ * NaN into NULL by itself; PostgreSQL would keep it, so we do the same
+ * thing everywhere), +-Infinity round-trip on both. Integers are exact
+ * over the whole int64 range on both (PostgreSQL column type BIGINT).
+ * Booleans are integers 0/1 in vigie's SQL; a PostgreSQL boolean read
+ * through vg_db_column_int64 gives 0/1 too.
+ *
+ * Errors: every function returns 0 (or a documented positive value) or a
+ * negative errno, and keeps the engine's message for vg_db_errmsg:
+ *   -EBUSY        locked or busy (sqlite BUSY/LOCKED after the busy
+ *                 timeout; PostgreSQL serialization failure 40001,
+ *                 deadlock 40P01, lock not available 55P03): retry the
+ *                 whole transaction (vg_db_transact does)
+ *   -EEXIST       unique or primary key violation
+ *   -EINVAL       another constraint (NOT NULL, CHECK, foreign key), a
+ *                 misuse of this API, or SQL with a bare '?'
+ *   -ECONNRESET   the PostgreSQL connection was lost during this call; the
+ *                 call's effect is unknown if it was a COMMIT, else it did
+ *                 not happen (an open transaction is gone)
+ *   -ENOTCONN     the connection is down and reconnecting failed now
+ *   -EROFS        PostgreSQL is read-only (a standby after failover)
+ *   -ENOSPC       disk full; -ENOMEM out of memory; -ENOENT cannot open
+ *   -EPROTONOSUPPORT  the database's schema is newer than this program's
+ *   -EIO          anything else (syntax error, I/O error, ...)
+ *
+ * Reconnect (PostgreSQL): a call that loses the connection fails with
+ * -ECONNRESET and marks it lost; the NEXT call on that handle reconnects
+ * first (same conninfo, so multi-host failover applies), re-prepares
+ * cached statements lazily, and goes on, or fails with -ENOTCONN if the
+ * server is still away (and tries again at the call after). So a
+ * restarted server costs exactly one failed call per connection, and the
+ * caller decides whether that call is retried (vg_db_transact retries a
+ * transaction lost before its COMMIT was sent).
+ *
+ * Transactions: vg_db_begin is BEGIN IMMEDIATE on sqlite (the write lock
+ * at once, so two writers queue on the busy timeout instead of failing
+ * at their first write) and BEGIN (READ COMMITTED) on PostgreSQL, where
+ * writers serialise on row locks: write read-modify-write as one UPDATE
+ * or upsert, or lock rows with SELECT ... FOR UPDATE [SKIP LOCKED]
+ * (PostgreSQL only: choose it in engine-specific code paths such as a
+ * work-queue claim). After any error inside a transaction roll it back:
+ * PostgreSQL refuses every statement until then, sqlite does not.
+ *
+ * Schema migrations: a component (registry, alarms, billing, ...) gives a
+ * list of numbered steps; vg_db_migrate applies those newer than the
+ * database's version in one transaction and records the new version in
+ * the table vg_schema(component TEXT PRIMARY KEY, version BIGINT) — on
+ * both engines, so several components can share one PostgreSQL database
+ * (or one sqlite file). A database newer than the list is refused with
+ * -EPROTONOSUPPORT and left as it was. On PostgreSQL a transaction-scoped
+ * advisory lock serialises collectors that migrate at the same moment; on
+ * sqlite BEGIN IMMEDIATE does.
+ * Today's sqlite files (PRAGMA user_version = N, no vg_schema): a port
+ * keeps its current schema text as steps 1..N in the same numbering and
+ * sets adopt_user_version; when vg_schema has no row for the component,
+ * the file's user_version is taken as its version (a new file has 0), so
+ * an existing registry.db at version N runs only steps N+1.. . With
+ * adopt_user_version, sqlite's user_version is also kept equal to the
+ * version, so a vigie from before the port still refuses a newer file.
+ *
+ * Portable SQL (both sqlite >= 3.24 and PostgreSQL 15 accept it):
+ *  - types: BIGINT, DOUBLE PRECISION, TEXT, and blobs as BLOB (sqlite) /
+ *    BYTEA (PostgreSQL) — DDL that differs goes in a step's sql_pg;
+ *    auto-numbered keys: INTEGER PRIMARY KEY (sqlite) vs BIGINT GENERATED
+ *    BY DEFAULT AS IDENTITY PRIMARY KEY (PostgreSQL).
+ *  - upsert: INSERT ... ON CONFLICT (cols) DO UPDATE SET c = excluded.c;
+ *    qualify the old row's columns with the table name in the SET
+ *    expressions (t.n + 1): PostgreSQL finds a bare name ambiguous.
+ *  - max(a, b)/min(a, b) of two values are sqlite-only (PostgreSQL:
+ *    GREATEST/LEAST): write CASE WHEN a > b THEN a ELSE b END.
+ *  - a parameter whose type PostgreSQL cannot infer from its context
+ *    (SELECT ?1, ?1 IS NULL, CASE WHEN ?1 ...) needs CAST(?1 AS BIGINT).
+ *  - RETURNING works on both; in sqlite 3.40.1 (Debian 12) a RETURNING
+ *    expression "col IS NOT NULL" gives 1 for a NULL: return the column
+ *    and test vg_db_column_is_null (collector/registry.c does).
+ *
+ * Statements: vg_db_prepare returns a statement from the connection's
+ * cache (keyed by the SQL text; prepared on the server once per
+ * connection), reset and with every parameter NULL. It is owned by the
+ * connection and lives until vg_db_close; callers never free it. Up to
+ * VG_DB_MAX_STMTS distinct SQL texts per connection (more: -ENOSPC):
+ * prepared statements are for a program's fixed set of SQL; run one-off
+ * SQL with vg_db_exec. One statement is one cursor: preparing the same
+ * SQL again resets it. A PostgreSQL result is read whole by the first
+ * vg_db_step (no streaming): select what fits in memory, page with LIMIT.
+ *
+ * Thread-safety: none inside a connection. One struct vg_db per thread
+ * (or a caller's lock around it); connections in different threads or
+ * processes are independent and the engines arbitrate between them.
+ */
+#ifndef VIGIE_DB_H
+#define VIGIE_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum vg_db_engine { VG_DB_SQLITE = 1, VG_DB_POSTGRESQL = 2 };
+
+#define VG_DB_MAX_STMTS 256
+/* vg_db_transact: attempts before it gives up with the last error. */
+#define VG_DB_TRIES 8
+
+struct vg_db;
+struct vg_db_stmt;
+
+/* One migration step. sql runs on both engines unless the engine's own
+ * text is given (sql_sqlite / sql_pg non-NULL replaces sql there); any of
+ * them may hold several statements. fn, if set, runs after the SQL in the
+ * same transaction (for steps that move data with code); it returns 0 or a
+ * negative errno that aborts the migration. */
+struct vg_db_step {
+	int version; /* > 0, strictly increasing along the list */
+	const char *sql;
+	const char *sql_sqlite;
+	const char *sql_pg;
+	int (*fn)(struct vg_db *db, void *arg);
+};
+
+struct vg_db_schema {
+	const char *component;        /* vg_schema key: "registry", ... */
+	const struct vg_db_step *steps;
+	size_t nsteps;                /* the schema's version: the last step's */
+	int adopt_user_version;       /* sqlite: see "Today's sqlite files" */
+	void *arg;                    /* passed to every step's fn */
+};
+
+/* Open a connection to URL (see above) and, if sch is not NULL, migrate
+ * it (vg_db_migrate). On success *out is the connection; close it with
+ * vg_db_close. On failure *out is NULL, err (if errlen > 0) holds one
+ * line naming the database (never a password: PostgreSQL is named by
+ * host/port/dbname), and the return is a code listed above (-ENOTCONN:
+ * server unreachable). Thread-safe. */
+int vg_db_open(const char *url, const struct vg_db_schema *sch, struct vg_db **out,
+	       char *err, size_t errlen);
+
+/* Finalize the cached statements and close. Accepts NULL. An open
+ * transaction is rolled back (by the engine). */
+void vg_db_close(struct vg_db *db);
+
+enum vg_db_engine vg_db_engine(const struct vg_db *db);
+
+/* Bring the database to the schema's version (see "Schema migrations");
+ * 0 when done or nothing to do. Must not be called inside a transaction.
+ * On error nothing changed, and err names the component. */
+int vg_db_migrate(struct vg_db *db, const struct vg_db_schema *sch, char *err, size_t errlen);
+
+/* The database's recorded version for component (0: none); for tests and
+ * /v1/health. */
+int vg_db_schema_version(struct vg_db *db, const char *component, int64_t *version);
+
+/* Run SQL without parameters or results (DDL, several statements allowed,
+ * separated by ';'). */
+int vg_db_exec(struct vg_db *db, const char *sql);
+
+/* A cached statement for sql (see "Statements"). *out is NULL on error. */
+int vg_db_prepare(struct vg_db *db, const char *sql, struct vg_db_stmt **out);
+
+/* Bind parameter ?i (1-based, up to the highest ?N in the SQL: else
+ * -EINVAL). Values are copied. Text is NUL-terminated UTF-8; a NULL text
+ * or blob pointer binds NULL (a blob of length 0 with a non-NULL pointer
+ * is an empty blob). */
+int vg_db_bind_int64(struct vg_db_stmt *st, int i, int64_t v);
+int vg_db_bind_double(struct vg_db_stmt *st, int i, double v);
+int vg_db_bind_text(struct vg_db_stmt *st, int i, const char *v);
+int vg_db_bind_blob(struct vg_db_stmt *st, int i, const void *v, size_t len);
+int vg_db_bind_null(struct vg_db_stmt *st, int i);
+
+/* Run the statement, or move to its next row: 1 a row is there, 0 done,
+ * <0 error (the statement is reset). Bindings stay until the next
+ * vg_db_prepare of this SQL; calling step after 0 runs it again. */
+int vg_db_step(struct vg_db_stmt *st);
+
+/* Done with the rows (frees a PostgreSQL result, ends sqlite's read of the
+ * statement). Bindings are kept. Accepts NULL. */
+void vg_db_reset(struct vg_db_stmt *st);
+
+/* Rows changed by the last INSERT/UPDATE/DELETE that ran to completion on
+ * this connection. */
+int64_t vg_db_changes(struct vg_db *db);
+
+/* Column i (0-based) of the current row. NULL gives 0, 0.0 and a NULL
+ * pointer. Pointers stay valid until the next step/reset/prepare of this
+ * statement. vg_db_column_blob's *len is its size (0 for NULL). */
+int vg_db_column_count(struct vg_db_stmt *st);
+int vg_db_column_is_null(struct vg_db_stmt *st, int i);
+int64_t vg_db_column_int64(struct vg_db_stmt *st, int i);
+double vg_db_column_double(struct vg_db_stmt *st, int i);
+const char *vg_db_column_text(struct vg_db_stmt *st, int i);
+const void *vg_db_column_blob(struct vg_db_stmt *st, int i, size_t *len);
+
+/* Transactions (see above). begin inside a transaction, or commit /
+ * rollback outside one: -EINVAL. rollback after a lost connection is 0. */
+int vg_db_begin(struct vg_db *db);
+int vg_db_commit(struct vg_db *db);
+int vg_db_rollback(struct vg_db *db);
+int vg_db_in_transaction(const struct vg_db *db);
+
+/* Run fn(db, arg) inside a transaction and commit; on -EBUSY (from fn,
+ * BEGIN or COMMIT), or -ECONNRESET/-ENOTCONN before COMMIT was sent, roll
+ * back, wait a little (1, 2, 4... ms, jittered, at most 100 ms) and run it
+ * again, at most VG_DB_TRIES times. Any other error from fn rolls back and
+ * is returned as is. fn must therefore be safe to run again (it sees the
+ * database as it is, not as the failed attempt left it), and must not
+ * begin/commit itself. No savepoints are used. */
+int vg_db_transact(struct vg_db *db, int (*fn)(struct vg_db *db, void *arg), void *arg);
+
+/* The last error's message (engine text, one line), "" if none. Owned by
+ * db, valid until the next call on db. */
+const char *vg_db_errmsg(const struct vg_db *db);
+
+/* ---- Driver interface (common/db_*.c only; callers never use it) ----
+ *
+ * Like sqlite's VFS: db.c holds what both engines share (URL dispatch,
+ * the statement cache, parameter scanning, transactions state, the retry
+ * helper, migrations) and calls one table of operations per engine.
+ * Drivers return 0 or a normalised negative errno and leave their message
+ * in db->errmsg (vg_db__err). A driver returns -ECONNRESET only when its
+ * connection is gone; db.c then calls xreconnect before the next call. */
+struct vg_db_value {
+	enum { VG_DB_NULL, VG_DB_INT, VG_DB_REAL, VG_DB_TEXT, VG_DB_BLOB } type;
+	int64_t i;
+	double d;
+	const void *p; /* TEXT: NUL-terminated; BLOB: len bytes */
+	size_t len;
+};
+
+struct vg_db_driver {
+	enum vg_db_engine engine;
+	const char *name;
+	const char *begin_sql;         /* "BEGIN IMMEDIATE" / "BEGIN" */
+	const char *migrate_lock_sql;  /* run after begin_sql in migrations, or NULL */
+	const char *user_version_sql;  /* sqlite: "PRAGMA user_version", else NULL */
+	size_t stmt_size;              /* sizeof the driver's statement */
+	int (*xopen)(struct vg_db *db, const char *target);
+	void (*xclose)(struct vg_db *db);
+	int (*xreconnect)(struct vg_db *db); /* NULL: never loses its connection */
+	int (*xexec)(struct vg_db *db, const char *sql);
+	/* st->sql (our syntax), st->nparams are set; prepare may be lazy */
+	int (*xprepare)(struct vg_db *db, struct vg_db_stmt *st);
+	void (*xfinalize)(struct vg_db_stmt *st);
+	int (*xbind)(struct vg_db_stmt *st, int i, const struct vg_db_value *v);
+	int (*xstep)(struct vg_db_stmt *st); /* 1 row, 0 done, <0 */
+	void (*xreset)(struct vg_db_stmt *st);
+	void (*xclear)(struct vg_db_stmt *st); /* every parameter NULL */
+	int (*xcolumn_count)(struct vg_db_stmt *st);
+	void (*xcolumn)(struct vg_db_stmt *st, int i, struct vg_db_value *out);
+	int64_t (*xchanges)(struct vg_db *db);
+};
+
+/* The generic part of every statement; a driver's statement starts with it. */
+struct vg_db_stmt {
+	struct vg_db *db;
+	char *sql;
+	int nparams; /* highest ?N */
+};
+
+struct vg_db {
+	const struct vg_db_driver *drv;
+	void *impl;          /* the driver's connection */
+	char *name;          /* for messages: path or host:port/dbname */
+	int in_txn;
+	int lost;            /* connection lost: reconnect before the next call */
+	unsigned generation; /* bumped at each reconnect: statements re-prepare */
+	struct vg_db_stmt *stmts[VG_DB_MAX_STMTS];
+	size_t nstmts;
+	char errmsg[512];
+};
+
+extern const struct vg_db_driver vg_db_sqlite_driver;
+extern const struct vg_db_driver vg_db_pg_driver;
+
+/* Set db->errmsg (printf-style) and return code. */
+int vg_db__err(struct vg_db *db, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Scan sql for ?N parameters outside literals, identifiers and comments.
+ * Returns the highest N (0: none), or -EINVAL for a bare '?', ?0 or $N. If
+ * out is not NULL it receives sql with each ?N written $N (PostgreSQL);
+ * out must hold strlen(sql) + 1 bytes (the text never grows). */
+int vg_db__scan_params(const char *sql, char *out);
+
+#endif
