@@ -105,6 +105,7 @@ LIBS_cli_test           := cli api alarms billing collector common
 LIBS_clock_test         := common
 LIBS_config_test        := common
 LIBS_derive_test        := agent common
+LIBS_db_test            := common
 LIBS_dispatch_test      := common
 LIBS_domxml_test        := agent common
 LIBS_hmap_test          := agent common
