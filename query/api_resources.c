@@ -143,19 +143,16 @@ static void cut(struct vg_buf *b, size_t mark)
 	}
 }
 
-/* The member "key": then v as a string (NULL: null), after a comma when
- * it is not the object's first (*n members so far). A string jansson's
- * json_string refuses (not UTF-8) left the member out; so does this. */
-static void member_text(struct vg_buf *b, int *n, const char *key,
-			size_t keylen, const char *v)
+/* The member ,"key": (member is that text; its comma is left out when
+ * the member is the object's first, *n members so far) then v as a string
+ * (NULL: null). A string jansson's json_string refuses (not UTF-8) left
+ * the member out; so does this. */
+static void member_text(struct vg_buf *b, int *n, const char *member,
+			size_t len, const char *v)
 {
 	size_t mark = b->len;
 
-	if (*n)
-		vg_buf_append(b, ",", 1);
-	vg_buf_append(b, "\"", 1);
-	vg_buf_append(b, key, keylen);
-	vg_buf_append(b, "\":", 2);
+	vg_buf_append(b, member + !*n, len - !*n);
 	if (!v)
 		vg_buf_append(b, "null", 4);
 	else if (vg_buf_json_str(b, v, strlen(v))) {
@@ -164,16 +161,18 @@ static void member_text(struct vg_buf *b, int *n, const char *key,
 	}
 	(*n)++;
 }
-#define MEMBER_TEXT(b, n, key, v) member_text(b, n, key, sizeof(key) - 1, v)
+#define MEMBER(key) ",\"" key "\":", sizeof(",\"" key "\":") - 1
+#define MEMBER_TEXT(b, n, key, v) member_text(b, n, MEMBER(key), v)
 
 /* A time member as vg_time_format writes it ("2026-..Z"), or null. */
-static void member_time(struct vg_buf *b, int *n, const char *key,
-			size_t keylen, int has, int64_t ms)
+static void member_time(struct vg_buf *b, int *n, const char *member,
+			size_t len, int has, int64_t ms)
 {
 	char t[40];
+	size_t tlen;
 
 	if (!has) {
-		member_text(b, n, key, keylen, NULL);
+		member_text(b, n, member, len, NULL);
 		return;
 	}
 	/* vg_iso_time is vg_time_format without gmtime for 1970..9999 */
@@ -181,19 +180,14 @@ static void member_time(struct vg_buf *b, int *n, const char *key,
 		vg_iso_time(ms, t + 1);
 	else
 		vg_time_format(ms, t + 1, sizeof(t) - 2);
-	if (*n)
-		vg_buf_append(b, ",", 1);
-	vg_buf_append(b, "\"", 1);
-	vg_buf_append(b, key, keylen);
-	vg_buf_append(b, "\":", 2);
 	t[0] = '"';
-	size_t len = strlen(t);
-	t[len] = '"';
-	vg_buf_append(b, t, len + 1);
+	tlen = strlen(t);
+	t[tlen++] = '"';
+	vg_buf_append(b, member + !*n, len - !*n);
+	vg_buf_append(b, t, tlen);
 	(*n)++;
 }
-#define MEMBER_TIME(b, n, key, has, ms) \
-	member_time(b, n, key, sizeof(key) - 1, has, ms)
+#define MEMBER_TIME(b, n, key, has, ms) member_time(b, n, MEMBER(key), has, ms)
 
 /* The members of registry.c's resource_base, in its order. */
 static int pt_resource(void *ctx, const struct vg_registry_res *r)

@@ -62,7 +62,7 @@ static int buf_reserve(struct vg_buf *b, size_t more)
 
 void vg_buf_append(struct vg_buf *b, const char *s, size_t n)
 {
-	if (buf_reserve(b, n))
+	if ((b->oom || b->len + n + 1 > b->cap) && buf_reserve(b, n))
 		return;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
@@ -123,55 +123,54 @@ int vg_buf_json_str(struct vg_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *p = (const unsigned char *)s, *end = p + n;
-	size_t mark = b->len;
+	char *o;
+	size_t k;
 
-	if (b->oom)
+	/* room for the worst case (every byte \u00XX), written in place */
+	if (n > (SIZE_MAX - 3) / 6 || buf_reserve(b, n * 6 + 2))
 		return 0;
-	vg_buf_append(b, "\"", 1);
+	o = b->p + b->len;
+	*o++ = '"';
 	while (p < end) {
-		const unsigned char *run = p;
-		size_t k;
+		unsigned char c = *p;
 
-		/* the bytes written as they are: printable ASCII but " and \,
-		 * and whole UTF-8 sequences */
-		while (p < end) {
-			if (*p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
-				p++;
-			else if (*p >= 0x80 && (k = utf8_seq(p, (size_t)(end - p))))
-				p += k;
-			else
-				break;
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			*o++ = (char)c;
+			p++;
+			continue;
 		}
-		vg_buf_append(b, (const char *)run, (size_t)(p - run));
-		if (p == end)
-			break;
-		if (*p >= 0x80) { /* not UTF-8: jansson refuses the string */
-			if (!b->oom) {
-				b->len = mark;
-				b->p[mark] = '\0';
+		if (c >= 0x80) {
+			if (!(k = utf8_seq(p, (size_t)(end - p)))) {
+				/* not UTF-8: jansson refuses the string */
+				b->p[b->len] = '\0';
+				return -EILSEQ;
 			}
-			return -EILSEQ;
+			memcpy(o, p, k);
+			o += k;
+			p += k;
+			continue;
 		}
-		char esc[6] = {'\\', 0, '0', '0', 0, 0};
-		size_t elen = 2;
-		switch (*p) {
-		case '"': esc[1] = '"'; break;
-		case '\\': esc[1] = '\\'; break;
-		case '\b': esc[1] = 'b'; break;
-		case '\f': esc[1] = 'f'; break;
-		case '\n': esc[1] = 'n'; break;
-		case '\r': esc[1] = 'r'; break;
-		case '\t': esc[1] = 't'; break;
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
 		default: /* another control character: \u00XX, upper case */
-			esc[1] = 'u';
-			esc[4] = hex[*p >> 4];
-			esc[5] = hex[*p & 15];
-			elen = 6;
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
 		}
-		vg_buf_append(b, esc, elen);
 		p++;
 	}
-	vg_buf_append(b, "\"", 1);
+	*o++ = '"';
+	*o = '\0';
+	b->len = (size_t)(o - b->p);
 	return 0;
 }
 
