@@ -435,6 +435,7 @@ static size_t real_text(double v, char *out)
 		1e19L, 1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
 	double a = fabs(v);
 	char *o = out;
+	uint64_t bits;
 	int bexp, dexp;
 
 	if (v == 0) {
@@ -445,9 +446,11 @@ static size_t real_text(double v, char *out)
 	}
 	if (!(a >= 1e-4 && a < 1e16))
 		goto slow;
-	/* the decimal exponent of the first digit, maybe one low */
-	frexp(a, &bexp);
-	dexp = (int)floor((bexp - 1) * 0.30102999566398120);
+	/* the decimal exponent of the first digit, maybe one low: the binary
+	 * exponent (a is normal here) times log10(2) ~ 78913 / 2^18 */
+	memcpy(&bits, &a, sizeof(bits));
+	bexp = (int)((bits >> 52) & 0x7ff) - 1023;
+	dexp = (bexp * 78913) >> 18;
 	for (int tries = 0; tries < 3; tries++) {
 		int k = 16 - dexp;
 		if (k < 1 || k > 27)
@@ -469,11 +472,19 @@ static size_t real_text(double v, char *out)
 			m++;
 		if (m >= 100000000000000000ULL)
 			goto slow;
-		char dig[17];
-		for (int i = 16; i >= 0; i--) {
-			dig[i] = (char)('0' + m % 10);
-			m /= 10;
+		static const char pairs2[] =
+			"00010203040506070809101112131415161718192021222324"
+			"25262728293031323334353637383940414243444546474849"
+			"50515253545556575859606162636465666768697071727374"
+			"75767778798081828384858687888990919293949596979899";
+		char dig[18];
+		for (int i = 15; i >= 1; i -= 2) { /* two digits a division */
+			unsigned r = (unsigned)(m % 100);
+			dig[i] = pairs2[2 * r];
+			dig[i + 1] = pairs2[2 * r + 1];
+			m /= 100;
 		}
+		dig[0] = (char)('0' + m);
 		int intd = 17 - k; /* digits before the point, <= 16 */
 		int last = 16;     /* the last fraction digit kept */
 		while (last >= intd && last >= 0 && dig[last] == '0')
