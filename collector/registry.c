@@ -1043,7 +1043,6 @@ int vg_registry_list_visit(struct vg_registry *r,
 		bind_text(s, 7, f->after);
 	sqlite3_bind_int(s, 8, f->limit + 1); /* one more: is there a next page? */
 
-	vg_lastval_lock(r->lv);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct vg_registry_res res;
 		struct vg_lv_res *c;
@@ -1053,16 +1052,20 @@ int vg_registry_list_visit(struct vg_registry *r,
 			rc = id ? SQLITE_ROW : SQLITE_NOMEM;
 			break;
 		}
+		/* locked a resource at a time: the receiver and the other
+		 * API threads take turns with a long page */
+		vg_lastval_lock(r->lv);
 		c = vg_lastval_res(r->lv, id, 0);
 		res_row(s, c, &res);
-		if ((rc = v->resource(v->ctx, &res)) ||
-		    (rc = page_metrics(r, &ps, id, c, v)) ||
-		    (rc = v->resource_end(v->ctx)))
+		if (!(rc = v->resource(v->ctx, &res)) &&
+		    !(rc = page_metrics(r, &ps, id, c, v)))
+			rc = v->resource_end(v->ctx);
+		vg_lastval_unlock(r->lv);
+		if (rc)
 			break;
 		snprintf(last, sizeof(last), "%s", id);
 		rc = SQLITE_ROW;
 	}
-	vg_lastval_unlock(r->lv);
 	if (ps.s)
 		sqlite3_reset(ps.s);
 	sqlite3_reset(s);

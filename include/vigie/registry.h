@@ -115,8 +115,8 @@ struct vg_registry_visitor {
 /* vg_registry_list without building JSON: the page's rows go to v as
  * they are read (the resources and one walk of the metrics primary key
  * side by side), the API writes them as text. The callbacks run with the
- * data directory's last-value cache locked: they must not call the
- * registry. Same filters, order, cursor and errors as vg_registry_list,
+ * data directory's last-value cache locked (one resource at a time): they
+ * must not call the registry. Same filters, order, cursor and errors as vg_registry_list,
  * which is built on it. */
 int vg_registry_list_visit(struct vg_registry *r,
 			   const struct vg_resource_filter *f,
