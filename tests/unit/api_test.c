@@ -930,15 +930,16 @@ static void expect_as_jansson(const char *path,
 	struct vg_registry *reg;
 	char err[256], next[VG_NAME_MAX * 3 + 1];
 	struct answer a;
-	json_t *arr;
+	json_t *arr, *page;
 	char *want;
 
 	assert_int_equal(vg_registry_open(data_dir, &reg, err, sizeof(err)), 0);
 	assert_int_equal(vg_registry_list(reg, f, &arr, next, sizeof(next)), 0);
 	vg_registry_close(reg);
-	want = json_dumps(json_pack("{s:o,s:o}", "resources", arr, "next",
-				    next[0] ? json_string(next) : json_null()),
-			  JSON_COMPACT);
+	page = json_pack("{s:o,s:o}", "resources", arr, "next",
+			 next[0] ? json_string(next) : json_null());
+	want = json_dumps(page, JSON_COMPACT);
+	json_decref(page);
 	assert_non_null(want);
 	assert_int_equal(GET(path, &a), 200);
 	if (strcmp(a.body, want))
