@@ -18,6 +18,9 @@
 # throughput). Prints "RESULT api ..." lines (also appended to
 # $VIGIE_BUILD/bench/results.txt) and a Markdown table.
 #
+# Each line also gives the collector's CPU time per request (utime + stime
+# from /proc/PID/stat around the wrk run, divided by the requests served):
+# on a shared machine it moves far less than req/s and the tails do.
 # Knobs: BENCH_API_SECONDS (per measurement, default 5), BENCH_API_CONNS,
 # BENCH_API_THREADS (the collector's http_threads, default 4),
 # BENCH_TMPFS_DIR (default /dev/shm), BENCH_API_RESOURCES (default 10000),
@@ -103,16 +106,26 @@ to_ms() { # wrk latency ("312.00us", "1.23ms", "1.01s") -> ms
     else if (v ~ /m$/) n *= 60000; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
 
-# run QUERY MODE THREADS CONNS -> "p50 p99 rps errors"
+# The collector's CPU time so far (utime + stime), in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$CPID/stat"; }
+TICK=$(getconf CLK_TCK)
+
+# run QUERY MODE THREADS CONNS -> "p50 p99 rps errors cpu_ms"
+# cpu_ms: the collector's CPU time per request, steadier than req/s on a
+# loaded machine (other processes take turns, not CPU time per request).
 run() {
-  local q=$1 mode=$2 t=$3 c=$4 out p50 p99 rps err
+  local q=$1 mode=$2 t=$3 c=$4 out p50 p99 rps err c0 c1 n cpu
+  c0=$(cpu_ticks)
   out=$(wrk -t"$t" -c"$c" -d"${SECS}s" --latency -H "$AUTH" "$API${URL[$q]}" 2>&1)
+  c1=$(cpu_ticks)
   p50=$(awk '$1 == "50%" { print $2 }' <<<"$out")
   p99=$(awk '$1 == "99%" { print $2 }' <<<"$out")
   rps=$(awk '$1 == "Requests/sec:" { printf "%.0f", $2 }' <<<"$out")
+  n=$(awk '$2 == "requests" && $3 == "in" { print $1 }' <<<"$out")
   err=$(awk '/Non-2xx or 3xx responses:/ { print $NF } /Socket errors:/ { e = 1 } END {}' <<<"$out")
-  [[ -z $p50 || -z $rps ]] && { echo "api_bench: wrk failed for $q: $out" >&2; echo "- - 0 1"; return; }
-  echo "$(to_ms "$p50") $(to_ms "$p99") $rps ${err:-0}"
+  [[ -z $p50 || -z $rps ]] && { echo "api_bench: wrk failed for $q: $out" >&2; echo "- - 0 1 -"; return; }
+  cpu=$(awk -v d=$((c1 - c0)) -v n="${n:-0}" -v hz="$TICK" 'BEGIN { printf "%.3f", n ? d * 1000 / hz / n : 0 }')
+  echo "$(to_ms "$p50") $(to_ms "$p99") $rps ${err:-0} $cpu"
 }
 
 mkdir -p "$(dirname "$OUT")"
@@ -124,9 +137,9 @@ for q in "${ORDER[@]}"; do
   wrk -t1 -c4 -d1s -H "$AUTH" "$API${URL[$q]}" >/dev/null 2>&1
   for mode in unloaded loaded; do
     if [[ $mode == unloaded ]]; then r=$(run "$q" "$mode" 1 1); else r=$(run "$q" "$mode" 2 "$CONNS"); fi
-    read -r p50 p99 rps err <<<"$r"
-    R[$q.$mode]="$p50 $p99 $rps"
-    line="RESULT api query=$q mode=$mode conns=$([[ $mode == unloaded ]] && echo 1 || echo "$CONNS") p50_ms=$p50 p99_ms=$p99 rps=$rps non2xx=$err"
+    read -r p50 p99 rps err cpu <<<"$r"
+    R[$q.$mode]="$p50 $p99 $rps $cpu"
+    line="RESULT api query=$q mode=$mode conns=$([[ $mode == unloaded ]] && echo 1 || echo "$CONNS") p50_ms=$p50 p99_ms=$p99 rps=$rps non2xx=$err cpu_ms_per_req=$cpu"
     echo "$line"
     echo "$line" >>"$OUT"
     [[ $err != 0 ]] && { echo "api_bench: $q $mode: $err non-2xx answers" >&2; fail=1; }
@@ -137,19 +150,19 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 echo
 echo "Query API, $(nproc) cores ($cpu), wrk ${SECS} s per line, collector http_threads=$THREADS, data on $BASE"
 echo
-echo "| request | unloaded p50 | unloaded p99 | unloaded req/s | loaded ($CONNS conns) p50 | loaded p99 | loaded req/s |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
+echo "| request | unloaded p50 | unloaded p99 | unloaded req/s | loaded ($CONNS conns) p50 | loaded p99 | loaded req/s | collector CPU per request (loaded) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for q in "${ORDER[@]}"; do
-  read -r u50 u99 urps <<<"${R[$q.unloaded]}"
-  read -r l50 l99 lrps <<<"${R[$q.loaded]}"
-  printf '| %s | %s ms | %s ms | %s | %s ms | %s ms | %s |\n' "$q" "$u50" "$u99" "$urps" "$l50" "$l99" "$lrps"
+  read -r u50 u99 urps _ <<<"${R[$q.unloaded]}"
+  read -r l50 l99 lrps lcpu <<<"${R[$q.loaded]}"
+  printf '| %s | %s ms | %s ms | %s | %s ms | %s ms | %s | %s ms |\n' "$q" "$u50" "$u99" "$urps" "$l50" "$l99" "$lrps" "$lcpu"
 done
 met() { [[ $1 == 1 ]] && echo met || echo MISSED; }
 echo
 missed=0
 if [[ -n ${R[measures.loaded]:-} ]]; then
   read -r _ u99 _ <<<"${R[measures.unloaded]}"
-  read -r _ _ lrps <<<"${R[measures.loaded]}"
+  read -r _ _ lrps _ <<<"${R[measures.loaded]}"
   ok99=$(awk -v v="$u99" 'BEGIN { print (v + 0 < 5) ? 1 : 0 }')
   okrps=$(awk -v v="$lrps" 'BEGIN { print (v + 0 >= 2000) ? 1 : 0 }')
   echo "targets: measures p99 unloaded ${u99} ms (< 5: $(met "$ok99")), measures under load ${lrps}/s (>= 2000: $(met "$okrps"))"
@@ -158,10 +171,10 @@ fi
 if [[ -n ${R[page.loaded]:-} ]]; then
   # issue 12: a page of 100 resources with their metrics, out of NRES
   read -r _ p99 _ <<<"${R[page.unloaded]}"
-  read -r _ pl99 prps <<<"${R[page.loaded]}"
+  read -r _ pl99 prps pcpu <<<"${R[page.loaded]}"
   okp99=$(awk -v v="$p99" 'BEGIN { print (v + 0 < 20) ? 1 : 0 }')
   okprps=$(awk -v v="$prps" 'BEGIN { print (v + 0 >= 1000) ? 1 : 0 }')
-  echo "targets: page of 100 of $NRES resources: p99 unloaded ${p99} ms (< 20: $(met "$okp99")), under load ${prps}/s (>= 1000: $(met "$okprps")); loaded p99 ${pl99} ms"
+  echo "targets: page of 100 of $NRES resources: p99 unloaded ${p99} ms (< 20: $(met "$okp99")), under load ${prps}/s (>= 1000: $(met "$okprps")); loaded p99 ${pl99} ms, collector CPU ${pcpu} ms a page"
   [[ $okp99 == 1 && $okprps == 1 ]] || missed=1
 fi
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (the figures are only as quiet as the machine)"

@@ -15,8 +15,12 @@
  * mode so the receiver's writes and the API's reads proceed together; each
  * handle keeps its prepared statements (one handle per thread). A page of
  * the resource list is two statements, not one metrics query per resource
- * (issue 12): the page's resources, then one scan of the metrics primary
- * key over the page's id range (see vg_registry_list).
+ * (issue 12): the page's resources, and beside them one scan of the
+ * metrics primary key from the page's first id, stepped together and
+ * handed row by row to a visitor (vg_registry_list_visit) that writes the
+ * answer, so no row is copied and no JSON value built per row; the
+ * jansson answers (vg_registry_list, vg_registry_get) are built by the
+ * same walk.
  *
  * Invariants:
  *  - one transaction per batch (vg_registry_update), so a batch is either
@@ -753,125 +757,109 @@ struct vg_consumer vg_registry_consumer(struct vg_registry *r)
 
 /* ---- reading ----------------------------------------------------------------- */
 
-static json_t *col_text(sqlite3_stmt *s, int i)
+/* The resource on the current row of s (columns RES_COLUMNS); c is its
+ * last-value cache entry (lv locked) or NULL. */
+static void res_row(sqlite3_stmt *s, struct vg_lastval_resource *c,
+		    struct vg_registry_res *o)
 {
-	const unsigned char *t = sqlite3_column_text(s, i);
-
-	return t ? json_string((const char *)t) : json_null();
+	o->id = (const char *)sqlite3_column_text(s, 0);
+	o->type = sqlite3_column_int(s, 1);
+	o->host = (const char *)sqlite3_column_text(s, 2);
+	o->name = (const char *)sqlite3_column_text(s, 3);
+	o->parent = (const char *)sqlite3_column_text(s, 4);
+	o->project = (const char *)sqlite3_column_text(s, 5);
+	o->user = (const char *)sqlite3_column_text(s, 6);
+	o->flavor = (const char *)sqlite3_column_text(s, 7);
+	o->attributes = (const char *)sqlite3_column_text(s, 8);
+	o->has_first_seen = sqlite3_column_type(s, 9) != SQLITE_NULL;
+	o->first_seen_ms = sqlite3_column_int64(s, 9);
+	o->last_seen_ms = sqlite3_column_int64(s, 10);
+	/* a newer last_seen not yet written to the database */
+	if (c && c->last_seen > o->last_seen_ms)
+		o->last_seen_ms = c->last_seen;
+	o->ended = sqlite3_column_type(s, 11) != SQLITE_NULL;
+	o->ended_at_ms = sqlite3_column_int64(s, 11);
 }
 
-static json_t *col_time(sqlite3_stmt *s, int i)
+/* The metric on the current row of s, whose columns from col on are name,
+ * kind, unit, last_value, last_time_ms; c is the resource's last-value
+ * cache entry (lv locked) or NULL. */
+static void metric_row(struct vg_registry *r, struct vg_lastval_resource *c,
+		       sqlite3_stmt *s, int col, struct vg_registry_metric *m)
 {
-	char buf[32];
-
-	if (sqlite3_column_type(s, i) == SQLITE_NULL)
-		return json_null();
-	return json_string(vg_time_format(sqlite3_column_int64(s, i), buf,
-					  sizeof(buf)));
-}
-
-/* One metric entry, {"unit","kind","last_value","last_time"}, from the
- * current row of s, whose columns from col on are name, kind, unit,
- * last_value, last_time_ms; c is the resource's last-value cache entry
- * (lv locked) or NULL. NULL when out of memory. */
-static json_t *metric_json(struct vg_registry *r, struct vg_lastval_resource *c,
-			   sqlite3_stmt *s, int col)
-{
-	const char *name = (const char *)sqlite3_column_text(s, col);
-	const char *kind = vg_kind_name(sqlite3_column_int(s, col + 1));
-	json_t *e = json_object();
-	double v = sqlite3_column_double(s, col + 3);
-	int64_t t = sqlite3_column_int64(s, col + 4);
 	struct vg_lastval_series *lm;
+
+	m->name = (const char *)sqlite3_column_text(s, col);
+	m->kind = sqlite3_column_int(s, col + 1);
+	m->unit = (const char *)sqlite3_column_text(s, col + 2);
+	m->last_value = sqlite3_column_type(s, col + 3) == SQLITE_NULL
+				? NAN
+				: sqlite3_column_double(s, col + 3);
+	m->last_time_ms = sqlite3_column_int64(s, col + 4);
+	/* a newer value not yet written to the database */
+	if (c && m->name &&
+	    (lm = vg_lastval_metric(r->lv, c, m->name, -1, 0)) &&
+	    lm->time_ms > m->last_time_ms) {
+		m->last_value = lm->value;
+		m->last_time_ms = lm->time_ms;
+	}
+}
+
+static json_t *text_json(const char *t)
+{
+	return t ? json_string(t) : json_null();
+}
+
+static json_t *time_json(int has, int64_t ms)
+{
 	char buf[32];
+
+	return has ? json_string(vg_time_format(ms, buf, sizeof(buf)))
+		   : json_null();
+}
+
+/* {"unit","kind","last_value","last_time"}; NULL when out of memory. */
+static json_t *metric_json(const struct vg_registry_metric *m)
+{
+	const char *kind = vg_kind_name(m->kind);
+	json_t *e = json_object();
 
 	if (!e)
 		return NULL;
-	if (sqlite3_column_type(s, col + 3) == SQLITE_NULL)
-		v = NAN;
-	/* a newer value not yet written to the database */
-	if (c && name && (lm = vg_lastval_metric(r->lv, c, name, -1, 0)) &&
-	    lm->time_ms > t) {
-		v = lm->value;
-		t = lm->time_ms;
-	}
-	json_object_set_new(e, "unit", col_text(s, col + 2));
+	json_object_set_new(e, "unit", text_json(m->unit));
 	json_object_set_new(e, "kind", kind ? json_string(kind) : json_null());
-	json_object_set_new(e, "last_value",
-			    isfinite(v) ? json_real(v) : json_null());
-	json_object_set_new(e, "last_time",
-			    json_string(vg_time_format(t, buf, sizeof(buf))));
+	json_object_set_new(e, "last_value", isfinite(m->last_value)
+						     ? json_real(m->last_value)
+						     : json_null());
+	json_object_set_new(e, "last_time", time_json(1, m->last_time_ms));
 	return e;
 }
 
-static int metrics_json(struct vg_registry *r, const char *id, json_t **out)
+/* The resource's JSON object without "metrics"; NULL when out of memory. */
+static json_t *resource_base(const struct vg_registry_res *res)
 {
-	sqlite3_stmt *s = stmt(r, ST_METRICS_OF);
-	struct vg_lastval_resource *c;
-	json_t *m;
-	int rc;
-
-	if (!s)
-		return map_err(sqlite3_errcode(r->db));
-	if (!(m = json_object()))
-		return -ENOMEM;
-	bind_text(s, 1, id);
-	vg_lastval_lock(r->lv);
-	c = vg_lastval_res(r->lv, id, 0);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *e = metric_json(r, c, s, 0);
-
-		if (!e) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		json_object_set_new(
-			m, (const char *)sqlite3_column_text(s, 0), e);
-	}
-	vg_lastval_unlock(r->lv);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		json_decref(m);
-		return map_err(rc);
-	}
-	*out = m;
-	return 0;
-}
-
-/* The JSON object of the resource on the current row of s (columns
- * RES_COLUMNS), without "metrics"; c is its last-value cache entry (lv
- * locked) or NULL. NULL when out of memory. */
-static json_t *resource_base(sqlite3_stmt *s, struct vg_lastval_resource *c)
-{
-	const char *type = vg_rtype_name(sqlite3_column_int(s, 1));
-	const char *attrs = (const char *)sqlite3_column_text(s, 8);
+	const char *type = vg_rtype_name(res->type);
 	json_t *o = json_object(), *a = NULL;
-	int64_t seen = sqlite3_column_int64(s, 10);
-	char buf[32];
 
 	if (!o)
 		return NULL;
-	json_object_set_new(o, "id", col_text(s, 0));
+	json_object_set_new(o, "id", text_json(res->id));
 	json_object_set_new(o, "type", type ? json_string(type) : json_null());
-	json_object_set_new(o, "host", col_text(s, 2));
-	json_object_set_new(o, "name", col_text(s, 3));
-	json_object_set_new(o, "parent", col_text(s, 4));
-	json_object_set_new(o, "project", col_text(s, 5));
-	json_object_set_new(o, "user", col_text(s, 6));
-	json_object_set_new(o, "flavor", col_text(s, 7));
+	json_object_set_new(o, "host", text_json(res->host));
+	json_object_set_new(o, "name", text_json(res->name));
+	json_object_set_new(o, "parent", text_json(res->parent));
+	json_object_set_new(o, "project", text_json(res->project));
+	json_object_set_new(o, "user", text_json(res->user));
+	json_object_set_new(o, "flavor", text_json(res->flavor));
 	json_object_set_new(o, "state",
-			    json_string(sqlite3_column_type(s, 11) == SQLITE_NULL
-						? "active"
-						: "ended"));
-	json_object_set_new(o, "first_seen", col_time(s, 9));
-	/* a newer last_seen not yet written to the database */
-	if (c && c->last_seen > seen)
-		seen = c->last_seen;
-	json_object_set_new(o, "last_seen",
-			    json_string(vg_time_format(seen, buf, sizeof(buf))));
-	json_object_set_new(o, "ended_at", col_time(s, 11));
-	if (attrs)
-		a = json_loads(attrs, 0, NULL);
+			    json_string(res->ended ? "ended" : "active"));
+	json_object_set_new(o, "first_seen",
+			    time_json(res->has_first_seen, res->first_seen_ms));
+	json_object_set_new(o, "last_seen", time_json(1, res->last_seen_ms));
+	json_object_set_new(o, "ended_at",
+			    time_json(res->ended, res->ended_at_ms));
+	if (res->attributes)
+		a = json_loads(res->attributes, 0, NULL);
 	if (!json_is_object(a)) {
 		json_decref(a);
 		a = json_object();
@@ -880,32 +868,76 @@ static json_t *resource_base(sqlite3_stmt *s, struct vg_lastval_resource *c)
 	return o;
 }
 
-/* Build the JSON object of the resource on the current row of s (columns
- * RES_COLUMNS) with its metrics (a second statement). */
-static int resource_json(struct vg_registry *r, sqlite3_stmt *s, json_t **out)
+/* The metrics of resource id, one statement, to v (lv locked). */
+static int each_metric(struct vg_registry *r, const char *id,
+		       struct vg_lastval_resource *c, const struct vg_registry_visitor *v)
 {
-	json_t *o, *metrics = NULL;
-	char id[VG_NAME_MAX * 4 + 1];
+	sqlite3_stmt *s = stmt(r, ST_METRICS_OF);
+	struct vg_registry_metric m;
 	int rc;
 
-	snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(s, 0));
-	vg_lastval_lock(r->lv);
-	o = resource_base(s, vg_lastval_res(r->lv, id, 0));
-	vg_lastval_unlock(r->lv);
-	if (!o)
-		return -ENOMEM;
-	/* metrics_json uses another statement; s stays on its row. */
-	if ((rc = metrics_json(r, id, &metrics))) {
-		json_decref(o);
-		return rc;
+	if (!s)
+		return map_err(sqlite3_errcode(r->db));
+	bind_text(s, 1, id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		metric_row(r, c, s, 0, &m);
+		if ((rc = v->metric(v->ctx, &m))) {
+			sqlite3_reset(s);
+			return rc;
+		}
 	}
-	json_object_set_new(o, "metrics", metrics);
-	*out = o;
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : map_err(rc);
+}
+
+/* Building jansson values from the visitor's calls. */
+struct json_builder {
+	json_t *arr;     /* vg_registry_list's page, or NULL */
+	json_t *one;     /* vg_registry_get's resource */
+	json_t *metrics; /* of the resource being read */
+};
+
+static int jb_resource(void *ctx, const struct vg_registry_res *res)
+{
+	struct json_builder *jb = ctx;
+	json_t *o = resource_base(res);
+
+	if (!o || !(jb->metrics = json_object())) {
+		json_decref(o);
+		return -ENOMEM;
+	}
+	json_object_set_new(o, "metrics", jb->metrics);
+	if (jb->arr)
+		json_array_append_new(jb->arr, o);
+	else
+		jb->one = o;
+	return 0;
+}
+
+static int jb_metric(void *ctx, const struct vg_registry_metric *m)
+{
+	struct json_builder *jb = ctx;
+	json_t *e = metric_json(m);
+
+	if (!e)
+		return -ENOMEM;
+	/* a name jansson refuses (not UTF-8) leaves the metric out */
+	json_object_set_new(jb->metrics, m->name, e);
+	return 0;
+}
+
+static int jb_end(void *ctx)
+{
+	(void)ctx;
 	return 0;
 }
 
 int vg_registry_get(struct vg_registry *r, const char *id, json_t **out)
 {
+	struct json_builder jb = {0};
+	struct vg_registry_visitor v = {jb_resource, jb_metric, jb_end, &jb};
+	struct vg_registry_res res;
+	struct vg_lastval_resource *c;
 	sqlite3_stmt *s;
 	int rc;
 
@@ -916,12 +948,24 @@ int vg_registry_get(struct vg_registry *r, const char *id, json_t **out)
 		return map_err(sqlite3_errcode(r->db));
 	bind_text(s, 1, id);
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		rc = resource_json(r, s, out);
-	else
-		rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+	}
+	vg_lastval_lock(r->lv);
+	c = vg_lastval_res(r->lv, id, 0);
+	res_row(s, c, &res);
+	/* each_metric uses another statement; s stays on its row. */
+	if (!(rc = jb_resource(&jb, &res)))
+		rc = each_metric(r, id, c, &v);
+	vg_lastval_unlock(r->lv);
 	sqlite3_reset(s);
-	return rc;
+	if (rc) {
+		json_decref(jb.one);
+		return rc;
+	}
+	*out = jb.one;
+	return 0;
 }
 
 int vg_registry_lookup(struct vg_registry *r, const char *id, int *rtype,
@@ -1021,104 +1065,82 @@ static sqlite3_stmt *list_stmt(struct vg_registry *r, unsigned mask)
  * otherwise read most of the table for a page. */
 #define PAGE_SCAN_SLACK 256
 
-/* Fill the "metrics" of every resource of page (objects in id order). One
- * scan of the metrics primary key from the first id to the last reads a
- * page's metrics in the order they are listed; rows of resources between
- * them that are not on the page (filtered out) are skipped, and when those
+/* The walk of the metrics primary key beside the page's resources. */
+struct page_scan {
+	sqlite3_stmt *s;
+	int rc;           /* of the last step; 0 before the first */
+	int gave_way;     /* per-resource reads from now on */
+	size_t used, skipped;
+};
+
+/* The metrics of the page's next resource (id, in id order) to v, lv
+ * locked. The first call starts one scan of the metrics primary key from
+ * id on; each call takes the rows of its resource and stops at the first
+ * row of a later one, so a page reads its metrics in the order they are
+ * listed. Rows of resources the filter left out are skipped; when those
  * pass PAGE_SCAN_SLACK the rest of the page is read resource by resource
- * (metrics_json). 0 or -errno. */
-static int page_metrics(struct vg_registry *r, json_t *page)
+ * (each_metric). */
+static int page_metrics(struct vg_registry *r, struct page_scan *ps,
+			const char *id, struct vg_lastval_resource *c,
+			const struct vg_registry_visitor *v)
 {
-	size_t n = json_array_size(page), k = 0, used = 0, skipped = 0;
-	sqlite3_stmt *s = r->page_metrics;
-	struct vg_lastval_resource *c = NULL;
-	const char *kid = NULL;
-	json_t *km = NULL;
+	struct vg_registry_metric m;
 	int rc;
 
-	if (!n)
-		return 0;
-	if (!s && sqlite3_prepare_v3(
-			  r->db,
-			  "SELECT resource_id, name, kind, unit, last_value, "
-			  "last_time_ms FROM metrics WHERE resource_id >= ?1 "
-			  "AND resource_id <= ?2 ORDER BY resource_id, name",
-			  -1, SQLITE_PREPARE_PERSISTENT, &r->page_metrics,
-			  NULL) != SQLITE_OK)
-		return map_err(sqlite3_errcode(r->db));
-	s = r->page_metrics;
-	sqlite3_reset(s);
-	bind_text(s, 1, json_string_value(json_object_get(
-				json_array_get(page, 0), "id")));
-	bind_text(s, 2, json_string_value(json_object_get(
-				json_array_get(page, n - 1), "id")));
-	vg_lastval_lock(r->lv);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(s, 0);
-		int cmp = -1;
-		json_t *e;
+	if (ps->gave_way)
+		return each_metric(r, id, c, v);
+	if (!ps->rc) {
+		if (!r->page_metrics &&
+		    sqlite3_prepare_v3(
+			    r->db,
+			    "SELECT resource_id, name, kind, unit, last_value, "
+			    "last_time_ms FROM metrics WHERE resource_id >= ?1 "
+			    "ORDER BY resource_id, name",
+			    -1, SQLITE_PREPARE_PERSISTENT, &r->page_metrics,
+			    NULL) != SQLITE_OK)
+			return map_err(sqlite3_errcode(r->db));
+		ps->s = r->page_metrics;
+		sqlite3_reset(ps->s);
+		/* a copy: id is the page statement's and moves on */
+		sqlite3_bind_text(ps->s, 1, id, -1, SQLITE_TRANSIENT);
+		ps->rc = sqlite3_step(ps->s);
+	}
+	for (; ps->rc == SQLITE_ROW; ps->rc = sqlite3_step(ps->s)) {
+		const char *rid = (const char *)sqlite3_column_text(ps->s, 0);
+		int cmp = strcmp(rid ? rid : "", id);
 
-		/* the page resource this row is of, or the first one after it */
-		while (k < n) {
-			if (!kid)
-				kid = json_string_value(json_object_get(
-					json_array_get(page, k), "id"));
-			if ((cmp = strcmp(kid ? kid : "", id ? id : "")) >= 0)
-				break;
-			k++;
-			kid = NULL;
-			km = NULL;
-			c = NULL;
-		}
-		if (k == n)
-			break;
-		if (cmp > 0) { /* a resource the filter left out */
-			if (++skipped > PAGE_SCAN_SLACK + 4 * used)
-				break;
+		if (cmp > 0) /* a later resource's: the next call's */
+			return 0;
+		if (cmp < 0) { /* a resource the filter left out */
+			if (++ps->skipped > PAGE_SCAN_SLACK + 4 * ps->used) {
+				/* none of this resource's rows were read */
+				ps->gave_way = 1;
+				return each_metric(r, id, c, v);
+			}
 			continue;
 		}
-		if (!km) {
-			km = json_object_get(json_array_get(page, k), "metrics");
-			c = vg_lastval_res(r->lv, kid, 0);
-		}
-		if (!(e = metric_json(r, c, s, 1))) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		json_object_set_new(km, (const char *)sqlite3_column_text(s, 1), e);
-		used++;
+		metric_row(r, c, ps->s, 1, &m);
+		if ((rc = v->metric(v->ctx, &m)))
+			return rc;
+		ps->used++;
 	}
-	vg_lastval_unlock(r->lv);
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return map_err(rc);
-	if (rc == SQLITE_ROW && k < n) {
-		/* gave way: resource k has no row read yet (the row that
-		 * stopped the scan is of another one), nor have those after */
-		for (; k < n; k++) {
-			json_t *o = json_array_get(page, k), *m;
-			if ((rc = metrics_json(r, json_string_value(json_object_get(
-							  o, "id")), &m)))
-				return rc;
-			json_object_set_new(o, "metrics", m);
-		}
-	}
-	return 0;
+	return ps->rc == SQLITE_DONE ? 0 : map_err(ps->rc);
 }
 
-int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
-		     json_t **out, char *next_cursor, size_t cursorlen)
+int vg_registry_list_visit(struct vg_registry *r,
+			   const struct vg_resource_filter *f,
+			   const struct vg_registry_visitor *v,
+			   char *next_cursor, size_t cursorlen)
 {
 	unsigned mask = 0;
 	int rtype = 0, active = 0, rc, rows = 0;
 	char last[VG_NAME_MAX * 4 + 1] = "";
+	struct page_scan ps = {0};
 	sqlite3_stmt *s;
-	json_t *arr;
 
-	*out = NULL;
 	if (next_cursor && cursorlen)
 		next_cursor[0] = '\0';
-	if (!r || !f || f->limit < 1 || f->limit > 1000)
+	if (!r || !f || !v || f->limit < 1 || f->limit > 1000)
 		return -EINVAL;
 	if (f->type) {
 		if ((rtype = vg_rtype_parse(f->type)) < 0)
@@ -1153,43 +1175,58 @@ int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
 		bind_text(s, 7, f->after);
 	sqlite3_bind_int(s, 8, f->limit + 1); /* one more: is there a next page? */
 
-	if (!(arr = json_array())) {
-		sqlite3_reset(s);
-		return -ENOMEM;
-	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		json_t *o, *m;
-		if (++rows > f->limit)
+		struct vg_registry_res res;
+		struct vg_lastval_resource *c;
+		const char *id = (const char *)sqlite3_column_text(s, 0);
+
+		if (++rows > f->limit || !id) {
+			rc = id ? SQLITE_ROW : SQLITE_NOMEM;
 			break;
-		snprintf(last, sizeof(last), "%s",
-			 (const char *)sqlite3_column_text(s, 0));
+		}
+		/* locked a resource at a time: the receiver and the other
+		 * API threads take turns with a long page */
 		vg_lastval_lock(r->lv);
-		o = resource_base(s, vg_lastval_res(r->lv, last, 0));
+		c = vg_lastval_res(r->lv, id, 0);
+		res_row(s, c, &res);
+		if (!(rc = v->resource(v->ctx, &res)) &&
+		    !(rc = page_metrics(r, &ps, id, c, v)))
+			rc = v->resource_end(v->ctx);
 		vg_lastval_unlock(r->lv);
-		if (!o || !(m = json_object())) {
-			json_decref(o);
-			rc = SQLITE_NOMEM;
+		if (rc)
 			break;
-		}
-		json_object_set_new(o, "metrics", m); /* filled by page_metrics */
-		json_array_append_new(arr, o);
+		snprintf(last, sizeof(last), "%s", id);
+		rc = SQLITE_ROW;
 	}
+	if (ps.s)
+		sqlite3_reset(ps.s);
 	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		json_decref(arr);
-		return map_err(rc);
-	}
-	if ((rc = page_metrics(r, arr))) {
-		json_decref(arr);
+	if (rc < 0) /* a visitor's or page_metrics' -errno */
 		return rc;
-	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return map_err(rc);
 	if (rows > f->limit && next_cursor) {
-		if (strlen(last) >= cursorlen) {
-			json_decref(arr);
+		if (strlen(last) >= cursorlen)
 			return -ENAMETOOLONG;
-		}
 		memcpy(next_cursor, last, strlen(last) + 1);
 	}
-	*out = arr;
+	return 0;
+}
+
+int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
+		     json_t **out, char *next_cursor, size_t cursorlen)
+{
+	struct json_builder jb = {0};
+	struct vg_registry_visitor v = {jb_resource, jb_metric, jb_end, &jb};
+	int rc;
+
+	*out = NULL;
+	if (!(jb.arr = json_array()))
+		return -ENOMEM;
+	if ((rc = vg_registry_list_visit(r, f, &v, next_cursor, cursorlen))) {
+		json_decref(jb.arr);
+		return rc;
+	}
+	*out = jb.arr;
 	return 0;
 }

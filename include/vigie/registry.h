@@ -97,6 +97,46 @@ struct vg_resource_filter {
 int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
 		     json_t **out, char *next_cursor, size_t cursorlen);
 
+/* One resource of a list page as its row holds it, for a visitor. Every
+ * pointer is the registry's and valid during the call only; a NULL text is
+ * SQL NULL. last_seen_ms and a metric's last value include what the
+ * last-value cache holds that is newer than the database. */
+struct vg_registry_res {
+	const char *id, *host, *name, *parent, *project, *user, *flavor;
+	const char *attributes; /* JSON text as stored, or NULL */
+	int type;               /* enum vg_rtype as stored */
+	int has_first_seen;     /* first_seen_ms is not NULL */
+	int ended;              /* ended_at_ms is not NULL */
+	int64_t first_seen_ms, last_seen_ms, ended_at_ms;
+};
+struct vg_registry_metric {
+	const char *name, *unit;
+	int kind;               /* enum vg_kind as stored */
+	double last_value;      /* NAN when there is none */
+	int64_t last_time_ms;
+};
+/* Called for each resource of a page in id order: resource(), then
+ * metric() for each of its metrics in name order (bytewise), then
+ * resource_end(). A non-zero return (-errno) stops the walk and is
+ * returned by vg_registry_list_visit. */
+struct vg_registry_visitor {
+	int (*resource)(void *ctx, const struct vg_registry_res *res);
+	int (*metric)(void *ctx, const struct vg_registry_metric *m);
+	int (*resource_end)(void *ctx);
+	void *ctx;
+};
+
+/* vg_registry_list without building JSON: the page's rows go to v as
+ * they are read (the resources and one walk of the metrics primary key
+ * side by side), the API writes them as text. The callbacks run with the
+ * data directory's last-value cache locked (one resource at a time): they
+ * must not call the registry. Same filters, order, cursor and errors as vg_registry_list,
+ * which is built on it. */
+int vg_registry_list_visit(struct vg_registry *r,
+			   const struct vg_resource_filter *f,
+			   const struct vg_registry_visitor *v,
+			   char *next_cursor, size_t cursorlen);
+
 /* One resource as a JSON object (caller json_decref):
  * {"id","type","host","name","parent","project","user","flavor",
  *  "state":"active"|"ended","first_seen","last_seen","ended_at"(or null),

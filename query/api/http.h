@@ -284,8 +284,23 @@ struct vg_buf {
 void vg_buf_append(struct vg_buf *b, const char *s, size_t n);
 void vg_buf_printf(struct vg_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Append s as a JSON string literal (quotes and escapes). */
+/* Append s as a JSON string literal (quotes and escapes); s not being
+ * UTF-8 counts as a failed append (oom). */
 void vg_buf_json_string(struct vg_buf *b, const char *s);
+/* Append the n bytes at s as a JSON string literal, exactly as jansson's
+ * json_dumps writes it without JSON_ENSURE_ASCII (", \ and control
+ * characters escaped, \b \f \n \r \t or \u00XX upper case; UTF-8 as
+ * it is). 0, or -EILSEQ with nothing appended when s is not UTF-8 as
+ * jansson accepts it (json_string refuses it). */
+int vg_buf_json_str(struct vg_buf *b, const char *s, size_t n);
+/* Append a double exactly as jansson's json_dumps writes json_real(v)
+ * ("%.17g", "2.0", "0.10000000000000001", "1e20"): what a jansson answer
+ * held before, byte for byte; non-finite values as null. */
+void vg_buf_json_real(struct vg_buf *b, double v);
+/* Append the JSON object in text as json_dumps(json_loads(text),
+ * JSON_COMPACT) would (an object jansson writes is copied as it is; other
+ * text goes through jansson), or {} when text is NULL or no object. */
+void vg_buf_json_object_text(struct vg_buf *b, const char *text);
 /* Append a finite double in the shortest form that reads back the same
  * ("1.5", "0.1", "1e+20"); non-finite values as null. */
 void vg_buf_json_number(struct vg_buf *b, double v);

@@ -6,8 +6,11 @@
  * Design: append-only, doubling capacity; the first failed allocation sets
  * `oom`, later appends do nothing and vg_buf_take returns NULL, so callers
  * check once at the end. Numbers are written in the shortest form (of 15,
- * 16 or 17 significant digits) that reads back to the same double; strings
- * are escaped by jansson.
+ * 16 or 17 significant digits) that reads back to the same double, or
+ * (vg_buf_json_real) exactly as jansson writes a real, for answers that
+ * were jansson's before (the resource list); strings are escaped exactly
+ * as jansson escapes them, and refused where jansson refuses them (not
+ * UTF-8), so a hand-written answer is byte for byte the jansson one.
  *
  * Speed (a day of 1-minute points is 1440 numbers and times per request):
  * printf's "%.15g" plus a strtod check cost ~1.5 us a number, so the common
@@ -24,6 +27,8 @@
  * Invariants: p is NUL-terminated whenever it is non-NULL; non-finite
  * numbers are written as null (JSON has no NaN).
  */
+#include <ctype.h>
+#include <errno.h>
 #include <float.h>
 #include <stdint.h>
 #include <math.h>
@@ -57,7 +62,7 @@ static int buf_reserve(struct vg_buf *b, size_t more)
 
 void vg_buf_append(struct vg_buf *b, const char *s, size_t n)
 {
-	if (buf_reserve(b, n))
+	if ((b->oom || b->len + n + 1 > b->cap) && buf_reserve(b, n))
 		return;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
@@ -82,12 +87,206 @@ void vg_buf_printf(struct vg_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+/* The length of the UTF-8 sequence at p (at most n bytes) as jansson
+ * accepts it (RFC 3629: no overlong forms, surrogates or code points past
+ * U+10FFFF), 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	unsigned char u = p[0];
+	size_t len;
+	uint32_t cp;
+
+	if (u < 0x80)
+		return 1;
+	if (u >= 0xC2 && u <= 0xDF)
+		len = 2, cp = u & 0x1F;
+	else if (u >= 0xE0 && u <= 0xEF)
+		len = 3, cp = u & 0x0F;
+	else if (u >= 0xF0 && u <= 0xF4)
+		len = 4, cp = u & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if (p[i] < 0x80 || p[i] > 0xBF)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ||
+	    (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
+		return 0;
+	return len;
+}
+
+int vg_buf_json_str(struct vg_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	char *o;
+	size_t k;
+
+	/* room for the worst case (every byte \u00XX), written in place */
+	if (n > (SIZE_MAX - 3) / 6 || buf_reserve(b, n * 6 + 2))
+		return 0;
+	o = b->p + b->len;
+	*o++ = '"';
+	while (p < end) {
+		unsigned char c = *p;
+
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			*o++ = (char)c;
+			p++;
+			continue;
+		}
+		if (c >= 0x80) {
+			if (!(k = utf8_seq(p, (size_t)(end - p)))) {
+				/* not UTF-8: jansson refuses the string */
+				b->p[b->len] = '\0';
+				return -EILSEQ;
+			}
+			memcpy(o, p, k);
+			o += k;
+			p += k;
+			continue;
+		}
+		*o++ = '\\';
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '\b': *o++ = 'b'; break;
+		case '\f': *o++ = 'f'; break;
+		case '\n': *o++ = 'n'; break;
+		case '\r': *o++ = 'r'; break;
+		case '\t': *o++ = 't'; break;
+		default: /* another control character: \u00XX, upper case */
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 15];
+		}
+		p++;
+	}
+	*o++ = '"';
+	*o = '\0';
+	b->len = (size_t)(o - b->p);
+	return 0;
+}
+
 void vg_buf_json_string(struct vg_buf *b, const char *s)
 {
-	json_t *j = json_string(s ? s : "");
-	char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+	if (!s)
+		s = "";
+	/* not UTF-8: jansson's json_string failed here, and so do we */
+	if (vg_buf_json_str(b, s, strlen(s)))
+		b->oom = 1;
+}
 
-	json_decref(j);
+/* The length of the string literal at p (its opening quote) if it is
+ * exactly as jansson writes one (vg_buf_json_str), else 0. */
+static size_t canonical_string(const unsigned char *p, const unsigned char *end)
+{
+	const unsigned char *q = p + 1;
+	size_t k;
+
+	if (p >= end || *p != '"')
+		return 0;
+	while (q < end) {
+		unsigned c = *q;
+
+		if (c == '"')
+			return (size_t)(q + 1 - p);
+		if (c == '\\') {
+			if (q + 1 >= end)
+				return 0;
+			c = q[1];
+			if (strchr("\"\\bfnrt", (int)c) && c) {
+				q += 2;
+				continue;
+			}
+			/* \u00XX for a control character without a short form */
+			if (c != 'u' || end - q < 6 || q[2] != '0' || q[3] != '0' ||
+			    !strchr("01", q[4]) || !q[4] || !isxdigit(q[5]) ||
+			    (q[5] >= 'a' && q[5] <= 'f'))
+				return 0;
+			c = (unsigned)((q[4] - '0') << 4) |
+			    (unsigned)(q[5] <= '9' ? q[5] - '0' : q[5] - 'A' + 10);
+			if (c == 0 || c == '\b' || c == '\f' || c == '\n' ||
+			    c == '\r' || c == '\t')
+				return 0;
+			q += 6;
+			continue;
+		}
+		if (c < 0x20)
+			return 0;
+		if (c < 0x80) {
+			q++;
+			continue;
+		}
+		if (!(k = utf8_seq(q, (size_t)(end - q))))
+			return 0;
+		q += k;
+	}
+	return 0;
+}
+
+/* Whether text is an object of string values exactly as jansson writes it
+ * compact, keys in strictly increasing byte order (so none repeats). */
+static int canonical_object(const char *text)
+{
+	const unsigned char *p = (const unsigned char *)text;
+	const unsigned char *end = p + strlen(text);
+	const unsigned char *prev = NULL;
+	size_t prevlen = 0, k, v;
+
+	if (*p++ != '{')
+		return 0;
+	if (*p == '}')
+		return p + 1 == end;
+	for (;;) {
+		if (!(k = canonical_string(p, end)))
+			return 0;
+		if (prev) { /* the contents, between the quotes */
+			size_t n = prevlen < k ? prevlen - 2 : k - 2;
+			int c = memcmp(prev + 1, p + 1, n);
+			if (c > 0 || (c == 0 && prevlen >= k))
+				return 0;
+		}
+		prev = p;
+		prevlen = k;
+		p += k;
+		if (*p++ != ':' || !(v = canonical_string(p, end)))
+			return 0;
+		p += v;
+		if (*p == '}')
+			return p + 1 == end;
+		if (*p++ != ',')
+			return 0;
+	}
+}
+
+void vg_buf_json_object_text(struct vg_buf *b, const char *text)
+{
+	json_t *o;
+	char *t;
+
+	if (!text) {
+		vg_buf_append(b, "{}", 2);
+		return;
+	}
+	if (canonical_object(text)) {
+		vg_buf_append(b, text, strlen(text));
+		return;
+	}
+	o = json_loads(text, 0, NULL);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		vg_buf_append(b, "{}", 2);
+		return;
+	}
+	t = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
 	if (!t) {
 		b->oom = 1;
 		return;
@@ -214,6 +413,132 @@ void vg_buf_json_number(struct vg_buf *b, double v)
 	if (strtod(tmp, NULL) != v)
 		snprintf(tmp, sizeof(tmp), "%.17g", v);
 	vg_buf_append(b, tmp, strlen(tmp));
+}
+
+/* v as jansson's json_dumps writes a real: printf's "%.17g", ".0" added
+ * when that has neither a point nor an exponent, the exponent without '+'
+ * and leading zeros. The fast path takes 1e-4 <= |v| < 1e16, where "%.17g"
+ * is fixed-point: x = |v| * 10^k (10^k exact, one rounding to 64 bits, so
+ * within 2^-8 of the exact product below 2^57) holds the 17 digits, and
+ * its rounding to an integer is the correct one unless x is within 0.01
+ * of a half, which is left to printf. Returns the length written to out
+ * (>= 32 bytes). */
+static size_t real_text(double v, char *out)
+{
+	size_t n;
+	char *e;
+
+#if LDBL_MANT_DIG == 64 && defined(__x86_64__)
+	static const long double p10[] = {
+		1e0L, 1e1L, 1e2L, 1e3L, 1e4L, 1e5L, 1e6L, 1e7L, 1e8L, 1e9L,
+		1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L,
+		1e19L, 1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
+	double a = fabs(v);
+	char *o = out;
+	uint64_t bits;
+	int bexp, dexp;
+
+	if (v == 0) {
+		if (signbit(v))
+			*o++ = '-';
+		memcpy(o, "0.0", 4);
+		return (size_t)(o + 3 - out);
+	}
+	if (!(a >= 1e-4 && a < 1e16))
+		goto slow;
+	/* the decimal exponent of the first digit, maybe one low: the binary
+	 * exponent (a is normal here) times log10(2) ~ 78913 / 2^18 */
+	memcpy(&bits, &a, sizeof(bits));
+	bexp = (int)((bits >> 52) & 0x7ff) - 1023;
+	dexp = (bexp * 78913) >> 18;
+	for (int tries = 0; tries < 3; tries++) {
+		int k = 16 - dexp;
+		if (k < 1 || k > 27)
+			goto slow;
+		long double x = (long double)a * p10[k];
+		if (x >= 1e17L) {
+			dexp++;
+			continue;
+		}
+		if (x < 1e16L) {
+			dexp--;
+			continue;
+		}
+		unsigned long long m = (unsigned long long)x;
+		long double frac = x - (long double)m;
+		if (fabsl(frac - 0.5L) < 0.01L)
+			goto slow;
+		if (frac > 0.5L)
+			m++;
+		if (m >= 100000000000000000ULL)
+			goto slow;
+		static const char pairs2[] =
+			"00010203040506070809101112131415161718192021222324"
+			"25262728293031323334353637383940414243444546474849"
+			"50515253545556575859606162636465666768697071727374"
+			"75767778798081828384858687888990919293949596979899";
+		char dig[18];
+		for (int i = 15; i >= 1; i -= 2) { /* two digits a division */
+			unsigned r = (unsigned)(m % 100);
+			dig[i] = pairs2[2 * r];
+			dig[i + 1] = pairs2[2 * r + 1];
+			m /= 100;
+		}
+		dig[0] = (char)('0' + m);
+		int intd = 17 - k; /* digits before the point, <= 16 */
+		int last = 16;     /* the last fraction digit kept */
+		while (last >= intd && last >= 0 && dig[last] == '0')
+			last--;
+		if (v < 0)
+			*o++ = '-';
+		if (intd <= 0) {
+			*o++ = '0';
+			*o++ = '.';
+			for (int i = 0; i < -intd; i++)
+				*o++ = '0';
+			for (int i = 0; i <= last; i++)
+				*o++ = dig[i];
+		} else {
+			memcpy(o, dig, (size_t)intd);
+			o += intd;
+			*o++ = '.';
+			if (last < intd) {
+				*o++ = '0';
+			} else {
+				memcpy(o, dig + intd, (size_t)(last + 1 - intd));
+				o += last + 1 - intd;
+			}
+		}
+		*o = '\0';
+		return (size_t)(o - out);
+	}
+slow:
+#endif
+	snprintf(out, 32, "%.17g", v);
+	if (!strchr(out, '.') && !strchr(out, 'e'))
+		strcat(out, ".0");
+	if ((e = strchr(out, 'e'))) {
+		char *start = e + 1, *end = start + 1;
+		if (*start == '-')
+			start++;
+		while (*end == '0')
+			end++;
+		if (end != start)
+			memmove(start, end, strlen(end) + 1);
+	}
+	n = strlen(out);
+	return n;
+}
+
+void vg_buf_json_real(struct vg_buf *b, double v)
+{
+	char tmp[40];
+
+	if (!isfinite(v)) {
+		vg_buf_append(b, "null", 4);
+		return;
+	}
+	vg_buf_append(b, tmp, real_text(v, tmp));
 }
 
 char *vg_iso_time(int64_t ms, char *out)

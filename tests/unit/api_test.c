@@ -5,7 +5,10 @@
  * vg_store_write_batch with hand-built batches (synthetic times, one per
  * minute over ten minutes), queried with libcurl: health, resources (list,
  * filters, pagination), one resource, measures whose values are computed
- * by hand from what was written, and every 4xx.
+ * by hand from what was written, and every 4xx. Then the resource list,
+ * written as text, on names with quotes, backslashes,
+ * control characters, UTF-8 and bytes that are not UTF-8: byte for byte
+ * the jansson answer, and fixed answers taken from the collector before.
  */
 #include <errno.h>
 #include <math.h>
@@ -28,6 +31,7 @@
 #include "vigie/catalog.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
+#include "vigie/name.h"
 #include "vigie/registry.h"
 #include "vigie/store.h"
 #include "vigie/token.h"
@@ -691,6 +695,195 @@ static void test_concurrent(void **state)
 	}
 }
 
+/* GET /v1/resources?limit=1, ?limit=1&cursor=odd-1 and
+ * ?limit=2&cursor=odd-2-%C3%A9 on write_odd's data, as the collector before
+ * issue 12 answered them (jansson). */
+#define ODD_1 \
+	"{\"resources\":[{\"id\":\"odd-1\",\"type\":\"instance\",\"host\":\"h\\\"1\","\
+	"\"name\":\"quote\\\"back\\\\slash/\",\"parent\":null,\"project\":\"p-\\\"1\\\"\","\
+	"\"user\":\"u\\\\1\",\"flavor\":\"f\303\251\",\"state\":\"active\","\
+	"\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:01:00Z\","\
+	"\"ended_at\":null,\"attributes\":{\"az\":\"zone \\\"a\\\"\",\"note\":\"tab\\there\\nnl\","\
+	"\"\346\227\245\":\"\360\237\230\200\"},\"metrics\":{\"cpu.time\":{"\
+	"\"unit\":\"s\",\"kind\":\"counter\",\"last_value\":123456789013.5,"\
+	"\"last_time\":\"2026-11-18T11:01:00Z\"},\"cpu.util\":{\"unit\":\"%\","\
+	"\"kind\":\"gauge\",\"last_value\":0.10000000000000001,\"last_time\":\"2026-11-18T11:01:00Z\"},"\
+	"\"memory.used\":{\"unit\":\"B\",\"kind\":\"gauge\",\"last_value\":2.0,"\
+	"\"last_time\":\"2026-11-18T11:01:00Z\"}}}],\"next\":\"odd-1\"}"
+#define ODD_2 \
+	"{\"resources\":[{\"id\":\"odd-2-\303\251\",\"type\":\"instance\",\"host\":\"h\\\"1\","\
+	"\"name\":\"ctl\\u0001\\u001B]0;x\\u0007\\u001B[31m\\b\\f\\r\177\","\
+	"\"parent\":null,\"project\":\"p1\",\"user\":null,\"flavor\":null,"\
+	"\"state\":\"ended\",\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:00:00Z\","\
+	"\"ended_at\":\"2026-11-18T11:01:00Z\",\"attributes\":{},\"metrics\":{"\
+	"\"m\\\"x\\\\y\":{\"unit\":\"\",\"kind\":\"gauge\",\"last_value\":1e20,"\
+	"\"last_time\":\"2026-11-18T11:01:00Z\"},\"nan.metric\":{\"unit\":\"\","\
+	"\"kind\":\"gauge\",\"last_value\":null,\"last_time\":\"2026-11-18T11:01:00Z\"},"\
+	"\"tiny\":{\"unit\":\"\",\"kind\":\"gauge\",\"last_value\":1.0000000000000001e-5,"\
+	"\"last_time\":\"2026-11-18T11:01:00Z\"},\"\303\274.util\":{\"unit\":\"\","\
+	"\"kind\":\"gauge\",\"last_value\":-3.2500000000000001e-7,\"last_time\":\"2026-11-18T11:01:00Z\"}}}],"\
+	"\"next\":\"odd-2-\303\251\"}"
+#define ODD_34 \
+	"{\"resources\":[{\"id\":\"odd-3\",\"type\":\"disk\",\"host\":\"h\\\"1\","\
+	"\"parent\":\"odd-1\",\"project\":\"p1\",\"user\":null,\"flavor\":null,"\
+	"\"state\":\"active\",\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:01:00Z\","\
+	"\"ended_at\":null,\"attributes\":{\"K\":\"\\\\\",\"k\\u0001\":\"v\"},"\
+	"\"metrics\":{\"disk.read.bytes\":{\"unit\":\"B\",\"kind\":\"counter\","\
+	"\"last_value\":5000000000000000.0,\"last_time\":\"2026-11-18T11:01:00Z\"}}},"\
+	"{\"id\":\"odd-4\",\"type\":\"host\",\"host\":\"h\\\"1\",\"name\":\"\346\227\245\346\234\254\350\252\236\","\
+	"\"parent\":null,\"project\":\"default\",\"user\":null,\"flavor\":null,"\
+	"\"state\":\"active\",\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:01:00Z\","\
+	"\"ended_at\":null,\"attributes\":{},\"metrics\":{}}],\"next\":null}"
+
+/* ---- the list written as text (issue 12) ------------------------------------ */
+
+/* Resources whose every string needs care: quotes, backslashes, control
+ * characters (an agent's domain name may hold them), UTF-8, a name that is
+ * not UTF-8 (jansson refused it: the member was left out), metrics whose
+ * values jansson writes in each of its forms (2.0, 0.1's 17 digits, 1e20,
+ * an exponent below 1e-4, NaN as null), an ended resource, attributes in
+ * and out of the registry's sorted compact form. */
+static int write_odd(void)
+{
+	struct fx_data d;
+
+	if (fx_data_open(srv.dir, &d))
+		return -1;
+	srv.store = d.store;
+	for (int k = 0; k < 2; k++) {
+		int64_t t = (T0 + 60 * k) * 1000 + 250;
+		struct vg_batch *b = vg_batch_new("h\"1", 1, (uint64_t)k + 1, t);
+		struct vg_resource *r;
+
+		vg_batch_resource(b, VG_RT_INSTANCE, "odd-1",
+				  "quote\"back\\slash/", NULL, t);
+		vg_batch_identity(b, "p-\"1\"", "u\\1", "f\xc3\xa9");
+		vg_batch_attr(b, "az", "zone \"a\"");
+		vg_batch_attr(b, "note", "tab\there\nnl");
+		vg_batch_attr(b, "\xe6\x97\xa5", "\xf0\x9f\x98\x80");
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, k ? 0.1 : 0.5);
+		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 2.0);
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER,
+				123456789012.5 + k);
+
+		r = vg_batch_resource(b, VG_RT_INSTANCE, "odd-2-\xc3\xa9",
+				      "ctl\x01\x1b]0;x\x07\x1b[31m\b\f\r\x7f",
+				      NULL, t);
+		vg_batch_identity(b, "p1", NULL, NULL);
+		vg_batch_sample(b, "m\"x\\y", VG_KIND_GAUGE, 1e20);
+		vg_batch_sample(b, "\xc3\xbc.util", VG_KIND_GAUGE, -3.25e-7);
+		vg_batch_sample(b, "nan.metric", VG_KIND_GAUGE, NAN);
+		vg_batch_sample(b, "tiny", VG_KIND_GAUGE, 1e-5);
+		if (k == 1)
+			r->state = VG_RSTATE_ENDED;
+
+		vg_batch_resource(b, VG_RT_DISK, "odd-3", "bad\xff utf8", "odd-1",
+				  t);
+		vg_batch_identity(b, "p1", NULL, NULL);
+		vg_batch_attr(b, "k\x01", "v");
+		vg_batch_attr(b, "K", "\\");
+		vg_batch_sample(b, "disk.read.bytes", VG_KIND_COUNTER, 5e15);
+
+		vg_batch_resource(b, VG_RT_HOST, "odd-4",
+				  "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", NULL, t);
+		/* the registry only: the list reads nothing else */
+		assert_int_equal(vg_registry_update(d.registry, b), 0);
+		vg_batch_free(b);
+	}
+	fx_data_done(&d);
+	return 0;
+}
+
+static int setup_odd(void **state)
+{
+	struct vg_api_options o = {.threads = 3};
+	char tok[VG_TOKEN_LEN + 1];
+
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (fx_tmpdir(srv.dir, sizeof(srv.dir), "api-list-test") || write_odd() ||
+	    fx_token(srv.dir, NULL, "api_test", tok))
+		return -1;
+	snprintf(admin_auth, sizeof(admin_auth), "Bearer %s", tok);
+	return fx_api_start(&srv, &o);
+}
+
+/* The page's body is what the handler wrote before issue 12, byte for
+ * byte: json_dumps (compact) of {"resources": vg_registry_list's jansson
+ * array, "next": ...}. */
+static void expect_as_jansson(const char *path,
+			      const struct vg_resource_filter *f)
+{
+	struct vg_registry *reg;
+	char err[256], next[VG_NAME_MAX * 3 + 1];
+	struct fx_answer a;
+	json_t *arr, *page;
+	char *want;
+
+	assert_int_equal(vg_registry_open(srv.dir, &reg, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_list(reg, f, &arr, next, sizeof(next)), 0);
+	vg_registry_close(reg);
+	page = json_pack("{s:o,s:o}", "resources", arr, "next",
+			 next[0] ? json_string(next) : json_null());
+	want = json_dumps(page, JSON_COMPACT);
+	json_decref(page);
+	assert_non_null(want);
+	assert_int_equal(GET(path, &a), 200);
+	if (strcmp(a.body, want))
+		fail_msg("GET %s:\n wrote   %s\n jansson %s", path, a.body, want);
+	free(want);
+	fx_answer_free(&a);
+}
+
+static void test_list_text_as_jansson(void **state)
+{
+	static const struct {
+		const char *path;
+		struct vg_resource_filter f;
+	} cases[] = {
+		{"/v1/resources", {.limit = 100}},
+		{"/v1/resources?limit=1", {.limit = 1}},
+		{"/v1/resources?limit=2&cursor=odd-1", {.after = "odd-1", .limit = 2}},
+		{"/v1/resources?limit=1&cursor=odd-2-%C3%A9",
+		 {.after = "odd-2-\xc3\xa9", .limit = 1}},
+		{"/v1/resources?type=instance", {.type = "instance", .limit = 100}},
+		{"/v1/resources?state=ended", {.state = "ended", .limit = 100}},
+		{"/v1/resources?state=active&project=p1",
+		 {.state = "active", .project = "p1", .limit = 100}},
+		{"/v1/resources?parent=odd-1", {.parent = "odd-1", .limit = 100}},
+		{"/v1/resources?host=h%221", {.host = "h\"1", .limit = 100}},
+		{"/v1/resources?host=none", {.host = "none", .limit = 100}},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_as_jansson(cases[i].path, &cases[i].f);
+}
+
+/* Fixed answers, checked against the collector before issue 12 with
+ * jq -S (docs/benchmarks.md): a change in members, order, escaping or
+ * number format shows here even if vg_registry_list changed with it. */
+static void test_list_text_fixed(void **state)
+{
+	static const struct {
+		const char *path, *body;
+	} cases[] = {
+		{"/v1/resources?limit=1", ODD_1},
+		{"/v1/resources?limit=1&cursor=odd-1", ODD_2},
+		{"/v1/resources?limit=2&cursor=odd-2-%C3%A9", ODD_34},
+	};
+	struct fx_answer a;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(GET(cases[i].path, &a), 200);
+		if (strcmp(a.body, cases[i].body))
+			fail_msg("GET %s:\n got  %s\n want %s", cases[i].path,
+				 a.body, cases[i].body);
+		fx_answer_free(&a);
+	}
+}
+
 static void test_start_errors(void **state)
 {
 	/* the fixture's private data dir: a shared one such as /tmp may hold
@@ -776,9 +969,15 @@ int main(void)
 		cmocka_unit_test(test_start_errors),
 		cmocka_unit_test(test_health_degraded),
 	};
+	const struct CMUnitTest list_text[] = {
+		cmocka_unit_test(test_list_text_as_jansson),
+		cmocka_unit_test(test_list_text_fixed),
+	};
 	int rc = cmocka_run_group_tests_name("api_pure", pure, NULL, NULL);
 
 	rc += cmocka_run_group_tests_name("api_server", server, setup_server,
+					  teardown_server);
+	rc += cmocka_run_group_tests_name("api_list_text", list_text, setup_odd,
 					  teardown_server);
 	return rc;
 }

@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,6 +432,201 @@ static void test_buf_numbers(void **state)
 	free(s);
 }
 
+/* What jansson's json_dumps writes for j (compact), malloc'd. */
+static char *jansson_text(json_t *j)
+{
+	char *t = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	json_decref(j);
+	assert_non_null(t);
+	return t;
+}
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+static void expect_real(double v)
+{
+	struct vg_buf b = {0};
+	char *mine, *theirs = jansson_text(json_real(v));
+
+	vg_buf_json_real(&b, v);
+	mine = vg_buf_take(&b, NULL);
+	if (strcmp(mine, theirs))
+		fail_msg("%a: vg_buf_json_real wrote '%s', jansson '%s'", v,
+			 mine, theirs);
+	free(mine);
+	free(theirs);
+}
+
+/* Issue 12: the resource list is written by hand and must stay what
+ * jansson wrote, byte for byte: reals as json_real dumps them. */
+static void test_buf_reals_as_jansson(void **state)
+{
+	static const struct {
+		double v;
+		const char *text;
+	} fixed[] = {
+		{2, "2.0"}, {-0.0, "-0.0"}, {0, "0.0"}, {1.5, "1.5"},
+		{0.1, "0.10000000000000001"}, {1e20, "1e20"},
+		{1e-5, "1.0000000000000001e-5"}, {123456789.125, "123456789.125"},
+		{1e16, "10000000000000000.0"}, {0.0001, "0.0001"},
+		{-3.25e-7, "-3.2500000000000001e-7"},
+	};
+	struct vg_buf b = {0};
+	char *s;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		vg_buf_json_real(&b, fixed[i].v);
+		s = vg_buf_take(&b, NULL);
+		assert_string_equal(s, fixed[i].text);
+		free(s);
+		expect_real(fixed[i].v);
+	}
+	vg_buf_json_real(&b, NAN);
+	s = vg_buf_take(&b, NULL);
+	assert_string_equal(s, "null");
+	free(s);
+	for (int i = 0; i < 60000; i++) {
+		uint64_t bits = rnd();
+		double v;
+
+		memcpy(&v, &bits, sizeof(v));
+		if (isfinite(v))
+			expect_real(v);                  /* any double */
+		expect_real((double)(int64_t)(rnd() >> (rnd() % 64))); /* counters */
+		expect_real((double)(rnd() % 1000000) / 100);  /* cents */
+		expect_real((double)(rnd() % 100000) / 1000);  /* utilisations */
+		/* the fast path's range, evenly in the exponent */
+		expect_real((rnd() % 2 ? -1 : 1) *
+			    pow(10, -4.5 + 21.0 * (double)(rnd() >> 11) * 0x1p-53));
+	}
+}
+
+static void same_string_as_jansson(const char *str, size_t n)
+{
+	struct vg_buf b = {0};
+	char *copy = malloc(n + 1), *mine, *theirs;
+	json_t *j;
+	int rc;
+
+	assert_non_null(copy);
+	memcpy(copy, str, n);
+	copy[n] = '\0';
+	vg_buf_append(&b, "x", 1);
+	rc = vg_buf_json_str(&b, copy, strlen(copy));
+	mine = vg_buf_take(&b, NULL);
+	j = json_string(copy);
+	if (!j) { /* jansson refuses it: so do we, appending nothing */
+		assert_int_equal(rc, -EILSEQ);
+		assert_string_equal(mine, "x");
+	} else {
+		theirs = jansson_text(j);
+		assert_int_equal(rc, 0);
+		if (strcmp(mine + 1, theirs))
+			fail_msg("vg_buf_json_str wrote '%s', jansson '%s'",
+				 mine + 1, theirs);
+		free(theirs);
+	}
+	free(mine);
+	free(copy);
+}
+
+/* Strings as json_dumps escapes them; what json_string refuses is
+ * refused. */
+static void test_buf_strings_as_jansson(void **state)
+{
+	static const struct {
+		const char *s, *text;
+	} fixed[] = {
+		{"plain", "\"plain\""},
+		{"q\"b\\s/", "\"q\\\"b\\\\s/\""},
+		{"\b\f\n\r\t", "\"\\b\\f\\n\\r\\t\""},
+		{"\x01\x1b]0;x\x07\x1f\x7f", "\"\\u0001\\u001B]0;x\\u0007\\u001F\x7f\""},
+		{"caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
+		 "\"caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80\""},
+		{"", "\"\""},
+	};
+	static const char *const bad[] = {
+		"\xc3", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+		"a\xff", "\xe0\x80\xaf", "\xf8\x88\x80\x80\x80",
+	};
+	/* bytes that matter to an escaper and a UTF-8 check */
+	static const unsigned char alphabet[] = {
+		'a', '"', '\\', '/', 0x01, '\n', 0x1f, 0x7f, 0x80, 0xbf, 0xc2,
+		0xc3, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xa0, 0x90};
+	struct vg_buf b = {0};
+	char *s, str[8];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		assert_int_equal(vg_buf_json_str(&b, fixed[i].s,
+						 strlen(fixed[i].s)), 0);
+		s = vg_buf_take(&b, NULL);
+		assert_string_equal(s, fixed[i].text);
+		free(s);
+		same_string_as_jansson(fixed[i].s, strlen(fixed[i].s));
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(vg_buf_json_str(&b, bad[i], strlen(bad[i])),
+				 -EILSEQ);
+		same_string_as_jansson(bad[i], strlen(bad[i]));
+	}
+	vg_buf_release(&b);
+	for (int i = 0; i < 200000; i++) {
+		size_t n = 1 + rnd() % sizeof(str);
+		for (size_t k = 0; k < n; k++)
+			str[k] = (char)alphabet[rnd() % sizeof(alphabet)];
+		same_string_as_jansson(str, n);
+	}
+}
+
+/* A stored object text comes out as jansson's load and dump would. */
+static void test_buf_object_text_as_jansson(void **state)
+{
+	static const char *const texts[] = {
+		"{}", "{\"a\":\"1\"}", "{\"a\":\"1\",\"b\":\"x\\\"y\\\\z\"}",
+		"{\"k\":\"\\u001F\\n\",\"\\t\":\"caf\xc3\xa9\"}",
+		"{\"b\":\"1\",\"a\":\"2\"}", "{\"a\":\"1\",\"a\":\"2\"}",
+		"{ \"a\" : \"1\" }", "{\"a\":\"\\u00e9\"}", "{\"a\":\"\\/\"}",
+		"{\"a\":\"\\u001f\"}", "{\"a\":\"\\u0000\"}", "{\"a\":1}",
+		"{\"a\":\"\\u0041\"}", "[]", "not json", "", "{\"a\":\"\xc3\"}",
+		"{\"a\":\"1\"", "{\"ab\":\"1\",\"a\":\"2\"}",
+		"{\"a\":\"1\",\"ab\":\"2\"}",
+	};
+	struct vg_buf b = {0};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		json_t *o = json_loads(texts[i], 0, NULL);
+		char *theirs, *mine;
+
+		if (!json_is_object(o)) {
+			json_decref(o);
+			o = json_object();
+		}
+		theirs = jansson_text(o);
+		vg_buf_json_object_text(&b, texts[i]);
+		mine = vg_buf_take(&b, NULL);
+		if (strcmp(mine, theirs))
+			fail_msg("'%s': wrote '%s', jansson '%s'", texts[i], mine,
+				 theirs);
+		free(mine);
+		free(theirs);
+	}
+	vg_buf_json_object_text(&b, NULL);
+	char *s = vg_buf_take(&b, NULL);
+	assert_string_equal(s, "{}");
+	free(s);
+}
+
 static void test_methods(void **state)
 {
 	char buf[64];
@@ -715,6 +911,9 @@ int main(void)
 		cmocka_unit_test(test_dispatch),
 		cmocka_unit_test(test_error_json),
 		cmocka_unit_test(test_buf_numbers),
+		cmocka_unit_test(test_buf_reals_as_jansson),
+		cmocka_unit_test(test_buf_strings_as_jansson),
+		cmocka_unit_test(test_buf_object_text_as_jansson),
 		cmocka_unit_test(test_methods),
 		cmocka_unit_test(test_server_limits),
 		cmocka_unit_test(test_server_concurrent),

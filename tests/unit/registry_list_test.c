@@ -240,6 +240,77 @@ static void test_empty_page(void **state)
 	json_decref(page);
 }
 
+/* A visitor that stops the walk: the error comes back, nothing of the
+ * walk is left half-done (the next list, from the same handle, is whole). */
+struct stopper {
+	int resources, metrics, stop_at;
+};
+
+static int stop_resource(void *ctx, const struct vg_registry_res *r)
+{
+	struct stopper *st = ctx;
+
+	(void)r;
+	return ++st->resources == st->stop_at ? -EIO : 0;
+}
+
+static int stop_metric(void *ctx, const struct vg_registry_metric *m)
+{
+	struct stopper *st = ctx;
+
+	(void)m;
+	st->metrics++;
+	return 0;
+}
+
+static int stop_end(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static void test_visitor_stops(void **state)
+{
+	struct vg_resource_filter f = {.limit = 100};
+	char next[256];
+
+	(void)state;
+	for (int stop = 1; stop <= 3; stop++) {
+		struct stopper st = {0, 0, stop};
+		struct vg_registry_visitor v = {stop_resource, stop_metric,
+						stop_end, &st};
+		assert_int_equal(vg_registry_list_visit(reg, &f, &v, next,
+							sizeof(next)),
+				 -EIO);
+		assert_int_equal(st.resources, stop);
+		assert_string_equal(next, "");
+		walk(NULL, 3);
+	}
+	{ /* and a visitor that never stops sees every resource and metric */
+		struct stopper st = {0, 0, -1};
+		struct vg_registry_visitor v = {stop_resource, stop_metric,
+						stop_end, &st};
+		size_t nmetrics = 0;
+		assert_int_equal(vg_registry_list_visit(reg, &f, &v, next,
+							sizeof(next)), 0);
+		for (size_t i = 0; i < NRES; i++)
+			for (int k = 0; k < 4 && res[i].metrics[k]; k++) {
+				int dup = 0;
+				for (int q = 0; q < k; q++) {
+					const char *eq = strchr(res[i].metrics[k], '=');
+					char name[64];
+					snprintf(name, sizeof(name), "%.*s",
+						 (int)(eq - res[i].metrics[k]),
+						 res[i].metrics[k]);
+					dup |= same_name(res[i].metrics[q], name);
+				}
+				nmetrics += !dup;
+			}
+		assert_int_equal(st.resources, (int)NRES);
+		assert_int_equal(st.metrics, (int)nmetrics);
+	}
+}
+
 /* A filter whose matches are sparse among the ids: the page's id range
  * holds hundreds of other resources' metrics, so the range scan gives way
  * to per-resource reads; the metrics must be the same. Runs last: it adds
@@ -314,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_pages_carry_their_metrics),
 		cmocka_unit_test(test_pages_after_flush),
 		cmocka_unit_test(test_empty_page),
+		cmocka_unit_test(test_visitor_stops),
 		cmocka_unit_test(test_sparse_filter),
 	};
 
