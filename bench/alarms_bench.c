@@ -689,7 +689,7 @@ static void burst_run(const struct opts *o, const char *hook_url)
 	int k = 0;
 	for (; k < 2; k++) {
 		struct vg_batch *b = burst_batch(o->alarms, 0, 10, t0 + k * MIN_MS, seq++);
-		g_burst.sent_us[k] = now_us();
+		g_burst.sent_us[k] = (vg_monotonic_ns() / 1000);
 		send_batch(sock, b);
 		vg_batch_free(b);
 	}
@@ -699,7 +699,7 @@ static void burst_run(const struct opts *o, const char *hook_url)
 		for (int r = 0; r < rounds; r++, k++) {
 			struct vg_batch *b = burst_batch(o->alarms, shapes[sh], r % 2 ? 10 : 90,
 							 t0 + k * MIN_MS, seq++);
-			g_burst.sent_us[k] = now_us();
+			g_burst.sent_us[k] = (vg_monotonic_ns() / 1000);
 			send_batch(sock, b);
 			vg_batch_free(b);
 			burst_wait(k, shapes[sh], 10000);
