@@ -130,7 +130,11 @@ static int load_state(void *ctx, const struct vg_alarm_state_row *row)
 	in->ev.clear_since_ms = row->clear_since_ms;
 	in->ev.alarm_periods = row->alarm_periods;
 	in->updated_ms = row->updated_ms;
-	snprintf(in->reason, sizeof(in->reason), "%s", row->reason ? row->reason : "");
+	/* a row written by the hot path has no text: rebuilt from the ring */
+	if (!row->reason && row->ring)
+		in->reason_stale = 1;
+	else
+		snprintf(in->reason, sizeof(in->reason), "%s", row->reason ? row->reason : "");
 	if (row->ring)
 		vg_alarm_eval_ring_unpack(&in->ev, row->ring, row->ring_len);
 	return 0;
@@ -273,7 +277,7 @@ static json_t *state_json(struct alarm *a, int with_instances)
 		counts[in->ev.state]++;
 		if (in->ev.state == a->agg && (!since || in->ev.since_ms > since)) {
 			since = in->ev.since_ms;
-			reason = in->reason;
+			reason = vg_alarm_inst_reason(in);
 		}
 		if (with_instances && n++ < MAX_INSTANCES_SHOWN)
 			json_array_append_new(insts, json_pack(
@@ -283,7 +287,7 @@ static json_t *state_json(struct alarm *a, int with_instances)
 				in->ev.since_ms ? json_string(vg_time_format(in->ev.since_ms, ts,
 									     sizeof(ts)))
 						: json_null(),
-				"reason", in->reason));
+				"reason", vg_alarm_inst_reason(in)));
 	}
 	json_object_set_new(o, "state", json_string(vg_alarm_state_name(a->agg)));
 	json_object_set_new(o, "state_since",
@@ -299,6 +303,15 @@ static json_t *state_json(struct alarm *a, int with_instances)
 	else
 		json_decref(insts);
 	return o;
+}
+
+static void materialize_reasons(struct alarm *a)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+
+	while ((s = vg_hmap_next(&a->insts, &pos)))
+		vg_alarm_inst_reason(s->value);
 }
 
 static struct vg_alarm_policy policy(struct vg_alarm_engine *e, const char *scope)
@@ -525,6 +538,9 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 		reset_insts = 1;
 	else if (vg_alarm_def_eval_changed(&nd, &a->def))
 		reset_rings = 1;
+	/* the reasons the ring still explains are written out before the
+	 * parameters or the ring change */
+	materialize_reasons(a);
 	/* swap in, keeping the old definition to restore on failure */
 	struct vg_alarm_def old = a->def;
 	struct vg_alarm_rule *oldrule = a->rule;
@@ -648,6 +664,7 @@ int vg_alarm_engine_set_enabled(struct vg_alarm_engine *e, const char *ref,
 			/* datapoints from before the pause say nothing now */
 			size_t pos = 0;
 			const struct vg_hmap_entry *s;
+			materialize_reasons(a);
 			while (enabled && (s = vg_hmap_next(&a->insts, &pos))) {
 				vg_alarm_eval_reset(&((struct inst *)s->value)->ev);
 				vg_alarm_queue_mark_dirty(e, s->value);

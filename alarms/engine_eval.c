@@ -230,6 +230,7 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 		p->log_line = NULL;
 	if (d->notify == VG_NOTIFY_TRANSITION)
 		e->st.transitions++;
+	vg_alarm_queue_noticed(e);
 }
 
 static void eval_dependents(struct vg_alarm_engine *e, struct alarm *a,
@@ -306,6 +307,7 @@ void vg_alarm_composite_eval(struct vg_alarm_engine *e, struct alarm *c, int64_t
 	d.reason_data = json_pack("{s:s,s:s,s:b,s:o}", "type", "composite", "rule",
 				  c->def.rule, "value", truth, "states", refs);
 	snprintf(in->reason, sizeof(in->reason), "%s", d.reason);
+	in->reason_stale = 0;
 	in->updated_ms = wall(e);
 	e->st.evaluations++;
 	if (next != in->ev.state) {
@@ -713,9 +715,15 @@ static void on_period(void *ctx, const struct vg_alarm_datapoint *dp)
 		v = vg_alarm_statistic(dp, a->def.statistic, a->def.percentile);
 		if (vg_alarm_eval_push(&in->ev, dp->start_ms, v))
 			continue; /* evaluated before (a replay after restart) */
-		vg_alarm_eval_step(&a->params, &in->ev, dp->end_ms, &d);
+		/* the reason's text only when someone is told; otherwise it
+		 * is rebuilt from the ring when read (vg_alarm_inst_reason) */
+		vg_alarm_eval_decide(&a->params, &in->ev, dp->end_ms, &d, 0);
 		e->st.evaluations++;
-		snprintf(in->reason, sizeof(in->reason), "%s", d.reason);
+		if (d.notify) {
+			memcpy(in->reason, d.reason, strlen(d.reason) + 1);
+			in->reason_stale = 0;
+		} else
+			in->reason_stale = 1;
 		in->updated_ms = wall(e);
 		vg_alarm_queue_mark_dirty(e, in);
 		if (d.notify)
@@ -723,6 +731,9 @@ static void on_period(void *ctx, const struct vg_alarm_datapoint *dp)
 		json_decref(d.reason_data);
 		if (d.notify == VG_NOTIFY_TRANSITION)
 			vg_alarm_after_change(e, a, dp->end_ms, 0);
+		/* this decision and its consequences (aggregate, composites)
+		 * are queued whole: commit them now if notifications wait */
+		vg_alarm_queue_commit_early(e);
 	}
 }
 
@@ -793,6 +804,7 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 
 	pthread_mutex_lock(&e->lock);
 	now = wall(e);
+	vg_alarm_queue_batch_start(e);
 	vg_alarm_reindex(e);
 	e->st.batches++;
 	/* the host's data clock */
@@ -909,6 +921,7 @@ void vg_alarm_engine_tick(struct vg_alarm_engine *e, int64_t now_ms)
 	(void)now_ms;
 	pthread_mutex_lock(&e->lock);
 	int64_t now = wall(e);
+	vg_alarm_queue_batch_start(e);
 	if (now - e->last_expire_ms >= EXPIRE_EVERY_MS) {
 		e->last_expire_ms = now;
 		vg_alarm_reindex(e);

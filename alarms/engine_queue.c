@@ -34,6 +34,9 @@
 #include "vigie/alarm_outbox.h"
 #include "vigie/log.h"
 
+/* an early commit waits at most this long for company */
+#define EARLY_WAIT_MAX_NS 5000000
+
 /* ---- pending writes ------------------------------------------------------ */
 
 static void pending_release(struct pending *p)
@@ -137,7 +140,7 @@ static int write_state(struct vg_alarm_engine *e, struct inst *in)
 		.since_ms = in->ev.since_ms,
 		.clear_since_ms = in->ev.clear_since_ms,
 		.alarm_periods = in->ev.alarm_periods,
-		.reason = in->reason,
+		.reason = in->reason_stale ? NULL : in->reason, /* rebuilt at load */
 		.ring = ring,
 		.ring_len = vg_alarm_eval_ring_pack(&in->ev, ring, sizeof(ring)),
 		.updated_ms = in->updated_ms,
@@ -201,6 +204,7 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 		pending_release(p);
 	}
 	e->npend = 0;
+	e->notice_since_ns = 0;
 	if (wake)
 		vg_alarm_outbox_wake(e->outbox);
 	return 0;
@@ -228,4 +232,33 @@ void vg_alarm_queue_release(struct vg_alarm_engine *e)
 	e->pend = NULL;
 	e->dirty = NULL;
 	e->npend = e->cappend = e->ndirty = e->capdirty = 0;
+}
+
+void vg_alarm_queue_noticed(struct vg_alarm_engine *e)
+{
+	if (!e->notice_since_ns)
+		e->notice_since_ns = vg_monotonic_ns();
+}
+
+void vg_alarm_queue_commit_early(struct vg_alarm_engine *e)
+{
+	int64_t now;
+
+	if (!e->notice_since_ns || e->early_off)
+		return;
+	now = vg_monotonic_ns();
+	if (now - e->notice_since_ns < e->early_cost_ns)
+		return;
+	if (vg_alarm_queue_flush(e)) {
+		e->early_off = 1;
+		return;
+	}
+	e->early_cost_ns = vg_monotonic_ns() - now;
+	if (e->early_cost_ns > EARLY_WAIT_MAX_NS)
+		e->early_cost_ns = EARLY_WAIT_MAX_NS;
+}
+
+void vg_alarm_queue_batch_start(struct vg_alarm_engine *e)
+{
+	e->early_off = 0;
 }

@@ -29,6 +29,15 @@ void vg_alarm_queue_forget(struct vg_alarm_engine *e, struct inst *in);
  * and wake the delivery thread. 0, or the store's error (everything kept
  * and retried at the next flush). */
 int vg_alarm_queue_flush(struct vg_alarm_engine *e);
+/* A notification was queued (its decision was just made). */
+void vg_alarm_queue_noticed(struct vg_alarm_engine *e);
+/* Between two decisions: flush now if a notification waits and has
+ * waited at least as long as the previous early commit took (the first
+ * at once), so a notification leaves long before its batch ends and
+ * commits take at most about half the time of a burst. A failure turns
+ * early commits off until vg_alarm_queue_batch_start. */
+void vg_alarm_queue_commit_early(struct vg_alarm_engine *e);
+void vg_alarm_queue_batch_start(struct vg_alarm_engine *e);
 /* Free the queue (at close, after the last flush). */
 void vg_alarm_queue_release(struct vg_alarm_engine *e);
 

@@ -71,6 +71,7 @@ struct inst {
 	char *resource;              /* "" for a composite */
 	struct vg_alarm_eval ev;
 	char reason[VG_ALARM_REASON_MAX];
+	int reason_stale;            /* reason is the ring's: rebuild on read */
 	int dirty;
 	int64_t updated_ms;
 };
@@ -154,6 +155,11 @@ struct vg_alarm_engine {
 	int64_t last_expire_ms, last_prune_ms;
 	struct vg_alarm_engine_stats st;
 	uint64_t log_store, log_dropped;
+	/* early commits (vg_alarm_queue_commit_early): when the oldest
+	 * uncommitted notification was decided (0: none), what the last
+	 * early commit took, and whether one failed in this batch */
+	int64_t notice_since_ns, early_cost_ns;
+	int early_off;
 	/* scratch for the current batch */
 	const char *cur_host;
 };
@@ -187,5 +193,17 @@ static inline size_t key2(char *buf, size_t len, const char *a, const char *b)
 	return la + 1 + lb;
 }
 
+
+/* The reason of the instance's latest evaluation, rebuilt from its ring
+ * when the hot path skipped the text (vg_alarm_eval_decide). */
+static inline const char *vg_alarm_inst_reason(struct inst *in)
+{
+	if (in->reason_stale) {
+		vg_alarm_eval_reason(&in->a->params, &in->ev, in->reason,
+				     sizeof(in->reason));
+		in->reason_stale = 0;
+	}
+	return in->reason;
+}
 
 #endif
