@@ -59,6 +59,16 @@
 
 #define EXPIRE_EVERY_MS 500
 #define PRUNE_EVERY_MS 3600000
+/* A sample completes its period when the next one, expected one interval
+ * later, falls past the period's end. The interval is measured between two
+ * jittered samples: a sample a little earlier in its minute than the one
+ * before (…:00.100 after …:59.900) predicts the next one before the end
+ * although it comes in the next minute, so the period stayed open a whole
+ * interval, in memory only: a kill lost its decision and the transition
+ * came a period late. The prediction is pushed a quarter interval later;
+ * a period closes early only if a sample comes more than a quarter
+ * interval ahead of its rhythm (it is then counted late and left out). */
+#define JITTER_SLACK_DIV 4
 
 /* ---- lists of alarms (index values) ------------------------------------------------ */
 
@@ -766,9 +776,10 @@ static void feed(struct vg_alarm_engine *e, struct series *s, int64_t t,
 					on_period, &pc))
 			e->st.samples_late++;
 		if (s->interval_ms > 0)
-			vg_alarm_window_close_if_complete(&s->win[w].w,
-							  t + s->interval_ms,
-							  on_period, &pc);
+			vg_alarm_window_close_if_complete(
+				&s->win[w].w,
+				t + s->interval_ms + s->interval_ms / JITTER_SLACK_DIV,
+				on_period, &pc);
 	}
 }
 
