@@ -222,9 +222,9 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 	p->body = vg_alarm_notice_json(&ni, &p->body_len);
 	if (!p->body)
 		return; /* history stays; the notification is lost (out of memory) */
-	/* PUB is live and best effort: publish at the decision rather than
-	 * after the batch's commit (issue 12); SSE, log and the outbox wait
-	 * for the commit in vg_alarm_queue_flush(). */
+	/* PUB is live and best effort: publish at the decision, before its
+	 * commit; SSE, log and the outbox wait for the commit in
+	 * vg_alarm_queue_flush() (early, vg_alarm_queue_commit_early). */
 	if (vg_alarm_notice_topic(a->def.project, a->def.name, topic, sizeof(topic)) >= 0)
 		vg_alarm_pub_send(e->o.pub, topic, p->body, p->body_len, 1);
 	size_t na = a->def.nactions[d->current];
@@ -362,7 +362,7 @@ static int list_put(struct vg_hmap *m, const char *k, size_t kl, struct alarm *a
 }
 
 /* Add one alarm to the indexes: an enabled threshold alarm to `exact`
- * (one resource) or `selectors` (by metric) and to the metric counts; a
+ * (one resource) or `watchers` (by metric) and to the metric counts; a
  * composite to `deps` under each alarm it names. */
 void vg_alarm_index_add(struct vg_alarm_engine *e, struct alarm *a)
 {
