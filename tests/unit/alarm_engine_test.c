@@ -463,6 +463,34 @@ static void test_jittered_sample_closes_its_period(void **state)
 	json_decref(h);
 }
 
+/* An evaluation that notifies nobody stores no reason text (the hot path
+ * skips it); the text is rebuilt from the datapoints when read, also after
+ * a restart. */
+static void test_reason_rebuilt_after_restart(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = g_now;
+	char before[600], st[32];
+	json_t *o = NULL;
+
+	json_decref(create(f, "{\"name\":\"q\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90,"
+			      "\"evaluation_periods\":3}"));
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t, "cpu.util", VG_KIND_GAUGE, 10);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 20);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 2 * MIN, "cpu.util", VG_KIND_GAUGE, 30);
+	assert_string_equal(state_of(f, "q", st), "ok"); /* one transition, then none */
+	vg_alarm_engine_close(f->e);
+	open_engine(f);
+	assert_int_equal(vg_alarm_engine_get(f->e, "q", NULL, &o), 0);
+	snprintf(before, sizeof(before), "%s",
+		 json_string_value(json_object_get(o, "state_reason")));
+	json_decref(o);
+	assert_string_equal(before, "only 0 out of the last 3 datapoints [10.0, 20.0, "
+				    "30.0] were greater than the threshold (90.0), 3 "
+				    "needed for alarm");
+}
+
 static void test_validation(void **state)
 {
 	struct fixture *f = *state;
@@ -901,6 +929,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_selector_join_leave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_composite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jittered_sample_closes_its_period, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reason_rebuilt_after_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_data_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_rate_and_percentile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state_and_ignores_replay, setup, teardown),
