@@ -357,18 +357,37 @@ static json_t *reason_data(const struct vg_alarm_params *p,
 	return o;
 }
 
-int vg_alarm_eval_step(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
-		       int64_t end_ms, struct vg_alarm_decision *d)
+/* The reason of verdict v, with the keep-firing note when the alarm was
+ * held (clear_since_ms: when the condition cleared). */
+static void reason_of(const struct vg_alarm_params *p, const struct verdict *v,
+		      int kept, int64_t clear_since_ms, char *out, size_t len)
+{
+	make_reason(p, v, out, len);
+	if (kept) {
+		char ts[32];
+		size_t n = strlen(out);
+		vg_time_format(clear_since_ms, ts, sizeof(ts));
+		snprintf(out + n, len - n,
+			 "; still firing: keep_firing_for %lld s since "
+			 "the condition cleared at %s",
+			 (long long)(p->keep_firing_ms / 1000), ts);
+	}
+}
+
+int vg_alarm_eval_decide(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
+			 int64_t end_ms, struct vg_alarm_decision *d, int want_reason)
 {
 	struct verdict v;
 	int next;
 
-	memset(d, 0, sizeof(*d));
+	d->notify = VG_NOTIFY_NONE;
+	d->kept_firing = 0;
+	d->reason[0] = '\0';
+	d->reason_data = NULL;
 	judge(p, e, &v);
 	d->raw = v.raw;
 	d->previous = e->state;
 	d->time_ms = end_ms;
-	make_reason(p, &v, d->reason, sizeof(d->reason));
 	next = v.raw < 0 ? e->state : v.raw;
 
 	if (e->state == VG_ALARM_ALARM && next != VG_ALARM_ALARM && v.raw >= 0 &&
@@ -376,17 +395,11 @@ int vg_alarm_eval_step(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
 		if (!e->clear_since_ms)
 			e->clear_since_ms = end_ms;
 		if (end_ms - e->clear_since_ms < p->keep_firing_ms) {
-			char ts[32];
-			size_t n = strlen(d->reason);
-			vg_time_format(e->clear_since_ms, ts, sizeof(ts));
-			snprintf(d->reason + n, sizeof(d->reason) - n,
-				 "; still firing: keep_firing_for %lld s since "
-				 "the condition cleared at %s",
-				 (long long)(p->keep_firing_ms / 1000), ts);
 			next = VG_ALARM_ALARM;
 			d->kept_firing = 1;
 		}
 	}
+	int64_t cleared = e->clear_since_ms;
 	if (v.raw == VG_ALARM_ALARM)
 		e->clear_since_ms = 0;
 
@@ -402,10 +415,34 @@ int vg_alarm_eval_step(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
 		if (p->repeat && e->alarm_periods % p->repeat == 0)
 			d->notify = VG_NOTIFY_REPEAT;
 	}
-	/* the data behind a reason is only needed when someone is told */
+	/* the text and the data behind a reason cost more than the decision
+	 * itself: built only when someone is told (or asked for) */
+	if (want_reason || d->notify)
+		reason_of(p, &v, d->kept_firing, cleared, d->reason, sizeof(d->reason));
 	if (d->notify)
 		d->reason_data = reason_data(p, &v, d->kept_firing);
 	return d->notify;
+}
+
+int vg_alarm_eval_step(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
+		       int64_t end_ms, struct vg_alarm_decision *d)
+{
+	memset(d, 0, sizeof(*d));
+	return vg_alarm_eval_decide(p, e, end_ms, d, 1);
+}
+
+void vg_alarm_eval_reason(const struct vg_alarm_params *p,
+			  const struct vg_alarm_eval *e, char *out, size_t len)
+{
+	struct verdict v;
+	int kept;
+
+	judge(p, e, &v);
+	/* held by keep-firing-for: the step left the state in alarm while
+	 * the datapoints said otherwise, with the clearing time kept */
+	kept = e->state == VG_ALARM_ALARM && v.raw >= 0 && v.raw != VG_ALARM_ALARM &&
+	       p->keep_firing_ms > 0 && e->clear_since_ms;
+	reason_of(p, &v, kept, e->clear_since_ms, out, len);
 }
 
 /* ---- persistence of the ring ------------------------------------------------ */

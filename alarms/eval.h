@@ -111,6 +111,15 @@ struct vg_alarm_decision {
  * Returns d->notify. */
 int vg_alarm_eval_step(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
 		       int64_t end_ms, struct vg_alarm_decision *d);
+/* The same, for the engine's hot path: d->reason is built only when the
+ * step notifies or want_reason is set (else d->reason is ""); d is not
+ * cleared beyond the fields a step sets. vg_alarm_eval_reason then gives
+ * the reason of the latest step on demand, identical to what the step
+ * would have written, as long as nothing was pushed since. */
+int vg_alarm_eval_decide(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
+			 int64_t end_ms, struct vg_alarm_decision *d, int want_reason);
+void vg_alarm_eval_reason(const struct vg_alarm_params *p,
+			  const struct vg_alarm_eval *e, char *out, size_t len);
 
 /* Ring <-> bytes for alarms.db, so a restart keeps the datapoints: 16
  * bytes per point, oldest first (int64 start_ms, IEEE double value, NaN =

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -133,6 +134,22 @@ void vg_alarm_store_close(struct vg_alarm_store *s)
 	free(s);
 }
 
+/* sqlite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries:
+ * the engine commits notifications while the delivery thread records
+ * deliveries, and one such sleep is a notification's whole latency budget
+ * (a few ms). Retry every 50 us for the first millisecond, then every
+ * millisecond, for the same total bound as before. */
+static int busy_wait(void *ctx, int count)
+{
+	struct timespec ts = {0, count < 20 ? 50000 : 1000000};
+
+	(void)ctx;
+	if (count >= 20 + BUSY_TIMEOUT_MS)
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 int vg_alarm_store_open(const char *data_dir, struct vg_alarm_store **out,
 			char *err, size_t errlen)
 {
@@ -155,6 +172,7 @@ int vg_alarm_store_open(const char *data_dir, struct vg_alarm_store **out,
 		vg_alarm_store_close(s);
 		return rc;
 	}
+	sqlite3_busy_handler(s->db, busy_wait, NULL);
 	for (int i = 0; rc == SQLITE_OK && i < ST_COUNT; i++)
 		rc = sqlite3_prepare_v3(s->db, sql_text[i], -1,
 					SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);

@@ -410,9 +410,9 @@ static pid_t collector_up(const struct opts *o, char *dir, size_t dirlen,
 	f = fopen(conf, "w");
 	fprintf(f, "[storage]\narchives = 1m:1d\n");
 	fclose(f);
-	snprintf(listen, sizeof(listen), "tcp://127.0.0.1:%d", port);
-	snprintf(api, sizeof(api), "127.0.0.1:%d", port + 1);
-	snprintf(notify, sizeof(notify), "tcp://127.0.0.1:%d", port + 2);
+	snprintf(listen, 64, "tcp://127.0.0.1:%d", port);
+	snprintf(api, 64, "127.0.0.1:%d", port + 1);
+	snprintf(notify, 64, "tcp://127.0.0.1:%d", port + 2);
 	/* an administrator token for the API, made offline */
 	{
 		char cmd[1400], line[256] = "", last[256] = "";
@@ -689,7 +689,7 @@ static void burst_run(const struct opts *o, const char *hook_url)
 	int k = 0;
 	for (; k < 2; k++) {
 		struct vg_batch *b = burst_batch(o->alarms, 0, 10, t0 + k * MIN_MS, seq++);
-		g_burst.sent_us[k] = now_us();
+		g_burst.sent_us[k] = (vg_monotonic_ns() / 1000);
 		send_batch(sock, b);
 		vg_batch_free(b);
 	}
@@ -699,7 +699,7 @@ static void burst_run(const struct opts *o, const char *hook_url)
 		for (int r = 0; r < rounds; r++, k++) {
 			struct vg_batch *b = burst_batch(o->alarms, shapes[sh], r % 2 ? 10 : 90,
 							 t0 + k * MIN_MS, seq++);
-			g_burst.sent_us[k] = now_us();
+			g_burst.sent_us[k] = (vg_monotonic_ns() / 1000);
 			send_batch(sock, b);
 			vg_batch_free(b);
 			burst_wait(k, shapes[sh], 10000);

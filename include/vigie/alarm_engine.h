@@ -1,5 +1,6 @@
 /*
- * vigie — the alarm engine (alarms/engine.c): the dispatch consumer that
+ * vigie — the alarm engine (alarms/engine*.c: evaluation, persistence
+ * queue, definitions; map in alarms/engine_state.h): the dispatch consumer that
  * evaluates alarms as samples arrive, and the operations the JSON API
  * performs on definitions, states and history.
  *
@@ -11,9 +12,11 @@
  * (alarms/eval.h). Transitions update the alarm's aggregate state and
  * re-evaluate composite alarms that refer to it. Before the consumer
  * returns, the batch's new states, history rows and outbox rows are
- * committed in one sqlite transaction (vigie/alarm_store.h); then the
- * notifications go to the SSE hub and the log, and the delivery thread
- * (vigie/alarm_outbox.h) is woken for webhooks, exec and Alertmanager.
+ * committed in sqlite (vigie/alarm_store.h): as soon as a notification is
+ * decided, in a transaction with whole decisions only, and the rest at the
+ * end of the batch; after each commit the notifications go to the SSE hub
+ * and the log, and the delivery thread (vigie/alarm_outbox.h) is woken for
+ * webhooks, exec and Alertmanager.
  * The PUB socket (live, lossy) gets each notification as soon as it is
  * decided, before that commit: after a crash in between, a subscriber may
  * see a transition that the restarted collector decides again under a new

@@ -16,7 +16,7 @@
  * writing RRD files, billing.db or alarms.db, or delivering a webhook,
  * when the SIGKILL comes (50..1500 ms after it answered its first health
  * check). The sender never pauses, so the store never idles, and batch
- * times have sub-second parts (off_of: 500..999 ms past the minute), and
+ * times have sub-second parts (off_of: 1..999 ms past the minute), and
  * the storage thread writes every 16 batches ([storage] flush_depth): a
  * kill finds values both in the files and in the live journal segment,
  * which the restart replays (issue 12: librrd keeps .229 s as 228999 us,
@@ -117,17 +117,15 @@ static double flip_at(uint64_t seq)
 }
 
 /* Sub-second times, as an agent polling every 0.2 s has: batch seq is
- * stamped off(seq) ms after its minute (500..999 ms, a different fraction
+ * stamped off(seq) ms after its minute (1..999 ms, a different fraction
  * each time: about half of them librrd keeps one microsecond early, the
- * case that lost values after a restart, issue 12).
- * Kept within 500..999 so that 2 off(n) >= off(n - 1): the alarm engine
- * closes a period at its own sample only when the next sample, predicted
- * one interval later, falls past the period's end; a period left open is
- * in memory only and a kill loses its decision (an alarm-engine matter,
- * reported with issue 12, not what this test's timing is about). */
+ * case that lost values after a restart). The fraction also jumps back
+ * (…:00.998 then …:01:00.001): the alarm engine must still close each
+ * minute at its own sample, or a kill loses that minute's decision
+ * (alarm_engine_test's jittered sample). */
 static int64_t off_of(uint64_t seq)
 {
-	return 500 + (int64_t)(seq % 500);
+	return 1 + (int64_t)(seq * 397 % 999);
 }
 
 static int64_t time_of(uint64_t seq)

@@ -434,6 +434,63 @@ static void test_restart_keeps_state_and_ignores_replay(void **state)
 	json_decref(o);
 }
 
+/* One sample a minute with jitter: the second comes earlier in its minute
+ * than the first (…:00.900, then …:01:00.100), so the measured interval
+ * (59.2 s) predicts the next sample 0.7 s before the period ends. The
+ * period must still close at its sample: it was left open, in memory only,
+ * so a kill lost its decision and the transition came a minute late. */
+static void test_jittered_sample_closes_its_period(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = g_now;
+	char st[32];
+
+	json_decref(create(f, "{\"name\":\"j\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90}"));
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 900, "cpu.util", VG_KIND_GAUGE, 10);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN + 100, "cpu.util",
+	      VG_KIND_GAUGE, 95);
+	assert_string_equal(state_of(f, "j", st), "alarm");
+	/* decided and written: a restart (a kill) keeps it, at its time */
+	vg_alarm_engine_close(f->e);
+	open_engine(f);
+	assert_string_equal(state_of(f, "j", st), "alarm");
+	json_t *h = history(f, "j", "transition");
+	assert_int_equal(json_array_size(h), 2); /* insufficient->ok, ok->alarm */
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(h, 1),
+							    "time_ms")),
+			 t + 2 * MIN);
+	json_decref(h);
+}
+
+/* An evaluation that notifies nobody stores no reason text (the hot path
+ * skips it); the text is rebuilt from the datapoints when read, also after
+ * a restart. */
+static void test_reason_rebuilt_after_restart(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = g_now;
+	char before[600], st[32];
+	json_t *o = NULL;
+
+	json_decref(create(f, "{\"name\":\"q\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90,"
+			      "\"evaluation_periods\":3}"));
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t, "cpu.util", VG_KIND_GAUGE, 10);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 20);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 2 * MIN, "cpu.util", VG_KIND_GAUGE, 30);
+	assert_string_equal(state_of(f, "q", st), "ok"); /* one transition, then none */
+	vg_alarm_engine_close(f->e);
+	open_engine(f);
+	assert_int_equal(vg_alarm_engine_get(f->e, "q", NULL, &o), 0);
+	snprintf(before, sizeof(before), "%s",
+		 json_string_value(json_object_get(o, "state_reason")));
+	json_decref(o);
+	assert_string_equal(before, "only 0 out of the last 3 datapoints [10.0, 20.0, "
+				    "30.0] were greater than the threshold (90.0), 3 "
+				    "needed for alarm");
+}
+
 static void test_validation(void **state)
 {
 	struct fixture *f = *state;
@@ -871,6 +928,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_threshold_transition_reason_history_sse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_selector_join_leave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_composite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jittered_sample_closes_its_period, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reason_rebuilt_after_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_data_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_rate_and_percentile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state_and_ignores_replay, setup, teardown),

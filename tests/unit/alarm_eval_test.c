@@ -194,6 +194,48 @@ static void test_scenarios(void **state)
 	}
 }
 
+/* The engine's hot path decides without the reason text and rebuilds it
+ * from the ring when read: for every scenario (keep-firing held states,
+ * every missing-data treatment, repeats), after every step the rebuilt
+ * text is the one vg_alarm_eval_step writes, and the decisions agree. */
+static void test_reason_on_demand_matches_step(void **state)
+{
+	for (size_t i = 0; i < sizeof(scenarios) / sizeof(scenarios[0]); i++) {
+		const struct scenario *s = &scenarios[i];
+		struct vg_alarm_params p;
+		struct vg_alarm_eval full, lazy;
+		int64_t tf = 0, tl = 0;
+
+		setup_params(&p, s->m, s->n, s->missing);
+		p.repeat = s->repeat;
+		p.keep_firing_ms = (int64_t)s->keep_s * 1000;
+		assert_int_equal(vg_alarm_eval_init(&full, &p), 0);
+		assert_int_equal(vg_alarm_eval_init(&lazy, &p), 0);
+		for (const char *c = s->pts; *c; c++) {
+			struct vg_alarm_decision df, dl;
+			char one[2] = {*c, 0}, text[VG_ALARM_REASON_MAX];
+			int64_t end = push(&full, one, &tf);
+			push(&lazy, one, &tl);
+			vg_alarm_eval_step(&p, &full, end, &df);
+			vg_alarm_eval_decide(&p, &lazy, end, &dl, 0);
+			assert_int_equal(dl.current, df.current);
+			assert_int_equal(dl.notify, df.notify);
+			if (dl.notify)
+				assert_string_equal(dl.reason, df.reason);
+			else
+				assert_string_equal(dl.reason, "");
+			vg_alarm_eval_reason(&p, &lazy, text, sizeof(text));
+			if (strcmp(text, df.reason))
+				fail_msg("%s, at '%c': rebuilt '%s', step said '%s'",
+					 s->what, *c, text, df.reason);
+			json_decref(df.reason_data);
+			json_decref(dl.reason_data);
+		}
+		vg_alarm_eval_release(&full);
+		vg_alarm_eval_release(&lazy);
+	}
+}
+
 static void test_reason_words_and_data(void **state)
 {
 	struct vg_alarm_params p;
@@ -264,6 +306,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_cloudwatch_tables),
 		cmocka_unit_test(test_scenarios),
+		cmocka_unit_test(test_reason_on_demand_matches_step),
 		cmocka_unit_test(test_reason_words_and_data),
 		cmocka_unit_test(test_value_format),
 	};

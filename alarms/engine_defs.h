@@ -1,0 +1,18 @@
+/*
+ * vigie — the alarm engine's definitions (alarms/engine_defs.c): what the
+ * lifecycle (engine.c) needs of them. The API entry points (create,
+ * update, delete...) are the public ones in vigie/alarm_engine.h.
+ */
+#ifndef VIGIE_ALARMS_ENGINE_DEFS_H
+#define VIGIE_ALARMS_ENGINE_DEFS_H
+
+#include <stddef.h>
+
+#include "alarms/engine_state.h"
+
+/* Load the definitions and instance states from alarms.db into e (at
+ * open, before any batch). A stored definition that no longer validates
+ * is logged and skipped. 0, or the store's error with a message in err. */
+int vg_alarm_defs_load(struct vg_alarm_engine *e, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,970 @@
+/*
+ * engine_eval.c — the alarm engine's evaluation: samples of a batch ->
+ * series -> closed periods -> instances -> decisions, composites over
+ * alarms, and the indexes that find who watches a sample.
+ *
+ * Design. A definition change bumps `gen`; a series whose gen is older
+ * rebinds (re-matches selectors) before it is used, so definitions change
+ * in O(1) and bindings follow lazily. Samples are de-duplicated per series
+ * by time (re-sent batches, replays after a restart feed nothing twice);
+ * an instance also refuses a period at or before its newest datapoint
+ * (persisted), so a restart never evaluates a period twice. A period
+ * closes at the sample that completes it (the next sample, predicted one
+ * interval later, falls past its end), at the first sample of a later
+ * period, or on the timer once the host's data clock is a grace past its
+ * end (expire_all).
+ *
+ * An instance (one alarm on one resource, or a composite's one instance
+ * "") moves between the three states; vg_alarm_eval_step (eval.c) decides
+ * each threshold step from its datapoints, this file does the rest:
+ *
+ *   event                          from     to        written / told
+ *   resource matches a selector    -        insuff.   state row, history
+ *                                                     "resource_joined"
+ *   period closed, step says X     S        X (!= S)  state row, history
+ *                                                     "transition", PUB
+ *                                                     now, outbox/SSE/log
+ *                                                     after the commit
+ *   period closed, same state      S        S         state row (ring);
+ *                                                     "repeat" every K
+ *                                                     periods in alarm
+ *   composite rule re-evaluated    S        X (!= S)  as a transition
+ *   resource ended / stops        any      -         state row deleted,
+ *   matching                                          history "resource_left"
+ *
+ * and after any instance transition the alarm's aggregate (any alarm ->
+ * alarm, any ok -> ok, else insufficient_data) is recomputed and the
+ * composites naming it re-evaluated (depth bounded by COMPOSITE_DEPTH).
+ *
+ * Nothing here writes: changes go to the persistence queue
+ * (engine_queue.c), flushed at the end of each batch and tick.
+ *
+ * Invariants: a binding points at a live instance when its series' gen
+ * equals the engine's gen; called with the engine's lock held.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "alarms/engine_eval.h"
+#include "alarms/engine_queue.h"
+#include "alarms/notice.h"
+#include "alarms/rule.h"
+#include "vigie/alarm_outbox.h"
+#include "vigie/log.h"
+
+#define EXPIRE_EVERY_MS 500
+#define PRUNE_EVERY_MS 3600000
+/* A sample completes its period when the next one, expected one interval
+ * later, falls past the period's end. The interval is measured between two
+ * jittered samples: a sample a little earlier in its minute than the one
+ * before (…:00.100 after …:59.900) predicts the next one before the end
+ * although it comes in the next minute, so the period stayed open a whole
+ * interval, in memory only: a kill lost its decision and the transition
+ * came a period late. The prediction is pushed a quarter interval later;
+ * a period closes early only if a sample comes more than a quarter
+ * interval ahead of its rhythm (it is then counted late and left out). */
+#define JITTER_SLACK_DIV 4
+
+/* ---- lists of alarms (index values) ------------------------------------------------ */
+
+static int list_add(struct list *l, struct alarm *a)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 4;
+		struct alarm **n = realloc(l->a, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		l->a = n;
+		l->cap = cap;
+	}
+	l->a[l->n++] = a;
+	return 0;
+}
+
+
+void vg_alarm_free_lists(struct vg_hmap *m)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+
+	while ((s = vg_hmap_next(m, &pos))) {
+		struct list *l = s->value;
+		free(l->a);
+		free(l);
+	}
+	vg_hmap_release(m);
+	vg_hmap_init(m);
+}
+
+
+/* ---- instances -------------------------------------------------------------------- */
+
+void vg_alarm_inst_free(struct vg_alarm_engine *e, struct inst *in)
+{
+	if (!in)
+		return;
+	vg_alarm_queue_forget(e, in);
+	vg_alarm_eval_release(&in->ev);
+	free(in->resource);
+	free(in);
+}
+
+struct inst *vg_alarm_inst_new(struct alarm *a, const char *resource)
+{
+	struct inst *in = calloc(1, sizeof(*in));
+
+	if (!in)
+		return NULL;
+	in->a = a;
+	if (!(in->resource = strdup(resource)) ||
+	    vg_alarm_eval_init(&in->ev, &a->params)) {
+		free(in->resource);
+		free(in);
+		return NULL;
+	}
+	snprintf(in->reason, sizeof(in->reason), "no datapoints yet");
+	if (vg_hmap_put(&a->insts, resource, strlen(resource), in, NULL)) {
+		vg_alarm_eval_release(&in->ev);
+		free(in->resource);
+		free(in);
+		return NULL;
+	}
+	return in;
+}
+
+int vg_alarm_aggregate(struct alarm *a)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+	int agg = VG_ALARM_INSUFFICIENT_DATA;
+
+	while ((s = vg_hmap_next(&a->insts, &pos))) {
+		struct inst *in = s->value;
+		if (in->ev.state == VG_ALARM_ALARM)
+			return VG_ALARM_ALARM;
+		if (in->ev.state == VG_ALARM_OK)
+			agg = VG_ALARM_OK;
+	}
+	return agg;
+}
+
+void vg_alarm_free_insts(struct vg_alarm_engine *e, struct alarm *a)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+
+	while ((s = vg_hmap_next(&a->insts, &pos)))
+		vg_alarm_inst_free(e, s->value);
+	vg_hmap_release(&a->insts);
+	vg_hmap_init(&a->insts);
+}
+
+void vg_alarm_free(struct vg_alarm_engine *e, struct alarm *a)
+{
+	if (!a)
+		return;
+	vg_alarm_free_insts(e, a);
+	vg_alarm_rule_free(a->rule);
+	vg_alarm_def_release(&a->def);
+	free(a);
+}
+
+/* ---- notifications ------------------------------------------------------------------ */
+
+static struct res_info *res_get(struct vg_alarm_engine *e, const char *id)
+{
+	return id && *id ? vg_hmap_gets(&e->resources, id) : NULL;
+}
+
+/* Queue the notification (and its history row) for decision d of in. */
+static void notify(struct vg_alarm_engine *e, struct inst *in,
+		   const struct vg_alarm_decision *d, int64_t period_start_ms)
+{
+	struct alarm *a = in->a;
+	struct res_info *r = res_get(e, in->resource);
+	struct vg_alarm_notice_info ni;
+	struct pending *p;
+	char topic[1024], nid[40];
+	json_t *detail;
+	const char *ev_type = d->notify == VG_NOTIFY_REPEAT ? "repeat" : "transition";
+
+	if (vg_alarm_uuid(nid, sizeof(nid)))
+		snprintf(nid, sizeof(nid), "%.16s-%llu", a->def.id,
+			 (unsigned long long)a->seq + 1);
+	memset(&ni, 0, sizeof(ni));
+	ni.notice_id = nid;
+	ni.repeat = d->notify == VG_NOTIFY_REPEAT;
+	ni.sequence = ++a->seq;
+	ni.def = &a->def;
+	ni.resource = *in->resource ? in->resource : NULL;
+	ni.resource_type = r ? vg_rtype_name(r->rtype) : NULL;
+	ni.host = r ? r->host : NULL;
+	ni.previous = d->previous;
+	ni.current = d->current;
+	ni.reason = d->reason;
+	ni.reason_data = d->reason_data;
+	ni.time_ms = d->time_ms;
+	ni.period_start_ms = period_start_ms;
+	ni.evaluated_ms = wall(e);
+
+	detail = json_pack("{s:s,s:s,s:s,s:s,s:O?}", "notification_id", nid,
+			   "previous", vg_alarm_state_name(d->previous), "current",
+			   vg_alarm_state_name(d->current), "reason", d->reason,
+			   "reason_data", d->reason_data);
+	if (!(p = vg_alarm_queue_history(e, a, ev_type, in->resource, d->time_ms, detail)))
+		return;
+	snprintf(p->notice_id, sizeof(p->notice_id), "%s", nid);
+	p->body = vg_alarm_notice_json(&ni, &p->body_len);
+	if (!p->body)
+		return; /* history stays; the notification is lost (out of memory) */
+	/* PUB is live and best effort: publish at the decision, before its
+	 * commit; SSE, log and the outbox wait for the commit in
+	 * vg_alarm_queue_flush() (early, vg_alarm_queue_commit_early). */
+	if (vg_alarm_notice_topic(a->def.project, a->def.name, topic, sizeof(topic)) >= 0)
+		vg_alarm_pub_send(e->o.pub, topic, p->body, p->body_len, 1);
+	size_t na = a->def.nactions[d->current];
+	if (na && (p->actions = calloc(na, sizeof(char *)))) {
+		for (size_t k = 0; k < na; k++)
+			if ((p->actions[p->nactions] = strdup(a->def.actions[d->current][k])))
+				p->nactions++;
+	}
+	if (asprintf(&p->log_line, "alarm %s/%s%s%s: %s -> %s%s: %s", a->def.project,
+		     a->def.name, *in->resource ? " on " : "", in->resource,
+		     vg_alarm_state_name(d->previous), vg_alarm_state_name(d->current),
+		     ni.repeat ? " (repeat)" : "", d->reason) < 0)
+		p->log_line = NULL;
+	if (d->notify == VG_NOTIFY_TRANSITION)
+		e->st.transitions++;
+	vg_alarm_queue_noticed(e);
+}
+
+static void eval_dependents(struct vg_alarm_engine *e, struct alarm *a,
+			    int64_t t, int depth);
+
+/* After an instance of a changed state, update the aggregate and the
+ * composites that watch it. */
+void vg_alarm_after_change(struct vg_alarm_engine *e, struct alarm *a, int64_t t,
+			 int depth)
+{
+	int agg = vg_alarm_aggregate(a);
+
+	if (agg == a->agg)
+		return;
+	a->agg = agg;
+	eval_dependents(e, a, t, depth);
+}
+
+/* ---- composites ----------------------------------------------------------------------- */
+
+struct alarm *vg_alarm_by_name(struct vg_alarm_engine *e, const char *project,
+			     const char *name)
+{
+	char k[600];
+	size_t kl = key2(k, sizeof(k), project, name);
+
+	return kl ? vg_hmap_get(&e->names, k, kl) : NULL;
+}
+
+void vg_alarm_composite_eval(struct vg_alarm_engine *e, struct alarm *c, int64_t t,
+			   int depth)
+{
+	size_t n = vg_alarm_rule_nrefs(c->rule);
+	int states[VG_RULE_MAX_TERMS], all_insufficient = 1, next;
+	struct vg_alarm_decision d;
+	struct inst *in;
+	json_t *refs;
+	char list[300] = "";
+
+	if (!c->def.enabled || !c->rule || depth > COMPOSITE_DEPTH)
+		return;
+	refs = json_object();
+	for (size_t i = 0; i < n; i++) {
+		const char *name = vg_alarm_rule_ref(c->rule, i);
+		struct alarm *r = vg_alarm_by_name(e, c->def.project, name);
+		size_t l = strlen(list);
+		states[i] = r ? r->agg : VG_ALARM_INSUFFICIENT_DATA;
+		if (states[i] != VG_ALARM_INSUFFICIENT_DATA)
+			all_insufficient = 0;
+		json_object_set_new(refs, name, json_string(vg_alarm_state_name(states[i])));
+		if (l < sizeof(list) - 40)
+			snprintf(list + l, sizeof(list) - l, "%s%s is %s", i ? ", " : "",
+				 name, vg_alarm_state_name(states[i]));
+	}
+	int truth = vg_alarm_rule_eval(c->rule, states);
+	next = all_insufficient ? VG_ALARM_INSUFFICIENT_DATA
+				: truth ? VG_ALARM_ALARM : VG_ALARM_OK;
+	in = vg_hmap_get(&c->insts, "", 0);
+	if (!in && !(in = vg_alarm_inst_new(c, ""))) {
+		json_decref(refs);
+		return;
+	}
+	memset(&d, 0, sizeof(d));
+	d.previous = in->ev.state;
+	d.current = next;
+	d.raw = next;
+	d.time_ms = t;
+	if (all_insufficient)
+		snprintf(d.reason, sizeof(d.reason),
+			 "every alarm of the rule has insufficient data (%s)", list);
+	else
+		snprintf(d.reason, sizeof(d.reason), "rule %.120s is %s: %s",
+			 c->def.rule, truth ? "true" : "false", list);
+	d.reason_data = json_pack("{s:s,s:s,s:b,s:o}", "type", "composite", "rule",
+				  c->def.rule, "value", truth, "states", refs);
+	snprintf(in->reason, sizeof(in->reason), "%s", d.reason);
+	in->reason_stale = 0;
+	in->updated_ms = wall(e);
+	e->st.evaluations++;
+	if (next != in->ev.state) {
+		d.notify = VG_NOTIFY_TRANSITION;
+		in->ev.state = next;
+		in->ev.since_ms = t;
+		vg_alarm_queue_mark_dirty(e, in);
+		notify(e, in, &d, 0);
+		json_decref(d.reason_data);
+		vg_alarm_after_change(e, c, t, depth + 1);
+		return;
+	}
+	json_decref(d.reason_data);
+}
+
+static void eval_dependents(struct vg_alarm_engine *e, struct alarm *a,
+			    int64_t t, int depth)
+{
+	char k[600];
+	size_t kl = key2(k, sizeof(k), a->def.project, a->def.name);
+	struct list *l = kl ? vg_hmap_get(&e->deps, k, kl) : NULL;
+
+	for (size_t i = 0; l && i < l->n; i++)
+		vg_alarm_composite_eval(e, l->a[i], t, depth + 1);
+}
+
+/* ---- indexes ------------------------------------------------------------------------------- */
+
+static int list_put(struct vg_hmap *m, const char *k, size_t kl, struct alarm *a)
+{
+	struct list *l = vg_hmap_get(m, k, kl);
+
+	if (!l) {
+		if (!(l = calloc(1, sizeof(*l))))
+			return -ENOMEM;
+		if (vg_hmap_put(m, k, kl, l, NULL)) {
+			free(l);
+			return -ENOMEM;
+		}
+	}
+	return list_add(l, a);
+}
+
+/* Add one alarm to the indexes: an enabled threshold alarm to `exact`
+ * (one resource) or `watchers` (by metric) and to the metric counts; a
+ * composite to `deps` under each alarm it names. */
+void vg_alarm_index_add(struct vg_alarm_engine *e, struct alarm *a)
+{
+	char k[1024];
+	size_t kl;
+
+	if (a->def.kind == VG_ALARM_THRESHOLD) {
+		void *n;
+		if (!a->def.enabled)
+			return;
+		if (a->def.resource) {
+			if ((kl = key2(k, sizeof(k), a->def.resource, a->def.metric)))
+				list_put(&e->exact, k, kl, a);
+		} else
+			list_put(&e->watchers, a->def.metric, strlen(a->def.metric), a);
+		n = vg_hmap_gets(&e->metrics, a->def.metric);
+		vg_hmap_put(&e->metrics, a->def.metric, strlen(a->def.metric),
+			    (void *)((uintptr_t)n + 1), NULL);
+		return;
+	}
+	for (size_t i = 0; i < vg_alarm_rule_nrefs(a->rule); i++)
+		if ((kl = key2(k, sizeof(k), a->def.project, vg_alarm_rule_ref(a->rule, i))))
+			list_put(&e->deps, k, kl, a);
+}
+
+/* Rebuild every index after definitions changed (O(alarms)); creations
+ * are added incrementally instead (index_add). */
+void vg_alarm_reindex(struct vg_alarm_engine *e)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+
+	if (e->indexed_gen == e->gen)
+		return;
+	vg_alarm_free_lists(&e->watchers);
+	vg_alarm_free_lists(&e->exact);
+	vg_alarm_free_lists(&e->deps);
+	vg_hmap_release(&e->metrics);
+	vg_hmap_init(&e->metrics);
+	while ((s = vg_hmap_next(&e->alarms, &pos)))
+		vg_alarm_index_add(e, s->value);
+	e->indexed_gen = e->gen;
+}
+
+/* ---- resources and series --------------------------------------------------------------------- */
+
+static int selector_match(const struct alarm *a, const struct res_info *r)
+{
+	const struct vg_alarm_def *d = &a->def;
+
+	if (d->resource)
+		return !strcmp(d->resource, r->id) && !strcmp(d->project, r->project);
+	if (d->sel.rtype && d->sel.rtype != r->rtype)
+		return 0;
+	if (d->sel.project) {
+		if (strcmp(d->sel.project, "*") && strcmp(d->sel.project, r->project))
+			return 0;
+	} else if (strcmp(d->project, r->project))
+		return 0;
+	if (d->sel.host && !str_eq(d->sel.host, r->host))
+		return 0;
+	if (d->sel.flavor && !str_eq(d->sel.flavor, r->flavor))
+		return 0;
+	for (size_t i = 0; i < d->sel.nmeta; i++) {
+		size_t k;
+		for (k = 0; k < r->nattrs; k++)
+			if (!strcmp(r->attrs[k].key, d->sel.meta[i].key) &&
+			    !strcmp(r->attrs[k].value, d->sel.meta[i].value))
+				break;
+		if (k == r->nattrs)
+			return 0;
+	}
+	return 1;
+}
+
+void vg_alarm_series_free(struct series *s)
+{
+	for (size_t i = 0; i < s->nwin; i++)
+		vg_alarm_window_release(&s->win[i].w);
+	free(s->win);
+	free(s->bind);
+	free(s->metric);
+	free(s->key);
+	free(s);
+}
+
+static int window_for(struct series *s, int64_t period_ms, int keep)
+{
+	for (size_t i = 0; i < s->nwin; i++)
+		if (s->win[i].w.period_ms == period_ms) {
+			if (keep)
+				s->win[i].w.keep_values = 1;
+			return (int)i;
+		}
+	struct window_ent *n = realloc(s->win, (s->nwin + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	s->win = n;
+	vg_alarm_window_init(&s->win[s->nwin].w, period_ms, keep);
+	s->win[s->nwin].max_gap = 0;
+	return (int)s->nwin++;
+}
+
+static struct inst *inst_for(struct vg_alarm_engine *e, struct alarm *a,
+			     const struct res_info *r)
+{
+	struct inst *in = vg_hmap_gets(&a->insts, r->id);
+
+	if (in)
+		return in;
+	if (!(in = vg_alarm_inst_new(a, r->id)))
+		return NULL;
+	in->updated_ms = wall(e);
+	if (!a->def.resource)
+		vg_alarm_queue_history(e, a, "resource_joined", r->id, wall(e),
+			json_pack("{s:s,s:s}", "resource", r->id, "type",
+				  vg_rtype_name(r->rtype) ? vg_rtype_name(r->rtype) : "?"));
+	vg_alarm_queue_mark_dirty(e, in);
+	return in;
+}
+
+/* A resource leaves a selector alarm: history, state row deleted,
+ * instance freed, aggregate updated. */
+static void leave(struct vg_alarm_engine *e, struct alarm *a, struct inst *in,
+		  int64_t t)
+{
+	vg_hmap_del(&a->insts, in->resource, strlen(in->resource));
+	vg_alarm_queue_history(e, a, "resource_left", in->resource, t,
+		json_pack("{s:s,s:s}", "resource", in->resource, "state",
+			  vg_alarm_state_name(in->ev.state)));
+	vg_alarm_queue_delete_state(e, a->def.id, in->resource);
+	vg_alarm_inst_free(e, in);
+	vg_alarm_after_change(e, a, t, 0);
+}
+
+static void rebind(struct vg_alarm_engine *e, struct series *s)
+{
+	struct list *l;
+	int *used = NULL;
+
+	vg_alarm_reindex(e);
+	s->nbind = 0;
+	for (size_t i = 0; i < s->nwin; i++)
+		s->win[i].max_gap = 0;
+	struct list *lx = vg_hmap_get(&e->exact, s->key, s->klen);
+	l = vg_hmap_gets(&e->watchers, s->metric);
+	size_t nsel = l ? l->n : 0, nall = nsel + (lx ? lx->n : 0);
+	for (size_t i = 0; i < nall; i++) {
+		struct alarm *a = i < nsel ? l->a[i] : lx->a[i - nsel];
+		struct inst *in;
+		int w;
+		if (!selector_match(a, s->res)) {
+			/* it matched before (flavor, host or metadata changed) */
+			if (!a->def.resource &&
+			    (in = vg_hmap_gets(&a->insts, s->res->id)))
+				leave(e, a, in, wall(e));
+			continue;
+		}
+		if (!(in = inst_for(e, a, s->res)))
+			continue;
+		w = window_for(s, (int64_t)a->def.period_s * 1000,
+			       a->def.statistic == VG_STAT_PERCENTILE);
+		if (w < 0)
+			continue;
+		struct binding *nb = realloc(s->bind, (s->nbind + 1) * sizeof(*nb));
+		if (!nb)
+			continue;
+		s->bind = nb;
+		s->bind[s->nbind++] = (struct binding){in, (uint32_t)w};
+		if (a->params.n + VG_ALARM_RANGE_EXTRA > s->win[w].max_gap)
+			s->win[w].max_gap = a->params.n + VG_ALARM_RANGE_EXTRA;
+	}
+	/* drop windows nobody uses any more (renumbering the bindings) */
+	if (s->nwin && (used = calloc(s->nwin, sizeof(int)))) {
+		size_t k = 0;
+		for (size_t i = 0; i < s->nbind; i++)
+			used[s->bind[i].win] = 1;
+		for (size_t i = 0; i < s->nwin; i++) {
+			if (!used[i]) {
+				vg_alarm_window_release(&s->win[i].w);
+				used[i] = -1;
+				continue;
+			}
+			s->win[k] = s->win[i];
+			used[i] = (int)k++;
+		}
+		for (size_t i = 0; i < s->nbind; i++)
+			s->bind[i].win = (uint32_t)used[s->bind[i].win];
+		s->nwin = k;
+		free(used);
+	}
+	s->gen = e->gen;
+}
+
+void vg_alarm_res_free(struct res_info *r)
+{
+	if (!r)
+		return;
+	free(r->id);
+	free(r->project);
+	free(r->host);
+	free(r->flavor);
+	for (size_t i = 0; i < r->nattrs; i++) {
+		free(r->attrs[i].key);
+		free(r->attrs[i].value);
+	}
+	free(r->attrs);
+	free(r->series);
+	free(r);
+}
+
+static int set_if_changed(char **dst, const char *v)
+{
+	if (str_eq(*dst, v))
+		return 0;
+	char *n = xstrdup(v);
+	if (v && !n)
+		return -ENOMEM;
+	free(*dst);
+	*dst = n;
+	return 1;
+}
+
+/* Update the resource's identity from the batch; returns 1 if anything a
+ * selector looks at changed. */
+static int res_update(struct vg_alarm_engine *e, struct res_info *ri,
+		      const struct vg_batch *b, const struct vg_resource *r)
+{
+	const struct vg_attr *at = vg_resource_attrs(b, r);
+	const char *project = r->project;
+	int changed = 0;
+
+	if (!project && r->parent) {
+		struct res_info *p = res_get(e, r->parent);
+		project = p ? p->project : NULL;
+	}
+	if (!project)
+		project = "default";
+	changed |= set_if_changed(&ri->project, project) > 0;
+	changed |= set_if_changed(&ri->host, b->host) > 0;
+	changed |= set_if_changed(&ri->flavor, r->flavor) > 0;
+	if (ri->rtype != r->type) {
+		ri->rtype = r->type;
+		changed = 1;
+	}
+	int same = ri->nattrs == r->nattrs;
+	for (uint32_t i = 0; same && i < r->nattrs; i++)
+		same = !strcmp(ri->attrs[i].key, at[i].key) &&
+		       !strcmp(ri->attrs[i].value, at[i].value);
+	if (!same) {
+		struct kv *n = calloc(r->nattrs + 1, sizeof(*n));
+		if (n) {
+			size_t k = 0;
+			for (uint32_t i = 0; i < r->nattrs; i++) {
+				n[k].key = strdup(at[i].key);
+				n[k].value = strdup(at[i].value);
+				if (n[k].key && n[k].value)
+					k++;
+				else {
+					free(n[k].key);
+					free(n[k].value);
+				}
+			}
+			for (size_t i = 0; i < ri->nattrs; i++) {
+				free(ri->attrs[i].key);
+				free(ri->attrs[i].value);
+			}
+			free(ri->attrs);
+			ri->attrs = n;
+			ri->nattrs = k;
+			changed = 1;
+		}
+	}
+	return changed;
+}
+
+static struct res_info *res_for(struct vg_alarm_engine *e, const struct vg_batch *b,
+				const struct vg_resource *r)
+{
+	struct res_info *ri = vg_hmap_gets(&e->resources, r->id);
+
+	if (!ri) {
+		if (!(ri = calloc(1, sizeof(*ri))) || !(ri->id = strdup(r->id)) ||
+		    vg_hmap_put(&e->resources, r->id, strlen(r->id), ri, NULL)) {
+			vg_alarm_res_free(ri);
+			return NULL;
+		}
+	}
+	if (res_update(e, ri, b, r) > 0)
+		for (size_t i = 0; i < ri->nseries; i++)
+			ri->series[i]->gen = 0; /* re-match selectors */
+	return ri;
+}
+
+static struct series *series_for(struct vg_alarm_engine *e, struct res_info *ri,
+				 const char *metric, int kind)
+{
+	char k[1024];
+	size_t kl = key2(k, sizeof(k), ri->id, metric);
+	struct series *s;
+
+	if (!kl)
+		return NULL;
+	if ((s = vg_hmap_get(&e->series, k, kl)))
+		return s;
+	if (!(s = calloc(1, sizeof(*s))))
+		return NULL;
+	s->res = ri;
+	s->kind = kind;
+	s->last_t = VG_WINDOW_NONE;
+	s->metric = strdup(metric);
+	s->key = malloc(kl);
+	if (!s->metric || !s->key) {
+		vg_alarm_series_free(s);
+		return NULL;
+	}
+	memcpy(s->key, k, kl);
+	s->klen = kl;
+	if (ri->nseries == ri->capseries) {
+		size_t cap = ri->capseries ? 2 * ri->capseries : 4;
+		struct series **n = realloc(ri->series, cap * sizeof(*n));
+		if (!n) {
+			vg_alarm_series_free(s);
+			return NULL;
+		}
+		ri->series = n;
+		ri->capseries = cap;
+	}
+	if (vg_hmap_put(&e->series, k, kl, s, NULL)) {
+		vg_alarm_series_free(s);
+		return NULL;
+	}
+	ri->series[ri->nseries++] = s;
+	return s;
+}
+
+/* ---- evaluation of a closed period --------------------------------------------------------------- */
+
+struct period_ctx {
+	struct vg_alarm_engine *e;
+	struct series *s;
+	uint32_t win;
+};
+
+static void on_period(void *ctx, const struct vg_alarm_datapoint *dp)
+{
+	struct period_ctx *pc = ctx;
+	struct vg_alarm_engine *e = pc->e;
+	struct series *s = pc->s;
+
+	e->st.datapoints++;
+	for (size_t i = 0; i < s->nbind; i++) {
+		struct inst *in = s->bind[i].in;
+		struct alarm *a = in->a;
+		struct vg_alarm_decision d;
+		double v;
+
+		if (s->bind[i].win != pc->win || !a->def.enabled)
+			continue;
+		v = vg_alarm_statistic(dp, a->def.statistic, a->def.percentile);
+		if (vg_alarm_eval_push(&in->ev, dp->start_ms, v))
+			continue; /* evaluated before (a replay after restart) */
+		/* the reason's text only when someone is told; otherwise it
+		 * is rebuilt from the ring when read (vg_alarm_inst_reason) */
+		vg_alarm_eval_decide(&a->params, &in->ev, dp->end_ms, &d, 0);
+		e->st.evaluations++;
+		if (d.notify) {
+			memcpy(in->reason, d.reason, strlen(d.reason) + 1);
+			in->reason_stale = 0;
+		} else
+			in->reason_stale = 1;
+		in->updated_ms = wall(e);
+		vg_alarm_queue_mark_dirty(e, in);
+		if (d.notify)
+			notify(e, in, &d, dp->start_ms);
+		json_decref(d.reason_data);
+		if (d.notify == VG_NOTIFY_TRANSITION)
+			vg_alarm_after_change(e, a, dp->end_ms, 0);
+		/* this decision and its consequences (aggregate, composites)
+		 * are queued whole: commit them now if notifications wait */
+		vg_alarm_queue_commit_early(e);
+	}
+}
+
+static void feed(struct vg_alarm_engine *e, struct series *s, int64_t t,
+		 double value)
+{
+	double v = value;
+
+	if (s->last_t != VG_WINDOW_NONE && t <= s->last_t) {
+		e->st.samples_duplicate++;
+		return;
+	}
+	if (s->last_t != VG_WINDOW_NONE)
+		s->interval_ms = t - s->last_t;
+	if (s->kind == VG_KIND_COUNTER) {
+		int64_t pt = s->last_t;
+		double pv = s->last_raw;
+		int rc = vg_alarm_rate(&pt, &pv, t, value, &v);
+		s->last_t = t;
+		s->last_raw = value;
+		if (rc)
+			return;
+	} else {
+		s->last_t = t;
+		s->last_raw = value;
+	}
+	for (size_t w = 0; w < s->nwin; w++) {
+		struct period_ctx pc = {e, s, (uint32_t)w};
+		if (vg_alarm_window_add(&s->win[w].w, t, v, s->win[w].max_gap,
+					on_period, &pc))
+			e->st.samples_late++;
+		if (s->interval_ms > 0)
+			vg_alarm_window_close_if_complete(
+				&s->win[w].w,
+				t + s->interval_ms + s->interval_ms / JITTER_SLACK_DIV,
+				on_period, &pc);
+	}
+}
+
+/* A selector resource ended: its selector instances leave. */
+static void resource_ended(struct vg_alarm_engine *e, struct res_info *ri,
+			   int64_t t)
+{
+	for (size_t i = 0; i < ri->nseries; i++) {
+		struct series *s = ri->series[i];
+		if (s->gen != e->gen)
+			rebind(e, s);
+		for (size_t k = 0; k < s->nbind; k++) {
+			struct inst *in = s->bind[k].in;
+			struct alarm *a = in->a;
+			if (a->def.resource)
+				continue; /* a named resource stays (missing data) */
+			if (vg_hmap_gets(&a->insts, ri->id) != in)
+				continue; /* already left via another metric */
+			leave(e, a, in, t);
+		}
+		vg_hmap_del(&e->series, s->key, s->klen);
+		vg_alarm_series_free(s);
+	}
+	ri->nseries = 0;
+	vg_hmap_del(&e->resources, ri->id, strlen(ri->id));
+	vg_alarm_res_free(ri);
+	e->gen++; /* other series may hold bindings to freed instances */
+}
+
+int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
+{
+	int64_t t0 = vg_monotonic_ns(), now;
+
+	pthread_mutex_lock(&e->lock);
+	now = wall(e);
+	vg_alarm_queue_batch_start(e);
+	vg_alarm_reindex(e);
+	e->st.batches++;
+	/* the host's data clock */
+	if (b->host) {
+		struct host_clock *hc = vg_hmap_gets(&e->hosts, b->host);
+		if (!hc && (hc = calloc(1, sizeof(*hc))) &&
+		    vg_hmap_put(&e->hosts, b->host, strlen(b->host), hc, NULL)) {
+			free(hc);
+			hc = NULL;
+		}
+		if (hc) {
+			int64_t newest = b->time_ms;
+			for (size_t i = 0; i < b->nres; i++)
+				if (b->res[i].time_ms > newest)
+					newest = b->res[i].time_ms;
+			if (newest >= hc->data_ms) {
+				hc->data_ms = newest;
+				hc->wall_ms = now;
+			}
+		}
+	}
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct vg_resource *r = &b->res[i];
+		const struct vg_sample *sm = vg_resource_samples(b, r);
+		struct res_info *ri = NULL;
+
+		if (r->state == VG_RSTATE_ENDED) {
+			if ((ri = vg_hmap_gets(&e->resources, r->id)))
+				resource_ended(e, ri, r->time_ms);
+			continue;
+		}
+		for (uint32_t k = 0; k < r->nsamples; k++) {
+			struct series *s;
+			if (!vg_hmap_gets(&e->metrics, sm[k].metric))
+				continue;
+			if (!ri && !(ri = res_for(e, b, r)))
+				break;
+			if (!(s = series_for(e, ri, sm[k].metric, sm[k].kind)))
+				continue;
+			if (s->gen != e->gen)
+				rebind(e, s);
+			if (!s->nbind)
+				continue;
+			e->st.samples++;
+			feed(e, s, r->time_ms, sm[k].value);
+		}
+	}
+	vg_alarm_queue_flush(e);
+	e->st.batch_ns_total += (uint64_t)(vg_monotonic_ns() - t0);
+	pthread_mutex_unlock(&e->lock);
+	return 0;
+}
+
+/* ---- the timer ------------------------------------------------------------------------------------- */
+
+static void expire_all(struct vg_alarm_engine *e, int64_t now)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *sl;
+	struct series **gc = NULL;
+	size_t ngc = 0, capgc = 0;
+
+	while ((sl = vg_hmap_next(&e->series, &pos))) {
+		struct series *s = sl->value;
+		struct host_clock *hc;
+		int64_t clock, grace;
+
+		if (s->gen != e->gen)
+			rebind(e, s);
+		if (!s->nbind) {
+			if (ngc == capgc) {
+				size_t cap = capgc ? capgc * 2 : 16;
+				struct series **n = realloc(gc, cap * sizeof(*n));
+				if (!n)
+					continue;
+				gc = n;
+				capgc = cap;
+			}
+			gc[ngc++] = s;
+			continue;
+		}
+		hc = s->res->host ? vg_hmap_gets(&e->hosts, s->res->host) : NULL;
+		if (!hc)
+			continue;
+		clock = hc->data_ms + (now > hc->wall_ms ? now - hc->wall_ms : 0);
+		grace = s->interval_ms > 1000 ? s->interval_ms : 1000;
+		for (size_t w = 0; w < s->nwin; w++) {
+			struct period_ctx pc = {e, s, (uint32_t)w};
+			vg_alarm_window_expire(&s->win[w].w, clock, grace,
+					       s->win[w].max_gap, on_period, &pc);
+		}
+	}
+	/* forget series (and then resources) nobody watches */
+	for (size_t i = 0; i < ngc; i++) {
+		struct series *s = gc[i];
+		struct res_info *ri = s->res;
+		for (size_t k = 0; k < ri->nseries; k++)
+			if (ri->series[k] == s) {
+				ri->series[k] = ri->series[--ri->nseries];
+				break;
+			}
+		vg_hmap_del(&e->series, s->key, s->klen);
+		vg_alarm_series_free(s);
+		if (!ri->nseries) {
+			vg_hmap_del(&e->resources, ri->id, strlen(ri->id));
+			vg_alarm_res_free(ri);
+		}
+	}
+	free(gc);
+}
+
+void vg_alarm_engine_tick(struct vg_alarm_engine *e, int64_t now_ms)
+{
+	(void)now_ms;
+	pthread_mutex_lock(&e->lock);
+	int64_t now = wall(e);
+	vg_alarm_queue_batch_start(e);
+	if (now - e->last_expire_ms >= EXPIRE_EVERY_MS) {
+		e->last_expire_ms = now;
+		vg_alarm_reindex(e);
+		expire_all(e, now);
+	}
+	vg_alarm_queue_flush(e);
+	if (now - e->last_prune_ms >= PRUNE_EVERY_MS) {
+		uint64_t n = 0;
+		e->last_prune_ms = now;
+		if (!vg_alarm_store_prune(e->store, now - e->o.history_retention_ms, &n) && n)
+			vg_info("alarms: pruned %llu history and outbox rows older "
+				"than %lld days", (unsigned long long)n,
+				(long long)(e->o.history_retention_ms / 86400000));
+	}
+	pthread_mutex_unlock(&e->lock);
+	vg_alarm_hub_tick(e->o.hub, now);
+}
+
+static int consumer_batch(void *ctx, const struct vg_batch *b)
+{
+	return vg_alarm_engine_batch(ctx, b);
+}
+
+static void consumer_tick(void *ctx, int64_t now)
+{
+	vg_alarm_engine_tick(ctx, now);
+}
+
+struct vg_consumer vg_alarm_engine_consumer(struct vg_alarm_engine *e)
+{
+	struct vg_consumer c = {"alarms", e, consumer_batch, consumer_tick};
+
+	return c;
+}
+

@@ -1,0 +1,299 @@
+/*
+ * engine_queue.c — the alarm engine's persistence queue: what is written
+ * to alarms.db, when, and what is told after the write.
+ *
+ * Why. A decision (a transition, a repeat, a resource joining or leaving)
+ * must survive a kill -9 exactly once: its history row, the instance's
+ * state row (datapoints ring, so a restart never evaluates a period twice)
+ * and one outbox row per webhook/exec/Alertmanager action commit in the
+ * same transaction, or not at all. The delivery thread (outbox.c) only
+ * sees committed rows, so a notification is delivered once whatever the
+ * moment of the kill.
+ *
+ * Design. Evaluation never writes: it queues. `dirty` lists instances
+ * whose state row must be rewritten (each at most once), `pend` the rows
+ * to insert (history with an optional notification) or delete (state of
+ * an instance that left). vg_alarm_queue_flush writes all of it in one
+ * transaction; only after the commit are notifications published on SSE
+ * and the log and the delivery thread woken. The PUB socket, live and
+ * lossy by contract, gets each notification at its decision, before the
+ * commit (engine_eval.c). A flush happens at the end of a batch or tick,
+ * before any definition change (so the API reads what the engine
+ * decided), and early, in the middle of a batch, when a notification
+ * waits (vg_alarm_queue_commit_early, below).
+ *
+ * Early commits, and why exactly-once survives them. A batch of 1,000
+ * samples used to commit its notifications after the last evaluation: a
+ * webhook decided at the first sample waited for 999 more evaluations and
+ * their state rows (~10 ms). Now, between two decisions, if a
+ * notification is queued and has waited at least as long as the previous
+ * early commit took (the first at once, at most 5 ms), everything queued
+ * so far commits, and the batch's remaining evaluations go on after it.
+ * Exactly-once rests on three facts that hold for any commit point taken
+ * between two decisions:
+ *  1. A decision and everything it implies are queued by one call of
+ *     on_period/eval_composite before the next decision starts: the
+ *     instance's state row (state, ring with the new period), its history
+ *     row, one outbox row per action, and the aggregate's and composites'
+ *     consequences. The early commit runs only after that call returns, so
+ *     a commit holds whole decisions: an outbox row never commits without
+ *     the state row that says its period was evaluated, nor the reverse.
+ *  2. After a kill -9, the agent re-sends (or the sender repeats) every
+ *     batch not acknowledged, and a batch is acknowledged only after the
+ *     engine returned, i.e. after its last flush. Re-fed, a committed
+ *     decision's period is refused by its instance (the persisted ring's
+ *     newest period, vg_alarm_eval_push), so it is not notified again; an
+ *     uncommitted decision was never delivered (the outbox reads only
+ *     committed rows) and is decided again from the same data, once.
+ *  3. Evaluations committed early but not yet acknowledged are exactly
+ *     those of fact 2's first case: the state they wrote is what the
+ *     re-sent data would rebuild, so committing them early changes no
+ *     outcome, only its time.
+ * What a kill between an early commit and the batch's end costs is only
+ * that the rest of the batch is evaluated after the restart, as before.
+ * The grouping (wait as long as the last commit took) keeps commits to
+ * about half of a burst's time at most: a burst of 1,000 transitions is a
+ * handful of transactions, not 1,000 fsyncs.
+ *
+ * Invariants: pending entries own their strings; a failed commit keeps
+ * everything queued and retries at the next flush; the queue is bounded
+ * (VG_ALARM_MAX_PENDING, the oldest dropped and counted, logged once).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alarms/engine_queue.h"
+#include "alarms/notice.h"
+#include "vigie/alarm_outbox.h"
+#include "vigie/log.h"
+
+/* an early commit waits at most this long for company */
+#define EARLY_WAIT_MAX_NS 5000000
+
+/* ---- pending writes ------------------------------------------------------ */
+
+static void pending_release(struct pending *p)
+{
+	free(p->alarm_id);
+	free(p->project);
+	free(p->type);
+	free(p->resource);
+	free(p->detail);
+	free(p->body);
+	for (size_t i = 0; i < p->nactions; i++)
+		free(p->actions[i]);
+	free(p->actions);
+	free(p->log_line);
+	memset(p, 0, sizeof(*p));
+}
+
+struct pending *vg_alarm_queue_add(struct vg_alarm_engine *e)
+{
+	if (e->npend >= VG_ALARM_MAX_PENDING) {
+		/* the database has been failing for a long time: drop the
+		 * oldest so memory stays bounded */
+		pending_release(&e->pend[0]);
+		memmove(e->pend, e->pend + 1, (e->npend - 1) * sizeof(*e->pend));
+		e->npend--;
+		e->st.pending_dropped++;
+		vg_log_limited(VG_LOG_ERROR, &e->log_dropped,
+			       "alarms: alarms.db unwritable for too long, "
+			       "dropping the oldest pending notification");
+	}
+	if (e->npend == e->cappend) {
+		size_t cap = e->cappend ? 2 * e->cappend : 64;
+		struct pending *n = realloc(e->pend, cap * sizeof(*n));
+		if (!n)
+			return NULL;
+		e->pend = n;
+		e->cappend = cap;
+	}
+	struct pending *p = &e->pend[e->npend++];
+	memset(p, 0, sizeof(*p));
+	return p;
+}
+
+struct pending *vg_alarm_queue_history(struct vg_alarm_engine *e, struct alarm *a,
+				const char *type, const char *resource, int64_t t,
+				json_t *detail)
+{
+	struct pending *p = vg_alarm_queue_add(e);
+
+	if (!p) {
+		json_decref(detail);
+		return NULL;
+	}
+	p->kind = P_HISTORY;
+	p->alarm_id = xstrdup(a->def.id);
+	p->project = xstrdup(a->def.project);
+	p->type = xstrdup(type);
+	p->resource = xstrdup(resource && *resource ? resource : NULL);
+	p->time_ms = t;
+	p->detail = detail ? json_dumps(detail, JSON_COMPACT | JSON_REAL_PRECISION(17))
+			   : NULL;
+	json_decref(detail);
+	return p;
+}
+
+void vg_alarm_queue_mark_dirty(struct vg_alarm_engine *e, struct inst *in)
+{
+	if (in->dirty)
+		return;
+	if (e->ndirty == e->capdirty) {
+		size_t cap = e->capdirty ? 2 * e->capdirty : 64;
+		struct inst **n = realloc(e->dirty, cap * sizeof(*n));
+		if (!n)
+			return; /* written with a later change */
+		e->dirty = n;
+		e->capdirty = cap;
+	}
+	e->dirty[e->ndirty++] = in;
+	in->dirty = 1;
+}
+
+void vg_alarm_queue_forget(struct vg_alarm_engine *e, struct inst *in)
+{
+	if (!in->dirty)
+		return;
+	for (size_t i = 0; i < e->ndirty; i++)
+		if (e->dirty[i] == in) {
+			e->dirty[i] = e->dirty[--e->ndirty];
+			break;
+		}
+	in->dirty = 0;
+}
+
+static int write_state(struct vg_alarm_engine *e, struct inst *in)
+{
+	unsigned char ring[(VG_ALARM_MAX_N + VG_ALARM_RANGE_EXTRA) * 16];
+	struct vg_alarm_state_row row = {
+		.alarm_id = in->a->def.id,
+		.resource = in->resource,
+		.state = in->ev.state,
+		.since_ms = in->ev.since_ms,
+		.clear_since_ms = in->ev.clear_since_ms,
+		.alarm_periods = in->ev.alarm_periods,
+		.reason = in->reason_stale ? NULL : in->reason, /* rebuilt at load */
+		.ring = ring,
+		.ring_len = vg_alarm_eval_ring_pack(&in->ev, ring, sizeof(ring)),
+		.updated_ms = in->updated_ms,
+	};
+
+	return vg_alarm_store_put_state(e->store, &row);
+}
+
+/* Write dirty states and pending rows in one transaction; then publish. */
+int vg_alarm_queue_flush(struct vg_alarm_engine *e)
+{
+	int rc, wake = 0;
+
+	if (!e->ndirty && !e->npend)
+		return 0;
+	rc = vg_alarm_store_begin(e->store);
+	for (size_t i = 0; !rc && i < e->ndirty; i++)
+		rc = write_state(e, e->dirty[i]);
+	for (size_t i = 0; !rc && i < e->npend; i++) {
+		struct pending *p = &e->pend[i];
+		if (p->kind == P_DELETE_STATE) {
+			rc = vg_alarm_store_delete_state(e->store, p->alarm_id,
+							 p->resource);
+			continue;
+		}
+		rc = vg_alarm_store_history_add(e->store, p->alarm_id, p->project,
+						p->type, p->resource, p->time_ms,
+						wall(e), p->detail);
+		for (size_t k = 0; !rc && p->body && k < p->nactions; k++) {
+			if (!strncmp(p->actions[k], "log://", 6))
+				continue;
+			rc = vg_alarm_store_outbox_add(e->store, p->notice_id,
+						       p->alarm_id, p->project,
+						       p->actions[k], p->body, wall(e));
+			wake = 1;
+		}
+	}
+	if (!rc)
+		rc = vg_alarm_store_commit(e->store);
+	if (rc) {
+		vg_alarm_store_rollback(e->store);
+		e->st.store_errors++;
+		vg_log_limited(VG_LOG_ERROR, &e->log_store,
+			       "alarms: cannot write alarms.db (%s); %zu "
+			       "changes kept in memory and retried",
+			       vg_alarm_store_errmsg(e->store), e->npend + e->ndirty);
+		return rc;
+	}
+	for (size_t i = 0; i < e->ndirty; i++)
+		e->dirty[i]->dirty = 0;
+	e->ndirty = 0;
+	for (size_t i = 0; i < e->npend; i++) {
+		struct pending *p = &e->pend[i];
+		if (p->body) {
+			vg_alarm_hub_publish(e->o.hub, p->project, "alarm", p->body);
+			for (size_t k = 0; k < p->nactions; k++)
+				if (!strncmp(p->actions[k], "log://", 6))
+					vg_info("%s", p->log_line);
+			e->st.notifications++;
+		}
+		pending_release(p);
+	}
+	e->npend = 0;
+	e->notice_since_ns = 0;
+	if (wake)
+		vg_alarm_outbox_wake(e->outbox);
+	return 0;
+}
+
+
+void vg_alarm_queue_delete_state(struct vg_alarm_engine *e, const char *alarm_id,
+				 const char *resource)
+{
+	struct pending *p = vg_alarm_queue_add(e);
+
+	if (!p)
+		return;
+	p->kind = P_DELETE_STATE;
+	p->alarm_id = xstrdup(alarm_id);
+	p->resource = xstrdup(resource);
+}
+
+void vg_alarm_queue_release(struct vg_alarm_engine *e)
+{
+	for (size_t i = 0; i < e->npend; i++)
+		pending_release(&e->pend[i]);
+	free(e->pend);
+	free(e->dirty);
+	e->pend = NULL;
+	e->dirty = NULL;
+	e->npend = e->cappend = e->ndirty = e->capdirty = 0;
+}
+
+void vg_alarm_queue_noticed(struct vg_alarm_engine *e)
+{
+	if (!e->notice_since_ns)
+		e->notice_since_ns = vg_monotonic_ns();
+}
+
+void vg_alarm_queue_commit_early(struct vg_alarm_engine *e)
+{
+	int64_t now;
+
+	if (!e->notice_since_ns || e->early_off)
+		return;
+	now = vg_monotonic_ns();
+	if (now - e->notice_since_ns < e->early_cost_ns)
+		return;
+	if (vg_alarm_queue_flush(e)) {
+		e->early_off = 1;
+		return;
+	}
+	e->early_cost_ns = vg_monotonic_ns() - now;
+	if (e->early_cost_ns > EARLY_WAIT_MAX_NS)
+		e->early_cost_ns = EARLY_WAIT_MAX_NS;
+}
+
+void vg_alarm_queue_batch_start(struct vg_alarm_engine *e)
+{
+	e->early_off = 0;
+}

@@ -1,0 +1,209 @@
+/*
+ * vigie — the alarm engine's shared state (private to alarms/engine*.c).
+ *
+ * The engine is four files around this one set of structures, all under
+ * the engine's one lock:
+ *   engine.c        open, close, statistics (the composition of the three)
+ *   engine_queue.c  the persistence queue: what is written to alarms.db,
+ *                   when, and what is published after the commit
+ *   engine_eval.c   evaluation: samples -> series -> periods -> instances
+ *                   -> decisions, composites, the indexes behind them
+ *   engine_defs.c   definitions: load, create, update, delete, enable,
+ *                   read (the API's entry points)
+ * Dependencies point one way, through the headers beside them:
+ *   engine_defs.h -> engine_eval.h -> engine_queue.h -> engine_state.h
+ * (defs uses evaluation and the queue; evaluation uses the queue; the
+ * queue knows only the structures). engine.c sits on top of all three.
+ *
+ * Nine maps index the state (e->...):
+ *   alarms     id -> alarm (definition, compiled rule, instances)
+ *   names      project NUL name -> alarm (composites refer by name)
+ *   watchers   metric -> enabled selector alarms watching it
+ *   exact      resource NUL metric -> enabled single-resource alarms
+ *   metrics    metric -> how many enabled threshold alarms watch it
+ *   deps       project NUL name -> composites that name that alarm
+ *   series     resource NUL metric -> series (counter state, one window per
+ *              distinct period, bindings window -> alarm instance)
+ *   resources  id -> type, project, host, flavor, attributes, series
+ *   hosts      host -> data clock
+ * watchers, exact, metrics and deps are derived from `alarms` (rebuilt by
+ * vg_alarm_reindex when `gen` moved); the others own what they point to.
+ *
+ * Invariants: a binding points at a live instance when its series' gen
+ * equals the engine's gen; an instance is in `dirty` at most once and is
+ * removed from it before it is freed; pending entries own their strings.
+ */
+#ifndef VIGIE_ALARMS_ENGINE_STATE_H
+#define VIGIE_ALARMS_ENGINE_STATE_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alarms/eval.h"
+#include "alarms/series.h"
+#include "vigie/alarm_engine.h"
+#include "vigie/clock.h"
+#include "vigie/hmap.h"
+
+#define COMPOSITE_DEPTH 16
+
+struct alarm;
+struct series;
+
+struct kv {
+	char *key, *value;
+};
+
+struct res_info {
+	char *id;
+	int rtype;
+	char *project, *host, *flavor;
+	size_t nattrs;
+	struct kv *attrs;
+	struct series **series;
+	size_t nseries, capseries;
+};
+
+struct inst {
+	struct alarm *a;
+	char *resource;              /* "" for a composite */
+	struct vg_alarm_eval ev;
+	char reason[VG_ALARM_REASON_MAX];
+	int reason_stale;            /* reason is the ring's: rebuild on read */
+	int dirty;
+	int64_t updated_ms;
+};
+
+struct alarm {
+	struct vg_alarm_def def;
+	struct vg_alarm_params params;
+	struct vg_alarm_rule *rule;
+	struct vg_hmap insts;        /* resource -> inst */
+	int agg;
+	uint64_t seq;                /* notifications sent */
+	int visit;
+};
+
+struct list {
+	struct alarm **a;
+	size_t n, cap;
+};
+
+struct window_ent {
+	struct vg_alarm_window w;
+	uint32_t max_gap;
+};
+
+struct binding {
+	struct inst *in;
+	uint32_t win;
+};
+
+struct series {
+	struct res_info *res;
+	char *metric;
+	char *key;
+	size_t klen;
+	int kind;
+	int64_t last_t;
+	double last_raw;
+	int64_t interval_ms;
+	uint64_t gen;
+	struct window_ent *win;
+	size_t nwin;
+	struct binding *bind;
+	size_t nbind;
+};
+
+struct host_clock {
+	int64_t data_ms, wall_ms;
+};
+
+enum pend_kind { P_HISTORY, P_DELETE_STATE };
+
+struct pending {
+	int kind;
+	char *alarm_id, *project, *type, *resource;
+	int64_t time_ms;
+	char *detail;
+	/* a notification (body != NULL) */
+	char notice_id[40];
+	char *body;
+	size_t body_len;
+	char **actions;
+	size_t nactions;
+	char *log_line;
+};
+
+struct vg_alarm_engine {
+	struct vg_alarm_engine_options o;
+	struct vg_alarm_exec_cmd exec[VG_EXEC_MAX];
+	const char *exec_names[VG_EXEC_MAX];
+	char *am_url;
+	pthread_mutex_t lock;
+	struct vg_alarm_store *store;
+	struct vg_alarm_outbox *outbox;
+	struct vg_hmap alarms, names, watchers, exact, metrics, deps, series,
+		resources, hosts;
+	uint64_t gen, indexed_gen;
+	struct inst **dirty;
+	size_t ndirty, capdirty;
+	struct pending *pend;
+	size_t npend, cappend;
+	int64_t last_expire_ms, last_prune_ms;
+	struct vg_alarm_engine_stats st;
+	uint64_t log_store, log_dropped;
+	/* early commits (vg_alarm_queue_commit_early): when the oldest
+	 * uncommitted notification was decided (0: none), what the last
+	 * early commit took, and whether one failed in this batch */
+	int64_t notice_since_ns, early_cost_ns;
+	int early_off;
+	/* scratch for the current batch */
+	const char *cur_host;
+};
+
+
+static inline int64_t wall(struct vg_alarm_engine *e)
+{
+	return e->o.now_ms ? e->o.now_ms() : vg_now_ms();
+}
+
+static inline char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static inline int str_eq(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* key = a NUL b, in buf; returns length or 0 if it does not fit. */
+static inline size_t key2(char *buf, size_t len, const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la + lb + 2 > len)
+		return 0;
+	memcpy(buf, a, la);
+	buf[la] = '\0';
+	memcpy(buf + la + 1, b, lb + 1);
+	return la + 1 + lb;
+}
+
+
+/* The reason of the instance's latest evaluation, rebuilt from its ring
+ * when the hot path skipped the text (vg_alarm_eval_decide). */
+static inline const char *vg_alarm_inst_reason(struct inst *in)
+{
+	if (in->reason_stale) {
+		vg_alarm_eval_reason(&in->a->params, &in->ev, in->reason,
+				     sizeof(in->reason));
+		in->reason_stale = 0;
+	}
+	return in->reason;
+}
+
+#endif
