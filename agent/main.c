@@ -200,7 +200,11 @@ static void watch_sender(struct watch *w, struct vg_sender *snd,
 
 	vg_sender_get_stats(snd, &st);
 	const char *url = cfg->agent_collectors[st.current];
-	if (st.current != w->last.current) {
+	if (st.current != w->last.current && st.failing >= cfg->agent_ncollectors) {
+		/* Every collector failed in a row: the sender goes round
+		 * them; the "not acknowledging" warning says it once. */
+		vg_debug("no collector acknowledges; now trying %s", url);
+	} else if (st.current != w->last.current) {
 		if (st.current == st.primary)
 			vg_info("back on this host's primary collector %s (%llu failover(s), %llu return(s) so far)",
 				url, (unsigned long long)st.failovers,
