@@ -424,7 +424,8 @@ if [[ " $SKIP " != *" failover "* ]]; then
       fi
       m=$(grep -o 'FAILOVER_MS=[0-9]*' <<<"$out" | cut -d= -f2)
       d=$(grep -o 'DUPLICATES=[0-9]*' <<<"$out" | cut -d= -f2)
-      [[ -n $m ]] && ms+=("$m") && record "RESULT kind=failover ack_timeout_ms=$ack failover_ms=$m duplicates=${d:-?}"
+      b=$(grep -o 'RETURN_MS=[0-9]*' <<<"$out" | cut -d= -f2)
+      [[ -n $m ]] && ms+=("$m") && record "RESULT kind=failover ack_timeout_ms=$ack failover_ms=$m return_ms=${b:-?} duplicates=${d:-?}"
     done
     sorted=$(printf '%s\n' "${ms[@]}" | sort -n | tr '\n' ' ')
     worst=$(printf '%s\n' "${ms[@]}" | sort -n | tail -1)

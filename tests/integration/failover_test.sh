@@ -117,7 +117,12 @@ nlog=$(grep -c 'did not acknowledge in time: batches now go to' "$TMP/agent.log"
 check "the others keep receiving" wait_for 20 bash -c "[[ \$(cat ${others[*]} | grep -c 'accepted batch host=$HOST stream=$STREAM') -ge 10 ]]"
 
 # ---- the primary comes back ----
+t2=$(date +%s%N)
 collector $PRI "c$PRI-b"
+for _ in $(seq 600); do # 30 s at most
+  [[ $(n_accepted "$TMP/c$PRI-b.log") -gt 0 ]] && { diag "RETURN_MS=$(( ($(date +%s%N) - t2) / 1000000 )) (restart of the primary -> its first batch from the agent; probe_interval_ms=500)"; break; }
+  sleep 0.05
+done
 check "the agent returns to its primary" wait_for 30 grep -q "back on this host's primary collector $purl" "$TMP/agent.log"
 nfo=$(grep -o "back on this host's primary collector .* (\([0-9]*\) failover" "$TMP/agent.log" | head -1 | sed 's/.*(//; s/ failover//')
 check "failovers logged once per change ($nlog lines for ${nfo:-?} failovers)" test "$nlog" -ge 1 -a "$nlog" -le "${nfo:-0}"
