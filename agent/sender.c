@@ -368,7 +368,11 @@ static void *run(void *arg)
 		free(buf);
 		if (probing && o == OUT_TIMEOUT) {
 			/* The primary is connected but does not answer: stay
-			 * on the secondary and resend there at once. */
+			 * on the secondary and resend there at once. The next
+			 * probe is an interval after this one ended, or a
+			 * probe interval shorter than the ack timeout would
+			 * send every batch to the silent primary first. */
+			next_probe = vg_monotonic_ms() + s->probe_ms;
 			count(s, &s->st.timeouts);
 			peer_reset(s, p);
 			continue;
