@@ -73,8 +73,10 @@ struct vg_sender {
 	struct vg_key key; /* wiped in vg_sender_free */
 };
 
-/* splitmix64's finaliser: FNV-1a's high bits depend weakly on the last
- * bytes, which would skew a highest-weight choice between similar names. */
+/* splitmix64's finaliser. FNV-1a's last bytes reach its high bits through
+ * a single multiply; the comparison of weights uses all 64 bits, so mix
+ * them fully (the spread test passes without it on numbered host names,
+ * but names differing in one late byte are the common case). */
 static uint64_t mix64(uint64_t z)
 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
