@@ -9,6 +9,10 @@
  * it, writes it to the spool and wakes the sender. Delivery runs on the
  * sender's own thread (agent/sender.h), so a slow or absent collector
  * never delays a poll; the spool is the only thing the two share.
+ * With several collectors ([agent] collectors) the sender picks this
+ * host's primary by rendezvous hashing and fails over on ack timeouts;
+ * the poll loop logs each change of collector once and reports it in
+ * the agent.send.* self-metrics.
  * Signals only set flags: SIGTERM/SIGINT stop polling, then the sender
  * gets up to 2 s to empty the spool (what is left is sent at the next
  * start); SIGHUP closes the libvirt connection so the next poll reopens
@@ -59,6 +63,8 @@ static void usage(FILE *f)
 		"Polls libvirt and /proc every interval and sends one batch per poll\n"
 		"to vigie-collector (at-least-once, spooled on disk).\n\n"
 		"  --collector URL      collector address (tcp://127.0.0.1:7470)\n"
+		"  --collectors LIST    several collectors, comma-separated: each host\n"
+		"                       sticks to one, fails over to the others\n"
 		"  --libvirt URI        libvirt URI (qemu:///system; test:///default for a demo)\n"
 		"  --interval SECONDS   poll interval, fractions allowed (10)\n"
 		"  --host NAME          host name reported (this machine's hostname)\n"
@@ -98,9 +104,10 @@ static int parse_args(int argc, char **argv, struct args *a)
 {
 	enum { O_COLLECTOR = 256, O_LIBVIRT, O_INTERVAL, O_HOST, O_SPOOL,
 	       O_CONFIG, O_ONCE, O_HELP, O_LOGLEVEL, O_PROC, O_RUNDIR,
-	       O_CSTART, O_CSTEP, O_COUNT, O_KEYFILE };
+	       O_CSTART, O_CSTEP, O_COUNT, O_KEYFILE, O_COLLECTORS };
 	static const struct option opts[] = {
 		{"collector", required_argument, NULL, O_COLLECTOR},
+		{"collectors", required_argument, NULL, O_COLLECTORS},
 		{"libvirt", required_argument, NULL, O_LIBVIRT},
 		{"interval", required_argument, NULL, O_INTERVAL},
 		{"host", required_argument, NULL, O_HOST},
@@ -129,6 +136,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 			li = -1;
 		switch (c) {
 		case O_COLLECTOR: key = "collector"; break;
+		case O_COLLECTORS: key = "collectors"; break;
 		case O_LIBVIRT: key = "libvirt"; break;
 		case O_INTERVAL: key = "interval"; break;
 		case O_HOST: key = "host"; break;
@@ -186,11 +194,28 @@ struct watch {
 };
 
 static void watch_sender(struct watch *w, struct vg_sender *snd,
-			 struct vg_spool *sp, const char *url)
+			 struct vg_spool *sp, const struct vg_config *cfg)
 {
 	struct vg_sender_stats st;
 
 	vg_sender_get_stats(snd, &st);
+	const char *url = cfg->agent_collectors[st.current];
+	if (st.current != w->last.current && st.failing >= cfg->agent_ncollectors) {
+		/* Every collector failed in a row: the sender goes round
+		 * them; the "not acknowledging" warning says it once. */
+		vg_debug("no collector acknowledges; now trying %s", url);
+	} else if (st.current != w->last.current) {
+		if (st.current == st.primary)
+			vg_info("back on this host's primary collector %s (%llu failover(s), %llu return(s) so far)",
+				url, (unsigned long long)st.failovers,
+				(unsigned long long)st.failbacks);
+		else
+			vg_warn("collector %s did not acknowledge in time: batches now go to %s "
+				"(primary %s is probed every %u ms; %llu failover(s) so far)",
+				cfg->agent_collectors[w->last.current], url,
+				cfg->agent_collectors[st.primary], cfg->agent_probe_interval_ms,
+				(unsigned long long)st.failovers);
+	}
 	if (st.failing && !w->last.failing)
 		vg_warn("collector %s is not acknowledging (%s); batches stay in the spool (%zu) and are resent",
 			url, st.retries > w->last.retries ? "asked to retry" : "no ack in time",
@@ -342,9 +367,15 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 
+	const char *urls[VG_MAX_COLLECTORS];
+	for (size_t i = 0; i < cfg.agent_ncollectors; i++)
+		urls[i] = cfg.agent_collectors[i];
 	struct vg_sender_opts so = {
-		.url = cfg.agent_collector,
+		.urls = urls,
+		.nurls = cfg.agent_ncollectors,
+		.host = cfg.agent_host,
 		.ack_timeout_ms = cfg.agent_ack_timeout_ms,
+		.probe_interval_ms = cfg.agent_probe_interval_ms,
 		.key = key.len ? &key : NULL,
 	};
 	struct vg_sender *sender = NULL;
@@ -360,19 +391,24 @@ int main(int argc, char **argv)
 	if (rc) {
 		vg_spool_close(spool);
 		vg_poller_free(poller);
-		return bad_usage("collector %s: %s", cfg.agent_collector,
+		return bad_usage("collector(s) %s: %s", cfg.agent_ncollectors > 1 ?
+				 "in [agent] collectors" : cfg.agent_collector,
 				 rc == -EINVAL ? "not a valid nanomsg address" : strerror(-rc));
 	}
 
-	vg_info("polling %s every %.3g s as host %s; sending to %s (%s); spool %s (%zu waiting, stream %016llx)",
+	struct vg_sender_stats ss0;
+	vg_sender_get_stats(sender, &ss0);
+	vg_info("polling %s every %.3g s as host %s; sending to %s%s (%s); spool %s (%zu waiting, stream %016llx)",
 		cfg.agent_libvirt, cfg.agent_interval_s, cfg.agent_host,
-		cfg.agent_collector,
+		cfg.agent_collectors[ss0.primary],
+		cfg.agent_ncollectors > 1 ? ", this host's primary by rendezvous hashing" : "",
 		cfg.agent_key_file[0] ? "signed" : "unsigned",
 		cfg.agent_spool_dir, vg_spool_count(spool),
 		(unsigned long long)vg_spool_stream(spool));
 
 	struct watch w;
 	memset(&w, 0, sizeof(w));
+	w.last = ss0;
 	uint64_t polls = 0;
 	int64_t next = vg_monotonic_ms();
 	int exit_code = 0;
@@ -396,6 +432,10 @@ int main(int argc, char **argv)
 			{"agent.send.timeouts", VG_KIND_COUNTER, (double)ss.timeouts},
 			{"agent.send.retries", VG_KIND_COUNTER, (double)ss.retries},
 			{"agent.send.rejected", VG_KIND_COUNTER, (double)ss.rejected},
+			{"agent.send.collector", VG_KIND_GAUGE, (double)ss.current},
+			{"agent.send.on_primary", VG_KIND_GAUGE, ss.current == ss.primary ? 1.0 : 0.0},
+			{"agent.send.failovers", VG_KIND_COUNTER, (double)ss.failovers},
+			{"agent.send.failbacks", VG_KIND_COUNTER, (double)ss.failbacks},
 			{"agent.events.received", VG_KIND_COUNTER, (double)es.received},
 			{"agent.events.used", VG_KIND_COUNTER, (double)es.delivered},
 		};
@@ -444,7 +484,7 @@ int main(int argc, char **argv)
 			vg_sender_wake(sender);
 		}
 		free(buf);
-		watch_sender(&w, sender, spool, cfg.agent_collector);
+		watch_sender(&w, sender, spool, &cfg);
 		vg_debug("poll %llu: %zu domains, %.3f ms", (unsigned long long)seq,
 			 st.ndomains, st.duration_s * 1e3);
 

@@ -2,7 +2,8 @@
  * sender.c — delivery of spooled batches over nanomsg REQ
  * (agent/sender.h).
  *
- * Design: one thread, one REQ socket, one batch in flight. The loop
+ * Design: one thread, one REQ socket per collector, one batch in flight
+ * (to one collector at a time). The loop
  * re-reads the oldest spooled batch before every attempt, so a batch the
  * spool dropped (bound reached) while we were backing off is never sent
  * again, and order is the spool's order by construction.
@@ -10,6 +11,17 @@
  * With a key, the spooled (unsigned) batch is signed right before each
  * attempt and the ack must carry a signature over itself and that batch's
  * MAC (vg_sign_ack_verify).
+ *
+ * Several collectors: `pos` is the current collector's position in the
+ * host's rendezvous order (0: the primary). Only the thread reads or
+ * changes pos and the sockets; the counters that show them (current,
+ * failovers, failbacks) are under the lock like the others. A socket
+ * whose request was abandoned (no ack in time) is closed and re-created
+ * before anything else is sent, because nanomsg's REQ keeps an
+ * unanswered request and sends it again on its own when the peer
+ * reconnects: an old batch would reach a restarted collector behind the
+ * agent's back. With a single collector nothing changes: a new request
+ * on the same socket replaces the old one.
  *
  * Invariants:
  *  - a batch is deleted from the spool only on an OK/DUPLICATE ack whose
@@ -31,14 +43,23 @@
 
 #include "agent/sender.h"
 #include "vigie/clock.h"
+#include "vigie/hash.h"
 #include "vigie/wire.h"
 
 #define SLICE_MS 100
 
+struct peer {
+	char *url;
+	int sock; /* -1 if re-creating it failed (retried before each use) */
+};
+
 struct vg_sender {
 	struct vg_spool *sp;
-	int sock;
-	uint32_t ack_timeout_ms, bmin, bmax;
+	size_t n;                 /* collectors */
+	struct peer peer[VG_SENDER_MAX_COLLECTORS]; /* configured order */
+	size_t order[VG_SENDER_MAX_COLLECTORS];     /* rendezvous order */
+	size_t pos;               /* current: peer[order[pos]] */
+	uint32_t ack_timeout_ms, bmin, bmax, probe_ms;
 	pthread_t thread;
 	int running;
 	pthread_mutex_t lock;
@@ -51,6 +72,101 @@ struct vg_sender {
 	int has_key;
 	struct vg_key key; /* wiped in vg_sender_free */
 };
+
+/* splitmix64's finaliser. FNV-1a's last bytes reach its high bits through
+ * a single multiply; the comparison of weights uses all 64 bits, so mix
+ * them fully (the spread test passes without it on numbered host names,
+ * but names differing in one late byte are the common case). */
+static uint64_t mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t weight(const char *host, const char *url)
+{
+	uint64_t h = vg_fnv1a(VG_FNV_OFFSET, url);
+
+	h = vg_fnv1a_n(h, "", 1);
+	return mix64(vg_fnv1a(h, host ? host : ""));
+}
+
+void vg_sender_rendezvous(const char *host, const char *const *urls, size_t n,
+			  size_t *order)
+{
+	uint64_t w[VG_SENDER_MAX_COLLECTORS];
+
+	if (n > VG_SENDER_MAX_COLLECTORS)
+		n = VG_SENDER_MAX_COLLECTORS;
+	for (size_t i = 0; i < n; i++) {
+		w[i] = weight(host, urls[i]);
+		order[i] = i;
+	}
+	/* insertion sort, heaviest first: n is at most 16 */
+	for (size_t i = 1; i < n; i++) {
+		size_t k = order[i], j = i;
+		while (j > 0 && (w[order[j - 1]] < w[k] ||
+				 (w[order[j - 1]] == w[k] &&
+				  strcmp(urls[order[j - 1]], urls[k]) > 0))) {
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = k;
+	}
+}
+
+/* A REQ socket to p->url: no resend of its own (the sender decides),
+ * reconnect at most every 5 s, sends that never block longer than a
+ * slice. 0, -EINVAL (address refused), -ENOMEM, -errno. */
+static int peer_open(struct peer *p)
+{
+	int ivl = 3600 * 1000, rmax = 5000, sndto = SLICE_MS, rc;
+	int sock = nn_socket(AF_SP, NN_REQ);
+
+	if (sock < 0)
+		return -nn_errno();
+	nn_setsockopt(sock, NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof(ivl));
+	nn_setsockopt(sock, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, &rmax, sizeof(rmax));
+	nn_setsockopt(sock, NN_SOL_SOCKET, NN_SNDTIMEO, &sndto, sizeof(sndto));
+	if (nn_connect(sock, p->url) < 0) {
+		rc = -nn_errno();
+		nn_close(sock);
+		return rc == -ENOMEM ? rc : -EINVAL;
+	}
+	p->sock = sock;
+	return 0;
+}
+
+/* Forget the request left unanswered on p (see the design note). */
+static void peer_reset(struct vg_sender *s, struct peer *p)
+{
+	if (s->n < 2)
+		return;
+	if (p->sock >= 0)
+		nn_close(p->sock);
+	p->sock = -1;
+	peer_open(p); /* on failure: retried before the next use */
+}
+
+/* 1 if nanomsg has a live connection to p's collector. */
+static int peer_connected(const struct peer *p)
+{
+	return p->sock >= 0 &&
+	       nn_get_statistic(p->sock, NN_STAT_CURRENT_CONNECTIONS) > 0;
+}
+
+/* Position to fail over to from `from`: the next collector in rendezvous
+ * order that has a connection, else simply the next one. */
+static size_t next_pos(const struct vg_sender *s, size_t from)
+{
+	for (size_t k = 1; k < s->n; k++) {
+		size_t p = (from + k) % s->n;
+		if (peer_connected(&s->peer[s->order[p]]))
+			return p;
+	}
+	return (from + 1) % s->n;
+}
 
 /* Wait until woken, stopped, the drain deadline, or ms elapsed. */
 static void wait_wake(struct vg_sender *s, int64_t ms)
@@ -104,15 +220,16 @@ static void count(struct vg_sender *s, uint64_t *field)
 
 enum outcome { OUT_ACK, OUT_RETRY, OUT_REJECTED, OUT_TIMEOUT, OUT_QUIT };
 
-static enum outcome attempt_signed(struct vg_sender *s, const void *buf,
-				   size_t len, const uint8_t *mac,
-				   uint64_t stream, uint64_t seq, int *status);
+static enum outcome attempt_signed(struct vg_sender *s, int sock,
+				   const void *buf, size_t len,
+				   const uint8_t *mac, uint64_t stream,
+				   uint64_t seq, int *status);
 
-/* Send one batch (signed if we have a key) and wait for its ack. */
-static enum outcome attempt(struct vg_sender *s, const void *buf, size_t len,
-			    uint64_t stream, uint64_t seq, int *status)
+/* Send one batch (signed if we have a key) to p and wait for its ack. */
+static enum outcome attempt(struct vg_sender *s, struct peer *p,
+			    const void *buf, size_t len, uint64_t stream,
+			    uint64_t seq, int *status)
 {
-
 	const uint8_t *mac = NULL;
 	uint8_t *signed_buf = NULL;
 
@@ -130,24 +247,31 @@ static enum outcome attempt(struct vg_sender *s, const void *buf, size_t len,
 		len = slen;
 		mac = vg_sign_mac(signed_buf, slen);
 	}
-	enum outcome o = attempt_signed(s, buf, len, mac, stream, seq, status);
+	if (p->sock < 0 && peer_open(p)) {
+		free(signed_buf);
+		count(s, &s->st.sent);
+		return OUT_TIMEOUT; /* no socket (out of descriptors?) */
+	}
+	enum outcome o = attempt_signed(s, p->sock, buf, len, mac, stream, seq,
+					status);
 	free(signed_buf);
 	return o;
 }
 
 /* Send buf (signed when mac != NULL) and wait for its ack. */
-static enum outcome attempt_signed(struct vg_sender *s, const void *buf,
-				   size_t len, const uint8_t *mac,
-				   uint64_t stream, uint64_t seq, int *status)
+static enum outcome attempt_signed(struct vg_sender *s, int sock,
+				   const void *buf, size_t len,
+				   const uint8_t *mac, uint64_t stream,
+				   uint64_t seq, int *status)
 {
 	int64_t deadline;
 
 	count(s, &s->st.sent);
-	if (nn_send(s->sock, buf, len, 0) < 0)
+	if (nn_send(sock, buf, len, 0) < 0)
 		return errno == ETERM ? OUT_QUIT : OUT_TIMEOUT;
 	deadline = vg_monotonic_ms() + s->ack_timeout_ms;
 	for (;;) {
-		struct nn_pollfd pfd = {.fd = s->sock, .events = NN_POLLIN};
+		struct nn_pollfd pfd = {.fd = sock, .events = NN_POLLIN};
 		int64_t left = deadline - vg_monotonic_ms();
 		void *msg = NULL;
 		struct vg_ack ack;
@@ -161,7 +285,7 @@ static enum outcome attempt_signed(struct vg_sender *s, const void *buf,
 			return OUT_QUIT;
 		if (r <= 0 || !(pfd.revents & NN_POLLIN))
 			continue;
-		int n = nn_recv(s->sock, &msg, NN_MSG, NN_DONTWAIT);
+		int n = nn_recv(sock, &msg, NN_MSG, NN_DONTWAIT);
 		if (n < 0)
 			continue;
 		if (mac && vg_sign_ack_verify(&s->key, mac, msg, (size_t)n)) {
@@ -192,10 +316,20 @@ static enum outcome attempt_signed(struct vg_sender *s, const void *buf,
 	}
 }
 
+/* Make position pos current (under the lock: the counters show it). */
+static void set_current(struct vg_sender *s, size_t pos, uint64_t *counter)
+{
+	pthread_mutex_lock(&s->lock);
+	s->pos = pos;
+	s->st.current = (uint32_t)s->order[pos];
+	(*counter)++;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void *run(void *arg)
 {
 	struct vg_sender *s = arg;
-	int64_t backoff = s->bmin;
+	int64_t backoff = s->bmin, next_probe = 0;
 
 	while (!must_quit(s)) {
 		uint64_t seq = 0, stream = 0, wseq = 0;
@@ -220,9 +354,33 @@ static void *run(void *arg)
 			wait_wake(s, backoff);
 			continue;
 		}
+		/* On a secondary, now and then the primary gets the batch. */
+		size_t tpos = s->pos;
+		int probing = 0;
+		if (s->pos != 0 && vg_monotonic_ms() >= next_probe) {
+			next_probe = vg_monotonic_ms() + s->probe_ms;
+			if (peer_connected(&s->peer[s->order[0]])) {
+				tpos = 0;
+				probing = 1;
+			}
+		}
+		struct peer *p = &s->peer[s->order[tpos]];
 		int status = -1;
-		enum outcome o = attempt(s, buf, len, stream, wseq, &status);
+		enum outcome o = attempt(s, p, buf, len, stream, wseq, &status);
 		free(buf);
+		if (probing && o == OUT_TIMEOUT) {
+			/* The primary is connected but does not answer: stay
+			 * on the secondary and resend there at once. The next
+			 * probe is an interval after this one ended, or a
+			 * probe interval shorter than the ack timeout would
+			 * send every batch to the silent primary first. */
+			next_probe = vg_monotonic_ms() + s->probe_ms;
+			count(s, &s->st.timeouts);
+			peer_reset(s, p);
+			continue;
+		}
+		if (probing && o != OUT_QUIT)
+			set_current(s, 0, &s->st.failbacks);
 		switch (o) {
 		/* Counters first, spool second: whoever sees the spool
 		 * shrink also sees the counters that explain it. */
@@ -254,7 +412,18 @@ static void *run(void *arg)
 			else
 				s->st.timeouts++;
 			s->st.failing++;
+			uint64_t failing = s->st.failing;
 			pthread_mutex_unlock(&s->lock);
+			if (o == OUT_TIMEOUT && s->n > 1) {
+				/* Fail over; the same batch goes to the next
+				 * collector at once, until all have failed. */
+				peer_reset(s, p);
+				set_current(s, next_pos(s, s->pos), &s->st.failovers);
+				if (s->pos != 0)
+					next_probe = vg_monotonic_ms() + s->probe_ms;
+				if (failing < s->n)
+					break;
+			}
 			wait_wake(s, backoff);
 			/* A wake-up (new batch) must not cut the back-off
 			 * short for a collector that asked us to wait, but
@@ -270,18 +439,41 @@ static void *run(void *arg)
 	return NULL;
 }
 
+static void peers_close(struct vg_sender *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->peer[i].sock >= 0)
+			nn_close(s->peer[i].sock);
+		free(s->peer[i].url);
+	}
+}
+
 int vg_sender_start(struct vg_spool *sp, const struct vg_sender_opts *o,
 		    struct vg_sender **out)
 {
 	struct vg_sender *s;
-	int rc, ivl = 3600 * 1000, rmax = 5000, sndto = SLICE_MS;
+	const char *const *urls = o && o->nurls ? o->urls : o ? &o->url : NULL;
+	size_t n = o && o->nurls ? o->nurls : 1;
+	int rc = 0;
 
-	if (!sp || !o || !o->url || !*o->url)
+	if (!sp || !o || !urls || n > VG_SENDER_MAX_COLLECTORS)
 		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!urls[i] || !*urls[i])
+			return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->sp = sp;
+	s->n = n;
+	for (size_t i = 0; i < n; i++) {
+		s->peer[i].sock = -1;
+		if (!(s->peer[i].url = strdup(urls[i])))
+			rc = -ENOMEM;
+	}
+	vg_sender_rendezvous(o->host, urls, n, s->order);
+	s->st.primary = s->st.current = (uint32_t)s->order[0];
+	s->probe_ms = o->probe_interval_ms ? o->probe_interval_ms : 10000;
 	s->ack_timeout_ms = o->ack_timeout_ms ? o->ack_timeout_ms : 5000;
 	s->bmin = o->backoff_min_ms ? o->backoff_min_ms : 100;
 	s->bmax = o->backoff_max_ms ? o->backoff_max_ms : 5000;
@@ -293,28 +485,17 @@ int vg_sender_start(struct vg_spool *sp, const struct vg_sender_opts *o,
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	s->sock = nn_socket(AF_SP, NN_REQ);
-	if (s->sock < 0) {
-		rc = -nn_errno();
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = peer_open(&s->peer[i]);
+	if (rc)
 		goto fail;
-	}
-	nn_setsockopt(s->sock, NN_REQ, NN_REQ_RESEND_IVL, &ivl, sizeof(ivl));
-	nn_setsockopt(s->sock, NN_SOL_SOCKET, NN_RECONNECT_IVL_MAX, &rmax, sizeof(rmax));
-	nn_setsockopt(s->sock, NN_SOL_SOCKET, NN_SNDTIMEO, &sndto, sizeof(sndto));
-	if (nn_connect(s->sock, o->url) < 0) {
-		rc = -nn_errno();
-		if (rc != -ENOMEM)
-			rc = -EINVAL;
-		goto fail;
-	}
 	if ((rc = -pthread_create(&s->thread, NULL, run, s)))
 		goto fail;
 	s->running = 1;
 	*out = s;
 	return 0;
 fail:
-	if (s->sock >= 0)
-		nn_close(s->sock);
+	peers_close(s);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	vg_sign_key_wipe(&s->key);
@@ -361,7 +542,7 @@ void vg_sender_free(struct vg_sender *s)
 		pthread_join(s->thread, NULL);
 		s->running = 0;
 	}
-	nn_close(s->sock);
+	peers_close(s);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	vg_sign_key_wipe(&s->key);

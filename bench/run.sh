@@ -25,7 +25,7 @@
 #
 # Knobs (environment): BENCH_SIZES="1000 10000 100000", BENCH_SECONDS=10
 # (measured phase of each vigie run), BENCH_CEIL_SECONDS=4, BENCH_FS="tmpfs
-# disk", BENCH_SKIP="rrdcached backpressure crash alarms db" (any subset).
+# disk", BENCH_SKIP="rrdcached backpressure crash alarms db failover" (any subset).
 # Must finish in under 10 minutes on a 2-core machine with the defaults.
 set -u
 BUILD=${VIGIE_BUILD:-build}
@@ -403,6 +403,35 @@ if [[ " $SKIP " != *" alarms "* ]]; then
     log "SKIP alarms: $BB/alarms_bench missing (make bench builds it)"
     record "SKIP kind=alarms reason=not-built"
   fi
+fi
+
+# ---- agent failover between collectors (docs/benchmarks.md "Agent failover") ----
+# tests/integration/failover_test.sh with three real collectors: time from
+# kill -9 of an agent's primary to its first batch accepted by another
+# collector, BENCH_FAILOVER_RUNS times (default 3) per ack timeout in
+# BENCH_FAILOVER_ACKS (ms, default "2000 5000"). Target: under 2 x the ack
+# timeout. About 20 s per run. BENCH_SKIP="failover" leaves it out.
+if [[ " $SKIP " != *" failover "* ]]; then
+  echo
+  echo "agent failover: kill -9 of the primary collector -> first batch acknowledged by another"
+  for ack in ${BENCH_FAILOVER_ACKS:-2000 5000}; do
+    ms=()
+    for _ in $(seq "${BENCH_FAILOVER_RUNS:-3}"); do
+      out=$(ACK_MS=$ack VIGIE_BUILD=$BUILD bash tests/integration/failover_test.sh 2>&1)
+      if grep -q '^not ok' <<<"$out"; then
+        echo "  FAIL: failover_test.sh (ack $ack ms):"; grep '^not ok' <<<"$out" | sed 's/^/    /'
+        fail=1
+      fi
+      m=$(grep -o 'FAILOVER_MS=[0-9]*' <<<"$out" | cut -d= -f2)
+      d=$(grep -o 'DUPLICATES=[0-9]*' <<<"$out" | cut -d= -f2)
+      b=$(grep -o 'RETURN_MS=[0-9]*' <<<"$out" | cut -d= -f2)
+      [[ -n $m ]] && ms+=("$m") && record "RESULT kind=failover ack_timeout_ms=$ack failover_ms=$m return_ms=${b:-?} duplicates=${d:-?}"
+    done
+    sorted=$(printf '%s\n' "${ms[@]}" | sort -n | tr '\n' ' ')
+    worst=$(printf '%s\n' "${ms[@]}" | sort -n | tail -1)
+    verdict=MISSED; [[ -n $worst && $worst -lt $((2 * ack)) ]] && verdict=met
+    printf '  ack_timeout_ms %5s: failover %s ms (target < %s ms: %s)\n' "$ack" "$sorted" "$((2 * ack))" "$verdict"
+  done
 fi
 
 if [[ " $SKIP " != *" api "* ]]; then

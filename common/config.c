@@ -24,7 +24,8 @@
 #include "vigie/log.h"
 
 enum key_type { K_STR, K_U32, K_SECONDS, K_LOGLEVEL, K_ARCHIVES, K_BOOL,
-		K_DURATION, K_EXEC };
+		K_DURATION, K_EXEC,
+		K_URLS /* [agent] collector(s): max = how many */ };
 
 struct key {
 	const char *section, *name;
@@ -38,7 +39,9 @@ struct key {
 #define U(sec, nm, field, lo, hi) {sec, nm, K_U32, offsetof(struct vg_config, field), 0, lo, hi}
 
 static const struct key keys[] = {
-	S("agent", "collector", agent_collector),
+	{"agent", "collector", K_URLS, offsetof(struct vg_config, agent_collectors), 0, 1, 1},
+	{"agent", "collectors", K_URLS, offsetof(struct vg_config, agent_collectors), 0, 1, VG_MAX_COLLECTORS},
+	U("agent", "probe_interval_ms", agent_probe_interval_ms, 100, 3600000),
 	S("agent", "libvirt", agent_libvirt),
 	{"agent", "interval", K_SECONDS, offsetof(struct vg_config, agent_interval_s), 0, 0.01, 86400},
 	S("agent", "host", agent_host),
@@ -82,6 +85,9 @@ void vg_config_defaults(struct vg_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->agent_collector, sizeof(c->agent_collector), "tcp://127.0.0.1:7470");
+	snprintf(c->agent_collectors[0], sizeof(c->agent_collectors[0]), "%s", c->agent_collector);
+	c->agent_ncollectors = 1;
+	c->agent_probe_interval_ms = 10000;
 	snprintf(c->agent_libvirt, sizeof(c->agent_libvirt), "qemu:///system");
 	c->agent_interval_s = 10;
 	if (gethostname(c->agent_host, sizeof(c->agent_host)) != 0 || !c->agent_host[0])
@@ -129,6 +135,38 @@ static int exec_valid(const char *v)
 	for (p = colon + 1; *p == ' ' || *p == '\t'; p++)
 		;
 	return *p == '/';
+}
+
+/* [agent] collector(s): "URL[, URL...]", at most max addresses, each
+ * once; *c is changed only if the whole list is good. */
+static int parse_urls(struct vg_config *c, const char *v, size_t max)
+{
+	char list[VG_MAX_COLLECTORS][sizeof(c->agent_collectors[0])];
+	size_t n = 0;
+
+	for (const char *p = v;; p++) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		while (len && (*p == ' ' || *p == '\t'))
+			p++, len--;
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (!len || len >= sizeof(list[0]) || n >= max)
+			return -EINVAL;
+		memcpy(list[n], p, len);
+		list[n][len] = '\0';
+		for (size_t i = 0; i < n; i++)
+			if (!strcmp(list[i], list[n]))
+				return -EINVAL;
+		n++;
+		if (!end)
+			break;
+		p = end;
+	}
+	memcpy(c->agent_collectors, list, n * sizeof(list[0]));
+	c->agent_ncollectors = n;
+	memcpy(c->agent_collector, list[0], sizeof(c->agent_collector));
+	return 0;
 }
 
 int vg_parse_duration(const char *s, double *seconds)
@@ -270,6 +308,13 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 		memcpy(c->alarms_exec[c->alarms_nexec++], value, n + 1);
 		return 0;
 	}
+	case K_URLS:
+		if (parse_urls(c, value, (size_t)k->max)) {
+			*why = k->max == 1 ? "must be one nanomsg address (several: use collectors)"
+					   : "must be 1 to 16 nanomsg addresses separated by commas, each once";
+			return -EINVAL;
+		}
+		return 0;
 	case K_ARCHIVES:
 		if (vg_config_parse_archives(value, c->archives, VG_MAX_ARCHIVES, &c->narchives)) {
 			*why = "must be RES:RETENTION[,RES:RETENTION...] from fine to coarse, e.g. 1m:15d,5m:63d,1h:455d";

@@ -15,6 +15,7 @@
 
 #define VG_MAX_ARCHIVES 8
 #define VG_MAX_EXEC 16 /* [alarms] exec commands */
+#define VG_MAX_COLLECTORS 16 /* [agent] collectors */
 
 /* One RRD archive tier: points of resolution_s seconds kept for
  * retention_s seconds (e.g. 60 s for 15 days). */
@@ -25,7 +26,13 @@ struct vg_archive {
 
 struct vg_config {
 	/* [agent] */
-	char agent_collector[256];  /* collector = tcp://127.0.0.1:7470 */
+	char agent_collector[256];  /* collector = tcp://127.0.0.1:7470 (the
+				     * first of agent_collectors) */
+	/* collectors = URL, URL, ... (or collector = URL: a list of one);
+	 * whichever key comes last sets the list */
+	char agent_collectors[VG_MAX_COLLECTORS][256];
+	size_t agent_ncollectors;
+	uint32_t agent_probe_interval_ms; /* probe_interval_ms = 10000 */
 	char agent_libvirt[256];    /* libvirt = qemu:///system */
 	double agent_interval_s;    /* interval = 10 */
 	char agent_host[256];       /* host = (hostname) */

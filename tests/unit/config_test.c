@@ -96,6 +96,42 @@ static void test_errors_name_file_line_key(void **state)
 	expect_error("[storage]\ncache_values = 10\n", "x.conf:2: [storage] cache_values");
 }
 
+/* [agent] collectors: a list; collector: a list of one; the last wins. */
+static void test_collectors(void **state)
+{
+	struct vg_config c;
+	char err[256] = "";
+
+	vg_config_defaults(&c);
+	assert_int_equal(c.agent_ncollectors, 1);
+	assert_string_equal(c.agent_collectors[0], "tcp://127.0.0.1:7470");
+	assert_int_equal(c.agent_probe_interval_ms, 10000);
+	assert_int_equal(vg_config_load_string(&c,
+		"[agent]\ncollectors = tcp://c1:7470,tcp://c2:7470 ,\ttcp://c3:7470\n"
+		"probe_interval_ms = 2500\n", "t.conf", err, sizeof(err)), 0);
+	assert_int_equal(c.agent_ncollectors, 3);
+	assert_string_equal(c.agent_collectors[0], "tcp://c1:7470");
+	assert_string_equal(c.agent_collectors[1], "tcp://c2:7470");
+	assert_string_equal(c.agent_collectors[2], "tcp://c3:7470");
+	assert_string_equal(c.agent_collector, "tcp://c1:7470");
+	assert_int_equal(c.agent_probe_interval_ms, 2500);
+	/* the single key (and so --collector) replaces the list */
+	assert_int_equal(vg_config_set(&c, "agent", "collector", "tcp://c9:7470",
+				       err, sizeof(err)), 0);
+	assert_int_equal(c.agent_ncollectors, 1);
+	assert_string_equal(c.agent_collectors[0], "tcp://c9:7470");
+	/* a bad list leaves the configuration as it was */
+	assert_int_equal(vg_config_set(&c, "agent", "collectors", "tcp://a:1,,tcp://b:1",
+				       err, sizeof(err)), -EINVAL);
+	assert_int_equal(c.agent_ncollectors, 1);
+	assert_string_equal(c.agent_collectors[0], "tcp://c9:7470");
+	expect_error("[agent]\ncollectors = tcp://a:1, tcp://a:1\n", "x.conf:2: [agent] collectors");
+	expect_error("[agent]\ncollector = tcp://a:1, tcp://b:1\n", "use collectors");
+	expect_error("[agent]\ncollectors = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\n",
+		     "1 to 16");
+	expect_error("[agent]\nprobe_interval_ms = 5\n", "[agent] probe_interval_ms");
+}
+
 static void test_file_missing(void **state)
 {
 	struct vg_config c;
@@ -143,6 +179,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors_name_file_line_key),
+		cmocka_unit_test(test_collectors),
 		cmocka_unit_test(test_file_missing),
 		cmocka_unit_test(test_file_on_disk_and_override),
 		cmocka_unit_test(test_durations),

@@ -3,6 +3,11 @@
  * (a nanomsg REP socket in a thread): in order, exactly what the acks
  * say (OK, DUPLICATE, RETRY, REJECTED, no ack -> resend), mismatched acks
  * ignored, a collector that comes up late, and drain with a deadline.
+ * Several collectors: the rendezvous choice (spread, and removing one
+ * collector moves only its own hosts), failover to the next collector on
+ * an ack timeout and the return to the primary, every batch acknowledged
+ * once, in order, and never delivered to the restarted primary behind
+ * the agent's back.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -346,6 +351,238 @@ static void test_bad_url(void **state)
 	vg_spool_close(sp);
 }
 
+/* ---- several collectors ---- */
+
+static const char *const three[] = {"tcp://c1:7470", "tcp://c2:7470", "tcp://c3:7470"};
+#define NHOSTS 10000
+
+static void host_name(char *buf, size_t len, int i)
+{
+	snprintf(buf, len, "compute-%05d.dc1.example.net", i);
+}
+
+static void test_rendezvous_spread(void **state)
+{
+	size_t per[3] = {0, 0, 0}, order[3], rorder[3];
+	const char *const reversed[] = {three[2], three[1], three[0]};
+	char host[64];
+
+	for (int i = 0; i < NHOSTS; i++) {
+		host_name(host, sizeof(host), i);
+		vg_sender_rendezvous(host, three, 3, order);
+		/* a permutation */
+		assert_int_equal(order[0] + order[1] + order[2], 3);
+		assert_true(order[0] != order[1] && order[1] != order[2] && order[0] != order[2]);
+		per[order[0]]++;
+		/* the order depends on the addresses, not on how they are listed */
+		vg_sender_rendezvous(host, reversed, 3, rorder);
+		for (int k = 0; k < 3; k++)
+			assert_string_equal(reversed[rorder[k]], three[order[k]]);
+	}
+	print_message("primaries over 3 collectors: %zu %zu %zu\n", per[0], per[1], per[2]);
+	/* within 5 % of a third each (one standard deviation is 1.4 %) */
+	for (int k = 0; k < 3; k++)
+		assert_true(per[k] >= 3167 && per[k] <= 3500);
+	/* the same host always gets the same order */
+	size_t a[3], b[3];
+	vg_sender_rendezvous("h1", three, 3, a);
+	vg_sender_rendezvous("h1", three, 3, b);
+	assert_memory_equal(a, b, sizeof(a));
+}
+
+static void test_rendezvous_removal_moves_only_its_hosts(void **state)
+{
+	const char *const two[] = {three[0], three[2]}; /* c2 removed */
+	size_t order3[3], order2[2], moved = 0, had = 0;
+	char host[64];
+
+	for (int i = 0; i < NHOSTS; i++) {
+		host_name(host, sizeof(host), i);
+		vg_sender_rendezvous(host, three, 3, order3);
+		vg_sender_rendezvous(host, two, 2, order2);
+		const char *before = three[order3[0]], *after = two[order2[0]];
+		if (before == three[1]) {
+			had++;
+			/* its hosts go to their own second choice */
+			assert_string_equal(after, three[order3[1]]);
+		}
+		if (strcmp(before, after))
+			moved++;
+		else
+			assert_true(before != three[1]);
+	}
+	print_message("removing c2 moved %zu hosts (it had %zu)\n", moved, had);
+	assert_int_equal(moved, had);
+	assert_true(had > 0);
+}
+
+/* Spool one batch at a time until pred(s) holds (at most n tries). */
+static int spool_until(struct vg_spool *sp, struct vg_sender *s,
+		       uint32_t want_current, int n)
+{
+	struct vg_sender_stats st;
+
+	for (int i = 0; i < n; i++) {
+		spool_batches(sp, 1);
+		vg_sender_wake(s);
+		if (!wait_empty(sp, 5000))
+			return 0;
+		vg_sender_get_stats(s, &st);
+		if (st.current == want_current)
+			return 1;
+		vg_sleep_ms(50);
+	}
+	return 0;
+}
+
+static void test_failover_and_return(void **state)
+{
+	struct collector c[3];
+	const char *urls[3];
+	size_t order[3];
+	struct vg_spool *sp;
+	struct vg_sender *s;
+	struct vg_sender_stats st;
+	struct vg_sender_opts o = {.ack_timeout_ms = 300, .backoff_min_ms = 10,
+				   .backoff_max_ms = 50, .probe_interval_ms = 100,
+				   .host = "h1"};
+
+	for (int i = 0; i < 3; i++) {
+		collector_url(&c[i]);
+		collector_start(&c[i], NULL, 0);
+		urls[i] = c[i].url;
+	}
+	vg_sender_rendezvous("h1", urls, 3, order);
+	struct collector *pri = &c[order[0]], *sec = &c[order[1]], *third = &c[order[2]];
+	o.urls = urls;
+	o.nurls = 3;
+	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
+	spool_batches(sp, 3);
+	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
+	assert_true(wait_empty(sp, 5000));
+	vg_sender_get_stats(s, &st);
+	assert_int_equal(st.primary, order[0]);
+	assert_int_equal(st.current, order[0]);
+	assert_int_equal(st.failovers, 0);
+	const uint64_t first[] = {1, 2, 3};
+	expect_got(pri, first, 3);
+
+	/* the primary dies: the next batches go to the secondary */
+	collector_stop(pri);
+	spool_batches(sp, 3);
+	vg_sender_wake(s);
+	assert_true(wait_empty(sp, 5000));
+	vg_sender_get_stats(s, &st);
+	assert_int_equal(st.current, order[1]);
+	assert_int_equal(st.failovers, 1);
+	assert_true(st.timeouts >= 1);
+	const uint64_t second[] = {4, 5, 6};
+	expect_got(sec, second, 3);
+
+	/* it comes back: a probe finds it and it is current again */
+	collector_start(pri, NULL, 0);
+	assert_true(spool_until(sp, s, (uint32_t)order[0], 50));
+	spool_batches(sp, 2);
+	vg_sender_wake(s);
+	assert_true(wait_empty(sp, 5000));
+	vg_sender_get_stats(s, &st);
+	assert_int_equal(st.current, order[0]);
+	assert_int_equal(st.failbacks, 1);
+	assert_int_equal(st.failovers, 1);
+	uint64_t last = st.last_seq;
+	vg_sender_free(s);
+	for (int i = 0; i < 3; i++)
+		collector_stop(&c[i]);
+
+	/* Every seq exactly once over the three, in order on each: seq 4,
+	 * abandoned on the dead primary's socket, never reached it later. */
+	int seen[64] = {0};
+	assert_true(last < 64);
+	for (int i = 0; i < 3; i++) {
+		for (size_t k = 0; k < c[i].ngot; k++) {
+			if (k)
+				assert_true(c[i].got[k] > c[i].got[k - 1]);
+			assert_true(c[i].got[k] >= 1 && c[i].got[k] <= last);
+			seen[c[i].got[k]]++;
+		}
+	}
+	for (uint64_t q = 1; q <= last; q++) {
+		if (seen[q] != 1)
+			fail_msg("seq %llu delivered %d times", (unsigned long long)q, seen[q]);
+	}
+	assert_int_equal(third->ngot, 0);
+	vg_spool_close(sp);
+}
+
+/* A primary that accepts connections but never answers: each probe costs
+ * one ack timeout and the batch goes back to the secondary; the sender
+ * stays there, in order, and never counts a return. */
+static void test_silent_primary_keeps_the_secondary(void **state)
+{
+	static enum act silent[256];
+	struct collector c[2];
+	const char *urls[2];
+	size_t order[2];
+	struct vg_spool *sp;
+	struct vg_sender *s;
+	struct vg_sender_stats st;
+	struct vg_sender_opts o = {.ack_timeout_ms = 200, .backoff_min_ms = 10,
+				   .backoff_max_ms = 50, .probe_interval_ms = 50,
+				   .host = "h2"};
+
+	for (size_t i = 0; i < 256; i++)
+		silent[i] = A_SILENT;
+	for (int i = 0; i < 2; i++)
+		collector_url(&c[i]);
+	urls[0] = c[0].url;
+	urls[1] = c[1].url;
+	vg_sender_rendezvous("h2", urls, 2, order);
+	struct collector *pri = &c[order[0]], *sec = &c[order[1]];
+	collector_start(pri, silent, 256);
+	collector_start(sec, NULL, 0);
+	o.urls = urls;
+	o.nurls = 2;
+	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
+	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
+	for (int i = 0; i < 8; i++) {
+		spool_batches(sp, 1);
+		vg_sender_wake(s);
+		assert_true(wait_empty(sp, 5000));
+		vg_sleep_ms(60); /* past the probe interval: the next one probes */
+	}
+	vg_sender_get_stats(s, &st);
+	vg_sender_free(s);
+	collector_stop(pri);
+	collector_stop(sec);
+	assert_int_equal(st.current, order[1]);
+	assert_int_equal(st.failovers, 1); /* the first batch, from the primary */
+	assert_int_equal(st.failbacks, 0);
+	assert_int_equal(st.acked, 8);
+	/* the first batch, then probes: the primary saw some, answered none */
+	assert_true(pri->ngot >= 2);
+	assert_int_equal(st.timeouts, pri->ngot);
+	const uint64_t want[] = {1, 2, 3, 4, 5, 6, 7, 8};
+	expect_got(sec, want, 8);
+	vg_spool_close(sp);
+}
+
+static void test_too_many_collectors(void **state)
+{
+	const char *urls[VG_SENDER_MAX_COLLECTORS + 1];
+	struct vg_spool *sp;
+	struct vg_sender *s = NULL;
+	struct vg_sender_opts o = {.urls = urls, .nurls = VG_SENDER_MAX_COLLECTORS + 1};
+
+	for (size_t i = 0; i <= VG_SENDER_MAX_COLLECTORS; i++)
+		urls[i] = "tcp://127.0.0.1:9";
+	assert_int_equal(vg_spool_open(dir, 10, &sp), 0);
+	assert_int_equal(vg_sender_start(sp, &o, &s), -EINVAL);
+	o.nurls = 2;
+	urls[1] = "";
+	assert_int_equal(vg_sender_start(sp, &o, &s), -EINVAL);
+	vg_spool_close(sp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +592,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drain_delivers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_batch_is_set_aside, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_url, setup, teardown),
+		cmocka_unit_test(test_rendezvous_spread),
+		cmocka_unit_test(test_rendezvous_removal_moves_only_its_hosts),
+		cmocka_unit_test_setup_teardown(test_failover_and_return, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_silent_primary_keeps_the_secondary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_many_collectors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
