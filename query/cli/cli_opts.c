@@ -31,6 +31,12 @@ int vg_cli_common_opt(struct vg_cli *c, const char *cmd, int o, char **argv)
 	case VG_CLI_OPT_TOKEN:
 		c->token = optarg;
 		return -1;
+	case VG_CLI_OPT_OUTPUT:
+		if (vg_cli_set_output(optarg) == 0)
+			return -1;
+		fprintf(c->err, "%s %s: --output wants table, json or csv, not "
+			"'%s'\n", c->prog, cmd, optarg);
+		return VG_EXIT_USAGE;
 	case ':':
 		fprintf(c->err, "%s %s: option '%s' needs a value\n", c->prog,
 			cmd, argv[optind - 1]);
@@ -60,7 +66,7 @@ static struct option *option_table(const struct vg_cli_opt *opts, size_t n,
 				   int json, char *shorts, size_t slen)
 {
 	static const struct option common[] = {VG_CLI_COMMON_OPTS};
-	struct option *t = calloc(n + 5, sizeof(*t));
+	struct option *t = calloc(n + 6, sizeof(*t));
 	size_t k = 0, o = 0;
 
 	if (!t)
@@ -126,6 +132,8 @@ int vg_cli_parse(struct vg_cli *c, const struct vg_cli_spec *spec,
 		}
 	}
 	free(t);
+	if (json && vg_cli_output() == VG_OUT_JSON)
+		*json = 1;
 	if (rc >= 0 || spec->nargs == VG_CLI_OPERANDS_ANY)
 		return rc;
 	if (!spec->operands && optind < argc)
