@@ -64,6 +64,17 @@ int vg_cli_conf_path(char *buf, size_t len);
 int vg_cli_conf_load(const char *path, struct vg_cli_conf *cf, char *err,
 		     size_t errlen);
 
+/* ---- the names people know (query/cli/cli_opts.c) ----
+ * Rows of resources whose agent sent Nova's display_name and project_name
+ * (as attributes, or as fields of /v1/top) get them as "name" and
+ * "project", for tables; --ids keeps the ids. */
+void vg_cli_known_names(json_t *rows);
+/* A --project value as the API filters it: P itself when some resource
+ * has project P, else the project id of a resource whose project_name
+ * attribute is P (copied into buf), else P. */
+const char *vg_cli_resolve_project(struct vg_cli *c, const char *p, char *buf,
+				   size_t len);
+
 /* ---- the output format (--output table|json|csv; query/cli/cli_table.c) ----
  * Process-wide, as the CLI runs one command per process: vg_table_print
  * writes CSV (RFC 4180) in csv mode, and --output json is --json. */

@@ -251,3 +251,56 @@ int vg_cli_fetch_all(struct vg_cli *c, const char *path,
 	}
 	return rc;
 }
+
+/* ---- the names people know (issue 20) ----------------------------------------- */
+
+static const char *attr_or(json_t *r, const char *key)
+{
+	const char *v = vg_cli_str(r, key);
+
+	if (!v)
+		v = vg_cli_str(json_object_get(r, "attributes"), key);
+	return v && *v ? v : NULL;
+}
+
+void vg_cli_known_names(json_t *rows)
+{
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(rows, i, r) {
+		const char *dn = attr_or(r, "display_name");
+		const char *pn = attr_or(r, "project_name");
+		if (dn)
+			json_object_set_new(r, "name", json_string(dn));
+		if (pn)
+			json_object_set_new(r, "project", json_string(pn));
+	}
+}
+
+const char *vg_cli_resolve_project(struct vg_cli *c, const char *p, char *buf,
+				   size_t len)
+{
+	char meta[600];
+	const char *by_id[] = {"project", p, "limit", "1", NULL};
+	const char *by_name[] = {"metadata", meta, "limit", "1", NULL};
+	json_t *j = NULL;
+	const char *id = NULL;
+
+	snprintf(meta, sizeof(meta), "project_name=%s", p);
+	if (vg_cli_fetch(c, vg_cli_path("/v1/resources", by_id), 0, &j) == 0 &&
+	    json_array_size(json_object_get(j, "resources")) == 0) {
+		json_decref(j);
+		j = NULL;
+		if (vg_cli_fetch(c, vg_cli_path("/v1/resources", by_name), 0,
+				 &j) == 0)
+			id = vg_cli_str(json_array_get(json_object_get(j, "resources"), 0),
+					"project");
+	}
+	if (id && strlen(id) < len) {
+		snprintf(buf, len, "%s", id);
+		p = buf;
+	}
+	json_decref(j);
+	return p;
+}

@@ -107,9 +107,9 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 	}
 	if ((!c.api || !*c.api) && cf.api[0])
 		c.api = cf.api;
-	if (!c.token && cf.token[0])
+	if ((!c.token || !*c.token) && cf.token[0])
 		c.token = cf.token;
-	if (!c.cacert && cf.cacert[0])
+	if ((!c.cacert || !*c.cacert) && cf.cacert[0])
 		c.cacert = cf.cacert;
 	if (cf.timeout_s)
 		c.timeout_s = cf.timeout_s;
