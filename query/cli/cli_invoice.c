@@ -56,7 +56,8 @@ static int print_list(struct vg_cli *c, const char *text, size_t len)
 				      json_string_value(json_object_get(v, "currency"))};
 		vg_table_add(t, row);
 	}
-	vg_cli_line(c->out, "%s (%s)",
+	if (vg_cli_output() != VG_OUT_CSV) /* csv: the table alone */
+		vg_cli_line(c->out, "%s (%s)",
 		    json_string_value(json_object_get(j, "month")) ? json_string_value(json_object_get(j, "month")) : "",
 		    json_string_value(json_object_get(j, "status")) ? json_string_value(json_object_get(j, "status")) : "");
 	vg_table_print_free(t, c->out);

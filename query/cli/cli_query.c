@@ -252,6 +252,10 @@ static void top_print(struct vg_cli *c, json_t *j, int live, const char *now,
 		if (t)
 			vg_table_add(t, row);
 	}
+	if (vg_cli_output() == VG_OUT_CSV) { /* the table alone */
+		vg_table_print_free(t, c->out);
+		return;
+	}
 	if (live)
 		fputs("\033[H", c->out);
 	/* the API's echo of metric and type: shown safe, like the cells */
@@ -338,7 +342,7 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 	}
 	if (project)
 		project = vg_cli_resolve_project(c, project, pbuf, sizeof(pbuf));
-	live = !once && !json && (count > 1 || (!count && isatty(fileno(c->out))));
+	live = !once && !json && vg_cli_output() != VG_OUT_CSV && (count > 1 || (!count && isatty(fileno(c->out))));
 	if (!live && !count)
 		count = 1;
 	const char *kv[] = {"metric", metric, "type", type, "host", host,

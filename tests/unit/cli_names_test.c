@@ -4,7 +4,8 @@
  * `vigie top` show them instead of libvirt's domain name and the project
  * id (the resource id stays in its column; --ids brings the raw values
  * back), --project and --name accept them, --output csv writes the same
- * table as CSV and --output json is the API's document, untouched. Runs
+ * table as CSV (top: the table alone) and --output json is the API's
+ * document, untouched. Runs
  * in-process (vg_cli_run) against the real API over a real data dir.
  */
 #include <setjmp.h>
@@ -176,6 +177,14 @@ static void test_output_formats(void **state)
 	assert_int_equal(json_array_size(json_object_get(j, "resources")), 2);
 	assert_non_null(strstr(r.out, "instance-0000002a")); /* the API's, untouched */
 	json_decref(j);
+	fx_run_free(&r);
+	vg_cli_set_output("table");
+	/* top in csv: the table alone, never refreshed in place */
+	r = vigie("top", "--output", "csv", "--count", "1", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_memory_equal(r.out, "ID,NAME,HOST,PROJECT,", 21);
+	assert_null(strstr(r.out, "vigie top:"));
+	assert_null(strchr(r.out, '\033'));
 	fx_run_free(&r);
 	vg_cli_set_output("table");
 	r = vigie("resources", "--output", "xml", NULL);
