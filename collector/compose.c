@@ -334,6 +334,16 @@ int main(int argc, char **argv)
 	rc = configure(argc, argv, &cfg);
 	if (rc)
 		return rc == 1 ? 0 : rc;
+	if (g_token_argi && geteuid() == 0) {
+		/* root making tokens.db in vigie's data dir leaves a file the
+		 * service cannot open */
+		struct stat dst;
+		if (stat(cfg.collector_data_dir, &dst) == 0 && dst.st_uid != 0)
+			fprintf(stderr, PROG ": warning: running as root in %s, "
+				"which uid %u owns; files made now are root's: run "
+				"as its owner (runuser -u vigie -- ...)\n",
+				cfg.collector_data_dir, (unsigned)dst.st_uid);
+	}
 	if (g_token_argi) /* `vigie-collector [...] token ...`, then exit */
 		return vg_token_command(cfg.collector_data_dir,
 					argc - g_token_argi, argv + g_token_argi,

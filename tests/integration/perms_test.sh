@@ -40,6 +40,13 @@ if [[ $(id -u) == 0 ]]; then
     --libvirt test:///default --spool "$TMP/nobody/spool" >/dev/null 2>"$TMP/nobody.log"
   eq "agent --once as nobody exits 0" "$?" 0
   check "no root warning as nobody" bash -c "! grep -q 'running as root' '$TMP/nobody.log'"
+  # token commands as root in a data dir someone else owns
+  chown nobody "$TMP/data"
+  "$BIN/vigie-collector" --data-dir "$TMP/data" token list >/dev/null 2>"$TMP/tok.err"
+  check "token as root in another user's data dir warns" grep -q "runuser -u vigie" "$TMP/tok.err"
+  chown root "$TMP/data"
+  "$BIN/vigie-collector" --data-dir "$TMP/data" token list >/dev/null 2>"$TMP/tok.err"
+  check "token as root in root's data dir does not" bash -c "! grep -q warning '$TMP/tok.err'"
 else
   skip "root warning: not root"
 fi
