@@ -24,6 +24,11 @@
 #   make valgrind        the daemons under valgrind's memcheck through a few
 #                        integration tests (tests/valgrind_check.sh; slow)
 #   make format-check    count the lines `make format` would change
+#   make man             the man pages (docs/man/*.scd, scdoc) into $(BUILD)/man
+#   make deb             Debian packages vigie-agent, vigie-collector, vigie
+#                        (dpkg-buildpackage, debian/), in ..
+#   make deb-test        build them, install, run, remove and purge them
+#                        (tests/package/deb_test.sh; as root, a few minutes)
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -99,6 +104,8 @@ LIBS_bill_money_test    := billing common
 LIBS_bill_ratecard_test := billing common
 LIBS_catalog_test       := common
 LIBS_cli_alarms_test    := cli api alarms billing collector common
+LIBS_cli_conf_test      := cli common
+LIBS_cli_names_test     := cli api alarms billing collector common
 LIBS_cli_query_test     := cli api alarms billing collector common
 LIBS_cli_render_test    := cli api alarms billing collector common
 LIBS_cli_test           := cli api alarms billing collector common
@@ -130,25 +137,27 @@ LIBS_store_test         := collector common
 LIBS_token_test         := api alarms billing collector common
 LIBS_wire_test          := common
 
+MAN_SRC := $(wildcard docs/man/*.scd)
+MANS    := $(patsubst docs/man/%.scd,$(BUILD)/man/%,$(MAN_SRC))
 BINS  := $(BUILD)/bin/vigie-agent $(BUILD)/bin/vigie-collector $(BUILD)/bin/vigie
 UNITS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEGS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRC))
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps demo check unit unit-tests integration-tests bench fuzz valgrind install clean \
-        format format-check
+        format format-check man deb deb-test
 # Keep objects of tests and benches (make would delete them as intermediates).
 .SECONDARY:
 # A failed link must not leave a file that looks up to date.
 .DELETE_ON_ERROR:
-all: $(BINS)
+all: $(BINS) $(MANS)
 
 deps:
 	@bash scripts/deps.sh
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 $(LIBAGENT): $(call obj,$(AGENT_SRC))
@@ -217,16 +226,53 @@ valgrind: deps
 	@$(MAKE) --no-print-directory all integration-tests
 	@VIGIE_BUILD=$(BUILD) bash tests/valgrind_check.sh
 
-install: all
+# Man pages: written once in scdoc (docs/man/), the source format Debian
+# builds from; tests/man_test.sh checks them against --help and the keys.
+man: $(MANS)
+$(BUILD)/man/%: docs/man/%.scd
+	@mkdir -p $(dir $@)
+	scdoc < $< > $@
+
+# Each daemon's configuration file, cut from the one sample etc/vigie.conf
+# by section: the agent's holds [agent] and [log], the collector's the
+# rest. Two files so that each package owns its own conffile.
+CONFS := $(BUILD)/etc/agent.conf $(BUILD)/etc/collector.conf
+$(BUILD)/etc/agent.conf: etc/vigie.conf
+	@mkdir -p $(dir $@)
+	awk 'BEGIN {print "# /etc/vigie/agent.conf: vigie-agent(8). Every key: vigie.conf(5)."} \
+	    /^\[/ {keep = ($$0 == "[agent]" || $$0 == "[log]")} keep' $< > $@
+$(BUILD)/etc/collector.conf: etc/vigie.conf
+	@mkdir -p $(dir $@)
+	awk 'BEGIN {print "# /etc/vigie/collector.conf: vigie-collector(8). Every key: vigie.conf(5)."} \
+	    /^\[/ {keep = ($$0 != "[agent]")} keep' $< > $@
+
+# The units run as the vigie user with systemd's sandbox; make check
+# measures their exposure (tests/units_test.sh).
+install: all $(MANS) $(CONFS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/vigie \
-	    $(DESTDIR)/etc/vigie $(DESTDIR)/lib/systemd/system
+	    $(DESTDIR)/etc/vigie $(DESTDIR)/lib/systemd/system \
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man5 \
+	    $(DESTDIR)$(PREFIX)/share/man/man8 \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 etc/vigie.conf $(DESTDIR)$(PREFIX)/share/vigie/vigie.conf.sample
-	test -e $(DESTDIR)/etc/vigie/vigie.conf || install -m 0640 etc/vigie.conf $(DESTDIR)/etc/vigie/vigie.conf
+	for c in $(CONFS); do test -e $(DESTDIR)/etc/vigie/$$(basename $$c) || \
+	    install -m 0644 $$c $(DESTDIR)/etc/vigie/; done
 	for u in etc/systemd/*.service; do \
 	    sed 's|@BINDIR@|$(PREFIX)/bin|g' $$u > $(DESTDIR)/lib/systemd/system/$$(basename $$u); done
+	for m in $(MANS); do install -m 0644 $$m \
+	    $(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/; done
+	install -m 0644 query/cli/vigie.bash-completion \
+	    $(DESTDIR)$(PREFIX)/share/bash-completion/completions/vigie
 	if [ -d query/www ]; then install -d $(DESTDIR)$(PREFIX)/share/vigie/www && \
 	    cp -r query/www/. $(DESTDIR)$(PREFIX)/share/vigie/www/; fi
+
+# Debian packages with Debian's tools (debian/); the .debs land in ..
+deb:
+	dpkg-buildpackage -us -uc -b
+
+deb-test:
+	@VIGIE_BUILD=$(BUILD) bash tests/package/deb_test.sh
 
 # .clang-format describes the code as it is; format-check counts the lines
 # clang-format would still change (hand-aligned tables and the like).

@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/poll.h"
 #include "agent/sender.h"
@@ -280,6 +282,10 @@ int main(int argc, char **argv)
 	uint64_t count = 0;
 	int rc;
 
+	/* The spool's files and directories are its user's and its group's
+	 * at most, whoever started it (issue 20); the key file is checked
+	 * where it is read. */
+	umask(umask(0) | 027);
 	vg_log_init(PROG, VG_LOG_INFO);
 	if ((rc = parse_args(argc, argv, &a)))
 		return rc;
@@ -294,6 +300,10 @@ int main(int argc, char **argv)
 					sizeof(err)) != 0)
 		return bad_usage("--log-level: %s", err, NULL);
 	vg_log_set_level(cfg.log_level);
+	if (geteuid() == 0)
+		vg_log(VG_LOG_WARN, "running as root: vigie-agent needs no privilege "
+		       "but libvirt's read-only socket; run it as the vigie user "
+		       "(vigie-agent(8))");
 	if (a.clock_start && (parse_number(a.clock_start, &cstart) || cstart < 0))
 		return bad_usage("--clock-start: '%s' is not epoch seconds >= 0", a.clock_start, NULL);
 	if (a.clock_step && (parse_number(a.clock_step, &cstep) || cstep <= 0))

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "vigie/alarm_engine.h"
 #include "vigie/alarm_exec.h"
@@ -326,14 +327,31 @@ int main(int argc, char **argv)
 	char err[512];
 	int rc, status = 1;
 
+	/* Files this process creates (databases, RRD files, the journal) are
+	 * its user's and its group's at most, whoever started it (issue 20);
+	 * tokens and keys are created 0600 at their open. */
+	umask(umask(0) | 027);
 	rc = configure(argc, argv, &cfg);
 	if (rc)
 		return rc == 1 ? 0 : rc;
+	if (g_token_argi && geteuid() == 0) {
+		/* root making tokens.db in vigie's data dir leaves a file the
+		 * service cannot open */
+		struct stat dst;
+		if (stat(cfg.collector_data_dir, &dst) == 0 && dst.st_uid != 0)
+			fprintf(stderr, PROG ": warning: running as root in %s, "
+				"which uid %u owns; files made now are root's: run "
+				"as its owner (runuser -u vigie -- ...)\n",
+				cfg.collector_data_dir, (unsigned)dst.st_uid);
+	}
 	if (g_token_argi) /* `vigie-collector [...] token ...`, then exit */
 		return vg_token_command(cfg.collector_data_dir,
 					argc - g_token_argi, argv + g_token_argi,
 					stdout, stderr);
 	vg_log_init(PROG, cfg.log_level);
+	if (geteuid() == 0)
+		vg_log(VG_LOG_WARN, "running as root: vigie-collector needs no "
+		       "privilege; run it as the vigie user (vigie-collector(8))");
 
 	/* Agent keys: a configuration error stops start-up (exit 2). */
 	g_keys_dir = cfg.collector_keys_dir;

@@ -532,6 +532,9 @@ static int create_file(struct vg_store *s, const char *path, int kind,
 		unlink(tmp);
 		return full ? -EAGAIN : -EIO;
 	}
+	/* librrd makes its files 0644 whatever the umask; the collector's
+	 * are its user's and its group's only (issue 20, perms_test). */
+	(void)chmod(tmp, 0640);
 	if (rename(tmp, path)) {
 		e = errno;
 		set_error(s, path, strerror(e));

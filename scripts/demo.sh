@@ -53,13 +53,21 @@ while [[ $SECONDS -lt $deadline ]]; do
 done
 CLI=$BIN/vigie
 [[ $HTTP == 127.0.0.1:7480 ]] || CLI="$CLI --api $API"
+# The console signs in from the URL's fragment (#token=..., kept in the
+# browser's session storage and dropped from the address bar; the fragment is never
+# sent to the server), so a first-time user lands signed in.
+echo "vigie demo: web console, signed in: $API/#token=$TOKEN"
 if [[ -z $inst ]]; then
   echo "vigie demo: no instance reported yet (is $LIBVIRT reachable?)" >&2
 else
   cat <<MSG
 
   ------------------------------------------------------------------
-  vigie is collecting. In another terminal, try:
+  vigie is collecting. Open the web console (signed in):
+
+    $API/#token=$TOKEN
+
+  In another terminal, try:
 
     export VIGIE_TOKEN=$TOKEN   # the demo's admin API token
     curl -s -H "Authorization: Bearer \$VIGIE_TOKEN" '$API/v1/resources?type=instance' | jq

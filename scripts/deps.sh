@@ -25,6 +25,9 @@ PKGS=(
   libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
   # a real browser for the web console test (tests/integration/console_test.sh)
   chromium
+  # man pages (docs/man/*.scd), the Debian packages (make deb, make deb-test)
+  # and the units' exposure check (systemd-analyze, tests/units_test.sh)
+  scdoc debhelper dpkg-dev fakeroot lintian systemd
 )
 
 missing=()

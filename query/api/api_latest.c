@@ -308,9 +308,8 @@ int vg_api_h_top(struct vg_http_req *req, struct vg_http_resp *resp)
 	arr = json_array();
 	for (size_t i = 0; i < c.n; i++) {
 		json_t *r = c.rows[i].res;
-		if (i < (size_t)limit)
-			json_array_append_new(
-				arr, json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:o,s:o}",
+		if (i < (size_t)limit) {
+			json_t *row = json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:o,s:o}",
 					       "id", json_object_get(r, "id"),
 					       "type", json_object_get(r, "type"),
 					       "name", json_object_get(r, "name"),
@@ -318,7 +317,17 @@ int vg_api_h_top(struct vg_http_req *req, struct vg_http_resp *resp)
 					       "project", json_object_get(r, "project"),
 					       "flavor", json_object_get(r, "flavor"),
 					       "value", number_json(c.rows[i].value),
-					       "time", time_json(c.rows[i].time_ms)));
+					       "time", time_json(c.rows[i].time_ms));
+			/* the names people know, when the agent sent them */
+			json_t *at = json_object_get(r, "attributes");
+			if (row && json_is_string(json_object_get(at, "display_name")))
+				json_object_set(row, "display_name",
+						json_object_get(at, "display_name"));
+			if (row && json_is_string(json_object_get(at, "project_name")))
+				json_object_set(row, "project_name",
+						json_object_get(at, "project_name"));
+			json_array_append_new(arr, row);
+		}
 		json_decref(r);
 	}
 	free(c.rows);

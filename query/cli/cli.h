@@ -45,6 +45,43 @@ struct vg_cli {
  * $VIGIE_TOKEN. Returns an exit code (enum vg_cli_exit). */
 int vg_cli_run(int argc, char **argv, FILE *out, FILE *err);
 
+/* ---- the per-user configuration file (query/cli/cli_conf.c) ---- */
+struct vg_cli_conf {
+	char api[1024];
+	char token[512];
+	char cacert[1024];
+	long timeout_s; /* 0: unset */
+};
+
+/* Where the file is: $VIGIE_CONFIG, else $XDG_CONFIG_HOME/vigie/cli.conf,
+ * else $HOME/.config/vigie/cli.conf. 0, -ENOENT (no home), -ENAMETOOLONG. */
+int vg_cli_conf_path(char *buf, size_t len);
+
+/* Read path into *cf (zeroed first). 0 read, 1 no such file, or a
+ * negative errno with one line in err: unreadable, a bad line, or a token
+ * in a file that is not the user's own with mode 0600 or stricter
+ * (-EACCES; *cf is then left empty). */
+int vg_cli_conf_load(const char *path, struct vg_cli_conf *cf, char *err,
+		     size_t errlen);
+
+/* ---- the names people know (query/cli/cli_opts.c) ----
+ * Rows of resources whose agent sent Nova's display_name and project_name
+ * (as attributes, or as fields of /v1/top) get them as "name" and
+ * "project", for tables; --ids keeps the ids. */
+void vg_cli_known_names(json_t *rows);
+/* A --project value as the API filters it: P itself when some resource
+ * has project P, else the project id of a resource whose project_name
+ * attribute is P (copied into buf), else P. */
+const char *vg_cli_resolve_project(struct vg_cli *c, const char *p, char *buf,
+				   size_t len);
+
+/* ---- the output format (--output table|json|csv; query/cli/cli_table.c) ----
+ * Process-wide, as the CLI runs one command per process: vg_table_print
+ * writes CSV (RFC 4180) in csv mode, and --output json is --json. */
+enum vg_cli_output { VG_OUT_TABLE = 0, VG_OUT_JSON, VG_OUT_CSV };
+int vg_cli_set_output(const char *name); /* 0, or -EINVAL for an unknown name */
+enum vg_cli_output vg_cli_output(void);
+
 /* ---- commands (query/cli/cli_commands.c); argv[0] is the command name ---- */
 int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv);
@@ -215,8 +252,10 @@ const char *vg_cli_format_value(double v, char *buf, size_t len);
 #define VG_CLI_OPT_TOKEN 'T'
 #define VG_CLI_OPT_JSON 'j'
 #define VG_CLI_OPT_HELP 'h'
+#define VG_CLI_OPT_OUTPUT 'O'
 #define VG_CLI_COMMON_OPTS                                        \
 	{"api", required_argument, NULL, VG_CLI_OPT_API},         \
+	{"output", required_argument, NULL, VG_CLI_OPT_OUTPUT},   \
 	{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},     \
 	{"json", no_argument, NULL, VG_CLI_OPT_JSON},             \
 	{"help", no_argument, NULL, VG_CLI_OPT_HELP}

@@ -55,27 +55,33 @@ static const struct vg_cli_spec resources_spec = {
 	"resources", NULL, 0,
 	"resources [--type T] [--host H] [--project P] [--name N]\n"
 	"       [--state active|ended] [--parent ID] [--metadata KEY[=VALUE]]\n"
-	"       [--limit N] [--json]\n",
+	"       [--limit N] [--ids] [--json]\n",
 	"List resources (all pages). Types: instance, disk, nic, host, host_disk, host_nic.\n"
-	"--limit stops after N resources; --json prints {\"resources\":[...],\"next\":null}.\n",
+	"--limit stops after N resources; --json prints {\"resources\":[...],\"next\":null}.\n"
+	"NAME and PROJECT show the instance's display name and its project's name\n"
+	"where the agent sent them (--ids: libvirt's name and the project id);\n"
+	"--project and --name accept either.\n",
 };
 
 int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 {
 	const char *type = NULL, *host = NULL, *project = NULL, *name = NULL,
 		   *state = NULL, *parent = NULL, *meta = NULL, *lim = NULL;
+	int ids = 0;
 	const struct vg_cli_opt opts[] = {
 		VG_CLI_VAL("type", &type), VG_CLI_VAL("host", &host),
 		VG_CLI_VAL("project", &project), VG_CLI_VAL("name", &name),
 		VG_CLI_VAL("state", &state), VG_CLI_VAL("parent", &parent),
 		VG_CLI_VAL("limit", &lim), VG_CLI_VAL("metadata", &meta),
+		VG_CLI_FLAG("ids", &ids),
 	};
+	char pbuf[256], mbuf[600];
 	long limit = 0; /* 0 = all */
 	int json, rc;
 	char *end;
 	json_t *all;
 
-	if ((rc = vg_cli_parse(c, &resources_spec, opts, 8, argc, argv,
+	if ((rc = vg_cli_parse(c, &resources_spec, opts, 9, argc, argv,
 				 &json)) >= 0)
 		return rc;
 	if (lim && ((limit = strtol(lim, &end, 10)) < 1 || *end)) {
@@ -83,6 +89,8 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 			c->prog);
 		return VG_EXIT_USAGE;
 	}
+	if (project)
+		project = vg_cli_resolve_project(c, project, pbuf, sizeof(pbuf));
 	const char *kv[] = {"type", type, "host", host, "project", project,
 			    "name", name, "state", state, "parent", parent,
 			    "metadata", meta, NULL};
@@ -93,10 +101,29 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 		{"STATE", "state", VG_ALIGN_LEFT},
 		{"LAST SEEN", "last_seen", VG_ALIGN_LEFT},
 	};
-	rc = vg_cli_fetch_all(c, "/v1/resources", kv, "resources", limit, json,
+	rc = vg_cli_fetch_all(c, "/v1/resources", kv, "resources", limit, 0,
 			      &all);
 	if (rc || !all)
 		return rc;
+	if (name && !meta && json_array_size(all) == 0) {
+		/* no libvirt name N: a display name N? */
+		snprintf(mbuf, sizeof(mbuf), "display_name=%s", name);
+		kv[7] = NULL;
+		kv[13] = mbuf;
+		json_decref(all);
+		rc = vg_cli_fetch_all(c, "/v1/resources", kv, "resources", limit,
+				      0, &all);
+		if (rc || !all)
+			return rc;
+	}
+	if (json) {
+		json_t *doc = json_pack("{s:o,s:n}", "resources", all, "next");
+		vg_cli_print_json(c, doc);
+		json_decref(doc);
+		return VG_EXIT_OK;
+	}
+	if (!ids)
+		vg_cli_known_names(all);
 	struct vg_table *t = vg_cli_rows_table(all, cols, 7);
 	vg_table_print_free(t, c->out);
 	json_decref(all);

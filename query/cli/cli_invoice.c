@@ -56,7 +56,8 @@ static int print_list(struct vg_cli *c, const char *text, size_t len)
 				      json_string_value(json_object_get(v, "currency"))};
 		vg_table_add(t, row);
 	}
-	vg_cli_line(c->out, "%s (%s)",
+	if (vg_cli_output() != VG_OUT_CSV) /* csv: the table alone */
+		vg_cli_line(c->out, "%s (%s)",
 		    json_string_value(json_object_get(j, "month")) ? json_string_value(json_object_get(j, "month")) : "",
 		    json_string_value(json_object_get(j, "status")) ? json_string_value(json_object_get(j, "status")) : "");
 	vg_table_print_free(t, c->out);
@@ -73,6 +74,7 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 		{"format", required_argument, NULL, O_FORMAT},
 		{"api", required_argument, NULL, O_API},
 		{"token", required_argument, NULL, O_TOKEN},
+		{"output", required_argument, NULL, VG_CLI_OPT_OUTPUT},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -95,6 +97,10 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 		case O_FORMAT: format = optarg; break;
 		case O_API: c->api = optarg; break;
 		case O_TOKEN: c->token = optarg; break;
+		case VG_CLI_OPT_OUTPUT:
+			if ((rc = vg_cli_common_opt(c, "invoice", o, argv)) >= 0)
+				return rc;
+			break;
 		case O_HELP:
 			usage(c, c->out);
 			return VG_EXIT_OK;
@@ -117,6 +123,11 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 		fprintf(c->err, "%s invoice: --month YYYY-MM is required\n", c->prog);
 		return VG_EXIT_USAGE;
 	}
+	/* --output json|csv is --format json|csv (table: the default). */
+	if (!format && !finalize && vg_cli_output() == VG_OUT_JSON)
+		format = "json";
+	if (!format && !finalize && project && vg_cli_output() == VG_OUT_CSV)
+		format = "csv";
 	if (format && strcmp(format, "json") && strcmp(format, "csv") &&
 	    strcmp(format, "html")) {
 		fprintf(c->err, "%s invoice: --format is json, csv or html\n", c->prog);

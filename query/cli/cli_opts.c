@@ -31,6 +31,12 @@ int vg_cli_common_opt(struct vg_cli *c, const char *cmd, int o, char **argv)
 	case VG_CLI_OPT_TOKEN:
 		c->token = optarg;
 		return -1;
+	case VG_CLI_OPT_OUTPUT:
+		if (vg_cli_set_output(optarg) == 0)
+			return -1;
+		fprintf(c->err, "%s %s: --output wants table, json or csv, not "
+			"'%s'\n", c->prog, cmd, optarg);
+		return VG_EXIT_USAGE;
 	case ':':
 		fprintf(c->err, "%s %s: option '%s' needs a value\n", c->prog,
 			cmd, argv[optind - 1]);
@@ -60,7 +66,7 @@ static struct option *option_table(const struct vg_cli_opt *opts, size_t n,
 				   int json, char *shorts, size_t slen)
 {
 	static const struct option common[] = {VG_CLI_COMMON_OPTS};
-	struct option *t = calloc(n + 5, sizeof(*t));
+	struct option *t = calloc(n + 6, sizeof(*t));
 	size_t k = 0, o = 0;
 
 	if (!t)
@@ -126,6 +132,8 @@ int vg_cli_parse(struct vg_cli *c, const struct vg_cli_spec *spec,
 		}
 	}
 	free(t);
+	if (json && vg_cli_output() == VG_OUT_JSON)
+		*json = 1;
 	if (rc >= 0 || spec->nargs == VG_CLI_OPERANDS_ANY)
 		return rc;
 	if (!spec->operands && optind < argc)
@@ -242,4 +250,57 @@ int vg_cli_fetch_all(struct vg_cli *c, const char *path,
 		*all = NULL;
 	}
 	return rc;
+}
+
+/* ---- the names people know (issue 20) ----------------------------------------- */
+
+static const char *attr_or(json_t *r, const char *key)
+{
+	const char *v = vg_cli_str(r, key);
+
+	if (!v)
+		v = vg_cli_str(json_object_get(r, "attributes"), key);
+	return v && *v ? v : NULL;
+}
+
+void vg_cli_known_names(json_t *rows)
+{
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(rows, i, r) {
+		const char *dn = attr_or(r, "display_name");
+		const char *pn = attr_or(r, "project_name");
+		if (dn)
+			json_object_set_new(r, "name", json_string(dn));
+		if (pn)
+			json_object_set_new(r, "project", json_string(pn));
+	}
+}
+
+const char *vg_cli_resolve_project(struct vg_cli *c, const char *p, char *buf,
+				   size_t len)
+{
+	char meta[600];
+	const char *by_id[] = {"project", p, "limit", "1", NULL};
+	const char *by_name[] = {"metadata", meta, "limit", "1", NULL};
+	json_t *j = NULL;
+	const char *id = NULL;
+
+	snprintf(meta, sizeof(meta), "project_name=%s", p);
+	if (vg_cli_fetch(c, vg_cli_path("/v1/resources", by_id), 0, &j) == 0 &&
+	    json_array_size(json_object_get(j, "resources")) == 0) {
+		json_decref(j);
+		j = NULL;
+		if (vg_cli_fetch(c, vg_cli_path("/v1/resources", by_name), 0,
+				 &j) == 0)
+			id = vg_cli_str(json_array_get(json_object_get(j, "resources"), 0),
+					"project");
+	}
+	if (id && strlen(id) < len) {
+		snprintf(buf, len, "%s", id);
+		p = buf;
+	}
+	json_decref(j);
+	return p;
 }

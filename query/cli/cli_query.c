@@ -217,7 +217,8 @@ static void bar(double v, double max, int width, char *out, size_t len)
 }
 
 /* Print one round of top into f; live: ANSI in-place redraw. */
-static void top_print(struct vg_cli *c, json_t *j, int live, const char *now)
+static void top_print(struct vg_cli *c, json_t *j, int live, const char *now,
+		      int ids)
 {
 	json_t *list = json_object_get(j, "resources"), *r;
 	const char *unit = vg_cli_str(j, "unit"), *metric = vg_cli_str(j, "metric"),
@@ -231,6 +232,8 @@ static void top_print(struct vg_cli *c, json_t *j, int live, const char *now)
 		if (v > max)
 			max = v;
 	}
+	if (!ids)
+		vg_cli_known_names(list);
 	vg_cli_unit_label(metric ? metric : "VALUE", unit, vh, sizeof(vh));
 	static const char *const h0[] = {"ID", "NAME", "HOST", "PROJECT"};
 	const char *hdr[6] = {h0[0], h0[1], h0[2], h0[3], vh, "BAR"};
@@ -248,6 +251,10 @@ static void top_print(struct vg_cli *c, json_t *j, int live, const char *now)
 			bb[0] ? bb : " "};
 		if (t)
 			vg_table_add(t, row);
+	}
+	if (vg_cli_output() == VG_OUT_CSV) { /* the table alone */
+		vg_table_print_free(t, c->out);
+		return;
 	}
 	if (live)
 		fputs("\033[H", c->out);
@@ -285,11 +292,13 @@ static void top_print(struct vg_cli *c, json_t *j, int live, const char *now)
 static const struct vg_cli_spec top_spec = {
 	"top", NULL, 0,
 	"top [--metric M] [--type T] [--host H] [--project P] [--flavor F]\n"
-	"       [--limit N] [--asc] [--interval S] [--once | --count N] [--json]\n",
+	"       [--limit N] [--asc] [--interval S] [--once | --count N] [--ids] [--json]\n",
 	"The resources with the highest current value of a metric (default cpu.util;\n"
 	"counters by their rate per second), refreshed in place every --interval\n"
 	"seconds (default 2) until Ctrl-C. --once prints one table and exits (also\n"
-	"the default when stdout is not a terminal); --count N refreshes N times.\n",
+	"the default when stdout is not a terminal); --count N refreshes N times.\n"
+	"NAME and PROJECT are the display and project names the agent sent, if any\n"
+	"(--ids: libvirt's name and the project id); --project accepts either.\n",
 };
 
 int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
@@ -297,20 +306,22 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 	const char *metric = "cpu.util", *type = NULL, *host = NULL,
 		   *project = NULL, *flavor = NULL, *limit = "10", *ival = NULL,
 		   *cnt = NULL;
-	int json, rc, once = 0, asc = 0, live;
+	int json, rc, once = 0, asc = 0, live, ids = 0;
+	char pbuf[256];
 	const struct vg_cli_opt opts[] = {
 		VG_CLI_VAL("metric", &metric), VG_CLI_VAL("type", &type),
 		VG_CLI_VAL("host", &host), VG_CLI_VAL("project", &project),
 		VG_CLI_VAL("flavor", &flavor), VG_CLI_VAL("limit", &limit),
 		VG_CLI_FLAG("asc", &asc), VG_CLI_VAL("interval", &ival),
 		VG_CLI_FLAG("once", &once), VG_CLI_VAL("count", &cnt),
+		VG_CLI_FLAG("ids", &ids),
 	};
 	double interval = 2;
 	long count = 0;
 	char *end;
 	struct sigaction sa, old_int, old_term;
 
-	if ((rc = vg_cli_parse(c, &top_spec, opts, 10, argc, argv,
+	if ((rc = vg_cli_parse(c, &top_spec, opts, 11, argc, argv,
 				 &json)) >= 0)
 		return rc;
 	rc = VG_EXIT_OK;
@@ -329,7 +340,9 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 			c->prog);
 		return VG_EXIT_USAGE;
 	}
-	live = !once && !json && (count > 1 || (!count && isatty(fileno(c->out))));
+	if (project)
+		project = vg_cli_resolve_project(c, project, pbuf, sizeof(pbuf));
+	live = !once && !json && vg_cli_output() != VG_OUT_CSV && (count > 1 || (!count && isatty(fileno(c->out))));
 	if (!live && !count)
 		count = 1;
 	const char *kv[] = {"metric", metric, "type", type, "host", host,
@@ -370,7 +383,7 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 		if (json)
 			vg_cli_print_json(c, j);
 		else
-			top_print(c, j, live, now);
+			top_print(c, j, live, now, ids);
 		json_decref(j);
 	}
 	free(path);

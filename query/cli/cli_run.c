@@ -45,7 +45,7 @@ static void usage(struct vg_cli *c, FILE *f)
 {
 	fprintf(f,
 		"usage: %s [--api URL] [--token TOKEN] [--timeout SECONDS] "
-		"COMMAND [ARGS]\n\n"
+		"[--output FORMAT] COMMAND [ARGS]\n\n"
 		"Query a vigie collector's HTTP API.\n\n"
 		"Commands:\n", c->prog);
 	for (size_t i = 0; i < NCOMMANDS; i++)
@@ -59,8 +59,16 @@ static void usage(struct vg_cli *c, FILE *f)
 		"  --cacert FILE    CA certificate(s) for an https API (default "
 		"$VIGIE_CACERT,\n"
 		"                   else the system's)\n"
+		"  --output FORMAT  table (default), json or csv, for every "
+		"command\n"
+		"                   (also after it; graph's --output is its PNG)\n"
 		"  --help           this help; '%s COMMAND --help' for a "
 		"command\n\n"
+		"The API, token, CA file and timeout may also be set in "
+		"~/.config/vigie/cli.conf\n"
+		"($VIGIE_CONFIG; api = URL, token = T, cacert = FILE, timeout = S; "
+		"mode 0600\nwhen it holds a token). Flags win over the "
+		"environment, which wins over the file.\n\n"
 		"Exit codes: 0 ok, 1 API error, 2 usage error, 3 cannot "
 		"connect.\n",
 		VG_CLI_DEFAULT_API, c->prog);
@@ -73,6 +81,7 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 		{"token", required_argument, NULL, 'T'},
 		{"timeout", required_argument, NULL, 't'},
 		{"cacert", required_argument, NULL, 'C'},
+		{"output", required_argument, NULL, 'O'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -85,9 +94,26 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 		.out = out,
 		.err = err,
 	};
+	static struct vg_cli_conf cf; /* strings c points into */
+	char path[1024], msg[1200];
 	int o, rc;
 	char *end;
 
+	/* flag > environment > the user's file > default */
+	vg_cli_set_output("table");
+	if (vg_cli_conf_path(path, sizeof(path)) == 0 &&
+	    vg_cli_conf_load(path, &cf, msg, sizeof(msg)) < 0) {
+		fprintf(err, "%s: %s\n", c.prog, msg);
+		return VG_EXIT_USAGE;
+	}
+	if ((!c.api || !*c.api) && cf.api[0])
+		c.api = cf.api;
+	if ((!c.token || !*c.token) && cf.token[0])
+		c.token = cf.token;
+	if ((!c.cacert || !*c.cacert) && cf.cacert[0])
+		c.cacert = cf.cacert;
+	if (cf.timeout_s)
+		c.timeout_s = cf.timeout_s;
 	if (!c.api || !*c.api)
 		c.api = VG_CLI_DEFAULT_API;
 	optind = 0; /* GNU: full re-initialisation (tests call us again) */
@@ -102,6 +128,13 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 			break;
 		case 'C':
 			c.cacert = optarg;
+			break;
+		case 'O':
+			if (vg_cli_set_output(optarg)) {
+				fprintf(err, "%s: --output wants table, json or csv, "
+					"not '%s'\n", c.prog, optarg);
+				return VG_EXIT_USAGE;
+			}
 			break;
 		case 't':
 			c.timeout_s = strtol(optarg, &end, 10);

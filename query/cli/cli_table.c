@@ -88,12 +88,65 @@ size_t vg_table_rows(const struct vg_table *t)
 	return t && t->nrows ? t->nrows - 1 : 0;
 }
 
+static enum vg_cli_output g_output = VG_OUT_TABLE;
+
+int vg_cli_set_output(const char *name)
+{
+	if (!strcmp(name, "table"))
+		g_output = VG_OUT_TABLE;
+	else if (!strcmp(name, "json"))
+		g_output = VG_OUT_JSON;
+	else if (!strcmp(name, "csv"))
+		g_output = VG_OUT_CSV;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+enum vg_cli_output vg_cli_output(void)
+{
+	return g_output;
+}
+
+/* One RFC 4180 field: quoted when it holds a comma, a quote or a line end
+ * (quotes doubled). Cells were made printable when added. */
+static void put_csv(FILE *f, const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static void print_csv(const struct vg_table *t, FILE *f)
+{
+	for (size_t r = 0; r < t->nrows; r++) {
+		for (size_t c = 0; c < t->ncols; c++) {
+			if (c)
+				fputc(',', f);
+			put_csv(f, t->cells[r * t->ncols + c]);
+		}
+		fputs("\r\n", f);
+	}
+}
+
 void vg_table_print(const struct vg_table *t, FILE *f)
 {
 	size_t *w;
 
 	if (!t)
 		return;
+	if (g_output == VG_OUT_CSV) {
+		print_csv(t, f);
+		return;
+	}
 	w = calloc(t->ncols, sizeof(*w));
 	if (!w)
 		return;

@@ -58,6 +58,7 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 		{"admin", no_argument, NULL, 'a'},
 		{"project", required_argument, NULL, 'p'},
 		{"name", required_argument, NULL, 'n'},
+		{"output", required_argument, NULL, VG_CLI_OPT_OUTPUT},
 		{NULL, 0, NULL, 0},
 	};
 	const char *sub, *project = NULL, *name = NULL;
@@ -87,6 +88,10 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 		case 'a': admin = 1; break;
 		case 'p': project = optarg; break;
 		case 'n': name = optarg; break;
+		case VG_CLI_OPT_OUTPUT:
+			if ((rc = vg_cli_common_opt(c, "token", o, argv)) >= 0)
+				return rc;
+			break;
 		case 'h':
 			fprintf(c->out, usage_text, c->prog, c->prog, c->prog);
 			return VG_EXIT_OK;
@@ -101,6 +106,8 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 			return VG_EXIT_USAGE;
 		}
 	}
+	if (vg_cli_output() == VG_OUT_JSON)
+		json = 1;
 	if (!strcmp(sub, "create")) {
 		if (admin == !!project || optind != argc) {
 			fprintf(c->err, "%s token create: give exactly one of "
