@@ -359,7 +359,8 @@ struct bulk {
 	/* Indexed by the bulk call's own numbering. */
 	struct vg_lv_disk *blocks;
 	struct vg_lv_nic *nets;
-	double *vcpu_time;
+	double *vcpu_time, *vcpu_wait, *vcpu_delay;
+	int have_wait, have_delay;
 };
 
 /* Count arrays first so a record is scanned twice at most. */
@@ -432,7 +433,9 @@ static int parse_record(struct vg_lv_snapshot *s, const virTypedParameter *param
 		return -ENOMEM;
 	if (b->nnet && !(b->nets = arena_alloc(s, b->nnet * sizeof(*b->nets))))
 		return -ENOMEM;
-	if (b->nvcpu && !(b->vcpu_time = arena_alloc(s, b->nvcpu * sizeof(double))))
+	if (b->nvcpu && (!(b->vcpu_time = arena_alloc(s, b->nvcpu * sizeof(double))) ||
+			 !(b->vcpu_wait = arena_alloc(s, b->nvcpu * sizeof(double))) ||
+			 !(b->vcpu_delay = arena_alloc(s, b->nvcpu * sizeof(double)))))
 		return -ENOMEM;
 	for (size_t i = 0; i < b->nblock; i++) {
 		memset(&b->blocks[i], 0, sizeof(b->blocks[i]));
@@ -443,7 +446,7 @@ static int parse_record(struct vg_lv_snapshot *s, const virTypedParameter *param
 		init_nic(&b->nets[i]);
 	}
 	for (size_t i = 0; i < b->nvcpu; i++)
-		b->vcpu_time[i] = NAN;
+		b->vcpu_time[i] = b->vcpu_wait[i] = b->vcpu_delay[i] = NAN;
 
 	for (int i = 0; i < nparams; i++) {
 		const virTypedParameter *p = &params[i];
@@ -496,9 +499,17 @@ static int parse_record(struct vg_lv_snapshot *s, const virTypedParameter *param
 			b->have[VG_LV_G_VCPU] = 1;
 			if (!strcmp(f + 5, "current"))
 				d->vcpus = v;
-			else if ((rest = index_field(f + 5, &idx)) && idx < b->nvcpu &&
-				 !strcmp(rest, "time"))
-				b->vcpu_time[idx] = v / 1e9;
+			else if ((rest = index_field(f + 5, &idx)) && idx < b->nvcpu) {
+				if (!strcmp(rest, "time")) {
+					b->vcpu_time[idx] = v / 1e9;
+				} else if (!strcmp(rest, "wait")) {
+					b->vcpu_wait[idx] = v / 1e9;
+					b->have_wait = 1;
+				} else if (!strcmp(rest, "delay")) {
+					b->vcpu_delay[idx] = v / 1e9;
+					b->have_delay = 1;
+				}
+			}
 			break;
 		case 'n':
 			if (strncmp(f, "net.", 4))
@@ -512,6 +523,18 @@ static int parse_record(struct vg_lv_snapshot *s, const virTypedParameter *param
 		}
 	}
 	return 0;
+}
+
+/* The per-vCPU arrays of a record, cut to the current vCPU count (the
+ * bulk call sizes them by the maximum). */
+static void set_vcpu_arrays(struct vg_lv_domain *d, const struct bulk *b)
+{
+	d->vcpu_time_s = b->vcpu_time;
+	d->vcpu_wait_s = b->have_wait ? b->vcpu_wait : NULL;
+	d->vcpu_delay_s = b->have_delay ? b->vcpu_delay : NULL;
+	d->nvcpu_times = b->nvcpu;
+	if (isfinite(d->vcpus) && (size_t)d->vcpus < b->nvcpu)
+		d->nvcpu_times = (size_t)d->vcpus;
 }
 
 int vg_lv_parse_bulk(struct vg_lv_snapshot *snap, const virTypedParameter *params,
@@ -528,10 +551,7 @@ int vg_lv_parse_bulk(struct vg_lv_snapshot *snap, const virTypedParameter *param
 	d->ndisks = b.nblock;
 	d->nics = b.nets;
 	d->nnics = b.nnet;
-	d->vcpu_time_s = b.vcpu_time;
-	d->nvcpu_times = b.nvcpu;
-	if (isfinite(d->vcpus) && (size_t)d->vcpus < b.nvcpu)
-		d->nvcpu_times = (size_t)d->vcpus;
+	set_vcpu_arrays(d, &b);
 	*groups = 0;
 	for (int g = 0; g < VG_LV_NGROUPS; g++)
 		if (b.have[g])
@@ -823,10 +843,7 @@ static int one_domain(struct vg_lv *lv, struct vg_lv_snapshot *s,
 		if ((rc = fb_vcpus(lv, s, dom, d)))
 			return rc;
 	} else if (b.nvcpu) {
-		d->vcpu_time_s = b.vcpu_time;
-		d->nvcpu_times = b.nvcpu;
-		if (isfinite(d->vcpus) && (size_t)d->vcpus < b.nvcpu)
-			d->nvcpu_times = (size_t)d->vcpus;
+		set_vcpu_arrays(d, &b);
 	}
 
 	const struct vg_domxml *m = &e->meta;

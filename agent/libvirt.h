@@ -89,6 +89,13 @@ struct vg_lv_domain {
 	double vcpus;     /* current vCPU count */
 	size_t nvcpu_times;
 	const double *vcpu_time_s; /* per vCPU, NAN where unknown */
+	/* vCPU contention, per vCPU, seconds, nvcpu_times entries or NULL
+	 * (bulk vcpu group only; no fallback call reports them):
+	 * wait  = vcpu.N.wait, time runnable but behind another task on the
+	 *         host CPU (sched wait_sum; 0 unless kernel.sched_schedstats=1);
+	 * delay = vcpu.N.delay, time spent in the run queue instead of
+	 *         running (schedstat run_delay; what the guest sees as steal). */
+	const double *vcpu_wait_s, *vcpu_delay_s;
 	/* balloon / memory stats, bytes (faults are counts) */
 	double mem_current, mem_max;
 	double mem_available, mem_unused, mem_usable, mem_rss;

@@ -64,6 +64,7 @@ struct dom_prev {
 	int id, state, active;
 	int64_t time_ms;
 	double cpu_time, vcpus, vcpu_sum, qemu_cpu;
+	double wait_sum, delay_sum; /* NAN: not reported */
 	long flavor_vcpus;
 	uint64_t gen;
 	struct disk_prev *disks;
@@ -552,15 +553,21 @@ static void emit_nic(struct emit *e, const struct vg_lv_domain *d,
 	sample(e, "net.tx.drops", VG_KIND_COUNTER, n->tx_drop);
 }
 
-static double vcpu_sum(const struct vg_lv_domain *d)
+/* Sum of a per-vCPU array; NAN if absent or any entry is unknown. */
+static double sum_of(const double *a, size_t n)
 {
 	double s = 0;
 
-	if (!d->nvcpu_times)
+	if (!a || !n)
 		return NAN;
-	for (size_t i = 0; i < d->nvcpu_times; i++)
-		s += d->vcpu_time_s[i]; /* NAN propagates: unknown sum */
+	for (size_t i = 0; i < n; i++)
+		s += a[i]; /* NAN propagates: unknown sum */
 	return s;
+}
+
+static double vcpu_sum(const struct vg_lv_domain *d)
+{
+	return sum_of(d->vcpu_time_s, d->nvcpu_times);
 }
 
 /* QEMU process overhead from /proc/<pid>/{stat,io}. */
@@ -707,7 +714,26 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 			char name[32];
 			snprintf(name, sizeof(name), "vcpu.%zu.time", i);
 			sample(&e, name, VG_KIND_COUNTER, d->vcpu_time_s[i]);
+			if (d->vcpu_wait_s) {
+				snprintf(name, sizeof(name), "vcpu.%zu.wait", i);
+				sample(&e, name, VG_KIND_COUNTER, d->vcpu_wait_s[i]);
+			}
+			if (d->vcpu_delay_s) {
+				snprintf(name, sizeof(name), "vcpu.%zu.delay", i);
+				sample(&e, name, VG_KIND_COUNTER, d->vcpu_delay_s[i]);
+			}
 		}
+		/* Contention in percent of the instance's vCPU capacity, the
+		 * same normalisation as cpu.util: a vCPU that wanted a host
+		 * CPU for the whole interval and never got it counts 100. */
+		if (derive && !vg_derive_cpu_util(P->wait_sum,
+						  sum_of(d->vcpu_wait_s, d->nvcpu_times),
+						  dt, d->vcpus, &v))
+			sample(&e, "cpu.wait", VG_KIND_GAUGE, v);
+		if (derive && !vg_derive_cpu_util(P->delay_sum,
+						  sum_of(d->vcpu_delay_s, d->nvcpu_times),
+						  dt, d->vcpus, &v))
+			sample(&e, "cpu.steal", VG_KIND_GAUGE, v);
 		if (isfinite(d->mem_available) && isfinite(d->mem_unused) &&
 		    d->mem_available >= d->mem_unused)
 			sample(&e, "memory.used", VG_KIND_GAUGE,
@@ -800,6 +826,8 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 	P->cpu_time = d->cpu_time_s;
 	P->vcpus = d->vcpus;
 	P->vcpu_sum = vcpu_sum(d);
+	P->wait_sum = sum_of(d->vcpu_wait_s, d->nvcpu_times);
+	P->delay_sum = sum_of(d->vcpu_delay_s, d->nvcpu_times);
 	P->qemu_cpu = qcpu;
 	P->flavor_vcpus = m->flavor_vcpus;
 	P->gen = p->gen;

@@ -34,6 +34,10 @@ const struct vg_metric_def vg_catalog[] = {
 	{"cpu.util", I, "%", G, "CPU utilisation normalised to the vCPU count: dcpu.time / (dt * vcpus) * 100"},
 	{"vcpus", I, "count", G, "number of vCPUs"},
 	{"vcpu.N.time", I, "s", C, "CPU time of vCPU N"},
+	{"vcpu.N.wait", I, "s", C, "time vCPU N was runnable but waited behind another task on its host CPU (libvirt vcpu.N.wait, sched wait_sum; stays 0 unless the host sets kernel.sched_schedstats=1)"},
+	{"vcpu.N.delay", I, "s", C, "time vCPU N spent in the host run queue instead of running (libvirt vcpu.N.delay, schedstat run_delay; the guest sees it as steal)"},
+	{"cpu.wait", I, "%", G, "vCPU wait in percent of the instance's vCPU capacity: dsum vcpu.N.wait / (dt * vcpus) * 100"},
+	{"cpu.steal", I, "%", G, "vCPU contention (steal-like) in percent of the instance's vCPU capacity: dsum vcpu.N.delay / (dt * vcpus) * 100; sustained values above a few percent mean the host CPUs are oversubscribed (noisy neighbours)"},
 	/* ---- instance: memory ---- */
 	{"memory.size", I, "B", G, "memory assigned to the guest now (balloon current)"},
 	{"memory.max", I, "B", G, "maximum memory the guest may be given (balloon maximum)"},

@@ -561,6 +561,11 @@ static void test_bulk_record(void **state)
 	set_int(&p[n++], "vcpu.0.state", 1);
 	set_ull(&p[n++], "vcpu.0.time", 5000000000ULL);
 	set_ull(&p[n++], "vcpu.1.time", 6000000000ULL);
+	set_ull(&p[n++], "vcpu.0.wait", 250000000ULL);
+	set_ull(&p[n++], "vcpu.1.wait", 0);
+	set_ull(&p[n++], "vcpu.0.delay", 1500000000ULL);
+	set_ull(&p[n++], "vcpu.1.delay", 500000000ULL);
+	set_ull(&p[n++], "balloon.swap_out", 20);
 	set_int(&p[n++], "net.count", 1);
 	set_str(&p[n++], "net.0.name", vnet0);
 	set_ull(&p[n++], "net.0.rx.bytes", 1000);
@@ -605,6 +610,13 @@ static void test_bulk_record(void **state)
 	assert_int_equal(d.nvcpu_times, 2); /* current, not maximum */
 	assert_true(d.vcpu_time_s[0] == 5.0);
 	assert_true(d.vcpu_time_s[1] == 6.0);
+	assert_non_null(d.vcpu_wait_s);
+	assert_non_null(d.vcpu_delay_s);
+	assert_true(d.vcpu_wait_s[0] == 0.25);
+	assert_true(d.vcpu_wait_s[1] == 0);
+	assert_true(d.vcpu_delay_s[0] == 1.5);
+	assert_true(d.vcpu_delay_s[1] == 0.5);
+	assert_true(d.mem_swap_out == 20480.0);
 	assert_int_equal(d.nnics, 1);
 	assert_string_equal(d.nics[0].dev, "vnet0");
 	assert_true(d.nics[0].rx_bytes == 1000);

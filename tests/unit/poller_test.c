@@ -272,6 +272,80 @@ static void test_derived_values(void **state)
 	vg_poller_free(p);
 }
 
+/* vCPU contention: vcpu.N.wait / vcpu.N.delay counters as reported, and
+ * cpu.wait / cpu.steal in percent of the instance's vCPU capacity. */
+static void test_vcpu_contention(void **state)
+{
+	struct vg_poller *p = new_poller();
+	struct vg_lv_domain d;
+	struct vg_batch *b;
+	double vt[2] = {10, 20}, vw[2] = {1, 0}, vd[2] = {2, 3};
+
+	(void)state;
+	init_dom(&d, A, "a", 1, 1, &meta_b);
+	d.cpu_time_s = 100;
+	d.nvcpu_times = 2;
+	d.vcpu_time_s = vt;
+	d.vcpu_wait_s = vw;
+	d.vcpu_delay_s = vd;
+	d.mem_swap_out = 8192;
+	b = apply(p, &d, 1, T0);
+	assert_true(must(b, A, "vcpu.0.wait") == 1);
+	assert_true(must(b, A, "vcpu.1.delay") == 3);
+	assert_true(must(b, A, "memory.swap.out") == 8192);
+	assert_false(sample_of(b, A, "cpu.steal", NULL));
+	vg_batch_free(b);
+
+	/* 10 s later on 2 vCPUs (20 vCPU-seconds): delay +1 and +4 s = 25 %,
+	 * wait +0.5 s = 2.5 % */
+	vw[0] = 1.5;
+	vd[0] = 3;
+	vd[1] = 7;
+	d.cpu_time_s = 110;
+	d.mem_swap_out = 16384;
+	b = apply(p, &d, 1, T0 + 10000);
+	assert_true(fabs(must(b, A, "cpu.steal") - 25.0) < EPS);
+	assert_true(fabs(must(b, A, "cpu.wait") - 2.5) < EPS);
+	assert_true(must(b, A, "vcpu.1.delay") == 7);
+	assert_true(must(b, A, "memory.swap.out") == 16384);
+	vg_batch_free(b);
+
+	/* a driver without the fields: no counter, no percentage */
+	d.vcpu_wait_s = d.vcpu_delay_s = NULL;
+	b = apply(p, &d, 1, T0 + 20000);
+	assert_false(sample_of(b, A, "vcpu.0.wait", NULL));
+	assert_false(sample_of(b, A, "cpu.steal", NULL));
+	assert_false(sample_of(b, A, "cpu.wait", NULL));
+	vg_batch_free(b);
+	vg_poller_free(p);
+}
+
+/* The host half from the /proc fixture: swap and host NIC values exactly
+ * as the fixture files say (lo and known vNICs are not host NICs). */
+static void test_host_values(void **state)
+{
+	struct vg_poller *p = new_poller();
+	struct vg_batch *b = vg_batch_new("h1", 1, 1, T0);
+	struct vg_poll_status st;
+
+	(void)state;
+	assert_int_equal(vg_poller_poll(p, T0, NULL, 0, b, &st), 0);
+	check_catalogue(b);
+	assert_true(must(b, "h1", "host.swap.total") == 2000000.0 * 1024);
+	assert_true(must(b, "h1", "host.swap.used") == 500000.0 * 1024);
+	assert_true(must(b, "h1-eth0", "hnic.rx.bytes") == 123456789);
+	assert_true(must(b, "h1-eth0", "hnic.rx.packets") == 100000);
+	assert_true(must(b, "h1-eth0", "hnic.rx.errors") == 1);
+	assert_true(must(b, "h1-eth0", "hnic.rx.drops") == 2);
+	assert_true(must(b, "h1-eth0", "hnic.tx.bytes") == 987654321);
+	assert_true(must(b, "h1-eth0", "hnic.tx.packets") == 90000);
+	assert_true(must(b, "h1-eth0", "hnic.tx.errors") == 3);
+	assert_true(must(b, "h1-eth0", "hnic.tx.drops") == 4);
+	assert_null(find_res(b, "h1-lo"));
+	vg_batch_free(b);
+	vg_poller_free(p);
+}
+
 static void test_lifecycle(void **state)
 {
 	struct vg_poller *p = new_poller();
@@ -506,6 +580,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_derived_values),
+		cmocka_unit_test(test_vcpu_contention),
+		cmocka_unit_test(test_host_values),
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_vanished_with_devices),
 		cmocka_unit_test(test_hostile_libvirt_names),
