@@ -308,6 +308,11 @@ int main(int argc, char **argv)
 		.libvirt_uri = cfg.agent_libvirt,
 		.proc_root = cfg.agent_proc_root,
 		.qemu_run_dir = a.run_dir,
+		.fs_include = cfg.agent_host_fs_include,
+		.fs_exclude = cfg.agent_host_fs_exclude,
+		.no_host_fs = !cfg.agent_host_fs,
+		.guest_fs_polls = cfg.agent_guest_fs_polls,
+		.guest_agent_retry_polls = cfg.agent_guest_agent_retry_polls,
 	};
 	struct vg_poller *poller = NULL;
 	if ((rc = vg_poller_new(&po, &poller))) {

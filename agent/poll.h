@@ -42,6 +42,14 @@ struct vg_poller_opts {
 	const char *proc_root;    /* NULL: "/proc" */
 	const char *qemu_run_dir; /* NULL: "/run/libvirt/qemu" */
 	unsigned xml_refresh_polls; /* 0: default (60) */
+	/* Host file systems (statvfs of <proc_root>/self/mounts entries):
+	 * comma lists of fnmatch patterns on mount point or type, see
+	 * vg_procfs_fs_selected. NULL/"": every non-pseudo mount. */
+	const char *fs_include, *fs_exclude;
+	int no_host_fs;           /* 1: do not report host file systems */
+	/* Guest file systems through the QEMU guest agent (vg_lv_opts). */
+	unsigned guest_fs_polls;  /* 0: off */
+	unsigned guest_agent_retry_polls;
 };
 
 /* Extra samples for the host resource (the agent's self-metrics). */
