@@ -11,7 +11,8 @@
  *   - active <-> inactive: STARTED / STOPPED; running <-> paused:
  *     SUSPENDED / RESUMED; an active domain whose id changed between two
  *     polls restarted: STOPPED then STARTED, and no derived values;
- *   - the flavor (name or vCPU count) changed: RESIZED with a JSON detail;
+ *   - the flavor (name or vCPU count) changed: RESIZED with a JSON detail
+ *     (derived; the exact one comes from agent/events.c at the restart);
  *   - a domain (or one of its disks/NICs) present last poll and absent now
  *     is emitted once more with state VG_RSTATE_ENDED and no samples, with
  *     STOPPED (it was active) or UNDEFINED (it was not) for the domain.
