@@ -44,7 +44,7 @@ struct vg_lv_opts {
 	 * the QEMU guest agent in the guest): asked every guest_fs_polls
 	 * polls per running domain (0: never). A domain whose agent does not
 	 * answer is asked again after guest_agent_retry_polls polls (0: 60);
-	 * a driver without the call is asked once in the agent's life. */
+	 * a driver other than QEMU is never asked. */
 	unsigned guest_fs_polls;
 	unsigned guest_agent_retry_polls;
 };
