@@ -324,7 +324,8 @@ if [[ $RUN_VIGIE == 1 ]]; then
 	# second of when the test caused it, and the month's invoice must show
 	# exactly the intervals between those instants. Shutdown: the guest has
 	# no OS to honour ACPI, so QEMU is told to quit through its monitor,
-	# which libvirt reports as a stop with reason "shutdown".
+	# which libvirt reports as a stop with reason "shutdown"; the quit
+	# answers nothing, so that step is done when virsh says "shut off".
 	ev_time() { # UUID TYPE NOT_BEFORE_MS : time of the first such event
 		awk -v u="$1" -v ty="$2" -v a="$3" '
 			index($0, "lifecycle event " ty " of " u " at ") {
@@ -343,6 +344,12 @@ if [[ $RUN_VIGIE == 1 ]]; then
 		"$@" >/dev/null 2>"$W/virsh.err"; rc=$?
 		a=$(date +%s%3N)
 		[[ -n ${STEP_OK_ERR:-} ]] && grep -qF "$STEP_OK_ERR" "$W/virsh.err" && rc=0
+		# STEP_UNTIL_OFF=1: the command returns before its effect (QEMU told
+		# to quit answers nothing): it is done when libvirt says shut off
+		if [[ ${STEP_UNTIL_OFF:-0} == 1 && $rc -eq 0 ]]; then
+			e2e_wait_for 10 eval "[[ \$($v domstate '$LIFE' 2>/dev/null | head -n 1) == 'shut off' ]]"
+			a=$(date +%s%3N)
+		fi
 		if [[ $rc -ne 0 ]]; then
 			e2e_diag "$(cat "$W/virsh.err")"
 			e2e_nok "lifecycle $name: '$*' failed"
@@ -379,7 +386,7 @@ if [[ $RUN_VIGIE == 1 ]]; then
 		step start 1 $v start "$LIFE" || return
 		step suspend 3 $v suspend "$LIFE"
 		step resume 4 $v resume "$LIFE"
-		STEP_OK_ERR="Connection reset by peer" step shutdown 2 $v qemu-monitor-command "$LIFE" '{"execute":"quit"}'
+		STEP_OK_ERR="Connection reset by peer" STEP_UNTIL_OFF=1 step shutdown 2 $v qemu-monitor-command "$LIFE" '{"execute":"quit"}'
 		e2e_diag "shutdown detail: $(grep -F "lifecycle event 2 of $LIFE_UUID at ${EV_T[shutdown]:-x} ms" "$W/agent.log" | sed 's/.*ms: //')"
 		step start2 1 $v start "$LIFE" || return
 		step destroy 2 $v destroy "$LIFE"
