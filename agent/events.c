@@ -31,6 +31,9 @@
  * after the dispatch returns (never from inside libvirt's callback). A
  * full list drops the start (counted): polling then sees the resize. */
 #define MAX_STARTS 1024
+/* Flavors remembered (entries survive UNDEFINED: a resize may undefine and
+ * define again); past this many, all are forgotten and re-learnt. */
+#define MAX_FLAVORS 65536
 
 struct flavor {
 	char name[128];
@@ -219,6 +222,17 @@ static void flavor_json(const struct flavor *f, char *out, size_t len)
 					      n ? "," : "", num[i].k, num[i].v);
 }
 
+static void flavors_clear(struct vg_events *e)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *it;
+
+	while ((it = vg_hmap_next(&e->flavors, &pos)))
+		free(it->value);
+	vg_hmap_release(&e->flavors);
+	vg_hmap_init(&e->flavors);
+}
+
 /* Remember f for uuid; 1 if a different flavor was known before. */
 static int flavor_update(struct vg_events *e, const char *uuid,
 			 const struct flavor *f, struct flavor *old)
@@ -235,6 +249,8 @@ static int flavor_update(struct vg_events *e, const char *uuid,
 		*k = *f;
 		return changed && (f->name[0] || f->vcpus >= 0);
 	}
+	if (vg_hmap_count(&e->flavors) >= MAX_FLAVORS)
+		flavors_clear(e); /* bound: forget all, re-learn at next starts */
 	if (!(k = malloc(sizeof(*k))))
 		return 0;
 	*k = *f;
@@ -458,10 +474,7 @@ void vg_events_stop(struct vg_events *e)
 	pthread_join(e->thread, NULL);
 	virEventRemoveTimeout(e->timer);
 	pthread_mutex_destroy(&e->lock);
-	size_t pos = 0;
-	const struct vg_hmap_entry *it;
-	while ((it = vg_hmap_next(&e->flavors, &pos)))
-		free(it->value);
+	flavors_clear(e);
 	vg_hmap_release(&e->flavors);
 	free(e->uri);
 	free(e);

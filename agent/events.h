@@ -34,6 +34,9 @@
  * returns, never inside its callback. A domain that arrives from another
  * host (resize to another host) has no previous flavor here: the billing
  * then takes the flavor from the resource's own fields at the first poll.
+ * At most 65536 flavors are remembered (then all are forgotten and learnt
+ * again); at most 1024 starts wait for their check per loop pass (more are
+ * delivered without a flavor and counted in resize_dropped).
  *
  * Threading: the callback runs on the event thread; vg_events_stop joins
  * it. Start/stop from one thread.
