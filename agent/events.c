@@ -22,8 +22,29 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "agent/domxml.h"
 #include "agent/events.h"
 #include "vigie/batch.h"
+#include "vigie/hmap.h"
+
+/* Domains started since the last pass of the loop, whose live XML is read
+ * after the dispatch returns (never from inside libvirt's callback). A
+ * full list drops the start (counted): polling then sees the resize. */
+#define MAX_STARTS 1024
+/* Flavors remembered (entries survive UNDEFINED: a resize may undefine and
+ * define again); past this many, all are forgotten and re-learnt. */
+#define MAX_FLAVORS 65536
+
+struct flavor {
+	char name[128];
+	long vcpus, memory_mb, disk_gb;
+};
+
+struct start {
+	char uuid[VIR_UUID_STRING_BUFLEN];
+	int64_t t;
+	char detail[128];
+};
 
 struct vg_events {
 	char *uri;
@@ -39,6 +60,10 @@ struct vg_events {
 	int dead;             /* set by the close callback */
 	int64_t next_try_ms, backoff_ms;
 	struct vg_events_stats st; /* under lock */
+	/* resize detection, event thread only */
+	struct vg_hmap flavors;     /* uuid -> struct flavor: last one seen */
+	struct start starts[MAX_STARTS];
+	size_t nstarts;
 };
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -128,11 +153,185 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int ev, int det,
 	type = vg_events_map(ev, det, detail, sizeof(detail));
 	if (!type || virDomainGetUUIDString(dom, uuid) < 0)
 		return 0;
+	if (type == VG_EV_STARTED && ev == VIR_DOMAIN_EVENT_STARTED) {
+		/* Delivered by check_starts with the flavor it runs with, as
+		 * soon as this dispatch returns. */
+		pthread_mutex_lock(&e->lock);
+		if (e->nstarts < MAX_STARTS) {
+			struct start *s = &e->starts[e->nstarts++];
+			memcpy(s->uuid, uuid, sizeof(uuid));
+			s->t = t;
+			snprintf(s->detail, sizeof(s->detail), "%s", detail);
+			pthread_mutex_unlock(&e->lock);
+			return 0;
+		}
+		e->st.resize_dropped++;
+		pthread_mutex_unlock(&e->lock);
+	}
 	e->fn(e->ctx, uuid, type, t, detail);
 	pthread_mutex_lock(&e->lock);
 	e->st.delivered++;
 	pthread_mutex_unlock(&e->lock);
 	return 0;
+}
+
+/* ---- resizes --------------------------------------------------------------- */
+
+static int flavor_of(virDomainPtr dom, struct flavor *f)
+{
+	char *xml = virDomainGetXMLDesc(dom, 0); /* live if running */
+	struct vg_domxml m;
+	int rc = -EIO;
+
+	if (!xml)
+		return rc;
+	if (vg_domxml_parse(xml, &m) == 0) {
+		memset(f, 0, sizeof(*f));
+		snprintf(f->name, sizeof(f->name), "%s", m.flavor ? m.flavor : "");
+		f->vcpus = m.flavor_vcpus;
+		f->memory_mb = m.flavor_memory_mb;
+		f->disk_gb = m.flavor_disk_gb;
+		vg_domxml_clear(&m);
+		rc = 0;
+	}
+	free(xml);
+	return rc;
+}
+
+/* The known parts of f as JSON members ("flavor":"m1.large","vcpus":4,...)
+ * without braces; "" when nothing is known (a domain without Nova or
+ * vigie metadata), so no consumer mistakes "" for a flavor. */
+static void flavor_json(const struct flavor *f, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (f->name[0]) {
+		n = (size_t)snprintf(out, len, "\"flavor\":\"");
+		for (const char *c = f->name; *c && n + 2 < len && n < 300; c++)
+			if ((unsigned char)*c >= 0x20 && *c != '"' && *c != '\\')
+				out[n++] = *c;
+		out[n++] = '"';
+		out[n] = '\0';
+	}
+	const struct { const char *k; long v; } num[] = {
+		{"vcpus", f->vcpus}, {"memory_mb", f->memory_mb}, {"disk_gb", f->disk_gb}};
+	for (size_t i = 0; i < 3 && n < len; i++)
+		if (num[i].v >= 0)
+			n += (size_t)snprintf(out + n, len - n, "%s\"%s\":%ld",
+					      n ? "," : "", num[i].k, num[i].v);
+}
+
+static void flavors_clear(struct vg_events *e)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *it;
+
+	while ((it = vg_hmap_next(&e->flavors, &pos)))
+		free(it->value);
+	vg_hmap_release(&e->flavors);
+	vg_hmap_init(&e->flavors);
+}
+
+/* Remember f for uuid; 1 if a different flavor was known before. */
+static int flavor_update(struct vg_events *e, const char *uuid,
+			 const struct flavor *f, struct flavor *old)
+{
+	struct flavor *k = vg_hmap_gets(&e->flavors, uuid);
+
+	if (k) {
+		int changed = strcmp(k->name, f->name) ||
+			      (k->vcpus >= 0 && f->vcpus >= 0 && k->vcpus != f->vcpus) ||
+			      (k->memory_mb >= 0 && f->memory_mb >= 0 &&
+			       k->memory_mb != f->memory_mb) ||
+			      (k->disk_gb >= 0 && f->disk_gb >= 0 && k->disk_gb != f->disk_gb);
+		*old = *k;
+		*k = *f;
+		return changed && (f->name[0] || f->vcpus >= 0);
+	}
+	if (vg_hmap_count(&e->flavors) >= MAX_FLAVORS)
+		flavors_clear(e); /* bound: forget all, re-learn at next starts */
+	if (!(k = malloc(sizeof(*k))))
+		return 0;
+	*k = *f;
+	if (vg_hmap_puts(&e->flavors, uuid, k))
+		free(k);
+	return 0;
+}
+
+/* The flavor of every domain at connection time: what a later start is
+ * compared with. One XML read per domain, once per connection. */
+static void prime_flavors(struct vg_events *e)
+{
+	virDomainPtr *doms = NULL;
+	int n = virConnectListAllDomains(e->conn, &doms, 0);
+
+	for (int i = 0; i < n; i++) {
+		char uuid[VIR_UUID_STRING_BUFLEN];
+		struct flavor f, old;
+
+		if (virDomainGetUUIDString(doms[i], uuid) == 0 &&
+		    flavor_of(doms[i], &f) == 0)
+			flavor_update(e, uuid, &f, &old);
+		virDomainFree(doms[i]);
+	}
+	free(doms);
+}
+
+/* After a dispatch: for each domain that started, compare the flavor it
+ * runs with to the one known before; a different one took effect at the
+ * start (a Nova resize stops, redefines and starts the domain, and a
+ * redefinition of a running domain waits for the next start), so RESIZED
+ * carries the STARTED event's own instant. */
+static void check_starts(struct vg_events *e)
+{
+	struct start st[MAX_STARTS];
+	size_t n;
+
+	pthread_mutex_lock(&e->lock);
+	n = e->nstarts;
+	memcpy(st, e->starts, n * sizeof(st[0]));
+	e->nstarts = 0;
+	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i < n; i++) {
+		virDomainPtr dom = e->conn ? virDomainLookupByUUIDString(e->conn, st[i].uuid) : NULL;
+		struct flavor f, old;
+		char fl[400], detail[600];
+		int rc = -1, changed = 0;
+
+		if (dom) {
+			rc = flavor_of(dom, &f);
+			virDomainFree(dom);
+		}
+		if (rc == 0) {
+			changed = flavor_update(e, st[i].uuid, &f, &old);
+			flavor_json(&f, fl, sizeof(fl));
+			/* STARTED carries the flavor it runs with, so billing's
+			 * start at this instant has it (a RESIZED at the same
+			 * instant would sort before the start). */
+			size_t dl = strlen(st[i].detail);
+			if (!fl[0])
+				snprintf(detail, sizeof(detail), "%s", st[i].detail);
+			else if (dl > 1 && st[i].detail[dl - 1] == '}')
+				snprintf(detail, sizeof(detail), "%.*s,%s}", (int)(dl - 1),
+					 st[i].detail, fl);
+			else
+				snprintf(detail, sizeof(detail), "{%s}", fl);
+		} else {
+			snprintf(detail, sizeof(detail), "%s", st[i].detail);
+		}
+		e->fn(e->ctx, st[i].uuid, VG_EV_STARTED, st[i].t, detail);
+		if (changed && fl[0]) {
+			snprintf(detail, sizeof(detail),
+				 "{%s,\"libvirt\":\"started\",\"previous_vcpus\":%ld,"
+				 "\"previous_memory_mb\":%ld}", fl, old.vcpus, old.memory_mb);
+			e->fn(e->ctx, st[i].uuid, VG_EV_RESIZED, st[i].t, detail);
+		}
+		pthread_mutex_lock(&e->lock);
+		e->st.delivered += 1 + (changed != 0);
+		e->st.resized += changed != 0;
+		pthread_mutex_unlock(&e->lock);
+	}
 }
 
 static void on_close(virConnectPtr conn, int reason, void *opaque)
@@ -185,6 +384,7 @@ static void try_connect(struct vg_events *e)
 		return;
 	}
 	e->backoff_ms = 1000;
+	prime_flavors(e);
 	pthread_mutex_lock(&e->lock);
 	e->st.connects++;
 	e->st.connected = 1;
@@ -208,6 +408,7 @@ static void *run(void *arg)
 		if (!e->conn)
 			try_connect(e);
 		virEventRunDefaultImpl();
+		check_starts(e);
 	}
 	disconnect(e);
 	return NULL;
@@ -240,6 +441,7 @@ int vg_events_start(const struct vg_events_opts *o, struct vg_events **out,
 	e->ctx = o->ctx;
 	e->cb_id = -1;
 	e->backoff_ms = 1000;
+	vg_hmap_init(&e->flavors);
 	pthread_mutex_init(&e->lock, NULL);
 	e->timer = virEventAddTimeout(1000, on_tick, NULL, NULL);
 	/* The first connection on the caller's thread, before the poller's:
@@ -272,6 +474,8 @@ void vg_events_stop(struct vg_events *e)
 	pthread_join(e->thread, NULL);
 	virEventRemoveTimeout(e->timer);
 	pthread_mutex_destroy(&e->lock);
+	flavors_clear(e);
+	vg_hmap_release(&e->flavors);
 	free(e->uri);
 	free(e);
 }

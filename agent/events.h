@@ -23,6 +23,21 @@
  * through a second connection in the test process; the proof against a
  * real libvirtd with QEMU is in tests/e2e.
  *
+ * Resizes: a Nova resize stops the domain, redefines it with the new
+ * flavor (DEFINED/UPDATED, or UNDEFINED then DEFINED) and starts it again.
+ * The module keeps the flavor each domain was last seen with (read from
+ * every domain's XML when the connection opens, then from the live XML
+ * after each STARTED) and, when a start runs a different flavor, hands a
+ * RESIZED event with the STARTED event's own instant and the new flavor
+ * ({"flavor":..,"vcpus":..,"memory_mb":..,"disk_gb":..}) — the instant
+ * the new flavor took effect. The XML is read after libvirt's dispatch
+ * returns, never inside its callback. A domain that arrives from another
+ * host (resize to another host) has no previous flavor here: the billing
+ * then takes the flavor from the resource's own fields at the first poll.
+ * At most 65536 flavors are remembered (then all are forgotten and learnt
+ * again); at most 1024 starts wait for their check per loop pass (more are
+ * delivered without a flavor and counted in resize_dropped).
+ *
  * Threading: the callback runs on the event thread; vg_events_stop joins
  * it. Start/stop from one thread.
  */
@@ -50,6 +65,9 @@ struct vg_events_stats {
 	uint64_t received;  /* lifecycle events from libvirt */
 	uint64_t delivered; /* mapped and handed to fn */
 	uint64_t connects;  /* successful (re)connections */
+	uint64_t resized;   /* RESIZED events sent (included in delivered) */
+	uint64_t resize_dropped; /* starts not checked for a resize (more
+				    than 1024 in one loop pass) */
 	int connected;
 };
 

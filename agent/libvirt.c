@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -47,6 +48,8 @@ struct cache_entry {
 	unsigned age;  /* polls since the XML was read */
 	unsigned unknown_age; /* polls since an unknown device forced a read */
 	uint64_t gen;  /* last poll that saw the domain */
+	unsigned gfs_wait;  /* polls until the guest agent is asked again */
+	int gfs_noagent;    /* the last guest-agent call failed */
 	int pid;
 	struct vg_domxml meta;
 };
@@ -67,6 +70,11 @@ struct vg_lv {
 	int blkinfo;       /* ... virDomainGetBlockInfo */
 	int getvcpus;      /* ... virDomainGetVcpus */
 	int memstats;      /* ... virDomainMemoryStats */
+	int guestinfo;     /* ... virDomainGetGuestInfo */
+	unsigned gfs_polls, gfs_retry;
+	virConnectPtr gconn; /* read-write, only if the read-only one is
+				refused virDomainGetGuestInfo */
+	struct vg_lv_guest_stats gst;
 	struct vg_hmap cache;   /* uuid -> struct cache_entry */
 	char err[512];
 };
@@ -150,6 +158,8 @@ int vg_lv_new(const struct vg_lv_opts *o, struct vg_lv **out)
 		return -ENOMEM;
 	}
 	lv->refresh = o->xml_refresh_polls ? o->xml_refresh_polls : 60;
+	lv->gfs_polls = o->guest_fs_polls;
+	lv->gfs_retry = o->guest_agent_retry_polls ? o->guest_agent_retry_polls : 60;
 	lv->backoff_ms = BACKOFF_MIN_MS;
 	*out = lv;
 	return 0;
@@ -180,6 +190,10 @@ void vg_lv_free(struct vg_lv *lv)
 
 void vg_lv_disconnect(struct vg_lv *lv)
 {
+	if (lv && lv->gconn) {
+		virConnectClose(lv->gconn);
+		lv->gconn = NULL;
+	}
 	if (!lv || !lv->conn)
 		return;
 	virConnectClose(lv->conn);
@@ -359,7 +373,8 @@ struct bulk {
 	/* Indexed by the bulk call's own numbering. */
 	struct vg_lv_disk *blocks;
 	struct vg_lv_nic *nets;
-	double *vcpu_time;
+	double *vcpu_time, *vcpu_wait, *vcpu_delay;
+	int have_wait, have_delay;
 };
 
 /* Count arrays first so a record is scanned twice at most. */
@@ -432,7 +447,9 @@ static int parse_record(struct vg_lv_snapshot *s, const virTypedParameter *param
 		return -ENOMEM;
 	if (b->nnet && !(b->nets = arena_alloc(s, b->nnet * sizeof(*b->nets))))
 		return -ENOMEM;
-	if (b->nvcpu && !(b->vcpu_time = arena_alloc(s, b->nvcpu * sizeof(double))))
+	if (b->nvcpu && (!(b->vcpu_time = arena_alloc(s, b->nvcpu * sizeof(double))) ||
+			 !(b->vcpu_wait = arena_alloc(s, b->nvcpu * sizeof(double))) ||
+			 !(b->vcpu_delay = arena_alloc(s, b->nvcpu * sizeof(double)))))
 		return -ENOMEM;
 	for (size_t i = 0; i < b->nblock; i++) {
 		memset(&b->blocks[i], 0, sizeof(b->blocks[i]));
@@ -443,7 +460,7 @@ static int parse_record(struct vg_lv_snapshot *s, const virTypedParameter *param
 		init_nic(&b->nets[i]);
 	}
 	for (size_t i = 0; i < b->nvcpu; i++)
-		b->vcpu_time[i] = NAN;
+		b->vcpu_time[i] = b->vcpu_wait[i] = b->vcpu_delay[i] = NAN;
 
 	for (int i = 0; i < nparams; i++) {
 		const virTypedParameter *p = &params[i];
@@ -496,9 +513,17 @@ static int parse_record(struct vg_lv_snapshot *s, const virTypedParameter *param
 			b->have[VG_LV_G_VCPU] = 1;
 			if (!strcmp(f + 5, "current"))
 				d->vcpus = v;
-			else if ((rest = index_field(f + 5, &idx)) && idx < b->nvcpu &&
-				 !strcmp(rest, "time"))
-				b->vcpu_time[idx] = v / 1e9;
+			else if ((rest = index_field(f + 5, &idx)) && idx < b->nvcpu) {
+				if (!strcmp(rest, "time")) {
+					b->vcpu_time[idx] = v / 1e9;
+				} else if (!strcmp(rest, "wait")) {
+					b->vcpu_wait[idx] = v / 1e9;
+					b->have_wait = 1;
+				} else if (!strcmp(rest, "delay")) {
+					b->vcpu_delay[idx] = v / 1e9;
+					b->have_delay = 1;
+				}
+			}
 			break;
 		case 'n':
 			if (strncmp(f, "net.", 4))
@@ -512,6 +537,18 @@ static int parse_record(struct vg_lv_snapshot *s, const virTypedParameter *param
 		}
 	}
 	return 0;
+}
+
+/* The per-vCPU arrays of a record, cut to the current vCPU count (the
+ * bulk call sizes them by the maximum). */
+static void set_vcpu_arrays(struct vg_lv_domain *d, const struct bulk *b)
+{
+	d->vcpu_time_s = b->vcpu_time;
+	d->vcpu_wait_s = b->have_wait ? b->vcpu_wait : NULL;
+	d->vcpu_delay_s = b->have_delay ? b->vcpu_delay : NULL;
+	d->nvcpu_times = b->nvcpu;
+	if (isfinite(d->vcpus) && (size_t)d->vcpus < b->nvcpu)
+		d->nvcpu_times = (size_t)d->vcpus;
 }
 
 int vg_lv_parse_bulk(struct vg_lv_snapshot *snap, const virTypedParameter *params,
@@ -528,10 +565,7 @@ int vg_lv_parse_bulk(struct vg_lv_snapshot *snap, const virTypedParameter *param
 	d->ndisks = b.nblock;
 	d->nics = b.nets;
 	d->nnics = b.nnet;
-	d->vcpu_time_s = b.vcpu_time;
-	d->nvcpu_times = b.nvcpu;
-	if (isfinite(d->vcpus) && (size_t)d->vcpus < b.nvcpu)
-		d->nvcpu_times = (size_t)d->vcpus;
+	set_vcpu_arrays(d, &b);
 	*groups = 0;
 	for (int g = 0; g < VG_LV_NGROUPS; g++)
 		if (b.have[g])
@@ -733,6 +767,164 @@ static void fb_nic(virDomainPtr dom, struct vg_lv_nic *n)
 	if (st.tx_drop >= 0) n->tx_drop = (double)st.tx_drop;
 }
 
+/* ---- guest file systems (QEMU guest agent) ------------------------------ */
+
+static int cmp_fs(const void *a, const void *b)
+{
+	return strcmp(((const struct vg_lv_fs *)a)->mountpoint,
+		      ((const struct vg_lv_fs *)b)->mountpoint);
+}
+
+int vg_lv_parse_guest_fs(struct vg_lv_snapshot *s, const virTypedParameter *params,
+			 int nparams, struct vg_lv_domain *d)
+{
+	size_t n = 0;
+
+	d->nfs = 0;
+	d->fs = NULL;
+	for (int i = 0; i < nparams; i++)
+		if (!strcmp(params[i].field, "fs.count")) {
+			double v = tp_num(&params[i]);
+			if (v >= 0 && v <= 4096)
+				n = (size_t)v;
+		}
+	if (!n)
+		return 0;
+	struct vg_lv_fs *fs = arena_alloc(s, n * sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		memset(&fs[i], 0, sizeof(fs[i]));
+		fs[i].total = fs[i].used = NAN;
+	}
+	for (int i = 0; i < nparams; i++) {
+		const virTypedParameter *p = &params[i];
+		const char *rest;
+		size_t idx, didx;
+
+		if (strncmp(p->field, "fs.", 3) ||
+		    !(rest = index_field(p->field + 3, &idx)) || idx >= n)
+			continue;
+		struct vg_lv_fs *f = &fs[idx];
+		const char *str = p->type == VIR_TYPED_PARAM_STRING ? p->value.s : NULL;
+		if (!strcmp(rest, "mountpoint")) {
+			if (str && *str && !(f->mountpoint = arena_strdup(s, str)))
+				return -ENOMEM;
+		} else if (!strcmp(rest, "name")) {
+			if (str && !(f->device = arena_strdup(s, str)))
+				return -ENOMEM;
+		} else if (!strcmp(rest, "fstype")) {
+			if (str && !(f->fstype = arena_strdup(s, str)))
+				return -ENOMEM;
+		} else if (!strcmp(rest, "total-bytes")) {
+			f->total = tp_num(p);
+		} else if (!strcmp(rest, "used-bytes")) {
+			f->used = tp_num(p);
+		} else if (!strncmp(rest, "disk.", 5) &&
+			   (rest = index_field(rest + 5, &didx)) && didx == 0 &&
+			   !strcmp(rest, "alias")) {
+			if (str && !(f->disk = arena_strdup(s, str)))
+				return -ENOMEM;
+		}
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (fs[i].mountpoint)
+			fs[k++] = fs[i];
+	qsort(fs, k, sizeof(*fs), cmp_fs);
+	d->fs = k ? fs : NULL;
+	d->nfs = k;
+	return 0;
+}
+
+static int last_denied(void)
+{
+	virErrorPtr e = virGetLastError();
+
+	return e && (e->code == VIR_ERR_OPERATION_DENIED ||
+		     e->code == VIR_ERR_AUTH_FAILED);
+}
+
+/* Ask one running domain's guest agent for its file systems. A failure
+ * (no agent in the guest, agent not answering) is counted and puts the
+ * domain on the slow retry schedule; nothing is logged per poll. */
+static int guest_fs(struct vg_lv *lv, struct vg_lv_snapshot *s,
+		    virDomainPtr dom, struct cache_entry *e,
+		    struct vg_lv_domain *d)
+{
+	virTypedParameterPtr params = NULL;
+	int n = 0, r, rc = 0, code = 0;
+
+	if (lv->guestinfo == VG_LV_UNKNOWN) {
+		/* Only QEMU domains have a guest agent; asking another driver
+		 * (the test driver refuses the call on a read-only connection,
+		 * and a read-write one re-reads its whole node file) costs
+		 * without ever answering. */
+		const char *type = virConnectGetType(lv->conn);
+		if (!type || strcasecmp(type, "QEMU")) {
+			lv->guestinfo = VG_LV_NO;
+			lv->gst.supported = VG_LV_NO;
+			return 0;
+		}
+	}
+	lv->gst.queries++;
+	r = virDomainGetGuestInfo(dom, VIR_DOMAIN_GUEST_INFO_FILESYSTEM,
+				  &params, &n, 0);
+	if (r < 0 && last_denied()) {
+		/* Guest-agent calls are refused on read-only connections by
+		 * some libvirt versions: ask through a read-write one. */
+		if (!lv->gconn)
+			lv->gconn = virConnectOpen(lv->uri);
+		virDomainPtr gd = lv->gconn ? virDomainLookupByUUIDString(lv->gconn, e->uuid) : NULL;
+		if (!lv->gconn) {
+			lv->guestinfo = VG_LV_NO;
+			lv->gst.supported = VG_LV_NO;
+			return 0;
+		}
+		r = gd ? virDomainGetGuestInfo(gd, VIR_DOMAIN_GUEST_INFO_FILESYSTEM,
+					       &params, &n, 0) : -1;
+		code = r < 0 && virGetLastError() ? virGetLastError()->code : 0;
+		if (gd)
+			virDomainFree(gd); /* resets the last error */
+	} else if (r < 0) {
+		code = virGetLastError() ? virGetLastError()->code : 0;
+	}
+	if (r < 0) {
+		/* Only "the driver has no such call" stops asking for good: a
+		 * guest without an agent channel says ARGUMENT_UNSUPPORTED
+		 * ("QEMU guest agent is not configured"), a per-domain fact. */
+		if (code == VIR_ERR_NO_SUPPORT && lv->guestinfo != VG_LV_YES) {
+			lv->guestinfo = VG_LV_NO; /* the driver cannot: never again */
+			lv->gst.supported = VG_LV_NO;
+			return 0;
+		}
+		lv->gst.failures++;
+		e->gfs_noagent = 1;
+		e->gfs_wait = lv->gfs_retry - 1;
+		return 0;
+	}
+	lv->guestinfo = VG_LV_YES;
+	lv->gst.supported = VG_LV_YES;
+	e->gfs_noagent = 0;
+	e->gfs_wait = lv->gfs_polls - 1;
+	rc = vg_lv_parse_guest_fs(s, params, n, d);
+	virTypedParamsFree(params, n);
+	return rc;
+}
+
+void vg_lv_guest_stats(const struct vg_lv *lv, struct vg_lv_guest_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!lv)
+		return;
+	*out = lv->gst;
+	out->supported = lv->guestinfo;
+	size_t pos = 0;
+	const struct vg_hmap_entry *it;
+	while ((it = vg_hmap_next(&lv->cache, &pos)))
+		out->no_agent += ((const struct cache_entry *)it->value)->gfs_noagent != 0;
+}
+
 /* ---- one domain ------------------------------------------------------- */
 
 /* Does the bulk call name a device the cached XML does not know? */
@@ -823,10 +1015,17 @@ static int one_domain(struct vg_lv *lv, struct vg_lv_snapshot *s,
 		if ((rc = fb_vcpus(lv, s, dom, d)))
 			return rc;
 	} else if (b.nvcpu) {
-		d->vcpu_time_s = b.vcpu_time;
-		d->nvcpu_times = b.nvcpu;
-		if (isfinite(d->vcpus) && (size_t)d->vcpus < b.nvcpu)
-			d->nvcpu_times = (size_t)d->vcpus;
+		set_vcpu_arrays(d, &b);
+	}
+
+	if (lv->gfs_polls && lv->guestinfo != VG_LV_NO &&
+	    (d->state == VIR_DOMAIN_RUNNING || d->state == VIR_DOMAIN_BLOCKED)) {
+		if (e->gfs_wait > 0)
+			e->gfs_wait--;
+		else if ((rc = guest_fs(lv, s, dom, e, d)))
+			return rc;
+	} else {
+		e->gfs_noagent = 0; /* not running: nothing to wait for */
 	}
 
 	const struct vg_domxml *m = &e->meta;

@@ -40,6 +40,13 @@ struct vg_lv_opts {
 	const char *uri;          /* "qemu:///system", "test:///default" */
 	const char *qemu_run_dir; /* where <name>.pid files live; NULL: none */
 	unsigned xml_refresh_polls; /* re-read the XML every N polls (0: 60) */
+	/* Guest file systems (virDomainGetGuestInfo, filesystem group; needs
+	 * the QEMU guest agent in the guest): asked every guest_fs_polls
+	 * polls per running domain (0: never). A domain whose agent does not
+	 * answer is asked again after guest_agent_retry_polls polls (0: 60);
+	 * a driver other than QEMU is never asked. */
+	unsigned guest_fs_polls;
+	unsigned guest_agent_retry_polls;
 };
 
 /* Stats groups (bit numbers) and what is known of their support. */
@@ -74,6 +81,16 @@ struct vg_lv_nic {
 	double tx_bytes, tx_packets, tx_errs, tx_drop;
 };
 
+/* A guest file system as the guest agent reports it (bytes). */
+struct vg_lv_fs {
+	const char *mountpoint; /* "/", "C:\\" */
+	const char *device;     /* guest device name: "/dev/vda1", may be NULL */
+	const char *fstype;     /* "ext4", may be NULL */
+	const char *disk;       /* the domain's disk target backing it: "vda",
+				   NULL if unknown (first disk only) */
+	double total, used;     /* NAN where not reported */
+};
+
 struct vg_lv_domain {
 	const char *uuid; /* "6695eb01-f6a4-8304-79aa-97f2502e193f" */
 	const char *name;
@@ -89,6 +106,13 @@ struct vg_lv_domain {
 	double vcpus;     /* current vCPU count */
 	size_t nvcpu_times;
 	const double *vcpu_time_s; /* per vCPU, NAN where unknown */
+	/* vCPU contention, per vCPU, seconds, nvcpu_times entries or NULL
+	 * (bulk vcpu group only; no fallback call reports them):
+	 * wait  = vcpu.N.wait, time runnable but behind another task on the
+	 *         host CPU (sched wait_sum; 0 unless kernel.sched_schedstats=1);
+	 * delay = vcpu.N.delay, time spent in the run queue instead of
+	 *         running (schedstat run_delay; what the guest sees as steal). */
+	const double *vcpu_wait_s, *vcpu_delay_s;
 	/* balloon / memory stats, bytes (faults are counts) */
 	double mem_current, mem_max;
 	double mem_available, mem_unused, mem_usable, mem_rss;
@@ -98,6 +122,18 @@ struct vg_lv_domain {
 	size_t ndisks, nnics;
 	struct vg_lv_disk *disks;
 	struct vg_lv_nic *nics;
+	/* Guest file systems, sorted by mount point; nfs == 0 and fs NULL in
+	 * polls that did not ask (or got no answer). */
+	size_t nfs;
+	struct vg_lv_fs *fs;
+};
+
+/* The guest-agent side of the source (counters since vg_lv_new). */
+struct vg_lv_guest_stats {
+	uint64_t queries;   /* virDomainGetGuestInfo calls */
+	uint64_t failures;  /* calls that failed (no agent, agent timeout) */
+	uint64_t no_agent;  /* running domains now waiting for a retry */
+	int supported;      /* enum vg_lv_support of the call itself */
 };
 
 /* One poll's result. Owns its arrays and most strings, but meta and the
@@ -144,6 +180,17 @@ const char *vg_lv_error(const struct vg_lv *lv);
 
 /* What is known of a group's support (enum vg_lv_support). */
 int vg_lv_group_support(const struct vg_lv *lv, int group);
+
+void vg_lv_guest_stats(const struct vg_lv *lv, struct vg_lv_guest_stats *out);
+
+/* Parse virDomainGetGuestInfo's filesystem parameters (fs.count,
+ * fs.N.mountpoint, fs.N.name, fs.N.fstype, fs.N.total-bytes,
+ * fs.N.used-bytes, fs.N.disk.M.alias) into d->fs / d->nfs, sorted by
+ * mount point; entries without a mount point are dropped. Strings and the
+ * array live in snap's arena. 0 or -ENOMEM. Pure, for tests. */
+int vg_lv_parse_guest_fs(struct vg_lv_snapshot *snap,
+			 const virTypedParameter *params, int nparams,
+			 struct vg_lv_domain *d);
 
 /* Parse one bulk-stats record's typed parameters (as vg_lv_poll does for
  * each virDomainStatsRecord) into *d: units converted (ns -> s, KiB -> B),

@@ -283,7 +283,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	/* The spool's files and directories are its user's and its group's
-	 * at most, whoever started it (issue 20); the key file is checked
+	 * at most, whoever started it; the key file is checked
 	 * where it is read. */
 	umask(umask(0) | 027);
 	vg_log_init(PROG, VG_LOG_INFO);
@@ -300,10 +300,6 @@ int main(int argc, char **argv)
 					sizeof(err)) != 0)
 		return bad_usage("--log-level: %s", err, NULL);
 	vg_log_set_level(cfg.log_level);
-	if (geteuid() == 0)
-		vg_log(VG_LOG_WARN, "running as root: vigie-agent needs no privilege "
-		       "but libvirt's read-only socket; run it as the vigie user "
-		       "(vigie-agent(8))");
 	if (a.clock_start && (parse_number(a.clock_start, &cstart) || cstart < 0))
 		return bad_usage("--clock-start: '%s' is not epoch seconds >= 0", a.clock_start, NULL);
 	if (a.clock_step && (parse_number(a.clock_step, &cstep) || cstep <= 0))
@@ -343,6 +339,11 @@ int main(int argc, char **argv)
 		.libvirt_uri = cfg.agent_libvirt,
 		.proc_root = cfg.agent_proc_root,
 		.qemu_run_dir = a.run_dir,
+		.fs_include = cfg.agent_host_fs_include,
+		.fs_exclude = cfg.agent_host_fs_exclude,
+		.no_host_fs = !cfg.agent_host_fs,
+		.guest_fs_polls = cfg.agent_guest_fs_polls,
+		.guest_agent_retry_polls = cfg.agent_guest_agent_retry_polls,
 	};
 	struct vg_poller *poller = NULL;
 	if ((rc = vg_poller_new(&po, &poller))) {
@@ -406,6 +407,11 @@ int main(int argc, char **argv)
 				 rc == -EINVAL ? "not a valid nanomsg address" : strerror(-rc));
 	}
 
+	/* said once the daemon runs (a usage error stays one line) */
+	if (geteuid() == 0)
+		vg_log(VG_LOG_WARN, "running as root: vigie-agent needs no privilege "
+		       "but libvirt's read-only socket; run it as the vigie user "
+		       "(vigie-agent(8))");
 	struct vg_sender_stats ss0;
 	vg_sender_get_stats(sender, &ss0);
 	vg_info("polling %s every %.3g s as host %s; sending to %s%s (%s); spool %s (%zu waiting, stream %016llx)",

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -64,6 +65,7 @@ struct dom_prev {
 	int id, state, active;
 	int64_t time_ms;
 	double cpu_time, vcpus, vcpu_sum, qemu_cpu;
+	double wait_sum, delay_sum; /* NAN: not reported */
 	long flavor_vcpus;
 	uint64_t gen;
 	struct disk_prev *disks;
@@ -79,7 +81,8 @@ struct pending_event {
 };
 
 struct vg_poller {
-	char *host, *proc_root;
+	char *host, *proc_root, *fs_include, *fs_exclude;
+	int no_host_fs;
 	struct vg_lv *lv;
 	struct vg_hmap doms; /* uuid -> struct dom_prev, keyed by its own uuid */
 	uint64_t gen;
@@ -343,6 +346,9 @@ int vg_poller_new(const struct vg_poller_opts *o, struct vg_poller **out)
 	p->first_poll = 1;
 	p->host = strdup(o->host);
 	p->proc_root = strdup(o->proc_root && *o->proc_root ? o->proc_root : "/proc");
+	p->fs_include = strdup(o->fs_include ? o->fs_include : "");
+	p->fs_exclude = strdup(o->fs_exclude ? o->fs_exclude : "");
+	p->no_host_fs = o->no_host_fs;
 	vg_hmap_init_borrow(&p->doms);
 	p->clk_tck = sysconf(_SC_CLK_TCK);
 	p->page_size = sysconf(_SC_PAGESIZE);
@@ -350,7 +356,7 @@ int vg_poller_new(const struct vg_poller_opts *o, struct vg_poller **out)
 		p->clk_tck = 100;
 	if (p->page_size <= 0)
 		p->page_size = 4096;
-	if (!p->host || !p->proc_root) {
+	if (!p->host || !p->proc_root || !p->fs_include || !p->fs_exclude) {
 		vg_poller_free(p);
 		return -ENOMEM;
 	}
@@ -360,6 +366,8 @@ int vg_poller_new(const struct vg_poller_opts *o, struct vg_poller **out)
 			.qemu_run_dir = o->qemu_run_dir ? o->qemu_run_dir :
 							  "/run/libvirt/qemu",
 			.xml_refresh_polls = o->xml_refresh_polls,
+			.guest_fs_polls = o->guest_fs_polls,
+			.guest_agent_retry_polls = o->guest_agent_retry_polls,
 		};
 		if ((rc = vg_lv_new(&lo, &p->lv))) {
 			vg_poller_free(p);
@@ -391,6 +399,8 @@ void vg_poller_free(struct vg_poller *p)
 	vg_procfs_buf_free(&p->buf);
 	free(p->host);
 	free(p->proc_root);
+	free(p->fs_include);
+	free(p->fs_exclude);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -552,15 +562,21 @@ static void emit_nic(struct emit *e, const struct vg_lv_domain *d,
 	sample(e, "net.tx.drops", VG_KIND_COUNTER, n->tx_drop);
 }
 
-static double vcpu_sum(const struct vg_lv_domain *d)
+/* Sum of a per-vCPU array; NAN if absent or any entry is unknown. */
+static double sum_of(const double *a, size_t n)
 {
 	double s = 0;
 
-	if (!d->nvcpu_times)
+	if (!a || !n)
 		return NAN;
-	for (size_t i = 0; i < d->nvcpu_times; i++)
-		s += d->vcpu_time_s[i]; /* NAN propagates: unknown sum */
+	for (size_t i = 0; i < n; i++)
+		s += a[i]; /* NAN propagates: unknown sum */
 	return s;
+}
+
+static double vcpu_sum(const struct vg_lv_domain *d)
+{
+	return sum_of(d->vcpu_time_s, d->nvcpu_times);
 }
 
 /* QEMU process overhead from /proc/<pid>/{stat,io}. */
@@ -599,6 +615,34 @@ static void emit_qemu(struct emit *e, struct vg_poller *p,
 		sample(e, "qemu.io.write.bytes", VG_KIND_COUNTER, (double)pio.write_bytes);
 		sample(e, "qemu.io.read.calls", VG_KIND_COUNTER, (double)pio.syscr);
 		sample(e, "qemu.io.write.calls", VG_KIND_COUNTER, (double)pio.syscw);
+	}
+}
+
+/* Guest file systems (only in polls that asked the guest agent), as
+ * fs.N.* on the instance, N the position in mount-point order, with the
+ * mount point, guest device, type and backing disk as attributes. */
+static void emit_guest_fs(struct emit *e, const struct vg_lv_domain *d)
+{
+	for (size_t i = 0; i < d->nfs; i++) {
+		const struct vg_lv_fs *f = &d->fs[i];
+		char k[48];
+
+		snprintf(k, sizeof(k), "fs.%zu.mountpoint", i);
+		attr(e, k, f->mountpoint);
+		snprintf(k, sizeof(k), "fs.%zu.device", i);
+		attr(e, k, f->device);
+		snprintf(k, sizeof(k), "fs.%zu.type", i);
+		attr(e, k, f->fstype);
+		snprintf(k, sizeof(k), "fs.%zu.disk", i);
+		attr(e, k, f->disk);
+		snprintf(k, sizeof(k), "fs.%zu.total", i);
+		sample(e, k, VG_KIND_GAUGE, f->total);
+		snprintf(k, sizeof(k), "fs.%zu.used", i);
+		sample(e, k, VG_KIND_GAUGE, f->used);
+		if (isfinite(f->total) && isfinite(f->used) && f->total > 0) {
+			snprintf(k, sizeof(k), "fs.%zu.usage", i);
+			sample(e, k, VG_KIND_GAUGE, f->used / f->total * 100);
+		}
 	}
 }
 
@@ -707,7 +751,26 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 			char name[32];
 			snprintf(name, sizeof(name), "vcpu.%zu.time", i);
 			sample(&e, name, VG_KIND_COUNTER, d->vcpu_time_s[i]);
+			if (d->vcpu_wait_s) {
+				snprintf(name, sizeof(name), "vcpu.%zu.wait", i);
+				sample(&e, name, VG_KIND_COUNTER, d->vcpu_wait_s[i]);
+			}
+			if (d->vcpu_delay_s) {
+				snprintf(name, sizeof(name), "vcpu.%zu.delay", i);
+				sample(&e, name, VG_KIND_COUNTER, d->vcpu_delay_s[i]);
+			}
 		}
+		/* Contention in percent of the instance's vCPU capacity, the
+		 * same normalisation as cpu.util: a vCPU that wanted a host
+		 * CPU for the whole interval and never got it counts 100. */
+		if (derive && !vg_derive_cpu_util(P->wait_sum,
+						  sum_of(d->vcpu_wait_s, d->nvcpu_times),
+						  dt, d->vcpus, &v))
+			sample(&e, "cpu.wait", VG_KIND_GAUGE, v);
+		if (derive && !vg_derive_cpu_util(P->delay_sum,
+						  sum_of(d->vcpu_delay_s, d->nvcpu_times),
+						  dt, d->vcpus, &v))
+			sample(&e, "cpu.steal", VG_KIND_GAUGE, v);
 		if (isfinite(d->mem_available) && isfinite(d->mem_unused) &&
 		    d->mem_available >= d->mem_unused)
 			sample(&e, "memory.used", VG_KIND_GAUGE,
@@ -722,6 +785,7 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 		sample(&e, "memory.faults.major", VG_KIND_COUNTER, d->mem_major_faults);
 		sample(&e, "memory.faults.minor", VG_KIND_COUNTER, d->mem_minor_faults);
 		emit_qemu(&e, p, d, P, derive, dt, &qcpu);
+		emit_guest_fs(&e, d);
 	}
 	if (e.err)
 		return e.err;
@@ -800,6 +864,8 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 	P->cpu_time = d->cpu_time_s;
 	P->vcpus = d->vcpus;
 	P->vcpu_sum = vcpu_sum(d);
+	P->wait_sum = sum_of(d->vcpu_wait_s, d->nvcpu_times);
+	P->delay_sum = sum_of(d->vcpu_delay_s, d->nvcpu_times);
 	P->qemu_cpu = qcpu;
 	P->flavor_vcpus = m->flavor_vcpus;
 	P->gen = p->gen;
@@ -896,6 +962,46 @@ static const char **vnic_names(struct vg_poller *p, size_t *n)
 	return names;
 }
 
+/* Host file systems: statvfs of each selected mount point, as host disk
+ * resources "<host>-fs:<mount point>". A mount point that cannot be
+ * statted (gone, permission) is skipped this poll. */
+static void emit_host_fs(struct emit *e, struct vg_poller *p, int64_t t)
+{
+	struct vg_mount *m = NULL;
+	size_t n = 0;
+
+	if (vg_procfs_read(p->proc_root, "self/mounts", &p->buf) != 0 ||
+	    vg_procfs_parse_mounts(p->buf.data, &m, &n) != 0)
+		return;
+	for (size_t i = 0; i < n && !e->err; i++) {
+		struct statvfs sv;
+		char id[512];
+
+		if (!vg_procfs_fs_selected(&m[i], p->fs_include, p->fs_exclude) ||
+		    statvfs(m[i].dir, &sv) != 0 || sv.f_blocks == 0)
+			continue;
+		double bs = (double)sv.f_frsize;
+		snprintf(id, sizeof(id), "%s-fs:%s", p->host, m[i].dir);
+		if (!resource(e, VG_RT_HOST_DISK, id, m[i].dir, p->host, t)) {
+			e->skip = 0;
+			continue;
+		}
+		attr(e, "device", m[i].dev);
+		attr(e, "fstype", m[i].type);
+		sample(e, "hfs.size", VG_KIND_GAUGE, (double)sv.f_blocks * bs);
+		sample(e, "hfs.used", VG_KIND_GAUGE,
+		       (double)(sv.f_blocks - sv.f_bfree) * bs);
+		sample(e, "hfs.free", VG_KIND_GAUGE, (double)sv.f_bavail * bs);
+		if (sv.f_files > 0) {
+			sample(e, "hfs.inodes.total", VG_KIND_GAUGE, (double)sv.f_files);
+			sample(e, "hfs.inodes.used", VG_KIND_GAUGE,
+			       (double)(sv.f_files - sv.f_ffree));
+			sample(e, "hfs.inodes.free", VG_KIND_GAUGE, (double)sv.f_favail);
+		}
+	}
+	free(m);
+}
+
 static int emit_host(struct vg_poller *p, int64_t t,
 		     const struct vg_poll_extra *extra, size_t nextra,
 		     struct vg_batch *b, struct vg_poll_status *st,
@@ -970,8 +1076,15 @@ static int emit_host(struct vg_poller *p, int64_t t,
 		sample(&e, "host.instances", VG_KIND_GAUGE, (double)ndom);
 		sample(&e, "host.instances.active", VG_KIND_GAUGE, (double)nactive);
 	}
-	if (p->lv)
+	if (p->lv) {
+		struct vg_lv_guest_stats gs;
+
 		sample(&e, "agent.libvirt.errors", VG_KIND_COUNTER, (double)p->lv_errors);
+		vg_lv_guest_stats(p->lv, &gs);
+		sample(&e, "agent.guestfs.queries", VG_KIND_COUNTER, (double)gs.queries);
+		sample(&e, "agent.guestfs.failures", VG_KIND_COUNTER, (double)gs.failures);
+		sample(&e, "agent.guestfs.no_agent", VG_KIND_GAUGE, (double)gs.no_agent);
+	}
 	for (size_t i = 0; i < nextra; i++)
 		sample(&e, extra[i].metric, extra[i].kind, extra[i].value);
 	st->duration_s = (double)(vg_monotonic_ms() - start_mono) / 1e3;
@@ -1043,6 +1156,8 @@ static int emit_host(struct vg_poller *p, int64_t t,
 		}
 		free(vn);
 	}
+	if (!p->no_host_fs)
+		emit_host_fs(&e, p, t);
 out:
 	free(nics);
 	return e.err;

@@ -11,7 +11,8 @@
  *   - active <-> inactive: STARTED / STOPPED; running <-> paused:
  *     SUSPENDED / RESUMED; an active domain whose id changed between two
  *     polls restarted: STOPPED then STARTED, and no derived values;
- *   - the flavor (name or vCPU count) changed: RESIZED with a JSON detail;
+ *   - the flavor (name or vCPU count) changed: RESIZED with a JSON detail
+ *     (derived; the exact one comes from agent/events.c at the restart);
  *   - a domain (or one of its disks/NICs) present last poll and absent now
  *     is emitted once more with state VG_RSTATE_ENDED and no samples, with
  *     STOPPED (it was active) or UNDEFINED (it was not) for the domain.
@@ -43,6 +44,14 @@ struct vg_poller_opts {
 	const char *proc_root;    /* NULL: "/proc" */
 	const char *qemu_run_dir; /* NULL: "/run/libvirt/qemu" */
 	unsigned xml_refresh_polls; /* 0: default (60) */
+	/* Host file systems (statvfs of <proc_root>/self/mounts entries):
+	 * comma lists of fnmatch patterns on mount point or type, see
+	 * vg_procfs_fs_selected. NULL/"": every non-pseudo mount. */
+	const char *fs_include, *fs_exclude;
+	int no_host_fs;           /* 1: do not report host file systems */
+	/* Guest file systems through the QEMU guest agent (vg_lv_opts). */
+	unsigned guest_fs_polls;  /* 0: off */
+	unsigned guest_agent_retry_polls;
 };
 
 /* Extra samples for the host resource (the agent's self-metrics). */

@@ -13,6 +13,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -441,4 +442,123 @@ int vg_procfs_parse_netdev(const char *text, struct vg_netdev **out, size_t *n)
 	*out = d;
 	*n = cnt;
 	return 0;
+}
+
+/* ---- mounts --------------------------------------------------------------- */
+
+int vg_procfs_pseudo_fs(const char *type)
+{
+	static const char *const pseudo[] = {
+		"proc", "sysfs", "cgroup", "cgroup2", "devtmpfs", "devpts",
+		"tmpfs", "ramfs", "securityfs", "debugfs", "tracefs", "pstore",
+		"bpf", "mqueue", "hugetlbfs", "configfs", "fusectl", "autofs",
+		"binfmt_misc", "rpc_pipefs", "nsfs", "efivarfs", "selinuxfs",
+		"squashfs", "nfsd", "fuse.lxcfs", "fuse.gvfsd-fuse",
+		/* network file systems: statvfs blocks while the server is
+		 * away, which would stall the poll; include them by name */
+		"nfs", "nfs4", "cifs", "smb3", "ceph", "glusterfs",
+		"fuse.glusterfs", "fuse.sshfs", "9p", "virtiofs",
+	};
+	for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
+		if (!strcmp(type, pseudo[i]))
+			return 1;
+	return 0;
+}
+
+/* Copy one space-separated field of a mounts line, decoding \ooo escapes.
+ * Returns the position after the field, or NULL if it does not fit. */
+static const char *mount_field(const char *p, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!*p || *p == '\n')
+		return NULL;
+	while (*p && *p != ' ' && *p != '\t' && *p != '\n') {
+		char c = *p;
+		if (c == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' &&
+		    p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+			c = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 3;
+		}
+		if (n + 1 >= cap)
+			return NULL;
+		out[n++] = c;
+		p++;
+	}
+	out[n] = '\0';
+	return p;
+}
+
+int vg_procfs_parse_mounts(const char *text, struct vg_mount **out, size_t *n)
+{
+	struct vg_mount *d = NULL;
+	size_t cnt = 0, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	for (const char *p = text; *p; p = next_line(p)) {
+		struct vg_mount m;
+		const char *q = p;
+
+		memset(&m, 0, sizeof(m));
+		if (!(q = mount_field(q, m.dev, sizeof(m.dev))) ||
+		    !(q = mount_field(q, m.dir, sizeof(m.dir))) ||
+		    !(q = mount_field(q, m.type, sizeof(m.type))))
+			continue;
+		m.pseudo = vg_procfs_pseudo_fs(m.type) != 0;
+		size_t i;
+		for (i = 0; i < cnt && strcmp(d[i].dir, m.dir); i++)
+			;
+		if (i < cnt) {
+			d[i] = m; /* stacked: the last mount is the visible one */
+			continue;
+		}
+		if (vg_array_grow((void **)&d, &cap, cnt + 1, sizeof(*d))) {
+			free(d);
+			return -ENOMEM;
+		}
+		d[cnt++] = m;
+	}
+	*out = d;
+	*n = cnt;
+	return 0;
+}
+
+/* 1 if one pattern of the comma list matches dir or type. */
+static int fs_list_match(const char *list, const struct vg_mount *m)
+{
+	char pat[256];
+
+	for (const char *p = list; p && *p;) {
+		const char *c = strchr(p, ',');
+		size_t l = c ? (size_t)(c - p) : strlen(p);
+		while (l && (*p == ' ' || *p == '\t')) {
+			p++;
+			l--;
+		}
+		while (l && (p[l - 1] == ' ' || p[l - 1] == '\t'))
+			l--;
+		if (l && l < sizeof(pat)) {
+			memcpy(pat, p, l);
+			pat[l] = '\0';
+			if (!fnmatch(pat, m->dir, 0) || !fnmatch(pat, m->type, 0))
+				return 1;
+		}
+		if (!c)
+			break;
+		p = c + 1;
+	}
+	return 0;
+}
+
+int vg_procfs_fs_selected(const struct vg_mount *m, const char *include,
+			  const char *exclude)
+{
+	if (exclude && *exclude && fs_list_match(exclude, m))
+		return 0;
+	if (include && *include)
+		return fs_list_match(include, m);
+	return !m->pseudo;
 }

@@ -101,4 +101,39 @@ int vg_procfs_parse_diskstats(const char *text, struct vg_diskstat **out,
  * Returns -EBADMSG only if the header is missing. */
 int vg_procfs_parse_netdev(const char *text, struct vg_netdev **out, size_t *n);
 
+/* One line of /proc/self/mounts (octal escapes such as \040 decoded).
+ * pseudo is 1 for a file system without storage of its own (proc, sysfs,
+ * cgroup, tmpfs, devtmpfs, overlay's lower layers are not listed...):
+ * see vg_procfs_pseudo_fs. */
+struct vg_mount {
+	char dev[128];
+	char dir[256];
+	char type[32];
+	unsigned pseudo : 1;
+};
+
+/* 1 if type names a pseudo file system (no blocks of its own on a device
+ * the operator manages): proc, sysfs, cgroup, cgroup2, devtmpfs, devpts,
+ * tmpfs, ramfs, securityfs, debugfs, tracefs, pstore, bpf, mqueue,
+ * hugetlbfs, configfs, fusectl, autofs, binfmt_misc, rpc_pipefs, nsfs,
+ * efivarfs, selinuxfs, squashfs (read-only images), nfsd, fuse.lxcfs,
+ * fuse.gvfsd-fuse; and network file systems, whose statvfs blocks while
+ * the server is away (nfs, nfs4, cifs, smb3, ceph, glusterfs,
+ * fuse.glusterfs, fuse.sshfs, 9p, virtiofs). Pure. */
+int vg_procfs_pseudo_fs(const char *type);
+
+/* Parse /proc/self/mounts into *out (malloc'd, caller frees; NULL when
+ * *n == 0). Lines with a field too long for its buffer or fewer than three
+ * fields are skipped; a mount point listed twice (stacked mounts) is kept
+ * once, the last (the visible one). 0 or -ENOMEM. */
+int vg_procfs_parse_mounts(const char *text, struct vg_mount **out, size_t *n);
+
+/* The host-filesystem filter: a comma-separated list of fnmatch(3)
+ * patterns, each matched against the mount point and against the type
+ * ("/var/lib/ *" without the space, "xfs"). Include empty or NULL: every non-pseudo mount;
+ * otherwise only matching ones (a pseudo file system included by name is
+ * reported). Exclude wins over include. Returns 1 to report. Pure. */
+int vg_procfs_fs_selected(const struct vg_mount *m, const char *include,
+			  const char *exclude);
+
 #endif

@@ -67,7 +67,7 @@ static const char *const sql[NQ] = {
 			  "?10,?11)",
 	[Q_FIND_INFERRED] = "SELECT time_ms,flavor,vcpus,ram_mb,disk_gb,"
 			    "capacity FROM transitions WHERE resource=?1 AND "
-			    "kind=?2 AND exact=0 AND lo_ms<=?3 AND hi_ms>=?3 "
+			    "kind=?2 AND exact=0 AND lo_ms<=?3 AND hi_ms>=?3-?4 "
 			    "ORDER BY time_ms DESC LIMIT 1",
 	[Q_DEL] = "DELETE FROM transitions WHERE resource=?1 AND time_ms=?2 "
 		  "AND kind=?3",
@@ -463,8 +463,16 @@ static int record(struct vg_bill_meter *m, struct mres *r, const struct trans *t
 	return advance(m, r, t);
 }
 
+/* libvirt announces a start or stop after a poll can already see it (the
+ * domain is marked shut off, or paused while QEMU starts up, before the
+ * event is sent: 0.4-2.5 s under real QEMU, tests/e2e/qemu_test.sh). An
+ * exact event this late after an inferred window's end is that window's
+ * transition, announced late; it replaces the inference. */
+#define EVENT_LATE_MS 5000
+
 /* An exact event at t of `kind`: replace an inferred transition of the
- * same kind whose window holds t. *done = 1 if one was replaced. */
+ * same kind whose window holds t (or ends at most EVENT_LATE_MS before
+ * it). *done = 1 if one was replaced. */
 static int refine(struct vg_bill_meter *m, struct mres *r, int kind, int64_t t,
 		  const struct flavor *nf, int *done)
 {
@@ -477,6 +485,7 @@ static int refine(struct vg_bill_meter *m, struct mres *r, int kind, int64_t t,
 	sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int(s, 2, kind);
 	sqlite3_bind_int64(s, 3, t);
+	sqlite3_bind_int64(s, 4, EVENT_LATE_MS);
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW) {
 		sqlite3_reset(s);

@@ -34,6 +34,14 @@ const struct vg_metric_def vg_catalog[] = {
 	{"cpu.util", I, "%", G, "CPU utilisation normalised to the vCPU count: dcpu.time / (dt * vcpus) * 100"},
 	{"vcpus", I, "count", G, "number of vCPUs"},
 	{"vcpu.N.time", I, "s", C, "CPU time of vCPU N"},
+	{"vcpu.N.wait", I, "s", C, "time vCPU N was runnable but waited behind another task on its host CPU (libvirt vcpu.N.wait, sched wait_sum; stays 0 unless the host sets kernel.sched_schedstats=1)"},
+	{"vcpu.N.delay", I, "s", C, "time vCPU N spent in the host run queue instead of running (libvirt vcpu.N.delay, schedstat run_delay; the guest sees it as steal)"},
+	{"cpu.wait", I, "%", G, "vCPU wait in percent of the instance's vCPU capacity: dsum vcpu.N.wait / (dt * vcpus) * 100"},
+	{"cpu.steal", I, "%", G, "vCPU contention (steal-like) in percent of the instance's vCPU capacity: dsum vcpu.N.delay / (dt * vcpus) * 100; sustained values above a few percent mean the host CPUs are oversubscribed (noisy neighbours)"},
+	/* ---- instance: guest file systems (QEMU guest agent) ---- */
+	{"fs.N.total", I, "B", G, "size of guest file system N (mount points in order; attributes fs.N.mountpoint, fs.N.device, fs.N.type, fs.N.disk)"},
+	{"fs.N.used", I, "B", G, "bytes used on guest file system N, as the guest agent reports them"},
+	{"fs.N.usage", I, "%", G, "fs.N.used / fs.N.total * 100"},
 	/* ---- instance: memory ---- */
 	{"memory.size", I, "B", G, "memory assigned to the guest now (balloon current)"},
 	{"memory.max", I, "B", G, "maximum memory the guest may be given (balloon maximum)"},
@@ -89,6 +97,14 @@ const struct vg_metric_def vg_catalog[] = {
 	{"net.tx.errors", N, "count", C, "transmit errors"},
 	{"net.tx.drops", N, "count", C, "transmitted packets dropped"},
 
+	/* ---- host file system (a host disk resource "<host>-fs:<mount>") ---- */
+	{"hfs.size", HD, "B", G, "size of the host file system (statvfs f_blocks * f_frsize)"},
+	{"hfs.used", HD, "B", G, "bytes in use (f_blocks - f_bfree) * f_frsize"},
+	{"hfs.free", HD, "B", G, "bytes free for unprivileged users (f_bavail * f_frsize; excludes the root reserve)"},
+	{"hfs.inodes.total", HD, "count", G, "inodes of the file system (f_files; absent when it has no fixed count)"},
+	{"hfs.inodes.used", HD, "count", G, "inodes in use (f_files - f_ffree)"},
+	{"hfs.inodes.free", HD, "count", G, "inodes free for unprivileged users (f_favail)"},
+
 	/* ---- host ---- */
 	{"host.cpu.user", H, "%", G, "CPU time in user mode (excluding nice), percent of all CPUs"},
 	{"host.cpu.nice", H, "%", G, "CPU time in niced user mode"},
@@ -111,6 +127,9 @@ const struct vg_metric_def vg_catalog[] = {
 	{"host.swap.used", H, "B", G, "swap space in use (SwapTotal - SwapFree)"},
 	{"host.instances", H, "count", G, "domains defined on the host"},
 	{"host.instances.active", H, "count", G, "domains with a running (or paused) process"},
+	{"agent.guestfs.queries", H, "count", C, "guest-agent file-system queries (virDomainGetGuestInfo)"},
+	{"agent.guestfs.failures", H, "count", C, "guest-agent queries that failed (no agent in the guest, agent not answering); the guest is asked again after guest_agent_retry_polls"},
+	{"agent.guestfs.no_agent", H, "count", G, "running domains whose guest agent did not answer the last query"},
 	{"agent.poll.duration", H, "s", G, "wall time of the agent's last poll (libvirt, /proc, derivations)"},
 	{"agent.spool.depth", H, "count", G, "batches waiting in the agent's spool for an acknowledgement"},
 	{"agent.spool.dropped", H, "count", C, "batches dropped because the spool was full (oldest first)"},

@@ -50,6 +50,11 @@ static const struct key keys[] = {
 	U("agent", "ack_timeout_ms", agent_ack_timeout_ms, 10, 3600000),
 	S("agent", "proc", agent_proc_root),
 	S("agent", "key_file", agent_key_file),
+	{"agent", "host_fs", K_BOOL, offsetof(struct vg_config, agent_host_fs), 0, 0, 1},
+	S("agent", "host_fs_include", agent_host_fs_include),
+	S("agent", "host_fs_exclude", agent_host_fs_exclude),
+	U("agent", "guest_fs_polls", agent_guest_fs_polls, 0, 1000000),
+	U("agent", "guest_agent_retry_polls", agent_guest_agent_retry_polls, 1, 1000000),
 	S("collector", "listen", collector_listen),
 	S("collector", "http", collector_http),
 	S("collector", "data_dir", collector_data_dir),
@@ -97,6 +102,9 @@ void vg_config_defaults(struct vg_config *c)
 	c->agent_spool_max_batches = 10000;
 	c->agent_ack_timeout_ms = 5000;
 	snprintf(c->agent_proc_root, sizeof(c->agent_proc_root), "/proc");
+	c->agent_host_fs = 1;
+	c->agent_guest_fs_polls = 6;
+	c->agent_guest_agent_retry_polls = 60;
 	snprintf(c->collector_listen, sizeof(c->collector_listen), "tcp://*:7470");
 	snprintf(c->collector_http, sizeof(c->collector_http), "127.0.0.1:7480");
 	snprintf(c->collector_data_dir, sizeof(c->collector_data_dir), "/var/lib/vigie");

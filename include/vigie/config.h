@@ -41,6 +41,11 @@ struct vg_config {
 	uint32_t agent_ack_timeout_ms;    /* ack_timeout_ms = 5000 */
 	char agent_proc_root[512];  /* proc = /proc (tests point it elsewhere) */
 	char agent_key_file[512];   /* key_file = (none: batches go unsigned) */
+	int agent_host_fs;          /* host_fs = true */
+	char agent_host_fs_include[512]; /* host_fs_include = (every local fs) */
+	char agent_host_fs_exclude[512]; /* host_fs_exclude = (none) */
+	uint32_t agent_guest_fs_polls;   /* guest_fs_polls = 6 (0: off) */
+	uint32_t agent_guest_agent_retry_polls; /* guest_agent_retry_polls = 60 */
 
 	/* [collector] */
 	char collector_listen[256]; /* listen = tcp://(star):7470 */

@@ -123,6 +123,11 @@ void vg_api_http_stats(struct vg_api *a, struct vg_http_stats *out)
 	vg_http_get_stats(a ? a->http : NULL, out);
 }
 
+const char *vg_api_data_dir(const struct vg_api *a)
+{
+	return a->data_dir;
+}
+
 struct vg_store *vg_api_store(struct vg_api *a)
 {
 	return a->store;

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "query/api/api_handlers.h"
 #include "vigie/batch.h"
@@ -218,8 +219,33 @@ static void one(struct vg_buf *b, const char *name, const char *type,
 	vg_buf_append(b, "\n", 1);
 }
 
+/* The data directory's own file system: RRD files, the registry and the
+ * journal all grow there, and a full one stops the collector. */
+static void datadir_metrics(struct vg_api *api, struct vg_buf *b)
+{
+	struct statvfs sv;
+
+	if (statvfs(vg_api_data_dir(api), &sv) != 0 || sv.f_blocks == 0)
+		return;
+	double bs = (double)sv.f_frsize;
+	one(b, "vigie_collector_datadir_size_bytes", "gauge",
+	    "Size of the file system holding the data directory",
+	    (double)sv.f_blocks * bs);
+	one(b, "vigie_collector_datadir_free_bytes", "gauge",
+	    "Bytes free for the collector on the data directory's file system (f_bavail)",
+	    (double)sv.f_bavail * bs);
+	if (sv.f_files > 0) {
+		one(b, "vigie_collector_datadir_inodes", "gauge",
+		    "Inodes of the data directory's file system", (double)sv.f_files);
+		one(b, "vigie_collector_datadir_inodes_free", "gauge",
+		    "Inodes free for the collector on the data directory's file system",
+		    (double)sv.f_favail);
+	}
+}
+
 static void self_metrics(struct vg_api *api, struct vg_buf *b)
 {
+	datadir_metrics(api, b);
 	struct vg_receiver_stats cs;
 	struct vg_store_stats ss;
 	struct vg_http_stats hs;

@@ -281,6 +281,12 @@ static int perform(struct vg_cli *c, const char *method, const char *path,
 		case CURLE_PEER_FAILED_VERIFICATION:
 		case CURLE_SSL_CONNECT_ERROR:
 		case CURLE_SSL_CACERT_BADFILE:
+		case CURLE_SSL_CERTPROBLEM:
+		case CURLE_SSL_CIPHER:
+		case CURLE_SSL_ISSUER_ERROR:
+		case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		case CURLE_SSL_INVALIDCERTSTATUS:
+		case CURLE_SSL_CRL_BADFILE:
 			fprintf(c->err, "%s: TLS with %.*s failed: %s\n", c->prog,
 				(int)blen, c->api, why);
 			rc = VG_EXIT_CONNECT;

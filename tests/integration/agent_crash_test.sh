@@ -52,7 +52,9 @@ streams=$(sed 's/.*stream=\([0-9a-f]*\).*/\1/' <<<"$lines" | sort -u | wc -l)
 seqs=$(sed 's/.*seq=//' <<<"$lines")
 n=$(grep -c . <<<"$seqs")
 diag "accepted $n batches, last seq $(tail -1 <<<"$seqs")"
-check "batches were accepted ($n)" test "$n" -ge 20
+# a loaded machine or a sanitizer build polls fewer times in the same
+# seconds: the point is that batches flowed across the kills
+check "batches were accepted ($n)" test "$n" -ge 5
 eq "one stream across every restart (the spool's state survives kill -9)" "$streams" 1
 eq "no batch accepted twice" "$(sort -n <<<"$seqs" | uniq -d | wc -l)" 0
 eq "accepted in strictly increasing order" "$(sort -n <<<"$seqs" | tr '\n' ' ')" "$(tr '\n' ' ' <<<"$seqs")"

@@ -336,7 +336,17 @@ static void test_sigterm(void **state)
 		execl("/bin/sh", "sh", "-c", args, (char *)NULL);
 		_exit(127);
 	}
-	vg_sleep_ms(700);
+	/* let it deliver a few polls (a busy machine or a sanitizer build
+	 * may take seconds where an idle one takes 300 ms) */
+	for (int64_t w0 = vg_monotonic_ms(); vg_monotonic_ms() - w0 < 30000;) {
+		size_t n;
+		pthread_mutex_lock(&f.lock);
+		n = f.n;
+		pthread_mutex_unlock(&f.lock);
+		if (n >= 3)
+			break;
+		vg_sleep_ms(50);
+	}
 	assert_int_equal(kill(pid, SIGTERM), 0);
 	int st = 0;
 	int64_t t0 = vg_monotonic_ms();

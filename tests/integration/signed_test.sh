@@ -101,7 +101,7 @@ cp "$TMP/stolen.key" "$KEYS/sg-other.key"; chmod 600 "$KEYS/sg-other.key"
 kill -HUP "$COLLECTOR_PID"
 check "SIGHUP reloads the keys" wait_for 5 grep -q 'SIGHUP: 2 agent key(s) loaded' "$TMP/collector.log"
 check "then the spooled batches drain" \
-  wait_for 30 bash -c "[[ \$(find '$TMP/spool-other' -maxdepth 1 -name '*.vgb' | wc -l) -le 1 ]]"
+  wait_for 60 bash -c "[[ \$(find '$TMP/spool-other' -maxdepth 1 -name '*.vgb' | wc -l) -le 1 ]]"
 check "and are stored" test "$(last_seq sg-other)" -ge 5
 
 # ---- no key ----
@@ -118,9 +118,14 @@ cp "$TMP/good.key" "$TMP/loose.key"; chmod 644 "$TMP/loose.key"
 eq "an agent refuses a key file others can read (exit 2)" "$?" 2
 check "naming it" grep -q 'loose.key.*chmod 600' "$TMP/loose.log"
 
+# it polls every 0.1 s: on a busy machine (or a sanitizer build) the
+# collector may be behind; every batch it made reaches the collector
+check "the signing agent's spool drains" \
+  wait_for 60 bash -c "[[ \$(find '$TMP/spool-good' -maxdepth 1 -name '*.vgb' | wc -l) -le 1 ]]"
 stop_pid "$GOOD_PID"; rc=$?
 eq "the signing agent exits 0" "$rc" 0
-eq "its spool is empty" "$(spooled good)" 0
+check "its spool holds at most the batch of its last poll" test "$(spooled good)" -le 1
+eq "and none was rejected" "$(rejected good)" 0
 stop_pid "$OTHER_PID"
 # ---- every refusal counted, by reason, on /metrics ----
 # le BYTES N: N as BYTES little-endian bytes, in hex

@@ -19,7 +19,10 @@
 #include <libvirt/libvirt.h>
 
 #include "agent/events.h"
+#include "agent/poll.h"
 #include "vigie/batch.h"
+#include "vigie/bill_meter.h"
+#include "vigie/bill_usage.h"
 #include "vigie/clock.h"
 
 #define UUID "6695eb01-f6a4-8304-79aa-97f2502e193f"
@@ -30,7 +33,8 @@ static int g_n;
 
 static void collect(void *ctx, const char *uuid, int type, int64_t t, const char *detail)
 {
-	(void)ctx;
+	if (ctx) /* a poller: the agent's own path to the batch */
+		assert_int_equal(vg_poller_push_event(ctx, uuid, type, t, detail), 0);
 	pthread_mutex_lock(&g_lock);
 	if (g_n < 64) {
 		g_ev[g_n].type = type;
@@ -100,6 +104,148 @@ static void test_test_driver_events(void **state)
 	assert_true(vg_monotonic_ms() - t0 < 1500);
 }
 
+#define RZ "5a1e0000-0000-4000-8000-00000000001a"
+#define NOVA_XML(flavor, vcpus, mem) \
+	"<domain type='test'><name>rz</name><uuid>" RZ "</uuid>" \
+	"<memory unit='MiB'>" mem "</memory><vcpu>" vcpus "</vcpu>" \
+	"<os><type>hvm</type></os><metadata>" \
+	"<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'>" \
+	"<nova:name>rz</nova:name><nova:flavor name='" flavor "'>" \
+	"<nova:memory>" mem "</nova:memory><nova:disk>10</nova:disk>" \
+	"<nova:vcpus>" vcpus "</nova:vcpus></nova:flavor>" \
+	"<nova:owner><nova:user uuid='u1'>u</nova:user>" \
+	"<nova:project uuid='p1'>p</nova:project></nova:owner>" \
+	"</nova:instance></metadata></domain>"
+
+/* The index of the first event of type for uuid from `from` on, waiting
+ * up to 5 s; -1 if none. */
+static int wait_for(int from, const char *uuid, int type)
+{
+	for (int k = 0; k < 500; k++) {
+		pthread_mutex_lock(&g_lock);
+		for (int i = from; i < g_n; i++)
+			if (g_ev[i].type == type && !strcmp(g_ev[i].uuid, uuid)) {
+				pthread_mutex_unlock(&g_lock);
+				return i;
+			}
+		pthread_mutex_unlock(&g_lock);
+		vg_sleep_ms(10);
+	}
+	return -1;
+}
+
+static void poll_into(struct vg_poller *p, struct vg_bill_meter *m, int64_t t,
+		      uint64_t seq)
+{
+	struct vg_batch *b = vg_batch_new("h1", 1, seq, t);
+	assert_non_null(b);
+	assert_int_equal(vg_poller_poll(p, t, NULL, 0, b, NULL), 0);
+	assert_int_equal(vg_bill_meter_batch(m, b), 0);
+	vg_batch_free(b);
+}
+
+/* A Nova-style resize on the test driver: the domain runs m1.small, is
+ * destroyed, redefined with m1.large (same UUID) and started again. The
+ * module sends RESIZED at the STARTED event's own instant (a synthetic
+ * clock makes every instant exact), the poller carries the exact events
+ * to its batches, and the billing meter splits the usage there to the
+ * millisecond: m1.small from the first start to the stop, m1.large from
+ * the restart. Polls happen seconds after each action on purpose: a
+ * polled resize would land on the poll time. */
+static void test_resize_exact(void **state)
+{
+	const int64_t T1 = 1782900000123LL; /* 2026-07-01T10:00:00.123Z */
+	const int64_t T2 = T1 + 3600000 + 7, T3 = T2 + 20000 + 11,
+		      T4 = T3 + 5000 + 13;
+	struct vg_clock ck;
+	struct vg_poller *p;
+	struct vg_poller_opts po = {.host = "h1", .libvirt_uri = "test:///default",
+				    .proc_root = "tests/fixtures/proc/t0", .no_host_fs = 1};
+	struct vg_bill_meter *m;
+	struct vg_events *e;
+	struct vg_events_stats st;
+	char err[256];
+	int i;
+
+	(void)state;
+	assert_int_equal(vg_poller_new(&po, &p), 0);
+	assert_int_equal(vg_bill_meter_open(":memory:", &m, err, sizeof(err)), 0);
+	vg_clock_synthetic(&ck, T1, 0);
+	struct vg_events_opts o = {"test:///default", &ck, collect, p};
+	pthread_mutex_lock(&g_lock);
+	int base = g_n;
+	pthread_mutex_unlock(&g_lock);
+	assert_int_equal(vg_events_start(&o, &e, err, sizeof(err)), 0);
+	for (int k = 0; k < 500; k++) {
+		vg_events_get_stats(e, &st);
+		if (st.connected)
+			break;
+		vg_sleep_ms(10);
+	}
+	assert_int_equal(st.connected, 1);
+
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	virDomainPtr d = virDomainDefineXML(c, NOVA_XML("m1.small", "1", "1024"));
+	assert_non_null(d);
+	assert_int_equal(virDomainCreate(d), 0);
+	assert_true((i = wait_for(base, RZ, VG_EV_STARTED)) >= 0);
+	assert_int_equal(g_ev[i].t, T1);
+	poll_into(p, m, T1 + 4000, 1);
+
+	vg_clock_synthetic(&ck, T2, 0);
+	assert_int_equal(virDomainDestroy(d), 0);
+	assert_true((i = wait_for(base, RZ, VG_EV_STOPPED)) >= 0);
+	assert_int_equal(g_ev[i].t, T2);
+	poll_into(p, m, T2 + 4000, 2);
+
+	vg_clock_synthetic(&ck, T3, 0);
+	virDomainFree(d);
+	d = virDomainDefineXML(c, NOVA_XML("m1.large", "4", "8192"));
+	assert_non_null(d);
+	vg_clock_synthetic(&ck, T4, 0);
+	assert_int_equal(virDomainCreate(d), 0);
+	int started = wait_for(i + 1, RZ, VG_EV_STARTED);
+	int resized = wait_for(base, RZ, VG_EV_RESIZED);
+	assert_true(started >= 0 && resized >= 0);
+	assert_int_equal(g_ev[started].t, T4);
+	assert_int_equal(g_ev[resized].t, T4);
+	assert_non_null(strstr(g_ev[resized].detail, "\"flavor\":\"m1.large\",\"vcpus\":4,\"memory_mb\":8192"));
+	assert_null(strstr(g_ev[resized].detail, "derived"));
+	poll_into(p, m, T4 + 9000, 3);
+	vg_events_get_stats(e, &st);
+	assert_int_equal(st.resized, 1);
+
+	/* the billing split, to the millisecond */
+	struct vg_bill_usage u;
+	assert_int_equal(vg_bill_usage_load(vg_bill_meter_db(m), T1 - 3600000,
+					    T4 + 86400000, NULL, &u), 0);
+	size_t r = vg_bill_usage_find(&u, RZ);
+	assert_true(r != VG_BILL_NO_INDEX);
+	const struct vg_bill_usage_seg *sg[4];
+	size_t ns = 0;
+	for (size_t k = 0; k < u.nsegs && ns < 4; k++)
+		if (u.segs[k].res == r && u.segs[k].kind == VG_BILL_U_COMPUTE)
+			sg[ns++] = &u.segs[k];
+	assert_int_equal(ns, 2);
+	assert_string_equal(sg[0]->flavor, "m1.small");
+	assert_int_equal(sg[0]->start_ms, T1);
+	assert_int_equal(sg[0]->end_ms, T2);
+	assert_string_equal(sg[1]->flavor, "m1.large");
+	assert_int_equal(sg[1]->vcpus, 4);
+	assert_int_equal(sg[1]->ram_mb, 8192);
+	assert_int_equal(sg[1]->start_ms, T4);
+	vg_bill_usage_clear(&u);
+
+	virDomainDestroy(d);
+	virDomainUndefine(d);
+	virDomainFree(d);
+	virConnectClose(c);
+	vg_events_stop(e);
+	vg_bill_meter_close(m);
+	vg_poller_free(p);
+}
+
 static void test_map(void **state)
 {
 	char b[128];
@@ -126,6 +272,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_map),
 		cmocka_unit_test(test_test_driver_events),
+		cmocka_unit_test(test_resize_exact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -906,6 +907,27 @@ static void test_start_errors(void **state)
 	vg_api_stop(NULL);
 }
 
+/* The data directory's own file system in /metrics: size as statvfs says. */
+static void test_metrics_datadir(void **state)
+{
+	struct fx_answer a = {0};
+	struct statvfs sv;
+	char want[128];
+
+	(void)state;
+	assert_int_equal(statvfs(srv.dir, &sv), 0);
+	if (fx_http(srv.url, "GET", "/metrics", admin_auth, NULL, &a) != 200)
+		fail_msg("GET /metrics: HTTP %ld", a.status);
+	assert_non_null(a.body);
+	snprintf(want, sizeof(want), "\nvigie_collector_datadir_size_bytes %.15g\n",
+		 (double)sv.f_blocks * (double)sv.f_frsize);
+	if (!strstr(a.body, want))
+		fail_msg("/metrics lacks %s in:\n%.2000s", want + 1, a.body);
+	assert_non_null(strstr(a.body, "\nvigie_collector_datadir_free_bytes "));
+	assert_non_null(strstr(a.body, "# TYPE vigie_collector_datadir_size_bytes gauge\n"));
+	fx_answer_free(&a);
+}
+
 /* An acknowledged value that cannot be written (its file replaced by one
  * librrd cannot read): /v1/health says "degraded" and /metrics counts it
  * under its reason. Runs last: it damages the host's file. */
@@ -967,6 +989,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_start_errors),
+		cmocka_unit_test(test_metrics_datadir),
 		cmocka_unit_test(test_health_degraded),
 	};
 	const struct CMUnitTest list_text[] = {

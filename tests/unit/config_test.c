@@ -34,6 +34,34 @@ static void test_defaults(void **state)
 	assert_true(c.agent_host[0] != '\0');
 	assert_int_equal(c.storage_cache_values, 8u << 20);
 	assert_int_equal(c.storage_flush_depth, 64);
+	assert_int_equal(c.agent_host_fs, 1);
+	assert_string_equal(c.agent_host_fs_include, "");
+	assert_int_equal(c.agent_guest_fs_polls, 6);
+	assert_int_equal(c.agent_guest_agent_retry_polls, 60);
+}
+
+/* issue 18's agent keys: file systems and the guest agent's schedule */
+static void test_fs_keys(void **state)
+{
+	struct vg_config c;
+	char err[256] = "";
+
+	(void)state;
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c,
+		"[agent]\nhost_fs = false\nhost_fs_include = /,/var/lib/nova/*\n"
+		"host_fs_exclude = vfat\nguest_fs_polls = 0\nguest_agent_retry_polls = 600\n",
+		"t.conf", err, sizeof(err)), 0);
+	assert_int_equal(c.agent_host_fs, 0);
+	assert_string_equal(c.agent_host_fs_include, "/,/var/lib/nova/*");
+	assert_string_equal(c.agent_host_fs_exclude, "vfat");
+	assert_int_equal(c.agent_guest_fs_polls, 0);
+	assert_int_equal(c.agent_guest_agent_retry_polls, 600);
+	/* a retry schedule of 0 polls would ask a guest without an agent on
+	 * every poll: refused, naming the key */
+	assert_int_equal(vg_config_load_string(&c, "[agent]\nguest_agent_retry_polls = 0\n",
+					       "t.conf", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "guest_agent_retry_polls"));
 }
 
 static void test_full_file(void **state)
@@ -177,6 +205,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_fs_keys),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors_name_file_line_key),
 		cmocka_unit_test(test_collectors),

@@ -563,6 +563,11 @@ static void test_bulk_record(void **state)
 	set_int(&p[n++], "vcpu.0.state", 1);
 	set_ull(&p[n++], "vcpu.0.time", 5000000000ULL);
 	set_ull(&p[n++], "vcpu.1.time", 6000000000ULL);
+	set_ull(&p[n++], "vcpu.0.wait", 250000000ULL);
+	set_ull(&p[n++], "vcpu.1.wait", 0);
+	set_ull(&p[n++], "vcpu.0.delay", 1500000000ULL);
+	set_ull(&p[n++], "vcpu.1.delay", 500000000ULL);
+	set_ull(&p[n++], "balloon.swap_out", 20);
 	set_int(&p[n++], "net.count", 1);
 	set_str(&p[n++], "net.0.name", vnet0);
 	set_ull(&p[n++], "net.0.rx.bytes", 1000);
@@ -607,6 +612,13 @@ static void test_bulk_record(void **state)
 	assert_int_equal(d.nvcpu_times, 2); /* current, not maximum */
 	assert_true(d.vcpu_time_s[0] == 5.0);
 	assert_true(d.vcpu_time_s[1] == 6.0);
+	assert_non_null(d.vcpu_wait_s);
+	assert_non_null(d.vcpu_delay_s);
+	assert_true(d.vcpu_wait_s[0] == 0.25);
+	assert_true(d.vcpu_wait_s[1] == 0);
+	assert_true(d.vcpu_delay_s[0] == 1.5);
+	assert_true(d.vcpu_delay_s[1] == 0.5);
+	assert_true(d.mem_swap_out == 20480.0);
 	assert_int_equal(d.nnics, 1);
 	assert_string_equal(d.nics[0].dev, "vnet0");
 	assert_true(d.nics[0].rx_bytes == 1000);
@@ -641,6 +653,94 @@ static void test_bulk_record(void **state)
 	vg_lv_snapshot_clear(&snap);
 }
 
+/* Guest file systems as virDomainGetGuestInfo's filesystem group gives
+ * them (a QEMU guest agent's answer, copied from `virsh guestinfo
+ * --filesystem` on a Debian guest): sorted by mount point, units kept. */
+static void test_guest_fs_params(void **state)
+{
+	virTypedParameter p[32];
+	int n = 0;
+	char root[] = "/", boot[] = "/boot", nomp[] = "", d1[] = "/dev/vda1",
+	     d15[] = "/dev/vda15", ext4[] = "ext4", vfat[] = "vfat", vda[] = "vda";
+
+	(void)state;
+	set_int(&p[n++], "fs.count", 3);
+	set_str(&p[n++], "fs.0.name", d15);
+	set_str(&p[n++], "fs.0.mountpoint", boot);
+	set_str(&p[n++], "fs.0.fstype", vfat);
+	set_ull(&p[n++], "fs.0.total-bytes", 129718272ULL);
+	set_ull(&p[n++], "fs.0.used-bytes", 6039552ULL);
+	set_int(&p[n++], "fs.0.disk.count", 1);
+	set_str(&p[n++], "fs.0.disk.0.alias", vda);
+	set_str(&p[n++], "fs.1.name", d1);
+	set_str(&p[n++], "fs.1.mountpoint", root);
+	set_str(&p[n++], "fs.1.fstype", ext4);
+	set_ull(&p[n++], "fs.1.total-bytes", 21003583488ULL);
+	set_ull(&p[n++], "fs.1.used-bytes", 1862299648ULL);
+	set_str(&p[n++], "fs.2.mountpoint", nomp); /* no mount point: dropped */
+	set_ull(&p[n++], "fs.9.used-bytes", 1);   /* past fs.count: ignored */
+
+	struct vg_lv_snapshot snap = {0};
+	struct vg_lv_domain d;
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(vg_lv_parse_guest_fs(&snap, p, n, &d), 0);
+	assert_int_equal(d.nfs, 2);
+	assert_string_equal(d.fs[0].mountpoint, "/");
+	assert_string_equal(d.fs[0].device, "/dev/vda1");
+	assert_string_equal(d.fs[0].fstype, "ext4");
+	assert_null(d.fs[0].disk);
+	assert_true(d.fs[0].total == 21003583488.0);
+	assert_true(d.fs[0].used == 1862299648.0);
+	assert_string_equal(d.fs[1].mountpoint, "/boot");
+	assert_string_equal(d.fs[1].disk, "vda");
+	assert_true(d.fs[1].used == 6039552.0);
+	vg_lv_snapshot_clear(&snap);
+
+	/* no fs.count: nothing */
+	assert_int_equal(vg_lv_parse_guest_fs(&snap, p + 1, n - 1, &d), 0);
+	assert_int_equal(d.nfs, 0);
+	assert_null(d.fs);
+	vg_lv_snapshot_clear(&snap);
+}
+
+/* A driver without a guest agent (the test driver: not QEMU) is found out
+ * once in the source's life without a call, not once per poll and domain,
+ * and that is not a failure: no error, no count, no value. */
+static void test_guest_fs_unsupported_once(void **state)
+{
+	struct vg_lv_opts o = {.uri = "test:///default", .guest_fs_polls = 1,
+			       .guest_agent_retry_polls = 2};
+	struct vg_lv *lv;
+	struct vg_lv_guest_stats gs;
+
+	(void)state;
+	assert_int_equal(vg_lv_new(&o, &lv), 0);
+	for (int i = 0; i < 3; i++) {
+		struct vg_lv_snapshot snap = {0};
+		assert_int_equal(vg_lv_poll(lv, &snap), 0);
+		assert_int_equal(snap.ndomains, 1);
+		assert_int_equal(snap.domains[0].nfs, 0);
+		vg_lv_snapshot_clear(&snap);
+	}
+	vg_lv_guest_stats(lv, &gs);
+	assert_int_equal(gs.queries, 0);
+	assert_int_equal(gs.failures, 0);
+	assert_int_equal(gs.no_agent, 0);
+	assert_int_equal(gs.supported, VG_LV_NO);
+	vg_lv_free(lv);
+
+	/* off: never asked */
+	o.guest_fs_polls = 0;
+	assert_int_equal(vg_lv_new(&o, &lv), 0);
+	struct vg_lv_snapshot snap = {0};
+	assert_int_equal(vg_lv_poll(lv, &snap), 0);
+	vg_lv_snapshot_clear(&snap);
+	vg_lv_guest_stats(lv, &gs);
+	assert_int_equal(gs.queries, 0);
+	assert_int_equal(gs.supported, VG_LV_UNKNOWN);
+	vg_lv_free(lv);
+}
+
 static void test_extras_and_no_libvirt(void **state)
 {
 	struct vg_poller_opts o = {.host = "h1", .proc_root = proc_link};
@@ -670,6 +770,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unreachable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hook_dedup, setup, teardown),
 		cmocka_unit_test(test_bulk_record),
+		cmocka_unit_test(test_guest_fs_params),
+		cmocka_unit_test(test_guest_fs_unsupported_once),
 		cmocka_unit_test_setup_teardown(test_host_backed_disk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_extras_and_no_libvirt, setup, teardown),
 	};

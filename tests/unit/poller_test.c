@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include <cmocka.h>
 
@@ -124,6 +125,20 @@ static int sample_of(const struct vg_batch *b, const char *id, const char *metri
 			return 1;
 		}
 	return 0;
+}
+
+static const char *attr_of(const struct vg_batch *b, const char *id, const char *key)
+{
+	const struct vg_resource *r = find_res(b, id);
+
+	if (!r)
+		fail_msg("no resource %s", id);
+	const struct vg_attr *a = vg_resource_attrs(b, r);
+	for (uint32_t i = 0; i < r->nattrs; i++)
+		if (!strcmp(a[i].key, key))
+			return a[i].value;
+	fail_msg("%s has no attribute %s", id, key);
+	return NULL;
 }
 
 static double must(const struct vg_batch *b, const char *id, const char *metric)
@@ -268,6 +283,141 @@ static void test_derived_values(void **state)
 	b = apply(p, &d, 1, T0 + 40000);
 	assert_true(sample_of(b, A, "cpu.util", &v));
 	assert_true(fabs(v - 25.0) < EPS);
+	vg_batch_free(b);
+	vg_poller_free(p);
+}
+
+/* vCPU contention: vcpu.N.wait / vcpu.N.delay counters as reported, and
+ * cpu.wait / cpu.steal in percent of the instance's vCPU capacity. */
+static void test_vcpu_contention(void **state)
+{
+	struct vg_poller *p = new_poller();
+	struct vg_lv_domain d;
+	struct vg_batch *b;
+	double vt[2] = {10, 20}, vw[2] = {1, 0}, vd[2] = {2, 3};
+
+	(void)state;
+	init_dom(&d, A, "a", 1, 1, &meta_b);
+	d.cpu_time_s = 100;
+	d.nvcpu_times = 2;
+	d.vcpu_time_s = vt;
+	d.vcpu_wait_s = vw;
+	d.vcpu_delay_s = vd;
+	d.mem_swap_out = 8192;
+	b = apply(p, &d, 1, T0);
+	assert_true(must(b, A, "vcpu.0.wait") == 1);
+	assert_true(must(b, A, "vcpu.1.delay") == 3);
+	assert_true(must(b, A, "memory.swap.out") == 8192);
+	assert_false(sample_of(b, A, "cpu.steal", NULL));
+	vg_batch_free(b);
+
+	/* 10 s later on 2 vCPUs (20 vCPU-seconds): delay +1 and +4 s = 25 %,
+	 * wait +0.5 s = 2.5 % */
+	vw[0] = 1.5;
+	vd[0] = 3;
+	vd[1] = 7;
+	d.cpu_time_s = 110;
+	d.mem_swap_out = 16384;
+	b = apply(p, &d, 1, T0 + 10000);
+	assert_true(fabs(must(b, A, "cpu.steal") - 25.0) < EPS);
+	assert_true(fabs(must(b, A, "cpu.wait") - 2.5) < EPS);
+	assert_true(must(b, A, "vcpu.1.delay") == 7);
+	assert_true(must(b, A, "memory.swap.out") == 16384);
+	vg_batch_free(b);
+
+	/* guest file systems reported in this poll: fs.N on the instance */
+	struct vg_lv_fs fs[2] = {
+		{.mountpoint = "/", .device = "/dev/vda1", .fstype = "ext4",
+		 .total = 1000, .used = 250},
+		{.mountpoint = "/data", .device = "/dev/vdb", .disk = "vdb",
+		 .total = 2000, .used = NAN},
+	};
+	d.fs = fs;
+	d.nfs = 2;
+	b = apply(p, &d, 1, T0 + 15000);
+	assert_true(must(b, A, "fs.0.total") == 1000);
+	assert_true(must(b, A, "fs.0.used") == 250);
+	assert_true(must(b, A, "fs.0.usage") == 25);
+	assert_string_equal(attr_of(b, A, "fs.0.mountpoint"), "/");
+	assert_string_equal(attr_of(b, A, "fs.0.device"), "/dev/vda1");
+	assert_string_equal(attr_of(b, A, "fs.1.disk"), "vdb");
+	assert_true(must(b, A, "fs.1.total") == 2000);
+	assert_false(sample_of(b, A, "fs.1.used", NULL));
+	assert_false(sample_of(b, A, "fs.1.usage", NULL));
+	vg_batch_free(b);
+	d.fs = NULL;
+	d.nfs = 0;
+
+	/* a driver without the fields: no counter, no percentage */
+	d.vcpu_wait_s = d.vcpu_delay_s = NULL;
+	b = apply(p, &d, 1, T0 + 20000);
+	assert_false(sample_of(b, A, "fs.0.total", NULL));
+	assert_false(sample_of(b, A, "vcpu.0.wait", NULL));
+	assert_false(sample_of(b, A, "cpu.steal", NULL));
+	assert_false(sample_of(b, A, "cpu.wait", NULL));
+	vg_batch_free(b);
+	vg_poller_free(p);
+}
+
+/* The host half from the /proc fixture: swap and host NIC values exactly
+ * as the fixture files say (lo and known vNICs are not host NICs). */
+static void test_host_values(void **state)
+{
+	struct vg_poller *p = new_poller();
+	struct vg_batch *b = vg_batch_new("h1", 1, 1, T0);
+	struct vg_poll_status st;
+
+	(void)state;
+	assert_int_equal(vg_poller_poll(p, T0, NULL, 0, b, &st), 0);
+	check_catalogue(b);
+	assert_true(must(b, "h1", "host.swap.total") == 2000000.0 * 1024);
+	assert_true(must(b, "h1", "host.swap.used") == 500000.0 * 1024);
+	assert_true(must(b, "h1-eth0", "hnic.rx.bytes") == 123456789);
+	assert_true(must(b, "h1-eth0", "hnic.rx.packets") == 100000);
+	assert_true(must(b, "h1-eth0", "hnic.rx.errors") == 1);
+	assert_true(must(b, "h1-eth0", "hnic.rx.drops") == 2);
+	assert_true(must(b, "h1-eth0", "hnic.tx.bytes") == 987654321);
+	assert_true(must(b, "h1-eth0", "hnic.tx.packets") == 90000);
+	assert_true(must(b, "h1-eth0", "hnic.tx.errors") == 3);
+	assert_true(must(b, "h1-eth0", "hnic.tx.drops") == 4);
+	assert_null(find_res(b, "h1-lo"));
+
+	/* host file systems: "/" only (the rest are pseudo, network, or
+	 * cannot be statted), with the values statvfs gives */
+	struct statvfs sv;
+	assert_int_equal(statvfs("/", &sv), 0);
+	assert_true(must(b, "h1-fs:/", "hfs.size") == (double)sv.f_blocks * sv.f_frsize);
+	assert_true(must(b, "h1-fs:/", "hfs.used") <= must(b, "h1-fs:/", "hfs.size"));
+	assert_true(must(b, "h1-fs:/", "hfs.used") > 0);
+	assert_string_equal(attr_of(b, "h1-fs:/", "device"), "/dev/vda1");
+	assert_string_equal(attr_of(b, "h1-fs:/", "fstype"), "ext4");
+	if (sv.f_files > 0)
+		assert_true(must(b, "h1-fs:/", "hfs.inodes.total") == (double)sv.f_files);
+	assert_null(find_res(b, "h1-fs:/proc"));
+	assert_null(find_res(b, "h1-fs:/run"));
+	assert_null(find_res(b, "h1-fs:/mnt/nfs"));
+	assert_null(find_res(b, "h1-fs:/vigie-no-such-mount"));
+	vg_batch_free(b);
+	vg_poller_free(p);
+
+	/* include /run (tmpfs), exclude "/" by type: the list decides */
+	struct vg_poller_opts o = {.host = "h1", .proc_root = "tests/fixtures/proc/t0",
+				   .fs_include = "/run,/", .fs_exclude = "ext4"};
+	assert_int_equal(vg_poller_new(&o, &p), 0);
+	b = vg_batch_new("h1", 1, 1, T0);
+	assert_int_equal(vg_poller_poll(p, T0, NULL, 0, b, &st), 0);
+	assert_null(find_res(b, "h1-fs:/"));
+	assert_true(must(b, "h1-fs:/run", "hfs.size") > 0);
+	vg_batch_free(b);
+	vg_poller_free(p);
+
+	/* off */
+	o.no_host_fs = 1;
+	o.fs_include = o.fs_exclude = NULL;
+	assert_int_equal(vg_poller_new(&o, &p), 0);
+	b = vg_batch_new("h1", 1, 1, T0);
+	assert_int_equal(vg_poller_poll(p, T0, NULL, 0, b, &st), 0);
+	assert_null(find_res(b, "h1-fs:/"));
 	vg_batch_free(b);
 	vg_poller_free(p);
 }
@@ -506,6 +656,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_derived_values),
+		cmocka_unit_test(test_vcpu_contention),
+		cmocka_unit_test(test_host_values),
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_vanished_with_devices),
 		cmocka_unit_test(test_hostile_libvirt_names),

@@ -228,6 +228,50 @@ static int teardown(void **state)
 	return 0;
 }
 
+static void test_mounts(void **state)
+{
+	const char *text =
+		"proc /proc proc rw 0 0\n"
+		"/dev/sda1 / ext4 rw 0 0\n"
+		"/dev/sdb1 /srv/with\\040space xfs rw 0 0\n"
+		"tmpfs /run tmpfs rw 0 0\n"
+		"short-line\n"
+		"/dev/sdc1 /data ext4 rw 0 0\n"
+		"/dev/sdd1 /data xfs rw 0 0\n"
+		"srv:/x /mnt/n nfs4 rw 0 0\n";
+	struct vg_mount *m;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(vg_procfs_parse_mounts(text, &m, &n), 0);
+	assert_int_equal(n, 6); /* short line dropped, /data once */
+	assert_string_equal(m[0].dir, "/proc");
+	assert_true(m[0].pseudo);
+	assert_string_equal(m[1].dev, "/dev/sda1");
+	assert_false(m[1].pseudo);
+	assert_string_equal(m[2].dir, "/srv/with space");
+	assert_string_equal(m[4].dir, "/data");
+	assert_string_equal(m[4].type, "xfs"); /* the visible (last) mount */
+	assert_true(m[5].pseudo);              /* network: skipped by default */
+
+	/* defaults: real local file systems only */
+	assert_false(vg_procfs_fs_selected(&m[0], NULL, NULL));
+	assert_true(vg_procfs_fs_selected(&m[1], NULL, NULL));
+	assert_false(vg_procfs_fs_selected(&m[3], "", ""));
+	assert_false(vg_procfs_fs_selected(&m[5], NULL, NULL));
+	/* exclude by mount pattern or type; it wins over include */
+	assert_false(vg_procfs_fs_selected(&m[2], NULL, "/srv/*"));
+	assert_false(vg_procfs_fs_selected(&m[4], NULL, "ext4, xfs"));
+	assert_true(vg_procfs_fs_selected(&m[1], NULL, "xfs"));
+	assert_false(vg_procfs_fs_selected(&m[1], "/", "/"));
+	/* include: only what matches, pseudo or network ones too */
+	assert_false(vg_procfs_fs_selected(&m[1], "/data,tmpfs", NULL));
+	assert_true(vg_procfs_fs_selected(&m[4], "/data,tmpfs", NULL));
+	assert_true(vg_procfs_fs_selected(&m[3], "/data, tmpfs", NULL));
+	assert_true(vg_procfs_fs_selected(&m[5], "nfs4", NULL));
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +282,7 @@ int main(void)
 		cmocka_unit_test(test_diskstats),
 		cmocka_unit_test(test_netdev),
 		cmocka_unit_test(test_pid),
+		cmocka_unit_test(test_mounts),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
