@@ -104,6 +104,7 @@ LIBS_crash_test         := billing collector common
 LIBS_derive_test        := agent common
 LIBS_dispatch_test      := common
 LIBS_domxml_test        := agent common
+LIBS_expr_test          := api alarms billing collector common
 LIBS_hmap_test          := agent common
 LIBS_hostile_wire_test  := collector common
 LIBS_http_test          := api alarms billing collector common
