@@ -331,7 +331,8 @@ static int answer_query(struct vg_api *api, const char *scope,
 		rc = -EIO;
 		goto out;
 	}
-	qsort(c.s, c.n, sizeof(*c.s), cmp_series);
+	if (c.n) /* qsort(NULL, 0) is undefined */
+		qsort(c.s, c.n, sizeof(*c.s), cmp_series);
 	qr->timeseries = calloc(c.n + 1, sizeof(*qr->timeseries));
 	if (!qr->timeseries) {
 		rc = -ENOMEM;

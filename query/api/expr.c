@@ -595,13 +595,17 @@ static int cmp_str_null(const char *a, const char *b)
 	return strcmp(a, b);
 }
 
-/* Aggregation across the members of a list, per group of `by`. */
+/* Aggregation across the members of a list, per group of `by`. Each
+ * series' group is found once; sums, counts and extremes then run series
+ * by series over contiguous arrays (percentiles gather each slot's values
+ * and sort them). */
 static int eval_across(struct ectx *c, const struct vg_expr_node *n,
 		       const struct xv *in, struct xv *out)
 {
 	const char **keys;
-	size_t nk = 0;
+	size_t nk = 0, *gid, *members;
 	double *vals;
+	uint32_t *cnt;
 	int rc = 0;
 
 	if (in->scalar) {
@@ -612,11 +616,13 @@ static int eval_across(struct ectx *c, const struct vg_expr_node *n,
 	out->base = in->base;
 	out->np = in->np;
 	keys = calloc(in->n + 1, sizeof(*keys));
+	gid = calloc(in->n + 1, sizeof(*gid));
+	members = calloc(in->n + 1, sizeof(*members));
 	vals = malloc((in->n + 1) * sizeof(*vals));
-	if (!keys || !vals) {
-		free(keys);
-		free(vals);
-		return eerr(c, 503, n->pos, "out of memory");
+	cnt = malloc((in->np + 1) * sizeof(*cnt));
+	if (!keys || !gid || !members || !vals || !cnt) {
+		rc = eerr(c, 503, n->pos, "out of memory");
+		goto out;
 	}
 	/* the distinct group values, in order of first appearance */
 	for (size_t i = 0; i < in->n; i++) {
@@ -626,54 +632,69 @@ static int eval_across(struct ectx *c, const struct vg_expr_node *n,
 			;
 		if (j == nk)
 			keys[nk++] = g;
+		gid[i] = j;
+		members[j]++;
 	}
 	for (size_t gi = 0; gi < nk && !rc; gi++) {
 		struct xs *x = xv_add(c, out, keys[gi] ? keys[gi] : "", n->pos);
-		int members = 0;
+		double *acc;
 		if (!x) {
 			rc = -EINVAL;
 			break;
 		}
+		acc = x->v;
 		x->labels = json_object();
 		if (n->by)
 			json_object_set_new(x->labels, n->by,
 					    keys[gi] ? json_string(keys[gi])
 						     : json_null());
-		for (size_t i = 0; i < in->n; i++)
-			if (!cmp_str_null(n->by ? group_of(&in->s[i], n->by) : "",
-					  keys[gi]))
-				members++;
-		x->members = members;
-		for (size_t k = 0; k < out->np; k++) {
-			size_t m = 0, known;
-			for (size_t i = 0; i < in->n; i++) {
-				const char *g = n->by ? group_of(&in->s[i], n->by)
-						      : "";
-				if (!cmp_str_null(g, keys[gi]) &&
-				    !isnan(in->s[i].v[k]))
-					vals[m++] = in->s[i].v[k];
-			}
-			switch (n->fn) {
-			case VG_FN_PCT:
+		x->members = (int)members[gi];
+		if (n->fn == VG_FN_PCT) {
+			for (size_t k = 0; k < out->np; k++) {
+				size_t m = 0;
+				for (size_t i = 0; i < in->n; i++)
+					if (gid[i] == gi && !isnan(in->s[i].v[k]))
+						vals[m++] = in->s[i].v[k];
 				qsort(vals, m, sizeof(*vals), cmp_double);
-				x->v[k] = m ? vg_api_percentile(vals, m, n->pct)
-					    : NAN;
-				break;
-			case VG_FN_COUNT:
-				x->v[k] = m ? (double)m : NAN;
-				break;
-			default:
-				x->v[k] = fold(n->fn == VG_FN_SUM ? VG_AGG_SUM
-					       : n->fn == VG_FN_MIN ? VG_AGG_MIN
-					       : n->fn == VG_FN_MAX ? VG_AGG_MAX
-								    : VG_AGG_MEAN,
-					       vals, m, &known);
+				acc[k] = m ? vg_api_percentile(vals, m, n->pct)
+					   : NAN;
+			}
+		} else {
+			memset(cnt, 0, out->np * sizeof(*cnt));
+			for (size_t i = 0; i < in->n; i++) {
+				const double *v = in->s[i].v;
+				if (gid[i] != gi)
+					continue;
+				for (size_t k = 0; k < out->np; k++) {
+					if (isnan(v[k]))
+						continue;
+					if (!cnt[k]++)
+						acc[k] = v[k];
+					else if (n->fn == VG_FN_MIN)
+						acc[k] = v[k] < acc[k] ? v[k] : acc[k];
+					else if (n->fn == VG_FN_MAX)
+						acc[k] = v[k] > acc[k] ? v[k] : acc[k];
+					else
+						acc[k] += v[k];
+				}
+			}
+			for (size_t k = 0; k < out->np; k++) {
+				if (!cnt[k])
+					continue; /* stays NaN */
+				if (n->fn == VG_FN_MEAN)
+					acc[k] /= cnt[k];
+				else if (n->fn == VG_FN_COUNT)
+					acc[k] = cnt[k];
 			}
 		}
 		rc = check_time(c, n->pos);
 	}
+out:
 	free(keys);
+	free(gid);
+	free(members);
 	free(vals);
+	free(cnt);
 	return rc;
 }
 
