@@ -466,6 +466,47 @@ static void test_errors_post(void **state)
 	}
 }
 
+static struct fx_run vcli(const char *first, ...)
+{
+	va_list ap;
+	struct fx_run r;
+
+	va_start(ap, first);
+	r = fx_vcli(srv.url, tok_p1, first, ap);
+	va_end(ap);
+	return r;
+}
+
+/* `vigie query`: one sparkline per series, the server's error with its
+ * position, a scalar, --json. */
+static void test_cli(void **state)
+{
+	struct fx_run r;
+
+	(void)state;
+	r = vcli("query", "sum(cpu.util, by=host)", "--start", "1794999600",
+		 "--end", "1795001340", "--granularity", "60", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(strstr(r.out, "h1 {\"host\":\"h1\"}"));
+	assert_non_null(strstr(r.out, "h2 {\"host\":\"h2\"}"));
+	assert_non_null(strstr(r.out, "max 30")); /* h2: vm-b alone */
+	assert_null(strstr(r.out, "vm-c"));
+	assert_non_null(strstr(r.out, "\xe2\x96")); /* a block character */
+	fx_run_free(&r);
+	r = vcli("query", "sum(cpu.util", NULL);
+	assert_int_equal(r.rc, 1);
+	assert_non_null(strstr(r.err, "at 12:"));
+	fx_run_free(&r);
+	r = vcli("query", "2 * 21", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.out, "42\n");
+	fx_run_free(&r);
+	r = vcli("query", "--json", "count(cpu.util)", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(strstr(r.out, "\"members\""));
+	fx_run_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -477,6 +518,7 @@ int main(void)
 		cmocka_unit_test(test_across),
 		cmocka_unit_test(test_scope),
 		cmocka_unit_test(test_errors_post),
+		cmocka_unit_test(test_cli),
 	};
 	int rc = cmocka_run_group_tests_name("expr_pure", pure, NULL, NULL);
 
