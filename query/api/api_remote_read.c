@@ -238,7 +238,10 @@ static int answer_query(struct vg_api *api, const char *scope,
 	struct rr_ctx c = {0};
 	struct vg_resource_filter f = {0};
 	struct matcher m[VG_RR_MAX_MATCHERS];
+	int64_t start_ms;
 	int rc = 0, empty = 0;
+	int labels_only = q->hints && q->hints->func &&
+			  !strcmp(q->hints->func, "series");
 
 	*status = 400;
 	if (q->n_matchers > VG_RR_MAX_MATCHERS) {
@@ -253,6 +256,9 @@ static int answer_query(struct vg_api *api, const char *scope,
 			 (long long)q->end_timestamp_ms);
 		return -EINVAL;
 	}
+	/* Prometheus asks for "all time" (a start near INT64_MIN / 2) for
+	 * series and label lookups: nothing is older than the epoch. */
+	start_ms = q->start_timestamp_ms < 0 ? 0 : q->start_timestamp_ms;
 	memset(m, 0, sizeof(m));
 	for (size_t i = 0; i < q->n_matchers; i++) {
 		const Prometheus__LabelMatcher *lm = q->matchers[i];
@@ -356,10 +362,13 @@ static int answer_query(struct vg_api *api, const char *scope,
 			rc = -ETIMEDOUT;
 			goto out;
 		}
-		frc = vg_store_fetch(store, s->rtype, s->lab[L_RESOURCE], s->metric,
-				     VG_CF_AVERAGE, q->start_timestamp_ms,
-				     q->end_timestamp_ms, 0, 0, &ser);
-		if (frc == -ENOENT || frc == -EINVAL || !ser.n) {
+		/* a series lookup (/api/v1/series, label values) needs the
+		 * labels only: answered without reading the RRD file */
+		frc = labels_only ? 0
+			: vg_store_fetch(store, s->rtype, s->lab[L_RESOURCE],
+					 s->metric, VG_CF_AVERAGE, start_ms,
+					 q->end_timestamp_ms, 0, 0, &ser);
+		if (frc == -ENOENT || frc == -EINVAL || (!ser.n && !labels_only)) {
 			vg_series_free(&ser);
 			continue; /* no file yet, or nothing in the range */
 		}
@@ -380,8 +389,8 @@ static int answer_query(struct vg_api *api, const char *scope,
 		}
 		b = calloc(1, sizeof(*b));
 		if (b) {
-			b->smp = calloc(ser.n, sizeof(*b->smp));
-			b->sp = calloc(ser.n, sizeof(*b->sp));
+			b->smp = calloc(ser.n + 1, sizeof(*b->smp));
+			b->sp = calloc(ser.n + 1, sizeof(*b->sp));
 		}
 		if (!b || !b->smp || !b->sp) {
 			if (b) {

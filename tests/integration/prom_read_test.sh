@@ -107,6 +107,13 @@ eq "p1: a regex over every project finds only p1" \
 eq "p1: p2's resource by id finds nothing" "$(promq "$PP" 'vigie_cpu_util{resource="vm-00001"}' | jq '.data.result | length')" 0
 eq "admin: both projects" "$(promq "$PA" 'count by (project) (vigie_cpu_util)' | jq -c '[.data.result[].metric.project] | sort')" '["p1","p2"]'
 
+# series lookups (Grafana's label_values(metric, label)) go through remote read too
+eq "p1: /api/v1/series finds p1's instances" \
+  "$(curl -q -s --max-time 30 "http://127.0.0.1:$PP/api/v1/series" --data-urlencode 'match[]=vigie_cpu_util' \
+     --data-urlencode "start=$((T - 600))" --data-urlencode "end=$T" | jq '[.data[] | select(.project == "p1")] | length')" 4
+# (Prometheus 2.42 does not ask remote read for label names or values:
+# /api/v1/labels and /api/v1/label/X/values list local data only)
+
 # ---- label injection: the hostile name stays one value ----
 ev=$(promq "$PP" 'vigie_cpu_util{resource="vm-evil"}' | jq -c '.data.result[0].metric')
 diag "evil: $ev"

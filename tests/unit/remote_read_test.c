@@ -18,6 +18,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,8 @@
 #define EVIL "x\",project=\"p2\",y=\""
 
 static struct fx_api srv;
+static int64_t q_start = T0 * 1000; /* the queries' start */
+static const char *q_func;          /* the queries' hints.func, or none */
 static char tok_admin[VG_TOKEN_LEN + 1], tok_p1[VG_TOKEN_LEN + 1];
 
 static int setup(void **state)
@@ -152,7 +155,12 @@ static long read_query(const char *token, const char *const *mt, size_t nm,
 		m[i].value = values[i];
 		mp[i] = &m[i];
 	}
-	q.start_timestamp_ms = T0 * 1000;
+	q.start_timestamp_ms = q_start;
+	Prometheus__ReadHints hints = PROMETHEUS__READ_HINTS__INIT;
+	if (q_func) {
+		hints.func = (char *)q_func;
+		q.hints = &hints;
+	}
 	q.end_timestamp_ms = (T0 + 600) * 1000;
 	q.n_matchers = nm;
 	q.matchers = mp;
@@ -262,6 +270,17 @@ static void test_read(void **state)
 	done(&a, r);
 	assert_int_equal(read_query(tok_admin, m5, 2, 1, &a, &r), 200);
 	assert_int_equal(nseries(r), 0);
+	done(&a, r);
+	/* a series lookup over "all time", as Prometheus's /api/v1/series
+	 * asks: the labels, no samples */
+	q_start = INT64_MIN / 2;
+	q_func = "series";
+	assert_int_equal(read_query(tok_admin, m1, 2, 1, &a, &r), 200);
+	q_start = T0 * 1000;
+	q_func = NULL;
+	assert_int_equal(nseries(r), 1);
+	assert_int_equal(r->results[0]->timeseries[0]->n_samples, 0);
+	assert_string_equal(label(r->results[0]->timeseries[0], "name"), "alpha");
 	done(&a, r);
 }
 
