@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,70 @@ static void grid_of(const struct ectx *c, struct xv *x)
 	x->np = vg_api_points_in(c->start_ms, c->end_ms, c->gran);
 }
 
+/* The files of one selector, read by up to VG_EXPR_FETCH_THREADS threads
+ * (vg_store_fetch is thread-safe); each series' points go into its
+ * preallocated slot, its status into st[i]. */
+struct fetch_pool {
+	struct ectx *c;
+	const struct vg_expr_node *n;
+	const struct pick *p;
+	struct xs *xs;
+	size_t np;
+	const struct xv *out;
+	int *st;
+	size_t next;   /* atomic: the next series to read */
+	size_t points; /* atomic */
+	int late;      /* atomic: the deadline passed */
+};
+
+static void *fetch_worker(void *arg)
+{
+	struct fetch_pool *f = arg;
+	int64_t gm = (int64_t)f->out->step * 1000;
+
+	for (;;) {
+		size_t i = __atomic_fetch_add(&f->next, 1, __ATOMIC_RELAXED);
+		struct vg_series ser = {0};
+		size_t got = 0;
+
+		if (i >= f->np)
+			break;
+		if (__atomic_load_n(&f->late, __ATOMIC_RELAXED) ||
+		    vg_monotonic_ms() > f->c->deadline) {
+			__atomic_store_n(&f->late, 1, __ATOMIC_RELAXED);
+			f->st[i] = -ETIMEDOUT;
+			continue;
+		}
+		f->st[i] = vg_store_fetch(f->c->store, f->p[i].rtype, f->p[i].id,
+					  f->n->name, VG_CF_AVERAGE,
+					  f->c->start_ms, f->c->end_ms,
+					  f->out->step, 0, &ser);
+		for (size_t k = 0; !f->st[i] && k < ser.n; k++) {
+			int64_t slot = (ser.points[k].time_ms - f->out->base) / gm;
+			if (slot >= 0 && (size_t)slot < f->out->np) {
+				f->xs[i].v[slot] = ser.points[k].value;
+				got++;
+			}
+		}
+		__atomic_fetch_add(&f->points, got, __ATOMIC_RELAXED);
+		vg_series_free(&ser);
+	}
+	return NULL;
+}
+
+static void fetch_parallel(struct fetch_pool *f)
+{
+	pthread_t t[VG_EXPR_FETCH_THREADS];
+	size_t nt = f->np >= 16 ? VG_EXPR_FETCH_THREADS - 1 : 0, started = 0;
+
+	for (size_t i = 0; i < nt; i++)
+		if (pthread_create(&t[started], NULL, fetch_worker, f) == 0)
+			started++;
+	fetch_worker(f);
+	for (size_t i = 0; i < started; i++)
+		pthread_join(t[i], NULL);
+}
+
 static int eval_selector(struct ectx *c, const struct vg_expr_node *n,
 			 struct xv *out)
 {
@@ -309,40 +374,53 @@ static int eval_selector(struct ectx *c, const struct vg_expr_node *n,
 					      &(size_t){0});
 	grid_of(c, out);
 	c->series_read += s.np;
-	for (size_t i = 0; i < s.np && !rc; i++) {
-		struct vg_series ser = {0};
-		int64_t gm = (int64_t)out->step * 1000;
-		struct xs *x;
-		int frc = vg_store_fetch(c->store, s.p[i].rtype, s.p[i].id,
-					 n->name, VG_CF_AVERAGE, c->start_ms,
-					 c->end_ms, out->step, 0, &ser);
-		if ((rc = check_time(c, n->pos))) {
-			vg_series_free(&ser);
-			break;
-		}
-		if (frc == -ENOENT || frc == -EINVAL)
-			continue; /* no file yet / another archive layout */
-		if (frc) {
-			rc = eerr(c, 500, n->pos, "cannot read %s of %s: %s",
-				  n->name, s.p[i].id, strerror(-frc));
-			break;
-		}
-		if (!(x = xv_add(c, out, s.p[i].id, n->pos))) {
-			vg_series_free(&ser);
-			rc = -ENOMEM;
-			break;
-		}
-		x->labels = s.p[i].labels;
-		x->attrs = s.p[i].attrs;
-		s.p[i].labels = s.p[i].attrs = NULL;
-		for (size_t k = 0; k < ser.n; k++) {
-			int64_t slot = (ser.points[k].time_ms - out->base) / gm;
-			if (slot >= 0 && (size_t)slot < out->np) {
-				x->v[slot] = ser.points[k].value;
-				c->points_read++;
+	/* a slot for every selected series first (on this thread), then the
+	 * files are read in parallel, then the slots of series without a file
+	 * are dropped, keeping the registry's order */
+	{
+		size_t first = out->n, kept = out->n;
+		int *st = calloc(s.np + 1, sizeof(*st));
+		if (!rc && !st)
+			rc = eerr(c, 503, n->pos, "out of memory");
+		for (size_t i = 0; i < s.np && !rc; i++) {
+			struct xs *x = xv_add(c, out, s.p[i].id, n->pos);
+			if (!x) {
+				rc = -ENOMEM;
+				break;
 			}
+			x->labels = s.p[i].labels;
+			x->attrs = s.p[i].attrs;
+			s.p[i].labels = s.p[i].attrs = NULL;
 		}
-		vg_series_free(&ser);
+		if (!rc && s.np) {
+			struct fetch_pool fp = {.c = c, .n = n, .p = s.p,
+						.xs = out->s + first, .np = s.np,
+						.out = out, .st = st};
+			fetch_parallel(&fp);
+			c->points_read += fp.points;
+			if (fp.late)
+				rc = check_time(c, n->pos);
+			for (size_t i = 0; i < s.np && !rc; i++)
+				if (st[i] && st[i] != -ENOENT && st[i] != -EINVAL)
+					rc = eerr(c, 500, n->pos, "cannot read %s of "
+						  "%s: %s", n->name, s.p[i].id,
+						  strerror(-st[i]));
+		}
+		for (size_t i = 0; i < out->n - first && !rc; i++) {
+			struct xs *x = &out->s[first + i];
+			if (st[i]) { /* no file yet / another archive layout */
+				free(x->key);
+				json_decref(x->labels);
+				json_decref(x->attrs);
+				free(x->v);
+				c->cells -= out->np;
+				continue;
+			}
+			out->s[kept++] = *x;
+		}
+		if (!rc)
+			out->n = kept;
+		free(st);
 	}
 	for (size_t i = 0; i < s.np; i++) {
 		free(s.p[i].id);

@@ -29,6 +29,7 @@
 #define VG_EXPR_MAX_SERIES 5000   /* series read per request */
 #define VG_EXPR_MAX_CELLS 4000000 /* values held per request (all steps) */
 #define VG_EXPR_MAX_MS 10000      /* evaluation time per request */
+#define VG_EXPR_FETCH_THREADS 4   /* threads reading one selector's files */
 
 enum vg_expr_kind {
 	VG_EXPR_NUM,   /* num */

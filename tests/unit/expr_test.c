@@ -149,6 +149,14 @@ static int write_data(void)
 				vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE,
 						vm[i].v < 0 ? k : vm[i].v);
 			}
+			/* 20 hosts' memory: enough series for the parallel read */
+			for (int i = 0; h == 2 && i < 20; i++) {
+				char id[16];
+				snprintf(id, sizeof(id), "node-%02d", i);
+				vg_batch_resource(b, VG_RT_HOST, id, id, NULL, t);
+				vg_batch_sample(b, "memory.used", VG_KIND_GAUGE,
+						1000.0 * i);
+			}
 			if (h == 1) {
 				vg_batch_resource(b, VG_RT_DISK, "vm-a-vda", "vda",
 						  "vm-a", t);
@@ -353,6 +361,21 @@ static void test_across(void **state)
 	assert_non_null(s);
 	assert_true(json_is_null(json_object_get(json_object_get(s, "labels"),
 						 "metadata.az")));
+	fx_answer_free(&a);
+
+	/* 20 series, read by several threads: every value in its place */
+	assert_int_equal(query(tok_admin, "memory.used{type=\"host\"}", &a), 200);
+	assert_int_equal(json_array_size(series(&a)), 20);
+	assert_string_equal(json_string_value(json_object_get(
+				    json_array_get(series(&a), 7), "key")), "node-07");
+	assert_true(at(by_key(&a, "node-13"), T0 + 600) == 13000);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_object_get(a.json, "read"), "series")), 20);
+	fx_answer_free(&a);
+	assert_int_equal(query(tok_admin, "sum(memory.used{type=\"host\"})", &a), 200);
+	assert_true(at(by_key(&a, ""), T0 + 600) == 190000);
+	assert_int_equal(json_integer_value(json_object_get(by_key(&a, ""),
+							   "members")), 20);
 	fx_answer_free(&a);
 
 	assert_int_equal(query(tok_admin, "count(cpu.util)", &a), 200);
