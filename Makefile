@@ -45,7 +45,7 @@ BUILD   ?= build
 SANFLAGS :=
 endif
 
-PKGS     := libvirt librrd nanomsg jansson sqlite3 libpq libmicrohttpd libcurl inih libcrypto
+PKGS     := libvirt librrd nanomsg jansson sqlite3 libpq libmicrohttpd libcurl inih libcrypto libprotobuf-c
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -54,16 +54,23 @@ CFLAGS  ?= -O2 -g
 # component's own headers, named by their folder ("agent/spool.h").
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wno-unused-parameter -Iinclude -I. $(PKG_CFLAGS) $(SANFLAGS) -MMD -MP \
-           -DVG_PREFIX=\"$(PREFIX)\"
+           -DVG_PREFIX=\"$(PREFIX)\" -I$(GEN)
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
-LDLIBS  += $(PKG_LIBS) -lpthread -lm
+# libsnappy (Prometheus remote read) ships no .pc file on Debian.
+LDLIBS  += $(PKG_LIBS) -lsnappy -lpthread -lm
 
 COMMON_SRC    := $(wildcard common/*.c)
 AGENT_SRC     := $(filter-out agent/main.c,$(wildcard agent/*.c))
 COLLECTOR_SRC := $(filter-out collector/compose.c,$(wildcard collector/*.c))
 ALARMS_SRC    := $(wildcard alarms/*.c)
 BILLING_SRC   := $(wildcard billing/*.c)
-API_SRC       := $(wildcard query/api/*.c)
+# Generated at build time, never committed: C for the Prometheus remote
+# read messages (query/api/prompb/*.proto) by protoc-c, under $(BUILD)/gen.
+GEN           := $(BUILD)/gen
+PROTO         := $(wildcard query/api/prompb/*.proto)
+GEN_SRC       := $(patsubst query/api/%.proto,$(GEN)/%.pb-c.c,$(PROTO))
+GEN_HDR       := $(GEN_SRC:.c=.h)
+API_SRC       := $(wildcard query/api/*.c) $(GEN_SRC)
 CLI_SRC       := $(filter-out query/cli/cli.c,$(wildcard query/cli/*.c))
 UNIT_SRC      := $(wildcard tests/unit/*_test.c)
 INTEG_SRC     := $(wildcard tests/integration/*_test.c)
@@ -115,6 +122,7 @@ LIBS_derive_test        := agent common
 LIBS_db_test            := common
 LIBS_dispatch_test      := common
 LIBS_domxml_test        := agent common
+LIBS_expr_test          := cli api alarms billing collector common
 LIBS_hmap_test          := agent common
 LIBS_http_test          := api alarms billing collector common
 LIBS_journal_test       := collector common
@@ -126,6 +134,7 @@ LIBS_procfs_test        := agent common
 LIBS_receiver_test      := collector common
 LIBS_registry_list_test := collector common
 LIBS_registry_test      := collector common
+LIBS_remote_read_test   := api alarms billing collector common
 LIBS_rrdcached_test     := collector common
 LIBS_sender_test        := agent common
 LIBS_sign_sender_test   := agent common
@@ -158,6 +167,13 @@ deps:
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# protoc-c writes both files of a .proto at once; every API source may
+# include them (through api_handlers.h), so they come first.
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: query/api/%.proto $(PROTO)
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -Iquery/api $<
+$(call obj,$(wildcard query/api/*.c) $(UNIT_SRC) $(FUZZ_SRC) $(BENCH_SRC) collector/compose.c): | $(GEN_HDR)
 
 $(LIBCOMMON): $(call obj,$(COMMON_SRC))
 $(LIBAGENT): $(call obj,$(AGENT_SRC))
@@ -212,7 +228,7 @@ demo: deps
 	@bash scripts/demo.sh "$(LIBVIRT)" "$(INTERVAL)" "$(BUILD)"
 
 check: deps
-	@$(MAKE) --no-print-directory all unit-tests integration-tests
+	@$(MAKE) --no-print-directory all unit-tests integration-tests $(BUILD)/bench/query_seed
 	@VIGIE_BUILD=$(BUILD) bash tests/run.sh
 
 bench: deps

@@ -440,6 +440,12 @@ if [[ " $SKIP " != *" api "* ]]; then
   VIGIE_BUILD=$BUILD bash bench/api_bench.sh || { echo "  FAIL: api_bench"; fail=1; }
 fi
 
+if [[ " $SKIP " != *" query "* ]]; then
+  echo
+  echo "queries across series and Prometheus remote read (bench/query_bench.sh)"
+  VIGIE_BUILD=$BUILD bash bench/query_bench.sh || { echo "  FAIL: query_bench"; fail=1; }
+fi
+
 # ---- the agent's cost per poll and invoices -------------
 if [[ " $SKIP " != *" agent "* ]]; then
   echo

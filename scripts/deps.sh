@@ -12,11 +12,15 @@ PKGS=(
   libvirt-dev librrd-dev libnanomsg-dev libjansson-dev libsqlite3-dev
   libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libssl-dev libcmocka-dev
   libpq-dev
+  # Prometheus remote read: protobuf-c (protoc-c generates C at build time), snappy
+  libprotobuf-c-dev protobuf-c-compiler libsnappy-dev
   # tools the tests and the demo drive
   libvirt-clients rrdtool rrdcached nanomsg-utils sqlite3 curl jq procps iproute2
   # a PostgreSQL server the tests start themselves (initdb/pg_ctl into a
   # temp dir; the package's own cluster is never used)
   postgresql
+  # the remote read end-to-end test runs Debian's real Prometheus against vigie
+  prometheus
   # the API benchmark (wrk) and the TLS test (openssl makes a self-signed cert)
   wrk openssl
   # fuzzing (libFuzzer) and sanitizer runtimes; memcheck for `make valgrind`

@@ -64,6 +64,8 @@ layer_of_file() { # path -> layer of a source or header file
 	collector/*) echo collector ;;
 	query/api/*) echo api ;;
 	query/cli/*) echo cli ;;
+	# C generated at build time from query/api/prompb/*.proto ($(BUILD)/gen)
+	prompb/*) echo api ;;
 	include/vigie/*) echo "${OWNER[${1#include/vigie/}]:-}" ;;
 	*) echo "" ;;
 	esac

@@ -78,6 +78,11 @@ const struct vg_route vg_api_routes[] = {
 	{GETS, "/v1/top", vg_api_h_top, vg_api_top_params, 0, 0},
 	{GETS, "/v1/graph", vg_api_h_graph, vg_api_graph_params, 0, 0},
 	{GETS, "/metrics", vg_api_h_metrics, NULL, 0, 0},
+	/* expressions across series (query/api/expr.c) */
+	{GETS, "/v1/query", vg_api_h_query, vg_api_query_params, 0, 0},
+	{VG_HTTP_POST, "/v1/query", vg_api_h_query, NULL, 64u << 10, 0},
+	/* Prometheus remote read (query/api/api_remote_read.c) */
+	{VG_HTTP_POST, "/api/v1/read", vg_api_h_remote_read, NULL, VG_RR_MAX_BODY, 0},
 	{GETS, "/v1/tokens", vg_api_h_tokens_list, NULL, 0, 0},
 	{VG_HTTP_POST, "/v1/tokens", vg_api_h_tokens_create, NULL, 64u << 10, 0},
 	{GETS, "/v1/tokens/{id}", vg_api_h_token_get, NULL, 0, 0},

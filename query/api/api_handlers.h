@@ -24,6 +24,8 @@
 #include "query/api/api_prometheus.h"
 #include "query/api/api_statistics.h"
 #include "query/api/api_tokens.h"
+#include "query/api/expr.h"
+#include "query/api/api_remote_read.h"
 #include "query/api/api_shared.h" /* parameters and the resource scan */
 #include "query/api/http.h"
 #include "vigie/registry.h"

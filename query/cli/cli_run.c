@@ -35,6 +35,7 @@ static const struct {
 	{"top", vg_cli_cmd_top, "the busiest resources now, refreshed in place"},
 	{"aggregate", vg_cli_cmd_aggregate, "one metric across resources, by project/host/flavor"},
 	{"graph", vg_cli_cmd_graph, "draw series into a PNG file"},
+	{"query", vg_cli_cmd_query, "an expression across series, drawn as sparklines"},
 	{"token", vg_cli_cmd_token, "create, list and revoke API tokens (admin)"},
 	{"invoice", vg_cli_cmd_invoice, "a project's invoice for a month; finalize a month"},
 	{"alarms", vg_cli_cmd_alarms, "alarm definitions, states, history; watch notifications"},

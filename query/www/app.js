@@ -926,6 +926,85 @@
 				   '`vigie alarm create` or POST /v1/alarms.'));
 	}
 
+	/* ---- view: expressions across series (GET /v1/query) ---------------------- */
+
+	async function viewQuery(main, params, gen) {
+		const expr = params.get('expr') || '';
+		const rangeName = params.get('range') || '1h';
+		const range = (RANGES.find((r) => r[0] === rangeName) || RANGES[0]);
+		main.append(h('h1', {text: 'Query'}));
+		const input = h('input', {type: 'text', name: 'expr', id: 'expr-input',
+					  value: expr, spellcheck: 'false', size: 70,
+					  placeholder: 'mean(cpu.util{type="instance"}, by=project)'});
+		const form = h('form', {class: 'filters', id: 'expr-form'},
+			h('label', {}, 'Expression ', input),
+			h('select', {name: 'range'}, ...RANGES.map((r) => {
+				const o = h('option', {value: r[0], text: r[0]});
+				if (r[0] === range[0])
+					o.selected = true;
+				return o;
+			})),
+			h('button', {type: 'submit', text: 'Run'}));
+		form.addEventListener('submit', (ev) => {
+			ev.preventDefault();
+			const f = new FormData(form);
+			location.hash = hashFor('/query', new URLSearchParams(
+				{expr: f.get('expr') || '', range: f.get('range') || '1h'}));
+		});
+		main.append(form);
+		const sect = h('section', {id: 'expr-result'});
+		main.append(sect);
+		if (!expr) {
+			sect.append(note('empty', 'Series by selector, arithmetic, resample(), ' +
+				'rolling(), fill(), sum/mean/min/max/count/pNN(x, by=LABEL), ' +
+				'top/bottom(x, N): see docs/api.md, "Expressions".'));
+			return;
+		}
+		const end = Date.now(), start = end - range[1] * 1000;
+		let j;
+		try {
+			j = await api('/v1/query?expr=' + enc(expr) + '&start=' +
+				      enc(isoOf(start)) + '&end=' + enc(isoOf(end)));
+		} catch (e) {
+			if (gen !== generation)
+				return;
+			const m = /^at (\d+): /.exec(e.message || '');
+			const err = h('div', {class: 'note error', id: 'expr-error'},
+				      h('div', {text: e.message}));
+			if (m) /* point at the position in the expression */
+				err.append(h('pre', {class: 'caret',
+					text: expr + '\n' + ' '.repeat(Number(m[1])) + '^'}));
+			sect.append(err);
+			return;
+		}
+		if (gen !== generation)
+			return;
+		if (j.scalar !== undefined) {
+			sect.append(h('p', {class: 'big', id: 'expr-scalar', text: num(j.scalar)}));
+			return;
+		}
+		const series = (j.series || []).map((sr) => ({
+			label: sr.key || '(all)',
+			points: (sr.points || []).filter((p) => p[1] !== null)
+				.map((p) => [Date.parse(p[0]), p[1]])}));
+		if (!series.length) {
+			sect.append(note('empty', 'No series matched.'));
+			return;
+		}
+		const shown = series.slice(0, 24);
+		sect.append(h('figure', {class: 'panel'}, svgChart(shown, start, end, ''),
+			h('figcaption', {}, ...shown.map((sr, i) =>
+				h('span', {class: 'legend', 'data-key': sr.label},
+				  s('svg', {class: 'swatch', width: 10, height: 10},
+				    s('rect', {width: 10, height: 10,
+					       fill: COLORS[i % COLORS.length]})),
+				  ' ' + sr.label + ' ')))));
+		sect.append(h('p', {class: 'meta', text: series.length + ' series' +
+			(series.length > shown.length ? ' (the first ' + shown.length +
+			 ' drawn)' : '') + ', every ' + j.granularity + ' s; ' +
+			j.read.series + ' series read'}));
+	}
+
 	/* ---- view: invoices ------------------------------------------------------------ */
 
 	function thisMonth() {
@@ -1082,6 +1161,9 @@
 		} else if (r.path === '/invoices') {
 			view = 'invoices';
 			run = viewInvoices(main, r.params, gen);
+		} else if (r.path === '/query') {
+			view = 'query';
+			run = viewQuery(main, r.params, gen);
 		} else {
 			run = viewInstances(main, r.params, gen);
 		}

@@ -23,27 +23,34 @@ mkdir -p "$OUT/obj"
 # The collector's server side minus its composition root: what the API
 # targets need (query/api/: http.c, the handlers, tokens; and what they
 # call: the collector core, alarms, billing).
-SERVER_SRCS="$(ls collector/*.c alarms/*.c billing/*.c query/api/*.c |
+# The Prometheus remote read messages are generated C (protoc-c), made
+# here under $OUT/gen as the Makefile makes them under build/gen.
+mkdir -p "$OUT/gen"
+for p in query/api/prompb/*.proto; do
+	g=$OUT/gen/prompb/$(basename "$p" .proto).pb-c.c
+	[[ -f $g && $g -nt $p ]] || protoc-c --c_out="$OUT/gen" -Iquery/api "$p" || exit 1
+done
+SERVER_SRCS="$(ls collector/*.c alarms/*.c billing/*.c query/api/*.c $OUT/gen/prompb/*.pb-c.c |
 	grep -v -e '^collector/compose\.c$')"
 
 target_srcs() { # name -> extra sources beyond common/*.c
 	case $1 in
 	ratecard) echo billing/ratecard.c billing/money.c ;;
-	api_query | api_body) echo $SERVER_SRCS ;;
+	api_query | api_body | expr) echo $SERVER_SRCS ;;
 	*) ;; # wire, config, sign; alarm_rule includes alarms/rule.c itself
 	esac
 }
 target_pkgs() { # name -> pkg-config packages to link
 	case $1 in
-	api_query | api_body)
-		echo jansson inih libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl ;;
-	*) echo jansson inih libcrypto sqlite3 ;; # common/ opens sqlite files
+	api_query | api_body | expr)
+		echo jansson inih libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl libprotobuf-c libpq ;;
+	*) echo jansson inih libcrypto sqlite3 libpq ;; # common/ opens sqlite files
 	esac
 }
 
-ALL_PKGS="jansson inih libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl"
+ALL_PKGS="jansson inih libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl libprotobuf-c libpq"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -I. $(pkg-config --cflags $ALL_PKGS) $SAN"
+CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -I. -I$OUT/gen $(pkg-config --cflags $ALL_PKGS) $SAN"
 
 # obj SRC -> its object path
 obj() { local s=${1//\//_}; echo "$OUT/obj/${s%.c}.o"; }
@@ -77,7 +84,7 @@ for src in tests/fuzz/*_fuzz.c; do
 	for s in $srcs; do objs="$objs $(obj "$s")"; done
 	if ! build_objs $srcs >"$OUT/$t.build.log" 2>&1 ||
 	   ! clang $CFLAGS -fsanitize=fuzzer "$src" $objs -o "$OUT/$t" \
-		$(pkg-config --libs $(target_pkgs "$name")) -lm -lpthread \
+		$(pkg-config --libs $(target_pkgs "$name")) -lsnappy -lm -lpthread \
 		>>"$OUT/$t.build.log" 2>&1; then
 		echo "not ok $n - $t builds (see $OUT/$t.build.log, $OUT/obj/build.log)"
 		rc_all=1; continue

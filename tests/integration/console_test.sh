@@ -259,6 +259,20 @@ else
   check "invoices section says it is not available" grep -q 'Invoices: not available' <<<"$d"
 fi
 
+# ---- query: an expression box with a graph (issue 17) ----
+QE='mean(cpu.util, by=project)'
+d=$(dom query "/query?expr=$(jq -rn --arg s "$QE" '$s | @uri')&range=6h")
+check "query view reaches its ready state" grep -q 'data-state="ready" data-view="query"' <<<"$d"
+qa=$(api "/v1/query?expr=$(jq -rn --arg s "$QE" '$s | @uri')&start=-6h")
+eq "query view draws one legend entry per series of /v1/query" \
+  "$(grep -o '<span class="legend" data-key="[^"]*"' <<<"$d" | sed 's/.*data-key="\([^"]*\)"/\1/' | sort | tr '\n' ' ')" \
+  "$(jq -r '[.series[].key | if . == "" then "(all)" else . end] | sort | join(" ")' <<<"$qa") "
+check "... and a chart with points" pos "$(attr "$d" 'class="graph svg"' data-points)"
+d=$(dom query-error "/query?expr=$(jq -rn --arg s 'sum(cpu.util' '$s | @uri')")
+check "an expression error shows the server's message" grep -q 'id="expr-error"' <<<"$d"
+check "... with a caret under the position" grep -q '<pre class="caret">sum(cpu.util' <<<"$d"
+shot query "/query?expr=$(jq -rn --arg s "$QE" '$s | @uri')&range=6h"
+
 # ---- tokens ----
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$API/v1/resources")
 if [[ $code == 401 && -n $TOKEN ]]; then

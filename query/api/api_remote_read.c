@@ -1,0 +1,560 @@
+/*
+ * api_remote_read.c — POST /api/v1/read: Prometheus remote read (protocol
+ * 0.1.0), so a Prometheus with `remote_read` pointing at vigie answers
+ * PromQL over vigie's whole history (and Grafana's Prometheus data source
+ * through it).
+ *
+ * Design: the body is a snappy-compressed (block format, libsnappy's C
+ * API) protobuf ReadRequest, decoded by protobuf-c from the prompb .proto
+ * files in query/api/prompb/ (C generated at build time). For each query,
+ * every series (resource, metric) the bearer token may see is a
+ * candidate; its labels are computed and the matchers tested; a matching
+ * series is read from its RRD file (vg_store_fetch, the finest archive
+ * that holds the query's start) and answered as samples. The answer is a
+ * ReadResponse of response type SAMPLES only (STREAMED_XOR_CHUNKS is not
+ * implemented: Prometheus 2.42 asks for SAMPLES), one QueryResult per
+ * query, snappy-compressed, Content-Type application/x-protobuf.
+ *
+ * Labels (docs/api.md "Prometheus remote read"): __name__ as in /metrics
+ * (vigie_ + the metric with [^a-zA-Z0-9_] turned into _, counters with
+ * _total), resource (id), name, type, project, host, flavor, parent,
+ * device (the name of a disk or NIC); an empty value is no label, as
+ * Prometheus has it. Labels are protobuf strings (length-prefixed, never
+ * parsed as text), and every value vigie sends passed vg_name_valid
+ * (UTF-8, no control characters), so no value can become another label.
+ * Regex matchers (=~, !~) are POSIX extended regular expressions, fully
+ * anchored like Prometheus's RE2 ones; RE2-only syntax ((?i), \d) is a
+ * 400.
+ *
+ * Values: a gauge sample at time T is the RRD point of the interval that
+ * starts at T, as /v1/measures gives it. A counter is stored as a rate
+ * (DDERIVE), so it is answered as a running total rebuilt from the rates:
+ * the sample at the end of each interval is the total counted since the
+ * start of the answer's window (missing intervals add nothing). rate() and
+ * increase() over it are the stored rates; its absolute value is not the
+ * agent's total (use /metrics or /v1/resources for that).
+ *
+ * Invariants: a project token's queries only scan its project (a matcher
+ * on another project gives nothing); at most VG_RR_MAX_BODY compressed and
+ * VG_RR_MAX_RAW decompressed request bytes, VG_RR_MAX_QUERIES queries,
+ * VG_RR_MAX_MATCHERS matchers each, VG_RR_MAX_SERIES series and
+ * VG_RR_MAX_SAMPLES samples an answer (400 naming the limit beyond).
+ */
+#include <errno.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <snappy-c.h>
+
+#include "prompb/remote.pb-c.h"
+#include "query/api/api_handlers.h"
+#include "query/api/api_remote_read.h"
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/name.h"
+
+enum { L_NAME, L_DEVICE, L_FLAVOR, L_HOST, L_RNAME, L_PARENT, L_PROJECT,
+       L_RESOURCE, L_TYPE, NLABELS };
+/* sorted by name, as Prometheus wants a series' labels */
+static const char *const label_names[NLABELS] = {
+	"__name__", "device", "flavor", "host", "name", "parent", "project",
+	"resource", "type"};
+
+struct matcher {
+	int label; /* index in label_names, -1 for a label vigie never sets */
+	int type;  /* PROMETHEUS__LABEL_MATCHER__TYPE__* */
+	const char *value;
+	regex_t re;
+	int has_re;
+};
+
+struct series {
+	char *lab[NLABELS]; /* NULL or "" for none */
+	char *metric;
+	int rtype, counter;
+};
+
+struct rr_ctx {
+	struct matcher *m;
+	size_t nm;
+	struct series *s;
+	size_t n, cap;
+	char err[256];
+};
+
+static int label_index(const char *name)
+{
+	for (int i = 0; i < NLABELS; i++)
+		if (!strcmp(name, label_names[i]))
+			return i;
+	return -1;
+}
+
+static int match_one(const struct matcher *m, const char *v)
+{
+	int r;
+
+	if (!v)
+		v = "";
+	switch (m->type) {
+	case PROMETHEUS__LABEL_MATCHER__TYPE__EQ:
+		return !strcmp(v, m->value);
+	case PROMETHEUS__LABEL_MATCHER__TYPE__NEQ:
+		return strcmp(v, m->value) != 0;
+	default:
+		r = regexec(&m->re, v, 0, NULL, 0) == 0;
+		return m->type == PROMETHEUS__LABEL_MATCHER__TYPE__RE ? r : !r;
+	}
+}
+
+static void series_free(struct series *s)
+{
+	for (int i = 0; i < NLABELS; i++)
+		free(s->lab[i]);
+	free(s->metric);
+}
+
+static int add_candidate(void *vctx, json_t *r)
+{
+	struct rr_ctx *c = vctx;
+	const char *type = json_string_value(json_object_get(r, "type"));
+	const char *v[NLABELS] = {0};
+	json_t *metrics = json_object_get(r, "metrics"), *m;
+	const char *key;
+	int rtype = type ? vg_rtype_parse(type) : -1;
+
+	if (rtype < 0)
+		return 0;
+	v[L_RESOURCE] = json_string_value(json_object_get(r, "id"));
+	v[L_RNAME] = json_string_value(json_object_get(r, "name"));
+	v[L_TYPE] = type;
+	v[L_PROJECT] = json_string_value(json_object_get(r, "project"));
+	v[L_HOST] = json_string_value(json_object_get(r, "host"));
+	v[L_FLAVOR] = json_string_value(json_object_get(r, "flavor"));
+	v[L_PARENT] = json_string_value(json_object_get(r, "parent"));
+	if (rtype == VG_RT_DISK || rtype == VG_RT_NIC ||
+	    rtype == VG_RT_HOST_DISK || rtype == VG_RT_HOST_NIC)
+		v[L_DEVICE] = v[L_RNAME];
+	for (int i = 1; i < NLABELS; i++)
+		if (v[i] && (!*v[i] || !vg_name_valid(v[i])))
+			v[i] = NULL; /* never sent: not a clean value */
+	if (!v[L_RESOURCE])
+		return 0;
+	json_object_foreach(metrics, key, m) {
+		const char *ks = json_string_value(json_object_get(m, "kind"));
+		int counter = ks && !strcmp(ks, "counter");
+		char fam[VG_NAME_MAX + 16];
+		int ok = 1;
+		struct series *s;
+
+		vg_api_prom_name(key, counter, fam, sizeof(fam));
+		v[L_NAME] = fam;
+		for (size_t i = 0; i < c->nm && ok; i++)
+			ok = match_one(&c->m[i], c->m[i].label < 0
+							 ? NULL
+							 : v[c->m[i].label]);
+		if (!ok)
+			continue;
+		if (c->n == VG_RR_MAX_SERIES)
+			return -E2BIG;
+		if (c->n == c->cap) {
+			size_t nc = c->cap ? 2 * c->cap : 256;
+			struct series *ns = realloc(c->s, nc * sizeof(*ns));
+			if (!ns)
+				return -ENOMEM;
+			c->s = ns;
+			c->cap = nc;
+		}
+		s = &c->s[c->n];
+		memset(s, 0, sizeof(*s));
+		s->rtype = rtype;
+		s->counter = counter;
+		s->metric = strdup(key);
+		for (int i = 0; i < NLABELS; i++)
+			if (v[i] && !(s->lab[i] = strdup(v[i])))
+				s->metric = (free(s->metric), NULL);
+		c->n++;
+		if (!s->metric)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int cmp_series(const void *a, const void *b)
+{
+	const struct series *x = a, *y = b;
+
+	for (int i = 0; i < NLABELS; i++) {
+		const char *p = x->lab[i] ? x->lab[i] : "";
+		const char *q = y->lab[i] ? y->lab[i] : "";
+		int k = strcmp(p, q);
+		if (k)
+			return k;
+	}
+	return 0;
+}
+
+/* Answer of one query: fills qr (its arrays malloc'd; freed by
+ * free_result). 0, or -errno with a message in err and *status. */
+struct answer_budget {
+	size_t samples;
+	int64_t deadline;
+};
+
+/* One answered series in one allocation (ts first: it is what the
+ * QueryResult points at, and what is freed). */
+struct rr_ts {
+	Prometheus__TimeSeries ts;
+	Prometheus__Label lab[NLABELS];
+	Prometheus__Label *lp[NLABELS];
+	Prometheus__Sample *smp;
+	Prometheus__Sample **sp;
+};
+
+static void free_result(Prometheus__QueryResult *qr)
+{
+	for (size_t i = 0; i < qr->n_timeseries; i++) {
+		struct rr_ts *b = (struct rr_ts *)qr->timeseries[i];
+		for (size_t k = 0; k < b->ts.n_labels; k++)
+			free(b->lab[k].value);
+		free(b->smp);
+		free(b->sp);
+		free(b);
+	}
+	free(qr->timeseries);
+	qr->timeseries = NULL;
+	qr->n_timeseries = 0;
+}
+
+static int answer_query(struct vg_api *api, const char *scope,
+			const Prometheus__Query *q, Prometheus__QueryResult *qr,
+			struct answer_budget *bud, int *status, char *err,
+			size_t errlen)
+{
+	struct vg_store *store = vg_api_store(api);
+	struct rr_ctx c = {0};
+	struct vg_resource_filter f = {0};
+	struct matcher m[VG_RR_MAX_MATCHERS];
+	int64_t start_ms;
+	int rc = 0, empty = 0;
+	int labels_only = q->hints && q->hints->func &&
+			  !strcmp(q->hints->func, "series");
+
+	*status = 400;
+	if (q->n_matchers > VG_RR_MAX_MATCHERS) {
+		snprintf(err, errlen, "more than %d matchers in a query",
+			 VG_RR_MAX_MATCHERS);
+		return -EINVAL;
+	}
+	if (q->start_timestamp_ms > q->end_timestamp_ms ||
+	    q->end_timestamp_ms < 0) {
+		snprintf(err, errlen, "bad time range %lld..%lld ms",
+			 (long long)q->start_timestamp_ms,
+			 (long long)q->end_timestamp_ms);
+		return -EINVAL;
+	}
+	/* Prometheus asks for "all time" (a start near INT64_MIN / 2) for
+	 * series and label lookups: nothing is older than the epoch. */
+	start_ms = q->start_timestamp_ms < 0 ? 0 : q->start_timestamp_ms;
+	memset(m, 0, sizeof(m));
+	for (size_t i = 0; i < q->n_matchers; i++) {
+		const Prometheus__LabelMatcher *lm = q->matchers[i];
+		m[i].label = label_index(lm->name ? lm->name : "");
+		m[i].type = lm->type;
+		m[i].value = lm->value ? lm->value : "";
+		c.nm = i + 1;
+		if (m[i].type < 0 || m[i].type > PROMETHEUS__LABEL_MATCHER__TYPE__NRE) {
+			snprintf(err, errlen, "unknown matcher type %d", m[i].type);
+			rc = -EINVAL;
+			goto out;
+		}
+		if (m[i].type >= PROMETHEUS__LABEL_MATCHER__TYPE__RE) {
+			size_t len = strlen(m[i].value);
+			char *pat;
+			int e;
+			if (len > VG_RR_MAX_REGEX) {
+				snprintf(err, errlen, "regular expression longer "
+					 "than %d bytes", VG_RR_MAX_REGEX);
+				rc = -EINVAL;
+				goto out;
+			}
+			pat = malloc(len + 5);
+			if (!pat) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			snprintf(pat, len + 5, "^(%s)$", m[i].value);
+			e = regcomp(&m[i].re, pat, REG_EXTENDED | REG_NOSUB);
+			free(pat);
+			if (e) {
+				snprintf(err, errlen, "bad regular expression "
+					 "'%.100s' for label '%.64s' (POSIX "
+					 "extended syntax)", m[i].value, lm->name);
+				rc = -EINVAL;
+				goto out;
+			}
+			m[i].has_re = 1;
+		}
+		/* equality matchers narrow the registry scan */
+		if (m[i].type == PROMETHEUS__LABEL_MATCHER__TYPE__EQ) {
+			if (m[i].label == L_PROJECT)
+				f.project = m[i].value;
+			else if (m[i].label == L_HOST)
+				f.host = m[i].value;
+			else if (m[i].label == L_TYPE) {
+				if (vg_rtype_parse(m[i].value) < 0)
+					empty = 1;
+				f.type = m[i].value;
+			}
+		}
+	}
+	c.m = m;
+	if (scope) {
+		if (f.project && strcmp(f.project, scope))
+			empty = 1;
+		f.project = scope;
+	}
+	if ((f.project && !*f.project) || (f.host && !*f.host))
+		empty = 1; /* ="" is "label absent": never true of these */
+	if (!empty)
+		rc = vg_api_scan(api, &f, VG_API_SCAN_MAX, add_candidate, &c);
+	if (rc == -E2BIG) {
+		snprintf(err, errlen, "more than %d series match: add matchers",
+			 VG_RR_MAX_SERIES);
+		goto out;
+	}
+	if (rc) {
+		*status = rc == -EAGAIN || rc == -EBUSY ? 503 : 500;
+		snprintf(err, errlen, "cannot read the registry: %s", strerror(-rc));
+		goto out;
+	}
+	if (c.n && !store) {
+		*status = 503;
+		snprintf(err, errlen, "no store configured");
+		rc = -EIO;
+		goto out;
+	}
+	if (c.n) /* qsort(NULL, 0) is undefined */
+		qsort(c.s, c.n, sizeof(*c.s), cmp_series);
+	qr->timeseries = calloc(c.n + 1, sizeof(*qr->timeseries));
+	if (!qr->timeseries) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < c.n; i++) {
+		struct series *s = &c.s[i];
+		struct vg_series ser = {0};
+		struct rr_ts *b;
+		Prometheus__TimeSeries *ts;
+		Prometheus__Label *lab;
+		Prometheus__Sample *smp;
+		size_t nl = 0, ns = 0;
+		double total = 0;
+		int frc;
+
+		if (vg_monotonic_ms() > bud->deadline) {
+			*status = 503;
+			snprintf(err, errlen, "remote read took longer than %d ms: "
+				 "add matchers or shorten the range", VG_RR_MAX_MS);
+			rc = -ETIMEDOUT;
+			goto out;
+		}
+		/* a series lookup (/api/v1/series, label values) needs the
+		 * labels only: answered without reading the RRD file */
+		frc = labels_only ? 0
+			: vg_store_fetch(store, s->rtype, s->lab[L_RESOURCE],
+					 s->metric, VG_CF_AVERAGE, start_ms,
+					 q->end_timestamp_ms, 0, 0, &ser);
+		if (frc == -ENOENT || frc == -EINVAL || (!ser.n && !labels_only)) {
+			vg_series_free(&ser);
+			continue; /* no file yet, or nothing in the range */
+		}
+		if (frc) {
+			*status = 500;
+			snprintf(err, errlen, "cannot read %s of %s: %s", s->metric,
+				 s->lab[L_RESOURCE], strerror(-frc));
+			rc = frc;
+			goto out;
+		}
+		if (bud->samples + ser.n > VG_RR_MAX_SAMPLES) {
+			vg_series_free(&ser);
+			snprintf(err, errlen, "more than %d samples in one answer: "
+				 "add matchers or shorten the range",
+				 VG_RR_MAX_SAMPLES);
+			rc = -E2BIG;
+			goto out;
+		}
+		b = calloc(1, sizeof(*b));
+		if (b) {
+			b->smp = calloc(ser.n + 1, sizeof(*b->smp));
+			b->sp = calloc(ser.n + 1, sizeof(*b->sp));
+		}
+		if (!b || !b->smp || !b->sp) {
+			if (b) {
+				free(b->smp);
+				free(b->sp);
+			}
+			free(b);
+			vg_series_free(&ser);
+			rc = -ENOMEM;
+			goto out;
+		}
+		ts = &b->ts;
+		prometheus__time_series__init(ts);
+		ts->labels = b->lp;
+		ts->samples = b->sp;
+		lab = b->lab;
+		smp = b->smp;
+		qr->timeseries[qr->n_timeseries++] = ts;
+		for (int k = 0; k < NLABELS; k++) {
+			if (!s->lab[k] || !*s->lab[k])
+				continue;
+			prometheus__label__init(&lab[nl]);
+			lab[nl].name = (char *)label_names[k];
+			lab[nl].value = s->lab[k];
+			s->lab[k] = NULL; /* now the answer's */
+			ts->labels[nl] = &lab[nl];
+			nl++;
+		}
+		ts->n_labels = nl;
+		for (size_t k = 0; k < ser.n; k++) {
+			double v = ser.points[k].value;
+			int64_t t = ser.points[k].time_ms;
+			if (isnan(v))
+				continue;
+			if (s->counter) {
+				total += v * ser.resolution_s;
+				v = total;
+				t += (int64_t)ser.resolution_s * 1000;
+			}
+			prometheus__sample__init(&smp[ns]);
+			smp[ns].value = v;
+			smp[ns].timestamp = t;
+			ts->samples[ns] = &smp[ns];
+			ns++;
+		}
+		ts->n_samples = ns;
+		bud->samples += ns;
+		vg_series_free(&ser);
+	}
+out:
+	for (size_t i = 0; i < c.nm; i++)
+		if (m[i].has_re)
+			regfree(&m[i].re);
+	for (size_t i = 0; i < c.n; i++)
+		series_free(&c.s[i]);
+	free(c.s);
+	if (rc == -ENOMEM) {
+		*status = 503;
+		snprintf(err, errlen, "out of memory");
+	}
+	return rc;
+}
+
+int vg_api_remote_read(struct vg_api *api, const char *scope,
+		       const void *body, size_t len, char **out,
+		       size_t *outlen, int *status, char *err, size_t errlen)
+{
+	Prometheus__ReadRequest *rq = NULL;
+	Prometheus__ReadResponse rs = PROMETHEUS__READ_RESPONSE__INIT;
+	Prometheus__QueryResult *qrs = NULL, **qrp = NULL;
+	struct answer_budget bud = {0};
+	size_t raw_len = 0, packed_len, clen;
+	char *raw = NULL, *packed = NULL, *comp = NULL;
+	int rc = -EINVAL;
+
+	*out = NULL;
+	*outlen = 0;
+	*status = 400;
+	if (!body || !len ||
+	    snappy_uncompressed_length(body, len, &raw_len) != SNAPPY_OK) {
+		snprintf(err, errlen, "the body is not snappy-compressed (block "
+			 "format) protobuf");
+		return -EINVAL;
+	}
+	if (raw_len > VG_RR_MAX_RAW) {
+		*status = 413;
+		snprintf(err, errlen, "the request decompresses to more than %d "
+			 "bytes", VG_RR_MAX_RAW);
+		return -E2BIG;
+	}
+	raw = malloc(raw_len + 1);
+	if (!raw)
+		goto oom;
+	if (snappy_uncompress(body, len, raw, &raw_len) != SNAPPY_OK) {
+		snprintf(err, errlen, "the body is not valid snappy data");
+		goto done;
+	}
+	rq = prometheus__read_request__unpack(NULL, raw_len, (uint8_t *)raw);
+	if (!rq) {
+		snprintf(err, errlen, "the body is not a protobuf ReadRequest");
+		goto done;
+	}
+	if (rq->n_queries > VG_RR_MAX_QUERIES) {
+		snprintf(err, errlen, "more than %d queries in one request",
+			 VG_RR_MAX_QUERIES);
+		goto done;
+	}
+	qrs = calloc(rq->n_queries + 1, sizeof(*qrs));
+	qrp = calloc(rq->n_queries + 1, sizeof(*qrp));
+	if (!qrs || !qrp)
+		goto oom;
+	bud.deadline = vg_monotonic_ms() + VG_RR_MAX_MS;
+	for (size_t i = 0; i < rq->n_queries; i++) {
+		prometheus__query_result__init(&qrs[i]);
+		qrp[i] = &qrs[i];
+		rs.n_results = i + 1;
+		if ((rc = answer_query(api, scope, rq->queries[i], &qrs[i], &bud,
+				       status, err, errlen)))
+			goto done;
+	}
+	rs.results = qrp;
+	packed_len = prometheus__read_response__get_packed_size(&rs);
+	packed = malloc(packed_len + 1);
+	clen = snappy_max_compressed_length(packed_len);
+	comp = malloc(clen + 1);
+	if (!packed || !comp)
+		goto oom;
+	prometheus__read_response__pack(&rs, (uint8_t *)packed);
+	if (snappy_compress(packed, packed_len, comp, &clen) != SNAPPY_OK)
+		goto oom;
+	*out = comp;
+	*outlen = clen;
+	comp = NULL;
+	*status = 200;
+	rc = 0;
+	goto done;
+oom:
+	*status = 503;
+	snprintf(err, errlen, "out of memory");
+	rc = -ENOMEM;
+done:
+	for (size_t i = 0; i < rs.n_results; i++)
+		free_result(&qrs[i]);
+	free(qrs);
+	free(qrp);
+	free(packed);
+	free(comp);
+	if (rq)
+		prometheus__read_request__free_unpacked(rq, NULL);
+	free(raw);
+	return rc;
+}
+
+int vg_api_h_remote_read(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	char err[320], *out;
+	size_t len;
+	int status;
+
+	if (vg_api_remote_read(req->ctx, req->scope_project, req->body,
+			       req->body_len, &out, &len, &status, err,
+			       sizeof(err)))
+		return vg_http_reply_error(resp, status, "%s", err);
+	vg_http_reply_raw(resp, 200, "application/x-protobuf", out, len);
+	vg_http_resp_header(resp, "Content-Encoding", "snappy");
+	return 0;
+}

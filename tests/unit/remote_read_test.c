@@ -1,0 +1,381 @@
+/*
+ * remote_read_test.c — POST /api/v1/read (Prometheus remote read, issue 17
+ * part 3) on the real API server, with requests encoded by protobuf-c and
+ * snappy exactly as Prometheus sends them: labels and samples, matchers
+ * (=, !=, =~, !~ and the absent label), tenant scoping, label injection
+ * through a resource name, and hostile requests (bad regular expressions,
+ * too many queries or matchers, a snappy header announcing a huge body,
+ * snappy that is not protobuf). The whole path with the real Prometheus
+ * binary is tests/integration/prom_read_test.sh.
+ *
+ * Data: one poll a minute, k = 0..10 at T0 + 60k:
+ *   vm-a  instance p1  cpu.util = 10 ; vm-a-vda disk of vm-a  disk.read.bytes 600k
+ *   vm-x  instance p1, named  x",project="p2",y="  cpu.util = 1
+ *   vm-c  instance p2  cpu.util = 50
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <snappy-c.h>
+
+#include "prompb/remote.pb-c.h"
+#include "query/api/api_handlers.h"
+#include "vigie/batch.h"
+#include "vigie/token.h"
+
+#include "../support/api_fixture.h"
+
+#define T0 1794999600LL
+#define EVIL "x\",project=\"p2\",y=\""
+
+static struct fx_api srv;
+static int64_t q_start = T0 * 1000; /* the queries' start */
+static const char *q_func;          /* the queries' hints.func, or none */
+static char tok_admin[VG_TOKEN_LEN + 1], tok_p1[VG_TOKEN_LEN + 1];
+
+static int setup(void **state)
+{
+	struct fx_data d;
+
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (fx_tmpdir(srv.dir, sizeof(srv.dir), "rread-test") ||
+	    fx_data_open(srv.dir, &d))
+		return -1;
+	srv.store = d.store;
+	for (int k = 0; k <= 10; k++) {
+		int64_t t = (T0 + 60 * k) * 1000;
+		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)k + 1, t);
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-a", "alpha", NULL, t);
+		vg_batch_identity(b, "p1", "u", "small");
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 10);
+		vg_batch_resource(b, VG_RT_DISK, "vm-a-vda", "vda", "vm-a", t);
+		vg_batch_identity(b, "p1", "u", NULL);
+		vg_batch_sample(b, "disk.read.bytes", VG_KIND_COUNTER, 600.0 * k);
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-x", EVIL, NULL, t);
+		vg_batch_identity(b, "p1", "u", NULL);
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 1);
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-c", "gamma", NULL, t);
+		vg_batch_identity(b, "p2", "u", "large");
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 50);
+		if (fx_data_write(&d, b))
+			return -1;
+	}
+	fx_data_done(&d);
+	if (fx_token(srv.dir, NULL, "admin", tok_admin) ||
+	    fx_token(srv.dir, "p1", "p1", tok_p1))
+		return -1;
+	return fx_api_start(&srv, NULL);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	fx_api_stop(&srv);
+	curl_global_cleanup();
+	return 0;
+}
+
+/* POST raw bytes to /api/v1/read; the answer in *a (body may be binary). */
+static long post_raw(const char *token, const void *body, size_t len,
+		     struct fx_answer *a)
+{
+	char url[128], auth[256];
+	CURL *h = curl_easy_init();
+	struct curl_slist *hd = NULL;
+
+	memset(a, 0, sizeof(*a));
+	snprintf(url, sizeof(url), "%s/api/v1/read", srv.url);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	hd = curl_slist_append(hd, auth);
+	hd = curl_slist_append(hd, "Content-Type: application/x-protobuf");
+	hd = curl_slist_append(hd, "Content-Encoding: snappy");
+	hd = curl_slist_append(hd, "Expect:");
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)len);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fx_on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+	if (curl_easy_perform(h) != CURLE_OK)
+		a->status = -1;
+	else
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
+	curl_slist_free_all(hd);
+	curl_easy_cleanup(h);
+	if (a->status >= 400)
+		a->json = json_loadb(a->body ? a->body : "", a->len, 0, NULL);
+	return a->status;
+}
+
+/* One query of matchers "name<op>value" (op one of = != =~ !~) over the
+ * data's range; nq copies of it. */
+static long read_query(const char *token, const char *const *mt, size_t nm,
+		       size_t nq, struct fx_answer *a,
+		       Prometheus__ReadResponse **out)
+{
+	Prometheus__ReadRequest rq = PROMETHEUS__READ_REQUEST__INIT;
+	Prometheus__Query q = PROMETHEUS__QUERY__INIT, **qs;
+	Prometheus__LabelMatcher m[40], *mp[40];
+	char names[40][64], values[40][2048];
+	size_t len, clen, raw_len;
+	uint8_t *buf;
+	char *comp, *raw;
+	long st;
+
+	for (size_t i = 0; i < nm; i++) {
+		const char *op = strpbrk(mt[i], "=!");
+		prometheus__label_matcher__init(&m[i]);
+		snprintf(names[i], sizeof(names[i]), "%.*s", (int)(op - mt[i]), mt[i]);
+		if (op[0] == '=' && op[1] == '~') {
+			m[i].type = PROMETHEUS__LABEL_MATCHER__TYPE__RE;
+			op += 2;
+		} else if (op[0] == '!' && op[1] == '~') {
+			m[i].type = PROMETHEUS__LABEL_MATCHER__TYPE__NRE;
+			op += 2;
+		} else if (op[0] == '!') {
+			m[i].type = PROMETHEUS__LABEL_MATCHER__TYPE__NEQ;
+			op += 2;
+		} else {
+			op += 1;
+		}
+		snprintf(values[i], sizeof(values[i]), "%s", op);
+		m[i].name = names[i];
+		m[i].value = values[i];
+		mp[i] = &m[i];
+	}
+	q.start_timestamp_ms = q_start;
+	Prometheus__ReadHints hints = PROMETHEUS__READ_HINTS__INIT;
+	if (q_func) {
+		hints.func = (char *)q_func;
+		q.hints = &hints;
+	}
+	q.end_timestamp_ms = (T0 + 600) * 1000;
+	q.n_matchers = nm;
+	q.matchers = mp;
+	qs = calloc(nq, sizeof(*qs));
+	for (size_t i = 0; i < nq; i++)
+		qs[i] = &q;
+	rq.n_queries = nq;
+	rq.queries = qs;
+	len = prometheus__read_request__get_packed_size(&rq);
+	buf = malloc(len + 1);
+	prometheus__read_request__pack(&rq, buf);
+	clen = snappy_max_compressed_length(len);
+	comp = malloc(clen);
+	assert_int_equal(snappy_compress((char *)buf, len, comp, &clen), SNAPPY_OK);
+	st = post_raw(token, comp, clen, a);
+	free(qs);
+	free(buf);
+	free(comp);
+	*out = NULL;
+	if (st == 200) {
+		assert_int_equal(snappy_uncompressed_length(a->body, a->len,
+							    &raw_len), SNAPPY_OK);
+		raw = malloc(raw_len + 1);
+		assert_int_equal(snappy_uncompress(a->body, a->len, raw, &raw_len),
+				 SNAPPY_OK);
+		*out = prometheus__read_response__unpack(NULL, raw_len,
+							 (uint8_t *)raw);
+		free(raw);
+		assert_non_null(*out);
+	}
+	return st;
+}
+
+static const char *label(const Prometheus__TimeSeries *ts, const char *name)
+{
+	for (size_t i = 0; i < ts->n_labels; i++)
+		if (!strcmp(ts->labels[i]->name, name))
+			return ts->labels[i]->value;
+	return NULL;
+}
+
+static size_t nseries(const Prometheus__ReadResponse *r)
+{
+	return r->n_results ? r->results[0]->n_timeseries : 0;
+}
+
+static void done(struct fx_answer *a, Prometheus__ReadResponse *r)
+{
+	if (r)
+		prometheus__read_response__free_unpacked(r, NULL);
+	fx_answer_free(a);
+}
+
+static void test_read(void **state)
+{
+	const char *m1[] = {"__name__=vigie_cpu_util", "resource=vm-a"};
+	const char *m2[] = {"__name__=vigie_disk_read_bytes_total"};
+	const char *m3[] = {"__name__=~vigie_cpu_.*", "project!=p2",
+			    "resource!~vm-x|vm-q"};
+	const char *m4[] = {"__name__=vigie_cpu_util", "nosuch="};
+	const char *m5[] = {"__name__=vigie_cpu_util", "nosuch=x"};
+	Prometheus__ReadResponse *r;
+	Prometheus__TimeSeries *ts;
+	struct fx_answer a;
+
+	(void)state;
+	assert_int_equal(read_query(tok_admin, m1, 2, 1, &a, &r), 200);
+	assert_int_equal(r->n_results, 1);
+	assert_int_equal(nseries(r), 1);
+	ts = r->results[0]->timeseries[0];
+	/* labels sorted by name; empty ones (parent, device) left out */
+	assert_int_equal(ts->n_labels, 7);
+	for (size_t i = 1; i < ts->n_labels; i++)
+		assert_true(strcmp(ts->labels[i - 1]->name, ts->labels[i]->name) < 0);
+	assert_string_equal(label(ts, "__name__"), "vigie_cpu_util");
+	assert_string_equal(label(ts, "name"), "alpha");
+	assert_string_equal(label(ts, "flavor"), "small");
+	assert_null(label(ts, "parent"));
+	assert_int_equal(ts->n_samples, 10); /* rows T0 .. T0+540 */
+	assert_int_equal(ts->samples[0]->timestamp, T0 * 1000);
+	assert_true(ts->samples[3]->value == 10);
+	done(&a, r);
+
+	/* a counter: a running total rebuilt from the rate (10 B/s) */
+	assert_int_equal(read_query(tok_admin, m2, 1, 1, &a, &r), 200);
+	assert_int_equal(nseries(r), 1);
+	ts = r->results[0]->timeseries[0];
+	assert_string_equal(label(ts, "device"), "vda");
+	assert_string_equal(label(ts, "parent"), "vm-a");
+	assert_true(ts->n_samples >= 9);
+	for (size_t i = 1; i < ts->n_samples; i++) {
+		assert_true(fabs(ts->samples[i]->value - ts->samples[i - 1]->value -
+				 600) < 1e-6);
+		assert_int_equal(ts->samples[i]->timestamp -
+					 ts->samples[i - 1]->timestamp, 60000);
+	}
+	done(&a, r);
+
+	assert_int_equal(read_query(tok_admin, m3, 3, 2, &a, &r), 200);
+	assert_int_equal(r->n_results, 2); /* one result per query */
+	assert_int_equal(nseries(r), 1);
+	assert_string_equal(label(r->results[0]->timeseries[0], "resource"), "vm-a");
+	done(&a, r);
+	/* an absent label equals "" */
+	assert_int_equal(read_query(tok_admin, m4, 2, 1, &a, &r), 200);
+	assert_int_equal(nseries(r), 3);
+	done(&a, r);
+	assert_int_equal(read_query(tok_admin, m5, 2, 1, &a, &r), 200);
+	assert_int_equal(nseries(r), 0);
+	done(&a, r);
+	/* a series lookup over "all time", as Prometheus's /api/v1/series
+	 * asks: the labels, no samples */
+	q_start = INT64_MIN / 2;
+	q_func = "series";
+	assert_int_equal(read_query(tok_admin, m1, 2, 1, &a, &r), 200);
+	q_start = T0 * 1000;
+	q_func = NULL;
+	assert_int_equal(nseries(r), 1);
+	assert_int_equal(r->results[0]->timeseries[0]->n_samples, 0);
+	assert_string_equal(label(r->results[0]->timeseries[0], "name"), "alpha");
+	done(&a, r);
+}
+
+static void test_scope_injection(void **state)
+{
+	const char *all[] = {"__name__=~.+"};
+	const char *p2[] = {"project=p2"};
+	const char *evil[] = {"name=" EVIL};
+	Prometheus__ReadResponse *r;
+	Prometheus__TimeSeries *ts;
+	struct fx_answer a;
+
+	(void)state;
+	assert_int_equal(read_query(tok_p1, all, 1, 1, &a, &r), 200);
+	assert_int_equal(nseries(r), 3); /* vm-a cpu, its disk, vm-x */
+	for (size_t i = 0; i < nseries(r); i++)
+		assert_string_equal(label(r->results[0]->timeseries[i], "project"),
+				    "p1");
+	done(&a, r);
+	assert_int_equal(read_query(tok_p1, p2, 1, 1, &a, &r), 200);
+	assert_int_equal(nseries(r), 0);
+	done(&a, r);
+	assert_int_equal(read_query(tok_admin, p2, 1, 1, &a, &r), 200);
+	assert_int_equal(nseries(r), 1);
+	done(&a, r);
+
+	/* the hostile name is one value: project stays p1, no label y */
+	assert_int_equal(read_query(tok_p1, evil, 1, 1, &a, &r), 200);
+	assert_int_equal(nseries(r), 1);
+	ts = r->results[0]->timeseries[0];
+	assert_string_equal(label(ts, "name"), EVIL);
+	assert_string_equal(label(ts, "project"), "p1");
+	assert_null(label(ts, "y"));
+	assert_int_equal(ts->n_labels, 6); /* __name__ host name project resource type */
+	done(&a, r);
+}
+
+static void test_hostile(void **state)
+{
+	const char *bad_re[] = {"__name__=~(?i)vigie.*"};
+	const char *unclosed[] = {"name=~(abc"};
+	static char long_re[1100];
+	const char *lre[] = {long_re};
+	const char *many[33];
+	Prometheus__ReadResponse *r;
+	struct fx_answer a;
+
+	(void)state;
+	assert_int_equal(read_query(tok_admin, bad_re, 1, 1, &a, &r), 400);
+	assert_non_null(strstr(fx_errmsg(&a), "POSIX"));
+	done(&a, r);
+	assert_int_equal(read_query(tok_admin, unclosed, 1, 1, &a, &r), 400);
+	done(&a, r);
+	memcpy(long_re, "name=~", 6);
+	memset(long_re + 6, 'a', sizeof(long_re) - 7);
+	assert_int_equal(read_query(tok_admin, lre, 1, 1, &a, &r), 400);
+	assert_non_null(strstr(fx_errmsg(&a), "longer than"));
+	done(&a, r);
+	for (int i = 0; i < 33; i++)
+		many[i] = "name!=z";
+	assert_int_equal(read_query(tok_admin, many, 33, 1, &a, &r), 400);
+	assert_non_null(strstr(fx_errmsg(&a), "matchers"));
+	done(&a, r);
+	assert_int_equal(read_query(tok_admin, many, 1, 65, &a, &r), 400);
+	assert_non_null(strstr(fx_errmsg(&a), "queries"));
+	done(&a, r);
+
+	/* a snappy header announcing 100 MB: refused before any allocation */
+	{
+		unsigned char bomb[8] = {0x80, 0x80, 0x80, 0x30, 0, 0, 0, 0};
+		assert_int_equal(post_raw(tok_admin, bomb, sizeof(bomb), &a), 413);
+		fx_answer_free(&a);
+	}
+	/* valid snappy, not a ReadRequest */
+	{
+		const char junk[] = "\xff\xff\xff\xff\xff\xff\xff";
+		char comp[64];
+		size_t clen = sizeof(comp);
+		assert_int_equal(snappy_compress(junk, 7, comp, &clen), SNAPPY_OK);
+		assert_int_equal(post_raw(tok_admin, comp, clen, &a), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "protobuf"));
+		fx_answer_free(&a);
+	}
+	assert_int_equal(post_raw(tok_admin, "hello", 5, &a), 400);
+	fx_answer_free(&a);
+	assert_int_equal(post_raw("vgt_0000000000000000_00", "x", 1, &a), 401);
+	fx_answer_free(&a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_read),
+		cmocka_unit_test(test_scope_injection),
+		cmocka_unit_test(test_hostile),
+	};
+	return cmocka_run_group_tests_name("remote_read", tests, setup, teardown);
+}
