@@ -116,6 +116,7 @@ LIBS_procfs_test        := agent common
 LIBS_receiver_test      := collector common
 LIBS_registry_list_test := collector common
 LIBS_registry_test      := collector common
+LIBS_rrd_backend_test   := collector common
 LIBS_rrdcached_test     := collector common
 LIBS_sender_test        := agent common
 LIBS_sign_sender_test   := agent common
