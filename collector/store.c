@@ -57,6 +57,12 @@
  *    across backend calls or fdatasync. Only the receiver thread inserts
  *    series, so it looks them up without the lock;
  *  - counters are updated with __atomic builtins: readable from any thread.
+ *
+ * Size: ~1,150 lines, on purpose. The series table, the cache, the flusher
+ * and the journal policy share one mutex and one series struct; cutting
+ * them apart would publish both in another private header for no reader's
+ * gain. What was separable (the journal, the RRD engine, the undo) is in
+ * journal.c and backend_files.c.
  */
 #include <errno.h>
 #include <limits.h>
