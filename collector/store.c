@@ -137,7 +137,8 @@ struct vg_store {
 	int journal_busy;        /* the receiver is appending (mu) */
 	int reclaiming;          /* a thread is retiring segments (mu) */
 
-	struct series **scratch; /* receiver only: series of each sample */
+	void **scratch;          /* receiver only: series of each sample (a
+				  * struct series *, or NULL: not taken) */
 	size_t scap;
 
 	pthread_t flusher;
@@ -612,16 +613,16 @@ static struct series unreadable;
 
 /* Take b: see vg_store_write_batch. journal=0 when replaying. */
 static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
-		      struct series ***scratch, size_t *scap)
+		      void ***scratch, size_t *scap)
 {
 	uint64_t naccept = 0, ndup = 0, nrej = 0, nerr_file = 0, nerr_mem = 0,
 		 seg = 0;
 	size_t jlen = 0;
-	struct series **sp;
+	void **sp;
 	int rc;
 
 	if (b->nsamples > *scap) {
-		struct series **n = realloc(*scratch, b->nsamples * sizeof(*n));
+		void **n = realloc(*scratch, b->nsamples * sizeof(*n));
 		if (!n)
 			return -ENOMEM;
 		*scratch = n;
@@ -683,7 +684,7 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	/* 2. The journal record of the accepted samples (and of those whose
 	 * file cannot be read: kept with their segment). */
 	if ((naccept || nerr_file) && journal && s->owner) {
-		if (vg_journal_encode(&s->j, b, (void *const *)sp, &jlen))
+		if (vg_journal_encode(&s->j, b, sp, &jlen))
 			return -ENOMEM;
 	}
 
