@@ -129,7 +129,11 @@ struct vg_rrd_backend_ops {
 	const char *name; /* "files", "rrdcached" */
 
 	/* Fill loc for (rtype, id, metric). 0, -EINVAL (bad name),
-	 * -ENAMETOOLONG. Pure: no I/O. */
+	 * -ENAMETOOLONG. files: pure, no I/O; an engine that records the
+	 * owner when a series is created (rrdcached's placement) fills
+	 * loc->owner from that record, or from its placement rule for a
+	 * series it has not seen (the store copies the owner into its
+	 * series table at create and passes it back on every update). */
 	int (*locate)(struct vg_rrd_backend *be, int rtype, const char *id,
 		      const char *metric, struct vg_rrd_loc *loc);
 	/* Time of the series' last update in ms, exact to the millisecond
