@@ -77,8 +77,6 @@
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/hash.h"
-#include "vigie/hmap.h"
-#include "vigie/name.h"
 #include "vigie/store.h"
 #include "collector/backend.h"
 #include "collector/journal.h"
@@ -93,9 +91,8 @@
 #define MAX_LIVE_SEGS 8             /* more: flush oldest first */
 
 struct series {
-	char *key;             /* rtype byte, id, NUL, metric: the table's key */
-	uint32_t klen;
-	char *id, *metric;     /* inside key; one allocation with the series */
+	uint64_t hash;
+	char *id, *metric;     /* one allocation */
 	uint8_t rtype, kind;
 	int flushing;          /* a thread is writing its values (mu) */
 	int in_dirty;          /* on the dirty list (mu) */
@@ -110,6 +107,15 @@ struct series {
 	struct series *dprev, *dnext; /* dirty list, oldest first (mu) */
 };
 
+/* A table slot keeps the hash beside the pointer, so probing compares
+ * hashes in the table itself and touches a series (another cache miss)
+ * only on a match: the lookup was 6-8 % of the collector's CPU at 100,000
+ * series. */
+struct slot {
+	uint64_t hash;
+	struct series *se; /* NULL: empty */
+};
+
 struct vg_store {
 	struct vg_rrd_backend *be;
 	struct vg_rrd_layout layout;
@@ -118,8 +124,8 @@ struct vg_store {
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;  /* flusher: something may be due */
 	pthread_cond_t done_cv;  /* a flush completed */
-	struct vg_hmap tab;      /* series by key (borrowed: se->key);
-				  * inserted by the receiver */
+	struct slot *tab;        /* open addressing; inserted by the receiver */
+	size_t cap, used;
 	struct series *dhead, *dtail;
 	uint64_t cache_max;      /* [storage] cache_values */
 	uint32_t flush_depth;    /* [storage] flush_depth */
@@ -170,48 +176,65 @@ static uint64_t key_hash(int rtype, uint64_t id_hash, const char *metric)
  * Inserted and grown by the receiver thread only, under mu; read by the
  * receiver without mu, by other threads with mu. */
 
-/* The table key of a series: the type's byte, the id, NUL, the metric
- * (NUL inside the key keeps "a"+"b.c" apart from "a.b"+"c"). Its length,
- * or 0 when a name is too long to be a series (never stored). */
-#define KEY_MAX (2 + 2 * VG_NAME_MAX)
-static size_t make_key(char *out, int rtype, const char *id, const char *metric)
-{
-	size_t il = strlen(id), ml = strlen(metric);
-
-	if (il > VG_NAME_MAX || ml > VG_NAME_MAX)
-		return 0;
-	out[0] = (char)rtype;
-	memcpy(out + 1, id, il + 1);
-	memcpy(out + 2 + il, metric, ml);
-	return 2 + il + ml;
-}
-
-/* Receiver without mu; other threads with mu. */
 static struct series *table_find(const struct vg_store *s, int rtype,
 				 const char *id, const char *metric, uint64_t h)
 {
-	char key[KEY_MAX];
-	size_t klen = make_key(key, rtype, id, metric);
+	size_t mask = s->cap - 1;
 
-	return klen ? vg_hmap_get_h(&s->tab, key, klen, h) : NULL;
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		const struct slot *sl = &s->tab[i];
+		struct series *se = sl->se;
+		if (!se)
+			return NULL;
+		if (sl->hash == h && se->rtype == rtype &&
+		    !strcmp(se->metric, metric) && !strcmp(se->id, id))
+			return se;
+	}
+}
+
+/* Caller holds mu. */
+static int table_insert(struct vg_store *s, struct series *se)
+{
+	if ((s->used + 1) * 10 > s->cap * 7) {
+		size_t ncap = s->cap * 2;
+		struct slot *nt = calloc(ncap, sizeof(*nt));
+		if (!nt)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->cap; i++) {
+			if (!s->tab[i].se)
+				continue;
+			size_t j = s->tab[i].hash & (ncap - 1);
+			while (nt[j].se)
+				j = (j + 1) & (ncap - 1);
+			nt[j] = s->tab[i];
+		}
+		free(s->tab);
+		s->tab = nt;
+		s->cap = ncap;
+	}
+	size_t j = se->hash & (s->cap - 1);
+	while (s->tab[j].se)
+		j = (j + 1) & (s->cap - 1);
+	s->tab[j] = (struct slot){se->hash, se};
+	s->used++;
+	return 0;
 }
 
 static struct series *series_new(int rtype, const char *id, const char *metric,
-				 int kind)
+				 int kind, uint64_t h)
 {
 	size_t il = strlen(id), ml = strlen(metric);
-	struct series *se;
+	struct series *se = calloc(1, sizeof(*se) + il + ml + 2);
 
-	if (il > VG_NAME_MAX || ml > VG_NAME_MAX ||
-	    !(se = calloc(1, sizeof(*se) + il + ml + 3)))
+	if (!se)
 		return NULL;
-	se->key = (char *)(se + 1);
-	se->klen = (uint32_t)make_key(se->key, rtype, id, metric);
-	se->key[se->klen] = '\0';
-	se->id = se->key + 1;
+	se->id = (char *)(se + 1);
 	se->metric = se->id + il + 1;
+	memcpy(se->id, id, il + 1);
+	memcpy(se->metric, metric, ml + 1);
 	se->rtype = (uint8_t)rtype;
 	se->kind = (uint8_t)kind;
+	se->hash = h;
 	se->last_ms = INT64_MIN;
 	return se;
 }
@@ -592,12 +615,12 @@ static int series_get(struct vg_store *s, int rtype, const char *id,
 			 "exists but librrd cannot read it");
 		return -EIO;
 	}
-	if (!(se = series_new(rtype, id, metric, kind)))
+	if (!(se = series_new(rtype, id, metric, kind, h)))
 		return -ENOMEM;
 	se->last_ms = last;
 	se->owner = loc.owner;
 	pthread_mutex_lock(&s->mu);
-	rc = vg_hmap_put_h(&s->tab, se->key, se->klen, h, se, NULL);
+	rc = table_insert(s, se);
 	pthread_mutex_unlock(&s->mu);
 	if (rc) {
 		free(se);
@@ -948,7 +971,12 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		.archives = s->archives,
 		.narchives = cfg->narchives,
 	};
-	vg_hmap_init_borrow(&s->tab);
+	s->cap = 1024;
+	if (!(s->tab = calloc(s->cap, sizeof(*s->tab)))) {
+		snprintf(err, errlen, "store: out of memory");
+		vg_store_close(s);
+		return -ENOMEM;
+	}
 	if ((size_t)snprintf(path, sizeof(path), "%s/journal", data_dir) >= sizeof(path)) {
 		snprintf(err, errlen, "store: data directory path too long");
 		vg_store_close(s);
@@ -1004,7 +1032,7 @@ void vg_store_close(struct vg_store *s)
 		pthread_join(s->flusher, NULL);
 		s->running = 0;
 	}
-	if (s->be) {
+	if (s->tab && s->be) {
 		pthread_mutex_lock(&s->mu);
 		flush_all_locked(s);
 		reclaim(s);
@@ -1013,13 +1041,13 @@ void vg_store_close(struct vg_store *s)
 	if (s->be)
 		s->be->ops->close(s->be); /* removes the undo file */
 	vg_journal_close(&s->j);       /* releases the flock */
-	size_t pos = 0;
-	for (const struct vg_hmap_entry *e; (e = vg_hmap_next(&s->tab, &pos));) {
-		struct series *se = e->value;
-		free(se->pend);
-		free(se);
+	for (size_t i = 0; s->tab && i < s->cap; i++) {
+		if (!s->tab[i].se)
+			continue;
+		free(s->tab[i].se->pend);
+		free(s->tab[i].se);
 	}
-	vg_hmap_release(&s->tab);
+	free(s->tab);
 	free(s->fbuf);
 	free(s->scratch);
 	pthread_cond_destroy(&s->work_cv);

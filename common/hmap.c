@@ -83,15 +83,9 @@ static struct vg_hmap_entry *find(const struct vg_hmap *m, const char *key,
 
 void *vg_hmap_get(const struct vg_hmap *m, const char *key, size_t klen)
 {
-	return key ? vg_hmap_get_h(m, key, klen, key_hash(key, klen)) : NULL;
-}
-
-void *vg_hmap_get_h(const struct vg_hmap *m, const char *key, size_t klen,
-		    uint64_t hash)
-{
 	if (!m || !key)
 		return NULL;
-	struct vg_hmap_entry *s = find(m, key, klen, hash);
+	struct vg_hmap_entry *s = find(m, key, klen, key_hash(key, klen));
 
 	return s ? s->value : NULL;
 }
@@ -131,16 +125,11 @@ static int rebuild(struct vg_hmap *m)
 int vg_hmap_put(struct vg_hmap *m, const char *key, size_t klen, void *value,
 		void **old)
 {
-	return vg_hmap_put_h(m, key, klen, key ? key_hash(key, klen) : 0, value, old);
-}
-
-int vg_hmap_put_h(struct vg_hmap *m, const char *key, size_t klen, uint64_t h,
-		  void *value, void **old)
-{
 	if (old)
 		*old = NULL;
 	if (!m || !key || !value)
 		return -EINVAL;
+	uint64_t h = key_hash(key, klen);
 	struct vg_hmap_entry *s = find(m, key, klen, h);
 
 	if (s) {

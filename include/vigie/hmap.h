@@ -1,8 +1,7 @@
 /*
  * vigie — the one string-keyed hash map of every in-memory table
  * (common/hmap.c): the agent's per-domain state and domain cache, the alarm
- * engine's alarms, series, resources, instances and hosts, the store's
- * series and the registry's last-value cache (collector/lastval.c).
+ * engine's alarms, series, resources, instances and hosts.
  *
  * Keys are byte strings with a length (they may contain NUL, so a composite
  * key such as "type\0id\0metric" works); the *s helpers take C strings.
@@ -38,8 +37,7 @@
 struct vg_hmap_entry {
 	const char *key; /* NULL = empty slot; the map's tombstone = deleted */
 	size_t klen;
-	uint64_t hash;   /* FNV-1a of the key (include/vigie/hash.h), or the
-			  * caller's hash (vg_hmap_put_h) */
+	uint64_t hash;   /* FNV-1a of the key (include/vigie/hash.h) */
 	void *value;
 };
 
@@ -74,16 +72,6 @@ static inline size_t vg_hmap_count(const struct vg_hmap *m)
 {
 	return m ? m->live : 0;
 }
-
-/* The same with the caller's hash of the key instead of FNV-1a, for a
- * caller that already has one (the store derives a series' hash from its
- * resource's, computed once per resource). A map filled with _h must be
- * used with _h only, and always with the same hash for the same key (the
- * hash places the entry; vg_hmap_del and the FNV-1a calls would miss it). */
-void *vg_hmap_get_h(const struct vg_hmap *m, const char *key, size_t klen,
-		    uint64_t hash);
-int vg_hmap_put_h(struct vg_hmap *m, const char *key, size_t klen,
-		  uint64_t hash, void *value, void **old);
 
 /* Iterate: start with *pos = 0; returns the next entry, or NULL at the end.
  * The order is unspecified. The entry stays valid until the next put,

@@ -175,34 +175,6 @@ static void test_bounded(void **state)
 	vg_hmap_release(&m);
 }
 
-/* The _h calls place entries by the caller's hash: equal hashes for
- * different keys (a collision) still keep the keys apart, growth keeps
- * every entry findable, and a key is found only with its own hash. */
-static void test_caller_hash(void **state)
-{
-	struct vg_hmap m;
-	static int v[3000];
-	char key[32];
-
-	(void)state;
-	vg_hmap_init(&m);
-	for (int i = 0; i < 3000; i++) {
-		int n = snprintf(key, sizeof(key), "s%d", i);
-		/* only 8 distinct hashes: long collision chains */
-		assert_int_equal(vg_hmap_put_h(&m, key, (size_t)n, (uint64_t)(i % 8) * 77,
-					       &v[i], NULL),
-				 0);
-	}
-	assert_int_equal(vg_hmap_count(&m), 3000);
-	for (int i = 0; i < 3000; i++) {
-		int n = snprintf(key, sizeof(key), "s%d", i);
-		assert_ptr_equal(vg_hmap_get_h(&m, key, (size_t)n, (uint64_t)(i % 8) * 77),
-				 &v[i]);
-		assert_null(vg_hmap_get_h(&m, key, (size_t)n, (uint64_t)(i % 8) * 77 + 1));
-	}
-	vg_hmap_release(&m);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -211,7 +183,6 @@ int main(void)
 		cmocka_unit_test(test_borrow),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_bounded),
-		cmocka_unit_test(test_caller_hash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
