@@ -110,7 +110,11 @@ struct series {
 /* A table slot keeps the hash beside the pointer, so probing compares
  * hashes in the table itself and touches a series (another cache miss)
  * only on a match: the lookup was 6-8 % of the collector's CPU at 100,000
- * series. */
+ * series.
+ * Not the common map (vigie/hmap.h) on purpose: moved onto it (with a
+ * caller-hash variant), the 100,000-series ingest bench cost 2.3 us of
+ * collector CPU per value against 1.7-1.9 us with this table, in
+ * alternating runs on the same machine (docs/benchmarks.md). */
 struct slot {
 	uint64_t hash;
 	struct series *se; /* NULL: empty */
