@@ -135,6 +135,7 @@ LIBS_receiver_test      := collector common
 LIBS_registry_list_test := collector common
 LIBS_registry_test      := collector common
 LIBS_remote_read_test   := api alarms billing collector common
+LIBS_rrd_backend_test   := collector common
 LIBS_rrdcached_test     := collector common
 LIBS_sender_test        := agent common
 LIBS_sign_sender_test   := agent common

@@ -1,8 +1,8 @@
 /*
  * lastval.c — the registry's in-memory state (see lastval.h).
  *
- * Design. Resources in a chained hash table keyed by id (FNV-1a, power of
- * two buckets, doubled when the load passes 1); each resource owns an
+ * Design. Resources in the common hash map (vigie/hmap.h) keyed by id,
+ * the key borrowed from the resource itself; each resource owns an
  * array of its metrics in first-seen order, so the lookup of a batch's
  * sample is one string compare at the hinted index. A dirty stack of
  * resources lets a flush visit only what changed, never the whole table;
@@ -18,8 +18,9 @@
  *  - the value held is the one with the newest time (ties: the later call,
  *    as the sqlite upsert it replaces did);
  *  - nothing is freed before the cache (snapshots point into entries).
- * Memory: about 60 bytes plus the name per metric, 90 plus the id per
- * resource, plus the bucket and metric pointer arrays.
+ * Memory: about 60 bytes plus the name per metric, 80 plus the id per
+ * resource, plus the map's slots (32 bytes, at most 70 % full) and the
+ * metric pointer arrays.
  */
 #include <errno.h>
 #include <math.h>
@@ -27,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vigie/hash.h"
+#include "vigie/hmap.h"
 #include "collector/lastval.h"
 
 struct vg_lastval {
@@ -35,8 +36,7 @@ struct vg_lastval {
 	char *name;
 	int refs;
 	pthread_mutex_t mu;
-	struct vg_lastval_resource **bucket;
-	size_t nbucket; /* power of two */
+	struct vg_hmap res;     /* id -> resource (key: r->id, borrowed) */
 	size_t nres, nmetrics;
 	struct vg_lastval_resource **dirty;
 	size_t ndirty, capdirty;
@@ -45,13 +45,6 @@ struct vg_lastval {
 
 static pthread_mutex_t caches_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct vg_lastval *caches;
-
-static uint32_t fnv(const char *s)
-{
-	uint64_t h = vg_fnv1a(VG_FNV_OFFSET, s);
-
-	return (uint32_t)(h ^ (h >> 32));
-}
 
 struct vg_lastval *vg_lastval_open(const char *key)
 {
@@ -65,9 +58,8 @@ struct vg_lastval *vg_lastval_open(const char *key)
 			return t;
 		}
 	t = calloc(1, sizeof(*t));
-	if (t && (t->name = strdup(key)) &&
-	    (t->bucket = calloc(1024, sizeof(*t->bucket)))) {
-		t->nbucket = 1024;
+	if (t && (t->name = strdup(key))) {
+		vg_hmap_init_borrow(&t->res);
 		t->refs = 1;
 		pthread_mutex_init(&t->mu, NULL);
 		t->next = caches;
@@ -98,16 +90,16 @@ void vg_lastval_close(struct vg_lastval *t)
 			break;
 		}
 	pthread_mutex_unlock(&caches_mu);
-	for (size_t i = 0; i < t->nbucket; i++)
-		for (struct vg_lastval_resource *r = t->bucket[i], *n; r; r = n) {
-			n = r->next;
-			for (uint32_t j = 0; j < r->nm; j++)
-				free(r->m[j]);
-			free(r->m);
-			free(r);
-		}
+	size_t pos = 0;
+	for (const struct vg_hmap_entry *e; (e = vg_hmap_next(&t->res, &pos));) {
+		struct vg_lastval_resource *r = e->value;
+		for (uint32_t j = 0; j < r->nm; j++)
+			free(r->m[j]);
+		free(r->m);
+		free(r);
+	}
+	vg_hmap_release(&t->res);
 	pthread_mutex_destroy(&t->mu);
-	free(t->bucket);
 	free(t->dirty);
 	free(t->name);
 	free(t);
@@ -123,48 +115,25 @@ void vg_lastval_unlock(struct vg_lastval *t)
 	pthread_mutex_unlock(&t->mu);
 }
 
-/* Double the buckets; on allocation failure keep the longer chains. */
-static void grow(struct vg_lastval *t)
-{
-	size_t n = t->nbucket * 2;
-	struct vg_lastval_resource **b = calloc(n, sizeof(*b));
-
-	if (!b)
-		return;
-	for (size_t i = 0; i < t->nbucket; i++)
-		for (struct vg_lastval_resource *r = t->bucket[i], *next; r; r = next) {
-			next = r->next;
-			r->next = b[r->hash & (n - 1)];
-			b[r->hash & (n - 1)] = r;
-		}
-	free(t->bucket);
-	t->bucket = b;
-	t->nbucket = n;
-}
-
 struct vg_lastval_resource *vg_lastval_res(struct vg_lastval *t, const char *id,
 					   int create)
 {
-	uint32_t h = fnv(id);
-	struct vg_lastval_resource *r, **slot = &t->bucket[h & (t->nbucket - 1)];
+	struct vg_lastval_resource *r = vg_hmap_gets(&t->res, id);
 	size_t len;
 
-	for (r = *slot; r; r = r->next)
-		if (r->hash == h && !strcmp(r->id, id))
-			return r;
-	if (!create)
-		return NULL;
+	if (r || !create)
+		return r;
 	len = strlen(id);
 	if (!(r = calloc(1, sizeof(*r) + len + 1)))
 		return NULL;
 	memcpy(r->id, id, len + 1);
-	r->hash = h;
 	r->first_seen = INT64_MAX;
 	r->last_seen = INT64_MIN;
-	r->next = *slot;
-	*slot = r;
-	if (++t->nres > t->nbucket)
-		grow(t);
+	if (vg_hmap_put(&t->res, r->id, len, r, NULL)) {
+		free(r);
+		return NULL;
+	}
+	t->nres++;
 	return r;
 }
 

@@ -13,7 +13,7 @@
  * and are written together every few seconds. Readers overlay them on the
  * rows they read, so the API always shows the newest.
  *
- * Layout: resources in a hash table by id; each resource has its metrics
+ * Layout: resources in the common hash map by id; each resource has its metrics
  * in an array in the order first seen, so a batch (which lists a
  * resource's samples in the same order every time) finds each metric at
  * its own index without hashing.
@@ -45,8 +45,6 @@ struct vg_lastval_series {
 };
 
 struct vg_lastval_resource {
-	struct vg_lastval_resource *next; /* hash chain */
-	uint32_t hash;
 	uint8_t dirty;          /* on the dirty stack */
 	uint8_t seen_dirty;     /* last_seen newer than the row */
 	uint8_t ended;          /* the row is ended (ended_at set) */

@@ -1,7 +1,9 @@
 /*
  * vigie — the one string-keyed hash map of every in-memory table
  * (common/hmap.c): the agent's per-domain state and domain cache, the alarm
- * engine's alarms, series, resources, instances and hosts.
+ * engine's alarms, series, resources, instances and hosts, the registry's
+ * last-value cache (collector/lastval.c). Not the store's series table,
+ * whose private table is measurably faster (collector/store.c says why).
  *
  * Keys are byte strings with a length (they may contain NUL, so a composite
  * key such as "type\0id\0metric" works); the *s helpers take C strings.

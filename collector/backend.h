@@ -1,0 +1,189 @@
+/*
+ * backend.h — the store's RRD engine: one table of operations (private to
+ * the collector core; the API reads through vg_store_fetch/vg_store_path).
+ *
+ * The store (collector/store.c) decides what to write and when: the series
+ * table, the write-behind cache, the flusher thread, the journal policy.
+ * A backend only moves values to and from one engine, so every engine is
+ * one file that fills in struct vg_rrd_backend_ops:
+ *   files      collector/backend_files.c: local librrd files (the default),
+ *              with the header undo that makes librrd's in-place updates
+ *              safe against a kill -9;
+ *   rrdcached  (next) one or more daemons over collector/rrdcached.c.
+ * Callers never test which engine they have (docs/architecture.md).
+ *
+ * Locating a series. locate() names a series' place once, from its key:
+ * a path (for librrd and for rrd_graph's DEF) and an owner (the index of
+ * the daemon that holds it; always 0 for files) with that owner's address
+ * (NULL for files: rrd_graph reads the path itself; "unix:/run/x.sock" for
+ * rrdcached: rrd_graph --daemon). Every other operation takes the
+ * struct vg_rrd_loc locate() filled, so an engine that records ownership
+ * at create time can keep it in loc.owner.
+ *
+ * Durability. A value is *accepted* when update() returns with it counted
+ * in res->written: later fetches see it. It is *durable* only after a
+ * sync() that started after the update returned 0: the store's journal
+ * keeps every segment until then (files: syncfs; rrdcached: FLUSHALL, or
+ * nothing with the daemon's own -j journal). A sync that fails leaves the
+ * segments in the journal, replayed after a crash.
+ *
+ * Errors per item. update() never lets one refused value take others with
+ * it: it reports how many values it wrote, skipped as already stored
+ * (at or before the series' last update) and could not write, by reason
+ * (enum vg_store_err), with the last engine message. update_many() (may be
+ * NULL: the store then calls update() per series) does the same for many
+ * series in one round trip, one result per item.
+ *
+ * Thread-safety: every operation may be called from several threads at
+ * once, but never for the same series concurrently (the store flushes a
+ * series from one thread at a time, and creates from the receiver only).
+ * Operations return 0 or a negative errno; they do not log.
+ */
+#ifndef VIGIE_COLLECTOR_BACKEND_H
+#define VIGIE_COLLECTOR_BACKEND_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "vigie/config.h"
+#include "vigie/store.h"
+
+struct vg_rrd_backend;
+
+/* Where a series lives. */
+struct vg_rrd_loc {
+	char path[PATH_MAX];  /* file (files) or path under the daemon's -b */
+	uint32_t owner;       /* engine's index of the holder (daemon); 0 */
+	const char *address;  /* owner's address for rrd_graph --daemon, or
+			       * NULL: read path directly (files). Owned by
+			       * the backend, valid until it is closed. */
+};
+
+/* One timestamped value (t_ms strictly increasing within a call). */
+struct vg_rrd_value {
+	int64_t t_ms;
+	double v;
+};
+
+/* What a create lays out: one data source "value" (GAUGE, or DDERIVE with
+ * minimum 0 for counters) and AVERAGE, MIN and MAX per archive. */
+struct vg_rrd_layout {
+	uint32_t step_s;
+	uint32_t heartbeat_s;
+	const struct vg_archive *archives;
+	size_t narchives;
+};
+
+/* The outcome of one update (or one item of update_many). */
+struct vg_rrd_result {
+	uint64_t written;                    /* accepted (see Durability) */
+	uint64_t duplicate;                  /* at or before the last update */
+	uint64_t failed;                     /* sum of failed_by */
+	uint64_t failed_by[VG_STORE_ERR_N];
+	uint64_t retries;                    /* refused calls retried */
+	char msg[512];                       /* "<path>: why" of the last
+					      * failure, "" if none */
+};
+
+/* One item of update_many. */
+struct vg_rrd_item {
+	const struct vg_rrd_loc *loc;
+	const struct vg_rrd_value *v;
+	size_t n;
+	struct vg_rrd_result res; /* filled by the backend (zeroed first) */
+};
+
+/* An archive of one consolidation function, as info() reads it. */
+struct vg_rrd_archive {
+	uint32_t res_s;
+	time_t cal_start; /* oldest time the archive still covers */
+};
+
+struct vg_rrd_info {
+	int kind;            /* VG_KIND_GAUGE or VG_KIND_COUNTER */
+	unsigned long step;  /* s */
+	time_t last_update;  /* whole seconds */
+	struct vg_rrd_archive rra[32];
+	size_t nrra;
+};
+
+/* Rows of one archive: rows[k] covers (start + k*step, start+(k+1)*step]. */
+struct vg_rrd_rows {
+	time_t start, end;
+	unsigned long step;
+	size_t n;
+	double *v; /* malloc'd; free() it */
+};
+
+/* Counters of the engine itself (read with __atomic loads). */
+struct vg_rrd_backend_stats {
+	uint64_t files_created;
+	uint64_t calls;            /* engine update calls (rrd_update_r) */
+	uint64_t write_ns_total;   /* time spent in them */
+	uint64_t headers_restored; /* files: undo slots put back at open */
+};
+
+struct vg_rrd_backend_ops {
+	const char *name; /* "files", "rrdcached" */
+
+	/* Fill loc for (rtype, id, metric). 0, -EINVAL (bad name),
+	 * -ENAMETOOLONG. files: pure, no I/O; an engine that records the
+	 * owner when a series is created (rrdcached's placement) fills
+	 * loc->owner from that record, or from its placement rule for a
+	 * series it has not seen (the store copies the owner into its
+	 * series table at create and passes it back on every update). */
+	int (*locate)(struct vg_rrd_backend *be, int rtype, const char *id,
+		      const char *metric, struct vg_rrd_loc *loc);
+	/* Time of the series' last update in ms, exact to the millisecond
+	 * (rounded to the nearest: librrd keeps .229 s as 228999 us).
+	 * 0, -ENOENT (no such series), -EIO (exists, unreadable). */
+	int (*last_ms)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
+		       int64_t *out);
+	/* Create the series, first accepted time after first_ms - 1 s.
+	 * 0, -EAGAIN (no space: retry later), -EIO; msg gets why. */
+	int (*create)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
+		      int kind, int64_t first_ms, const struct vg_rrd_layout *lay,
+		      char *msg, size_t msglen);
+	/* Write v[0..n) to one series, many per engine call. Never fails as
+	 * a whole: res says what happened to each value (see the top). */
+	void (*update)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
+		       const struct vg_rrd_value *v, size_t n,
+		       struct vg_rrd_result *res);
+	/* Optional (NULL: update per item): many series in one round trip. */
+	void (*update_many)(struct vg_rrd_backend *be, struct vg_rrd_item *items,
+			    size_t n);
+	/* Archives of consolidation function cf (enum vg_cf) and the kind.
+	 * 0, -ENOENT, -EIO. */
+	int (*info)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
+		    int cf, struct vg_rrd_info *out);
+	/* Rows of the archive of cf at exactly step_s over (start, end].
+	 * 0, -EIO, -ENOMEM; out->v owned by the caller. */
+	int (*fetch)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
+		     int cf, time_t start, time_t end, unsigned long step_s,
+		     struct vg_rrd_rows *out);
+	/* Delete the series. 0, -ENOENT, -EIO. */
+	int (*remove)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc);
+	/* Make every value accepted before the call durable. 0 or -errno
+	 * (then the journal keeps its segments). */
+	int (*sync)(struct vg_rrd_backend *be);
+	/* Counters (thread-safe copy). */
+	void (*get_stats)(struct vg_rrd_backend *be, struct vg_rrd_backend_stats *out);
+	/* Free everything. Accepts NULL. */
+	void (*close)(struct vg_rrd_backend *be);
+};
+
+/* Every engine's handle starts with its ops. */
+struct vg_rrd_backend {
+	const struct vg_rrd_backend_ops *ops;
+};
+
+/* Open the files backend on rrd_dir (created if needed). undo_path: the
+ * header undo file (created, and headers a kill -9 left half-updated are
+ * put back now, before any replay), or NULL for no undo (a store that
+ * does not own the journal). 0 or -errno with a message in err. */
+int vg_rrd_files_open(const char *rrd_dir, const char *undo_path,
+		      struct vg_rrd_backend **out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,319 @@
+/*
+ * rrd_backend_test.c — the store's RRD engine interface (collector/backend.h),
+ * run against every engine in the table below (files now; rrdcached will
+ * add an entry that starts its daemon), so every engine keeps the same
+ * contract: locate confines names, create/last_ms/update/info/fetch agree,
+ * last updates are exact to the millisecond, duplicates and refused values
+ * never take other values with them, remove deletes, sync succeeds.
+ *
+ * Real librrd files in a temporary directory; no mocks.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vigie/batch.h"
+#include "vigie/config.h"
+#include "collector/backend.h"
+
+#define T0 1699999980LL /* a minute boundary */
+#define MS(s) ((int64_t)(s) * 1000)
+
+/* ---- the engines ------------------------------------------------------------- */
+
+struct engine {
+	const char *name;
+	/* Open an engine storing under dir; 0 or -errno. */
+	int (*open)(const char *dir, struct vg_rrd_backend **out);
+};
+
+static int open_files(const char *dir, struct vg_rrd_backend **out)
+{
+	char rrd[PATH_MAX], undo[PATH_MAX], err[256];
+
+	if ((size_t)snprintf(rrd, sizeof(rrd), "%s/rrd", dir) >= sizeof(rrd) ||
+	    (size_t)snprintf(undo, sizeof(undo), "%s/undo", dir) >= sizeof(undo))
+		return -ENAMETOOLONG;
+	return vg_rrd_files_open(rrd, undo, out, err, sizeof(err));
+}
+
+static const struct engine engines[] = {
+	{"files", open_files},
+};
+#define NENGINES (sizeof(engines) / sizeof(engines[0]))
+
+/* ---- fixture ------------------------------------------------------------------- */
+
+struct fixture {
+	char dir[64];
+	struct vg_archive archives[VG_MAX_ARCHIVES];
+	struct vg_rrd_layout lay;
+	struct vg_rrd_backend *be[NENGINES];
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-backend-test.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	f->lay.step_s = 60;
+	f->lay.heartbeat_s = 600;
+	f->lay.archives = f->archives;
+	if (vg_config_parse_archives("1m:1d,5m:7d", f->archives, VG_MAX_ARCHIVES,
+				     &f->lay.narchives))
+		return -1;
+	for (size_t e = 0; e < NENGINES; e++) {
+		char sub[256];
+		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", f->dir, engines[e].name) >=
+			    sizeof(sub) ||
+		    engines[e].open(sub, &f->be[e]))
+			return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	for (size_t e = 0; e < NENGINES; e++)
+		if (f->be[e])
+			f->be[e]->ops->close(f->be[e]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+/* Create (rtype, id, metric) with its first sample at t_ms. */
+static void create(struct vg_rrd_backend *be, const struct vg_rrd_layout *lay,
+		   const char *id, const char *metric, int kind, int64_t t_ms,
+		   struct vg_rrd_loc *loc)
+{
+	char msg[512] = "";
+
+	assert_int_equal(be->ops->locate(be, VG_RT_HOST, id, metric, loc), 0);
+	assert_int_equal(be->ops->create(be, loc, kind, t_ms, lay, msg, sizeof(msg)), 0);
+}
+
+/* update_many when the engine has it, else update per item: the store's
+ * own fallback, so both paths are held to the same results. */
+static void update_items(struct vg_rrd_backend *be, struct vg_rrd_item *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		memset(&items[i].res, 0, sizeof(items[i].res));
+	if (be->ops->update_many) {
+		be->ops->update_many(be, items, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		be->ops->update(be, items[i].loc, items[i].v, items[i].n, &items[i].res);
+}
+
+/* ---- cases ------------------------------------------------------------------------ */
+
+/* Names are confined: the path of any valid name stays under the engine's
+ * base; an invalid type or name is refused before any I/O. */
+static void test_locate(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct vg_rrd_backend *be = f->be[e];
+		struct vg_rrd_loc loc;
+
+		assert_int_equal(be->ops->locate(be, VG_RT_HOST, "../../etc", "passwd", &loc), 0);
+		assert_non_null(strstr(loc.path, f->dir));
+		assert_null(strstr(loc.path, "/../"));
+		assert_int_equal(be->ops->locate(be, 99, "node1", "load.1", &loc), -EINVAL);
+		assert_true(be->ops->locate(be, VG_RT_HOST, "", "load.1", &loc) < 0);
+		assert_int_equal(be->ops->last_ms(be, &(struct vg_rrd_loc){0}, &(int64_t){0}) < 0, 1);
+	}
+}
+
+/* A new series reads as absent, then after create its last update is one
+ * second before the first sample; many timestamps in one update are all
+ * written and the last update is exact to the millisecond (.229 stays
+ * .229, although librrd keeps it as 228999 us). */
+static void test_create_update_last(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct vg_rrd_backend *be = f->be[e];
+		struct vg_rrd_loc loc;
+		struct vg_rrd_value v[300];
+		struct vg_rrd_item it = {.loc = &loc, .v = v, .n = 300};
+		int64_t last;
+
+		assert_int_equal(be->ops->locate(be, VG_RT_HOST, "node1", "load.1", &loc), 0);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last), -ENOENT);
+		create(be, &f->lay, "node1", "load.1", VG_KIND_GAUGE, MS(T0), &loc);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last), 0);
+		assert_int_equal(last, MS(T0 - 1));
+		/* more than one engine call's worth (MAX_ARGS is 256 for files) */
+		for (int i = 0; i < 300; i++)
+			v[i] = (struct vg_rrd_value){MS(T0 + 10 * i) + 229, (double)i};
+		update_items(be, &it, 1);
+		assert_int_equal(it.res.written, 300);
+		assert_int_equal(it.res.failed, 0);
+		assert_int_equal(it.res.duplicate, 0);
+		assert_string_equal(it.res.msg, "");
+		assert_int_equal(be->ops->last_ms(be, &loc, &last), 0);
+		assert_int_equal(last, MS(T0 + 2990) + 229);
+		assert_int_equal(be->ops->sync(be), 0);
+	}
+}
+
+/* Values at or before the last update (a replay) are skipped as already
+ * stored, the newer ones in the same call still written; a series that
+ * does not exist fails its own values only, never another item's. */
+static void test_duplicates_and_errors_per_item(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct vg_rrd_backend *be = f->be[e];
+		struct vg_rrd_loc a, gone;
+		struct vg_rrd_value first[3] = {{MS(T0 + 60), 1}, {MS(T0 + 120), 2},
+						{MS(T0 + 180), 3}};
+		struct vg_rrd_value again[4] = {{MS(T0 + 120), 2}, {MS(T0 + 180), 3},
+						{MS(T0 + 240), 4}, {MS(T0 + 300), 5}};
+		int64_t last;
+
+		create(be, &f->lay, "node2", "load.1", VG_KIND_GAUGE, MS(T0), &a);
+		assert_int_equal(be->ops->locate(be, VG_RT_HOST, "node2", "never.created",
+						 &gone), 0);
+		struct vg_rrd_item items[2] = {{.loc = &a, .v = first, .n = 3},
+					       {.loc = &gone, .v = first, .n = 3}};
+		update_items(be, items, 2);
+		assert_int_equal(items[0].res.written, 3);
+		assert_int_equal(items[0].res.failed, 0);
+		assert_int_equal(items[1].res.written, 0);
+		assert_int_equal(items[1].res.failed, 3);
+		assert_int_equal(items[1].res.failed_by[VG_STORE_ERR_FILE], 3);
+		assert_true(strlen(items[1].res.msg) > 0);
+
+		struct vg_rrd_item it = {.loc = &a, .v = again, .n = 4};
+		update_items(be, &it, 1);
+		assert_int_equal(it.res.duplicate, 2);
+		assert_int_equal(it.res.written, 2);
+		assert_int_equal(it.res.failed, 0);
+		assert_int_equal(be->ops->last_ms(be, &a, &last), 0);
+		assert_int_equal(last, MS(T0 + 300));
+	}
+}
+
+/* info describes the archives of one consolidation function and the kind;
+ * fetch of the 1-minute archive gives back the values written (a gauge
+ * holding a constant over each step reads back exactly). */
+static void test_info_fetch(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct vg_rrd_backend *be = f->be[e];
+		struct vg_rrd_loc loc;
+		struct vg_rrd_value v[10];
+		struct vg_rrd_result res = {0};
+		struct vg_rrd_info info;
+		struct vg_rrd_rows rows;
+		int found = 0;
+
+		create(be, &f->lay, "node3", "cpu.time", VG_KIND_COUNTER, MS(T0), &loc);
+		assert_int_equal(be->ops->info(be, &loc, VG_CF_MAX, &info), 0);
+		assert_int_equal(info.kind, VG_KIND_COUNTER);
+		create(be, &f->lay, "node3", "mem.used", VG_KIND_GAUGE, MS(T0), &loc);
+		for (int i = 0; i < 10; i++)
+			v[i] = (struct vg_rrd_value){MS(T0 + 60 * i), 42.5};
+		be->ops->update(be, &loc, v, 10, &res);
+		assert_int_equal(res.written, 10);
+		assert_int_equal(be->ops->info(be, &loc, VG_CF_AVERAGE, &info), 0);
+		assert_int_equal(info.kind, VG_KIND_GAUGE);
+		assert_int_equal(info.step, 60);
+		assert_int_equal(info.nrra, 2);
+		assert_int_equal(info.last_update, T0 + 540);
+		assert_int_equal(be->ops->fetch(be, &loc, VG_CF_AVERAGE, T0, T0 + 540, 60,
+						&rows), 0);
+		assert_int_equal(rows.step, 60);
+		assert_true(rows.n >= 8);
+		for (size_t k = 0; k < rows.n; k++)
+			if (!isnan(rows.v[k])) {
+				assert_true(fabs(rows.v[k] - 42.5) < 1e-9);
+				found++;
+			}
+		assert_true(found >= 8);
+		free(rows.v);
+		assert_int_equal(be->ops->info(be, &(struct vg_rrd_loc){.path = "/nonexistent/x.rrd"},
+					       VG_CF_AVERAGE, &info), -ENOENT);
+	}
+}
+
+/* remove deletes the series: absent afterwards, a second remove says so. */
+static void test_remove(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct vg_rrd_backend *be = f->be[e];
+		struct vg_rrd_loc loc;
+		int64_t last;
+
+		create(be, &f->lay, "node4", "load.1", VG_KIND_GAUGE, MS(T0), &loc);
+		assert_int_equal(be->ops->remove(be, &loc), 0);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last), -ENOENT);
+		assert_int_equal(be->ops->remove(be, &loc), -ENOENT);
+	}
+}
+
+/* The engine counts what it did. */
+static void test_stats(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct vg_rrd_backend *be = f->be[e];
+		struct vg_rrd_backend_stats st;
+		struct vg_rrd_loc loc;
+		struct vg_rrd_value v = {MS(T0), 1};
+		struct vg_rrd_result res = {0};
+
+		create(be, &f->lay, "node5", "load.1", VG_KIND_GAUGE, MS(T0), &loc);
+		be->ops->update(be, &loc, &v, 1, &res);
+		be->ops->get_stats(be, &st);
+		assert_int_equal(st.files_created, 1);
+		assert_int_equal(st.calls, 1);
+		assert_string_equal(be->ops->name, engines[e].name);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_locate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_update_last, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicates_and_errors_per_item, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_info_fetch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
