@@ -1,7 +1,7 @@
 /*
  * store.c — the RRD store: the series table, the write-behind cache and its
  * flusher thread, and the policy that ties the journal to the backend
- * (include/vigie/store.h; docs/architecture.md "Fast path").
+ * (include/vigie/store.h; docs/benchmarks.md "Why the store is shaped this way").
  *
  * Why. An RRD engine pays per call far more than per value (librrd ~20 us
  * per rrd_update_r call, ~0.4 us per value in it), so the store gives each

@@ -9,7 +9,7 @@
  * Archives AVERAGE, MIN and MAX for each configured tier (default 1 min for
  * 15 days, 5 min for 63 days, 1 h for 455 days).
  *
- * Write-behind (docs/architecture.md, "Fast path"): vg_store_write_batch
+ * Write-behind (docs/benchmarks.md, "Why the store is shaped this way"): vg_store_write_batch
  * appends the batch's new values to a journal (<data_dir>/journal/, append
  * + fdatasync) and to an in-memory cache per series, and returns; a storage
  * thread writes each series' cached values to its RRD file many timestamps
