@@ -309,8 +309,10 @@ static void test_seen_commit_persist(void **state)
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 4, T0), 1);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6, T0), 0);
 	assert_int_equal(vg_registry_seen(f->r, "node2", 0xabcdef0123456789ull, 1, T0), 0);
-	/* committing an older seq never moves last_seq back */
-	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 3, T0), 0);
+	/* committing an older or the same seq never moves last_seq back,
+	 * and says it was a duplicate */
+	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 3, T0), 1);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
 	update(f->r, instance_batch(T0, 1, "acme", VG_RSTATE_ACTIVE));
 
