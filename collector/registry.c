@@ -164,7 +164,7 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_RES_UPSERT] =
 		"INSERT INTO resources(" RES_COLUMNS ", ident_ms) VALUES(?1, ?2, ?3, "
 		"?4, ?5, coalesce(?6, 'default'), ?7, ?8, coalesce(?9, '{}'), ?10, "
-		"?10, CASE WHEN ?11 = 1 THEN ?10 END, ?10) "
+		"?10, CASE WHEN ?11 = 1 THEN CAST(?10 AS BIGINT) END, ?10) "
 		"ON CONFLICT(id) DO UPDATE SET "
 		/* identity: only from a report at or after the one that set it
 		 * (every right-hand side reads the row before the update) */
@@ -184,13 +184,13 @@ static const char *const sql_text[ST_COUNT] = {
 		"coalesce(?8, resources.flavor) ELSE resources.flavor END, "
 		"attributes = CASE WHEN ?10 >= resources.ident_ms THEN "
 		"coalesce(?9, resources.attributes) ELSE resources.attributes END, "
-		"ident_ms = " GREATER("resources.ident_ms", "?10") ", "
-		"first_seen_ms = " LESSER("resources.first_seen_ms", "?10") ", "
+		"ident_ms = " GREATER("resources.ident_ms", "CAST(?10 AS BIGINT)") ", "
+		"first_seen_ms = " LESSER("resources.first_seen_ms", "CAST(?10 AS BIGINT)") ", "
 		"last_seen_ms = CASE WHEN ?11 = 1 THEN resources.last_seen_ms "
-		"WHEN ?10 > resources.last_seen_ms THEN ?10 "
+		"WHEN ?10 > resources.last_seen_ms THEN CAST(?10 AS BIGINT) "
 		"ELSE resources.last_seen_ms END, "
 		"ended_at_ms = CASE WHEN ?11 = 1 THEN "
-		"coalesce(resources.ended_at_ms, ?10) "
+		"coalesce(resources.ended_at_ms, CAST(?10 AS BIGINT)) "
 		"WHEN resources.ended_at_ms IS NOT NULL AND "
 		"?10 > resources.ended_at_ms THEN NULL "
 		"ELSE resources.ended_at_ms END "
@@ -338,6 +338,7 @@ struct vg_registry {
 	size_t nrows, caprows;
 	void **fres, **fmet;         /* cache entries whose rows it wrote */
 	size_t nfres, capfres, nfmet, capfmet;
+	char err[256];               /* the last failed write's message */
 };
 
 /* The database's errors as the registry's callers know them: what may
@@ -509,8 +510,11 @@ int vg_registry_commit(struct vg_registry *r, const char *host,
 	}
 	if (!rc)
 		rc = map_err(vg_db_commit(r->db));
-	if (rc && vg_db_in_transaction(r->db))
-		vg_db_rollback(r->db);
+	if (rc) {
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+		if (vg_db_in_transaction(r->db))
+			vg_db_rollback(r->db);
+	}
 	return rc ? rc : !applied;
 }
 
@@ -775,6 +779,7 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 	if (!rc)
 		rc = map_err(vg_db_commit(r->db));
 	if (rc) {
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
 		if (vg_db_in_transaction(r->db))
 			vg_db_rollback(r->db);
 		undo_lastval(r);
@@ -805,6 +810,13 @@ void vg_registry_stats(const struct vg_registry *r,
 		       struct vg_registry_stats *out)
 {
 	*out = r->stats;
+}
+
+const char *vg_registry_last_error(const struct vg_registry *r)
+{
+	if (!r)
+		return "";
+	return r->err[0] ? r->err : r->db ? vg_db_errmsg(r->db) : "";
 }
 
 static int consumer_batch(void *ctx, const struct vg_batch *b)
@@ -1096,32 +1108,26 @@ int vg_registry_visible(struct vg_registry *r, const char *id,
 }
 
 /* The list statement for a filter mask (cached by the connection under
- * its text). */
+ * its text). Parameters are numbered in the order of the filter bits,
+ * only those in mask (PostgreSQL must see every parameter it is given),
+ * then the LIMIT. */
 static int list_stmt(struct vg_registry *r, unsigned mask, struct vg_db_stmt **s)
 {
+	static const char *const cond[] = {
+		" AND type = ?%d", " AND host = ?%d", " AND project = ?%d",
+		" AND name = ?%d",
+		" AND (CASE WHEN ended_at_ms IS NULL THEN 1 ELSE 0 END) = ?%d",
+		" AND parent = ?%d", " AND id > ?%d"};
 	char sql[1024];
 	size_t n;
+	int k = 0;
 
 	n = (size_t)snprintf(sql, sizeof(sql),
 			     "SELECT " RES_COLUMNS " FROM resources WHERE 1 = 1");
-	/* Parameters by number so the binding code does not depend on mask. */
-	if (mask & F_TYPE)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND type = ?1");
-	if (mask & F_HOST)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND host = ?2");
-	if (mask & F_PROJECT)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND project = ?3");
-	if (mask & F_NAME)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND name = ?4");
-	if (mask & F_STATE)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
-				      " AND (CASE WHEN ended_at_ms IS NULL "
-				      "THEN 1 ELSE 0 END) = ?5");
-	if (mask & F_PARENT)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND parent = ?6");
-	if (mask & F_AFTER)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND id > ?7");
-	snprintf(sql + n, sizeof(sql) - n, " ORDER BY id LIMIT ?8");
+	for (unsigned bit = 0; bit < sizeof(cond) / sizeof(cond[0]); bit++)
+		if (mask & (1u << bit))
+			n += (size_t)snprintf(sql + n, sizeof(sql) - n, cond[bit], ++k);
+	snprintf(sql + n, sizeof(sql) - n, " ORDER BY id LIMIT ?%d", ++k);
 	return map_err(vg_db_prepare(r->db, sql, s));
 }
 
@@ -1203,7 +1209,7 @@ int vg_registry_list_visit(struct vg_registry *r,
 			   char *next_cursor, size_t cursorlen)
 {
 	unsigned mask = 0;
-	int rtype = 0, active = 0, rc, rows = 0;
+	int rtype = 0, active = 0, rc, rows = 0, k = 0;
 	char last[VG_NAME_MAX * 4 + 1] = "";
 	struct page_scan ps = {.rc = -1};
 	struct vg_db_stmt *s;
@@ -1229,21 +1235,22 @@ int vg_registry_list_visit(struct vg_registry *r,
 		(f->after ? F_AFTER : 0);
 	if ((rc = list_stmt(r, mask, &s)))
 		return rc;
+	/* in list_stmt's order */
 	if (mask & F_TYPE)
-		vg_db_bind_int64(s, 1, rtype);
+		vg_db_bind_int64(s, ++k, rtype);
 	if (mask & F_HOST)
-		vg_db_bind_text(s, 2, f->host);
+		vg_db_bind_text(s, ++k, f->host);
 	if (mask & F_PROJECT)
-		vg_db_bind_text(s, 3, f->project);
+		vg_db_bind_text(s, ++k, f->project);
 	if (mask & F_NAME)
-		vg_db_bind_text(s, 4, f->name);
+		vg_db_bind_text(s, ++k, f->name);
 	if (mask & F_STATE)
-		vg_db_bind_int64(s, 5, active);
+		vg_db_bind_int64(s, ++k, active);
 	if (mask & F_PARENT)
-		vg_db_bind_text(s, 6, f->parent);
+		vg_db_bind_text(s, ++k, f->parent);
 	if (mask & F_AFTER)
-		vg_db_bind_text(s, 7, f->after);
-	vg_db_bind_int64(s, 8, f->limit + 1); /* one more: is there a next page? */
+		vg_db_bind_text(s, ++k, f->after);
+	vg_db_bind_int64(s, ++k, f->limit + 1); /* one more: is there a next page? */
 	ps.limit = (int64_t)f->limit * PAGE_SCAN_PER_RES + PAGE_SCAN_SLACK;
 
 	while ((rc = vg_db_step(s)) == 1) {

@@ -96,6 +96,11 @@ struct vg_registry_stats {
 void vg_registry_stats(const struct vg_registry *r,
 		       struct vg_registry_stats *out);
 
+/* The message of the handle's last failed update or commit (else the
+ * state database's last message; one line,
+ * "" if none), for logs. Owned by r, valid until its next call. */
+const char *vg_registry_last_error(const struct vg_registry *r);
+
 struct vg_resource_filter {
 	const char *type;    /* "instance", ... or NULL */
 	const char *host;
