@@ -31,8 +31,11 @@
  *
  * Invariants:
  *  - one transaction per batch (vg_registry_update), so a batch is either
- *    fully registered or not at all; upserts are idempotent, so a re-sent
- *    batch changes nothing but last-seen times it already set.
+ *    fully registered or not at all; it begins at the batch's first write,
+ *    so a batch of known series with no flush due costs no statement at
+ *    all (on PostgreSQL every statement is a round trip). Upserts are
+ *    idempotent, so a re-sent batch changes nothing but last-seen times it
+ *    already set.
  *  - first_seen only moves back, last_seen only forward; a metric's
  *    last_value is the one with the newest time. Each is one upsert that
  *    compares with the row it replaces, so several collectors writing the
@@ -339,6 +342,11 @@ struct vg_registry {
 	void **fres, **fmet;         /* cache entries whose rows it wrote */
 	size_t nfres, capfres, nfmet, capfmet;
 	char err[256];               /* the last failed write's message */
+	/* the (host, stream) whose row vg_registry_seen just found: its
+	 * commit is the ACK alone (see vg_registry_commit) */
+	char known_host[VG_NAME_MAX + 1];
+	uint64_t known_stream;
+	int known;
 };
 
 /* The database's errors as the registry's callers know them: what may
@@ -364,6 +372,13 @@ static int map_err(int rc)
 static int stmt(struct vg_registry *r, int i, struct vg_db_stmt **s)
 {
 	return map_err(vg_db_prepare(r->db, sql_text[i], s));
+}
+
+/* Open the batch's transaction at its first write: a batch of known
+ * series with no flush due writes nothing and costs no round trip. */
+static int need_txn(struct vg_registry *r)
+{
+	return vg_db_in_transaction(r->db) ? 0 : map_err(vg_db_begin(r->db));
 }
 
 /* Run a statement that returns no rows. 0 or -errno. */
@@ -459,10 +474,16 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 		return rc;
 	vg_db_bind_text(s, 1, host);
 	vg_db_bind_int64(s, 2, (int64_t)stream);
+	r->known = 0;
 	rc = vg_db_step(s);
 	if (rc == 1) {
 		seen = seq <= (uint64_t)vg_db_column_int64(s, 0);
 		vg_db_reset(s);
+		if (strlen(host) < sizeof(r->known_host)) {
+			memcpy(r->known_host, host, strlen(host) + 1);
+			r->known_stream = stream;
+			r->known = 1;
+		}
 		return seen;
 	}
 	vg_db_reset(s);
@@ -490,6 +511,26 @@ int vg_registry_commit(struct vg_registry *r, const char *host,
 
 	if (!r || !host)
 		return -EINVAL;
+	if (r->known && r->known_stream == stream && !strcmp(r->known_host, host)) {
+		/* the stream has its row (vg_registry_seen just read it): the
+		 * host's streams do not grow, nothing to drop, and the ACK is
+		 * one atomic statement, so no transaction (one round trip). A
+		 * row pruned meanwhile by another collector is inserted again;
+		 * the next new stream's commit drops what is beyond the bound. */
+		r->known = 0;
+		if ((rc = stmt(r, ST_ACK, &s)))
+			return rc;
+		vg_db_bind_text(s, 1, host);
+		vg_db_bind_int64(s, 2, (int64_t)stream);
+		vg_db_bind_int64(s, 3, (int64_t)seq);
+		vg_db_bind_int64(s, 4, time_ms);
+		if ((rc = exec_done(s))) {
+			snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+			return rc;
+		}
+		return vg_db_changes(r->db) > 0 ? 0 : 1;
+	}
+	r->known = 0;
 	if ((rc = vg_db_begin(r->db)))
 		return map_err(rc);
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && !rc; i++) {
@@ -567,7 +608,7 @@ static int write_metric(struct vg_registry *r, const char *id,
 	struct vg_db_stmt *s;
 	int rc;
 
-	if ((rc = stmt(r, ST_METRIC_UPSERT, &s)))
+	if ((rc = need_txn(r)) || (rc = stmt(r, ST_METRIC_UPSERT, &s)))
 		return rc;
 	vg_db_bind_text(s, 1, id);
 	vg_db_bind_text(s, 2, metric);
@@ -616,7 +657,7 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 	attrs = attrs_json(b, res, &rc);
 	if (rc)
 		return rc;
-	if ((rc = stmt(r, ST_RES_UPSERT, &s))) {
+	if ((rc = need_txn(r)) || (rc = stmt(r, ST_RES_UPSERT, &s))) {
 		free(attrs);
 		return rc;
 	}
@@ -740,7 +781,7 @@ static int flush_rows(struct vg_registry *r)
 					  w->m->unit, w->value, w->time_ms);
 			continue;
 		}
-		if ((rc = stmt(r, ST_RES_SEEN, &s)))
+		if ((rc = need_txn(r)) || (rc = stmt(r, ST_RES_SEEN, &s)))
 			return rc;
 		vg_db_bind_text(s, 1, w->res->id);
 		vg_db_bind_int64(s, 2, w->time_ms);
@@ -770,13 +811,14 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 	int rc;
 
 	r->nrows = r->nfres = r->nfmet = 0;
-	if ((rc = vg_db_begin(r->db)))
-		return map_err(rc);
+	/* the transaction begins at the first write (need_txn) */
 	if (flush)
 		rc = flush_rows(r);
+	else
+		rc = 0;
 	for (size_t i = 0; b && !rc && i < b->nres; i++)
 		rc = update_resource(r, b, &b->res[i]);
-	if (!rc)
+	if (!rc && vg_db_in_transaction(r->db))
 		rc = map_err(vg_db_commit(r->db));
 	if (rc) {
 		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
