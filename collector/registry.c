@@ -751,10 +751,97 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 
 /* Take every dirty value out of the cache and write it in the open
  * transaction; on failure undo_lastval puts them back. */
+/* Rows per statement of a flush: the dirty values go in multi-row
+ * statements of these sizes (largest first), each a cached statement, so
+ * a flush of n values costs about n / 64 round trips, not n. */
+static const int flush_sizes[] = {64, 16, 4, 1};
+
+/* The SQL of a flush statement of n rows: metrics (6 parameters a row,
+ * the newest value wins as in ST_METRIC_UPSERT) or last-seen times (2 a
+ * row, only forward). A (resource, metric) appears once in a flush, as
+ * PostgreSQL's upsert requires. */
+static void flush_sql(int metrics, int n, char *sql, size_t len)
+{
+	size_t k = 0;
+
+	if (metrics)
+		k += (size_t)snprintf(sql + k, len - k,
+				      "INSERT INTO metrics(resource_id, name, kind, unit, "
+				      "last_value, last_time_ms) VALUES");
+	else
+		k += (size_t)snprintf(sql + k, len - k,
+				      "UPDATE resources SET last_seen_ms = v.column2 "
+				      "FROM (VALUES");
+	for (int i = 0; i < n; i++) {
+		if (metrics)
+			k += (size_t)snprintf(sql + k, len - k,
+					      "%s(?%d, ?%d, ?%d, ?%d, ?%d, ?%d)",
+					      i ? ", " : " ", 6 * i + 1, 6 * i + 2,
+					      6 * i + 3, 6 * i + 4, 6 * i + 5, 6 * i + 6);
+		else
+			k += (size_t)snprintf(sql + k, len - k,
+					      "%s(CAST(?%d AS TEXT), CAST(?%d AS BIGINT))",
+					      i ? ", " : " ", 2 * i + 1, 2 * i + 2);
+	}
+	if (metrics)
+		snprintf(sql + k, len - k,
+			 " ON CONFLICT(resource_id, name) DO UPDATE SET "
+			 "kind = excluded.kind, unit = excluded.unit, "
+			 "last_value = CASE WHEN excluded.last_time_ms >= "
+			 "metrics.last_time_ms THEN excluded.last_value "
+			 "ELSE metrics.last_value END, "
+			 "last_time_ms = " GREATER("metrics.last_time_ms",
+						   "excluded.last_time_ms"));
+	else
+		snprintf(sql + k, len - k,
+			 ") AS v WHERE resources.id = v.column1 AND "
+			 "resources.last_seen_ms < v.column2");
+}
+
+/* Write rows w[0..n) (all metrics, or all last-seen times) in the open
+ * transaction, in statements of flush_sizes rows. */
+static int flush_kind(struct vg_registry *r, const struct vg_lastval_row *const *w,
+		      size_t n, int metrics)
+{
+	char sql[64 * 64 + 512];
+	size_t i = 0;
+	int rc = 0;
+
+	for (size_t z = 0; z < sizeof(flush_sizes) / sizeof(flush_sizes[0]) && !rc; z++) {
+		int rows = flush_sizes[z];
+		for (; n - i >= (size_t)rows && !rc; i += (size_t)rows) {
+			struct vg_db_stmt *s;
+
+			flush_sql(metrics, rows, sql, sizeof(sql));
+			if ((rc = need_txn(r)) ||
+			    (rc = map_err(vg_db_prepare(r->db, sql, &s))))
+				break;
+			for (int j = 0; j < rows; j++) {
+				const struct vg_lastval_row *x = w[i + (size_t)j];
+				if (metrics) {
+					vg_db_bind_text(s, 6 * j + 1, x->res->id);
+					vg_db_bind_text(s, 6 * j + 2, x->m->name);
+					vg_db_bind_int64(s, 6 * j + 3, x->m->kind);
+					vg_db_bind_text(s, 6 * j + 4, x->m->unit);
+					if (isfinite(x->value))
+						vg_db_bind_double(s, 6 * j + 5, x->value);
+					vg_db_bind_int64(s, 6 * j + 6, x->time_ms);
+				} else {
+					vg_db_bind_text(s, 2 * j + 1, x->res->id);
+					vg_db_bind_int64(s, 2 * j + 2, x->time_ms);
+				}
+			}
+			rc = exec_done(s);
+		}
+	}
+	return rc;
+}
+
 static int flush_rows(struct vg_registry *r)
 {
-	size_t n;
-	int rc = 0;
+	const struct vg_lastval_row **met, **seen;
+	size_t n, nm = 0, ns = 0;
+	int rc;
 
 	vg_lastval_lock(r->lv);
 	n = vg_lastval_dirty_rows(r->lv);
@@ -769,24 +856,24 @@ static int flush_rows(struct vg_registry *r)
 	}
 	r->nrows = vg_lastval_take_dirty(r->lv, r->rows);
 	vg_lastval_unlock(r->lv);
+	if (!r->nrows)
+		return 0;
 	/* names live as long as the cache and values are snapshots: no lock
 	 * is needed while writing (only this thread changes kinds and units) */
 	r->stats.flushed_values += r->nrows;
-	for (size_t i = 0; i < r->nrows && !rc; i++) {
-		const struct vg_lastval_row *w = &r->rows[i];
-		struct vg_db_stmt *s;
-
-		if (w->m) {
-			rc = write_metric(r, w->res->id, w->m->name, w->m->kind,
-					  w->m->unit, w->value, w->time_ms);
-			continue;
-		}
-		if ((rc = need_txn(r)) || (rc = stmt(r, ST_RES_SEEN, &s)))
-			return rc;
-		vg_db_bind_text(s, 1, w->res->id);
-		vg_db_bind_int64(s, 2, w->time_ms);
-		rc = exec_done(s);
+	if (!(met = malloc(2 * r->nrows * sizeof(*met))))
+		return -ENOMEM; /* the caller puts the rows back */
+	seen = met + r->nrows;
+	for (size_t i = 0; i < r->nrows; i++) {
+		if (r->rows[i].m)
+			met[nm++] = &r->rows[i];
+		else
+			seen[ns++] = &r->rows[i];
 	}
+	rc = flush_kind(r, met, nm, 1);
+	if (!rc)
+		rc = flush_kind(r, seen, ns, 0);
+	free(met);
 	return rc;
 }
 

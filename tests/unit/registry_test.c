@@ -685,6 +685,50 @@ static void test_newer_schema_refused(void **state)
 	assert_non_null(strstr(err, "99"));
 }
 
+/* A flush writes many values in multi-row statements (64, 16, 4, 1 rows):
+ * every value and last-seen time lands, the newest wins, and an older
+ * batch after it moves nothing back. 70 resources x 3 metrics = 210
+ * metric rows and 70 last-seen rows: every statement size is used. */
+static struct vg_batch *wide_batch(int64_t t, double base)
+{
+	struct vg_batch *b = vg_batch_new("node5", 5, 1, t);
+	char id[32];
+
+	for (int i = 0; i < 70; i++) {
+		snprintf(id, sizeof(id), "flush-%02d", i);
+		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t));
+		vg_batch_sample(b, "a", VG_KIND_GAUGE, base + i);
+		vg_batch_sample(b, "b", VG_KIND_GAUGE, base + i);
+		vg_batch_sample(b, "c", VG_KIND_GAUGE, base + i);
+	}
+	return b;
+}
+
+static void test_flush_many(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry_stats st;
+	struct vg_db *db;
+
+	update(f->r, wide_batch(T0, 0));        /* new series: rows */
+	update(f->r, wide_batch(T0 + 1000, 1000)); /* memory only */
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	vg_registry_stats(f->r, &st);
+	assert_int_equal(st.flushed_values, 210 + 70);
+	update(f->r, wide_batch(T0 + 500, 500)); /* older: changes nothing */
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	db = raw_db(f);
+	assert_int_equal(st_int(db, "SELECT count(*) FROM metrics WHERE resource_id "
+				"LIKE 'flush-%' AND last_value >= 1000 AND last_time_ms = "
+				"1700000001000"), 210);
+	assert_int_equal(st_int(db, "SELECT count(*) FROM resources WHERE id LIKE "
+				"'flush-%' AND last_seen_ms = 1700000001000"), 70);
+	assert_int_equal(st_int(db, "SELECT CAST(sum(last_value) AS BIGINT) FROM metrics "
+				"WHERE resource_id LIKE 'flush-%'"),
+			 3 * (70 * 1000 + 69 * 70 / 2));
+	vg_db_close(db);
+}
+
 /* Two collectors sharing the state commit the same re-sent batch at the
  * same moment: for every (host, stream, seq) exactly one commit applies
  * (0) and the other learns it is a duplicate (1). Each round starts both
@@ -766,6 +810,7 @@ int main(void)
 		ST_BOTH(test_invalid_names_skipped, setup, teardown),
 		ST_BOTH(test_newer_schema_refused, setup, teardown),
 		ST_BOTH(test_commit_race, setup, teardown),
+		ST_BOTH(test_flush_many, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
 		cmocka_set_test_filter(getenv("REGISTRY_TEST_FILTER"));
