@@ -685,6 +685,81 @@ static void test_newer_schema_refused(void **state)
 	assert_non_null(strstr(err, "99"));
 }
 
+/* Two collectors report the same resource at once with different
+ * identities, one going back in time and one forward: whatever the
+ * interleaving, the resource ends with the identity of the newest report
+ * (ident_ms only moves forward, in one statement). On PostgreSQL the second
+ * handle opens the state under another URL text, so it has its own
+ * last-value cache, as another process would; on sqlite (one file, one
+ * process) the two handles share one cache and each keeps to its own
+ * thread's writes. */
+struct ident_racer {
+	struct vg_registry *r;
+	const char *project;
+	int down; /* times descending */
+	int rc;
+};
+
+static void *ident_race(void *arg)
+{
+	struct ident_racer *x = arg;
+
+	/* a: 300 s down to 1 s; b: 1 s up to 299 s. The newest report is
+	 * a's first, named "pa-300". */
+	for (int i = 1; i <= (x->down ? 300 : 299) && !x->rc; i++) {
+		int k = x->down ? 301 - i : i;
+		int64_t t = T0 + k * 1000LL;
+		char name[32];
+		struct vg_batch *b = vg_batch_new(x->down ? "node-a" : "node-b", 1, 1, t);
+		snprintf(name, sizeof(name), "%s-%03d", x->project, k);
+		vg_batch_resource(b, VG_RT_INSTANCE, "ident-1", name, NULL, t);
+		vg_batch_identity(b, x->project, "u", "m1");
+		x->rc = vg_registry_update(x->r, b);
+		vg_batch_free(b);
+	}
+	return NULL;
+}
+
+static void test_identity_race(void **state)
+{
+	struct fixture *f = fx(state);
+	struct ident_racer a = {.project = "pa", .down = 1}, b = {.project = "pb"};
+	char err[256], url2[800];
+	pthread_t ta, tb;
+	json_t *o;
+
+	if (f->url[0]) {
+		snprintf(url2, sizeof(url2), "%s application_name=vigie-other", f->url);
+		assert_int_equal(vg_registry_open_state(f->dir, url2, &b.r, err, sizeof(err)), 0);
+	} else {
+		assert_int_equal(reg_open(f, &b.r, err, sizeof(err)), 0);
+	}
+	a.r = f->r;
+	assert_int_equal(pthread_create(&ta, NULL, ident_race, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, ident_race, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	vg_registry_close(b.r);
+	/* a busy database may refuse a write (RETRY): never a wrong one */
+	assert_true(a.rc == 0 || a.rc == -EAGAIN);
+	assert_true(b.rc == 0 || b.rc == -EAGAIN);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	assert_int_equal(vg_registry_get(f->r, "ident-1", &o), 0);
+	/* the newest report's identity, whichever wrote last */
+	assert_string_equal(str(o, "name"), "pa-300");
+	assert_string_equal(str(o, "project"), "pa");
+	assert_string_equal(str(o, "host"), "node-a");
+	json_decref(o);
+	{
+		struct vg_db *db = raw_db(f);
+		assert_int_equal(st_int(db, "SELECT ident_ms FROM resources WHERE id = 'ident-1'"),
+				 T0 + 300000);
+		assert_int_equal(st_int(db, "SELECT first_seen_ms FROM resources WHERE id = 'ident-1'"),
+				 T0 + 1000);
+		vg_db_close(db);
+	}
+}
+
 /* A flush writes many values in multi-row statements (64, 16, 4, 1 rows):
  * every value and last-seen time lands, the newest wins, and an older
  * batch after it moves nothing back. 70 resources x 3 metrics = 210
@@ -811,6 +886,7 @@ int main(void)
 		ST_BOTH(test_newer_schema_refused, setup, teardown),
 		ST_BOTH(test_commit_race, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
+		ST_BOTH(test_identity_race, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
 		cmocka_set_test_filter(getenv("REGISTRY_TEST_FILTER"));
