@@ -53,7 +53,9 @@
  *    (an agent that re-sent it after a lost ack), exactly one applies it
  *    and the other learns it is a duplicate (vg_registry_commit returns
  *    1). vg_registry_seen before the store is an early answer, not the
- *    decision: both may have stored the batch's values, which is harmless
+ *    decision (it answers a stream this handle committed from memory:
+ *    the next seq is new, an older one a duplicate, without a round trip):
+ *    both may have stored the batch's values, which is harmless
  *    because every write of a batch is idempotent (the RRD store skips
  *    times at or before a file's last update; the registry's upserts keep
  *    the newest). A host keeps its VG_REGISTRY_STREAMS most recently
@@ -94,6 +96,16 @@
  * (PostgreSQL reads a statement's result whole); beyond it the page goes
  * on resource by resource. */
 #define PAGE_SCAN_PER_RES 64
+
+/* The streams this handle committed lately (direct-mapped by a hash of
+ * host and stream): the duplicate check of a stream's next batch is
+ * answered from here, without a round trip. */
+#define COMMITTED_SLOTS 4096
+
+struct committed {
+	uint64_t stream, seq;
+	char host[VG_NAME_MAX + 1]; /* "" : empty slot */
+};
 
 /* Filter bits for the list statements. */
 enum {
@@ -347,7 +359,40 @@ struct vg_registry {
 	char known_host[VG_NAME_MAX + 1];
 	uint64_t known_stream;
 	int known;
+	struct committed *committed; /* COMMITTED_SLOTS, at the first commit */
+	uint64_t seen_local;         /* checks answered from it (stats) */
 };
+
+static struct committed *committed_slot(struct vg_registry *r, const char *host,
+					uint64_t stream)
+{
+	uint64_t h = vg_fnv1a(VG_FNV_OFFSET, host) ^ (stream * VG_FNV_PRIME);
+
+	if (!r->committed)
+		return NULL;
+	return &r->committed[(h ^ (h >> 29)) % COMMITTED_SLOTS];
+}
+
+/* Note that (host, stream) is committed up to seq (or forget it: seq 0). */
+static void committed_note(struct vg_registry *r, const char *host,
+			   uint64_t stream, uint64_t seq)
+{
+	struct committed *c;
+
+	if (!r->committed && seq &&
+	    !(r->committed = calloc(COMMITTED_SLOTS, sizeof(*r->committed))))
+		return; /* no memory: every check asks the database */
+	if (!(c = committed_slot(r, host, stream)) || strlen(host) >= sizeof(c->host))
+		return;
+	if (!seq) {
+		if (c->stream == stream && !strcmp(c->host, host))
+			c->host[0] = '\0';
+		return;
+	}
+	memcpy(c->host, host, strlen(host) + 1);
+	c->stream = stream;
+	c->seq = seq;
+}
 
 /* The database's errors as the registry's callers know them: what may
  * pass (busy, full, read-only, unreachable) is -EAGAIN, a rejected value
@@ -456,6 +501,7 @@ void vg_registry_close(struct vg_registry *r)
 	free(r->rows);
 	free(r->fres);
 	free(r->fmet);
+	free(r->committed);
 	vg_db_close(r->db);
 	free(r);
 }
@@ -470,11 +516,29 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 
 	if (!r || !host)
 		return -EINVAL;
+	r->known = 0;
+	{
+		/* this handle committed the stream up to c->seq: an older seq
+		 * is a duplicate for sure (last_seq only grows), and the next
+		 * one is new unless another collector of the shared state took
+		 * it meanwhile, which the commit finds out (it returns 1) */
+		struct committed *c = committed_slot(r, host, stream);
+		if (c && c->host[0] && c->stream == stream && !strcmp(c->host, host)) {
+			if (seq <= c->seq)
+				return 1;
+			if (seq == c->seq + 1) {
+				memcpy(r->known_host, host, strlen(host) + 1);
+				r->known_stream = stream;
+				r->known = 1;
+				r->seen_local++;
+				return 0;
+			}
+		}
+	}
 	if ((rc = stmt(r, ST_SEEN, &s)))
 		return rc;
 	vg_db_bind_text(s, 1, host);
 	vg_db_bind_int64(s, 2, (int64_t)stream);
-	r->known = 0;
 	rc = vg_db_step(s);
 	if (rc == 1) {
 		seen = seq <= (uint64_t)vg_db_column_int64(s, 0);
@@ -526,8 +590,11 @@ int vg_registry_commit(struct vg_registry *r, const char *host,
 		vg_db_bind_int64(s, 4, time_ms);
 		if ((rc = exec_done(s))) {
 			snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+			committed_note(r, host, stream, 0);
 			return rc;
 		}
+		/* applied, or committed already (at least up to seq) */
+		committed_note(r, host, stream, seq);
 		return vg_db_changes(r->db) > 0 ? 0 : 1;
 	}
 	r->known = 0;
@@ -556,6 +623,7 @@ int vg_registry_commit(struct vg_registry *r, const char *host,
 		if (vg_db_in_transaction(r->db))
 			vg_db_rollback(r->db);
 	}
+	committed_note(r, host, stream, rc ? 0 : seq);
 	return rc ? rc : !applied;
 }
 

@@ -54,7 +54,11 @@ void vg_registry_close(struct vg_registry *r); /* accepts NULL */
  * when the host does not keep the stream and time_ms is at or before the
  * host's floor (the newest batch time of the streams it dropped after
  * VG_REGISTRY_STREAMS newer ones: every acknowledged batch of a dropped
- * stream is at or before it). */
+ * stream is at or before it). A stream this handle committed lately is
+ * answered without the database: seq at or below its commit is a
+ * duplicate, the next seq is new (with shared state another collector may
+ * have taken it meanwhile: the commit then returns 1); any other seq asks
+ * the database. The check is an early answer; the commit decides. */
 int vg_registry_seen(struct vg_registry *r, const char *host,
 		     uint64_t stream, uint64_t seq, int64_t time_ms);
 /* Record (host, stream, seq, time_ms) as acknowledged, in one
