@@ -386,18 +386,24 @@ void vg_token_store_close(struct vg_token_store *ts)
 
 /* ---- the in-memory table ------------------------------------------------ */
 
-/* The generation of the tokens table. Call with db_lock. */
+/* The generation of the tokens table. Call with db_lock. A connection
+ * found lost is tried once more (that call reconnects), so a restarted
+ * server does not cost a request its answer. */
 static int read_generation(struct vg_token_store *ts, int64_t *gen)
 {
 	struct vg_db_stmt *s;
 	int rc;
 
-	if ((rc = vg_db_prepare(ts->db, "SELECT generation FROM token_meta "
-				"WHERE id = 1", &s)))
-		return map_db(rc);
-	rc = vg_db_step(s);
-	*gen = rc == 1 ? vg_db_column_int64(s, 0) : -1;
-	vg_db_reset(s);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if ((rc = vg_db_prepare(ts->db, "SELECT generation FROM token_meta "
+					"WHERE id = 1", &s)))
+			continue;
+		rc = vg_db_step(s);
+		*gen = rc == 1 ? vg_db_column_int64(s, 0) : -1;
+		vg_db_reset(s);
+		if (rc != -ECONNRESET)
+			break;
+	}
 	return rc < 0 ? map_db(rc) : 0;
 }
 

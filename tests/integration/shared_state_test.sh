@@ -6,8 +6,8 @@
 # and measures, with an admin token made by `vigie-collector token create`
 # on the shared state. A second collector on the same state and the same
 # tokens.key (another data dir) answers the same resources with the same
-# token and takes the first one's acknowledged batch as a DUPLICATE; one
-# started with another key refuses to start and names its key file.
+# token and takes the agent over, also across a restart of the server;
+# one started with another key refuses to start and names its key file.
 # SKIP, with the reason, only when PostgreSQL cannot run on this machine.
 source "$(dirname "$0")/lib.sh"
 
@@ -100,7 +100,16 @@ start_agent agent2 --collector tcp://127.0.0.1:$P2 --libvirt $URI --interval 0.2
 seq0=$(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'")
 more() { [[ $(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'") -ge $((seq0 + 3)) ]]; }
 check "the second collector acknowledges the agent's next batches" wait_for 30 more
+# the server restarts (an immediate stop: a crash as the collector sees
+# it): the batch in flight is answered RETRY, the next call reconnects
+restart_postgres
+seq1=$(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'")
+more2() { [[ $(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'") -ge $((seq1 + 3)) ]]; }
+check "after a PostgreSQL restart the collector acknowledges again" wait_for 30 more2
+check "the collector is still running" kill -0 "$COLLECTOR_PID"
 stop_pid "$AGENT_PID"
+eq "every batch the agent sent was acknowledged (its spool is empty)" \
+  "$(ls "$TMP/spool"/*.vgb 2>/dev/null | wc -l)" 0
 eq "a token made on the second collector is a row for both" \
   "$(curl -sS -X POST -H "$(api_auth)" -H 'Content-Type: application/json' \
       -d '{"project":"acme","name":"from-c2"}' "$API/v1/tokens" | jq -r '.token | startswith("vgt_")')" true
