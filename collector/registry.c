@@ -126,7 +126,6 @@ enum {
 	ST_RAISE_FLOOR,
 	ST_PRUNE,
 	ST_RES_UPSERT,
-	ST_RES_SEEN,
 	ST_METRIC_UPSERT,
 	ST_GET,
 	ST_METRICS_OF,
@@ -213,8 +212,6 @@ static const char *const sql_text[ST_COUNT] = {
 		 * for a NULL in sqlite 3.40.1 (Debian 12) */
 		"RETURNING first_seen_ms, ended_at_ms, "
 		"CASE WHEN ident_ms = ?10 THEN 1 ELSE 0 END",
-	[ST_RES_SEEN] = "UPDATE resources SET last_seen_ms = ?2 "
-			"WHERE id = ?1 AND last_seen_ms < ?2",
 	[ST_METRIC_UPSERT] =
 		"INSERT INTO metrics(resource_id, name, kind, unit, last_value, "
 		"last_time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
