@@ -274,6 +274,40 @@ static void test_hmac_keyed(void **state)
 	nftw(d2, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A tokens.db of before the state layer (the tokens table alone, no
+ * vg_schema, no token_meta, user_version 0) is adopted in place: its
+ * tokens keep working, and a second open runs no migration again. */
+static void test_old_tokens_db(void **state)
+{
+	struct vg_token_store *ts;
+	struct vg_token_scope sc;
+	char tok[VG_TOKEN_LEN + 1];
+	struct vg_db *db;
+
+	(void)state;
+	st_need(eng);
+	if (eng->kind != VG_DB_SQLITE) {
+		printf("# SKIP %s: tokens.db files are sqlite's\n", eng->name);
+		skip();
+	}
+	ts = open_store(dir);
+	assert_int_equal(vg_token_create(ts, "p1", "old", 1000, tok, NULL), 0);
+	vg_token_store_close(ts);
+	db = st_db(url, dir, "tokens.db");
+	assert_int_equal(vg_db_exec(db, "DROP TABLE token_meta; DROP TABLE vg_schema; "
+				    "PRAGMA user_version = 0"), 0);
+	vg_db_close(db);
+	ts = open_store(dir);
+	assert_int_equal(vg_token_verify(ts, tok, &sc), 0);
+	assert_string_equal(sc.project, "p1");
+	vg_token_store_close(ts);
+	db = st_db(url, dir, "tokens.db");
+	assert_int_equal(st_int(db, "SELECT version FROM vg_schema WHERE component = 'tokens'"), 2);
+	assert_int_equal(st_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(st_int(db, "SELECT count(*) FROM tokens"), 1);
+	vg_db_close(db);
+}
+
 static void test_damaged_key(void **state)
 {
 	char d2[64], path[128];
@@ -396,6 +430,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_verify_revoke, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hmac_keyed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_tokens_db, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_command, setup, teardown),
 	};
 
