@@ -25,7 +25,8 @@
 #
 # Knobs (environment): BENCH_SIZES="1000 10000 100000", BENCH_SECONDS=10
 # (measured phase of each vigie run), BENCH_CEIL_SECONDS=4, BENCH_FS="tmpfs
-# disk", BENCH_SKIP="rrdcached backpressure crash alarms db failover" (any subset).
+# disk", BENCH_SKIP="rrdcached backpressure crash alarms db failover state"
+# (any subset), BENCH_STATE_SERIES=10000 (the state comparison's size).
 # Must finish in under 10 minutes on a 2-core machine with the defaults.
 set -u
 BUILD=${VIGIE_BUILD:-build}
@@ -125,6 +126,8 @@ _start_collector() {
   cat >"$dir/bench.conf" <<EOF
 [collector]
 http_threads = 1
+${STATE_URL:+[state]
+url = $STATE_URL}
 [storage]
 step = 60
 heartbeat = 600
@@ -275,6 +278,72 @@ if [[ " $SKIP " != *" crash "* ]]; then
   record "$r fs=$fs"
   CR=$r
   drop_dir "$d"
+fi
+
+# ---- 6. the collector's state: sqlite files vs a PostgreSQL server ---------------------
+# The same closed-loop load on tmpfs, once with the default state (sqlite
+# registry.db in the data dir) and once with [state] url on a PostgreSQL
+# server this script starts (initdb into a temp dir on the same tmpfs,
+# server defaults: fsync and synchronous_commit on). CPU per value counts
+# the collector and, for PostgreSQL, every server process: the postmaster's
+# own and its waited-for children's (utime, stime, cutime, cstime of
+# /proc/<postmaster>/stat) plus its live children's, before and after.
+STATE_N=${BENCH_STATE_SERIES:-10000}
+declare -A ST
+PGB=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+pg_as() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_cpu() { # seconds of CPU of the server PM and its children
+  local p t=0 tck
+  tck=$(getconf CLK_TCK)
+  t=$(awk '{ s = $0; sub(/.*\) /, "", s); split(s, f, " "); print f[12] + f[13] + f[14] + f[15] }' "/proc/$1/stat")
+  for p in $(pgrep -P "$1"); do
+    t=$((t + $(awk '{ s = $0; sub(/.*\) /, "", s); split(s, f, " "); print f[12] + f[13] }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  awk -v t="$t" -v k="$tck" 'BEGIN { printf "%.3f", t / k }'
+}
+if [[ " $SKIP " != *" state "* ]]; then
+  if [[ -z $PGB || ! -x $PGB/initdb ]] || { [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; }; then
+    log "SKIP state: PostgreSQL server binaries not found (or root without a postgres user)"
+    record "SKIP kind=state reason=no-postgresql"
+  else
+    workdir tmpfs; PGD=$d
+    [[ $(id -u) -eq 0 ]] && chown postgres: "$PGD"
+    PGPORT_B=$(free_port)
+    if (cd "$PGD" && pg_as "$PGB/initdb" -D "$PGD/data" -A trust -U vigie -E UTF8 --no-locale) >"$PGD/setup.log" 2>&1 &&
+       (cd "$PGD" && pg_as "$PGB/pg_ctl" -D "$PGD/data" -l "$PGD/server.log" -w -t 60 \
+         -o "-p $PGPORT_B -k $PGD -c listen_addresses=127.0.0.1" start) >>"$PGD/setup.log" 2>&1; then
+      PM=$(head -1 "$PGD/data/postmaster.pid")
+      _pids+=("$PM") # stopped on exit, also on failure
+      for mode in sqlite postgresql; do
+        workdir tmpfs
+        STATE_URL=
+        if [[ $mode == postgresql ]]; then
+          psql "host=$PGD port=$PGPORT_B user=vigie dbname=postgres" -X -q -c "CREATE DATABASE bench" >/dev/null
+          STATE_URL="host=$PGD port=$PGPORT_B user=vigie dbname=bench"
+        fi
+        start_collector "$d" || exit 1
+        STATE_URL=
+        h=$(hosts_for "$STATE_N")
+        log "state $mode: $STATE_N series ($h hosts), ${MEASURE_S}s measured"
+        c0=$(pg_cpu "$PM")
+        r=$("$BB/fleet" --collector "$URL" --series "$STATE_N" --hosts "$h" \
+          --seconds "$MEASURE_S" --collector-pid "$CPID" --stop \
+          --collector-log "$d/collector.log" --verify "$d/data" \
+          --config "$d/bench.conf" --label "state-$mode" 2>"$d/fleet.err" | grep '^RESULT')
+        wait "$CPID" 2>/dev/null
+        c1=$(pg_cpu "$PM")
+        [[ -n $r ]] || { cat "$d/fleet.err" >&2; r="RESULT fleet label=state-$mode status=FAIL"; }
+        pgc=0; [[ $mode == postgresql ]] && pgc=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')
+        ST[$mode]="$r pg_cpu_s=$pgc"
+        record "RESULT kind=state mode=$mode ${ST[$mode]}"
+        drop_dir "$d"
+      done
+      (cd "$PGD" && pg_as "$PGB/pg_ctl" -D "$PGD/data" -m fast -w stop) >>"$PGD/setup.log" 2>&1
+    else
+      log "state: PostgreSQL did not start: $(tail -3 "$PGD/setup.log" "$PGD/server.log" 2>/dev/null)"
+      record "RESULT kind=state status=FAIL reason=postgresql-start"
+    fi
+  fi
 fi
 
 # ---- the table ------------------------------------------------------------------------------
@@ -462,6 +531,24 @@ if [[ " $SKIP " != *" billing "* && -x $BB/billing_invoices ]]; then
   r=$("$BB/billing_invoices" 2>&1 | tail -5) || { echo "  FAIL: billing_invoices"; fail=1; }
   record "RESULT kind=billing $(tr '\n' ' ' <<<"$r")"
   sed 's/^/  /' <<<"$r"
+fi
+if [[ -n ${ST[sqlite]:-} && -n ${ST[postgresql]:-} ]]; then
+  echo
+  echo "the collector's state: sqlite files vs PostgreSQL ([state] url), $STATE_N series on tmpfs, closed loop, ${MEASURE_S} s"
+  echo "  us/val counts the collector and, for PostgreSQL, every server process"
+  printf '  %-10s %9s %9s %12s %12s %12s %s\n' state stored/s acked/s "collector" "postgresql" "us/val" check
+  base=$(kv stored_values_per_s "${ST[sqlite]}")
+  for mode in sqlite postgresql; do
+    r=${ST[$mode]}
+    st=$(kv status "$r"); [[ $st == ok ]] || fail=1
+    vm=$(kv values_measured "$r"); cc=$(kv collector_cpu_s "$r"); pc=$(kv pg_cpu_s "$r")
+    printf '  %-10s %9s %9s %12s %12s %12s %s (%s%% of sqlite)\n' "$mode" "$(kv stored_values_per_s "$r")" \
+      "$(kv values_per_s "$r")" \
+      "$(awk -v c="$cc" -v v="$vm" 'BEGIN { printf "%.3f", v ? c * 1e6 / v : 0 }')" \
+      "$(awk -v c="$pc" -v v="$vm" 'BEGIN { printf "%.3f", v ? c * 1e6 / v : 0 }')" \
+      "$(awk -v c="$cc" -v p="$pc" -v v="$vm" 'BEGIN { printf "%.3f", v ? (c + p) * 1e6 / v : 0 }')" \
+      "$st" "$(awk -v a="$(kv stored_values_per_s "$r")" -v b="$base" 'BEGIN { printf "%.0f", b ? 100 * a / b : 0 }')"
+  done
 fi
 if [[ " $SKIP " != *" db "* && -x $BB/db_bench ]]; then
   echo

@@ -345,9 +345,10 @@ int main(int argc, char **argv)
 				cfg.collector_data_dir, (unsigned)dst.st_uid);
 	}
 	if (g_token_argi) /* `vigie-collector [...] token ...`, then exit */
-		return vg_token_command(cfg.collector_data_dir,
-					argc - g_token_argi, argv + g_token_argi,
-					stdout, stderr);
+		return vg_token_command_state(cfg.collector_data_dir, cfg.state_url,
+					      cfg.state_token_key,
+					      argc - g_token_argi, argv + g_token_argi,
+					      stdout, stderr);
 	vg_log_init(PROG, cfg.log_level);
 	if (geteuid() == 0)
 		vg_log(VG_LOG_WARN, "running as root: vigie-collector needs no "
@@ -395,10 +396,16 @@ int main(int argc, char **argv)
 				(unsigned long long)st.values_replayed,
 				(unsigned long long)st.headers_restored);
 	}
-	if (vg_registry_open(cfg.collector_data_dir, &reg, err, sizeof(err))) {
+	/* the state: sqlite files in the data dir, or [state] url */
+	if (vg_registry_open_state(cfg.collector_data_dir, cfg.state_url, &reg,
+				   err, sizeof(err))) {
 		vg_error("%s", err);
 		goto out;
 	}
+	if (cfg.state_url[0])
+		vg_info("state: the registry and API tokens are in the "
+			"[state] url database (not named here: it may hold a "
+			"password)");
 	vg_dispatch_init(&dispatch);
 	cons = vg_registry_consumer(reg);
 	vg_dispatch_add(&dispatch, &cons);
@@ -466,6 +473,8 @@ int main(int argc, char **argv)
 	memset(&ao, 0, sizeof(ao));
 	ao.listen = cfg.collector_http;
 	ao.data_dir = cfg.collector_data_dir;
+	ao.state_url = cfg.state_url;
+	ao.state_token_key = cfg.state_token_key;
 	ao.threads = cfg.collector_http_threads;
 	ao.store = store;
 	ao.stats = vg_receiver_stats_fn;

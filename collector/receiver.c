@@ -287,6 +287,16 @@ static uint8_t accept_batch(struct vg_receiver *r, const struct vg_batch *b)
 		count(&r->stats.batches_retry, 1);
 		return VG_ACK_RETRY;
 	}
+	if (rc == 1) {
+		/* another collector of the shared state committed it first
+		 * (the agent re-sent it after a lost ack): one of us counts
+		 * it; our writes of its values were idempotent */
+		count(&r->stats.batches_duplicate, 1);
+		vg_debug("duplicate batch %s stream %016llx seq %llu (committed "
+			 "elsewhere first)", b->host,
+			 (unsigned long long)b->stream, (unsigned long long)b->seq);
+		return VG_ACK_DUPLICATE;
+	}
 	count(&r->stats.samples_received, b->nsamples);
 	vg_debug("accepted batch host=%s stream=%016llx seq=%llu: %zu resources, "
 		 "%zu samples stored", b->host, (unsigned long long)b->stream,

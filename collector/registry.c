@@ -1,50 +1,74 @@
 /*
- * registry.c — the resource registry in sqlite3 (<data_dir>/registry.db).
+ * registry.c — the resource registry, on the state database (vigie/db.h):
+ * <data_dir>/registry.db (sqlite, the default) or the PostgreSQL server
+ * of `[state] url`, shared by every collector of a cloud. The same SQL
+ * runs on both engines.
  *
- * Design. Three tables:
- *   resources (id PK, type, host, name, parent, project, user, flavor,
+ * Design. Four tables:
+ *   resources (id PK, type, host, name, parent, project, "user", flavor,
  *              attributes JSON text, first_seen_ms, last_seen_ms,
- *              ended_at_ms NULL while active)
+ *              ended_at_ms NULL while active, ident_ms)
  *   metrics   ((resource_id, name) PK, kind, unit, last_value, last_time_ms)
  *   streams   ((host, stream) PK, last_seq, last_time_ms, rank): the
  *             duplicate filter, one row per stream a host used lately
  *   stream_floor (host PK, floor_ms): the newest batch time of the
  *             host's streams that were dropped from `streams`
- * and the schema version in PRAGMA user_version (2; version 1 kept one
- * stream per host and no identity time: upgrade_v1 converts it). The database runs in WAL
- * mode so the receiver's writes and the API's reads proceed together; each
- * handle keeps its prepared statements (one handle per thread). A page of
- * the resource list is two statements, not one metrics query per resource
- * (issue 12): the page's resources, and beside them one scan of the
- * metrics primary key from the page's first id, stepped together and
- * handed row by row to a visitor (vg_registry_list_visit) that writes the
- * answer, so no row is copied and no JSON value built per row; the
- * jansson answers (vg_registry_list, vg_registry_get) are built by the
- * same walk.
+ * Schema versions are vg_db migration steps (component "registry"): step
+ * 1 is version 1's schema (one stream per host, no identity time), step 2
+ * converts it, so a registry.db of either version (PRAGMA user_version)
+ * keeps working and a new database runs both. On PostgreSQL step 1 is
+ * the whole schema, with the text keys in the "C" collation so that
+ * ORDER BY and the list cursor compare bytes, as strcmp and sqlite do.
+ * sqlite runs in WAL mode so the receiver's writes and the API's reads
+ * proceed together; each handle is one connection (one per thread).
+ * A page of the resource list is two statements, not one metrics query
+ * per resource: the page's resources, and beside them one scan of the
+ * metrics primary key from the page's first id (bounded: LIMIT, then
+ * per-resource reads), stepped together and handed row by row to a
+ * visitor (vg_registry_list_visit) that writes the answer, so no row is
+ * copied and no JSON value built per row; the jansson answers
+ * (vg_registry_list, vg_registry_get) are built by the same walk.
  *
  * Invariants:
  *  - one transaction per batch (vg_registry_update), so a batch is either
- *    fully registered or not at all; upserts are idempotent, so a re-sent
- *    batch changes nothing but last-seen times it already set.
+ *    fully registered or not at all; it begins at the batch's first write,
+ *    so a batch of known series with no flush due costs no statement at
+ *    all (on PostgreSQL every statement is a round trip). Upserts are
+ *    idempotent, so a re-sent batch changes nothing but last-seen times it
+ *    already set.
  *  - first_seen only moves back, last_seen only forward; a metric's
- *    last_value is the one with the newest time.
+ *    last_value is the one with the newest time. Each is one upsert that
+ *    compares with the row it replaces, so several collectors writing the
+ *    same rows at once keep these rules (PostgreSQL locks the row and
+ *    evaluates the update on its newest version).
  *  - identity is monotonic in time: type, host, name, parent, project,
  *    user, flavor and attributes change only for a report at or after
  *    ident_ms (the time of the report that set them), so an old batch
- *    accepted late never rewinds a resource.
+ *    accepted late never rewinds a resource, whichever collector took it.
  *  - ended_at: set by the first ENDED report (kept by later ones), cleared
  *    by an ACTIVE report newer than it (the resource came back).
- *  - streams.last_seq for (host, stream) only grows. A host keeps its
- *    VG_REGISTRY_STREAMS most recently acknowledged streams; committing
- *    one more drops the least recent and raises the host's floor to that
- *    stream's newest batch time. A batch of a stream the host does not
- *    keep is a duplicate if its time is at or before the floor: every
- *    acknowledged batch of a dropped stream is, so none is ever accepted
- *    twice (docs/security.md "Replays").
- *  - sqlite's BUSY, LOCKED and FULL become -EAGAIN (the batch is retried).
- * Stream ids and sequence numbers are stored as sqlite's signed 64-bit
- * integers (same bits); sequence numbers are compared in SQL, so they must
- * stay below 2^63, which a counter starting at 1 does.
+ *  - streams.last_seq for (host, stream) only grows, and the commit of
+ *    (host, stream, seq) is one statement that applies only when seq is
+ *    above the stored one: of two collectors committing the same batch
+ *    (an agent that re-sent it after a lost ack), exactly one applies it
+ *    and the other learns it is a duplicate (vg_registry_commit returns
+ *    1). vg_registry_seen before the store is an early answer, not the
+ *    decision (it answers a stream this handle committed from memory:
+ *    the next seq is new, an older one a duplicate, without a round trip):
+ *    both may have stored the batch's values, which is harmless
+ *    because every write of a batch is idempotent (the RRD store skips
+ *    times at or before a file's last update; the registry's upserts keep
+ *    the newest). A host keeps its VG_REGISTRY_STREAMS most recently
+ *    acknowledged streams; committing one more drops the least recent and
+ *    raises the host's floor to that stream's newest batch time. A batch
+ *    of a stream the host does not keep is a duplicate if its time is at
+ *    or before the floor: every acknowledged batch of a dropped stream is,
+ *    so none is ever accepted twice (docs/security.md "Replays").
+ *  - a busy, full, read-only or unreachable database becomes -EAGAIN (the
+ *    batch is answered RETRY and sent again).
+ * Stream ids and sequence numbers are stored as signed 64-bit integers
+ * (same bits); sequence numbers are compared in SQL, so they must stay
+ * below 2^63, which a counter starting at 1 does.
  */
 #include <errno.h>
 #include <math.h>
@@ -52,26 +76,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 #include "vigie/clock.h"
+#include "vigie/db.h"
 #include "vigie/hash.h"
 #include "collector/lastval.h"
 #include "vigie/name.h"
 #include "vigie/registry.h"
-#include "vigie/sqlitedb.h"
 
-#define SCHEMA_VERSION 2
-#define BUSY_TIMEOUT_MS 2000
 /* How often the receiver writes the newest values of the series that
  * changed (see lastval.h). At 100,000 series sending every second this
  * turns 100,000 upserts a second into 100,000 every 10 s; after a kill -9
- * a last_value may be this old until the series' next sample. */
+ * a last_value may be this old until the series' next sample. With a
+ * shared PostgreSQL it is also how old another collector's view of the
+ * last values (and last_seen) this collector received may be. */
 #define LASTVAL_FLUSH_MS 10000
+/* Rows the page's metrics scan reads at most per resource of the page
+ * (PostgreSQL reads a statement's result whole); beyond it the page goes
+ * on resource by resource. */
+#define PAGE_SCAN_PER_RES 64
 
-/* Filter bits for the cached list statements. */
+/* The streams this handle committed lately (direct-mapped by a hash of
+ * host and stream): the duplicate check of a stream's next batch is
+ * answered from here, without a round trip. */
+#define COMMITTED_SLOTS 4096
+
+struct committed {
+	uint64_t stream, seq;
+	char host[VG_NAME_MAX + 1]; /* "" : empty slot */
+};
+
+/* Filter bits for the list statements. */
 enum {
 	F_TYPE = 1 << 0,
 	F_HOST = 1 << 1,
@@ -84,54 +120,55 @@ enum {
 };
 
 enum {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
 	ST_SEEN,
 	ST_FLOOR,
 	ST_ACK,
 	ST_RAISE_FLOOR,
 	ST_PRUNE,
 	ST_RES_UPSERT,
-	ST_RES_SEEN,
 	ST_METRIC_UPSERT,
 	ST_GET,
 	ST_METRICS_OF,
+	ST_METRICS_AFTER,
+	ST_PAGE_METRICS,
 	ST_LOOKUP,
 	ST_VISIBLE,
 	ST_COUNT
 };
 
-#define RES_COLUMNS                                                          \
-	"id, type, host, name, parent, project, user, flavor, attributes, " \
+#define RES_COLUMNS                                                            \
+	"id, type, host, name, parent, project, \"user\", flavor, attributes, " \
 	"first_seen_ms, last_seen_ms, ended_at_ms"
+/* the greater of two values (max(a, b) is sqlite's only) */
+#define GREATER(a, b) "CASE WHEN " a " > " b " THEN " a " ELSE " b " END"
+#define LESSER(a, b) "CASE WHEN " a " < " b " THEN " a " ELSE " b " END"
 
 static const char *const sql_text[ST_COUNT] = {
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_SEEN] = "SELECT last_seq FROM streams WHERE host = ?1 AND "
 		    "stream = ?2",
 	[ST_FLOOR] = "SELECT floor_ms FROM stream_floor WHERE host = ?1",
-	/* ?1 host ?2 stream ?3 seq ?4 batch time: the stream becomes the
-	 * host's most recent (highest rank) */
+	/* ?1 host ?2 stream ?3 seq ?4 batch time: applies only to a seq
+	 * above the stored one (vg_db_changes tells), and then the stream
+	 * becomes the host's most recent (highest rank) */
 	[ST_ACK] =
 		"INSERT INTO streams(host, stream, last_seq, last_time_ms, rank) "
 		"VALUES(?1, ?2, ?3, ?4, (SELECT coalesce(max(rank), 0) + 1 "
 		"FROM streams WHERE host = ?1)) "
 		"ON CONFLICT(host, stream) DO UPDATE SET "
-		"last_seq = max(last_seq, excluded.last_seq), "
-		"last_time_ms = max(last_time_ms, excluded.last_time_ms), "
-		"rank = excluded.rank",
+		"last_seq = excluded.last_seq, "
+		"last_time_ms = " GREATER("streams.last_time_ms",
+					   "excluded.last_time_ms") ", "
+		"rank = excluded.rank "
+		"WHERE streams.last_seq < excluded.last_seq",
 	/* ?1 host ?2 streams kept: the floor takes the newest time of the
 	 * streams beyond the kept ones, which ST_PRUNE then deletes */
 	[ST_RAISE_FLOOR] =
 		"INSERT INTO stream_floor(host, floor_ms) "
-		"SELECT ?1, max(last_time_ms) FROM streams WHERE host = ?1 AND "
-		"rank <= (SELECT rank FROM streams WHERE host = ?1 "
+		"SELECT CAST(?1 AS TEXT), max(last_time_ms) FROM streams WHERE "
+		"host = ?1 AND rank <= (SELECT rank FROM streams WHERE host = ?1 "
 		"ORDER BY rank DESC LIMIT 1 OFFSET ?2) HAVING count(*) > 0 "
-		"ON CONFLICT(host) DO UPDATE SET "
-		"floor_ms = max(floor_ms, excluded.floor_ms)",
+		"ON CONFLICT(host) DO UPDATE SET floor_ms = "
+		GREATER("stream_floor.floor_ms", "excluded.floor_ms"),
 	[ST_PRUNE] =
 		"DELETE FROM streams WHERE host = ?1 AND rank <= "
 		"(SELECT rank FROM streams WHERE host = ?1 "
@@ -141,53 +178,66 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_RES_UPSERT] =
 		"INSERT INTO resources(" RES_COLUMNS ", ident_ms) VALUES(?1, ?2, ?3, "
 		"?4, ?5, coalesce(?6, 'default'), ?7, ?8, coalesce(?9, '{}'), ?10, "
-		"?10, CASE WHEN ?11 THEN ?10 END, ?10) "
+		"?10, CASE WHEN ?11 = 1 THEN CAST(?10 AS BIGINT) END, ?10) "
 		"ON CONFLICT(id) DO UPDATE SET "
 		/* identity: only from a report at or after the one that set it
 		 * (every right-hand side reads the row before the update) */
-		"type = CASE WHEN ?10 >= ident_ms THEN excluded.type ELSE type END, "
-		"host = CASE WHEN ?10 >= ident_ms THEN excluded.host ELSE host END, "
-		"name = CASE WHEN ?10 >= ident_ms THEN coalesce(?4, name) "
-		"ELSE name END, "
-		"parent = CASE WHEN ?10 >= ident_ms THEN coalesce(?5, parent) "
-		"ELSE parent END, "
-		"project = CASE WHEN ?10 >= ident_ms THEN coalesce(?6, project) "
-		"ELSE project END, "
-		"user = CASE WHEN ?10 >= ident_ms THEN coalesce(?7, user) "
-		"ELSE user END, "
-		"flavor = CASE WHEN ?10 >= ident_ms THEN coalesce(?8, flavor) "
-		"ELSE flavor END, "
-		"attributes = CASE WHEN ?10 >= ident_ms THEN "
-		"coalesce(?9, attributes) ELSE attributes END, "
-		"ident_ms = max(ident_ms, ?10), "
-		"first_seen_ms = min(first_seen_ms, ?10), "
-		"last_seen_ms = CASE WHEN ?11 THEN last_seen_ms "
-		"ELSE max(last_seen_ms, ?10) END, "
-		"ended_at_ms = CASE WHEN ?11 THEN coalesce(ended_at_ms, ?10) "
-		"WHEN ended_at_ms IS NOT NULL AND ?10 > ended_at_ms THEN NULL "
-		"ELSE ended_at_ms END "
+		"type = CASE WHEN ?10 >= resources.ident_ms THEN excluded.type "
+		"ELSE resources.type END, "
+		"host = CASE WHEN ?10 >= resources.ident_ms THEN excluded.host "
+		"ELSE resources.host END, "
+		"name = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"coalesce(?4, resources.name) ELSE resources.name END, "
+		"parent = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"coalesce(?5, resources.parent) ELSE resources.parent END, "
+		"project = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"coalesce(?6, resources.project) ELSE resources.project END, "
+		"\"user\" = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"coalesce(?7, resources.\"user\") ELSE resources.\"user\" END, "
+		"flavor = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"coalesce(?8, resources.flavor) ELSE resources.flavor END, "
+		"attributes = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"coalesce(?9, resources.attributes) ELSE resources.attributes END, "
+		"ident_ms = " GREATER("resources.ident_ms", "CAST(?10 AS BIGINT)") ", "
+		"first_seen_ms = " LESSER("resources.first_seen_ms", "CAST(?10 AS BIGINT)") ", "
+		"last_seen_ms = CASE WHEN ?11 = 1 THEN resources.last_seen_ms "
+		"WHEN ?10 > resources.last_seen_ms THEN CAST(?10 AS BIGINT) "
+		"ELSE resources.last_seen_ms END, "
+		"ended_at_ms = CASE WHEN ?11 = 1 THEN "
+		"coalesce(resources.ended_at_ms, CAST(?10 AS BIGINT)) "
+		"WHEN resources.ended_at_ms IS NOT NULL AND "
+		"?10 > resources.ended_at_ms THEN NULL "
+		"ELSE resources.ended_at_ms END "
 		/* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
 		 * for a NULL in sqlite 3.40.1 (Debian 12) */
-		"RETURNING first_seen_ms, ended_at_ms, ident_ms = ?10",
-	[ST_RES_SEEN] = "UPDATE resources SET last_seen_ms = "
-			"max(last_seen_ms, ?2) WHERE id = ?1",
+		"RETURNING first_seen_ms, ended_at_ms, "
+		"CASE WHEN ident_ms = ?10 THEN 1 ELSE 0 END",
 	[ST_METRIC_UPSERT] =
 		"INSERT INTO metrics(resource_id, name, kind, unit, last_value, "
 		"last_time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
 		"ON CONFLICT(resource_id, name) DO UPDATE SET "
 		"kind = excluded.kind, unit = excluded.unit, "
-		"last_value = CASE WHEN excluded.last_time_ms >= last_time_ms "
-		"THEN excluded.last_value ELSE last_value END, "
-		"last_time_ms = max(last_time_ms, excluded.last_time_ms)",
+		"last_value = CASE WHEN excluded.last_time_ms >= "
+		"metrics.last_time_ms THEN excluded.last_value "
+		"ELSE metrics.last_value END, "
+		"last_time_ms = " GREATER("metrics.last_time_ms",
+					   "excluded.last_time_ms"),
 	[ST_GET] = "SELECT " RES_COLUMNS " FROM resources WHERE id = ?1",
 	[ST_METRICS_OF] = "SELECT name, kind, unit, last_value, last_time_ms "
 			  "FROM metrics WHERE resource_id = ?1 ORDER BY name",
+	[ST_METRICS_AFTER] = "SELECT name, kind, unit, last_value, "
+			     "last_time_ms FROM metrics WHERE resource_id = ?1 "
+			     "AND name > ?2 ORDER BY name",
+	[ST_PAGE_METRICS] = "SELECT resource_id, name, kind, unit, last_value, "
+			    "last_time_ms FROM metrics WHERE resource_id >= ?1 "
+			    "ORDER BY resource_id, name LIMIT ?2",
 	[ST_LOOKUP] = "SELECT type, project FROM resources WHERE id = ?1",
 	[ST_VISIBLE] = "SELECT type FROM resources WHERE id = ?1 AND "
-		       "(?2 IS NULL OR project = ?2)",
+		       "(CAST(?2 AS TEXT) IS NULL OR project = ?2)",
 };
 
-static const char schema_sql[] =
+/* Version 1's schema (sqlite), which step 2 converts. */
+static const char schema_v1_sqlite[] =
 	"CREATE TABLE IF NOT EXISTS resources ("
 	" id TEXT PRIMARY KEY NOT NULL,"
 	" type INTEGER NOT NULL,"
@@ -198,8 +248,7 @@ static const char schema_sql[] =
 	" attributes TEXT NOT NULL DEFAULT '{}',"
 	" first_seen_ms INTEGER NOT NULL,"
 	" last_seen_ms INTEGER NOT NULL,"
-	" ended_at_ms INTEGER,"
-	" ident_ms INTEGER NOT NULL DEFAULT 0);"
+	" ended_at_ms INTEGER);"
 	"CREATE INDEX IF NOT EXISTS resources_type ON resources(type, id);"
 	"CREATE INDEX IF NOT EXISTS resources_host ON resources(host, id);"
 	"CREATE INDEX IF NOT EXISTS resources_project ON resources(project, id);"
@@ -213,21 +262,16 @@ static const char schema_sql[] =
 	" last_time_ms INTEGER NOT NULL,"
 	" PRIMARY KEY (resource_id, name)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS streams ("
-	" host TEXT NOT NULL,"
-	" stream INTEGER NOT NULL,"
-	" last_seq INTEGER NOT NULL,"
-	" last_time_ms INTEGER NOT NULL,"
-	" rank INTEGER NOT NULL,"
-	" PRIMARY KEY (host, stream)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS stream_floor ("
 	" host TEXT PRIMARY KEY NOT NULL,"
-	" floor_ms INTEGER NOT NULL);";
+	" stream INTEGER NOT NULL,"
+	" last_seq INTEGER NOT NULL);";
 
-/* Version 1 -> 2: every stream a host used (not only the last), and the
- * time of each resource's identity. A stream of version 1 gets the
- * newest last_seen of its host's resources as its time (the best bound
- * there is); a resource's identity time is its last_seen. */
-static const char upgrade_v1[] =
+/* Version 1 -> 2 (sqlite): every stream a host used (not only the last),
+ * the time of each resource's identity, and the floor of dropped
+ * streams. A stream of version 1 gets the newest last_seen of its host's
+ * resources as its time (the best bound there is); a resource's identity
+ * time is its last_seen. */
+static const char upgrade_v1_sqlite[] =
 	"ALTER TABLE streams RENAME TO streams_v1;"
 	"CREATE TABLE streams ("
 	" host TEXT NOT NULL,"
@@ -241,15 +285,63 @@ static const char upgrade_v1[] =
 	"WHERE resources.host = streams_v1.host), 1 FROM streams_v1;"
 	"DROP TABLE streams_v1;"
 	"ALTER TABLE resources ADD COLUMN ident_ms INTEGER NOT NULL DEFAULT 0;"
-	"UPDATE resources SET ident_ms = last_seen_ms;";
-static const char *const upgrades[SCHEMA_VERSION] = {[1] = upgrade_v1};
+	"UPDATE resources SET ident_ms = last_seen_ms;"
+	"CREATE TABLE IF NOT EXISTS stream_floor ("
+	" host TEXT PRIMARY KEY NOT NULL,"
+	" floor_ms INTEGER NOT NULL);";
+
+/* PostgreSQL starts at version 2's schema. */
+static const char schema_v2_pg[] =
+	"CREATE TABLE resources ("
+	" id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,"
+	" type BIGINT NOT NULL,"
+	" host TEXT COLLATE \"C\" NOT NULL,"
+	" name TEXT COLLATE \"C\", parent TEXT COLLATE \"C\","
+	" project TEXT COLLATE \"C\" NOT NULL DEFAULT 'default',"
+	" \"user\" TEXT, flavor TEXT,"
+	" attributes TEXT NOT NULL DEFAULT '{}',"
+	" first_seen_ms BIGINT NOT NULL,"
+	" last_seen_ms BIGINT NOT NULL,"
+	" ended_at_ms BIGINT,"
+	" ident_ms BIGINT NOT NULL DEFAULT 0);"
+	"CREATE INDEX resources_type ON resources(type, id);"
+	"CREATE INDEX resources_host ON resources(host, id);"
+	"CREATE INDEX resources_project ON resources(project, id);"
+	"CREATE INDEX resources_parent ON resources(parent, id);"
+	"CREATE TABLE metrics ("
+	" resource_id TEXT COLLATE \"C\" NOT NULL,"
+	" name TEXT COLLATE \"C\" NOT NULL,"
+	" kind BIGINT NOT NULL,"
+	" unit TEXT NOT NULL DEFAULT '',"
+	" last_value DOUBLE PRECISION,"
+	" last_time_ms BIGINT NOT NULL,"
+	" PRIMARY KEY (resource_id, name));"
+	"CREATE TABLE streams ("
+	" host TEXT NOT NULL,"
+	" stream BIGINT NOT NULL,"
+	" last_seq BIGINT NOT NULL,"
+	" last_time_ms BIGINT NOT NULL,"
+	" rank BIGINT NOT NULL,"
+	" PRIMARY KEY (host, stream));"
+	"CREATE TABLE stream_floor ("
+	" host TEXT PRIMARY KEY NOT NULL,"
+	" floor_ms BIGINT NOT NULL);";
+
+static const struct vg_db_step registry_steps[] = {
+	{.version = 1, .sql_sqlite = schema_v1_sqlite, .sql_pg = schema_v2_pg},
+	{.version = 2, .sql_sqlite = upgrade_v1_sqlite, .sql_pg = ""},
+};
+
+static const struct vg_db_schema registry_schema = {
+	.component = "registry",
+	.steps = registry_steps,
+	.nsteps = sizeof(registry_steps) / sizeof(registry_steps[0]),
+	.adopt_user_version = 1,
+};
 
 struct vg_registry {
-	sqlite3 *db;
-	sqlite3_stmt *st[ST_COUNT];
-	sqlite3_stmt *list[F_ALL]; /* by filter mask, prepared on first use */
-	sqlite3_stmt *page_metrics; /* the metrics of a page's id range */
-	struct vg_lastval *lv;     /* shared by the handles of this data dir */
+	struct vg_db *db;
+	struct vg_lastval *lv;     /* shared by the handles of this state */
 	int64_t flushed_ms;        /* monotonic time of the last flush */
 	int wrote;                 /* this handle recorded samples */
 	struct vg_registry_stats stats;
@@ -258,78 +350,109 @@ struct vg_registry {
 	size_t nrows, caprows;
 	void **fres, **fmet;         /* cache entries whose rows it wrote */
 	size_t nfres, capfres, nfmet, capfmet;
+	char err[256];               /* the last failed write's message */
+	/* the (host, stream) whose row vg_registry_seen just found: its
+	 * commit is the ACK alone (see vg_registry_commit) */
+	char known_host[VG_NAME_MAX + 1];
+	uint64_t known_stream;
+	int known;
+	struct committed *committed; /* COMMITTED_SLOTS, at the first commit */
+	uint64_t seen_local;         /* checks answered from it (stats) */
 };
 
-/* vg_sqlitedb_errno, but a rejected value is the caller's -EINVAL. */
+static struct committed *committed_slot(struct vg_registry *r, const char *host,
+					uint64_t stream)
+{
+	uint64_t h = vg_fnv1a(VG_FNV_OFFSET, host) ^ (stream * VG_FNV_PRIME);
+
+	if (!r->committed)
+		return NULL;
+	return &r->committed[(h ^ (h >> 29)) % COMMITTED_SLOTS];
+}
+
+/* Note that (host, stream) is committed up to seq (or forget it: seq 0). */
+static void committed_note(struct vg_registry *r, const char *host,
+			   uint64_t stream, uint64_t seq)
+{
+	struct committed *c;
+
+	if (!r->committed && seq &&
+	    !(r->committed = calloc(COMMITTED_SLOTS, sizeof(*r->committed))))
+		return; /* no memory: every check asks the database */
+	if (!(c = committed_slot(r, host, stream)) || strlen(host) >= sizeof(c->host))
+		return;
+	if (!seq) {
+		if (c->stream == stream && !strcmp(c->host, host))
+			c->host[0] = '\0';
+		return;
+	}
+	memcpy(c->host, host, strlen(host) + 1);
+	c->stream = stream;
+	c->seq = seq;
+}
+
+/* The database's errors as the registry's callers know them: what may
+ * pass (busy, full, read-only, unreachable) is -EAGAIN, a rejected value
+ * the caller's -EINVAL. */
 static int map_err(int rc)
 {
-	switch (rc & 0xff) {
-	case SQLITE_CONSTRAINT:
-	case SQLITE_MISMATCH:
-	case SQLITE_RANGE:
-	case SQLITE_TOOBIG:
+	switch (rc) {
+	case -EBUSY:
+	case -ENOSPC:
+	case -EROFS:
+	case -ECONNRESET:
+	case -ENOTCONN:
+		return -EAGAIN;
+	case -EEXIST:
 		return -EINVAL;
 	default:
-		return vg_sqlitedb_errno(rc);
+		return rc;
 	}
 }
 
-/* Prepare (once) and reset statement i. */
-static sqlite3_stmt *stmt(struct vg_registry *r, int i)
+/* The cached statement i, reset, every parameter NULL. */
+static int stmt(struct vg_registry *r, int i, struct vg_db_stmt **s)
 {
-	if (!r->st[i] &&
-	    sqlite3_prepare_v3(r->db, sql_text[i], -1, SQLITE_PREPARE_PERSISTENT,
-			       &r->st[i], NULL) != SQLITE_OK)
-		return NULL;
-	sqlite3_reset(r->st[i]);
-	sqlite3_clear_bindings(r->st[i]);
-	return r->st[i];
+	return map_err(vg_db_prepare(r->db, sql_text[i], s));
+}
+
+/* Open the batch's transaction at its first write: a batch of known
+ * series with no flush due writes nothing and costs no round trip. */
+static int need_txn(struct vg_registry *r)
+{
+	return vg_db_in_transaction(r->db) ? 0 : map_err(vg_db_begin(r->db));
 }
 
 /* Run a statement that returns no rows. 0 or -errno. */
-static int exec_done(sqlite3_stmt *s)
+static int exec_done(struct vg_db_stmt *s)
 {
-	int rc = sqlite3_step(s);
+	int rc = vg_db_step(s);
 
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : map_err(rc ? rc : SQLITE_ERROR);
-}
-
-static int exec_simple(struct vg_registry *r, int i)
-{
-	sqlite3_stmt *s = stmt(r, i);
-
-	return s ? exec_done(s) : map_err(sqlite3_errcode(r->db));
-}
-
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(s, i);
+	vg_db_reset(s);
+	return rc < 0 ? map_err(rc) : 0;
 }
 
 /* ---- open / close ---------------------------------------------------------- */
 
-/* version, schema, synchronous, busy timeout, errors */
-static const struct vg_sqlitedb_schema registry_schema = {
-	SCHEMA_VERSION, schema_sql, "NORMAL", BUSY_TIMEOUT_MS, map_err};
-
-int vg_registry_open(const char *data_dir, struct vg_registry **out,
-		     char *err, size_t errlen)
+int vg_registry_open_state(const char *data_dir, const char *state_url,
+			   struct vg_registry **out, char *err, size_t errlen)
 {
 	struct vg_registry *r;
-	char path[4096];
+	char url[4200];
 	int rc;
 
 	*out = NULL;
-	if (!data_dir || !*data_dir) {
+	if ((!state_url || !*state_url) && (!data_dir || !*data_dir)) {
 		snprintf(err, errlen, "registry: no data directory");
 		return -EINVAL;
 	}
-	if ((size_t)snprintf(path, sizeof(path), "%s/registry.db", data_dir) >=
-	    sizeof(path)) {
+	if (state_url && *state_url)
+		rc = snprintf(url, sizeof(url), "%s", state_url);
+	else
+		rc = snprintf(url, sizeof(url),
+			      "sqlite:%s/registry.db?synchronous=normal"
+			      "&busy_timeout_ms=2000", data_dir);
+	if ((size_t)rc >= sizeof(url)) {
 		snprintf(err, errlen, "registry: data directory path too long");
 		return -ENAMETOOLONG;
 	}
@@ -337,12 +460,14 @@ int vg_registry_open(const char *data_dir, struct vg_registry **out,
 		snprintf(err, errlen, "registry: out of memory");
 		return -ENOMEM;
 	}
-	if ((rc = vg_sqlitedb_open_upgrade(path, &registry_schema, upgrades,
-					   &r->db, err, errlen))) {
+	if ((rc = vg_db_open(url, &registry_schema, &r->db, err, errlen))) {
 		vg_registry_close(r);
 		return rc;
 	}
-	{
+	/* one cache per state: the data dir's file, or the shared server */
+	if (state_url && *state_url) {
+		r->lv = vg_lastval_open(state_url);
+	} else {
 		char *real = realpath(data_dir, NULL);
 		r->lv = vg_lastval_open(real ? real : data_dir);
 		free(real);
@@ -357,22 +482,24 @@ int vg_registry_open(const char *data_dir, struct vg_registry **out,
 	return 0;
 }
 
+int vg_registry_open(const char *data_dir, struct vg_registry **out,
+		     char *err, size_t errlen)
+{
+	return vg_registry_open_state(data_dir, NULL, out, err, errlen);
+}
+
 void vg_registry_close(struct vg_registry *r)
 {
 	if (!r)
 		return;
-	if (r->wrote)
+	if (r->wrote && r->lv)
 		vg_registry_flush(r); /* best effort: the RRD files have the data */
 	vg_lastval_close(r->lv);
 	free(r->rows);
 	free(r->fres);
 	free(r->fmet);
-	for (int i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(r->st[i]);
-	for (int i = 0; i < F_ALL; i++)
-		sqlite3_finalize(r->list[i]);
-	sqlite3_finalize(r->page_metrics);
-	sqlite3_close(r->db);
+	free(r->committed);
+	vg_db_close(r->db);
 	free(r);
 }
 
@@ -381,34 +508,58 @@ void vg_registry_close(struct vg_registry *r)
 int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 		     uint64_t seq, int64_t time_ms)
 {
-	sqlite3_stmt *s;
+	struct vg_db_stmt *s;
 	int rc, seen = 0;
 
 	if (!r || !host)
 		return -EINVAL;
-	if (!(s = stmt(r, ST_SEEN)))
-		return map_err(sqlite3_errcode(r->db));
-	bind_text(s, 1, host);
-	sqlite3_bind_int64(s, 2, (sqlite3_int64)stream);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		seen = seq <= (uint64_t)sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
+	r->known = 0;
+	{
+		/* this handle committed the stream up to c->seq: an older seq
+		 * is a duplicate for sure (last_seq only grows), and the next
+		 * one is new unless another collector of the shared state took
+		 * it meanwhile, which the commit finds out (it returns 1) */
+		struct committed *c = committed_slot(r, host, stream);
+		if (c && c->host[0] && c->stream == stream && !strcmp(c->host, host)) {
+			if (seq <= c->seq)
+				return 1;
+			if (seq == c->seq + 1) {
+				memcpy(r->known_host, host, strlen(host) + 1);
+				r->known_stream = stream;
+				r->known = 1;
+				r->seen_local++;
+				return 0;
+			}
+		}
+	}
+	if ((rc = stmt(r, ST_SEEN, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, host);
+	vg_db_bind_int64(s, 2, (int64_t)stream);
+	rc = vg_db_step(s);
+	if (rc == 1) {
+		seen = seq <= (uint64_t)vg_db_column_int64(s, 0);
+		vg_db_reset(s);
+		if (strlen(host) < sizeof(r->known_host)) {
+			memcpy(r->known_host, host, strlen(host) + 1);
+			r->known_stream = stream;
+			r->known = 1;
+		}
 		return seen;
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
+	vg_db_reset(s);
+	if (rc < 0)
 		return map_err(rc);
 	/* a stream the host does not keep: new, or dropped long ago */
-	if (!(s = stmt(r, ST_FLOOR)))
-		return map_err(sqlite3_errcode(r->db));
-	bind_text(s, 1, host);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		seen = time_ms <= sqlite3_column_int64(s, 0);
-	else if (rc != SQLITE_DONE)
+	if ((rc = stmt(r, ST_FLOOR, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, host);
+	rc = vg_db_step(s);
+	if (rc == 1)
+		seen = time_ms <= vg_db_column_int64(s, 0);
+	else if (rc < 0)
 		seen = map_err(rc);
-	sqlite3_reset(s);
+	vg_db_reset(s);
 	return seen;
 }
 
@@ -416,33 +567,61 @@ int vg_registry_commit(struct vg_registry *r, const char *host,
 		       uint64_t stream, uint64_t seq, int64_t time_ms)
 {
 	static const int steps[] = {ST_ACK, ST_RAISE_FLOOR, ST_PRUNE};
-	sqlite3_stmt *s;
-	int rc;
+	struct vg_db_stmt *s;
+	int rc, applied = 0;
 
 	if (!r || !host)
 		return -EINVAL;
-	if ((rc = exec_simple(r, ST_BEGIN)))
-		return rc;
+	if (r->known && r->known_stream == stream && !strcmp(r->known_host, host)) {
+		/* the stream has its row (vg_registry_seen just read it): the
+		 * host's streams do not grow, nothing to drop, and the ACK is
+		 * one atomic statement, so no transaction (one round trip). A
+		 * row pruned meanwhile by another collector is inserted again;
+		 * the next new stream's commit drops what is beyond the bound. */
+		r->known = 0;
+		if ((rc = stmt(r, ST_ACK, &s)))
+			return rc;
+		vg_db_bind_text(s, 1, host);
+		vg_db_bind_int64(s, 2, (int64_t)stream);
+		vg_db_bind_int64(s, 3, (int64_t)seq);
+		vg_db_bind_int64(s, 4, time_ms);
+		if ((rc = exec_done(s))) {
+			snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+			committed_note(r, host, stream, 0);
+			return rc;
+		}
+		/* applied, or committed already (at least up to seq) */
+		committed_note(r, host, stream, seq);
+		return vg_db_changes(r->db) > 0 ? 0 : 1;
+	}
+	r->known = 0;
+	if ((rc = vg_db_begin(r->db)))
+		return map_err(rc);
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && !rc; i++) {
-		if (!(s = stmt(r, steps[i]))) {
-			rc = map_err(sqlite3_errcode(r->db));
+		if ((rc = stmt(r, steps[i], &s)))
 			break;
-		}
-		bind_text(s, 1, host);
+		vg_db_bind_text(s, 1, host);
 		if (steps[i] == ST_ACK) {
-			sqlite3_bind_int64(s, 2, (sqlite3_int64)stream);
-			sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
-			sqlite3_bind_int64(s, 4, time_ms);
+			vg_db_bind_int64(s, 2, (int64_t)stream);
+			vg_db_bind_int64(s, 3, (int64_t)seq);
+			vg_db_bind_int64(s, 4, time_ms);
 		} else {
-			sqlite3_bind_int(s, 2, VG_REGISTRY_STREAMS);
+			vg_db_bind_int64(s, 2, VG_REGISTRY_STREAMS);
 		}
-		rc = exec_done(s);
+		if ((rc = exec_done(s)))
+			break;
+		if (steps[i] == ST_ACK && !(applied = vg_db_changes(r->db) > 0))
+			break; /* committed already (by another collector) */
 	}
 	if (!rc)
-		rc = exec_simple(r, ST_COMMIT);
-	if (rc && !sqlite3_get_autocommit(r->db))
-		exec_simple(r, ST_ROLLBACK);
-	return rc;
+		rc = map_err(vg_db_commit(r->db));
+	if (rc) {
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+		if (vg_db_in_transaction(r->db))
+			vg_db_rollback(r->db);
+	}
+	committed_note(r, host, stream, rc ? 0 : seq);
+	return rc ? rc : !applied;
 }
 
 /* ---- update from a batch --------------------------------------------------- */
@@ -491,19 +670,18 @@ static int write_metric(struct vg_registry *r, const char *id,
 			const char *metric, int kind, const char *unit,
 			double value, int64_t time_ms)
 {
-	sqlite3_stmt *s = stmt(r, ST_METRIC_UPSERT);
+	struct vg_db_stmt *s;
+	int rc;
 
-	if (!s)
-		return map_err(sqlite3_errcode(r->db));
-	bind_text(s, 1, id);
-	bind_text(s, 2, metric);
-	sqlite3_bind_int(s, 3, kind);
-	bind_text(s, 4, unit);
+	if ((rc = need_txn(r)) || (rc = stmt(r, ST_METRIC_UPSERT, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, id);
+	vg_db_bind_text(s, 2, metric);
+	vg_db_bind_int64(s, 3, kind);
+	vg_db_bind_text(s, 4, unit);
 	if (isfinite(value))
-		sqlite3_bind_double(s, 5, value);
-	else
-		sqlite3_bind_null(s, 5);
-	sqlite3_bind_int64(s, 6, time_ms);
+		vg_db_bind_double(s, 5, value);
+	vg_db_bind_int64(s, 6, time_ms);
 	return exec_done(s);
 }
 
@@ -537,39 +715,39 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 			  const struct vg_resource *res, struct vg_lastval_resource *c,
 			  uint64_t ident)
 {
-	sqlite3_stmt *s;
+	struct vg_db_stmt *s;
 	char *attrs;
 	int rc = 0, took = 0;
 
 	attrs = attrs_json(b, res, &rc);
 	if (rc)
 		return rc;
-	if (!(s = stmt(r, ST_RES_UPSERT))) {
+	if ((rc = need_txn(r)) || (rc = stmt(r, ST_RES_UPSERT, &s))) {
 		free(attrs);
-		return map_err(sqlite3_errcode(r->db));
+		return rc;
 	}
-	bind_text(s, 1, res->id);
-	sqlite3_bind_int(s, 2, res->type);
-	bind_text(s, 3, b->host);
-	bind_text(s, 4, res->name);
-	bind_text(s, 5, res->parent);
-	bind_text(s, 6, res->project);
-	bind_text(s, 7, res->user);
-	bind_text(s, 8, res->flavor);
-	bind_text(s, 9, attrs);
-	sqlite3_bind_int64(s, 10, res->time_ms);
-	sqlite3_bind_int(s, 11, res->state == VG_RSTATE_ENDED);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) { /* first_seen_ms, ended_at_ms, took identity */
-		c->first_seen = sqlite3_column_int64(s, 0);
-		c->ended = sqlite3_column_type(s, 1) != SQLITE_NULL;
-		took = sqlite3_column_int(s, 2);
-		rc = sqlite3_step(s);
+	vg_db_bind_text(s, 1, res->id);
+	vg_db_bind_int64(s, 2, res->type);
+	vg_db_bind_text(s, 3, b->host);
+	vg_db_bind_text(s, 4, res->name);
+	vg_db_bind_text(s, 5, res->parent);
+	vg_db_bind_text(s, 6, res->project);
+	vg_db_bind_text(s, 7, res->user);
+	vg_db_bind_text(s, 8, res->flavor);
+	vg_db_bind_text(s, 9, attrs);
+	vg_db_bind_int64(s, 10, res->time_ms);
+	vg_db_bind_int64(s, 11, res->state == VG_RSTATE_ENDED);
+	rc = vg_db_step(s);
+	if (rc == 1) { /* first_seen_ms, ended_at_ms, took identity */
+		c->first_seen = vg_db_column_int64(s, 0);
+		c->ended = !vg_db_column_is_null(s, 1);
+		took = vg_db_column_int64(s, 2) != 0;
+		rc = vg_db_step(s);
 	}
-	sqlite3_reset(s);
+	vg_db_reset(s);
 	free(attrs);
-	if (rc != SQLITE_DONE)
-		return map_err(rc ? rc : SQLITE_ERROR);
+	if (rc != 0)
+		return rc < 0 ? map_err(rc) : -EIO;
 	/* an older report left the row's newer identity: the cache must not
 	 * believe the row holds this one (the next report writes again) */
 	c->ident = took ? ident : 0;
@@ -638,10 +816,97 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 
 /* Take every dirty value out of the cache and write it in the open
  * transaction; on failure undo_lastval puts them back. */
+/* Rows per statement of a flush: the dirty values go in multi-row
+ * statements of these sizes (largest first), each a cached statement, so
+ * a flush of n values costs about n / 64 round trips, not n. */
+static const int flush_sizes[] = {64, 16, 4, 1};
+
+/* The SQL of a flush statement of n rows: metrics (6 parameters a row,
+ * the newest value wins as in ST_METRIC_UPSERT) or last-seen times (2 a
+ * row, only forward). A (resource, metric) appears once in a flush, as
+ * PostgreSQL's upsert requires. */
+static void flush_sql(int metrics, int n, char *sql, size_t len)
+{
+	size_t k = 0;
+
+	if (metrics)
+		k += (size_t)snprintf(sql + k, len - k,
+				      "INSERT INTO metrics(resource_id, name, kind, unit, "
+				      "last_value, last_time_ms) VALUES");
+	else
+		k += (size_t)snprintf(sql + k, len - k,
+				      "UPDATE resources SET last_seen_ms = v.column2 "
+				      "FROM (VALUES");
+	for (int i = 0; i < n; i++) {
+		if (metrics)
+			k += (size_t)snprintf(sql + k, len - k,
+					      "%s(?%d, ?%d, ?%d, ?%d, ?%d, ?%d)",
+					      i ? ", " : " ", 6 * i + 1, 6 * i + 2,
+					      6 * i + 3, 6 * i + 4, 6 * i + 5, 6 * i + 6);
+		else
+			k += (size_t)snprintf(sql + k, len - k,
+					      "%s(CAST(?%d AS TEXT), CAST(?%d AS BIGINT))",
+					      i ? ", " : " ", 2 * i + 1, 2 * i + 2);
+	}
+	if (metrics)
+		snprintf(sql + k, len - k,
+			 " ON CONFLICT(resource_id, name) DO UPDATE SET "
+			 "kind = excluded.kind, unit = excluded.unit, "
+			 "last_value = CASE WHEN excluded.last_time_ms >= "
+			 "metrics.last_time_ms THEN excluded.last_value "
+			 "ELSE metrics.last_value END, "
+			 "last_time_ms = " GREATER("metrics.last_time_ms",
+						   "excluded.last_time_ms"));
+	else
+		snprintf(sql + k, len - k,
+			 ") AS v WHERE resources.id = v.column1 AND "
+			 "resources.last_seen_ms < v.column2");
+}
+
+/* Write rows w[0..n) (all metrics, or all last-seen times) in the open
+ * transaction, in statements of flush_sizes rows. */
+static int flush_kind(struct vg_registry *r, const struct vg_lastval_row *const *w,
+		      size_t n, int metrics)
+{
+	char sql[64 * 64 + 512];
+	size_t i = 0;
+	int rc = 0;
+
+	for (size_t z = 0; z < sizeof(flush_sizes) / sizeof(flush_sizes[0]) && !rc; z++) {
+		int rows = flush_sizes[z];
+		for (; n - i >= (size_t)rows && !rc; i += (size_t)rows) {
+			struct vg_db_stmt *s;
+
+			flush_sql(metrics, rows, sql, sizeof(sql));
+			if ((rc = need_txn(r)) ||
+			    (rc = map_err(vg_db_prepare(r->db, sql, &s))))
+				break;
+			for (int j = 0; j < rows; j++) {
+				const struct vg_lastval_row *x = w[i + (size_t)j];
+				if (metrics) {
+					vg_db_bind_text(s, 6 * j + 1, x->res->id);
+					vg_db_bind_text(s, 6 * j + 2, x->m->name);
+					vg_db_bind_int64(s, 6 * j + 3, x->m->kind);
+					vg_db_bind_text(s, 6 * j + 4, x->m->unit);
+					if (isfinite(x->value))
+						vg_db_bind_double(s, 6 * j + 5, x->value);
+					vg_db_bind_int64(s, 6 * j + 6, x->time_ms);
+				} else {
+					vg_db_bind_text(s, 2 * j + 1, x->res->id);
+					vg_db_bind_int64(s, 2 * j + 2, x->time_ms);
+				}
+			}
+			rc = exec_done(s);
+		}
+	}
+	return rc;
+}
+
 static int flush_rows(struct vg_registry *r)
 {
-	size_t n;
-	int rc = 0;
+	const struct vg_lastval_row **met, **seen;
+	size_t n, nm = 0, ns = 0;
+	int rc;
 
 	vg_lastval_lock(r->lv);
 	n = vg_lastval_dirty_rows(r->lv);
@@ -656,24 +921,24 @@ static int flush_rows(struct vg_registry *r)
 	}
 	r->nrows = vg_lastval_take_dirty(r->lv, r->rows);
 	vg_lastval_unlock(r->lv);
+	if (!r->nrows)
+		return 0;
 	/* names live as long as the cache and values are snapshots: no lock
 	 * is needed while writing (only this thread changes kinds and units) */
 	r->stats.flushed_values += r->nrows;
-	for (size_t i = 0; i < r->nrows && !rc; i++) {
-		const struct vg_lastval_row *w = &r->rows[i];
-		sqlite3_stmt *s;
-
-		if (w->m) {
-			rc = write_metric(r, w->res->id, w->m->name, w->m->kind,
-					  w->m->unit, w->value, w->time_ms);
-			continue;
-		}
-		if (!(s = stmt(r, ST_RES_SEEN)))
-			return map_err(sqlite3_errcode(r->db));
-		bind_text(s, 1, w->res->id);
-		sqlite3_bind_int64(s, 2, w->time_ms);
-		rc = exec_done(s);
+	if (!(met = malloc(2 * r->nrows * sizeof(*met))))
+		return -ENOMEM; /* the caller puts the rows back */
+	seen = met + r->nrows;
+	for (size_t i = 0; i < r->nrows; i++) {
+		if (r->rows[i].m)
+			met[nm++] = &r->rows[i];
+		else
+			seen[ns++] = &r->rows[i];
 	}
+	rc = flush_kind(r, met, nm, 1);
+	if (!rc)
+		rc = flush_kind(r, seen, ns, 0);
+	free(met);
 	return rc;
 }
 
@@ -698,17 +963,19 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 	int rc;
 
 	r->nrows = r->nfres = r->nfmet = 0;
-	if ((rc = exec_simple(r, ST_BEGIN)))
-		return rc;
+	/* the transaction begins at the first write (need_txn) */
 	if (flush)
 		rc = flush_rows(r);
+	else
+		rc = 0;
 	for (size_t i = 0; b && !rc && i < b->nres; i++)
 		rc = update_resource(r, b, &b->res[i]);
-	if (!rc)
-		rc = exec_simple(r, ST_COMMIT);
+	if (!rc && vg_db_in_transaction(r->db))
+		rc = map_err(vg_db_commit(r->db));
 	if (rc) {
-		if (!sqlite3_get_autocommit(r->db))
-			exec_simple(r, ST_ROLLBACK);
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+		if (vg_db_in_transaction(r->db))
+			vg_db_rollback(r->db);
 		undo_lastval(r);
 	} else if (flush) {
 		r->flushed_ms = vg_monotonic_ms();
@@ -739,6 +1006,13 @@ void vg_registry_stats(const struct vg_registry *r,
 	*out = r->stats;
 }
 
+const char *vg_registry_last_error(const struct vg_registry *r)
+{
+	if (!r)
+		return "";
+	return r->err[0] ? r->err : r->db ? vg_db_errmsg(r->db) : "";
+}
+
 static int consumer_batch(void *ctx, const struct vg_batch *b)
 {
 	return vg_registry_update(ctx, b);
@@ -759,43 +1033,43 @@ struct vg_consumer vg_registry_consumer(struct vg_registry *r)
 
 /* The resource on the current row of s (columns RES_COLUMNS); c is its
  * last-value cache entry (lv locked) or NULL. */
-static void res_row(sqlite3_stmt *s, struct vg_lastval_resource *c,
+static void res_row(struct vg_db_stmt *s, struct vg_lastval_resource *c,
 		    struct vg_registry_res *o)
 {
-	o->id = (const char *)sqlite3_column_text(s, 0);
-	o->type = sqlite3_column_int(s, 1);
-	o->host = (const char *)sqlite3_column_text(s, 2);
-	o->name = (const char *)sqlite3_column_text(s, 3);
-	o->parent = (const char *)sqlite3_column_text(s, 4);
-	o->project = (const char *)sqlite3_column_text(s, 5);
-	o->user = (const char *)sqlite3_column_text(s, 6);
-	o->flavor = (const char *)sqlite3_column_text(s, 7);
-	o->attributes = (const char *)sqlite3_column_text(s, 8);
-	o->has_first_seen = sqlite3_column_type(s, 9) != SQLITE_NULL;
-	o->first_seen_ms = sqlite3_column_int64(s, 9);
-	o->last_seen_ms = sqlite3_column_int64(s, 10);
+	o->id = vg_db_column_text(s, 0);
+	o->type = (int)vg_db_column_int64(s, 1);
+	o->host = vg_db_column_text(s, 2);
+	o->name = vg_db_column_text(s, 3);
+	o->parent = vg_db_column_text(s, 4);
+	o->project = vg_db_column_text(s, 5);
+	o->user = vg_db_column_text(s, 6);
+	o->flavor = vg_db_column_text(s, 7);
+	o->attributes = vg_db_column_text(s, 8);
+	o->has_first_seen = !vg_db_column_is_null(s, 9);
+	o->first_seen_ms = vg_db_column_int64(s, 9);
+	o->last_seen_ms = vg_db_column_int64(s, 10);
 	/* a newer last_seen not yet written to the database */
 	if (c && c->last_seen > o->last_seen_ms)
 		o->last_seen_ms = c->last_seen;
-	o->ended = sqlite3_column_type(s, 11) != SQLITE_NULL;
-	o->ended_at_ms = sqlite3_column_int64(s, 11);
+	o->ended = !vg_db_column_is_null(s, 11);
+	o->ended_at_ms = vg_db_column_int64(s, 11);
 }
 
 /* The metric on the current row of s, whose columns from col on are name,
  * kind, unit, last_value, last_time_ms; c is the resource's last-value
  * cache entry (lv locked) or NULL. */
 static void metric_row(struct vg_registry *r, struct vg_lastval_resource *c,
-		       sqlite3_stmt *s, int col, struct vg_registry_metric *m)
+		       struct vg_db_stmt *s, int col, struct vg_registry_metric *m)
 {
 	struct vg_lastval_series *lm;
 
-	m->name = (const char *)sqlite3_column_text(s, col);
-	m->kind = sqlite3_column_int(s, col + 1);
-	m->unit = (const char *)sqlite3_column_text(s, col + 2);
-	m->last_value = sqlite3_column_type(s, col + 3) == SQLITE_NULL
+	m->name = vg_db_column_text(s, col);
+	m->kind = (int)vg_db_column_int64(s, col + 1);
+	m->unit = vg_db_column_text(s, col + 2);
+	m->last_value = vg_db_column_is_null(s, col + 3)
 				? NAN
-				: sqlite3_column_double(s, col + 3);
-	m->last_time_ms = sqlite3_column_int64(s, col + 4);
+				: vg_db_column_double(s, col + 3);
+	m->last_time_ms = vg_db_column_int64(s, col + 4);
 	/* a newer value not yet written to the database */
 	if (c && m->name &&
 	    (lm = vg_lastval_metric(r->lv, c, m->name, -1, 0)) &&
@@ -868,26 +1142,29 @@ static json_t *resource_base(const struct vg_registry_res *res)
 	return o;
 }
 
-/* The metrics of resource id, one statement, to v (lv locked). */
-static int each_metric(struct vg_registry *r, const char *id,
+/* The metrics of resource id whose names come after `after` (NULL: all),
+ * one statement, to v (lv locked). */
+static int each_metric(struct vg_registry *r, const char *id, const char *after,
 		       struct vg_lastval_resource *c, const struct vg_registry_visitor *v)
 {
-	sqlite3_stmt *s = stmt(r, ST_METRICS_OF);
 	struct vg_registry_metric m;
+	struct vg_db_stmt *s;
 	int rc;
 
-	if (!s)
-		return map_err(sqlite3_errcode(r->db));
-	bind_text(s, 1, id);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	if ((rc = stmt(r, after ? ST_METRICS_AFTER : ST_METRICS_OF, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, id);
+	if (after)
+		vg_db_bind_text(s, 2, after);
+	while ((rc = vg_db_step(s)) == 1) {
 		metric_row(r, c, s, 0, &m);
 		if ((rc = v->metric(v->ctx, &m))) {
-			sqlite3_reset(s);
+			vg_db_reset(s);
 			return rc;
 		}
 	}
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : map_err(rc);
+	vg_db_reset(s);
+	return rc < 0 ? map_err(rc) : 0;
 }
 
 /* Building jansson values from the visitor's calls. */
@@ -938,28 +1215,28 @@ int vg_registry_get(struct vg_registry *r, const char *id, json_t **out)
 	struct vg_registry_visitor v = {jb_resource, jb_metric, jb_end, &jb};
 	struct vg_registry_res res;
 	struct vg_lastval_resource *c;
-	sqlite3_stmt *s;
+	struct vg_db_stmt *s;
 	int rc;
 
 	*out = NULL;
 	if (!r || !id)
 		return -EINVAL;
-	if (!(s = stmt(r, ST_GET)))
-		return map_err(sqlite3_errcode(r->db));
-	bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+	if ((rc = stmt(r, ST_GET, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, id);
+	rc = vg_db_step(s);
+	if (rc != 1) {
+		vg_db_reset(s);
+		return rc == 0 ? -ENOENT : map_err(rc);
 	}
 	vg_lastval_lock(r->lv);
 	c = vg_lastval_res(r->lv, id, 0);
 	res_row(s, c, &res);
 	/* each_metric uses another statement; s stays on its row. */
 	if (!(rc = jb_resource(&jb, &res)))
-		rc = each_metric(r, id, c, &v);
+		rc = each_metric(r, id, NULL, c, &v);
 	vg_lastval_unlock(r->lv);
-	sqlite3_reset(s);
+	vg_db_reset(s);
 	if (rc) {
 		json_decref(jb.one);
 		return rc;
@@ -971,19 +1248,19 @@ int vg_registry_get(struct vg_registry *r, const char *id, json_t **out)
 int vg_registry_lookup(struct vg_registry *r, const char *id, int *rtype,
 		       char *project, size_t projectlen)
 {
-	sqlite3_stmt *s;
+	struct vg_db_stmt *s;
 	int rc;
 
 	if (!r || !id)
 		return -EINVAL;
-	if (!(s = stmt(r, ST_LOOKUP)))
-		return map_err(sqlite3_errcode(r->db));
-	bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		const char *p = (const char *)sqlite3_column_text(s, 1);
+	if ((rc = stmt(r, ST_LOOKUP, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, id);
+	rc = vg_db_step(s);
+	if (rc == 1) {
+		const char *p = vg_db_column_text(s, 1);
 		if (rtype)
-			*rtype = sqlite3_column_int(s, 0);
+			*rtype = (int)vg_db_column_int64(s, 0);
 		if (project && projectlen) {
 			if ((size_t)snprintf(project, projectlen, "%s", p ? p : "") >=
 			    projectlen)
@@ -994,69 +1271,58 @@ int vg_registry_lookup(struct vg_registry *r, const char *id, int *rtype,
 			rc = 0;
 		}
 	} else {
-		rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+		rc = rc == 0 ? -ENOENT : map_err(rc);
 	}
-	sqlite3_reset(s);
+	vg_db_reset(s);
 	return rc;
 }
 
 int vg_registry_visible(struct vg_registry *r, const char *id,
 			const char *scope_project, int *rtype)
 {
-	sqlite3_stmt *s;
+	struct vg_db_stmt *s;
 	int rc;
 
 	if (!r || !id)
 		return -EINVAL;
-	if (!(s = stmt(r, ST_VISIBLE)))
-		return map_err(sqlite3_errcode(r->db));
-	bind_text(s, 1, id);
-	bind_text(s, 2, scope_project);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if ((rc = stmt(r, ST_VISIBLE, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, id);
+	vg_db_bind_text(s, 2, scope_project);
+	rc = vg_db_step(s);
+	if (rc == 1) {
 		if (rtype)
-			*rtype = sqlite3_column_int(s, 0);
+			*rtype = (int)vg_db_column_int64(s, 0);
 		rc = 0;
 	} else {
-		rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+		rc = rc == 0 ? -ENOENT : map_err(rc);
 	}
-	sqlite3_reset(s);
+	vg_db_reset(s);
 	return rc;
 }
 
-static sqlite3_stmt *list_stmt(struct vg_registry *r, unsigned mask)
+/* The list statement for a filter mask (cached by the connection under
+ * its text). Parameters are numbered in the order of the filter bits,
+ * only those in mask (PostgreSQL must see every parameter it is given),
+ * then the LIMIT. */
+static int list_stmt(struct vg_registry *r, unsigned mask, struct vg_db_stmt **s)
 {
+	static const char *const cond[] = {
+		" AND type = ?%d", " AND host = ?%d", " AND project = ?%d",
+		" AND name = ?%d",
+		" AND (CASE WHEN ended_at_ms IS NULL THEN 1 ELSE 0 END) = ?%d",
+		" AND parent = ?%d", " AND id > ?%d"};
 	char sql[1024];
 	size_t n;
+	int k = 0;
 
-	if (r->list[mask]) {
-		sqlite3_reset(r->list[mask]);
-		sqlite3_clear_bindings(r->list[mask]);
-		return r->list[mask];
-	}
 	n = (size_t)snprintf(sql, sizeof(sql),
-			     "SELECT " RES_COLUMNS " FROM resources WHERE 1");
-	/* Parameters by number so the binding code does not depend on mask. */
-	if (mask & F_TYPE)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND type = ?1");
-	if (mask & F_HOST)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND host = ?2");
-	if (mask & F_PROJECT)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND project = ?3");
-	if (mask & F_NAME)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND name = ?4");
-	if (mask & F_STATE)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n,
-				      " AND (ended_at_ms IS NULL) = ?5");
-	if (mask & F_PARENT)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND parent = ?6");
-	if (mask & F_AFTER)
-		n += (size_t)snprintf(sql + n, sizeof(sql) - n, " AND id > ?7");
-	snprintf(sql + n, sizeof(sql) - n, " ORDER BY id LIMIT ?8");
-	if (sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-			       &r->list[mask], NULL) != SQLITE_OK)
-		return NULL;
-	return r->list[mask];
+			     "SELECT " RES_COLUMNS " FROM resources WHERE 1 = 1");
+	for (unsigned bit = 0; bit < sizeof(cond) / sizeof(cond[0]); bit++)
+		if (mask & (1u << bit))
+			n += (size_t)snprintf(sql + n, sizeof(sql) - n, cond[bit], ++k);
+	snprintf(sql + n, sizeof(sql) - n, " ORDER BY id LIMIT ?%d", ++k);
+	return map_err(vg_db_prepare(r->db, sql, s));
 }
 
 /* Reading more rows of other resources than this (plus 4 per row of the
@@ -1067,9 +1333,11 @@ static sqlite3_stmt *list_stmt(struct vg_registry *r, unsigned mask)
 
 /* The walk of the metrics primary key beside the page's resources. */
 struct page_scan {
-	sqlite3_stmt *s;
-	int rc;           /* of the last step; 0 before the first */
+	struct vg_db_stmt *s;
+	int rc;           /* of the last step (1 a row, 0 done); -1 before the first */
 	int gave_way;     /* per-resource reads from now on */
+	int64_t limit;    /* rows the scan may read (its LIMIT) */
+	int64_t read;     /* rows it read */
 	size_t used, skipped;
 };
 
@@ -1079,34 +1347,29 @@ struct page_scan {
  * row of a later one, so a page reads its metrics in the order they are
  * listed. Rows of resources the filter left out are skipped; when those
  * pass PAGE_SCAN_SLACK the rest of the page is read resource by resource
- * (each_metric). */
+ * (each_metric). The scan is bounded (ps->limit rows): when it ends at
+ * its bound, the resource it was in goes on after its last metric read
+ * and the rest of the page resource by resource. */
 static int page_metrics(struct vg_registry *r, struct page_scan *ps,
 			const char *id, struct vg_lastval_resource *c,
 			const struct vg_registry_visitor *v)
 {
+	char last[VG_NAME_MAX * 4 + 1] = "";
 	struct vg_registry_metric m;
 	int rc;
 
 	if (ps->gave_way)
-		return each_metric(r, id, c, v);
-	if (!ps->rc) {
-		if (!r->page_metrics &&
-		    sqlite3_prepare_v3(
-			    r->db,
-			    "SELECT resource_id, name, kind, unit, last_value, "
-			    "last_time_ms FROM metrics WHERE resource_id >= ?1 "
-			    "ORDER BY resource_id, name",
-			    -1, SQLITE_PREPARE_PERSISTENT, &r->page_metrics,
-			    NULL) != SQLITE_OK)
-			return map_err(sqlite3_errcode(r->db));
-		ps->s = r->page_metrics;
-		sqlite3_reset(ps->s);
-		/* a copy: id is the page statement's and moves on */
-		sqlite3_bind_text(ps->s, 1, id, -1, SQLITE_TRANSIENT);
-		ps->rc = sqlite3_step(ps->s);
+		return each_metric(r, id, NULL, c, v);
+	if (ps->rc < 0) {
+		if ((rc = stmt(r, ST_PAGE_METRICS, &ps->s)))
+			return rc;
+		vg_db_bind_text(ps->s, 1, id); /* copied: id moves on */
+		vg_db_bind_int64(ps->s, 2, ps->limit);
+		ps->rc = vg_db_step(ps->s);
+		ps->read = ps->rc == 1;
 	}
-	for (; ps->rc == SQLITE_ROW; ps->rc = sqlite3_step(ps->s)) {
-		const char *rid = (const char *)sqlite3_column_text(ps->s, 0);
+	for (; ps->rc == 1; ps->rc = vg_db_step(ps->s), ps->read += ps->rc == 1) {
+		const char *rid = vg_db_column_text(ps->s, 0);
 		int cmp = strcmp(rid ? rid : "", id);
 
 		if (cmp > 0) /* a later resource's: the next call's */
@@ -1115,16 +1378,23 @@ static int page_metrics(struct vg_registry *r, struct page_scan *ps,
 			if (++ps->skipped > PAGE_SCAN_SLACK + 4 * ps->used) {
 				/* none of this resource's rows were read */
 				ps->gave_way = 1;
-				return each_metric(r, id, c, v);
+				return each_metric(r, id, NULL, c, v);
 			}
 			continue;
 		}
 		metric_row(r, c, ps->s, 1, &m);
+		snprintf(last, sizeof(last), "%s", m.name ? m.name : "");
 		if ((rc = v->metric(v->ctx, &m)))
 			return rc;
 		ps->used++;
 	}
-	return ps->rc == SQLITE_DONE ? 0 : map_err(ps->rc);
+	if (ps->rc < 0)
+		return map_err(ps->rc);
+	if (ps->read < ps->limit)
+		return 0; /* the table's end */
+	/* the scan's bound: this resource's other metrics, if any */
+	ps->gave_way = 1;
+	return each_metric(r, id, last[0] ? last : NULL, c, v);
 }
 
 int vg_registry_list_visit(struct vg_registry *r,
@@ -1133,10 +1403,10 @@ int vg_registry_list_visit(struct vg_registry *r,
 			   char *next_cursor, size_t cursorlen)
 {
 	unsigned mask = 0;
-	int rtype = 0, active = 0, rc, rows = 0;
+	int rtype = 0, active = 0, rc, rows = 0, k = 0;
 	char last[VG_NAME_MAX * 4 + 1] = "";
-	struct page_scan ps = {0};
-	sqlite3_stmt *s;
+	struct page_scan ps = {.rc = -1};
+	struct vg_db_stmt *s;
 
 	if (next_cursor && cursorlen)
 		next_cursor[0] = '\0';
@@ -1157,31 +1427,33 @@ int vg_registry_list_visit(struct vg_registry *r,
 	mask |= (f->host ? F_HOST : 0) | (f->project ? F_PROJECT : 0) |
 		(f->name ? F_NAME : 0) | (f->parent ? F_PARENT : 0) |
 		(f->after ? F_AFTER : 0);
-	if (!(s = list_stmt(r, mask)))
-		return map_err(sqlite3_errcode(r->db));
+	if ((rc = list_stmt(r, mask, &s)))
+		return rc;
+	/* in list_stmt's order */
 	if (mask & F_TYPE)
-		sqlite3_bind_int(s, 1, rtype);
+		vg_db_bind_int64(s, ++k, rtype);
 	if (mask & F_HOST)
-		bind_text(s, 2, f->host);
+		vg_db_bind_text(s, ++k, f->host);
 	if (mask & F_PROJECT)
-		bind_text(s, 3, f->project);
+		vg_db_bind_text(s, ++k, f->project);
 	if (mask & F_NAME)
-		bind_text(s, 4, f->name);
+		vg_db_bind_text(s, ++k, f->name);
 	if (mask & F_STATE)
-		sqlite3_bind_int(s, 5, active);
+		vg_db_bind_int64(s, ++k, active);
 	if (mask & F_PARENT)
-		bind_text(s, 6, f->parent);
+		vg_db_bind_text(s, ++k, f->parent);
 	if (mask & F_AFTER)
-		bind_text(s, 7, f->after);
-	sqlite3_bind_int(s, 8, f->limit + 1); /* one more: is there a next page? */
+		vg_db_bind_text(s, ++k, f->after);
+	vg_db_bind_int64(s, ++k, f->limit + 1); /* one more: is there a next page? */
+	ps.limit = (int64_t)f->limit * PAGE_SCAN_PER_RES + PAGE_SCAN_SLACK;
 
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = vg_db_step(s)) == 1) {
 		struct vg_registry_res res;
 		struct vg_lastval_resource *c;
-		const char *id = (const char *)sqlite3_column_text(s, 0);
+		const char *id = vg_db_column_text(s, 0);
 
 		if (++rows > f->limit || !id) {
-			rc = id ? SQLITE_ROW : SQLITE_NOMEM;
+			rc = id ? 1 : -ENOMEM;
 			break;
 		}
 		/* locked a resource at a time: the receiver and the other
@@ -1196,14 +1468,11 @@ int vg_registry_list_visit(struct vg_registry *r,
 		if (rc)
 			break;
 		snprintf(last, sizeof(last), "%s", id);
-		rc = SQLITE_ROW;
+		rc = 1;
 	}
-	if (ps.s)
-		sqlite3_reset(ps.s);
-	sqlite3_reset(s);
-	if (rc < 0) /* a visitor's or page_metrics' -errno */
-		return rc;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	vg_db_reset(ps.s);
+	vg_db_reset(s);
+	if (rc < 0) /* a visitor's, page_metrics' or the database's -errno */
 		return map_err(rc);
 	if (rows > f->limit && next_cursor) {
 		if (strlen(last) >= cursorlen)

@@ -27,6 +27,12 @@ typedef void (*vg_stats_fn)(void *ctx, struct vg_receiver_stats *out);
 struct vg_api_options {
 	const char *listen;    /* "127.0.0.1:7480", "[::1]:7480", ":7480" */
 	const char *data_dir;  /* where registry.db lives */
+	/* [state] url: the registry and tokens of a shared PostgreSQL (NULL
+	 * or "": sqlite files in data_dir); each HTTP thread's registry
+	 * handle opens it. state_token_key: the tokens' key file (NULL or "":
+	 * <data_dir>/tokens.key). */
+	const char *state_url;
+	const char *state_token_key;
 	unsigned threads;      /* worker threads, >= 1 */
 	struct vg_store *store;
 	vg_stats_fn stats;     /* may be NULL */
@@ -46,7 +52,7 @@ struct vg_api_options {
 
 /* Start serving. 0 or -errno with a message in err (bad address, port in
  * use, unreadable TLS files or token store). Every route but /v1/health
- * needs a bearer token (<data_dir>/tokens.db, vigie/token.h). The server
+ * needs a bearer token (vigie/token.h: tokens.db or the shared state). The server
  * runs on its own threads until vg_api_stop. */
 int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		 char *err, size_t errlen);

@@ -70,6 +70,15 @@ struct vg_config {
 	uint32_t storage_cache_values; /* cache_values = 8388608 (16 B each) */
 	uint32_t storage_flush_depth;  /* flush_depth = 64 values per librrd call */
 
+	/* [state]: where the collector's state lives (registry, tokens, ...).
+	 * url: a vg_db URL (vigie/db.h), e.g. postgresql://vigie@db/vigie or
+	 * "host=db1,db2 dbname=vigie target_session_attrs=read-write"; empty:
+	 * sqlite files in data_dir. token_key: the API tokens' HMAC key file
+	 * (empty: <data_dir>/tokens.key); the same file on every collector
+	 * that shares the state. */
+	char state_url[1024];
+	char state_token_key[512];
+
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */
 

@@ -1,5 +1,7 @@
 /*
- * vigie — the resource registry (sqlite3, <data_dir>/registry.db).
+ * vigie — the resource registry, on the state database (vigie/db.h):
+ * <data_dir>/registry.db (sqlite) by default, or the PostgreSQL server of
+ * `[state] url` that several collectors share.
  *
  * Keeps every resource ever seen: type, id, host, name, parent, project,
  * user, flavor, attributes, first/last seen, when it ended; each resource's
@@ -7,12 +9,15 @@
  * stream id and last acknowledged sequence number used to drop duplicate
  * batches across collector restarts.
  *
- * The database is in WAL mode: one writer (the receiver thread) and any
- * number of readers proceed together. Metric rows are written when a
- * (resource, metric) is new to the process; newer values are kept in
- * memory, shared by all handles of the data directory (lastval.h), and
- * written every 10 s, so readers always see the newest value. A handle is used by one thread at a
- * time: open one handle per thread.
+ * sqlite runs in WAL mode: one writer (the receiver thread) and any number
+ * of readers proceed together. Metric rows are written when a (resource,
+ * metric) is new to the process; newer values are kept in memory, shared
+ * by all handles of the process that open the same state (lastval.h), and
+ * written every 10 s, so readers of this process always see the newest
+ * value. A reader in ANOTHER process (another collector on a shared
+ * PostgreSQL, or the `vigie` CLI on the file) sees last values and
+ * last_seen times as of the writer's last flush: at most 10 s old. A
+ * handle is used by one thread at a time: open one handle per thread.
  */
 #ifndef VIGIE_REGISTRY_H
 #define VIGIE_REGISTRY_H
@@ -27,7 +32,15 @@
 
 struct vg_registry;
 
-/* Open or create <data_dir>/registry.db. 0 or -errno, message in err. */
+/* Open the registry of state_url (a vg_db URL: PostgreSQL for shared
+ * state), or, when state_url is NULL or "", open or create
+ * <data_dir>/registry.db (sqlite; files of earlier versions are
+ * migrated). The schema is created or migrated on open, on either engine.
+ * 0 or -errno (-ENOTCONN: server unreachable, -EPROTONOSUPPORT: schema
+ * newer than this program), a one-line message in err. */
+int vg_registry_open_state(const char *data_dir, const char *state_url,
+			   struct vg_registry **out, char *err, size_t errlen);
+/* vg_registry_open_state(data_dir, NULL, ...). */
 int vg_registry_open(const char *data_dir, struct vg_registry **out,
 		     char *err, size_t errlen);
 void vg_registry_close(struct vg_registry *r); /* accepts NULL */
@@ -41,14 +54,24 @@ void vg_registry_close(struct vg_registry *r); /* accepts NULL */
  * when the host does not keep the stream and time_ms is at or before the
  * host's floor (the newest batch time of the streams it dropped after
  * VG_REGISTRY_STREAMS newer ones: every acknowledged batch of a dropped
- * stream is at or before it). */
+ * stream is at or before it). A stream this handle committed lately is
+ * answered without the database: seq at or below its commit is a
+ * duplicate, the next seq is new (with shared state another collector may
+ * have taken it meanwhile: the commit then returns 1); any other seq asks
+ * the database. The check is an early answer; the commit decides. */
 int vg_registry_seen(struct vg_registry *r, const char *host,
 		     uint64_t stream, uint64_t seq, int64_t time_ms);
 /* Record (host, stream, seq, time_ms) as acknowledged, in one
  * transaction: the stream becomes the host's most recent, and if the host
  * now has more than VG_REGISTRY_STREAMS streams the least recent is
  * dropped and the floor raised to its newest time. Called by the receiver
- * after every consumer took the batch. 0 or -errno (-EAGAIN: busy). */
+ * after every consumer took the batch. The check and the write are one
+ * statement, atomic in the database: of several handles (or collectors
+ * sharing one PostgreSQL) committing the same (host, stream, seq), exactly
+ * one gets 0; the others get 1, as does a seq at or below the stream's
+ * last committed one (the batch is a duplicate: answer DUPLICATE; its
+ * values, if stored again, were idempotent writes). -errno on error
+ * (-EAGAIN: busy or unreachable; nothing was recorded). */
 int vg_registry_commit(struct vg_registry *r, const char *host,
 		       uint64_t stream, uint64_t seq, int64_t time_ms);
 
@@ -76,6 +99,11 @@ struct vg_registry_stats {
 };
 void vg_registry_stats(const struct vg_registry *r,
 		       struct vg_registry_stats *out);
+
+/* The message of the handle's last failed update or commit (else the
+ * state database's last message; one line,
+ * "" if none), for logs. Owned by r, valid until its next call. */
+const char *vg_registry_last_error(const struct vg_registry *r);
 
 struct vg_resource_filter {
 	const char *type;    /* "instance", ... or NULL */

@@ -3,20 +3,27 @@
  *
  * A token is "vgt_<id>_<secret>": id is 16 hex digits (public: it names
  * the token in lists and revocations), secret 64 hex digits (32 random
- * bytes). Only HMAC-SHA256(server key, whole token) is stored, in
- * <data_dir>/tokens.db (sqlite); the server key is 32 random bytes in
- * <data_dir>/tokens.key (mode 0600), created on first use. A stolen
- * tokens.db alone therefore gives neither the tokens nor a way to test
- * guesses offline. The plain token is shown once, when created.
+ * bytes). Only HMAC-SHA256(server key, whole token) is stored, in the
+ * state database: <data_dir>/tokens.db (sqlite) by default, or the
+ * PostgreSQL server of `[state] url` that every collector shares. The
+ * server key is 32 random bytes in a file, <data_dir>/tokens.key or
+ * `[state] token_key` (mode 0600), created on first use; with shared
+ * state every collector must have the same file (configuration
+ * management distributes it; the database records its fingerprint and a
+ * store with another key refuses to open). The database alone therefore
+ * gives neither the tokens nor a way to test guesses offline or mint a
+ * token. The plain token is shown once, when created.
  *
  * Scope: an admin token sees everything; a project token sees only its
  * project's data (the API answers 404 for anything else).
  *
- * Verification keeps every token in memory and reloads them when
- * tokens.db changes on disk (another process — the offline
- * `vigie-collector token` command — may add or revoke tokens while the
- * collector runs; the check is one stat() per request). Hashes are
- * compared with CRYPTO_memcmp (constant time).
+ * Verification keeps every token in memory and reloads them when their
+ * generation (a counter bumped with every change) moves: another process
+ * — the offline `vigie-collector token` command, another collector — may
+ * add or revoke tokens while the collector runs. sqlite: checked at every
+ * request; PostgreSQL: at most once a second, so a revocation reaches the
+ * other collectors within a second. Hashes are compared with
+ * CRYPTO_memcmp (constant time).
  *
  * Thread-safety: every function may be called from any thread; one
  * vg_token_store may be shared (an internal lock guards the database
@@ -47,9 +54,17 @@ struct vg_token_scope {
 	char id[VG_TOKEN_ID_LEN + 1];
 };
 
-/* Open (creating if needed) <data_dir>/tokens.db and tokens.key. The
- * directory must exist. 0 or -errno with a one-line message in err. Close
- * with vg_token_store_close (accepts NULL). */
+/* Open the tokens of state_url (a vg_db URL), or, when it is NULL or "",
+ * (creating if needed) <data_dir>/tokens.db; and the key file key_path,
+ * or <data_dir>/tokens.key when it is NULL or "" (created if missing).
+ * The schema is created or migrated on open. The directory must exist.
+ * 0 or -errno with a one-line message in err: -EKEYREJECTED when the key
+ * is not the one the state's tokens were made with, -EIO for a damaged
+ * key file. Close with vg_token_store_close (accepts NULL). */
+int vg_token_store_open_state(const char *data_dir, const char *state_url,
+			      const char *key_path, struct vg_token_store **out,
+			      char *err, size_t errlen);
+/* vg_token_store_open_state(data_dir, NULL, NULL, ...). */
 int vg_token_store_open(const char *data_dir, struct vg_token_store **out,
 			char *err, size_t errlen);
 void vg_token_store_close(struct vg_token_store *ts);
@@ -97,5 +112,10 @@ int vg_token_parse(const char *token, char *id_out);
  * Returns a process exit status: 0 ok, 1 failure, 2 usage. */
 int vg_token_command(const char *data_dir, int argc, char **argv, FILE *out,
 		     FILE *err);
+/* The same on the state of state_url with the key file key_path (NULL:
+ * the data dir's, as vg_token_store_open_state). */
+int vg_token_command_state(const char *data_dir, const char *state_url,
+			   const char *key_path, int argc, char **argv,
+			   FILE *out, FILE *err);
 
 #endif

@@ -32,6 +32,7 @@
 struct vg_api {
 	struct vg_http_server *http;
 	char data_dir[512];
+	char *state_url; /* NULL: sqlite files in data_dir */
 	struct vg_store *store;
 	vg_stats_fn stats;
 	void *stats_ctx;
@@ -148,11 +149,10 @@ int vg_api_registry(struct vg_api *a, struct vg_registry **out)
 		*out = r;
 		return 0;
 	}
-	rc = vg_registry_open(a->data_dir, &r, err, sizeof(err));
+	rc = vg_registry_open_state(a->data_dir, a->state_url, &r, err, sizeof(err));
 	if (rc) {
 		vg_log_limited(VG_LOG_WARN, &a->reg_errors,
-			       "api: cannot open the registry in %s: %s",
-			       a->data_dir, err);
+			       "api: cannot open the registry: %s", err);
 		return rc;
 	}
 	pthread_mutex_lock(&a->lock);
@@ -297,6 +297,11 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		return -ENOMEM;
 	}
 	snprintf(a->data_dir, sizeof(a->data_dir), "%s", o->data_dir);
+	if (o->state_url && *o->state_url && !(a->state_url = strdup(o->state_url))) {
+		free(a);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	a->store = o->store;
 	a->stats = o->stats;
 	a->stats_ctx = o->stats_ctx;
@@ -309,10 +314,12 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		snprintf(err, errlen, "api: pthread_key_create: %s",
 			 strerror(rc));
 		pthread_mutex_destroy(&a->lock);
+		free(a->state_url);
 		free(a);
 		return -rc;
 	}
-	rc = vg_token_store_open(o->data_dir, &a->tokens, err, errlen);
+	rc = vg_token_store_open_state(o->data_dir, o->state_url, o->state_token_key,
+				       &a->tokens, err, errlen);
 	if (!rc && (o->tls_cert && *o->tls_cert) != (o->tls_key && *o->tls_key)) {
 		snprintf(err, errlen, "TLS needs both tls_cert and tls_key");
 		rc = -EINVAL;
@@ -340,6 +347,7 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		vg_token_store_close(a->tokens);
 		pthread_key_delete(a->key);
 		pthread_mutex_destroy(&a->lock);
+		free(a->state_url);
 		free(a);
 		return rc;
 	}
@@ -362,5 +370,6 @@ void vg_api_stop(struct vg_api *a)
 	vg_token_store_close(a->tokens);
 	pthread_key_delete(a->key);
 	pthread_mutex_destroy(&a->lock);
+	free(a->state_url);
 	free(a);
 }

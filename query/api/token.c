@@ -3,19 +3,38 @@
  * per-request check (vigie/token.h), plus the offline
  * `vigie-collector token` command that bootstraps the first admin token.
  *
- * Design. tokens.db (sqlite, rollback journal) holds one row per token:
- * (id, hmac, project NULL for admin, name, created_ms, revoked_ms). The
- * hmac is HMAC-SHA256 keyed with the 32-byte server key of tokens.key, over
- * the whole token string; the plain secret is never stored. The key file is
- * written under a temporary name and link()ed into place, so two processes
- * creating it at once agree on one key and nobody reads a half-written one.
+ * Design. The table `tokens` of the state database (vigie/db.h:
+ * <data_dir>/tokens.db on sqlite, or the PostgreSQL server of `[state]
+ * url` that every collector shares) holds one row per token: (id, hmac,
+ * project NULL for admin, name, created_ms, revoked_ms). The hmac is
+ * HMAC-SHA256 keyed with the 32-byte server key of tokens.key, over the
+ * whole token string; the plain secret is never stored. The key file is
+ * written under a temporary name and link()ed into place, so two
+ * processes creating it at once agree on one key and nobody reads a
+ * half-written one.
  *
- * Requests are checked against an in-memory copy of the table. The copy is
- * reloaded when tokens.db's identity (inode, size, mtime, ctime) differs
- * from the one seen at the last load — the database is in rollback-journal
- * mode, so every commit rewrites the main file — or when this process
- * changed a token itself. The file is stat()ed before it is read, so a
- * change that lands during a reload is seen by the next request.
+ * Where the key lives when the state is shared: in a FILE, the same on
+ * every collector (distributed by configuration management, like the
+ * agents' keys), not in the database. The database's credentials are held
+ * by more parties than a collector's key file (replicas, backups, DBAs,
+ * other vigie components); with the key beside the hashes, whoever can
+ * write the table could mint an admin token. So the database alone never
+ * lets anyone mint or test a token. To catch a collector started with
+ * another key (it would refuse every token), the row token_meta(id = 1)
+ * holds the key's fingerprint (HMAC of a fixed text, never the key): the
+ * first store to open the state records it, and a store whose key has
+ * another fingerprint refuses to open (-EKEYREJECTED, naming the file).
+ * The row also holds a generation, bumped in the same transaction as each
+ * create or revoke.
+ *
+ * Requests are checked against an in-memory copy of the table, reloaded
+ * when the generation differs from the one loaded, or when this process
+ * changed a token itself. The generation is read at most every
+ * poll_ms: at every request on sqlite (a local read, as cheap as the
+ * stat() it replaced), at most once a second on PostgreSQL (a server
+ * round trip per request would serialise the API's threads on the one
+ * connection), so a token revoked on another collector stops working
+ * there within a second; in the revoking process, at once.
  *
  * Invariants: a token is accepted only if its id is in the table, it is
  * not revoked and its HMAC matches (CRYPTO_memcmp); a malformed, unknown
@@ -36,16 +55,17 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <sqlite3.h>
 
 #include "vigie/clock.h"
 #include "vigie/name.h"
-#include "vigie/sqlitedb.h"
+#include "vigie/db.h"
 #include "vigie/token.h"
 
 #define KEY_LEN 32
 #define MAC_LEN 32
-#define BUSY_TIMEOUT_MS 2000
+#define FPR_HEX 32 /* hex digits of the key's fingerprint */
+/* How often the generation is read on a server (see above). */
+#define POLL_SERVER_MS 1000
 
 struct entry {
 	char id[VG_TOKEN_ID_LEN + 1];
@@ -54,34 +74,51 @@ struct entry {
 	int revoked;
 };
 
-struct file_sig {
-	int exists;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime, ctime;
-};
-
 struct vg_token_store {
-	char db_path[4096];
 	unsigned char key[KEY_LEN];
-	pthread_mutex_t db_lock; /* guards db */
-	sqlite3 *db;
+	pthread_mutex_t db_lock; /* guards db and checked_ms */
+	struct vg_db *db;
+	int64_t poll_ms;         /* 0: read the generation at every request */
+	int64_t checked_ms;      /* monotonic time the generation was read */
 	pthread_rwlock_t lock;   /* guards the table below */
 	struct entry *e;
 	size_t n;
-	struct file_sig sig;
+	int64_t generation;      /* of the table loaded */
 	int loaded, dirty;
 };
 
-static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS tokens ("
-	" id TEXT PRIMARY KEY NOT NULL,"
-	" hmac BLOB NOT NULL,"
-	" project TEXT,"
-	" name TEXT NOT NULL DEFAULT '',"
-	" created_ms INTEGER NOT NULL,"
-	" revoked_ms INTEGER);";
+static const struct vg_db_step token_steps[] = {
+	{.version = 1,
+	 .sql_sqlite = "CREATE TABLE IF NOT EXISTS tokens ("
+		       " id TEXT PRIMARY KEY NOT NULL,"
+		       " hmac BLOB NOT NULL,"
+		       " project TEXT,"
+		       " name TEXT NOT NULL DEFAULT '',"
+		       " created_ms INTEGER NOT NULL,"
+		       " revoked_ms INTEGER);",
+	 .sql_pg = "CREATE TABLE tokens ("
+		   " id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,"
+		   " hmac BYTEA NOT NULL,"
+		   " project TEXT,"
+		   " name TEXT NOT NULL DEFAULT '',"
+		   " created_ms BIGINT NOT NULL,"
+		   " revoked_ms BIGINT);"},
+	{.version = 2,
+	 .sql = "CREATE TABLE token_meta ("
+		" id BIGINT PRIMARY KEY NOT NULL,"
+		" generation BIGINT NOT NULL,"
+		" key_fingerprint TEXT);"
+		"INSERT INTO token_meta(id, generation) VALUES(1, 0);"},
+};
+
+/* Component "tokens"; a tokens.db of before (user_version 0, no
+ * vg_schema) runs both steps, the first of which keeps its table. */
+static const struct vg_db_schema token_schema = {
+	.component = "tokens",
+	.steps = token_steps,
+	.nsteps = sizeof(token_steps) / sizeof(token_steps[0]),
+	.adopt_user_version = 1,
+};
 
 /* ---- the server key ----------------------------------------------------- */
 
@@ -105,14 +142,13 @@ static int read_key(const char *path, unsigned char *key, char *err,
 	return 0;
 }
 
-static int load_or_create_key(const char *dir, unsigned char *key, char *err,
+static int load_or_create_key(const char *path, unsigned char *key, char *err,
 			      size_t errlen)
 {
-	char path[4096], tmp[4200];
+	char tmp[4200];
 	unsigned char fresh[KEY_LEN];
 	int fd, rc;
 
-	snprintf(path, sizeof(path), "%s/tokens.key", dir);
 	rc = read_key(path, key, err, errlen);
 	if (rc != -ENOENT) {
 		if (rc && rc != -EIO)
@@ -194,23 +230,91 @@ int vg_token_parse(const char *t, char *id_out)
 
 /* ---- open / close ------------------------------------------------------- */
 
-/* vg_sqlitedb_errno, but a broken constraint is a duplicate. */
-static int map_sqlite(int rc)
+/* The database's errors as this module's callers know them. */
+static int map_db(int rc)
 {
-	return (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST : vg_sqlitedb_errno(rc);
+	switch (rc) {
+	case -EBUSY:
+	case -ECONNRESET:
+	case -ENOTCONN:
+	case -EROFS:
+		return -EAGAIN;
+	default:
+		return rc;
+	}
 }
 
-int vg_token_store_open(const char *data_dir, struct vg_token_store **out,
-			char *err, size_t errlen)
+/* The key's fingerprint: hex of HMAC(key, a fixed text), first 16 bytes.
+ * Tells two keys apart without saying anything about either. */
+static void fingerprint(const unsigned char *key, char *out)
+{
+	static const char text[] = "vigie tokens.key fingerprint";
+	unsigned char mac[MAC_LEN];
+	unsigned int len = MAC_LEN;
+
+	HMAC(EVP_sha256(), key, KEY_LEN, (const unsigned char *)text,
+	     sizeof(text) - 1, mac, &len);
+	hex(mac, FPR_HEX / 2, out);
+}
+
+/* Record the key's fingerprint if the state has none, else compare. */
+static int check_key(struct vg_db *db, void *arg)
+{
+	char *fpr = arg; /* ours in, the database's out when they differ */
+	struct vg_db_stmt *s;
+	int rc;
+
+	if ((rc = vg_db_prepare(db, "UPDATE token_meta SET key_fingerprint = ?1 "
+				"WHERE id = 1 AND key_fingerprint IS NULL", &s)))
+		return rc;
+	vg_db_bind_text(s, 1, fpr);
+	rc = vg_db_step(s);
+	vg_db_reset(s);
+	if (rc < 0)
+		return rc;
+	if ((rc = vg_db_prepare(db, "SELECT key_fingerprint FROM token_meta "
+				"WHERE id = 1", &s)))
+		return rc;
+	rc = vg_db_step(s);
+	if (rc == 1) {
+		const char *have = vg_db_column_text(s, 0);
+		rc = have && strcmp(have, fpr) ? 1 : 0;
+		if (rc)
+			snprintf(fpr, FPR_HEX + 1, "%s", have);
+	} else if (rc == 0) {
+		rc = -EIO; /* the row is made by the migration */
+	}
+	vg_db_reset(s);
+	return rc;
+}
+
+int vg_token_store_open_state(const char *data_dir, const char *state_url,
+			      const char *key_path, struct vg_token_store **out,
+			      char *err, size_t errlen)
 {
 	struct vg_token_store *ts;
-	char *msg = NULL;
+	char url[4200], kpath[4096], dbpath[4096] = "";
+	char ours[FPR_HEX + 1], fpr[FPR_HEX + 1];
 	int rc;
 
 	*out = NULL;
-	if (!data_dir || !*data_dir) {
+	if ((!data_dir || !*data_dir) &&
+	    (!state_url || !*state_url || !key_path || !*key_path)) {
 		snprintf(err, errlen, "tokens: no data directory");
 		return -EINVAL;
+	}
+	if ((size_t)snprintf(kpath, sizeof(kpath), "%s%s",
+			     key_path && *key_path ? key_path : data_dir,
+			     key_path && *key_path ? "" : "/tokens.key") >=
+	    sizeof(kpath) - 200) {
+		snprintf(err, errlen, "tokens: data directory path too long");
+		return -ENAMETOOLONG;
+	}
+	if (state_url && *state_url) {
+		snprintf(url, sizeof(url), "%s", state_url);
+	} else {
+		snprintf(dbpath, sizeof(dbpath), "%s/tokens.db", data_dir);
+		snprintf(url, sizeof(url), "sqlite:%s?busy_timeout_ms=2000", dbpath);
 	}
 	ts = calloc(1, sizeof(*ts));
 	if (!ts) {
@@ -219,37 +323,46 @@ int vg_token_store_open(const char *data_dir, struct vg_token_store **out,
 	}
 	pthread_mutex_init(&ts->db_lock, NULL);
 	pthread_rwlock_init(&ts->lock, NULL);
-	if ((size_t)snprintf(ts->db_path, sizeof(ts->db_path), "%s/tokens.db",
-			     data_dir) >= sizeof(ts->db_path)) {
-		snprintf(err, errlen, "tokens: data directory path too long");
-		vg_token_store_close(ts);
-		return -ENAMETOOLONG;
-	}
-	if ((rc = load_or_create_key(data_dir, ts->key, err, errlen))) {
+	if ((rc = load_or_create_key(kpath, ts->key, err, errlen))) {
 		vg_token_store_close(ts);
 		return rc;
 	}
-	rc = sqlite3_open_v2(ts->db_path, &ts->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-				     SQLITE_OPEN_NOMUTEX,
-			     NULL);
-	if (rc == SQLITE_OK) {
-		chmod(ts->db_path, 0600);
-		sqlite3_busy_timeout(ts->db, BUSY_TIMEOUT_MS);
-		rc = sqlite3_exec(ts->db, "PRAGMA journal_mode=DELETE;", NULL,
-				  NULL, &msg);
-		if (rc == SQLITE_OK)
-			rc = sqlite3_exec(ts->db, schema, NULL, NULL, &msg);
+	if (dbpath[0]) { /* created 0600, before sqlite makes it 0644 */
+		int fd = open(dbpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			close(fd);
+		chmod(dbpath, 0600);
 	}
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", ts->db_path,
-			 msg ? msg : ts->db ? sqlite3_errmsg(ts->db) : "cannot open");
-		sqlite3_free(msg);
+	if ((rc = vg_db_open(url, &token_schema, &ts->db, err, errlen))) {
 		vg_token_store_close(ts);
-		return map_sqlite(rc) ? map_sqlite(rc) : -EIO;
+		return rc;
+	}
+	ts->poll_ms = vg_db_engine(ts->db) == VG_DB_SQLITE ? 0 : POLL_SERVER_MS;
+	fingerprint(ts->key, ours);
+	memcpy(fpr, ours, sizeof(fpr));
+	rc = vg_db_transact(ts->db, check_key, fpr);
+	if (rc == 1) {
+		snprintf(err, errlen,
+			 "%s: this key (fingerprint %s) is not the key the tokens "
+			 "of the state were made with (fingerprint %s): copy "
+			 "tokens.key from a collector that shares this state "
+			 "(docs/operations.md \"Shared state\")", kpath, ours, fpr);
+		vg_token_store_close(ts);
+		return -EKEYREJECTED;
+	}
+	if (rc) {
+		snprintf(err, errlen, "tokens: %s", vg_db_errmsg(ts->db));
+		vg_token_store_close(ts);
+		return map_db(rc);
 	}
 	*out = ts;
 	return 0;
+}
+
+int vg_token_store_open(const char *data_dir, struct vg_token_store **out,
+			char *err, size_t errlen)
+{
+	return vg_token_store_open_state(data_dir, NULL, NULL, out, err, errlen);
 }
 
 static void free_table(struct entry *e, size_t n)
@@ -263,7 +376,7 @@ void vg_token_store_close(struct vg_token_store *ts)
 {
 	if (!ts)
 		return;
-	sqlite3_close(ts->db);
+	vg_db_close(ts->db);
 	free_table(ts->e, ts->n);
 	OPENSSL_cleanse(ts->key, sizeof(ts->key));
 	pthread_rwlock_destroy(&ts->lock);
@@ -273,28 +386,25 @@ void vg_token_store_close(struct vg_token_store *ts)
 
 /* ---- the in-memory table ------------------------------------------------ */
 
-static void file_sig(const char *path, struct file_sig *s)
+/* The generation of the tokens table. Call with db_lock. A connection
+ * found lost is tried once more (that call reconnects), so a restarted
+ * server does not cost a request its answer. */
+static int read_generation(struct vg_token_store *ts, int64_t *gen)
 {
-	struct stat st;
+	struct vg_db_stmt *s;
+	int rc;
 
-	memset(s, 0, sizeof(*s));
-	if (stat(path, &st))
-		return;
-	s->exists = 1;
-	s->dev = st.st_dev;
-	s->ino = st.st_ino;
-	s->size = st.st_size;
-	s->mtime = st.st_mtim;
-	s->ctime = st.st_ctim;
-}
-
-static int sig_equal(const struct file_sig *a, const struct file_sig *b)
-{
-	return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino &&
-	       a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-	       a->mtime.tv_nsec == b->mtime.tv_nsec &&
-	       a->ctime.tv_sec == b->ctime.tv_sec &&
-	       a->ctime.tv_nsec == b->ctime.tv_nsec;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if ((rc = vg_db_prepare(ts->db, "SELECT generation FROM token_meta "
+					"WHERE id = 1", &s)))
+			continue;
+		rc = vg_db_step(s);
+		*gen = rc == 1 ? vg_db_column_int64(s, 0) : -1;
+		vg_db_reset(s);
+		if (rc != -ECONNRESET)
+			break;
+	}
+	return rc < 0 ? map_db(rc) : 0;
 }
 
 /* Read every token into a new table and swap it in. Call with db_lock. */
@@ -302,29 +412,30 @@ static int reload_locked(struct vg_token_store *ts)
 {
 	struct entry *e = NULL, *old;
 	size_t n = 0, cap = 0, oldn;
-	struct file_sig sig;
-	sqlite3_stmt *s = NULL;
+	struct vg_db_stmt *s;
+	int64_t gen;
 	int rc;
 
-	file_sig(ts->db_path, &sig); /* before reading: see the comment above */
-	rc = sqlite3_prepare_v2(ts->db,
-				"SELECT id, hmac, project, revoked_ms FROM tokens",
-				-1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return map_sqlite(rc);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(s, 0);
-		const void *mac = sqlite3_column_blob(s, 1);
-		const char *project = (const char *)sqlite3_column_text(s, 2);
+	/* before reading: a change that lands during the reload is seen by
+	 * the next check */
+	if ((rc = read_generation(ts, &gen)))
+		return rc;
+	if ((rc = vg_db_prepare(ts->db, "SELECT id, hmac, project, revoked_ms "
+				"FROM tokens", &s)))
+		return map_db(rc);
+	while ((rc = vg_db_step(s)) == 1) {
+		const char *id = vg_db_column_text(s, 0);
+		size_t maclen = 0;
+		const void *mac = vg_db_column_blob(s, 1, &maclen);
+		const char *project = vg_db_column_text(s, 2);
 
-		if (!id || strlen(id) != VG_TOKEN_ID_LEN || !mac ||
-		    sqlite3_column_bytes(s, 1) != MAC_LEN)
+		if (!id || strlen(id) != VG_TOKEN_ID_LEN || !mac || maclen != MAC_LEN)
 			continue; /* not ours; never matches */
 		if (n == cap) {
 			size_t nc = cap ? 2 * cap : 16;
 			struct entry *ne = realloc(e, nc * sizeof(*ne));
 			if (!ne) {
-				rc = SQLITE_NOMEM;
+				rc = -ENOMEM;
 				break;
 			}
 			e = ne;
@@ -333,24 +444,24 @@ static int reload_locked(struct vg_token_store *ts)
 		memset(&e[n], 0, sizeof(e[n]));
 		memcpy(e[n].id, id, VG_TOKEN_ID_LEN + 1);
 		memcpy(e[n].mac, mac, MAC_LEN);
-		e[n].revoked = sqlite3_column_type(s, 3) != SQLITE_NULL;
+		e[n].revoked = !vg_db_column_is_null(s, 3);
 		if (project && !(e[n].project = strdup(project))) {
-			rc = SQLITE_NOMEM;
+			rc = -ENOMEM;
 			break;
 		}
 		n++;
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE) {
+	vg_db_reset(s);
+	if (rc != 0) {
 		free_table(e, n);
-		return map_sqlite(rc) ? map_sqlite(rc) : -EIO;
+		return rc < 0 ? map_db(rc) : -EIO;
 	}
 	pthread_rwlock_wrlock(&ts->lock);
 	old = ts->e;
 	oldn = ts->n;
 	ts->e = e;
 	ts->n = n;
-	ts->sig = sig;
+	ts->generation = gen;
 	ts->loaded = 1;
 	ts->dirty = 0;
 	pthread_rwlock_unlock(&ts->lock);
@@ -358,25 +469,27 @@ static int reload_locked(struct vg_token_store *ts)
 	return 0;
 }
 
-/* Reload if tokens.db changed since the last load. */
+/* Reload if the tokens changed since the last load (see the top). */
 static int refresh(struct vg_token_store *ts)
 {
-	struct file_sig now;
+	int64_t now = vg_monotonic_ms(), gen;
 	int fresh, rc = 0;
 
-	file_sig(ts->db_path, &now);
-	pthread_rwlock_rdlock(&ts->lock);
-	fresh = ts->loaded && !ts->dirty && sig_equal(&now, &ts->sig);
-	pthread_rwlock_unlock(&ts->lock);
-	if (fresh)
-		return 0;
 	pthread_mutex_lock(&ts->db_lock);
-	/* someone else may have reloaded while we waited */
 	pthread_rwlock_rdlock(&ts->lock);
-	fresh = ts->loaded && !ts->dirty && sig_equal(&now, &ts->sig);
+	fresh = ts->loaded && !ts->dirty;
 	pthread_rwlock_unlock(&ts->lock);
-	if (!fresh)
-		rc = reload_locked(ts);
+	if (fresh && ts->poll_ms && now - ts->checked_ms < ts->poll_ms) {
+		pthread_mutex_unlock(&ts->db_lock);
+		return 0;
+	}
+	if (fresh && !(rc = read_generation(ts, &gen)))
+		fresh = gen == ts->generation;
+	if (!rc) {
+		ts->checked_ms = now;
+		if (!fresh)
+			rc = reload_locked(ts);
+	}
 	pthread_mutex_unlock(&ts->db_lock);
 	return rc;
 }
@@ -429,24 +542,24 @@ size_t vg_token_count_active(struct vg_token_store *ts)
 
 /* ---- create, list, revoke ----------------------------------------------- */
 
-static json_t *time_or_null(sqlite3_stmt *s, int col)
+static json_t *time_or_null(struct vg_db_stmt *s, int col)
 {
 	char buf[32];
 
-	if (sqlite3_column_type(s, col) == SQLITE_NULL)
+	if (vg_db_column_is_null(s, col))
 		return json_null();
-	return json_string(vg_time_format(sqlite3_column_int64(s, col), buf,
+	return json_string(vg_time_format(vg_db_column_int64(s, col), buf,
 					  sizeof(buf)));
 }
 
 /* The description of the current row: id, name, project, created, revoked. */
-static json_t *row_json(sqlite3_stmt *s)
+static json_t *row_json(struct vg_db_stmt *s)
 {
-	const char *project = (const char *)sqlite3_column_text(s, 2);
-	const char *name = (const char *)sqlite3_column_text(s, 1);
+	const char *project = vg_db_column_text(s, 2);
+	const char *name = vg_db_column_text(s, 1);
 
 	return json_pack("{s:s,s:s,s:s,s:o,s:o,s:o}", "id",
-			 (const char *)sqlite3_column_text(s, 0), "name",
+			 vg_db_column_text(s, 0), "name",
 			 name ? name : "", "scope", project ? "project" : "admin",
 			 "project", project ? json_string(project) : json_null(),
 			 "created", time_or_null(s, 3), "revoked",
@@ -459,23 +572,22 @@ static json_t *row_json(sqlite3_stmt *s)
 static int describe_locked(struct vg_token_store *ts, const char *id,
 			   json_t **out)
 {
-	sqlite3_stmt *s = NULL;
-	int rc = sqlite3_prepare_v2(ts->db,
-				    "SELECT " ROW_COLUMNS " FROM tokens WHERE id = ?1",
-				    -1, &s, NULL);
+	struct vg_db_stmt *s;
+	int rc = vg_db_prepare(ts->db,
+			       "SELECT " ROW_COLUMNS " FROM tokens WHERE id = ?1", &s);
 
 	*out = NULL;
-	if (rc != SQLITE_OK)
-		return map_sqlite(rc);
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if (rc)
+		return map_db(rc);
+	vg_db_bind_text(s, 1, id);
+	rc = vg_db_step(s);
+	if (rc == 1) {
 		*out = row_json(s);
 		rc = *out ? 0 : -ENOMEM;
 	} else {
-		rc = rc == SQLITE_DONE ? -ENOENT : map_sqlite(rc);
+		rc = rc == 0 ? -ENOENT : map_db(rc);
 	}
-	sqlite3_finalize(s);
+	vg_db_reset(s);
 	return rc;
 }
 
@@ -485,6 +597,40 @@ static int name_ok(const char *name)
 	       (strlen(name) <= VG_TOKEN_NAME_MAX && vg_name_valid(name));
 }
 
+/* One write to the tokens and the generation's bump, in a transaction. */
+struct write {
+	const char *sql;
+	const char *id, *project, *name;
+	const unsigned char *mac;
+	int64_t now_ms;
+	int64_t changed;
+};
+
+static int write_tx(struct vg_db *db, void *arg)
+{
+	struct write *w = arg;
+	struct vg_db_stmt *s;
+	int rc;
+
+	if ((rc = vg_db_prepare(db, w->sql, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, w->id);
+	vg_db_bind_int64(s, 2, w->now_ms);
+	if (w->mac) {
+		vg_db_bind_blob(s, 3, w->mac, MAC_LEN);
+		vg_db_bind_text(s, 4, w->project);
+		vg_db_bind_text(s, 5, w->name ? w->name : "");
+	}
+	rc = vg_db_step(s);
+	vg_db_reset(s);
+	if (rc < 0)
+		return rc;
+	if (!(w->changed = vg_db_changes(db)))
+		return 0;
+	return vg_db_exec(db, "UPDATE token_meta SET generation = generation + 1 "
+			      "WHERE id = 1");
+}
+
 int vg_token_create(struct vg_token_store *ts, const char *project,
 		    const char *name, int64_t now_ms, char *token_out,
 		    json_t **info)
@@ -492,7 +638,6 @@ int vg_token_create(struct vg_token_store *ts, const char *project,
 	unsigned char idb[VG_TOKEN_ID_LEN / 2], sec[VG_TOKEN_SECRET_LEN / 2];
 	unsigned char mac[MAC_LEN];
 	char id[VG_TOKEN_ID_LEN + 1], secret[VG_TOKEN_SECRET_LEN + 1];
-	sqlite3_stmt *s = NULL;
 	int rc = -EIO;
 
 	if (info)
@@ -505,6 +650,12 @@ int vg_token_create(struct vg_token_store *ts, const char *project,
 		return -EINVAL;
 	pthread_mutex_lock(&ts->db_lock);
 	for (int attempt = 0; attempt < 3; attempt++) {
+		struct write w = {
+			.sql = "INSERT INTO tokens(id, created_ms, hmac, project, "
+			       "name) VALUES(?1, ?2, ?3, ?4, ?5)",
+			.id = id, .project = project, .name = name, .mac = mac,
+			.now_ms = now_ms};
+
 		if (RAND_bytes(idb, sizeof(idb)) != 1 ||
 		    RAND_bytes(sec, sizeof(sec)) != 1) {
 			rc = -EIO;
@@ -514,25 +665,7 @@ int vg_token_create(struct vg_token_store *ts, const char *project,
 		hex(sec, sizeof(sec), secret);
 		snprintf(token_out, VG_TOKEN_LEN + 1, "vgt_%s_%s", id, secret);
 		mac_of(ts, token_out, mac);
-		rc = sqlite3_prepare_v2(ts->db,
-					"INSERT INTO tokens(id, hmac, project, "
-					"name, created_ms) VALUES(?1, ?2, ?3, ?4, ?5)",
-					-1, &s, NULL);
-		if (rc != SQLITE_OK) {
-			rc = map_sqlite(rc);
-			break;
-		}
-		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(s, 2, mac, MAC_LEN, SQLITE_STATIC);
-		if (project)
-			sqlite3_bind_text(s, 3, project, -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_null(s, 3);
-		sqlite3_bind_text(s, 4, name ? name : "", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 5, now_ms);
-		rc = sqlite3_step(s);
-		sqlite3_finalize(s);
-		rc = rc == SQLITE_DONE ? 0 : map_sqlite(rc);
+		rc = map_db(vg_db_transact(ts->db, write_tx, &w));
 		if (rc != -EEXIST) /* an id collision: draw again */
 			break;
 	}
@@ -541,6 +674,8 @@ int vg_token_create(struct vg_token_store *ts, const char *project,
 	if (rc) {
 		OPENSSL_cleanse(token_out, VG_TOKEN_LEN + 1);
 		token_out[0] = '\0';
+		if (rc != -EINVAL && rc != -EAGAIN && rc != -ENOMEM)
+			rc = -EIO;
 	} else {
 		pthread_rwlock_wrlock(&ts->lock);
 		ts->dirty = 1;
@@ -554,7 +689,7 @@ int vg_token_create(struct vg_token_store *ts, const char *project,
 
 int vg_token_list(struct vg_token_store *ts, json_t **out)
 {
-	sqlite3_stmt *s = NULL;
+	struct vg_db_stmt *s;
 	json_t *arr;
 	int rc;
 
@@ -564,18 +699,17 @@ int vg_token_list(struct vg_token_store *ts, json_t **out)
 	if (!(arr = json_array()))
 		return -ENOMEM;
 	pthread_mutex_lock(&ts->db_lock);
-	rc = sqlite3_prepare_v2(ts->db,
-				"SELECT " ROW_COLUMNS " FROM tokens ORDER BY "
-				"created_ms, id", -1, &s, NULL);
-	if (rc == SQLITE_OK) {
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	rc = vg_db_prepare(ts->db, "SELECT " ROW_COLUMNS " FROM tokens ORDER BY "
+			   "created_ms, id", &s);
+	if (!rc) {
+		while ((rc = vg_db_step(s)) == 1)
 			json_array_append_new(arr, row_json(s));
-		sqlite3_finalize(s);
+		vg_db_reset(s);
 	}
 	pthread_mutex_unlock(&ts->db_lock);
-	if (rc != SQLITE_DONE) {
+	if (rc) {
 		json_decref(arr);
-		return map_sqlite(rc) ? map_sqlite(rc) : -EIO;
+		return map_db(rc);
 	}
 	*out = arr;
 	return 0;
@@ -584,7 +718,6 @@ int vg_token_list(struct vg_token_store *ts, json_t **out)
 int vg_token_revoke(struct vg_token_store *ts, const char *id, int64_t now_ms,
 		    json_t **info)
 {
-	sqlite3_stmt *s = NULL;
 	json_t *d = NULL;
 	int rc;
 
@@ -598,17 +731,13 @@ int vg_token_revoke(struct vg_token_store *ts, const char *id, int64_t now_ms,
 	if (rc == 0 && !json_is_null(json_object_get(d, "revoked")))
 		rc = -EALREADY;
 	if (rc == 0) {
-		rc = sqlite3_prepare_v2(ts->db,
-					"UPDATE tokens SET revoked_ms = ?2 WHERE "
-					"id = ?1 AND revoked_ms IS NULL",
-					-1, &s, NULL);
-		if (rc == SQLITE_OK) {
-			sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(s, 2, now_ms);
-			rc = sqlite3_step(s);
-			sqlite3_finalize(s);
-		}
-		rc = rc == SQLITE_DONE ? 0 : map_sqlite(rc);
+		struct write w = {
+			.sql = "UPDATE tokens SET revoked_ms = ?2 WHERE "
+			       "id = ?1 AND revoked_ms IS NULL",
+			.id = id, .now_ms = now_ms};
+		rc = map_db(vg_db_transact(ts->db, write_tx, &w));
+		if (!rc && !w.changed)
+			rc = -EALREADY; /* revoked meanwhile, elsewhere */
 	}
 	if (rc == 0) {
 		pthread_rwlock_wrlock(&ts->lock);
@@ -662,11 +791,19 @@ static const char cmd_usage[] =
 	"  token create --project P [--name N]    a token that sees project P only\n"
 	"  token list [--json]                    every token (never the secret)\n"
 	"  token revoke ID                        stop a token at once\n"
-	"The token is printed once, on stdout; only its HMAC is stored in\n"
-	"DIR/tokens.db. Works while the collector runs.\n";
+	"The token is printed once, on stdout; only its HMAC is stored, in\n"
+	"DIR/tokens.db or the [state] url database, keyed by DIR/tokens.key\n"
+	"(or [state] token_key). Works while the collector runs.\n";
 
 int vg_token_command(const char *data_dir, int argc, char **argv, FILE *out,
 		     FILE *err)
+{
+	return vg_token_command_state(data_dir, NULL, NULL, argc, argv, out, err);
+}
+
+int vg_token_command_state(const char *data_dir, const char *state_url,
+			   const char *key_path, int argc, char **argv,
+			   FILE *out, FILE *err)
 {
 	static const struct option opts[] = {
 		{"admin", no_argument, NULL, 'a'},
@@ -743,7 +880,8 @@ int vg_token_command(const char *data_dir, int argc, char **argv, FILE *out,
 			data_dir, strerror(errno));
 		return 1;
 	}
-	if (vg_token_store_open(data_dir, &ts, e, sizeof(e))) {
+	if (vg_token_store_open_state(data_dir, state_url, key_path, &ts, e,
+				      sizeof(e))) {
 		fprintf(err, "vigie-collector token: %s\n", e);
 		return 1;
 	}

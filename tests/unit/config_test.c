@@ -64,6 +64,32 @@ static void test_fs_keys(void **state)
 	assert_non_null(strstr(err, "guest_agent_retry_polls"));
 }
 
+/* [state]: unset by default (sqlite files); both forms of a libpq
+ * string survive the INI parser whole (a conninfo holds '=' and ' '). */
+static void test_state(void **state)
+{
+	struct vg_config c;
+	char err[256] = "";
+
+	vg_config_defaults(&c);
+	assert_string_equal(c.state_url, "");
+	assert_string_equal(c.state_token_key, "");
+	assert_int_equal(vg_config_load_string(&c,
+		"[state]\n"
+		"url = host=db1,db2 port=5432 dbname=vigie target_session_attrs=read-write\n"
+		"token_key = /etc/vigie/tokens.key\n", "s.conf", err, sizeof(err)), 0);
+	assert_string_equal(c.state_url,
+			    "host=db1,db2 port=5432 dbname=vigie target_session_attrs=read-write");
+	assert_string_equal(c.state_token_key, "/etc/vigie/tokens.key");
+	assert_int_equal(vg_config_load_string(&c,
+		"[state]\nurl = postgresql://vigie@db:5432/vigie?sslmode=require\n",
+		"s.conf", err, sizeof(err)), 0);
+	assert_string_equal(c.state_url, "postgresql://vigie@db:5432/vigie?sslmode=require");
+	assert_int_equal(vg_config_load_string(&c, "[state]\nuri = x\n", "s.conf", err,
+					       sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "uri"));
+}
+
 static void test_full_file(void **state)
 {
 	struct vg_config c;
@@ -212,6 +238,7 @@ int main(void)
 		cmocka_unit_test(test_file_missing),
 		cmocka_unit_test(test_file_on_disk_and_override),
 		cmocka_unit_test(test_durations),
+		cmocka_unit_test(test_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

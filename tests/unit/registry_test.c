@@ -1,8 +1,11 @@
 /*
- * registry_test.c — the sqlite registry: upsert and get (identity, times,
- * metrics with unit/kind/last value), the ended state and its clearing,
- * list filters and cursor pagination, the duplicate filter across a
- * reopen, lookup, and refusing a newer schema.
+ * registry_test.c — the registry on every state engine (sqlite's
+ * registry.db, and a PostgreSQL server the test starts): upsert and get
+ * (identity, times, metrics with unit/kind/last value), the ended state
+ * and its clearing, list filters and cursor pagination, the duplicate
+ * filter across a reopen, lookup, refusing a newer schema, and two
+ * handles committing the same (host, stream, seq) at once: exactly one
+ * wins.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,7 +17,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 #include <sqlite3.h>
+
+#include "state_engines.h"
 
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
@@ -24,24 +30,49 @@
 #define T0 1700000000000LL
 
 struct fixture {
+	struct st_engine *e;
 	char dir[64];
+	char url[700]; /* "" on sqlite: registry.db in dir */
 	struct vg_registry *r;
 };
+
+/* Another handle on the case's state (another thread, or a restart). */
+static int reg_open(struct fixture *f, struct vg_registry **r, char *err, size_t errlen)
+{
+	return vg_registry_open_state(f->dir, f->url, r, err, errlen);
+}
+
+static struct vg_db *raw_db(struct fixture *f)
+{
+	return st_db(f->url, f->dir, "registry.db");
+}
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	char err[256];
 
+	f->e = *state;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-registry-test.XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (!mkdtemp(f->dir) || st_fresh(f->e, f->url, sizeof(f->url)))
 		return -1;
-	if (vg_registry_open(f->dir, &f->r, err, sizeof(err))) {
+	*state = f;
+	if (!f->e->ready)
+		return 0; /* the case skips */
+	if (reg_open(f, &f->r, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
-	*state = f;
 	return 0;
+}
+
+/* The case's fixture, or skip it when its engine cannot run here. */
+static struct fixture *fx(void **state)
+{
+	struct fixture *f = *state;
+
+	st_need(f->e);
+	return f;
 }
 
 static int teardown(void **state)
@@ -89,13 +120,16 @@ static struct vg_batch *instance_batch(int64_t t, double cpu, const char *projec
 
 static void update(struct vg_registry *r, struct vg_batch *b)
 {
-	assert_int_equal(vg_registry_update(r, b), 0);
+	int rc = vg_registry_update(r, b);
+
+	if (rc)
+		fail_msg("vg_registry_update: %d %s", rc, vg_registry_last_error(r));
 	vg_batch_free(b);
 }
 
 static void test_upsert_get(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fx(state);
 	const struct vg_metric_def *def = vg_catalog_find(VG_RT_INSTANCE, "cpu.time");
 	json_t *o, *m;
 	char buf[32];
@@ -151,7 +185,7 @@ static void test_upsert_get(void **state)
 
 static void test_ended(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fx(state);
 	struct vg_resource_filter flt = {.state = "ended", .limit = 10};
 	json_t *o, *arr;
 	char cur[256], buf[32];
@@ -235,7 +269,7 @@ static size_t count_list(struct vg_registry *r, struct vg_resource_filter flt)
 
 static void test_list(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fx(state);
 	struct vg_resource_filter flt = {.limit = 7};
 	char seen[30] = {0}, cur[64], after[64], prev[16] = "";
 	int pages = 0, total = 0;
@@ -244,7 +278,7 @@ static void test_list(void **state)
 	populate(f->r);
 	/* every page is ordered, the next starts after the cursor */
 	for (;;) {
-		assert_int_equal(vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur)), 0);
+		{ int rc_ = vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur)); if (rc_) fail_msg("%d %s", rc_, vg_registry_last_error(f->r)); }
 		pages++;
 		for (size_t i = 0; i < json_array_size(arr); i++) {
 			const char *id = str(json_array_get(arr, i), "id");
@@ -299,7 +333,7 @@ static void test_list(void **state)
 
 static void test_seen_commit_persist(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fx(state);
 	char err[256], project[32];
 	int rtype = 0;
 
@@ -309,14 +343,16 @@ static void test_seen_commit_persist(void **state)
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 4, T0), 1);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6, T0), 0);
 	assert_int_equal(vg_registry_seen(f->r, "node2", 0xabcdef0123456789ull, 1, T0), 0);
-	/* committing an older seq never moves last_seq back */
-	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 3, T0), 0);
+	/* committing an older or the same seq never moves last_seq back,
+	 * and says it was a duplicate */
+	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 3, T0), 1);
+	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
 	update(f->r, instance_batch(T0, 1, "acme", VG_RSTATE_ACTIVE));
 
 	/* persisted across a reopen */
 	vg_registry_close(f->r);
-	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6, T0), 0);
 	assert_int_equal(vg_registry_lookup(f->r, "inst-1", &rtype, project, sizeof(project)), 0);
@@ -339,7 +375,7 @@ static void test_seen_commit_persist(void **state)
  * if an old batch does get through (identity follows time). */
 static void test_replay_after_new_stream(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fx(state);
 	json_t *o;
 	char project[32];
 
@@ -358,7 +394,7 @@ static void test_replay_after_new_stream(void **state)
 	assert_string_equal(project, "p2");
 	/* through a fresh handle too (the database, not only the cache) */
 	vg_registry_close(f->r);
-	assert_int_equal(vg_registry_open(f->dir, &f->r, project, sizeof(project)), 0);
+	assert_int_equal(reg_open(f, &f->r, project, sizeof(project)), 0);
 	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), 0);
 	assert_string_equal(str(o, "project"), "p2");
 	json_decref(o);
@@ -382,7 +418,7 @@ static void test_replay_after_new_stream(void **state)
  * dropped beyond them is a duplicate by its time, a new stream is not. */
 static void test_streams_bounded(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fx(state);
 	char err[256];
 	int64_t t;
 
@@ -394,7 +430,7 @@ static void test_streams_bounded(void **state)
 	/* every stream, kept or dropped: its acknowledged batches are
 	 * duplicates, persisted */
 	vg_registry_close(f->r);
-	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 	for (uint64_t s = 1; s <= VG_REGISTRY_STREAMS + 4; s++) {
 		t = T0 + (int64_t)s * 60000;
 		for (uint64_t q = 1; q <= 3; q++)
@@ -411,20 +447,13 @@ static void test_streams_bounded(void **state)
 	assert_int_equal(vg_registry_seen(f->r, "node1", 1, 4, T0 + 4 * 60000), 1);
 	/* and the table is bounded: 16 rows for the host */
 	{
-		char path[128];
-		sqlite3 *db;
-		sqlite3_stmt *s;
+		struct vg_db *db = raw_db(f);
 
-		snprintf(path, sizeof(path), "%s/registry.db", f->dir);
-		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-		assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), min(stream) "
-						    "FROM streams WHERE host = 'node1'",
-						    -1, &s, NULL), SQLITE_OK);
-		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(s, 0), VG_REGISTRY_STREAMS);
-		assert_int_equal(sqlite3_column_int(s, 1), 5);
-		sqlite3_finalize(s);
-		sqlite3_close(db);
+		assert_int_equal(st_int(db, "SELECT count(*) FROM streams WHERE "
+					"host = 'node1'"), VG_REGISTRY_STREAMS);
+		assert_int_equal(st_int(db, "SELECT min(stream) FROM streams WHERE "
+					"host = 'node1'"), 5);
+		vg_db_close(db);
 	}
 }
 
@@ -433,11 +462,16 @@ static void test_streams_bounded(void **state)
  * keep their identity, and new reports follow the new rules. */
 static void test_upgrade_from_v1(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fx(state);
 	char path[128], err[256];
 	sqlite3 *db;
 	json_t *o;
 
+	if (f->e->kind != VG_DB_SQLITE) {
+		printf("# SKIP %s: registry.db files of version 1 are sqlite's; "
+		       "PostgreSQL starts at version 2\n", f->e->name);
+		skip();
+	}
 	vg_registry_close(f->r);
 	snprintf(path, sizeof(path), "%s/registry.db", f->dir);
 	remove(path);
@@ -461,7 +495,7 @@ static void test_upgrade_from_v1(void **state)
 		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
-	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 7, 5, T0 + 60000), 1);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 7, 6, T0 + 120000), 0);
 	/* older than the identity it has: does not move it */
@@ -477,19 +511,19 @@ static void test_upgrade_from_v1(void **state)
 	assert_int_equal(vg_registry_seen(f->r, "node1", 7, 5, T0 + 60000), 1);
 	/* and the file says version 2 now: a second open runs nothing */
 	vg_registry_close(f->r);
-	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 8, 1, T0 + 120000), 1);
 }
 
 static void test_two_handles(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fx(state);
 	struct vg_registry *reader;
 	struct vg_resource_filter flt = {.limit = 10};
 	char err[256], cur[64];
 	json_t *arr;
 
-	assert_int_equal(vg_registry_open(f->dir, &reader, err, sizeof(err)), 0);
+	assert_int_equal(reg_open(f, &reader, err, sizeof(err)), 0);
 	assert_int_equal(vg_registry_list(reader, &flt, &arr, cur, sizeof(cur)), 0);
 	assert_int_equal(json_array_size(arr), 0);
 	json_decref(arr);
@@ -503,22 +537,19 @@ static void test_two_handles(void **state)
 
 /* The value of cpu.time of inst-1 as stored in registry.db's row (what a
  * restarted collector would start from), or -1 when there is no row. */
-static double row_value(const char *dir)
+static double row_value(struct fixture *f)
 {
-	char path[128];
-	sqlite3 *db;
-	sqlite3_stmt *s;
+	struct vg_db *db = raw_db(f);
+	struct vg_db_stmt *s;
 	double v = -1;
 
-	snprintf(path, sizeof(path), "%s/registry.db", dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
+	assert_int_equal(vg_db_prepare(db,
 		"SELECT last_value FROM metrics WHERE resource_id = 'inst-1' "
-		"AND name = 'cpu.time'", -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_double(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
+		"AND name = 'cpu.time'", &s), 0);
+	if (vg_db_step(s) == 1)
+		v = vg_db_column_double(s, 0);
+	vg_db_reset(s);
+	vg_db_close(db);
 	return v;
 }
 
@@ -539,15 +570,15 @@ static double api_value(struct vg_registry *r)
  * close, and a reopened registry starts from them. */
 static void test_last_values_in_memory(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fx(state);
 	struct vg_registry *reader;
 	char err[256];
 
 	struct vg_registry_stats st0, st1;
 
-	assert_int_equal(vg_registry_open(f->dir, &reader, err, sizeof(err)), 0);
+	assert_int_equal(reg_open(f, &reader, err, sizeof(err)), 0);
 	update(f->r, instance_batch(T0, 1, NULL, VG_RSTATE_ACTIVE));
-	assert_true(row_value(f->dir) == 1); /* a new series: row written */
+	assert_true(row_value(f) == 1); /* a new series: row written */
 	vg_registry_stats(f->r, &st0);
 	assert_int_equal(st0.resource_rows, 2);
 	assert_int_equal(st0.metric_rows, 3);
@@ -556,7 +587,7 @@ static void test_last_values_in_memory(void **state)
 	vg_registry_stats(f->r, &st1); /* the fast path wrote no row */
 	assert_int_equal(st1.resource_rows, st0.resource_rows);
 	assert_int_equal(st1.metric_rows, st0.metric_rows);
-	assert_true(row_value(f->dir) == 1);  /* not yet in the database */
+	assert_true(row_value(f) == 1);  /* not yet in the database */
 	assert_true(api_value(reader) == 3);  /* but every reader sees it */
 	{
 		json_t *o;
@@ -567,21 +598,21 @@ static void test_last_values_in_memory(void **state)
 	}
 	assert_true(api_value(f->r) == 3);
 	assert_int_equal(vg_registry_flush(f->r), 0);
-	assert_true(row_value(f->dir) == 3);
+	assert_true(row_value(f) == 3);
 	/* an older re-sent sample changes nothing, in memory or on flush */
 	update(f->r, instance_batch(T0 + 1500, 9, NULL, VG_RSTATE_ACTIVE));
 	assert_true(api_value(reader) == 3);
 	update(f->r, instance_batch(T0 + 3000, 4, NULL, VG_RSTATE_ACTIVE));
 	vg_registry_close(reader);   /* a reader's close writes nothing */
-	assert_true(row_value(f->dir) == 3);
+	assert_true(row_value(f) == 3);
 	vg_registry_close(f->r);     /* the writer's close flushes */
-	assert_true(row_value(f->dir) == 4);
-	assert_int_equal(vg_registry_open(f->dir, &f->r, err, sizeof(err)), 0);
+	assert_true(row_value(f) == 4);
+	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 	assert_true(api_value(f->r) == 4);
 	/* a reopened process records the pair anew (a row write): the older
 	 * sample must not overwrite the newer row */
 	update(f->r, instance_batch(T0 + 2500, 7, NULL, VG_RSTATE_ACTIVE));
-	assert_true(row_value(f->dir) == 4);
+	assert_true(row_value(f) == 4);
 	assert_true(api_value(f->r) == 4);
 }
 
@@ -590,34 +621,36 @@ static void test_last_values_in_memory(void **state)
  * half-known: the series it recorded are written by the retried batch. */
 static void test_rollback_rewrites_rows(void **state)
 {
-	struct fixture *f = *state;
-	char path[128];
-	sqlite3 *db;
+	struct fixture *f = fx(state);
+	struct vg_db *db = raw_db(f);
 	struct vg_batch *b;
 	json_t *o;
 
-	snprintf(path, sizeof(path), "%s/registry.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
+	/* the one engine-specific text: each engine's trigger syntax */
+	assert_int_equal(vg_db_exec(db, vg_db_engine(db) == VG_DB_SQLITE ?
 		"CREATE TRIGGER refuse BEFORE INSERT ON resources "
-		"WHEN NEW.id = 'inst-1-vda' BEGIN SELECT RAISE(ABORT, 'no'); END",
-		NULL, NULL, NULL), SQLITE_OK);
+		"WHEN NEW.id = 'inst-1-vda' BEGIN SELECT RAISE(ABORT, 'no'); END" :
+		"CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+		"'BEGIN IF NEW.id = ''inst-1-vda'' THEN RAISE EXCEPTION ''no''; "
+		"END IF; RETURN NEW; END';"
+		"CREATE TRIGGER refuse BEFORE INSERT ON resources FOR EACH ROW "
+		"EXECUTE FUNCTION refuse()"), 0);
 	b = instance_batch(T0, 5, NULL, VG_RSTATE_ACTIVE);
 	assert_true(vg_registry_update(f->r, b) < 0);
 	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), -ENOENT);
-	assert_int_equal(sqlite3_exec(db, "DROP TRIGGER refuse", NULL, NULL, NULL),
-			 SQLITE_OK);
-	sqlite3_close(db);
+	assert_int_equal(vg_db_exec(db, vg_db_engine(db) == VG_DB_SQLITE ?
+		"DROP TRIGGER refuse" : "DROP TRIGGER refuse ON resources"), 0);
+	vg_db_close(db);
 	/* the agent is told RETRY and sends the batch again: its series are
 	 * known in memory now, yet their rows must still be written */
 	update(f->r, b);
 	assert_true(api_value(f->r) == 5);
-	assert_true(row_value(f->dir) == 5);
+	assert_true(row_value(f) == 5);
 }
 
 static void test_invalid_names_skipped(void **state)
 {
-	struct fixture *f = *state;
+	struct fixture *f = fx(state);
 	struct vg_batch *b = vg_batch_new("node1", 1, 1, T0);
 	json_t *o;
 
@@ -635,35 +668,227 @@ static void test_invalid_names_skipped(void **state)
 
 static void test_newer_schema_refused(void **state)
 {
-	struct fixture *f = *state;
-	char path[128], err[256] = "";
+	struct fixture *f = fx(state);
+	char err[256] = "";
 	struct vg_registry *r = NULL;
-	sqlite3 *db;
+	struct vg_db *db = raw_db(f);
 
-	snprintf(path, sizeof(path), "%s/registry.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	assert_int_equal(vg_registry_open(f->dir, &r, err, sizeof(err)), -EPROTONOSUPPORT);
+	/* what a newer vigie writes: its version in vg_schema (and, on
+	 * sqlite, in user_version, for vigie from before vg_schema) */
+	assert_int_equal(vg_db_exec(db, "UPDATE vg_schema SET version = 99 "
+				    "WHERE component = 'registry'"), 0);
+	if (vg_db_engine(db) == VG_DB_SQLITE)
+		assert_int_equal(vg_db_exec(db, "PRAGMA user_version = 99"), 0);
+	vg_db_close(db);
+	assert_int_equal(reg_open(f, &r, err, sizeof(err)), -EPROTONOSUPPORT);
 	assert_null(r);
 	assert_non_null(strstr(err, "99"));
+}
+
+/* Two collectors report the same resource at once with different
+ * identities, one going back in time and one forward: whatever the
+ * interleaving, the resource ends with the identity of the newest report
+ * (ident_ms only moves forward, in one statement). On PostgreSQL the second
+ * handle opens the state under another URL text, so it has its own
+ * last-value cache, as another process would; on sqlite (one file, one
+ * process) the two handles share one cache and each keeps to its own
+ * thread's writes. */
+struct ident_racer {
+	struct vg_registry *r;
+	const char *project;
+	int down; /* times descending */
+	int rc;
+};
+
+static void *ident_race(void *arg)
+{
+	struct ident_racer *x = arg;
+
+	/* a: 300 s down to 1 s; b: 1 s up to 299 s. The newest report is
+	 * a's first, named "pa-300". */
+	for (int i = 1; i <= (x->down ? 300 : 299) && !x->rc; i++) {
+		int k = x->down ? 301 - i : i;
+		int64_t t = T0 + k * 1000LL;
+		char name[32];
+		struct vg_batch *b = vg_batch_new(x->down ? "node-a" : "node-b", 1, 1, t);
+		snprintf(name, sizeof(name), "%s-%03d", x->project, k);
+		vg_batch_resource(b, VG_RT_INSTANCE, "ident-1", name, NULL, t);
+		vg_batch_identity(b, x->project, "u", "m1");
+		x->rc = vg_registry_update(x->r, b);
+		vg_batch_free(b);
+	}
+	return NULL;
+}
+
+static void test_identity_race(void **state)
+{
+	struct fixture *f = fx(state);
+	struct ident_racer a = {.project = "pa", .down = 1}, b = {.project = "pb"};
+	char err[256], url2[800];
+	pthread_t ta, tb;
+	json_t *o;
+
+	if (f->url[0]) {
+		snprintf(url2, sizeof(url2), "%s application_name=vigie-other", f->url);
+		assert_int_equal(vg_registry_open_state(f->dir, url2, &b.r, err, sizeof(err)), 0);
+	} else {
+		assert_int_equal(reg_open(f, &b.r, err, sizeof(err)), 0);
+	}
+	a.r = f->r;
+	assert_int_equal(pthread_create(&ta, NULL, ident_race, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, ident_race, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	vg_registry_close(b.r);
+	/* a busy database may refuse a write (RETRY): never a wrong one */
+	assert_true(a.rc == 0 || a.rc == -EAGAIN);
+	assert_true(b.rc == 0 || b.rc == -EAGAIN);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	assert_int_equal(vg_registry_get(f->r, "ident-1", &o), 0);
+	/* the newest report's identity, whichever wrote last */
+	assert_string_equal(str(o, "name"), "pa-300");
+	assert_string_equal(str(o, "project"), "pa");
+	assert_string_equal(str(o, "host"), "node-a");
+	json_decref(o);
+	{
+		struct vg_db *db = raw_db(f);
+		assert_int_equal(st_int(db, "SELECT ident_ms FROM resources WHERE id = 'ident-1'"),
+				 T0 + 300000);
+		assert_int_equal(st_int(db, "SELECT first_seen_ms FROM resources WHERE id = 'ident-1'"),
+				 T0 + 1000);
+		vg_db_close(db);
+	}
+}
+
+/* A flush writes many values in multi-row statements (64, 16, 4, 1 rows):
+ * every value and last-seen time lands, the newest wins, and an older
+ * batch after it moves nothing back. 70 resources x 3 metrics = 210
+ * metric rows and 70 last-seen rows: every statement size is used. */
+static struct vg_batch *wide_batch(int64_t t, double base)
+{
+	struct vg_batch *b = vg_batch_new("node5", 5, 1, t);
+	char id[32];
+
+	for (int i = 0; i < 70; i++) {
+		snprintf(id, sizeof(id), "flush-%02d", i);
+		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t));
+		vg_batch_sample(b, "a", VG_KIND_GAUGE, base + i);
+		vg_batch_sample(b, "b", VG_KIND_GAUGE, base + i);
+		vg_batch_sample(b, "c", VG_KIND_GAUGE, base + i);
+	}
+	return b;
+}
+
+static void test_flush_many(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry_stats st;
+	struct vg_db *db;
+
+	update(f->r, wide_batch(T0, 0));        /* new series: rows */
+	update(f->r, wide_batch(T0 + 1000, 1000)); /* memory only */
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	vg_registry_stats(f->r, &st);
+	assert_int_equal(st.flushed_values, 210 + 70);
+	update(f->r, wide_batch(T0 + 500, 500)); /* older: changes nothing */
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	db = raw_db(f);
+	assert_int_equal(st_int(db, "SELECT count(*) FROM metrics WHERE resource_id "
+				"LIKE 'flush-%' AND last_value >= 1000 AND last_time_ms = "
+				"1700000001000"), 210);
+	assert_int_equal(st_int(db, "SELECT count(*) FROM resources WHERE id LIKE "
+				"'flush-%' AND last_seen_ms = 1700000001000"), 70);
+	assert_int_equal(st_int(db, "SELECT CAST(sum(last_value) AS BIGINT) FROM metrics "
+				"WHERE resource_id LIKE 'flush-%'"),
+			 3 * (70 * 1000 + 69 * 70 / 2));
+	vg_db_close(db);
+}
+
+/* Two collectors sharing the state commit the same re-sent batch at the
+ * same moment: for every (host, stream, seq) exactly one commit applies
+ * (0) and the other learns it is a duplicate (1). Each round starts both
+ * threads together on a barrier; the rounds cover a new stream (an
+ * INSERT race, in a transaction) and a known one (an UPDATE race, the
+ * ACK alone). */
+#define RACE_ROUNDS 200
+
+struct racer {
+	struct vg_registry *r;
+	pthread_barrier_t *go;
+	int rc[RACE_ROUNDS];
+};
+
+static void *race(void *arg)
+{
+	struct racer *x = arg;
+
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		/* rounds of 4: a new stream, then 3 seqs on it */
+		uint64_t stream = 100 + (uint64_t)i / 4, seq = 1 + (uint64_t)i % 4;
+
+		pthread_barrier_wait(x->go);
+		/* as the receiver does: the check, then the commit (on a
+		 * known stream that is the ACK alone, outside a transaction) */
+		if (vg_registry_seen(x->r, "node9", stream, seq, T0 + i * 1000LL) < 0) {
+			x->rc[i] = -99;
+			continue;
+		}
+		x->rc[i] = vg_registry_commit(x->r, "node9", stream, seq,
+					      T0 + i * 1000LL);
+	}
+	return NULL;
+}
+
+static void test_commit_race(void **state)
+{
+	struct fixture *f = fx(state);
+	struct racer a = {0}, b = {0};
+	pthread_barrier_t go;
+	pthread_t ta, tb;
+	char err[256];
+
+	assert_int_equal(reg_open(f, &a.r, err, sizeof(err)), 0);
+	assert_int_equal(reg_open(f, &b.r, err, sizeof(err)), 0);
+	pthread_barrier_init(&go, NULL, 2);
+	a.go = b.go = &go;
+	assert_int_equal(pthread_create(&ta, NULL, race, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, race, &b), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	pthread_barrier_destroy(&go);
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		if (!((a.rc[i] == 0 && b.rc[i] == 1) || (a.rc[i] == 1 && b.rc[i] == 0)))
+			fail_msg("round %d: commits returned %d and %d", i, a.rc[i], b.rc[i]);
+	}
+	/* and the winner's commit is what the filter holds */
+	assert_int_equal(vg_registry_seen(f->r, "node9", 100 + (RACE_ROUNDS - 1) / 4,
+					  4, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node9", 100 + (RACE_ROUNDS - 1) / 4,
+					  5, T0), 0);
+	vg_registry_close(a.r);
+	vg_registry_close(b.r);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_upsert_get, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ended, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_seen_commit_persist, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_replay_after_new_stream, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_streams_bounded, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_two_handles, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_last_values_in_memory, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rollback_rewrites_rows, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_invalid_names_skipped, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+		ST_BOTH(test_upsert_get, setup, teardown),
+		ST_BOTH(test_ended, setup, teardown),
+		ST_BOTH(test_list, setup, teardown),
+		ST_BOTH(test_seen_commit_persist, setup, teardown),
+		ST_BOTH(test_replay_after_new_stream, setup, teardown),
+		ST_BOTH(test_streams_bounded, setup, teardown),
+		ST_BOTH(test_upgrade_from_v1, setup, teardown),
+		ST_BOTH(test_two_handles, setup, teardown),
+		ST_BOTH(test_last_values_in_memory, setup, teardown),
+		ST_BOTH(test_rollback_rewrites_rows, setup, teardown),
+		ST_BOTH(test_invalid_names_skipped, setup, teardown),
+		ST_BOTH(test_newer_schema_refused, setup, teardown),
+		ST_BOTH(test_commit_race, setup, teardown),
+		ST_BOTH(test_flush_many, setup, teardown),
+		ST_BOTH(test_identity_race, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
+		cmocka_set_test_filter(getenv("REGISTRY_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, st_group_teardown);
 }

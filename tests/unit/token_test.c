@@ -4,7 +4,10 @@
  * dir, as the running collector sees the offline command's changes), the
  * stored form (an HMAC keyed by tokens.key: neither the token nor anything
  * usable without the key is on disk), file modes, and the offline
- * `vigie-collector token` command.
+ * `vigie-collector token` command. Every case runs on each state engine
+ * (sqlite's tokens.db, a PostgreSQL server the test starts); with shared
+ * state the key stays a file, and a store whose key is not the one the
+ * state's tokens were made with refuses to open.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -20,9 +23,13 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "state_engines.h"
+#include "vigie/clock.h"
 #include "vigie/token.h"
 
 static char dir[64];
+static char url[700];          /* this case's state: "" on sqlite */
+static struct st_engine *eng;  /* the group's engine */
 
 static int rm_entry(const char *p, const struct stat *sb, int flag,
 		    struct FTW *ftw)
@@ -37,7 +44,7 @@ static int setup(void **state)
 {
 	(void)state;
 	snprintf(dir, sizeof(dir), "/tmp/vigie-token-test.XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return mkdtemp(dir) && !st_fresh(eng, url, sizeof(url)) ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -52,7 +59,8 @@ static struct vg_token_store *open_store(const char *d)
 	struct vg_token_store *ts = NULL;
 	char err[256];
 
-	if (vg_token_store_open(d, &ts, err, sizeof(err)))
+	st_need(eng);
+	if (vg_token_store_open_state(d, url, NULL, &ts, err, sizeof(err)))
 		fail_msg("open %s: %s", d, err);
 	return ts;
 }
@@ -90,6 +98,41 @@ static void test_parse(void **state)
 	assert_int_equal(vg_token_parse(NULL, id), -EINVAL);
 }
 
+/* A change made through another store (the offline command, another
+ * collector) is seen: at once on sqlite, within the poll interval (1 s)
+ * on a server. */
+static void verify_soon(struct vg_token_store *ts, const char *tok, int want)
+{
+	struct vg_token_scope sc;
+	int64_t until = vg_monotonic_ms() + 5000;
+	int rc;
+
+	while ((rc = vg_token_verify(ts, tok, &sc)) != want &&
+	       eng->kind != VG_DB_SQLITE && vg_monotonic_ms() < until)
+		usleep(50 * 1000);
+	assert_int_equal(rc, want);
+}
+
+/* Whether a text is anywhere in the tokens table. */
+static int table_has(const char *text)
+{
+	struct vg_db *db = st_db(url, dir, "tokens.db");
+	struct vg_db_stmt *s;
+	int found = 0;
+
+	assert_int_equal(vg_db_prepare(db, "SELECT id, hmac, project, name FROM tokens", &s), 0);
+	while (vg_db_step(s) == 1)
+		for (int c = 0; c < 4; c++) {
+			size_t len = 0;
+			const char *v = vg_db_column_blob(s, c, &len);
+			if (v && memmem(v, len, text, strlen(text)))
+				found = 1;
+		}
+	vg_db_reset(s);
+	vg_db_close(db);
+	return found;
+}
+
 static void test_create_verify_revoke(void **state)
 {
 	struct vg_token_store *ts = open_store(dir), *other;
@@ -125,23 +168,33 @@ static void test_create_verify_revoke(void **state)
 	assert_int_equal(vg_token_verify(ts, bad, &sc), -EACCES);
 	assert_int_equal(vg_token_verify(ts, "Bearer x", &sc), -EACCES);
 
-	/* nothing on disk gives the token: not the token, not its secret */
-	snprintf(path, sizeof(path), "%s/tokens.db", dir);
-	assert_false(file_has(path, proj));
-	assert_false(file_has(path, proj + 5 + VG_TOKEN_ID_LEN));
-	assert_true(file_has(path, "p1"));
-	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0600);
+	/* nothing stored gives the token: not the token, not its secret */
+	assert_false(table_has(proj));
+	assert_false(table_has(proj + 5 + VG_TOKEN_ID_LEN));
+	assert_true(table_has("p1"));
+	if (eng->kind == VG_DB_SQLITE) { /* nor the files */
+		const char *const files[] = {"tokens.db", "tokens.db-wal"};
+		for (size_t i = 0; i < 2; i++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+			assert_false(file_has(path, proj));
+			assert_false(file_has(path, proj + 5 + VG_TOKEN_ID_LEN));
+		}
+		snprintf(path, sizeof(path), "%s/tokens.db", dir);
+		assert_int_equal(stat(path, &st), 0);
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
 	snprintf(path, sizeof(path), "%s/tokens.key", dir);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_equal(st.st_size, 32);
 
-	/* a second handle (the offline command while the collector runs):
-	 * same key, and its changes are seen by the first at once */
+	/* a second handle (the offline command while the collector runs,
+	 * or another collector): same key, and its changes are seen by the
+	 * first (at once on sqlite, within a second on a server) */
 	other = open_store(dir);
 	assert_int_equal(vg_token_verify(other, proj, &sc), 0);
 	assert_int_equal(vg_token_create(other, "p2", "late", 3000, late, NULL), 0);
+	verify_soon(ts, late, 0);
 	assert_int_equal(vg_token_verify(ts, late, &sc), 0);
 	assert_string_equal(sc.project, "p2");
 	char late_id[VG_TOKEN_ID_LEN + 1];
@@ -149,7 +202,7 @@ static void test_create_verify_revoke(void **state)
 	assert_int_equal(vg_token_revoke(other, late_id, 4000, &info), 0);
 	assert_false(json_is_null(json_object_get(info, "revoked")));
 	json_decref(info);
-	assert_int_equal(vg_token_verify(ts, late, &sc), -EACCES);
+	verify_soon(ts, late, -EACCES);
 	assert_int_equal(vg_token_revoke(ts, late_id, 5000, NULL), -EALREADY);
 	assert_int_equal(vg_token_revoke(ts, "0000000000000000", 5000, NULL), -ENOENT);
 	assert_int_equal(vg_token_revoke(ts, "../x", 5000, NULL), -ENOENT);
@@ -175,29 +228,84 @@ static void test_create_verify_revoke(void **state)
 	vg_token_store_close(NULL);
 }
 
-/* The stored HMAC is keyed: the same tokens.db with another key accepts
- * nothing (a copied database is useless without tokens.key). */
+/* The stored HMAC is keyed, and the key stays a file: a store with
+ * another key file on the same state (a new collector whose tokens.key was
+ * not copied, or a tokens.db copied without its key) refuses to open and
+ * names its key file; forced past that check (the fingerprint cleared), it
+ * accepts none of the tokens. */
 static void test_hmac_keyed(void **state)
 {
-	char d2[64], cmd[256];
-	struct vg_token_store *ts = open_store(dir), *ts2;
+	char d2[64], cmd[256], err[512], path[128];
+	struct vg_token_store *ts = open_store(dir), *ts2 = NULL;
 	struct vg_token_scope sc;
 	char tok[VG_TOKEN_LEN + 1];
+	struct vg_db *db;
 
 	(void)state;
 	assert_int_equal(vg_token_create(ts, "p9", NULL, 0, tok, NULL), 0);
 	vg_token_store_close(ts);
 	snprintf(d2, sizeof(d2), "/tmp/vigie-token-test2.XXXXXX");
 	assert_non_null(mkdtemp(d2));
-	snprintf(cmd, sizeof(cmd), "cp '%s/tokens.db' '%s/'", dir, d2);
-	assert_int_equal(system(cmd), 0);
-	ts2 = open_store(d2); /* a new key */
+	if (eng->kind == VG_DB_SQLITE) {
+		snprintf(cmd, sizeof(cmd), "cp '%s'/tokens.db* '%s/'", dir, d2);
+		assert_int_equal(system(cmd), 0);
+	}
+	/* a new key in d2 */
+	assert_int_equal(vg_token_store_open_state(d2, url, NULL, &ts2, err, sizeof(err)),
+			 -EKEYREJECTED);
+	assert_null(ts2);
+	snprintf(path, sizeof(path), "%s/tokens.key", d2);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "copy tokens.key"));
+	db = st_db(url, d2, "tokens.db");
+	assert_int_equal(vg_db_exec(db, "UPDATE token_meta SET key_fingerprint = NULL"), 0);
+	vg_db_close(db);
+	ts2 = open_store(d2);
 	assert_int_equal(vg_token_verify(ts2, tok, &sc), -EACCES);
 	vg_token_store_close(ts2);
-	ts = open_store(dir);
-	assert_int_equal(vg_token_verify(ts, tok, &sc), 0);
+	/* d2's state has d2's key now: the first key is the odd one out,
+	 * also when named explicitly ([state] token_key) */
+	snprintf(path, sizeof(path), "%s/tokens.key", dir);
+	assert_int_equal(vg_token_store_open_state(d2, url, path, &ts, err, sizeof(err)),
+			 -EKEYREJECTED);
+	snprintf(path, sizeof(path), "%s/tokens.key", d2);
+	assert_int_equal(vg_token_store_open_state(d2, url, path, &ts, err, sizeof(err)), 0);
 	vg_token_store_close(ts);
 	nftw(d2, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A tokens.db of before the state layer (the tokens table alone, no
+ * vg_schema, no token_meta, user_version 0) is adopted in place: its
+ * tokens keep working, and a second open runs no migration again. */
+static void test_old_tokens_db(void **state)
+{
+	struct vg_token_store *ts;
+	struct vg_token_scope sc;
+	char tok[VG_TOKEN_LEN + 1];
+	struct vg_db *db;
+
+	(void)state;
+	st_need(eng);
+	if (eng->kind != VG_DB_SQLITE) {
+		printf("# SKIP %s: tokens.db files are sqlite's\n", eng->name);
+		skip();
+	}
+	ts = open_store(dir);
+	assert_int_equal(vg_token_create(ts, "p1", "old", 1000, tok, NULL), 0);
+	vg_token_store_close(ts);
+	db = st_db(url, dir, "tokens.db");
+	assert_int_equal(vg_db_exec(db, "DROP TABLE token_meta; DROP TABLE vg_schema; "
+				    "PRAGMA user_version = 0"), 0);
+	vg_db_close(db);
+	ts = open_store(dir);
+	assert_int_equal(vg_token_verify(ts, tok, &sc), 0);
+	assert_string_equal(sc.project, "p1");
+	vg_token_store_close(ts);
+	db = st_db(url, dir, "tokens.db");
+	assert_int_equal(st_int(db, "SELECT version FROM vg_schema WHERE component = 'tokens'"), 2);
+	assert_int_equal(st_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(st_int(db, "SELECT count(*) FROM tokens"), 1);
+	vg_db_close(db);
 }
 
 static void test_damaged_key(void **state)
@@ -235,7 +343,7 @@ static int run(const char *d, char *out, size_t outlen, char *err, size_t errlen
 		argv[argc++] = a;
 	va_end(ap);
 	argv[argc] = NULL;
-	rc = vg_token_command(d, argc, argv, o, e);
+	rc = vg_token_command_state(d, url, NULL, argc, argv, o, e);
 	rewind(o);
 	rewind(e);
 	out[fread(out, 1, outlen - 1, o)] = '\0';
@@ -252,6 +360,7 @@ static void test_command(void **state)
 	struct vg_token_scope sc;
 
 	(void)state;
+	st_need(eng);
 	snprintf(d2, sizeof(d2), "%s/new-data", dir); /* created on demand */
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "create",
 			     "--admin", "--name", "boot", NULL), 0);
@@ -275,7 +384,7 @@ static void test_command(void **state)
 	json_decref(j);
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "revoke",
 			     id, NULL), 0);
-	assert_int_equal(vg_token_verify(ts, tok, &sc), -EACCES);
+	verify_soon(ts, tok, -EACCES);
 	vg_token_store_close(ts);
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "revoke",
 			     id, NULL), 1);
@@ -317,12 +426,21 @@ static void test_command(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse),
-		cmocka_unit_test(test_create_verify_revoke),
-		cmocka_unit_test(test_hmac_keyed),
-		cmocka_unit_test(test_damaged_key),
-		cmocka_unit_test(test_command),
+		cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_verify_revoke, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hmac_keyed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_tokens_db, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_command, setup, teardown),
 	};
 
-	return cmocka_run_group_tests_name("token", tests, setup, teardown);
+	struct st_engine *engines[] = {&ST_SQLITE, &ST_PG};
+	int failed = 0;
+
+	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++) {
+		eng = engines[i];
+		failed += cmocka_run_group_tests_name(eng->name, tests, NULL, NULL);
+	}
+	st_group_teardown(NULL);
+	return failed;
 }

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# shared_state_test.sh — vigie-collector with its state in a real
+# PostgreSQL server ([state] url), through the spine path: vigie-agent on
+# libvirt's test driver -> collector -> registry rows in PostgreSQL (no
+# registry.db, no tokens.db in the data dir) -> the API answers resources
+# and measures, with an admin token made by `vigie-collector token create`
+# on the shared state. A second collector on the same state and the same
+# tokens.key (another data dir) answers the same resources with the same
+# token and takes the agent over, also across a restart of the server;
+# one started with another key refuses to start and names its key file.
+# SKIP, with the reason, only when PostgreSQL cannot run on this machine.
+source "$(dirname "$0")/lib.sh"
+
+start_postgres; rc=$?
+if [[ $rc -eq 1 ]]; then echo "1..0 # SKIP $PG_SKIP"; exit 0; fi
+if [[ $rc -ne 0 ]]; then nok "PostgreSQL starts"; done_testing; exit 1; fi
+psql "$PG_URL" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE vigie" >/dev/null ||
+  { nok "CREATE DATABASE vigie"; done_testing; exit 1; }
+STATE="host=$PG_DIR port=$PG_PORT user=vigie dbname=vigie"
+sql() { psql "$STATE" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
+
+URI=test:///default
+UUID=6695eb01-f6a4-8304-79aa-97f2502e193f
+NOW=$(date +%s)
+START=$(( (NOW - 7200) / 60 * 60 ))
+KEY=$TMP/tokens.key   # the tokens' key, "distributed" to both collectors
+
+conf() { # NAME DATA_DIR LISTEN_PORT HTTP_PORT KEYFILE
+  cat >"$TMP/$1.conf" <<CONF
+[collector]
+listen = tcp://127.0.0.1:$3
+http = 127.0.0.1:$4
+data_dir = $2
+[state]
+url = $STATE
+token_key = $5
+[log]
+level = debug
+CONF
+}
+P1=$(free_port); H1=$(free_port); P2=$(free_port); H2=$(free_port)
+conf c1 "$TMP/data1" "$P1" "$H1" "$KEY"
+conf c2 "$TMP/data2" "$P2" "$H2" "$KEY"
+
+# the first admin token, offline, straight into the shared state
+mkdir -p "$TMP/data1"
+ADMIN_TOKEN=$("$BIN/vigie-collector" --config "$TMP/c1.conf" token create --admin --name it 2>"$TMP/token.err")
+check "token create on the shared state prints a token" grep -q '^vgt_' <<<"$ADMIN_TOKEN"
+eq "the token is a row of PostgreSQL" "$(sql 'SELECT count(*) FROM tokens')" 1
+check "the key is a file (mode 0600)" test "$(stat -c %a "$KEY")" = 600
+export VIGIE_TOKEN=$ADMIN_TOKEN
+
+start_collector c1 --config "$TMP/c1.conf"
+C1=$COLLECTOR_PID
+API=http://127.0.0.1:$H1
+check "collector answers /v1/health" wait_for 15 curl -sf "$API/v1/health"
+start_agent agent --collector tcp://127.0.0.1:$P1 --libvirt $URI --interval 0.2 \
+  --host it-host --spool "$TMP/spool" --clock-start $START --clock-step 60
+host_minutes() {
+  local t
+  t=$(api "/v1/resources/$UUID" | jq -r '.last_seen // empty') || return 1
+  [[ -n $t ]] || return 1
+  [[ $(( $(date -d "$t" +%s) - START )) -ge 840 ]]
+}
+check "15 simulated minutes of polls arrive within 30 s" wait_for 30 host_minutes
+stop_pid "$AGENT_PID"
+
+# ---- the state is in PostgreSQL, not in the data dir ----
+check "no registry.db in the data dir" test ! -e "$TMP/data1/registry.db"
+check "no tokens.db in the data dir" test ! -e "$TMP/data1/tokens.db"
+eq "the instance is a row of PostgreSQL" \
+  "$(sql "SELECT type || ' ' || host FROM resources WHERE id = '$UUID'")" "1 it-host"
+check "the agent's stream is in the duplicate filter" \
+  test "$(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'")" -ge 15
+eq "schema versions recorded" "$(sql "SELECT string_agg(component || '=' || version, ',' ORDER BY component) FROM vg_schema WHERE component IN ('registry', 'tokens')")" \
+  "registry=2,tokens=2"
+
+# ---- the API answers from it ----
+eq "the API lists the instance" \
+  "$(api "/v1/resources?type=instance" | jq -r --arg u $UUID '.resources[] | select(.id==$u) | .name')" test
+eq "the disk belongs to the instance" "$(api "/v1/resources/$UUID-vda" | jq -r .parent)" "$UUID"
+m=$(api "/v1/measures?resource=$UUID&metric=memory.size&start=$START&end=$((START + 900))&granularity=60")
+n=$(jq '.points | length' <<<"$m")
+check "measures: >= 10 one-minute points (got $n)" test "$n" -ge 10
+eq "a request without a token is refused" "$(ADMIN_TOKEN= api_code /v1/resources)" 401
+
+# ---- a second collector on the same state and key ----
+stop_pid "$C1"   # its last values are flushed into the shared state
+start_collector c2 --config "$TMP/c2.conf"
+API=http://127.0.0.1:$H2
+check "second collector answers /v1/health" wait_for 15 curl -sf "$API/v1/health"
+eq "the same token works on the second collector" "$(api_code /v1/resources)" 200
+eq "it lists the same instance" "$(api "/v1/resources/$UUID" | jq -r .host)" it-host
+eq "with the last values the first one received" \
+  "$(api "/v1/resources/$UUID" | jq -r '.metrics["memory.size"].last_time')" \
+  "$(sql "SELECT to_char(to_timestamp(last_time_ms / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM metrics WHERE resource_id = '$UUID' AND name = 'memory.size'")"
+# the agent, moved to the second collector, goes on with its stream
+start_agent agent2 --collector tcp://127.0.0.1:$P2 --libvirt $URI --interval 0.2 \
+  --host it-host --spool "$TMP/spool" --clock-start $((START + 1800)) --clock-step 60
+seq0=$(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'")
+more() { [[ $(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'") -ge $((seq0 + 3)) ]]; }
+check "the second collector acknowledges the agent's next batches" wait_for 30 more
+# the server restarts (an immediate stop: a crash as the collector sees
+# it): the batch in flight is answered RETRY, the next call reconnects
+restart_postgres
+seq1=$(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'")
+more2() { [[ $(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'") -ge $((seq1 + 3)) ]]; }
+check "after a PostgreSQL restart the collector acknowledges again" wait_for 30 more2
+check "the collector is still running" kill -0 "$COLLECTOR_PID"
+stop_pid "$AGENT_PID"
+eq "every batch the agent sent was acknowledged (its spool is empty)" \
+  "$(ls "$TMP/spool"/*.vgb 2>/dev/null | wc -l)" 0
+eq "a token made on the second collector is a row for both" \
+  "$(curl -sS -X POST -H "$(api_auth)" -H 'Content-Type: application/json' \
+      -d '{"project":"acme","name":"from-c2"}' "$API/v1/tokens" | jq -r '.token | startswith("vgt_")')" true
+eq "two tokens in PostgreSQL" "$(sql 'SELECT count(*) FROM tokens')" 2
+
+# ---- a collector with another key refuses ----
+conf c3 "$TMP/data3" "$(free_port)" "$(free_port)" "$TMP/other.key"
+"$BIN/vigie-collector" --allow-unsigned --config "$TMP/c3.conf" >"$TMP/c3.log" 2>&1 &
+p3=$!
+for _ in $(seq 100); do kill -0 $p3 2>/dev/null || break; sleep 0.1; done
+if kill -0 $p3 2>/dev/null; then kill -KILL $p3; nok "a collector with another tokens.key stops"
+else ok "a collector with another tokens.key stops"; fi
+check "and names its key file" grep -q "$TMP/other.key: this key" "$TMP/c3.log"
+done_testing
