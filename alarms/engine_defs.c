@@ -322,6 +322,9 @@ static struct vg_alarm_policy policy(struct vg_alarm_engine *e, const char *scop
 		.alertmanager = e->am_url != NULL,
 		.agent_interval_s = e->o.agent_interval_s,
 		.scope_project = scope,
+		.check_metric = e->o.check_metrics,
+		.metric_seen = e->o.metric_seen,
+		.metric_ctx = e->o.metric_ctx,
 	};
 	return p;
 }

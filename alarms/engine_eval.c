@@ -169,6 +169,7 @@ void vg_alarm_free(struct vg_alarm_engine *e, struct alarm *a)
 	if (!a)
 		return;
 	vg_alarm_free_insts(e, a);
+	vg_alarm_group_free(a);
 	vg_alarm_rule_free(a->rule);
 	vg_alarm_def_release(&a->def);
 	free(a);
@@ -193,6 +194,23 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 	json_t *detail;
 	const char *ev_type = d->notify == VG_NOTIFY_REPEAT ? "repeat" : "transition";
 
+	/* cooldown: an alarm notification (whose actions scale a group,
+	 * page someone) is not repeated sooner than cooldown after the last
+	 * one; the decision is still recorded, marked so */
+	if (d->current == VG_ALARM_ALARM && a->def.cooldown_s) {
+		int64_t cd = (int64_t)a->def.cooldown_s * 1000;
+		if (a->cooldown_last_ms && d->time_ms < a->cooldown_last_ms + cd) {
+			vg_alarm_queue_history(e, a, "cooldown", in->resource,
+				d->time_ms, json_pack("{s:s,s:s,s:s,s:I}", "previous",
+				vg_alarm_state_name(d->previous), "current",
+				vg_alarm_state_name(d->current), "reason", d->reason,
+				"cooldown_until_ms",
+				(json_int_t)(a->cooldown_last_ms + cd)));
+			e->st.cooldowns++;
+			return;
+		}
+		a->cooldown_last_ms = d->time_ms;
+	}
 	if (vg_alarm_uuid(nid, sizeof(nid)))
 		snprintf(nid, sizeof(nid), "%.16s-%llu", a->def.id,
 			 (unsigned long long)a->seq + 1);
@@ -373,6 +391,8 @@ void vg_alarm_index_add(struct vg_alarm_engine *e, struct alarm *a)
 		void *n;
 		if (!a->def.enabled)
 			return;
+		if (a->def.group)
+			e->ngroups++;
 		if (a->def.resource) {
 			if ((kl = key2(k, sizeof(k), a->def.resource, a->def.metric)))
 				list_put(&e->exact, k, kl, a);
@@ -402,6 +422,7 @@ void vg_alarm_reindex(struct vg_alarm_engine *e)
 	vg_alarm_free_lists(&e->deps);
 	vg_hmap_release(&e->metrics);
 	vg_hmap_init(&e->metrics);
+	e->ngroups = 0;
 	while ((s = vg_hmap_next(&e->alarms, &pos)))
 		vg_alarm_index_add(e, s->value);
 	e->indexed_gen = e->gen;
@@ -466,10 +487,239 @@ static int window_for(struct series *s, int64_t period_ms, int keep)
 	return (int)s->nwin++;
 }
 
+/* ---- group alarms -------------------------------------------------------------------- */
+
+/* A group alarm has one instance ("") fed by every member's series: each
+ * member's period value (its own statistic) goes into the group's open
+ * period; the period is combined (group statistic) and evaluated by the
+ * same state machine once every member reported for it, at the first
+ * datapoint of a later period, or when the members' data clock is past
+ * its end by two agent intervals (expire_all). A member that reported no
+ * sample in a period (its datapoint is missing) does not count: average,
+ * minimum, maximum, sum, percentiles and count_above are over the members
+ * that reported, `count` is how many did; a period in which none did is a
+ * missing datapoint for the group (missing_data applies). */
+
+#define GROUP_MAX_MEMBERS 100000
+
+static struct group_acc *group_get(struct alarm *a)
+{
+	if (!a->grp && (a->grp = calloc(1, sizeof(*a->grp)))) {
+		a->grp->start_ms = VG_WINDOW_NONE;
+		vg_hmap_init(&a->grp->members);
+	}
+	return a->grp;
+}
+
+void vg_alarm_group_free(struct alarm *a)
+{
+	if (!a || !a->grp)
+		return;
+	free(a->grp->vals);
+	vg_hmap_release(&a->grp->members);
+	free(a->grp);
+	a->grp = NULL;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* The group's value for the values of its reporting members (NaN: none
+ * reported a value). */
+static double group_value(const struct vg_alarm_def *d, double *v, size_t n,
+			  size_t *used)
+{
+	double acc = NAN;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(v[i]))
+			v[k++] = v[i];
+	*used = k;
+	if (d->group_stat == VG_GROUP_COUNT)
+		return (double)k;
+	if (d->group_stat == VG_GROUP_COUNT_ABOVE) {
+		size_t above = 0;
+		for (size_t i = 0; i < k; i++)
+			above += v[i] > d->group_member_threshold;
+		return k ? (double)above : NAN;
+	}
+	if (!k)
+		return NAN;
+	switch (d->group_stat) {
+	case VG_GROUP_AVERAGE:
+	case VG_GROUP_SUM:
+		acc = 0;
+		for (size_t i = 0; i < k; i++)
+			acc += v[i];
+		return d->group_stat == VG_GROUP_SUM ? acc : acc / (double)k;
+	case VG_GROUP_MINIMUM:
+	case VG_GROUP_MAXIMUM:
+		acc = v[0];
+		for (size_t i = 1; i < k; i++)
+			if (d->group_stat == VG_GROUP_MINIMUM ? v[i] < acc : v[i] > acc)
+				acc = v[i];
+		return acc;
+	case VG_GROUP_PERCENTILE: {
+		/* nearest rank, as the per-series percentiles */
+		double rank = ceil(d->group_percentile / 100.0 * (double)k);
+		size_t r = rank < 1 ? 0 : (size_t)rank - 1;
+		qsort(v, k, sizeof(*v), cmp_double);
+		return v[r < k ? r : k - 1];
+	}
+	}
+	return NAN;
+}
+
+/* Combine and evaluate the open period of group alarm a. */
+static void group_close(struct vg_alarm_engine *e, struct alarm *a)
+{
+	struct group_acc *g = a->grp;
+	struct inst *in = vg_hmap_get(&a->insts, "", 0);
+	struct vg_alarm_decision d;
+	size_t used = 0, reported;
+	int64_t start, end;
+	double v;
+
+	if (!g || g->start_ms == VG_WINDOW_NONE)
+		return;
+	start = g->start_ms;
+	end = start + (int64_t)a->def.period_s * 1000;
+	reported = g->nvals;
+	v = group_value(&a->def, g->vals, g->nvals, &used);
+	g->nvals = 0;
+	g->start_ms = VG_WINDOW_NONE;
+	if (!in || !a->def.enabled || vg_alarm_eval_push(&in->ev, start, v))
+		return;
+	e->st.datapoints++;
+	vg_alarm_eval_decide(&a->params, &in->ev, end, &d, 0);
+	e->st.evaluations++;
+	if (d.notify) {
+		char gs[24];
+		memcpy(in->reason, d.reason, strlen(d.reason) + 1);
+		in->reason_stale = 0;
+		if (d.reason_data)
+			json_object_set_new(d.reason_data, "group", json_pack(
+				"{s:s,s:f,s:I,s:I,s:I}", "statistic",
+				vg_alarm_group_stat_name(a->def.group_stat,
+					a->def.group_percentile, gs, sizeof(gs)),
+				"value", isnan(v) ? 0.0 : v,
+				"members", (json_int_t)vg_hmap_count(&g->members),
+				"reported", (json_int_t)reported,
+				"with_value", (json_int_t)used));
+	} else
+		in->reason_stale = 1;
+	in->updated_ms = wall(e);
+	vg_alarm_queue_mark_dirty(e, in);
+	if (d.notify)
+		notify(e, in, &d, start);
+	json_decref(d.reason_data);
+	if (d.notify == VG_NOTIFY_TRANSITION)
+		vg_alarm_after_change(e, a, end, 0);
+	vg_alarm_queue_commit_early(e);
+}
+
+/* Close the open period when every member reported for it. */
+static void group_maybe_close(struct vg_alarm_engine *e, struct alarm *a)
+{
+	struct group_acc *g = a->grp;
+
+	if (g && g->start_ms != VG_WINDOW_NONE &&
+	    g->nvals >= vg_hmap_count(&g->members))
+		group_close(e, a);
+}
+
+/* One member's datapoint (value v, NaN when it had no sample). */
+static void group_add(struct vg_alarm_engine *e, struct alarm *a,
+		      const char *member, int64_t start_ms, double v)
+{
+	struct group_acc *g = group_get(a);
+
+	if (!g)
+		return;
+	if (g->start_ms != VG_WINDOW_NONE && start_ms < g->start_ms) {
+		g->late++;
+		e->st.samples_late++;
+		return; /* the group's period closed without it */
+	}
+	if (g->start_ms != VG_WINDOW_NONE && start_ms > g->start_ms)
+		group_close(e, a);
+	if (g->start_ms == VG_WINDOW_NONE) {
+		struct inst *in = vg_hmap_get(&a->insts, "", 0);
+		if (in && in->ev.last_start_ms && start_ms <= in->ev.last_start_ms)
+			return; /* evaluated before (a replay after restart) */
+		g->start_ms = start_ms;
+	}
+	(void)member;
+	if (g->nvals == g->capvals) {
+		size_t cap = g->capvals ? 2 * g->capvals : 16;
+		double *n = realloc(g->vals, cap * sizeof(*n));
+		if (!n)
+			return;
+		g->vals = n;
+		g->capvals = cap;
+	}
+	g->vals[g->nvals++] = v;
+	group_maybe_close(e, a);
+}
+
+/* A resource joins group alarm a: the one instance "", and a history
+ * row the first time the member is seen. */
+static struct inst *group_join(struct vg_alarm_engine *e, struct alarm *a,
+			       const struct res_info *r)
+{
+	struct group_acc *g = group_get(a);
+	struct inst *in = vg_hmap_get(&a->insts, "", 0);
+
+	if (!g)
+		return NULL;
+	if (!in) {
+		if (!(in = vg_alarm_inst_new(a, "")))
+			return NULL;
+		in->updated_ms = wall(e);
+		vg_alarm_queue_mark_dirty(e, in);
+	}
+	if (!vg_hmap_gets(&g->members, r->id)) {
+		if (vg_hmap_count(&g->members) >= GROUP_MAX_MEMBERS)
+			return NULL;
+		if (vg_hmap_put(&g->members, r->id, strlen(r->id), (void *)1, NULL))
+			return NULL;
+		vg_alarm_queue_history(e, a, "resource_joined", r->id, wall(e),
+			json_pack("{s:s,s:s,s:I}", "resource", r->id, "type",
+				  vg_rtype_name(r->rtype) ? vg_rtype_name(r->rtype) : "?",
+				  "members", (json_int_t)vg_hmap_count(&g->members)));
+	}
+	return in;
+}
+
+/* A member leaves (ended, or stopped matching): history, and the open
+ * period may now be complete without it. */
+static void group_leave(struct vg_alarm_engine *e, struct alarm *a,
+			const char *id, int64_t t)
+{
+	struct group_acc *g = a->grp;
+
+	if (!g || !vg_hmap_gets(&g->members, id))
+		return;
+	vg_hmap_del(&g->members, id, strlen(id));
+	vg_alarm_queue_history(e, a, "resource_left", id, t,
+		json_pack("{s:s,s:I}", "resource", id, "members",
+			  (json_int_t)vg_hmap_count(&g->members)));
+	group_maybe_close(e, a);
+}
+
 static struct inst *inst_for(struct vg_alarm_engine *e, struct alarm *a,
 			     const struct res_info *r)
 {
-	struct inst *in = vg_hmap_gets(&a->insts, r->id);
+	struct inst *in;
+
+	if (a->def.group)
+		return group_join(e, a, r);
+	in = vg_hmap_gets(&a->insts, r->id);
 
 	if (in)
 		return in;
@@ -516,7 +766,9 @@ static void rebind(struct vg_alarm_engine *e, struct series *s)
 		int w;
 		if (!selector_match(a, s->res)) {
 			/* it matched before (flavor, host or metadata changed) */
-			if (!a->def.resource &&
+			if (a->def.group)
+				group_leave(e, a, s->res->id, wall(e));
+			else if (!a->def.resource &&
 			    (in = vg_hmap_gets(&a->insts, s->res->id)))
 				leave(e, a, in, wall(e));
 			continue;
@@ -723,6 +975,10 @@ static void on_period(void *ctx, const struct vg_alarm_datapoint *dp)
 		if (s->bind[i].win != pc->win || !a->def.enabled)
 			continue;
 		v = vg_alarm_statistic(dp, a->def.statistic, a->def.percentile);
+		if (a->def.group) {
+			group_add(e, a, s->res->id, dp->start_ms, v);
+			continue;
+		}
 		if (vg_alarm_eval_push(&in->ev, dp->start_ms, v))
 			continue; /* evaluated before (a replay after restart) */
 		/* the reason's text only when someone is told; otherwise it
@@ -796,6 +1052,10 @@ static void resource_ended(struct vg_alarm_engine *e, struct res_info *ri,
 			struct alarm *a = in->a;
 			if (a->def.resource)
 				continue; /* a named resource stays (missing data) */
+			if (a->def.group) {
+				group_leave(e, a, ri->id, t);
+				continue;
+			}
 			if (vg_hmap_gets(&a->insts, ri->id) != in)
 				continue; /* already left via another metric */
 			leave(e, a, in, t);
@@ -906,6 +1166,27 @@ static void expire_all(struct vg_alarm_engine *e, int64_t now)
 			struct period_ctx pc = {e, s, (uint32_t)w};
 			vg_alarm_window_expire(&s->win[w].w, clock, grace,
 					       s->win[w].max_gap, on_period, &pc);
+		}
+		for (size_t k = 0; k < s->nbind; k++) {
+			struct alarm *a = s->bind[k].in->a;
+			if (a->grp && clock > a->grp->clock_ms) {
+				a->grp->clock_ms = clock;
+				a->grp->grace_ms = grace;
+			}
+		}
+	}
+	/* group periods whose members stayed silent: closed once the data
+	 * clock is past the end by two intervals (members' own windows close
+	 * at one) */
+	if (e->ngroups) {
+		pos = 0;
+		while ((sl = vg_hmap_next(&e->alarms, &pos))) {
+			struct alarm *a = sl->value;
+			struct group_acc *g = a->grp;
+			if (g && g->start_ms != VG_WINDOW_NONE &&
+			    g->clock_ms >= g->start_ms +
+			    (int64_t)a->def.period_s * 1000 + 2 * g->grace_ms)
+				group_close(e, a);
 		}
 	}
 	/* forget series (and then resources) nobody watches */

@@ -76,6 +76,19 @@ struct inst {
 	int64_t updated_ms;
 };
 
+/* A group alarm's open period: the members' values for one period start,
+ * combined and evaluated when every member reported (or a later period
+ * begins, or the data clock passed its end). Memory only: a restart loses
+ * the open period, as it loses the members' open windows. */
+struct group_acc {
+	int64_t start_ms;            /* open period, VG_WINDOW_NONE if none */
+	double *vals;                /* members' values (NaN: no sample) */
+	size_t nvals, capvals;       /* nvals: members that reported */
+	struct vg_hmap members;      /* resource id -> reported flag */
+	int64_t clock_ms, grace_ms;  /* newest data clock of its members */
+	uint64_t late;               /* datapoints after their period closed */
+};
+
 struct alarm {
 	struct vg_alarm_def def;
 	struct vg_alarm_params params;
@@ -84,6 +97,8 @@ struct alarm {
 	int agg;
 	uint64_t seq;                /* notifications sent */
 	int visit;
+	struct group_acc *grp;       /* group alarms only */
+	int64_t cooldown_last_ms;    /* last alarm notification (cooldown) */
 };
 
 struct list {
@@ -148,6 +163,7 @@ struct vg_alarm_engine {
 	struct vg_hmap alarms, names, watchers, exact, metrics, deps, series,
 		resources, hosts;
 	uint64_t gen, indexed_gen;
+	size_t ngroups;              /* enabled group alarms (expire_all) */
 	struct inst **dirty;
 	size_t ndirty, capdirty;
 	struct pending *pend;

@@ -26,6 +26,7 @@
 #include "vigie/alarm.h"
 #include "alarms/rule.h"
 #include "vigie/batch.h"
+#include "vigie/catalog.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
 
@@ -41,6 +42,9 @@ static const char *const cmp_words[] = {
 	"less than or equal to", "equal to", "not equal to"};
 static const char *const missing_names[] = {"missing", "ignore", "breaching",
 					    "not_breaching"};
+
+static const char *const group_stat_names[] = {
+	"average", "minimum", "maximum", "sum", "count", "pNN", "count_above"};
 
 #define NAMES(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -74,6 +78,16 @@ const char *vg_alarm_stat_name(int s, double pct, char *buf, size_t len)
 		return buf;
 	}
 	return s >= 0 && (size_t)s < NAMES(stat_names) ? stat_names[s] : NULL;
+}
+
+const char *vg_alarm_group_stat_name(int s, double pct, char *buf, size_t len)
+{
+	if (s == VG_GROUP_PERCENTILE) {
+		snprintf(buf, len, "p%.6g", pct);
+		return buf;
+	}
+	return s >= 0 && (size_t)s < NAMES(group_stat_names) ? group_stat_names[s]
+							      : NULL;
 }
 
 const char *vg_alarm_cmp_name(int c)
@@ -216,7 +230,7 @@ struct pctx {
 	/* which fields were present */
 	int has_metric, has_resource, has_selector, has_stat, has_period, has_n,
 		has_m, has_cmp, has_threshold, has_missing, has_repeat, has_keep,
-		has_rule, has_type;
+		has_rule, has_type, has_allow_unknown, has_group, has_cooldown;
 };
 
 static void add_err(struct pctx *c, const char *field, const char *fmt, ...)
@@ -592,6 +606,107 @@ static void rd_keep(struct pctx *c, const json_t *v)
 		 &c->d->keep_firing_for_s);
 }
 
+static void rd_allow_unknown(struct pctx *c, const json_t *v)
+{
+	c->has_allow_unknown = 1;
+	if (!json_is_boolean(v)) {
+		add_err(c, "allow_unknown_metric", "must be true or false");
+		return;
+	}
+	c->d->allow_unknown_metric = json_is_true(v);
+}
+
+static void rd_group(struct pctx *c, const json_t *v)
+{
+	const char *key, *st;
+	json_t *f;
+	int has_mt = 0;
+
+	c->has_group = 1;
+	if (!json_is_object(v)) {
+		add_err(c, "group", "must be an object: {\"statistic\": \"average\"} "
+			"(average, minimum, maximum, sum, count, pNN, count_above "
+			"with member_threshold)");
+		return;
+	}
+	c->d->group = 1;
+	c->d->group_stat = VG_GROUP_AVERAGE;
+	json_object_foreach((json_t *)v, key, f) {
+		if (!strcmp(key, "statistic")) {
+			st = json_is_string(f) ? json_string_value(f) : "";
+			int i = lookup(group_stat_names, NAMES(group_stat_names), st);
+			if (st[0] == 'p' && st[1] >= '0' && st[1] <= '9') {
+				char *end;
+				double pct = strtod(st + 1, &end);
+				if (*end || !isfinite(pct) || pct < 0 || pct > 100) {
+					add_err(c, "group.statistic", "a percentile is "
+						"p0 to p100, e.g. p90");
+					continue;
+				}
+				c->d->group_stat = VG_GROUP_PERCENTILE;
+				c->d->group_percentile = pct;
+			} else if (i < 0 || i == VG_GROUP_PERCENTILE)
+				add_err(c, "group.statistic", "must be one of average, "
+					"minimum, maximum, sum, count, pNN (e.g. p90) "
+					"or count_above");
+			else
+				c->d->group_stat = i;
+		} else if (!strcmp(key, "member_threshold")) {
+			has_mt = 1;
+			if (!json_is_number(f) || !isfinite(json_number_value(f)))
+				add_err(c, "group.member_threshold",
+					"must be a finite number");
+			else
+				c->d->group_member_threshold = json_number_value(f);
+		} else {
+			char fld[96];
+			snprintf(fld, sizeof(fld), "group.%.60s", key);
+			add_err(c, fld, "unknown field (known: statistic, "
+				"member_threshold)");
+		}
+	}
+	if (c->d->group_stat == VG_GROUP_COUNT_ABOVE && !has_mt)
+		add_err(c, "group.member_threshold", "is required with count_above");
+	else if (c->d->group_stat != VG_GROUP_COUNT_ABOVE && has_mt)
+		add_err(c, "group.member_threshold", "only with count_above");
+}
+
+static void rd_cooldown(struct pctx *c, const json_t *v)
+{
+	c->has_cooldown = 1;
+	get_uint(c, "cooldown", v, 0, VG_ALARM_MAX_WINDOW_S, 1, &c->d->cooldown_s);
+}
+
+static int catalog_has(const char *metric)
+{
+	for (const struct vg_metric_def *m = vg_catalog; m->name; m++)
+		if (!strcmp(m->name, metric))
+			return 1;
+	return 0;
+}
+
+/* An alarm on a metric nobody produces never fires: refuse it unless
+ * the caller says the metric will come (allow_unknown_metric). */
+static void check_metric_known(struct pctx *c)
+{
+	const struct vg_alarm_def *d = c->d;
+	const char *proj;
+
+	if (!c->pol || !c->pol->check_metric || !d->metric ||
+	    d->allow_unknown_metric || catalog_has(d->metric))
+		return;
+	/* a selector over every project: any project's report will do */
+	proj = d->sel.project && !strcmp(d->sel.project, "*") ? NULL : d->project;
+	if (c->pol->metric_seen &&
+	    c->pol->metric_seen(c->pol->metric_ctx, proj, d->metric) == 1)
+		return;
+	add_err(c, "metric", "'%.100s' is not in the metric catalogue "
+		"(docs/metrics.md) and no resource of project '%s' has reported "
+		"it: such an alarm could never fire; check the name, or set "
+		"\"allow_unknown_metric\": true for a metric that will come",
+		d->metric, proj ? proj : "*");
+}
+
 static void rd_rule(struct pctx *c, const json_t *v)
 {
 	const char *s = get_text(c, "rule", v, VG_ALARM_RULE_MAX, 0);
@@ -744,6 +859,9 @@ static const struct field fields[] = {
 	{"missing_data", rd_missing},
 	{"repeat_every", rd_repeat},
 	{"keep_firing_for", rd_keep},
+	{"allow_unknown_metric", rd_allow_unknown},
+	{"group", rd_group},
+	{"cooldown", rd_cooldown},
 	{"rule", rd_rule},
 	{"actions", rd_actions},
 };
@@ -776,11 +894,12 @@ static void cross_checks(struct pctx *c)
 		static const char *const only_threshold[] = {
 			"metric", "resource", "selector", "statistic", "period",
 			"evaluation_periods", "datapoints_to_alarm", "comparison",
-			"threshold", "missing_data", "repeat_every", NULL};
+			"threshold", "missing_data", "repeat_every",
+			"allow_unknown_metric", "group", NULL};
 		int has[] = {c->has_metric, c->has_resource, c->has_selector,
 			     c->has_stat, c->has_period, c->has_n, c->has_m,
 			     c->has_cmp, c->has_threshold, c->has_missing,
-			     c->has_repeat};
+			     c->has_repeat, c->has_allow_unknown, c->has_group};
 		for (int i = 0; only_threshold[i]; i++)
 			if (has[i])
 				add_err(c, only_threshold[i],
@@ -804,6 +923,9 @@ static void cross_checks(struct pctx *c)
 		add_err(c, "selector", "give either resource or selector, not both");
 	else if (!c->has_resource && !c->has_selector)
 		add_err(c, "resource", "is required (or a selector)");
+	if (c->has_group && c->has_resource)
+		add_err(c, "group", "needs a selector naming the group, not one "
+			"resource");
 	if (!c->has_period)
 		d->period_s = 60;
 	if (!c->has_n)
@@ -830,6 +952,7 @@ static void cross_checks(struct pctx *c)
 	if (c->has_selector && !d->sel.project && d->project &&
 	    strcmp(d->project, "*"))
 		set_str(c, &d->sel.project, d->project);
+	check_metric_known(c);
 }
 
 int vg_alarm_def_from_json(const json_t *in, const struct vg_alarm_policy *pol,
@@ -948,8 +1071,22 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 		json_object_set_new(o, "threshold", json_real(d->threshold));
 		json_object_set_new(o, "missing_data", json_string(vg_alarm_missing_name(d->missing)));
 		json_object_set_new(o, "repeat_every", json_integer(d->repeat_periods));
+		if (d->allow_unknown_metric)
+			json_object_set_new(o, "allow_unknown_metric", json_true());
+		if (d->group) {
+			char gs[24];
+			json_t *g = json_pack("{s:s}", "statistic",
+				vg_alarm_group_stat_name(d->group_stat,
+					d->group_percentile, gs, sizeof(gs)));
+			if (g && d->group_stat == VG_GROUP_COUNT_ABOVE)
+				json_object_set_new(g, "member_threshold",
+						    json_real(d->group_member_threshold));
+			json_object_set_new(o, "group", g);
+		}
 	}
 	json_object_set_new(o, "keep_firing_for", json_integer(d->keep_firing_for_s));
+	if (d->cooldown_s)
+		json_object_set_new(o, "cooldown", json_integer(d->cooldown_s));
 	for (int s = 0; s < VG_ALARM_NSTATES; s++) {
 		json_t *a = json_array();
 		for (size_t i = 0; i < d->nactions[s]; i++)
@@ -983,7 +1120,10 @@ int vg_alarm_def_eval_changed(const struct vg_alarm_def *a,
 	    a->missing != b->missing || !str_eq(a->rule, b->rule) ||
 	    a->sel.rtype != b->sel.rtype || !str_eq(a->sel.project, b->sel.project) ||
 	    !str_eq(a->sel.host, b->sel.host) || !str_eq(a->sel.flavor, b->sel.flavor) ||
-	    a->sel.nmeta != b->sel.nmeta)
+	    a->sel.nmeta != b->sel.nmeta || a->group != b->group ||
+	    a->group_stat != b->group_stat ||
+	    a->group_percentile != b->group_percentile ||
+	    a->group_member_threshold != b->group_member_threshold)
 		return 1;
 	for (size_t i = 0; i < a->sel.nmeta; i++)
 		if (!str_eq(a->sel.meta[i].key, b->sel.meta[i].key) ||

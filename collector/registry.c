@@ -99,6 +99,7 @@ enum {
 	ST_METRICS_OF,
 	ST_LOOKUP,
 	ST_VISIBLE,
+	ST_METRIC_SEEN,
 	ST_COUNT
 };
 
@@ -182,6 +183,8 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_GET] = "SELECT " RES_COLUMNS " FROM resources WHERE id = ?1",
 	[ST_METRICS_OF] = "SELECT name, kind, unit, last_value, last_time_ms "
 			  "FROM metrics WHERE resource_id = ?1 ORDER BY name",
+	[ST_METRIC_SEEN] = "SELECT 1 FROM metrics m JOIN resources r ON r.id = m.resource_id"
+			   " WHERE m.name = ?1 AND (?2 IS NULL OR r.project = ?2) LIMIT 1",
 	[ST_LOOKUP] = "SELECT type, project FROM resources WHERE id = ?1",
 	[ST_VISIBLE] = "SELECT type FROM resources WHERE id = ?1 AND "
 		       "(?2 IS NULL OR project = ?2)",
@@ -1020,6 +1023,24 @@ int vg_registry_visible(struct vg_registry *r, const char *id,
 	} else {
 		rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
 	}
+	sqlite3_reset(s);
+	return rc;
+}
+
+int vg_registry_metric_seen(struct vg_registry *r, const char *project,
+			    const char *metric)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!r || !metric)
+		return -EINVAL;
+	if (!(s = stmt(r, ST_METRIC_SEEN)))
+		return map_err(sqlite3_errcode(r->db));
+	bind_text(s, 1, metric);
+	bind_text(s, 2, project);
+	rc = sqlite3_step(s);
+	rc = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : map_err(rc);
 	sqlite3_reset(s);
 	return rc;
 }

@@ -321,7 +321,7 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 		static const char *const types[] = {
 			"creation", "update", "deletion", "enabled", "disabled",
 			"transition", "repeat", "notification", "resource_joined",
-			"resource_left", NULL};
+			"resource_left", "cooldown", NULL};
 		size_t i;
 		for (i = 0; types[i] && strcmp(types[i], v); i++)
 			;
@@ -330,7 +330,7 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 						   "creation, update, enabled, "
 						   "disabled, transition, repeat, "
 						   "notification, resource_joined, "
-						   "resource_left");
+						   "resource_left, cooldown");
 		q.type = v;
 	}
 	if ((v = vg_http_param(req, "limit"))) {

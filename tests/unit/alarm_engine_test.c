@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -922,6 +923,148 @@ static void test_alertmanager_body(void **state)
 	assert_null(vg_alarm_alertmanager_body("not json", &len));
 }
 
+
+/* ---- group alarms: the autoscaling example of docs/alarms.md ------------------------ */
+
+/* One batch per member per minute: cpu.util of instance id in server group
+ * grp (metadata metering.server_group), five seconds into minute m. */
+static void member(struct fixture *f, const char *id, const char *grp, int m,
+		   double v)
+{
+	int64_t t = T0 / MIN * MIN + 1000 * MIN + m * MIN + 5000;
+	struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, t);
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t));
+	vg_batch_identity(b, "default", NULL, "m1.small");
+	assert_int_equal(vg_batch_attr(b, "metering.server_group", grp), 0);
+	vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, v);
+	g_now = t + 500;
+	assert_int_equal(vg_alarm_engine_batch(f->e, b), 0);
+	vg_batch_free(b);
+}
+
+static void member_ended(struct fixture *f, const char *id, int m)
+{
+	int64_t t = T0 / MIN * MIN + 1000 * MIN + m * MIN + 6000;
+
+	g_now = t + 500;
+	ended(f, id, t);
+}
+
+static void test_group_autoscaling(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_alarm_engine_options o = {0};
+	struct vg_alarm_exec_cmd cmds[2];
+	char err[256], spec[600], script[300], logf[300], line[8192];
+	int64_t next;
+	int64_t base = T0 / MIN * MIN + 1000 * MIN;
+	FILE *fp;
+
+	/* the operator's scaling script: one line per call, direction first,
+	 * then the alarm and the notification on stdin */
+	snprintf(script, sizeof(script), "%s/scale.sh", f->dir);
+	snprintf(logf, sizeof(logf), "%s/scale.log", f->dir);
+	fp = fopen(script, "w");
+	assert_non_null(fp);
+	fprintf(fp, "#!/bin/sh\n{ printf '%%s %%s ' \"$1\" \"$VIGIE_ALARM_NAME\"; "
+		"tr -d '\\n'; echo; } >> %s\n", logf);
+	fclose(fp);
+	assert_int_equal(chmod(script, 0755), 0);
+	snprintf(spec, sizeof(spec), "scale-out: %s out", script);
+	assert_int_equal(vg_alarm_exec_parse(spec, &cmds[0], err, sizeof(err)), 0);
+	snprintf(spec, sizeof(spec), "scale-in: %s in", script);
+	assert_int_equal(vg_alarm_exec_parse(spec, &cmds[1], err, sizeof(err)), 0);
+	vg_alarm_engine_close(f->e);
+	o.data_dir = f->dir;
+	o.agent_interval_s = 10;
+	o.hub = f->hub;
+	o.now_ms = fake_now;
+	o.exec = cmds;
+	o.nexec = 2;
+	if (vg_alarm_engine_open(&o, &f->e, err, sizeof(err)))
+		fail_msg("engine open: %s", err);
+
+	json_decref(create(f, "{\"name\":\"web-scale-out\",\"metric\":\"cpu.util\","
+		"\"selector\":{\"type\":\"instance\",\"metadata\":"
+		"{\"metering.server_group\":\"web\"}},\"group\":{\"statistic\":\"average\"},"
+		"\"period\":60,\"evaluation_periods\":3,\"datapoints_to_alarm\":3,"
+		"\"comparison\":\"gt\",\"threshold\":70,\"repeat_every\":1,"
+		"\"cooldown\":300,\"actions\":{\"alarm\":[\"exec://scale-out\"]}}"));
+	json_decref(create(f, "{\"name\":\"web-scale-in\",\"metric\":\"cpu.util\","
+		"\"selector\":{\"type\":\"instance\",\"metadata\":"
+		"{\"metering.server_group\":\"web\"}},\"group\":{\"statistic\":\"average\"},"
+		"\"period\":60,\"evaluation_periods\":10,\"datapoints_to_alarm\":10,"
+		"\"comparison\":\"lt\",\"threshold\":20,\"repeat_every\":1,"
+		"\"cooldown\":600,\"actions\":{\"alarm\":[\"exec://scale-in\"]}}"));
+
+	for (int m = 0; m < 25; m++) {
+		double v1 = 50, v2 = 50, v3 = 50;
+		if (m >= 5 && m <= 12) {
+			v1 = 90;
+			v2 = 80;
+			v3 = 70;
+		} else if (m > 12) {
+			v1 = v2 = v3 = 10;
+		}
+		member(f, "vm1", "web", m, v1);
+		member(f, "vm2", "web", m, v2);
+		if (m < 18)
+			member(f, "vm3", "web", m, v3);
+		else if (m == 18)
+			member_ended(f, "vm3", m); /* scaled in: leaves the group */
+		/* another group's busy instance is not a member */
+		member(f, "db1", "db", m, 99);
+		assert_true(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e),
+						     &next) >= 0);
+	}
+
+	/* exactly three calls, in this order: out when the third minute above
+	 * 70 % closed, out again when the five-minute cooldown ended (the
+	 * repeats in between were held back), in after ten minutes below
+	 * 20 % (the repeats after it are within its cooldown) */
+	fp = fopen(logf, "r");
+	assert_non_null(fp);
+	const char *want_dir[] = {"out", "out", "in"};
+	const char *want_name[] = {"web-scale-out", "web-scale-out", "web-scale-in"};
+	const int want_period[] = {7, 12, 22};
+	const double want_value[] = {80, 80, 10};
+	int n = 0;
+	while (fgets(line, sizeof(line), fp)) {
+		char dir[16], name[64];
+		int off = 0;
+		assert_true(n < 3);
+		assert_int_equal(sscanf(line, "%15s %63s %n", dir, name, &off), 2);
+		assert_string_equal(dir, want_dir[n]);
+		assert_string_equal(name, want_name[n]);
+		json_t *body = json_loads(line + off, 0, NULL);
+		assert_non_null(body);
+		json_t *grp = json_object_get(json_object_get(body, "reason_data"), "group");
+		assert_non_null(grp);
+		assert_string_equal(json_string_value(json_object_get(grp, "statistic")),
+				    "average");
+		assert_true(fabs(json_number_value(json_object_get(grp, "value")) -
+				 want_value[n]) < 1e-9);
+		assert_int_equal(json_integer_value(json_object_get(grp, "members")),
+				 n < 2 ? 3 : 2);
+		char ts[32];
+		assert_string_equal(json_string_value(json_object_get(body, "timestamp")),
+				    vg_time_format(base + (want_period[n] + 1) * MIN, ts,
+						   sizeof(ts)));
+		json_decref(body);
+		n++;
+	}
+	fclose(fp);
+	assert_int_equal(n, 3);
+	/* the held-back repeats are in the history, marked so */
+	json_t *h = history(f, "web-scale-out", "cooldown");
+	assert_int_equal(json_array_size(h), 4); /* periods 8, 9, 10, 11 */
+	json_decref(h);
+	h = history(f, "web-scale-in", "resource_left");
+	assert_int_equal(json_array_size(h), 1);
+	json_decref(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -934,6 +1077,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_counter_rate_and_percentile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state_and_ignores_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_autoscaling, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_exactly_once_across_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_gives_up_on_4xx_and_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_slow_receiver_does_not_hold_up_others, setup, teardown),
