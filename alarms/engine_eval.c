@@ -387,6 +387,11 @@ void vg_alarm_index_add(struct vg_alarm_engine *e, struct alarm *a)
 	char k[1024];
 	size_t kl;
 
+	if (a->def.kind == VG_ALARM_EVENT) {
+		if (a->def.enabled)
+			list_add(&e->evalarms, a);
+		return;
+	}
 	if (a->def.kind == VG_ALARM_THRESHOLD) {
 		void *n;
 		if (!a->def.enabled)
@@ -423,6 +428,7 @@ void vg_alarm_reindex(struct vg_alarm_engine *e)
 	vg_hmap_release(&e->metrics);
 	vg_hmap_init(&e->metrics);
 	e->ngroups = 0;
+	e->evalarms.n = 0;
 	while ((s = vg_hmap_next(&e->alarms, &pos)))
 		vg_alarm_index_add(e, s->value);
 	e->indexed_gen = e->gen;
@@ -1069,6 +1075,210 @@ static void resource_ended(struct vg_alarm_engine *e, struct res_info *ri,
 	e->gen++; /* other series may hold bindings to freed instances */
 }
 
+
+/* ---- event alarms ---------------------------------------------------------------------- */
+
+/* An event alarm has one instance per resource that had a matching event
+ * (per host for agent_silent). A matching event is a notification into
+ * alarm: a transition, or a repeat when the instance is still in alarm
+ * (every event is told). The instance returns to ok keep_firing_for
+ * seconds (wall clock) after its last event, on the timer; an
+ * agent_silent instance returns to ok when the host sends again. */
+
+#define SILENT_DEFAULT_INTERVALS 3
+
+static int event_project_match(const struct alarm *a, const char *project)
+{
+	const char *want = a->def.event_project;
+
+	return !want || !strcmp(want, "*") || !strcmp(want, project);
+}
+
+static void event_fire(struct vg_alarm_engine *e, struct alarm *a,
+		       const char *resource, const char *host, int kind,
+		       int64_t t, const char *detail, int silent)
+{
+	struct inst *in = vg_hmap_gets(&a->insts, resource);
+	struct vg_alarm_decision d;
+	const char *kn = vg_alarm_event_kind_name(kind);
+
+	if (!in) {
+		if (!(in = vg_alarm_inst_new(a, resource)))
+			return;
+	}
+	in->silent = silent;
+	memset(&d, 0, sizeof(d));
+	d.previous = in->ev.state;
+	d.current = VG_ALARM_ALARM;
+	d.raw = VG_ALARM_ALARM;
+	d.time_ms = t;
+	d.notify = d.previous == VG_ALARM_ALARM ? VG_NOTIFY_REPEAT
+						: VG_NOTIFY_TRANSITION;
+	snprintf(d.reason, sizeof(d.reason), "event %s on %.100s%s%.200s", kn,
+		 resource, detail && *detail ? ": " : "", detail ? detail : "");
+	d.reason_data = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:I}", "type", "event",
+				  "kind", kn, "resource", resource, "host", host,
+				  "detail", detail, "time_ms", (json_int_t)t);
+	if (d.previous != VG_ALARM_ALARM)
+		in->ev.since_ms = t;
+	in->ev.state = VG_ALARM_ALARM;
+	memcpy(in->reason, d.reason, strlen(d.reason) + 1);
+	in->reason_stale = 0;
+	in->updated_ms = wall(e);
+	e->st.evaluations++;
+	vg_alarm_queue_mark_dirty(e, in);
+	notify(e, in, &d, 0);
+	json_decref(d.reason_data);
+	if (d.notify == VG_NOTIFY_TRANSITION)
+		vg_alarm_after_change(e, a, t, 0);
+	vg_alarm_queue_commit_early(e);
+}
+
+/* An event alarm's instance back to ok. */
+static void event_clear(struct vg_alarm_engine *e, struct inst *in, int64_t t,
+			const char *why)
+{
+	struct vg_alarm_decision d;
+
+	memset(&d, 0, sizeof(d));
+	d.previous = in->ev.state;
+	d.current = VG_ALARM_OK;
+	d.raw = VG_ALARM_OK;
+	d.time_ms = t;
+	d.notify = VG_NOTIFY_TRANSITION;
+	snprintf(d.reason, sizeof(d.reason), "%s", why);
+	d.reason_data = json_pack("{s:s,s:s}", "type", "event", "resource",
+				  in->resource);
+	in->ev.state = VG_ALARM_OK;
+	in->ev.since_ms = t;
+	memcpy(in->reason, d.reason, strlen(d.reason) + 1);
+	in->reason_stale = 0;
+	in->updated_ms = wall(e);
+	vg_alarm_queue_mark_dirty(e, in);
+	notify(e, in, &d, 0);
+	json_decref(d.reason_data);
+	vg_alarm_after_change(e, in->a, t, 0);
+}
+
+/* The project of a resource an event names: from the batch, else what the
+ * engine knows, else "default" (hosts). */
+static const char *event_res_project(struct vg_alarm_engine *e,
+				     const struct vg_batch *b, const char *id)
+{
+	struct res_info *ri;
+
+	for (size_t i = 0; i < b->nres; i++)
+		if (!strcmp(b->res[i].id, id)) {
+			if (b->res[i].project)
+				return b->res[i].project;
+			if (b->res[i].parent && (ri = res_get(e, b->res[i].parent)))
+				return ri->project;
+			break;
+		}
+	ri = res_get(e, id);
+	return ri && ri->project ? ri->project : "default";
+}
+
+static void events_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
+{
+	int64_t now = wall(e);
+
+	/* agent_silent instances of this host end: it sends again */
+	for (size_t k = 0; b->host && k < e->evalarms.n; k++) {
+		struct alarm *a = e->evalarms.a[k];
+		struct inst *in;
+		if (!(a->def.event_kinds & (1u << VG_ALARM_EV_AGENT_SILENT)) ||
+		    !(in = vg_hmap_gets(&a->insts, b->host)) || !in->silent ||
+		    in->ev.state != VG_ALARM_ALARM)
+			continue;
+		event_clear(e, in, b->time_ms, "the agent sends again");
+	}
+	for (size_t i = 0; i < b->nevents; i++) {
+		const struct vg_event *ev = &b->events[i];
+		const char *project = NULL;
+		int kind = ev->type, derived = 0;
+		if (!ev->resource)
+			continue;
+		if (kind == VG_EV_STOPPED && ev->detail &&
+		    (strstr(ev->detail, "\"reason\":\"crashed\"") ||
+		     strstr(ev->detail, "\"reason\":\"failed\"")))
+			derived = VG_ALARM_EV_CRASHED;
+		for (size_t k = 0; k < e->evalarms.n; k++) {
+			struct alarm *a = e->evalarms.a[k];
+			const struct vg_alarm_def *d = &a->def;
+			int fire = d->event_kinds & (1u << kind) ? kind
+				   : derived && (d->event_kinds & (1u << derived))
+				   ? derived : 0;
+			if (!fire)
+				continue;
+			if (d->event_resource && strcmp(d->event_resource, ev->resource))
+				continue;
+			if (d->event_host && !str_eq(d->event_host, b->host))
+				continue;
+			if (d->event_detail &&
+			    (!ev->detail || !strstr(ev->detail, d->event_detail)))
+				continue;
+			if (!project)
+				project = event_res_project(e, b, ev->resource);
+			if (!event_project_match(a, project))
+				continue;
+			event_fire(e, a, ev->resource, b->host, fire, ev->time_ms,
+				   ev->detail, 0);
+		}
+	}
+	(void)now;
+}
+
+/* The timer: agents gone silent, and event instances whose
+ * keep_firing_for ran out. */
+static void events_tick(struct vg_alarm_engine *e, int64_t now)
+{
+	double iv = e->o.agent_interval_s > 0 ? e->o.agent_interval_s : 10;
+
+	for (size_t k = 0; k < e->evalarms.n; k++) {
+		struct alarm *a = e->evalarms.a[k];
+		size_t pos = 0;
+		const struct vg_hmap_entry *sl;
+
+		if (a->def.event_kinds & (1u << VG_ALARM_EV_AGENT_SILENT)) {
+			int64_t after = a->def.silent_for_s
+				? (int64_t)a->def.silent_for_s * 1000
+				: (int64_t)(iv * 1000 * SILENT_DEFAULT_INTERVALS);
+			while ((sl = vg_hmap_next(&e->hosts, &pos))) {
+				const struct host_clock *hc = sl->value;
+				struct inst *in;
+				char host[256], detail[96];
+				if (now - hc->wall_ms < after || sl->klen >= sizeof(host))
+					continue;
+				memcpy(host, sl->key, sl->klen);
+				host[sl->klen] = '\0';
+				if (a->def.event_host && strcmp(a->def.event_host, host))
+					continue;
+				if (!event_project_match(a, "default"))
+					continue;
+				in = vg_hmap_gets(&a->insts, host);
+				if (in && in->ev.state == VG_ALARM_ALARM)
+					continue; /* told once per silence */
+				snprintf(detail, sizeof(detail), "{\"silent_s\":%lld}",
+					 (long long)((now - hc->wall_ms) / 1000));
+				/* in sample time: the host's last data plus the silence */
+				event_fire(e, a, host, host, VG_ALARM_EV_AGENT_SILENT,
+					   hc->data_ms + (now - hc->wall_ms), detail, 1);
+			}
+		}
+		pos = 0;
+		while ((sl = vg_hmap_next(&a->insts, &pos))) {
+			struct inst *in = sl->value;
+			if (in->silent || in->ev.state != VG_ALARM_ALARM ||
+			    now < in->updated_ms + (int64_t)a->def.keep_firing_for_s * 1000)
+				continue;
+			event_clear(e, in, in->ev.since_ms +
+				    (now - in->updated_ms),
+				    "no matching event for keep_firing_for");
+		}
+	}
+}
+
 int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 {
 	int64_t t0 = vg_monotonic_ns(), now;
@@ -1123,6 +1333,8 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 			feed(e, s, r->time_ms, sm[k].value);
 		}
 	}
+	if (e->evalarms.n)
+		events_batch(e, b);
 	vg_alarm_queue_flush(e);
 	e->st.batch_ns_total += (uint64_t)(vg_monotonic_ns() - t0);
 	pthread_mutex_unlock(&e->lock);
@@ -1218,6 +1430,8 @@ void vg_alarm_engine_tick(struct vg_alarm_engine *e, int64_t now_ms)
 		e->last_expire_ms = now;
 		vg_alarm_reindex(e);
 		expire_all(e, now);
+		if (e->evalarms.n)
+			events_tick(e, now);
 	}
 	vg_alarm_queue_flush(e);
 	if (now - e->last_prune_ms >= PRUNE_EVERY_MS) {

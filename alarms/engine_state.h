@@ -74,6 +74,7 @@ struct inst {
 	int reason_stale;            /* reason is the ring's: rebuild on read */
 	int dirty;
 	int64_t updated_ms;
+	int silent;                  /* event alarm: an agent_silent instance */
 };
 
 /* A group alarm's open period: the members' values for one period start,
@@ -164,6 +165,7 @@ struct vg_alarm_engine {
 		resources, hosts;
 	uint64_t gen, indexed_gen;
 	size_t ngroups;              /* enabled group alarms (expire_all) */
+	struct list evalarms;        /* enabled event alarms (derived) */
 	struct inst **dirty;
 	size_t ndirty, capdirty;
 	struct pending *pend;

@@ -30,7 +30,19 @@ enum vg_alarm_state {
 };
 #define VG_ALARM_NSTATES 3
 
-enum vg_alarm_kind { VG_ALARM_THRESHOLD = 0, VG_ALARM_COMPOSITE = 1 };
+enum vg_alarm_kind {
+	VG_ALARM_THRESHOLD = 0,
+	VG_ALARM_COMPOSITE = 1,
+	VG_ALARM_EVENT = 2, /* lifecycle events, not series */
+};
+
+/* Event kinds an event alarm matches (bits of def->event_kinds): the
+ * batch's lifecycle events (enum vg_event_type, bit 1 << type), and two
+ * the collector derives: a stop whose libvirt reason is crashed or failed,
+ * and an agent that stopped sending. */
+#define VG_ALARM_EV_CRASHED 9
+#define VG_ALARM_EV_AGENT_SILENT 10
+#define VG_ALARM_EV_MAX 10
 enum vg_alarm_severity { VG_SEV_LOW = 0, VG_SEV_MODERATE = 1, VG_SEV_CRITICAL = 2 };
 enum vg_alarm_stat {
 	VG_STAT_AVERAGE = 0,
@@ -119,6 +131,12 @@ struct vg_alarm_def {
 	/* composite */
 	char *rule;
 
+	/* event: kinds (bit 1 << kind), and optional matchers; the project is
+	 * the alarm's unless event_project ("*": any, administrators) */
+	uint32_t event_kinds;
+	char *event_project, *event_resource, *event_host, *event_detail;
+	uint32_t silent_for_s; /* agent_silent: seconds without a batch */
+
 	/* actions per state (index enum vg_alarm_state) */
 	size_t nactions[VG_ALARM_NSTATES];
 	char **actions[VG_ALARM_NSTATES];
@@ -176,6 +194,8 @@ const char *vg_alarm_cmp_name(int c);     /* "gt" */
 const char *vg_alarm_cmp_words(int c);    /* "greater than" */
 const char *vg_alarm_missing_name(int m); /* "not_breaching" */
 const char *vg_alarm_group_stat_name(int s, double pct, char *buf, size_t len);
+/* "stopped", "crashed", "agent_silent"...; NULL if unknown. */
+const char *vg_alarm_event_kind_name(int k);
 
 /* Whether value compared with threshold breaches. NaN never breaches. */
 int vg_alarm_compare(int cmp, double value, double threshold);

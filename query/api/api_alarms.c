@@ -177,9 +177,11 @@ int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
 			f.kind = VG_ALARM_THRESHOLD;
 		else if (!strcmp(v, "composite"))
 			f.kind = VG_ALARM_COMPOSITE;
+		else if (!strcmp(v, "event"))
+			f.kind = VG_ALARM_EVENT;
 		else
 			return vg_http_reply_error(resp, 400, "type: must be "
-						   "threshold or composite");
+						   "threshold, composite or event");
 	}
 	f.name = vg_http_param(req, "name");
 	f.after = vg_http_param(req, "cursor");

@@ -1065,6 +1065,85 @@ static void test_group_autoscaling(void **state)
 	json_decref(h);
 }
 
+
+/* ---- event alarms ---------------------------------------------------------------------- */
+
+static void event_batch(struct fixture *f, const char *host, const char *id,
+			const char *project, int type, int64_t t, const char *detail)
+{
+	struct vg_batch *b = vg_batch_new(host, 1, ++f->seq, t);
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t));
+	vg_batch_identity(b, project, NULL, "m1.small");
+	assert_int_equal(vg_batch_event(b, id, (uint8_t)type, t, detail), 0);
+	g_now = t + 500;
+	assert_int_equal(vg_alarm_engine_batch(f->e, b), 0);
+	vg_batch_free(b);
+}
+
+static void test_event_alarms(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = T0 / MIN * MIN + 2000 * MIN;
+	char st[32];
+	json_t *h;
+
+	json_decref(create(f, "{\"name\":\"vm-crashed\",\"type\":\"event\","
+		"\"event\":{\"kind\":\"crashed\"},\"keep_firing_for\":60,"
+		"\"actions\":{\"alarm\":[\"log://\"]}}"));
+	json_decref(create(f, "{\"name\":\"vm2-destroyed\",\"type\":\"event\","
+		"\"event\":{\"kind\":[\"stopped\"],\"resource\":\"vm2\","
+		"\"detail\":\"\\\"reason\\\":\\\"destroyed\\\"\"}}"));
+	json_decref(create(f, "{\"name\":\"agent-silent\",\"type\":\"event\","
+		"\"event\":{\"kind\":\"agent_silent\",\"silent_for\":120}}"));
+	assert_string_equal(state_of(f, "vm-crashed", st), "insufficient_data");
+
+	/* a guest shut down from inside, and one of another project that
+	 * crashed: neither is this project's crash */
+	event_batch(f, "h1", "vm2", "default", VG_EV_STOPPED, t,
+		    "{\"libvirt\":\"stopped\",\"reason\":\"shutdown\"}");
+	event_batch(f, "h1", "vmX", "other", VG_EV_STOPPED, t + 1000,
+		    "{\"libvirt\":\"stopped\",\"reason\":\"crashed\"}");
+	assert_string_equal(state_of(f, "vm-crashed", st), "insufficient_data");
+	assert_string_equal(state_of(f, "vm2-destroyed", st), "insufficient_data");
+	/* vm1 crashes */
+	event_batch(f, "h1", "vm1", "default", VG_EV_STOPPED, t + 2000,
+		    "{\"libvirt\":\"stopped\",\"reason\":\"crashed\"}");
+	assert_string_equal(state_of(f, "vm-crashed", st), "alarm");
+	h = history(f, "vm-crashed", "transition");
+	assert_int_equal(json_array_size(h), 1);
+	assert_true(json_has(h, "event crashed on vm1"));
+	json_decref(h);
+	/* vm2 destroyed through the API: its own alarm, detail matched */
+	event_batch(f, "h1", "vm2", "default", VG_EV_STOPPED, t + 3000,
+		    "{\"libvirt\":\"stopped\",\"reason\":\"destroyed\"}");
+	assert_string_equal(state_of(f, "vm2-destroyed", st), "alarm");
+	assert_string_equal(state_of(f, "vm-crashed", st), "alarm");
+	/* keep_firing_for (60 s) runs out: back to ok, once */
+	g_now = t + 2000 + 61000;
+	vg_alarm_engine_tick(f->e, g_now);
+	assert_string_equal(state_of(f, "vm-crashed", st), "ok");
+	h = history(f, "vm-crashed", "transition");
+	assert_int_equal(json_array_size(h), 2);
+	json_decref(h);
+	/* the agent of h1 goes silent: one alarm after 120 s, not one per tick */
+	h = history(f, "agent-silent", "transition");
+	assert_int_equal(json_array_size(h), 0);
+	json_decref(h);
+	g_now = t + 3500 + 121000;
+	vg_alarm_engine_tick(f->e, g_now);
+	g_now += 1000;
+	vg_alarm_engine_tick(f->e, g_now);
+	assert_string_equal(state_of(f, "agent-silent", st), "alarm");
+	h = history(f, "agent-silent", "transition");
+	assert_int_equal(json_array_size(h), 1);
+	assert_true(json_has(h, "event agent_silent on h1"));
+	json_decref(h);
+	/* ... and ok when it sends again */
+	event_batch(f, "h1", "vm3", "default", VG_EV_STARTED, g_now, NULL);
+	assert_string_equal(state_of(f, "agent-silent", st), "ok");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1078,6 +1157,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state_and_ignores_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_autoscaling, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_alarms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_exactly_once_across_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_gives_up_on_4xx_and_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_slow_receiver_does_not_hold_up_others, setup, teardown),
