@@ -511,7 +511,8 @@ static int window_for(struct series *s, int64_t period_ms, int keep)
 static struct group_acc *group_get(struct alarm *a)
 {
 	if (!a->grp && (a->grp = calloc(1, sizeof(*a->grp)))) {
-		a->grp->start_ms = VG_WINDOW_NONE;
+		a->grp->slot[0].start_ms = VG_WINDOW_NONE;
+		a->grp->slot[1].start_ms = VG_WINDOW_NONE;
 		vg_hmap_init(&a->grp->members);
 	}
 	return a->grp;
@@ -521,7 +522,8 @@ void vg_alarm_group_free(struct alarm *a)
 {
 	if (!a || !a->grp)
 		return;
-	free(a->grp->vals);
+	free(a->grp->slot[0].vals);
+	free(a->grp->slot[1].vals);
 	vg_hmap_release(&a->grp->members);
 	free(a->grp);
 	a->grp = NULL;
@@ -535,7 +537,7 @@ static int cmp_double(const void *x, const void *y)
 }
 
 /* The group's value for the values of its reporting members (NaN: none
- * reported a value). */
+ * reported a value); *used gets how many had a value. Reorders v. */
 static double group_value(const struct vg_alarm_def *d, double *v, size_t n,
 			  size_t *used)
 {
@@ -571,7 +573,7 @@ static double group_value(const struct vg_alarm_def *d, double *v, size_t n,
 				acc = v[i];
 		return acc;
 	case VG_GROUP_PERCENTILE: {
-		/* nearest rank, as the per-series percentiles */
+		/* nearest rank */
 		double rank = ceil(d->group_percentile / 100.0 * (double)k);
 		size_t r = rank < 1 ? 0 : (size_t)rank - 1;
 		qsort(v, k, sizeof(*v), cmp_double);
@@ -581,24 +583,31 @@ static double group_value(const struct vg_alarm_def *d, double *v, size_t n,
 	return NAN;
 }
 
-/* Combine and evaluate the open period of group alarm a. */
+/* Combine and evaluate the oldest open period of group alarm a, and make
+ * the next one the oldest. */
 static void group_close(struct vg_alarm_engine *e, struct alarm *a)
 {
 	struct group_acc *g = a->grp;
+	struct group_period *p, done;
 	struct inst *in = vg_hmap_get(&a->insts, "", 0);
 	struct vg_alarm_decision d;
 	size_t used = 0, reported;
 	int64_t start, end;
 	double v;
 
-	if (!g || g->start_ms == VG_WINDOW_NONE)
+	if (!g || g->slot[0].start_ms == VG_WINDOW_NONE)
 		return;
-	start = g->start_ms;
+	p = &g->slot[0];
+	start = p->start_ms;
 	end = start + (int64_t)a->def.period_s * 1000;
-	reported = g->nvals;
-	v = group_value(&a->def, g->vals, g->nvals, &used);
-	g->nvals = 0;
-	g->start_ms = VG_WINDOW_NONE;
+	reported = p->nvals;
+	v = group_value(&a->def, p->vals, p->nvals, &used);
+	/* shift: slot 1 becomes the oldest, slot 0's buffer is reused */
+	done = g->slot[0];
+	g->slot[0] = g->slot[1];
+	g->slot[1] = done;
+	g->slot[1].start_ms = VG_WINDOW_NONE;
+	g->slot[1].nvals = 0;
 	if (!in || !a->def.enabled || vg_alarm_eval_push(&in->ev, start, v))
 		return;
 	e->st.datapoints++;
@@ -610,10 +619,10 @@ static void group_close(struct vg_alarm_engine *e, struct alarm *a)
 		in->reason_stale = 0;
 		if (d.reason_data)
 			json_object_set_new(d.reason_data, "group", json_pack(
-				"{s:s,s:f,s:I,s:I,s:I}", "statistic",
+				"{s:s,s:o,s:I,s:I,s:I}", "statistic",
 				vg_alarm_group_stat_name(a->def.group_stat,
 					a->def.group_percentile, gs, sizeof(gs)),
-				"value", isnan(v) ? 0.0 : v,
+				"value", isnan(v) ? json_null() : json_real(v),
 				"members", (json_int_t)vg_hmap_count(&g->members),
 				"reported", (json_int_t)reported,
 				"with_value", (json_int_t)used));
@@ -629,47 +638,72 @@ static void group_close(struct vg_alarm_engine *e, struct alarm *a)
 	vg_alarm_queue_commit_early(e);
 }
 
-/* Close the open period when every member reported for it. */
+/* Close the oldest open periods while every member reported for them. */
 static void group_maybe_close(struct vg_alarm_engine *e, struct alarm *a)
 {
 	struct group_acc *g = a->grp;
 
-	if (g && g->start_ms != VG_WINDOW_NONE &&
-	    g->nvals >= vg_hmap_count(&g->members))
+	while (g && g->slot[0].start_ms != VG_WINDOW_NONE &&
+	       g->slot[0].nvals >= vg_hmap_count(&g->members))
 		group_close(e, a);
+}
+
+static int period_add(struct group_period *p, double v)
+{
+	if (p->nvals == p->capvals) {
+		size_t cap = p->capvals ? 2 * p->capvals : 16;
+		double *n = realloc(p->vals, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		p->vals = n;
+		p->capvals = cap;
+	}
+	p->vals[p->nvals++] = v;
+	return 0;
 }
 
 /* One member's datapoint (value v, NaN when it had no sample). */
 static void group_add(struct vg_alarm_engine *e, struct alarm *a,
-		      const char *member, int64_t start_ms, double v)
+		      int64_t start_ms, double v)
 {
 	struct group_acc *g = group_get(a);
+	struct inst *in;
 
 	if (!g)
 		return;
-	if (g->start_ms != VG_WINDOW_NONE && start_ms < g->start_ms) {
-		g->late++;
-		e->st.samples_late++;
-		return; /* the group's period closed without it */
-	}
-	if (g->start_ms != VG_WINDOW_NONE && start_ms > g->start_ms)
+	in = vg_hmap_get(&a->insts, "", 0);
+	if (in && in->ev.last_start_ms && start_ms <= in->ev.last_start_ms)
+		return; /* evaluated before (a replay after a restart) */
+	for (;;) {
+		struct group_period *s0 = &g->slot[0], *s1 = &g->slot[1];
+		if (s0->start_ms == VG_WINDOW_NONE) {
+			s0->start_ms = start_ms;
+			period_add(s0, v);
+			break;
+		}
+		if (start_ms == s0->start_ms) {
+			period_add(s0, v);
+			break;
+		}
+		if (start_ms < s0->start_ms ||
+		    (s1->start_ms != VG_WINDOW_NONE && start_ms < s1->start_ms)) {
+			g->late++; /* its group period closed without it */
+			e->st.samples_late++;
+			break;
+		}
+		if (s1->start_ms == VG_WINDOW_NONE) {
+			s1->start_ms = start_ms;
+			period_add(s1, v);
+			break;
+		}
+		if (start_ms == s1->start_ms) {
+			period_add(s1, v);
+			break;
+		}
+		/* two periods ahead of the oldest: it closes without the
+		 * members that did not report */
 		group_close(e, a);
-	if (g->start_ms == VG_WINDOW_NONE) {
-		struct inst *in = vg_hmap_get(&a->insts, "", 0);
-		if (in && in->ev.last_start_ms && start_ms <= in->ev.last_start_ms)
-			return; /* evaluated before (a replay after restart) */
-		g->start_ms = start_ms;
 	}
-	(void)member;
-	if (g->nvals == g->capvals) {
-		size_t cap = g->capvals ? 2 * g->capvals : 16;
-		double *n = realloc(g->vals, cap * sizeof(*n));
-		if (!n)
-			return;
-		g->vals = n;
-		g->capvals = cap;
-	}
-	g->vals[g->nvals++] = v;
 	group_maybe_close(e, a);
 }
 
@@ -982,7 +1016,7 @@ static void on_period(void *ctx, const struct vg_alarm_datapoint *dp)
 			continue;
 		v = vg_alarm_statistic(dp, a->def.statistic, a->def.percentile);
 		if (a->def.group) {
-			group_add(e, a, s->res->id, dp->start_ms, v);
+			group_add(e, a, dp->start_ms, v);
 			continue;
 		}
 		if (vg_alarm_eval_push(&in->ev, dp->start_ms, v))
@@ -1395,9 +1429,9 @@ static void expire_all(struct vg_alarm_engine *e, int64_t now)
 		while ((sl = vg_hmap_next(&e->alarms, &pos))) {
 			struct alarm *a = sl->value;
 			struct group_acc *g = a->grp;
-			if (g && g->start_ms != VG_WINDOW_NONE &&
-			    g->clock_ms >= g->start_ms +
-			    (int64_t)a->def.period_s * 1000 + 2 * g->grace_ms)
+			while (g && g->slot[0].start_ms != VG_WINDOW_NONE &&
+			       g->clock_ms >= g->slot[0].start_ms +
+			       (int64_t)a->def.period_s * 1000 + 2 * g->grace_ms)
 				group_close(e, a);
 		}
 	}

@@ -77,15 +77,23 @@ struct inst {
 	int silent;                  /* event alarm: an agent_silent instance */
 };
 
-/* A group alarm's open period: the members' values for one period start,
- * combined and evaluated when every member reported (or a later period
- * begins, or the data clock passed its end). Memory only: a restart loses
- * the open period, as it loses the members' open windows. */
+/* One open period of a group alarm: the values of the members that
+ * reported for it (NaN: a member whose own datapoint was missing). */
+struct group_period {
+	int64_t start_ms;            /* VG_WINDOW_NONE: slot unused */
+	double *vals;
+	size_t nvals, capvals;
+};
+
+/* A group alarm's open periods: the oldest (slot[0]) and the next, so a
+ * member a period ahead of the others does not close the older period
+ * early. slot[0] is combined and evaluated when every member reported for
+ * it, when a datapoint comes for a period after slot[1], or when the
+ * members' data clock is two intervals past its end. Memory only: a
+ * restart loses the open periods, as it loses the members' windows. */
 struct group_acc {
-	int64_t start_ms;            /* open period, VG_WINDOW_NONE if none */
-	double *vals;                /* members' values (NaN: no sample) */
-	size_t nvals, capvals;       /* nvals: members that reported */
-	struct vg_hmap members;      /* resource id -> reported flag */
+	struct group_period slot[2];
+	struct vg_hmap members;      /* resource id -> (void *)1 */
 	int64_t clock_ms, grace_ms;  /* newest data clock of its members */
 	uint64_t late;               /* datapoints after their period closed */
 };

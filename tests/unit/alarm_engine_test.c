@@ -1144,6 +1144,111 @@ static void test_event_alarms(void **state)
 	assert_string_equal(state_of(f, "agent-silent", st), "ok");
 }
 
+
+/* The group statistics over the members that reported, and a member with
+ * no sample in a period left out of it (not a zero, not waited for). */
+static double group_value_of(json_t *row)
+{
+	json_t *g = json_object_get(json_object_get(json_object_get(row, "detail"),
+						    "reason_data"), "group");
+	json_t *v = json_object_get(g, "value");
+
+	assert_non_null(g);
+	return json_is_null(v) ? NAN : json_number_value(v);
+}
+
+static void test_group_statistics_and_missing_member(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const stats[] = {
+		"{\"statistic\":\"average\"}", "{\"statistic\":\"minimum\"}",
+		"{\"statistic\":\"maximum\"}", "{\"statistic\":\"sum\"}",
+		"{\"statistic\":\"count\"}", "{\"statistic\":\"p75\"}",
+		"{\"statistic\":\"count_above\",\"member_threshold\":50}"};
+	/* members a, b, c, d report 10, 20, 60, 90; d has no sample in
+	 * minute 4 */
+	static const double want4[] = {45, 10, 90, 180, 4, 60, 2};
+	static const double want_missing[] = {30, 10, 60, 90, 3, 60, 1};
+	char def[512], name[16];
+	const char *ids[] = {"ga", "gb", "gc", "gd"};
+	const double vals[] = {10, 20, 60, 90};
+
+	for (int i = 0; i < 7; i++) {
+		snprintf(def, sizeof(def), "{\"name\":\"s%d\",\"metric\":\"cpu.util\","
+			 "\"selector\":{\"type\":\"instance\",\"metadata\":"
+			 "{\"metering.server_group\":\"g\"}},\"group\":%s,"
+			 "\"comparison\":\"gt\",\"threshold\":-1,\"repeat_every\":1}",
+			 i, stats[i]);
+		json_decref(create(f, def));
+	}
+	for (int m = 0; m < 7; m++)
+		for (int k = 0; k < 4; k++)
+			if (!(k == 3 && m == 4))
+				member(f, ids[k], "g", m, vals[k]);
+	for (int i = 0; i < 7; i++) {
+		json_t *tr, *rep, *row;
+		size_t n, j;
+		double got[8];
+		snprintf(name, sizeof(name), "s%d", i);
+		tr = history(f, name, "transition");
+		rep = history(f, name, "repeat");
+		/* one value per period 0..6: each closes when its last member
+		 * reported (period 4: when the others' period 5 began) */
+		assert_int_equal(json_array_size(tr), 1);
+		n = 0;
+		got[n++] = group_value_of(json_array_get(tr, 0));
+		json_array_foreach(rep, j, row)
+			if (n < 8)
+				got[n++] = group_value_of(row);
+		assert_int_equal(n, 7);
+		/* history rows come oldest first */
+		const double *t = got;
+		for (size_t k = 0; k < 7; k++) {
+			double w = k == 4 ? want_missing[i] : want4[i];
+			if (fabs(t[k] - w) > 1e-9)
+				fail_msg("%s (%s) period %zu: %g, want %g", name, stats[i],
+					 k, t[k], w);
+		}
+		json_decref(tr);
+		json_decref(rep);
+	}
+}
+
+static void test_group_validation(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[][2] = {
+		{"\"resource\":\"vm1\",\"group\":{\"statistic\":\"average\"}",
+		 "needs a selector naming the group"},
+		{"\"selector\":{\"type\":\"instance\"},\"group\":{\"statistic\":\"median\"}",
+		 "must be one of average, minimum, maximum, sum, count, pNN"},
+		{"\"selector\":{\"type\":\"instance\"},\"group\":{\"statistic\":\"count_above\"}",
+		 "is required with count_above"},
+		{"\"selector\":{\"type\":\"instance\"},\"group\":{\"statistic\":\"sum\","
+		 "\"member_threshold\":3}", "only with count_above"},
+		{"\"selector\":{\"type\":\"instance\"},\"group\":{\"by\":\"host\"}",
+		 "unknown field (known: statistic, member_threshold)"},
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char def[512];
+		json_t *body, *out = NULL, *errors = NULL;
+		char *t;
+		snprintf(def, sizeof(def), "{\"name\":\"bad\",\"metric\":\"cpu.util\","
+			 "\"comparison\":\"gt\",\"threshold\":1,%s}", bad[i][0]);
+		body = json_loads(def, 0, NULL);
+		assert_non_null(body);
+		assert_int_equal(vg_alarm_engine_create(f->e, body, NULL, &out, &errors),
+				 -EINVAL);
+		t = json_dumps(errors, 0);
+		if (!strstr(t, bad[i][1]))
+			fail_msg("case %zu: %s lacks '%s'", i, t, bad[i][1]);
+		free(t);
+		json_decref(errors);
+		json_decref(body);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1158,6 +1263,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_autoscaling, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_alarms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_statistics_and_missing_member, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_exactly_once_across_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_gives_up_on_4xx_and_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_slow_receiver_does_not_hold_up_others, setup, teardown),
