@@ -36,6 +36,14 @@
  * alarm, any ok -> ok, else insufficient_data) is recomputed and the
  * composites naming it re-evaluated (depth bounded by COMPOSITE_DEPTH).
  *
+ * A group alarm has one instance "" fed by all its members' periods
+ * (combined per period: group_add / group_close below); members join and
+ * leave with history rows but no instance of their own. An event alarm
+ * has one instance per resource that had a matching lifecycle event
+ * (events_batch), back to ok on the timer (events_tick). A notification
+ * into alarm within an instance's cooldown is recorded ("cooldown"), not
+ * sent.
+ *
  * Nothing here writes: changes go to the persistence queue
  * (engine_queue.c), flushed at the end of each batch and tick.
  *
@@ -199,17 +207,17 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 	 * one; the decision is still recorded, marked so */
 	if (d->current == VG_ALARM_ALARM && a->def.cooldown_s) {
 		int64_t cd = (int64_t)a->def.cooldown_s * 1000;
-		if (a->cooldown_last_ms && d->time_ms < a->cooldown_last_ms + cd) {
+		if (in->cooldown_last_ms && d->time_ms < in->cooldown_last_ms + cd) {
 			vg_alarm_queue_history(e, a, "cooldown", in->resource,
 				d->time_ms, json_pack("{s:s,s:s,s:s,s:I}", "previous",
 				vg_alarm_state_name(d->previous), "current",
 				vg_alarm_state_name(d->current), "reason", d->reason,
 				"cooldown_until_ms",
-				(json_int_t)(a->cooldown_last_ms + cd)));
+				(json_int_t)(in->cooldown_last_ms + cd)));
 			e->st.cooldowns++;
 			return;
 		}
-		a->cooldown_last_ms = d->time_ms;
+		in->cooldown_last_ms = d->time_ms;
 	}
 	if (vg_alarm_uuid(nid, sizeof(nid)))
 		snprintf(nid, sizeof(nid), "%.16s-%llu", a->def.id,

@@ -27,7 +27,9 @@
  *   resources  id -> type, project, host, flavor, attributes, series
  *   hosts      host -> data clock
  * watchers, exact, metrics and deps are derived from `alarms` (rebuilt by
- * vg_alarm_reindex when `gen` moved); the others own what they point to.
+ * vg_alarm_reindex when `gen` moved), as are the list of enabled event
+ * alarms (evalarms) and the count of group alarms; the others own what
+ * they point to.
  *
  * Invariants: a binding points at a live instance when its series' gen
  * equals the engine's gen; an instance is in `dirty` at most once and is
@@ -75,6 +77,7 @@ struct inst {
 	int dirty;
 	int64_t updated_ms;
 	int silent;                  /* event alarm: an agent_silent instance */
+	int64_t cooldown_last_ms;    /* last alarm notification (cooldown) */
 };
 
 /* One open period of a group alarm: the values of the members that
@@ -107,7 +110,6 @@ struct alarm {
 	uint64_t seq;                /* notifications sent */
 	int visit;
 	struct group_acc *grp;       /* group alarms only */
-	int64_t cooldown_last_ms;    /* last alarm notification (cooldown) */
 };
 
 struct list {
