@@ -96,6 +96,7 @@ ALL_LIBS     := $(call libs,$(LIB_ORDER))
 # The libraries each unit test links (in any order; see above).
 LIBS_agent_events_test  := agent billing common
 LIBS_alarm_config_test  := alarms common
+LIBS_alarm_docs_test    := api alarms billing collector common
 LIBS_alarm_engine_test  := alarms common
 LIBS_alarm_eval_test    := alarms common
 LIBS_alarm_rule_test    := alarms common

@@ -128,6 +128,7 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 	vg_alarm_free_lists(&e->watchers);
 	vg_alarm_free_lists(&e->exact);
 	vg_alarm_free_lists(&e->deps);
+	free(e->evalarms.a);
 	vg_hmap_release(&e->metrics);
 	vg_hmap_release(&e->alarms);
 	vg_hmap_release(&e->names);

@@ -322,6 +322,9 @@ static struct vg_alarm_policy policy(struct vg_alarm_engine *e, const char *scop
 		.alertmanager = e->am_url != NULL,
 		.agent_interval_s = e->o.agent_interval_s,
 		.scope_project = scope,
+		.check_metric = e->o.check_metrics,
+		.metric_seen = e->o.metric_seen,
+		.metric_ctx = e->o.metric_ctx,
 	};
 	return p;
 }
@@ -534,8 +537,10 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 	    (!str_eq(nd.metric, a->def.metric) || !str_eq(nd.resource, a->def.resource) ||
 	     nd.sel.rtype != a->def.sel.rtype || !str_eq(nd.sel.project, a->def.sel.project) ||
 	     !str_eq(nd.sel.host, a->def.sel.host) || !str_eq(nd.sel.flavor, a->def.sel.flavor) ||
-	     nd.sel.nmeta != a->def.sel.nmeta))
+	     nd.sel.nmeta != a->def.sel.nmeta || nd.group != a->def.group))
 		reset_insts = 1;
+	else if (nd.kind == VG_ALARM_EVENT && vg_alarm_def_eval_changed(&nd, &a->def))
+		reset_insts = 1; /* instances of events the alarm no longer matches */
 	else if (vg_alarm_def_eval_changed(&nd, &a->def))
 		reset_rings = 1;
 	/* the reasons the ring still explains are written out before the
@@ -572,6 +577,7 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 			vg_alarm_queue_delete_state(e, a->def.id, in->resource);
 		}
 		vg_alarm_free_insts(e, a);
+		vg_alarm_group_free(a); /* members join again */
 		a->agg = VG_ALARM_INSUFFICIENT_DATA;
 	} else if (reset_rings || oldparams.n != a->params.n) {
 		size_t pos = 0;

@@ -36,6 +36,14 @@
  * alarm, any ok -> ok, else insufficient_data) is recomputed and the
  * composites naming it re-evaluated (depth bounded by COMPOSITE_DEPTH).
  *
+ * A group alarm has one instance "" fed by all its members' periods
+ * (combined per period: group_add / group_close below); members join and
+ * leave with history rows but no instance of their own. An event alarm
+ * has one instance per resource that had a matching lifecycle event
+ * (events_batch), back to ok on the timer (events_tick). A notification
+ * into alarm within an instance's cooldown is recorded ("cooldown"), not
+ * sent.
+ *
  * Nothing here writes: changes go to the persistence queue
  * (engine_queue.c), flushed at the end of each batch and tick.
  *
@@ -169,6 +177,7 @@ void vg_alarm_free(struct vg_alarm_engine *e, struct alarm *a)
 	if (!a)
 		return;
 	vg_alarm_free_insts(e, a);
+	vg_alarm_group_free(a);
 	vg_alarm_rule_free(a->rule);
 	vg_alarm_def_release(&a->def);
 	free(a);
@@ -193,6 +202,23 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 	json_t *detail;
 	const char *ev_type = d->notify == VG_NOTIFY_REPEAT ? "repeat" : "transition";
 
+	/* cooldown: an alarm notification (whose actions scale a group,
+	 * page someone) is not repeated sooner than cooldown after the last
+	 * one; the decision is still recorded, marked so */
+	if (d->current == VG_ALARM_ALARM && a->def.cooldown_s) {
+		int64_t cd = (int64_t)a->def.cooldown_s * 1000;
+		if (in->cooldown_last_ms && d->time_ms < in->cooldown_last_ms + cd) {
+			vg_alarm_queue_history(e, a, "cooldown", in->resource,
+				d->time_ms, json_pack("{s:s,s:s,s:s,s:I}", "previous",
+				vg_alarm_state_name(d->previous), "current",
+				vg_alarm_state_name(d->current), "reason", d->reason,
+				"cooldown_until_ms",
+				(json_int_t)(in->cooldown_last_ms + cd)));
+			e->st.cooldowns++;
+			return;
+		}
+		in->cooldown_last_ms = d->time_ms;
+	}
 	if (vg_alarm_uuid(nid, sizeof(nid)))
 		snprintf(nid, sizeof(nid), "%.16s-%llu", a->def.id,
 			 (unsigned long long)a->seq + 1);
@@ -369,10 +395,17 @@ void vg_alarm_index_add(struct vg_alarm_engine *e, struct alarm *a)
 	char k[1024];
 	size_t kl;
 
+	if (a->def.kind == VG_ALARM_EVENT) {
+		if (a->def.enabled)
+			list_add(&e->evalarms, a);
+		return;
+	}
 	if (a->def.kind == VG_ALARM_THRESHOLD) {
 		void *n;
 		if (!a->def.enabled)
 			return;
+		if (a->def.group)
+			e->ngroups++;
 		if (a->def.resource) {
 			if ((kl = key2(k, sizeof(k), a->def.resource, a->def.metric)))
 				list_put(&e->exact, k, kl, a);
@@ -402,6 +435,8 @@ void vg_alarm_reindex(struct vg_alarm_engine *e)
 	vg_alarm_free_lists(&e->deps);
 	vg_hmap_release(&e->metrics);
 	vg_hmap_init(&e->metrics);
+	e->ngroups = 0;
+	e->evalarms.n = 0;
 	while ((s = vg_hmap_next(&e->alarms, &pos)))
 		vg_alarm_index_add(e, s->value);
 	e->indexed_gen = e->gen;
@@ -466,10 +501,273 @@ static int window_for(struct series *s, int64_t period_ms, int keep)
 	return (int)s->nwin++;
 }
 
+/* ---- group alarms -------------------------------------------------------------------- */
+
+/* A group alarm has one instance ("") fed by every member's series: each
+ * member's period value (its own statistic) goes into the group's open
+ * period; the period is combined (group statistic) and evaluated by the
+ * same state machine once every member reported for it, at the first
+ * datapoint of a later period, or when the members' data clock is past
+ * its end by two agent intervals (expire_all). A member that reported no
+ * sample in a period (its datapoint is missing) does not count: average,
+ * minimum, maximum, sum, percentiles and count_above are over the members
+ * that reported, `count` is how many did; a period in which none did is a
+ * missing datapoint for the group (missing_data applies). */
+
+#define GROUP_MAX_MEMBERS 100000
+
+static struct group_acc *group_get(struct alarm *a)
+{
+	if (!a->grp && (a->grp = calloc(1, sizeof(*a->grp)))) {
+		a->grp->slot[0].start_ms = VG_WINDOW_NONE;
+		a->grp->slot[1].start_ms = VG_WINDOW_NONE;
+		vg_hmap_init(&a->grp->members);
+	}
+	return a->grp;
+}
+
+void vg_alarm_group_free(struct alarm *a)
+{
+	if (!a || !a->grp)
+		return;
+	free(a->grp->slot[0].vals);
+	free(a->grp->slot[1].vals);
+	vg_hmap_release(&a->grp->members);
+	free(a->grp);
+	a->grp = NULL;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* The group's value for the values of its reporting members (NaN: none
+ * reported a value); *used gets how many had a value. Reorders v. */
+static double group_value(const struct vg_alarm_def *d, double *v, size_t n,
+			  size_t *used)
+{
+	double acc = NAN;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(v[i]))
+			v[k++] = v[i];
+	*used = k;
+	if (d->group_stat == VG_GROUP_COUNT)
+		return (double)k;
+	if (d->group_stat == VG_GROUP_COUNT_ABOVE) {
+		size_t above = 0;
+		for (size_t i = 0; i < k; i++)
+			above += v[i] > d->group_member_threshold;
+		return k ? (double)above : NAN;
+	}
+	if (!k)
+		return NAN;
+	switch (d->group_stat) {
+	case VG_GROUP_AVERAGE:
+	case VG_GROUP_SUM:
+		acc = 0;
+		for (size_t i = 0; i < k; i++)
+			acc += v[i];
+		return d->group_stat == VG_GROUP_SUM ? acc : acc / (double)k;
+	case VG_GROUP_MINIMUM:
+	case VG_GROUP_MAXIMUM:
+		acc = v[0];
+		for (size_t i = 1; i < k; i++)
+			if (d->group_stat == VG_GROUP_MINIMUM ? v[i] < acc : v[i] > acc)
+				acc = v[i];
+		return acc;
+	case VG_GROUP_PERCENTILE: {
+		/* nearest rank */
+		double rank = ceil(d->group_percentile / 100.0 * (double)k);
+		size_t r = rank < 1 ? 0 : (size_t)rank - 1;
+		qsort(v, k, sizeof(*v), cmp_double);
+		return v[r < k ? r : k - 1];
+	}
+	}
+	return NAN;
+}
+
+/* Combine and evaluate the oldest open period of group alarm a, and make
+ * the next one the oldest. */
+static void group_close(struct vg_alarm_engine *e, struct alarm *a)
+{
+	struct group_acc *g = a->grp;
+	struct group_period *p, done;
+	struct inst *in = vg_hmap_get(&a->insts, "", 0);
+	struct vg_alarm_decision d;
+	size_t used = 0, reported;
+	int64_t start, end;
+	double v;
+
+	if (!g || g->slot[0].start_ms == VG_WINDOW_NONE)
+		return;
+	p = &g->slot[0];
+	start = p->start_ms;
+	end = start + (int64_t)a->def.period_s * 1000;
+	reported = p->nvals;
+	v = group_value(&a->def, p->vals, p->nvals, &used);
+	/* shift: slot 1 becomes the oldest, slot 0's buffer is reused */
+	done = g->slot[0];
+	g->slot[0] = g->slot[1];
+	g->slot[1] = done;
+	g->slot[1].start_ms = VG_WINDOW_NONE;
+	g->slot[1].nvals = 0;
+	if (!in || !a->def.enabled || vg_alarm_eval_push(&in->ev, start, v))
+		return;
+	e->st.datapoints++;
+	vg_alarm_eval_decide(&a->params, &in->ev, end, &d, 0);
+	e->st.evaluations++;
+	if (d.notify) {
+		char gs[24];
+		memcpy(in->reason, d.reason, strlen(d.reason) + 1);
+		in->reason_stale = 0;
+		if (d.reason_data)
+			json_object_set_new(d.reason_data, "group", json_pack(
+				"{s:s,s:o,s:I,s:I,s:I}", "statistic",
+				vg_alarm_group_stat_name(a->def.group_stat,
+					a->def.group_percentile, gs, sizeof(gs)),
+				"value", isnan(v) ? json_null() : json_real(v),
+				"members", (json_int_t)vg_hmap_count(&g->members),
+				"reported", (json_int_t)reported,
+				"with_value", (json_int_t)used));
+	} else
+		in->reason_stale = 1;
+	in->updated_ms = wall(e);
+	vg_alarm_queue_mark_dirty(e, in);
+	if (d.notify)
+		notify(e, in, &d, start);
+	json_decref(d.reason_data);
+	if (d.notify == VG_NOTIFY_TRANSITION)
+		vg_alarm_after_change(e, a, end, 0);
+	vg_alarm_queue_commit_early(e);
+}
+
+/* Close the oldest open periods while every member reported for them. */
+static void group_maybe_close(struct vg_alarm_engine *e, struct alarm *a)
+{
+	struct group_acc *g = a->grp;
+
+	while (g && g->slot[0].start_ms != VG_WINDOW_NONE &&
+	       g->slot[0].nvals >= vg_hmap_count(&g->members))
+		group_close(e, a);
+}
+
+static int period_add(struct group_period *p, double v)
+{
+	if (p->nvals == p->capvals) {
+		size_t cap = p->capvals ? 2 * p->capvals : 16;
+		double *n = realloc(p->vals, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		p->vals = n;
+		p->capvals = cap;
+	}
+	p->vals[p->nvals++] = v;
+	return 0;
+}
+
+/* One member's datapoint (value v, NaN when it had no sample). */
+static void group_add(struct vg_alarm_engine *e, struct alarm *a,
+		      int64_t start_ms, double v)
+{
+	struct group_acc *g = group_get(a);
+	struct inst *in;
+
+	if (!g)
+		return;
+	in = vg_hmap_get(&a->insts, "", 0);
+	if (in && in->ev.last_start_ms && start_ms <= in->ev.last_start_ms)
+		return; /* evaluated before (a replay after a restart) */
+	for (;;) {
+		struct group_period *s0 = &g->slot[0], *s1 = &g->slot[1];
+		if (s0->start_ms == VG_WINDOW_NONE) {
+			s0->start_ms = start_ms;
+			period_add(s0, v);
+			break;
+		}
+		if (start_ms == s0->start_ms) {
+			period_add(s0, v);
+			break;
+		}
+		if (start_ms < s0->start_ms ||
+		    (s1->start_ms != VG_WINDOW_NONE && start_ms < s1->start_ms)) {
+			g->late++; /* its group period closed without it */
+			e->st.samples_late++;
+			break;
+		}
+		if (s1->start_ms == VG_WINDOW_NONE) {
+			s1->start_ms = start_ms;
+			period_add(s1, v);
+			break;
+		}
+		if (start_ms == s1->start_ms) {
+			period_add(s1, v);
+			break;
+		}
+		/* two periods ahead of the oldest: it closes without the
+		 * members that did not report */
+		group_close(e, a);
+	}
+	group_maybe_close(e, a);
+}
+
+/* A resource joins group alarm a: the one instance "", and a history
+ * row the first time the member is seen. */
+static struct inst *group_join(struct vg_alarm_engine *e, struct alarm *a,
+			       const struct res_info *r)
+{
+	struct group_acc *g = group_get(a);
+	struct inst *in = vg_hmap_get(&a->insts, "", 0);
+
+	if (!g)
+		return NULL;
+	if (!in) {
+		if (!(in = vg_alarm_inst_new(a, "")))
+			return NULL;
+		in->updated_ms = wall(e);
+		vg_alarm_queue_mark_dirty(e, in);
+	}
+	if (!vg_hmap_gets(&g->members, r->id)) {
+		if (vg_hmap_count(&g->members) >= GROUP_MAX_MEMBERS)
+			return NULL;
+		if (vg_hmap_put(&g->members, r->id, strlen(r->id), (void *)1, NULL))
+			return NULL;
+		vg_alarm_queue_history(e, a, "resource_joined", r->id, wall(e),
+			json_pack("{s:s,s:s,s:I}", "resource", r->id, "type",
+				  vg_rtype_name(r->rtype) ? vg_rtype_name(r->rtype) : "?",
+				  "members", (json_int_t)vg_hmap_count(&g->members)));
+	}
+	return in;
+}
+
+/* A member leaves (ended, or stopped matching): history, and the open
+ * period may now be complete without it. */
+static void group_leave(struct vg_alarm_engine *e, struct alarm *a,
+			const char *id, int64_t t)
+{
+	struct group_acc *g = a->grp;
+
+	if (!g || !vg_hmap_gets(&g->members, id))
+		return;
+	vg_hmap_del(&g->members, id, strlen(id));
+	vg_alarm_queue_history(e, a, "resource_left", id, t,
+		json_pack("{s:s,s:I}", "resource", id, "members",
+			  (json_int_t)vg_hmap_count(&g->members)));
+	group_maybe_close(e, a);
+}
+
 static struct inst *inst_for(struct vg_alarm_engine *e, struct alarm *a,
 			     const struct res_info *r)
 {
-	struct inst *in = vg_hmap_gets(&a->insts, r->id);
+	struct inst *in;
+
+	if (a->def.group)
+		return group_join(e, a, r);
+	in = vg_hmap_gets(&a->insts, r->id);
 
 	if (in)
 		return in;
@@ -516,7 +814,9 @@ static void rebind(struct vg_alarm_engine *e, struct series *s)
 		int w;
 		if (!selector_match(a, s->res)) {
 			/* it matched before (flavor, host or metadata changed) */
-			if (!a->def.resource &&
+			if (a->def.group)
+				group_leave(e, a, s->res->id, wall(e));
+			else if (!a->def.resource &&
 			    (in = vg_hmap_gets(&a->insts, s->res->id)))
 				leave(e, a, in, wall(e));
 			continue;
@@ -723,6 +1023,10 @@ static void on_period(void *ctx, const struct vg_alarm_datapoint *dp)
 		if (s->bind[i].win != pc->win || !a->def.enabled)
 			continue;
 		v = vg_alarm_statistic(dp, a->def.statistic, a->def.percentile);
+		if (a->def.group) {
+			group_add(e, a, dp->start_ms, v);
+			continue;
+		}
 		if (vg_alarm_eval_push(&in->ev, dp->start_ms, v))
 			continue; /* evaluated before (a replay after restart) */
 		/* the reason's text only when someone is told; otherwise it
@@ -796,6 +1100,10 @@ static void resource_ended(struct vg_alarm_engine *e, struct res_info *ri,
 			struct alarm *a = in->a;
 			if (a->def.resource)
 				continue; /* a named resource stays (missing data) */
+			if (a->def.group) {
+				group_leave(e, a, ri->id, t);
+				continue;
+			}
 			if (vg_hmap_gets(&a->insts, ri->id) != in)
 				continue; /* already left via another metric */
 			leave(e, a, in, t);
@@ -807,6 +1115,210 @@ static void resource_ended(struct vg_alarm_engine *e, struct res_info *ri,
 	vg_hmap_del(&e->resources, ri->id, strlen(ri->id));
 	vg_alarm_res_free(ri);
 	e->gen++; /* other series may hold bindings to freed instances */
+}
+
+
+/* ---- event alarms ---------------------------------------------------------------------- */
+
+/* An event alarm has one instance per resource that had a matching event
+ * (per host for agent_silent). A matching event is a notification into
+ * alarm: a transition, or a repeat when the instance is still in alarm
+ * (every event is told). The instance returns to ok keep_firing_for
+ * seconds (wall clock) after its last event, on the timer; an
+ * agent_silent instance returns to ok when the host sends again. */
+
+#define SILENT_DEFAULT_INTERVALS 3
+
+static int event_project_match(const struct alarm *a, const char *project)
+{
+	const char *want = a->def.event_project;
+
+	return !want || !strcmp(want, "*") || !strcmp(want, project);
+}
+
+static void event_fire(struct vg_alarm_engine *e, struct alarm *a,
+		       const char *resource, const char *host, int kind,
+		       int64_t t, const char *detail, int silent)
+{
+	struct inst *in = vg_hmap_gets(&a->insts, resource);
+	struct vg_alarm_decision d;
+	const char *kn = vg_alarm_event_kind_name(kind);
+
+	if (!in) {
+		if (!(in = vg_alarm_inst_new(a, resource)))
+			return;
+	}
+	in->silent = silent;
+	memset(&d, 0, sizeof(d));
+	d.previous = in->ev.state;
+	d.current = VG_ALARM_ALARM;
+	d.raw = VG_ALARM_ALARM;
+	d.time_ms = t;
+	d.notify = d.previous == VG_ALARM_ALARM ? VG_NOTIFY_REPEAT
+						: VG_NOTIFY_TRANSITION;
+	snprintf(d.reason, sizeof(d.reason), "event %s on %.100s%s%.200s", kn,
+		 resource, detail && *detail ? ": " : "", detail ? detail : "");
+	d.reason_data = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:I}", "type", "event",
+				  "kind", kn, "resource", resource, "host", host,
+				  "detail", detail, "time_ms", (json_int_t)t);
+	if (d.previous != VG_ALARM_ALARM)
+		in->ev.since_ms = t;
+	in->ev.state = VG_ALARM_ALARM;
+	memcpy(in->reason, d.reason, strlen(d.reason) + 1);
+	in->reason_stale = 0;
+	in->updated_ms = wall(e);
+	e->st.evaluations++;
+	vg_alarm_queue_mark_dirty(e, in);
+	notify(e, in, &d, 0);
+	json_decref(d.reason_data);
+	if (d.notify == VG_NOTIFY_TRANSITION)
+		vg_alarm_after_change(e, a, t, 0);
+	vg_alarm_queue_commit_early(e);
+}
+
+/* An event alarm's instance back to ok. */
+static void event_clear(struct vg_alarm_engine *e, struct inst *in, int64_t t,
+			const char *why)
+{
+	struct vg_alarm_decision d;
+
+	memset(&d, 0, sizeof(d));
+	d.previous = in->ev.state;
+	d.current = VG_ALARM_OK;
+	d.raw = VG_ALARM_OK;
+	d.time_ms = t;
+	d.notify = VG_NOTIFY_TRANSITION;
+	snprintf(d.reason, sizeof(d.reason), "%s", why);
+	d.reason_data = json_pack("{s:s,s:s}", "type", "event", "resource",
+				  in->resource);
+	in->ev.state = VG_ALARM_OK;
+	in->ev.since_ms = t;
+	memcpy(in->reason, d.reason, strlen(d.reason) + 1);
+	in->reason_stale = 0;
+	in->updated_ms = wall(e);
+	vg_alarm_queue_mark_dirty(e, in);
+	notify(e, in, &d, 0);
+	json_decref(d.reason_data);
+	vg_alarm_after_change(e, in->a, t, 0);
+}
+
+/* The project of a resource an event names: from the batch, else what the
+ * engine knows, else "default" (hosts). */
+static const char *event_res_project(struct vg_alarm_engine *e,
+				     const struct vg_batch *b, const char *id)
+{
+	struct res_info *ri;
+
+	for (size_t i = 0; i < b->nres; i++)
+		if (!strcmp(b->res[i].id, id)) {
+			if (b->res[i].project)
+				return b->res[i].project;
+			if (b->res[i].parent && (ri = res_get(e, b->res[i].parent)))
+				return ri->project;
+			break;
+		}
+	ri = res_get(e, id);
+	return ri && ri->project ? ri->project : "default";
+}
+
+static void events_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
+{
+	int64_t now = wall(e);
+
+	/* agent_silent instances of this host end: it sends again */
+	for (size_t k = 0; b->host && k < e->evalarms.n; k++) {
+		struct alarm *a = e->evalarms.a[k];
+		struct inst *in;
+		if (!(a->def.event_kinds & (1u << VG_ALARM_EV_AGENT_SILENT)) ||
+		    !(in = vg_hmap_gets(&a->insts, b->host)) || !in->silent ||
+		    in->ev.state != VG_ALARM_ALARM)
+			continue;
+		event_clear(e, in, b->time_ms, "the agent sends again");
+	}
+	for (size_t i = 0; i < b->nevents; i++) {
+		const struct vg_event *ev = &b->events[i];
+		const char *project = NULL;
+		int kind = ev->type, derived = 0;
+		if (!ev->resource)
+			continue;
+		if (kind == VG_EV_STOPPED && ev->detail &&
+		    (strstr(ev->detail, "\"reason\":\"crashed\"") ||
+		     strstr(ev->detail, "\"reason\":\"failed\"")))
+			derived = VG_ALARM_EV_CRASHED;
+		for (size_t k = 0; k < e->evalarms.n; k++) {
+			struct alarm *a = e->evalarms.a[k];
+			const struct vg_alarm_def *d = &a->def;
+			int fire = d->event_kinds & (1u << kind) ? kind
+				   : derived && (d->event_kinds & (1u << derived))
+				   ? derived : 0;
+			if (!fire)
+				continue;
+			if (d->event_resource && strcmp(d->event_resource, ev->resource))
+				continue;
+			if (d->event_host && !str_eq(d->event_host, b->host))
+				continue;
+			if (d->event_detail &&
+			    (!ev->detail || !strstr(ev->detail, d->event_detail)))
+				continue;
+			if (!project)
+				project = event_res_project(e, b, ev->resource);
+			if (!event_project_match(a, project))
+				continue;
+			event_fire(e, a, ev->resource, b->host, fire, ev->time_ms,
+				   ev->detail, 0);
+		}
+	}
+	(void)now;
+}
+
+/* The timer: agents gone silent, and event instances whose
+ * keep_firing_for ran out. */
+static void events_tick(struct vg_alarm_engine *e, int64_t now)
+{
+	double iv = e->o.agent_interval_s > 0 ? e->o.agent_interval_s : 10;
+
+	for (size_t k = 0; k < e->evalarms.n; k++) {
+		struct alarm *a = e->evalarms.a[k];
+		size_t pos = 0;
+		const struct vg_hmap_entry *sl;
+
+		if (a->def.event_kinds & (1u << VG_ALARM_EV_AGENT_SILENT)) {
+			int64_t after = a->def.silent_for_s
+				? (int64_t)a->def.silent_for_s * 1000
+				: (int64_t)(iv * 1000 * SILENT_DEFAULT_INTERVALS);
+			while ((sl = vg_hmap_next(&e->hosts, &pos))) {
+				const struct host_clock *hc = sl->value;
+				struct inst *in;
+				char host[256], detail[96];
+				if (now - hc->wall_ms < after || sl->klen >= sizeof(host))
+					continue;
+				memcpy(host, sl->key, sl->klen);
+				host[sl->klen] = '\0';
+				if (a->def.event_host && strcmp(a->def.event_host, host))
+					continue;
+				if (!event_project_match(a, "default"))
+					continue;
+				in = vg_hmap_gets(&a->insts, host);
+				if (in && in->ev.state == VG_ALARM_ALARM)
+					continue; /* told once per silence */
+				snprintf(detail, sizeof(detail), "{\"silent_s\":%lld}",
+					 (long long)((now - hc->wall_ms) / 1000));
+				/* in sample time: the host's last data plus the silence */
+				event_fire(e, a, host, host, VG_ALARM_EV_AGENT_SILENT,
+					   hc->data_ms + (now - hc->wall_ms), detail, 1);
+			}
+		}
+		pos = 0;
+		while ((sl = vg_hmap_next(&a->insts, &pos))) {
+			struct inst *in = sl->value;
+			if (in->silent || in->ev.state != VG_ALARM_ALARM ||
+			    now < in->updated_ms + (int64_t)a->def.keep_firing_for_s * 1000)
+				continue;
+			event_clear(e, in, in->ev.since_ms +
+				    (now - in->updated_ms),
+				    "no matching event for keep_firing_for");
+		}
+	}
 }
 
 int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
@@ -863,6 +1375,8 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 			feed(e, s, r->time_ms, sm[k].value);
 		}
 	}
+	if (e->evalarms.n)
+		events_batch(e, b);
 	vg_alarm_queue_flush(e);
 	e->st.batch_ns_total += (uint64_t)(vg_monotonic_ns() - t0);
 	pthread_mutex_unlock(&e->lock);
@@ -907,6 +1421,27 @@ static void expire_all(struct vg_alarm_engine *e, int64_t now)
 			vg_alarm_window_expire(&s->win[w].w, clock, grace,
 					       s->win[w].max_gap, on_period, &pc);
 		}
+		for (size_t k = 0; k < s->nbind; k++) {
+			struct alarm *a = s->bind[k].in->a;
+			if (a->grp && clock > a->grp->clock_ms) {
+				a->grp->clock_ms = clock;
+				a->grp->grace_ms = grace;
+			}
+		}
+	}
+	/* group periods whose members stayed silent: closed once the data
+	 * clock is past the end by two intervals (members' own windows close
+	 * at one) */
+	if (e->ngroups) {
+		pos = 0;
+		while ((sl = vg_hmap_next(&e->alarms, &pos))) {
+			struct alarm *a = sl->value;
+			struct group_acc *g = a->grp;
+			while (g && g->slot[0].start_ms != VG_WINDOW_NONE &&
+			       g->clock_ms >= g->slot[0].start_ms +
+			       (int64_t)a->def.period_s * 1000 + 2 * g->grace_ms)
+				group_close(e, a);
+		}
 	}
 	/* forget series (and then resources) nobody watches */
 	for (size_t i = 0; i < ngc; i++) {
@@ -937,6 +1472,8 @@ void vg_alarm_engine_tick(struct vg_alarm_engine *e, int64_t now_ms)
 		e->last_expire_ms = now;
 		vg_alarm_reindex(e);
 		expire_all(e, now);
+		if (e->evalarms.n)
+			events_tick(e, now);
 	}
 	vg_alarm_queue_flush(e);
 	if (now - e->last_prune_ms >= PRUNE_EVERY_MS) {

@@ -15,6 +15,8 @@ void vg_alarm_inst_free(struct vg_alarm_engine *e, struct inst *in);
 void vg_alarm_free_insts(struct vg_alarm_engine *e, struct alarm *a);
 /* Free an alarm with its instances, rule and definition; NULL is fine. */
 void vg_alarm_free(struct vg_alarm_engine *e, struct alarm *a);
+/* Free a group alarm's open period and members (a->grp). */
+void vg_alarm_group_free(struct alarm *a);
 /* The alarm's state over its instances (any alarm -> alarm, any ok -> ok). */
 int vg_alarm_aggregate(struct alarm *a);
 /* After instances of a changed: update its aggregate and evaluate the

@@ -27,7 +27,9 @@
  *   resources  id -> type, project, host, flavor, attributes, series
  *   hosts      host -> data clock
  * watchers, exact, metrics and deps are derived from `alarms` (rebuilt by
- * vg_alarm_reindex when `gen` moved); the others own what they point to.
+ * vg_alarm_reindex when `gen` moved), as are the list of enabled event
+ * alarms (evalarms) and the count of group alarms; the others own what
+ * they point to.
  *
  * Invariants: a binding points at a live instance when its series' gen
  * equals the engine's gen; an instance is in `dirty` at most once and is
@@ -74,6 +76,29 @@ struct inst {
 	int reason_stale;            /* reason is the ring's: rebuild on read */
 	int dirty;
 	int64_t updated_ms;
+	int silent;                  /* event alarm: an agent_silent instance */
+	int64_t cooldown_last_ms;    /* last alarm notification (cooldown) */
+};
+
+/* One open period of a group alarm: the values of the members that
+ * reported for it (NaN: a member whose own datapoint was missing). */
+struct group_period {
+	int64_t start_ms;            /* VG_WINDOW_NONE: slot unused */
+	double *vals;
+	size_t nvals, capvals;
+};
+
+/* A group alarm's open periods: the oldest (slot[0]) and the next, so a
+ * member a period ahead of the others does not close the older period
+ * early. slot[0] is combined and evaluated when every member reported for
+ * it, when a datapoint comes for a period after slot[1], or when the
+ * members' data clock is two intervals past its end. Memory only: a
+ * restart loses the open periods, as it loses the members' windows. */
+struct group_acc {
+	struct group_period slot[2];
+	struct vg_hmap members;      /* resource id -> (void *)1 */
+	int64_t clock_ms, grace_ms;  /* newest data clock of its members */
+	uint64_t late;               /* datapoints after their period closed */
 };
 
 struct alarm {
@@ -84,6 +109,7 @@ struct alarm {
 	int agg;
 	uint64_t seq;                /* notifications sent */
 	int visit;
+	struct group_acc *grp;       /* group alarms only */
 };
 
 struct list {
@@ -148,6 +174,8 @@ struct vg_alarm_engine {
 	struct vg_hmap alarms, names, watchers, exact, metrics, deps, series,
 		resources, hosts;
 	uint64_t gen, indexed_gen;
+	size_t ngroups;              /* enabled group alarms (expire_all) */
+	struct list evalarms;        /* enabled event alarms (derived) */
 	struct inst **dirty;
 	size_t ndirty, capdirty;
 	struct pending *pend;

@@ -26,6 +26,7 @@
 #include "vigie/alarm.h"
 #include "alarms/rule.h"
 #include "vigie/batch.h"
+#include "vigie/catalog.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
 
@@ -42,7 +43,20 @@ static const char *const cmp_words[] = {
 static const char *const missing_names[] = {"missing", "ignore", "breaching",
 					    "not_breaching"};
 
+static const char *const group_stat_names[] = {
+	"average", "minimum", "maximum", "sum", "count", "pNN", "count_above"};
+
+static const char *const event_kind_names[] = {
+	NULL, "started", "stopped", "suspended", "resumed", "defined",
+	"undefined", "resized", "gap", "crashed", "agent_silent"};
+
 #define NAMES(a) (sizeof(a) / sizeof((a)[0]))
+
+const char *vg_alarm_event_kind_name(int k)
+{
+	return k > 0 && (size_t)k < NAMES(event_kind_names) ? event_kind_names[k]
+							    : NULL;
+}
 
 static int lookup(const char *const *names, size_t n, const char *s)
 {
@@ -74,6 +88,16 @@ const char *vg_alarm_stat_name(int s, double pct, char *buf, size_t len)
 		return buf;
 	}
 	return s >= 0 && (size_t)s < NAMES(stat_names) ? stat_names[s] : NULL;
+}
+
+const char *vg_alarm_group_stat_name(int s, double pct, char *buf, size_t len)
+{
+	if (s == VG_GROUP_PERCENTILE) {
+		snprintf(buf, len, "p%.6g", pct);
+		return buf;
+	}
+	return s >= 0 && (size_t)s < NAMES(group_stat_names) ? group_stat_names[s]
+							      : NULL;
 }
 
 const char *vg_alarm_cmp_name(int c)
@@ -197,6 +221,10 @@ void vg_alarm_def_release(struct vg_alarm_def *d)
 	free(d->metric);
 	free(d->resource);
 	free(d->rule);
+	free(d->event_project);
+	free(d->event_resource);
+	free(d->event_host);
+	free(d->event_detail);
 	free_sel(&d->sel);
 	for (int s = 0; s < VG_ALARM_NSTATES; s++) {
 		for (size_t i = 0; i < d->nactions[s]; i++)
@@ -216,7 +244,7 @@ struct pctx {
 	/* which fields were present */
 	int has_metric, has_resource, has_selector, has_stat, has_period, has_n,
 		has_m, has_cmp, has_threshold, has_missing, has_repeat, has_keep,
-		has_rule, has_type;
+		has_rule, has_type, has_allow_unknown, has_group, has_cooldown, has_event;
 };
 
 static void add_err(struct pctx *c, const char *field, const char *fmt, ...)
@@ -377,10 +405,10 @@ static void rd_severity(struct pctx *c, const json_t *v)
 
 static void rd_type(struct pctx *c, const json_t *v)
 {
-	static const char *const kinds[] = {"threshold", "composite"};
+	static const char *const kinds[] = {"threshold", "composite", "event"};
 
 	c->has_type = 1;
-	get_enum(c, "type", v, kinds, 2, &c->d->kind);
+	get_enum(c, "type", v, kinds, 3, &c->d->kind);
 }
 
 static void rd_project(struct pctx *c, const json_t *v)
@@ -592,6 +620,180 @@ static void rd_keep(struct pctx *c, const json_t *v)
 		 &c->d->keep_firing_for_s);
 }
 
+static void rd_allow_unknown(struct pctx *c, const json_t *v)
+{
+	c->has_allow_unknown = 1;
+	if (!json_is_boolean(v)) {
+		add_err(c, "allow_unknown_metric", "must be true or false");
+		return;
+	}
+	c->d->allow_unknown_metric = json_is_true(v);
+}
+
+static void rd_group(struct pctx *c, const json_t *v)
+{
+	const char *key, *st;
+	json_t *f;
+	int has_mt = 0;
+
+	c->has_group = 1;
+	if (!json_is_object(v)) {
+		add_err(c, "group", "must be an object: {\"statistic\": \"average\"} "
+			"(average, minimum, maximum, sum, count, pNN, count_above "
+			"with member_threshold)");
+		return;
+	}
+	c->d->group = 1;
+	c->d->group_stat = VG_GROUP_AVERAGE;
+	json_object_foreach((json_t *)v, key, f) {
+		if (!strcmp(key, "statistic")) {
+			st = json_is_string(f) ? json_string_value(f) : "";
+			int i = lookup(group_stat_names, NAMES(group_stat_names), st);
+			if (st[0] == 'p' && st[1] >= '0' && st[1] <= '9') {
+				char *end;
+				double pct = strtod(st + 1, &end);
+				if (*end || !isfinite(pct) || pct < 0 || pct > 100) {
+					add_err(c, "group.statistic", "a percentile is "
+						"p0 to p100, e.g. p90");
+					continue;
+				}
+				c->d->group_stat = VG_GROUP_PERCENTILE;
+				c->d->group_percentile = pct;
+			} else if (i < 0 || i == VG_GROUP_PERCENTILE)
+				add_err(c, "group.statistic", "must be one of average, "
+					"minimum, maximum, sum, count, pNN (e.g. p90) "
+					"or count_above");
+			else
+				c->d->group_stat = i;
+		} else if (!strcmp(key, "member_threshold")) {
+			has_mt = 1;
+			if (!json_is_number(f) || !isfinite(json_number_value(f)))
+				add_err(c, "group.member_threshold",
+					"must be a finite number");
+			else
+				c->d->group_member_threshold = json_number_value(f);
+		} else {
+			char fld[96];
+			snprintf(fld, sizeof(fld), "group.%.60s", key);
+			add_err(c, fld, "unknown field (known: statistic, "
+				"member_threshold)");
+		}
+	}
+	if (c->d->group_stat == VG_GROUP_COUNT_ABOVE && !has_mt)
+		add_err(c, "group.member_threshold", "is required with count_above");
+	else if (c->d->group_stat != VG_GROUP_COUNT_ABOVE && has_mt)
+		add_err(c, "group.member_threshold", "only with count_above");
+}
+
+static int event_kind_parse(const char *s)
+{
+	for (size_t i = 1; s && i < NAMES(event_kind_names); i++)
+		if (!strcmp(event_kind_names[i], s))
+			return (int)i;
+	return -EINVAL;
+}
+
+static void rd_event(struct pctx *c, const json_t *v)
+{
+	struct vg_alarm_def *d = c->d;
+	const char *key, *s;
+	json_t *f, *item;
+	size_t i;
+
+	c->has_event = 1;
+	if (!json_is_object(v)) {
+		add_err(c, "event", "must be an object: {\"kind\": [\"crashed\"], "
+			"\"resource\": ..., \"host\": ..., \"detail\": ..., "
+			"\"project\": ...}");
+		return;
+	}
+	json_object_foreach((json_t *)v, key, f) {
+		if (!strcmp(key, "kind")) {
+			json_t *list = json_is_string(f) ? json_pack("[O]", f)
+							 : json_incref(f);
+			if (!json_is_array(list) || !json_array_size(list))
+				add_err(c, "event.kind", "must be a kind or a "
+					"non-empty array of kinds");
+			json_array_foreach(list, i, item) {
+				int k = event_kind_parse(json_string_value(item));
+				if (k < 0)
+					add_err(c, "event.kind", "unknown kind (started, "
+						"stopped, suspended, resumed, defined, "
+						"undefined, resized, gap, crashed, "
+						"agent_silent)");
+				else
+					d->event_kinds |= 1u << k;
+			}
+			json_decref(list);
+		} else if (!strcmp(key, "project")) {
+			if (!(s = get_text(c, "event.project", f, 255, 0)))
+				continue;
+			if (c->pol && c->pol->scope_project &&
+			    strcmp(s, c->pol->scope_project)) {
+				add_err(c, "event.project", "must be your own "
+					"project '%s'", c->pol->scope_project);
+				continue;
+			}
+			set_str(c, &d->event_project, s);
+		} else if (!strcmp(key, "resource")) {
+			if ((s = get_text(c, "event.resource", f, 200, 0)))
+				set_str(c, &d->event_resource, s);
+		} else if (!strcmp(key, "host")) {
+			if ((s = get_text(c, "event.host", f, 255, 0)))
+				set_str(c, &d->event_host, s);
+		} else if (!strcmp(key, "detail")) {
+			if ((s = get_text(c, "event.detail", f, 255, 0)))
+				set_str(c, &d->event_detail, s);
+		} else if (!strcmp(key, "silent_for")) {
+			get_uint(c, "event.silent_for", f, 1, 86400, 1,
+				 &d->silent_for_s);
+		} else {
+			char fld[96];
+			snprintf(fld, sizeof(fld), "event.%.60s", key);
+			add_err(c, fld, "unknown field (known: kind, project, "
+				"resource, host, detail, silent_for)");
+		}
+	}
+	if (!d->event_kinds && !json_object_get(v, "kind"))
+		add_err(c, "event.kind", "is required");
+}
+
+static void rd_cooldown(struct pctx *c, const json_t *v)
+{
+	c->has_cooldown = 1;
+	get_uint(c, "cooldown", v, 0, VG_ALARM_MAX_WINDOW_S, 1, &c->d->cooldown_s);
+}
+
+static int catalog_has(const char *metric)
+{
+	for (const struct vg_metric_def *m = vg_catalog; m->name; m++)
+		if (!strcmp(m->name, metric))
+			return 1;
+	return 0;
+}
+
+/* An alarm on a metric nobody produces never fires: refuse it unless
+ * the caller says the metric will come (allow_unknown_metric). */
+static void check_metric_known(struct pctx *c)
+{
+	const struct vg_alarm_def *d = c->d;
+	const char *proj;
+
+	if (!c->pol || !c->pol->check_metric || !d->metric ||
+	    d->allow_unknown_metric || catalog_has(d->metric))
+		return;
+	/* a selector over every project: any project's report will do */
+	proj = d->sel.project && !strcmp(d->sel.project, "*") ? NULL : d->project;
+	if (c->pol->metric_seen &&
+	    c->pol->metric_seen(c->pol->metric_ctx, proj, d->metric) == 1)
+		return;
+	add_err(c, "metric", "'%.100s' is not in the metric catalogue "
+		"(docs/metrics.md) and no resource of project '%s' has reported "
+		"it: such an alarm could never fire; check the name, or set "
+		"\"allow_unknown_metric\": true for a metric that will come",
+		d->metric, proj ? proj : "*");
+}
+
 static void rd_rule(struct pctx *c, const json_t *v)
 {
 	const char *s = get_text(c, "rule", v, VG_ALARM_RULE_MAX, 0);
@@ -744,6 +946,10 @@ static const struct field fields[] = {
 	{"missing_data", rd_missing},
 	{"repeat_every", rd_repeat},
 	{"keep_firing_for", rd_keep},
+	{"allow_unknown_metric", rd_allow_unknown},
+	{"group", rd_group},
+	{"cooldown", rd_cooldown},
+	{"event", rd_event},
 	{"rule", rd_rule},
 	{"actions", rd_actions},
 };
@@ -772,15 +978,43 @@ static void cross_checks(struct pctx *c)
 		if (!named)
 			add_err(c, "name", "is required");
 	}
+	if (d->kind != VG_ALARM_EVENT && c->has_event)
+		add_err(c, "event", "only for an event alarm (\"type\": \"event\")");
+	if (d->kind == VG_ALARM_EVENT) {
+		static const char *const not_event[] = {
+			"metric", "resource", "selector", "statistic", "period",
+			"evaluation_periods", "datapoints_to_alarm", "comparison",
+			"threshold", "missing_data", "repeat_every",
+			"allow_unknown_metric", "group", "rule", NULL};
+		int has[] = {c->has_metric, c->has_resource, c->has_selector,
+			     c->has_stat, c->has_period, c->has_n, c->has_m,
+			     c->has_cmp, c->has_threshold, c->has_missing,
+			     c->has_repeat, c->has_allow_unknown, c->has_group,
+			     c->has_rule};
+		for (int i = 0; not_event[i]; i++)
+			if (has[i])
+				add_err(c, not_event[i], "not allowed for an event "
+					"alarm (match events with \"event\")");
+		if (!c->has_event)
+			add_err(c, "event", "is required for an event alarm");
+		if (d->silent_for_s &&
+		    !(d->event_kinds & (1u << VG_ALARM_EV_AGENT_SILENT)))
+			add_err(c, "event.silent_for", "only with the kind "
+				"agent_silent");
+		if (!d->event_project && d->project && strcmp(d->project, "*"))
+			set_str(c, &d->event_project, d->project);
+		return;
+	}
 	if (d->kind == VG_ALARM_COMPOSITE) {
 		static const char *const only_threshold[] = {
 			"metric", "resource", "selector", "statistic", "period",
 			"evaluation_periods", "datapoints_to_alarm", "comparison",
-			"threshold", "missing_data", "repeat_every", NULL};
+			"threshold", "missing_data", "repeat_every",
+			"allow_unknown_metric", "group", NULL};
 		int has[] = {c->has_metric, c->has_resource, c->has_selector,
 			     c->has_stat, c->has_period, c->has_n, c->has_m,
 			     c->has_cmp, c->has_threshold, c->has_missing,
-			     c->has_repeat};
+			     c->has_repeat, c->has_allow_unknown, c->has_group};
 		for (int i = 0; only_threshold[i]; i++)
 			if (has[i])
 				add_err(c, only_threshold[i],
@@ -804,6 +1038,9 @@ static void cross_checks(struct pctx *c)
 		add_err(c, "selector", "give either resource or selector, not both");
 	else if (!c->has_resource && !c->has_selector)
 		add_err(c, "resource", "is required (or a selector)");
+	if (c->has_group && c->has_resource)
+		add_err(c, "group", "needs a selector naming the group, not one "
+			"resource");
 	if (!c->has_period)
 		d->period_s = 60;
 	if (!c->has_n)
@@ -830,6 +1067,7 @@ static void cross_checks(struct pctx *c)
 	if (c->has_selector && !d->sel.project && d->project &&
 	    strcmp(d->project, "*"))
 		set_str(c, &d->sel.project, d->project);
+	check_metric_known(c);
 }
 
 int vg_alarm_def_from_json(const json_t *in, const struct vg_alarm_policy *pol,
@@ -913,12 +1151,31 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 	json_object_set_new(o, "name", str_or_null(d->name));
 	json_object_set_new(o, "project", str_or_null(d->project));
 	json_object_set_new(o, "description", json_string(d->description ? d->description : ""));
-	json_object_set_new(o, "type", json_string(d->kind == VG_ALARM_COMPOSITE
-							   ? "composite" : "threshold"));
+	json_object_set_new(o, "type", json_string(
+		d->kind == VG_ALARM_COMPOSITE ? "composite"
+		: d->kind == VG_ALARM_EVENT ? "event" : "threshold"));
 	json_object_set_new(o, "enabled", json_boolean(d->enabled));
 	json_object_set_new(o, "severity", json_string(vg_alarm_severity_name(d->severity)));
 	if (d->kind == VG_ALARM_COMPOSITE) {
 		json_object_set_new(o, "rule", str_or_null(d->rule));
+	} else if (d->kind == VG_ALARM_EVENT) {
+		json_t *ev = json_object(), *kinds = json_array();
+		for (int k = 1; k <= VG_ALARM_EV_MAX; k++)
+			if (d->event_kinds & (1u << k))
+				json_array_append_new(kinds, json_string(
+					vg_alarm_event_kind_name(k)));
+		json_object_set_new(ev, "kind", kinds);
+		if (d->event_project)
+			json_object_set_new(ev, "project", json_string(d->event_project));
+		if (d->event_resource)
+			json_object_set_new(ev, "resource", json_string(d->event_resource));
+		if (d->event_host)
+			json_object_set_new(ev, "host", json_string(d->event_host));
+		if (d->event_detail)
+			json_object_set_new(ev, "detail", json_string(d->event_detail));
+		if (d->silent_for_s)
+			json_object_set_new(ev, "silent_for", json_integer(d->silent_for_s));
+		json_object_set_new(o, "event", ev);
 	} else {
 		json_object_set_new(o, "metric", str_or_null(d->metric));
 		if (d->resource)
@@ -948,8 +1205,22 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 		json_object_set_new(o, "threshold", json_real(d->threshold));
 		json_object_set_new(o, "missing_data", json_string(vg_alarm_missing_name(d->missing)));
 		json_object_set_new(o, "repeat_every", json_integer(d->repeat_periods));
+		if (d->allow_unknown_metric)
+			json_object_set_new(o, "allow_unknown_metric", json_true());
+		if (d->group) {
+			char gs[24];
+			json_t *g = json_pack("{s:s}", "statistic",
+				vg_alarm_group_stat_name(d->group_stat,
+					d->group_percentile, gs, sizeof(gs)));
+			if (g && d->group_stat == VG_GROUP_COUNT_ABOVE)
+				json_object_set_new(g, "member_threshold",
+						    json_real(d->group_member_threshold));
+			json_object_set_new(o, "group", g);
+		}
 	}
 	json_object_set_new(o, "keep_firing_for", json_integer(d->keep_firing_for_s));
+	if (d->cooldown_s)
+		json_object_set_new(o, "cooldown", json_integer(d->cooldown_s));
 	for (int s = 0; s < VG_ALARM_NSTATES; s++) {
 		json_t *a = json_array();
 		for (size_t i = 0; i < d->nactions[s]; i++)
@@ -983,7 +1254,16 @@ int vg_alarm_def_eval_changed(const struct vg_alarm_def *a,
 	    a->missing != b->missing || !str_eq(a->rule, b->rule) ||
 	    a->sel.rtype != b->sel.rtype || !str_eq(a->sel.project, b->sel.project) ||
 	    !str_eq(a->sel.host, b->sel.host) || !str_eq(a->sel.flavor, b->sel.flavor) ||
-	    a->sel.nmeta != b->sel.nmeta)
+	    a->sel.nmeta != b->sel.nmeta || a->group != b->group ||
+	    a->group_stat != b->group_stat ||
+	    a->group_percentile != b->group_percentile ||
+	    a->group_member_threshold != b->group_member_threshold ||
+	    a->event_kinds != b->event_kinds ||
+	    !str_eq(a->event_project, b->event_project) ||
+	    !str_eq(a->event_resource, b->event_resource) ||
+	    !str_eq(a->event_host, b->event_host) ||
+	    !str_eq(a->event_detail, b->event_detail) ||
+	    a->silent_for_s != b->silent_for_s)
 		return 1;
 	for (size_t i = 0; i < a->sel.nmeta; i++)
 		if (!str_eq(a->sel.meta[i].key, b->sel.meta[i].key) ||

@@ -49,6 +49,11 @@ char *vg_alarm_notice_json(const struct vg_alarm_notice_info *n, size_t *len)
 		json_object_set_new(o, "rule", str_or_null(d->rule));
 		json_object_set_new(o, "metric", json_null());
 		json_object_set_new(o, "datapoints", json_array());
+	} else if (d->kind == VG_ALARM_EVENT) {
+		json_t *ev = n->reason_data ? json_object_get(n->reason_data, "kind") : NULL;
+		json_object_set_new(o, "event", ev ? json_incref(ev) : json_null());
+		json_object_set_new(o, "metric", json_null());
+		json_object_set_new(o, "datapoints", json_array());
 	} else {
 		json_t *pts = n->reason_data ? json_object_get(n->reason_data, "datapoints") : NULL;
 		json_object_set_new(o, "metric", str_or_null(d->metric));

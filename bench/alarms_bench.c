@@ -2,6 +2,7 @@
  * alarms_bench.c — how fast alarms are (docs/alarms.md, "Speed").
  *
  *   alarms_bench engine [--alarms 10000] [--series 10000] [--batches 20]
+ *                       [--group-members 1000]
  *   alarms_bench e2e --collector-bin build/bin/vigie-collector
  *                    [--alarms 10000] [--series 10000] [--batches 10]
  *                    [--rounds 100] [--dir /dev/shm]
@@ -13,7 +14,12 @@
  * batches of one sample per series and simulated minute (every batch
  * closes a period of every series: S evaluations per batch, some
  * transitions), against the same batches with no alarm defined. Prints the
- * time per batch (p50, p99) and samples per second for both.
+ * time per batch (p50, p99) and samples per second for both. With
+ * --group-members G (> 0), a third run: the same S alarms of which two are
+ * group alarms (average > 70 for 3 of 3, and count of members above 90)
+ * over the first G series (metadata metering.server_group=web), the rest
+ * single-resource alarms: what one evaluation across G members per period
+ * adds.
  *
  * e2e: the real collector (started here on loopback with a temporary data
  * directory and small RRD archives), for 0 alarms and then for --alarms:
@@ -65,7 +71,7 @@
 #define MIN_MS 60000LL
 
 struct opts {
-	int alarms, series, batches, rounds;
+	int alarms, series, batches, rounds, group_members;
 	const char *collector_bin, *dir;
 };
 
@@ -95,6 +101,8 @@ static int64_t cpu_us(void)
 
 /* A batch of one sample per series at time t; value pattern makes a few
  * percent of the series cross 90 each minute. */
+static int g_group_members; /* the first G series are in server group web */
+
 static struct vg_batch *make_batch(int series, int64_t t, uint64_t seq, int k,
 				   const char *probe, double probe_value)
 {
@@ -105,6 +113,8 @@ static struct vg_batch *make_batch(int series, int64_t t, uint64_t seq, int k,
 		snprintf(id, sizeof(id), "vm%d", i);
 		vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t);
 		vg_batch_identity(b, "bench", NULL, "m1.small");
+		if (i < g_group_members)
+			vg_batch_attr(b, "metering.server_group", "web");
 		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE,
 				(double)((i * 7 + k * 13) % 100));
 	}
@@ -124,12 +134,12 @@ static int64_t fake_now(void)
 	return g_fake_now;
 }
 
-static void engine_run(const struct opts *o, int alarms, char *tmpl)
+static void engine_run(const struct opts *o, int alarms, int groups, char *tmpl)
 {
 	struct vg_alarm_engine_options eo = {0};
 	struct vg_alarm_engine *e;
 	struct vg_alarm_engine_stats st;
-	char dir[256], err[256], def[256], cmd[300];
+	char dir[256], err[256], def[512], cmd[300];
 	int64_t *us = calloc((size_t)o->batches, sizeof(int64_t)), total = 0, cpu = 0;
 	int64_t t0 = (vg_now_ms() / MIN_MS - 1000) * MIN_MS;
 
@@ -145,9 +155,20 @@ static void engine_run(const struct opts *o, int alarms, char *tmpl)
 		fprintf(stderr, "engine: %s\n", err);
 		exit(1);
 	}
+	g_group_members = groups ? o->group_members : 0;
 	for (int i = 0; i < alarms; i++) {
 		json_t *body, *out = NULL, *errors = NULL;
-		snprintf(def, sizeof(def),
+		if (groups && i < 2)
+			snprintf(def, sizeof(def),
+				 "{\"name\":\"g%d\",\"project\":\"bench\",\"metric\":\"cpu.util\","
+				 "\"selector\":{\"type\":\"instance\",\"metadata\":"
+				 "{\"metering.server_group\":\"web\"}},\"group\":%s,"
+				 "\"comparison\":\"gt\",\"threshold\":%s,"
+				 "\"evaluation_periods\":3,\"datapoints_to_alarm\":3}", i,
+				 i ? "{\"statistic\":\"count_above\",\"member_threshold\":90}"
+				   : "{\"statistic\":\"average\"}", i ? "10" : "70");
+		else
+			snprintf(def, sizeof(def),
 			 "{\"name\":\"a%d\",\"project\":\"bench\",\"metric\":\"cpu.util\","
 			 "\"resource\":\"vm%d\",\"comparison\":\"gt\",\"threshold\":90,"
 			 "\"evaluation_periods\":3,\"datapoints_to_alarm\":3}", i,
@@ -175,11 +196,12 @@ static void engine_run(const struct opts *o, int alarms, char *tmpl)
 		vg_batch_free(b);
 	}
 	vg_alarm_engine_get_stats(e, &st);
-	printf("RESULT alarms_engine alarms=%d series=%d batches=%d "
+	printf("RESULT alarms_engine alarms=%d group_members=%d series=%d batches=%d "
 	       "batch_us_p50=%" PRId64 " batch_us_p99=%" PRId64
 	       " samples_per_s=%.0f evaluations=%" PRIu64 " transitions=%" PRIu64
 	       " ns_per_sample=%.0f cpu_ns_per_sample=%.0f\n",
-	       alarms, o->series, o->batches, pct(us, (size_t)o->batches, 50),
+	       alarms, g_group_members, o->series, o->batches,
+	       pct(us, (size_t)o->batches, 50),
 	       pct(us, (size_t)o->batches, 99),
 	       total ? (double)o->series * o->batches / ((double)total / 1e6) : 0,
 	       st.evaluations, st.transitions,
@@ -781,9 +803,10 @@ int main(int argc, char **argv)
 		{"rounds", required_argument, NULL, 'r'},
 		{"collector-bin", required_argument, NULL, 'c'},
 		{"dir", required_argument, NULL, 'd'},
+		{"group-members", required_argument, NULL, 'g'},
 		{NULL, 0, NULL, 0},
 	};
-	struct opts o = {10000, 10000, 20, 100, NULL, "/dev/shm"};
+	struct opts o = {10000, 10000, 20, 100, 0, NULL, "/dev/shm"};
 	const char *mode = argc > 1 ? argv[1] : "";
 	int ch;
 
@@ -796,6 +819,7 @@ int main(int argc, char **argv)
 		case 'r': o.rounds = atoi(optarg); break;
 		case 'c': o.collector_bin = optarg; break;
 		case 'd': o.dir = optarg; break;
+		case 'g': o.group_members = atoi(optarg); break;
 		default: return 2;
 		}
 	}
@@ -808,8 +832,10 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "engine")) {
 		char tmpl[512];
 		snprintf(tmpl, sizeof(tmpl), "%s/vigie-alarms-engine.XXXXXX", o.dir);
-		engine_run(&o, 0, tmpl);
-		engine_run(&o, o.alarms, tmpl);
+		engine_run(&o, 0, 0, tmpl);
+		engine_run(&o, o.alarms, 0, tmpl);
+		if (o.group_members > 0 && o.alarms >= 2)
+			engine_run(&o, o.alarms, 1, tmpl);
 		return 0;
 	}
 	if ((!strcmp(mode, "e2e") || !strcmp(mode, "burst")) && o.collector_bin) {
@@ -835,7 +861,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: alarms_bench engine [--alarms N] [--series N] "
-		"[--batches N] [--dir D]\n"
+		"[--batches N] [--group-members N] [--dir D]\n"
 		"       alarms_bench e2e --collector-bin PATH [--alarms N] [--series N] "
 		"[--batches N] [--rounds N] [--dir D]\n"
 		"       alarms_bench burst --collector-bin PATH [--alarms 1000] "

@@ -151,9 +151,16 @@ static void idle(void *ctx)
  * hub and the engine, registered after the store so a sample is stored
  * before an alarm acts on it. Threads start here, with signals blocked.
  * 0, or 1 after logging why. */
+/* An alarm's metric is known when some resource of the project reported
+ * it (a custom metric not in the catalogue). */
+static int metric_seen(void *ctx, const char *project, const char *metric)
+{
+	return vg_registry_metric_seen(ctx, project, metric);
+}
+
 static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
-			struct vg_alarm_pub **pub, struct vg_alarm_hub **hub,
-			struct vg_alarm_engine **eng)
+			struct vg_registry *reg, struct vg_alarm_pub **pub,
+			struct vg_alarm_hub **hub, struct vg_alarm_engine **eng)
 {
 	struct vg_alarm_exec_cmd exec[VG_MAX_EXEC];
 	struct vg_alarm_engine_options o;
@@ -191,6 +198,9 @@ static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
 	o.exec_timeout_ms = (int64_t)(cfg->alarms_exec_timeout_s * 1000);
 	o.history_retention_ms = (int64_t)(cfg->alarms_history_retention_s * 1000);
 	o.deliver = 1;
+	o.check_metrics = 1;
+	o.metric_seen = reg ? metric_seen : NULL;
+	o.metric_ctx = reg;
 	if (vg_alarm_engine_open(&o, eng, err, sizeof(err))) {
 		vg_error("%s", err);
 		return 1;
@@ -462,7 +472,7 @@ int main(int argc, char **argv)
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	if (start_alarms(&cfg, &dispatch, &pub, &hub, &alarms)) {
+	if (start_alarms(&cfg, &dispatch, reg, &pub, &hub, &alarms)) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		goto out;
 	}

@@ -133,6 +133,7 @@ enum {
 	ST_PAGE_METRICS,
 	ST_LOOKUP,
 	ST_VISIBLE,
+	ST_METRIC_SEEN,
 	ST_COUNT
 };
 
@@ -231,6 +232,8 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_PAGE_METRICS] = "SELECT resource_id, name, kind, unit, last_value, "
 			    "last_time_ms FROM metrics WHERE resource_id >= ?1 "
 			    "ORDER BY resource_id, name LIMIT ?2",
+	[ST_METRIC_SEEN] = "SELECT 1 FROM metrics m JOIN resources r ON r.id = m.resource_id"
+			   " WHERE m.name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR r.project = ?2) LIMIT 1",
 	[ST_LOOKUP] = "SELECT type, project FROM resources WHERE id = ?1",
 	[ST_VISIBLE] = "SELECT type FROM resources WHERE id = ?1 AND "
 		       "(CAST(?2 AS TEXT) IS NULL OR project = ?2)",
@@ -1297,6 +1300,24 @@ int vg_registry_visible(struct vg_registry *r, const char *id,
 	} else {
 		rc = rc == 0 ? -ENOENT : map_err(rc);
 	}
+	vg_db_reset(s);
+	return rc;
+}
+
+int vg_registry_metric_seen(struct vg_registry *r, const char *project,
+			    const char *metric)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r || !metric)
+		return -EINVAL;
+	if ((rc = stmt(r, ST_METRIC_SEEN, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, metric);
+	vg_db_bind_text(s, 2, project);
+	rc = vg_db_step(s);
+	rc = rc == 1 ? 1 : rc == 0 ? 0 : map_err(rc);
 	vg_db_reset(s);
 	return rc;
 }

@@ -30,7 +30,19 @@ enum vg_alarm_state {
 };
 #define VG_ALARM_NSTATES 3
 
-enum vg_alarm_kind { VG_ALARM_THRESHOLD = 0, VG_ALARM_COMPOSITE = 1 };
+enum vg_alarm_kind {
+	VG_ALARM_THRESHOLD = 0,
+	VG_ALARM_COMPOSITE = 1,
+	VG_ALARM_EVENT = 2, /* lifecycle events, not series */
+};
+
+/* Event kinds an event alarm matches (bits of def->event_kinds): the
+ * batch's lifecycle events (enum vg_event_type, bit 1 << type), and two
+ * the collector derives: a stop whose libvirt reason is crashed or failed,
+ * and an agent that stopped sending. */
+#define VG_ALARM_EV_CRASHED 9
+#define VG_ALARM_EV_AGENT_SILENT 10
+#define VG_ALARM_EV_MAX 10
 enum vg_alarm_severity { VG_SEV_LOW = 0, VG_SEV_MODERATE = 1, VG_SEV_CRITICAL = 2 };
 enum vg_alarm_stat {
 	VG_STAT_AVERAGE = 0,
@@ -39,6 +51,16 @@ enum vg_alarm_stat {
 	VG_STAT_SUM,
 	VG_STAT_SAMPLE_COUNT,
 	VG_STAT_PERCENTILE, /* with def->percentile in [0, 100] */
+};
+/* How a group alarm combines its members' per-period values. */
+enum vg_alarm_group_stat {
+	VG_GROUP_AVERAGE = 0,
+	VG_GROUP_MINIMUM,
+	VG_GROUP_MAXIMUM,
+	VG_GROUP_SUM,
+	VG_GROUP_COUNT,       /* members that reported in the period */
+	VG_GROUP_PERCENTILE,  /* with def->group_percentile */
+	VG_GROUP_COUNT_ABOVE, /* members whose value > group_member_threshold */
 };
 enum vg_alarm_cmp { VG_CMP_GT = 0, VG_CMP_GE, VG_CMP_LT, VG_CMP_LE, VG_CMP_EQ, VG_CMP_NE };
 enum vg_alarm_missing {
@@ -98,9 +120,22 @@ struct vg_alarm_def {
 	int missing;          /* enum vg_alarm_missing */
 	uint32_t repeat_periods;   /* re-notify every K periods in alarm; 0 off */
 	uint32_t keep_firing_for_s;
+	int allow_unknown_metric; /* created before its metric exists */
+	/* a group alarm: one evaluation across every resource the selector
+	 * matches (group != 0), members combined per period by group_stat */
+	int group;
+	int group_stat;       /* enum vg_alarm_group_stat */
+	double group_percentile, group_member_threshold;
+	uint32_t cooldown_s;  /* no alarm notification sooner after one; 0 off */
 
 	/* composite */
 	char *rule;
+
+	/* event: kinds (bit 1 << kind), and optional matchers; the project is
+	 * the alarm's unless event_project ("*": any, administrators) */
+	uint32_t event_kinds;
+	char *event_project, *event_resource, *event_host, *event_detail;
+	uint32_t silent_for_s; /* agent_silent: seconds without a batch */
 
 	/* actions per state (index enum vg_alarm_state) */
 	size_t nactions[VG_ALARM_NSTATES];
@@ -116,6 +151,14 @@ struct vg_alarm_policy {
 	int alertmanager;     /* 1 if an Alertmanager URL is configured */
 	double agent_interval_s; /* periods may be any multiple of it; 0 = 10 */
 	const char *scope_project; /* NULL: admin (may set "project") */
+	/* Refuse a metric that is neither in the catalogue (catalog.h) nor
+	 * seen: metric_seen(metric_ctx, project, metric) returns 1 when the
+	 * project's resources reported it (a custom metric), 0 or -errno
+	 * otherwise; NULL = catalogue only. Off (0) when loading stored
+	 * definitions: a definition accepted once stays loadable. */
+	int check_metric;
+	int (*metric_seen)(void *ctx, const char *project, const char *metric);
+	void *metric_ctx;
 };
 
 /* Release every string of d and zero it. Accepts NULL. */
@@ -150,6 +193,9 @@ const char *vg_alarm_stat_name(int s, double pct, char *buf, size_t len); /* "p9
 const char *vg_alarm_cmp_name(int c);     /* "gt" */
 const char *vg_alarm_cmp_words(int c);    /* "greater than" */
 const char *vg_alarm_missing_name(int m); /* "not_breaching" */
+const char *vg_alarm_group_stat_name(int s, double pct, char *buf, size_t len);
+/* "stopped", "crashed", "agent_silent"...; NULL if unknown. */
+const char *vg_alarm_event_kind_name(int k);
 
 /* Whether value compared with threshold breaches. NaN never breaches. */
 int vg_alarm_compare(int cmp, double value, double threshold);

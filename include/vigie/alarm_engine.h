@@ -70,6 +70,12 @@ struct vg_alarm_engine_options {
 	int64_t history_retention_ms;     /* 0 = 30 days */
 	int deliver;                      /* start the delivery thread */
 	int64_t (*now_ms)(void);          /* wall clock; NULL = vg_now_ms */
+	/* Refuse alarms on metrics neither in the catalogue nor seen
+	 * (vg_alarm_policy.check_metric); metric_seen may be NULL
+	 * (catalogue only). Called with the engine's lock held. */
+	int check_metrics;
+	int (*metric_seen)(void *ctx, const char *project, const char *metric);
+	void *metric_ctx;
 };
 
 /* Open alarms.db, load definitions and states, open the outbox (and start
@@ -135,6 +141,7 @@ int vg_alarm_engine_history(struct vg_alarm_engine *e, const char *ref,
 struct vg_alarm_engine_stats {
 	uint64_t alarms, instances, series, resources;
 	uint64_t batches, samples, samples_late, samples_duplicate;
+	uint64_t cooldowns; /* alarm notifications held back by a cooldown */
 	uint64_t datapoints, evaluations, transitions, notifications;
 	uint64_t store_errors, pending, pending_dropped;
 	uint64_t batch_ns_total;

@@ -187,4 +187,11 @@ int vg_registry_lookup(struct vg_registry *r, const char *id, int *rtype,
 int vg_registry_visible(struct vg_registry *r, const char *id,
 			const char *scope_project, int *rtype);
 
+/* Whether some resource of project (NULL: any project) has reported the
+ * metric: 1, 0, or -errno. Alarm creation asks it, so a custom metric the
+ * collector has seen counts as known though it is not in the catalogue.
+ * A scan of the metrics by name: for definitions, not for the data path. */
+int vg_registry_metric_seen(struct vg_registry *r, const char *project,
+			    const char *metric);
+
 #endif

@@ -177,9 +177,11 @@ int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
 			f.kind = VG_ALARM_THRESHOLD;
 		else if (!strcmp(v, "composite"))
 			f.kind = VG_ALARM_COMPOSITE;
+		else if (!strcmp(v, "event"))
+			f.kind = VG_ALARM_EVENT;
 		else
 			return vg_http_reply_error(resp, 400, "type: must be "
-						   "threshold or composite");
+						   "threshold, composite or event");
 	}
 	f.name = vg_http_param(req, "name");
 	f.after = vg_http_param(req, "cursor");
@@ -321,7 +323,7 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 		static const char *const types[] = {
 			"creation", "update", "deletion", "enabled", "disabled",
 			"transition", "repeat", "notification", "resource_joined",
-			"resource_left", NULL};
+			"resource_left", "cooldown", NULL};
 		size_t i;
 		for (i = 0; types[i] && strcmp(types[i], v); i++)
 			;
@@ -330,7 +332,7 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 						   "creation, update, enabled, "
 						   "disabled, transition, repeat, "
 						   "notification, resource_joined, "
-						   "resource_left");
+						   "resource_left, cooldown");
 		q.type = v;
 	}
 	if ((v = vg_http_param(req, "limit"))) {

@@ -375,6 +375,9 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	one(b, "vigie_alarms_samples_late_total", "counter",
 	    "Samples for an alarm period already closed, not used",
 	    (double)e->samples_late);
+	one(b, "vigie_alarms_cooldowns_total", "counter",
+	    "Alarm notifications held back by the alarm's cooldown",
+	    (double)e->cooldowns);
 	one(b, "vigie_alarms_samples_duplicate_total", "counter",
 	    "Samples at or before their series' last sample time, not used",
 	    (double)e->samples_duplicate);

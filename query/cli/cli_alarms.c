@@ -384,15 +384,37 @@ static int sub_list(struct vg_cli *c, struct args *a)
 		return rc;
 	t = vg_table_new(7, hdr, NULL);
 	json_array_foreach(all, i, al) {
-		char cb[96];
+		char cb[96], mb[300];
 		const char *type = str(al, "type");
 		int composite = type && !strcmp(type, "composite");
+		int event = type && !strcmp(type, "event");
+		const char *metric = str(al, "metric");
+		json_t *grp = json_object_get(al, "group");
+		if (event) {
+			json_t *k = json_object_get(json_object_get(al, "event"), "kind");
+			size_t ki, o = (size_t)snprintf(mb, sizeof(mb), "(event");
+			json_t *kx;
+			json_array_foreach(k, ki, kx)
+				if (o < sizeof(mb))
+					o += (size_t)snprintf(mb + o, sizeof(mb) - o,
+						"%s%s", ki ? "," : " ",
+						json_string_value(kx) ? json_string_value(kx) : "?");
+			if (o < sizeof(mb))
+				snprintf(mb + o, sizeof(mb) - o, ")");
+			metric = mb;
+		} else if (json_is_object(grp)) {
+			/* a group alarm: "average(cpu.util) of group" */
+			snprintf(mb, sizeof(mb), "%s(%s) of group",
+				 str(grp, "statistic") ? str(grp, "statistic") : "?",
+				 metric ? metric : "?");
+			metric = mb;
+		}
 		const char *row[7] = {
 			str(al, "name"),
 			str(al, "project"),
 			str(al, "state"),
 			str(al, "severity"),
-			composite ? "(composite)" : str(al, "metric"),
+			composite ? "(composite)" : metric,
 			condition(al, cb, sizeof(cb)),
 			json_is_true(json_object_get(al, "enabled")) ? "true"
 								     : "false",
@@ -420,7 +442,7 @@ static const char *seconds(json_t *v, const char *unit, char *buf, size_t len)
 	return buf;
 }
 
-static void show_selector(struct vg_cli *c, json_t *sel)
+static void show_selector(struct vg_cli *c, const char *label, json_t *sel)
 {
 	char buf[1024] = "";
 	size_t o = 0;
@@ -431,6 +453,20 @@ static void show_selector(struct vg_cli *c, json_t *sel)
 		if (json_is_string(v)) {
 			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s=%s",
 					      o ? " " : "", k, json_string_value(v));
+		} else if (json_is_integer(v)) {
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s=%lld",
+					      o ? " " : "", k,
+					      (long long)json_integer_value(v));
+		} else if (json_is_array(v)) {
+			size_t ai;
+			json_t *av;
+			o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s%s=",
+					      o ? " " : "", k);
+			json_array_foreach(v, ai, av)
+				if (o < sizeof(buf))
+					o += (size_t)snprintf(buf + o, sizeof(buf) - o,
+						"%s%s", ai ? "," : "",
+						json_string_value(av) ? json_string_value(av) : "?");
 		} else if (json_is_object(v)) {
 			const char *mk;
 			json_t *mv;
@@ -444,7 +480,7 @@ static void show_selector(struct vg_cli *c, json_t *sel)
 		if (o >= sizeof(buf))
 			break;
 	}
-	kv_line(c, "Selector", buf);
+	kv_line(c, label, buf);
 }
 
 static void show_actions(struct vg_cli *c, json_t *acts)
@@ -499,14 +535,31 @@ static int sub_show(struct vg_cli *c, struct args *a)
 		snprintf(b1, sizeof(b1), "%s", str(j, "state") ? str(j, "state") : "?");
 	kv_line(c, "State", b1);
 	kv_line(c, "Reason", str(j, "state_reason"));
+	int event = str(j, "type") && !strcmp(str(j, "type"), "event");
 	if (composite) {
 		kv_line(c, "Rule", str(j, "rule"));
+	} else if (event) {
+		show_selector(c, "Event", json_object_get(j, "event"));
 	} else {
+		json_t *grp = json_object_get(j, "group");
 		kv_line(c, "Metric", str(j, "metric"));
 		if (json_is_object(json_object_get(j, "selector")))
-			show_selector(c, json_object_get(j, "selector"));
+			show_selector(c, "Selector", json_object_get(j, "selector"));
 		else
 			kv_line(c, "Resource", str(j, "resource"));
+		if (json_is_object(grp)) {
+			json_t *mt = json_object_get(grp, "member_threshold");
+			char v[48];
+			if (json_is_number(mt))
+				snprintf(b2, sizeof(b2), "%s across the members "
+					 "(member threshold %s)", str(grp, "statistic"),
+					 vg_cli_format_value(json_number_value(mt), v,
+							     sizeof(v)));
+			else
+				snprintf(b2, sizeof(b2), "%s across the members",
+					 str(grp, "statistic") ? str(grp, "statistic") : "?");
+			kv_line(c, "Group", b2);
+		}
 		kv_line(c, "Statistic", str(j, "statistic"));
 		kv_line(c, "Period", seconds(json_object_get(j, "period"), "s", b1,
 					     sizeof(b1)));
@@ -523,6 +576,9 @@ static int sub_show(struct vg_cli *c, struct args *a)
 	}
 	kv_line(c, "Keep firing for", seconds(json_object_get(j, "keep_firing_for"),
 					      "s", b1, sizeof(b1)));
+	if (json_object_get(j, "cooldown"))
+		kv_line(c, "Cooldown", seconds(json_object_get(j, "cooldown"), "s",
+					       b1, sizeof(b1)));
 	show_actions(c, json_object_get(j, "actions"));
 	kv_line(c, "Created", str(j, "created_at"));
 	kv_line(c, "Updated", str(j, "updated_at"));

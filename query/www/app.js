@@ -847,7 +847,15 @@
 	function condition(a) {
 		if (a.type === 'composite')
 			return a.rule || '–';
-		const parts = [a.statistic, a.metric, a.comparison, a.threshold];
+		if (a.type === 'event')
+			return 'event ' + ((a.event && a.event.kind) || []).join(', ') +
+				(a.event && a.event.detail ? ' with ' + a.event.detail : '');
+		/* a group alarm: the members' statistic, then the group's */
+		const metric = a.group ? a.group.statistic +
+			(a.group.member_threshold !== undefined
+				? '(>' + a.group.member_threshold + ')' : '') +
+			' across the group of ' + a.statistic + ' ' + a.metric : a.metric;
+		const parts = [a.group ? null : a.statistic, metric, a.comparison, a.threshold];
 		let c = parts.filter((v) => v !== undefined && v !== null).join(' ');
 		if (a.period)
 			c += ' over ' + (a.datapoints_to_alarm && a.evaluation_periods
@@ -859,8 +867,12 @@
 	function target(a) {
 		if (a.resource)
 			return a.resource;
+		if (a.type === 'event')
+			return Object.entries(a.event || {})
+				.filter(([k]) => k !== 'kind' && k !== 'detail')
+				.map(([k, v]) => k + '=' + v).join(' ') || 'every resource';
 		if (a.selector)
-			return Object.entries(a.selector)
+			return (a.group ? 'group: ' : '') + Object.entries(a.selector)
 				.filter(([, v]) => v !== null && v !== '' &&
 					!(typeof v === 'object' && !Object.keys(v).length))
 				.map(([k, v]) => k + '=' + (typeof v === 'object'
@@ -881,6 +893,9 @@
 				h('td', {}, h('span', {class: 'badge ' + (a.state || 'unknown'),
 						       text: (a.state || '?').replace('_', ' ')})),
 				h('td', {}, h('div', {class: 'name', text: a.name || a.id}),
+				  a.group ? h('div', {class: 'hint', text: 'group alarm' +
+					(a.cooldown ? ', cooldown ' + a.cooldown + ' s' : '')}) : null,
+				  a.type === 'event' ? h('div', {class: 'hint', text: 'event alarm'}) : null,
 				  a.description ? h('div', {class: 'hint', text: a.description}) : null,
 				  a.enabled === false ? h('div', {class: 'hint', text: 'disabled'}) : null),
 				h('td', {text: a.severity || '–'}),

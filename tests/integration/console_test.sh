@@ -80,6 +80,10 @@ if [[ $code == 201 ]]; then
   ALARMS=1
   curl -s -o /dev/null --max-time 5 "${AUTH[@]}" -XPOST "$API/v1/alarms" \
     -d "{\"name\":\"cpu-idle\",\"metric\":\"cpu.util\",\"resource\":\"$UUID\",\"comparison\":\"gt\",\"threshold\":99}"
+  # a group alarm: one evaluation across every instance
+  curl -s -o /dev/null --max-time 5 "${AUTH[@]}" -XPOST "$API/v1/alarms" \
+    -d "{\"name\":\"fleet-busy\",\"metric\":\"cpu.util\",\"selector\":{\"type\":\"instance\"},
+         \"group\":{\"statistic\":\"average\"},\"comparison\":\"gt\",\"threshold\":99,\"cooldown\":300}"
 fi
 
 start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt $URI --interval 0.2 \
@@ -235,6 +239,9 @@ if [[ $ALARMS == 1 ]]; then
     eq "alarm $name shows its state ($want)" "$shown" "$want"
   done
   eq "cpu-busy is firing" "$(api "/v1/alarms?name=cpu-busy" | jq -r '.alarms[0].state')" alarm
+  r=$(grep -o "<tr data-id=[^>]*>.\{0,600\}>fleet-busy<.\{0,600\}" <<<"$d" | head -1)
+  check "the group alarm is marked as one, with its cooldown" grep -q 'group alarm, cooldown 300 s' <<<"$r"
+  check "the group alarm's condition says across the group" grep -q 'average across the group of average cpu.util gt 99' <<<"$r"
   check "the firing count is 1" grep -q 'data-state="alarm"><span class="label">Firing</span><span class="big">1<' <<<"$d"
 else
   check "alarms section says it is not available" grep -q 'Alarms: not available' <<<"$d"

@@ -503,7 +503,7 @@ static void create_alarm(void)
 	long code;
 
 	snprintf(body, sizeof(body),
-		 "{\"name\":\"crash-flip\",\"metric\":\"crash.flip\","
+		 "{\"name\":\"crash-flip\",\"metric\":\"crash.flip\",\"allow_unknown_metric\":true,"
 		 "\"resource\":\"crash-res-00\",\"period\":60,"
 		 "\"evaluation_periods\":1,\"comparison\":\"gt\",\"threshold\":50,"
 		 "\"actions\":{\"alarm\":[\"http://127.0.0.1:%d/hook\"],"

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -922,6 +923,332 @@ static void test_alertmanager_body(void **state)
 	assert_null(vg_alarm_alertmanager_body("not json", &len));
 }
 
+
+/* ---- group alarms: the autoscaling example of docs/alarms.md ------------------------ */
+
+/* One batch per member per minute: cpu.util of instance id in server group
+ * grp (metadata metering.server_group), five seconds into minute m. */
+static void member(struct fixture *f, const char *id, const char *grp, int m,
+		   double v)
+{
+	int64_t t = T0 / MIN * MIN + 1000 * MIN + m * MIN + 5000;
+	struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, t);
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t));
+	vg_batch_identity(b, "default", NULL, "m1.small");
+	assert_int_equal(vg_batch_attr(b, "metering.server_group", grp), 0);
+	vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, v);
+	g_now = t + 500;
+	assert_int_equal(vg_alarm_engine_batch(f->e, b), 0);
+	vg_batch_free(b);
+}
+
+static void member_ended(struct fixture *f, const char *id, int m)
+{
+	int64_t t = T0 / MIN * MIN + 1000 * MIN + m * MIN + 6000;
+
+	g_now = t + 500;
+	ended(f, id, t);
+}
+
+static void test_group_autoscaling(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_alarm_engine_options o = {0};
+	struct vg_alarm_exec_cmd cmds[2];
+	char err[256], spec[600], script[300], logf[300], line[8192];
+	int64_t next;
+	int64_t base = T0 / MIN * MIN + 1000 * MIN;
+	FILE *fp;
+
+	/* the operator's scaling script: one line per call, direction first,
+	 * then the alarm and the notification on stdin */
+	snprintf(script, sizeof(script), "%s/scale.sh", f->dir);
+	snprintf(logf, sizeof(logf), "%s/scale.log", f->dir);
+	fp = fopen(script, "w");
+	assert_non_null(fp);
+	fprintf(fp, "#!/bin/sh\n{ printf '%%s %%s ' \"$1\" \"$VIGIE_ALARM_NAME\"; "
+		"tr -d '\\n'; echo; } >> %s\n", logf);
+	fclose(fp);
+	assert_int_equal(chmod(script, 0755), 0);
+	snprintf(spec, sizeof(spec), "scale-out: %s out", script);
+	assert_int_equal(vg_alarm_exec_parse(spec, &cmds[0], err, sizeof(err)), 0);
+	snprintf(spec, sizeof(spec), "scale-in: %s in", script);
+	assert_int_equal(vg_alarm_exec_parse(spec, &cmds[1], err, sizeof(err)), 0);
+	vg_alarm_engine_close(f->e);
+	o.data_dir = f->dir;
+	o.agent_interval_s = 10;
+	o.hub = f->hub;
+	o.now_ms = fake_now;
+	o.exec = cmds;
+	o.nexec = 2;
+	if (vg_alarm_engine_open(&o, &f->e, err, sizeof(err)))
+		fail_msg("engine open: %s", err);
+
+	json_decref(create(f, "{\"name\":\"web-scale-out\",\"metric\":\"cpu.util\","
+		"\"selector\":{\"type\":\"instance\",\"metadata\":"
+		"{\"metering.server_group\":\"web\"}},\"group\":{\"statistic\":\"average\"},"
+		"\"period\":60,\"evaluation_periods\":3,\"datapoints_to_alarm\":3,"
+		"\"comparison\":\"gt\",\"threshold\":70,\"repeat_every\":1,"
+		"\"cooldown\":300,\"actions\":{\"alarm\":[\"exec://scale-out\"]}}"));
+	json_decref(create(f, "{\"name\":\"web-scale-in\",\"metric\":\"cpu.util\","
+		"\"selector\":{\"type\":\"instance\",\"metadata\":"
+		"{\"metering.server_group\":\"web\"}},\"group\":{\"statistic\":\"average\"},"
+		"\"period\":60,\"evaluation_periods\":10,\"datapoints_to_alarm\":10,"
+		"\"comparison\":\"lt\",\"threshold\":20,\"repeat_every\":1,"
+		"\"cooldown\":600,\"actions\":{\"alarm\":[\"exec://scale-in\"]}}"));
+
+	for (int m = 0; m < 25; m++) {
+		double v1 = 50, v2 = 50, v3 = 50;
+		if (m >= 5 && m <= 12) {
+			v1 = 90;
+			v2 = 80;
+			v3 = 70;
+		} else if (m > 12) {
+			v1 = v2 = v3 = 10;
+		}
+		member(f, "vm1", "web", m, v1);
+		member(f, "vm2", "web", m, v2);
+		if (m < 18)
+			member(f, "vm3", "web", m, v3);
+		else if (m == 18)
+			member_ended(f, "vm3", m); /* scaled in: leaves the group */
+		/* another group's busy instance is not a member */
+		member(f, "db1", "db", m, 99);
+		assert_true(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e),
+						     &next) >= 0);
+	}
+
+	/* exactly three calls, in this order: out when the third minute above
+	 * 70 % closed, out again when the five-minute cooldown ended (the
+	 * repeats in between were held back), in after ten minutes below
+	 * 20 % (the repeats after it are within its cooldown) */
+	fp = fopen(logf, "r");
+	assert_non_null(fp);
+	const char *want_dir[] = {"out", "out", "in"};
+	const char *want_name[] = {"web-scale-out", "web-scale-out", "web-scale-in"};
+	const int want_period[] = {7, 12, 22};
+	const double want_value[] = {80, 80, 10};
+	int n = 0;
+	while (fgets(line, sizeof(line), fp)) {
+		char dir[16], name[64];
+		int off = 0;
+		assert_true(n < 3);
+		assert_int_equal(sscanf(line, "%15s %63s %n", dir, name, &off), 2);
+		assert_string_equal(dir, want_dir[n]);
+		assert_string_equal(name, want_name[n]);
+		json_t *body = json_loads(line + off, 0, NULL);
+		assert_non_null(body);
+		json_t *grp = json_object_get(json_object_get(body, "reason_data"), "group");
+		assert_non_null(grp);
+		assert_string_equal(json_string_value(json_object_get(grp, "statistic")),
+				    "average");
+		assert_true(fabs(json_number_value(json_object_get(grp, "value")) -
+				 want_value[n]) < 1e-9);
+		assert_int_equal(json_integer_value(json_object_get(grp, "members")),
+				 n < 2 ? 3 : 2);
+		char ts[32];
+		assert_string_equal(json_string_value(json_object_get(body, "timestamp")),
+				    vg_time_format(base + (want_period[n] + 1) * MIN, ts,
+						   sizeof(ts)));
+		json_decref(body);
+		n++;
+	}
+	fclose(fp);
+	assert_int_equal(n, 3);
+	/* the held-back repeats are in the history, marked so */
+	json_t *h = history(f, "web-scale-out", "cooldown");
+	assert_int_equal(json_array_size(h), 4); /* periods 8, 9, 10, 11 */
+	json_decref(h);
+	h = history(f, "web-scale-in", "resource_left");
+	assert_int_equal(json_array_size(h), 1);
+	json_decref(h);
+}
+
+
+/* ---- event alarms ---------------------------------------------------------------------- */
+
+static void event_batch(struct fixture *f, const char *host, const char *id,
+			const char *project, int type, int64_t t, const char *detail)
+{
+	struct vg_batch *b = vg_batch_new(host, 1, ++f->seq, t);
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t));
+	vg_batch_identity(b, project, NULL, "m1.small");
+	assert_int_equal(vg_batch_event(b, id, (uint8_t)type, t, detail), 0);
+	g_now = t + 500;
+	assert_int_equal(vg_alarm_engine_batch(f->e, b), 0);
+	vg_batch_free(b);
+}
+
+static void test_event_alarms(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = T0 / MIN * MIN + 2000 * MIN;
+	char st[32];
+	json_t *h;
+
+	json_decref(create(f, "{\"name\":\"vm-crashed\",\"type\":\"event\","
+		"\"event\":{\"kind\":\"crashed\"},\"keep_firing_for\":60,"
+		"\"actions\":{\"alarm\":[\"log://\"]}}"));
+	json_decref(create(f, "{\"name\":\"vm2-destroyed\",\"type\":\"event\","
+		"\"event\":{\"kind\":[\"stopped\"],\"resource\":\"vm2\","
+		"\"detail\":\"\\\"reason\\\":\\\"destroyed\\\"\"}}"));
+	json_decref(create(f, "{\"name\":\"agent-silent\",\"type\":\"event\","
+		"\"event\":{\"kind\":\"agent_silent\",\"silent_for\":120}}"));
+	assert_string_equal(state_of(f, "vm-crashed", st), "insufficient_data");
+
+	/* a guest shut down from inside, and one of another project that
+	 * crashed: neither is this project's crash */
+	event_batch(f, "h1", "vm2", "default", VG_EV_STOPPED, t,
+		    "{\"libvirt\":\"stopped\",\"reason\":\"shutdown\"}");
+	event_batch(f, "h1", "vmX", "other", VG_EV_STOPPED, t + 1000,
+		    "{\"libvirt\":\"stopped\",\"reason\":\"crashed\"}");
+	assert_string_equal(state_of(f, "vm-crashed", st), "insufficient_data");
+	assert_string_equal(state_of(f, "vm2-destroyed", st), "insufficient_data");
+	/* vm1 crashes */
+	event_batch(f, "h1", "vm1", "default", VG_EV_STOPPED, t + 2000,
+		    "{\"libvirt\":\"stopped\",\"reason\":\"crashed\"}");
+	assert_string_equal(state_of(f, "vm-crashed", st), "alarm");
+	h = history(f, "vm-crashed", "transition");
+	assert_int_equal(json_array_size(h), 1);
+	assert_true(json_has(h, "event crashed on vm1"));
+	json_decref(h);
+	/* vm2 destroyed through the API: its own alarm, detail matched */
+	event_batch(f, "h1", "vm2", "default", VG_EV_STOPPED, t + 3000,
+		    "{\"libvirt\":\"stopped\",\"reason\":\"destroyed\"}");
+	assert_string_equal(state_of(f, "vm2-destroyed", st), "alarm");
+	assert_string_equal(state_of(f, "vm-crashed", st), "alarm");
+	/* keep_firing_for (60 s) runs out: back to ok, once */
+	g_now = t + 2000 + 61000;
+	vg_alarm_engine_tick(f->e, g_now);
+	assert_string_equal(state_of(f, "vm-crashed", st), "ok");
+	h = history(f, "vm-crashed", "transition");
+	assert_int_equal(json_array_size(h), 2);
+	json_decref(h);
+	/* the agent of h1 goes silent: one alarm after 120 s, not one per tick */
+	h = history(f, "agent-silent", "transition");
+	assert_int_equal(json_array_size(h), 0);
+	json_decref(h);
+	g_now = t + 3500 + 121000;
+	vg_alarm_engine_tick(f->e, g_now);
+	g_now += 1000;
+	vg_alarm_engine_tick(f->e, g_now);
+	assert_string_equal(state_of(f, "agent-silent", st), "alarm");
+	h = history(f, "agent-silent", "transition");
+	assert_int_equal(json_array_size(h), 1);
+	assert_true(json_has(h, "event agent_silent on h1"));
+	json_decref(h);
+	/* ... and ok when it sends again */
+	event_batch(f, "h1", "vm3", "default", VG_EV_STARTED, g_now, NULL);
+	assert_string_equal(state_of(f, "agent-silent", st), "ok");
+}
+
+
+/* The group statistics over the members that reported, and a member with
+ * no sample in a period left out of it (not a zero, not waited for). */
+static double group_value_of(json_t *row)
+{
+	json_t *g = json_object_get(json_object_get(json_object_get(row, "detail"),
+						    "reason_data"), "group");
+	json_t *v = json_object_get(g, "value");
+
+	assert_non_null(g);
+	return json_is_null(v) ? NAN : json_number_value(v);
+}
+
+static void test_group_statistics_and_missing_member(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const stats[] = {
+		"{\"statistic\":\"average\"}", "{\"statistic\":\"minimum\"}",
+		"{\"statistic\":\"maximum\"}", "{\"statistic\":\"sum\"}",
+		"{\"statistic\":\"count\"}", "{\"statistic\":\"p75\"}",
+		"{\"statistic\":\"count_above\",\"member_threshold\":50}"};
+	/* members a, b, c, d report 10, 20, 60, 90; d has no sample in
+	 * minute 4 */
+	static const double want4[] = {45, 10, 90, 180, 4, 60, 2};
+	static const double want_missing[] = {30, 10, 60, 90, 3, 60, 1};
+	char def[512], name[16];
+	const char *ids[] = {"ga", "gb", "gc", "gd"};
+	const double vals[] = {10, 20, 60, 90};
+
+	for (int i = 0; i < 7; i++) {
+		snprintf(def, sizeof(def), "{\"name\":\"s%d\",\"metric\":\"cpu.util\","
+			 "\"selector\":{\"type\":\"instance\",\"metadata\":"
+			 "{\"metering.server_group\":\"g\"}},\"group\":%s,"
+			 "\"comparison\":\"gt\",\"threshold\":-1,\"repeat_every\":1}",
+			 i, stats[i]);
+		json_decref(create(f, def));
+	}
+	for (int m = 0; m < 7; m++)
+		for (int k = 0; k < 4; k++)
+			if (!(k == 3 && m == 4))
+				member(f, ids[k], "g", m, vals[k]);
+	for (int i = 0; i < 7; i++) {
+		json_t *tr, *rep, *row;
+		size_t n, j;
+		double got[8];
+		snprintf(name, sizeof(name), "s%d", i);
+		tr = history(f, name, "transition");
+		rep = history(f, name, "repeat");
+		/* one value per period 0..6: each closes when its last member
+		 * reported (period 4: when the others' period 5 began) */
+		assert_int_equal(json_array_size(tr), 1);
+		n = 0;
+		got[n++] = group_value_of(json_array_get(tr, 0));
+		json_array_foreach(rep, j, row)
+			if (n < 8)
+				got[n++] = group_value_of(row);
+		assert_int_equal(n, 7);
+		/* history rows come oldest first */
+		const double *t = got;
+		for (size_t k = 0; k < 7; k++) {
+			double w = k == 4 ? want_missing[i] : want4[i];
+			if (fabs(t[k] - w) > 1e-9)
+				fail_msg("%s (%s) period %zu: %g, want %g", name, stats[i],
+					 k, t[k], w);
+		}
+		json_decref(tr);
+		json_decref(rep);
+	}
+}
+
+static void test_group_validation(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[][2] = {
+		{"\"resource\":\"vm1\",\"group\":{\"statistic\":\"average\"}",
+		 "needs a selector naming the group"},
+		{"\"selector\":{\"type\":\"instance\"},\"group\":{\"statistic\":\"median\"}",
+		 "must be one of average, minimum, maximum, sum, count, pNN"},
+		{"\"selector\":{\"type\":\"instance\"},\"group\":{\"statistic\":\"count_above\"}",
+		 "is required with count_above"},
+		{"\"selector\":{\"type\":\"instance\"},\"group\":{\"statistic\":\"sum\","
+		 "\"member_threshold\":3}", "only with count_above"},
+		{"\"selector\":{\"type\":\"instance\"},\"group\":{\"by\":\"host\"}",
+		 "unknown field (known: statistic, member_threshold)"},
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char def[512];
+		json_t *body, *out = NULL, *errors = NULL;
+		char *t;
+		snprintf(def, sizeof(def), "{\"name\":\"bad\",\"metric\":\"cpu.util\","
+			 "\"comparison\":\"gt\",\"threshold\":1,%s}", bad[i][0]);
+		body = json_loads(def, 0, NULL);
+		assert_non_null(body);
+		assert_int_equal(vg_alarm_engine_create(f->e, body, NULL, &out, &errors),
+				 -EINVAL);
+		t = json_dumps(errors, 0);
+		if (!strstr(t, bad[i][1]))
+			fail_msg("case %zu: %s lacks '%s'", i, t, bad[i][1]);
+		free(t);
+		json_decref(errors);
+		json_decref(body);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -934,6 +1261,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_counter_rate_and_percentile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state_and_ignores_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_autoscaling, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_alarms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_statistics_and_missing_member, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_exactly_once_across_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_gives_up_on_4xx_and_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_slow_receiver_does_not_hold_up_others, setup, teardown),

@@ -428,12 +428,63 @@ static void test_lifecycle(void **state)
 	fx_run_free(&r);
 }
 
+
+/* ---- group and event alarms --------------------------------------------------- */
+
+static void test_group_and_event_alarms(void **state)
+{
+	struct fx_run r;
+
+	(void)state;
+	r = vrun("alarms", "create", "--file", write_file("grp.json",
+		"{\"name\":\"web-scale-out\",\"metric\":\"cpu.util\","
+		"\"selector\":{\"type\":\"instance\",\"metadata\":"
+		"{\"metering.server_group\":\"web\"}},"
+		"\"group\":{\"statistic\":\"count_above\",\"member_threshold\":90},"
+		"\"comparison\":\"ge\",\"threshold\":2,\"cooldown\":300}"), NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	fx_run_free(&r);
+	r = vrun("alarms", "create", "--file", write_file("ev.json",
+		"{\"name\":\"crashes\",\"type\":\"event\","
+		"\"event\":{\"kind\":[\"crashed\",\"gap\"]}}"), NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	fx_run_free(&r);
+
+	r = vrun("alarms", "list", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_string_equal(r.out,
+		"NAME           PROJECT  STATE              SEVERITY  METRIC                          THRESHOLD  ENABLED\n"
+		"cpu-high       default  alarm              critical  cpu.util                        gt 95      true\n"
+		"crashes        default  insufficient_data  moderate  (event gap,crashed)             -          true\n"
+		"web-scale-out  default  insufficient_data  moderate  count_above(cpu.util) of group  ge 2       true\n");
+	fx_run_free(&r);
+
+	r = vrun("alarms", "show", "web-scale-out", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "Group            count_above across the members "
+				      "(member threshold 90)\n"));
+	assert_non_null(strstr(r.out, "Cooldown         300 s\n"));
+	fx_run_free(&r);
+	r = vrun("alarms", "show", "crashes", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "Event            kind=gap,crashed project=default\n"));
+	fx_run_free(&r);
+
+	r = vrun("alarms", "delete", "web-scale-out", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	fx_run_free(&r);
+	r = vrun("alarms", "delete", "crashes", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	fx_run_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_list_show),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_lifecycle),
+		cmocka_unit_test(test_group_and_event_alarms),
 	};
 
 	unsetenv("VIGIE_API");
