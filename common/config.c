@@ -64,6 +64,7 @@ static const struct key keys[] = {
 	{"storage", "archives", K_ARCHIVES, offsetof(struct vg_config, archives), 0, 0, 0},
 	U("storage", "cache_values", storage_cache_values, 1024, 1u << 30),
 	U("storage", "flush_depth", storage_flush_depth, 1, 256),
+	S("state", "url", state_url),
 	S("billing", "ratecard", billing_ratecard),
 	S("alarms", "notify", alarms_notify),
 	{"alarms", "webhook_timeout", K_SECONDS, offsetof(struct vg_config, alarms_webhook_timeout_s), 0, 0.1, 300},

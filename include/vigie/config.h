@@ -58,6 +58,9 @@ struct vg_config {
 	uint32_t storage_cache_values; /* cache_values = 8388608 (16 B each) */
 	uint32_t storage_flush_depth;  /* flush_depth = 64 values per librrd call */
 
+	/* [state] (vigie/db.h): where the collector keeps its state */
+	char state_url[1024]; /* url = (none: sqlite files in data_dir) */
+
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */
 
