@@ -388,13 +388,13 @@ int main(int argc, char **argv)
 	vg_dispatch_add(&dispatch, &cons);
 	/* billing: usage metering after the store; the rate card
 	 * is checked now so a bad one stops start-up (exit 2) */
-	if (vg_bill_service_open(cfg.collector_data_dir, cfg.billing_ratecard,
+	if (vg_bill_service_open(cfg.collector_data_dir, cfg.state_url, cfg.billing_ratecard,
 				 &billing, err, sizeof(err))) {
 		fprintf(stderr, PROG ": %s\n", err);
 		status = 2;
 		goto out;
 	}
-	if (vg_bill_meter_open(billing->db_path, &meter, err, sizeof(err))) {
+	if (vg_bill_meter_open(billing->db_url, &meter, err, sizeof(err))) {
 		vg_error("billing: %s", err);
 		goto out;
 	}

@@ -19,12 +19,14 @@
 #include "vigie/bill_meter.h"
 #include "vigie/dispatch.h"
 
+#include "../support/db_engines.h"
 #include "../support/tmpdir.h"
 
 #define LEDGER "tests/fixtures/billing/ledger-2026-10.txt"
 
 struct fx {
-	char dir[64], db[128];
+	const struct dbe *e;
+	char dir[64], db[700];
 	struct vg_bill_ledger *l;
 	struct vg_bill_ratecard *rc;
 	struct vg_bill_meter *m;
@@ -34,18 +36,30 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char err[512];
+	int rc;
 
+	f->e = *state;
+	*state = f;
 	strcpy(f->dir, "/tmp/vg-bill-ledger.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->db, sizeof(f->db), "%s/billing.db", f->dir);
+	if ((rc = dbe_fresh(f->e, f->db, sizeof(f->db))))
+		return rc < 0 ? -1 : 0;
 	if (vg_bill_ledger_load(LEDGER, &f->l, err, sizeof(err)))
 		fail_msg("%s", err);
 	if (vg_bill_ratecard_load(f->l->ratecard, &f->rc, err, sizeof(err)))
 		fail_msg("%s", err);
 	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
-	*state = f;
 	return 0;
+}
+
+/* The case's fixture; skips (or fails) when its engine cannot run. */
+static struct fx *fx_get(void **state)
+{
+	struct fx *f = *state;
+	if (!f->m)
+		dbe_need(f->e);
+	return f;
 }
 
 static int teardown(void **state)
@@ -100,14 +114,14 @@ static int check_all(struct fx *f)
 
 static void test_ledger_matches_hand_computation(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	feed(f, 1);
 	assert_int_equal(check_all(f), 0);
 }
 
 static void test_redelivery_changes_nothing(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_meter_stats st;
 
 	feed(f, 3);                 /* each batch three times in a row */
@@ -120,7 +134,7 @@ static void test_redelivery_changes_nothing(void **state)
 
 static void test_per_project_invoice_equals_all(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_month oct = {2026, 10};
 	struct vg_bill_invoice *one, **all;
 	struct vg_bill_usage u;
@@ -158,9 +172,9 @@ static void test_per_project_invoice_equals_all(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ledger_matches_hand_computation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_redelivery_changes_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_per_project_invoice_equals_all, setup, teardown),
+		DBE_BOTH(test_ledger_matches_hand_computation, setup, teardown),
+		DBE_BOTH(test_redelivery_changes_nothing, setup, teardown),
+		DBE_BOTH(test_per_project_invoice_equals_all, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

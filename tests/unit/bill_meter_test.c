@@ -19,6 +19,8 @@
 #include "vigie/bill_meter.h"
 #include "vigie/clock.h"
 
+#include "../support/db_engines.h"
+
 static int64_t T(const char *iso)
 {
 	int64_t ms;
@@ -27,6 +29,8 @@ static int64_t T(const char *iso)
 }
 
 struct fx {
+	const struct dbe *e;
+	char db[700];
 	struct vg_bill_meter *m;
 	uint64_t seq;
 	struct vg_batch *b;
@@ -35,11 +39,25 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	char err[256];
-	if (vg_bill_meter_open(":memory:", &f->m, err, sizeof(err)))
-		fail_msg("%s", err);
+	char err[512];
+	int rc;
+
+	f->e = *state;
 	*state = f;
+	if ((rc = dbe_fresh(f->e, f->db, sizeof(f->db))))
+		return rc < 0 ? -1 : 0;
+	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
+		fail_msg("%s", err);
 	return 0;
+}
+
+/* The case's fixture; skips (or fails) when its engine cannot run. */
+static struct fx *fx_get(void **state)
+{
+	struct fx *f = *state;
+	if (!f->m)
+		dbe_need(f->e);
+	return f;
 }
 
 static int teardown(void **state)
@@ -56,10 +74,17 @@ static void begin(struct fx *f, const char *t)
 	assert_non_null(f->b);
 }
 
+static void apply(struct fx *f)
+{
+	int rc = vg_bill_meter_batch(f->m, f->b);
+	if (rc)
+		fail_msg("batch: %d: %s", rc, vg_db_errmsg(vg_bill_meter_db(f->m)));
+}
+
 static void commit(struct fx *f)
 {
-	assert_int_equal(vg_bill_meter_batch(f->m, f->b), 0);
-	assert_int_equal(vg_bill_meter_batch(f->m, f->b), 0); /* re-delivered */
+	apply(f);
+	apply(f); /* re-delivered */
 	vg_batch_free(f->b);
 	f->b = NULL;
 }
@@ -129,7 +154,7 @@ static size_t nseg(const struct vg_bill_usage *u, const char *id, int kind)
 
 static void test_month_boundary_split_exactly(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 
 	begin(f, "2026-01-31T23:59:35Z");
@@ -194,7 +219,7 @@ static void test_month_boundary_split_exactly(void **state)
 
 static void test_polling_fallback_and_refinement(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 	const struct vg_bill_usage_seg *s;
 
@@ -232,7 +257,7 @@ static void test_polling_fallback_and_refinement(void **state)
 
 static void test_storage_while_stopped_not_after_delete(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 	const struct vg_bill_usage_seg *s;
 
@@ -271,7 +296,7 @@ static void test_storage_while_stopped_not_after_delete(void **state)
 
 static void test_counters_resets_and_spread(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 	int64_t tx = 0, rx = 0;
 
@@ -311,7 +336,7 @@ static void test_counters_resets_and_spread(void **state)
 
 static void test_resize_splits(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 
 	begin(f, "2026-07-01T00:00:00Z");
@@ -348,7 +373,7 @@ static void test_resize_splits(void **state)
  * makes the meter replay the timeline sees it stopped too. */
 static void test_single_poll_run(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 	int64_t total = 0;
 	const char *polls[] = {"2026-05-01T00:00:00Z", "2026-05-01T00:10:00Z",
@@ -377,24 +402,24 @@ static void test_single_poll_run(void **state)
 	assert_int_equal(total, 20 * 60000);
 	vg_bill_usage_clear(&u);
 
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(vg_bill_meter_db(f->m),
+	struct vg_db_stmt *st;
+	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
 		"SELECT count(*) FROM transitions WHERE resource = 'i9' AND kind = 2",
-		-1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 1); /* no stop at 00:12 */
-	sqlite3_finalize(st);
+		&st), 0);
+	assert_int_equal(vg_db_step(st), 1);
+	assert_int_equal(vg_db_column_int64(st, 0), 1); /* no stop at 00:12 */
+	vg_db_reset(st);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_month_boundary_split_exactly, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_polling_fallback_and_refinement, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_storage_while_stopped_not_after_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_counters_resets_and_spread, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_resize_splits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_single_poll_run, setup, teardown),
+		DBE_BOTH(test_month_boundary_split_exactly, setup, teardown),
+		DBE_BOTH(test_polling_fallback_and_refinement, setup, teardown),
+		DBE_BOTH(test_storage_while_stopped_not_after_delete, setup, teardown),
+		DBE_BOTH(test_counters_resets_and_spread, setup, teardown),
+		DBE_BOTH(test_resize_splits, setup, teardown),
+		DBE_BOTH(test_single_poll_run, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }
