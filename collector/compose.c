@@ -174,7 +174,9 @@ static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
 		vg_error("alarms: out of memory");
 		return 1;
 	}
-	o.data_dir = cfg->collector_data_dir;
+	/* the alarm store: alarms.db in data_dir, or the shared state
+	 * database when [state] url is set (vigie/alarm_store.h) */
+	o.data_dir = cfg->state_url[0] ? cfg->state_url : cfg->collector_data_dir;
 	o.agent_interval_s = cfg->agent_interval_s;
 	o.pub = *pub;
 	o.hub = *hub;
