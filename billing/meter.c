@@ -120,7 +120,7 @@ static const char *const sql[NQ] = {
 			  "disk_gb=excluded.disk_gb,capacity=excluded.capacity",
 	[Q_FIND_INFERRED] = "SELECT time_ms,flavor,vcpus,ram_mb,disk_gb,"
 			    "capacity FROM transitions WHERE resource=?1 AND "
-			    "kind=?2 AND exact=0 AND lo_ms<=?3 AND hi_ms>=?3 "
+			    "kind=?2 AND exact=0 AND lo_ms<=?3 AND hi_ms>=?3-?4 "
 			    "ORDER BY time_ms DESC LIMIT 1",
 	[Q_DEL] = "DELETE FROM transitions WHERE resource=?1 AND time_ms=?2 "
 		  "AND kind=?3",
@@ -534,8 +534,16 @@ static int record(struct vg_bill_meter *m, struct mres *r, const struct trans *t
 	return advance(m, r, t);
 }
 
+/* libvirt announces a start or stop after a poll can already see it (the
+ * domain is marked shut off, or paused while QEMU starts up, before the
+ * event is sent: 0.4-2.5 s under real QEMU, tests/e2e/qemu_test.sh). An
+ * exact event this late after an inferred window's end is that window's
+ * transition, announced late; it replaces the inference. */
+#define EVENT_LATE_MS 5000
+
 /* An exact event at t of `kind`: replace an inferred transition of the
- * same kind whose window holds t. *done = 1 if one was replaced. */
+ * same kind whose window holds t (or ends at most EVENT_LATE_MS before
+ * it). *done = 1 if one was replaced. */
 static int refine(struct vg_bill_meter *m, struct mres *r, int kind, int64_t t,
 		  const struct flavor *nf, int *done)
 {
@@ -550,6 +558,7 @@ static int refine(struct vg_bill_meter *m, struct mres *r, int kind, int64_t t,
 	vg_db_bind_text(s, 1, r->id);
 	vg_db_bind_int64(s, 2, kind);
 	vg_db_bind_int64(s, 3, t);
+	vg_db_bind_int64(s, 4, EVENT_LATE_MS);
 	rc = vg_db_step(s);
 	if (rc != 1) {
 		vg_db_reset(s);

@@ -334,6 +334,44 @@ static void test_counters_resets_and_spread(void **state)
 	assert_int_equal(st.resets, 1);
 }
 
+/* libvirt announces a stop after a poll can already see the domain shut
+ * off (0.4-1 s under real QEMU): an exact event shortly after the inferred
+ * window's end is that stop, announced late, and replaces the inference;
+ * so does a STARTED announced after a poll saw QEMU starting up. */
+static void test_late_announced_event_refines(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_usage u;
+	const struct vg_bill_usage_seg *s;
+
+	begin(f, "2026-08-01T00:00:00Z");
+	inst(f, "i8", "2026-08-01T00:00:00Z", 5);
+	commit(f);
+	begin(f, "2026-08-01T00:00:01Z");
+	inst(f, "i8", "2026-08-01T00:00:01Z", 3); /* paused: starting up */
+	commit(f);
+	begin(f, "2026-08-01T00:00:03Z");
+	event(f, "i8", VG_EV_STARTED, "2026-08-01T00:00:02.700Z");
+	inst(f, "i8", "2026-08-01T00:00:03Z", 1);
+	commit(f);
+	begin(f, "2026-08-01T00:01:00Z");
+	inst(f, "i8", "2026-08-01T00:01:00Z", 1);
+	commit(f);
+	begin(f, "2026-08-01T00:01:01Z");
+	inst(f, "i8", "2026-08-01T00:01:01Z", 5);
+	commit(f);
+	begin(f, "2026-08-01T00:01:02Z");
+	event(f, "i8", VG_EV_STOPPED, "2026-08-01T00:01:01.800Z");
+	inst(f, "i8", "2026-08-01T00:01:02Z", 5);
+	commit(f);
+	load(f, "2026-08", &u);
+	assert_int_equal(nseg(&u, "i8", VG_BILL_U_COMPUTE), 1);
+	s = seg(&u, "i8", VG_BILL_U_COMPUTE, 0);
+	assert_int_equal(s->start_ms, T("2026-08-01T00:00:02.700Z"));
+	assert_int_equal(s->end_ms, T("2026-08-01T00:01:01.800Z"));
+	vg_bill_usage_clear(&u);
+}
+
 static void test_resize_splits(void **state)
 {
 	struct fx *f = fx_get(state);
@@ -416,6 +454,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		DBE_BOTH(test_month_boundary_split_exactly, setup, teardown),
 		DBE_BOTH(test_polling_fallback_and_refinement, setup, teardown),
+		DBE_BOTH(test_late_announced_event_refines, setup, teardown),
 		DBE_BOTH(test_storage_while_stopped_not_after_delete, setup, teardown),
 		DBE_BOTH(test_counters_resets_and_spread, setup, teardown),
 		DBE_BOTH(test_resize_splits, setup, teardown),
