@@ -85,6 +85,7 @@ ALL_LIBS     := $(call libs,$(LIB_ORDER))
 LIBS_agent_events_test  := agent common
 LIBS_alarm_config_test  := alarms common
 LIBS_alarm_engine_test  := alarms common
+LIBS_alarm_engine_pg_test := alarms common
 LIBS_alarm_eval_test    := alarms common
 LIBS_alarm_rule_test    := alarms common
 LIBS_alarm_series_test  := alarms common
