@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "vigie/bill_invoice.h"
@@ -43,6 +44,44 @@ static const char card[] =
 static double now_s(void)
 {
 	return (double)vg_monotonic_ms() / 1000.0;
+}
+
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* utime + stime of a process (the PostgreSQL backend), seconds; 0 if
+ * unknown. */
+static double proc_cpu_s(long pid)
+{
+	char path[64], buf[1024];
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')'); /* after the command name */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds of this process and of db's PostgreSQL backend (0 on sqlite). */
+static long g_backend;
+static double cpu_s(void)
+{
+	return self_cpu_s() + proc_cpu_s(g_backend);
 }
 
 static void die(const char *what, struct vg_db *db)
@@ -157,7 +196,8 @@ static void populate(struct vg_db *db, int ninst, int nproj, int64_t m0, int64_t
 			 "20000000 + (h / %lld %% 13) * 1000000 + i, 5000000 + i "
 			 "FROM generate_series(0, %d) i, "
 			 "generate_series(%lld::bigint, %lld::bigint, %lld::bigint) h "
-			 "WHERE NOT (i %% 20 = 7 AND h >= %lld + (i %% 29 + 1) * 86400000::bigint + 1234)",
+			 "WHERE NOT (i %% 20 = 7 AND h >= %lld + (i %% 29 + 1) * 86400000::bigint + 1234) "
+			 "ORDER BY 1, 2, 3", /* primary-key order, as sqlite's are written */
 			 nproj, (long long)H, ninst - 1, (long long)m0, (long long)(m1 - H),
 			 (long long)H, (long long)m0);
 		if (vg_db_exec(db, sql))
@@ -254,11 +294,19 @@ static void run(const char *engine, const char *url, const char *meter_url, int 
 		fprintf(stderr, "billing_invoices: %s\n", err);
 		exit(1);
 	}
+	g_backend = 0;
+	if (vg_db_engine(db) == VG_DB_POSTGRESQL) {
+		struct vg_db_stmt *st;
+		if (!vg_db_prepare(db, "SELECT pg_backend_pid()", &st) && vg_db_step(st) == 1)
+			g_backend = (long)vg_db_column_int64(st, 0);
+		vg_db_reset(st);
+	}
 	t = now_s();
 	populate(db, ninst, nproj, m0, m1);
 	printf("RESULT billing %s setup: %d instances, %d projects, %d hourly network "
 	       "rows written in %.2f s\n", engine, ninst, nproj, ninst * 744, now_s() - t);
 
+	double c = cpu_s();
 	t = now_s();
 	if (vg_bill_usage_load(db, m0, m1, NULL, &u))
 		die("usage", db);
@@ -269,8 +317,8 @@ static void run(const char *engine, const char *url, const char *meter_url, int 
 	for (size_t i = 0; i < n; i++)
 		lines += inv[i]->nlines;
 	printf("RESULT billing %s invoices: %zu invoices, %zu lines for %d instances "
-	       "in %.2f s (usage %.2f s, pricing %.2f s)\n", engine, n, lines, ninst, t_all,
-	       t_load, t_all - t_load);
+	       "in %.2f s (usage %.2f s, pricing %.2f s; CPU %.2f s with the server's)\n",
+	       engine, n, lines, ninst, t_all, t_load, t_all - t_load, cpu_s() - c);
 	t = now_s();
 	for (size_t i = 0; i < n; i++)
 		for (int f = VG_BILL_FMT_JSON; f <= VG_BILL_FMT_HTML; f++) {
@@ -288,11 +336,12 @@ static void run(const char *engine, const char *url, const char *meter_url, int 
 	free(inv);
 	vg_bill_usage_clear(&u);
 
+	c = cpu_s();
 	t = now_s();
 	if (vg_bill_finalize(db, rc, oct, m1 + 86400000LL, &n))
 		die("finalize", db);
 	printf("RESULT billing %s finalize: %zu invoices computed, rendered and stored "
-	       "in %.2f s\n", engine, n, now_s() - t);
+	       "in %.2f s (CPU %.2f s with the server's)\n", engine, n, now_s() - t, cpu_s() - c);
 	t = now_s();
 	if (vg_bill_invoices(db, rc, oct, NULL, &inv, &n))
 		die("reread", db);

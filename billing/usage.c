@@ -509,42 +509,91 @@ static int walk_disk(struct ld *L, size_t di)
 	return rc;
 }
 
+/* Rows per page of the network query: a PostgreSQL result is read whole
+ * (vigie/db.h), and a month of a large cloud is millions of hourly rows,
+ * so they come in pages of this many, each after the last key of the one
+ * before (the primary key's order, which both engines walk by index). */
+#define NET_PAGE 65536
+static size_t g_net_page = NET_PAGE;
+
+void vg_bill_usage_set_page(size_t rows)
+{
+	g_net_page = rows ? rows : NET_PAGE;
+}
+
 static int load_network(struct vg_db *db, const char *project, struct ld *L)
 {
 	struct vg_bill_usage *u = L->u;
 	struct vg_db_stmt *s;
-	size_t cap = 0;
-	int rc;
+	size_t cap = 0, got;
+	char *last_proj = NULL, *last_nic = NULL;
+	int64_t last_hour = 0;
+	int rc, first = 1;
 
-	rc = vg_db_prepare(
-		db,
-		project ? "SELECT nic,hour_ms,tx,rx FROM network WHERE project=?3 "
-			  "AND hour_ms>=?1 AND hour_ms<?2 ORDER BY hour_ms,nic"
-			: "SELECT nic,hour_ms,tx,rx FROM network WHERE hour_ms>=?1 "
-			  "AND hour_ms<?2 ORDER BY project,hour_ms,nic",
-		&s);
-	if (rc)
-		return rc;
-	vg_db_bind_int64(s, 1, u->from_ms);
-	vg_db_bind_int64(s, 2, u->to_ms);
-	if (project)
-		vg_db_bind_text(s, 3, project);
-	while ((rc = vg_db_step(s)) == 1) {
-		const char *nic = (const char *)vg_db_column_text(s, 0);
-		size_t ri = nic ? vg_bill_usage_find(u, nic) : VG_BILL_NO_INDEX;
-		if (ri == VG_BILL_NO_INDEX)
-			continue;
-		if (vg_array_grow((void **)&u->net, &cap, u->nnet + 1, sizeof(*u->net))) {
-			vg_db_reset(s);
-			return -ENOMEM;
+	do {
+		/* ?1, ?2 the window, ?3 the page size, ?4 the project (or the
+		 * last key's), ?5 and ?6 the rest of the last key */
+		if (first)
+			rc = vg_db_prepare(db, project
+				? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
+				  "AND hour_ms>=?1 AND hour_ms<?2 ORDER BY hour_ms,nic LIMIT ?3"
+				: "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
+				  "AND hour_ms<?2 ORDER BY project,hour_ms,nic LIMIT ?3", &s);
+		else
+			rc = vg_db_prepare(db, project
+				? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
+				  "AND hour_ms>=?1 AND hour_ms<?2 AND (hour_ms,nic)>(?5,?6) "
+				  "ORDER BY hour_ms,nic LIMIT ?3"
+				: "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
+				  "AND hour_ms<?2 AND (project,hour_ms,nic)>(?4,?5,?6) "
+				  "ORDER BY project,hour_ms,nic LIMIT ?3", &s);
+		if (rc)
+			break;
+		vg_db_bind_int64(s, 1, u->from_ms);
+		vg_db_bind_int64(s, 2, u->to_ms);
+		vg_db_bind_int64(s, 3, (int64_t)g_net_page);
+		if (project)
+			vg_db_bind_text(s, 4, project);
+		if (!first) {
+			if (!project)
+				vg_db_bind_text(s, 4, last_proj);
+			vg_db_bind_int64(s, 5, last_hour);
+			vg_db_bind_text(s, 6, last_nic);
 		}
-		struct vg_bill_usage_net *n = &u->net[u->nnet++];
-		n->res = ri;
-		n->hour_ms = vg_db_column_int64(s, 1);
-		n->tx = vg_db_column_int64(s, 2);
-		n->rx = vg_db_column_int64(s, 3);
-	}
-	vg_db_reset(s);
+		first = 0;
+		got = 0;
+		while ((rc = vg_db_step(s)) == 1) {
+			const char *nic = vg_db_column_text(s, 0);
+			const char *proj = vg_db_column_text(s, 4);
+			got++;
+			if (got == g_net_page) { /* the next page starts after this key */
+				free(last_proj);
+				free(last_nic);
+				last_proj = strdup(proj ? proj : "");
+				last_nic = strdup(nic ? nic : "");
+				last_hour = vg_db_column_int64(s, 1);
+				if (!last_proj || !last_nic) {
+					rc = -ENOMEM;
+					break;
+				}
+			}
+			size_t ri = nic ? vg_bill_usage_find(u, nic) : VG_BILL_NO_INDEX;
+			if (ri == VG_BILL_NO_INDEX)
+				continue;
+			if (vg_array_grow((void **)&u->net, &cap, u->nnet + 1, sizeof(*u->net))) {
+				rc = -ENOMEM;
+				break;
+			}
+			struct vg_bill_usage_net *n = &u->net[u->nnet++];
+			n->res = ri;
+			n->hour_ms = vg_db_column_int64(s, 1);
+			n->tx = vg_db_column_int64(s, 2);
+			n->rx = vg_db_column_int64(s, 3);
+		}
+		vg_db_reset(s);
+	} while (rc == 0 && got == g_net_page);
+	free(last_proj);
+	free(last_nic);
 	return rc;
 }
 

@@ -79,6 +79,12 @@ struct vg_bill_usage {
 int vg_bill_usage_load(struct vg_db *db, int64_t from_ms, int64_t to_ms,
 		       const char *project, struct vg_bill_usage *out);
 
+/* Rows per page of the hourly network query (0: the default, 65536); a
+ * PostgreSQL result is held whole in memory, so a month's rows come in
+ * pages. For tests, which use a tiny page to cross page boundaries. Not
+ * thread-safe: set it before loading. */
+void vg_bill_usage_set_page(size_t rows);
+
 /* Free what u owns and zero it. Accepts NULL and zeroed. */
 void vg_bill_usage_clear(struct vg_bill_usage *u);
 
