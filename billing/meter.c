@@ -31,17 +31,13 @@
  * reach two of them (an agent re-sends it elsewhere after a lost ack).
  * What keeps the result equal to one meter fed each batch once:
  *  - Every change to a resource is a read-modify-write of its row and
- *    timeline, done under that resource's lock, held until COMMIT. On
- *    PostgreSQL the row is read with SELECT ... FOR UPDATE, which locks
- *    it and, if another transaction holds it, waits and then returns the
- *    version that one committed (one round trip). A row that does not
- *    exist yet cannot be locked: then the reader takes a transaction-
- *    scoped advisory lock keyed on a hash of the id and reads (and locks)
- *    the row again; the creator of a row holds that advisory lock until
- *    it commits, so a second creator waits and finds the row. Under READ
- *    COMMITTED each statement after a lock sees what the previous holder
- *    committed. On sqlite BEGIN IMMEDIATE already lets one writer in at
- *    a time.
+ *    timeline, done after taking that resource's lock: on PostgreSQL a
+ *    transaction-scoped advisory lock keyed on a hash of the id (taken
+ *    before the row is read, so it also covers a row that does not exist
+ *    yet — a row lock could not); on sqlite BEGIN IMMEDIATE already lets
+ *    one writer in at a time. The lock is held until COMMIT, and under
+ *    READ COMMITTED each statement after it sees what the previous holder
+ *    committed.
  *  - The watermark last_poll_ms only moves forward and is checked under
  *    that lock, so the second meter to apply a batch finds every
  *    observation at or before it and changes nothing — in particular it
@@ -81,7 +77,7 @@
 enum {
 	Q_GET, Q_PUT, Q_INS_IGNORE, Q_INS_REPLACE, Q_FIND_INFERRED, Q_DEL,
 	Q_LOAD, Q_FILL_FLAVOR, Q_NET_ADD, Q_HAS_DISKS, Q_PARENT_CREATE,
-	Q_PARENT_DELETE, Q_UPD, Q_LOCK_PG, Q_GET_FU_PG, NQ
+	Q_PARENT_DELETE, Q_UPD, Q_LOCK_PG, NQ
 };
 
 static const char *const sql[NQ] = {
@@ -159,12 +155,6 @@ static const char *const sql[NQ] = {
 	 * (the key is a 64-bit hash of the id: a collision only makes two
 	 * resources wait for each other) */
 	[Q_LOCK_PG] = "SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))",
-	/* PostgreSQL only: Q_GET that locks the row, and, when another
-	 * transaction changed it, waits for it and returns its new version */
-	[Q_GET_FU_PG] = "SELECT type,parent,project,\"user\",name,host,first_ms,"
-			"last_seen_ms,last_poll_ms,last_change_ms,state,flavor,vcpus,"
-			"ram_mb,disk_gb,capacity,has_disks,ctr_ms,ctr_tx,ctr_rx "
-			"FROM resources WHERE id=?1 FOR UPDATE",
 };
 
 struct vg_bill_meter {
@@ -326,7 +316,7 @@ static int64_t to_int(double v)
 static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r, int lock)
 {
 	struct vg_db_stmt *s;
-	int pg = lock && vg_db_engine(m->db) == VG_DB_POSTGRESQL, rc;
+	int rc;
 
 	memset(r, 0, sizeof(*r));
 	flavor_unknown(&r->fl);
@@ -335,26 +325,17 @@ static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r, int
 		INT64_MIN;
 	if (!(r->id = strdup(id)))
 		return -ENOMEM;
-	/* PostgreSQL: an existing row is locked and read in one statement
-	 * (FOR UPDATE waits for a writer and reads what it committed); a row
-	 * that is not there yet cannot be locked, so the resource's advisory
-	 * lock comes first and the row is read (and locked) again. */
-	for (int pass = 0;; pass++) {
-		if (pg && pass == 1) {
-			if ((rc = q(m, Q_LOCK_PG, &s)))
-				return rc;
-			vg_db_bind_text(s, 1, id);
-			if ((rc = step_done(s)))
-				return rc;
-		}
-		if ((rc = q(m, pg ? Q_GET_FU_PG : Q_GET, &s)))
+	if (lock && vg_db_engine(m->db) == VG_DB_POSTGRESQL) {
+		if ((rc = q(m, Q_LOCK_PG, &s)))
 			return rc;
 		vg_db_bind_text(s, 1, id);
-		rc = vg_db_step(s);
-		if (rc != 0 || !pg || pass == 1)
-			break;
-		vg_db_reset(s);
+		if ((rc = step_done(s)))
+			return rc;
 	}
+	if ((rc = q(m, Q_GET, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, id);
+	rc = vg_db_step(s);
 	if (rc == 1) {
 		r->found = 1;
 		r->type = (int)vg_db_column_int64(s, 0);
