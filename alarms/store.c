@@ -1,50 +1,74 @@
 /*
- * store.c — alarms.db: definitions, states, history and the notification
- * outbox in sqlite (vigie/alarm_store.h).
+ * store.c — the alarm store: definitions, states, history and the
+ * notification outbox (vigie/alarm_store.h), behind vigie/db.h, so the
+ * same code and SQL run on <data_dir>/alarms.db (sqlite, the default) or
+ * on a PostgreSQL database shared by several collectors ([state] url).
  *
- * Design: one handle per thread, each with its prepared statements; the
- * schema version lives in PRAGMA user_version. WAL with synchronous=FULL:
+ * Design: one connection per thread, statements cached by the layer; the
+ * schema version lives in vg_schema (component "alarms"; an existing
+ * alarms.db at PRAGMA user_version 1 is adopted as version 1, then step 2
+ * adds the outbox's claim columns). sqlite runs WAL with synchronous=FULL:
  * alarm writes are rare (transitions, definition changes, one state row
  * per evaluated period per instance, batched per agent batch), so the
  * fsync per commit is cheap and buys the outbox's durability across power
- * loss as well as kill -9.
+ * loss as well as kill -9. PostgreSQL gives the same with its defaults.
+ *
+ * The outbox with several workers. On sqlite one collector owns the file
+ * and its delivery thread is the only reader: due rows are read as they
+ * always were. On PostgreSQL every collector runs a delivery thread over
+ * the one shared outbox, so a due row is CLAIMED before it is handed out:
+ *   UPDATE outbox SET claimed_by = me, claim_until = now + lease
+ *   WHERE id IN (SELECT id ... due, unclaimed or claimed by me or lease
+ *                expired ... FOR UPDATE SKIP LOCKED) RETURNING ...
+ * SKIP LOCKED lets two workers claim at the same moment without waiting
+ * for each other or taking the same row: the second skips what the first
+ * is claiming. Each read renews the lease on every pending row this
+ * worker holds (its thread reads at least once a second on PostgreSQL:
+ * next_due_ms is capped so, which also picks up rows that other
+ * collectors' engines inserted and rows whose worker died), so a live
+ * worker keeps its rows however long they queue behind a slow receiver;
+ * the rows of a worker that died become claimable VG_ALARM_OUTBOX_LEASE_MS
+ * after its last read. A retry gives the row back (claim_until = 0): the
+ * next attempt may be any worker's.
  *
  * Invariants:
  *  - (project, name) is unique among definitions (UNIQUE index);
  *  - an outbox row moves pending -> delivered or pending -> failed once,
- *    never back; a delivered row is never handed out again, which is what
- *    makes delivery exactly-once once the receiver's 2xx is recorded;
+ *    never back (every mark says AND state = 0); a delivered row is never
+ *    handed out again, which is what makes delivery exactly-once once the
+ *    receiver's 2xx is recorded; a pending row is held by at most one live
+ *    worker at a time (its claim), so no two collectors attempt it at once.
+ *    A worker that dies after a receiver's 2xx and before the delivered
+ *    mark commits leaves the row to be sent again with the same
+ *    notification id (Idempotency-Key), exactly as a restart does today;
  *  - history rows are append-only except for retention pruning.
- * sqlite's BUSY/LOCKED/FULL become -EAGAIN, other failures -EIO.
+ * Busy, full, read-only or unreachable databases are -EAGAIN; a unique
+ * violation is -EEXIST; other failures -EIO.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include <sqlite3.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "vigie/alarm_store.h"
 #include "vigie/clock.h"
-#include "vigie/sqlitedb.h"
+#include "vigie/db.h"
 
-#define SCHEMA_VERSION 1
-#define BUSY_TIMEOUT_MS 5000
+/* the delivery thread reads at least this often on PostgreSQL */
+#define PG_RESCAN_MS 1000
 
 enum {
-	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_DEF_PUT, ST_DEF_DEL, ST_DEF_STATES_DEL, ST_DEF_NAME,
 	ST_STATE_PUT, ST_STATE_DEL,
 	ST_HIST_ADD,
 	ST_OB_ADD, ST_OB_DUE, ST_OB_NEXT, ST_OB_DONE, ST_OB_FAIL, ST_OB_RETRY,
+	ST_OB_RENEW, ST_OB_CLAIM, ST_OB_NEXT_PG,
 	ST_COUNT
 };
 
 static const char *const sql_text[ST_COUNT] = {
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_DEF_PUT] = "INSERT INTO alarms(id, project, name, definition, "
 		       "created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
 		       "ON CONFLICT(id) DO UPDATE SET project = ?2, name = ?3, "
@@ -76,148 +100,211 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_OB_FAIL] = "UPDATE outbox SET state = 2, attempts = ?2, done_ms = ?4, "
 		       "last_error = ?3 WHERE id = ?1 AND state = 0",
 	[ST_OB_RETRY] = "UPDATE outbox SET attempts = ?2, next_ms = ?3, "
-			"last_error = ?4 WHERE id = ?1 AND state = 0",
+			"last_error = ?4, claim_until = 0 WHERE id = ?1 AND state = 0",
+	/* PostgreSQL: the shared outbox (see the header) */
+	[ST_OB_RENEW] = "UPDATE outbox SET claim_until = ?2 WHERE claimed_by = ?1 "
+			"AND state = 0 AND claim_until > 0",
+	[ST_OB_CLAIM] = "UPDATE outbox SET claimed_by = ?4, claim_until = ?5 "
+			"WHERE id IN (SELECT id FROM outbox WHERE state = 0 AND "
+			"next_ms <= ?1 AND id > ?3 AND (claim_until < ?1 OR "
+			"claimed_by = ?4) ORDER BY id LIMIT ?2 FOR UPDATE SKIP "
+			"LOCKED) RETURNING id, notice_id, alarm_id, project, action, "
+			"body, attempts, created_ms, next_ms",
+	/* when the next row becomes available to this worker: its next_ms,
+	 * or after another worker's lease on it ends */
+	[ST_OB_NEXT_PG] = "SELECT min(CASE WHEN claimed_by <> ?2 AND claim_until >= "
+			  "next_ms THEN claim_until + 1 ELSE next_ms END) FROM outbox "
+			  "WHERE state = 0 AND (next_ms > ?1 OR (claimed_by <> ?2 AND "
+			  "claim_until >= ?1))",
 };
 
-static const char schema[] =
-	"CREATE TABLE IF NOT EXISTS alarms ("
-	" id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL,"
-	" definition TEXT NOT NULL, created_ms INTEGER NOT NULL,"
-	" updated_ms INTEGER NOT NULL);"
-	"CREATE UNIQUE INDEX IF NOT EXISTS alarms_name ON alarms(project, name);"
-	"CREATE TABLE IF NOT EXISTS states ("
-	" alarm_id TEXT NOT NULL, resource TEXT NOT NULL, state INTEGER NOT NULL,"
-	" since_ms INTEGER NOT NULL, clear_since_ms INTEGER NOT NULL DEFAULT 0,"
-	" alarm_periods INTEGER NOT NULL DEFAULT 0, reason TEXT, ring BLOB,"
-	" updated_ms INTEGER NOT NULL, PRIMARY KEY (alarm_id, resource));"
-	"CREATE TABLE IF NOT EXISTS history ("
-	" seq INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id TEXT NOT NULL,"
-	" project TEXT NOT NULL, type TEXT NOT NULL, resource TEXT,"
-	" time_ms INTEGER NOT NULL, recorded_ms INTEGER NOT NULL, detail TEXT);"
-	"CREATE INDEX IF NOT EXISTS history_alarm ON history(alarm_id, time_ms);"
-	"CREATE INDEX IF NOT EXISTS history_recorded ON history(recorded_ms);"
-	"CREATE TABLE IF NOT EXISTS outbox ("
-	" id INTEGER PRIMARY KEY AUTOINCREMENT, notice_id TEXT NOT NULL,"
-	" alarm_id TEXT NOT NULL, project TEXT NOT NULL, action TEXT NOT NULL,"
-	" body TEXT NOT NULL, created_ms INTEGER NOT NULL,"
-	" next_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-	" state INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_ms INTEGER);"
-	"CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_ms);";
+#define SCHEMA_V1_SQLITE                                                        \
+	"CREATE TABLE IF NOT EXISTS alarms ("                                   \
+	" id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL,"      \
+	" definition TEXT NOT NULL, created_ms INTEGER NOT NULL,"               \
+	" updated_ms INTEGER NOT NULL);"                                        \
+	"CREATE UNIQUE INDEX IF NOT EXISTS alarms_name ON alarms(project, name);" \
+	"CREATE TABLE IF NOT EXISTS states ("                                   \
+	" alarm_id TEXT NOT NULL, resource TEXT NOT NULL, state INTEGER NOT NULL," \
+	" since_ms INTEGER NOT NULL, clear_since_ms INTEGER NOT NULL DEFAULT 0," \
+	" alarm_periods INTEGER NOT NULL DEFAULT 0, reason TEXT, ring BLOB,"    \
+	" updated_ms INTEGER NOT NULL, PRIMARY KEY (alarm_id, resource));"     \
+	"CREATE TABLE IF NOT EXISTS history ("                                  \
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id TEXT NOT NULL,"       \
+	" project TEXT NOT NULL, type TEXT NOT NULL, resource TEXT,"            \
+	" time_ms INTEGER NOT NULL, recorded_ms INTEGER NOT NULL, detail TEXT);" \
+	"CREATE INDEX IF NOT EXISTS history_alarm ON history(alarm_id, time_ms);" \
+	"CREATE INDEX IF NOT EXISTS history_recorded ON history(recorded_ms);"  \
+	"CREATE TABLE IF NOT EXISTS outbox ("                                   \
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, notice_id TEXT NOT NULL,"       \
+	" alarm_id TEXT NOT NULL, project TEXT NOT NULL, action TEXT NOT NULL," \
+	" body TEXT NOT NULL, created_ms INTEGER NOT NULL,"                     \
+	" next_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"       \
+	" state INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_ms INTEGER);" \
+	"CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_ms);"
+
+/* The same tables in PostgreSQL's words: BIGINT integers, BYTEA, identity
+ * keys, byte-order ("C") text keys as sqlite compares them. */
+#define SCHEMA_V1_PG                                                            \
+	"CREATE TABLE IF NOT EXISTS alarms ("                                   \
+	" id TEXT COLLATE \"C\" PRIMARY KEY, project TEXT COLLATE \"C\" NOT NULL," \
+	" name TEXT COLLATE \"C\" NOT NULL,"                                    \
+	" definition TEXT NOT NULL, created_ms BIGINT NOT NULL,"                \
+	" updated_ms BIGINT NOT NULL);"                                         \
+	"CREATE UNIQUE INDEX IF NOT EXISTS alarms_name ON alarms(project, name);" \
+	"CREATE TABLE IF NOT EXISTS states ("                                   \
+	" alarm_id TEXT COLLATE \"C\" NOT NULL, resource TEXT COLLATE \"C\" NOT NULL," \
+	" state BIGINT NOT NULL,"                                               \
+	" since_ms BIGINT NOT NULL, clear_since_ms BIGINT NOT NULL DEFAULT 0,"  \
+	" alarm_periods BIGINT NOT NULL DEFAULT 0, reason TEXT, ring BYTEA,"    \
+	" updated_ms BIGINT NOT NULL, PRIMARY KEY (alarm_id, resource));"      \
+	"CREATE TABLE IF NOT EXISTS history ("                                  \
+	" seq BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"             \
+	" alarm_id TEXT COLLATE \"C\" NOT NULL,"                                \
+	" project TEXT NOT NULL, type TEXT NOT NULL, resource TEXT,"            \
+	" time_ms BIGINT NOT NULL, recorded_ms BIGINT NOT NULL, detail TEXT);"  \
+	"CREATE INDEX IF NOT EXISTS history_alarm ON history(alarm_id, time_ms);" \
+	"CREATE INDEX IF NOT EXISTS history_recorded ON history(recorded_ms);"  \
+	"CREATE TABLE IF NOT EXISTS outbox ("                                   \
+	" id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"              \
+	" notice_id TEXT NOT NULL,"                                             \
+	" alarm_id TEXT NOT NULL, project TEXT NOT NULL, action TEXT NOT NULL," \
+	" body TEXT NOT NULL, created_ms BIGINT NOT NULL,"                      \
+	" next_ms BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,"         \
+	" state BIGINT NOT NULL DEFAULT 0, last_error TEXT, done_ms BIGINT);"   \
+	"CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_ms);"
+
+static const struct vg_db_step steps[] = {
+	{.version = 1, .sql_sqlite = SCHEMA_V1_SQLITE, .sql_pg = SCHEMA_V1_PG},
+	/* the claim of a pending row by one delivery worker (a lease) */
+	{.version = 2, .sql = "ALTER TABLE outbox ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';"
+			      "ALTER TABLE outbox ADD COLUMN claim_until BIGINT NOT NULL DEFAULT 0;"},
+};
+
+static const struct vg_db_schema alarms_schema = {
+	.component = "alarms",
+	.pg_schema = "vigie_alarms",
+	.steps = steps,
+	.nsteps = sizeof(steps) / sizeof(steps[0]),
+	.adopt_user_version = 1,
+};
 
 struct vg_alarm_store {
-	sqlite3 *db;
-	sqlite3_stmt *st[ST_COUNT];
+	struct vg_db *db;
+	int pg;
+	char worker[96]; /* this handle's claim name: host:pid:random */
 };
 
-/* vg_sqlitedb_errno, but a broken constraint is a duplicate name. */
+/* vg_db's codes as this header promises them. */
 static int map_rc(int rc)
 {
-	return (rc & 0xff) == SQLITE_CONSTRAINT ? -EEXIST : vg_sqlitedb_errno(rc);
+	switch (rc) {
+	case 0:
+	case -EEXIST:
+	case -ENOMEM:
+	case -EAGAIN:
+		return rc;
+	case -EBUSY:
+	case -ENOSPC:
+	case -EROFS:
+	case -ECONNRESET:
+	case -ENOTCONN:
+		return -EAGAIN;
+	default:
+		return rc < 0 ? -EIO : rc;
+	}
 }
-
-/* version, schema, synchronous, busy timeout, errors */
-static const struct vg_sqlitedb_schema alarms_schema = {
-	SCHEMA_VERSION, schema, "FULL", BUSY_TIMEOUT_MS, map_rc};
 
 const char *vg_alarm_store_errmsg(const struct vg_alarm_store *s)
 {
-	return s && s->db ? sqlite3_errmsg(s->db) : "no database";
+	return s && s->db ? vg_db_errmsg(s->db) : "no database";
 }
 
 void vg_alarm_store_close(struct vg_alarm_store *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(s->st[i]);
-	sqlite3_close(s->db);
+	vg_db_close(s->db);
 	free(s);
 }
 
-/* sqlite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms between tries:
- * the engine commits notifications while the delivery thread records
- * deliveries, and one such sleep is a notification's whole latency budget
- * (a few ms). Retry every 50 us for the first millisecond, then every
- * millisecond, for the same total bound as before. */
-static int busy_wait(void *ctx, int count)
+/* vigie/db.h's rule: postgresql://, postgres://, or key=value conninfo
+ * (an '=' with no '/' before it). */
+static int is_url(const char *where)
 {
-	struct timespec ts = {0, count < 20 ? 50000 : 1000000};
-
-	(void)ctx;
-	if (count >= 20 + BUSY_TIMEOUT_MS)
-		return 0;
-	nanosleep(&ts, NULL);
-	return 1;
+	const char *eq = strchr(where, '='), *sl = strchr(where, '/');
+	return !strncmp(where, "postgresql://", 13) || !strncmp(where, "postgres://", 11) ||
+	       (eq && (!sl || sl > eq));
 }
 
-int vg_alarm_store_open(const char *data_dir, struct vg_alarm_store **out,
+int vg_alarm_store_open(const char *where, struct vg_alarm_store **out,
 			char *err, size_t errlen)
 {
 	struct vg_alarm_store *s;
-	char path[4096];
+	char path[4096], host[64] = "";
+	unsigned rnd = 0;
 	int rc;
 
 	*out = NULL;
-	if ((size_t)snprintf(path, sizeof(path), "%s/alarms.db", data_dir) >=
-	    sizeof(path)) {
-		snprintf(err, errlen, "alarms: data_dir too long");
-		return -ENAMETOOLONG;
+	if (!where || !*where) {
+		snprintf(err, errlen, "alarms: no data_dir or state database");
+		return -EINVAL;
+	}
+	if (!is_url(where)) {
+		if ((size_t)snprintf(path, sizeof(path), "%s/alarms.db", where) >= sizeof(path)) {
+			snprintf(err, errlen, "alarms: data_dir too long");
+			return -ENAMETOOLONG;
+		}
+		where = path;
 	}
 	if (!(s = calloc(1, sizeof(*s)))) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if ((rc = vg_sqlitedb_open(path, &alarms_schema, &s->db, err,
-				   errlen))) {
-		vg_alarm_store_close(s);
-		return rc;
+	if ((rc = vg_db_open(where, &alarms_schema, &s->db, err, errlen))) {
+		free(s);
+		return map_rc(rc);
 	}
-	sqlite3_busy_handler(s->db, busy_wait, NULL);
-	for (int i = 0; rc == SQLITE_OK && i < ST_COUNT; i++)
-		rc = sqlite3_prepare_v3(s->db, sql_text[i], -1,
-					SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
-		rc = map_rc(rc);
-		vg_alarm_store_close(s);
-		return rc ? rc : -EIO;
-	}
+	s->pg = vg_db_engine(s->db) == VG_DB_POSTGRESQL;
+	gethostname(host, sizeof(host) - 1);
+	if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		rnd = (unsigned)vg_monotonic_ns();
+	snprintf(s->worker, sizeof(s->worker), "%.60s:%d:%08x", host, (int)getpid(), rnd);
 	*out = s;
 	return 0;
 }
 
-/* Run a prepared statement that returns no rows; resets it. */
-static int run(struct vg_alarm_store *s, int i)
+static int prep(struct vg_alarm_store *s, int i, struct vg_db_stmt **st)
 {
-	int rc = sqlite3_step(s->st[i]);
-
-	sqlite3_reset(s->st[i]);
-	sqlite3_clear_bindings(s->st[i]);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+	return map_rc(vg_db_prepare(s->db, sql_text[i], st));
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+/* Run a statement that returns no rows (or whose rows are not read). */
+static int run(struct vg_db_stmt *st)
 {
-	if (s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, i);
+	int rc = vg_db_step(st);
+
+	vg_db_reset(st);
+	return rc < 0 ? map_rc(rc) : 0;
 }
 
 int vg_alarm_store_begin(struct vg_alarm_store *s)
 {
-	return run(s, ST_BEGIN);
+	return map_rc(vg_db_begin(s->db));
 }
 
 int vg_alarm_store_commit(struct vg_alarm_store *s)
 {
-	return run(s, ST_COMMIT);
+	int rc = vg_db_commit(s->db);
+
+	/* PostgreSQL: a failed COMMIT has ended the transaction already */
+	return map_rc(rc);
 }
 
 void vg_alarm_store_rollback(struct vg_alarm_store *s)
 {
-	if (!sqlite3_get_autocommit(s->db))
-		run(s, ST_ROLLBACK);
+	if (s && vg_db_in_transaction(s->db))
+		vg_db_rollback(s->db);
 }
 
 /* ---- definitions ---------------------------------------------------------- */
@@ -225,22 +312,20 @@ void vg_alarm_store_rollback(struct vg_alarm_store *s)
 int vg_alarm_store_load_defs(struct vg_alarm_store *s, vg_alarm_def_row_fn fn,
 			     void *ctx)
 {
-	sqlite3_stmt *st;
+	struct vg_db_stmt *st;
 	int rc, ret = 0;
 
-	rc = sqlite3_prepare_v2(s->db, "SELECT id, definition, created_ms, "
-				"updated_ms FROM alarms ORDER BY created_ms, id",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
+	rc = vg_db_prepare(s->db, "SELECT id, definition, created_ms, "
+			   "updated_ms FROM alarms ORDER BY created_ms, id", &st);
+	if (rc)
 		return map_rc(rc);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && !ret)
-		ret = fn(ctx, (const char *)sqlite3_column_text(st, 0),
-			 (const char *)sqlite3_column_text(st, 1),
-			 sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3));
-	sqlite3_finalize(st);
+	while (!ret && (rc = vg_db_step(st)) == 1)
+		ret = fn(ctx, vg_db_column_text(st, 0), vg_db_column_text(st, 1),
+			 vg_db_column_int64(st, 2), vg_db_column_int64(st, 3));
+	vg_db_reset(st);
 	if (ret)
 		return ret;
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+	return rc < 0 ? map_rc(rc) : 0;
 }
 
 int vg_alarm_store_put_def(struct vg_alarm_store *s, const char *id,
@@ -248,39 +333,43 @@ int vg_alarm_store_put_def(struct vg_alarm_store *s, const char *id,
 			   const char *json, int64_t created_ms,
 			   int64_t updated_ms)
 {
-	sqlite3_stmt *st = s->st[ST_DEF_NAME];
+	struct vg_db_stmt *st;
 	int rc;
 
-	bind_text(st, 1, project);
-	bind_text(st, 2, name);
-	bind_text(st, 3, id);
-	rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_ROW)
+	if ((rc = prep(s, ST_DEF_NAME, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, project);
+	vg_db_bind_text(st, 2, name);
+	vg_db_bind_text(st, 3, id);
+	rc = vg_db_step(st);
+	vg_db_reset(st);
+	if (rc == 1)
 		return -EEXIST;
-	if (rc != SQLITE_DONE)
+	if (rc < 0)
 		return map_rc(rc);
-	st = s->st[ST_DEF_PUT];
-	bind_text(st, 1, id);
-	bind_text(st, 2, project);
-	bind_text(st, 3, name);
-	bind_text(st, 4, json);
-	sqlite3_bind_int64(st, 5, created_ms);
-	sqlite3_bind_int64(st, 6, updated_ms);
-	return run(s, ST_DEF_PUT);
+	if ((rc = prep(s, ST_DEF_PUT, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, id);
+	vg_db_bind_text(st, 2, project);
+	vg_db_bind_text(st, 3, name);
+	vg_db_bind_text(st, 4, json);
+	vg_db_bind_int64(st, 5, created_ms);
+	vg_db_bind_int64(st, 6, updated_ms);
+	return run(st);
 }
 
 int vg_alarm_store_delete_def(struct vg_alarm_store *s, const char *id)
 {
+	struct vg_db_stmt *st;
 	int rc;
 
-	bind_text(s->st[ST_DEF_STATES_DEL], 1, id);
-	rc = run(s, ST_DEF_STATES_DEL);
-	if (rc)
+	if ((rc = prep(s, ST_DEF_STATES_DEL, &st)))
 		return rc;
-	bind_text(s->st[ST_DEF_DEL], 1, id);
-	return run(s, ST_DEF_DEL);
+	vg_db_bind_text(st, 1, id);
+	if ((rc = run(st)) || (rc = prep(s, ST_DEF_DEL, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, id);
+	return run(st);
 }
 
 /* ---- states ------------------------------------------------------------------- */
@@ -288,61 +377,69 @@ int vg_alarm_store_delete_def(struct vg_alarm_store *s, const char *id)
 int vg_alarm_store_load_states(struct vg_alarm_store *s,
 			       vg_alarm_state_row_fn fn, void *ctx)
 {
-	sqlite3_stmt *st;
+	struct vg_db_stmt *st;
 	int rc, ret = 0;
 
-	rc = sqlite3_prepare_v2(s->db, "SELECT alarm_id, resource, state, "
-				"since_ms, clear_since_ms, alarm_periods, reason, "
-				"ring, updated_ms FROM states", -1, &st, NULL);
-	if (rc != SQLITE_OK)
+	rc = vg_db_prepare(s->db, "SELECT alarm_id, resource, state, "
+			   "since_ms, clear_since_ms, alarm_periods, reason, "
+			   "ring, updated_ms FROM states", &st);
+	if (rc)
 		return map_rc(rc);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && !ret) {
+	while (!ret && (rc = vg_db_step(st)) == 1) {
+		size_t len = 0;
+		const void *ring = vg_db_column_blob(st, 7, &len);
 		struct vg_alarm_state_row row = {
-			.alarm_id = (const char *)sqlite3_column_text(st, 0),
-			.resource = (const char *)sqlite3_column_text(st, 1),
-			.state = sqlite3_column_int(st, 2),
-			.since_ms = sqlite3_column_int64(st, 3),
-			.clear_since_ms = sqlite3_column_int64(st, 4),
-			.alarm_periods = (uint32_t)sqlite3_column_int64(st, 5),
-			.reason = (const char *)sqlite3_column_text(st, 6),
-			.ring = sqlite3_column_blob(st, 7),
-			.ring_len = (size_t)sqlite3_column_bytes(st, 7),
-			.updated_ms = sqlite3_column_int64(st, 8),
+			.alarm_id = vg_db_column_text(st, 0),
+			.resource = vg_db_column_text(st, 1),
+			.state = (int)vg_db_column_int64(st, 2),
+			.since_ms = vg_db_column_int64(st, 3),
+			.clear_since_ms = vg_db_column_int64(st, 4),
+			.alarm_periods = (uint32_t)vg_db_column_int64(st, 5),
+			.reason = vg_db_column_text(st, 6),
+			.ring = ring,
+			.ring_len = len,
+			.updated_ms = vg_db_column_int64(st, 8),
 		};
 		ret = fn(ctx, &row);
 	}
-	sqlite3_finalize(st);
+	vg_db_reset(st);
 	if (ret)
 		return ret;
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : map_rc(rc);
+	return rc < 0 ? map_rc(rc) : 0;
 }
 
 int vg_alarm_store_put_state(struct vg_alarm_store *s,
 			     const struct vg_alarm_state_row *r)
 {
-	sqlite3_stmt *st = s->st[ST_STATE_PUT];
+	struct vg_db_stmt *st;
+	int rc;
 
-	bind_text(st, 1, r->alarm_id);
-	bind_text(st, 2, r->resource ? r->resource : "");
-	sqlite3_bind_int(st, 3, r->state);
-	sqlite3_bind_int64(st, 4, r->since_ms);
-	sqlite3_bind_int64(st, 5, r->clear_since_ms);
-	sqlite3_bind_int64(st, 6, r->alarm_periods);
-	bind_text(st, 7, r->reason);
+	if ((rc = prep(s, ST_STATE_PUT, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, r->alarm_id);
+	vg_db_bind_text(st, 2, r->resource ? r->resource : "");
+	vg_db_bind_int64(st, 3, r->state);
+	vg_db_bind_int64(st, 4, r->since_ms);
+	vg_db_bind_int64(st, 5, r->clear_since_ms);
+	vg_db_bind_int64(st, 6, r->alarm_periods);
+	vg_db_bind_text(st, 7, r->reason);
 	if (r->ring)
-		sqlite3_bind_blob(st, 8, r->ring, (int)r->ring_len, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, 8);
-	sqlite3_bind_int64(st, 9, r->updated_ms);
-	return run(s, ST_STATE_PUT);
+		vg_db_bind_blob(st, 8, r->ring, r->ring_len);
+	vg_db_bind_int64(st, 9, r->updated_ms);
+	return run(st);
 }
 
 int vg_alarm_store_delete_state(struct vg_alarm_store *s, const char *alarm_id,
 				const char *resource)
 {
-	bind_text(s->st[ST_STATE_DEL], 1, alarm_id);
-	bind_text(s->st[ST_STATE_DEL], 2, resource ? resource : "");
-	return run(s, ST_STATE_DEL);
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = prep(s, ST_STATE_DEL, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, alarm_id);
+	vg_db_bind_text(st, 2, resource ? resource : "");
+	return run(st);
 }
 
 /* ---- history -------------------------------------------------------------------- */
@@ -352,71 +449,74 @@ int vg_alarm_store_history_add(struct vg_alarm_store *s, const char *alarm_id,
 			       const char *resource, int64_t time_ms,
 			       int64_t recorded_ms, const char *detail)
 {
-	sqlite3_stmt *st = s->st[ST_HIST_ADD];
+	struct vg_db_stmt *st;
+	int rc;
 
-	bind_text(st, 1, alarm_id);
-	bind_text(st, 2, project ? project : "");
-	bind_text(st, 3, type);
-	bind_text(st, 4, resource && *resource ? resource : NULL);
-	sqlite3_bind_int64(st, 5, time_ms);
-	sqlite3_bind_int64(st, 6, recorded_ms);
-	bind_text(st, 7, detail);
-	return run(s, ST_HIST_ADD);
+	if ((rc = prep(s, ST_HIST_ADD, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, alarm_id);
+	vg_db_bind_text(st, 2, project ? project : "");
+	vg_db_bind_text(st, 3, type);
+	vg_db_bind_text(st, 4, resource && *resource ? resource : NULL);
+	vg_db_bind_int64(st, 5, time_ms);
+	vg_db_bind_int64(st, 6, recorded_ms);
+	vg_db_bind_text(st, 7, detail);
+	return run(st);
 }
 
 int vg_alarm_store_history(struct vg_alarm_store *s,
 			   const struct vg_alarm_history_query *q, json_t **out,
 			   int64_t *next_seq)
 {
-	sqlite3_stmt *st;
+	struct vg_db_stmt *st;
 	json_t *a;
 	int rc, n = 0, limit = q->limit > 0 && q->limit <= 1000 ? q->limit : 100;
 	char ts[32], rs[32];
 
 	*out = NULL;
 	*next_seq = 0;
-	rc = sqlite3_prepare_v2(s->db,
-				"SELECT seq, type, time_ms, recorded_ms, resource, "
-				"detail FROM history WHERE alarm_id = ?1 AND "
-				"time_ms >= ?2 AND time_ms <= ?3 AND seq > ?4 AND "
-				"(?5 IS NULL OR type = ?5) ORDER BY seq LIMIT ?6",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
+	rc = vg_db_prepare(s->db,
+			   "SELECT seq, type, time_ms, recorded_ms, resource, "
+			   "detail FROM history WHERE alarm_id = ?1 AND "
+			   "time_ms >= ?2 AND time_ms <= ?3 AND seq > ?4 AND "
+			   "(CAST(?5 AS TEXT) IS NULL OR type = ?5) ORDER BY seq "
+			   "LIMIT ?6", &st);
+	if (rc)
 		return map_rc(rc);
-	bind_text(st, 1, q->alarm_id);
-	sqlite3_bind_int64(st, 2, q->start_ms);
-	sqlite3_bind_int64(st, 3, q->end_ms);
-	sqlite3_bind_int64(st, 4, q->after_seq);
-	bind_text(st, 5, q->type);
-	sqlite3_bind_int(st, 6, limit + 1);
+	vg_db_bind_text(st, 1, q->alarm_id);
+	vg_db_bind_int64(st, 2, q->start_ms);
+	vg_db_bind_int64(st, 3, q->end_ms);
+	vg_db_bind_int64(st, 4, q->after_seq);
+	vg_db_bind_text(st, 5, q->type);
+	vg_db_bind_int64(st, 6, limit + 1);
 	if (!(a = json_array())) {
-		sqlite3_finalize(st);
+		vg_db_reset(st);
 		return -ENOMEM;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t seq = sqlite3_column_int64(st, 0);
+	while ((rc = vg_db_step(st)) == 1) {
+		int64_t seq = vg_db_column_int64(st, 0);
 		if (n == limit) {
 			*next_seq = seq - 1;
 			break;
 		}
-		const char *detail = (const char *)sqlite3_column_text(st, 5);
-		const char *res = (const char *)sqlite3_column_text(st, 4);
+		const char *detail = vg_db_column_text(st, 5);
+		const char *res = vg_db_column_text(st, 4);
+		const char *type = vg_db_column_text(st, 1);
 		json_t *d = detail ? json_loads(detail, 0, NULL) : NULL;
-		int64_t t = sqlite3_column_int64(st, 2);
+		int64_t t = vg_db_column_int64(st, 2);
 		vg_time_format(t, ts, sizeof(ts));
-		vg_time_format(sqlite3_column_int64(st, 3), rs, sizeof(rs));
+		vg_time_format(vg_db_column_int64(st, 3), rs, sizeof(rs));
 		json_array_append_new(
 			a, json_pack("{s:I,s:s,s:s,s:I,s:s,s:o,s:o}", "seq",
-				     (json_int_t)seq, "type",
-				     (const char *)sqlite3_column_text(st, 1),
+				     (json_int_t)seq, "type", type ? type : "",
 				     "time", ts, "time_ms", (json_int_t)t,
 				     "recorded_at", rs, "resource",
 				     res ? json_string(res) : json_null(),
 				     "detail", d ? d : json_object()));
 		n++;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+	vg_db_reset(st);
+	if (rc < 0) {
 		json_decref(a);
 		return map_rc(rc);
 	}
@@ -427,7 +527,7 @@ int vg_alarm_store_history(struct vg_alarm_store *s,
 int vg_alarm_store_prune(struct vg_alarm_store *s, int64_t before_ms,
 			 uint64_t *deleted)
 {
-	sqlite3_stmt *st;
+	struct vg_db_stmt *st;
 	uint64_t n = 0;
 	int rc;
 	static const char *const q[] = {
@@ -436,15 +536,12 @@ int vg_alarm_store_prune(struct vg_alarm_store *s, int64_t before_ms,
 	};
 
 	for (size_t i = 0; i < 2; i++) {
-		rc = sqlite3_prepare_v2(s->db, q[i], -1, &st, NULL);
-		if (rc != SQLITE_OK)
+		if ((rc = vg_db_prepare(s->db, q[i], &st)))
 			return map_rc(rc);
-		sqlite3_bind_int64(st, 1, before_ms);
-		rc = sqlite3_step(st);
-		sqlite3_finalize(st);
-		if (rc != SQLITE_DONE)
-			return map_rc(rc);
-		n += (uint64_t)sqlite3_changes(s->db);
+		vg_db_bind_int64(st, 1, before_ms);
+		if ((rc = run(st)))
+			return rc;
+		n += (uint64_t)vg_db_changes(s->db);
 	}
 	if (deleted)
 		*deleted = n;
@@ -467,105 +564,181 @@ int vg_alarm_store_outbox_add(struct vg_alarm_store *s, const char *notice_id,
 			      const char *action, const char *body,
 			      int64_t created_ms)
 {
-	sqlite3_stmt *st = s->st[ST_OB_ADD];
+	struct vg_db_stmt *st;
+	int rc;
 
-	bind_text(st, 1, notice_id);
-	bind_text(st, 2, alarm_id);
-	bind_text(st, 3, project ? project : "");
-	bind_text(st, 4, action);
-	bind_text(st, 5, body);
-	sqlite3_bind_int64(st, 6, created_ms);
-	return run(s, ST_OB_ADD);
+	if ((rc = prep(s, ST_OB_ADD, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, notice_id);
+	vg_db_bind_text(st, 2, alarm_id);
+	vg_db_bind_text(st, 3, project ? project : "");
+	vg_db_bind_text(st, 4, action);
+	vg_db_bind_text(st, 5, body);
+	vg_db_bind_int64(st, 6, created_ms);
+	return run(st);
 }
 
-static void copy_col(char *dst, size_t len, sqlite3_stmt *st, int col)
+static void copy_col(char *dst, size_t len, struct vg_db_stmt *st, int col)
 {
-	const char *v = (const char *)sqlite3_column_text(st, col);
+	const char *v = vg_db_column_text(st, col);
 
 	snprintf(dst, len, "%s", v ? v : "");
+}
+
+static int cmp_item(const void *a, const void *b)
+{
+	const struct vg_alarm_outbox_item *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Read the rows of a due/claim statement into items. */
+static int read_items(struct vg_db_stmt *st, struct vg_alarm_outbox_item *items,
+		      size_t max, size_t *n)
+{
+	int rc = 0;
+
+	while (*n < max && (rc = vg_db_step(st)) == 1) {
+		struct vg_alarm_outbox_item *it = &items[*n];
+		const char *action = vg_db_column_text(st, 4), *body = vg_db_column_text(st, 5);
+		memset(it, 0, sizeof(*it));
+		it->id = vg_db_column_int64(st, 0);
+		copy_col(it->notice_id, sizeof(it->notice_id), st, 1);
+		copy_col(it->alarm_id, sizeof(it->alarm_id), st, 2);
+		copy_col(it->project, sizeof(it->project), st, 3);
+		it->action = strdup(action ? action : "");
+		it->body = strdup(body ? body : "");
+		it->attempts = (uint32_t)vg_db_column_int64(st, 6);
+		it->created_ms = vg_db_column_int64(st, 7);
+		it->next_ms = vg_db_column_int64(st, 8);
+		if (!it->action || !it->body) {
+			vg_alarm_outbox_item_release(it);
+			vg_db_reset(st);
+			return -ENOMEM;
+		}
+		(*n)++;
+	}
+	vg_db_reset(st);
+	return rc < 0 ? map_rc(rc) : 0;
+}
+
+/* PostgreSQL: renew this worker's leases and claim due rows, in one
+ * transaction (the claim's row locks last until it commits). */
+static int claim_due(struct vg_alarm_store *s, int64_t now_ms, int64_t after_id,
+		     struct vg_alarm_outbox_item *items, size_t max, size_t *n)
+{
+	struct vg_db_stmt *st;
+	int own = !vg_db_in_transaction(s->db), rc;
+
+	if (own && (rc = map_rc(vg_db_begin(s->db))))
+		return rc;
+	if (!(rc = prep(s, ST_OB_RENEW, &st))) {
+		vg_db_bind_text(st, 1, s->worker);
+		vg_db_bind_int64(st, 2, now_ms + VG_ALARM_OUTBOX_LEASE_MS);
+		rc = run(st);
+	}
+	if (!rc && !(rc = prep(s, ST_OB_CLAIM, &st))) {
+		vg_db_bind_int64(st, 1, now_ms);
+		vg_db_bind_int64(st, 2, (int64_t)max);
+		vg_db_bind_int64(st, 3, after_id);
+		vg_db_bind_text(st, 4, s->worker);
+		vg_db_bind_int64(st, 5, now_ms + VG_ALARM_OUTBOX_LEASE_MS);
+		rc = read_items(st, items, max, n);
+	}
+	if (!rc && own)
+		rc = map_rc(vg_db_commit(s->db));
+	if (rc) {
+		if (own)
+			vg_alarm_store_rollback(s);
+		for (size_t i = 0; i < *n; i++)
+			vg_alarm_outbox_item_release(&items[i]);
+		*n = 0;
+		return rc;
+	}
+	/* RETURNING has no order: oldest first, as the cursor expects */
+	qsort(items, *n, sizeof(*items), cmp_item);
+	return 0;
 }
 
 int vg_alarm_store_outbox_due(struct vg_alarm_store *s, int64_t now_ms,
 			      int64_t after_id, struct vg_alarm_outbox_item *items,
 			      size_t max, size_t *n, int64_t *next_due_ms)
 {
-	sqlite3_stmt *st = s->st[ST_OB_DUE];
+	struct vg_db_stmt *st;
 	int rc;
 
 	*n = 0;
 	*next_due_ms = INT64_MAX;
-	sqlite3_bind_int64(st, 1, now_ms);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-	sqlite3_bind_int64(st, 3, after_id);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct vg_alarm_outbox_item *it = &items[*n];
-		memset(it, 0, sizeof(*it));
-		it->id = sqlite3_column_int64(st, 0);
-		copy_col(it->notice_id, sizeof(it->notice_id), st, 1);
-		copy_col(it->alarm_id, sizeof(it->alarm_id), st, 2);
-		copy_col(it->project, sizeof(it->project), st, 3);
-		it->action = strdup((const char *)sqlite3_column_text(st, 4));
-		it->body = strdup((const char *)sqlite3_column_text(st, 5));
-		it->attempts = (uint32_t)sqlite3_column_int64(st, 6);
-		it->created_ms = sqlite3_column_int64(st, 7);
-		it->next_ms = sqlite3_column_int64(st, 8);
-		if (!it->action || !it->body) {
-			vg_alarm_outbox_item_release(it);
-			rc = SQLITE_NOMEM;
-			break;
+	if (s->pg) {
+		rc = claim_due(s, now_ms, after_id, items, max, n);
+	} else if (!(rc = prep(s, ST_OB_DUE, &st))) {
+		vg_db_bind_int64(st, 1, now_ms);
+		vg_db_bind_int64(st, 2, (int64_t)max);
+		vg_db_bind_int64(st, 3, after_id);
+		rc = read_items(st, items, max, n);
+		if (rc) {
+			for (size_t i = 0; i < *n; i++)
+				vg_alarm_outbox_item_release(&items[i]);
+			*n = 0;
 		}
-		(*n)++;
 	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE) {
-		for (size_t i = 0; i < *n; i++)
-			vg_alarm_outbox_item_release(&items[i]);
-		*n = 0;
-		return map_rc(rc);
+	if (rc)
+		return rc;
+	if (prep(s, s->pg ? ST_OB_NEXT_PG : ST_OB_NEXT, &st) == 0) {
+		vg_db_bind_int64(st, 1, now_ms);
+		if (s->pg)
+			vg_db_bind_text(st, 2, s->worker);
+		if (vg_db_step(st) == 1 && !vg_db_column_is_null(st, 0))
+			*next_due_ms = vg_db_column_int64(st, 0);
+		vg_db_reset(st);
 	}
-	st = s->st[ST_OB_NEXT];
-	sqlite3_bind_int64(st, 1, now_ms);
-	if (sqlite3_step(st) == SQLITE_ROW &&
-	    sqlite3_column_type(st, 0) != SQLITE_NULL)
-		*next_due_ms = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	/* PostgreSQL: other collectors add rows and workers die; read again
+	 * within a second (this also renews our leases) */
+	if (s->pg && *next_due_ms > now_ms + PG_RESCAN_MS)
+		*next_due_ms = now_ms + PG_RESCAN_MS;
 	return 0;
 }
 
 int vg_alarm_store_outbox_delivered(struct vg_alarm_store *s, int64_t id,
 				    uint32_t attempts, int64_t when_ms)
 {
-	sqlite3_stmt *st = s->st[ST_OB_DONE];
+	struct vg_db_stmt *st;
+	int rc;
 
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, attempts);
-	sqlite3_bind_int64(st, 3, when_ms);
-	return run(s, ST_OB_DONE);
+	if ((rc = prep(s, ST_OB_DONE, &st)))
+		return rc;
+	vg_db_bind_int64(st, 1, id);
+	vg_db_bind_int64(st, 2, attempts);
+	vg_db_bind_int64(st, 3, when_ms);
+	return run(st);
 }
 
 int vg_alarm_store_outbox_failed(struct vg_alarm_store *s, int64_t id,
 				 uint32_t attempts, const char *error)
 {
-	sqlite3_stmt *st = s->st[ST_OB_FAIL];
+	struct vg_db_stmt *st;
+	int rc;
 
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, attempts);
-	bind_text(st, 3, error);
-	sqlite3_bind_int64(st, 4, vg_now_ms());
-	return run(s, ST_OB_FAIL);
+	if ((rc = prep(s, ST_OB_FAIL, &st)))
+		return rc;
+	vg_db_bind_int64(st, 1, id);
+	vg_db_bind_int64(st, 2, attempts);
+	vg_db_bind_text(st, 3, error);
+	vg_db_bind_int64(st, 4, vg_now_ms());
+	return run(st);
 }
 
 int vg_alarm_store_outbox_retry(struct vg_alarm_store *s, int64_t id,
 				uint32_t attempts, int64_t next_ms,
 				const char *error)
 {
-	sqlite3_stmt *st = s->st[ST_OB_RETRY];
+	struct vg_db_stmt *st;
+	int rc;
 
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int64(st, 2, attempts);
-	sqlite3_bind_int64(st, 3, next_ms);
-	bind_text(st, 4, error);
-	return run(s, ST_OB_RETRY);
+	if ((rc = prep(s, ST_OB_RETRY, &st)))
+		return rc;
+	vg_db_bind_int64(st, 1, id);
+	vg_db_bind_int64(st, 2, attempts);
+	vg_db_bind_int64(st, 3, next_ms);
+	vg_db_bind_text(st, 4, error);
+	return run(st);
 }

@@ -1,7 +1,12 @@
 /*
  * db.c — the billing database: schema, opening, error mapping.
  *
- * Tables (schema version in PRAGMA user_version):
+ * The billing state lives behind vigie/db.h, so the same code and SQL run
+ * on the embedded sqlite file <data_dir>/billing.db (the default) or on a
+ * PostgreSQL database shared by several collectors ([state] url).
+ *
+ * Tables (schema version in vg_schema, component "billing"; an existing
+ * billing.db at PRAGMA user_version 1 is adopted as version 1):
  *   resources    one row per metered instance, disk and vNIC: identity,
  *                the meter's watermarks (last poll applied, last seen,
  *                last transition), its current state and counter baselines.
@@ -12,19 +17,26 @@
  *                tiers are filled in.
  *   months       finalized months; invoices: the frozen invoice documents.
  *
- * WAL mode so the API's readers never block the receiver's writes.
+ * Both engines' DDL says the same thing in each one's words: sqlite keeps
+ * today's text (so a file from before the port is at version 1 as it
+ * is); PostgreSQL gets BIGINT for every integer (money and milliseconds
+ * need 64 bits) and COLLATE "C" on every text key, because the usage
+ * loader sorts by id and finds resources by binary search (strcmp order),
+ * and invoices list projects in byte order: a server whose default
+ * collation is a locale's would otherwise order them differently from
+ * sqlite and the invoices would not be byte-identical. "user" is a
+ * reserved word in PostgreSQL: the column is always written quoted.
+ *
+ * sqlite runs in WAL mode with synchronous=NORMAL (as before the port): the
+ * API's readers never block the meter's writes.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "vigie/bill_meter.h"
-#include "vigie/sqlitedb.h"
 
-#define SCHEMA_VERSION 1
-#define BUSY_TIMEOUT_MS 5000
-
-static const char schema[] =
+static const char schema_sqlite[] =
 	"CREATE TABLE IF NOT EXISTS resources("
 	" id TEXT PRIMARY KEY,"
 	" type INTEGER NOT NULL,"
@@ -69,29 +81,120 @@ static const char schema[] =
 	" document TEXT NOT NULL,"
 	" PRIMARY KEY(month, project));";
 
+static const char schema_pg[] =
+	"CREATE TABLE IF NOT EXISTS resources("
+	" id TEXT COLLATE \"C\" PRIMARY KEY,"
+	" type BIGINT NOT NULL,"
+	" parent TEXT COLLATE \"C\","
+	" project TEXT COLLATE \"C\" NOT NULL,"
+	" \"user\" TEXT, name TEXT, host TEXT,"
+	" first_ms BIGINT NOT NULL,"
+	" last_seen_ms BIGINT NOT NULL,"
+	" last_poll_ms BIGINT NOT NULL,"
+	" last_change_ms BIGINT NOT NULL,"
+	" state BIGINT NOT NULL,"
+	" flavor TEXT, vcpus BIGINT, ram_mb BIGINT, disk_gb BIGINT,"
+	" capacity BIGINT,"
+	" has_disks BIGINT NOT NULL DEFAULT 0,"
+	" ctr_ms BIGINT, ctr_tx BIGINT, ctr_rx BIGINT);"
+	"CREATE INDEX IF NOT EXISTS resources_project ON resources(project);"
+	"CREATE INDEX IF NOT EXISTS resources_parent ON resources(parent);"
+	"CREATE TABLE IF NOT EXISTS transitions("
+	" resource TEXT COLLATE \"C\" NOT NULL,"
+	" time_ms BIGINT NOT NULL,"
+	" kind BIGINT NOT NULL,"
+	" exact BIGINT NOT NULL,"
+	" lo_ms BIGINT NOT NULL,"
+	" hi_ms BIGINT NOT NULL,"
+	" flavor TEXT, vcpus BIGINT, ram_mb BIGINT, disk_gb BIGINT,"
+	" capacity BIGINT,"
+	" PRIMARY KEY(resource, time_ms, kind));"
+	"CREATE TABLE IF NOT EXISTS network("
+	" project TEXT COLLATE \"C\" NOT NULL,"
+	" hour_ms BIGINT NOT NULL,"
+	" nic TEXT COLLATE \"C\" NOT NULL,"
+	" tx BIGINT NOT NULL,"
+	" rx BIGINT NOT NULL,"
+	" PRIMARY KEY(project, hour_ms, nic));"
+	"CREATE TABLE IF NOT EXISTS months("
+	" month TEXT COLLATE \"C\" PRIMARY KEY,"
+	" finalized_ms BIGINT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS invoices("
+	" month TEXT COLLATE \"C\" NOT NULL,"
+	" project TEXT COLLATE \"C\" NOT NULL,"
+	" number TEXT COLLATE \"C\" NOT NULL UNIQUE,"
+	" document TEXT NOT NULL,"
+	" PRIMARY KEY(month, project));";
+
+static const struct vg_db_step steps[] = {
+	{.version = 1, .sql_sqlite = schema_sqlite, .sql_pg = schema_pg},
+};
+
+static const struct vg_db_schema billing_schema = {
+	.component = "billing",
+	.pg_schema = "vigie_billing",
+	.steps = steps,
+	.nsteps = sizeof(steps) / sizeof(steps[0]),
+	.adopt_user_version = 1,
+};
+
 char *vg_bill_db_path(const char *data_dir, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/%s", data_dir, VG_BILL_DB);
 	return buf;
 }
 
+char *vg_bill_db_url(const char *data_dir, const char *state_url, char *buf,
+		     size_t len)
+{
+	if (state_url && *state_url)
+		snprintf(buf, len, "%s", state_url);
+	else
+		vg_bill_db_path(data_dir, buf, len);
+	return buf;
+}
+
 int vg_bill_db_errno(int rc)
 {
-	switch (rc & 0xff) {
-	case SQLITE_CANTOPEN:
-	case SQLITE_PERM:
-	case SQLITE_READONLY:
-		return -EACCES;
+	switch (rc) {
+	case -EBUSY:
+	case -ENOSPC:
+	case -ECONNRESET:
+	case -ENOTCONN:
+	case -EROFS:
+	case -EAGAIN:
+		return -EAGAIN;
 	default:
-		return vg_sqlitedb_errno(rc);
+		return rc;
 	}
 }
 
-/* version, schema, synchronous, busy timeout, errors */
-static const struct vg_sqlitedb_schema billing_schema = {
-	SCHEMA_VERSION, schema, "NORMAL", BUSY_TIMEOUT_MS, vg_bill_db_errno};
-
-int vg_bill_db_open(const char *path, sqlite3 **out, char *err, size_t errlen)
+/* vigie/db.h's rule: postgresql://, postgres://, or key=value conninfo
+ * (an '=' with no '/' before it). Anything else is a sqlite path. */
+static int is_pg(const char *url)
 {
-	return vg_sqlitedb_open(path, &billing_schema, out, err, errlen);
+	const char *eq = strchr(url, '='), *sl = strchr(url, '/');
+	return !strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11) ||
+	       (eq && (!sl || sl > eq));
+}
+
+int vg_bill_db_open(const char *url, struct vg_db **out, char *err, size_t errlen)
+{
+	char buf[1200];
+
+	*out = NULL;
+	if (!url || !*url) {
+		snprintf(err, errlen, "billing: no database");
+		return -EINVAL;
+	}
+	/* a plain path keeps the synchronous=NORMAL billing.db always had */
+	if (!is_pg(url) && strncmp(url, "sqlite:", 7) && !strchr(url, '?')) {
+		if (snprintf(buf, sizeof(buf), "sqlite:%s?synchronous=normal", url) >=
+		    (int)sizeof(buf)) {
+			snprintf(err, errlen, "billing: database path too long");
+			return -ENAMETOOLONG;
+		}
+		url = buf;
+	}
+	return vg_db_open(url, &billing_schema, out, err, errlen);
 }

@@ -32,28 +32,28 @@
 
 #define MAX_LOOKBACK 24
 
-int vg_bill_is_final(sqlite3 *db, struct vg_bill_month m)
+int vg_bill_is_final(struct vg_db *db, struct vg_bill_month m)
 {
-	sqlite3_stmt *s;
+	struct vg_db_stmt *s;
 	char ms[16];
 	int rc;
 
-	rc = sqlite3_prepare_v2(db, "SELECT 1 FROM months WHERE month=?1", -1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return vg_bill_db_errno(rc);
-	sqlite3_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
-	if (rc == SQLITE_ROW)
+	rc = vg_db_prepare(db, "SELECT 1 FROM months WHERE month=?1", &s);
+	if (rc)
+		return rc;
+	vg_db_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)));
+	rc = vg_db_step(s);
+	vg_db_reset(s);
+	if (rc == 1)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
+	return rc;
 }
 
 /* The stored invoices of month m (one project or all), parsed. */
-static int load_frozen(sqlite3 *db, struct vg_bill_month m, const char *project,
+static int load_frozen(struct vg_db *db, struct vg_bill_month m, const char *project,
 		       struct vg_bill_invoice ***out, size_t *n)
 {
-	sqlite3_stmt *s;
+	struct vg_db_stmt *s;
 	char ms[16];
 	size_t cnt = 0, cap = 0;
 	struct vg_bill_invoice **arr = NULL;
@@ -61,39 +61,39 @@ static int load_frozen(sqlite3 *db, struct vg_bill_month m, const char *project,
 
 	*out = NULL;
 	*n = 0;
-	rc = sqlite3_prepare_v2(db, project
+	rc = vg_db_prepare(db, project
 		? "SELECT document FROM invoices WHERE month=?1 AND project=?2"
 		: "SELECT document FROM invoices WHERE month=?1 ORDER BY project",
-		-1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return vg_bill_db_errno(rc);
-	sqlite3_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
+		&s);
+	if (rc)
+		return rc;
+	vg_db_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)));
 	if (project)
-		sqlite3_bind_text(s, 2, project, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *doc = (const char *)sqlite3_column_text(s, 0);
+		vg_db_bind_text(s, 2, project);
+	while ((rc = vg_db_step(s)) == 1) {
+		const char *doc = (const char *)vg_db_column_text(s, 0);
 		struct vg_bill_invoice *inv;
 		if (cnt == cap) {
 			cap = cap ? 2 * cap : 8;
 			struct vg_bill_invoice **na = realloc(arr, cap * sizeof(*na));
 			if (!na) {
-				rc = SQLITE_NOMEM;
+				rc = -ENOMEM;
 				break;
 			}
 			arr = na;
 		}
 		if (!doc || vg_bill_invoice_from_json(doc, strlen(doc), &inv)) {
-			rc = SQLITE_CORRUPT;
+			rc = -EIO; /* a stored document we cannot read */
 			break;
 		}
 		arr[cnt++] = inv;
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE) {
+	vg_db_reset(s);
+	if (rc != 0) {
 		for (size_t i = 0; i < cnt; i++)
 			vg_bill_invoice_free(arr[i]);
 		free(arr);
-		return vg_bill_db_errno(rc);
+		return rc;
 	}
 	*out = arr;
 	*n = cnt;
@@ -108,7 +108,7 @@ static void free_arr(struct vg_bill_invoice **a, size_t n)
 }
 
 /* Compute month m's invoices from the database (no adjustments). */
-static int compute_month(sqlite3 *db, const struct vg_bill_ratecard *rc,
+static int compute_month(struct vg_db *db, const struct vg_bill_ratecard *rc,
 			 struct vg_bill_month m, const char *project,
 			 struct vg_bill_invoice ***out, size_t *n)
 {
@@ -255,7 +255,7 @@ static int cmp_inv(const void *a, const void *b)
 }
 
 /* Drafts of month m with adjustments for one project or all. */
-static int drafts(sqlite3 *db, const struct vg_bill_ratecard *rc, struct vg_bill_month m,
+static int drafts(struct vg_db *db, const struct vg_bill_ratecard *rc, struct vg_bill_month m,
 		  const char *project, struct vg_bill_invoice ***out, size_t *n)
 {
 	struct vg_bill_invoice **arr = NULL, **chain_r[MAX_LOOKBACK] = {0},
@@ -339,7 +339,7 @@ out:
 	return 0;
 }
 
-int vg_bill_invoices(sqlite3 *db, const struct vg_bill_ratecard *rc,
+int vg_bill_invoices(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		     struct vg_bill_month m, const char *project,
 		     struct vg_bill_invoice ***out, size_t *n)
 {
@@ -354,7 +354,7 @@ int vg_bill_invoices(sqlite3 *db, const struct vg_bill_ratecard *rc,
 	return drafts(db, rc, m, project, out, n);
 }
 
-int vg_bill_invoice_from_db(sqlite3 *db, const struct vg_bill_ratecard *rc,
+int vg_bill_invoice_from_db(struct vg_db *db, const struct vg_bill_ratecard *rc,
 			    struct vg_bill_month m, const char *project,
 			    struct vg_bill_invoice **out)
 {
@@ -379,7 +379,7 @@ int vg_bill_invoice_from_db(sqlite3 *db, const struct vg_bill_ratecard *rc,
 	return 0;
 }
 
-int vg_bill_invoice_text(sqlite3 *db, const struct vg_bill_ratecard *rc,
+int vg_bill_invoice_text(struct vg_db *db, const struct vg_bill_ratecard *rc,
 			 struct vg_bill_month m, const char *project, int fmt,
 			 char **out, size_t *len)
 {
@@ -389,18 +389,18 @@ int vg_bill_invoice_text(sqlite3 *db, const struct vg_bill_ratecard *rc,
 	*out = NULL;
 	*len = 0;
 	if (fmt == VG_BILL_FMT_JSON && (r = vg_bill_is_final(db, m)) == 1) {
-		sqlite3_stmt *s;
+		struct vg_db_stmt *s;
 		char ms[16];
-		r = sqlite3_prepare_v2(db, "SELECT document FROM invoices WHERE "
-				       "month=?1 AND project=?2", -1, &s, NULL);
-		if (r != SQLITE_OK)
-			return vg_bill_db_errno(r);
-		sqlite3_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)), -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(s, 2, project, -1, SQLITE_STATIC);
-		r = sqlite3_step(s);
-		if (r == SQLITE_ROW) {
-			const char *d = (const char *)sqlite3_column_text(s, 0);
-			*len = (size_t)sqlite3_column_bytes(s, 0);
+		r = vg_db_prepare(db, "SELECT document FROM invoices WHERE "
+				  "month=?1 AND project=?2", &s);
+		if (r)
+			return r;
+		vg_db_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)));
+		vg_db_bind_text(s, 2, project);
+		r = vg_db_step(s);
+		if (r == 1) {
+			const char *d = (const char *)vg_db_column_text(s, 0);
+			*len = d ? strlen(d) : 0;
 			*out = malloc(*len + 1);
 			if (*out) {
 				memcpy(*out, d, *len);
@@ -408,9 +408,9 @@ int vg_bill_invoice_text(sqlite3 *db, const struct vg_bill_ratecard *rc,
 			}
 			r = *out ? 0 : -ENOMEM;
 		} else {
-			r = r == SQLITE_DONE ? -ENOENT : vg_bill_db_errno(r);
+			r = r == 0 ? -ENOENT : r;
 		}
-		sqlite3_finalize(s);
+		vg_db_reset(s);
 		return r;
 	}
 	if ((r = vg_bill_invoice_from_db(db, rc, m, project, &inv)))
@@ -420,25 +420,31 @@ int vg_bill_invoice_text(sqlite3 *db, const struct vg_bill_ratecard *rc,
 	return r;
 }
 
-static int exec(sqlite3 *db, const char *sql)
-{
-	return vg_bill_db_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
-}
-
-int vg_bill_finalize(sqlite3 *db, const struct vg_bill_ratecard *rc,
+/* Freeze month m: one transaction that reads the drafts and writes the
+ * invoices and the month's mark. Two nodes finalizing the same month at
+ * once (a shared PostgreSQL): both may compute, but the month's and the
+ * invoices' primary keys let one commit; the other's INSERT waits for it
+ * and then fails with a unique violation, reported as -EALREADY. */
+int vg_bill_finalize(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		     struct vg_bill_month m, int64_t now_ms, size_t *count)
 {
 	struct vg_bill_invoice **arr = NULL;
 	size_t n = 0;
-	sqlite3_stmt *s = NULL;
+	struct vg_db_stmt *s = NULL;
 	char ms[16];
 	int r;
 
 	*count = 0;
 	if (now_ms < vg_bill_month_end_ms(m))
 		return -EINVAL;
-	if ((r = exec(db, "BEGIN IMMEDIATE")))
+	if ((r = vg_db_begin(db)))
 		return r;
+	/* the drafts read several tables that the meters keep writing: on
+	 * PostgreSQL read them from one snapshot, as a sqlite transaction
+	 * does by itself */
+	if (vg_db_engine(db) == VG_DB_POSTGRESQL &&
+	    (r = vg_db_exec(db, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")))
+		goto fail;
 	if ((r = vg_bill_is_final(db, m)) != 0) {
 		r = r == 1 ? -EALREADY : r;
 		goto fail;
@@ -446,9 +452,17 @@ int vg_bill_finalize(sqlite3 *db, const struct vg_bill_ratecard *rc,
 	if ((r = drafts(db, rc, m, NULL, &arr, &n)))
 		goto fail;
 	vg_bill_month_format(m, ms, sizeof(ms));
-	if ((r = vg_bill_db_errno(sqlite3_prepare_v2(db,
-			"INSERT INTO invoices(month,project,number,document) "
-			"VALUES(?1,?2,?3,?4)", -1, &s, NULL))))
+	/* the month's mark first: a concurrent finalizer stops here */
+	if ((r = vg_db_prepare(db, "INSERT INTO months(month,finalized_ms) VALUES(?1,?2)", &s)))
+		goto fail;
+	vg_db_bind_text(s, 1, ms);
+	vg_db_bind_int64(s, 2, now_ms);
+	r = vg_db_step(s);
+	vg_db_reset(s);
+	if (r < 0)
+		goto fail;
+	if ((r = vg_db_prepare(db, "INSERT INTO invoices(month,project,number,document) "
+				   "VALUES(?1,?2,?3,?4)", &s)))
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		char num[48], *doc;
@@ -463,43 +477,24 @@ int vg_bill_finalize(sqlite3 *db, const struct vg_bill_ratecard *rc,
 		arr[i]->finalized_ms = now_ms;
 		if ((r = vg_bill_invoice_render(arr[i], VG_BILL_FMT_JSON, &doc, &len)))
 			goto fail;
-		sqlite3_bind_text(s, 1, ms, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, arr[i]->project, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, num, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, doc, (int)len, SQLITE_STATIC);
-		r = sqlite3_step(s);
-		sqlite3_reset(s);
+		vg_db_bind_text(s, 1, ms);
+		vg_db_bind_text(s, 2, arr[i]->project);
+		vg_db_bind_text(s, 3, num);
+		vg_db_bind_text(s, 4, doc);
+		r = vg_db_step(s);
+		vg_db_reset(s);
 		free(doc);
-		if (r != SQLITE_DONE) {
-			r = vg_bill_db_errno(r);
+		if (r < 0)
 			goto fail;
-		}
 	}
-	sqlite3_finalize(s);
-	s = NULL;
-	{
-		sqlite3_stmt *mk;
-		if ((r = vg_bill_db_errno(sqlite3_prepare_v2(db,
-				"INSERT INTO months(month,finalized_ms) VALUES(?1,?2)",
-				-1, &mk, NULL))))
-			goto fail;
-		sqlite3_bind_text(mk, 1, ms, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(mk, 2, now_ms);
-		r = sqlite3_step(mk);
-		sqlite3_finalize(mk);
-		if (r != SQLITE_DONE) {
-			r = vg_bill_db_errno(r);
-			goto fail;
-		}
-	}
-	if ((r = exec(db, "COMMIT")))
+	if ((r = vg_db_commit(db)))
 		goto fail;
 	*count = n;
 	free_arr(arr, n);
 	return 0;
 fail:
-	sqlite3_finalize(s);
-	exec(db, "ROLLBACK");
+	if (vg_db_in_transaction(db))
+		vg_db_rollback(db);
 	free_arr(arr, n);
-	return r;
+	return r == -EEXIST ? -EALREADY : vg_bill_db_errno(r);
 }

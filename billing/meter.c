@@ -2,7 +2,8 @@
  * meter.c — the usage meter: batches and lifecycle events -> timelines of
  * transitions and hourly network bytes in billing.db (bill_meter.h).
  *
- * Design. Each batch is applied in one sqlite transaction. Its events and
+ * Design. Each batch is applied in one transaction (vg_db_transact: the
+ * same code and SQL on sqlite and PostgreSQL). Its events and
  * resource observations are merged in time order (an event before an
  * observation at the same instant) and each is applied to its resource's
  * row and timeline:
@@ -24,9 +25,41 @@
  * never negative: a counter that goes backwards restarted from zero.
  * Nothing in this file uses floating point except reading sample values at
  * the door (a double holding an integer up to 2^53 converts exactly).
+ *
+ * Several meters, one database (collectors sharing PostgreSQL). Each
+ * collector's meter writes the same timelines, and the same batch can
+ * reach two of them (an agent re-sends it elsewhere after a lost ack).
+ * What keeps the result equal to one meter fed each batch once:
+ *  - Every change to a resource is a read-modify-write of its row and
+ *    timeline, done after taking that resource's lock: on PostgreSQL a
+ *    transaction-scoped advisory lock keyed on a hash of the id (taken
+ *    before the row is read, so it also covers a row that does not exist
+ *    yet — a row lock could not); on sqlite BEGIN IMMEDIATE already lets
+ *    one writer in at a time. The lock is held until COMMIT, and under
+ *    READ COMMITTED each statement after it sees what the previous holder
+ *    committed.
+ *  - The watermark last_poll_ms only moves forward and is checked under
+ *    that lock, so the second meter to apply a batch finds every
+ *    observation at or before it and changes nothing — in particular it
+ *    does not add a vNIC's counter delta to the hourly network bytes a
+ *    second time (that upsert is additive, so it must run once).
+ *  - Transitions are keyed (resource, time, kind), inserted with
+ *    ON CONFLICT DO NOTHING (inferred) or DO UPDATE (exact: the event's
+ *    own timestamp wins), so a lifecycle event applied twice writes the
+ *    same row.
+ *  - has_disks, set on a parent by its disks without the parent's lock,
+ *    only moves up (CASE WHEN old > new ...), so a meter saving the
+ *    parent row it read earlier cannot turn it back off.
+ * Two meters locking resources in different orders can deadlock; the
+ * server breaks it (40P01 -> -EBUSY) and vg_db_transact runs the losing
+ * batch again from the start. A batch's items are applied in time order
+ * whatever node applies them, so the rows written depend only on the
+ * batches and their order per host, which the agent keeps (it sends a
+ * host's next batch only once the previous one is acknowledged).
  */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,27 +77,47 @@
 enum {
 	Q_GET, Q_PUT, Q_INS_IGNORE, Q_INS_REPLACE, Q_FIND_INFERRED, Q_DEL,
 	Q_LOAD, Q_FILL_FLAVOR, Q_NET_ADD, Q_HAS_DISKS, Q_PARENT_CREATE,
-	Q_PARENT_DELETE, Q_UPD,
-	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, NQ
+	Q_PARENT_DELETE, Q_UPD, Q_LOCK_PG, NQ
 };
 
 static const char *const sql[NQ] = {
-	[Q_GET] = "SELECT type,parent,project,user,name,host,first_ms,"
+	[Q_GET] = "SELECT type,parent,project,\"user\",name,host,first_ms,"
 		  "last_seen_ms,last_poll_ms,last_change_ms,state,flavor,vcpus,"
 		  "ram_mb,disk_gb,capacity,has_disks,ctr_ms,ctr_tx,ctr_rx "
 		  "FROM resources WHERE id=?1",
-	[Q_PUT] = "INSERT OR REPLACE INTO resources(id,type,parent,project,"
-		  "user,name,host,first_ms,last_seen_ms,last_poll_ms,"
+	/* a new row, or one whose identity changed; has_disks only moves
+	 * up (another collector's meter may have set it meanwhile) */
+	[Q_PUT] = "INSERT INTO resources(id,type,parent,project,\"user\","
+		  "name,host,first_ms,last_seen_ms,last_poll_ms,"
 		  "last_change_ms,state,flavor,vcpus,ram_mb,disk_gb,capacity,"
 		  "has_disks,ctr_ms,ctr_tx,ctr_rx) VALUES(?1,?2,?3,?4,?5,?6,?7,"
-		  "?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)",
-	[Q_INS_IGNORE] = "INSERT OR IGNORE INTO transitions(resource,time_ms,"
+		  "?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21) "
+		  "ON CONFLICT(id) DO UPDATE SET type=excluded.type,"
+		  "parent=excluded.parent,project=excluded.project,"
+		  "\"user\"=excluded.\"user\",name=excluded.name,"
+		  "host=excluded.host,first_ms=excluded.first_ms,"
+		  "last_seen_ms=excluded.last_seen_ms,"
+		  "last_poll_ms=excluded.last_poll_ms,"
+		  "last_change_ms=excluded.last_change_ms,state=excluded.state,"
+		  "flavor=excluded.flavor,vcpus=excluded.vcpus,"
+		  "ram_mb=excluded.ram_mb,disk_gb=excluded.disk_gb,"
+		  "capacity=excluded.capacity,has_disks=CASE WHEN "
+		  "resources.has_disks>excluded.has_disks THEN "
+		  "resources.has_disks ELSE excluded.has_disks END,"
+		  "ctr_ms=excluded.ctr_ms,ctr_tx=excluded.ctr_tx,"
+		  "ctr_rx=excluded.ctr_rx",
+	[Q_INS_IGNORE] = "INSERT INTO transitions(resource,time_ms,"
 			 "kind,exact,lo_ms,hi_ms,flavor,vcpus,ram_mb,disk_gb,"
-			 "capacity) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
-	[Q_INS_REPLACE] = "INSERT OR REPLACE INTO transitions(resource,"
+			 "capacity) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) "
+			 "ON CONFLICT(resource,time_ms,kind) DO NOTHING",
+	[Q_INS_REPLACE] = "INSERT INTO transitions(resource,"
 			  "time_ms,kind,exact,lo_ms,hi_ms,flavor,vcpus,ram_mb,"
 			  "disk_gb,capacity) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
-			  "?10,?11)",
+			  "?10,?11) ON CONFLICT(resource,time_ms,kind) DO UPDATE "
+			  "SET exact=excluded.exact,lo_ms=excluded.lo_ms,"
+			  "hi_ms=excluded.hi_ms,flavor=excluded.flavor,"
+			  "vcpus=excluded.vcpus,ram_mb=excluded.ram_mb,"
+			  "disk_gb=excluded.disk_gb,capacity=excluded.capacity",
 	[Q_FIND_INFERRED] = "SELECT time_ms,flavor,vcpus,ram_mb,disk_gb,"
 			    "capacity FROM transitions WHERE resource=?1 AND "
 			    "kind=?2 AND exact=0 AND lo_ms<=?3 AND hi_ms>=?3-?4 "
@@ -79,7 +132,8 @@ static const char *const sql[NQ] = {
 			  "flavor IS NULL AND vcpus IS NULL",
 	[Q_NET_ADD] = "INSERT INTO network(project,hour_ms,nic,tx,rx) "
 		      "VALUES(?1,?2,?3,?4,?5) ON CONFLICT(project,hour_ms,nic) "
-		      "DO UPDATE SET tx=tx+excluded.tx,rx=rx+excluded.rx",
+		      "DO UPDATE SET tx=network.tx+excluded.tx,"
+		      "rx=network.rx+excluded.rx",
 	[Q_HAS_DISKS] = "UPDATE resources SET has_disks=1 WHERE id=?1 AND "
 			"has_disks=0",
 	[Q_PARENT_CREATE] = "SELECT time_ms FROM transitions WHERE resource=?1 "
@@ -88,21 +142,25 @@ static const char *const sql[NQ] = {
 	[Q_PARENT_DELETE] = "SELECT time_ms FROM transitions WHERE resource=?1 "
 			    "AND kind=6 AND time_ms>=?2 AND time_ms<=?3 ORDER BY "
 			    "exact DESC, time_ms DESC LIMIT 1",
-	/* the row of Q_PUT when its identity columns did not change: only
-	 * the rowid table is written, no index entry (Q_PUT's REPLACE deletes
-	 * and re-inserts the row and its three index entries) */
-	[Q_UPD] = "UPDATE resources SET first_ms=?8,last_seen_ms=?9,"
-		  "last_poll_ms=?10,last_change_ms=?11,state=?12,flavor=?13,"
-		  "vcpus=?14,ram_mb=?15,disk_gb=?16,capacity=?17,has_disks=?18,"
-		  "ctr_ms=?19,ctr_tx=?20,ctr_rx=?21 WHERE id=?1",
-	[Q_BEGIN] = "BEGIN IMMEDIATE",
-	[Q_COMMIT] = "COMMIT",
-	[Q_ROLLBACK] = "ROLLBACK",
+	/* the row of Q_PUT when its identity columns did not change: no
+	 * index entry is written. Its parameters are Q_PUT's ?1 and ?8..?21
+	 * moved down by 6 (PostgreSQL must see every parameter it is given
+	 * used, to know its type) */
+	[Q_UPD] = "UPDATE resources SET first_ms=?2,last_seen_ms=?3,"
+		  "last_poll_ms=?4,last_change_ms=?5,state=?6,flavor=?7,"
+		  "vcpus=?8,ram_mb=?9,disk_gb=?10,capacity=?11,has_disks=CASE "
+		  "WHEN has_disks>?12 THEN has_disks ELSE ?12 END,"
+		  "ctr_ms=?13,ctr_tx=?14,ctr_rx=?15 WHERE id=?1",
+	/* PostgreSQL only: a resource's lock until the transaction ends
+	 * (the key is a 64-bit hash of the id: a collision only makes two
+	 * resources wait for each other) */
+	[Q_LOCK_PG] = "SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))",
 };
 
 struct vg_bill_meter {
-	sqlite3 *db;
-	sqlite3_stmt *q[NQ];
+	struct vg_db *db;
+	const struct vg_batch *batch; /* the batch being applied */
+	struct vg_bill_meter_stats cur; /* this attempt's counts */
 	struct vg_bill_meter_stats st;
 };
 
@@ -138,39 +196,36 @@ struct trans {
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static int step_done(sqlite3_stmt *s)
+static int q(struct vg_bill_meter *m, int i, struct vg_db_stmt **s)
 {
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : vg_bill_db_errno(rc);
+	return vg_db_prepare(m->db, sql[i], s);
 }
 
-static void bind_text(sqlite3_stmt *s, int i, const char *v)
+static int step_done(struct vg_db_stmt *s)
 {
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
+	int rc = vg_db_step(s);
+	vg_db_reset(s);
+	return rc < 0 ? rc : 0;
 }
 
-static void bind_opt(sqlite3_stmt *s, int i, int64_t v)
+static void bind_opt(struct vg_db_stmt *s, int i, int64_t v)
 {
 	if (v >= 0)
-		sqlite3_bind_int64(s, i, v);
+		vg_db_bind_int64(s, i, v);
 	else
-		sqlite3_bind_null(s, i);
+		vg_db_bind_null(s, i);
 }
 
-static int64_t col_opt(sqlite3_stmt *s, int i)
+static int64_t col_opt(struct vg_db_stmt *s, int i)
 {
-	return sqlite3_column_type(s, i) == SQLITE_NULL ? -1
-							: sqlite3_column_int64(s, i);
+	return vg_db_column_is_null(s, i) ? -1
+							: vg_db_column_int64(s, i);
 }
 
-static char *col_dup(sqlite3_stmt *s, int i)
+static char *col_dup(struct vg_db_stmt *s, int i)
 {
-	const unsigned char *t = sqlite3_column_text(s, i);
-	return t ? strdup((const char *)t) : NULL;
+	const char *t = vg_db_column_text(s, i);
+	return t ? strdup(t) : NULL;
 }
 
 /* Set an identity column of r to src unless src is NULL (unknown). */
@@ -204,9 +259,9 @@ static void flavor_unknown(struct flavor *f)
 	f->vcpus = f->ram_mb = f->disk_gb = -1;
 }
 
-static void flavor_read(struct flavor *f, sqlite3_stmt *s, int name_col)
+static void flavor_read(struct flavor *f, struct vg_db_stmt *s, int name_col)
 {
-	const unsigned char *n = sqlite3_column_text(s, name_col);
+	const char *n = vg_db_column_text(s, name_col);
 	flavor_unknown(f);
 	if (n) {
 		snprintf(f->name, sizeof(f->name), "%s", (const char *)n);
@@ -256,9 +311,11 @@ static int64_t to_int(double v)
 
 /* ---- resources rows ---------------------------------------------------------- */
 
-static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r)
+/* Load resource id into *r. lock: the caller is about to change it, so
+ * on PostgreSQL take its lock first (see the header). */
+static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r, int lock)
 {
-	sqlite3_stmt *s = m->q[Q_GET];
+	struct vg_db_stmt *s;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
@@ -268,65 +325,76 @@ static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r)
 		INT64_MIN;
 	if (!(r->id = strdup(id)))
 		return -ENOMEM;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if (lock && vg_db_engine(m->db) == VG_DB_POSTGRESQL) {
+		if ((rc = q(m, Q_LOCK_PG, &s)))
+			return rc;
+		vg_db_bind_text(s, 1, id);
+		if ((rc = step_done(s)))
+			return rc;
+	}
+	if ((rc = q(m, Q_GET, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, id);
+	rc = vg_db_step(s);
+	if (rc == 1) {
 		r->found = 1;
-		r->type = sqlite3_column_int(s, 0);
+		r->type = (int)vg_db_column_int64(s, 0);
 		r->parent = col_dup(s, 1);
 		r->project = col_dup(s, 2);
 		r->user = col_dup(s, 3);
 		r->name = col_dup(s, 4);
 		r->host = col_dup(s, 5);
-		r->first_ms = sqlite3_column_int64(s, 6);
-		r->last_seen_ms = sqlite3_column_int64(s, 7);
-		r->last_poll_ms = sqlite3_column_int64(s, 8);
-		r->last_change_ms = sqlite3_column_int64(s, 9);
-		r->state = sqlite3_column_int(s, 10);
+		r->first_ms = vg_db_column_int64(s, 6);
+		r->last_seen_ms = vg_db_column_int64(s, 7);
+		r->last_poll_ms = vg_db_column_int64(s, 8);
+		r->last_change_ms = vg_db_column_int64(s, 9);
+		r->state = (int)vg_db_column_int64(s, 10);
 		flavor_read(&r->fl, s, 11);
 		r->capacity = col_opt(s, 15);
-		r->has_disks = sqlite3_column_int(s, 16);
-		r->ctr_valid = sqlite3_column_type(s, 17) != SQLITE_NULL;
-		r->ctr_ms = sqlite3_column_int64(s, 17);
-		r->ctr_tx = sqlite3_column_int64(s, 18);
-		r->ctr_rx = sqlite3_column_int64(s, 19);
-		rc = SQLITE_DONE;
+		r->has_disks = (int)vg_db_column_int64(s, 16);
+		r->ctr_valid = !vg_db_column_is_null(s, 17);
+		r->ctr_ms = vg_db_column_int64(s, 17);
+		r->ctr_tx = vg_db_column_int64(s, 18);
+		r->ctr_rx = vg_db_column_int64(s, 19);
+		rc = 0;
 	}
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
+	vg_db_reset(s);
+	return rc;
 }
 
 static int save_res(struct vg_bill_meter *m, const struct mres *r)
 {
-	sqlite3_stmt *s = m->q[r->found && !r->ident_changed ? Q_UPD : Q_PUT];
+	struct vg_db_stmt *s;
+	int rc = q(m, r->found && !r->ident_changed ? Q_UPD : Q_PUT, &s);
 
-	bind_text(s, 1, r->id);
-	sqlite3_bind_int(s, 2, r->type);
-	bind_text(s, 3, r->parent);
-	bind_text(s, 4, r->project ? r->project : "default");
-	bind_text(s, 5, r->user);
-	bind_text(s, 6, r->name);
-	bind_text(s, 7, r->host);
-	sqlite3_bind_int64(s, 8, r->first_ms == INT64_MIN ? -1 : r->first_ms);
-	sqlite3_bind_int64(s, 9, r->last_seen_ms);
-	sqlite3_bind_int64(s, 10, r->last_poll_ms);
-	sqlite3_bind_int64(s, 11, r->last_change_ms);
-	sqlite3_bind_int(s, 12, r->state);
-	bind_text(s, 13, r->fl.has_name ? r->fl.name : NULL);
-	bind_opt(s, 14, r->fl.vcpus);
-	bind_opt(s, 15, r->fl.ram_mb);
-	bind_opt(s, 16, r->fl.disk_gb);
-	bind_opt(s, 17, r->capacity);
-	sqlite3_bind_int(s, 18, r->has_disks);
+	if (rc)
+		return rc;
+	/* Q_UPD: no identity columns, the rest numbered 6 lower */
+	int upd = r->found && !r->ident_changed, o = upd ? 6 : 0;
+	vg_db_bind_text(s, 1, r->id);
+	if (!upd) {
+		vg_db_bind_int64(s, 2, r->type);
+		vg_db_bind_text(s, 3, r->parent);
+		vg_db_bind_text(s, 4, r->project ? r->project : "default");
+		vg_db_bind_text(s, 5, r->user);
+		vg_db_bind_text(s, 6, r->name);
+		vg_db_bind_text(s, 7, r->host);
+	}
+	vg_db_bind_int64(s, 8 - o, r->first_ms == INT64_MIN ? -1 : r->first_ms);
+	vg_db_bind_int64(s, 9 - o, r->last_seen_ms);
+	vg_db_bind_int64(s, 10 - o, r->last_poll_ms);
+	vg_db_bind_int64(s, 11 - o, r->last_change_ms);
+	vg_db_bind_int64(s, 12 - o, r->state);
+	vg_db_bind_text(s, 13 - o, r->fl.has_name ? r->fl.name : NULL);
+	bind_opt(s, 14 - o, r->fl.vcpus);
+	bind_opt(s, 15 - o, r->fl.ram_mb);
+	bind_opt(s, 16 - o, r->fl.disk_gb);
+	bind_opt(s, 17 - o, r->capacity);
+	vg_db_bind_int64(s, 18 - o, r->has_disks);
 	if (r->ctr_valid) {
-		sqlite3_bind_int64(s, 19, r->ctr_ms);
-		sqlite3_bind_int64(s, 20, r->ctr_tx);
-		sqlite3_bind_int64(s, 21, r->ctr_rx);
-	} else {
-		sqlite3_bind_null(s, 19);
-		sqlite3_bind_null(s, 20);
-		sqlite3_bind_null(s, 21);
+		vg_db_bind_int64(s, 19 - o, r->ctr_ms);
+		vg_db_bind_int64(s, 20 - o, r->ctr_tx);
+		vg_db_bind_int64(s, 21 - o, r->ctr_rx);
 	}
 	return step_done(s);
 }
@@ -343,21 +411,23 @@ struct tstate {
 static int replay(struct vg_bill_meter *m, const char *id, int64_t upto,
 		  struct tstate *st)
 {
-	sqlite3_stmt *s = m->q[Q_LOAD];
+	struct vg_db_stmt *s;
 	int rc;
 
 	memset(st, 0, sizeof(*st));
 	flavor_unknown(&st->fl);
 	st->capacity = -1;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, upto);
+	if ((rc = q(m, Q_LOAD, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, id);
+	vg_db_bind_int64(s, 2, upto);
 	/* A STOP while stopped, then a START at the same instant (rows sort
 	 * STOP first): a run seen by a single poll, started and stopped
 	 * there (billing/usage.c walks it the same way). */
 	int64_t idle_stop = INT64_MIN;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t time_ms = sqlite3_column_int64(s, 0);
-		int kind = sqlite3_column_int(s, 1);
+	while ((rc = vg_db_step(s)) == 1) {
+		int64_t time_ms = vg_db_column_int64(s, 0);
+		int kind = (int)vg_db_column_int64(s, 1);
 		struct flavor f;
 		flavor_read(&f, s, 2);
 		switch (kind) {
@@ -386,9 +456,8 @@ static int replay(struct vg_bill_meter *m, const char *id, int64_t upto,
 		if (col_opt(s, 6) >= 0)
 			st->capacity = col_opt(s, 6);
 	}
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
+	vg_db_reset(s);
+	return rc;
 }
 
 /* The state of r at time t (after every transition at or before t). */
@@ -441,24 +510,26 @@ static int advance(struct vg_bill_meter *m, struct mres *r, const struct trans *
 
 static int record(struct vg_bill_meter *m, struct mres *r, const struct trans *t)
 {
-	sqlite3_stmt *s = m->q[t->exact ? Q_INS_REPLACE : Q_INS_IGNORE];
 	const struct flavor *f = t->fl;
+	struct vg_db_stmt *s;
 	int rc;
 
-	sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, t->t);
-	sqlite3_bind_int(s, 3, t->kind);
-	sqlite3_bind_int(s, 4, t->exact);
-	sqlite3_bind_int64(s, 5, t->lo);
-	sqlite3_bind_int64(s, 6, t->hi);
-	bind_text(s, 7, f && f->has_name ? f->name : NULL);
+	if ((rc = q(m, t->exact ? Q_INS_REPLACE : Q_INS_IGNORE, &s)))
+		return rc;
+
+	vg_db_bind_text(s, 1, r->id);
+	vg_db_bind_int64(s, 2, t->t);
+	vg_db_bind_int64(s, 3, t->kind);
+	vg_db_bind_int64(s, 4, t->exact);
+	vg_db_bind_int64(s, 5, t->lo);
+	vg_db_bind_int64(s, 6, t->hi);
+	vg_db_bind_text(s, 7, f && f->has_name ? f->name : NULL);
 	bind_opt(s, 8, f ? f->vcpus : -1);
 	bind_opt(s, 9, f ? f->ram_mb : -1);
 	bind_opt(s, 10, f ? f->disk_gb : -1);
 	bind_opt(s, 11, t->capacity);
 	rc = step_done(s);
-	sqlite3_clear_bindings(s);
-	if (rc)
+		if (rc)
 		return rc;
 	return advance(m, r, t);
 }
@@ -476,34 +547,35 @@ static int record(struct vg_bill_meter *m, struct mres *r, const struct trans *t
 static int refine(struct vg_bill_meter *m, struct mres *r, int kind, int64_t t,
 		  const struct flavor *nf, int *done)
 {
-	sqlite3_stmt *s = m->q[Q_FIND_INFERRED];
+	struct vg_db_stmt *s;
 	struct flavor f;
 	int64_t old_t, cap;
 	int rc;
 
 	*done = 0;
-	sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 2, kind);
-	sqlite3_bind_int64(s, 3, t);
-	sqlite3_bind_int64(s, 4, EVENT_LATE_MS);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		sqlite3_reset(s);
-		sqlite3_clear_bindings(s);
-		return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
+	if ((rc = q(m, Q_FIND_INFERRED, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, r->id);
+	vg_db_bind_int64(s, 2, kind);
+	vg_db_bind_int64(s, 3, t);
+	vg_db_bind_int64(s, 4, EVENT_LATE_MS);
+	rc = vg_db_step(s);
+	if (rc != 1) {
+		vg_db_reset(s);
+		return rc;
 	}
-	old_t = sqlite3_column_int64(s, 0);
+	old_t = vg_db_column_int64(s, 0);
 	flavor_read(&f, s, 1);
 	cap = col_opt(s, 5);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	vg_db_reset(s);
 	if (nf)
 		flavor_merge(&f, nf);
 
-	s = m->q[Q_DEL];
-	sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, old_t);
-	sqlite3_bind_int(s, 3, kind);
+	if ((rc = q(m, Q_DEL, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, r->id);
+	vg_db_bind_int64(s, 2, old_t);
+	vg_db_bind_int64(s, 3, kind);
 	if ((rc = step_done(s)))
 		return rc;
 	struct trans tr = {t, kind, 1, t, t, flavor_known(&f) ? &f : NULL, cap};
@@ -516,7 +588,7 @@ static int refine(struct vg_bill_meter *m, struct mres *r, int kind, int64_t t,
 	r->state = st.state;
 	r->fl = st.fl;
 	r->capacity = st.capacity;
-	m->st.refined++;
+	m->cur.refined++;
 	*done = 1;
 	return 0;
 }
@@ -561,7 +633,7 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e)
 	if (!e->resource || e->type == VG_EV_GAP || e->type == VG_EV_SUSPENDED ||
 	    e->type == VG_EV_RESUMED)
 		return 0;
-	if ((rc = load_res(m, e->resource, &r)))
+	if ((rc = load_res(m, e->resource, &r, 1)))
 		goto out;
 	if (!r.found) {
 		r.type = VG_RT_INSTANCE;
@@ -668,7 +740,7 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e)
 	if (t > r.last_seen_ms)
 		r.last_seen_ms = t;
 	if (changed)
-		m->st.events++;
+		m->cur.events++;
 	rc = save_res(m, &r);
 out:
 	mres_clear(&r);
@@ -728,7 +800,7 @@ static int update_identity(struct vg_bill_meter *m, struct mres *r,
 		return set_str(r, &r->project, res->project);
 	if (!r->project && r->parent) {
 		struct mres p;
-		if ((rc = load_res(m, r->parent, &p)) == 0 && p.found && p.project)
+		if ((rc = load_res(m, r->parent, &p, 0)) == 0 && p.found && p.project)
 			rc = set_str(r, &r->project, p.project);
 		mres_clear(&p);
 	}
@@ -793,15 +865,16 @@ static int observe_instance(struct vg_bill_meter *m, struct mres *r,
 	if (!flavor_known(&r->fl) && flavor_known(&f)) {
 		/* First flavor we learn: give it to the transitions that had
 		 * none (an event came before the first poll). */
-		sqlite3_stmt *s = m->q[Q_FILL_FLAVOR];
-		sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
-		bind_text(s, 2, f.has_name ? f.name : NULL);
+		struct vg_db_stmt *s;
+		if ((rc = q(m, Q_FILL_FLAVOR, &s)))
+			return rc;
+		vg_db_bind_text(s, 1, r->id);
+		vg_db_bind_text(s, 2, f.has_name ? f.name : NULL);
 		bind_opt(s, 3, f.vcpus);
 		bind_opt(s, 4, f.ram_mb);
 		bind_opt(s, 5, f.disk_gb);
 		rc = step_done(s);
-		sqlite3_clear_bindings(s);
-		if (rc)
+				if (rc)
 			return rc;
 		flavor_merge(&r->fl, &f);
 	}
@@ -850,14 +923,17 @@ static int observe_disk(struct vg_bill_meter *m, struct mres *r,
 		 * time when it falls between the last sighting and now. */
 		int64_t at = lo;
 		if (r->parent) {
-			sqlite3_stmt *s = m->q[Q_PARENT_DELETE];
-			sqlite3_bind_text(s, 1, r->parent, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(s, 2, lo);
-			sqlite3_bind_int64(s, 3, t);
-			if (sqlite3_step(s) == SQLITE_ROW)
-				at = sqlite3_column_int64(s, 0);
-			sqlite3_reset(s);
-			sqlite3_clear_bindings(s);
+			struct vg_db_stmt *s;
+			if ((rc = q(m, Q_PARENT_DELETE, &s)))
+				return rc;
+			vg_db_bind_text(s, 1, r->parent);
+			vg_db_bind_int64(s, 2, lo);
+			vg_db_bind_int64(s, 3, t);
+			if ((rc = vg_db_step(s)) == 1)
+				at = vg_db_column_int64(s, 0);
+			vg_db_reset(s);
+			if (rc < 0)
+				return rc;
 		}
 		struct trans tr = {at, VG_BILL_T_DELETE, 0, lo, t, NULL, -1};
 		return record(m, r, &tr);
@@ -869,19 +945,26 @@ static int observe_disk(struct vg_bill_meter *m, struct mres *r,
 		/* A disk first seen with its instance is as old as it. */
 		if (r->parent && !r->found) {
 			struct mres p;
-			if ((rc = load_res(m, r->parent, &p))) {
+			if ((rc = load_res(m, r->parent, &p, 0))) {
 				mres_clear(&p);
 				return rc;
 			}
 			if (p.found && p.first_ms == t) {
-				sqlite3_stmt *s = m->q[Q_PARENT_CREATE];
-				sqlite3_bind_text(s, 1, r->parent, -1, SQLITE_STATIC);
-				sqlite3_bind_int64(s, 2, t);
-				if (sqlite3_step(s) == SQLITE_ROW &&
-				    sqlite3_column_type(s, 0) != SQLITE_NULL)
-					at = sqlite3_column_int64(s, 0);
-				sqlite3_reset(s);
-				sqlite3_clear_bindings(s);
+				struct vg_db_stmt *s;
+				if ((rc = q(m, Q_PARENT_CREATE, &s))) {
+					mres_clear(&p);
+					return rc;
+				}
+				vg_db_bind_text(s, 1, r->parent);
+				vg_db_bind_int64(s, 2, t);
+				if ((rc = vg_db_step(s)) == 1 &&
+				    !vg_db_column_is_null(s, 0))
+					at = vg_db_column_int64(s, 0);
+				vg_db_reset(s);
+				if (rc < 0) {
+					mres_clear(&p);
+					return rc;
+				}
 			}
 			mres_clear(&p);
 		}
@@ -894,8 +977,10 @@ static int observe_disk(struct vg_bill_meter *m, struct mres *r,
 			return rc;
 	}
 	if (cap >= 0 && r->parent) {
-		sqlite3_stmt *s = m->q[Q_HAS_DISKS];
-		sqlite3_bind_text(s, 1, r->parent, -1, SQLITE_STATIC);
+		struct vg_db_stmt *s;
+		if ((rc = q(m, Q_HAS_DISKS, &s)))
+			return rc;
+		vg_db_bind_text(s, 1, r->parent);
 		if ((rc = step_done(s)))
 			return rc;
 	}
@@ -905,14 +990,18 @@ static int observe_disk(struct vg_bill_meter *m, struct mres *r,
 static int net_add(struct vg_bill_meter *m, const char *project, const char *nic,
 		   int64_t hour, int64_t tx, int64_t rx)
 {
-	sqlite3_stmt *s = m->q[Q_NET_ADD];
+	struct vg_db_stmt *s;
+	int rc;
+
 	if (tx == 0 && rx == 0)
 		return 0;
-	sqlite3_bind_text(s, 1, project, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, hour);
-	sqlite3_bind_text(s, 3, nic, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, tx);
-	sqlite3_bind_int64(s, 5, rx);
+	if ((rc = q(m, Q_NET_ADD, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, project);
+	vg_db_bind_int64(s, 2, hour);
+	vg_db_bind_text(s, 3, nic);
+	vg_db_bind_int64(s, 4, tx);
+	vg_db_bind_int64(s, 5, rx);
 	return step_done(s);
 }
 
@@ -963,7 +1052,7 @@ static int observe_nic(struct vg_bill_meter *m, struct mres *r,
 		int64_t dtx = tx >= r->ctr_tx ? tx - r->ctr_tx : tx;
 		int64_t drx = rx >= r->ctr_rx ? rx - r->ctr_rx : rx;
 		if (tx < r->ctr_tx || rx < r->ctr_rx)
-			m->st.resets++;
+			m->cur.resets++;
 		int rc = spread(m, r->project ? r->project : "default", r->id,
 				r->ctr_ms, t, dtx, drx);
 		if (rc)
@@ -985,10 +1074,10 @@ static int apply_resource(struct vg_bill_meter *m, const struct vg_batch *b,
 	if (res->type != VG_RT_INSTANCE && res->type != VG_RT_DISK &&
 	    res->type != VG_RT_NIC)
 		return 0;
-	if ((rc = load_res(m, res->id, &r)))
+	if ((rc = load_res(m, res->id, &r, 1)))
 		goto out;
 	if (r.found && res->time_ms <= r.last_poll_ms) {
-		m->st.stale++;
+		m->cur.stale++;
 		goto out;
 	}
 	if ((rc = update_identity(m, &r, res)) || (rc = set_str(&r, &r.host, b->host)))
@@ -1017,7 +1106,7 @@ static int apply_resource(struct vg_bill_meter *m, const struct vg_batch *b,
 	if (r.last_seen_ms == INT64_MIN)
 		r.last_seen_ms = res->time_ms;
 	r.last_poll_ms = res->time_ms;
-	m->st.observations++;
+	m->cur.observations++;
 	rc = save_res(m, &r);
 out:
 	mres_clear(&r);
@@ -1042,12 +1131,17 @@ static int cmp_item(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
+/* One attempt at the batch, inside vg_db_transact's transaction. */
+static int apply_items(struct vg_db *db, void *arg)
 {
+	struct vg_bill_meter *m = arg;
+	const struct vg_batch *b = m->batch;
 	size_t n = 0;
 	struct item *items;
-	int rc;
+	int rc = 0;
 
+	(void)db;
+	memset(&m->cur, 0, sizeof(m->cur));
 	items = malloc((b->nres + b->nevents + 1) * sizeof(*items));
 	if (!items)
 		return -ENOMEM;
@@ -1059,12 +1153,6 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 			items[n++] = (struct item){b->res[i].time_ms, 1, i};
 	}
 	qsort(items, n, sizeof(*items), cmp_item);
-
-	if ((rc = step_done(m->q[Q_BEGIN]))) {
-		free(items);
-		m->st.errors++;
-		return rc;
-	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (items[i].is_obs)
 			rc = apply_resource(m, b, &b->res[items[i].idx]);
@@ -1072,14 +1160,26 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 			rc = apply_event(m, &b->events[items[i].idx]);
 	}
 	free(items);
-	if (!rc)
-		rc = step_done(m->q[Q_COMMIT]);
+	return rc;
+}
+
+int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
+{
+	int rc;
+
+	m->batch = b;
+	rc = vg_db_transact(m->db, apply_items, m);
+	m->batch = NULL;
 	if (rc) {
-		step_done(m->q[Q_ROLLBACK]);
 		m->st.errors++;
-		return rc;
+		return vg_bill_db_errno(rc);
 	}
 	m->st.batches++;
+	m->st.observations += m->cur.observations;
+	m->st.stale += m->cur.stale;
+	m->st.events += m->cur.events;
+	m->st.refined += m->cur.refined;
+	m->st.resets += m->cur.resets;
 	return 0;
 }
 
@@ -1099,12 +1199,12 @@ void vg_bill_meter_get_stats(const struct vg_bill_meter *m, struct vg_bill_meter
 	*out = m->st;
 }
 
-sqlite3 *vg_bill_meter_db(struct vg_bill_meter *m)
+struct vg_db *vg_bill_meter_db(struct vg_bill_meter *m)
 {
 	return m->db;
 }
 
-int vg_bill_meter_open(const char *path, struct vg_bill_meter **out, char *err,
+int vg_bill_meter_open(const char *url, struct vg_bill_meter **out, char *err,
 		       size_t errlen)
 {
 	struct vg_bill_meter *m = calloc(1, sizeof(*m));
@@ -1115,17 +1215,9 @@ int vg_bill_meter_open(const char *path, struct vg_bill_meter **out, char *err,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	if ((rc = vg_bill_db_open(path, &m->db, err, errlen))) {
+	if ((rc = vg_bill_db_open(url, &m->db, err, errlen))) {
 		free(m);
 		return rc;
-	}
-	for (int i = 0; i < NQ; i++) {
-		rc = sqlite3_prepare_v2(m->db, sql[i], -1, &m->q[i], NULL);
-		if (rc != SQLITE_OK) {
-			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(m->db));
-			vg_bill_meter_close(m);
-			return -EIO;
-		}
 	}
 	*out = m;
 	return 0;
@@ -1135,8 +1227,6 @@ void vg_bill_meter_close(struct vg_bill_meter *m)
 {
 	if (!m)
 		return;
-	for (int i = 0; i < NQ; i++)
-		sqlite3_finalize(m->q[i]);
-	sqlite3_close(m->db);
+	vg_db_close(m->db);
 	free(m);
 }

@@ -1,8 +1,9 @@
 /*
  * service.c — what the collector keeps for billing while it runs: the
  * rate card (immutable after loading, so API threads share it) and where
- * billing.db lives (each request opens its own handle: sqlite handles are
- * single-threaded, and WAL lets readers run beside the meter's writes).
+ * the billing database is (each request opens its own connection: they
+ * are single-threaded; sqlite's WAL lets readers run beside the meter's
+ * writes, PostgreSQL's MVCC does the same).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,7 +12,8 @@
 #include "vigie/bill_meter.h"
 #include "vigie/bill_service.h"
 
-int vg_bill_service_open(const char *data_dir, const char *ratecard_path,
+int vg_bill_service_open(const char *data_dir, const char *state_url,
+			 const char *ratecard_path,
 			 struct vg_bill_service **out, char *err, size_t errlen)
 {
 	struct vg_bill_service *s = calloc(1, sizeof(*s));
@@ -22,7 +24,7 @@ int vg_bill_service_open(const char *data_dir, const char *ratecard_path,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	vg_bill_db_path(data_dir, s->db_path, sizeof(s->db_path));
+	vg_bill_db_url(data_dir, state_url, s->db_url, sizeof(s->db_url));
 	if (ratecard_path && *ratecard_path &&
 	    (rc = vg_bill_ratecard_load(ratecard_path, &s->rc, err, errlen))) {
 		free(s);
@@ -40,8 +42,8 @@ void vg_bill_service_close(struct vg_bill_service *s)
 	free(s);
 }
 
-int vg_bill_service_db(const struct vg_bill_service *s, sqlite3 **out,
+int vg_bill_service_db(const struct vg_bill_service *s, struct vg_db **out,
 		       char *err, size_t errlen)
 {
-	return vg_bill_db_open(s->db_path, out, err, errlen);
+	return vg_bill_db_open(s->db_url, out, err, errlen);
 }

@@ -109,33 +109,33 @@ void vg_bill_usage_clear(struct vg_bill_usage *u)
 	memset(u, 0, sizeof(*u));
 }
 
-static char *dupcol(sqlite3_stmt *s, int i)
+static char *dupcol(struct vg_db_stmt *s, int i)
 {
-	const unsigned char *t = sqlite3_column_text(s, i);
-	return t ? strdup((const char *)t) : NULL;
+	const char *t = vg_db_column_text(s, i);
+	return t ? strdup(t) : NULL;
 }
 
-static int64_t optcol(sqlite3_stmt *s, int i)
+static int64_t optcol(struct vg_db_stmt *s, int i)
 {
-	return sqlite3_column_type(s, i) == SQLITE_NULL ? -1
-							: sqlite3_column_int64(s, i);
+	return vg_db_column_is_null(s, i) ? -1
+							: vg_db_column_int64(s, i);
 }
 
-static int prep(sqlite3 *db, const char *sql, const char *project,
-		sqlite3_stmt **s)
+static int prep(struct vg_db *db, const char *sql, const char *project,
+		struct vg_db_stmt **s)
 {
-	int rc = sqlite3_prepare_v2(db, sql, -1, s, NULL);
-	if (rc != SQLITE_OK)
-		return vg_bill_db_errno(rc);
+	int rc = vg_db_prepare(db, sql, s);
+	if (rc)
+		return rc;
 	if (project)
-		sqlite3_bind_text(*s, 1, project, -1, SQLITE_STATIC);
+		vg_db_bind_text(*s, 1, project);
 	return 0;
 }
 
-static int load_resources(sqlite3 *db, const char *project, struct ld *L)
+static int load_resources(struct vg_db *db, const char *project, struct ld *L)
 {
 	struct vg_bill_usage *u = L->u;
-	sqlite3_stmt *s;
+	struct vg_db_stmt *s;
 	size_t cap = 0, capls = 0;
 	int rc;
 
@@ -147,46 +147,46 @@ static int load_resources(sqlite3 *db, const char *project, struct ld *L)
 		  project, &s);
 	if (rc)
 		return rc;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = vg_db_step(s)) == 1) {
 		if (vg_array_grow((void **)&u->res, &cap, u->nres + 1, sizeof(*u->res)) ||
 		    vg_array_grow((void **)&L->last_seen, &capls, u->nres + 1, sizeof(int64_t))) {
-			sqlite3_finalize(s);
+			vg_db_reset(s);
 			return -ENOMEM;
 		}
 		L->has_disks = realloc(L->has_disks, capls * sizeof(int));
 		if (!L->has_disks) {
-			sqlite3_finalize(s);
+			vg_db_reset(s);
 			return -ENOMEM;
 		}
 		struct vg_bill_usage_res *r = &u->res[u->nres];
 		memset(r, 0, sizeof(*r));
 		r->id = dupcol(s, 0);
-		r->type = sqlite3_column_int(s, 1);
+		r->type = (int)vg_db_column_int64(s, 1);
 		r->parent = dupcol(s, 2);
 		r->project = dupcol(s, 3);
 		r->name = dupcol(s, 4);
 		r->parent_idx = VG_BILL_NO_INDEX;
-		L->last_seen[u->nres] = sqlite3_column_int64(s, 5);
-		L->has_disks[u->nres] = sqlite3_column_int(s, 6);
+		L->last_seen[u->nres] = vg_db_column_int64(s, 5);
+		L->has_disks[u->nres] = (int)vg_db_column_int64(s, 6);
 		u->nres++;
 		if (!r->id || !r->project) {
-			sqlite3_finalize(s);
+			vg_db_reset(s);
 			return -ENOMEM;
 		}
 	}
-	sqlite3_finalize(s);
-	if (rc != SQLITE_DONE)
-		return vg_bill_db_errno(rc);
+	vg_db_reset(s);
+	if (rc != 0)
+		return rc;
 	for (size_t i = 0; i < u->nres; i++)
 		if (u->res[i].parent)
 			u->res[i].parent_idx = vg_bill_usage_find(u, u->res[i].parent);
 	return 0;
 }
 
-static int load_transitions(sqlite3 *db, const char *project, struct ld *L)
+static int load_transitions(struct vg_db *db, const char *project, struct ld *L)
 {
 	struct vg_bill_usage *u = L->u;
-	sqlite3_stmt *s;
+	struct vg_db_stmt *s;
 	size_t cur = VG_BILL_NO_INDEX;
 	const char *last_id = NULL;
 	char *last_buf = NULL;
@@ -206,11 +206,11 @@ static int load_transitions(sqlite3 *db, const char *project, struct ld *L)
 	L->tb = calloc(u->nres + 1, sizeof(size_t));
 	L->te = calloc(u->nres + 1, sizeof(size_t));
 	if (!L->tb || !L->te) {
-		sqlite3_finalize(s);
+		vg_db_reset(s);
 		return -ENOMEM;
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(s, 0);
+	while ((rc = vg_db_step(s)) == 1) {
+		const char *id = (const char *)vg_db_column_text(s, 0);
 		if (!id)
 			continue;
 		if (!last_id || strcmp(last_id, id)) {
@@ -224,14 +224,14 @@ static int load_transitions(sqlite3 *db, const char *project, struct ld *L)
 		if (cur == VG_BILL_NO_INDEX)
 			continue;
 		if (vg_array_grow((void **)&L->t, &L->capt, L->nt + 1, sizeof(*L->t))) {
-			rc = SQLITE_NOMEM;
+			rc = -ENOMEM;
 			break;
 		}
 		struct tr *t = &L->t[L->nt++];
 		t->res = cur;
-		t->t = sqlite3_column_int64(s, 1);
-		t->kind = sqlite3_column_int(s, 2);
-		t->flavor = keep(u, (const char *)sqlite3_column_text(s, 3));
+		t->t = vg_db_column_int64(s, 1);
+		t->kind = (int)vg_db_column_int64(s, 2);
+		t->flavor = keep(u, (const char *)vg_db_column_text(s, 3));
 		t->vcpus = optcol(s, 4);
 		t->ram_mb = optcol(s, 5);
 		t->disk_gb = optcol(s, 6);
@@ -239,8 +239,8 @@ static int load_transitions(sqlite3 *db, const char *project, struct ld *L)
 		L->te[cur] = L->nt;
 	}
 	free(last_buf);
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
+	vg_db_reset(s);
+	return rc;
 }
 
 /* Append an unclipped segment, clipping it to the window. */
@@ -509,46 +509,95 @@ static int walk_disk(struct ld *L, size_t di)
 	return rc;
 }
 
-static int load_network(sqlite3 *db, const char *project, struct ld *L)
-{
-	struct vg_bill_usage *u = L->u;
-	sqlite3_stmt *s;
-	size_t cap = 0;
-	int rc;
+/* Rows per page of the network query: a PostgreSQL result is read whole
+ * (vigie/db.h), and a month of a large cloud is millions of hourly rows,
+ * so they come in pages of this many, each after the last key of the one
+ * before (the primary key's order, which both engines walk by index). */
+#define NET_PAGE 65536
+static size_t g_net_page = NET_PAGE;
 
-	rc = sqlite3_prepare_v2(
-		db,
-		project ? "SELECT nic,hour_ms,tx,rx FROM network WHERE project=?3 "
-			  "AND hour_ms>=?1 AND hour_ms<?2 ORDER BY hour_ms,nic"
-			: "SELECT nic,hour_ms,tx,rx FROM network WHERE hour_ms>=?1 "
-			  "AND hour_ms<?2 ORDER BY project,hour_ms,nic",
-		-1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return vg_bill_db_errno(rc);
-	sqlite3_bind_int64(s, 1, u->from_ms);
-	sqlite3_bind_int64(s, 2, u->to_ms);
-	if (project)
-		sqlite3_bind_text(s, 3, project, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *nic = (const char *)sqlite3_column_text(s, 0);
-		size_t ri = nic ? vg_bill_usage_find(u, nic) : VG_BILL_NO_INDEX;
-		if (ri == VG_BILL_NO_INDEX)
-			continue;
-		if (vg_array_grow((void **)&u->net, &cap, u->nnet + 1, sizeof(*u->net))) {
-			sqlite3_finalize(s);
-			return -ENOMEM;
-		}
-		struct vg_bill_usage_net *n = &u->net[u->nnet++];
-		n->res = ri;
-		n->hour_ms = sqlite3_column_int64(s, 1);
-		n->tx = sqlite3_column_int64(s, 2);
-		n->rx = sqlite3_column_int64(s, 3);
-	}
-	sqlite3_finalize(s);
-	return rc == SQLITE_DONE ? 0 : vg_bill_db_errno(rc);
+void vg_bill_usage_set_page(size_t rows)
+{
+	g_net_page = rows ? rows : NET_PAGE;
 }
 
-int vg_bill_usage_load(sqlite3 *db, int64_t from_ms, int64_t to_ms,
+static int load_network(struct vg_db *db, const char *project, struct ld *L)
+{
+	struct vg_bill_usage *u = L->u;
+	struct vg_db_stmt *s;
+	size_t cap = 0, got;
+	char *last_proj = NULL, *last_nic = NULL;
+	int64_t last_hour = 0;
+	int rc, first = 1;
+
+	do {
+		/* ?1, ?2 the window, ?3 the page size, ?4 the project (or the
+		 * last key's), ?5 and ?6 the rest of the last key */
+		if (first)
+			rc = vg_db_prepare(db, project
+				? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
+				  "AND hour_ms>=?1 AND hour_ms<?2 ORDER BY hour_ms,nic LIMIT ?3"
+				: "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
+				  "AND hour_ms<?2 ORDER BY project,hour_ms,nic LIMIT ?3", &s);
+		else
+			rc = vg_db_prepare(db, project
+				? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
+				  "AND hour_ms>=?1 AND hour_ms<?2 AND (hour_ms,nic)>(?5,?6) "
+				  "ORDER BY hour_ms,nic LIMIT ?3"
+				: "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
+				  "AND hour_ms<?2 AND (project,hour_ms,nic)>(?4,?5,?6) "
+				  "ORDER BY project,hour_ms,nic LIMIT ?3", &s);
+		if (rc)
+			break;
+		vg_db_bind_int64(s, 1, u->from_ms);
+		vg_db_bind_int64(s, 2, u->to_ms);
+		vg_db_bind_int64(s, 3, (int64_t)g_net_page);
+		if (project)
+			vg_db_bind_text(s, 4, project);
+		if (!first) {
+			if (!project)
+				vg_db_bind_text(s, 4, last_proj);
+			vg_db_bind_int64(s, 5, last_hour);
+			vg_db_bind_text(s, 6, last_nic);
+		}
+		first = 0;
+		got = 0;
+		while ((rc = vg_db_step(s)) == 1) {
+			const char *nic = vg_db_column_text(s, 0);
+			const char *proj = vg_db_column_text(s, 4);
+			got++;
+			if (got == g_net_page) { /* the next page starts after this key */
+				free(last_proj);
+				free(last_nic);
+				last_proj = strdup(proj ? proj : "");
+				last_nic = strdup(nic ? nic : "");
+				last_hour = vg_db_column_int64(s, 1);
+				if (!last_proj || !last_nic) {
+					rc = -ENOMEM;
+					break;
+				}
+			}
+			size_t ri = nic ? vg_bill_usage_find(u, nic) : VG_BILL_NO_INDEX;
+			if (ri == VG_BILL_NO_INDEX)
+				continue;
+			if (vg_array_grow((void **)&u->net, &cap, u->nnet + 1, sizeof(*u->net))) {
+				rc = -ENOMEM;
+				break;
+			}
+			struct vg_bill_usage_net *n = &u->net[u->nnet++];
+			n->res = ri;
+			n->hour_ms = vg_db_column_int64(s, 1);
+			n->tx = vg_db_column_int64(s, 2);
+			n->rx = vg_db_column_int64(s, 3);
+		}
+		vg_db_reset(s);
+	} while (rc == 0 && got == g_net_page);
+	free(last_proj);
+	free(last_nic);
+	return rc;
+}
+
+int vg_bill_usage_load(struct vg_db *db, int64_t from_ms, int64_t to_ms,
 		       const char *project, struct vg_bill_usage *out)
 {
 	struct ld L = {0};

@@ -182,7 +182,9 @@ static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
 		vg_error("alarms: out of memory");
 		return 1;
 	}
-	o.data_dir = cfg->collector_data_dir;
+	/* the alarm store: alarms.db in data_dir, or the shared state
+	 * database when [state] url is set (vigie/alarm_store.h) */
+	o.data_dir = cfg->state_url[0] ? cfg->state_url : cfg->collector_data_dir;
 	o.agent_interval_s = cfg->agent_interval_s;
 	o.pub = *pub;
 	o.hub = *hub;
@@ -423,13 +425,13 @@ int main(int argc, char **argv)
 	vg_dispatch_add(&dispatch, &cons);
 	/* billing: usage metering after the store; the rate card
 	 * is checked now so a bad one stops start-up (exit 2) */
-	if (vg_bill_service_open(cfg.collector_data_dir, cfg.billing_ratecard,
+	if (vg_bill_service_open(cfg.collector_data_dir, cfg.state_url, cfg.billing_ratecard,
 				 &billing, err, sizeof(err))) {
 		fprintf(stderr, PROG ": %s\n", err);
 		status = 2;
 		goto out;
 	}
-	if (vg_bill_meter_open(billing->db_path, &meter, err, sizeof(err))) {
+	if (vg_bill_meter_open(billing->db_url, &meter, err, sizeof(err))) {
 		vg_error("billing: %s", err);
 		goto out;
 	}

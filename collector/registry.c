@@ -337,6 +337,7 @@ static const struct vg_db_step registry_steps[] = {
 
 static const struct vg_db_schema registry_schema = {
 	.component = "registry",
+	.pg_schema = "vigie_registry",
 	.steps = registry_steps,
 	.nsteps = sizeof(registry_steps) / sizeof(registry_steps[0]),
 	.adopt_user_version = 1,

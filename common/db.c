@@ -161,12 +161,27 @@ int vg_db_open(const char *url, const struct vg_db_schema *sch, struct vg_db **o
 	if (!(db = calloc(1, sizeof(*db))))
 		return -ENOMEM;
 	db->drv = pick(url, &target);
+	db->pg_schema = sch ? sch->pg_schema : NULL;
 	rc = db->drv->xopen(db, target);
 	if (rc) {
 		if (errlen)
 			snprintf(err, errlen, "%s: %s", db->name ? db->name : target, db->errmsg);
 		vg_db_close(db);
 		return rc == -ECONNRESET ? -ENOTCONN : rc;
+	}
+	if (db->pg_schema && db->drv == &vg_db_pg_driver) {
+		/* the search_path (set at connect) names it: make it exist; two
+		 * collectors starting at once may race to create it */
+		char sql[128];
+		snprintf(sql, sizeof(sql), "CREATE SCHEMA IF NOT EXISTS %s", db->pg_schema);
+		rc = vg_db_exec(db, sql);
+		if (rc && rc != -EEXIST) {
+			if (errlen)
+				snprintf(err, errlen, "%s: creating schema %s: %s", db->name,
+					 db->pg_schema, db->errmsg);
+			vg_db_close(db);
+			return rc;
+		}
 	}
 	if (sch && (rc = vg_db_migrate(db, sch, err, errlen))) {
 		vg_db_close(db);

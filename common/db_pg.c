@@ -123,9 +123,20 @@ static void set_name(struct vg_db *db)
 static int pg_open(struct vg_db *db, const char *target)
 {
 	/* ours first: a later keyword (from the URL) wins */
-	const char *keys[] = {"application_name", "client_encoding", "connect_timeout", "dbname", NULL};
-	const char *vals[] = {"vigie", "UTF8", "10", target, NULL};
+	const char *keys[] = {"application_name", "client_encoding", "connect_timeout", "dbname",
+			      NULL, NULL};
+	const char *vals[] = {"vigie", "UTF8", "10", target, NULL, NULL};
+	char opts[160];
 	struct pg_conn *pc = calloc(1, sizeof(*pc));
+
+	if (db->pg_schema) {
+		/* after dbname, so it wins over the URL's own options: the
+		 * component's tables live in its schema (vigie/db.h), and
+		 * PQreset keeps it across reconnects */
+		snprintf(opts, sizeof(opts), "-c search_path=%s", db->pg_schema);
+		keys[4] = "options";
+		vals[4] = opts;
+	}
 
 	if (!pc)
 		return -ENOMEM;

@@ -14,6 +14,7 @@
  * only after the busy timeout has run out.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,22 @@ static int fail(struct vg_db *db, int rc)
 	return vg_db__err(db, lite_code(rc), "%s", H(db) ? sqlite3_errmsg(H(db)) : sqlite3_errstr(rc));
 }
 
+/* sqlite's own busy handler (sqlite3_busy_timeout) sleeps 1, 2, 5, 10 ...
+ * 100 ms between tries: one such sleep can be a whole latency budget (the
+ * alarm engine commits notifications while the delivery thread records
+ * deliveries, a few ms each). Retry every 50 us for the first millisecond,
+ * then every millisecond, for about the same total bound (ctx: the busy
+ * timeout in ms). */
+static int busy_wait(void *ctx, int count)
+{
+	struct timespec ts = {0, count < 20 ? 50000 : 1000000};
+
+	if (count >= 20 + (int)(intptr_t)ctx)
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 /* target: path[?synchronous=normal|full][&busy_timeout_ms=N] */
 static int lite_open(struct vg_db *db, const char *target)
 {
@@ -104,7 +121,7 @@ static int lite_open(struct vg_db *db, const char *target)
 	if (rc != SQLITE_OK)
 		return fail(db, rc);
 	sqlite3_extended_result_codes(h, 1);
-	sqlite3_busy_timeout(h, busy_ms);
+	sqlite3_busy_handler(h, busy_wait, (void *)(intptr_t)busy_ms);
 	snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;", sync);
 	/* Turning a new file to WAL while another connection does the same
 	 * can answer BUSY without calling the busy handler: wait here, within

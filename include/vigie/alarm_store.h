@@ -1,5 +1,7 @@
 /*
- * vigie — alarm persistence in sqlite: <data_dir>/alarms.db (alarms/store.c).
+ * vigie — alarm persistence (alarms/store.c): <data_dir>/alarms.db
+ * (sqlite, the default) or the state database shared by several
+ * collectors ([state] url, PostgreSQL; vigie/db.h).
  *
  * Tables:
  *   alarms   definitions (id, project, name unique per project, JSON)
@@ -9,7 +11,8 @@
  *   outbox   notifications accepted for delivery (webhook, exec,
  *            alertmanager): pending -> delivered | failed
  *
- * Durability: WAL with synchronous=FULL: a committed transition and its
+ * Durability: sqlite in WAL with synchronous=FULL, PostgreSQL with its
+ * defaults: a committed transition and its
  * outbox rows survive kill -9 and power loss. The engine writes a batch's
  * transitions, states and outbox rows in one transaction before the batch
  * is acknowledged to the agent; the delivery thread records the outcomes
@@ -17,9 +20,17 @@
  * their history rows) in one transaction right after the receivers'
  * answers.
  *
+ * Several collectors on one PostgreSQL: each runs a delivery thread over
+ * the shared outbox; vg_alarm_store_outbox_due claims the rows it hands
+ * out (a lease of VG_ALARM_OUTBOX_LEASE_MS, renewed at every call, taken
+ * with SELECT ... FOR UPDATE SKIP LOCKED), so a pending row is attempted
+ * by one live worker at a time. On sqlite one process owns the file and
+ * rows are handed out as before, without claims.
+ *
  * Threading: a handle is used by one thread at a time; open one handle
- * per thread (the engine's and the delivery thread's). WAL lets them work
- * together; a busy database is retried for up to 5 s.
+ * per thread (the engine's and the delivery thread's). WAL (sqlite) or
+ * MVCC (PostgreSQL) lets them work together; a busy sqlite database is
+ * retried for up to 5 s.
  */
 #ifndef VIGIE_ALARM_STORE_H
 #define VIGIE_ALARM_STORE_H
@@ -31,14 +42,24 @@
 
 struct vg_alarm_store;
 
-/* Open or create <data_dir>/alarms.db. 0 or -errno, message in err. */
-int vg_alarm_store_open(const char *data_dir, struct vg_alarm_store **out,
+/* A delivery worker's claim on the outbox rows it holds lasts this long
+ * after its last vg_alarm_store_outbox_due (PostgreSQL). */
+#define VG_ALARM_OUTBOX_LEASE_MS 30000
+
+/* Open the alarm store and bring its schema up to date. where is a
+ * directory (its alarms.db, created if missing; a file from before the
+ * state database layer is adopted as it is) or a state database URL
+ * (postgresql://..., or a libpq key=value conninfo: vigie/db.h). 0 or
+ * -errno, message in err (-EAGAIN: the server is unreachable now). */
+int vg_alarm_store_open(const char *where, struct vg_alarm_store **out,
 			char *err, size_t errlen);
 void vg_alarm_store_close(struct vg_alarm_store *s); /* accepts NULL */
-/* Text of the last sqlite error on this handle. */
+/* Text of the last database error on this handle. */
 const char *vg_alarm_store_errmsg(const struct vg_alarm_store *s);
 
-/* Transactions (BEGIN IMMEDIATE). 0 or -EAGAIN (busy) / -EIO. */
+/* Transactions (BEGIN IMMEDIATE on sqlite, BEGIN on PostgreSQL). 0 or
+ * -EAGAIN (busy, unreachable) / -EIO. After an error inside a
+ * transaction, roll it back (PostgreSQL refuses everything until then). */
 int vg_alarm_store_begin(struct vg_alarm_store *s);
 int vg_alarm_store_commit(struct vg_alarm_store *s);
 void vg_alarm_store_rollback(struct vg_alarm_store *s);
@@ -139,11 +160,17 @@ int vg_alarm_store_outbox_add(struct vg_alarm_store *s, const char *notice_id,
  * (lowest id) first, into items (caller releases each): the outbox reads
  * new rows with a cursor and rescans from 0 for retries. *n gets the
  * count; *next_due_ms the earliest next_ms of a pending row not due yet
- * (INT64_MAX if none). */
+ * (INT64_MAX if none). On PostgreSQL the rows are claimed for this handle
+ * (rows another live worker holds are left out; those this handle holds
+ * already are returned again, and their leases renewed), in a transaction
+ * of its own unless the caller has one open; *next_due_ms is then at most
+ * now_ms + 1 s, so the caller reads again soon (rows added by other
+ * collectors, leases that ended). */
 int vg_alarm_store_outbox_due(struct vg_alarm_store *s, int64_t now_ms,
 			      int64_t after_id, struct vg_alarm_outbox_item *items,
 			      size_t max, size_t *n, int64_t *next_due_ms);
-/* Mark a row delivered / failed for good / due again at next_ms. */
+/* Mark a row delivered / failed for good / due again at next_ms (and
+ * give up its claim: any worker may take the next attempt). */
 int vg_alarm_store_outbox_delivered(struct vg_alarm_store *s, int64_t id,
 				    uint32_t attempts, int64_t when_ms);
 int vg_alarm_store_outbox_failed(struct vg_alarm_store *s, int64_t id,

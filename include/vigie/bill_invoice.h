@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
+#include "vigie/db.h"
 
 #include "vigie/bill.h"
 #include "vigie/bill_ratecard.h"
@@ -132,13 +132,13 @@ int vg_bill_invoice_from_json(const char *text, size_t len,
  * otherwise a draft computed now from the database, with adjustment lines
  * for late usage of earlier finalized months (see docs/billing.md).
  * -ENOENT if m is finalized and has no invoice for project. */
-int vg_bill_invoice_from_db(sqlite3 *db, const struct vg_bill_ratecard *rc,
+int vg_bill_invoice_from_db(struct vg_db *db, const struct vg_bill_ratecard *rc,
 			    struct vg_bill_month m, const char *project,
 			    struct vg_bill_invoice **out);
 
 /* Same, as rendered text. For a finalized month the JSON is the stored
  * document itself (byte-identical on every call). */
-int vg_bill_invoice_text(sqlite3 *db, const struct vg_bill_ratecard *rc,
+int vg_bill_invoice_text(struct vg_db *db, const struct vg_bill_ratecard *rc,
 			 struct vg_bill_month m, const char *project, int fmt,
 			 char **out, size_t *len);
 
@@ -147,17 +147,17 @@ int vg_bill_invoice_text(sqlite3 *db, const struct vg_bill_ratecard *rc,
  * the month final, in one transaction. now_ms must be at or after the
  * month's end. *count gets the number of invoices. -EALREADY if already
  * final, -EINVAL if the month has not ended, -EAGAIN if busy. */
-int vg_bill_finalize(sqlite3 *db, const struct vg_bill_ratecard *rc,
+int vg_bill_finalize(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		     struct vg_bill_month m, int64_t now_ms, size_t *count);
 
 /* 1 if m is finalized, 0 if not, -errno. */
-int vg_bill_is_final(sqlite3 *db, struct vg_bill_month m);
+int vg_bill_is_final(struct vg_db *db, struct vg_bill_month m);
 
 /* Every project's invoice of month m (project NULL), or one project's:
  * the frozen ones of a finalized month, else drafts with adjustments.
  * *out is a malloc'd array of *n invoices sorted by project (free each,
  * then the array). 0 or -errno. */
-int vg_bill_invoices(sqlite3 *db, const struct vg_bill_ratecard *rc,
+int vg_bill_invoices(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		     struct vg_bill_month m, const char *project,
 		     struct vg_bill_invoice ***out, size_t *n);
 

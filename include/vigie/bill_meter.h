@@ -4,7 +4,7 @@
  *
  * The meter is a collector consumer (dispatch.h). From every batch it
  * takes the instances, their disks and vNICs, and the lifecycle events,
- * and records in sqlite:
+ * and records in the billing database:
  *   - per resource, a timeline of transitions keyed (resource, time, kind):
  *     CREATE, START, STOP, FLAVOR (a resize, with the new flavor), CAPACITY
  *     (a disk's size), DELETE. Each is exact (from a libvirt event's own
@@ -38,8 +38,14 @@
  *             has "derived":true or "initial":true was inferred by the
  *             agent from a poll and is treated as inferred.
  *
- * Threading: a meter (one sqlite handle) is used by one thread at a time
- * (the receiver). Readers open their own handles (WAL).
+ * Several meters (one per collector) may write one shared PostgreSQL
+ * database at once: each resource's read-modify-write is serialised by a
+ * lock keyed on the resource, and the watermark then makes a batch that
+ * another collector already applied a no-op (billing/meter.c says why
+ * that gives the same timelines as one meter).
+ *
+ * Threading: a meter (one connection) is used by one thread at a time
+ * (the receiver). Readers open their own connections (WAL on sqlite).
  */
 #ifndef VIGIE_BILL_METER_H
 #define VIGIE_BILL_METER_H
@@ -47,9 +53,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
 #include "vigie/batch.h"
+#include "vigie/db.h"
 #include "vigie/dispatch.h"
 
 #define VG_BILL_DB "billing.db"
@@ -66,17 +71,27 @@ enum vg_bill_tkind {
 
 /* ---- the database (billing/db.c) ---------------------------------------- */
 
-/* Open or create the billing database at path (schema created or checked).
- * WAL mode, busy timeout. *out is a sqlite handle for one thread; close
- * with sqlite3_close. 0 or -errno with a message in err. */
-int vg_bill_db_open(const char *path, sqlite3 **out, char *err, size_t errlen);
+/* Open the billing database at url (a sqlite path, or a PostgreSQL URL or
+ * conninfo: vigie/db.h) and bring its schema up to date (an existing
+ * billing.db at PRAGMA user_version 1 is adopted as it is). A plain path
+ * is opened with synchronous=NORMAL, WAL. *out is a connection for one
+ * thread; close with vg_db_close. 0 or -errno with a message in err
+ * (-ENOTCONN: the server is unreachable). */
+int vg_bill_db_open(const char *url, struct vg_db **out, char *err, size_t errlen);
 
 /* <data_dir>/billing.db into buf. Returns buf. */
 char *vg_bill_db_path(const char *data_dir, char *buf, size_t len);
 
-/* Map a sqlite result code to -errno: BUSY/LOCKED -> -EAGAIN, FULL ->
- * -EAGAIN (the agent keeps the batch), NOMEM -> -ENOMEM, else -EIO. */
-int vg_bill_db_errno(int sqlite_rc);
+/* The billing database's url: state_url ([state] url) if set and not
+ * empty, else <data_dir>/billing.db. Returns buf. */
+char *vg_bill_db_url(const char *data_dir, const char *state_url, char *buf,
+		     size_t len);
+
+/* Map a vg_db error to what the meter's callers act on: a database that
+ * is busy, full, read-only or unreachable (-EBUSY, -ENOSPC, -EROFS,
+ * -ECONNRESET, -ENOTCONN) -> -EAGAIN (the agent keeps the batch and sends
+ * it again); anything else unchanged. */
+int vg_bill_db_errno(int db_rc);
 
 /* ---- the meter ------------------------------------------------------------ */
 
@@ -92,13 +107,16 @@ struct vg_bill_meter_stats {
 	uint64_t errors;       /* batches refused (database errors) */
 };
 
-/* Open the meter on the database at path. 0 or -errno, message in err. */
-int vg_bill_meter_open(const char *path, struct vg_bill_meter **out, char *err,
+/* Open the meter on the database at url (vg_bill_db_open). 0 or -errno,
+ * message in err. */
+int vg_bill_meter_open(const char *url, struct vg_bill_meter **out, char *err,
 		       size_t errlen);
 void vg_bill_meter_close(struct vg_bill_meter *m); /* accepts NULL */
 
-/* Apply one batch in one transaction. 0; -EAGAIN when the database is busy
- * or full (nothing applied: the batch is retried); -EIO, -ENOMEM. */
+/* Apply one batch in one transaction (retried a few times when the
+ * engine reports a conflict with another writer). 0; -EAGAIN when the
+ * database is busy, full or unreachable (nothing applied: the batch is
+ * retried); -EIO, -ENOMEM. */
 int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b);
 
 /* The consumer to register with vg_dispatch_add (ctx = m). */
@@ -106,7 +124,8 @@ struct vg_consumer vg_bill_meter_consumer(struct vg_bill_meter *m);
 
 void vg_bill_meter_get_stats(const struct vg_bill_meter *m, struct vg_bill_meter_stats *out);
 
-/* The meter's handle (tests read the tables through it). */
-sqlite3 *vg_bill_meter_db(struct vg_bill_meter *m);
+/* The meter's connection (tests and tools read the tables through it;
+ * owned by the meter). */
+struct vg_db *vg_bill_meter_db(struct vg_bill_meter *m);
 
 #endif

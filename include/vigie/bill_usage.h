@@ -16,7 +16,7 @@
  * invents usage it has not seen.
  *
  * A vg_bill_usage owns everything it points to. Not thread-safe per object;
- * loads on separate sqlite handles may run in parallel.
+ * loads on separate connections may run in parallel.
  */
 #ifndef VIGIE_BILL_USAGE_H
 #define VIGIE_BILL_USAGE_H
@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
+#include "vigie/db.h"
 
 #define VG_BILL_NO_INDEX ((size_t)-1)
 
@@ -75,9 +75,15 @@ struct vg_bill_usage {
 
 /* Derive the usage of [from_ms, to_ms) for project (NULL: all projects)
  * from the billing database. *out is overwritten (clear it later).
- * 0, -ENOMEM, or -EIO/-EAGAIN from sqlite. */
-int vg_bill_usage_load(sqlite3 *db, int64_t from_ms, int64_t to_ms,
+ * 0, -ENOMEM, or a vg_db error (vigie/db.h). */
+int vg_bill_usage_load(struct vg_db *db, int64_t from_ms, int64_t to_ms,
 		       const char *project, struct vg_bill_usage *out);
+
+/* Rows per page of the hourly network query (0: the default, 65536); a
+ * PostgreSQL result is held whole in memory, so a month's rows come in
+ * pages. For tests, which use a tiny page to cross page boundaries. Not
+ * thread-safe: set it before loading. */
+void vg_bill_usage_set_page(size_t rows);
 
 /* Free what u owns and zero it. Accepts NULL and zeroed. */
 void vg_bill_usage_clear(struct vg_bill_usage *u);

@@ -158,6 +158,12 @@ struct vg_db_schema {
 	size_t nsteps;                /* the schema's version: the last step's */
 	int adopt_user_version;       /* sqlite: see "Today's sqlite files" */
 	void *arg;                    /* passed to every step's fn */
+	/* PostgreSQL only: the component's own schema (namespace), created if
+	 * missing and made the connection's search_path (also across
+	 * reconnects), so components that share one database never share a
+	 * table name (registry and billing both have "resources"). NULL: the
+	 * server's default search_path. A plain identifier. */
+	const char *pg_schema;
 };
 
 /* Open a connection to URL (see above) and, if sch is not NULL, migrate
@@ -294,6 +300,7 @@ struct vg_db {
 	const struct vg_db_driver *drv;
 	void *impl;          /* the driver's connection */
 	char *name;          /* for messages: path or host:port/dbname */
+	const char *pg_schema; /* vg_db_schema.pg_schema, for the driver's open */
 	int in_txn;
 	int lost;            /* connection lost: reconnect before the next call */
 	unsigned generation; /* bumped at each reconnect: statements re-prepare */

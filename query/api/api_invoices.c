@@ -15,8 +15,8 @@
  *
  * Scope: a request scoped to a project (req->scope_project) sees only
  * that project's invoice; asking for another is a 404, as for resources.
- * Each request opens its own billing.db handle (the rate card is shared
- * read-only).
+ * Each request opens its own billing database connection (the rate card
+ * is shared read-only).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,7 +33,7 @@
 static uint64_t g_db_errors;
 
 static int open_db(const struct vg_bill_service *svc, struct vg_http_resp *resp,
-		   sqlite3 **db)
+		   struct vg_db **db)
 {
 	char err[512];
 
@@ -63,7 +63,7 @@ static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
 	return 0;
 }
 
-static int list(sqlite3 *db, const struct vg_bill_service *svc,
+static int list(struct vg_db *db, const struct vg_bill_service *svc,
 		struct vg_bill_month m, const char *project, struct vg_http_resp *resp)
 {
 	struct vg_bill_invoice **inv;
@@ -99,7 +99,7 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 	const char *project = vg_http_param(req, "project");
 	const char *fmt_s = vg_http_param(req, "format");
 	struct vg_bill_month m;
-	sqlite3 *db;
+	struct vg_db *db;
 	char *body;
 	size_t len;
 	int fmt, rc;
@@ -122,11 +122,11 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 		return 0;
 	if (!project) { /* the list: a scoped token lists its project only */
 		rc = list(db, svc, m, req->scope_project, resp);
-		sqlite3_close(db);
+		vg_db_close(db);
 		return rc;
 	}
 	rc = vg_bill_invoice_text(db, svc->rc, m, project, fmt, &body, &len);
-	sqlite3_close(db);
+	vg_db_close(db);
 	if (rc == -ENOENT)
 		return vg_http_reply_error(resp, 404, "no invoice for project '%s' "
 					   "in finalized month %s", project,
@@ -146,7 +146,7 @@ int vg_api_finalize_answer(const struct vg_bill_service *svc,
 			   struct vg_http_req *req, struct vg_http_resp *resp)
 {
 	struct vg_bill_month m;
-	sqlite3 *db;
+	struct vg_db *db;
 	size_t n;
 	char ms[16];
 	int rc;
@@ -157,7 +157,7 @@ int vg_api_finalize_answer(const struct vg_bill_service *svc,
 	if (month_param(req, resp, &m) || open_db(svc, resp, &db))
 		return 0;
 	rc = vg_bill_finalize(db, svc->rc, m, req->now_ms ? req->now_ms : vg_now_ms(), &n);
-	sqlite3_close(db);
+	vg_db_close(db);
 	vg_bill_month_format(m, ms, sizeof(ms));
 	if (rc == -EALREADY)
 		return vg_http_reply_error(resp, 409, "%s is already finalized", ms);

@@ -115,6 +115,7 @@ static const struct vg_db_step token_steps[] = {
  * vg_schema) runs both steps, the first of which keeps its table. */
 static const struct vg_db_schema token_schema = {
 	.component = "tokens",
+	.pg_schema = "vigie_tokens",
 	.steps = token_steps,
 	.nsteps = sizeof(token_steps) / sizeof(token_steps[0]),
 	.adopt_user_version = 1,

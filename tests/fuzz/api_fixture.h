@@ -176,7 +176,7 @@ static void fx_setup(void)
 	vg_log_set_level(VG_LOG_ERROR);
 	fx_data();
 	fx_tokens();
-	if (vg_bill_service_open(fx.srv.dir, "tests/fixtures/billing/ratecard.json",
+	if (vg_bill_service_open(fx.srv.dir, NULL, "tests/fixtures/billing/ratecard.json",
 				 &fx.bill, err, sizeof(err)))
 		fx_die("billing", err);
 	fx_alarms();

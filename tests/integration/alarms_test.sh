@@ -5,6 +5,9 @@
 # `nanocat` subscriber, an SSE client (curl -N), an exec command, and a
 # kill -9 of the collector between a transition and its delivery: the
 # notification must arrive exactly once after the restart.
+# With ALARMS_ENGINE=postgresql (tests/integration/alarms_pg_test.sh) the
+# alarm store lives in a PostgreSQL server this test starts ([state] url):
+# the same checks must pass.
 source "$(dirname "$0")/lib.sh"
 
 command -v nanocat >/dev/null || { echo "1..0 # SKIP nanocat missing (apt-get install nanomsg-utils)"; exit 0; }
@@ -42,10 +45,20 @@ retry_max = 1
 exec = on-alarm: $TMP/on-alarm.sh
 exec_timeout = 5
 EOF
+if [[ ${ALARMS_ENGINE:-sqlite} == postgresql ]]; then
+  start_postgres; rc=$?
+  if [[ $rc == 1 ]]; then
+    skip "$PG_SKIP"
+    done_testing
+    exit 0
+  fi
+  eq "PostgreSQL started" "$rc" 0
+  printf '[state]\nurl = %s\n' "$PG_URL" >>"$TMP/vigie.conf"
+fi
 
 # API tokens: an administrator and a tenant of project "acme"
-ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" token create --admin 2>/dev/null | tail -1)
-TENANT=$("$BIN/vigie-collector" --data-dir "$DATA" token create --project acme 2>/dev/null | tail -1)
+ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" --config "$TMP/vigie.conf" token create --admin 2>/dev/null | tail -1)
+TENANT=$("$BIN/vigie-collector" --data-dir "$DATA" --config "$TMP/vigie.conf" token create --project acme 2>/dev/null | tail -1)
 AUTH=(); TAUTH=()
 [[ $ADMIN == vgt_* ]] && AUTH=(-H "Authorization: Bearer $ADMIN")
 [[ $TENANT == vgt_* ]] && TAUTH=(-H "Authorization: Bearer $TENANT")
@@ -244,4 +257,9 @@ fi
 
 stop_pid "$COLLECTOR_PID"; rc=$?
 eq "collector exits 0 on SIGTERM with subscribers connected" "$rc" 0
+if [[ ${ALARMS_ENGINE:-sqlite} == postgresql ]]; then
+  check "no alarms.db beside the shared database" test ! -e "$DATA/alarms.db"
+  check "the outbox is in PostgreSQL, no row left pending" \
+    test "$("$PG_BIN/psql" -Atq -d "$PG_URL" -c "SELECT count(*) FROM vigie_alarms.outbox WHERE state = 0")" = 0
+fi
 done_testing

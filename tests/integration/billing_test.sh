@@ -9,6 +9,9 @@
 # on the meter directly). Then the month is finalized through the CLI and
 # must re-render byte-identically; a bad rate card stops start-up with the
 # file and JSON path named.
+# With BILLING_ENGINE=postgresql (tests/integration/billing_pg_test.sh) the
+# collector keeps billing in a PostgreSQL server this test starts
+# ([state] url) instead of billing.db: the same checks must pass.
 source "$(dirname "$0")/lib.sh"
 
 LEDGER=$ROOT/tests/fixtures/billing/ledger-2026-10.txt
@@ -29,10 +32,20 @@ while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
 API=http://127.0.0.1:$HPORT
 DATA=$TMP/data
 printf '[billing]\nratecard = %s\n' "$CARD" >"$TMP/vigie.conf"
+if [[ ${BILLING_ENGINE:-sqlite} == postgresql ]]; then
+  start_postgres; rc=$?
+  if [[ $rc == 1 ]]; then
+    skip "$PG_SKIP"
+    done_testing
+    exit 0
+  fi
+  eq "PostgreSQL started" "$rc" 0
+  printf '[state]\nurl = %s\n' "$PG_URL" >>"$TMP/vigie.conf"
+fi
 # API tokens: an admin token for everything below, and one
 # scoped to project beta to check that it sees only beta's invoices.
-ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" token create --admin 2>/dev/null | tail -1)
-BETA=$("$BIN/vigie-collector" --data-dir "$DATA" token create --project beta 2>/dev/null | tail -1)
+ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" --config "$TMP/vigie.conf" token create --admin 2>/dev/null | tail -1)
+BETA=$("$BIN/vigie-collector" --data-dir "$DATA" --config "$TMP/vigie.conf" token create --project beta 2>/dev/null | tail -1)
 export VIGIE_TOKEN=$ADMIN
 # curl with the admin token (or the one in $TOK)
 acurl() { curl -sS --max-time 10 -H "Authorization: Bearer ${TOK:-$ADMIN}" "$@"; }
@@ -92,6 +105,11 @@ check "and still matches the ledger" "$REPLAY" check "$LEDGER" 2026-10 "$TMP/fin
 eq "finalizing twice is refused (exit 1)" "$rc" 1
 check "with a message saying so" grep -q "already finalized" "$TMP/fin2.err"
 stop_pid "$COLLECTOR_PID"
+if [[ ${BILLING_ENGINE:-sqlite} == postgresql ]]; then
+  check "no billing.db beside the shared database" test ! -e "$DATA/billing.db"
+  check "the invoices are in PostgreSQL" \
+    test "$("$PG_BIN/psql" -Atq -d "$PG_URL" -c "SELECT count(*) FROM vigie_billing.invoices WHERE month = '2026-10'")" = 2
+fi
 
 # A bad rate card stops start-up, naming the file and the JSON path.
 sed 's/"0.0200"/0.02/' "$CARD" >"$TMP/bad.json"

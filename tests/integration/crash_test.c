@@ -70,6 +70,7 @@
 #include <sqlite3.h>
 
 #include "vigie/batch.h"
+#include "vigie/bill_meter.h"
 #include "vigie/bill_usage.h"
 #include "vigie/config.h"
 #include "vigie/store.h"
@@ -687,8 +688,8 @@ static void check_billing(uint64_t last)
 	int64_t want[NRES][NFLAVOR] = {{0}}, got[NRES][NFLAVOR] = {{0}};
 	int64_t want_total[NFLAVOR] = {0}, got_total[NFLAVOR] = {0};
 	struct vg_bill_usage u = {0};
-	char db[256], id[32];
-	sqlite3 *d = NULL;
+	char db[256], id[32], err[512];
+	struct vg_db *d = NULL;
 	int runs = 0, resizes = 0;
 
 	for (int r = 0; r < NRES; r++)
@@ -701,7 +702,8 @@ static void check_billing(uint64_t last)
 				resizes++;
 		}
 	snprintf(db, sizeof(db), "%s/billing.db", H.data);
-	assert_int_equal(sqlite3_open_v2(db, &d, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	if (vg_bill_db_open(db, &d, err, sizeof(err)))
+		fail_msg("%s", err);
 	assert_int_equal(vg_bill_usage_load(d, minute_of(0), minute_of(last) + 120000, NULL,
 					    &u), 0);
 	for (size_t i = 0; i < u.nsegs; i++) {
@@ -719,7 +721,7 @@ static void check_billing(uint64_t last)
 		got[r][f] += g->end_ms - g->start_ms;
 	}
 	vg_bill_usage_clear(&u);
-	sqlite3_close(d);
+	vg_db_close(d);
 	for (int r = 0; r < NRES; r++)
 		for (int f = 0; f < NFLAVOR; f++) {
 			res_id(r, id, sizeof(id));

@@ -17,7 +17,9 @@ if [[ $rc -ne 0 ]]; then nok "PostgreSQL starts"; done_testing; exit 1; fi
 psql "$PG_URL" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE vigie" >/dev/null ||
   { nok "CREATE DATABASE vigie"; done_testing; exit 1; }
 STATE="host=$PG_DIR port=$PG_PORT user=vigie dbname=vigie"
-sql() { psql "$STATE" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
+# each component's tables live in its own schema (vigie/db.h): the
+# registry's in vigie_registry, the tokens' in vigie_tokens
+sql() { psql "$STATE" -X -q -A -t -v ON_ERROR_STOP=1 -c "SET search_path TO vigie_registry; $1"; }
 
 URI=test:///default
 UUID=6695eb01-f6a4-8304-79aa-97f2502e193f
@@ -46,7 +48,7 @@ conf c2 "$TMP/data2" "$P2" "$H2" "$KEY"
 mkdir -p "$TMP/data1"
 ADMIN_TOKEN=$("$BIN/vigie-collector" --config "$TMP/c1.conf" token create --admin --name it 2>"$TMP/token.err")
 check "token create on the shared state prints a token" grep -q '^vgt_' <<<"$ADMIN_TOKEN"
-eq "the token is a row of PostgreSQL" "$(sql 'SELECT count(*) FROM tokens')" 1
+eq "the token is a row of PostgreSQL" "$(sql 'SELECT count(*) FROM vigie_tokens.tokens')" 1
 check "the key is a file (mode 0600)" test "$(stat -c %a "$KEY")" = 600
 export VIGIE_TOKEN=$ADMIN_TOKEN
 
@@ -72,7 +74,7 @@ eq "the instance is a row of PostgreSQL" \
   "$(sql "SELECT type || ' ' || host FROM resources WHERE id = '$UUID'")" "1 it-host"
 check "the agent's stream is in the duplicate filter" \
   test "$(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'")" -ge 15
-eq "schema versions recorded" "$(sql "SELECT string_agg(component || '=' || version, ',' ORDER BY component) FROM vg_schema WHERE component IN ('registry', 'tokens')")" \
+eq "schema versions recorded" "$(sql "SELECT string_agg(component || '=' || version, ',' ORDER BY component) FROM (SELECT * FROM vigie_registry.vg_schema UNION ALL SELECT * FROM vigie_tokens.vg_schema) v WHERE component IN ('registry', 'tokens')")" \
   "registry=2,tokens=2"
 
 # ---- the API answers from it ----
@@ -113,7 +115,7 @@ eq "every batch the agent sent was acknowledged (its spool is empty)" \
 eq "a token made on the second collector is a row for both" \
   "$(curl -sS -X POST -H "$(api_auth)" -H 'Content-Type: application/json' \
       -d '{"project":"acme","name":"from-c2"}' "$API/v1/tokens" | jq -r '.token | startswith("vgt_")')" true
-eq "two tokens in PostgreSQL" "$(sql 'SELECT count(*) FROM tokens')" 2
+eq "two tokens in PostgreSQL" "$(sql 'SELECT count(*) FROM vigie_tokens.tokens')" 2
 
 # ---- a collector with another key refuses ----
 conf c3 "$TMP/data3" "$(free_port)" "$(free_port)" "$TMP/other.key"

@@ -20,6 +20,7 @@
 #include "vigie/bill_meter.h"
 #include "vigie/clock.h"
 
+#include "../support/db_engines.h"
 #include "../support/tmpdir.h"
 
 #define LEDGER "tests/fixtures/billing/ledger-2026-10.txt"
@@ -28,7 +29,8 @@ static const struct vg_bill_month SEP = {2026, 9}, OCT = {2026, 10}, NOV = {2026
 			     DEC = {2026, 12};
 
 struct fx {
-	char dir[64], db[128];
+	const struct dbe *e;
+	char dir[64], db[700];
 	struct vg_bill_ledger *l;
 	struct vg_bill_ratecard *rc;
 	struct vg_bill_meter *m;
@@ -46,10 +48,14 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char err[512];
+	int rc;
 
+	f->e = *state;
+	*state = f;
 	strcpy(f->dir, "/tmp/vg-bill-inv.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->db, sizeof(f->db), "%s/billing.db", f->dir);
+	if ((rc = dbe_fresh(f->e, f->db, sizeof(f->db))))
+		return rc < 0 ? -1 : 0;
 	if (vg_bill_ledger_load(LEDGER, &f->l, err, sizeof(err)) ||
 	    vg_bill_ratecard_load(f->l->ratecard, &f->rc, err, sizeof(err)) ||
 	    vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
@@ -57,8 +63,16 @@ static int setup(void **state)
 	for (size_t i = 0; i < f->l->nbatches; i++)
 		assert_int_equal(vg_bill_meter_batch(f->m, f->l->batches[i]), 0);
 	f->seq = 1000;
-	*state = f;
 	return 0;
+}
+
+/* The case's fixture; skips (or fails) when its engine cannot run. */
+static struct fx *fx_get(void **state)
+{
+	struct fx *f = *state;
+	if (!f->m)
+		dbe_need(f->e);
+	return f;
 }
 
 static int teardown(void **state)
@@ -91,8 +105,8 @@ static const struct vg_bill_invoice_line *line(const struct vg_bill_invoice *inv
 
 static void test_finalize_freezes(void **state)
 {
-	struct fx *f = *state;
-	sqlite3 *db = vg_bill_meter_db(f->m);
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
 	struct vg_bill_invoice *inv;
 	size_t n, l1, l2;
 	char *a, *b;
@@ -157,8 +171,8 @@ static void observe(struct vg_batch *b, const char *id, const char *project,
 
 static void test_late_usage_becomes_adjustment(void **state)
 {
-	struct fx *f = *state;
-	sqlite3 *db = vg_bill_meter_db(f->m);
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
 	struct vg_bill_invoice *inv;
 	const struct vg_bill_invoice_line *l;
 	struct vg_batch *b;
@@ -241,7 +255,7 @@ static void test_late_usage_becomes_adjustment(void **state)
 
 static void test_render_formats(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	size_t len;
 	char *csv = text(f, OCT, "acme", VG_BILL_FMT_CSV, &len);
 	char *html = text(f, OCT, "acme", VG_BILL_FMT_HTML, &len);
@@ -263,9 +277,9 @@ static void test_render_formats(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_finalize_freezes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_late_usage_becomes_adjustment, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_render_formats, setup, teardown),
+		DBE_BOTH(test_finalize_freezes, setup, teardown),
+		DBE_BOTH(test_late_usage_becomes_adjustment, setup, teardown),
+		DBE_BOTH(test_render_formats, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

@@ -2,8 +2,12 @@
  * bill_ledger_test.c — the hand-written ledger (tests/fixtures/billing/
  * ledger-2026-10.txt) fed as real vg_batch objects through the meter
  * consumer must give the invoices computed by hand in its comments, to the
- * cent; re-delivered batches must change nothing.
+ * cent; re-delivered batches must change nothing. Every case runs on
+ * sqlite and on PostgreSQL, and two meters sharing one database (two
+ * collectors, the same batches re-sent to both, late or at the same
+ * time) must leave invoices byte-identical to one meter's.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,12 +23,14 @@
 #include "vigie/bill_meter.h"
 #include "vigie/dispatch.h"
 
+#include "../support/db_engines.h"
 #include "../support/tmpdir.h"
 
 #define LEDGER "tests/fixtures/billing/ledger-2026-10.txt"
 
 struct fx {
-	char dir[64], db[128];
+	const struct dbe *e;
+	char dir[64], db[700];
 	struct vg_bill_ledger *l;
 	struct vg_bill_ratecard *rc;
 	struct vg_bill_meter *m;
@@ -34,18 +40,30 @@ static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 	char err[512];
+	int rc;
 
+	f->e = *state;
+	*state = f;
 	strcpy(f->dir, "/tmp/vg-bill-ledger.XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->db, sizeof(f->db), "%s/billing.db", f->dir);
+	if ((rc = dbe_fresh(f->e, f->db, sizeof(f->db))))
+		return rc < 0 ? -1 : 0;
 	if (vg_bill_ledger_load(LEDGER, &f->l, err, sizeof(err)))
 		fail_msg("%s", err);
 	if (vg_bill_ratecard_load(f->l->ratecard, &f->rc, err, sizeof(err)))
 		fail_msg("%s", err);
 	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
-	*state = f;
 	return 0;
+}
+
+/* The case's fixture; skips (or fails) when its engine cannot run. */
+static struct fx *fx_get(void **state)
+{
+	struct fx *f = *state;
+	if (!f->m)
+		dbe_need(f->e);
+	return f;
 }
 
 static int teardown(void **state)
@@ -100,14 +118,14 @@ static int check_all(struct fx *f)
 
 static void test_ledger_matches_hand_computation(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	feed(f, 1);
 	assert_int_equal(check_all(f), 0);
 }
 
 static void test_redelivery_changes_nothing(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_meter_stats st;
 
 	feed(f, 3);                 /* each batch three times in a row */
@@ -120,7 +138,7 @@ static void test_redelivery_changes_nothing(void **state)
 
 static void test_per_project_invoice_equals_all(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_month oct = {2026, 10};
 	struct vg_bill_invoice *one, **all;
 	struct vg_bill_usage u;
@@ -155,12 +173,264 @@ static void test_per_project_invoice_equals_all(void **state)
 	free(c);
 }
 
+/* ---- several meters on one database (collectors sharing PostgreSQL) ---- */
+
+/* Every month's invoices of every project as JSON, one after another. */
+static char *all_invoices(struct vg_db *db, struct fx *f, size_t *len)
+{
+	struct vg_bill_month months[12];
+	size_t nm = vg_bill_ledger_months(f->l, months, 12), cap = 0;
+	char *all = NULL;
+
+	*len = 0;
+	for (size_t i = 0; i < nm; i++) {
+		struct vg_bill_invoice **inv;
+		size_t n;
+		assert_int_equal(vg_bill_invoices(db, f->rc, months[i], NULL, &inv, &n), 0);
+		for (size_t k = 0; k < n; k++) {
+			char *t;
+			size_t l;
+			assert_int_equal(vg_bill_invoice_render(inv[k], VG_BILL_FMT_JSON, &t, &l), 0);
+			if (*len + l + 1 > cap) {
+				cap = 2 * (*len + l + 1);
+				assert_non_null(all = realloc(all, cap));
+			}
+			memcpy(all + *len, t, l);
+			*len += l;
+			all[*len] = '\0';
+			free(t);
+			vg_bill_invoice_free(inv[k]);
+		}
+		free(inv);
+	}
+	return all;
+}
+
+/* The invoices of a fresh database of the same engine fed each batch once
+ * by one meter: what a single collector computes. */
+static char *single_meter_invoices(struct fx *f, size_t *len)
+{
+	char url[700], err[512];
+	struct vg_bill_meter *m;
+	char *all;
+
+	assert_int_equal(dbe_fresh(f->e, url, sizeof(url)), 0);
+	if (vg_bill_meter_open(url, &m, err, sizeof(err)))
+		fail_msg("%s", err);
+	for (size_t i = 0; i < f->l->nbatches; i++)
+		assert_int_equal(vg_bill_meter_batch(m, f->l->batches[i]), 0);
+	all = all_invoices(vg_bill_meter_db(m), f, len);
+	vg_bill_meter_close(m);
+	return all;
+}
+
+static void assert_same_invoices(struct fx *f)
+{
+	size_t l1, l2;
+	char *one = single_meter_invoices(f, &l1), *shared = all_invoices(vg_bill_meter_db(f->m), f, &l2);
+
+	assert_true(l1 > 1000);
+	if (l1 != l2 || memcmp(one, shared, l1))
+		fail_msg("invoices of the shared database differ from one meter's:\n%s\n---\n%s",
+			 shared, one);
+	free(one);
+	free(shared);
+}
+
+/* A second collector gets each batch again, late: batch k reaches it
+ * after the first collector has already applied batch k+1 (the agent
+ * re-sent k after a lost ack, then went on). */
+static void test_two_meters_late_resend(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_meter *m2;
+	struct vg_bill_meter_stats st;
+	char err[512];
+
+	if (vg_bill_meter_open(f->db, &m2, err, sizeof(err)))
+		fail_msg("%s", err);
+	for (size_t i = 0; i <= f->l->nbatches; i++) {
+		if (i < f->l->nbatches)
+			assert_int_equal(vg_bill_meter_batch(f->m, f->l->batches[i]), 0);
+		if (i > 0)
+			assert_int_equal(vg_bill_meter_batch(m2, f->l->batches[i - 1]), 0);
+	}
+	vg_bill_meter_get_stats(m2, &st);
+	assert_int_equal(st.observations, 0); /* every one was applied already */
+	assert_true(st.stale > 0);
+	vg_bill_meter_close(m2);
+	assert_int_equal(check_all(f), 0);
+	assert_same_invoices(f);
+}
+
+struct feeder {
+	struct vg_bill_meter *m;
+	const struct vg_batch *b;
+	int rc;
+	volatile int done;
+};
+
+static void *feed_one(void *arg)
+{
+	struct feeder *fd = arg;
+	fd->rc = vg_bill_meter_batch(fd->m, fd->b);
+	__atomic_store_n(&fd->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static int64_t waiting_locks(struct vg_db *db)
+{
+	struct vg_db_stmt *st;
+	int64_t n;
+	assert_int_equal(vg_db_prepare(db, "SELECT count(*) FROM pg_locks WHERE NOT granted", &st), 0);
+	assert_int_equal(vg_db_step(st), 1);
+	n = vg_db_column_int64(st, 0);
+	vg_db_reset(st);
+	return n;
+}
+
+/* Two collectors' meters (f->m and m2) apply each of the batches at the
+ * same time, each on its own connection, `reps` times over. On PostgreSQL
+ * the test makes them overlap for sure: it holds an EXCLUSIVE lock on the
+ * resources table (reads go on, writes wait) until both meters are inside
+ * the batch and waiting, then lets them go. On sqlite BEGIN IMMEDIATE
+ * serialises the two whole transactions. */
+static void race(struct fx *f, struct vg_bill_meter *m2, struct vg_batch *const *b, size_t nb,
+		 int reps)
+{
+	struct feeder fd[2] = {{f->m, NULL, 0, 0}, {m2, NULL, 0, 0}};
+	struct vg_db *ctl = NULL;
+	pthread_t th[2];
+	char err[512];
+	int pg = f->e->kind == VG_DB_POSTGRESQL;
+
+	if (pg && vg_db_open(f->db, NULL, &ctl, err, sizeof(err)))
+		fail_msg("%s", err);
+	for (int rep = 0; rep < reps; rep++)
+		for (size_t i = 0; i < nb; i++) {
+			if (pg) {
+				assert_int_equal(vg_db_begin(ctl), 0);
+				assert_int_equal(vg_db_exec(ctl, "LOCK TABLE vigie_billing.resources IN EXCLUSIVE MODE"), 0);
+			}
+			for (int k = 0; k < 2; k++) {
+				fd[k].b = b[i];
+				fd[k].done = 0;
+				assert_int_equal(pthread_create(&th[k], NULL, feed_one, &fd[k]), 0);
+			}
+			/* both waiting (or, for a batch that writes nothing, done) */
+			for (int spins = 0; pg; spins++) {
+				int done = __atomic_load_n(&fd[0].done, __ATOMIC_SEQ_CST) +
+					   __atomic_load_n(&fd[1].done, __ATOMIC_SEQ_CST);
+				if (done + waiting_locks(ctl) >= 2)
+					break;
+				if (spins > 60000)
+					fail_msg("batch %zu: the meters never reached the lock", i);
+				usleep(1000);
+			}
+			if (pg)
+				assert_int_equal(vg_db_rollback(ctl), 0);
+			for (int k = 0; k < 2; k++)
+				assert_int_equal(pthread_join(th[k], NULL), 0);
+			for (int k = 0; k < 2; k++)
+				if (fd[k].rc)
+					fail_msg("meter %d: batch %zu: %d: %s", k, i, fd[k].rc,
+						 vg_db_errmsg(vg_bill_meter_db(fd[k].m)));
+		}
+	vg_db_close(ctl);
+}
+
+/* The whole ledger, each batch applied by two meters at once, then the
+ * month re-sent: the shared timelines are those of one meter. */
+static void test_two_meters_concurrent(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_meter *m2;
+	char err[512];
+
+	if (vg_bill_meter_open(f->db, &m2, err, sizeof(err)))
+		fail_msg("%s", err);
+	race(f, m2, f->l->batches, f->l->nbatches, 2);
+	vg_bill_meter_close(m2);
+	assert_int_equal(check_all(f), 0);
+	assert_same_invoices(f);
+}
+
+/* A vNIC's counters reach two meters at once in every batch: the bytes
+ * between two readings are counted once. Without a lock taken before the
+ * row is read, both meters read the same baseline and add the same delta
+ * to the hourly network row (an additive upsert) twice. */
+static void test_two_meters_count_bytes_once(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_batch *b[8];
+	struct vg_bill_meter *m2;
+	struct vg_db_stmt *st;
+	char err[512];
+	const int64_t t0 = 1791000000000LL; /* 2026-10-03, mid-hour */
+
+	for (int i = 0; i < 8; i++) {
+		struct vg_resource *r;
+		assert_non_null(b[i] = vg_batch_new("h1", 1, (uint64_t)i + 1, t0 + i * 60000));
+		assert_non_null(r = vg_batch_resource(b[i], VG_RT_NIC, "nic-1", "tap0", NULL,
+						      t0 + i * 60000));
+		r->state = VG_RSTATE_ACTIVE;
+		assert_int_equal(vg_batch_identity(b[i], "acme", NULL, NULL), 0);
+		assert_int_equal(vg_batch_sample(b[i], "net.tx.bytes", VG_KIND_COUNTER, 1000.0 * i), 0);
+		assert_int_equal(vg_batch_sample(b[i], "net.rx.bytes", VG_KIND_COUNTER, 10.0 * i), 0);
+	}
+	if (vg_bill_meter_open(f->db, &m2, err, sizeof(err)))
+		fail_msg("%s", err);
+	race(f, m2, b, 8, 1);
+	vg_bill_meter_close(m2);
+	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
+				       "SELECT sum(tx), sum(rx) FROM network WHERE nic = 'nic-1'", &st), 0);
+	assert_int_equal(vg_db_step(st), 1);
+	assert_int_equal(vg_db_column_int64(st, 0), 7000);
+	assert_int_equal(vg_db_column_int64(st, 1), 70);
+	vg_db_reset(st);
+	for (int i = 0; i < 8; i++)
+		vg_batch_free(b[i]);
+}
+
+/* The hourly network rows come in pages (bounded memory on PostgreSQL):
+ * with pages of a few rows, crossing every boundary, the invoices are the
+ * same bytes as in one page. */
+static void test_network_pages_same_invoices(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db_stmt *st;
+	size_t l1, l2;
+	char *one, *paged;
+
+	feed(f, 1);
+	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m), "SELECT count(*) FROM network", &st), 0);
+	assert_int_equal(vg_db_step(st), 1);
+	assert_true(vg_db_column_int64(st, 0) > 6); /* several pages of 3 */
+	vg_db_reset(st);
+	one = all_invoices(vg_bill_meter_db(f->m), f, &l1);
+	vg_bill_usage_set_page(3);
+	paged = all_invoices(vg_bill_meter_db(f->m), f, &l2);
+	vg_bill_usage_set_page(0);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(one, paged, l1);
+	assert_int_equal(check_all(f), 0);
+	vg_bill_usage_set_page(1);
+	assert_int_equal(check_all(f), 0);
+	vg_bill_usage_set_page(0);
+	free(one);
+	free(paged);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_ledger_matches_hand_computation, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_redelivery_changes_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_per_project_invoice_equals_all, setup, teardown),
+		DBE_BOTH(test_ledger_matches_hand_computation, setup, teardown),
+		DBE_BOTH(test_redelivery_changes_nothing, setup, teardown),
+		DBE_BOTH(test_per_project_invoice_equals_all, setup, teardown),
+		DBE_BOTH(test_network_pages_same_invoices, setup, teardown),
+		DBE_BOTH(test_two_meters_late_resend, setup, teardown),
+		DBE_BOTH(test_two_meters_concurrent, setup, teardown),
+		DBE_BOTH(test_two_meters_count_bytes_once, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

@@ -12,12 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "vigie/bill_invoice.h"
 #include "vigie/bill_meter.h"
 #include "vigie/clock.h"
+
+#include "../support/db_engines.h"
 
 static int64_t T(const char *iso)
 {
@@ -27,6 +31,8 @@ static int64_t T(const char *iso)
 }
 
 struct fx {
+	const struct dbe *e;
+	char db[700];
 	struct vg_bill_meter *m;
 	uint64_t seq;
 	struct vg_batch *b;
@@ -35,11 +41,25 @@ struct fx {
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	char err[256];
-	if (vg_bill_meter_open(":memory:", &f->m, err, sizeof(err)))
-		fail_msg("%s", err);
+	char err[512];
+	int rc;
+
+	f->e = *state;
 	*state = f;
+	if ((rc = dbe_fresh(f->e, f->db, sizeof(f->db))))
+		return rc < 0 ? -1 : 0;
+	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
+		fail_msg("%s", err);
 	return 0;
+}
+
+/* The case's fixture; skips (or fails) when its engine cannot run. */
+static struct fx *fx_get(void **state)
+{
+	struct fx *f = *state;
+	if (!f->m)
+		dbe_need(f->e);
+	return f;
 }
 
 static int teardown(void **state)
@@ -56,10 +76,17 @@ static void begin(struct fx *f, const char *t)
 	assert_non_null(f->b);
 }
 
+static void apply(struct fx *f)
+{
+	int rc = vg_bill_meter_batch(f->m, f->b);
+	if (rc)
+		fail_msg("batch: %d: %s", rc, vg_db_errmsg(vg_bill_meter_db(f->m)));
+}
+
 static void commit(struct fx *f)
 {
-	assert_int_equal(vg_bill_meter_batch(f->m, f->b), 0);
-	assert_int_equal(vg_bill_meter_batch(f->m, f->b), 0); /* re-delivered */
+	apply(f);
+	apply(f); /* re-delivered */
 	vg_batch_free(f->b);
 	f->b = NULL;
 }
@@ -129,7 +156,7 @@ static size_t nseg(const struct vg_bill_usage *u, const char *id, int kind)
 
 static void test_month_boundary_split_exactly(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 
 	begin(f, "2026-01-31T23:59:35Z");
@@ -194,7 +221,7 @@ static void test_month_boundary_split_exactly(void **state)
 
 static void test_polling_fallback_and_refinement(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 	const struct vg_bill_usage_seg *s;
 
@@ -232,7 +259,7 @@ static void test_polling_fallback_and_refinement(void **state)
 
 static void test_storage_while_stopped_not_after_delete(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 	const struct vg_bill_usage_seg *s;
 
@@ -271,7 +298,7 @@ static void test_storage_while_stopped_not_after_delete(void **state)
 
 static void test_counters_resets_and_spread(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 	int64_t tx = 0, rx = 0;
 
@@ -315,7 +342,7 @@ static void test_counters_resets_and_spread(void **state)
  * so does a STARTED announced after a poll saw QEMU starting up. */
 static void test_late_announced_event_refines(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 	const struct vg_bill_usage_seg *s;
 
@@ -349,7 +376,7 @@ static void test_late_announced_event_refines(void **state)
 
 static void test_resize_splits(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 
 	begin(f, "2026-07-01T00:00:00Z");
@@ -386,7 +413,7 @@ static void test_resize_splits(void **state)
  * makes the meter replay the timeline sees it stopped too. */
 static void test_single_poll_run(void **state)
 {
-	struct fx *f = *state;
+	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 	int64_t total = 0;
 	const char *polls[] = {"2026-05-01T00:00:00Z", "2026-05-01T00:10:00Z",
@@ -415,25 +442,89 @@ static void test_single_poll_run(void **state)
 	assert_int_equal(total, 20 * 60000);
 	vg_bill_usage_clear(&u);
 
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(vg_bill_meter_db(f->m),
+	struct vg_db_stmt *st;
+	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
 		"SELECT count(*) FROM transitions WHERE resource = 'i9' AND kind = 2",
-		-1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 1); /* no stop at 00:12 */
-	sqlite3_finalize(st);
+		&st), 0);
+	assert_int_equal(vg_db_step(st), 1);
+	assert_int_equal(vg_db_column_int64(st, 0), 1); /* no stop at 00:12 */
+	vg_db_reset(st);
+}
+
+/* A billing.db written before the state database layer (PRAGMA
+ * user_version 1, no vg_schema) is adopted as schema version 1 with its
+ * rows: the meter goes on from its watermarks (sqlite only). */
+static void test_adopts_old_billing_db(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db_stmt *st;
+	struct vg_bill_usage u;
+	sqlite3 *db;
+	char err[512];
+	int64_t v = -1;
+
+	if (f->e->kind != VG_DB_SQLITE) {
+		printf("# SKIP postgresql: no file from before to adopt\n");
+		skip();
+	}
+	vg_bill_meter_close(f->m);
+	f->m = NULL;
+	unlink(f->db);
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"CREATE TABLE resources(id TEXT PRIMARY KEY, type INTEGER NOT NULL, parent TEXT,"
+		" project TEXT NOT NULL, user TEXT, name TEXT, host TEXT, first_ms INTEGER NOT NULL,"
+		" last_seen_ms INTEGER NOT NULL, last_poll_ms INTEGER NOT NULL,"
+		" last_change_ms INTEGER NOT NULL, state INTEGER NOT NULL, flavor TEXT, vcpus INTEGER,"
+		" ram_mb INTEGER, disk_gb INTEGER, capacity INTEGER,"
+		" has_disks INTEGER NOT NULL DEFAULT 0, ctr_ms INTEGER, ctr_tx INTEGER, ctr_rx INTEGER);"
+		"CREATE TABLE transitions(resource TEXT NOT NULL, time_ms INTEGER NOT NULL,"
+		" kind INTEGER NOT NULL, exact INTEGER NOT NULL, lo_ms INTEGER NOT NULL,"
+		" hi_ms INTEGER NOT NULL, flavor TEXT, vcpus INTEGER, ram_mb INTEGER, disk_gb INTEGER,"
+		" capacity INTEGER, PRIMARY KEY(resource, time_ms, kind)) WITHOUT ROWID;"
+		"CREATE TABLE network(project TEXT NOT NULL, hour_ms INTEGER NOT NULL, nic TEXT NOT NULL,"
+		" tx INTEGER NOT NULL, rx INTEGER NOT NULL, PRIMARY KEY(project, hour_ms, nic)) WITHOUT ROWID;"
+		"CREATE TABLE months(month TEXT PRIMARY KEY, finalized_ms INTEGER NOT NULL);"
+		"CREATE TABLE invoices(month TEXT NOT NULL, project TEXT NOT NULL,"
+		" number TEXT NOT NULL UNIQUE, document TEXT NOT NULL, PRIMARY KEY(month, project));"
+		/* i1 running since 2026-06-01 00:00, last polled 00:10 */
+		"INSERT INTO resources VALUES('i1',1,NULL,'p','u','i1','h1',1780272000000,"
+		" 1780272600000,1780272600000,1780272000000,7,'m1.small',1,1024,NULL,NULL,0,NULL,NULL,NULL);"
+		"INSERT INTO transitions VALUES('i1',1780272000000,1,0,0,1780272000000,'m1.small',1,1024,NULL,NULL);"
+		"INSERT INTO transitions VALUES('i1',1780272000000,4,0,0,1780272000000,'m1.small',1,1024,NULL,NULL);"
+		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(vg_db_schema_version(vg_bill_meter_db(f->m), "billing", &v), 0);
+	assert_int_equal(v, 1);
+	/* the next poll (00:20) continues the run the old file recorded */
+	begin(f, "2026-06-01T00:20:00Z");
+	inst(f, "i1", "2026-06-01T00:20:00Z", 1);
+	commit(f);
+	load(f, "2026-06", &u);
+	assert_int_equal(nseg(&u, "i1", VG_BILL_U_COMPUTE), 1);
+	assert_int_equal(seg(&u, "i1", VG_BILL_U_COMPUTE, 0)->start_ms, T("2026-06-01T00:00:00Z"));
+	assert_int_equal(seg(&u, "i1", VG_BILL_U_COMPUTE, 0)->end_ms, T("2026-06-01T00:20:00Z"));
+	vg_bill_usage_clear(&u);
+	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
+				       "SELECT count(*) FROM transitions WHERE resource = 'i1'", &st), 0);
+	assert_int_equal(vg_db_step(st), 1);
+	assert_int_equal(vg_db_column_int64(st, 0), 2); /* nothing re-inferred */
+	vg_db_reset(st);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_month_boundary_split_exactly, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_polling_fallback_and_refinement, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_late_announced_event_refines, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_storage_while_stopped_not_after_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_counters_resets_and_spread, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_resize_splits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_single_poll_run, setup, teardown),
+		DBE_BOTH(test_month_boundary_split_exactly, setup, teardown),
+		DBE_BOTH(test_polling_fallback_and_refinement, setup, teardown),
+		DBE_BOTH(test_late_announced_event_refines, setup, teardown),
+		DBE_BOTH(test_storage_while_stopped_not_after_delete, setup, teardown),
+		DBE_BOTH(test_counters_resets_and_spread, setup, teardown),
+		DBE_BOTH(test_resize_splits, setup, teardown),
+		DBE_BOTH(test_single_poll_run, setup, teardown),
+		DBE_BOTH(test_adopts_old_billing_db, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

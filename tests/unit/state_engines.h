@@ -97,6 +97,11 @@ static inline struct vg_db *st_db(const char *url, const char *dir, const char *
 		snprintf(u, sizeof(u), "sqlite:%s/%s", dir, file);
 	if (vg_db_open(u, NULL, &db, err, sizeof(err)))
 		fail_msg("%s", err);
+	/* on PostgreSQL each component's tables are in its own schema
+	 * (vg_db_schema.pg_schema): see the registry's and the tokens' */
+	if (url && *url &&
+	    vg_db_exec(db, "SET search_path TO vigie_registry, vigie_tokens"))
+		fail_msg("search_path: %s", vg_db_errmsg(db));
 	return db;
 }
 

@@ -1,0 +1,492 @@
+/*
+ * alarm_store_test.c — the alarm store (alarms/store.c) on every state
+ * database engine: definitions and the unique name, states with their
+ * packed datapoints (the M-of-N window) round-tripping byte for byte,
+ * history pages and the type filter, pruning, the outbox's moves; an
+ * alarms.db from before the state database layer adopted with its rows;
+ * and two delivery workers (two collectors' outbox threads) over one
+ * PostgreSQL outbox delivering every notification exactly once to a real
+ * HTTP receiver on loopback (libmicrohttpd).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <microhttpd.h>
+#include <sqlite3.h>
+
+#include "vigie/alarm_outbox.h"
+#include "vigie/alarm_store.h"
+#include "vigie/clock.h"
+
+#include "../support/db_engines.h"
+
+struct fx {
+	const struct dbe *e;
+	char where[700]; /* a directory (sqlite) or a PostgreSQL conninfo */
+	struct vg_alarm_store *s;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[512];
+	int rc;
+
+	f->e = *state;
+	*state = f;
+	if ((rc = dbe_fresh(f->e, f->where, sizeof(f->where))))
+		return rc < 0 ? -1 : 0;
+	if (f->e->kind == VG_DB_SQLITE) { /* the store takes the directory */
+		char *slash = strrchr(f->where, '/');
+		*slash = '\0';
+		strcat(f->where, "/");
+		snprintf(slash + 1, sizeof(f->where) - (size_t)(slash + 1 - f->where), "d%d",
+			 dbe_ncase);
+		assert_int_equal(mkdir(f->where, 0700), 0);
+	}
+	if (vg_alarm_store_open(f->where, &f->s, err, sizeof(err)))
+		fail_msg("%s", err);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	vg_alarm_store_close(f->s);
+	free(f);
+	return 0;
+}
+
+static struct fx *fx_get(void **state)
+{
+	struct fx *f = *state;
+	if (!f->s)
+		dbe_need(f->e);
+	return f;
+}
+
+/* ---- definitions and states ---- */
+
+static int count_def(void *ctx, const char *id, const char *json, int64_t c, int64_t u)
+{
+	int *n = ctx;
+	assert_string_equal(json, "{\"x\":1}");
+	(*n)++;
+	return 0;
+}
+
+struct seen_state {
+	int n;
+	unsigned char ring[64];
+	size_t ring_len;
+	int state;
+	uint32_t periods;
+};
+
+static int got_state(void *ctx, const struct vg_alarm_state_row *r)
+{
+	struct seen_state *s = ctx;
+	s->n++;
+	s->state = r->state;
+	s->periods = r->alarm_periods;
+	s->ring_len = r->ring_len;
+	memcpy(s->ring, r->ring, r->ring_len < 64 ? r->ring_len : 64);
+	return 0;
+}
+
+static void test_defs_and_states(void **state)
+{
+	struct fx *f = fx_get(state);
+	const unsigned char ring[] = {0, 1, 2, 0xff, 0, 0x80, 7}; /* NULs and high bytes */
+	struct vg_alarm_state_row r = {.alarm_id = "a1", .resource = "inst-1", .state = 2,
+				       .since_ms = 1000, .clear_since_ms = 0,
+				       .alarm_periods = 3, .reason = "3 of 5",
+				       .ring = ring, .ring_len = sizeof(ring),
+				       .updated_ms = 2000};
+	struct seen_state seen = {0};
+	int n = 0;
+
+	assert_int_equal(vg_alarm_store_put_def(f->s, "a1", "acme", "cpu", "{\"x\":1}", 1, 1), 0);
+	assert_int_equal(vg_alarm_store_put_def(f->s, "a2", "acme", "cpu", "{\"x\":1}", 2, 2),
+			 -EEXIST);
+	assert_int_equal(vg_alarm_store_put_def(f->s, "a2", "beta", "cpu", "{\"x\":1}", 2, 2), 0);
+	assert_int_equal(vg_alarm_store_put_def(f->s, "a1", "acme", "cpu", "{\"x\":1}", 1, 5), 0);
+	assert_int_equal(vg_alarm_store_load_defs(f->s, count_def, &n), 0);
+	assert_int_equal(n, 2);
+
+	assert_int_equal(vg_alarm_store_begin(f->s), 0);
+	assert_int_equal(vg_alarm_store_put_state(f->s, &r), 0);
+	r.alarm_periods = 4;
+	assert_int_equal(vg_alarm_store_put_state(f->s, &r), 0); /* upsert */
+	assert_int_equal(vg_alarm_store_commit(f->s), 0);
+	assert_int_equal(vg_alarm_store_load_states(f->s, got_state, &seen), 0);
+	assert_int_equal(seen.n, 1);
+	assert_int_equal(seen.state, 2);
+	assert_int_equal(seen.periods, 4);
+	assert_int_equal(seen.ring_len, sizeof(ring));
+	assert_memory_equal(seen.ring, ring, sizeof(ring));
+
+	/* a rolled-back transaction leaves nothing */
+	assert_int_equal(vg_alarm_store_begin(f->s), 0);
+	assert_int_equal(vg_alarm_store_delete_state(f->s, "a1", "inst-1"), 0);
+	vg_alarm_store_rollback(f->s);
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(vg_alarm_store_load_states(f->s, got_state, &seen), 0);
+	assert_int_equal(seen.n, 1);
+
+	assert_int_equal(vg_alarm_store_delete_def(f->s, "a1"), 0);
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(vg_alarm_store_load_states(f->s, got_state, &seen), 0);
+	assert_int_equal(seen.n, 0);
+	n = 0;
+	assert_int_equal(vg_alarm_store_load_defs(f->s, count_def, &n), 0);
+	assert_int_equal(n, 1);
+}
+
+/* ---- history ---- */
+
+static void test_history_pages_and_prune(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_alarm_history_query q = {.alarm_id = "a1", .start_ms = 0, .end_ms = 1000000,
+					   .limit = 2};
+	json_t *page;
+	int64_t next;
+	uint64_t deleted;
+
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(vg_alarm_store_history_add(f->s, "a1", "acme",
+							    i % 2 ? "transition" : "delivered",
+							    i == 0 ? "" : "inst-1", 1000 + i,
+							    5000 + i, "{\"n\":1}"), 0);
+	assert_int_equal(vg_alarm_store_history(f->s, &q, &page, &next), 0);
+	assert_int_equal(json_array_size(page), 2);
+	assert_true(json_is_null(json_object_get(json_array_get(page, 0), "resource")));
+	assert_true(next > 0);
+	json_decref(page);
+	q.after_seq = next;
+	q.limit = 10;
+	assert_int_equal(vg_alarm_store_history(f->s, &q, &page, &next), 0);
+	assert_int_equal(json_array_size(page), 3);
+	assert_int_equal(next, 0);
+	json_decref(page);
+	q.after_seq = 0;
+	q.type = "transition";
+	assert_int_equal(vg_alarm_store_history(f->s, &q, &page, &next), 0);
+	assert_int_equal(json_array_size(page), 2);
+	json_decref(page);
+	assert_int_equal(vg_alarm_store_prune(f->s, 5002, &deleted), 0);
+	assert_int_equal(deleted, 2);
+}
+
+/* ---- the outbox's moves ---- */
+
+static void test_outbox_moves(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_alarm_outbox_item it[8];
+	size_t n;
+	int64_t next, now = 1800000000000LL;
+
+	assert_int_equal(vg_alarm_store_outbox_add(f->s, "n1", "a1", "acme", "http://x/", "{}", now), 0);
+	assert_int_equal(vg_alarm_store_outbox_add(f->s, "n2", "a1", "acme", "http://x/", "{}", now), 0);
+	assert_int_equal(vg_alarm_store_outbox_add(f->s, "n3", "a1", "acme", "http://x/", "{}", now), 0);
+	assert_int_equal(vg_alarm_store_outbox_due(f->s, now, 0, it, 8, &n, &next), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(it[0].notice_id, "n1"); /* oldest first */
+	assert_string_equal(it[2].notice_id, "n3");
+	assert_true(it[0].id < it[1].id && it[1].id < it[2].id);
+	int64_t id1 = it[0].id, id2 = it[1].id, id3 = it[2].id;
+	for (size_t i = 0; i < n; i++)
+		vg_alarm_outbox_item_release(&it[i]);
+	/* the cursor */
+	assert_int_equal(vg_alarm_store_outbox_due(f->s, now, id2, it, 8, &n, &next), 0);
+	assert_int_equal(n, 1);
+	vg_alarm_outbox_item_release(&it[0]);
+
+	assert_int_equal(vg_alarm_store_begin(f->s), 0);
+	assert_int_equal(vg_alarm_store_outbox_delivered(f->s, id1, 1, now), 0);
+	assert_int_equal(vg_alarm_store_outbox_retry(f->s, id2, 1, now + 5000, "503"), 0);
+	assert_int_equal(vg_alarm_store_outbox_failed(f->s, id3, 1, "404"), 0);
+	assert_int_equal(vg_alarm_store_commit(f->s), 0);
+	/* delivered and failed never come back; the retry when due */
+	assert_int_equal(vg_alarm_store_outbox_due(f->s, now + 1000, 0, it, 8, &n, &next), 0);
+	assert_int_equal(n, 0);
+	/* PostgreSQL: at most a second away (other collectors' rows) */
+	assert_int_equal(next, f->e->kind == VG_DB_POSTGRESQL ? now + 2000 : now + 5000);
+	assert_int_equal(vg_alarm_store_outbox_due(f->s, now + 5000, 0, it, 8, &n, &next), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(it[0].notice_id, "n2");
+	assert_int_equal(it[0].attempts, 1);
+	vg_alarm_outbox_item_release(&it[0]);
+	/* a delivered mark is final: a late retry of the same row is a no-op */
+	assert_int_equal(vg_alarm_store_outbox_retry(f->s, id1, 2, now, "late"), 0);
+	assert_int_equal(vg_alarm_store_outbox_due(f->s, now + 5000, id2, it, 8, &n, &next), 0);
+	assert_int_equal(n, 0);
+}
+
+/* Two handles (two collectors' delivery threads) on one PostgreSQL: a row
+ * one has claimed is not handed to the other while the claim lasts, and
+ * is after the lease ends (the first collector died). */
+static void test_outbox_claims(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_alarm_store *s2;
+	struct vg_alarm_outbox_item it[8];
+	size_t n;
+	int64_t next, now = 1800000000000LL;
+	char err[512];
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: one collector owns alarms.db, rows are not claimed\n");
+		skip();
+	}
+	if (vg_alarm_store_open(f->where, &s2, err, sizeof(err)))
+		fail_msg("%s", err);
+	for (int i = 0; i < 4; i++) {
+		char nid[16];
+		snprintf(nid, sizeof(nid), "n%d", i);
+		assert_int_equal(vg_alarm_store_outbox_add(f->s, nid, "a1", "acme", "http://x/",
+							   "{}", now), 0);
+	}
+	assert_int_equal(vg_alarm_store_outbox_due(f->s, now, 0, it, 2, &n, &next), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++)
+		vg_alarm_outbox_item_release(&it[i]);
+	assert_true(next <= now + 1000); /* read again soon */
+	/* the other worker gets the two left */
+	assert_int_equal(vg_alarm_store_outbox_due(s2, now, 0, it, 8, &n, &next), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(it[0].notice_id, "n2");
+	assert_string_equal(it[1].notice_id, "n3");
+	for (size_t i = 0; i < n; i++)
+		vg_alarm_outbox_item_release(&it[i]);
+	/* the first one's are still its own (renewed), and come back to it */
+	assert_int_equal(vg_alarm_store_outbox_due(s2, now + 1000, 0, it, 8, &n, &next), 0);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < n; i++)
+		vg_alarm_outbox_item_release(&it[i]);
+	assert_int_equal(vg_alarm_store_outbox_due(f->s, now + 1000, 0, it, 8, &n, &next), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(it[0].notice_id, "n0");
+	for (size_t i = 0; i < n; i++)
+		vg_alarm_outbox_item_release(&it[i]);
+	/* the first worker dies: after its lease, the second takes its rows */
+	assert_int_equal(vg_alarm_store_outbox_due(s2, now + 1001 + VG_ALARM_OUTBOX_LEASE_MS, 0,
+						   it, 8, &n, &next), 0);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++)
+		vg_alarm_outbox_item_release(&it[i]);
+	vg_alarm_store_close(s2);
+}
+
+/* ---- an alarms.db from before the state database layer ---- */
+
+static void test_adopts_old_alarms_db(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_alarm_outbox_item it[4];
+	char path[800], err[512];
+	sqlite3 *db;
+	size_t n;
+	int64_t next;
+	int nd = 0;
+
+	if (f->e->kind != VG_DB_SQLITE) {
+		printf("# SKIP postgresql: no file from before to adopt\n");
+		skip();
+	}
+	vg_alarm_store_close(f->s);
+	f->s = NULL;
+	snprintf(path, sizeof(path), "%s/alarms.db", f->where);
+	unlink(path);
+	/* the old schema as the old code wrote it, with rows */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+		"CREATE TABLE alarms (id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL,"
+		" definition TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+		"CREATE UNIQUE INDEX alarms_name ON alarms(project, name);"
+		"CREATE TABLE states (alarm_id TEXT NOT NULL, resource TEXT NOT NULL, state INTEGER NOT NULL,"
+		" since_ms INTEGER NOT NULL, clear_since_ms INTEGER NOT NULL DEFAULT 0,"
+		" alarm_periods INTEGER NOT NULL DEFAULT 0, reason TEXT, ring BLOB,"
+		" updated_ms INTEGER NOT NULL, PRIMARY KEY (alarm_id, resource));"
+		"CREATE TABLE history (seq INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id TEXT NOT NULL,"
+		" project TEXT NOT NULL, type TEXT NOT NULL, resource TEXT,"
+		" time_ms INTEGER NOT NULL, recorded_ms INTEGER NOT NULL, detail TEXT);"
+		"CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice_id TEXT NOT NULL,"
+		" alarm_id TEXT NOT NULL, project TEXT NOT NULL, action TEXT NOT NULL,"
+		" body TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+		" next_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+		" state INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_ms INTEGER);"
+		"INSERT INTO alarms VALUES('a1','acme','cpu','{\"x\":1}',1,1);"
+		"INSERT INTO outbox(notice_id,alarm_id,project,action,body,created_ms,next_ms)"
+		" VALUES('old-1','a1','acme','http://x/','{}',10,10);"
+		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	if (vg_alarm_store_open(f->where, &f->s, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(vg_alarm_store_load_defs(f->s, count_def, &nd), 0);
+	assert_int_equal(nd, 1);
+	assert_int_equal(vg_alarm_store_outbox_due(f->s, 100, 0, it, 4, &n, &next), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(it[0].notice_id, "old-1");
+	vg_alarm_outbox_item_release(&it[0]);
+	assert_int_equal(vg_alarm_store_outbox_retry(f->s, 1, 1, 200, "x"), 0); /* step 2's column */
+	/* and the old program still refuses the file: user_version moved on */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* ---- two delivery workers, one outbox ---- */
+
+#define NOTES 120
+
+struct receiver {
+	struct MHD_Daemon *d;
+	uint16_t port;
+	pthread_mutex_t lock;
+	int count[NOTES];
+	int other;
+};
+
+static enum MHD_Result on_req(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version,
+			      const char *upload, size_t *upload_size, void **con)
+{
+	struct receiver *r = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	const char *key;
+	int k;
+
+	if (!*con) {
+		*con = (void *)1;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+	pthread_mutex_lock(&r->lock);
+	if (key && sscanf(key, "note-%d", &k) == 1 && k >= 0 && k < NOTES)
+		r->count[k]++;
+	else
+		r->other++;
+	pthread_mutex_unlock(&r->lock);
+	resp = MHD_create_response_from_buffer(2, (void *)"ok", MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+struct worker {
+	struct vg_alarm_outbox *ob;
+	int rounds, attempted, rc;
+};
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	for (int i = 0; i < w->rounds && !w->rc; i++) {
+		int n = vg_alarm_outbox_run_once(w->ob, NULL);
+		if (n < 0)
+			w->rc = n;
+		else
+			w->attempted += n;
+	}
+	return NULL;
+}
+
+/* Two collectors' delivery threads over one PostgreSQL outbox, both
+ * running while notifications arrive: every notification reaches the
+ * receiver exactly once (same Idempotency-Key never twice), and both
+ * workers took a share. */
+static void test_two_workers_deliver_exactly_once(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_alarm_outbox_options o = {0};
+	struct worker w[2] = {{0}};
+	struct receiver rx = {0};
+	pthread_t th[2];
+	char err[512], action[64];
+	int64_t now = vg_now_ms();
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: one collector owns alarms.db (one delivery thread)\n");
+		skip();
+	}
+	pthread_mutex_init(&rx.lock, NULL);
+	rx.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
+				on_req, &rx, MHD_OPTION_END);
+	assert_non_null(rx.d);
+	rx.port = MHD_get_daemon_info(rx.d, MHD_DAEMON_INFO_BIND_PORT)->port;
+	snprintf(action, sizeof(action), "http://127.0.0.1:%u/hook", (unsigned)rx.port);
+	o.data_dir = f->where;
+	o.webhook_timeout_ms = 10000;
+	for (int k = 0; k < 2; k++)
+		if (vg_alarm_outbox_open(&o, &w[k].ob, err, sizeof(err)))
+			fail_msg("%s", err);
+	/* notifications arrive in waves while both workers run */
+	for (int wave = 0; wave < 6; wave++) {
+		assert_int_equal(vg_alarm_store_begin(f->s), 0);
+		for (int i = wave * NOTES / 6; i < (wave + 1) * NOTES / 6; i++) {
+			char nid[32];
+			snprintf(nid, sizeof(nid), "note-%d", i);
+			assert_int_equal(vg_alarm_store_outbox_add(f->s, nid, "a1", "acme", action,
+								   "{\"n\":1}", now), 0);
+		}
+		assert_int_equal(vg_alarm_store_commit(f->s), 0);
+		for (int k = 0; k < 2; k++) {
+			w[k].rounds = 3;
+			assert_int_equal(pthread_create(&th[k], NULL, work, &w[k]), 0);
+		}
+		for (int k = 0; k < 2; k++)
+			assert_int_equal(pthread_join(th[k], NULL), 0);
+		for (int k = 0; k < 2; k++)
+			if (w[k].rc)
+				fail_msg("worker %d: %d", k, w[k].rc);
+	}
+	for (int k = 0; k < 2; k++)
+		vg_alarm_outbox_close(w[k].ob);
+	MHD_stop_daemon(rx.d);
+	for (int i = 0; i < NOTES; i++)
+		if (rx.count[i] != 1)
+			fail_msg("note-%d delivered %d times", i, rx.count[i]);
+	assert_int_equal(rx.other, 0);
+	assert_int_equal(w[0].attempted + w[1].attempted, NOTES);
+	printf("# worker shares: %d + %d\n", w[0].attempted, w[1].attempted);
+	/* and the outbox says so */
+	struct vg_alarm_outbox_item it[4];
+	size_t n;
+	int64_t next;
+	assert_int_equal(vg_alarm_store_outbox_due(f->s, now + 86400000, 0, it, 4, &n, &next), 0);
+	assert_int_equal(n, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		DBE_BOTH(test_defs_and_states, setup, teardown),
+		DBE_BOTH(test_history_pages_and_prune, setup, teardown),
+		DBE_BOTH(test_outbox_moves, setup, teardown),
+		DBE_BOTH(test_outbox_claims, setup, teardown),
+		DBE_BOTH(test_adopts_old_alarms_db, setup, teardown),
+		DBE_BOTH(test_two_workers_deliver_exactly_once, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
+}
