@@ -135,6 +135,21 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out);
 int vg_store_path(const struct vg_store *s, int rtype, const char *id,
 		  const char *metric, char *out, size_t outlen);
 
+/* Delete one series through the backend (whichever engine holds it),
+ * never while it is being flushed, read by vg_store_fetch or created: the
+ * series leaves the cache first (values still cached for it are dropped,
+ * their journal segment kept), the call waits for those in flight, and
+ * fetches or creates of the same series that start meanwhile wait for it
+ * to end (then see -ENOENT, or make a new series). 0, -ENOENT (no such
+ * series), -EINVAL, -EIO. Thread-safe; one removal at a time. */
+int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
+			   const char *metric);
+
+/* The [archives] rule a series of this metric gets when it is created:
+ * its pattern, or "default" ([storage] archives). The string is the
+ * store's, valid until vg_store_close. Thread-safe. */
+const char *vg_store_policy_name(const struct vg_store *s, const char *metric);
+
 enum vg_cf { VG_CF_AVERAGE = 0, VG_CF_MIN = 1, VG_CF_MAX = 2 };
 int vg_cf_parse(const char *s); /* "mean"|"average"|"min"|"max" or -EINVAL */
 
