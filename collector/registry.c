@@ -1230,3 +1230,52 @@ int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
 	*out = jb.arr;
 	return 0;
 }
+
+/* ---- the lifecycle of ended resources ----------------------------------------- */
+
+int vg_registry_remove_ended(struct vg_registry *r, const char *id,
+			     int64_t ended_before_ms)
+{
+	/* Plain SQL both engines take; the metrics go only with their
+	 * resource, in one transaction, and only if it is still ended
+	 * (a resource that came back keeps everything). */
+	static const char *const sql[2] = {
+		"DELETE FROM metrics WHERE resource_id = ?1 AND EXISTS "
+		"(SELECT 1 FROM resources WHERE id = ?1 AND ended_at_ms <= ?2)",
+		"DELETE FROM resources WHERE id = ?1 AND ended_at_ms <= ?2 "
+		"RETURNING id",
+	};
+	int rc, removed = 0;
+
+	if (!r || !id)
+		return -EINVAL;
+	if ((rc = exec_simple(r, ST_BEGIN)))
+		return rc;
+	for (int i = 0; i < 2 && !rc; i++) {
+		sqlite3_stmt *s = NULL;
+		if (sqlite3_prepare_v2(r->db, sql[i], -1, &s, NULL) != SQLITE_OK) {
+			rc = map_err(sqlite3_errcode(r->db));
+			break;
+		}
+		bind_text(s, 1, id);
+		sqlite3_bind_int64(s, 2, ended_before_ms);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+			removed = 1;
+		rc = rc == SQLITE_DONE ? 0 : map_err(rc);
+		sqlite3_finalize(s);
+	}
+	if (!rc)
+		rc = exec_simple(r, ST_COMMIT);
+	if (rc) {
+		if (!sqlite3_get_autocommit(r->db))
+			exec_simple(r, ST_ROLLBACK);
+		return rc;
+	}
+	if (!removed)
+		return -ENOENT;
+	/* the cache must not believe the rows still exist */
+	vg_lastval_lock(r->lv);
+	vg_lastval_forget(r->lv, id);
+	vg_lastval_unlock(r->lv);
+	return 0;
+}
