@@ -49,6 +49,7 @@
 #include "vigie/config.h"
 #include "vigie/dispatch.h"
 #include "vigie/fsutil.h"
+#include "vigie/lifecycle.h"
 #include "vigie/log.h"
 #include "vigie/receiver.h"
 #include "vigie/registry.h"
@@ -316,6 +317,7 @@ int main(int argc, char **argv)
 	struct vg_alarm_engine *alarms = NULL;
 	struct vg_bill_meter *meter = NULL;
 	struct vg_bill_service *billing = NULL;
+	struct vg_lifecycle *lifecycle = NULL;
 	struct vg_dispatch dispatch;
 	struct vg_consumer cons;
 	struct vg_receiver_options ro;
@@ -396,6 +398,16 @@ int main(int argc, char **argv)
 				(unsigned long long)st.headers_restored);
 	}
 	if (vg_registry_open(cfg.collector_data_dir, &reg, err, sizeof(err))) {
+		vg_error("%s", err);
+		goto out;
+	}
+	/* Ended resources' series and rows, deleted keep_ended after they
+	 * ended, on the sweeper's own thread and registry handle (started
+	 * with signals not yet handled here: it blocks none and takes none,
+	 * as the other threads started before the receiver). */
+	if (vg_lifecycle_start(cfg.collector_data_dir, store,
+			       (int64_t)(cfg.storage_keep_ended_s * 1000), 3600 * 1000,
+			       &lifecycle, err, sizeof(err))) {
 		vg_error("%s", err);
 		goto out;
 	}
@@ -560,6 +572,7 @@ out:
 	vg_alarm_engine_close(alarms); /* after the receiver: no batch in flight */
 	vg_receiver_close(g_rx);
 	g_rx = NULL;
+	vg_lifecycle_stop(lifecycle); /* before the store it deletes through */
 	vg_registry_close(reg);
 	vg_store_close(store);
 	vg_alarm_pub_close(pub);

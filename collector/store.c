@@ -327,6 +327,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 		__atomic_load_n(&s->j.stats.kept_dropped, __ATOMIC_RELAXED);
 	out->journal_bytes = __atomic_load_n(&s->j.stats.bytes, __ATOMIC_RELAXED);
 	out->journal_syncs = __atomic_load_n(&s->j.stats.syncs, __ATOMIC_RELAXED);
+	out->series_removed = __atomic_load_n(&s->series_removed, __ATOMIC_RELAXED);
 }
 
 const char *vg_store_err_reason(int reason)

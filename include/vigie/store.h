@@ -87,6 +87,7 @@ struct vg_store_stats {
 	uint64_t cache_full;        /* batches refused (-EAGAIN): cache full */
 	uint64_t journal_bytes;     /* appended since open */
 	uint64_t journal_syncs;     /* fdatasync calls */
+	uint64_t series_removed;    /* deleted by vg_store_remove_series */
 };
 
 /* Open (creating <data_dir>/rrd and <data_dir>/journal if needed),

@@ -317,6 +317,9 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				      "%llu\n",
 				      vg_store_err_reason(i),
 				      (unsigned long long)ss.write_errors_by[i]);
+		one(b, "vigie_store_series_removed_total", "counter",
+		    "Series deleted by the lifecycle of ended resources "
+		    "([storage] keep_ended)", (double)ss.series_removed);
 		one(b, "vigie_store_write_retries_total", "counter",
 		    "librrd calls refused and retried value by value",
 		    (double)ss.write_retries);
