@@ -802,6 +802,83 @@ const char *vg_store_policy_name(const struct vg_store *s, const char *metric)
 	return p ? p->pattern : "default";
 }
 
+static void flush_one(struct vg_store *s, int rtype, const char *id,
+		      const char *metric, const struct vg_rrd_loc *loc);
+
+/* Whether the series' AVERAGE archives are exactly lay's tiers. */
+static int layout_matches(const struct vg_rrd_info *d, const struct vg_rrd_layout *lay)
+{
+	if (d->nrra != lay->narchives)
+		return 0;
+	for (size_t i = 0; i < lay->narchives; i++) {
+		const struct vg_archive *a = &lay->archives[i];
+		time_t span = 0;
+		size_t k;
+		for (k = 0; k < d->nrra && d->rra[k].res_s != a->resolution_s; k++)
+			;
+		if (k == d->nrra)
+			return 0;
+		span = d->last_update - d->last_update % (time_t)a->resolution_s -
+		       d->rra[k].cal_start;
+		if (span != (time_t)(a->retention_s / a->resolution_s) * a->resolution_s)
+			return 0;
+	}
+	return 1;
+}
+
+int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
+			    const char *metric, int *changed, char *msg, size_t msglen)
+{
+	struct vg_rrd_loc loc;
+	struct vg_rrd_layout lay;
+	struct vg_rrd_info d;
+	struct key_use mine = {rtype, id, metric, NULL};
+	struct series *se;
+	int rc;
+
+	*changed = 0;
+	if (!s || !id || !metric)
+		return -EINVAL;
+	if (!s->be->ops->convert)
+		return -ENOTSUP;
+	if ((rc = s->be->ops->locate(s->be, rtype, id, metric, &loc)))
+		return rc == -ENAMETOOLONG ? -EINVAL : rc;
+	flush_one(s, rtype, id, metric, &loc);
+	policy_layout(s, metric, &lay);
+	/* exclusive, as a removal: no flush, read or create meanwhile */
+	pthread_mutex_lock(&s->mu);
+	while (s->removing)
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	s->removing = &mine;
+	se = table_find(s, rtype, id, metric,
+			key_hash(rtype, vg_fnv1a(VG_FNV_OFFSET, id), metric));
+	while (se && se->flushing)
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	if (se)
+		loc.owner = se->owner;
+	for (;;) {
+		int busy = key_eq(s->creating, rtype, id, metric);
+		for (struct key_use *k = s->readers; k && !busy; k = k->next)
+			busy = key_eq(k, rtype, id, metric);
+		if (!busy)
+			break;
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+
+	rc = s->be->ops->info(s->be, &loc, VG_CF_AVERAGE, &d);
+	if (!rc && !layout_matches(&d, &lay)) {
+		rc = s->be->ops->convert(s->be, &loc, &lay, msg, msglen);
+		*changed = !rc;
+	}
+
+	pthread_mutex_lock(&s->mu);
+	s->removing = NULL;
+	pthread_cond_broadcast(&s->done_cv);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
 /* Every rule's tiers must be multiples of the step. 0 or -EINVAL. */
 static int check_archives(const struct vg_archive *a, size_t n, uint32_t step_s,
 			  const char *what, char *err, size_t errlen)

@@ -146,6 +146,15 @@ int vg_store_path(const struct vg_store *s, int rtype, const char *id,
 int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 			   const char *metric);
 
+/* Give an existing series the archives its metric's rule names now
+ * (`vigie-collector storage convert`): nothing if it has them already
+ * (*changed 0), else the backend rewrites it keeping every stored row of
+ * the archives both layouts share (same resolution) within what the new
+ * one retains (backend.h, convert). Exclusive like a removal. 0, -ENOENT,
+ * -ENOTSUP (the engine cannot), -EIO with msg. Thread-safe. */
+int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
+			    const char *metric, int *changed, char *msg, size_t msglen);
+
 /* The [archives] rule a series of this metric gets when it is created:
  * its pattern, or "default" ([storage] archives). The string is the
  * store's, valid until vg_store_close. Thread-safe. */

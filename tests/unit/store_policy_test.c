@@ -146,12 +146,115 @@ static void test_bad_rule_refused(void **state)
 	rm_rf(dir);
 }
 
+/* Every row of every archive and consolidation function of a series. */
+struct dump {
+	struct vg_series a[3][3]; /* [cf][60, 300, 3600] */
+	int rc[3][3];
+};
+
+static void dump_all(struct vg_store *s, const char *metric, int64_t from,
+		     int64_t to, struct dump *d)
+{
+	static const uint32_t res[3] = {60, 300, 3600};
+
+	for (int cf = 0; cf < 3; cf++)
+		for (int r = 0; r < 3; r++)
+			d->rc[cf][r] = vg_store_fetch(s, VG_RT_INSTANCE, "vm-1", metric, cf,
+						      from, to, res[r], 1, &d->a[cf][r]);
+}
+
+static void test_convert_keeps_values(void **state)
+{
+	struct vg_config c;
+	struct vg_store *s;
+	struct dump before, after;
+	char dir[64], err[256] = "", msg[256] = "";
+	int changed = -1;
+	int64_t end = MS(T0 + 60 * 600);
+
+	(void)state;
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\narchives = 1m:1d,5m:7d\n",
+					       "t.conf", err, sizeof(err)), 0);
+	snprintf(dir, sizeof(dir), "/tmp/vigie-policy-test.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(vg_store_open(dir, &c, &s, err, sizeof(err)), 0);
+	/* 10 hours of a gauge and a counter, one a minute */
+	for (int i = 0; i < 600; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)i + 1, MS(T0 + 60 * i));
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-1", NULL, NULL, MS(T0 + 60 * i));
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 7.0 * i * i);
+		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 1000 + (i % 17) * 3.5);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+	dump_all(s, "cpu.time", MS(T0), end, &before);
+	/* a rule changes: the existing series keeps its layout ... */
+	vg_store_close(s);
+	assert_int_equal(vg_config_load_string(&c, "[archives]\ncpu.* = 1m:2d,5m:7d,1h:30d\n",
+					       "t.conf", err, sizeof(err)), 0);
+	assert_int_equal(vg_store_open(dir, &c, &s, err, sizeof(err)), 0);
+	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "vm-1", "cpu.time", 0, MS(T0),
+					end, 3600, 1, &after.a[0][0]), -EINVAL);
+	/* ... until converted; a series whose rule did not change is left alone */
+	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "memory.used",
+						 &changed, msg, sizeof(msg)), 0);
+	assert_int_equal(changed, 0);
+	if (vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time", &changed,
+				    msg, sizeof(msg)))
+		fail_msg("convert: %s", msg);
+	assert_int_equal(changed, 1);
+	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time",
+						 &changed, msg, sizeof(msg)), 0);
+	assert_int_equal(changed, 0); /* it has them now */
+	dump_all(s, "cpu.time", MS(T0), end, &after);
+	for (int cf = 0; cf < 3; cf++) {
+		/* the 1m and 5m archives: every stored row, bit for bit */
+		for (int r = 0; r < 2; r++) {
+			assert_int_equal(before.rc[cf][r], 0);
+			assert_int_equal(after.rc[cf][r], 0);
+			assert_true(before.a[cf][r].n >= 100);
+			assert_int_equal(before.a[cf][r].n, after.a[cf][r].n);
+			for (size_t k = 0; k < before.a[cf][r].n; k++) {
+				const struct vg_point *p = &before.a[cf][r].points[k],
+						      *q = &after.a[cf][r].points[k];
+				assert_int_equal(p->time_ms, q->time_ms);
+				if (memcmp(&p->value, &q->value, sizeof(double)))
+					fprintf(stderr, "cf %d r %d k %zu/%zu t %lld: %.17g vs %.17g\n", cf, r, k, before.a[cf][r].n, (long long)p->time_ms, p->value, q->value);
+				assert_memory_equal(&p->value, &q->value, sizeof(double));
+			}
+		}
+		/* the new 1h archive exists now */
+		assert_int_equal(before.rc[cf][2], -EINVAL);
+		assert_int_equal(after.rc[cf][2], 0);
+		for (int r = 0; r < 3; r++) {
+			vg_series_free(&before.a[cf][r]);
+			vg_series_free(&after.a[cf][r]);
+		}
+	}
+	/* and it still takes new values */
+	{
+		struct vg_batch *b = vg_batch_new("h1", 1, 1000, MS(T0 + 60 * 600));
+		struct vg_store_stats st;
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-1", NULL, NULL, MS(T0 + 60 * 600));
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 7.0 * 600 * 600);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+		assert_int_equal(vg_store_flush(s), 0);
+		vg_store_get_stats(s, &st);
+		assert_int_equal(st.write_errors, 0);
+	}
+	vg_store_close(s);
+	rm_rf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_rules),
 		cmocka_unit_test(test_first_match),
 		cmocka_unit_test(test_bad_rule_refused),
+		cmocka_unit_test(test_convert_keeps_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
