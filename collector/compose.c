@@ -58,12 +58,14 @@
 #include "vigie/bill_meter.h"
 #include "vigie/bill_service.h"
 #include "vigie/api_static.h"
+#include "collector/storage_cmd.h"
 
 #define PROG "vigie-collector"
 
 static struct vg_receiver *g_rx;
 static volatile sig_atomic_t g_hup;
 static int g_token_argi; /* argv index of "token", 0 if none */
+static int g_storage_argi; /* argv index of "storage", 0 if none */
 static struct vg_keyring *g_keys; /* owned; replaced on SIGHUP */
 static const char *g_keys_dir;
 static int g_require;
@@ -89,6 +91,10 @@ static void usage(FILE *f)
 		"  --help             this text\n"
 		"  token ...          manage API tokens offline and exit (see\n"
 		"                     'token --help'; e.g. token create --admin)\n"
+		"  storage stats      series, bytes, free space, ended series and\n"
+		"                     growth per day, then exit\n"
+		"  storage convert    give existing series their [archives] rule\n"
+		"                     (collector stopped; 'storage --help')\n"
 		"\n"
 		"Flags override the configuration file. SIGTERM or SIGINT stops\n"
 		"cleanly; SIGHUP reloads the agent keys (restart for the rest).\n");
@@ -283,6 +289,8 @@ static int configure(int argc, char **argv, struct vg_config *cfg)
 	}
 	if (optind < argc && !strcmp(argv[optind], "token")) {
 		g_token_argi = optind; /* the offline API token command */
+	} else if (optind < argc && !strcmp(argv[optind], "storage")) {
+		g_storage_argi = optind; /* storage stats / convert */
 	} else if (optind < argc) {
 		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n",
 			argv[optind]);
@@ -350,6 +358,9 @@ int main(int argc, char **argv)
 		return vg_token_command(cfg.collector_data_dir,
 					argc - g_token_argi, argv + g_token_argi,
 					stdout, stderr);
+	if (g_storage_argi) /* `vigie-collector [...] storage ...`, then exit */
+		return vg_storage_command(&cfg, argc - g_storage_argi,
+					  argv + g_storage_argi, stdout, stderr);
 	vg_log_init(PROG, cfg.log_level);
 	if (geteuid() == 0)
 		vg_log(VG_LOG_WARN, "running as root: vigie-collector needs no "

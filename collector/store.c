@@ -879,6 +879,11 @@ int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 	return rc;
 }
 
+int vg_store_owns_journal(const struct vg_store *s)
+{
+	return s && s->owner;
+}
+
 /* Every rule's tiers must be multiples of the step. 0 or -EINVAL. */
 static int check_archives(const struct vg_archive *a, size_t n, uint32_t step_s,
 			  const char *what, char *err, size_t errlen)

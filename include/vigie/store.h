@@ -155,6 +155,10 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 			    const char *metric, int *changed, char *msg, size_t msglen);
 
+/* Whether this store holds the data directory's journal lock (no other
+ * vigie-collector runs on it). */
+int vg_store_owns_journal(const struct vg_store *s);
+
 /* The [archives] rule a series of this metric gets when it is created:
  * its pattern, or "default" ([storage] archives). The string is the
  * store's, valid until vg_store_close. Thread-safe. */
