@@ -1530,6 +1530,14 @@ static int fetch_locked_key(struct vg_store *s, int rtype, const char *id,
 	}
 	out->resolution_s = pick->res_s;
 	out->kind = d.kind;
+	for (size_t k = 0; k < d.nrra && out->narchives < VG_MAX_ARCHIVES; k++) {
+		size_t j = out->narchives++;
+		while (j && out->archives_s[j - 1] > d.rra[k].res_s) {
+			out->archives_s[j] = out->archives_s[j - 1];
+			j--;
+		}
+		out->archives_s[j] = d.rra[k].res_s;
+	}
 	/* Clamp to what the archive holds, so the engine (librrd would switch
 	 * to another archive for a partial match) reads exactly this one. */
 	if (start < pick->cal_start)

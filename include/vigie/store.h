@@ -174,6 +174,9 @@ struct vg_point {
 
 struct vg_series {
 	uint32_t resolution_s;
+	uint32_t archives_s[VG_MAX_ARCHIVES]; /* the series' archives'
+					       * resolutions, fine to coarse */
+	size_t narchives;
 	int kind; /* enum vg_kind, from the file's DS type */
 	size_t n;
 	struct vg_point *points; /* malloc'd, owned by the series */
