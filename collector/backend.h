@@ -172,6 +172,11 @@ struct vg_rrd_backend_ops {
 	 * -EIO; msg gets why. */
 	int (*convert)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		       const struct vg_rrd_layout *lay, char *msg, size_t msglen);
+	/* Optional (NULL: -ENOTSUP): series, bytes, free space and bytes of
+	 * series created at or after since_s, per disk or daemon
+	 * (vg_store_usage). 0 or -errno. */
+	int (*usage)(struct vg_rrd_backend *be, int64_t since_s,
+		     struct vg_store_usage *out);
 	/* Delete the series. 0, -ENOENT, -EIO. */
 	int (*remove)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc);
 	/* Make every value accepted before the call durable. 0 or -errno

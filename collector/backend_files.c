@@ -57,6 +57,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <unistd.h>
 
@@ -873,6 +874,56 @@ static int files_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc
 	return 0;
 }
 
+/* ---- usage (storage stats, the lifecycle thread) ------------------------------------ */
+
+/* nftw has no context argument: one walk at a time. */
+static pthread_mutex_t walk_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct vg_store_holder *walk_h;
+static int64_t walk_since_s;
+
+static int walk_one(const char *path, const struct stat *sb, int flag, struct FTW *f)
+{
+	struct statx sx;
+	size_t len = strlen(path);
+
+	(void)f;
+	if (flag != FTW_F || len < 4 || strcmp(path + len - 4, ".rrd"))
+		return 0;
+	walk_h->series++;
+	walk_h->bytes += (uint64_t)sb->st_blocks * 512;
+	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BTIME, &sx) ||
+	    !(sx.stx_mask & STATX_BTIME))
+		walk_h->no_birth++;
+	else if (sx.stx_btime.tv_sec >= walk_since_s)
+		walk_h->bytes_recent += (uint64_t)sb->st_blocks * 512;
+	return 0;
+}
+
+static int files_usage(struct vg_rrd_backend *be, int64_t since_s,
+		       struct vg_store_usage *out)
+{
+	struct files *f = (struct files *)be;
+	struct vg_store_holder *h = &out->h[0];
+	struct statvfs v;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->n = 1;
+	{ /* the tail names it best when too long */
+		size_t len = strlen(f->rrd_dir);
+		const char *w = len >= sizeof(h->where) ? f->rrd_dir + len - 255 : f->rrd_dir;
+		memcpy(h->where, w, strlen(w) + 1);
+	}
+	h->bytes_free = statvfs(f->rrd_dir, &v) ? UINT64_MAX
+						: (uint64_t)v.f_bavail * v.f_frsize;
+	pthread_mutex_lock(&walk_mu);
+	walk_h = h;
+	walk_since_s = since_s;
+	rc = nftw(f->rrd_dir, walk_one, 16, FTW_PHYS) ? -EIO : 0;
+	pthread_mutex_unlock(&walk_mu);
+	return rc;
+}
+
 /* ---- the rest --------------------------------------------------------------------------- */
 
 static int files_remove(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc)
@@ -931,6 +982,7 @@ static const struct vg_rrd_backend_ops files_ops = {
 	.info = files_info,
 	.fetch = files_fetch,
 	.convert = files_convert,
+	.usage = files_usage,
 	.remove = files_remove,
 	.sync = files_sync,
 	.get_stats = files_get_stats,

@@ -58,7 +58,7 @@
 #include "vigie/bill_meter.h"
 #include "vigie/bill_service.h"
 #include "vigie/api_static.h"
-#include "collector/storage_cmd.h"
+#include "vigie/storage_cmd.h"
 
 #define PROG "vigie-collector"
 
@@ -499,6 +499,7 @@ int main(int argc, char **argv)
 	ao.alarms = alarms;
 	ao.alarm_hub = hub;
 	ao.alarm_pub = pub;
+	ao.lifecycle = lifecycle;
 	rc = vg_api_start(&ao, &api, err, sizeof(err));
 	if (rc) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -200,6 +200,9 @@ struct vg_lifecycle {
 	pthread_cond_t cv;
 	int stop;
 	struct vg_lifecycle_result total; /* mu */
+	struct vg_store_usage usage;      /* mu */
+	int usage_rc;                     /* mu */
+	int64_t usage_ms;                 /* mu; 0: none yet */
 };
 
 static void *sweeper(void *arg)
@@ -228,7 +231,14 @@ static void *sweeper(void *arg)
 			       (unsigned long long)r.errors,
 			       (unsigned long long)r.resources_waiting,
 			       (unsigned long long)r.series_waiting);
+		/* what is left on the disks, a week of creations beside it */
+		struct vg_store_usage u;
+		int64_t now = vg_now_ms();
+		int urc = vg_store_usage(lc->s, now / 1000 - 7 * 86400, &u);
 		pthread_mutex_lock(&lc->mu);
+		lc->usage = u;
+		lc->usage_rc = urc;
+		lc->usage_ms = now;
 		lc->total.resources_removed += r.resources_removed;
 		lc->total.series_removed += r.series_removed;
 		lc->total.series_missing += r.series_missing;
@@ -293,6 +303,23 @@ void vg_lifecycle_get_stats(struct vg_lifecycle *lc, struct vg_lifecycle_result 
 	pthread_mutex_lock(&lc->mu);
 	*out = lc->total;
 	pthread_mutex_unlock(&lc->mu);
+}
+
+int vg_lifecycle_get_usage(struct vg_lifecycle *lc, struct vg_store_usage *out,
+			   int64_t *at_ms)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	*at_ms = 0;
+	if (!lc)
+		return -ENOENT;
+	pthread_mutex_lock(&lc->mu);
+	*out = lc->usage;
+	*at_ms = lc->usage_ms;
+	rc = lc->usage_ms ? lc->usage_rc : -ENOENT;
+	pthread_mutex_unlock(&lc->mu);
+	return rc;
 }
 
 void vg_lifecycle_stop(struct vg_lifecycle *lc)

@@ -18,16 +18,12 @@
  * writes the files being converted).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <fnmatch.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 
-#include "collector/storage_cmd.h"
+#include "vigie/storage_cmd.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/lifecycle.h"
@@ -38,29 +34,6 @@
 #define GROWTH_DAYS 7
 
 /* ---- stats ------------------------------------------------------------------- */
-
-static struct {
-	uint64_t files, bytes, new_bytes, no_btime;
-	int64_t since_s;
-} walk;
-
-static int walk_one(const char *path, const struct stat *sb, int flag, struct FTW *f)
-{
-	struct statx sx;
-	size_t len = strlen(path);
-
-	(void)f;
-	if (flag != FTW_F || len < 4 || strcmp(path + len - 4, ".rrd"))
-		return 0;
-	walk.files++;
-	walk.bytes += (uint64_t)sb->st_blocks * 512;
-	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BTIME, &sx) ||
-	    !(sx.stx_mask & STATX_BTIME))
-		walk.no_btime++;
-	else if (sx.stx_btime.tv_sec >= walk.since_s)
-		walk.new_bytes += (uint64_t)sb->st_blocks * 512;
-	return 0;
-}
 
 struct counts {
 	uint64_t resources, series;
@@ -94,9 +67,7 @@ static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
 	struct counts c = {0};
 	struct vg_registry_visitor v = {c_res, c_met, c_end, &c};
 	struct vg_resource_filter f = {0};
-	char err[512], rrd[4096], after[VG_NAME_MAX * 4 + 1] = "",
-				   next[VG_NAME_MAX * 4 + 1];
-	struct statvfs sv;
+	char err[512], after[VG_NAME_MAX * 4 + 1] = "", next[VG_NAME_MAX * 4 + 1];
 	int rc;
 
 	if ((rc = vg_registry_open(cfg->collector_data_dir, &reg, err, sizeof(err))) ||
@@ -120,31 +91,32 @@ static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
 		vg_registry_close(reg);
 		return 1;
 	}
-	snprintf(rrd, sizeof(rrd), "%s/rrd", cfg->collector_data_dir);
-	memset(&walk, 0, sizeof(walk));
-	walk.since_s = vg_now_ms() / 1000 - GROWTH_DAYS * 86400;
-	nftw(rrd, walk_one, 32, FTW_PHYS);
-	fprintf(out, "backend: files (%s)\n", rrd);
+	int64_t since = vg_now_ms() / 1000 - GROWTH_DAYS * 86400;
+	struct vg_store_usage u;
+	if ((rc = vg_store_usage(s, since, &u)))
+		fprintf(errf, "vigie-collector storage stats: usage: %s\n", strerror(-rc));
 	fprintf(out, "resources: %llu\n", (unsigned long long)c.resources);
-	fprintf(out, "series: %llu (registry), %llu files\n",
-		(unsigned long long)c.series, (unsigned long long)walk.files);
+	fprintf(out, "series: %llu (registry)\n", (unsigned long long)c.series);
 	fprintf(out, "ended: %llu resources with %llu series (deleted %g days "
 		"after they ended: [storage] keep_ended%s)\n",
 		(unsigned long long)lr.resources_waiting,
 		(unsigned long long)lr.series_waiting, cfg->storage_keep_ended_s / 86400,
 		cfg->storage_keep_ended_s > 0 ? "" : " = 0, never");
-	fprintf(out, "bytes: %llu on disk (%s)\n", (unsigned long long)walk.bytes, rrd);
-	if (!statvfs(rrd, &sv))
-		fprintf(out, "free: %llu bytes\n",
-			(unsigned long long)sv.f_bavail * sv.f_frsize);
-	fprintf(out, "growth: %llu bytes/day (files created in the last %d days, "
-		"by birth time, divided by %d)%s\n",
-		(unsigned long long)(walk.new_bytes / GROWTH_DAYS), GROWTH_DAYS,
-		GROWTH_DAYS, walk.no_btime ? "; some files have no birth time" : "");
-	if (walk.new_bytes && !statvfs(rrd, &sv))
-		fprintf(out, "full in: %.1f days at that rate\n",
-			(double)sv.f_bavail * sv.f_frsize /
-				((double)walk.new_bytes / GROWTH_DAYS));
+	for (size_t i = 0; i < u.n; i++) {
+		const struct vg_store_holder *h = &u.h[i];
+		double per_day = (double)h->bytes_recent / GROWTH_DAYS;
+		fprintf(out, "%s: %llu series files, %llu bytes", h->where,
+			(unsigned long long)h->series, (unsigned long long)h->bytes);
+		if (h->bytes_free != UINT64_MAX)
+			fprintf(out, ", %llu bytes free", (unsigned long long)h->bytes_free);
+		fprintf(out, "\n  growth: %.0f bytes/day (series created in the last "
+			"%d days, by birth time, divided by %d)%s\n", per_day,
+			GROWTH_DAYS, GROWTH_DAYS,
+			h->no_birth ? "; some files have no birth time" : "");
+		if (per_day > 0 && h->bytes_free != UINT64_MAX)
+			fprintf(out, "  full in: %.1f days at that rate\n",
+				(double)h->bytes_free / per_day);
+	}
 	vg_store_close(s);
 	vg_registry_close(reg);
 	return 0;

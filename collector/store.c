@@ -879,6 +879,16 @@ int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 	return rc;
 }
 
+int vg_store_usage(struct vg_store *s, int64_t since_s, struct vg_store_usage *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return -EINVAL;
+	if (!s->be->ops->usage)
+		return -ENOTSUP;
+	return s->be->ops->usage(s->be, since_s, out);
+}
+
 int vg_store_owns_journal(const struct vg_store *s)
 {
 	return s && s->owner;

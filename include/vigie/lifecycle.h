@@ -54,6 +54,11 @@ int vg_lifecycle_start(const char *data_dir, struct vg_store *s, int64_t keep_ms
 /* Totals since start (sums of every sweep) and the last sweep's waiting
  * figures. Thread-safe; lc may be NULL (zeros). */
 void vg_lifecycle_get_stats(struct vg_lifecycle *lc, struct vg_lifecycle_result *out);
+/* What the store held at the last sweep (vg_store_usage, with since_s a
+ * week before it) and when (*at_ms, 0: not yet). -ENOTSUP when the
+ * engine cannot tell; lc may be NULL (-ENOENT). Thread-safe. */
+int vg_lifecycle_get_usage(struct vg_lifecycle *lc, struct vg_store_usage *out,
+			   int64_t *at_ms);
 /* Stop the thread (a sweep in progress finishes its resource) and free.
  * Accepts NULL. */
 void vg_lifecycle_stop(struct vg_lifecycle *lc);

@@ -1,9 +1,9 @@
 /*
- * storage_cmd.h — `vigie-collector storage ...`: operator commands on the
+ * vigie — `vigie-collector storage ...`: operator commands on the
  * store (collector/storage_cmd.c). Called by compose.c only.
  */
-#ifndef VIGIE_COLLECTOR_STORAGE_CMD_H
-#define VIGIE_COLLECTOR_STORAGE_CMD_H
+#ifndef VIGIE_STORAGE_CMD_H
+#define VIGIE_STORAGE_CMD_H
 
 #include <stdio.h>
 

@@ -155,6 +155,26 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 			    const char *metric, int *changed, char *msg, size_t msglen);
 
+/* What the series use on each disk (files) or daemon (rrdcached). */
+#define VG_STORE_HOLDERS 16
+struct vg_store_holder {
+	char where[256];        /* directory or daemon address */
+	uint64_t series;        /* series files */
+	uint64_t bytes;         /* their bytes on disk (allocated blocks) */
+	uint64_t bytes_free;    /* free there (UINT64_MAX: unknown) */
+	uint64_t bytes_recent;  /* bytes of series created at or after since_s */
+	uint64_t no_birth;      /* series whose creation time is unknown */
+};
+struct vg_store_usage {
+	size_t n;
+	struct vg_store_holder h[VG_STORE_HOLDERS];
+};
+/* Walk what the backend holds (files: every .rrd under <data_dir>/rrd,
+ * creation time from statx's birth time). Costly (a stat per series):
+ * for the lifecycle thread and `storage stats`, not for each request.
+ * 0, -ENOTSUP (the engine cannot tell), -errno. Thread-safe. */
+int vg_store_usage(struct vg_store *s, int64_t since_s, struct vg_store_usage *out);
+
 /* Whether this store holds the data directory's journal lock (no other
  * vigie-collector runs on it). */
 int vg_store_owns_journal(const struct vg_store *s);
