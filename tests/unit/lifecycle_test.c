@@ -215,10 +215,84 @@ static void test_ended_91_and_89_days(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* A series removed while values wait in the write-behind cache: they go
+ * with it (nothing is written back), and a sample that comes later makes
+ * a new series (the removed one left the store's table). Many series
+ * around it, so the table's deletion moves neighbours. */
+static void test_remove_cached_then_back(void **state)
+{
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_stats st;
+	struct vg_series ser;
+	char dir[64], err[256], path[4096], m[32];
+	int64_t t0 = 1800000000LL * 1000;
+	struct stat sb;
+
+	(void)state;
+	strcpy(dir, "/tmp/vigie-lifecycle.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	vg_config_defaults(&cfg);
+	assert_int_equal(vg_config_parse_archives("1m:1d", cfg.archives, VG_MAX_ARCHIVES,
+						  &cfg.narchives), 0);
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	for (int i = 0; i < 3; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)i + 1, t0 + 60000 * i);
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-x", NULL, NULL, t0 + 60000 * i);
+		for (int k = 0; k < 200; k++) {
+			snprintf(m, sizeof(m), "m.%d", k);
+			vg_batch_sample(b, m, VG_KIND_GAUGE, k + i);
+		}
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+	for (int k = 0; k < 200; k += 2) {
+		snprintf(m, sizeof(m), "m.%d", k);
+		assert_int_equal(vg_store_remove_series(s, VG_RT_INSTANCE, "vm-x", m), 0);
+	}
+	assert_int_equal(vg_store_remove_series(s, VG_RT_INSTANCE, "vm-x", "m.0"), -ENOENT);
+	assert_int_equal(vg_store_flush(s), 0);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.series_removed, 100);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(vg_store_path(s, VG_RT_INSTANCE, "vm-x", "m.0", path, sizeof(path)), 0);
+	assert_int_equal(stat(path, &sb), -1); /* not written back by a flush */
+	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "vm-x", "m.0", VG_CF_AVERAGE,
+					t0, t0 + 600000, 60, 0, &ser), -ENOENT);
+	/* the others keep every value */
+	for (int k = 1; k < 200; k += 2) {
+		snprintf(m, sizeof(m), "m.%d", k);
+		assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "vm-x", m, VG_CF_AVERAGE,
+						t0, t0 + 180000, 60, 0, &ser), 0);
+		assert_true(ser.n >= 2);
+		vg_series_free(&ser);
+	}
+	/* a later sample makes a new series */
+	for (int i = 10; i < 12; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)i + 1, t0 + 60000 * i);
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-x", NULL, NULL, t0 + 60000 * i);
+		vg_batch_sample(b, "m.0", VG_KIND_GAUGE, 42);
+		vg_batch_sample(b, "m.1", VG_KIND_GAUGE, 43);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "vm-x", "m.0", VG_CF_AVERAGE,
+					t0, t0 + 720000, 60, 0, &ser), 0);
+	assert_int_equal(ser.n, 1); /* only the new values: 11 min (10 min's is its start) */
+	assert_true(ser.points[0].value == 42);
+	vg_series_free(&ser);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.write_errors, 0);
+	vg_store_close(s);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_ended_91_and_89_days),
+		cmocka_unit_test(test_remove_cached_then_back),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
