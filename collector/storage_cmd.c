@@ -8,8 +8,11 @@
  * directory's disk and what is free there, and the growth rate: the bytes
  * of series files created in the last 7 days (their birth time, statx
  * btime) divided by 7 — the gross rate; the lifecycle takes back what
- * ended resources held keep_ended after they ended. Read-only: it runs
- * beside a running collector.
+ * ended resources held keep_ended after they ended. Beside a running
+ * collector it only reads (its store opens write-through, without the
+ * journal); with none running, opening the store replays a journal a
+ * crash left, as the collector's start would. The walk is the backend's
+ * (vg_store_usage).
  *
  * convert: give every series whose metric matches PATTERN (all without
  * it) the archives its [archives] rule names now (vg_store_convert_series;
@@ -31,7 +34,7 @@
 #include "vigie/registry.h"
 #include "vigie/store.h"
 
-#define GROWTH_DAYS 7
+#define GROWTH_DAYS 7 /* the growth rate's window */
 
 /* ---- stats ------------------------------------------------------------------- */
 
