@@ -55,11 +55,18 @@
  *  - lock: one mutex (mu) guards the series table, every series' cache,
  *    the dirty list and the journal's segment counts. It is never held
  *    across backend calls or fdatasync. Only the receiver thread inserts
- *    series, so it looks them up without the lock;
+ *    series and takes removed ones out of the table (reap_dead), so it
+ *    looks them up without the lock; other threads only mark a series
+ *    dead (vg_store_remove_series, the lifecycle of ended resources);
+ *  - a series is deleted or converted only while no flush, fetch or
+ *    create of it is in flight (the removal section below);
+ *  - a new series gets the archives of the first [archives] rule matching
+ *    its metric (policy_layout); only a create looks;
  *  - counters are updated with __atomic builtins: readable from any thread.
  *
- * Size: ~1,150 lines, on purpose. The series table, the cache, the flusher
- * and the journal policy share one mutex and one series struct; cutting
+ * Size: ~1,600 lines, on purpose. The series table, the cache, the flusher,
+ * the journal policy, and the removal and conversion that must wait for
+ * them share one mutex and one series struct; cutting
  * them apart would publish both in another private header for no reader's
  * gain. What was separable (the journal, the RRD engine, the undo) is in
  * journal.c and backend_files.c.
