@@ -103,6 +103,7 @@ LIBS_alarm_series_test  := alarms common
 LIBS_alarm_stream_test  := alarms common
 LIBS_api_query_test     := api alarms billing collector common
 LIBS_api_static_test    := api alarms billing collector common
+LIBS_api_policy_test    := api alarms billing collector common
 LIBS_api_test           := api alarms billing collector common
 LIBS_bill_invoice_test  := billing common
 LIBS_bill_ledger_test   := billing common

@@ -113,9 +113,19 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 		rc = vg_store_fetch(store, rtype, res, metric, cf, start_ms,
 				    end_ms, 0, 0, &series);
 		if (rc == 0 && series.resolution_s < gran) {
+			/* the series' own archive at or above gran (an
+			 * [archives] rule may lack gran itself), else its
+			 * coarsest */
+			uint32_t want = 0;
+			for (size_t i = 0; i < series.narchives && !want; i++)
+				if (series.archives_s[i] >= gran)
+					want = series.archives_s[i];
+			if (!want && series.narchives)
+				want = series.archives_s[series.narchives - 1];
 			vg_series_free(&series);
 			rc = vg_store_fetch(store, rtype, res, metric, cf,
-					    start_ms, end_ms, gran, 0, &series);
+					    start_ms, end_ms, want ? want : gran, 0,
+					    &series);
 		}
 	}
 	if (rc == -ENOENT)
