@@ -163,6 +163,20 @@ struct vg_rrd_backend_ops {
 	int (*fetch)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		     int cf, time_t start, time_t end, unsigned long step_s,
 		     struct vg_rrd_rows *out);
+	/* Optional (NULL: this engine cannot; the store answers -ENOTSUP):
+	 * rewrite the series with layout lay ([archives] rules changed),
+	 * keeping its data source's state and every row of the archives both
+	 * layouts have (same consolidation function and resolution) that the
+	 * new one still retains; new archives are filled from the old ones.
+	 * Never while the series is written. 0, -ENOENT, -EAGAIN (no space),
+	 * -EIO; msg gets why. */
+	int (*convert)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
+		       const struct vg_rrd_layout *lay, char *msg, size_t msglen);
+	/* Optional (NULL: -ENOTSUP): series, bytes, free space and bytes of
+	 * series created at or after since_s, per disk or daemon
+	 * (vg_store_usage). 0 or -errno. */
+	int (*usage)(struct vg_rrd_backend *be, int64_t since_s,
+		     struct vg_store_usage *out);
 	/* Delete the series. 0, -ENOENT, -EIO. */
 	int (*remove)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc);
 	/* Make every value accepted before the call durable. 0 or -errno

@@ -57,6 +57,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <ftw.h>
+#include <getopt.h>
 #include <unistd.h>
 
 #include <rrd.h>
@@ -180,6 +182,31 @@ static int no_room(const char *path, uint64_t need)
 	return (uint64_t)v.f_bavail * v.f_frsize < need;
 }
 
+/* The DS and RRA arguments of a layout for rrd_create_r2. Returns argc. */
+static int layout_args(int kind, const struct vg_rrd_layout *lay, char ds[64],
+		       char rra[3 * VG_MAX_ARCHIVES][64],
+		       const char *argv[1 + 3 * VG_MAX_ARCHIVES])
+{
+	static const char *cfs[] = {"AVERAGE", "MIN", "MAX"};
+	int argc = 0;
+
+	snprintf(ds, 64, "DS:value:%s:%u:%s:U",
+		 kind == VG_KIND_COUNTER ? "DDERIVE" : "GAUGE", lay->heartbeat_s,
+		 kind == VG_KIND_COUNTER ? "0" : "U");
+	argv[argc++] = ds;
+	for (size_t i = 0; i < lay->narchives; i++) {
+		uint32_t pdp = lay->archives[i].resolution_s / lay->step_s;
+		uint32_t rows = lay->archives[i].retention_s / lay->archives[i].resolution_s;
+		for (int c = 0; c < 3; c++) {
+			snprintf(rra[argc - 1], 64, "RRA:%s:0.5:%u:%u",
+				 cfs[c], pdp, rows ? rows : 1);
+			argv[argc] = rra[argc - 1];
+			argc++;
+		}
+	}
+	return argc;
+}
+
 static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 			int kind, int64_t t_ms, const struct vg_rrd_layout *lay,
 			char *msg, size_t msglen)
@@ -188,7 +215,6 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	const char *path = loc->path;
 	char tmp[PATH_MAX], ds[64], rra[3 * VG_MAX_ARCHIVES][64];
 	const char *argv[1 + 3 * VG_MAX_ARCHIVES];
-	static const char *cfs[] = {"AVERAGE", "MIN", "MAX"};
 	int argc = 0, rc, e;
 	char *slash;
 
@@ -206,20 +232,7 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 
-	snprintf(ds, sizeof(ds), "DS:value:%s:%u:%s:U",
-		 kind == VG_KIND_COUNTER ? "DDERIVE" : "GAUGE", lay->heartbeat_s,
-		 kind == VG_KIND_COUNTER ? "0" : "U");
-	argv[argc++] = ds;
-	for (size_t i = 0; i < lay->narchives; i++) {
-		uint32_t pdp = lay->archives[i].resolution_s / lay->step_s;
-		uint32_t rows = lay->archives[i].retention_s / lay->archives[i].resolution_s;
-		for (int c = 0; c < 3; c++) {
-			snprintf(rra[argc - 1], sizeof(rra[0]), "RRA:%s:0.5:%u:%u",
-				 cfs[c], pdp, rows ? rows : 1);
-			argv[argc] = rra[argc - 1];
-			argc++;
-		}
-	}
+	argc = layout_args(kind, lay, ds, rra, argv);
 	unlink(tmp); /* leftover of a crash mid-create */
 	rrd_clear_error();
 	errno = 0;
@@ -757,6 +770,160 @@ static int files_fetch(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	return rc;
 }
 
+/* ---- conversion (storage convert) -----------------------------------------------
+ * Why rrd_tune (librrd's modify: RRA#k:=rows, RRA:..., DELRRA:k) and not
+ * a create from a source or a dump/restore: measured on librrd 1.7.2, a
+ * create with --source re-averages every row it copies (34 of 601 rows of
+ * a counter's 1 min archive came out one ulp off, even with the archive
+ * unchanged) and a dump prints 10 significant digits, while modify copies
+ * the rows of the archives it keeps bit for bit, resizes them (new rows
+ * unknown, oldest rows dropped on shrinking), fills new archives from the
+ * old ones and keeps the data source's state; rrd_resize refuses version
+ * 0005 files. librrd's modify writes a new file and renames it over the
+ * old one: a crash leaves one or the other. rrd_tune parses with getopt,
+ * so this is for the single-threaded `storage convert` command only. */
+
+static const char *const cf_names[] = {"AVERAGE", "MIN", "MAX"};
+
+static int files_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
+			 const struct vg_rrd_layout *lay, char *msg, size_t msglen)
+{
+	enum { MAXRRA = 64, MAXARG = 2 + MAXRRA + 3 * VG_MAX_ARCHIVES };
+	rrd_info_t *info, *i;
+	long pdp[MAXRRA], rows[MAXRRA];
+	int cf[MAXRRA], used[MAXRRA];
+	char args[MAXARG][64], file[PATH_MAX];
+	char *argv[MAXARG + 1];
+	size_t n = 0;
+	int argc = 0;
+	struct stat st;
+
+	(void)be;
+	if (lay->narchives > VG_MAX_ARCHIVES || !lay->step_s)
+		return -EINVAL;
+	if (stat(loc->path, &st))
+		return errno == ENOENT ? -ENOENT : -EIO;
+	if (!(info = rrd_info_r(loc->path))) {
+		note(msg, msglen, loc->path, *rrd_get_error() ? rrd_get_error() :
+				       "librrd cannot read it");
+		rrd_clear_error();
+		return -EIO;
+	}
+	for (size_t k = 0; k < MAXRRA; k++)
+		pdp[k] = rows[k] = cf[k] = -1, used[k] = 0;
+	for (i = info; i; i = i->next) {
+		unsigned idx;
+		char field[32];
+		if (sscanf(i->key, "rra[%u].%31s", &idx, field) != 2 || idx >= MAXRRA)
+			continue;
+		if (!strcmp(field, "pdp_per_row") && i->type == RD_I_CNT)
+			pdp[idx] = (long)i->value.u_cnt;
+		else if (!strcmp(field, "rows") && i->type == RD_I_CNT)
+			rows[idx] = (long)i->value.u_cnt;
+		else if (!strcmp(field, "cf") && i->type == RD_I_STR)
+			for (int c = 0; c < 3; c++)
+				if (!strcmp(i->value.u_str, cf_names[c]))
+					cf[idx] = c;
+		if (idx + 1 > n)
+			n = idx + 1;
+	}
+	rrd_info_free(info);
+	snprintf(file, sizeof(file), "%s", loc->path);
+	argv[argc++] = "tune";
+	argv[argc++] = file;
+	for (size_t a = 0; a < lay->narchives; a++) {
+		long want = (long)(lay->archives[a].retention_s / lay->archives[a].resolution_s);
+		long p = (long)(lay->archives[a].resolution_s / lay->step_s);
+		for (int c = 0; c < 3; c++) {
+			size_t k;
+			for (k = 0; k < n && !(cf[k] == c && pdp[k] == p && !used[k]); k++)
+				;
+			if (k < n) {
+				used[k] = 1;
+				if (rows[k] == want)
+					continue;
+				snprintf(args[argc], sizeof(args[0]), "RRA#%zu:=%ld", k,
+					 want > 0 ? want : 1);
+			} else {
+				snprintf(args[argc], sizeof(args[0]), "RRA:%s:0.5:%ld:%ld",
+					 cf_names[c], p, want > 0 ? want : 1);
+			}
+			argv[argc] = args[argc];
+			argc++;
+		}
+	}
+	for (size_t k = 0; k < n; k++)
+		if (!used[k] && argc < MAXARG) {
+			snprintf(args[argc], sizeof(args[0]), "DELRRA:%zu", k);
+			argv[argc] = args[argc];
+			argc++;
+		}
+	if (argc == 2)
+		return 0;
+	argv[argc] = NULL;
+	optind = 0;
+	rrd_clear_error();
+	if (rrd_tune(argc, argv)) {
+		int full = no_room(loc->path, file_bytes(lay) + (64u << 10));
+		note(msg, msglen, loc->path, *rrd_get_error() ? rrd_get_error() :
+				       "rrd_tune could not convert the file");
+		rrd_clear_error();
+		return full ? -EAGAIN : -EIO;
+	}
+	(void)chmod(loc->path, st.st_mode & 07777);
+	return 0;
+}
+
+/* ---- usage (storage stats, the lifecycle thread) ------------------------------------ */
+
+/* nftw has no context argument: one walk at a time. */
+static pthread_mutex_t walk_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct vg_store_holder *walk_h;
+static int64_t walk_since_s;
+
+static int walk_one(const char *path, const struct stat *sb, int flag, struct FTW *f)
+{
+	struct statx sx;
+	size_t len = strlen(path);
+
+	(void)f;
+	if (flag != FTW_F || len < 4 || strcmp(path + len - 4, ".rrd"))
+		return 0;
+	walk_h->series++;
+	walk_h->bytes += (uint64_t)sb->st_blocks * 512;
+	if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BTIME, &sx) ||
+	    !(sx.stx_mask & STATX_BTIME))
+		walk_h->no_birth++;
+	else if (sx.stx_btime.tv_sec >= walk_since_s)
+		walk_h->bytes_recent += (uint64_t)sb->st_blocks * 512;
+	return 0;
+}
+
+static int files_usage(struct vg_rrd_backend *be, int64_t since_s,
+		       struct vg_store_usage *out)
+{
+	struct files *f = (struct files *)be;
+	struct vg_store_holder *h = &out->h[0];
+	struct statvfs v;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->n = 1;
+	{ /* the tail names it best when too long */
+		size_t len = strlen(f->rrd_dir);
+		const char *w = len >= sizeof(h->where) ? f->rrd_dir + len - 255 : f->rrd_dir;
+		memcpy(h->where, w, strlen(w) + 1);
+	}
+	h->bytes_free = statvfs(f->rrd_dir, &v) ? UINT64_MAX
+						: (uint64_t)v.f_bavail * v.f_frsize;
+	pthread_mutex_lock(&walk_mu);
+	walk_h = h;
+	walk_since_s = since_s;
+	rc = nftw(f->rrd_dir, walk_one, 16, FTW_PHYS) ? -EIO : 0;
+	pthread_mutex_unlock(&walk_mu);
+	return rc;
+}
+
 /* ---- the rest --------------------------------------------------------------------------- */
 
 static int files_remove(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc)
@@ -814,6 +981,8 @@ static const struct vg_rrd_backend_ops files_ops = {
 	.update_many = NULL,
 	.info = files_info,
 	.fetch = files_fetch,
+	.convert = files_convert,
+	.usage = files_usage,
 	.remove = files_remove,
 	.sync = files_sync,
 	.get_stats = files_get_stats,

@@ -49,6 +49,7 @@
 #include "vigie/config.h"
 #include "vigie/dispatch.h"
 #include "vigie/fsutil.h"
+#include "vigie/lifecycle.h"
 #include "vigie/log.h"
 #include "vigie/receiver.h"
 #include "vigie/registry.h"
@@ -57,12 +58,14 @@
 #include "vigie/bill_meter.h"
 #include "vigie/bill_service.h"
 #include "vigie/api_static.h"
+#include "vigie/storage_cmd.h"
 
 #define PROG "vigie-collector"
 
 static struct vg_receiver *g_rx;
 static volatile sig_atomic_t g_hup;
 static int g_token_argi; /* argv index of "token", 0 if none */
+static int g_storage_argi; /* argv index of "storage", 0 if none */
 static struct vg_keyring *g_keys; /* owned; replaced on SIGHUP */
 static const char *g_keys_dir;
 static int g_require;
@@ -88,6 +91,11 @@ static void usage(FILE *f)
 		"  --help             this text\n"
 		"  token ...          manage API tokens offline and exit (see\n"
 		"                     'token --help'; e.g. token create --admin)\n"
+		"  storage stats      series, bytes, free space, ended series and\n"
+		"                     growth per day, then exit\n"
+		"  storage convert [--metric PATTERN]\n"
+		"                     give existing series their [archives] rule\n"
+		"                     (collector stopped; 'storage --help')\n"
 		"\n"
 		"Flags override the configuration file. SIGTERM or SIGINT stops\n"
 		"cleanly; SIGHUP reloads the agent keys (restart for the rest).\n");
@@ -294,6 +302,8 @@ static int configure(int argc, char **argv, struct vg_config *cfg)
 	}
 	if (optind < argc && !strcmp(argv[optind], "token")) {
 		g_token_argi = optind; /* the offline API token command */
+	} else if (optind < argc && !strcmp(argv[optind], "storage")) {
+		g_storage_argi = optind; /* storage stats / convert */
 	} else if (optind < argc) {
 		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n",
 			argv[optind]);
@@ -328,6 +338,7 @@ int main(int argc, char **argv)
 	struct vg_alarm_engine *alarms = NULL;
 	struct vg_bill_meter *meter = NULL;
 	struct vg_bill_service *billing = NULL;
+	struct vg_lifecycle *lifecycle = NULL;
 	struct vg_dispatch dispatch;
 	struct vg_consumer cons;
 	struct vg_receiver_options ro;
@@ -361,6 +372,9 @@ int main(int argc, char **argv)
 					      cfg.state_token_key,
 					      argc - g_token_argi, argv + g_token_argi,
 					      stdout, stderr);
+	if (g_storage_argi) /* `vigie-collector [...] storage ...`, then exit */
+		return vg_storage_command(&cfg, argc - g_storage_argi,
+					  argv + g_storage_argi, stdout, stderr);
 	vg_log_init(PROG, cfg.log_level);
 	if (geteuid() == 0)
 		vg_log(VG_LOG_WARN, "running as root: vigie-collector needs no "
@@ -418,6 +432,16 @@ int main(int argc, char **argv)
 		vg_info("state: the registry and API tokens are in the "
 			"[state] url database (not named here: it may hold a "
 			"password)");
+	/* Ended resources' series and rows, deleted keep_ended after they
+	 * ended, on the sweeper's own thread and registry handle (started
+	 * with signals not yet handled here: it blocks none and takes none,
+	 * as the other threads started before the receiver). */
+	if (vg_lifecycle_start(cfg.collector_data_dir, cfg.state_url, store,
+			       (int64_t)(cfg.storage_keep_ended_s * 1000), 3600 * 1000,
+			       &lifecycle, err, sizeof(err))) {
+		vg_error("%s", err);
+		goto out;
+	}
 	vg_dispatch_init(&dispatch);
 	cons = vg_registry_consumer(reg);
 	vg_dispatch_add(&dispatch, &cons);
@@ -496,6 +520,7 @@ int main(int argc, char **argv)
 	ao.alarms = alarms;
 	ao.alarm_hub = hub;
 	ao.alarm_pub = pub;
+	ao.lifecycle = lifecycle;
 	rc = vg_api_start(&ao, &api, err, sizeof(err));
 	if (rc) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -581,6 +606,7 @@ out:
 	vg_alarm_engine_close(alarms); /* after the receiver: no batch in flight */
 	vg_receiver_close(g_rx);
 	g_rx = NULL;
+	vg_lifecycle_stop(lifecycle); /* before the store it deletes through */
 	vg_registry_close(reg);
 	vg_store_close(store);
 	vg_alarm_pub_close(pub);

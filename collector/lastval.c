@@ -41,6 +41,8 @@ struct vg_lastval {
 	struct vg_lastval_resource **dirty;
 	size_t ndirty, capdirty;
 	size_t dirty_rows;
+	struct vg_lastval_resource **gone; /* forgotten, freed at close */
+	size_t ngone, capgone;
 };
 
 static pthread_mutex_t caches_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -99,6 +101,14 @@ void vg_lastval_close(struct vg_lastval *t)
 		free(r);
 	}
 	vg_hmap_release(&t->res);
+	for (size_t i = 0; i < t->ngone; i++) {
+		struct vg_lastval_resource *r = t->gone[i];
+		for (uint32_t j = 0; j < r->nm; j++)
+			free(r->m[j]);
+		free(r->m);
+		free(r);
+	}
+	free(t->gone);
 	pthread_mutex_destroy(&t->mu);
 	free(t->dirty);
 	free(t->name);
@@ -271,4 +281,39 @@ int vg_lastval_redirty(struct vg_lastval *t, const struct vg_lastval_row *rows,
 size_t vg_lastval_count(struct vg_lastval *t)
 {
 	return t->nmetrics;
+}
+
+void vg_lastval_forget(struct vg_lastval *t, const char *id)
+{
+	struct vg_lastval_resource *r = vg_hmap_gets(&t->res, id);
+
+	if (!r)
+		return;
+	if (t->ngone == t->capgone) {
+		size_t cap = t->capgone ? t->capgone * 2 : 64;
+		struct vg_lastval_resource **g = realloc(t->gone, cap * sizeof(*g));
+		if (!g) {
+			/* keep it mapped, but make every row be written again */
+			r->ident = 0;
+			for (uint32_t i = 0; i < r->nm; i++)
+				r->m[i]->kind = -1;
+			return;
+		}
+		t->gone = g;
+		t->capgone = cap;
+	}
+	vg_hmap_dels(&t->res, id);
+	t->nres--;
+	t->nmetrics -= r->nm;
+	if (r->seen_dirty) {
+		r->seen_dirty = 0;
+		t->dirty_rows--;
+	}
+	for (uint32_t i = 0; i < r->nm; i++)
+		if (r->m[i]->dirty) {
+			r->m[i]->dirty = 0;
+			t->dirty_rows--;
+		}
+	/* still on the dirty stack if it was: take_dirty finds no mark */
+	t->gone[t->ngone++] = r;
 }

@@ -102,4 +102,10 @@ int vg_lastval_redirty(struct vg_lastval *t, const struct vg_lastval_row *rows,
 
 size_t vg_lastval_count(struct vg_lastval *t); /* metrics held */
 
+/* Forget resource id: its rows were deleted. The entry leaves the map (a
+ * later report makes a new one, whose rows are written again) and its
+ * dirty marks are cleared, so no flush writes a row back; the entry
+ * itself is kept until the cache is freed (snapshots may point into it). */
+void vg_lastval_forget(struct vg_lastval *t, const char *id);
+
 #endif

@@ -1521,3 +1521,50 @@ int vg_registry_list(struct vg_registry *r, const struct vg_resource_filter *f,
 	*out = jb.arr;
 	return 0;
 }
+
+/* ---- the lifecycle of ended resources ----------------------------------------- */
+
+int vg_registry_remove_ended(struct vg_registry *r, const char *id,
+			     int64_t ended_before_ms)
+{
+	/* Plain SQL both engines take; the metrics go only with their
+	 * resource, in one transaction, and only if it is still ended
+	 * (a resource that came back keeps everything). */
+	static const char *const sql[2] = {
+		"DELETE FROM metrics WHERE resource_id = ?1 AND EXISTS "
+		"(SELECT 1 FROM resources WHERE id = ?1 AND ended_at_ms <= ?2)",
+		"DELETE FROM resources WHERE id = ?1 AND ended_at_ms <= ?2",
+	};
+	struct vg_db_stmt *s;
+	int rc, removed = 0;
+
+	if (!r || !id)
+		return -EINVAL;
+	if ((rc = vg_db_begin(r->db)))
+		return map_err(rc);
+	for (int i = 0; i < 2 && !rc; i++) {
+		if ((rc = map_err(vg_db_prepare(r->db, sql[i], &s))))
+			break;
+		vg_db_bind_text(s, 1, id);
+		vg_db_bind_int64(s, 2, ended_before_ms);
+		rc = vg_db_step(s);
+		rc = rc >= 0 ? 0 : map_err(rc);
+		vg_db_reset(s);
+		if (!rc && i == 1)
+			removed = vg_db_changes(r->db) > 0;
+	}
+	if (!rc)
+		rc = map_err(vg_db_commit(r->db));
+	if (rc) {
+		if (vg_db_in_transaction(r->db))
+			vg_db_rollback(r->db);
+		return rc;
+	}
+	if (!removed)
+		return -ENOENT;
+	/* the cache must not believe the rows still exist */
+	vg_lastval_lock(r->lv);
+	vg_lastval_forget(r->lv, id);
+	vg_lastval_unlock(r->lv);
+	return 0;
+}

@@ -55,16 +55,24 @@
  *  - lock: one mutex (mu) guards the series table, every series' cache,
  *    the dirty list and the journal's segment counts. It is never held
  *    across backend calls or fdatasync. Only the receiver thread inserts
- *    series, so it looks them up without the lock;
+ *    series and takes removed ones out of the table (reap_dead), so it
+ *    looks them up without the lock; other threads only mark a series
+ *    dead (vg_store_remove_series, the lifecycle of ended resources);
+ *  - a series is deleted or converted only while no flush, fetch or
+ *    create of it is in flight (the removal section below);
+ *  - a new series gets the archives of the first [archives] rule matching
+ *    its metric (policy_layout); only a create looks;
  *  - counters are updated with __atomic builtins: readable from any thread.
  *
- * Size: ~1,150 lines, on purpose. The series table, the cache, the flusher
- * and the journal policy share one mutex and one series struct; cutting
+ * Size: ~1,600 lines, on purpose. The series table, the cache, the flusher,
+ * the journal policy, and the removal and conversion that must wait for
+ * them share one mutex and one series struct; cutting
  * them apart would publish both in another private header for no reader's
  * gain. What was separable (the journal, the RRD engine, the undo) is in
  * journal.c and backend_files.c.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -96,6 +104,9 @@ struct series {
 	uint8_t rtype, kind;
 	int flushing;          /* a thread is writing its values (mu) */
 	int in_dirty;          /* on the dirty list (mu) */
+	int dead;              /* removed (vg_store_remove_series): off the
+				* dirty list, on the dead list, freed by the
+				* receiver (mu; read by the receiver) */
 	uint32_t owner;        /* the backend's holder (vg_rrd_loc.owner) */
 	int64_t last_ms;       /* newest value accepted (receiver; mu to write) */
 	int64_t tent_ms;       /* receiver only: within the current batch */
@@ -122,8 +133,10 @@ struct slot {
 
 struct vg_store {
 	struct vg_rrd_backend *be;
-	struct vg_rrd_layout layout;
+	struct vg_rrd_layout layout;   /* [storage] step, heartbeat, archives */
 	struct vg_archive archives[VG_MAX_ARCHIVES];
+	struct vg_archive_policy policies[VG_MAX_POLICIES]; /* [archives] */
+	size_t npolicies;
 
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;  /* flusher: something may be due */
@@ -145,6 +158,14 @@ struct vg_store {
 	uint8_t segkeep[SEG_RING]; /* a value of it was not written: keep it
 				    * as <id>.kept instead of deleting (mu) */
 	int journal_busy;        /* the receiver is appending (mu) */
+
+	/* removal (vg_store_remove_series; all under mu) */
+	struct series *dead;     /* removed series, linked by dnext, that
+				  * the receiver takes out of the table */
+	struct key_use *readers; /* keys vg_store_fetch is reading */
+	struct key_use *creating; /* the key the receiver is creating */
+	struct key_use *removing; /* the key being removed, or NULL */
+	uint64_t series_removed; /* __atomic */
 	int reclaiming;          /* a thread is retiring segments (mu) */
 
 	void **scratch;          /* receiver only: series of each sample (a
@@ -162,6 +183,14 @@ struct vg_store {
 	char last_error[512];        /* receiver thread only */
 	char flush_error[512];       /* mu */
 	int flush_error_new;         /* mu */
+};
+
+/* A series key some thread is using (reading, creating, removing): on
+ * that thread's stack, linked under mu. */
+struct key_use {
+	int rtype;
+	const char *id, *metric;
+	struct key_use *next;
 };
 
 static void count(uint64_t *c, uint64_t n)
@@ -191,8 +220,9 @@ static struct series *table_find(const struct vg_store *s, int rtype,
 		if (!se)
 			return NULL;
 		if (sl->hash == h && se->rtype == rtype &&
-		    !strcmp(se->metric, metric) && !strcmp(se->id, id))
-			return se;
+		    !strcmp(se->metric, metric) && !strcmp(se->id, id) &&
+		    !__atomic_load_n(&se->dead, __ATOMIC_ACQUIRE))
+			return se; /* a removed one waits for reap_dead */
 	}
 }
 
@@ -304,6 +334,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 		__atomic_load_n(&s->j.stats.kept_dropped, __ATOMIC_RELAXED);
 	out->journal_bytes = __atomic_load_n(&s->j.stats.bytes, __ATOMIC_RELAXED);
 	out->journal_syncs = __atomic_load_n(&s->j.stats.syncs, __ATOMIC_RELAXED);
+	out->series_removed = __atomic_load_n(&s->series_removed, __ATOMIC_RELAXED);
 }
 
 const char *vg_store_err_reason(int reason)
@@ -583,6 +614,317 @@ static void *flusher_main(void *arg)
 
 /* ---- taking a batch (receiver thread) ----------------------------------------------------- */
 
+/* ---- removal: taking a series out (vg_store_remove_series) ----------------------
+ * A series is removed only when nothing uses it: the remover marks its key
+ * (removing) under mu, takes the series out of the cache (dead: the
+ * flusher skips it, the receiver stops caching for it), waits until no
+ * flush of it, no vg_store_fetch of its key and no create of its key is in
+ * flight, then lets the backend delete it with mu released. Readers and a
+ * create of the same key wait for the removal to end. Only the receiver
+ * takes a dead series out of the table and frees it (reap_dead), since it
+ * looks series up without the lock; the others only mark. */
+
+static int key_eq(const struct key_use *a, int rtype, const char *id,
+		  const char *metric)
+{
+	return a && a->rtype == rtype && !strcmp(a->id, id) &&
+	       !strcmp(a->metric, metric);
+}
+
+/* Wait (mu held) until no removal of this key is running. */
+static void wait_not_removing(struct vg_store *s, int rtype, const char *id,
+			      const char *metric)
+{
+	while (key_eq(s->removing, rtype, id, metric))
+		pthread_cond_wait(&s->done_cv, &s->mu);
+}
+
+static void creating_begin(struct vg_store *s, struct key_use *k)
+{
+	pthread_mutex_lock(&s->mu);
+	wait_not_removing(s, k->rtype, k->id, k->metric);
+	s->creating = k;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void creating_end(struct vg_store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->creating = NULL;
+	pthread_cond_broadcast(&s->done_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void reader_begin(struct vg_store *s, struct key_use *k)
+{
+	pthread_mutex_lock(&s->mu);
+	wait_not_removing(s, k->rtype, k->id, k->metric);
+	k->next = s->readers;
+	s->readers = k;
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void reader_end(struct vg_store *s, struct key_use *k)
+{
+	pthread_mutex_lock(&s->mu);
+	for (struct key_use **pp = &s->readers; *pp; pp = &(*pp)->next)
+		if (*pp == k) {
+			*pp = k->next;
+			break;
+		}
+	pthread_cond_broadcast(&s->done_cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Backward-shift deletion from the open-addressing table. mu held;
+ * receiver thread only (it reads the table without the lock). */
+static void table_remove(struct vg_store *s, struct series *se)
+{
+	size_t mask = s->cap - 1, i = se->hash & mask;
+
+	while (s->tab[i].se != se) {
+		if (!s->tab[i].se)
+			return;
+		i = (i + 1) & mask;
+	}
+	for (size_t j = (i + 1) & mask; s->tab[j].se; j = (j + 1) & mask) {
+		size_t home = s->tab[j].hash & mask;
+		/* move j into the hole at i if its home is not in (i, j] */
+		if ((j > i && (home <= i || home > j)) ||
+		    (j < i && (home <= i && home > j))) {
+			s->tab[i] = s->tab[j];
+			i = j;
+		}
+	}
+	s->tab[i] = (struct slot){0, NULL};
+	s->used--;
+}
+
+/* Take the removed series out of the table and free them. Receiver
+ * thread only, holding no series pointer. */
+static void reap_dead(struct vg_store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	while (s->dead) {
+		struct series *se = s->dead;
+		s->dead = se->dnext;
+		table_remove(s, se);
+		free(se->pend);
+		free(se);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
+			   const char *metric)
+{
+	struct vg_rrd_loc loc;
+	struct key_use mine = {rtype, id, metric, NULL};
+	struct series *se;
+	int rc;
+
+	if (!s || !id || !metric)
+		return -EINVAL;
+	if ((rc = s->be->ops->locate(s->be, rtype, id, metric, &loc)))
+		return rc == -ENAMETOOLONG ? -EINVAL : rc;
+	pthread_mutex_lock(&s->mu);
+	while (s->removing) /* one removal at a time */
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	s->removing = &mine;
+	se = table_find(s, rtype, id, metric,
+			key_hash(rtype, vg_fnv1a(VG_FNV_OFFSET, id), metric));
+	if (se && !se->dead) {
+		while (se->flushing)
+			pthread_cond_wait(&s->done_cv, &s->mu);
+		if (se->npend) {
+			/* values of a series being deleted: not written; their
+			 * journal segment is kept (a replay would bring them
+			 * back as a new series) */
+			s->pending -= se->npend;
+			__atomic_store_n(&s->stats.values_pending, s->pending,
+					 __ATOMIC_RELAXED);
+			s->segcnt[se->seg % SEG_RING]--;
+			s->segkeep[se->seg % SEG_RING] = 1;
+			se->npend = 0;
+		}
+		dirty_unlink(s, se);
+		loc.owner = se->owner;
+		__atomic_store_n(&se->dead, 1, __ATOMIC_RELEASE);
+		se->dnext = s->dead;
+		__atomic_store_n(&s->dead, se, __ATOMIC_RELEASE);
+	}
+	for (;;) {
+		int busy = key_eq(s->creating, rtype, id, metric);
+		for (struct key_use *k = s->readers; k && !busy; k = k->next)
+			busy = key_eq(k, rtype, id, metric);
+		if (!busy)
+			break;
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+
+	rc = s->be->ops->remove(s->be, &loc);
+
+	pthread_mutex_lock(&s->mu);
+	s->removing = NULL;
+	pthread_cond_broadcast(&s->done_cv);
+	reclaim(s);
+	pthread_mutex_unlock(&s->mu);
+	if (!rc)
+		count(&s->series_removed, 1);
+	return rc;
+}
+
+/* ---- archive policies (create time) ------------------------------------------------
+ * A new series gets the archives of the first [archives] rule whose
+ * pattern matches its metric name, else [storage] archives. Only a create
+ * looks: an existing series keeps the layout it was created with until
+ * `vigie-collector storage convert` changes it. */
+
+static const struct vg_archive_policy *policy_find(const struct vg_store *s,
+						   const char *metric)
+{
+	for (size_t i = 0; i < s->npolicies; i++)
+		if (!fnmatch(s->policies[i].pattern, metric, 0))
+			return &s->policies[i];
+	return NULL;
+}
+
+static void policy_layout(const struct vg_store *s, const char *metric,
+			  struct vg_rrd_layout *lay)
+{
+	const struct vg_archive_policy *p = policy_find(s, metric);
+
+	*lay = s->layout;
+	if (p) {
+		lay->archives = p->archives;
+		lay->narchives = p->narchives;
+	}
+}
+
+const char *vg_store_policy_name(const struct vg_store *s, const char *metric)
+{
+	const struct vg_archive_policy *p = s && metric ? policy_find(s, metric) : NULL;
+
+	return p ? p->pattern : "default";
+}
+
+static void flush_one(struct vg_store *s, int rtype, const char *id,
+		      const char *metric, const struct vg_rrd_loc *loc);
+
+/* Whether the series' AVERAGE archives are exactly lay's tiers. */
+static int layout_matches(const struct vg_rrd_info *d, const struct vg_rrd_layout *lay)
+{
+	if (d->nrra != lay->narchives)
+		return 0;
+	for (size_t i = 0; i < lay->narchives; i++) {
+		const struct vg_archive *a = &lay->archives[i];
+		time_t span = 0;
+		size_t k;
+		for (k = 0; k < d->nrra && d->rra[k].res_s != a->resolution_s; k++)
+			;
+		if (k == d->nrra)
+			return 0;
+		span = d->last_update - d->last_update % (time_t)a->resolution_s -
+		       d->rra[k].cal_start;
+		if (span != (time_t)(a->retention_s / a->resolution_s) * a->resolution_s)
+			return 0;
+	}
+	return 1;
+}
+
+int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
+			    const char *metric, int *changed, char *msg, size_t msglen)
+{
+	struct vg_rrd_loc loc;
+	struct vg_rrd_layout lay;
+	struct vg_rrd_info d;
+	struct key_use mine = {rtype, id, metric, NULL};
+	struct series *se;
+	int rc;
+
+	*changed = 0;
+	if (!s || !id || !metric)
+		return -EINVAL;
+	if (!s->be->ops->convert)
+		return -ENOTSUP;
+	if ((rc = s->be->ops->locate(s->be, rtype, id, metric, &loc)))
+		return rc == -ENAMETOOLONG ? -EINVAL : rc;
+	flush_one(s, rtype, id, metric, &loc);
+	policy_layout(s, metric, &lay);
+	/* exclusive, as a removal: no flush, read or create meanwhile */
+	pthread_mutex_lock(&s->mu);
+	while (s->removing)
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	s->removing = &mine;
+	se = table_find(s, rtype, id, metric,
+			key_hash(rtype, vg_fnv1a(VG_FNV_OFFSET, id), metric));
+	while (se && se->flushing)
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	if (se)
+		loc.owner = se->owner;
+	for (;;) {
+		int busy = key_eq(s->creating, rtype, id, metric);
+		for (struct key_use *k = s->readers; k && !busy; k = k->next)
+			busy = key_eq(k, rtype, id, metric);
+		if (!busy)
+			break;
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+
+	rc = s->be->ops->info(s->be, &loc, VG_CF_AVERAGE, &d);
+	if (!rc && !layout_matches(&d, &lay)) {
+		rc = s->be->ops->convert(s->be, &loc, &lay, msg, msglen);
+		*changed = !rc;
+	}
+
+	pthread_mutex_lock(&s->mu);
+	s->removing = NULL;
+	pthread_cond_broadcast(&s->done_cv);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int vg_store_usage(struct vg_store *s, int64_t since_s, struct vg_store_usage *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return -EINVAL;
+	if (!s->be->ops->usage)
+		return -ENOTSUP;
+	return s->be->ops->usage(s->be, since_s, out);
+}
+
+int vg_store_owns_journal(const struct vg_store *s)
+{
+	return s && s->owner;
+}
+
+/* Every rule's tiers must be multiples of the step. 0 or -EINVAL. */
+static int check_archives(const struct vg_archive *a, size_t n, uint32_t step_s,
+			  const char *what, char *err, size_t errlen)
+{
+	if (!n || n > VG_MAX_ARCHIVES) {
+		snprintf(err, errlen, "store: %s: no archives", what);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!a[i].resolution_s || a[i].resolution_s % step_s ||
+		    a[i].retention_s < a[i].resolution_s) {
+			snprintf(err, errlen,
+				 "store: %s: archive %us:%us is not a multiple of "
+				 "the %us step", what, a[i].resolution_s,
+				 a[i].retention_s, step_s);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+static int series_open(struct vg_store *s, int rtype, const char *id,
+		       const char *metric, int kind, uint64_t h, int64_t t_ms,
+		       struct vg_rrd_loc *locp, struct series **out);
+
 /* The series for (rtype, id, metric), opened on first use: its file's last
  * update is read from the header, or the file is created. Receiver thread
  * (or open); only this path inserts, so lookups need no lock here.
@@ -593,7 +935,6 @@ static int series_get(struct vg_store *s, int rtype, const char *id,
 {
 	struct vg_rrd_loc loc;
 	struct series *se = table_find(s, rtype, id, metric, h);
-	int64_t last;
 	int rc;
 
 	if (se) {
@@ -602,10 +943,29 @@ static int series_get(struct vg_store *s, int rtype, const char *id,
 	}
 	if (s->be->ops->locate(s->be, rtype, id, metric, &loc))
 		return -EINVAL;
+	struct key_use mine = {rtype, id, metric, NULL};
+	creating_begin(s, &mine);
+	rc = series_open(s, rtype, id, metric, kind, h, t_ms, &loc, out);
+	creating_end(s);
+	return rc;
+}
+
+/* series_get's create-or-read, with the key marked as being created. */
+static int series_open(struct vg_store *s, int rtype, const char *id,
+		       const char *metric, int kind, uint64_t h, int64_t t_ms,
+		       struct vg_rrd_loc *locp, struct series **out)
+{
+	struct vg_rrd_loc loc = *locp;
+	struct series *se;
+	int64_t last;
+	int rc;
+
 	rc = s->be->ops->last_ms(s->be, &loc, &last);
 	if (rc == -ENOENT) {
 		char msg[512] = "";
-		if ((rc = s->be->ops->create(s->be, &loc, kind, t_ms, &s->layout, msg,
+		struct vg_rrd_layout lay;
+		policy_layout(s, metric, &lay);
+		if ((rc = s->be->ops->create(s->be, &loc, kind, t_ms, &lay, msg,
 					     sizeof(msg)))) {
 			if (*msg)
 				set_error(s, msg);
@@ -657,6 +1017,8 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	}
 	sp = *scratch;
 	s->gen++;
+	if (__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE))
+		reap_dead(s); /* before any series pointer of this batch */
 
 	/* 1. Resolve every sample to its series; drop refused and duplicate
 	 * ones. Creating files happens here, before anything is journaled,
@@ -772,6 +1134,14 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 			struct series *se = sp[r->first_sample + j];
 			if (!se || se == &unreadable)
 				continue;
+			if (se->dead) {
+				/* removed since step 1: journaled, not cached;
+				 * counted, and its segment is kept */
+				nerr_file++;
+				naccept--;
+				s->segkeep[seg % SEG_RING] = 1;
+				continue;
+			}
 			if (se->npend == se->cap) {
 				uint32_t ncap = se->cap ? se->cap * 2 : s->flush_depth;
 				struct vg_rrd_value *n = realloc(se->pend, ncap * sizeof(*n));
@@ -938,15 +1308,16 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		snprintf(err, errlen, "store: bad step, heartbeat or archives");
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < cfg->narchives; i++) {
-		const struct vg_archive *a = &cfg->archives[i];
-		if (!a->resolution_s || a->resolution_s % cfg->storage_step_s ||
-		    a->retention_s < a->resolution_s) {
-			snprintf(err, errlen,
-				 "store: archive %us:%us is not a multiple of the %us step",
-				 a->resolution_s, a->retention_s, cfg->storage_step_s);
-			return -EINVAL;
-		}
+	if ((rc = check_archives(cfg->archives, cfg->narchives, cfg->storage_step_s,
+				 "[storage] archives", err, errlen)))
+		return rc;
+	for (size_t i = 0; i < cfg->npolicies && i < VG_MAX_POLICIES; i++) {
+		char what[VG_POLICY_PATTERN_MAX + 16];
+		snprintf(what, sizeof(what), "[archives] %s", cfg->policies[i].pattern);
+		if ((rc = check_archives(cfg->policies[i].archives,
+					 cfg->policies[i].narchives,
+					 cfg->storage_step_s, what, err, errlen)))
+			return rc;
 	}
 	if (!(s = calloc(1, sizeof(*s)))) {
 		snprintf(err, errlen, "store: out of memory");
@@ -969,6 +1340,8 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 	if (s->flush_depth < 1 || s->flush_depth > MAX_DEPTH)
 		s->flush_depth = FLUSH_MIN_DEPTH;
 	memcpy(s->archives, cfg->archives, sizeof(s->archives));
+	s->npolicies = cfg->npolicies < VG_MAX_POLICIES ? cfg->npolicies : VG_MAX_POLICIES;
+	memcpy(s->policies, cfg->policies, s->npolicies * sizeof(*s->policies));
 	s->layout = (struct vg_rrd_layout){
 		.step_s = cfg->storage_step_s,
 		.heartbeat_s = cfg->storage_heartbeat_s,
@@ -1106,16 +1479,17 @@ void vg_series_free(struct vg_series *s)
 	s->n = 0;
 }
 
+static int fetch_locked_key(struct vg_store *s, int rtype, const char *id,
+			    const char *metric, int cf, int64_t start_ms,
+			    int64_t end_ms, uint32_t resolution_s, int keep_unknown,
+			    struct vg_rrd_loc *locp, struct vg_series *out);
+
 int vg_store_fetch(struct vg_store *s, int rtype, const char *id,
 		   const char *metric, int cf, int64_t start_ms,
 		   int64_t end_ms, uint32_t resolution_s, int keep_unknown,
 		   struct vg_series *out)
 {
 	struct vg_rrd_loc loc;
-	struct vg_rrd_info d;
-	struct vg_rrd_rows rows;
-	const struct vg_rrd_archive *pick = NULL;
-	time_t start, end;
 	int rc;
 
 	if (!out)
@@ -1126,6 +1500,27 @@ int vg_store_fetch(struct vg_store *s, int rtype, const char *id,
 		return -EINVAL;
 	if ((rc = s->be->ops->locate(s->be, rtype, id, metric, &loc)))
 		return rc == -ENAMETOOLONG ? -EINVAL : rc;
+	struct key_use mine = {rtype, id, metric, NULL};
+	reader_begin(s, &mine); /* a removal of this key waits for us */
+	rc = fetch_locked_key(s, rtype, id, metric, cf, start_ms, end_ms,
+			      resolution_s, keep_unknown, &loc, out);
+	reader_end(s, &mine);
+	return rc;
+}
+
+/* vg_store_fetch's reading, with the key registered as read. */
+static int fetch_locked_key(struct vg_store *s, int rtype, const char *id,
+			    const char *metric, int cf, int64_t start_ms,
+			    int64_t end_ms, uint32_t resolution_s, int keep_unknown,
+			    struct vg_rrd_loc *locp, struct vg_series *out)
+{
+	struct vg_rrd_loc loc = *locp;
+	struct vg_rrd_info d;
+	struct vg_rrd_rows rows;
+	const struct vg_rrd_archive *pick = NULL;
+	time_t start, end;
+	int rc;
+
 	flush_one(s, rtype, id, metric, &loc);
 	if ((rc = s->be->ops->info(s->be, &loc, cf, &d)))
 		return rc;
@@ -1152,6 +1547,14 @@ int vg_store_fetch(struct vg_store *s, int rtype, const char *id,
 	}
 	out->resolution_s = pick->res_s;
 	out->kind = d.kind;
+	for (size_t k = 0; k < d.nrra && out->narchives < VG_MAX_ARCHIVES; k++) {
+		size_t j = out->narchives++;
+		while (j && out->archives_s[j - 1] > d.rra[k].res_s) {
+			out->archives_s[j] = out->archives_s[j - 1];
+			j--;
+		}
+		out->archives_s[j] = d.rra[k].res_s;
+	}
 	/* Clamp to what the archive holds, so the engine (librrd would switch
 	 * to another archive for a partial match) reads exactly this one. */
 	if (start < pick->cal_start)

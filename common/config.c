@@ -74,6 +74,7 @@ static const struct key keys[] = {
 	U("storage", "flush_depth", storage_flush_depth, 1, 256),
 	S("state", "url", state_url),
 	S("state", "token_key", state_token_key),
+	{"storage", "keep_ended", K_DURATION, offsetof(struct vg_config, storage_keep_ended_s), 0, 0, 100 * 366 * 86400.0},
 	S("billing", "ratecard", billing_ratecard),
 	S("alarms", "notify", alarms_notify),
 	{"alarms", "webhook_timeout", K_SECONDS, offsetof(struct vg_config, alarms_webhook_timeout_s), 0, 0.1, 300},
@@ -120,6 +121,7 @@ void vg_config_defaults(struct vg_config *c)
 	c->storage_heartbeat_s = 600;
 	c->storage_cache_values = 8u << 20;
 	c->storage_flush_depth = 64;
+	c->storage_keep_ended_s = 90 * 86400.0;
 	vg_config_parse_archives("1m:15d,5m:63d,1h:455d", c->archives,
 				 VG_MAX_ARCHIVES, &c->narchives);
 	c->alarms_webhook_timeout_s = 5;
@@ -232,6 +234,38 @@ int vg_config_parse_archives(const char *s, struct vg_archive *out, size_t max,
 	return 0;
 }
 
+/* [archives] PATTERN = RES:RETENTION,...: one rule, in file order. A
+ * pattern given twice replaces its rule in place (so a later file or an
+ * override changes it, never shadows it). */
+static int apply_policy(struct vg_config *c, const char *pattern,
+			const char *value, const char **why)
+{
+	struct vg_archive_policy p;
+	size_t i;
+
+	memset(&p, 0, sizeof(p));
+	if (!*pattern || strlen(pattern) >= sizeof(p.pattern)) {
+		*why = "pattern must be 1 to 127 bytes";
+		return -EINVAL;
+	}
+	if (vg_config_parse_archives(value, p.archives, VG_MAX_ARCHIVES, &p.narchives)) {
+		*why = "must be RES:RETENTION[,RES:RETENTION...] from fine to coarse, e.g. 1m:15d,5m:63d,1h:455d";
+		return -EINVAL;
+	}
+	memcpy(p.pattern, pattern, strlen(pattern) + 1);
+	for (i = 0; i < c->npolicies; i++)
+		if (!strcmp(c->policies[i].pattern, pattern))
+			break;
+	if (i == c->npolicies && c->npolicies == VG_MAX_POLICIES) {
+		*why = "too many [archives] rules (32 at most)";
+		return -EINVAL;
+	}
+	c->policies[i] = p;
+	if (i == c->npolicies)
+		c->npolicies++;
+	return 0;
+}
+
 /* Apply one key=value. Returns 0, or -ENOENT for an unknown key, -EINVAL
  * for a bad value (with why filled). */
 static int apply(struct vg_config *c, const char *section, const char *name,
@@ -239,6 +273,8 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 {
 	const struct key *k = NULL;
 
+	if (!strcmp(section, "archives"))
+		return apply_policy(c, name, value, why);
 	for (size_t i = 0; i < NKEYS; i++)
 		if (!strcmp(keys[i].section, section) && !strcmp(keys[i].name, name))
 			k = &keys[i];
@@ -295,7 +331,11 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 	case K_DURATION: {
 		double v;
 		if (vg_parse_duration(value, &v) || v < k->min || v > k->max) {
-			*why = "must be a duration (e.g. 0, 90, 10m, 1h, 7d) of at most 366 days; 0 turns the check off";
+			static __thread char msg[160];
+			snprintf(msg, sizeof(msg), "must be a duration (e.g. 0, 90, 10m, "
+				 "1h, 7d) of at most %.0f days; 0 turns it off",
+				 k->max / 86400);
+			*why = msg;
 			return -EINVAL;
 		}
 		*(double *)dst = v;

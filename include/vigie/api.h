@@ -48,6 +48,9 @@ struct vg_api_options {
 	struct vg_alarm_engine *alarms;
 	struct vg_alarm_hub *alarm_hub;
 	struct vg_alarm_pub *alarm_pub;
+	/* The lifecycle of ended series (vigie/lifecycle.h), not owned, or
+	 * NULL: /metrics then shows no storage usage. */
+	struct vg_lifecycle *lifecycle;
 };
 
 /* Start serving. 0 or -errno with a message in err (bad address, port in

@@ -16,12 +16,24 @@
 #define VG_MAX_ARCHIVES 8
 #define VG_MAX_EXEC 16 /* [alarms] exec commands */
 #define VG_MAX_COLLECTORS 16 /* [agent] collectors */
+#define VG_MAX_POLICIES 32   /* [archives] rules */
+#define VG_POLICY_PATTERN_MAX 128
 
 /* One RRD archive tier: points of resolution_s seconds kept for
  * retention_s seconds (e.g. 60 s for 15 days). */
 struct vg_archive {
 	uint32_t resolution_s;
 	uint32_t retention_s;
+};
+
+/* One [archives] rule: series whose metric name matches pattern (fnmatch(3)
+ * glob, '*' also crossing dots: "cpu.*", "net.*.errors") get these
+ * archives when they are created. Rules are tried in file order; the first
+ * match wins; no match: [storage] archives. */
+struct vg_archive_policy {
+	char pattern[VG_POLICY_PATTERN_MAX];
+	struct vg_archive archives[VG_MAX_ARCHIVES];
+	size_t narchives;
 };
 
 struct vg_config {
@@ -69,6 +81,13 @@ struct vg_config {
 	size_t narchives;
 	uint32_t storage_cache_values; /* cache_values = 8388608 (16 B each) */
 	uint32_t storage_flush_depth;  /* flush_depth = 64 values per librrd call */
+	double storage_keep_ended_s;   /* keep_ended = 90d: the series and rows
+					* of a resource ended longer ago are
+					* deleted (0: kept forever) */
+
+	/* [archives] PATTERN = RES:RETENTION,...: per-metric archive rules */
+	struct vg_archive_policy policies[VG_MAX_POLICIES];
+	size_t npolicies;
 
 	/* [state]: where the collector's state lives (registry, tokens, ...).
 	 * url: a vg_db URL (vigie/db.h), e.g. postgresql://vigie@db/vigie or

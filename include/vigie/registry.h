@@ -194,4 +194,13 @@ int vg_registry_visible(struct vg_registry *r, const char *id,
 int vg_registry_metric_seen(struct vg_registry *r, const char *project,
 			    const char *metric);
 
+/* Delete resource id's rows (its resource row and its metrics rows) if it
+ * ended at or before ended_before_ms, in one transaction; the last-value
+ * cache forgets it, so a resource that reports again later is registered
+ * anew. The lifecycle of ended series calls it after the store deleted
+ * the series (collector/lifecycle.c). 0, -ENOENT (no such resource, or not
+ * ended by then), -EAGAIN (busy), -errno. */
+int vg_registry_remove_ended(struct vg_registry *r, const char *id,
+			     int64_t ended_before_ms);
+
 #endif

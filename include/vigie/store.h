@@ -87,6 +87,7 @@ struct vg_store_stats {
 	uint64_t cache_full;        /* batches refused (-EAGAIN): cache full */
 	uint64_t journal_bytes;     /* appended since open */
 	uint64_t journal_syncs;     /* fdatasync calls */
+	uint64_t series_removed;    /* deleted by vg_store_remove_series */
 };
 
 /* Open (creating <data_dir>/rrd and <data_dir>/journal if needed),
@@ -135,6 +136,54 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out);
 int vg_store_path(const struct vg_store *s, int rtype, const char *id,
 		  const char *metric, char *out, size_t outlen);
 
+/* Delete one series through the backend (whichever engine holds it),
+ * never while it is being flushed, read by vg_store_fetch or created: the
+ * series leaves the cache first (values still cached for it are dropped,
+ * their journal segment kept), the call waits for those in flight, and
+ * fetches or creates of the same series that start meanwhile wait for it
+ * to end (then see -ENOENT, or make a new series). 0, -ENOENT (no such
+ * series), -EINVAL, -EIO. Thread-safe; one removal at a time. */
+int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
+			   const char *metric);
+
+/* Give an existing series the archives its metric's rule names now
+ * (`vigie-collector storage convert`): nothing if it has them already
+ * (*changed 0), else the backend rewrites it keeping every stored row of
+ * the archives both layouts share (same resolution) within what the new
+ * one retains (backend.h, convert). Exclusive like a removal. 0, -ENOENT,
+ * -ENOTSUP (the engine cannot), -EIO with msg. Thread-safe. */
+int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
+			    const char *metric, int *changed, char *msg, size_t msglen);
+
+/* What the series use on each disk (files) or daemon (rrdcached). */
+#define VG_STORE_HOLDERS 16
+struct vg_store_holder {
+	char where[256];        /* directory or daemon address */
+	uint64_t series;        /* series files */
+	uint64_t bytes;         /* their bytes on disk (allocated blocks) */
+	uint64_t bytes_free;    /* free there (UINT64_MAX: unknown) */
+	uint64_t bytes_recent;  /* bytes of series created at or after since_s */
+	uint64_t no_birth;      /* series whose creation time is unknown */
+};
+struct vg_store_usage {
+	size_t n;
+	struct vg_store_holder h[VG_STORE_HOLDERS];
+};
+/* Walk what the backend holds (files: every .rrd under <data_dir>/rrd,
+ * creation time from statx's birth time). Costly (a stat per series):
+ * for the lifecycle thread and `storage stats`, not for each request.
+ * 0, -ENOTSUP (the engine cannot tell), -errno. Thread-safe. */
+int vg_store_usage(struct vg_store *s, int64_t since_s, struct vg_store_usage *out);
+
+/* Whether this store holds the data directory's journal lock (no other
+ * vigie-collector runs on it). */
+int vg_store_owns_journal(const struct vg_store *s);
+
+/* The [archives] rule a series of this metric gets when it is created:
+ * its pattern, or "default" ([storage] archives). The string is the
+ * store's, valid until vg_store_close. Thread-safe. */
+const char *vg_store_policy_name(const struct vg_store *s, const char *metric);
+
 enum vg_cf { VG_CF_AVERAGE = 0, VG_CF_MIN = 1, VG_CF_MAX = 2 };
 int vg_cf_parse(const char *s); /* "mean"|"average"|"min"|"max" or -EINVAL */
 
@@ -145,6 +194,9 @@ struct vg_point {
 
 struct vg_series {
 	uint32_t resolution_s;
+	uint32_t archives_s[VG_MAX_ARCHIVES]; /* the series' archives'
+					       * resolutions, fine to coarse */
+	size_t narchives;
 	int kind; /* enum vg_kind, from the file's DS type */
 	size_t n;
 	struct vg_point *points; /* malloc'd, owned by the series */

@@ -34,6 +34,7 @@ struct vg_api {
 	char data_dir[512];
 	char *state_url; /* NULL: sqlite files in data_dir */
 	struct vg_store *store;
+	struct vg_lifecycle *lifecycle;
 	vg_stats_fn stats;
 	void *stats_ctx;
 	pthread_key_t key;
@@ -137,6 +138,11 @@ const char *vg_api_data_dir(const struct vg_api *a)
 struct vg_store *vg_api_store(struct vg_api *a)
 {
 	return a->store;
+}
+
+struct vg_lifecycle *vg_api_lifecycle(struct vg_api *a)
+{
+	return a->lifecycle;
 }
 
 int vg_api_registry(struct vg_api *a, struct vg_registry **out)
@@ -303,6 +309,7 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		return -ENOMEM;
 	}
 	a->store = o->store;
+	a->lifecycle = o->lifecycle;
 	a->stats = o->stats;
 	a->stats_ctx = o->stats_ctx;
 	a->alarms = o->alarms;

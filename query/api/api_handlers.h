@@ -61,6 +61,7 @@ void vg_api_http_stats(struct vg_api *a, struct vg_http_stats *out);
 
 /* The store given at start (may be NULL: measures then answer 503). */
 struct vg_store *vg_api_store(struct vg_api *a);
+struct vg_lifecycle *vg_api_lifecycle(struct vg_api *a);
 /* The collector's data directory (never NULL; valid while a lives). */
 const char *vg_api_data_dir(const struct vg_api *a);
 

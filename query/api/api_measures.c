@@ -113,9 +113,19 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 		rc = vg_store_fetch(store, rtype, res, metric, cf, start_ms,
 				    end_ms, 0, 0, &series);
 		if (rc == 0 && series.resolution_s < gran) {
+			/* the series' own archive at or above gran (an
+			 * [archives] rule may lack gran itself), else its
+			 * coarsest */
+			uint32_t want = 0;
+			for (size_t i = 0; i < series.narchives && !want; i++)
+				if (series.archives_s[i] >= gran)
+					want = series.archives_s[i];
+			if (!want && series.narchives)
+				want = series.archives_s[series.narchives - 1];
 			vg_series_free(&series);
 			rc = vg_store_fetch(store, rtype, res, metric, cf,
-					    start_ms, end_ms, gran, 0, &series);
+					    start_ms, end_ms, want ? want : gran, 0,
+					    &series);
 		}
 	}
 	if (rc == -ENOENT)
@@ -152,8 +162,13 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 		      ts, te, series.resolution_s ? series.resolution_s : gran,
 		      agg_name);
 	vg_buf_json_string(&b, unit);
-	vg_buf_printf(&b, ",\"kind\":\"%s\",\"points\":[",
+	vg_buf_printf(&b, ",\"kind\":\"%s\",\"granularities\":[",
 		      vg_kind_name(kind) ? vg_kind_name(kind) : "gauge");
+	for (size_t i = 0; i < series.narchives; i++)
+		vg_buf_printf(&b, "%s%u", i ? "," : "", series.archives_s[i]);
+	vg_buf_append(&b, "],\"archive_policy\":", 19);
+	vg_buf_json_string(&b, vg_store_policy_name(store, metric));
+	vg_buf_append(&b, ",\"points\":[", 11);
 	for (size_t i = 0; i < series.n; i++) {
 		/* ,["2026-11-26T06:49:14Z", — by hand: this loop is the
 		 * request's cost for a day of points */

@@ -42,6 +42,7 @@
 #include "query/api/api_handlers.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
+#include "vigie/lifecycle.h"
 
 void vg_api_prom_label_value(struct vg_buf *b, const char *s)
 {
@@ -317,6 +318,49 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				      "%llu\n",
 				      vg_store_err_reason(i),
 				      (unsigned long long)ss.write_errors_by[i]);
+		{ /* the lifecycle thread's last walk (hourly) */
+			struct vg_lifecycle_result lr;
+			struct vg_store_usage u;
+			int64_t at = 0;
+			vg_lifecycle_get_stats(vg_api_lifecycle(api), &lr);
+			if (vg_api_lifecycle(api)) {
+				one(b, "vigie_store_ended_series_waiting", "gauge",
+				    "Series of ended resources not yet keep_ended old "
+				    "(at the last sweep)", (double)lr.series_waiting);
+				one(b, "vigie_store_ended_resources_waiting", "gauge",
+				    "Ended resources not yet keep_ended old (at the "
+				    "last sweep)", (double)lr.resources_waiting);
+			}
+			if (!vg_lifecycle_get_usage(vg_api_lifecycle(api), &u, &at)) {
+				static const char *const fam[][3] = {
+					{"vigie_store_series", "gauge", "Series files on each disk or daemon"},
+					{"vigie_store_bytes", "gauge", "Bytes the series use on each disk or daemon"},
+					{"vigie_store_bytes_free", "gauge", "Bytes free on each disk or daemon"},
+					{"vigie_store_growth_bytes_per_day", "gauge",
+					 "Bytes of series created in the last 7 days (birth time), divided by 7"},
+				};
+				for (int k = 0; k < 4; k++) {
+					family(b, fam[k][0], fam[k][1], fam[k][2]);
+					for (size_t i = 0; i < u.n; i++) {
+						const struct vg_store_holder *h = &u.h[i];
+						double v = k == 0 ? (double)h->series
+							   : k == 1 ? (double)h->bytes
+							   : k == 2 ? (double)h->bytes_free
+								    : (double)h->bytes_recent / 7;
+						if (k == 2 && h->bytes_free == UINT64_MAX)
+							continue;
+						vg_buf_printf(b, "%s{where=", fam[k][0]);
+						vg_buf_json_string(b, h->where);
+						vg_buf_printf(b, "} %.0f\n", v);
+					}
+				}
+				one(b, "vigie_store_usage_timestamp_seconds", "gauge",
+				    "When the usage above was measured", (double)(at / 1000));
+			}
+		}
+		one(b, "vigie_store_series_removed_total", "counter",
+		    "Series deleted by the lifecycle of ended resources "
+		    "([storage] keep_ended)", (double)ss.series_removed);
 		one(b, "vigie_store_write_retries_total", "counter",
 		    "librrd calls refused and retried value by value",
 		    (double)ss.write_retries);

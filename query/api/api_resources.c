@@ -369,5 +369,14 @@ int vg_api_h_resource(struct vg_http_req *req, struct vg_http_resp *resp)
 						   "no resource '%s'", id);
 		}
 	}
+	{ /* each series' archive rule ([archives], docs/operations.md) */
+		struct vg_store *store = vg_api_store(api);
+		const char *name;
+		json_t *m;
+		json_object_foreach(json_object_get(obj, "metrics"), name, m)
+			if (store)
+				json_object_set_new(m, "archive_policy",
+						    json_string(vg_store_policy_name(store, name)));
+	}
 	return vg_http_reply_json(resp, 200, obj);
 }

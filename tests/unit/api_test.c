@@ -438,6 +438,9 @@ static void test_resource_get(void **state)
 				    json_object_get(a.json, "attributes"), "az")),
 			    "zone-a");
 	m = json_object_get(a.json, "metrics");
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(m, "memory.used"), "archive_policy")),
+			    "default");
 	assert_int_equal(json_object_size(m), 2);
 	assert_true(json_number_value(json_object_get(
 			    json_object_get(m, "memory.used"), "last_value")) ==
@@ -488,6 +491,14 @@ static void test_measures_gauge(void **state)
 	(void)state;
 	pts = measures("memory.used", "&granularity=60", &a);
 	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 60);
+	/* the series' own archives and the rule that made them */
+	assert_int_equal(json_array_size(json_object_get(a.json, "granularities")), 3);
+	assert_int_equal(json_integer_value(json_array_get(
+				 json_object_get(a.json, "granularities"), 0)), 60);
+	assert_int_equal(json_integer_value(json_array_get(
+				 json_object_get(a.json, "granularities"), 2)), 3600);
+	assert_string_equal(json_string_value(json_object_get(a.json, "archive_policy")),
+			    "default");
 	assert_string_equal(json_string_value(json_object_get(a.json, "aggregation")),
 			    "mean");
 	assert_string_equal(json_string_value(json_object_get(a.json, "kind")), "gauge");

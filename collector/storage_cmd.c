@@ -1,0 +1,275 @@
+/*
+ * storage_cmd.c — `vigie-collector storage stats` and `vigie-collector
+ * storage convert [--metric PATTERN]` (docs/operations.md, "Storage").
+ *
+ * stats: what the store holds and how fast it grows, so an operator sees
+ * the disk coming: resources and series (registry rows), ended resources
+ * and their series waiting for keep_ended, the files' bytes on the data
+ * directory's disk and what is free there, and the growth rate: the bytes
+ * of series files created in the last 7 days (their birth time, statx
+ * btime) divided by 7 — the gross rate; the lifecycle takes back what
+ * ended resources held keep_ended after they ended. Beside a running
+ * collector it only reads (its store opens write-through, without the
+ * journal); with none running, opening the store replays a journal a
+ * crash left, as the collector's start would. The walk is the backend's
+ * (vg_store_usage).
+ *
+ * convert: give every series whose metric matches PATTERN (all without
+ * it) the archives its [archives] rule names now (vg_store_convert_series;
+ * every stored row of the archives both layouts have is kept bit for bit).
+ * It needs the journal lock: stop vigie-collector first (a running one
+ * writes the files being converted).
+ */
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigie/storage_cmd.h"
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/lifecycle.h"
+#include "vigie/name.h"
+#include "vigie/registry.h"
+#include "vigie/store.h"
+
+#define GROWTH_DAYS 7 /* the growth rate's window */
+
+/* ---- stats ------------------------------------------------------------------- */
+
+struct counts {
+	uint64_t resources, series;
+};
+
+static int c_res(void *ctx, const struct vg_registry_res *r)
+{
+	(void)r;
+	((struct counts *)ctx)->resources++;
+	return 0;
+}
+
+static int c_met(void *ctx, const struct vg_registry_metric *m)
+{
+	(void)m;
+	((struct counts *)ctx)->series++;
+	return 0;
+}
+
+static int c_end(void *ctx)
+{
+	(void)ctx;
+	return 0;
+}
+
+static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
+{
+	struct vg_store *s = NULL;
+	struct vg_registry *reg = NULL;
+	struct vg_lifecycle_result lr;
+	struct counts c = {0};
+	struct vg_registry_visitor v = {c_res, c_met, c_end, &c};
+	struct vg_resource_filter f = {0};
+	char err[512], after[VG_NAME_MAX * 4 + 1] = "", next[VG_NAME_MAX * 4 + 1];
+	int rc;
+
+	if ((rc = vg_registry_open_state(cfg->collector_data_dir, cfg->state_url, &reg, err,
+					  sizeof(err))) ||
+	    (rc = vg_store_open(cfg->collector_data_dir, cfg, &s, err, sizeof(err)))) {
+		fprintf(errf, "vigie-collector storage stats: %s\n", err);
+		vg_registry_close(reg);
+		return 1;
+	}
+	f.limit = 1000;
+	do {
+		f.after = after[0] ? after : NULL;
+		if ((rc = vg_registry_list_visit(reg, &f, &v, next, sizeof(next))))
+			break;
+		snprintf(after, sizeof(after), "%s", next);
+	} while (next[0]);
+	if (!rc)
+		rc = vg_lifecycle_sweep(reg, s, vg_now_ms(), 0, &lr, err, sizeof(err));
+	if (rc) {
+		fprintf(errf, "vigie-collector storage stats: registry: %s\n", strerror(-rc));
+		vg_store_close(s);
+		vg_registry_close(reg);
+		return 1;
+	}
+	int64_t since = vg_now_ms() / 1000 - GROWTH_DAYS * 86400;
+	struct vg_store_usage u;
+	if ((rc = vg_store_usage(s, since, &u)))
+		fprintf(errf, "vigie-collector storage stats: usage: %s\n", strerror(-rc));
+	fprintf(out, "resources: %llu\n", (unsigned long long)c.resources);
+	fprintf(out, "series: %llu (registry)\n", (unsigned long long)c.series);
+	fprintf(out, "ended: %llu resources with %llu series (deleted %g days "
+		"after they ended: [storage] keep_ended%s)\n",
+		(unsigned long long)lr.resources_waiting,
+		(unsigned long long)lr.series_waiting, cfg->storage_keep_ended_s / 86400,
+		cfg->storage_keep_ended_s > 0 ? "" : " = 0, never");
+	for (size_t i = 0; i < u.n; i++) {
+		const struct vg_store_holder *h = &u.h[i];
+		double per_day = (double)h->bytes_recent / GROWTH_DAYS;
+		fprintf(out, "%s: %llu series files, %llu bytes", h->where,
+			(unsigned long long)h->series, (unsigned long long)h->bytes);
+		if (h->bytes_free != UINT64_MAX)
+			fprintf(out, ", %llu bytes free", (unsigned long long)h->bytes_free);
+		fprintf(out, "\n  growth: %.0f bytes/day (series created in the last "
+			"%d days, by birth time, divided by %d)%s\n", per_day,
+			GROWTH_DAYS, GROWTH_DAYS,
+			h->no_birth ? "; some files have no birth time" : "");
+		if (per_day > 0 && h->bytes_free != UINT64_MAX)
+			fprintf(out, "  full in: %.1f days at that rate\n",
+				(double)h->bytes_free / per_day);
+	}
+	vg_store_close(s);
+	vg_registry_close(reg);
+	return 0;
+}
+
+/* ---- convert ------------------------------------------------------------------ */
+
+struct conv_page {
+	const char *pattern;
+	char **id, **metric;
+	int *rtype;
+	size_t n, cap;
+	int cur_type;
+	const char *cur_id;
+};
+
+static int p_res(void *ctx, const struct vg_registry_res *r)
+{
+	struct conv_page *p = ctx;
+
+	p->cur_type = r->type;
+	p->cur_id = r->id;
+	return 0;
+}
+
+static int p_met(void *ctx, const struct vg_registry_metric *m)
+{
+	struct conv_page *p = ctx;
+
+	if (!m->name || !p->cur_id ||
+	    (p->pattern && fnmatch(p->pattern, m->name, 0)))
+		return 0;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 256;
+		char **a = realloc(p->id, cap * sizeof(*a)), **b;
+		int *t;
+		if (!a)
+			return -ENOMEM;
+		p->id = a;
+		if (!(b = realloc(p->metric, cap * sizeof(*b))))
+			return -ENOMEM;
+		p->metric = b;
+		if (!(t = realloc(p->rtype, cap * sizeof(*t))))
+			return -ENOMEM;
+		p->rtype = t;
+		p->cap = cap;
+	}
+	p->id[p->n] = strdup(p->cur_id);
+	p->metric[p->n] = strdup(m->name);
+	p->rtype[p->n] = p->cur_type;
+	if (!p->id[p->n] || !p->metric[p->n]) {
+		free(p->id[p->n]);
+		free(p->metric[p->n]);
+		return -ENOMEM;
+	}
+	p->n++;
+	return 0;
+}
+
+static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
+		   FILE *errf)
+{
+	struct vg_store *s = NULL;
+	struct vg_registry *reg = NULL;
+	struct conv_page p = {.pattern = pattern};
+	struct vg_registry_visitor v = {p_res, p_met, c_end, &p};
+	struct vg_resource_filter f = {0};
+	char err[512], after[VG_NAME_MAX * 4 + 1] = "", next[VG_NAME_MAX * 4 + 1];
+	uint64_t done = 0, same = 0, gone = 0, failed = 0;
+	int rc;
+
+	if ((rc = vg_registry_open_state(cfg->collector_data_dir, cfg->state_url, &reg, err,
+					  sizeof(err))) ||
+	    (rc = vg_store_open(cfg->collector_data_dir, cfg, &s, err, sizeof(err)))) {
+		fprintf(errf, "vigie-collector storage convert: %s\n", err);
+		vg_registry_close(reg);
+		return 1;
+	}
+	if (!vg_store_owns_journal(s)) {
+		fprintf(errf, "vigie-collector storage convert: %s is in use by a "
+			"running vigie-collector: stop it first\n", cfg->collector_data_dir);
+		vg_store_close(s);
+		vg_registry_close(reg);
+		return 1;
+	}
+	f.limit = 200;
+	do {
+		f.after = after[0] ? after : NULL;
+		if ((rc = vg_registry_list_visit(reg, &f, &v, next, sizeof(next))))
+			break;
+		for (size_t i = 0; i < p.n; i++) {
+			int changed = 0;
+			char msg[512] = "";
+			int r = vg_store_convert_series(s, p.rtype[i], p.id[i], p.metric[i],
+							&changed, msg, sizeof(msg));
+			if (!r && changed)
+				done++;
+			else if (!r)
+				same++;
+			else if (r == -ENOENT)
+				gone++;
+			else {
+				failed++;
+				fprintf(errf, "vigie-collector storage convert: %s %s: %s\n",
+					p.id[i], p.metric[i], *msg ? msg : strerror(-r));
+			}
+			free(p.id[i]);
+			free(p.metric[i]);
+		}
+		p.n = 0;
+		snprintf(after, sizeof(after), "%s", next);
+	} while (next[0]);
+	free(p.id);
+	free(p.metric);
+	free(p.rtype);
+	fprintf(out, "converted %llu series, %llu had their rule's archives already, "
+		"%llu have no file, %llu failed\n", (unsigned long long)done,
+		(unsigned long long)same, (unsigned long long)gone,
+		(unsigned long long)failed);
+	vg_store_close(s);
+	vg_registry_close(reg);
+	return rc || failed ? 1 : 0;
+}
+
+int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
+		       FILE *out, FILE *err)
+{
+	static const char usage[] =
+		"usage: vigie-collector [--config FILE] [--data-dir DIR] storage stats\n"
+		"       vigie-collector [--config FILE] [--data-dir DIR] storage convert "
+		"[--metric PATTERN]\n"
+		"  stats    series, bytes on disk, free space, ended series waiting\n"
+		"           for deletion, growth in bytes per day\n"
+		"  convert  give existing series their [archives] rule's archives\n"
+		"           (stop vigie-collector first); --metric: only metrics\n"
+		"           matching the glob PATTERN\n";
+
+	if (argc >= 2 && !strcmp(argv[1], "stats") && argc == 2)
+		return stats(cfg, out, err);
+	if (argc >= 2 && !strcmp(argv[1], "convert")) {
+		if (argc == 2)
+			return convert(cfg, NULL, out, err);
+		if (argc == 4 && !strcmp(argv[2], "--metric"))
+			return convert(cfg, argv[3], out, err);
+	}
+	if (argc >= 2 && !strcmp(argv[1], "--help")) {
+		fputs(usage, out);
+		return 0;
+	}
+	fputs(usage, err);
+	return 2;
+}

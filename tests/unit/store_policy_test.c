@@ -1,0 +1,260 @@
+/*
+ * store_policy_test.c — archive policies: [archives] rules are parsed in
+ * file order with errors naming file:line:key, and a new series gets the
+ * archives of the first rule matching its metric name (else [storage]
+ * archives), seen in the archives its file really has.
+ *
+ * Time is driven through sample timestamps, never slept.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vigie/batch.h"
+#include "vigie/config.h"
+#include "vigie/store.h"
+
+#define T0 1699999980LL
+#define MS(s) ((int64_t)(s) * 1000)
+
+static const char conf[] =
+	"[storage]\n"
+	"archives = 1m:1d,5m:7d,1h:30d\n"
+	"[archives]\n"
+	"cpu.* = 1m:1d,1h:30d\n"
+	"net.*.errors = 5m:7d\n"
+	"cpu.time = 5m:2d\n"; /* shadowed by cpu.*: first match wins */
+
+static void rm_rf(const char *dir)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+static void test_config_rules(void **state)
+{
+	struct vg_config c;
+	char err[256] = "";
+
+	(void)state;
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, conf, "t.conf", err, sizeof(err)), 0);
+	assert_int_equal(c.npolicies, 3);
+	assert_string_equal(c.policies[0].pattern, "cpu.*");
+	assert_int_equal(c.policies[0].narchives, 2);
+	assert_int_equal(c.policies[0].archives[1].resolution_s, 3600);
+	assert_string_equal(c.policies[1].pattern, "net.*.errors");
+	assert_int_equal(c.policies[1].archives[0].retention_s, 7 * 86400);
+	/* keep_ended: 90 days unless set; 0 keeps forever */
+	assert_true(c.storage_keep_ended_s == 90 * 86400.0);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nkeep_ended = 0\n",
+					       "t.conf", err, sizeof(err)), 0);
+	assert_true(c.storage_keep_ended_s == 0);
+
+	/* errors name the file, the line and the key */
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[archives]\n\ncpu.* = 1m\n",
+					       "bad.conf", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "bad.conf:3: [archives] cpu.*: '1m'"));
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nkeep_ended = soon\n",
+					       "bad.conf", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "bad.conf:2: [storage] keep_ended"));
+}
+
+/* Whether the series has an archive of resolution res_s. */
+static int has_archive(struct vg_store *s, const char *metric, uint32_t res_s)
+{
+	struct vg_series out;
+	int rc = vg_store_fetch(s, VG_RT_INSTANCE, "vm-1", metric, VG_CF_AVERAGE,
+				MS(T0), MS(T0 + 600), res_s, 1, &out);
+
+	vg_series_free(&out);
+	assert_true(rc == 0 || rc == -EINVAL);
+	return rc == 0;
+}
+
+static void test_first_match(void **state)
+{
+	struct vg_config c;
+	struct vg_store *s;
+	struct vg_batch *b;
+	char dir[64], err[256] = "";
+
+	(void)state;
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, conf, "t.conf", err, sizeof(err)), 0);
+	snprintf(dir, sizeof(dir), "/tmp/vigie-policy-test.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(vg_store_open(dir, &c, &s, err, sizeof(err)), 0);
+
+	assert_string_equal(vg_store_policy_name(s, "cpu.time"), "cpu.*");
+	assert_string_equal(vg_store_policy_name(s, "net.0.rx.errors"), "net.*.errors");
+	assert_string_equal(vg_store_policy_name(s, "net.0.rx.bytes"), "default");
+	assert_string_equal(vg_store_policy_name(s, "memory.used"), "default");
+
+	for (int i = 0; i < 3; i++) {
+		b = vg_batch_new("h1", 1, (uint64_t)i + 1, MS(T0 + 60 * i));
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-1", NULL, NULL, MS(T0 + 60 * i));
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 10.0 * i);
+		vg_batch_sample(b, "net.0.rx.errors", VG_KIND_COUNTER, i);
+		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 100);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+	/* cpu.*: 1m and 1h, not the 5m of the default nor of cpu.time */
+	assert_true(has_archive(s, "cpu.time", 60));
+	assert_false(has_archive(s, "cpu.time", 300));
+	assert_true(has_archive(s, "cpu.time", 3600));
+	/* net.*.errors: 5m only */
+	assert_false(has_archive(s, "net.0.rx.errors", 60));
+	assert_true(has_archive(s, "net.0.rx.errors", 300));
+	assert_false(has_archive(s, "net.0.rx.errors", 3600));
+	/* no rule: [storage] archives */
+	assert_true(has_archive(s, "memory.used", 60));
+	assert_true(has_archive(s, "memory.used", 300));
+	assert_true(has_archive(s, "memory.used", 3600));
+	vg_store_close(s);
+	rm_rf(dir);
+}
+
+static void test_bad_rule_refused(void **state)
+{
+	struct vg_config c;
+	struct vg_store *s = NULL;
+	char dir[64], err[256] = "";
+
+	(void)state;
+	vg_config_defaults(&c);
+	/* 90 s is not a multiple of the 60 s step */
+	assert_int_equal(vg_config_load_string(&c, "[archives]\ndisk.* = 90s:1d\n",
+					       "t.conf", err, sizeof(err)), 0);
+	snprintf(dir, sizeof(dir), "/tmp/vigie-policy-test.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(vg_store_open(dir, &c, &s, err, sizeof(err)), -EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(err, "[archives] disk.*"));
+	rm_rf(dir);
+}
+
+/* Every row of every archive and consolidation function of a series. */
+struct dump {
+	struct vg_series a[3][3]; /* [cf][60, 300, 3600] */
+	int rc[3][3];
+};
+
+static void dump_all(struct vg_store *s, const char *metric, int64_t from,
+		     int64_t to, struct dump *d)
+{
+	static const uint32_t res[3] = {60, 300, 3600};
+
+	for (int cf = 0; cf < 3; cf++)
+		for (int r = 0; r < 3; r++)
+			d->rc[cf][r] = vg_store_fetch(s, VG_RT_INSTANCE, "vm-1", metric, cf,
+						      from, to, res[r], 1, &d->a[cf][r]);
+}
+
+static void test_convert_keeps_values(void **state)
+{
+	struct vg_config c;
+	struct vg_store *s;
+	struct dump before, after;
+	char dir[64], err[256] = "", msg[256] = "";
+	int changed = -1;
+	int64_t end = MS(T0 + 60 * 600);
+
+	(void)state;
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\narchives = 1m:1d,5m:7d\n",
+					       "t.conf", err, sizeof(err)), 0);
+	snprintf(dir, sizeof(dir), "/tmp/vigie-policy-test.XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(vg_store_open(dir, &c, &s, err, sizeof(err)), 0);
+	/* 10 hours of a gauge and a counter, one a minute */
+	for (int i = 0; i < 600; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)i + 1, MS(T0 + 60 * i));
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-1", NULL, NULL, MS(T0 + 60 * i));
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 7.0 * i * i);
+		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 1000 + (i % 17) * 3.5);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+	dump_all(s, "cpu.time", MS(T0), end, &before);
+	/* a rule changes: the existing series keeps its layout ... */
+	vg_store_close(s);
+	assert_int_equal(vg_config_load_string(&c, "[archives]\ncpu.* = 1m:2d,5m:7d,1h:30d\n",
+					       "t.conf", err, sizeof(err)), 0);
+	assert_int_equal(vg_store_open(dir, &c, &s, err, sizeof(err)), 0);
+	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "vm-1", "cpu.time", 0, MS(T0),
+					end, 3600, 1, &after.a[0][0]), -EINVAL);
+	/* ... until converted; a series whose rule did not change is left alone */
+	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "memory.used",
+						 &changed, msg, sizeof(msg)), 0);
+	assert_int_equal(changed, 0);
+	if (vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time", &changed,
+				    msg, sizeof(msg)))
+		fail_msg("convert: %s", msg);
+	assert_int_equal(changed, 1);
+	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time",
+						 &changed, msg, sizeof(msg)), 0);
+	assert_int_equal(changed, 0); /* it has them now */
+	dump_all(s, "cpu.time", MS(T0), end, &after);
+	for (int cf = 0; cf < 3; cf++) {
+		/* the 1m and 5m archives: every stored row, bit for bit */
+		for (int r = 0; r < 2; r++) {
+			assert_int_equal(before.rc[cf][r], 0);
+			assert_int_equal(after.rc[cf][r], 0);
+			assert_true(before.a[cf][r].n >= 100);
+			assert_int_equal(before.a[cf][r].n, after.a[cf][r].n);
+			for (size_t k = 0; k < before.a[cf][r].n; k++) {
+				const struct vg_point *p = &before.a[cf][r].points[k],
+						      *q = &after.a[cf][r].points[k];
+				assert_int_equal(p->time_ms, q->time_ms);
+				if (memcmp(&p->value, &q->value, sizeof(double)))
+					fprintf(stderr, "cf %d r %d k %zu/%zu t %lld: %.17g vs %.17g\n", cf, r, k, before.a[cf][r].n, (long long)p->time_ms, p->value, q->value);
+				assert_memory_equal(&p->value, &q->value, sizeof(double));
+			}
+		}
+		/* the new 1h archive exists now */
+		assert_int_equal(before.rc[cf][2], -EINVAL);
+		assert_int_equal(after.rc[cf][2], 0);
+		for (int r = 0; r < 3; r++) {
+			vg_series_free(&before.a[cf][r]);
+			vg_series_free(&after.a[cf][r]);
+		}
+	}
+	/* and it still takes new values */
+	{
+		struct vg_batch *b = vg_batch_new("h1", 1, 1000, MS(T0 + 60 * 600));
+		struct vg_store_stats st;
+		vg_batch_resource(b, VG_RT_INSTANCE, "vm-1", NULL, NULL, MS(T0 + 60 * 600));
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 7.0 * 600 * 600);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+		assert_int_equal(vg_store_flush(s), 0);
+		vg_store_get_stats(s, &st);
+		assert_int_equal(st.write_errors, 0);
+	}
+	vg_store_close(s);
+	rm_rf(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_rules),
+		cmocka_unit_test(test_first_match),
+		cmocka_unit_test(test_bad_rule_refused),
+		cmocka_unit_test(test_convert_keeps_values),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
