@@ -1001,8 +1001,26 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 			vg_store_close(s);
 			return -ENAMETOOLONG;
 		}
-		if ((rc = vg_rrd_files_open(rrd, s->owner ? undo : NULL, &s->be, err,
-					    errlen))) {
+		if (!strcmp(cfg->storage_backend, "rrdcached")) {
+			/* The owners record lives with the journal: the series
+			 * it places are the ones the journal replays. */
+			char owners[PATH_MAX];
+			snprintf(owners, sizeof(owners), "%s/owners", s->j.dir);
+			rc = vg_rrd_rrdcached_open(cfg->storage_daemons,
+						   cfg->storage_daemon_base[0]
+							   ? cfg->storage_daemon_base
+							   : NULL,
+						   s->owner ? owners : NULL, &s->be, err,
+						   errlen);
+		} else if (cfg->storage_backend[0] && strcmp(cfg->storage_backend, "files")) {
+			snprintf(err, errlen, "store: unknown [storage] backend '%s'",
+				 cfg->storage_backend);
+			rc = -EINVAL;
+		} else {
+			rc = vg_rrd_files_open(rrd, s->owner ? undo : NULL, &s->be, err,
+					       errlen);
+		}
+		if (rc) {
 			vg_store_close(s);
 			return rc;
 		}

@@ -72,6 +72,9 @@ static const struct key keys[] = {
 	{"storage", "archives", K_ARCHIVES, offsetof(struct vg_config, archives), 0, 0, 0},
 	U("storage", "cache_values", storage_cache_values, 1024, 1u << 30),
 	U("storage", "flush_depth", storage_flush_depth, 1, 256),
+	S("storage", "backend", storage_backend),
+	S("storage", "daemons", storage_daemons),
+	S("storage", "daemon_base", storage_daemon_base),
 	S("billing", "ratecard", billing_ratecard),
 	S("alarms", "notify", alarms_notify),
 	{"alarms", "webhook_timeout", K_SECONDS, offsetof(struct vg_config, alarms_webhook_timeout_s), 0, 0.1, 300},
@@ -118,6 +121,7 @@ void vg_config_defaults(struct vg_config *c)
 	c->storage_heartbeat_s = 600;
 	c->storage_cache_values = 8u << 20;
 	c->storage_flush_depth = 64;
+	snprintf(c->storage_backend, sizeof(c->storage_backend), "files");
 	vg_config_parse_archives("1m:15d,5m:63d,1h:455d", c->archives,
 				 VG_MAX_ARCHIVES, &c->narchives);
 	c->alarms_webhook_timeout_s = 5;

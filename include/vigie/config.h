@@ -69,6 +69,9 @@ struct vg_config {
 	size_t narchives;
 	uint32_t storage_cache_values; /* cache_values = 8388608 (16 B each) */
 	uint32_t storage_flush_depth;  /* flush_depth = 64 values per librrd call */
+	char storage_backend[16];      /* backend = files | rrdcached */
+	char storage_daemons[1024];    /* daemons = unix:/run/rrdcached.sock, h:42217 */
+	char storage_daemon_base[512]; /* daemon_base = (the daemons' -b, when shared) */
 
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */
