@@ -136,6 +136,7 @@ LIBS_registry_list_test := collector common
 LIBS_registry_test      := collector common
 LIBS_remote_read_test   := api alarms billing collector common
 LIBS_rrd_backend_test   := collector common
+LIBS_rrd_placement_test := collector common
 LIBS_rrdcached_test     := collector common
 LIBS_sender_test        := agent common
 LIBS_sign_sender_test   := agent common
