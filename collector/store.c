@@ -122,6 +122,7 @@ struct slot {
 
 struct vg_store {
 	struct vg_rrd_backend *be;
+	char daemon_base[512];   /* [storage] daemon_base, "" if unset */
 	struct vg_rrd_layout layout;
 	struct vg_archive archives[VG_MAX_ARCHIVES];
 
@@ -397,6 +398,33 @@ static void reclaim(struct vg_store *s)
 	pthread_mutex_lock(&s->mu);
 	s->j.seg_oldest = upto;
 	s->reclaiming = 0;
+}
+
+int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
+		    char *path, size_t pathlen, char *addr, size_t addrlen)
+{
+	struct vg_rrd_loc loc;
+	int64_t last;
+	int rc;
+
+	if (addrlen)
+		addr[0] = '\0';
+	if ((rc = s->be->ops->locate(s->be, rtype, id, metric, &loc)))
+		return rc;
+	/* librrd's client makes a relative name absolute from its own
+	 * directory when the daemon is on a unix socket (it assumes the same
+	 * host): give it the daemon's base dir then, when configured. */
+	if (loc.address && loc.path[0] != '/' && s->daemon_base[0] &&
+	    (!strncmp(loc.address, "unix:", 5) || loc.address[0] == '/')) {
+		if ((size_t)snprintf(path, pathlen, "%s/%s", s->daemon_base, loc.path) >= pathlen)
+			return -ENAMETOOLONG;
+	} else if ((size_t)snprintf(path, pathlen, "%s", loc.path) >= pathlen) {
+		return -ENAMETOOLONG;
+	}
+	if (loc.address && (size_t)snprintf(addr, addrlen, "%s", loc.address) >= addrlen)
+		return -ENAMETOOLONG;
+	rc = s->be->ops->last_ms(s->be, &loc, &last);
+	return rc == -ENOENT || rc == -EHOSTUNREACH ? rc : rc ? -EIO : 0;
 }
 
 /* ---- writing cached values to the backend -------------------------------------- */
@@ -1001,6 +1029,8 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 			vg_store_close(s);
 			return -ENAMETOOLONG;
 		}
+		snprintf(s->daemon_base, sizeof(s->daemon_base), "%s",
+			 cfg->storage_daemon_base);
 		if (!strcmp(cfg->storage_backend, "rrdcached")) {
 			/* The owners record lives with the journal: the series
 			 * it places are the ones the journal replays. */

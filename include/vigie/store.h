@@ -135,6 +135,17 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out);
 int vg_store_path(const struct vg_store *s, int rtype, const char *id,
 		  const char *metric, char *out, size_t outlen);
 
+/* Where an existing series is, for a reader that opens it itself
+ * (rrd_graph): its path (a file, or a name relative to its daemon's base
+ * dir) and the address of the rrdcached daemon that holds it ("" for the
+ * files backend: read the path directly; else give rrd_graph --daemon
+ * ADDR). Checks that the series exists (through its daemon, which writes
+ * it out first, so what the reader sees is fresh). 0, -EINVAL (bad name),
+ * -ENAMETOOLONG, -ENOENT (no such series), -EHOSTUNREACH (its daemon
+ * does not answer: addr names it), -EIO. */
+int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
+		    char *path, size_t pathlen, char *addr, size_t addrlen);
+
 enum vg_cf { VG_CF_AVERAGE = 0, VG_CF_MIN = 1, VG_CF_MAX = 2 };
 int vg_cf_parse(const char *s); /* "mean"|"average"|"min"|"max" or -EINVAL */
 
