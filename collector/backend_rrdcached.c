@@ -37,9 +37,11 @@
  * process), so the store's journal keeps the values until then.
  *
  * Last update. rrdcached 1.7.2 answers LAST rounded down to the step and
- * INFO's last_update in whole seconds: last_ms is FLUSH + INFO, so it is
- * exact to the second, and the time of a value the daemon refuses as not
- * newer than that second counts as already stored.
+ * INFO's last_update in whole seconds: last_ms is FLUSH + INFO and answers
+ * the last millisecond of that second, so after a restart a value re-sent
+ * within the file's last second counts as already stored (a genuinely new
+ * value in that same second is dropped: rrdcached would take it and
+ * librrd refuse it at write time, with the rest of that write).
  *
  * Delete. rrdcached has no delete: remove() FORGETs the file on its
  * daemon, then unlinks it when the daemons' base dir is shared with the
@@ -209,6 +211,25 @@ static size_t place(struct rcd *r, const char *name)
 	return vg_rrd_rendezvous(name, addrs, n);
 }
 
+/* A name's path component for the daemon: vigie/name.h's escaping, with
+ * a trailing '.' also escaped, since rrdcached refuses any name holding
+ * "../" (a component ending in ".." before the next '/'). Injective: a
+ * literal "%2E" never survives the escaping ('%' becomes "%25"). */
+static int component(const char *name, char *out, size_t outlen)
+{
+	int n = vg_name_component(name, out, outlen);
+
+	if (n < 0)
+		return n;
+	if (n > 0 && out[n - 1] == '.') {
+		if ((size_t)n + 3 > outlen || n + 2 > NAME_MAX - 16)
+			return -ENAMETOOLONG;
+		memcpy(out + n - 1, "%2E", 4);
+		n += 2;
+	}
+	return n;
+}
+
 static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
 		      const char *metric, struct vg_rrd_loc *loc)
 {
@@ -223,8 +244,8 @@ static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
 	loc->path[0] = '\0';
 	if (!tname)
 		return -EINVAL;
-	if ((rc = vg_name_component(id, eid, sizeof(eid))) < 0 ||
-	    (rc = vg_name_component(metric, em, sizeof(em))) < 0)
+	if ((rc = component(id, eid, sizeof(eid))) < 0 ||
+	    (rc = component(metric, em, sizeof(em))) < 0)
 		return rc;
 	if ((size_t)snprintf(loc->path, sizeof(loc->path), "%s/%s/%s.rrd", tname, eid,
 			     em) >= VG_RRDCD_NAME_MAX)
@@ -354,8 +375,12 @@ static int rcd_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, 
 		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT : -EIO;
 	v = vg_rrdcd_info_get(&info, "last_update");
 	rc = v ? 0 : -EIO;
+	/* The end of the last whole second: rrdcached starts a file's cache
+	 * entry from librrd's whole-second last update, so it would accept a
+	 * value re-sent within that second, which librrd then refuses when
+	 * writing, with every later value of the same write. */
 	if (v)
-		*out = strtoll(v, NULL, 10) * 1000;
+		*out = strtoll(v, NULL, 10) * 1000 + 999;
 	vg_rrdcd_info_free(&info);
 	return rc;
 }
@@ -415,8 +440,6 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 	res->retries++;
 	if (rcd_last_ms(&r->be, loc, &last))
 		last = INT64_MIN;
-	else
-		last += 999; /* whole seconds: the daemon keeps no more */
 	for (skip = 0; skip < n && v[skip].t_ms <= last; skip++)
 		;
 	res->duplicate += skip;
@@ -574,6 +597,8 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 }
 
 static const char *const cfnames[] = {"AVERAGE", "MIN", "MAX"};
+static int rcd_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int cf,
+		    struct vg_rrd_info *d);
 
 static int rcd_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int cf,
 		    struct vg_rrd_info *d)
@@ -640,12 +665,22 @@ static int rcd_fetch(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, in
 	memset(out, 0, sizeof(*out));
 	if (cf < VG_CF_AVERAGE || cf > VG_CF_MAX)
 		return -EINVAL;
-	if (!d || !(c = client_get(d, &rc)))
+	/* rrdcached's FETCH takes no resolution: like rrd_fetch at the
+	 * file's step it answers from the finest archive that covers the
+	 * whole range. For a coarser archive, ask from before the coverage of
+	 * every finer one, and drop the rows before START. */
+	time_t from = start;
+	struct vg_rrd_info info;
+	if (!d)
 		return -EHOSTUNREACH;
-	/* rrdcached's FETCH takes no resolution: it picks the archive that
-	 * covers START at the finest step (as rrd_fetch with the file's
-	 * step); a start within the archive the store chose gives it. */
-	rc = vg_rrdcd_fetch(c, loc->path, cfnames[cf], start, end, &f);
+	if ((rc = rcd_info(be, loc, cf, &info)))
+		return rc;
+	for (size_t k = 0; k < info.nrra; k++)
+		if (info.rra[k].res_s < step_s && info.rra[k].cal_start - (time_t)step_s < from)
+			from = info.rra[k].cal_start - (time_t)step_s;
+	if (!(c = client_get(d, &rc)))
+		return -EHOSTUNREACH;
+	rc = vg_rrdcd_fetch(c, loc->path, cfnames[cf], from, end, &f);
 	client_put(d, c, rc);
 	if (rc)
 		return rc == -ENOENT ? -ENOENT : -EIO;
@@ -653,10 +688,18 @@ static int rcd_fetch(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, in
 		vg_rrdcd_fetch_free(&f);
 		return -EIO;
 	}
-	out->start = (time_t)f.start;
+	size_t skip = 0;
+	time_t want = start - start % (time_t)step_s;
+	if (f.start < want) {
+		skip = (size_t)((want - f.start) / (time_t)step_s);
+		if (skip > f.nrows)
+			skip = f.nrows;
+		memmove(f.values, f.values + skip, (f.nrows - skip) * sizeof(*f.values));
+	}
+	out->start = (time_t)f.start + (time_t)(skip * step_s);
 	out->end = (time_t)f.end;
 	out->step = (unsigned long)f.step;
-	out->n = f.nrows;
+	out->n = f.nrows - skip;
 	out->v = f.values;
 	f.values = NULL;
 	vg_rrdcd_fetch_free(&f);
