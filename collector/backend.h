@@ -203,17 +203,8 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
  * an address moves a name only to the new address. */
 size_t vg_rrd_rendezvous(const char *name, const char *const *addrs, size_t n);
 
-/* One daemon's state for /v1/health and /metrics. */
-struct vg_rrd_daemon_state {
-	char address[256];
-	int up;            /* the last call reached it */
-	uint64_t calls;    /* round trips */
-	uint64_t errors;   /* connection failures */
-	size_t dirty;      /* files updated, not yet FLUSHed by a sync */
-	char error[512];   /* last failure, "" if none */
-};
 /* Fill out[0..max) for an rrdcached backend; the count (0 for files). */
-size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_rrd_daemon_state *out,
+size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon *out,
 			      size_t max);
 
 #endif

@@ -921,7 +921,7 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 }
 
 /* Each daemon's state for health and metrics. */
-size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_rrd_daemon_state *out,
+size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon *out,
 			      size_t max)
 {
 	struct rcd *r = (struct rcd *)be;
@@ -936,7 +936,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_rrd_daemon_st
 		out[n].errors = __atomic_load_n(&d->errors, __ATOMIC_RELAXED);
 		out[n].calls = __atomic_load_n(&d->calls, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->mu);
-		out[n].dirty = d->ndirty;
+		out[n].pending = d->ndirty;
 		snprintf(out[n].error, sizeof(out[n].error), "%s", d->err);
 		pthread_mutex_unlock(&d->mu);
 	}

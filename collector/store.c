@@ -400,6 +400,11 @@ static void reclaim(struct vg_store *s)
 	s->reclaiming = 0;
 }
 
+size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max)
+{
+	return s && s->be ? vg_rrd_rrdcached_state(s->be, out, max) : 0;
+}
+
 int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
 		    char *path, size_t pathlen, char *addr, size_t addrlen)
 {

@@ -130,6 +130,19 @@ struct vg_consumer vg_store_consumer(struct vg_store *s);
 /* Copy the counters (thread-safe). */
 void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out);
 
+/* One storage daemon's state (the rrdcached backend; none for files). */
+struct vg_store_daemon {
+	char address[256];
+	int up;            /* the last call reached it */
+	uint64_t calls;    /* round trips */
+	uint64_t errors;   /* failures that broke a connection */
+	uint64_t pending;  /* files updated, not yet FLUSHed (durable) */
+	char error[512];   /* last failure, "" if none */
+};
+/* Fill out[0..max) with each daemon's state; the count (0 for files).
+ * Thread-safe. */
+size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max);
+
 /* Path of the file for (type, id, metric). 0, -EINVAL (bad name),
  * -ENAMETOOLONG. */
 int vg_store_path(const struct vg_store *s, int rtype, const char *id,
