@@ -85,6 +85,10 @@ struct vg_rrd_result {
 	uint64_t failed;                     /* sum of failed_by */
 	uint64_t failed_by[VG_STORE_ERR_N];
 	uint64_t retries;                    /* refused calls retried */
+	uint64_t unavailable;                /* not sent: the engine (its
+					      * daemon) could not be reached;
+					      * always the last values of the
+					      * call; the store retries them */
 	char msg[512];                       /* "<path>: why" of the last
 					      * failure, "" if none */
 };

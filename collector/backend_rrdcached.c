@@ -453,7 +453,7 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 	}
 	for (size_t j = 0; j < n; j++) {
 		if (!vg_rrdcd_connected(c)) {
-			fail(res, VG_STORE_ERR_OTHER, n - j, loc->path, vg_rrdcd_error(c));
+			res->unavailable += n - j;
 			return;
 		}
 		if (!(rc = send_values(c, loc->path, &v[j], 1)))
@@ -481,15 +481,17 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		return;
 	}
 	if (!(c = client_get(d, &rc))) {
-		fail(res, VG_STORE_ERR_OTHER, n, loc->path, d->err);
+		res->unavailable += n;
 		return;
 	}
+	/* A connection that breaks: every value waits for the daemon (some
+	 * may have been taken: the retry finds them as already stored). */
 	if (!(rc = send_values(c, loc->path, v, n)))
 		res->written += n;
 	else if (vg_rrdcd_connected(c))
 		update_refused(r, d, c, loc, v, n, rc, res);
 	else
-		fail(res, VG_STORE_ERR_OTHER, n, loc->path, vg_rrdcd_error(c));
+		res->unavailable += n;
 	if (res->written)
 		mark_dirty(d, loc->path);
 	client_put(d, c, rc);
@@ -562,8 +564,7 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			}
 			if (!(c = client_get(d, &rc))) {
 				for (size_t j = 0; j < k; j++)
-					fail(&items[idx[j]].res, VG_STORE_ERR_OTHER, items[idx[j]].n,
-					     items[idx[j]].loc->path, d->err);
+					items[idx[j]].res.unavailable += items[idx[j]].n;
 				continue;
 			}
 			struct vg_rrdcd_batch_result br = {0};
@@ -571,8 +572,7 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			for (size_t j = 0; j < k; j++) {
 				struct vg_rrd_item *it = &items[idx[j]];
 				if (rc)
-					fail(&it->res, VG_STORE_ERR_OTHER, it->n, it->loc->path,
-					     vg_rrdcd_error(c));
+					it->res.unavailable += it->n;
 				else if (!err[j])
 					it->res.written += it->n;
 				else if (vg_rrdcd_connected(c))

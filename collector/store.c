@@ -97,6 +97,7 @@ struct series {
 	int flushing;          /* a thread is writing its values (mu) */
 	int in_dirty;          /* on the dirty list (mu) */
 	uint32_t owner;        /* the backend's holder (vg_rrd_loc.owner) */
+	int64_t retry_at_ms;   /* its daemon was unreachable: not before */
 	int64_t last_ms;       /* newest value accepted (receiver; mu to write) */
 	int64_t tent_ms;       /* receiver only: within the current batch */
 	uint64_t gen;          /* receiver only: batch generation of tent_ms */
@@ -435,9 +436,11 @@ int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *m
 /* ---- writing cached values to the backend -------------------------------------- */
 
 /* Write n values of a series. No lock held. Returns how many values could
- * not be written (counted): the caller keeps their journal segments. */
+ * not be written (counted): the caller keeps their journal segments.
+ * *unavail: how many of the last values the backend could not send (its
+ * storage daemon unreachable): the caller puts them back in the cache. */
 static size_t write_values(struct vg_store *s, const struct series *se,
-			   const struct vg_rrd_value *v, size_t n)
+			   const struct vg_rrd_value *v, size_t n, size_t *unavail)
 {
 	struct vg_rrd_loc loc;
 	struct vg_rrd_result res;
@@ -449,6 +452,7 @@ static size_t write_values(struct vg_store *s, const struct series *se,
 	loc.owner = se->owner;
 	memset(&res, 0, sizeof(res));
 	s->be->ops->update(s->be, &loc, v, n, &res);
+	*unavail = res.unavailable <= n ? (size_t)res.unavailable : n;
 	count(&s->stats.values_flushed, res.written);
 	count(&s->stats.values_duplicate, res.duplicate);
 	count(&s->stats.write_retries, res.retries);
@@ -478,6 +482,43 @@ static int reserve_pend(struct vg_rrd_value **buf, size_t *cap, size_t need)
 	return 0;
 }
 
+#define RETRY_UNREACHABLE_MS 1000 /* a series whose daemon did not answer */
+
+/* Put v[0..n) (the oldest values of se, from segment seg on) back at the
+ * front of its cache: its daemon could not be reached. mu held. The
+ * series keeps holding seg (the oldest), so no later segment is retired
+ * before these values are written. 0 or -ENOMEM. */
+static int requeue(struct vg_store *s, struct series *se, const struct vg_rrd_value *v,
+		   size_t n, uint64_t seg)
+{
+	if (se->npend + n > se->cap) {
+		uint32_t ncap = se->cap ? se->cap : s->flush_depth;
+		while (ncap < se->npend + n)
+			ncap *= 2;
+		struct vg_rrd_value *p = realloc(se->pend, ncap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		s->cache_bytes += (ncap - se->cap) * sizeof(*p);
+		se->pend = p;
+		se->cap = ncap;
+	}
+	memmove(se->pend + n, se->pend, se->npend * sizeof(*se->pend));
+	memcpy(se->pend, v, n * sizeof(*v));
+	if (se->npend) {
+		/* newer values came meanwhile, holding a newer segment */
+		s->segcnt[se->seg % SEG_RING]--;
+	} else {
+		se->since_ms = vg_monotonic_ms();
+		dirty_append(s, se);
+	}
+	se->seg = seg; /* the hold flush_series took over stays */
+	se->npend += (uint32_t)n;
+	s->pending += n;
+	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
+	se->retry_at_ms = vg_monotonic_ms() + RETRY_UNREACHABLE_MS;
+	return 0;
+}
+
 /* Take a series' cached values and write them. mu held on entry and on
  * return (dropped while writing). se must have values and not be in a
  * flush. buf/cap: the caller's scratch buffer. */
@@ -504,9 +545,20 @@ static int flush_series(struct vg_store *s, struct series *se, struct vg_rrd_val
 	se->flushing = 1;
 	pthread_mutex_unlock(&s->mu);
 
-	size_t failed = write_values(s, se, *buf, n);
+	size_t unavail = 0;
+	size_t failed = write_values(s, se, *buf, n, &unavail);
 
 	pthread_mutex_lock(&s->mu);
+	if (unavail && requeue(s, se, *buf + (n - unavail), unavail, seg) == 0) {
+		/* Waiting for its daemon, still in the cache and the journal
+		 * (its segment stays held); counted in pending, so the cache
+		 * bound answers RETRY when too many wait. */
+		se->flushing = 0;
+		pthread_cond_broadcast(&s->done_cv);
+		return 0;
+	}
+	if (unavail) /* no memory to keep them: its segments are kept */
+		failed += unavail;
 	if (failed) {
 		/* Its values went into segments seg..seg_hi (appended before
 		 * they were copied out): keep them all. */
@@ -527,19 +579,26 @@ static int flush_all_locked(struct vg_store *s)
 	size_t cap = 0;
 	int rc = 0;
 
+	int64_t now = vg_monotonic_ms();
+
 	for (;;) {
 		struct series *se = s->dhead;
-		while (se && se->flushing)
+		int busy = 0;
+		/* series waiting for an unreachable daemon stay cached */
+		while (se && (se->flushing || se->retry_at_ms > now)) {
+			busy |= se->flushing;
 			se = se->dnext;
+		}
 		if (se) {
 			if ((rc = flush_series(s, se, &buf, &cap)))
 				break;
 			continue;
 		}
-		if (!s->dhead)
+		if (!busy)
 			break;
 		/* Only series another thread is writing are left. */
 		pthread_cond_wait(&s->done_cv, &s->mu);
+		now = vg_monotonic_ms();
 	}
 	free(buf);
 	return rc;
@@ -578,7 +637,7 @@ static void *flusher_main(void *arg)
 
 		for (struct series *se = s->dhead; se && scanned < 64;
 		     se = se->dnext, scanned++) {
-			if (se->flushing)
+			if (se->flushing || se->retry_at_ms > now)
 				continue;
 			if (pressure || idle || se->npend >= s->flush_depth ||
 			    now - se->since_ms >= FLUSH_MAX_AGE_MS) {
@@ -598,7 +657,7 @@ static void *flusher_main(void *arg)
 			if (idle_due < wait_ms)
 				wait_ms = idle_due;
 			if (wait_ms < 1)
-				wait_ms = 1;
+				wait_ms = s->dhead->retry_at_ms > now ? 50 : 1;
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -931,7 +990,14 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 	if (!rc && n && (rc = s->be->ops->sync(s->be)))
 		snprintf(s->last_error, sizeof(s->last_error),
 			 "the storage backend cannot sync");
-	if (!rc && n) {
+	if (!rc && n && s->pending) {
+		/* Values wait for a storage daemon that does not answer: the
+		 * replayed segments stay for the next start (what is written
+		 * by then is recognised as already stored); new segments are
+		 * numbered after them. */
+		if (ids[n - 1] + 1 > s->j.seg_active)
+			s->j.seg_active = s->j.seg_oldest = ids[n - 1] + 1;
+	} else if (!rc && n) {
 		for (size_t i = 0; i < n; i++)
 			vg_journal_retire(&s->j, ids[i], keep[i]);
 		if (ids[n - 1] + 1 > s->j.seg_active)
