@@ -561,6 +561,14 @@ if [[ " $SKIP " != *" db "* && -x $BB/db_bench ]]; then
   while read -r l; do [[ $l == RESULT* ]] && record "$l"; done <<<"$r"
   sed 's/^/  /' <<<"$r"
 fi
+if [[ " $SKIP " != *" backends "* && -x $BB/store_backends ]] && command -v rrdcached >/dev/null; then
+  echo
+  echo "store backends side by side: files vs 1 rrdcached (unix socket) vs 2 and 3 (loopback TCP)"
+  r=$(nice "$BB/store_backends" "${BACKENDS_SERIES:-100000}" "${BACKENDS_ROUNDS:-3}" 2>&1) ||
+    { echo "  FAIL: store_backends"; fail=1; }
+  while read -r l; do [[ $l == RESULT* ]] && record "$l"; done <<<"$r"
+  sed 's/^/  /' <<<"$r"
+fi
 
 echo
 echo "load average at start $LOAD0, at end $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every figure)"

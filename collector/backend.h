@@ -9,7 +9,9 @@
  *   files      collector/backend_files.c: local librrd files (the default),
  *              with the header undo that makes librrd's in-place updates
  *              safe against a kill -9;
- *   rrdcached  (next) one or more daemons over collector/rrdcached.c.
+ *   rrdcached  collector/backend_rrdcached.c: one or more rrdcached
+ *              daemons over collector/rrdcached.c, series placed by
+ *              rendezvous hashing and their owner recorded at create.
  * Callers never test which engine they have (docs/architecture.md).
  *
  * Locating a series. locate() names a series' place once, from its key:
@@ -83,6 +85,10 @@ struct vg_rrd_result {
 	uint64_t failed;                     /* sum of failed_by */
 	uint64_t failed_by[VG_STORE_ERR_N];
 	uint64_t retries;                    /* refused calls retried */
+	uint64_t unavailable;                /* not sent: the engine (its
+					      * daemon) could not be reached;
+					      * always the last values of the
+					      * call; the store retries them */
 	char msg[512];                       /* "<path>: why" of the last
 					      * failure, "" if none */
 };
@@ -199,5 +205,24 @@ struct vg_rrd_backend {
  * does not own the journal). 0 or -errno with a message in err. */
 int vg_rrd_files_open(const char *rrd_dir, const char *undo_path,
 		      struct vg_rrd_backend **out, char *err, size_t errlen);
+
+/* Open the rrdcached backend on DAEMONS ("unix:/run/rrdcached.sock" or
+ * "storage1:42217, storage2:42217": comma-separated). base: the daemons'
+ * -b dir when the collector shares it (remove then unlinks the file), or
+ * NULL (remove answers -EOPNOTSUPP after FORGET). owners_path: the file
+ * recording each series' daemon (loaded now, appended at create), or
+ * NULL (placement by rendezvous only). No daemon is contacted here: one
+ * down at start is down for its series only. 0 or -errno with err. */
+int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *owners_path,
+			  struct vg_rrd_backend **out, char *err, size_t errlen);
+
+/* The rendezvous (highest random weight) owner of series file NAME among
+ * ADDRS[0..n): the index of the address with the highest weight. Adding
+ * an address moves a name only to the new address. */
+size_t vg_rrd_rendezvous(const char *name, const char *const *addrs, size_t n);
+
+/* Fill out[0..max) for an rrdcached backend; the count (0 for files). */
+size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon *out,
+			      size_t max);
 
 #endif

@@ -666,7 +666,9 @@ static int check_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u)
  * not fit. */
 static size_t format_values(char *buf, size_t cap, const struct vg_rrdcd_update *u, size_t i)
 {
-	int n = snprintf(buf, cap, " %" PRId64, u->ts[i]);
+	int n = u->ts_ms ? snprintf(buf, cap, " %" PRId64 ".%03d", u->ts[i] / 1000,
+				    (int)(u->ts[i] % 1000))
+			 : snprintf(buf, cap, " %" PRId64, u->ts[i]);
 	size_t len;
 
 	if (n < 0 || (size_t)n >= cap)

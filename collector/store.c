@@ -108,6 +108,7 @@ struct series {
 				* dirty list, on the dead list, freed by the
 				* receiver (mu; read by the receiver) */
 	uint32_t owner;        /* the backend's holder (vg_rrd_loc.owner) */
+	int64_t retry_at_ms;   /* its daemon was unreachable: not before */
 	int64_t last_ms;       /* newest value accepted (receiver; mu to write) */
 	int64_t tent_ms;       /* receiver only: within the current batch */
 	uint64_t gen;          /* receiver only: batch generation of tent_ms */
@@ -133,6 +134,7 @@ struct slot {
 
 struct vg_store {
 	struct vg_rrd_backend *be;
+	char daemon_base[512];   /* [storage] daemon_base, "" if unset */
 	struct vg_rrd_layout layout;   /* [storage] step, heartbeat, archives */
 	struct vg_archive archives[VG_MAX_ARCHIVES];
 	struct vg_archive_policy policies[VG_MAX_POLICIES]; /* [archives] */
@@ -430,12 +432,46 @@ static void reclaim(struct vg_store *s)
 	s->reclaiming = 0;
 }
 
+size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max)
+{
+	return s && s->be ? vg_rrd_rrdcached_state(s->be, out, max) : 0;
+}
+
+int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
+		    char *path, size_t pathlen, char *addr, size_t addrlen)
+{
+	struct vg_rrd_loc loc;
+	int64_t last;
+	int rc;
+
+	if (addrlen)
+		addr[0] = '\0';
+	if ((rc = s->be->ops->locate(s->be, rtype, id, metric, &loc)))
+		return rc;
+	/* librrd's client makes a relative name absolute from its own
+	 * directory when the daemon is on a unix socket (it assumes the same
+	 * host): give it the daemon's base dir then, when configured. */
+	if (loc.address && loc.path[0] != '/' && s->daemon_base[0] &&
+	    (!strncmp(loc.address, "unix:", 5) || loc.address[0] == '/')) {
+		if ((size_t)snprintf(path, pathlen, "%s/%s", s->daemon_base, loc.path) >= pathlen)
+			return -ENAMETOOLONG;
+	} else if ((size_t)snprintf(path, pathlen, "%s", loc.path) >= pathlen) {
+		return -ENAMETOOLONG;
+	}
+	if (loc.address && (size_t)snprintf(addr, addrlen, "%s", loc.address) >= addrlen)
+		return -ENAMETOOLONG;
+	rc = s->be->ops->last_ms(s->be, &loc, &last);
+	return rc == -ENOENT || rc == -EHOSTUNREACH ? rc : rc ? -EIO : 0;
+}
+
 /* ---- writing cached values to the backend -------------------------------------- */
 
 /* Write n values of a series. No lock held. Returns how many values could
- * not be written (counted): the caller keeps their journal segments. */
+ * not be written (counted): the caller keeps their journal segments.
+ * *unavail: how many of the last values the backend could not send (its
+ * storage daemon unreachable): the caller puts them back in the cache. */
 static size_t write_values(struct vg_store *s, const struct series *se,
-			   const struct vg_rrd_value *v, size_t n)
+			   const struct vg_rrd_value *v, size_t n, size_t *unavail)
 {
 	struct vg_rrd_loc loc;
 	struct vg_rrd_result res;
@@ -447,6 +483,7 @@ static size_t write_values(struct vg_store *s, const struct series *se,
 	loc.owner = se->owner;
 	memset(&res, 0, sizeof(res));
 	s->be->ops->update(s->be, &loc, v, n, &res);
+	*unavail = res.unavailable <= n ? (size_t)res.unavailable : n;
 	count(&s->stats.values_flushed, res.written);
 	count(&s->stats.values_duplicate, res.duplicate);
 	count(&s->stats.write_retries, res.retries);
@@ -476,6 +513,43 @@ static int reserve_pend(struct vg_rrd_value **buf, size_t *cap, size_t need)
 	return 0;
 }
 
+#define RETRY_UNREACHABLE_MS 1000 /* a series whose daemon did not answer */
+
+/* Put v[0..n) (the oldest values of se, from segment seg on) back at the
+ * front of its cache: its daemon could not be reached. mu held. The
+ * series keeps holding seg (the oldest), so no later segment is retired
+ * before these values are written. 0 or -ENOMEM. */
+static int requeue(struct vg_store *s, struct series *se, const struct vg_rrd_value *v,
+		   size_t n, uint64_t seg)
+{
+	if (se->npend + n > se->cap) {
+		uint32_t ncap = se->cap ? se->cap : s->flush_depth;
+		while (ncap < se->npend + n)
+			ncap *= 2;
+		struct vg_rrd_value *p = realloc(se->pend, ncap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		s->cache_bytes += (ncap - se->cap) * sizeof(*p);
+		se->pend = p;
+		se->cap = ncap;
+	}
+	memmove(se->pend + n, se->pend, se->npend * sizeof(*se->pend));
+	memcpy(se->pend, v, n * sizeof(*v));
+	if (se->npend) {
+		/* newer values came meanwhile, holding a newer segment */
+		s->segcnt[se->seg % SEG_RING]--;
+	} else {
+		se->since_ms = vg_monotonic_ms();
+		dirty_append(s, se);
+	}
+	se->seg = seg; /* the hold flush_series took over stays */
+	se->npend += (uint32_t)n;
+	s->pending += n;
+	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
+	se->retry_at_ms = vg_monotonic_ms() + RETRY_UNREACHABLE_MS;
+	return 0;
+}
+
 /* Take a series' cached values and write them. mu held on entry and on
  * return (dropped while writing). se must have values and not be in a
  * flush. buf/cap: the caller's scratch buffer. */
@@ -502,9 +576,20 @@ static int flush_series(struct vg_store *s, struct series *se, struct vg_rrd_val
 	se->flushing = 1;
 	pthread_mutex_unlock(&s->mu);
 
-	size_t failed = write_values(s, se, *buf, n);
+	size_t unavail = 0;
+	size_t failed = write_values(s, se, *buf, n, &unavail);
 
 	pthread_mutex_lock(&s->mu);
+	if (unavail && requeue(s, se, *buf + (n - unavail), unavail, seg) == 0) {
+		/* Waiting for its daemon, still in the cache and the journal
+		 * (its segment stays held); counted in pending, so the cache
+		 * bound answers RETRY when too many wait. */
+		se->flushing = 0;
+		pthread_cond_broadcast(&s->done_cv);
+		return 0;
+	}
+	if (unavail) /* no memory to keep them: its segments are kept */
+		failed += unavail;
 	if (failed) {
 		/* Its values went into segments seg..seg_hi (appended before
 		 * they were copied out): keep them all. */
@@ -525,19 +610,26 @@ static int flush_all_locked(struct vg_store *s)
 	size_t cap = 0;
 	int rc = 0;
 
+	int64_t now = vg_monotonic_ms();
+
 	for (;;) {
 		struct series *se = s->dhead;
-		while (se && se->flushing)
+		int busy = 0;
+		/* series waiting for an unreachable daemon stay cached */
+		while (se && (se->flushing || se->retry_at_ms > now)) {
+			busy |= se->flushing;
 			se = se->dnext;
+		}
 		if (se) {
 			if ((rc = flush_series(s, se, &buf, &cap)))
 				break;
 			continue;
 		}
-		if (!s->dhead)
+		if (!busy)
 			break;
 		/* Only series another thread is writing are left. */
 		pthread_cond_wait(&s->done_cv, &s->mu);
+		now = vg_monotonic_ms();
 	}
 	free(buf);
 	return rc;
@@ -576,7 +668,7 @@ static void *flusher_main(void *arg)
 
 		for (struct series *se = s->dhead; se && scanned < 64;
 		     se = se->dnext, scanned++) {
-			if (se->flushing)
+			if (se->flushing || se->retry_at_ms > now)
 				continue;
 			if (pressure || idle || se->npend >= s->flush_depth ||
 			    now - se->since_ms >= FLUSH_MAX_AGE_MS) {
@@ -596,7 +688,7 @@ static void *flusher_main(void *arg)
 			if (idle_due < wait_ms)
 				wait_ms = idle_due;
 			if (wait_ms < 1)
-				wait_ms = 1;
+				wait_ms = s->dhead->retry_at_ms > now ? 50 : 1;
 		}
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1268,7 +1360,14 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 	if (!rc && n && (rc = s->be->ops->sync(s->be)))
 		snprintf(s->last_error, sizeof(s->last_error),
 			 "the storage backend cannot sync");
-	if (!rc && n) {
+	if (!rc && n && s->pending) {
+		/* Values wait for a storage daemon that does not answer: the
+		 * replayed segments stay for the next start (what is written
+		 * by then is recognised as already stored); new segments are
+		 * numbered after them. */
+		if (ids[n - 1] + 1 > s->j.seg_active)
+			s->j.seg_active = s->j.seg_oldest = ids[n - 1] + 1;
+	} else if (!rc && n) {
 		for (size_t i = 0; i < n; i++)
 			vg_journal_retire(&s->j, ids[i], keep[i]);
 		if (ids[n - 1] + 1 > s->j.seg_active)
@@ -1374,8 +1473,28 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 			vg_store_close(s);
 			return -ENAMETOOLONG;
 		}
-		if ((rc = vg_rrd_files_open(rrd, s->owner ? undo : NULL, &s->be, err,
-					    errlen))) {
+		snprintf(s->daemon_base, sizeof(s->daemon_base), "%s",
+			 cfg->storage_daemon_base);
+		if (!strcmp(cfg->storage_backend, "rrdcached")) {
+			/* The owners record lives with the journal: the series
+			 * it places are the ones the journal replays. */
+			char owners[PATH_MAX];
+			snprintf(owners, sizeof(owners), "%s/owners", s->j.dir);
+			rc = vg_rrd_rrdcached_open(cfg->storage_daemons,
+						   cfg->storage_daemon_base[0]
+							   ? cfg->storage_daemon_base
+							   : NULL,
+						   s->owner ? owners : NULL, &s->be, err,
+						   errlen);
+		} else if (cfg->storage_backend[0] && strcmp(cfg->storage_backend, "files")) {
+			snprintf(err, errlen, "store: unknown [storage] backend '%s'",
+				 cfg->storage_backend);
+			rc = -EINVAL;
+		} else {
+			rc = vg_rrd_files_open(rrd, s->owner ? undo : NULL, &s->be, err,
+					       errlen);
+		}
+		if (rc) {
 			vg_store_close(s);
 			return rc;
 		}

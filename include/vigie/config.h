@@ -97,6 +97,9 @@ struct vg_config {
 	 * that shares the state. */
 	char state_url[1024];
 	char state_token_key[512];
+	char storage_backend[16];      /* backend = files | rrdcached */
+	char storage_daemons[1024];    /* daemons = unix:/run/rrdcached.sock, h:42217 */
+	char storage_daemon_base[512]; /* daemon_base = (the daemons' -b, when shared) */
 
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */

@@ -106,13 +106,16 @@ int vg_rrdcd_create(struct vg_rrdcd *c, const char *file, uint32_t step_s, int64
 
 /* The values of one file at n timestamps: ts[i] strictly increasing,
  * values row-major (values[i * nds + d] is DS d at ts[i]); NaN is sent
- * as unknown ("U"). */
+ * as unknown ("U"). ts are seconds, or milliseconds when ts_ms is set
+ * (non-negative: sent as "seconds.mmm", which rrdcached and librrd keep
+ * to the microsecond). */
 struct vg_rrdcd_update {
 	const char *file;
 	size_t n;
 	size_t nds;
 	const int64_t *ts;
 	const double *values;
+	int ts_ms; /* 1: ts are milliseconds (sent as "s.mmm"), else seconds */
 };
 
 /* Send every value of U: one UPDATE command if it fits in

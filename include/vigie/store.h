@@ -131,6 +131,19 @@ struct vg_consumer vg_store_consumer(struct vg_store *s);
 /* Copy the counters (thread-safe). */
 void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out);
 
+/* One storage daemon's state (the rrdcached backend; none for files). */
+struct vg_store_daemon {
+	char address[256];
+	int up;            /* the last call reached it */
+	uint64_t calls;    /* round trips */
+	uint64_t errors;   /* failures that broke a connection */
+	uint64_t pending;  /* files updated, not yet FLUSHed (durable) */
+	char error[512];   /* last failure, "" if none */
+};
+/* Fill out[0..max) with each daemon's state; the count (0 for files).
+ * Thread-safe. */
+size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max);
+
 /* Path of the file for (type, id, metric). 0, -EINVAL (bad name),
  * -ENAMETOOLONG. */
 int vg_store_path(const struct vg_store *s, int rtype, const char *id,
@@ -183,6 +196,17 @@ int vg_store_owns_journal(const struct vg_store *s);
  * its pattern, or "default" ([storage] archives). The string is the
  * store's, valid until vg_store_close. Thread-safe. */
 const char *vg_store_policy_name(const struct vg_store *s, const char *metric);
+
+/* Where an existing series is, for a reader that opens it itself
+ * (rrd_graph): its path (a file, or a name relative to its daemon's base
+ * dir) and the address of the rrdcached daemon that holds it ("" for the
+ * files backend: read the path directly; else give rrd_graph --daemon
+ * ADDR). Checks that the series exists (through its daemon, which writes
+ * it out first, so what the reader sees is fresh). 0, -EINVAL (bad name),
+ * -ENAMETOOLONG, -ENOENT (no such series), -EHOSTUNREACH (its daemon
+ * does not answer: addr names it), -EIO. */
+int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
+		    char *path, size_t pathlen, char *addr, size_t addrlen);
 
 enum vg_cf { VG_CF_AVERAGE = 0, VG_CF_MIN = 1, VG_CF_MAX = 2 };
 int vg_cf_parse(const char *s); /* "mean"|"average"|"min"|"max" or -EINVAL */

@@ -203,6 +203,12 @@ int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what)
 	case -EINVAL:
 		vg_http_reply_error(resp, 400, "invalid %s", what);
 		break;
+	case -EHOSTUNREACH:
+		vg_http_reply_error(resp, 503,
+				    "the storage daemon holding %s does not answer "
+				    "(/v1/health names it)", what);
+		vg_http_resp_header(resp, "Retry-After", "5");
+		break;
 	case -EAGAIN:
 	case -EBUSY:
 		vg_http_reply_error(resp, 503,
@@ -227,23 +233,45 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 {
 	struct vg_store *store = req->ctx ? vg_api_store(req->ctx) : NULL;
 	struct vg_store_stats ss = {0};
+	struct vg_store_daemon dm[16];
+	size_t nd = 0, down = 0;
+	json_t *o, *daemons = NULL;
 	char now[32];
 
-	if (store)
+	if (store) {
 		vg_store_get_stats(store, &ss);
+		nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));
+	}
 	vg_time_format(req->now_ms, now, sizeof(now));
-	if (ss.write_errors)
-		return vg_http_reply_json(
-			resp, 200,
-			json_pack("{s:s,s:s,s:s,s:I,s:s}", "status", "degraded",
-				  "version", VG_VERSION, "time", now,
-				  "store_write_errors", (json_int_t)ss.write_errors,
-				  "reason", "values could not be written to their "
-				  "RRD files; see the collector's log"));
-	return vg_http_reply_json(resp, 200,
-				  json_pack("{s:s,s:s,s:s}", "status", "ok",
-					    "version", VG_VERSION, "time",
-					    now));
+	if (nd) {
+		/* Each storage daemon: its series wait in the journal while it
+		 * is down (docs/operations.md, "Storage on rrdcached"). */
+		daemons = json_array();
+		for (size_t i = 0; i < nd; i++) {
+			down += !dm[i].up && dm[i].calls + dm[i].errors > 0;
+			json_array_append_new(
+				daemons,
+				json_pack("{s:s,s:s,s:I,s:I,s:s}", "address", dm[i].address,
+					  "state", dm[i].up ? "up" :
+						   dm[i].calls + dm[i].errors ? "down" : "unused",
+					  "pending_files", (json_int_t)dm[i].pending,
+					  "errors", (json_int_t)dm[i].errors, "error",
+					  dm[i].error));
+		}
+	}
+	if (ss.write_errors || down)
+		o = json_pack("{s:s,s:s,s:s,s:I,s:s}", "status", "degraded", "version",
+			      VG_VERSION, "time", now, "store_write_errors",
+			      (json_int_t)ss.write_errors, "reason",
+			      down ? "a storage daemon does not answer; see \"storage\"" :
+				     "values could not be written to their "
+				     "RRD files; see the collector's log");
+	else
+		o = json_pack("{s:s,s:s,s:s}", "status", "ok", "version", VG_VERSION,
+			      "time", now);
+	if (daemons)
+		json_object_set_new(o, "storage", daemons);
+	return vg_http_reply_json(resp, 200, o);
 }
 
 /* ---- start / stop ------------------------------------------------------------------ */

@@ -184,6 +184,17 @@ int vg_api_graph_build(const struct vg_api_graph_spec *g, struct vg_api_graph_ar
 		}
 		rc |= add(a, "--title=%s", text);
 	}
+	/* Series on rrdcached: rrd_graph reads them through their daemon
+	 * (--daemon: one per graph, so the daemon writes them out first). */
+	if (g->n && g->line[0].daemon[0]) {
+		for (size_t i = 1; i < g->n; i++)
+			if (strcmp(g->line[i].daemon, g->line[0].daemon)) {
+				snprintf(err, errlen, "these series are on different storage "
+						      "daemons: draw one graph per daemon");
+				return -ENOTSUP;
+			}
+		rc |= add(a, "--daemon=%s", g->line[0].daemon);
+	}
 	if (g->vlabel[0] &&
 	    !vg_api_graph_text(g->vlabel, 0, 0, text, sizeof(text)))
 		rc |= add(a, "--vertical-label=%s", text);
@@ -424,12 +435,16 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct vg_api_graph_line *l = &g->line[i];
-		struct stat st;
 
-		if (!vg_name_valid(met[i]) ||
-		    vg_store_path(store, l->rtype, res[i], met[i], l->path,
-				  sizeof(l->path)) ||
-		    stat(l->path, &st)) {
+		if (vg_name_valid(met[i]) &&
+		    (rc = vg_store_locate(store, l->rtype, res[i], met[i], l->path,
+					  sizeof(l->path), l->daemon, sizeof(l->daemon))) ==
+			    -EHOSTUNREACH) {
+			rc = vg_http_reply_error(resp, 503, "storage host %s does not answer",
+						 l->daemon);
+			goto out;
+		}
+		if (!vg_name_valid(met[i]) || rc) {
 			rc = vg_http_reply_error(resp, 404,
 						 "resource '%s' has no metric '%.200s'",
 						 res[i], met[i]);

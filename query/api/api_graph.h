@@ -29,6 +29,7 @@ extern const char *const vg_api_graph_params[]; /* for the route table */
 
 struct vg_api_graph_line {
 	char path[PATH_MAX];   /* the RRD file: built by the server only */
+	char daemon[256];      /* its rrdcached daemon, "" for a local file */
 	char legend[4 * VG_API_GRAPH_LEGEND_MAX + 8]; /* raw text */
 	int legend_strict;     /* 1: from the request (refuse bad bytes);
 				  0: a default (replace them) */

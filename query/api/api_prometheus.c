@@ -361,6 +361,29 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_store_series_removed_total", "counter",
 		    "Series deleted by the lifecycle of ended resources "
 		    "([storage] keep_ended)", (double)ss.series_removed);
+		{
+			struct vg_store_daemon dm[16];
+			size_t nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));
+			static const char *const fam[3][2] = {
+				{"vigie_storage_daemon_up", "1 if the last call reached the storage daemon"},
+				{"vigie_storage_daemon_errors_total", "Failures that broke a connection to the storage daemon"},
+				{"vigie_storage_daemon_pending_files", "Files updated on the daemon, not yet flushed (their journal segments are kept)"}};
+			for (int k = 0; k < 3 && nd; k++) {
+				family(b, fam[k][0], k == 1 ? "counter" : "gauge", fam[k][1]);
+				for (size_t i = 0; i < nd; i++) {
+					char lab[256];
+					size_t j = 0;
+					/* a label value: no quote, backslash or newline */
+					for (const char *c = dm[i].address; *c && j < sizeof(lab) - 1; c++)
+						lab[j++] = *c == '"' || *c == '\\' || *c == '\n' ? '_' : *c;
+					lab[j] = '\0';
+					vg_buf_printf(b, "%s{daemon=\"%s\"} %llu\n", fam[k][0], lab,
+						      (unsigned long long)(k == 0 ? (uint64_t)dm[i].up :
+									   k == 1 ? dm[i].errors :
+										    dm[i].pending));
+				}
+			}
+		}
 		one(b, "vigie_store_write_retries_total", "counter",
 		    "librrd calls refused and retried value by value",
 		    (double)ss.write_retries);

@@ -6,6 +6,11 @@
  * fetch` read the files and agree with vg_store_fetch, archives are picked
  * by resolution and coverage, and a full disk answers -EAGAIN.
  *
+ * Every case runs twice: on the files backend, then on the rrdcached
+ * backend with a real daemon (-b -B -O -R, unix socket) started per case,
+ * where hostile ids stay inside the daemon's base dir and `rrdtool
+ * info/fetch --daemon ADDR` agree with vg_store_fetch.
+ *
  * Time is driven through sample timestamps (T0 + 60 s steps), never slept.
  */
 #include <errno.h>
@@ -28,6 +33,11 @@
 #include "vigie/config.h"
 #include "vigie/name.h"
 #include "vigie/store.h"
+#include "rrdcached_harness.h"
+
+/* 0: files backend; 1: rrdcached (the daemon of the current case). */
+static int g_rrdcached;
+static struct hrd_daemon g_daemon;
 
 #define T0 1699999980LL /* a multiple of the 60 s step */
 #define MS(s) ((int64_t)(s) * 1000)
@@ -59,6 +69,16 @@ static int setup_archives(void **state, const char *archives)
 	if (archives && vg_config_parse_archives(archives, f->cfg.archives,
 						 VG_MAX_ARCHIVES, &f->cfg.narchives))
 		return -1;
+	if (g_rrdcached) {
+		static const char *const extra[] = {"-O", "-R", NULL};
+		if (hrd_start(&g_daemon, NULL, extra))
+			return -1;
+		snprintf(f->cfg.storage_backend, sizeof(f->cfg.storage_backend), "rrdcached");
+		snprintf(f->cfg.storage_daemons, sizeof(f->cfg.storage_daemons), "%.1000s",
+			 g_daemon.unix_addr);
+		snprintf(f->cfg.storage_daemon_base, sizeof(f->cfg.storage_daemon_base), "%.500s",
+			 g_daemon.base);
+	}
 	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
@@ -80,7 +100,21 @@ static int teardown(void **state)
 	vg_store_close(f->s);
 	rm_rf(f->dir);
 	free(f);
+	if (g_rrdcached)
+		hrd_cleanup(&g_daemon);
 	return 0;
+}
+
+/* Where a series is for rrdtool, and the --daemon option it needs. */
+static void locate(struct vg_store *s, int rtype, const char *id, const char *metric,
+		   char *path, size_t pathlen, char *opt, size_t optlen)
+{
+	char addr[256];
+
+	assert_int_equal(vg_store_locate(s, rtype, id, metric, path, pathlen, addr,
+					 sizeof(addr)), 0);
+	assert_true(!g_rrdcached == !addr[0]);
+	snprintf(opt, optlen, addr[0] ? "--daemon '%s'" : "%s", addr);
 }
 
 /* A batch with one resource and one sample. */
@@ -282,8 +316,14 @@ static void test_hostile_ids(void **state)
 	char cmd[PATH_MAX + 64], line[2 * PATH_MAX];
 	size_t files = 0;
 
+	char opt[300], base[PATH_MAX];
+
 	assert_non_null(realpath(f->dir, root));
 	snprintf(rrd, sizeof(rrd), "%s/rrd/", root);
+	if (g_rrdcached) {
+		assert_non_null(realpath(g_daemon.base, base));
+		snprintf(rrd, sizeof(rrd), "%s/", base);
+	}
 	for (size_t i = 0; i < n; i++)
 		write_one(f->s, VG_RT_INSTANCE, ids[i], MS(T0), "m/../../x",
 			  VG_KIND_GAUGE, (double)i);
@@ -296,13 +336,15 @@ static void test_hostile_ids(void **state)
 
 	for (size_t i = 0; i < n; i++) {
 		struct vg_series s;
-		assert_int_equal(vg_store_path(f->s, VG_RT_INSTANCE, ids[i], "m/../../x",
-					       path, sizeof(path)), 0);
+		locate(f->s, VG_RT_INSTANCE, ids[i], "m/../../x", path, sizeof(path), opt,
+		       sizeof(opt));
 		assert_non_null(realpath(path, real));
 		assert_true(prefix(real, rrd));
 		/* no "..", "." or symlink was resolved inside the store */
-		snprintf(line, sizeof(line), "%s%s", root, path + strlen(f->dir));
-		assert_string_equal(real, line);
+		if (!g_rrdcached) {
+			snprintf(line, sizeof(line), "%s%s", root, path + strlen(f->dir));
+			assert_string_equal(real, line);
+		}
 		/* each id reads back its own value: no two collided */
 		assert_int_equal(vg_store_fetch(f->s, VG_RT_INSTANCE, ids[i], "m/../../x",
 						VG_CF_AVERAGE, MS(T0), MS(T0 + 60), 60, 0, &s), 0);
@@ -312,7 +354,8 @@ static void test_hostile_ids(void **state)
 	}
 	/* nothing anywhere but the n files under rrd/instance (and the
 	 * store's header undo file, journal/undo) */
-	snprintf(cmd, sizeof(cmd), "find '%s' -type f ! -path '*/journal/undo'", root);
+	snprintf(cmd, sizeof(cmd), g_rrdcached ? "find '%s' -type f" :
+			"find '%s' -type f ! -path '*/journal/undo'", g_rrdcached ? rrd : root);
 	assert_non_null(p = popen(cmd, "r"));
 	while (fgets(line, sizeof(line), p)) {
 		char want[PATH_MAX + 16];
@@ -323,13 +366,20 @@ static void test_hostile_ids(void **state)
 	pclose(p);
 	assert_int_equal(files, n);
 	assert_int_equal(access("/tmp/etc/passwd.rrd", F_OK), -1);
+	if (g_rrdcached) { /* and no series file in the data dir */
+		snprintf(cmd, sizeof(cmd), "find '%s' -name '*.rrd*' | grep -c .", root);
+		assert_non_null(p = popen(cmd, "r"));
+		assert_non_null(fgets(line, sizeof(line), p));
+		pclose(p);
+		assert_int_equal(atoi(line), 0);
+	}
 }
 
 /* Run `rrdtool fetch` and compare every printed row with vg_store_fetch. */
 static void test_rrdtool_agrees(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX], cmd[PATH_MAX + 128], line[512];
+	char path[PATH_MAX], cmd[PATH_MAX + 512], line[512];
 	struct vg_series s;
 	FILE *p;
 	int ds = 0, rra = 0, matched = 0;
@@ -340,10 +390,10 @@ static void test_rrdtool_agrees(void **state)
 		write_one(f->s, VG_RT_DISK, "inst-1-vda", MS(T0 + 60 * i), "rd.bytes",
 			  VG_KIND_COUNTER, total);
 	}
-	assert_int_equal(vg_store_path(f->s, VG_RT_DISK, "inst-1-vda", "rd.bytes",
-				       path, sizeof(path)), 0);
+	char opt[300];
 
-	snprintf(cmd, sizeof(cmd), "rrdtool info '%s' 2>&1", path);
+	locate(f->s, VG_RT_DISK, "inst-1-vda", "rd.bytes", path, sizeof(path), opt, sizeof(opt));
+	snprintf(cmd, sizeof(cmd), "rrdtool info %s '%s' 2>&1", opt, path);
 	assert_non_null(p = popen(cmd, "r"));
 	while (fgets(line, sizeof(line), p)) {
 		if (!strcmp(line, "ds[value].type = \"DDERIVE\"\n"))
@@ -360,8 +410,8 @@ static void test_rrdtool_agrees(void **state)
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_DISK, "inst-1-vda", "rd.bytes",
 					VG_CF_AVERAGE, MS(T0), MS(T0 + 600), 60, 0, &s), 0);
 	assert_int_equal(s.n, 10);
-	snprintf(cmd, sizeof(cmd), "rrdtool fetch '%s' AVERAGE -r 60 -s %lld -e %lld 2>&1",
-		 path, T0, T0 + 600);
+	snprintf(cmd, sizeof(cmd), "rrdtool fetch %s '%s' AVERAGE -r 60 -s %lld -e %lld 2>&1",
+		 opt, path, T0, T0 + 600);
 	assert_non_null(p = popen(cmd, "r"));
 	while (fgets(line, sizeof(line), p)) {
 		long long t;
@@ -478,18 +528,17 @@ static void test_archive_selection(void **state)
 static void test_default_layout(void **state)
 {
 	struct fixture *f;
-	char path[PATH_MAX], cmd[PATH_MAX + 64], line[512];
+	char path[PATH_MAX], cmd[PATH_MAX + 400], line[512], opt[300];
 	FILE *p;
 	int rows21600 = 0, rows18144 = 0, rows10920 = 0, step = 0, hb = 0, gauge = 0;
 
 	assert_int_equal(setup_archives((void **)&f, NULL), 0);
 	write_one(f->s, VG_RT_INSTANCE, "6695eb01-f6a4-8304-79aa-97f2502e193f", MS(T0),
 		  "memory.used", VG_KIND_GAUGE, 5);
-	assert_int_equal(vg_store_path(f->s, VG_RT_INSTANCE,
-				       "6695eb01-f6a4-8304-79aa-97f2502e193f", "memory.used",
-				       path, sizeof(path)), 0);
-	assert_non_null(strstr(path, "/rrd/instance/6695eb01-f6a4-8304-79aa-97f2502e193f/memory.used.rrd"));
-	snprintf(cmd, sizeof(cmd), "rrdtool info '%s'", path);
+	locate(f->s, VG_RT_INSTANCE, "6695eb01-f6a4-8304-79aa-97f2502e193f", "memory.used",
+	       path, sizeof(path), opt, sizeof(opt));
+	assert_non_null(strstr(path, g_rrdcached ? "/base/instance/6695eb01-f6a4-8304-79aa-97f2502e193f/memory.used.rrd" : "/rrd/instance/6695eb01-f6a4-8304-79aa-97f2502e193f/memory.used.rrd"));
+	snprintf(cmd, sizeof(cmd), "rrdtool info %s '%s'", opt, path);
 	assert_non_null(p = popen(cmd, "r"));
 	while (fgets(line, sizeof(line), p)) {
 		rows21600 += !!strstr(line, ".rows = 21600\n");
@@ -517,6 +566,10 @@ static void test_disk_full(void **state)
 	struct vg_store *s;
 	int rc = 0;
 
+	if (g_rrdcached) { /* the collector's own disk: files only */
+		print_message("# files backend only\n");
+		skip();
+	}
 	if (!mkdtemp(dir)) {
 		print_message("# skipped: cannot create %s\n", dir);
 		skip();
@@ -583,5 +636,8 @@ int main(void)
 		cmocka_unit_test(test_cf_parse),
 		cmocka_unit_test(test_open_errors),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests_name("files", tests, NULL, NULL);
+
+	g_rrdcached = 1;
+	return failed + cmocka_run_group_tests_name("rrdcached", tests, NULL, NULL);
 }

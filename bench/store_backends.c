@@ -1,0 +1,153 @@
+/*
+ * store_backends.c — the store's two backends side by side in one run:
+ * the same batches written through vg_store to local librrd files and to
+ * 1, 2 or 3 local rrdcached daemons (unix socket for one, loopback TCP
+ * for several), bench layout (step 60, archives 1m:1d,5m:7d,1h:30d).
+ *
+ * Design. N series ("host" resources, one metric each) are created by a
+ * first round, then R rounds of one value per series are written as
+ * batches of 1,000 samples and flushed (vg_store_flush: every value in
+ * the files, or taken by its daemon and FLUSHed by the store's sync at
+ * the end). Measured over the R rounds and the final sync: stored
+ * values/s (wall), the collector's CPU (getrusage) and each daemon's CPU
+ * (/proc/PID/stat), per value.
+ *
+ * Output: "RESULT store_backends backend=... daemons=K series=N values=V
+ * values_per_s=X collector_cpu_us_per_value=Y daemon_cpu_us_per_value=Z
+ * values_per_collector_core_s=W" per mode.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/config.h"
+#include "vigie/store.h"
+#include "tests/unit/rrdcached_harness.h"
+
+#define T0 1699999980LL
+
+static double cpu_self(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static double cpu_pid(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	if (fgets(buf, sizeof(buf), f)) {
+		char *p = strrchr(buf, ')');
+		if (p)
+			sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
+	}
+	fclose(f);
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static int round_write(struct vg_store *s, int n, int minute)
+{
+	for (int i0 = 0; i0 < n; i0 += 1000) {
+		struct vg_batch *b = vg_batch_new("bench", 1, 1, (T0 + 60 * minute) * 1000);
+		if (!b)
+			return -ENOMEM;
+		for (int i = i0; i < n && i < i0 + 1000; i++) {
+			char id[32];
+			snprintf(id, sizeof(id), "node%06d", i);
+			vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL, (T0 + 60 * minute) * 1000);
+			vg_batch_sample(b, "load.1", VG_KIND_GAUGE, (double)(i % 100) + minute);
+		}
+		int rc;
+		while ((rc = vg_store_write_batch(s, b)) == -EAGAIN)
+			vg_store_flush(s);
+		vg_batch_free(b);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int run(const char *label, int ndaemons, int n, int rounds)
+{
+	static const char *const extra[] = {"-O", "-R", NULL};
+	struct hrd_daemon d[3];
+	struct vg_config cfg;
+	struct vg_store *s;
+	char dir[] = "/tmp/vigie-store-bench.XXXXXX", err[256], cmd[128];
+	double c0, w0, dc0 = 0, dc1 = 0;
+	int rc;
+
+	if (!mkdtemp(dir))
+		return -errno;
+	vg_config_defaults(&cfg);
+	vg_config_parse_archives("1m:1d,5m:7d,1h:30d", cfg.archives, VG_MAX_ARCHIVES,
+				 &cfg.narchives);
+	if (ndaemons) {
+		size_t len = 0;
+		snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
+		for (int k = 0; k < ndaemons; k++) {
+			if ((rc = hrd_start(&d[k], NULL, extra)))
+				return rc;
+			len += (size_t)snprintf(cfg.storage_daemons + len,
+						sizeof(cfg.storage_daemons) - len, "%s%.300s",
+						k ? "," : "",
+						ndaemons == 1 ? d[k].unix_addr : d[k].tcp_addr);
+		}
+	}
+	if ((rc = vg_store_open(dir, &cfg, &s, err, sizeof(err)))) {
+		fprintf(stderr, "%s\n", err);
+		return rc;
+	}
+	if ((rc = round_write(s, n, 0)) || (rc = vg_store_flush(s)))
+		return rc;
+	c0 = cpu_self();
+	for (int k = 0; k < ndaemons; k++)
+		dc0 += cpu_pid(d[k].pid);
+	w0 = (double)vg_monotonic_ns() / 1e9;
+	for (int r = 1; r <= rounds; r++)
+		if ((rc = round_write(s, n, r)))
+			return rc;
+	vg_store_close(s); /* flushes and syncs: every value durable */
+	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = cpu_self() - c0;
+	for (int k = 0; k < ndaemons; k++)
+		dc1 += cpu_pid(d[k].pid);
+	double v = (double)n * rounds;
+	printf("RESULT store_backends backend=%s daemons=%d series=%d values=%.0f "
+	       "values_per_s=%.0f collector_cpu_us_per_value=%.2f "
+	       "daemon_cpu_us_per_value=%.2f values_per_collector_core_s=%.0f\n",
+	       label, ndaemons, n, v, v / wall, cpu * 1e6 / v, (dc1 - dc0) * 1e6 / v,
+	       v / (cpu > 0 ? cpu : 1e-9));
+	fflush(stdout);
+	for (int k = 0; k < ndaemons; k++)
+		hrd_cleanup(&d[k]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) ? -EIO : 0;
+}
+
+int main(int argc, char **argv)
+{
+	int n = argc > 1 ? atoi(argv[1]) : 100000, rounds = argc > 2 ? atoi(argv[2]) : 5;
+
+	if (n <= 0 || rounds <= 0) {
+		fprintf(stderr, "usage: store_backends [SERIES [ROUNDS]]\n");
+		return 2;
+	}
+	if (run("files", 0, n, rounds) || run("rrdcached", 1, n, rounds) ||
+	    run("rrdcached", 2, n, rounds) || run("rrdcached", 3, n, rounds))
+		return 1;
+	return 0;
+}

@@ -1,0 +1,944 @@
+/*
+ * backend_rrdcached.c — the rrdcached backend: every series lives on one
+ * of several rrdcached daemons (collector/backend.h), reached through
+ * collector/rrdcached.c (our own line-protocol client: librrd 1.7.2
+ * exports only one global connection per process, which would serialise
+ * every flusher thread and every daemon behind one lock).
+ *
+ * Why. One collector's disk caps a cloud; rrdcached (the daemon collectd,
+ * Munin and Icinga use) writes RRD files on its own host. The store keeps
+ * deciding what to write and when; this file only knows the daemons.
+ *
+ * Names. A series' file is "<type>/<escaped id>/<escaped metric>.rrd",
+ * relative: the daemon resolves it in its -b base dir and, with -B,
+ * refuses anything outside (the escaping of vigie/name.h already keeps
+ * every name to one component). The same relative name is what
+ * `rrdtool fetch --daemon ADDR NAME` takes.
+ *
+ * Placement. A series new to the backend goes to the daemon with the
+ * highest rendezvous weight mix(hash(name) ^ hash(address)): adding a
+ * daemon takes new series only from the others in proportion, and the
+ * owner of every series created is recorded (the owners file, one line
+ * "<address> <name>" appended per create, fdatasync'd by sync() so it is
+ * durable before the journal segments that needed it are retired), so
+ * adding a daemon never moves an existing series. A recorded address no
+ * longer configured makes the series unreachable (-EHOSTUNREACH) rather
+ * than silently created again elsewhere.
+ *
+ * Connections. Each daemon has a small pool of clients (a client serves
+ * one thread at a time); a broken client is closed, the next call
+ * connects again. Each daemon's state (up, errors, last error) is kept
+ * for health reporting.
+ *
+ * Durability. rrdcached acknowledges an UPDATE when it is in its cache
+ * (and buffered journal): not durable. sync() FLUSHes every file updated
+ * since the previous sync (FLUSH returns after the daemon wrote the
+ * file: page cache of the storage host, safe against a kill -9 of either
+ * process), so the store's journal keeps the values until then.
+ *
+ * Last update. rrdcached 1.7.2 answers LAST rounded down to the step and
+ * INFO's last_update in whole seconds: last_ms is FLUSH + INFO and answers
+ * the last millisecond of that second, so after a restart a value re-sent
+ * within the file's last second counts as already stored (a genuinely new
+ * value in that same second is dropped: rrdcached would take it and
+ * librrd refuse it at write time, with the rest of that write).
+ *
+ * Delete. rrdcached has no delete: remove() FORGETs the file on its
+ * daemon, then unlinks it when the daemons' base dir is shared with the
+ * collector (cfg [storage] daemon_base, e.g. one local daemon); without
+ * it remove answers -EOPNOTSUPP and the file stays (docs/operations.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/hash.h"
+#include "vigie/hmap.h"
+#include "vigie/name.h"
+#include "vigie/rrdcached.h"
+#include "collector/backend.h"
+
+#define ESC_MAX (3 * VG_NAME_MAX + 1)
+#define POOL_MAX 8            /* idle clients kept per daemon */
+#define IO_TIMEOUT_MS 10000   /* each wait on a daemon (a FLUSH writes) */
+#define CHUNK 256             /* timestamps per UPDATE */
+#define BATCH_ITEMS 512       /* series per BATCH round trip */
+
+struct daemon {
+	char addr[256];
+	pthread_mutex_t mu;       /* idle, err */
+	struct vg_rrdcd *idle[POOL_MAX];
+	size_t nidle;
+	char err[512];            /* last failure */
+	int up;                   /* __atomic: last call reached it */
+	uint64_t errors;          /* __atomic */
+	uint64_t calls;           /* __atomic */
+	/* Files updated since the last sync (names, strdup'd). */
+	char **dirty;
+	size_t ndirty, capdirty;
+	struct vg_hmap dirty_set; /* name -> (void *)1 */
+};
+
+struct rcd {
+	struct vg_rrd_backend be; /* first: the handle */
+	struct daemon *d;
+	size_t nd;
+	char base[PATH_MAX];      /* the daemons' -b when shared, or "" */
+	pthread_mutex_t mu;       /* owners, owners_fd */
+	struct vg_hmap owners;    /* name -> (void *)(daemon index + 1) */
+	int owners_fd;
+	int owners_dirty;
+	struct vg_rrd_backend_stats stats; /* __atomic */
+};
+
+static void count(uint64_t *c, uint64_t n)
+{
+	__atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+/* ---- daemons and their clients ------------------------------------------------ */
+
+static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
+{
+	struct vg_rrdcd *c = NULL;
+
+	pthread_mutex_lock(&d->mu);
+	if (d->nidle)
+		c = d->idle[--d->nidle];
+	pthread_mutex_unlock(&d->mu);
+	if (c)
+		return c;
+	if ((*rc = vg_rrdcd_connect(d->addr, IO_TIMEOUT_MS, &c)) < 0) {
+		__atomic_store_n(&d->up, 0, __ATOMIC_RELAXED);
+		count(&d->errors, 1);
+		pthread_mutex_lock(&d->mu);
+		snprintf(d->err, sizeof(d->err), "%.200s: cannot connect: %.200s", d->addr,
+			 strerror(-*rc));
+		pthread_mutex_unlock(&d->mu);
+		return NULL;
+	}
+	return c;
+}
+
+/* Give the client back after a call that returned rc. */
+static void client_put(struct daemon *d, struct vg_rrdcd *c, int rc)
+{
+	count(&d->calls, 1);
+	if (!vg_rrdcd_connected(c)) {
+		__atomic_store_n(&d->up, 0, __ATOMIC_RELAXED);
+		count(&d->errors, 1);
+		pthread_mutex_lock(&d->mu);
+		snprintf(d->err, sizeof(d->err), "%.200s: %.280s", d->addr, vg_rrdcd_error(c));
+		pthread_mutex_unlock(&d->mu);
+		vg_rrdcd_close(c);
+		return;
+	}
+	(void)rc;
+	__atomic_store_n(&d->up, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&d->mu);
+	if (d->nidle < POOL_MAX) {
+		d->idle[d->nidle++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&d->mu);
+	vg_rrdcd_close(c);
+}
+
+static void mark_dirty(struct daemon *d, const char *name)
+{
+	pthread_mutex_lock(&d->mu);
+	if (!vg_hmap_gets(&d->dirty_set, name)) {
+		if (d->ndirty == d->capdirty) {
+			size_t ncap = d->capdirty ? 2 * d->capdirty : 256;
+			char **n = realloc(d->dirty, ncap * sizeof(*n));
+			if (!n)
+				goto out;
+			d->dirty = n;
+			d->capdirty = ncap;
+		}
+		if ((d->dirty[d->ndirty] = strdup(name)) &&
+		    !vg_hmap_puts(&d->dirty_set, name, (void *)1))
+			d->ndirty++;
+		else
+			free(d->dirty[d->ndirty]);
+	}
+out:
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- placement ---------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* The rendezvous owner of NAME among ADDRS[0..n). */
+size_t vg_rrd_rendezvous(const char *name, const char *const *addrs, size_t n)
+{
+	uint64_t hn = vg_fnv1a(0xcbf29ce484222325ULL, name), best = 0;
+	size_t owner = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t w = mix64(hn ^ mix64(vg_fnv1a(0xcbf29ce484222325ULL, addrs[i])));
+		if (i == 0 || w > best) {
+			best = w;
+			owner = i;
+		}
+	}
+	return owner;
+}
+
+static size_t place(struct rcd *r, const char *name)
+{
+	const char *addrs[64];
+	size_t n = r->nd < 64 ? r->nd : 64;
+
+	for (size_t i = 0; i < n; i++)
+		addrs[i] = r->d[i].addr;
+	return vg_rrd_rendezvous(name, addrs, n);
+}
+
+/* A name's path component for the daemon: vigie/name.h's escaping, with
+ * a trailing '.' also escaped, since rrdcached refuses any name holding
+ * "../" (a component ending in ".." before the next '/'). Injective: a
+ * literal "%2E" never survives the escaping ('%' becomes "%25"). */
+static int component(const char *name, char *out, size_t outlen)
+{
+	int n = vg_name_component(name, out, outlen);
+
+	if (n < 0)
+		return n;
+	if (n > 0 && out[n - 1] == '.') {
+		if ((size_t)n + 3 > outlen || n + 2 > NAME_MAX - 16)
+			return -ENAMETOOLONG;
+		memcpy(out + n - 1, "%2E", 4);
+		n += 2;
+	}
+	return n;
+}
+
+static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
+		      const char *metric, struct vg_rrd_loc *loc)
+{
+	struct rcd *r = (struct rcd *)be;
+	const char *tname = vg_rtype_name(rtype);
+	char eid[ESC_MAX], em[ESC_MAX];
+	void *v;
+	int rc;
+
+	loc->owner = 0;
+	loc->address = NULL;
+	loc->path[0] = '\0';
+	if (!tname)
+		return -EINVAL;
+	if ((rc = component(id, eid, sizeof(eid))) < 0 ||
+	    (rc = component(metric, em, sizeof(em))) < 0)
+		return rc;
+	if ((size_t)snprintf(loc->path, sizeof(loc->path), "%s/%s/%s.rrd", tname, eid,
+			     em) >= VG_RRDCD_NAME_MAX)
+		return -ENAMETOOLONG;
+	pthread_mutex_lock(&r->mu);
+	v = vg_hmap_gets(&r->owners, loc->path);
+	pthread_mutex_unlock(&r->mu);
+	if (v == (void *)(uintptr_t)-1)
+		loc->owner = UINT32_MAX; /* recorded on a daemon not configured */
+	else
+		loc->owner = v ? (uint32_t)((uintptr_t)v - 1) : (uint32_t)place(r, loc->path);
+	loc->address = loc->owner < r->nd ? r->d[loc->owner].addr : NULL;
+	return 0;
+}
+
+static struct daemon *owner_of(struct rcd *r, const struct vg_rrd_loc *loc)
+{
+	return loc->owner < r->nd ? &r->d[loc->owner] : NULL;
+}
+
+/* Record NAME on daemon IDX (create). Appended now, made durable by sync. */
+static void owner_record(struct rcd *r, const char *name, size_t idx)
+{
+	char line[VG_RRDCD_NAME_MAX + 300];
+	int n = snprintf(line, sizeof(line), "%s %s\n", r->d[idx].addr, name);
+
+	pthread_mutex_lock(&r->mu);
+	vg_hmap_puts(&r->owners, name, (void *)(uintptr_t)(idx + 1));
+	if (r->owners_fd >= 0 && n > 0 && (size_t)n < sizeof(line) &&
+	    write(r->owners_fd, line, (size_t)n) == n)
+		r->owners_dirty = 1;
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- operations --------------------------------------------------------------- */
+
+static int map_err(int rc)
+{
+	switch (rc) {
+	case -ENOENT:
+		return -ENOENT;
+	case -ENOSPC:
+		return -EAGAIN;
+	default:
+		return -EIO;
+	}
+}
+
+static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int kind,
+		      int64_t t_ms, const struct vg_rrd_layout *lay, char *msg, size_t msglen)
+{
+	struct rcd *r = (struct rcd *)be;
+	struct daemon *d = owner_of(r, loc);
+	char ds[64], rra[3 * VG_MAX_ARCHIVES][64];
+	const char *defs[1 + 3 * VG_MAX_ARCHIVES];
+	static const char *cfs[] = {"AVERAGE", "MIN", "MAX"};
+	size_t ndefs = 0;
+	struct vg_rrdcd *c;
+	int rc = 0;
+
+	if (!d) {
+		snprintf(msg, msglen, "%s: its storage daemon is not configured", loc->path);
+		return -EIO;
+	}
+	if (lay->narchives > VG_MAX_ARCHIVES || !lay->step_s)
+		return -EINVAL;
+	snprintf(ds, sizeof(ds), "DS:value:%s:%u:%s:U",
+		 kind == VG_KIND_COUNTER ? "DDERIVE" : "GAUGE", lay->heartbeat_s,
+		 kind == VG_KIND_COUNTER ? "0" : "U");
+	defs[ndefs++] = ds;
+	for (size_t i = 0; i < lay->narchives; i++) {
+		uint32_t pdp = lay->archives[i].resolution_s / lay->step_s;
+		uint32_t rows = lay->archives[i].retention_s / lay->archives[i].resolution_s;
+		for (int k = 0; k < 3; k++) {
+			snprintf(rra[ndefs - 1], sizeof(rra[0]), "RRA:%s:0.5:%u:%u", cfs[k],
+				 pdp, rows ? rows : 1);
+			defs[ndefs] = rra[ndefs - 1];
+			ndefs++;
+		}
+	}
+	if (!(c = client_get(d, &rc))) {
+		snprintf(msg, msglen, "%s: %s", loc->path, d->err);
+		return -EIO;
+	}
+	/* -O: never over an existing file (a series created meanwhile, or a
+	 * name the daemon already holds). */
+	rc = vg_rrdcd_create(c, loc->path, lay->step_s, t_ms / 1000 - 1, defs, ndefs, 1);
+	if (rc && rc != -EEXIST)
+		snprintf(msg, msglen, "%s on %s: %s", loc->path, d->addr, vg_rrdcd_error(c));
+	client_put(d, c, rc);
+	if (rc == -EEXIST)
+		rc = 0; /* it is there: the store reads its last update next time */
+	if (rc)
+		return map_err(rc) == -EAGAIN ? -EAGAIN : -EIO;
+	owner_record(r, loc->path, loc->owner);
+	count(&r->stats.files_created, 1);
+	return 0;
+}
+
+/* FLUSH then INFO (the daemon's INFO reads the file, not its cache). */
+static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_info *out)
+{
+	struct daemon *d = owner_of(r, loc);
+	struct vg_rrdcd *c;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!d)
+		return -EHOSTUNREACH;
+	if (!(c = client_get(d, &rc)))
+		return -EHOSTUNREACH;
+	rc = vg_rrdcd_flush(c, loc->path);
+	if (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO)
+		rc = vg_rrdcd_info(c, loc->path, out);
+	client_put(d, c, rc);
+	/* a name outside the daemon's base dir (-B) is no series of ours */
+	return rc == -EACCES ? -ENOENT : rc;
+}
+
+static int rcd_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int64_t *out)
+{
+	struct vg_rrdcd_info info;
+	const char *v;
+	int rc = info_of((struct rcd *)be, loc, &info);
+
+	if (rc)
+		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT : -EIO;
+	v = vg_rrdcd_info_get(&info, "last_update");
+	rc = v ? 0 : -EIO;
+	/* The end of the last whole second: rrdcached starts a file's cache
+	 * entry from librrd's whole-second last update, so it would accept a
+	 * value re-sent within that second, which librrd then refuses when
+	 * writing, with every later value of the same write. */
+	if (v)
+		*out = strtoll(v, NULL, 10) * 1000 + 999;
+	vg_rrdcd_info_free(&info);
+	return rc;
+}
+
+static int refusal_reason(int rc, const char *msg)
+{
+	if (msg && (strstr(msg, "illegal attempt") || strstr(msg, "minimum one second")))
+		return VG_STORE_ERR_TIME;
+	if (rc == -ENOENT || rc == -EACCES || (msg && strstr(msg, "No such file")))
+		return VG_STORE_ERR_FILE;
+	return VG_STORE_ERR_OTHER;
+}
+
+static void fail(struct vg_rrd_result *res, int reason, size_t n, const char *path,
+		 const char *why)
+{
+	res->failed += n;
+	res->failed_by[reason] += n;
+	snprintf(res->msg, sizeof(res->msg), "%.300s: %.200s", path, why);
+}
+
+/* Send v[0..n) of one file on client c. 0 or the client's error. */
+static int send_values(struct vg_rrdcd *c, const char *path, const struct vg_rrd_value *v,
+		       size_t n)
+{
+	int64_t ts[CHUNK];
+	double vals[CHUNK];
+
+	for (size_t i = 0; i < n;) {
+		size_t k = n - i < CHUNK ? n - i : CHUNK;
+		for (size_t j = 0; j < k; j++) {
+			ts[j] = v[i + j].t_ms;
+			vals[j] = v[i + j].v;
+		}
+		/* the client sends seconds with milliseconds */
+		struct vg_rrdcd_update u = {.file = path, .n = k, .nds = 1, .ts = ts, .ts_ms = 1,
+					    .values = vals};
+		int rc = vg_rrdcd_update(c, &u);
+		if (rc)
+			return rc;
+		i += k;
+	}
+	return 0;
+}
+
+/* The daemon refused some of v[0..n): skip what is at or before the
+ * file's last second (already stored), resend the rest, then one by
+ * one, so no value goes down with another. */
+static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
+			   const struct vg_rrd_loc *loc, const struct vg_rrd_value *v,
+			   size_t n, int first_rc, struct vg_rrd_result *res)
+{
+	int64_t last;
+	size_t skip;
+	int rc;
+
+	res->retries++;
+	if (rcd_last_ms(&r->be, loc, &last))
+		last = INT64_MIN;
+	for (skip = 0; skip < n && v[skip].t_ms <= last; skip++)
+		;
+	res->duplicate += skip;
+	v += skip;
+	n -= skip;
+	if (!n)
+		return;
+	if (first_rc != -ENOENT && !(rc = send_values(c, loc->path, v, n))) {
+		res->written += n;
+		return;
+	}
+	for (size_t j = 0; j < n; j++) {
+		if (!vg_rrdcd_connected(c)) {
+			res->unavailable += n - j;
+			return;
+		}
+		if (!(rc = send_values(c, loc->path, &v[j], 1)))
+			res->written++;
+		else
+			fail(res, refusal_reason(rc, vg_rrdcd_error(c)), 1, loc->path,
+			     vg_rrdcd_error(c));
+	}
+	(void)d;
+}
+
+static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
+		       const struct vg_rrd_value *v, size_t n, struct vg_rrd_result *res)
+{
+	struct rcd *r = (struct rcd *)be;
+	struct daemon *d = owner_of(r, loc);
+	struct vg_rrdcd *c;
+	int64_t t0 = vg_monotonic_ns();
+	int rc = 0;
+
+	if (!n)
+		return;
+	if (!d) {
+		fail(res, VG_STORE_ERR_FILE, n, loc->path, "its storage daemon is not configured");
+		return;
+	}
+	if (!(c = client_get(d, &rc))) {
+		res->unavailable += n;
+		return;
+	}
+	/* A connection that breaks: every value waits for the daemon (some
+	 * may have been taken: the retry finds them as already stored). */
+	if (!(rc = send_values(c, loc->path, v, n)))
+		res->written += n;
+	else if (vg_rrdcd_connected(c))
+		update_refused(r, d, c, loc, v, n, rc, res);
+	else
+		res->unavailable += n;
+	if (res->written)
+		mark_dirty(d, loc->path);
+	client_put(d, c, rc);
+	count(&r->stats.calls, 1);
+	count(&r->stats.write_ns_total, (uint64_t)(vg_monotonic_ns() - t0));
+}
+
+/* Many series: one BATCH per daemon (per BATCH_ITEMS series); an item the
+ * daemon refused goes through update_refused alone. */
+static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items, size_t n)
+{
+	struct rcd *r = (struct rcd *)be;
+	struct vg_rrdcd_update *u = calloc(BATCH_ITEMS, sizeof(*u));
+	int64_t *ts = NULL;
+	double *vals = NULL;
+	size_t *idx = calloc(BATCH_ITEMS, sizeof(*idx));
+	int err[BATCH_ITEMS];
+
+	if (!u || !idx) {
+		free(u);
+		free(idx);
+		for (size_t i = 0; i < n; i++)
+			rcd_update(be, items[i].loc, items[i].v, items[i].n, &items[i].res);
+		return;
+	}
+	for (size_t o = 0; o < r->nd; o++) {
+		struct daemon *d = &r->d[o];
+		size_t i = 0;
+
+		while (i < n) {
+			size_t k = 0, nv = 0, off = 0;
+			struct vg_rrdcd *c;
+			int64_t t0 = vg_monotonic_ns();
+			int rc = 0;
+
+			/* gather up to BATCH_ITEMS items of this daemon (chunk-sized) */
+			for (; i < n && k < BATCH_ITEMS; i++) {
+				if (items[i].loc->owner != o || !items[i].n)
+					continue;
+				if (items[i].n > CHUNK) { /* long ones alone */
+					rcd_update(be, items[i].loc, items[i].v, items[i].n,
+						   &items[i].res);
+					continue;
+				}
+				idx[k++] = i;
+				nv += items[i].n;
+			}
+			if (!k)
+				break;
+			free(ts);
+			free(vals);
+			ts = malloc(nv * sizeof(*ts));
+			vals = malloc(nv * sizeof(*vals));
+			if (!ts || !vals) {
+				for (size_t j = 0; j < k; j++)
+					fail(&items[idx[j]].res, VG_STORE_ERR_MEMORY, items[idx[j]].n,
+					     items[idx[j]].loc->path, "out of memory");
+				continue;
+			}
+			for (size_t j = 0; j < k; j++) {
+				struct vg_rrd_item *it = &items[idx[j]];
+				for (size_t m = 0; m < it->n; m++) {
+					ts[off + m] = it->v[m].t_ms;
+					vals[off + m] = it->v[m].v;
+				}
+				u[j] = (struct vg_rrdcd_update){.file = it->loc->path, .n = it->n,
+								.nds = 1, .ts = ts + off, .ts_ms = 1,
+								.values = vals + off};
+				off += it->n;
+			}
+			if (!(c = client_get(d, &rc))) {
+				for (size_t j = 0; j < k; j++)
+					items[idx[j]].res.unavailable += items[idx[j]].n;
+				continue;
+			}
+			struct vg_rrdcd_batch_result br = {0};
+			rc = vg_rrdcd_batch(c, u, k, err, &br);
+			for (size_t j = 0; j < k; j++) {
+				struct vg_rrd_item *it = &items[idx[j]];
+				if (rc)
+					it->res.unavailable += it->n;
+				else if (!err[j])
+					it->res.written += it->n;
+				else if (vg_rrdcd_connected(c))
+					update_refused(r, d, c, it->loc, it->v, it->n, err[j],
+						       &it->res);
+				if (it->res.written)
+					mark_dirty(d, it->loc->path);
+			}
+			client_put(d, c, rc);
+			count(&r->stats.calls, 1);
+			count(&r->stats.write_ns_total, (uint64_t)(vg_monotonic_ns() - t0));
+		}
+	}
+	for (size_t i = 0; i < n; i++) /* recorded on no configured daemon */
+		if (items[i].loc->owner >= r->nd && items[i].n)
+			fail(&items[i].res, VG_STORE_ERR_FILE, items[i].n, items[i].loc->path,
+			     "its storage daemon is not configured");
+	free(ts);
+	free(vals);
+	free(u);
+	free(idx);
+}
+
+static const char *const cfnames[] = {"AVERAGE", "MIN", "MAX"};
+static int rcd_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int cf,
+		    struct vg_rrd_info *d);
+
+static int rcd_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int cf,
+		    struct vg_rrd_info *d)
+{
+	struct vg_rrdcd_info info;
+	long cf_of[32], pdp[32], rows[32];
+	size_t maxidx = 0;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	if (cf < VG_CF_AVERAGE || cf > VG_CF_MAX)
+		return -EINVAL;
+	if ((rc = info_of((struct rcd *)be, loc, &info)))
+		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT :
+		       rc == -EHOSTUNREACH ? -EHOSTUNREACH : -EIO;
+	for (int k = 0; k < 32; k++)
+		cf_of[k] = pdp[k] = rows[k] = -1;
+	for (size_t i = 0; i < info.n; i++) {
+		const char *key = info.items[i].key, *val = info.items[i].value;
+		unsigned idx;
+		char field[32];
+
+		if (!strcmp(key, "step"))
+			d->step = strtoul(val, NULL, 10);
+		else if (!strcmp(key, "last_update"))
+			d->last_update = (time_t)strtoll(val, NULL, 10);
+		else if (!strcmp(key, "ds[value].type"))
+			d->kind = !strcmp(val, "GAUGE") ? VG_KIND_GAUGE : VG_KIND_COUNTER;
+		else if (sscanf(key, "rra[%u].%31s", &idx, field) == 2 && idx < 32) {
+			if (!strcmp(field, "cf"))
+				cf_of[idx] = !strcmp(val, cfnames[cf]);
+			else if (!strcmp(field, "pdp_per_row"))
+				pdp[idx] = strtol(val, NULL, 10);
+			else if (!strcmp(field, "rows"))
+				rows[idx] = strtol(val, NULL, 10);
+			if (idx + 1 > maxidx)
+				maxidx = idx + 1;
+		}
+	}
+	vg_rrdcd_info_free(&info);
+	if (!d->step || !d->kind)
+		return -EIO;
+	for (size_t k = 0; k < maxidx; k++) {
+		if (cf_of[k] != 1 || pdp[k] <= 0 || rows[k] <= 0)
+			continue;
+		struct vg_rrd_archive *a = &d->rra[d->nrra++];
+		time_t res = (time_t)(pdp[k] * (long)d->step);
+		time_t cal_end = d->last_update - d->last_update % res;
+		a->res_s = (uint32_t)res;
+		a->cal_start = cal_end - res * rows[k];
+	}
+	return d->nrra ? 0 : -EIO;
+}
+
+static int rcd_fetch(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int cf,
+		     time_t start, time_t end, unsigned long step_s, struct vg_rrd_rows *out)
+{
+	struct rcd *r = (struct rcd *)be;
+	struct daemon *d = owner_of(r, loc);
+	struct vg_rrdcd_fetch f;
+	struct vg_rrdcd *c;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (cf < VG_CF_AVERAGE || cf > VG_CF_MAX)
+		return -EINVAL;
+	/* rrdcached's FETCH takes no resolution: like rrd_fetch at the
+	 * file's step it answers from the finest archive that covers the
+	 * whole range. For a coarser archive, ask from before the coverage of
+	 * every finer one, and drop the rows before START. */
+	time_t from = start;
+	struct vg_rrd_info info;
+	if (!d)
+		return -EHOSTUNREACH;
+	if ((rc = rcd_info(be, loc, cf, &info)))
+		return rc;
+	for (size_t k = 0; k < info.nrra; k++)
+		if (info.rra[k].res_s < step_s && info.rra[k].cal_start - (time_t)step_s < from)
+			from = info.rra[k].cal_start - (time_t)step_s;
+	if (!(c = client_get(d, &rc)))
+		return -EHOSTUNREACH;
+	rc = vg_rrdcd_fetch(c, loc->path, cfnames[cf], from, end, &f);
+	client_put(d, c, rc);
+	if (rc)
+		return rc == -ENOENT ? -ENOENT : -EIO;
+	if (f.nds != 1 || (unsigned long)f.step != step_s) {
+		vg_rrdcd_fetch_free(&f);
+		return -EIO;
+	}
+	size_t skip = 0;
+	time_t want = start - start % (time_t)step_s;
+	if (f.start < want) {
+		skip = (size_t)((want - f.start) / (time_t)step_s);
+		if (skip > f.nrows)
+			skip = f.nrows;
+		memmove(f.values, f.values + skip, (f.nrows - skip) * sizeof(*f.values));
+	}
+	out->start = (time_t)f.start + (time_t)(skip * step_s);
+	out->end = (time_t)f.end;
+	out->step = (unsigned long)f.step;
+	out->n = f.nrows - skip;
+	out->v = f.values;
+	f.values = NULL;
+	vg_rrdcd_fetch_free(&f);
+	return 0;
+}
+
+static int rcd_remove(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc)
+{
+	struct rcd *r = (struct rcd *)be;
+	struct daemon *d = owner_of(r, loc);
+	struct vg_rrdcd *c;
+	char path[PATH_MAX * 2];
+	int rc = 0;
+
+	if (!d || !(c = client_get(d, &rc)))
+		return -EIO;
+	rc = vg_rrdcd_forget(c, loc->path);
+	client_put(d, c, rc);
+	if (rc && rc != -ENOENT)
+		return -EIO;
+	if (!r->base[0])
+		return -EOPNOTSUPP;
+	snprintf(path, sizeof(path), "%s/%s", r->base, loc->path);
+	if (unlink(path))
+		return errno == ENOENT ? -ENOENT : -EIO;
+	return 0;
+}
+
+/* FLUSH every file updated since the last sync, then make the owners
+ * file durable. A file that cannot be flushed stays dirty. */
+static int rcd_sync(struct vg_rrd_backend *be)
+{
+	struct rcd *r = (struct rcd *)be;
+	int ret = 0;
+
+	for (size_t o = 0; o < r->nd; o++) {
+		struct daemon *d = &r->d[o];
+		char **list;
+		size_t n, done = 0;
+		struct vg_rrdcd *c;
+		int rc = 0;
+
+		pthread_mutex_lock(&d->mu);
+		list = d->dirty;
+		n = d->ndirty;
+		d->dirty = NULL;
+		d->ndirty = d->capdirty = 0;
+		vg_hmap_release(&d->dirty_set);
+		pthread_mutex_unlock(&d->mu);
+		if (!n)
+			continue;
+		if ((c = client_get(d, &rc))) {
+			for (; done < n; done++) {
+				rc = vg_rrdcd_flush(c, list[done]);
+				if (rc && rc != -ENOENT && rc != -EREMOTEIO)
+					break; /* the connection broke */
+				rc = 0;
+			}
+			client_put(d, c, rc);
+		}
+		for (size_t k = 0; k < n; k++) {
+			if (k >= done) {
+				mark_dirty(d, list[k]);
+				ret = -EIO;
+			}
+			free(list[k]);
+		}
+		free(list);
+	}
+	pthread_mutex_lock(&r->mu);
+	if (r->owners_dirty && r->owners_fd >= 0) {
+		if (fdatasync(r->owners_fd))
+			ret = -errno;
+		else
+			r->owners_dirty = 0;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return ret;
+}
+
+static void rcd_get_stats(struct vg_rrd_backend *be, struct vg_rrd_backend_stats *out)
+{
+	struct rcd *r = (struct rcd *)be;
+
+	out->files_created = __atomic_load_n(&r->stats.files_created, __ATOMIC_RELAXED);
+	out->calls = __atomic_load_n(&r->stats.calls, __ATOMIC_RELAXED);
+	out->write_ns_total = __atomic_load_n(&r->stats.write_ns_total, __ATOMIC_RELAXED);
+	out->headers_restored = 0;
+}
+
+static void rcd_close(struct vg_rrd_backend *be)
+{
+	struct rcd *r = (struct rcd *)be;
+
+	if (!r)
+		return;
+	for (size_t o = 0; o < r->nd; o++) {
+		struct daemon *d = &r->d[o];
+		for (size_t k = 0; k < d->nidle; k++)
+			vg_rrdcd_close(d->idle[k]);
+		for (size_t k = 0; k < d->ndirty; k++)
+			free(d->dirty[k]);
+		free(d->dirty);
+		vg_hmap_release(&d->dirty_set);
+		pthread_mutex_destroy(&d->mu);
+	}
+	free(r->d);
+	if (r->owners_fd >= 0) {
+		(void)fdatasync(r->owners_fd);
+		close(r->owners_fd);
+	}
+	vg_hmap_release(&r->owners);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+static const struct vg_rrd_backend_ops rcd_ops = {
+	.name = "rrdcached",
+	.locate = rcd_locate,
+	.last_ms = rcd_last_ms,
+	.create = rcd_create,
+	.update = rcd_update,
+	.update_many = rcd_update_many,
+	.info = rcd_info,
+	.fetch = rcd_fetch,
+	.remove = rcd_remove,
+	.sync = rcd_sync,
+	.get_stats = rcd_get_stats,
+	.close = rcd_close,
+};
+
+/* Load the owners file: later lines win (a series moved is recorded
+ * again). */
+static int owners_load(struct rcd *r, const char *path, char *err, size_t errlen)
+{
+	FILE *fp = fopen(path, "re");
+	char line[VG_RRDCD_NAME_MAX + 300];
+
+	if (!fp)
+		return errno == ENOENT ? 0 : -errno;
+	while (fgets(line, sizeof(line), fp)) {
+		char *sp = strchr(line, ' '), *nl = strchr(line, '\n');
+		size_t idx;
+		if (!sp || !nl) /* a line torn by a crash: its create is redone */
+			continue;
+		*sp = *nl = '\0';
+		for (idx = 0; idx < r->nd && strcmp(r->d[idx].addr, line); idx++)
+			;
+		if (vg_hmap_puts(&r->owners, sp + 1,
+				 idx < r->nd ? (void *)(uintptr_t)(idx + 1)
+					     : (void *)(uintptr_t)-1)) {
+			fclose(fp);
+			snprintf(err, errlen, "store: out of memory");
+			return -ENOMEM;
+		}
+	}
+	fclose(fp);
+	return 0;
+}
+
+int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *owners_path,
+			  struct vg_rrd_backend **out, char *err, size_t errlen)
+{
+	struct rcd *r;
+	char list[4096], *save = NULL, *tok;
+	int rc;
+
+	*out = NULL;
+	if (!daemons || (size_t)snprintf(list, sizeof(list), "%s", daemons) >= sizeof(list)) {
+		snprintf(err, errlen, "store: [storage] daemons is missing or too long");
+		return -EINVAL;
+	}
+	if (!(r = calloc(1, sizeof(*r))) || !(r->d = calloc(64, sizeof(*r->d)))) {
+		free(r);
+		snprintf(err, errlen, "store: out of memory");
+		return -ENOMEM;
+	}
+	r->be.ops = &rcd_ops;
+	r->owners_fd = -1;
+	pthread_mutex_init(&r->mu, NULL);
+	vg_hmap_init(&r->owners);
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ' || *tok == '\t')
+			tok++;
+		size_t len = strlen(tok);
+		while (len && (tok[len - 1] == ' ' || tok[len - 1] == '\t'))
+			tok[--len] = '\0';
+		if (!len)
+			continue;
+		if (r->nd == 64 || len >= sizeof(r->d[0].addr)) {
+			snprintf(err, errlen, "store: too many daemons or address too long");
+			rcd_close(&r->be);
+			return -EINVAL;
+		}
+		struct daemon *d = &r->d[r->nd++];
+		memcpy(d->addr, tok, len + 1);
+		pthread_mutex_init(&d->mu, NULL);
+		vg_hmap_init(&d->dirty_set);
+	}
+	if (!r->nd) {
+		snprintf(err, errlen, "store: backend rrdcached needs [storage] daemons");
+		rcd_close(&r->be);
+		return -EINVAL;
+	}
+	if (base)
+		snprintf(r->base, sizeof(r->base), "%s", base);
+	if (owners_path) {
+		if ((rc = owners_load(r, owners_path, err, errlen)) ||
+		    ((r->owners_fd = open(owners_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+					  0600)) < 0 && (rc = -errno))) {
+			if (!*err)
+				snprintf(err, errlen, "store: %s: %s", owners_path, strerror(-rc));
+			rcd_close(&r->be);
+			return rc;
+		}
+	}
+	*out = &r->be;
+	return 0;
+}
+
+/* Each daemon's state for health and metrics. */
+size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon *out,
+			      size_t max)
+{
+	struct rcd *r = (struct rcd *)be;
+	size_t n = 0;
+
+	if (!be || be->ops != &rcd_ops)
+		return 0;
+	for (; n < r->nd && n < max; n++) {
+		struct daemon *d = &r->d[n];
+		snprintf(out[n].address, sizeof(out[n].address), "%s", d->addr);
+		out[n].up = __atomic_load_n(&d->up, __ATOMIC_RELAXED);
+		out[n].errors = __atomic_load_n(&d->errors, __ATOMIC_RELAXED);
+		out[n].calls = __atomic_load_n(&d->calls, __ATOMIC_RELAXED);
+		pthread_mutex_lock(&d->mu);
+		out[n].pending = d->ndirty;
+		snprintf(out[n].error, sizeof(out[n].error), "%s", d->err);
+		pthread_mutex_unlock(&d->mu);
+	}
+	return n;
+}

@@ -1,0 +1,224 @@
+/*
+ * store_rrdcached_test.c — the store on two real rrdcached daemons: a
+ * daemon killed (kill -9) leaves the other daemon's series written and
+ * readable, its own series' values wait in the cache and the journal
+ * (reads of them answer -EHOSTUNREACH, its state says down), and when it
+ * is back every value is in its file exactly once — whether the daemon
+ * returns while the collector runs or after a collector crash (replay).
+ * Values FLUSHed by the store's sync survive a kill -9 of the daemon.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vigie/batch.h"
+#include "vigie/config.h"
+#include "vigie/store.h"
+#include "rrdcached_harness.h"
+
+#define T0 1699999980LL
+#define MS(s) ((int64_t)(s) * 1000)
+#define NS 24 /* series */
+
+struct fx {
+	char dir[64];
+	struct hrd_daemon d[2];
+	struct vg_config cfg;
+	struct vg_store *s;
+	int on1[NS]; /* series i lives on daemon 1 */
+};
+
+static int setup(void **state)
+{
+	static const char *const extra[] = {"-O", "-R", NULL};
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-store-rcd.XXXXXX");
+	if (!mkdtemp(f->dir) || hrd_start(&f->d[0], NULL, extra) ||
+	    hrd_start(&f->d[1], NULL, extra))
+		return -1;
+	vg_config_defaults(&f->cfg);
+	if (vg_config_parse_archives("1m:1d,5m:7d", f->cfg.archives, VG_MAX_ARCHIVES,
+				     &f->cfg.narchives))
+		return -1;
+	snprintf(f->cfg.storage_backend, sizeof(f->cfg.storage_backend), "rrdcached");
+	snprintf(f->cfg.storage_daemons, sizeof(f->cfg.storage_daemons), "%.400s, %.200s",
+		 f->d[0].unix_addr, f->d[1].tcp_addr);
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	vg_store_close(f->s);
+	hrd_cleanup(&f->d[0]);
+	hrd_cleanup(&f->d[1]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+/* One minute of every series: value = 1000 * series + minute. */
+static void write_minute(struct vg_store *s, int minute)
+{
+	struct vg_batch *b = vg_batch_new("h1", 1, 1, MS(T0 + 60 * minute));
+
+	assert_non_null(b);
+	for (int i = 0; i < NS; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "node%d", i);
+		assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL,
+						  MS(T0 + 60 * minute)));
+		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE,
+						 1000.0 * i + minute), 0);
+	}
+	assert_int_equal(vg_store_write_batch(s, b), 0);
+	vg_batch_free(b);
+}
+
+/* Series i holds exactly minutes 0..n-1, each once, at its own value. */
+static void check_series(struct vg_store *s, int i, int n)
+{
+	struct vg_series r;
+	char id[16];
+	int seen = 0;
+
+	snprintf(id, sizeof(id), "node%d", i);
+	assert_int_equal(vg_store_fetch(s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE, MS(T0),
+					MS(T0 + 60 * (n - 1)), 60, 0, &r), 0);
+	for (size_t k = 0; k < r.n; k++) {
+		if (isnan(r.points[k].value))
+			continue;
+		/* a row covers (t, t+60]: it holds minute t/60 - T0/60 + 1 */
+		int minute = (int)((r.points[k].time_ms / 1000 - T0) / 60) + 1;
+		assert_true(fabs(r.points[k].value - (1000.0 * i + minute)) < 1e-9);
+		seen++;
+	}
+	assert_int_equal(seen, n - 1);
+	vg_series_free(&r);
+}
+
+static void find_owners(struct fx *f)
+{
+	int n1 = 0;
+
+	for (int i = 0; i < NS; i++) {
+		char id[16], path[PATH_MAX], addr[256];
+		snprintf(id, sizeof(id), "node%d", i);
+		assert_int_equal(vg_store_locate(f->s, VG_RT_HOST, id, "load.1", path,
+						 sizeof(path), addr, sizeof(addr)), 0);
+		f->on1[i] = !strcmp(addr, f->d[1].tcp_addr);
+		n1 += f->on1[i];
+	}
+	assert_true(n1 > 0 && n1 < NS); /* both daemons hold some */
+}
+
+static void test_daemon_down_then_back(void **state)
+{
+	struct fx *f = *state;
+	struct vg_store_daemon dm[4];
+	struct vg_store_stats st;
+
+	write_minute(f->s, 0);
+	write_minute(f->s, 1);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	find_owners(f);
+
+	assert_int_equal(hrd_kill(&f->d[1], SIGKILL), 0);
+	for (int m = 2; m < 6; m++)
+		write_minute(f->s, m);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	for (int i = 0; i < NS; i++) {
+		if (!f->on1[i]) {
+			check_series(f->s, i, 6); /* the other daemon: unaffected */
+			continue;
+		}
+		struct vg_series r;
+		char id[16];
+		snprintf(id, sizeof(id), "node%d", i);
+		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE,
+						MS(T0), MS(T0 + 300), 60, 0, &r), -EHOSTUNREACH);
+	}
+	assert_int_equal(vg_store_daemons(f->s, dm, 4), 2);
+	assert_int_equal(dm[0].up, 1);
+	assert_int_equal(dm[1].up, 0);
+	assert_true(strlen(dm[1].error) > 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.write_errors, 0); /* waiting, not failed */
+	assert_true(st.values_pending > 0);
+
+	/* back (its own journal replayed): everything drains, once */
+	assert_int_equal(hrd_restart(&f->d[1]), 0);
+	sleep(2); /* the store retries a silent daemon's series after 1 s */
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	for (int i = 0; i < NS; i++)
+		check_series(f->s, i, 6);
+}
+
+/* The collector "crashes" (closed without its daemon) while values wait;
+ * at the next open, with the daemon back, the replay writes them to the
+ * recorded owner, once. Then the daemon is killed -9 after a sync: what
+ * was synced is in the files. */
+static void test_replay_and_daemon_crash(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+
+	write_minute(f->s, 0);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	find_owners(f);
+	assert_int_equal(hrd_kill(&f->d[1], SIGKILL), 0);
+	for (int m = 1; m < 4; m++)
+		write_minute(f->s, m);
+	vg_store_close(f->s); /* values for daemon 1 stay in the journal */
+	f->s = NULL;
+	assert_int_equal(hrd_restart(&f->d[1]), 0);
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
+	for (int i = 0; i < NS; i++)
+		check_series(f->s, i, 4);
+
+	/* synced (FLUSHed) values survive a kill -9 of either daemon */
+	write_minute(f->s, 4);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(hrd_kill(&f->d[0], SIGKILL), 0);
+	assert_int_equal(hrd_kill(&f->d[1], SIGKILL), 0);
+	assert_int_equal(hrd_restart(&f->d[0]), 0);
+	assert_int_equal(hrd_restart(&f->d[1]), 0);
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
+	for (int i = 0; i < NS; i++)
+		check_series(f->s, i, 5);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_daemon_down_then_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_and_daemon_crash, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
