@@ -98,6 +98,7 @@ LIBS_agent_events_test  := agent billing common
 LIBS_alarm_config_test  := alarms common
 LIBS_alarm_engine_test  := alarms common
 LIBS_alarm_eval_test    := alarms common
+LIBS_alarm_guard_test   := alarms common
 LIBS_alarm_rule_test    := alarms common
 LIBS_alarm_series_test  := alarms common
 LIBS_alarm_stream_test  := alarms common

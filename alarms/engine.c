@@ -24,6 +24,21 @@
 #include "vigie/alarm_outbox.h"
 #include "vigie/log.h"
 
+/* The outbox asks, per webhook attempt, whether the alarm is a
+ * project's (fenced) or an administrator's; a deleted alarm is fenced. */
+static int webhook_fenced(void *ctx, const char *alarm_id)
+{
+	struct vg_alarm_engine *e = ctx;
+	struct alarm *a;
+	int fenced;
+
+	pthread_mutex_lock(&e->lock);
+	a = vg_hmap_gets(&e->alarms, alarm_id);
+	fenced = !a || a->def.webhook_fence;
+	pthread_mutex_unlock(&e->lock);
+	return fenced;
+}
+
 int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 			 struct vg_alarm_engine **out, char *err, size_t errlen)
 {
@@ -82,6 +97,9 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 		oo.exec_timeout_ms = o->exec_timeout_ms;
 		oo.alertmanager_url = e->am_url;
 		oo.now_ms = o->now_ms;
+		oo.webhook_allow = o->webhook_allow;
+		oo.webhook_fenced = webhook_fenced;
+		oo.fenced_ctx = e;
 		rc = vg_alarm_outbox_open(&oo, &e->outbox, err, errlen);
 	}
 	if (!rc && o->deliver && (rc = vg_alarm_outbox_start(e->outbox)))

@@ -92,6 +92,7 @@ static int load_def(void *ctx, const char *id, const char *json,
 	pol.nexec = e->o.nexec;
 	pol.alertmanager = 1;
 	pol.agent_interval_s = 0.001;
+	pol.webhook_fence_default = 1; /* written before the fence existed */
 	rc = vg_alarm_def_from_json(j, &pol, &a->def, &errors);
 	json_decref(j);
 	if (rc) {

@@ -216,7 +216,7 @@ struct pctx {
 	/* which fields were present */
 	int has_metric, has_resource, has_selector, has_stat, has_period, has_n,
 		has_m, has_cmp, has_threshold, has_missing, has_repeat, has_keep,
-		has_rule, has_type;
+		has_rule, has_type, has_fence;
 };
 
 static void add_err(struct pctx *c, const char *field, const char *fmt, ...)
@@ -368,6 +368,19 @@ static void rd_enabled(struct pctx *c, const json_t *v)
 		return;
 	}
 	c->d->enabled = json_is_true(v);
+}
+
+static void rd_fence(struct pctx *c, const json_t *v)
+{
+	c->has_fence = 1;
+	if (!json_is_boolean(v)) {
+		add_err(c, "webhook_fence", "must be true or false");
+		return;
+	}
+	c->d->webhook_fence = json_is_true(v);
+	if (!c->d->webhook_fence && c->pol && c->pol->scope_project)
+		add_err(c, "webhook_fence", "only an administrator may turn the "
+			"webhook fence off");
 }
 
 static void rd_severity(struct pctx *c, const json_t *v)
@@ -729,6 +742,7 @@ static const struct field fields[] = {
 	{"name", rd_name},
 	{"description", rd_description},
 	{"enabled", rd_enabled},
+	{"webhook_fence", rd_fence},
 	{"severity", rd_severity},
 	{"type", rd_type},
 	{"project", rd_project},
@@ -876,6 +890,10 @@ int vg_alarm_def_from_json(const json_t *in, const struct vg_alarm_policy *pol,
 			pol && pol->scope_project ? pol->scope_project : "default");
 	if (!out->description)
 		set_str(&c, &out->description, "");
+	if (pol && pol->scope_project)
+		out->webhook_fence = 1;
+	else if (!c.has_fence)
+		out->webhook_fence = pol ? pol->webhook_fence_default : 0;
 	cross_checks(&c);
 out:
 	if (c.oom) {
@@ -957,6 +975,7 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 		json_object_set_new(acts, vg_alarm_state_name(s), a);
 	}
 	json_object_set_new(o, "actions", acts);
+	json_object_set_new(o, "webhook_fence", json_boolean(d->webhook_fence));
 	if (d->created_ms) {
 		json_object_set_new(o, "created_at",
 				    json_string(vg_time_format(d->created_ms, ts, sizeof(ts))));

@@ -185,6 +185,7 @@ static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
 				     strcmp(cfg->alarms_alertmanager, "off")
 			     ? cfg->alarms_alertmanager : NULL;
 	o.webhook_timeout_ms = (int64_t)(cfg->alarms_webhook_timeout_s * 1000);
+	o.webhook_allow = cfg->alarms_webhook_allow;
 	o.retry_initial_ms = (int64_t)(cfg->alarms_retry_initial_s * 1000);
 	o.retry_max_ms = (int64_t)(cfg->alarms_retry_max_s * 1000);
 	o.retry_for_ms = (int64_t)(cfg->alarms_retry_for_s * 1000);

@@ -80,6 +80,7 @@ static const struct key keys[] = {
 	{"alarms", "retry_for", K_SECONDS, offsetof(struct vg_config, alarms_retry_for_s), 0, 1, 30 * 86400.0},
 	{"alarms", "exec_timeout", K_SECONDS, offsetof(struct vg_config, alarms_exec_timeout_s), 0, 0.1, 3600},
 	S("alarms", "alertmanager", alarms_alertmanager),
+	S("alarms", "webhook_allow", alarms_webhook_allow),
 	{"alarms", "history_retention", K_SECONDS, offsetof(struct vg_config, alarms_history_retention_s), 0, 3600, 3650 * 86400.0},
 	{"alarms", "exec", K_EXEC, offsetof(struct vg_config, alarms_exec), 0, 0, 0},
 	{"log", "level", K_LOGLEVEL, offsetof(struct vg_config, log_level), 0, 0, 0},

@@ -102,6 +102,10 @@ struct vg_alarm_def {
 	/* composite */
 	char *rule;
 
+	/* 1: webhooks go through the fence of alarms/guard.h (alarms a
+	 * project token created or changed); 0: an administrator's alarm */
+	int webhook_fence;
+
 	/* actions per state (index enum vg_alarm_state) */
 	size_t nactions[VG_ALARM_NSTATES];
 	char **actions[VG_ALARM_NSTATES];
@@ -116,6 +120,11 @@ struct vg_alarm_policy {
 	int alertmanager;     /* 1 if an Alertmanager URL is configured */
 	double agent_interval_s; /* periods may be any multiple of it; 0 = 10 */
 	const char *scope_project; /* NULL: admin (may set "project") */
+	/* webhook_fence when the JSON has none and the caller is an admin:
+	 * 0 for an admin's new alarm, 1 for a stored definition written
+	 * before the field existed (who wrote it is unknown). A project
+	 * caller always gets 1. */
+	int webhook_fence_default;
 };
 
 /* Release every string of d and zero it. Accepts NULL. */

@@ -65,6 +65,7 @@ struct vg_alarm_engine_options {
 	const struct vg_alarm_exec_cmd *exec; /* copied */
 	size_t nexec;
 	const char *alertmanager_url;     /* NULL = none */
+	const char *webhook_allow;        /* fence exceptions, "CIDR,..." */
 	int64_t webhook_timeout_ms, retry_initial_ms, retry_max_ms,
 		retry_for_ms, exec_timeout_ms; /* 0 = defaults (outbox.h) */
 	int64_t history_retention_ms;     /* 0 = 30 days */

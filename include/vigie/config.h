@@ -81,6 +81,7 @@ struct vg_config {
 	double alarms_retry_for_s;      /* retry_for = 1d */
 	double alarms_exec_timeout_s;   /* exec_timeout = 10 */
 	char alarms_alertmanager[512];  /* alertmanager = (off) */
+	char alarms_webhook_allow[1024]; /* webhook_allow = (none) CIDR,... */
 	double alarms_history_retention_s; /* history_retention = 30d */
 	char alarms_exec[VG_MAX_EXEC][576]; /* exec = NAME: /abs/program args */
 	size_t alarms_nexec;            /* (exec may be given several times) */

@@ -412,6 +412,10 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 		      (unsigned long long)st.outbox.delivered,
 		      (unsigned long long)st.outbox.retried,
 		      (unsigned long long)st.outbox.failed);
+	one(b, "vigie_alarms_webhooks_refused_total", "counter",
+	    "Project webhooks refused by the fence (loopback, link-local, "
+	    "private or own addresses; counted in failed too)",
+	    (double)st.outbox.refused);
 	one(b, "vigie_alarms_delivery_store_errors_total", "counter",
 	    "Delivery outcomes that could not be recorded in alarms.db",
 	    (double)st.outbox.store_errors);
