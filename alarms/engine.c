@@ -22,6 +22,7 @@
 #include "alarms/engine_eval.h"
 #include "alarms/engine_queue.h"
 #include "vigie/alarm_outbox.h"
+#include "vigie/alarm_silence.h"
 #include "vigie/log.h"
 
 /* The outbox asks, per webhook attempt, whether the alarm is a
@@ -71,6 +72,7 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 	}
 	e->o.alertmanager_url = e->am_url;
 	e->o.data_dir = NULL;
+	e->o.silence_db = NULL;
 	pthread_mutex_init(&e->lock, NULL);
 	vg_hmap_init(&e->alarms);
 	vg_hmap_init(&e->names);
@@ -83,6 +85,13 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 	vg_hmap_init(&e->hosts);
 	e->gen = 1;
 	rc = vg_alarm_store_open(o->data_dir, &e->store, err, errlen);
+	if (!rc) {
+		char url[1100];
+		snprintf(url, sizeof(url), "sqlite:%s/alarms.db", o->data_dir);
+		rc = vg_alarm_silences_open(o->silence_db ? o->silence_db : url,
+					    o->max_silences_per_project, wall(e),
+					    &e->silences, err, errlen);
+	}
 	if (!rc)
 		rc = vg_alarm_defs_load(e, err, errlen);
 	if (!rc) {
@@ -131,6 +140,7 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 		vg_alarm_queue_flush(e);
 	pthread_mutex_unlock(&e->lock);
 	vg_alarm_outbox_close(e->outbox);
+	vg_alarm_silences_close(e->silences);
 	pos = 0;
 	while ((s = vg_hmap_next(&e->series, &pos)))
 		vg_alarm_series_free(s->value);
@@ -162,6 +172,11 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 }
 
 
+struct vg_alarm_silences *vg_alarm_engine_silences(struct vg_alarm_engine *e)
+{
+	return e->silences;
+}
+
 struct vg_alarm_outbox *vg_alarm_engine_outbox(struct vg_alarm_engine *e)
 {
 	return e->outbox;
@@ -179,6 +194,7 @@ void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
 	out->series = vg_hmap_count(&e->series);
 	out->resources = vg_hmap_count(&e->resources);
 	out->pending = e->npend;
+	out->silences_active = vg_alarm_silences_active(e->silences, wall(e));
 	out->instances = 0;
 	while ((s = vg_hmap_next(&e->alarms, &pos)))
 		out->instances += vg_hmap_count(&((struct alarm *)s->value)->insts);

@@ -135,6 +135,7 @@ struct pending {
 	char **actions;
 	size_t nactions;
 	char *log_line;
+	int silenced;        /* matched a silence at the flush: not notified */
 };
 
 struct vg_alarm_engine {
@@ -145,6 +146,7 @@ struct vg_alarm_engine {
 	pthread_mutex_t lock;
 	struct vg_alarm_store *store;
 	struct vg_alarm_outbox *outbox;
+	struct vg_alarm_silences *silences; /* alarms/silence.c; own lock */
 	struct vg_hmap alarms, names, watchers, exact, metrics, deps, series,
 		resources, hosts;
 	uint64_t gen, indexed_gen;

@@ -412,6 +412,11 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 		      (unsigned long long)st.outbox.delivered,
 		      (unsigned long long)st.outbox.retried,
 		      (unsigned long long)st.outbox.failed);
+	one(b, "vigie_alarms_silenced_total", "counter",
+	    "Notifications not sent because a silence matched (history keeps them)",
+	    (double)e->silenced);
+	one(b, "vigie_alarms_silences_active", "gauge",
+	    "Silences in force now", (double)e->silences_active);
 	one(b, "vigie_alarms_webhooks_refused_total", "counter",
 	    "Project webhooks refused by the fence (loopback, link-local, "
 	    "private or own addresses; counted in failed too)",
