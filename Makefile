@@ -101,6 +101,7 @@ LIBS_alarm_eval_test    := alarms common
 LIBS_alarm_guard_test   := alarms common
 LIBS_alarm_rule_test    := alarms common
 LIBS_alarm_series_test  := alarms common
+LIBS_alarm_quota_test   := alarms common
 LIBS_alarm_silence_test := alarms common
 LIBS_alarm_stream_test  := alarms common
 LIBS_api_query_test     := api alarms billing collector common

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "alarms/engine_defs.h"
+#include "alarms/quota.h"
 #include "alarms/engine_eval.h"
 #include "alarms/engine_queue.h"
 #include "alarms/rule.h"
@@ -401,6 +402,8 @@ int vg_alarm_engine_create(struct vg_alarm_engine *e, const json_t *body,
 		rc = -ENOSPC;
 		add_error(errors, "", "this collector already has %d alarms",
 			  VG_ALARM_MAX_ALARMS);
+	} else if (scope && vg_alarm_quota_check_def(e, &a->def, NULL, errors)) {
+		rc = -EDQUOT; /* per-project limits: project tokens only */
 	} else if (vg_alarm_by_name(e, a->def.project, a->def.name)) {
 		rc = -EEXIST;
 		add_error(errors, "name", "an alarm named '%s' already exists in "
@@ -516,6 +519,8 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 		add_error(errors, "rule", "%s", err);
 		rc = -EINVAL;
 	}
+	if (!rc && scope && vg_alarm_quota_check_def(e, &nd, a, errors))
+		rc = -EDQUOT;
 	if (!rc && nrule) {
 		struct alarm probe = {0};
 		probe.def = nd;

@@ -66,6 +66,7 @@
 
 #include "alarms/engine_queue.h"
 #include "alarms/notice.h"
+#include "alarms/quota.h"
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_silence.h"
 #include "vigie/log.h"
@@ -186,8 +187,9 @@ static int write_state(struct vg_alarm_engine *e, struct inst *in)
 }
 
 /* Whether p's notification matches an active silence (at the wall
- * clock: a silence is about when people are told, not sample time); if
- * so its history detail says by which, and nothing is notified. Decided
+ * clock: a silence is about when people are told, not sample time) or is
+ * over its project's notification rate; if so its history detail says
+ * which, and nothing is notified. Decided
  * inside the transaction that would have written its outbox rows, so a
  * silenced notification is never delivered, across any crash. */
 static void apply_silences(struct vg_alarm_engine *e, struct pending *p)
@@ -208,13 +210,24 @@ static void apply_silences(struct vg_alarm_engine *e, struct pending *p)
 	sj.alarm = a ? a->def.name : NULL;
 	sj.severity = a ? a->def.severity : -1;
 	sj.def = a ? &a->def : NULL;
-	if (!vg_alarm_silences_match(e->silences, &sj, wall(e), sid))
+	if (vg_alarm_silences_match(e->silences, &sj, wall(e), sid)) {
+		e->st.silenced++;
+	} else if (vg_alarm_quota_take_notification(e, p->project, wall(e))) {
+		e->st.rate_limited++;
+		sid[0] = '\0';
+	} else {
 		return;
+	}
 	p->silenced = 1;
-	e->st.silenced++;
 	d = p->detail ? json_loads(p->detail, 0, NULL) : json_object();
 	if (d) {
-		json_object_set_new(d, "silenced_by", json_string(sid));
+		if (sid[0])
+			json_object_set_new(d, "silenced_by", json_string(sid));
+		else
+			json_object_set_new(d, "suppressed", json_string(
+				"rate limit: more than [alarms] "
+				"max_notifications_per_minute notifications of this "
+				"project in the last minute"));
 		json_object_set_new(d, "notified", json_false());
 		char *t = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(17));
 		if (t) {

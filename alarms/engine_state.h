@@ -147,6 +147,7 @@ struct vg_alarm_engine {
 	struct vg_alarm_store *store;
 	struct vg_alarm_outbox *outbox;
 	struct vg_alarm_silences *silences; /* alarms/silence.c; own lock */
+	struct vg_hmap quota_buckets;       /* alarms/quota.c: project -> bucket */
 	struct vg_hmap alarms, names, watchers, exact, metrics, deps, series,
 		resources, hosts;
 	uint64_t gen, indexed_gen;

@@ -70,6 +70,9 @@ struct vg_alarm_engine_options {
 	 * sqlite <data_dir>/alarms.db) and [alarms] max_silences_per_project */
 	const char *silence_db;
 	unsigned max_silences_per_project;
+	/* per-project limits (alarms/quota.h; 0 = the default there) */
+	unsigned max_alarms_per_project, max_webhooks_per_project;
+	unsigned max_notifications_per_minute;
 	int64_t webhook_timeout_ms, retry_initial_ms, retry_max_ms,
 		retry_for_ms, exec_timeout_ms; /* 0 = defaults (outbox.h) */
 	int64_t history_retention_ms;     /* 0 = 30 days */
@@ -148,6 +151,7 @@ struct vg_alarm_engine_stats {
 	uint64_t store_errors, pending, pending_dropped;
 	uint64_t batch_ns_total;
 	uint64_t silenced;       /* notifications not sent: a silence matched */
+	uint64_t rate_limited;   /* not sent: max_notifications_per_minute */
 	uint64_t silences_active;
 };
 void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,

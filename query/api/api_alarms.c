@@ -108,6 +108,7 @@ static int reply_rc(struct vg_http_resp *resp, int rc, const char *ref,
 	case -EBUSY:
 		return reply_fields(resp, 409, "in use", errors);
 	case -ENOSPC:
+	case -EDQUOT:
 		return reply_fields(resp, 403, "limit reached", errors);
 	case -EAGAIN:
 		json_decref(errors);

@@ -415,6 +415,9 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	one(b, "vigie_alarms_silenced_total", "counter",
 	    "Notifications not sent because a silence matched (history keeps them)",
 	    (double)e->silenced);
+	one(b, "vigie_alarms_rate_limited_total", "counter",
+	    "Notifications not sent: over [alarms] max_notifications_per_minute "
+	    "of their project (history keeps them)", (double)e->rate_limited);
 	one(b, "vigie_alarms_silences_active", "gauge",
 	    "Silences in force now", (double)e->silences_active);
 	one(b, "vigie_alarms_webhooks_refused_total", "counter",
