@@ -424,7 +424,7 @@ int vg_alarm_silences_create(struct vg_alarm_silences *s, const json_t *in,
 			mine++;
 	if (mine >= s->per_project) {
 		char m[200];
-		snprintf(m, sizeof(m), "limit reached: at most %u silences not yet "
+		snprintf(m, sizeof(m), "at most %u silences not yet "
 			 "ended per project ([alarms] max_silences_per_project)",
 			 s->per_project);
 		add_err(*errors, "", m);
