@@ -67,6 +67,7 @@
 #include "alarms/engine_queue.h"
 #include "alarms/notice.h"
 #include "alarms/quota.h"
+#include "alarms/timewin.h"
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_silence.h"
 #include "vigie/log.h"
@@ -198,6 +199,7 @@ static void apply_silences(struct vg_alarm_engine *e, struct pending *p)
 	struct alarm *a;
 	struct res_info *r;
 	char sid[40];
+	const char *why = NULL;
 	json_t *d;
 
 	if (!e->silences || !p->body || p->silenced)
@@ -212,9 +214,15 @@ static void apply_silences(struct vg_alarm_engine *e, struct pending *p)
 	sj.def = a ? &a->def : NULL;
 	if (vg_alarm_silences_match(e->silences, &sj, wall(e), sid)) {
 		e->st.silenced++;
+	} else if (a && !vg_alarm_timewin_inside(a->def.time_constraints, wall(e))) {
+		e->st.outside_time++;
+		sid[0] = '\0';
+		why = "outside the alarm's time_constraints";
 	} else if (vg_alarm_quota_take_notification(e, p->project, wall(e))) {
 		e->st.rate_limited++;
 		sid[0] = '\0';
+		why = "rate limit: more than [alarms] max_notifications_per_minute "
+		      "notifications of this project in the last minute";
 	} else {
 		return;
 	}
@@ -224,10 +232,7 @@ static void apply_silences(struct vg_alarm_engine *e, struct pending *p)
 		if (sid[0])
 			json_object_set_new(d, "silenced_by", json_string(sid));
 		else
-			json_object_set_new(d, "suppressed", json_string(
-				"rate limit: more than [alarms] "
-				"max_notifications_per_minute notifications of this "
-				"project in the last minute"));
+			json_object_set_new(d, "suppressed", json_string(why));
 		json_object_set_new(d, "notified", json_false());
 		char *t = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(17));
 		if (t) {

@@ -23,6 +23,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "alarms/timewin.h"
 #include "vigie/alarm.h"
 #include "alarms/rule.h"
 #include "vigie/batch.h"
@@ -197,6 +198,7 @@ void vg_alarm_def_release(struct vg_alarm_def *d)
 	free(d->metric);
 	free(d->resource);
 	free(d->rule);
+	json_decref(d->time_constraints);
 	free_sel(&d->sel);
 	for (int s = 0; s < VG_ALARM_NSTATES; s++) {
 		for (size_t i = 0; i < d->nactions[s]; i++)
@@ -381,6 +383,22 @@ static void rd_fence(struct pctx *c, const json_t *v)
 	if (!c->d->webhook_fence && c->pol && c->pol->scope_project)
 		add_err(c, "webhook_fence", "only an administrator may turn the "
 			"webhook fence off");
+}
+
+static void rd_time_constraints(struct pctx *c, const json_t *v)
+{
+	char err[256];
+	int rc;
+
+	json_decref(c->d->time_constraints);
+	c->d->time_constraints = NULL;
+	if (json_is_array(v) && !json_array_size(v))
+		return;
+	rc = vg_alarm_timewin_parse(v, &c->d->time_constraints, err, sizeof(err));
+	if (rc == -ENOMEM)
+		c->oom = 1;
+	else if (rc)
+		add_err(c, "time_constraints", "%s", err);
 }
 
 static void rd_severity(struct pctx *c, const json_t *v)
@@ -743,6 +761,7 @@ static const struct field fields[] = {
 	{"description", rd_description},
 	{"enabled", rd_enabled},
 	{"webhook_fence", rd_fence},
+	{"time_constraints", rd_time_constraints},
 	{"severity", rd_severity},
 	{"type", rd_type},
 	{"project", rd_project},
@@ -976,6 +995,8 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 	}
 	json_object_set_new(o, "actions", acts);
 	json_object_set_new(o, "webhook_fence", json_boolean(d->webhook_fence));
+	json_object_set_new(o, "time_constraints", d->time_constraints
+			    ? json_deep_copy(d->time_constraints) : json_array());
 	if (d->created_ms) {
 		json_object_set_new(o, "created_at",
 				    json_string(vg_time_format(d->created_ms, ts, sizeof(ts))));

@@ -105,6 +105,9 @@ struct vg_alarm_def {
 	/* 1: webhooks go through the fence of alarms/guard.h (alarms a
 	 * project token created or changed); 0: an administrator's alarm */
 	int webhook_fence;
+	/* windows outside of which the alarm does not notify
+	 * (alarms/timewin.h), normalised; NULL = always. Owned. */
+	json_t *time_constraints;
 
 	/* actions per state (index enum vg_alarm_state) */
 	size_t nactions[VG_ALARM_NSTATES];

@@ -418,6 +418,9 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	one(b, "vigie_alarms_rate_limited_total", "counter",
 	    "Notifications not sent: over [alarms] max_notifications_per_minute "
 	    "of their project (history keeps them)", (double)e->rate_limited);
+	one(b, "vigie_alarms_outside_time_constraints_total", "counter",
+	    "Notifications not sent: outside their alarm's time_constraints "
+	    "(history keeps them)", (double)e->outside_time);
 	one(b, "vigie_alarms_silences_active", "gauge",
 	    "Silences in force now", (double)e->silences_active);
 	one(b, "vigie_alarms_webhooks_refused_total", "counter",

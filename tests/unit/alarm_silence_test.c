@@ -346,6 +346,136 @@ static void test_silenced_not_delivered_across_sigkill(void **state)
 	MHD_stop_daemon(rx.d);
 }
 
+/* ---- time constraints ----------------------------------------------------------- */
+
+static void send_at(struct vg_alarm_engine *e, const char *res, uint64_t seq,
+		    const char *iso, double v)
+{
+	struct vg_batch *b;
+	int64_t t;
+
+	assert_int_equal(vg_time_parse(iso, 0, &t), 0);
+	b = vg_batch_new("compute-1", 1, seq, t);
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, res, res, NULL, t));
+	vg_batch_identity(b, "default", NULL, NULL);
+	vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, v);
+	g_now = t + 500;
+	assert_int_equal(vg_alarm_engine_batch(e, b), 0);
+	vg_batch_free(b);
+}
+
+static json_t *last_transition(struct vg_alarm_engine *e, const char *ref)
+{
+	struct vg_alarm_history_query q = {0};
+	json_t *out = NULL, *d;
+	int64_t next;
+
+	q.end_ms = INT64_MAX;
+	q.type = "transition";
+	q.limit = 100;
+	assert_int_equal(vg_alarm_engine_history(e, ref, NULL, &q, &out, &next), 0);
+	assert_true(json_array_size(out) > 0);
+	d = json_incref(json_object_get(json_array_get(out, json_array_size(out) - 1),
+					"detail"));
+	json_decref(out);
+	return d;
+}
+
+static void test_time_constraints(void **state)
+{
+	struct vg_alarm_engine *e;
+	json_t *in, *out = NULL, *errors = NULL, *d;
+	char def[700];
+	int64_t next;
+	static const char *const bad[] = {
+		"[{\"start\":\"0 9 * *\",\"duration\":3600}]",
+		"[{\"start\":\"0 25 * * *\",\"duration\":3600}]",
+		"[{\"start\":\"0 9 * * 1-5\",\"duration\":10}]",
+		"[{\"start\":\"0 9 * * 1-5\",\"duration\":3600,\"timezone\":\"Mars/Olympus\"}]",
+		"[{\"start\":\"0 9 * * 1-5\",\"duration\":3600,\"timezone\":\"../../etc/passwd\"}]",
+		"{\"start\":\"0 9 * * 1-5\"}", NULL};
+
+	(void)state;
+	open_engine(&e);
+	for (int i = 0; bad[i]; i++) {
+		snprintf(def, sizeof(def), "{\"name\":\"bad\",\"metric\":\"cpu.util\","
+			 "\"resource\":\"vm5\",\"comparison\":\"gt\",\"threshold\":90,"
+			 "\"time_constraints\":%s}", bad[i]);
+		in = json_loads(def, 0, NULL);
+		assert_non_null(in);
+		assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), -EINVAL);
+		char *t = json_dumps(errors, 0);
+		if (!strstr(t, "time_constraints"))
+			fail_msg("%s: %s", bad[i], t);
+		free(t);
+		json_decref(errors);
+		json_decref(in);
+	}
+	/* business hours in Paris and in New York, the same alarm otherwise */
+	const char *zones[] = {"Europe/Paris", "America/New_York"};
+	const char *names[] = {"paris", "newyork"};
+	for (int i = 0; i < 2; i++) {
+		snprintf(def, sizeof(def), "{\"name\":\"%s\",\"metric\":\"cpu.util\","
+			 "\"resource\":\"vm5\",\"comparison\":\"gt\",\"threshold\":90,"
+			 "\"actions\":{\"alarm\":[\"exec://none\"]},"
+			 "\"time_constraints\":[{\"name\":\"office\","
+			 "\"start\":\"0 9 * * 1-5\",\"duration\":\"9h\","
+			 "\"timezone\":\"%s\"}]}", names[i], zones[i]);
+		in = json_loads(def, 0, NULL);
+		errors = NULL;
+		int rc = vg_alarm_engine_create(e, in, NULL, &out, &errors);
+		if (rc) /* no exec configured: use log:// */
+		{
+			json_decref(errors);
+			json_object_set_new(json_object_get(in, "actions"), "alarm",
+					    json_pack("[s]", "log://"));
+			assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
+		}
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(
+			json_object_get(out, "time_constraints"), 0), "duration")), 32400);
+		json_decref(out);
+		json_decref(in);
+	}
+	/* Wednesday 2026-11-18, 06:00Z = 07:00 in Paris: outside */
+	send_at(e, "vm5", 1, "2026-11-18T05:58:00Z", 95);
+	send_at(e, "vm5", 2, "2026-11-18T05:59:00Z", 95);
+	d = last_transition(e, "paris");
+	assert_string_equal(json_string_value(json_object_get(d, "current")), "alarm");
+	assert_non_null(strstr(json_string_value(json_object_get(d, "suppressed")),
+			       "time_constraints"));
+	json_decref(d);
+	send_at(e, "vm5", 3, "2026-11-18T06:00:00Z", 5);
+	send_at(e, "vm5", 4, "2026-11-18T06:01:00Z", 5);
+	/* 08:31Z = 09:31 in Paris (inside), 03:31 in New York (outside) */
+	send_at(e, "vm5", 5, "2026-11-18T08:30:00Z", 95);
+	send_at(e, "vm5", 6, "2026-11-18T08:31:00Z", 95);
+	d = last_transition(e, "paris");
+	assert_string_equal(json_string_value(json_object_get(d, "current")), "alarm");
+	assert_null(json_object_get(d, "suppressed"));
+	assert_null(json_object_get(d, "notified"));
+	json_decref(d);
+	d = last_transition(e, "newyork");
+	assert_string_equal(json_string_value(json_object_get(d, "current")), "alarm");
+	assert_non_null(json_object_get(d, "suppressed"));
+	json_decref(d);
+	/* Saturday 2026-11-21 09:31 in Paris: outside (1-5) */
+	send_at(e, "vm5", 7, "2026-11-21T08:00:00Z", 5);
+	send_at(e, "vm5", 8, "2026-11-21T08:01:00Z", 5);
+	send_at(e, "vm5", 9, "2026-11-21T08:30:00Z", 95);
+	send_at(e, "vm5", 10, "2026-11-21T08:31:00Z", 95);
+	d = last_transition(e, "paris");
+	assert_string_equal(json_string_value(json_object_get(d, "current")), "alarm");
+	assert_non_null(json_object_get(d, "suppressed"));
+	json_decref(d);
+	struct vg_alarm_engine_stats st;
+	vg_alarm_engine_get_stats(e, &st);
+	/* every event of a transition outside counts (SSE included), not only
+	 * those with actions: paris 5 here, newyork 9 */
+	assert_int_equal(st.outside_time, 14);
+	(void)next;
+	vg_alarm_engine_close(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +483,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_silenced_not_delivered_across_sigkill,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_time_constraints, setup, teardown),
 	};
 	vg_log_init("alarm_silence_test", VG_LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
