@@ -21,6 +21,7 @@
 #include "alarms/engine_defs.h"
 #include "alarms/engine_eval.h"
 #include "alarms/engine_queue.h"
+#include "alarms/inhibit.h"
 #include "alarms/quota.h"
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_silence.h"
@@ -85,6 +86,7 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 	vg_hmap_init(&e->resources);
 	vg_hmap_init(&e->hosts);
 	vg_hmap_init(&e->quota_buckets);
+	vg_hmap_init(&e->inhib);
 	e->gen = 1;
 	rc = vg_alarm_store_open(o->data_dir, &e->store, err, errlen);
 	if (!rc) {
@@ -144,6 +146,7 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 	vg_alarm_outbox_close(e->outbox);
 	vg_alarm_silences_close(e->silences);
 	vg_alarm_quota_release(e);
+	vg_alarm_inhibit_release(e);
 	pos = 0;
 	while ((s = vg_hmap_next(&e->series, &pos)))
 		vg_alarm_series_free(s->value);

@@ -66,6 +66,7 @@
 
 #include "alarms/engine_queue.h"
 #include "alarms/notice.h"
+#include "alarms/inhibit.h"
 #include "alarms/quota.h"
 #include "alarms/timewin.h"
 #include "vigie/alarm_outbox.h"
@@ -200,6 +201,7 @@ static void apply_silences(struct vg_alarm_engine *e, struct pending *p)
 	struct res_info *r;
 	char sid[40];
 	const char *why = NULL;
+	char by[VG_ALARM_NAME_MAX + 1], why_buf[VG_ALARM_NAME_MAX + 64];
 	json_t *d;
 
 	if (!e->silences || !p->body || p->silenced)
@@ -214,6 +216,12 @@ static void apply_silences(struct vg_alarm_engine *e, struct pending *p)
 	sj.def = a ? &a->def : NULL;
 	if (vg_alarm_silences_match(e->silences, &sj, wall(e), sid)) {
 		e->st.silenced++;
+	} else if (a && vg_alarm_inhibited(e, a, p->resource, sj.host, by, sizeof(by))) {
+		e->st.inhibited++;
+		sid[0] = '\0';
+		snprintf(why_buf, sizeof(why_buf), "inhibited by alarm '%s', which "
+			 "is in alarm", by);
+		why = why_buf;
 	} else if (a && !vg_alarm_timewin_inside(a->def.time_constraints, wall(e))) {
 		e->st.outside_time++;
 		sid[0] = '\0';

@@ -148,6 +148,8 @@ struct vg_alarm_engine {
 	struct vg_alarm_outbox *outbox;
 	struct vg_alarm_silences *silences; /* alarms/silence.c; own lock */
 	struct vg_hmap quota_buckets;       /* alarms/quota.c: project -> bucket */
+	struct vg_hmap inhib;               /* alarms/inhibit.c: name -> inhibitors */
+	uint64_t inhib_gen;                 /* gen the index was built at */
 	struct vg_hmap alarms, names, watchers, exact, metrics, deps, series,
 		resources, hosts;
 	uint64_t gen, indexed_gen;

@@ -199,6 +199,9 @@ void vg_alarm_def_release(struct vg_alarm_def *d)
 	free(d->resource);
 	free(d->rule);
 	json_decref(d->time_constraints);
+	for (size_t i = 0; i < d->ninhibits; i++)
+		free(d->inhibits[i]);
+	free(d->inhibits);
 	free_sel(&d->sel);
 	for (int s = 0; s < VG_ALARM_NSTATES; s++) {
 		for (size_t i = 0; i < d->nactions[s]; i++)
@@ -383,6 +386,35 @@ static void rd_fence(struct pctx *c, const json_t *v)
 	if (!c->d->webhook_fence && c->pol && c->pol->scope_project)
 		add_err(c, "webhook_fence", "only an administrator may turn the "
 			"webhook fence off");
+}
+
+static void rd_inhibits(struct pctx *c, const json_t *v)
+{
+	size_t i;
+	json_t *x;
+
+	if (!json_is_array(v) || json_array_size(v) > 16) {
+		add_err(c, "inhibits", "must be an array of at most 16 alarm names");
+		return;
+	}
+	if (c->d->ninhibits)
+		return;
+	if (json_array_size(v) &&
+	    !(c->d->inhibits = calloc(json_array_size(v), sizeof(char *)))) {
+		c->oom = 1;
+		return;
+	}
+	json_array_foreach(v, i, x) {
+		const char *s = json_string_value(x);
+		if (!s || !vg_alarm_name_valid(s)) {
+			add_err(c, "inhibits", "[%zu]: must be an alarm name", i);
+			continue;
+		}
+		if (!(c->d->inhibits[c->d->ninhibits] = strdup(s)))
+			c->oom = 1;
+		else
+			c->d->ninhibits++;
+	}
 }
 
 static void rd_time_constraints(struct pctx *c, const json_t *v)
@@ -762,6 +794,7 @@ static const struct field fields[] = {
 	{"enabled", rd_enabled},
 	{"webhook_fence", rd_fence},
 	{"time_constraints", rd_time_constraints},
+	{"inhibits", rd_inhibits},
 	{"severity", rd_severity},
 	{"type", rd_type},
 	{"project", rd_project},
@@ -995,6 +1028,10 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 	}
 	json_object_set_new(o, "actions", acts);
 	json_object_set_new(o, "webhook_fence", json_boolean(d->webhook_fence));
+	json_t *inh = json_array();
+	for (size_t i = 0; i < d->ninhibits; i++)
+		json_array_append_new(inh, json_string(d->inhibits[i]));
+	json_object_set_new(o, "inhibits", inh);
 	json_object_set_new(o, "time_constraints", d->time_constraints
 			    ? json_deep_copy(d->time_constraints) : json_array());
 	if (d->created_ms) {

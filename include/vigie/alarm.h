@@ -108,6 +108,10 @@ struct vg_alarm_def {
 	/* windows outside of which the alarm does not notify
 	 * (alarms/timewin.h), normalised; NULL = always. Owned. */
 	json_t *time_constraints;
+	/* names of alarms of the same project this one suppresses while it
+	 * fires (alarms/inhibit.h) */
+	size_t ninhibits;
+	char **inhibits;
 
 	/* actions per state (index enum vg_alarm_state) */
 	size_t nactions[VG_ALARM_NSTATES];

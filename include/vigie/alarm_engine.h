@@ -153,6 +153,7 @@ struct vg_alarm_engine_stats {
 	uint64_t silenced;       /* notifications not sent: a silence matched */
 	uint64_t rate_limited;   /* not sent: max_notifications_per_minute */
 	uint64_t outside_time;   /* not sent: outside the alarm's time_constraints */
+	uint64_t inhibited;      /* not sent: an alarm inhibiting it fires */
 	uint64_t silences_active;
 };
 void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,

@@ -421,6 +421,9 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	one(b, "vigie_alarms_outside_time_constraints_total", "counter",
 	    "Notifications not sent: outside their alarm's time_constraints "
 	    "(history keeps them)", (double)e->outside_time);
+	one(b, "vigie_alarms_inhibited_total", "counter",
+	    "Notifications not sent: an alarm that inhibits theirs is in alarm "
+	    "(history keeps them)", (double)e->inhibited);
 	one(b, "vigie_alarms_silences_active", "gauge",
 	    "Silences in force now", (double)e->silences_active);
 	one(b, "vigie_alarms_webhooks_refused_total", "counter",

@@ -476,6 +476,90 @@ static void test_time_constraints(void **state)
 	vg_alarm_engine_close(e);
 }
 
+/* ---- inhibition -------------------------------------------------------------------- */
+
+static void send_on(struct vg_alarm_engine *e, const char *host, const char *res,
+		    const char *metric, uint64_t seq, int64_t t, double v)
+{
+	struct vg_batch *b = vg_batch_new(host, 1, seq, t);
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, res, res, NULL, t));
+	vg_batch_identity(b, "default", NULL, NULL);
+	vg_batch_sample(b, metric, VG_KIND_GAUGE, v);
+	g_now = t + 500;
+	assert_int_equal(vg_alarm_engine_batch(e, b), 0);
+	vg_batch_free(b);
+}
+
+static void test_inhibition(void **state)
+{
+	struct vg_alarm_engine *e;
+	struct vg_alarm_engine_stats st;
+	json_t *in, *out = NULL, *errors = NULL, *d;
+	static const char *const defs[] = {
+		"{\"name\":\"hostcheck\",\"metric\":\"mem.util\",\"resource\":\"hv7\","
+		"\"comparison\":\"gt\",\"threshold\":90,\"inhibits\":[\"vmcpu\"],"
+		"\"actions\":{\"alarm\":[\"log://\"]}}",
+		"{\"name\":\"vmcpu\",\"metric\":\"cpu.util\",\"selector\":{\"type\":"
+		"\"instance\"},\"comparison\":\"gt\",\"threshold\":90,"
+		"\"actions\":{\"alarm\":[\"log://\"]}}", NULL};
+	int64_t t = T0;
+
+	(void)state;
+	open_engine(&e);
+	in = json_loads("{\"name\":\"x\",\"metric\":\"cpu.util\",\"resource\":\"v\","
+			"\"comparison\":\"gt\",\"threshold\":1,\"inhibits\":[\"no spaces\"]}",
+			0, NULL);
+	assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), -EINVAL);
+	json_decref(errors);
+	json_decref(in);
+	for (int i = 0; defs[i]; i++) {
+		in = json_loads(defs[i], 0, NULL);
+		assert_non_null(in);
+		assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
+		json_decref(out);
+		json_decref(in);
+	}
+	/* compute-7's check fires (hv7 runs there) */
+	send_on(e, "compute-7", "hv7", "mem.util", 1, t, 95);
+	send_on(e, "compute-7", "hv7", "mem.util", 2, t + 60000, 95);
+	/* then vm1 (compute-7) and vm2 (compute-8) both go above 90 */
+	send_on(e, "compute-7", "vm1", "cpu.util", 3, t + 120000, 95);
+	send_on(e, "compute-8", "vm2", "cpu.util", 4, t + 120000, 95);
+	send_on(e, "compute-7", "vm1", "cpu.util", 5, t + 180000, 95);
+	send_on(e, "compute-8", "vm2", "cpu.util", 6, t + 180000, 95);
+
+	struct vg_alarm_history_query q = {0};
+	json_t *h = NULL;
+	int64_t nx;
+	size_t i;
+	int vm1 = 0, vm2 = 0;
+	q.end_ms = INT64_MAX;
+	q.type = "transition";
+	q.limit = 100;
+	assert_int_equal(vg_alarm_engine_history(e, "vmcpu", NULL, &q, &h, &nx), 0);
+	json_array_foreach(h, i, d) {
+		const char *res = json_string_value(json_object_get(d, "resource"));
+		json_t *det = json_object_get(d, "detail");
+		if (strcmp(json_string_value(json_object_get(det, "current")), "alarm"))
+			continue;
+		if (!strcmp(res, "vm1")) {
+			vm1++;
+			assert_string_equal(json_string_value(json_object_get(det, "suppressed")),
+					    "inhibited by alarm 'hostcheck', which is in alarm");
+		} else if (!strcmp(res, "vm2")) {
+			vm2++;
+			assert_null(json_object_get(det, "suppressed"));
+		}
+	}
+	assert_int_equal(vm1, 1);
+	assert_int_equal(vm2, 1);
+	json_decref(h);
+	vg_alarm_engine_get_stats(e, &st);
+	assert_int_equal(st.inhibited, 1);
+	vg_alarm_engine_close(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +568,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_silenced_not_delivered_across_sigkill,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_time_constraints, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inhibition, setup, teardown),
 	};
 	vg_log_init("alarm_silence_test", VG_LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
