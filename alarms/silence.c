@@ -32,6 +32,7 @@ struct silence {
 	size_t nlabels;
 	struct vg_alarm_kv *labels;
 	int64_t starts_ms, ends_ms, created_ms;
+	int end_handled;        /* its end was acted on (alarms still firing told) */
 	char *created_by, *comment, *created_with;
 	json_t *matchers;       /* as given, for the API */
 };
@@ -53,6 +54,8 @@ static const struct vg_db_step steps[] = {
 	 " created_by TEXT NOT NULL, created_with TEXT NOT NULL,"
 	 " comment TEXT NOT NULL, created_ms BIGINT NOT NULL);"
 	 "CREATE INDEX IF NOT EXISTS alarm_silences_end ON alarm_silences(ends_ms);",
+	 NULL, NULL, NULL},
+	{2, "ALTER TABLE alarm_silences ADD COLUMN end_handled BIGINT NOT NULL DEFAULT 0;",
 	 NULL, NULL, NULL},
 };
 
@@ -303,7 +306,7 @@ static int load(struct vg_alarm_silences *s, int64_t now_ms, char *err, size_t e
 
 	rc = vg_db_prepare(s->db,
 			   "SELECT id, project, matchers, starts_ms, ends_ms, created_by,"
-			   " created_with, comment, created_ms FROM alarm_silences"
+			   " created_with, comment, created_ms, end_handled FROM alarm_silences"
 			   " WHERE ends_ms > ?1 ORDER BY created_ms LIMIT ?2", &st);
 	if (rc)
 		goto fail;
@@ -329,6 +332,7 @@ static int load(struct vg_alarm_silences *s, int64_t now_ms, char *err, size_t e
 		x->ends_ms = vg_db_column_int64(st, 4);
 		x->created_with = strdup(vg_db_column_text(st, 6));
 		x->created_ms = vg_db_column_int64(st, 8);
+		x->end_handled = (int)vg_db_column_int64(st, 9);
 		s->v[s->n++] = x;
 	}
 	vg_db_reset(st);
@@ -524,6 +528,71 @@ static int str_match(const char *want, const char *have)
 	return !want || (have && !strcmp(want, have));
 }
 
+static int labels_match(const struct silence *x, const struct vg_alarm_def *d);
+
+/* Whether x's matchers (not its times) hold for subj. */
+static int matches(const struct silence *x, const struct vg_alarm_silence_subject *subj)
+{
+	if (strcmp(x->project, "*") && !str_match(x->project, subj->project))
+		return 0;
+	return str_match(x->resource, subj->resource) && str_match(x->host, subj->host) &&
+	       str_match(x->alarm, subj->alarm) &&
+	       (x->severity < 0 || x->severity == subj->severity) &&
+	       labels_match(x, subj->def);
+}
+
+int vg_alarm_silences_ended_next(struct vg_alarm_silences *s, int64_t now_ms, char *id)
+{
+	int found = 0;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n && !found; i++)
+		if (!s->v[i]->end_handled && s->v[i]->ends_ms <= now_ms &&
+		    s->v[i]->ends_ms > s->v[i]->starts_ms && now_ms > s->v[i]->starts_ms) {
+			snprintf(id, 40, "%s", s->v[i]->id);
+			found = 1;
+		}
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+int vg_alarm_silences_match_id(struct vg_alarm_silences *s, const char *id,
+			       const struct vg_alarm_silence_subject *subj)
+{
+	struct silence *x;
+	int m;
+
+	pthread_mutex_lock(&s->lock);
+	x = find(s, id);
+	m = x && matches(x, subj);
+	pthread_mutex_unlock(&s->lock);
+	return m;
+}
+
+int vg_alarm_silences_set_handled(struct vg_alarm_silences *s, const char *id)
+{
+	struct silence *x;
+	struct vg_db_stmt *st;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&s->lock);
+	if ((x = find(s, id))) {
+		x->end_handled = 1; /* in memory even if the write fails: at most once */
+		rc = vg_db_prepare(s->db, "UPDATE alarm_silences SET end_handled = 1"
+				   " WHERE id = ?1", &st);
+		if (!rc) {
+			vg_db_bind_text(st, 1, id);
+			rc = vg_db_step(st);
+			vg_db_reset(st);
+			rc = rc < 0 ? rc : 0;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
 static int labels_match(const struct silence *x, const struct vg_alarm_def *d)
 {
 	for (size_t i = 0; i < x->nlabels; i++) {
@@ -551,14 +620,7 @@ int vg_alarm_silences_match(struct vg_alarm_silences *s,
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->n && !hit; i++) {
 		const struct silence *x = s->v[i];
-		if (at_ms < x->starts_ms || at_ms >= x->ends_ms)
-			continue;
-		if (strcmp(x->project, "*") && !str_match(x->project, subj->project))
-			continue;
-		if (!str_match(x->resource, subj->resource) ||
-		    !str_match(x->host, subj->host) || !str_match(x->alarm, subj->alarm) ||
-		    (x->severity >= 0 && x->severity != subj->severity) ||
-		    !labels_match(x, subj->def))
+		if (at_ms < x->starts_ms || at_ms >= x->ends_ms || !matches(x, subj))
 			continue;
 		snprintf(id, 40, "%s", x->id);
 		hit = 1;

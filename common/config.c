@@ -81,6 +81,7 @@ static const struct key keys[] = {
 	{"alarms", "exec_timeout", K_SECONDS, offsetof(struct vg_config, alarms_exec_timeout_s), 0, 0.1, 3600},
 	S("alarms", "alertmanager", alarms_alertmanager),
 	S("alarms", "webhook_allow", alarms_webhook_allow),
+	{"alarms", "notify_after_silence", K_BOOL, offsetof(struct vg_config, alarms_notify_after_silence), 0, 0, 1},
 	U("alarms", "max_alarms_per_project", alarms_max_alarms_per_project, 1, 100000),
 	U("alarms", "max_webhooks_per_project", alarms_max_webhooks_per_project, 1, 10000),
 	U("alarms", "max_silences_per_project", alarms_max_silences_per_project, 1, 10000),
@@ -127,6 +128,7 @@ void vg_config_defaults(struct vg_config *c)
 				 VG_MAX_ARCHIVES, &c->narchives);
 	c->alarms_webhook_timeout_s = 5;
 	c->alarms_max_alarms_per_project = 1000;
+	c->alarms_notify_after_silence = 1;
 	c->alarms_max_webhooks_per_project = 20;
 	c->alarms_max_silences_per_project = 100;
 	c->alarms_retry_initial_s = 1;

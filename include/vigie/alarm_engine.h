@@ -70,6 +70,9 @@ struct vg_alarm_engine_options {
 	 * sqlite <data_dir>/alarms.db) and [alarms] max_silences_per_project */
 	const char *silence_db;
 	unsigned max_silences_per_project;
+	/* 1: an alarm still in alarm when a silence matching it ends is not
+	 * notified ([alarms] notify_after_silence = false) */
+	int silence_end_quiet;
 	/* per-project limits (alarms/quota.h; 0 = the default there) */
 	unsigned max_alarms_per_project, max_webhooks_per_project;
 	unsigned max_notifications_per_minute;

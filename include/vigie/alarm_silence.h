@@ -80,6 +80,17 @@ struct vg_alarm_silence_subject {
 int vg_alarm_silences_match(struct vg_alarm_silences *s,
 			    const struct vg_alarm_silence_subject *subj,
 			    int64_t at_ms, char *id);
+/* The end of a silence: the engine tells, once, every alarm instance the
+ * silence matched that is still in alarm when it ends. ended_next gives
+ * (1, id) a silence ended at now_ms whose end was not handled yet;
+ * match_id whether its matchers (not its times) hold for subj;
+ * set_handled records that its end was handled (in memory at once, and
+ * in the table). */
+int vg_alarm_silences_ended_next(struct vg_alarm_silences *s, int64_t now_ms, char *id);
+int vg_alarm_silences_match_id(struct vg_alarm_silences *s, const char *id,
+			       const struct vg_alarm_silence_subject *subj);
+int vg_alarm_silences_set_handled(struct vg_alarm_silences *s, const char *id);
+
 /* Silences active at at_ms; notifications they silenced so far. */
 size_t vg_alarm_silences_active(struct vg_alarm_silences *s, int64_t at_ms);
 uint64_t vg_alarm_silences_silenced(struct vg_alarm_silences *s);

@@ -82,6 +82,7 @@ struct vg_config {
 	double alarms_exec_timeout_s;   /* exec_timeout = 10 */
 	char alarms_alertmanager[512];  /* alertmanager = (off) */
 	char alarms_webhook_allow[1024]; /* webhook_allow = (none) CIDR,... */
+	int alarms_notify_after_silence;           /* = true */
 	uint32_t alarms_max_alarms_per_project;    /* = 1000 */
 	uint32_t alarms_max_webhooks_per_project;  /* = 20 */
 	uint32_t alarms_max_silences_per_project;  /* = 100 */

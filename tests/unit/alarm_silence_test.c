@@ -560,6 +560,69 @@ static void test_inhibition(void **state)
 	vg_alarm_engine_close(e);
 }
 
+/* ---- the end of a silence ----------------------------------------------------------- */
+
+static size_t repeats(struct vg_alarm_engine *e, char *reason, size_t len)
+{
+	struct vg_alarm_history_query q = {0};
+	json_t *out = NULL;
+	int64_t next;
+	size_t n;
+
+	q.end_ms = INT64_MAX;
+	q.type = "repeat";
+	q.limit = 100;
+	assert_int_equal(vg_alarm_engine_history(e, "cpu", NULL, &q, &out, &next), 0);
+	n = json_array_size(out);
+	if (n && reason)
+		snprintf(reason, len, "%s", json_string_value(json_object_get(json_object_get(
+			json_array_get(out, n - 1), "detail"), "reason")));
+	json_decref(out);
+	return n;
+}
+
+static void test_end_of_silence_notifies_once(void **state)
+{
+	struct vg_alarm_engine *e;
+	json_t *in, *out = NULL, *errors = NULL;
+	char sid[40], reason[200];
+
+	(void)state;
+	open_engine(&e);
+	in = json_loads("{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
+			"\"comparison\":\"gt\",\"threshold\":90,"
+			"\"actions\":{\"alarm\":[\"log://\"]}}", 0, NULL);
+	assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
+	json_decref(in);
+	json_decref(out);
+	in = json_loads("{\"matchers\":{\"alarm\":\"cpu\"},\"duration\":\"10m\","
+			"\"created_by\":\"ops\",\"comment\":\"window\"}", 0, NULL);
+	assert_int_equal(vg_alarm_silences_create(vg_alarm_engine_silences(e), in, NULL,
+						  g_now, &out, &errors), 0);
+	snprintf(sid, sizeof(sid), "%s", json_string_value(json_object_get(out, "id")));
+	json_decref(in);
+	json_decref(out);
+	send1(e, 1, T0, 95);
+	send1(e, 2, T0 + 60000, 95); /* alarm, silenced */
+	vg_alarm_engine_tick(e, g_now);
+	assert_int_equal(repeats(e, NULL, 0), 0); /* not ended yet */
+	for (int i = 2; i <= 11; i++) /* still above, minute after minute */
+		send1(e, (uint64_t)(i + 1), T0 + i * 60000, 95);
+	assert_int_equal(repeats(e, NULL, 0), 0); /* silenced: nothing yet */
+	vg_alarm_engine_tick(e, g_now); /* T0 + 11 min: the silence is over */
+	assert_int_equal(repeats(e, reason, sizeof(reason)), 1);
+	assert_non_null(strstr(reason, sid));
+	send1(e, 13, T0 + 12 * 60000, 95);
+	vg_alarm_engine_tick(e, g_now);
+	assert_int_equal(repeats(e, NULL, 0), 1); /* once */
+	vg_alarm_engine_close(e);
+	open_engine(&e); /* the end stays handled across a restart */
+	send1(e, 14, T0 + 13 * 60000, 95);
+	vg_alarm_engine_tick(e, g_now);
+	assert_int_equal(repeats(e, NULL, 0), 1);
+	vg_alarm_engine_close(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -569,6 +632,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_time_constraints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inhibition, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end_of_silence_notifies_once, setup,
+						teardown),
 	};
 	vg_log_init("alarm_silence_test", VG_LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
