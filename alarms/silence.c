@@ -193,11 +193,11 @@ static struct silence *from_json(const json_t *in, const char *scope,
 		if (!fields[i])
 			add_err(errors, k, "unknown field");
 	}
-	read_matchers(x, json_object_get(in, "matchers") ? json_object_get(in, "matchers")
-							 : json_object(), errors);
-	x->matchers = json_deep_copy(json_object_get(in, "matchers"));
+	x->matchers = json_object_get(in, "matchers")
+			      ? json_deep_copy(json_object_get(in, "matchers")) : json_object();
 	if (!x->matchers)
 		x->matchers = json_object();
+	read_matchers(x, x->matchers, errors);
 	if (scope) {
 		if (x->project && strcmp(x->project, scope))
 			add_err(errors, "matchers.project", "a project token may only "

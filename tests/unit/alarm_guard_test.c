@@ -443,7 +443,9 @@ static void test_project_alarm_refused_admin_alarm_delivered(void **state)
 	/* a project token cannot turn the fence off */
 	j = create(e, "p1", d3, &rc);
 	assert_int_equal(rc, -EINVAL);
-	assert_non_null(strstr(json_dumps(j, 0), "only an administrator"));
+	char *jt = json_dumps(j, 0);
+	assert_non_null(strstr(jt, "only an administrator"));
+	free(jt);
 	json_decref(j);
 	j = create(e, "p1", d1, &rc);
 	assert_int_equal(rc, 0);
