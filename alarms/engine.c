@@ -28,18 +28,28 @@
 #include "vigie/log.h"
 
 /* The outbox asks, per webhook attempt, whether the alarm is a
- * project's (fenced) or an administrator's; a deleted alarm is fenced. */
+ * project's (fenced) or an administrator's; a deleted alarm is fenced.
+ * Only the small unfenced set's lock is taken, never e->lock, so a
+ * delivery never waits for a batch's evaluation. */
 static int webhook_fenced(void *ctx, const char *alarm_id)
 {
 	struct vg_alarm_engine *e = ctx;
-	struct alarm *a;
 	int fenced;
 
-	pthread_mutex_lock(&e->lock);
-	a = vg_hmap_gets(&e->alarms, alarm_id);
-	fenced = !a || a->def.webhook_fence;
-	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_lock(&e->unfenced_lock);
+	fenced = !vg_hmap_gets(&e->unfenced, alarm_id);
+	pthread_mutex_unlock(&e->unfenced_lock);
 	return fenced;
+}
+
+void vg_alarm_unfenced_set(struct vg_alarm_engine *e, const char *id, int on)
+{
+	pthread_mutex_lock(&e->unfenced_lock);
+	if (on)
+		vg_hmap_put(&e->unfenced, id, strlen(id), (void *)1, NULL);
+	else
+		vg_hmap_del(&e->unfenced, id, strlen(id));
+	pthread_mutex_unlock(&e->unfenced_lock);
 }
 
 int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
@@ -87,6 +97,8 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 	vg_hmap_init(&e->hosts);
 	vg_hmap_init(&e->quota_buckets);
 	vg_hmap_init(&e->inhib);
+	vg_hmap_init(&e->unfenced);
+	pthread_mutex_init(&e->unfenced_lock, NULL);
 	e->gen = 1;
 	rc = vg_alarm_store_open(o->data_dir, &e->store, err, errlen);
 	if (!rc) {
@@ -147,6 +159,8 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 	vg_alarm_silences_close(e->silences);
 	vg_alarm_quota_release(e);
 	vg_alarm_inhibit_release(e);
+	vg_hmap_release(&e->unfenced);
+	pthread_mutex_destroy(&e->unfenced_lock);
 	pos = 0;
 	while ((s = vg_hmap_next(&e->series, &pos)))
 		vg_alarm_series_free(s->value);

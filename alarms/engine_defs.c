@@ -56,6 +56,8 @@ static int insert_alarm(struct vg_alarm_engine *e, struct alarm *a)
 		vg_hmap_del(&e->alarms, a->def.id, strlen(a->def.id));
 		return -ENOMEM;
 	}
+	if (!a->def.webhook_fence)
+		vg_alarm_unfenced_set(e, a->def.id, 1);
 	e->gen++;
 	return 0;
 }
@@ -68,6 +70,7 @@ static void remove_alarm(struct vg_alarm_engine *e, struct alarm *a)
 	vg_hmap_del(&e->alarms, a->def.id, strlen(a->def.id));
 	if (kl && vg_hmap_get(&e->names, k, kl) == a)
 		vg_hmap_del(&e->names, k, kl);
+	vg_alarm_unfenced_set(e, a->def.id, 0);
 	e->gen++;
 }
 
