@@ -21,8 +21,36 @@
 #include "alarms/engine_defs.h"
 #include "alarms/engine_eval.h"
 #include "alarms/engine_queue.h"
+#include "alarms/inhibit.h"
+#include "alarms/quota.h"
 #include "vigie/alarm_outbox.h"
+#include "vigie/alarm_silence.h"
 #include "vigie/log.h"
+
+/* The outbox asks, per webhook attempt, whether the alarm is a
+ * project's (fenced) or an administrator's; a deleted alarm is fenced.
+ * Only the small unfenced set's lock is taken, never e->lock, so a
+ * delivery never waits for a batch's evaluation. */
+static int webhook_fenced(void *ctx, const char *alarm_id)
+{
+	struct vg_alarm_engine *e = ctx;
+	int fenced;
+
+	pthread_mutex_lock(&e->unfenced_lock);
+	fenced = !vg_hmap_gets(&e->unfenced, alarm_id);
+	pthread_mutex_unlock(&e->unfenced_lock);
+	return fenced;
+}
+
+void vg_alarm_unfenced_set(struct vg_alarm_engine *e, const char *id, int on)
+{
+	pthread_mutex_lock(&e->unfenced_lock);
+	if (on)
+		vg_hmap_put(&e->unfenced, id, strlen(id), (void *)1, NULL);
+	else
+		vg_hmap_del(&e->unfenced, id, strlen(id));
+	pthread_mutex_unlock(&e->unfenced_lock);
+}
 
 int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 			 struct vg_alarm_engine **out, char *err, size_t errlen)
@@ -56,6 +84,7 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 	}
 	e->o.alertmanager_url = e->am_url;
 	e->o.data_dir = NULL;
+	e->o.silence_db = NULL;
 	pthread_mutex_init(&e->lock, NULL);
 	vg_hmap_init(&e->alarms);
 	vg_hmap_init(&e->names);
@@ -66,8 +95,22 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 	vg_hmap_init(&e->series);
 	vg_hmap_init(&e->resources);
 	vg_hmap_init(&e->hosts);
+	vg_hmap_init(&e->quota_buckets);
+	vg_hmap_init(&e->inhib);
+	vg_hmap_init(&e->unfenced);
+	pthread_mutex_init(&e->unfenced_lock, NULL);
 	e->gen = 1;
 	rc = vg_alarm_store_open(o->data_dir, &e->store, err, errlen);
+	if (!rc) {
+		char url[1100];
+		if (!o->silence_db &&
+		    (rc = vg_alarm_store_url(o->data_dir, url, sizeof(url))))
+			snprintf(err, errlen, "alarms: state database name too long");
+		else
+			rc = vg_alarm_silences_open(o->silence_db ? o->silence_db : url,
+						    o->max_silences_per_project, wall(e),
+						    &e->silences, err, errlen);
+	}
 	if (!rc)
 		rc = vg_alarm_defs_load(e, err, errlen);
 	if (!rc) {
@@ -82,6 +125,9 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 		oo.exec_timeout_ms = o->exec_timeout_ms;
 		oo.alertmanager_url = e->am_url;
 		oo.now_ms = o->now_ms;
+		oo.webhook_allow = o->webhook_allow;
+		oo.webhook_fenced = webhook_fenced;
+		oo.fenced_ctx = e;
 		rc = vg_alarm_outbox_open(&oo, &e->outbox, err, errlen);
 	}
 	if (!rc && o->deliver && (rc = vg_alarm_outbox_start(e->outbox)))
@@ -113,6 +159,11 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 		vg_alarm_queue_flush(e);
 	pthread_mutex_unlock(&e->lock);
 	vg_alarm_outbox_close(e->outbox);
+	vg_alarm_silences_close(e->silences);
+	vg_alarm_quota_release(e);
+	vg_alarm_inhibit_release(e);
+	vg_hmap_release(&e->unfenced);
+	pthread_mutex_destroy(&e->unfenced_lock);
 	pos = 0;
 	while ((s = vg_hmap_next(&e->series, &pos)))
 		vg_alarm_series_free(s->value);
@@ -145,6 +196,11 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 }
 
 
+struct vg_alarm_silences *vg_alarm_engine_silences(struct vg_alarm_engine *e)
+{
+	return e->silences;
+}
+
 struct vg_alarm_outbox *vg_alarm_engine_outbox(struct vg_alarm_engine *e)
 {
 	return e->outbox;
@@ -162,6 +218,7 @@ void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
 	out->series = vg_hmap_count(&e->series);
 	out->resources = vg_hmap_count(&e->resources);
 	out->pending = e->npend;
+	out->silences_active = vg_alarm_silences_active(e->silences, wall(e));
 	out->instances = 0;
 	while ((s = vg_hmap_next(&e->alarms, &pos)))
 		out->instances += vg_hmap_count(&((struct alarm *)s->value)->insts);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "alarms/engine_defs.h"
+#include "alarms/quota.h"
 #include "alarms/engine_eval.h"
 #include "alarms/engine_queue.h"
 #include "alarms/rule.h"
@@ -55,6 +56,8 @@ static int insert_alarm(struct vg_alarm_engine *e, struct alarm *a)
 		vg_hmap_del(&e->alarms, a->def.id, strlen(a->def.id));
 		return -ENOMEM;
 	}
+	if (!a->def.webhook_fence)
+		vg_alarm_unfenced_set(e, a->def.id, 1);
 	e->gen++;
 	return 0;
 }
@@ -67,6 +70,7 @@ static void remove_alarm(struct vg_alarm_engine *e, struct alarm *a)
 	vg_hmap_del(&e->alarms, a->def.id, strlen(a->def.id));
 	if (kl && vg_hmap_get(&e->names, k, kl) == a)
 		vg_hmap_del(&e->names, k, kl);
+	vg_alarm_unfenced_set(e, a->def.id, 0);
 	e->gen++;
 }
 
@@ -92,6 +96,7 @@ static int load_def(void *ctx, const char *id, const char *json,
 	pol.nexec = e->o.nexec;
 	pol.alertmanager = 1;
 	pol.agent_interval_s = 0.001;
+	pol.webhook_fence_default = 1; /* written before the fence existed */
 	rc = vg_alarm_def_from_json(j, &pol, &a->def, &errors);
 	json_decref(j);
 	if (rc) {
@@ -403,6 +408,8 @@ int vg_alarm_engine_create(struct vg_alarm_engine *e, const json_t *body,
 		rc = -ENOSPC;
 		add_error(errors, "", "this collector already has %d alarms",
 			  VG_ALARM_MAX_ALARMS);
+	} else if (scope && vg_alarm_quota_check_def(e, &a->def, NULL, errors)) {
+		rc = -EDQUOT; /* per-project limits: project tokens only */
 	} else if (vg_alarm_by_name(e, a->def.project, a->def.name)) {
 		rc = -EEXIST;
 		add_error(errors, "name", "an alarm named '%s' already exists in "
@@ -518,6 +525,8 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 		add_error(errors, "rule", "%s", err);
 		rc = -EINVAL;
 	}
+	if (!rc && scope && vg_alarm_quota_check_def(e, &nd, a, errors))
+		rc = -EDQUOT;
 	if (!rc && nrule) {
 		struct alarm probe = {0};
 		probe.def = nd;

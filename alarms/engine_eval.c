@@ -59,6 +59,7 @@
 #include <time.h>
 
 #include "alarms/engine_eval.h"
+#include "alarms/silence_end.h"
 #include "alarms/engine_queue.h"
 #include "alarms/notice.h"
 #include "alarms/rule.h"
@@ -267,6 +268,20 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 	if (d->notify == VG_NOTIFY_TRANSITION)
 		e->st.transitions++;
 	vg_alarm_queue_noticed(e);
+}
+
+void vg_alarm_notify_still_firing(struct vg_alarm_engine *e, struct inst *in,
+				  const char *reason, int64_t t)
+{
+	struct vg_alarm_decision d;
+
+	memset(&d, 0, sizeof(d));
+	d.notify = VG_NOTIFY_REPEAT;
+	d.previous = d.current = VG_ALARM_ALARM;
+	d.raw = -1;
+	d.time_ms = t;
+	snprintf(d.reason, sizeof(d.reason), "%s", reason);
+	notify(e, in, &d, t);
 }
 
 static void eval_dependents(struct vg_alarm_engine *e, struct alarm *a,
@@ -1475,6 +1490,7 @@ void vg_alarm_engine_tick(struct vg_alarm_engine *e, int64_t now_ms)
 		if (e->evalarms.n)
 			events_tick(e, now);
 	}
+	vg_alarm_silence_ends(e, now); /* alarms/silence_end.c */
 	vg_alarm_queue_flush(e);
 	if (now - e->last_prune_ms >= PRUNE_EVERY_MS) {
 		uint64_t n = 0;

@@ -35,4 +35,9 @@ void vg_alarm_free_lists(struct vg_hmap *m);
 void vg_alarm_series_free(struct series *s);
 void vg_alarm_res_free(struct res_info *r);
 
+/* Queue one "repeat" notification of in (in alarm) with reason, at t
+ * (alarms/silence_end.c: a silence ended while it was firing). */
+void vg_alarm_notify_still_firing(struct vg_alarm_engine *e, struct inst *in,
+				  const char *reason, int64_t t);
+
 #endif

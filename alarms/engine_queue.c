@@ -66,7 +66,11 @@
 
 #include "alarms/engine_queue.h"
 #include "alarms/notice.h"
+#include "alarms/inhibit.h"
+#include "alarms/quota.h"
+#include "alarms/timewin.h"
 #include "vigie/alarm_outbox.h"
+#include "vigie/alarm_silence.h"
 #include "vigie/log.h"
 
 /* an early commit waits at most this long for company */
@@ -184,6 +188,69 @@ static int write_state(struct vg_alarm_engine *e, struct inst *in)
 	return vg_alarm_store_put_state(e->store, &row);
 }
 
+/* Whether p's notification matches an active silence (at the wall
+ * clock: a silence is about when people are told, not sample time) or is
+ * over its project's notification rate; if so its history detail says
+ * which, and nothing is notified. Decided
+ * inside the transaction that would have written its outbox rows, so a
+ * silenced notification is never delivered, across any crash. */
+static void apply_silences(struct vg_alarm_engine *e, struct pending *p)
+{
+	struct vg_alarm_silence_subject sj = {0};
+	struct alarm *a;
+	struct res_info *r;
+	char sid[40];
+	const char *why = NULL;
+	char by[VG_ALARM_NAME_MAX + 1], why_buf[VG_ALARM_NAME_MAX + 64];
+	json_t *d;
+
+	if (!e->silences || !p->body || p->silenced)
+		return;
+	a = vg_hmap_gets(&e->alarms, p->alarm_id);
+	r = p->resource ? vg_hmap_gets(&e->resources, p->resource) : NULL;
+	sj.project = p->project;
+	sj.resource = p->resource;
+	sj.host = r ? r->host : NULL;
+	sj.alarm = a ? a->def.name : NULL;
+	sj.severity = a ? a->def.severity : -1;
+	sj.def = a ? &a->def : NULL;
+	if (vg_alarm_silences_match(e->silences, &sj, wall(e), sid)) {
+		e->st.silenced++;
+	} else if (a && vg_alarm_inhibited(e, a, p->resource, sj.host, by, sizeof(by))) {
+		e->st.inhibited++;
+		sid[0] = '\0';
+		snprintf(why_buf, sizeof(why_buf), "inhibited by alarm '%s', which "
+			 "is in alarm", by);
+		why = why_buf;
+	} else if (a && !vg_alarm_timewin_inside(a->def.time_constraints, wall(e))) {
+		e->st.outside_time++;
+		sid[0] = '\0';
+		why = "outside the alarm's time_constraints";
+	} else if (vg_alarm_quota_take_notification(e, p->project, wall(e))) {
+		e->st.rate_limited++;
+		sid[0] = '\0';
+		why = "rate limit: more than [alarms] max_notifications_per_minute "
+		      "notifications of this project in the last minute";
+	} else {
+		return;
+	}
+	p->silenced = 1;
+	d = p->detail ? json_loads(p->detail, 0, NULL) : json_object();
+	if (d) {
+		if (sid[0])
+			json_object_set_new(d, "silenced_by", json_string(sid));
+		else
+			json_object_set_new(d, "suppressed", json_string(why));
+		json_object_set_new(d, "notified", json_false());
+		char *t = json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(17));
+		if (t) {
+			free(p->detail);
+			p->detail = t;
+		}
+		json_decref(d);
+	}
+}
+
 /* Write dirty states and pending rows in one transaction; then publish. */
 int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 {
@@ -201,10 +268,12 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 							 p->resource);
 			continue;
 		}
+		apply_silences(e, p);
 		rc = vg_alarm_store_history_add(e->store, p->alarm_id, p->project,
 						p->type, p->resource, p->time_ms,
 						wall(e), p->detail);
-		for (size_t k = 0; !rc && p->body && k < p->nactions; k++) {
+		for (size_t k = 0; !rc && p->body && !p->silenced && k < p->nactions;
+		     k++) {
 			if (!strncmp(p->actions[k], "log://", 6))
 				continue;
 			rc = vg_alarm_store_outbox_add(e->store, p->notice_id,
@@ -229,7 +298,7 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 	e->ndirty = 0;
 	for (size_t i = 0; i < e->npend; i++) {
 		struct pending *p = &e->pend[i];
-		if (p->body) {
+		if (p->body && !p->silenced) {
 			vg_alarm_hub_publish(e->o.hub, p->project, "alarm", p->body);
 			for (size_t k = 0; k < p->nactions; k++)
 				if (!strncmp(p->actions[k], "log://", 6))

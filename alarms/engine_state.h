@@ -161,6 +161,7 @@ struct pending {
 	char **actions;
 	size_t nactions;
 	char *log_line;
+	int silenced;        /* matched a silence at the flush: not notified */
 };
 
 struct vg_alarm_engine {
@@ -171,6 +172,15 @@ struct vg_alarm_engine {
 	pthread_mutex_t lock;
 	struct vg_alarm_store *store;
 	struct vg_alarm_outbox *outbox;
+	struct vg_alarm_silences *silences; /* alarms/silence.c; own lock */
+	struct vg_hmap quota_buckets;       /* alarms/quota.c: project -> bucket */
+	struct vg_hmap inhib;               /* alarms/inhibit.c: name -> inhibitors */
+	/* ids of alarms whose webhooks are not fenced (an administrator's),
+	 * under its own lock: the delivery thread asks per attempt and must
+	 * never wait for e->lock (held through a whole batch) */
+	pthread_mutex_t unfenced_lock;
+	struct vg_hmap unfenced;
+	uint64_t inhib_gen;                 /* gen the index was built at */
 	struct vg_hmap alarms, names, watchers, exact, metrics, deps, series,
 		resources, hosts;
 	uint64_t gen, indexed_gen;
@@ -192,6 +202,9 @@ struct vg_alarm_engine {
 	const char *cur_host;
 };
 
+
+/* Record (on = 1) or forget alarm id as unfenced (engine.c). */
+void vg_alarm_unfenced_set(struct vg_alarm_engine *e, const char *id, int on);
 
 static inline int64_t wall(struct vg_alarm_engine *e)
 {

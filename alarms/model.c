@@ -23,6 +23,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "alarms/timewin.h"
 #include "vigie/alarm.h"
 #include "alarms/rule.h"
 #include "vigie/batch.h"
@@ -225,6 +226,10 @@ void vg_alarm_def_release(struct vg_alarm_def *d)
 	free(d->event_resource);
 	free(d->event_host);
 	free(d->event_detail);
+	json_decref(d->time_constraints);
+	for (size_t i = 0; i < d->ninhibits; i++)
+		free(d->inhibits[i]);
+	free(d->inhibits);
 	free_sel(&d->sel);
 	for (int s = 0; s < VG_ALARM_NSTATES; s++) {
 		for (size_t i = 0; i < d->nactions[s]; i++)
@@ -244,7 +249,8 @@ struct pctx {
 	/* which fields were present */
 	int has_metric, has_resource, has_selector, has_stat, has_period, has_n,
 		has_m, has_cmp, has_threshold, has_missing, has_repeat, has_keep,
-		has_rule, has_type, has_allow_unknown, has_group, has_cooldown, has_event;
+		has_rule, has_type, has_allow_unknown, has_group, has_cooldown, has_event,
+		has_fence;
 };
 
 static void add_err(struct pctx *c, const char *field, const char *fmt, ...)
@@ -396,6 +402,64 @@ static void rd_enabled(struct pctx *c, const json_t *v)
 		return;
 	}
 	c->d->enabled = json_is_true(v);
+}
+
+static void rd_fence(struct pctx *c, const json_t *v)
+{
+	c->has_fence = 1;
+	if (!json_is_boolean(v)) {
+		add_err(c, "webhook_fence", "must be true or false");
+		return;
+	}
+	c->d->webhook_fence = json_is_true(v);
+	if (!c->d->webhook_fence && c->pol && c->pol->scope_project)
+		add_err(c, "webhook_fence", "only an administrator may turn the "
+			"webhook fence off");
+}
+
+static void rd_inhibits(struct pctx *c, const json_t *v)
+{
+	size_t i;
+	json_t *x;
+
+	if (!json_is_array(v) || json_array_size(v) > 16) {
+		add_err(c, "inhibits", "must be an array of at most 16 alarm names");
+		return;
+	}
+	if (c->d->ninhibits)
+		return;
+	if (json_array_size(v) &&
+	    !(c->d->inhibits = calloc(json_array_size(v), sizeof(char *)))) {
+		c->oom = 1;
+		return;
+	}
+	json_array_foreach(v, i, x) {
+		const char *s = json_string_value(x);
+		if (!s || !vg_alarm_name_valid(s)) {
+			add_err(c, "inhibits", "[%zu]: must be an alarm name", i);
+			continue;
+		}
+		if (!(c->d->inhibits[c->d->ninhibits] = strdup(s)))
+			c->oom = 1;
+		else
+			c->d->ninhibits++;
+	}
+}
+
+static void rd_time_constraints(struct pctx *c, const json_t *v)
+{
+	char err[256];
+	int rc;
+
+	json_decref(c->d->time_constraints);
+	c->d->time_constraints = NULL;
+	if (json_is_array(v) && !json_array_size(v))
+		return;
+	rc = vg_alarm_timewin_parse(v, &c->d->time_constraints, err, sizeof(err));
+	if (rc == -ENOMEM)
+		c->oom = 1;
+	else if (rc)
+		add_err(c, "time_constraints", "%s", err);
 }
 
 static void rd_severity(struct pctx *c, const json_t *v)
@@ -931,6 +995,9 @@ static const struct field fields[] = {
 	{"name", rd_name},
 	{"description", rd_description},
 	{"enabled", rd_enabled},
+	{"webhook_fence", rd_fence},
+	{"time_constraints", rd_time_constraints},
+	{"inhibits", rd_inhibits},
 	{"severity", rd_severity},
 	{"type", rd_type},
 	{"project", rd_project},
@@ -1114,6 +1181,10 @@ int vg_alarm_def_from_json(const json_t *in, const struct vg_alarm_policy *pol,
 			pol && pol->scope_project ? pol->scope_project : "default");
 	if (!out->description)
 		set_str(&c, &out->description, "");
+	if (pol && pol->scope_project)
+		out->webhook_fence = 1;
+	else if (!c.has_fence)
+		out->webhook_fence = pol ? pol->webhook_fence_default : 0;
 	cross_checks(&c);
 out:
 	if (c.oom) {
@@ -1228,6 +1299,13 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 		json_object_set_new(acts, vg_alarm_state_name(s), a);
 	}
 	json_object_set_new(o, "actions", acts);
+	json_object_set_new(o, "webhook_fence", json_boolean(d->webhook_fence));
+	json_t *inh = json_array();
+	for (size_t i = 0; i < d->ninhibits; i++)
+		json_array_append_new(inh, json_string(d->inhibits[i]));
+	json_object_set_new(o, "inhibits", inh);
+	json_object_set_new(o, "time_constraints", d->time_constraints
+			    ? json_deep_copy(d->time_constraints) : json_array());
 	if (d->created_ms) {
 		json_object_set_new(o, "created_at",
 				    json_string(vg_time_format(d->created_ms, ts, sizeof(ts))));

@@ -28,6 +28,14 @@
  * An action this collector cannot perform any more (exec command removed
  * from the configuration) fails permanently with a reason.
  *
+ * Fence: a project's webhook (options.webhook_fenced says which) is
+ * attempted through the fence of alarms/guard.h (checked in libcurl's
+ * open-socket callback, on the address connected to). A connection in
+ * the multi handle's cache that an unfenced attempt opened would let a
+ * fenced attempt to the same origin skip that check, so fenced attempts
+ * to an origin an unfenced attempt ever used (remembered in `unfenced`,
+ * bounded) open a fresh connection.
+ *
  * Invariants: a row is attempted only while pending and held at most once
  * in memory (so never twice at a time); the attempt counter in the row
  * grows by one per attempt; the lock is never held while attempting (wake
@@ -46,17 +54,20 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "alarms/guard.h"
 #include "alarms/notice.h"
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_store.h"
 #include "alarms/webhook.h"
 #include "vigie/clock.h"
+#include "vigie/hmap.h"
 #include "vigie/log.h"
 
 #define FETCH 256           /* rows per read */
 #define MAX_HELD 4096       /* rows held in memory (queued or in flight) */
 #define DEST_HELD_MAX 1024  /* rows held per destination */
 #define IDLE_WAIT_MS 1000   /* longest sleep without a wake-up */
+#define UNFENCED_MAX 4096   /* origins remembered as used unfenced */
 
 struct vg_alarm_outbox;
 
@@ -72,6 +83,8 @@ struct job {
 	struct curl_slist *hdr;
 	char *am_body;           /* the Alertmanager body, owned */
 	char cerr[CURL_ERROR_SIZE];
+	struct vg_alarm_webhook_fence fence;
+	int fenced;
 	pthread_t th;
 	int th_started;
 	/* outcome */
@@ -113,6 +126,9 @@ struct vg_alarm_outbox {
 	int mem_overflow;        /* rows left in the database: memory full */
 	int64_t retry_due;       /* earliest next_ms of a row not held */
 	struct job *finished;    /* attempts that ended, to record */
+	struct vg_alarm_guard *guard;
+	struct vg_hmap unfenced; /* origins an unfenced attempt used */
+	int unfenced_full;       /* more than UNFENCED_MAX: always fresh */
 };
 
 static int64_t now(struct vg_alarm_outbox *ob)
@@ -171,6 +187,17 @@ int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
 	}
 	ob->o.alertmanager_url = NULL;
 	ob->o.data_dir = NULL;
+	ob->o.webhook_allow = NULL;
+	vg_hmap_init(&ob->unfenced);
+	if ((rc = vg_alarm_guard_create(o->webhook_allow, &ob->guard, err, errlen))) {
+		if (rc == -EINVAL) {
+			char m[256];
+			snprintf(m, sizeof(m), "[alarms] webhook_allow: %s", err);
+			snprintf(err, errlen, "%s", m);
+		}
+		free(ob);
+		return rc;
+	}
 	ob->retry_due = INT64_MAX;
 	ob->rescan = 1;
 	vg_alarm_webhook_global_init();
@@ -182,6 +209,7 @@ int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
 		curl_multi_cleanup(ob->multi);
 		free(ob->pool);
 		free(ob->held);
+		vg_alarm_guard_free(ob->guard);
 		free(ob);
 		return -ENOMEM;
 	}
@@ -195,6 +223,7 @@ int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
 		curl_multi_cleanup(ob->multi);
 		free(ob->pool);
 		free(ob->held);
+		vg_alarm_guard_free(ob->guard);
 		free(ob);
 		return rc;
 	}
@@ -467,6 +496,29 @@ static void finish(struct vg_alarm_outbox *ob, struct job *j)
 	ob->finished = j;
 }
 
+/* Fence j's handle when its alarm asks for it, and remember the origins
+ * unfenced attempts use (their cached connections were never checked).
+ * 0, or -ENOMEM. */
+static int fence(struct vg_alarm_outbox *ob, struct job *j)
+{
+	const char *key = j->d->key;
+	size_t klen = strlen(key);
+
+	if (!j->fenced) {
+		if (!ob->unfenced_full && !vg_hmap_get(&ob->unfenced, key, klen)) {
+			if (vg_hmap_count(&ob->unfenced) >= UNFENCED_MAX ||
+			    vg_hmap_put(&ob->unfenced, key, klen, (void *)1, NULL))
+				ob->unfenced_full = 1;
+		}
+		return 0;
+	}
+	j->fence.guard = ob->guard;
+	vg_alarm_webhook_fence(j->easy, &j->fence);
+	if (ob->unfenced_full || vg_hmap_get(&ob->unfenced, key, klen))
+		curl_easy_setopt(j->easy, CURLOPT_FRESH_CONNECT, 1L);
+	return 0;
+}
+
 /* Start the attempt of j (taken off its FIFO); an attempt that cannot
  * start finishes at once with its reason. */
 static void start(struct vg_alarm_outbox *ob, struct job *j)
@@ -511,9 +563,13 @@ static void start(struct vg_alarm_outbox *ob, struct job *j)
 		return;
 	}
 	j->easy = ob->npool ? ob->pool[--ob->npool] : curl_easy_init();
+	j->fenced = url == j->it.action &&
+		    (!ob->o.webhook_fenced ||
+		     ob->o.webhook_fenced(ob->o.fenced_ctx, j->it.alarm_id));
 	if (!j->easy ||
 	    vg_alarm_webhook_setup(j->easy, url, body, len, j->it.notice_id, NULL,
 				   ob->o.webhook_timeout_ms, &j->hdr, j->cerr) ||
+	    fence(ob, j) ||
 	    (curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j),
 	     curl_multi_add_handle(ob->multi, j->easy) != CURLM_OK)) {
 		j->arc = -EAGAIN;
@@ -560,8 +616,15 @@ static void collect(struct vg_alarm_outbox *ob)
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&j);
-		j->arc = vg_alarm_webhook_outcome(j->easy, m->data.result, j->cerr,
-						  &j->http, j->err, sizeof(j->err));
+		if (j->fenced && m->data.result != CURLE_OK && j->fence.refused[0]) {
+			/* every address was refused: not worth retrying */
+			j->arc = -EACCES;
+			snprintf(j->err, sizeof(j->err), "%s", j->fence.refused);
+		} else {
+			j->arc = vg_alarm_webhook_outcome(j->easy, m->data.result,
+							  j->cerr, &j->http, j->err,
+							  sizeof(j->err));
+		}
 		finish(ob, j);
 	}
 	pthread_mutex_lock(&ob->lock);
@@ -632,7 +695,8 @@ static int record(struct vg_alarm_outbox *ob)
 			}
 			rc = vg_alarm_store_outbox_failed(ob->store, it->id,
 							  it->attempts + 1, j->err);
-			history(ob, it, "failed", j->http, j->err, 0, at);
+			history(ob, it, j->arc == -EACCES ? "refused" : "failed",
+				j->http, j->err, 0, at);
 		}
 	}
 	for (; j; j = j->next) /* the rest after a store error */
@@ -660,6 +724,8 @@ static int record(struct vg_alarm_outbox *ob)
 			ob->st.retried++;
 		else
 			ob->st.failed++;
+		if (!rc && j->arc == -EACCES)
+			ob->st.refused++;
 	}
 	pthread_mutex_unlock(&ob->lock);
 	while (list) {
@@ -805,6 +871,8 @@ void vg_alarm_outbox_close(struct vg_alarm_outbox *ob)
 	curl_multi_cleanup(ob->multi);
 	free(ob->pool);
 	free(ob->held);
+	vg_alarm_guard_free(ob->guard);
+	vg_hmap_release(&ob->unfenced);
 	vg_alarm_store_close(ob->store);
 	pthread_mutex_destroy(&ob->lock);
 	free(ob);

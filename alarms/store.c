@@ -237,6 +237,17 @@ static int is_url(const char *where)
 	       (eq && (!sl || sl > eq));
 }
 
+int vg_alarm_store_url(const char *where, char *out, size_t outlen)
+{
+	int n;
+
+	if (!where || !*where)
+		return -EINVAL;
+	n = is_url(where) ? snprintf(out, outlen, "%s", where)
+			  : snprintf(out, outlen, "sqlite:%s/alarms.db", where);
+	return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
 int vg_alarm_store_open(const char *where, struct vg_alarm_store **out,
 			char *err, size_t errlen)
 {

@@ -13,9 +13,11 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
+#include "alarms/guard.h"
 #include "alarms/webhook.h"
 
 #ifndef VG_VERSION
@@ -129,11 +131,61 @@ int vg_alarm_webhook_origin(const char *url, char *buf, size_t len)
 	return rc;
 }
 
+static curl_socket_t open_fenced(void *ctx, curlsocktype purpose,
+				 struct curl_sockaddr *a)
+{
+	struct vg_alarm_webhook_fence *f = ctx;
+	char why[160];
+
+	if (purpose != CURLSOCKTYPE_IPCXN)
+		return CURL_SOCKET_BAD;
+	if (vg_alarm_guard_check(f->guard, &a->addr, why, sizeof(why))) {
+		snprintf(f->refused, sizeof(f->refused),
+			 "refused to connect: %s (allow it with [alarms] "
+			 "webhook_allow)", why);
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype, a->protocol);
+}
+
+void vg_alarm_webhook_fence(CURL *c, struct vg_alarm_webhook_fence *f)
+{
+	f->refused[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_fenced);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, f);
+	curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never $http_proxy */
+}
+
+static int post(const struct vg_alarm_guard *guard, const char *url,
+		const char *body, size_t len, const char *idempotency_key,
+		const char *extra_header, int64_t timeout_ms, long *http_status,
+		char *err, size_t errlen);
+
 int vg_alarm_webhook_post(const char *url, const char *body, size_t len,
 			  const char *idempotency_key, const char *extra_header,
 			  int64_t timeout_ms, long *http_status, char *err,
 			  size_t errlen)
 {
+	return post(NULL, url, body, len, idempotency_key, extra_header,
+		    timeout_ms, http_status, err, errlen);
+}
+
+int vg_alarm_webhook_post_guarded(const struct vg_alarm_guard *guard,
+				  const char *url, const char *body, size_t len,
+				  const char *idempotency_key, int64_t timeout_ms,
+				  long *http_status, char *err, size_t errlen)
+{
+	return post(guard, url, body, len, idempotency_key, NULL, timeout_ms,
+		    http_status, err, errlen);
+}
+
+static int post(const struct vg_alarm_guard *guard, const char *url,
+		const char *body, size_t len, const char *idempotency_key,
+		const char *extra_header, int64_t timeout_ms, long *http_status,
+		char *err, size_t errlen)
+{
+	struct vg_alarm_webhook_fence f = {.guard = guard};
+	CURLcode cc;
 	char cerr[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdr = NULL;
 	CURL *c;
@@ -151,8 +203,17 @@ int vg_alarm_webhook_post(const char *url, const char *body, size_t len,
 		curl_easy_cleanup(c);
 		return -EAGAIN;
 	}
-	rc = vg_alarm_webhook_outcome(c, curl_easy_perform(c), cerr, http_status,
-				      err, errlen);
+	if (guard) {
+		vg_alarm_webhook_fence(c, &f);
+		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+	}
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK && f.refused[0]) {
+		snprintf(err, errlen, "%s", f.refused);
+		rc = -EACCES;
+	} else {
+		rc = vg_alarm_webhook_outcome(c, cc, cerr, http_status, err, errlen);
+	}
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(c);
 	return rc;

@@ -39,6 +39,23 @@ int vg_alarm_webhook_outcome(CURL *c, CURLcode cc, const char *cerr,
  * -ENOSPC. */
 int vg_alarm_webhook_origin(const char *url, char *buf, size_t len);
 
+struct vg_alarm_guard;
+
+/* The check of a project's webhook on handle c (after setup): every
+ * address libcurl is about to connect to passes vg_alarm_guard_check in
+ * its open-socket callback, so a name is judged by what it resolves to at
+ * connect time (every address of a happy-eyeballs race included);
+ * proxies from the environment are not used (the proxy would be the
+ * address connected to). Whoever reuses a connection opened without the
+ * fence must not reuse it fenced: callers set CURLOPT_FRESH_CONNECT then
+ * (the outbox does). f must outlive the transfer; f->refused gets the
+ * reason of the last refused address ("" when none was). */
+struct vg_alarm_webhook_fence {
+	const struct vg_alarm_guard *guard;
+	char refused[320];
+};
+void vg_alarm_webhook_fence(CURL *c, struct vg_alarm_webhook_fence *f);
+
 /* One blocking attempt on a handle of its own.
  * 0 on a 2xx answer. -EAGAIN: worth retrying (network error, timeout,
  * 5xx, 408, 425, 429). -EPERM: the receiver refused for good (other 4xx,
@@ -48,5 +65,11 @@ int vg_alarm_webhook_post(const char *url, const char *body, size_t len,
 			  const char *idempotency_key, const char *extra_header,
 			  int64_t timeout_ms, long *http_status, char *err,
 			  size_t errlen);
+/* The same, fenced by guard (not NULL): a refused address fails with
+ * -EACCES and err names the address and the rule. */
+int vg_alarm_webhook_post_guarded(const struct vg_alarm_guard *guard,
+				  const char *url, const char *body, size_t len,
+				  const char *idempotency_key, int64_t timeout_ms,
+				  long *http_status, char *err, size_t errlen);
 
 #endif

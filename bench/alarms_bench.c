@@ -73,6 +73,7 @@
 struct opts {
 	int alarms, series, batches, rounds, group_members;
 	const char *collector_bin, *dir;
+	int silences; /* burst: active silences that match nothing (all scanned) */
 };
 
 static int cmp_i64(const void *a, const void *b)
@@ -684,6 +685,19 @@ static void burst_run(const struct opts *o, const char *hook_url)
 			break;
 		}
 	}
+	/* silences in force that match none of the burst's notifications: the
+	 * worst case, every notification is compared with every silence */
+	snprintf(url, sizeof(url), "http://%s/v1/silences", api);
+	for (int i = 0; i < o->silences; i++) {
+		snprintf(def, sizeof(def),
+			 "{\"matchers\":{\"project\":\"bench\",\"resource\":\"vm-none-%d\","
+			 "\"severity\":\"critical\"},\"duration\":\"24h\","
+			 "\"created_by\":\"bench\",\"comment\":\"latency with silences\"}", i);
+		if (http(c, "POST", url, def) != 201) {
+			fprintf(stderr, "burst: cannot create silence %d\n", i);
+			break;
+		}
+	}
 	memset(&g_burst, 0, sizeof(g_burst));
 	g_burst.alarms = o->alarms;
 	g_burst.batches = nb;
@@ -749,14 +763,14 @@ static void burst_run(const struct opts *o, const char *hook_url)
 		int dup = g_burst.hook_dup;
 		pthread_mutex_unlock(&g_seen.lock);
 		double p99 = pct(dh, ndh, 99) / 1000.0;
-		printf("RESULT alarms_burst alarms=%d changed=%d rounds=%d notifications=%zu "
+		printf("RESULT alarms_burst alarms=%d silences=%d changed=%d rounds=%d notifications=%zu "
 		       "hook_seen=%zu hook_dup=%d pub_seen=%zu "
 		       "decision_hook_p50_ms=%.2f decision_hook_p99_ms=%.2f "
 		       "decision_pub_p50_ms=%.2f decision_pub_p99_ms=%.2f "
 		       "batch_hook_p50_ms=%.2f batch_hook_p99_ms=%.2f batch_hook_max_ms=%.2f "
 		       "batch_pub_p50_ms=%.2f batch_pub_p99_ms=%.2f "
 		       "target_p99_ms=%.0f verdict=%s\n",
-		       o->alarms, shapes[sh], rounds, cap, nh, dup, np,
+		       o->alarms, o->silences, shapes[sh], rounds, cap, nh, dup, np,
 		       pct(dh, ndh, 50) / 1000.0, p99, pct(dp, ndp, 50) / 1000.0,
 		       pct(dp, ndp, 99) / 1000.0,
 		       pct(lh, nh, 50) / 1000.0, pct(lh, nh, 99) / 1000.0,
@@ -804,9 +818,10 @@ int main(int argc, char **argv)
 		{"collector-bin", required_argument, NULL, 'c'},
 		{"dir", required_argument, NULL, 'd'},
 		{"group-members", required_argument, NULL, 'g'},
+		{"silences", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
-	struct opts o = {10000, 10000, 20, 100, 0, NULL, "/dev/shm"};
+	struct opts o = {10000, 10000, 20, 100, 0, NULL, "/dev/shm", 0};
 	const char *mode = argc > 1 ? argv[1] : "";
 	int ch;
 
@@ -820,6 +835,7 @@ int main(int argc, char **argv)
 		case 'c': o.collector_bin = optarg; break;
 		case 'd': o.dir = optarg; break;
 		case 'g': o.group_members = atoi(optarg); break;
+		case 'S': o.silences = atoi(optarg); break;
 		default: return 2;
 		}
 	}

@@ -449,11 +449,14 @@ if [[ " $SKIP " != *" alarms "* ]]; then
     fi
     # bursts (issue 12): 1,000 alarms, batches in which 60 and then all
     # 1,000 change state at once; a missed target is reported, not failed
-    log "alarms: bursts of 60 and 1,000 transitions among 1,000 alarms"
+    # with 100 silences in force that match nothing (each notification
+    # is compared with all of them: the worst case for silences)
+    log "alarms: bursts of 60 and 1,000 transitions among 1,000 alarms, 100 silences"
     AB=$("$BB/alarms_bench" burst --collector-bin "$BIN/vigie-collector" --alarms 1000 \
+      --silences 100 \
       --rounds "${BENCH_BURST_ROUNDS:-10}" --dir "$TMPFS_BASE" 2>&1 | grep '^RESULT alarms_burst ')
     echo
-    echo "alarm bursts (1,000 alarms, each batch one sample of each of 1,000 series; N change state in one batch)"
+    echo "alarm bursts (1,000 alarms, 100 silences in force, each batch one sample of each of 1,000 series; N change state in one batch)"
     if [[ $(grep -c . <<<"$AB") -eq 2 ]]; then
       printf '  %-10s %-22s %-22s %-22s %-22s %s\n' "changed" "decision->webhook p50/p99" \
         "batch->webhook p50/p99" "last webhook (max)" "decision->PUB p50/p99" "target (webhook p99)"

@@ -202,6 +202,12 @@ static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
 				     strcmp(cfg->alarms_alertmanager, "off")
 			     ? cfg->alarms_alertmanager : NULL;
 	o.webhook_timeout_ms = (int64_t)(cfg->alarms_webhook_timeout_s * 1000);
+	o.webhook_allow = cfg->alarms_webhook_allow;
+	o.max_alarms_per_project = cfg->alarms_max_alarms_per_project;
+	o.silence_end_quiet = !cfg->alarms_notify_after_silence;
+	o.max_webhooks_per_project = cfg->alarms_max_webhooks_per_project;
+	o.max_silences_per_project = cfg->alarms_max_silences_per_project;
+	o.max_notifications_per_minute = cfg->alarms_max_notifications_per_minute;
 	o.retry_initial_ms = (int64_t)(cfg->alarms_retry_initial_s * 1000);
 	o.retry_max_ms = (int64_t)(cfg->alarms_retry_max_s * 1000);
 	o.retry_for_ms = (int64_t)(cfg->alarms_retry_for_s * 1000);

@@ -86,6 +86,12 @@ static const struct key keys[] = {
 	{"alarms", "retry_for", K_SECONDS, offsetof(struct vg_config, alarms_retry_for_s), 0, 1, 30 * 86400.0},
 	{"alarms", "exec_timeout", K_SECONDS, offsetof(struct vg_config, alarms_exec_timeout_s), 0, 0.1, 3600},
 	S("alarms", "alertmanager", alarms_alertmanager),
+	S("alarms", "webhook_allow", alarms_webhook_allow),
+	{"alarms", "notify_after_silence", K_BOOL, offsetof(struct vg_config, alarms_notify_after_silence), 0, 0, 1},
+	U("alarms", "max_alarms_per_project", alarms_max_alarms_per_project, 1, 100000),
+	U("alarms", "max_webhooks_per_project", alarms_max_webhooks_per_project, 1, 10000),
+	U("alarms", "max_silences_per_project", alarms_max_silences_per_project, 1, 10000),
+	U("alarms", "max_notifications_per_minute", alarms_max_notifications_per_minute, 0, 1000000),
 	{"alarms", "history_retention", K_SECONDS, offsetof(struct vg_config, alarms_history_retention_s), 0, 3600, 3650 * 86400.0},
 	{"alarms", "exec", K_EXEC, offsetof(struct vg_config, alarms_exec), 0, 0, 0},
 	{"log", "level", K_LOGLEVEL, offsetof(struct vg_config, log_level), 0, 0, 0},
@@ -129,6 +135,10 @@ void vg_config_defaults(struct vg_config *c)
 	vg_config_parse_archives("1m:15d,5m:63d,1h:455d", c->archives,
 				 VG_MAX_ARCHIVES, &c->narchives);
 	c->alarms_webhook_timeout_s = 5;
+	c->alarms_max_alarms_per_project = 1000;
+	c->alarms_notify_after_silence = 1;
+	c->alarms_max_webhooks_per_project = 20;
+	c->alarms_max_silences_per_project = 100;
 	c->alarms_retry_initial_s = 1;
 	c->alarms_retry_max_s = 300;
 	c->alarms_retry_for_s = 86400;

@@ -136,6 +136,16 @@ struct vg_alarm_def {
 	uint32_t event_kinds;
 	char *event_project, *event_resource, *event_host, *event_detail;
 	uint32_t silent_for_s; /* agent_silent: seconds without a batch */
+	/* 1: webhooks go through the fence of alarms/guard.h (alarms a
+	 * project token created or changed); 0: an administrator's alarm */
+	int webhook_fence;
+	/* windows outside of which the alarm does not notify
+	 * (alarms/timewin.h), normalised; NULL = always. Owned. */
+	json_t *time_constraints;
+	/* names of alarms of the same project this one suppresses while it
+	 * fires (alarms/inhibit.h) */
+	size_t ninhibits;
+	char **inhibits;
 
 	/* actions per state (index enum vg_alarm_state) */
 	size_t nactions[VG_ALARM_NSTATES];
@@ -159,6 +169,11 @@ struct vg_alarm_policy {
 	int check_metric;
 	int (*metric_seen)(void *ctx, const char *project, const char *metric);
 	void *metric_ctx;
+	/* webhook_fence when the JSON has none and the caller is an admin:
+	 * 0 for an admin's new alarm, 1 for a stored definition written
+	 * before the field existed (who wrote it is unknown). A project
+	 * caller always gets 1. */
+	int webhook_fence_default;
 };
 
 /* Release every string of d and zero it. Accepts NULL. */

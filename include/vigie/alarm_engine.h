@@ -65,6 +65,17 @@ struct vg_alarm_engine_options {
 	const struct vg_alarm_exec_cmd *exec; /* copied */
 	size_t nexec;
 	const char *alertmanager_url;     /* NULL = none */
+	const char *webhook_allow;        /* fence exceptions, "CIDR,..." */
+	/* silences (vigie/alarm_silence.h): database URL (vigie/db.h; NULL =
+	 * sqlite <data_dir>/alarms.db) and [alarms] max_silences_per_project */
+	const char *silence_db;
+	unsigned max_silences_per_project;
+	/* 1: an alarm still in alarm when a silence matching it ends is not
+	 * notified ([alarms] notify_after_silence = false) */
+	int silence_end_quiet;
+	/* per-project limits (alarms/quota.h; 0 = the default there) */
+	unsigned max_alarms_per_project, max_webhooks_per_project;
+	unsigned max_notifications_per_minute;
 	int64_t webhook_timeout_ms, retry_initial_ms, retry_max_ms,
 		retry_for_ms, exec_timeout_ms; /* 0 = defaults (outbox.h) */
 	int64_t history_retention_ms;     /* 0 = 30 days */
@@ -138,6 +149,10 @@ int vg_alarm_engine_history(struct vg_alarm_engine *e, const char *ref,
 			    const char *scope, struct vg_alarm_history_query *q,
 			    json_t **out, int64_t *next_seq);
 
+/* The engine's silences (vigie/alarm_silence.h; thread-safe on their
+ * own). Never NULL for an open engine. */
+struct vg_alarm_silences *vg_alarm_engine_silences(struct vg_alarm_engine *e);
+
 struct vg_alarm_engine_stats {
 	uint64_t alarms, instances, series, resources;
 	uint64_t batches, samples, samples_late, samples_duplicate;
@@ -145,6 +160,11 @@ struct vg_alarm_engine_stats {
 	uint64_t datapoints, evaluations, transitions, notifications;
 	uint64_t store_errors, pending, pending_dropped;
 	uint64_t batch_ns_total;
+	uint64_t silenced;       /* notifications not sent: a silence matched */
+	uint64_t rate_limited;   /* not sent: max_notifications_per_minute */
+	uint64_t outside_time;   /* not sent: outside the alarm's time_constraints */
+	uint64_t inhibited;      /* not sent: an alarm inhibiting it fires */
+	uint64_t silences_active;
 };
 void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
 			       struct vg_alarm_engine_stats *out);

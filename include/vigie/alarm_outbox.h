@@ -16,6 +16,10 @@
  *                                 max) with +-20% jitter
  *   permanent failure, or the row is older than retry_for
  *                              -> failed
+ *   a fenced webhook whose every address is refused
+ *                              -> failed, the reason in the history row
+ *                                 ("refused to connect: 127.0.0.1 is
+ *                                 loopback ...") and counted (refused)
  * and one history row per attempt. A crash after a receiver answered 2xx
  * but before the delivered mark is committed (a window of one sqlite
  * commit, covering at most the max_in_flight attempts that ended together)
@@ -54,15 +58,26 @@ struct vg_alarm_outbox_options {
 	int64_t (*now_ms)(void);        /* wall clock; NULL = vg_now_ms */
 	unsigned max_in_flight;         /* 0 = VG_OUTBOX_MAX_IN_FLIGHT */
 	unsigned per_destination;       /* 0 = VG_OUTBOX_PER_DESTINATION */
+	/* Project webhooks: "CIDR,..." the fence lets through
+	 * (alarms/guard.h lists what it refuses otherwise); NULL = none. */
+	const char *webhook_allow;
+	/* Whether alarm_id's webhooks are fenced (1: created or last changed
+	 * by a project token; also when the alarm is gone) or free (0: an
+	 * administrator's). Called on the delivery thread; NULL = fence every
+	 * webhook. Alertmanager and exec actions are the operator's: never
+	 * fenced. */
+	int (*webhook_fenced)(void *ctx, const char *alarm_id);
+	void *fenced_ctx;
 };
 
 struct vg_alarm_outbox_stats {
 	uint64_t attempts, delivered, retried, failed, store_errors;
+	uint64_t refused; /* fenced webhooks refused (failed for good) */
 	uint64_t pending; /* last known */
 };
 
 /* Open (own alarms.db handle) without starting the thread. 0 or -errno
- * with a message in err. */
+ * with a message in err (-EINVAL: webhook_allow is not a CIDR list). */
 int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
 			 struct vg_alarm_outbox **out, char *err, size_t errlen);
 /* Start the delivery thread. 0 or -errno. */

@@ -46,6 +46,12 @@ struct vg_alarm_store;
  * after its last vg_alarm_store_outbox_due (PostgreSQL). */
 #define VG_ALARM_OUTBOX_LEASE_MS 30000
 
+/* The state-database URL of the alarm store for where (a data directory:
+ * "sqlite:<dir>/alarms.db"; a database URL: itself), into out. 0,
+ * -EINVAL, -ENAMETOOLONG. Pure. Other alarm tables (the silences) live
+ * beside the store's. */
+int vg_alarm_store_url(const char *where, char *out, size_t outlen);
+
 /* Open the alarm store and bring its schema up to date. where is a
  * directory (its alarms.db, created if missing; a file from before the
  * state database layer is adopted as it is) or a state database URL

@@ -112,6 +112,12 @@ struct vg_config {
 	double alarms_retry_for_s;      /* retry_for = 1d */
 	double alarms_exec_timeout_s;   /* exec_timeout = 10 */
 	char alarms_alertmanager[512];  /* alertmanager = (off) */
+	char alarms_webhook_allow[1024]; /* webhook_allow = (none) CIDR,... */
+	int alarms_notify_after_silence;           /* = true */
+	uint32_t alarms_max_alarms_per_project;    /* = 1000 */
+	uint32_t alarms_max_webhooks_per_project;  /* = 20 */
+	uint32_t alarms_max_silences_per_project;  /* = 100 */
+	uint32_t alarms_max_notifications_per_minute; /* = 0 (off), per project */
 	double alarms_history_retention_s; /* history_retention = 30d */
 	char alarms_exec[VG_MAX_EXEC][576]; /* exec = NAME: /abs/program args */
 	size_t alarms_nexec;            /* (exec may be given several times) */

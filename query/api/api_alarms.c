@@ -24,6 +24,7 @@
 #include "query/api/api_alarms.h"
 #include "query/api/api_handlers.h"
 #include "query/api/http.h"
+#include "vigie/alarm_silence.h"
 #include "vigie/clock.h"
 
 
@@ -107,6 +108,7 @@ static int reply_rc(struct vg_http_resp *resp, int rc, const char *ref,
 	case -EBUSY:
 		return reply_fields(resp, 409, "in use", errors);
 	case -ENOSPC:
+	case -EDQUOT:
 		return reply_fields(resp, 403, "limit reached", errors);
 	case -EAGAIN:
 		json_decref(errors);
@@ -449,3 +451,82 @@ int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 }
 
 #endif
+
+/* ---- silences ----------------------------------------------------------------------- */
+
+const char *const vg_api_silences_list_params[] = {"state", NULL};
+
+int vg_api_h_silences_list(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	const char *st = vg_http_param(req, "state");
+	json_t *out = NULL;
+	int rc;
+
+	if (!engine(req))
+		return no_engine(resp);
+	if (st && strcmp(st, "active") && strcmp(st, "pending") &&
+	    strcmp(st, "expired") && strcmp(st, "all"))
+		return vg_http_reply_error(resp, 400, "state: must be active, "
+					   "pending, expired or all");
+	rc = vg_alarm_silences_list(vg_alarm_engine_silences(engine(req)),
+				    req->scope_project, st, req->now_ms, &out);
+	if (rc)
+		return vg_http_reply_error(resp, 500, "cannot list silences");
+	return vg_http_reply_json(resp, 200, out);
+}
+
+int vg_api_h_silences_create(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	json_t *body, *out = NULL, *errors = NULL;
+	int rc;
+
+	if (!engine(req))
+		return no_engine(resp);
+	if (read_body(req, resp, &body))
+		return 0;
+	rc = vg_alarm_silences_create(vg_alarm_engine_silences(engine(req)), body,
+				      req->scope_project, req->now_ms, &out, &errors);
+	json_decref(body);
+	switch (rc) {
+	case 0:
+		break;
+	case -EINVAL:
+		return reply_fields(resp, 400, "invalid silence", errors);
+	case -EDQUOT:
+	case -ENOSPC:
+		return reply_fields(resp, 403, "limit reached", errors);
+	default:
+		json_decref(errors);
+		return vg_http_reply_error(resp, 500, "cannot store the silence");
+	}
+	vg_http_resp_header(resp, "Location", "/v1/silences/%s",
+			    json_string_value(json_object_get(out, "id")));
+	return vg_http_reply_json(resp, 201, out);
+}
+
+int vg_api_h_silence_get(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	json_t *out = NULL;
+
+	if (!engine(req))
+		return no_engine(resp);
+	if (vg_alarm_silences_get(vg_alarm_engine_silences(engine(req)), req->vars[0],
+				  req->scope_project, req->now_ms, &out))
+		return vg_http_reply_error(resp, 404, "no silence '%.200s'", req->vars[0]);
+	return vg_http_reply_json(resp, 200, out);
+}
+
+int vg_api_h_silence_expire(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	int rc;
+
+	if (!engine(req))
+		return no_engine(resp);
+	rc = vg_alarm_silences_expire(vg_alarm_engine_silences(engine(req)),
+				      req->vars[0], req->scope_project, req->now_ms);
+	if (rc == -ENOENT)
+		return vg_http_reply_error(resp, 404, "no silence '%.200s'", req->vars[0]);
+	if (rc)
+		return vg_http_reply_error(resp, 500, "cannot expire the silence");
+	return vg_http_reply_raw(resp, 204, "application/json", NULL, 0);
+}

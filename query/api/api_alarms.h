@@ -12,6 +12,11 @@
  *   DELETE /v1/alarms/{id}               -> 204
  *   POST   /v1/alarms/{id}/enable        (and /disable)
  *   GET    /v1/alarms/{id}/history       start, end, type, limit, cursor
+ *   GET    /v1/silences                  list (state: active, pending,
+ *                                        expired, all; default not expired)
+ *   POST   /v1/silences                  create -> 201 + Location
+ *   GET    /v1/silences/{id}             one silence
+ *   DELETE /v1/silences/{id}             expire now -> 204
  *
  * {id} is an alarm id or, within the caller's project, its name. Every
  * handler is project-scoped through req->scope_project (another project's
@@ -54,6 +59,11 @@ struct vg_api_alarm_stats {
 int vg_api_alarms_stats(struct vg_api *a, struct vg_api_alarm_stats *out);
 
 int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_silences_list(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_silences_create(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_silence_get(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_silence_expire(struct vg_http_req *req, struct vg_http_resp *resp);
+extern const char *const vg_api_silences_list_params[];
 int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_alarm_get(struct vg_http_req *req, struct vg_http_resp *resp);
@@ -88,6 +98,13 @@ extern const char *const vg_api_alarms_stream_params[];
 	{VG_HTTP_POST, "/v1/alarms/{id}/disable", vg_api_h_alarm_disable, NULL,   \
 	 0, 0},                                                                   \
 	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms/{id}/history",                   \
-	 vg_api_h_alarm_history, vg_api_alarms_history_params, 0, 0}
+	 vg_api_h_alarm_history, vg_api_alarms_history_params, 0, 0},             \
+	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/silences", vg_api_h_silences_list,      \
+	 vg_api_silences_list_params, 0, 0},                                      \
+	{VG_HTTP_POST, "/v1/silences", vg_api_h_silences_create, NULL,            \
+	 VG_ALARM_API_MAX_BODY, 0},                                               \
+	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/silences/{id}", vg_api_h_silence_get,   \
+	 NULL, 0, 0},                                                             \
+	{VG_HTTP_DELETE, "/v1/silences/{id}", vg_api_h_silence_expire, NULL, 0, 0}
 
 #endif

@@ -482,6 +482,24 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 		      (unsigned long long)st.outbox.delivered,
 		      (unsigned long long)st.outbox.retried,
 		      (unsigned long long)st.outbox.failed);
+	one(b, "vigie_alarms_silenced_total", "counter",
+	    "Notifications not sent because a silence matched (history keeps them)",
+	    (double)e->silenced);
+	one(b, "vigie_alarms_rate_limited_total", "counter",
+	    "Notifications not sent: over [alarms] max_notifications_per_minute "
+	    "of their project (history keeps them)", (double)e->rate_limited);
+	one(b, "vigie_alarms_outside_time_constraints_total", "counter",
+	    "Notifications not sent: outside their alarm's time_constraints "
+	    "(history keeps them)", (double)e->outside_time);
+	one(b, "vigie_alarms_inhibited_total", "counter",
+	    "Notifications not sent: an alarm that inhibits theirs is in alarm "
+	    "(history keeps them)", (double)e->inhibited);
+	one(b, "vigie_alarms_silences_active", "gauge",
+	    "Silences in force now", (double)e->silences_active);
+	one(b, "vigie_alarms_webhooks_refused_total", "counter",
+	    "Project webhooks refused by the fence (loopback, link-local, "
+	    "private or own addresses; counted in failed too)",
+	    (double)st.outbox.refused);
 	one(b, "vigie_alarms_delivery_store_errors_total", "counter",
 	    "Delivery outcomes that could not be recorded in alarms.db",
 	    (double)st.outbox.store_errors);

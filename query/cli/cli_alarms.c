@@ -73,6 +73,9 @@ static int sub_delete(struct vg_cli *c, struct args *a);
 static int sub_enable(struct vg_cli *c, struct args *a);
 static int sub_history(struct vg_cli *c, struct args *a);
 static int sub_watch(struct vg_cli *c, struct args *a);
+static int sub_silences(struct vg_cli *c, struct args *a);
+static int sub_silence(struct vg_cli *c, struct args *a);
+static int sub_unsilence(struct vg_cli *c, struct args *a);
 
 static const struct sub subs[] = {
 	{"list", sub_list, O_JSON | O_PROJECT | O_STATE, 0,
@@ -113,6 +116,16 @@ static const struct sub subs[] = {
 	 "--count\nnotifications. A dropped stream is resumed where it stopped. "
 	 "--json prints\neach notification's JSON on one line; --project keeps "
 	 "one project's.\n"},
+	{"silences", sub_silences, O_JSON, 0, "silences [--json]",
+	 "Silences not yet ended (GET /v1/silences): id, state, until, "
+	 "matchers,\nwho and why.\n"},
+	{"silence", sub_silence, O_JSON | O_FILE, 0, "silence --file S.json [--json]",
+	 "Create a silence (POST /v1/silences; docs/alarms.md, Silences), "
+	 "e.g.\n{\"matchers\": {\"host\": \"compute-7\"}, \"duration\": "
+	 "\"2h\",\n \"created_by\": \"ops\", \"comment\": \"kernel "
+	 "update\"}. '--file -' reads standard input.\n"},
+	{"unsilence", sub_unsilence, O_JSON, 1, "unsilence SILENCE-ID",
+	 "Expire a silence now (DELETE /v1/silences/ID).\n"},
 };
 #define NSUBS (sizeof(subs) / sizeof(subs[0]))
 
@@ -198,8 +211,10 @@ static int parse(struct vg_cli *c, const struct sub *s, int argc, char **argv,
 		return VG_EXIT_USAGE;
 	}
 	if (s->nargs && !a->ref) {
-		fprintf(c->err, "%s alarms %s: expected an alarm ID or NAME (see "
-			"'%s alarms list')\n", c->prog, s->name, c->prog);
+		fprintf(c->err, "%s alarms %s: expected an %s (see "
+			"'%s alarms %s')\n", c->prog, s->name,
+			strcmp(s->name, "unsilence") ? "alarm ID or NAME" : "silence id",
+			c->prog, strcmp(s->name, "unsilence") ? "list" : "silences");
 		return VG_EXIT_USAGE;
 	}
 	if ((s->opts & O_FILE) && !a->file) {
@@ -224,8 +239,9 @@ int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv)
 
 	if (!name) {
 		fprintf(c->err, "%s alarms: expected a subcommand: list, show, "
-			"create, update, delete, enable, disable, history, watch "
-			"(see '%s alarms --help')\n", c->prog, c->prog);
+			"create, update, delete, enable, disable, history, watch, "
+			"silences, silence, unsilence (see '%s alarms --help')\n",
+			c->prog, c->prog);
 		return VG_EXIT_USAGE;
 	}
 	if (!strcmp(name, "--help") || !strcmp(name, "-h") ||
@@ -243,8 +259,8 @@ int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv)
 		return subs[i].fn(c, &a);
 	}
 	fprintf(c->err, "%s alarms: unknown subcommand '%s' (list, show, create, "
-		"update, delete, enable, disable, history, watch)\n", c->prog,
-		name);
+		"update, delete, enable, disable, history, watch, silences, "
+		"silence, unsilence)\n", c->prog, name);
 	return VG_EXIT_USAGE;
 }
 
@@ -1014,4 +1030,61 @@ static int sub_watch(struct vg_cli *c, struct args *a)
 	free(s.line);
 	free(s.data);
 	return rc;
+}
+
+/* ---- silences ---------------------------------------------------------------------- */
+
+static int sub_silences(struct vg_cli *c, struct args *a)
+{
+	json_t *j, *s;
+	size_t i;
+	int rc = call(c, a, "GET", strdup("/v1/silences"), NULL, &j);
+
+	if (rc || !j)
+		return rc;
+	json_array_foreach(json_object_get(j, "silences"), i, s) {
+		char *m = json_dumps(json_object_get(s, "matchers"), JSON_COMPACT);
+		vg_cli_line(c->out, "%s  %-7s until %s  %s  by %s: %s",
+			    str_or(s, "id", "?"), str_or(s, "state", "?"),
+			    str_or(s, "ends_at", "?"), m ? m : "{}",
+			    str_or(s, "created_by", "?"), str_or(s, "comment", ""));
+		free(m);
+	}
+	json_decref(j);
+	return VG_EXIT_OK;
+}
+
+static int sub_silence(struct vg_cli *c, struct args *a)
+{
+	char *text;
+	json_t *j;
+	int rc = read_definition(c, a->sub, a->file, &text);
+
+	if (rc)
+		return rc;
+	rc = call(c, a, "POST", strdup("/v1/silences"), text, &j);
+	free(text);
+	if (rc || !j)
+		return rc;
+	vg_cli_line(c->out, "created silence %s (%s until %s)", str_or(j, "id", "?"),
+		    str_or(j, "state", "?"), str_or(j, "ends_at", "?"));
+	json_decref(j);
+	return VG_EXIT_OK;
+}
+
+static int sub_unsilence(struct vg_cli *c, struct args *a)
+{
+	char *esc = vg_cli_escape(a->ref), *path = NULL;
+	json_t *j;
+	int rc;
+
+	if (esc && (path = malloc(strlen(esc) + 16)))
+		sprintf(path, "/v1/silences/%s", esc);
+	free(esc);
+	rc = call(c, a, "DELETE", path, NULL, &j);
+	if (rc || !j)
+		return rc;
+	vg_cli_line(c->out, "expired silence %s", a->ref);
+	json_decref(j);
+	return VG_EXIT_OK;
 }

@@ -222,9 +222,15 @@
 		let r;
 		if (t)
 			headers.Authorization = 'Bearer ' + t;
+		const init = {headers: headers, cache: 'no-store', credentials: 'omit'};
+		if (o.method) /* silences: POST and DELETE from the alarms view */
+			init.method = o.method;
+		if (o.body !== undefined) {
+			init.body = JSON.stringify(o.body);
+			headers['Content-Type'] = 'application/json';
+		}
 		try {
-			r = await fetch(path, {headers: headers, cache: 'no-store',
-					       credentials: 'omit'});
+			r = await fetch(path, init);
 		} catch (e) {
 			throw new ApiError(0, 'cannot reach the vigie API (' + e.message + ')');
 		}
@@ -240,6 +246,8 @@
 					 : 'This collector needs an API token.');
 			throw new ApiError(r.status, msg);
 		}
+		if (r.status === 204)
+			return {};
 		return o.raw ? r.blob() : r.json();
 	}
 
@@ -939,6 +947,77 @@
 		sect.append(list.length ? alarmTable(list)
 			    : note('empty', 'No alarms defined. Create one with ' +
 				   '`vigie alarm create` or POST /v1/alarms.'));
+		const sil = h('section', {id: 'silences'}, h('h2', {text: 'Silences'}));
+		main.append(sil);
+		await silences(sil, gen);
+	}
+
+	/* Silences not yet ended (GET /v1/silences), each with an Expire
+	 * button, and a form for a new one (POST /v1/silences). */
+	async function silences(box, gen) {
+		let list;
+		try {
+			list = (await api('/v1/silences')).silences || [];
+		} catch (e) {
+			box.append(unavailable('Silences', e));
+			return;
+		}
+		if (gen !== generation)
+			return;
+		const reload = () => {
+			box.replaceChildren(h('h2', {text: 'Silences'}));
+			silences(box, generation);
+		};
+		const msg = h('p', {class: 'hint', id: 'silence-msg'});
+		if (list.length)
+			box.append(h('table', {class: 'grid silences'},
+				h('thead', {}, h('tr', {},
+					h('th', {text: 'State'}), h('th', {text: 'Matchers'}),
+					h('th', {text: 'Until'}), h('th', {text: 'By'}),
+					h('th', {text: 'Why'}), h('th', {text: ''}))),
+				h('tbody', {}, list.map((x) => h('tr', {'data-id': x.id},
+					h('td', {text: x.state}),
+					h('td', {text: Object.entries(x.matchers || {}).map(([k, v]) =>
+						k + '=' + (typeof v === 'string' ? v : JSON.stringify(v)))
+						.join(' ') || '(everything)'}),
+					h('td', {text: fmtTime(x.ends_at)}),
+					h('td', {text: x.created_by}),
+					h('td', {text: x.comment}),
+					h('td', {}, h('button', {type: 'button', text: 'Expire',
+						onclick: async () => {
+							try {
+								await api('/v1/silences/' + enc(x.id),
+									  {method: 'DELETE'});
+								reload();
+							} catch (e) {
+								msg.textContent = e.message;
+							}
+						}})))))));
+		else
+			box.append(note('empty', 'No silences in force.'));
+		const f = {};
+		const field = (name, ph) => (f[name] = h('input', {type: 'text', name: name,
+								    placeholder: ph, size: 14}));
+		box.append(h('form', {id: 'silence-form', onsubmit: async (ev) => {
+			ev.preventDefault();
+			const m = {};
+			for (const k of ['host', 'alarm', 'resource', 'project'])
+				if (f[k].value.trim())
+					m[k] = f[k].value.trim();
+			try {
+				await api('/v1/silences', {method: 'POST', body: {
+					matchers: m, duration: f.duration.value.trim() || '2h',
+					created_by: f.created_by.value.trim(),
+					comment: f.comment.value.trim()}});
+				reload();
+			} catch (e) {
+				msg.textContent = e.message;
+			}
+		}}, field('host', 'host'), field('alarm', 'alarm name'),
+		   field('resource', 'resource id'), field('project', 'project (admin)'),
+		   field('duration', '2h'), field('created_by', 'who'),
+		   field('comment', 'why'), h('button', {type: 'submit', text: 'Silence'})),
+		  msg);
 	}
 
 	/* ---- view: expressions across series (GET /v1/query) ---------------------- */

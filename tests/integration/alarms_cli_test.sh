@@ -159,6 +159,24 @@ eq "then show is a 404 (exit 1)" "$rc" 1
 v out err alarms list
 eq "list has the other alarm only" "$(awk 'NR > 1 { print $1 }' "$TMP/out")" mem-low
 
+# ---- silences: create, list, expire; the API's field errors ----
+echo '{"matchers": {"host": "compute-7", "severity": "critical"}, "duration": "2h",
+ "created_by": "ops", "comment": "kernel update"}' | v out err alarms silence --file -; rc=$?
+eq "silence --file - exits 0" "$rc" 0
+check "silence prints the new silence" grep -qE '^created silence [0-9a-f-]{36} \(active until ' "$TMP/out"
+SID=$(sed -nE 's/^created silence ([0-9a-f-]+).*/\1/p' "$TMP/out")
+v out err alarms silences; rc=$?
+check "silences lists it with who and why" grep -qE "^$SID  active  until .*\{\"host\":\"compute-7\",\"severity\":\"critical\"\}  by ops: kernel update$" "$TMP/out"
+echo '{"matchers": {"hots": "x"}, "duration": "2h"}' | v out err alarms silence --file -; rc=$?
+eq "an invalid silence exits 1" "$rc" 1
+check "with every field's message" grep -q 'matchers.hots' "$TMP/err"
+v out err alarms unsilence "$SID"; rc=$?
+eq "unsilence" "$rc:$(cat "$TMP/out")" "0:expired silence $SID"
+v out err alarms silences
+eq "then silences lists nothing" "$(wc -c <"$TMP/out")" 0
+v out err alarms unsilence; rc=$?
+eq "unsilence without an id is a usage error" "$rc" 2
+
 stop_pid "$COLLECTOR_PID"; rc=$?
 eq "collector exits 0 on SIGTERM" "$rc" 0
 done_testing

@@ -229,6 +229,10 @@ d=$(dom ghost "/instance/no-such-instance")
 check "an unknown instance says so" grep -q 'No such instance' <<<"$d"
 
 # ---- alarms ----
+if [[ $ALARMS == 1 ]]; then
+  curl -s -o /dev/null --max-time 5 "${AUTH[@]}" -XPOST "$API/v1/silences" -d \
+    '{"matchers": {"host": "compute-9"}, "duration": "2h", "created_by": "console-test", "comment": "window-for-the-console"}'
+fi
 d=$(dom alarms "/alarms")
 check "alarms view reaches its ready state" grep -q 'data-state="ready" data-view="alarms"' <<<"$d"
 if [[ $ALARMS == 1 ]]; then
@@ -243,6 +247,8 @@ if [[ $ALARMS == 1 ]]; then
   check "the group alarm is marked as one, with its cooldown" grep -q 'group alarm, cooldown 300 s' <<<"$r"
   check "the group alarm's condition says across the group" grep -q 'average across the group of average cpu.util gt 99' <<<"$r"
   check "the firing count is 1" grep -q 'data-state="alarm"><span class="label">Firing</span><span class="big">1<' <<<"$d"
+  check "the silences in force are listed, with a form for a new one" \
+    grep -q '<td>host=compute-9</td>.*<td>console-test</td><td>window-for-the-console</td>.*Expire.*id="silence-form"' <<<"$d"
 else
   check "alarms section says it is not available" grep -q 'Alarms: not available' <<<"$d"
 fi

@@ -1,0 +1,657 @@
+/*
+ * silence.c — silences of alarm notifications (vigie/alarm_silence.h).
+ *
+ * Design: the table alarm_silences is the truth (vigie/db.h, so sqlite or
+ * PostgreSQL); an array in memory mirrors the rows not ended for more
+ * than VG_SILENCE_KEEP_EXPIRED_MS and is what matching scans. Matching
+ * runs for every notification the engine commits, under the engine's
+ * lock: a linear scan of the silences is a few string compares each, a
+ * few microseconds for a hundred, far below the commit it rides on.
+ * Writes go to the database first and to memory only after the commit,
+ * so memory never holds what the database does not.
+ *
+ * Invariants: at most VG_SILENCE_MAX silences in memory; a project never
+ * has more than per_project silences not yet ended; one mutex guards the
+ * array and the connection (the connection is used by nobody else).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigie/alarm_silence.h"
+#include "vigie/clock.h"
+#include "vigie/db.h"
+
+struct silence {
+	char id[40];
+	char *project;          /* "*" = every project */
+	char *resource, *host, *alarm; /* NULL = any */
+	int severity;           /* -1 = any */
+	size_t nlabels;
+	struct vg_alarm_kv *labels;
+	int64_t starts_ms, ends_ms, created_ms;
+	int end_handled;        /* its end was acted on (alarms still firing told) */
+	char *created_by, *comment, *created_with;
+	json_t *matchers;       /* as given, for the API */
+};
+
+struct vg_alarm_silences {
+	pthread_mutex_t lock;
+	struct vg_db *db;
+	unsigned per_project;
+	struct silence **v;
+	size_t n;
+	uint64_t silenced;
+};
+
+static const struct vg_db_step steps[] = {
+	{1,
+	 "CREATE TABLE IF NOT EXISTS alarm_silences ("
+	 " id TEXT PRIMARY KEY, project TEXT NOT NULL, matchers TEXT NOT NULL,"
+	 " starts_ms BIGINT NOT NULL, ends_ms BIGINT NOT NULL,"
+	 " created_by TEXT NOT NULL, created_with TEXT NOT NULL,"
+	 " comment TEXT NOT NULL, created_ms BIGINT NOT NULL);"
+	 "CREATE INDEX IF NOT EXISTS alarm_silences_end ON alarm_silences(ends_ms);",
+	 NULL, NULL, NULL},
+	{2, "ALTER TABLE alarm_silences ADD COLUMN end_handled BIGINT NOT NULL DEFAULT 0;",
+	 NULL, NULL, NULL},
+};
+
+static const struct vg_db_schema schema = {
+	.component = "alarm_silences",
+	.pg_schema = "vigie_alarms",
+	.steps = steps,
+	.nsteps = sizeof(steps) / sizeof(steps[0]),
+};
+
+static void silence_free(struct silence *x)
+{
+	if (!x)
+		return;
+	free(x->project);
+	free(x->resource);
+	free(x->host);
+	free(x->alarm);
+	for (size_t i = 0; i < x->nlabels; i++) {
+		free(x->labels[i].key);
+		free(x->labels[i].value);
+	}
+	free(x->labels);
+	free(x->created_by);
+	free(x->comment);
+	free(x->created_with);
+	json_decref(x->matchers);
+	free(x);
+}
+
+static void add_err(json_t *errors, const char *field, const char *msg)
+{
+	json_array_append_new(errors, json_pack("{s:s,s:s}", "field", field,
+						"message", msg));
+}
+
+/* Fill x's matcher fields from m (an object), reporting into errors. */
+static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
+{
+	static const char *const names[] = {"project", "resource", "host", "alarm",
+					    "severity", "labels", NULL};
+	const char *k;
+	json_t *v;
+
+	x->severity = -1;
+	if (!json_is_object(m)) {
+		add_err(errors, "matchers", "must be an object of project, resource, "
+			"host, alarm, severity, labels");
+		return;
+	}
+	json_object_foreach((json_t *)m, k, v) {
+		int i;
+		for (i = 0; names[i] && strcmp(names[i], k); i++)
+			;
+		if (!names[i]) {
+			char f[160];
+			snprintf(f, sizeof(f), "matchers.%.100s", k);
+			add_err(errors, f, "unknown matcher");
+			continue;
+		}
+		if (!strcmp(k, "labels")) {
+			const char *lk;
+			json_t *lv;
+			if (!json_is_object(v) || json_object_size(v) > VG_ALARM_MAX_META) {
+				add_err(errors, "matchers.labels", "must be an object of "
+					"at most 8 string values");
+				continue;
+			}
+			x->labels = calloc(json_object_size(v) + 1, sizeof(*x->labels));
+			json_object_foreach(v, lk, lv) {
+				if (!json_is_string(lv)) {
+					add_err(errors, "matchers.labels", "values must be strings");
+					break;
+				}
+				if (x->labels) {
+					x->labels[x->nlabels].key = strdup(lk);
+					x->labels[x->nlabels++].value = strdup(json_string_value(lv));
+				}
+			}
+			continue;
+		}
+		if (!json_is_string(v) || !*json_string_value(v) ||
+		    strlen(json_string_value(v)) > 255) {
+			char f[64];
+			snprintf(f, sizeof(f), "matchers.%s", k);
+			add_err(errors, f, "must be a non-empty string of at most 255 bytes");
+			continue;
+		}
+		const char *s = json_string_value(v);
+		if (!strcmp(k, "severity")) {
+			int sev = -1;
+			for (int j = 0; j < 8; j++) {
+				const char *nm = vg_alarm_severity_name(j);
+				if (nm && !strcmp(nm, s))
+					sev = j;
+			}
+			if (sev < 0)
+				add_err(errors, "matchers.severity", "must be low, moderate "
+					"or critical");
+			x->severity = sev;
+		} else if (!strcmp(k, "project")) {
+			x->project = strdup(s);
+		} else if (!strcmp(k, "resource")) {
+			x->resource = strdup(s);
+		} else if (!strcmp(k, "host")) {
+			x->host = strdup(s);
+		} else {
+			x->alarm = strdup(s);
+		}
+	}
+}
+
+/* Build a silence from stored or API JSON. scope as in create; for rows
+ * read back, the project column is authoritative (scope = that). */
+static struct silence *from_json(const json_t *in, const char *scope,
+				 int64_t now_ms, json_t *errors)
+{
+	struct silence *x = calloc(1, sizeof(*x));
+	static const char *const fields[] = {"matchers", "starts_at", "ends_at",
+					     "duration", "created_by", "comment",
+					     "id", "state", "created_at", "project",
+					     "created_with", NULL};
+	const char *k, *s;
+	json_t *v;
+
+	if (!x)
+		return NULL;
+	if (!json_is_object(in)) {
+		add_err(errors, "", "the silence must be a JSON object");
+		return x;
+	}
+	json_object_foreach((json_t *)in, k, v) {
+		int i;
+		for (i = 0; fields[i] && strcmp(fields[i], k); i++)
+			;
+		if (!fields[i])
+			add_err(errors, k, "unknown field");
+	}
+	x->matchers = json_object_get(in, "matchers")
+			      ? json_deep_copy(json_object_get(in, "matchers")) : json_object();
+	if (!x->matchers)
+		x->matchers = json_object();
+	read_matchers(x, x->matchers, errors);
+	if (scope) {
+		if (x->project && strcmp(x->project, scope))
+			add_err(errors, "matchers.project", "a project token may only "
+				"silence its own project");
+		free(x->project);
+		x->project = strdup(scope);
+	} else if (!x->project) {
+		x->project = strdup("*");
+	}
+	x->starts_ms = now_ms;
+	if ((s = json_string_value(json_object_get(in, "starts_at"))) &&
+	    vg_time_parse(s, now_ms, &x->starts_ms))
+		add_err(errors, "starts_at", "must be a time (ISO 8601, epoch seconds, "
+			"\"now\")");
+	else if (json_object_get(in, "starts_at") && !s)
+		add_err(errors, "starts_at", "must be a string");
+	x->ends_ms = 0;
+	if ((s = json_string_value(json_object_get(in, "ends_at")))) {
+		if (vg_time_parse(s, now_ms, &x->ends_ms))
+			add_err(errors, "ends_at", "must be a time");
+	} else if ((s = json_string_value(json_object_get(in, "duration")))) {
+		int64_t d;
+		char b[64];
+		/* "2h" is a relative time: parse "-2h" and negate */
+		snprintf(b, sizeof(b), "-%.60s", s);
+		if (vg_time_parse(b, 0, &d) || d >= 0)
+			add_err(errors, "duration", "must be like \"90m\" or \"2h\"");
+		else
+			x->ends_ms = x->starts_ms - d;
+	} else {
+		add_err(errors, "ends_at", "ends_at or duration is required");
+	}
+	if (x->ends_ms && x->ends_ms <= x->starts_ms)
+		add_err(errors, "ends_at", "must be after starts_at");
+	if (x->ends_ms - x->starts_ms > (int64_t)VG_SILENCE_MAX_DURATION_S * 1000)
+		add_err(errors, "ends_at", "a silence lasts at most 366 days");
+	s = json_string_value(json_object_get(in, "created_by"));
+	if (!s || !*s || strlen(s) > 255)
+		add_err(errors, "created_by", "is required (who silences), at most "
+			"255 bytes");
+	x->created_by = strdup(s ? s : "");
+	s = json_string_value(json_object_get(in, "comment"));
+	if (!s || !*s || strlen(s) > 1024)
+		add_err(errors, "comment", "is required (why), at most 1024 bytes");
+	x->comment = strdup(s ? s : "");
+	x->created_ms = now_ms;
+	return x;
+}
+
+static const char *state_of(const struct silence *x, int64_t now_ms)
+{
+	return now_ms < x->starts_ms ? "pending" : now_ms < x->ends_ms ? "active"
+								      : "expired";
+}
+
+static json_t *to_json(const struct silence *x, int64_t now_ms)
+{
+	char a[32], b[32], c[32];
+
+	return json_pack("{s:s,s:s,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "id", x->id,
+			 "project", x->project, "matchers", x->matchers, "starts_at",
+			 vg_time_format(x->starts_ms, a, sizeof(a)), "ends_at",
+			 vg_time_format(x->ends_ms, b, sizeof(b)), "state",
+			 state_of(x, now_ms), "created_by", x->created_by, "comment",
+			 x->comment, "created_with", x->created_with, "created_at",
+			 vg_time_format(x->created_ms, c, sizeof(c)));
+}
+
+/* The stored form: the API's JSON (matchers, times, who, why). */
+static int db_put(struct vg_alarm_silences *s, const struct silence *x)
+{
+	struct vg_db_stmt *st;
+	char *m = json_dumps(x->matchers, JSON_COMPACT);
+	int rc;
+
+	if (!m)
+		return -ENOMEM;
+	rc = vg_db_prepare(s->db,
+			   "INSERT INTO alarm_silences (id, project, matchers, starts_ms,"
+			   " ends_ms, created_by, created_with, comment, created_ms)"
+			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+			   " ON CONFLICT (id) DO UPDATE SET ends_ms = excluded.ends_ms",
+			   &st);
+	if (!rc) {
+		vg_db_bind_text(st, 1, x->id);
+		vg_db_bind_text(st, 2, x->project);
+		vg_db_bind_text(st, 3, m);
+		vg_db_bind_int64(st, 4, x->starts_ms);
+		vg_db_bind_int64(st, 5, x->ends_ms);
+		vg_db_bind_text(st, 6, x->created_by);
+		vg_db_bind_text(st, 7, x->created_with);
+		vg_db_bind_text(st, 8, x->comment);
+		vg_db_bind_int64(st, 9, x->created_ms);
+		rc = vg_db_step(st);
+		vg_db_reset(st);
+		rc = rc < 0 ? rc : 0;
+	}
+	free(m);
+	return rc;
+}
+
+static int load(struct vg_alarm_silences *s, int64_t now_ms, char *err, size_t errlen)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	rc = vg_db_prepare(s->db,
+			   "SELECT id, project, matchers, starts_ms, ends_ms, created_by,"
+			   " created_with, comment, created_ms, end_handled FROM alarm_silences"
+			   " WHERE ends_ms > ?1 ORDER BY created_ms LIMIT ?2", &st);
+	if (rc)
+		goto fail;
+	vg_db_bind_int64(st, 1, now_ms - VG_SILENCE_KEEP_EXPIRED_MS);
+	vg_db_bind_int64(st, 2, VG_SILENCE_MAX);
+	while ((rc = vg_db_step(st)) == 1) {
+		json_t *m = json_loads(vg_db_column_text(st, 2), 0, NULL);
+		json_t *errors = json_array();
+		json_t *in = json_pack("{s:o,s:s,s:s}", "matchers", m ? m : json_object(),
+				       "created_by", vg_db_column_text(st, 5), "comment",
+				       vg_db_column_text(st, 7));
+		const char *proj = vg_db_column_text(st, 1);
+		struct silence *x = from_json(in, strcmp(proj, "*") ? proj : NULL,
+					      now_ms, errors);
+		json_decref(in);
+		json_decref(errors);
+		if (!x)
+			continue;
+		snprintf(x->id, sizeof(x->id), "%s", vg_db_column_text(st, 0));
+		free(x->project);
+		x->project = strdup(proj);
+		x->starts_ms = vg_db_column_int64(st, 3);
+		x->ends_ms = vg_db_column_int64(st, 4);
+		x->created_with = strdup(vg_db_column_text(st, 6));
+		x->created_ms = vg_db_column_int64(st, 8);
+		x->end_handled = (int)vg_db_column_int64(st, 9);
+		s->v[s->n++] = x;
+	}
+	vg_db_reset(st);
+	if (rc < 0)
+		goto fail;
+	return 0;
+fail:
+	snprintf(err, errlen, "alarm silences: %s", vg_db_errmsg(s->db));
+	return rc;
+}
+
+int vg_alarm_silences_open(const char *db_url, unsigned per_project, int64_t now_ms,
+			   struct vg_alarm_silences **out, char *err, size_t errlen)
+{
+	struct vg_alarm_silences *s = calloc(1, sizeof(*s));
+	int rc;
+
+	*out = NULL;
+	if (!s || !(s->v = calloc(VG_SILENCE_MAX, sizeof(*s->v)))) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->per_project = per_project ? per_project : VG_SILENCE_PER_PROJECT;
+	pthread_mutex_init(&s->lock, NULL);
+	rc = vg_db_open(db_url, &schema, &s->db, err, errlen);
+	if (!rc)
+		rc = load(s, now_ms, err, errlen);
+	if (rc) {
+		vg_alarm_silences_close(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void vg_alarm_silences_close(struct vg_alarm_silences *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		silence_free(s->v[i]);
+	free(s->v);
+	vg_db_close(s->db);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+/* Forget silences ended long ago (memory only; rows stay for audit). */
+static void prune(struct vg_alarm_silences *s, int64_t now_ms)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->v[i]->ends_ms <= now_ms - VG_SILENCE_KEEP_EXPIRED_MS)
+			silence_free(s->v[i]);
+		else
+			s->v[w++] = s->v[i];
+	}
+	s->n = w;
+}
+
+int vg_alarm_silences_create(struct vg_alarm_silences *s, const json_t *in,
+			     const char *scope, int64_t now_ms, json_t **out,
+			     json_t **errors)
+{
+	struct silence *x;
+	size_t mine = 0;
+	int rc;
+
+	*out = NULL;
+	if (!(*errors = json_array()))
+		return -ENOMEM;
+	if (!(x = from_json(in, scope, now_ms, *errors)) || json_array_size(*errors)) {
+		silence_free(x);
+		return x ? -EINVAL : -ENOMEM;
+	}
+	if ((rc = vg_alarm_uuid(x->id, sizeof(x->id)))) {
+		silence_free(x);
+		return rc;
+	}
+	if (scope) {
+		char w[300];
+		snprintf(w, sizeof(w), "project token (%.256s)", scope);
+		x->created_with = strdup(w);
+	} else {
+		x->created_with = strdup("administrator");
+	}
+	pthread_mutex_lock(&s->lock);
+	prune(s, now_ms);
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i]->ends_ms > now_ms && !strcmp(s->v[i]->project, x->project))
+			mine++;
+	if (mine >= s->per_project) {
+		char m[200];
+		snprintf(m, sizeof(m), "at most %u silences not yet "
+			 "ended per project ([alarms] max_silences_per_project)",
+			 s->per_project);
+		add_err(*errors, "", m);
+		rc = -EDQUOT;
+	} else if (s->n >= VG_SILENCE_MAX) {
+		add_err(*errors, "", "this collector already holds 10000 silences");
+		rc = -ENOSPC;
+	} else if ((rc = db_put(s, x))) {
+		add_err(*errors, "", vg_db_errmsg(s->db));
+		rc = -EIO;
+	} else {
+		s->v[s->n++] = x;
+		*out = to_json(x, now_ms);
+		x = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	silence_free(x);
+	if (!rc) {
+		json_decref(*errors);
+		*errors = NULL;
+	}
+	return rc;
+}
+
+static int visible(const struct silence *x, const char *scope)
+{
+	return !scope || !strcmp(x->project, scope);
+}
+
+int vg_alarm_silences_list(struct vg_alarm_silences *s, const char *scope,
+			   const char *state, int64_t now_ms, json_t **out)
+{
+	json_t *a = json_array();
+
+	if (!a)
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = s->n; i-- > 0;) {
+		const struct silence *x = s->v[i];
+		const char *st = state_of(x, now_ms);
+		if (!visible(x, scope))
+			continue;
+		if (state ? strcmp(state, "all") && strcmp(state, st)
+			  : !strcmp(st, "expired"))
+			continue;
+		json_array_append_new(a, to_json(x, now_ms));
+	}
+	pthread_mutex_unlock(&s->lock);
+	*out = json_pack("{s:o}", "silences", a);
+	return *out ? 0 : -ENOMEM;
+}
+
+static struct silence *find(struct vg_alarm_silences *s, const char *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i]->id, id))
+			return s->v[i];
+	return NULL;
+}
+
+int vg_alarm_silences_get(struct vg_alarm_silences *s, const char *id,
+			  const char *scope, int64_t now_ms, json_t **out)
+{
+	struct silence *x;
+
+	pthread_mutex_lock(&s->lock);
+	x = find(s, id);
+	*out = x && visible(x, scope) ? to_json(x, now_ms) : NULL;
+	pthread_mutex_unlock(&s->lock);
+	return *out ? 0 : -ENOENT;
+}
+
+int vg_alarm_silences_expire(struct vg_alarm_silences *s, const char *id,
+			     const char *scope, int64_t now_ms)
+{
+	struct silence *x;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	x = find(s, id);
+	if (!x || (scope && strcmp(x->project, scope)))
+		rc = -ENOENT;
+	else if (x->ends_ms > now_ms) {
+		int64_t old = x->ends_ms;
+		x->ends_ms = now_ms > x->starts_ms ? now_ms : x->starts_ms + 1;
+		if ((rc = db_put(s, x))) {
+			x->ends_ms = old;
+			rc = -EIO;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int str_match(const char *want, const char *have)
+{
+	return !want || (have && !strcmp(want, have));
+}
+
+static int labels_match(const struct silence *x, const struct vg_alarm_def *d);
+
+/* Whether x's matchers (not its times) hold for subj. */
+static int matches(const struct silence *x, const struct vg_alarm_silence_subject *subj)
+{
+	if (strcmp(x->project, "*") && !str_match(x->project, subj->project))
+		return 0;
+	return str_match(x->resource, subj->resource) && str_match(x->host, subj->host) &&
+	       str_match(x->alarm, subj->alarm) &&
+	       (x->severity < 0 || x->severity == subj->severity) &&
+	       labels_match(x, subj->def);
+}
+
+int vg_alarm_silences_ended_next(struct vg_alarm_silences *s, int64_t now_ms, char *id)
+{
+	int found = 0;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n && !found; i++)
+		if (!s->v[i]->end_handled && s->v[i]->ends_ms <= now_ms &&
+		    s->v[i]->ends_ms > s->v[i]->starts_ms && now_ms > s->v[i]->starts_ms) {
+			snprintf(id, 40, "%s", s->v[i]->id);
+			found = 1;
+		}
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+int vg_alarm_silences_match_id(struct vg_alarm_silences *s, const char *id,
+			       const struct vg_alarm_silence_subject *subj)
+{
+	struct silence *x;
+	int m;
+
+	pthread_mutex_lock(&s->lock);
+	x = find(s, id);
+	m = x && matches(x, subj);
+	pthread_mutex_unlock(&s->lock);
+	return m;
+}
+
+int vg_alarm_silences_set_handled(struct vg_alarm_silences *s, const char *id)
+{
+	struct silence *x;
+	struct vg_db_stmt *st;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&s->lock);
+	if ((x = find(s, id))) {
+		x->end_handled = 1; /* in memory even if the write fails: at most once */
+		rc = vg_db_prepare(s->db, "UPDATE alarm_silences SET end_handled = 1"
+				   " WHERE id = ?1", &st);
+		if (!rc) {
+			vg_db_bind_text(st, 1, id);
+			rc = vg_db_step(st);
+			vg_db_reset(st);
+			rc = rc < 0 ? rc : 0;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc;
+}
+
+static int labels_match(const struct silence *x, const struct vg_alarm_def *d)
+{
+	for (size_t i = 0; i < x->nlabels; i++) {
+		size_t j;
+		if (!d)
+			return 0;
+		for (j = 0; j < d->sel.nmeta; j++)
+			if (!strcmp(d->sel.meta[j].key, x->labels[i].key) &&
+			    !strcmp(d->sel.meta[j].value, x->labels[i].value))
+				break;
+		if (j == d->sel.nmeta)
+			return 0;
+	}
+	return 1;
+}
+
+int vg_alarm_silences_match(struct vg_alarm_silences *s,
+			    const struct vg_alarm_silence_subject *subj,
+			    int64_t at_ms, char *id)
+{
+	int hit = 0;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n && !hit; i++) {
+		const struct silence *x = s->v[i];
+		if (at_ms < x->starts_ms || at_ms >= x->ends_ms || !matches(x, subj))
+			continue;
+		snprintf(id, 40, "%s", x->id);
+		hit = 1;
+		s->silenced++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return hit;
+}
+
+size_t vg_alarm_silences_active(struct vg_alarm_silences *s, int64_t at_ms)
+{
+	size_t n = 0;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n; i++)
+		n += at_ms >= s->v[i]->starts_ms && at_ms < s->v[i]->ends_ms;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
+uint64_t vg_alarm_silences_silenced(struct vg_alarm_silences *s)
+{
+	uint64_t n;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	n = s->silenced;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}

@@ -1,0 +1,640 @@
+/*
+ * alarm_silence_test.c — silences (vigie/alarm_silence.h) on their own
+ * (matchers, scope, validation, the per-project limit, persistence) and
+ * in the engine: a silenced transition is recorded in the history with
+ * the silence's id and never reaches the webhook receiver, also when the
+ * process is killed (SIGKILL) right after the transition committed; once
+ * the silence is expired, the next transition is delivered.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <microhttpd.h>
+
+#include "vigie/alarm_engine.h"
+#include "vigie/alarm_outbox.h"
+#include "vigie/alarm_silence.h"
+#include "vigie/alarm_store.h"
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/log.h"
+
+#define T0 (1795000020000LL / 60000 * 60000)
+
+static char g_dir[64];
+static int64_t g_now;
+static int64_t fake_now(void)
+{
+	return g_now;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(g_dir, sizeof(g_dir), "/tmp/vigie-silence-test.XXXXXX");
+	assert_non_null(mkdtemp(g_dir));
+	g_now = T0;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+static json_t *mk(struct vg_alarm_silences *s, const char *scope, const char *text,
+		  int *rc)
+{
+	json_t *in = json_loads(text, 0, NULL), *out = NULL, *errors = NULL;
+
+	assert_non_null(in);
+	*rc = vg_alarm_silences_create(s, in, scope, T0, &out, &errors);
+	json_decref(in);
+	if (*rc) {
+		assert_null(out);
+		return errors;
+	}
+	assert_null(errors);
+	return out;
+}
+
+static void test_matchers_scope_limits_persistence(void **state)
+{
+	struct vg_alarm_silences *s;
+	struct vg_alarm_def def = {0};
+	struct vg_alarm_kv meta = {"metering.server_group", "web"};
+	char url[128], err[256], id[40], sid[40];
+	json_t *j;
+	int rc;
+
+	(void)state;
+	snprintf(url, sizeof(url), "sqlite:%s/alarms.db", g_dir);
+	assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
+
+	/* validation: one entry per problem */
+	j = mk(s, NULL, "{\"matchers\":{\"hots\":\"x\",\"severity\":\"huge\"}}", &rc);
+	assert_int_equal(rc, -EINVAL);
+	char *t = json_dumps(j, 0);
+	assert_non_null(strstr(t, "matchers.hots"));
+	assert_non_null(strstr(t, "matchers.severity"));
+	assert_non_null(strstr(t, "ends_at"));
+	assert_non_null(strstr(t, "created_by"));
+	assert_non_null(strstr(t, "comment"));
+	free(t);
+	json_decref(j);
+	j = mk(s, "p1", "{\"matchers\":{\"project\":\"p2\"},\"duration\":\"1h\","
+	       "\"created_by\":\"eve\",\"comment\":\"x\"}", &rc);
+	assert_int_equal(rc, -EINVAL); /* not another project's */
+	json_decref(j);
+
+	/* a host in maintenance, for two hours, by an administrator */
+	j = mk(s, NULL, "{\"matchers\":{\"host\":\"compute-7\",\"severity\":\"critical\"},"
+	       "\"duration\":\"2h\",\"created_by\":\"ops\",\"comment\":\"kernel update\"}",
+	       &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(json_string_value(json_object_get(j, "project")), "*");
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "active");
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	/* a project's silence on a label of its group, starting in an hour */
+	j = mk(s, "p1", "{\"matchers\":{\"labels\":{\"metering.server_group\":\"web\"}},"
+	       "\"starts_at\":\"2026-11-18T18:00:00Z\",\"ends_at\":\"2026-11-18T19:00:00Z\","
+	       "\"created_by\":\"alice\",\"comment\":\"deploy\"}", &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(json_string_value(json_object_get(j, "project")), "p1");
+	json_decref(j);
+
+	struct vg_alarm_silence_subject sj = {.project = "p9", .resource = "vm1",
+					      .host = "compute-7", .alarm = "cpu",
+					      .severity = VG_SEV_CRITICAL};
+	assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 1000, sid), 1);
+	assert_string_equal(sid, id);
+	sj.severity = VG_SEV_LOW;
+	assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 1000, sid), 0);
+	sj.severity = VG_SEV_CRITICAL;
+	sj.host = "compute-8";
+	assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 1000, sid), 0);
+	sj.host = "compute-7";
+	assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 2 * 3600000, sid), 0); /* ended */
+
+	def.sel.nmeta = 1;
+	def.sel.meta = &meta;
+	struct vg_alarm_silence_subject sg = {.project = "p1", .resource = "vm2",
+					      .alarm = "cpu", .severity = 0, .def = &def};
+	int64_t six = 0;
+	assert_int_equal(vg_time_parse("2026-11-18T18:30:00Z", 0, &six), 0);
+	assert_int_equal(vg_alarm_silences_match(s, &sg, six, sid), 1);
+	assert_int_equal(vg_alarm_silences_match(s, &sg, six - 3600000, sid), 0); /* pending */
+	sg.project = "p2";
+	assert_int_equal(vg_alarm_silences_match(s, &sg, six, sid), 0);
+
+	/* scope: p1 sees its own only, cannot expire the global one */
+	assert_int_equal(vg_alarm_silences_list(s, "p1", "all", T0, &j), 0);
+	assert_int_equal(json_array_size(json_object_get(j, "silences")), 1);
+	json_decref(j);
+	assert_int_equal(vg_alarm_silences_expire(s, id, "p1", T0), -ENOENT);
+	assert_int_equal(vg_alarm_silences_get(s, id, "p1", T0, &j), -ENOENT);
+
+	/* the per-project limit (2 here) names itself */
+	j = mk(s, "p1", "{\"duration\":\"1h\",\"created_by\":\"a\",\"comment\":\"b\"}", &rc);
+	assert_int_equal(rc, 0);
+	json_decref(j);
+	j = mk(s, "p1", "{\"duration\":\"1h\",\"created_by\":\"a\",\"comment\":\"b\"}", &rc);
+	assert_int_equal(rc, -EDQUOT);
+	t = json_dumps(j, 0);
+	assert_non_null(strstr(t, "max_silences_per_project"));
+	free(t);
+	json_decref(j);
+	vg_alarm_silences_close(s);
+
+	/* persisted: reopened, the same silences; expire writes through */
+	assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
+	assert_int_equal(vg_alarm_silences_list(s, NULL, "all", T0, &j), 0);
+	assert_int_equal(json_array_size(json_object_get(j, "silences")), 3);
+	json_decref(j);
+	assert_int_equal(vg_alarm_silences_expire(s, id, NULL, T0 + 60000), 0);
+	vg_alarm_silences_close(s);
+	assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
+	assert_int_equal(vg_alarm_silences_get(s, id, NULL, T0 + 120000, &j), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "expired");
+	json_decref(j);
+	sj.host = "compute-7";
+	assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 0);
+	vg_alarm_silences_close(s);
+}
+
+/* ---- in the engine, across SIGKILL ----------------------------------------------- */
+
+struct receiver {
+	struct MHD_Daemon *d;
+	uint16_t port;
+	pthread_mutex_t lock;
+	int requests;
+};
+
+static enum MHD_Result on_req(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version,
+			      const char *upload, size_t *upload_size, void **con)
+{
+	struct receiver *r = cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (!*con) {
+		*con = (void *)1;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	pthread_mutex_lock(&r->lock);
+	r->requests++;
+	pthread_mutex_unlock(&r->lock);
+	resp = MHD_create_response_from_buffer(2, (void *)"ok", MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con,
+		    enum MHD_RequestTerminationCode t)
+{
+	*con = NULL;
+}
+
+static void open_engine(struct vg_alarm_engine **e)
+{
+	struct vg_alarm_engine_options o = {0};
+	char err[256];
+
+	o.data_dir = g_dir;
+	o.agent_interval_s = 10;
+	o.now_ms = fake_now;
+	o.webhook_timeout_ms = 3000;
+	if (vg_alarm_engine_open(&o, e, err, sizeof(err)))
+		fail_msg("engine open: %s", err);
+}
+
+static void send1(struct vg_alarm_engine *e, uint64_t seq, int64_t t, double v)
+{
+	struct vg_batch *b = vg_batch_new("compute-7", 1, seq, t);
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "vm1", "vm1", NULL, t));
+	vg_batch_identity(b, "default", NULL, NULL);
+	vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, v);
+	g_now = t + 500;
+	assert_int_equal(vg_alarm_engine_batch(e, b), 0);
+	vg_batch_free(b);
+}
+
+static json_t *transitions(struct vg_alarm_engine *e)
+{
+	struct vg_alarm_history_query q = {0};
+	json_t *out = NULL;
+	int64_t next;
+
+	q.end_ms = INT64_MAX;
+	q.type = "transition";
+	q.limit = 100;
+	assert_int_equal(vg_alarm_engine_history(e, "cpu", NULL, &q, &out, &next), 0);
+	return out;
+}
+
+static void test_silenced_not_delivered_across_sigkill(void **state)
+{
+	struct receiver rx = {0};
+	struct vg_alarm_engine *e;
+	char def[512], sid[64] = "";
+	int pfd[2], st;
+	int64_t next;
+	pid_t pid;
+
+	(void)state;
+	pthread_mutex_init(&rx.lock, NULL);
+	rx.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL,
+				NULL, on_req, &rx, MHD_OPTION_NOTIFY_COMPLETED, on_done,
+				NULL, MHD_OPTION_END);
+	assert_non_null(rx.d);
+	rx.port = MHD_get_daemon_info(rx.d, MHD_DAEMON_INFO_BIND_PORT)->port;
+	snprintf(def, sizeof(def),
+		 "{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
+		 "\"comparison\":\"gt\",\"threshold\":90,\"severity\":\"critical\","
+		 "\"actions\":{\"alarm\":[\"http://127.0.0.1:%u/hook\"],"
+		 "\"ok\":[\"http://127.0.0.1:%u/hook\"]}}", rx.port, rx.port);
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		json_t *in, *out = NULL, *errors = NULL;
+		open_engine(&e);
+		in = json_loads(def, 0, NULL);
+		if (vg_alarm_engine_create(e, in, NULL, &out, &errors))
+			_exit(2);
+		in = json_loads("{\"matchers\":{\"host\":\"compute-7\"},\"duration\":\"1h\","
+				"\"created_by\":\"ops\",\"comment\":\"maintenance\"}", 0, NULL);
+		if (vg_alarm_silences_create(vg_alarm_engine_silences(e), in, NULL, g_now,
+					     &out, &errors))
+			_exit(3);
+		dprintf(pfd[1], "%s", json_string_value(json_object_get(out, "id")));
+		send1(e, 1, T0, 95);
+		send1(e, 2, T0 + 60000, 95); /* -> alarm, committed at the batch end */
+		raise(SIGKILL);
+		_exit(4);
+	}
+	close(pfd[1]);
+	assert_true(read(pfd[0], sid, sizeof(sid) - 1) > 0);
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+	g_now = T0 + 120000;
+	open_engine(&e);
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(e), &next), 0);
+	assert_int_equal(next, INT64_MAX); /* no outbox row at all */
+	assert_int_equal(rx.requests, 0);
+	json_t *h = transitions(e);
+	assert_int_equal(json_array_size(h), 1);
+	json_t *d = json_object_get(json_array_get(h, 0), "detail");
+	assert_string_equal(json_string_value(json_object_get(d, "current")), "alarm");
+	assert_string_equal(json_string_value(json_object_get(d, "silenced_by")), sid);
+	assert_true(json_is_false(json_object_get(d, "notified")));
+	json_decref(h);
+	/* the silence survived too: the next transition (ok) is silenced */
+	send1(e, 3, T0 + 120000, 5);
+	send1(e, 4, T0 + 180000, 5);
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(e), &next), 0);
+	h = transitions(e);
+	assert_int_equal(json_array_size(h), 2);
+	d = json_object_get(json_array_get(h, 1), "detail");
+	assert_string_equal(json_string_value(json_object_get(d, "current")), "ok");
+	assert_string_equal(json_string_value(json_object_get(d, "silenced_by")), sid);
+	json_decref(h);
+	/* expired: the next one is delivered, once */
+	assert_int_equal(vg_alarm_silences_expire(vg_alarm_engine_silences(e), sid, NULL,
+						  g_now), 0);
+	send1(e, 5, T0 + 240000, 95);
+	send1(e, 6, T0 + 300000, 95);
+	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(e), &next), 1);
+	assert_int_equal(rx.requests, 1);
+	h = transitions(e);
+	assert_int_equal(json_array_size(h), 3);
+	d = json_object_get(json_array_get(h, 2), "detail");
+	assert_string_equal(json_string_value(json_object_get(d, "current")), "alarm");
+	assert_null(json_object_get(d, "silenced_by"));
+	json_decref(h);
+	struct vg_alarm_engine_stats es;
+	vg_alarm_engine_get_stats(e, &es);
+	assert_int_equal(es.silenced, 1); /* this process's (the ok) */
+	vg_alarm_engine_close(e);
+	MHD_stop_daemon(rx.d);
+}
+
+/* ---- time constraints ----------------------------------------------------------- */
+
+static void send_at(struct vg_alarm_engine *e, const char *res, uint64_t seq,
+		    const char *iso, double v)
+{
+	struct vg_batch *b;
+	int64_t t;
+
+	assert_int_equal(vg_time_parse(iso, 0, &t), 0);
+	b = vg_batch_new("compute-1", 1, seq, t);
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, res, res, NULL, t));
+	vg_batch_identity(b, "default", NULL, NULL);
+	vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, v);
+	g_now = t + 500;
+	assert_int_equal(vg_alarm_engine_batch(e, b), 0);
+	vg_batch_free(b);
+}
+
+static json_t *last_transition(struct vg_alarm_engine *e, const char *ref)
+{
+	struct vg_alarm_history_query q = {0};
+	json_t *out = NULL, *d;
+	int64_t next;
+
+	q.end_ms = INT64_MAX;
+	q.type = "transition";
+	q.limit = 100;
+	assert_int_equal(vg_alarm_engine_history(e, ref, NULL, &q, &out, &next), 0);
+	assert_true(json_array_size(out) > 0);
+	d = json_incref(json_object_get(json_array_get(out, json_array_size(out) - 1),
+					"detail"));
+	json_decref(out);
+	return d;
+}
+
+static void test_time_constraints(void **state)
+{
+	struct vg_alarm_engine *e;
+	json_t *in, *out = NULL, *errors = NULL, *d;
+	char def[700];
+	int64_t next;
+	static const char *const bad[] = {
+		"[{\"start\":\"0 9 * *\",\"duration\":3600}]",
+		"[{\"start\":\"0 25 * * *\",\"duration\":3600}]",
+		"[{\"start\":\"0 9 * * 1-5\",\"duration\":10}]",
+		"[{\"start\":\"0 9 * * 1-5\",\"duration\":3600,\"timezone\":\"Mars/Olympus\"}]",
+		"[{\"start\":\"0 9 * * 1-5\",\"duration\":3600,\"timezone\":\"../../etc/passwd\"}]",
+		"{\"start\":\"0 9 * * 1-5\"}", NULL};
+
+	(void)state;
+	open_engine(&e);
+	for (int i = 0; bad[i]; i++) {
+		snprintf(def, sizeof(def), "{\"name\":\"bad\",\"metric\":\"cpu.util\","
+			 "\"resource\":\"vm5\",\"comparison\":\"gt\",\"threshold\":90,"
+			 "\"time_constraints\":%s}", bad[i]);
+		in = json_loads(def, 0, NULL);
+		assert_non_null(in);
+		assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), -EINVAL);
+		char *t = json_dumps(errors, 0);
+		if (!strstr(t, "time_constraints"))
+			fail_msg("%s: %s", bad[i], t);
+		free(t);
+		json_decref(errors);
+		json_decref(in);
+	}
+	/* business hours in Paris and in New York, the same alarm otherwise */
+	const char *zones[] = {"Europe/Paris", "America/New_York"};
+	const char *names[] = {"paris", "newyork"};
+	for (int i = 0; i < 2; i++) {
+		snprintf(def, sizeof(def), "{\"name\":\"%s\",\"metric\":\"cpu.util\","
+			 "\"resource\":\"vm5\",\"comparison\":\"gt\",\"threshold\":90,"
+			 "\"actions\":{\"alarm\":[\"exec://none\"]},"
+			 "\"time_constraints\":[{\"name\":\"office\","
+			 "\"start\":\"0 9 * * 1-5\",\"duration\":\"9h\","
+			 "\"timezone\":\"%s\"}]}", names[i], zones[i]);
+		in = json_loads(def, 0, NULL);
+		errors = NULL;
+		int rc = vg_alarm_engine_create(e, in, NULL, &out, &errors);
+		if (rc) /* no exec configured: use log:// */
+		{
+			json_decref(errors);
+			json_object_set_new(json_object_get(in, "actions"), "alarm",
+					    json_pack("[s]", "log://"));
+			assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
+		}
+		assert_int_equal(json_integer_value(json_object_get(json_array_get(
+			json_object_get(out, "time_constraints"), 0), "duration")), 32400);
+		json_decref(out);
+		json_decref(in);
+	}
+	/* Wednesday 2026-11-18, 06:00Z = 07:00 in Paris: outside */
+	send_at(e, "vm5", 1, "2026-11-18T05:58:00Z", 95);
+	send_at(e, "vm5", 2, "2026-11-18T05:59:00Z", 95);
+	d = last_transition(e, "paris");
+	assert_string_equal(json_string_value(json_object_get(d, "current")), "alarm");
+	assert_non_null(strstr(json_string_value(json_object_get(d, "suppressed")),
+			       "time_constraints"));
+	json_decref(d);
+	send_at(e, "vm5", 3, "2026-11-18T06:00:00Z", 5);
+	send_at(e, "vm5", 4, "2026-11-18T06:01:00Z", 5);
+	/* 08:31Z = 09:31 in Paris (inside), 03:31 in New York (outside) */
+	send_at(e, "vm5", 5, "2026-11-18T08:30:00Z", 95);
+	send_at(e, "vm5", 6, "2026-11-18T08:31:00Z", 95);
+	d = last_transition(e, "paris");
+	assert_string_equal(json_string_value(json_object_get(d, "current")), "alarm");
+	assert_null(json_object_get(d, "suppressed"));
+	assert_null(json_object_get(d, "notified"));
+	json_decref(d);
+	d = last_transition(e, "newyork");
+	assert_string_equal(json_string_value(json_object_get(d, "current")), "alarm");
+	assert_non_null(json_object_get(d, "suppressed"));
+	json_decref(d);
+	/* Saturday 2026-11-21 09:31 in Paris: outside (1-5) */
+	send_at(e, "vm5", 7, "2026-11-21T08:00:00Z", 5);
+	send_at(e, "vm5", 8, "2026-11-21T08:01:00Z", 5);
+	send_at(e, "vm5", 9, "2026-11-21T08:30:00Z", 95);
+	send_at(e, "vm5", 10, "2026-11-21T08:31:00Z", 95);
+	d = last_transition(e, "paris");
+	assert_string_equal(json_string_value(json_object_get(d, "current")), "alarm");
+	assert_non_null(json_object_get(d, "suppressed"));
+	json_decref(d);
+	struct vg_alarm_engine_stats st;
+	vg_alarm_engine_get_stats(e, &st);
+	/* every event of a transition outside counts (SSE included), not only
+	 * those with actions: paris 5 here, newyork 9 */
+	assert_int_equal(st.outside_time, 14);
+	(void)next;
+	vg_alarm_engine_close(e);
+}
+
+/* ---- inhibition -------------------------------------------------------------------- */
+
+static void send_on(struct vg_alarm_engine *e, const char *host, const char *res,
+		    const char *metric, uint64_t seq, int64_t t, double v)
+{
+	struct vg_batch *b = vg_batch_new(host, 1, seq, t);
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, res, res, NULL, t));
+	vg_batch_identity(b, "default", NULL, NULL);
+	vg_batch_sample(b, metric, VG_KIND_GAUGE, v);
+	g_now = t + 500;
+	assert_int_equal(vg_alarm_engine_batch(e, b), 0);
+	vg_batch_free(b);
+}
+
+static void test_inhibition(void **state)
+{
+	struct vg_alarm_engine *e;
+	struct vg_alarm_engine_stats st;
+	json_t *in, *out = NULL, *errors = NULL, *d;
+	static const char *const defs[] = {
+		"{\"name\":\"hostcheck\",\"metric\":\"mem.util\",\"resource\":\"hv7\","
+		"\"comparison\":\"gt\",\"threshold\":90,\"inhibits\":[\"vmcpu\"],"
+		"\"actions\":{\"alarm\":[\"log://\"]}}",
+		"{\"name\":\"vmcpu\",\"metric\":\"cpu.util\",\"selector\":{\"type\":"
+		"\"instance\"},\"comparison\":\"gt\",\"threshold\":90,"
+		"\"actions\":{\"alarm\":[\"log://\"]}}", NULL};
+	int64_t t = T0;
+
+	(void)state;
+	open_engine(&e);
+	in = json_loads("{\"name\":\"x\",\"metric\":\"cpu.util\",\"resource\":\"v\","
+			"\"comparison\":\"gt\",\"threshold\":1,\"inhibits\":[\"no spaces\"]}",
+			0, NULL);
+	assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), -EINVAL);
+	json_decref(errors);
+	json_decref(in);
+	for (int i = 0; defs[i]; i++) {
+		in = json_loads(defs[i], 0, NULL);
+		assert_non_null(in);
+		assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
+		json_decref(out);
+		json_decref(in);
+	}
+	/* compute-7's check fires (hv7 runs there) */
+	send_on(e, "compute-7", "hv7", "mem.util", 1, t, 95);
+	send_on(e, "compute-7", "hv7", "mem.util", 2, t + 60000, 95);
+	/* then vm1 (compute-7) and vm2 (compute-8) both go above 90 */
+	send_on(e, "compute-7", "vm1", "cpu.util", 3, t + 120000, 95);
+	send_on(e, "compute-8", "vm2", "cpu.util", 4, t + 120000, 95);
+	send_on(e, "compute-7", "vm1", "cpu.util", 5, t + 180000, 95);
+	send_on(e, "compute-8", "vm2", "cpu.util", 6, t + 180000, 95);
+
+	struct vg_alarm_history_query q = {0};
+	json_t *h = NULL;
+	int64_t nx;
+	size_t i;
+	int vm1 = 0, vm2 = 0;
+	q.end_ms = INT64_MAX;
+	q.type = "transition";
+	q.limit = 100;
+	assert_int_equal(vg_alarm_engine_history(e, "vmcpu", NULL, &q, &h, &nx), 0);
+	json_array_foreach(h, i, d) {
+		const char *res = json_string_value(json_object_get(d, "resource"));
+		json_t *det = json_object_get(d, "detail");
+		if (strcmp(json_string_value(json_object_get(det, "current")), "alarm"))
+			continue;
+		if (!strcmp(res, "vm1")) {
+			vm1++;
+			assert_string_equal(json_string_value(json_object_get(det, "suppressed")),
+					    "inhibited by alarm 'hostcheck', which is in alarm");
+		} else if (!strcmp(res, "vm2")) {
+			vm2++;
+			assert_null(json_object_get(det, "suppressed"));
+		}
+	}
+	assert_int_equal(vm1, 1);
+	assert_int_equal(vm2, 1);
+	json_decref(h);
+	vg_alarm_engine_get_stats(e, &st);
+	assert_int_equal(st.inhibited, 1);
+	vg_alarm_engine_close(e);
+}
+
+/* ---- the end of a silence ----------------------------------------------------------- */
+
+static size_t repeats(struct vg_alarm_engine *e, char *reason, size_t len)
+{
+	struct vg_alarm_history_query q = {0};
+	json_t *out = NULL;
+	int64_t next;
+	size_t n;
+
+	q.end_ms = INT64_MAX;
+	q.type = "repeat";
+	q.limit = 100;
+	assert_int_equal(vg_alarm_engine_history(e, "cpu", NULL, &q, &out, &next), 0);
+	n = json_array_size(out);
+	if (n && reason)
+		snprintf(reason, len, "%s", json_string_value(json_object_get(json_object_get(
+			json_array_get(out, n - 1), "detail"), "reason")));
+	json_decref(out);
+	return n;
+}
+
+static void test_end_of_silence_notifies_once(void **state)
+{
+	struct vg_alarm_engine *e;
+	json_t *in, *out = NULL, *errors = NULL;
+	char sid[40], reason[200];
+
+	(void)state;
+	open_engine(&e);
+	in = json_loads("{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
+			"\"comparison\":\"gt\",\"threshold\":90,"
+			"\"actions\":{\"alarm\":[\"log://\"]}}", 0, NULL);
+	assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
+	json_decref(in);
+	json_decref(out);
+	in = json_loads("{\"matchers\":{\"alarm\":\"cpu\"},\"duration\":\"10m\","
+			"\"created_by\":\"ops\",\"comment\":\"window\"}", 0, NULL);
+	assert_int_equal(vg_alarm_silences_create(vg_alarm_engine_silences(e), in, NULL,
+						  g_now, &out, &errors), 0);
+	snprintf(sid, sizeof(sid), "%s", json_string_value(json_object_get(out, "id")));
+	json_decref(in);
+	json_decref(out);
+	send1(e, 1, T0, 95);
+	send1(e, 2, T0 + 60000, 95); /* alarm, silenced */
+	vg_alarm_engine_tick(e, g_now);
+	assert_int_equal(repeats(e, NULL, 0), 0); /* not ended yet */
+	for (int i = 2; i <= 11; i++) /* still above, minute after minute */
+		send1(e, (uint64_t)(i + 1), T0 + i * 60000, 95);
+	assert_int_equal(repeats(e, NULL, 0), 0); /* silenced: nothing yet */
+	vg_alarm_engine_tick(e, g_now); /* T0 + 11 min: the silence is over */
+	assert_int_equal(repeats(e, reason, sizeof(reason)), 1);
+	assert_non_null(strstr(reason, sid));
+	send1(e, 13, T0 + 12 * 60000, 95);
+	vg_alarm_engine_tick(e, g_now);
+	assert_int_equal(repeats(e, NULL, 0), 1); /* once */
+	vg_alarm_engine_close(e);
+	open_engine(&e); /* the end stays handled across a restart */
+	send1(e, 14, T0 + 13 * 60000, 95);
+	vg_alarm_engine_tick(e, g_now);
+	assert_int_equal(repeats(e, NULL, 0), 1);
+	vg_alarm_engine_close(e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_matchers_scope_limits_persistence,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_silenced_not_delivered_across_sigkill,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_time_constraints, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inhibition, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_end_of_silence_notifies_once, setup,
+						teardown),
+	};
+	vg_log_init("alarm_silence_test", VG_LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
