@@ -42,6 +42,15 @@ struct vg_api_options {
 	struct vg_alarm_engine *alarms;
 	struct vg_alarm_hub *alarm_hub;
 	struct vg_alarm_pub *alarm_pub;
+	/* Published measures (POST /v1/measures; query/api/api_publish.c).
+	 * receiver NULL: the route answers 503. The rest as in vg_config:
+	 * max_future_ms 0 is no check; max_age_ms is the longest archive's
+	 * retention (0: no check); the two limits 0 take their defaults. */
+	struct vg_receiver *receiver;
+	int64_t max_future_ms;
+	int64_t max_age_ms;
+	uint32_t publish_points_per_s;
+	uint32_t publish_series_max;
 };
 
 /* Start serving. 0 or -errno with a message in err (bad address, port in
