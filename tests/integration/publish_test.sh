@@ -137,6 +137,16 @@ big='{"measures":['
 for i in $(seq 1 101); do big+="{\"resource\":\"rate\",\"metric\":\"m\",\"time\":$((T0 - i)),\"value\":$i},"; done
 eq "a request over a second's worth of points is a 413" "$(code "$SHOP" "${big%,}]}")" 413
 
+# ---- the CLI: vigie put ----
+V() { "$BIN/vigie" --api "$API" --token "$ANA" "$@"; }
+eq "vigie put publishes one point" "$(V put cli-res temp 21.5 --time -2m --unit C)" \
+  "stored 1, duplicates 0, resources created 1 (project analytics)"
+eq "vigie put --file - reads lines" \
+  "$(printf 'cli-res temp 22 -1m\n# a comment\ncli-res hum 40 -1m\n' | V put --file - --json | jq -c '[.stored,.resources_created]')" "[2,0]"
+eq "vigie put: a bad line is a usage error (2)" "$(printf 'cli-res temp\n' | V put --file - 2>/dev/null; echo $?)" 2
+eq "vigie put: another project's resource is an API error (1)" \
+  "$(V put "$WEB" x 1 >/dev/null 2>&1; echo $?)" 1
+
 # ---- an alarm on a custom metric fires ----
 ALARM_DOC=$(as "$ANA" -X POST --data-binary '{"name":"queue-deep","metric":"queue.depth","resource":"app-queue","statistic":"maximum","period":60,"evaluation_periods":1,"datapoints_to_alarm":1,"comparison":"gt","threshold":500,"actions":{"alarm":["log://"]}}' "$API/v1/alarms")
 ALARM=$(jq -r .id <<<"$ALARM_DOC")
