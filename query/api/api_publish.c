@@ -664,27 +664,44 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 						   i, err);
 		}
 	qsort(j.pts, j.n, sizeof(*j.pts), cmp_point);
-	/* one kind and one type per series and resource in a request */
-	for (size_t i = 1; i < j.n; i++) {
-		const struct vg_pub_point *a = &j.pts[i - 1], *b = &j.pts[i];
-		if (strcmp(a->resource, b->resource))
-			continue;
-		if (a->rtype != b->rtype) {
-			free(j.pts);
-			json_decref(doc);
-			return vg_http_reply_error(resp, 400, "resource '%s' is "
-						   "given two types", a->resource);
-		}
-		for (size_t k = i; k-- > 0 && !strcmp(j.pts[k].resource, b->resource);)
-			if (!strcmp(j.pts[k].metric, b->metric) &&
-			    j.pts[k].kind != b->kind) {
+	/* one kind and one type per series and resource in a request: each
+	 * resource's metrics in a map (the points are sorted by resource) */
+	{
+		struct vg_hmap kinds;
+		const char *bad = NULL;
+		int two_types = 0;
+
+		vg_hmap_init_borrow(&kinds);
+		for (size_t i = 0; i < j.n && !bad; i++) {
+			const struct vg_pub_point *b = &j.pts[i], *seen;
+			if (i && strcmp(j.pts[i - 1].resource, b->resource)) {
+				vg_hmap_release(&kinds);
+				vg_hmap_init_borrow(&kinds);
+			} else if (i && j.pts[i - 1].rtype != b->rtype) {
+				bad = b->resource;
+				two_types = 1;
+				break;
+			}
+			seen = vg_hmap_gets(&kinds, b->metric);
+			if (!seen && vg_hmap_puts(&kinds, b->metric, (void *)b)) {
+				vg_hmap_release(&kinds);
 				free(j.pts);
 				json_decref(doc);
-				return vg_http_reply_error(resp, 400, "metric '%s' "
-							   "of '%s' is given "
-							   "two kinds",
-							   b->metric, b->resource);
+				return vg_http_reply_error(resp, 503, "out of memory");
 			}
+			if (seen && seen->kind != b->kind)
+				bad = b->resource;
+		}
+		vg_hmap_release(&kinds);
+		if (bad) {
+			vg_http_reply_error(resp, 400, two_types
+						  ? "resource '%s' is given two types"
+						  : "resource '%s' has a metric given two kinds",
+					    bad);
+			free(j.pts);
+			json_decref(doc);
+			return 0;
+		}
 	}
 	rc = vg_pub_take(st, project, (uint32_t)j.n, vg_monotonic_ms(), &retry);
 	if (rc) {
