@@ -21,8 +21,10 @@
  *
  * Threading: vg_receiver_run runs on one thread (the collector's main
  * thread). The registry handle and the dispatch table given in the options
- * are used only from that thread while it runs. vg_receiver_stop is
- * async-signal-safe; vg_receiver_get_stats is thread-safe.
+ * are used only from that thread while it runs; other threads reach them
+ * only through vg_receiver_submit (a job run on that thread).
+ * vg_receiver_stop is async-signal-safe; vg_receiver_get_stats and
+ * vg_receiver_submit are thread-safe.
  */
 #ifndef VIGIE_RECEIVER_H
 #define VIGIE_RECEIVER_H

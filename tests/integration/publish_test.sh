@@ -30,9 +30,15 @@ post() { printf '%s' "$2" | as "$1" -X POST -H 'Content-Type: application/json' 
 code() { printf '%s' "$2" | as "$1" -o /dev/null -w '%{http_code}' -X POST --data-binary @- "$API/v1/measures"; }
 
 printf '[collector]\npublish_series_max = 20\npublish_points_per_s = 100\n' >"$TMP/vigie.conf"
+NPORT=$(free_port)
 start_collector collector --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-  --http 127.0.0.1:$HPORT --data-dir "$DATA" --notify tcp://127.0.0.1:$(free_port)
+  --http 127.0.0.1:$HPORT --data-dir "$DATA" --notify tcp://127.0.0.1:$NPORT
 check "collector answers /v1/health" wait_for 10 curl -q -sf "$API/v1/health"
+if command -v nanocat >/dev/null; then
+  nanocat --sub --connect tcp://127.0.0.1:$NPORT --subscribe metric.analytics.app-queue. -A >"$TMP/nanocat.metric" 2>&1 &
+  _pids+=($!)
+  sleep 0.5 # the subscription reaches the PUB socket
+fi
 start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt "test:///$NODE" --interval 0.2 \
   --host it-host --spool "$TMP/spool"
 check "the agent's instances arrive" wait_for 20 bash -c \
@@ -59,6 +65,12 @@ eq "a counter is stored as a rate" \
   "$(as "$ANA" "$API/v1/measures?resource=app-queue&metric=jobs.done&start=$(iso $T0)&end=$(iso $((T0 + 60)))&granularity=60" | jq -c '[.points[][1]]')" "[10]"
 eq "POST /v1/query reads it too" \
   "$(as "$ANA" -X POST --data-binary "{\"expr\":\"queue.depth{id=\\\"app-queue\\\"} * 2\",\"start\":\"$(iso $T0)\",\"end\":\"$(iso $((T0 + 120)))\",\"granularity\":60}" "$API/v1/query" | jq -c '[.series[0].points[][1]]' 2>/dev/null)" "[20,40,60]"
+if command -v nanocat >/dev/null; then
+  check "published points are streamed on the PUB socket's metric topic" wait_for 10 \
+    grep -q '^metric.analytics.app-queue.queue.depth {.*"type":"custom"' "$TMP/nanocat.metric"
+else
+  skip "nanocat missing: the PUB stream is not checked"
+fi
 r=$(post "$ANA" "$body")
 eq "the same batch again: every point a duplicate" "$(jq -c '[.stored,.duplicates]' <<<"$r")" "[0,12]"
 
