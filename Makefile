@@ -138,6 +138,7 @@ LIBS_libvirt_test       := agent common
 LIBS_name_test          := common
 LIBS_poller_test        := agent common
 LIBS_procfs_test        := agent common
+LIBS_publish_test       := api alarms billing collector common
 LIBS_receiver_test      := collector common
 LIBS_registry_list_test := collector common
 LIBS_registry_test      := collector common

@@ -517,6 +517,8 @@ fi
 
 if [[ " $SKIP " != *" query "* ]]; then
   echo
+  echo "custom-metric ingest through POST /v1/measures (bench/publish_bench.sh)"
+  VIGIE_BUILD=$BUILD bash bench/publish_bench.sh || { echo "  FAIL: publish_bench"; fail=1; }
   echo "queries across series and Prometheus remote read (bench/query_bench.sh)"
   VIGIE_BUILD=$BUILD bash bench/query_bench.sh || { echo "  FAIL: query_bench"; fail=1; }
 fi

@@ -527,6 +527,15 @@ int main(int argc, char **argv)
 	ao.alarm_hub = hub;
 	ao.alarm_pub = pub;
 	ao.lifecycle = lifecycle;
+	/* published measures: the receiver runs them (vg_receiver_submit)
+	 * with the agents' time bounds */
+	ao.receiver = g_rx;
+	ao.max_future_ms = (int64_t)(cfg.collector_max_future_s * 1000);
+	for (size_t i = 0; i < cfg.narchives; i++)
+		if ((int64_t)cfg.archives[i].retention_s * 1000 > ao.max_age_ms)
+			ao.max_age_ms = (int64_t)cfg.archives[i].retention_s * 1000;
+	ao.publish_points_per_s = cfg.collector_publish_points_per_s;
+	ao.publish_series_max = cfg.collector_publish_series_max;
 	rc = vg_api_start(&ao, &api, err, sizeof(err));
 	if (rc) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);

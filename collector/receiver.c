@@ -24,6 +24,19 @@
  * every sample from the past). The ack to a batch whose
  * signature verified is signed with the same key and bound to its MAC.
  *
+ * Injected work (vg_receiver_submit). The dispatch chain and the store are
+ * the receiver thread's alone, so a batch built elsewhere (the measures a
+ * project publishes through POST /v1/measures) reaches them as a job on
+ * a bounded queue (VG_RECEIVER_QUEUE_MAX; beyond it -EBUSY, the API's 503).
+ * The loop waits in poll(2) on the REP socket's NN_RCVFD and an eventfd
+ * the submitter writes, so a job runs as soon as the current batch is
+ * answered instead of after the receive timeout: a short timeout instead
+ * would cost every idle loop turn, and an inproc nanomsg pair would need a
+ * copy of each job. The submitter sleeps on a condition variable until
+ * the job ran; its result is the job's, and a batch the job dispatched is
+ * as durable as an agent's acknowledged batch when it returns 0. Jobs
+ * still queued when the loop stops are failed with -ESHUTDOWN.
+ *
  * Invariants:
  *  - nothing from a batch that failed the signature or time checks
  *    reaches the registry, the duplicate filter or a consumer;
@@ -40,11 +53,15 @@
  *    sig_atomic_t written by signal handlers.
  */
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
@@ -59,8 +76,27 @@
 #define TICK_EVERY_MS 100
 #define TRANSPORT_SLACK (64u << 10)
 
+/* One submitted job: on the submitter's stack until done. */
+struct job {
+	vg_receiver_job_fn fn;
+	void *ctx;
+	int rc;
+	int done;
+	struct job *next;
+};
+
+struct vg_receiver_inject {
+	struct vg_receiver *r;
+};
+
 struct vg_receiver {
 	int sock;
+	int efd; /* eventfd: a job was queued */
+	pthread_mutex_t qlock; /* guards head, tail, qlen, closed, job->done */
+	pthread_cond_t qdone;
+	struct job *head, *tail;
+	size_t qlen;
+	int closed; /* the loop ended: submissions fail */
 	struct vg_receiver_options o;
 	char listen[256];
 	char data_dir[512];
@@ -109,10 +145,20 @@ int vg_receiver_open(const struct vg_receiver_options *o,
 		r->store_errors_seen = ss.write_errors;
 	}
 
+	r->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->efd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "receiver: eventfd: %s", strerror(e));
+		free(r);
+		return -e;
+	}
+	pthread_mutex_init(&r->qlock, NULL);
+	pthread_cond_init(&r->qdone, NULL);
 	r->sock = nn_socket(AF_SP, NN_REP);
 	if (r->sock < 0) {
 		int e = errno;
 		snprintf(err, errlen, "receiver: nn_socket: %s", nn_strerror(e));
+		close(r->efd);
 		free(r);
 		return -e;
 	}
@@ -127,6 +173,7 @@ int vg_receiver_open(const struct vg_receiver_options *o,
 		int e = errno;
 		snprintf(err, errlen, "receiver: nn_setsockopt: %s", nn_strerror(e));
 		nn_close(r->sock);
+		close(r->efd);
 		free(r);
 		return -e;
 	}
@@ -135,6 +182,7 @@ int vg_receiver_open(const struct vg_receiver_options *o,
 		snprintf(err, errlen, "cannot listen on %s: %s", r->listen,
 			 nn_strerror(e));
 		nn_close(r->sock);
+		close(r->efd);
 		free(r);
 		return -e;
 	}
@@ -147,6 +195,9 @@ void vg_receiver_close(struct vg_receiver *r)
 	if (!r)
 		return;
 	nn_close(r->sock);
+	close(r->efd);
+	pthread_cond_destroy(&r->qdone);
+	pthread_mutex_destroy(&r->qlock);
 	free(r);
 }
 
@@ -179,6 +230,8 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->batches_oversize = __atomic_load_n(&r->stats.batches_oversize, __ATOMIC_RELAXED);
 	out->batches_clock_unset = __atomic_load_n(&r->stats.batches_clock_unset, __ATOMIC_RELAXED);
 	out->batches_bad_name = __atomic_load_n(&r->stats.batches_bad_name, __ATOMIC_RELAXED);
+	out->samples_published = __atomic_load_n(&r->stats.samples_published, __ATOMIC_RELAXED);
+	out->jobs_refused = __atomic_load_n(&r->stats.jobs_refused, __ATOMIC_RELAXED);
 }
 
 void vg_receiver_stats_fn(void *ctx, struct vg_receiver_stats *out)
@@ -455,23 +508,156 @@ static void tick(struct vg_receiver *r)
 	vg_dispatch_tick(r->o.dispatch, vg_now_ms());
 }
 
+int vg_receiver_submit(struct vg_receiver *r, vg_receiver_job_fn fn, void *ctx)
+{
+	struct job j = {.fn = fn, .ctx = ctx};
+	uint64_t one = 1;
+
+	if (!r || !fn)
+		return -EINVAL;
+	pthread_mutex_lock(&r->qlock);
+	if (r->closed || r->stop) {
+		pthread_mutex_unlock(&r->qlock);
+		return -ESHUTDOWN;
+	}
+	if (r->qlen >= VG_RECEIVER_QUEUE_MAX) {
+		pthread_mutex_unlock(&r->qlock);
+		count(&r->stats.jobs_refused, 1);
+		return -EBUSY;
+	}
+	if (r->tail)
+		r->tail->next = &j;
+	else
+		r->head = &j;
+	r->tail = &j;
+	r->qlen++;
+	/* an eventfd write only fails when the counter would overflow */
+	if (write(r->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		vg_debug("receiver: eventfd write: %s", strerror(errno));
+	while (!j.done)
+		pthread_cond_wait(&r->qdone, &r->qlock);
+	pthread_mutex_unlock(&r->qlock);
+	return j.rc;
+}
+
+struct vg_registry *vg_receiver_inject_registry(struct vg_receiver_inject *in)
+{
+	return in->r->o.registry;
+}
+
+int vg_receiver_inject_batch(struct vg_receiver_inject *in,
+			     const struct vg_batch *b, uint64_t *duplicates)
+{
+	struct vg_receiver *r = in->r;
+	struct vg_store_stats before = {0}, after = {0};
+	int rc;
+
+	if (r->o.store)
+		vg_store_get_stats(r->o.store, &before);
+	rc = vg_dispatch_batch(r->o.dispatch, b);
+	log_store(r, &before, b);
+	if (r->o.store)
+		vg_store_get_stats(r->o.store, &after);
+	if (duplicates)
+		*duplicates = after.values_duplicate - before.values_duplicate;
+	if (rc == -EAGAIN) {
+		count(&r->stats.batches_retry, 1);
+		vg_log_limited(VG_LOG_WARN, &r->n_retry,
+			       "published measures of %s not stored (answered "
+			       "503): %s", b->host,
+			       r->o.store && *vg_store_last_error(r->o.store)
+				       ? vg_store_last_error(r->o.store)
+				       : "a consumer cannot take them now");
+		return -EAGAIN;
+	}
+	if (rc < 0)
+		vg_log_limited(VG_LOG_WARN, &r->n_dispatch_err,
+			       "published measures of %s: a consumer failed: "
+			       "%s (stored anyway)", b->host, strerror(-rc));
+	count(&r->stats.samples_received, b->nsamples);
+	count(&r->stats.samples_published, b->nsamples);
+	return 0;
+}
+
+/* Run every queued job (receiver thread). */
+static void run_jobs(struct vg_receiver *r)
+{
+	uint64_t v;
+
+	if (read(r->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		vg_debug("receiver: eventfd read: %s", strerror(errno));
+	for (;;) {
+		struct vg_receiver_inject in = {.r = r};
+		struct job *j;
+
+		pthread_mutex_lock(&r->qlock);
+		j = r->head;
+		if (j) {
+			r->head = j->next;
+			if (!r->head)
+				r->tail = NULL;
+			r->qlen--;
+		}
+		pthread_mutex_unlock(&r->qlock);
+		if (!j)
+			return;
+		j->rc = j->fn(j->ctx, &in);
+		pthread_mutex_lock(&r->qlock);
+		j->done = 1;
+		pthread_cond_broadcast(&r->qdone);
+		pthread_mutex_unlock(&r->qlock);
+	}
+}
+
+/* The loop ended: refuse new jobs, fail the queued ones. */
+static void close_jobs(struct vg_receiver *r)
+{
+	pthread_mutex_lock(&r->qlock);
+	r->closed = 1;
+	for (struct job *j = r->head; j; j = j->next) {
+		j->rc = -ESHUTDOWN;
+		j->done = 1;
+	}
+	r->head = r->tail = NULL;
+	r->qlen = 0;
+	pthread_cond_broadcast(&r->qdone);
+	pthread_mutex_unlock(&r->qlock);
+}
+
 int vg_receiver_run(struct vg_receiver *r)
 {
+	int rcvfd = -1;
+	size_t fdlen = sizeof(rcvfd);
+
+	if (nn_getsockopt(r->sock, NN_SOL_SOCKET, NN_RCVFD, &rcvfd, &fdlen) < 0) {
+		close_jobs(r);
+		return -errno;
+	}
 	while (!r->stop) {
 		void *buf = NULL;
 		uint8_t abuf[VG_WIRE_ACK_LEN + VG_WIRE_MAC_LEN];
 		const struct vg_key *key;
 		struct vg_ack ack;
 		size_t alen;
-		int n = nn_recv(r->sock, &buf, NN_MSG, 0);
+		struct pollfd pfd[2] = {{.fd = rcvfd, .events = POLLIN},
+					{.fd = r->efd, .events = POLLIN}};
+		int n;
 
+		/* NN_RCVFD only says a message may be there: the receive
+		 * below does not wait either way */
+		if (poll(pfd, 2, r->o.recv_timeout_ms) > 0 &&
+		    (pfd[1].revents & POLLIN))
+			run_jobs(r);
+		n = nn_recv(r->sock, &buf, NN_MSG, NN_DONTWAIT);
 		if (n < 0) {
 			int e = errno;
 			tick(r);
 			if (e == ETIMEDOUT || e == EAGAIN || e == EINTR)
 				continue;
-			if (e == EBADF || e == ETERM)
+			if (e == EBADF || e == ETERM) {
+				close_jobs(r);
 				return -e;
+			}
 			vg_log_limited(VG_LOG_WARN, &r->n_recv_err,
 				       "receive failed: %s", nn_strerror(e));
 			continue;
@@ -489,5 +675,6 @@ int vg_receiver_run(struct vg_receiver *r)
 				       nn_strerror(errno));
 		tick(r);
 	}
+	close_jobs(r);
 	return 0;
 }

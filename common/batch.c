@@ -211,6 +211,7 @@ static const char *const rtype_names[] = {
 	[VG_RT_INSTANCE] = "instance", [VG_RT_DISK] = "disk",
 	[VG_RT_NIC] = "nic",	       [VG_RT_HOST] = "host",
 	[VG_RT_HOST_DISK] = "host_disk", [VG_RT_HOST_NIC] = "host_nic",
+	[VG_RT_CUSTOM] = "custom",
 };
 
 const char *vg_rtype_name(int type)

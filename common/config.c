@@ -67,6 +67,8 @@ static const struct key keys[] = {
 	{"collector", "require_signatures", K_BOOL, offsetof(struct vg_config, collector_require_signatures), 0, 0, 1},
 	{"collector", "max_clock_skew", K_DURATION, offsetof(struct vg_config, collector_max_clock_skew_s), 0, 0, 366 * 86400.0},
 	{"collector", "max_future", K_DURATION, offsetof(struct vg_config, collector_max_future_s), 0, 0, 366 * 86400.0},
+	U("collector", "publish_points_per_s", collector_publish_points_per_s, 1, 100000000),
+	U("collector", "publish_series_max", collector_publish_series_max, 1, 100000000),
 	U("storage", "step", storage_step_s, 1, 86400),
 	U("storage", "heartbeat", storage_heartbeat_s, 2, 7 * 86400),
 	{"storage", "archives", K_ARCHIVES, offsetof(struct vg_config, archives), 0, 0, 0},
@@ -126,6 +128,8 @@ void vg_config_defaults(struct vg_config *c)
 	c->collector_require_signatures = 1;
 	c->collector_max_clock_skew_s = 0;
 	c->collector_max_future_s = 600;
+	c->collector_publish_points_per_s = 1000000;
+	c->collector_publish_series_max = 10000;
 	c->storage_step_s = 60;
 	c->storage_heartbeat_s = 600;
 	c->storage_cache_values = 8u << 20;

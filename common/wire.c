@@ -513,7 +513,7 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 		res->type = r.p[0];
 		res->state = r.p[1];
 		res->nattrs = get16(r.p + 2);
-		if (res->type < 1 || res->type > VG_RT_MAX ||
+		if (res->type < 1 || res->type > VG_RT_WIRE_MAX ||
 		    (res->state != VG_RSTATE_ACTIVE && res->state != VG_RSTATE_ENDED) ||
 		    res->nattrs > VG_WIRE_MAX_ATTRS_PER_RES) {
 			rc = -EBADMSG;

@@ -51,6 +51,15 @@ struct vg_api_options {
 	/* The lifecycle of ended series (vigie/lifecycle.h), not owned, or
 	 * NULL: /metrics then shows no storage usage. */
 	struct vg_lifecycle *lifecycle;
+	/* Published measures (POST /v1/measures; query/api/api_publish.c).
+	 * receiver NULL: the route answers 503. The rest as in vg_config:
+	 * max_future_ms 0 is no check; max_age_ms is the longest archive's
+	 * retention (0: no check); the two limits 0 take their defaults. */
+	struct vg_receiver *receiver;
+	int64_t max_future_ms;
+	int64_t max_age_ms;
+	uint32_t publish_points_per_s;
+	uint32_t publish_series_max;
 };
 
 /* Start serving. 0 or -errno with a message in err (bad address, port in

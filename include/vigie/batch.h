@@ -29,8 +29,13 @@ enum vg_rtype {
 	VG_RT_HOST = 4,
 	VG_RT_HOST_DISK = 5,
 	VG_RT_HOST_NIC = 6,
+	/* A resource a project creates by publishing measures to it
+	 * (POST /v1/measures, docs/api.md): no agent reports it, so it never
+	 * travels on the agent wire (VG_RT_WIRE_MAX). */
+	VG_RT_CUSTOM = 7,
 };
-#define VG_RT_MAX 6
+#define VG_RT_MAX 7
+#define VG_RT_WIRE_MAX 6 /* the types an agent batch may carry */
 
 /* Sample kinds. COUNTER is a monotonically growing total (stored as a
  * rate per second, resets never give a negative rate); GAUGE is a level. */

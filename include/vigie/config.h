@@ -73,6 +73,9 @@ struct vg_config {
 	int collector_require_signatures; /* require_signatures = true */
 	double collector_max_clock_skew_s; /* max_clock_skew = 0 (no check) */
 	double collector_max_future_s; /* max_future = 10m (0: no check) */
+	/* Measures projects publish (POST /v1/measures, docs/api.md). */
+	uint32_t collector_publish_points_per_s; /* = 1000000 per project */
+	uint32_t collector_publish_series_max; /* = 10000 per project */
 
 	/* [storage] */
 	uint32_t storage_step_s;     /* step = 60 */

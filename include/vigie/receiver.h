@@ -21,8 +21,10 @@
  *
  * Threading: vg_receiver_run runs on one thread (the collector's main
  * thread). The registry handle and the dispatch table given in the options
- * are used only from that thread while it runs. vg_receiver_stop is
- * async-signal-safe; vg_receiver_get_stats is thread-safe.
+ * are used only from that thread while it runs; other threads reach them
+ * only through vg_receiver_submit (a job run on that thread).
+ * vg_receiver_stop is async-signal-safe; vg_receiver_get_stats and
+ * vg_receiver_submit are thread-safe.
  */
 #ifndef VIGIE_RECEIVER_H
 #define VIGIE_RECEIVER_H
@@ -59,6 +61,9 @@ struct vg_receiver_stats {
 	uint64_t batches_oversize;   /* over max_message_bytes */
 	uint64_t batches_clock_unset; /* a time before 1970-01-02 */
 	uint64_t batches_bad_name;   /* a name breaks the name rules */
+	/* Measures published through the API (vg_receiver_submit). */
+	uint64_t samples_published;  /* stored (also in samples_received) */
+	uint64_t jobs_refused;       /* queue full: -EBUSY */
 };
 
 struct vg_receiver_options {
@@ -94,6 +99,38 @@ int vg_receiver_open(const struct vg_receiver_options *o,
  * is finished and answered first. Returns 0, or -errno if the socket
  * failed for good. */
 int vg_receiver_run(struct vg_receiver *r);
+
+/* ---- work from other threads (the API's POST /v1/measures) ---------- */
+
+#define VG_RECEIVER_QUEUE_MAX 64 /* jobs waiting at most */
+
+/* What a job sees on the receiver thread. */
+struct vg_receiver_inject;
+/* A job: runs on the receiver thread between two agent batches; its
+ * return value is vg_receiver_submit's. */
+typedef int (*vg_receiver_job_fn)(void *ctx, struct vg_receiver_inject *in);
+
+/* Queue fn(ctx, ...) for the receiver thread, wake it, and wait until the
+ * job ran. Returns the job's result, -EBUSY when VG_RECEIVER_QUEUE_MAX
+ * jobs already wait (counted in jobs_refused), -ESHUTDOWN when the
+ * receiver stopped (or stops before running the job), -EINVAL for a NULL
+ * receiver or fn. Thread-safe; must not be called from the receiver
+ * thread (it would wait for itself). A job queued before vg_receiver_run
+ * starts runs when it does. */
+int vg_receiver_submit(struct vg_receiver *r, vg_receiver_job_fn fn, void *ctx);
+
+/* Inside a job: the receiver's registry handle (the receiver thread's). */
+struct vg_registry *vg_receiver_inject_registry(struct vg_receiver_inject *in);
+
+/* Inside a job: hand b to the dispatch chain, as an accepted agent batch
+ * (no signature, time or duplicate-batch check: the job did its own).
+ * 0 when every value is stored as durably as an acknowledged agent batch
+ * (consumer errors other than a retry are logged, as for agents);
+ * -EAGAIN when a consumer cannot take it now (nothing to acknowledge).
+ * *duplicates (may be NULL) gets the values the store skipped as at or
+ * before their series' last update. */
+int vg_receiver_inject_batch(struct vg_receiver_inject *in,
+			     const struct vg_batch *b, uint64_t *duplicates);
 
 /* Use another keyring from the next batch on (e.g. reloaded on SIGHUP).
  * Call on the receiver thread only (from the idle callback) or before

@@ -47,6 +47,9 @@ struct vg_api {
 	struct vg_alarm_engine *alarms; /* the alarm subsystem, not owned */
 	struct vg_alarm_hub *alarm_hub;
 	struct vg_alarm_pub *alarm_pub;
+	struct vg_receiver *receiver; /* POST /v1/measures, not owned */
+	struct vg_pub_state *pub;     /* its limits, owned */
+	int64_t max_future_ms, max_age_ms;
 };
 
 /* ---- the route table ------------------------------------------------------ */
@@ -68,6 +71,7 @@ const struct vg_route vg_api_routes[] = {
 	{GETS, "/v1/resources", vg_api_h_resources, resources_params, 0, 0},
 	{GETS, "/v1/resources/{id}", vg_api_h_resource, NULL, 0, 0},
 	{GETS, "/v1/measures", vg_api_h_measures, measures_params, 0, 0},
+	{VG_HTTP_POST, "/v1/measures", vg_api_h_publish, NULL, VG_PUB_MAX_BODY, 0},
 	/* alarms (query/api/api_alarms.c; the block is in its header) */
 	VG_ALARM_ROUTES,
 	{GETS, "/v1/invoices", vg_api_h_invoices, invoices_params, 0, 0},
@@ -118,6 +122,23 @@ struct vg_alarm_hub *vg_api_alarm_hub(struct vg_api *a)
 struct vg_alarm_pub *vg_api_alarm_pub(struct vg_api *a)
 {
 	return a->alarm_pub;
+}
+
+struct vg_receiver *vg_api_receiver(struct vg_api *a)
+{
+	return a->receiver;
+}
+
+struct vg_pub_state *vg_api_pub_state(struct vg_api *a)
+{
+	return a->pub;
+}
+
+void vg_api_pub_limits(const struct vg_api *a, int64_t *max_future_ms,
+		       int64_t *max_age_ms)
+{
+	*max_future_ms = a->max_future_ms;
+	*max_age_ms = a->max_age_ms;
 }
 
 struct vg_token_store *vg_api_tokens(struct vg_api *a)
@@ -343,6 +364,15 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 	a->alarms = o->alarms;
 	a->alarm_hub = o->alarm_hub;
 	a->alarm_pub = o->alarm_pub;
+	a->receiver = o->receiver;
+	a->max_future_ms = o->max_future_ms;
+	a->max_age_ms = o->max_age_ms;
+	if (!(a->pub = vg_pub_state_new(o->publish_points_per_s,
+					o->publish_series_max))) {
+		snprintf(err, errlen, "out of memory");
+		free(a);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&a->lock, NULL);
 	rc = pthread_key_create(&a->key, NULL);
 	if (rc) {
@@ -350,6 +380,7 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 			 strerror(rc));
 		pthread_mutex_destroy(&a->lock);
 		free(a->state_url);
+		vg_pub_state_free(a->pub);
 		free(a);
 		return -rc;
 	}
@@ -383,6 +414,7 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		pthread_key_delete(a->key);
 		pthread_mutex_destroy(&a->lock);
 		free(a->state_url);
+		vg_pub_state_free(a->pub);
 		free(a);
 		return rc;
 	}
@@ -406,5 +438,6 @@ void vg_api_stop(struct vg_api *a)
 	pthread_key_delete(a->key);
 	pthread_mutex_destroy(&a->lock);
 	free(a->state_url);
+	vg_pub_state_free(a->pub);
 	free(a);
 }

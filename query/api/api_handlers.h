@@ -21,6 +21,7 @@
 #include "query/api/api_aggregates.h"
 #include "query/api/api_graph.h"
 #include "query/api/api_latest.h"
+#include "query/api/api_publish.h"
 #include "query/api/api_prometheus.h"
 #include "query/api/api_statistics.h"
 #include "query/api/api_tokens.h"
@@ -69,6 +70,14 @@ const char *vg_api_data_dir(const struct vg_api *a);
  * vg_api_stop. 0 or -errno (message logged, rate-limited). Thread-safe:
  * each thread gets its own handle. */
 int vg_api_registry(struct vg_api *a, struct vg_registry **out);
+
+/* POST /v1/measures: the receiver given at start (NULL: none), the
+ * per-project limits (never NULL while the server runs), and the time
+ * bounds of struct vg_api_options. */
+struct vg_receiver *vg_api_receiver(struct vg_api *a);
+struct vg_pub_state *vg_api_pub_state(struct vg_api *a);
+void vg_api_pub_limits(const struct vg_api *a, int64_t *max_future_ms,
+		       int64_t *max_age_ms);
 
 /* The collector's counters; -ENOENT if no stats callback was given. */
 int vg_api_collector_stats(struct vg_api *a, struct vg_receiver_stats *out);

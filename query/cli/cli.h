@@ -94,6 +94,7 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_query(struct vg_cli *c, int argc, char **argv); /* cli_expr.c */
+int vg_cli_cmd_put(struct vg_cli *c, int argc, char **argv); /* cli_put.c */
 int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv);
 /* alarms (query/cli/cli_alarms.c): list, show, create, update, delete,
  * enable, disable, history, watch */

@@ -36,6 +36,7 @@ static const struct {
 	{"aggregate", vg_cli_cmd_aggregate, "one metric across resources, by project/host/flavor"},
 	{"graph", vg_cli_cmd_graph, "draw series into a PNG file"},
 	{"query", vg_cli_cmd_query, "an expression across series, drawn as sparklines"},
+	{"put", vg_cli_cmd_put, "publish measures (custom metrics) for the token's project"},
 	{"token", vg_cli_cmd_token, "create, list and revoke API tokens (admin)"},
 	{"invoice", vg_cli_cmd_invoice, "a project's invoice for a month; finalize a month"},
 	{"alarms", vg_cli_cmd_alarms, "alarm definitions, states, history; watch notifications"},

@@ -8,6 +8,10 @@
  * registry.db and a PostgreSQL server the test starts); on a shared state,
  * a batch another collector committed while this one stored it is
  * answered DUPLICATE and counted once.
+ * The job queue other threads use (vg_receiver_submit): a job runs on
+ * the receiver thread, its batch goes through the same consumers, a
+ * consumer's retry comes back as -EAGAIN, and a stopped receiver answers
+ * -ESHUTDOWN instead of leaving the submitter waiting.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -462,6 +466,88 @@ static void test_committed_elsewhere(void **state)
 	assert_int_equal(cs.samples_received, 2);
 }
 
+/* A job: records its thread, hands a batch to the dispatch chain. */
+struct inject_job {
+	pthread_t thread;
+	struct vg_batch *b;
+	uint64_t dup;
+	int rc;
+};
+
+static int inject_fn(void *ctx, struct vg_receiver_inject *in)
+{
+	struct inject_job *j = ctx;
+	j->thread = pthread_self();
+	if (!vg_receiver_inject_registry(in))
+		return -EFAULT;
+	return j->b ? vg_receiver_inject_batch(in, j->b, &j->dup) : 7;
+}
+
+static void test_submit(void **state)
+{
+	struct fixture *f = fx(state);
+	struct inject_job j = {0};
+	struct vg_receiver_stats st;
+	struct vg_series s = {0};
+
+	/* a job's return value comes back, and it ran on the receiver */
+	assert_int_equal(vg_receiver_submit(f->rx, inject_fn, &j), 7);
+	assert_true(pthread_equal(j.thread, f->thread));
+	/* a batch: every consumer sees it, the store has it */
+	j.b = make_batch(1, 3);
+	assert_int_equal(vg_receiver_submit(f->rx, inject_fn, &j), 0);
+	assert_int_equal(j.dup, 0);
+	assert_int_equal(__atomic_load_n(&f->gate.calls, __ATOMIC_SEQ_CST), 1);
+	assert_int_equal(vg_store_fetch(f->store, VG_RT_INSTANCE, "inst-1", "metric.0",
+					VG_CF_AVERAGE, T0, T0 + 120000, 60, 1, &s), 0);
+	vg_series_free(&s);
+	/* the same again: the store's duplicates are reported */
+	assert_int_equal(vg_receiver_submit(f->rx, inject_fn, &j), 0);
+	assert_int_equal(j.dup, 3);
+	/* a consumer that cannot take it: -EAGAIN, counted as a retry */
+	__atomic_store_n(&f->gate.ret, -EAGAIN, __ATOMIC_SEQ_CST);
+	assert_int_equal(vg_receiver_submit(f->rx, inject_fn, &j), -EAGAIN);
+	__atomic_store_n(&f->gate.ret, 0, __ATOMIC_SEQ_CST);
+	vg_receiver_get_stats(f->rx, &st);
+	assert_int_equal(st.batches_retry, 1);
+	assert_int_equal(st.samples_published, 6);
+	vg_batch_free(j.b);
+	/* stopped: no waiting forever */
+	vg_receiver_stop(f->rx);
+	pthread_join(f->thread, NULL);
+	assert_int_equal(vg_receiver_submit(f->rx, inject_fn, &j), -ESHUTDOWN);
+	assert_int_equal(vg_receiver_submit(f->rx, NULL, &j), -EINVAL);
+	/* teardown joins again: start a thread that returns at once */
+	pthread_create(&f->thread, NULL, run, f);
+}
+
+/* Many threads at once: each job runs once, none is lost. */
+static void *submitter(void *arg)
+{
+	struct fixture *f = arg;
+	int ok = 0;
+	for (int i = 0; i < 50; i++) {
+		struct inject_job j = {0};
+		int rc = vg_receiver_submit(f->rx, inject_fn, &j);
+		ok += rc == 7 || rc == -EBUSY;
+	}
+	return (void *)(intptr_t)ok;
+}
+
+static void test_submit_threads(void **state)
+{
+	struct fixture *f = fx(state);
+	pthread_t t[8];
+	void *ok;
+
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, submitter, f), 0);
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], &ok);
+		assert_int_equal((intptr_t)ok, 50);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,6 +557,8 @@ int main(void)
 		ST_BOTH(test_replay_after_new_stream, setup, teardown),
 		ST_BOTH(test_bad_name, setup, teardown),
 		ST_BOTH(test_committed_elsewhere, setup, teardown),
+		ST_BOTH(test_submit, setup, teardown),
+		ST_BOTH(test_submit_threads, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, st_group_teardown);
 }

@@ -1,0 +1,62 @@
+/*
+ * vigie — inside the JSON API: measures a project publishes
+ * (POST /v1/measures, query/api/api_publish.c).
+ *
+ * The request is parsed and checked on the HTTP worker thread (pure
+ * functions below, unit-tested); the checks that need the registry (who
+ * owns the resource, the series' kind, the project's series count) and
+ * the writing itself run as one job on the receiver thread
+ * (vg_receiver_submit), so two requests never race on them.
+ */
+#ifndef VIGIE_API_PUBLISH_H
+#define VIGIE_API_PUBLISH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "query/api/http.h"
+
+#define VG_PUB_MAX_BODY (16u << 20)  /* bytes of one request (413 beyond) */
+#define VG_PUB_MAX_POINTS 200000     /* points of one request (413 beyond) */
+#define VG_PUB_UNIT_MAX 32           /* bytes of a unit */
+
+/* One published point, after parsing (strings borrowed from the JSON). */
+struct vg_pub_point {
+	const char *resource;
+	const char *metric;
+	const char *unit;  /* NULL when not given */
+	int rtype;         /* 0 (not given), VG_RT_INSTANCE or VG_RT_CUSTOM */
+	uint8_t kind;      /* enum vg_kind */
+	int64_t time_ms;
+	double value;
+};
+
+/* The limits a request is checked against. */
+struct vg_pub_limits {
+	int64_t now_ms;
+	int64_t max_future_ms; /* 0: no check */
+	int64_t max_age_ms;    /* 0: no check */
+};
+
+struct json_t;
+/* Check one element of "measures" (a JSON object) into *out. 0, or
+ * -EINVAL with a message naming the field in err. Pure. */
+int vg_pub_parse_point(struct json_t *o, const struct vg_pub_limits *lim,
+		       struct vg_pub_point *out, char *err, size_t errlen);
+
+/* Per-project rate limits and series counts (owned by the API). */
+struct vg_pub_state;
+/* 0 limits take the defaults. NULL on out of memory. */
+struct vg_pub_state *vg_pub_state_new(uint32_t points_per_s, uint32_t series_max);
+void vg_pub_state_free(struct vg_pub_state *s); /* accepts NULL */
+
+/* Take n points from project's bucket (refilled at points_per_s, holding
+ * at most one second's worth). 0, or -EAGAIN with *retry_s the seconds
+ * until n points are there, or -E2BIG when n exceeds one second's worth.
+ * Thread-safe. */
+int vg_pub_take(struct vg_pub_state *s, const char *project, uint32_t n,
+		int64_t now_ms, uint32_t *retry_s);
+
+int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp);
+
+#endif

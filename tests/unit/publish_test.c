@@ -1,0 +1,166 @@
+/*
+ * publish_test.c — the checks of POST /v1/measures that need no server:
+ * one point's parsing and validation (every refusal names its field) and
+ * the per-project points-per-second bucket, driven by explicit times.
+ * tests/integration/publish_test.sh runs the endpoint on the real
+ * collector (ownership, kinds, series limit, alarms, kill -9).
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "query/api/api_publish.h"
+#include "vigie/batch.h"
+
+#define NOW 1795000000000LL /* 2026-11-18T11:06:40Z */
+
+static const struct vg_pub_limits lim = {
+	.now_ms = NOW, .max_future_ms = 600000, .max_age_ms = 455LL * 86400000};
+
+/* Parse one JSON point: the return code, *p and the message. The
+ * point's strings are the document's: it lives until the next call. */
+static json_t *g_doc;
+static int parse(const char *text, struct vg_pub_point *p, char *err, size_t errlen)
+{
+	json_error_t je;
+
+	json_decref(g_doc);
+	g_doc = json_loads(text, 0, &je);
+	assert_non_null(g_doc);
+	err[0] = '\0';
+	return vg_pub_parse_point(g_doc, &lim, p, err, errlen);
+}
+
+static void refused(const char *text, const char *needle)
+{
+	struct vg_pub_point p;
+	char err[256];
+
+	assert_int_equal(parse(text, &p, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, needle))
+		fail_msg("'%s': message '%s' does not say '%s'", text, err, needle);
+}
+
+static void test_point_ok(void **state)
+{
+	struct vg_pub_point p;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse("{\"resource\":\"q1\",\"metric\":\"queue.depth\","
+			       "\"unit\":\"1\",\"time\":\"2026-11-18T11:00:00Z\","
+			       "\"value\":42.5}", &p, err, sizeof(err)), 0);
+	assert_string_equal(p.resource, "q1");
+	assert_string_equal(p.metric, "queue.depth");
+	assert_int_equal(p.kind, VG_KIND_GAUGE);
+	assert_int_equal(p.rtype, 0);
+	assert_int_equal(p.time_ms, 1794999600000LL);
+	assert_true(p.value == 42.5);
+	/* seconds as a number, a counter, a type; no time is now */
+	assert_int_equal(parse("{\"resource\":\"q1\",\"metric\":\"n\",\"kind\":\"counter\","
+			       "\"type\":\"custom\",\"time\":1794999600.5,\"value\":1}",
+			       &p, err, sizeof(err)), 0);
+	assert_int_equal(p.time_ms, 1794999600500LL);
+	assert_int_equal(p.kind, VG_KIND_COUNTER);
+	assert_int_equal(p.rtype, VG_RT_CUSTOM);
+	assert_int_equal(parse("{\"resource\":\"vm\",\"metric\":\"n\",\"type\":\"instance\","
+			       "\"value\":-3}", &p, err, sizeof(err)), 0);
+	assert_int_equal(p.time_ms, NOW);
+	assert_int_equal(p.rtype, VG_RT_INSTANCE);
+	/* relative times as elsewhere in the API */
+	assert_int_equal(parse("{\"resource\":\"q\",\"metric\":\"n\",\"time\":\"-5m\","
+			       "\"value\":1}", &p, err, sizeof(err)), 0);
+	assert_int_equal(p.time_ms, NOW - 300000);
+}
+
+static void test_point_refused(void **state)
+{
+	char longname[260];
+
+	(void)state;
+	refused("[]", "object");
+	refused("{\"metric\":\"m\",\"value\":1}", "missing \"resource\"");
+	refused("{\"resource\":\"r\",\"value\":1}", "missing \"metric\"");
+	refused("{\"resource\":\"r\",\"metric\":\"m\"}", "\"value\"");
+	refused("{\"resource\":7,\"metric\":\"m\",\"value\":1}", "\"resource\" must be a string");
+	refused("{\"resource\":\"a\\u0007b\",\"metric\":\"m\",\"value\":1}", "bad resource id");
+	refused("{\"resource\":\"r\",\"metric\":\"m\\u0085\",\"value\":1}", "bad metric name");
+	memset(longname, 'x', 201);
+	longname[201] = '\0';
+	{
+		char doc[400];
+		snprintf(doc, sizeof(doc), "{\"resource\":\"%s\",\"metric\":\"m\",\"value\":1}", longname);
+		refused(doc, "bad resource id");
+	}
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"unit\":\"0123456789abcdef0123456789abcdefX\",\"value\":1}", "bad unit");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"unit\":\"\",\"value\":1}", "bad unit");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"kind\":\"derive\",\"value\":1}", "bad kind");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"type\":\"disk\",\"value\":1}", "bad type");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"value\":\"NaN\"}", "finite");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"value\":null}", "finite");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"value\":1,\"extra\":1}", "unknown field \"extra\"");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"time\":\"yesterday-ish\",\"value\":1}", "bad time");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"time\":true,\"value\":1}", "bad time");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"time\":1e300,\"value\":1}", "bad time");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"time\":10,\"value\":1}", "1970-01-02");
+	/* max_future: 10 min ahead is taken, a second more is not */
+	{
+		struct vg_pub_point p;
+		char err[256], doc[200];
+		snprintf(doc, sizeof(doc), "{\"resource\":\"r\",\"metric\":\"m\",\"time\":%lld,\"value\":1}",
+			 (long long)(NOW + 600000) / 1000);
+		assert_int_equal(parse(doc, &p, err, sizeof(err)), 0);
+		snprintf(doc, sizeof(doc), "{\"resource\":\"r\",\"metric\":\"m\",\"time\":%lld,\"value\":1}",
+			 (long long)(NOW + 601000) / 1000);
+		refused(doc, "max_future");
+		snprintf(doc, sizeof(doc), "{\"resource\":\"r\",\"metric\":\"m\",\"time\":%lld,\"value\":1}",
+			 (long long)(NOW - 456LL * 86400000) / 1000);
+		refused(doc, "longest archive");
+	}
+}
+
+static void test_bucket(void **state)
+{
+	struct vg_pub_state *s = vg_pub_state_new(1000, 0);
+	uint32_t retry;
+
+	(void)state;
+	assert_non_null(s);
+	/* a full second's worth at first, then empty */
+	assert_int_equal(vg_pub_take(s, "p1", 600, 0, &retry), 0);
+	assert_int_equal(vg_pub_take(s, "p1", 400, 0, &retry), 0);
+	assert_int_equal(vg_pub_take(s, "p1", 1, 0, &retry), -EAGAIN);
+	assert_int_equal(retry, 1);
+	/* another project has its own bucket */
+	assert_int_equal(vg_pub_take(s, "p2", 1000, 0, &retry), 0);
+	/* refilled at the rate: 500 after half a second, not 501 */
+	assert_int_equal(vg_pub_take(s, "p1", 501, 500, &retry), -EAGAIN);
+	assert_int_equal(vg_pub_take(s, "p1", 500, 500, &retry), 0);
+	/* never more than a second's worth, however long it waited */
+	assert_int_equal(vg_pub_take(s, "p1", 1000, 100000, &retry), 0);
+	assert_int_equal(vg_pub_take(s, "p1", 1, 100000, &retry), -EAGAIN);
+	/* more than a second's worth can never pass */
+	assert_int_equal(vg_pub_take(s, "p3", 1001, 0, &retry), -E2BIG);
+	vg_pub_state_free(s);
+	vg_pub_state_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_point_ok),
+		cmocka_unit_test(test_point_refused),
+		cmocka_unit_test(test_bucket),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	json_decref(g_doc);
+	return rc;
+}
