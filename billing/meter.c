@@ -44,7 +44,7 @@
 enum {
 	Q_GET, Q_PUT, Q_INS_IGNORE, Q_INS_REPLACE, Q_FIND_INFERRED, Q_DEL,
 	Q_LOAD, Q_FILL_FLAVOR, Q_NET_ADD, Q_HAS_DISKS, Q_PARENT_CREATE,
-	Q_PARENT_DELETE, Q_UPD,
+	Q_PARENT_DELETE, Q_UPD, Q_TAIL,
 	Q_BEGIN, Q_COMMIT, Q_ROLLBACK, NQ
 };
 
@@ -95,6 +95,10 @@ static const char *const sql[NQ] = {
 		  "last_poll_ms=?10,last_change_ms=?11,state=?12,flavor=?13,"
 		  "vcpus=?14,ram_mb=?15,disk_gb=?16,capacity=?17,has_disks=?18,"
 		  "ctr_ms=?19,ctr_tx=?20,ctr_rx=?21 WHERE id=?1",
+	/* live migration (resume_moved): the last transitions of a
+	 * resource, newest first */
+	[Q_TAIL] = "SELECT time_ms,kind,exact,lo_ms,hi_ms FROM transitions "
+		   "WHERE resource=?1 ORDER BY time_ms DESC,kind DESC LIMIT 8",
 	[Q_BEGIN] = "BEGIN IMMEDIATE",
 	[Q_COMMIT] = "COMMIT",
 	[Q_ROLLBACK] = "ROLLBACK",
@@ -118,6 +122,7 @@ struct mres {
 	char *id, *parent, *project, *user, *name, *host;
 	int type, found;
 	int ident_changed; /* type/parent/project/user/name/host since load */
+	int moved;         /* this observation took it over from another host */
 	int64_t first_ms, last_seen_ms, last_poll_ms, last_change_ms;
 	int state;
 	struct flavor fl;
@@ -521,20 +526,97 @@ static int refine(struct vg_bill_meter *m, struct mres *r, int kind, int64_t t,
 	return 0;
 }
 
+/* ---- live migration ------------------------------------------------------- */
+
+/* Does host (a batch's) differ from the host that runs r? An unknown host
+ * on either side, or an instance in flight (host ""), is not "another". */
+static int other_host(const struct mres *r, const char *host)
+{
+	return r->found && r->host && *r->host && host && strcmp(r->host, host);
+}
+
+static int in_flight(const struct mres *r)
+{
+	return r->host && !*r->host;
+}
+
+/* r is seen running at t on a host that is not the one that last ran it.
+ * If the old host ended its run with inferred stops/deletions only (it saw
+ * the domain vanish, or it was in flight) and the new host saw it no later
+ * than one vanish window after the old host's report (at least
+ * EVENT_LATE_MS), those transitions are removed: the run goes on, with no
+ * gap and no second minimum. An exact stop (a real shutdown before a cold
+ * migration) is kept. *resumed = 1 if the run was continued. */
+static int resume_moved(struct vg_bill_meter *m, struct mres *r, int64_t t,
+			int *resumed)
+{
+	sqlite3_stmt *s = m->q[Q_TAIL];
+	int64_t tt[8], lo = INT64_MAX, hi = INT64_MIN;
+	int kk[8], n = 0, exact = 0, rc;
+
+	*resumed = 0;
+	sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW && n < 8) {
+		int kind = sqlite3_column_int(s, 1);
+		if (kind != VG_BILL_T_STOP && kind != VG_BILL_T_DELETE)
+			break;
+		if (sqlite3_column_int(s, 2))
+			exact = 1;
+		tt[n] = sqlite3_column_int64(s, 0);
+		kk[n++] = kind;
+		if (sqlite3_column_int64(s, 3) < lo)
+			lo = sqlite3_column_int64(s, 3);
+		if (sqlite3_column_int64(s, 4) > hi)
+			hi = sqlite3_column_int64(s, 4);
+	}
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return vg_bill_db_errno(rc);
+	if (n == 0 || exact)
+		return 0;
+	int64_t win = hi - lo > EVENT_LATE_MS ? hi - lo : EVENT_LATE_MS;
+	if (t > hi + win)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		s = m->q[Q_DEL];
+		sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, tt[i]);
+		sqlite3_bind_int(s, 3, kk[i]);
+		if ((rc = step_done(s)))
+			return rc;
+	}
+	struct tstate st;
+	if ((rc = replay(m, r->id, INT64_MAX, &st)))
+		return rc;
+	r->state = st.state;
+	r->fl = st.fl;
+	r->capacity = st.capacity;
+	m->st.migrations++;
+	*resumed = 1;
+	return 0;
+}
+
 /* ---- events --------------------------------------------------------------- */
 
-/* Parse an event's detail: derived/initial flags and a flavor. */
-static void parse_detail(const char *detail, int *inferred, struct flavor *f)
+/* Parse an event's detail: derived/initial flags, libvirt's "migrated"
+ * reason and a flavor. */
+static void parse_detail(const char *detail, int *inferred, int *migrated,
+			 struct flavor *f)
 {
 	json_t *j, *v;
 
 	*inferred = 0;
+	*migrated = 0;
 	flavor_unknown(f);
 	if (!detail || !(j = json_loads(detail, 0, NULL)))
 		return;
 	if (json_is_true(json_object_get(j, "derived")) ||
 	    json_is_true(json_object_get(j, "initial")))
 		*inferred = 1;
+	if ((v = json_object_get(j, "reason")) && json_is_string(v) &&
+	    !strcmp(json_string_value(v), "migrated"))
+		*migrated = 1;
 	if ((v = json_object_get(j, "flavor")) && json_is_string(v)) {
 		snprintf(f->name, sizeof(f->name), "%s", json_string_value(v));
 		f->has_name = 1;
@@ -550,12 +632,13 @@ static void parse_detail(const char *detail, int *inferred, struct flavor *f)
 	json_decref(j);
 }
 
-static int apply_event(struct vg_bill_meter *m, const struct vg_event *e)
+static int apply_event(struct vg_bill_meter *m, const struct vg_event *e,
+		       const char *host)
 {
 	struct mres r;
 	struct flavor f;
 	struct tstate st;
-	int inferred, done = 0, rc, changed = 0;
+	int inferred, migrated, done = 0, rc, changed = 0;
 	int64_t t = e->time_ms, lo, at;
 
 	if (!e->resource || e->type == VG_EV_GAP || e->type == VG_EV_SUSPENDED ||
@@ -568,7 +651,42 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e)
 		r.first_ms = INT64_MIN;
 		r.last_seen_ms = r.last_poll_ms = r.last_change_ms = INT64_MIN;
 	}
-	parse_detail(e->detail, &inferred, &f);
+	parse_detail(e->detail, &inferred, &migrated, &f);
+
+	/* Live migration (bill_meter.h). */
+	int stopish = e->type == VG_EV_STOPPED || e->type == VG_EV_UNDEFINED;
+	if ((stopish || (e->type == VG_EV_DEFINED && (r.state & ST_EXISTS))) &&
+	    other_host(&r, host)) {
+		m->st.elsewhere++; /* the old host's word on a moved instance */
+		goto out;
+	}
+	if (e->type == VG_EV_STOPPED && migrated && !inferred) {
+		/* Left this host, runs on the destination: in flight. */
+		if (!in_flight(&r)) {
+			free(r.host);
+			if (!(r.host = strdup(""))) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			r.ident_changed = 1;
+		}
+		if (t > r.last_seen_ms)
+			r.last_seen_ms = t;
+		m->st.events++;
+		rc = save_res(m, &r);
+		goto out;
+	}
+	if (stopish && in_flight(&r))
+		inferred = 1; /* the source's vanish; the destination may resume */
+	if (e->type == VG_EV_STARTED && (inferred || migrated) &&
+	    (other_host(&r, host) || in_flight(&r))) {
+		int resumed = 0;
+		if ((rc = resume_moved(m, &r, t, &resumed)))
+			goto out;
+		changed |= resumed;
+	}
+	if (e->type == VG_EV_STARTED && (rc = set_str(&r, &r.host, host)))
+		goto out;
 	lo = r.found && r.last_seen_ms != INT64_MIN ? r.last_seen_ms : 0;
 	if (lo > t)
 		lo = t;
@@ -709,6 +827,17 @@ static int64_t sample_int(const struct vg_batch *b, const struct vg_resource *re
 		if (!strcmp(s[i].metric, m1) || (m2 && !strcmp(s[i].metric, m2)))
 			return to_int(s[i].value);
 	return -1;
+}
+
+/* virDomainState counted as running (bill_meter.h); no power state: yes. */
+static int power_running(int64_t ps)
+{
+	return ps < 0 || ps == 1 || ps == 2 || ps == 3 || ps == 4 || ps == 7;
+}
+
+static int obs_running(const struct vg_batch *b, const struct vg_resource *res)
+{
+	return power_running(sample_int(b, res, "power.state", "state"));
 }
 
 /* Update identity from the observation; project falls back to the
@@ -959,7 +1088,18 @@ static int observe_nic(struct vg_bill_meter *m, struct mres *r,
 	}
 	if (tx < 0 || rx < 0)
 		return 0;
-	if (r->ctr_valid && t > r->ctr_ms) {
+	if (r->moved) {
+		/* A new host's vNIC counts from zero since the migration:
+		 * its first value is the traffic since the old host's last
+		 * report. */
+		int64_t from = r->ctr_valid ? r->ctr_ms : r->last_seen_ms;
+		if (from != INT64_MIN && from < t) {
+			int rc = spread(m, r->project ? r->project : "default",
+					r->id, from, t, tx, rx);
+			if (rc)
+				return rc;
+		}
+	} else if (r->ctr_valid && t > r->ctr_ms) {
 		int64_t dtx = tx >= r->ctr_tx ? tx - r->ctr_tx : tx;
 		int64_t drx = rx >= r->ctr_rx ? rx - r->ctr_rx : rx;
 		if (tx < r->ctr_tx || rx < r->ctr_rx)
@@ -987,11 +1127,29 @@ static int apply_resource(struct vg_bill_meter *m, const struct vg_batch *b,
 		return 0;
 	if ((rc = load_res(m, res->id, &r)))
 		goto out;
-	if (r.found && res->time_ms <= r.last_poll_ms) {
+	/* A report from another host is not a re-delivery: the stale rule
+	 * holds per host (the new host of a moved instance may poll before
+	 * the old host's last report arrives). */
+	if (r.found && res->time_ms <= r.last_poll_ms && !other_host(&r, b->host)) {
 		m->st.stale++;
 		goto out;
 	}
-	if ((rc = update_identity(m, &r, res)) || (rc = set_str(&r, &r.host, b->host)))
+	int running = res->state == VG_RSTATE_ACTIVE &&
+		      (res->type != VG_RT_INSTANCE || obs_running(b, res));
+	if (other_host(&r, b->host) || in_flight(&r)) {
+		if (!running && other_host(&r, b->host)) {
+			m->st.elsewhere++; /* left behind on the old host */
+			goto out;
+		}
+		if (running) {
+			int resumed;
+			if ((rc = resume_moved(m, &r, res->time_ms, &resumed)))
+				goto out;
+			r.moved = 1;
+		}
+	}
+	if ((rc = update_identity(m, &r, res)) ||
+	    ((running || !r.host) && (rc = set_str(&r, &r.host, b->host))))
 		goto out;
 	if (r.first_ms == INT64_MIN || r.first_ms < 0) {
 		if (res->state == VG_RSTATE_ACTIVE)
@@ -1016,7 +1174,8 @@ static int apply_resource(struct vg_bill_meter *m, const struct vg_batch *b,
 		r.last_seen_ms = res->time_ms;
 	if (r.last_seen_ms == INT64_MIN)
 		r.last_seen_ms = res->time_ms;
-	r.last_poll_ms = res->time_ms;
+	if (res->time_ms > r.last_poll_ms)
+		r.last_poll_ms = res->time_ms;
 	m->st.observations++;
 	rc = save_res(m, &r);
 out:
@@ -1069,7 +1228,7 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 		if (items[i].is_obs)
 			rc = apply_resource(m, b, &b->res[items[i].idx]);
 		else
-			rc = apply_event(m, &b->events[items[i].idx]);
+			rc = apply_event(m, &b->events[items[i].idx], b->host);
 	}
 	free(items);
 	if (!rc)
