@@ -325,6 +325,7 @@ static int drafts(sqlite3 *db, const struct vg_bill_ratecard *rc, struct vg_bill
 	cnt = w;
 	if (arr)
 		qsort(arr, cnt, sizeof(*arr), cmp_inv);
+	r = vg_bill_names_fill(db, arr, cnt); /* project names (names.c) */
 out:
 	for (int k = 0; k < depth; k++) {
 		free_arr(chain_r[k], nr[k]);

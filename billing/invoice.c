@@ -102,6 +102,7 @@ void vg_bill_invoice_free(struct vg_bill_invoice *inv)
 	free(inv->lines);
 	free(inv->number);
 	free(inv->project);
+	free(inv->project_name);
 	free(inv);
 }
 

@@ -32,6 +32,7 @@
 
 #include <jansson.h>
 
+#include "vigie/bill_invoice.h"
 #include "vigie/bill_meter.h"
 
 #define ST_EXISTS 1
@@ -843,15 +844,23 @@ static int obs_running(const struct vg_batch *b, const struct vg_resource *res)
 /* Update identity from the observation; project falls back to the
  * parent's or "default". */
 static int update_identity(struct vg_bill_meter *m, struct mres *r,
-			   const struct vg_resource *res)
+			   const struct vg_batch *b, const struct vg_resource *res)
 {
 	int rc = 0;
 	if (r->type != res->type)
 		r->ident_changed = 1;
 	r->type = res->type;
+	const char *name = res->name;
+	if (res->type == VG_RT_INSTANCE) {
+		/* the name people know it by (Nova's display name), not
+		 * libvirt's "instance-0000002a"; the id stays beside it */
+		const char *dn = attr_get(b, res, "display_name", NULL);
+		if (dn && *dn)
+			name = dn;
+	}
 	if ((rc = set_str(r, &r->parent, res->parent)) ||
 	    (rc = set_str(r, &r->user, res->user)) ||
-	    (rc = set_str(r, &r->name, res->name)))
+	    (rc = set_str(r, &r->name, name)))
 		return rc;
 	if (res->project)
 		return set_str(r, &r->project, res->project);
@@ -1148,7 +1157,12 @@ static int apply_resource(struct vg_bill_meter *m, const struct vg_batch *b,
 			r.moved = 1;
 		}
 	}
-	if ((rc = update_identity(m, &r, res)) ||
+	if (res->type == VG_RT_INSTANCE && res->state == VG_RSTATE_ACTIVE &&
+	    (rc = vg_bill_names_put(m->db, res->project,
+				    attr_get(b, res, "project_name", NULL),
+				    res->time_ms)))
+		goto out;
+	if ((rc = update_identity(m, &r, b, res)) ||
 	    ((running || !r.host) && (rc = set_str(&r, &r.host, b->host))))
 		goto out;
 	if (r.first_ms == INT64_MIN || r.first_ms < 0) {
@@ -1276,6 +1290,11 @@ int vg_bill_meter_open(const char *path, struct vg_bill_meter **out, char *err,
 	}
 	if ((rc = vg_bill_db_open(path, &m->db, err, errlen))) {
 		free(m);
+		return rc;
+	}
+	if ((rc = vg_bill_names_init(m->db))) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(m->db));
+		vg_bill_meter_close(m);
 		return rc;
 	}
 	for (int i = 0; i < NQ; i++) {

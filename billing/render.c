@@ -117,6 +117,7 @@ static json_t *to_json(const struct vg_bill_invoice *inv)
 	json_object_set_new(root, "invoice", json_string(inv->number));
 	json_object_set_new(root, "status", json_string(inv->final ? "final" : "draft"));
 	json_object_set_new(root, "project", json_string(inv->project));
+	json_object_set_new(root, "project_name", str_or_null(inv->project_name));
 	json_object_set_new(period, "month", json_string(vg_bill_month_format(inv->month, ms, sizeof(ms))));
 	json_object_set_new(period, "start", json_string(iso(vg_bill_month_start_ms(inv->month), b1, sizeof(b1))));
 	json_object_set_new(period, "end", json_string(iso(vg_bill_month_end_ms(inv->month), b1, sizeof(b1))));
@@ -230,6 +231,11 @@ int vg_bill_invoice_from_json(const char *text, size_t len, struct vg_bill_invoi
 	}
 	free(inv->number);
 	if (!(inv->number = strdup(num))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (jstr(root, "project_name") &&
+	    !(inv->project_name = strdup(jstr(root, "project_name")))) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -358,7 +364,8 @@ static void csv_field(struct tb *b, const char *s, int last)
 static const char *const csv_cols[] = {
 	"identity/LineItemId", "bill/InvoiceId", "bill/BillType",
 	"bill/BillingPeriodStartDate", "bill/BillingPeriodEndDate",
-	"lineItem/UsageAccountId", "lineItem/LineItemType",
+	"lineItem/UsageAccountId", "lineItem/UsageAccountName",
+	"lineItem/LineItemType",
 	"lineItem/UsageStartDate", "lineItem/UsageEndDate",
 	"lineItem/ProductCode", "lineItem/UsageType", "lineItem/Operation",
 	"lineItem/ResourceId", "resourceTags/user:Name",
@@ -381,7 +388,8 @@ static int render_csv(const struct vg_bill_invoice *inv, char **out, size_t *len
 		const struct vg_bill_invoice_line *l = &inv->lines[i];
 		const char *row[NCOLS] = {
 			l->key, inv->number, inv->final ? "Final" : "Draft", ps, pe,
-			inv->project, l->adjustment_for ? "Adjustment" : "Usage",
+			inv->project, inv->project_name,
+			l->adjustment_for ? "Adjustment" : "Usage",
 			iso(l->start_ms, us, sizeof(us)), iso(l->end_ms, ue, sizeof(ue)),
 			"vigie", vg_bill_usage_type_name(l->usage_type), l->item,
 			l->resource_id, l->resource_name,
@@ -464,7 +472,16 @@ static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *le
 	tb_puts(&b, inv->final ? "\">final" : " draft\">draft: amounts may change until the month is finalized");
 	tb_puts(&b, "</span>\n<dl>\n");
 	html_cell(&b, "dt", NULL, "Project");
-	html_cell(&b, "dd", NULL, inv->project);
+	tb_puts(&b, "<dd>");
+	if (inv->project_name) {
+		html_text(&b, inv->project_name);
+		tb_puts(&b, " <span class=\"res\">");
+		html_text(&b, inv->project);
+		tb_puts(&b, "</span>");
+	} else {
+		html_text(&b, inv->project);
+	}
+	tb_puts(&b, "</dd>\n");
 	html_cell(&b, "dt", NULL, "Period");
 	snprintf(b2, sizeof(b2), "%s (", vg_bill_month_format(inv->month, ms, sizeof(ms)));
 	tb_puts(&b, "<dd>");

@@ -66,6 +66,7 @@ struct vg_bill_invoice_line {
 struct vg_bill_invoice {
 	char *number;         /* "2026-10-0001" (final), "DRAFT-2026-10-acme" */
 	char *project;
+	char *project_name;   /* the name people know it by; NULL if unknown */
 	struct vg_bill_month month;
 	char currency[4];
 	int digits;
@@ -149,6 +150,22 @@ int vg_bill_invoice_text(sqlite3 *db, const struct vg_bill_ratecard *rc,
  * final, -EINVAL if the month has not ended, -EAGAIN if busy. */
 int vg_bill_finalize(sqlite3 *db, const struct vg_bill_ratecard *rc,
 		     struct vg_bill_month m, int64_t now_ms, size_t *count);
+
+/* ---- project names (billing/names.c) ----------------------------------- */
+
+/* Create the table of project names if it is missing (the meter does at
+ * open). 0 or -errno. */
+int vg_bill_names_init(sqlite3 *db);
+
+/* Record that project is called name as of time_ms (kept only if newer
+ * than what is stored and different). NULL or empty name: nothing. 0 or
+ * -errno. Runs inside the caller's transaction if one is open. */
+int vg_bill_names_put(sqlite3 *db, const char *project, const char *name,
+		      int64_t time_ms);
+
+/* Set project_name on each of the n invoices that has none, from the
+ * table (no table or no row: left NULL). 0 or -ENOMEM. */
+int vg_bill_names_fill(sqlite3 *db, struct vg_bill_invoice **inv, size_t n);
 
 /* 1 if m is finalized, 0 if not, -errno. */
 int vg_bill_is_final(sqlite3 *db, struct vg_bill_month m);

@@ -2,7 +2,8 @@
  * bill_invoice_test.c — finalization and adjustments on the ledger month:
  * a finalized invoice is immutable and re-renders byte-identically in
  * every format; late usage for a finalized month lands once, as an
- * adjustment line naming that month, on the next month's invoice.
+ * adjustment line naming that month, on the next month's invoice; the
+ * names people know (Nova display and project names) with the ids beside.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -251,7 +252,8 @@ static void test_render_formats(void **state)
 		rows += *p == '\n';
 	assert_int_equal(rows, 1 + 16);
 	assert_non_null(strstr(csv, "identity/LineItemId,bill/InvoiceId,bill/BillType,"));
-	assert_non_null(strstr(csv, ",Draft,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,acme,Usage,"));
+	/* no name known for acme: the name column is empty */
+	assert_non_null(strstr(csv, ",Draft,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,acme,,Usage,"));
 	assert_non_null(strstr(csv, ",i-api,api,163.991667,hour,0.04,6.56,EUR,"));
 	assert_non_null(strstr(html, "<!DOCTYPE html>"));
 	assert_non_null(strstr(html, "@media print"));
@@ -260,12 +262,72 @@ static void test_render_formats(void **state)
 	free(html);
 }
 
+/* One Nova instance's poll in December with the names the agent sends. */
+static void nova_poll(struct fx *f, const char *t, const char *project_name)
+{
+	struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, T(t));
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE,
+		"0f0e0d0c-0000-4000-8000-00000000002a", "instance-0000002a", NULL, T(t));
+	assert_non_null(r);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "bbbbbbbb0000000000000000000000b1", "u1", "m1.small"), 0);
+	assert_int_equal(vg_batch_sample(b, "power.state", VG_KIND_GAUGE, 1), 0);
+	assert_int_equal(vg_batch_attr(b, "display_name", "web-frontend-1"), 0);
+	assert_int_equal(vg_batch_attr(b, "project_name", project_name), 0);
+	assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+	vg_batch_free(b);
+}
+
+static void test_names_people_know(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db = vg_bill_meter_db(f->m);
+	const char *P = "bbbbbbbb0000000000000000000000b1";
+	struct vg_bill_invoice *inv;
+	size_t len, n;
+
+	nova_poll(f, "2026-12-01T00:00:00Z", "webshop");
+	nova_poll(f, "2026-12-01T10:00:00Z", "webshop-eu"); /* renamed */
+	assert_int_equal(vg_bill_names_put(db, P, "webshop", T("2026-12-01T05:00:00Z")), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, DEC, P, &inv), 0);
+	assert_string_equal(inv->project, P);
+	assert_non_null(inv->project_name); /* the newest name wins, not the last written */
+	assert_string_equal(inv->project_name, "webshop-eu");
+	assert_true(inv->nlines >= 1);
+	for (size_t i = 0; i < inv->nlines; i++) {
+		assert_string_equal(inv->lines[i].resource_name, "web-frontend-1");
+		assert_string_equal(inv->lines[i].resource_id, "0f0e0d0c-0000-4000-8000-00000000002a");
+	}
+	vg_bill_invoice_free(inv);
+
+	char *js = text(f, DEC, P, VG_BILL_FMT_JSON, &len);
+	char *csv = text(f, DEC, P, VG_BILL_FMT_CSV, &len);
+	char *html = text(f, DEC, P, VG_BILL_FMT_HTML, &len);
+	assert_non_null(strstr(js, "\"project_name\": \"webshop-eu\""));
+	assert_non_null(strstr(js, "\"resource_name\": \"web-frontend-1\""));
+	assert_non_null(strstr(csv, ",bbbbbbbb0000000000000000000000b1,webshop-eu,Usage,"));
+	assert_non_null(strstr(html, "webshop-eu <span class=\"res\">bbbbbbbb0000000000000000000000b1</span>"));
+	assert_non_null(strstr(html, "web-frontend-1<br><span class=\"res\">0f0e0d0c-0000-4000-8000-00000000002a</span>"));
+	assert_null(strstr(html, "instance-0000002a"));
+	free(js);
+	free(csv);
+	free(html);
+
+	/* the frozen document keeps the names */
+	assert_int_equal(vg_bill_finalize(db, f->rc, DEC, T("2027-01-01T00:00:00Z"), &n), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, DEC, P, &inv), 0);
+	assert_true(inv->final);
+	assert_string_equal(inv->project_name, "webshop-eu");
+	vg_bill_invoice_free(inv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_finalize_freezes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_late_usage_becomes_adjustment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_formats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_names_people_know, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
