@@ -99,6 +99,90 @@ static char *qty_base_text(const struct vg_bill_invoice_line *l, char *buf, size
 	return l->qty_neg && l->qty ? buf : buf + 1;
 }
 
+/* ---- summaries ------------------------------------------------------------------ */
+
+/* Services an AWS-like bill sums by: compute, storage, network (egress and
+ * ingress), adjustments. */
+enum { SV_COMPUTE, SV_STORAGE, SV_NETWORK, SV_ADJUST, SV_N };
+static const char *const sv_names[SV_N] = {"compute", "storage", "network",
+					   "adjustment"};
+
+static int service_of(int ut)
+{
+	switch (ut) {
+	case VG_BILL_UT_COMPUTE: return SV_COMPUTE;
+	case VG_BILL_UT_STORAGE: return SV_STORAGE;
+	case VG_BILL_UT_EGRESS:
+	case VG_BILL_UT_INGRESS: return SV_NETWORK;
+	default: return SV_ADJUST;
+	}
+}
+
+struct inst_sum {
+	const char *id, *name;
+	int64_t sv[SV_N], total;
+};
+
+/* Per-instance sums of inv's lines, in the order instances first appear.
+ * *out malloc'd (caller frees), NULL with *n = 0 if there are no lines.
+ * 0 or -ENOMEM. */
+static int instance_sums(const struct vg_bill_invoice *inv, struct inst_sum **out, size_t *n)
+{
+	struct inst_sum *a = NULL;
+	size_t cnt = 0, last = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (inv->nlines && !(a = calloc(inv->nlines, sizeof(*a))))
+		return -ENOMEM;
+	for (size_t i = 0; i < inv->nlines; i++) {
+		const struct vg_bill_invoice_line *l = &inv->lines[i];
+		const char *id = l->instance_id ? l->instance_id : l->resource_id;
+		size_t k = cnt;
+		if (cnt && !strcmp(a[last].id, id))
+			k = last;
+		else
+			for (size_t j = 0; j < cnt; j++)
+				if (!strcmp(a[j].id, id)) {
+					k = j;
+					break;
+				}
+		if (k == cnt) {
+			a[cnt].id = id;
+			a[cnt].name = l->instance_name ? l->instance_name
+				      : !l->instance_id ? l->resource_name : NULL;
+			cnt++;
+		}
+		int sv = l->adjustment_for ? SV_ADJUST : service_of(l->usage_type);
+		a[k].sv[sv] += l->amount_micro;
+		a[k].total += l->amount_micro;
+		last = k;
+	}
+	*out = a;
+	*n = cnt;
+	return 0;
+}
+
+static void service_sums(const struct vg_bill_invoice *inv, int64_t sv[SV_N])
+{
+	memset(sv, 0, SV_N * sizeof(*sv));
+	for (size_t i = 0; i < inv->nlines; i++) {
+		const struct vg_bill_invoice_line *l = &inv->lines[i];
+		sv[l->adjustment_for ? SV_ADJUST : service_of(l->usage_type)] += l->amount_micro;
+	}
+}
+
+/* The seconds the minimum added, "95.000"; "" when none. */
+static char *min_secs(const struct vg_bill_invoice_line *l, char *buf, size_t len)
+{
+	if (l->minimum_runs <= 0 && l->minimum_added_ms <= 0)
+		buf[0] = '\0';
+	else
+		snprintf(buf, len, "%lld.%03lld", (long long)(l->minimum_added_ms / 1000),
+			 (long long)(l->minimum_added_ms % 1000));
+	return buf;
+}
+
 /* ---- JSON ---------------------------------------------------------------------- */
 
 static json_t *str_or_null(const char *s)
@@ -150,6 +234,11 @@ static json_t *to_json(const struct vg_bill_invoice *inv)
 		json_object_set_new(o, "amount", json_string(vg_bill_money_format(l->amount_micro, inv->digits, b2, sizeof(b2))));
 		json_object_set_new(o, "amount_micro", json_integer(l->amount_micro));
 		json_object_set_new(o, "minimum_runs", json_integer(l->minimum_runs));
+		if (l->minimum_runs > 0 || l->minimum_added_ms > 0)
+			json_object_set_new(o, "minimum_added_seconds", json_string(min_secs(l, b1, sizeof(b1))));
+		json_object_set_new(o, "instance_id", json_string(l->instance_id ? l->instance_id : l->resource_id));
+		json_object_set_new(o, "instance_name", str_or_null(l->instance_id ? l->instance_name : l->resource_name));
+		json_object_set_new(o, "split", str_or_null(l->split));
 		if (l->adjustment_for) {
 			json_object_set_new(o, "adjustment_for", json_string(l->adjustment_for));
 			json_object_set_new(o, "adjusted_type", str_or_null(l->adjusted_type));
@@ -158,11 +247,52 @@ static json_t *to_json(const struct vg_bill_invoice *inv)
 	}
 	json_object_set_new(root, "lines", lines);
 	lines = NULL;
-	for (int ut = 0; ut < VG_BILL_UT_N; ut++)
-		json_object_set_new(sub, vg_bill_usage_type_name(ut),
-				    json_string(vg_bill_money_format(inv->subtotal_micro[ut], inv->digits, b1, sizeof(b1))));
+	/* empty subtotals are omitted: a usage type with no line */
+	for (int ut = 0; ut < VG_BILL_UT_N; ut++) {
+		int any = 0;
+		for (size_t i = 0; i < inv->nlines && !any; i++)
+			any = inv->lines[i].usage_type == ut;
+		if (any)
+			json_object_set_new(sub, vg_bill_usage_type_name(ut),
+					    json_string(vg_bill_money_format(inv->subtotal_micro[ut], inv->digits, b1, sizeof(b1))));
+	}
 	json_object_set_new(root, "subtotals", sub);
 	sub = NULL;
+	{
+		json_t *summ = json_object(), *svs = json_object(), *insts = json_array();
+		struct inst_sum *is;
+		size_t nis;
+		int64_t sv[SV_N];
+		if (!summ || !svs || !insts || instance_sums(inv, &is, &nis)) {
+			json_decref(summ);
+			json_decref(svs);
+			json_decref(insts);
+			goto oom;
+		}
+		service_sums(inv, sv);
+		for (int k = 0; k < SV_N; k++) {
+			int any = 0;
+			for (size_t i = 0; i < inv->nlines && !any; i++)
+				any = (inv->lines[i].adjustment_for ? SV_ADJUST
+				       : service_of(inv->lines[i].usage_type)) == k;
+			if (any)
+				json_object_set_new(svs, sv_names[k], json_string(vg_bill_money_format(sv[k], inv->digits, b1, sizeof(b1))));
+		}
+		for (size_t i = 0; i < nis; i++) {
+			json_t *o = json_object();
+			json_object_set_new(o, "instance_id", json_string(is[i].id));
+			json_object_set_new(o, "name", str_or_null(is[i].name));
+			for (int k = 0; k < SV_N; k++)
+				if (is[i].sv[k])
+					json_object_set_new(o, sv_names[k], json_string(vg_bill_money_format(is[i].sv[k], inv->digits, b1, sizeof(b1))));
+			json_object_set_new(o, "total", json_string(vg_bill_money_format(is[i].total, inv->digits, b1, sizeof(b1))));
+			json_array_append_new(insts, o);
+		}
+		free(is);
+		json_object_set_new(summ, "services", svs);
+		json_object_set_new(summ, "instances", insts);
+		json_object_set_new(root, "summary", summ);
+	}
 	json_object_set_new(root, "total", json_string(vg_bill_money_format(inv->total_micro, inv->digits, b1, sizeof(b1))));
 	json_object_set_new(root, "total_micro", json_integer(inv->total_micro));
 	for (size_t i = 0; i < inv->nwarnings; i++)
@@ -274,6 +404,15 @@ int vg_bill_invoice_from_json(const char *text, size_t len, struct vg_bill_invoi
 		x.minimum_runs = (int)json_integer_value(json_object_get(l, "minimum_runs"));
 		x.adjustment_for = (char *)jstr(l, "adjustment_for");
 		x.adjusted_type = (char *)jstr(l, "adjusted_type");
+		x.instance_id = (char *)jstr(l, "instance_id");
+		x.instance_name = (char *)jstr(l, "instance_name");
+		x.split = (char *)jstr(l, "split");
+		if (jstr(l, "minimum_added_seconds")) {
+			int64_t micro;
+			if (vg_bill_money_parse(jstr(l, "minimum_added_seconds"), 1, &micro))
+				goto out;
+			x.minimum_added_ms = micro / 1000;
+		}
 		if ((rc = vg_bill_invoice_add_line(inv, &x)))
 			goto out;
 		rc = -EBADMSG;
@@ -372,13 +511,15 @@ static const char *const csv_cols[] = {
 	"lineItem/UsageAmount", "pricing/unit", "lineItem/UnblendedRate",
 	"lineItem/UnblendedCost", "lineItem/CurrencyCode",
 	"lineItem/LineItemDescription", "vigie/AdjustmentFor",
+	"vigie/InstanceId", "vigie/InstanceName", "vigie/SplitReason",
+	"vigie/MinimumAddedSeconds",
 };
 #define NCOLS (sizeof(csv_cols) / sizeof(csv_cols[0]))
 
 static int render_csv(const struct vg_bill_invoice *inv, char **out, size_t *len)
 {
 	struct tb b = {0};
-	char ps[40], pe[40], us[40], ue[40], q[48], r[40], a[40];
+	char ps[40], pe[40], us[40], ue[40], q[48], r[40], a[40], mn[40];
 
 	for (size_t i = 0; i < NCOLS; i++)
 		csv_field(&b, csv_cols[i], i + 1 == NCOLS);
@@ -397,6 +538,9 @@ static int render_csv(const struct vg_bill_invoice *inv, char **out, size_t *len
 			vg_bill_rate_format(l->rate_micro, inv->digits, r, sizeof(r)),
 			vg_bill_money_format(l->amount_micro, inv->digits, a, sizeof(a)),
 			inv->currency, l->description, l->adjustment_for,
+			l->instance_id ? l->instance_id : l->resource_id,
+			l->instance_id ? l->instance_name : l->resource_name,
+			l->split, min_secs(l, mn, sizeof(mn)),
 		};
 		for (size_t k = 0; k < NCOLS; k++)
 			csv_field(&b, row[k], k + 1 == NCOLS);
@@ -452,10 +596,63 @@ static const char css[] =
 	"tfoot td{font-weight:bold;border-bottom:none}"
 	"tr.total td{border-top:2px solid #111;font-size:11pt}"
 	".res{font-family:monospace;font-size:8pt;color:#555}"
-	".warn{color:#a40}"
+	".warn{color:#a40}.why{font-size:8pt;color:#555;font-style:italic}"
+	"h2{font-size:12pt;margin:1.2em 0 .3em}"
+	"table.sum{width:auto;min-width:40%}"
+	"td.t{white-space:nowrap;font-size:8pt}"
 	"@media print{body{margin:0}th{background:none}"
 	"thead{display:table-header-group}tr{page-break-inside:avoid}"
 	"@page{size:A4 landscape;margin:12mm}}";
+
+/* Summary by service, then by instance (AWS-like); services and columns
+ * with nothing are left out. 0 or -ENOMEM. */
+static int html_summaries(struct tb *b, const struct vg_bill_invoice *inv)
+{
+	struct inst_sum *is;
+	size_t nis;
+	int64_t sv[SV_N];
+	int used[SV_N] = {0};
+	char buf[64];
+
+	if (!inv->nlines)
+		return 0;
+	if (instance_sums(inv, &is, &nis))
+		return -ENOMEM;
+	service_sums(inv, sv);
+	for (size_t i = 0; i < inv->nlines; i++)
+		used[inv->lines[i].adjustment_for ? SV_ADJUST : service_of(inv->lines[i].usage_type)] = 1;
+	tb_puts(b, "<section class=\"summary\">\n<h2>Summary by service</h2>\n<table class=\"sum\">\n<tbody>\n");
+	for (int k = 0; k < SV_N; k++) {
+		if (!used[k])
+			continue;
+		tb_puts(b, "<tr>");
+		html_cell(b, "td", NULL, sv_names[k]);
+		html_cell(b, "td", "n", vg_bill_money_format(sv[k], inv->digits, buf, sizeof(buf)));
+		tb_puts(b, "</tr>\n");
+	}
+	tb_puts(b, "</tbody>\n</table>\n<h2>Summary by instance</h2>\n<table class=\"sum\">\n<thead><tr>");
+	html_cell(b, "th", NULL, "Instance");
+	for (int k = 0; k < SV_N; k++)
+		if (used[k])
+			html_cell(b, "th", "n", sv_names[k]);
+	html_cell(b, "th", "n", "Total");
+	tb_puts(b, "</tr></thead>\n<tbody>\n");
+	for (size_t i = 0; i < nis; i++) {
+		tb_puts(b, "<tr><td>");
+		html_text(b, is[i].name ? is[i].name : is[i].id);
+		tb_puts(b, "<br><span class=\"res\">");
+		html_text(b, is[i].id);
+		tb_puts(b, "</span></td>");
+		for (int k = 0; k < SV_N; k++)
+			if (used[k])
+				html_cell(b, "td", "n", is[i].sv[k] ? vg_bill_money_format(is[i].sv[k], inv->digits, buf, sizeof(buf)) : "");
+		html_cell(b, "td", "n", vg_bill_money_format(is[i].total, inv->digits, buf, sizeof(buf)));
+		tb_puts(b, "</tr>\n");
+	}
+	tb_puts(b, "</tbody>\n</table>\n</section>\n");
+	free(is);
+	return 0;
+}
 
 static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *len)
 {
@@ -496,7 +693,10 @@ static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *le
 		html_cell(&b, "dt", NULL, "Finalized");
 		html_cell(&b, "dd", NULL, iso(inv->finalized_ms, buf, sizeof(buf)));
 	}
-	tb_puts(&b, "\n</dl>\n</header>\n<table>\n<thead><tr>");
+	tb_puts(&b, "\n</dl>\n</header>\n");
+	if (html_summaries(&b, inv))
+		b.oom = 1;
+	tb_puts(&b, "<h2>Lines</h2>\n<table>\n<thead><tr>");
 	const char *hdr[] = {"Resource", "Type", "Description", "Usage start",
 			     "Usage end", "Quantity", "Unit", "Rate", "Amount"};
 	for (size_t i = 0; i < 9; i++)
@@ -510,10 +710,24 @@ static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *le
 		html_text(&b, l->resource_id);
 		tb_puts(&b, "</span></td>");
 		html_cell(&b, "td", NULL, vg_bill_usage_type_name(l->usage_type));
-		html_cell(&b, "td", NULL, l->description);
-		html_cell(&b, "td", NULL, iso(l->start_ms, buf, sizeof(buf)));
-		html_cell(&b, "td", NULL, iso(l->end_ms, buf, sizeof(buf)));
-		html_cell(&b, "td", "n", qty_text(l, buf, sizeof(buf)));
+		tb_puts(&b, "<td>");
+		html_text(&b, l->description);
+		if (l->split) {
+			tb_puts(&b, "<br><span class=\"why\">apart from the line above: ");
+			html_text(&b, l->split);
+			tb_puts(&b, "</span>");
+		}
+		tb_puts(&b, "</td>");
+		html_cell(&b, "td", "t", iso(l->start_ms, buf, sizeof(buf)));
+		html_cell(&b, "td", "t", iso(l->end_ms, buf, sizeof(buf)));
+		tb_puts(&b, "<td class=\"n\">");
+		html_text(&b, qty_text(l, buf, sizeof(buf)));
+		if (*min_secs(l, buf, sizeof(buf))) {
+			tb_puts(&b, "<br><span class=\"res\">+");
+			html_text(&b, buf);
+			tb_puts(&b, "&nbsp;s minimum</span>");
+		}
+		tb_puts(&b, "</td>");
 		html_cell(&b, "td", NULL, l->unit);
 		html_cell(&b, "td", "n", vg_bill_rate_format(l->rate_micro, inv->digits, buf, sizeof(buf)));
 		html_cell(&b, "td", "n", vg_bill_money_format(l->amount_micro, inv->digits, buf, sizeof(buf)));
@@ -521,6 +735,11 @@ static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *le
 	}
 	tb_puts(&b, "</tbody>\n<tfoot>\n");
 	for (int ut = 0; ut < VG_BILL_UT_N; ut++) {
+		int any = 0;
+		for (size_t i = 0; i < inv->nlines && !any; i++)
+			any = inv->lines[i].usage_type == ut;
+		if (!any)
+			continue; /* empty subtotals are omitted */
 		tb_puts(&b, "<tr><td colspan=\"8\" class=\"n\">Subtotal ");
 		html_text(&b, vg_bill_usage_type_name(ut));
 		tb_puts(&b, "</td>");

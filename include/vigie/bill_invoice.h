@@ -61,6 +61,14 @@ struct vg_bill_invoice_line {
 	char *adjusted_type;  /* adjustment lines: the usage type adjusted */
 	char *adjustment_for; /* adjustment lines: "2026-10" */
 	int minimum_runs;     /* runs shorter than the minimum, billed at it */
+	int64_t minimum_added_ms; /* time added by the minimum (in qty) */
+	char *instance_id;    /* the instance the resource belongs to (itself
+				 for an instance; NULL: resource_id) */
+	char *instance_name;  /* its name, may be NULL */
+	char *split;          /* why this line is apart from the one above it
+				 (same resource and usage type): "price
+				 change", "resize", "tier", "root disk";
+				 NULL for the first */
 };
 
 struct vg_bill_invoice {

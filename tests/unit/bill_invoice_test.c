@@ -321,6 +321,86 @@ static void test_names_people_know(void **state)
 	vg_bill_invoice_free(inv);
 }
 
+static const struct vg_bill_invoice_line *nth_of(const struct vg_bill_invoice *inv,
+						 const char *res, int ut, int i, size_t *at)
+{
+	for (size_t k = 0; k < inv->nlines; k++)
+		if (!strcmp(inv->lines[k].resource_id, res) && inv->lines[k].usage_type == ut &&
+		    !inv->lines[k].adjustment_for && i-- == 0) {
+			if (at)
+				*at = k;
+			return &inv->lines[k];
+		}
+	return NULL;
+}
+
+/* Lines read like a bill: by instance, usage type and time (not by key:
+ * i-api's m1.medium came first in October, "m1.large" sorts before it);
+ * each says why it is apart from the line above; the seconds the minimum
+ * added are visible; summaries per service and per instance add up to the
+ * ledger's hand-computed lines; empty subtotals are left out. */
+static void test_readable_lines(void **state)
+{
+	struct fx *f = *state;
+	sqlite3 *db = vg_bill_meter_db(f->m);
+	struct vg_bill_invoice *inv;
+	const struct vg_bill_invoice_line *l;
+	size_t a, b, len;
+
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "acme", &inv), 0);
+	const char *api[4][2] = {{"flavor:m1.medium", NULL}, {"flavor:m1.large", "resize"},
+				 {"ram", "resize"}, {"vcpu", "vCPU and RAM priced apart"}};
+	size_t prev = 0;
+	for (int i = 0; i < 4; i++) {
+		assert_non_null(l = nth_of(inv, "i-api", VG_BILL_UT_COMPUTE, i, &a));
+		assert_string_equal(l->item, api[i][0]);
+		if (api[i][1])
+			assert_string_equal(l->split, api[i][1]);
+		else
+			assert_null(l->split);
+		assert_true(i == 0 || a == prev + 1);
+		prev = a;
+	}
+	/* the instance's own lines, then its disks and vNICs */
+	assert_non_null(nth_of(inv, "i-web", VG_BILL_UT_COMPUTE, 1, &a));
+	assert_non_null(nth_of(inv, "d-web", VG_BILL_UT_STORAGE, 0, &b));
+	assert_int_equal(b, a + 1);
+	assert_non_null(l = nth_of(inv, "i-batch", VG_BILL_UT_COMPUTE, 1, NULL));
+	assert_string_equal(l->split, "price change");
+	assert_int_equal(l->minimum_runs, 2);
+	assert_int_equal(l->minimum_added_ms, 70000); /* 40 s run +20, 10 s run +50 */
+	assert_non_null(l = nth_of(inv, "n-web", VG_BILL_UT_EGRESS, 2, NULL));
+	assert_string_equal(l->split, "tier");
+	assert_string_equal(l->instance_id, "i-web");
+	vg_bill_invoice_free(inv);
+
+	char *js = text(f, OCT, "acme", VG_BILL_FMT_JSON, &len);
+	char *csv = text(f, OCT, "acme", VG_BILL_FMT_CSV, &len);
+	char *html = text(f, OCT, "acme", VG_BILL_FMT_HTML, &len);
+	/* hand sums of the ledger's lines (tests/fixtures/billing/ledger-2026-10.txt):
+	 * i-api 6.56 + 16.32 + 10.80 + 16.20 = 49.88 compute, 5.98 storage;
+	 * i-batch 0.26 + 0.03 = 0.29, 1.00; i-old 7.20, 0.48;
+	 * i-web 7.20 + 11.52 = 18.72, 2.00, network 0.00 + 0.81 + 0.10 = 0.91 */
+	assert_non_null(strstr(js, "\"services\": {\n      \"compute\": \"76.09\",\n      \"storage\": \"9.46\",\n      \"network\": \"0.91\"\n    }"));
+	assert_non_null(strstr(js, "\"instance_id\": \"i-api\",\n        \"name\": \"api\",\n        \"compute\": \"49.88\",\n        \"storage\": \"5.98\",\n        \"total\": \"55.86\""));
+	assert_non_null(strstr(js, "\"instance_id\": \"i-web\",\n        \"name\": \"web\",\n        \"compute\": \"18.72\",\n        \"storage\": \"2.00\",\n        \"network\": \"0.91\",\n        \"total\": \"21.63\""));
+	assert_non_null(strstr(js, "\"minimum_added_seconds\": \"70.000\""));
+	assert_null(strstr(js, "\"adjustment\": \"0.00\""));
+	assert_null(strstr(js, "\"network-ingress\""));
+	assert_non_null(strstr(csv, ",i-batch,batch,price change,70.000\r\n"));
+	assert_non_null(strstr(html, "Summary by instance"));
+	assert_non_null(strstr(html, "apart from the line above: price change"));
+	assert_non_null(strstr(html, "+70.000&nbsp;s minimum"));
+	assert_null(strstr(html, "Subtotal adjustment"));
+	/* rates and money the same way everywhere: 0.005 and 10.80 */
+	assert_non_null(strstr(js, "\"rate\": \"0.005\""));
+	assert_non_null(strstr(csv, ",0.005,10.80,EUR,"));
+	assert_non_null(strstr(html, "<td class=\"n\">0.005</td><td class=\"n\">10.80</td>"));
+	free(js);
+	free(csv);
+	free(html);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +408,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_late_usage_becomes_adjustment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_render_formats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names_people_know, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_readable_lines, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
