@@ -91,6 +91,7 @@ static void line_clear(struct vg_bill_invoice_line *l)
 	free(l->instance_id);
 	free(l->instance_name);
 	free(l->split);
+	free(l->corrects);
 }
 
 void vg_bill_invoice_free(struct vg_bill_invoice *inv)
@@ -141,7 +142,8 @@ int vg_bill_invoice_add_line(struct vg_bill_invoice *inv,
 	    dupn(&n->adjustment_for, l->adjustment_for) ||
 	    dupn(&n->instance_id, l->instance_id) ||
 	    dupn(&n->instance_name, l->instance_name) ||
-	    dupn(&n->split, l->split)) {
+	    dupn(&n->split, l->split) ||
+	    dupn(&n->corrects, l->corrects)) {
 		line_clear(n);
 		return -ENOMEM;
 	}

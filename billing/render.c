@@ -242,6 +242,7 @@ static json_t *to_json(const struct vg_bill_invoice *inv)
 		if (l->adjustment_for) {
 			json_object_set_new(o, "adjustment_for", json_string(l->adjustment_for));
 			json_object_set_new(o, "adjusted_type", str_or_null(l->adjusted_type));
+			json_object_set_new(o, "corrects_invoice", str_or_null(l->corrects));
 		}
 		json_array_append_new(lines, o);
 	}
@@ -407,6 +408,7 @@ int vg_bill_invoice_from_json(const char *text, size_t len, struct vg_bill_invoi
 		x.instance_id = (char *)jstr(l, "instance_id");
 		x.instance_name = (char *)jstr(l, "instance_name");
 		x.split = (char *)jstr(l, "split");
+		x.corrects = (char *)jstr(l, "corrects_invoice");
 		if (jstr(l, "minimum_added_seconds")) {
 			int64_t micro;
 			if (vg_bill_money_parse(jstr(l, "minimum_added_seconds"), 1, &micro))
@@ -512,7 +514,7 @@ static const char *const csv_cols[] = {
 	"lineItem/UnblendedCost", "lineItem/CurrencyCode",
 	"lineItem/LineItemDescription", "vigie/AdjustmentFor",
 	"vigie/InstanceId", "vigie/InstanceName", "vigie/SplitReason",
-	"vigie/MinimumAddedSeconds",
+	"vigie/MinimumAddedSeconds", "vigie/CorrectsInvoice",
 };
 #define NCOLS (sizeof(csv_cols) / sizeof(csv_cols[0]))
 
@@ -532,7 +534,8 @@ static int render_csv(const struct vg_bill_invoice *inv, char **out, size_t *len
 			inv->project, inv->project_name,
 			l->adjustment_for ? "Adjustment" : "Usage",
 			iso(l->start_ms, us, sizeof(us)), iso(l->end_ms, ue, sizeof(ue)),
-			"vigie", vg_bill_usage_type_name(l->usage_type), l->item,
+			"vigie", l->adjustment_for && l->adjusted_type ? l->adjusted_type
+					: vg_bill_usage_type_name(l->usage_type), l->item,
 			l->resource_id, l->resource_name,
 			qty_text(l, q, sizeof(q)), l->unit,
 			vg_bill_rate_format(l->rate_micro, inv->digits, r, sizeof(r)),
@@ -540,7 +543,20 @@ static int render_csv(const struct vg_bill_invoice *inv, char **out, size_t *len
 			inv->currency, l->description, l->adjustment_for,
 			l->instance_id ? l->instance_id : l->resource_id,
 			l->instance_id ? l->instance_name : l->resource_name,
-			l->split, min_secs(l, mn, sizeof(mn)),
+			l->split, min_secs(l, mn, sizeof(mn)), l->corrects,
+		};
+		for (size_t k = 0; k < NCOLS; k++)
+			csv_field(&b, row[k], k + 1 == NCOLS);
+	}
+	/* warnings (unpriced usage) as rows of their own, with no cost */
+	for (size_t i = 0; i < inv->nwarnings; i++) {
+		char id[32];
+		snprintf(id, sizeof(id), "warning-%zu", i + 1);
+		const char *row[NCOLS] = {
+			id, inv->number, inv->final ? "Final" : "Draft", ps, pe,
+			inv->project, inv->project_name, "Warning", NULL, NULL,
+			"vigie", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+			inv->currency, inv->warnings[i],
 		};
 		for (size_t k = 0; k < NCOLS; k++)
 			csv_field(&b, row[k], k + 1 == NCOLS);

@@ -65,6 +65,9 @@ struct vg_bill_invoice_line {
 	char *instance_id;    /* the instance the resource belongs to (itself
 				 for an instance; NULL: resource_id) */
 	char *instance_name;  /* its name, may be NULL */
+	char *corrects;       /* adjustment lines: the number of the frozen
+				 invoice corrected; NULL if the month had
+				 none for this project */
 	char *split;          /* why this line is apart from the one above it
 				 (same resource and usage type): "price
 				 change", "resize", "tier", "root disk";

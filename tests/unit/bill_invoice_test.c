@@ -210,6 +210,21 @@ static void test_late_usage_becomes_adjustment(void **state)
 	/* 5520 s x 0.03 / 3600 = 0.046 -> 0.05, billed 0.03: +0.02 */
 	assert_int_equal(l->amount_micro, 20000);
 	assert_non_null(strstr(l->description, "Adjustment for 2026-10"));
+	/* auditable: the invoice it corrects, and the slice that changed (the
+	 * billed line ended with the 10 s run at 10-25 14:00:10, the late run
+	 * ends 10-28 10:30), not the line's whole month */
+	assert_string_equal(l->corrects, "2026-10-0001");
+	assert_int_equal(l->start_ms, T("2026-10-25T14:00:10Z"));
+	assert_int_equal(l->end_ms, T("2026-10-28T10:30:00Z"));
+	assert_non_null(strstr(l->description, "corrects invoice 2026-10-0001"));
+	{
+		size_t len;
+		char *csv = text(f, NOV, "acme", VG_BILL_FMT_CSV, &len);
+		/* the same columns as usage: UsageType is the adjusted type */
+		assert_non_null(strstr(csv, ",Adjustment,2026-10-25T14:00:10Z,2026-10-28T10:30:00Z,vigie,compute,flavor:m1.small,i-batch,"));
+		assert_non_null(strstr(csv, ",2026-10-0001\r\n"));
+		free(csv);
+	}
 	assert_int_equal(inv->total_micro, 80000 + 20000);
 	assert_int_equal(inv->subtotal_micro[VG_BILL_UT_ADJUSTMENT], 20000);
 	vg_bill_invoice_free(inv);
@@ -218,6 +233,9 @@ static void test_late_usage_becomes_adjustment(void **state)
 	assert_int_equal(inv->nlines, 1);
 	l = line(inv, "adj|2026-10|i-late|compute|flavor:m1.small|0.03");
 	assert_non_null(l);
+	assert_null(l->corrects); /* gamma had no October invoice */
+	assert_non_null(strstr(l->description, "not invoiced before"));
+	assert_int_equal(l->start_ms, T("2026-10-20T00:00:00Z"));
 	/* seen running 00:00..10:00, gone at 12:00: stopped at 10:00 */
 	assert_true(l->qty == 36000000);
 	assert_int_equal(l->amount_micro, 300000);
@@ -387,7 +405,7 @@ static void test_readable_lines(void **state)
 	assert_non_null(strstr(js, "\"minimum_added_seconds\": \"70.000\""));
 	assert_null(strstr(js, "\"adjustment\": \"0.00\""));
 	assert_null(strstr(js, "\"network-ingress\""));
-	assert_non_null(strstr(csv, ",i-batch,batch,price change,70.000\r\n"));
+	assert_non_null(strstr(csv, ",i-batch,batch,price change,70.000,\r\n"));
 	assert_non_null(strstr(html, "Summary by instance"));
 	assert_non_null(strstr(html, "apart from the line above: price change"));
 	assert_non_null(strstr(html, "+70.000&nbsp;s minimum"));
@@ -401,6 +419,38 @@ static void test_readable_lines(void **state)
 	free(html);
 }
 
+/* Unpriced usage is named in every format: JSON warnings, an HTML list and
+ * a CSV row of its own (LineItemType Warning, no cost). */
+static void test_warnings_everywhere(void **state)
+{
+	struct fx *f = *state;
+	size_t len;
+	const char *times[] = {"2026-12-02T00:00:00Z", "2026-12-02T01:00:00Z"};
+
+	for (int i = 0; i < 2; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, T(times[i]));
+		struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "i-odd", "odd", NULL, T(times[i]));
+		r->state = VG_RSTATE_ACTIVE;
+		assert_int_equal(vg_batch_identity(b, "delta", NULL, "x9.odd"), 0);
+		assert_int_equal(vg_batch_sample(b, "power.state", VG_KIND_GAUGE, 1), 0);
+		assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+		vg_batch_free(b);
+	}
+	char *js = text(f, DEC, "delta", VG_BILL_FMT_JSON, &len);
+	char *csv = text(f, DEC, "delta", VG_BILL_FMT_CSV, &len);
+	char *html = text(f, DEC, "delta", VG_BILL_FMT_HTML, &len);
+	const char *w = "compute of i-odd from 2026-12-02T00:00:00Z is not priced";
+	assert_non_null(strstr(js, w));
+	assert_non_null(strstr(html, "<ul class=\"warn\">"));
+	assert_non_null(strstr(html, w));
+	assert_non_null(strstr(csv, "warning-1,DRAFT-2026-12-delta,Draft,"));
+	assert_non_null(strstr(csv, ",Warning,,,vigie,"));
+	assert_non_null(strstr(csv, w));
+	free(js);
+	free(csv);
+	free(html);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -409,6 +459,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_render_formats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_names_people_know, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readable_lines, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_warnings_everywhere, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
