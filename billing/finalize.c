@@ -363,6 +363,8 @@ static int drafts(sqlite3 *db, const struct vg_bill_ratecard *rc, struct vg_bill
 	if (arr)
 		qsort(arr, cnt, sizeof(*arr), cmp_inv);
 	r = vg_bill_names_fill(db, arr, cnt); /* project names (names.c) */
+	for (size_t i = 0; i < cnt && !r; i++) /* invoice or usage statement */
+		r = vg_bill_invoice_document(arr[i], rc);
 out:
 	for (int k = 0; k < depth; k++) {
 		free_arr(chain_r[k], nr[k]);
@@ -489,9 +491,23 @@ int vg_bill_finalize(sqlite3 *db, const struct vg_bill_ratecard *rc,
 			"VALUES(?1,?2,?3,?4)", -1, &s, NULL))))
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		char num[48], *doc;
+		char num[160], *doc;
 		size_t len;
-		snprintf(num, sizeof(num), "%s-%04zu", ms, i + 1);
+		const struct vg_bill_rc_issuer *is = rc ? rc->issuer : NULL;
+		if (is && is->number_prefix && arr[i]->doc != VG_BILL_DOC_STATEMENT) {
+			/* the issuer's sequence (numbers.c), no project id */
+			int64_t seq;
+			if ((r = vg_bill_numbers_next(db, is->party.name, &seq)))
+				goto fail;
+			snprintf(num, sizeof(num), "%s%0*lld", is->number_prefix,
+				 is->number_digits, (long long)seq);
+		} else {
+			snprintf(num, sizeof(num), "%s-%04zu", ms, i + 1);
+		}
+		if (arr[i]->doc != VG_BILL_DOC_STATEMENT) {
+			arr[i]->issue_ms = now_ms;
+			arr[i]->due_ms = now_ms + (int64_t)arr[i]->payment_terms_days * 86400000LL;
+		}
 		free(arr[i]->number);
 		if (!(arr[i]->number = strdup(num))) {
 			r = -ENOMEM;

@@ -70,6 +70,8 @@ struct vg_bill_invoice *vg_bill_invoice_new(const char *project, struct vg_bill_
 		inv->digits = rc->digits;
 	}
 	inv->finalized_ms = -1;
+	inv->issue_ms = inv->due_ms = -1;
+	inv->payment_terms_days = -1;
 	if (!inv->project || !inv->number) {
 		vg_bill_invoice_free(inv);
 		return NULL;
@@ -107,6 +109,9 @@ void vg_bill_invoice_free(struct vg_bill_invoice *inv)
 	free(inv->number);
 	free(inv->project);
 	free(inv->project_name);
+	vg_bill_party_free(&inv->issuer);
+	vg_bill_party_free(&inv->customer);
+	free(inv->tax_note);
 	free(inv);
 }
 
@@ -178,6 +183,71 @@ void vg_bill_invoice_totals(struct vg_bill_invoice *inv)
 			inv->subtotal_micro[ut] += inv->lines[i].amount_micro;
 		inv->total_micro += inv->lines[i].amount_micro;
 	}
+	/* tax on the rounded total, rounded once, half up, symmetric */
+	inv->tax_micro = 0;
+	if (inv->has_tax) {
+		int64_t t = inv->total_micro;
+		vg_bill_u128 mag = (vg_bill_u128)(t < 0 ? -t : t);
+		int64_t tax = vg_bill_amount(mag, inv->tax_rate_micro, VG_BILL_MICRO, inv->digits);
+		inv->tax_micro = t < 0 ? -tax : tax;
+	}
+	inv->amount_due_micro = inv->total_micro + inv->tax_micro;
+	if (inv->doc != VG_BILL_DOC_STATEMENT)
+		inv->doc = inv->total_micro < 0 ? VG_BILL_DOC_CREDIT_NOTE : VG_BILL_DOC_INVOICE;
+}
+
+void vg_bill_party_free(struct vg_bill_party *p)
+{
+	if (!p)
+		return;
+	free(p->name);
+	free(p->tax_id);
+	for (size_t i = 0; i < p->naddress; i++)
+		free(p->address[i]);
+	memset(p, 0, sizeof(*p));
+}
+
+int vg_bill_party_copy(struct vg_bill_party *dst, const struct vg_bill_party *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst->country, src->country, sizeof(dst->country));
+	if ((src->name && !(dst->name = strdup(src->name))) ||
+	    (src->tax_id && !(dst->tax_id = strdup(src->tax_id))))
+		goto oom;
+	for (size_t i = 0; i < src->naddress && i < VG_BILL_MAX_ADDRESS; i++) {
+		if (!(dst->address[i] = strdup(src->address[i] ? src->address[i] : "")))
+			goto oom;
+		dst->naddress = i + 1;
+	}
+	return 0;
+oom:
+	vg_bill_party_free(dst);
+	return -ENOMEM;
+}
+
+int vg_bill_invoice_document(struct vg_bill_invoice *inv, const struct vg_bill_ratecard *rc)
+{
+	const struct vg_bill_rc_profile *pf = vg_bill_ratecard_profile(rc, inv->project);
+
+	if (pf && rc->issuer) {
+		vg_bill_party_free(&inv->issuer);
+		vg_bill_party_free(&inv->customer);
+		if (vg_bill_party_copy(&inv->issuer, &rc->issuer->party) ||
+		    vg_bill_party_copy(&inv->customer, &pf->party))
+			return -ENOMEM;
+		inv->doc = VG_BILL_DOC_INVOICE;
+		inv->payment_terms_days = pf->payment_terms_days >= 0
+			? pf->payment_terms_days : rc->issuer->payment_terms_days;
+		inv->has_tax = vg_bill_ratecard_tax_rate(rc, pf, &inv->tax_rate_micro);
+		free(inv->tax_note);
+		inv->tax_note = NULL;
+		if (pf->tax_note && !(inv->tax_note = strdup(pf->tax_note)))
+			return -ENOMEM;
+	} else {
+		inv->doc = VG_BILL_DOC_STATEMENT;
+	}
+	vg_bill_invoice_totals(inv);
+	return 0;
 }
 
 /* ---- charges ------------------------------------------------------------------ */

@@ -183,11 +183,44 @@ static char *min_secs(const struct vg_bill_invoice_line *l, char *buf, size_t le
 	return buf;
 }
 
+static const char *const doc_names[] = {"usage-statement", "invoice", "credit-note"};
+static const char *const doc_titles[] = {"Usage statement", "Invoice", "Credit note"};
+
+static const char *doc_name(int d)
+{
+	return d >= 0 && d <= 2 ? doc_names[d] : doc_names[0];
+}
+
+/* "2026-11-02" (UTC day of ms) */
+static char *day(int64_t ms, char *buf, size_t len)
+{
+	char t[48];
+	vg_time_format(ms, t, sizeof(t));
+	snprintf(buf, len, "%.10s", t);
+	return buf;
+}
+
 /* ---- JSON ---------------------------------------------------------------------- */
 
 static json_t *str_or_null(const char *s)
 {
 	return s ? json_string(s) : json_null();
+}
+
+static json_t *party_json(const struct vg_bill_party *p)
+{
+	json_t *o, *a;
+	if (!p->name)
+		return json_null();
+	o = json_object();
+	a = json_array();
+	json_object_set_new(o, "name", json_string(p->name));
+	for (size_t i = 0; i < p->naddress; i++)
+		json_array_append_new(a, json_string(p->address[i]));
+	json_object_set_new(o, "address", a);
+	json_object_set_new(o, "tax_id", str_or_null(p->tax_id));
+	json_object_set_new(o, "country", p->country[0] ? json_string(p->country) : json_null());
+	return o;
 }
 
 static json_t *to_json(const struct vg_bill_invoice *inv)
@@ -199,7 +232,13 @@ static json_t *to_json(const struct vg_bill_invoice *inv)
 	if (!root || !lines || !sub || !warn || !period)
 		goto oom;
 	json_object_set_new(root, "invoice", json_string(inv->number));
+	json_object_set_new(root, "document", json_string(doc_name(inv->doc)));
 	json_object_set_new(root, "status", json_string(inv->final ? "final" : "draft"));
+	json_object_set_new(root, "issuer", party_json(&inv->issuer));
+	json_object_set_new(root, "customer", party_json(&inv->customer));
+	json_object_set_new(root, "issue_date", inv->issue_ms >= 0 ? json_string(day(inv->issue_ms, b1, sizeof(b1))) : json_null());
+	json_object_set_new(root, "due_date", inv->due_ms >= 0 ? json_string(day(inv->due_ms, b1, sizeof(b1))) : json_null());
+	json_object_set_new(root, "payment_terms_days", inv->payment_terms_days >= 0 ? json_integer(inv->payment_terms_days) : json_null());
 	json_object_set_new(root, "project", json_string(inv->project));
 	json_object_set_new(root, "project_name", str_or_null(inv->project_name));
 	json_object_set_new(period, "month", json_string(vg_bill_month_format(inv->month, ms, sizeof(ms))));
@@ -296,6 +335,19 @@ static json_t *to_json(const struct vg_bill_invoice *inv)
 	}
 	json_object_set_new(root, "total", json_string(vg_bill_money_format(inv->total_micro, inv->digits, b1, sizeof(b1))));
 	json_object_set_new(root, "total_micro", json_integer(inv->total_micro));
+	{
+		json_t *tax = json_array();
+		if (inv->has_tax) {
+			json_t *o = json_object();
+			json_object_set_new(o, "rate", json_string(vg_bill_rate_format(inv->tax_rate_micro, 2, b1, sizeof(b1))));
+			json_object_set_new(o, "base", json_string(vg_bill_money_format(inv->total_micro, inv->digits, b1, sizeof(b1))));
+			json_object_set_new(o, "amount", json_string(vg_bill_money_format(inv->tax_micro, inv->digits, b1, sizeof(b1))));
+			json_object_set_new(o, "note", str_or_null(inv->tax_note));
+			json_array_append_new(tax, o);
+		}
+		json_object_set_new(root, "tax", tax);
+	}
+	json_object_set_new(root, "amount_due", json_string(vg_bill_money_format(inv->amount_due_micro, inv->digits, b1, sizeof(b1))));
 	for (size_t i = 0; i < inv->nwarnings; i++)
 		json_array_append_new(warn, json_string(inv->warnings[i]));
 	json_object_set_new(root, "warnings", warn);
@@ -338,6 +390,40 @@ static const char *jstr(json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
+static int party_from(json_t *o, struct vg_bill_party *p)
+{
+	json_t *a, *x;
+	size_t i;
+
+	if (!json_is_object(o))
+		return 0;
+	if (!jstr(o, "name"))
+		return -EBADMSG;
+	if (!(p->name = strdup(jstr(o, "name"))) ||
+	    (jstr(o, "tax_id") && !(p->tax_id = strdup(jstr(o, "tax_id")))))
+		return -ENOMEM;
+	if (jstr(o, "country"))
+		snprintf(p->country, sizeof(p->country), "%s", jstr(o, "country"));
+	a = json_object_get(o, "address");
+	json_array_foreach(a, i, x) {
+		if (i >= VG_BILL_MAX_ADDRESS || !json_is_string(x))
+			return -EBADMSG;
+		if (!(p->address[i] = strdup(json_string_value(x))))
+			return -ENOMEM;
+		p->naddress = i + 1;
+	}
+	return 0;
+}
+
+static int day_parse(const char *s, int64_t *ms)
+{
+	char t[32];
+	if (!s || strlen(s) != 10)
+		return -EINVAL;
+	snprintf(t, sizeof(t), "%sT00:00:00Z", s);
+	return vg_time_parse(t, 0, ms) ? -EINVAL : 0;
+}
+
 int vg_bill_invoice_from_json(const char *text, size_t len, struct vg_bill_invoice **out)
 {
 	json_t *root, *lines, *l;
@@ -364,6 +450,31 @@ int vg_bill_invoice_from_json(const char *text, size_t len, struct vg_bill_invoi
 	if (!(inv->number = strdup(num))) {
 		rc = -ENOMEM;
 		goto out;
+	}
+	if ((rc = party_from(json_object_get(root, "issuer"), &inv->issuer)) ||
+	    (rc = party_from(json_object_get(root, "customer"), &inv->customer)))
+		goto out;
+	rc = -EBADMSG;
+	for (int d = 0; d < 3; d++)
+		if (jstr(root, "document") && !strcmp(jstr(root, "document"), doc_names[d]))
+			inv->doc = d;
+	if (jstr(root, "issue_date") && day_parse(jstr(root, "issue_date"), &inv->issue_ms))
+		goto out;
+	if (jstr(root, "due_date") && day_parse(jstr(root, "due_date"), &inv->due_ms))
+		goto out;
+	if (json_is_integer(json_object_get(root, "payment_terms_days")))
+		inv->payment_terms_days = (int)json_integer_value(json_object_get(root, "payment_terms_days"));
+	{
+		json_t *t0 = json_array_get(json_object_get(root, "tax"), 0);
+		if (t0) {
+			if (vg_bill_money_parse(jstr(t0, "rate"), 0, &inv->tax_rate_micro))
+				goto out;
+			inv->has_tax = 1;
+			if (jstr(t0, "note") && !(inv->tax_note = strdup(jstr(t0, "note")))) {
+				rc = -ENOMEM;
+				goto out;
+			}
+		}
 	}
 	if (jstr(root, "project_name") &&
 	    !(inv->project_name = strdup(jstr(root, "project_name")))) {
@@ -427,6 +538,13 @@ int vg_bill_invoice_from_json(const char *text, size_t len, struct vg_bill_invoi
 	if (inv->total_micro != json_integer_value(json_object_get(root, "total_micro"))) {
 		rc = -EBADMSG;
 		goto out;
+	}
+	if (jstr(root, "amount_due")) {
+		int64_t due;
+		if (vg_bill_money_parse(jstr(root, "amount_due"), 1, &due) || due != inv->amount_due_micro) {
+			rc = -EBADMSG;
+			goto out;
+		}
 	}
 	*out = inv;
 	inv = NULL;
@@ -548,6 +666,21 @@ static int render_csv(const struct vg_bill_invoice *inv, char **out, size_t *len
 		for (size_t k = 0; k < NCOLS; k++)
 			csv_field(&b, row[k], k + 1 == NCOLS);
 	}
+	/* the tax, as AWS's "Tax" line item: base in UsageAmount */
+	if (inv->has_tax) {
+		char base[40], rt[40], tx[40];
+		const char *row[NCOLS] = {
+			"tax-1", inv->number, inv->final ? "Final" : "Draft", ps, pe,
+			inv->project, inv->project_name, "Tax", NULL, NULL,
+			"vigie", "tax", "tax", NULL, NULL,
+			vg_bill_money_format(inv->total_micro, inv->digits, base, sizeof(base)),
+			inv->currency, vg_bill_rate_format(inv->tax_rate_micro, 2, rt, sizeof(rt)),
+			vg_bill_money_format(inv->tax_micro, inv->digits, tx, sizeof(tx)),
+			inv->currency, inv->tax_note ? inv->tax_note : "Tax on the rounded total",
+		};
+		for (size_t k = 0; k < NCOLS; k++)
+			csv_field(&b, row[k], k + 1 == NCOLS);
+	}
 	/* warnings (unpriced usage) as rows of their own, with no cost */
 	for (size_t i = 0; i < inv->nwarnings; i++) {
 		char id[32];
@@ -616,6 +749,8 @@ static const char css[] =
 	"h2{font-size:12pt;margin:1.2em 0 .3em}"
 	"table.sum{width:auto;min-width:40%}"
 	"td.t{white-space:nowrap;font-size:8pt}"
+	".nw,.num{white-space:nowrap}.stmt{font-weight:bold;color:#a40}"
+	".parties{display:flex;gap:3em;margin:1em 0}address{font-style:normal}"
 	"@media print{body{margin:0}th{background:none}"
 	"thead{display:table-header-group}tr{page-break-inside:avoid}"
 	"@page{size:A4 landscape;margin:12mm}}";
@@ -670,20 +805,68 @@ static int html_summaries(struct tb *b, const struct vg_bill_invoice *inv)
 	return 0;
 }
 
+static void html_party(struct tb *b, const char *role, const struct vg_bill_party *p)
+{
+	if (!p->name)
+		return;
+	tb_puts(b, "<address><strong>");
+	html_text(b, role);
+	tb_puts(b, "</strong><br>");
+	html_text(b, p->name);
+	for (size_t i = 0; i < p->naddress; i++) {
+		tb_puts(b, "<br>");
+		html_text(b, p->address[i]);
+	}
+	if (p->tax_id) {
+		tb_puts(b, "<br>Tax id: <span class=\"nw\">");
+		html_text(b, p->tax_id);
+		tb_puts(b, "</span>");
+	}
+	tb_puts(b, "</address>\n");
+}
+
 static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *len)
 {
 	struct tb b = {0};
 	char buf[64], b2[64], ms[16];
 
-	tb_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Invoice ");
+	const char *title = doc_titles[inv->doc >= 0 && inv->doc <= 2 ? inv->doc : 0];
+	tb_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>");
+	html_text(&b, title);
+	tb_puts(&b, " ");
 	html_text(&b, inv->number);
 	tb_puts(&b, "</title>\n<style>");
 	tb_puts(&b, css);
-	tb_puts(&b, "</style>\n</head>\n<body>\n<header>\n<h1>Invoice ");
+	tb_puts(&b, "</style>\n</head>\n<body>\n<header>\n<h1>");
+	html_text(&b, title);
+	tb_puts(&b, " <span class=\"num\">");
 	html_text(&b, inv->number);
-	tb_puts(&b, "</h1>\n<span class=\"status");
+	tb_puts(&b, "</span></h1>\n<span class=\"status");
 	tb_puts(&b, inv->final ? "\">final" : " draft\">draft: amounts may change until the month is finalized");
-	tb_puts(&b, "</span>\n<dl>\n");
+	tb_puts(&b, "</span>\n");
+	if (inv->doc == VG_BILL_DOC_STATEMENT)
+		tb_puts(&b, "<p class=\"stmt\">This is a usage statement, not an invoice: "
+			"no billing profile is configured for this project.</p>\n");
+	if (inv->issuer.name || inv->customer.name) {
+		tb_puts(&b, "<div class=\"parties\">\n");
+		html_party(&b, "From", &inv->issuer);
+		html_party(&b, "Bill to", &inv->customer);
+		tb_puts(&b, "</div>\n");
+	}
+	tb_puts(&b, "<dl>\n");
+	if (inv->issue_ms >= 0) {
+		html_cell(&b, "dt", NULL, "Issue date");
+		html_cell(&b, "dd", NULL, day(inv->issue_ms, buf, sizeof(buf)));
+	}
+	if (inv->due_ms >= 0) {
+		html_cell(&b, "dt", NULL, "Due date");
+		html_cell(&b, "dd", NULL, day(inv->due_ms, buf, sizeof(buf)));
+	}
+	if (inv->payment_terms_days >= 0) {
+		snprintf(b2, sizeof(b2), "%d days", inv->payment_terms_days);
+		html_cell(&b, "dt", NULL, "Payment terms");
+		html_cell(&b, "dd", NULL, b2);
+	}
 	html_cell(&b, "dt", NULL, "Project");
 	tb_puts(&b, "<dd>");
 	if (inv->project_name) {
@@ -766,7 +949,32 @@ static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *le
 	html_text(&b, inv->currency);
 	tb_puts(&b, "</td>");
 	html_cell(&b, "td", "n", vg_bill_money_format(inv->total_micro, inv->digits, buf, sizeof(buf)));
-	tb_puts(&b, "</tr>\n</tfoot>\n</table>\n");
+	tb_puts(&b, "</tr>\n");
+	if (inv->has_tax) {
+		tb_puts(&b, "<tr><td colspan=\"8\" class=\"n\">Tax ");
+		html_text(&b, vg_bill_rate_format(inv->tax_rate_micro * 100, 0, buf, sizeof(buf)));
+		tb_puts(&b, "&nbsp;% on ");
+		html_text(&b, vg_bill_money_format(inv->total_micro, inv->digits, buf, sizeof(buf)));
+		if (inv->tax_note) {
+			tb_puts(&b, " (");
+			html_text(&b, inv->tax_note);
+			tb_puts(&b, ")");
+		}
+		tb_puts(&b, "</td>");
+		html_cell(&b, "td", "n", vg_bill_money_format(inv->tax_micro, inv->digits, buf, sizeof(buf)));
+		tb_puts(&b, "</tr>\n");
+	}
+	if (inv->doc != VG_BILL_DOC_STATEMENT) {
+		tb_puts(&b, "<tr class=\"total\"><td colspan=\"8\" class=\"n\">");
+		tb_puts(&b, inv->doc == VG_BILL_DOC_CREDIT_NOTE ? "Amount credited " : "Amount due ");
+		html_text(&b, inv->currency);
+		tb_puts(&b, "</td>");
+		int64_t due = inv->amount_due_micro;
+		html_cell(&b, "td", "n", vg_bill_money_format(inv->doc == VG_BILL_DOC_CREDIT_NOTE ? -due : due,
+							     inv->digits, buf, sizeof(buf)));
+		tb_puts(&b, "</tr>\n");
+	}
+	tb_puts(&b, "</tfoot>\n</table>\n");
 	if (inv->nwarnings) {
 		tb_puts(&b, "<ul class=\"warn\">\n");
 		for (size_t i = 0; i < inv->nwarnings; i++) {
