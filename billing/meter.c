@@ -105,11 +105,57 @@ static const char *const sql[NQ] = {
 	[Q_ROLLBACK] = "ROLLBACK",
 };
 
+/* Project names last written (names.c): a batch repeats its projects'
+ * names for every instance; an unchanged one is not written again.
+ * Direct-mapped; emptied when a batch rolls back. */
+#define NAME_CACHE 64
+struct name_slot {
+	char *project, *name;
+};
+
 struct vg_bill_meter {
 	sqlite3 *db;
 	sqlite3_stmt *q[NQ];
 	struct vg_bill_meter_stats st;
+	struct name_slot names[NAME_CACHE];
 };
+
+static void names_forget(struct vg_bill_meter *m)
+{
+	for (int i = 0; i < NAME_CACHE; i++) {
+		free(m->names[i].project);
+		free(m->names[i].name);
+		m->names[i].project = m->names[i].name = NULL;
+	}
+}
+
+/* vg_bill_names_put unless (project, name) is what was last written. */
+static int put_name(struct vg_bill_meter *m, const char *project, const char *name,
+		    int64_t t)
+{
+	uint32_t h = 2166136261u;
+	int rc;
+
+	if (!project || !name || !*name)
+		return 0;
+	for (const char *p = project; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	struct name_slot *sl = &m->names[h % NAME_CACHE];
+	if (sl->project && !strcmp(sl->project, project) && !strcmp(sl->name, name))
+		return 0;
+	if ((rc = vg_bill_names_put(m->db, project, name, t)))
+		return rc;
+	free(sl->project);
+	free(sl->name);
+	sl->project = strdup(project);
+	sl->name = strdup(name);
+	if (!sl->project || !sl->name) {
+		free(sl->project);
+		free(sl->name);
+		sl->project = sl->name = NULL;
+	}
+	return 0;
+}
 
 /* The flavor of an instance; -1 / NULL for what is unknown. */
 struct flavor {
@@ -1158,9 +1204,8 @@ static int apply_resource(struct vg_bill_meter *m, const struct vg_batch *b,
 		}
 	}
 	if (res->type == VG_RT_INSTANCE && res->state == VG_RSTATE_ACTIVE &&
-	    (rc = vg_bill_names_put(m->db, res->project,
-				    attr_get(b, res, "project_name", NULL),
-				    res->time_ms)))
+	    (rc = put_name(m, res->project, attr_get(b, res, "project_name", NULL),
+			   res->time_ms)))
 		goto out;
 	if ((rc = update_identity(m, &r, b, res)) ||
 	    ((running || !r.host) && (rc = set_str(&r, &r.host, b->host))))
@@ -1249,6 +1294,7 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 		rc = step_done(m->q[Q_COMMIT]);
 	if (rc) {
 		step_done(m->q[Q_ROLLBACK]);
+		names_forget(m); /* what it wrote is gone */
 		m->st.errors++;
 		return rc;
 	}
@@ -1315,6 +1361,7 @@ void vg_bill_meter_close(struct vg_bill_meter *m)
 		return;
 	for (int i = 0; i < NQ; i++)
 		sqlite3_finalize(m->q[i]);
+	names_forget(m);
 	sqlite3_close(m->db);
 	free(m);
 }
