@@ -6,7 +6,8 @@
  * PostgreSQL database shared by several collectors ([state] url).
  *
  * Tables (schema version in vg_schema, component "billing"; an existing
- * billing.db at PRAGMA user_version 1 is adopted as version 1):
+ * billing.db at PRAGMA user_version 1 is adopted as version 1 and
+ * upgraded to 2 when opened):
  *   resources    one row per metered instance, disk and vNIC: identity,
  *                the meter's watermarks (last poll applied, last seen,
  *                last transition), its current state and counter baselines.
@@ -16,6 +17,10 @@
  *   network      bytes per (project, UTC hour, vNIC): the order egress
  *                tiers are filled in.
  *   months       finalized months; invoices: the frozen invoice documents.
+ *   bill_project_names  (step 2) the latest name of each project
+ *                (billing/names.c).
+ *   bill_number_seq     (step 2) the last invoice number given per issuer
+ *                (billing/numbers.c).
  *
  * Both engines' DDL says the same thing in each one's words: sqlite keeps
  * today's text (so a file from before the port is at version 1 as it
@@ -126,8 +131,30 @@ static const char schema_pg[] =
 	" document TEXT NOT NULL,"
 	" PRIMARY KEY(month, project));";
 
+/* Step 2: project names and invoice number sequences. IF NOT EXISTS
+ * because billing.db files written by a build that created these tables
+ * itself at open (before they were migration steps) already have them. */
+static const char step2_sqlite[] =
+	"CREATE TABLE IF NOT EXISTS bill_project_names("
+	" project TEXT PRIMARY KEY,"
+	" name TEXT NOT NULL,"
+	" updated_ms BIGINT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS bill_number_seq("
+	" issuer TEXT PRIMARY KEY,"
+	" last BIGINT NOT NULL);";
+
+static const char step2_pg[] =
+	"CREATE TABLE IF NOT EXISTS bill_project_names("
+	" project TEXT COLLATE \"C\" PRIMARY KEY,"
+	" name TEXT NOT NULL,"
+	" updated_ms BIGINT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS bill_number_seq("
+	" issuer TEXT COLLATE \"C\" PRIMARY KEY,"
+	" last BIGINT NOT NULL);";
+
 static const struct vg_db_step steps[] = {
 	{.version = 1, .sql_sqlite = schema_sqlite, .sql_pg = schema_pg},
+	{.version = 2, .sql_sqlite = step2_sqlite, .sql_pg = step2_pg},
 };
 
 static const struct vg_db_schema billing_schema = {

@@ -29,6 +29,7 @@
 
 #include "vigie/bill_invoice.h"
 #include "vigie/bill_meter.h"
+#include "vigie/clock.h"
 
 #define MAX_LOOKBACK 24
 
@@ -189,15 +190,51 @@ static void prior(struct vg_bill_invoice ***later, size_t *nlater, size_t nmonth
 	}
 }
 
+/* The slice of time that changed between the billed line x and the
+ * recomputed r: where their spans differ (late usage before or after what
+ * was billed); the whole span when only one exists or the change lies
+ * inside the billed span. */
+static void changed_slice(const struct vg_bill_invoice_line *r,
+			  const struct vg_bill_invoice_line *x, int64_t *a, int64_t *b)
+{
+	const struct vg_bill_invoice_line *o = r ? r : x;
+	*a = o->start_ms;
+	*b = o->end_ms;
+	if (!r || !x || (r->start_ms == x->start_ms && r->end_ms == x->end_ms))
+		return;
+	if (r->start_ms != x->start_ms) {
+		*a = r->start_ms < x->start_ms ? r->start_ms : x->start_ms;
+		*b = r->start_ms < x->start_ms ? x->start_ms : r->start_ms;
+	}
+	if (r->end_ms != x->end_ms) {
+		int64_t lo = r->end_ms < x->end_ms ? r->end_ms : x->end_ms;
+		int64_t hi = r->end_ms < x->end_ms ? x->end_ms : r->end_ms;
+		if (r->start_ms == x->start_ms)
+			*a = lo;
+		*b = hi;
+	}
+}
+
 static int add_adjustment(struct vg_bill_invoice *inv, const char *fm,
-			  const struct vg_bill_invoice_line *ref, s128 dq,
+			  const struct vg_bill_invoice *frozen,
+			  const struct vg_bill_invoice_line *ref,
+			  const struct vg_bill_invoice_line *billed, s128 dq,
 			  int64_t damount)
 {
 	struct vg_bill_invoice_line l = *ref;
-	char key[1024], desc[768];
+	char key[1024], desc[1024], ta[32], tb[32];
 
+	changed_slice(ref == billed ? NULL : ref, billed, &l.start_ms, &l.end_ms);
+	vg_time_format(l.start_ms, ta, sizeof(ta));
+	vg_time_format(l.end_ms, tb, sizeof(tb));
 	snprintf(key, sizeof(key), "adj|%s|%s", fm, ref->key);
-	snprintf(desc, sizeof(desc), "Adjustment for %s: %s", fm, ref->description);
+	snprintf(desc, sizeof(desc), "Adjustment for %s (%s, %s to %s%s%s): %s", fm,
+		 vg_bill_usage_type_name(ref->usage_type), ta, tb,
+		 frozen ? ", corrects invoice " : ", not invoiced before",
+		 frozen ? frozen->number : "", ref->description);
+	l.corrects = frozen ? frozen->number : NULL;
+	l.split = NULL;
+	l.minimum_added_ms = 0;
 	l.key = key;
 	l.description = desc;
 	l.usage_type = VG_BILL_UT_ADJUSTMENT;
@@ -230,7 +267,7 @@ static int adjust(struct vg_bill_invoice *inv, const char *fm,
 		s128 dq = sq(r) - sq(x) - pq;
 		int64_t da = r->amount_micro - (x ? x->amount_micro : 0) - pa;
 		if (dq || da)
-			rc = add_adjustment(inv, fm, r, dq, da);
+			rc = add_adjustment(inv, fm, frozen, r, x, dq, da);
 	}
 	/* keys billed but gone from the recomputation (usage shrank to 0) */
 	for (size_t i = 0; frozen && i < frozen->nlines && !rc; i++) {
@@ -243,7 +280,7 @@ static int adjust(struct vg_bill_invoice *inv, const char *fm,
 		s128 dq = -sq(x) - pq;
 		int64_t da = -x->amount_micro - pa;
 		if (dq || da)
-			rc = add_adjustment(inv, fm, x, dq, da);
+			rc = add_adjustment(inv, fm, frozen, x, x, dq, da);
 	}
 	return rc;
 }
@@ -325,6 +362,9 @@ static int drafts(struct vg_db *db, const struct vg_bill_ratecard *rc, struct vg
 	cnt = w;
 	if (arr)
 		qsort(arr, cnt, sizeof(*arr), cmp_inv);
+	r = vg_bill_names_fill(db, arr, cnt); /* project names (names.c) */
+	for (size_t i = 0; i < cnt && !r; i++) /* invoice or usage statement */
+		r = vg_bill_invoice_document(arr[i], rc);
 out:
 	for (int k = 0; k < depth; k++) {
 		free_arr(chain_r[k], nr[k]);
@@ -465,9 +505,23 @@ int vg_bill_finalize(struct vg_db *db, const struct vg_bill_ratecard *rc,
 				   "VALUES(?1,?2,?3,?4)", &s)))
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
-		char num[48], *doc;
+		char num[160], *doc;
 		size_t len;
-		snprintf(num, sizeof(num), "%s-%04zu", ms, i + 1);
+		const struct vg_bill_rc_issuer *is = rc ? rc->issuer : NULL;
+		if (is && is->number_prefix && arr[i]->doc != VG_BILL_DOC_STATEMENT) {
+			/* the issuer's sequence (numbers.c), no project id */
+			int64_t seq;
+			if ((r = vg_bill_numbers_next(db, is->party.name, &seq)))
+				goto fail;
+			snprintf(num, sizeof(num), "%s%0*lld", is->number_prefix,
+				 is->number_digits, (long long)seq);
+		} else {
+			snprintf(num, sizeof(num), "%s-%04zu", ms, i + 1);
+		}
+		if (arr[i]->doc != VG_BILL_DOC_STATEMENT) {
+			arr[i]->issue_ms = now_ms;
+			arr[i]->due_ms = now_ms + (int64_t)arr[i]->payment_terms_days * 86400000LL;
+		}
 		free(arr[i]->number);
 		if (!(arr[i]->number = strdup(num))) {
 			r = -ENOMEM;

@@ -70,6 +70,8 @@ struct vg_bill_invoice *vg_bill_invoice_new(const char *project, struct vg_bill_
 		inv->digits = rc->digits;
 	}
 	inv->finalized_ms = -1;
+	inv->issue_ms = inv->due_ms = -1;
+	inv->payment_terms_days = -1;
 	if (!inv->project || !inv->number) {
 		vg_bill_invoice_free(inv);
 		return NULL;
@@ -88,6 +90,10 @@ static void line_clear(struct vg_bill_invoice_line *l)
 	free(l->base_unit);
 	free(l->adjusted_type);
 	free(l->adjustment_for);
+	free(l->instance_id);
+	free(l->instance_name);
+	free(l->split);
+	free(l->corrects);
 }
 
 void vg_bill_invoice_free(struct vg_bill_invoice *inv)
@@ -102,6 +108,10 @@ void vg_bill_invoice_free(struct vg_bill_invoice *inv)
 	free(inv->lines);
 	free(inv->number);
 	free(inv->project);
+	free(inv->project_name);
+	vg_bill_party_free(&inv->issuer);
+	vg_bill_party_free(&inv->customer);
+	free(inv->tax_note);
 	free(inv);
 }
 
@@ -134,7 +144,11 @@ int vg_bill_invoice_add_line(struct vg_bill_invoice *inv,
 	    dupn(&n->description, l->description) || dupn(&n->unit, l->unit) ||
 	    dupn(&n->base_unit, l->base_unit) ||
 	    dupn(&n->adjusted_type, l->adjusted_type) ||
-	    dupn(&n->adjustment_for, l->adjustment_for)) {
+	    dupn(&n->adjustment_for, l->adjustment_for) ||
+	    dupn(&n->instance_id, l->instance_id) ||
+	    dupn(&n->instance_name, l->instance_name) ||
+	    dupn(&n->split, l->split) ||
+	    dupn(&n->corrects, l->corrects)) {
 		line_clear(n);
 		return -ENOMEM;
 	}
@@ -169,6 +183,71 @@ void vg_bill_invoice_totals(struct vg_bill_invoice *inv)
 			inv->subtotal_micro[ut] += inv->lines[i].amount_micro;
 		inv->total_micro += inv->lines[i].amount_micro;
 	}
+	/* tax on the rounded total, rounded once, half up, symmetric */
+	inv->tax_micro = 0;
+	if (inv->has_tax) {
+		int64_t t = inv->total_micro;
+		vg_bill_u128 mag = (vg_bill_u128)(t < 0 ? -t : t);
+		int64_t tax = vg_bill_amount(mag, inv->tax_rate_micro, VG_BILL_MICRO, inv->digits);
+		inv->tax_micro = t < 0 ? -tax : tax;
+	}
+	inv->amount_due_micro = inv->total_micro + inv->tax_micro;
+	if (inv->doc != VG_BILL_DOC_STATEMENT)
+		inv->doc = inv->total_micro < 0 ? VG_BILL_DOC_CREDIT_NOTE : VG_BILL_DOC_INVOICE;
+}
+
+void vg_bill_party_free(struct vg_bill_party *p)
+{
+	if (!p)
+		return;
+	free(p->name);
+	free(p->tax_id);
+	for (size_t i = 0; i < p->naddress; i++)
+		free(p->address[i]);
+	memset(p, 0, sizeof(*p));
+}
+
+int vg_bill_party_copy(struct vg_bill_party *dst, const struct vg_bill_party *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	memcpy(dst->country, src->country, sizeof(dst->country));
+	if ((src->name && !(dst->name = strdup(src->name))) ||
+	    (src->tax_id && !(dst->tax_id = strdup(src->tax_id))))
+		goto oom;
+	for (size_t i = 0; i < src->naddress && i < VG_BILL_MAX_ADDRESS; i++) {
+		if (!(dst->address[i] = strdup(src->address[i] ? src->address[i] : "")))
+			goto oom;
+		dst->naddress = i + 1;
+	}
+	return 0;
+oom:
+	vg_bill_party_free(dst);
+	return -ENOMEM;
+}
+
+int vg_bill_invoice_document(struct vg_bill_invoice *inv, const struct vg_bill_ratecard *rc)
+{
+	const struct vg_bill_rc_profile *pf = vg_bill_ratecard_profile(rc, inv->project);
+
+	if (pf && rc->issuer) {
+		vg_bill_party_free(&inv->issuer);
+		vg_bill_party_free(&inv->customer);
+		if (vg_bill_party_copy(&inv->issuer, &rc->issuer->party) ||
+		    vg_bill_party_copy(&inv->customer, &pf->party))
+			return -ENOMEM;
+		inv->doc = VG_BILL_DOC_INVOICE;
+		inv->payment_terms_days = pf->payment_terms_days >= 0
+			? pf->payment_terms_days : rc->issuer->payment_terms_days;
+		inv->has_tax = vg_bill_ratecard_tax_rate(rc, pf, &inv->tax_rate_micro);
+		free(inv->tax_note);
+		inv->tax_note = NULL;
+		if (pf->tax_note && !(inv->tax_note = strdup(pf->tax_note)))
+			return -ENOMEM;
+	} else {
+		inv->doc = VG_BILL_DOC_STATEMENT;
+	}
+	vg_bill_invoice_totals(inv);
+	return 0;
 }
 
 /* ---- charges ------------------------------------------------------------------ */
@@ -188,6 +267,7 @@ struct charge {
 	vg_bill_u128 den, qty;
 	int64_t start, end;
 	int minimum_runs;
+	int64_t minimum_added_ms;
 };
 
 struct pricer {
@@ -274,6 +354,7 @@ static int price_compute(struct pricer *P, const struct vg_bill_usage_seg *s,
 	c.start = a;
 	c.end = b;
 	c.minimum_runs = topped;
+	c.minimum_added_ms = extra_ms;
 	c.arg = s->flavor;
 	if (s->flavor && !vg_bill_prices_flavor(p, s->flavor, &hour)) {
 		c.ik = IK_FLAVOR;
@@ -553,6 +634,7 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 	for (size_t i = 0; i < n; i++) {
 		l.qty += c[i].qty;
 		runs += c[i].minimum_runs;
+		l.minimum_added_ms += c[i].minimum_added_ms;
 		if (c[i].start < l.start_ms)
 			l.start_ms = c[i].start;
 		if (c[i].end > l.end_ms)
@@ -628,10 +710,12 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 	}
 	if (runs) {
 		size_t k = strlen(desc);
+		int64_t add = l.minimum_added_ms;
 		snprintf(desc + k, sizeof(desc) - k, "; %d run%s shorter than %lld s "
-			 "billed as %lld s", runs, runs > 1 ? "s" : "",
+			 "billed as %lld s (+%lld.%03lld s)", runs, runs > 1 ? "s" : "",
 			 (long long)(P->rc->min_run_ms / 1000),
-			 (long long)(P->rc->min_run_ms / 1000));
+			 (long long)(P->rc->min_run_ms / 1000),
+			 (long long)(add / 1000), (long long)(add % 1000));
 	}
 	if (r->parent_idx != VG_BILL_NO_INDEX && u->res[r->parent_idx].name)
 		snprintf(name, sizeof(name), "%s/%s", u->res[r->parent_idx].name,
@@ -645,6 +729,10 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 	l.resource_name = name[0] ? name : NULL;
 	l.item = item;
 	l.description = desc;
+	const struct vg_bill_usage_res *inst =
+		r->parent_idx != VG_BILL_NO_INDEX ? &u->res[r->parent_idx] : r;
+	l.instance_id = inst->id;
+	l.instance_name = inst->name;
 	/* unit/base_unit are literals: vg_bill_invoice_add_line copies them */
 	return vg_bill_invoice_add_line(inv, &l);
 }
@@ -670,16 +758,72 @@ static int run_pricer(struct pricer *P)
 	return 0;
 }
 
+static const char *line_inst(const struct vg_bill_invoice_line *l)
+{
+	return l->instance_id ? l->instance_id : l->resource_id;
+}
+
+/* Reading order: by instance (the instance's own lines, then its disks
+ * and vNICs), then usage type, then time (so an earlier price period
+ * comes first), then the key. */
+static int cmp_line(const void *a, const void *b)
+{
+	const struct vg_bill_invoice_line *x = a, *y = b;
+	int c = strcmp(line_inst(x), line_inst(y));
+	if (c)
+		return c;
+	int xs = !strcmp(x->resource_id, line_inst(x)), ys = !strcmp(y->resource_id, line_inst(y));
+	if (xs != ys)
+		return ys - xs;
+	if ((c = strcmp(x->resource_id, y->resource_id)))
+		return c;
+	if (x->usage_type != y->usage_type)
+		return x->usage_type - y->usage_type;
+	if (x->start_ms != y->start_ms)
+		return x->start_ms < y->start_ms ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+/* Why line l is apart from p, the line above it: same resource and usage
+ * type, so a price change (same item), a resize (another flavor), an
+ * egress tier, a flavor without a price billed as vCPUs and RAM, or the
+ * flavor's root disk beside a reported disk. */
+static const char *split_reason(const struct vg_bill_invoice_line *p,
+				const struct vg_bill_invoice_line *l)
+{
+	if (strcmp(p->resource_id, l->resource_id) || p->usage_type != l->usage_type)
+		return NULL;
+	if (!strcmp(p->item, l->item))
+		return "price change";
+	if (!strncmp(l->item, "egress-tier-", 12))
+		return "tier";
+	if ((!strcmp(l->item, "vcpu") || !strcmp(l->item, "ram")) &&
+	    (!strcmp(p->item, "vcpu") || !strcmp(p->item, "ram")) &&
+	    p->start_ms == l->start_ms)
+		return "vCPU and RAM priced apart";
+	if (l->usage_type == VG_BILL_UT_STORAGE)
+		return "root disk";
+	return "resize";
+}
+
 /* Turn the charges of one project [b, e) into inv's lines. */
 static int fill(struct pricer *P, struct vg_bill_invoice *inv, size_t b, size_t e)
 {
 	int rc = 0;
+	size_t first = inv->nlines;
 	for (size_t i = b; i < e && !rc;) {
 		size_t j = i + 1;
 		while (j < e && !cmp_charge_u(P->u, &P->c[i], &P->c[j]))
 			j++;
 		rc = make_line(P, inv, &P->c[i], j - i);
 		i = j;
+	}
+	if (!rc && inv->nlines > first + 1)
+		qsort(inv->lines + first, inv->nlines - first, sizeof(*inv->lines), cmp_line);
+	for (size_t i = first + 1; i < inv->nlines && !rc; i++) {
+		const char *why = split_reason(&inv->lines[i - 1], &inv->lines[i]);
+		if (why && !(inv->lines[i].split = strdup(why)))
+			rc = -ENOMEM;
 	}
 	for (size_t i = 0; i < P->nw && !rc; i++)
 		if (!strcmp(P->wproj[i], inv->project))

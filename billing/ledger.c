@@ -13,6 +13,15 @@
  *   expect MONTH PROJECT RESOURCE ITEM RATE QUANTITY AMOUNT
  *   total MONTH PROJECT AMOUNT
  *   lines MONTH PROJECT COUNT
+ *   document MONTH PROJECT invoice|credit-note|usage-statement
+ *   tax MONTH PROJECT RATE AMOUNT       the tax line (rate "0.20")
+ *   due MONTH PROJECT AMOUNT            the amount due (total + tax)
+ *   per-instance MONTH PROJECT INSTANCE AMOUNT   per-instance summary
+ *   per-service MONTH PROJECT SERVICE AMOUNT     per-service summary
+ *   finalize MONTH TIME                 finalize after the batches so far,
+ *                                       with the rate card named so far
+ * `host` and `ratecard` may appear again: later polls come from that host,
+ * later finalizations and the checks use that card.
  * A CHANGE is RES=running|shutoff (instances), RES=present (disks, nics),
  * RES=gone (reported ended in this poll, absent afterwards), or
  * RES.FIELD=VALUE (flavor, vcpus, ram_mb, disk_gb, capacity_gib, tx, rx).
@@ -327,6 +336,40 @@ static int parse_line(struct lp *p, char *line, const char *dir)
 		e.amount = sdup(tok[3]);
 		return add_expect(p, &e);
 	}
+	if (!strcmp(tok[0], "finalize") && n == 3) {
+		struct vg_bill_ledger *l = p->l;
+		struct vg_bill_ledger_final *nf = realloc(l->final, (l->nfinal + 1) * sizeof(*nf));
+		if (!nf)
+			return -ENOMEM;
+		l->final = nf;
+		nf = &l->final[l->nfinal];
+		memset(nf, 0, sizeof(*nf));
+		nf->after = l->nbatches;
+		nf->month = e.month;
+		if (!l->ratecard)
+			return bad(p, "finalize before any ratecard");
+		if (!(nf->ratecard = strdup(l->ratecard)))
+			return -ENOMEM;
+		l->nfinal++;
+		return parse_time(p, tok[2], &nf->at_ms);
+	}
+	if ((!strcmp(tok[0], "document") && n == 4) || (!strcmp(tok[0], "due") && n == 4) ||
+	    (!strcmp(tok[0], "tax") && n == 5) || (!strcmp(tok[0], "per-instance") && n == 5) ||
+	    (!strcmp(tok[0], "per-service") && n == 5)) {
+		e.kind = 'x';
+		e.item = sdup(tok[0][0] == 'p' ? tok[0] + 4 : tok[0]);
+		e.project = sdup(tok[2]);
+		if (tok[0][0] == 't') {
+			e.rate = sdup(tok[3]);
+			e.amount = sdup(tok[4]);
+		} else if (n == 5) {
+			e.resource = sdup(tok[3]);
+			e.amount = sdup(tok[4]);
+		} else {
+			e.amount = sdup(tok[3]);
+		}
+		return add_expect(p, &e);
+	}
 	if (!strcmp(tok[0], "lines") && n == 4) {
 		e.kind = 'n';
 		e.project = sdup(tok[2]);
@@ -402,6 +445,9 @@ void vg_bill_ledger_free(struct vg_bill_ledger *l)
 		free(e->amount);
 	}
 	free(l->expect);
+	for (size_t i = 0; i < l->nfinal; i++)
+		free(l->final[i].ratecard);
+	free(l->final);
 	free(l->batches);
 	free(l->ratecard);
 	free(l->host);
@@ -457,6 +503,45 @@ int vg_bill_ledger_check(const struct vg_bill_ledger *l, struct vg_bill_month m,
 			continue;
 		struct vg_bill_invoice *v = inv_of(inv, n, e->project);
 		char got[64], q[64], r[48];
+		if (e->kind == 'x') {
+			char want[96], got2[96] = "";
+			snprintf(want, sizeof(want), "%s%s%s", e->rate ? e->rate : "",
+				 e->rate ? " " : "", e->amount);
+			if (!v) {
+				snprintf(got2, sizeof(got2), "no document");
+			} else if (!strcmp(e->item, "document")) {
+				static const char *const dn[] = {"usage-statement", "invoice", "credit-note"};
+				snprintf(got2, sizeof(got2), "%s", dn[v->doc >= 0 && v->doc <= 2 ? v->doc : 0]);
+			} else if (!strcmp(e->item, "tax")) {
+				char a[40];
+				vg_bill_rate_format(v->has_tax ? v->tax_rate_micro : 0, 2, r, sizeof(r));
+				vg_bill_money_format(v->tax_micro, v->digits, a, sizeof(a));
+				snprintf(got2, sizeof(got2), "%s %s", v->has_tax ? r : "none", a);
+			} else if (!strcmp(e->item, "due")) {
+				vg_bill_money_format(v->amount_due_micro, v->digits, got2, sizeof(got2));
+			} else {
+				int64_t sum = 0;
+				for (size_t k = 0; k < v->nlines; k++) {
+					const struct vg_bill_invoice_line *x = &v->lines[k];
+					const char *sv = x->adjustment_for ? "adjustment"
+						: x->usage_type == VG_BILL_UT_COMPUTE ? "compute"
+						: x->usage_type == VG_BILL_UT_STORAGE ? "storage" : "network";
+					const char *inst = x->instance_id ? x->instance_id : x->resource_id;
+					if (!strcmp(e->resource, e->item[0] == 'i' ? inst : sv))
+						sum += x->amount_micro;
+				}
+				vg_bill_money_format(sum, v->digits, got2, sizeof(got2));
+			}
+			if (strcmp(got2, want)) {
+				bad_n++;
+				if (report)
+					fprintf(report, "line %d: %s %s: %s%s%s %s, expected %s\n",
+						e->lineno, ms, e->project, e->item,
+						e->resource ? " " : "", e->resource ? e->resource : "",
+						got2, want);
+			}
+			continue;
+		}
 		if (e->kind == 't' || e->kind == 'n') {
 			if (e->kind == 't')
 				vg_bill_money_format(v ? v->total_micro : 0, v ? v->digits : 2, got, sizeof(got));

@@ -22,12 +22,24 @@
 #include "vigie/bill_invoice.h"
 
 struct vg_bill_ledger_expect {
-	int kind;            /* 'e' line, 't' total, 'n' line count */
+	int kind;            /* 'e' line, 't' total, 'n' line count, 'x' the
+				document: item is what ("document", "tax",
+				"due", "instance", "service"), resource its
+				argument, rate/amount what is expected */
 	struct vg_bill_month month;
 	char *project;
 	char *resource, *item, *rate, *quantity, *amount; /* 'e' */
 	size_t nlines;       /* 'n' */
 	int lineno;
+};
+
+/* A month finalized once the first `after` batches are applied, with the
+ * rate card in force at that point of the file. */
+struct vg_bill_ledger_final {
+	size_t after;
+	struct vg_bill_month month;
+	int64_t at_ms;
+	char *ratecard;
 };
 
 struct vg_bill_ledger {
@@ -37,6 +49,8 @@ struct vg_bill_ledger {
 	struct vg_batch **batches;
 	size_t nexpect;
 	struct vg_bill_ledger_expect *expect;
+	size_t nfinal;
+	struct vg_bill_ledger_final *final;
 };
 
 /* Parse a ledger file. 0, or -EINVAL/-ENOENT/-ENOMEM with "FILE:LINE:

@@ -65,6 +65,7 @@
 
 #include <jansson.h>
 
+#include "vigie/bill_invoice.h"
 #include "vigie/bill_meter.h"
 
 #define ST_EXISTS 1
@@ -77,7 +78,7 @@
 enum {
 	Q_GET, Q_PUT, Q_INS_IGNORE, Q_INS_REPLACE, Q_FIND_INFERRED, Q_DEL,
 	Q_LOAD, Q_FILL_FLAVOR, Q_NET_ADD, Q_HAS_DISKS, Q_PARENT_CREATE,
-	Q_PARENT_DELETE, Q_UPD, Q_LOCK_PG, NQ
+	Q_PARENT_DELETE, Q_UPD, Q_LOCK_PG, Q_TAIL, NQ
 };
 
 static const char *const sql[NQ] = {
@@ -155,6 +156,18 @@ static const char *const sql[NQ] = {
 	 * (the key is a 64-bit hash of the id: a collision only makes two
 	 * resources wait for each other) */
 	[Q_LOCK_PG] = "SELECT pg_advisory_xact_lock(hashtextextended(?1, 0))",
+	/* live migration (resume_moved): the last transitions of a
+	 * resource, newest first */
+	[Q_TAIL] = "SELECT time_ms,kind,exact,lo_ms,hi_ms FROM transitions "
+		   "WHERE resource=?1 ORDER BY time_ms DESC,kind DESC LIMIT 8",
+};
+
+/* Project names last written (names.c): a batch repeats its projects'
+ * names for every instance; an unchanged one is not written again.
+ * Direct-mapped; emptied when a batch rolls back. */
+#define NAME_CACHE 64
+struct name_slot {
+	char *project, *name;
 };
 
 struct vg_bill_meter {
@@ -162,7 +175,46 @@ struct vg_bill_meter {
 	const struct vg_batch *batch; /* the batch being applied */
 	struct vg_bill_meter_stats cur; /* this attempt's counts */
 	struct vg_bill_meter_stats st;
+	struct name_slot names[NAME_CACHE];
+	int attempts; /* of the batch being applied (vg_db_transact retries) */
 };
+
+static void names_forget(struct vg_bill_meter *m)
+{
+	for (int i = 0; i < NAME_CACHE; i++) {
+		free(m->names[i].project);
+		free(m->names[i].name);
+		m->names[i].project = m->names[i].name = NULL;
+	}
+}
+
+/* vg_bill_names_put unless (project, name) is what was last written. */
+static int put_name(struct vg_bill_meter *m, const char *project, const char *name,
+		    int64_t t)
+{
+	uint32_t h = 2166136261u;
+	int rc;
+
+	if (!project || !name || !*name)
+		return 0;
+	for (const char *p = project; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	struct name_slot *sl = &m->names[h % NAME_CACHE];
+	if (sl->project && !strcmp(sl->project, project) && !strcmp(sl->name, name))
+		return 0;
+	if ((rc = vg_bill_names_put(m->db, project, name, t)))
+		return rc;
+	free(sl->project);
+	free(sl->name);
+	sl->project = strdup(project);
+	sl->name = strdup(name);
+	if (!sl->project || !sl->name) {
+		free(sl->project);
+		free(sl->name);
+		sl->project = sl->name = NULL;
+	}
+	return 0;
+}
 
 /* The flavor of an instance; -1 / NULL for what is unknown. */
 struct flavor {
@@ -176,6 +228,7 @@ struct mres {
 	char *id, *parent, *project, *user, *name, *host;
 	int type, found;
 	int ident_changed; /* type/parent/project/user/name/host since load */
+	int moved;         /* this observation took it over from another host */
 	int64_t first_ms, last_seen_ms, last_poll_ms, last_change_ms;
 	int state;
 	struct flavor fl;
@@ -593,20 +646,99 @@ static int refine(struct vg_bill_meter *m, struct mres *r, int kind, int64_t t,
 	return 0;
 }
 
+/* ---- live migration ------------------------------------------------------- */
+
+/* Does host (a batch's) differ from the host that runs r? An unknown host
+ * on either side, or an instance in flight (host ""), is not "another". */
+static int other_host(const struct mres *r, const char *host)
+{
+	return r->found && r->host && *r->host && host && strcmp(r->host, host);
+}
+
+static int in_flight(const struct mres *r)
+{
+	return r->host && !*r->host;
+}
+
+/* r is seen running at t on a host that is not the one that last ran it.
+ * If the old host ended its run with inferred stops/deletions only (it saw
+ * the domain vanish, or it was in flight) and the new host saw it no later
+ * than one vanish window after the old host's report (at least
+ * EVENT_LATE_MS), those transitions are removed: the run goes on, with no
+ * gap and no second minimum. An exact stop (a real shutdown before a cold
+ * migration) is kept. *resumed = 1 if the run was continued. */
+static int resume_moved(struct vg_bill_meter *m, struct mres *r, int64_t t,
+			int *resumed)
+{
+	struct vg_db_stmt *s;
+	int64_t tt[8], lo = INT64_MAX, hi = INT64_MIN;
+	int kk[8], n = 0, exact = 0, rc;
+
+	*resumed = 0;
+	if ((rc = q(m, Q_TAIL, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, r->id);
+	while (n < 8 && (rc = vg_db_step(s)) == 1) {
+		int kind = (int)vg_db_column_int64(s, 1);
+		if (kind != VG_BILL_T_STOP && kind != VG_BILL_T_DELETE)
+			break;
+		if (vg_db_column_int64(s, 2))
+			exact = 1;
+		tt[n] = vg_db_column_int64(s, 0);
+		kk[n++] = kind;
+		if (vg_db_column_int64(s, 3) < lo)
+			lo = vg_db_column_int64(s, 3);
+		if (vg_db_column_int64(s, 4) > hi)
+			hi = vg_db_column_int64(s, 4);
+	}
+	vg_db_reset(s);
+	if (rc < 0)
+		return rc;
+	if (n == 0 || exact)
+		return 0;
+	int64_t win = hi - lo > EVENT_LATE_MS ? hi - lo : EVENT_LATE_MS;
+	if (t > hi + win)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		if ((rc = q(m, Q_DEL, &s)))
+			return rc;
+		vg_db_bind_text(s, 1, r->id);
+		vg_db_bind_int64(s, 2, tt[i]);
+		vg_db_bind_int64(s, 3, kk[i]);
+		if ((rc = step_done(s)))
+			return rc;
+	}
+	struct tstate st;
+	if ((rc = replay(m, r->id, INT64_MAX, &st)))
+		return rc;
+	r->state = st.state;
+	r->fl = st.fl;
+	r->capacity = st.capacity;
+	m->cur.migrations++;
+	*resumed = 1;
+	return 0;
+}
+
 /* ---- events --------------------------------------------------------------- */
 
-/* Parse an event's detail: derived/initial flags and a flavor. */
-static void parse_detail(const char *detail, int *inferred, struct flavor *f)
+/* Parse an event's detail: derived/initial flags, libvirt's "migrated"
+ * reason and a flavor. */
+static void parse_detail(const char *detail, int *inferred, int *migrated,
+			 struct flavor *f)
 {
 	json_t *j, *v;
 
 	*inferred = 0;
+	*migrated = 0;
 	flavor_unknown(f);
 	if (!detail || !(j = json_loads(detail, 0, NULL)))
 		return;
 	if (json_is_true(json_object_get(j, "derived")) ||
 	    json_is_true(json_object_get(j, "initial")))
 		*inferred = 1;
+	if ((v = json_object_get(j, "reason")) && json_is_string(v) &&
+	    !strcmp(json_string_value(v), "migrated"))
+		*migrated = 1;
 	if ((v = json_object_get(j, "flavor")) && json_is_string(v)) {
 		snprintf(f->name, sizeof(f->name), "%s", json_string_value(v));
 		f->has_name = 1;
@@ -622,12 +754,13 @@ static void parse_detail(const char *detail, int *inferred, struct flavor *f)
 	json_decref(j);
 }
 
-static int apply_event(struct vg_bill_meter *m, const struct vg_event *e)
+static int apply_event(struct vg_bill_meter *m, const struct vg_event *e,
+		       const char *host)
 {
 	struct mres r;
 	struct flavor f;
 	struct tstate st;
-	int inferred, done = 0, rc, changed = 0;
+	int inferred, migrated, done = 0, rc, changed = 0;
 	int64_t t = e->time_ms, lo, at;
 
 	if (!e->resource || e->type == VG_EV_GAP || e->type == VG_EV_SUSPENDED ||
@@ -640,7 +773,42 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e)
 		r.first_ms = INT64_MIN;
 		r.last_seen_ms = r.last_poll_ms = r.last_change_ms = INT64_MIN;
 	}
-	parse_detail(e->detail, &inferred, &f);
+	parse_detail(e->detail, &inferred, &migrated, &f);
+
+	/* Live migration (bill_meter.h). */
+	int stopish = e->type == VG_EV_STOPPED || e->type == VG_EV_UNDEFINED;
+	if ((stopish || (e->type == VG_EV_DEFINED && (r.state & ST_EXISTS))) &&
+	    other_host(&r, host)) {
+		m->cur.elsewhere++; /* the old host's word on a moved instance */
+		goto out;
+	}
+	if (e->type == VG_EV_STOPPED && migrated && !inferred) {
+		/* Left this host, runs on the destination: in flight. */
+		if (!in_flight(&r)) {
+			free(r.host);
+			if (!(r.host = strdup(""))) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			r.ident_changed = 1;
+		}
+		if (t > r.last_seen_ms)
+			r.last_seen_ms = t;
+		m->cur.events++;
+		rc = save_res(m, &r);
+		goto out;
+	}
+	if (stopish && in_flight(&r))
+		inferred = 1; /* the source's vanish; the destination may resume */
+	if (e->type == VG_EV_STARTED && (inferred || migrated) &&
+	    (other_host(&r, host) || in_flight(&r))) {
+		int resumed = 0;
+		if ((rc = resume_moved(m, &r, t, &resumed)))
+			goto out;
+		changed |= resumed;
+	}
+	if (e->type == VG_EV_STARTED && (rc = set_str(&r, &r.host, host)))
+		goto out;
 	lo = r.found && r.last_seen_ms != INT64_MIN ? r.last_seen_ms : 0;
 	if (lo > t)
 		lo = t;
@@ -783,18 +951,37 @@ static int64_t sample_int(const struct vg_batch *b, const struct vg_resource *re
 	return -1;
 }
 
+/* virDomainState counted as running (bill_meter.h); no power state: yes. */
+static int power_running(int64_t ps)
+{
+	return ps < 0 || ps == 1 || ps == 2 || ps == 3 || ps == 4 || ps == 7;
+}
+
+static int obs_running(const struct vg_batch *b, const struct vg_resource *res)
+{
+	return power_running(sample_int(b, res, "power.state", "state"));
+}
+
 /* Update identity from the observation; project falls back to the
  * parent's or "default". */
 static int update_identity(struct vg_bill_meter *m, struct mres *r,
-			   const struct vg_resource *res)
+			   const struct vg_batch *b, const struct vg_resource *res)
 {
 	int rc = 0;
 	if (r->type != res->type)
 		r->ident_changed = 1;
 	r->type = res->type;
+	const char *name = res->name;
+	if (res->type == VG_RT_INSTANCE) {
+		/* the name people know it by (Nova's display name), not
+		 * libvirt's "instance-0000002a"; the id stays beside it */
+		const char *dn = attr_get(b, res, "display_name", NULL);
+		if (dn && *dn)
+			name = dn;
+	}
 	if ((rc = set_str(r, &r->parent, res->parent)) ||
 	    (rc = set_str(r, &r->user, res->user)) ||
-	    (rc = set_str(r, &r->name, res->name)))
+	    (rc = set_str(r, &r->name, name)))
 		return rc;
 	if (res->project)
 		return set_str(r, &r->project, res->project);
@@ -1048,7 +1235,18 @@ static int observe_nic(struct vg_bill_meter *m, struct mres *r,
 	}
 	if (tx < 0 || rx < 0)
 		return 0;
-	if (r->ctr_valid && t > r->ctr_ms) {
+	if (r->moved) {
+		/* A new host's vNIC counts from zero since the migration:
+		 * its first value is the traffic since the old host's last
+		 * report. */
+		int64_t from = r->ctr_valid ? r->ctr_ms : r->last_seen_ms;
+		if (from != INT64_MIN && from < t) {
+			int rc = spread(m, r->project ? r->project : "default",
+					r->id, from, t, tx, rx);
+			if (rc)
+				return rc;
+		}
+	} else if (r->ctr_valid && t > r->ctr_ms) {
 		int64_t dtx = tx >= r->ctr_tx ? tx - r->ctr_tx : tx;
 		int64_t drx = rx >= r->ctr_rx ? rx - r->ctr_rx : rx;
 		if (tx < r->ctr_tx || rx < r->ctr_rx)
@@ -1076,11 +1274,33 @@ static int apply_resource(struct vg_bill_meter *m, const struct vg_batch *b,
 		return 0;
 	if ((rc = load_res(m, res->id, &r, 1)))
 		goto out;
-	if (r.found && res->time_ms <= r.last_poll_ms) {
+	/* A report from another host is not a re-delivery: the stale rule
+	 * holds per host (the new host of a moved instance may poll before
+	 * the old host's last report arrives). */
+	if (r.found && res->time_ms <= r.last_poll_ms && !other_host(&r, b->host)) {
 		m->cur.stale++;
 		goto out;
 	}
-	if ((rc = update_identity(m, &r, res)) || (rc = set_str(&r, &r.host, b->host)))
+	int running = res->state == VG_RSTATE_ACTIVE &&
+		      (res->type != VG_RT_INSTANCE || obs_running(b, res));
+	if (other_host(&r, b->host) || in_flight(&r)) {
+		if (!running && other_host(&r, b->host)) {
+			m->cur.elsewhere++; /* left behind on the old host */
+			goto out;
+		}
+		if (running) {
+			int resumed;
+			if ((rc = resume_moved(m, &r, res->time_ms, &resumed)))
+				goto out;
+			r.moved = 1;
+		}
+	}
+	if (res->type == VG_RT_INSTANCE && res->state == VG_RSTATE_ACTIVE &&
+	    (rc = put_name(m, res->project, attr_get(b, res, "project_name", NULL),
+			   res->time_ms)))
+		goto out;
+	if ((rc = update_identity(m, &r, b, res)) ||
+	    ((running || !r.host) && (rc = set_str(&r, &r.host, b->host))))
 		goto out;
 	if (r.first_ms == INT64_MIN || r.first_ms < 0) {
 		if (res->state == VG_RSTATE_ACTIVE)
@@ -1105,7 +1325,8 @@ static int apply_resource(struct vg_bill_meter *m, const struct vg_batch *b,
 		r.last_seen_ms = res->time_ms;
 	if (r.last_seen_ms == INT64_MIN)
 		r.last_seen_ms = res->time_ms;
-	r.last_poll_ms = res->time_ms;
+	if (res->time_ms > r.last_poll_ms)
+		r.last_poll_ms = res->time_ms;
 	m->cur.observations++;
 	rc = save_res(m, &r);
 out:
@@ -1142,6 +1363,8 @@ static int apply_items(struct vg_db *db, void *arg)
 
 	(void)db;
 	memset(&m->cur, 0, sizeof(m->cur));
+	if (m->attempts++)
+		names_forget(m); /* the last attempt's writes were rolled back */
 	items = malloc((b->nres + b->nevents + 1) * sizeof(*items));
 	if (!items)
 		return -ENOMEM;
@@ -1157,7 +1380,7 @@ static int apply_items(struct vg_db *db, void *arg)
 		if (items[i].is_obs)
 			rc = apply_resource(m, b, &b->res[items[i].idx]);
 		else
-			rc = apply_event(m, &b->events[items[i].idx]);
+			rc = apply_event(m, &b->events[items[i].idx], b->host);
 	}
 	free(items);
 	return rc;
@@ -1168,9 +1391,11 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 	int rc;
 
 	m->batch = b;
+	m->attempts = 0;
 	rc = vg_db_transact(m->db, apply_items, m);
 	m->batch = NULL;
 	if (rc) {
+		names_forget(m); /* what it wrote is gone */
 		m->st.errors++;
 		return vg_bill_db_errno(rc);
 	}
@@ -1180,6 +1405,8 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 	m->st.events += m->cur.events;
 	m->st.refined += m->cur.refined;
 	m->st.resets += m->cur.resets;
+	m->st.migrations += m->cur.migrations;
+	m->st.elsewhere += m->cur.elsewhere;
 	return 0;
 }
 
@@ -1228,5 +1455,6 @@ void vg_bill_meter_close(struct vg_bill_meter *m)
 	if (!m)
 		return;
 	vg_db_close(m->db);
+	names_forget(m);
 	free(m);
 }

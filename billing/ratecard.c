@@ -391,12 +391,213 @@ static int cmp_project(const void *a, const void *b)
 		      ((const struct vg_bill_rc_project *)b)->project);
 }
 
+/* ---- issuer, billing profiles, tax ------------------------------------------- */
+
+static int opt_str(struct ctx *c, json_t *obj, const char *key, char **out)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v)
+		return 0;
+	size_t o = push_key(c, key, 0);
+	if (!json_is_string(v) || !*json_string_value(v))
+		return fail(c, "must be a non-empty string");
+	pop(c, o);
+	return (*out = strdup(json_string_value(v))) ? 0 : -ENOMEM;
+}
+
+static int parse_country(struct ctx *c, json_t *v, int star, char out[3])
+{
+	const char *s = json_string_value(v);
+	if (!s || !((strlen(s) == 2 && isupper((unsigned char)s[0]) &&
+		     isupper((unsigned char)s[1])) || (star && !strcmp(s, "*"))))
+		return fail(c, "must be an ISO 3166 alpha-2 country code such as \"FR\"%s",
+			    star ? " or \"*\"" : "");
+	snprintf(out, 3, "%s", s);
+	return 0;
+}
+
+/* A tax rate: a decimal fraction from 0 to 1 ("0.20" is 20 %). */
+static int parse_rate(struct ctx *c, json_t *v, int64_t *out)
+{
+	int r = parse_price(c, v, out);
+	if (!r && *out > VG_BILL_MICRO)
+		return fail(c, "a tax rate is a fraction from 0 to 1 (\"0.20\" for 20 %%)");
+	return r;
+}
+
+static int parse_terms(struct ctx *c, json_t *obj, int *out)
+{
+	json_t *v = json_object_get(obj, "payment_terms_days");
+	if (!v)
+		return 0;
+	size_t o = push_key(c, "payment_terms_days", 0);
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 365)
+		return fail(c, "must be an integer number of days from 0 to 365");
+	*out = (int)json_integer_value(v);
+	pop(c, o);
+	return 0;
+}
+
+/* name, address, tax_id, country: the party fields of issuer and profiles */
+static int parse_party(struct ctx *c, json_t *obj, struct vg_bill_party *p)
+{
+	json_t *v;
+	int r;
+
+	if ((r = opt_str(c, obj, "name", &p->name)) || (r = opt_str(c, obj, "tax_id", &p->tax_id)))
+		return r;
+	if (!p->name) {
+		size_t o = push_key(c, "name", 0);
+		(void)o;
+		return fail(c, "missing: the legal name");
+	}
+	if ((v = json_object_get(obj, "address"))) {
+		size_t i, o = push_key(c, "address", 0);
+		json_t *line;
+		if (!json_is_array(v) || json_array_size(v) > VG_BILL_MAX_ADDRESS)
+			return fail(c, "must be an array of at most %d lines", VG_BILL_MAX_ADDRESS);
+		json_array_foreach(v, i, line) {
+			size_t o2 = push_idx(c, i);
+			if (!json_is_string(line))
+				return fail(c, "must be a string");
+			if (!(p->address[i] = strdup(json_string_value(line))))
+				return -ENOMEM;
+			p->naddress = i + 1;
+			pop(c, o2);
+		}
+		pop(c, o);
+	}
+	if ((v = json_object_get(obj, "country"))) {
+		size_t o = push_key(c, "country", 0);
+		if ((r = parse_country(c, v, 0, p->country)))
+			return r;
+		pop(c, o);
+	}
+	return 0;
+}
+
+static void free_party(struct vg_bill_party *p)
+{
+	free(p->name);
+	free(p->tax_id);
+	for (size_t i = 0; i < p->naddress; i++)
+		free(p->address[i]);
+}
+
+static int parse_issuer(struct ctx *c, json_t *v, struct vg_bill_ratecard *rc)
+{
+	static const char *const keys[] = {"name", "address", "tax_id", "country",
+		"number_prefix", "number_digits", "payment_terms_days", "tax_rates",
+		"comment", NULL};
+	struct vg_bill_rc_issuer *is;
+	json_t *t;
+	int r;
+
+	if ((r = want_object(c, v)) || (r = check_keys(c, v, keys)))
+		return r;
+	if (!(is = rc->issuer = calloc(1, sizeof(*is))))
+		return -ENOMEM;
+	is->number_digits = 6;
+	is->payment_terms_days = 30;
+	if ((r = parse_party(c, v, &is->party)) ||
+	    (r = opt_str(c, v, "number_prefix", &is->number_prefix)) ||
+	    (r = parse_terms(c, v, &is->payment_terms_days)))
+		return r;
+	if ((t = json_object_get(v, "number_digits"))) {
+		size_t o = push_key(c, "number_digits", 0);
+		if (!json_is_integer(t) || json_integer_value(t) < 1 || json_integer_value(t) > 12)
+			return fail(c, "must be an integer from 1 to 12");
+		is->number_digits = (int)json_integer_value(t);
+		pop(c, o);
+	}
+	if ((t = json_object_get(v, "tax_rates"))) {
+		const char *k;
+		json_t *x;
+		size_t o = push_key(c, "tax_rates", 0);
+		if ((r = want_object(c, t)))
+			return r;
+		if (json_object_size(t) > VG_BILL_MAX_TAX_RATES)
+			return fail(c, "at most %d rates", VG_BILL_MAX_TAX_RATES);
+		json_object_foreach(t, k, x) {
+			size_t o2 = push_key(c, k, 1);
+			json_t *ks = json_string(k);
+			struct vg_bill_rc_tax *tx = &is->tax[is->ntax];
+			r = ks ? parse_country(c, ks, 1, tx->country) : -ENOMEM;
+			json_decref(ks);
+			if (r || (r = parse_rate(c, x, &tx->rate_micro)))
+				return r;
+			is->ntax++;
+			pop(c, o2);
+		}
+		pop(c, o);
+	}
+	return 0;
+}
+
+static int parse_profile(struct ctx *c, json_t *v, struct vg_bill_rc_project *pr)
+{
+	static const char *const keys[] = {"name", "address", "tax_id", "country",
+		"tax_rate", "tax_note", "payment_terms_days", "comment", NULL};
+	struct vg_bill_rc_profile *pf;
+	json_t *t;
+	int r;
+
+	size_t o = push_key(c, "billing_profile", 0);
+	if ((r = want_object(c, v)) || (r = check_keys(c, v, keys)))
+		return r;
+	if (!(pf = pr->profile = calloc(1, sizeof(*pf))))
+		return -ENOMEM;
+	pf->payment_terms_days = -1;
+	if ((r = parse_party(c, v, &pf->party)) ||
+	    (r = opt_str(c, v, "tax_note", &pf->tax_note)) ||
+	    (r = parse_terms(c, v, &pf->payment_terms_days)))
+		return r;
+	if ((t = json_object_get(v, "tax_rate"))) {
+		size_t o2 = push_key(c, "tax_rate", 0);
+		if ((r = parse_rate(c, t, &pf->tax_rate_micro)))
+			return r;
+		pf->has_tax_rate = 1;
+		pop(c, o2);
+	}
+	pop(c, o);
+	return 0;
+}
+
+const struct vg_bill_rc_profile *vg_bill_ratecard_profile(const struct vg_bill_ratecard *rc,
+							  const char *project)
+{
+	for (size_t i = 0; rc && project && i < rc->nprojects; i++)
+		if (!strcmp(rc->projects[i].project, project))
+			return rc->projects[i].profile;
+	return NULL;
+}
+
+int vg_bill_ratecard_tax_rate(const struct vg_bill_ratecard *rc,
+			      const struct vg_bill_rc_profile *pf, int64_t *rate_micro)
+{
+	if (pf && pf->has_tax_rate) {
+		*rate_micro = pf->tax_rate_micro;
+		return 1;
+	}
+	if (!rc || !rc->issuer)
+		return 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < rc->issuer->ntax; i++)
+			if (pass ? !strcmp(rc->issuer->tax[i].country, "*")
+				 : pf && pf->party.country[0] &&
+					   !strcmp(rc->issuer->tax[i].country, pf->party.country)) {
+				*rate_micro = rc->issuer->tax[i].rate_micro;
+				return 1;
+			}
+	return 0;
+}
+
 static int parse_card(struct ctx *c, json_t *root, struct vg_bill_ratecard *rc)
 {
 	static const char *const keys[] = {"currency", "minor_unit_digits",
 					   "minimum_run_seconds", "prices",
-					   "projects", "comment", NULL};
-	static const char *const pkeys[] = {"prices", "comment", NULL};
+					   "projects", "issuer", "comment", NULL};
+	static const char *const pkeys[] = {"prices", "billing_profile", "comment", NULL};
 	json_t *v;
 	size_t o;
 	int r;
@@ -459,15 +660,23 @@ static int parse_card(struct ctx *c, json_t *root, struct vg_bill_ratecard *rc)
 			if (!(pr->project = strdup(k)))
 				return -ENOMEM;
 			rc->nprojects++;
+			json_t *bp = json_object_get(p, "billing_profile");
 			if ((r = want_object(c, p)) ||
 			    (r = check_keys(c, p, pkeys)) ||
 			    (r = parse_list(c, json_object_get(p, "prices"),
-					    &pr->list, 1)))
+					    &pr->list, !bp)) ||
+			    (bp && (r = parse_profile(c, bp, pr))))
 				return r;
 			pop(c, o2);
 		}
 		qsort(rc->projects, rc->nprojects, sizeof(*rc->projects),
 		      cmp_project);
+		pop(c, o);
+	}
+	if ((v = json_object_get(root, "issuer"))) {
+		o = push_key(c, "issuer", 0);
+		if ((r = parse_issuer(c, v, rc)))
+			return r;
 		pop(c, o);
 	}
 	return 0;
@@ -481,8 +690,18 @@ void vg_bill_ratecard_free(struct vg_bill_ratecard *rc)
 	for (size_t i = 0; i < rc->nprojects; i++) {
 		free(rc->projects[i].project);
 		free_list(&rc->projects[i].list);
+		if (rc->projects[i].profile) {
+			free_party(&rc->projects[i].profile->party);
+			free(rc->projects[i].profile->tax_note);
+			free(rc->projects[i].profile);
+		}
 	}
 	free(rc->projects);
+	if (rc->issuer) {
+		free_party(&rc->issuer->party);
+		free(rc->issuer->number_prefix);
+		free(rc->issuer);
+	}
 	free(rc);
 }
 
@@ -617,8 +836,8 @@ static const struct vg_bill_rc_list *project_list(const struct vg_bill_ratecard 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		int c = strcmp(rc->projects[mid].project, project);
-		if (!c)
-			return &rc->projects[mid].list;
+		if (!c) /* a project with a billing profile only has no sheets */
+			return rc->projects[mid].list.n ? &rc->projects[mid].list : NULL;
 		if (c < 0)
 			lo = mid + 1;
 		else

@@ -28,7 +28,8 @@ PKGS=(
   # real QEMU guests under libvirtd for tests/e2e (TCG, no KVM needed)
   libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
   # a real browser for the web console test (tests/integration/console_test.sh)
-  chromium
+  # and `vigie invoice --pdf` (its print-to-PDF); pdftotext checks the PDF
+  chromium poppler-utils
   # man pages (docs/man/*.scd), the Debian packages (make deb, make deb-test)
   # and the units' exposure check (systemd-analyze, tests/units_test.sh)
   scdoc debhelper dpkg-dev fakeroot lintian systemd

@@ -61,11 +61,33 @@ struct vg_bill_invoice_line {
 	char *adjusted_type;  /* adjustment lines: the usage type adjusted */
 	char *adjustment_for; /* adjustment lines: "2026-10" */
 	int minimum_runs;     /* runs shorter than the minimum, billed at it */
+	int64_t minimum_added_ms; /* time added by the minimum (in qty) */
+	char *instance_id;    /* the instance the resource belongs to (itself
+				 for an instance; NULL: resource_id) */
+	char *instance_name;  /* its name, may be NULL */
+	char *corrects;       /* adjustment lines: the number of the frozen
+				 invoice corrected; NULL if the month had
+				 none for this project */
+	char *split;          /* why this line is apart from the one above it
+				 (same resource and usage type): "price
+				 change", "resize", "tier", "root disk";
+				 NULL for the first */
+};
+
+/* What the document is (docs/billing.md "Invoices and usage statements"). */
+enum vg_bill_doc {
+	VG_BILL_DOC_STATEMENT = 0,   /* no billing profile: usage only */
+	VG_BILL_DOC_INVOICE = 1,     /* a profile, total >= 0 */
+	VG_BILL_DOC_CREDIT_NOTE = 2, /* a profile, total < 0 */
 };
 
 struct vg_bill_invoice {
-	char *number;         /* "2026-10-0001" (final), "DRAFT-2026-10-acme" */
+	char *number;         /* "2026-10-0001" (final), "DRAFT-2026-10-acme";
+				 with an issuer's number_prefix, final
+				 invoices and credit notes are prefix +
+				 the issuer's sequence ("VC-000042") */
 	char *project;
+	char *project_name;   /* the name people know it by; NULL if unknown */
 	struct vg_bill_month month;
 	char currency[4];
 	int digits;
@@ -77,6 +99,17 @@ struct vg_bill_invoice {
 	int64_t total_micro;
 	size_t nwarnings;
 	char **warnings;      /* usage that had no price, etc. */
+	/* the document (vg_bill_invoice_document) */
+	int doc;                       /* enum vg_bill_doc */
+	struct vg_bill_party issuer;   /* owned copies; name NULL: none */
+	struct vg_bill_party customer;
+	int64_t issue_ms, due_ms;      /* -1 until finalized (and statements) */
+	int payment_terms_days;        /* -1: none */
+	int has_tax;
+	int64_t tax_rate_micro;        /* 200000 = 20 % */
+	int64_t tax_micro;             /* on the rounded total, rounded once */
+	char *tax_note;
+	int64_t amount_due_micro;      /* total + tax */
 	/* private */
 	size_t caplines;
 };
@@ -91,8 +124,20 @@ int vg_bill_invoice_add_line(struct vg_bill_invoice *inv,
 			     const struct vg_bill_invoice_line *line);
 /* Add a warning (copied; duplicates and more than 32 are dropped). */
 int vg_bill_invoice_warn(struct vg_bill_invoice *inv, const char *msg);
-/* Recompute subtotals and the total from the lines. */
+/* Recompute subtotals and the total from the lines, then the tax (if
+ * has_tax: round_half_up(|total| x rate) to the minor unit, with the
+ * total's sign), the amount due, and for invoices whether it is a credit
+ * note (total < 0). */
 void vg_bill_invoice_totals(struct vg_bill_invoice *inv);
+
+/* Make inv an invoice or credit note if rc gives its project a billing
+ * profile (issuer and customer copied, tax rate, payment terms), else a
+ * usage statement; then vg_bill_invoice_totals. 0 or -ENOMEM. */
+int vg_bill_invoice_document(struct vg_bill_invoice *inv, const struct vg_bill_ratecard *rc);
+
+/* Copy/free a party (strings duplicated). 0 or -ENOMEM. */
+int vg_bill_party_copy(struct vg_bill_party *dst, const struct vg_bill_party *src);
+void vg_bill_party_free(struct vg_bill_party *p);
 
 /* Price the usage of month m for one project. *out always gets an
  * invoice (possibly without lines). 0 or -ENOMEM. */
@@ -149,6 +194,24 @@ int vg_bill_invoice_text(struct vg_db *db, const struct vg_bill_ratecard *rc,
  * final, -EINVAL if the month has not ended, -EAGAIN if busy. */
 int vg_bill_finalize(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		     struct vg_bill_month m, int64_t now_ms, size_t *count);
+
+/* ---- project names (billing/names.c) ----------------------------------- */
+
+/* Record that project is called name as of time_ms (kept only if newer
+ * than what is stored and different). NULL or empty name: nothing. 0 or
+ * -errno. Runs inside the caller's transaction if one is open. */
+int vg_bill_names_put(struct vg_db *db, const char *project, const char *name,
+		      int64_t time_ms);
+
+/* Set project_name on each of the n invoices that has none, from the
+ * table (no row: left NULL; the table is billing schema step 2). 0 or -errno. */
+int vg_bill_names_fill(struct vg_db *db, struct vg_bill_invoice **inv, size_t n);
+
+/* ---- invoice number sequences (billing/numbers.c) ------------------------ */
+
+/* The next number of issuer's sequence (1, 2, ...), inside the caller's
+ * transaction: it is used only if that transaction commits. 0 or -errno. */
+int vg_bill_numbers_next(struct vg_db *db, const char *issuer, int64_t *out);
 
 /* 1 if m is finalized, 0 if not, -errno. */
 int vg_bill_is_final(struct vg_db *db, struct vg_bill_month m);

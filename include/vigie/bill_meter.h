@@ -37,6 +37,18 @@
  *             paused guest holds its vCPUs and RAM). An event whose detail
  *             has "derived":true or "initial":true was inferred by the
  *             agent from a poll and is treated as inferred.
+ *   host      the batch's host runs the resource. Live migration: an exact
+ *             STOPPED with "reason":"migrated" puts the instance in flight
+ *             (nothing recorded); while in flight, stops and deletions are
+ *             recorded as inferred at the migration time. A host that is
+ *             not the instance's current one cannot stop or end it (its
+ *             reports are counted in `elsewhere` and ignored). A running
+ *             observation or a STARTED event (exact ones only with
+ *             "reason":"migrated") from another host takes the resource
+ *             over: the inferred stop/deletion the old host recorded is
+ *             removed when the new host saw it no later than one vanish
+ *             window (at least 5 s) after the old host's report, so the run
+ *             continues with no gap and no second minimum.
  *
  * Several meters (one per collector) may write one shared PostgreSQL
  * database at once: each resource's read-modify-write is serialised by a
@@ -105,6 +117,9 @@ struct vg_bill_meter_stats {
 	uint64_t refined;      /* inferred transitions replaced by events */
 	uint64_t resets;       /* counter resets seen */
 	uint64_t errors;       /* batches refused (database errors) */
+	uint64_t migrations;   /* runs continued on another host */
+	uint64_t elsewhere;    /* stops/ends ignored: reported by a host that
+				  no longer runs the instance */
 };
 
 /* Open the meter on the database at url (vg_bill_db_open). 0 or -errno,

@@ -60,9 +60,45 @@ struct vg_bill_rc_list {
 	struct vg_bill_rc_sheet *sheets; /* strictly increasing valid_from_ms */
 };
 
+/* Who sends or receives an invoice. Every string may be NULL. */
+#define VG_BILL_MAX_ADDRESS 6
+struct vg_bill_party {
+	char *name;                          /* legal name */
+	char *address[VG_BILL_MAX_ADDRESS];  /* lines, naddress of them */
+	size_t naddress;
+	char *tax_id;                        /* VAT number etc. */
+	char country[3];                     /* ISO 3166 alpha-2, "" unknown */
+};
+
+#define VG_BILL_MAX_TAX_RATES 64
+struct vg_bill_rc_tax {
+	char country[3];    /* ISO 3166 alpha-2, or "*" for any other */
+	int64_t rate_micro; /* 200000 = 20 % */
+};
+
+/* The issuer of invoices ("issuer" in the card). */
+struct vg_bill_rc_issuer {
+	struct vg_bill_party party;
+	char *number_prefix;    /* invoice numbers: prefix + sequence */
+	int number_digits;      /* the sequence zero-padded to this width */
+	int payment_terms_days; /* due date = issue date + this */
+	size_t ntax;
+	struct vg_bill_rc_tax tax[VG_BILL_MAX_TAX_RATES]; /* per country */
+};
+
+/* A project's billing profile: with one, its documents are invoices. */
+struct vg_bill_rc_profile {
+	struct vg_bill_party party;
+	int has_tax_rate;       /* the project's own rate beats the country's */
+	int64_t tax_rate_micro;
+	char *tax_note;         /* e.g. "VAT reverse charge", may be NULL */
+	int payment_terms_days; /* -1: the issuer's */
+};
+
 struct vg_bill_rc_project {
 	char *project;
-	struct vg_bill_rc_list list;
+	struct vg_bill_rc_list list;     /* may be empty (n = 0) */
+	struct vg_bill_rc_profile *profile; /* NULL: none */
 };
 
 struct vg_bill_ratecard {
@@ -72,6 +108,7 @@ struct vg_bill_ratecard {
 	struct vg_bill_rc_list global;
 	size_t nprojects;
 	struct vg_bill_rc_project *projects; /* sorted by project */
+	struct vg_bill_rc_issuer *issuer;    /* NULL: usage statements only */
 };
 
 /* The prices in force for one project at one time (views into the card,
@@ -108,6 +145,16 @@ void vg_bill_ratecard_free(struct vg_bill_ratecard *rc); /* accepts NULL */
 /* The effective prices of project (NULL: none of its own) at t_ms. */
 void vg_bill_ratecard_prices(const struct vg_bill_ratecard *rc, const char *project,
 			     int64_t t_ms, struct vg_bill_prices *out);
+
+/* The billing profile of project, or NULL. */
+const struct vg_bill_rc_profile *vg_bill_ratecard_profile(const struct vg_bill_ratecard *rc,
+							  const char *project);
+
+/* The tax rate for a customer with profile pf: the profile's own, else the
+ * issuer's rate for the profile's country, else the issuer's "*" rate.
+ * 1 and *rate_micro set if one applies, 0 if none. */
+int vg_bill_ratecard_tax_rate(const struct vg_bill_ratecard *rc,
+			      const struct vg_bill_rc_profile *pf, int64_t *rate_micro);
 
 /* The per-hour price of flavor under p: 0, or -ENOENT if neither the
  * project's nor the global sheets in force name it. */

@@ -8,25 +8,161 @@
  * POSTs for finalize) and prints it as it came; errors are the CLI's exit
  * codes as for every command: 3 cannot connect, 1 the API said no (its
  * message on stderr), 2 usage.
+ *
+ * --pdf FILE prints the HTML document to a PDF with headless Chromium
+ * (its --print-to-pdf, A4 from the page's print CSS): the HTML goes to a
+ * private temporary directory that also holds Chromium's profile, and
+ * Chromium gets at most 120 s. The browser is $VIGIE_CHROMIUM, else
+ * chromium or chromium-browser on PATH.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ftw.h>
 
 #include <jansson.h>
 
 #include "query/cli/cli_invoice.h"
 
+extern char **environ;
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *f)
+{
+	(void)sb;
+	(void)flag;
+	(void)f;
+	remove(p);
+	return 0;
+}
+
+/* Remove the temporary directory and everything Chromium left in it. */
+static void rm_tree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Is name an executable on PATH (or a path)? The found path into buf. */
+static int find_exe(const char *name, char *buf, size_t len)
+{
+	if (strchr(name, '/')) {
+		snprintf(buf, len, "%s", name);
+		return access(buf, X_OK) == 0;
+	}
+	const char *path = getenv("PATH");
+	while (path && *path) {
+		const char *e = strchr(path, ':');
+		size_t n = e ? (size_t)(e - path) : strlen(path);
+		snprintf(buf, len, "%.*s/%s", (int)n, path, name);
+		if (n && access(buf, X_OK) == 0)
+			return 1;
+		path = e ? e + 1 : NULL;
+	}
+	return 0;
+}
+
+/* Print html (len bytes) to the PDF file out with headless Chromium.
+ * VG_EXIT_OK, or VG_EXIT_API with the reason on stderr. */
+static int print_pdf(struct vg_cli *c, const char *html, size_t len, const char *out)
+{
+	char dir[] = "/tmp/vigie-pdf.XXXXXX", page[64], prof[96], url[96];
+	char exe[1024], pdfarg[4200], profarg[128], outabs[4096];
+	const char *env = getenv("VIGIE_CHROMIUM");
+	int rc = VG_EXIT_API, fd;
+
+	if (!(env && *env ? find_exe(env, exe, sizeof(exe))
+			  : find_exe("chromium", exe, sizeof(exe)) ||
+			    find_exe("chromium-browser", exe, sizeof(exe)))) {
+		fprintf(c->err, "%s invoice --pdf: Chromium not found (install the "
+			"chromium package, or set VIGIE_CHROMIUM)\n", c->prog);
+		return VG_EXIT_API;
+	}
+	if (out[0] == '/')
+		snprintf(outabs, sizeof(outabs), "%s", out);
+	else if (getcwd(outabs, sizeof(outabs) - strlen(out) - 2))
+		snprintf(outabs + strlen(outabs), sizeof(outabs) - strlen(outabs), "/%s", out);
+	else
+		snprintf(outabs, sizeof(outabs), "%s", out);
+	if (!mkdtemp(dir)) {
+		fprintf(c->err, "%s invoice --pdf: cannot make a temporary directory: %s\n",
+			c->prog, strerror(errno));
+		return VG_EXIT_API;
+	}
+	snprintf(page, sizeof(page), "%s/invoice.html", dir);
+	snprintf(prof, sizeof(prof), "%s/profile", dir);
+	snprintf(url, sizeof(url), "file://%s", page);
+	fd = open(page, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	if (fd < 0 || write(fd, html, len) != (ssize_t)len) {
+		fprintf(c->err, "%s invoice --pdf: cannot write %s\n", c->prog, page);
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	unlink(outabs); /* so success is the file's presence */
+	snprintf(pdfarg, sizeof(pdfarg), "--print-to-pdf=%s", outabs);
+	snprintf(profarg, sizeof(profarg), "--user-data-dir=%s", prof);
+	char *argv[] = {exe, "--headless", "--disable-gpu", "--no-first-run",
+		"--disable-extensions", "--no-pdf-header-footer", profarg, pdfarg,
+		geteuid() == 0 ? "--no-sandbox" : url, geteuid() == 0 ? url : NULL, NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	pid_t pid;
+	int e = posix_spawn(&pid, exe, &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (e) {
+		fprintf(c->err, "%s invoice --pdf: cannot run %s: %s\n", c->prog, exe, strerror(e));
+		goto out;
+	}
+	int st = 0, done = 0;
+	for (int i = 0; i < 1200 && !done; i++) { /* 120 s */
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid)
+			done = 1;
+		else
+			nanosleep(&(struct timespec){0, 100000000}, NULL);
+	}
+	if (!done) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		fprintf(c->err, "%s invoice --pdf: Chromium did not finish in 120 s\n", c->prog);
+		goto out;
+	}
+	struct stat sb;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || stat(outabs, &sb) || sb.st_size == 0) {
+		fprintf(c->err, "%s invoice --pdf: Chromium did not write %s (exit %d)\n",
+			c->prog, out, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		goto out;
+	}
+	fprintf(c->out, "wrote %s (%lld bytes)\n", out, (long long)sb.st_size);
+	rc = VG_EXIT_OK;
+out:
+	rm_tree(dir);
+	return rc;
+}
+
 static void usage(struct vg_cli *c, FILE *f)
 {
 	fprintf(f,
 		"usage: %s invoice --month YYYY-MM --project P [--format json|csv|html]\n"
+		"       %s invoice --month YYYY-MM --project P --pdf FILE\n"
 		"       %s invoice --month YYYY-MM          (every project's total)\n"
 		"       %s invoice finalize --month YYYY-MM\n\n"
 		"A finalized month's invoices never change; usage that arrives\n"
 		"later is billed on the next month as an adjustment line.\n"
 		"Options: --api URL, --token TOKEN (as for every command).\n",
-		c->prog, c->prog, c->prog);
+		c->prog, c->prog, c->prog, c->prog);
 }
 
 static int print_list(struct vg_cli *c, const char *text, size_t len)
@@ -67,18 +203,19 @@ static int print_list(struct vg_cli *c, const char *text, size_t len)
 
 int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 {
-	enum { O_MONTH = 256, O_PROJECT, O_FORMAT, O_API, O_TOKEN, O_HELP };
+	enum { O_MONTH = 256, O_PROJECT, O_FORMAT, O_API, O_TOKEN, O_HELP, O_PDF };
 	static const struct option opts[] = {
 		{"month", required_argument, NULL, O_MONTH},
 		{"project", required_argument, NULL, O_PROJECT},
 		{"format", required_argument, NULL, O_FORMAT},
+		{"pdf", required_argument, NULL, O_PDF},
 		{"api", required_argument, NULL, O_API},
 		{"token", required_argument, NULL, O_TOKEN},
 		{"output", required_argument, NULL, VG_CLI_OPT_OUTPUT},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
-	const char *month = NULL, *project = NULL, *format = NULL;
+	const char *month = NULL, *project = NULL, *format = NULL, *pdf = NULL;
 	int finalize = 0, o, rc;
 	char *path, *body = NULL;
 	size_t len = 0;
@@ -95,6 +232,7 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 		case O_MONTH: month = optarg; break;
 		case O_PROJECT: project = optarg; break;
 		case O_FORMAT: format = optarg; break;
+		case O_PDF: pdf = optarg; break;
 		case O_API: c->api = optarg; break;
 		case O_TOKEN: c->token = optarg; break;
 		case VG_CLI_OPT_OUTPUT:
@@ -122,6 +260,14 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 	if (!month) {
 		fprintf(c->err, "%s invoice: --month YYYY-MM is required\n", c->prog);
 		return VG_EXIT_USAGE;
+	}
+	if (pdf) {
+		if (!project || finalize || (format && strcmp(format, "html"))) {
+			fprintf(c->err, "%s invoice: --pdf FILE needs --project and no "
+				"other --format\n", c->prog);
+			return VG_EXIT_USAGE;
+		}
+		format = "html";
 	}
 	/* --output json|csv is --format json|csv (table: the default). */
 	if (!format && !finalize && vg_cli_output() == VG_OUT_JSON)
@@ -161,6 +307,8 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 		json_decref(j);
 	} else if (!project && !format) {
 		rc = print_list(c, body, len);
+	} else if (pdf) {
+		rc = print_pdf(c, body, len, pdf);
 	} else {
 		/* the document as the API rendered it; on a terminal, safe */
 		vg_cli_put_document(c->out, body, len);

@@ -1116,11 +1116,13 @@
 
 	function invoiceDoc(inv, month) {
 		const box = h('div', {class: 'invoice', id: 'invoice'});
-		box.append(h('h2', {}, 'Invoice ', h('span', {class: 'mono', text: inv.number || inv.invoice || ''}),
+		const title = {'credit-note': 'Credit note ', 'usage-statement': 'Usage statement '}[inv.document] || 'Invoice ';
+		box.append(h('h2', {}, title, h('span', {class: 'mono', text: inv.number || inv.invoice || ''}),
 			      ' ', h('span', {class: 'badge ' + (inv.finalized_at ? 'final' : 'draft'),
 					      text: inv.finalized_at ? 'final' : 'draft'})));
 		box.append(h('dl', {class: 'facts'},
-			h('dt', {text: 'Project'}), h('dd', {text: inv.project || '–'}),
+			h('dt', {text: 'Project'}), h('dd', {text: inv.project_name
+				? inv.project_name + ' (' + inv.project + ')' : inv.project || '–'}),
 			h('dt', {text: 'Period'}), h('dd', {text: inv.period
 				? fmtTime(inv.period.start) + ' → ' + fmtTime(inv.period.end) : month}),
 			h('dt', {text: 'Currency'}), h('dd', {text: inv.currency || '–'}),
@@ -1154,6 +1156,11 @@
 			box.append(h('h3', {text: 'Subtotals'}), h('dl', {class: 'facts subtotals'},
 				Object.entries(inv.subtotals).map(([k, v]) =>
 					[h('dt', {text: k}), h('dd', {class: 'num', text: v})])));
+		for (const t of inv.tax || [])
+			box.append(h('p', {class: 'num', text: 'Tax ' + t.rate + ' on ' + t.base + ': ' + t.amount}));
+		if (inv.amount_due && inv.document && inv.document !== 'usage-statement')
+			box.append(h('p', {class: 'total', id: 'invoice-due',
+					   text: 'Amount due: ' + inv.amount_due + ' ' + (inv.currency || '')}));
 		for (const w of inv.warnings || [])
 			box.append(note('warn', w));
 		return box;

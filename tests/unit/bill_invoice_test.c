@@ -2,7 +2,8 @@
  * bill_invoice_test.c — finalization and adjustments on the ledger month:
  * a finalized invoice is immutable and re-renders byte-identically in
  * every format; late usage for a finalized month lands once, as an
- * adjustment line naming that month, on the next month's invoice.
+ * adjustment line naming that month, on the next month's invoice; the
+ * names people know (Nova display and project names) with the ids beside.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -223,6 +224,21 @@ static void test_late_usage_becomes_adjustment(void **state)
 	/* 5520 s x 0.03 / 3600 = 0.046 -> 0.05, billed 0.03: +0.02 */
 	assert_int_equal(l->amount_micro, 20000);
 	assert_non_null(strstr(l->description, "Adjustment for 2026-10"));
+	/* auditable: the invoice it corrects, and the slice that changed (the
+	 * billed line ended with the 10 s run at 10-25 14:00:10, the late run
+	 * ends 10-28 10:30), not the line's whole month */
+	assert_string_equal(l->corrects, "2026-10-0001");
+	assert_int_equal(l->start_ms, T("2026-10-25T14:00:10Z"));
+	assert_int_equal(l->end_ms, T("2026-10-28T10:30:00Z"));
+	assert_non_null(strstr(l->description, "corrects invoice 2026-10-0001"));
+	{
+		size_t len;
+		char *csv = text(f, NOV, "acme", VG_BILL_FMT_CSV, &len);
+		/* the same columns as usage: UsageType is the adjusted type */
+		assert_non_null(strstr(csv, ",Adjustment,2026-10-25T14:00:10Z,2026-10-28T10:30:00Z,vigie,compute,flavor:m1.small,i-batch,"));
+		assert_non_null(strstr(csv, ",2026-10-0001\r\n"));
+		free(csv);
+	}
 	assert_int_equal(inv->total_micro, 80000 + 20000);
 	assert_int_equal(inv->subtotal_micro[VG_BILL_UT_ADJUSTMENT], 20000);
 	vg_bill_invoice_free(inv);
@@ -231,6 +247,9 @@ static void test_late_usage_becomes_adjustment(void **state)
 	assert_int_equal(inv->nlines, 1);
 	l = line(inv, "adj|2026-10|i-late|compute|flavor:m1.small|0.03");
 	assert_non_null(l);
+	assert_null(l->corrects); /* gamma had no October invoice */
+	assert_non_null(strstr(l->description, "not invoiced before"));
+	assert_int_equal(l->start_ms, T("2026-10-20T00:00:00Z"));
 	/* seen running 00:00..10:00, gone at 12:00: stopped at 10:00 */
 	assert_true(l->qty == 36000000);
 	assert_int_equal(l->amount_micro, 300000);
@@ -265,11 +284,183 @@ static void test_render_formats(void **state)
 		rows += *p == '\n';
 	assert_int_equal(rows, 1 + 16);
 	assert_non_null(strstr(csv, "identity/LineItemId,bill/InvoiceId,bill/BillType,"));
-	assert_non_null(strstr(csv, ",Draft,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,acme,Usage,"));
+	/* no name known for acme: the name column is empty */
+	assert_non_null(strstr(csv, ",Draft,2026-10-01T00:00:00Z,2026-11-01T00:00:00Z,acme,,Usage,"));
 	assert_non_null(strstr(csv, ",i-api,api,163.991667,hour,0.04,6.56,EUR,"));
 	assert_non_null(strstr(html, "<!DOCTYPE html>"));
 	assert_non_null(strstr(html, "@media print"));
 	assert_non_null(strstr(html, "<td class=\"n\">86.46</td>"));
+	free(csv);
+	free(html);
+}
+
+/* One Nova instance's poll in December with the names the agent sends. */
+static void nova_poll(struct fx *f, const char *t, const char *project_name)
+{
+	struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, T(t));
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE,
+		"0f0e0d0c-0000-4000-8000-00000000002a", "instance-0000002a", NULL, T(t));
+	assert_non_null(r);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "bbbbbbbb0000000000000000000000b1", "u1", "m1.small"), 0);
+	assert_int_equal(vg_batch_sample(b, "power.state", VG_KIND_GAUGE, 1), 0);
+	assert_int_equal(vg_batch_attr(b, "display_name", "web-frontend-1"), 0);
+	assert_int_equal(vg_batch_attr(b, "project_name", project_name), 0);
+	assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+	vg_batch_free(b);
+}
+
+static void test_names_people_know(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	const char *P = "bbbbbbbb0000000000000000000000b1";
+	struct vg_bill_invoice *inv;
+	size_t len, n;
+
+	nova_poll(f, "2026-12-01T00:00:00Z", "webshop");
+	nova_poll(f, "2026-12-01T10:00:00Z", "webshop-eu"); /* renamed */
+	assert_int_equal(vg_bill_names_put(db, P, "webshop", T("2026-12-01T05:00:00Z")), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, DEC, P, &inv), 0);
+	assert_string_equal(inv->project, P);
+	assert_non_null(inv->project_name); /* the newest name wins, not the last written */
+	assert_string_equal(inv->project_name, "webshop-eu");
+	assert_true(inv->nlines >= 1);
+	for (size_t i = 0; i < inv->nlines; i++) {
+		assert_string_equal(inv->lines[i].resource_name, "web-frontend-1");
+		assert_string_equal(inv->lines[i].resource_id, "0f0e0d0c-0000-4000-8000-00000000002a");
+	}
+	vg_bill_invoice_free(inv);
+
+	char *js = text(f, DEC, P, VG_BILL_FMT_JSON, &len);
+	char *csv = text(f, DEC, P, VG_BILL_FMT_CSV, &len);
+	char *html = text(f, DEC, P, VG_BILL_FMT_HTML, &len);
+	assert_non_null(strstr(js, "\"project_name\": \"webshop-eu\""));
+	assert_non_null(strstr(js, "\"resource_name\": \"web-frontend-1\""));
+	assert_non_null(strstr(csv, ",bbbbbbbb0000000000000000000000b1,webshop-eu,Usage,"));
+	assert_non_null(strstr(html, "webshop-eu <span class=\"res\">bbbbbbbb0000000000000000000000b1</span>"));
+	assert_non_null(strstr(html, "web-frontend-1<br><span class=\"res\">0f0e0d0c-0000-4000-8000-00000000002a</span>"));
+	assert_null(strstr(html, "instance-0000002a"));
+	free(js);
+	free(csv);
+	free(html);
+
+	/* the frozen document keeps the names */
+	assert_int_equal(vg_bill_finalize(db, f->rc, DEC, T("2027-01-01T00:00:00Z"), &n), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, DEC, P, &inv), 0);
+	assert_true(inv->final);
+	assert_string_equal(inv->project_name, "webshop-eu");
+	vg_bill_invoice_free(inv);
+}
+
+static const struct vg_bill_invoice_line *nth_of(const struct vg_bill_invoice *inv,
+						 const char *res, int ut, int i, size_t *at)
+{
+	for (size_t k = 0; k < inv->nlines; k++)
+		if (!strcmp(inv->lines[k].resource_id, res) && inv->lines[k].usage_type == ut &&
+		    !inv->lines[k].adjustment_for && i-- == 0) {
+			if (at)
+				*at = k;
+			return &inv->lines[k];
+		}
+	return NULL;
+}
+
+/* Lines read like a bill: by instance, usage type and time (not by key:
+ * i-api's m1.medium came first in October, "m1.large" sorts before it);
+ * each says why it is apart from the line above; the seconds the minimum
+ * added are visible; summaries per service and per instance add up to the
+ * ledger's hand-computed lines; empty subtotals are left out. */
+static void test_readable_lines(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	struct vg_bill_invoice *inv;
+	const struct vg_bill_invoice_line *l;
+	size_t a, b, len;
+
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "acme", &inv), 0);
+	const char *api[4][2] = {{"flavor:m1.medium", NULL}, {"flavor:m1.large", "resize"},
+				 {"ram", "resize"}, {"vcpu", "vCPU and RAM priced apart"}};
+	size_t prev = 0;
+	for (int i = 0; i < 4; i++) {
+		assert_non_null(l = nth_of(inv, "i-api", VG_BILL_UT_COMPUTE, i, &a));
+		assert_string_equal(l->item, api[i][0]);
+		if (api[i][1])
+			assert_string_equal(l->split, api[i][1]);
+		else
+			assert_null(l->split);
+		assert_true(i == 0 || a == prev + 1);
+		prev = a;
+	}
+	/* the instance's own lines, then its disks and vNICs */
+	assert_non_null(nth_of(inv, "i-web", VG_BILL_UT_COMPUTE, 1, &a));
+	assert_non_null(nth_of(inv, "d-web", VG_BILL_UT_STORAGE, 0, &b));
+	assert_int_equal(b, a + 1);
+	assert_non_null(l = nth_of(inv, "i-batch", VG_BILL_UT_COMPUTE, 1, NULL));
+	assert_string_equal(l->split, "price change");
+	assert_int_equal(l->minimum_runs, 2);
+	assert_int_equal(l->minimum_added_ms, 70000); /* 40 s run +20, 10 s run +50 */
+	assert_non_null(l = nth_of(inv, "n-web", VG_BILL_UT_EGRESS, 2, NULL));
+	assert_string_equal(l->split, "tier");
+	assert_string_equal(l->instance_id, "i-web");
+	vg_bill_invoice_free(inv);
+
+	char *js = text(f, OCT, "acme", VG_BILL_FMT_JSON, &len);
+	char *csv = text(f, OCT, "acme", VG_BILL_FMT_CSV, &len);
+	char *html = text(f, OCT, "acme", VG_BILL_FMT_HTML, &len);
+	/* hand sums of the ledger's lines (tests/fixtures/billing/ledger-2026-10.txt):
+	 * i-api 6.56 + 16.32 + 10.80 + 16.20 = 49.88 compute, 5.98 storage;
+	 * i-batch 0.26 + 0.03 = 0.29, 1.00; i-old 7.20, 0.48;
+	 * i-web 7.20 + 11.52 = 18.72, 2.00, network 0.00 + 0.81 + 0.10 = 0.91 */
+	assert_non_null(strstr(js, "\"services\": {\n      \"compute\": \"76.09\",\n      \"storage\": \"9.46\",\n      \"network\": \"0.91\"\n    }"));
+	assert_non_null(strstr(js, "\"instance_id\": \"i-api\",\n        \"name\": \"api\",\n        \"compute\": \"49.88\",\n        \"storage\": \"5.98\",\n        \"total\": \"55.86\""));
+	assert_non_null(strstr(js, "\"instance_id\": \"i-web\",\n        \"name\": \"web\",\n        \"compute\": \"18.72\",\n        \"storage\": \"2.00\",\n        \"network\": \"0.91\",\n        \"total\": \"21.63\""));
+	assert_non_null(strstr(js, "\"minimum_added_seconds\": \"70.000\""));
+	assert_null(strstr(js, "\"adjustment\": \"0.00\""));
+	assert_null(strstr(js, "\"network-ingress\""));
+	assert_non_null(strstr(csv, ",i-batch,batch,price change,70.000,\r\n"));
+	assert_non_null(strstr(html, "Summary by instance"));
+	assert_non_null(strstr(html, "apart from the line above: price change"));
+	assert_non_null(strstr(html, "+70.000&nbsp;s minimum"));
+	assert_null(strstr(html, "Subtotal adjustment"));
+	/* rates and money the same way everywhere: 0.005 and 10.80 */
+	assert_non_null(strstr(js, "\"rate\": \"0.005\""));
+	assert_non_null(strstr(csv, ",0.005,10.80,EUR,"));
+	assert_non_null(strstr(html, "<td class=\"n\">0.005</td><td class=\"n\">10.80</td>"));
+	free(js);
+	free(csv);
+	free(html);
+}
+
+/* Unpriced usage is named in every format: JSON warnings, an HTML list and
+ * a CSV row of its own (LineItemType Warning, no cost). */
+static void test_warnings_everywhere(void **state)
+{
+	struct fx *f = fx_get(state);
+	size_t len;
+	const char *times[] = {"2026-12-02T00:00:00Z", "2026-12-02T01:00:00Z"};
+
+	for (int i = 0; i < 2; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, T(times[i]));
+		struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "i-odd", "odd", NULL, T(times[i]));
+		r->state = VG_RSTATE_ACTIVE;
+		assert_int_equal(vg_batch_identity(b, "delta", NULL, "x9.odd"), 0);
+		assert_int_equal(vg_batch_sample(b, "power.state", VG_KIND_GAUGE, 1), 0);
+		assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+		vg_batch_free(b);
+	}
+	char *js = text(f, DEC, "delta", VG_BILL_FMT_JSON, &len);
+	char *csv = text(f, DEC, "delta", VG_BILL_FMT_CSV, &len);
+	char *html = text(f, DEC, "delta", VG_BILL_FMT_HTML, &len);
+	const char *w = "compute of i-odd from 2026-12-02T00:00:00Z is not priced";
+	assert_non_null(strstr(js, w));
+	assert_non_null(strstr(html, "<ul class=\"warn\">"));
+	assert_non_null(strstr(html, w));
+	assert_non_null(strstr(csv, "warning-1,DRAFT-2026-12-delta,Draft,"));
+	assert_non_null(strstr(csv, ",Warning,,,vigie,"));
+	assert_non_null(strstr(csv, w));
+	free(js);
 	free(csv);
 	free(html);
 }
@@ -280,6 +471,9 @@ int main(void)
 		DBE_BOTH(test_finalize_freezes, setup, teardown),
 		DBE_BOTH(test_late_usage_becomes_adjustment, setup, teardown),
 		DBE_BOTH(test_render_formats, setup, teardown),
+		DBE_BOTH(test_names_people_know, setup, teardown),
+		DBE_BOTH(test_readable_lines, setup, teardown),
+		DBE_BOTH(test_warnings_everywhere, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

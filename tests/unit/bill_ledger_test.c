@@ -421,6 +421,101 @@ static void test_network_pages_same_invoices(void **state)
 	free(paged);
 }
 
+/* The documents ledger: invoices with tax, a usage statement, a live
+ * migration, summaries, a credit note (tests/fixtures/billing/
+ * ledger-2026-07.txt, figures by hand in its comments). Months are
+ * finalized where the file says, with the rate card in force there; the
+ * checks read what the API serves (vg_bill_invoices: frozen documents of
+ * finalized months, drafts with adjustments otherwise). */
+static void test_documents_ledger(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_ledger *l;
+	struct vg_bill_ratecard *rc;
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	char err[512];
+	size_t b = 0;
+	int bad = 0;
+
+	if (vg_bill_ledger_load("tests/fixtures/billing/ledger-2026-07.txt", &l, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(l->nfinal, 1);
+	for (size_t k = 0; k <= l->nfinal; k++) {
+		size_t upto = k < l->nfinal ? l->final[k].after : l->nbatches;
+		for (; b < upto; b++)
+			assert_int_equal(vg_bill_meter_batch(f->m, l->batches[b]), 0);
+		if (k < l->nfinal) {
+			size_t n;
+			if (vg_bill_ratecard_load(l->final[k].ratecard, &rc, err, sizeof(err)))
+				fail_msg("%s", err);
+			assert_int_equal(vg_bill_finalize(db, rc, l->final[k].month, l->final[k].at_ms, &n), 0);
+			assert_int_equal(n, 3);
+			vg_bill_ratecard_free(rc);
+		}
+	}
+	if (vg_bill_ratecard_load(l->ratecard, &rc, err, sizeof(err)))
+		fail_msg("%s", err);
+	struct vg_bill_month months[4];
+	size_t nm = vg_bill_ledger_months(l, months, 4);
+	assert_int_equal(nm, 2);
+	for (size_t i = 0; i < nm; i++) {
+		struct vg_bill_invoice **inv;
+		size_t n;
+		assert_int_equal(vg_bill_invoices(db, rc, months[i], NULL, &inv, &n), 0);
+		bad += vg_bill_ledger_check(l, months[i], inv, n, stderr);
+		for (size_t k = 0; k < n; k++)
+			vg_bill_invoice_free(inv[k]);
+		free(inv);
+	}
+	assert_int_equal(bad, 0);
+
+	/* numbers: the issuer's sequence, no project id; dates and terms */
+	struct vg_bill_invoice *inv;
+	struct vg_bill_month jul = {2026, 7};
+	assert_int_equal(vg_bill_invoice_from_db(db, rc, jul, "de-co", &inv), 0);
+	assert_string_equal(inv->number, "VC-000001");
+	assert_int_equal(inv->payment_terms_days, 15);
+	assert_string_equal(inv->customer.name, "Brot GmbH");
+	assert_string_equal(inv->issuer.tax_id, "FR00123456789");
+	vg_bill_invoice_free(inv);
+	assert_int_equal(vg_bill_invoice_from_db(db, rc, jul, "fr-co", &inv), 0);
+	assert_string_equal(inv->number, "VC-000002");
+	char *html = NULL, *js = NULL, *csv = NULL;
+	size_t len;
+	assert_int_equal(vg_bill_invoice_render(inv, VG_BILL_FMT_JSON, &js, &len), 0);
+	assert_non_null(strstr(js, "\"issue_date\": \"2026-08-01\""));
+	assert_non_null(strstr(js, "\"due_date\": \"2026-08-31\""));
+	assert_non_null(strstr(js, "\"amount_due\": \"3.62\""));
+	assert_int_equal(vg_bill_invoice_render(inv, VG_BILL_FMT_CSV, &csv, &len), 0);
+	assert_non_null(strstr(csv, "tax-1,VC-000002,Final,"));
+	assert_non_null(strstr(csv, ",Tax,,,vigie,tax,tax,,,3.02,EUR,0.20,0.60,EUR,"));
+	assert_int_equal(vg_bill_invoice_render(inv, VG_BILL_FMT_HTML, &html, &len), 0);
+	assert_non_null(strstr(html, "<h1>Invoice <span class=\"num\">VC-000002</span></h1>"));
+	assert_non_null(strstr(html, "Fromagerie Dupont SARL"));
+	assert_non_null(strstr(html, "Tax 20&nbsp;% on 3.02</td><td class=\"n\">0.60</td>"));
+	assert_non_null(strstr(html, "Amount due EUR</td><td class=\"n\">3.62</td>"));
+	free(html);
+	free(js);
+	free(csv);
+	vg_bill_invoice_free(inv);
+	assert_int_equal(vg_bill_invoice_from_db(db, rc, jul, "lab", &inv), 0);
+	assert_int_equal(inv->doc, VG_BILL_DOC_STATEMENT);
+	assert_int_equal(vg_bill_invoice_render(inv, VG_BILL_FMT_HTML, &html, &len), 0);
+	assert_non_null(strstr(html, "This is a usage statement, not an invoice"));
+	assert_null(strstr(html, "Amount due"));
+	free(html);
+	vg_bill_invoice_free(inv);
+	struct vg_bill_month aug = {2026, 8};
+	assert_int_equal(vg_bill_invoice_from_db(db, rc, aug, "fr-co", &inv), 0);
+	assert_int_equal(vg_bill_invoice_render(inv, VG_BILL_FMT_HTML, &html, &len), 0);
+	assert_non_null(strstr(html, "<h1>Credit note"));
+	assert_non_null(strstr(html, "Amount credited EUR</td><td class=\"n\">1.81</td>"));
+	free(html);
+	vg_bill_invoice_free(inv);
+	vg_bill_ratecard_free(rc);
+	vg_bill_ledger_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -431,6 +526,7 @@ int main(void)
 		DBE_BOTH(test_two_meters_late_resend, setup, teardown),
 		DBE_BOTH(test_two_meters_concurrent, setup, teardown),
 		DBE_BOTH(test_two_meters_count_bytes_once, setup, teardown),
+		DBE_BOTH(test_documents_ledger, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

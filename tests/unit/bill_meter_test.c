@@ -3,7 +3,9 @@
  * exact split at 00:00:00 UTC (also for February and runs under the
  * minimum), polling fallback and refinement by late exact events, stopped
  * instances accruing storage only, deleted instances stopping at
- * deletion, counter resets, traffic spread across a month boundary.
+ * deletion, counter resets, traffic spread across a month boundary, live
+ * migration between two hosts (libvirt's events, or polls only, in both
+ * arrival orders) continuing one run.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -70,10 +72,15 @@ static int teardown(void **state)
 	return 0;
 }
 
+static void begin_on(struct fx *f, const char *host, const char *t)
+{
+	f->b = vg_batch_new(host, 1, ++f->seq, T(t));
+	assert_non_null(f->b);
+}
+
 static void begin(struct fx *f, const char *t)
 {
-	f->b = vg_batch_new("h1", 1, ++f->seq, T(t));
-	assert_non_null(f->b);
+	begin_on(f, "h1", t);
 }
 
 static void apply(struct fx *f)
@@ -125,6 +132,12 @@ static void nic(struct fx *f, const char *id, const char *parent, const char *t,
 static void event(struct fx *f, const char *id, int type, const char *t)
 {
 	assert_int_equal(vg_batch_event(f->b, id, (uint8_t)type, T(t), NULL), 0);
+}
+
+static void event_d(struct fx *f, const char *id, int type, const char *t,
+		    const char *detail)
+{
+	assert_int_equal(vg_batch_event(f->b, id, (uint8_t)type, T(t), detail), 0);
 }
 
 static void load(struct fx *f, const char *month, struct vg_bill_usage *u)
@@ -453,7 +466,10 @@ static void test_single_poll_run(void **state)
 
 /* A billing.db written before the state database layer (PRAGMA
  * user_version 1, no vg_schema) is adopted as schema version 1 with its
- * rows: the meter goes on from its watermarks (sqlite only). */
+ * rows and upgraded to version 2 (project names, invoice numbers): the
+ * meter goes on from its watermarks (sqlite only). The file also holds
+ * bill_project_names as a build that created it at open left it: step 2
+ * keeps it and its rows. */
 static void test_adopts_old_billing_db(void **state)
 {
 	struct fx *f = fx_get(state);
@@ -492,12 +508,23 @@ static void test_adopts_old_billing_db(void **state)
 		" 1780272600000,1780272600000,1780272000000,7,'m1.small',1,1024,NULL,NULL,0,NULL,NULL,NULL);"
 		"INSERT INTO transitions VALUES('i1',1780272000000,1,0,0,1780272000000,'m1.small',1,1024,NULL,NULL);"
 		"INSERT INTO transitions VALUES('i1',1780272000000,4,0,0,1780272000000,'m1.small',1,1024,NULL,NULL);"
+		"CREATE TABLE bill_project_names(project TEXT PRIMARY KEY, name TEXT NOT NULL,"
+		" updated_ms BIGINT NOT NULL);"
+		"INSERT INTO bill_project_names VALUES('p','Project P',1780272000000);"
 		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
 	assert_int_equal(vg_db_schema_version(vg_bill_meter_db(f->m), "billing", &v), 0);
-	assert_int_equal(v, 1);
+	assert_int_equal(v, 2);
+	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
+				       "SELECT name FROM bill_project_names WHERE project = 'p'", &st), 0);
+	assert_int_equal(vg_db_step(st), 1);
+	assert_string_equal(vg_db_column_text(st, 0), "Project P");
+	vg_db_reset(st);
+	int64_t seq = 0;
+	assert_int_equal(vg_bill_numbers_next(vg_bill_meter_db(f->m), "VC", &seq), 0);
+	assert_int_equal(seq, 1);
 	/* the next poll (00:20) continues the run the old file recorded */
 	begin(f, "2026-06-01T00:20:00Z");
 	inst(f, "i1", "2026-06-01T00:20:00Z", 1);
@@ -514,6 +541,200 @@ static void test_adopts_old_billing_db(void **state)
 	vg_db_reset(st);
 }
 
+/* Compute time of id in May 2026 and its number of runs (segments that
+ * start a run). */
+static int64_t compute_ms(struct fx *f, const char *id, int *runs)
+{
+	struct vg_bill_usage u;
+	int64_t total = 0;
+	load(f, "2026-05", &u);
+	*runs = 0;
+	for (size_t n = nseg(&u, id, VG_BILL_U_COMPUTE), i = 0; i < n; i++) {
+		const struct vg_bill_usage_seg *s = seg(&u, id, VG_BILL_U_COMPUTE, (int)i);
+		total += s->end_ms - s->start_ms;
+		*runs += s->run_first;
+	}
+	vg_bill_usage_clear(&u);
+	return total;
+}
+
+#define MIG_OUT "{\"libvirt\":\"stopped\",\"reason\":\"migrated\"}"
+#define MIG_IN "{\"libvirt\":\"started\",\"reason\":\"migrated\"}"
+#define VANISHED "{\"vanished\":true,\"derived\":true}"
+
+/* libvirt's own events: STOPPED/migrated on the source, STARTED/migrated
+ * on the destination, then the source's poll sees the domain gone. The
+ * run goes on across hosts, whichever host's batch arrives first. */
+static void test_migration_exact_events(void **state)
+{
+	struct fx *f = fx_get(state);
+	int runs;
+
+	for (int order = 0; order < 2; order++) {
+		const char *id = order ? "m8" : "m7";
+		const char *src[2] = {"2026-05-01T00:00:00Z", "2026-05-01T00:10:00Z"};
+		for (int i = 0; i < 2; i++) {
+			begin_on(f, "h1", src[i]);
+			inst(f, id, src[i], 1);
+			commit(f);
+		}
+		for (int step = 0; step < 2; step++) {
+			if ((step == 0) == (order == 0)) { /* the source */
+				begin_on(f, "h1", "2026-05-01T00:20:00Z");
+				event_d(f, id, VG_EV_STOPPED, "2026-05-01T00:11:30Z", MIG_OUT);
+				event_d(f, id, VG_EV_STOPPED, "2026-05-01T00:20:00Z", VANISHED);
+				inst(f, id, "2026-05-01T00:20:00Z", -1);
+				commit(f);
+			} else { /* the destination */
+				begin_on(f, "h2", "2026-05-01T00:15:00Z");
+				event_d(f, id, VG_EV_STARTED, "2026-05-01T00:11:31Z", MIG_IN);
+				inst(f, id, "2026-05-01T00:15:00Z", 1);
+				commit(f);
+			}
+		}
+		begin_on(f, "h2", "2026-05-01T00:25:00Z");
+		inst(f, id, "2026-05-01T00:25:00Z", 1);
+		commit(f);
+		begin_on(f, "h2", "2026-05-01T00:41:00Z");
+		event_d(f, id, VG_EV_STOPPED, "2026-05-01T00:40:00Z",
+			"{\"libvirt\":\"stopped\",\"reason\":\"shutdown\"}");
+		inst(f, id, "2026-05-01T00:41:00Z", 5);
+		commit(f);
+
+		/* 00:00 to 00:40 in one run: no gap, one minimum */
+		assert_int_equal(compute_ms(f, id, &runs), 40 * 60000);
+		assert_int_equal(runs, 1);
+	}
+	struct vg_bill_meter_stats st;
+	vg_bill_meter_get_stats(f->m, &st);
+	assert_true(st.migrations >= 1);
+	assert_true(st.elsewhere >= 1); /* the source's vanish after h2 took over */
+}
+
+/* No events: the source stops seeing the domain, the destination's poll
+ * sees it within the same poll window. Disks and vNICs follow. */
+static void test_migration_polls_only(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_usage u;
+	int runs;
+	const char *src[3] = {"2026-05-01T00:00:00Z", "2026-05-01T00:10:00Z",
+			      "2026-05-01T00:20:00Z"};
+	const double tx[3] = {0, 500, 1000};
+
+	for (int i = 0; i < 3; i++) {
+		begin_on(f, "h1", src[i]);
+		inst(f, "m5", src[i], 1);
+		disk(f, "m5-vda", "m5", src[i], 10737418240.0);
+		nic(f, "m5-tap0", "m5", src[i], tx[i], 0);
+		commit(f);
+	}
+	/* the source's report of the vanish arrives first */
+	begin_on(f, "h1", "2026-05-01T00:30:00Z");
+	event_d(f, "m5", VG_EV_STOPPED, "2026-05-01T00:30:00Z", VANISHED);
+	inst(f, "m5", "2026-05-01T00:30:00Z", -1);
+	disk(f, "m5-vda", "m5", "2026-05-01T00:30:00Z", -1);
+	commit(f);
+	/* the destination saw it at 00:25 (its own poll phase) */
+	const char *dst[2] = {"2026-05-01T00:25:00Z", "2026-05-01T00:35:00Z"};
+	const double tx2[2] = {300, 600};
+	for (int i = 0; i < 2; i++) {
+		begin_on(f, "h2", dst[i]);
+		if (i == 0)
+			event_d(f, "m5", VG_EV_STARTED, dst[i], "{\"derived\":true}");
+		inst(f, "m5", dst[i], 1);
+		disk(f, "m5-vda", "m5", dst[i], 10737418240.0);
+		nic(f, "m5-tap0", "m5", dst[i], tx2[i], 0);
+		commit(f);
+	}
+	begin_on(f, "h2", "2026-05-01T00:45:00Z");
+	inst(f, "m5", "2026-05-01T00:45:00Z", 5);
+	commit(f);
+
+	/* running from 00:00 to the last time seen running, 00:35 */
+	assert_int_equal(compute_ms(f, "m5", &runs), 35 * 60000);
+	assert_int_equal(runs, 1);
+	load(f, "2026-05", &u);
+	assert_int_equal(nseg(&u, "m5-vda", VG_BILL_U_STORAGE), 1);
+	const struct vg_bill_usage_seg *s = seg(&u, "m5-vda", VG_BILL_U_STORAGE, 0);
+	assert_int_equal(s->start_ms, T("2026-05-01T00:00:00Z"));
+	assert_int_equal(s->end_ms, T("2026-05-01T00:35:00Z")); /* last seen */
+	int64_t sent = 0;
+	for (size_t i = 0; i < u.nnet; i++)
+		sent += u.net[i].tx;
+	/* 1000 on h1, then h2's counter from zero: 300, +300 */
+	assert_int_equal(sent, 1600);
+	vg_bill_usage_clear(&u);
+}
+
+/* What is not a live migration stays two runs: a real shutdown, then a
+ * boot elsewhere; or a domain seen elsewhere long after it vanished. A
+ * host that no longer runs an instance cannot stop it. */
+static void test_not_a_migration(void **state)
+{
+	struct fx *f = fx_get(state);
+	int runs;
+
+	begin_on(f, "h1", "2026-05-01T00:00:00Z");
+	inst(f, "c1", "2026-05-01T00:00:00Z", 1);
+	commit(f);
+	begin_on(f, "h1", "2026-05-01T00:06:00Z");
+	event_d(f, "c1", VG_EV_STOPPED, "2026-05-01T00:05:00Z",
+		"{\"libvirt\":\"stopped\",\"reason\":\"shutdown\"}");
+	event_d(f, "c1", VG_EV_UNDEFINED, "2026-05-01T00:05:10Z", NULL);
+	commit(f);
+	begin_on(f, "h2", "2026-05-01T00:08:00Z");
+	event_d(f, "c1", VG_EV_STARTED, "2026-05-01T00:07:00Z",
+		"{\"libvirt\":\"started\",\"reason\":\"booted\"}");
+	inst(f, "c1", "2026-05-01T00:08:00Z", 1);
+	commit(f);
+	begin_on(f, "h2", "2026-05-01T00:10:00Z");
+	event_d(f, "c1", VG_EV_STOPPED, "2026-05-01T00:09:00Z", NULL);
+	inst(f, "c1", "2026-05-01T00:10:00Z", 5);
+	commit(f);
+	assert_int_equal(compute_ms(f, "c1", &runs), 7 * 60000);
+	assert_int_equal(runs, 2);
+
+	/* polls only, seen on h2 an hour after h1 lost it */
+	const char *src[2] = {"2026-05-02T00:00:00Z", "2026-05-02T00:10:00Z"};
+	for (int i = 0; i < 2; i++) {
+		begin_on(f, "h1", src[i]);
+		inst(f, "c2", src[i], 1);
+		commit(f);
+	}
+	begin_on(f, "h1", "2026-05-02T00:20:00Z");
+	inst(f, "c2", "2026-05-02T00:20:00Z", -1);
+	commit(f);
+	begin_on(f, "h2", "2026-05-02T01:20:00Z");
+	inst(f, "c2", "2026-05-02T01:20:00Z", 1);
+	commit(f);
+	begin_on(f, "h2", "2026-05-02T01:30:00Z");
+	inst(f, "c2", "2026-05-02T01:30:00Z", 1);
+	commit(f);
+	begin_on(f, "h2", "2026-05-02T01:40:00Z");
+	inst(f, "c2", "2026-05-02T01:40:00Z", 5);
+	commit(f);
+	assert_int_equal(compute_ms(f, "c2", &runs), 20 * 60000);
+	assert_int_equal(runs, 2);
+
+	/* a shut-off definition left behind on h1 does not stop it on h2 */
+	begin_on(f, "h2", "2026-05-03T00:00:00Z");
+	inst(f, "c3", "2026-05-03T00:00:00Z", 1);
+	commit(f);
+	begin_on(f, "h1", "2026-05-03T00:05:00Z");
+	inst(f, "c3", "2026-05-03T00:05:00Z", 5);
+	event_d(f, "c3", VG_EV_UNDEFINED, "2026-05-03T00:05:00Z", NULL);
+	commit(f);
+	begin_on(f, "h2", "2026-05-03T00:10:00Z");
+	inst(f, "c3", "2026-05-03T00:10:00Z", 1);
+	commit(f);
+	begin_on(f, "h2", "2026-05-03T00:20:00Z");
+	inst(f, "c3", "2026-05-03T00:20:00Z", 5);
+	commit(f);
+	assert_int_equal(compute_ms(f, "c3", &runs), 10 * 60000);
+	assert_int_equal(runs, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -525,6 +746,9 @@ int main(void)
 		DBE_BOTH(test_resize_splits, setup, teardown),
 		DBE_BOTH(test_single_poll_run, setup, teardown),
 		DBE_BOTH(test_adopts_old_billing_db, setup, teardown),
+		DBE_BOTH(test_migration_exact_events, setup, teardown),
+		DBE_BOTH(test_migration_polls_only, setup, teardown),
+		DBE_BOTH(test_not_a_migration, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

@@ -133,6 +133,15 @@ static void test_errors_name_the_field(void **state)
 	bad_case("\"currency\":\"EUR\",", "\"currency\":\"EUR\",\"currency\":\"USD\",",
 		 "rc.json:1:");
 	bad_case("\"projects\"", "\"project\"", "$.project: unknown key");
+	/* issuer and billing profiles name their fields too */
+	bad_case("\"projects\"", "\"issuer\":{\"name\":\"X\",\"tax_rates\":{\"FR\":\"1.5\"}},\"projects\"",
+		 "$.issuer.tax_rates[\"FR\"]: a tax rate is a fraction from 0 to 1");
+	bad_case("\"projects\"", "\"issuer\":{\"address\":[]},\"projects\"",
+		 "$.issuer.name: missing: the legal name");
+	bad_case("\"projects\"", "\"issuer\":{\"name\":\"X\",\"country\":\"France\"},\"projects\"",
+		 "$.issuer.country: must be an ISO 3166 alpha-2 country code");
+	bad_case("\"projects\":{", "\"projects\":{\"p9\":{\"billing_profile\":{\"name\":\"P\",\"vat\":\"1\"}},",
+		 "$.projects[\"p9\"].billing_profile.vat: unknown key");
 }
 
 static void test_load_file(void **state)
