@@ -18,9 +18,8 @@ LEDGER=$ROOT/tests/fixtures/billing/ledger-2026-10.txt
 CARD=$ROOT/tests/fixtures/billing/ratecard.json
 REPLAY=$ROOT/$BUILD/bench/billing_replay
 [[ $BUILD = /* ]] && REPLAY=$BUILD/bench/billing_replay
-if [[ ! -x $REPLAY ]]; then
-  make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/billing_replay" >/dev/null 2>&1
-fi
+# (always asked: make rebuilds it only when its sources changed)
+make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/billing_replay" >/dev/null 2>&1
 if [[ ! -x $REPLAY ]]; then
   skip "bench/billing_replay could not be built"
   done_testing

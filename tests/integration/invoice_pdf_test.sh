@@ -23,7 +23,8 @@ LEDGER=$ROOT/tests/fixtures/billing/ledger-2026-07.txt
 CARD=$ROOT/tests/fixtures/billing/ratecard-invoice.json
 REPLAY=$ROOT/$BUILD/bench/billing_replay
 [[ $BUILD = /* ]] && REPLAY=$BUILD/bench/billing_replay
-[[ -x $REPLAY ]] || make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/billing_replay" >/dev/null 2>&1
+# (always asked: make rebuilds it only when its sources changed)
+make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/billing_replay" >/dev/null 2>&1
 
 PORT=$(free_port); HPORT=$(free_port)
 while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
