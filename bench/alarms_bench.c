@@ -37,7 +37,7 @@
  * (each sent once the previous burst was delivered). For every
  * notification, the time from just before its deciding batch is sent to
  * its webhook request and to its PUB message: p50, p99, and the last of
- * the burst (max), against the targets of issue 12 (p99 <= 10 ms for 60,
+ * the burst (max), against the burst latency targets (p99 <= 10 ms for 60,
  * <= 100 ms for 1,000): verdict=ok or MISSED (never a failure).
  *
  * Output: "RESULT alarms_<what> key=value ..." lines on standard output.

@@ -29,7 +29,7 @@
 # older build, on the same seeded data).
 # Targets (docs/benchmarks.md): measures p99 < 5 ms unloaded, >= 2,000
 # measures/s under load; a page of 100 resources >= 1,000/s under load with
-# p99 < 20 ms unloaded (issue 12); each reported as met or MISSED. Exit 1 if a request fails; a missed target fails only with
+# p99 < 20 ms unloaded; each reported as met or MISSED. Exit 1 if a request fails; a missed target fails only with
 # BENCH_API_STRICT=1 (timings on a shared 2-core machine are noisy: `make
 # bench` fails on wrong answers, not on a slow minute).
 set -u
@@ -169,7 +169,7 @@ if [[ -n ${R[measures.loaded]:-} ]]; then
   [[ $ok99 == 1 && $okrps == 1 ]] || missed=1
 fi
 if [[ -n ${R[page.loaded]:-} ]]; then
-  # issue 12: a page of 100 resources with their metrics, out of NRES
+  # a page of 100 resources with their metrics, out of NRES
   read -r _ p99 _ <<<"${R[page.unloaded]}"
   read -r _ pl99 prps pcpu <<<"${R[page.loaded]}"
   okp99=$(awk -v v="$p99" 'BEGIN { print (v + 0 < 20) ? 1 : 0 }')

@@ -1,6 +1,6 @@
 /*
  * db_bench.c — single-row upserts through the state database layer
- * (vigie/db.h) on both engines, for the capacity model of issue 15.
+ * (vigie/db.h) on both engines, for the capacity model of docs/scaling.md.
  *
  * The load is the registry's hottest write: one upsert per (resource,
  * metric) carrying the last value and its time, committed in

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/query_bench.sh — queries across series (issue 17), for `make bench`
+# bench/query_bench.sh — queries across series, for `make bench`
 # (bench/run.sh calls it) or alone:  VIGIE_BUILD=build bash bench/query_bench.sh
 #
 # 1. /v1/query: bench/query_seed writes 100 instances with a day of

@@ -1,5 +1,5 @@
 /*
- * query_client.c — the client side of bench/query_bench.sh (issue 17):
+ * query_client.c — the client side of bench/query_bench.sh:
  * time one kind of request against a running collector, sequentially
  * (unloaded latency), and check every answer.
  *

@@ -1,7 +1,7 @@
 /*
  * rrdcached_bench.c — values per second through one rrdcached on a unix
  * socket with vigie's own client (collector/rrdcached.c): BATCH against
- * one UPDATE per round trip (issue 14).
+ * one UPDATE per round trip.
  *
  * Starts a private rrdcached (tests/unit/rrdcached_harness.h) in a dir on
  * tmpfs (--dir, default /dev/shm), journal included, creates --files

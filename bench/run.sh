@@ -412,7 +412,7 @@ fi
 # with BENCH_ALARMS alarms loaded versus none, and the latency from the
 # deciding batch to the webhook request and to the PUB message (target: p99
 # under 50 ms), then bursts of 60 and 1,000 transitions in one batch among
-# 1,000 alarms (issue 12; BENCH_BURST_ROUNDS batches per shape, default
+# 1,000 alarms (the burst latency targets; BENCH_BURST_ROUNDS batches per shape, default
 # 10; a target missed prints MISSED, it does not fail the bench). About
 # 60 s. BENCH_SKIP="alarms" leaves it out.
 if [[ " $SKIP " != *" alarms "* ]]; then
@@ -447,7 +447,7 @@ if [[ " $SKIP " != *" alarms "* ]]; then
       echo "  FAIL: alarms_bench gave no result (engine: ${AE:-none}; e2e: ${AX:-none})"
       fail=1
     fi
-    # bursts (issue 12): 1,000 alarms, batches in which 60 and then all
+    # bursts: 1,000 alarms, batches in which 60 and then all
     # 1,000 change state at once; a missed target is reported, not failed
     # with 100 silences in force that match nothing (each notification
     # is compared with all of them: the worst case for silences)
@@ -561,7 +561,7 @@ if [[ -n ${ST[sqlite]:-} && -n ${ST[postgresql]:-} ]]; then
 fi
 if [[ " $SKIP " != *" db "* && -x $BB/db_bench ]]; then
   echo
-  echo "state database: single-row upserts in transactions of 100, sqlite vs PostgreSQL (issue 15)"
+  echo "state database: single-row upserts in transactions of 100, sqlite vs PostgreSQL"
   r=$("$BB/db_bench" --keys 100000 --dir "$DISK_BASE" 2>&1) || { echo "  FAIL: db_bench"; fail=1; }
   while read -r l; do [[ $l == RESULT* ]] && record "$l"; done <<<"$r"
   sed 's/^/  /' <<<"$r"

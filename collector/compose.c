@@ -357,7 +357,7 @@ int main(int argc, char **argv)
 	int rc, status = 1;
 
 	/* Files this process creates (databases, RRD files, the journal) are
-	 * its user's and its group's at most, whoever started it (issue 20);
+	 * its user's and its group's at most, whoever started it;
 	 * tokens and keys are created 0600 at their open. */
 	umask(umask(0) | 027);
 	rc = configure(argc, argv, &cfg);

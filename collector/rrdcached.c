@@ -5,7 +5,7 @@
  * Why not librrd's client. Debian's librrd 1.7.2 exports only the
  * single-connection client (rrdc_connect, rrdc_update, rrdc_fetch, ...):
  * one global connection per process, behind one lock. The store needs
- * several daemons at once (series are placed over them, issue 14) and
+ * several daemons at once (series are placed over them by rendezvous hashing) and
  * several threads talking to them in parallel (the flusher writing while
  * the API fetches); with the global connection every rrdc_connect to a
  * second daemon drops the first, and every call of every thread is

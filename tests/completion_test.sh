@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/completion_test.sh — bash completion for vigie (issue 20):
+# tests/completion_test.sh — bash completion for vigie:
 # sourcing query/cli/vigie.bash-completion registers it (`complete -p`),
 # and scripted completions (COMP_WORDS/COMP_CWORD, as bash sets them)
 # offer the commands, each command's options from its --help, the

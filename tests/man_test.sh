@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/man_test.sh — the man pages (docs/man/*.scd) say what the programs
-# do (issue 20): every flag in a daemon's --help is in its man page and in
+# do: every flag in a daemon's --help is in its man page and in
 # docs/operations.md, and the page names no flag the program lacks; every
 # flag of `vigie --help` and of each `vigie COMMAND --help` is in vigie(1)
 # and the reverse; every configuration key of common/config.c's key table

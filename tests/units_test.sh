@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# tests/units_test.sh — the systemd units run unprivileged and sandboxed
-# (issue 20): `systemd-analyze security --offline=yes` rates each unit in
+# tests/units_test.sh — the systemd units run unprivileged and sandboxed:
+# `systemd-analyze security --offline=yes` rates each unit in
 # etc/systemd/ (with @BINDIR@ filled in, as make install does) at most 2.5
 # for the collector and 3.5 for the agent, which must reach libvirt's
 # socket and /proc. Works without systemd as PID 1; skipped (with the

@@ -13,7 +13,7 @@
  * reading at most VG_API_META_SCAN resources a request; `next` is then the
  * id of the last resource read, so following it never skips or repeats.
  *
- * The page without a metadata filter (the common one, issue 12) is written
+ * The page without a metadata filter (the common one) is written
  * as JSON text straight from the registry's rows (vg_registry_list_visit):
  * building a jansson value per field and serialising them was most of a
  * page's CPU. The text is what jansson wrote before, byte for byte: the

@@ -252,7 +252,7 @@ int vg_cli_fetch_all(struct vg_cli *c, const char *path,
 	return rc;
 }
 
-/* ---- the names people know (issue 20) ----------------------------------------- */
+/* ---- the names people know (Nova's display and project names) ----------------- */
 
 static const char *attr_or(json_t *r, const char *key)
 {

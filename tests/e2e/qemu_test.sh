@@ -31,7 +31,7 @@
 #  5. destroys the net guest: its instance must become "ended", the agent
 #     must have used libvirt's lifecycle event, and billing.db must hold
 #     the stop within the polls around the destroy;
-#  5b. (issue 18) a third guest, "life", is defined, started, suspended,
+#  5b. (guest lifecycle) a third guest, "life", is defined, started, suspended,
 #     resumed, shut down (QEMU quit through its monitor), started,
 #     destroyed, redefined with a bigger flavor and started: each step's
 #     exact event (the agent's debug log) lies within 1 s of the step, the
@@ -323,7 +323,7 @@ if [[ $RUN_VIGIE == 1 ]]; then
 		fi
 	}
 
-	# ------------------------------------------------------------ lifecycle (issue 18)
+	# ------------------------------------------------------------ guest lifecycle
 	# A third guest ("life", the spinner's disk and Nova metadata) lives
 	# through define, start, suspend, resume, shutdown, start, destroy and a
 	# redefinition with a bigger flavor (a Nova resize on one host: stop,
@@ -439,7 +439,7 @@ flavor:e2e.big $(iso "${EV_T[start3]}")"
 	}
 
 	counter "$SPIN_UUID" cpu.time "$SPIN" cpu.time 1e-9 s
-	# vCPU contention (issue 18): as virsh reports it, when this libvirt does
+	# vCPU contention: as virsh reports it, when this libvirt does
 	if awk -F'\t' -v d="$SPIN" '$3 == d && $4 == "vcpu.0.delay" { f = 1 } END { exit !f }' "$W/virsh.tsv"; then
 		counter "$SPIN_UUID" vcpu.0.delay "$SPIN" vcpu.0.delay 1e-9 s
 		if e2e_agent_has "$SPIN_UUID" cpu.steal; then e2e_ok "cpu.steal of $SPIN_UUID reported"

@@ -1,5 +1,5 @@
 /*
- * expr_fuzz.c — libFuzzer target for issue 17's query languages: the
+ * expr_fuzz.c — libFuzzer target for the query languages: the
  * /v1/query expression parser (vg_expr_parse) and evaluator, and the
  * Prometheus remote read decoder (POST /api/v1/read), on the real API of
  * api_fixture.h (project p1: vm-a and its disk; p2: a secret instance).

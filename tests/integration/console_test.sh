@@ -272,7 +272,7 @@ else
   check "invoices section says it is not available" grep -q 'Invoices: not available' <<<"$d"
 fi
 
-# ---- query: an expression box with a graph (issue 17) ----
+# ---- query: an expression box with a graph ----
 QE='mean(cpu.util, by=project)'
 d=$(dom query "/query?expr=$(jq -rn --arg s "$QE" '$s | @uri')&range=6h")
 check "query view reaches its ready state" grep -q 'data-state="ready" data-view="query"' <<<"$d"

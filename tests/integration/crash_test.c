@@ -2,7 +2,7 @@
  * crash_test.c — kill -9 the real collector at random moments while a
  * sender streams batches, again and again; nothing acknowledged may be
  * lost, nothing notified twice, nothing billed wrong, and nothing may be
- * left corrupt (issue 8, crash safety).
+ * left corrupt (crash safety).
  *
  * The sender behaves like an agent: one batch at a time, the same batch
  * again until it is answered OK or DUPLICATE, then the next; it remembers
@@ -19,7 +19,7 @@
  * times have sub-second parts (off_of: 1..999 ms past the minute), and
  * the storage thread writes every 16 batches ([storage] flush_depth): a
  * kill finds values both in the files and in the live journal segment,
- * which the restart replays (issue 12: librrd keeps .229 s as 228999 us,
+ * which the restart replays (librrd keeps .229 s as 228999 us,
  * and a replayed value at the file's last update used to take its whole
  * librrd call down). After CRASH_CYCLES kills (default 10; bench/crash_soak.sh runs
  * more), on the crashed data directory as the last kill left it:

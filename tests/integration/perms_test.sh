@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# perms_test.sh — what the daemons create is theirs (issue 20): started
+# perms_test.sh — what the daemons create is theirs: started
 # from a shell with umask 000, the collector's databases, RRD files,
 # journal and tokens and the agent's spool are neither writable by the
 # group nor readable, writable or searchable by others, tokens 0600; and

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # postgres_test.sh — start_postgres (lib.sh) gives a private PostgreSQL
-# server that the state-database tests can use (issue 15): reachable on its
+# server that the state-database tests can use: reachable on its
 # unix socket and on 127.0.0.1 as user vigie, UTF-8, and what it committed
 # survives restart_postgres (an immediate stop, a crash as clients see it,
 # then a start on the same port); cleanup stops it and removes its dir.

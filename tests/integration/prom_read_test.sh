@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# prom_read_test.sh — issue 17 part 3 end to end: Debian's real `prometheus`
+# prom_read_test.sh — Prometheus remote read end to end: Debian's real `prometheus`
 # (2.42) with `remote_read` pointing at a real vigie-collector answers
 # PromQL over vigie's history, the same numbers as vigie's own API, and a
 # project token's Prometheus sees only that project.

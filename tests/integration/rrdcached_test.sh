@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # rrdcached_test.sh — start_rrdcached (lib.sh) gives a working, confined
 # daemon, and the standard tools reach it: what an operator does with
-# `rrdtool ... --daemon` (issue 14: "fresh reads everywhere") on the unix
+# `rrdtool ... --daemon` (fresh reads with plain rrdtool) on the unix
 # socket and on the TCP port.
 . "$(dirname "$0")/lib.sh"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/package/deb_test.sh — the Debian packages, end to end (issue 20):
+# tests/package/deb_test.sh — the Debian packages, end to end:
 # build them from a copy of the tree with dpkg-buildpackage, lint them,
 # install them with dpkg -i, run both daemons as the vigie user with the
 # command line of their units (no systemd here: setpriv, the unit's UMask),

@@ -797,11 +797,11 @@ static void test_outbox_gives_up_on_4xx_and_backoff(void **state)
 	MHD_stop_daemon(rx.d);
 }
 
-/* Issue 12 defect 7: three destinations, one of which holds every request
- * unanswered. The two others must get every notification while the slow
- * one still holds its first request (single-file delivery never gets past
- * that request), and once it answers, each receiver has every
- * notification exactly once. A guard bounds the waits (a deadlock guard,
+/* A slow destination must not hold the others back: three destinations,
+ * one of which holds every request unanswered. The two others must get
+ * every notification while the slow one still holds its first request
+ * (single-file delivery never gets past that request), and once it
+ * answers, each receiver has every notification exactly once. A guard bounds the waits (a deadlock guard,
  * not a timing assertion). */
 static void test_outbox_slow_receiver_does_not_hold_up_others(void **state)
 {

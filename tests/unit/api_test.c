@@ -708,8 +708,8 @@ static void test_concurrent(void **state)
 }
 
 /* GET /v1/resources?limit=1, ?limit=1&cursor=odd-1 and
- * ?limit=2&cursor=odd-2-%C3%A9 on write_odd's data, as the collector before
- * issue 12 answered them (jansson). */
+ * ?limit=2&cursor=odd-2-%C3%A9 on write_odd's data, as the collector answered
+ * them when jansson built the list. */
 #define ODD_1 \
 	"{\"resources\":[{\"id\":\"odd-1\",\"type\":\"instance\",\"host\":\"h\\\"1\","\
 	"\"name\":\"quote\\\"back\\\\slash/\",\"parent\":null,\"project\":\"p-\\\"1\\\"\","\
@@ -747,7 +747,7 @@ static void test_concurrent(void **state)
 	"\"state\":\"active\",\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:01:00Z\","\
 	"\"ended_at\":null,\"attributes\":{},\"metrics\":{}}],\"next\":null}"
 
-/* ---- the list written as text (issue 12) ------------------------------------ */
+/* ---- the list written as text ----------------------------------------------- */
 
 /* Resources whose every string needs care: quotes, backslashes, control
  * characters (an agent's domain name may hold them), UTF-8, a name that is
@@ -820,7 +820,7 @@ static int setup_odd(void **state)
 	return fx_api_start(&srv, &o);
 }
 
-/* The page's body is what the handler wrote before issue 12, byte for
+/* The page's body is what the handler wrote with jansson, byte for
  * byte: json_dumps (compact) of {"resources": vg_registry_list's jansson
  * array, "next": ...}. */
 static void expect_as_jansson(const char *path,
@@ -872,7 +872,7 @@ static void test_list_text_as_jansson(void **state)
 		expect_as_jansson(cases[i].path, &cases[i].f);
 }
 
-/* Fixed answers, checked against the collector before issue 12 with
+/* Fixed answers, checked against the jansson-built collector with
  * jq -S (docs/benchmarks.md): a change in members, order, escaping or
  * number format shows here even if vg_registry_list changed with it. */
 static void test_list_text_fixed(void **state)

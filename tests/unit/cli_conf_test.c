@@ -1,6 +1,6 @@
 /*
  * cli_conf_test.c — the `vigie` CLI's per-user configuration file
- * (issue 20): read from $VIGIE_CONFIG, flags over the environment over
+ * (~/.config/vigie): read from $VIGIE_CONFIG, flags over the environment over
  * the file, and a file holding a token refused unless it is 0600 (or
  * stricter). The precedence is seen through vg_cli_run against an
  * address nothing listens on: the error line names the API it tried.

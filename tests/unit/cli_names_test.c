@@ -1,5 +1,5 @@
 /*
- * cli_names_test.c — the names people know (issue 20): where the agent
+ * cli_names_test.c — the names people know: where the agent
  * sent Nova's display_name and project_name, `vigie resources` and
  * `vigie top` show them instead of libvirt's domain name and the project
  * id (the resource id stays in its column; --ids brings the raw values

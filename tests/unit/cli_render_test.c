@@ -1,6 +1,6 @@
 /*
  * cli_render_test.c — what agents and tenants put in names never reaches
- * the terminal raw (issue 12, defect 5): `vigie resources`, show, latest,
+ * the terminal raw (no escape sequences): `vigie resources`, show, latest,
  * top and the error line run in-process (vg_cli_run) against the real API
  * (vg_api_start on a loopback port) over a registry whose names, hosts,
  * projects and attributes hold newlines, tabs, terminal escapes

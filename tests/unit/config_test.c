@@ -40,7 +40,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.agent_guest_agent_retry_polls, 60);
 }
 
-/* issue 18's agent keys: file systems and the guest agent's schedule */
+/* the agent's keys for file systems and the guest agent's schedule */
 static void test_fs_keys(void **state)
 {
 	struct vg_config c;

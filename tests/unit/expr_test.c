@@ -1,5 +1,5 @@
 /*
- * expr_test.c — the /v1/query expression language (issue 17, part 2): the
+ * expr_test.c — the /v1/query expression language: the
  * parser alone (positions of errors, limits) and expressions evaluated by
  * the real API server (vg_api_start on loopback, libcurl) over real RRD
  * files: selectors, arithmetic, resample, rolling, fill, aggregation

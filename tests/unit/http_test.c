@@ -465,7 +465,7 @@ static void expect_real(double v)
 	free(theirs);
 }
 
-/* Issue 12: the resource list is written by hand and must stay what
+/* The resource list is written by hand and must stay what
  * jansson wrote, byte for byte: reals as json_real dumps them. */
 static void test_buf_reals_as_jansson(void **state)
 {

@@ -418,7 +418,7 @@ static void test_kill_inside_librrd_big_header(void **state)
 	kill_inside_librrd(f);
 }
 
-/* ---- a busy store killed with sub-second times (issue 12, defect 1) ----
+/* ---- a busy store killed with sub-second times ----
  *
  * librrd parses "T.229" with strtod and keeps 228999 us; a store that
  * truncated that to ms (T.228) after a restart offered the value at T.229

@@ -352,7 +352,7 @@ static void test_retry_then_ok(void **state)
 	assert_int_equal(f->d.errors[2], 1); /* the -EIO was counted */
 }
 
-/* The replay of issue 12 over the wire: (node1, S1, seq 1, inst-1 in p1),
+/* The replay after a new stream, over the wire: (node1, S1, seq 1, inst-1 in p1),
  * (node1, S2, seq 1, inst-1 in p2), then the first message byte for byte:
  * DUPLICATE, and inst-1 stays in p2. */
 static void test_replay_after_new_stream(void **state)

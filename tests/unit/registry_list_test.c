@@ -1,6 +1,6 @@
 /*
  * registry_list_test.c — the resource list reads a page and its metrics in
- * one statement (issue 12, defect 6): every resource of every page carries
+ * one statement (no query per resource): every resource of every page carries
  * exactly its own metrics (none, one, several; values newer in the
  * last-value cache than in the database), in id order, the cursor walking
  * each resource once, with and without filters whose matches interleave

@@ -370,7 +370,7 @@ static void test_seen_commit_persist(void **state)
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6, T0), 0);
 }
 
-/* The replay of issue 12: (H, S1, seq 1, R in P1), then (H, S2, seq 1, R
+/* The replay after a new stream: (H, S1, seq 1, R in P1), then (H, S2, seq 1, R
  * in P2), then the first batch again: a duplicate, and R stays in P2 even
  * if an old batch does get through (identity follows time). */
 static void test_replay_after_new_stream(void **state)

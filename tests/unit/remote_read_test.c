@@ -1,6 +1,6 @@
 /*
- * remote_read_test.c — POST /api/v1/read (Prometheus remote read, issue 17
- * part 3) on the real API server, with requests encoded by protobuf-c and
+ * remote_read_test.c — POST /api/v1/read (Prometheus remote read)
+ * on the real API server, with requests encoded by protobuf-c and
  * snappy exactly as Prometheus sends them: labels and samples, matchers
  * (=, !=, =~, !~ and the absent label), tenant scoping, label injection
  * through a resource name, and hostile requests (bad regular expressions,

@@ -522,11 +522,11 @@ static void test_daemon_killed_mid_session(void **state)
 	assert_int_equal(vg_rrdcd_ping(c), -ENOTCONN);
 	assert_int_equal(vg_rrdcd_reconnect(c), -ECONNREFUSED);
 
-	/* A canary for the store's design (issue 14): rrdcached 1.7.2
-	 * answers an UPDATE before its journal line leaves its stdio buffer
-	 * (the journal file stays empty for small updates), so a kill -9
-	 * loses values it acknowledged. If this starts failing, the daemon
-	 * now writes its journal before the answer. */
+	/* A canary for the store's design (vigie keeps its own journal until FLUSH):
+	 * rrdcached 1.7.2 answers an UPDATE before its journal line leaves
+	 * its stdio buffer (the journal file stays empty for small updates),
+	 * so a kill -9 loses values it acknowledged. If this starts failing,
+	 * the daemon now writes its journal before the answer. */
 	assert_int_equal(hrd_restart(&d), 0);
 	assert_int_equal(vg_rrdcd_reconnect(c), 0);
 	int64_t t;
