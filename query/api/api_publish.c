@@ -469,15 +469,18 @@ static int check_resource(struct job *j, struct vg_registry *reg, struct pres *p
 	}
 	p->rtype = type ? vg_rtype_parse(type) : -1;
 	if (p->rtype != VG_RT_INSTANCE && p->rtype != VG_RT_CUSTOM) {
+		/* the message first: type is r's and goes with it */
+		rc = fail(j, 403, "resource '%s' is a %s: measures go to "
+			  "instances and custom resources", pt->resource,
+			  type ? type : "?");
 		json_decref(r);
-		return fail(j, 403, "resource '%s' is a %s: measures go to "
-			    "instances and custom resources", pt->resource,
-			    type ? type : "?");
+		return rc;
 	}
 	if (pt->rtype && pt->rtype != p->rtype) {
+		rc = fail(j, 409, "resource '%s' is a%s %s", pt->resource,
+			  p->rtype == VG_RT_INSTANCE ? "n" : "", type);
 		json_decref(r);
-		return fail(j, 409, "resource '%s' is a%s %s", pt->resource,
-			    p->rtype == VG_RT_INSTANCE ? "n" : "", type);
+		return rc;
 	}
 	metrics = json_object_get(r, "metrics");
 	if (distinct_metrics(j, p, metrics) == (size_t)-1) {
