@@ -569,8 +569,6 @@ flavor:e2e.big $(iso "${EV_T[start3]}")"
 		fi
 	fi
 
-	lifecycle_checks
-
 	if [[ $E2E_LV_OWN != 1 ]]; then
 		e2e_skip "libvirtd restart: the running libvirtd is not this test's, it is left alone"
 	else
@@ -633,6 +631,11 @@ flavor:e2e.big $(iso "${EV_T[start3]}")"
 	measures "$SPIN_DISK" disk.read.requests "$SPIN" block.0.rd.reqs 1 0.2 requests/s
 	measures "$SPIN_DISK" disk.write.bytes "$SPIN" block.0.wr.bytes 1 512 B/s
 	measures "$SPIN_DISK" disk.queue.length "$SPIN" block.0.rd.times+block.0.wr.times+block.0.fl.times 1e-9 0.002 ""
+
+	# After the compared minute: the lifecycle guest spins a CPU too, and
+	# three spinning TCG guests on two cores make the minute's rates
+	# uneven enough to miss the 3 % tolerance.
+	lifecycle_checks
 
 	if [[ $_e2e_tap_failed -gt 0 ]]; then
 		e2e_diag_file "$W/agent.log" 20
