@@ -637,7 +637,7 @@ static void group_close(struct vg_alarm_engine *e, struct alarm *a)
 	vg_alarm_eval_decide(&a->params, &in->ev, end, &d, 0);
 	e->st.evaluations++;
 	if (d.notify) {
-		char gs[24];
+		char gs[VG_ALARM_STAT_NAME_MAX];
 		memcpy(in->reason, d.reason, strlen(d.reason) + 1);
 		in->reason_stale = 0;
 		if (d.reason_data)

@@ -321,7 +321,7 @@ static json_t *reason_data(const struct vg_alarm_params *p,
 			   const struct verdict *v, int kept)
 {
 	json_t *o = json_object(), *pts = json_array();
-	char ts[32], stat[16];
+	char ts[32], stat[VG_ALARM_STAT_NAME_MAX];
 
 	if (!o || !pts) {
 		json_decref(o);

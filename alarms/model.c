@@ -82,21 +82,30 @@ const char *vg_alarm_severity_name(int s)
 	return s >= 0 && (size_t)s < NAMES(sev_names) ? sev_names[s] : NULL;
 }
 
+/* "p<pct>" in the fewest digits that read back as the same double, so a
+ * definition converted to JSON and parsed again is the same definition
+ * (p99.9 stays "p99.9"; a percentile given with 40 digits keeps 17). */
+static const char *pct_name(double pct, char *buf, size_t len)
+{
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(buf, len, "p%.*g", prec, pct);
+		if (strtod(buf + 1, NULL) == pct)
+			break;
+	}
+	return buf;
+}
+
 const char *vg_alarm_stat_name(int s, double pct, char *buf, size_t len)
 {
-	if (s == VG_STAT_PERCENTILE) {
-		snprintf(buf, len, "p%.6g", pct);
-		return buf;
-	}
+	if (s == VG_STAT_PERCENTILE)
+		return pct_name(pct, buf, len);
 	return s >= 0 && (size_t)s < NAMES(stat_names) ? stat_names[s] : NULL;
 }
 
 const char *vg_alarm_group_stat_name(int s, double pct, char *buf, size_t len)
 {
-	if (s == VG_GROUP_PERCENTILE) {
-		snprintf(buf, len, "p%.6g", pct);
-		return buf;
-	}
+	if (s == VG_GROUP_PERCENTILE)
+		return pct_name(pct, buf, len);
 	return s >= 0 && (size_t)s < NAMES(group_stat_names) ? group_stat_names[s]
 							      : NULL;
 }
@@ -1211,7 +1220,7 @@ static json_t *str_or_null(const char *s)
 json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 {
 	json_t *o = json_object(), *acts = json_object();
-	char stat[16], ts[32];
+	char stat[VG_ALARM_STAT_NAME_MAX], ts[32];
 
 	if (!o || !acts) {
 		json_decref(o);
@@ -1279,7 +1288,7 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 		if (d->allow_unknown_metric)
 			json_object_set_new(o, "allow_unknown_metric", json_true());
 		if (d->group) {
-			char gs[24];
+			char gs[VG_ALARM_STAT_NAME_MAX];
 			json_t *g = json_pack("{s:s}", "statistic",
 				vg_alarm_group_stat_name(d->group_stat,
 					d->group_percentile, gs, sizeof(gs)));

@@ -23,7 +23,7 @@ char *vg_alarm_notice_json(const struct vg_alarm_notice_info *n, size_t *len)
 {
 	const struct vg_alarm_def *d = n->def;
 	json_t *o = json_object();
-	char ts[32], stat[16];
+	char ts[32], stat[VG_ALARM_STAT_NAME_MAX];
 	char *text;
 
 	if (!o)

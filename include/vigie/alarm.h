@@ -204,6 +204,9 @@ int vg_alarm_def_eval_changed(const struct vg_alarm_def *a,
 const char *vg_alarm_state_name(int s);   /* "insufficient_data","ok","alarm" */
 int vg_alarm_state_parse(const char *s);
 const char *vg_alarm_severity_name(int s);
+/* buf of VG_ALARM_STAT_NAME_MAX bytes holds any percentile ("p99", or up
+ * to 17 significant digits where fewer would not read back the same). */
+#define VG_ALARM_STAT_NAME_MAX 32
 const char *vg_alarm_stat_name(int s, double pct, char *buf, size_t len); /* "p99" */
 const char *vg_alarm_cmp_name(int c);     /* "gt" */
 const char *vg_alarm_cmp_words(int c);    /* "greater than" */

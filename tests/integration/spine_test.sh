@@ -100,7 +100,10 @@ apiv=$(jq -r '.points[] | "\(.[0]) \(.[1])"' <<<"$m" | while read -r t v; do pri
 eq "rrdtool fetch agrees with the API, point for point" "$fetch" "$apiv"
 bad=0; total=0
 while IFS= read -r -d '' file; do
-  total=$((total + 1)); rrdtool info "$file" >/dev/null 2>&1 || bad=$((bad + 1))
+  total=$((total + 1))
+  if ! err=$(rrdtool info "$file" 2>&1 >/dev/null); then
+    bad=$((bad + 1)); echo "# rrdtool info $file: $err"
+  fi
 done < <(find "$DATA/rrd" -name '*.rrd' -print0)
 check "rrdtool info reads all $total RRD files" test "$total" -gt 20 -a "$bad" -eq 0
 
