@@ -116,11 +116,13 @@ static struct xslice resolve(const struct walker *w, struct xslice prefix)
 
 /* ---- interpretation -------------------------------------------------- */
 
-enum { IN_NONE, IN_DISK, IN_NIC };
+enum { IN_NONE,
+       IN_DISK,
+       IN_NIC };
 
 struct interp {
 	struct vg_domxml *d;
-	int in;          /* inside a disk or interface element */
+	int in; /* inside a disk or interface element */
 	struct vg_domxml_disk disk;
 	struct vg_domxml_nic nic;
 	int nova_seen, vigie_seen;
@@ -504,8 +506,7 @@ static int parse_attrs(struct walker *w, const char **pp, int *self_close)
 		if (seq(q, "xmlns") || (prefix.n && seq(prefix, "xmlns"))) {
 			if (w->nns >= MAX_NS)
 				return -EBADMSG;
-			w->ns[w->nns].prefix = seq(q, "xmlns") ?
-				(struct xslice){"", 0} : local;
+			w->ns[w->nns].prefix = seq(q, "xmlns") ? (struct xslice){"", 0} : local;
 			w->ns[w->nns].uri = val;
 			w->nns++;
 			continue;

@@ -67,7 +67,7 @@ struct vg_domxml {
 	char *display_name; /* nova:name */
 	char *project, *project_name, *user, *user_name, *flavor;
 	long flavor_vcpus, flavor_memory_mb, flavor_disk_gb; /* -1: unknown */
-	int ident; /* enum vg_identity_source */
+	int ident;                                           /* enum vg_identity_source */
 	size_t ndisks, nnics;
 	struct vg_domxml_disk *disks;
 	struct vg_domxml_nic *nics;

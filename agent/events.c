@@ -53,15 +53,15 @@ struct vg_events {
 	void *ctx;
 	pthread_t thread;
 	pthread_mutex_t lock;
-	int stop;             /* under lock */
-	int timer;            /* libvirt timeout id */
-	virConnectPtr conn;   /* event thread only */
+	int stop;           /* under lock */
+	int timer;          /* libvirt timeout id */
+	virConnectPtr conn; /* event thread only */
 	int cb_id;
-	int dead;             /* set by the close callback */
+	int dead; /* set by the close callback */
 	int64_t next_try_ms, backoff_ms;
 	struct vg_events_stats st; /* under lock */
 	/* resize detection, event thread only */
-	struct vg_hmap flavors;     /* uuid -> struct flavor: last one seen */
+	struct vg_hmap flavors; /* uuid -> struct flavor: last one seen */
 	struct start starts[MAX_STARTS];
 	size_t nstarts;
 };
@@ -83,8 +83,8 @@ static void quiet(void *ud, virErrorPtr err)
 int vg_events_map(int ev, int det, char *buf, size_t len)
 {
 	static const char *const evn[] = {"defined", "undefined", "started",
-		"suspended", "resumed", "stopped", "shutdown", "pmsuspended",
-		"crashed"};
+					  "suspended", "resumed", "stopped", "shutdown", "pmsuspended",
+					  "crashed"};
 	const char *reason = NULL;
 	int type = 0;
 
@@ -214,7 +214,10 @@ static void flavor_json(const struct flavor *f, char *out, size_t len)
 		out[n++] = '"';
 		out[n] = '\0';
 	}
-	const struct { const char *k; long v; } num[] = {
+	const struct {
+		const char *k;
+		long v;
+	} num[] = {
 		{"vcpus", f->vcpus}, {"memory_mb", f->memory_mb}, {"disk_gb", f->disk_gb}};
 	for (size_t i = 0; i < 3 && n < len; i++)
 		if (num[i].v >= 0)
@@ -324,7 +327,8 @@ static void check_starts(struct vg_events *e)
 		if (changed && fl[0]) {
 			snprintf(detail, sizeof(detail),
 				 "{%s,\"libvirt\":\"started\",\"previous_vcpus\":%ld,"
-				 "\"previous_memory_mb\":%ld}", fl, old.vcpus, old.memory_mb);
+				 "\"previous_memory_mb\":%ld}",
+				 fl, old.vcpus, old.memory_mb);
 			e->fn(e->ctx, st[i].uuid, VG_EV_RESIZED, st[i].t, detail);
 		}
 		pthread_mutex_lock(&e->lock);

@@ -55,17 +55,17 @@ typedef void (*vg_events_fn)(void *ctx, const char *uuid, int type,
 			     int64_t time_ms, const char *detail);
 
 struct vg_events_opts {
-	const char *uri;            /* "qemu:///system", "test:///default" */
+	const char *uri;              /* "qemu:///system", "test:///default" */
 	const struct vg_clock *clock; /* NULL: real time; read, never ticked */
 	vg_events_fn fn;
 	void *ctx;
 };
 
 struct vg_events_stats {
-	uint64_t received;  /* lifecycle events from libvirt */
-	uint64_t delivered; /* mapped and handed to fn */
-	uint64_t connects;  /* successful (re)connections */
-	uint64_t resized;   /* RESIZED events sent (included in delivered) */
+	uint64_t received;       /* lifecycle events from libvirt */
+	uint64_t delivered;      /* mapped and handed to fn */
+	uint64_t connects;       /* successful (re)connections */
+	uint64_t resized;        /* RESIZED events sent (included in delivered) */
 	uint64_t resize_dropped; /* starts not checked for a resize (more
 				    than 1024 in one loop pass) */
 	int connected;

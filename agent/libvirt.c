@@ -45,11 +45,11 @@ struct vg_lv_chunk {
 struct cache_entry {
 	char uuid[VIR_UUID_STRING_BUFLEN];
 	int id;
-	unsigned age;  /* polls since the XML was read */
+	unsigned age;         /* polls since the XML was read */
 	unsigned unknown_age; /* polls since an unknown device forced a read */
-	uint64_t gen;  /* last poll that saw the domain */
-	unsigned gfs_wait;  /* polls until the guest agent is asked again */
-	int gfs_noagent;    /* the last guest-agent call failed */
+	uint64_t gen;         /* last poll that saw the domain */
+	unsigned gfs_wait;    /* polls until the guest agent is asked again */
+	int gfs_noagent;      /* the last guest-agent call failed */
 	int pid;
 	struct vg_domxml meta;
 };
@@ -64,18 +64,18 @@ struct vg_lv {
 	uint64_t connects;
 	uint64_t gen;
 	int support[VG_LV_NGROUPS];
-	int cpustats;      /* enum vg_lv_support for virDomainGetCPUStats */
-	int cpustats_n;    /* its parameter count */
-	int blkflags;      /* ... virDomainBlockStatsFlags */
-	int blkinfo;       /* ... virDomainGetBlockInfo */
-	int getvcpus;      /* ... virDomainGetVcpus */
-	int memstats;      /* ... virDomainMemoryStats */
-	int guestinfo;     /* ... virDomainGetGuestInfo */
+	int cpustats;   /* enum vg_lv_support for virDomainGetCPUStats */
+	int cpustats_n; /* its parameter count */
+	int blkflags;   /* ... virDomainBlockStatsFlags */
+	int blkinfo;    /* ... virDomainGetBlockInfo */
+	int getvcpus;   /* ... virDomainGetVcpus */
+	int memstats;   /* ... virDomainMemoryStats */
+	int guestinfo;  /* ... virDomainGetGuestInfo */
 	unsigned gfs_polls, gfs_retry;
 	virConnectPtr gconn; /* read-write, only if the read-only one is
 				refused virDomainGetGuestInfo */
 	struct vg_lv_guest_stats gst;
-	struct vg_hmap cache;   /* uuid -> struct cache_entry */
+	struct vg_hmap cache; /* uuid -> struct cache_entry */
 	char err[512];
 };
 
@@ -882,7 +882,8 @@ static int guest_fs(struct vg_lv *lv, struct vg_lv_snapshot *s,
 			return 0;
 		}
 		r = gd ? virDomainGetGuestInfo(gd, VIR_DOMAIN_GUEST_INFO_FILESYSTEM,
-					       &params, &n, 0) : -1;
+					       &params, &n, 0)
+		       : -1;
 		code = r < 0 && virGetLastError() ? virGetLastError()->code : 0;
 		if (gd)
 			virDomainFree(gd); /* resets the last error */
@@ -1087,8 +1088,10 @@ static int one_domain(struct vg_lv *lv, struct vg_lv_snapshot *s,
 static unsigned stats_mask(const struct vg_lv *lv)
 {
 	static const unsigned bits[VG_LV_NGROUPS] = {
-		VIR_DOMAIN_STATS_CPU_TOTAL, VIR_DOMAIN_STATS_BALLOON,
-		VIR_DOMAIN_STATS_VCPU, VIR_DOMAIN_STATS_INTERFACE,
+		VIR_DOMAIN_STATS_CPU_TOTAL,
+		VIR_DOMAIN_STATS_BALLOON,
+		VIR_DOMAIN_STATS_VCPU,
+		VIR_DOMAIN_STATS_INTERFACE,
 		VIR_DOMAIN_STATS_BLOCK,
 	};
 	unsigned m = VIR_DOMAIN_STATS_STATE;

@@ -37,8 +37,8 @@
 #include "agent/domxml.h"
 
 struct vg_lv_opts {
-	const char *uri;          /* "qemu:///system", "test:///default" */
-	const char *qemu_run_dir; /* where <name>.pid files live; NULL: none */
+	const char *uri;            /* "qemu:///system", "test:///default" */
+	const char *qemu_run_dir;   /* where <name>.pid files live; NULL: none */
 	unsigned xml_refresh_polls; /* re-read the XML every N polls (0: 60) */
 	/* Guest file systems (virDomainGetGuestInfo, filesystem group; needs
 	 * the QEMU guest agent in the guest): asked every guest_fs_polls
@@ -94,16 +94,16 @@ struct vg_lv_fs {
 struct vg_lv_domain {
 	const char *uuid; /* "6695eb01-f6a4-8304-79aa-97f2502e193f" */
 	const char *name;
-	int id;           /* -1 when not running */
-	int state;        /* virDomainState */
+	int id;    /* -1 when not running */
+	int state; /* virDomainState */
 	int reason;
-	int active;       /* state is running, blocked, paused, shutdown or
+	int active;                   /* state is running, blocked, paused, shutdown or
 			     pmsuspended (a QEMU process exists) */
-	int pid;          /* QEMU pid from the pid file, 0 if unknown */
+	int pid;                      /* QEMU pid from the pid file, 0 if unknown */
 	const struct vg_domxml *meta; /* identity + devices, never NULL */
 
 	double cpu_time_s, cpu_user_s, cpu_system_s;
-	double vcpus;     /* current vCPU count */
+	double vcpus; /* current vCPU count */
 	size_t nvcpu_times;
 	const double *vcpu_time_s; /* per vCPU, NAN where unknown */
 	/* vCPU contention, per vCPU, seconds, nvcpu_times entries or NULL
@@ -130,10 +130,10 @@ struct vg_lv_domain {
 
 /* The guest-agent side of the source (counters since vg_lv_new). */
 struct vg_lv_guest_stats {
-	uint64_t queries;   /* virDomainGetGuestInfo calls */
-	uint64_t failures;  /* calls that failed (no agent, agent timeout) */
-	uint64_t no_agent;  /* running domains now waiting for a retry */
-	int supported;      /* enum vg_lv_support of the call itself */
+	uint64_t queries;  /* virDomainGetGuestInfo calls */
+	uint64_t failures; /* calls that failed (no agent, agent timeout) */
+	uint64_t no_agent; /* running domains now waiting for a retry */
+	int supported;     /* enum vg_lv_support of the call itself */
 };
 
 /* One poll's result. Owns its arrays and most strings, but meta and the

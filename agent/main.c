@@ -104,9 +104,22 @@ struct args {
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-	enum { O_COLLECTOR = 256, O_LIBVIRT, O_INTERVAL, O_HOST, O_SPOOL,
-	       O_CONFIG, O_ONCE, O_HELP, O_LOGLEVEL, O_PROC, O_RUNDIR,
-	       O_CSTART, O_CSTEP, O_COUNT, O_KEYFILE, O_COLLECTORS };
+	enum { O_COLLECTOR = 256,
+	       O_LIBVIRT,
+	       O_INTERVAL,
+	       O_HOST,
+	       O_SPOOL,
+	       O_CONFIG,
+	       O_ONCE,
+	       O_HELP,
+	       O_LOGLEVEL,
+	       O_PROC,
+	       O_RUNDIR,
+	       O_CSTART,
+	       O_CSTEP,
+	       O_COUNT,
+	       O_KEYFILE,
+	       O_COLLECTORS };
 	static const struct option opts[] = {
 		{"collector", required_argument, NULL, O_COLLECTOR},
 		{"collectors", required_argument, NULL, O_COLLECTORS},
@@ -232,7 +245,8 @@ static void watch_sender(struct watch *w, struct vg_sender *snd,
 		vg_log_limited(VG_LOG_WARN, &w->unauth_log,
 			       "collector %s answered without a valid signature "
 			       "(ignored, the batch stays spooled): does it have "
-			       "this host's key, and is it the real collector?", url);
+			       "this host's key, and is it the real collector?",
+			       url);
 	w->last = st;
 }
 
@@ -317,7 +331,8 @@ int main(int argc, char **argv)
 	if (!vg_name_valid(cfg.agent_host))
 		return bad_usage("host name '%s' is not a valid name (1..200 bytes "
 				 "of UTF-8 without control characters; use --host "
-				 "or [agent] host)", cfg.agent_host, NULL);
+				 "or [agent] host)",
+				 cfg.agent_host, NULL);
 	/* Signing key: a bad or world-readable file stops start-up. */
 	struct vg_key key;
 	memset(&key, 0, sizeof(key));
@@ -402,16 +417,15 @@ int main(int argc, char **argv)
 	if (rc) {
 		vg_spool_close(spool);
 		vg_poller_free(poller);
-		return bad_usage("collector(s) %s: %s", cfg.agent_ncollectors > 1 ?
-				 "in [agent] collectors" : cfg.agent_collector,
+		return bad_usage("collector(s) %s: %s", cfg.agent_ncollectors > 1 ? "in [agent] collectors" : cfg.agent_collector,
 				 rc == -EINVAL ? "not a valid nanomsg address" : strerror(-rc));
 	}
 
 	/* said once the daemon runs (a usage error stays one line) */
 	if (geteuid() == 0)
 		vg_log(VG_LOG_WARN, "running as root: vigie-agent needs no privilege "
-		       "but libvirt's read-only socket; run it as the vigie user "
-		       "(vigie-agent(8))");
+				    "but libvirt's read-only socket; run it as the vigie user "
+				    "(vigie-agent(8))");
 	struct vg_sender_stats ss0;
 	vg_sender_get_stats(sender, &ss0);
 	vg_info("polling %s every %.3g s as host %s; sending to %s%s (%s); spool %s (%zu waiting, stream %016llx)",
@@ -466,8 +480,7 @@ int main(int argc, char **argv)
 		}
 		if (st.libvirt_rc && !w.lv_down) {
 			vg_warn("libvirt %s unavailable: %s; reporting a gap and retrying with back-off",
-				cfg.agent_libvirt, st.libvirt_err && *st.libvirt_err ?
-				st.libvirt_err : strerror(-st.libvirt_rc));
+				cfg.agent_libvirt, st.libvirt_err && *st.libvirt_err ? st.libvirt_err : strerror(-st.libvirt_rc));
 			w.lv_down = 1;
 		} else if (st.libvirt_recovered) {
 			vg_info("libvirt %s is back (%zu domains)", cfg.agent_libvirt, st.ndomains);

@@ -50,7 +50,7 @@ enum {
 struct disk_prev {
 	char *dev, *source;
 	double rd_reqs, rd_time, wr_reqs, wr_time, fl_reqs, fl_time;
-	int blk;            /* 1: backed by host block device maj:min */
+	int blk; /* 1: backed by host block device maj:min */
 	unsigned maj, min;
 	uint64_t gen;
 };
@@ -363,8 +363,7 @@ int vg_poller_new(const struct vg_poller_opts *o, struct vg_poller **out)
 	if (o->libvirt_uri && *o->libvirt_uri) {
 		struct vg_lv_opts lo = {
 			.uri = o->libvirt_uri,
-			.qemu_run_dir = o->qemu_run_dir ? o->qemu_run_dir :
-							  "/run/libvirt/qemu",
+			.qemu_run_dir = o->qemu_run_dir ? o->qemu_run_dir : "/run/libvirt/qemu",
 			.xml_refresh_polls = o->xml_refresh_polls,
 			.guest_fs_polls = o->guest_fs_polls,
 			.guest_agent_retry_polls = o->guest_agent_retry_polls,
@@ -732,8 +731,8 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 	attr_long(&e, "flavor.vcpus", m->flavor_vcpus);
 	attr_long(&e, "flavor.memory_mb", m->flavor_memory_mb);
 	attr_long(&e, "flavor.disk_gb", m->flavor_disk_gb);
-	attr(&e, "identity", m->ident == VG_IDENT_NOVA ? "nova" :
-			     m->ident == VG_IDENT_VIGIE ? "vigie" : "none");
+	attr(&e, "identity", m->ident == VG_IDENT_NOVA ? "nova" : m->ident == VG_IDENT_VIGIE ? "vigie"
+											     : "none");
 
 	sample(&e, "power.state", VG_KIND_GAUGE, d->state);
 	sample(&e, "vcpus", VG_KIND_GAUGE, d->vcpus);
@@ -1069,8 +1068,7 @@ static int emit_host(struct vg_poller *p, int64_t t,
 		sample(&e, "host.memory.buffers", VG_KIND_GAUGE, (double)mem.buffers);
 		sample(&e, "host.swap.total", VG_KIND_GAUGE, (double)mem.swap_total);
 		sample(&e, "host.swap.used", VG_KIND_GAUGE,
-		       mem.swap_total > mem.swap_free ?
-		       (double)(mem.swap_total - mem.swap_free) : 0);
+		       mem.swap_total > mem.swap_free ? (double)(mem.swap_total - mem.swap_free) : 0);
 	}
 	if (lv_ok) {
 		sample(&e, "host.instances", VG_KIND_GAUGE, (double)ndom);

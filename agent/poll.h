@@ -39,18 +39,18 @@
 #include "vigie/batch.h"
 
 struct vg_poller_opts {
-	const char *host;         /* host resource id and name (required) */
-	const char *libvirt_uri;  /* NULL or "": no libvirt source */
-	const char *proc_root;    /* NULL: "/proc" */
-	const char *qemu_run_dir; /* NULL: "/run/libvirt/qemu" */
+	const char *host;           /* host resource id and name (required) */
+	const char *libvirt_uri;    /* NULL or "": no libvirt source */
+	const char *proc_root;      /* NULL: "/proc" */
+	const char *qemu_run_dir;   /* NULL: "/run/libvirt/qemu" */
 	unsigned xml_refresh_polls; /* 0: default (60) */
 	/* Host file systems (statvfs of <proc_root>/self/mounts entries):
 	 * comma lists of fnmatch patterns on mount point or type, see
 	 * vg_procfs_fs_selected. NULL/"": every non-pseudo mount. */
 	const char *fs_include, *fs_exclude;
-	int no_host_fs;           /* 1: do not report host file systems */
+	int no_host_fs; /* 1: do not report host file systems */
 	/* Guest file systems through the QEMU guest agent (vg_lv_opts). */
-	unsigned guest_fs_polls;  /* 0: off */
+	unsigned guest_fs_polls; /* 0: off */
 	unsigned guest_agent_retry_polls;
 };
 
@@ -68,10 +68,10 @@ struct vg_poll_status {
 				    next poll */
 	int libvirt_recovered;   /* 1: polled OK after one or more failures */
 	size_t ndomains, nactive;
-	unsigned proc_failed;    /* bit per /proc file that could not be read
+	unsigned proc_failed; /* bit per /proc file that could not be read
 				    or parsed: 1 stat, 2 meminfo, 4 loadavg,
 				    8 diskstats, 16 net/dev */
-	double duration_s;       /* wall time of this poll */
+	double duration_s;    /* wall time of this poll */
 };
 
 struct vg_poller;

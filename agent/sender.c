@@ -55,10 +55,10 @@ struct peer {
 
 struct vg_sender {
 	struct vg_spool *sp;
-	size_t n;                 /* collectors */
+	size_t n;                                   /* collectors */
 	struct peer peer[VG_SENDER_MAX_COLLECTORS]; /* configured order */
 	size_t order[VG_SENDER_MAX_COLLECTORS];     /* rendezvous order */
-	size_t pos;               /* current: peer[order[pos]] */
+	size_t pos;                                 /* current: peer[order[pos]] */
 	uint32_t ack_timeout_ms, bmin, bmax, probe_ms;
 	pthread_t thread;
 	int running;
@@ -218,7 +218,11 @@ static void count(struct vg_sender *s, uint64_t *field)
 	pthread_mutex_unlock(&s->lock);
 }
 
-enum outcome { OUT_ACK, OUT_RETRY, OUT_REJECTED, OUT_TIMEOUT, OUT_QUIT };
+enum outcome { OUT_ACK,
+	       OUT_RETRY,
+	       OUT_REJECTED,
+	       OUT_TIMEOUT,
+	       OUT_QUIT };
 
 static enum outcome attempt_signed(struct vg_sender *s, int sock,
 				   const void *buf, size_t len,
@@ -452,7 +456,8 @@ int vg_sender_start(struct vg_spool *sp, const struct vg_sender_opts *o,
 		    struct vg_sender **out)
 {
 	struct vg_sender *s;
-	const char *const *urls = o && o->nurls ? o->urls : o ? &o->url : NULL;
+	const char *const *urls = o && o->nurls ? o->urls : o ? &o->url
+							      : NULL;
 	size_t n = o && o->nurls ? o->nurls : 1;
 	int rc = 0;
 

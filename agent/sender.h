@@ -62,34 +62,34 @@
 #define VG_SENDER_MAX_COLLECTORS 16
 
 struct vg_sender_opts {
-	const char *url;          /* "tcp://127.0.0.1:7470" (when nurls == 0) */
-	const char *const *urls;  /* several collectors, in configured order */
-	size_t nurls;             /* 0..VG_SENDER_MAX_COLLECTORS */
-	const char *host;         /* rendezvous key (NULL: ""); copied */
-	uint32_t ack_timeout_ms;  /* 0: 5000 */
+	const char *url;            /* "tcp://127.0.0.1:7470" (when nurls == 0) */
+	const char *const *urls;    /* several collectors, in configured order */
+	size_t nurls;               /* 0..VG_SENDER_MAX_COLLECTORS */
+	const char *host;           /* rendezvous key (NULL: ""); copied */
+	uint32_t ack_timeout_ms;    /* 0: 5000 */
 	uint32_t probe_interval_ms; /* 0: 10000; on a secondary, how often
 				     * the next batch goes to the primary */
-	uint32_t backoff_min_ms;  /* 0: 100 */
-	uint32_t backoff_max_ms;  /* 0: 5000 */
-	const struct vg_key *key; /* sign with it; NULL: unsigned. Copied. */
+	uint32_t backoff_min_ms;    /* 0: 100 */
+	uint32_t backoff_max_ms;    /* 0: 5000 */
+	const struct vg_key *key;   /* sign with it; NULL: unsigned. Copied. */
 };
 
 struct vg_sender_stats {
-	uint64_t sent;       /* send attempts (a resend counts again) */
-	uint64_t acked;      /* OK acks */
-	uint64_t duplicates; /* DUPLICATE acks */
-	uint64_t retries;    /* RETRY acks */
-	uint64_t rejected;   /* REJECTED acks + unreadable spool files */
-	uint64_t timeouts;   /* no ack within ack_timeout_ms */
-	uint64_t bad_acks;   /* undecodable or mismatched acks (ignored) */
+	uint64_t sent;        /* send attempts (a resend counts again) */
+	uint64_t acked;       /* OK acks */
+	uint64_t duplicates;  /* DUPLICATE acks */
+	uint64_t retries;     /* RETRY acks */
+	uint64_t rejected;    /* REJECTED acks + unreadable spool files */
+	uint64_t timeouts;    /* no ack within ack_timeout_ms */
+	uint64_t bad_acks;    /* undecodable or mismatched acks (ignored) */
 	uint64_t unauth_acks; /* with a key: unsigned or forged acks (ignored) */
-	uint64_t failing;    /* consecutive attempts without an ack (0: fine) */
-	uint64_t last_seq;   /* last acknowledged seq */
-	uint32_t current;    /* index (configured order) of the collector
+	uint64_t failing;     /* consecutive attempts without an ack (0: fine) */
+	uint64_t last_seq;    /* last acknowledged seq */
+	uint32_t current;     /* index (configured order) of the collector
 			      * batches go to now */
-	uint32_t primary;    /* index of this host's primary */
-	uint64_t failovers;  /* switches to another collector on a timeout */
-	uint64_t failbacks;  /* returns to the primary after a probe */
+	uint32_t primary;     /* index of this host's primary */
+	uint64_t failovers;   /* switches to another collector on a timeout */
+	uint64_t failbacks;   /* returns to the primary after a probe */
 };
 
 /* Rendezvous (highest-random-weight) order of host over the n collector

@@ -195,7 +195,6 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 	free(e);
 }
 
-
 struct vg_alarm_silences *vg_alarm_engine_silences(struct vg_alarm_engine *e)
 {
 	return e->silences;
@@ -224,4 +223,3 @@ void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
 		out->instances += vg_hmap_count(&((struct alarm *)s->value)->insts);
 	pthread_mutex_unlock(&e->lock);
 }
-

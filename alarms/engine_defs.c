@@ -102,7 +102,8 @@ static int load_def(void *ctx, const char *id, const char *json,
 	if (rc) {
 		char *t = errors ? json_dumps(errors, JSON_COMPACT) : NULL;
 		vg_warn("alarms: alarm %s in alarms.db no longer validates (%s); "
-			"skipped", id, t ? t : "out of memory");
+			"skipped",
+			id, t ? t : "out of memory");
 		free(t);
 		json_decref(errors);
 		free(a);
@@ -144,7 +145,6 @@ static int load_state(void *ctx, const struct vg_alarm_state_row *row)
 		vg_alarm_eval_ring_unpack(&in->ev, row->ring, row->ring_len);
 	return 0;
 }
-
 
 int vg_alarm_defs_load(struct vg_alarm_engine *e, char *err, size_t errlen)
 {
@@ -239,7 +239,7 @@ static int check_refs(struct vg_alarm_engine *e, struct alarm *a, json_t **error
 	}
 	if (!bad && reaches(e, a->def.project, a->rule, a->def.name, 0)) {
 		add_error(errors, "rule", "the rule makes a cycle through other "
-			  "composite alarms (or nests deeper than %d)",
+					  "composite alarms (or nests deeper than %d)",
 			  COMPOSITE_DEPTH);
 		bad = 1;
 	}
@@ -286,13 +286,13 @@ static json_t *state_json(struct alarm *a, int with_instances)
 		}
 		if (with_instances && n++ < MAX_INSTANCES_SHOWN)
 			json_array_append_new(insts, json_pack(
-				"{s:o,s:s,s:o,s:s}", "resource",
-				*in->resource ? json_string(in->resource) : json_null(),
-				"state", vg_alarm_state_name(in->ev.state), "since",
-				in->ev.since_ms ? json_string(vg_time_format(in->ev.since_ms, ts,
-									     sizeof(ts)))
-						: json_null(),
-				"reason", vg_alarm_inst_reason(in)));
+							     "{s:o,s:s,s:o,s:s}", "resource",
+							     *in->resource ? json_string(in->resource) : json_null(),
+							     "state", vg_alarm_state_name(in->ev.state), "since",
+							     in->ev.since_ms ? json_string(vg_time_format(in->ev.since_ms, ts,
+													  sizeof(ts)))
+									     : json_null(),
+							     "reason", vg_alarm_inst_reason(in)));
 	}
 	json_object_set_new(o, "state", json_string(vg_alarm_state_name(a->agg)));
 	json_object_set_new(o, "state_since",
@@ -413,7 +413,8 @@ int vg_alarm_engine_create(struct vg_alarm_engine *e, const json_t *body,
 	} else if (vg_alarm_by_name(e, a->def.project, a->def.name)) {
 		rc = -EEXIST;
 		add_error(errors, "name", "an alarm named '%s' already exists in "
-			  "project '%s'", a->def.name, a->def.project);
+					  "project '%s'",
+			  a->def.name, a->def.project);
 	} else if (a->rule)
 		rc = check_refs(e, a, errors);
 	if (!rc)
@@ -501,7 +502,7 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 	}
 	if (strcmp(nd.project, a->def.project)) {
 		add_error(errors, "project", "an alarm cannot move to another "
-			  "project (delete and create it)");
+					     "project (delete and create it)");
 		rc = -EINVAL;
 	} else if (nd.kind != a->def.kind) {
 		add_error(errors, "type", "an alarm cannot change type");
@@ -512,11 +513,13 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 		referrers(e, a, refs, sizeof(refs));
 		if (other && other != a) {
 			add_error(errors, "name", "an alarm named '%s' already exists "
-				  "in project '%s'", nd.name, nd.project);
+						  "in project '%s'",
+				  nd.name, nd.project);
 			rc = -EEXIST;
 		} else if (*refs) {
 			add_error(errors, "name", "renaming would break composite "
-				  "alarm(s) %s", refs);
+						  "alarm(s) %s",
+				  refs);
 			rc = -EBUSY;
 		}
 	}
@@ -631,7 +634,8 @@ int vg_alarm_engine_delete(struct vg_alarm_engine *e, const char *ref,
 	referrers(e, a, refs, sizeof(refs));
 	if (*refs) {
 		add_error(errors, "", "alarm '%s' is used by composite alarm(s) %s; "
-			  "change or delete those first", a->def.name, refs);
+				      "change or delete those first",
+			  a->def.name, refs);
 		pthread_mutex_unlock(&e->lock);
 		return -EBUSY;
 	}
@@ -768,8 +772,7 @@ int vg_alarm_engine_list(struct vg_alarm_engine *e, const char *scope,
 			char cur[600];
 			snprintf(cur, sizeof(cur), "%s/%s", v[i - 1]->def.project,
 				 v[i - 1]->def.name);
-			json_object_set_new(o, "next", json_string(scope ? v[i - 1]->def.name
-									 : cur));
+			json_object_set_new(o, "next", json_string(scope ? v[i - 1]->def.name : cur));
 			break;
 		}
 		json_array_append_new(arr, state_json(v[i], 0));
@@ -805,4 +808,3 @@ int vg_alarm_engine_history(struct vg_alarm_engine *e, const char *ref,
 	pthread_mutex_unlock(&e->lock);
 	return rc;
 }
-

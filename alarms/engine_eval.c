@@ -95,7 +95,6 @@ static int list_add(struct list *l, struct alarm *a)
 	return 0;
 }
 
-
 void vg_alarm_free_lists(struct vg_hmap *m)
 {
 	size_t pos = 0;
@@ -109,7 +108,6 @@ void vg_alarm_free_lists(struct vg_hmap *m)
 	vg_hmap_release(m);
 	vg_hmap_init(m);
 }
-
 
 /* ---- instances -------------------------------------------------------------------- */
 
@@ -210,11 +208,7 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 		int64_t cd = (int64_t)a->def.cooldown_s * 1000;
 		if (in->cooldown_last_ms && d->time_ms < in->cooldown_last_ms + cd) {
 			vg_alarm_queue_history(e, a, "cooldown", in->resource,
-				d->time_ms, json_pack("{s:s,s:s,s:s,s:I}", "previous",
-				vg_alarm_state_name(d->previous), "current",
-				vg_alarm_state_name(d->current), "reason", d->reason,
-				"cooldown_until_ms",
-				(json_int_t)(in->cooldown_last_ms + cd)));
+					       d->time_ms, json_pack("{s:s,s:s,s:s,s:I}", "previous", vg_alarm_state_name(d->previous), "current", vg_alarm_state_name(d->current), "reason", d->reason, "cooldown_until_ms", (json_int_t)(in->cooldown_last_ms + cd)));
 			e->st.cooldowns++;
 			return;
 		}
@@ -290,7 +284,7 @@ static void eval_dependents(struct vg_alarm_engine *e, struct alarm *a,
 /* After an instance of a changed state, update the aggregate and the
  * composites that watch it. */
 void vg_alarm_after_change(struct vg_alarm_engine *e, struct alarm *a, int64_t t,
-			 int depth)
+			   int depth)
 {
 	int agg = vg_alarm_aggregate(a);
 
@@ -303,7 +297,7 @@ void vg_alarm_after_change(struct vg_alarm_engine *e, struct alarm *a, int64_t t
 /* ---- composites ----------------------------------------------------------------------- */
 
 struct alarm *vg_alarm_by_name(struct vg_alarm_engine *e, const char *project,
-			     const char *name)
+			       const char *name)
 {
 	char k[600];
 	size_t kl = key2(k, sizeof(k), project, name);
@@ -312,7 +306,7 @@ struct alarm *vg_alarm_by_name(struct vg_alarm_engine *e, const char *project,
 }
 
 void vg_alarm_composite_eval(struct vg_alarm_engine *e, struct alarm *c, int64_t t,
-			   int depth)
+			     int depth)
 {
 	size_t n = vg_alarm_rule_nrefs(c->rule);
 	int states[VG_RULE_MAX_TERMS], all_insufficient = 1, next;
@@ -338,7 +332,8 @@ void vg_alarm_composite_eval(struct vg_alarm_engine *e, struct alarm *c, int64_t
 	}
 	int truth = vg_alarm_rule_eval(c->rule, states);
 	next = all_insufficient ? VG_ALARM_INSUFFICIENT_DATA
-				: truth ? VG_ALARM_ALARM : VG_ALARM_OK;
+	       : truth          ? VG_ALARM_ALARM
+				: VG_ALARM_OK;
 	in = vg_hmap_get(&c->insts, "", 0);
 	if (!in && !(in = vg_alarm_inst_new(c, ""))) {
 		json_decref(refs);
@@ -641,14 +636,7 @@ static void group_close(struct vg_alarm_engine *e, struct alarm *a)
 		memcpy(in->reason, d.reason, strlen(d.reason) + 1);
 		in->reason_stale = 0;
 		if (d.reason_data)
-			json_object_set_new(d.reason_data, "group", json_pack(
-				"{s:s,s:o,s:I,s:I,s:I}", "statistic",
-				vg_alarm_group_stat_name(a->def.group_stat,
-					a->def.group_percentile, gs, sizeof(gs)),
-				"value", isnan(v) ? json_null() : json_real(v),
-				"members", (json_int_t)vg_hmap_count(&g->members),
-				"reported", (json_int_t)reported,
-				"with_value", (json_int_t)used));
+			json_object_set_new(d.reason_data, "group", json_pack("{s:s,s:o,s:I,s:I,s:I}", "statistic", vg_alarm_group_stat_name(a->def.group_stat, a->def.group_percentile, gs, sizeof(gs)), "value", isnan(v) ? json_null() : json_real(v), "members", (json_int_t)vg_hmap_count(&g->members), "reported", (json_int_t)reported, "with_value", (json_int_t)used));
 	} else
 		in->reason_stale = 1;
 	in->updated_ms = wall(e);
@@ -752,9 +740,9 @@ static struct inst *group_join(struct vg_alarm_engine *e, struct alarm *a,
 		if (vg_hmap_put(&g->members, r->id, strlen(r->id), (void *)1, NULL))
 			return NULL;
 		vg_alarm_queue_history(e, a, "resource_joined", r->id, wall(e),
-			json_pack("{s:s,s:s,s:I}", "resource", r->id, "type",
-				  vg_rtype_name(r->rtype) ? vg_rtype_name(r->rtype) : "?",
-				  "members", (json_int_t)vg_hmap_count(&g->members)));
+				       json_pack("{s:s,s:s,s:I}", "resource", r->id, "type",
+						 vg_rtype_name(r->rtype) ? vg_rtype_name(r->rtype) : "?",
+						 "members", (json_int_t)vg_hmap_count(&g->members)));
 	}
 	return in;
 }
@@ -770,8 +758,8 @@ static void group_leave(struct vg_alarm_engine *e, struct alarm *a,
 		return;
 	vg_hmap_del(&g->members, id, strlen(id));
 	vg_alarm_queue_history(e, a, "resource_left", id, t,
-		json_pack("{s:s,s:I}", "resource", id, "members",
-			  (json_int_t)vg_hmap_count(&g->members)));
+			       json_pack("{s:s,s:I}", "resource", id, "members",
+					 (json_int_t)vg_hmap_count(&g->members)));
 	group_maybe_close(e, a);
 }
 
@@ -791,8 +779,8 @@ static struct inst *inst_for(struct vg_alarm_engine *e, struct alarm *a,
 	in->updated_ms = wall(e);
 	if (!a->def.resource)
 		vg_alarm_queue_history(e, a, "resource_joined", r->id, wall(e),
-			json_pack("{s:s,s:s}", "resource", r->id, "type",
-				  vg_rtype_name(r->rtype) ? vg_rtype_name(r->rtype) : "?"));
+				       json_pack("{s:s,s:s}", "resource", r->id, "type",
+						 vg_rtype_name(r->rtype) ? vg_rtype_name(r->rtype) : "?"));
 	vg_alarm_queue_mark_dirty(e, in);
 	return in;
 }
@@ -804,8 +792,8 @@ static void leave(struct vg_alarm_engine *e, struct alarm *a, struct inst *in,
 {
 	vg_hmap_del(&a->insts, in->resource, strlen(in->resource));
 	vg_alarm_queue_history(e, a, "resource_left", in->resource, t,
-		json_pack("{s:s,s:s}", "resource", in->resource, "state",
-			  vg_alarm_state_name(in->ev.state)));
+			       json_pack("{s:s,s:s}", "resource", in->resource, "state",
+					 vg_alarm_state_name(in->ev.state)));
 	vg_alarm_queue_delete_state(e, a->def.id, in->resource);
 	vg_alarm_inst_free(e, in);
 	vg_alarm_after_change(e, a, t, 0);
@@ -832,7 +820,7 @@ static void rebind(struct vg_alarm_engine *e, struct series *s)
 			if (a->def.group)
 				group_leave(e, a, s->res->id, wall(e));
 			else if (!a->def.resource &&
-			    (in = vg_hmap_gets(&a->insts, s->res->id)))
+				 (in = vg_hmap_gets(&a->insts, s->res->id)))
 				leave(e, a, in, wall(e));
 			continue;
 		}
@@ -1132,7 +1120,6 @@ static void resource_ended(struct vg_alarm_engine *e, struct res_info *ri,
 	e->gen++; /* other series may hold bindings to freed instances */
 }
 
-
 /* ---- event alarms ---------------------------------------------------------------------- */
 
 /* An event alarm has one instance per resource that had a matching event
@@ -1265,7 +1252,8 @@ static void events_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 			const struct vg_alarm_def *d = &a->def;
 			int fire = d->event_kinds & (1u << kind) ? kind
 				   : derived && (d->event_kinds & (1u << derived))
-				   ? derived : 0;
+					   ? derived
+					   : 0;
 			if (!fire)
 				continue;
 			if (d->event_resource && strcmp(d->event_resource, ev->resource))
@@ -1299,8 +1287,8 @@ static void events_tick(struct vg_alarm_engine *e, int64_t now)
 
 		if (a->def.event_kinds & (1u << VG_ALARM_EV_AGENT_SILENT)) {
 			int64_t after = a->def.silent_for_s
-				? (int64_t)a->def.silent_for_s * 1000
-				: (int64_t)(iv * 1000 * SILENT_DEFAULT_INTERVALS);
+						? (int64_t)a->def.silent_for_s * 1000
+						: (int64_t)(iv * 1000 * SILENT_DEFAULT_INTERVALS);
 			while ((sl = vg_hmap_next(&e->hosts, &pos))) {
 				const struct host_clock *hc = sl->value;
 				struct inst *in;
@@ -1329,8 +1317,7 @@ static void events_tick(struct vg_alarm_engine *e, int64_t now)
 			if (in->silent || in->ev.state != VG_ALARM_ALARM ||
 			    now < in->updated_ms + (int64_t)a->def.keep_firing_for_s * 1000)
 				continue;
-			event_clear(e, in, in->ev.since_ms +
-				    (now - in->updated_ms),
+			event_clear(e, in, in->ev.since_ms + (now - in->updated_ms),
 				    "no matching event for keep_firing_for");
 		}
 	}
@@ -1454,7 +1441,7 @@ static void expire_all(struct vg_alarm_engine *e, int64_t now)
 			struct group_acc *g = a->grp;
 			while (g && g->slot[0].start_ms != VG_WINDOW_NONE &&
 			       g->clock_ms >= g->slot[0].start_ms +
-			       (int64_t)a->def.period_s * 1000 + 2 * g->grace_ms)
+						      (int64_t)a->def.period_s * 1000 + 2 * g->grace_ms)
 				group_close(e, a);
 		}
 	}
@@ -1497,7 +1484,8 @@ void vg_alarm_engine_tick(struct vg_alarm_engine *e, int64_t now_ms)
 		e->last_prune_ms = now;
 		if (!vg_alarm_store_prune(e->store, now - e->o.history_retention_ms, &n) && n)
 			vg_info("alarms: pruned %llu history and outbox rows older "
-				"than %lld days", (unsigned long long)n,
+				"than %lld days",
+				(unsigned long long)n,
 				(long long)(e->o.history_retention_ms / 86400000));
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -1520,4 +1508,3 @@ struct vg_consumer vg_alarm_engine_consumer(struct vg_alarm_engine *e)
 
 	return c;
 }
-

@@ -120,8 +120,8 @@ struct pending *vg_alarm_queue_add(struct vg_alarm_engine *e)
 }
 
 struct pending *vg_alarm_queue_history(struct vg_alarm_engine *e, struct alarm *a,
-				const char *type, const char *resource, int64_t t,
-				json_t *detail)
+				       const char *type, const char *resource, int64_t t,
+				       json_t *detail)
 {
 	struct pending *p = vg_alarm_queue_add(e);
 
@@ -220,7 +220,8 @@ static void apply_silences(struct vg_alarm_engine *e, struct pending *p)
 		e->st.inhibited++;
 		sid[0] = '\0';
 		snprintf(why_buf, sizeof(why_buf), "inhibited by alarm '%s', which "
-			 "is in alarm", by);
+						   "is in alarm",
+			 by);
 		why = why_buf;
 	} else if (a && !vg_alarm_timewin_inside(a->def.time_constraints, wall(e))) {
 		e->st.outside_time++;
@@ -313,7 +314,6 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 		vg_alarm_outbox_wake(e->outbox);
 	return 0;
 }
-
 
 void vg_alarm_queue_delete_state(struct vg_alarm_engine *e, const char *alarm_id,
 				 const char *resource)

@@ -70,20 +70,20 @@ struct res_info {
 
 struct inst {
 	struct alarm *a;
-	char *resource;              /* "" for a composite */
+	char *resource; /* "" for a composite */
 	struct vg_alarm_eval ev;
 	char reason[VG_ALARM_REASON_MAX];
-	int reason_stale;            /* reason is the ring's: rebuild on read */
+	int reason_stale; /* reason is the ring's: rebuild on read */
 	int dirty;
 	int64_t updated_ms;
-	int silent;                  /* event alarm: an agent_silent instance */
-	int64_t cooldown_last_ms;    /* last alarm notification (cooldown) */
+	int silent;               /* event alarm: an agent_silent instance */
+	int64_t cooldown_last_ms; /* last alarm notification (cooldown) */
 };
 
 /* One open period of a group alarm: the values of the members that
  * reported for it (NaN: a member whose own datapoint was missing). */
 struct group_period {
-	int64_t start_ms;            /* VG_WINDOW_NONE: slot unused */
+	int64_t start_ms; /* VG_WINDOW_NONE: slot unused */
 	double *vals;
 	size_t nvals, capvals;
 };
@@ -96,20 +96,20 @@ struct group_period {
  * restart loses the open periods, as it loses the members' windows. */
 struct group_acc {
 	struct group_period slot[2];
-	struct vg_hmap members;      /* resource id -> (void *)1 */
-	int64_t clock_ms, grace_ms;  /* newest data clock of its members */
-	uint64_t late;               /* datapoints after their period closed */
+	struct vg_hmap members;     /* resource id -> (void *)1 */
+	int64_t clock_ms, grace_ms; /* newest data clock of its members */
+	uint64_t late;              /* datapoints after their period closed */
 };
 
 struct alarm {
 	struct vg_alarm_def def;
 	struct vg_alarm_params params;
 	struct vg_alarm_rule *rule;
-	struct vg_hmap insts;        /* resource -> inst */
+	struct vg_hmap insts; /* resource -> inst */
 	int agg;
-	uint64_t seq;                /* notifications sent */
+	uint64_t seq; /* notifications sent */
 	int visit;
-	struct group_acc *grp;       /* group alarms only */
+	struct group_acc *grp; /* group alarms only */
 };
 
 struct list {
@@ -147,7 +147,8 @@ struct host_clock {
 	int64_t data_ms, wall_ms;
 };
 
-enum pend_kind { P_HISTORY, P_DELETE_STATE };
+enum pend_kind { P_HISTORY,
+		 P_DELETE_STATE };
 
 struct pending {
 	int kind;
@@ -161,7 +162,7 @@ struct pending {
 	char **actions;
 	size_t nactions;
 	char *log_line;
-	int silenced;        /* matched a silence at the flush: not notified */
+	int silenced; /* matched a silence at the flush: not notified */
 };
 
 struct vg_alarm_engine {
@@ -180,12 +181,12 @@ struct vg_alarm_engine {
 	 * never wait for e->lock (held through a whole batch) */
 	pthread_mutex_t unfenced_lock;
 	struct vg_hmap unfenced;
-	uint64_t inhib_gen;                 /* gen the index was built at */
+	uint64_t inhib_gen; /* gen the index was built at */
 	struct vg_hmap alarms, names, watchers, exact, metrics, deps, series,
 		resources, hosts;
 	uint64_t gen, indexed_gen;
-	size_t ngroups;              /* enabled group alarms (expire_all) */
-	struct list evalarms;        /* enabled event alarms (derived) */
+	size_t ngroups;       /* enabled group alarms (expire_all) */
+	struct list evalarms; /* enabled event alarms (derived) */
 	struct inst **dirty;
 	size_t ndirty, capdirty;
 	struct pending *pend;
@@ -201,7 +202,6 @@ struct vg_alarm_engine {
 	/* scratch for the current batch */
 	const char *cur_host;
 };
-
 
 /* Record (on = 1) or forget alarm id as unfenced (engine.c). */
 void vg_alarm_unfenced_set(struct vg_alarm_engine *e, const char *id, int on);
@@ -233,7 +233,6 @@ static inline size_t key2(char *buf, size_t len, const char *a, const char *b)
 	memcpy(buf + la + 1, b, lb + 1);
 	return la + 1 + lb;
 }
-
 
 /* The reason of the instance's latest evaluation, rebuilt from its ring
  * when the hot path skipped the text (vg_alarm_eval_decide). */

@@ -95,12 +95,12 @@ int vg_alarm_eval_push(struct vg_alarm_eval *e, int64_t start_ms, double value)
 /* ---- the verdict -------------------------------------------------------- */
 
 struct verdict {
-	int raw;          /* state, or -1 = keep the current one */
-	uint32_t nreal;   /* real datapoints in the range */
-	uint32_t used;    /* real datapoints evaluated */
-	uint32_t filled;  /* missing datapoints filled by the treatment */
+	int raw;         /* state, or -1 = keep the current one */
+	uint32_t nreal;  /* real datapoints in the range */
+	uint32_t used;   /* real datapoints evaluated */
+	uint32_t filled; /* missing datapoints filled by the treatment */
 	uint32_t breaching;
-	int why;          /* enum below, for the reason */
+	int why; /* enum below, for the reason */
 	const struct vg_alarm_point *pts[VG_ALARM_MAX_N + VG_ALARM_RANGE_EXTRA];
 };
 
@@ -281,7 +281,8 @@ static void make_reason(const struct vg_alarm_params *p, const struct verdict *v
 			sb_printf(&b, " (%u missing %s treated as %s)", v->filled,
 				  plural(v->filled, "datapoint", "datapoints"),
 				  p->missing == VG_MISSING_BREACHING
-					  ? "breaching" : "not breaching");
+					  ? "breaching"
+					  : "not breaching");
 		else if (v->why == WHY_PARTIAL_OK && v->used < p->n)
 			sb_printf(&b, " (%u of the last %u periods had no data)",
 				  R - v->nreal, R);
@@ -309,7 +310,8 @@ static void make_reason(const struct vg_alarm_params *p, const struct verdict *v
 		break;
 	case WHY_PARTIAL_STALE:
 		sb_printf(&b, "no datapoints in the last %u periods; the %u "
-			      "before ", p->n, v->used);
+			      "before ",
+			  p->n, v->used);
 		sb_values(&b, v);
 		sb_printf(&b, " %s %s the threshold (%s)",
 			  plural(v->breaching, "was", "were"), words, thr);

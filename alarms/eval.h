@@ -46,14 +46,14 @@
 
 /* The evaluation parameters of a threshold alarm (a view of its def). */
 struct vg_alarm_params {
-	uint32_t n, m;         /* evaluation_periods, datapoints_to_alarm */
-	int cmp;               /* enum vg_alarm_cmp */
+	uint32_t n, m; /* evaluation_periods, datapoints_to_alarm */
+	int cmp;       /* enum vg_alarm_cmp */
 	double threshold;
-	int missing;           /* enum vg_alarm_missing */
-	uint32_t repeat;       /* periods, 0 = off */
+	int missing;     /* enum vg_alarm_missing */
+	uint32_t repeat; /* periods, 0 = off */
 	int64_t keep_firing_ms;
 	int64_t period_ms;
-	int statistic;         /* for reasons only */
+	int statistic; /* for reasons only */
 	double percentile;
 };
 void vg_alarm_params_from_def(struct vg_alarm_params *p,
@@ -67,12 +67,12 @@ struct vg_alarm_point {
 /* Per-instance evaluation state. The ring holds the last cap datapoints,
  * oldest first from `head`. */
 struct vg_alarm_eval {
-	int state;               /* enum vg_alarm_state */
-	int64_t since_ms;        /* when it entered state (sample time) */
-	int64_t clear_since_ms;  /* 0, or when the condition cleared in alarm */
-	uint32_t alarm_periods;  /* periods evaluated in alarm (repeat) */
-	uint32_t cap, n, head;   /* ring capacity (R), fill, oldest index */
-	int64_t last_start_ms;   /* start of the newest pushed period, or 0 */
+	int state;              /* enum vg_alarm_state */
+	int64_t since_ms;       /* when it entered state (sample time) */
+	int64_t clear_since_ms; /* 0, or when the condition cleared in alarm */
+	uint32_t alarm_periods; /* periods evaluated in alarm (repeat) */
+	uint32_t cap, n, head;  /* ring capacity (R), fill, oldest index */
+	int64_t last_start_ms;  /* start of the newest pushed period, or 0 */
 	struct vg_alarm_point *ring;
 };
 
@@ -96,11 +96,11 @@ enum vg_alarm_notify_type {
 
 /* What one evaluation decided. */
 struct vg_alarm_decision {
-	int notify;          /* enum vg_alarm_notify_type */
+	int notify; /* enum vg_alarm_notify_type */
 	int previous, current;
-	int raw;             /* what the datapoints alone said (-1: keep) */
-	int kept_firing;     /* alarm held by keep-firing-for */
-	int64_t time_ms;     /* end of the period that decided */
+	int raw;         /* what the datapoints alone said (-1: keep) */
+	int kept_firing; /* alarm held by keep-firing-for */
+	int64_t time_ms; /* end of the period that decided */
 	char reason[VG_ALARM_REASON_MAX];
 	json_t *reason_data; /* when notify: a new reference (NULL on out of
 				memory), caller decrefs; else NULL */

@@ -46,7 +46,8 @@ int vg_alarm_exec_parse(const char *spec, struct vg_alarm_exec_cmd *out,
 		nl--;
 	if (!nl || nl >= VG_EXEC_NAME_MAX) {
 		snprintf(err, errlen, "the name before ':' must be 1 to %d "
-			 "characters", VG_EXEC_NAME_MAX - 1);
+				      "characters",
+			 VG_EXEC_NAME_MAX - 1);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < nl; i++) {
@@ -54,7 +55,7 @@ int vg_alarm_exec_parse(const char *spec, struct vg_alarm_exec_cmd *out,
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		      (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-')) {
 			snprintf(err, errlen, "the name may only contain letters, "
-				 "digits, '_', '.' and '-'");
+					      "digits, '_', '.' and '-'");
 			return -EINVAL;
 		}
 	}
@@ -116,12 +117,12 @@ int vg_alarm_exec_run(const struct vg_alarm_exec_cmd *cmd, const char *input,
 	argv[argc] = NULL;
 	if (!argc)
 		return -EINVAL;
-#define ENV(k, v)                                                               \
-	do {                                                                    \
-		snprintf(envbuf[nenv], sizeof(envbuf[nenv]), "%s=%s", k,        \
-			 (v) ? (v) : "");                                       \
-		envp[nenv] = envbuf[nenv];                                      \
-		nenv++;                                                         \
+#define ENV(k, v)                                                        \
+	do {                                                             \
+		snprintf(envbuf[nenv], sizeof(envbuf[nenv]), "%s=%s", k, \
+			 (v) ? (v) : "");                                \
+		envp[nenv] = envbuf[nenv];                               \
+		nenv++;                                                  \
 	} while (0)
 	ENV("PATH", "/usr/local/bin:/usr/bin:/bin");
 	if (env) {

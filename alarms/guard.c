@@ -150,7 +150,8 @@ int vg_alarm_guard_create(const char *allow, struct vg_alarm_guard **out,
 		}
 		if (parse_cidr(p, len, &g->allow[g->nallow])) {
 			snprintf(err, errlen, "'%.*s' is not an address or CIDR "
-				 "(like 10.1.0.0/16 or fd00::/8)", (int)(len > 64 ? 64 : len), p);
+					      "(like 10.1.0.0/16 or fd00::/8)",
+				 (int)(len > 64 ? 64 : len), p);
 			free(g);
 			return -EINVAL;
 		}

@@ -29,8 +29,8 @@
 
 struct vg_alarm_guard;
 
-#define VG_GUARD_ALLOW_MAX 64   /* CIDRs in webhook_allow */
-#define VG_GUARD_OWN_MAX 64     /* own interface addresses remembered */
+#define VG_GUARD_ALLOW_MAX 64 /* CIDRs in webhook_allow */
+#define VG_GUARD_OWN_MAX 64   /* own interface addresses remembered */
 
 /* A guard with the allow list `allow` ("CIDR,CIDR,...", NULL or "" for
  * none; a bare address is a /32 or /128). 0, -EINVAL with the bad entry

@@ -107,7 +107,7 @@ const char *vg_alarm_group_stat_name(int s, double pct, char *buf, size_t len)
 	if (s == VG_GROUP_PERCENTILE)
 		return pct_name(pct, buf, len);
 	return s >= 0 && (size_t)s < NAMES(group_stat_names) ? group_stat_names[s]
-							      : NULL;
+							     : NULL;
 }
 
 const char *vg_alarm_cmp_name(int c)
@@ -161,7 +161,8 @@ char *vg_alarm_format_value(double v, char *buf, size_t len)
 	double a = fabs(v);
 
 	if (!isfinite(v)) {
-		snprintf(buf, len, "%s", isnan(v) ? "missing" : v > 0 ? "inf" : "-inf");
+		snprintf(buf, len, "%s", isnan(v) ? "missing" : v > 0 ? "inf"
+								      : "-inf");
 		return buf;
 	}
 	if (a != 0 && (a >= 1e12 || a < 1e-3)) {
@@ -369,7 +370,7 @@ static int get_uint(struct pctx *c, const char *field, const json_t *v,
 	}
 	if (duration)
 		add_err(c, field, "must be a whole number of seconds from %llu to "
-			"%llu (or a duration such as \"5m\")",
+				  "%llu (or a duration such as \"5m\")",
 			(unsigned long long)lo, (unsigned long long)hi);
 	else
 		add_err(c, field, "must be an integer from %llu to %llu",
@@ -390,7 +391,7 @@ static void rd_name(struct pctx *c, const json_t *v)
 		return;
 	if (!vg_alarm_name_valid(s)) {
 		add_err(c, "name", "may only contain letters, digits and _ . : @ - "
-			"(no spaces: names appear in notification topics)");
+				   "(no spaces: names appear in notification topics)");
 		return;
 	}
 	set_str(c, &c->d->name, s);
@@ -423,7 +424,7 @@ static void rd_fence(struct pctx *c, const json_t *v)
 	c->d->webhook_fence = json_is_true(v);
 	if (!c->d->webhook_fence && c->pol && c->pol->scope_project)
 		add_err(c, "webhook_fence", "only an administrator may turn the "
-			"webhook fence off");
+					    "webhook fence off");
 }
 
 static void rd_inhibits(struct pctx *c, const json_t *v)
@@ -532,7 +533,7 @@ static void rd_selector(struct pctx *c, const json_t *v)
 	c->has_selector = 1;
 	if (!json_is_object(v)) {
 		add_err(c, "selector", "must be an object with type, and optionally "
-			"project, host, flavor and metadata");
+				       "project, host, flavor and metadata");
 		return;
 	}
 	json_object_foreach((json_t *)v, key, f) {
@@ -541,7 +542,7 @@ static void rd_selector(struct pctx *c, const json_t *v)
 						  : -EINVAL;
 			if (t < 0)
 				add_err(c, "selector.type", "must be one of instance, "
-					"disk, nic, host, host_disk, host_nic");
+							    "disk, nic, host, host_disk, host_nic");
 			else
 				sel->rtype = t;
 		} else if (!strcmp(key, "project")) {
@@ -601,7 +602,7 @@ static void rd_selector(struct pctx *c, const json_t *v)
 			char fld[96];
 			snprintf(fld, sizeof(fld), "selector.%.60s", key);
 			add_err(c, fld, "unknown field (known: type, project, host, "
-				"flavor, metadata)");
+					"flavor, metadata)");
 		}
 	}
 	if (!sel->rtype && !json_object_get(v, "type"))
@@ -620,7 +621,7 @@ static void rd_statistic(struct pctx *c, const json_t *v)
 		if (*end || !isfinite(pct) || pct < 0 || pct > 100 || s[1] == '-' ||
 		    s[1] == '+' || s[1] == ' ') {
 			add_err(c, "statistic", "a percentile is p0 to p100, e.g. "
-				"p50, p99, p99.9");
+						"p50, p99, p99.9");
 			return;
 		}
 		c->d->statistic = VG_STAT_PERCENTILE;
@@ -633,7 +634,7 @@ static void rd_statistic(struct pctx *c, const json_t *v)
 		/* get_enum's message lacks pNN: replace it */
 		json_array_remove(c->errors, json_array_size(c->errors) - 1);
 		add_err(c, "statistic", "must be one of average, minimum, maximum, "
-			"sum, sample_count or pNN (e.g. p99)");
+					"sum, sample_count or pNN (e.g. p99)");
 	}
 }
 
@@ -712,8 +713,8 @@ static void rd_group(struct pctx *c, const json_t *v)
 	c->has_group = 1;
 	if (!json_is_object(v)) {
 		add_err(c, "group", "must be an object: {\"statistic\": \"average\"} "
-			"(average, minimum, maximum, sum, count, pNN, count_above "
-			"with member_threshold)");
+				    "(average, minimum, maximum, sum, count, pNN, count_above "
+				    "with member_threshold)");
 		return;
 	}
 	c->d->group = 1;
@@ -727,15 +728,15 @@ static void rd_group(struct pctx *c, const json_t *v)
 				double pct = strtod(st + 1, &end);
 				if (*end || !isfinite(pct) || pct < 0 || pct > 100) {
 					add_err(c, "group.statistic", "a percentile is "
-						"p0 to p100, e.g. p90");
+								      "p0 to p100, e.g. p90");
 					continue;
 				}
 				c->d->group_stat = VG_GROUP_PERCENTILE;
 				c->d->group_percentile = pct;
 			} else if (i < 0 || i == VG_GROUP_PERCENTILE)
 				add_err(c, "group.statistic", "must be one of average, "
-					"minimum, maximum, sum, count, pNN (e.g. p90) "
-					"or count_above");
+							      "minimum, maximum, sum, count, pNN (e.g. p90) "
+							      "or count_above");
 			else
 				c->d->group_stat = i;
 		} else if (!strcmp(key, "member_threshold")) {
@@ -749,7 +750,7 @@ static void rd_group(struct pctx *c, const json_t *v)
 			char fld[96];
 			snprintf(fld, sizeof(fld), "group.%.60s", key);
 			add_err(c, fld, "unknown field (known: statistic, "
-				"member_threshold)");
+					"member_threshold)");
 		}
 	}
 	if (c->d->group_stat == VG_GROUP_COUNT_ABOVE && !has_mt)
@@ -776,8 +777,8 @@ static void rd_event(struct pctx *c, const json_t *v)
 	c->has_event = 1;
 	if (!json_is_object(v)) {
 		add_err(c, "event", "must be an object: {\"kind\": [\"crashed\"], "
-			"\"resource\": ..., \"host\": ..., \"detail\": ..., "
-			"\"project\": ...}");
+				    "\"resource\": ..., \"host\": ..., \"detail\": ..., "
+				    "\"project\": ...}");
 		return;
 	}
 	json_object_foreach((json_t *)v, key, f) {
@@ -786,14 +787,14 @@ static void rd_event(struct pctx *c, const json_t *v)
 							 : json_incref(f);
 			if (!json_is_array(list) || !json_array_size(list))
 				add_err(c, "event.kind", "must be a kind or a "
-					"non-empty array of kinds");
+							 "non-empty array of kinds");
 			json_array_foreach(list, i, item) {
 				int k = event_kind_parse(json_string_value(item));
 				if (k < 0)
 					add_err(c, "event.kind", "unknown kind (started, "
-						"stopped, suspended, resumed, defined, "
-						"undefined, resized, gap, crashed, "
-						"agent_silent)");
+								 "stopped, suspended, resumed, defined, "
+								 "undefined, resized, gap, crashed, "
+								 "agent_silent)");
 				else
 					d->event_kinds |= 1u << k;
 			}
@@ -804,7 +805,8 @@ static void rd_event(struct pctx *c, const json_t *v)
 			if (c->pol && c->pol->scope_project &&
 			    strcmp(s, c->pol->scope_project)) {
 				add_err(c, "event.project", "must be your own "
-					"project '%s'", c->pol->scope_project);
+							    "project '%s'",
+					c->pol->scope_project);
 				continue;
 			}
 			set_str(c, &d->event_project, s);
@@ -824,7 +826,7 @@ static void rd_event(struct pctx *c, const json_t *v)
 			char fld[96];
 			snprintf(fld, sizeof(fld), "event.%.60s", key);
 			add_err(c, fld, "unknown field (known: kind, project, "
-				"resource, host, detail, silent_for)");
+					"resource, host, detail, silent_for)");
 		}
 	}
 	if (!d->event_kinds && !json_object_get(v, "kind"))
@@ -861,9 +863,9 @@ static void check_metric_known(struct pctx *c)
 	    c->pol->metric_seen(c->pol->metric_ctx, proj, d->metric) == 1)
 		return;
 	add_err(c, "metric", "'%.100s' is not in the metric catalogue "
-		"(docs/metrics.md) and no resource of project '%s' has reported "
-		"it: such an alarm could never fire; check the name, or set "
-		"\"allow_unknown_metric\": true for a metric that will come",
+			     "(docs/metrics.md) and no resource of project '%s' has reported "
+			     "it: such an alarm could never fire; check the name, or set "
+			     "\"allow_unknown_metric\": true for a metric that will come",
 		d->metric, proj ? proj : "*");
 }
 
@@ -903,7 +905,7 @@ static int check_action(struct pctx *c, const char *field, const char *u)
 			if (*p == ' ' || (unsigned char)*p < 0x21 ||
 			    (unsigned char)*p == 0x7f) {
 				add_err(c, field, "webhook URL must not contain "
-					"spaces or control characters");
+						  "spaces or control characters");
 				return -EINVAL;
 			}
 		return 0;
@@ -921,8 +923,9 @@ static int check_action(struct pctx *c, const char *field, const char *u)
 				 c->pol->exec_names[i]);
 		}
 		add_err(c, field, "no exec command named '%.64s' is configured by "
-			"the operator ([alarms] exec in the collector's "
-			"configuration%s%s)", name, *known ? "; configured: " : "",
+				  "the operator ([alarms] exec in the collector's "
+				  "configuration%s%s)",
+			name, *known ? "; configured: " : "",
 			known);
 		return -EINVAL;
 	}
@@ -930,11 +933,12 @@ static int check_action(struct pctx *c, const char *field, const char *u)
 		if (c->pol && c->pol->alertmanager)
 			return 0;
 		add_err(c, field, "no Alertmanager is configured ([alarms] "
-			"alertmanager)");
+				  "alertmanager)");
 		return -EINVAL;
 	}
 	add_err(c, field, "unsupported action '%.64s' (use http://, https://, "
-		"log://, exec://NAME or alertmanager://)", u);
+			  "log://, exec://NAME or alertmanager://)",
+		u);
 	return -EINVAL;
 }
 
@@ -946,7 +950,7 @@ static void rd_actions(struct pctx *c, const json_t *v)
 
 	if (!json_is_object(v)) {
 		add_err(c, "actions", "must be an object with arrays alarm, ok, "
-			"insufficient_data");
+				      "insufficient_data");
 		return;
 	}
 	json_object_foreach((json_t *)v, key, list) {
@@ -1039,7 +1043,8 @@ static void cross_checks(struct pctx *c)
 {
 	struct vg_alarm_def *d = c->d;
 	double iv = c->pol && c->pol->agent_interval_s > 0
-			    ? c->pol->agent_interval_s : 10;
+			    ? c->pol->agent_interval_s
+			    : 10;
 
 	if (!d->name && !json_array_size(c->errors))
 		add_err(c, "name", "is required");
@@ -1070,13 +1075,13 @@ static void cross_checks(struct pctx *c)
 		for (int i = 0; not_event[i]; i++)
 			if (has[i])
 				add_err(c, not_event[i], "not allowed for an event "
-					"alarm (match events with \"event\")");
+							 "alarm (match events with \"event\")");
 		if (!c->has_event)
 			add_err(c, "event", "is required for an event alarm");
 		if (d->silent_for_s &&
 		    !(d->event_kinds & (1u << VG_ALARM_EV_AGENT_SILENT)))
 			add_err(c, "event.silent_for", "only with the kind "
-				"agent_silent");
+						       "agent_silent");
 		if (!d->event_project && d->project && strcmp(d->project, "*"))
 			set_str(c, &d->event_project, d->project);
 		return;
@@ -1101,7 +1106,7 @@ static void cross_checks(struct pctx *c)
 	}
 	if (c->has_rule && c->has_type)
 		add_err(c, "rule", "only for a composite alarm (\"type\": "
-			"\"composite\")");
+				   "\"composite\")");
 	else if (c->has_rule)
 		add_err(c, "type", "must be \"composite\" when a rule is given");
 	if (!c->has_metric)
@@ -1116,7 +1121,7 @@ static void cross_checks(struct pctx *c)
 		add_err(c, "resource", "is required (or a selector)");
 	if (c->has_group && c->has_resource)
 		add_err(c, "group", "needs a selector naming the group, not one "
-			"resource");
+				    "resource");
 	if (!c->has_period)
 		d->period_s = 60;
 	if (!c->has_n)
@@ -1126,18 +1131,20 @@ static void cross_checks(struct pctx *c)
 	if (d->datapoints_to_alarm > d->evaluation_periods &&
 	    d->evaluation_periods)
 		add_err(c, "datapoints_to_alarm", "must be at most "
-			"evaluation_periods (%u)", d->evaluation_periods);
+						  "evaluation_periods (%u)",
+			d->evaluation_periods);
 	if (d->period_s) {
 		int64_t p_ms = (int64_t)d->period_s * 1000;
 		int64_t i_ms = (int64_t)llround(iv * 1000);
 		if (d->period_s != 60 && d->period_s != 300 && d->period_s != 3600 &&
 		    (i_ms <= 0 || p_ms % i_ms))
 			add_err(c, "period", "must be 60, 300, 3600 or a multiple "
-				"of the agent interval (%g s)", iv);
+					     "of the agent interval (%g s)",
+				iv);
 		if ((uint64_t)d->period_s * d->evaluation_periods >
 		    VG_ALARM_MAX_WINDOW_S)
 			add_err(c, "evaluation_periods", "period x "
-				"evaluation_periods must be at most %d s (7 days)",
+							 "evaluation_periods must be at most %d s (7 days)",
 				VG_ALARM_MAX_WINDOW_S);
 	}
 	if (c->has_selector && !d->sel.project && d->project &&
@@ -1231,9 +1238,8 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 	json_object_set_new(o, "name", str_or_null(d->name));
 	json_object_set_new(o, "project", str_or_null(d->project));
 	json_object_set_new(o, "description", json_string(d->description ? d->description : ""));
-	json_object_set_new(o, "type", json_string(
-		d->kind == VG_ALARM_COMPOSITE ? "composite"
-		: d->kind == VG_ALARM_EVENT ? "event" : "threshold"));
+	json_object_set_new(o, "type", json_string(d->kind == VG_ALARM_COMPOSITE ? "composite" : d->kind == VG_ALARM_EVENT ? "event"
+															   : "threshold"));
 	json_object_set_new(o, "enabled", json_boolean(d->enabled));
 	json_object_set_new(o, "severity", json_string(vg_alarm_severity_name(d->severity)));
 	if (d->kind == VG_ALARM_COMPOSITE) {
@@ -1243,7 +1249,7 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 		for (int k = 1; k <= VG_ALARM_EV_MAX; k++)
 			if (d->event_kinds & (1u << k))
 				json_array_append_new(kinds, json_string(
-					vg_alarm_event_kind_name(k)));
+								     vg_alarm_event_kind_name(k)));
 		json_object_set_new(ev, "kind", kinds);
 		if (d->event_project)
 			json_object_set_new(ev, "project", json_string(d->event_project));
@@ -1262,8 +1268,7 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 			json_object_set_new(o, "resource", json_string(d->resource));
 		else {
 			json_t *s = json_object(), *m = json_object();
-			json_object_set_new(s, "type", json_string(d->sel.rtype
-				? vg_rtype_name(d->sel.rtype) : "any"));
+			json_object_set_new(s, "type", json_string(d->sel.rtype ? vg_rtype_name(d->sel.rtype) : "any"));
 			if (d->sel.project)
 				json_object_set_new(s, "project", json_string(d->sel.project));
 			if (d->sel.host)
@@ -1276,8 +1281,7 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 			json_object_set_new(s, "metadata", m);
 			json_object_set_new(o, "selector", s);
 		}
-		json_object_set_new(o, "statistic", json_string(vg_alarm_stat_name(
-			d->statistic, d->percentile, stat, sizeof(stat))));
+		json_object_set_new(o, "statistic", json_string(vg_alarm_stat_name(d->statistic, d->percentile, stat, sizeof(stat))));
 		json_object_set_new(o, "period", json_integer(d->period_s));
 		json_object_set_new(o, "evaluation_periods", json_integer(d->evaluation_periods));
 		json_object_set_new(o, "datapoints_to_alarm", json_integer(d->datapoints_to_alarm));
@@ -1290,8 +1294,8 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 		if (d->group) {
 			char gs[VG_ALARM_STAT_NAME_MAX];
 			json_t *g = json_pack("{s:s}", "statistic",
-				vg_alarm_group_stat_name(d->group_stat,
-					d->group_percentile, gs, sizeof(gs)));
+					      vg_alarm_group_stat_name(d->group_stat,
+								       d->group_percentile, gs, sizeof(gs)));
 			if (g && d->group_stat == VG_GROUP_COUNT_ABOVE)
 				json_object_set_new(g, "member_threshold",
 						    json_real(d->group_member_threshold));
@@ -1313,8 +1317,7 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 	for (size_t i = 0; i < d->ninhibits; i++)
 		json_array_append_new(inh, json_string(d->inhibits[i]));
 	json_object_set_new(o, "inhibits", inh);
-	json_object_set_new(o, "time_constraints", d->time_constraints
-			    ? json_deep_copy(d->time_constraints) : json_array());
+	json_object_set_new(o, "time_constraints", d->time_constraints ? json_deep_copy(d->time_constraints) : json_array());
 	if (d->created_ms) {
 		json_object_set_new(o, "created_at",
 				    json_string(vg_time_format(d->created_ms, ts, sizeof(ts))));

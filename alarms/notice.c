@@ -57,8 +57,7 @@ char *vg_alarm_notice_json(const struct vg_alarm_notice_info *n, size_t *len)
 	} else {
 		json_t *pts = n->reason_data ? json_object_get(n->reason_data, "datapoints") : NULL;
 		json_object_set_new(o, "metric", str_or_null(d->metric));
-		json_object_set_new(o, "statistic", json_string(vg_alarm_stat_name(
-			d->statistic, d->percentile, stat, sizeof(stat))));
+		json_object_set_new(o, "statistic", json_string(vg_alarm_stat_name(d->statistic, d->percentile, stat, sizeof(stat))));
 		json_object_set_new(o, "period", json_integer(d->period_s));
 		json_object_set_new(o, "comparison", json_string(vg_alarm_cmp_name(d->comparison)));
 		json_object_set_new(o, "threshold", json_real(d->threshold));

@@ -32,15 +32,15 @@
 
 struct vg_alarm_notice_info {
 	const char *notice_id;
-	int repeat;                  /* 0 transition, 1 repeat */
-	uint64_t sequence;           /* per alarm, grows */
+	int repeat;        /* 0 transition, 1 repeat */
+	uint64_t sequence; /* per alarm, grows */
 	const struct vg_alarm_def *def;
-	const char *resource;        /* NULL for composites */
-	const char *resource_type;   /* may be NULL */
-	const char *host;            /* may be NULL */
+	const char *resource;      /* NULL for composites */
+	const char *resource_type; /* may be NULL */
+	const char *host;          /* may be NULL */
 	int previous, current;
 	const char *reason;
-	json_t *reason_data;         /* borrowed */
+	json_t *reason_data; /* borrowed */
 	int64_t time_ms, period_start_ms, evaluated_ms;
 };
 

@@ -63,11 +63,11 @@
 #include "vigie/hmap.h"
 #include "vigie/log.h"
 
-#define FETCH 256           /* rows per read */
-#define MAX_HELD 4096       /* rows held in memory (queued or in flight) */
-#define DEST_HELD_MAX 1024  /* rows held per destination */
-#define IDLE_WAIT_MS 1000   /* longest sleep without a wake-up */
-#define UNFENCED_MAX 4096   /* origins remembered as used unfenced */
+#define FETCH 256          /* rows per read */
+#define MAX_HELD 4096      /* rows held in memory (queued or in flight) */
+#define DEST_HELD_MAX 1024 /* rows held per destination */
+#define IDLE_WAIT_MS 1000  /* longest sleep without a wake-up */
+#define UNFENCED_MAX 4096  /* origins remembered as used unfenced */
 
 struct vg_alarm_outbox;
 
@@ -76,12 +76,12 @@ struct job {
 	struct vg_alarm_outbox_item it;
 	struct vg_alarm_outbox *ob;
 	struct dest *d;
-	struct job *next;        /* destination FIFO, or the finished list */
-	size_t slot;             /* index in ob->held */
+	struct job *next; /* destination FIFO, or the finished list */
+	size_t slot;      /* index in ob->held */
 	/* in flight */
 	CURL *easy;
 	struct curl_slist *hdr;
-	char *am_body;           /* the Alertmanager body, owned */
+	char *am_body; /* the Alertmanager body, owned */
 	char cerr[CURL_ERROR_SIZE];
 	struct vg_alarm_webhook_fence fence;
 	int fenced;
@@ -97,7 +97,7 @@ struct dest {
 	char key[300];           /* scheme://host:port, or the exec action */
 	struct job *head, *tail; /* queued, oldest first */
 	size_t held, inflight, limit;
-	int overflow;            /* rows left in the database */
+	int overflow; /* rows left in the database */
 	struct dest *next;
 };
 
@@ -108,24 +108,24 @@ struct vg_alarm_outbox {
 	struct vg_alarm_store *store;
 	pthread_t thread;
 	int started;
-	pthread_mutex_t lock;    /* stopping, woken, st, exec_done */
+	pthread_mutex_t lock; /* stopping, woken, st, exec_done */
 	int stopping, woken;
-	struct job *exec_done;   /* exec attempts that ended */
+	struct job *exec_done; /* exec attempts that ended */
 	struct vg_alarm_outbox_stats st;
 	uint64_t log_limit;
 	/* delivery state: only the delivering thread touches it */
 	CURLM *multi;
-	CURL **pool;             /* idle easy handles, kept with their state */
+	CURL **pool; /* idle easy handles, kept with their state */
 	size_t npool;
 	struct dest *dests, *rr; /* rr: where the next pass starts */
 	struct job **held;
 	size_t nheld, inflight;
-	int64_t cursor;          /* highest id read */
-	int64_t max_held_id;     /* highest id ever held (rows above: not held) */
-	int rescan;              /* read again from id 0 */
-	int mem_overflow;        /* rows left in the database: memory full */
-	int64_t retry_due;       /* earliest next_ms of a row not held */
-	struct job *finished;    /* attempts that ended, to record */
+	int64_t cursor;       /* highest id read */
+	int64_t max_held_id;  /* highest id ever held (rows above: not held) */
+	int rescan;           /* read again from id 0 */
+	int mem_overflow;     /* rows left in the database: memory full */
+	int64_t retry_due;    /* earliest next_ms of a row not held */
+	struct job *finished; /* attempts that ended, to record */
 	struct vg_alarm_guard *guard;
 	struct vg_hmap unfenced; /* origins an unfenced attempt used */
 	int unfenced_full;       /* more than UNFENCED_MAX: always fresh */
@@ -263,7 +263,7 @@ static void history(struct vg_alarm_outbox *ob, const struct vg_alarm_outbox_ite
 }
 
 static const struct vg_alarm_exec_cmd *find_exec(struct vg_alarm_outbox *ob,
-						  const char *name)
+						 const char *name)
 {
 	for (size_t i = 0; i < ob->o.nexec; i++)
 		if (!strcmp(ob->exec[i].name, name))
@@ -679,8 +679,8 @@ static int record(struct vg_alarm_outbox *ob)
 			history(ob, it, "delivered", j->http, j->err, 0, at);
 		} else if (j->arc == -EAGAIN && at - it->created_ms < ob->o.retry_for_ms) {
 			int64_t nx = at + jitter(vg_alarm_outbox_backoff(
-				ob->o.retry_initial_ms, ob->o.retry_max_ms,
-				it->attempts + 1));
+						  ob->o.retry_initial_ms, ob->o.retry_max_ms,
+						  it->attempts + 1));
 			rc = vg_alarm_store_outbox_retry(ob->store, it->id,
 							 it->attempts + 1, nx, j->err);
 			history(ob, it, "retry", j->http, j->err, nx, at);

@@ -46,7 +46,7 @@ struct vg_alarm_pub {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct msg *head, *tail;
-	struct msg *alast;       /* last alarm message queued (they go first) */
+	struct msg *alast; /* last alarm message queued (they go first) */
 	size_t max_bytes;
 	int stopping;
 	struct vg_alarm_pub_stats st;
@@ -313,7 +313,8 @@ static int metric_batch(void *ctx, const struct vg_batch *b)
 				n += snprintf(body + n, sizeof(body) - (size_t)n,
 					      ",\"type\":\"%s\",\"host\":",
 					      vg_rtype_name(r->type)
-						      ? vg_rtype_name(r->type) : "?");
+						      ? vg_rtype_name(r->type)
+						      : "?");
 			if (n > 0)
 				n = json_str(body, sizeof(body), (size_t)n, b->host);
 			if (n > 0)
@@ -326,7 +327,8 @@ static int metric_batch(void *ctx, const struct vg_batch *b)
 					      ",\"kind\":\"%s\",\"value\":%.17g,"
 					      "\"time\":\"%s\",\"time_ms\":%lld}",
 					      vg_kind_name(s[k].kind)
-						      ? vg_kind_name(s[k].kind) : "?",
+						      ? vg_kind_name(s[k].kind)
+						      : "?",
 					      s[k].value, ts, (long long)r->time_ms);
 			if (n <= 0 || (size_t)n >= sizeof(body))
 				continue;

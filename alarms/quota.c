@@ -75,7 +75,8 @@ int vg_alarm_quota_check_def(struct vg_alarm_engine *e, const struct vg_alarm_de
 	}
 	if (!old && n >= max_alarms) {
 		snprintf(m, sizeof(m), "project '%.100s' has %zu alarms, "
-			 "at most %u ([alarms] max_alarms_per_project)", d->project, n,
+				       "at most %u ([alarms] max_alarms_per_project)",
+			 d->project, n,
 			 max_alarms);
 		err1(errors, "", m);
 		rc = -EDQUOT;
@@ -84,8 +85,9 @@ int vg_alarm_quota_check_def(struct vg_alarm_engine *e, const struct vg_alarm_de
 	origins(d, &set);
 	if (!rc && vg_hmap_count(&set) > max_hooks && vg_hmap_count(&set) > before) {
 		snprintf(m, sizeof(m), "project '%.100s' would send "
-			 "webhooks to %zu destinations (scheme://host:port), at most "
-			 "%u ([alarms] max_webhooks_per_project)", d->project,
+				       "webhooks to %zu destinations (scheme://host:port), at most "
+				       "%u ([alarms] max_webhooks_per_project)",
+			 d->project,
 			 vg_hmap_count(&set), max_hooks);
 		err1(errors, "actions", m);
 		rc = -EDQUOT;

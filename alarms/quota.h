@@ -13,8 +13,8 @@
 
 #include "alarms/engine_state.h"
 
-#define VG_QUOTA_ALARMS 1000        /* default [alarms] max_alarms_per_project */
-#define VG_QUOTA_WEBHOOKS 20        /* default max_webhooks_per_project */
+#define VG_QUOTA_ALARMS 1000 /* default [alarms] max_alarms_per_project */
+#define VG_QUOTA_WEBHOOKS 20 /* default max_webhooks_per_project */
 
 /* Whether project-scoped d (replacing `old`, NULL on create) fits the
  * project's limits: 0, or -EDQUOT with one entry in *errors (created if

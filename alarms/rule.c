@@ -25,9 +25,16 @@
 
 /* Same numbering as enum vg_alarm_state (vigie/alarm.h), kept local so
  * this file stands alone. */
-enum { ST_INSUFFICIENT = 0, ST_OK = 1, ST_ALARM = 2 };
+enum { ST_INSUFFICIENT = 0,
+       ST_OK = 1,
+       ST_ALARM = 2 };
 
-enum op { OP_REF, OP_TRUE, OP_FALSE, OP_NOT, OP_AND, OP_OR };
+enum op { OP_REF,
+	  OP_TRUE,
+	  OP_FALSE,
+	  OP_NOT,
+	  OP_AND,
+	  OP_OR };
 
 struct insn {
 	unsigned char op;
@@ -44,14 +51,25 @@ struct vg_alarm_rule {
 };
 
 enum tok {
-	T_END, T_LP, T_RP, T_AND, T_OR, T_NOT, T_TRUE, T_FALSE,
-	T_ALARM, T_OK, T_INSUFF, T_NAME, T_BAD
+	T_END,
+	T_LP,
+	T_RP,
+	T_AND,
+	T_OR,
+	T_NOT,
+	T_TRUE,
+	T_FALSE,
+	T_ALARM,
+	T_OK,
+	T_INSUFF,
+	T_NAME,
+	T_BAD
 };
 
 struct parser {
 	const char *s;
-	size_t pos;      /* next byte */
-	size_t tpos;     /* start of the current token */
+	size_t pos;  /* next byte */
+	size_t tpos; /* start of the current token */
 	enum tok tok;
 	char name[VG_RULE_MAX_LEN + 1];
 	int depth;
@@ -292,7 +310,8 @@ static int parse_unary(struct parser *p)
 	while (p->tok == T_NOT) {
 		if (++nots + p->depth > VG_RULE_MAX_DEPTH)
 			return fail(p, -E2BIG, "NOTs and parentheses nested deeper "
-				    "than %d levels", VG_RULE_MAX_DEPTH);
+					       "than %d levels",
+				    VG_RULE_MAX_DEPTH);
 		next(p);
 	}
 	p->depth += nots;
@@ -367,11 +386,9 @@ int vg_alarm_rule_parse(const char *text, struct vg_alarm_rule **out,
 	}
 	next(&p);
 	if (!parse_or(&p) && p.tok != T_END)
-		fail(&p, -EINVAL, p.tok == T_RP ? "unbalanced ')'"
-				  : p.tok == T_BAD
-					  ? "unexpected character (names are "
-					    "[A-Za-z0-9_.:@-] or quoted)"
-					  : "expected AND, OR or the end of the rule");
+		fail(&p, -EINVAL, p.tok == T_RP ? "unbalanced ')'" : p.tok == T_BAD ? "unexpected character (names are "
+										      "[A-Za-z0-9_.:@-] or quoted)"
+										    : "expected AND, OR or the end of the rule");
 	if (p.rc) {
 		vg_alarm_rule_free(p.r);
 		return p.rc;
@@ -489,8 +506,8 @@ char *vg_alarm_rule_format(const struct vg_alarm_rule *r)
 		switch (in->op) {
 		case OP_REF: {
 			const char *k = in->state == ST_ALARM ? "ALARM(\""
-					: in->state == ST_OK ? "OK(\""
-							     : "INSUFFICIENT_DATA(\"";
+					: in->state == ST_OK  ? "OK(\""
+							      : "INSUFFICIENT_DATA(\"";
 			s = cat3(k, r->refs[in->ref], "\")");
 			break;
 		}

@@ -26,15 +26,15 @@
 
 struct silence {
 	char id[40];
-	char *project;          /* "*" = every project */
+	char *project;                 /* "*" = every project */
 	char *resource, *host, *alarm; /* NULL = any */
-	int severity;           /* -1 = any */
+	int severity;                  /* -1 = any */
 	size_t nlabels;
 	struct vg_alarm_kv *labels;
 	int64_t starts_ms, ends_ms, created_ms;
-	int end_handled;        /* its end was acted on (alarms still firing told) */
+	int end_handled; /* its end was acted on (alarms still firing told) */
 	char *created_by, *comment, *created_with;
-	json_t *matchers;       /* as given, for the API */
+	json_t *matchers; /* as given, for the API */
 };
 
 struct vg_alarm_silences {
@@ -103,7 +103,7 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 	x->severity = -1;
 	if (!json_is_object(m)) {
 		add_err(errors, "matchers", "must be an object of project, resource, "
-			"host, alarm, severity, labels");
+					    "host, alarm, severity, labels");
 		return;
 	}
 	json_object_foreach((json_t *)m, k, v) {
@@ -121,7 +121,7 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 			json_t *lv;
 			if (!json_is_object(v) || json_object_size(v) > VG_ALARM_MAX_META) {
 				add_err(errors, "matchers.labels", "must be an object of "
-					"at most 8 string values");
+								   "at most 8 string values");
 				continue;
 			}
 			x->labels = calloc(json_object_size(v) + 1, sizeof(*x->labels));
@@ -154,7 +154,7 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 			}
 			if (sev < 0)
 				add_err(errors, "matchers.severity", "must be low, moderate "
-					"or critical");
+								     "or critical");
 			x->severity = sev;
 		} else if (!strcmp(k, "project")) {
 			x->project = strdup(s);
@@ -195,14 +195,15 @@ static struct silence *from_json(const json_t *in, const char *scope,
 			add_err(errors, k, "unknown field");
 	}
 	x->matchers = json_object_get(in, "matchers")
-			      ? json_deep_copy(json_object_get(in, "matchers")) : json_object();
+			      ? json_deep_copy(json_object_get(in, "matchers"))
+			      : json_object();
 	if (!x->matchers)
 		x->matchers = json_object();
 	read_matchers(x, x->matchers, errors);
 	if (scope) {
 		if (x->project && strcmp(x->project, scope))
 			add_err(errors, "matchers.project", "a project token may only "
-				"silence its own project");
+							    "silence its own project");
 		free(x->project);
 		x->project = strdup(scope);
 	} else if (!x->project) {
@@ -212,7 +213,7 @@ static struct silence *from_json(const json_t *in, const char *scope,
 	if ((s = json_string_value(json_object_get(in, "starts_at"))) &&
 	    vg_time_parse(s, now_ms, &x->starts_ms))
 		add_err(errors, "starts_at", "must be a time (ISO 8601, epoch seconds, "
-			"\"now\")");
+					     "\"now\")");
 	else if (json_object_get(in, "starts_at") && !s)
 		add_err(errors, "starts_at", "must be a string");
 	x->ends_ms = 0;
@@ -238,7 +239,7 @@ static struct silence *from_json(const json_t *in, const char *scope,
 	s = json_string_value(json_object_get(in, "created_by"));
 	if (!s || !*s || strlen(s) > 255)
 		add_err(errors, "created_by", "is required (who silences), at most "
-			"255 bytes");
+					      "255 bytes");
 	x->created_by = strdup(s ? s : "");
 	s = json_string_value(json_object_get(in, "comment"));
 	if (!s || !*s || strlen(s) > 1024)
@@ -251,7 +252,7 @@ static struct silence *from_json(const json_t *in, const char *scope,
 static const char *state_of(const struct silence *x, int64_t now_ms)
 {
 	return now_ms < x->starts_ms ? "pending" : now_ms < x->ends_ms ? "active"
-								      : "expired";
+								       : "expired";
 }
 
 static json_t *to_json(const struct silence *x, int64_t now_ms)
@@ -308,7 +309,8 @@ static int load(struct vg_alarm_silences *s, int64_t now_ms, char *err, size_t e
 	rc = vg_db_prepare(s->db,
 			   "SELECT id, project, matchers, starts_ms, ends_ms, created_by,"
 			   " created_with, comment, created_ms, end_handled FROM alarm_silences"
-			   " WHERE ends_ms > ?1 ORDER BY created_ms LIMIT ?2", &st);
+			   " WHERE ends_ms > ?1 ORDER BY created_ms LIMIT ?2",
+			   &st);
 	if (rc)
 		goto fail;
 	vg_db_bind_int64(st, 1, now_ms - VG_SILENCE_KEEP_EXPIRED_MS);
@@ -430,7 +432,7 @@ int vg_alarm_silences_create(struct vg_alarm_silences *s, const json_t *in,
 	if (mine >= s->per_project) {
 		char m[200];
 		snprintf(m, sizeof(m), "at most %u silences not yet "
-			 "ended per project ([alarms] max_silences_per_project)",
+				       "ended per project ([alarms] max_silences_per_project)",
 			 s->per_project);
 		add_err(*errors, "", m);
 		rc = -EDQUOT;
@@ -582,7 +584,8 @@ int vg_alarm_silences_set_handled(struct vg_alarm_silences *s, const char *id)
 	if ((x = find(s, id))) {
 		x->end_handled = 1; /* in memory even if the write fails: at most once */
 		rc = vg_db_prepare(s->db, "UPDATE alarm_silences SET end_handled = 1"
-				   " WHERE id = ?1", &st);
+					  " WHERE id = ?1",
+				   &st);
 		if (!rc) {
 			vg_db_bind_text(st, 1, id);
 			rc = vg_db_step(st);

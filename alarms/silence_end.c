@@ -32,7 +32,8 @@ void vg_alarm_silence_ends(struct vg_alarm_engine *e, int64_t now_ms)
 	if (!e->silences || e->o.silence_end_quiet)
 		return;
 	for (int n = 0; n < ENDS_PER_TICK &&
-			vg_alarm_silences_ended_next(e->silences, now_ms, id); n++) {
+			vg_alarm_silences_ended_next(e->silences, now_ms, id);
+	     n++) {
 		size_t pos = 0;
 		const struct vg_hmap_entry *en;
 		char reason[160];

@@ -60,11 +60,22 @@
 #define PG_RESCAN_MS 1000
 
 enum {
-	ST_DEF_PUT, ST_DEF_DEL, ST_DEF_STATES_DEL, ST_DEF_NAME,
-	ST_STATE_PUT, ST_STATE_DEL,
+	ST_DEF_PUT,
+	ST_DEF_DEL,
+	ST_DEF_STATES_DEL,
+	ST_DEF_NAME,
+	ST_STATE_PUT,
+	ST_STATE_DEL,
 	ST_HIST_ADD,
-	ST_OB_ADD, ST_OB_DUE, ST_OB_NEXT, ST_OB_DONE, ST_OB_FAIL, ST_OB_RETRY,
-	ST_OB_RENEW, ST_OB_CLAIM, ST_OB_NEXT_PG,
+	ST_OB_ADD,
+	ST_OB_DUE,
+	ST_OB_NEXT,
+	ST_OB_DONE,
+	ST_OB_FAIL,
+	ST_OB_RETRY,
+	ST_OB_RENEW,
+	ST_OB_CLAIM,
+	ST_OB_NEXT_PG,
 	ST_COUNT
 };
 
@@ -118,60 +129,60 @@ static const char *const sql_text[ST_COUNT] = {
 			  "claim_until >= ?1))",
 };
 
-#define SCHEMA_V1_SQLITE                                                        \
-	"CREATE TABLE IF NOT EXISTS alarms ("                                   \
-	" id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL,"      \
-	" definition TEXT NOT NULL, created_ms INTEGER NOT NULL,"               \
-	" updated_ms INTEGER NOT NULL);"                                        \
-	"CREATE UNIQUE INDEX IF NOT EXISTS alarms_name ON alarms(project, name);" \
-	"CREATE TABLE IF NOT EXISTS states ("                                   \
+#define SCHEMA_V1_SQLITE                                                           \
+	"CREATE TABLE IF NOT EXISTS alarms ("                                      \
+	" id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL,"         \
+	" definition TEXT NOT NULL, created_ms INTEGER NOT NULL,"                  \
+	" updated_ms INTEGER NOT NULL);"                                           \
+	"CREATE UNIQUE INDEX IF NOT EXISTS alarms_name ON alarms(project, name);"  \
+	"CREATE TABLE IF NOT EXISTS states ("                                      \
 	" alarm_id TEXT NOT NULL, resource TEXT NOT NULL, state INTEGER NOT NULL," \
-	" since_ms INTEGER NOT NULL, clear_since_ms INTEGER NOT NULL DEFAULT 0," \
-	" alarm_periods INTEGER NOT NULL DEFAULT 0, reason TEXT, ring BLOB,"    \
-	" updated_ms INTEGER NOT NULL, PRIMARY KEY (alarm_id, resource));"     \
-	"CREATE TABLE IF NOT EXISTS history ("                                  \
-	" seq INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id TEXT NOT NULL,"       \
-	" project TEXT NOT NULL, type TEXT NOT NULL, resource TEXT,"            \
-	" time_ms INTEGER NOT NULL, recorded_ms INTEGER NOT NULL, detail TEXT);" \
-	"CREATE INDEX IF NOT EXISTS history_alarm ON history(alarm_id, time_ms);" \
-	"CREATE INDEX IF NOT EXISTS history_recorded ON history(recorded_ms);"  \
-	"CREATE TABLE IF NOT EXISTS outbox ("                                   \
-	" id INTEGER PRIMARY KEY AUTOINCREMENT, notice_id TEXT NOT NULL,"       \
-	" alarm_id TEXT NOT NULL, project TEXT NOT NULL, action TEXT NOT NULL," \
-	" body TEXT NOT NULL, created_ms INTEGER NOT NULL,"                     \
-	" next_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"       \
-	" state INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_ms INTEGER);" \
+	" since_ms INTEGER NOT NULL, clear_since_ms INTEGER NOT NULL DEFAULT 0,"   \
+	" alarm_periods INTEGER NOT NULL DEFAULT 0, reason TEXT, ring BLOB,"       \
+	" updated_ms INTEGER NOT NULL, PRIMARY KEY (alarm_id, resource));"         \
+	"CREATE TABLE IF NOT EXISTS history ("                                     \
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id TEXT NOT NULL,"          \
+	" project TEXT NOT NULL, type TEXT NOT NULL, resource TEXT,"               \
+	" time_ms INTEGER NOT NULL, recorded_ms INTEGER NOT NULL, detail TEXT);"   \
+	"CREATE INDEX IF NOT EXISTS history_alarm ON history(alarm_id, time_ms);"  \
+	"CREATE INDEX IF NOT EXISTS history_recorded ON history(recorded_ms);"     \
+	"CREATE TABLE IF NOT EXISTS outbox ("                                      \
+	" id INTEGER PRIMARY KEY AUTOINCREMENT, notice_id TEXT NOT NULL,"          \
+	" alarm_id TEXT NOT NULL, project TEXT NOT NULL, action TEXT NOT NULL,"    \
+	" body TEXT NOT NULL, created_ms INTEGER NOT NULL,"                        \
+	" next_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"          \
+	" state INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_ms INTEGER);"    \
 	"CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_ms);"
 
 /* The same tables in PostgreSQL's words: BIGINT integers, BYTEA, identity
  * keys, byte-order ("C") text keys as sqlite compares them. */
-#define SCHEMA_V1_PG                                                            \
-	"CREATE TABLE IF NOT EXISTS alarms ("                                   \
-	" id TEXT COLLATE \"C\" PRIMARY KEY, project TEXT COLLATE \"C\" NOT NULL," \
-	" name TEXT COLLATE \"C\" NOT NULL,"                                    \
-	" definition TEXT NOT NULL, created_ms BIGINT NOT NULL,"                \
-	" updated_ms BIGINT NOT NULL);"                                         \
-	"CREATE UNIQUE INDEX IF NOT EXISTS alarms_name ON alarms(project, name);" \
-	"CREATE TABLE IF NOT EXISTS states ("                                   \
+#define SCHEMA_V1_PG                                                                   \
+	"CREATE TABLE IF NOT EXISTS alarms ("                                          \
+	" id TEXT COLLATE \"C\" PRIMARY KEY, project TEXT COLLATE \"C\" NOT NULL,"     \
+	" name TEXT COLLATE \"C\" NOT NULL,"                                           \
+	" definition TEXT NOT NULL, created_ms BIGINT NOT NULL,"                       \
+	" updated_ms BIGINT NOT NULL);"                                                \
+	"CREATE UNIQUE INDEX IF NOT EXISTS alarms_name ON alarms(project, name);"      \
+	"CREATE TABLE IF NOT EXISTS states ("                                          \
 	" alarm_id TEXT COLLATE \"C\" NOT NULL, resource TEXT COLLATE \"C\" NOT NULL," \
-	" state BIGINT NOT NULL,"                                               \
-	" since_ms BIGINT NOT NULL, clear_since_ms BIGINT NOT NULL DEFAULT 0,"  \
-	" alarm_periods BIGINT NOT NULL DEFAULT 0, reason TEXT, ring BYTEA,"    \
-	" updated_ms BIGINT NOT NULL, PRIMARY KEY (alarm_id, resource));"      \
-	"CREATE TABLE IF NOT EXISTS history ("                                  \
-	" seq BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"             \
-	" alarm_id TEXT COLLATE \"C\" NOT NULL,"                                \
-	" project TEXT NOT NULL, type TEXT NOT NULL, resource TEXT,"            \
-	" time_ms BIGINT NOT NULL, recorded_ms BIGINT NOT NULL, detail TEXT);"  \
-	"CREATE INDEX IF NOT EXISTS history_alarm ON history(alarm_id, time_ms);" \
-	"CREATE INDEX IF NOT EXISTS history_recorded ON history(recorded_ms);"  \
-	"CREATE TABLE IF NOT EXISTS outbox ("                                   \
-	" id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"              \
-	" notice_id TEXT NOT NULL,"                                             \
-	" alarm_id TEXT NOT NULL, project TEXT NOT NULL, action TEXT NOT NULL," \
-	" body TEXT NOT NULL, created_ms BIGINT NOT NULL,"                      \
-	" next_ms BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,"         \
-	" state BIGINT NOT NULL DEFAULT 0, last_error TEXT, done_ms BIGINT);"   \
+	" state BIGINT NOT NULL,"                                                      \
+	" since_ms BIGINT NOT NULL, clear_since_ms BIGINT NOT NULL DEFAULT 0,"         \
+	" alarm_periods BIGINT NOT NULL DEFAULT 0, reason TEXT, ring BYTEA,"           \
+	" updated_ms BIGINT NOT NULL, PRIMARY KEY (alarm_id, resource));"              \
+	"CREATE TABLE IF NOT EXISTS history ("                                         \
+	" seq BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"                    \
+	" alarm_id TEXT COLLATE \"C\" NOT NULL,"                                       \
+	" project TEXT NOT NULL, type TEXT NOT NULL, resource TEXT,"                   \
+	" time_ms BIGINT NOT NULL, recorded_ms BIGINT NOT NULL, detail TEXT);"         \
+	"CREATE INDEX IF NOT EXISTS history_alarm ON history(alarm_id, time_ms);"      \
+	"CREATE INDEX IF NOT EXISTS history_recorded ON history(recorded_ms);"         \
+	"CREATE TABLE IF NOT EXISTS outbox ("                                          \
+	" id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"                     \
+	" notice_id TEXT NOT NULL,"                                                    \
+	" alarm_id TEXT NOT NULL, project TEXT NOT NULL, action TEXT NOT NULL,"        \
+	" body TEXT NOT NULL, created_ms BIGINT NOT NULL,"                             \
+	" next_ms BIGINT NOT NULL, attempts BIGINT NOT NULL DEFAULT 0,"                \
+	" state BIGINT NOT NULL DEFAULT 0, last_error TEXT, done_ms BIGINT);"          \
 	"CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_ms);"
 
 static const struct vg_db_step steps[] = {
@@ -327,7 +338,8 @@ int vg_alarm_store_load_defs(struct vg_alarm_store *s, vg_alarm_def_row_fn fn,
 	int rc, ret = 0;
 
 	rc = vg_db_prepare(s->db, "SELECT id, definition, created_ms, "
-			   "updated_ms FROM alarms ORDER BY created_ms, id", &st);
+				  "updated_ms FROM alarms ORDER BY created_ms, id",
+			   &st);
 	if (rc)
 		return map_rc(rc);
 	while (!ret && (rc = vg_db_step(st)) == 1)
@@ -392,8 +404,9 @@ int vg_alarm_store_load_states(struct vg_alarm_store *s,
 	int rc, ret = 0;
 
 	rc = vg_db_prepare(s->db, "SELECT alarm_id, resource, state, "
-			   "since_ms, clear_since_ms, alarm_periods, reason, "
-			   "ring, updated_ms FROM states", &st);
+				  "since_ms, clear_since_ms, alarm_periods, reason, "
+				  "ring, updated_ms FROM states",
+			   &st);
 	if (rc)
 		return map_rc(rc);
 	while (!ret && (rc = vg_db_step(st)) == 1) {
@@ -491,7 +504,8 @@ int vg_alarm_store_history(struct vg_alarm_store *s,
 			   "detail FROM history WHERE alarm_id = ?1 AND "
 			   "time_ms >= ?2 AND time_ms <= ?3 AND seq > ?4 AND "
 			   "(CAST(?5 AS TEXT) IS NULL OR type = ?5) ORDER BY seq "
-			   "LIMIT ?6", &st);
+			   "LIMIT ?6",
+			   &st);
 	if (rc)
 		return map_rc(rc);
 	vg_db_bind_text(st, 1, q->alarm_id);

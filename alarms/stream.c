@@ -65,8 +65,8 @@ struct vg_alarm_sub {
 	struct vg_alarm_hub *h;
 	struct vg_alarm_sub *prev, *next;
 	char *project;
-	uint64_t cursor;       /* last consumed seq */
-	char *partial;         /* rest of an event that did not fit */
+	uint64_t cursor; /* last consumed seq */
+	char *partial;   /* rest of an event that did not fit */
 	size_t partial_len, partial_off;
 	int64_t last_write_ms;
 	void (*wake)(void *arg);
@@ -152,7 +152,8 @@ int vg_alarm_hub_publish(struct vg_alarm_hub *h, const char *project,
 		return 0;
 	ev.project = strdup(project ? project : "");
 	n = snprintf(NULL, 0, "id: %llu\nevent: %s\ndata: %s\n\n",
-		     (unsigned long long)0, name, json) + 24;
+		     (unsigned long long)0, name, json) +
+	    24;
 	ev.text = malloc((size_t)n);
 	if (!ev.project || !ev.text) {
 		free(ev.project);
@@ -211,7 +212,7 @@ int vg_alarm_hub_subscribe(struct vg_alarm_hub *h, const char *project,
 		s->restart_from = last_id;
 	} else
 		s->cursor = last_id && last_id < h->next_seq ? last_id
-							      : h->next_seq - 1;
+							     : h->next_seq - 1;
 	s->next = h->subs;
 	if (h->subs)
 		h->subs->prev = s;

@@ -128,7 +128,7 @@ int vg_alarm_timewin_parse(const json_t *v, json_t **out, char *err, size_t errl
 	*out = NULL;
 	if (!json_is_array(v) || json_array_size(v) > VG_TIMEWIN_MAX) {
 		snprintf(err, errlen, "must be an array of at most %d windows "
-			 "{\"start\": cron, \"duration\": seconds, \"timezone\"}",
+				      "{\"start\": cron, \"duration\": seconds, \"timezone\"}",
 			 VG_TIMEWIN_MAX);
 		return -EINVAL;
 	}
@@ -152,7 +152,8 @@ int vg_alarm_timewin_parse(const json_t *v, json_t **out, char *err, size_t errl
 			}
 		if (!start || cron_parse(start, &c)) {
 			snprintf(err, errlen, "[%zu].start: must be a cron expression of "
-				 "five fields, like \"0 9 * * 1-5\"", i);
+					      "five fields, like \"0 9 * * 1-5\"",
+				 i);
 			goto bad;
 		}
 		if (json_is_integer(d)) {
@@ -166,14 +167,16 @@ int vg_alarm_timewin_parse(const json_t *v, json_t **out, char *err, size_t errl
 		}
 		if (dur < 60 || dur > VG_TIMEWIN_MAX_DURATION_S) {
 			snprintf(err, errlen, "[%zu].duration: seconds (or \"9h\") from "
-				 "60 to 7 days", i);
+					      "60 to 7 days",
+				 i);
 			goto bad;
 		}
 		if (!tz)
 			tz = "UTC";
 		if (!tz_valid(tz)) {
 			snprintf(err, errlen, "[%zu].timezone: '%.100s' is not in the "
-				 "tz database (like \"Europe/Paris\")", i, tz);
+					      "tz database (like \"Europe/Paris\")",
+				 i, tz);
 			goto bad;
 		}
 		json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:s}", "name",

@@ -26,7 +26,7 @@
 
 #include <jansson.h>
 
-#define VG_TIMEWIN_MAX 8                 /* constraints per alarm */
+#define VG_TIMEWIN_MAX 8 /* constraints per alarm */
 #define VG_TIMEWIN_MAX_DURATION_S (7 * 86400)
 
 /* Check v (the JSON value of "time_constraints") and normalise it into a

@@ -98,7 +98,8 @@ int vg_alarm_webhook_outcome(CURL *c, CURLcode cc, const char *cerr,
 	if (cc != CURLE_OK) {
 		snprintf(err, errlen, "%s", cerr && cerr[0] ? cerr : curl_easy_strerror(cc));
 		return cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT
-			       ? -EPERM : -EAGAIN;
+			       ? -EPERM
+			       : -EAGAIN;
 	}
 	if (status >= 200 && status < 300) {
 		snprintf(err, errlen, "HTTP %ld", status);
@@ -123,7 +124,8 @@ int vg_alarm_webhook_origin(const char *url, char *buf, size_t len)
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
 	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
 		rc = (size_t)snprintf(buf, len, "%s://%s:%s", scheme, host, port) < len
-			     ? 0 : -ENOSPC;
+			     ? 0
+			     : -ENOSPC;
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(port);
@@ -142,7 +144,8 @@ static curl_socket_t open_fenced(void *ctx, curlsocktype purpose,
 	if (vg_alarm_guard_check(f->guard, &a->addr, why, sizeof(why))) {
 		snprintf(f->refused, sizeof(f->refused),
 			 "refused to connect: %s (allow it with [alarms] "
-			 "webhook_allow)", why);
+			 "webhook_allow)",
+			 why);
 		return CURL_SOCKET_BAD;
 	}
 	return socket(a->family, a->socktype, a->protocol);

@@ -164,12 +164,10 @@ static void added_costs(int n, int polls)
 	struct vg_lv_disk *disks = calloc((size_t)n, sizeof(*disks));
 	struct vg_lv_nic *nics = calloc((size_t)n, sizeof(*nics));
 	double *vt = calloc((size_t)n * 6, sizeof(double));
-	char (*uuids)[40] = calloc((size_t)n, 40);
+	char(*uuids)[40] = calloc((size_t)n, 40);
 	struct vg_lv_fs fs[2] = {
-		{.mountpoint = "/", .device = "/dev/vda1", .fstype = "ext4",
-		 .disk = "vda", .total = 21e9, .used = 2e9},
-		{.mountpoint = "/boot", .device = "/dev/vda15", .fstype = "vfat",
-		 .disk = "vda", .total = 1.3e8, .used = 6e6},
+		{.mountpoint = "/", .device = "/dev/vda1", .fstype = "ext4", .disk = "vda", .total = 21e9, .used = 2e9},
+		{.mountpoint = "/boot", .device = "/dev/vda15", .fstype = "vfat", .disk = "vda", .total = 1.3e8, .used = 6e6},
 	};
 
 	s.domains = calloc((size_t)n, sizeof(*s.domains));
@@ -181,7 +179,8 @@ static void added_costs(int n, int polls)
 			    "</nova:owner></nova:instance></metadata><devices>"
 			    "<disk device='disk'><source file='/g/a.img'/><target dev='vda'/></disk>"
 			    "<interface type='ethernet'><target dev='tap0'/></interface>"
-			    "</devices></domain>", &meta))
+			    "</devices></domain>",
+			    &meta))
 		exit(1);
 	s.ndomains = (size_t)n;
 	for (int i = 0; i < n; i++) {
@@ -273,8 +272,7 @@ int main(int argc, char **argv)
 		return 1;
 	pthread_create(&th, NULL, sink, &pull);
 
-	struct vg_poller_opts o = {.host = "bench-host", .libvirt_uri = uri,
-				   .guest_fs_polls = 1};
+	struct vg_poller_opts o = {.host = "bench-host", .libvirt_uri = uri, .guest_fs_polls = 1};
 	if (vg_poller_new(&o, &p))
 		return 1;
 	int64_t t = vg_now_ms();

@@ -165,15 +165,18 @@ static void engine_run(const struct opts *o, int alarms, int groups, char *tmpl)
 				 "\"selector\":{\"type\":\"instance\",\"metadata\":"
 				 "{\"metering.server_group\":\"web\"}},\"group\":%s,"
 				 "\"comparison\":\"gt\",\"threshold\":%s,"
-				 "\"evaluation_periods\":3,\"datapoints_to_alarm\":3}", i,
+				 "\"evaluation_periods\":3,\"datapoints_to_alarm\":3}",
+				 i,
 				 i ? "{\"statistic\":\"count_above\",\"member_threshold\":90}"
-				   : "{\"statistic\":\"average\"}", i ? "10" : "70");
+				   : "{\"statistic\":\"average\"}",
+				 i ? "10" : "70");
 		else
 			snprintf(def, sizeof(def),
-			 "{\"name\":\"a%d\",\"project\":\"bench\",\"metric\":\"cpu.util\","
-			 "\"resource\":\"vm%d\",\"comparison\":\"gt\",\"threshold\":90,"
-			 "\"evaluation_periods\":3,\"datapoints_to_alarm\":3}", i,
-			 i % o->series);
+				 "{\"name\":\"a%d\",\"project\":\"bench\",\"metric\":\"cpu.util\","
+				 "\"resource\":\"vm%d\",\"comparison\":\"gt\",\"threshold\":90,"
+				 "\"evaluation_periods\":3,\"datapoints_to_alarm\":3}",
+				 i,
+				 i % o->series);
 		body = json_loads(def, 0, NULL);
 		if (vg_alarm_engine_create(e, body, NULL, &out, &errors)) {
 			fprintf(stderr, "engine: cannot create alarm %d\n", i);
@@ -247,9 +250,9 @@ struct burst {
 	int active;
 	int alarms, batches;
 	int64_t t0;
-	int64_t *hook_us, *pub_us; /* [batch * alarms + alarm index], 0 = not seen */
+	int64_t *hook_us, *pub_us;         /* [batch * alarms + alarm index], 0 = not seen */
 	int64_t *hook_dec_us, *pub_dec_us; /* the same from the decision (wall clock) */
-	int64_t *sent_us;          /* per batch */
+	int64_t *sent_us;                  /* per batch */
 	int hook_dup, pub_dup;
 };
 static struct burst g_burst;
@@ -441,7 +444,8 @@ static pid_t collector_up(const struct opts *o, char *dir, size_t dirlen,
 		char cmd[1400], line[256] = "", last[256] = "";
 		FILE *p;
 		snprintf(cmd, sizeof(cmd), "'%s' --data-dir '%s/data' token create --admin "
-			 "2>/dev/null", o->collector_bin, dir);
+					   "2>/dev/null",
+			 o->collector_bin, dir);
 		if ((p = popen(cmd, "r"))) {
 			while (fgets(line, sizeof(line), p))
 				snprintf(last, sizeof(last), "%s", line);
@@ -512,7 +516,8 @@ static void e2e_run(const struct opts *o, int alarms, const char *hook_url)
 		snprintf(def, sizeof(def),
 			 "{\"name\":\"a%d\",\"project\":\"bench\",\"metric\":\"cpu.util\","
 			 "\"resource\":\"vm%d\",\"comparison\":\"gt\",\"threshold\":90,"
-			 "\"evaluation_periods\":3}", i, i % o->series);
+			 "\"evaluation_periods\":3}",
+			 i, i % o->series);
 		if (http(c, "POST", url, def) != 201) {
 			fprintf(stderr, "e2e: cannot create alarm %d\n", i);
 			break;
@@ -522,7 +527,8 @@ static void e2e_run(const struct opts *o, int alarms, const char *hook_url)
 	snprintf(def, sizeof(def),
 		 "{\"name\":\"probe\",\"project\":\"bench\",\"metric\":\"cpu.util\","
 		 "\"resource\":\"probe\",\"comparison\":\"gt\",\"threshold\":50,"
-		 "\"actions\":{\"alarm\":[\"%s\"],\"ok\":[\"%s\"]}}", hook_url, hook_url);
+		 "\"actions\":{\"alarm\":[\"%s\"],\"ok\":[\"%s\"]}}",
+		 hook_url, hook_url);
 	if (http(c, "POST", url, def) != 201)
 		fprintf(stderr, "e2e: cannot create the probe alarm (token %s)\n", g_auth ? "yes" : "no");
 
@@ -678,7 +684,8 @@ static void burst_run(const struct opts *o, const char *hook_url)
 		snprintf(def, sizeof(def),
 			 "{\"name\":\"b%d\",\"project\":\"bench\",\"metric\":\"cpu.util\","
 			 "\"resource\":\"vm%d\",\"comparison\":\"gt\",\"threshold\":50,"
-			 "\"actions\":{\"alarm\":[\"%s\"],\"ok\":[\"%s\"]}}", i, i,
+			 "\"actions\":{\"alarm\":[\"%s\"],\"ok\":[\"%s\"]}}",
+			 i, i,
 			 hook_url, hook_url);
 		if (http(c, "POST", url, def) != 201) {
 			fprintf(stderr, "burst: cannot create alarm %d\n", i);
@@ -692,7 +699,8 @@ static void burst_run(const struct opts *o, const char *hook_url)
 		snprintf(def, sizeof(def),
 			 "{\"matchers\":{\"project\":\"bench\",\"resource\":\"vm-none-%d\","
 			 "\"severity\":\"critical\"},\"duration\":\"24h\","
-			 "\"created_by\":\"bench\",\"comment\":\"latency with silences\"}", i);
+			 "\"created_by\":\"bench\",\"comment\":\"latency with silences\"}",
+			 i);
 		if (http(c, "POST", url, def) != 201) {
 			fprintf(stderr, "burst: cannot create silence %d\n", i);
 			break;
@@ -776,7 +784,8 @@ static void burst_run(const struct opts *o, const char *hook_url)
 		       pct(lh, nh, 50) / 1000.0, pct(lh, nh, 99) / 1000.0,
 		       pct(lh, nh, 100) / 1000.0,
 		       pct(lp, np, 50) / 1000.0, pct(lp, np, 99) / 1000.0, targets[sh],
-		       !ndh ? "n/a" : nh == cap && p99 <= targets[sh] ? "ok" : "MISSED");
+		       !ndh ? "n/a" : nh == cap && p99 <= targets[sh] ? "ok"
+								      : "MISSED");
 		fflush(stdout);
 		free(dh);
 		free(dp);
@@ -877,10 +886,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: alarms_bench engine [--alarms N] [--series N] "
-		"[--batches N] [--group-members N] [--dir D]\n"
-		"       alarms_bench e2e --collector-bin PATH [--alarms N] [--series N] "
-		"[--batches N] [--rounds N] [--dir D]\n"
-		"       alarms_bench burst --collector-bin PATH [--alarms 1000] "
-		"[--rounds 10] [--dir D]\n");
+			"[--batches N] [--group-members N] [--dir D]\n"
+			"       alarms_bench e2e --collector-bin PATH [--alarms N] [--series N] "
+			"[--batches N] [--rounds N] [--dir D]\n"
+			"       alarms_bench burst --collector-bin PATH [--alarms 1000] "
+			"[--rounds 10] [--dir D]\n");
 	return 2;
 }

@@ -136,7 +136,7 @@ int main(int argc, char **argv)
 		case 'f': port_file = optarg; break;
 		default:
 			fprintf(stderr, "usage: alarms_hook [--port N] [--status-file F] "
-				"[--log F] [--port-file F]\n");
+					"[--log F] [--port-file F]\n");
 			return 2;
 		}
 	}

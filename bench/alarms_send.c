@@ -169,8 +169,8 @@ int main(int argc, char **argv)
 		case 'r': o.report = 1; break;
 		default:
 			fprintf(stderr, "usage: alarms_send --collector URL [--host H] "
-				"[--stream N] [--seq N] [--timeout-ms MS] [--report-ms] "
-				"< lines\n");
+					"[--stream N] [--seq N] [--timeout-ms MS] [--report-ms] "
+					"< lines\n");
 			return 2;
 		}
 	}

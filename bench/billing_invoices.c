@@ -156,11 +156,11 @@ static void populate(struct vg_db *db, int ninst, int nproj, int64_t m0, int64_t
 		if (deleted)
 			last = del_t + 60000;
 		static const char *const rsql = "INSERT INTO resources(id,type,parent,project,name,"
-			"first_ms,last_seen_ms,last_poll_ms,last_change_ms,state,"
-			"has_disks) VALUES(?1,?2,?3,?4,?5,?6,?7,?7,?6,1,?8)";
+						"first_ms,last_seen_ms,last_poll_ms,last_change_ms,state,"
+						"has_disks) VALUES(?1,?2,?3,?4,?5,?6,?7,?7,?6,1,?8)";
 		static const char *const tsql = "INSERT INTO transitions(resource,time_ms,kind,exact,"
-			"lo_ms,hi_ms,flavor,vcpus,ram_mb,disk_gb,capacity) VALUES"
-			"(?1,?2,?3,1,?2,?2,?4,?5,?6,?7,?8)";
+						"lo_ms,hi_ms,flavor,vcpus,ram_mb,disk_gb,capacity) VALUES"
+						"(?1,?2,?3,1,?2,?2,?4,?5,?6,?7,?8)";
 		if (vg_db_prepare(db, rsql, &r) || vg_db_prepare(db, tsql, &t))
 			die("prepare", db);
 		res_row(r, db, id, 1, NULL, proj, name, created, last, 1);
@@ -217,7 +217,8 @@ static void populate(struct vg_db *db, int ninst, int nproj, int64_t m0, int64_t
 					continue;
 				snprintf(nic, sizeof(nic), "inst-%06d-tap0", i);
 				if (vg_db_prepare(db, "INSERT INTO network(project,hour_ms,nic,tx,rx) "
-						  "VALUES(?1,?2,?3,?4,?5)", &n))
+						      "VALUES(?1,?2,?3,?4,?5)",
+						  &n))
 					die("prepare", db);
 				vg_db_bind_text(n, 1, proj);
 				vg_db_bind_int64(n, 2, h);
@@ -304,7 +305,8 @@ static void run(const char *engine, const char *url, const char *meter_url, int 
 	t = now_s();
 	populate(db, ninst, nproj, m0, m1);
 	printf("RESULT billing %s setup: %d instances, %d projects, %d hourly network "
-	       "rows written in %.2f s\n", engine, ninst, nproj, ninst * 744, now_s() - t);
+	       "rows written in %.2f s\n",
+	       engine, ninst, nproj, ninst * 744, now_s() - t);
 
 	double c = cpu_s();
 	t = now_s();
@@ -341,7 +343,8 @@ static void run(const char *engine, const char *url, const char *meter_url, int 
 	if (vg_bill_finalize(db, rc, oct, m1 + 86400000LL, &n))
 		die("finalize", db);
 	printf("RESULT billing %s finalize: %zu invoices computed, rendered and stored "
-	       "in %.2f s (CPU %.2f s with the server's)\n", engine, n, now_s() - t, cpu_s() - c);
+	       "in %.2f s (CPU %.2f s with the server's)\n",
+	       engine, n, now_s() - t, cpu_s() - c);
 	t = now_s();
 	if (vg_bill_invoices(db, rc, oct, NULL, &inv, &n))
 		die("reread", db);

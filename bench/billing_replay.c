@@ -76,7 +76,8 @@ static int do_send(struct vg_bill_ledger *l, const char *url)
 				break;
 			if (rc || ack.status == VG_ACK_REJECTED || ++tries >= 20) {
 				fprintf(stderr, "billing_replay: batch %zu not accepted "
-					"(status %d)\n", i + 1, rc ? -1 : ack.status);
+						"(status %d)\n",
+					i + 1, rc ? -1 : ack.status);
 				free(msg);
 				nn_close(s);
 				return 1;

@@ -218,11 +218,11 @@ struct host {
 	char name[64];
 	int sock;
 	uint64_t stream;
-	uint64_t sid0;      /* global id of this host's first series */
-	char (*ids)[80];    /* resource ids, in batch order */
-	double *counter;    /* running counter value per series (or 0) */
-	long polls_made;    /* polls generated (next poll index) */
-	long last_acked;    /* poll index of the last acknowledged, -1 */
+	uint64_t sid0;   /* global id of this host's first series */
+	char (*ids)[80]; /* resource ids, in batch order */
+	double *counter; /* running counter value per series (or 0) */
+	long polls_made; /* polls generated (next poll index) */
+	long last_acked; /* poll index of the last acknowledged, -1 */
 	/* spool: ring of pending batches, oldest at head */
 	struct pending *q;
 	int qhead, qlen;
@@ -299,20 +299,20 @@ static int walk_host(const struct host *h, walk_fn fn, void *ctx)
 	struct walk w = {0};
 	int r = 0, rc;
 
-#define RES(type, parent_)                                             \
-	do {                                                           \
-		w.rtype = (type);                                      \
-		w.id = h->ids[r++];                                    \
-		w.parent = (parent_);                                  \
-		w.m = NULL;                                            \
-		if ((rc = fn(ctx, &w)))                                \
-			return rc;                                     \
-		for (int k = 0; k < M[type].n; k++) {                  \
-			w.m = &M[type].m[k];                           \
-			if ((rc = fn(ctx, &w)))                        \
-				return rc;                             \
-			w.s++;                                         \
-		}                                                      \
+#define RES(type, parent_)                            \
+	do {                                          \
+		w.rtype = (type);                     \
+		w.id = h->ids[r++];                   \
+		w.parent = (parent_);                 \
+		w.m = NULL;                           \
+		if ((rc = fn(ctx, &w)))               \
+			return rc;                    \
+		for (int k = 0; k < M[type].n; k++) { \
+			w.m = &M[type].m[k];          \
+			if ((rc = fn(ctx, &w)))       \
+				return rc;            \
+			w.s++;                        \
+		}                                     \
 	} while (0)
 
 	RES(VG_RT_HOST, NULL);
@@ -488,7 +488,8 @@ static void on_reply(struct host *h, int64_t now)
 
 /* ---- threads and phases -------------------------------------------------------- */
 
-enum { PH_WARMUP, PH_MEASURE };
+enum { PH_WARMUP,
+       PH_MEASURE };
 
 struct worker {
 	pthread_t th;
@@ -497,8 +498,8 @@ struct worker {
 };
 
 static pthread_barrier_t g_bar;
-static volatile int g_stop_gen;   /* measured phase: stop making polls */
-static double g_gen_t0;           /* wall start of the measured phase */
+static volatile int g_stop_gen; /* measured phase: stop making polls */
+static double g_gen_t0;         /* wall start of the measured phase */
 static volatile int g_abort;
 
 /* Run one phase for this worker's hosts. Warm-up: closed loop up to
@@ -915,42 +916,94 @@ static void usage(FILE *f)
 static int parse(int argc, char **argv)
 {
 	enum {
-		o_url = 256, o_hosts, o_inst, o_series, o_vcpus, o_disks, o_nics,
-		o_hdisks, o_hnics, o_interval, o_start, o_warm, o_seconds,
-		o_polls, o_speed, o_threads, o_ackto, o_bmin, o_bmax, o_spool,
-		o_drain, o_pid, o_stop, o_log, o_verify, o_config, o_sample,
-		o_label, o_verbose, o_pidfile, o_help,
+		o_url = 256,
+		o_hosts,
+		o_inst,
+		o_series,
+		o_vcpus,
+		o_disks,
+		o_nics,
+		o_hdisks,
+		o_hnics,
+		o_interval,
+		o_start,
+		o_warm,
+		o_seconds,
+		o_polls,
+		o_speed,
+		o_threads,
+		o_ackto,
+		o_bmin,
+		o_bmax,
+		o_spool,
+		o_drain,
+		o_pid,
+		o_stop,
+		o_log,
+		o_verify,
+		o_config,
+		o_sample,
+		o_label,
+		o_verbose,
+		o_pidfile,
+		o_help,
 	};
 	static const struct option lo[] = {
-		{"collector", 1, NULL, o_url}, {"hosts", 1, NULL, o_hosts},
-		{"instances", 1, NULL, o_inst}, {"series", 1, NULL, o_series},
-		{"vcpus", 1, NULL, o_vcpus}, {"disks", 1, NULL, o_disks},
-		{"nics", 1, NULL, o_nics}, {"host-disks", 1, NULL, o_hdisks},
-		{"host-nics", 1, NULL, o_hnics}, {"interval", 1, NULL, o_interval},
-		{"start", 1, NULL, o_start}, {"warmup-polls", 1, NULL, o_warm},
-		{"seconds", 1, NULL, o_seconds}, {"polls", 1, NULL, o_polls},
-		{"speed", 1, NULL, o_speed}, {"threads", 1, NULL, o_threads},
+		{"collector", 1, NULL, o_url},
+		{"hosts", 1, NULL, o_hosts},
+		{"instances", 1, NULL, o_inst},
+		{"series", 1, NULL, o_series},
+		{"vcpus", 1, NULL, o_vcpus},
+		{"disks", 1, NULL, o_disks},
+		{"nics", 1, NULL, o_nics},
+		{"host-disks", 1, NULL, o_hdisks},
+		{"host-nics", 1, NULL, o_hnics},
+		{"interval", 1, NULL, o_interval},
+		{"start", 1, NULL, o_start},
+		{"warmup-polls", 1, NULL, o_warm},
+		{"seconds", 1, NULL, o_seconds},
+		{"polls", 1, NULL, o_polls},
+		{"speed", 1, NULL, o_speed},
+		{"threads", 1, NULL, o_threads},
 		{"ack-timeout-ms", 1, NULL, o_ackto},
 		{"backoff-min-ms", 1, NULL, o_bmin},
 		{"backoff-max-ms", 1, NULL, o_bmax},
 		{"spool-max", 1, NULL, o_spool},
 		{"drain-timeout", 1, NULL, o_drain},
-		{"collector-pid", 1, NULL, o_pid}, {"stop", 0, NULL, o_stop},
-		{"collector-log", 1, NULL, o_log}, {"verify", 1, NULL, o_verify},
-		{"config", 1, NULL, o_config}, {"sample", 1, NULL, o_sample},
-		{"label", 1, NULL, o_label}, {"verbose", 0, NULL, o_verbose},
+		{"collector-pid", 1, NULL, o_pid},
+		{"stop", 0, NULL, o_stop},
+		{"collector-log", 1, NULL, o_log},
+		{"verify", 1, NULL, o_verify},
+		{"config", 1, NULL, o_config},
+		{"sample", 1, NULL, o_sample},
+		{"label", 1, NULL, o_label},
+		{"verbose", 0, NULL, o_verbose},
 		{"pid-file", 1, NULL, o_pidfile},
-		{"help", 0, NULL, o_help}, {NULL, 0, NULL, 0},
+		{"help", 0, NULL, o_help},
+		{NULL, 0, NULL, 0},
 	};
 	int c;
 
 	O = (struct opts){
-		.label = "-", .hosts = 2, .instances = 10, .vcpus = 2,
-		.disks = 1, .nics = 1, .host_disks = 1, .host_nics = 1,
-		.interval_s = 10, .start_s = 1699999200, .warmup_polls = 1,
-		.seconds = 10, .ack_timeout_ms = 5000, .backoff_min_ms = 100,
-		.backoff_max_ms = 5000, .spool_max = 64, .drain_timeout_s = 300,
-		.stop_timeout_s = 300, .sample = 100,
+		.label = "-",
+		.hosts = 2,
+		.instances = 10,
+		.vcpus = 2,
+		.disks = 1,
+		.nics = 1,
+		.host_disks = 1,
+		.host_nics = 1,
+		.interval_s = 10,
+		.start_s = 1699999200,
+		.warmup_polls = 1,
+		.seconds = 10,
+		.ack_timeout_ms = 5000,
+		.backoff_min_ms = 100,
+		.backoff_max_ms = 5000,
+		.spool_max = 64,
+		.drain_timeout_s = 300,
+		.stop_timeout_s = 300,
+		.sample = 100,
 	};
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
@@ -1008,7 +1061,7 @@ int main(int argc, char **argv)
 {
 	struct worker *w;
 	double t_start, t_end, cpu0 = 0, cpu1 = 0, stop_s = 0, warm_s, fcpu0 = 0,
-	       fcpu1 = 0;
+			       fcpu1 = 0;
 	struct rusage ru;
 	long hwm = -1, rss_end = -1;
 	long long written = -1, flushed = -1, calls = -1, cache_peak = -1,

@@ -66,8 +66,8 @@ int main(int argc, char **argv)
 
 	if (n < 1 || (read && argc < 8) || (!read && argc < 5)) {
 		fprintf(stderr, "usage: query_client get URL TOKEN N [MIN_SERIES]\n"
-			"       query_client read URL TOKEN N START_MS END_MS "
-			"NAME_REGEX [MIN_SERIES]\n");
+				"       query_client read URL TOKEN N START_MS END_MS "
+				"NAME_REGEX [MIN_SERIES]\n");
 		return 2;
 	}
 	min_series = read ? (argc > 8 ? strtoul(argv[8], NULL, 10) : 0)
@@ -173,9 +173,8 @@ int main(int argc, char **argv)
 	}
 	qsort(ms, (size_t)n, sizeof(*ms), cmp_d);
 	printf("n=%ld p50_ms=%.2f p99_ms=%.2f max_ms=%.2f series=%zu points=%zu "
-	       "bytes=%zu\n", n, ms[n / 2], ms[(size_t)((double)n * 0.99)
-					       < (size_t)n ? (size_t)((double)n * 0.99)
-							   : (size_t)n - 1],
+	       "bytes=%zu\n",
+	       n, ms[n / 2], ms[(size_t)((double)n * 0.99) < (size_t)n ? (size_t)((double)n * 0.99) : (size_t)n - 1],
 	       ms[n - 1], series, points, bytes);
 	curl_slist_free_all(hd);
 	curl_easy_cleanup(h);

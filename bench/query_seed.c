@@ -47,7 +47,7 @@ int main(int argc, char **argv)
 
 	if (argc < 4 || n < 1 || secs < 60) {
 		fprintf(stderr, "usage: query_seed DATA_DIR N_INSTANCES SECONDS "
-			"[END_EPOCH] [--evil]\n");
+				"[END_EPOCH] [--evil]\n");
 		return 2;
 	}
 	mkdir(argv[1], 0755);
@@ -90,7 +90,8 @@ int main(int argc, char **argv)
 			if (vg_registry_update(reg, b) ||
 			    vg_store_write_batch(store, b)) {
 				fprintf(stderr, "query_seed: cannot write the poll "
-					"at %lld\n", t_s);
+						"at %lld\n",
+					t_s);
 				return 1;
 			}
 			vg_batch_free(b);

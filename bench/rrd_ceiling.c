@@ -188,24 +188,40 @@ static void usage(FILE *f)
 static int parse(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
-		{"dir", 1, NULL, 'd'},        {"files", 1, NULL, 'n'},
-		{"depth", 1, NULL, 'D'},      {"ds", 1, NULL, 'k'},
-		{"seconds", 1, NULL, 's'},    {"max-rounds", 1, NULL, 'r'},
-		{"archives", 1, NULL, 'a'},   {"step", 1, NULL, 'S'},
-		{"heartbeat", 1, NULL, 'H'},  {"interval", 1, NULL, 'i'},
-		{"counters-pct", 1, NULL, 'c'}, {"start", 1, NULL, 't'},
-		{"daemon", 1, NULL, 'x'},     {"daemon-pid", 1, NULL, 'p'},
-		{"label", 1, NULL, 'l'},      {"help", 0, NULL, 'h'},
+		{"dir", 1, NULL, 'd'},
+		{"files", 1, NULL, 'n'},
+		{"depth", 1, NULL, 'D'},
+		{"ds", 1, NULL, 'k'},
+		{"seconds", 1, NULL, 's'},
+		{"max-rounds", 1, NULL, 'r'},
+		{"archives", 1, NULL, 'a'},
+		{"step", 1, NULL, 'S'},
+		{"heartbeat", 1, NULL, 'H'},
+		{"interval", 1, NULL, 'i'},
+		{"counters-pct", 1, NULL, 'c'},
+		{"start", 1, NULL, 't'},
+		{"daemon", 1, NULL, 'x'},
+		{"daemon-pid", 1, NULL, 'p'},
+		{"label", 1, NULL, 'l'},
+		{"help", 0, NULL, 'h'},
 		{"tree", 1, NULL, 'T'},
 		{NULL, 0, NULL, 0},
 	};
 	int c;
 
 	*o = (struct opts){
-		.label = "-", .archives = "1m:1d,5m:7d,1h:30d", .files = 1000,
-		.depth = 1, .ds = 1, .step_s = 60, .heartbeat_s = 600,
-		.interval_s = 10, .seconds = 10, .max_rounds = LONG_MAX,
-		.counters_pct = 60, .start = 1699999200,
+		.label = "-",
+		.archives = "1m:1d,5m:7d,1h:30d",
+		.files = 1000,
+		.depth = 1,
+		.ds = 1,
+		.step_s = 60,
+		.heartbeat_s = 600,
+		.interval_s = 10,
+		.seconds = 10,
+		.max_rounds = LONG_MAX,
+		.counters_pct = 60,
+		.start = 1699999200,
 	};
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {

@@ -98,9 +98,9 @@ int main(int argc, char **argv)
 	const char *parent = "/dev/shm", *modes = "s1,s60,b1,b60";
 	static const char *extra[] = {"-t", "2", "-z", "1", NULL};
 	static const char *defs[] = {
-		"DS:value:GAUGE:600:U:U",  "RRA:AVERAGE:0.5:1:1440", "RRA:MIN:0.5:1:1440",
-		"RRA:MAX:0.5:1:1440",      "RRA:AVERAGE:0.5:5:2016", "RRA:MIN:0.5:5:2016",
-		"RRA:MAX:0.5:5:2016",      "RRA:AVERAGE:0.5:60:720", "RRA:MIN:0.5:60:720",
+		"DS:value:GAUGE:600:U:U", "RRA:AVERAGE:0.5:1:1440", "RRA:MIN:0.5:1:1440",
+		"RRA:MAX:0.5:1:1440", "RRA:AVERAGE:0.5:5:2016", "RRA:MIN:0.5:5:2016",
+		"RRA:MAX:0.5:5:2016", "RRA:AVERAGE:0.5:60:720", "RRA:MIN:0.5:60:720",
 		"RRA:MAX:0.5:60:720"};
 	struct hrd_daemon d;
 	struct vg_rrdcd *c = NULL;
@@ -119,7 +119,8 @@ int main(int argc, char **argv)
 			modes = argv[i + 1];
 		else {
 			fprintf(stderr, "usage: %s [--files N] [--dir D] [--rounds-single R] "
-					"[--rounds-batch R] [--modes s1,s60,b1,b60]\n", argv[0]);
+					"[--rounds-batch R] [--modes s1,s60,b1,b60]\n",
+				argv[0]);
 			return 2;
 		}
 	}

@@ -52,7 +52,7 @@ static const char schema_sqlite[] =
 	" last_seen_ms INTEGER NOT NULL,"
 	" last_poll_ms INTEGER NOT NULL,"
 	" last_change_ms INTEGER NOT NULL,"
-	" state INTEGER NOT NULL,"     /* bit 1 exists, bit 2 running, 4 run known */
+	" state INTEGER NOT NULL," /* bit 1 exists, bit 2 running, 4 run known */
 	" flavor TEXT, vcpus INTEGER, ram_mb INTEGER, disk_gb INTEGER,"
 	" capacity INTEGER,"
 	" has_disks INTEGER NOT NULL DEFAULT 0,"

@@ -62,10 +62,8 @@ static int load_frozen(struct vg_db *db, struct vg_bill_month m, const char *pro
 
 	*out = NULL;
 	*n = 0;
-	rc = vg_db_prepare(db, project
-		? "SELECT document FROM invoices WHERE month=?1 AND project=?2"
-		: "SELECT document FROM invoices WHERE month=?1 ORDER BY project",
-		&s);
+	rc = vg_db_prepare(db, project ? "SELECT document FROM invoices WHERE month=?1 AND project=?2" : "SELECT document FROM invoices WHERE month=?1 ORDER BY project",
+			   &s);
 	if (rc)
 		return rc;
 	vg_db_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)));
@@ -296,7 +294,7 @@ static int drafts(struct vg_db *db, const struct vg_bill_ratecard *rc, struct vg
 		  const char *project, struct vg_bill_invoice ***out, size_t *n)
 {
 	struct vg_bill_invoice **arr = NULL, **chain_r[MAX_LOOKBACK] = {0},
-			  **chain_x[MAX_LOOKBACK] = {0};
+			       **chain_x[MAX_LOOKBACK] = {0};
 	size_t cnt = 0, nr[MAX_LOOKBACK] = {0}, nx[MAX_LOOKBACK] = {0};
 	struct vg_bill_month fmon[MAX_LOOKBACK];
 	int depth = 0, r;
@@ -362,7 +360,7 @@ static int drafts(struct vg_db *db, const struct vg_bill_ratecard *rc, struct vg
 	cnt = w;
 	if (arr)
 		qsort(arr, cnt, sizeof(*arr), cmp_inv);
-	r = vg_bill_names_fill(db, arr, cnt); /* project names (names.c) */
+	r = vg_bill_names_fill(db, arr, cnt);  /* project names (names.c) */
 	for (size_t i = 0; i < cnt && !r; i++) /* invoice or usage statement */
 		r = vg_bill_invoice_document(arr[i], rc);
 out:
@@ -432,7 +430,8 @@ int vg_bill_invoice_text(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		struct vg_db_stmt *s;
 		char ms[16];
 		r = vg_db_prepare(db, "SELECT document FROM invoices WHERE "
-				  "month=?1 AND project=?2", &s);
+				      "month=?1 AND project=?2",
+				  &s);
 		if (r)
 			return r;
 		vg_db_bind_text(s, 1, vg_bill_month_format(m, ms, sizeof(ms)));
@@ -502,7 +501,8 @@ int vg_bill_finalize(struct vg_db *db, const struct vg_bill_ratecard *rc,
 	if (r < 0)
 		goto fail;
 	if ((r = vg_db_prepare(db, "INSERT INTO invoices(month,project,number,document) "
-				   "VALUES(?1,?2,?3,?4)", &s)))
+				   "VALUES(?1,?2,?3,?4)",
+			       &s)))
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		char num[160], *doc;

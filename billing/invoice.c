@@ -34,7 +34,11 @@
 #define MAX_WARNINGS 32
 
 static const char *const ut_names[VG_BILL_UT_N] = {
-	"compute", "storage", "network-egress", "network-ingress", "adjustment",
+	"compute",
+	"storage",
+	"network-egress",
+	"network-ingress",
+	"adjustment",
 };
 
 const char *vg_bill_usage_type_name(int ut)
@@ -237,7 +241,8 @@ int vg_bill_invoice_document(struct vg_bill_invoice *inv, const struct vg_bill_r
 			return -ENOMEM;
 		inv->doc = VG_BILL_DOC_INVOICE;
 		inv->payment_terms_days = pf->payment_terms_days >= 0
-			? pf->payment_terms_days : rc->issuer->payment_terms_days;
+						  ? pf->payment_terms_days
+						  : rc->issuer->payment_terms_days;
 		inv->has_tax = vg_bill_ratecard_tax_rate(rc, pf, &inv->tax_rate_micro);
 		free(inv->tax_note);
 		inv->tax_note = NULL;
@@ -253,15 +258,22 @@ int vg_bill_invoice_document(struct vg_bill_invoice *inv, const struct vg_bill_r
 /* ---- charges ------------------------------------------------------------------ */
 
 enum item_kind {
-	IK_FLAVOR = 1, IK_VCPU, IK_RAM, IK_UNPRICED, IK_DISK, IK_ROOT, IK_TIER,
-	IK_INGRESS, IK_NET_UNPRICED,
+	IK_FLAVOR = 1,
+	IK_VCPU,
+	IK_RAM,
+	IK_UNPRICED,
+	IK_DISK,
+	IK_ROOT,
+	IK_TIER,
+	IK_INGRESS,
+	IK_NET_UNPRICED,
 };
 
 struct charge {
 	size_t res;
 	int ut, ik;
-	const char *arg;      /* flavor name */
-	int tier;             /* 1-based */
+	const char *arg;          /* flavor name */
+	int tier;                 /* 1-based */
 	int64_t tier_lo, tier_hi; /* GB bounds, hi -1 = none */
 	int64_t rate;
 	vg_bill_u128 den, qty;
@@ -274,7 +286,7 @@ struct pricer {
 	const struct vg_bill_usage *u;
 	const struct vg_bill_ratecard *rc;
 	struct vg_bill_month m;
-	const char *project;  /* NULL: all */
+	const char *project; /* NULL: all */
 	struct charge *c;
 	size_t n, cap;
 	/* warnings per project, collected as (project, text) */
@@ -383,7 +395,8 @@ static int price_compute(struct pricer *P, const struct vg_bill_usage_seg *s,
 	c.den = HOUR_MS;
 	c.qty = ms;
 	int rc = warn(P, proj, "compute of %s from %s is not priced: flavor %s "
-		      "has no price and %s", P->u->res[s->res].id,
+			       "has no price and %s",
+		      P->u->res[s->res].id,
 		      when(a, tb, sizeof(tb)), s->flavor ? s->flavor : "(unknown)",
 		      s->vcpus < 0 || s->ram_mb < 0
 			      ? "its vCPUs/RAM are unknown"
@@ -409,7 +422,8 @@ static int price_storage(struct pricer *P, const struct vg_bill_usage_seg *s,
 	} else {
 		int rc = warn(P, P->u->res[s->res].project,
 			      "storage from %s is not priced: no storage price "
-			      "is in force", when(a, tb, sizeof(tb)));
+			      "is in force",
+			      when(a, tb, sizeof(tb)));
 		if (rc)
 			return rc;
 	}
@@ -541,7 +555,7 @@ static int price_network(struct pricer *P)
 			c.ik = IK_NET_UNPRICED;
 			c.qty = (vg_bill_u128)n->tx;
 			rc = warn(P, proj, "data transfer out from %s is not "
-				  "priced: no egress price is in force",
+					   "priced: no egress price is in force",
 				  when(n->hour_ms, tb, sizeof(tb)));
 			if (!rc)
 				rc = net_add(&acc, &c);
@@ -656,14 +670,16 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 	case IK_VCPU:
 		snprintf(item, sizeof(item), "vcpu");
 		snprintf(desc, sizeof(desc), "Compute: vCPUs (flavor %s has no "
-			 "price of its own)", c->arg ? c->arg : "unknown");
+					     "price of its own)",
+			 c->arg ? c->arg : "unknown");
 		l.unit = "vCPU-hour";
 		l.base_unit = "vCPU-ms";
 		break;
 	case IK_RAM:
 		snprintf(item, sizeof(item), "ram");
 		snprintf(desc, sizeof(desc), "Compute: RAM (flavor %s has no "
-			 "price of its own)", c->arg ? c->arg : "unknown");
+					     "price of its own)",
+			 c->arg ? c->arg : "unknown");
 		l.unit = "GiB-hour";
 		l.base_unit = "MiB-ms";
 		break;
@@ -677,8 +693,7 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 	case IK_DISK:
 	case IK_ROOT:
 		snprintf(item, sizeof(item), c->ik == IK_DISK ? "disk" : "root-disk");
-		snprintf(desc, sizeof(desc), c->ik == IK_DISK ? "Storage: disk"
-			 : "Storage: root disk of the flavor (no disk reported)");
+		snprintf(desc, sizeof(desc), c->ik == IK_DISK ? "Storage: disk" : "Storage: root disk of the flavor (no disk reported)");
 		l.unit = "GiB-month";
 		l.base_unit = "byte-ms";
 		break;
@@ -686,11 +701,13 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 		snprintf(item, sizeof(item), "egress-tier-%d", c->tier);
 		if (c->tier_hi < 0)
 			snprintf(desc, sizeof(desc), "Data transfer out: tier %d "
-				 "(above %lld GB this month)", c->tier,
+						     "(above %lld GB this month)",
+				 c->tier,
 				 (long long)c->tier_lo);
 		else
 			snprintf(desc, sizeof(desc), "Data transfer out: tier %d "
-				 "(%lld to %lld GB this month)", c->tier,
+						     "(%lld to %lld GB this month)",
+				 c->tier,
 				 (long long)c->tier_lo, (long long)c->tier_hi);
 		l.unit = "GB";
 		l.base_unit = "byte";
@@ -712,7 +729,8 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 		size_t k = strlen(desc);
 		int64_t add = l.minimum_added_ms;
 		snprintf(desc + k, sizeof(desc) - k, "; %d run%s shorter than %lld s "
-			 "billed as %lld s (+%lld.%03lld s)", runs, runs > 1 ? "s" : "",
+						     "billed as %lld s (+%lld.%03lld s)",
+			 runs, runs > 1 ? "s" : "",
 			 (long long)(P->rc->min_run_ms / 1000),
 			 (long long)(P->rc->min_run_ms / 1000),
 			 (long long)(add / 1000), (long long)(add % 1000));

@@ -118,7 +118,7 @@ static int parse_time(struct lp *p, const char *s, int64_t *t)
 static int event_type(const char *s)
 {
 	static const char *const names[] = {NULL, "started", "stopped", "suspended",
-		"resumed", "defined", "undefined", "resized", "gap"};
+					    "resumed", "defined", "undefined", "resized", "gap"};
 	for (int i = 1; i <= 8; i++)
 		if (!strcmp(s, names[i]))
 			return i;
@@ -144,7 +144,7 @@ static int emit_poll(struct lp *p, int64_t t)
 		if (!r->present && !r->gone_now)
 			continue;
 		struct vg_resource *vr = vg_batch_resource(b, (uint8_t)r->type, r->id,
-			r->name[0] ? r->name : NULL, r->parent[0] ? r->parent : NULL, t);
+							   r->name[0] ? r->name : NULL, r->parent[0] ? r->parent : NULL, t);
 		if (!vr)
 			return -ENOMEM;
 		vr->state = r->gone_now ? VG_RSTATE_ENDED : VG_RSTATE_ACTIVE;
@@ -275,13 +275,15 @@ static int parse_line(struct lp *p, char *line, const char *dir)
 		return p->l->host ? 0 : -ENOMEM;
 	}
 	if ((!strcmp(tok[0], "instance") || !strcmp(tok[0], "disk") ||
-	     !strcmp(tok[0], "nic")) && n >= 2) {
+	     !strcmp(tok[0], "nic")) &&
+	    n >= 2) {
 		if (p->nres == MAX_RES || find(p, tok[1]))
 			return bad(p, "too many or duplicate resource '%s'", tok[1]);
 		struct lres *r = &p->res[p->nres++];
 		memset(r, 0, sizeof(*r));
 		snprintf(r->id, sizeof(r->id), "%s", tok[1]);
-		r->type = tok[0][0] == 'i' ? VG_RT_INSTANCE : tok[0][0] == 'd' ? VG_RT_DISK : VG_RT_NIC;
+		r->type = tok[0][0] == 'i' ? VG_RT_INSTANCE : tok[0][0] == 'd' ? VG_RT_DISK
+									       : VG_RT_NIC;
 		r->vcpus = r->ram_mb = r->disk_gb = r->capacity = -1;
 		for (int i = 2; i < n; i++) {
 			char *eq = strchr(tok[i], '=');
@@ -523,9 +525,10 @@ int vg_bill_ledger_check(const struct vg_bill_ledger *l, struct vg_bill_month m,
 				int64_t sum = 0;
 				for (size_t k = 0; k < v->nlines; k++) {
 					const struct vg_bill_invoice_line *x = &v->lines[k];
-					const char *sv = x->adjustment_for ? "adjustment"
-						: x->usage_type == VG_BILL_UT_COMPUTE ? "compute"
-						: x->usage_type == VG_BILL_UT_STORAGE ? "storage" : "network";
+					const char *sv = x->adjustment_for                     ? "adjustment"
+							 : x->usage_type == VG_BILL_UT_COMPUTE ? "compute"
+							 : x->usage_type == VG_BILL_UT_STORAGE ? "storage"
+											       : "network";
 					const char *inst = x->instance_id ? x->instance_id : x->resource_id;
 					if (!strcmp(e->resource, e->item[0] == 'i' ? inst : sv))
 						sum += x->amount_micro;
@@ -584,7 +587,8 @@ int vg_bill_ledger_check(const struct vg_bill_ledger *l, struct vg_bill_month m,
 			bad_n++;
 			if (report)
 				fprintf(report, "line %d: %s %s %s %s at %s: quantity %s amount "
-					"%s, expected %s and %s\n", e->lineno, ms, e->project,
+						"%s, expected %s and %s\n",
+					e->lineno, ms, e->project,
 					e->resource, e->item, e->rate, q, got, e->quantity,
 					e->amount);
 		}

@@ -22,14 +22,14 @@
 #include "vigie/bill_invoice.h"
 
 struct vg_bill_ledger_expect {
-	int kind;            /* 'e' line, 't' total, 'n' line count, 'x' the
+	int kind; /* 'e' line, 't' total, 'n' line count, 'x' the
 				document: item is what ("document", "tax",
 				"due", "instance", "service"), resource its
 				argument, rate/amount what is expected */
 	struct vg_bill_month month;
 	char *project;
 	char *resource, *item, *rate, *quantity, *amount; /* 'e' */
-	size_t nlines;       /* 'n' */
+	size_t nlines;                                    /* 'n' */
 	int lineno;
 };
 
@@ -43,7 +43,7 @@ struct vg_bill_ledger_final {
 };
 
 struct vg_bill_ledger {
-	char *ratecard;      /* path of the rate card (resolved) */
+	char *ratecard; /* path of the rate card (resolved) */
 	char *host;
 	size_t nbatches;
 	struct vg_batch **batches;

@@ -76,9 +76,22 @@
 #define MAX_SPREAD_HOURS (24 * 400)
 
 enum {
-	Q_GET, Q_PUT, Q_INS_IGNORE, Q_INS_REPLACE, Q_FIND_INFERRED, Q_DEL,
-	Q_LOAD, Q_FILL_FLAVOR, Q_NET_ADD, Q_HAS_DISKS, Q_PARENT_CREATE,
-	Q_PARENT_DELETE, Q_UPD, Q_LOCK_PG, Q_TAIL, NQ
+	Q_GET,
+	Q_PUT,
+	Q_INS_IGNORE,
+	Q_INS_REPLACE,
+	Q_FIND_INFERRED,
+	Q_DEL,
+	Q_LOAD,
+	Q_FILL_FLAVOR,
+	Q_NET_ADD,
+	Q_HAS_DISKS,
+	Q_PARENT_CREATE,
+	Q_PARENT_DELETE,
+	Q_UPD,
+	Q_LOCK_PG,
+	Q_TAIL,
+	NQ
 };
 
 static const char *const sql[NQ] = {
@@ -172,7 +185,7 @@ struct name_slot {
 
 struct vg_bill_meter {
 	struct vg_db *db;
-	const struct vg_batch *batch; /* the batch being applied */
+	const struct vg_batch *batch;   /* the batch being applied */
 	struct vg_bill_meter_stats cur; /* this attempt's counts */
 	struct vg_bill_meter_stats st;
 	struct name_slot names[NAME_CACHE];
@@ -272,7 +285,7 @@ static void bind_opt(struct vg_db_stmt *s, int i, int64_t v)
 static int64_t col_opt(struct vg_db_stmt *s, int i)
 {
 	return vg_db_column_is_null(s, i) ? -1
-							: vg_db_column_int64(s, i);
+					  : vg_db_column_int64(s, i);
 }
 
 static char *col_dup(struct vg_db_stmt *s, int i)
@@ -582,7 +595,7 @@ static int record(struct vg_bill_meter *m, struct mres *r, const struct trans *t
 	bind_opt(s, 10, f ? f->disk_gb : -1);
 	bind_opt(s, 11, t->capacity);
 	rc = step_done(s);
-		if (rc)
+	if (rc)
 		return rc;
 	return advance(m, r, t);
 }
@@ -1061,7 +1074,7 @@ static int observe_instance(struct vg_bill_meter *m, struct mres *r,
 		bind_opt(s, 4, f.ram_mb);
 		bind_opt(s, 5, f.disk_gb);
 		rc = step_done(s);
-				if (rc)
+		if (rc)
 			return rc;
 		flavor_merge(&r->fl, &f);
 	}

@@ -133,8 +133,8 @@ int64_t vg_bill_amount(vg_bill_u128 qty, int64_t rate_micro, vg_bill_u128 den,
 	/* qty = a*den + b: exact = a*rate + b*rate/den (micro-units) */
 	a = qty / den;
 	b = qty % den;
-	A = a * (vg_bill_u128)rate_micro;        /* whole micro-units */
-	r = A % step;                       /* below one minor unit */
+	A = a * (vg_bill_u128)rate_micro; /* whole micro-units */
+	r = A % step;                     /* below one minor unit */
 	/* what is left below a minor unit, over den: (r*den + b*rate)/den */
 	frac = r * den + b * (vg_bill_u128)rate_micro;
 	/* minor units in frac/den: round half-up */

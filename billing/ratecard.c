@@ -141,18 +141,21 @@ static int parse_price(struct ctx *c, json_t *v, int64_t *out)
 	}
 	if (json_is_real(v))
 		return fail(c, "must be a decimal string such as \"0.0125\": a "
-			    "JSON number with a fraction cannot be read exactly");
+			       "JSON number with a fraction cannot be read exactly");
 	if (!json_is_string(v))
 		return fail(c, "must be a decimal string such as \"0.0125\", "
-			    "not %s", json_kind(v));
+			       "not %s",
+			    json_kind(v));
 	snprintf(buf, sizeof(buf), "%s", json_string_value(v));
 	rc = vg_bill_money_parse(json_string_value(v), 0, out);
 	if (rc == -ERANGE)
 		return fail(c, "\"%s\": at most 6 decimals (micro-units) and "
-			    "at most 10^12", buf);
+			       "at most 10^12",
+			    buf);
 	if (rc)
 		return fail(c, "\"%s\" is not a non-negative decimal such as "
-			    "\"0.0125\"", buf);
+			       "\"0.0125\"",
+			    buf);
 	return 0;
 }
 
@@ -179,8 +182,9 @@ static int parse_tiers(struct ctx *c, json_t *arr, struct vg_bill_rc_sheet *s)
 
 	if (!json_is_array(arr))
 		return fail(c, "must be an array of tiers "
-			    "[{\"up_to_gb\": 1, \"price\": \"0\"}, ..., "
-			    "{\"price\": \"0.05\"}], not %s", json_kind(arr));
+			       "[{\"up_to_gb\": 1, \"price\": \"0\"}, ..., "
+			       "{\"price\": \"0.05\"}], not %s",
+			    json_kind(arr));
 	n = json_array_size(arr);
 	if (n == 0)
 		return fail(c, "needs at least one tier");
@@ -205,26 +209,26 @@ static int parse_tiers(struct ctx *c, json_t *arr, struct vg_bill_rc_sheet *s)
 		if (i + 1 == n) {
 			if (up)
 				return fail(c, "the last tier has no "
-					    "\"up_to_gb\": it takes everything "
-					    "above the previous bound");
+					       "\"up_to_gb\": it takes everything "
+					       "above the previous bound");
 			s->tiers[i].up_to_bytes = -1;
 		} else {
 			o2 = push_key(c, "up_to_gb", 0);
 			if (!up) {
 				pop(c, o2);
 				return fail(c, "missing \"up_to_gb\" (only the "
-					    "last tier is unbounded)");
+					       "last tier is unbounded)");
 			}
 			if (!json_is_integer(up) || json_integer_value(up) <= 0 ||
 			    json_integer_value(up) > 1000000000LL)
 				return fail(c, "must be a whole number of GB "
-					    "between 1 and 10^9");
+					       "between 1 and 10^9");
 			s->tiers[i].up_to_bytes =
 				(int64_t)json_integer_value(up) * VG_BILL_GB;
 			if (i > 0 && s->tiers[i].up_to_bytes <=
 					     s->tiers[i - 1].up_to_bytes)
 				return fail(c, "must be greater than the "
-					    "previous tier's (%lld)",
+					       "previous tier's (%lld)",
 					    (long long)(s->tiers[i - 1].up_to_bytes /
 							VG_BILL_GB));
 			pop(c, o2);
@@ -244,11 +248,11 @@ static int parse_valid_from(struct ctx *c, json_t *v, int64_t *out)
 
 	if (!v)
 		rc = fail(c, "missing (a UTC date such as \"2026-10-01\" or "
-			  "\"2026-10-16T12:00:00Z\")");
+			     "\"2026-10-16T12:00:00Z\")");
 	else if (!s || !isdigit((unsigned char)s[0]) || !strchr(s, '-') ||
 		 vg_time_parse(s, 0, out))
 		rc = fail(c, "must be a date such as \"2026-10-01\" or "
-			  "\"2026-10-16T12:00:00Z\"");
+			     "\"2026-10-16T12:00:00Z\"");
 	pop(c, o);
 	return rc;
 }
@@ -357,7 +361,7 @@ static int parse_list(struct ctx *c, json_t *arr, struct vg_bill_rc_list *l,
 			return 0;
 		}
 		return fail(c, "missing: a list of price sheets "
-			    "[{\"valid_from\": \"2026-01-01\", ...}]");
+			       "[{\"valid_from\": \"2026-01-01\", ...}]");
 	}
 	if (!json_is_array(arr) || json_array_size(arr) == 0)
 		return fail(c, "must be a non-empty array of price sheets");
@@ -376,8 +380,8 @@ static int parse_list(struct ctx *c, json_t *arr, struct vg_bill_rc_list *l,
 			size_t o3 = push_key(c, "valid_from", 0);
 			(void)o3;
 			return fail(c, "must be later than the previous "
-				    "sheet's valid_from (sheets are in date "
-				    "order)");
+				       "sheet's valid_from (sheets are in date "
+				       "order)");
 		}
 		pop(c, o2);
 	}
@@ -409,7 +413,8 @@ static int parse_country(struct ctx *c, json_t *v, int star, char out[3])
 {
 	const char *s = json_string_value(v);
 	if (!s || !((strlen(s) == 2 && isupper((unsigned char)s[0]) &&
-		     isupper((unsigned char)s[1])) || (star && !strcmp(s, "*"))))
+		     isupper((unsigned char)s[1])) ||
+		    (star && !strcmp(s, "*"))))
 		return fail(c, "must be an ISO 3166 alpha-2 country code such as \"FR\"%s",
 			    star ? " or \"*\"" : "");
 	snprintf(out, 3, "%s", s);
@@ -487,8 +492,8 @@ static void free_party(struct vg_bill_party *p)
 static int parse_issuer(struct ctx *c, json_t *v, struct vg_bill_ratecard *rc)
 {
 	static const char *const keys[] = {"name", "address", "tax_id", "country",
-		"number_prefix", "number_digits", "payment_terms_days", "tax_rates",
-		"comment", NULL};
+					   "number_prefix", "number_digits", "payment_terms_days", "tax_rates",
+					   "comment", NULL};
 	struct vg_bill_rc_issuer *is;
 	json_t *t;
 	int r;
@@ -537,7 +542,7 @@ static int parse_issuer(struct ctx *c, json_t *v, struct vg_bill_ratecard *rc)
 static int parse_profile(struct ctx *c, json_t *v, struct vg_bill_rc_project *pr)
 {
 	static const char *const keys[] = {"name", "address", "tax_id", "country",
-		"tax_rate", "tax_note", "payment_terms_days", "comment", NULL};
+					   "tax_rate", "tax_note", "payment_terms_days", "comment", NULL};
 	struct vg_bill_rc_profile *pf;
 	json_t *t;
 	int r;
@@ -585,7 +590,7 @@ int vg_bill_ratecard_tax_rate(const struct vg_bill_ratecard *rc,
 		for (size_t i = 0; i < rc->issuer->ntax; i++)
 			if (pass ? !strcmp(rc->issuer->tax[i].country, "*")
 				 : pf && pf->party.country[0] &&
-					   !strcmp(rc->issuer->tax[i].country, pf->party.country)) {
+					    !strcmp(rc->issuer->tax[i].country, pf->party.country)) {
 				*rate_micro = rc->issuer->tax[i].rate_micro;
 				return 1;
 			}
@@ -612,7 +617,8 @@ static int parse_card(struct ctx *c, json_t *root, struct vg_bill_ratecard *rc)
 	if (!cur || strlen(cur) != 3 || !isupper((unsigned char)cur[0]) ||
 	    !isupper((unsigned char)cur[1]) || !isupper((unsigned char)cur[2]))
 		return fail(c, "%s: must be a 3-letter ISO 4217 code such as "
-			    "\"EUR\"", v ? "invalid" : "missing");
+			       "\"EUR\"",
+			    v ? "invalid" : "missing");
 	memcpy(rc->currency, cur, 4);
 	pop(c, o);
 
@@ -620,7 +626,7 @@ static int parse_card(struct ctx *c, json_t *root, struct vg_bill_ratecard *rc)
 	o = push_key(c, "minor_unit_digits", 0);
 	if (!v)
 		return fail(c, "missing: digits of the currency's minor unit "
-			    "(2 for EUR/USD, 0 for JPY, 3 for BHD)");
+			       "(2 for EUR/USD, 0 for JPY, 3 for BHD)");
 	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 	    json_integer_value(v) > VG_BILL_MONEY_MAX_DIGITS)
 		return fail(c, "must be an integer from 0 to %d",
@@ -634,7 +640,7 @@ static int parse_card(struct ctx *c, json_t *root, struct vg_bill_ratecard *rc)
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > 86400)
 			return fail(c, "must be an integer number of seconds "
-				    "from 0 to 86400");
+				       "from 0 to 86400");
 		rc->min_run_ms = (int64_t)json_integer_value(v) * 1000;
 		pop(c, o);
 	}

@@ -103,7 +103,11 @@ static char *qty_base_text(const struct vg_bill_invoice_line *l, char *buf, size
 
 /* Services an AWS-like bill sums by: compute, storage, network (egress and
  * ingress), adjustments. */
-enum { SV_COMPUTE, SV_STORAGE, SV_NETWORK, SV_ADJUST, SV_N };
+enum { SV_COMPUTE,
+       SV_STORAGE,
+       SV_NETWORK,
+       SV_ADJUST,
+       SV_N };
 static const char *const sv_names[SV_N] = {"compute", "storage", "network",
 					   "adjustment"};
 
@@ -149,8 +153,9 @@ static int instance_sums(const struct vg_bill_invoice *inv, struct inst_sum **ou
 				}
 		if (k == cnt) {
 			a[cnt].id = id;
-			a[cnt].name = l->instance_name ? l->instance_name
-				      : !l->instance_id ? l->resource_name : NULL;
+			a[cnt].name = l->instance_name  ? l->instance_name
+				      : !l->instance_id ? l->resource_name
+							: NULL;
 			cnt++;
 		}
 		int sv = l->adjustment_for ? SV_ADJUST : service_of(l->usage_type);
@@ -248,9 +253,7 @@ static json_t *to_json(const struct vg_bill_invoice *inv)
 	period = NULL;
 	json_object_set_new(root, "currency", json_string(inv->currency));
 	json_object_set_new(root, "minor_unit_digits", json_integer(inv->digits));
-	json_object_set_new(root, "finalized_at", inv->final && inv->finalized_ms >= 0
-				   ? json_string(iso(inv->finalized_ms, b1, sizeof(b1)))
-				   : json_null());
+	json_object_set_new(root, "finalized_at", inv->final && inv->finalized_ms >= 0 ? json_string(iso(inv->finalized_ms, b1, sizeof(b1))) : json_null());
 	for (size_t i = 0; i < inv->nlines; i++) {
 		const struct vg_bill_invoice_line *l = &inv->lines[i];
 		json_t *o = json_object();
@@ -314,7 +317,7 @@ static json_t *to_json(const struct vg_bill_invoice *inv)
 			int any = 0;
 			for (size_t i = 0; i < inv->nlines && !any; i++)
 				any = (inv->lines[i].adjustment_for ? SV_ADJUST
-				       : service_of(inv->lines[i].usage_type)) == k;
+								    : service_of(inv->lines[i].usage_type)) == k;
 			if (any)
 				json_object_set_new(svs, sv_names[k], json_string(vg_bill_money_format(sv[k], inv->digits, b1, sizeof(b1))));
 		}
@@ -621,18 +624,33 @@ static void csv_field(struct tb *b, const char *s, int last)
 }
 
 static const char *const csv_cols[] = {
-	"identity/LineItemId", "bill/InvoiceId", "bill/BillType",
-	"bill/BillingPeriodStartDate", "bill/BillingPeriodEndDate",
-	"lineItem/UsageAccountId", "lineItem/UsageAccountName",
+	"identity/LineItemId",
+	"bill/InvoiceId",
+	"bill/BillType",
+	"bill/BillingPeriodStartDate",
+	"bill/BillingPeriodEndDate",
+	"lineItem/UsageAccountId",
+	"lineItem/UsageAccountName",
 	"lineItem/LineItemType",
-	"lineItem/UsageStartDate", "lineItem/UsageEndDate",
-	"lineItem/ProductCode", "lineItem/UsageType", "lineItem/Operation",
-	"lineItem/ResourceId", "resourceTags/user:Name",
-	"lineItem/UsageAmount", "pricing/unit", "lineItem/UnblendedRate",
-	"lineItem/UnblendedCost", "lineItem/CurrencyCode",
-	"lineItem/LineItemDescription", "vigie/AdjustmentFor",
-	"vigie/InstanceId", "vigie/InstanceName", "vigie/SplitReason",
-	"vigie/MinimumAddedSeconds", "vigie/CorrectsInvoice",
+	"lineItem/UsageStartDate",
+	"lineItem/UsageEndDate",
+	"lineItem/ProductCode",
+	"lineItem/UsageType",
+	"lineItem/Operation",
+	"lineItem/ResourceId",
+	"resourceTags/user:Name",
+	"lineItem/UsageAmount",
+	"pricing/unit",
+	"lineItem/UnblendedRate",
+	"lineItem/UnblendedCost",
+	"lineItem/CurrencyCode",
+	"lineItem/LineItemDescription",
+	"vigie/AdjustmentFor",
+	"vigie/InstanceId",
+	"vigie/InstanceName",
+	"vigie/SplitReason",
+	"vigie/MinimumAddedSeconds",
+	"vigie/CorrectsInvoice",
 };
 #define NCOLS (sizeof(csv_cols) / sizeof(csv_cols[0]))
 
@@ -648,20 +666,34 @@ static int render_csv(const struct vg_bill_invoice *inv, char **out, size_t *len
 	for (size_t i = 0; i < inv->nlines; i++) {
 		const struct vg_bill_invoice_line *l = &inv->lines[i];
 		const char *row[NCOLS] = {
-			l->key, inv->number, inv->final ? "Final" : "Draft", ps, pe,
-			inv->project, inv->project_name,
+			l->key,
+			inv->number,
+			inv->final ? "Final" : "Draft",
+			ps,
+			pe,
+			inv->project,
+			inv->project_name,
 			l->adjustment_for ? "Adjustment" : "Usage",
-			iso(l->start_ms, us, sizeof(us)), iso(l->end_ms, ue, sizeof(ue)),
-			"vigie", l->adjustment_for && l->adjusted_type ? l->adjusted_type
-					: vg_bill_usage_type_name(l->usage_type), l->item,
-			l->resource_id, l->resource_name,
-			qty_text(l, q, sizeof(q)), l->unit,
+			iso(l->start_ms, us, sizeof(us)),
+			iso(l->end_ms, ue, sizeof(ue)),
+			"vigie",
+			l->adjustment_for && l->adjusted_type ? l->adjusted_type
+							      : vg_bill_usage_type_name(l->usage_type),
+			l->item,
+			l->resource_id,
+			l->resource_name,
+			qty_text(l, q, sizeof(q)),
+			l->unit,
 			vg_bill_rate_format(l->rate_micro, inv->digits, r, sizeof(r)),
 			vg_bill_money_format(l->amount_micro, inv->digits, a, sizeof(a)),
-			inv->currency, l->description, l->adjustment_for,
+			inv->currency,
+			l->description,
+			l->adjustment_for,
 			l->instance_id ? l->instance_id : l->resource_id,
 			l->instance_id ? l->instance_name : l->resource_name,
-			l->split, min_secs(l, mn, sizeof(mn)), l->corrects,
+			l->split,
+			min_secs(l, mn, sizeof(mn)),
+			l->corrects,
 		};
 		for (size_t k = 0; k < NCOLS; k++)
 			csv_field(&b, row[k], k + 1 == NCOLS);
@@ -670,13 +702,27 @@ static int render_csv(const struct vg_bill_invoice *inv, char **out, size_t *len
 	if (inv->has_tax) {
 		char base[40], rt[40], tx[40];
 		const char *row[NCOLS] = {
-			"tax-1", inv->number, inv->final ? "Final" : "Draft", ps, pe,
-			inv->project, inv->project_name, "Tax", NULL, NULL,
-			"vigie", "tax", "tax", NULL, NULL,
+			"tax-1",
+			inv->number,
+			inv->final ? "Final" : "Draft",
+			ps,
+			pe,
+			inv->project,
+			inv->project_name,
+			"Tax",
+			NULL,
+			NULL,
+			"vigie",
+			"tax",
+			"tax",
+			NULL,
+			NULL,
 			vg_bill_money_format(inv->total_micro, inv->digits, base, sizeof(base)),
-			inv->currency, vg_bill_rate_format(inv->tax_rate_micro, 2, rt, sizeof(rt)),
+			inv->currency,
+			vg_bill_rate_format(inv->tax_rate_micro, 2, rt, sizeof(rt)),
 			vg_bill_money_format(inv->tax_micro, inv->digits, tx, sizeof(tx)),
-			inv->currency, inv->tax_note ? inv->tax_note : "Tax on the rounded total",
+			inv->currency,
+			inv->tax_note ? inv->tax_note : "Tax on the rounded total",
 		};
 		for (size_t k = 0; k < NCOLS; k++)
 			csv_field(&b, row[k], k + 1 == NCOLS);
@@ -686,10 +732,27 @@ static int render_csv(const struct vg_bill_invoice *inv, char **out, size_t *len
 		char id[32];
 		snprintf(id, sizeof(id), "warning-%zu", i + 1);
 		const char *row[NCOLS] = {
-			id, inv->number, inv->final ? "Final" : "Draft", ps, pe,
-			inv->project, inv->project_name, "Warning", NULL, NULL,
-			"vigie", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-			inv->currency, inv->warnings[i],
+			id,
+			inv->number,
+			inv->final ? "Final" : "Draft",
+			ps,
+			pe,
+			inv->project,
+			inv->project_name,
+			"Warning",
+			NULL,
+			NULL,
+			"vigie",
+			NULL,
+			NULL,
+			NULL,
+			NULL,
+			NULL,
+			NULL,
+			NULL,
+			NULL,
+			inv->currency,
+			inv->warnings[i],
 		};
 		for (size_t k = 0; k < NCOLS; k++)
 			csv_field(&b, row[k], k + 1 == NCOLS);
@@ -846,7 +909,7 @@ static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *le
 	tb_puts(&b, "</span>\n");
 	if (inv->doc == VG_BILL_DOC_STATEMENT)
 		tb_puts(&b, "<p class=\"stmt\">This is a usage statement, not an invoice: "
-			"no billing profile is configured for this project.</p>\n");
+			    "no billing profile is configured for this project.</p>\n");
 	if (inv->issuer.name || inv->customer.name) {
 		tb_puts(&b, "<div class=\"parties\">\n");
 		html_party(&b, "From", &inv->issuer);
@@ -970,8 +1033,7 @@ static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *le
 		html_text(&b, inv->currency);
 		tb_puts(&b, "</td>");
 		int64_t due = inv->amount_due_micro;
-		html_cell(&b, "td", "n", vg_bill_money_format(inv->doc == VG_BILL_DOC_CREDIT_NOTE ? -due : due,
-							     inv->digits, buf, sizeof(buf)));
+		html_cell(&b, "td", "n", vg_bill_money_format(inv->doc == VG_BILL_DOC_CREDIT_NOTE ? -due : due, inv->digits, buf, sizeof(buf)));
 		tb_puts(&b, "</tr>\n");
 	}
 	tb_puts(&b, "</tfoot>\n</table>\n");
@@ -984,8 +1046,8 @@ static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *le
 		tb_puts(&b, "</ul>\n");
 	}
 	tb_puts(&b, "<p class=\"res\">Each line's amount is its exact quantity times "
-		"its rate, rounded once, half up, to the currency's minor unit; "
-		"the total is the sum of the rounded lines.</p>\n</body>\n</html>\n");
+		    "its rate, rounded once, half up, to the currency's minor unit; "
+		    "the total is the sum of the rounded lines.</p>\n</body>\n</html>\n");
 	return tb_done(&b, out, len);
 }
 

@@ -48,14 +48,14 @@ struct fl {
 /* Loader state. */
 struct ld {
 	struct vg_bill_usage *u;
-	int64_t *last_seen;   /* per resource */
+	int64_t *last_seen; /* per resource */
 	int *has_disks;
 	struct tr *t;
 	size_t nt, capt;
-	size_t *tb, *te;      /* per resource: [tb, te) in t */
-	struct span *spans;   /* existence spans of instances */
+	size_t *tb, *te;    /* per resource: [tb, te) in t */
+	struct span *spans; /* existence spans of instances */
 	size_t nspans, capspans;
-	size_t *sb, *se;      /* per resource: [sb, se) in spans */
+	size_t *sb, *se; /* per resource: [sb, se) in spans */
 	size_t capsegs;
 };
 
@@ -118,7 +118,7 @@ static char *dupcol(struct vg_db_stmt *s, int i)
 static int64_t optcol(struct vg_db_stmt *s, int i)
 {
 	return vg_db_column_is_null(s, i) ? -1
-							: vg_db_column_int64(s, i);
+					  : vg_db_column_int64(s, i);
 }
 
 static int prep(struct vg_db *db, const char *sql, const char *project,
@@ -380,7 +380,8 @@ static int walk_instance(struct ld *L, size_t ri, struct runbuf *rb)
 		int64_t T = t->t;
 		struct fl nf = w.f;
 		int fch = (t->kind == VG_BILL_T_CREATE || t->kind == VG_BILL_T_START ||
-			   t->kind == VG_BILL_T_FLAVOR) && fl_merge(&nf, t);
+			   t->kind == VG_BILL_T_FLAVOR) &&
+			  fl_merge(&nf, t);
 
 		if (fch) { /* close the pieces with the old flavor */
 			if (w.running && T > w.seg_start) {
@@ -426,13 +427,13 @@ static int walk_instance(struct ld *L, size_t ri, struct runbuf *rb)
 	}
 	if (!rc && w.running) {
 		int64_t end = L->last_seen[ri] > w.seg_start ? L->last_seen[ri]
-							      : w.seg_start;
+							     : w.seg_start;
 		if (!(rc = compute_piece(rb, ri, &w, end, 1)))
 			rc = run_flush(L, rb, -1);
 	}
 	if (!rc && w.exists) {
 		int64_t end = L->last_seen[ri] > w.piece_start ? L->last_seen[ri]
-								: w.piece_start;
+							       : w.piece_start;
 		if (!(rc = root_piece(L, ri, &w, end)))
 			rc = add_span(L, w.exist_start, end);
 	}
@@ -534,19 +535,19 @@ static int load_network(struct vg_db *db, const char *project, struct ld *L)
 		/* ?1, ?2 the window, ?3 the page size, ?4 the project (or the
 		 * last key's), ?5 and ?6 the rest of the last key */
 		if (first)
-			rc = vg_db_prepare(db, project
-				? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
-				  "AND hour_ms>=?1 AND hour_ms<?2 ORDER BY hour_ms,nic LIMIT ?3"
-				: "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
-				  "AND hour_ms<?2 ORDER BY project,hour_ms,nic LIMIT ?3", &s);
+			rc = vg_db_prepare(db, project ? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
+							 "AND hour_ms>=?1 AND hour_ms<?2 ORDER BY hour_ms,nic LIMIT ?3"
+						       : "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
+							 "AND hour_ms<?2 ORDER BY project,hour_ms,nic LIMIT ?3",
+					   &s);
 		else
-			rc = vg_db_prepare(db, project
-				? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
-				  "AND hour_ms>=?1 AND hour_ms<?2 AND (hour_ms,nic)>(?5,?6) "
-				  "ORDER BY hour_ms,nic LIMIT ?3"
-				: "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
-				  "AND hour_ms<?2 AND (project,hour_ms,nic)>(?4,?5,?6) "
-				  "ORDER BY project,hour_ms,nic LIMIT ?3", &s);
+			rc = vg_db_prepare(db, project ? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
+							 "AND hour_ms>=?1 AND hour_ms<?2 AND (hour_ms,nic)>(?5,?6) "
+							 "ORDER BY hour_ms,nic LIMIT ?3"
+						       : "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
+							 "AND hour_ms<?2 AND (project,hour_ms,nic)>(?4,?5,?6) "
+							 "ORDER BY project,hour_ms,nic LIMIT ?3",
+					   &s);
 		if (rc)
 			break;
 		vg_db_bind_int64(s, 1, u->from_ms);

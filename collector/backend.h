@@ -56,9 +56,9 @@ struct vg_rrd_backend;
 
 /* Where a series lives. */
 struct vg_rrd_loc {
-	char path[PATH_MAX];  /* file (files) or path under the daemon's -b */
-	uint32_t owner;       /* engine's index of the holder (daemon); 0 */
-	const char *address;  /* owner's address for rrd_graph --daemon, or
+	char path[PATH_MAX]; /* file (files) or path under the daemon's -b */
+	uint32_t owner;      /* engine's index of the holder (daemon); 0 */
+	const char *address; /* owner's address for rrd_graph --daemon, or
 			       * NULL: read path directly (files). Owned by
 			       * the backend, valid until it is closed. */
 };
@@ -80,16 +80,16 @@ struct vg_rrd_layout {
 
 /* The outcome of one update (or one item of update_many). */
 struct vg_rrd_result {
-	uint64_t written;                    /* accepted (see Durability) */
-	uint64_t duplicate;                  /* at or before the last update */
-	uint64_t failed;                     /* sum of failed_by */
+	uint64_t written;   /* accepted (see Durability) */
+	uint64_t duplicate; /* at or before the last update */
+	uint64_t failed;    /* sum of failed_by */
 	uint64_t failed_by[VG_STORE_ERR_N];
-	uint64_t retries;                    /* refused calls retried */
-	uint64_t unavailable;                /* not sent: the engine (its
+	uint64_t retries;     /* refused calls retried */
+	uint64_t unavailable; /* not sent: the engine (its
 					      * daemon) could not be reached;
 					      * always the last values of the
 					      * call; the store retries them */
-	char msg[512];                       /* "<path>: why" of the last
+	char msg[512];        /* "<path>: why" of the last
 					      * failure, "" if none */
 };
 
@@ -108,9 +108,9 @@ struct vg_rrd_archive {
 };
 
 struct vg_rrd_info {
-	int kind;            /* VG_KIND_GAUGE or VG_KIND_COUNTER */
-	unsigned long step;  /* s */
-	time_t last_update;  /* whole seconds */
+	int kind;           /* VG_KIND_GAUGE or VG_KIND_COUNTER */
+	unsigned long step; /* s */
+	time_t last_update; /* whole seconds */
 	struct vg_rrd_archive rra[32];
 	size_t nrra;
 };

@@ -87,11 +87,11 @@ struct files {
 	struct vg_rrd_backend be; /* first: the handle */
 	char rrd_dir[PATH_MAX];
 	char undo_path[PATH_MAX];
-	int dir_fd;               /* rrd_dir, for syncfs */
-	int undo_fd;              /* -1: updates unprotected */
-	pthread_mutex_t mu;       /* undo_busy */
-	pthread_cond_t free_cv;   /* a slot was given back */
-	uint32_t undo_busy;       /* slots in use, a bit each */
+	int dir_fd;                        /* rrd_dir, for syncfs */
+	int undo_fd;                       /* -1: updates unprotected */
+	pthread_mutex_t mu;                /* undo_busy */
+	pthread_cond_t free_cv;            /* a slot was given back */
+	uint32_t undo_busy;                /* slots in use, a bit each */
 	struct vg_rrd_backend_stats stats; /* __atomic */
 };
 
@@ -246,8 +246,7 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		 * whether the file could have fitted. */
 		int full = is_nospace(e, rrd_get_error()) ||
 			   no_room(tmp, file_bytes(lay) + (64u << 10));
-		note(msg, msglen, path, *rrd_get_error() ? rrd_get_error() :
-				  "librrd could not create the file");
+		note(msg, msglen, path, *rrd_get_error() ? rrd_get_error() : "librrd could not create the file");
 		rrd_clear_error();
 		unlink(tmp);
 		return full ? -EAGAIN : -EIO;
@@ -385,13 +384,13 @@ static void format_arg(char *out, int64_t t_ms, double v)
 
 /* ---- header undo (see the top) ------------------------------------------------------------- */
 
+/* A slot: this header, then the path, then the RRD header. */
 struct undo_rec {
-	uint32_t magic;  /* UNDO_MAGIC while set, 0 when clear */
-	uint32_t hlen;   /* header bytes */
-	uint32_t plen;   /* path bytes (relative to rrd_dir) */
+	uint32_t magic; /* UNDO_MAGIC while set, 0 when clear */
+	uint32_t hlen;  /* header bytes */
+	uint32_t plen;  /* path bytes (relative to rrd_dir) */
 	uint32_t pad;
-	uint64_t sum;    /* vg_checksum64 of path and header */
-	/* then the path, then the header */
+	uint64_t sum; /* vg_checksum64 of path and header */
 };
 
 /* Length of the header of an RRD file (everything before the rows) from
@@ -596,8 +595,7 @@ static int update_call(struct files *f, const char *path, const struct vg_rrd_va
 	count(&f->stats.write_ns_total, (uint64_t)(vg_monotonic_ns() - t0));
 	count(&f->stats.calls, 1);
 	if (rc) {
-		snprintf(msg, msglen, "%s", *rrd_get_error() ? rrd_get_error() :
-				      "librrd refused the update");
+		snprintf(msg, msglen, "%s", *rrd_get_error() ? rrd_get_error() : "librrd refused the update");
 		rrd_clear_error();
 		return -1;
 	}
@@ -707,8 +705,7 @@ static int files_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		else if (!strcmp(i->key, "last_update") && i->type == RD_I_CNT)
 			d->last_update = (time_t)i->value.u_cnt;
 		else if (!strcmp(i->key, "ds[value].type") && i->type == RD_I_STR)
-			d->kind = !strcmp(i->value.u_str, "GAUGE") ? VG_KIND_GAUGE :
-				  VG_KIND_COUNTER;
+			d->kind = !strcmp(i->value.u_str, "GAUGE") ? VG_KIND_GAUGE : VG_KIND_COUNTER;
 		else if (sscanf(i->key, "rra[%u].%31s", &idx, field) == 2 && idx < 32) {
 			if (!strcmp(field, "cf") && i->type == RD_I_STR)
 				cf_of[idx] = !strcmp(i->value.u_str, cfnames[cf]);
@@ -788,7 +785,8 @@ static const char *const cf_names[] = {"AVERAGE", "MIN", "MAX"};
 static int files_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 			 const struct vg_rrd_layout *lay, char *msg, size_t msglen)
 {
-	enum { MAXRRA = 64, MAXARG = 2 + MAXRRA + 3 * VG_MAX_ARCHIVES };
+	enum { MAXRRA = 64,
+	       MAXARG = 2 + MAXRRA + 3 * VG_MAX_ARCHIVES };
 	rrd_info_t *info, *i;
 	long pdp[MAXRRA], rows[MAXRRA];
 	int cf[MAXRRA], used[MAXRRA];
@@ -804,8 +802,7 @@ static int files_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc
 	if (stat(loc->path, &st))
 		return errno == ENOENT ? -ENOENT : -EIO;
 	if (!(info = rrd_info_r(loc->path))) {
-		note(msg, msglen, loc->path, *rrd_get_error() ? rrd_get_error() :
-				       "librrd cannot read it");
+		note(msg, msglen, loc->path, *rrd_get_error() ? rrd_get_error() : "librrd cannot read it");
 		rrd_clear_error();
 		return -EIO;
 	}
@@ -865,8 +862,7 @@ static int files_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc
 	rrd_clear_error();
 	if (rrd_tune(argc, argv)) {
 		int full = no_room(loc->path, file_bytes(lay) + (64u << 10));
-		note(msg, msglen, loc->path, *rrd_get_error() ? rrd_get_error() :
-				       "rrd_tune could not convert the file");
+		note(msg, msglen, loc->path, *rrd_get_error() ? rrd_get_error() : "rrd_tune could not convert the file");
 		rrd_clear_error();
 		return full ? -EAGAIN : -EIO;
 	}

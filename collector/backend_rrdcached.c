@@ -67,20 +67,20 @@
 #include "collector/backend.h"
 
 #define ESC_MAX (3 * VG_NAME_MAX + 1)
-#define POOL_MAX 8            /* idle clients kept per daemon */
-#define IO_TIMEOUT_MS 10000   /* each wait on a daemon (a FLUSH writes) */
-#define CHUNK 256             /* timestamps per UPDATE */
-#define BATCH_ITEMS 512       /* series per BATCH round trip */
+#define POOL_MAX 8          /* idle clients kept per daemon */
+#define IO_TIMEOUT_MS 10000 /* each wait on a daemon (a FLUSH writes) */
+#define CHUNK 256           /* timestamps per UPDATE */
+#define BATCH_ITEMS 512     /* series per BATCH round trip */
 
 struct daemon {
 	char addr[256];
-	pthread_mutex_t mu;       /* idle, err */
+	pthread_mutex_t mu; /* idle, err */
 	struct vg_rrdcd *idle[POOL_MAX];
 	size_t nidle;
-	char err[512];            /* last failure */
-	int up;                   /* __atomic: last call reached it */
-	uint64_t errors;          /* __atomic */
-	uint64_t calls;           /* __atomic */
+	char err[512];   /* last failure */
+	int up;          /* __atomic: last call reached it */
+	uint64_t errors; /* __atomic */
+	uint64_t calls;  /* __atomic */
 	/* Files updated since the last sync (names, strdup'd). */
 	char **dirty;
 	size_t ndirty, capdirty;
@@ -91,9 +91,9 @@ struct rcd {
 	struct vg_rrd_backend be; /* first: the handle */
 	struct daemon *d;
 	size_t nd;
-	char base[PATH_MAX];      /* the daemons' -b when shared, or "" */
-	pthread_mutex_t mu;       /* owners, owners_fd */
-	struct vg_hmap owners;    /* name -> (void *)(daemon index + 1) */
+	char base[PATH_MAX];   /* the daemons' -b when shared, or "" */
+	pthread_mutex_t mu;    /* owners, owners_fd */
+	struct vg_hmap owners; /* name -> (void *)(daemon index + 1) */
 	int owners_fd;
 	int owners_dirty;
 	struct vg_rrd_backend_stats stats; /* __atomic */
@@ -416,8 +416,7 @@ static int send_values(struct vg_rrdcd *c, const char *path, const struct vg_rrd
 			vals[j] = v[i + j].v;
 		}
 		/* the client sends seconds with milliseconds */
-		struct vg_rrdcd_update u = {.file = path, .n = k, .nds = 1, .ts = ts, .ts_ms = 1,
-					    .values = vals};
+		struct vg_rrdcd_update u = {.file = path, .n = k, .nds = 1, .ts = ts, .ts_ms = 1, .values = vals};
 		int rc = vg_rrdcd_update(c, &u);
 		if (rc)
 			return rc;
@@ -557,9 +556,7 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 					ts[off + m] = it->v[m].t_ms;
 					vals[off + m] = it->v[m].v;
 				}
-				u[j] = (struct vg_rrdcd_update){.file = it->loc->path, .n = it->n,
-								.nds = 1, .ts = ts + off, .ts_ms = 1,
-								.values = vals + off};
+				u[j] = (struct vg_rrdcd_update){.file = it->loc->path, .n = it->n, .nds = 1, .ts = ts + off, .ts_ms = 1, .values = vals + off};
 				off += it->n;
 			}
 			if (!(c = client_get(d, &rc))) {
@@ -612,8 +609,8 @@ static int rcd_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int
 	if (cf < VG_CF_AVERAGE || cf > VG_CF_MAX)
 		return -EINVAL;
 	if ((rc = info_of((struct rcd *)be, loc, &info)))
-		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT :
-		       rc == -EHOSTUNREACH ? -EHOSTUNREACH : -EIO;
+		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT : rc == -EHOSTUNREACH ? -EHOSTUNREACH
+											 : -EIO;
 	for (int k = 0; k < 32; k++)
 		cf_of[k] = pdp[k] = rows[k] = -1;
 	for (size_t i = 0; i < info.n; i++) {
@@ -909,7 +906,8 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 	if (owners_path) {
 		if ((rc = owners_load(r, owners_path, err, errlen)) ||
 		    ((r->owners_fd = open(owners_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-					  0600)) < 0 && (rc = -errno))) {
+					  0600)) < 0 &&
+		     (rc = -errno))) {
 			if (!*err)
 				snprintf(err, errlen, "store: %s: %s", owners_path, strerror(-rc));
 			rcd_close(&r->be);

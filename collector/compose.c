@@ -64,8 +64,8 @@
 
 static struct vg_receiver *g_rx;
 static volatile sig_atomic_t g_hup;
-static int g_token_argi; /* argv index of "token", 0 if none */
-static int g_storage_argi; /* argv index of "storage", 0 if none */
+static int g_token_argi;          /* argv index of "token", 0 if none */
+static int g_storage_argi;        /* argv index of "storage", 0 if none */
 static struct vg_keyring *g_keys; /* owned; replaced on SIGHUP */
 static const char *g_keys_dir;
 static int g_require;
@@ -152,7 +152,8 @@ static void idle(void *ctx)
 	vg_keyring_free(g_keys);
 	g_keys = kr;
 	vg_info("SIGHUP: %zu agent key(s) loaded from %s; restart to apply "
-		"other configuration changes", vg_keyring_count(kr), g_keys_dir);
+		"other configuration changes",
+		vg_keyring_count(kr), g_keys_dir);
 }
 
 /* Alarms: the PUB socket (when [alarms] notify is set), the SSE
@@ -199,8 +200,9 @@ static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
 	o.exec = exec;
 	o.nexec = cfg->alarms_nexec;
 	o.alertmanager_url = cfg->alarms_alertmanager[0] &&
-				     strcmp(cfg->alarms_alertmanager, "off")
-			     ? cfg->alarms_alertmanager : NULL;
+					     strcmp(cfg->alarms_alertmanager, "off")
+				     ? cfg->alarms_alertmanager
+				     : NULL;
 	o.webhook_timeout_ms = (int64_t)(cfg->alarms_webhook_timeout_s * 1000);
 	o.webhook_allow = cfg->alarms_webhook_allow;
 	o.max_alarms_per_project = cfg->alarms_max_alarms_per_project;
@@ -241,8 +243,15 @@ struct override {
  * exit status) after printing one line. */
 static int configure(int argc, char **argv, struct vg_config *cfg)
 {
-	enum { O_LISTEN = 256, O_HTTP, O_DATA, O_CONFIG, O_LOGLEVEL, O_HELP, O_NOTIFY,
-	       O_KEYS, O_UNSIGNED };
+	enum { O_LISTEN = 256,
+	       O_HTTP,
+	       O_DATA,
+	       O_CONFIG,
+	       O_LOGLEVEL,
+	       O_HELP,
+	       O_NOTIFY,
+	       O_KEYS,
+	       O_UNSIGNED };
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, O_LISTEN},
 		{"http", required_argument, NULL, O_HTTP},
@@ -369,8 +378,8 @@ int main(int argc, char **argv)
 		struct stat dst;
 		if (stat(cfg.collector_data_dir, &dst) == 0 && dst.st_uid != 0)
 			fprintf(stderr, PROG ": warning: running as root in %s, "
-				"which uid %u owns; files made now are root's: run "
-				"as its owner (runuser -u vigie -- ...)\n",
+					     "which uid %u owns; files made now are root's: run "
+					     "as its owner (runuser -u vigie -- ...)\n",
 				cfg.collector_data_dir, (unsigned)dst.st_uid);
 	}
 	if (g_token_argi) /* `vigie-collector [...] token ...`, then exit */
@@ -384,7 +393,7 @@ int main(int argc, char **argv)
 	vg_log_init(PROG, cfg.log_level);
 	if (geteuid() == 0)
 		vg_log(VG_LOG_WARN, "running as root: vigie-collector needs no "
-		       "privilege; run it as the vigie user (vigie-collector(8))");
+				    "privilege; run it as the vigie user (vigie-collector(8))");
 
 	/* Agent keys: a configuration error stops start-up (exit 2). */
 	g_keys_dir = cfg.collector_keys_dir;

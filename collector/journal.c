@@ -42,9 +42,9 @@
 #define JOURNAL_VERSION 1
 
 struct jhdr {
-	uint32_t len;     /* payload bytes */
+	uint32_t len; /* payload bytes */
 	uint32_t version;
-	uint64_t sum;     /* vg_checksum64(payload) */
+	uint64_t sum; /* vg_checksum64(payload) */
 };
 
 static void count(uint64_t *c, uint64_t n)
@@ -139,11 +139,11 @@ static int reserve(struct vg_journal *j, size_t need)
 /* Payload: u32 nres, then per resource u8 type, u16 id length, id,
  * i64 time_ms, u32 nsamples, and per sample u8 kind, u8 metric length,
  * metric, f64 value. */
-#define PUT(p, v)                              \
-	do {                                   \
-		__typeof__(v) v_ = (v);        \
-		memcpy((p), &v_, sizeof(v_));  \
-		(p) += sizeof(v_);             \
+#define PUT(p, v)                             \
+	do {                                  \
+		__typeof__(v) v_ = (v);       \
+		memcpy((p), &v_, sizeof(v_)); \
+		(p) += sizeof(v_);            \
 	} while (0)
 
 int vg_journal_encode(struct vg_journal *j, const struct vg_batch *b,
@@ -271,8 +271,7 @@ void vg_journal_retire(struct vg_journal *j, uint64_t id, int keep)
 		count(&j->stats.kept_dropped, 1);
 		keep = 0;
 	}
-	if (keep && (size_t)snprintf(kept, sizeof(kept), "%s/%016llx.kept", j->dir,
-				     (unsigned long long)id) < sizeof(kept) &&
+	if (keep && (size_t)snprintf(kept, sizeof(kept), "%s/%016llx.kept", j->dir, (unsigned long long)id) < sizeof(kept) &&
 	    rename(path, kept) == 0) {
 		count(&j->stats.kept, 1);
 		j->kept_on_disk++;
@@ -335,12 +334,12 @@ int vg_journal_scan(struct vg_journal *j, uint64_t **ids_out, size_t *n_out,
 	return 0;
 }
 
-#define GET(p, end, v)                                  \
-	do {                                            \
-		if ((size_t)((end) - (p)) < sizeof(v))  \
-			goto bad;                       \
-		memcpy(&(v), (p), sizeof(v));           \
-		(p) += sizeof(v);                       \
+#define GET(p, end, v)                                 \
+	do {                                           \
+		if ((size_t)((end) - (p)) < sizeof(v)) \
+			goto bad;                      \
+		memcpy(&(v), (p), sizeof(v));          \
+		(p) += sizeof(v);                      \
 	} while (0)
 
 /* Rebuild the batch of one record. NULL if malformed. */

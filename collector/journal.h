@@ -22,7 +22,7 @@
 #include "vigie/batch.h"
 
 #define VG_JOURNAL_SEG_MAX_BYTES (64u << 20) /* segment rotation */
-#define VG_JOURNAL_KEPT_MAX 16 /* *.kept segments on disk at most */
+#define VG_JOURNAL_KEPT_MAX 16               /* *.kept segments on disk at most */
 
 struct vg_journal {
 	char dir[PATH_MAX];
@@ -35,7 +35,7 @@ struct vg_journal {
 	uint32_t kept_on_disk; /* *.kept files (found at open + kept since) */
 	uint8_t *buf;          /* the record being built */
 	size_t cap;
-	struct {               /* __atomic */
+	struct { /* __atomic */
 		uint64_t bytes, syncs, kept, kept_dropped;
 	} stats;
 };

@@ -36,7 +36,7 @@ struct vg_lastval {
 	char *name;
 	int refs;
 	pthread_mutex_t mu;
-	struct vg_hmap res;     /* id -> resource (key: r->id, borrowed) */
+	struct vg_hmap res; /* id -> resource (key: r->id, borrowed) */
 	size_t nres, nmetrics;
 	struct vg_lastval_resource **dirty;
 	size_t ndirty, capdirty;
@@ -254,8 +254,7 @@ size_t vg_lastval_take_dirty(struct vg_lastval *t, struct vg_lastval_row *out)
 				continue;
 			m->dirty = 0;
 			out[n++] = (struct vg_lastval_row){
-				.res = r, .m = m, .value = m->value,
-				.time_ms = m->time_ms};
+				.res = r, .m = m, .value = m->value, .time_ms = m->time_ms};
 		}
 	}
 	t->dirty_rows = 0;

@@ -36,21 +36,21 @@ struct vg_lastval_resource;
 
 struct vg_lastval_series {
 	struct vg_lastval_resource *res;
-	uint8_t dirty;     /* value/time newer than the row */
-	int kind;          /* of the row; -1: the row must be written again */
-	const char *unit;  /* of the row (a catalogue string, not owned) */
-	double value;      /* newest (NaN when not finite) */
+	uint8_t dirty;    /* value/time newer than the row */
+	int kind;         /* of the row; -1: the row must be written again */
+	const char *unit; /* of the row (a catalogue string, not owned) */
+	double value;     /* newest (NaN when not finite) */
 	int64_t time_ms;
 	char name[];
 };
 
 struct vg_lastval_resource {
-	uint8_t dirty;          /* on the dirty stack */
-	uint8_t seen_dirty;     /* last_seen newer than the row */
-	uint8_t ended;          /* the row is ended (ended_at set) */
-	uint64_t ident;         /* identity hash of the row; 0: unknown */
-	int64_t first_seen;     /* of the row */
-	int64_t last_seen;      /* newest */
+	uint8_t dirty;      /* on the dirty stack */
+	uint8_t seen_dirty; /* last_seen newer than the row */
+	uint8_t ended;      /* the row is ended (ended_at set) */
+	uint64_t ident;     /* identity hash of the row; 0: unknown */
+	int64_t first_seen; /* of the row */
+	int64_t last_seen;  /* newest */
 	struct vg_lastval_series **m;
 	uint32_t nm, capm;
 	char id[];

@@ -45,10 +45,10 @@ struct due {
 
 struct page {
 	int64_t cutoff_ms;
-	int keep;            /* keep_ms > 0 */
+	int keep; /* keep_ms > 0 */
 	struct due *d;
 	size_t n, cap;
-	int cur_due;         /* the resource being visited is due */
+	int cur_due; /* the resource being visited is due */
 	struct vg_lifecycle_result *res;
 };
 
@@ -174,7 +174,8 @@ int vg_lifecycle_sweep(struct vg_registry *reg, struct vg_store *s, int64_t now_
 		rc = vg_registry_list_visit(reg, &f, &v, next, sizeof(next));
 		if (rc) {
 			snprintf(err, errlen, "lifecycle: reading the ended "
-				 "resources: %s", strerror(-rc));
+					      "resources: %s",
+				 strerror(-rc));
 			break;
 		}
 		for (size_t i = 0; i < p.n; i++)

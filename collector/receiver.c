@@ -91,7 +91,7 @@ struct vg_receiver_inject {
 
 struct vg_receiver {
 	int sock;
-	int efd; /* eventfd: a job was queued */
+	int efd;               /* eventfd: a job was queued */
 	pthread_mutex_t qlock; /* guards head, tail, qlen, closed, job->done */
 	pthread_cond_t qdone;
 	struct job *head, *tail;
@@ -106,7 +106,7 @@ struct vg_receiver {
 	/* vg_log_limited counters (log lines, not self-metrics) */
 	uint64_t n_dispatch_err, n_commit_err, n_seen_err, n_store_err;
 	uint64_t n_store_rejected, n_send_err, n_recv_err, n_retry;
-	uint64_t n_retrying; /* consecutive RETRY answers (0: storing fine) */
+	uint64_t n_retrying;        /* consecutive RETRY answers (0: storing fine) */
 	uint64_t store_errors_seen; /* write_errors already logged */
 };
 
@@ -288,7 +288,8 @@ static uint8_t accept_batch(struct vg_receiver *r, const struct vg_batch *b)
 	if (rc < 0) {
 		vg_log_limited(VG_LOG_WARN, &r->n_seen_err,
 			       "registry: duplicate check for %s failed: %s; "
-			       "asking for a retry", b->host, strerror(-rc));
+			       "asking for a retry",
+			       b->host, strerror(-rc));
 		count(&r->stats.batches_retry, 1);
 		return VG_ACK_RETRY;
 	}
@@ -312,7 +313,8 @@ static uint8_t accept_batch(struct vg_receiver *r, const struct vg_batch *b)
 		}
 		vg_log_limited(VG_LOG_WARN, &r->n_retry,
 			       "batch %s seq %llu not stored, answering RETRY "
-			       "(the agent keeps it and resends): %s%s", b->host,
+			       "(the agent keeps it and resends): %s%s",
+			       b->host,
 			       (unsigned long long)b->seq,
 			       r->o.store && *vg_store_last_error(r->o.store)
 				       ? vg_store_last_error(r->o.store)
@@ -328,14 +330,16 @@ static uint8_t accept_batch(struct vg_receiver *r, const struct vg_batch *b)
 	if (rc < 0)
 		vg_log_limited(VG_LOG_WARN, &r->n_dispatch_err,
 			       "batch %s seq %llu: a consumer failed: %s "
-			       "(acknowledged anyway)", b->host,
+			       "(acknowledged anyway)",
+			       b->host,
 			       (unsigned long long)b->seq, strerror(-rc));
 	rc = vg_registry_commit(r->o.registry, b->host, b->stream, b->seq,
 				b->time_ms);
 	if (rc < 0) {
 		vg_log_limited(VG_LOG_WARN, &r->n_commit_err,
 			       "registry: cannot record %s seq %llu: %s; asking "
-			       "for a retry", b->host, (unsigned long long)b->seq,
+			       "for a retry",
+			       b->host, (unsigned long long)b->seq,
 			       strerror(-rc));
 		count(&r->stats.batches_retry, 1);
 		return VG_ACK_RETRY;
@@ -346,13 +350,15 @@ static uint8_t accept_batch(struct vg_receiver *r, const struct vg_batch *b)
 		 * it; our writes of its values were idempotent */
 		count(&r->stats.batches_duplicate, 1);
 		vg_debug("duplicate batch %s stream %016llx seq %llu (committed "
-			 "elsewhere first)", b->host,
+			 "elsewhere first)",
+			 b->host,
 			 (unsigned long long)b->stream, (unsigned long long)b->seq);
 		return VG_ACK_DUPLICATE;
 	}
 	count(&r->stats.samples_received, b->nsamples);
 	vg_debug("accepted batch host=%s stream=%016llx seq=%llu: %zu resources, "
-		 "%zu samples stored", b->host, (unsigned long long)b->stream,
+		 "%zu samples stored",
+		 b->host, (unsigned long long)b->stream,
 		 (unsigned long long)b->seq, b->nres, b->nsamples);
 	return VG_ACK_OK;
 }
@@ -434,7 +440,8 @@ static int admit(struct vg_receiver *r, const struct vg_batch *b,
 	}
 	if (!counter) {
 		int64_t hi = r->o.max_future_ms > 0 ? now + r->o.max_future_ms
-						    : INT64_MAX, t;
+						    : INT64_MAX,
+			t;
 		if (bad_time(b, MIN_TIME_MS, hi, &t)) {
 			shown = t;
 			if (t > hi) {
@@ -481,7 +488,8 @@ static void handle(struct vg_receiver *r, const void *buf, size_t len,
 			       : rc == -EILSEQ ? &r->stats.batches_bad_name
 					       : &r->stats.batches_malformed,
 			       "rejected a %zu-byte message (stream %016llx seq "
-			       "%llu): %s", len, (unsigned long long)ack->stream,
+			       "%llu): %s",
+			       len, (unsigned long long)ack->stream,
 			       (unsigned long long)ack->seq,
 			       oversize ? "over max_message_bytes"
 					: vg_wire_strerror(rc));
@@ -564,7 +572,8 @@ int vg_receiver_inject_batch(struct vg_receiver_inject *in,
 		count(&r->stats.batches_retry, 1);
 		vg_log_limited(VG_LOG_WARN, &r->n_retry,
 			       "published measures of %s not stored (answered "
-			       "503): %s", b->host,
+			       "503): %s",
+			       b->host,
 			       r->o.store && *vg_store_last_error(r->o.store)
 				       ? vg_store_last_error(r->o.store)
 				       : "a consumer cannot take them now");
@@ -573,7 +582,8 @@ int vg_receiver_inject_batch(struct vg_receiver_inject *in,
 	if (rc < 0)
 		vg_log_limited(VG_LOG_WARN, &r->n_dispatch_err,
 			       "published measures of %s: a consumer failed: "
-			       "%s (stored anyway)", b->host, strerror(-rc));
+			       "%s (stored anyway)",
+			       b->host, strerror(-rc));
 	count(&r->stats.samples_received, b->nsamples);
 	count(&r->stats.samples_published, b->nsamples);
 	return 0;

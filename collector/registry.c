@@ -137,7 +137,7 @@ enum {
 	ST_COUNT
 };
 
-#define RES_COLUMNS                                                            \
+#define RES_COLUMNS                                                             \
 	"id, type, host, name, parent, project, \"user\", flavor, attributes, " \
 	"first_seen_ms, last_seen_ms, ended_at_ms"
 /* the greater of two values (max(a, b) is sqlite's only) */
@@ -158,9 +158,9 @@ static const char *const sql_text[ST_COUNT] = {
 		"ON CONFLICT(host, stream) DO UPDATE SET "
 		"last_seq = excluded.last_seq, "
 		"last_time_ms = " GREATER("streams.last_time_ms",
-					   "excluded.last_time_ms") ", "
-		"rank = excluded.rank "
-		"WHERE streams.last_seq < excluded.last_seq",
+					  "excluded.last_time_ms") ", "
+								   "rank = excluded.rank "
+								   "WHERE streams.last_seq < excluded.last_seq",
 	/* ?1 host ?2 streams kept: the floor takes the newest time of the
 	 * streams beyond the kept ones, which ST_PRUNE then deletes */
 	[ST_RAISE_FLOOR] =
@@ -168,8 +168,7 @@ static const char *const sql_text[ST_COUNT] = {
 		"SELECT CAST(?1 AS TEXT), max(last_time_ms) FROM streams WHERE "
 		"host = ?1 AND rank <= (SELECT rank FROM streams WHERE host = ?1 "
 		"ORDER BY rank DESC LIMIT 1 OFFSET ?2) HAVING count(*) > 0 "
-		"ON CONFLICT(host) DO UPDATE SET floor_ms = "
-		GREATER("stream_floor.floor_ms", "excluded.floor_ms"),
+		"ON CONFLICT(host) DO UPDATE SET floor_ms = " GREATER("stream_floor.floor_ms", "excluded.floor_ms"),
 	[ST_PRUNE] =
 		"DELETE FROM streams WHERE host = ?1 AND rank <= "
 		"(SELECT rank FROM streams WHERE host = ?1 "
@@ -200,19 +199,19 @@ static const char *const sql_text[ST_COUNT] = {
 		"attributes = CASE WHEN ?10 >= resources.ident_ms THEN "
 		"coalesce(?9, resources.attributes) ELSE resources.attributes END, "
 		"ident_ms = " GREATER("resources.ident_ms", "CAST(?10 AS BIGINT)") ", "
-		"first_seen_ms = " LESSER("resources.first_seen_ms", "CAST(?10 AS BIGINT)") ", "
-		"last_seen_ms = CASE WHEN ?11 = 1 THEN resources.last_seen_ms "
-		"WHEN ?10 > resources.last_seen_ms THEN CAST(?10 AS BIGINT) "
-		"ELSE resources.last_seen_ms END, "
-		"ended_at_ms = CASE WHEN ?11 = 1 THEN "
-		"coalesce(resources.ended_at_ms, CAST(?10 AS BIGINT)) "
-		"WHEN resources.ended_at_ms IS NOT NULL AND "
-		"?10 > resources.ended_at_ms THEN NULL "
-		"ELSE resources.ended_at_ms END "
-		/* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
+										   "first_seen_ms = " LESSER("resources.first_seen_ms", "CAST(?10 AS BIGINT)") ", "
+																			       "last_seen_ms = CASE WHEN ?11 = 1 THEN resources.last_seen_ms "
+																			       "WHEN ?10 > resources.last_seen_ms THEN CAST(?10 AS BIGINT) "
+																			       "ELSE resources.last_seen_ms END, "
+																			       "ended_at_ms = CASE WHEN ?11 = 1 THEN "
+																			       "coalesce(resources.ended_at_ms, CAST(?10 AS BIGINT)) "
+																			       "WHEN resources.ended_at_ms IS NOT NULL AND "
+																			       "?10 > resources.ended_at_ms THEN NULL "
+																			       "ELSE resources.ended_at_ms END "
+																			       /* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
 		 * for a NULL in sqlite 3.40.1 (Debian 12) */
-		"RETURNING first_seen_ms, ended_at_ms, "
-		"CASE WHEN ident_ms = ?10 THEN 1 ELSE 0 END",
+																			       "RETURNING first_seen_ms, ended_at_ms, "
+																			       "CASE WHEN ident_ms = ?10 THEN 1 ELSE 0 END",
 	[ST_METRIC_UPSERT] =
 		"INSERT INTO metrics(resource_id, name, kind, unit, last_value, "
 		"last_time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
@@ -222,7 +221,7 @@ static const char *const sql_text[ST_COUNT] = {
 		"metrics.last_time_ms THEN excluded.last_value "
 		"ELSE metrics.last_value END, "
 		"last_time_ms = " GREATER("metrics.last_time_ms",
-					   "excluded.last_time_ms"),
+					  "excluded.last_time_ms"),
 	[ST_GET] = "SELECT " RES_COLUMNS " FROM resources WHERE id = ?1",
 	[ST_METRICS_OF] = "SELECT name, kind, unit, last_value, last_time_ms "
 			  "FROM metrics WHERE resource_id = ?1 ORDER BY name",
@@ -345,16 +344,16 @@ static const struct vg_db_schema registry_schema = {
 
 struct vg_registry {
 	struct vg_db *db;
-	struct vg_lastval *lv;     /* shared by the handles of this state */
-	int64_t flushed_ms;        /* monotonic time of the last flush */
-	int wrote;                 /* this handle recorded samples */
+	struct vg_lastval *lv; /* shared by the handles of this state */
+	int64_t flushed_ms;    /* monotonic time of the last flush */
+	int wrote;             /* this handle recorded samples */
 	struct vg_registry_stats stats;
 	/* this transaction's work, to undo in lv on rollback */
 	struct vg_lastval_row *rows; /* dirty rows being written */
 	size_t nrows, caprows;
-	void **fres, **fmet;         /* cache entries whose rows it wrote */
+	void **fres, **fmet; /* cache entries whose rows it wrote */
 	size_t nfres, capfres, nfmet, capfmet;
-	char err[256];               /* the last failed write's message */
+	char err[256]; /* the last failed write's message */
 	/* the (host, stream) whose row vg_registry_seen just found: its
 	 * commit is the ACK alone (see vg_registry_commit) */
 	char known_host[VG_NAME_MAX + 1];
@@ -455,7 +454,8 @@ int vg_registry_open_state(const char *data_dir, const char *state_url,
 	else
 		rc = snprintf(url, sizeof(url),
 			      "sqlite:%s/registry.db?synchronous=normal"
-			      "&busy_timeout_ms=2000", data_dir);
+			      "&busy_timeout_ms=2000",
+			      data_dir);
 	if ((size_t)rc >= sizeof(url)) {
 		snprintf(err, errlen, "registry: data directory path too long");
 		return -ENAMETOOLONG;
@@ -1014,7 +1014,8 @@ const char *vg_registry_last_error(const struct vg_registry *r)
 {
 	if (!r)
 		return "";
-	return r->err[0] ? r->err : r->db ? vg_db_errmsg(r->db) : "";
+	return r->err[0] ? r->err : r->db ? vg_db_errmsg(r->db)
+					  : "";
 }
 
 static int consumer_batch(void *ctx, const struct vg_batch *b)
@@ -1106,9 +1107,7 @@ static json_t *metric_json(const struct vg_registry_metric *m)
 		return NULL;
 	json_object_set_new(e, "unit", text_json(m->unit));
 	json_object_set_new(e, "kind", kind ? json_string(kind) : json_null());
-	json_object_set_new(e, "last_value", isfinite(m->last_value)
-						     ? json_real(m->last_value)
-						     : json_null());
+	json_object_set_new(e, "last_value", isfinite(m->last_value) ? json_real(m->last_value) : json_null());
 	json_object_set_new(e, "last_time", time_json(1, m->last_time_ms));
 	return e;
 }
@@ -1318,7 +1317,8 @@ int vg_registry_metric_seen(struct vg_registry *r, const char *project,
 	vg_db_bind_text(s, 1, metric);
 	vg_db_bind_text(s, 2, project);
 	rc = vg_db_step(s);
-	rc = rc == 1 ? 1 : rc == 0 ? 0 : map_err(rc);
+	rc = rc == 1 ? 1 : rc == 0 ? 0
+				   : map_err(rc);
 	vg_db_reset(s);
 	return rc;
 }
@@ -1356,10 +1356,10 @@ static int list_stmt(struct vg_registry *r, unsigned mask, struct vg_db_stmt **s
 /* The walk of the metrics primary key beside the page's resources. */
 struct page_scan {
 	struct vg_db_stmt *s;
-	int rc;           /* of the last step (1 a row, 0 done); -1 before the first */
-	int gave_way;     /* per-resource reads from now on */
-	int64_t limit;    /* rows the scan may read (its LIMIT) */
-	int64_t read;     /* rows it read */
+	int rc;        /* of the last step (1 a row, 0 done); -1 before the first */
+	int gave_way;  /* per-resource reads from now on */
+	int64_t limit; /* rows the scan may read (its LIMIT) */
+	int64_t read;  /* rows it read */
 	size_t used, skipped;
 };
 

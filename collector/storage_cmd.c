@@ -74,7 +74,7 @@ static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
 	int rc;
 
 	if ((rc = vg_registry_open_state(cfg->collector_data_dir, cfg->state_url, &reg, err,
-					  sizeof(err))) ||
+					 sizeof(err))) ||
 	    (rc = vg_store_open(cfg->collector_data_dir, cfg, &s, err, sizeof(err)))) {
 		fprintf(errf, "vigie-collector storage stats: %s\n", err);
 		vg_registry_close(reg);
@@ -102,7 +102,7 @@ static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
 	fprintf(out, "resources: %llu\n", (unsigned long long)c.resources);
 	fprintf(out, "series: %llu (registry)\n", (unsigned long long)c.series);
 	fprintf(out, "ended: %llu resources with %llu series (deleted %g days "
-		"after they ended: [storage] keep_ended%s)\n",
+		     "after they ended: [storage] keep_ended%s)\n",
 		(unsigned long long)lr.resources_waiting,
 		(unsigned long long)lr.series_waiting, cfg->storage_keep_ended_s / 86400,
 		cfg->storage_keep_ended_s > 0 ? "" : " = 0, never");
@@ -114,7 +114,8 @@ static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
 		if (h->bytes_free != UINT64_MAX)
 			fprintf(out, ", %llu bytes free", (unsigned long long)h->bytes_free);
 		fprintf(out, "\n  growth: %.0f bytes/day (series created in the last "
-			"%d days, by birth time, divided by %d)%s\n", per_day,
+			     "%d days, by birth time, divided by %d)%s\n",
+			per_day,
 			GROWTH_DAYS, GROWTH_DAYS,
 			h->no_birth ? "; some files have no birth time" : "");
 		if (per_day > 0 && h->bytes_free != UINT64_MAX)
@@ -193,7 +194,7 @@ static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
 	int rc;
 
 	if ((rc = vg_registry_open_state(cfg->collector_data_dir, cfg->state_url, &reg, err,
-					  sizeof(err))) ||
+					 sizeof(err))) ||
 	    (rc = vg_store_open(cfg->collector_data_dir, cfg, &s, err, sizeof(err)))) {
 		fprintf(errf, "vigie-collector storage convert: %s\n", err);
 		vg_registry_close(reg);
@@ -201,7 +202,8 @@ static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
 	}
 	if (!vg_store_owns_journal(s)) {
 		fprintf(errf, "vigie-collector storage convert: %s is in use by a "
-			"running vigie-collector: stop it first\n", cfg->collector_data_dir);
+			      "running vigie-collector: stop it first\n",
+			cfg->collector_data_dir);
 		vg_store_close(s);
 		vg_registry_close(reg);
 		return 1;
@@ -237,7 +239,8 @@ static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
 	free(p.metric);
 	free(p.rtype);
 	fprintf(out, "converted %llu series, %llu had their rule's archives already, "
-		"%llu have no file, %llu failed\n", (unsigned long long)done,
+		     "%llu have no file, %llu failed\n",
+		(unsigned long long)done,
 		(unsigned long long)same, (unsigned long long)gone,
 		(unsigned long long)failed);
 	vg_store_close(s);

@@ -100,22 +100,22 @@
 
 struct series {
 	uint64_t hash;
-	char *id, *metric;     /* one allocation */
+	char *id, *metric; /* one allocation */
 	uint8_t rtype, kind;
-	int flushing;          /* a thread is writing its values (mu) */
-	int in_dirty;          /* on the dirty list (mu) */
-	int dead;              /* removed (vg_store_remove_series): off the
+	int flushing;              /* a thread is writing its values (mu) */
+	int in_dirty;              /* on the dirty list (mu) */
+	int dead;                  /* removed (vg_store_remove_series): off the
 				* dirty list, on the dead list, freed by the
 				* receiver (mu; read by the receiver) */
-	uint32_t owner;        /* the backend's holder (vg_rrd_loc.owner) */
-	int64_t retry_at_ms;   /* its daemon was unreachable: not before */
-	int64_t last_ms;       /* newest value accepted (receiver; mu to write) */
-	int64_t tent_ms;       /* receiver only: within the current batch */
-	uint64_t gen;          /* receiver only: batch generation of tent_ms */
-	struct vg_rrd_value *pend;     /* cached values, oldest first (mu) */
+	uint32_t owner;            /* the backend's holder (vg_rrd_loc.owner) */
+	int64_t retry_at_ms;       /* its daemon was unreachable: not before */
+	int64_t last_ms;           /* newest value accepted (receiver; mu to write) */
+	int64_t tent_ms;           /* receiver only: within the current batch */
+	uint64_t gen;              /* receiver only: batch generation of tent_ms */
+	struct vg_rrd_value *pend; /* cached values, oldest first (mu) */
 	uint32_t npend, cap;
-	uint64_t seg;          /* journal segment of pend[0] (mu) */
-	int64_t since_ms;      /* monotonic ms when pend[0] arrived (mu) */
+	uint64_t seg;                 /* journal segment of pend[0] (mu) */
+	int64_t since_ms;             /* monotonic ms when pend[0] arrived (mu) */
 	struct series *dprev, *dnext; /* dirty list, oldest first (mu) */
 };
 
@@ -134,49 +134,49 @@ struct slot {
 
 struct vg_store {
 	struct vg_rrd_backend *be;
-	char daemon_base[512];   /* [storage] daemon_base, "" if unset */
-	struct vg_rrd_layout layout;   /* [storage] step, heartbeat, archives */
+	char daemon_base[512];       /* [storage] daemon_base, "" if unset */
+	struct vg_rrd_layout layout; /* [storage] step, heartbeat, archives */
 	struct vg_archive archives[VG_MAX_ARCHIVES];
 	struct vg_archive_policy policies[VG_MAX_POLICIES]; /* [archives] */
 	size_t npolicies;
 
 	pthread_mutex_t mu;
-	pthread_cond_t work_cv;  /* flusher: something may be due */
-	pthread_cond_t done_cv;  /* a flush completed */
-	struct slot *tab;        /* open addressing; inserted by the receiver */
+	pthread_cond_t work_cv; /* flusher: something may be due */
+	pthread_cond_t done_cv; /* a flush completed */
+	struct slot *tab;       /* open addressing; inserted by the receiver */
 	size_t cap, used;
 	struct series *dhead, *dtail;
-	uint64_t cache_max;      /* [storage] cache_values */
-	uint32_t flush_depth;    /* [storage] flush_depth */
-	uint64_t pending;        /* values in all caches (mu) */
-	uint64_t cache_bytes;    /* allocated for them (mu) */
-	uint64_t gen;            /* receiver only */
-	int64_t last_batch_ms;   /* monotonic ms of the last write_batch (mu) */
+	uint64_t cache_max;    /* [storage] cache_values */
+	uint32_t flush_depth;  /* [storage] flush_depth */
+	uint64_t pending;      /* values in all caches (mu) */
+	uint64_t cache_bytes;  /* allocated for them (mu) */
+	uint64_t gen;          /* receiver only */
+	int64_t last_batch_ms; /* monotonic ms of the last write_batch (mu) */
 
 	/* journal: seg_active, seg_oldest and seg_fd under mu */
 	struct vg_journal j;
-	int owner;               /* holds the journal lock: write-behind on */
+	int owner;                 /* holds the journal lock: write-behind on */
 	uint32_t segcnt[SEG_RING]; /* caches + flushes holding each segment */
 	uint8_t segkeep[SEG_RING]; /* a value of it was not written: keep it
 				    * as <id>.kept instead of deleting (mu) */
-	int journal_busy;        /* the receiver is appending (mu) */
+	int journal_busy;          /* the receiver is appending (mu) */
 
 	/* removal (vg_store_remove_series; all under mu) */
-	struct series *dead;     /* removed series, linked by dnext, that
+	struct series *dead;      /* removed series, linked by dnext, that
 				  * the receiver takes out of the table */
-	struct key_use *readers; /* keys vg_store_fetch is reading */
+	struct key_use *readers;  /* keys vg_store_fetch is reading */
 	struct key_use *creating; /* the key the receiver is creating */
 	struct key_use *removing; /* the key being removed, or NULL */
-	uint64_t series_removed; /* __atomic */
-	int reclaiming;          /* a thread is retiring segments (mu) */
+	uint64_t series_removed;  /* __atomic */
+	int reclaiming;           /* a thread is retiring segments (mu) */
 
-	void **scratch;          /* receiver only: series of each sample (a
+	void **scratch; /* receiver only: series of each sample (a
 				  * struct series *, or NULL: not taken) */
 	size_t scap;
 
 	pthread_t flusher;
 	int running, stop;
-	struct vg_rrd_value *fbuf;       /* flusher only */
+	struct vg_rrd_value *fbuf; /* flusher only */
 	size_t fcap;
 
 	struct vg_store_stats stats; /* __atomic; the backend's and the
@@ -342,7 +342,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 const char *vg_store_err_reason(int reason)
 {
 	static const char *const names[VG_STORE_ERR_N] = {"time", "file", "memory",
-							   "librrd"};
+							  "librrd"};
 
 	return reason >= 0 && reason < VG_STORE_ERR_N ? names[reason] : NULL;
 }
@@ -461,7 +461,8 @@ int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *m
 	if (loc.address && (size_t)snprintf(addr, addrlen, "%s", loc.address) >= addrlen)
 		return -ENAMETOOLONG;
 	rc = s->be->ops->last_ms(s->be, &loc, &last);
-	return rc == -ENOENT || rc == -EHOSTUNREACH ? rc : rc ? -EIO : 0;
+	return rc == -ENOENT || rc == -EHOSTUNREACH ? rc : rc ? -EIO
+							      : 0;
 }
 
 /* ---- writing cached values to the backend -------------------------------------- */
@@ -1006,7 +1007,8 @@ static int check_archives(const struct vg_archive *a, size_t n, uint32_t step_s,
 		    a[i].retention_s < a[i].resolution_s) {
 			snprintf(err, errlen,
 				 "store: %s: archive %us:%us is not a multiple of "
-				 "the %us step", what, a[i].resolution_s,
+				 "the %us step",
+				 what, a[i].resolution_s,
 				 a[i].retention_s, step_s);
 			return -EINVAL;
 		}
@@ -1182,7 +1184,8 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 		count(&s->stats.cache_full, 1);
 		snprintf(s->last_error, sizeof(s->last_error),
 			 "storage full: the write-behind cache holds %llu values, "
-			 "the storage thread is behind", (unsigned long long)s->pending);
+			 "the storage thread is behind",
+			 (unsigned long long)s->pending);
 		return -EAGAIN;
 	}
 	if (jlen) {
@@ -1192,7 +1195,8 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 				pthread_mutex_unlock(&s->mu);
 				snprintf(s->last_error, sizeof(s->last_error),
 					 "storage full: %d journal segments wait for the "
-					 "storage thread", SEG_RING - 1);
+					 "storage thread",
+					 SEG_RING - 1);
 				return -EAGAIN;
 			}
 			/* the closed segment stays until its values are written */
@@ -1431,9 +1435,9 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 	pthread_cond_init(&s->done_cv, NULL);
 	s->last_batch_ms = vg_monotonic_ms();
 	s->cache_max = cfg->storage_cache_values ? cfg->storage_cache_values
-							 : CACHE_MAX_VALUES;
+						 : CACHE_MAX_VALUES;
 	s->flush_depth = cfg->storage_flush_depth ? cfg->storage_flush_depth
-							 : FLUSH_MIN_DEPTH;
+						  : FLUSH_MIN_DEPTH;
 	if (s->cache_max < 16)
 		s->cache_max = 16;
 	if (s->flush_depth < 1 || s->flush_depth > MAX_DEPTH)
@@ -1536,7 +1540,7 @@ void vg_store_close(struct vg_store *s)
 	}
 	if (s->be)
 		s->be->ops->close(s->be); /* removes the undo file */
-	vg_journal_close(&s->j);       /* releases the flock */
+	vg_journal_close(&s->j);          /* releases the flock */
 	for (size_t i = 0; s->tab && i < s->cap; i++) {
 		if (!s->tab[i].se)
 			continue;

@@ -114,7 +114,7 @@ struct vg_resource *vg_batch_resource(struct vg_batch *b, uint8_t type,
 	int err = 0;
 
 	if (!id || vg_array_grow((void **)&b->res, &b->cap_res, b->nres + 1,
-			sizeof(*b->res)))
+				 sizeof(*b->res)))
 		return NULL;
 	struct vg_resource *r = &b->res[b->nres];
 	memset(r, 0, sizeof(*r));
@@ -154,7 +154,7 @@ int vg_batch_sample(struct vg_batch *b, const char *metric, uint8_t kind,
 	if (!b->nres || !metric)
 		return -EINVAL;
 	if (vg_array_grow((void **)&b->samples, &b->cap_samples, b->nsamples + 1,
-		 sizeof(*b->samples)))
+			  sizeof(*b->samples)))
 		return -ENOMEM;
 	struct vg_sample *s = &b->samples[b->nsamples];
 	s->metric = dup0(b, metric, &err);
@@ -174,7 +174,7 @@ int vg_batch_attr(struct vg_batch *b, const char *key, const char *value)
 	if (!b->nres || !key || !value)
 		return -EINVAL;
 	if (vg_array_grow((void **)&b->attrs, &b->cap_attrs, b->nattrs + 1,
-		 sizeof(*b->attrs)))
+			  sizeof(*b->attrs)))
 		return -ENOMEM;
 	struct vg_attr *a = &b->attrs[b->nattrs];
 	a->key = dup0(b, key, &err);
@@ -194,7 +194,7 @@ int vg_batch_event(struct vg_batch *b, const char *resource, uint8_t type,
 	if (!resource)
 		return -EINVAL;
 	if (vg_array_grow((void **)&b->events, &b->cap_events, b->nevents + 1,
-		 sizeof(*b->events)))
+			  sizeof(*b->events)))
 		return -ENOMEM;
 	struct vg_event *e = &b->events[b->nevents];
 	e->resource = dup0(b, resource, &err);
@@ -208,9 +208,12 @@ int vg_batch_event(struct vg_batch *b, const char *resource, uint8_t type,
 }
 
 static const char *const rtype_names[] = {
-	[VG_RT_INSTANCE] = "instance", [VG_RT_DISK] = "disk",
-	[VG_RT_NIC] = "nic",	       [VG_RT_HOST] = "host",
-	[VG_RT_HOST_DISK] = "host_disk", [VG_RT_HOST_NIC] = "host_nic",
+	[VG_RT_INSTANCE] = "instance",
+	[VG_RT_DISK] = "disk",
+	[VG_RT_NIC] = "nic",
+	[VG_RT_HOST] = "host",
+	[VG_RT_HOST_DISK] = "host_disk",
+	[VG_RT_HOST_NIC] = "host_nic",
 	[VG_RT_CUSTOM] = "custom",
 };
 
@@ -241,8 +244,15 @@ const char *vg_kind_name(int kind)
 const char *vg_event_name(int type)
 {
 	static const char *const names[] = {
-		NULL,	     "started", "stopped",   "suspended", "resumed",
-		"defined", "undefined", "resized", "gap",
+		NULL,
+		"started",
+		"stopped",
+		"suspended",
+		"resumed",
+		"defined",
+		"undefined",
+		"resized",
+		"gap",
 	};
 	if (type < 1 || type > VG_EV_GAP)
 		return NULL;
@@ -268,16 +278,14 @@ char *vg_batch_to_json(const struct vg_batch *b)
 	for (size_t i = 0; i < b->nres; i++) {
 		const struct vg_resource *r = &b->res[i];
 		json_t *o = json_object(), *m = json_object(), *a = json_object();
-		json_object_set_new(o, "type", json_string(vg_rtype_name(r->type) ?
-							   vg_rtype_name(r->type) : "unknown"));
+		json_object_set_new(o, "type", json_string(vg_rtype_name(r->type) ? vg_rtype_name(r->type) : "unknown"));
 		json_object_set_new(o, "id", json_string(r->id));
 		json_object_set_new(o, "name", str_or_null(r->name));
 		json_object_set_new(o, "parent", str_or_null(r->parent));
 		json_object_set_new(o, "project", str_or_null(r->project));
 		json_object_set_new(o, "user", str_or_null(r->user));
 		json_object_set_new(o, "flavor", str_or_null(r->flavor));
-		json_object_set_new(o, "state", json_string(r->state == VG_RSTATE_ENDED ?
-							    "ended" : "active"));
+		json_object_set_new(o, "state", json_string(r->state == VG_RSTATE_ENDED ? "ended" : "active"));
 		json_object_set_new(o, "time_ms", json_integer(r->time_ms));
 		const struct vg_attr *at = vg_resource_attrs(b, r);
 		for (uint32_t k = 0; k < r->nattrs; k++)
@@ -286,8 +294,7 @@ char *vg_batch_to_json(const struct vg_batch *b)
 		const struct vg_sample *s = vg_resource_samples(b, r);
 		for (uint32_t k = 0; k < r->nsamples; k++) {
 			json_t *v = json_object();
-			json_object_set_new(v, "kind", json_string(vg_kind_name(s[k].kind) ?
-								   vg_kind_name(s[k].kind) : "unknown"));
+			json_object_set_new(v, "kind", json_string(vg_kind_name(s[k].kind) ? vg_kind_name(s[k].kind) : "unknown"));
 			json_object_set_new(v, "value", json_real(s[k].value));
 			json_object_set_new(m, s[k].metric, v);
 		}
@@ -298,8 +305,7 @@ char *vg_batch_to_json(const struct vg_batch *b)
 		const struct vg_event *e = &b->events[i];
 		json_t *o = json_object();
 		json_object_set_new(o, "resource", json_string(e->resource));
-		json_object_set_new(o, "type", json_string(vg_event_name(e->type) ?
-							   vg_event_name(e->type) : "unknown"));
+		json_object_set_new(o, "type", json_string(vg_event_name(e->type) ? vg_event_name(e->type) : "unknown"));
 		json_object_set_new(o, "time_ms", json_integer(e->time_ms));
 		json_object_set_new(o, "detail", str_or_null(e->detail));
 		json_array_append_new(evs, o);

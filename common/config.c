@@ -23,8 +23,14 @@
 #include "vigie/config.h"
 #include "vigie/log.h"
 
-enum key_type { K_STR, K_U32, K_SECONDS, K_LOGLEVEL, K_ARCHIVES, K_BOOL,
-		K_DURATION, K_EXEC,
+enum key_type { K_STR,
+		K_U32,
+		K_SECONDS,
+		K_LOGLEVEL,
+		K_ARCHIVES,
+		K_BOOL,
+		K_DURATION,
+		K_EXEC,
 		K_URLS /* [agent] collector(s): max = how many */ };
 
 struct key {
@@ -34,9 +40,15 @@ struct key {
 	double min, max;
 };
 
-#define S(sec, nm, field) {sec, nm, K_STR, offsetof(struct vg_config, field), \
-			   sizeof(((struct vg_config *)0)->field), 0, 0}
-#define U(sec, nm, field, lo, hi) {sec, nm, K_U32, offsetof(struct vg_config, field), 0, lo, hi}
+#define S(sec, nm, field)                                            \
+	{                                                            \
+		sec, nm, K_STR, offsetof(struct vg_config, field),   \
+			sizeof(((struct vg_config *)0)->field), 0, 0 \
+	}
+#define U(sec, nm, field, lo, hi)                                            \
+	{                                                                    \
+		sec, nm, K_U32, offsetof(struct vg_config, field), 0, lo, hi \
+	}
 
 static const struct key keys[] = {
 	{"agent", "collector", K_URLS, offsetof(struct vg_config, agent_collectors), 0, 1, 1},
@@ -301,8 +313,14 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 	void *dst = (char *)c + k->off;
 	switch (k->type) {
 	case K_STR:
-		if (!*value) { *why = "must not be empty"; return -EINVAL; }
-		if (strlen(value) >= k->size) { *why = "is too long"; return -EINVAL; }
+		if (!*value) {
+			*why = "must not be empty";
+			return -EINVAL;
+		}
+		if (strlen(value) >= k->size) {
+			*why = "is too long";
+			return -EINVAL;
+		}
 		memcpy(dst, value, strlen(value) + 1);
 		return 0;
 	case K_U32: {
@@ -321,7 +339,8 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 		if (vg_parse_duration(value, &v) || v < k->min || v > k->max) {
 			static __thread char msg[160];
 			snprintf(msg, sizeof(msg), "must be a duration in seconds "
-				 "(e.g. 10, 0.5, 1m) between %g and %g", k->min, k->max);
+						   "(e.g. 10, 0.5, 1m) between %g and %g",
+				 k->min, k->max);
 			*why = msg;
 			return -EINVAL;
 		}
@@ -330,7 +349,10 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 	}
 	case K_LOGLEVEL: {
 		int l = vg_log_level_parse(value);
-		if (l < 0) { *why = "must be error, warn, info or debug"; return -EINVAL; }
+		if (l < 0) {
+			*why = "must be error, warn, info or debug";
+			return -EINVAL;
+		}
 		*(int *)dst = l;
 		return 0;
 	}
@@ -351,7 +373,7 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 		if (vg_parse_duration(value, &v) || v < k->min || v > k->max) {
 			static __thread char msg[160];
 			snprintf(msg, sizeof(msg), "must be a duration (e.g. 0, 90, 10m, "
-				 "1h, 7d) of at most %.0f days; 0 turns it off",
+						   "1h, 7d) of at most %.0f days; 0 turns it off",
 				 k->max / 86400);
 			*why = msg;
 			return -EINVAL;
@@ -365,14 +387,20 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 			*why = "must be NAME: /absolute/program [args] (NAME of letters, digits, _ . -)";
 			return -EINVAL;
 		}
-		if (n >= sizeof(c->alarms_exec[0])) { *why = "is too long"; return -EINVAL; }
+		if (n >= sizeof(c->alarms_exec[0])) {
+			*why = "is too long";
+			return -EINVAL;
+		}
 		for (size_t i = 0; i < c->alarms_nexec; i++)
 			if (!strncmp(c->alarms_exec[i], value,
 				     (size_t)(strchr(value, ':') - value) + 1)) {
 				*why = "names a command already configured";
 				return -EINVAL;
 			}
-		if (c->alarms_nexec >= VG_MAX_EXEC) { *why = "too many exec commands (16 at most)"; return -EINVAL; }
+		if (c->alarms_nexec >= VG_MAX_EXEC) {
+			*why = "too many exec commands (16 at most)";
+			return -EINVAL;
+		}
 		memcpy(c->alarms_exec[c->alarms_nexec++], value, n + 1);
 		return 0;
 	}

@@ -49,7 +49,11 @@ int vg_db__scan_params(const char *sql, char *out)
 	const char *p = sql;
 	char *o = out;
 
-#define EMIT(c) do { char c_ = (c); if (o) *o++ = c_; } while (0)
+#define EMIT(c)                   \
+	do {                      \
+		char c_ = (c);    \
+		if (o) *o++ = c_; \
+	} while (0)
 	while (*p) {
 		char c = *p;
 		if (c == '\'' || c == '"') { /* literal or quoted identifier; '' and "" escape */
@@ -287,8 +291,7 @@ int vg_db_bind_double(struct vg_db_stmt *st, int i, double v)
 
 int vg_db_bind_text(struct vg_db_stmt *st, int i, const char *v)
 {
-	struct vg_db_value x = {.type = v ? VG_DB_TEXT : VG_DB_NULL, .p = v,
-				.len = v ? strlen(v) : 0};
+	struct vg_db_value x = {.type = v ? VG_DB_TEXT : VG_DB_NULL, .p = v, .len = v ? strlen(v) : 0};
 	return bind(st, i, &x);
 }
 
@@ -562,7 +565,8 @@ static int migrate(struct vg_db *db, const struct vg_db_schema *sch, char *err, 
 			return rc;
 	}
 	rc = vg_db_prepare(db, "INSERT INTO vg_schema(component, version) VALUES(?1, ?2) "
-			       "ON CONFLICT(component) DO UPDATE SET version = excluded.version", &st);
+			       "ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+			   &st);
 	if (rc)
 		return rc;
 	vg_db_bind_text(st, 1, sch->component);

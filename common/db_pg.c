@@ -46,13 +46,13 @@ struct pg_stmt {
 	struct vg_db_stmt base;
 	char name[16];
 	char *pgsql;
-	unsigned gen;       /* db->generation it was prepared in */
+	unsigned gen; /* db->generation it was prepared in */
 	int prepared;
-	char **vals;        /* nparams each: NULL = SQL NULL */
+	char **vals; /* nparams each: NULL = SQL NULL */
 	int *lens, *fmts;
-	PGresult *res;      /* the running result, or NULL */
+	PGresult *res; /* the running result, or NULL */
 	int row, nrows;
-	char **dec;         /* decoded bytea of the current row, per column */
+	char **dec; /* decoded bytea of the current row, per column */
 	size_t *declen;
 	int ncols;
 };

@@ -146,7 +146,8 @@ int vg_sign_key_load(const char *path, struct vg_key *out, char *err,
 	if (st.st_mode & S_IRWXO) {
 		snprintf(err, errlen,
 			 "key file %s: refusing a key that others may read or "
-			 "write (mode %04o); run: chmod 600 %s", path,
+			 "write (mode %04o); run: chmod 600 %s",
+			 path,
 			 (unsigned)(st.st_mode & 07777), path);
 		close(fd);
 		return -EPERM;
@@ -276,7 +277,9 @@ int vg_sign_verify(const struct vg_key *k, const void *msg, size_t len)
 	if ((rc = hmac(k, msg, len - VG_WIRE_MAC_LEN, mac)))
 		return rc;
 	rc = CRYPTO_memcmp(mac, (const uint8_t *)msg + len - VG_WIRE_MAC_LEN,
-			   VG_WIRE_MAC_LEN) ? -EKEYREJECTED : 0;
+			   VG_WIRE_MAC_LEN)
+		     ? -EKEYREJECTED
+		     : 0;
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return rc;
 }
@@ -309,7 +312,7 @@ int vg_sign_ack_verify(const struct vg_key *k, const uint8_t *batch_mac,
 	if ((rc = ack_mac(k, p, batch_mac, mac)))
 		return rc;
 	rc = CRYPTO_memcmp(mac, p + VG_WIRE_ACK_LEN, VG_WIRE_MAC_LEN) ? -EKEYREJECTED
-								   : 0;
+								      : 0;
 	OPENSSL_cleanse(mac, sizeof(mac));
 	return rc;
 }
@@ -441,7 +444,8 @@ int vg_keyring_load(const char *dir, struct vg_keyring **out, char *err,
 	if (st.st_mode & S_IWOTH) {
 		snprintf(err, errlen,
 			 "keys directory %s: refusing a directory anyone may "
-			 "write to (mode %04o); run: chmod o-w %s", dir,
+			 "write to (mode %04o); run: chmod o-w %s",
+			 dir,
 			 (unsigned)(st.st_mode & 07777), dir);
 		return -EPERM;
 	}
@@ -577,7 +581,12 @@ enum vg_sign_verdict vg_sign_check(const struct vg_sign_policy *p,
 const char *vg_sign_verdict_name(int v)
 {
 	static const char *const names[] = {
-		"ok", "unchecked", "unsigned", "no key", "forged", "wrong host",
+		"ok",
+		"unchecked",
+		"unsigned",
+		"no key",
+		"forged",
+		"wrong host",
 		"stale",
 	};
 	if (v < 0 || v > VG_SIGN_VERDICT_MAX)

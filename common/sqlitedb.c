@@ -76,13 +76,15 @@ static int migrate(sqlite3 *db, const char *path,
 		return rc;
 	if (version > sch->version) {
 		snprintf(err, errlen, "%s: schema version %d is newer than this "
-			 "program's %d", path, version, sch->version);
+				      "program's %d",
+			 path, version, sch->version);
 		return -EPROTONOSUPPORT;
 	}
 	if (version == sch->version)
 		return SQLITE_OK;
 	for (int v = version; upgrade && v >= 1 && v < sch->version &&
-			      upgrade[v]; v++) {
+			      upgrade[v];
+	     v++) {
 		rc = sqlite3_exec(db, upgrade[v], NULL, NULL, msg);
 		if (rc != SQLITE_OK)
 			return rc;

@@ -42,7 +42,11 @@
 
 /* ---- little-endian helpers ---- */
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
 static void put32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
@@ -53,7 +57,10 @@ static void put64(uint8_t *p, uint64_t v)
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
 static uint32_t get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
@@ -130,7 +137,9 @@ static int check_names(const struct vg_batch *b)
 /* The decoder's view of the same rules: each string of a message's table
  * is classified once (a metric repeated over thousands of resources is
  * checked once), then each field checks its string's class. */
-enum { C_NAME = 1, C_TEXT = 2, C_EMPTY = 4 };
+enum { C_NAME = 1,
+       C_TEXT = 2,
+       C_EMPTY = 4 };
 
 static uint8_t class_of(const char *s, size_t len)
 {
@@ -156,9 +165,9 @@ static int class_ok(const uint8_t *cls, uint32_t i, unsigned want, int optional)
 struct strtab {
 	const char **strs; /* index -> string */
 	uint32_t n, cap;
-	uint32_t *slots;   /* hash -> index+1 (0 = empty) */
+	uint32_t *slots; /* hash -> index+1 (0 = empty) */
 	uint32_t nslots;
-	size_t bytes;      /* encoded size of all strings */
+	size_t bytes; /* encoded size of all strings */
 };
 
 static uint32_t hash_str(const char *s)
@@ -254,10 +263,10 @@ static int encode(const struct vg_batch *b, uint8_t **out, size_t *len,
 	if (!idx)
 		return -ENOMEM;
 
-#define ADD(s)                                                  \
-	do {                                                    \
-		if ((rc = strtab_add(&t, (s), &idx[nidx++])))   \
-			goto fail;                              \
+#define ADD(s)                                                \
+	do {                                                  \
+		if ((rc = strtab_add(&t, (s), &idx[nidx++]))) \
+			goto fail;                            \
 	} while (0)
 	ADD(b->host);
 	for (size_t i = 0; i < b->nres; i++) {
@@ -454,8 +463,8 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 	r.p += HDR_LEN;
 	/* Cheap plausibility check before allocating anything. */
 	if ((size_t)(r.end - r.p) < 4 + 2 * (size_t)nstr + RES_LEN * (size_t)nres +
-					   SAMPLE_LEN * (size_t)nsamp +
-					   EVENT_LEN * (size_t)nev)
+					    SAMPLE_LEN * (size_t)nsamp +
+					    EVENT_LEN * (size_t)nev)
 		return -EBADMSG;
 	hostidx = get32(r.p);
 	r.p += 4;
@@ -506,7 +515,7 @@ int vg_wire_decode(const void *buf, size_t len, struct vg_batch **out)
 	b->cap_res = nres ? nres : 1;
 	for (uint32_t i = 0; i < nres; i++) {
 		struct vg_resource *res = &b->res[i];
-		const char **f[6] = {&res->id,	    &res->name, &res->parent,
+		const char **f[6] = {&res->id, &res->name, &res->parent,
 				     &res->project, &res->user, &res->flavor};
 		if ((rc = need(&r, RES_LEN)))
 			goto fail;

@@ -25,6 +25,8 @@ PKGS=(
   wrk openssl
   # fuzzing (libFuzzer) and sanitizer runtimes; memcheck for `make valgrind`
   clang libclang-rt-14-dev valgrind
+  # the style gate (tests/format_test.sh): clang-format 14 writes the tree
+  clang-format
   # real QEMU guests under libvirtd for tests/e2e (TCG, no KVM needed)
   libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils
   # a real browser for the web console test (tests/integration/console_test.sh)

@@ -2,7 +2,7 @@
 # scripts/format-check.sh — how far the tree is from .clang-format: the
 # number of source lines `make format` would change, in total and for the
 # files that differ most. The style file describes the code as written, so
-# the count stays small; it is a report, not a gate (exit 0), unless
+# the count is 0 (tests/format_test.sh); it is a report (exit 0), unless
 # FORMAT_MAX is set and the count is above it (exit 1). `make format-check`.
 set -u
 cd "$(dirname "$0")/.."

@@ -43,7 +43,9 @@ enum vg_alarm_kind {
 #define VG_ALARM_EV_CRASHED 9
 #define VG_ALARM_EV_AGENT_SILENT 10
 #define VG_ALARM_EV_MAX 10
-enum vg_alarm_severity { VG_SEV_LOW = 0, VG_SEV_MODERATE = 1, VG_SEV_CRITICAL = 2 };
+enum vg_alarm_severity { VG_SEV_LOW = 0,
+			 VG_SEV_MODERATE = 1,
+			 VG_SEV_CRITICAL = 2 };
 enum vg_alarm_stat {
 	VG_STAT_AVERAGE = 0,
 	VG_STAT_MINIMUM,
@@ -62,7 +64,12 @@ enum vg_alarm_group_stat {
 	VG_GROUP_PERCENTILE,  /* with def->group_percentile */
 	VG_GROUP_COUNT_ABOVE, /* members whose value > group_member_threshold */
 };
-enum vg_alarm_cmp { VG_CMP_GT = 0, VG_CMP_GE, VG_CMP_LT, VG_CMP_LE, VG_CMP_EQ, VG_CMP_NE };
+enum vg_alarm_cmp { VG_CMP_GT = 0,
+		    VG_CMP_GE,
+		    VG_CMP_LT,
+		    VG_CMP_LE,
+		    VG_CMP_EQ,
+		    VG_CMP_NE };
 enum vg_alarm_missing {
 	VG_MISSING_MISSING = 0,
 	VG_MISSING_IGNORE,
@@ -71,14 +78,14 @@ enum vg_alarm_missing {
 };
 
 /* Limits (documented in docs/alarms.md). */
-#define VG_ALARM_NAME_MAX 128        /* bytes of a name */
+#define VG_ALARM_NAME_MAX 128 /* bytes of a name */
 #define VG_ALARM_DESC_MAX 1024
-#define VG_ALARM_MAX_N 100           /* evaluation_periods */
+#define VG_ALARM_MAX_N 100                /* evaluation_periods */
 #define VG_ALARM_MAX_WINDOW_S (7 * 86400) /* period * evaluation_periods */
-#define VG_ALARM_MAX_ACTIONS 8       /* per state */
-#define VG_ALARM_ACTION_MAX 1024     /* bytes of one action URL */
-#define VG_ALARM_MAX_META 8          /* selector metadata pairs */
-#define VG_ALARM_RULE_MAX 1024       /* bytes of a composite rule */
+#define VG_ALARM_MAX_ACTIONS 8            /* per state */
+#define VG_ALARM_ACTION_MAX 1024          /* bytes of one action URL */
+#define VG_ALARM_MAX_META 8               /* selector metadata pairs */
+#define VG_ALARM_RULE_MAX 1024            /* bytes of a composite rule */
 #define VG_ALARM_MAX_KEEP_S (7 * 86400)
 
 struct vg_alarm_kv {
@@ -89,44 +96,44 @@ struct vg_alarm_kv {
  * every resource of `rtype` whose project, host, flavor and attributes
  * match the non-NULL fields here. */
 struct vg_alarm_selector {
-	int rtype;        /* enum vg_rtype; 0 = any type */
-	char *project;    /* NULL = the alarm's project; "*" = any (admin) */
-	char *host;       /* NULL = any */
-	char *flavor;     /* NULL = any */
+	int rtype;     /* enum vg_rtype; 0 = any type */
+	char *project; /* NULL = the alarm's project; "*" = any (admin) */
+	char *host;    /* NULL = any */
+	char *flavor;  /* NULL = any */
 	size_t nmeta;
 	struct vg_alarm_kv *meta; /* every pair must equal a resource attribute */
 };
 
 struct vg_alarm_def {
-	char id[40];          /* UUID, set by the engine */
-	char *project;        /* owner */
+	char id[40];   /* UUID, set by the engine */
+	char *project; /* owner */
 	char *name;
-	char *description;    /* "" when absent */
+	char *description; /* "" when absent */
 	int enabled;
-	int severity;         /* enum vg_alarm_severity */
-	int kind;             /* enum vg_alarm_kind */
+	int severity; /* enum vg_alarm_severity */
+	int kind;     /* enum vg_alarm_kind */
 
 	/* threshold */
 	char *metric;
-	char *resource;       /* one resource id, or NULL with a selector */
+	char *resource; /* one resource id, or NULL with a selector */
 	struct vg_alarm_selector sel;
-	int statistic;        /* enum vg_alarm_stat */
-	double percentile;    /* for VG_STAT_PERCENTILE */
+	int statistic;     /* enum vg_alarm_stat */
+	double percentile; /* for VG_STAT_PERCENTILE */
 	uint32_t period_s;
 	uint32_t evaluation_periods;  /* N */
 	uint32_t datapoints_to_alarm; /* M <= N */
-	int comparison;       /* enum vg_alarm_cmp */
+	int comparison;               /* enum vg_alarm_cmp */
 	double threshold;
-	int missing;          /* enum vg_alarm_missing */
-	uint32_t repeat_periods;   /* re-notify every K periods in alarm; 0 off */
+	int missing;             /* enum vg_alarm_missing */
+	uint32_t repeat_periods; /* re-notify every K periods in alarm; 0 off */
 	uint32_t keep_firing_for_s;
 	int allow_unknown_metric; /* created before its metric exists */
 	/* a group alarm: one evaluation across every resource the selector
 	 * matches (group != 0), members combined per period by group_stat */
 	int group;
-	int group_stat;       /* enum vg_alarm_group_stat */
+	int group_stat; /* enum vg_alarm_group_stat */
 	double group_percentile, group_member_threshold;
-	uint32_t cooldown_s;  /* no alarm notification sooner after one; 0 off */
+	uint32_t cooldown_s; /* no alarm notification sooner after one; 0 off */
 
 	/* composite */
 	char *rule;
@@ -158,8 +165,8 @@ struct vg_alarm_def {
 struct vg_alarm_policy {
 	const char *const *exec_names; /* operator-configured exec commands */
 	size_t nexec;
-	int alertmanager;     /* 1 if an Alertmanager URL is configured */
-	double agent_interval_s; /* periods may be any multiple of it; 0 = 10 */
+	int alertmanager;          /* 1 if an Alertmanager URL is configured */
+	double agent_interval_s;   /* periods may be any multiple of it; 0 = 10 */
 	const char *scope_project; /* NULL: admin (may set "project") */
 	/* Refuse a metric that is neither in the catalogue (catalog.h) nor
 	 * seen: metric_seen(metric_ctx, project, metric) returns 1 when the
@@ -201,16 +208,16 @@ int vg_alarm_def_eval_changed(const struct vg_alarm_def *a,
 			      const struct vg_alarm_def *b);
 
 /* Names. Unknown values give NULL / -EINVAL. */
-const char *vg_alarm_state_name(int s);   /* "insufficient_data","ok","alarm" */
+const char *vg_alarm_state_name(int s); /* "insufficient_data","ok","alarm" */
 int vg_alarm_state_parse(const char *s);
 const char *vg_alarm_severity_name(int s);
 /* buf of VG_ALARM_STAT_NAME_MAX bytes holds any percentile ("p99", or up
  * to 17 significant digits where fewer would not read back the same). */
 #define VG_ALARM_STAT_NAME_MAX 32
 const char *vg_alarm_stat_name(int s, double pct, char *buf, size_t len); /* "p99" */
-const char *vg_alarm_cmp_name(int c);     /* "gt" */
-const char *vg_alarm_cmp_words(int c);    /* "greater than" */
-const char *vg_alarm_missing_name(int m); /* "not_breaching" */
+const char *vg_alarm_cmp_name(int c);                                     /* "gt" */
+const char *vg_alarm_cmp_words(int c);                                    /* "greater than" */
+const char *vg_alarm_missing_name(int m);                                 /* "not_breaching" */
 const char *vg_alarm_group_stat_name(int s, double pct, char *buf, size_t len);
 /* "stopped", "crashed", "agent_silent"...; NULL if unknown. */
 const char *vg_alarm_event_kind_name(int k);

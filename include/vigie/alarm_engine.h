@@ -58,14 +58,14 @@ struct vg_alarm_engine;
 struct vg_alarm_outbox;
 
 struct vg_alarm_engine_options {
-	const char *data_dir;             /* alarms.db */
-	double agent_interval_s;          /* period validation; 0 = 10 */
-	struct vg_alarm_pub *pub;         /* may be NULL; not owned */
-	struct vg_alarm_hub *hub;         /* may be NULL; not owned */
+	const char *data_dir;                 /* alarms.db */
+	double agent_interval_s;              /* period validation; 0 = 10 */
+	struct vg_alarm_pub *pub;             /* may be NULL; not owned */
+	struct vg_alarm_hub *hub;             /* may be NULL; not owned */
 	const struct vg_alarm_exec_cmd *exec; /* copied */
 	size_t nexec;
-	const char *alertmanager_url;     /* NULL = none */
-	const char *webhook_allow;        /* fence exceptions, "CIDR,..." */
+	const char *alertmanager_url; /* NULL = none */
+	const char *webhook_allow;    /* fence exceptions, "CIDR,..." */
 	/* silences (vigie/alarm_silence.h): database URL (vigie/db.h; NULL =
 	 * sqlite <data_dir>/alarms.db) and [alarms] max_silences_per_project */
 	const char *silence_db;
@@ -78,9 +78,9 @@ struct vg_alarm_engine_options {
 	unsigned max_notifications_per_minute;
 	int64_t webhook_timeout_ms, retry_initial_ms, retry_max_ms,
 		retry_for_ms, exec_timeout_ms; /* 0 = defaults (outbox.h) */
-	int64_t history_retention_ms;     /* 0 = 30 days */
-	int deliver;                      /* start the delivery thread */
-	int64_t (*now_ms)(void);          /* wall clock; NULL = vg_now_ms */
+	int64_t history_retention_ms;          /* 0 = 30 days */
+	int deliver;                           /* start the delivery thread */
+	int64_t (*now_ms)(void);               /* wall clock; NULL = vg_now_ms */
 	/* Refuse alarms on metrics neither in the catalogue nor seen
 	 * (vg_alarm_policy.check_metric); metric_seen may be NULL
 	 * (catalogue only). Called with the engine's lock held. */
@@ -160,10 +160,10 @@ struct vg_alarm_engine_stats {
 	uint64_t datapoints, evaluations, transitions, notifications;
 	uint64_t store_errors, pending, pending_dropped;
 	uint64_t batch_ns_total;
-	uint64_t silenced;       /* notifications not sent: a silence matched */
-	uint64_t rate_limited;   /* not sent: max_notifications_per_minute */
-	uint64_t outside_time;   /* not sent: outside the alarm's time_constraints */
-	uint64_t inhibited;      /* not sent: an alarm inhibiting it fires */
+	uint64_t silenced;     /* notifications not sent: a silence matched */
+	uint64_t rate_limited; /* not sent: max_notifications_per_minute */
+	uint64_t outside_time; /* not sent: outside the alarm's time_constraints */
+	uint64_t inhibited;    /* not sent: an alarm inhibiting it fires */
 	uint64_t silences_active;
 };
 void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VG_EXEC_MAX 16         /* configured commands */
+#define VG_EXEC_MAX 16 /* configured commands */
 #define VG_EXEC_NAME_MAX 64
 #define VG_EXEC_CMD_MAX 512
 #define VG_EXEC_MAX_ARGS 32

@@ -42,22 +42,22 @@
 
 struct vg_alarm_outbox;
 
-#define VG_OUTBOX_MAX_IN_FLIGHT 64    /* attempts at once, in all */
-#define VG_OUTBOX_PER_DESTINATION 16  /* attempts at once to one receiver */
+#define VG_OUTBOX_MAX_IN_FLIGHT 64   /* attempts at once, in all */
+#define VG_OUTBOX_PER_DESTINATION 16 /* attempts at once to one receiver */
 
 struct vg_alarm_outbox_options {
-	const char *data_dir;           /* alarms.db lives here */
-	int64_t webhook_timeout_ms;     /* per attempt; 0 = 5000 */
-	int64_t retry_initial_ms;       /* 0 = 1000 */
-	int64_t retry_max_ms;           /* 0 = 300000 */
-	int64_t retry_for_ms;           /* give up after; 0 = 86400000 */
+	const char *data_dir;                 /* alarms.db lives here */
+	int64_t webhook_timeout_ms;           /* per attempt; 0 = 5000 */
+	int64_t retry_initial_ms;             /* 0 = 1000 */
+	int64_t retry_max_ms;                 /* 0 = 300000 */
+	int64_t retry_for_ms;                 /* give up after; 0 = 86400000 */
 	const struct vg_alarm_exec_cmd *exec; /* copied */
 	size_t nexec;
-	int64_t exec_timeout_ms;        /* 0 = 10000 */
-	const char *alertmanager_url;   /* base URL or NULL */
-	int64_t (*now_ms)(void);        /* wall clock; NULL = vg_now_ms */
-	unsigned max_in_flight;         /* 0 = VG_OUTBOX_MAX_IN_FLIGHT */
-	unsigned per_destination;       /* 0 = VG_OUTBOX_PER_DESTINATION */
+	int64_t exec_timeout_ms;      /* 0 = 10000 */
+	const char *alertmanager_url; /* base URL or NULL */
+	int64_t (*now_ms)(void);      /* wall clock; NULL = vg_now_ms */
+	unsigned max_in_flight;       /* 0 = VG_OUTBOX_MAX_IN_FLIGHT */
+	unsigned per_destination;     /* 0 = VG_OUTBOX_PER_DESTINATION */
 	/* Project webhooks: "CIDR,..." the fence lets through
 	 * (alarms/guard.h lists what it refuses otherwise); NULL = none. */
 	const char *webhook_allow;

@@ -35,8 +35,8 @@ struct vg_alarm_pub;
 
 struct vg_alarm_pub_stats {
 	uint64_t alarm_sent, metric_sent;
-	uint64_t dropped_queue;  /* metric messages refused: queue full */
-	uint64_t send_errors;    /* nn_send failures (the message is lost) */
+	uint64_t dropped_queue; /* metric messages refused: queue full */
+	uint64_t send_errors;   /* nn_send failures (the message is lost) */
 	uint64_t queued_bytes;
 };
 

@@ -32,8 +32,8 @@
 
 struct vg_alarm_silences;
 
-#define VG_SILENCE_MAX 10000          /* silences held (active, pending, recent) */
-#define VG_SILENCE_PER_PROJECT 100    /* default [alarms] max_silences_per_project */
+#define VG_SILENCE_MAX 10000       /* silences held (active, pending, recent) */
+#define VG_SILENCE_PER_PROJECT 100 /* default [alarms] max_silences_per_project */
 #define VG_SILENCE_MAX_DURATION_S (366 * 86400)
 #define VG_SILENCE_KEEP_EXPIRED_MS (7LL * 86400000) /* listed after the end */
 

@@ -92,13 +92,13 @@ int vg_alarm_store_delete_def(struct vg_alarm_store *s, const char *id);
 
 struct vg_alarm_state_row {
 	const char *alarm_id;
-	const char *resource;   /* "" for a single-resource or composite alarm */
+	const char *resource; /* "" for a single-resource or composite alarm */
 	int state;
 	int64_t since_ms;
 	int64_t clear_since_ms;
 	uint32_t alarm_periods;
 	const char *reason;
-	const void *ring;       /* packed datapoints (vigie/alarm_eval.h) */
+	const void *ring; /* packed datapoints (vigie/alarm_eval.h) */
 	size_t ring_len;
 	int64_t updated_ms;
 };
@@ -143,16 +143,17 @@ int vg_alarm_store_prune(struct vg_alarm_store *s, int64_t before_ms,
 
 /* ---- outbox ---------------------------------------------------------------------- */
 
-enum vg_alarm_outbox_state { VG_OUTBOX_PENDING = 0, VG_OUTBOX_DELIVERED = 1,
-		       VG_OUTBOX_FAILED = 2 };
+enum vg_alarm_outbox_state { VG_OUTBOX_PENDING = 0,
+			     VG_OUTBOX_DELIVERED = 1,
+			     VG_OUTBOX_FAILED = 2 };
 
 struct vg_alarm_outbox_item {
 	int64_t id;
 	char notice_id[40];
 	char alarm_id[40];
 	char project[256];
-	char *action;  /* malloc'd */
-	char *body;    /* malloc'd JSON text */
+	char *action; /* malloc'd */
+	char *body;   /* malloc'd JSON text */
 	uint32_t attempts;
 	int64_t created_ms, next_ms;
 };

@@ -25,17 +25,17 @@ struct vg_bill_service;
 typedef void (*vg_stats_fn)(void *ctx, struct vg_receiver_stats *out);
 
 struct vg_api_options {
-	const char *listen;    /* "127.0.0.1:7480", "[::1]:7480", ":7480" */
-	const char *data_dir;  /* where registry.db lives */
+	const char *listen;   /* "127.0.0.1:7480", "[::1]:7480", ":7480" */
+	const char *data_dir; /* where registry.db lives */
 	/* [state] url: the registry and tokens of a shared PostgreSQL (NULL
 	 * or "": sqlite files in data_dir); each HTTP thread's registry
 	 * handle opens it. state_token_key: the tokens' key file (NULL or "":
 	 * <data_dir>/tokens.key). */
 	const char *state_url;
 	const char *state_token_key;
-	unsigned threads;      /* worker threads, >= 1 */
+	unsigned threads; /* worker threads, >= 1 */
 	struct vg_store *store;
-	vg_stats_fn stats;     /* may be NULL */
+	vg_stats_fn stats; /* may be NULL */
 	void *stats_ctx;
 	/* HTTPS: PEM files of the certificate (chain) and its key, both or
 	 * neither ([collector] tls_cert, tls_key). */

@@ -24,8 +24,8 @@
 /* Resource types. Values are on the wire: never renumber. */
 enum vg_rtype {
 	VG_RT_INSTANCE = 1,
-	VG_RT_DISK = 2,      /* an instance's block device */
-	VG_RT_NIC = 3,       /* an instance's vNIC */
+	VG_RT_DISK = 2, /* an instance's block device */
+	VG_RT_NIC = 3,  /* an instance's vNIC */
 	VG_RT_HOST = 4,
 	VG_RT_HOST_DISK = 5,
 	VG_RT_HOST_NIC = 6,
@@ -58,8 +58,8 @@ enum vg_event_type {
 	VG_EV_RESUMED = 4,
 	VG_EV_DEFINED = 5,
 	VG_EV_UNDEFINED = 6,
-	VG_EV_RESIZED = 7,   /* flavor changed; detail carries the new flavor */
-	VG_EV_GAP = 8,       /* the agent could not poll (libvirt down) */
+	VG_EV_RESIZED = 7, /* flavor changed; detail carries the new flavor */
+	VG_EV_GAP = 8,     /* the agent could not poll (libvirt down) */
 };
 
 struct vg_attr {
@@ -91,7 +91,7 @@ struct vg_event {
 	const char *resource; /* resource id */
 	uint8_t type;         /* enum vg_event_type */
 	int64_t time_ms;
-	const char *detail;   /* may be NULL; JSON text for RESIZED */
+	const char *detail; /* may be NULL; JSON text for RESIZED */
 };
 
 struct vg_batch {

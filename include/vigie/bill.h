@@ -18,8 +18,8 @@
 
 typedef unsigned __int128 vg_bill_u128;
 
-#define VG_BILL_MICRO 1000000LL          /* micro-units per currency unit */
-#define VG_BILL_MONEY_MAX_DIGITS 6       /* minor unit digits, 0..6 */
+#define VG_BILL_MICRO 1000000LL                             /* micro-units per currency unit */
+#define VG_BILL_MONEY_MAX_DIGITS 6                          /* minor unit digits, 0..6 */
 #define VG_BILL_MONEY_MAX (1000000000000LL * VG_BILL_MICRO) /* 10^12 units */
 
 /* Parse an exact decimal ("12", "0.0125", "-3.5") into micro-units: at

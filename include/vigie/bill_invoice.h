@@ -41,34 +41,34 @@ const char *vg_bill_usage_type_name(int ut);
 int vg_bill_usage_type_parse(const char *s); /* -EINVAL if unknown */
 
 struct vg_bill_invoice_line {
-	char *key;            /* unique in the invoice: resource|type|item|rate */
+	char *key; /* unique in the invoice: resource|type|item|rate */
 	char *resource_id;
-	char *resource_name;  /* may be NULL */
-	int usage_type;       /* enum vg_bill_usage_type */
-	char *item;           /* "flavor:m1.small", "vcpu", "ram", "disk",
+	char *resource_name; /* may be NULL */
+	int usage_type;      /* enum vg_bill_usage_type */
+	char *item;          /* "flavor:m1.small", "vcpu", "ram", "disk",
 				 "root-disk", "egress-tier-2", "ingress",
 				 "unpriced:..." */
 	char *description;
 	int64_t start_ms, end_ms; /* usage start and end within the month */
-	vg_bill_u128 qty;          /* in base units (base_unit), magnitude */
-	int qty_neg;          /* adjustment lines: the quantity is negative */
-	vg_bill_u128 qty_den;      /* base units per billed unit */
-	char *unit;           /* billed unit: "hour", "vCPU-hour", "GiB-hour",
+	vg_bill_u128 qty;         /* in base units (base_unit), magnitude */
+	int qty_neg;              /* adjustment lines: the quantity is negative */
+	vg_bill_u128 qty_den;     /* base units per billed unit */
+	char *unit;               /* billed unit: "hour", "vCPU-hour", "GiB-hour",
 				 "GiB-month", "GB" */
-	char *base_unit;      /* "ms", "vCPU-ms", "MiB-ms", "byte-ms", "byte" */
-	int64_t rate_micro;   /* price per billed unit */
-	int64_t amount_micro; /* rounded to the minor unit */
-	char *adjusted_type;  /* adjustment lines: the usage type adjusted */
-	char *adjustment_for; /* adjustment lines: "2026-10" */
-	int minimum_runs;     /* runs shorter than the minimum, billed at it */
+	char *base_unit;          /* "ms", "vCPU-ms", "MiB-ms", "byte-ms", "byte" */
+	int64_t rate_micro;       /* price per billed unit */
+	int64_t amount_micro;     /* rounded to the minor unit */
+	char *adjusted_type;      /* adjustment lines: the usage type adjusted */
+	char *adjustment_for;     /* adjustment lines: "2026-10" */
+	int minimum_runs;         /* runs shorter than the minimum, billed at it */
 	int64_t minimum_added_ms; /* time added by the minimum (in qty) */
-	char *instance_id;    /* the instance the resource belongs to (itself
+	char *instance_id;        /* the instance the resource belongs to (itself
 				 for an instance; NULL: resource_id) */
-	char *instance_name;  /* its name, may be NULL */
-	char *corrects;       /* adjustment lines: the number of the frozen
+	char *instance_name;      /* its name, may be NULL */
+	char *corrects;           /* adjustment lines: the number of the frozen
 				 invoice corrected; NULL if the month had
 				 none for this project */
-	char *split;          /* why this line is apart from the one above it
+	char *split;              /* why this line is apart from the one above it
 				 (same resource and usage type): "price
 				 change", "resize", "tier", "root disk";
 				 NULL for the first */
@@ -82,12 +82,12 @@ enum vg_bill_doc {
 };
 
 struct vg_bill_invoice {
-	char *number;         /* "2026-10-0001" (final), "DRAFT-2026-10-acme";
+	char *number; /* "2026-10-0001" (final), "DRAFT-2026-10-acme";
 				 with an issuer's number_prefix, final
 				 invoices and credit notes are prefix +
 				 the issuer's sequence ("VC-000042") */
 	char *project;
-	char *project_name;   /* the name people know it by; NULL if unknown */
+	char *project_name; /* the name people know it by; NULL if unknown */
 	struct vg_bill_month month;
 	char currency[4];
 	int digits;
@@ -98,18 +98,18 @@ struct vg_bill_invoice {
 	int64_t subtotal_micro[VG_BILL_UT_N];
 	int64_t total_micro;
 	size_t nwarnings;
-	char **warnings;      /* usage that had no price, etc. */
+	char **warnings; /* usage that had no price, etc. */
 	/* the document (vg_bill_invoice_document) */
-	int doc;                       /* enum vg_bill_doc */
-	struct vg_bill_party issuer;   /* owned copies; name NULL: none */
+	int doc;                     /* enum vg_bill_doc */
+	struct vg_bill_party issuer; /* owned copies; name NULL: none */
 	struct vg_bill_party customer;
-	int64_t issue_ms, due_ms;      /* -1 until finalized (and statements) */
-	int payment_terms_days;        /* -1: none */
+	int64_t issue_ms, due_ms; /* -1 until finalized (and statements) */
+	int payment_terms_days;   /* -1: none */
 	int has_tax;
-	int64_t tax_rate_micro;        /* 200000 = 20 % */
-	int64_t tax_micro;             /* on the rounded total, rounded once */
+	int64_t tax_rate_micro; /* 200000 = 20 % */
+	int64_t tax_micro;      /* on the rounded total, rounded once */
 	char *tax_note;
-	int64_t amount_due_micro;      /* total + tax */
+	int64_t amount_due_micro; /* total + tax */
 	/* private */
 	size_t caplines;
 };

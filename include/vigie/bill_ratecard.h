@@ -27,8 +27,8 @@
 #define VG_BILL_RC_MAX_TIERS 16
 #define VG_BILL_RC_MAX_SHEETS 256
 #define VG_BILL_RC_DEFAULT_MIN_RUN_S 60
-#define VG_BILL_GB 1000000000LL               /* network: 10^9 bytes */
-#define VG_BILL_GIB 1073741824LL              /* storage and RAM: 2^30 bytes */
+#define VG_BILL_GB 1000000000LL  /* network: 10^9 bytes */
+#define VG_BILL_GIB 1073741824LL /* storage and RAM: 2^30 bytes */
 
 struct vg_bill_rc_tier {
 	int64_t up_to_bytes; /* cumulative upper bound in the month; -1 = none */
@@ -37,7 +37,7 @@ struct vg_bill_rc_tier {
 
 struct vg_bill_rc_flavor {
 	char *name;
-	int64_t hour_micro;  /* per instance-hour */
+	int64_t hour_micro; /* per instance-hour */
 };
 
 /* One sheet; has_* says which prices it sets. */
@@ -46,13 +46,13 @@ struct vg_bill_rc_sheet {
 	size_t nflavors;
 	struct vg_bill_rc_flavor *flavors;
 	int has_vcpu_hour, has_ram_gib_hour, has_storage, has_egress,
-	    has_ingress;
-	int64_t vcpu_hour_micro;        /* per vCPU-hour */
-	int64_t ram_gib_hour_micro;     /* per GiB-of-RAM-hour */
+		has_ingress;
+	int64_t vcpu_hour_micro;         /* per vCPU-hour */
+	int64_t ram_gib_hour_micro;      /* per GiB-of-RAM-hour */
 	int64_t storage_gib_month_micro; /* per GiB-month */
 	size_t ntiers;
 	struct vg_bill_rc_tier tiers[VG_BILL_RC_MAX_TIERS];
-	int64_t ingress_gb_micro;       /* per GB received */
+	int64_t ingress_gb_micro; /* per GB received */
 };
 
 struct vg_bill_rc_list {
@@ -63,11 +63,11 @@ struct vg_bill_rc_list {
 /* Who sends or receives an invoice. Every string may be NULL. */
 #define VG_BILL_MAX_ADDRESS 6
 struct vg_bill_party {
-	char *name;                          /* legal name */
-	char *address[VG_BILL_MAX_ADDRESS];  /* lines, naddress of them */
+	char *name;                         /* legal name */
+	char *address[VG_BILL_MAX_ADDRESS]; /* lines, naddress of them */
 	size_t naddress;
-	char *tax_id;                        /* VAT number etc. */
-	char country[3];                     /* ISO 3166 alpha-2, "" unknown */
+	char *tax_id;    /* VAT number etc. */
+	char country[3]; /* ISO 3166 alpha-2, "" unknown */
 };
 
 #define VG_BILL_MAX_TAX_RATES 64
@@ -89,7 +89,7 @@ struct vg_bill_rc_issuer {
 /* A project's billing profile: with one, its documents are invoices. */
 struct vg_bill_rc_profile {
 	struct vg_bill_party party;
-	int has_tax_rate;       /* the project's own rate beats the country's */
+	int has_tax_rate; /* the project's own rate beats the country's */
 	int64_t tax_rate_micro;
 	char *tax_note;         /* e.g. "VAT reverse charge", may be NULL */
 	int payment_terms_days; /* -1: the issuer's */
@@ -97,7 +97,7 @@ struct vg_bill_rc_profile {
 
 struct vg_bill_rc_project {
 	char *project;
-	struct vg_bill_rc_list list;     /* may be empty (n = 0) */
+	struct vg_bill_rc_list list;        /* may be empty (n = 0) */
 	struct vg_bill_rc_profile *profile; /* NULL: none */
 };
 
@@ -116,11 +116,11 @@ struct vg_bill_ratecard {
 struct vg_bill_prices {
 	const struct vg_bill_ratecard *rc;
 	const struct vg_bill_rc_list *plist; /* the project's list or NULL */
-	ptrdiff_t gi, pi;       /* sheets in force (-1: none yet) */
-	int64_t from_ms;        /* these prices hold on [from_ms, until_ms) */
-	int64_t until_ms;       /* next valid_from of either list, or INT64_MAX */
+	ptrdiff_t gi, pi;                    /* sheets in force (-1: none yet) */
+	int64_t from_ms;                     /* these prices hold on [from_ms, until_ms) */
+	int64_t until_ms;                    /* next valid_from of either list, or INT64_MAX */
 	int has_vcpu_hour, has_ram_gib_hour, has_storage, has_egress,
-	    has_ingress;
+		has_ingress;
 	int64_t vcpu_hour_micro, ram_gib_hour_micro, storage_gib_month_micro,
 		ingress_gb_micro;
 	size_t ntiers;

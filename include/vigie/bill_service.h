@@ -15,7 +15,7 @@
 #include "vigie/bill_ratecard.h"
 
 struct vg_bill_service {
-	char db_url[1024]; /* vg_bill_db_url */
+	char db_url[1024];           /* vg_bill_db_url */
 	struct vg_bill_ratecard *rc; /* NULL: no rate card configured */
 };
 

@@ -30,8 +30,8 @@
 
 struct vg_bill_usage_res {
 	char *id, *name, *project, *parent;
-	int type;            /* enum vg_rtype */
-	size_t parent_idx;   /* VG_BILL_NO_INDEX if unknown */
+	int type;          /* enum vg_rtype */
+	size_t parent_idx; /* VG_BILL_NO_INDEX if unknown */
 };
 
 enum vg_bill_usage_kind {
@@ -40,34 +40,34 @@ enum vg_bill_usage_kind {
 };
 
 struct vg_bill_usage_seg {
-	size_t res;             /* the instance (compute, root disk) or disk */
-	int kind;               /* enum vg_bill_usage_kind */
+	size_t res;               /* the instance (compute, root disk) or disk */
+	int kind;                 /* enum vg_bill_usage_kind */
 	int64_t start_ms, end_ms; /* within [from, to), start < end */
 	/* compute */
 	int64_t run_start_ms;
-	int64_t run_ms;         /* the whole run's length; -1 while running */
-	int run_first;          /* this segment is the first of its run */
-	const char *flavor;     /* NULL if unknown (owned by the usage) */
-	int64_t vcpus, ram_mb;  /* -1 if unknown */
+	int64_t run_ms;        /* the whole run's length; -1 while running */
+	int run_first;         /* this segment is the first of its run */
+	const char *flavor;    /* NULL if unknown (owned by the usage) */
+	int64_t vcpus, ram_mb; /* -1 if unknown */
 	/* storage */
-	int64_t bytes;          /* capacity */
-	int root;               /* 1: the flavor's root disk (no disk seen) */
+	int64_t bytes; /* capacity */
+	int root;      /* 1: the flavor's root disk (no disk seen) */
 };
 
 struct vg_bill_usage_net {
-	size_t res;             /* the vNIC */
-	int64_t hour_ms;        /* start of the UTC hour */
-	int64_t tx, rx;         /* bytes sent (egress), received (ingress) */
+	size_t res;      /* the vNIC */
+	int64_t hour_ms; /* start of the UTC hour */
+	int64_t tx, rx;  /* bytes sent (egress), received (ingress) */
 };
 
 struct vg_bill_usage {
 	int64_t from_ms, to_ms;
 	size_t nres;
-	struct vg_bill_usage_res *res;   /* sorted by id */
+	struct vg_bill_usage_res *res; /* sorted by id */
 	size_t nsegs;
-	struct vg_bill_usage_seg *segs;  /* by resource, then time */
+	struct vg_bill_usage_seg *segs; /* by resource, then time */
 	size_t nnet;
-	struct vg_bill_usage_net *net;   /* by project, hour, vNIC id */
+	struct vg_bill_usage_net *net; /* by project, hour, vNIC id */
 	/* private */
 	char **strs;
 	size_t nstrs, capstrs;

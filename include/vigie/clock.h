@@ -12,10 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-int64_t vg_now_ms(void);          /* CLOCK_REALTIME in ms */
-int64_t vg_monotonic_ms(void);    /* CLOCK_MONOTONIC in ms */
-int64_t vg_monotonic_ns(void);    /* CLOCK_MONOTONIC in ns (durations) */
-void vg_sleep_ms(int64_t ms);     /* interrupted early by signals */
+int64_t vg_now_ms(void);       /* CLOCK_REALTIME in ms */
+int64_t vg_monotonic_ms(void); /* CLOCK_MONOTONIC in ms */
+int64_t vg_monotonic_ns(void); /* CLOCK_MONOTONIC in ns (durations) */
+void vg_sleep_ms(int64_t ms);  /* interrupted early by signals */
 
 struct vg_clock {
 	int synthetic;

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define VG_MAX_ARCHIVES 8
-#define VG_MAX_EXEC 16 /* [alarms] exec commands */
+#define VG_MAX_EXEC 16       /* [alarms] exec commands */
 #define VG_MAX_COLLECTORS 16 /* [agent] collectors */
 #define VG_MAX_POLICIES 32   /* [archives] rules */
 #define VG_POLICY_PATTERN_MAX 128
@@ -38,48 +38,48 @@ struct vg_archive_policy {
 
 struct vg_config {
 	/* [agent] */
-	char agent_collector[256];  /* collector = tcp://127.0.0.1:7470 (the
+	char agent_collector[256]; /* collector = tcp://127.0.0.1:7470 (the
 				     * first of agent_collectors) */
 	/* collectors = URL, URL, ... (or collector = URL: a list of one);
 	 * whichever key comes last sets the list */
 	char agent_collectors[VG_MAX_COLLECTORS][256];
 	size_t agent_ncollectors;
-	uint32_t agent_probe_interval_ms; /* probe_interval_ms = 10000 */
-	char agent_libvirt[256];    /* libvirt = qemu:///system */
-	double agent_interval_s;    /* interval = 10 */
-	char agent_host[256];       /* host = (hostname) */
-	char agent_spool_dir[512];  /* spool_dir = /var/lib/vigie/spool */
-	uint32_t agent_spool_max_batches; /* spool_max_batches = 10000 */
-	uint32_t agent_ack_timeout_ms;    /* ack_timeout_ms = 5000 */
-	char agent_proc_root[512];  /* proc = /proc (tests point it elsewhere) */
-	char agent_key_file[512];   /* key_file = (none: batches go unsigned) */
-	int agent_host_fs;          /* host_fs = true */
-	char agent_host_fs_include[512]; /* host_fs_include = (every local fs) */
-	char agent_host_fs_exclude[512]; /* host_fs_exclude = (none) */
-	uint32_t agent_guest_fs_polls;   /* guest_fs_polls = 6 (0: off) */
+	uint32_t agent_probe_interval_ms;       /* probe_interval_ms = 10000 */
+	char agent_libvirt[256];                /* libvirt = qemu:///system */
+	double agent_interval_s;                /* interval = 10 */
+	char agent_host[256];                   /* host = (hostname) */
+	char agent_spool_dir[512];              /* spool_dir = /var/lib/vigie/spool */
+	uint32_t agent_spool_max_batches;       /* spool_max_batches = 10000 */
+	uint32_t agent_ack_timeout_ms;          /* ack_timeout_ms = 5000 */
+	char agent_proc_root[512];              /* proc = /proc (tests point it elsewhere) */
+	char agent_key_file[512];               /* key_file = (none: batches go unsigned) */
+	int agent_host_fs;                      /* host_fs = true */
+	char agent_host_fs_include[512];        /* host_fs_include = (every local fs) */
+	char agent_host_fs_exclude[512];        /* host_fs_exclude = (none) */
+	uint32_t agent_guest_fs_polls;          /* guest_fs_polls = 6 (0: off) */
 	uint32_t agent_guest_agent_retry_polls; /* guest_agent_retry_polls = 60 */
 
 	/* [collector] */
-	char collector_listen[256]; /* listen = tcp://(star):7470 */
-	char collector_http[256];   /* http = 127.0.0.1:7480 */
-	char collector_data_dir[512]; /* data_dir = /var/lib/vigie */
-	uint32_t collector_max_message; /* max_message_bytes = 16777216 */
+	char collector_listen[256];      /* listen = tcp://(star):7470 */
+	char collector_http[256];        /* http = 127.0.0.1:7480 */
+	char collector_data_dir[512];    /* data_dir = /var/lib/vigie */
+	uint32_t collector_max_message;  /* max_message_bytes = 16777216 */
 	uint32_t collector_http_threads; /* http_threads = 4 */
-	char collector_tls_cert[512]; /* tls_cert = (none: plain HTTP); PEM */
-	char collector_tls_key[512];  /* tls_key = (none); PEM, unencrypted */
-	char collector_www_dir[512]; /* www_dir = (auto: PREFIX/share/vigie/www, else ./query/www) */
+	char collector_tls_cert[512];    /* tls_cert = (none: plain HTTP); PEM */
+	char collector_tls_key[512];     /* tls_key = (none); PEM, unencrypted */
+	char collector_www_dir[512];     /* www_dir = (auto: PREFIX/share/vigie/www, else ./query/www) */
 	/* Signed agents (docs/security.md, vigie/sign.h). */
-	char collector_keys_dir[512]; /* keys_dir = /etc/vigie/keys */
-	int collector_require_signatures; /* require_signatures = true */
+	char collector_keys_dir[512];      /* keys_dir = /etc/vigie/keys */
+	int collector_require_signatures;  /* require_signatures = true */
 	double collector_max_clock_skew_s; /* max_clock_skew = 0 (no check) */
-	double collector_max_future_s; /* max_future = 10m (0: no check) */
+	double collector_max_future_s;     /* max_future = 10m (0: no check) */
 	/* Measures projects publish (POST /v1/measures, docs/api.md). */
 	uint32_t collector_publish_points_per_s; /* = 1000000 per project */
-	uint32_t collector_publish_series_max; /* = 10000 per project */
+	uint32_t collector_publish_series_max;   /* = 10000 per project */
 
 	/* [storage] */
-	uint32_t storage_step_s;     /* step = 60 */
-	uint32_t storage_heartbeat_s; /* heartbeat = 600 */
+	uint32_t storage_step_s;                     /* step = 60 */
+	uint32_t storage_heartbeat_s;                /* heartbeat = 600 */
 	struct vg_archive archives[VG_MAX_ARCHIVES]; /* archives = 1m:15d,... */
 	size_t narchives;
 	uint32_t storage_cache_values; /* cache_values = 8388608 (16 B each) */
@@ -108,22 +108,22 @@ struct vg_config {
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */
 
 	/* [alarms] (docs/alarms.md) */
-	char alarms_notify[256];        /* notify = (off); flag --notify */
-	double alarms_webhook_timeout_s; /* webhook_timeout = 5 */
-	double alarms_retry_initial_s;  /* retry_initial = 1 */
-	double alarms_retry_max_s;      /* retry_max = 5m */
-	double alarms_retry_for_s;      /* retry_for = 1d */
-	double alarms_exec_timeout_s;   /* exec_timeout = 10 */
-	char alarms_alertmanager[512];  /* alertmanager = (off) */
-	char alarms_webhook_allow[1024]; /* webhook_allow = (none) CIDR,... */
-	int alarms_notify_after_silence;           /* = true */
-	uint32_t alarms_max_alarms_per_project;    /* = 1000 */
-	uint32_t alarms_max_webhooks_per_project;  /* = 20 */
-	uint32_t alarms_max_silences_per_project;  /* = 100 */
+	char alarms_notify[256];                      /* notify = (off); flag --notify */
+	double alarms_webhook_timeout_s;              /* webhook_timeout = 5 */
+	double alarms_retry_initial_s;                /* retry_initial = 1 */
+	double alarms_retry_max_s;                    /* retry_max = 5m */
+	double alarms_retry_for_s;                    /* retry_for = 1d */
+	double alarms_exec_timeout_s;                 /* exec_timeout = 10 */
+	char alarms_alertmanager[512];                /* alertmanager = (off) */
+	char alarms_webhook_allow[1024];              /* webhook_allow = (none) CIDR,... */
+	int alarms_notify_after_silence;              /* = true */
+	uint32_t alarms_max_alarms_per_project;       /* = 1000 */
+	uint32_t alarms_max_webhooks_per_project;     /* = 20 */
+	uint32_t alarms_max_silences_per_project;     /* = 100 */
 	uint32_t alarms_max_notifications_per_minute; /* = 0 (off), per project */
-	double alarms_history_retention_s; /* history_retention = 30d */
-	char alarms_exec[VG_MAX_EXEC][576]; /* exec = NAME: /abs/program args */
-	size_t alarms_nexec;            /* (exec may be given several times) */
+	double alarms_history_retention_s;            /* history_retention = 30d */
+	char alarms_exec[VG_MAX_EXEC][576];           /* exec = NAME: /abs/program args */
+	size_t alarms_nexec;                          /* (exec may be given several times) */
 
 	/* [log] */
 	int log_level; /* level = info */

@@ -130,7 +130,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum vg_db_engine { VG_DB_SQLITE = 1, VG_DB_POSTGRESQL = 2 };
+enum vg_db_engine { VG_DB_SQLITE = 1,
+		    VG_DB_POSTGRESQL = 2 };
 
 #define VG_DB_MAX_STMTS 256
 /* vg_db_transact: attempts before it gives up with the last error. */
@@ -153,11 +154,11 @@ struct vg_db_step {
 };
 
 struct vg_db_schema {
-	const char *component;        /* vg_schema key: "registry", ... */
+	const char *component; /* vg_schema key: "registry", ... */
 	const struct vg_db_step *steps;
-	size_t nsteps;                /* the schema's version: the last step's */
-	int adopt_user_version;       /* sqlite: see "Today's sqlite files" */
-	void *arg;                    /* passed to every step's fn */
+	size_t nsteps;          /* the schema's version: the last step's */
+	int adopt_user_version; /* sqlite: see "Today's sqlite files" */
+	void *arg;              /* passed to every step's fn */
 	/* PostgreSQL only: the component's own schema (namespace), created if
 	 * missing and made the connection's search_path (also across
 	 * reconnects), so components that share one database never share a
@@ -259,7 +260,11 @@ const char *vg_db_errmsg(const struct vg_db *db);
  * in db->errmsg (vg_db__err). A driver returns -ECONNRESET only when its
  * connection is gone; db.c then calls xreconnect before the next call. */
 struct vg_db_value {
-	enum { VG_DB_NULL, VG_DB_INT, VG_DB_REAL, VG_DB_TEXT, VG_DB_BLOB } type;
+	enum { VG_DB_NULL,
+	       VG_DB_INT,
+	       VG_DB_REAL,
+	       VG_DB_TEXT,
+	       VG_DB_BLOB } type;
 	int64_t i;
 	double d;
 	const void *p; /* TEXT: NUL-terminated; BLOB: len bytes */
@@ -269,10 +274,10 @@ struct vg_db_value {
 struct vg_db_driver {
 	enum vg_db_engine engine;
 	const char *name;
-	const char *begin_sql;         /* "BEGIN IMMEDIATE" / "BEGIN" */
-	const char *migrate_lock_sql;  /* run after begin_sql in migrations, or NULL */
-	const char *user_version_sql;  /* sqlite: "PRAGMA user_version", else NULL */
-	size_t stmt_size;              /* sizeof the driver's statement */
+	const char *begin_sql;        /* "BEGIN IMMEDIATE" / "BEGIN" */
+	const char *migrate_lock_sql; /* run after begin_sql in migrations, or NULL */
+	const char *user_version_sql; /* sqlite: "PRAGMA user_version", else NULL */
+	size_t stmt_size;             /* sizeof the driver's statement */
 	int (*xopen)(struct vg_db *db, const char *target);
 	void (*xclose)(struct vg_db *db);
 	int (*xreconnect)(struct vg_db *db); /* NULL: never loses its connection */
@@ -298,8 +303,8 @@ struct vg_db_stmt {
 
 struct vg_db {
 	const struct vg_db_driver *drv;
-	void *impl;          /* the driver's connection */
-	char *name;          /* for messages: path or host:port/dbname */
+	void *impl;            /* the driver's connection */
+	char *name;            /* for messages: path or host:port/dbname */
 	const char *pg_schema; /* vg_db_schema.pg_schema, for the driver's open */
 	int in_txn;
 	int lost;            /* connection lost: reconnect before the next call */

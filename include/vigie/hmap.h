@@ -39,7 +39,7 @@
 struct vg_hmap_entry {
 	const char *key; /* NULL = empty slot; the map's tombstone = deleted */
 	size_t klen;
-	uint64_t hash;   /* FNV-1a of the key (include/vigie/hash.h) */
+	uint64_t hash; /* FNV-1a of the key (include/vigie/hash.h) */
 	void *value;
 };
 

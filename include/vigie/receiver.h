@@ -43,10 +43,10 @@ struct vg_receiver;
  * GET /metrics). */
 struct vg_receiver_stats {
 	uint64_t batches_received;
-	uint64_t batches_rejected;   /* every REJECTED answer: the sum of the
+	uint64_t batches_rejected; /* every REJECTED answer: the sum of the
 				      * per-reason counters below */
 	uint64_t batches_duplicate;
-	uint64_t batches_retry;      /* answered RETRY (storage not ready) */
+	uint64_t batches_retry; /* answered RETRY (storage not ready) */
 	uint64_t samples_received;
 	/* Refused by the signature and time checks (also counted in
 	 * batches_rejected; docs/security.md). */
@@ -57,23 +57,23 @@ struct vg_receiver_stats {
 	uint64_t batches_stale;      /* poll time beyond max_clock_skew */
 	uint64_t batches_future;     /* a time beyond now + max_future */
 	/* Refused before or after decoding (also in batches_rejected). */
-	uint64_t batches_malformed;  /* undecodable, unknown version/flag */
-	uint64_t batches_oversize;   /* over max_message_bytes */
+	uint64_t batches_malformed;   /* undecodable, unknown version/flag */
+	uint64_t batches_oversize;    /* over max_message_bytes */
 	uint64_t batches_clock_unset; /* a time before 1970-01-02 */
-	uint64_t batches_bad_name;   /* a name breaks the name rules */
+	uint64_t batches_bad_name;    /* a name breaks the name rules */
 	/* Measures published through the API (vg_receiver_submit). */
-	uint64_t samples_published;  /* stored (also in samples_received) */
-	uint64_t jobs_refused;       /* queue full: -EBUSY */
+	uint64_t samples_published; /* stored (also in samples_received) */
+	uint64_t jobs_refused;      /* queue full: -EBUSY */
 };
 
 struct vg_receiver_options {
-	const char *listen;          /* nanomsg address, e.g. tcp://0.0.0.0:7470 */
-	uint32_t max_message;        /* bytes; bigger batches are REJECTED */
-	int recv_timeout_ms;         /* 0: 200 */
+	const char *listen;           /* nanomsg address, e.g. tcp://0.0.0.0:7470 */
+	uint32_t max_message;         /* bytes; bigger batches are REJECTED */
+	int recv_timeout_ms;          /* 0: 200 */
 	struct vg_registry *registry; /* duplicate filter; not owned */
 	struct vg_dispatch *dispatch; /* consumers; not owned */
-	struct vg_store *store;      /* optional, only to log its errors */
-	const char *data_dir;        /* optional: named, with its free space,
+	struct vg_store *store;       /* optional, only to log its errors */
+	const char *data_dir;         /* optional: named, with its free space,
 				      * when batches are answered RETRY */
 	/* Optional: called on the receiver thread on every loop turn
 	 * (at least every recv_timeout_ms), e.g. to act on a SIGHUP flag. */
@@ -83,7 +83,7 @@ struct vg_receiver_options {
 	 * batch is accepted unsigned (tests, the demo). keys is not owned;
 	 * replace it with vg_receiver_set_keys. */
 	const struct vg_keyring *keys;
-	int require_signatures;   /* refuse unsigned batches, unknown hosts */
+	int require_signatures;    /* refuse unsigned batches, unknown hosts */
 	int64_t max_clock_skew_ms; /* |poll time - now| allowed; 0: no check */
 	int64_t max_future_ms;     /* a poll, sample or event time beyond
 				    * now + this is refused; 0: no check */

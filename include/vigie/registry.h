@@ -106,14 +106,14 @@ void vg_registry_stats(const struct vg_registry *r,
 const char *vg_registry_last_error(const struct vg_registry *r);
 
 struct vg_resource_filter {
-	const char *type;    /* "instance", ... or NULL */
+	const char *type; /* "instance", ... or NULL */
 	const char *host;
 	const char *project;
-	const char *name;    /* exact */
-	const char *state;   /* "active" | "ended" | NULL */
+	const char *name;  /* exact */
+	const char *state; /* "active" | "ended" | NULL */
 	const char *parent;
-	const char *after;   /* cursor: list ids greater than this */
-	int limit;           /* 1..1000 */
+	const char *after; /* cursor: list ids greater than this */
+	int limit;         /* 1..1000 */
 };
 
 /* List resources matching f, ordered by id, each object as
@@ -139,8 +139,8 @@ struct vg_registry_res {
 };
 struct vg_registry_metric {
 	const char *name, *unit;
-	int kind;               /* enum vg_kind as stored */
-	double last_value;      /* NAN when there is none */
+	int kind;          /* enum vg_kind as stored */
+	double last_value; /* NAN when there is none */
 	int64_t last_time_ms;
 };
 /* Called for each resource of a page in id order: resource(), then

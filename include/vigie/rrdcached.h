@@ -136,8 +136,8 @@ int vg_rrdcd_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u);
 
 /* The result of a BATCH, per item. */
 struct vg_rrdcd_batch_result {
-	size_t nfailed;  /* items with at least one refused command */
-	size_t nerrors;  /* error lines the daemon sent */
+	size_t nfailed; /* items with at least one refused command */
+	size_t nerrors; /* error lines the daemon sent */
 };
 
 /* BATCH: every update of items[0..n) in one round trip (items may name

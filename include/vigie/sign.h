@@ -31,8 +31,8 @@
 
 #include "vigie/wire.h"
 
-#define VG_SIGN_KEY_MIN 32      /* bytes of key material, at least */
-#define VG_SIGN_KEY_MAX 128     /* bytes of key material, at most */
+#define VG_SIGN_KEY_MIN 32       /* bytes of key material, at least */
+#define VG_SIGN_KEY_MAX 128      /* bytes of key material, at most */
 #define VG_SIGN_KEYFILE_MAX 1024 /* bytes in a key file, at most */
 #define VG_SIGN_KEY_SUFFIX ".key"
 
@@ -135,22 +135,22 @@ void vg_keyring_free(struct vg_keyring *kr);
 /* ---- the collector's verdict on one batch ---------------------------- */
 
 enum vg_sign_verdict {
-	VG_SIGN_OK = 0,          /* signed with the host's key, in time */
-	VG_SIGN_UNCHECKED = 1,   /* unsigned and no key for the host, while
+	VG_SIGN_OK = 0,         /* signed with the host's key, in time */
+	VG_SIGN_UNCHECKED = 1,  /* unsigned and no key for the host, while
 				  * signatures are not required: accept */
-	VG_SIGN_UNSIGNED = 2,    /* unsigned, but required or host has a key */
-	VG_SIGN_NO_KEY = 3,      /* signed, no key for this host, required */
-	VG_SIGN_FORGED = 4,      /* MAC matches no key we tried */
-	VG_SIGN_WRONG_HOST = 5,  /* MAC is another host's key */
-	VG_SIGN_STALE = 6,       /* poll time outside the time window */
+	VG_SIGN_UNSIGNED = 2,   /* unsigned, but required or host has a key */
+	VG_SIGN_NO_KEY = 3,     /* signed, no key for this host, required */
+	VG_SIGN_FORGED = 4,     /* MAC matches no key we tried */
+	VG_SIGN_WRONG_HOST = 5, /* MAC is another host's key */
+	VG_SIGN_STALE = 6,      /* poll time outside the time window */
 };
 #define VG_SIGN_VERDICT_MAX 6
 
 struct vg_sign_policy {
 	const struct vg_keyring *keys; /* may be NULL (no keys) */
-	int require;           /* refuse unsigned batches and unknown hosts */
-	int64_t window_ms;     /* |batch time - now| allowed; 0 = no check */
-	size_t max_search;     /* vg_keyring_signer's max_work; 0 = 16 MiB */
+	int require;                   /* refuse unsigned batches and unknown hosts */
+	int64_t window_ms;             /* |batch time - now| allowed; 0 = no check */
+	size_t max_search;             /* vg_keyring_signer's max_work; 0 = 16 MiB */
 };
 
 /* Decide about one decoded batch: host and time_ms as decoded from msg,

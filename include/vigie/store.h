@@ -62,32 +62,32 @@ const char *vg_store_err_reason(int reason);
 
 struct vg_store_stats {
 	uint64_t files_created;
-	uint64_t values_written;    /* accepted: in the journal or the file */
-	uint64_t values_duplicate;  /* at or before the series' last update */
-	uint64_t values_rejected;   /* non-finite, bad name */
-	uint64_t write_errors;      /* values that could not be written:
+	uint64_t values_written;   /* accepted: in the journal or the file */
+	uint64_t values_duplicate; /* at or before the series' last update */
+	uint64_t values_rejected;  /* non-finite, bad name */
+	uint64_t write_errors;     /* values that could not be written:
 				     * the sum of write_errors_by */
 	uint64_t write_errors_by[VG_STORE_ERR_N];
-	uint64_t write_retries;     /* refused librrd calls retried value
+	uint64_t write_retries;         /* refused librrd calls retried value
 				     * by value (no value lost by them) */
-	uint64_t segments_kept;     /* journal segments kept (*.kept) because
+	uint64_t segments_kept;         /* journal segments kept (*.kept) because
 				     * a value of theirs was not written */
 	uint64_t segments_kept_dropped; /* ... deleted instead: 16 *.kept
 				     * files were already on disk */
-	uint64_t write_ns_total;    /* time spent in librrd updates */
+	uint64_t write_ns_total;        /* time spent in librrd updates */
 	/* write-behind */
-	uint64_t values_flushed;    /* written to RRD files */
-	uint64_t flushes;           /* rrd_update calls */
-	uint64_t values_pending;    /* in the cache now, not yet in files */
-	uint64_t pending_peak;      /* highest values_pending since open */
-	uint64_t cache_bytes_peak;  /* most memory the cache's arrays held */
-	uint64_t values_replayed;   /* taken from the journal at open */
-	uint64_t headers_restored;  /* RRD headers put back at open: an
+	uint64_t values_flushed;   /* written to RRD files */
+	uint64_t flushes;          /* rrd_update calls */
+	uint64_t values_pending;   /* in the cache now, not yet in files */
+	uint64_t pending_peak;     /* highest values_pending since open */
+	uint64_t cache_bytes_peak; /* most memory the cache's arrays held */
+	uint64_t values_replayed;  /* taken from the journal at open */
+	uint64_t headers_restored; /* RRD headers put back at open: an
 				     * update a kill -9 interrupted */
-	uint64_t cache_full;        /* batches refused (-EAGAIN): cache full */
-	uint64_t journal_bytes;     /* appended since open */
-	uint64_t journal_syncs;     /* fdatasync calls */
-	uint64_t series_removed;    /* deleted by vg_store_remove_series */
+	uint64_t cache_full;       /* batches refused (-EAGAIN): cache full */
+	uint64_t journal_bytes;    /* appended since open */
+	uint64_t journal_syncs;    /* fdatasync calls */
+	uint64_t series_removed;   /* deleted by vg_store_remove_series */
 };
 
 /* Open (creating <data_dir>/rrd and <data_dir>/journal if needed),
@@ -134,11 +134,11 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out);
 /* One storage daemon's state (the rrdcached backend; none for files). */
 struct vg_store_daemon {
 	char address[256];
-	int up;            /* the last call reached it */
-	uint64_t calls;    /* round trips */
-	uint64_t errors;   /* failures that broke a connection */
-	uint64_t pending;  /* files updated, not yet FLUSHed (durable) */
-	char error[512];   /* last failure, "" if none */
+	int up;           /* the last call reached it */
+	uint64_t calls;   /* round trips */
+	uint64_t errors;  /* failures that broke a connection */
+	uint64_t pending; /* files updated, not yet FLUSHed (durable) */
+	char error[512];  /* last failure, "" if none */
 };
 /* Fill out[0..max) with each daemon's state; the count (0 for files).
  * Thread-safe. */
@@ -171,12 +171,12 @@ int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 /* What the series use on each disk (files) or daemon (rrdcached). */
 #define VG_STORE_HOLDERS 16
 struct vg_store_holder {
-	char where[256];        /* directory or daemon address */
-	uint64_t series;        /* series files */
-	uint64_t bytes;         /* their bytes on disk (allocated blocks) */
-	uint64_t bytes_free;    /* free there (UINT64_MAX: unknown) */
-	uint64_t bytes_recent;  /* bytes of series created at or after since_s */
-	uint64_t no_birth;      /* series whose creation time is unknown */
+	char where[256];       /* directory or daemon address */
+	uint64_t series;       /* series files */
+	uint64_t bytes;        /* their bytes on disk (allocated blocks) */
+	uint64_t bytes_free;   /* free there (UINT64_MAX: unknown) */
+	uint64_t bytes_recent; /* bytes of series created at or after since_s */
+	uint64_t no_birth;     /* series whose creation time is unknown */
 };
 struct vg_store_usage {
 	size_t n;
@@ -208,7 +208,9 @@ const char *vg_store_policy_name(const struct vg_store *s, const char *metric);
 int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
 		    char *path, size_t pathlen, char *addr, size_t addrlen);
 
-enum vg_cf { VG_CF_AVERAGE = 0, VG_CF_MIN = 1, VG_CF_MAX = 2 };
+enum vg_cf { VG_CF_AVERAGE = 0,
+	     VG_CF_MIN = 1,
+	     VG_CF_MAX = 2 };
 int vg_cf_parse(const char *s); /* "mean"|"average"|"min"|"max" or -EINVAL */
 
 struct vg_point {

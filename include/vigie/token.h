@@ -38,18 +38,18 @@
 
 #include <jansson.h>
 
-#define VG_TOKEN_ID_LEN 16      /* hex digits of the public id */
-#define VG_TOKEN_SECRET_LEN 64  /* hex digits of the secret */
+#define VG_TOKEN_ID_LEN 16     /* hex digits of the public id */
+#define VG_TOKEN_SECRET_LEN 64 /* hex digits of the secret */
 /* "vgt_" + id + "_" + secret */
 #define VG_TOKEN_LEN (4 + VG_TOKEN_ID_LEN + 1 + VG_TOKEN_SECRET_LEN)
-#define VG_TOKEN_NAME_MAX 128   /* bytes of a token's name */
+#define VG_TOKEN_NAME_MAX 128 /* bytes of a token's name */
 #define VG_TOKEN_PROJECT_MAX 200
 
 struct vg_token_store;
 
 /* What a verified token allows. */
 struct vg_token_scope {
-	int admin;                           /* 1: sees everything */
+	int admin;                              /* 1: sees everything */
 	char project[VG_TOKEN_PROJECT_MAX + 1]; /* else: only this project */
 	char id[VG_TOKEN_ID_LEN + 1];
 };

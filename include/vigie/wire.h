@@ -39,7 +39,7 @@
  * produces what a collector would refuse). */
 #define VG_WIRE_MAX_MESSAGE (16u << 20) /* bytes */
 #define VG_WIRE_MAX_STRINGS (1u << 20)
-#define VG_WIRE_MAX_STRING 1024u        /* bytes per string */
+#define VG_WIRE_MAX_STRING 1024u /* bytes per string */
 #define VG_WIRE_MAX_RESOURCES (1u << 18)
 #define VG_WIRE_MAX_SAMPLES (1u << 22)
 #define VG_WIRE_MAX_EVENTS (1u << 16)
@@ -63,7 +63,7 @@ enum vg_ack_status {
 };
 
 struct vg_ack {
-	uint8_t status;  /* enum vg_ack_status */
+	uint8_t status; /* enum vg_ack_status */
 	uint64_t stream;
 	uint64_t seq;
 };

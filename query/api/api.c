@@ -43,8 +43,8 @@ struct vg_api {
 	size_t nregs, capregs;
 	uint64_t reg_errors;
 	struct vg_bill_service *billing; /* atomic: set once after start */
-	struct vg_token_store *tokens; /* bearer tokens (tokens.db) */
-	struct vg_alarm_engine *alarms; /* the alarm subsystem, not owned */
+	struct vg_token_store *tokens;   /* bearer tokens (tokens.db) */
+	struct vg_alarm_engine *alarms;  /* the alarm subsystem, not owned */
 	struct vg_alarm_hub *alarm_hub;
 	struct vg_alarm_pub *alarm_pub;
 	struct vg_receiver *receiver; /* POST /v1/measures, not owned */
@@ -227,7 +227,8 @@ int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what)
 	case -EHOSTUNREACH:
 		vg_http_reply_error(resp, 503,
 				    "the storage daemon holding %s does not answer "
-				    "(/v1/health names it)", what);
+				    "(/v1/health names it)",
+				    what);
 		vg_http_resp_header(resp, "Retry-After", "5");
 		break;
 	case -EAGAIN:
@@ -273,8 +274,8 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 			json_array_append_new(
 				daemons,
 				json_pack("{s:s,s:s,s:I,s:I,s:s}", "address", dm[i].address,
-					  "state", dm[i].up ? "up" :
-						   dm[i].calls + dm[i].errors ? "down" : "unused",
+					  "state", dm[i].up ? "up" : dm[i].calls + dm[i].errors ? "down"
+												: "unused",
 					  "pending_files", (json_int_t)dm[i].pending,
 					  "errors", (json_int_t)dm[i].errors, "error",
 					  dm[i].error));
@@ -284,9 +285,8 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 		o = json_pack("{s:s,s:s,s:s,s:I,s:s}", "status", "degraded", "version",
 			      VG_VERSION, "time", now, "store_write_errors",
 			      (json_int_t)ss.write_errors, "reason",
-			      down ? "a storage daemon does not answer; see \"storage\"" :
-				     "values could not be written to their "
-				     "RRD files; see the collector's log");
+			      down ? "a storage daemon does not answer; see \"storage\"" : "values could not be written to their "
+											   "RRD files; see the collector's log");
 	else
 		o = json_pack("{s:s,s:s,s:s}", "status", "ok", "version", VG_VERSION,
 			      "time", now);
@@ -316,7 +316,8 @@ static int read_pem(const char *path, char **out, char *err, size_t errlen)
 	if (!buf || !n || n == (1u << 20)) {
 		free(buf);
 		snprintf(err, errlen, "TLS: %s: %s", path,
-			 !buf ? "out of memory" : n ? "larger than 1 MiB" : "empty");
+			 !buf ? "out of memory" : n ? "larger than 1 MiB"
+						    : "empty");
 		return buf ? -EINVAL : -ENOMEM;
 	}
 	buf[n] = '\0';
@@ -421,7 +422,8 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 	if (!vg_token_count_active(a->tokens))
 		vg_warn("api: no API token yet: every request but /v1/health "
 			"gets 401; create one with 'vigie-collector --data-dir "
-			"%s token create --admin'", a->data_dir);
+			"%s token create --admin'",
+			a->data_dir);
 	*out = a;
 	return 0;
 }

@@ -33,7 +33,10 @@
 #include "vigie/clock.h"
 #include "vigie/name.h"
 
-enum { AGG_MEAN, AGG_SUM, AGG_MIN, AGG_MAX };
+enum { AGG_MEAN,
+       AGG_SUM,
+       AGG_MIN,
+       AGG_MAX };
 
 struct agg_res {
 	char *id;
@@ -150,16 +153,19 @@ int vg_api_h_aggregates(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (agg < 0)
 		return vg_http_reply_error(resp, 400,
 					   "bad aggregation '%.32s' (one of: mean, "
-					   "sum, min, max)", as);
+					   "sum, min, max)",
+					   as);
 	if (gb && strcmp(gb, "project") && strcmp(gb, "host") &&
 	    strcmp(gb, "flavor"))
 		return vg_http_reply_error(resp, 400,
 					   "bad group_by '%.32s' (one of: project, "
-					   "host, flavor)", gb);
+					   "host, flavor)",
+					   gb);
 	if (vg_api_parse_granularity(gs, &g))
 		return vg_http_reply_error(resp, 400,
 					   "bad granularity '%.32s' (one of: 60, "
-					   "300, 3600, auto)", gs);
+					   "300, 3600, auto)",
+					   gs);
 	if (vg_api_parse_window(vg_http_param(req, "start"),
 				vg_http_param(req, "end"), req->now_ms,
 				&start_ms, &end_ms, err, sizeof(err)))
@@ -171,7 +177,8 @@ int vg_api_h_aggregates(struct vg_http_req *req, struct vg_http_resp *resp)
 		return vg_http_reply_error(resp, 400,
 					   "too many points: %zu at %u s "
 					   "granularity between %s and %s; the "
-					   "limit is %d per request", npoints,
+					   "limit is %d per request",
+					   npoints,
 					   gran, ts, te, VG_API_MAX_POINTS);
 	if (vg_api_scan_params(req, resp, &f, &c.flavor, &empty))
 		return 0;
@@ -186,7 +193,8 @@ int vg_api_h_aggregates(struct vg_http_req *req, struct vg_http_resp *resp)
 			return vg_http_reply_error(resp, 400,
 						   "more than %d resources match: "
 						   "narrow with host, project or "
-						   "flavor", VG_API_AGG_MAX_RESOURCES);
+						   "flavor",
+						   VG_API_AGG_MAX_RESOURCES);
 		}
 		if (rc) {
 			free_ctx(&c);

@@ -7,7 +7,7 @@
 
 #include "query/api/http.h"
 
-#define VG_API_AGG_MAX_RESOURCES 5000   /* series one aggregate combines */
+#define VG_API_AGG_MAX_RESOURCES 5000 /* series one aggregate combines */
 
 int vg_api_h_aggregates(struct vg_http_req *req, struct vg_http_resp *resp);
 extern const char *const vg_api_aggregates_params[]; /* for the route table */

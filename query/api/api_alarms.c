@@ -27,7 +27,6 @@
 #include "vigie/alarm_silence.h"
 #include "vigie/clock.h"
 
-
 const char *const vg_api_alarms_list_params[] = {
 	"state", "enabled", "type", "name", "project", "limit", "cursor", NULL};
 const char *const vg_api_alarms_history_params[] = {
@@ -70,7 +69,7 @@ int vg_api_alarms_stats(struct vg_api *a, struct vg_api_alarm_stats *out)
 static int no_engine(struct vg_http_resp *resp)
 {
 	return vg_http_reply_error(resp, 503, "alarms are not enabled on this "
-				   "collector");
+					      "collector");
 }
 
 /* 400 with the field list; takes errors. */
@@ -130,13 +129,14 @@ static int read_body(struct vg_http_req *req, struct vg_http_resp *resp,
 	*out = NULL;
 	if (!req->body || !req->body_len) {
 		vg_http_reply_error(resp, 400, "a JSON object is required in the "
-				    "request body");
+					       "request body");
 		return -EINVAL;
 	}
 	*out = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
 	if (!*out) {
 		vg_http_reply_error(resp, 400, "request body is not valid JSON "
-				    "(line %d, column %d): %s", err.line,
+					       "(line %d, column %d): %s",
+				    err.line,
 				    err.column, err.text);
 		return -EINVAL;
 	}
@@ -144,7 +144,7 @@ static int read_body(struct vg_http_req *req, struct vg_http_resp *resp,
 		json_decref(*out);
 		*out = NULL;
 		vg_http_reply_error(resp, 400, "the request body must be a JSON "
-				    "object");
+					       "object");
 		return -EINVAL;
 	}
 	return 0;
@@ -164,7 +164,7 @@ int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
 	if ((v = vg_http_param(req, "state")) &&
 	    (f.state = vg_alarm_state_parse(v)) < 0)
 		return vg_http_reply_error(resp, 400, "state: must be alarm, ok or "
-					   "insufficient_data");
+						      "insufficient_data");
 	if ((v = vg_http_param(req, "enabled"))) {
 		if (!strcmp(v, "true"))
 			f.enabled = 1;
@@ -172,7 +172,7 @@ int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
 			f.enabled = 0;
 		else
 			return vg_http_reply_error(resp, 400, "enabled: must be "
-						   "true or false");
+							      "true or false");
 	}
 	if ((v = vg_http_param(req, "type"))) {
 		if (!strcmp(v, "threshold"))
@@ -183,21 +183,22 @@ int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
 			f.kind = VG_ALARM_EVENT;
 		else
 			return vg_http_reply_error(resp, 400, "type: must be "
-						   "threshold, composite or event");
+							      "threshold, composite or event");
 	}
 	f.name = vg_http_param(req, "name");
 	f.after = vg_http_param(req, "cursor");
 	f.project = vg_http_param(req, "project");
 	if (f.project && req->scope_project && strcmp(f.project, req->scope_project))
 		return vg_http_reply_error(resp, 403, "project: you may only list "
-					   "project '%.200s'", req->scope_project);
+						      "project '%.200s'",
+					   req->scope_project);
 	f.limit = 100;
 	if ((v = vg_http_param(req, "limit"))) {
 		char *end;
 		long l = strtol(v, &end, 10);
 		if (*end || end == v || l < 1 || l > 1000)
 			return vg_http_reply_error(resp, 400, "limit: must be an "
-						   "integer from 1 to 1000");
+							      "integer from 1 to 1000");
 		f.limit = (int)l;
 	}
 	rc = vg_alarm_engine_list(engine(req), req->scope_project, &f, &out);
@@ -313,12 +314,12 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 	if ((v = vg_http_param(req, "start")) &&
 	    vg_time_parse(v, req->now_ms, &q.start_ms))
 		return vg_http_reply_error(resp, 400, "start: not a time (ISO 8601 "
-					   "such as 2026-11-26T06:49:14Z, epoch "
-					   "seconds, or relative such as -3h)");
+						      "such as 2026-11-26T06:49:14Z, epoch "
+						      "seconds, or relative such as -3h)");
 	if ((v = vg_http_param(req, "end")) && vg_time_parse(v, req->now_ms, &q.end_ms))
 		return vg_http_reply_error(resp, 400, "end: not a time (ISO 8601 "
-					   "such as 2026-11-26T06:49:14Z, epoch "
-					   "seconds, or relative such as -3h)");
+						      "such as 2026-11-26T06:49:14Z, epoch "
+						      "seconds, or relative such as -3h)");
 	if (q.start_ms > q.end_ms)
 		return vg_http_reply_error(resp, 400, "start must not be after end");
 	if ((v = vg_http_param(req, "type"))) {
@@ -331,10 +332,10 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 			;
 		if (!types[i])
 			return vg_http_reply_error(resp, 400, "type: must be one of "
-						   "creation, update, enabled, "
-						   "disabled, transition, repeat, "
-						   "notification, resource_joined, "
-						   "resource_left, cooldown");
+							      "creation, update, enabled, "
+							      "disabled, transition, repeat, "
+							      "notification, resource_joined, "
+							      "resource_left, cooldown");
 		q.type = v;
 	}
 	if ((v = vg_http_param(req, "limit"))) {
@@ -342,7 +343,7 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 		long l = strtol(v, &end, 10);
 		if (*end || end == v || l < 1 || l > 1000)
 			return vg_http_reply_error(resp, 400, "limit: must be an "
-						   "integer from 1 to 1000");
+							      "integer from 1 to 1000");
 		q.limit = (int)l;
 	}
 	if ((v = vg_http_param(req, "cursor"))) {
@@ -350,8 +351,8 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 		long long c = strtoll(v, &end, 10);
 		if (*end || end == v || c < 0)
 			return vg_http_reply_error(resp, 400, "cursor: use the "
-						   "\"next\" value of the previous "
-						   "page");
+							      "\"next\" value of the previous "
+							      "page");
 		q.after_seq = c;
 	}
 	rc = vg_alarm_engine_history(engine(req), req->vars[0], req->scope_project,
@@ -425,7 +426,7 @@ int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 		last = strtoull(v, &end, 10);
 		if (*end)
 			return vg_http_reply_error(resp, 400, "last_event_id: must "
-						   "be the id of an event");
+							      "be the id of an event");
 	}
 	if (!(s = calloc(1, sizeof(*s))))
 		return vg_http_reply_error(resp, 503, "out of memory");
@@ -446,8 +447,8 @@ int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 {
 	(void)req;
 	return vg_http_reply_error(resp, 501, "this build's HTTP layer cannot "
-				   "stream (Server-Sent Events); subscribe to "
-				   "the PUB socket instead");
+					      "stream (Server-Sent Events); subscribe to "
+					      "the PUB socket instead");
 }
 
 #endif
@@ -467,7 +468,7 @@ int vg_api_h_silences_list(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (st && strcmp(st, "active") && strcmp(st, "pending") &&
 	    strcmp(st, "expired") && strcmp(st, "all"))
 		return vg_http_reply_error(resp, 400, "state: must be active, "
-					   "pending, expired or all");
+						      "pending, expired or all");
 	rc = vg_alarm_silences_list(vg_alarm_engine_silences(engine(req)),
 				    req->scope_project, st, req->now_ms, &out);
 	if (rc)

@@ -81,30 +81,32 @@ extern const char *const vg_api_alarms_stream_params[];
 /* The routes, in matching order, for the route table of query/api/api.c
  * (copy this block there; "stream" must precede "{id}"):
  */
-#define VG_ALARM_ROUTES                                                          \
-	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms", vg_api_h_alarms_list,          \
-	 vg_api_alarms_list_params, 0, 0},                                        \
-	{VG_HTTP_POST, "/v1/alarms", vg_api_h_alarms_create, NULL,                \
-	 VG_ALARM_API_MAX_BODY, 0},                                               \
-	{VG_HTTP_GET, "/v1/alarms/stream", vg_api_h_alarms_stream,                \
-	 vg_api_alarms_stream_params, 0, 0},                                      \
-	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms/{id}", vg_api_h_alarm_get, NULL, \
-	 0, 0},                                                                   \
-	{VG_HTTP_PUT | VG_HTTP_PATCH, "/v1/alarms/{id}", vg_api_h_alarm_update,   \
-	 NULL, VG_ALARM_API_MAX_BODY, 0},                                         \
-	{VG_HTTP_DELETE, "/v1/alarms/{id}", vg_api_h_alarm_delete, NULL, 0, 0},   \
-	{VG_HTTP_POST, "/v1/alarms/{id}/enable", vg_api_h_alarm_enable, NULL, 0,  \
-	 0},                                                                      \
-	{VG_HTTP_POST, "/v1/alarms/{id}/disable", vg_api_h_alarm_disable, NULL,   \
-	 0, 0},                                                                   \
-	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms/{id}/history",                   \
-	 vg_api_h_alarm_history, vg_api_alarms_history_params, 0, 0},             \
-	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/silences", vg_api_h_silences_list,      \
-	 vg_api_silences_list_params, 0, 0},                                      \
-	{VG_HTTP_POST, "/v1/silences", vg_api_h_silences_create, NULL,            \
-	 VG_ALARM_API_MAX_BODY, 0},                                               \
-	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/silences/{id}", vg_api_h_silence_get,   \
-	 NULL, 0, 0},                                                             \
-	{VG_HTTP_DELETE, "/v1/silences/{id}", vg_api_h_silence_expire, NULL, 0, 0}
+#define VG_ALARM_ROUTES                                                                   \
+	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms", vg_api_h_alarms_list,                  \
+	 vg_api_alarms_list_params, 0, 0},                                                \
+		{VG_HTTP_POST, "/v1/alarms", vg_api_h_alarms_create, NULL,                \
+		 VG_ALARM_API_MAX_BODY, 0},                                               \
+		{VG_HTTP_GET, "/v1/alarms/stream", vg_api_h_alarms_stream,                \
+		 vg_api_alarms_stream_params, 0, 0},                                      \
+		{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms/{id}", vg_api_h_alarm_get, NULL, \
+		 0, 0},                                                                   \
+		{VG_HTTP_PUT | VG_HTTP_PATCH, "/v1/alarms/{id}", vg_api_h_alarm_update,   \
+		 NULL, VG_ALARM_API_MAX_BODY, 0},                                         \
+		{VG_HTTP_DELETE, "/v1/alarms/{id}", vg_api_h_alarm_delete, NULL, 0, 0},   \
+		{VG_HTTP_POST, "/v1/alarms/{id}/enable", vg_api_h_alarm_enable, NULL, 0,  \
+		 0},                                                                      \
+		{VG_HTTP_POST, "/v1/alarms/{id}/disable", vg_api_h_alarm_disable, NULL,   \
+		 0, 0},                                                                   \
+		{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms/{id}/history",                   \
+		 vg_api_h_alarm_history, vg_api_alarms_history_params, 0, 0},             \
+		{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/silences", vg_api_h_silences_list,      \
+		 vg_api_silences_list_params, 0, 0},                                      \
+		{VG_HTTP_POST, "/v1/silences", vg_api_h_silences_create, NULL,            \
+		 VG_ALARM_API_MAX_BODY, 0},                                               \
+		{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/silences/{id}", vg_api_h_silence_get,   \
+		 NULL, 0, 0},                                                             \
+	{                                                                                 \
+		VG_HTTP_DELETE, "/v1/silences/{id}", vg_api_h_silence_expire, NULL, 0, 0  \
+	}
 
 #endif

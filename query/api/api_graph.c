@@ -46,8 +46,14 @@
 static pthread_mutex_t g_render_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const palette[VG_API_GRAPH_MAX_SERIES] = {
-	"1f77b4", "d62728", "2ca02c", "ff7f0e",
-	"9467bd", "8c564b", "e377c2", "17becf",
+	"1f77b4",
+	"d62728",
+	"2ca02c",
+	"ff7f0e",
+	"9467bd",
+	"8c564b",
+	"e377c2",
+	"17becf",
 };
 
 /* ---- text ------------------------------------------------------------------- */
@@ -99,7 +105,7 @@ static size_t utf8_cut(const char *s, size_t max)
 }
 
 void vg_api_graph_default_legend(const char *res, const char *metric,
-			     const char *unit, char *out, size_t outlen)
+				 const char *unit, char *out, size_t outlen)
 {
 	char tail[VG_API_GRAPH_LEGEND_MAX + 1];
 	size_t room, m = utf8_cut(metric, 40);
@@ -112,7 +118,8 @@ void vg_api_graph_default_legend(const char *res, const char *metric,
 	/* the id gets at most 60 bytes, less when the legend would pass
 	 * VG_API_GRAPH_LEGEND_MAX (vg_api_graph_text refuses longer ones) */
 	room = strlen(tail) < VG_API_GRAPH_LEGEND_MAX
-		       ? VG_API_GRAPH_LEGEND_MAX - strlen(tail) : 0;
+		       ? VG_API_GRAPH_LEGEND_MAX - strlen(tail)
+		       : 0;
 	if (room > 60)
 		room = 60;
 	snprintf(out, outlen, "%.*s%s", (int)utf8_cut(res, room), res, tail);
@@ -213,7 +220,8 @@ int vg_api_graph_build(const struct vg_api_graph_spec *g, struct vg_api_graph_ar
 			snprintf(err, errlen,
 				 "bad legend%zu: at most %d bytes of UTF-8 "
 				 "without control characters (newlines) or "
-				 "backslashes", i + 1, VG_API_GRAPH_LEGEND_MAX);
+				 "backslashes",
+				 i + 1, VG_API_GRAPH_LEGEND_MAX);
 			return -EINVAL;
 		}
 		rc |= add(a, "DEF:v%zu=%s:value:%s", i, l->path, cfn[cf]);
@@ -320,7 +328,8 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (vg_api_parse_aggregation(as, &cf, &agg_name))
 		return vg_http_reply_error(resp, 400,
 					   "bad aggregation '%.32s' (one of: mean, "
-					   "min, max)", as);
+					   "min, max)",
+					   as);
 	for (size_t i = 0; i < VG_API_GRAPH_MAX_SERIES; i++) {
 		const char *r = vg_http_param(req, pname(k1, sizeof(k1), "resource", i));
 		const char *m = vg_http_param(req, pname(k2, sizeof(k2), "metric", i));
@@ -363,7 +372,8 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 		       VG_API_GRAPH_MAX_HEIGHT, &g->height)) {
 		rc = vg_http_reply_error(resp, 400,
 					 "bad size: width %d..%d, height %d..%d "
-					 "pixels", VG_API_GRAPH_MIN_WIDTH,
+					 "pixels",
+					 VG_API_GRAPH_MIN_WIDTH,
 					 VG_API_GRAPH_MAX_WIDTH, VG_API_GRAPH_MIN_HEIGHT,
 					 VG_API_GRAPH_MAX_HEIGHT);
 		goto out;
@@ -461,7 +471,7 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 			if (def)
 				vg_catalog_query_unit(def, unit, sizeof(unit));
 			vg_api_graph_default_legend(res[i], met[i], unit, l->legend,
-						sizeof(l->legend));
+						    sizeof(l->legend));
 			l->legend_strict = 0;
 		}
 		if (i == 0) {

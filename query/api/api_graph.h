@@ -15,8 +15,8 @@
 #include "query/api/http.h"
 
 #define VG_API_GRAPH_MAX_SERIES 8
-#define VG_API_GRAPH_TITLE_MAX 200          /* bytes */
-#define VG_API_GRAPH_LEGEND_MAX 100         /* bytes */
+#define VG_API_GRAPH_TITLE_MAX 200  /* bytes */
+#define VG_API_GRAPH_LEGEND_MAX 100 /* bytes */
 #define VG_API_GRAPH_DEF_WIDTH 800
 #define VG_API_GRAPH_DEF_HEIGHT 250
 #define VG_API_GRAPH_MIN_WIDTH 100
@@ -28,27 +28,27 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp);
 extern const char *const vg_api_graph_params[]; /* for the route table */
 
 struct vg_api_graph_line {
-	char path[PATH_MAX];   /* the RRD file: built by the server only */
-	char daemon[256];      /* its rrdcached daemon, "" for a local file */
+	char path[PATH_MAX];                          /* the RRD file: built by the server only */
+	char daemon[256];                             /* its rrdcached daemon, "" for a local file */
 	char legend[4 * VG_API_GRAPH_LEGEND_MAX + 8]; /* raw text */
-	int legend_strict;     /* 1: from the request (refuse bad bytes);
+	int legend_strict;                            /* 1: from the request (refuse bad bytes);
 				  0: a default (replace them) */
-	int cf;                /* enum vg_cf */
+	int cf;                                       /* enum vg_cf */
 	int rtype;
 };
 
 struct vg_api_graph_spec {
 	int64_t start_ms, end_ms;
 	unsigned width, height;
-	const char *title;     /* raw request text or NULL */
-	char vlabel[64];       /* unit of the first series */
+	const char *title; /* raw request text or NULL */
+	char vlabel[64];   /* unit of the first series */
 	size_t n;
 	struct vg_api_graph_line line[VG_API_GRAPH_MAX_SERIES];
 };
 
 struct vg_api_graph_args {
 	int argc;
-	char *argv[64];        /* NULL-terminated, pointing into buf */
+	char *argv[64]; /* NULL-terminated, pointing into buf */
 	char buf[32768];
 	size_t used;
 };

@@ -36,10 +36,10 @@
 #define VG_VERSION "0.1.0"
 #endif
 
-#define VG_API_MAX_POINTS 10000   /* points per measures response */
-#define VG_API_LIST_DEFAULT 100   /* resources per page by default */
-#define VG_API_LIST_MAX 1000      /* resources per page at most */
-#define VG_API_META_SCAN 100000   /* resources one metadata-filtered page reads */
+#define VG_API_MAX_POINTS 10000 /* points per measures response */
+#define VG_API_LIST_DEFAULT 100 /* resources per page by default */
+#define VG_API_LIST_MAX 1000    /* resources per page at most */
+#define VG_API_META_SCAN 100000 /* resources one metadata-filtered page reads */
 
 /* ---- shared state (query/api/api.c) ------------------------------------------ */
 
@@ -81,7 +81,6 @@ void vg_api_pub_limits(const struct vg_api *a, int64_t *max_future_ms,
 
 /* The collector's counters; -ENOENT if no stats callback was given. */
 int vg_api_collector_stats(struct vg_api *a, struct vg_receiver_stats *out);
-
 
 /* The route table, in matching order. */
 extern const struct vg_route vg_api_routes[];

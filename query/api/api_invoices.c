@@ -40,12 +40,14 @@ static int open_db(const struct vg_bill_service *svc, struct vg_http_resp *resp,
 	*db = NULL;
 	if (!svc || !svc->rc)
 		return vg_http_reply_error(resp, 503, "billing is not configured: "
-					   "set [billing] ratecard in the "
-					   "collector's configuration"), -1;
+						      "set [billing] ratecard in the "
+						      "collector's configuration"),
+		       -1;
 	if (vg_bill_service_db(svc, db, err, sizeof(err))) {
 		vg_log_limited(VG_LOG_WARN, &g_db_errors, "api: billing: %s", err);
 		return vg_http_reply_error(resp, 503, "billing database unavailable, "
-					   "retry shortly"), -1;
+						      "retry shortly"),
+		       -1;
 	}
 	return 0;
 }
@@ -56,10 +58,13 @@ static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
 	const char *v = vg_http_param(req, "month");
 	if (!v)
 		return vg_http_reply_error(resp, 400, "missing parameter 'month' "
-					   "(a UTC month such as 2026-10)"), -1;
+						      "(a UTC month such as 2026-10)"),
+		       -1;
 	if (vg_bill_month_parse(v, m))
 		return vg_http_reply_error(resp, 400, "bad month '%.32s' (YYYY-MM, "
-					   "for example 2026-10)", v), -1;
+						      "for example 2026-10)",
+					   v),
+		       -1;
 	return 0;
 }
 
@@ -75,16 +80,14 @@ static int list(struct vg_db *db, const struct vg_bill_service *svc,
 		return vg_api_reply_errno(resp, rc, "invoices");
 	json_t *root = json_object(), *arr = json_array();
 	json_object_set_new(root, "month", json_string(vg_bill_month_format(m, ms, sizeof(ms))));
-	json_object_set_new(root, "status", json_string(vg_bill_is_final(db, m) == 1
-							? "final" : "draft"));
+	json_object_set_new(root, "status", json_string(vg_bill_is_final(db, m) == 1 ? "final" : "draft"));
 	for (size_t i = 0; i < n; i++) {
 		json_t *o = json_object();
 		json_object_set_new(o, "project", json_string(inv[i]->project));
 		json_object_set_new(o, "invoice", json_string(inv[i]->number));
 		json_object_set_new(o, "currency", json_string(inv[i]->currency));
 		json_object_set_new(o, "lines", json_integer((json_int_t)inv[i]->nlines));
-		json_object_set_new(o, "total", json_string(vg_bill_money_format(
-			inv[i]->total_micro, inv[i]->digits, buf, sizeof(buf))));
+		json_object_set_new(o, "total", json_string(vg_bill_money_format(inv[i]->total_micro, inv[i]->digits, buf, sizeof(buf))));
 		json_array_append_new(arr, o);
 		vg_bill_invoice_free(inv[i]);
 	}
@@ -109,7 +112,8 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 	fmt = vg_bill_invoice_format_parse(fmt_s);
 	if (fmt < 0)
 		return vg_http_reply_error(resp, 400, "bad format '%.32s' (json, csv "
-					   "or html)", fmt_s);
+						      "or html)",
+					   fmt_s);
 	if (project && (!*project || !vg_name_valid(project)))
 		return vg_http_reply_error(resp, 400, "bad project");
 	if (req->scope_project && project && strcmp(project, req->scope_project))
@@ -129,7 +133,8 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 	vg_db_close(db);
 	if (rc == -ENOENT)
 		return vg_http_reply_error(resp, 404, "no invoice for project '%s' "
-					   "in finalized month %s", project,
+						      "in finalized month %s",
+					   project,
 					   vg_http_param(req, "month"));
 	if (rc)
 		return vg_api_reply_errno(resp, rc, "invoice");
@@ -153,7 +158,7 @@ int vg_api_finalize_answer(const struct vg_bill_service *svc,
 
 	if (req->scope_project)
 		return vg_http_reply_error(resp, 403, "a project-scoped token cannot "
-					   "finalize a month");
+						      "finalize a month");
 	if (month_param(req, resp, &m) || open_db(svc, resp, &db))
 		return 0;
 	rc = vg_bill_finalize(db, svc->rc, m, req->now_ms ? req->now_ms : vg_now_ms(), &n);

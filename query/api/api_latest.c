@@ -292,7 +292,8 @@ int vg_api_h_top(struct vg_http_req *req, struct vg_http_resp *resp)
 			rc = vg_http_reply_error(resp, 400,
 						 "more than %d resources match: "
 						 "narrow with type, host, project "
-						 "or flavor", VG_API_SCAN_MAX);
+						 "or flavor",
+						 VG_API_SCAN_MAX);
 		else if (rc)
 			rc = vg_api_reply_errno(resp, rc, "resources");
 		if (resp->status) {
@@ -304,20 +305,20 @@ int vg_api_h_top(struct vg_http_req *req, struct vg_http_resp *resp)
 	}
 	if (c.n)
 		qsort(c.rows, c.n, sizeof(*c.rows),
-	      order && !strcmp(order, "asc") ? top_asc : top_desc);
+		      order && !strcmp(order, "asc") ? top_asc : top_desc);
 	arr = json_array();
 	for (size_t i = 0; i < c.n; i++) {
 		json_t *r = c.rows[i].res;
 		if (i < (size_t)limit) {
 			json_t *row = json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:o,s:o}",
-					       "id", json_object_get(r, "id"),
-					       "type", json_object_get(r, "type"),
-					       "name", json_object_get(r, "name"),
-					       "host", json_object_get(r, "host"),
-					       "project", json_object_get(r, "project"),
-					       "flavor", json_object_get(r, "flavor"),
-					       "value", number_json(c.rows[i].value),
-					       "time", time_json(c.rows[i].time_ms));
+						"id", json_object_get(r, "id"),
+						"type", json_object_get(r, "type"),
+						"name", json_object_get(r, "name"),
+						"host", json_object_get(r, "host"),
+						"project", json_object_get(r, "project"),
+						"flavor", json_object_get(r, "flavor"),
+						"value", number_json(c.rows[i].value),
+						"time", time_json(c.rows[i].time_ms));
 			/* the names people know, when the agent sent them */
 			json_t *at = json_object_get(r, "attributes");
 			if (row && json_is_string(json_object_get(at, "display_name")))

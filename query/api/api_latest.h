@@ -10,7 +10,7 @@
 #include "query/api/http.h"
 #include "vigie/store.h"
 
-#define VG_API_LATEST_WINDOW_S 900      /* a counter's rate: newest point within */
+#define VG_API_LATEST_WINDOW_S 900 /* a counter's rate: newest point within */
 #define VG_API_TOP_DEFAULT 10
 #define VG_API_TOP_MAX 1000
 

@@ -64,11 +64,13 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (vg_api_parse_granularity(gs, &g))
 		return vg_http_reply_error(resp, 400,
 					   "bad granularity '%.32s' (one of: 60, "
-					   "300, 3600, auto)", gs);
+					   "300, 3600, auto)",
+					   gs);
 	if (vg_api_parse_aggregation(as, &cf, &agg_name))
 		return vg_http_reply_error(resp, 400,
 					   "bad aggregation '%.32s' (one of: "
-					   "mean, min, max)", as);
+					   "mean, min, max)",
+					   as);
 	if (vg_api_parse_window(vg_http_param(req, "start"),
 				vg_http_param(req, "end"), req->now_ms,
 				&start_ms, &end_ms, err, sizeof(err)))

@@ -85,8 +85,9 @@ void vg_api_prom_name(const char *metric, int counter, char *out, size_t len)
 	for (const char *p = metric; *p && o + 7 < len; p++) {
 		char c = *p;
 		out[o++] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-				   (c >= '0' && c <= '9') || c == '_'
-			   ? c : '_';
+					   (c >= '0' && c <= '9') || c == '_'
+				   ? c
+				   : '_';
 	}
 	out[o] = '\0';
 	if (counter)
@@ -114,11 +115,11 @@ void vg_api_prom_value(struct vg_buf *b, double v)
 /* ---- series ------------------------------------------------------------------ */
 
 struct sample {
-	char *family;  /* malloc'd */
-	char *line;    /* "name{labels} value\n", malloc'd */
+	char *family;     /* malloc'd */
+	char *line;       /* "name{labels} value\n", malloc'd */
 	const char *help; /* static (catalogue) or NULL */
 	int counter;
-	size_t seq;    /* scan order: keeps resources sorted within a family */
+	size_t seq; /* scan order: keeps resources sorted within a family */
 };
 
 struct prom_ctx {
@@ -326,10 +327,12 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 			if (vg_api_lifecycle(api)) {
 				one(b, "vigie_store_ended_series_waiting", "gauge",
 				    "Series of ended resources not yet keep_ended old "
-				    "(at the last sweep)", (double)lr.series_waiting);
+				    "(at the last sweep)",
+				    (double)lr.series_waiting);
 				one(b, "vigie_store_ended_resources_waiting", "gauge",
 				    "Ended resources not yet keep_ended old (at the "
-				    "last sweep)", (double)lr.resources_waiting);
+				    "last sweep)",
+				    (double)lr.resources_waiting);
 			}
 			if (!vg_lifecycle_get_usage(vg_api_lifecycle(api), &u, &at)) {
 				static const char *const fam[][3] = {
@@ -343,7 +346,7 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 					family(b, fam[k][0], fam[k][1], fam[k][2]);
 					for (size_t i = 0; i < u.n; i++) {
 						const struct vg_store_holder *h = &u.h[i];
-						double v = k == 0 ? (double)h->series
+						double v = k == 0   ? (double)h->series
 							   : k == 1 ? (double)h->bytes
 							   : k == 2 ? (double)h->bytes_free
 								    : (double)h->bytes_recent / 7;
@@ -360,7 +363,8 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		}
 		one(b, "vigie_store_series_removed_total", "counter",
 		    "Series deleted by the lifecycle of ended resources "
-		    "([storage] keep_ended)", (double)ss.series_removed);
+		    "([storage] keep_ended)",
+		    (double)ss.series_removed);
 		{
 			struct vg_store_daemon dm[16];
 			size_t nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));
@@ -378,9 +382,8 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 						lab[j++] = *c == '"' || *c == '\\' || *c == '\n' ? '_' : *c;
 					lab[j] = '\0';
 					vg_buf_printf(b, "%s{daemon=\"%s\"} %llu\n", fam[k][0], lab,
-						      (unsigned long long)(k == 0 ? (uint64_t)dm[i].up :
-									   k == 1 ? dm[i].errors :
-										    dm[i].pending));
+						      (unsigned long long)(k == 0 ? (uint64_t)dm[i].up : k == 1 ? dm[i].errors
+														: dm[i].pending));
 				}
 			}
 		}
@@ -460,13 +463,15 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	    (double)e->notifications);
 	one(b, "vigie_alarms_store_errors_total", "counter",
 	    "alarms.db writes that failed (the changes are kept in memory "
-	    "and written later)", (double)e->store_errors);
+	    "and written later)",
+	    (double)e->store_errors);
 	one(b, "vigie_alarms_pending_notifications", "gauge",
 	    "Notifications held in memory until alarms.db can be written",
 	    (double)e->pending);
 	one(b, "vigie_alarms_pending_dropped_total", "counter",
 	    "Notifications dropped beyond the in-memory bound while alarms.db "
-	    "could not be written", (double)e->pending_dropped);
+	    "could not be written",
+	    (double)e->pending_dropped);
 	family(b, "vigie_alarms_batch_seconds", "summary",
 	       "Time the alarm engine spent on each batch (receiver thread)");
 	vg_buf_printf(b, "vigie_alarms_batch_seconds_sum ");
@@ -487,13 +492,16 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	    (double)e->silenced);
 	one(b, "vigie_alarms_rate_limited_total", "counter",
 	    "Notifications not sent: over [alarms] max_notifications_per_minute "
-	    "of their project (history keeps them)", (double)e->rate_limited);
+	    "of their project (history keeps them)",
+	    (double)e->rate_limited);
 	one(b, "vigie_alarms_outside_time_constraints_total", "counter",
 	    "Notifications not sent: outside their alarm's time_constraints "
-	    "(history keeps them)", (double)e->outside_time);
+	    "(history keeps them)",
+	    (double)e->outside_time);
 	one(b, "vigie_alarms_inhibited_total", "counter",
 	    "Notifications not sent: an alarm that inhibits theirs is in alarm "
-	    "(history keeps them)", (double)e->inhibited);
+	    "(history keeps them)",
+	    (double)e->inhibited);
 	one(b, "vigie_alarms_silences_active", "gauge",
 	    "Silences in force now", (double)e->silences_active);
 	one(b, "vigie_alarms_webhooks_refused_total", "counter",

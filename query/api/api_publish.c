@@ -54,7 +54,7 @@
 #define DEFAULT_POINTS_PER_S 1000000
 #define DEFAULT_SERIES_MAX 10000
 #define MIN_TIME_MS (86400 * 1000LL) /* as the receiver: 1970-01-02 */
-#define PUB_HOST "api" /* the host of a custom resource */
+#define PUB_HOST "api"               /* the host of a custom resource */
 #define MAX_BUCKETS 4096
 
 struct bucket {
@@ -64,9 +64,9 @@ struct bucket {
 
 struct vg_pub_state {
 	uint32_t rate, series_max;
-	pthread_mutex_t lock; /* guards buckets */
+	pthread_mutex_t lock;   /* guards buckets */
 	struct vg_hmap buckets; /* project -> struct bucket */
-	struct vg_hmap series; /* project -> uint64_t count; receiver thread */
+	struct vg_hmap series;  /* project -> uint64_t count; receiver thread */
 };
 
 struct vg_pub_state *vg_pub_state_new(uint32_t points_per_s, uint32_t series_max)
@@ -198,17 +198,20 @@ int vg_pub_parse_point(json_t *o, const struct vg_pub_limits *lim,
 	/* the wire decoder's rule for ids and metric names */
 	if (!vg_name_valid(out->resource)) {
 		snprintf(err, errlen, "bad resource id (1..%d bytes of UTF-8 "
-			 "without control characters)", VG_NAME_MAX);
+				      "without control characters)",
+			 VG_NAME_MAX);
 		return -EINVAL;
 	}
 	if (!vg_name_valid(out->metric)) {
 		snprintf(err, errlen, "bad metric name (1..%d bytes of UTF-8 "
-			 "without control characters)", VG_NAME_MAX);
+				      "without control characters)",
+			 VG_NAME_MAX);
 		return -EINVAL;
 	}
 	if (out->unit && !vg_text_valid(out->unit, VG_PUB_UNIT_MAX)) {
 		snprintf(err, errlen, "bad unit (1..%d bytes of UTF-8 without "
-			 "control characters)", VG_PUB_UNIT_MAX);
+				      "control characters)",
+			 VG_PUB_UNIT_MAX);
 		return -EINVAL;
 	}
 	if (!kind || !strcmp(kind, "gauge")) {
@@ -242,7 +245,8 @@ int vg_pub_parse_point(json_t *o, const struct vg_pub_limits *lim,
 		ts = json_string_value(t);
 		if (vg_time_parse(ts, lim->now_ms, &out->time_ms)) {
 			snprintf(err, errlen, "bad time \"%.40s\" (RFC 3339, or "
-				 "seconds since 1970 as a number)", ts);
+					      "seconds since 1970 as a number)",
+				 ts);
 			return -EINVAL;
 		}
 	} else if (json_is_number(t) && isfinite(json_number_value(t)) &&
@@ -250,7 +254,7 @@ int vg_pub_parse_point(json_t *o, const struct vg_pub_limits *lim,
 		out->time_ms = (int64_t)llround(json_number_value(t) * 1000.0);
 	} else {
 		snprintf(err, errlen, "bad time (RFC 3339, or seconds since 1970 "
-			 "as a number)");
+				      "as a number)");
 		return -EINVAL;
 	}
 	if (out->time_ms < MIN_TIME_MS) {
@@ -259,13 +263,14 @@ int vg_pub_parse_point(json_t *o, const struct vg_pub_limits *lim,
 	}
 	if (lim->max_future_ms > 0 && out->time_ms > lim->now_ms + lim->max_future_ms) {
 		snprintf(err, errlen, "time further ahead of the collector's "
-			 "clock than max_future (%lld s)",
+				      "clock than max_future (%lld s)",
 			 (long long)(lim->max_future_ms / 1000));
 		return -EINVAL;
 	}
 	if (lim->max_age_ms > 0 && out->time_ms < lim->now_ms - lim->max_age_ms) {
 		snprintf(err, errlen, "time older than the longest archive "
-			 "keeps (%lld s)", (long long)(lim->max_age_ms / 1000));
+				      "keeps (%lld s)",
+			 (long long)(lim->max_age_ms / 1000));
 		return -EINVAL;
 	}
 	return 0;
@@ -287,7 +292,7 @@ static int cmp_point(const void *a, const void *b)
 
 /* One distinct resource of the request. */
 struct pres {
-	size_t first, n;     /* its points in the sorted array */
+	size_t first, n; /* its points in the sorted array */
 	int rtype;
 	int created;
 	char *host, *name, *parent, *user, *flavor;
@@ -444,7 +449,8 @@ static int check_resource(struct job *j, struct vg_registry *reg, struct pres *p
 	if (rc == -ENOENT) {
 		if (pt->rtype == VG_RT_INSTANCE)
 			return fail(j, 404, "no instance '%s' (published measures "
-				    "create custom resources only)", pt->resource);
+					    "create custom resources only)",
+				    pt->resource);
 		p->rtype = VG_RT_CUSTOM;
 		p->created = 1;
 		{
@@ -471,7 +477,8 @@ static int check_resource(struct job *j, struct vg_registry *reg, struct pres *p
 	if (p->rtype != VG_RT_INSTANCE && p->rtype != VG_RT_CUSTOM) {
 		/* the message first: type is r's and goes with it */
 		rc = fail(j, 403, "resource '%s' is a %s: measures go to "
-			  "instances and custom resources", pt->resource,
+				  "instances and custom resources",
+			  pt->resource,
 			  type ? type : "?");
 		json_decref(r);
 		return rc;
@@ -537,7 +544,7 @@ static int write_host(struct job *j, struct vg_receiver_inject *in, const char *
 	vg_batch_free(b);
 	if (rc == -EAGAIN)
 		return fail(j, 503, "the store cannot take measures now (disk "
-			    "full or behind); nothing acknowledged, resend");
+				    "full or behind); nothing acknowledged, resend");
 	j->duplicates += dup;
 	return 0;
 }
@@ -555,14 +562,16 @@ static int run_job(void *ctx, struct vg_receiver_inject *in)
 	if (fresh) {
 		if ((rc = series_count(j, reg, &count)))
 			return fail(j, 503, "registry unavailable (%s)",
-				    strerror(-rc)), 0;
+				    strerror(-rc)),
+			       0;
 		if (*count + fresh > j->st->series_max)
 			return fail(j, 429, "project '%s' has %llu published "
-				    "series and this request adds %llu: the "
-				    "limit is %u (publish_series_max)",
+					    "series and this request adds %llu: the "
+					    "limit is %u (publish_series_max)",
 				    j->project, (unsigned long long)*count,
 				    (unsigned long long)fresh,
-				    j->st->series_max), 0;
+				    j->st->series_max),
+			       0;
 	}
 	for (size_t r = 0; r < j->nres; r++) {
 		int seen = 0;
@@ -609,7 +618,7 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 
 	if (!rx || !st)
 		return vg_http_reply_error(resp, 503, "publishing measures is "
-					   "not available in this process");
+						      "not available in this process");
 	vg_api_pub_limits(api, &lim.max_future_ms, &lim.max_age_ms);
 	doc = json_loadb(req->body ? req->body : "", req->body_len,
 			 JSON_REJECT_DUPLICATES, &jerr);
@@ -620,7 +629,7 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (!json_is_array(arr)) {
 		json_decref(doc);
 		return vg_http_reply_error(resp, 400, "the body must be an object "
-					   "with an array \"measures\"");
+						      "with an array \"measures\"");
 	}
 	pj = json_object_get(doc, "project");
 	if (pj && !json_is_string(pj)) {
@@ -630,13 +639,14 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (pj && project && strcmp(json_string_value(pj), project)) {
 		json_decref(doc);
 		return vg_http_reply_error(resp, 403, "this token publishes for "
-					   "project '%s' only", project);
+						      "project '%s' only",
+					   project);
 	}
 	if (!project && !pj) {
 		json_decref(doc);
 		return vg_http_reply_error(resp, 400, "an admin token names the "
-					   "project: {\"project\": ..., "
-					   "\"measures\": [...]}");
+						      "project: {\"project\": ..., "
+						      "\"measures\": [...]}");
 	}
 	if (!project)
 		project = json_string_value(pj);
@@ -648,7 +658,8 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (j.n > VG_PUB_MAX_POINTS) {
 		json_decref(doc);
 		return vg_http_reply_error(resp, 413, "%zu measures in one request; "
-					   "the limit is %d", j.n, VG_PUB_MAX_POINTS);
+						      "the limit is %d",
+					   j.n, VG_PUB_MAX_POINTS);
 	}
 	if (!j.n) {
 		json_decref(doc);
@@ -697,9 +708,7 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 		}
 		vg_hmap_release(&kinds);
 		if (bad) {
-			vg_http_reply_error(resp, 400, two_types
-						  ? "resource '%s' is given two types"
-						  : "resource '%s' has a metric given two kinds",
+			vg_http_reply_error(resp, 400, two_types ? "resource '%s' is given two types" : "resource '%s' has a metric given two kinds",
 					    bad);
 			free(j.pts);
 			json_decref(doc);
@@ -712,13 +721,14 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 		json_decref(doc);
 		if (rc == -E2BIG)
 			return vg_http_reply_error(resp, 413, "more measures in one "
-						   "request than the project may "
-						   "publish in a second "
-						   "(publish_points_per_s)");
+							      "request than the project may "
+							      "publish in a second "
+							      "(publish_points_per_s)");
 		if (rc == -EAGAIN) {
 			vg_http_reply_error(resp, 429, "project '%s' publishes more "
-					    "than publish_points_per_s; retry in "
-					    "%u s", project, retry);
+						       "than publish_points_per_s; retry in "
+						       "%u s",
+					    project, retry);
 			vg_http_resp_header(resp, "Retry-After", "%u", retry);
 			return 0;
 		}
@@ -745,7 +755,7 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 	rc = vg_receiver_submit(rx, run_job, &j);
 	if (rc == -EBUSY) {
 		vg_http_reply_error(resp, 503, "too many publish requests "
-				    "waiting; retry");
+					       "waiting; retry");
 		vg_http_resp_header(resp, "Retry-After", "1");
 	} else if (rc) {
 		vg_http_reply_error(resp, 503, "the collector is stopping (%s)",

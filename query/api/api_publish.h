@@ -16,17 +16,17 @@
 
 #include "query/api/http.h"
 
-#define VG_PUB_MAX_BODY (16u << 20)  /* bytes of one request (413 beyond) */
-#define VG_PUB_MAX_POINTS 200000     /* points of one request (413 beyond) */
-#define VG_PUB_UNIT_MAX 32           /* bytes of a unit */
+#define VG_PUB_MAX_BODY (16u << 20) /* bytes of one request (413 beyond) */
+#define VG_PUB_MAX_POINTS 200000    /* points of one request (413 beyond) */
+#define VG_PUB_UNIT_MAX 32          /* bytes of a unit */
 
 /* One published point, after parsing (strings borrowed from the JSON). */
 struct vg_pub_point {
 	const char *resource;
 	const char *metric;
-	const char *unit;  /* NULL when not given */
-	int rtype;         /* 0 (not given), VG_RT_INSTANCE or VG_RT_CUSTOM */
-	uint8_t kind;      /* enum vg_kind */
+	const char *unit; /* NULL when not given */
+	int rtype;        /* 0 (not given), VG_RT_INSTANCE or VG_RT_CUSTOM */
+	uint8_t kind;     /* enum vg_kind */
 	int64_t time_ms;
 	double value;
 };

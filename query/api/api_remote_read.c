@@ -56,8 +56,16 @@
 #include "vigie/clock.h"
 #include "vigie/name.h"
 
-enum { L_NAME, L_DEVICE, L_FLAVOR, L_HOST, L_RNAME, L_PARENT, L_PROJECT,
-       L_RESOURCE, L_TYPE, NLABELS };
+enum { L_NAME,
+       L_DEVICE,
+       L_FLAVOR,
+       L_HOST,
+       L_RNAME,
+       L_PARENT,
+       L_PROJECT,
+       L_RESOURCE,
+       L_TYPE,
+       NLABELS };
 /* sorted by name, as Prometheus wants a series' labels */
 static const char *const label_names[NLABELS] = {
 	"__name__", "device", "flavor", "host", "name", "parent", "project",
@@ -277,7 +285,8 @@ static int answer_query(struct vg_api *api, const char *scope,
 			int e;
 			if (len > VG_RR_MAX_REGEX) {
 				snprintf(err, errlen, "regular expression longer "
-					 "than %d bytes", VG_RR_MAX_REGEX);
+						      "than %d bytes",
+					 VG_RR_MAX_REGEX);
 				rc = -EINVAL;
 				goto out;
 			}
@@ -291,8 +300,9 @@ static int answer_query(struct vg_api *api, const char *scope,
 			free(pat);
 			if (e) {
 				snprintf(err, errlen, "bad regular expression "
-					 "'%.100s' for label '%.64s' (POSIX "
-					 "extended syntax)", m[i].value, lm->name);
+						      "'%.100s' for label '%.64s' (POSIX "
+						      "extended syntax)",
+					 m[i].value, lm->name);
 				rc = -EINVAL;
 				goto out;
 			}
@@ -358,16 +368,17 @@ static int answer_query(struct vg_api *api, const char *scope,
 		if (vg_monotonic_ms() > bud->deadline) {
 			*status = 503;
 			snprintf(err, errlen, "remote read took longer than %d ms: "
-				 "add matchers or shorten the range", VG_RR_MAX_MS);
+					      "add matchers or shorten the range",
+				 VG_RR_MAX_MS);
 			rc = -ETIMEDOUT;
 			goto out;
 		}
 		/* a series lookup (/api/v1/series, label values) needs the
 		 * labels only: answered without reading the RRD file */
 		frc = labels_only ? 0
-			: vg_store_fetch(store, s->rtype, s->lab[L_RESOURCE],
-					 s->metric, VG_CF_AVERAGE, start_ms,
-					 q->end_timestamp_ms, 0, 0, &ser);
+				  : vg_store_fetch(store, s->rtype, s->lab[L_RESOURCE],
+						   s->metric, VG_CF_AVERAGE, start_ms,
+						   q->end_timestamp_ms, 0, 0, &ser);
 		if (frc == -ENOENT || frc == -EINVAL || (!ser.n && !labels_only)) {
 			vg_series_free(&ser);
 			continue; /* no file yet, or nothing in the range */
@@ -382,7 +393,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 		if (bud->samples + ser.n > VG_RR_MAX_SAMPLES) {
 			vg_series_free(&ser);
 			snprintf(err, errlen, "more than %d samples in one answer: "
-				 "add matchers or shorten the range",
+					      "add matchers or shorten the range",
 				 VG_RR_MAX_SAMPLES);
 			rc = -E2BIG;
 			goto out;
@@ -472,13 +483,14 @@ int vg_api_remote_read(struct vg_api *api, const char *scope,
 	if (!body || !len ||
 	    snappy_uncompressed_length(body, len, &raw_len) != SNAPPY_OK) {
 		snprintf(err, errlen, "the body is not snappy-compressed (block "
-			 "format) protobuf");
+				      "format) protobuf");
 		return -EINVAL;
 	}
 	if (raw_len > VG_RR_MAX_RAW) {
 		*status = 413;
 		snprintf(err, errlen, "the request decompresses to more than %d "
-			 "bytes", VG_RR_MAX_RAW);
+				      "bytes",
+			 VG_RR_MAX_RAW);
 		return -E2BIG;
 	}
 	raw = malloc(raw_len + 1);

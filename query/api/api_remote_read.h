@@ -10,14 +10,14 @@
 #include "query/api/http.h"
 #include "vigie/api.h"
 
-#define VG_RR_MAX_BODY (1 << 20)    /* compressed request bytes (413) */
-#define VG_RR_MAX_RAW (4 << 20)     /* decompressed request bytes (413) */
-#define VG_RR_MAX_QUERIES 64        /* queries per request */
-#define VG_RR_MAX_MATCHERS 32       /* matchers per query */
-#define VG_RR_MAX_REGEX 1024        /* bytes of one regular expression */
-#define VG_RR_MAX_SERIES 50000      /* series per query */
-#define VG_RR_MAX_SAMPLES 1000000   /* samples per answer */
-#define VG_RR_MAX_MS 30000          /* time to answer a request */
+#define VG_RR_MAX_BODY (1 << 20)  /* compressed request bytes (413) */
+#define VG_RR_MAX_RAW (4 << 20)   /* decompressed request bytes (413) */
+#define VG_RR_MAX_QUERIES 64      /* queries per request */
+#define VG_RR_MAX_MATCHERS 32     /* matchers per query */
+#define VG_RR_MAX_REGEX 1024      /* bytes of one regular expression */
+#define VG_RR_MAX_SERIES 50000    /* series per query */
+#define VG_RR_MAX_SAMPLES 1000000 /* samples per answer */
+#define VG_RR_MAX_MS 30000        /* time to answer a request */
 
 /* Answer a snappy-compressed protobuf ReadRequest (body, len) for a token
  * of scope (NULL: every project): *out gets the snappy-compressed

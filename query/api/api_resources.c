@@ -307,22 +307,26 @@ int vg_api_h_resources(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (meta && (meta[0] == '=' || strchr(meta, '=') == meta + strlen(meta) - 1))
 		return vg_http_reply_error(resp, 400,
 					   "bad metadata '%s' (KEY=VALUE, or KEY "
-					   "for any value)", meta);
+					   "for any value)",
+					   meta);
 	if (f.type && vg_rtype_parse(f.type) < 0)
 		return vg_http_reply_error(resp, 400,
 					   "bad type '%s' (one of: instance, "
 					   "disk, nic, host, host_disk, "
-					   "host_nic)", f.type);
+					   "host_nic)",
+					   f.type);
 	if (f.state && strcmp(f.state, "active") && strcmp(f.state, "ended"))
 		return vg_http_reply_error(resp, 400,
 					   "bad state '%s' (one of: active, "
-					   "ended)", f.state);
+					   "ended)",
+					   f.state);
 	v = vg_http_param(req, "limit");
 	if (vg_api_parse_limit(v, VG_API_LIST_DEFAULT, VG_API_LIST_MAX,
 			       &f.limit))
 		return vg_http_reply_error(resp, 400,
 					   "bad limit '%.32s' (an integer "
-					   "1..%d)", v, VG_API_LIST_MAX);
+					   "1..%d)",
+					   v, VG_API_LIST_MAX);
 	if (req->scope_project) {
 		if (f.project && strcmp(f.project, req->scope_project))
 			return vg_http_reply_json(

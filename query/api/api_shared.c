@@ -162,14 +162,16 @@ int vg_api_scan_params(struct vg_http_req *req, struct vg_http_resp *resp,
 		if (v[i] && (!*v[i] || !vg_name_valid(v[i]))) {
 			vg_http_reply_error(resp, 400,
 					    "parameter '%s' is empty or not a "
-					    "valid name", keys[i]);
+					    "valid name",
+					    keys[i]);
 			return -EINVAL;
 		}
 	}
 	if (v[0] && vg_rtype_parse(v[0]) < 0) {
 		vg_http_reply_error(resp, 400,
 				    "bad type '%s' (one of: instance, disk, nic, "
-				    "host, host_disk, host_nic)", v[0]);
+				    "host, host_disk, host_nic)",
+				    v[0]);
 		return -EINVAL;
 	}
 	f->type = v[0];

@@ -50,7 +50,7 @@ int vg_api_pick_granularity(int64_t start_ms, int64_t end_ms,
 
 /* ---- the resource scan -------------------------------------------------------- */
 
-#define VG_API_SCAN_MAX 100000          /* resources one top/aggregate scans */
+#define VG_API_SCAN_MAX 100000 /* resources one top/aggregate scans */
 
 /* Called once per resource (the registry's JSON object, borrowed); a
  * non-zero return stops the scan and is returned by vg_api_scan. */

@@ -38,7 +38,7 @@
 #include "vigie/api_static.h"
 #include "query/api/http.h"
 
-#define REL_MAX 255   /* bytes of a decoded relative path */
+#define REL_MAX 255 /* bytes of a decoded relative path */
 
 static char g_dir[PATH_MAX]; /* resolved www dir, "" = none */
 static int g_chosen;         /* set_dir ran (or the automatic choice did) */
@@ -175,7 +175,7 @@ int vg_api_static_set_dir(const char *dir, char *err, size_t errlen)
 		found = usable(dir, out);
 		if (!found) {
 			snprintf(err, errlen, "www_dir '%s' is not a directory "
-				 "holding index.html; the web console is off",
+					      "holding index.html; the web console is off",
 				 dir);
 			return -ENOENT;
 		}
@@ -183,9 +183,8 @@ int vg_api_static_set_dir(const char *dir, char *err, size_t errlen)
 		found = choose_auto(out);
 		if (!found) {
 			snprintf(err, errlen, "no web console files found (looked "
-				 "in <bindir>/../share/vigie/www, "
-				 VG_PREFIX "/share/vigie/www and ./query/www); "
-				 "set [collector] www_dir");
+					      "in <bindir>/../share/vigie/www, " VG_PREFIX "/share/vigie/www and ./query/www); "
+					      "set [collector] www_dir");
 			return -ENOENT;
 		}
 	}

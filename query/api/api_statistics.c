@@ -34,8 +34,10 @@
 #include "vigie/name.h"
 
 static const char *const stat_names[] = {
-	[VG_API_STAT_SAMPLE_COUNT] = "SampleCount", [VG_API_STAT_SUM] = "Sum",
-	[VG_API_STAT_AVERAGE] = "Average",          [VG_API_STAT_MINIMUM] = "Minimum",
+	[VG_API_STAT_SAMPLE_COUNT] = "SampleCount",
+	[VG_API_STAT_SUM] = "Sum",
+	[VG_API_STAT_AVERAGE] = "Average",
+	[VG_API_STAT_MINIMUM] = "Minimum",
 	[VG_API_STAT_MAXIMUM] = "Maximum",
 };
 
@@ -61,7 +63,8 @@ int vg_api_parse_statistics(const char *s, struct vg_api_stat *out,
 		len = (size_t)(end - p);
 		if (!len || len >= sizeof(item)) {
 			snprintf(err, errlen, "bad statistics list '%.64s' (e.g. "
-				 "SampleCount,Average,p99)", s);
+					      "SampleCount,Average,p99)",
+				 s);
 			return -EINVAL;
 		}
 		memcpy(item, p, len);
@@ -89,7 +92,8 @@ int vg_api_parse_statistics(const char *s, struct vg_api_stat *out,
 			snprintf(err, errlen,
 				 "unknown statistic '%s' (SampleCount, Sum, "
 				 "Average, Minimum, Maximum, or a percentile "
-				 "p0.1..p100 such as p99)", item);
+				 "p0.1..p100 such as p99)",
+				 item);
 			return -EINVAL;
 		}
 		for (size_t i = 0; i < *n; i++)
@@ -199,11 +203,13 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (vg_api_parse_granularity(gs, &g))
 		return vg_http_reply_error(resp, 400,
 					   "bad granularity '%.32s' (one of: 60, "
-					   "300, 3600, auto)", gs);
+					   "300, 3600, auto)",
+					   gs);
 	if (period % (g ? g : 60))
 		return vg_http_reply_error(resp, 400,
 					   "period %u is not a multiple of the "
-					   "granularity %u", period, g ? g : 60);
+					   "granularity %u",
+					   period, g ? g : 60);
 	if (vg_api_parse_statistics(vg_http_param(req, "statistics"), stats,
 				    VG_API_STATS_MAX, &nstats, err, sizeof(err)))
 		return vg_http_reply_error(resp, 400, "%s", err);

@@ -11,8 +11,8 @@
 
 #include "query/api/http.h"
 
-#define VG_API_STATS_MAX 16             /* statistics per request */
-#define VG_API_STATS_MAX_POINTS 100000  /* finer points read per request */
+#define VG_API_STATS_MAX 16            /* statistics per request */
+#define VG_API_STATS_MAX_POINTS 100000 /* finer points read per request */
 #define VG_API_STATS_DEFAULT_PERIOD 300
 #define VG_API_STATS_MAX_PERIOD (366 * 86400)
 

@@ -134,8 +134,8 @@ int vg_api_token_request_parse(const char *body, size_t len, json_t **doc,
 	*project = *name = NULL;
 	if (!body || !len) {
 		snprintf(err, errlen, "missing JSON body, e.g. "
-			 "{\"project\":\"p1\",\"name\":\"ci\"} or "
-			 "{\"admin\":true}");
+				      "{\"project\":\"p1\",\"name\":\"ci\"} or "
+				      "{\"admin\":true}");
 		return -EINVAL;
 	}
 	j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
@@ -149,7 +149,7 @@ int vg_api_token_request_parse(const char *body, size_t len, json_t **doc,
 		if (!strcmp(key, "admin")) {
 			if (!json_is_boolean(v)) {
 				snprintf(err, errlen, "'admin' must be true or "
-					 "false");
+						      "false");
 				goto bad;
 			}
 			admin = json_is_true(v);
@@ -157,7 +157,7 @@ int vg_api_token_request_parse(const char *body, size_t len, json_t **doc,
 			if (!json_is_string(v) ||
 			    !(*project = json_string_value(v)) || !**project) {
 				snprintf(err, errlen, "'project' must be a "
-					 "non-empty string");
+						      "non-empty string");
 				goto bad;
 			}
 		} else if (!strcmp(key, "name")) {
@@ -168,13 +168,14 @@ int vg_api_token_request_parse(const char *body, size_t len, json_t **doc,
 			*name = json_string_value(v);
 		} else {
 			snprintf(err, errlen, "unknown field '%.64s' (accepted: "
-				 "admin, project, name)", key);
+					      "admin, project, name)",
+				 key);
 			goto bad;
 		}
 	}
 	if (admin == !!*project) {
 		snprintf(err, errlen, "give exactly one of \"admin\":true or "
-			 "\"project\":\"P\"");
+				      "\"project\":\"P\"");
 		goto bad;
 	}
 	*doc = j;

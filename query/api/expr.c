@@ -97,7 +97,7 @@ static int check_time(struct ectx *c, int pos)
 {
 	if (vg_monotonic_ms() > c->deadline)
 		return eerr(c, 503, pos, "evaluation took longer than %d ms: "
-			    "select fewer series or a shorter range",
+					 "select fewer series or a shorter range",
 			    VG_EXPR_MAX_MS);
 	return 0;
 }
@@ -110,7 +110,7 @@ static struct xs *xv_add(struct ectx *c, struct xv *x, const char *key,
 
 	if (c->cells + x->np > VG_EXPR_MAX_CELLS) {
 		eerr(c, 400, pos, "more than %d values to hold: select fewer "
-		     "series, a shorter range or a coarser granularity",
+				  "series, a shorter range or a coarser granularity",
 		     VG_EXPR_MAX_CELLS);
 		return NULL;
 	}
@@ -360,7 +360,8 @@ static int eval_selector(struct ectx *c, const struct vg_expr_node *n,
 	}
 	if (rc == -E2BIG)
 		eerr(c, 400, n->pos, "more than %d series selected in this "
-		     "request: narrow the selector", VG_EXPR_MAX_SERIES);
+				     "request: narrow the selector",
+		     VG_EXPR_MAX_SERIES);
 	else if (rc)
 		eerr(c, rc == -EAGAIN || rc == -EBUSY ? 503 : 500, n->pos,
 		     "cannot read the registry: %s", strerror(-rc));
@@ -393,9 +394,7 @@ static int eval_selector(struct ectx *c, const struct vg_expr_node *n,
 			s.p[i].labels = s.p[i].attrs = NULL;
 		}
 		if (!rc && s.np) {
-			struct fetch_pool fp = {.c = c, .n = n, .p = s.p,
-						.xs = out->s + first, .np = s.np,
-						.out = out, .st = st};
+			struct fetch_pool fp = {.c = c, .n = n, .p = s.p, .xs = out->s + first, .np = s.np, .out = out, .st = st};
 			fetch_parallel(&fp);
 			c->points_read += fp.points;
 			if (fp.late)
@@ -403,7 +402,8 @@ static int eval_selector(struct ectx *c, const struct vg_expr_node *n,
 			for (size_t i = 0; i < s.np && !rc; i++)
 				if (st[i] && st[i] != -ENOENT && st[i] != -EINVAL)
 					rc = eerr(c, 500, n->pos, "cannot read %s of "
-						  "%s: %s", n->name, s.p[i].id,
+								  "%s: %s",
+						  n->name, s.p[i].id,
 						  strerror(-st[i]));
 		}
 		for (size_t i = 0; i < out->n - first && !rc; i++) {
@@ -476,7 +476,8 @@ static int eval_bin(struct ectx *c, const struct vg_expr_node *n,
 	if (!l.scalar && !r.scalar &&
 	    (l.step != r.step || l.base != r.base || l.np != r.np)) {
 		rc = eerr(c, 400, n->pos, "'%c' between series at %u s and %u s "
-			  "granularity: resample() one side", n->op, l.step,
+					  "granularity: resample() one side",
+			  n->op, l.step,
 			  r.step);
 		goto done;
 	}
@@ -488,8 +489,9 @@ static int eval_bin(struct ectx *c, const struct vg_expr_node *n,
 	}
 	if (l.scalar || r.scalar || l.n == 1 || r.n == 1) {
 		/* broadcast the scalar or the single series */
-		const struct xv *many = l.scalar ? &r : r.scalar ? &l
-				       : l.n == 1 && r.n != 1 ? &r : &l;
+		const struct xv *many = l.scalar ? &r : r.scalar       ? &l
+						: l.n == 1 && r.n != 1 ? &r
+								       : &l;
 		for (size_t i = 0; i < many->n; i++) {
 			struct xs *x = copy_meta(c, out, &many->s[i], n->pos);
 			if (!x) {
@@ -498,9 +500,9 @@ static int eval_bin(struct ectx *c, const struct vg_expr_node *n,
 			}
 			for (size_t k = 0; k < out->np; k++) {
 				double a = l.scalar ? l.c
-					   : l.s[many == &l ? i : 0].v[k];
+						    : l.s[many == &l ? i : 0].v[k];
 				double b = r.scalar ? r.c
-					   : r.s[many == &r ? i : 0].v[k];
+						    : r.s[many == &r ? i : 0].v[k];
 				x->v[k] = apply(n->op, a, b);
 			}
 		}
@@ -567,7 +569,7 @@ static int eval_resample(struct ectx *c, const struct vg_expr_node *n,
 	}
 	if (n->iarg < in->step || n->iarg % in->step)
 		return eerr(c, 400, n->pos, "resample() to %ld s from %u s: the "
-			    "new granularity must be a multiple of the old",
+					    "new granularity must be a multiple of the old",
 			    n->iarg, in->step);
 	last = in->base + (int64_t)(in->np ? in->np - 1 : 0) * in->step * 1000;
 	out->step = (uint32_t)n->iarg;
@@ -953,8 +955,8 @@ static int body_params(struct vg_http_req *req, struct vg_http_resp *resp,
 			  JSON_REJECT_DUPLICATES, &je);
 	if (!*doc || !json_is_object(*doc)) {
 		vg_http_reply_error(resp, 400, "the body must be a JSON object "
-				    "{\"expr\":..., \"start\":..., \"end\":..., "
-				    "\"granularity\":...}");
+					       "{\"expr\":..., \"start\":..., \"end\":..., "
+					       "\"granularity\":...}");
 		return -EINVAL;
 	}
 	json_object_foreach(*doc, k, val) {
@@ -963,8 +965,9 @@ static int body_params(struct vg_http_req *req, struct vg_http_resp *resp,
 			;
 		if (i == 4) {
 			vg_http_reply_error(resp, 400, "unknown field '%.64s' "
-					    "(accepted: expr, start, end, "
-					    "granularity)", k);
+						       "(accepted: expr, start, end, "
+						       "granularity)",
+					    k);
 			return -EINVAL;
 		}
 		if (json_is_integer(val) && i == 3) {
@@ -976,7 +979,8 @@ static int body_params(struct vg_http_req *req, struct vg_http_resp *resp,
 			v[i] = json_string_value(val);
 		} else {
 			vg_http_reply_error(resp, 400, "field '%s' must be a "
-					    "string", k);
+						       "string",
+					    k);
 			return -EINVAL;
 		}
 	}
@@ -990,7 +994,7 @@ static void put_series(struct vg_buf *b, const struct xv *x)
 	for (size_t i = 0; i < x->n; i++) {
 		const struct xs *s = &x->s[i];
 		char *labels = s->labels ? json_dumps(s->labels, JSON_COMPACT |
-						      JSON_SORT_KEYS)
+									 JSON_SORT_KEYS)
 					 : NULL;
 		int first = 1;
 		vg_buf_append(b, i ? ",{\"key\":" : "{\"key\":", i ? 8 : 7);
@@ -1046,7 +1050,8 @@ int vg_api_h_query(struct vg_http_req *req, struct vg_http_resp *resp)
 	}
 	if (vg_api_parse_granularity(v[3], &g)) {
 		rc = vg_http_reply_error(resp, 400, "bad granularity '%.32s' "
-					 "(one of: 60, 300, 3600, auto)", v[3]);
+						    "(one of: 60, 300, 3600, auto)",
+					 v[3]);
 		goto out;
 	}
 	if (vg_api_parse_window(v[1], v[2], req->now_ms, &c.start_ms,
@@ -1059,8 +1064,9 @@ int vg_api_h_query(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (g && vg_api_pick_granularity(c.start_ms, c.end_ms, g,
 					 VG_API_MAX_POINTS, &c.gran, &npoints)) {
 		rc = vg_http_reply_error(resp, 400, "too many points: %zu at %u "
-					 "s granularity between %s and %s; the "
-					 "limit is %d per series", npoints, g,
+						    "s granularity between %s and %s; the "
+						    "limit is %d per series",
+					 npoints, g,
 					 ts, te, VG_API_MAX_POINTS);
 		goto out;
 	}

@@ -41,32 +41,44 @@ enum vg_expr_kind {
 };
 
 enum vg_expr_fn {
-	VG_FN_RESAMPLE, VG_FN_ROLLING, VG_FN_FILL, VG_FN_SUM, VG_FN_MEAN,
-	VG_FN_MAX, VG_FN_MIN, VG_FN_COUNT, VG_FN_PCT, VG_FN_TOP, VG_FN_BOTTOM,
+	VG_FN_RESAMPLE,
+	VG_FN_ROLLING,
+	VG_FN_FILL,
+	VG_FN_SUM,
+	VG_FN_MEAN,
+	VG_FN_MAX,
+	VG_FN_MIN,
+	VG_FN_COUNT,
+	VG_FN_PCT,
+	VG_FN_TOP,
+	VG_FN_BOTTOM,
 	VG_FN_ABS,
 };
 
 /* How a window or group is combined (resample, rolling, top/bottom). */
-enum vg_expr_agg { VG_AGG_MEAN, VG_AGG_SUM, VG_AGG_MIN, VG_AGG_MAX,
+enum vg_expr_agg { VG_AGG_MEAN,
+		   VG_AGG_SUM,
+		   VG_AGG_MIN,
+		   VG_AGG_MAX,
 		   VG_AGG_COUNT };
 
 struct vg_expr_matcher {
 	char *label; /* id, type, project, host, flavor, name, parent,
 			metadata.KEY */
 	char *value;
-	int neg;     /* != */
+	int neg; /* != */
 	int pos;
 };
 
 struct vg_expr_node {
 	int kind, pos; /* pos: byte offset of the node's first token */
 	double num;
-	char op;        /* '+', '-', '*', '/' */
-	int fn;         /* enum vg_expr_fn */
-	double pct;     /* VG_FN_PCT: 0 < pct <= 100 */
-	char *name;     /* selector metric, named argument's name */
-	char *word;     /* named argument's value */
-	int bare;       /* a selector without braces (may be a keyword) */
+	char op;    /* '+', '-', '*', '/' */
+	int fn;     /* enum vg_expr_fn */
+	double pct; /* VG_FN_PCT: 0 < pct <= 100 */
+	char *name; /* selector metric, named argument's name */
+	char *word; /* named argument's value */
+	int bare;   /* a selector without braces (may be a keyword) */
 	struct vg_expr_matcher *m;
 	size_t nm;
 	struct vg_expr_node *a[4];

@@ -28,15 +28,29 @@
 #include "vigie/batch.h"
 #include "vigie/name.h"
 
-enum tok { T_END, T_NUM, T_IDENT, T_STR, T_LP, T_RP, T_LB, T_RB, T_COMMA,
-	   T_PLUS, T_MINUS, T_STAR, T_SLASH, T_EQ, T_NE, T_BAD };
+enum tok { T_END,
+	   T_NUM,
+	   T_IDENT,
+	   T_STR,
+	   T_LP,
+	   T_RP,
+	   T_LB,
+	   T_RB,
+	   T_COMMA,
+	   T_PLUS,
+	   T_MINUS,
+	   T_STAR,
+	   T_SLASH,
+	   T_EQ,
+	   T_NE,
+	   T_BAD };
 
 struct parser {
 	const char *text;
-	size_t len, at;       /* at: start of the next token to lex */
-	int tok, tpos;        /* current token */
+	size_t len, at; /* at: start of the next token to lex */
+	int tok, tpos;  /* current token */
 	size_t tlen;
-	char *sval;           /* T_STR / T_IDENT value (malloc'd) */
+	char *sval; /* T_STR / T_IDENT value (malloc'd) */
 	double nval;
 	struct vg_expr *e;
 	int depth;
@@ -112,16 +126,46 @@ static int next(struct parser *p)
 		return 0;
 	}
 	switch (s[i]) {
-	case '(': p->tok = T_LP; p->at = i + 1; return 0;
-	case ')': p->tok = T_RP; p->at = i + 1; return 0;
-	case '{': p->tok = T_LB; p->at = i + 1; return 0;
-	case '}': p->tok = T_RB; p->at = i + 1; return 0;
-	case ',': p->tok = T_COMMA; p->at = i + 1; return 0;
-	case '+': p->tok = T_PLUS; p->at = i + 1; return 0;
-	case '-': p->tok = T_MINUS; p->at = i + 1; return 0;
-	case '*': p->tok = T_STAR; p->at = i + 1; return 0;
-	case '/': p->tok = T_SLASH; p->at = i + 1; return 0;
-	case '=': p->tok = T_EQ; p->at = i + 1; return 0;
+	case '(':
+		p->tok = T_LP;
+		p->at = i + 1;
+		return 0;
+	case ')':
+		p->tok = T_RP;
+		p->at = i + 1;
+		return 0;
+	case '{':
+		p->tok = T_LB;
+		p->at = i + 1;
+		return 0;
+	case '}':
+		p->tok = T_RB;
+		p->at = i + 1;
+		return 0;
+	case ',':
+		p->tok = T_COMMA;
+		p->at = i + 1;
+		return 0;
+	case '+':
+		p->tok = T_PLUS;
+		p->at = i + 1;
+		return 0;
+	case '-':
+		p->tok = T_MINUS;
+		p->at = i + 1;
+		return 0;
+	case '*':
+		p->tok = T_STAR;
+		p->at = i + 1;
+		return 0;
+	case '/':
+		p->tok = T_SLASH;
+		p->at = i + 1;
+		return 0;
+	case '=':
+		p->tok = T_EQ;
+		p->at = i + 1;
+		return 0;
 	case '!':
 		if (i + 1 < p->len && s[i + 1] == '=') {
 			p->tok = T_NE;
@@ -140,7 +184,7 @@ static int next(struct parser *p)
 				    (s[j + 1] != '"' && s[j + 1] != '\\')) {
 					free(v);
 					return fail(p, (int)j, "bad escape in a "
-						    "string (only \\\" and \\\\)");
+							       "string (only \\\" and \\\\)");
 				}
 				j++;
 			}
@@ -287,13 +331,13 @@ static int parse_selector(struct parser *p, struct vg_expr_node **out)
 					    VG_EXPR_MAX_MATCHERS);
 			if (p->tok != T_IDENT)
 				return fail(p, p->tpos, "expected a label (id, "
-					    "type, project, host, flavor, name, "
-					    "parent, metadata.KEY), got %s",
+							"type, project, host, flavor, name, "
+							"parent, metadata.KEY), got %s",
 					    tok_desc(p->tok));
 			if (!valid_label(p->sval))
 				return fail(p, p->tpos, "unknown label '%.64s' "
-					    "(one of: id, type, project, host, "
-					    "flavor, name, parent, metadata.KEY)",
+							"(one of: id, type, project, host, "
+							"flavor, name, parent, metadata.KEY)",
 					    p->sval);
 			if (!n->m) {
 				n->m = calloc(VG_EXPR_MAX_MATCHERS, sizeof(*n->m));
@@ -308,25 +352,28 @@ static int parse_selector(struct parser *p, struct vg_expr_node **out)
 				return rc;
 			if (p->tok != T_EQ && p->tok != T_NE)
 				return fail(p, p->tpos, "expected '=' or '!=' "
-					    "after label '%s', got %s", m->label,
+							"after label '%s', got %s",
+					    m->label,
 					    tok_desc(p->tok));
 			m->neg = p->tok == T_NE;
 			if ((rc = next(p)))
 				return rc;
 			if (p->tok != T_STR)
 				return fail(p, p->tpos, "expected a \"string\" "
-					    "value for label '%s', got %s",
+							"value for label '%s', got %s",
 					    m->label, tok_desc(p->tok));
 			if (!vg_name_valid(p->sval))
 				return fail(p, p->tpos, "bad value for label "
-					    "'%s' (1 to %d bytes of UTF-8, no "
-					    "control characters)", m->label,
+							"'%s' (1 to %d bytes of UTF-8, no "
+							"control characters)",
+					    m->label,
 					    VG_NAME_MAX);
 			if (!strcmp(m->label, "type") &&
 			    vg_rtype_parse(p->sval) < 0)
 				return fail(p, p->tpos, "bad type '%.32s' (one "
-					    "of: instance, disk, nic, host, "
-					    "host_disk, host_nic)", p->sval);
+							"of: instance, disk, nic, host, "
+							"host_disk, host_nic)",
+					    p->sval);
 			m->value = p->sval;
 			p->sval = NULL;
 			if ((rc = next(p)))
@@ -336,10 +383,10 @@ static int parse_selector(struct parser *p, struct vg_expr_node **out)
 					return rc;
 				if (p->tok == T_RB)
 					return fail(p, p->tpos, "expected a "
-						    "label after ','");
+								"label after ','");
 			} else if (p->tok != T_RB) {
 				return fail(p, p->tpos, "expected ',' or '}' "
-					    "after a matcher, got %s",
+							"after a matcher, got %s",
 					    tok_desc(p->tok));
 			}
 		}
@@ -398,7 +445,8 @@ static int int_arg(struct parser *p, const struct vg_expr_node *c,
 	if (a->kind != VG_EXPR_NUM || a->num != floor(a->num) || a->num < lo ||
 	    a->num > hi)
 		return fail(p, a->pos, "%s of %s() must be an integer from %ld "
-			    "to %ld", what, vg_expr_fn_name(c->fn), lo, hi);
+				       "to %ld",
+			    what, vg_expr_fn_name(c->fn), lo, hi);
 	*out = (long)a->num;
 	return 0;
 }
@@ -411,7 +459,8 @@ static int series_arg(struct parser *p, const struct vg_expr_node *c,
 {
 	if (a->kind == VG_EXPR_NAMED)
 		return fail(p, a->pos, "the first argument of %s() is a series "
-			    "expression", vg_expr_fn_name(c->fn));
+				       "expression",
+			    vg_expr_fn_name(c->fn));
 	return 0;
 }
 
@@ -428,35 +477,36 @@ static int check_call(struct parser *p, struct vg_expr_node *c)
 		if (c->a[i]->kind == VG_EXPR_NAMED &&
 		    !(i == c->na - 1 && c->fn >= VG_FN_SUM && c->fn <= VG_FN_PCT))
 			return fail(p, c->a[i]->pos, "%s() takes no named "
-				    "argument here", fn);
+						     "argument here",
+				    fn);
 	switch (c->fn) {
 	case VG_FN_RESAMPLE:
 		if (c->na < 2 || c->na > 3)
 			return fail(p, c->pos, "resample(series, SECONDS[, "
-				    "mean|sum|min|max|count])");
+					       "mean|sum|min|max|count])");
 		if ((rc = int_arg(p, c, c->a[1], "the granularity", 60,
 				  31622400, &c->iarg)))
 			return rc;
 		if (c->iarg % 60)
 			return fail(p, c->a[1]->pos, "the granularity of "
-				    "resample() must be a multiple of 60 s");
+						     "resample() must be a multiple of 60 s");
 		c->agg = VG_AGG_MEAN;
 		if (c->na == 3 && (c->agg = agg_of(word_of(c->a[2]), 1, 1)) < 0)
 			return fail(p, c->a[2]->pos, "resample() aggregates with "
-				    "mean, sum, min, max or count");
+						     "mean, sum, min, max or count");
 		c->na = 1;
 		return 0;
 	case VG_FN_ROLLING:
 		if (c->na < 2 || c->na > 3)
 			return fail(p, c->pos, "rolling(series, K[, "
-				    "mean|sum|min|max])");
+					       "mean|sum|min|max])");
 		if ((rc = int_arg(p, c, c->a[1], "the window", 1, 10000,
 				  &c->iarg)))
 			return rc;
 		c->agg = VG_AGG_MEAN;
 		if (c->na == 3 && (c->agg = agg_of(word_of(c->a[2]), 0, 1)) < 0)
 			return fail(p, c->a[2]->pos, "rolling() aggregates with "
-				    "mean, sum, min or max");
+						     "mean, sum, min or max");
 		c->na = 1;
 		return 0;
 	case VG_FN_FILL: {
@@ -474,25 +524,32 @@ static int check_call(struct parser *p, struct vg_expr_node *c)
 			c->a[1] = c->a[1]->a[0];
 		} else
 			return fail(p, c->a[1]->pos, "fill() takes a number or "
-				    "'previous'");
+						     "'previous'");
 		return 0;
 	}
-	case VG_FN_SUM: case VG_FN_MEAN: case VG_FN_MAX: case VG_FN_MIN:
-	case VG_FN_COUNT: case VG_FN_PCT: {
+	case VG_FN_SUM:
+	case VG_FN_MEAN:
+	case VG_FN_MAX:
+	case VG_FN_MIN:
+	case VG_FN_COUNT:
+	case VG_FN_PCT: {
 		const struct vg_expr_node *b;
 		if (c->na > 2)
 			return fail(p, c->a[2]->pos, "%s(series[, by=LABEL]) "
-				    "takes at most two arguments", fn);
+						     "takes at most two arguments",
+				    fn);
 		if (c->na == 1)
 			return 0;
 		b = c->a[1];
 		if (b->kind != VG_EXPR_NAMED || strcmp(b->name, "by"))
 			return fail(p, b->pos, "the second argument of %s() is "
-				    "by=LABEL", fn);
+					       "by=LABEL",
+				    fn);
 		if (!valid_label(b->word) || !strcmp(b->word, "id"))
 			return fail(p, b->pos, "cannot group by '%.64s' (one of: "
-				    "project, host, flavor, type, name, parent, "
-				    "metadata.KEY)", b->word);
+					       "project, host, flavor, type, name, parent, "
+					       "metadata.KEY)",
+				    b->word);
 		c->by = b->word;
 		c->na = 1;
 		return 0;
@@ -508,7 +565,8 @@ static int check_call(struct parser *p, struct vg_expr_node *c)
 			c->agg = agg_of(word_of(c->a[2]), 0, 0);
 			if (c->agg != VG_AGG_MEAN && c->agg != VG_AGG_MAX)
 				return fail(p, c->a[2]->pos, "%s() ranks by "
-					    "mean or max", fn);
+							     "mean or max",
+					    fn);
 		}
 		c->na = 1;
 		return 0;
@@ -528,11 +586,13 @@ static int parse_call(struct parser *p, struct vg_expr_node **out)
 
 	if (fn == -2)
 		return fail(p, p->tpos, "bad percentile '%.32s' (p followed by "
-			    "0 < NN <= 100, up to 3 decimals)", p->sval);
+					"0 < NN <= 100, up to 3 decimals)",
+			    p->sval);
 	if (fn < 0)
 		return fail(p, p->tpos, "unknown function '%.64s' (one of: "
-			    "resample, rolling, fill, sum, mean, max, min, "
-			    "count, pNN, top, bottom, abs)", p->sval);
+					"resample, rolling, fill, sum, mean, max, min, "
+					"count, pNN, top, bottom, abs)",
+			    p->sval);
 	if (!(n = node(p, VG_EXPR_CALL, p->tpos)))
 		return -EINVAL;
 	n->fn = fn;
@@ -553,7 +613,8 @@ static int parse_call(struct parser *p, struct vg_expr_node **out)
 				return rc;
 			if (p->tok != T_IDENT)
 				return fail(p, p->tpos, "expected a label after "
-					    "'%s=', got %s", a->name,
+							"'%s=', got %s",
+					    a->name,
 					    tok_desc(p->tok));
 			a->word = p->sval;
 			p->sval = NULL;
@@ -568,7 +629,7 @@ static int parse_call(struct parser *p, struct vg_expr_node **out)
 				return rc;
 		} else if (p->tok != T_RP) {
 			return fail(p, p->tpos, "expected ',' or ')' in the "
-				    "arguments of %s(), got %s",
+						"arguments of %s(), got %s",
 				    vg_expr_fn_name(fn), tok_desc(p->tok));
 		}
 	}
@@ -620,7 +681,8 @@ static int parse_unary(struct parser *p, struct vg_expr_node **out)
 		break;
 	default:
 		rc = fail(p, p->tpos, "expected a number, a metric, a function "
-			  "or '(', got %s", tok_desc(p->tok));
+				      "or '(', got %s",
+			  tok_desc(p->tok));
 	}
 out:
 	p->depth--;

@@ -47,9 +47,12 @@ static const struct {
 	const char *name;
 	int m;
 } methods[] = {
-	{"GET", VG_HTTP_GET},	  {"HEAD", VG_HTTP_HEAD},
-	{"POST", VG_HTTP_POST},	  {"PUT", VG_HTTP_PUT},
-	{"DELETE", VG_HTTP_DELETE}, {"PATCH", VG_HTTP_PATCH},
+	{"GET", VG_HTTP_GET},
+	{"HEAD", VG_HTTP_HEAD},
+	{"POST", VG_HTTP_POST},
+	{"PUT", VG_HTTP_PUT},
+	{"DELETE", VG_HTTP_DELETE},
+	{"PATCH", VG_HTTP_PATCH},
 	{"OPTIONS", VG_HTTP_OPTIONS},
 };
 
@@ -135,13 +138,15 @@ int vg_listen_parse(const char *s, struct vg_listen_addr *out, char *err,
 		if (!colon) {
 			snprintf(err, errlen,
 				 "'%s': missing port (expected HOST:PORT, "
-				 "[IPv6]:PORT or :PORT)", s);
+				 "[IPv6]:PORT or :PORT)",
+				 s);
 			return -EINVAL;
 		}
 		if (memchr(s, ':', (size_t)(colon - s))) {
 			snprintf(err, errlen,
 				 "'%s': write an IPv6 address in brackets, "
-				 "e.g. [::1]:7480", s);
+				 "e.g. [::1]:7480",
+				 s);
 			return -EINVAL;
 		}
 		hlen = (size_t)(colon - s);
@@ -619,7 +624,8 @@ static void unknown_param(const struct vg_route *r, const char *key,
 	else
 		vg_http_reply_error(resp, 400,
 				    "unknown parameter '%.64s' (this endpoint "
-				    "takes none)", key);
+				    "takes none)",
+				    key);
 }
 
 void vg_http_dispatch(const struct vg_route *routes, size_t n,
@@ -639,7 +645,8 @@ void vg_http_dispatch(const struct vg_route *routes, size_t n,
 		vg_http_methods_format(allowed, list, sizeof(list));
 		vg_http_reply_error(resp, 405,
 				    "method %.16s not allowed on %.200s "
-				    "(allowed: %s)", req->method_name,
+				    "(allowed: %s)",
+				    req->method_name,
 				    req->path, list);
 		vg_http_resp_header(resp, "Allow", "%s", list);
 		return;
@@ -654,7 +661,8 @@ void vg_http_dispatch(const struct vg_route *routes, size_t n,
 			if (!strcmp(req->params[j].key, key)) {
 				vg_http_reply_error(resp, 400,
 						    "parameter '%.64s' given "
-						    "more than once", key);
+						    "more than once",
+						    key);
 				return;
 			}
 	}
@@ -676,12 +684,12 @@ struct vg_http_server {
 	struct MHD_Daemon *d;
 	pthread_mutex_t streams_lock; /* guards streams */
 	struct vg_http_stream *streams;
-	int stopping;                 /* __atomic */
+	int stopping; /* __atomic */
 	struct vg_http_options o;
 	uint16_t port;
 	uint64_t mhd_log_count;
 	uint64_t err_5xx;
-	uint64_t responses[6]; /* by status class, __atomic */
+	uint64_t responses[6];    /* by status class, __atomic */
 	char *tls_cert, *tls_key; /* PEM copies, or NULL (plain HTTP) */
 };
 
@@ -781,10 +789,10 @@ static void stream_free_cb(void *cls)
 
 /* Per-request state, created by the URI log callback. */
 struct req_state {
-	char *uri;       /* raw request-target; NULL if too long */
+	char *uri; /* raw request-target; NULL if too long */
 	int too_long;
 	int started;
-	int replied;     /* a response is queued */
+	int replied; /* a response is queued */
 	size_t discarded;
 	struct vg_http_req req;
 	char *body;
@@ -1117,7 +1125,7 @@ int vg_http_start(const struct vg_http_options *o,
 	if (o->tls_cert_pem) {
 		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
 			snprintf(err, errlen, "this libmicrohttpd has no TLS "
-				 "support");
+					      "support");
 			close(fd);
 			free(s);
 			return -ENOTSUP;
@@ -1162,7 +1170,8 @@ int vg_http_start(const struct vg_http_options *o,
 		 * is safer than closing an fd number someone else reuses. */
 		snprintf(err, errlen, "%s: libmicrohttpd failed to start%s",
 			 o->listen, s->tls_cert ? " (check the TLS certificate "
-			 "and key)" : "");
+						  "and key)"
+						: "");
 		free(s->tls_cert);
 		free(s->tls_key);
 		free(s);

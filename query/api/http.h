@@ -28,13 +28,13 @@
 #include <jansson.h>
 
 /* Limits (documented in docs/api.md). */
-#define VG_HTTP_MAX_URI 4096      /* request-target bytes, else 414 */
-#define VG_HTTP_MAX_PARAMS 32     /* query parameters, else 400 */
-#define VG_HTTP_MAX_SEGMENTS 16   /* path segments, else 404 */
-#define VG_HTTP_MAX_VARS 4        /* {vars} in one route pattern */
-#define VG_HTTP_MAX_HEADERS 4     /* extra response headers */
-#define VG_HTTP_TIMEOUT_S 30      /* idle connection timeout */
-#define VG_HTTP_CONN_LIMIT 1024   /* concurrent connections */
+#define VG_HTTP_MAX_URI 4096    /* request-target bytes, else 414 */
+#define VG_HTTP_MAX_PARAMS 32   /* query parameters, else 400 */
+#define VG_HTTP_MAX_SEGMENTS 16 /* path segments, else 404 */
+#define VG_HTTP_MAX_VARS 4      /* {vars} in one route pattern */
+#define VG_HTTP_MAX_HEADERS 4   /* extra response headers */
+#define VG_HTTP_TIMEOUT_S 30    /* idle connection timeout */
+#define VG_HTTP_CONN_LIMIT 1024 /* concurrent connections */
 
 /* Methods, as a bit mask so a route can accept several. */
 enum vg_http_method {
@@ -54,9 +54,9 @@ char *vg_http_methods_format(unsigned mask, char *buf, size_t len);
 /* ---- listen addresses ------------------------------------------------- */
 
 struct vg_listen_addr {
-	int family;     /* AF_INET, AF_INET6, or AF_UNSPEC for "all addresses" */
-	char host[64];  /* numeric address, "" for all */
-	uint16_t port;  /* 0 = any free port (tests) */
+	int family;    /* AF_INET, AF_INET6, or AF_UNSPEC for "all addresses" */
+	char host[64]; /* numeric address, "" for all */
+	uint16_t port; /* 0 = any free port (tests) */
 };
 
 /* Parse "127.0.0.1:7480", "[::1]:7480", ":7480" (all addresses, IPv6
@@ -81,22 +81,22 @@ struct vg_http_param {
 struct vg_route;
 
 struct vg_http_req {
-	int method;                /* enum vg_http_method */
-	const char *method_name;   /* as sent */
-	const char *path;          /* raw path (before '?'), for logs */
+	int method;              /* enum vg_http_method */
+	const char *method_name; /* as sent */
+	const char *path;        /* raw path (before '?'), for logs */
 	size_t nseg;
-	const char *seg[VG_HTTP_MAX_SEGMENTS];   /* decoded path segments */
+	const char *seg[VG_HTTP_MAX_SEGMENTS]; /* decoded path segments */
 	size_t nparams;
 	struct vg_http_param params[VG_HTTP_MAX_PARAMS];
-	const char *vars[VG_HTTP_MAX_VARS];      /* route {vars}, in order */
-	const char *rest;          /* raw remainder for a "{name*}" pattern */
-	const char *body;          /* request body (routes with max_body) */
+	const char *vars[VG_HTTP_MAX_VARS]; /* route {vars}, in order */
+	const char *rest;                   /* raw remainder for a "{name*}" pattern */
+	const char *body;                   /* request body (routes with max_body) */
 	size_t body_len;
 	const char *authorization; /* Authorization header or NULL */
 	const char *last_event_id; /* Last-Event-ID header (SSE) or NULL */
 	const struct vg_route *route;
-	void *ctx;                 /* the server's ctx (the API) */
-	int64_t now_ms;            /* request arrival, UTC ms */
+	void *ctx;      /* the server's ctx (the API) */
+	int64_t now_ms; /* request arrival, UTC ms */
 	/* Set by the authorisation hook (API tokens): NULL = sees everything;
 	 * otherwise the only project whose data this request may read. */
 	const char *scope_project;
@@ -132,14 +132,14 @@ int vg_http_unescape(const char *src, size_t len, char *dst,
 struct vg_http_stream;
 
 struct vg_http_resp {
-	int status;               /* 0 until a reply is set */
+	int status;                    /* 0 until a reply is set */
 	struct vg_http_stream *stream; /* streaming reply, see below */
-	const char *content_type; /* static string */
-	char *body;               /* malloc'd, owned by the response */
+	const char *content_type;      /* static string */
+	char *body;                    /* malloc'd, owned by the response */
 	size_t len;
 	size_t nheaders;
 	struct {
-		const char *name;    /* static */
+		const char *name; /* static */
 		char value[128];
 	} headers[VG_HTTP_MAX_HEADERS];
 };
@@ -204,7 +204,7 @@ enum vg_route_flags {
 };
 
 struct vg_route {
-	unsigned methods;      /* mask of enum vg_http_method */
+	unsigned methods; /* mask of enum vg_http_method */
 	/* "/v1/resources/{id}": literal segments, "{name}" takes one decoded
 	 * segment into req->vars[i], a final "{name*}" takes the raw rest of
 	 * the path (possibly empty) into req->rest. */
@@ -213,8 +213,8 @@ struct vg_route {
 	/* Accepted query parameters, NULL-terminated; NULL = none. Others
 	 * get 400 unless VG_ROUTE_ANY_PARAMS. */
 	const char *const *params;
-	size_t max_body;       /* 0: a request with a body gets 413 */
-	unsigned flags;        /* enum vg_route_flags */
+	size_t max_body; /* 0: a request with a body gets 413 */
+	unsigned flags;  /* enum vg_route_flags */
 };
 
 /* Find the route for req's path and method. 0 (req->route and req->vars
@@ -242,18 +242,18 @@ void vg_http_dispatch(const struct vg_route *routes, size_t n,
 struct vg_http_server;
 
 struct vg_http_options {
-	const char *listen;          /* see vg_listen_parse */
-	unsigned threads;            /* worker threads, >= 1 */
-	unsigned conn_limit;         /* 0 = VG_HTTP_CONN_LIMIT */
-	unsigned timeout_s;          /* 0 = VG_HTTP_TIMEOUT_S */
+	const char *listen;            /* see vg_listen_parse */
+	unsigned threads;              /* worker threads, >= 1 */
+	unsigned conn_limit;           /* 0 = VG_HTTP_CONN_LIMIT */
+	unsigned timeout_s;            /* 0 = VG_HTTP_TIMEOUT_S */
 	const struct vg_route *routes; /* must outlive the server */
 	size_t nroutes;
 	vg_http_authorize_fn authorize; /* may be NULL: everything allowed */
-	void *ctx;                   /* handed to handlers as req->ctx */
+	void *ctx;                      /* handed to handlers as req->ctx */
 	/* HTTPS (libmicrohttpd with GnuTLS): both PEM texts, or both NULL
 	 * for plain HTTP. Copied by vg_http_start. */
-	const char *tls_cert_pem;    /* certificate chain */
-	const char *tls_key_pem;     /* its private key (unencrypted) */
+	const char *tls_cert_pem; /* certificate chain */
+	const char *tls_key_pem;  /* its private key (unencrypted) */
 };
 
 /* Counters of a running server (thread-safe reads). */

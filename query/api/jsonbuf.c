@@ -303,9 +303,9 @@ static int fast_number(double v, char *out, size_t *len)
 		1e0L, 1e1L, 1e2L, 1e3L, 1e4L, 1e5L, 1e6L, 1e7L, 1e8L, 1e9L,
 		1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L,
 		1e19L, 1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
-	static const double p10d[] = { /* 10^-5 .. 10^16 */
-		1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6,
-		1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16};
+	static const double p10d[] = {/* 10^-5 .. 10^16 */
+				      1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6,
+				      1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16};
 	union {
 		long double ld;
 		struct {
@@ -621,4 +621,3 @@ void vg_buf_release(struct vg_buf *b)
 	free(b->p);
 	memset(b, 0, sizeof(*b));
 }
-

@@ -78,12 +78,12 @@ struct vg_token_store {
 	unsigned char key[KEY_LEN];
 	pthread_mutex_t db_lock; /* guards db and checked_ms */
 	struct vg_db *db;
-	int64_t poll_ms;         /* 0: read the generation at every request */
-	int64_t checked_ms;      /* monotonic time the generation was read */
-	pthread_rwlock_t lock;   /* guards the table below */
+	int64_t poll_ms;       /* 0: read the generation at every request */
+	int64_t checked_ms;    /* monotonic time the generation was read */
+	pthread_rwlock_t lock; /* guards the table below */
 	struct entry *e;
 	size_t n;
-	int64_t generation;      /* of the table loaded */
+	int64_t generation; /* of the table loaded */
 	int loaded, dirty;
 };
 
@@ -136,7 +136,8 @@ static int read_key(const char *path, unsigned char *key, char *err,
 	close(fd);
 	if (n != KEY_LEN) {
 		snprintf(err, errlen, "%s: damaged (%zd bytes, want %d); "
-			 "remove it and create new tokens", path, n, KEY_LEN);
+				      "remove it and create new tokens",
+			 path, n, KEY_LEN);
 		return -EIO;
 	}
 	memcpy(key, buf, KEY_LEN);
@@ -266,7 +267,8 @@ static int check_key(struct vg_db *db, void *arg)
 	int rc;
 
 	if ((rc = vg_db_prepare(db, "UPDATE token_meta SET key_fingerprint = ?1 "
-				"WHERE id = 1 AND key_fingerprint IS NULL", &s)))
+				    "WHERE id = 1 AND key_fingerprint IS NULL",
+				&s)))
 		return rc;
 	vg_db_bind_text(s, 1, fpr);
 	rc = vg_db_step(s);
@@ -274,7 +276,8 @@ static int check_key(struct vg_db *db, void *arg)
 	if (rc < 0)
 		return rc;
 	if ((rc = vg_db_prepare(db, "SELECT key_fingerprint FROM token_meta "
-				"WHERE id = 1", &s)))
+				    "WHERE id = 1",
+				&s)))
 		return rc;
 	rc = vg_db_step(s);
 	if (rc == 1) {
@@ -347,7 +350,8 @@ int vg_token_store_open_state(const char *data_dir, const char *state_url,
 			 "%s: this key (fingerprint %s) is not the key the tokens "
 			 "of the state were made with (fingerprint %s): copy "
 			 "tokens.key from a collector that shares this state "
-			 "(docs/operations.md \"Shared state\")", kpath, ours, fpr);
+			 "(docs/operations.md \"Shared state\")",
+			 kpath, ours, fpr);
 		vg_token_store_close(ts);
 		return -EKEYREJECTED;
 	}
@@ -397,7 +401,8 @@ static int read_generation(struct vg_token_store *ts, int64_t *gen)
 
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if ((rc = vg_db_prepare(ts->db, "SELECT generation FROM token_meta "
-					"WHERE id = 1", &s)))
+						"WHERE id = 1",
+					&s)))
 			continue;
 		rc = vg_db_step(s);
 		*gen = rc == 1 ? vg_db_column_int64(s, 0) : -1;
@@ -422,7 +427,8 @@ static int reload_locked(struct vg_token_store *ts)
 	if ((rc = read_generation(ts, &gen)))
 		return rc;
 	if ((rc = vg_db_prepare(ts->db, "SELECT id, hmac, project, revoked_ms "
-				"FROM tokens", &s)))
+					"FROM tokens",
+				&s)))
 		return map_db(rc);
 	while ((rc = vg_db_step(s)) == 1) {
 		const char *id = vg_db_column_text(s, 0);
@@ -647,14 +653,18 @@ int vg_token_create(struct vg_token_store *ts, const char *project,
 		return -EINVAL;
 	token_out[0] = '\0';
 	if ((project && (strlen(project) > VG_TOKEN_PROJECT_MAX ||
-			 !vg_name_valid(project))) || !name_ok(name))
+			 !vg_name_valid(project))) ||
+	    !name_ok(name))
 		return -EINVAL;
 	pthread_mutex_lock(&ts->db_lock);
 	for (int attempt = 0; attempt < 3; attempt++) {
 		struct write w = {
 			.sql = "INSERT INTO tokens(id, created_ms, hmac, project, "
 			       "name) VALUES(?1, ?2, ?3, ?4, ?5)",
-			.id = id, .project = project, .name = name, .mac = mac,
+			.id = id,
+			.project = project,
+			.name = name,
+			.mac = mac,
 			.now_ms = now_ms};
 
 		if (RAND_bytes(idb, sizeof(idb)) != 1 ||
@@ -701,7 +711,8 @@ int vg_token_list(struct vg_token_store *ts, json_t **out)
 		return -ENOMEM;
 	pthread_mutex_lock(&ts->db_lock);
 	rc = vg_db_prepare(ts->db, "SELECT " ROW_COLUMNS " FROM tokens ORDER BY "
-			   "created_ms, id", &s);
+				   "created_ms, id",
+			   &s);
 	if (!rc) {
 		while ((rc = vg_db_step(s)) == 1)
 			json_array_append_new(arr, row_json(s));
@@ -735,7 +746,8 @@ int vg_token_revoke(struct vg_token_store *ts, const char *id, int64_t now_ms,
 		struct write w = {
 			.sql = "UPDATE tokens SET revoked_ms = ?2 WHERE "
 			       "id = ?1 AND revoked_ms IS NULL",
-			.id = id, .now_ms = now_ms};
+			.id = id,
+			.now_ms = now_ms};
 		rc = map_db(vg_db_transact(ts->db, write_tx, &w));
 		if (!rc && !w.changed)
 			rc = -EALREADY; /* revoked meanwhile, elsewhere */
@@ -822,7 +834,7 @@ int vg_token_command_state(const char *data_dir, const char *state_url,
 
 	if (argc < 2) {
 		fprintf(err, "vigie-collector token: expected create, list or "
-			"revoke (see 'token --help')\n");
+			     "revoke (see 'token --help')\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
@@ -844,35 +856,38 @@ int vg_token_command_state(const char *data_dir, const char *state_url,
 		case 'h': fputs(cmd_usage, out); return 0;
 		case ':':
 			fprintf(err, "vigie-collector token: option '%s' needs a "
-				"value\n", argv[optind - 1]);
+				     "value\n",
+				argv[optind - 1]);
 			return 2;
 		default:
 			fprintf(err, "vigie-collector token: unknown option '%s' "
-				"(see 'token --help')\n", argv[optind - 1]);
+				     "(see 'token --help')\n",
+				argv[optind - 1]);
 			return 2;
 		}
 	}
 	if (!strcmp(sub, "create")) {
 		if (admin == !!project || optind != argc) {
 			fprintf(err, "vigie-collector token create: give exactly "
-				"one of --admin or --project P (see 'token --help')\n");
+				     "one of --admin or --project P (see 'token --help')\n");
 			return 2;
 		}
 	} else if (!strcmp(sub, "list")) {
 		if (optind != argc || admin || project || name) {
 			fprintf(err, "vigie-collector token list: takes only "
-				"--json\n");
+				     "--json\n");
 			return 2;
 		}
 	} else if (!strcmp(sub, "revoke")) {
 		if (optind != argc - 1 || admin || project || name) {
 			fprintf(err, "vigie-collector token revoke: expected one "
-				"token ID\n");
+				     "token ID\n");
 			return 2;
 		}
 	} else {
 		fprintf(err, "vigie-collector token: unknown command '%s' (create, "
-			"list, revoke)\n", sub);
+			     "list, revoke)\n",
+			sub);
 		return 2;
 	}
 
@@ -897,7 +912,8 @@ int vg_token_command_state(const char *data_dir, const char *state_url,
 		else {
 			fprintf(out, "%s\n", token);
 			fprintf(err, "created %s token %s%s%s; it is shown only "
-				"once\n", project ? "project" : "admin",
+				     "once\n",
+				project ? "project" : "admin",
 				json_string_value(json_object_get(j, "id")),
 				project ? " for project " : "",
 				project ? project : "");
@@ -927,7 +943,8 @@ int vg_token_command_state(const char *data_dir, const char *state_url,
 				argv[optind]);
 		else if (rc == -EALREADY)
 			fprintf(err, "vigie-collector token revoke: token '%s' "
-				"was already revoked\n", argv[optind]);
+				     "was already revoked\n",
+				argv[optind]);
 		else if (rc)
 			fprintf(err, "vigie-collector token revoke: %s\n",
 				strerror(-rc));

@@ -31,13 +31,13 @@ enum vg_cli_exit {
 #define VG_CLI_MAX_RESPONSE (256u << 20) /* bytes of one API answer */
 
 struct vg_cli {
-	const char *prog;  /* "vigie", for messages */
-	const char *api;   /* base URL, e.g. http://127.0.0.1:7480 */
-	const char *token; /* bearer token or NULL */
-	long timeout_s;    /* whole request */
+	const char *prog;   /* "vigie", for messages */
+	const char *api;    /* base URL, e.g. http://127.0.0.1:7480 */
+	const char *token;  /* bearer token or NULL */
+	long timeout_s;     /* whole request */
 	const char *cacert; /* --cacert: CA file for https (NULL: system) */
-	FILE *out;         /* results */
-	FILE *err;         /* one-line errors */
+	FILE *out;          /* results */
+	FILE *err;          /* one-line errors */
 };
 
 /* Parse `[--api URL] [--token T] COMMAND [ARGS]` and run the command.
@@ -78,7 +78,9 @@ const char *vg_cli_resolve_project(struct vg_cli *c, const char *p, char *buf,
 /* ---- the output format (--output table|json|csv; query/cli/cli_table.c) ----
  * Process-wide, as the CLI runs one command per process: vg_table_print
  * writes CSV (RFC 4180) in csv mode, and --output json is --json. */
-enum vg_cli_output { VG_OUT_TABLE = 0, VG_OUT_JSON, VG_OUT_CSV };
+enum vg_cli_output { VG_OUT_TABLE = 0,
+		     VG_OUT_JSON,
+		     VG_OUT_CSV };
 int vg_cli_set_output(const char *name); /* 0, or -EINVAL for an unknown name */
 enum vg_cli_output vg_cli_output(void);
 
@@ -94,7 +96,7 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv);
 int vg_cli_cmd_query(struct vg_cli *c, int argc, char **argv); /* cli_expr.c */
-int vg_cli_cmd_put(struct vg_cli *c, int argc, char **argv); /* cli_put.c */
+int vg_cli_cmd_put(struct vg_cli *c, int argc, char **argv);   /* cli_put.c */
 int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv);
 /* alarms (query/cli/cli_alarms.c): list, show, create, update, delete,
  * enable, disable, history, watch */
@@ -177,7 +179,8 @@ size_t vg_cli_width(const char *s);
 
 /* ---- output (query/cli/cli_table.c) --------------------------------------- */
 
-enum vg_align { VG_ALIGN_LEFT = 0, VG_ALIGN_RIGHT = 1 };
+enum vg_align { VG_ALIGN_LEFT = 0,
+		VG_ALIGN_RIGHT = 1 };
 
 struct vg_table;
 
@@ -245,7 +248,6 @@ const char *vg_cli_unit_label(const char *name, const char *unit, char *buf,
  * beyond 1e15; "-" for NaN. Returns buf. */
 const char *vg_cli_format_value(double v, char *buf, size_t len);
 
-
 /* ---- what every subcommand shares (query/cli/cli_opts.c) -------------------- */
 
 /* getopt_long codes of the options every subcommand takes, and their
@@ -255,12 +257,14 @@ const char *vg_cli_format_value(double v, char *buf, size_t len);
 #define VG_CLI_OPT_JSON 'j'
 #define VG_CLI_OPT_HELP 'h'
 #define VG_CLI_OPT_OUTPUT 'O'
-#define VG_CLI_COMMON_OPTS                                        \
-	{"api", required_argument, NULL, VG_CLI_OPT_API},         \
-	{"output", required_argument, NULL, VG_CLI_OPT_OUTPUT},   \
-	{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},     \
-	{"json", no_argument, NULL, VG_CLI_OPT_JSON},             \
-	{"help", no_argument, NULL, VG_CLI_OPT_HELP}
+#define VG_CLI_COMMON_OPTS                                              \
+	{"api", required_argument, NULL, VG_CLI_OPT_API},               \
+		{"output", required_argument, NULL, VG_CLI_OPT_OUTPUT}, \
+		{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},   \
+		{"json", no_argument, NULL, VG_CLI_OPT_JSON},           \
+	{                                                               \
+		"help", no_argument, NULL, VG_CLI_OPT_HELP              \
+	}
 
 /* Handle --api/--token and getopt's errors for subcommand cmd. Returns -1
  * when the option was handled, else an exit code (usage error, message
@@ -279,8 +283,14 @@ struct vg_cli_opt {
 	int *flag;          /* a flag: set to 1 when given */
 	int short_name;     /* also -x (0: none) */
 };
-#define VG_CLI_VAL(name, where) {(name), (where), NULL, 0}
-#define VG_CLI_FLAG(name, where) {(name), NULL, (where), 0}
+#define VG_CLI_VAL(name, where)          \
+	{                                \
+		(name), (where), NULL, 0 \
+	}
+#define VG_CLI_FLAG(name, where)         \
+	{                                \
+		(name), NULL, (where), 0 \
+	}
 
 /* What a subcommand takes, for vg_cli_parse. */
 struct vg_cli_spec {

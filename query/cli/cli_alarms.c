@@ -139,7 +139,8 @@ static void usage(struct vg_cli *c, FILE *f)
 		"\nAlarm definitions, states, history and live notifications "
 		"(docs/alarms.md).\nID|NAME is an alarm id or its name. '%s "
 		"alarms SUBCOMMAND --help' for more.\nExit codes: 0 ok, 1 API "
-		"error, 2 usage error, 3 cannot connect.\n", c->prog);
+		"error, 2 usage error, 3 cannot connect.\n",
+		c->prog);
 }
 
 /* ---- arguments ----------------------------------------------------------------- */
@@ -170,14 +171,18 @@ static int parse(struct vg_cli *c, const struct sub *s, int argc, char **argv,
 {
 	const char *limit = NULL, *count = NULL;
 	const struct vg_cli_opt opts[] = {
-		VG_CLI_VAL("project", &a->project), VG_CLI_VAL("state", &a->state),
-		VG_CLI_VAL("file", &a->file),       VG_CLI_VAL("start", &a->start),
-		VG_CLI_VAL("end", &a->end),         VG_CLI_VAL("type", &a->type),
-		VG_CLI_VAL("limit", &limit),        VG_CLI_FLAG("patch", &a->patch),
+		VG_CLI_VAL("project", &a->project),
+		VG_CLI_VAL("state", &a->state),
+		VG_CLI_VAL("file", &a->file),
+		VG_CLI_VAL("start", &a->start),
+		VG_CLI_VAL("end", &a->end),
+		VG_CLI_VAL("type", &a->type),
+		VG_CLI_VAL("limit", &limit),
+		VG_CLI_FLAG("patch", &a->patch),
 		VG_CLI_VAL("count", &count),
 	};
 	static const unsigned bit[] = {O_PROJECT, O_STATE, O_FILE, O_RANGE,
-				       O_RANGE,   O_TYPE,  O_LIMIT, O_PATCH,
+				       O_RANGE, O_TYPE, O_LIMIT, O_PATCH,
 				       O_COUNT};
 	char name[32], usage_line[160], about[1024];
 	const struct vg_cli_spec spec = {name, NULL, VG_CLI_OPERANDS_ANY,
@@ -195,7 +200,7 @@ static int parse(struct vg_cli *c, const struct sub *s, int argc, char **argv,
 		if (!(s->opts & bit[i]) &&
 		    (opts[i].value ? *opts[i].value != NULL : *opts[i].flag)) {
 			fprintf(c->err, "%s alarms %s: option '--%s' does not "
-				"apply here (see '%s alarms %s --help')\n",
+					"apply here (see '%s alarms %s --help')\n",
 				c->prog, s->name, opts[i].name, c->prog, s->name);
 			return VG_EXIT_USAGE;
 		}
@@ -206,26 +211,30 @@ static int parse(struct vg_cli *c, const struct sub *s, int argc, char **argv,
 		a->ref = argv[optind++];
 	if (optind < argc) {
 		fprintf(c->err, "%s alarms %s: unexpected argument '%s' (see "
-			"'%s alarms %s --help')\n", c->prog, s->name, argv[optind],
+				"'%s alarms %s --help')\n",
+			c->prog, s->name, argv[optind],
 			c->prog, s->name);
 		return VG_EXIT_USAGE;
 	}
 	if (s->nargs && !a->ref) {
 		fprintf(c->err, "%s alarms %s: expected an %s (see "
-			"'%s alarms %s')\n", c->prog, s->name,
+				"'%s alarms %s')\n",
+			c->prog, s->name,
 			strcmp(s->name, "unsilence") ? "alarm ID or NAME" : "silence id",
 			c->prog, strcmp(s->name, "unsilence") ? "list" : "silences");
 		return VG_EXIT_USAGE;
 	}
 	if ((s->opts & O_FILE) && !a->file) {
 		fprintf(c->err, "%s alarms %s: --file DEF.json is required "
-			"('--file -' reads standard input)\n", c->prog, s->name);
+				"('--file -' reads standard input)\n",
+			c->prog, s->name);
 		return VG_EXIT_USAGE;
 	}
 	if (a->state && strcmp(a->state, "alarm") && strcmp(a->state, "ok") &&
 	    strcmp(a->state, "insufficient_data")) {
 		fprintf(c->err, "%s alarms %s: --state is one of alarm, ok, "
-			"insufficient_data\n", c->prog, s->name);
+				"insufficient_data\n",
+			c->prog, s->name);
 		return VG_EXIT_USAGE;
 	}
 	return -1;
@@ -239,8 +248,8 @@ int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv)
 
 	if (!name) {
 		fprintf(c->err, "%s alarms: expected a subcommand: list, show, "
-			"create, update, delete, enable, disable, history, watch, "
-			"silences, silence, unsilence (see '%s alarms --help')\n",
+				"create, update, delete, enable, disable, history, watch, "
+				"silences, silence, unsilence (see '%s alarms --help')\n",
 			c->prog, c->prog);
 		return VG_EXIT_USAGE;
 	}
@@ -259,8 +268,9 @@ int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv)
 		return subs[i].fn(c, &a);
 	}
 	fprintf(c->err, "%s alarms: unknown subcommand '%s' (list, show, create, "
-		"update, delete, enable, disable, history, watch, silences, "
-		"silence, unsilence)\n", c->prog, name);
+			"update, delete, enable, disable, history, watch, silences, "
+			"silence, unsilence)\n",
+		c->prog, name);
 	return VG_EXIT_USAGE;
 }
 
@@ -347,10 +357,12 @@ static int read_definition(struct vg_cli *c, const char *sub,
 	if (!j || !json_is_object(j)) {
 		if (j)
 			fprintf(c->err, "%s alarms %s: %s: the definition must be "
-				"a JSON object\n", c->prog, sub, shown);
+					"a JSON object\n",
+				c->prog, sub, shown);
 		else
 			fprintf(c->err, "%s alarms %s: %s: not valid JSON (line %d, "
-				"column %d): %s\n", c->prog, sub, shown, je.line,
+					"column %d): %s\n",
+				c->prog, sub, shown, je.line,
 				je.column, je.text);
 		json_decref(j);
 		free(buf);
@@ -386,8 +398,8 @@ static int send_text(struct vg_cli *c, const char *method, const char *path,
 
 static int sub_list(struct vg_cli *c, struct args *a)
 {
-	static const char *const hdr[] = {"NAME",   "PROJECT",   "STATE",
-					  "SEVERITY", "METRIC",  "THRESHOLD",
+	static const char *const hdr[] = {"NAME", "PROJECT", "STATE",
+					  "SEVERITY", "METRIC", "THRESHOLD",
 					  "ENABLED"};
 	const char *kv[] = {"project", a->project, "state", a->state, NULL};
 	json_t *all, *al;
@@ -413,8 +425,8 @@ static int sub_list(struct vg_cli *c, struct args *a)
 			json_array_foreach(k, ki, kx)
 				if (o < sizeof(mb))
 					o += (size_t)snprintf(mb + o, sizeof(mb) - o,
-						"%s%s", ki ? "," : " ",
-						json_string_value(kx) ? json_string_value(kx) : "?");
+							      "%s%s", ki ? "," : " ",
+							      json_string_value(kx) ? json_string_value(kx) : "?");
 			if (o < sizeof(mb))
 				snprintf(mb + o, sizeof(mb) - o, ")");
 			metric = mb;
@@ -481,17 +493,15 @@ static void show_selector(struct vg_cli *c, const char *label, json_t *sel)
 			json_array_foreach(v, ai, av)
 				if (o < sizeof(buf))
 					o += (size_t)snprintf(buf + o, sizeof(buf) - o,
-						"%s%s", ai ? "," : "",
-						json_string_value(av) ? json_string_value(av) : "?");
+							      "%s%s", ai ? "," : "",
+							      json_string_value(av) ? json_string_value(av) : "?");
 		} else if (json_is_object(v)) {
 			const char *mk;
 			json_t *mv;
 			json_object_foreach(v, mk, mv)
 				o += (size_t)snprintf(buf + o, sizeof(buf) - o,
 						      "%s%s.%s=%s", o ? " " : "", k,
-						      mk, json_string_value(mv)
-							      ? json_string_value(mv)
-							      : "?");
+						      mk, json_string_value(mv) ? json_string_value(mv) : "?");
 		}
 		if (o >= sizeof(buf))
 			break;
@@ -541,8 +551,7 @@ static int sub_show(struct vg_cli *c, struct args *a)
 	kv_line(c, "Project", str(j, "project"));
 	kv_line(c, "Type", str(j, "type"));
 	kv_line(c, "Description", str(j, "description"));
-	kv_line(c, "Enabled", json_is_true(json_object_get(j, "enabled")) ? "true"
-									  : "false");
+	kv_line(c, "Enabled", json_is_true(json_object_get(j, "enabled")) ? "true" : "false");
 	kv_line(c, "Severity", str(j, "severity"));
 	if (str(j, "state_since"))
 		snprintf(b1, sizeof(b1), "%s (since %s)", str(j, "state"),
@@ -568,7 +577,8 @@ static int sub_show(struct vg_cli *c, struct args *a)
 			char v[48];
 			if (json_is_number(mt))
 				snprintf(b2, sizeof(b2), "%s across the members "
-					 "(member threshold %s)", str(grp, "statistic"),
+							 "(member threshold %s)",
+					 str(grp, "statistic"),
 					 vg_cli_format_value(json_number_value(mt), v,
 							     sizeof(v)));
 			else
@@ -577,8 +587,7 @@ static int sub_show(struct vg_cli *c, struct args *a)
 			kv_line(c, "Group", b2);
 		}
 		kv_line(c, "Statistic", str(j, "statistic"));
-		kv_line(c, "Period", seconds(json_object_get(j, "period"), "s", b1,
-					     sizeof(b1)));
+		kv_line(c, "Period", seconds(json_object_get(j, "period"), "s", b1, sizeof(b1)));
 		snprintf(b1, sizeof(b1), "%lld of %lld",
 			 (long long)json_integer_value(json_object_get(j, "datapoints_to_alarm")),
 			 (long long)json_integer_value(json_object_get(j, "evaluation_periods")));
@@ -588,13 +597,12 @@ static int sub_show(struct vg_cli *c, struct args *a)
 		json_t *rep = json_object_get(j, "repeat_every");
 		kv_line(c, "Repeat every",
 			json_integer_value(rep) > 0
-				? seconds(rep, "periods", b2, sizeof(b2)) : "off");
+				? seconds(rep, "periods", b2, sizeof(b2))
+				: "off");
 	}
-	kv_line(c, "Keep firing for", seconds(json_object_get(j, "keep_firing_for"),
-					      "s", b1, sizeof(b1)));
+	kv_line(c, "Keep firing for", seconds(json_object_get(j, "keep_firing_for"), "s", b1, sizeof(b1)));
 	if (json_object_get(j, "cooldown"))
-		kv_line(c, "Cooldown", seconds(json_object_get(j, "cooldown"), "s",
-					       b1, sizeof(b1)));
+		kv_line(c, "Cooldown", seconds(json_object_get(j, "cooldown"), "s", b1, sizeof(b1)));
 	show_actions(c, json_object_get(j, "actions"));
 	kv_line(c, "Created", str(j, "created_at"));
 	kv_line(c, "Updated", str(j, "updated_at"));
@@ -648,7 +656,8 @@ static const char *str_or(json_t *o, const char *key, const char *dflt)
 static int sub_put(struct vg_cli *c, struct args *a)
 {
 	int create = !strcmp(a->sub, "create");
-	const char *method = create ? "POST" : a->patch ? "PATCH" : "PUT";
+	const char *method = create ? "POST" : a->patch ? "PATCH"
+							: "PUT";
 	char *text, *path;
 	json_t *j;
 	int rc = read_definition(c, a->sub, a->file, &text);
@@ -798,19 +807,19 @@ static void on_signal(int sig)
 struct sse {
 	struct vg_cli *c;
 	struct args *a;
-	char *line;        /* the current line being received */
+	char *line; /* the current line being received */
 	size_t len, cap;
-	char *data;        /* the current event's data lines, joined */
+	char *data; /* the current event's data lines, joined */
 	size_t dlen, dcap;
 	char event[64];
-	char last_id[32];  /* of the last event received (for a resume) */
-	long seen;         /* notifications printed */
+	char last_id[32]; /* of the last event received (for a resume) */
+	long seen;        /* notifications printed */
 	/* ids of the last notifications printed: a resumed stream may
 	 * replay some (event ids restart with the collector) */
 	char recent[RECENT_IDS][48];
 	unsigned nrecent;
-	int connected;     /* a byte of a 2xx stream arrived */
-	int overflow;      /* the current event is beyond SSE_EVENT_MAX */
+	int connected; /* a byte of a 2xx stream arrived */
+	int overflow;  /* the current event is beyond SSE_EVENT_MAX */
 };
 
 static int grow(char **p, size_t *cap, size_t need)
@@ -861,7 +870,8 @@ static int dispatch(struct sse *s)
 	if (!strcmp(ev, "lost")) {
 		n = json_loads(s->data, 0, NULL);
 		fprintf(s->c->err, "%s alarms watch: %lld notification(s) lost: "
-			"this client fell behind the stream\n", s->c->prog,
+				   "this client fell behind the stream\n",
+			s->c->prog,
 			(long long)json_integer_value(json_object_get(n, "missed")));
 		json_decref(n);
 		return 0;
@@ -1011,13 +1021,15 @@ static int sub_watch(struct vg_cli *c, struct args *a)
 				     !ever)) {
 			if (!rc) {
 				fprintf(c->err, "%s alarms watch: the API closed "
-					"the stream at once\n", c->prog);
+						"the stream at once\n",
+					c->prog);
 				rc = VG_EXIT_API;
 			}
 			break;
 		}
 		fprintf(c->err, "%s alarms watch: the stream %s; resuming in %d "
-			"s\n", c->prog, s.connected ? "stopped" : "is still down",
+				"s\n",
+			c->prog, s.connected ? "stopped" : "is still down",
 			RECONNECT_MS / 1000);
 		pause_ms(RECONNECT_MS);
 		if (g_stop) {

@@ -23,7 +23,9 @@
 /* ---- health ------------------------------------------------------------- */
 
 static const struct vg_cli_spec health_spec = {
-	"health", NULL, 0,
+	"health",
+	NULL,
+	0,
 	"health [--json]\n",
 	"Ask the API whether it is up (GET /v1/health).\n",
 };
@@ -34,7 +36,7 @@ int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv)
 	json_t *j;
 
 	if ((rc = vg_cli_parse(c, &health_spec, NULL, 0, argc, argv,
-				 &json)) >= 0)
+			       &json)) >= 0)
 		return rc;
 	rc = vg_cli_fetch(c, strdup("/v1/health"), json, &j);
 	if (rc || !j)
@@ -52,7 +54,9 @@ int vg_cli_cmd_health(struct vg_cli *c, int argc, char **argv)
 /* ---- resources ------------------------------------------------------------- */
 
 static const struct vg_cli_spec resources_spec = {
-	"resources", NULL, 0,
+	"resources",
+	NULL,
+	0,
 	"resources [--type T] [--host H] [--project P] [--name N]\n"
 	"       [--state active|ended] [--parent ID] [--metadata KEY[=VALUE]]\n"
 	"       [--limit N] [--ids] [--json]\n",
@@ -69,10 +73,14 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 		   *state = NULL, *parent = NULL, *meta = NULL, *lim = NULL;
 	int ids = 0;
 	const struct vg_cli_opt opts[] = {
-		VG_CLI_VAL("type", &type), VG_CLI_VAL("host", &host),
-		VG_CLI_VAL("project", &project), VG_CLI_VAL("name", &name),
-		VG_CLI_VAL("state", &state), VG_CLI_VAL("parent", &parent),
-		VG_CLI_VAL("limit", &lim), VG_CLI_VAL("metadata", &meta),
+		VG_CLI_VAL("type", &type),
+		VG_CLI_VAL("host", &host),
+		VG_CLI_VAL("project", &project),
+		VG_CLI_VAL("name", &name),
+		VG_CLI_VAL("state", &state),
+		VG_CLI_VAL("parent", &parent),
+		VG_CLI_VAL("limit", &lim),
+		VG_CLI_VAL("metadata", &meta),
 		VG_CLI_FLAG("ids", &ids),
 	};
 	char pbuf[256], mbuf[600];
@@ -82,7 +90,7 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 	json_t *all;
 
 	if ((rc = vg_cli_parse(c, &resources_spec, opts, 9, argc, argv,
-				 &json)) >= 0)
+			       &json)) >= 0)
 		return rc;
 	if (lim && ((limit = strtol(lim, &end, 10)) < 1 || *end)) {
 		fprintf(c->err, "%s resources: --limit wants a number >= 1\n",
@@ -95,8 +103,10 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 			    "name", name, "state", state, "parent", parent,
 			    "metadata", meta, NULL};
 	static const struct vg_cli_col cols[] = {
-		{"ID", "id", VG_ALIGN_LEFT},	     {"TYPE", "type", VG_ALIGN_LEFT},
-		{"NAME", "name", VG_ALIGN_LEFT},     {"HOST", "host", VG_ALIGN_LEFT},
+		{"ID", "id", VG_ALIGN_LEFT},
+		{"TYPE", "type", VG_ALIGN_LEFT},
+		{"NAME", "name", VG_ALIGN_LEFT},
+		{"HOST", "host", VG_ALIGN_LEFT},
 		{"PROJECT", "project", VG_ALIGN_LEFT},
 		{"STATE", "state", VG_ALIGN_LEFT},
 		{"LAST SEEN", "last_seen", VG_ALIGN_LEFT},
@@ -133,7 +143,9 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 /* ---- show ------------------------------------------------------------------- */
 
 static const struct vg_cli_spec show_spec = {
-	"show", "one RESOURCE id", 1,
+	"show",
+	"one RESOURCE id",
+	1,
 	"show RESOURCE [--json]\n",
 	"One resource: identity, attributes, its metrics with their last raw values,\n"
 	"and its children (disks, NICs).\n",
@@ -144,15 +156,22 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 	static const struct {
 		const char *key, *label;
 	} fields[] = {
-		{"id", "ID"},		  {"type", "Type"},
-		{"name", "Name"},	  {"host", "Host"},
-		{"parent", "Parent"},	  {"project", "Project"},
-		{"user", "User"},	  {"flavor", "Flavor"},
-		{"state", "State"},	  {"first_seen", "First seen"},
-		{"last_seen", "Last seen"}, {"ended_at", "Ended at"},
+		{"id", "ID"},
+		{"type", "Type"},
+		{"name", "Name"},
+		{"host", "Host"},
+		{"parent", "Parent"},
+		{"project", "Project"},
+		{"user", "User"},
+		{"flavor", "Flavor"},
+		{"state", "State"},
+		{"first_seen", "First seen"},
+		{"last_seen", "Last seen"},
+		{"ended_at", "Ended at"},
 	};
 	static const struct vg_cli_col mcols[] = {
-		{"METRIC", NULL, VG_ALIGN_LEFT}, {"UNIT", "unit", VG_ALIGN_LEFT},
+		{"METRIC", NULL, VG_ALIGN_LEFT},
+		{"UNIT", "unit", VG_ALIGN_LEFT},
 		{"KIND", "kind", VG_ALIGN_LEFT},
 		{"LAST VALUE", "last_value", VG_ALIGN_RIGHT},
 		{"LAST TIME", "last_time", VG_ALIGN_LEFT},
@@ -168,7 +187,7 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 	char buf[128];
 
 	if ((rc = vg_cli_parse(c, &show_spec, NULL, 0, argc, argv,
-				 &json)) >= 0)
+			       &json)) >= 0)
 		return rc;
 	rc = vg_cli_fetch_resource(c, argv[optind], "", json, &j);
 	if (rc || !j)
@@ -283,7 +302,9 @@ static int print_sparkline(struct vg_cli *c, json_t *j, const char *res,
 }
 
 static const struct vg_cli_spec measures_spec = {
-	"measures", "RESOURCE and METRIC", 2,
+	"measures",
+	"RESOURCE and METRIC",
+	2,
 	"measures RESOURCE METRIC [--start T] [--end T]\n"
 	"       [--granularity 60|300|3600|auto] [--aggregation mean|min|max]\n"
 	"       [--sparkline | --json]\n",
@@ -298,30 +319,35 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 	const char *start = NULL, *end = NULL, *gran = NULL, *agg = NULL;
 	int json, rc, spark = 0;
 	const struct vg_cli_opt opts[] = {
-		VG_CLI_VAL("start", &start), VG_CLI_VAL("end", &end),
-		VG_CLI_VAL("granularity", &gran), VG_CLI_VAL("aggregation", &agg),
+		VG_CLI_VAL("start", &start),
+		VG_CLI_VAL("end", &end),
+		VG_CLI_VAL("granularity", &gran),
+		VG_CLI_VAL("aggregation", &agg),
 		VG_CLI_FLAG("sparkline", &spark),
 	};
 	json_t *j;
 
 	if ((rc = vg_cli_parse(c, &measures_spec, opts, 5, argc, argv,
-				 &json)) >= 0)
+			       &json)) >= 0)
 		return rc;
 	if (spark && json) {
 		fprintf(c->err, "%s measures: --sparkline and --json exclude each "
-			"other\n", c->prog);
+				"other\n",
+			c->prog);
 		return VG_EXIT_USAGE;
 	}
 	if (gran && strcmp(gran, "60") && strcmp(gran, "300") &&
 	    strcmp(gran, "3600") && strcmp(gran, "auto")) {
 		fprintf(c->err, "%s measures: --granularity is one of 60, 300, "
-			"3600, auto\n", c->prog);
+				"3600, auto\n",
+			c->prog);
 		return VG_EXIT_USAGE;
 	}
 	if (agg && strcmp(agg, "mean") && strcmp(agg, "min") &&
 	    strcmp(agg, "max")) {
 		fprintf(c->err, "%s measures: --aggregation is one of mean, "
-			"min, max\n", c->prog);
+				"min, max\n",
+			c->prog);
 		return VG_EXIT_USAGE;
 	}
 	const char *kv[] = {"resource", argv[optind], "metric",

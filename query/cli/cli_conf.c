@@ -70,14 +70,15 @@ static int on_key(void *ud, const char *section, const char *key,
 		long t = strtol(value, &end, 10);
 		if (*end || t < 1) {
 			snprintf(p->bad, sizeof(p->bad), "timeout wants a number "
-				 "of seconds >= 1");
+							 "of seconds >= 1");
 			return 0;
 		}
 		p->cf->timeout_s = t;
 		return 1;
 	} else {
 		snprintf(p->bad, sizeof(p->bad), "unknown key '%.40s' (api, "
-			 "token, cacert, timeout)", key);
+						 "token, cacert, timeout)",
+			 key);
 		return 0;
 	}
 	if (strlen(value) >= cap) {
@@ -128,8 +129,7 @@ int vg_cli_conf_load(const char *path, struct vg_cli_conf *cf, char *err,
 	}
 	if (cf->token[0] && (st.st_uid != geteuid() || (st.st_mode & 077))) {
 		snprintf(err, errlen, "%s holds a token but %s; run: chmod 600 %s",
-			 path, st.st_uid != geteuid() ? "belongs to another user"
-			 : "others may read or write it", path);
+			 path, st.st_uid != geteuid() ? "belongs to another user" : "others may read or write it", path);
 		memset(cf, 0, sizeof(*cf));
 		return -EACCES;
 	}

@@ -19,7 +19,9 @@
 #include "vigie/clock.h"
 
 static const struct vg_cli_spec query_spec = {
-	"query", "one EXPR", 1,
+	"query",
+	"one EXPR",
+	1,
 	"query EXPR [--start T] [--end T] [--granularity 60|300|3600|auto] [--json]\n",
 	"Evaluate an expression across series (docs/api.md, \"Expressions\"),\n"
 	"e.g. 'mean(cpu.util{type=\"instance\"}, by=project)' or\n"
@@ -60,8 +62,7 @@ static void draw(struct vg_cli *c, json_t *s, int64_t t0, size_t n, long g,
 		last = x;
 	}
 	labels = json_dumps(json_object_get(s, "labels"), JSON_COMPACT | JSON_SORT_KEYS);
-	vg_cli_line(c->out, "%s %s", *vg_cli_str(s, "key") ? vg_cli_str(s, "key")
-							   : "(all)",
+	vg_cli_line(c->out, "%s %s", *vg_cli_str(s, "key") ? vg_cli_str(s, "key") : "(all)",
 		    labels ? labels : "{}");
 	free(labels);
 	vg_cli_sparkline(v, n, width, line, 3 * width + 1);
@@ -84,7 +85,8 @@ int vg_cli_cmd_query(struct vg_cli *c, int argc, char **argv)
 {
 	const char *start = NULL, *end = NULL, *gran = NULL;
 	const struct vg_cli_opt opts[] = {
-		VG_CLI_VAL("start", &start), VG_CLI_VAL("end", &end),
+		VG_CLI_VAL("start", &start),
+		VG_CLI_VAL("end", &end),
 		VG_CLI_VAL("granularity", &gran),
 	};
 	const char *cols = getenv("COLUMNS");

@@ -295,7 +295,8 @@ static int perform(struct vg_cli *c, const char *method, const char *path,
 			if (b.too_big)
 				fprintf(c->err,
 					"%s: answer from the API larger than "
-					"%u MiB\n", c->prog,
+					"%u MiB\n",
+					c->prog,
 					VG_CLI_MAX_RESPONSE >> 20);
 			else
 				fprintf(c->err, "%s: request to %s failed: %s\n",

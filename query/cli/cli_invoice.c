@@ -81,9 +81,10 @@ static int print_pdf(struct vg_cli *c, const char *html, size_t len, const char 
 
 	if (!(env && *env ? find_exe(env, exe, sizeof(exe))
 			  : find_exe("chromium", exe, sizeof(exe)) ||
-			    find_exe("chromium-browser", exe, sizeof(exe)))) {
+				    find_exe("chromium-browser", exe, sizeof(exe)))) {
 		fprintf(c->err, "%s invoice --pdf: Chromium not found (install the "
-			"chromium package, or set VIGIE_CHROMIUM)\n", c->prog);
+				"chromium package, or set VIGIE_CHROMIUM)\n",
+			c->prog);
 		return VG_EXIT_API;
 	}
 	if (out[0] == '/')
@@ -112,8 +113,8 @@ static int print_pdf(struct vg_cli *c, const char *html, size_t len, const char 
 	snprintf(pdfarg, sizeof(pdfarg), "--print-to-pdf=%s", outabs);
 	snprintf(profarg, sizeof(profarg), "--user-data-dir=%s", prof);
 	char *argv[] = {exe, "--headless", "--disable-gpu", "--no-first-run",
-		"--disable-extensions", "--no-pdf-header-footer", profarg, pdfarg,
-		geteuid() == 0 ? "--no-sandbox" : url, geteuid() == 0 ? url : NULL, NULL};
+			"--disable-extensions", "--no-pdf-header-footer", profarg, pdfarg,
+			geteuid() == 0 ? "--no-sandbox" : url, geteuid() == 0 ? url : NULL, NULL};
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
@@ -168,7 +169,7 @@ static void usage(struct vg_cli *c, FILE *f)
 static int print_list(struct vg_cli *c, const char *text, size_t len)
 {
 	static const char *const hdr[] = {"PROJECT", "INVOICE", "LINES", "TOTAL",
-					   "CURRENCY"};
+					  "CURRENCY"};
 	static const int align[] = {VG_ALIGN_LEFT, VG_ALIGN_LEFT, VG_ALIGN_RIGHT,
 				    VG_ALIGN_RIGHT, VG_ALIGN_LEFT};
 	json_t *j = json_loadb(text, len, 0, NULL), *v;
@@ -194,8 +195,8 @@ static int print_list(struct vg_cli *c, const char *text, size_t len)
 	}
 	if (vg_cli_output() != VG_OUT_CSV) /* csv: the table alone */
 		vg_cli_line(c->out, "%s (%s)",
-		    json_string_value(json_object_get(j, "month")) ? json_string_value(json_object_get(j, "month")) : "",
-		    json_string_value(json_object_get(j, "status")) ? json_string_value(json_object_get(j, "status")) : "");
+			    json_string_value(json_object_get(j, "month")) ? json_string_value(json_object_get(j, "month")) : "",
+			    json_string_value(json_object_get(j, "status")) ? json_string_value(json_object_get(j, "status")) : "");
 	vg_table_print_free(t, c->out);
 	json_decref(j);
 	return VG_EXIT_OK;
@@ -203,7 +204,13 @@ static int print_list(struct vg_cli *c, const char *text, size_t len)
 
 int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 {
-	enum { O_MONTH = 256, O_PROJECT, O_FORMAT, O_API, O_TOKEN, O_HELP, O_PDF };
+	enum { O_MONTH = 256,
+	       O_PROJECT,
+	       O_FORMAT,
+	       O_API,
+	       O_TOKEN,
+	       O_HELP,
+	       O_PDF };
 	static const struct option opts[] = {
 		{"month", required_argument, NULL, O_MONTH},
 		{"project", required_argument, NULL, O_PROJECT},
@@ -248,7 +255,8 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 			return VG_EXIT_USAGE;
 		default:
 			fprintf(c->err, "%s invoice: unknown option '%s' (see '%s "
-				"invoice --help')\n", c->prog, argv[optind - 1], c->prog);
+					"invoice --help')\n",
+				c->prog, argv[optind - 1], c->prog);
 			return VG_EXIT_USAGE;
 		}
 	}
@@ -264,7 +272,8 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 	if (pdf) {
 		if (!project || finalize || (format && strcmp(format, "html"))) {
 			fprintf(c->err, "%s invoice: --pdf FILE needs --project and no "
-				"other --format\n", c->prog);
+					"other --format\n",
+				c->prog);
 			return VG_EXIT_USAGE;
 		}
 		format = "html";
@@ -281,7 +290,8 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 	}
 	if (finalize && (project || format)) {
 		fprintf(c->err, "%s invoice finalize: takes only --month (it "
-			"freezes every project's invoice)\n", c->prog);
+				"freezes every project's invoice)\n",
+			c->prog);
 		return VG_EXIT_USAGE;
 	}
 	if (!project && format && strcmp(format, "json")) {

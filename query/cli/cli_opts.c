@@ -35,7 +35,8 @@ int vg_cli_common_opt(struct vg_cli *c, const char *cmd, int o, char **argv)
 		if (vg_cli_set_output(optarg) == 0)
 			return -1;
 		fprintf(c->err, "%s %s: --output wants table, json or csv, not "
-			"'%s'\n", c->prog, cmd, optarg);
+				"'%s'\n",
+			c->prog, cmd, optarg);
 		return VG_EXIT_USAGE;
 	case ':':
 		fprintf(c->err, "%s %s: option '%s' needs a value\n", c->prog,

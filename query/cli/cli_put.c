@@ -19,7 +19,9 @@
 #define MAX_LINE 1024
 
 static const struct vg_cli_spec put_spec = {
-	"put", "RESOURCE METRIC VALUE", VG_CLI_OPERANDS_ANY,
+	"put",
+	"RESOURCE METRIC VALUE",
+	VG_CLI_OPERANDS_ANY,
 	"put RESOURCE METRIC VALUE [--time T] [--kind gauge|counter] [--unit U]\n"
 	"       [--type custom|instance] [--project P] [--json]\n"
 	"   or: put --file FILE|- [--kind K] [--unit U] [--type T] [--project P]\n",
@@ -86,9 +88,12 @@ int vg_cli_cmd_put(struct vg_cli *c, int argc, char **argv)
 	const char *t = NULL, *kind = NULL, *unit = NULL, *type = NULL,
 		   *project = NULL, *file = NULL;
 	const struct vg_cli_opt opts[] = {
-		VG_CLI_VAL("time", &t),	      VG_CLI_VAL("kind", &kind),
-		VG_CLI_VAL("unit", &unit),    VG_CLI_VAL("type", &type),
-		VG_CLI_VAL("project", &project), VG_CLI_VAL("file", &file),
+		VG_CLI_VAL("time", &t),
+		VG_CLI_VAL("kind", &kind),
+		VG_CLI_VAL("unit", &unit),
+		VG_CLI_VAL("type", &type),
+		VG_CLI_VAL("project", &project),
+		VG_CLI_VAL("file", &file),
 	};
 	json_t *body = NULL, *arr, *ans = NULL;
 	int json, rc;
@@ -97,7 +102,8 @@ int vg_cli_cmd_put(struct vg_cli *c, int argc, char **argv)
 		return rc;
 	if (file ? argc - optind != 0 : argc - optind != 3) {
 		vg_cli_line(c->err, "%s put: expected RESOURCE METRIC VALUE, or "
-			    "--file FILE (see 'put --help')", c->prog);
+				    "--file FILE (see 'put --help')",
+			    c->prog);
 		return VG_EXIT_USAGE;
 	}
 	if (file) {
@@ -124,7 +130,7 @@ int vg_cli_cmd_put(struct vg_cli *c, int argc, char **argv)
 			arr = json_object_get(body, "measures");
 			if ((bad = read_lines(f, arr, kind, unit, type))) {
 				vg_cli_line(c->err, "%s put: %s: line %ld: expected "
-					    "RESOURCE METRIC VALUE [TIME]",
+						    "RESOURCE METRIC VALUE [TIME]",
 					    c->prog, file, bad);
 				json_decref(body);
 				body = NULL;
@@ -156,7 +162,7 @@ int vg_cli_cmd_put(struct vg_cli *c, int argc, char **argv)
 		free(s);
 	} else {
 		fprintf(c->out, "stored %lld, duplicates %lld, resources created %lld "
-			"(project %s)\n",
+				"(project %s)\n",
 			(long long)json_integer_value(json_object_get(ans, "stored")),
 			(long long)json_integer_value(json_object_get(ans, "duplicates")),
 			(long long)json_integer_value(json_object_get(ans, "resources_created")),

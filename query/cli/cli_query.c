@@ -91,7 +91,9 @@ size_t vg_cli_sparkline(const double *v, size_t n, size_t width, char *out,
 /* ---- stats ------------------------------------------------------------------------ */
 
 static const struct vg_cli_spec stats_spec = {
-	"stats", "RESOURCE and METRIC", 2,
+	"stats",
+	"RESOURCE and METRIC",
+	2,
 	"stats RESOURCE METRIC [--period SECONDS] [--start T] [--end T]\n"
 	"       [--granularity 60|300|3600|auto] [--statistics LIST] [--json]\n",
 	"CloudWatch-style statistics per period (default 300 s, a multiple of the\n"
@@ -106,19 +108,22 @@ int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv)
 	const char *start = NULL, *end = NULL, *period = NULL, *gran = NULL,
 		   *stats = NULL;
 	const struct vg_cli_opt opts[] = {
-		VG_CLI_VAL("start", &start), VG_CLI_VAL("end", &end),
-		VG_CLI_VAL("period", &period), VG_CLI_VAL("granularity", &gran),
+		VG_CLI_VAL("start", &start),
+		VG_CLI_VAL("end", &end),
+		VG_CLI_VAL("period", &period),
+		VG_CLI_VAL("granularity", &gran),
 		VG_CLI_VAL("statistics", &stats),
 	};
 	int json, rc;
 	json_t *j;
 
 	if ((rc = vg_cli_parse(c, &stats_spec, opts, 5, argc, argv,
-				 &json)) >= 0)
+			       &json)) >= 0)
 		return rc;
 	if (gran && !one_of(gran, grans)) {
 		fprintf(c->err, "%s stats: --granularity is one of 60, 300, 3600, "
-			"auto\n", c->prog);
+				"auto\n",
+			c->prog);
 		return VG_EXIT_USAGE;
 	}
 	const char *kv[] = {"resource", argv[optind], "metric", argv[optind + 1],
@@ -161,7 +166,9 @@ int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv)
 /* ---- latest ------------------------------------------------------------------------ */
 
 static const struct vg_cli_spec latest_spec = {
-	"latest", "one RESOURCE id", 1,
+	"latest",
+	"one RESOURCE id",
+	1,
 	"latest RESOURCE [--json]\n",
 	"The newest value of every metric of a resource: "
 	"a gauge's last sample, a\ncounter's current rate per second "
@@ -171,15 +178,17 @@ static const struct vg_cli_spec latest_spec = {
 int vg_cli_cmd_latest(struct vg_cli *c, int argc, char **argv)
 {
 	static const struct vg_cli_col cols[] = {
-		{"METRIC", NULL, VG_ALIGN_LEFT}, {"VALUE", "value", VG_ALIGN_RIGHT},
-		{"UNIT", "unit", VG_ALIGN_LEFT}, {"KIND", "kind", VG_ALIGN_LEFT},
+		{"METRIC", NULL, VG_ALIGN_LEFT},
+		{"VALUE", "value", VG_ALIGN_RIGHT},
+		{"UNIT", "unit", VG_ALIGN_LEFT},
+		{"KIND", "kind", VG_ALIGN_LEFT},
 		{"TIME", "time", VG_ALIGN_LEFT},
 	};
 	int json, rc;
 	json_t *j;
 
 	if ((rc = vg_cli_parse(c, &latest_spec, NULL, 0, argc, argv,
-				 &json)) >= 0)
+			       &json)) >= 0)
 		return rc;
 	rc = vg_cli_fetch_resource(c, argv[optind], "/latest", json, &j);
 	if (rc || !j)
@@ -290,7 +299,9 @@ static void top_print(struct vg_cli *c, json_t *j, int live, const char *now,
 }
 
 static const struct vg_cli_spec top_spec = {
-	"top", NULL, 0,
+	"top",
+	NULL,
+	0,
 	"top [--metric M] [--type T] [--host H] [--project P] [--flavor F]\n"
 	"       [--limit N] [--asc] [--interval S] [--once | --count N] [--ids] [--json]\n",
 	"The resources with the highest current value of a metric (default cpu.util;\n"
@@ -309,11 +320,16 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 	int json, rc, once = 0, asc = 0, live, ids = 0;
 	char pbuf[256];
 	const struct vg_cli_opt opts[] = {
-		VG_CLI_VAL("metric", &metric), VG_CLI_VAL("type", &type),
-		VG_CLI_VAL("host", &host), VG_CLI_VAL("project", &project),
-		VG_CLI_VAL("flavor", &flavor), VG_CLI_VAL("limit", &limit),
-		VG_CLI_FLAG("asc", &asc), VG_CLI_VAL("interval", &ival),
-		VG_CLI_FLAG("once", &once), VG_CLI_VAL("count", &cnt),
+		VG_CLI_VAL("metric", &metric),
+		VG_CLI_VAL("type", &type),
+		VG_CLI_VAL("host", &host),
+		VG_CLI_VAL("project", &project),
+		VG_CLI_VAL("flavor", &flavor),
+		VG_CLI_VAL("limit", &limit),
+		VG_CLI_FLAG("asc", &asc),
+		VG_CLI_VAL("interval", &ival),
+		VG_CLI_FLAG("once", &once),
+		VG_CLI_VAL("count", &cnt),
 		VG_CLI_FLAG("ids", &ids),
 	};
 	double interval = 2;
@@ -322,13 +338,14 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 	struct sigaction sa, old_int, old_term;
 
 	if ((rc = vg_cli_parse(c, &top_spec, opts, 11, argc, argv,
-				 &json)) >= 0)
+			       &json)) >= 0)
 		return rc;
 	rc = VG_EXIT_OK;
 	if (ival && ((interval = strtod(ival, &end)), *end ||
-		     !(interval >= 0.2) || interval > 3600)) {
+							      !(interval >= 0.2) || interval > 3600)) {
 		fprintf(c->err, "%s top: --interval wants seconds between 0.2 "
-			"and 3600\n", c->prog);
+				"and 3600\n",
+			c->prog);
 		return VG_EXIT_USAGE;
 	}
 	if (cnt && ((count = strtol(cnt, &end, 10)) < 1 || *end)) {
@@ -399,7 +416,9 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 /* ---- aggregate -------------------------------------------------------------------------- */
 
 static const struct vg_cli_spec aggregate_spec = {
-	"aggregate", "one METRIC", 1,
+	"aggregate",
+	"one METRIC",
+	1,
 	"aggregate METRIC [--aggregation mean|sum|min|max] [--type T]\n"
 	"       [--host H] [--project P] [--flavor F] [--group-by project|host|flavor]\n"
 	"       [--start T] [--end T] [--granularity 60|300|3600|auto] [--json]\n",
@@ -415,21 +434,25 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 		   *flavor = NULL, *gb = NULL, *start = NULL, *end = NULL,
 		   *gran = NULL;
 	const struct vg_cli_opt opts[] = {
-		VG_CLI_VAL("aggregation", &agg), VG_CLI_VAL("type", &type),
-		VG_CLI_VAL("host", &host), VG_CLI_VAL("project", &project),
-		VG_CLI_VAL("flavor", &flavor), VG_CLI_VAL("group-by", &gb),
-		VG_CLI_VAL("start", &start), VG_CLI_VAL("end", &end),
+		VG_CLI_VAL("aggregation", &agg),
+		VG_CLI_VAL("type", &type),
+		VG_CLI_VAL("host", &host),
+		VG_CLI_VAL("project", &project),
+		VG_CLI_VAL("flavor", &flavor),
+		VG_CLI_VAL("group-by", &gb),
+		VG_CLI_VAL("start", &start),
+		VG_CLI_VAL("end", &end),
 		VG_CLI_VAL("granularity", &gran),
 	};
 	int json, rc;
 	json_t *j;
 
 	if ((rc = vg_cli_parse(c, &aggregate_spec, opts, 9, argc, argv,
-				 &json)) >= 0)
+			       &json)) >= 0)
 		return rc;
 	if ((agg && !one_of(agg, aggs)) || (gb && !one_of(gb, gbs))) {
 		fprintf(c->err, "%s aggregate: --aggregation is one of mean, sum, "
-			"min, max; --group-by one of project, host, flavor\n",
+				"min, max; --group-by one of project, host, flavor\n",
 			c->prog);
 		return VG_EXIT_USAGE;
 	}
@@ -557,12 +580,14 @@ int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv)
 	size_t npos = (size_t)(argc - optind);
 	if (!npos || npos % 2 || npos / 2 > 8) {
 		fprintf(c->err, "%s graph: expected 1 to 8 RESOURCE METRIC pairs "
-			"(see '%s graph --help')\n", c->prog, c->prog);
+				"(see '%s graph --help')\n",
+			c->prog, c->prog);
 		return VG_EXIT_USAGE;
 	}
 	if (!output) {
 		fprintf(c->err, "%s graph: say where to write the PNG with -o "
-			"FILE (or -o - for stdout)\n", c->prog);
+				"FILE (or -o - for stdout)\n",
+			c->prog);
 		return VG_EXIT_USAGE;
 	}
 	if (nleg > npos / 2) {

@@ -49,7 +49,8 @@ static void usage(struct vg_cli *c, FILE *f)
 		"usage: %s [--api URL] [--token TOKEN] [--timeout SECONDS] "
 		"[--output FORMAT] COMMAND [ARGS]\n\n"
 		"Query a vigie collector's HTTP API.\n\n"
-		"Commands:\n", c->prog);
+		"Commands:\n",
+		c->prog);
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
@@ -134,7 +135,8 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 		case 'O':
 			if (vg_cli_set_output(optarg)) {
 				fprintf(err, "%s: --output wants table, json or csv, "
-					"not '%s'\n", c.prog, optarg);
+					     "not '%s'\n",
+					c.prog, optarg);
 				return VG_EXIT_USAGE;
 			}
 			break;
@@ -142,7 +144,8 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 			c.timeout_s = strtol(optarg, &end, 10);
 			if (*end || c.timeout_s < 1) {
 				fprintf(err, "%s: --timeout wants a number of "
-					"seconds >= 1\n", c.prog);
+					     "seconds >= 1\n",
+					c.prog);
 				return VG_EXIT_USAGE;
 			}
 			break;

@@ -67,7 +67,8 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 
 	if (argc < 2) {
 		fprintf(c->err, "%s token: expected create, list or revoke (see "
-			"'%s token --help')\n", c->prog, c->prog);
+				"'%s token --help')\n",
+			c->prog, c->prog);
 		return VG_EXIT_USAGE;
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
@@ -101,7 +102,8 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 			return VG_EXIT_USAGE;
 		default:
 			fprintf(c->err, "%s token: unknown option '%s' (see '%s "
-				"token --help')\n", c->prog, argv[optind - 1],
+					"token --help')\n",
+				c->prog, argv[optind - 1],
 				c->prog);
 			return VG_EXIT_USAGE;
 		}
@@ -111,7 +113,8 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 	if (!strcmp(sub, "create")) {
 		if (admin == !!project || optind != argc) {
 			fprintf(c->err, "%s token create: give exactly one of "
-				"--admin or --project P\n", c->prog);
+					"--admin or --project P\n",
+				c->prog);
 			return VG_EXIT_USAGE;
 		}
 		json_t *body = json_object();
@@ -132,7 +135,8 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 			fprintf(c->out, "%s\n",
 				json_string_value(json_object_get(j, "token")));
 			fprintf(c->err, "created %s token %s; it is shown only "
-				"once\n", admin ? "admin" : "project",
+					"once\n",
+				admin ? "admin" : "project",
 				json_string_value(json_object_get(j, "id")));
 		}
 	} else if (!strcmp(sub, "list")) {
@@ -153,7 +157,8 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 	} else if (!strcmp(sub, "revoke")) {
 		if (optind != argc - 1 || admin || project || name) {
 			fprintf(c->err, "%s token revoke: expected one token ID "
-				"(see '%s token list')\n", c->prog, c->prog);
+					"(see '%s token list')\n",
+				c->prog, c->prog);
 			return VG_EXIT_USAGE;
 		}
 		char *esc = vg_cli_escape(argv[optind]), *path;
@@ -178,7 +183,8 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 		}
 	} else {
 		fprintf(c->err, "%s token: unknown command '%s' (create, list, "
-			"revoke)\n", c->prog, sub);
+				"revoke)\n",
+			c->prog, sub);
 		return VG_EXIT_USAGE;
 	}
 	json_decref(j);

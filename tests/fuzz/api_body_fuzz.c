@@ -53,7 +53,7 @@ static void check_reply(const struct vg_http_resp *resp)
 	if (resp->status == 400 && json_object_get(json_object_get(j, "error"),
 						   "fields"))
 		assert(json_array_size(json_object_get(
-			json_object_get(j, "error"), "fields")) >= 1);
+			       json_object_get(j, "error"), "fields")) >= 1);
 	json_decref(j);
 }
 

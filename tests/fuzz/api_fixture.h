@@ -44,7 +44,7 @@
 
 #include "../support/api_fixture.h"
 
-#define FX_T0 1794999600000LL  /* 2026-11-18T11:00:00Z */
+#define FX_T0 1794999600000LL /* 2026-11-18T11:00:00Z */
 #define FX_NOW (FX_T0 + 3600000LL)
 #define FX_SECRET_ID "vm-secret-7f3a9c"
 #define FX_SECRET_NAME "hidden-name-2e81"
@@ -60,7 +60,7 @@ static struct {
 
 /* The threshold alarm a composite refers to. */
 #define FX_CPU_HIGH                                                          \
-	"{\"name\":\"cpu-high\",\"project\":\"p1\",\"metric\":\"cpu.util\","  \
+	"{\"name\":\"cpu-high\",\"project\":\"p1\",\"metric\":\"cpu.util\"," \
 	"\"resource\":\"vm-a\",\"comparison\":\"gt\",\"threshold\":90,"      \
 	"\"evaluation_periods\":3,\"actions\":{\"alarm\":[\"log://\"]}}"
 
@@ -160,7 +160,8 @@ static void fx_alarms(void)
 		fx_die("alarm engine", err);
 	fx_alarm(FX_CPU_HIGH, fx.cpu_high_id, sizeof(fx.cpu_high_id));
 	fx_alarm("{\"name\":\"both\",\"project\":\"p1\",\"type\":\"composite\","
-		 "\"rule\":\"ALARM(cpu-high) OR ok(cpu-high)\"}", NULL, 0);
+		 "\"rule\":\"ALARM(cpu-high) OR ok(cpu-high)\"}",
+		 NULL, 0);
 }
 
 static void fx_setup(void)

@@ -123,7 +123,8 @@ static void test_once_json(void **state)
 	json_error_t je;
 
 	assert_int_equal(run("--once --libvirt test:///default --host h1 "
-			     "--proc tests/fixtures/proc/t0 --clock-start 1795000000"), 0);
+			     "--proc tests/fixtures/proc/t0 --clock-start 1795000000"),
+			 0);
 	json_t *j = json_loads(slurp(out), 0, &je);
 	if (!j)
 		fail_msg("not JSON: %s (line %d)", je.text, je.line);
@@ -280,7 +281,8 @@ static void test_spool_resume_and_deliver(void **state)
 	snprintf(args, sizeof(args),
 		 "--libvirt test:///default --host h1 --proc tests/fixtures/proc/t0 "
 		 "--interval 0.05 --count 3 --spool %s --collector tcp://127.0.0.1:%d "
-		 "--clock-start 1795000000 --clock-step 60", spool, dead_port);
+		 "--clock-start 1795000000 --clock-step 60",
+		 spool, dead_port);
 	int64_t t0 = vg_monotonic_ms();
 	assert_int_equal(run(args), 0);
 	/* the drain gives up after ~2 s */
@@ -302,7 +304,8 @@ static void test_spool_resume_and_deliver(void **state)
 	snprintf(args, sizeof(args),
 		 "--libvirt test:///default --host h1 --proc tests/fixtures/proc/t0 "
 		 "--interval 0.05 --count 1 --spool %s --collector tcp://127.0.0.1:%d "
-		 "--clock-start 1795000000 --clock-step 60", spool, f.port);
+		 "--clock-start 1795000000 --clock-step 60",
+		 spool, f.port);
 	assert_int_equal(run(args), 0);
 	fake_stop(&f);
 	assert_int_equal(spooled(), 0);

@@ -197,7 +197,8 @@ static void test_startup_refusals(void **state)
 	assert_true(log_has("require_signatures"));
 	/* not required: starts without keys */
 	assert_int_equal(h_start(&H, (const char *const[]){"--keys-dir", missing,
-							   "--allow-unsigned", NULL}), 0);
+							   "--allow-unsigned", NULL}),
+			 0);
 	assert_int_equal(h_stop(&H), 0);
 	/* a key others can read: exit 2, naming the file */
 	write_key(keys, "auth-a", &ka, 0644);
@@ -206,7 +207,8 @@ static void test_startup_refusals(void **state)
 	assert_true(log_has("chmod 600"));
 	/* even when signatures are optional: a bad key is a bad config */
 	assert_int_equal(run_to_exit((const char *const[]){"--keys-dir", keys,
-							   "--allow-unsigned", NULL}), 2);
+							   "--allow-unsigned", NULL}),
+			 2);
 	/* a keys directory anyone may write to */
 	chmod(keys, 0600 | 0777);
 	write_key(keys, "auth-a", &ka, 0600);
@@ -324,22 +326,27 @@ static void test_config_keys(void **state)
 	assert_true(c.collector_max_future_s == 600);
 	assert_string_equal(c.agent_key_file, "");
 	assert_int_equal(vg_config_load_string(&c,
-		"[agent]\nkey_file = /etc/vigie/agent.key\n"
-		"[collector]\nkeys_dir = /srv/keys\nrequire_signatures = no\n"
-		"max_clock_skew = 2h\nmax_future = 0\n", "t.conf", err, sizeof(err)), 0);
+					       "[agent]\nkey_file = /etc/vigie/agent.key\n"
+					       "[collector]\nkeys_dir = /srv/keys\nrequire_signatures = no\n"
+					       "max_clock_skew = 2h\nmax_future = 0\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
 	assert_string_equal(c.agent_key_file, "/etc/vigie/agent.key");
 	assert_string_equal(c.collector_keys_dir, "/srv/keys");
 	assert_int_equal(c.collector_require_signatures, 0);
 	assert_true(c.collector_max_clock_skew_s == 7200);
 	assert_true(c.collector_max_future_s == 0);
 	assert_int_equal(vg_config_set(&c, "collector", "require_signatures", "maybe",
-				       err, sizeof(err)), -EINVAL);
+				       err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "true or false"));
 	assert_int_equal(vg_config_load_string(&c, "[collector]\nmax_clock_skew = -1\n",
-					       "t.conf", err, sizeof(err)), -EINVAL);
+					       "t.conf", err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "t.conf:2: [collector] max_clock_skew"));
 	assert_int_equal(vg_config_set(&c, "collector", "max_future", "400d", err,
-				       sizeof(err)), -EINVAL);
+				       sizeof(err)),
+			 -EINVAL);
 }
 
 int main(void)

@@ -158,16 +158,20 @@ static uint8_t *encode(uint64_t seq, size_t *len)
 		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, NULL, NULL,
 						  time_of(seq)));
 		assert_int_equal(vg_batch_identity(b, NULL, NULL,
-						   flavors[flavor_at(seq, r)]), 0);
+						   flavors[flavor_at(seq, r)]),
+				 0);
 		for (int k = 0; k < NMET; k++)
 			assert_int_equal(vg_batch_sample(b, metric[k], VG_KIND_GAUGE,
-							 value_of(seq, r, k)), 0);
+							 value_of(seq, r, k)),
+					 0);
 		/* libvirt's virDomainState: 1 running, 5 shut off */
 		assert_int_equal(vg_batch_sample(b, "power.state", VG_KIND_GAUGE,
-						 running_at(seq, r) ? 1 : 5), 0);
+						 running_at(seq, r) ? 1 : 5),
+				 0);
 		if (r == 0)
 			assert_int_equal(vg_batch_sample(b, "crash.flip", VG_KIND_GAUGE,
-							 flip_at(seq)), 0);
+							 flip_at(seq)),
+					 0);
 	}
 	assert_int_equal(vg_wire_encode(b, &m, len), 0);
 	vg_batch_free(b);
@@ -296,7 +300,8 @@ static size_t check_acked(uint64_t last)
 
 	vg_config_defaults(&cfg);
 	assert_int_equal(vg_config_parse_archives("1m:30d", cfg.archives, VG_MAX_ARCHIVES,
-						  &cfg.narchives), 0);
+						  &cfg.narchives),
+			 0);
 	if (vg_store_open(H.data, &cfg, &s, err, sizeof(err)))
 		fail_msg("store: %s", err);
 	struct vg_store_stats sst;
@@ -327,7 +332,8 @@ static size_t check_acked(uint64_t last)
 					continue;
 				double o = (double)off_of(n - 1);
 				double want = (o * value_of(n - 1, r, k) +
-					       (60000 - o) * value_of(n, r, k)) / 60000;
+					       (60000 - o) * value_of(n, r, k)) /
+					      60000;
 				double got = at(&ser, minute_of(n - 1));
 				checked++;
 				/* librrd keeps times to the microsecond: 1e-5 */
@@ -350,9 +356,9 @@ static size_t check_acked(uint64_t last)
 /* ---- the webhook receiver: a thread answering 200 to every POST ---- */
 
 struct hook_rcv {
-	char id[80];       /* Idempotency-Key */
-	char current[24];  /* the body's "current" */
-	int cycle;         /* collector run that sent it (accepted during) */
+	char id[80];      /* Idempotency-Key */
+	char current[24]; /* the body's "current" */
+	int cycle;        /* collector run that sent it (accepted during) */
 };
 
 static struct {
@@ -508,7 +514,8 @@ static void create_alarm(void)
 		 "\"resource\":\"crash-res-00\",\"period\":60,"
 		 "\"evaluation_periods\":1,\"comparison\":\"gt\",\"threshold\":50,"
 		 "\"actions\":{\"alarm\":[\"http://127.0.0.1:%d/hook\"],"
-		 "\"ok\":[\"http://127.0.0.1:%d/hook\"]}}", HK.port, HK.port);
+		 "\"ok\":[\"http://127.0.0.1:%d/hook\"]}}",
+		 HK.port, HK.port);
 	code = h_post(&H, "/v1/alarms", body, &resp);
 	if (code != 201)
 		fail_msg("creating the alarm: HTTP %ld %s", code, resp ? resp : "");
@@ -567,10 +574,11 @@ static void check_alarms(uint64_t last, int kills)
 	snprintf(db, sizeof(db), "%s/alarms.db", H.data);
 	assert_int_equal(sqlite3_open_v2(db, &d, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(d,
-		"SELECT time_ms, json_extract(detail, '$.notification_id'), "
-		"json_extract(detail, '$.previous'), json_extract(detail, '$.current') "
-		"FROM history WHERE type = 'transition' ORDER BY seq", -1, &st, NULL),
-		SQLITE_OK);
+					    "SELECT time_ms, json_extract(detail, '$.notification_id'), "
+					    "json_extract(detail, '$.previous'), json_extract(detail, '$.current') "
+					    "FROM history WHERE type = 'transition' ORDER BY seq",
+					    -1, &st, NULL),
+			 SQLITE_OK);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		if (ntr == cap) {
 			cap = cap ? 2 * cap : 256;
@@ -582,7 +590,8 @@ static void check_alarms(uint64_t last, int kills)
 		t->time_ms = sqlite3_column_int64(st, 0);
 		for (int c = 1; c <= 3; c++) {
 			const char *v = (const char *)sqlite3_column_text(st, c);
-			char *dst = c == 1 ? t->id : c == 2 ? t->prev : t->cur;
+			char *dst = c == 1 ? t->id : c == 2 ? t->prev
+							    : t->cur;
 			snprintf(dst, c == 1 ? sizeof(t->id) : sizeof(t->cur), "%s", v ? v : "");
 		}
 	}
@@ -599,7 +608,8 @@ static void check_alarms(uint64_t last, int kills)
 		int64_t dt = tr[i].time_ms - 60000 - T0;
 		if (dt <= 0 || dt % 60000)
 			fail_msg("transition %zu at %lld: not the end of a period of "
-				 "the data", i, (long long)tr[i].time_ms);
+				 "the data",
+				 i, (long long)tr[i].time_ms);
 		uint64_t n = (uint64_t)(dt / 60000);
 		const char *want = alarm_state_at(n) ? "alarm" : "ok";
 		if (strcmp(tr[i].cur, want))
@@ -610,14 +620,16 @@ static void check_alarms(uint64_t last, int kills)
 		} else {
 			if (n <= prev_n)
 				fail_msg("transition %zu (seq %llu) after seq %llu: twice "
-					 "or out of order", i, (unsigned long long)n,
+					 "or out of order",
+					 i, (unsigned long long)n,
 					 (unsigned long long)prev_n);
 			if (strcmp(tr[i].prev, tr[i - 1].cur))
 				fail_msg("transition %zu: from %s, but the state was %s",
 					 i, tr[i].prev, tr[i - 1].cur);
 			if (alarm_state_at(n) == alarm_state_at(n - 1))
 				fail_msg("transition %zu at seq %llu: the data did not "
-					 "flip there", i, (unsigned long long)n);
+					 "flip there",
+					 i, (unsigned long long)n);
 		}
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(tr[j].id, tr[i].id))
@@ -649,7 +661,8 @@ static void check_alarms(uint64_t last, int kills)
 			;
 		if (j == ntr)
 			fail_msg("the receiver got notification %s (%s) that no "
-				 "transition in the history has", h->id, h->current);
+				 "transition in the history has",
+				 h->id, h->current);
 		if (strcmp(tr[j].cur, h->current))
 			fail_msg("notification %s says %s, its transition %s", h->id,
 				 h->current, tr[j].cur);
@@ -668,7 +681,8 @@ static void check_alarms(uint64_t last, int kills)
 	for (size_t j = 0; j < ntr; j++)
 		if (!tr[j].got)
 			fail_msg("transition %zu (%s -> %s, notification %s) never "
-				 "reached the webhook", j, tr[j].prev, tr[j].cur, tr[j].id);
+				 "reached the webhook",
+				 j, tr[j].prev, tr[j].cur, tr[j].id);
 	print_message("# alarms: %zu transitions from seq %llu, %zu webhook deliveries "
 		      "(%zu re-sent with the same id after a kill), %zu bad requests\n",
 		      ntr, (unsigned long long)first, received, redelivered, bad);
@@ -705,7 +719,8 @@ static void check_billing(uint64_t last)
 	if (vg_bill_db_open(db, &d, err, sizeof(err)))
 		fail_msg("%s", err);
 	assert_int_equal(vg_bill_usage_load(d, minute_of(0), minute_of(last) + 120000, NULL,
-					    &u), 0);
+					    &u),
+			 0);
 	for (size_t i = 0; i < u.nsegs; i++) {
 		const struct vg_bill_usage_seg *g = &u.segs[i];
 		int r = -1, f;
@@ -729,7 +744,8 @@ static void check_billing(uint64_t last)
 			got_total[f] += got[r][f];
 			if (want[r][f] != got[r][f])
 				fail_msg("%s %s: %lld ms of compute metered, the batches "
-					 "say %lld", id, flavors[f], (long long)got[r][f],
+					 "say %lld",
+					 id, flavors[f], (long long)got[r][f],
 					 (long long)want[r][f]);
 		}
 	print_message("# billing: %lld s of %s and %lld s of %s over %llu minutes, "
@@ -755,8 +771,8 @@ static void test_kill9_at_random(void **state)
 	 * written to their files whose values the live journal segment
 	 * still holds (the store never idles: the segment is never cut). */
 	rc = h_init(&H, "[storage]\nstep = 60\nheartbeat = 600\narchives = 1m:30d\n"
-		    "flush_depth = 16\n"
-		    "[alarms]\nretry_initial = 0.2\nretry_max = 1\n");
+			"flush_depth = 16\n"
+			"[alarms]\nretry_initial = 0.2\nretry_max = 1\n");
 	if (rc == -ENOENT)
 		fail_msg("no %s: build it first (make all)", H.bin);
 	assert_int_equal(rc, 0);

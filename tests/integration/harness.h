@@ -44,16 +44,16 @@
 
 struct vg_harness {
 	pid_t pid;
-	char dir[64];      /* temp dir: vigie.conf, collector.log, data/ */
+	char dir[64]; /* temp dir: vigie.conf, collector.log, data/ */
 	char data[128];
 	char conf[160];
 	char log[160];
-	char url[64];      /* tcp://127.0.0.1:port, for agents */
+	char url[64]; /* tcp://127.0.0.1:port, for agents */
 	char listen[64];
 	char hlisten[64];
-	char http[64];     /* http://127.0.0.1:port, the API */
+	char http[64]; /* http://127.0.0.1:port, the API */
 	char bin[PATH_MAX];
-	char token[256];   /* an admin API token ("" if none could be made) */
+	char token[256]; /* an admin API token ("" if none could be made) */
 };
 
 /* A free loopback port; *fd keeps it bound (close it before use) so a

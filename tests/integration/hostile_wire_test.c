@@ -150,9 +150,9 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define NEED_COLLECTOR()                                                   \
-	do {                                                               \
-		if (!*state)                                               \
+#define NEED_COLLECTOR()                                                     \
+	do {                                                                 \
+		if (!*state)                                                 \
 			fail_msg("no %s: build it first (make all)", C.bin); \
 	} while (0)
 
@@ -260,7 +260,8 @@ static struct vg_store *open_store(void)
 
 	vg_config_defaults(&cfg);
 	assert_int_equal(vg_config_parse_archives("1m:1d", cfg.archives,
-						  VG_MAX_ARCHIVES, &cfg.narchives), 0);
+						  VG_MAX_ARCHIVES, &cfg.narchives),
+			 0);
 	if (vg_store_open(C.data, &cfg, &s, err, sizeof(err)))
 		fail_msg("store: %s", err);
 	return s;
@@ -304,7 +305,8 @@ static void test_negative_counter(void **state)
 	struct vg_series ser = {0};
 	/* 200 - (-5) and 260 - 200 give rates; the drops give unknowns */
 	assert_int_equal(fetch_known(id, "cpu.time", VG_CF_MIN, T0 - 60000,
-				     T0 + 6 * 60000, 2, &ser), 0);
+				     T0 + 6 * 60000, 2, &ser),
+			 0);
 	for (size_t i = 0; i < ser.n; i++)
 		if (ser.points[i].value < 0)
 			fail_msg("negative rate %g at %lld", ser.points[i].value,
@@ -402,10 +404,24 @@ static void test_hostile_names(void **state)
 	memset(id201, 'M', sizeof(id201) - 1);
 	id201[sizeof(id201) - 1] = '\0';
 	const char *ids[] = {
-		escape, "/etc/passwd", "..", ".", ".hidden", "a/b/c", "x:y",
-		"DEF:v=/etc/passwd:value:AVERAGE", "LINE1:v#ff0000:pwned",
-		"with\nnewline", "tab\there", "%2e%2e%2f", "\xff\xfe", "\\..\\..",
-		"' OR 1=1 --", "$(touch /tmp/vigie-pwned)", longid, id201,
+		escape,
+		"/etc/passwd",
+		"..",
+		".",
+		".hidden",
+		"a/b/c",
+		"x:y",
+		"DEF:v=/etc/passwd:value:AVERAGE",
+		"LINE1:v#ff0000:pwned",
+		"with\nnewline",
+		"tab\there",
+		"%2e%2e%2f",
+		"\xff\xfe",
+		"\\..\\..",
+		"' OR 1=1 --",
+		"$(touch /tmp/vigie-pwned)",
+		longid,
+		id201,
 	};
 	const char *metrics[] = {"cpu.time", "../../../x", "m:AVERAGE:1", "CDEF:z=1"};
 	uint64_t seq = 1;
@@ -501,7 +517,8 @@ static void test_widest_names(void **state)
 							  names[i], NULL, t));
 			assert_int_equal(vg_batch_identity(b, cjk, cjk, colons), 0);
 			assert_int_equal(vg_batch_sample(b, names[i], VG_KIND_GAUGE,
-							 10.0 * (double)i + k), 0);
+							 10.0 * (double)i + k),
+					 0);
 			assert_int_equal(send_batch(b), VG_ACK_OK);
 			vg_batch_free(b);
 		}
@@ -509,7 +526,8 @@ static void test_widest_names(void **state)
 		char p[4096];
 		snprintf(p, sizeof(p),
 			 "/v1/measures?resource=%s&metric=%s&granularity=60"
-			 "&start=%lld&end=%lld", ei, ei,
+			 "&start=%lld&end=%lld",
+			 ei, ei,
 			 (long long)(T0 / 1000 + 3600), (long long)(T0 / 1000 + 3900));
 		long code = http_get(p, &body);
 		if (code != 200)

@@ -110,7 +110,7 @@ struct fx_api {
 	struct vg_store *store; /* closed by fx_api_stop */
 	struct vg_api *api;
 	uint16_t port;
-	char url[64];           /* http://127.0.0.1:<port> */
+	char url[64]; /* http://127.0.0.1:<port> */
 };
 
 /* Start the real API on 127.0.0.1:0 over f->dir and f->store; o (may be

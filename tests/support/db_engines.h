@@ -110,8 +110,10 @@ static inline void dbe_need(const struct dbe *e)
 	}
 }
 
-#define DBE_BOTH(f, su, td)                                      \
-	{"sqlite " #f, f, su, td, &DBE_SQLITE},                  \
-	{"postgresql " #f, f, su, td, &DBE_PG}
+#define DBE_BOTH(f, su, td)                          \
+	{"sqlite " #f, f, su, td, &DBE_SQLITE},      \
+	{                                            \
+		"postgresql " #f, f, su, td, &DBE_PG \
+	}
 
 #endif

@@ -28,7 +28,12 @@
 #define UUID "6695eb01-f6a4-8304-79aa-97f2502e193f"
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct { int type; int64_t t; char uuid[40]; char detail[128]; } g_ev[64];
+static struct {
+	int type;
+	int64_t t;
+	char uuid[40];
+	char detail[128];
+} g_ev[64];
 static int g_n;
 
 static void collect(void *ctx, const char *uuid, int type, int64_t t, const char *detail)
@@ -81,7 +86,10 @@ static void test_test_driver_events(void **state)
 	assert_non_null(c);
 	virDomainPtr d = virDomainLookupByUUIDString(c, UUID);
 	assert_non_null(d);
-	struct { int (*act)(virDomainPtr); int want; } steps[] = {
+	struct {
+		int (*act)(virDomainPtr);
+		int want;
+	} steps[] = {
 		{virDomainSuspend, VG_EV_SUSPENDED},
 		{virDomainResume, VG_EV_RESUMED},
 		{virDomainDestroy, VG_EV_STOPPED},
@@ -105,16 +113,16 @@ static void test_test_driver_events(void **state)
 }
 
 #define RZ "5a1e0000-0000-4000-8000-00000000001a"
-#define NOVA_XML(flavor, vcpus, mem) \
-	"<domain type='test'><name>rz</name><uuid>" RZ "</uuid>" \
-	"<memory unit='MiB'>" mem "</memory><vcpu>" vcpus "</vcpu>" \
-	"<os><type>hvm</type></os><metadata>" \
+#define NOVA_XML(flavor, vcpus, mem)                                               \
+	"<domain type='test'><name>rz</name><uuid>" RZ "</uuid>"                   \
+	"<memory unit='MiB'>" mem "</memory><vcpu>" vcpus "</vcpu>"                \
+	"<os><type>hvm</type></os><metadata>"                                      \
 	"<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'>" \
-	"<nova:name>rz</nova:name><nova:flavor name='" flavor "'>" \
-	"<nova:memory>" mem "</nova:memory><nova:disk>10</nova:disk>" \
-	"<nova:vcpus>" vcpus "</nova:vcpus></nova:flavor>" \
-	"<nova:owner><nova:user uuid='u1'>u</nova:user>" \
-	"<nova:project uuid='p1'>p</nova:project></nova:owner>" \
+	"<nova:name>rz</nova:name><nova:flavor name='" flavor "'>"                 \
+	"<nova:memory>" mem "</nova:memory><nova:disk>10</nova:disk>"              \
+	"<nova:vcpus>" vcpus "</nova:vcpus></nova:flavor>"                         \
+	"<nova:owner><nova:user uuid='u1'>u</nova:user>"                           \
+	"<nova:project uuid='p1'>p</nova:project></nova:owner>"                    \
 	"</nova:instance></metadata></domain>"
 
 /* The index of the first event of type for uuid from `from` on, waiting
@@ -159,8 +167,7 @@ static void test_resize_exact(void **state)
 		      T4 = T3 + 5000 + 13;
 	struct vg_clock ck;
 	struct vg_poller *p;
-	struct vg_poller_opts po = {.host = "h1", .libvirt_uri = "test:///default",
-				    .proc_root = "tests/fixtures/proc/t0", .no_host_fs = 1};
+	struct vg_poller_opts po = {.host = "h1", .libvirt_uri = "test:///default", .proc_root = "tests/fixtures/proc/t0", .no_host_fs = 1};
 	struct vg_bill_meter *m;
 	struct vg_events *e;
 	struct vg_events_stats st;
@@ -219,7 +226,8 @@ static void test_resize_exact(void **state)
 	/* the billing split, to the millisecond */
 	struct vg_bill_usage u;
 	assert_int_equal(vg_bill_usage_load(vg_bill_meter_db(m), T1 - 3600000,
-					    T4 + 86400000, NULL, &u), 0);
+					    T4 + 86400000, NULL, &u),
+			 0);
 	size_t r = vg_bill_usage_find(&u, RZ);
 	assert_true(r != VG_BILL_NO_INDEX);
 	const struct vg_bill_usage_seg *sg[4];

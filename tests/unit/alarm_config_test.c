@@ -43,15 +43,16 @@ static void test_keys(void **state)
 
 	vg_config_defaults(&c);
 	assert_int_equal(vg_config_load_string(&c,
-		"[alarms]\n"
-		"notify = tcp://*:7471\n"
-		"retry_initial = 0.2\n"
-		"retry_max = 2m\n"
-		"history_retention = 90d\n"
-		"exec = scale-out: /usr/local/bin/scale --up\n"
-		"exec = page: /bin/true\n"
-		"alertmanager = http://127.0.0.1:9093\n",
-		"t.conf", err, sizeof(err)), 0);
+					       "[alarms]\n"
+					       "notify = tcp://*:7471\n"
+					       "retry_initial = 0.2\n"
+					       "retry_max = 2m\n"
+					       "history_retention = 90d\n"
+					       "exec = scale-out: /usr/local/bin/scale --up\n"
+					       "exec = page: /bin/true\n"
+					       "alertmanager = http://127.0.0.1:9093\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
 	assert_string_equal(c.alarms_notify, "tcp://*:7471");
 	assert_true(c.alarms_retry_initial_s == 0.2);
 	assert_true(c.alarms_retry_max_s == 120);
@@ -61,7 +62,8 @@ static void test_keys(void **state)
 	assert_string_equal(c.alarms_alertmanager, "http://127.0.0.1:9093");
 	/* command-line override */
 	assert_int_equal(vg_config_set(&c, "alarms", "notify", "tcp://127.0.0.1:1",
-				       err, sizeof(err)), 0);
+				       err, sizeof(err)),
+			 0);
 	assert_string_equal(c.alarms_notify, "tcp://127.0.0.1:1");
 }
 
@@ -95,7 +97,8 @@ static void test_exec_parse(void **state)
 	char err[128];
 
 	assert_int_equal(vg_alarm_exec_parse("scale-out : /bin/x --up", &c, err,
-					     sizeof(err)), 0);
+					     sizeof(err)),
+			 0);
 	assert_string_equal(c.name, "scale-out");
 	assert_string_equal(c.command, "/bin/x --up");
 	assert_int_equal(vg_alarm_exec_parse("bad name: /bin/x", &c, err, sizeof(err)),
@@ -123,26 +126,30 @@ static void test_exec_run(void **state)
 	snprintf(cmdline, sizeof(cmdline), "t: %s ok", script);
 	assert_int_equal(vg_alarm_exec_parse(cmdline, &c, err, sizeof(err)), 0);
 	assert_int_equal(vg_alarm_exec_run(&c, "{\"a\":1}\n", 8, &env, 5000, &st, out,
-					   sizeof(out)), 0);
+					   sizeof(out)),
+			 0);
 	assert_string_equal(out, "got {\"a\":1} cpu-high alarm ok\n");
 
 	snprintf(cmdline, sizeof(cmdline), "t: %s fail", script);
 	vg_alarm_exec_parse(cmdline, &c, err, sizeof(err));
 	assert_int_equal(vg_alarm_exec_run(&c, "x\n", 2, &env, 5000, &st, out,
-					   sizeof(out)), -ECHILD);
+					   sizeof(out)),
+			 -ECHILD);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 3);
 
 	snprintf(cmdline, sizeof(cmdline), "t: %s slow", script);
 	vg_alarm_exec_parse(cmdline, &c, err, sizeof(err));
 	int64_t t0 = vg_monotonic_ms();
 	assert_int_equal(vg_alarm_exec_run(&c, "x\n", 2, &env, 300, &st, out,
-					   sizeof(out)), -ETIMEDOUT);
+					   sizeof(out)),
+			 -ETIMEDOUT);
 	assert_true(vg_monotonic_ms() - t0 < 2000); /* killed, not waited for */
 
 	snprintf(cmdline, sizeof(cmdline), "t: %s/missing", dir);
 	vg_alarm_exec_parse(cmdline, &c, err, sizeof(err));
 	assert_int_equal(vg_alarm_exec_run(&c, "x", 1, &env, 300, &st, out,
-					   sizeof(out)), -ENOENT);
+					   sizeof(out)),
+			 -ENOENT);
 	unlink(script);
 	rmdir(dir);
 }

@@ -147,7 +147,8 @@ static void test_every_documented_alarm_is_accepted(void **state)
 		}
 		if (!j)
 			fail_msg("docs/alarms.md: a json block does not parse: %s "
-				 "(line %d): %.80s", je.text, je.line, start);
+				 "(line %d): %.80s",
+				 je.text, je.line, start);
 		if (json_is_object(j) && json_object_get(j, "name"))
 			json_array_append(defs, j);
 		json_decref(j);
@@ -190,25 +191,33 @@ static void test_unknown_metric_refused_unless_waited_for(void **state)
 	/* not in the catalogue, never reported: 400 naming the catalogue */
 	assert_int_equal(post("{\"name\":\"typo\",\"metric\":\"cpu.utl\","
 			      "\"resource\":\"vm1\",\"comparison\":\"gt\","
-			      "\"threshold\":1}", &a), 400);
+			      "\"threshold\":1}",
+			      &a),
+			 400);
 	assert_non_null(strstr(a.body, "docs/metrics.md"));
 	assert_non_null(strstr(a.body, "allow_unknown_metric"));
 	fx_answer_free(&a);
 	/* the same, waiting for a metric that will come */
 	assert_int_equal(post("{\"name\":\"typo\",\"metric\":\"cpu.utl\","
 			      "\"resource\":\"vm1\",\"comparison\":\"gt\","
-			      "\"threshold\":1,\"allow_unknown_metric\":true}", &a), 201);
+			      "\"threshold\":1,\"allow_unknown_metric\":true}",
+			      &a),
+			 201);
 	assert_true(json_is_true(json_object_get(a.json, "allow_unknown_metric")));
 	fx_answer_free(&a);
 	/* a custom metric the project's resources reported is known */
 	assert_int_equal(post("{\"name\":\"queue\",\"metric\":\"app.queue.depth\","
 			      "\"resource\":\"vm1\",\"comparison\":\"gt\","
-			      "\"threshold\":100}", &a), 201);
+			      "\"threshold\":100}",
+			      &a),
+			 201);
 	fx_answer_free(&a);
 	/* ... for that project only */
 	assert_int_equal(post("{\"name\":\"queue\",\"project\":\"other\","
 			      "\"metric\":\"app.queue.depth\",\"resource\":\"vm9\","
-			      "\"comparison\":\"gt\",\"threshold\":100}", &a), 400);
+			      "\"comparison\":\"gt\",\"threshold\":100}",
+			      &a),
+			 400);
 	fx_answer_free(&a);
 }
 

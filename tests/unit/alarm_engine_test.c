@@ -59,9 +59,9 @@ static const char *store_where(const struct fixture *f)
 	return g_fresh_url ? g_url : f->dir;
 }
 
-static int g_deliver;              /* start the delivery thread */
+static int g_deliver; /* start the delivery thread */
 static int64_t g_hook_timeout_ms = 2000;
-static const char *g_allow;        /* [alarms] webhook_allow */
+static const char *g_allow; /* [alarms] webhook_allow */
 
 static void open_engine(struct fixture *f)
 {
@@ -205,7 +205,8 @@ static void test_threshold_transition_reason_history_sse(void **state)
 			      "\"threshold\":90,\"evaluation_periods\":3,"
 			      "\"actions\":{\"alarm\":[\"log://\"]}}"));
 	assert_int_equal(vg_alarm_hub_subscribe(f->hub, "default", 0, NULL, NULL,
-						g_now, &sub), 0);
+						g_now, &sub),
+			 0);
 	/* one sample a minute (interval = period: each closes on arrival) */
 	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t, "cpu.util", VG_KIND_GAUGE, 50);
 	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 91.2);
@@ -226,7 +227,8 @@ static void test_threshold_transition_reason_history_sse(void **state)
 	assert_int_equal(json_array_size(h), 2); /* insufficient->ok, ok->alarm */
 	json_t *last = json_array_get(h, 1);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_object_get(last, "detail"), "current")), "alarm");
+				    json_object_get(last, "detail"), "current")),
+			    "alarm");
 	assert_int_equal(json_integer_value(json_object_get(last, "time_ms")),
 			 t + 4 * MIN); /* end of the deciding period */
 	json_decref(h);
@@ -281,7 +283,8 @@ static void test_selector_join_leave(void **state)
 	insts = json_object_get(o, "instances");
 	assert_int_equal(json_array_size(insts), 1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(insts, 0),
-							      "resource")), "vm2");
+							      "resource")),
+			    "vm2");
 	assert_string_equal(json_string_value(json_object_get(o, "state")), "ok");
 	json_decref(o);
 	json_t *h = history(f, "small-busy", "resource_left");
@@ -343,7 +346,8 @@ static void test_composite(void **state)
 	assert_true(json_has(errors, "both"));
 	json_decref(errors);
 	json_t *body = json_loads("{\"name\":\"loop\",\"type\":\"composite\","
-				  "\"rule\":\"both OR nothere\"}", 0, NULL);
+				  "\"rule\":\"both OR nothere\"}",
+				  0, NULL);
 	assert_int_equal(vg_alarm_engine_create(f->e, body, NULL, &o, &errors), -EINVAL);
 	assert_true(json_has(errors, "no alarm named 'nothere'"));
 	json_decref(errors);
@@ -519,7 +523,8 @@ static void test_validation(void **state)
 			  "\"evaluation_periods\":2,\"datapoints_to_alarm\":3,"
 			  "\"statistic\":\"p101\",\"missing_data\":\"sometimes\","
 			  "\"actions\":{\"alarm\":[\"ftp://x\",\"exec://rm\"]},"
-			  "\"colour\":\"red\"}", 0, NULL);
+			  "\"colour\":\"red\"}",
+			  0, NULL);
 	assert_int_equal(vg_alarm_engine_create(f->e, body, NULL, &out, &errors), -EINVAL);
 	t = json_dumps(errors, 0);
 	static const char *const fields[] = {
@@ -536,7 +541,8 @@ static void test_validation(void **state)
 	json_decref(body);
 	/* a tenant cannot create in another project */
 	body = json_loads("{\"name\":\"x\",\"project\":\"other\",\"metric\":\"m\","
-			  "\"resource\":\"r\",\"comparison\":\"gt\",\"threshold\":1}", 0, NULL);
+			  "\"resource\":\"r\",\"comparison\":\"gt\",\"threshold\":1}",
+			  0, NULL);
 	assert_int_equal(vg_alarm_engine_create(f->e, body, "mine", &out, &errors), -EINVAL);
 	t = json_dumps(errors, 0);
 	assert_non_null(strstr(t, "must be your own project 'mine'"));
@@ -547,7 +553,8 @@ static void test_validation(void **state)
 	json_decref(create(f, "{\"name\":\"dup\",\"metric\":\"m\",\"resource\":\"r\","
 			      "\"comparison\":\"gt\",\"threshold\":1}"));
 	body = json_loads("{\"name\":\"dup\",\"metric\":\"m\",\"resource\":\"r\","
-			  "\"comparison\":\"gt\",\"threshold\":1}", 0, NULL);
+			  "\"comparison\":\"gt\",\"threshold\":1}",
+			  0, NULL);
 	assert_int_equal(vg_alarm_engine_create(f->e, body, NULL, &out, &errors), -EEXIST);
 	json_decref(errors);
 	json_decref(body);
@@ -587,9 +594,9 @@ struct receiver {
 	uint16_t port;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int hold;          /* keep every request unanswered until released */
-	int holding;       /* requests waiting for the release now */
-	int status;        /* what to answer */
+	int hold;    /* keep every request unanswered until released */
+	int holding; /* requests waiting for the release now */
+	int status;  /* what to answer */
 	int requests, ok;
 	char keys[MAX_KEYS][40]; /* Idempotency-Key of each 2xx, in order */
 	int nkeys;
@@ -668,7 +675,7 @@ static void receiver_start_mode(struct receiver *r, int status, int hold)
 	r->status = status;
 	r->hold = hold;
 	r->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-				(hold ? MHD_USE_THREAD_PER_CONNECTION : MHD_USE_AUTO),
+					(hold ? MHD_USE_THREAD_PER_CONNECTION : MHD_USE_AUTO),
 				0, NULL, NULL, on_req, r, MHD_OPTION_NOTIFY_COMPLETED,
 				on_done, NULL, MHD_OPTION_SOCK_ADDR, NULL, MHD_OPTION_END);
 	assert_non_null(r->d);
@@ -718,7 +725,8 @@ static void test_outbox_exactly_once_across_restart(void **state)
 	snprintf(def, sizeof(def),
 		 "{\"name\":\"hook\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
 		 "\"comparison\":\"gt\",\"threshold\":90,\"severity\":\"critical\","
-		 "\"actions\":{\"alarm\":[\"http://127.0.0.1:%u/hook\"]}}", rx.port);
+		 "\"actions\":{\"alarm\":[\"http://127.0.0.1:%u/hook\"]}}",
+		 rx.port);
 	json_decref(create(f, def));
 	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t, "cpu.util", VG_KIND_GAUGE, 95);
 	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 95);
@@ -761,11 +769,17 @@ static void test_outbox_exactly_once_across_restart(void **state)
 	json_t *h = history(f, "hook", "notification");
 	assert_int_equal(json_array_size(h), 2);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
-				    json_array_get(h, 0), "detail"), "status")), "retry");
+								      json_array_get(h, 0), "detail"),
+							      "status")),
+			    "retry");
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(
-				 json_array_get(h, 0), "detail"), "http_status")), 503);
+								    json_array_get(h, 0), "detail"),
+							    "http_status")),
+			 503);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
-				    json_array_get(h, 1), "detail"), "status")), "delivered");
+								      json_array_get(h, 1), "detail"),
+							      "status")),
+			    "delivered");
 	json_decref(h);
 	MHD_stop_daemon(rx.d);
 }
@@ -784,7 +798,8 @@ static void test_outbox_gives_up_on_4xx_and_backoff(void **state)
 	snprintf(def, sizeof(def),
 		 "{\"name\":\"h404\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
 		 "\"comparison\":\"gt\",\"threshold\":90,"
-		 "\"actions\":{\"ok\":\"http://127.0.0.1:%u/x\"}}", rx.port);
+		 "\"actions\":{\"ok\":\"http://127.0.0.1:%u/x\"}}",
+		 rx.port);
 	json_decref(create(f, def));
 	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t, "cpu.util", VG_KIND_GAUGE, 5);
 	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 5);
@@ -792,7 +807,9 @@ static void test_outbox_gives_up_on_4xx_and_backoff(void **state)
 	assert_nothing_pending(f, next); /* failed for good */
 	json_t *h = history(f, "h404", "notification");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
-				    json_array_get(h, 0), "detail"), "status")), "failed");
+								      json_array_get(h, 0), "detail"),
+							      "status")),
+			    "failed");
 	json_decref(h);
 	MHD_stop_daemon(rx.d);
 }
@@ -827,7 +844,8 @@ static void test_outbox_slow_receiver_does_not_hold_up_others(void **state)
 			 "{\"name\":\"s%d\",\"metric\":\"cpu.util\",\"resource\":\"vm%d\","
 			 "\"comparison\":\"gt\",\"threshold\":90,\"actions\":{\"alarm\":"
 			 "[\"http://127.0.0.1:%u/slow\",\"http://127.0.0.1:%u/a\","
-			 "\"http://127.0.0.1:%u/b\"]}}", i, i, slow.port, fast1.port,
+			 "\"http://127.0.0.1:%u/b\"]}}",
+			 i, i, slow.port, fast1.port,
 			 fast2.port);
 		json_decref(create(f, def));
 	}
@@ -852,11 +870,11 @@ static void test_outbox_slow_receiver_does_not_hold_up_others(void **state)
 		receiver_get(&fast2, &ok2, &hold2);
 	}
 	receiver_get(&slow, &oks, &held);
-	receiver_release(&slow); /* before any assertion: teardown must not hang */
-	assert_int_equal(oks, 0);      /* the slow receiver answered nothing yet */
-	assert_true(held >= 1);        /* and holds its first request(s) */
+	receiver_release(&slow);  /* before any assertion: teardown must not hang */
+	assert_int_equal(oks, 0); /* the slow receiver answered nothing yet */
+	assert_true(held >= 1);   /* and holds its first request(s) */
 	assert_true(held <= VG_OUTBOX_PER_DESTINATION);
-	assert_int_equal(ok1, N);      /* while the others got everything */
+	assert_int_equal(ok1, N); /* while the others got everything */
 	assert_int_equal(ok2, N);
 
 	for (int w = 0; w < 3000 && oks < N; w++) {
@@ -915,7 +933,8 @@ static void test_outbox_backlog_beyond_memory_bound(void **state)
 	for (int i = 0; i < N; i++) {
 		snprintf(nid, sizeof(nid), "backlog-%04d", i);
 		assert_int_equal(vg_alarm_store_outbox_add(st, nid, "a1", "default", url,
-							   "{}", g_now), 0);
+							   "{}", g_now),
+				 0);
 	}
 	assert_int_equal(vg_alarm_store_commit(st), 0);
 	vg_alarm_store_close(st);
@@ -949,9 +968,11 @@ static void test_alertmanager_body(void **state)
 	assert_int_equal(json_array_size(a), 1);
 	json_t *al = json_array_get(a, 0);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(al, "labels"),
-							      "alertname")), "cpu-high");
+							      "alertname")),
+			    "cpu-high");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(al, "labels"),
-							      "severity")), "critical");
+							      "severity")),
+			    "critical");
 	assert_string_equal(json_string_value(json_object_get(al, "startsAt")),
 			    "2026-11-26T12:04:00Z");
 	assert_null(json_object_get(al, "endsAt")); /* firing */
@@ -966,7 +987,6 @@ static void test_alertmanager_body(void **state)
 	free(body);
 	assert_null(vg_alarm_alertmanager_body("not json", &len));
 }
-
 
 /* ---- group alarms: the autoscaling example of docs/alarms.md ------------------------ */
 
@@ -1012,7 +1032,8 @@ static void test_group_autoscaling(void **state)
 	fp = fopen(script, "w");
 	assert_non_null(fp);
 	fprintf(fp, "#!/bin/sh\n{ printf '%%s %%s ' \"$1\" \"$VIGIE_ALARM_NAME\"; "
-		"tr -d '\\n'; echo; } >> %s\n", logf);
+		    "tr -d '\\n'; echo; } >> %s\n",
+		logf);
 	fclose(fp);
 	assert_int_equal(chmod(script, 0755), 0);
 	snprintf(spec, sizeof(spec), "scale-out: %s out", script);
@@ -1030,17 +1051,17 @@ static void test_group_autoscaling(void **state)
 		fail_msg("engine open: %s", err);
 
 	json_decref(create(f, "{\"name\":\"web-scale-out\",\"metric\":\"cpu.util\","
-		"\"selector\":{\"type\":\"instance\",\"metadata\":"
-		"{\"metering.server_group\":\"web\"}},\"group\":{\"statistic\":\"average\"},"
-		"\"period\":60,\"evaluation_periods\":3,\"datapoints_to_alarm\":3,"
-		"\"comparison\":\"gt\",\"threshold\":70,\"repeat_every\":1,"
-		"\"cooldown\":300,\"actions\":{\"alarm\":[\"exec://scale-out\"]}}"));
+			      "\"selector\":{\"type\":\"instance\",\"metadata\":"
+			      "{\"metering.server_group\":\"web\"}},\"group\":{\"statistic\":\"average\"},"
+			      "\"period\":60,\"evaluation_periods\":3,\"datapoints_to_alarm\":3,"
+			      "\"comparison\":\"gt\",\"threshold\":70,\"repeat_every\":1,"
+			      "\"cooldown\":300,\"actions\":{\"alarm\":[\"exec://scale-out\"]}}"));
 	json_decref(create(f, "{\"name\":\"web-scale-in\",\"metric\":\"cpu.util\","
-		"\"selector\":{\"type\":\"instance\",\"metadata\":"
-		"{\"metering.server_group\":\"web\"}},\"group\":{\"statistic\":\"average\"},"
-		"\"period\":60,\"evaluation_periods\":10,\"datapoints_to_alarm\":10,"
-		"\"comparison\":\"lt\",\"threshold\":20,\"repeat_every\":1,"
-		"\"cooldown\":600,\"actions\":{\"alarm\":[\"exec://scale-in\"]}}"));
+			      "\"selector\":{\"type\":\"instance\",\"metadata\":"
+			      "{\"metering.server_group\":\"web\"}},\"group\":{\"statistic\":\"average\"},"
+			      "\"period\":60,\"evaluation_periods\":10,\"datapoints_to_alarm\":10,"
+			      "\"comparison\":\"lt\",\"threshold\":20,\"repeat_every\":1,"
+			      "\"cooldown\":600,\"actions\":{\"alarm\":[\"exec://scale-in\"]}}"));
 
 	for (int m = 0; m < 25; m++) {
 		double v1 = 50, v2 = 50, v3 = 50;
@@ -1109,7 +1130,6 @@ static void test_group_autoscaling(void **state)
 	json_decref(h);
 }
 
-
 /* ---- event alarms ---------------------------------------------------------------------- */
 
 static void event_batch(struct fixture *f, const char *host, const char *id,
@@ -1133,13 +1153,13 @@ static void test_event_alarms(void **state)
 	json_t *h;
 
 	json_decref(create(f, "{\"name\":\"vm-crashed\",\"type\":\"event\","
-		"\"event\":{\"kind\":\"crashed\"},\"keep_firing_for\":60,"
-		"\"actions\":{\"alarm\":[\"log://\"]}}"));
+			      "\"event\":{\"kind\":\"crashed\"},\"keep_firing_for\":60,"
+			      "\"actions\":{\"alarm\":[\"log://\"]}}"));
 	json_decref(create(f, "{\"name\":\"vm2-destroyed\",\"type\":\"event\","
-		"\"event\":{\"kind\":[\"stopped\"],\"resource\":\"vm2\","
-		"\"detail\":\"\\\"reason\\\":\\\"destroyed\\\"\"}}"));
+			      "\"event\":{\"kind\":[\"stopped\"],\"resource\":\"vm2\","
+			      "\"detail\":\"\\\"reason\\\":\\\"destroyed\\\"\"}}"));
 	json_decref(create(f, "{\"name\":\"agent-silent\",\"type\":\"event\","
-		"\"event\":{\"kind\":\"agent_silent\",\"silent_for\":120}}"));
+			      "\"event\":{\"kind\":\"agent_silent\",\"silent_for\":120}}"));
 	assert_string_equal(state_of(f, "vm-crashed", st), "insufficient_data");
 
 	/* a guest shut down from inside, and one of another project that
@@ -1188,13 +1208,13 @@ static void test_event_alarms(void **state)
 	assert_string_equal(state_of(f, "agent-silent", st), "ok");
 }
 
-
 /* The group statistics over the members that reported, and a member with
  * no sample in a period left out of it (not a zero, not waited for). */
 static double group_value_of(json_t *row)
 {
 	json_t *g = json_object_get(json_object_get(json_object_get(row, "detail"),
-						    "reason_data"), "group");
+						    "reason_data"),
+				    "group");
 	json_t *v = json_object_get(g, "value");
 
 	assert_non_null(g);
@@ -1219,9 +1239,9 @@ static void test_group_statistics_and_missing_member(void **state)
 
 	for (int i = 0; i < 7; i++) {
 		snprintf(def, sizeof(def), "{\"name\":\"s%d\",\"metric\":\"cpu.util\","
-			 "\"selector\":{\"type\":\"instance\",\"metadata\":"
-			 "{\"metering.server_group\":\"g\"}},\"group\":%s,"
-			 "\"comparison\":\"gt\",\"threshold\":-1,\"repeat_every\":1}",
+					   "\"selector\":{\"type\":\"instance\",\"metadata\":"
+					   "{\"metering.server_group\":\"g\"}},\"group\":%s,"
+					   "\"comparison\":\"gt\",\"threshold\":-1,\"repeat_every\":1}",
 			 i, stats[i]);
 		json_decref(create(f, def));
 	}
@@ -1269,7 +1289,8 @@ static void test_group_validation(void **state)
 		{"\"selector\":{\"type\":\"instance\"},\"group\":{\"statistic\":\"count_above\"}",
 		 "is required with count_above"},
 		{"\"selector\":{\"type\":\"instance\"},\"group\":{\"statistic\":\"sum\","
-		 "\"member_threshold\":3}", "only with count_above"},
+		 "\"member_threshold\":3}",
+		 "only with count_above"},
 		{"\"selector\":{\"type\":\"instance\"},\"group\":{\"by\":\"host\"}",
 		 "unknown field (known: statistic, member_threshold)"},
 	};
@@ -1279,7 +1300,8 @@ static void test_group_validation(void **state)
 		json_t *body, *out = NULL, *errors = NULL;
 		char *t;
 		snprintf(def, sizeof(def), "{\"name\":\"bad\",\"metric\":\"cpu.util\","
-			 "\"comparison\":\"gt\",\"threshold\":1,%s}", bad[i][0]);
+					   "\"comparison\":\"gt\",\"threshold\":1,%s}",
+			 bad[i][0]);
 		body = json_loads(def, 0, NULL);
 		assert_non_null(body);
 		assert_int_equal(vg_alarm_engine_create(f->e, body, NULL, &out, &errors),

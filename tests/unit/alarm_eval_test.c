@@ -41,7 +41,8 @@ static int64_t push(struct vg_alarm_eval *e, const char *pts, int64_t *t)
 	for (const char *c = pts; *c; c++) {
 		if (*c == ' ')
 			continue;
-		double v = *c == '0' ? 10 : *c == 'X' ? 90 : NAN;
+		double v = *c == '0' ? 10 : *c == 'X' ? 90
+						      : NAN;
 		assert_int_equal(vg_alarm_eval_push(e, *t, v), 0);
 		*t += P_MS;
 	}
@@ -102,7 +103,8 @@ static void test_cloudwatch_tables(void **state)
 					want = priors[pr];
 				if (d.current != want)
 					fail_msg("row %zu '%s' %u/%u treatment %s prior %s: "
-						 "got %s want %s (%s)", r,
+						 "got %s want %s (%s)",
+						 r,
 						 cloudwatch[r].pts, cloudwatch[r].m,
 						 cloudwatch[r].n,
 						 vg_alarm_missing_name(treatments[t]),
@@ -134,9 +136,11 @@ static void replay(const struct vg_alarm_params *p, const char *pts,
 		char one[2] = {*c, 0};
 		int64_t end = push(&e, one, &t);
 		vg_alarm_eval_step(p, &e, end, &d);
-		states[k] = d.current == A ? 'A' : d.current == O ? 'O' : 'I';
+		states[k] = d.current == A ? 'A' : d.current == O ? 'O'
+								  : 'I';
 		notes[k] = d.notify == VG_NOTIFY_TRANSITION ? 'T'
-			   : d.notify == VG_NOTIFY_REPEAT   ? 'R' : '.';
+			   : d.notify == VG_NOTIFY_REPEAT   ? 'R'
+							    : '.';
 		k++;
 		json_decref(d.reason_data);
 	}
@@ -262,7 +266,8 @@ static void test_reason_words_and_data(void **state)
 	assert_true(json_real_value(json_object_get(json_array_get(pts, 2),
 						    "value")) == 97.5);
 	assert_int_equal(json_integer_value(json_object_get(d.reason_data,
-							    "breaching")), 3);
+							    "breaching")),
+			 3);
 	json_decref(d.reason_data);
 
 	vg_alarm_eval_push(&e, t += P_MS, 20);

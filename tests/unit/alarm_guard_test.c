@@ -82,7 +82,8 @@ static void test_rules(void **state)
 
 	/* the allow list wins, and only for what it names */
 	assert_int_equal(vg_alarm_guard_create(" 10.20.0.0/16, fd00::/8,127.0.0.2",
-					       &ga, err, sizeof(err)), 0);
+					       &ga, err, sizeof(err)),
+			 0);
 	assert_int_equal(check(ga, "10.20.3.4", why), 0);
 	assert_int_equal(check(ga, "::ffff:10.20.3.4", why), 0);
 	assert_int_equal(check(ga, "10.21.0.1", why), -EACCES);
@@ -405,9 +406,7 @@ static const char *last_status(struct vg_alarm_engine *e, const char *ref,
 	d = json_object_get(json_array_get(out, json_array_size(out) - 1), "detail");
 	snprintf(status, sizeof(status), "%s",
 		 json_string_value(json_object_get(d, "status")));
-	snprintf(error, len, "%s", json_string_value(json_object_get(d, "error"))
-					   ? json_string_value(json_object_get(d, "error"))
-					   : "");
+	snprintf(error, len, "%s", json_string_value(json_object_get(d, "error")) ? json_string_value(json_object_get(d, "error")) : "");
 	json_decref(out);
 	return status;
 }
@@ -435,7 +434,8 @@ static void test_project_alarm_refused_admin_alarm_delivered(void **state)
 	snprintf(def, sizeof(def),
 		 "{\"name\":\"%%s\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
 		 "\"comparison\":\"gt\",\"threshold\":90,%%s"
-		 "\"actions\":{\"alarm\":[\"http://127.0.0.1:%u/hook\"]}}", rx.port);
+		 "\"actions\":{\"alarm\":[\"http://127.0.0.1:%u/hook\"]}}",
+		 rx.port);
 	char d1[600], d2[600], d3[600];
 	snprintf(d1, sizeof(d1), def, "tenant", "");
 	snprintf(d2, sizeof(d2), def, "operator", "\"project\":\"p1\",");
@@ -482,13 +482,15 @@ static void test_project_alarm_refused_admin_alarm_delivered(void **state)
 	 * receiver is not a way around the fence */
 	char d4[600], d5[600];
 	snprintf(d4, sizeof(d4), "{\"name\":\"op2\",\"metric\":\"cpu.util\","
-		 "\"resource\":\"vm2\",\"project\":\"p1\",\"comparison\":\"gt\","
-		 "\"threshold\":90,\"actions\":{\"alarm\":"
-		 "[\"http://127.0.0.1:%u/a\"]}}", rx.port);
+				 "\"resource\":\"vm2\",\"project\":\"p1\",\"comparison\":\"gt\","
+				 "\"threshold\":90,\"actions\":{\"alarm\":"
+				 "[\"http://127.0.0.1:%u/a\"]}}",
+		 rx.port);
 	snprintf(d5, sizeof(d5), "{\"name\":\"ten2\",\"metric\":\"cpu.util\","
-		 "\"resource\":\"vm3\",\"comparison\":\"gt\","
-		 "\"threshold\":90,\"actions\":{\"alarm\":"
-		 "[\"http://127.0.0.1:%u/b\"]}}", rx.port);
+				 "\"resource\":\"vm3\",\"comparison\":\"gt\","
+				 "\"threshold\":90,\"actions\":{\"alarm\":"
+				 "[\"http://127.0.0.1:%u/b\"]}}",
+		 rx.port);
 	json_decref(create(e, NULL, d4, &rc));
 	assert_int_equal(rc, 0);
 	json_decref(create(e, "p1", d5, &rc));

@@ -34,8 +34,7 @@ static void roundtrip(const char *statistic, char *out, size_t len)
 	assert_int_equal(vg_alarm_def_from_json(back, &pol, &d2, &errors), 0);
 	assert_false(vg_alarm_def_eval_changed(&d, &d2));
 	assert_true(d.percentile == d2.percentile);
-	snprintf(out, len, "%s", vg_alarm_stat_name(d2.statistic, d2.percentile,
-						     buf, sizeof(buf)));
+	snprintf(out, len, "%s", vg_alarm_stat_name(d2.statistic, d2.percentile, buf, sizeof(buf)));
 	vg_alarm_def_release(&d);
 	vg_alarm_def_release(&d2);
 	json_decref(in);

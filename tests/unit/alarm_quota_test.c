@@ -92,9 +92,11 @@ static void test_limits(void **state)
 	assert_int_equal(create(e, "p1", "a1", "vm1", "[\"exec://none\"]", msg), -EINVAL);
 	assert_int_equal(create(e, "p1", "a1", "vm1",
 				"[\"http://hooks.example.com/a\",\"http://hooks.example.com/b\"]",
-				msg), 0);
+				msg),
+			 0);
 	assert_int_equal(create(e, "p1", "a2", "vm2", "[\"https://other.example.com/\"]",
-				msg), -EDQUOT);
+				msg),
+			 -EDQUOT);
 	assert_non_null(strstr(msg, "max_webhooks_per_project"));
 	assert_non_null(strstr(msg, "at most 1"));
 	assert_int_equal(create(e, "p1", "a2", "vm2", "[\"log://\"]", msg), 0);
@@ -105,11 +107,12 @@ static void test_limits(void **state)
 	assert_int_equal(create(e, "p2", "a3", "vm3", "[\"log://\"]", msg), 0); /* another project */
 	/* an administrator decides for itself */
 	assert_int_equal(create(e, NULL, "a3", "vm3",
-				"[\"http://hooks.example.com/c\"]", msg), 0);
+				"[\"http://hooks.example.com/c\"]", msg),
+			 0);
 	char def[256];
 	snprintf(def, sizeof(def), "{\"name\":\"a4\",\"project\":\"p1\",\"metric\":"
-		 "\"cpu.util\",\"resource\":\"vm4\",\"comparison\":\"gt\",\"threshold\":90,"
-		 "\"actions\":{\"alarm\":[\"http://hooks.example.com/d\"]}}");
+				   "\"cpu.util\",\"resource\":\"vm4\",\"comparison\":\"gt\",\"threshold\":90,"
+				   "\"actions\":{\"alarm\":[\"http://hooks.example.com/d\"]}}");
 	json_t *in = json_loads(def, 0, NULL), *out = NULL, *errors = NULL;
 	assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
 	json_decref(in);

@@ -125,8 +125,7 @@ static void test_timer_expiry(void **state)
 static void test_statistics(void **state)
 {
 	double v[] = {1, 2, 3, 4, 100};
-	struct vg_alarm_datapoint dp = {.count = 5, .sum = 110, .min = 1,
-					.max = 100, .values = v, .nvalues = 5};
+	struct vg_alarm_datapoint dp = {.count = 5, .sum = 110, .min = 1, .max = 100, .values = v, .nvalues = 5};
 
 	assert_true(vg_alarm_statistic(&dp, VG_STAT_AVERAGE, 0) == 22);
 	assert_true(vg_alarm_statistic(&dp, VG_STAT_MINIMUM, 0) == 1);

@@ -99,13 +99,14 @@ static void test_matchers_scope_limits_persistence(void **state)
 	free(t);
 	json_decref(j);
 	j = mk(s, "p1", "{\"matchers\":{\"project\":\"p2\"},\"duration\":\"1h\","
-	       "\"created_by\":\"eve\",\"comment\":\"x\"}", &rc);
+			"\"created_by\":\"eve\",\"comment\":\"x\"}",
+	       &rc);
 	assert_int_equal(rc, -EINVAL); /* not another project's */
 	json_decref(j);
 
 	/* a host in maintenance, for two hours, by an administrator */
 	j = mk(s, NULL, "{\"matchers\":{\"host\":\"compute-7\",\"severity\":\"critical\"},"
-	       "\"duration\":\"2h\",\"created_by\":\"ops\",\"comment\":\"kernel update\"}",
+			"\"duration\":\"2h\",\"created_by\":\"ops\",\"comment\":\"kernel update\"}",
 	       &rc);
 	assert_int_equal(rc, 0);
 	assert_string_equal(json_string_value(json_object_get(j, "project")), "*");
@@ -114,15 +115,14 @@ static void test_matchers_scope_limits_persistence(void **state)
 	json_decref(j);
 	/* a project's silence on a label of its group, starting in an hour */
 	j = mk(s, "p1", "{\"matchers\":{\"labels\":{\"metering.server_group\":\"web\"}},"
-	       "\"starts_at\":\"2026-11-18T18:00:00Z\",\"ends_at\":\"2026-11-18T19:00:00Z\","
-	       "\"created_by\":\"alice\",\"comment\":\"deploy\"}", &rc);
+			"\"starts_at\":\"2026-11-18T18:00:00Z\",\"ends_at\":\"2026-11-18T19:00:00Z\","
+			"\"created_by\":\"alice\",\"comment\":\"deploy\"}",
+	       &rc);
 	assert_int_equal(rc, 0);
 	assert_string_equal(json_string_value(json_object_get(j, "project")), "p1");
 	json_decref(j);
 
-	struct vg_alarm_silence_subject sj = {.project = "p9", .resource = "vm1",
-					      .host = "compute-7", .alarm = "cpu",
-					      .severity = VG_SEV_CRITICAL};
+	struct vg_alarm_silence_subject sj = {.project = "p9", .resource = "vm1", .host = "compute-7", .alarm = "cpu", .severity = VG_SEV_CRITICAL};
 	assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 1000, sid), 1);
 	assert_string_equal(sid, id);
 	sj.severity = VG_SEV_LOW;
@@ -135,8 +135,7 @@ static void test_matchers_scope_limits_persistence(void **state)
 
 	def.sel.nmeta = 1;
 	def.sel.meta = &meta;
-	struct vg_alarm_silence_subject sg = {.project = "p1", .resource = "vm2",
-					      .alarm = "cpu", .severity = 0, .def = &def};
+	struct vg_alarm_silence_subject sg = {.project = "p1", .resource = "vm2", .alarm = "cpu", .severity = 0, .def = &def};
 	int64_t six = 0;
 	assert_int_equal(vg_time_parse("2026-11-18T18:30:00Z", 0, &six), 0);
 	assert_int_equal(vg_alarm_silences_match(s, &sg, six, sid), 1);
@@ -277,7 +276,8 @@ static void test_silenced_not_delivered_across_sigkill(void **state)
 		 "{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
 		 "\"comparison\":\"gt\",\"threshold\":90,\"severity\":\"critical\","
 		 "\"actions\":{\"alarm\":[\"http://127.0.0.1:%u/hook\"],"
-		 "\"ok\":[\"http://127.0.0.1:%u/hook\"]}}", rx.port, rx.port);
+		 "\"ok\":[\"http://127.0.0.1:%u/hook\"]}}",
+		 rx.port, rx.port);
 	assert_int_equal(pipe(pfd), 0);
 	pid = fork();
 	assert_true(pid >= 0);
@@ -288,7 +288,8 @@ static void test_silenced_not_delivered_across_sigkill(void **state)
 		if (vg_alarm_engine_create(e, in, NULL, &out, &errors))
 			_exit(2);
 		in = json_loads("{\"matchers\":{\"host\":\"compute-7\"},\"duration\":\"1h\","
-				"\"created_by\":\"ops\",\"comment\":\"maintenance\"}", 0, NULL);
+				"\"created_by\":\"ops\",\"comment\":\"maintenance\"}",
+				0, NULL);
 		if (vg_alarm_silences_create(vg_alarm_engine_silences(e), in, NULL, g_now,
 					     &out, &errors))
 			_exit(3);
@@ -328,7 +329,8 @@ static void test_silenced_not_delivered_across_sigkill(void **state)
 	json_decref(h);
 	/* expired: the next one is delivered, once */
 	assert_int_equal(vg_alarm_silences_expire(vg_alarm_engine_silences(e), sid, NULL,
-						  g_now), 0);
+						  g_now),
+			 0);
 	send1(e, 5, T0 + 240000, 95);
 	send1(e, 6, T0 + 300000, 95);
 	assert_int_equal(vg_alarm_outbox_run_once(vg_alarm_engine_outbox(e), &next), 1);
@@ -399,8 +401,9 @@ static void test_time_constraints(void **state)
 	open_engine(&e);
 	for (int i = 0; bad[i]; i++) {
 		snprintf(def, sizeof(def), "{\"name\":\"bad\",\"metric\":\"cpu.util\","
-			 "\"resource\":\"vm5\",\"comparison\":\"gt\",\"threshold\":90,"
-			 "\"time_constraints\":%s}", bad[i]);
+					   "\"resource\":\"vm5\",\"comparison\":\"gt\",\"threshold\":90,"
+					   "\"time_constraints\":%s}",
+			 bad[i]);
 		in = json_loads(def, 0, NULL);
 		assert_non_null(in);
 		assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), -EINVAL);
@@ -416,11 +419,12 @@ static void test_time_constraints(void **state)
 	const char *names[] = {"paris", "newyork"};
 	for (int i = 0; i < 2; i++) {
 		snprintf(def, sizeof(def), "{\"name\":\"%s\",\"metric\":\"cpu.util\","
-			 "\"resource\":\"vm5\",\"comparison\":\"gt\",\"threshold\":90,"
-			 "\"actions\":{\"alarm\":[\"exec://none\"]},"
-			 "\"time_constraints\":[{\"name\":\"office\","
-			 "\"start\":\"0 9 * * 1-5\",\"duration\":\"9h\","
-			 "\"timezone\":\"%s\"}]}", names[i], zones[i]);
+					   "\"resource\":\"vm5\",\"comparison\":\"gt\",\"threshold\":90,"
+					   "\"actions\":{\"alarm\":[\"exec://none\"]},"
+					   "\"time_constraints\":[{\"name\":\"office\","
+					   "\"start\":\"0 9 * * 1-5\",\"duration\":\"9h\","
+					   "\"timezone\":\"%s\"}]}",
+			 names[i], zones[i]);
 		in = json_loads(def, 0, NULL);
 		errors = NULL;
 		int rc = vg_alarm_engine_create(e, in, NULL, &out, &errors);
@@ -432,7 +436,9 @@ static void test_time_constraints(void **state)
 			assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
 		}
 		assert_int_equal(json_integer_value(json_object_get(json_array_get(
-			json_object_get(out, "time_constraints"), 0), "duration")), 32400);
+									    json_object_get(out, "time_constraints"), 0),
+								    "duration")),
+				 32400);
 		json_decref(out);
 		json_decref(in);
 	}
@@ -502,7 +508,8 @@ static void test_inhibition(void **state)
 		"\"actions\":{\"alarm\":[\"log://\"]}}",
 		"{\"name\":\"vmcpu\",\"metric\":\"cpu.util\",\"selector\":{\"type\":"
 		"\"instance\"},\"comparison\":\"gt\",\"threshold\":90,"
-		"\"actions\":{\"alarm\":[\"log://\"]}}", NULL};
+		"\"actions\":{\"alarm\":[\"log://\"]}}",
+		NULL};
 	int64_t t = T0;
 
 	(void)state;
@@ -575,8 +582,7 @@ static size_t repeats(struct vg_alarm_engine *e, char *reason, size_t len)
 	assert_int_equal(vg_alarm_engine_history(e, "cpu", NULL, &q, &out, &next), 0);
 	n = json_array_size(out);
 	if (n && reason)
-		snprintf(reason, len, "%s", json_string_value(json_object_get(json_object_get(
-			json_array_get(out, n - 1), "detail"), "reason")));
+		snprintf(reason, len, "%s", json_string_value(json_object_get(json_object_get(json_array_get(out, n - 1), "detail"), "reason")));
 	json_decref(out);
 	return n;
 }
@@ -591,14 +597,17 @@ static void test_end_of_silence_notifies_once(void **state)
 	open_engine(&e);
 	in = json_loads("{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
 			"\"comparison\":\"gt\",\"threshold\":90,"
-			"\"actions\":{\"alarm\":[\"log://\"]}}", 0, NULL);
+			"\"actions\":{\"alarm\":[\"log://\"]}}",
+			0, NULL);
 	assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
 	json_decref(in);
 	json_decref(out);
 	in = json_loads("{\"matchers\":{\"alarm\":\"cpu\"},\"duration\":\"10m\","
-			"\"created_by\":\"ops\",\"comment\":\"window\"}", 0, NULL);
+			"\"created_by\":\"ops\",\"comment\":\"window\"}",
+			0, NULL);
 	assert_int_equal(vg_alarm_silences_create(vg_alarm_engine_silences(e), in, NULL,
-						  g_now, &out, &errors), 0);
+						  g_now, &out, &errors),
+			 0);
 	snprintf(sid, sizeof(sid), "%s", json_string_value(json_object_get(out, "id")));
 	json_decref(in);
 	json_decref(out);
@@ -606,10 +615,10 @@ static void test_end_of_silence_notifies_once(void **state)
 	send1(e, 2, T0 + 60000, 95); /* alarm, silenced */
 	vg_alarm_engine_tick(e, g_now);
 	assert_int_equal(repeats(e, NULL, 0), 0); /* not ended yet */
-	for (int i = 2; i <= 11; i++) /* still above, minute after minute */
+	for (int i = 2; i <= 11; i++)             /* still above, minute after minute */
 		send1(e, (uint64_t)(i + 1), T0 + i * 60000, 95);
 	assert_int_equal(repeats(e, NULL, 0), 0); /* silenced: nothing yet */
-	vg_alarm_engine_tick(e, g_now); /* T0 + 11 min: the silence is over */
+	vg_alarm_engine_tick(e, g_now);           /* T0 + 11 min: the silence is over */
 	assert_int_equal(repeats(e, reason, sizeof(reason)), 1);
 	assert_non_null(strstr(reason, sid));
 	send1(e, 13, T0 + 12 * 60000, 95);

@@ -107,11 +107,7 @@ static void test_defs_and_states(void **state)
 {
 	struct fx *f = fx_get(state);
 	const unsigned char ring[] = {0, 1, 2, 0xff, 0, 0x80, 7}; /* NULs and high bytes */
-	struct vg_alarm_state_row r = {.alarm_id = "a1", .resource = "inst-1", .state = 2,
-				       .since_ms = 1000, .clear_since_ms = 0,
-				       .alarm_periods = 3, .reason = "3 of 5",
-				       .ring = ring, .ring_len = sizeof(ring),
-				       .updated_ms = 2000};
+	struct vg_alarm_state_row r = {.alarm_id = "a1", .resource = "inst-1", .state = 2, .since_ms = 1000, .clear_since_ms = 0, .alarm_periods = 3, .reason = "3 of 5", .ring = ring, .ring_len = sizeof(ring), .updated_ms = 2000};
 	struct seen_state seen = {0};
 	int n = 0;
 
@@ -157,8 +153,7 @@ static void test_defs_and_states(void **state)
 static void test_history_pages_and_prune(void **state)
 {
 	struct fx *f = fx_get(state);
-	struct vg_alarm_history_query q = {.alarm_id = "a1", .start_ms = 0, .end_ms = 1000000,
-					   .limit = 2};
+	struct vg_alarm_history_query q = {.alarm_id = "a1", .start_ms = 0, .end_ms = 1000000, .limit = 2};
 	json_t *page;
 	int64_t next;
 	uint64_t deleted;
@@ -167,7 +162,8 @@ static void test_history_pages_and_prune(void **state)
 		assert_int_equal(vg_alarm_store_history_add(f->s, "a1", "acme",
 							    i % 2 ? "transition" : "delivered",
 							    i == 0 ? "" : "inst-1", 1000 + i,
-							    5000 + i, "{\"n\":1}"), 0);
+							    5000 + i, "{\"n\":1}"),
+				 0);
 	assert_int_equal(vg_alarm_store_history(f->s, &q, &page, &next), 0);
 	assert_int_equal(json_array_size(page), 2);
 	assert_true(json_is_null(json_object_get(json_array_get(page, 0), "resource")));
@@ -256,7 +252,8 @@ static void test_outbox_claims(void **state)
 		char nid[16];
 		snprintf(nid, sizeof(nid), "n%d", i);
 		assert_int_equal(vg_alarm_store_outbox_add(f->s, nid, "a1", "acme", "http://x/",
-							   "{}", now), 0);
+							   "{}", now),
+				 0);
 	}
 	assert_int_equal(vg_alarm_store_outbox_due(f->s, now, 0, it, 2, &n, &next), 0);
 	assert_int_equal(n, 2);
@@ -282,7 +279,8 @@ static void test_outbox_claims(void **state)
 		vg_alarm_outbox_item_release(&it[i]);
 	/* the first worker dies: after its lease, the second takes its rows */
 	assert_int_equal(vg_alarm_store_outbox_due(s2, now + 1001 + VG_ALARM_OUTBOX_LEASE_MS, 0,
-						   it, 8, &n, &next), 0);
+						   it, 8, &n, &next),
+			 0);
 	assert_int_equal(n, 4);
 	for (size_t i = 0; i < n; i++)
 		vg_alarm_outbox_item_release(&it[i]);
@@ -312,25 +310,27 @@ static void test_adopts_old_alarms_db(void **state)
 	/* the old schema as the old code wrote it, with rows */
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
-		"CREATE TABLE alarms (id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL,"
-		" definition TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
-		"CREATE UNIQUE INDEX alarms_name ON alarms(project, name);"
-		"CREATE TABLE states (alarm_id TEXT NOT NULL, resource TEXT NOT NULL, state INTEGER NOT NULL,"
-		" since_ms INTEGER NOT NULL, clear_since_ms INTEGER NOT NULL DEFAULT 0,"
-		" alarm_periods INTEGER NOT NULL DEFAULT 0, reason TEXT, ring BLOB,"
-		" updated_ms INTEGER NOT NULL, PRIMARY KEY (alarm_id, resource));"
-		"CREATE TABLE history (seq INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id TEXT NOT NULL,"
-		" project TEXT NOT NULL, type TEXT NOT NULL, resource TEXT,"
-		" time_ms INTEGER NOT NULL, recorded_ms INTEGER NOT NULL, detail TEXT);"
-		"CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice_id TEXT NOT NULL,"
-		" alarm_id TEXT NOT NULL, project TEXT NOT NULL, action TEXT NOT NULL,"
-		" body TEXT NOT NULL, created_ms INTEGER NOT NULL,"
-		" next_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
-		" state INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_ms INTEGER);"
-		"INSERT INTO alarms VALUES('a1','acme','cpu','{\"x\":1}',1,1);"
-		"INSERT INTO outbox(notice_id,alarm_id,project,action,body,created_ms,next_ms)"
-		" VALUES('old-1','a1','acme','http://x/','{}',10,10);"
-		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+				      "CREATE TABLE alarms (id TEXT PRIMARY KEY, project TEXT NOT NULL, name TEXT NOT NULL,"
+				      " definition TEXT NOT NULL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+				      "CREATE UNIQUE INDEX alarms_name ON alarms(project, name);"
+				      "CREATE TABLE states (alarm_id TEXT NOT NULL, resource TEXT NOT NULL, state INTEGER NOT NULL,"
+				      " since_ms INTEGER NOT NULL, clear_since_ms INTEGER NOT NULL DEFAULT 0,"
+				      " alarm_periods INTEGER NOT NULL DEFAULT 0, reason TEXT, ring BLOB,"
+				      " updated_ms INTEGER NOT NULL, PRIMARY KEY (alarm_id, resource));"
+				      "CREATE TABLE history (seq INTEGER PRIMARY KEY AUTOINCREMENT, alarm_id TEXT NOT NULL,"
+				      " project TEXT NOT NULL, type TEXT NOT NULL, resource TEXT,"
+				      " time_ms INTEGER NOT NULL, recorded_ms INTEGER NOT NULL, detail TEXT);"
+				      "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, notice_id TEXT NOT NULL,"
+				      " alarm_id TEXT NOT NULL, project TEXT NOT NULL, action TEXT NOT NULL,"
+				      " body TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+				      " next_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+				      " state INTEGER NOT NULL DEFAULT 0, last_error TEXT, done_ms INTEGER);"
+				      "INSERT INTO alarms VALUES('a1','acme','cpu','{\"x\":1}',1,1);"
+				      "INSERT INTO outbox(notice_id,alarm_id,project,action,body,created_ms,next_ms)"
+				      " VALUES('old-1','a1','acme','http://x/','{}',10,10);"
+				      "PRAGMA user_version = 1;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
 	sqlite3_close(db);
 	if (vg_alarm_store_open(f->where, &f->s, err, sizeof(err)))
 		fail_msg("%s", err);
@@ -451,7 +451,8 @@ static void test_two_workers_deliver_exactly_once(void **state)
 			char nid[32];
 			snprintf(nid, sizeof(nid), "note-%d", i);
 			assert_int_equal(vg_alarm_store_outbox_add(f->s, nid, "a1", "acme", action,
-								   "{\"n\":1}", now), 0);
+								   "{\"n\":1}", now),
+					 0);
 		}
 		assert_int_equal(vg_alarm_store_commit(f->s), 0);
 		for (int k = 0; k < 2; k++) {

@@ -67,7 +67,8 @@ static uint64_t publish_ids(struct vg_alarm_hub *h, const char *project,
 	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, 0, NULL, NULL, 0, &s), 0);
 	for (int i = 0; i < n; i++)
 		assert_int_equal(vg_alarm_hub_publish(h, project, "alarm",
-						      "{\"n\":1}"), 0);
+						      "{\"n\":1}"),
+				 0);
 	drain(s, buf, sizeof(buf));
 	vg_alarm_hub_unsubscribe(s);
 	k = ids_of(buf, ids, 64);
@@ -111,7 +112,8 @@ static void test_ids_increase_across_restart(void **state)
 		first2 = publish_ids(h, "p", 1, &last2);
 		if (first2 <= last1)
 			fail_msg("run %d: first id after the restart %llu <= last "
-				 "before %llu", run, (unsigned long long)first2,
+				 "before %llu",
+				 run, (unsigned long long)first2,
 				 (unsigned long long)last1);
 		vg_alarm_hub_free(h);
 	}
@@ -145,7 +147,8 @@ static void test_last_event_id(void **state)
 
 	/* from the previous run: told so, then every event of this run */
 	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, last_old, NULL, NULL, 0,
-						&s), 0);
+						&s),
+			 0);
 	drain(s, buf, sizeof(buf));
 	snprintf(want, sizeof(want),
 		 "event: restart\ndata: {\"last_event_id\":%llu,\"first_id\":%llu}\n\n",
@@ -165,7 +168,8 @@ static void test_last_event_id(void **state)
 
 	/* an id never issued (ahead of this run): only new events */
 	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, last + 1000, NULL, NULL,
-						0, &s), 0);
+						0, &s),
+			 0);
 	assert_int_equal(drain(s, buf, sizeof(buf)), 0);
 	assert_int_equal(vg_alarm_hub_publish(h, "p", "alarm", "{}"), 0);
 	drain(s, buf, sizeof(buf));
@@ -188,7 +192,8 @@ static void test_restart_notice_with_project_and_lost(void **state)
 	/* 6 events into a ring of 4: this run's first two are gone */
 	for (int i = 0; i < 6; i++)
 		assert_int_equal(vg_alarm_hub_publish(h, i % 2 ? "a" : "b", "alarm",
-						      "{}"), 0);
+						      "{}"),
+				 0);
 	/* a tenant of project a, resuming with an id of an earlier run */
 	assert_int_equal(vg_alarm_hub_subscribe(h, "a", 1, NULL, NULL, 0, &s), 0);
 	drain(s, buf, sizeof(buf));

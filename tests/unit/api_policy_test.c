@@ -29,7 +29,8 @@ static void test_auto_without_the_5min_archive(void **state)
 	assert_int_equal(fx_tmpdir(f.dir, sizeof(f.dir), "api-policy"), 0);
 	vg_config_defaults(&cfg);
 	assert_int_equal(vg_config_load_string(&cfg, "[archives]\ncpu.* = 1m:15d,1h:455d\n",
-					       "t.conf", err, sizeof(err)), 0);
+					       "t.conf", err, sizeof(err)),
+			 0);
 	assert_int_equal(vg_store_open(f.dir, &cfg, &f.store, err, sizeof(err)), 0);
 	assert_int_equal(vg_registry_open(f.dir, &reg, err, sizeof(err)), 0);
 	for (int i = 10; i >= 0; i--) {
@@ -63,8 +64,9 @@ static void test_auto_without_the_5min_archive(void **state)
 	/* the resource shows each metric's rule */
 	assert_int_equal(fx_http(f.url, "GET", "/v1/resources/vm-1", auth, NULL, &a), 200);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
-				    json_object_get(a.json, "metrics"), "cpu.util"),
-				    "archive_policy")), "cpu.*");
+								      json_object_get(a.json, "metrics"), "cpu.util"),
+							      "archive_policy")),
+			    "cpu.*");
 	fx_answer_free(&a);
 	fx_api_stop(&f);
 }

@@ -64,7 +64,8 @@ static void test_parse_statistics(void **state)
 	assert_string_equal(st[0].name, "SampleCount");
 	assert_string_equal(st[4].name, "Maximum");
 	assert_int_equal(vg_api_parse_statistics("average,p99,P99.9,p50", st, 16,
-						 &n, err, sizeof(err)), 0);
+						 &n, err, sizeof(err)),
+			 0);
 	assert_int_equal(n, 4);
 	assert_string_equal(st[0].name, "Average");
 	assert_int_equal(st[1].kind, VG_API_STAT_PERCENTILE);
@@ -72,7 +73,8 @@ static void test_parse_statistics(void **state)
 	assert_string_equal(st[2].name, "p99.9");
 	assert_true(fabs(st[2].p - 99.9) < 1e-9);
 	assert_int_equal(vg_api_parse_statistics("Median", st, 16, &n, err,
-						 sizeof(err)), -EINVAL);
+						 sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "unknown statistic 'Median'"));
 	assert_int_equal(vg_api_parse_statistics("p0", st, 16, &n, err, sizeof(err)),
 			 -EINVAL);
@@ -81,14 +83,17 @@ static void test_parse_statistics(void **state)
 	assert_int_equal(vg_api_parse_statistics("p9x", st, 16, &n, err, sizeof(err)),
 			 -EINVAL);
 	assert_int_equal(vg_api_parse_statistics("Sum,,Average", st, 16, &n, err,
-						 sizeof(err)), -EINVAL);
+						 sizeof(err)),
+			 -EINVAL);
 	assert_int_equal(vg_api_parse_statistics("", st, 16, &n, err, sizeof(err)),
 			 -EINVAL);
 	assert_int_equal(vg_api_parse_statistics("Sum,sum", st, 16, &n, err,
-						 sizeof(err)), -EINVAL);
+						 sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "twice"));
 	assert_int_equal(vg_api_parse_statistics("p1,p2,p3", st, 2, &n, err,
-						 sizeof(err)), -EINVAL);
+						 sizeof(err)),
+			 -EINVAL);
 }
 
 static void test_percentile(void **state)
@@ -130,7 +135,8 @@ static void test_graph_text(void **state)
 	assert_int_equal(vg_api_graph_text("a:b", 0, 1, out, sizeof(out)), 0);
 	assert_string_equal(out, "a:b"); /* a title is one argument */
 	assert_int_equal(vg_api_graph_text("x\nPRINT:v0:AVERAGE:%lf", 1, 1, out,
-					   sizeof(out)), -EINVAL);
+					   sizeof(out)),
+			 -EINVAL);
 	assert_int_equal(vg_api_graph_text("x\\l", 1, 1, out, sizeof(out)), -EINVAL);
 	assert_int_equal(vg_api_graph_text("x\\l\nz", 1, 0, out, sizeof(out)), 0);
 	assert_string_equal(out, "x?l?z");
@@ -496,12 +502,18 @@ static void test_auth(void **state)
 	fx_answer_free(&a);
 	/* every protected route: 401 without a token */
 	static const char *const paths[] = {
-		"/v1/resources", "/v1/resources/vm-a", "/v1/resources/vm-a/latest",
+		"/v1/resources",
+		"/v1/resources/vm-a",
+		"/v1/resources/vm-a/latest",
 		"/v1/measures?resource=vm-a&metric=cpu.util",
 		"/v1/statistics?resource=vm-a&metric=cpu.util",
-		"/v1/aggregates?metric=cpu.util", "/v1/top?metric=cpu.util",
-		"/v1/graph?resource=vm-a&metric=cpu.util", "/metrics", "/v1/tokens",
-		"/v1/alarms", "/v1/invoices?project=p1&month=2026-10",
+		"/v1/aggregates?metric=cpu.util",
+		"/v1/top?metric=cpu.util",
+		"/v1/graph?resource=vm-a&metric=cpu.util",
+		"/metrics",
+		"/v1/tokens",
+		"/v1/alarms",
+		"/v1/invoices?project=p1&month=2026-10",
 	};
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		expect(paths[i], NULL, 401, "missing bearer token");
@@ -523,7 +535,8 @@ static void test_tokens_api(void **state)
 	fx_answer_free(&a);
 	/* create a project token, use it, revoke it */
 	assert_int_equal(call("POST", "/v1/tokens", tok_admin,
-			      "{\"project\":\"p2\",\"name\":\"ci\"}", &a), 201);
+			      "{\"project\":\"p2\",\"name\":\"ci\"}", &a),
+			 201);
 	snprintf(tok, sizeof(tok), "%s", json_string_value(json_object_get(a.json, "token")));
 	assert_int_equal(vg_token_parse(tok, NULL), 0);
 	assert_string_equal(json_string_value(json_object_get(a.json, "project")), "p2");
@@ -551,7 +564,8 @@ static void test_tokens_api(void **state)
 	assert_int_equal(call("DELETE", path, tok_admin, NULL, &a), 409);
 	fx_answer_free(&a);
 	assert_int_equal(call("DELETE", "/v1/tokens/0123456789abcdef", tok_admin,
-			      NULL, &a), 404);
+			      NULL, &a),
+			 404);
 	fx_answer_free(&a);
 	assert_int_equal(call("DELETE", "/v1/tokens/..%2Fx", tok_admin, NULL, &a), 404);
 	fx_answer_free(&a);
@@ -561,10 +575,17 @@ static void test_tokens_api(void **state)
 	fx_answer_free(&a);
 	/* every 4xx of POST /v1/tokens */
 	static const char *const bad[] = {
-		"{}", "{\"admin\":true,\"project\":\"p1\"}", "{\"admin\":false}",
-		"{\"admin\":\"yes\"}", "{\"project\":\"\"}", "{\"project\":7}",
-		"{\"project\":\"p1\",\"name\":5}", "{\"project\":\"p1\",\"x\":1}",
-		"[1]", "{\"project\":", "{\"project\":\"a\\u0001b\"}",
+		"{}",
+		"{\"admin\":true,\"project\":\"p1\"}",
+		"{\"admin\":false}",
+		"{\"admin\":\"yes\"}",
+		"{\"project\":\"\"}",
+		"{\"project\":7}",
+		"{\"project\":\"p1\",\"name\":5}",
+		"{\"project\":\"p1\",\"x\":1}",
+		"[1]",
+		"{\"project\":",
+		"{\"project\":\"a\\u0001b\"}",
 		"{\"project\":\"p1\",\"project\":\"p2\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -595,7 +616,9 @@ static void test_statistics(void **state)
 	(void)state;
 	assert_int_equal(GET("/v1/statistics?resource=vm-a&metric=cpu.util&period=600"
 			     "&granularity=60&statistics=SampleCount,Sum,Average,"
-			     "Minimum,Maximum,p50,p90,p99" RANGE, tok_admin, &a), 200);
+			     "Minimum,Maximum,p50,p90,p99" RANGE,
+			     tok_admin, &a),
+			 200);
 	assert_int_equal(json_integer_value(json_object_get(a.json, "period")), 600);
 	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 60);
 	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "%");
@@ -619,7 +642,9 @@ static void test_statistics(void **state)
 	 * come from the MIN/MAX archives (1 and 10), not from the averages
 	 * (3 and 8) */
 	assert_int_equal(GET("/v1/statistics?resource=vm-a&metric=cpu.util&period=600"
-			     "&granularity=300" RANGE, tok_admin, &a), 200);
+			     "&granularity=300" RANGE,
+			     tok_admin, &a),
+			 200);
 	d = json_array_get(json_object_get(a.json, "datapoints"), 0);
 	assert_int_equal(json_integer_value(json_object_get(d, "SampleCount")), 2);
 	assert_true(fabs(dp(d, "Sum") - 11) < 1e-9);
@@ -629,7 +654,9 @@ static void test_statistics(void **state)
 
 	/* a counter is a rate: 30 s of CPU per minute = 0.5 s/s */
 	assert_int_equal(GET("/v1/statistics?resource=vm-a&metric=cpu.time&period=1200"
-			     "&statistics=Average" RANGE, tok_admin, &a), 200);
+			     "&statistics=Average" RANGE,
+			     tok_admin, &a),
+			 200);
 	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "s/s");
 	assert_string_equal(json_string_value(json_object_get(a.json, "kind")), "counter");
 	d = json_array_get(json_object_get(a.json, "datapoints"), 0);
@@ -638,8 +665,7 @@ static void test_statistics(void **state)
 	fx_answer_free(&a);
 
 	/* auto granularity follows the period: 90 s divides nothing above 60 */
-	assert_int_equal(GET("/v1/statistics?resource=vm-a&metric=cpu.util&period=120"
-			     RANGE, tok_admin, &a), 200);
+	assert_int_equal(GET("/v1/statistics?resource=vm-a&metric=cpu.util&period=120" RANGE, tok_admin, &a), 200);
 	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 60);
 	assert_int_equal(json_array_size(json_object_get(a.json, "datapoints")), 10);
 	fx_answer_free(&a);
@@ -713,7 +739,8 @@ static void test_aggregates(void **state)
 	(void)state;
 	/* all four instances (vm-d ended but has data in the range) */
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&granularity=60" RANGE,
-			     tok_admin, &a), 200);
+			     tok_admin, &a),
+			 200);
 	assert_string_equal(json_string_value(json_object_get(a.json, "aggregation")), "mean");
 	assert_string_equal(json_string_value(json_object_get(a.json, "type")), "instance");
 	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 1);
@@ -724,39 +751,49 @@ static void test_aggregates(void **state)
 		assert_true(fabs(at(g, k) - (2.0 * k + 150) / 4) < 1e-9);
 	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&aggregation=sum&granularity=60" RANGE,
-			     tok_admin, &a), 200);
+			     tok_admin, &a),
+			 200);
 	g = json_array_get(json_object_get(a.json, "groups"), 0);
 	assert_true(fabs(at(g, 7) - (2.0 * 7 + 150)) < 1e-9);
 	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&aggregation=max&granularity=60" RANGE,
-			     tok_admin, &a), 200);
+			     tok_admin, &a),
+			 200);
 	g = json_array_get(json_object_get(a.json, "groups"), 0);
 	assert_true(at(g, 3) == 97);
 	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&aggregation=min&granularity=60"
-			     "&host=h1" RANGE, tok_admin, &a), 200);
+			     "&host=h1" RANGE,
+			     tok_admin, &a),
+			 200);
 	g = json_array_get(json_object_get(a.json, "groups"), 0);
 	assert_int_equal(json_integer_value(json_object_get(g, "resources")), 2);
 	assert_true(at(g, 3) == 3);
 	fx_answer_free(&a);
 	/* grouped by project, by flavor */
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&group_by=project&granularity=60" RANGE,
-			     tok_admin, &a), 200);
+			     tok_admin, &a),
+			 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 2);
 	assert_true(fabs(at(group(a.json, "project", "p1"), 4) - 6) < 1e-9);
 	assert_true(fabs(at(group(a.json, "project", "p2"), 4) - 73) < 1e-9);
 	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&group_by=flavor&granularity=300" RANGE,
-			     tok_admin, &a), 200);
+			     tok_admin, &a),
+			 200);
 	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")), 300);
 	assert_int_equal(json_integer_value(json_object_get(group(a.json, "flavor", "small"),
-							    "resources")), 3);
+							    "resources")),
+			 3);
 	assert_int_equal(json_integer_value(json_object_get(group(a.json, "flavor", "large"),
-							    "resources")), 1);
+							    "resources")),
+			 1);
 	fx_answer_free(&a);
 	/* counters are rates; another type */
 	assert_int_equal(GET("/v1/aggregates?metric=disk.read.bytes&type=disk&aggregation=sum"
-			     "&granularity=60" RANGE, tok_admin, &a), 200);
+			     "&granularity=60" RANGE,
+			     tok_admin, &a),
+			 200);
 	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "B/s");
 	assert_true(fabs(at(json_array_get(json_object_get(a.json, "groups"), 0), 5) -
 			 1000.0 / 60) < 1e-6);
@@ -857,22 +894,28 @@ static void test_graph(void **state)
 	(void)state;
 	assert_int_equal(GET("/v1/graph?resource=vm-a&metric=cpu.util&metric2=cpu.time"
 			     "&resource3=vm-b&metric3=cpu.util&title=CPU" RANGE,
-			     tok_admin, &a), 200);
+			     tok_admin, &a),
+			 200);
 	assert_true(is_png(&a));
 	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/graph?resource=vm-a&metric=cpu.util&width=300&height=100"
-			     "&aggregation=max" RANGE, tok_admin, &a), 200);
+			     "&aggregation=max" RANGE,
+			     tok_admin, &a),
+			 200);
 	assert_true(is_png(&a));
 	fx_answer_free(&a);
 	/* injection attempts that are harmless text: drawn as a literal */
 	assert_int_equal(GET("/v1/graph?resource=vm-a&metric=cpu.util&title=a%3Ab%20%22c%22"
 			     "&legend=x%3ADEF%3Ay%3D%2Fetc%2Fpasswd%3Avalue%3AAVERAGE"
-			     "%20PRINT%3Ay%3AAVERAGE%3A%25lf" RANGE, tok_admin, &a), 200);
+			     "%20PRINT%3Ay%3AAVERAGE%3A%25lf" RANGE,
+			     tok_admin, &a),
+			 200);
 	assert_true(is_png(&a));
 	fx_answer_free(&a);
 	/* hostile ids in default legends are cleaned */
 	assert_int_equal(GET("/v1/graph?resource=q%22x%5Cy&metric=memory.used" RANGE,
-			     tok_admin, &a), 200);
+			     tok_admin, &a),
+			 200);
 	assert_true(is_png(&a));
 	fx_answer_free(&a);
 	/* injection attempts that would need a newline or a backslash: 400 */
@@ -925,7 +968,8 @@ static void test_graph_render_literal(void **state)
 	g->height = 80;
 	g->n = 1;
 	assert_int_equal(vg_store_path(srv.store, VG_RT_INSTANCE, "vm-a", "cpu.util",
-				       g->line[0].path, sizeof(g->line[0].path)), 0);
+				       g->line[0].path, sizeof(g->line[0].path)),
+			 0);
 	snprintf(g->line[0].legend, sizeof(g->line[0].legend),
 		 "x:DEF:y=/etc/passwd:value:AVERAGE PRINT:v0:AVERAGE:%%lf");
 	g->line[0].legend_strict = 1;
@@ -1122,8 +1166,11 @@ static void test_isolation(void **state)
 
 	/* lists: only p2's resources, whatever the filter or cursor */
 	static const char *const lists[] = {
-		"/v1/resources", "/v1/resources?project=p1", "/v1/resources?cursor=vm-a",
-		"/v1/resources?parent=vm-a", "/v1/resources?host=h1&limit=1",
+		"/v1/resources",
+		"/v1/resources?project=p1",
+		"/v1/resources?cursor=vm-a",
+		"/v1/resources?parent=vm-a",
+		"/v1/resources?host=h1&limit=1",
 		"/v1/resources?type=disk",
 	};
 	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
@@ -1173,8 +1220,7 @@ static void test_isolation(void **state)
 	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&project=p1" RANGE, tok_p2, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 0);
 	fx_answer_free(&a);
-	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&group_by=project&granularity=60"
-			     RANGE, tok_p2, &a), 200);
+	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&group_by=project&granularity=60" RANGE, tok_p2, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 1);
 	assert_non_null(group(a.json, "project", "p2"));
 	assert_true(fabs(at(group(a.json, "project", "p2"), 4) - 73) < 1e-9);
@@ -1234,7 +1280,6 @@ static void test_metrics_ended_leave(void **state)
 	fx_answer_free(&a);
 }
 
-
 /* A resource whose project is longer than any fixed buffer (a registry
  * written before the decoder checked lengths): every token gets an answer
  * that does not depend on the project's content, and a token that may not
@@ -1263,8 +1308,7 @@ static void test_long_project(void **state)
 
 	for (size_t i = 0; i < 3; i++) {
 		/* the admin: never a server error */
-		snprintf(path, sizeof(path), "%s?resource=vm-long&metric=cpu.util"
-			 RANGE, eps[i]);
+		snprintf(path, sizeof(path), "%s?resource=vm-long&metric=cpu.util" RANGE, eps[i]);
 		GET(path, tok_admin, &a);
 		if (a.status >= 500)
 			fail_msg("GET %s as admin: HTTP %ld %s", path, a.status,
@@ -1272,8 +1316,7 @@ static void test_long_project(void **state)
 		fx_answer_free(&a);
 		/* another tenant: the same 404 as an id that does not exist */
 		GET(path, tok_p1, &a);
-		snprintf(path, sizeof(path), "%s?resource=vm-none&metric=cpu.util"
-			 RANGE, eps[i]);
+		snprintf(path, sizeof(path), "%s?resource=vm-none&metric=cpu.util" RANGE, eps[i]);
 		GET(path, tok_p1, &n);
 		assert_int_equal(a.status, 404);
 		assert_int_equal(n.status, 404);

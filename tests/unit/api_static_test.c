@@ -28,7 +28,7 @@
 
 #include "../support/tmpdir.h"
 
-static char g_root[PATH_MAX];   /* temp dir: www/ and outside/ */
+static char g_root[PATH_MAX]; /* temp dir: www/ and outside/ */
 static char g_www[PATH_MAX + 8];
 
 static void put(const char *dir, const char *name, const char *text)
@@ -224,14 +224,14 @@ static void test_refuses(void **state)
 	expect_404("/%252e%252e/outside/secret.txt");
 	expect_404("/%c0%ae%c0%ae/outside/secret.txt");
 	expect_404("/..%5coutside%5csecret.txt");
-	expect_404("/evil.txt");              /* symlink out of the dir */
-	expect_404("/up/secret.txt");         /* symlinked directory out */
-	expect_404("/.secret.txt");           /* hidden */
-	expect_404("/notes.md");              /* unknown type */
+	expect_404("/evil.txt");      /* symlink out of the dir */
+	expect_404("/up/secret.txt"); /* symlinked directory out */
+	expect_404("/.secret.txt");   /* hidden */
+	expect_404("/notes.md");      /* unknown type */
 	expect_404("/missing.js");
-	expect_404("/img");                   /* a directory */
+	expect_404("/img"); /* a directory */
 	expect_404("/img/");
-	expect_404("/v1/nothing-here");       /* unknown API path */
+	expect_404("/v1/nothing-here"); /* unknown API path */
 	expect_404("/v1/resources/a/b");
 	expect_404("/v2/resources");
 	expect_404("/etc/passwd");

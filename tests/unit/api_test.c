@@ -111,27 +111,34 @@ static void test_parse_window(void **state)
 
 	(void)state;
 	assert_int_equal(vg_api_parse_window(NULL, NULL, now, &s, &e, err,
-					     sizeof(err)), 0);
+					     sizeof(err)),
+			 0);
 	assert_true(s == now - 3600000 && e == now);
 	assert_int_equal(vg_api_parse_window("-3h", "now", now, &s, &e, err,
-					     sizeof(err)), 0);
+					     sizeof(err)),
+			 0);
 	assert_true(s == now - 3 * 3600000 && e == now);
 	assert_int_equal(vg_api_parse_window("2026-11-18T11:00:00Z", "1794999700",
-					     now, &s, &e, err, sizeof(err)), 0);
+					     now, &s, &e, err, sizeof(err)),
+			 0);
 	assert_true(s == 1794999600000LL && e == 1794999700000LL);
 	/* start defaults to an hour before end, not before now */
 	assert_int_equal(vg_api_parse_window(NULL, "-1d", now, &s, &e, err,
-					     sizeof(err)), 0);
+					     sizeof(err)),
+			 0);
 	assert_true(e == now - 86400000 && s == e - 3600000);
 	assert_int_equal(vg_api_parse_window("1794999600", "1794999600", now, &s,
-					     &e, err, sizeof(err)), 0);
+					     &e, err, sizeof(err)),
+			 0);
 	assert_true(s == e);
 
 	assert_int_equal(vg_api_parse_window("yesterday", NULL, now, &s, &e, err,
-					     sizeof(err)), -EINVAL);
+					     sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "bad start 'yesterday'"));
 	assert_int_equal(vg_api_parse_window(NULL, "2026-13-01", now, &s, &e,
-					     err, sizeof(err)), -EINVAL);
+					     err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "bad end"));
 	/* an unencoded '+' arrives as a space: the message says what to do */
 	assert_int_equal(vg_api_parse_window("2026-11-18T11:00:00 01:00", NULL,
@@ -139,7 +146,8 @@ static void test_parse_window(void **state)
 			 -EINVAL);
 	assert_non_null(strstr(err, "%2B"));
 	assert_int_equal(vg_api_parse_window("-1h", "-2h", now, &s, &e, err,
-					     sizeof(err)), -EINVAL);
+					     sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "is after end"));
 }
 
@@ -158,26 +166,32 @@ static void test_pick_granularity(void **state)
 
 	/* explicit: kept when within the limit */
 	assert_int_equal(vg_api_pick_granularity(t, t + 86400000, 60, 10000, &g,
-						 &n), 0);
+						 &n),
+			 0);
 	assert_int_equal(g, 60);
 	assert_int_equal(n, 1441);
 	/* explicit beyond: -E2BIG with the count */
 	assert_int_equal(vg_api_pick_granularity(t, t + 30LL * 86400000, 60,
-						 10000, &g, &n), -E2BIG);
+						 10000, &g, &n),
+			 -E2BIG);
 	assert_int_equal(n, 43201);
 	/* auto: the finest that fits */
 	assert_int_equal(vg_api_pick_granularity(t, t + 86400000, 0, 10000, &g,
-						 &n), 0);
+						 &n),
+			 0);
 	assert_int_equal(g, 60);
 	assert_int_equal(vg_api_pick_granularity(t, t + 30LL * 86400000, 0,
-						 10000, &g, &n), 0);
+						 10000, &g, &n),
+			 0);
 	assert_int_equal(g, 300);
 	assert_int_equal(n, 8641);
 	assert_int_equal(vg_api_pick_granularity(t, t + 100LL * 86400000, 0,
-						 10000, &g, &n), 0);
+						 10000, &g, &n),
+			 0);
 	assert_int_equal(g, 3600);
 	assert_int_equal(vg_api_pick_granularity(t, t + 800LL * 86400000, 0,
-						 10000, &g, &n), -E2BIG);
+						 10000, &g, &n),
+			 -E2BIG);
 	assert_int_equal(g, 3600);
 	assert_int_equal(n, 19201);
 }
@@ -208,9 +222,18 @@ static struct fx_api srv;
 static char admin_auth[VG_TOKEN_LEN + 16]; /* "Bearer ..." */
 
 /* What was written, so the checks can compute expectations. */
-static double mem_at(int k) { return 1000.0 * (k + 1); }     /* gauge */
-static double cpu_at(int k) { return 5000.0 + 30.0 * k; }     /* counter */
-static double rd_at(int k) { return 6000.0 * k; }             /* counter */
+static double mem_at(int k)
+{
+	return 1000.0 * (k + 1);
+} /* gauge */
+static double cpu_at(int k)
+{
+	return 5000.0 + 30.0 * k;
+} /* counter */
+static double rd_at(int k)
+{
+	return 6000.0 * k;
+} /* counter */
 
 static int write_data(void)
 {
@@ -337,7 +360,8 @@ static void test_resources_list(void **state)
 	assert_int_equal(json_array_size(arr), 5);
 	for (size_t i = 0; i < 5; i++)
 		assert_string_equal(json_string_value(json_object_get(
-					    json_array_get(arr, i), "id")), ids[i]);
+					    json_array_get(arr, i), "id")),
+				    ids[i]);
 	assert_true(json_is_null(json_object_get(a.json, "next")));
 	json_t *i1 = json_array_get(arr, 2);
 	assert_string_equal(json_string_value(json_object_get(i1, "project")), "p1");
@@ -353,7 +377,8 @@ static void test_resources_list(void **state)
 	arr = json_object_get(a.json, "resources");
 	assert_int_equal(json_array_size(arr), 1);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(arr, 0), "id")), "inst-2");
+				    json_array_get(arr, 0), "id")),
+			    "inst-2");
 	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources?type=instance&project=p1&host=h1", &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 2);
@@ -362,13 +387,15 @@ static void test_resources_list(void **state)
 	arr = json_object_get(a.json, "resources");
 	assert_int_equal(json_array_size(arr), 1);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(arr, 0), "state")), "ended");
+				    json_array_get(arr, 0), "state")),
+			    "ended");
 	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources?parent=inst-1", &a), 200);
 	arr = json_object_get(a.json, "resources");
 	assert_int_equal(json_array_size(arr), 1);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(arr, 0), "id")), "inst-1-vda");
+				    json_array_get(arr, 0), "id")),
+			    "inst-1-vda");
 	fx_answer_free(&a);
 	assert_int_equal(GET("/v1/resources?name=vm-two", &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "resources")), 1);
@@ -479,7 +506,8 @@ static int64_t point_time(json_t *p)
 	int64_t t = -1;
 
 	assert_int_equal(vg_time_parse(json_string_value(json_array_get(p, 0)),
-				       0, &t), 0);
+				       0, &t),
+			 0);
 	return t / 1000;
 }
 
@@ -494,9 +522,11 @@ static void test_measures_gauge(void **state)
 	/* the series' own archives and the rule that made them */
 	assert_int_equal(json_array_size(json_object_get(a.json, "granularities")), 3);
 	assert_int_equal(json_integer_value(json_array_get(
-				 json_object_get(a.json, "granularities"), 0)), 60);
+				 json_object_get(a.json, "granularities"), 0)),
+			 60);
 	assert_int_equal(json_integer_value(json_array_get(
-				 json_object_get(a.json, "granularities"), 2)), 3600);
+				 json_object_get(a.json, "granularities"), 2)),
+			 3600);
 	assert_string_equal(json_string_value(json_object_get(a.json, "archive_policy")),
 			    "default");
 	assert_string_equal(json_string_value(json_object_get(a.json, "aggregation")),
@@ -551,7 +581,9 @@ static void test_measures_gauge(void **state)
 
 	/* a sub-range: only the rows that overlap it */
 	assert_int_equal(GET("/v1/measures?resource=inst-1&metric=memory.used"
-			     "&start=1794999720&end=1794999839&granularity=60", &a), 200);
+			     "&start=1794999720&end=1794999839&granularity=60",
+			     &a),
+			 200);
 	pts = json_object_get(a.json, "points");
 	assert_int_equal(json_array_size(pts), 2);
 	assert_int_equal(point_time(json_array_get(pts, 0)), T0 + 120);
@@ -562,7 +594,9 @@ static void test_measures_gauge(void **state)
 	/* ISO times (with %2B for the offset) mean the same instants */
 	assert_int_equal(GET("/v1/measures?resource=inst-1&metric=memory.used"
 			     "&start=2026-11-18T12:02:00%2B01:00"
-			     "&end=2026-11-18T11:03:59Z&granularity=60", &a), 200);
+			     "&end=2026-11-18T11:03:59Z&granularity=60",
+			     &a),
+			 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "points")), 2);
 	fx_answer_free(&a);
 }
@@ -585,22 +619,28 @@ static void test_measures_counter(void **state)
 	assert_int_equal(json_array_size(pts), NPOLLS - 1);
 	for (size_t i = 0; i < json_array_size(pts); i++)
 		assert_true(fabs(json_number_value(json_array_get(
-					 json_array_get(pts, i), 1)) - 0.5) < 1e-9);
+					 json_array_get(pts, i), 1)) -
+				 0.5) < 1e-9);
 	fx_answer_free(&a);
 
 	/* the disk's counter: 6000 B per minute = 100 B/s */
 	assert_int_equal(GET("/v1/measures?resource=inst-1-vda&metric=disk.read.bytes"
-			     "&start=1794999600&end=1795000200&granularity=300", &a), 200);
+			     "&start=1794999600&end=1795000200&granularity=300",
+			     &a),
+			 200);
 	pts = json_object_get(a.json, "points");
 	assert_int_equal(json_array_size(pts), 2);
 	for (size_t i = 0; i < 2; i++)
 		assert_true(fabs(json_number_value(json_array_get(
-					 json_array_get(pts, i), 1)) - 100.0) < 1e-9);
+					 json_array_get(pts, i), 1)) -
+				 100.0) < 1e-9);
 	fx_answer_free(&a);
 
 	/* the resource with a slash in its id */
 	assert_int_equal(GET("/v1/measures?resource=a%2Fb&metric=memory.used"
-			     "&start=1794999600&end=1795000200", &a), 200);
+			     "&start=1794999600&end=1795000200",
+			     &a),
+			 200);
 	pts = json_object_get(a.json, "points");
 	assert_int_equal(json_array_size(pts), NPOLLS - 1);
 	assert_true(json_number_value(json_array_get(json_array_get(pts, 0), 1)) == 7.0);
@@ -628,9 +668,11 @@ static void test_errors(void **state)
 	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&end=2026-02-30T99",
 		     400, "bad end");
 	expect_error("/v1/measures?resource=inst-1&metric=cpu.time"
-		     "&start=1795000200&end=1794999600", 400, "is after end");
+		     "&start=1795000200&end=1794999600",
+		     400, "is after end");
 	expect_error("/v1/measures?resource=inst-1&metric=cpu.time"
-		     "&start=-30d&granularity=60", 400, "too many points: 43201");
+		     "&start=-30d&granularity=60",
+		     400, "too many points: 43201");
 	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&start=-800d",
 		     400, "limit is 10000");
 	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&bogus=1", 400,
@@ -657,7 +699,8 @@ static void test_errors(void **state)
 	assert_int_equal(call("POST", "/v1/resources", NULL, &a), 405);
 	assert_string_equal(a.allow, "GET, HEAD");
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(a.json, "error"), "code")), 405);
+				 json_object_get(a.json, "error"), "code")),
+			 405);
 	fx_answer_free(&a);
 	assert_int_equal(call("DELETE", "/v1/resources/inst-1", NULL, &a), 405);
 	fx_answer_free(&a);
@@ -710,41 +753,41 @@ static void test_concurrent(void **state)
 /* GET /v1/resources?limit=1, ?limit=1&cursor=odd-1 and
  * ?limit=2&cursor=odd-2-%C3%A9 on write_odd's data, as the collector answered
  * them when jansson built the list. */
-#define ODD_1 \
-	"{\"resources\":[{\"id\":\"odd-1\",\"type\":\"instance\",\"host\":\"h\\\"1\","\
-	"\"name\":\"quote\\\"back\\\\slash/\",\"parent\":null,\"project\":\"p-\\\"1\\\"\","\
-	"\"user\":\"u\\\\1\",\"flavor\":\"f\303\251\",\"state\":\"active\","\
-	"\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:01:00Z\","\
-	"\"ended_at\":null,\"attributes\":{\"az\":\"zone \\\"a\\\"\",\"note\":\"tab\\there\\nnl\","\
-	"\"\346\227\245\":\"\360\237\230\200\"},\"metrics\":{\"cpu.time\":{"\
-	"\"unit\":\"s\",\"kind\":\"counter\",\"last_value\":123456789013.5,"\
-	"\"last_time\":\"2026-11-18T11:01:00Z\"},\"cpu.util\":{\"unit\":\"%\","\
-	"\"kind\":\"gauge\",\"last_value\":0.10000000000000001,\"last_time\":\"2026-11-18T11:01:00Z\"},"\
-	"\"memory.used\":{\"unit\":\"B\",\"kind\":\"gauge\",\"last_value\":2.0,"\
+#define ODD_1                                                                                            \
+	"{\"resources\":[{\"id\":\"odd-1\",\"type\":\"instance\",\"host\":\"h\\\"1\","                   \
+	"\"name\":\"quote\\\"back\\\\slash/\",\"parent\":null,\"project\":\"p-\\\"1\\\"\","              \
+	"\"user\":\"u\\\\1\",\"flavor\":\"f\303\251\",\"state\":\"active\","                             \
+	"\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:01:00Z\","                \
+	"\"ended_at\":null,\"attributes\":{\"az\":\"zone \\\"a\\\"\",\"note\":\"tab\\there\\nnl\","      \
+	"\"\346\227\245\":\"\360\237\230\200\"},\"metrics\":{\"cpu.time\":{"                             \
+	"\"unit\":\"s\",\"kind\":\"counter\",\"last_value\":123456789013.5,"                             \
+	"\"last_time\":\"2026-11-18T11:01:00Z\"},\"cpu.util\":{\"unit\":\"%\","                          \
+	"\"kind\":\"gauge\",\"last_value\":0.10000000000000001,\"last_time\":\"2026-11-18T11:01:00Z\"}," \
+	"\"memory.used\":{\"unit\":\"B\",\"kind\":\"gauge\",\"last_value\":2.0,"                         \
 	"\"last_time\":\"2026-11-18T11:01:00Z\"}}}],\"next\":\"odd-1\"}"
-#define ODD_2 \
-	"{\"resources\":[{\"id\":\"odd-2-\303\251\",\"type\":\"instance\",\"host\":\"h\\\"1\","\
-	"\"name\":\"ctl\\u0001\\u001B]0;x\\u0007\\u001B[31m\\b\\f\\r\177\","\
-	"\"parent\":null,\"project\":\"p1\",\"user\":null,\"flavor\":null,"\
-	"\"state\":\"ended\",\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:00:00Z\","\
-	"\"ended_at\":\"2026-11-18T11:01:00Z\",\"attributes\":{},\"metrics\":{"\
-	"\"m\\\"x\\\\y\":{\"unit\":\"\",\"kind\":\"gauge\",\"last_value\":1e20,"\
-	"\"last_time\":\"2026-11-18T11:01:00Z\"},\"nan.metric\":{\"unit\":\"\","\
-	"\"kind\":\"gauge\",\"last_value\":null,\"last_time\":\"2026-11-18T11:01:00Z\"},"\
-	"\"tiny\":{\"unit\":\"\",\"kind\":\"gauge\",\"last_value\":1.0000000000000001e-5,"\
-	"\"last_time\":\"2026-11-18T11:01:00Z\"},\"\303\274.util\":{\"unit\":\"\","\
-	"\"kind\":\"gauge\",\"last_value\":-3.2500000000000001e-7,\"last_time\":\"2026-11-18T11:01:00Z\"}}}],"\
+#define ODD_2                                                                                                  \
+	"{\"resources\":[{\"id\":\"odd-2-\303\251\",\"type\":\"instance\",\"host\":\"h\\\"1\","                \
+	"\"name\":\"ctl\\u0001\\u001B]0;x\\u0007\\u001B[31m\\b\\f\\r\177\","                                   \
+	"\"parent\":null,\"project\":\"p1\",\"user\":null,\"flavor\":null,"                                    \
+	"\"state\":\"ended\",\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:00:00Z\","  \
+	"\"ended_at\":\"2026-11-18T11:01:00Z\",\"attributes\":{},\"metrics\":{"                                \
+	"\"m\\\"x\\\\y\":{\"unit\":\"\",\"kind\":\"gauge\",\"last_value\":1e20,"                               \
+	"\"last_time\":\"2026-11-18T11:01:00Z\"},\"nan.metric\":{\"unit\":\"\","                               \
+	"\"kind\":\"gauge\",\"last_value\":null,\"last_time\":\"2026-11-18T11:01:00Z\"},"                      \
+	"\"tiny\":{\"unit\":\"\",\"kind\":\"gauge\",\"last_value\":1.0000000000000001e-5,"                     \
+	"\"last_time\":\"2026-11-18T11:01:00Z\"},\"\303\274.util\":{\"unit\":\"\","                            \
+	"\"kind\":\"gauge\",\"last_value\":-3.2500000000000001e-7,\"last_time\":\"2026-11-18T11:01:00Z\"}}}]," \
 	"\"next\":\"odd-2-\303\251\"}"
-#define ODD_34 \
-	"{\"resources\":[{\"id\":\"odd-3\",\"type\":\"disk\",\"host\":\"h\\\"1\","\
-	"\"parent\":\"odd-1\",\"project\":\"p1\",\"user\":null,\"flavor\":null,"\
-	"\"state\":\"active\",\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:01:00Z\","\
-	"\"ended_at\":null,\"attributes\":{\"K\":\"\\\\\",\"k\\u0001\":\"v\"},"\
-	"\"metrics\":{\"disk.read.bytes\":{\"unit\":\"B\",\"kind\":\"counter\","\
-	"\"last_value\":5000000000000000.0,\"last_time\":\"2026-11-18T11:01:00Z\"}}},"\
-	"{\"id\":\"odd-4\",\"type\":\"host\",\"host\":\"h\\\"1\",\"name\":\"\346\227\245\346\234\254\350\252\236\","\
-	"\"parent\":null,\"project\":\"default\",\"user\":null,\"flavor\":null,"\
-	"\"state\":\"active\",\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:01:00Z\","\
+#define ODD_34                                                                                                       \
+	"{\"resources\":[{\"id\":\"odd-3\",\"type\":\"disk\",\"host\":\"h\\\"1\","                                   \
+	"\"parent\":\"odd-1\",\"project\":\"p1\",\"user\":null,\"flavor\":null,"                                     \
+	"\"state\":\"active\",\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:01:00Z\","       \
+	"\"ended_at\":null,\"attributes\":{\"K\":\"\\\\\",\"k\\u0001\":\"v\"},"                                      \
+	"\"metrics\":{\"disk.read.bytes\":{\"unit\":\"B\",\"kind\":\"counter\","                                     \
+	"\"last_value\":5000000000000000.0,\"last_time\":\"2026-11-18T11:01:00Z\"}}},"                               \
+	"{\"id\":\"odd-4\",\"type\":\"host\",\"host\":\"h\\\"1\",\"name\":\"\346\227\245\346\234\254\350\252\236\"," \
+	"\"parent\":null,\"project\":\"default\",\"user\":null,\"flavor\":null,"                                     \
+	"\"state\":\"active\",\"first_seen\":\"2026-11-18T11:00:00Z\",\"last_seen\":\"2026-11-18T11:01:00Z\","       \
 	"\"ended_at\":null,\"attributes\":{},\"metrics\":{}}],\"next\":null}"
 
 /* ---- the list written as text ----------------------------------------------- */
@@ -900,8 +943,7 @@ static void test_start_errors(void **state)
 {
 	/* the fixture's private data dir: a shared one such as /tmp may hold
 	 * another user's tokens.db, and this test must not leave one there */
-	struct vg_api_options o = {.listen = "127.0.0.1", .data_dir = srv.dir,
-				   .threads = 1};
+	struct vg_api_options o = {.listen = "127.0.0.1", .data_dir = srv.dir, .threads = 1};
 	struct vg_api *a = NULL;
 	char err[256], addr[64];
 
@@ -958,7 +1000,8 @@ static void test_health_degraded(void **state)
 	assert_int_equal(vg_store_write_batch(srv.store, b), 0);
 	vg_batch_free(b);
 	assert_int_equal(vg_store_path(srv.store, VG_RT_HOST, "h1", "memory.used", path,
-				       sizeof(path)), 0);
+				       sizeof(path)),
+			 0);
 	assert_non_null(fp = fopen(path, "w"));
 	fputs("garbage", fp);
 	fclose(fp);
@@ -968,7 +1011,8 @@ static void test_health_degraded(void **state)
 	assert_string_equal(json_string_value(json_object_get(a.json, "status")),
 			    "degraded");
 	assert_int_equal(json_integer_value(json_object_get(a.json,
-							    "store_write_errors")), 1);
+							    "store_write_errors")),
+			 1);
 	fx_answer_free(&a);
 
 	if (fx_http(srv.url, "GET", "/metrics", admin_auth, NULL, &a) != 200)

@@ -27,7 +27,7 @@
 #define LEDGER "tests/fixtures/billing/ledger-2026-10.txt"
 
 static const struct vg_bill_month SEP = {2026, 9}, OCT = {2026, 10}, NOV = {2026, 11},
-			     DEC = {2026, 12};
+				  DEC = {2026, 12};
 
 struct fx {
 	const struct dbe *e;
@@ -92,7 +92,8 @@ static char *text(struct fx *f, struct vg_bill_month m, const char *project, int
 {
 	char *t = NULL;
 	assert_int_equal(vg_bill_invoice_text(vg_bill_meter_db(f->m), f->rc, m, project, fmt,
-					      &t, len), 0);
+					      &t, len),
+			 0);
 	return t;
 }
 
@@ -299,7 +300,7 @@ static void nova_poll(struct fx *f, const char *t, const char *project_name)
 {
 	struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, T(t));
 	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE,
-		"0f0e0d0c-0000-4000-8000-00000000002a", "instance-0000002a", NULL, T(t));
+						  "0f0e0d0c-0000-4000-8000-00000000002a", "instance-0000002a", NULL, T(t));
 	assert_non_null(r);
 	r->state = VG_RSTATE_ACTIVE;
 	assert_int_equal(vg_batch_identity(b, "bbbbbbbb0000000000000000000000b1", "u1", "m1.small"), 0);
@@ -380,8 +381,7 @@ static void test_readable_lines(void **state)
 	size_t a, b, len;
 
 	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "acme", &inv), 0);
-	const char *api[4][2] = {{"flavor:m1.medium", NULL}, {"flavor:m1.large", "resize"},
-				 {"ram", "resize"}, {"vcpu", "vCPU and RAM priced apart"}};
+	const char *api[4][2] = {{"flavor:m1.medium", NULL}, {"flavor:m1.large", "resize"}, {"ram", "resize"}, {"vcpu", "vCPU and RAM priced apart"}};
 	size_t prev = 0;
 	for (int i = 0; i < 4; i++) {
 		assert_non_null(l = nth_of(inv, "i-api", VG_BILL_UT_COMPUTE, i, &a));

@@ -105,7 +105,8 @@ static int check_all(struct fx *f)
 		size_t n;
 		assert_int_equal(vg_bill_usage_load(vg_bill_meter_db(f->m),
 						    vg_bill_month_start_ms(months[i]),
-						    vg_bill_month_end_ms(months[i]), NULL, &u), 0);
+						    vg_bill_month_end_ms(months[i]), NULL, &u),
+				 0);
 		assert_int_equal(vg_bill_invoice_compute_all(&u, f->rc, months[i], &inv, &n), 0);
 		bad += vg_bill_ledger_check(f->l, months[i], inv, n, stderr);
 		for (size_t k = 0; k < n; k++)
@@ -128,9 +129,9 @@ static void test_redelivery_changes_nothing(void **state)
 	struct fx *f = fx_get(state);
 	struct vg_bill_meter_stats st;
 
-	feed(f, 3);                 /* each batch three times in a row */
+	feed(f, 3); /* each batch three times in a row */
 	assert_int_equal(check_all(f), 0);
-	feed(f, 1);                 /* and the whole month again */
+	feed(f, 1); /* and the whole month again */
 	assert_int_equal(check_all(f), 0);
 	vg_bill_meter_get_stats(f->m, &st);
 	assert_true(st.stale > 0);
@@ -157,7 +158,8 @@ static void test_per_project_invoice_equals_all(void **state)
 	assert_memory_equal(a, b, la);
 	/* ... is the same document as beta's among all projects' invoices */
 	assert_int_equal(vg_bill_usage_load(vg_bill_meter_db(f->m), vg_bill_month_start_ms(oct),
-					    vg_bill_month_end_ms(oct), NULL, &u), 0);
+					    vg_bill_month_end_ms(oct), NULL, &u),
+			 0);
 	assert_int_equal(vg_bill_invoice_compute_all(&u, f->rc, oct, &all, &n), 0);
 	assert_int_equal(n, 2);
 	assert_string_equal(all[1]->project, "beta");
@@ -383,7 +385,8 @@ static void test_two_meters_count_bytes_once(void **state)
 	race(f, m2, b, 8, 1);
 	vg_bill_meter_close(m2);
 	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
-				       "SELECT sum(tx), sum(rx) FROM network WHERE nic = 'nic-1'", &st), 0);
+				       "SELECT sum(tx), sum(rx) FROM network WHERE nic = 'nic-1'", &st),
+			 0);
 	assert_int_equal(vg_db_step(st), 1);
 	assert_int_equal(vg_db_column_int64(st, 0), 7000);
 	assert_int_equal(vg_db_column_int64(st, 1), 70);

@@ -145,7 +145,8 @@ static void load(struct fx *f, const char *month, struct vg_bill_usage *u)
 	struct vg_bill_month m;
 	assert_int_equal(vg_bill_month_parse(month, &m), 0);
 	assert_int_equal(vg_bill_usage_load(vg_bill_meter_db(f->m), vg_bill_month_start_ms(m),
-					    vg_bill_month_end_ms(m), NULL, u), 0);
+					    vg_bill_month_end_ms(m), NULL, u),
+			 0);
 }
 
 /* The i-th segment of `kind` of resource id. */
@@ -315,11 +316,14 @@ static void test_counters_resets_and_spread(void **state)
 	struct vg_bill_usage u;
 	int64_t tx = 0, rx = 0;
 
-	const struct { const char *t; double tx, rx; } p[] = {
-		{"2026-10-31T23:00:00Z", 5000, 100},   /* baseline */
-		{"2026-11-01T01:00:00Z", 7000, 100},   /* +2000 over 2 h, 1000 in Oct */
-		{"2026-11-01T01:30:00Z", 300, 40},     /* reset: +300, +40 */
-		{"2026-11-01T01:40:00Z", 1300, 40},    /* +1000 */
+	const struct {
+		const char *t;
+		double tx, rx;
+	} p[] = {
+		{"2026-10-31T23:00:00Z", 5000, 100}, /* baseline */
+		{"2026-11-01T01:00:00Z", 7000, 100}, /* +2000 over 2 h, 1000 in Oct */
+		{"2026-11-01T01:30:00Z", 300, 40},   /* reset: +300, +40 */
+		{"2026-11-01T01:40:00Z", 1300, 40},  /* +1000 */
 	};
 	begin(f, p[0].t);
 	inst(f, "i4", p[0].t, 1);
@@ -398,7 +402,8 @@ static void test_resize_splits(void **state)
 	commit(f);
 	begin(f, "2026-07-02T00:05:00Z");
 	assert_int_equal(vg_batch_event(f->b, "i5", VG_EV_RESIZED, T("2026-07-02T00:00:00Z"),
-					"{\"flavor\":\"m1.large\",\"vcpus\":4,\"memory_mb\":8192}"), 0);
+					"{\"flavor\":\"m1.large\",\"vcpus\":4,\"memory_mb\":8192}"),
+			 0);
 	vg_batch_resource(f->b, VG_RT_INSTANCE, "i5", "i5", NULL, T("2026-07-02T00:05:00Z"));
 	assert_int_equal(vg_batch_identity(f->b, "p", NULL, "m1.large"), 0);
 	assert_int_equal(vg_batch_attr(f->b, "flavor_vcpus", "4"), 0);
@@ -457,8 +462,9 @@ static void test_single_poll_run(void **state)
 
 	struct vg_db_stmt *st;
 	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
-		"SELECT count(*) FROM transitions WHERE resource = 'i9' AND kind = 2",
-		&st), 0);
+				       "SELECT count(*) FROM transitions WHERE resource = 'i9' AND kind = 2",
+				       &st),
+			 0);
 	assert_int_equal(vg_db_step(st), 1);
 	assert_int_equal(vg_db_column_int64(st, 0), 1); /* no stop at 00:12 */
 	vg_db_reset(st);
@@ -488,37 +494,40 @@ static void test_adopts_old_billing_db(void **state)
 	unlink(f->db);
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
-		"CREATE TABLE resources(id TEXT PRIMARY KEY, type INTEGER NOT NULL, parent TEXT,"
-		" project TEXT NOT NULL, user TEXT, name TEXT, host TEXT, first_ms INTEGER NOT NULL,"
-		" last_seen_ms INTEGER NOT NULL, last_poll_ms INTEGER NOT NULL,"
-		" last_change_ms INTEGER NOT NULL, state INTEGER NOT NULL, flavor TEXT, vcpus INTEGER,"
-		" ram_mb INTEGER, disk_gb INTEGER, capacity INTEGER,"
-		" has_disks INTEGER NOT NULL DEFAULT 0, ctr_ms INTEGER, ctr_tx INTEGER, ctr_rx INTEGER);"
-		"CREATE TABLE transitions(resource TEXT NOT NULL, time_ms INTEGER NOT NULL,"
-		" kind INTEGER NOT NULL, exact INTEGER NOT NULL, lo_ms INTEGER NOT NULL,"
-		" hi_ms INTEGER NOT NULL, flavor TEXT, vcpus INTEGER, ram_mb INTEGER, disk_gb INTEGER,"
-		" capacity INTEGER, PRIMARY KEY(resource, time_ms, kind)) WITHOUT ROWID;"
-		"CREATE TABLE network(project TEXT NOT NULL, hour_ms INTEGER NOT NULL, nic TEXT NOT NULL,"
-		" tx INTEGER NOT NULL, rx INTEGER NOT NULL, PRIMARY KEY(project, hour_ms, nic)) WITHOUT ROWID;"
-		"CREATE TABLE months(month TEXT PRIMARY KEY, finalized_ms INTEGER NOT NULL);"
-		"CREATE TABLE invoices(month TEXT NOT NULL, project TEXT NOT NULL,"
-		" number TEXT NOT NULL UNIQUE, document TEXT NOT NULL, PRIMARY KEY(month, project));"
-		/* i1 running since 2026-06-01 00:00, last polled 00:10 */
-		"INSERT INTO resources VALUES('i1',1,NULL,'p','u','i1','h1',1780272000000,"
-		" 1780272600000,1780272600000,1780272000000,7,'m1.small',1,1024,NULL,NULL,0,NULL,NULL,NULL);"
-		"INSERT INTO transitions VALUES('i1',1780272000000,1,0,0,1780272000000,'m1.small',1,1024,NULL,NULL);"
-		"INSERT INTO transitions VALUES('i1',1780272000000,4,0,0,1780272000000,'m1.small',1,1024,NULL,NULL);"
-		"CREATE TABLE bill_project_names(project TEXT PRIMARY KEY, name TEXT NOT NULL,"
-		" updated_ms BIGINT NOT NULL);"
-		"INSERT INTO bill_project_names VALUES('p','Project P',1780272000000);"
-		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+				      "CREATE TABLE resources(id TEXT PRIMARY KEY, type INTEGER NOT NULL, parent TEXT,"
+				      " project TEXT NOT NULL, user TEXT, name TEXT, host TEXT, first_ms INTEGER NOT NULL,"
+				      " last_seen_ms INTEGER NOT NULL, last_poll_ms INTEGER NOT NULL,"
+				      " last_change_ms INTEGER NOT NULL, state INTEGER NOT NULL, flavor TEXT, vcpus INTEGER,"
+				      " ram_mb INTEGER, disk_gb INTEGER, capacity INTEGER,"
+				      " has_disks INTEGER NOT NULL DEFAULT 0, ctr_ms INTEGER, ctr_tx INTEGER, ctr_rx INTEGER);"
+				      "CREATE TABLE transitions(resource TEXT NOT NULL, time_ms INTEGER NOT NULL,"
+				      " kind INTEGER NOT NULL, exact INTEGER NOT NULL, lo_ms INTEGER NOT NULL,"
+				      " hi_ms INTEGER NOT NULL, flavor TEXT, vcpus INTEGER, ram_mb INTEGER, disk_gb INTEGER,"
+				      " capacity INTEGER, PRIMARY KEY(resource, time_ms, kind)) WITHOUT ROWID;"
+				      "CREATE TABLE network(project TEXT NOT NULL, hour_ms INTEGER NOT NULL, nic TEXT NOT NULL,"
+				      " tx INTEGER NOT NULL, rx INTEGER NOT NULL, PRIMARY KEY(project, hour_ms, nic)) WITHOUT ROWID;"
+				      "CREATE TABLE months(month TEXT PRIMARY KEY, finalized_ms INTEGER NOT NULL);"
+				      "CREATE TABLE invoices(month TEXT NOT NULL, project TEXT NOT NULL,"
+				      " number TEXT NOT NULL UNIQUE, document TEXT NOT NULL, PRIMARY KEY(month, project));"
+				      /* i1 running since 2026-06-01 00:00, last polled 00:10 */
+				      "INSERT INTO resources VALUES('i1',1,NULL,'p','u','i1','h1',1780272000000,"
+				      " 1780272600000,1780272600000,1780272000000,7,'m1.small',1,1024,NULL,NULL,0,NULL,NULL,NULL);"
+				      "INSERT INTO transitions VALUES('i1',1780272000000,1,0,0,1780272000000,'m1.small',1,1024,NULL,NULL);"
+				      "INSERT INTO transitions VALUES('i1',1780272000000,4,0,0,1780272000000,'m1.small',1,1024,NULL,NULL);"
+				      "CREATE TABLE bill_project_names(project TEXT PRIMARY KEY, name TEXT NOT NULL,"
+				      " updated_ms BIGINT NOT NULL);"
+				      "INSERT INTO bill_project_names VALUES('p','Project P',1780272000000);"
+				      "PRAGMA user_version = 1;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
 	sqlite3_close(db);
 	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
 	assert_int_equal(vg_db_schema_version(vg_bill_meter_db(f->m), "billing", &v), 0);
 	assert_int_equal(v, 2);
 	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
-				       "SELECT name FROM bill_project_names WHERE project = 'p'", &st), 0);
+				       "SELECT name FROM bill_project_names WHERE project = 'p'", &st),
+			 0);
 	assert_int_equal(vg_db_step(st), 1);
 	assert_string_equal(vg_db_column_text(st, 0), "Project P");
 	vg_db_reset(st);
@@ -535,7 +544,8 @@ static void test_adopts_old_billing_db(void **state)
 	assert_int_equal(seg(&u, "i1", VG_BILL_U_COMPUTE, 0)->end_ms, T("2026-06-01T00:20:00Z"));
 	vg_bill_usage_clear(&u);
 	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
-				       "SELECT count(*) FROM transitions WHERE resource = 'i1'", &st), 0);
+				       "SELECT count(*) FROM transitions WHERE resource = 'i1'", &st),
+			 0);
 	assert_int_equal(vg_db_step(st), 1);
 	assert_int_equal(vg_db_column_int64(st, 0), 2); /* nothing re-inferred */
 	vg_db_reset(st);

@@ -150,7 +150,8 @@ static void test_load_file(void **state)
 	char err[512];
 	(void)state;
 	assert_int_equal(vg_bill_ratecard_load("tests/fixtures/billing/ratecard.json", &rc, err,
-					       sizeof(err)), 0);
+					       sizeof(err)),
+			 0);
 	assert_int_equal(rc->global.n, 2);
 	assert_int_equal(rc->nprojects, 1);
 	vg_bill_ratecard_free(rc);

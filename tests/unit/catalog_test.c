@@ -110,11 +110,14 @@ static void test_query_unit(void **state)
 	char buf[32];
 
 	assert_string_equal(vg_catalog_query_unit(vg_catalog_find(VG_RT_INSTANCE, "cpu.time"),
-						  buf, sizeof(buf)), "s/s");
+						  buf, sizeof(buf)),
+			    "s/s");
 	assert_string_equal(vg_catalog_query_unit(vg_catalog_find(VG_RT_DISK, "disk.read.bytes"),
-						  buf, sizeof(buf)), "B/s");
+						  buf, sizeof(buf)),
+			    "B/s");
 	assert_string_equal(vg_catalog_query_unit(vg_catalog_find(VG_RT_INSTANCE, "cpu.util"),
-						  buf, sizeof(buf)), "%");
+						  buf, sizeof(buf)),
+			    "%");
 	assert_string_equal(vg_catalog_query_unit(NULL, buf, sizeof(buf)), "");
 }
 

@@ -158,16 +158,17 @@ static void test_create_list_show(void **state)
 
 	r = vrun("alarms", "create", "--file",
 		 write_file("comp.json", "{\"name\":\"web-down\",\"type\":\"composite\","
-			    "\"rule\":\"ALARM(cpu-high)\"}"), NULL);
+					 "\"rule\":\"ALARM(cpu-high)\"}"),
+		 NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	fx_run_free(&r);
 
 	r = vrun("alarms", "list", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_string_equal(r.out,
-		"NAME      PROJECT  STATE              SEVERITY  METRIC       THRESHOLD  ENABLED\n"
-		"cpu-high  default  insufficient_data  critical  cpu.util     gt 90      true\n"
-		"web-down  default  insufficient_data  moderate  (composite)  -          true\n");
+			    "NAME      PROJECT  STATE              SEVERITY  METRIC       THRESHOLD  ENABLED\n"
+			    "cpu-high  default  insufficient_data  critical  cpu.util     gt 90      true\n"
+			    "web-down  default  insufficient_data  moderate  (composite)  -          true\n");
 	fx_run_free(&r);
 
 	r = vrun("alarms", "list", "--json", "--project", "default", NULL);
@@ -213,8 +214,9 @@ static void test_errors(void **state)
 	/* several invalid fields: exit 1, every field's message on one line */
 	r = vrun("alarms", "create", "--file",
 		 write_file("bad.json", "{\"name\":\"bad name\",\"metric\":\"cpu.util\","
-			    "\"resource\":\"vm1\",\"comparison\":\"bigger\","
-			    "\"threshold\":1,\"period\":7}"), NULL);
+					"\"resource\":\"vm1\",\"comparison\":\"bigger\","
+					"\"threshold\":1,\"period\":7}"),
+		 NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_string_equal(r.out, "");
 	assert_int_equal(lines(r.err), 1);
@@ -228,11 +230,12 @@ static void test_errors(void **state)
 	/* one invalid field: the API's message already names it */
 	r = vrun("alarms", "create", "--file",
 		 write_file("bad1.json", "{\"name\":\"x\",\"metric\":\"cpu.util\","
-			    "\"resource\":\"vm1\",\"comparison\":\"bigger\","
-			    "\"threshold\":1}"), NULL);
+					 "\"resource\":\"vm1\",\"comparison\":\"bigger\","
+					 "\"threshold\":1}"),
+		 NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_string_equal(r.err, "vigie: invalid alarm: comparison: must be one of "
-			    "gt, ge, lt, le, eq, ne (HTTP 400)\n");
+				   "gt, ge, lt, le, eq, ne (HTTP 400)\n");
 	fx_run_free(&r);
 
 	/* the same name again */
@@ -265,7 +268,7 @@ static void test_errors(void **state)
 	r = vrun("alarms", "delete", "cpu-high", NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
 	assert_non_null(strstr(r.err, "vigie: in use: alarm 'cpu-high' is used by "
-			       "composite alarm(s) web-down"));
+				      "composite alarm(s) web-down"));
 	fx_run_free(&r);
 
 	/* usage errors, before any request */
@@ -389,7 +392,7 @@ static void test_lifecycle(void **state)
 	assert_int_equal(w.r.rc, VG_EXIT_OK);
 	assert_int_equal(lines(w.r.out), 1);
 	assert_non_null(strstr(w.r.out, " default/cpu-high critical "
-				       "insufficient_data -> alarm on vm1: "));
+					"insufficient_data -> alarm on vm1: "));
 	assert_non_null(strstr(w.r.out, "greater than the threshold (95.0)"));
 	fx_run_free(&w.r);
 
@@ -428,7 +431,6 @@ static void test_lifecycle(void **state)
 	fx_run_free(&r);
 }
 
-
 /* ---- group and event alarms --------------------------------------------------- */
 
 static void test_group_and_event_alarms(void **state)
@@ -436,27 +438,27 @@ static void test_group_and_event_alarms(void **state)
 	struct fx_run r;
 
 	(void)state;
-	r = vrun("alarms", "create", "--file", write_file("grp.json",
-		"{\"name\":\"web-scale-out\",\"metric\":\"cpu.util\","
-		"\"selector\":{\"type\":\"instance\",\"metadata\":"
-		"{\"metering.server_group\":\"web\"}},"
-		"\"group\":{\"statistic\":\"count_above\",\"member_threshold\":90},"
-		"\"comparison\":\"ge\",\"threshold\":2,\"cooldown\":300}"), NULL);
+	r = vrun("alarms", "create", "--file", write_file("grp.json", "{\"name\":\"web-scale-out\",\"metric\":\"cpu.util\","
+								      "\"selector\":{\"type\":\"instance\",\"metadata\":"
+								      "{\"metering.server_group\":\"web\"}},"
+								      "\"group\":{\"statistic\":\"count_above\",\"member_threshold\":90},"
+								      "\"comparison\":\"ge\",\"threshold\":2,\"cooldown\":300}"),
+		 NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	fx_run_free(&r);
-	r = vrun("alarms", "create", "--file", write_file("ev.json",
-		"{\"name\":\"crashes\",\"type\":\"event\","
-		"\"event\":{\"kind\":[\"crashed\",\"gap\"]}}"), NULL);
+	r = vrun("alarms", "create", "--file", write_file("ev.json", "{\"name\":\"crashes\",\"type\":\"event\","
+								     "\"event\":{\"kind\":[\"crashed\",\"gap\"]}}"),
+		 NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	fx_run_free(&r);
 
 	r = vrun("alarms", "list", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_string_equal(r.out,
-		"NAME           PROJECT  STATE              SEVERITY  METRIC                          THRESHOLD  ENABLED\n"
-		"cpu-high       default  alarm              critical  cpu.util                        gt 95      true\n"
-		"crashes        default  insufficient_data  moderate  (event gap,crashed)             -          true\n"
-		"web-scale-out  default  insufficient_data  moderate  count_above(cpu.util) of group  ge 2       true\n");
+			    "NAME           PROJECT  STATE              SEVERITY  METRIC                          THRESHOLD  ENABLED\n"
+			    "cpu-high       default  alarm              critical  cpu.util                        gt 95      true\n"
+			    "crashes        default  insufficient_data  moderate  (event gap,crashed)             -          true\n"
+			    "web-scale-out  default  insufficient_data  moderate  count_above(cpu.util) of group  ge 2       true\n");
 	fx_run_free(&r);
 
 	r = vrun("alarms", "show", "web-scale-out", NULL);

@@ -75,7 +75,8 @@ static void test_load(void **state)
 	unlink(g_path);
 	assert_int_equal(vg_cli_conf_load(g_path, &cf, err, sizeof(err)), 1);
 	write_conf("# mine\napi = http://10.1.2.3:7480\ntoken = vgt_abc\n"
-		   "timeout = 7\n", 0600);
+		   "timeout = 7\n",
+		   0600);
 	assert_int_equal(vg_cli_conf_load(g_path, &cf, err, sizeof(err)), 0);
 	assert_string_equal(cf.api, "http://10.1.2.3:7480");
 	assert_string_equal(cf.token, "vgt_abc");

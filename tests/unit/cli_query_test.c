@@ -178,8 +178,9 @@ static void test_stats(void **state)
 	assert_int_equal(r.rc, 0);
 	json_t *j = json_loads(r.out, 0, NULL);
 	assert_true(fabs(json_number_value(json_object_get(
-			     json_array_get(json_object_get(j, "datapoints"), 0),
-			     "Average")) - 0.5) < 1e-9);
+				 json_array_get(json_object_get(j, "datapoints"), 0),
+				 "Average")) -
+			 0.5) < 1e-9);
 	json_decref(j);
 	fx_run_free(&r);
 	expect_fail(vigie(tok_admin, "stats", "vm-a", NULL), 2, "expected RESOURCE and METRIC");
@@ -301,7 +302,8 @@ static void test_graph(void **state)
 	expect_fail(vigie(tok_admin, "graph", "-o", path, "vm-a", NULL), 2, "pairs");
 	expect_fail(vigie(tok_admin, "graph", "vm-a", "cpu.util", NULL), 2, "-o FILE");
 	expect_fail(vigie(tok_admin, "graph", "-o", path, "vm-a", "cpu.util", "--title",
-			  "a\nPRINT:v0:AVERAGE:%lf", NULL), 1, "bad title");
+			  "a\nPRINT:v0:AVERAGE:%lf", NULL),
+		    1, "bad title");
 	expect_fail(vigie(tok_p1, "graph", "-o", path, "vm-c", "cpu.util", NULL), 1,
 		    "no resource 'vm-c' (HTTP 404)");
 	snprintf(path, sizeof(path), "%s/no/such/dir/out.png", srv.dir);
@@ -362,7 +364,8 @@ static void test_sparkline_cmd(void **state)
 	assert_non_null(strstr(r.out, "min 1  mean 10.5  max 20  last 20  (20 points)\n"));
 	fx_run_free(&r);
 	expect_fail(vigie(tok_admin, "measures", "vm-a", "cpu.util", "--sparkline", "--json",
-			  NULL), 2, "exclude");
+			  NULL),
+		    2, "exclude");
 }
 
 static void test_resources_metadata(void **state)

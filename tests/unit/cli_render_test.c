@@ -51,7 +51,9 @@ static const struct {
 	{"r-1", "two\nlines", "h1", "p1", "{\"az\":\"zone\\na\"}"},
 	{"r-2", "tab\there", "h\t1", "p1", "{\"k\\u001b[2J\":\"v\"}"},
 	{"r-3", "\x1b]0;x\x07\x1b[31mred", "h1", "p\x1b[0m", "{\"az\":\"z\\u0007\"}"},
-	{"r-4", "c1 \xc2\x9b" "31m and del \x7f", "h1", "p1", "{}"},
+	{"r-4", "c1 \xc2\x9b"
+		"31m and del \x7f",
+	 "h1", "p1", "{}"},
 	{"r-5", "bad utf8 \xff\xfe end", "h1", "p1", "{}"},
 	{"r-6", "\xe6\x97\xa5\xe6\x9c\xac caf\xc3\xa9", "h1", "p1", "{}"},
 };

@@ -243,9 +243,7 @@ static char api_url[64];
 
 static int setup(void **state)
 {
-	struct vg_http_options o = {.listen = "127.0.0.1:0", .threads = 1,
-				    .routes = routes,
-				    .nroutes = sizeof(routes) / sizeof(routes[0])};
+	struct vg_http_options o = {.listen = "127.0.0.1:0", .threads = 1, .routes = routes, .nroutes = sizeof(routes) / sizeof(routes[0])};
 	char err[256];
 
 	(void)state;

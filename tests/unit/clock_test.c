@@ -82,11 +82,14 @@ static void test_civil(void **state)
 	assert_int_equal(vg_time_days_from_civil(2024, 2, 29), 19782);
 	assert_int_equal(vg_time_days_from_civil(1969, 12, 31), -1);
 	assert_int_equal(vg_time_days_from_civil(2000, 3, 1) -
-			 vg_time_days_from_civil(2000, 2, 28), 2);
+				 vg_time_days_from_civil(2000, 2, 28),
+			 2);
 	assert_int_equal(vg_time_days_from_civil(2100, 3, 1) -
-			 vg_time_days_from_civil(2100, 2, 28), 1);
+				 vg_time_days_from_civil(2100, 2, 28),
+			 1);
 	assert_int_equal(vg_time_days_from_civil(1900, 3, 1) -
-			 vg_time_days_from_civil(1900, 2, 28), 1);
+				 vg_time_days_from_civil(1900, 2, 28),
+			 1);
 	vg_time_civil_from_days(19782, &y, &m, &d);
 	assert_true(y == 2024 && m == 2 && d == 29);
 	vg_time_civil_from_days(-1, &y, &m, &d);

@@ -49,9 +49,10 @@ static void test_fs_keys(void **state)
 	(void)state;
 	vg_config_defaults(&c);
 	assert_int_equal(vg_config_load_string(&c,
-		"[agent]\nhost_fs = false\nhost_fs_include = /,/var/lib/nova/*\n"
-		"host_fs_exclude = vfat\nguest_fs_polls = 0\nguest_agent_retry_polls = 600\n",
-		"t.conf", err, sizeof(err)), 0);
+					       "[agent]\nhost_fs = false\nhost_fs_include = /,/var/lib/nova/*\n"
+					       "host_fs_exclude = vfat\nguest_fs_polls = 0\nguest_agent_retry_polls = 600\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
 	assert_int_equal(c.agent_host_fs, 0);
 	assert_string_equal(c.agent_host_fs_include, "/,/var/lib/nova/*");
 	assert_string_equal(c.agent_host_fs_exclude, "vfat");
@@ -60,7 +61,8 @@ static void test_fs_keys(void **state)
 	/* a retry schedule of 0 polls would ask a guest without an agent on
 	 * every poll: refused, naming the key */
 	assert_int_equal(vg_config_load_string(&c, "[agent]\nguest_agent_retry_polls = 0\n",
-					       "t.conf", err, sizeof(err)), -EINVAL);
+					       "t.conf", err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "guest_agent_retry_polls"));
 }
 
@@ -75,18 +77,22 @@ static void test_state(void **state)
 	assert_string_equal(c.state_url, "");
 	assert_string_equal(c.state_token_key, "");
 	assert_int_equal(vg_config_load_string(&c,
-		"[state]\n"
-		"url = host=db1,db2 port=5432 dbname=vigie target_session_attrs=read-write\n"
-		"token_key = /etc/vigie/tokens.key\n", "s.conf", err, sizeof(err)), 0);
+					       "[state]\n"
+					       "url = host=db1,db2 port=5432 dbname=vigie target_session_attrs=read-write\n"
+					       "token_key = /etc/vigie/tokens.key\n",
+					       "s.conf", err, sizeof(err)),
+			 0);
 	assert_string_equal(c.state_url,
 			    "host=db1,db2 port=5432 dbname=vigie target_session_attrs=read-write");
 	assert_string_equal(c.state_token_key, "/etc/vigie/tokens.key");
 	assert_int_equal(vg_config_load_string(&c,
-		"[state]\nurl = postgresql://vigie@db:5432/vigie?sslmode=require\n",
-		"s.conf", err, sizeof(err)), 0);
+					       "[state]\nurl = postgresql://vigie@db:5432/vigie?sslmode=require\n",
+					       "s.conf", err, sizeof(err)),
+			 0);
 	assert_string_equal(c.state_url, "postgresql://vigie@db:5432/vigie?sslmode=require");
 	assert_int_equal(vg_config_load_string(&c, "[state]\nuri = x\n", "s.conf", err,
-					       sizeof(err)), -EINVAL);
+					       sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "uri"));
 }
 
@@ -161,8 +167,10 @@ static void test_collectors(void **state)
 	assert_string_equal(c.agent_collectors[0], "tcp://127.0.0.1:7470");
 	assert_int_equal(c.agent_probe_interval_ms, 10000);
 	assert_int_equal(vg_config_load_string(&c,
-		"[agent]\ncollectors = tcp://c1:7470,tcp://c2:7470 ,\ttcp://c3:7470\n"
-		"probe_interval_ms = 2500\n", "t.conf", err, sizeof(err)), 0);
+					       "[agent]\ncollectors = tcp://c1:7470,tcp://c2:7470 ,\ttcp://c3:7470\n"
+					       "probe_interval_ms = 2500\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
 	assert_int_equal(c.agent_ncollectors, 3);
 	assert_string_equal(c.agent_collectors[0], "tcp://c1:7470");
 	assert_string_equal(c.agent_collectors[1], "tcp://c2:7470");
@@ -171,12 +179,14 @@ static void test_collectors(void **state)
 	assert_int_equal(c.agent_probe_interval_ms, 2500);
 	/* the single key (and so --collector) replaces the list */
 	assert_int_equal(vg_config_set(&c, "agent", "collector", "tcp://c9:7470",
-				       err, sizeof(err)), 0);
+				       err, sizeof(err)),
+			 0);
 	assert_int_equal(c.agent_ncollectors, 1);
 	assert_string_equal(c.agent_collectors[0], "tcp://c9:7470");
 	/* a bad list leaves the configuration as it was */
 	assert_int_equal(vg_config_set(&c, "agent", "collectors", "tcp://a:1,,tcp://b:1",
-				       err, sizeof(err)), -EINVAL);
+				       err, sizeof(err)),
+			 -EINVAL);
 	assert_int_equal(c.agent_ncollectors, 1);
 	assert_string_equal(c.agent_collectors[0], "tcp://c9:7470");
 	expect_error("[agent]\ncollectors = tcp://a:1, tcp://a:1\n", "x.conf:2: [agent] collectors");

@@ -160,7 +160,9 @@ static void test_vigie_and_none(void **state)
 	vg_domxml_clear(&d);
 
 	assert_int_equal(vg_domxml_parse("<?xml version='1.0'?>\n<!-- c -->"
-					 "<domain type='test'><name>x</name></domain>\n", &d), 0);
+					 "<domain type='test'><name>x</name></domain>\n",
+					 &d),
+			 0);
 	assert_int_equal(d.ident, VG_IDENT_NONE);
 	assert_null(d.project);
 	assert_null(d.user);
@@ -174,7 +176,9 @@ static void test_entities(void **state)
 	struct vg_domxml d;
 
 	assert_int_equal(vg_domxml_parse("<domain><name>a&lt;b&gt;&quot;&apos;&#65;&#x42;&#233;</name>"
-					 "</domain>", &d), 0);
+					 "</domain>",
+					 &d),
+			 0);
 	assert_string_equal(d.name, "a<b>\"'AB\xc3\xa9");
 	vg_domxml_clear(&d);
 	assert_int_equal(vg_domxml_parse("<domain><name><![CDATA[x]]></name></domain>", &d), 0);

@@ -60,7 +60,8 @@ static void test_parse(void **state)
 	(void)state;
 	assert_int_equal(vg_expr_parse("sum(cpu.util{project=\"p1\", "
 				       "metadata.az!=\"x\"}, by=host) / 2 + -1",
-				       &e, err, sizeof(err), &pos), 0);
+				       &e, err, sizeof(err), &pos),
+			 0);
 	assert_int_equal(e->root->kind, VG_EXPR_BIN);
 	assert_int_equal(e->root->op, '+');
 	assert_int_equal(e->root->a[0]->a[0]->fn, VG_FN_SUM);
@@ -68,7 +69,9 @@ static void test_parse(void **state)
 	assert_int_equal(e->root->a[0]->a[0]->a[0]->nm, 2);
 	vg_expr_free(e);
 	assert_int_equal(vg_expr_parse("p99.9(rolling(resample(x, 300, max), 3, "
-				       "min))", &e, err, sizeof(err), &pos), 0);
+				       "min))",
+				       &e, err, sizeof(err), &pos),
+			 0);
 	assert_true(fabs(e->root->pct - 99.9) < 1e-9);
 	assert_int_equal(e->root->a[0]->agg, VG_AGG_MIN);
 	assert_int_equal(e->root->a[0]->a[0]->iarg, 300);
@@ -200,7 +203,8 @@ static long query(const char *token, const char *expr, struct fx_answer *a)
 	long st;
 
 	snprintf(path, sizeof(path), "/v1/query?expr=%s&start=%lld&end=%lld"
-		 "&granularity=60", esc, T0, T0 + 29 * 60);
+				     "&granularity=60",
+		 esc, T0, T0 + 29 * 60);
 	curl_free(esc);
 	curl_easy_cleanup(h);
 	snprintf(auth, sizeof(auth), "Bearer %s", token);
@@ -251,7 +255,8 @@ static void test_select_arith(void **state)
 	s = by_key(&a, "vm-a");
 	assert_non_null(s);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_object_get(s, "labels"), "project")), "p1");
+				    json_object_get(s, "labels"), "project")),
+			    "p1");
 	assert_true(at(s, T0 + 600) == 10);
 	assert_true(json_array_size(json_object_get(s, "points")) >= 25);
 	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")),
@@ -267,12 +272,16 @@ static void test_select_arith(void **state)
 
 	/* series with series: paired by key; one-series side broadcast */
 	assert_int_equal(query(tok_admin, "cpu.util{host=\"h1\"} - "
-			       "cpu.util{id=\"vm-a\"}", &a), 200);
+					  "cpu.util{id=\"vm-a\"}",
+			       &a),
+			 200);
 	assert_int_equal(json_array_size(series(&a)), 3);
 	assert_true(at(by_key(&a, "vm-c"), T0 + 600) == 40);
 	fx_answer_free(&a);
 	assert_int_equal(query(tok_admin, "cpu.util{project=\"p1\"} / "
-			       "cpu.util{flavor=\"small\"}", &a), 200);
+					  "cpu.util{flavor=\"small\"}",
+			       &a),
+			 200);
 	assert_int_equal(json_array_size(series(&a)), 2); /* vm-a, vm-d */
 	assert_true(at(by_key(&a, "vm-a"), T0 + 600) == 1);
 	assert_null(by_key(&a, "vm-b"));
@@ -283,7 +292,8 @@ static void test_select_arith(void **state)
 	assert_true(json_number_value(json_object_get(a.json, "scalar")) == -9);
 	fx_answer_free(&a);
 	assert_int_equal(query(tok_admin, "disk.read.bytes{parent=\"vm-a\"} * 60",
-			       &a), 200);
+			       &a),
+			 200);
 	assert_true(fabs(at(by_key(&a, "vm-a-vda"), T0 + 600) - 600) < 1e-6);
 	fx_answer_free(&a);
 	/* an unknown metric is an empty list, not an error */
@@ -299,7 +309,9 @@ static void test_functions(void **state)
 
 	(void)state;
 	assert_int_equal(query(tok_admin, "resample(cpu.util{id=\"vm-d\"}, 300, "
-			       "max)", &a), 200);
+					  "max)",
+			       &a),
+			 200);
 	assert_int_equal(json_integer_value(json_object_get(a.json, "granularity")),
 			 300);
 	s = by_key(&a, "vm-d");
@@ -307,7 +319,8 @@ static void test_functions(void **state)
 	assert_true(at(s, T0 + 300) == 10); /* 6..10 */
 	fx_answer_free(&a);
 	assert_int_equal(query(tok_admin, "resample(cpu.util{id=\"vm-d\"}, 300)",
-			       &a), 200);
+			       &a),
+			 200);
 	assert_true(at(by_key(&a, "vm-d"), T0 + 300) == 8);
 	fx_answer_free(&a);
 
@@ -318,7 +331,8 @@ static void test_functions(void **state)
 	assert_true(at(s, T0) == 1);        /* only one point known yet */
 	fx_answer_free(&a);
 	assert_int_equal(query(tok_admin, "rolling(cpu.util{id=\"vm-d\"}, 4, min)"
-			       " + rolling(cpu.util{id=\"vm-d\"}, 4, max)", &a),
+					  " + rolling(cpu.util{id=\"vm-d\"}, 4, max)",
+			       &a),
 			 200);
 	assert_true(at(by_key(&a, "vm-d"), T0 + 600) == 8 + 11);
 	fx_answer_free(&a);
@@ -326,15 +340,18 @@ static void test_functions(void **state)
 	/* x / 0 is missing; fill gives it a value */
 	assert_int_equal(query(tok_admin, "cpu.util{id=\"vm-a\"} / 0", &a), 200);
 	assert_int_equal(json_array_size(json_object_get(by_key(&a, "vm-a"),
-							 "points")), 0);
+							 "points")),
+			 0);
 	fx_answer_free(&a);
 	assert_int_equal(query(tok_admin, "fill(cpu.util{id=\"vm-a\"} / 0, -7)",
-			       &a), 200);
+			       &a),
+			 200);
 	assert_true(at(by_key(&a, "vm-a"), T0 + 600) == -7);
 	fx_answer_free(&a);
 	/* previous: the last row (T0+29 min) is missing beyond the data end */
 	assert_int_equal(query(tok_admin, "fill(cpu.util{id=\"vm-d\"}, previous)",
-			       &a), 200);
+			       &a),
+			 200);
 	assert_true(at(by_key(&a, "vm-d"), T0 + 600) == 11);
 	fx_answer_free(&a);
 }
@@ -346,7 +363,9 @@ static void test_across(void **state)
 
 	(void)state;
 	assert_int_equal(query(tok_admin, "sum(cpu.util{type=\"instance\"}, "
-			       "by=project)", &a), 200);
+					  "by=project)",
+			       &a),
+			 200);
 	assert_int_equal(json_array_size(series(&a)), 2);
 	s = by_key(&a, "p1");
 	assert_true(at(s, T0 + 600) == 10 + 30 + 11);
@@ -367,15 +386,18 @@ static void test_across(void **state)
 	assert_int_equal(query(tok_admin, "memory.used{type=\"host\"}", &a), 200);
 	assert_int_equal(json_array_size(series(&a)), 20);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(series(&a), 7), "key")), "node-07");
+				    json_array_get(series(&a), 7), "key")),
+			    "node-07");
 	assert_true(at(by_key(&a, "node-13"), T0 + 600) == 13000);
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(a.json, "read"), "series")), 20);
+				 json_object_get(a.json, "read"), "series")),
+			 20);
 	fx_answer_free(&a);
 	assert_int_equal(query(tok_admin, "sum(memory.used{type=\"host\"})", &a), 200);
 	assert_true(at(by_key(&a, ""), T0 + 600) == 190000);
 	assert_int_equal(json_integer_value(json_object_get(by_key(&a, ""),
-							   "members")), 20);
+							    "members")),
+			 20);
 	fx_answer_free(&a);
 
 	assert_int_equal(query(tok_admin, "count(cpu.util)", &a), 200);
@@ -391,17 +413,21 @@ static void test_across(void **state)
 	assert_int_equal(query(tok_admin, "top(cpu.util, 2)", &a), 200);
 	assert_int_equal(json_array_size(series(&a)), 2);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(series(&a), 0), "key")), "vm-c");
+				    json_array_get(series(&a), 0), "key")),
+			    "vm-c");
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(series(&a), 1), "key")), "vm-b");
+				    json_array_get(series(&a), 1), "key")),
+			    "vm-b");
 	fx_answer_free(&a);
 	assert_int_equal(query(tok_admin, "bottom(cpu.util, 1, max)", &a), 200);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(series(&a), 0), "key")), "vm-a");
+				    json_array_get(series(&a), 0), "key")),
+			    "vm-a");
 	fx_answer_free(&a);
 	assert_int_equal(query(tok_admin, "top(cpu.util, 1, max)", &a), 200);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_array_get(series(&a), 0), "key")), "vm-c");
+				    json_array_get(series(&a), 0), "key")),
+			    "vm-c");
 	fx_answer_free(&a);
 }
 
@@ -441,22 +467,29 @@ static void test_errors_post(void **state)
 	snprintf(auth, sizeof(auth), "Bearer %s", tok_admin);
 	assert_int_equal(query(tok_admin, "sum(cpu.util", &a), 400);
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(a.json, "error"), "position")), 12);
+				 json_object_get(a.json, "error"), "position")),
+			 12);
 	assert_non_null(strstr(fx_errmsg(&a), "at 12:"));
 	fx_answer_free(&a);
 	assert_int_equal(query(tok_admin, "resample(cpu.util{id=\"vm-a\"}, 300) + "
-			       "cpu.util{id=\"vm-a\"}", &a), 400);
+					  "cpu.util{id=\"vm-a\"}",
+			       &a),
+			 400);
 	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(a.json, "error"), "position")), 35);
+				 json_object_get(a.json, "error"), "position")),
+			 35);
 	assert_non_null(strstr(fx_errmsg(&a), "resample() one side"));
 	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "GET", "/v1/query", auth, NULL, &a), 400);
 	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "GET", "/v1/query?expr=1&granularity=7",
-				 auth, NULL, &a), 400);
+				 auth, NULL, &a),
+			 400);
 	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "GET", "/v1/query?expr=1&start=-30d&"
-				 "granularity=60", auth, NULL, &a), 400);
+						 "granularity=60",
+				 auth, NULL, &a),
+			 400);
 	assert_non_null(strstr(fx_errmsg(&a), "too many points"));
 	fx_answer_free(&a);
 
@@ -464,17 +497,21 @@ static void test_errors_post(void **state)
 	assert_int_equal(fx_http(srv.url, "POST", "/v1/query", auth,
 				 "{\"expr\":\"sum(cpu.util{project=\\\"p1\\\"})\","
 				 "\"start\":\"1794999600\",\"end\":\"1795001340\","
-				 "\"granularity\":60}", &a), 200);
+				 "\"granularity\":60}",
+				 &a),
+			 200);
 	assert_true(at(by_key(&a, ""), T0 + 600) == 51);
 	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "POST", "/v1/query", auth,
-				 "{\"expr\":\"1\",\"step\":60}", &a), 400);
+				 "{\"expr\":\"1\",\"step\":60}", &a),
+			 400);
 	assert_non_null(strstr(fx_errmsg(&a), "unknown field 'step'"));
 	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "POST", "/v1/query", auth, "[1]", &a), 400);
 	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "POST", "/v1/query", auth,
-				 "{\"expr\":1}", &a), 400);
+				 "{\"expr\":1}", &a),
+			 400);
 	fx_answer_free(&a);
 	{
 		size_t n = 70 * 1024;
@@ -483,7 +520,8 @@ static void test_errors_post(void **state)
 		memset(big + 9, '1', n);
 		strcpy(big + 9 + n, "\"}");
 		assert_int_equal(fx_http(srv.url, "POST", "/v1/query", auth, big,
-					 &a), 413);
+					 &a),
+				 413);
 		fx_answer_free(&a);
 		free(big);
 	}

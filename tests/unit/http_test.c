@@ -65,10 +65,21 @@ static void test_listen_parse_ok(void **state)
 static void test_listen_parse_bad(void **state)
 {
 	static const char *bad[] = {
-		"",		  "7480",	   "127.0.0.1", "127.0.0.1:",
-		"1.2.3.4:70000", "::1:80",	   "[::1]80",	"[zz]:80",
-		"[]:80",	  "example.com:80", "1.2.3.4:-1", "1.2.3.4:12a",
-		"1.2.3:80",	  "[::1]:",	   "1.2.3.4: 80",
+		"",
+		"7480",
+		"127.0.0.1",
+		"127.0.0.1:",
+		"1.2.3.4:70000",
+		"::1:80",
+		"[::1]80",
+		"[zz]:80",
+		"[]:80",
+		"example.com:80",
+		"1.2.3.4:-1",
+		"1.2.3.4:12a",
+		"1.2.3:80",
+		"[::1]:",
+		"1.2.3.4: 80",
 	};
 	struct vg_listen_addr a;
 	char err[256];
@@ -217,13 +228,9 @@ static int h_echo(struct vg_http_req *req, struct vg_http_resp *resp)
 				    json_string(req->params[i].value));
 	json_object_set_new(j, "method", json_string(req->method_name));
 	json_object_set_new(j, "params", params);
-	json_object_set_new(j, "var", req->vars[0] ? json_string(req->vars[0])
-						   : json_null());
-	json_object_set_new(j, "rest", req->rest ? json_string(req->rest)
-						 : json_null());
-	json_object_set_new(j, "body", req->body ? json_stringn(req->body,
-								 req->body_len)
-						 : json_null());
+	json_object_set_new(j, "var", req->vars[0] ? json_string(req->vars[0]) : json_null());
+	json_object_set_new(j, "rest", req->rest ? json_string(req->rest) : json_null());
+	json_object_set_new(j, "body", req->body ? json_stringn(req->body, req->body_len) : json_null());
 	return vg_http_reply_json(resp, 200, j);
 }
 
@@ -299,7 +306,8 @@ static void test_dispatch(void **state)
 	(void)state;
 	assert_int_equal(dispatch("GET", "/v1/echo?a=1&b=x+y", NULL, &j, NULL), 200);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_object_get(j, "params"), "b")), "x y");
+				    json_object_get(j, "params"), "b")),
+			    "x y");
 	json_decref(j);
 
 	/* HEAD is served by GET routes */
@@ -473,10 +481,16 @@ static void test_buf_reals_as_jansson(void **state)
 		double v;
 		const char *text;
 	} fixed[] = {
-		{2, "2.0"}, {-0.0, "-0.0"}, {0, "0.0"}, {1.5, "1.5"},
-		{0.1, "0.10000000000000001"}, {1e20, "1e20"},
-		{1e-5, "1.0000000000000001e-5"}, {123456789.125, "123456789.125"},
-		{1e16, "10000000000000000.0"}, {0.0001, "0.0001"},
+		{2, "2.0"},
+		{-0.0, "-0.0"},
+		{0, "0.0"},
+		{1.5, "1.5"},
+		{0.1, "0.10000000000000001"},
+		{1e20, "1e20"},
+		{1e-5, "1.0000000000000001e-5"},
+		{123456789.125, "123456789.125"},
+		{1e16, "10000000000000000.0"},
+		{0.0001, "0.0001"},
 		{-3.25e-7, "-3.2500000000000001e-7"},
 	};
 	struct vg_buf b = {0};
@@ -500,10 +514,10 @@ static void test_buf_reals_as_jansson(void **state)
 
 		memcpy(&v, &bits, sizeof(v));
 		if (isfinite(v))
-			expect_real(v);                  /* any double */
+			expect_real(v);                                /* any double */
 		expect_real((double)(int64_t)(rnd() >> (rnd() % 64))); /* counters */
-		expect_real((double)(rnd() % 1000000) / 100);  /* cents */
-		expect_real((double)(rnd() % 100000) / 1000);  /* utilisations */
+		expect_real((double)(rnd() % 1000000) / 100);          /* cents */
+		expect_real((double)(rnd() % 100000) / 1000);          /* utilisations */
 		/* the fast path's range, evenly in the exponent */
 		expect_real((rnd() % 2 ? -1 : 1) *
 			    pow(10, -4.5 + 21.0 * (double)(rnd() >> 11) * 0x1p-53));
@@ -555,8 +569,13 @@ static void test_buf_strings_as_jansson(void **state)
 		{"", "\"\""},
 	};
 	static const char *const bad[] = {
-		"\xc3", "\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80",
-		"a\xff", "\xe0\x80\xaf", "\xf8\x88\x80\x80\x80",
+		"\xc3",
+		"\xc0\x80",
+		"\xed\xa0\x80",
+		"\xf4\x90\x80\x80",
+		"a\xff",
+		"\xe0\x80\xaf",
+		"\xf8\x88\x80\x80\x80",
 	};
 	/* bytes that matter to an escaper and a UTF-8 check */
 	static const unsigned char alphabet[] = {
@@ -568,7 +587,8 @@ static void test_buf_strings_as_jansson(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
 		assert_int_equal(vg_buf_json_str(&b, fixed[i].s,
-						 strlen(fixed[i].s)), 0);
+						 strlen(fixed[i].s)),
+				 0);
 		s = vg_buf_take(&b, NULL);
 		assert_string_equal(s, fixed[i].text);
 		free(s);
@@ -592,13 +612,25 @@ static void test_buf_strings_as_jansson(void **state)
 static void test_buf_object_text_as_jansson(void **state)
 {
 	static const char *const texts[] = {
-		"{}", "{\"a\":\"1\"}", "{\"a\":\"1\",\"b\":\"x\\\"y\\\\z\"}",
+		"{}",
+		"{\"a\":\"1\"}",
+		"{\"a\":\"1\",\"b\":\"x\\\"y\\\\z\"}",
 		"{\"k\":\"\\u001F\\n\",\"\\t\":\"caf\xc3\xa9\"}",
-		"{\"b\":\"1\",\"a\":\"2\"}", "{\"a\":\"1\",\"a\":\"2\"}",
-		"{ \"a\" : \"1\" }", "{\"a\":\"\\u00e9\"}", "{\"a\":\"\\/\"}",
-		"{\"a\":\"\\u001f\"}", "{\"a\":\"\\u0000\"}", "{\"a\":1}",
-		"{\"a\":\"\\u0041\"}", "[]", "not json", "", "{\"a\":\"\xc3\"}",
-		"{\"a\":\"1\"", "{\"ab\":\"1\",\"a\":\"2\"}",
+		"{\"b\":\"1\",\"a\":\"2\"}",
+		"{\"a\":\"1\",\"a\":\"2\"}",
+		"{ \"a\" : \"1\" }",
+		"{\"a\":\"\\u00e9\"}",
+		"{\"a\":\"\\/\"}",
+		"{\"a\":\"\\u001f\"}",
+		"{\"a\":\"\\u0000\"}",
+		"{\"a\":1}",
+		"{\"a\":\"\\u0041\"}",
+		"[]",
+		"not json",
+		"",
+		"{\"a\":\"\xc3\"}",
+		"{\"a\":\"1\"",
+		"{\"ab\":\"1\",\"a\":\"2\"}",
 		"{\"a\":\"1\",\"ab\":\"2\"}",
 	};
 	struct vg_buf b = {0};
@@ -747,7 +779,8 @@ static void test_server_limits(void **state)
 	assert_string_equal(f.ctype, "application/json");
 	j = json_loads(f.body, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(
-				    json_object_get(j, "params"), "a")), "1");
+				    json_object_get(j, "params"), "a")),
+			    "1");
 	json_decref(j);
 	fetched_free(&f);
 

@@ -46,8 +46,8 @@
 #include "vigie/store.h"
 
 #define T0 1699999980LL /* a multiple of the 60 s step */
-#define MS(s) ((int64_t)(s) * 1000)
-#define NVAL 10         /* fewer than the flush depth: stays cached */
+#define MS(s) ((int64_t)(s)*1000)
+#define NVAL 10 /* fewer than the flush depth: stays cached */
 
 struct fixture {
 	char dir[64];
@@ -165,7 +165,8 @@ static void check_gauge(struct vg_store *s, int upto)
 
 	/* point T0+60k covers (T0+60k, T0+60(k+1)]: the value of poll k+1 */
 	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "inst-1", "memory.used",
-					VG_CF_AVERAGE, MS(T0), MS(T0 + 60 * upto), 60, 0, &g), 0);
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 60 * upto), 60, 0, &g),
+			 0);
 	assert_int_equal(g.n, (size_t)(upto - 1));
 	for (size_t k = 0; k < g.n; k++) {
 		assert_int_equal(g.points[k].time_ms, MS(T0 + 60 * (int64_t)k));
@@ -199,7 +200,8 @@ static void test_replay_after_crash(void **state)
 	check_gauge(s, NVAL);
 	/* counter: 60*i^2 per poll i, so the rate in minute k is 60(2k+1)/60 */
 	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "inst-1", "cpu.time",
-					VG_CF_AVERAGE, MS(T0), MS(T0 + 60 * NVAL), 60, 0, &c), 0);
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 60 * NVAL), 60, 0, &c),
+			 0);
 	assert_int_equal(c.n, NVAL - 1);
 	for (size_t k = 0; k < c.n; k++)
 		assert_true(fabs(c.points[k].value - (2.0 * (double)k + 1)) < 1e-9);
@@ -280,7 +282,8 @@ static void test_idle_store_leaves_no_journal(void **state)
 	check_gauge(s, 3);
 	struct vg_series c;
 	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "inst-1", "cpu.time",
-					VG_CF_AVERAGE, MS(T0), MS(T0 + 180), 60, 0, &c), 0);
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 180), 60, 0, &c),
+			 0);
 	vg_series_free(&c);
 	assert_int_equal(count_segments(f), 0);
 	vg_store_close(s);
@@ -288,8 +291,8 @@ static void test_idle_store_leaves_no_journal(void **state)
 
 /* ---- kill -9 between librrd's rows and last_up ---- */
 
-static int tear_armed;        /* in the child only */
-static time_t tear_last_up;   /* what last_up was before the update */
+static int tear_armed;      /* in the child only */
+static time_t tear_last_up; /* what last_up was before the update */
 
 /* The hook: the memory.used file's update is done; make it look like a
  * kill came before librrd wrote last_up, and die there. */
@@ -331,7 +334,8 @@ static int gauge_right(struct vg_store *s, int upto)
 	int ok;
 
 	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "inst-1", "memory.used",
-					VG_CF_AVERAGE, MS(T0), MS(T0 + 60 * upto), 60, 0, &g), 0);
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 60 * upto), 60, 0, &g),
+			 0);
 	ok = g.n == (size_t)(upto - 1);
 	for (size_t k = 0; ok && k < g.n; k++)
 		ok = g.points[k].time_ms == MS(T0 + 60 * (int64_t)k) &&
@@ -413,8 +417,10 @@ static void test_kill_inside_librrd_big_header(void **state)
 	struct fixture *f = *state;
 
 	assert_int_equal(vg_config_parse_archives("1m:1d,2m:2d,3m:3d,4m:4d,5m:5d,"
-						  "6m:6d,10m:10d,1h:30d", f->cfg.archives,
-						  VG_MAX_ARCHIVES, &f->cfg.narchives), 0);
+						  "6m:6d,10m:10d,1h:30d",
+						  f->cfg.archives,
+						  VG_MAX_ARCHIVES, &f->cfg.narchives),
+			 0);
 	kill_inside_librrd(f);
 }
 
@@ -432,7 +438,7 @@ static void test_kill_inside_librrd_big_header(void **state)
  * time-weighted mean of the five values of its second, read back with
  * rrd_fetch_r) and no value may count as a write error. */
 
-#define SUB_N2 600      /* polls: two minutes at 200 ms */
+#define SUB_N2 600 /* polls: two minutes at 200 ms */
 #define SUB_STEP_MS 200
 #define SUB_OFF_MS 229
 
@@ -469,9 +475,11 @@ static void write_sub_polls(struct vg_store *s, int from, int to)
 		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "inst-1", "vm",
 						  NULL, sub_time(i)));
 		assert_int_equal(vg_batch_sample(b, "memory.used", VG_KIND_GAUGE,
-						 sub_value("memory.used", i)), 0);
+						 sub_value("memory.used", i)),
+				 0);
 		assert_int_equal(vg_batch_sample(b, "disk.used", VG_KIND_GAUGE,
-						 sub_value("disk.used", i)), 0);
+						 sub_value("disk.used", i)),
+				 0);
 		assert_int_equal(vg_store_write_batch(s, b), 0);
 		vg_batch_free(b);
 	}
@@ -491,7 +499,8 @@ static void check_sub_file(struct fixture *f, const char *metric, int npolls)
 	snprintf(path, sizeof(path), "%s/rrd/instance/inst-1/%s.rrd", f->dir, metric);
 	rrd_clear_error();
 	assert_int_equal(rrd_fetch_r(path, "AVERAGE", &start, &end, &step, &ds_cnt,
-				     &ds_namv, &data), 0);
+				     &ds_namv, &data),
+			 0);
 	assert_int_equal(step, 1);
 	assert_int_equal(ds_cnt, 1);
 	rows = (size_t)(end - start);
@@ -547,7 +556,8 @@ static void test_busy_kill_subsecond(void **state)
 	pid_t pid;
 
 	assert_int_equal(vg_config_parse_archives("1s:1h", f->cfg.archives,
-						  VG_MAX_ARCHIVES, &f->cfg.narchives), 0);
+						  VG_MAX_ARCHIVES, &f->cfg.narchives),
+			 0);
 	f->cfg.storage_step_s = 1;
 	f->cfg.storage_flush_depth = 256; /* no automatic flush of inst-1 after n1 */
 	/* The flush point: a poll librrd keeps a microsecond early. */

@@ -134,7 +134,8 @@ static void test_many(void **state)
 		snprintf(m, sizeof(m), "m%d", i % 10);
 		assert_non_null(r = vg_lastval_res(t, id, 1));
 		assert_int_equal(vg_lastval_value(t, vg_lastval_metric(t, r, m, i % 10, 1),
-						  i, i), 0);
+						  i, i),
+				 0);
 	}
 	assert_int_equal(vg_lastval_count(t), 50000);
 	for (int i = 0; i < 50000; i += 997) {

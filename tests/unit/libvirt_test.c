@@ -190,8 +190,7 @@ static void test_default_fallback(void **state)
 
 static void test_default_batch(void **state)
 {
-	struct vg_poller_opts o = {.host = "h1", .libvirt_uri = "test:///default",
-				   .proc_root = proc_link};
+	struct vg_poller_opts o = {.host = "h1", .libvirt_uri = "test:///default", .proc_root = proc_link};
 	struct vg_poller *p;
 	struct vg_poll_status st;
 	struct vg_batch *b = vg_batch_new("h1", 1, 1, T0_MS);
@@ -238,7 +237,7 @@ static void test_default_batch(void **state)
 	assert_int_equal(r->type, VG_RT_NIC);
 	assert_string_equal(r->parent, TEST_UUID);
 	static const char *const net[] = {"net.rx.bytes", "net.rx.packets", "net.tx.bytes",
-		"net.tx.packets", "net.rx.errors", "net.rx.drops", "net.tx.errors", "net.tx.drops"};
+					  "net.tx.packets", "net.rx.errors", "net.rx.drops", "net.tx.errors", "net.tx.drops"};
 	for (size_t i = 0; i < 8; i++)
 		assert_true(sample_of(b, r, net[i], NULL));
 
@@ -292,8 +291,7 @@ static void test_nova_node(void **state)
 
 	snprintf(uri, sizeof(uri), "test://%s/node-nova.xml", fixtures);
 	snprintf(run, sizeof(run), "%s/proc/run", fixtures);
-	struct vg_poller_opts o = {.host = "h1", .libvirt_uri = uri, .proc_root = proc_link,
-				   .qemu_run_dir = run};
+	struct vg_poller_opts o = {.host = "h1", .libvirt_uri = uri, .proc_root = proc_link, .qemu_run_dir = run};
 	assert_int_equal(vg_poller_new(&o, &p), 0);
 	struct vg_batch *b = vg_batch_new("h1", 1, 1, T0_MS);
 	assert_int_equal(vg_poller_poll(p, T0_MS, NULL, 0, b, &st), 0);
@@ -420,8 +418,7 @@ static void test_unreachable(void **state)
 
 static void test_hook_dedup(void **state)
 {
-	struct vg_poller_opts o = {.host = "h1", .libvirt_uri = "test:///default",
-				   .proc_root = proc_link};
+	struct vg_poller_opts o = {.host = "h1", .libvirt_uri = "test:///default", .proc_root = proc_link};
 	struct vg_poller *p;
 	struct vg_batch *b = vg_batch_new("h1", 1, 1, T0_MS);
 
@@ -429,7 +426,8 @@ static void test_hook_dedup(void **state)
 	/* the hook reports the start with its own time; the poll, which
 	 * would derive a STARTED too, adds no second one */
 	assert_int_equal(vg_poller_push_event(p, TEST_UUID, VG_EV_STARTED, T0_MS - 500,
-					      "{\"src\":\"event\"}"), 0);
+					      "{\"src\":\"event\"}"),
+			 0);
 	assert_int_equal(vg_poller_poll(p, T0_MS, NULL, 0, b, NULL), 0);
 	assert_int_equal(count_events(b, TEST_UUID, VG_EV_STARTED), 1);
 	assert_true(b->events[0].time_ms == T0_MS - 500);
@@ -473,16 +471,15 @@ static void test_host_backed_disk(void **state)
 		 "<memory unit='KiB'>1048576</memory><vcpu>1</vcpu>"
 		 "<os><type arch='x86_64'>hvm</type></os><devices>"
 		 "<disk type='block' device='disk'><source dev='%s'/><target dev='vda'/></disk>"
-		 "</devices></domain></node>\n", dev);
+		 "</devices></domain></node>\n",
+		 dev);
 	write_file(path, text);
 	snprintf(uri, sizeof(uri), "test://%s", path);
 	for (int k = 0; k < 2; k++) {
 		snprintf(path, sizeof(path), "%s/p%d", tmp, k);
 		assert_int_equal(mkdir(path, 0700), 0);
 		snprintf(path, sizeof(path), "%s/p%d/diskstats", tmp, k);
-		snprintf(text, sizeof(text), k == 0 ?
-			 "%u %u backing 1000 0 8000 2000 500 0 4000 3000 2 4000 6000\n" :
-			 "%u %u backing 1100 0 8800 2300 600 0 4800 3500 3 9000 26000\n", maj, min);
+		snprintf(text, sizeof(text), k == 0 ? "%u %u backing 1000 0 8000 2000 500 0 4000 3000 2 4000 6000\n" : "%u %u backing 1100 0 8800 2300 600 0 4800 3500 3 9000 26000\n", maj, min);
 		write_file(path, text);
 	}
 	snprintf(path, sizeof(path), "%s/p0", tmp);
@@ -678,7 +675,7 @@ static void test_guest_fs_params(void **state)
 	set_ull(&p[n++], "fs.1.total-bytes", 21003583488ULL);
 	set_ull(&p[n++], "fs.1.used-bytes", 1862299648ULL);
 	set_str(&p[n++], "fs.2.mountpoint", nomp); /* no mount point: dropped */
-	set_ull(&p[n++], "fs.9.used-bytes", 1);   /* past fs.count: ignored */
+	set_ull(&p[n++], "fs.9.used-bytes", 1);    /* past fs.count: ignored */
 
 	struct vg_lv_snapshot snap = {0};
 	struct vg_lv_domain d;
@@ -708,8 +705,7 @@ static void test_guest_fs_params(void **state)
  * and that is not a failure: no error, no count, no value. */
 static void test_guest_fs_unsupported_once(void **state)
 {
-	struct vg_lv_opts o = {.uri = "test:///default", .guest_fs_polls = 1,
-			       .guest_agent_retry_polls = 2};
+	struct vg_lv_opts o = {.uri = "test:///default", .guest_fs_polls = 1, .guest_agent_retry_polls = 2};
 	struct vg_lv *lv;
 	struct vg_lv_guest_stats gs;
 

@@ -71,7 +71,8 @@ static void life(struct fx *f, const char *id, int64_t start, int64_t end)
 		if (!ended) {
 			assert_int_equal(vg_batch_sample(b, "power.state", VG_KIND_GAUGE, 1), 0);
 			assert_int_equal(vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER,
-							 (double)(t - start) / 1000), 0);
+							 (double)(t - start) / 1000),
+					 0);
 			assert_int_equal(vg_batch_attr(b, "flavor_vcpus", "1"), 0);
 			assert_int_equal(vg_batch_attr(b, "flavor_memory_mb", "1024"), 0);
 		}
@@ -85,7 +86,8 @@ static int file_exists(struct fx *f, const char *id, const char *metric)
 	struct stat st;
 
 	assert_int_equal(vg_store_path(f->s, VG_RT_INSTANCE, id, metric, path,
-				       sizeof(path)), 0);
+				       sizeof(path)),
+			 0);
 	return stat(path, &st) == 0;
 }
 
@@ -101,7 +103,8 @@ static char *invoice(struct fx *f, struct vg_bill_month m)
 	assert_int_equal(vg_bill_db_open(path, &db, err, sizeof(err)), 0);
 	assert_int_equal(vg_bill_invoice_text(db, rc, m, "p",
 					      vg_bill_invoice_format_parse("json"),
-					      &text, &len), 0);
+					      &text, &len),
+			 0);
 	assert_true(len > 0);
 	vg_db_close(db);
 	vg_bill_ratecard_free(rc);
@@ -126,7 +129,8 @@ static void test_ended_91_and_89_days(void **state)
 	assert_non_null(mkdtemp(f.dir));
 	vg_config_defaults(&f.cfg);
 	assert_int_equal(vg_config_parse_archives("1m:1d,1h:30d", f.cfg.archives,
-						  VG_MAX_ARCHIVES, &f.cfg.narchives), 0);
+						  VG_MAX_ARCHIVES, &f.cfg.narchives),
+			 0);
 	snprintf(path, sizeof(path), "%s/billing.db", f.dir);
 	if (vg_store_open(f.dir, &f.cfg, &f.s, err, sizeof(err)) ||
 	    vg_registry_open(f.dir, &f.reg, err, sizeof(err)) ||
@@ -142,7 +146,8 @@ static void test_ended_91_and_89_days(void **state)
 
 	/* a day before vm-old is due: nothing goes */
 	assert_int_equal(vg_lifecycle_sweep(f.reg, f.s, old_end + 89 * DAY_MS,
-					    90 * DAY_MS, &r, err, sizeof(err)), 0);
+					    90 * DAY_MS, &r, err, sizeof(err)),
+			 0);
 	assert_int_equal(r.resources_removed, 0);
 	assert_int_equal(r.resources_waiting, 2);
 	assert_int_equal(r.series_waiting, 4);
@@ -155,7 +160,8 @@ static void test_ended_91_and_89_days(void **state)
 
 	/* 91 days after vm-old ended, 89 after vm-new */
 	assert_int_equal(vg_lifecycle_sweep(f.reg, f.s, now, 90 * DAY_MS, &r, err,
-					    sizeof(err)), 0);
+					    sizeof(err)),
+			 0);
 	assert_int_equal(r.resources_removed, 1);
 	assert_int_equal(r.series_removed, 2);
 	assert_int_equal(r.errors, 0);
@@ -169,15 +175,18 @@ static void test_ended_91_and_89_days(void **state)
 	assert_int_equal(vg_registry_lookup(f.reg, "vm-old", NULL, NULL, 0), -ENOENT);
 	assert_int_equal(vg_store_fetch(f.s, VG_RT_INSTANCE, "vm-old", "power.state",
 					VG_CF_AVERAGE, old_end - DAY_MS, old_end, 0, 0,
-					&ser), -ENOENT);
+					&ser),
+			 -ENOENT);
 	{ /* and its metrics rows are gone too */
 		sqlite3 *db;
 		sqlite3_stmt *st;
 		snprintf(path, sizeof(path), "%s/registry.db", f.dir);
 		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 		assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM metrics "
-						    "WHERE resource_id = 'vm-old'", -1,
-						    &st, NULL), SQLITE_OK);
+							"WHERE resource_id = 'vm-old'",
+						    -1,
+						    &st, NULL),
+				 SQLITE_OK);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 		assert_int_equal(sqlite3_column_int(st, 0), 0);
 		sqlite3_finalize(st);
@@ -192,7 +201,8 @@ static void test_ended_91_and_89_days(void **state)
 	json_decref(o);
 	assert_int_equal(vg_store_fetch(f.s, VG_RT_INSTANCE, "vm-new", "power.state",
 					VG_CF_AVERAGE, new_end - 3600000, new_end, 60, 0,
-					&ser), 0);
+					&ser),
+			 0);
 	assert_true(ser.n >= 25);
 	vg_series_free(&ser);
 
@@ -205,7 +215,8 @@ static void test_ended_91_and_89_days(void **state)
 
 	/* again: nothing more to do */
 	assert_int_equal(vg_lifecycle_sweep(f.reg, f.s, now, 90 * DAY_MS, &r, err,
-					    sizeof(err)), 0);
+					    sizeof(err)),
+			 0);
 	assert_int_equal(r.resources_removed + r.series_removed, 0);
 
 	vg_bill_meter_close(f.m);
@@ -234,7 +245,8 @@ static void test_remove_cached_then_back(void **state)
 	assert_non_null(mkdtemp(dir));
 	vg_config_defaults(&cfg);
 	assert_int_equal(vg_config_parse_archives("1m:1d", cfg.archives, VG_MAX_ARCHIVES,
-						  &cfg.narchives), 0);
+						  &cfg.narchives),
+			 0);
 	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
 	for (int i = 0; i < 3; i++) {
 		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)i + 1, t0 + 60000 * i);
@@ -258,12 +270,14 @@ static void test_remove_cached_then_back(void **state)
 	assert_int_equal(vg_store_path(s, VG_RT_INSTANCE, "vm-x", "m.0", path, sizeof(path)), 0);
 	assert_int_equal(stat(path, &sb), -1); /* not written back by a flush */
 	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "vm-x", "m.0", VG_CF_AVERAGE,
-					t0, t0 + 600000, 60, 0, &ser), -ENOENT);
+					t0, t0 + 600000, 60, 0, &ser),
+			 -ENOENT);
 	/* the others keep every value */
 	for (int k = 1; k < 200; k += 2) {
 		snprintf(m, sizeof(m), "m.%d", k);
 		assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "vm-x", m, VG_CF_AVERAGE,
-						t0, t0 + 180000, 60, 0, &ser), 0);
+						t0, t0 + 180000, 60, 0, &ser),
+				 0);
 		assert_true(ser.n >= 2);
 		vg_series_free(&ser);
 	}
@@ -277,7 +291,8 @@ static void test_remove_cached_then_back(void **state)
 		vg_batch_free(b);
 	}
 	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "vm-x", "m.0", VG_CF_AVERAGE,
-					t0, t0 + 720000, 60, 0, &ser), 0);
+					t0, t0 + 720000, 60, 0, &ser),
+			 0);
 	assert_int_equal(ser.n, 1); /* only the new values: 11 min (10 min's is its start) */
 	assert_true(ser.points[0].value == 42);
 	vg_series_free(&ser);

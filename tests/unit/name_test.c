@@ -146,7 +146,10 @@ static void test_characters(void **state)
 	}
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		assert_true(vg_name_valid(good[i]));
-	assert_int_equal(vg_text_clean("a\nb\xc2\x85" "c", out, 15), 6);
+	assert_int_equal(vg_text_clean("a\nb\xc2\x85"
+				       "c",
+				       out, 15),
+			 6);
 	assert_string_equal(out, "a?b??c");
 	assert_true(vg_text_valid(out, 0));
 	/* cut at a character boundary */

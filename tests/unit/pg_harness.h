@@ -57,19 +57,19 @@
 
 struct hpg_server {
 	char bindir[256];
-	char dir[128];        /* the private dir; also the unix socket's dir */
+	char dir[128]; /* the private dir; also the unix socket's dir */
 	char data[192];
-	char log[192];        /* the server's log */
-	char cmdlog[192];     /* initdb's and pg_ctl's output */
-	char opts[512];       /* pg_ctl -o */
+	char log[192];    /* the server's log */
+	char cmdlog[192]; /* initdb's and pg_ctl's output */
+	char opts[512];   /* pg_ctl -o */
 	int port;
 	int running;
 	volatile pid_t pm_pid; /* the postmaster, for the signal handler */
-	uid_t uid;            /* who runs initdb/pg_ctl/postgres */
+	uid_t uid;             /* who runs initdb/pg_ctl/postgres */
 	gid_t gid;
 	int switch_user;
-	char conninfo[512];   /* unix socket, user vigie, dbname=postgres */
-	char why[512];        /* why hpg_start failed */
+	char conninfo[512]; /* unix socket, user vigie, dbname=postgres */
+	char why[512];      /* why hpg_start failed */
 };
 
 static struct hpg_server *hpg_all[HPG_MAX];
@@ -219,7 +219,8 @@ static inline int hpg_find_bindir(struct hpg_server *s)
 		if (!s->bindir[0] || access(p, X_OK)) {
 			snprintf(s->why, sizeof(s->why),
 				 "PostgreSQL server binaries not found (%.120s; install the postgresql "
-				 "package or set PG_BINDIR)", s->bindir[0] ? p : "/usr/lib/postgresql/*/bin");
+				 "package or set PG_BINDIR)",
+				 s->bindir[0] ? p : "/usr/lib/postgresql/*/bin");
 			return -ENOENT;
 		}
 	}

@@ -35,16 +35,20 @@ static struct vg_domxml meta_a, meta_a_big, meta_b;
 static int setup(void **state)
 {
 	assert_int_equal(vg_domxml_parse(
-		"<domain><name>a</name><metadata>"
-		"<vg:owner xmlns:vg='http://vigie.dev/xmlns/1' project='p1' user='u1' flavor='m1.small'/>"
-		"</metadata><devices>"
-		"<disk device='disk'><source dev='/dev/vigie-test-no-such-device'/><target dev='vda'/></disk>"
-		"<interface type='ethernet'><target dev='tap1'/></interface>"
-		"</devices></domain>", &meta_a), 0);
+				 "<domain><name>a</name><metadata>"
+				 "<vg:owner xmlns:vg='http://vigie.dev/xmlns/1' project='p1' user='u1' flavor='m1.small'/>"
+				 "</metadata><devices>"
+				 "<disk device='disk'><source dev='/dev/vigie-test-no-such-device'/><target dev='vda'/></disk>"
+				 "<interface type='ethernet'><target dev='tap1'/></interface>"
+				 "</devices></domain>",
+				 &meta_a),
+			 0);
 	assert_int_equal(vg_domxml_parse(
-		"<domain><name>a</name><metadata>"
-		"<vg:owner xmlns:vg='http://vigie.dev/xmlns/1' project='p1' user='u1' flavor='m1.large'/>"
-		"</metadata></domain>", &meta_a_big), 0);
+				 "<domain><name>a</name><metadata>"
+				 "<vg:owner xmlns:vg='http://vigie.dev/xmlns/1' project='p1' user='u1' flavor='m1.large'/>"
+				 "</metadata></domain>",
+				 &meta_a_big),
+			 0);
 	assert_int_equal(vg_domxml_parse("<domain><name>b</name></domain>", &meta_b), 0);
 	return 0;
 }
@@ -327,10 +331,8 @@ static void test_vcpu_contention(void **state)
 
 	/* guest file systems reported in this poll: fs.N on the instance */
 	struct vg_lv_fs fs[2] = {
-		{.mountpoint = "/", .device = "/dev/vda1", .fstype = "ext4",
-		 .total = 1000, .used = 250},
-		{.mountpoint = "/data", .device = "/dev/vdb", .disk = "vdb",
-		 .total = 2000, .used = NAN},
+		{.mountpoint = "/", .device = "/dev/vda1", .fstype = "ext4", .total = 1000, .used = 250},
+		{.mountpoint = "/data", .device = "/dev/vdb", .disk = "vdb", .total = 2000, .used = NAN},
 	};
 	d.fs = fs;
 	d.nfs = 2;
@@ -401,8 +403,7 @@ static void test_host_values(void **state)
 	vg_poller_free(p);
 
 	/* include /run (tmpfs), exclude "/" by type: the list decides */
-	struct vg_poller_opts o = {.host = "h1", .proc_root = "tests/fixtures/proc/t0",
-				   .fs_include = "/run,/", .fs_exclude = "ext4"};
+	struct vg_poller_opts o = {.host = "h1", .proc_root = "tests/fixtures/proc/t0", .fs_include = "/run,/", .fs_exclude = "ext4"};
 	assert_int_equal(vg_poller_new(&o, &p), 0);
 	b = vg_batch_new("h1", 1, 1, T0);
 	assert_int_equal(vg_poller_poll(p, T0, NULL, 0, b, &st), 0);
@@ -592,10 +593,12 @@ static void test_hostile_libvirt_names(void **state)
 	size_t len;
 
 	assert_int_equal(vg_domxml_parse(
-		"<domain><name>x</name><metadata>"
-		"<vg:owner xmlns:vg='http://vigie.dev/xmlns/1' project='p&#x85;1' "
-		"user='u1' flavor='m1&#9;small'/>"
-		"</metadata></domain>", &meta), 0);
+				 "<domain><name>x</name><metadata>"
+				 "<vg:owner xmlns:vg='http://vigie.dev/xmlns/1' project='p&#x85;1' "
+				 "user='u1' flavor='m1&#9;small'/>"
+				 "</metadata></domain>",
+				 &meta),
+			 0);
 	init_dom(&d, A, "evil\n\x1b]0;title\x07name", 1, 1, &meta);
 	d.cpu_time_s = 1;
 	init_disk(&k, 1, 1, 1, 1, 1, 1);
@@ -634,7 +637,8 @@ static void test_hook(void **state)
 	 * its own time; the next poll carries it (de-duplication against
 	 * derived events is tested in libvirt_test.c with a real poll) */
 	assert_int_equal(vg_poller_push_event(p, A, VG_EV_SUSPENDED, T0 + 4321,
-					      "{\"src\":\"event\"}"), 0);
+					      "{\"src\":\"event\"}"),
+			 0);
 	assert_int_equal(vg_poller_push_event(p, A, 99, T0, NULL), -EINVAL);
 	assert_int_equal(vg_poller_push_event(p, NULL, VG_EV_STARTED, T0, NULL), -EINVAL);
 	b = vg_batch_new("h1", 1, 1, T0 + 10000);

@@ -70,7 +70,9 @@ static void test_meminfo(void **state)
 	assert_int_equal(m.has_available, 1);
 	/* no MemAvailable (old kernel): estimated */
 	assert_int_equal(vg_procfs_parse_meminfo("MemTotal: 100 kB\nMemFree: 10 kB\n"
-						 "Buffers: 5 kB\nCached: 20 kB\n", &m), 0);
+						 "Buffers: 5 kB\nCached: 20 kB\n",
+						 &m),
+			 0);
 	assert_int_equal(m.has_available, 0);
 	assert_true(m.available == 35 * 1024);
 	assert_int_equal(vg_procfs_parse_meminfo("MemFree: 10 kB\n", &m), -EBADMSG);
@@ -141,7 +143,9 @@ static void test_diskstats(void **state)
 	/* malformed lines are skipped, not read past */
 	assert_int_equal(vg_procfs_parse_diskstats("8 0 sda 1 2 3\n"
 						   "garbage\n"
-						   "8 16 sdb 1 2 3 4 5 6 7 8 9 10 11\n", &d, &n), 0);
+						   "8 16 sdb 1 2 3 4 5 6 7 8 9 10 11\n",
+						   &d, &n),
+			 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(d[0].name, "sdb");
 	free(d);
@@ -150,11 +154,13 @@ static void test_diskstats(void **state)
 	free(d);
 	/* dm-1 then dm-10: both whole devices; vda then vda1: partition */
 	assert_int_equal(vg_procfs_parse_diskstats(
-		"253 1 dm-1 1 2 3 4 5 6 7 8 9 10 11\n"
-		"253 10 dm-10 1 2 3 4 5 6 7 8 9 10 11\n"
-		"252 0 vda 1 2 3 4 5 6 7 8 9 10 11\n"
-		"252 1 vda1 1 2 3 4 5 6 7 8 9 10 11\n"
-		"252 16 vdab 1 2 3 4 5 6 7 8 9 10 11\n", &d, &n), 0);
+				 "253 1 dm-1 1 2 3 4 5 6 7 8 9 10 11\n"
+				 "253 10 dm-10 1 2 3 4 5 6 7 8 9 10 11\n"
+				 "252 0 vda 1 2 3 4 5 6 7 8 9 10 11\n"
+				 "252 1 vda1 1 2 3 4 5 6 7 8 9 10 11\n"
+				 "252 16 vdab 1 2 3 4 5 6 7 8 9 10 11\n",
+				 &d, &n),
+			 0);
 	assert_int_equal(n, 5);
 	assert_false(d[1].partition);
 	assert_true(d[3].partition);
@@ -184,7 +190,9 @@ static void test_netdev(void **state)
 	assert_int_equal(vg_procfs_parse_netdev("eth0: 1 2 3\n", &d, &n), -EBADMSG);
 	/* a truncated line is skipped */
 	assert_int_equal(vg_procfs_parse_netdev("Inter-| Receive | Transmit\n x\n"
-						"eth0: 1 2 3\n", &d, &n), 0);
+						"eth0: 1 2 3\n",
+						&d, &n),
+			 0);
 	assert_int_equal(n, 0);
 	free(d);
 }
@@ -203,7 +211,8 @@ static void test_pid(void **state)
 	assert_int_equal(s.rss_pages, 2560);
 	/* a comm with spaces and parentheses */
 	assert_int_equal(vg_procfs_parse_pidstat(
-		"7 (a) b (c)) R 1 7 7 0 -1 0 0 0 0 0 11 22 0 0 20 0 3 0 9 100 44\n", &s), 0);
+				 "7 (a) b (c)) R 1 7 7 0 -1 0 0 0 0 0 11 22 0 0 20 0 3 0 9 100 44\n", &s),
+			 0);
 	assert_string_equal(s.comm, "a) b (c)");
 	assert_int_equal(s.utime_ticks, 11);
 	assert_int_equal(s.stime_ticks, 22);

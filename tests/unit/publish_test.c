@@ -57,7 +57,9 @@ static void test_point_ok(void **state)
 	(void)state;
 	assert_int_equal(parse("{\"resource\":\"q1\",\"metric\":\"queue.depth\","
 			       "\"unit\":\"1\",\"time\":\"2026-11-18T11:00:00Z\","
-			       "\"value\":42.5}", &p, err, sizeof(err)), 0);
+			       "\"value\":42.5}",
+			       &p, err, sizeof(err)),
+			 0);
 	assert_string_equal(p.resource, "q1");
 	assert_string_equal(p.metric, "queue.depth");
 	assert_int_equal(p.kind, VG_KIND_GAUGE);
@@ -67,17 +69,22 @@ static void test_point_ok(void **state)
 	/* seconds as a number, a counter, a type; no time is now */
 	assert_int_equal(parse("{\"resource\":\"q1\",\"metric\":\"n\",\"kind\":\"counter\","
 			       "\"type\":\"custom\",\"time\":1794999600.5,\"value\":1}",
-			       &p, err, sizeof(err)), 0);
+			       &p, err, sizeof(err)),
+			 0);
 	assert_int_equal(p.time_ms, 1794999600500LL);
 	assert_int_equal(p.kind, VG_KIND_COUNTER);
 	assert_int_equal(p.rtype, VG_RT_CUSTOM);
 	assert_int_equal(parse("{\"resource\":\"vm\",\"metric\":\"n\",\"type\":\"instance\","
-			       "\"value\":-3}", &p, err, sizeof(err)), 0);
+			       "\"value\":-3}",
+			       &p, err, sizeof(err)),
+			 0);
 	assert_int_equal(p.time_ms, NOW);
 	assert_int_equal(p.rtype, VG_RT_INSTANCE);
 	/* relative times as elsewhere in the API */
 	assert_int_equal(parse("{\"resource\":\"q\",\"metric\":\"n\",\"time\":\"-5m\","
-			       "\"value\":1}", &p, err, sizeof(err)), 0);
+			       "\"value\":1}",
+			       &p, err, sizeof(err)),
+			 0);
 	assert_int_equal(p.time_ms, NOW - 300000);
 }
 

@@ -54,7 +54,7 @@ struct gate {
 
 struct fixture {
 	struct st_engine *e;
-	char surl[700]; /* the state URL: "" on sqlite */
+	char surl[700];            /* the state URL: "" on sqlite */
 	struct vg_registry *other; /* another collector's handle, or NULL */
 	char dir[64];
 	char url[64];
@@ -446,7 +446,8 @@ static void test_committed_elsewhere(void **state)
 	size_t l;
 
 	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &f->other, err,
-						sizeof(err)), 0);
+						sizeof(err)),
+			 0);
 	b = make_batch(1, 2);
 	assert_int_equal(vg_wire_encode(b, &m, &l), 0);
 	vg_batch_free(b);
@@ -499,7 +500,8 @@ static void test_submit(void **state)
 	assert_int_equal(j.dup, 0);
 	assert_int_equal(__atomic_load_n(&f->gate.calls, __ATOMIC_SEQ_CST), 1);
 	assert_int_equal(vg_store_fetch(f->store, VG_RT_INSTANCE, "inst-1", "metric.0",
-					VG_CF_AVERAGE, T0, T0 + 120000, 60, 1, &s), 0);
+					VG_CF_AVERAGE, T0, T0 + 120000, 60, 1, &s),
+			 0);
 	vg_series_free(&s);
 	/* the same again: the store's duplicates are reported */
 	assert_int_equal(vg_receiver_submit(f->rx, inject_fn, &j), 0);

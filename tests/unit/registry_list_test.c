@@ -183,7 +183,8 @@ static void walk(const char *project, int limit)
 
 		f.after = after[0] ? after : NULL;
 		assert_int_equal(vg_registry_list(reg, &f, &page, next,
-						  sizeof(next)), 0);
+						  sizeof(next)),
+				 0);
 		assert_true((int)json_array_size(page) <= limit);
 		json_array_foreach(page, k, o) {
 			const char *id = json_string_value(json_object_get(o, "id"));
@@ -310,7 +311,8 @@ static void test_visitor_stops(void **state)
 						stop_end, &st};
 		size_t nmetrics = 0;
 		assert_int_equal(vg_registry_list_visit(reg, &f, &v, next,
-							sizeof(next)), 0);
+							sizeof(next)),
+				 0);
 		for (size_t i = 0; i < NRES; i++)
 			for (int k = 0; k < 4 && res[i].metrics[k]; k++) {
 				int dup = 0;
@@ -448,7 +450,8 @@ static void test_wide_resource(void **state)
 	assert_int_equal(vg_registry_list(reg, &f, &page, next, sizeof(next)), 0);
 	assert_int_equal(json_array_size(page), 2);
 	assert_int_equal(json_object_size(json_object_get(json_array_get(page, 0),
-							  "metrics")), 700);
+							  "metrics")),
+			 700);
 	m = json_object_get(json_array_get(page, 1), "metrics");
 	assert_int_equal(json_object_size(m), 1);
 	assert_non_null(json_object_get(m, "vcpus"));

@@ -278,7 +278,10 @@ static void test_list(void **state)
 	populate(f->r);
 	/* every page is ordered, the next starts after the cursor */
 	for (;;) {
-		{ int rc_ = vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur)); if (rc_) fail_msg("%d %s", rc_, vg_registry_last_error(f->r)); }
+		{
+			int rc_ = vg_registry_list(f->r, &flt, &arr, cur, sizeof(cur));
+			if (rc_) fail_msg("%d %s", rc_, vg_registry_last_error(f->r));
+		}
 		pages++;
 		for (size_t i = 0; i < json_array_size(arr); i++) {
 			const char *id = str(json_array_get(arr, i), "id");
@@ -310,7 +313,8 @@ static void test_list(void **state)
 	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.state = "active"}), 30);
 	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.state = "ended"}), 0);
 	assert_int_equal(count_list(f->r, (struct vg_resource_filter){
-				 .type = "instance", .host = "node2", .project = "p0"}), 3);
+						  .type = "instance", .host = "node2", .project = "p0"}),
+			 3);
 	assert_int_equal(count_list(f->r, (struct vg_resource_filter){.after = "r25"}), 4);
 
 	/* list entries are full resource objects */
@@ -390,7 +394,8 @@ static void test_replay_after_new_stream(void **state)
 	/* an old report registered anyway never rewinds the identity */
 	update(f->r, instance_batch(T0, 1, "p1", VG_RSTATE_ACTIVE));
 	assert_int_equal(vg_registry_lookup(f->r, "inst-1", NULL, project,
-					    sizeof(project)), 0);
+					    sizeof(project)),
+			 0);
 	assert_string_equal(project, "p2");
 	/* through a fresh handle too (the database, not only the cache) */
 	vg_registry_close(f->r);
@@ -440,7 +445,8 @@ static void test_streams_bounded(void **state)
 	 * host is unaffected */
 	t = T0 + (VG_REGISTRY_STREAMS + 4) * 60000LL;
 	assert_int_equal(vg_registry_seen(f->r, "node1", VG_REGISTRY_STREAMS + 4,
-					  4, t + 1), 0);
+					  4, t + 1),
+			 0);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 999, 1, t + 1), 0);
 	assert_int_equal(vg_registry_seen(f->r, "node2", 1, 1, T0), 0);
 	/* a stream dropped: anything at or before its newest time is stale */
@@ -450,9 +456,11 @@ static void test_streams_bounded(void **state)
 		struct vg_db *db = raw_db(f);
 
 		assert_int_equal(st_int(db, "SELECT count(*) FROM streams WHERE "
-					"host = 'node1'"), VG_REGISTRY_STREAMS);
+					    "host = 'node1'"),
+				 VG_REGISTRY_STREAMS);
 		assert_int_equal(st_int(db, "SELECT min(stream) FROM streams WHERE "
-					"host = 'node1'"), 5);
+					    "host = 'node1'"),
+				 5);
 		vg_db_close(db);
 	}
 }
@@ -469,7 +477,8 @@ static void test_upgrade_from_v1(void **state)
 
 	if (f->e->kind != VG_DB_SQLITE) {
 		printf("# SKIP %s: registry.db files of version 1 are sqlite's; "
-		       "PostgreSQL starts at version 2\n", f->e->name);
+		       "PostgreSQL starts at version 2\n",
+		       f->e->name);
 		skip();
 	}
 	vg_registry_close(f->r);
@@ -477,22 +486,24 @@ static void test_upgrade_from_v1(void **state)
 	remove(path);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
-		"CREATE TABLE resources (id TEXT PRIMARY KEY NOT NULL,"
-		" type INTEGER NOT NULL, host TEXT NOT NULL, name TEXT, parent TEXT,"
-		" project TEXT NOT NULL DEFAULT 'default', user TEXT, flavor TEXT,"
-		" attributes TEXT NOT NULL DEFAULT '{}',"
-		" first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,"
-		" ended_at_ms INTEGER);"
-		"CREATE TABLE metrics (resource_id TEXT NOT NULL, name TEXT NOT NULL,"
-		" kind INTEGER NOT NULL, unit TEXT NOT NULL DEFAULT '',"
-		" last_value REAL, last_time_ms INTEGER NOT NULL,"
-		" PRIMARY KEY (resource_id, name)) WITHOUT ROWID;"
-		"CREATE TABLE streams (host TEXT PRIMARY KEY NOT NULL,"
-		" stream INTEGER NOT NULL, last_seq INTEGER NOT NULL);"
-		"INSERT INTO resources VALUES('inst-1', 1, 'node1', 'web-1', NULL,"
-		" 'p2', 'alice', 'm1.small', '{}', 1700000000000, 1700000060000, NULL);"
-		"INSERT INTO streams VALUES('node1', 7, 5);"
-		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+				      "CREATE TABLE resources (id TEXT PRIMARY KEY NOT NULL,"
+				      " type INTEGER NOT NULL, host TEXT NOT NULL, name TEXT, parent TEXT,"
+				      " project TEXT NOT NULL DEFAULT 'default', user TEXT, flavor TEXT,"
+				      " attributes TEXT NOT NULL DEFAULT '{}',"
+				      " first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,"
+				      " ended_at_ms INTEGER);"
+				      "CREATE TABLE metrics (resource_id TEXT NOT NULL, name TEXT NOT NULL,"
+				      " kind INTEGER NOT NULL, unit TEXT NOT NULL DEFAULT '',"
+				      " last_value REAL, last_time_ms INTEGER NOT NULL,"
+				      " PRIMARY KEY (resource_id, name)) WITHOUT ROWID;"
+				      "CREATE TABLE streams (host TEXT PRIMARY KEY NOT NULL,"
+				      " stream INTEGER NOT NULL, last_seq INTEGER NOT NULL);"
+				      "INSERT INTO resources VALUES('inst-1', 1, 'node1', 'web-1', NULL,"
+				      " 'p2', 'alice', 'm1.small', '{}', 1700000000000, 1700000060000, NULL);"
+				      "INSERT INTO streams VALUES('node1', 7, 5);"
+				      "PRAGMA user_version = 1;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
 	sqlite3_close(db);
 
 	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
@@ -544,8 +555,10 @@ static double row_value(struct fixture *f)
 	double v = -1;
 
 	assert_int_equal(vg_db_prepare(db,
-		"SELECT last_value FROM metrics WHERE resource_id = 'inst-1' "
-		"AND name = 'cpu.time'", &s), 0);
+				       "SELECT last_value FROM metrics WHERE resource_id = 'inst-1' "
+				       "AND name = 'cpu.time'",
+				       &s),
+			 0);
 	if (vg_db_step(s) == 1)
 		v = vg_db_column_double(s, 0);
 	vg_db_reset(s);
@@ -587,8 +600,8 @@ static void test_last_values_in_memory(void **state)
 	vg_registry_stats(f->r, &st1); /* the fast path wrote no row */
 	assert_int_equal(st1.resource_rows, st0.resource_rows);
 	assert_int_equal(st1.metric_rows, st0.metric_rows);
-	assert_true(row_value(f) == 1);  /* not yet in the database */
-	assert_true(api_value(reader) == 3);  /* but every reader sees it */
+	assert_true(row_value(f) == 1);      /* not yet in the database */
+	assert_true(api_value(reader) == 3); /* but every reader sees it */
 	{
 		json_t *o;
 		char buf[32];
@@ -603,9 +616,9 @@ static void test_last_values_in_memory(void **state)
 	update(f->r, instance_batch(T0 + 1500, 9, NULL, VG_RSTATE_ACTIVE));
 	assert_true(api_value(reader) == 3);
 	update(f->r, instance_batch(T0 + 3000, 4, NULL, VG_RSTATE_ACTIVE));
-	vg_registry_close(reader);   /* a reader's close writes nothing */
+	vg_registry_close(reader); /* a reader's close writes nothing */
 	assert_true(row_value(f) == 3);
-	vg_registry_close(f->r);     /* the writer's close flushes */
+	vg_registry_close(f->r); /* the writer's close flushes */
 	assert_true(row_value(f) == 4);
 	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 	assert_true(api_value(f->r) == 4);
@@ -627,19 +640,18 @@ static void test_rollback_rewrites_rows(void **state)
 	json_t *o;
 
 	/* the one engine-specific text: each engine's trigger syntax */
-	assert_int_equal(vg_db_exec(db, vg_db_engine(db) == VG_DB_SQLITE ?
-		"CREATE TRIGGER refuse BEFORE INSERT ON resources "
-		"WHEN NEW.id = 'inst-1-vda' BEGIN SELECT RAISE(ABORT, 'no'); END" :
-		"CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
-		"'BEGIN IF NEW.id = ''inst-1-vda'' THEN RAISE EXCEPTION ''no''; "
-		"END IF; RETURN NEW; END';"
-		"CREATE TRIGGER refuse BEFORE INSERT ON resources FOR EACH ROW "
-		"EXECUTE FUNCTION refuse()"), 0);
+	assert_int_equal(vg_db_exec(db, vg_db_engine(db) == VG_DB_SQLITE ? "CREATE TRIGGER refuse BEFORE INSERT ON resources "
+									   "WHEN NEW.id = 'inst-1-vda' BEGIN SELECT RAISE(ABORT, 'no'); END"
+									 : "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+									   "'BEGIN IF NEW.id = ''inst-1-vda'' THEN RAISE EXCEPTION ''no''; "
+									   "END IF; RETURN NEW; END';"
+									   "CREATE TRIGGER refuse BEFORE INSERT ON resources FOR EACH ROW "
+									   "EXECUTE FUNCTION refuse()"),
+			 0);
 	b = instance_batch(T0, 5, NULL, VG_RSTATE_ACTIVE);
 	assert_true(vg_registry_update(f->r, b) < 0);
 	assert_int_equal(vg_registry_get(f->r, "inst-1", &o), -ENOENT);
-	assert_int_equal(vg_db_exec(db, vg_db_engine(db) == VG_DB_SQLITE ?
-		"DROP TRIGGER refuse" : "DROP TRIGGER refuse ON resources"), 0);
+	assert_int_equal(vg_db_exec(db, vg_db_engine(db) == VG_DB_SQLITE ? "DROP TRIGGER refuse" : "DROP TRIGGER refuse ON resources"), 0);
 	vg_db_close(db);
 	/* the agent is told RETRY and sends the batch again: its series are
 	 * known in memory now, yet their rows must still be written */
@@ -676,7 +688,8 @@ static void test_newer_schema_refused(void **state)
 	/* what a newer vigie writes: its version in vg_schema (and, on
 	 * sqlite, in user_version, for vigie from before vg_schema) */
 	assert_int_equal(vg_db_exec(db, "UPDATE vg_schema SET version = 99 "
-				    "WHERE component = 'registry'"), 0);
+					"WHERE component = 'registry'"),
+			 0);
 	if (vg_db_engine(db) == VG_DB_SQLITE)
 		assert_int_equal(vg_db_exec(db, "PRAGMA user_version = 99"), 0);
 	vg_db_close(db);
@@ -785,7 +798,7 @@ static void test_flush_many(void **state)
 	struct vg_registry_stats st;
 	struct vg_db *db;
 
-	update(f->r, wide_batch(T0, 0));        /* new series: rows */
+	update(f->r, wide_batch(T0, 0));           /* new series: rows */
 	update(f->r, wide_batch(T0 + 1000, 1000)); /* memory only */
 	assert_int_equal(vg_registry_flush(f->r), 0);
 	vg_registry_stats(f->r, &st);
@@ -794,12 +807,14 @@ static void test_flush_many(void **state)
 	assert_int_equal(vg_registry_flush(f->r), 0);
 	db = raw_db(f);
 	assert_int_equal(st_int(db, "SELECT count(*) FROM metrics WHERE resource_id "
-				"LIKE 'flush-%' AND last_value >= 1000 AND last_time_ms = "
-				"1700000001000"), 210);
+				    "LIKE 'flush-%' AND last_value >= 1000 AND last_time_ms = "
+				    "1700000001000"),
+			 210);
 	assert_int_equal(st_int(db, "SELECT count(*) FROM resources WHERE id LIKE "
-				"'flush-%' AND last_seen_ms = 1700000001000"), 70);
+				    "'flush-%' AND last_seen_ms = 1700000001000"),
+			 70);
 	assert_int_equal(st_int(db, "SELECT CAST(sum(last_value) AS BIGINT) FROM metrics "
-				"WHERE resource_id LIKE 'flush-%'"),
+				    "WHERE resource_id LIKE 'flush-%'"),
 			 3 * (70 * 1000 + 69 * 70 / 2));
 	vg_db_close(db);
 }
@@ -862,9 +877,11 @@ static void test_commit_race(void **state)
 	}
 	/* and the winner's commit is what the filter holds */
 	assert_int_equal(vg_registry_seen(f->r, "node9", 100 + (RACE_ROUNDS - 1) / 4,
-					  4, T0), 1);
+					  4, T0),
+			 1);
 	assert_int_equal(vg_registry_seen(f->r, "node9", 100 + (RACE_ROUNDS - 1) / 4,
-					  5, T0), 0);
+					  5, T0),
+			 0);
 	vg_registry_close(a.r);
 	vg_registry_close(b.r);
 }

@@ -182,7 +182,8 @@ static long read_query(const char *token, const char *const *mt, size_t nm,
 	*out = NULL;
 	if (st == 200) {
 		assert_int_equal(snappy_uncompressed_length(a->body, a->len,
-							    &raw_len), SNAPPY_OK);
+							    &raw_len),
+				 SNAPPY_OK);
 		raw = malloc(raw_len + 1);
 		assert_int_equal(snappy_uncompress(a->body, a->len, raw, &raw_len),
 				 SNAPPY_OK);
@@ -255,7 +256,8 @@ static void test_read(void **state)
 		assert_true(fabs(ts->samples[i]->value - ts->samples[i - 1]->value -
 				 600) < 1e-6);
 		assert_int_equal(ts->samples[i]->timestamp -
-					 ts->samples[i - 1]->timestamp, 60000);
+					 ts->samples[i - 1]->timestamp,
+				 60000);
 	}
 	done(&a, r);
 

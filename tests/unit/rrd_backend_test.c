@@ -29,7 +29,7 @@
 #include "rrdcached_harness.h"
 
 #define T0 1699999980LL /* a minute boundary */
-#define MS(s) ((int64_t)(s) * 1000)
+#define MS(s) ((int64_t)(s)*1000)
 
 /* ---- the engines ------------------------------------------------------------- */
 
@@ -37,8 +37,8 @@ struct engine {
 	const char *name;
 	/* Open an engine storing under dir; 0 or -errno. */
 	int (*open)(const char *dir, struct vg_rrd_backend **out);
-	int ms_exact;     /* last_ms exact to the ms (rrdcached: to the second) */
-	int relative;     /* paths relative to the daemon's base dir */
+	int ms_exact; /* last_ms exact to the ms (rrdcached: to the second) */
+	int relative; /* paths relative to the daemon's base dir */
 };
 
 /* The daemons of the rrdcached engines (one each, per test). */
@@ -237,15 +237,14 @@ static void test_duplicates_and_errors_per_item(void **state)
 	for (size_t e = 0; e < NENGINES; e++) {
 		struct vg_rrd_backend *be = f->be[e];
 		struct vg_rrd_loc a, gone;
-		struct vg_rrd_value first[3] = {{MS(T0 + 60), 1}, {MS(T0 + 120), 2},
-						{MS(T0 + 180), 3}};
-		struct vg_rrd_value again[4] = {{MS(T0 + 120), 2}, {MS(T0 + 180), 3},
-						{MS(T0 + 240), 4}, {MS(T0 + 300), 5}};
+		struct vg_rrd_value first[3] = {{MS(T0 + 60), 1}, {MS(T0 + 120), 2}, {MS(T0 + 180), 3}};
+		struct vg_rrd_value again[4] = {{MS(T0 + 120), 2}, {MS(T0 + 180), 3}, {MS(T0 + 240), 4}, {MS(T0 + 300), 5}};
 		int64_t last;
 
 		create(be, &f->lay, "node2", "load.1", VG_KIND_GAUGE, MS(T0), &a);
 		assert_int_equal(be->ops->locate(be, VG_RT_HOST, "node2", "never.created",
-						 &gone), 0);
+						 &gone),
+				 0);
 		struct vg_rrd_item items[2] = {{.loc = &a, .v = first, .n = 3},
 					       {.loc = &gone, .v = first, .n = 3}};
 		update_items(be, items, 2);
@@ -296,7 +295,8 @@ static void test_info_fetch(void **state)
 		assert_int_equal(info.nrra, 2);
 		assert_int_equal(info.last_update, T0 + 540);
 		assert_int_equal(be->ops->fetch(be, &loc, VG_CF_AVERAGE, T0, T0 + 540, 60,
-						&rows), 0);
+						&rows),
+				 0);
 		assert_int_equal(rows.step, 60);
 		assert_true(rows.n >= 8);
 		for (size_t k = 0; k < rows.n; k++)
@@ -307,7 +307,8 @@ static void test_info_fetch(void **state)
 		assert_true(found >= 8);
 		free(rows.v);
 		assert_int_equal(be->ops->info(be, &(struct vg_rrd_loc){.path = "/nonexistent/x.rrd"},
-					       VG_CF_AVERAGE, &info), -ENOENT);
+					       VG_CF_AVERAGE, &info),
+				 -ENOENT);
 	}
 }
 

@@ -88,7 +88,8 @@ static void test_adding_a_daemon_moves_nothing(void **state)
 	assert_non_null(mkdtemp(dir));
 	snprintf(owners, sizeof(owners), "%s/owners", dir);
 	assert_int_equal(vg_config_parse_archives("1m:1h", archives, VG_MAX_ARCHIVES,
-						  &lay.narchives), 0);
+						  &lay.narchives),
+			 0);
 	for (int k = 0; k < 3; k++)
 		assert_int_equal(hrd_start(&d[k], NULL, extra), 0);
 
@@ -100,7 +101,8 @@ static void test_adding_a_daemon_moves_nothing(void **state)
 		snprintf(id, sizeof(id), "node%d", i);
 		assert_int_equal(be->ops->locate(be, VG_RT_HOST, id, "load.1", &loc), 0);
 		assert_int_equal(be->ops->create(be, &loc, VG_KIND_GAUGE, 1700000000000LL, &lay,
-						 msg, sizeof(msg)), 0);
+						 msg, sizeof(msg)),
+				 0);
 		owner_of[i] = loc.owner;
 	}
 	assert_int_equal(be->ops->sync(be), 0);

@@ -57,8 +57,8 @@ struct hrd_daemon {
 	char sock[PATH_MAX / 2];
 	char log[PATH_MAX / 2];
 	char pidfile[PATH_MAX / 2];
-	char unix_addr[PATH_MAX];    /* "unix:<dir>/sock" */
-	char tcp_addr[32];            /* "127.0.0.1:<port>" */
+	char unix_addr[PATH_MAX]; /* "unix:<dir>/sock" */
+	char tcp_addr[32];        /* "127.0.0.1:<port>" */
 	const char *extra[HRD_MAX_EXTRA + 1];
 };
 

@@ -261,7 +261,8 @@ static void test_update_many_timestamps(void **state)
 	assert_int_equal(vg_rrdcd_update(c, &p.u), 0);
 	struct vg_rrdcd_fetch f;
 	assert_int_equal(vg_rrdcd_fetch(c, "many.rrd", "AVERAGE", T0 + 1503 * STEP,
-					T0 + 1504 * STEP, &f), 0);
+					T0 + 1504 * STEP, &f),
+			 0);
 	assert_true(f.nrows >= 1);
 	assert_int_equal(f.ts[0], T0 + 1504 * STEP);
 	assert_true(isnan(f.values[0]));
@@ -271,7 +272,8 @@ static void test_update_many_timestamps(void **state)
 
 static void test_batch_100_files(void **state)
 {
-	enum { NF = 100, NV = 30 };
+	enum { NF = 100,
+	       NV = 30 };
 	struct vg_rrdcd *c = conn(dmn.unix_addr);
 	static struct upd p[NF];
 	char names[NF][32];
@@ -667,7 +669,12 @@ static void fake_stop(struct fake *f, struct vg_rrdcd *c)
 	unlink(f->path);
 }
 
-enum op { OP_PING, OP_LAST, OP_FETCH, OP_INFO, OP_BATCH, OP_STATS };
+enum op { OP_PING,
+	  OP_LAST,
+	  OP_FETCH,
+	  OP_INFO,
+	  OP_BATCH,
+	  OP_STATS };
 
 /* Run OP against a fake answering ANSWER; expect RC and a broken
  * connection (so a late byte can never be taken for a later answer). */

@@ -33,7 +33,12 @@
 
 #include "../support/tmpdir.h"
 
-enum act { A_OK, A_DUP, A_RETRY, A_REJECT, A_SILENT, A_WRONG_SEQ };
+enum act { A_OK,
+	   A_DUP,
+	   A_RETRY,
+	   A_REJECT,
+	   A_SILENT,
+	   A_WRONG_SEQ };
 
 struct collector {
 	char url[64];
@@ -176,8 +181,7 @@ static void test_in_order(void **state)
 	struct vg_spool *sp;
 	struct vg_sender *s;
 	struct vg_sender_stats st;
-	struct vg_sender_opts o = {.ack_timeout_ms = 1000, .backoff_min_ms = 10,
-				   .backoff_max_ms = 50};
+	struct vg_sender_opts o = {.ack_timeout_ms = 1000, .backoff_min_ms = 10, .backoff_max_ms = 50};
 
 	collector_url(&c);
 	collector_start(&c, NULL, 0);
@@ -210,8 +214,7 @@ static void test_acks_drive_the_spool(void **state)
 	struct vg_spool *sp;
 	struct vg_sender *s;
 	struct vg_sender_stats st;
-	struct vg_sender_opts o = {.ack_timeout_ms = 300, .backoff_min_ms = 10,
-				   .backoff_max_ms = 40};
+	struct vg_sender_opts o = {.ack_timeout_ms = 300, .backoff_min_ms = 10, .backoff_max_ms = 40};
 	char path[256];
 
 	collector_url(&c);
@@ -248,8 +251,7 @@ static void test_collector_late_and_drain(void **state)
 	struct vg_spool *sp;
 	struct vg_sender *s;
 	struct vg_sender_stats st;
-	struct vg_sender_opts o = {.ack_timeout_ms = 200, .backoff_min_ms = 10,
-				   .backoff_max_ms = 50};
+	struct vg_sender_opts o = {.ack_timeout_ms = 200, .backoff_min_ms = 10, .backoff_max_ms = 50};
 
 	collector_url(&c);
 	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
@@ -443,9 +445,7 @@ static void test_failover_and_return(void **state)
 	struct vg_spool *sp;
 	struct vg_sender *s;
 	struct vg_sender_stats st;
-	struct vg_sender_opts o = {.ack_timeout_ms = 300, .backoff_min_ms = 10,
-				   .backoff_max_ms = 50, .probe_interval_ms = 100,
-				   .host = "h1"};
+	struct vg_sender_opts o = {.ack_timeout_ms = 300, .backoff_min_ms = 10, .backoff_max_ms = 50, .probe_interval_ms = 100, .host = "h1"};
 
 	for (int i = 0; i < 3; i++) {
 		collector_url(&c[i]);
@@ -526,9 +526,7 @@ static void test_silent_primary_keeps_the_secondary(void **state)
 	struct vg_spool *sp;
 	struct vg_sender *s;
 	struct vg_sender_stats st;
-	struct vg_sender_opts o = {.ack_timeout_ms = 200, .backoff_min_ms = 10,
-				   .backoff_max_ms = 50, .probe_interval_ms = 50,
-				   .host = "h2"};
+	struct vg_sender_opts o = {.ack_timeout_ms = 200, .backoff_min_ms = 10, .backoff_max_ms = 50, .probe_interval_ms = 50, .host = "h2"};
 
 	for (size_t i = 0; i < 256; i++)
 		silent[i] = A_SILENT;

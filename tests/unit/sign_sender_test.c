@@ -35,11 +35,11 @@
 
 /* What the fake collector answers to the i-th message. */
 enum act {
-	A_UNSIGNED_OK,   /* a plain 24-byte OK */
-	A_FOREIGN_OK,    /* OK signed with another key */
-	A_REPLAY_OK,     /* the signed OK of the first batch, replayed */
-	A_UNSIGNED_REJ,  /* a plain REJECTED */
-	A_SIGNED_OK,     /* the genuine answer */
+	A_UNSIGNED_OK,  /* a plain 24-byte OK */
+	A_FOREIGN_OK,   /* OK signed with another key */
+	A_REPLAY_OK,    /* the signed OK of the first batch, replayed */
+	A_UNSIGNED_REJ, /* a plain REJECTED */
+	A_SIGNED_OK,    /* the genuine answer */
 };
 
 struct fake {
@@ -184,8 +184,7 @@ static void test_only_genuine_acks_count(void **state)
 	struct vg_spool *sp;
 	struct vg_sender *s;
 	struct vg_sender_stats st;
-	struct vg_sender_opts o = {.ack_timeout_ms = 150, .backoff_min_ms = 10,
-				   .backoff_max_ms = 20, .key = &K};
+	struct vg_sender_opts o = {.ack_timeout_ms = 150, .backoff_min_ms = 10, .backoff_max_ms = 20, .key = &K};
 
 	fake_start(&c, script, sizeof(script) / sizeof(script[0]));
 	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
@@ -198,9 +197,9 @@ static void test_only_genuine_acks_count(void **state)
 	vg_sender_free(s);
 	fake_stop(&c);
 	assert_int_equal(st.acked, 2);
-	assert_int_equal(st.rejected, 0);    /* the unsigned REJECTED was ignored */
+	assert_int_equal(st.rejected, 0); /* the unsigned REJECTED was ignored */
 	assert_int_equal(st.unauth_acks, 4);
-	assert_int_equal(c.n, 6);            /* batch 2 was sent five times */
+	assert_int_equal(c.n, 6); /* batch 2 was sent five times */
 	assert_int_equal(c.nsigned, 6);
 	assert_int_equal(c.nverified, 6);
 	/* the spool kept nothing in rejected/ */
@@ -221,8 +220,7 @@ static void test_spool_keeps_batches_unsigned(void **state)
 	struct fake c;
 	struct vg_spool *sp;
 	struct vg_sender *s;
-	struct vg_sender_opts o = {.ack_timeout_ms = 100, .backoff_min_ms = 10,
-				   .backoff_max_ms = 20, .key = &K};
+	struct vg_sender_opts o = {.ack_timeout_ms = 100, .backoff_min_ms = 10, .backoff_max_ms = 20, .key = &K};
 	uint64_t seq;
 	void *buf;
 	size_t len;

@@ -130,13 +130,15 @@ static void test_create_then_reopen(void **state)
 	assert_int_equal(int_query(f->path, "SELECT count(*) FROM t"), 1);
 	/* WAL is a property of the file; synchronous of the handle */
 	assert_int_equal(int_query(f->path, "SELECT journal_mode = 'wal' FROM "
-					    "pragma_journal_mode"), 1);
+					    "pragma_journal_mode"),
+			 1);
 	sqlite3 *db = NULL;
 	char err[256];
 	assert_int_equal(vg_sqlitedb_open(f->path, &sch, &db, err, sizeof(err)), 0);
 	sqlite3_stmt *st = NULL;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st,
-					    NULL), SQLITE_OK);
+					    NULL),
+			 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 2); /* FULL */
 	sqlite3_finalize(st);
@@ -166,7 +168,8 @@ static void test_newer_refused(void **state)
 	/* untouched: no table created, version kept */
 	assert_int_equal(int_query(f->path, "PRAGMA user_version"), 99);
 	assert_int_equal(int_query(f->path, "SELECT count(*) FROM sqlite_master "
-					    "WHERE name = 't'"), 0);
+					    "WHERE name = 't'"),
+			 0);
 }
 
 static void test_schema_error(void **state)
@@ -190,7 +193,8 @@ static void test_locked_is_eagain(void **state)
 
 	assert_int_equal(sqlite3_open(f->path, &holder), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(holder, "PRAGMA journal_mode=WAL; "
-					      "BEGIN IMMEDIATE", NULL, NULL, NULL),
+					      "BEGIN IMMEDIATE",
+				      NULL, NULL, NULL),
 			 SQLITE_OK);
 	expect_refused(f->path, &sch, -EAGAIN, "locked");
 	sqlite3_exec(holder, "ROLLBACK", NULL, NULL, NULL);
@@ -209,11 +213,16 @@ static void test_cannot_open(void **state)
 static void test_errno(void **state)
 {
 	static const int map[][2] = {
-		{SQLITE_OK, 0},		 {SQLITE_DONE, 0},
-		{SQLITE_ROW, 0},	 {SQLITE_BUSY, -EAGAIN},
-		{SQLITE_BUSY_SNAPSHOT, -EAGAIN}, {SQLITE_LOCKED, -EAGAIN},
-		{SQLITE_FULL, -EAGAIN},	 {SQLITE_NOMEM, -ENOMEM},
-		{SQLITE_CORRUPT, -EIO},	 {SQLITE_CONSTRAINT_UNIQUE, -EIO},
+		{SQLITE_OK, 0},
+		{SQLITE_DONE, 0},
+		{SQLITE_ROW, 0},
+		{SQLITE_BUSY, -EAGAIN},
+		{SQLITE_BUSY_SNAPSHOT, -EAGAIN},
+		{SQLITE_LOCKED, -EAGAIN},
+		{SQLITE_FULL, -EAGAIN},
+		{SQLITE_NOMEM, -ENOMEM},
+		{SQLITE_CORRUPT, -EIO},
+		{SQLITE_CONSTRAINT_UNIQUE, -EIO},
 	};
 
 	(void)state;
@@ -226,9 +235,12 @@ static void test_errno(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_create_then_reopen), T(test_older_is_upgraded),
-		T(test_newer_refused),	    T(test_schema_error),
-		T(test_locked_is_eagain),   T(test_cannot_open),
+		T(test_create_then_reopen),
+		T(test_older_is_upgraded),
+		T(test_newer_refused),
+		T(test_schema_error),
+		T(test_locked_is_eagain),
+		T(test_cannot_open),
 		cmocka_unit_test(test_errno),
 	};
 

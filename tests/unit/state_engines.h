@@ -126,8 +126,10 @@ static inline int st_group_teardown(void **state)
 }
 
 /* A case on both engines, with the module's setup and teardown. */
-#define ST_BOTH(f, su, td)                                  \
-	{"sqlite " #f, f, su, td, &ST_SQLITE},              \
-	{"postgresql " #f, f, su, td, &ST_PG}
+#define ST_BOTH(f, su, td)                          \
+	{"sqlite " #f, f, su, td, &ST_SQLITE},      \
+	{                                           \
+		"postgresql " #f, f, su, td, &ST_PG \
+	}
 
 #endif

@@ -30,7 +30,7 @@
 #include "vigie/store.h"
 
 #define T0 1699999980LL
-#define MS(s) ((int64_t)(s) * 1000)
+#define MS(s) ((int64_t)(s)*1000)
 
 struct fixture {
 	char dir[64];
@@ -86,7 +86,8 @@ static time_t file_last(struct fixture *f, const char *id)
 	char **names = NULL, **vals = NULL;
 
 	assert_int_equal(vg_store_path(f->s, VG_RT_HOST, id, "load.1", path,
-				       sizeof(path)), 0);
+				       sizeof(path)),
+			 0);
 	assert_int_equal(rrd_lastupdate_r(path, &last, &n, &names, &vals), 0);
 	for (unsigned long k = 0; k < n; k++) {
 		free(names[k]);
@@ -107,12 +108,13 @@ static void test_read_your_writes(void **state)
 		put(f->s, "node1", MS(T0 + 60 * i), i + 1);
 	vg_store_get_stats(f->s, &st);
 	assert_int_equal(st.values_written, 5);
-	assert_int_equal(st.values_pending, 5);   /* cached ... */
+	assert_int_equal(st.values_pending, 5);          /* cached ... */
 	assert_int_equal(file_last(f, "node1"), T0 - 1); /* ... not in the file */
 
 	/* a read right away sees all of them */
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "load.1",
-					VG_CF_AVERAGE, MS(T0), MS(T0 + 240), 60, 0, &g), 0);
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 240), 60, 0, &g),
+			 0);
 	assert_int_equal(g.n, 4);
 	for (size_t k = 0; k < g.n; k++)
 		assert_true(g.points[k].value == (double)(k + 2));
@@ -120,13 +122,14 @@ static void test_read_your_writes(void **state)
 	vg_store_get_stats(f->s, &st);
 	assert_int_equal(st.values_pending, 0);
 	assert_int_equal(st.values_flushed, 5);
-	assert_int_equal(st.flushes, 1);          /* five values, one librrd call */
+	assert_int_equal(st.flushes, 1); /* five values, one librrd call */
 	assert_int_equal(file_last(f, "node1"), T0 + 240);
 
 	/* and again after more writes */
 	put(f->s, "node1", MS(T0 + 300), 6);
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "load.1",
-					VG_CF_AVERAGE, MS(T0), MS(T0 + 300), 60, 0, &g), 0);
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 300), 60, 0, &g),
+			 0);
 	assert_int_equal(g.n, 5);
 	assert_true(g.points[4].value == 6);
 	vg_series_free(&g);
@@ -140,8 +143,8 @@ static void test_duplicates_against_cache(void **state)
 
 	put(f->s, "node1", MS(T0), 1);
 	put(f->s, "node1", MS(T0 + 60), 2);
-	put(f->s, "node1", MS(T0 + 60), 2);  /* re-sent: only in the cache yet */
-	put(f->s, "node1", MS(T0 + 30), 9);  /* older */
+	put(f->s, "node1", MS(T0 + 60), 2); /* re-sent: only in the cache yet */
+	put(f->s, "node1", MS(T0 + 30), 9); /* older */
 	/* the same series twice in one batch: the second, older, is a duplicate */
 	b = vg_batch_new("h1", 1, 1, MS(T0 + 120));
 	vg_batch_resource(b, VG_RT_HOST, "node1", NULL, NULL, MS(T0 + 120));
@@ -213,7 +216,7 @@ static void test_cache_full(void **state)
 	struct vg_batch *b;
 	char err[256], id[16];
 
-	vg_store_close(f->s); /* reopen with a 20-value cache */
+	vg_store_close(f->s);             /* reopen with a 20-value cache */
 	f->cfg.storage_cache_values = 20; /* [storage] cache_values */
 	assert_int_equal(vg_store_open(f->dir, &f->cfg, &s, err, sizeof(err)), 0);
 	f->s = s;

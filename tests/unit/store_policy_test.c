@@ -22,7 +22,7 @@
 #include "vigie/store.h"
 
 #define T0 1699999980LL
-#define MS(s) ((int64_t)(s) * 1000)
+#define MS(s) ((int64_t)(s)*1000)
 
 static const char conf[] =
 	"[storage]\n"
@@ -58,16 +58,19 @@ static void test_config_rules(void **state)
 	/* keep_ended: 90 days unless set; 0 keeps forever */
 	assert_true(c.storage_keep_ended_s == 90 * 86400.0);
 	assert_int_equal(vg_config_load_string(&c, "[storage]\nkeep_ended = 0\n",
-					       "t.conf", err, sizeof(err)), 0);
+					       "t.conf", err, sizeof(err)),
+			 0);
 	assert_true(c.storage_keep_ended_s == 0);
 
 	/* errors name the file, the line and the key */
 	vg_config_defaults(&c);
 	assert_int_equal(vg_config_load_string(&c, "[archives]\n\ncpu.* = 1m\n",
-					       "bad.conf", err, sizeof(err)), -EINVAL);
+					       "bad.conf", err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "bad.conf:3: [archives] cpu.*: '1m'"));
 	assert_int_equal(vg_config_load_string(&c, "[storage]\nkeep_ended = soon\n",
-					       "bad.conf", err, sizeof(err)), -EINVAL);
+					       "bad.conf", err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "bad.conf:2: [storage] keep_ended"));
 }
 
@@ -137,7 +140,8 @@ static void test_bad_rule_refused(void **state)
 	vg_config_defaults(&c);
 	/* 90 s is not a multiple of the 60 s step */
 	assert_int_equal(vg_config_load_string(&c, "[archives]\ndisk.* = 90s:1d\n",
-					       "t.conf", err, sizeof(err)), 0);
+					       "t.conf", err, sizeof(err)),
+			 0);
 	snprintf(dir, sizeof(dir), "/tmp/vigie-policy-test.XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(vg_store_open(dir, &c, &s, err, sizeof(err)), -EINVAL);
@@ -175,7 +179,8 @@ static void test_convert_keeps_values(void **state)
 	(void)state;
 	vg_config_defaults(&c);
 	assert_int_equal(vg_config_load_string(&c, "[storage]\narchives = 1m:1d,5m:7d\n",
-					       "t.conf", err, sizeof(err)), 0);
+					       "t.conf", err, sizeof(err)),
+			 0);
 	snprintf(dir, sizeof(dir), "/tmp/vigie-policy-test.XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(vg_store_open(dir, &c, &s, err, sizeof(err)), 0);
@@ -192,20 +197,24 @@ static void test_convert_keeps_values(void **state)
 	/* a rule changes: the existing series keeps its layout ... */
 	vg_store_close(s);
 	assert_int_equal(vg_config_load_string(&c, "[archives]\ncpu.* = 1m:2d,5m:7d,1h:30d\n",
-					       "t.conf", err, sizeof(err)), 0);
+					       "t.conf", err, sizeof(err)),
+			 0);
 	assert_int_equal(vg_store_open(dir, &c, &s, err, sizeof(err)), 0);
 	assert_int_equal(vg_store_fetch(s, VG_RT_INSTANCE, "vm-1", "cpu.time", 0, MS(T0),
-					end, 3600, 1, &after.a[0][0]), -EINVAL);
+					end, 3600, 1, &after.a[0][0]),
+			 -EINVAL);
 	/* ... until converted; a series whose rule did not change is left alone */
 	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "memory.used",
-						 &changed, msg, sizeof(msg)), 0);
+						 &changed, msg, sizeof(msg)),
+			 0);
 	assert_int_equal(changed, 0);
 	if (vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time", &changed,
 				    msg, sizeof(msg)))
 		fail_msg("convert: %s", msg);
 	assert_int_equal(changed, 1);
 	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time",
-						 &changed, msg, sizeof(msg)), 0);
+						 &changed, msg, sizeof(msg)),
+			 0);
 	assert_int_equal(changed, 0); /* it has them now */
 	dump_all(s, "cpu.time", MS(T0), end, &after);
 	for (int cf = 0; cf < 3; cf++) {

@@ -27,7 +27,7 @@
 #include "rrdcached_harness.h"
 
 #define T0 1699999980LL
-#define MS(s) ((int64_t)(s) * 1000)
+#define MS(s) ((int64_t)(s)*1000)
 #define NS 24 /* series */
 
 struct fx {
@@ -90,7 +90,8 @@ static void write_minute(struct vg_store *s, int minute)
 		assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL,
 						  MS(T0 + 60 * minute)));
 		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE,
-						 1000.0 * i + minute), 0);
+						 1000.0 * i + minute),
+				 0);
 	}
 	assert_int_equal(vg_store_write_batch(s, b), 0);
 	vg_batch_free(b);
@@ -105,7 +106,8 @@ static void check_series(struct vg_store *s, int i, int n)
 
 	snprintf(id, sizeof(id), "node%d", i);
 	assert_int_equal(vg_store_fetch(s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE, MS(T0),
-					MS(T0 + 60 * (n - 1)), 60, 0, &r), 0);
+					MS(T0 + 60 * (n - 1)), 60, 0, &r),
+			 0);
 	for (size_t k = 0; k < r.n; k++) {
 		if (isnan(r.points[k].value))
 			continue;
@@ -126,7 +128,8 @@ static void find_owners(struct fx *f)
 		char id[16], path[PATH_MAX], addr[256];
 		snprintf(id, sizeof(id), "node%d", i);
 		assert_int_equal(vg_store_locate(f->s, VG_RT_HOST, id, "load.1", path,
-						 sizeof(path), addr, sizeof(addr)), 0);
+						 sizeof(path), addr, sizeof(addr)),
+				 0);
 		f->on1[i] = !strcmp(addr, f->d[1].tcp_addr);
 		n1 += f->on1[i];
 	}
@@ -157,7 +160,8 @@ static void test_daemon_down_then_back(void **state)
 		char id[16];
 		snprintf(id, sizeof(id), "node%d", i);
 		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE,
-						MS(T0), MS(T0 + 300), 60, 0, &r), -EHOSTUNREACH);
+						MS(T0), MS(T0 + 300), 60, 0, &r),
+				 -EHOSTUNREACH);
 	}
 	assert_int_equal(vg_store_daemons(f->s, dm, 4), 2);
 	assert_int_equal(dm[0].up, 1);

@@ -40,7 +40,7 @@ static int g_rrdcached;
 static struct hrd_daemon g_daemon;
 
 #define T0 1699999980LL /* a multiple of the 60 s step */
-#define MS(s) ((int64_t)(s) * 1000)
+#define MS(s) ((int64_t)(s)*1000)
 
 struct fixture {
 	char dir[64];
@@ -112,7 +112,8 @@ static void locate(struct vg_store *s, int rtype, const char *id, const char *me
 	char addr[256];
 
 	assert_int_equal(vg_store_locate(s, rtype, id, metric, path, pathlen, addr,
-					 sizeof(addr)), 0);
+					 sizeof(addr)),
+			 0);
 	assert_true(!g_rrdcached == !addr[0]);
 	snprintf(opt, optlen, addr[0] ? "--daemon '%s'" : "%s", addr);
 }
@@ -163,7 +164,8 @@ static void test_gauge_and_counter(void **state)
 	assert_int_equal(st.values_duplicate, 0);
 
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_INSTANCE, "inst-1", "memory.used",
-					VG_CF_AVERAGE, MS(T0), MS(T0 + 600), 60, 0, &g), 0);
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 600), 60, 0, &g),
+			 0);
 	assert_int_equal(g.resolution_s, 60);
 	assert_int_equal(g.kind, VG_KIND_GAUGE);
 	assert_int_equal(g.n, 10);
@@ -174,7 +176,8 @@ static void test_gauge_and_counter(void **state)
 	}
 
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_INSTANCE, "inst-1", "cpu.time",
-					VG_CF_AVERAGE, MS(T0), MS(T0 + 600), 60, 0, &c), 0);
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 600), 60, 0, &c),
+			 0);
 	assert_int_equal(c.kind, VG_KIND_COUNTER);
 	assert_int_equal(c.n, 10);
 	for (size_t k = 0; k < c.n; k++) {
@@ -188,7 +191,8 @@ static void test_gauge_and_counter(void **state)
 
 	/* MIN and MAX of a one-minute point are the point itself. */
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_INSTANCE, "inst-1", "memory.used",
-					VG_CF_MAX, MS(T0 + 60), MS(T0 + 120), 60, 0, &g), 0);
+					VG_CF_MAX, MS(T0 + 60), MS(T0 + 120), 60, 0, &g),
+			 0);
 	assert_true(g.n >= 1);
 	assert_true(g.points[0].value == 120);
 	vg_series_free(&g);
@@ -205,7 +209,8 @@ static void test_counter_reset(void **state)
 		write_one(f->s, VG_RT_NIC, "inst-1-tap0", MS(T0 + 60 * i),
 			  "rx.bytes", VG_KIND_COUNTER, v[i]);
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_NIC, "inst-1-tap0", "rx.bytes",
-					VG_CF_AVERAGE, MS(T0), MS(T0 + 240), 60, 1, &s), 0);
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 240), 60, 1, &s),
+			 0);
 	assert_int_equal(s.n, 5);
 	for (size_t k = 0; k < s.n; k++) {
 		if (isnan(s.points[k].value)) {
@@ -220,7 +225,8 @@ static void test_counter_reset(void **state)
 	vg_series_free(&s);
 	/* Without keep_unknown the unknown point is dropped; none negative. */
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_NIC, "inst-1-tap0", "rx.bytes",
-					VG_CF_MIN, MS(T0), MS(T0 + 300), 60, 0, &s), 0);
+					VG_CF_MIN, MS(T0), MS(T0 + 300), 60, 0, &s),
+			 0);
 	assert_int_equal(s.n, 4);
 	for (size_t k = 0; k < s.n; k++)
 		assert_true(s.points[k].value >= 0);
@@ -347,15 +353,15 @@ static void test_hostile_ids(void **state)
 		}
 		/* each id reads back its own value: no two collided */
 		assert_int_equal(vg_store_fetch(f->s, VG_RT_INSTANCE, ids[i], "m/../../x",
-						VG_CF_AVERAGE, MS(T0), MS(T0 + 60), 60, 0, &s), 0);
+						VG_CF_AVERAGE, MS(T0), MS(T0 + 60), 60, 0, &s),
+				 0);
 		assert_int_equal(s.n, 1);
 		assert_true(s.points[0].value == (double)i);
 		vg_series_free(&s);
 	}
 	/* nothing anywhere but the n files under rrd/instance (and the
 	 * store's header undo file, journal/undo) */
-	snprintf(cmd, sizeof(cmd), g_rrdcached ? "find '%s' -type f" :
-			"find '%s' -type f ! -path '*/journal/undo'", g_rrdcached ? rrd : root);
+	snprintf(cmd, sizeof(cmd), g_rrdcached ? "find '%s' -type f" : "find '%s' -type f ! -path '*/journal/undo'", g_rrdcached ? rrd : root);
 	assert_non_null(p = popen(cmd, "r"));
 	while (fgets(line, sizeof(line), p)) {
 		char want[PATH_MAX + 16];
@@ -408,7 +414,8 @@ static void test_rrdtool_agrees(void **state)
 	assert_int_equal(rra, 9); /* 3 tiers x AVERAGE, MIN, MAX */
 
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_DISK, "inst-1-vda", "rd.bytes",
-					VG_CF_AVERAGE, MS(T0), MS(T0 + 600), 60, 0, &s), 0);
+					VG_CF_AVERAGE, MS(T0), MS(T0 + 600), 60, 0, &s),
+			 0);
 	assert_int_equal(s.n, 10);
 	snprintf(cmd, sizeof(cmd), "rrdtool fetch %s '%s' AVERAGE -r 60 -s %lld -e %lld 2>&1",
 		 opt, path, T0, T0 + 600);
@@ -446,33 +453,41 @@ static void test_archive_selection(void **state)
 
 	/* auto: finest archive whose retention covers start */
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
-					MS(last - 7200), MS(last), 0, 0, &s), 0);
+					MS(last - 7200), MS(last), 0, 0, &s),
+			 0);
 	assert_int_equal(s.resolution_s, 60);
 	vg_series_free(&s);
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
-					MS(last - 3 * 86400), MS(last), 0, 0, &s), 0);
+					MS(last - 3 * 86400), MS(last), 0, 0, &s),
+			 0);
 	assert_int_equal(s.resolution_s, 300);
 	vg_series_free(&s);
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
-					MS(last - 20 * 86400), MS(last), 0, 0, &s), 0);
+					MS(last - 20 * 86400), MS(last), 0, 0, &s),
+			 0);
 	assert_int_equal(s.resolution_s, 3600);
 	vg_series_free(&s);
 	/* nothing covers 60 days back: the longest-reaching archive */
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
-					MS(last - 60 * 86400), MS(last), 0, 0, &s), 0);
+					MS(last - 60 * 86400), MS(last), 0, 0, &s),
+			 0);
 	assert_int_equal(s.resolution_s, 3600);
 	vg_series_free(&s);
 
 	/* explicit 300 s: each point is the mean (min, max) of its five
 	 * one-minute points */
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
-					MS(start), MS(last), 60, 0, &fine), 0);
+					MS(start), MS(last), 60, 0, &fine),
+			 0);
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
-					MS(start), MS(last), 300, 0, &s), 0);
+					MS(start), MS(last), 300, 0, &s),
+			 0);
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_MIN,
-					MS(start), MS(last), 300, 0, &lo), 0);
+					MS(start), MS(last), 300, 0, &lo),
+			 0);
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_MAX,
-					MS(start), MS(last), 300, 0, &hi), 0);
+					MS(start), MS(last), 300, 0, &hi),
+			 0);
 	assert_int_equal(s.resolution_s, 300);
 	assert_true(s.n >= 55);
 	assert_int_equal(lo.n, s.n);
@@ -503,7 +518,8 @@ static void test_archive_selection(void **state)
 	/* explicit 60 s reaching back past its 1-day retention: still 60 s,
 	 * clamped to what that archive holds */
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
-					MS(last - 3 * 86400), MS(last), 60, 1, &s), 0);
+					MS(last - 3 * 86400), MS(last), 60, 1, &s),
+			 0);
 	assert_int_equal(s.resolution_s, 60);
 	assert_true(s.n > 0 && s.n <= 1441);
 	assert_true(s.points[0].time_ms >= MS(last - 86400 - 60));
@@ -513,15 +529,20 @@ static void test_archive_selection(void **state)
 
 	/* no such archive, series, or bad arguments */
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
-					MS(start), MS(last), 120, 0, &s), -EINVAL);
+					MS(start), MS(last), 120, 0, &s),
+			 -EINVAL);
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "nope", VG_CF_AVERAGE,
-					MS(start), MS(last), 0, 0, &s), -ENOENT);
+					MS(start), MS(last), 0, 0, &s),
+			 -ENOENT);
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", 7,
-					MS(start), MS(last), 0, 0, &s), -EINVAL);
+					MS(start), MS(last), 0, 0, &s),
+			 -EINVAL);
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "mem.used", VG_CF_AVERAGE,
-					MS(last), MS(start), 0, 0, &s), -EINVAL);
+					MS(last), MS(start), 0, 0, &s),
+			 -EINVAL);
 	assert_int_equal(vg_store_fetch(f->s, 42, "node1", "mem.used", VG_CF_AVERAGE,
-					MS(start), MS(last), 0, 0, &s), -EINVAL);
+					MS(start), MS(last), 0, 0, &s),
+			 -EINVAL);
 }
 
 /* The default tiers (1m:15d, 5m:63d, 1h:455d) as `rrdtool info` sees them. */

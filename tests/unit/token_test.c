@@ -28,8 +28,8 @@
 #include "vigie/token.h"
 
 static char dir[64];
-static char url[700];          /* this case's state: "" on sqlite */
-static struct st_engine *eng;  /* the group's engine */
+static char url[700];         /* this case's state: "" on sqlite */
+static struct st_engine *eng; /* the group's engine */
 
 static int rm_entry(const char *p, const struct stat *sb, int flag,
 		    struct FTW *ftw)
@@ -295,7 +295,8 @@ static void test_old_tokens_db(void **state)
 	vg_token_store_close(ts);
 	db = st_db(url, dir, "tokens.db");
 	assert_int_equal(vg_db_exec(db, "DROP TABLE token_meta; DROP TABLE vg_schema; "
-				    "PRAGMA user_version = 0"), 0);
+					"PRAGMA user_version = 0"),
+			 0);
 	vg_db_close(db);
 	ts = open_store(dir);
 	assert_int_equal(vg_token_verify(ts, tok, &sc), 0);
@@ -363,7 +364,8 @@ static void test_command(void **state)
 	st_need(eng);
 	snprintf(d2, sizeof(d2), "%s/new-data", dir); /* created on demand */
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "create",
-			     "--admin", "--name", "boot", NULL), 0);
+			     "--admin", "--name", "boot", NULL),
+			 0);
 	assert_int_equal(strlen(out), VG_TOKEN_LEN + 1); /* the token alone */
 	memcpy(tok, out, VG_TOKEN_LEN);
 	tok[VG_TOKEN_LEN] = '\0';
@@ -378,19 +380,23 @@ static void test_command(void **state)
 	assert_non_null(strstr(out, "boot"));
 	assert_null(strstr(out, tok + 5 + VG_TOKEN_ID_LEN));
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "list",
-			     "--json", NULL), 0);
+			     "--json", NULL),
+			 0);
 	json_t *j = json_loads(out, 0, NULL);
 	assert_int_equal(json_array_size(json_object_get(j, "tokens")), 1);
 	json_decref(j);
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "revoke",
-			     id, NULL), 0);
+			     id, NULL),
+			 0);
 	verify_soon(ts, tok, -EACCES);
 	vg_token_store_close(ts);
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "revoke",
-			     id, NULL), 1);
+			     id, NULL),
+			 1);
 	assert_non_null(strstr(err, "already revoked"));
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "revoke",
-			     "ffffffffffffffff", NULL), 1);
+			     "ffffffffffffffff", NULL),
+			 1);
 	assert_non_null(strstr(err, "no token"));
 
 	/* usage errors: exit 2, one line, nothing on stdout */
@@ -416,10 +422,12 @@ static void test_command(void **state)
 		}
 	}
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "--help",
-			     NULL), 0);
+			     NULL),
+			 0);
 	assert_non_null(strstr(out, "token create --admin"));
 	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "create",
-			     "--project", "a\nb", NULL), 1);
+			     "--project", "a\nb", NULL),
+			 1);
 	assert_non_null(strstr(err, "bad project"));
 }
 

@@ -32,7 +32,8 @@ static struct vg_batch *sample_batch(void)
 					  "vda", "6695eb01-f6a4-8304-79aa-97f2502e193f", 1795000000101LL));
 	assert_int_equal(vg_batch_sample(b, "disk.read.bytes", VG_KIND_COUNTER, 4096), 0);
 	assert_int_equal(vg_batch_event(b, "6695eb01-f6a4-8304-79aa-97f2502e193f", VG_EV_STARTED,
-					1795000000000LL, NULL), 0);
+					1795000000000LL, NULL),
+			 0);
 	return b;
 }
 
@@ -89,7 +90,8 @@ static void test_interning(void **state)
 		snprintf(id, sizeof(id), "res-%d", i);
 		assert_non_null(vg_batch_resource(b, VG_RT_HOST_NIC, id, NULL, NULL, 0));
 		assert_int_equal(vg_batch_sample(b, "a.fairly.long.metric.name.for.interning",
-						 VG_KIND_GAUGE, i), 0);
+						 VG_KIND_GAUGE, i),
+				 0);
 	}
 	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
 	/* header + host + 1001 distinct ids/names + 1000*(44+13) */
@@ -146,19 +148,19 @@ static void test_rejections(void **state)
 	assert_int_equal(decode_mutated(7, 0x80), -EBADMSG);        /* unknown flag */
 	/* flag "signed" without a trailer: the last 32 bytes are missing */
 	assert_int_equal(decode_mutated(6, 1), -EBADMSG);
-	assert_int_equal(decode_mutated(35, 0x7f), -E2BIG);         /* nstrings */
-	assert_int_equal(decode_mutated(32, 0xff), -EBADMSG);       /* nstrings > data */
-	assert_int_equal(decode_mutated(48, 0xee), -EBADMSG);       /* host index */
+	assert_int_equal(decode_mutated(35, 0x7f), -E2BIG);   /* nstrings */
+	assert_int_equal(decode_mutated(32, 0xff), -EBADMSG); /* nstrings > data */
+	assert_int_equal(decode_mutated(48, 0xee), -EBADMSG); /* host index */
 
 	/* find the first resource and corrupt its type, state and indices */
 	uint32_t nstr = buf[32] | buf[33] << 8;
 	size_t p = 52;
 	for (uint32_t i = 0; i < nstr; i++)
 		p += 2 + (buf[p] | buf[p + 1] << 8);
-	assert_int_equal(decode_mutated(p, 9), -EBADMSG);      /* type */
-	assert_int_equal(decode_mutated(p + 1, 7), -EBADMSG);  /* state */
+	assert_int_equal(decode_mutated(p, 9), -EBADMSG);        /* type */
+	assert_int_equal(decode_mutated(p + 1, 7), -EBADMSG);    /* state */
 	assert_int_equal(decode_mutated(p + 4, 0xff), -EBADMSG); /* id -> NO_STRING/out */
-	assert_int_equal(decode_mutated(p + 36, 9), -EBADMSG); /* sample count */
+	assert_int_equal(decode_mutated(p + 36, 9), -EBADMSG);   /* sample count */
 	free(buf);
 	vg_batch_free(b);
 }
@@ -220,8 +222,18 @@ static int decode_raw(struct vg_batch *b)
 	return rc;
 }
 
-enum { F_HOST, F_ID, F_NAME, F_PARENT, F_PROJECT, F_USER, F_FLAVOR,
-       F_METRIC, F_KEY, F_VALUE, F_EVENT, F_N };
+enum { F_HOST,
+       F_ID,
+       F_NAME,
+       F_PARENT,
+       F_PROJECT,
+       F_USER,
+       F_FLAVOR,
+       F_METRIC,
+       F_KEY,
+       F_VALUE,
+       F_EVENT,
+       F_N };
 
 /* A one-resource batch with field f set to v (the others ordinary). */
 static struct vg_batch *with(int f, const char *v)
