@@ -1,15 +1,19 @@
 /*
- * http.c — the generic HTTP server under the JSON API: request parsing,
- * routing, limits, JSON errors, and libmicrohttpd plumbing.
+ * http.c — the generic HTTP server under the JSON API: libmicrohttpd
+ * plumbing, limits, responses (JSON errors, streamed replies) and the
+ * server's counters. The request side with no libmicrohttpd in it
+ * (method names, request-target parsing, routing, dispatch) is in
+ * http_request.c; the listen addresses and the bound socket are in
+ * http_listen.c.
  *
  * Design: libmicrohttpd runs an internal polling thread per worker (a
  * thread pool of `threads`, epoll when available). We bind the listening
- * socket ourselves so that "address in use" and "bad address" come back as
- * clear errors and so that port 0 (tests) can be read back. The raw
- * request-target is captured by the URI log callback, before
- * libmicrohttpd unescapes it, and we parse it ourselves: that keeps a
- * "%2F" inside a resource id from splitting the path, and gives one place
- * that enforces the URI length limit with a JSON 414.
+ * socket ourselves (vg_listen_socket) so that "address in use" and "bad
+ * address" come back as clear errors and so that port 0 (tests) can be
+ * read back. The raw request-target is captured by the URI log callback,
+ * before libmicrohttpd unescapes it, and parsed by vg_http_req_parse:
+ * that keeps a "%2F" inside a resource id from splitting the path, and
+ * gives one place that enforces the URI length limit with a JSON 414.
  *
  * A request goes through on_access() in three phases: the first call
  * (headers in) parses and routes, refusing early (414, 400, 404, 405, 413)
@@ -25,7 +29,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -37,7 +40,6 @@
 #include <microhttpd.h>
 
 #include "vigie/clock.h"
-#include "vigie/hex.h"
 #include "query/api/http.h"
 #include "vigie/log.h"
 
