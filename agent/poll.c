@@ -32,6 +32,7 @@
 #include "agent/derive.h"
 #include "vigie/hmap.h"
 #include "agent/poll.h"
+#include "agent/poll_state.h"
 #include "agent/procfs.h"
 #include "vigie/clock.h"
 #include "vigie/log.h"
@@ -47,79 +48,7 @@ enum {
 	ST_PMSUSPENDED = 7,
 };
 
-struct disk_prev {
-	char *dev, *source;
-	double rd_reqs, rd_time, wr_reqs, wr_time, fl_reqs, fl_time;
-	int blk; /* 1: backed by host block device maj:min */
-	unsigned maj, min;
-	uint64_t gen;
-};
-
-struct nic_prev {
-	char *dev;
-	uint64_t gen;
-};
-
-struct dom_prev {
-	char *uuid, *name, *project, *user, *flavor;
-	int id, state, active;
-	int64_t time_ms;
-	double cpu_time, vcpus, vcpu_sum, qemu_cpu;
-	double wait_sum, delay_sum; /* NAN: not reported */
-	long flavor_vcpus;
-	uint64_t gen;
-	struct disk_prev *disks;
-	size_t ndisks;
-	struct nic_prev *nics;
-	size_t nnics;
-};
-
-struct pending_event {
-	char *resource, *detail;
-	int type;
-	int64_t time_ms;
-};
-
-struct vg_poller {
-	char *host, *proc_root, *fs_include, *fs_exclude;
-	int no_host_fs;
-	struct vg_lv *lv;
-	struct vg_hmap doms; /* uuid -> struct dom_prev, keyed by its own uuid */
-	uint64_t gen;
-	int first_poll; /* no libvirt poll has succeeded yet */
-	int in_gap;
-	uint64_t lv_errors;
-	long clk_tck, page_size;
-	/* host state */
-	int have_cpu;
-	struct vg_cpu_times cpu;
-	struct vg_diskstat *hdisks; /* previous poll's diskstats */
-	size_t nhdisks;
-	int64_t host_time_ms;
-	struct vg_procfs_buf buf;
-	/* this poll's parsed diskstats (for host-backed instance disks) */
-	struct vg_diskstat *cur_hdisks;
-	size_t ncur_hdisks;
-	/* lifecycle hook */
-	pthread_mutex_t lock;
-	struct pending_event *pending;
-	size_t npending, cap_pending;
-	/* events being applied in this poll (taken from pending) */
-	struct pending_event *taken;
-	size_t ntaken;
-};
-
 /* ---- helpers ------------------------------------------------------------- */
-
-/* skip: the current resource was left out (its id or parent breaks the
- * name rules of vigie/wire.h, which the collector would refuse the whole
- * batch for), so its samples, attributes and identity go too. */
-struct emit {
-	struct vg_batch *b;
-	int err;
-	int skip;
-};
-
 /* Names from libvirt and Nova metadata made to follow the collector's
  * rules (docs/protocol.md "Names"): vg_text_clean into out (max + 1
  * bytes). NULL and "" stay as they are. */
@@ -131,14 +60,14 @@ static const char *clean(const char *in, char *out, size_t max)
 	return out;
 }
 
-static void sample(struct emit *e, const char *metric, int kind, double v)
+void vg_poll_sample(struct vg_poll_emit *e, const char *metric, int kind, double v)
 {
 	if (e->err || e->skip || !isfinite(v))
 		return;
 	e->err = vg_batch_sample(e->b, metric, (uint8_t)kind, v);
 }
 
-static void attr(struct emit *e, const char *key, const char *value)
+void vg_poll_attr(struct vg_poll_emit *e, const char *key, const char *value)
 {
 	char buf[VG_WIRE_MAX_STRING + 1];
 
@@ -147,19 +76,19 @@ static void attr(struct emit *e, const char *key, const char *value)
 	e->err = vg_batch_attr(e->b, key, clean(value, buf, VG_WIRE_MAX_STRING));
 }
 
-static void attr_long(struct emit *e, const char *key, long v)
+void vg_poll_attr_long(struct vg_poll_emit *e, const char *key, long v)
 {
 	char buf[32];
 
 	if (v < 0)
 		return;
 	snprintf(buf, sizeof(buf), "%ld", v);
-	attr(e, key, buf);
+	vg_poll_attr(e, key, buf);
 }
 
-static struct vg_resource *resource(struct emit *e, int type, const char *id,
-				    const char *name, const char *parent,
-				    int64_t t)
+struct vg_resource *vg_poll_resource(struct vg_poll_emit *e, int type, const char *id,
+				     const char *name, const char *parent,
+				     int64_t t)
 {
 	char buf[VG_WIRE_MAX_STRING + 1];
 	struct vg_resource *r;
@@ -187,8 +116,8 @@ static struct vg_resource *resource(struct emit *e, int type, const char *id,
 	return r;
 }
 
-static void identity(struct emit *e, const char *project, const char *user,
-		     const char *flavor)
+void vg_poll_identity(struct vg_poll_emit *e, const char *project, const char *user,
+		      const char *flavor)
 {
 	char pb[VG_NAME_MAX + 1], ub[VG_NAME_MAX + 1], fb[VG_NAME_MAX + 1];
 
@@ -253,7 +182,7 @@ static int taken_has(const struct vg_poller *p, const char *res, int type)
 	return 0;
 }
 
-static void event(struct emit *e, struct vg_poller *p, const char *res,
+static void event(struct vg_poll_emit *e, struct vg_poller *p, const char *res,
 		  int type, int64_t t, const char *detail)
 {
 	if (e->err || taken_has(p, res, type))
@@ -427,8 +356,8 @@ static int is_suspended(int st)
 	return st == ST_PAUSED || st == ST_PMSUSPENDED;
 }
 
-static const struct vg_diskstat *find_hdisk(const struct vg_diskstat *d,
-					    size_t n, unsigned maj, unsigned min)
+const struct vg_diskstat *vg_poll_find_hdisk(const struct vg_diskstat *d,
+					     size_t n, unsigned maj, unsigned min)
 {
 	for (size_t i = 0; i < n; i++)
 		if (d[i].major == maj && d[i].minor == min)
@@ -469,57 +398,57 @@ static void resolve_backing(struct disk_prev *dp, const char *source)
 	}
 }
 
-static void emit_disk(struct emit *e, struct vg_poller *p,
+static void emit_disk(struct vg_poll_emit *e, struct vg_poller *p,
 		      const struct vg_lv_domain *d, const struct vg_lv_disk *k,
 		      struct disk_prev *dp, int derive, double dt, int64_t t)
 {
 	char id[512];
 
 	snprintf(id, sizeof(id), "%s-%s", d->uuid, k->dev);
-	if (!resource(e, VG_RT_DISK, id, k->dev, d->uuid, t))
+	if (!vg_poll_resource(e, VG_RT_DISK, id, k->dev, d->uuid, t))
 		return;
-	identity(e, d->meta->project, d->meta->user, NULL);
-	attr(e, "source", k->source);
+	vg_poll_identity(e, d->meta->project, d->meta->user, NULL);
+	vg_poll_attr(e, "source", k->source);
 	const struct vg_domxml_disk *x = vg_domxml_disk(d->meta, k->dev);
 	if (x)
-		attr(e, "bus", x->bus);
-	sample(e, "disk.read.requests", VG_KIND_COUNTER, k->rd_reqs);
-	sample(e, "disk.read.bytes", VG_KIND_COUNTER, k->rd_bytes);
-	sample(e, "disk.read.time", VG_KIND_COUNTER, k->rd_time_s);
-	sample(e, "disk.write.requests", VG_KIND_COUNTER, k->wr_reqs);
-	sample(e, "disk.write.bytes", VG_KIND_COUNTER, k->wr_bytes);
-	sample(e, "disk.write.time", VG_KIND_COUNTER, k->wr_time_s);
-	sample(e, "disk.flush.requests", VG_KIND_COUNTER, k->fl_reqs);
-	sample(e, "disk.flush.time", VG_KIND_COUNTER, k->fl_time_s);
-	sample(e, "disk.errors", VG_KIND_COUNTER, k->errors);
-	sample(e, "disk.capacity", VG_KIND_GAUGE, k->capacity);
-	sample(e, "disk.allocation", VG_KIND_GAUGE, k->allocation);
-	sample(e, "disk.physical", VG_KIND_GAUGE, k->physical);
+		vg_poll_attr(e, "bus", x->bus);
+	vg_poll_sample(e, "disk.read.requests", VG_KIND_COUNTER, k->rd_reqs);
+	vg_poll_sample(e, "disk.read.bytes", VG_KIND_COUNTER, k->rd_bytes);
+	vg_poll_sample(e, "disk.read.time", VG_KIND_COUNTER, k->rd_time_s);
+	vg_poll_sample(e, "disk.write.requests", VG_KIND_COUNTER, k->wr_reqs);
+	vg_poll_sample(e, "disk.write.bytes", VG_KIND_COUNTER, k->wr_bytes);
+	vg_poll_sample(e, "disk.write.time", VG_KIND_COUNTER, k->wr_time_s);
+	vg_poll_sample(e, "disk.flush.requests", VG_KIND_COUNTER, k->fl_reqs);
+	vg_poll_sample(e, "disk.flush.time", VG_KIND_COUNTER, k->fl_time_s);
+	vg_poll_sample(e, "disk.errors", VG_KIND_COUNTER, k->errors);
+	vg_poll_sample(e, "disk.capacity", VG_KIND_GAUGE, k->capacity);
+	vg_poll_sample(e, "disk.allocation", VG_KIND_GAUGE, k->allocation);
+	vg_poll_sample(e, "disk.physical", VG_KIND_GAUGE, k->physical);
 
 	resolve_backing(dp, k->source);
 	const struct vg_diskstat *hc = NULL, *hp = NULL;
 	if (dp->blk) {
-		hc = find_hdisk(p->cur_hdisks, p->ncur_hdisks, dp->maj, dp->min);
-		hp = find_hdisk(p->hdisks, p->nhdisks, dp->maj, dp->min);
+		hc = vg_poll_find_hdisk(p->cur_hdisks, p->ncur_hdisks, dp->maj, dp->min);
+		hp = vg_poll_find_hdisk(p->hdisks, p->nhdisks, dp->maj, dp->min);
 		if (hc)
-			sample(e, "disk.inflight", VG_KIND_GAUGE, (double)hc->in_flight);
+			vg_poll_sample(e, "disk.inflight", VG_KIND_GAUGE, (double)hc->in_flight);
 	}
 	double v;
 	if (derive) {
 		if (!vg_derive_latency(dp->rd_time, k->rd_time_s, dp->rd_reqs, k->rd_reqs, &v))
-			sample(e, "disk.read.latency", VG_KIND_GAUGE, v);
+			vg_poll_sample(e, "disk.read.latency", VG_KIND_GAUGE, v);
 		if (!vg_derive_latency(dp->wr_time, k->wr_time_s, dp->wr_reqs, k->wr_reqs, &v))
-			sample(e, "disk.write.latency", VG_KIND_GAUGE, v);
+			vg_poll_sample(e, "disk.write.latency", VG_KIND_GAUGE, v);
 		if (!vg_derive_latency(dp->fl_time, k->fl_time_s, dp->fl_reqs, k->fl_reqs, &v))
-			sample(e, "disk.flush.latency", VG_KIND_GAUGE, v);
+			vg_poll_sample(e, "disk.flush.latency", VG_KIND_GAUGE, v);
 	}
 	if (hc && hp) {
 		/* The host device's own counters: exact busy time and queue.
 		 * dt is the domain's; host and domains are polled together. */
 		if (!vg_derive_queue_length(hp->weighted_ms / 1e3, hc->weighted_ms / 1e3, dt, &v))
-			sample(e, "disk.queue.length", VG_KIND_GAUGE, v);
+			vg_poll_sample(e, "disk.queue.length", VG_KIND_GAUGE, v);
 		if (!vg_derive_idle_time(hp->io_ms / 1e3, hc->io_ms / 1e3, dt, &v))
-			sample(e, "disk.idle.time", VG_KIND_GAUGE, v);
+			vg_poll_sample(e, "disk.idle.time", VG_KIND_GAUGE, v);
 	} else if (derive) {
 		/* Guest-side times: fl time is optional (older QEMU). */
 		double pb = dp->rd_time + dp->wr_time;
@@ -529,9 +458,9 @@ static void emit_disk(struct emit *e, struct vg_poller *p,
 			cb += k->fl_time_s;
 		}
 		if (!vg_derive_queue_length(pb, cb, dt, &v))
-			sample(e, "disk.queue.length", VG_KIND_GAUGE, v);
+			vg_poll_sample(e, "disk.queue.length", VG_KIND_GAUGE, v);
 		if (!vg_derive_idle_time(pb, cb, dt, &v))
-			sample(e, "disk.idle.time", VG_KIND_GAUGE, v);
+			vg_poll_sample(e, "disk.idle.time", VG_KIND_GAUGE, v);
 	}
 	dp->rd_reqs = k->rd_reqs;
 	dp->rd_time = k->rd_time_s;
@@ -541,24 +470,24 @@ static void emit_disk(struct emit *e, struct vg_poller *p,
 	dp->fl_time = k->fl_time_s;
 }
 
-static void emit_nic(struct emit *e, const struct vg_lv_domain *d,
+static void emit_nic(struct vg_poll_emit *e, const struct vg_lv_domain *d,
 		     const struct vg_lv_nic *n, int64_t t)
 {
 	char id[512];
 
 	snprintf(id, sizeof(id), "%s-%s", d->uuid, n->dev);
-	if (!resource(e, VG_RT_NIC, id, n->dev, d->uuid, t))
+	if (!vg_poll_resource(e, VG_RT_NIC, id, n->dev, d->uuid, t))
 		return;
-	identity(e, d->meta->project, d->meta->user, NULL);
-	attr(e, "mac", n->mac);
-	sample(e, "net.rx.bytes", VG_KIND_COUNTER, n->rx_bytes);
-	sample(e, "net.rx.packets", VG_KIND_COUNTER, n->rx_packets);
-	sample(e, "net.rx.errors", VG_KIND_COUNTER, n->rx_errs);
-	sample(e, "net.rx.drops", VG_KIND_COUNTER, n->rx_drop);
-	sample(e, "net.tx.bytes", VG_KIND_COUNTER, n->tx_bytes);
-	sample(e, "net.tx.packets", VG_KIND_COUNTER, n->tx_packets);
-	sample(e, "net.tx.errors", VG_KIND_COUNTER, n->tx_errs);
-	sample(e, "net.tx.drops", VG_KIND_COUNTER, n->tx_drop);
+	vg_poll_identity(e, d->meta->project, d->meta->user, NULL);
+	vg_poll_attr(e, "mac", n->mac);
+	vg_poll_sample(e, "net.rx.bytes", VG_KIND_COUNTER, n->rx_bytes);
+	vg_poll_sample(e, "net.rx.packets", VG_KIND_COUNTER, n->rx_packets);
+	vg_poll_sample(e, "net.rx.errors", VG_KIND_COUNTER, n->rx_errs);
+	vg_poll_sample(e, "net.rx.drops", VG_KIND_COUNTER, n->rx_drop);
+	vg_poll_sample(e, "net.tx.bytes", VG_KIND_COUNTER, n->tx_bytes);
+	vg_poll_sample(e, "net.tx.packets", VG_KIND_COUNTER, n->tx_packets);
+	vg_poll_sample(e, "net.tx.errors", VG_KIND_COUNTER, n->tx_errs);
+	vg_poll_sample(e, "net.tx.drops", VG_KIND_COUNTER, n->tx_drop);
 }
 
 /* Sum of a per-vCPU array; NAN if absent or any entry is unknown. */
@@ -579,7 +508,7 @@ static double vcpu_sum(const struct vg_lv_domain *d)
 }
 
 /* QEMU process overhead from /proc/<pid>/{stat,io}. */
-static void emit_qemu(struct emit *e, struct vg_poller *p,
+static void emit_qemu(struct vg_poll_emit *e, struct vg_poller *p,
 		      const struct vg_lv_domain *d, struct dom_prev *P,
 		      int derive, double dt, double *qcpu)
 {
@@ -595,57 +524,57 @@ static void emit_qemu(struct emit *e, struct vg_poller *p,
 	if (vg_procfs_read(p->proc_root, rel, &p->buf) == 0 &&
 	    vg_procfs_parse_pidstat(p->buf.data, &ps) == 0) {
 		*qcpu = (double)(ps.utime_ticks + ps.stime_ticks) / (double)p->clk_tck;
-		sample(e, "qemu.cpu.time", VG_KIND_COUNTER, *qcpu);
-		sample(e, "qemu.memory.rss", VG_KIND_GAUGE,
-		       (double)ps.rss_pages * (double)p->page_size);
-		sample(e, "qemu.threads", VG_KIND_GAUGE, (double)ps.threads);
+		vg_poll_sample(e, "qemu.cpu.time", VG_KIND_COUNTER, *qcpu);
+		vg_poll_sample(e, "qemu.memory.rss", VG_KIND_GAUGE,
+			       (double)ps.rss_pages * (double)p->page_size);
+		vg_poll_sample(e, "qemu.threads", VG_KIND_GAUGE, (double)ps.threads);
 		if (derive) {
 			if (!vg_derive_proc_util(P->qemu_cpu, *qcpu, dt, &v))
-				sample(e, "qemu.cpu.util", VG_KIND_GAUGE, v);
+				vg_poll_sample(e, "qemu.cpu.util", VG_KIND_GAUGE, v);
 			if (!vg_derive_overhead(P->qemu_cpu, *qcpu, P->vcpu_sum,
 						vcpu_sum(d), dt, &v))
-				sample(e, "qemu.cpu.overhead", VG_KIND_GAUGE, v);
+				vg_poll_sample(e, "qemu.cpu.overhead", VG_KIND_GAUGE, v);
 		}
 	}
 	snprintf(rel, sizeof(rel), "%d/io", d->pid);
 	if (vg_procfs_read(p->proc_root, rel, &p->buf) == 0 &&
 	    vg_procfs_parse_pidio(p->buf.data, &pio) == 0) {
-		sample(e, "qemu.io.read.bytes", VG_KIND_COUNTER, (double)pio.read_bytes);
-		sample(e, "qemu.io.write.bytes", VG_KIND_COUNTER, (double)pio.write_bytes);
-		sample(e, "qemu.io.read.calls", VG_KIND_COUNTER, (double)pio.syscr);
-		sample(e, "qemu.io.write.calls", VG_KIND_COUNTER, (double)pio.syscw);
+		vg_poll_sample(e, "qemu.io.read.bytes", VG_KIND_COUNTER, (double)pio.read_bytes);
+		vg_poll_sample(e, "qemu.io.write.bytes", VG_KIND_COUNTER, (double)pio.write_bytes);
+		vg_poll_sample(e, "qemu.io.read.calls", VG_KIND_COUNTER, (double)pio.syscr);
+		vg_poll_sample(e, "qemu.io.write.calls", VG_KIND_COUNTER, (double)pio.syscw);
 	}
 }
 
 /* Guest file systems (only in polls that asked the guest agent), as
  * fs.N.* on the instance, N the position in mount-point order, with the
  * mount point, guest device, type and backing disk as attributes. */
-static void emit_guest_fs(struct emit *e, const struct vg_lv_domain *d)
+static void emit_guest_fs(struct vg_poll_emit *e, const struct vg_lv_domain *d)
 {
 	for (size_t i = 0; i < d->nfs; i++) {
 		const struct vg_lv_fs *f = &d->fs[i];
 		char k[48];
 
 		snprintf(k, sizeof(k), "fs.%zu.mountpoint", i);
-		attr(e, k, f->mountpoint);
+		vg_poll_attr(e, k, f->mountpoint);
 		snprintf(k, sizeof(k), "fs.%zu.device", i);
-		attr(e, k, f->device);
+		vg_poll_attr(e, k, f->device);
 		snprintf(k, sizeof(k), "fs.%zu.type", i);
-		attr(e, k, f->fstype);
+		vg_poll_attr(e, k, f->fstype);
 		snprintf(k, sizeof(k), "fs.%zu.disk", i);
-		attr(e, k, f->disk);
+		vg_poll_attr(e, k, f->disk);
 		snprintf(k, sizeof(k), "fs.%zu.total", i);
-		sample(e, k, VG_KIND_GAUGE, f->total);
+		vg_poll_sample(e, k, VG_KIND_GAUGE, f->total);
 		snprintf(k, sizeof(k), "fs.%zu.used", i);
-		sample(e, k, VG_KIND_GAUGE, f->used);
+		vg_poll_sample(e, k, VG_KIND_GAUGE, f->used);
 		if (isfinite(f->total) && isfinite(f->used) && f->total > 0) {
 			snprintf(k, sizeof(k), "fs.%zu.usage", i);
-			sample(e, k, VG_KIND_GAUGE, f->used / f->total * 100);
+			vg_poll_sample(e, k, VG_KIND_GAUGE, f->used / f->total * 100);
 		}
 	}
 }
 
-static void lifecycle(struct emit *e, struct vg_poller *p,
+static void lifecycle(struct vg_poll_emit *e, struct vg_poller *p,
 		      const struct vg_lv_domain *d, const struct dom_prev *P,
 		      int64_t t)
 {
@@ -697,22 +626,22 @@ static void *one_more(void **arr, size_t n, size_t elem)
 
 /* The last word on a device of domain uuid that went away: its resource
  * "<uuid>-<dev>", ended, with the domain's owner. */
-static void device_ended(struct emit *e, int type, const char *uuid,
+static void device_ended(struct vg_poll_emit *e, int type, const char *uuid,
 			 const char *dev, const struct vg_domxml *m, int64_t t)
 {
 	char id[512];
 
 	snprintf(id, sizeof(id), "%s-%s", uuid, dev);
-	struct vg_resource *r = resource(e, type, id, dev, uuid, t);
+	struct vg_resource *r = vg_poll_resource(e, type, id, dev, uuid, t);
 	if (r)
 		r->state = VG_RSTATE_ENDED;
-	identity(e, m->project, m->user, NULL);
+	vg_poll_identity(e, m->project, m->user, NULL);
 }
 
 static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 		      int64_t t, struct vg_batch *b)
 {
-	struct emit e = {.b = b};
+	struct vg_poll_emit e = {.b = b};
 	struct dom_prev *P = vg_hmap_gets(&p->doms, d->uuid);
 	const struct vg_domxml *m = d->meta;
 	double dt = P ? (double)(t - P->time_ms) / 1e3 : 0;
@@ -722,41 +651,41 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 
 	lifecycle(&e, p, d, P, t);
 
-	if (!resource(&e, VG_RT_INSTANCE, d->uuid, d->name, NULL, t))
+	if (!vg_poll_resource(&e, VG_RT_INSTANCE, d->uuid, d->name, NULL, t))
 		return e.err;
-	identity(&e, m->project, m->user, m->flavor);
-	attr(&e, "display_name", m->display_name);
-	attr(&e, "project_name", m->project_name);
-	attr(&e, "user_name", m->user_name);
-	attr_long(&e, "flavor.vcpus", m->flavor_vcpus);
-	attr_long(&e, "flavor.memory_mb", m->flavor_memory_mb);
-	attr_long(&e, "flavor.disk_gb", m->flavor_disk_gb);
-	attr(&e, "identity", m->ident == VG_IDENT_NOVA ? "nova" : m->ident == VG_IDENT_VIGIE ? "vigie"
-											     : "none");
+	vg_poll_identity(&e, m->project, m->user, m->flavor);
+	vg_poll_attr(&e, "display_name", m->display_name);
+	vg_poll_attr(&e, "project_name", m->project_name);
+	vg_poll_attr(&e, "user_name", m->user_name);
+	vg_poll_attr_long(&e, "flavor.vcpus", m->flavor_vcpus);
+	vg_poll_attr_long(&e, "flavor.memory_mb", m->flavor_memory_mb);
+	vg_poll_attr_long(&e, "flavor.disk_gb", m->flavor_disk_gb);
+	vg_poll_attr(&e, "identity", m->ident == VG_IDENT_NOVA ? "nova" : m->ident == VG_IDENT_VIGIE ? "vigie"
+												     : "none");
 
-	sample(&e, "power.state", VG_KIND_GAUGE, d->state);
-	sample(&e, "vcpus", VG_KIND_GAUGE, d->vcpus);
-	sample(&e, "memory.size", VG_KIND_GAUGE, d->mem_current);
-	sample(&e, "memory.max", VG_KIND_GAUGE, d->mem_max);
+	vg_poll_sample(&e, "power.state", VG_KIND_GAUGE, d->state);
+	vg_poll_sample(&e, "vcpus", VG_KIND_GAUGE, d->vcpus);
+	vg_poll_sample(&e, "memory.size", VG_KIND_GAUGE, d->mem_current);
+	vg_poll_sample(&e, "memory.max", VG_KIND_GAUGE, d->mem_max);
 	double qcpu = NAN;
 	if (d->active) {
-		sample(&e, "cpu.time", VG_KIND_COUNTER, d->cpu_time_s);
-		sample(&e, "cpu.user.time", VG_KIND_COUNTER, d->cpu_user_s);
-		sample(&e, "cpu.system.time", VG_KIND_COUNTER, d->cpu_system_s);
+		vg_poll_sample(&e, "cpu.time", VG_KIND_COUNTER, d->cpu_time_s);
+		vg_poll_sample(&e, "cpu.user.time", VG_KIND_COUNTER, d->cpu_user_s);
+		vg_poll_sample(&e, "cpu.system.time", VG_KIND_COUNTER, d->cpu_system_s);
 		if (derive && !vg_derive_cpu_util(P->cpu_time, d->cpu_time_s, dt,
 						  d->vcpus, &v))
-			sample(&e, "cpu.util", VG_KIND_GAUGE, v);
+			vg_poll_sample(&e, "cpu.util", VG_KIND_GAUGE, v);
 		for (size_t i = 0; i < d->nvcpu_times; i++) {
 			char name[32];
 			snprintf(name, sizeof(name), "vcpu.%zu.time", i);
-			sample(&e, name, VG_KIND_COUNTER, d->vcpu_time_s[i]);
+			vg_poll_sample(&e, name, VG_KIND_COUNTER, d->vcpu_time_s[i]);
 			if (d->vcpu_wait_s) {
 				snprintf(name, sizeof(name), "vcpu.%zu.wait", i);
-				sample(&e, name, VG_KIND_COUNTER, d->vcpu_wait_s[i]);
+				vg_poll_sample(&e, name, VG_KIND_COUNTER, d->vcpu_wait_s[i]);
 			}
 			if (d->vcpu_delay_s) {
 				snprintf(name, sizeof(name), "vcpu.%zu.delay", i);
-				sample(&e, name, VG_KIND_COUNTER, d->vcpu_delay_s[i]);
+				vg_poll_sample(&e, name, VG_KIND_COUNTER, d->vcpu_delay_s[i]);
 			}
 		}
 		/* Contention in percent of the instance's vCPU capacity, the
@@ -765,24 +694,24 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 		if (derive && !vg_derive_cpu_util(P->wait_sum,
 						  sum_of(d->vcpu_wait_s, d->nvcpu_times),
 						  dt, d->vcpus, &v))
-			sample(&e, "cpu.wait", VG_KIND_GAUGE, v);
+			vg_poll_sample(&e, "cpu.wait", VG_KIND_GAUGE, v);
 		if (derive && !vg_derive_cpu_util(P->delay_sum,
 						  sum_of(d->vcpu_delay_s, d->nvcpu_times),
 						  dt, d->vcpus, &v))
-			sample(&e, "cpu.steal", VG_KIND_GAUGE, v);
+			vg_poll_sample(&e, "cpu.steal", VG_KIND_GAUGE, v);
 		if (isfinite(d->mem_available) && isfinite(d->mem_unused) &&
 		    d->mem_available >= d->mem_unused)
-			sample(&e, "memory.used", VG_KIND_GAUGE,
-			       d->mem_available - d->mem_unused);
-		sample(&e, "memory.available", VG_KIND_GAUGE, d->mem_available);
-		sample(&e, "memory.unused", VG_KIND_GAUGE, d->mem_unused);
-		sample(&e, "memory.usable", VG_KIND_GAUGE, d->mem_usable);
-		sample(&e, "memory.cache", VG_KIND_GAUGE, d->mem_disk_caches);
-		sample(&e, "memory.rss", VG_KIND_GAUGE, d->mem_rss);
-		sample(&e, "memory.swap.in", VG_KIND_COUNTER, d->mem_swap_in);
-		sample(&e, "memory.swap.out", VG_KIND_COUNTER, d->mem_swap_out);
-		sample(&e, "memory.faults.major", VG_KIND_COUNTER, d->mem_major_faults);
-		sample(&e, "memory.faults.minor", VG_KIND_COUNTER, d->mem_minor_faults);
+			vg_poll_sample(&e, "memory.used", VG_KIND_GAUGE,
+				       d->mem_available - d->mem_unused);
+		vg_poll_sample(&e, "memory.available", VG_KIND_GAUGE, d->mem_available);
+		vg_poll_sample(&e, "memory.unused", VG_KIND_GAUGE, d->mem_unused);
+		vg_poll_sample(&e, "memory.usable", VG_KIND_GAUGE, d->mem_usable);
+		vg_poll_sample(&e, "memory.cache", VG_KIND_GAUGE, d->mem_disk_caches);
+		vg_poll_sample(&e, "memory.rss", VG_KIND_GAUGE, d->mem_rss);
+		vg_poll_sample(&e, "memory.swap.in", VG_KIND_COUNTER, d->mem_swap_in);
+		vg_poll_sample(&e, "memory.swap.out", VG_KIND_COUNTER, d->mem_swap_out);
+		vg_poll_sample(&e, "memory.faults.major", VG_KIND_COUNTER, d->mem_major_faults);
+		vg_poll_sample(&e, "memory.faults.minor", VG_KIND_COUNTER, d->mem_minor_faults);
 		emit_qemu(&e, p, d, P, derive, dt, &qcpu);
 		emit_guest_fs(&e, d);
 	}
@@ -874,30 +803,30 @@ static int one_domain(struct vg_poller *p, const struct vg_lv_domain *d,
 static int ended_domain(struct vg_poller *p, struct dom_prev *P, int64_t t,
 			struct vg_batch *b)
 {
-	struct emit e = {.b = b};
+	struct vg_poll_emit e = {.b = b};
 	struct vg_resource *r;
 
 	event(&e, p, P->uuid, P->active ? VG_EV_STOPPED : VG_EV_UNDEFINED, t,
 	      "{\"vanished\":true,\"derived\":true}");
-	r = resource(&e, VG_RT_INSTANCE, P->uuid, P->name, NULL, t);
+	r = vg_poll_resource(&e, VG_RT_INSTANCE, P->uuid, P->name, NULL, t);
 	if (r)
 		r->state = VG_RSTATE_ENDED;
-	identity(&e, P->project, P->user, P->flavor);
+	vg_poll_identity(&e, P->project, P->user, P->flavor);
 	for (size_t i = 0; i < P->ndisks; i++) {
 		char id[512];
 		snprintf(id, sizeof(id), "%s-%s", P->uuid, P->disks[i].dev);
-		r = resource(&e, VG_RT_DISK, id, P->disks[i].dev, P->uuid, t);
+		r = vg_poll_resource(&e, VG_RT_DISK, id, P->disks[i].dev, P->uuid, t);
 		if (r)
 			r->state = VG_RSTATE_ENDED;
-		identity(&e, P->project, P->user, NULL);
+		vg_poll_identity(&e, P->project, P->user, NULL);
 	}
 	for (size_t i = 0; i < P->nnics; i++) {
 		char id[512];
 		snprintf(id, sizeof(id), "%s-%s", P->uuid, P->nics[i].dev);
-		r = resource(&e, VG_RT_NIC, id, P->nics[i].dev, P->uuid, t);
+		r = vg_poll_resource(&e, VG_RT_NIC, id, P->nics[i].dev, P->uuid, t);
 		if (r)
 			r->state = VG_RSTATE_ENDED;
-		identity(&e, P->project, P->user, NULL);
+		vg_poll_identity(&e, P->project, P->user, NULL);
 	}
 	return e.err;
 }
@@ -964,7 +893,7 @@ static const char **vnic_names(struct vg_poller *p, size_t *n)
 /* Host file systems: statvfs of each selected mount point, as host disk
  * resources "<host>-fs:<mount point>". A mount point that cannot be
  * statted (gone, permission) is skipped this poll. */
-static void emit_host_fs(struct emit *e, struct vg_poller *p, int64_t t)
+static void emit_host_fs(struct vg_poll_emit *e, struct vg_poller *p, int64_t t)
 {
 	struct vg_mount *m = NULL;
 	size_t n = 0;
@@ -981,32 +910,32 @@ static void emit_host_fs(struct emit *e, struct vg_poller *p, int64_t t)
 			continue;
 		double bs = (double)sv.f_frsize;
 		snprintf(id, sizeof(id), "%s-fs:%s", p->host, m[i].dir);
-		if (!resource(e, VG_RT_HOST_DISK, id, m[i].dir, p->host, t)) {
+		if (!vg_poll_resource(e, VG_RT_HOST_DISK, id, m[i].dir, p->host, t)) {
 			e->skip = 0;
 			continue;
 		}
-		attr(e, "device", m[i].dev);
-		attr(e, "fstype", m[i].type);
-		sample(e, "hfs.size", VG_KIND_GAUGE, (double)sv.f_blocks * bs);
-		sample(e, "hfs.used", VG_KIND_GAUGE,
-		       (double)(sv.f_blocks - sv.f_bfree) * bs);
-		sample(e, "hfs.free", VG_KIND_GAUGE, (double)sv.f_bavail * bs);
+		vg_poll_attr(e, "device", m[i].dev);
+		vg_poll_attr(e, "fstype", m[i].type);
+		vg_poll_sample(e, "hfs.size", VG_KIND_GAUGE, (double)sv.f_blocks * bs);
+		vg_poll_sample(e, "hfs.used", VG_KIND_GAUGE,
+			       (double)(sv.f_blocks - sv.f_bfree) * bs);
+		vg_poll_sample(e, "hfs.free", VG_KIND_GAUGE, (double)sv.f_bavail * bs);
 		if (sv.f_files > 0) {
-			sample(e, "hfs.inodes.total", VG_KIND_GAUGE, (double)sv.f_files);
-			sample(e, "hfs.inodes.used", VG_KIND_GAUGE,
-			       (double)(sv.f_files - sv.f_ffree));
-			sample(e, "hfs.inodes.free", VG_KIND_GAUGE, (double)sv.f_favail);
+			vg_poll_sample(e, "hfs.inodes.total", VG_KIND_GAUGE, (double)sv.f_files);
+			vg_poll_sample(e, "hfs.inodes.used", VG_KIND_GAUGE,
+				       (double)(sv.f_files - sv.f_ffree));
+			vg_poll_sample(e, "hfs.inodes.free", VG_KIND_GAUGE, (double)sv.f_favail);
 		}
 	}
 	free(m);
 }
 
-static int emit_host(struct vg_poller *p, int64_t t,
-		     const struct vg_poll_extra *extra, size_t nextra,
-		     struct vg_batch *b, struct vg_poll_status *st,
-		     int64_t start_mono, size_t ndom, size_t nactive, int lv_ok)
+int vg_poll_host(struct vg_poller *p, int64_t t,
+		 const struct vg_poll_extra *extra, size_t nextra,
+		 struct vg_batch *b, struct vg_poll_status *st,
+		 int64_t start_mono, size_t ndom, size_t nactive, int lv_ok)
 {
-	struct emit e = {.b = b};
+	struct vg_poll_emit e = {.b = b};
 	struct vg_cpu_times cpu;
 	struct vg_meminfo mem;
 	double load[3];
@@ -1036,57 +965,57 @@ static int emit_host(struct vg_poller *p, int64_t t,
 	else
 		st->proc_failed |= 16;
 
-	if (!resource(&e, VG_RT_HOST, p->host, p->host, NULL, t))
+	if (!vg_poll_resource(&e, VG_RT_HOST, p->host, p->host, NULL, t))
 		goto out;
 	if (have_cpu) {
 		struct vg_cpu_pct pct;
 		if (p->have_cpu && !vg_derive_host_cpu(&p->cpu, &cpu, &pct)) {
-			sample(&e, "host.cpu.user", VG_KIND_GAUGE, pct.user);
-			sample(&e, "host.cpu.nice", VG_KIND_GAUGE, pct.nice);
-			sample(&e, "host.cpu.system", VG_KIND_GAUGE, pct.system);
-			sample(&e, "host.cpu.idle", VG_KIND_GAUGE, pct.idle);
-			sample(&e, "host.cpu.iowait", VG_KIND_GAUGE, pct.iowait);
-			sample(&e, "host.cpu.irq", VG_KIND_GAUGE, pct.irq);
-			sample(&e, "host.cpu.steal", VG_KIND_GAUGE, pct.steal);
+			vg_poll_sample(&e, "host.cpu.user", VG_KIND_GAUGE, pct.user);
+			vg_poll_sample(&e, "host.cpu.nice", VG_KIND_GAUGE, pct.nice);
+			vg_poll_sample(&e, "host.cpu.system", VG_KIND_GAUGE, pct.system);
+			vg_poll_sample(&e, "host.cpu.idle", VG_KIND_GAUGE, pct.idle);
+			vg_poll_sample(&e, "host.cpu.iowait", VG_KIND_GAUGE, pct.iowait);
+			vg_poll_sample(&e, "host.cpu.irq", VG_KIND_GAUGE, pct.irq);
+			vg_poll_sample(&e, "host.cpu.steal", VG_KIND_GAUGE, pct.steal);
 		}
-		sample(&e, "host.cpu.count", VG_KIND_GAUGE, cpu.ncpus);
+		vg_poll_sample(&e, "host.cpu.count", VG_KIND_GAUGE, cpu.ncpus);
 		p->cpu = cpu;
 		p->have_cpu = 1;
 	}
 	if (have_load) {
-		sample(&e, "host.load.1", VG_KIND_GAUGE, load[0]);
-		sample(&e, "host.load.5", VG_KIND_GAUGE, load[1]);
-		sample(&e, "host.load.15", VG_KIND_GAUGE, load[2]);
+		vg_poll_sample(&e, "host.load.1", VG_KIND_GAUGE, load[0]);
+		vg_poll_sample(&e, "host.load.5", VG_KIND_GAUGE, load[1]);
+		vg_poll_sample(&e, "host.load.15", VG_KIND_GAUGE, load[2]);
 	}
 	if (have_mem) {
-		sample(&e, "host.memory.total", VG_KIND_GAUGE, (double)mem.total);
-		sample(&e, "host.memory.available", VG_KIND_GAUGE, (double)mem.available);
-		sample(&e, "host.memory.used", VG_KIND_GAUGE,
-		       mem.total > mem.available ? (double)(mem.total - mem.available) : 0);
-		sample(&e, "host.memory.free", VG_KIND_GAUGE, (double)mem.free);
-		sample(&e, "host.memory.cached", VG_KIND_GAUGE, (double)mem.cached);
-		sample(&e, "host.memory.buffers", VG_KIND_GAUGE, (double)mem.buffers);
-		sample(&e, "host.swap.total", VG_KIND_GAUGE, (double)mem.swap_total);
-		sample(&e, "host.swap.used", VG_KIND_GAUGE,
-		       mem.swap_total > mem.swap_free ? (double)(mem.swap_total - mem.swap_free) : 0);
+		vg_poll_sample(&e, "host.memory.total", VG_KIND_GAUGE, (double)mem.total);
+		vg_poll_sample(&e, "host.memory.available", VG_KIND_GAUGE, (double)mem.available);
+		vg_poll_sample(&e, "host.memory.used", VG_KIND_GAUGE,
+			       mem.total > mem.available ? (double)(mem.total - mem.available) : 0);
+		vg_poll_sample(&e, "host.memory.free", VG_KIND_GAUGE, (double)mem.free);
+		vg_poll_sample(&e, "host.memory.cached", VG_KIND_GAUGE, (double)mem.cached);
+		vg_poll_sample(&e, "host.memory.buffers", VG_KIND_GAUGE, (double)mem.buffers);
+		vg_poll_sample(&e, "host.swap.total", VG_KIND_GAUGE, (double)mem.swap_total);
+		vg_poll_sample(&e, "host.swap.used", VG_KIND_GAUGE,
+			       mem.swap_total > mem.swap_free ? (double)(mem.swap_total - mem.swap_free) : 0);
 	}
 	if (lv_ok) {
-		sample(&e, "host.instances", VG_KIND_GAUGE, (double)ndom);
-		sample(&e, "host.instances.active", VG_KIND_GAUGE, (double)nactive);
+		vg_poll_sample(&e, "host.instances", VG_KIND_GAUGE, (double)ndom);
+		vg_poll_sample(&e, "host.instances.active", VG_KIND_GAUGE, (double)nactive);
 	}
 	if (p->lv) {
 		struct vg_lv_guest_stats gs;
 
-		sample(&e, "agent.libvirt.errors", VG_KIND_COUNTER, (double)p->lv_errors);
+		vg_poll_sample(&e, "agent.libvirt.errors", VG_KIND_COUNTER, (double)p->lv_errors);
 		vg_lv_guest_stats(p->lv, &gs);
-		sample(&e, "agent.guestfs.queries", VG_KIND_COUNTER, (double)gs.queries);
-		sample(&e, "agent.guestfs.failures", VG_KIND_COUNTER, (double)gs.failures);
-		sample(&e, "agent.guestfs.no_agent", VG_KIND_GAUGE, (double)gs.no_agent);
+		vg_poll_sample(&e, "agent.guestfs.queries", VG_KIND_COUNTER, (double)gs.queries);
+		vg_poll_sample(&e, "agent.guestfs.failures", VG_KIND_COUNTER, (double)gs.failures);
+		vg_poll_sample(&e, "agent.guestfs.no_agent", VG_KIND_GAUGE, (double)gs.no_agent);
 	}
 	for (size_t i = 0; i < nextra; i++)
-		sample(&e, extra[i].metric, extra[i].kind, extra[i].value);
+		vg_poll_sample(&e, extra[i].metric, extra[i].kind, extra[i].value);
 	st->duration_s = (double)(vg_monotonic_ms() - start_mono) / 1e3;
-	sample(&e, "agent.poll.duration", VG_KIND_GAUGE, st->duration_s);
+	vg_poll_sample(&e, "agent.poll.duration", VG_KIND_GAUGE, st->duration_s);
 
 	/* host disks */
 	for (size_t i = 0; i < p->ncur_hdisks; i++) {
@@ -1097,34 +1026,34 @@ static int emit_host(struct vg_poller *p, int64_t t,
 		if (c->ignored || c->partition)
 			continue;
 		snprintf(id, sizeof(id), "%s-%s", p->host, c->name);
-		if (!resource(&e, VG_RT_HOST_DISK, id, c->name, p->host, t))
+		if (!vg_poll_resource(&e, VG_RT_HOST_DISK, id, c->name, p->host, t))
 			break;
-		sample(&e, "hdisk.read.requests", VG_KIND_COUNTER, (double)c->rd_ios);
-		sample(&e, "hdisk.read.bytes", VG_KIND_COUNTER, (double)c->rd_sectors * 512);
-		sample(&e, "hdisk.read.time", VG_KIND_COUNTER, (double)c->rd_ms / 1e3);
-		sample(&e, "hdisk.write.requests", VG_KIND_COUNTER, (double)c->wr_ios);
-		sample(&e, "hdisk.write.bytes", VG_KIND_COUNTER, (double)c->wr_sectors * 512);
-		sample(&e, "hdisk.write.time", VG_KIND_COUNTER, (double)c->wr_ms / 1e3);
+		vg_poll_sample(&e, "hdisk.read.requests", VG_KIND_COUNTER, (double)c->rd_ios);
+		vg_poll_sample(&e, "hdisk.read.bytes", VG_KIND_COUNTER, (double)c->rd_sectors * 512);
+		vg_poll_sample(&e, "hdisk.read.time", VG_KIND_COUNTER, (double)c->rd_ms / 1e3);
+		vg_poll_sample(&e, "hdisk.write.requests", VG_KIND_COUNTER, (double)c->wr_ios);
+		vg_poll_sample(&e, "hdisk.write.bytes", VG_KIND_COUNTER, (double)c->wr_sectors * 512);
+		vg_poll_sample(&e, "hdisk.write.time", VG_KIND_COUNTER, (double)c->wr_ms / 1e3);
 		if (c->nfields >= 17) {
-			sample(&e, "hdisk.flush.requests", VG_KIND_COUNTER, (double)c->fl_ios);
-			sample(&e, "hdisk.flush.time", VG_KIND_COUNTER, (double)c->fl_ms / 1e3);
+			vg_poll_sample(&e, "hdisk.flush.requests", VG_KIND_COUNTER, (double)c->fl_ios);
+			vg_poll_sample(&e, "hdisk.flush.time", VG_KIND_COUNTER, (double)c->fl_ms / 1e3);
 		}
-		sample(&e, "hdisk.io.time", VG_KIND_COUNTER, (double)c->io_ms / 1e3);
-		sample(&e, "hdisk.inflight", VG_KIND_GAUGE, (double)c->in_flight);
-		const struct vg_diskstat *o = find_hdisk(p->hdisks, p->nhdisks,
-							 c->major, c->minor);
+		vg_poll_sample(&e, "hdisk.io.time", VG_KIND_COUNTER, (double)c->io_ms / 1e3);
+		vg_poll_sample(&e, "hdisk.inflight", VG_KIND_GAUGE, (double)c->in_flight);
+		const struct vg_diskstat *o = vg_poll_find_hdisk(p->hdisks, p->nhdisks,
+								 c->major, c->minor);
 		if (!o || dt <= 0)
 			continue;
 		if (!vg_derive_queue_length(o->weighted_ms / 1e3, c->weighted_ms / 1e3, dt, &v))
-			sample(&e, "hdisk.queue.length", VG_KIND_GAUGE, v);
+			vg_poll_sample(&e, "hdisk.queue.length", VG_KIND_GAUGE, v);
 		if (!vg_derive_idle_time(o->io_ms / 1e3, c->io_ms / 1e3, dt, &v))
-			sample(&e, "hdisk.idle.time", VG_KIND_GAUGE, v);
+			vg_poll_sample(&e, "hdisk.idle.time", VG_KIND_GAUGE, v);
 		if (!vg_derive_rate(o->io_ms / 1e3, c->io_ms / 1e3, dt, &v))
-			sample(&e, "hdisk.busy", VG_KIND_GAUGE, v > 1 ? 100 : v * 100);
+			vg_poll_sample(&e, "hdisk.busy", VG_KIND_GAUGE, v > 1 ? 100 : v * 100);
 		if (!vg_derive_latency(o->rd_ms / 1e3, c->rd_ms / 1e3, o->rd_ios, c->rd_ios, &v))
-			sample(&e, "hdisk.read.latency", VG_KIND_GAUGE, v);
+			vg_poll_sample(&e, "hdisk.read.latency", VG_KIND_GAUGE, v);
 		if (!vg_derive_latency(o->wr_ms / 1e3, c->wr_ms / 1e3, o->wr_ios, c->wr_ios, &v))
-			sample(&e, "hdisk.write.latency", VG_KIND_GAUGE, v);
+			vg_poll_sample(&e, "hdisk.write.latency", VG_KIND_GAUGE, v);
 	}
 
 	/* host NICs */
@@ -1141,16 +1070,16 @@ static int emit_host(struct vg_poller *p, int64_t t,
 			    (vn && bsearch(&key, vn, nv, sizeof(*vn), cmp_str)))
 				continue;
 			snprintf(id, sizeof(id), "%s-%s", p->host, n->name);
-			if (!resource(&e, VG_RT_HOST_NIC, id, n->name, p->host, t))
+			if (!vg_poll_resource(&e, VG_RT_HOST_NIC, id, n->name, p->host, t))
 				break;
-			sample(&e, "hnic.rx.bytes", VG_KIND_COUNTER, (double)n->rx_bytes);
-			sample(&e, "hnic.rx.packets", VG_KIND_COUNTER, (double)n->rx_packets);
-			sample(&e, "hnic.rx.errors", VG_KIND_COUNTER, (double)n->rx_errs);
-			sample(&e, "hnic.rx.drops", VG_KIND_COUNTER, (double)n->rx_drop);
-			sample(&e, "hnic.tx.bytes", VG_KIND_COUNTER, (double)n->tx_bytes);
-			sample(&e, "hnic.tx.packets", VG_KIND_COUNTER, (double)n->tx_packets);
-			sample(&e, "hnic.tx.errors", VG_KIND_COUNTER, (double)n->tx_errs);
-			sample(&e, "hnic.tx.drops", VG_KIND_COUNTER, (double)n->tx_drop);
+			vg_poll_sample(&e, "hnic.rx.bytes", VG_KIND_COUNTER, (double)n->rx_bytes);
+			vg_poll_sample(&e, "hnic.rx.packets", VG_KIND_COUNTER, (double)n->rx_packets);
+			vg_poll_sample(&e, "hnic.rx.errors", VG_KIND_COUNTER, (double)n->rx_errs);
+			vg_poll_sample(&e, "hnic.rx.drops", VG_KIND_COUNTER, (double)n->rx_drop);
+			vg_poll_sample(&e, "hnic.tx.bytes", VG_KIND_COUNTER, (double)n->tx_bytes);
+			vg_poll_sample(&e, "hnic.tx.packets", VG_KIND_COUNTER, (double)n->tx_packets);
+			vg_poll_sample(&e, "hnic.tx.errors", VG_KIND_COUNTER, (double)n->tx_errs);
+			vg_poll_sample(&e, "hnic.tx.drops", VG_KIND_COUNTER, (double)n->tx_drop);
 		}
 		free(vn);
 	}
@@ -1223,8 +1152,8 @@ int vg_poller_poll(struct vg_poller *p, int64_t time_ms,
 	}
 	free_taken(p);
 	if (!rc)
-		rc = emit_host(p, time_ms, extra, nextra, b, st, start,
-			       st->ndomains, st->nactive, lv_ok);
+		rc = vg_poll_host(p, time_ms, extra, nextra, b, st, start,
+				  st->ndomains, st->nactive, lv_ok);
 	/* The current diskstats become the previous ones. */
 	free(p->hdisks);
 	p->hdisks = p->cur_hdisks;
