@@ -1,0 +1,105 @@
+/*
+ * poll_emit.c — how a poll writes into its batch (agent/poll_state.h):
+ * a resource, its attributes, identity and samples, under the
+ * collector's name rules.
+ *
+ * Design: a struct vg_poll_emit carries the batch, the first error and a
+ * skip flag; every writer is a no-op once either is set, so the code that
+ * walks domains and the host writes straight through without checking
+ * each call, and reads e->err once at the end.
+ *
+ * Invariants: a resource whose id or parent breaks the name rules of
+ * vigie/wire.h is left out with all its samples (the collector would
+ * refuse the whole batch for it), logged at most once per 1000; other
+ * strings from libvirt and Nova metadata are cleaned, never refused;
+ * non-finite values are never written.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+
+#include "agent/poll_state.h"
+#include "vigie/log.h"
+#include "vigie/name.h"
+#include "vigie/wire.h"
+
+/* Names from libvirt and Nova metadata made to follow the collector's
+ * rules (docs/protocol.md "Names"): vg_text_clean into out (max + 1
+ * bytes). NULL and "" stay as they are. */
+static const char *clean(const char *in, char *out, size_t max)
+{
+	if (!in || !*in || vg_text_valid(in, max))
+		return in;
+	vg_text_clean(in, out, max);
+	return out;
+}
+
+void vg_poll_sample(struct vg_poll_emit *e, const char *metric, int kind, double v)
+{
+	if (e->err || e->skip || !isfinite(v))
+		return;
+	e->err = vg_batch_sample(e->b, metric, (uint8_t)kind, v);
+}
+
+void vg_poll_attr(struct vg_poll_emit *e, const char *key, const char *value)
+{
+	char buf[VG_WIRE_MAX_STRING + 1];
+
+	if (e->err || e->skip || !value || !vg_name_valid(key))
+		return;
+	e->err = vg_batch_attr(e->b, key, clean(value, buf, VG_WIRE_MAX_STRING));
+}
+
+void vg_poll_attr_long(struct vg_poll_emit *e, const char *key, long v)
+{
+	char buf[32];
+
+	if (v < 0)
+		return;
+	snprintf(buf, sizeof(buf), "%ld", v);
+	vg_poll_attr(e, key, buf);
+}
+
+struct vg_resource *vg_poll_resource(struct vg_poll_emit *e, int type, const char *id,
+				     const char *name, const char *parent,
+				     int64_t t)
+{
+	char buf[VG_WIRE_MAX_STRING + 1];
+	struct vg_resource *r;
+
+	if (e->err)
+		return NULL;
+	e->skip = !vg_name_valid(id) ||
+		  (parent && *parent && !vg_name_valid(parent));
+	if (e->skip) {
+		static uint64_t n_skipped; /* log lines, one per 1000 */
+		char shown[VG_NAME_MAX + 1];
+
+		vg_text_clean(id, shown, VG_NAME_MAX);
+		vg_log_limited(VG_LOG_WARN, &n_skipped,
+			       "left out %s '%s': its id or its parent's breaks "
+			       "the collector's name rules (docs/protocol.md)",
+			       vg_rtype_name(type) ? vg_rtype_name(type) : "?",
+			       shown);
+		return NULL;
+	}
+	r = vg_batch_resource(e->b, (uint8_t)type, id,
+			      clean(name, buf, VG_WIRE_MAX_STRING), parent, t);
+	if (!r)
+		e->err = -ENOMEM;
+	return r;
+}
+
+void vg_poll_identity(struct vg_poll_emit *e, const char *project, const char *user,
+		      const char *flavor)
+{
+	char pb[VG_NAME_MAX + 1], ub[VG_NAME_MAX + 1], fb[VG_NAME_MAX + 1];
+
+	if (e->err || e->skip)
+		return;
+	e->err = vg_batch_identity(e->b,
+				   project ? clean(project, pb, VG_NAME_MAX)
+					   : "default",
+				   clean(user, ub, VG_NAME_MAX),
+				   clean(flavor, fb, VG_NAME_MAX));
+}
