@@ -1,6 +1,8 @@
 /*
  * poll.c — one agent poll: sources -> derivations -> batch
- * (agent/poll.h).
+ * (agent/poll.h): the poller, its queued lifecycle events and the
+ * domains. The host's resources are in poll_host.c, the writers into the
+ * batch in poll_emit.c, the state they share in poll_state.h.
  *
  * Design: a poll reads /proc, takes a libvirt snapshot, then walks the
  * snapshot once. For each domain it looks up the previous poll's raw
@@ -25,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
