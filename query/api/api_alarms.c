@@ -150,6 +150,41 @@ static int read_body(struct vg_http_req *req, struct vg_http_resp *resp,
 	return 0;
 }
 
+/* The JSON object in the body of a request to the alarm engine. 0 with
+ * *out, or -1 with the reply in resp (503 when alarms are off, 400 for a
+ * missing or bad body). */
+static int engine_body(struct vg_http_req *req, struct vg_http_resp *resp,
+		       json_t **out)
+{
+	*out = NULL;
+	if (!engine(req)) {
+		no_engine(resp);
+		return -1;
+	}
+	return read_body(req, resp, out);
+}
+
+/* "limit", when given: an integer from 1 to 1000 into *limit. 0, or
+ * -EINVAL with a 400 in resp. */
+static int param_limit(struct vg_http_req *req, struct vg_http_resp *resp,
+		       int *limit)
+{
+	const char *v = vg_http_param(req, "limit");
+	char *end;
+	long l;
+
+	if (!v)
+		return 0;
+	l = strtol(v, &end, 10);
+	if (*end || end == v || l < 1 || l > 1000) {
+		vg_http_reply_error(resp, 400, "limit: must be an "
+					       "integer from 1 to 1000");
+		return -EINVAL;
+	}
+	*limit = (int)l;
+	return 0;
+}
+
 /* ---- list / create ------------------------------------------------------------- */
 
 int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
@@ -193,14 +228,8 @@ int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
 						      "project '%.200s'",
 					   req->scope_project);
 	f.limit = 100;
-	if ((v = vg_http_param(req, "limit"))) {
-		char *end;
-		long l = strtol(v, &end, 10);
-		if (*end || end == v || l < 1 || l > 1000)
-			return vg_http_reply_error(resp, 400, "limit: must be an "
-							      "integer from 1 to 1000");
-		f.limit = (int)l;
-	}
+	if (param_limit(req, resp, &f.limit))
+		return 0;
 	rc = vg_alarm_engine_list(engine(req), req->scope_project, &f, &out);
 	if (rc)
 		return reply_rc(resp, rc, "", NULL);
@@ -212,9 +241,7 @@ int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp)
 	json_t *body, *out = NULL, *errors = NULL;
 	int rc;
 
-	if (!engine(req))
-		return no_engine(resp);
-	if (read_body(req, resp, &body))
+	if (engine_body(req, resp, &body))
 		return 0;
 	rc = vg_alarm_engine_create(engine(req), body, req->scope_project, &out, &errors);
 	json_decref(body);
@@ -246,9 +273,7 @@ int vg_api_h_alarm_update(struct vg_http_req *req, struct vg_http_resp *resp)
 	json_t *body, *out = NULL, *errors = NULL;
 	int rc;
 
-	if (!engine(req))
-		return no_engine(resp);
-	if (read_body(req, resp, &body))
+	if (engine_body(req, resp, &body))
 		return 0;
 	rc = vg_alarm_engine_update(engine(req), req->vars[0], body,
 				    req->method == VG_HTTP_PATCH,
@@ -338,14 +363,8 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 							      "resource_left, cooldown");
 		q.type = v;
 	}
-	if ((v = vg_http_param(req, "limit"))) {
-		char *end;
-		long l = strtol(v, &end, 10);
-		if (*end || end == v || l < 1 || l > 1000)
-			return vg_http_reply_error(resp, 400, "limit: must be an "
-							      "integer from 1 to 1000");
-		q.limit = (int)l;
-	}
+	if (param_limit(req, resp, &q.limit))
+		return 0;
 	if ((v = vg_http_param(req, "cursor"))) {
 		char *end;
 		long long c = strtoll(v, &end, 10);
@@ -481,9 +500,7 @@ int vg_api_h_silences_create(struct vg_http_req *req, struct vg_http_resp *resp)
 	json_t *body, *out = NULL, *errors = NULL;
 	int rc;
 
-	if (!engine(req))
-		return no_engine(resp);
-	if (read_body(req, resp, &body))
+	if (engine_body(req, resp, &body))
 		return 0;
 	rc = vg_alarm_silences_create(vg_alarm_engine_silences(engine(req)), body,
 				      req->scope_project, req->now_ms, &out, &errors);

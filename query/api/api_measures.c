@@ -43,7 +43,6 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 	const char *as = vg_http_param(req, "aggregation");
 	const char *agg_name;
 	struct vg_series series = {0};
-	struct vg_registry *reg;
 	struct vg_store *store;
 	const struct vg_metric_def *def;
 	char err[256], unit[64], ts[32], te[32];
@@ -77,26 +76,8 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 		return vg_http_reply_error(resp, 400, "%s", err);
 	vg_time_format(start_ms, ts, sizeof(ts));
 	vg_time_format(end_ms, te, sizeof(te));
-	if (!vg_name_valid(res))
-		return vg_http_reply_error(resp, 404, "no resource '%.200s'",
-					   res);
-
-	rc = vg_api_registry(api, &reg);
-	if (rc)
-		return vg_http_reply_error(resp, 503,
-					   "registry unavailable (%s)",
-					   strerror(-rc));
-	/* the scope first, in the query: nothing of the resource is read
-	 * before we know the token may see it */
-	rc = vg_registry_visible(reg, res, req->scope_project, &rtype);
-	if (rc == -ENOENT)
-		return vg_http_reply_error(resp, 404, "no resource '%s'", res);
-	if (rc)
-		return vg_api_reply_errno(resp, rc, "resource");
-	if (!vg_name_valid(metric))
-		return vg_http_reply_error(resp, 404,
-					   "resource '%s' has no metric '%.200s'",
-					   res, metric);
+	if (vg_api_series_resource(req, resp, res, metric, &rtype))
+		return 0;
 
 	if (vg_api_pick_granularity(start_ms, end_ms, g, VG_API_MAX_POINTS,
 				    &gran, &npoints))

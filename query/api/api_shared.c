@@ -186,6 +186,43 @@ int vg_api_scan_params(struct vg_http_req *req, struct vg_http_resp *resp,
 	return 0;
 }
 
+/* ---- one series ---------------------------------------------------------------- */
+
+int vg_api_series_resource(struct vg_http_req *req, struct vg_http_resp *resp,
+			   const char *res, const char *metric, int *rtype)
+{
+	struct vg_registry *reg;
+	int rc;
+
+	if (!vg_name_valid(res)) {
+		vg_http_reply_error(resp, 404, "no resource '%.200s'", res);
+		return -ENOENT;
+	}
+	if ((rc = vg_api_registry(req->ctx, &reg))) {
+		vg_http_reply_error(resp, 503, "registry unavailable (%s)",
+				    strerror(-rc));
+		return rc;
+	}
+	/* the scope first, in the query: nothing of the resource is read
+	 * before we know the token may see it */
+	rc = vg_registry_visible(reg, res, req->scope_project, rtype);
+	if (rc == -ENOENT) {
+		vg_http_reply_error(resp, 404, "no resource '%s'", res);
+		return rc;
+	}
+	if (rc) {
+		vg_api_reply_errno(resp, rc, "resource");
+		return rc;
+	}
+	if (!vg_name_valid(metric)) {
+		vg_http_reply_error(resp, 404,
+				    "resource '%s' has no metric '%.200s'", res,
+				    metric);
+		return -ENOENT;
+	}
+	return 0;
+}
+
 /* ---- the resource scan ------------------------------------------------------ */
 
 int vg_api_scan(struct vg_api *api, const struct vg_resource_filter *filter,

@@ -48,6 +48,17 @@ int vg_api_pick_granularity(int64_t start_ms, int64_t end_ms,
 			    uint32_t requested, size_t max_points,
 			    uint32_t *out, size_t *npoints);
 
+/* ---- one series ---------------------------------------------------------------- */
+
+/* The resource of a one-series query (/v1/measures, /v1/statistics), in
+ * the request's scope: res must name a resource the request's token may
+ * see (checked before anything of it is read) and metric must be a valid
+ * name. 0 with *rtype set; otherwise non-zero with the reply in resp: 404
+ * for a bad or unknown resource (or one of another project) and for a bad
+ * metric name, 503 when the registry cannot be opened. */
+int vg_api_series_resource(struct vg_http_req *req, struct vg_http_resp *resp,
+			   const char *res, const char *metric, int *rtype);
+
 /* ---- the resource scan -------------------------------------------------------- */
 
 #define VG_API_SCAN_MAX 100000 /* resources one top/aggregate scans */

@@ -181,7 +181,6 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct vg_api_stat stats[VG_API_STATS_MAX];
 	struct vg_series avg = {0}, mn = {0}, mx = {0};
 	const struct vg_metric_def *def;
-	struct vg_registry *reg;
 	struct vg_store *store;
 	char err[256], unit[64], ts[32], te[32];
 	int64_t start_ms, end_ms, pm;
@@ -228,22 +227,8 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 		want_min |= stats[i].kind == VG_API_STAT_MINIMUM;
 		want_max |= stats[i].kind == VG_API_STAT_MAXIMUM;
 	}
-	if (!vg_name_valid(res))
-		return vg_http_reply_error(resp, 404, "no resource '%.200s'", res);
-	if ((rc = vg_api_registry(api, &reg)))
-		return vg_http_reply_error(resp, 503, "registry unavailable (%s)",
-					   strerror(-rc));
-	/* the scope first, in the query: nothing of the resource is read
-	 * before we know the token may see it */
-	rc = vg_registry_visible(reg, res, req->scope_project, &rtype);
-	if (rc == -ENOENT)
-		return vg_http_reply_error(resp, 404, "no resource '%s'", res);
-	if (rc)
-		return vg_api_reply_errno(resp, rc, "resource");
-	if (!vg_name_valid(metric))
-		return vg_http_reply_error(resp, 404,
-					   "resource '%s' has no metric '%.200s'",
-					   res, metric);
+	if (vg_api_series_resource(req, resp, res, metric, &rtype))
+		return 0;
 	if (!(store = vg_api_store(api)))
 		return vg_http_reply_error(resp, 503, "no store configured");
 
