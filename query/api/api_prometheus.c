@@ -221,6 +221,27 @@ static void one(struct vg_buf *b, const char *name, const char *type,
 	vg_buf_append(b, "\n", 1);
 }
 
+/* A family of samples told apart by one label: name{label="values[i]"} n[i]. */
+static void labelled(struct vg_buf *b, const char *name, const char *type,
+		     const char *help, const char *label,
+		     const char *const *values, const uint64_t *n, size_t count)
+{
+	family(b, name, type, help);
+	for (size_t i = 0; i < count; i++)
+		vg_buf_printf(b, "%s{%s=\"%s\"} %llu\n", name, label, values[i],
+			      (unsigned long long)n[i]);
+}
+
+/* A summary of time spent: name_sum in seconds, name_count events. */
+static void summary(struct vg_buf *b, const char *name, const char *help,
+		    uint64_t ns_total, uint64_t count)
+{
+	family(b, name, "summary", help);
+	vg_buf_printf(b, "%s_sum ", name);
+	vg_api_prom_value(b, (double)ns_total / 1e9);
+	vg_buf_printf(b, "\n%s_count %llu\n", name, (unsigned long long)count);
+}
+
 /* The data directory's own file system: RRD files, the registry and the
  * journal all grow there, and a full one stops the collector. */
 static void datadir_metrics(struct vg_api *api, struct vg_buf *b)
@@ -271,22 +292,14 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_collector_batches_received_total", "counter",
 		    "Batches received from agents (all outcomes)",
 		    (double)cs.batches_received);
-		family(b, "vigie_collector_batches_rejected_total", "counter",
-		       "Batches answered REJECTED, by reason (sum() is every "
-		       "rejection)");
-		for (size_t i = 0; i < nby; i++)
-			vg_buf_printf(b,
-				      "vigie_collector_batches_rejected_total"
-				      "{reason=\"%s\"} %llu\n",
-				      reasons[i], (unsigned long long)by[i]);
-		family(b, "vigie_collector_batches_refused_total", "counter",
-		       "Deprecated: the signature and time reasons of "
-		       "vigie_collector_batches_rejected_total");
-		for (size_t i = 0; i < 6; i++)
-			vg_buf_printf(b,
-				      "vigie_collector_batches_refused_total"
-				      "{reason=\"%s\"} %llu\n",
-				      reasons[i], (unsigned long long)by[i]);
+		labelled(b, "vigie_collector_batches_rejected_total", "counter",
+			 "Batches answered REJECTED, by reason (sum() is every "
+			 "rejection)",
+			 "reason", reasons, by, nby);
+		labelled(b, "vigie_collector_batches_refused_total", "counter",
+			 "Deprecated: the signature and time reasons of "
+			 "vigie_collector_batches_rejected_total",
+			 "reason", reasons, by, 6);
 		one(b, "vigie_collector_batches_duplicate_total", "counter",
 		    "Batches already acknowledged (re-sent), dropped",
 		    (double)cs.batches_duplicate);
@@ -309,16 +322,16 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_store_values_rejected_total", "counter",
 		    "Values refused (non-finite, bad name)",
 		    (double)ss.values_rejected);
-		family(b, "vigie_store_write_errors_total", "counter",
-		       "Acknowledged values that could not be written to their "
-		       "RRD files, by reason (their journal segments are kept; "
-		       "sum() is every such value)");
-		for (int i = 0; i < VG_STORE_ERR_N; i++)
-			vg_buf_printf(b,
-				      "vigie_store_write_errors_total{reason=\"%s\"} "
-				      "%llu\n",
-				      vg_store_err_reason(i),
-				      (unsigned long long)ss.write_errors_by[i]);
+		{
+			const char *why[VG_STORE_ERR_N];
+			for (int i = 0; i < VG_STORE_ERR_N; i++)
+				why[i] = vg_store_err_reason(i);
+			labelled(b, "vigie_store_write_errors_total", "counter",
+				 "Acknowledged values that could not be written to "
+				 "their RRD files, by reason (their journal segments "
+				 "are kept; sum() is every such value)",
+				 "reason", why, ss.write_errors_by, VG_STORE_ERR_N);
+		}
 		{ /* the lifecycle thread's last walk (hourly) */
 			struct vg_lifecycle_result lr;
 			struct vg_store_usage u;
@@ -396,29 +409,20 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_store_journal_segments_kept_dropped_total", "counter",
 		    "Journal segments with such values deleted: 16 were kept already",
 		    (double)ss.segments_kept_dropped);
-		family(b, "vigie_store_write_seconds", "summary",
-		       "Time spent in librrd updates (one per value)");
-		vg_buf_printf(b, "vigie_store_write_seconds_sum ");
-		vg_api_prom_value(b, (double)ss.write_ns_total / 1e9);
-		vg_buf_printf(b, "\nvigie_store_write_seconds_count %llu\n",
-			      (unsigned long long)(ss.values_written +
-						   ss.write_errors));
+		summary(b, "vigie_store_write_seconds",
+			"Time spent in librrd updates (one per value)",
+			ss.write_ns_total, ss.values_written + ss.write_errors);
 	}
 	vg_api_http_stats(api, &hs);
 	one(b, "vigie_api_connections", "gauge",
 	    "Open HTTP connections to the API (its queue)",
 	    (double)hs.connections);
-	family(b, "vigie_api_requests_total", "counter",
-	       "API requests answered, by status class");
-	vg_buf_printf(b,
-		      "vigie_api_requests_total{code=\"2xx\"} %llu\n"
-		      "vigie_api_requests_total{code=\"3xx\"} %llu\n"
-		      "vigie_api_requests_total{code=\"4xx\"} %llu\n"
-		      "vigie_api_requests_total{code=\"5xx\"} %llu\n",
-		      (unsigned long long)hs.responses[2],
-		      (unsigned long long)hs.responses[3],
-		      (unsigned long long)hs.responses[4],
-		      (unsigned long long)hs.responses[5]);
+	{
+		static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
+		labelled(b, "vigie_api_requests_total", "counter",
+			 "API requests answered, by status class", "code",
+			 classes, hs.responses + 2, 4);
+	}
 }
 
 /* The alarm subsystem's self-metrics, when the API has an alarm engine. */
@@ -472,21 +476,19 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	    "Notifications dropped beyond the in-memory bound while alarms.db "
 	    "could not be written",
 	    (double)e->pending_dropped);
-	family(b, "vigie_alarms_batch_seconds", "summary",
-	       "Time the alarm engine spent on each batch (receiver thread)");
-	vg_buf_printf(b, "vigie_alarms_batch_seconds_sum ");
-	vg_api_prom_value(b, (double)e->batch_ns_total / 1e9);
-	vg_buf_printf(b, "\nvigie_alarms_batch_seconds_count %llu\n",
-		      (unsigned long long)e->batches);
-	family(b, "vigie_alarms_deliveries_total", "counter",
-	       "Webhook, exec and Alertmanager delivery attempts, by outcome");
-	vg_buf_printf(b,
-		      "vigie_alarms_deliveries_total{outcome=\"delivered\"} %llu\n"
-		      "vigie_alarms_deliveries_total{outcome=\"retry\"} %llu\n"
-		      "vigie_alarms_deliveries_total{outcome=\"failed\"} %llu\n",
-		      (unsigned long long)st.outbox.delivered,
-		      (unsigned long long)st.outbox.retried,
-		      (unsigned long long)st.outbox.failed);
+	summary(b, "vigie_alarms_batch_seconds",
+		"Time the alarm engine spent on each batch (receiver thread)",
+		e->batch_ns_total, e->batches);
+	{
+		static const char *const outcomes[] = {"delivered", "retry",
+						       "failed"};
+		const uint64_t n[] = {st.outbox.delivered, st.outbox.retried,
+				      st.outbox.failed};
+		labelled(b, "vigie_alarms_deliveries_total", "counter",
+			 "Webhook, exec and Alertmanager delivery attempts, by "
+			 "outcome",
+			 "outcome", outcomes, n, 3);
+	}
 	one(b, "vigie_alarms_silenced_total", "counter",
 	    "Notifications not sent because a silence matched (history keeps them)",
 	    (double)e->silenced);
@@ -512,23 +514,20 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	    "Delivery outcomes that could not be recorded in alarms.db",
 	    (double)st.outbox.store_errors);
 	if (st.have_pub) {
-		family(b, "vigie_alarms_pub_messages_total", "counter",
-		       "Messages sent on the PUB socket, by topic class");
-		vg_buf_printf(b,
-			      "vigie_alarms_pub_messages_total{topic=\"alarm\"} %llu\n"
-			      "vigie_alarms_pub_messages_total{topic=\"metric\"} %llu\n",
-			      (unsigned long long)st.pub.alarm_sent,
-			      (unsigned long long)st.pub.metric_sent);
-		family(b, "vigie_alarms_pub_dropped_total", "counter",
-		       "PUB messages dropped by vigie: queue_full (metric "
-		       "messages beyond the queue bound) or send_error (nn_send "
-		       "failed); nanomsg's own per-subscriber drops are not "
-		       "countable");
-		vg_buf_printf(b,
-			      "vigie_alarms_pub_dropped_total{reason=\"queue_full\"} %llu\n"
-			      "vigie_alarms_pub_dropped_total{reason=\"send_error\"} %llu\n",
-			      (unsigned long long)st.pub.dropped_queue,
-			      (unsigned long long)st.pub.send_errors);
+		static const char *const topics[] = {"alarm", "metric"};
+		static const char *const drops[] = {"queue_full", "send_error"};
+		const uint64_t sent[] = {st.pub.alarm_sent, st.pub.metric_sent};
+		const uint64_t dropped[] = {st.pub.dropped_queue,
+					    st.pub.send_errors};
+		labelled(b, "vigie_alarms_pub_messages_total", "counter",
+			 "Messages sent on the PUB socket, by topic class", "topic",
+			 topics, sent, 2);
+		labelled(b, "vigie_alarms_pub_dropped_total", "counter",
+			 "PUB messages dropped by vigie: queue_full (metric "
+			 "messages beyond the queue bound) or send_error (nn_send "
+			 "failed); nanomsg's own per-subscriber drops are not "
+			 "countable",
+			 "reason", drops, dropped, 2);
 		one(b, "vigie_alarms_pub_queued_bytes", "gauge",
 		    "Bytes waiting in the PUB socket's queue",
 		    (double)st.pub.queued_bytes);
