@@ -342,6 +342,30 @@ static int configure(int argc, char **argv, struct vg_config *cfg)
 	return 0;
 }
 
+/* One line of the stop summary: each count after its own words, which
+ * carry the separator before them (", rejected ", "; samples "), then
+ * tail. */
+struct count {
+	const char *words;
+	uint64_t n;
+};
+
+static void log_counts(const struct count *c, size_t n, const char *tail)
+{
+	char line[1024];
+	size_t off = 0;
+
+	line[0] = '\0';
+	for (size_t i = 0; i < n && off < sizeof(line); i++) {
+		int k = snprintf(line + off, sizeof(line) - off, "%s%llu",
+				 c[i].words, (unsigned long long)c[i].n);
+		if (k < 0)
+			break;
+		off += (size_t)k;
+	}
+	vg_info("%s%s", line, tail);
+}
+
 int main(int argc, char **argv)
 {
 	struct vg_config cfg;
@@ -566,48 +590,50 @@ int main(int argc, char **argv)
 
 	vg_receiver_get_stats(g_rx, &cs);
 	vg_store_get_stats(store, &ss);
-	vg_info("batches received %llu, rejected %llu, duplicate %llu, retry "
-		"%llu; samples %llu; values written %llu, duplicate %llu, "
-		"refused %llu, write errors %llu; files created %llu",
-		(unsigned long long)cs.batches_received,
-		(unsigned long long)cs.batches_rejected,
-		(unsigned long long)cs.batches_duplicate,
-		(unsigned long long)cs.batches_retry,
-		(unsigned long long)cs.samples_received,
-		(unsigned long long)ss.values_written,
-		(unsigned long long)ss.values_duplicate,
-		(unsigned long long)ss.values_rejected,
-		(unsigned long long)ss.write_errors,
-		(unsigned long long)ss.files_created);
-	vg_info("batches refused: unsigned %llu, forged %llu, wrong host %llu, "
-		"no key %llu, stale %llu, future %llu; malformed %llu, oversize "
-		"%llu, clock unset %llu, bad name %llu",
-		(unsigned long long)cs.batches_unsigned,
-		(unsigned long long)cs.batches_forged,
-		(unsigned long long)cs.batches_wrong_host,
-		(unsigned long long)cs.batches_no_key,
-		(unsigned long long)cs.batches_stale,
-		(unsigned long long)cs.batches_future,
-		(unsigned long long)cs.batches_malformed,
-		(unsigned long long)cs.batches_oversize,
-		(unsigned long long)cs.batches_clock_unset,
-		(unsigned long long)cs.batches_bad_name);
+	{
+		const struct count traffic[] = {
+			{"batches received ", cs.batches_received},
+			{", rejected ", cs.batches_rejected},
+			{", duplicate ", cs.batches_duplicate},
+			{", retry ", cs.batches_retry},
+			{"; samples ", cs.samples_received},
+			{"; values written ", ss.values_written},
+			{", duplicate ", ss.values_duplicate},
+			{", refused ", ss.values_rejected},
+			{", write errors ", ss.write_errors},
+			{"; files created ", ss.files_created}};
+		const struct count refused[] = {
+			{"batches refused: unsigned ", cs.batches_unsigned},
+			{", forged ", cs.batches_forged},
+			{", wrong host ", cs.batches_wrong_host},
+			{", no key ", cs.batches_no_key},
+			{", stale ", cs.batches_stale},
+			{", future ", cs.batches_future},
+			{"; malformed ", cs.batches_malformed},
+			{", oversize ", cs.batches_oversize},
+			{", clock unset ", cs.batches_clock_unset},
+			{", bad name ", cs.batches_bad_name}};
+		log_counts(traffic, sizeof(traffic) / sizeof(traffic[0]), "");
+		log_counts(refused, sizeof(refused) / sizeof(refused[0]), "");
+	}
 	/* Write the store's cache now (vg_store_close would), so that the
 	 * write-behind figures below are final (bench/fleet.c reads them). */
 	vg_store_flush(store);
 	vg_store_get_stats(store, &ss);
-	vg_info("store: values flushed %llu in %llu librrd calls, write errors "
-		"%llu, cache peak %llu values in %llu bytes, cache full %llu, "
-		"replayed %llu, journal %llu bytes in %llu syncs",
-		(unsigned long long)ss.values_flushed,
-		(unsigned long long)ss.flushes,
-		(unsigned long long)ss.write_errors,
-		(unsigned long long)ss.pending_peak,
-		(unsigned long long)ss.cache_bytes_peak,
-		(unsigned long long)ss.cache_full,
-		(unsigned long long)ss.values_replayed,
-		(unsigned long long)ss.journal_bytes,
-		(unsigned long long)ss.journal_syncs);
+	{
+		const struct count flushed[] = {
+			{"store: values flushed ", ss.values_flushed},
+			{" in ", ss.flushes},
+			{" librrd calls, write errors ", ss.write_errors},
+			{", cache peak ", ss.pending_peak},
+			{" values in ", ss.cache_bytes_peak},
+			{" bytes, cache full ", ss.cache_full},
+			{", replayed ", ss.values_replayed},
+			{", journal ", ss.journal_bytes},
+			{" bytes in ", ss.journal_syncs}};
+		log_counts(flushed, sizeof(flushed) / sizeof(flushed[0]),
+			   " syncs");
+	}
 	if (ss.write_errors)
 		vg_error("store: %llu value(s) could not be written to their RRD "
 			 "files: %s %llu, %s %llu, %s %llu, %s %llu; %llu journal "
