@@ -53,6 +53,8 @@
 
 #include <libpq-fe.h>
 
+#include "tests/support/free_port.h"
+
 #define HPG_MAX 4
 
 struct hpg_server {
@@ -178,24 +180,7 @@ static inline int hpg_free_port(void)
 {
 	static uint32_t seed;
 
-	if (!seed)
-		seed = ((uint32_t)getpid() * 2654435761u) ^ (uint32_t)time(NULL) ^ 7u;
-	for (int i = 0; i < 500; i++) {
-		struct sockaddr_in a = {.sin_family = AF_INET,
-					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		seed = seed * 1103515245u + 12345u;
-		int port = 12000 + (int)((seed >> 8) % 20000), fd = socket(AF_INET, SOCK_STREAM, 0);
-		int one = 1;
-		if (fd < 0)
-			return -errno;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		a.sin_port = htons((uint16_t)port);
-		int ok = !bind(fd, (struct sockaddr *)&a, sizeof(a));
-		close(fd);
-		if (ok)
-			return port;
-	}
-	return -EADDRINUSE;
+	return vg_test_free_port(&seed, 7u);
 }
 
 static inline int hpg_find_bindir(struct hpg_server *s)

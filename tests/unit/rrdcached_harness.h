@@ -43,6 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/support/free_port.h"
+
 #include "vigie/rrdcached.h"
 
 #define HRD_MAX_EXTRA 8
@@ -120,24 +122,7 @@ static inline int hrd_free_port(void)
 {
 	static uint32_t seed;
 
-	if (!seed)
-		seed = ((uint32_t)getpid() * 2654435761u) ^ (uint32_t)time(NULL) ^ 1u;
-	for (int i = 0; i < 500; i++) {
-		struct sockaddr_in a = {.sin_family = AF_INET,
-					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-		seed = seed * 1103515245u + 12345u;
-		int port = 12000 + (int)((seed >> 8) % 20000), fd = socket(AF_INET, SOCK_STREAM, 0);
-		int one = 1;
-		if (fd < 0)
-			return -errno;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		a.sin_port = htons((uint16_t)port);
-		int ok = !bind(fd, (struct sockaddr *)&a, sizeof(a));
-		close(fd);
-		if (ok)
-			return port;
-	}
-	return -EADDRINUSE;
+	return vg_test_free_port(&seed, 1u);
 }
 
 static inline const char *hrd_binary(void)
