@@ -38,14 +38,7 @@
 #include "agent/poll.h"
 #include "vigie/clock.h"
 #include "vigie/wire.h"
-
-static double cpu_seconds(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-	       ru.ru_stime.tv_usec / 1e6;
-}
+#include "bench/bench_cpu.h"
 
 static long status_kib(const char *key)
 {
@@ -122,10 +115,10 @@ static double apply_cost(struct vg_lv_snapshot *s, int polls)
 			}
 		}
 		struct vg_batch *b = vg_batch_new("bench-host", 1, (uint64_t)k + 1, t);
-		double c0 = cpu_seconds();
+		double c0 = bench_self_cpu_s();
 		if (vg_poller_apply_domains(p, s, t, b))
 			exit(1);
-		double c1 = cpu_seconds();
+		double c1 = bench_self_cpu_s();
 		if (k >= 2)
 			cpu += c1 - c0;
 		vg_batch_free(b);
@@ -146,10 +139,10 @@ static double host_cost(int no_host_fs, int polls)
 		exit(1);
 	for (int k = 0; k < polls; k++, t += 10000) {
 		struct vg_batch *b = vg_batch_new("bench-host", 1, (uint64_t)k + 1, t);
-		double c0 = cpu_seconds();
+		double c0 = bench_self_cpu_s();
 		if (vg_poller_poll(p, t, NULL, 0, b, NULL))
 			exit(1);
-		cpu += cpu_seconds() - c0;
+		cpu += bench_self_cpu_s() - c0;
 		vg_batch_free(b);
 	}
 	vg_poller_free(p);
@@ -279,7 +272,7 @@ int main(int argc, char **argv)
 	double cpu_total = 0;
 	size_t samples = 0, bytes = 0;
 	for (int k = 0; k < polls + 2; k++, t += 10000) {
-		double c0 = cpu_seconds();
+		double c0 = bench_self_cpu_s();
 		struct vg_batch *b = vg_batch_new("bench-host", 1, (uint64_t)k + 1, t);
 		struct vg_poll_status st;
 		uint8_t *buf;
@@ -290,7 +283,7 @@ int main(int argc, char **argv)
 		}
 		if (vg_wire_encode(b, &buf, &len) || nn_send(push, buf, len, 0) != (int)len)
 			return 1;
-		double c1 = cpu_seconds();
+		double c1 = bench_self_cpu_s();
 		if (k >= 2) { /* the first two polls read XML and set baselines */
 			cpu_total += c1 - c0;
 			samples += b->nsamples;

@@ -31,6 +31,7 @@
 #include "vigie/clock.h"
 
 #include "tests/unit/pg_harness.h"
+#include "bench/bench_cpu.h"
 
 static const char card[] =
 	"{\"currency\":\"EUR\",\"minor_unit_digits\":2,\"prices\":["
@@ -46,42 +47,11 @@ static double now_s(void)
 	return (double)vg_monotonic_ms() / 1000.0;
 }
 
-static double self_cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-/* utime + stime of a process (the PostgreSQL backend), seconds; 0 if
- * unknown. */
-static double proc_cpu_s(long pid)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-
-	if (pid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')'); /* after the command name */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* CPU seconds of this process and of db's PostgreSQL backend (0 on sqlite). */
 static long g_backend;
 static double cpu_s(void)
 {
-	return self_cpu_s() + proc_cpu_s(g_backend);
+	return bench_self_cpu_s() + bench_proc_cpu_or0(g_backend);
 }
 
 static void die(const char *what, struct vg_db *db)

@@ -33,6 +33,7 @@
 
 #include "../tests/unit/pg_harness.h"
 #include "vigie/db.h"
+#include "bench/bench_cpu.h"
 
 #define TXN_ROWS 100
 
@@ -55,36 +56,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double self_cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-/* utime + stime of a process, seconds; 0 if unknown. */
-static double proc_cpu_s(long pid)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-
-	if (pid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')'); /* after the command name */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static int pass(struct vg_db *db, int keys, int64_t t_ms)
@@ -132,9 +103,9 @@ static int run(const char *engine, const char *url, int keys)
 		vg_db_reset(st);
 	}
 	for (int p = 0; p < 2 && !rc; p++) {
-		double t0 = now_s(), c0 = self_cpu_s(), s0 = proc_cpu_s(backend);
+		double t0 = now_s(), c0 = bench_self_cpu_s(), s0 = bench_proc_cpu_or0(backend);
 		rc = pass(db, keys, 1700000000000LL + p);
-		double t = now_s() - t0, c = self_cpu_s() - c0, s = proc_cpu_s(backend) - s0;
+		double t = now_s() - t0, c = bench_self_cpu_s() - c0, s = bench_proc_cpu_or0(backend) - s0;
 		if (rc) {
 			fprintf(stderr, "db_bench: %s: %s\n", engine, vg_db_errmsg(db));
 			break;

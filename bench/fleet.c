@@ -67,6 +67,7 @@
 #include "vigie/config.h"
 #include "vigie/store.h"
 #include "vigie/wire.h"
+#include "bench/bench_cpu.h"
 
 #define STEP_S 60 /* the values' shape assumes the store's 60 s step */
 #define MAX_METRICS 256
@@ -635,30 +636,6 @@ static int collector_pid(void)
 	return pid > 0 ? pid : O.collector_pid;
 }
 
-/* utime + stime in seconds, state letter; -1 if the process is gone. */
-static double proc_cpu(int pid, char *state)
-{
-	char path[64], buf[1024], *p;
-	unsigned long ut, st;
-	FILE *f;
-	size_t n;
-	char s;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (!(f = fopen(path, "r")))
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if (!(p = strrchr(buf, ')')) ||
-	    sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-		   &s, &ut, &st) != 3)
-		return -1;
-	if (state)
-		*state = s;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* A "Key:   123 kB" line of /proc/<pid>/status, in kB; -1 if absent. */
 static long proc_status_kb(int pid, const char *key)
 {
@@ -689,7 +666,7 @@ static double stop_collector(int pid, double *cpu)
 	if (kill(pid, SIGTERM))
 		return -1;
 	while ((vg_monotonic_ns() / 1e9) - t0 < O.stop_timeout_s) {
-		double c = proc_cpu(pid, &st);
+		double c = bench_proc_cpu_s(pid, &st);
 		if (c < 0 || st == 'Z' || st == 'X') {
 			if (c >= 0)
 				*cpu = c;
@@ -1116,7 +1093,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < O.hosts; i++)
 		v_warm += H[i].values_acked;
 	if (collector_pid())
-		cpu0 = proc_cpu(collector_pid(), NULL);
+		cpu0 = bench_proc_cpu_s(collector_pid(), NULL);
 	fprintf(stderr, "fleet: warm-up: %llu values in %.1f s\n",
 		(unsigned long long)v_warm, warm_s);
 	getrusage(RUSAGE_SELF, &ru);
@@ -1167,7 +1144,7 @@ int main(int argc, char **argv)
 		nn_close(h->sock);
 	}
 	if (collector_pid()) {
-		cpu1 = proc_cpu(collector_pid(), NULL);
+		cpu1 = bench_proc_cpu_s(collector_pid(), NULL);
 		hwm = proc_status_kb(collector_pid(), "VmHWM");
 		rss_end = proc_status_kb(collector_pid(), "VmRSS");
 	}

@@ -45,6 +45,7 @@
 #include "vigie/clock.h"
 #include "vigie/config.h"
 #include "vigie/fsutil.h"
+#include "bench/bench_cpu.h"
 
 #define FILES_PER_DIR 40
 #define ARG_MAX_LEN 32
@@ -64,38 +65,6 @@ struct opts {
 	long start;
 	int daemon_pid;
 };
-
-static double self_cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-/* utime + stime of another process, seconds; -1 if unreadable. */
-static double proc_cpu_s(int pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long ut, st;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (!(f = fopen(path, "r")))
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if (!(p = strrchr(buf, ')')))
-		return -1;
-	/* fields after ")": state(3) ... utime(14) stime(15) */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-		   &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
 
 static int is_counter(const struct opts *o, long f)
 {
@@ -401,11 +370,11 @@ int main(int argc, char **argv)
 		}
 		written0 = daemon_written(o.daemon);
 		if (o.daemon_pid)
-			dc0 = proc_cpu_s(o.daemon_pid);
+			dc0 = bench_proc_cpu_s(o.daemon_pid, NULL);
 	}
 
 	t0 = (vg_monotonic_ns() / 1e9);
-	c0 = self_cpu_s();
+	c0 = bench_self_cpu_s();
 	while (rounds < o.max_rounds) {
 		for (long f = 0; f < o.files; f++) {
 			int counter_file = o.tree || is_counter(&o, f);
@@ -463,11 +432,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		if (o.daemon_pid)
-			dcpu = proc_cpu_s(o.daemon_pid) - dc0;
+			dcpu = bench_proc_cpu_s(o.daemon_pid, NULL) - dc0;
 		rrdc_disconnect();
 	}
 	wall = (vg_monotonic_ns() / 1e9) - t0;
-	cpu = self_cpu_s() - c0;
+	cpu = bench_self_cpu_s() - c0;
 	last = lastv[0];
 
 	double values = (double)rounds * (double)o.files * o.depth * o.ds;

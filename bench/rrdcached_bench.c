@@ -34,6 +34,7 @@
 
 #include "../tests/unit/rrdcached_harness.h"
 #include "vigie/rrdcached.h"
+#include "bench/bench_cpu.h"
 
 #define STEP 60
 #define T0 1700000040LL /* a multiple of STEP: LAST answers t - t % step */
@@ -43,32 +44,6 @@ static double now_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double self_cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static double pid_cpu_s(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static uint64_t stat_u64(struct vg_rrdcd *c, const char *key)
@@ -162,7 +137,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		uint64_t written0 = stat_u64(c, "DataSetsWritten");
-		double c0 = self_cpu_s(), d0 = pid_cpu_s(d.pid), w0 = now_s();
+		double c0 = bench_self_cpu_s(), d0 = bench_proc_cpu_or0(d.pid), w0 = now_s();
 		for (size_t r = 0; r < rounds; r++) {
 			for (size_t k = 0; k < depth; k++) {
 				ts[k] = next + (int64_t)k * STEP;
@@ -184,7 +159,7 @@ int main(int argc, char **argv)
 			}
 			next += (int64_t)depth * STEP;
 		}
-		double w1 = now_s(), c1 = self_cpu_s(), d1 = pid_cpu_s(d.pid);
+		double w1 = now_s(), c1 = bench_self_cpu_s(), d1 = bench_proc_cpu_or0(d.pid);
 		double values = (double)(nfiles * depth * rounds);
 
 		/* write phase: FLUSHALL, until the daemon has written them */
@@ -199,7 +174,7 @@ int main(int argc, char **argv)
 				break;
 			usleep(20000);
 		}
-		double w2 = now_s(), d2 = pid_cpu_s(d.pid);
+		double w2 = now_s(), d2 = bench_proc_cpu_or0(d.pid);
 		printf("RESULT rrdcd_client mode=%s depth=%zu files=%zu rounds=%zu values=%.0f "
 		       "send_s=%.3f values_per_s=%.0f client_us_cpu_per_value=%.3f "
 		       "daemon_us_cpu_per_value=%.3f write_s=%.3f written_per_s=%.0f "

@@ -30,34 +30,9 @@
 #include "vigie/config.h"
 #include "vigie/store.h"
 #include "tests/unit/rrdcached_harness.h"
+#include "bench/bench_cpu.h"
 
 #define T0 1699999980LL
-
-static double cpu_self(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-static double cpu_pid(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (!(f = fopen(path, "r")))
-		return 0;
-	if (fgets(buf, sizeof(buf), f)) {
-		char *p = strrchr(buf, ')');
-		if (p)
-			sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
-	}
-	fclose(f);
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
 
 static int round_write(struct vg_store *s, int n, int minute)
 {
@@ -114,17 +89,17 @@ static int run(const char *label, int ndaemons, int n, int rounds)
 	}
 	if ((rc = round_write(s, n, 0)) || (rc = vg_store_flush(s)))
 		return rc;
-	c0 = cpu_self();
+	c0 = bench_self_cpu_s();
 	for (int k = 0; k < ndaemons; k++)
-		dc0 += cpu_pid(d[k].pid);
+		dc0 += bench_proc_cpu_or0(d[k].pid);
 	w0 = (double)vg_monotonic_ns() / 1e9;
 	for (int r = 1; r <= rounds; r++)
 		if ((rc = round_write(s, n, r)))
 			return rc;
 	vg_store_close(s); /* flushes and syncs: every value durable */
-	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = cpu_self() - c0;
+	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = bench_self_cpu_s() - c0;
 	for (int k = 0; k < ndaemons; k++)
-		dc1 += cpu_pid(d[k].pid);
+		dc1 += bench_proc_cpu_or0(d[k].pid);
 	double v = (double)n * rounds;
 	printf("RESULT store_backends backend=%s daemons=%d series=%d values=%.0f "
 	       "values_per_s=%.0f collector_cpu_us_per_value=%.2f "
