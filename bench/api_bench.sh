@@ -50,22 +50,8 @@ for f in "$BUILD/bench/api_seed" "$BUILD/bin/vigie-collector"; do
 done
 command -v wrk >/dev/null || { echo "api_bench: wrk missing (scripts/deps.sh installs it)" >&2; exit 1; }
 
-DIR=$(mktemp -d "$BASE/vigie-api-bench.XXXXXX")
-CPID=
-cleanup() {
-  [[ -n $CPID ]] && { kill -TERM "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null; }
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 12000))
-    ss -Htan "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
-  done
-}
+. "$(dirname "$0")/lib.sh"
+bench_dir api-bench
 
 range=$("$BUILD/bench/api_seed" "$DIR/data" "$NRES") || exit 1
 S=${range#start=}; S=${S%% *}; E=${range##*end=}

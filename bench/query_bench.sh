@@ -34,21 +34,8 @@ for f in "$BUILD/bench/query_seed" "$BUILD/bench/query_client" "$BUILD/bin/vigie
   [[ -x $f ]] || { echo "query_bench: $f missing (make bench builds it)" >&2; exit 1; }
 done
 
-DIR=$(mktemp -d "$BASE/vigie-query-bench.XXXXXX")
-CPID=
-cleanup() {
-  [[ -n $CPID ]] && { kill -TERM "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null; }
-  rm -rf "$DIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 12000))
-    ss -Htan "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
-  done
-}
+. "$(dirname "$0")/lib.sh"
+bench_dir query-bench
 record() { echo "$*" >>"$OUT"; echo "$*"; }
 kv() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1] == k) print a[2] } }' <<<"$2"; }
 verdict() { # NAME VALUE LIMIT
