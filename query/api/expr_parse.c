@@ -125,47 +125,17 @@ static int next(struct parser *p)
 		p->at = i;
 		return 0;
 	}
+	/* the tokens of one character: one_tok[k] is that of ones[k] */
+	static const char ones[] = "(){},+-*/=";
+	static const int one_tok[] = {T_LP, T_RP, T_LB, T_RB, T_COMMA,
+				      T_PLUS, T_MINUS, T_STAR, T_SLASH, T_EQ};
+	const char *one = s[i] ? strchr(ones, s[i]) : NULL;
+	if (one) {
+		p->tok = one_tok[one - ones];
+		p->at = i + 1;
+		return 0;
+	}
 	switch (s[i]) {
-	case '(':
-		p->tok = T_LP;
-		p->at = i + 1;
-		return 0;
-	case ')':
-		p->tok = T_RP;
-		p->at = i + 1;
-		return 0;
-	case '{':
-		p->tok = T_LB;
-		p->at = i + 1;
-		return 0;
-	case '}':
-		p->tok = T_RB;
-		p->at = i + 1;
-		return 0;
-	case ',':
-		p->tok = T_COMMA;
-		p->at = i + 1;
-		return 0;
-	case '+':
-		p->tok = T_PLUS;
-		p->at = i + 1;
-		return 0;
-	case '-':
-		p->tok = T_MINUS;
-		p->at = i + 1;
-		return 0;
-	case '*':
-		p->tok = T_STAR;
-		p->at = i + 1;
-		return 0;
-	case '/':
-		p->tok = T_SLASH;
-		p->at = i + 1;
-		return 0;
-	case '=':
-		p->tok = T_EQ;
-		p->at = i + 1;
-		return 0;
 	case '!':
 		if (i + 1 < p->len && s[i + 1] == '=') {
 			p->tok = T_NE;
