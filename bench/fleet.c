@@ -41,6 +41,10 @@
  * Output: "RESULT fleet key=value ..." on standard output; progress and
  * problems on standard error. Exit status 0 only if nothing was lost, no
  * check failed and no batch was rejected.
+ *
+ * Why one file (~1,250 lines): it is one program (each file of bench/ is a
+ * binary), and its parts share the simulated model: the value functions
+ * that write the batches are the ones the verification recomputes.
  */
 #include <errno.h>
 #include <getopt.h>

@@ -56,6 +56,15 @@
  * whatever node applies them, so the rows written depend only on the
  * batches and their order per host, which the agent keeps (it sends a
  * host's next batch only once the previous one is acknowledged).
+ *
+ * Why one file (~1,500 lines): everything here is one read-modify-write of
+ * a resource's row and timeline inside the batch's transaction, under that
+ * resource's lock. Events and observations edit the same timeline through
+ * the same few helpers (record, refine, state_at, replay), and the
+ * multi-meter argument above holds because nothing else writes a
+ * timeline; cutting events from observations would make those helpers
+ * and the resource row (struct mres) billing-wide. Rate card, usage,
+ * invoices and their rendering are files of their own.
  */
 #include <errno.h>
 #include <math.h>

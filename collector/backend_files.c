@@ -45,6 +45,12 @@
  *  - undo slots (UNDO_SLOTS) bound concurrent protected updates; a
  *    caller waits for a free slot (own mutex, never held across librrd);
  *  - counters are __atomic: readable from any thread.
+ *
+ * Why one file (~1,000 lines): it is one implementation of the backend
+ * table (collector/backend.h), and the header undo cannot be cut from the
+ * update that it protects: both read librrd's header layout (live_head_t,
+ * rrd_header_len), and update takes and gives back an undo slot around
+ * each librrd call.
  */
 #define RRD_EXPORT_DEPRECATED /* only for the header structs (live_head) */
 #include <errno.h>

@@ -64,7 +64,7 @@
  *    its metric (policy_layout); only a create looks;
  *  - counters are updated with __atomic builtins: readable from any thread.
  *
- * Size: ~1,600 lines, on purpose. The series table, the cache, the flusher,
+ * Why one file (~1,700 lines): the series table, the cache, the flusher,
  * the journal policy, and the removal and conversion that must wait for
  * them share one mutex and one series struct; cutting
  * them apart would publish both in another private header for no reader's

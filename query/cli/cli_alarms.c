@@ -22,6 +22,12 @@
  *
  * Invariants: a failing subcommand prints nothing on c->out and one line
  * on c->err; exit codes as query/cli/cli.h (2 for usage, before any request).
+ *
+ * Why one file (~1,100 lines): one command of the CLI with one option
+ * parser for its subcommands; each subcommand is a thin function over the
+ * API, the longest being `watch` (the SSE reader with its reconnection)
+ * and `show` (a definition printed for people). They share the argument
+ * table and the printing helpers above them.
  */
 #include <errno.h>
 #include <getopt.h> /* optind */
