@@ -1,5 +1,7 @@
 /*
- * vigie — the generic HTTP layer under the JSON API (query/api/http.c).
+ * vigie — the generic HTTP layer under the JSON API (query/api/http.c, the
+ * server; http_request.c, parsing and routing; http_listen.c, the listen
+ * addresses).
  *
  * A small server on libmicrohttpd that knows nothing about resources or
  * measures: it parses the raw request URI itself (so a "%2F" inside a path
