@@ -89,6 +89,10 @@
 #include "collector/backend.h"
 #include "collector/journal.h"
 
+/* Rows a fetch returns past a series' last update, at most (unknown rows:
+ * a range reaching further into the future is cut there). */
+#define FETCH_AHEAD_ROWS 100000
+
 /* Write-behind policy (figures in docs/benchmarks.md). */
 #define FLUSH_MIN_DEPTH 64          /* default [storage] flush_depth */
 #define FLUSH_MAX_AGE_MS 300000     /* oldest cached value waits at most */
@@ -1682,6 +1686,13 @@ static int fetch_locked_key(struct vg_store *s, int rtype, const char *id,
 	 * to another archive for a partial match) reads exactly this one. */
 	if (start < pick->cal_start)
 		start = pick->cal_start;
+	/* And at most FETCH_AHEAD_ROWS rows past the last update (all
+	 * unknown): librrd allocates every row of the range, and a query
+	 * for the year 300,000 (remote read takes any int64) would ask it
+	 * for terabytes. */
+	if (end > d.last_update &&
+	    (end - d.last_update) / pick->res_s > FETCH_AHEAD_ROWS)
+		end = d.last_update + (time_t)FETCH_AHEAD_ROWS * pick->res_s;
 	if (start >= end)
 		return 0;
 
