@@ -98,6 +98,7 @@ static void line_clear(struct vg_bill_invoice_line *l)
 	free(l->instance_name);
 	free(l->split);
 	free(l->corrects);
+	free(l->pieces);
 }
 
 void vg_bill_invoice_free(struct vg_bill_invoice *inv)
@@ -143,6 +144,14 @@ int vg_bill_invoice_add_line(struct vg_bill_invoice *inv,
 	}
 	n = &inv->lines[inv->nlines];
 	*n = *l;
+	n->pieces = NULL;
+	n->npieces = 0;
+	if (l->npieces > 0 && l->npieces <= VG_BILL_MAX_PIECES) {
+		if (!(n->pieces = malloc(l->npieces * sizeof(*n->pieces))))
+			return -ENOMEM;
+		memcpy(n->pieces, l->pieces, l->npieces * sizeof(*n->pieces));
+		n->npieces = l->npieces;
+	}
 	if (dupn(&n->key, l->key) || dupn(&n->resource_id, l->resource_id) ||
 	    dupn(&n->resource_name, l->resource_name) || dupn(&n->item, l->item) ||
 	    dupn(&n->description, l->description) || dupn(&n->unit, l->unit) ||
@@ -633,6 +642,39 @@ static int cmp_charge(const void *a, const void *b, void *ctx)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* Two pieces use at the same rate: qty per ms equal (exact, in 128 bits:
+ * quantities stay below 2^80 and lengths below 2^40). */
+static int same_density(const struct vg_bill_piece *a, const struct vg_bill_piece *b)
+{
+	return a->qty * (vg_bill_u128)(b->end_ms - b->start_ms) ==
+	       b->qty * (vg_bill_u128)(a->end_ms - a->start_ms);
+}
+
+/* The pieces of a line from its charges (sorted by start): contiguous
+ * charges at the same rate of use merge. More than VG_BILL_MAX_PIECES:
+ * none are kept (*np 0). */
+static void line_pieces(const struct charge *c, size_t n, struct vg_bill_piece *out, size_t *np)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct vg_bill_piece p = {c[i].start, c[i].end, c[i].qty};
+		if (p.end_ms <= p.start_ms)
+			continue;
+		if (k && out[k - 1].end_ms == p.start_ms && same_density(&out[k - 1], &p)) {
+			out[k - 1].end_ms = p.end_ms;
+			out[k - 1].qty += p.qty;
+			continue;
+		}
+		if (k == VG_BILL_MAX_PIECES) {
+			*np = 0;
+			return;
+		}
+		out[k++] = p;
+	}
+	*np = k;
+}
+
 /* Build the line for charges [b, e) (all equal keys). */
 static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 		     const struct charge *c, size_t n)
@@ -641,6 +683,7 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 	const struct vg_bill_usage_res *r = &u->res[c->res];
 	struct vg_bill_invoice_line l = {0};
 	char item[192], desc[512], key[768], name[512], rate[40];
+	struct vg_bill_piece pieces[VG_BILL_MAX_PIECES];
 	int runs = 0;
 
 	l.start_ms = c->start;
@@ -654,6 +697,8 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 		if (c[i].end > l.end_ms)
 			l.end_ms = c[i].end;
 	}
+	line_pieces(c, n, pieces, &l.npieces);
+	l.pieces = pieces;
 	l.qty_den = c->den;
 	l.rate_micro = c->rate;
 	l.usage_type = c->ut;
