@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "vigie/batch.h"
 #include "vigie/bill_invoice.h"
 #include "vigie/clock.h"
@@ -56,6 +58,27 @@ int vg_bill_usage_type_parse(const char *s)
 
 /* ---- the invoice object ----------------------------------------------------- */
 
+/* A draft's number: "DRAFT-YYYY-MM-" and 10 hex digits of SHA-256 over
+ * the month and the project id. Stable (the same draft keeps its number
+ * from one request to the next, and two projects' drafts differ), and it
+ * embeds no tenant identifier: the number is copied into mails and
+ * accounting tools, the project id is not meant to travel with it. */
+static void draft_number(const char *project, const char *month, char *buf, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE] = {0};
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	/* out of memory in OpenSSL: the digits stay zero, still no id */
+	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+	    EVP_DigestUpdate(c, "vigie-draft|", 12) && EVP_DigestUpdate(c, month, strlen(month)) &&
+	    EVP_DigestUpdate(c, "|", 1) && EVP_DigestUpdate(c, project, strlen(project)))
+		EVP_DigestFinal_ex(c, md, &mdlen);
+	EVP_MD_CTX_free(c);
+	snprintf(buf, len, "DRAFT-%s-%02x%02x%02x%02x%02x", month, md[0], md[1], md[2], md[3],
+		 md[4]);
+}
+
 struct vg_bill_invoice *vg_bill_invoice_new(const char *project, struct vg_bill_month m,
 					    const struct vg_bill_ratecard *rc)
 {
@@ -64,8 +87,7 @@ struct vg_bill_invoice *vg_bill_invoice_new(const char *project, struct vg_bill_
 
 	if (!inv)
 		return NULL;
-	snprintf(num, sizeof(num), "DRAFT-%s-%s", vg_bill_month_format(m, ms, sizeof(ms)),
-		 project);
+	draft_number(project, vg_bill_month_format(m, ms, sizeof(ms)), num, sizeof(num));
 	inv->project = strdup(project);
 	inv->number = strdup(num);
 	inv->month = m;

@@ -100,7 +100,9 @@ enum vg_bill_doc {
 };
 
 struct vg_bill_invoice {
-	char *number; /* "2026-10-0001" (final), "DRAFT-2026-10-acme";
+	char *number; /* "2026-10-0001" (final), "DRAFT-2026-10-3f9a1c2e07"
+				 (10 hex digits of SHA-256 over month and
+				 project: no project id);
 				 with an issuer's number_prefix, final
 				 invoices and credit notes are prefix +
 				 the issuer's sequence ("VC-000042") */

@@ -554,12 +554,49 @@ static void test_warnings_everywhere(void **state)
 	assert_non_null(strstr(js, w));
 	assert_non_null(strstr(html, "<ul class=\"warn\">"));
 	assert_non_null(strstr(html, w));
-	assert_non_null(strstr(csv, "warning-1,DRAFT-2026-12-delta,Draft,"));
+	assert_non_null(strstr(csv, "warning-1,DRAFT-2026-12-"));
+	assert_non_null(strstr(csv, ",Draft,"));
 	assert_non_null(strstr(csv, ",Warning,,,vigie,"));
 	assert_non_null(strstr(csv, w));
 	free(js);
 	free(csv);
 	free(html);
+}
+
+/* A draft's number carries the month and an opaque stable part, never
+ * the project id; final numbers stay the month's sequence. */
+static void test_draft_numbers(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	struct vg_bill_invoice *a, *b, *c;
+	size_t len, n;
+
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "acme", &a), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "acme", &b), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "beta", &c), 0);
+	assert_false(a->final);
+	assert_int_equal(strlen(a->number), strlen("DRAFT-2026-10-") + 10);
+	assert_memory_equal(a->number, "DRAFT-2026-10-", 14);
+	for (const char *p = a->number + 14; *p; p++)
+		assert_non_null(strchr("0123456789abcdef", *p));
+	assert_null(strstr(a->number, "acme"));
+	assert_string_equal(a->number, b->number); /* stable */
+	assert_string_not_equal(a->number, c->number);
+	assert_null(strstr(c->number, "beta"));
+	char *js = text(f, OCT, "acme", VG_BILL_FMT_JSON, &len);
+	char want[64];
+	snprintf(want, sizeof(want), "\"invoice\": \"%s\"", a->number);
+	assert_non_null(strstr(js, want));
+	free(js);
+	vg_bill_invoice_free(a);
+	vg_bill_invoice_free(b);
+	vg_bill_invoice_free(c);
+
+	assert_int_equal(vg_bill_finalize(db, f->rc, OCT, T("2026-11-02T00:00:00Z"), &n), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "beta", &c), 0);
+	assert_string_equal(c->number, "2026-10-0002");
+	vg_bill_invoice_free(c);
 }
 
 int main(void)
@@ -572,6 +609,7 @@ int main(void)
 		DBE_BOTH(test_names_people_know, setup, teardown),
 		DBE_BOTH(test_readable_lines, setup, teardown),
 		DBE_BOTH(test_warnings_everywhere, setup, teardown),
+		DBE_BOTH(test_draft_numbers, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }
