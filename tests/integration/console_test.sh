@@ -291,6 +291,8 @@ if jq -e '.invoices' <<<"$list" >/dev/null 2>&1; then
   eq "the list names webshop's project" "$(jq -r ".invoices[] | select(.project==\"$P_WEB\") | .project_name" <<<"$list")" webshop
   r=$(grep -o "<tr data-project=\"$P_WEB\">.*</tr>" <<<"$d" | sed 's#</tr>.*#</tr>#')
   check "... and the page shows its name, the id under it" grep -q ">webshop</a><div class=\"uuid\">$P_WEB</div>" <<<"$r"
+  cli=$("$BIN/vigie" --api "$API" ${TOKEN:+--token "$TOKEN"} invoice --month "$MONTH")
+  check "vigie invoice --month names the project beside its id" grep -q "^$P_WEB  *webshop  *DRAFT-$MONTH-" <<<"$cli"
   d=$(dom invoice "/invoices?month=$MONTH&project=default")
   inv=$(api "/v1/invoices?month=$MONTH&project=default")
   eq "invoice page shows the total" "$(text "$d" 'id="invoice-total"')" "$(jq -r '.total + " " + .currency' <<<"$inv")"
