@@ -38,6 +38,7 @@
 	const PAGE = 1000;          /* resources per API page */
 	const MAX_PAGES = 20;       /* 20,000 resources at most per list */
 	const PARALLEL = 6;         /* API requests in flight per view */
+	const MAX_NAMED = 50;       /* alarms view: resources named by look-up */
 	const TOP_LIMIT = 1000;     /* resources per GET /v1/top */
 	const REFRESH_MS = 60000;   /* list views reload this often */
 	const COLORS = ['#2f6fdf', '#e0692c', '#2a9d5b', '#9b46c8', '#c8324a',
@@ -911,7 +912,32 @@
 		return '–';
 	}
 
-	function alarmTable(list) {
+	/* The Watches cell: an alarm on one resource names it as people know
+	 * it (names: id -> display name), the id under it. */
+	function watchesCell(a, names) {
+		const n = a.resource && names && names[a.resource];
+		return n ? h('td', {class: 'watches'}, h('div', {class: 'name', text: n}),
+			     h('div', {class: 'uuid', text: a.resource}))
+			 : h('td', {class: 'mono', text: target(a)});
+	}
+
+	/* Display names of the resources alarms watch (at most MAX_NAMED
+	 * look-ups; a resource not found or without a name is left out). */
+	async function watchedNames(list) {
+		const ids = [...new Set(list.map((a) => a.resource).filter((v) => v))]
+			.slice(0, MAX_NAMED);
+		const names = {};
+		await pool(ids.map((id) => async () => {
+			try {
+				const a = (await api('/v1/resources/' + enc(id))).attributes || {};
+				if (a.display_name)
+					names[id] = a.display_name;
+			} catch (e) { /* the id alone */ }
+		}), PARALLEL);
+		return names;
+	}
+
+	function alarmTable(list, names) {
 		return h('table', {class: 'grid alarms'},
 			h('thead', {}, h('tr', {},
 				h('th', {text: 'State'}), h('th', {text: 'Alarm'}),
@@ -930,7 +956,7 @@
 				  a.enabled === false ? h('div', {class: 'hint', text: 'disabled'}) : null),
 				h('td', {text: a.severity || '–'}),
 				h('td', {class: 'mono', text: condition(a)}),
-				h('td', {class: 'mono', text: target(a)}),
+				watchesCell(a, names),
 				h('td', {class: 'time', text: fmtTime(a.state_since)}),
 				h('td', {text: a.state_reason || ''})))));
 	}
@@ -966,7 +992,10 @@
 				h('div', {class: 'card ' + (count(st) ? st : ''), 'data-state': st},
 				  h('span', {class: 'label', text: label}),
 				  h('span', {class: 'big', text: String(count(st))})))));
-		sect.append(list.length ? alarmTable(list)
+		const names = await watchedNames(list);
+		if (gen !== generation)
+			return;
+		sect.append(list.length ? alarmTable(list, names)
 			    : note('empty', 'No alarms defined. Create one with ' +
 				   '`vigie alarm create` or POST /v1/alarms.'));
 		const sil = h('section', {id: 'silences'}, h('h2', {text: 'Silences'}));

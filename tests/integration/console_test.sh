@@ -83,6 +83,9 @@ if [[ $code == 201 ]]; then
   ALARMS=1
   curl -s -o /dev/null --max-time 5 "${AUTH[@]}" -XPOST "$API/v1/alarms" \
     -d "{\"name\":\"cpu-idle\",\"metric\":\"cpu.util\",\"resource\":\"$UUID\",\"comparison\":\"gt\",\"threshold\":99}"
+  # an alarm on the Nova instance: the list names what it watches
+  curl -s -o /dev/null --max-time 5 "${AUTH[@]}" -XPOST "$API/v1/alarms" \
+    -d "{\"name\":\"web-idle\",\"metric\":\"cpu.util\",\"resource\":\"$WEB\",\"comparison\":\"gt\",\"threshold\":99}"
   # a group alarm: one evaluation across every instance
   curl -s -o /dev/null --max-time 5 "${AUTH[@]}" -XPOST "$API/v1/alarms" \
     -d "{\"name\":\"fleet-busy\",\"metric\":\"cpu.util\",\"selector\":{\"type\":\"instance\"},
@@ -268,6 +271,9 @@ if [[ $ALARMS == 1 ]]; then
     eq "alarm $name shows its state ($want)" "$shown" "$want"
   done
   eq "cpu-busy is firing" "$(api "/v1/alarms?name=cpu-busy" | jq -r '.alarms[0].state')" alarm
+  r=$(grep -o "<tr data-id=[^>]*>.\{0,300\}>web-idle<.\{0,600\}" <<<"$d" | head -1)
+  check "an alarm on one resource names it as people know it, the id under it" \
+    grep -q "<td class=\"watches\"><div class=\"name\">web-frontend-1</div><div class=\"uuid\">$WEB</div></td>" <<<"$r"
   r=$(grep -o "<tr data-id=[^>]*>.\{0,600\}>fleet-busy<.\{0,600\}" <<<"$d" | head -1)
   check "the group alarm is marked as one, with its cooldown" grep -q 'group alarm, cooldown 300 s' <<<"$r"
   check "the group alarm's condition says across the group" grep -q 'average across the group of average cpu.util gt 99' <<<"$r"
