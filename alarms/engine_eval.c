@@ -199,6 +199,15 @@ static struct res_info *res_get(struct vg_alarm_engine *e, const char *id)
 	return id && *id ? vg_hmap_gets(&e->resources, id) : NULL;
 }
 
+/* The value of attribute key of r (the agent's Nova names), or NULL. */
+static const char *res_attr(const struct res_info *r, const char *key)
+{
+	for (size_t i = 0; r && i < r->nattrs; i++)
+		if (!strcmp(r->attrs[i].key, key))
+			return *r->attrs[i].value ? r->attrs[i].value : NULL;
+	return NULL;
+}
+
 /* Queue the notification (and its history row) for decision d of in. */
 static void notify(struct vg_alarm_engine *e, struct inst *in,
 		   const struct vg_alarm_decision *d, int64_t period_start_ms)
@@ -235,6 +244,11 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 	ni.resource = *in->resource ? in->resource : NULL;
 	ni.resource_type = r ? vg_rtype_name(r->rtype) : NULL;
 	ni.host = r ? r->host : NULL;
+	ni.resource_name = res_attr(r, "display_name");
+	/* the resource's project name names the notification's project only
+	 * when they are the same project */
+	if (r && r->project && a->def.project && !strcmp(r->project, a->def.project))
+		ni.project_name = res_attr(r, "project_name");
 	ni.previous = d->previous;
 	ni.current = d->current;
 	ni.reason = d->reason;
@@ -264,9 +278,10 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 			if ((p->actions[p->nactions] = strdup(a->def.actions[d->current][k])))
 				p->nactions++;
 	}
-	if (asprintf(&p->log_line, "alarm %s/%s%s%s: %s -> %s%s: %s", a->def.project,
+	if (asprintf(&p->log_line, "alarm %s/%s%s%s%s%s%s: %s -> %s%s: %s", a->def.project,
 		     a->def.name, *in->resource ? " on " : "", in->resource,
-		     vg_alarm_state_name(d->previous), vg_alarm_state_name(d->current),
+		     ni.resource_name ? " (" : "", ni.resource_name ? ni.resource_name : "",
+		     ni.resource_name ? ")" : "", vg_alarm_state_name(d->previous), vg_alarm_state_name(d->current),
 		     ni.repeat ? " (repeat)" : "", d->reason) < 0)
 		p->log_line = NULL;
 	if (d->notify == VG_NOTIFY_TRANSITION)

@@ -43,6 +43,8 @@ char *vg_alarm_notice_json(const struct vg_alarm_notice_info *n, size_t *len)
 	json_object_set_new(o, "project", str_or_null(d->project));
 	json_object_set_new(o, "description", json_string(d->description ? d->description : ""));
 	json_object_set_new(o, "resource", str_or_null(n->resource));
+	json_object_set_new(o, "resource_name", str_or_null(n->resource_name));
+	json_object_set_new(o, "project_name", str_or_null(n->project_name));
 	json_object_set_new(o, "resource_type", str_or_null(n->resource_type));
 	json_object_set_new(o, "host", str_or_null(n->host));
 	if (d->kind == VG_ALARM_COMPOSITE) {
@@ -123,6 +125,9 @@ char *vg_alarm_alertmanager_body(const char *notice_json, size_t *len)
 	label(ann, "summary", json_object_get(n, "reason"));
 	label(ann, "description", json_object_get(n, "description"));
 	label(ann, "state", json_object_get(n, "current"));
+	/* names as annotations, not labels: a rename must not make a new alert */
+	label(ann, "resource_name", json_object_get(n, "resource_name"));
+	label(ann, "project_name", json_object_get(n, "project_name"));
 	a = json_object();
 	json_object_set_new(a, "labels", labels);
 	json_object_set_new(a, "annotations", ann);

@@ -9,7 +9,8 @@
  *    "previous": "ok", "current": "alarm",
  *    "reason": "3 out of the last 3 datapoints [...] were greater than ...",
  *    "reason_data": {...},
- *    "resource", "resource_type", "host", "metric", "statistic", "period",
+ *    "resource", "resource_name", "project_name", "resource_type", "host",
+ *    "metric", "statistic", "period",
  *    "comparison", "threshold", "datapoints": [{"time","time_ms","value"}],
  *    "rule" (composite only),
  *    "timestamp": "<end of the deciding period, sample time>",
@@ -18,6 +19,9 @@
  *
  * The first seven fields after the ids are Aodh's alarm notification
  * (alarm_name, alarm_id, severity, previous, current, reason, reason_data).
+ * resource_name and project_name are the names people know (Nova's display
+ * name of the resource, the name of the notification's project), null
+ * where no agent sent them.
  * Pure functions, thread-safe.
  */
 #ifndef VIGIE_ALARM_NOTICE_H
@@ -38,6 +42,8 @@ struct vg_alarm_notice_info {
 	const char *resource;      /* NULL for composites */
 	const char *resource_type; /* may be NULL */
 	const char *host;          /* may be NULL */
+	const char *resource_name; /* Nova display name; may be NULL */
+	const char *project_name;  /* the name of def->project; may be NULL */
 	int previous, current;
 	const char *reason;
 	json_t *reason_data; /* borrowed */
@@ -55,7 +61,9 @@ int vg_alarm_notice_topic(const char *project, const char *name, char *buf,
 
 /* The Prometheus Alertmanager v2 body (POST /api/v2/alerts) for a
  * notification JSON: one alert labelled alertname, alarm_id, project,
- * severity, resource, metric; resolved (endsAt) unless current is alarm.
+ * severity, resource, metric; annotated summary, description, state and,
+ * where known, resource_name and project_name; resolved (endsAt) unless
+ * current is alarm.
  * malloc'd or NULL (out of memory or not a notification). */
 char *vg_alarm_alertmanager_body(const char *notice_json, size_t *len);
 

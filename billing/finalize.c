@@ -17,12 +17,17 @@
  * adjustments already frozen on invoices after F billed for that key, and
  * puts any difference on M as an adjustment line naming F. Finalizing M
  * freezes those adjustments too, so a difference is billed exactly once.
+ * An adjustment line's span is the slice that changed: every line keeps
+ * its usage pieces (invoice.c), the frozen document and each adjustment
+ * store them, and the recomputed pieces are compared with the newest of
+ * those, at the rate of use of each instant.
  *
  * Invariants: a finalized month's stored documents are never rewritten;
  * adjustment amounts are differences of rounded amounts, so they need no
  * rounding of their own.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,16 +171,19 @@ static s128 sq(const struct vg_bill_invoice_line *l)
 	return l ? (l->qty_neg ? -(s128)l->qty : (s128)l->qty) : 0;
 }
 
-/* What invoices after F already billed for key (adjustments). */
+/* What invoices after F already billed for key (adjustments), and the
+ * newest such adjustment line (*last, NULL if none): its pieces are the
+ * line as that adjustment left it. later[0] is the newest month. */
 static void prior(struct vg_bill_invoice ***later, size_t *nlater, size_t nmonths,
 		  const char *project, const char *fm, const char *key,
-		  s128 *qty, int64_t *amount)
+		  s128 *qty, int64_t *amount, const struct vg_bill_invoice_line **last)
 {
 	char akey[1024];
 
 	snprintf(akey, sizeof(akey), "adj|%s|%s", fm, key);
 	*qty = 0;
 	*amount = 0;
+	*last = NULL;
 	for (size_t k = 0; k < nmonths; k++) {
 		struct vg_bill_invoice *inv = find_inv(later[k], nlater[k], project);
 		for (size_t i = 0; inv && i < inv->nlines; i++) {
@@ -183,21 +191,85 @@ static void prior(struct vg_bill_invoice ***later, size_t *nlater, size_t nmonth
 			if (l->adjustment_for && !strcmp(l->key, akey)) {
 				*qty += sq(l);
 				*amount += l->amount_micro;
+				if (!*last)
+					*last = l;
 			}
 		}
 	}
 }
 
-/* The slice of time that changed between the billed line x and the
- * recomputed r: where their spans differ (late usage before or after what
- * was billed); the whole span when only one exists or the change lies
- * inside the billed span. */
+/* Where two piece lists differ: the first and last instant at which
+ * their rate of use is not the same (a piece against nothing, or two
+ * pieces at different rates). 1 with [*a, *b) set, 0 if they agree
+ * everywhere. Both lists are in time order without overlaps. */
+static int pieces_differ(const struct vg_bill_piece *x, size_t nx,
+			 const struct vg_bill_piece *y, size_t ny, int64_t *a, int64_t *b)
+{
+	size_t i = 0, j = 0;
+	int64_t t = INT64_MIN;
+	int found = 0;
+
+	for (;;) {
+		/* skip pieces that end at or before t */
+		while (i < nx && x[i].end_ms <= t)
+			i++;
+		while (j < ny && y[j].end_ms <= t)
+			j++;
+		if (i == nx && j == ny)
+			break;
+		/* the elementary interval [t, u): no boundary of either list
+		 * inside it */
+		int64_t lo = INT64_MAX;
+		if (i < nx)
+			lo = x[i].start_ms > t ? x[i].start_ms : t;
+		if (j < ny) {
+			int64_t ly = y[j].start_ms > t ? y[j].start_ms : t;
+			lo = ly < lo ? ly : lo;
+		}
+		t = lo;
+		int in_x = i < nx && x[i].start_ms <= t, in_y = j < ny && y[j].start_ms <= t;
+		int64_t u = INT64_MAX;
+		if (i < nx)
+			u = in_x ? x[i].end_ms : x[i].start_ms;
+		if (j < ny) {
+			int64_t uy = in_y ? y[j].end_ms : y[j].start_ms;
+			u = uy < u ? uy : u;
+		}
+		int differ;
+		if (in_x && in_y)
+			differ = x[i].qty * (vg_bill_u128)(y[j].end_ms - y[j].start_ms) !=
+				 y[j].qty * (vg_bill_u128)(x[i].end_ms - x[i].start_ms);
+		else
+			differ = in_x ? x[i].qty != 0 : y[j].qty != 0;
+		if (differ) {
+			if (!found)
+				*a = t;
+			*b = u;
+			found = 1;
+		}
+		t = u;
+	}
+	return found;
+}
+
+/* The slice of time that changed between what was billed for a key (the
+ * frozen line x, or the newest adjustment of it, base) and the
+ * recomputed line r: from the first to the last instant where their
+ * pieces differ. Documents without pieces: where the spans differ, or
+ * the whole span. */
 static void changed_slice(const struct vg_bill_invoice_line *r,
-			  const struct vg_bill_invoice_line *x, int64_t *a, int64_t *b)
+			  const struct vg_bill_invoice_line *x,
+			  const struct vg_bill_invoice_line *base, int64_t *a, int64_t *b)
 {
 	const struct vg_bill_invoice_line *o = r ? r : x;
 	*a = o->start_ms;
 	*b = o->end_ms;
+	if (!base)
+		base = x;
+	if ((!r || r->npieces) && (!base || base->npieces) &&
+	    pieces_differ(r ? r->pieces : NULL, r ? r->npieces : 0,
+			  base ? base->pieces : NULL, base ? base->npieces : 0, a, b))
+		return;
 	if (!r || !x || (r->start_ms == x->start_ms && r->end_ms == x->end_ms))
 		return;
 	if (r->start_ms != x->start_ms) {
@@ -213,16 +285,20 @@ static void changed_slice(const struct vg_bill_invoice_line *r,
 	}
 }
 
+/* An adjustment line on inv for F's line ref (the recomputed line r, or
+ * the billed line x when the key is gone), billed x (NULL: not billed),
+ * base the newest earlier adjustment of it (NULL: none). */
 static int add_adjustment(struct vg_bill_invoice *inv, const char *fm,
 			  const struct vg_bill_invoice *frozen,
-			  const struct vg_bill_invoice_line *ref,
-			  const struct vg_bill_invoice_line *billed, s128 dq,
-			  int64_t damount)
+			  const struct vg_bill_invoice_line *r,
+			  const struct vg_bill_invoice_line *x,
+			  const struct vg_bill_invoice_line *base, s128 dq, int64_t damount)
 {
+	const struct vg_bill_invoice_line *ref = r ? r : x;
 	struct vg_bill_invoice_line l = *ref;
 	char key[1024], desc[1024], ta[32], tb[32];
 
-	changed_slice(ref == billed ? NULL : ref, billed, &l.start_ms, &l.end_ms);
+	changed_slice(r, x, base, &l.start_ms, &l.end_ms);
 	vg_time_format(l.start_ms, ta, sizeof(ta));
 	vg_time_format(l.end_ms, tb, sizeof(tb));
 	snprintf(key, sizeof(key), "adj|%s|%s", fm, ref->key);
@@ -242,6 +318,9 @@ static int add_adjustment(struct vg_bill_invoice *inv, const char *fm,
 	l.qty = (vg_bill_u128)(dq < 0 ? -dq : dq);
 	l.amount_micro = damount;
 	l.minimum_runs = 0;
+	/* the line as it now stands: none left when the key is gone */
+	l.pieces = r ? r->pieces : NULL;
+	l.npieces = r ? r->npieces : 0;
 	return vg_bill_invoice_add_line(inv, &l);
 }
 
@@ -259,26 +338,28 @@ static int adjust(struct vg_bill_invoice *inv, const char *fm,
 		if (r->adjustment_for)
 			continue;
 		const struct vg_bill_invoice_line *x = find_line(frozen, r->key);
+		const struct vg_bill_invoice_line *base;
 		s128 pq;
 		int64_t pa;
-		prior(later, nlater, nmonths, inv->project, fm, r->key, &pq, &pa);
+		prior(later, nlater, nmonths, inv->project, fm, r->key, &pq, &pa, &base);
 		s128 dq = sq(r) - sq(x) - pq;
 		int64_t da = r->amount_micro - (x ? x->amount_micro : 0) - pa;
 		if (dq || da)
-			rc = add_adjustment(inv, fm, frozen, r, x, dq, da);
+			rc = add_adjustment(inv, fm, frozen, r, x, base, dq, da);
 	}
 	/* keys billed but gone from the recomputation (usage shrank to 0) */
 	for (size_t i = 0; frozen && i < frozen->nlines && !rc; i++) {
 		const struct vg_bill_invoice_line *x = &frozen->lines[i];
 		if (x->adjustment_for || find_line(recomputed, x->key))
 			continue;
+		const struct vg_bill_invoice_line *base;
 		s128 pq;
 		int64_t pa;
-		prior(later, nlater, nmonths, inv->project, fm, x->key, &pq, &pa);
+		prior(later, nlater, nmonths, inv->project, fm, x->key, &pq, &pa, &base);
 		s128 dq = -sq(x) - pq;
 		int64_t da = -x->amount_micro - pa;
 		if (dq || da)
-			rc = add_adjustment(inv, fm, frozen, x, x, dq, da);
+			rc = add_adjustment(inv, fm, frozen, NULL, x, base, dq, da);
 	}
 	return rc;
 }

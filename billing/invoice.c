@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "vigie/batch.h"
 #include "vigie/bill_invoice.h"
 #include "vigie/clock.h"
@@ -56,6 +58,27 @@ int vg_bill_usage_type_parse(const char *s)
 
 /* ---- the invoice object ----------------------------------------------------- */
 
+/* A draft's number: "DRAFT-YYYY-MM-" and 10 hex digits of SHA-256 over
+ * the month and the project id. Stable (the same draft keeps its number
+ * from one request to the next, and two projects' drafts differ), and it
+ * embeds no tenant identifier: the number is copied into mails and
+ * accounting tools, the project id is not meant to travel with it. */
+static void draft_number(const char *project, const char *month, char *buf, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE] = {0};
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	/* out of memory in OpenSSL: the digits stay zero, still no id */
+	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) &&
+	    EVP_DigestUpdate(c, "vigie-draft|", 12) && EVP_DigestUpdate(c, month, strlen(month)) &&
+	    EVP_DigestUpdate(c, "|", 1) && EVP_DigestUpdate(c, project, strlen(project)))
+		EVP_DigestFinal_ex(c, md, &mdlen);
+	EVP_MD_CTX_free(c);
+	snprintf(buf, len, "DRAFT-%s-%02x%02x%02x%02x%02x", month, md[0], md[1], md[2], md[3],
+		 md[4]);
+}
+
 struct vg_bill_invoice *vg_bill_invoice_new(const char *project, struct vg_bill_month m,
 					    const struct vg_bill_ratecard *rc)
 {
@@ -64,8 +87,7 @@ struct vg_bill_invoice *vg_bill_invoice_new(const char *project, struct vg_bill_
 
 	if (!inv)
 		return NULL;
-	snprintf(num, sizeof(num), "DRAFT-%s-%s", vg_bill_month_format(m, ms, sizeof(ms)),
-		 project);
+	draft_number(project, vg_bill_month_format(m, ms, sizeof(ms)), num, sizeof(num));
 	inv->project = strdup(project);
 	inv->number = strdup(num);
 	inv->month = m;
@@ -98,6 +120,7 @@ static void line_clear(struct vg_bill_invoice_line *l)
 	free(l->instance_name);
 	free(l->split);
 	free(l->corrects);
+	free(l->pieces);
 }
 
 void vg_bill_invoice_free(struct vg_bill_invoice *inv)
@@ -143,6 +166,14 @@ int vg_bill_invoice_add_line(struct vg_bill_invoice *inv,
 	}
 	n = &inv->lines[inv->nlines];
 	*n = *l;
+	n->pieces = NULL;
+	n->npieces = 0;
+	if (l->npieces > 0 && l->npieces <= VG_BILL_MAX_PIECES) {
+		if (!(n->pieces = malloc(l->npieces * sizeof(*n->pieces))))
+			return -ENOMEM;
+		memcpy(n->pieces, l->pieces, l->npieces * sizeof(*n->pieces));
+		n->npieces = l->npieces;
+	}
 	if (dupn(&n->key, l->key) || dupn(&n->resource_id, l->resource_id) ||
 	    dupn(&n->resource_name, l->resource_name) || dupn(&n->item, l->item) ||
 	    dupn(&n->description, l->description) || dupn(&n->unit, l->unit) ||
@@ -633,6 +664,39 @@ static int cmp_charge(const void *a, const void *b, void *ctx)
 	return x->start < y->start ? -1 : x->start > y->start;
 }
 
+/* Two pieces use at the same rate: qty per ms equal (exact, in 128 bits:
+ * quantities stay below 2^80 and lengths below 2^40). */
+static int same_density(const struct vg_bill_piece *a, const struct vg_bill_piece *b)
+{
+	return a->qty * (vg_bill_u128)(b->end_ms - b->start_ms) ==
+	       b->qty * (vg_bill_u128)(a->end_ms - a->start_ms);
+}
+
+/* The pieces of a line from its charges (sorted by start): contiguous
+ * charges at the same rate of use merge. More than VG_BILL_MAX_PIECES:
+ * none are kept (*np 0). */
+static void line_pieces(const struct charge *c, size_t n, struct vg_bill_piece *out, size_t *np)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct vg_bill_piece p = {c[i].start, c[i].end, c[i].qty};
+		if (p.end_ms <= p.start_ms)
+			continue;
+		if (k && out[k - 1].end_ms == p.start_ms && same_density(&out[k - 1], &p)) {
+			out[k - 1].end_ms = p.end_ms;
+			out[k - 1].qty += p.qty;
+			continue;
+		}
+		if (k == VG_BILL_MAX_PIECES) {
+			*np = 0;
+			return;
+		}
+		out[k++] = p;
+	}
+	*np = k;
+}
+
 /* Build the line for charges [b, e) (all equal keys). */
 static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 		     const struct charge *c, size_t n)
@@ -641,6 +705,7 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 	const struct vg_bill_usage_res *r = &u->res[c->res];
 	struct vg_bill_invoice_line l = {0};
 	char item[192], desc[512], key[768], name[512], rate[40];
+	struct vg_bill_piece pieces[VG_BILL_MAX_PIECES];
 	int runs = 0;
 
 	l.start_ms = c->start;
@@ -654,6 +719,8 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 		if (c[i].end > l.end_ms)
 			l.end_ms = c[i].end;
 	}
+	line_pieces(c, n, pieces, &l.npieces);
+	l.pieces = pieces;
 	l.qty_den = c->den;
 	l.rate_micro = c->rate;
 	l.usage_type = c->ut;

@@ -287,6 +287,20 @@ static json_t *to_json(const struct vg_bill_invoice *inv)
 		json_object_set_new(o, "instance_id", json_string(l->instance_id ? l->instance_id : l->resource_id));
 		json_object_set_new(o, "instance_name", str_or_null(l->instance_id ? l->instance_name : l->resource_name));
 		json_object_set_new(o, "split", str_or_null(l->split));
+		if (l->npieces > 0) {
+			/* [from, to, quantity in base units]: what the quantity
+			 * is made of, what a later adjustment compares with */
+			json_t *ps = json_array();
+			for (size_t k = 0; ps && k < l->npieces; k++) {
+				const struct vg_bill_piece *pc = &l->pieces[k];
+				json_t *a = json_array();
+				json_array_append_new(a, json_string(iso(pc->start_ms, b1, sizeof(b1))));
+				json_array_append_new(a, json_string(iso(pc->end_ms, b1, sizeof(b1))));
+				json_array_append_new(a, json_string(vg_bill_u128_format(pc->qty, b1, sizeof(b1))));
+				json_array_append_new(ps, a);
+			}
+			json_object_set_new(o, "usage_pieces", ps);
+		}
 		if (l->adjustment_for) {
 			json_object_set_new(o, "adjustment_for", json_string(l->adjustment_for));
 			json_object_set_new(o, "adjusted_type", str_or_null(l->adjusted_type));
@@ -535,6 +549,22 @@ int vg_bill_invoice_from_json(const char *text, size_t len, struct vg_bill_invoi
 				goto out;
 			x.minimum_added_ms = micro / 1000;
 		}
+		struct vg_bill_piece pcs[VG_BILL_MAX_PIECES];
+		json_t *ps = json_object_get(l, "usage_pieces"), *pa;
+		size_t pi;
+		if (ps && (!json_is_array(ps) || json_array_size(ps) > VG_BILL_MAX_PIECES))
+			goto out;
+		json_array_foreach(ps, pi, pa) {
+			const char *f = json_string_value(json_array_get(pa, 0));
+			const char *t = json_string_value(json_array_get(pa, 1));
+			const char *q = json_string_value(json_array_get(pa, 2));
+			if (!f || !t || !q || iso_parse(f, &pcs[pi].start_ms) ||
+			    iso_parse(t, &pcs[pi].end_ms) || vg_bill_u128_parse(q, &pcs[pi].qty) ||
+			    pcs[pi].end_ms <= pcs[pi].start_ms)
+				goto out;
+		}
+		x.pieces = pcs;
+		x.npieces = ps ? json_array_size(ps) : 0;
 		if ((rc = vg_bill_invoice_add_line(inv, &x)))
 			goto out;
 		rc = -EBADMSG;

@@ -40,6 +40,18 @@ enum vg_bill_usage_type {
 const char *vg_bill_usage_type_name(int ut);
 int vg_bill_usage_type_parse(const char *s); /* -EINVAL if unknown */
 
+/* One stretch of time a line's quantity comes from, at a constant rate
+ * of use (a run at one flavor, a disk at one size; a network line is one
+ * piece over its hours). qty is in the line's base units. */
+struct vg_bill_piece {
+	int64_t start_ms, end_ms;
+	vg_bill_u128 qty;
+};
+
+/* At most this many pieces are kept per line; a line with more keeps
+ * none (its adjustments then name the span where the lines' spans differ). */
+#define VG_BILL_MAX_PIECES 64
+
 struct vg_bill_invoice_line {
 	char *key; /* unique in the invoice: resource|type|item|rate */
 	char *resource_id;
@@ -72,6 +84,12 @@ struct vg_bill_invoice_line {
 				 (same resource and usage type): "price
 				 change", "resize", "tier", "root disk";
 				 NULL for the first */
+	/* usage lines: the pieces the quantity is made of, in time order
+	 * (npieces 0: not known, e.g. a document written before pieces
+	 * were kept); adjustment lines: those of the corrected line after
+	 * the correction, what a later adjustment is measured against */
+	size_t npieces;
+	struct vg_bill_piece *pieces;
 };
 
 /* What the document is (docs/billing.md "Invoices and usage statements"). */
@@ -82,7 +100,9 @@ enum vg_bill_doc {
 };
 
 struct vg_bill_invoice {
-	char *number; /* "2026-10-0001" (final), "DRAFT-2026-10-acme";
+	char *number; /* "2026-10-0001" (final), "DRAFT-2026-10-3f9a1c2e07"
+				 (10 hex digits of SHA-256 over month and
+				 project: no project id);
 				 with an issuer's number_prefix, final
 				 invoices and credit notes are prefix +
 				 the issuer's sequence ("VC-000042") */

@@ -84,6 +84,7 @@ static int list(struct vg_db *db, const struct vg_bill_service *svc,
 	for (size_t i = 0; i < n; i++) {
 		json_t *o = json_object();
 		json_object_set_new(o, "project", json_string(inv[i]->project));
+		json_object_set_new(o, "project_name", inv[i]->project_name ? json_string(inv[i]->project_name) : json_null());
 		json_object_set_new(o, "invoice", json_string(inv[i]->number));
 		json_object_set_new(o, "currency", json_string(inv[i]->currency));
 		json_object_set_new(o, "lines", json_integer((json_int_t)inv[i]->nlines));

@@ -69,6 +69,10 @@ int vg_cli_conf_load(const char *path, struct vg_cli_conf *cf, char *err,
  * (as attributes, or as fields of /v1/top) get them as "name" and
  * "project", for tables; --ids keeps the ids. */
 void vg_cli_known_names(json_t *rows);
+/* The name project id is known by (the project_name attribute of one of
+ * its resources), copied into buf; NULL if none or on error. One API
+ * request. */
+const char *vg_cli_project_name(struct vg_cli *c, const char *id, char *buf, size_t len);
 /* A --project value as the API filters it: P itself when some resource
  * has project P, else the project id of a resource whose project_name
  * attribute is P (copied into buf), else P. */

@@ -146,9 +146,11 @@ static const struct vg_cli_spec show_spec = {
 	"show",
 	"one RESOURCE id",
 	1,
-	"show RESOURCE [--json]\n",
+	"show RESOURCE [--ids] [--json]\n",
 	"One resource: identity, attributes, its metrics with their last raw values,\n"
-	"and its children (disks, NICs).\n",
+	"and its children (disks, NICs). Name and Project show the display name and\n"
+	"the project's name where the agent sent them, the ids beside them in\n"
+	"parentheses (--ids: the raw values alone).\n",
 };
 
 int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
@@ -182,12 +184,14 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 		{"NAME", "name", VG_ALIGN_LEFT},
 		{"STATE", "state", VG_ALIGN_LEFT},
 	};
-	int json, rc;
+	int json, rc, ids = 0;
+	const struct vg_cli_opt opts[] = {
+		VG_CLI_FLAG("ids", &ids),
+	};
 	json_t *j, *kids = NULL;
-	char buf[128];
+	char buf[128], known[600];
 
-	if ((rc = vg_cli_parse(c, &show_spec, NULL, 0, argc, argv,
-			       &json)) >= 0)
+	if ((rc = vg_cli_parse(c, &show_spec, opts, 1, argc, argv, &json)) >= 0)
 		return rc;
 	rc = vg_cli_fetch_resource(c, argv[optind], "", json, &j);
 	if (rc || !j)
@@ -202,6 +206,16 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		const char *v = vg_cli_field(j, fields[i].key, buf, sizeof(buf));
+		/* the names people know, the raw value beside */
+		const char *attr = !strcmp(fields[i].key, "name")      ? "display_name"
+				   : !strcmp(fields[i].key, "project") ? "project_name"
+								       : NULL;
+		const char *nm = attr && !ids ? vg_cli_str(json_object_get(j, "attributes"), attr)
+					      : NULL;
+		if (nm && *nm && v && strcmp(nm, v)) {
+			snprintf(known, sizeof(known), "%s (%s)", nm, v);
+			v = known;
+		}
 		vg_cli_line(c->out, "%-12s%s", fields[i].label, v ? v : "-");
 	}
 	json_t *attrs = json_object_get(j, "attributes");

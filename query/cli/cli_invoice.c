@@ -168,12 +168,13 @@ static void usage(struct vg_cli *c, FILE *f)
 
 static int print_list(struct vg_cli *c, const char *text, size_t len)
 {
-	static const char *const hdr[] = {"PROJECT", "INVOICE", "LINES", "TOTAL",
+	/* NAME: the project's name where the agents report one */
+	static const char *const hdr[] = {"PROJECT", "NAME", "INVOICE", "LINES", "TOTAL",
 					  "CURRENCY"};
-	static const int align[] = {VG_ALIGN_LEFT, VG_ALIGN_LEFT, VG_ALIGN_RIGHT,
-				    VG_ALIGN_RIGHT, VG_ALIGN_LEFT};
+	static const int align[] = {VG_ALIGN_LEFT, VG_ALIGN_LEFT, VG_ALIGN_LEFT,
+				    VG_ALIGN_RIGHT, VG_ALIGN_RIGHT, VG_ALIGN_LEFT};
 	json_t *j = json_loadb(text, len, 0, NULL), *v;
-	struct vg_table *t = vg_table_new(5, hdr, align);
+	struct vg_table *t = vg_table_new(6, hdr, align);
 	size_t i;
 	char lines[32];
 
@@ -186,7 +187,9 @@ static int print_list(struct vg_cli *c, const char *text, size_t len)
 	json_array_foreach(json_object_get(j, "invoices"), i, v) {
 		snprintf(lines, sizeof(lines), "%lld",
 			 (long long)json_integer_value(json_object_get(v, "lines")));
-		const char *row[5] = {json_string_value(json_object_get(v, "project")),
+		const char *pn = json_string_value(json_object_get(v, "project_name"));
+		const char *row[6] = {json_string_value(json_object_get(v, "project")),
+				      pn ? pn : "-",
 				      json_string_value(json_object_get(v, "invoice")),
 				      lines,
 				      json_string_value(json_object_get(v, "total")),

@@ -279,6 +279,26 @@ void vg_cli_known_names(json_t *rows)
 	}
 }
 
+const char *vg_cli_project_name(struct vg_cli *c, const char *id, char *buf, size_t len)
+{
+	const char *kv[] = {"project", id, "metadata", "project_name", "limit", "1", NULL};
+	json_t *j = NULL;
+	const char *name = NULL;
+
+	if (!id || !*id)
+		return NULL;
+	if (vg_cli_fetch(c, vg_cli_path("/v1/resources", kv), 0, &j) == 0)
+		name = attr_or(json_array_get(json_object_get(j, "resources"), 0), "project_name");
+	if (name && strlen(name) < len) {
+		snprintf(buf, len, "%s", name);
+		name = buf;
+	} else {
+		name = NULL;
+	}
+	json_decref(j);
+	return name;
+}
+
 const char *vg_cli_resolve_project(struct vg_cli *c, const char *p, char *buf,
 				   size_t len)
 {

@@ -415,15 +415,20 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 
 /* ---- aggregate -------------------------------------------------------------------------- */
 
+/* Project groups named by look-up, at most this many (one request each). */
+#define AGG_NAMES_MAX 64
+
 static const struct vg_cli_spec aggregate_spec = {
 	"aggregate",
 	"one METRIC",
 	1,
 	"aggregate METRIC [--aggregation mean|sum|min|max] [--type T]\n"
 	"       [--host H] [--project P] [--flavor F] [--group-by project|host|flavor]\n"
-	"       [--start T] [--end T] [--granularity 60|300|3600|auto] [--json]\n",
+	"       [--start T] [--end T] [--granularity 60|300|3600|auto] [--ids] [--json]\n",
 	"One metric combined across every matching resource (default: instances),\n"
-	"per time slot; one column per group.\n",
+	"per time slot; one column per group. Grouped by project, a column is named\n"
+	"by the project's name where the agent sent it (--ids: the project id);\n"
+	"--project takes a project id or name.\n",
 };
 
 int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
@@ -433,6 +438,7 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 	const char *agg = NULL, *type = NULL, *host = NULL, *project = NULL,
 		   *flavor = NULL, *gb = NULL, *start = NULL, *end = NULL,
 		   *gran = NULL;
+	int json, rc, ids = 0;
 	const struct vg_cli_opt opts[] = {
 		VG_CLI_VAL("aggregation", &agg),
 		VG_CLI_VAL("type", &type),
@@ -443,12 +449,12 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 		VG_CLI_VAL("start", &start),
 		VG_CLI_VAL("end", &end),
 		VG_CLI_VAL("granularity", &gran),
+		VG_CLI_FLAG("ids", &ids),
 	};
-	int json, rc;
 	json_t *j;
+	char pbuf[256];
 
-	if ((rc = vg_cli_parse(c, &aggregate_spec, opts, 9, argc, argv,
-			       &json)) >= 0)
+	if ((rc = vg_cli_parse(c, &aggregate_spec, opts, 10, argc, argv, &json)) >= 0)
 		return rc;
 	if ((agg && !one_of(agg, aggs)) || (gb && !one_of(gb, gbs))) {
 		fprintf(c->err, "%s aggregate: --aggregation is one of mean, sum, "
@@ -456,6 +462,8 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 			c->prog);
 		return VG_EXIT_USAGE;
 	}
+	if (project)
+		project = vg_cli_resolve_project(c, project, pbuf, sizeof(pbuf));
 	const char *kv[] = {"metric", argv[optind], "aggregation", agg, "type",
 			    type, "host", host, "project", project, "flavor",
 			    flavor, "group_by", gb, "start", start, "end", end,
@@ -486,6 +494,7 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 	const char **keys = vg_cli_sorted_keys(times, &n);
 	const char **name = calloc(ng + 1, sizeof(*name));
 	json_t **v = calloc(ng + 1, sizeof(*v));
+	json_t *names = json_array(); /* owns the project names */
 	struct vg_table *t = NULL;
 	if (name && v) {
 		json_array_foreach(groups, gi, g) {
@@ -494,6 +503,24 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 				      : vg_cli_str(j, "aggregation");
 			if (!name[gi])
 				name[gi] = "";
+		}
+		/* projects by the names people know (a bounded number of
+		 * look-ups; a name two projects share keeps the ids) */
+		for (gi = 0; gb && !ids && names && !strcmp(gb, "project") && gi < ng &&
+			     gi < AGG_NAMES_MAX;
+		     gi++) {
+			char nb[256];
+			const char *pn = vg_cli_project_name(c, vg_cli_str(json_array_get(groups, gi), gb), nb, sizeof(nb));
+			json_array_append_new(names, pn ? json_string(pn) : json_null());
+		}
+		for (gi = 0; gi < json_array_size(names); gi++) {
+			const char *pn = json_string_value(json_array_get(names, gi));
+			int dup = 0;
+			for (size_t k = 0; pn && k < json_array_size(names) && !dup; k++)
+				dup = k != gi && json_string_value(json_array_get(names, k)) &&
+				      !strcmp(pn, json_string_value(json_array_get(names, k)));
+			if (pn && !dup)
+				name[gi] = pn;
 		}
 		t = vg_cli_time_table(name, ng, vg_cli_str(j, "unit"), NULL);
 	}
@@ -512,6 +539,7 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 	free(keys);
 	free(name);
 	free(v);
+	json_decref(names);
 	json_decref(times);
 	json_decref(j);
 	return VG_EXIT_OK;

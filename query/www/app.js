@@ -38,6 +38,7 @@
 	const PAGE = 1000;          /* resources per API page */
 	const MAX_PAGES = 20;       /* 20,000 resources at most per list */
 	const PARALLEL = 6;         /* API requests in flight per view */
+	const MAX_NAMED = 50;       /* alarms view: resources named by look-up */
 	const TOP_LIMIT = 1000;     /* resources per GET /v1/top */
 	const REFRESH_MS = 60000;   /* list views reload this often */
 	const COLORS = ['#2f6fdf', '#e0692c', '#2a9d5b', '#9b46c8', '#c8324a',
@@ -313,6 +314,24 @@
 	/* ---- latest values ----------------------------------------------------------- */
 
 	/* The last raw value of a metric of a resource object (gauges). */
+	/* The names people know (Nova's, sent by the agent as attributes),
+	 * else libvirt's name or the id. */
+	function displayName(r) {
+		const a = r.attributes || {};
+		return a.display_name || r.name || r.id;
+	}
+	function projectName(r) {
+		const a = r.attributes || {};
+		return a.project_name || null;
+	}
+	/* A cell with the name people know and the id under it. */
+	function namedCell(cls, name, id) {
+		return h('td', {class: cls},
+			 name && name !== id ? [h('div', {class: 'name', text: name}),
+						h('div', {class: 'uuid', text: id})]
+					     : (id || '–'));
+	}
+
 	function lastValue(res, metric) {
 		const m = res && res.metrics && res.metrics[metric];
 		return m && typeof m.last_value === 'number' ? m.last_value : null;
@@ -464,9 +483,10 @@
 		if (gen !== generation)
 			return;
 		if (filter)
-			inst = inst.filter((r) => [r.id, r.name, r.project, r.host]
+			inst = inst.filter((r) => [r.id, r.name, displayName(r), r.project,
+						   projectName(r), r.host]
 				.some((v) => v && String(v).toLowerCase().includes(filter)));
-		inst.sort((a, b) => (a.name || a.id).localeCompare(b.name || b.id));
+		inst.sort((a, b) => displayName(a).localeCompare(displayName(b)));
 		const byParent = {};
 		for (const c of disks.concat(nics))
 			(byParent[c.parent] = byParent[c.parent] || []).push(c);
@@ -515,9 +535,9 @@
 			tbody.append(h('tr', {'data-id': r.id, class: 'state-' + r.state},
 				h('td', {},
 				  h('a', {class: 'name', href: '#/instance/' + enc(r.id),
-					  text: r.name || r.id}),
+					  text: displayName(r)}),
 				  h('div', {class: 'uuid', text: r.id})),
-				h('td', {text: r.project || '–'}),
+				namedCell('project', projectName(r), r.project),
 				h('td', {text: r.host || '–'}),
 				h('td', {}, h('span', {class: 'badge ' + r.state, text: r.state})),
 				h('td', {class: 'num cpu', 'data-value': cpu},
@@ -760,15 +780,18 @@
 		kids.sort((a, b) => (a.type + a.name).localeCompare(b.type + b.name));
 		main.append(
 			h('p', {class: 'crumbs'}, h('a', {href: '#/', text: 'Instances'}), ' › ',
-			  res.name || res.id),
-			h('h1', {id: 'instance-name', text: res.name || res.id},
+			  displayName(res)),
+			h('h1', {id: 'instance-name', text: displayName(res)},
 			  ' ', h('span', {class: 'badge ' + res.state, text: res.state})));
 
 		const a = res.attributes || {};
 		const facts = [
-			['UUID', res.id], ['Project', res.project], ['User', res.user],
-			['Flavor', res.flavor], ['Host', res.host],
-			['Display name', a.display_name], ['First seen', fmtTime(res.first_seen)],
+			['UUID', res.id],
+			['Project', a.project_name ? a.project_name + ' (' + res.project + ')' : res.project],
+			['User', res.user], ['Flavor', res.flavor], ['Host', res.host],
+			['Display name', a.display_name],
+			['Domain', a.display_name && a.display_name !== res.name ? res.name : null],
+			['First seen', fmtTime(res.first_seen)],
 			['Last seen', fmtTime(res.last_seen)],
 			['Ended', res.ended_at ? fmtTime(res.ended_at) : null],
 		];
@@ -889,7 +912,32 @@
 		return '–';
 	}
 
-	function alarmTable(list) {
+	/* The Watches cell: an alarm on one resource names it as people know
+	 * it (names: id -> display name), the id under it. */
+	function watchesCell(a, names) {
+		const n = a.resource && names && names[a.resource];
+		return n ? h('td', {class: 'watches'}, h('div', {class: 'name', text: n}),
+			     h('div', {class: 'uuid', text: a.resource}))
+			 : h('td', {class: 'mono', text: target(a)});
+	}
+
+	/* Display names of the resources alarms watch (at most MAX_NAMED
+	 * look-ups; a resource not found or without a name is left out). */
+	async function watchedNames(list) {
+		const ids = [...new Set(list.map((a) => a.resource).filter((v) => v))]
+			.slice(0, MAX_NAMED);
+		const names = {};
+		await pool(ids.map((id) => async () => {
+			try {
+				const a = (await api('/v1/resources/' + enc(id))).attributes || {};
+				if (a.display_name)
+					names[id] = a.display_name;
+			} catch (e) { /* the id alone */ }
+		}), PARALLEL);
+		return names;
+	}
+
+	function alarmTable(list, names) {
 		return h('table', {class: 'grid alarms'},
 			h('thead', {}, h('tr', {},
 				h('th', {text: 'State'}), h('th', {text: 'Alarm'}),
@@ -908,7 +956,7 @@
 				  a.enabled === false ? h('div', {class: 'hint', text: 'disabled'}) : null),
 				h('td', {text: a.severity || '–'}),
 				h('td', {class: 'mono', text: condition(a)}),
-				h('td', {class: 'mono', text: target(a)}),
+				watchesCell(a, names),
 				h('td', {class: 'time', text: fmtTime(a.state_since)}),
 				h('td', {text: a.state_reason || ''})))));
 	}
@@ -944,7 +992,10 @@
 				h('div', {class: 'card ' + (count(st) ? st : ''), 'data-state': st},
 				  h('span', {class: 'label', text: label}),
 				  h('span', {class: 'big', text: String(count(st))})))));
-		sect.append(list.length ? alarmTable(list)
+		const names = await watchedNames(list);
+		if (gen !== generation)
+			return;
+		sect.append(list.length ? alarmTable(list, names)
 			    : note('empty', 'No alarms defined. Create one with ' +
 				   '`vigie alarm create` or POST /v1/alarms.'));
 		const sil = h('section', {id: 'silences'}, h('h2', {text: 'Silences'}));
@@ -1209,7 +1260,8 @@
 				h('tbody', {}, j.invoices.map((inv) => h('tr', {'data-project': inv.project},
 					h('td', {}, h('a', {href: hashFor('/invoices',
 						new URLSearchParams({month: month, project: inv.project})),
-						text: inv.project})),
+						text: inv.project_name || inv.project}),
+					  inv.project_name ? h('div', {class: 'uuid', text: inv.project}) : null),
 					h('td', {class: 'mono', text: inv.invoice}),
 					h('td', {class: 'num', text: inv.lines}),
 					h('td', {class: 'num', text: inv.total + ' ' + inv.currency}))))));

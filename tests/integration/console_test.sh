@@ -12,7 +12,9 @@
 # graphs, loaded, whose URLs answer 200 image/png (or, on a collector
 # without /v1/graph, SVG charts with points); the alarms with their
 # states; the invoices with their totals; the sign-in box without a
-# token; another project's token seeing nothing. The file server is
+# token; another project's token seeing nothing; the names people know
+# (a second agent's Nova instance by display name and project name, the
+# ids under them, in the lists and on its page). The file server is
 # checked with curl: types, the Content-Security-Policy, and traversal,
 # hidden files, unknown types and a symlink out of the www dir refused.
 # Screenshots of each view are kept in $VIGIE_BUILD/test-logs/console/.
@@ -23,6 +25,7 @@ source "$(dirname "$0")/lib.sh"
 
 URI=test:///default
 UUID=6695eb01-f6a4-8304-79aa-97f2502e193f
+WEB=11111111-2222-3333-4444-555555555501 P_WEB=bbbbbbbb0000000000000000000000b1
 SHOTS=$ROOT/$BUILD/test-logs/console
 [[ $BUILD = /* ]] && SHOTS=$BUILD/test-logs/console
 mkdir -p "$SHOTS"
@@ -80,6 +83,9 @@ if [[ $code == 201 ]]; then
   ALARMS=1
   curl -s -o /dev/null --max-time 5 "${AUTH[@]}" -XPOST "$API/v1/alarms" \
     -d "{\"name\":\"cpu-idle\",\"metric\":\"cpu.util\",\"resource\":\"$UUID\",\"comparison\":\"gt\",\"threshold\":99}"
+  # an alarm on the Nova instance: the list names what it watches
+  curl -s -o /dev/null --max-time 5 "${AUTH[@]}" -XPOST "$API/v1/alarms" \
+    -d "{\"name\":\"web-idle\",\"metric\":\"cpu.util\",\"resource\":\"$WEB\",\"comparison\":\"gt\",\"threshold\":99}"
   # a group alarm: one evaluation across every instance
   curl -s -o /dev/null --max-time 5 "${AUTH[@]}" -XPOST "$API/v1/alarms" \
     -d "{\"name\":\"fleet-busy\",\"metric\":\"cpu.util\",\"selector\":{\"type\":\"instance\"},
@@ -88,13 +94,21 @@ fi
 
 start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt $URI --interval 0.2 \
   --host console-host --spool "$TMP/spool" --clock-start $START --clock-step 60
+AGENT1=$AGENT_PID
+# a second host whose domains carry Nova's metadata: web1 is
+# "web-frontend-1" of project "webshop" (tests/fixtures/node-nova.xml)
+start_agent agent-nova --collector tcp://127.0.0.1:$PORT --libvirt "test://$ROOT/tests/fixtures/node-nova.xml" \
+  --interval 0.2 --host nova-host --spool "$TMP/spool-nova" --clock-start $START --clock-step 60
 minutes() {
   local t
   t=$(api "/v1/resources/$UUID" | jq -r '.last_seen // empty') || return 1
   [[ -n $t ]] && [[ $(( $(date -d "$t" +%s) - START )) -ge 1800 ]]
 }
 check "30 simulated minutes of polls arrive within 40 s" wait_for 40 minutes
+nova_named() { [[ $(api "/v1/resources/$WEB" | jq -r '.attributes.display_name // empty') == web-frontend-1 ]]; }
+check "the Nova host's instance arrives with its display name" wait_for 20 nova_named
 stop_pid "$AGENT_PID"
+stop_pid "$AGENT1"
 sleep 0.5 # the last batch's alarms are evaluated
 
 # ---- the file server -----------------------------------------------------------------
@@ -189,6 +203,16 @@ rate=$(api "/v1/measures?resource=$UUID-vda&metric=disk.read.bytes&start=$(date 
   jq '[.points[] | select(.[1] != null)] | last | .[1]')
 v=$(attr "$row" 'class="num disk-read"' data-value)
 check "disk read equals the API's latest rate ($v vs $rate, 5%)" approx "${v:-0}" "$rate" 0.05
+# the names people know: web1's display name and its project's name, the
+# ids under them
+row=$(grep -o "<tr data-id=\"$WEB\".*</tr>" <<<"$d" | sed 's#</tr>.*#</tr>#')
+check "a Nova instance is listed by its display name" grep -q "href=\"#/instance/$WEB\">web-frontend-1</a><div class=\"uuid\">$WEB</div>" <<<"$row"
+check "... and its project by name, the id under it" \
+  grep -q "<td class=\"project\"><div class=\"name\">webshop</div><div class=\"uuid\">$P_WEB</div></td>" <<<"$row"
+check "... not by libvirt's domain name" lacks '>web1<' <(echo "$row")
+d2=$(dom named "/?q=webshop")
+check "the filter finds instances by project name" grep -q "<tr data-id=\"$WEB\"" <<<"$d2"
+check "... and only those" lacks "<tr data-id=\"$UUID\"" <(echo "$d2")
 shot instances "/"
 
 # ---- one instance ----
@@ -225,6 +249,10 @@ if [[ -n $imgs ]]; then
   imgs6=$(grep -o '<img class="graph"[^>]*>' <<<"$d")
   eq "6h graphs loaded" "$(grep -c 'data-state="loaded"' <<<"$imgs6")" "$(grep -c . <<<"$imgs6")"
 fi
+d=$(dom instance-named "/instance/$WEB?range=1h")
+check "a Nova instance's page is titled by its display name" grep -q '<h1 id="instance-name">web-frontend-1' <<<"$d"
+check "... and names its project with the id" grep -q "<dd>webshop ($P_WEB)</dd>" <<<"$d"
+check "... and libvirt's domain name" grep -q '<dt>Domain</dt><dd>web1</dd>' <<<"$d"
 d=$(dom ghost "/instance/no-such-instance")
 check "an unknown instance says so" grep -q 'No such instance' <<<"$d"
 
@@ -243,6 +271,9 @@ if [[ $ALARMS == 1 ]]; then
     eq "alarm $name shows its state ($want)" "$shown" "$want"
   done
   eq "cpu-busy is firing" "$(api "/v1/alarms?name=cpu-busy" | jq -r '.alarms[0].state')" alarm
+  r=$(grep -o "<tr data-id=[^>]*>.\{0,300\}>web-idle<.\{0,600\}" <<<"$d" | head -1)
+  check "an alarm on one resource names it as people know it, the id under it" \
+    grep -q "<td class=\"watches\"><div class=\"name\">web-frontend-1</div><div class=\"uuid\">$WEB</div></td>" <<<"$r"
   r=$(grep -o "<tr data-id=[^>]*>.\{0,600\}>fleet-busy<.\{0,600\}" <<<"$d" | head -1)
   check "the group alarm is marked as one, with its cooldown" grep -q 'group alarm, cooldown 300 s' <<<"$r"
   check "the group alarm's condition says across the group" grep -q 'average across the group of average cpu.util gt 99' <<<"$r"
@@ -263,6 +294,11 @@ if jq -e '.invoices' <<<"$list" >/dev/null 2>&1; then
   r=$(grep -o '<tr data-project="default">.*</tr>' <<<"$d" | sed 's#</tr>.*#</tr>#')
   check "project default's invoice is listed" test -n "$r"
   check "... with the API's total ($total)" grep -q ">$total EUR<" <<<"$r"
+  eq "the list names webshop's project" "$(jq -r ".invoices[] | select(.project==\"$P_WEB\") | .project_name" <<<"$list")" webshop
+  r=$(grep -o "<tr data-project=\"$P_WEB\">.*</tr>" <<<"$d" | sed 's#</tr>.*#</tr>#')
+  check "... and the page shows its name, the id under it" grep -q ">webshop</a><div class=\"uuid\">$P_WEB</div>" <<<"$r"
+  cli=$("$BIN/vigie" --api "$API" ${TOKEN:+--token "$TOKEN"} invoice --month "$MONTH")
+  check "vigie invoice --month names the project beside its id" grep -q "^$P_WEB  *webshop  *DRAFT-$MONTH-" <<<"$cli"
   d=$(dom invoice "/invoices?month=$MONTH&project=default")
   inv=$(api "/v1/invoices?month=$MONTH&project=default")
   eq "invoice page shows the total" "$(text "$d" 'id="invoice-total"')" "$(jq -r '.total + " " + .currency' <<<"$inv")"

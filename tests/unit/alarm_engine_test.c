@@ -950,6 +950,84 @@ static void test_outbox_backlog_beyond_memory_bound(void **state)
 	MHD_stop_daemon(rx.d);
 }
 
+/* One batch of instance id (project "default") with Nova's names when
+ * display is set. */
+static void send_named(struct fixture *f, const char *id, const char *display,
+		       const char *project_name, int64_t t, double v)
+{
+	struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, t);
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, "instance-0000002a", NULL, t));
+	vg_batch_identity(b, "default", NULL, "m1.small");
+	if (display) {
+		assert_int_equal(vg_batch_attr(b, "display_name", display), 0);
+		assert_int_equal(vg_batch_attr(b, "project_name", project_name), 0);
+	}
+	vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, v);
+	g_now = t + 500;
+	assert_int_equal(vg_alarm_engine_batch(f->e, b), 0);
+	vg_batch_free(b);
+}
+
+/* A notification names the resource and the project as people know them
+ * (the agent's display_name and project_name), beside the ids; null when
+ * no agent sent them; Alertmanager gets them as annotations. */
+static void test_notice_names(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_alarm_sub *sub;
+	char buf[16384];
+	int64_t t = g_now;
+	ssize_t n;
+
+	json_decref(create(f, "{\"name\":\"named\",\"metric\":\"cpu.util\",\"resource\":\"vm-n\","
+			      "\"comparison\":\"gt\",\"threshold\":90,\"evaluation_periods\":1,"
+			      "\"actions\":{\"alarm\":[\"log://\"]}}"));
+	json_decref(create(f, "{\"name\":\"bare\",\"metric\":\"cpu.util\",\"resource\":\"vm-o\","
+			      "\"comparison\":\"gt\",\"threshold\":90,\"evaluation_periods\":1,"
+			      "\"actions\":{\"alarm\":[\"log://\"]}}"));
+	assert_int_equal(vg_alarm_hub_subscribe(f->hub, "default", 0, NULL, NULL, g_now, &sub), 0);
+	for (int k = 0; k < 2; k++) {
+		send_named(f, "vm-n", "web-frontend-1", "webshop", t + k * MIN, 95);
+		send_named(f, "vm-o", NULL, NULL, t + k * MIN, 95);
+	}
+	n = vg_alarm_hub_read(sub, buf, sizeof(buf) - 1, g_now);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	vg_alarm_hub_unsubscribe(sub);
+
+	char *named = NULL, *bare = NULL;
+	for (char *p = buf; (p = strstr(p, "data: ")); p++) {
+		char *e = strchr(p, '\n');
+		if (e)
+			*e = '\0';
+		if (strstr(p, "\"alarm_name\":\"named\"") && strstr(p, "\"current\":\"alarm\""))
+			named = p + 6;
+		if (strstr(p, "\"alarm_name\":\"bare\"") && strstr(p, "\"current\":\"alarm\""))
+			bare = p + 6;
+		if (!e)
+			break;
+		p = e;
+	}
+	assert_non_null(named);
+	assert_non_null(bare);
+	assert_non_null(strstr(named, "\"resource\":\"vm-n\",\"resource_name\":\"web-frontend-1\","
+				      "\"project_name\":\"webshop\""));
+	assert_non_null(strstr(named, "\"project\":\"default\""));
+	assert_non_null(strstr(bare, "\"resource\":\"vm-o\",\"resource_name\":null,"
+				     "\"project_name\":null"));
+
+	size_t len;
+	char *body = vg_alarm_alertmanager_body(named, &len);
+	json_t *a = json_loads(body, 0, NULL);
+	json_t *ann = json_object_get(json_array_get(a, 0), "annotations");
+	assert_string_equal(json_string_value(json_object_get(ann, "resource_name")), "web-frontend-1");
+	assert_string_equal(json_string_value(json_object_get(ann, "project_name")), "webshop");
+	assert_null(json_object_get(json_object_get(json_array_get(a, 0), "labels"), "resource_name"));
+	json_decref(a);
+	free(body);
+}
+
 static void test_alertmanager_body(void **state)
 {
 	const char *n = "{\"alarm_name\":\"cpu-high\",\"alarm_id\":\"a1\","
@@ -1319,6 +1397,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_threshold_transition_reason_history_sse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_notice_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_selector_join_leave, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_composite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jittered_sample_closes_its_period, setup, teardown),

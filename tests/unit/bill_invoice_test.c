@@ -225,18 +225,19 @@ static void test_late_usage_becomes_adjustment(void **state)
 	/* 5520 s x 0.03 / 3600 = 0.046 -> 0.05, billed 0.03: +0.02 */
 	assert_int_equal(l->amount_micro, 20000);
 	assert_non_null(strstr(l->description, "Adjustment for 2026-10"));
-	/* auditable: the invoice it corrects, and the slice that changed (the
-	 * billed line ended with the 10 s run at 10-25 14:00:10, the late run
-	 * ends 10-28 10:30), not the line's whole month */
+	/* auditable: the invoice it corrects, and the slice that changed: the
+	 * late run itself (10-28 10:00 .. 10:30), neither the line's whole
+	 * month nor the gap since the billed line's end (the 10 s run at
+	 * 10-25 14:00:10) */
 	assert_string_equal(l->corrects, "2026-10-0001");
-	assert_int_equal(l->start_ms, T("2026-10-25T14:00:10Z"));
+	assert_int_equal(l->start_ms, T("2026-10-28T10:00:00Z"));
 	assert_int_equal(l->end_ms, T("2026-10-28T10:30:00Z"));
 	assert_non_null(strstr(l->description, "corrects invoice 2026-10-0001"));
 	{
 		size_t len;
 		char *csv = text(f, NOV, "acme", VG_BILL_FMT_CSV, &len);
 		/* the same columns as usage: UsageType is the adjusted type */
-		assert_non_null(strstr(csv, ",Adjustment,2026-10-25T14:00:10Z,2026-10-28T10:30:00Z,vigie,compute,flavor:m1.small,i-batch,"));
+		assert_non_null(strstr(csv, ",Adjustment,2026-10-28T10:00:00Z,2026-10-28T10:30:00Z,vigie,compute,flavor:m1.small,i-batch,"));
 		assert_non_null(strstr(csv, ",2026-10-0001\r\n"));
 		free(csv);
 	}
@@ -270,6 +271,102 @@ static void test_late_usage_becomes_adjustment(void **state)
 	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, DEC, "acme", &inv), 0);
 	for (size_t i = 0; i < inv->nlines; i++)
 		assert_null(inv->lines[i].adjustment_for);
+	vg_bill_invoice_free(inv);
+}
+
+/* Two exact events of i-web arriving late in November: it was in fact
+ * stopped from `stop` to `start` (both in October). */
+static void late_pause(struct fx *f, const char *stop, const char *start)
+{
+	struct vg_batch *b = batch(f, "ledger-host", "2026-11-01T00:40:00Z");
+	assert_int_equal(vg_batch_event(b, "i-web", VG_EV_STOPPED, T(stop), NULL), 0);
+	assert_int_equal(vg_batch_event(b, "i-web", VG_EV_STARTED, T(start), NULL), 0);
+	assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+	vg_batch_free(b);
+}
+
+/* The ledger's rate card with m1.medium at 0.05 for two days of October,
+ * decided after October was invoiced. */
+static const char rc_retro[] =
+	"{\"currency\":\"EUR\",\"minor_unit_digits\":2,\"minimum_run_seconds\":60,"
+	"\"prices\":[{\"valid_from\":\"2026-01-01\",\"compute\":{\"flavors\":"
+	"{\"m1.small\":\"0.0200\",\"m1.medium\":\"0.0400\",\"m1.large\":\"0.0800\"},"
+	"\"vcpu_hour\":\"0.0150\",\"ram_gib_hour\":\"0.0050\"},"
+	"\"storage\":{\"gib_month\":\"0.10\"},\"network\":{\"egress_gb\":["
+	"{\"up_to_gb\":1,\"price\":\"0\"},{\"up_to_gb\":10,\"price\":\"0.09\"},"
+	"{\"price\":\"0.05\"}],\"ingress_gb\":\"0\"}},"
+	"{\"valid_from\":\"2026-10-07T00:00:00Z\",\"compute\":{\"flavors\":{\"m1.medium\":\"0.0500\"}}},"
+	"{\"valid_from\":\"2026-10-09T00:00:00Z\",\"compute\":{\"flavors\":{\"m1.medium\":\"0.0400\"}}},"
+	"{\"valid_from\":\"2026-10-16T00:00:00Z\",\"compute\":{\"flavors\":{\"m1.small\":\"0.0300\"}}}],"
+	"\"projects\":{\"beta\":{\"prices\":[{\"valid_from\":\"2026-01-01\","
+	"\"storage\":{\"gib_month\":\"0.05\"}}]}}}";
+
+/* A change inside a billed span: the adjustment names the slice where
+ * the recomputed line differs from what was billed (from, to, quantity,
+ * amount to the cent), not the line's whole span; a second change is
+ * measured against the line as the first adjustment left it. */
+static void test_adjustment_slice_inside_span(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	struct vg_bill_ratecard *retro;
+	struct vg_bill_invoice *inv;
+	const struct vg_bill_invoice_line *l;
+	char err[256];
+	size_t n;
+
+	assert_int_equal(vg_bill_finalize(db, f->rc, SEP, T("2026-11-02T00:00:00Z"), &n), 0);
+	assert_int_equal(vg_bill_finalize(db, f->rc, OCT, T("2026-11-02T00:00:00Z"), &n), 0);
+
+	/* usage: i-web billed running Oct 1 00:00 .. Oct 16 00:00 at 0.02
+	 * (360 h, 7.20); it was stopped Oct 12 10:00 .. 14:00: 356 h, 7.12 */
+	late_pause(f, "2026-10-12T10:00:00Z", "2026-10-12T14:00:00Z");
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, NOV, "acme", &inv), 0);
+	l = line(inv, "adj|2026-10|i-web|compute|flavor:m1.small|0.02");
+	assert_non_null(l);
+	assert_int_equal(l->start_ms, T("2026-10-12T10:00:00Z"));
+	assert_int_equal(l->end_ms, T("2026-10-12T14:00:00Z"));
+	assert_true(l->qty_neg && l->qty == 4 * 3600000);
+	assert_int_equal(l->amount_micro, -80000);
+	assert_string_equal(l->corrects, "2026-10-0001");
+	assert_non_null(strstr(l->description, "2026-10-12T10:00:00Z to 2026-10-12T14:00:00Z"));
+	vg_bill_invoice_free(inv);
+
+	/* rate: m1.medium at 0.05 from Oct 7 to Oct 9; i-api's m1.medium line
+	 * (Oct 5 10:00:30 .. Oct 12 06:00, 590370000 ms, 6.56) loses those
+	 * 48 h (417570000 ms x 0.04 / 3600000 = 4.6397 -> 4.64: -1.92), and a
+	 * new line bills them at 0.05 (2.40) */
+	assert_int_equal(vg_bill_ratecard_parse(rc_retro, strlen(rc_retro), "retro", &retro, err, sizeof(err)), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, retro, NOV, "acme", &inv), 0);
+	l = line(inv, "adj|2026-10|i-api|compute|flavor:m1.medium|0.04");
+	assert_non_null(l);
+	assert_int_equal(l->start_ms, T("2026-10-07T00:00:00Z"));
+	assert_int_equal(l->end_ms, T("2026-10-09T00:00:00Z"));
+	assert_true(l->qty_neg && l->qty == 48 * 3600000LL);
+	assert_int_equal(l->amount_micro, -1920000);
+	l = line(inv, "adj|2026-10|i-api|compute|flavor:m1.medium|0.05");
+	assert_non_null(l);
+	assert_int_equal(l->start_ms, T("2026-10-07T00:00:00Z"));
+	assert_int_equal(l->end_ms, T("2026-10-09T00:00:00Z"));
+	assert_true(!l->qty_neg && l->qty == 48 * 3600000LL);
+	assert_int_equal(l->amount_micro, 2400000);
+	vg_bill_invoice_free(inv);
+	vg_bill_ratecard_free(retro);
+
+	/* November frozen with the first adjustment; another late pause
+	 * (Oct 14 00:00 .. 01:00): December's adjustment is that hour only
+	 * (355 h, 7.10; billed 7.20 - 0.08: -0.02), read from the frozen
+	 * documents' pieces */
+	assert_int_equal(vg_bill_finalize(db, f->rc, NOV, T("2026-12-01T00:00:00Z"), &n), 0);
+	late_pause(f, "2026-10-14T00:00:00Z", "2026-10-14T01:00:00Z");
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, DEC, "acme", &inv), 0);
+	l = line(inv, "adj|2026-10|i-web|compute|flavor:m1.small|0.02");
+	assert_non_null(l);
+	assert_int_equal(l->start_ms, T("2026-10-14T00:00:00Z"));
+	assert_int_equal(l->end_ms, T("2026-10-14T01:00:00Z"));
+	assert_true(l->qty_neg && l->qty == 3600000);
+	assert_int_equal(l->amount_micro, -20000);
+	assert_non_null(strstr(l->description, "corrects invoice 2026-10-0001"));
 	vg_bill_invoice_free(inv);
 }
 
@@ -457,7 +554,8 @@ static void test_warnings_everywhere(void **state)
 	assert_non_null(strstr(js, w));
 	assert_non_null(strstr(html, "<ul class=\"warn\">"));
 	assert_non_null(strstr(html, w));
-	assert_non_null(strstr(csv, "warning-1,DRAFT-2026-12-delta,Draft,"));
+	assert_non_null(strstr(csv, "warning-1,DRAFT-2026-12-"));
+	assert_non_null(strstr(csv, ",Draft,"));
 	assert_non_null(strstr(csv, ",Warning,,,vigie,"));
 	assert_non_null(strstr(csv, w));
 	free(js);
@@ -465,15 +563,53 @@ static void test_warnings_everywhere(void **state)
 	free(html);
 }
 
+/* A draft's number carries the month and an opaque stable part, never
+ * the project id; final numbers stay the month's sequence. */
+static void test_draft_numbers(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	struct vg_bill_invoice *a, *b, *c;
+	size_t len, n;
+
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "acme", &a), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "acme", &b), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "beta", &c), 0);
+	assert_false(a->final);
+	assert_int_equal(strlen(a->number), strlen("DRAFT-2026-10-") + 10);
+	assert_memory_equal(a->number, "DRAFT-2026-10-", 14);
+	for (const char *p = a->number + 14; *p; p++)
+		assert_non_null(strchr("0123456789abcdef", *p));
+	assert_null(strstr(a->number, "acme"));
+	assert_string_equal(a->number, b->number); /* stable */
+	assert_string_not_equal(a->number, c->number);
+	assert_null(strstr(c->number, "beta"));
+	char *js = text(f, OCT, "acme", VG_BILL_FMT_JSON, &len);
+	char want[64];
+	snprintf(want, sizeof(want), "\"invoice\": \"%s\"", a->number);
+	assert_non_null(strstr(js, want));
+	free(js);
+	vg_bill_invoice_free(a);
+	vg_bill_invoice_free(b);
+	vg_bill_invoice_free(c);
+
+	assert_int_equal(vg_bill_finalize(db, f->rc, OCT, T("2026-11-02T00:00:00Z"), &n), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "beta", &c), 0);
+	assert_string_equal(c->number, "2026-10-0002");
+	vg_bill_invoice_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		DBE_BOTH(test_finalize_freezes, setup, teardown),
 		DBE_BOTH(test_late_usage_becomes_adjustment, setup, teardown),
+		DBE_BOTH(test_adjustment_slice_inside_span, setup, teardown),
 		DBE_BOTH(test_render_formats, setup, teardown),
 		DBE_BOTH(test_names_people_know, setup, teardown),
 		DBE_BOTH(test_readable_lines, setup, teardown),
 		DBE_BOTH(test_warnings_everywhere, setup, teardown),
+		DBE_BOTH(test_draft_numbers, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

@@ -5,7 +5,9 @@
  * id (the resource id stays in its column; --ids brings the raw values
  * back), --project and --name accept them, --output csv writes the same
  * table as CSV (top: the table alone) and --output json is the API's
- * document, untouched. Runs
+ * document, untouched; `vigie show` puts the names beside the ids and
+ * `vigie aggregate --group-by project` names its columns by project name.
+ * Runs
  * in-process (vg_cli_run) against the real API over a real data dir.
  */
 #include <setjmp.h>
@@ -194,6 +196,64 @@ static void test_output_formats(void **state)
 	vg_cli_set_output("table");
 }
 
+static void test_show_names(void **state)
+{
+	struct fx_run r = vigie("show", "vm-n", NULL);
+	char l[512];
+
+	assert_int_equal(r.rc, 0);
+	assert_non_null(line_of(r.out, "Name", l, sizeof(l)));
+	assert_string_equal(l, "Name        web-1 (instance-0000002a)");
+	assert_non_null(line_of(r.out, "Project", l, sizeof(l)));
+	assert_string_equal(l, "Project     acme (" PID ")");
+	fx_run_free(&r);
+	r = vigie("show", "vm-n", "--ids", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(line_of(r.out, "Name", l, sizeof(l)));
+	assert_string_equal(l, "Name        instance-0000002a");
+	assert_non_null(line_of(r.out, "Project", l, sizeof(l)));
+	assert_string_equal(l, "Project     " PID);
+	fx_run_free(&r);
+	/* no names sent: the raw values alone */
+	r = vigie("show", "vm-o", NULL);
+	assert_non_null(line_of(r.out, "Name", l, sizeof(l)));
+	assert_string_equal(l, "Name        instance-0000002b");
+	assert_non_null(line_of(r.out, "Project", l, sizeof(l)));
+	assert_string_equal(l, "Project     p-other");
+	fx_run_free(&r);
+}
+
+static void test_aggregate_names(void **state)
+{
+	char s[32], e[32];
+	struct fx_run r;
+
+	snprintf(s, sizeof(s), "%lld", T0 - 60);
+	snprintf(e, sizeof(e), "%lld", T0 + 240);
+	r = vigie("aggregate", "cpu.util", "--group-by", "project", "--start", s, "--end", e,
+		  "--granularity", "60", NULL);
+	assert_int_equal(r.rc, 0);
+	/* one column per project, named as people know it where known */
+	assert_non_null(strstr(r.out, "acme"));
+	assert_non_null(strstr(r.out, "p-other"));
+	assert_null(strstr(r.out, PID));
+	fx_run_free(&r);
+	r = vigie("aggregate", "cpu.util", "--group-by", "project", "--start", s, "--end", e,
+		  "--granularity", "60", "--ids", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(strstr(r.out, PID));
+	assert_null(strstr(r.out, "acme"));
+	fx_run_free(&r);
+	/* --project takes the name: only acme's column (the mean of vm-n) */
+	r = vigie("aggregate", "cpu.util", "--project", "acme", "--group-by", "project", "--start",
+		  s, "--end", e, "--granularity", "60", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(strstr(r.out, "acme"));
+	assert_null(strstr(r.out, "p-other"));
+	assert_non_null(strstr(r.out, "51"));
+	fx_run_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -201,6 +261,8 @@ int main(void)
 		cmocka_unit_test(test_filters_take_names),
 		cmocka_unit_test(test_top_shows_names),
 		cmocka_unit_test(test_output_formats),
+		cmocka_unit_test(test_show_names),
+		cmocka_unit_test(test_aggregate_names),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
