@@ -106,6 +106,7 @@ LIBS_alarm_rule_test    := alarms common
 LIBS_alarm_series_test  := alarms common
 LIBS_alarm_quota_test   := alarms common
 LIBS_alarm_silence_test := alarms common
+LIBS_alarm_silence_pg_test := alarms common
 LIBS_alarm_stream_test  := alarms common
 LIBS_alarm_store_test   := alarms common
 LIBS_api_query_test     := api alarms billing collector common
