@@ -162,7 +162,8 @@ struct pending {
 	char **actions;
 	size_t nactions;
 	char *log_line;
-	int silenced; /* matched a silence at the flush: not notified */
+	int silenced;    /* matched a silence at the flush: not notified */
+	int log_grouped; /* its log:// line goes out with its group */
 };
 
 struct vg_alarm_engine {
@@ -201,6 +202,12 @@ struct vg_alarm_engine {
 	int early_off;
 	/* scratch for the current batch */
 	const char *cur_host;
+	/* grouped notifications (alarms/group.c): the earliest flush time a
+	 * group may have (0: none), and the log lines of groups flushed in
+	 * the transaction being written (printed after its commit) */
+	int64_t group_next_ms;
+	char *group_logs[64];
+	size_t ngroup_logs;
 };
 
 /* Record (on = 1) or forget alarm id as unfenced (engine.c). */
