@@ -785,6 +785,22 @@ int vg_alarm_engine_list(struct vg_alarm_engine *e, const char *scope,
 	return 0;
 }
 
+int vg_alarm_engine_groups(struct vg_alarm_engine *e, const char *scope, json_t **out)
+{
+	json_t *g = NULL;
+	int rc;
+
+	*out = NULL;
+	pthread_mutex_lock(&e->lock);
+	vg_alarm_queue_flush(e);
+	rc = vg_alarm_store_groups_pending(e->store, scope, &g);
+	pthread_mutex_unlock(&e->lock);
+	if (rc)
+		return rc;
+	*out = json_pack("{s:o}", "groups", g);
+	return *out ? 0 : -ENOMEM;
+}
+
 int vg_alarm_engine_history(struct vg_alarm_engine *e, const char *ref,
 			    const char *scope, struct vg_alarm_history_query *q,
 			    json_t **out, int64_t *next_seq)

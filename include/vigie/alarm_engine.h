@@ -149,6 +149,13 @@ int vg_alarm_engine_history(struct vg_alarm_engine *e, const char *ref,
 			    const char *scope, struct vg_alarm_history_query *q,
 			    json_t **out, int64_t *next_seq);
 
+/* The notification groups with members waiting for their flush
+ * (docs/alarms.md, Grouped notifications), of project scope (NULL: all):
+ * a new {"groups": [{"project", "action", "group", "flush_at",
+ * "flush_at_ms", "members"}]} (at most 1000, earliest flush first) the
+ * caller frees. 0 or -errno. Thread-safe. */
+int vg_alarm_engine_groups(struct vg_alarm_engine *e, const char *scope, json_t **out);
+
 /* The engine's silences (vigie/alarm_silence.h; thread-safe on their
  * own). Never NULL for an open engine. */
 struct vg_alarm_silences *vg_alarm_engine_silences(struct vg_alarm_engine *e);

@@ -453,6 +453,19 @@ int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 
 #endif
 
+/* ---- notification groups ------------------------------------------------------------ */
+
+int vg_api_h_alarm_groups(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	json_t *out = NULL;
+
+	if (!engine(req))
+		return no_engine(resp);
+	if (vg_alarm_engine_groups(engine(req), req->scope_project, &out))
+		return vg_http_reply_error(resp, 500, "cannot list notification groups");
+	return vg_http_reply_json(resp, 200, out);
+}
+
 /* ---- silences ----------------------------------------------------------------------- */
 
 const char *const vg_api_silences_list_params[] = {"state", NULL};

@@ -73,6 +73,7 @@ static int sub_delete(struct vg_cli *c, struct args *a);
 static int sub_enable(struct vg_cli *c, struct args *a);
 static int sub_history(struct vg_cli *c, struct args *a);
 static int sub_watch(struct vg_cli *c, struct args *a);
+static int sub_groups(struct vg_cli *c, struct args *a);
 static int sub_silences(struct vg_cli *c, struct args *a);
 static int sub_silence(struct vg_cli *c, struct args *a);
 static int sub_unsilence(struct vg_cli *c, struct args *a);
@@ -116,6 +117,9 @@ static const struct sub subs[] = {
 	 "--count\nnotifications. A dropped stream is resumed where it stopped. "
 	 "--json prints\neach notification's JSON on one line; --project keeps "
 	 "one project's.\n"},
+	{"groups", sub_groups, O_JSON, 0, "groups [--json]",
+	 "Notification groups waiting to be sent (GET /v1/alarms/groups): when,\n"
+	 "how many members, the group's labels and the action.\n"},
 	{"silences", sub_silences, O_JSON, 0, "silences [--json]",
 	 "Silences not yet ended (GET /v1/silences): id, state, until, "
 	 "matchers,\nwho and why.\n"},
@@ -249,7 +253,7 @@ int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv)
 	if (!name) {
 		fprintf(c->err, "%s alarms: expected a subcommand: list, show, "
 				"create, update, delete, enable, disable, history, watch, "
-				"silences, silence, unsilence (see '%s alarms --help')\n",
+				"groups, silences, silence, unsilence (see '%s alarms --help')\n",
 			c->prog, c->prog);
 		return VG_EXIT_USAGE;
 	}
@@ -268,8 +272,8 @@ int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv)
 		return subs[i].fn(c, &a);
 	}
 	fprintf(c->err, "%s alarms: unknown subcommand '%s' (list, show, create, "
-			"update, delete, enable, disable, history, watch, silences, "
-			"silence, unsilence)\n",
+			"update, delete, enable, disable, history, watch, groups, "
+			"silences, silence, unsilence)\n",
 		c->prog, name);
 	return VG_EXIT_USAGE;
 }
@@ -603,6 +607,19 @@ static int sub_show(struct vg_cli *c, struct args *a)
 	kv_line(c, "Keep firing for", seconds(json_object_get(j, "keep_firing_for"), "s", b1, sizeof(b1)));
 	if (json_object_get(j, "cooldown"))
 		kv_line(c, "Cooldown", seconds(json_object_get(j, "cooldown"), "s", b1, sizeof(b1)));
+	if (json_is_object(json_object_get(j, "notify_group"))) {
+		json_t *ng = json_object_get(j, "notify_group"), *l;
+		char by[200] = "";
+		size_t i, o = 0;
+		json_array_foreach(json_object_get(ng, "by"), i, l)
+			o += (size_t)snprintf(by + o, o < sizeof(by) ? sizeof(by) - o : 0,
+					      "%s%s", i ? "," : "", json_string_value(l));
+		snprintf(b1, sizeof(b1), "by %s, wait %lld s, interval %lld s",
+			 by[0] ? by : "(project and action only)",
+			 (long long)json_integer_value(json_object_get(ng, "wait")),
+			 (long long)json_integer_value(json_object_get(ng, "interval")));
+		kv_line(c, "Notify group", b1);
+	}
 	show_actions(c, json_object_get(j, "actions"));
 	kv_line(c, "Created", str(j, "created_at"));
 	kv_line(c, "Updated", str(j, "updated_at"));
@@ -1042,6 +1059,27 @@ static int sub_watch(struct vg_cli *c, struct args *a)
 	free(s.line);
 	free(s.data);
 	return rc;
+}
+
+/* ---- notification groups --------------------------------------------------------- */
+
+static int sub_groups(struct vg_cli *c, struct args *a)
+{
+	json_t *j, *g;
+	size_t i;
+	int rc = call(c, a, "GET", strdup("/v1/alarms/groups"), NULL, &j);
+
+	if (rc || !j)
+		return rc;
+	json_array_foreach(json_object_get(j, "groups"), i, g) {
+		char *l = json_dumps(json_object_get(g, "group"), JSON_COMPACT | JSON_SORT_KEYS);
+		vg_cli_line(c->out, "%s  %lld members  %s  %s  %s", str_or(g, "flush_at", "?"),
+			    (long long)json_integer_value(json_object_get(g, "members")),
+			    str_or(g, "project", "?"), l ? l : "{}", str_or(g, "action", "?"));
+		free(l);
+	}
+	json_decref(j);
+	return VG_EXIT_OK;
 }
 
 /* ---- silences ---------------------------------------------------------------------- */

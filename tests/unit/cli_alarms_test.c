@@ -480,6 +480,52 @@ static void test_group_and_event_alarms(void **state)
 	fx_run_free(&r);
 }
 
+/* An alarm with grouped notifications: show says how, and `alarms
+ * groups` lists the group waiting with its member (no delivery thread
+ * here: the group stays pending for its hour of group_wait). */
+static void test_notify_groups(void **state)
+{
+	struct fx_run r;
+	struct vg_batch *b;
+	int64_t t = vg_now_ms() / MIN * MIN;
+
+	(void)state;
+	r = vrun("alarms", "create", "--file",
+		 write_file("ng.json", "{\"name\":\"grouped\",\"metric\":\"cpu.util\","
+				       "\"resource\":\"vm7\",\"comparison\":\"gt\","
+				       "\"threshold\":90,\"notify_group\":{\"by\":[\"alarm\"],"
+				       "\"wait\":\"1h\"},\"actions\":{\"alarm\":"
+				       "[\"http://127.0.0.1:9/hook\"]}}"),
+		 NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	fx_run_free(&r);
+	r = vrun("alarms", "show", "grouped", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "Notify group     by alarm, wait 3600 s, interval 300 s\n"));
+	fx_run_free(&r);
+	for (int i = 0; i < 2; i++) {
+		b = vg_batch_new("h1", 1, ++g.seq, t + i * MIN);
+		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "vm7", "vm7", NULL, t + i * MIN));
+		vg_batch_identity(b, "default", NULL, NULL);
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 95);
+		assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+		vg_batch_free(b);
+	}
+	r = vrun("alarms", "groups", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_int_equal(lines(r.out), 1);
+	assert_non_null(strstr(r.out, "  1 members  default  {\"alarm\":\"grouped\"}  "
+				      "http://127.0.0.1:9/hook\n"));
+	fx_run_free(&r);
+	r = vrun("alarms", "groups", "--json", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "\"members\": 1"));
+	fx_run_free(&r);
+	r = vrun("alarms", "delete", "grouped", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	fx_run_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -487,6 +533,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_group_and_event_alarms),
+		cmocka_unit_test(test_notify_groups),
 	};
 
 	unsetenv("VIGIE_API");
