@@ -164,6 +164,7 @@ struct pending {
 	char *log_line;
 	int silenced;    /* matched a silence at the flush: not notified */
 	int log_grouped; /* its log:// line goes out with its group */
+	int test;        /* a test notification: sent alone, never silenced */
 };
 
 struct vg_alarm_engine {

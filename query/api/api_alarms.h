@@ -13,6 +13,9 @@
  *   PATCH  /v1/alarms/{id}               change some fields
  *   DELETE /v1/alarms/{id}               -> 204
  *   POST   /v1/alarms/{id}/enable        (and /disable)
+ *   POST   /v1/alarms/{id}/test          a test notification now -> 202;
+ *                                        429 + Retry-After over the
+ *                                        project's notification rate
  *   GET    /v1/alarms/{id}/history       start, end, type, limit, cursor
  *   GET    /v1/silences                  list (state: active, pending,
  *                                        expired, all; default not expired)
@@ -62,6 +65,7 @@ int vg_api_alarms_stats(struct vg_api *a, struct vg_api_alarm_stats *out);
 
 int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_alarm_groups(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_alarm_test(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_silences_list(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_silences_create(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_silence_get(struct vg_http_req *req, struct vg_http_resp *resp);
@@ -102,6 +106,8 @@ extern const char *const vg_api_alarms_stream_params[];
 		 0},                                                                      \
 		{VG_HTTP_POST, "/v1/alarms/{id}/disable", vg_api_h_alarm_disable, NULL,   \
 		 0, 0},                                                                   \
+		{VG_HTTP_POST, "/v1/alarms/{id}/test", vg_api_h_alarm_test, NULL, 4096,   \
+		 0},                                                                      \
 		{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms/{id}/history",                   \
 		 vg_api_h_alarm_history, vg_api_alarms_history_params, 0, 0},             \
 		{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/silences", vg_api_h_silences_list,      \

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -526,6 +527,100 @@ static void test_notify_groups(void **state)
 	fx_run_free(&r);
 }
 
+/* A test notification through the API and the CLI, and the project's
+ * notification rate: over max_notifications_per_minute (2 here) the
+ * request that would notify at once is a 429 naming the limit, with a
+ * Retry-After the engine's clock (injected) then honours. */
+static int64_t g_fake_ms;
+static int64_t fake_ms(void)
+{
+	return g_fake_ms;
+}
+
+/* `vigie --api api ARGS...` (NULL-terminated). */
+static struct fx_run vrun_at(const char *api, const char *first, ...)
+{
+	va_list ap;
+	struct fx_run r;
+
+	va_start(ap, first);
+	r = fx_vcli(api, g.token, first, ap);
+	va_end(ap);
+	return r;
+}
+
+static void test_test_notification_rate_limit(void **state)
+{
+	struct vg_alarm_engine_options eo = {0};
+	struct vg_api_options ao = {.listen = "127.0.0.1:0", .threads = 1};
+	struct vg_alarm_engine *e;
+	struct vg_api *srv;
+	struct fx_answer ans;
+	struct fx_run r;
+	char dir[300], api[64], auth[128], err[256];
+	json_t *in, *out = NULL, *errors = NULL;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/rate", g.dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	g_fake_ms = 1795000020000LL;
+	eo.data_dir = dir;
+	eo.agent_interval_s = 10;
+	eo.now_ms = fake_ms;
+	eo.max_notifications_per_minute = 2;
+	assert_int_equal(vg_alarm_engine_open(&eo, &e, err, sizeof(err)), 0);
+	in = json_loads("{\"name\":\"t\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
+			"\"comparison\":\"gt\",\"threshold\":90,\"actions\":{\"alarm\":"
+			"[\"log://\"]}}",
+			0, NULL);
+	assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
+	json_decref(in);
+	json_decref(out);
+	ao.data_dir = g.dir;
+	ao.alarms = e;
+	assert_int_equal(vg_api_start(&ao, &srv, err, sizeof(err)), 0);
+	snprintf(api, sizeof(api), "http://127.0.0.1:%u", vg_api_port(srv));
+	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+
+	/* two within the budget: 202, sent, recorded as type test */
+	assert_int_equal(fx_http(api, "POST", "/v1/alarms/t/test", auth, NULL, &ans), 202);
+	assert_string_equal(json_string_value(json_object_get(ans.json, "state")), "alarm");
+	fx_answer_free(&ans);
+	r = vrun_at(api, "alarms", "test", "t", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "sent test notification "));
+	assert_non_null(strstr(r.out, "(alarm) to:\n  log://\n"));
+	fx_run_free(&r);
+	/* the third in the same minute: 429, naming the limit */
+	assert_int_equal(fx_http(api, "POST", "/v1/alarms/t/test", auth, NULL, &ans), 429);
+	assert_non_null(strstr(fx_errmsg(&ans), "max_notifications_per_minute"));
+	assert_string_equal(ans.retry_after, "30"); /* 2 a minute: one every 30 s */
+	fx_answer_free(&ans);
+	r = vrun_at(api, "alarms", "test", "t", NULL);
+	assert_int_not_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.err, "max_notifications_per_minute"));
+	fx_run_free(&r);
+	/* a state without actions, or not a state: 400 */
+	assert_int_equal(fx_http(api, "POST", "/v1/alarms/t/test", auth, "{\"state\":\"ok\"}",
+				 &ans),
+			 400);
+	fx_answer_free(&ans);
+	assert_int_equal(fx_http(api, "POST", "/v1/alarms/t/test", auth, "{\"state\":\"hot\"}",
+				 &ans),
+			 400);
+	fx_answer_free(&ans);
+	/* after Retry-After, one more fits */
+	g_fake_ms += 30000;
+	assert_int_equal(fx_http(api, "POST", "/v1/alarms/t/test", auth, NULL, &ans), 202);
+	fx_answer_free(&ans);
+	assert_int_equal(fx_http(api, "GET", "/v1/alarms/t/history?type=test", auth, NULL, &ans),
+			 200);
+	assert_int_equal(json_array_size(json_object_get(ans.json, "history")), 3);
+	fx_answer_free(&ans);
+	vg_api_stop(srv);
+	vg_alarm_engine_close(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +629,7 @@ int main(void)
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_group_and_event_alarms),
 		cmocka_unit_test(test_notify_groups),
+		cmocka_unit_test(test_test_notification_rate_limit),
 	};
 
 	unsetenv("VIGIE_API");
