@@ -206,7 +206,7 @@ struct vg_alarm_engine {
 	/* grouped notifications (alarms/group.c): the earliest flush time a
 	 * group may have (0: none), and the log lines of groups flushed in
 	 * the transaction being written (printed after its commit) */
-	int64_t group_next_ms;
+	int64_t group_next_ms, group_checked_ms;
 	char *group_logs[64];
 	size_t ngroup_logs;
 };

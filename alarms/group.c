@@ -36,6 +36,11 @@
  * interval (or now + wait if that is already past). Repeats of an alarm
  * still firing (repeat_every) are members like transitions.
  *
+ * Several collectors on one PostgreSQL database: any of them may send a
+ * due group (the database is asked at least every RECHECK_MS, so a group
+ * started by a collector that died is still sent); the compared update of
+ * its flush time lets only one transaction take it.
+ *
  * Invariants: members of one group are sent oldest first, at most
  * VG_ALARM_GROUP_MEMBERS_MAX per notification (the rest at the next
  * flush); log lines are bounded (GROUP_LOGS_MAX per flush, the others
@@ -51,7 +56,11 @@
 #include "vigie/log.h"
 
 #define GROUPS_PER_FLUSH 64 /* groups sent per transaction */
-#define LOG_MEMBERS 20      /* members named in a group's log line */
+/* the database is asked for due groups at least this often, whatever
+ * this process knows: on a shared PostgreSQL database another collector
+ * may have started a group and died before sending it */
+#define RECHECK_MS 5000
+#define LOG_MEMBERS 20 /* members named in a group's log line */
 
 static const char *const body_field[VG_GL_COUNT] = {
 	"alarm_name", "severity", "current", "resource", "host", "metric"};
@@ -124,7 +133,8 @@ out:
 
 int vg_alarm_group_maybe_due(const struct vg_alarm_engine *e, int64_t now_ms)
 {
-	return e->group_next_ms && e->group_next_ms <= now_ms;
+	return (e->group_next_ms && e->group_next_ms <= now_ms) ||
+	       now_ms - e->group_checked_ms >= RECHECK_MS || now_ms < e->group_checked_ms;
 }
 
 /* "alarm group {labels} of project P: N notifications: a on r ok ->
@@ -250,6 +260,7 @@ int vg_alarm_group_flush_due(struct vg_alarm_engine *e, int64_t now_ms, int *wak
 	rc = vg_alarm_store_groups_due(e->store, now_ms, rows, GROUPS_PER_FLUSH, &n, &next);
 	if (rc)
 		return rc;
+	e->group_checked_ms = now_ms;
 	e->group_next_ms = n == GROUPS_PER_FLUSH ? now_ms : next == INT64_MAX ? 0
 									      : next;
 	for (size_t i = 0; i < n; i++) {

@@ -376,6 +376,35 @@ static void test_flushed_group_across_sigkill(void **state)
 	kill_case(1);
 }
 
+/* Two collectors on one PostgreSQL database: a group one of them started
+ * is sent by the other (which asks the database for due groups
+ * whatever it knows), once, even when both tick at the moment it is due. */
+static void test_two_collectors_share_groups(void **state)
+{
+	struct receiver rx;
+	struct vg_alarm_engine *e1, *e2;
+
+	(void)state;
+	if (!g_fresh_url)
+		skip(); /* sqlite: one process per alarms.db */
+	receiver_start(&rx);
+	open_engine(&e1);
+	create(e1, rx.port, GROUP);
+	open_engine(&e2);                        /* knows the alarm (its fence) */
+	assert_int_equal(deliver_at(e2, T0), 0); /* and has looked once already */
+	send_range(e1, 1, T0, 0, 5, 95);
+	send_range(e1, 2, T0 + MIN, 0, 5, 95); /* e1 starts the group */
+	int64_t t = g_now;
+	assert_int_equal(deliver_at(e2, t + 30000), 1); /* e2 sends it */
+	assert_int_equal(deliver_at(e1, t + 30000), 0); /* e1 finds it taken */
+	assert_int_equal(deliver_at(e1, t + 90000), 0);
+	assert_int_equal(rx.requests, 1);
+	check_group(&rx, 0, "alarm", 5);
+	vg_alarm_engine_close(e1);
+	vg_alarm_engine_close(e2);
+	receiver_stop(&rx);
+}
+
 static void test_validation_and_round_trip(void **state)
 {
 	struct vg_alarm_engine *e;
@@ -419,6 +448,8 @@ int alarm_group_cases(void)
 		cmocka_unit_test_setup_teardown(test_waiting_group_across_sigkill, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_flushed_group_across_sigkill, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_two_collectors_share_groups, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_validation_and_round_trip, setup,
 						teardown),
