@@ -5,7 +5,7 @@
 # receiver process (bench/alarms_hook). The collector is killed (kill -9)
 # while the group waits for its group_wait: after the restart the
 # receiver gets exactly one notification listing the ten members, and
-# nothing more. With ALARMS_ENGINE=postgresql (alarm_groups_pg_test.sh)
+# nothing more; the log gets one line for the group. With ALARMS_ENGINE=postgresql (alarm_groups_pg_test.sh)
 # the alarm store lives in a PostgreSQL server this test starts.
 source "$(dirname "$0")/lib.sh"
 
@@ -55,7 +55,7 @@ code=$(curl -sS --max-time 5 "${AUTH[@]}" -o "$TMP/post.out" -w '%{http_code}' -
   \"name\":\"cpu-high\",\"metric\":\"cpu.util\",\"selector\":{\"type\":\"instance\"},
   \"period\":60,\"evaluation_periods\":1,\"comparison\":\"gt\",\"threshold\":90,
   \"notify_group\":{\"by\":[\"alarm\",\"state\"],\"wait\":$WAIT_S,\"interval\":\"5m\"},
-  \"actions\":{\"alarm\":[\"$HOOK\"]}}")
+  \"actions\":{\"alarm\":[\"$HOOK\",\"log://\"]}}")
 eq "a grouped alarm is created" "$code" 201
 
 # ten instances above 90 % for two minutes: ten transitions to alarm
@@ -68,7 +68,8 @@ eq "a grouped alarm is created" "$code" 201
 } | "$SEND" --collector tcp://127.0.0.1:$PORT --host h1 --stream 1 --seq 1 >"$TMP/send.out" 2>&1
 check "the batches are acknowledged (transitions committed)" test $? -eq 0
 g=$(api /v1/alarms/groups)
-eq "one group waits with the ten members" "$(jq -r '[(.groups | length), .groups[0].members] | join(" ")' <<<"$g")" "1 10"
+eq "two groups wait (webhook, log), each with the ten members" \
+  "$(jq -r '[(.groups | length), (.groups | map(.members) | join(","))] | join(" ")' <<<"$g")" "2 10,10"
 eq "nothing was sent yet" "$(wc -l <"$TMP/hook.log")" 0
 
 kill -KILL "$COLLECTOR_PID"; wait "$COLLECTOR_PID" 2>/dev/null
@@ -83,6 +84,9 @@ eq "acknowledged 200, listing the ten members once each" \
   "$(head -1 "$TMP/hook.log" | cut -d' ' -f2) $(jq -r '[.count, (.notifications | map(.resource) | unique | length), .group.alarm, .group.state] | join(" ")' <<<"$body")" \
   "200 10 10 cpu-high alarm"
 eq "no group waits any more" "$(api /v1/alarms/groups | jq '.groups | length')" 0
+eq "the log got one line for the group, none per member" \
+  "$(grep -c 'alarm group {"alarm":"cpu-high","state":"alarm"} of project default: 10 notifications:' "$TMP/collector.log") $(grep -c 'alarm default/cpu-high on vm' "$TMP/collector.log")" \
+  "1 0"
 h=$(api "/v1/alarms/cpu-high/history?type=transition")
 eq "each member's transition is in the history" "$(jq '.history | length' <<<"$h")" 10
 
