@@ -21,6 +21,7 @@
 #include "alarms/engine_defs.h"
 #include "alarms/engine_eval.h"
 #include "alarms/engine_queue.h"
+#include "alarms/group.h"
 #include "alarms/inhibit.h"
 #include "alarms/quota.h"
 #include "vigie/alarm_outbox.h"
@@ -113,6 +114,9 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 	}
 	if (!rc)
 		rc = vg_alarm_defs_load(e, err, errlen);
+	if (!rc && (rc = vg_alarm_group_load(e)))
+		snprintf(err, errlen, "alarms: cannot read notification groups: %s",
+			 vg_alarm_store_errmsg(e->store));
 	if (!rc) {
 		memset(&oo, 0, sizeof(oo));
 		oo.data_dir = o->data_dir;

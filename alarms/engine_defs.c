@@ -28,6 +28,7 @@
 #include "alarms/quota.h"
 #include "alarms/engine_eval.h"
 #include "alarms/engine_queue.h"
+#include "alarms/notice.h"
 #include "alarms/rule.h"
 #include "vigie/log.h"
 
@@ -783,6 +784,109 @@ int vg_alarm_engine_list(struct vg_alarm_engine *e, const char *scope,
 	pthread_mutex_unlock(&e->lock);
 	*out = o;
 	return 0;
+}
+
+int vg_alarm_engine_test_notification(struct vg_alarm_engine *e, const char *ref,
+				      const char *scope, const char *state, json_t **out,
+				      int64_t *retry_after_ms)
+{
+	struct vg_alarm_notice_info ni = {0};
+	struct pending *p;
+	struct alarm *a;
+	json_t *rd, *acts;
+	char nid[40];
+	int st = state ? vg_alarm_state_parse(state) : VG_ALARM_ALARM, rc;
+	int64_t now;
+
+	*out = NULL;
+	*retry_after_ms = 0;
+	if (st < 0)
+		return -EINVAL;
+	pthread_mutex_lock(&e->lock);
+	vg_alarm_queue_flush(e);
+	if (!(a = find(e, ref, scope))) {
+		pthread_mutex_unlock(&e->lock);
+		return -ENOENT;
+	}
+	if (!a->def.nactions[st]) {
+		pthread_mutex_unlock(&e->lock);
+		return -ENOMSG;
+	}
+	now = wall(e);
+	if (vg_alarm_quota_take_notification(e, a->def.project, now)) {
+		*retry_after_ms = vg_alarm_quota_wait_ms(e, a->def.project, now);
+		e->st.rate_limited++;
+		pthread_mutex_unlock(&e->lock);
+		return -EDQUOT;
+	}
+	if ((rc = vg_alarm_uuid(nid, sizeof(nid)))) {
+		pthread_mutex_unlock(&e->lock);
+		return rc;
+	}
+	rd = json_pack("{s:s}", "type", "test");
+	ni.notice_id = nid;
+	ni.sequence = a->seq;
+	ni.def = &a->def;
+	ni.previous = ni.current = st;
+	ni.reason = "a test notification, asked for through the API";
+	ni.reason_data = rd;
+	ni.time_ms = ni.period_start_ms = ni.evaluated_ms = now;
+	p = vg_alarm_queue_history(e, a, "test", NULL, now,
+				   json_pack("{s:s,s:s}", "notification_id", nid, "state",
+					     vg_alarm_state_name(st)));
+	rc = -ENOMEM;
+	if (p) {
+		json_t *b;
+		char *body = vg_alarm_notice_json(&ni, &p->body_len);
+		snprintf(p->notice_id, sizeof(p->notice_id), "%s", nid);
+		p->test = 1;
+		/* "type": "test", so no receiver takes it for a transition */
+		if (body && (b = json_loads(body, 0, NULL))) {
+			json_object_set_new(b, "type", json_string("test"));
+			p->body = json_dumps(b, JSON_COMPACT | JSON_REAL_PRECISION(17));
+			p->body_len = p->body ? strlen(p->body) : 0;
+			json_decref(b);
+		}
+		free(body);
+		if (p->body && (p->actions = calloc(a->def.nactions[st], sizeof(char *)))) {
+			for (size_t k = 0; k < a->def.nactions[st]; k++)
+				if ((p->actions[p->nactions] = strdup(a->def.actions[st][k])))
+					p->nactions++;
+			if (asprintf(&p->log_line, "alarm %s/%s: test notification (%s)",
+				     a->def.project, a->def.name, vg_alarm_state_name(st)) < 0)
+				p->log_line = NULL;
+			rc = 0;
+		}
+	}
+	json_decref(rd);
+	if (!rc)
+		rc = vg_alarm_queue_flush(e);
+	if (!rc) {
+		acts = json_array();
+		for (size_t k = 0; k < a->def.nactions[st]; k++)
+			json_array_append_new(acts, json_string(a->def.actions[st][k]));
+		*out = json_pack("{s:s,s:s,s:o}", "notification_id", nid, "state",
+				 vg_alarm_state_name(st), "actions", acts);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc ? rc : *out ? 0
+			      : -ENOMEM;
+}
+
+int vg_alarm_engine_groups(struct vg_alarm_engine *e, const char *scope, json_t **out)
+{
+	json_t *g = NULL;
+	int rc;
+
+	*out = NULL;
+	pthread_mutex_lock(&e->lock);
+	vg_alarm_queue_flush(e);
+	rc = vg_alarm_store_groups_pending(e->store, scope, &g);
+	pthread_mutex_unlock(&e->lock);
+	if (rc)
+		return rc;
+	*out = json_pack("{s:o}", "groups", g);
+	return *out ? 0 : -ENOMEM;
 }
 
 int vg_alarm_engine_history(struct vg_alarm_engine *e, const char *ref,

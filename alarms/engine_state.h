@@ -162,7 +162,9 @@ struct pending {
 	char **actions;
 	size_t nactions;
 	char *log_line;
-	int silenced; /* matched a silence at the flush: not notified */
+	int silenced;    /* matched a silence at the flush: not notified */
+	int log_grouped; /* its log:// line goes out with its group */
+	int test;        /* a test notification: sent alone, never silenced */
 };
 
 struct vg_alarm_engine {
@@ -201,6 +203,12 @@ struct vg_alarm_engine {
 	int early_off;
 	/* scratch for the current batch */
 	const char *cur_host;
+	/* grouped notifications (alarms/group.c): the earliest flush time a
+	 * group may have (0: none), and the log lines of groups flushed in
+	 * the transaction being written (printed after its commit) */
+	int64_t group_next_ms, group_checked_ms;
+	char *group_logs[64];
+	size_t ngroup_logs;
 };
 
 /* Record (on = 1) or forget alarm id as unfenced (engine.c). */

@@ -463,6 +463,63 @@ static void rd_inhibits(struct pctx *c, const json_t *v)
 	}
 }
 
+static const char *const group_labels[VG_GL_COUNT] = {
+	"alarm", "severity", "state", "resource", "host", "metric"};
+
+const char *vg_alarm_group_label_name(int l)
+{
+	return l >= 0 && l < VG_GL_COUNT ? group_labels[l] : NULL;
+}
+
+/* "notify_group": {"by": [labels], "wait": s, "interval": s}; null or
+ * false turns grouping off. */
+static void rd_notify_group(struct pctx *c, const json_t *v)
+{
+	const json_t *by, *x;
+	const char *k;
+	size_t i;
+
+	c->d->notify_group = 0;
+	c->d->group_by = 0;
+	if (json_is_null(v) || json_is_false(v))
+		return;
+	if (!json_is_object(v)) {
+		add_err(c, "notify_group", "must be an object {\"by\": [...], "
+					   "\"wait\": seconds, \"interval\": seconds}");
+		return;
+	}
+	json_object_foreach((json_t *)v, k, x)
+		if (strcmp(k, "by") && strcmp(k, "wait") && strcmp(k, "interval"))
+			add_err(c, "notify_group", "unknown field '%.40s' (by, wait, "
+						   "interval)",
+				k);
+	c->d->notify_group = 1;
+	c->d->group_wait_s = 30;
+	c->d->group_interval_s = 300;
+	by = json_object_get(v, "by");
+	if (by && !json_is_array(by))
+		add_err(c, "notify_group.by", "must be an array of labels");
+	json_array_foreach(by, i, x) {
+		const char *s = json_string_value(x);
+		int l;
+		for (l = 0; l < VG_GL_COUNT; l++)
+			if (s && !strcmp(s, group_labels[l]))
+				break;
+		if (l == VG_GL_COUNT)
+			add_err(c, "notify_group.by", "[%zu]: must be one of alarm, "
+						      "severity, state, resource, host, metric",
+				i);
+		else
+			c->d->group_by |= 1u << l;
+	}
+	if ((x = json_object_get(v, "wait")))
+		get_uint(c, "notify_group.wait", x, 0, VG_ALARM_GROUP_WAIT_MAX_S, 1,
+			 &c->d->group_wait_s);
+	if ((x = json_object_get(v, "interval")))
+		get_uint(c, "notify_group.interval", x, 1, VG_ALARM_GROUP_INTERVAL_MAX_S,
+			 1, &c->d->group_interval_s);
+}
+
 static void rd_time_constraints(struct pctx *c, const json_t *v)
 {
 	char err[256];
@@ -1018,6 +1075,7 @@ static const struct field fields[] = {
 	{"webhook_fence", rd_fence},
 	{"time_constraints", rd_time_constraints},
 	{"inhibits", rd_inhibits},
+	{"notify_group", rd_notify_group},
 	{"severity", rd_severity},
 	{"type", rd_type},
 	{"project", rd_project},
@@ -1324,6 +1382,18 @@ json_t *vg_alarm_def_to_json(const struct vg_alarm_def *d)
 	for (size_t i = 0; i < d->ninhibits; i++)
 		json_array_append_new(inh, json_string(d->inhibits[i]));
 	json_object_set_new(o, "inhibits", inh);
+	if (d->notify_group) {
+		json_t *g = json_object(), *by = json_array();
+		for (int l = 0; l < VG_GL_COUNT; l++)
+			if (d->group_by & (1u << l))
+				json_array_append_new(by, json_string(group_labels[l]));
+		json_object_set_new(g, "by", by);
+		json_object_set_new(g, "wait", json_integer(d->group_wait_s));
+		json_object_set_new(g, "interval", json_integer(d->group_interval_s));
+		json_object_set_new(o, "notify_group", g);
+	} else {
+		json_object_set_new(o, "notify_group", json_null());
+	}
 	json_object_set_new(o, "time_constraints", d->time_constraints ? json_deep_copy(d->time_constraints) : json_array());
 	if (d->created_ms) {
 		json_object_set_new(o, "created_at",

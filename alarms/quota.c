@@ -14,6 +14,7 @@
  * continuously), kept in a map bounded to 4096 projects.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,22 @@ int vg_alarm_quota_take_notification(struct vg_alarm_engine *e, const char *proj
 		return -EDQUOT;
 	b->tokens -= 1.0;
 	return 0;
+}
+
+int64_t vg_alarm_quota_wait_ms(struct vg_alarm_engine *e, const char *project,
+			       int64_t now_ms)
+{
+	double rate = e->o.max_notifications_per_minute, tokens;
+	const struct bucket *b;
+
+	if (!rate || !(b = vg_hmap_gets(&e->quota_buckets, project)))
+		return 0;
+	tokens = b->tokens;
+	if (now_ms > b->at_ms)
+		tokens += rate * (double)(now_ms - b->at_ms) / 60000.0;
+	if (tokens >= 1.0)
+		return 0;
+	return (int64_t)ceil((1.0 - tokens) * 60000.0 / rate);
 }
 
 void vg_alarm_quota_release(struct vg_alarm_engine *e)

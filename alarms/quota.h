@@ -29,6 +29,10 @@ int vg_alarm_quota_check_def(struct vg_alarm_engine *e, const struct vg_alarm_de
  * (beyond, every bucket starts over full: a bound on memory). */
 int vg_alarm_quota_take_notification(struct vg_alarm_engine *e, const char *project,
 				     int64_t now_ms);
+/* How long until project has a notification in its budget again at
+ * now_ms (0: it has one, or no limit): for Retry-After. */
+int64_t vg_alarm_quota_wait_ms(struct vg_alarm_engine *e, const char *project,
+			       int64_t now_ms);
 void vg_alarm_quota_release(struct vg_alarm_engine *e);
 
 #endif

@@ -153,6 +153,13 @@ struct vg_alarm_def {
 	 * fires (alarms/inhibit.h) */
 	size_t ninhibits;
 	char **inhibits;
+	/* grouped notifications (alarms/group.c): notify_group = 1 gathers
+	 * this alarm's webhook and log notifications into one per group of
+	 * equal group_by labels, sent group_wait_s after the first member
+	 * and then at most every group_interval_s; 0 = each alone */
+	int notify_group;
+	uint32_t group_by; /* bits 1 << enum vg_alarm_group_label */
+	uint32_t group_wait_s, group_interval_s;
 
 	/* actions per state (index enum vg_alarm_state) */
 	size_t nactions[VG_ALARM_NSTATES];
@@ -160,6 +167,21 @@ struct vg_alarm_def {
 
 	int64_t created_ms, updated_ms;
 };
+
+/* The labels a notification group may be keyed by ("notify_group":
+ * {"by": [...]}); the project and the action are always part of it. */
+enum vg_alarm_group_label { VG_GL_ALARM = 0,
+			    VG_GL_SEVERITY,
+			    VG_GL_STATE,
+			    VG_GL_RESOURCE,
+			    VG_GL_HOST,
+			    VG_GL_METRIC,
+			    VG_GL_COUNT };
+/* "alarm", "severity", "state", "resource", "host", "metric"; NULL
+ * beyond VG_GL_COUNT. */
+const char *vg_alarm_group_label_name(int l);
+#define VG_ALARM_GROUP_WAIT_MAX_S 3600      /* notify_group.wait */
+#define VG_ALARM_GROUP_INTERVAL_MAX_S 86400 /* notify_group.interval */
 
 /* What validation needs to know about the deployment. */
 struct vg_alarm_policy {

@@ -149,6 +149,25 @@ int vg_alarm_engine_history(struct vg_alarm_engine *e, const char *ref,
 			    const char *scope, struct vg_alarm_history_query *q,
 			    json_t **out, int64_t *next_seq);
 
+/* Send a test notification of alarm ref now, to its actions for state
+ * (NULL: "alarm"), "type": "test", alone (not grouped, not silenced),
+ * recorded in its history as type "test". It counts against the
+ * project's max_notifications_per_minute: over it, -EDQUOT and
+ * *retry_after_ms says when the budget has one again. *out: a new
+ * {"notification_id", "state", "actions"} the caller frees. -ENOENT no
+ * such alarm in scope, -EINVAL a bad state, -ENOMSG no action for that
+ * state, or -errno of the store. Thread-safe. */
+int vg_alarm_engine_test_notification(struct vg_alarm_engine *e, const char *ref,
+				      const char *scope, const char *state, json_t **out,
+				      int64_t *retry_after_ms);
+
+/* The notification groups with members waiting for their flush
+ * (docs/alarms.md, Grouped notifications), of project scope (NULL: all):
+ * a new {"groups": [{"project", "action", "group", "flush_at",
+ * "flush_at_ms", "members"}]} (at most 1000, earliest flush first) the
+ * caller frees. 0 or -errno. Thread-safe. */
+int vg_alarm_engine_groups(struct vg_alarm_engine *e, const char *scope, json_t **out);
+
 /* The engine's silences (vigie/alarm_silence.h; thread-safe on their
  * own). Never NULL for an open engine. */
 struct vg_alarm_silences *vg_alarm_engine_silences(struct vg_alarm_engine *e);

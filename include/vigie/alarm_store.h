@@ -186,4 +186,47 @@ int vg_alarm_store_outbox_retry(struct vg_alarm_store *s, int64_t id,
 				uint32_t attempts, int64_t next_ms,
 				const char *error);
 
+/* ---- notification groups (alarms/group.c) ------------------------------------------ */
+
+/* One group of notifications waiting to be sent as one: gkey is the
+ * project, the action and the group_by labels; flush_ms when it is sent
+ * (0: no member waits), last_flush_ms when it was last sent. */
+struct vg_alarm_group_row {
+	char *gkey, *project, *action;
+	char alarm_id[40]; /* the first member's alarm (the fence is per alarm) */
+	char *labels;      /* JSON object of the group_by labels */
+	int64_t flush_ms, last_flush_ms;
+};
+void vg_alarm_group_row_release(struct vg_alarm_group_row *g); /* frees strings */
+
+/* The row of gkey into *g (caller releases): 0, -ENOENT, or -errno. */
+int vg_alarm_store_group_get(struct vg_alarm_store *s, const char *gkey,
+			     struct vg_alarm_group_row *g);
+/* Insert g, or set flush_ms and last_flush_ms of its existing row. */
+int vg_alarm_store_group_put(struct vg_alarm_store *s, const struct vg_alarm_group_row *g);
+/* Add one member (a notification's JSON body) to gkey's group. */
+int vg_alarm_store_group_member_add(struct vg_alarm_store *s, const char *gkey,
+				    const char *body);
+/* Up to max groups due at now_ms, earliest first, into rows (caller
+ * releases each); *next_ms the earliest flush_ms after now_ms (INT64_MAX
+ * if none). */
+int vg_alarm_store_groups_due(struct vg_alarm_store *s, int64_t now_ms,
+			      struct vg_alarm_group_row *rows, size_t max, size_t *n,
+			      int64_t *next_ms);
+/* Take gkey's flush: set flush_ms to new_flush_ms and last_flush_ms if
+ * flush_ms is still the one read; -ESTALE when another transaction took
+ * it first (several collectors on one PostgreSQL database). */
+int vg_alarm_store_group_claim(struct vg_alarm_store *s, const char *gkey,
+			       int64_t flush_ms, int64_t new_flush_ms,
+			       int64_t last_flush_ms);
+/* Move up to max of gkey's members, oldest first, into the JSON array
+ * out (their bodies) and delete them; *more = 1 when some are left. */
+int vg_alarm_store_group_members(struct vg_alarm_store *s, const char *gkey, size_t max,
+				 json_t *out, int64_t *last_id, int *more);
+/* A new JSON array of the groups with members waiting ({"project",
+ * "action", "group", "flush_at", "flush_at_ms", "members"}), of project
+ * (NULL: all), at most 1000, earliest flush first. */
+int vg_alarm_store_groups_pending(struct vg_alarm_store *s, const char *project,
+				  json_t **out);
+
 #endif

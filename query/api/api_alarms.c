@@ -323,6 +323,56 @@ int vg_api_h_alarm_disable(struct vg_http_req *req, struct vg_http_resp *resp)
 	return set_enabled(req, resp, 0);
 }
 
+/* POST /v1/alarms/{id}/test [{"state": "ok"}]: a test notification now.
+ * Over the project's notification rate it is a 429 naming the limit,
+ * with Retry-After: the request would notify at once, and nothing else
+ * tells the caller that it did not. */
+int vg_api_h_alarm_test(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	json_t *body = NULL, *out = NULL;
+	const char *state = NULL;
+	int64_t wait_ms = 0;
+	char ra[24];
+	int rc;
+
+	if (!engine(req))
+		return no_engine(resp);
+	if (req->body_len && read_body(req, resp, &body))
+		return 0;
+	if (body) {
+		json_t *s = json_object_get(body, "state");
+		if (s && !json_is_string(s)) {
+			json_decref(body);
+			return vg_http_reply_error(resp, 400, "state: must be alarm, ok or "
+							      "insufficient_data");
+		}
+		state = json_string_value(s);
+	}
+	rc = vg_alarm_engine_test_notification(engine(req), req->vars[0], req->scope_project,
+					       state, &out, &wait_ms);
+	json_decref(body);
+	switch (rc) {
+	case 0:
+		return vg_http_reply_json(resp, 202, out);
+	case -EINVAL:
+		return vg_http_reply_error(resp, 400, "state: must be alarm, ok or "
+						      "insufficient_data");
+	case -ENOMSG:
+		return vg_http_reply_error(resp, 400, "the alarm has no action for "
+						      "that state: nothing to test");
+	case -EDQUOT:
+		snprintf(ra, sizeof(ra), "%lld", (long long)((wait_ms + 999) / 1000));
+		vg_http_resp_header(resp, "Retry-After", "%s", ra);
+		return vg_http_reply_error(resp, 429,
+					   "rate limit: the project has sent [alarms] "
+					   "max_notifications_per_minute notifications in the last "
+					   "minute; retry in %s s",
+					   ra);
+	default:
+		return reply_rc(resp, rc, req->vars[0], NULL);
+	}
+}
+
 int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 {
 	struct vg_alarm_history_query q = {0};
@@ -351,7 +401,7 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 		static const char *const types[] = {
 			"creation", "update", "deletion", "enabled", "disabled",
 			"transition", "repeat", "notification", "resource_joined",
-			"resource_left", "cooldown", NULL};
+			"resource_left", "cooldown", "test", NULL};
 		size_t i;
 		for (i = 0; types[i] && strcmp(types[i], v); i++)
 			;
@@ -360,7 +410,7 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 							      "creation, update, enabled, "
 							      "disabled, transition, repeat, "
 							      "notification, resource_joined, "
-							      "resource_left, cooldown");
+							      "resource_left, cooldown, test");
 		q.type = v;
 	}
 	if (param_limit(req, resp, &q.limit))
@@ -471,6 +521,19 @@ int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 }
 
 #endif
+
+/* ---- notification groups ------------------------------------------------------------ */
+
+int vg_api_h_alarm_groups(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	json_t *out = NULL;
+
+	if (!engine(req))
+		return no_engine(resp);
+	if (vg_alarm_engine_groups(engine(req), req->scope_project, &out))
+		return vg_http_reply_error(resp, 500, "cannot list notification groups");
+	return vg_http_reply_json(resp, 200, out);
+}
 
 /* ---- silences ----------------------------------------------------------------------- */
 

@@ -6,11 +6,16 @@
  *                                        project (admin), limit, cursor)
  *   POST   /v1/alarms                    create -> 201 + Location
  *   GET    /v1/alarms/stream             Server-Sent Events of notifications
+ *   GET    /v1/alarms/groups             notification groups waiting for
+ *                                        their flush
  *   GET    /v1/alarms/{id}               definition, state, instances
  *   PUT    /v1/alarms/{id}               replace the definition
  *   PATCH  /v1/alarms/{id}               change some fields
  *   DELETE /v1/alarms/{id}               -> 204
  *   POST   /v1/alarms/{id}/enable        (and /disable)
+ *   POST   /v1/alarms/{id}/test          a test notification now -> 202;
+ *                                        429 + Retry-After over the
+ *                                        project's notification rate
  *   GET    /v1/alarms/{id}/history       start, end, type, limit, cursor
  *   GET    /v1/silences                  list (state: active, pending,
  *                                        expired, all; default not expired)
@@ -59,6 +64,8 @@ struct vg_api_alarm_stats {
 int vg_api_alarms_stats(struct vg_api *a, struct vg_api_alarm_stats *out);
 
 int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_alarm_groups(struct vg_http_req *req, struct vg_http_resp *resp);
+int vg_api_h_alarm_test(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_silences_list(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_silences_create(struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_h_silence_get(struct vg_http_req *req, struct vg_http_resp *resp);
@@ -79,7 +86,7 @@ extern const char *const vg_api_alarms_history_params[];
 extern const char *const vg_api_alarms_stream_params[];
 
 /* The routes, in matching order, for the route table of query/api/api.c
- * (copy this block there; "stream" must precede "{id}"):
+ * (copy this block there; "stream" and "groups" must precede "{id}"):
  */
 #define VG_ALARM_ROUTES                                                                   \
 	{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms", vg_api_h_alarms_list,                  \
@@ -88,6 +95,8 @@ extern const char *const vg_api_alarms_stream_params[];
 		 VG_ALARM_API_MAX_BODY, 0},                                               \
 		{VG_HTTP_GET, "/v1/alarms/stream", vg_api_h_alarms_stream,                \
 		 vg_api_alarms_stream_params, 0, 0},                                      \
+		{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms/groups", vg_api_h_alarm_groups,  \
+		 NULL, 0, 0},                                                             \
 		{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms/{id}", vg_api_h_alarm_get, NULL, \
 		 0, 0},                                                                   \
 		{VG_HTTP_PUT | VG_HTTP_PATCH, "/v1/alarms/{id}", vg_api_h_alarm_update,   \
@@ -97,6 +106,8 @@ extern const char *const vg_api_alarms_stream_params[];
 		 0},                                                                      \
 		{VG_HTTP_POST, "/v1/alarms/{id}/disable", vg_api_h_alarm_disable, NULL,   \
 		 0, 0},                                                                   \
+		{VG_HTTP_POST, "/v1/alarms/{id}/test", vg_api_h_alarm_test, NULL, 4096,   \
+		 0},                                                                      \
 		{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/alarms/{id}/history",                   \
 		 vg_api_h_alarm_history, vg_api_alarms_history_params, 0, 0},             \
 		{VG_HTTP_GET | VG_HTTP_HEAD, "/v1/silences", vg_api_h_silences_list,      \

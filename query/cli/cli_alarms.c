@@ -79,6 +79,8 @@ static int sub_delete(struct vg_cli *c, struct args *a);
 static int sub_enable(struct vg_cli *c, struct args *a);
 static int sub_history(struct vg_cli *c, struct args *a);
 static int sub_watch(struct vg_cli *c, struct args *a);
+static int sub_groups(struct vg_cli *c, struct args *a);
+static int sub_test(struct vg_cli *c, struct args *a);
 static int sub_silences(struct vg_cli *c, struct args *a);
 static int sub_silence(struct vg_cli *c, struct args *a);
 static int sub_unsilence(struct vg_cli *c, struct args *a);
@@ -114,7 +116,7 @@ static const struct sub subs[] = {
 	 "and every\nnotification attempt, oldest first (all pages; --limit "
 	 "stops after N).\nTimes: ISO 8601, epoch seconds or relative (-3h). "
 	 "Types: creation, update,\nenabled, disabled, transition, repeat, "
-	 "notification, resource_joined,\nresource_left.\n"},
+	 "notification, resource_joined,\nresource_left, cooldown, test.\n"},
 	{"watch", sub_watch, O_JSON | O_PROJECT | O_COUNT, 0,
 	 "watch [--project P] [--count N] [--json]",
 	 "Follow the notification stream (GET /v1/alarms/stream): one line per "
@@ -122,6 +124,15 @@ static const struct sub subs[] = {
 	 "--count\nnotifications. A dropped stream is resumed where it stopped. "
 	 "--json prints\neach notification's JSON on one line; --project keeps "
 	 "one project's.\n"},
+	{"test", sub_test, O_JSON | O_STATE, 1,
+	 "test ID|NAME [--state alarm|ok|insufficient_data] [--json]",
+	 "Send a test notification now to the alarm's actions for the state "
+	 "(default\nalarm), marked \"type\": \"test\". It counts against the "
+	 "project's\nmax_notifications_per_minute (over it: HTTP 429, "
+	 "exit 1).\n"},
+	{"groups", sub_groups, O_JSON, 0, "groups [--json]",
+	 "Notification groups waiting to be sent (GET /v1/alarms/groups): when,\n"
+	 "how many members, the group's labels and the action.\n"},
 	{"silences", sub_silences, O_JSON, 0, "silences [--json]",
 	 "Silences not yet ended (GET /v1/silences): id, state, until, "
 	 "matchers,\nwho and why.\n"},
@@ -255,7 +266,7 @@ int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv)
 	if (!name) {
 		fprintf(c->err, "%s alarms: expected a subcommand: list, show, "
 				"create, update, delete, enable, disable, history, watch, "
-				"silences, silence, unsilence (see '%s alarms --help')\n",
+				"test, groups, silences, silence, unsilence (see '%s alarms --help')\n",
 			c->prog, c->prog);
 		return VG_EXIT_USAGE;
 	}
@@ -274,8 +285,8 @@ int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv)
 		return subs[i].fn(c, &a);
 	}
 	fprintf(c->err, "%s alarms: unknown subcommand '%s' (list, show, create, "
-			"update, delete, enable, disable, history, watch, silences, "
-			"silence, unsilence)\n",
+			"update, delete, enable, disable, history, watch, test, groups, "
+			"silences, silence, unsilence)\n",
 		c->prog, name);
 	return VG_EXIT_USAGE;
 }
@@ -609,6 +620,19 @@ static int sub_show(struct vg_cli *c, struct args *a)
 	kv_line(c, "Keep firing for", seconds(json_object_get(j, "keep_firing_for"), "s", b1, sizeof(b1)));
 	if (json_object_get(j, "cooldown"))
 		kv_line(c, "Cooldown", seconds(json_object_get(j, "cooldown"), "s", b1, sizeof(b1)));
+	if (json_is_object(json_object_get(j, "notify_group"))) {
+		json_t *ng = json_object_get(j, "notify_group"), *l;
+		char by[200] = "";
+		size_t i, o = 0;
+		json_array_foreach(json_object_get(ng, "by"), i, l)
+			o += (size_t)snprintf(by + o, o < sizeof(by) ? sizeof(by) - o : 0,
+					      "%s%s", i ? "," : "", json_string_value(l));
+		snprintf(b1, sizeof(b1), "by %s, wait %lld s, interval %lld s",
+			 by[0] ? by : "(project and action only)",
+			 (long long)json_integer_value(json_object_get(ng, "wait")),
+			 (long long)json_integer_value(json_object_get(ng, "interval")));
+		kv_line(c, "Notify group", b1);
+	}
 	show_actions(c, json_object_get(j, "actions"));
 	kv_line(c, "Created", str(j, "created_at"));
 	kv_line(c, "Updated", str(j, "updated_at"));
@@ -1048,6 +1072,54 @@ static int sub_watch(struct vg_cli *c, struct args *a)
 	free(s.line);
 	free(s.data);
 	return rc;
+}
+
+/* ---- test notification ------------------------------------------------------------ */
+
+static int sub_test(struct vg_cli *c, struct args *a)
+{
+	json_t *j, *body = json_object(), *x;
+	char *text;
+	size_t i;
+	int rc;
+
+	if (a->state)
+		json_object_set_new(body, "state", json_string(a->state));
+	text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!text)
+		return oom(c);
+	rc = call(c, a, "POST", alarm_path(a->ref, "/test"), text, &j);
+	free(text);
+	if (rc || !j)
+		return rc;
+	vg_cli_line(c->out, "sent test notification %s (%s) to:", str_or(j, "notification_id", "?"),
+		    str_or(j, "state", "?"));
+	json_array_foreach(json_object_get(j, "actions"), i, x)
+		vg_cli_line(c->out, "  %s", json_string_value(x));
+	json_decref(j);
+	return VG_EXIT_OK;
+}
+
+/* ---- notification groups --------------------------------------------------------- */
+
+static int sub_groups(struct vg_cli *c, struct args *a)
+{
+	json_t *j, *g;
+	size_t i;
+	int rc = call(c, a, "GET", strdup("/v1/alarms/groups"), NULL, &j);
+
+	if (rc || !j)
+		return rc;
+	json_array_foreach(json_object_get(j, "groups"), i, g) {
+		char *l = json_dumps(json_object_get(g, "group"), JSON_COMPACT | JSON_SORT_KEYS);
+		vg_cli_line(c->out, "%s  %lld members  %s  %s  %s", str_or(g, "flush_at", "?"),
+			    (long long)json_integer_value(json_object_get(g, "members")),
+			    str_or(g, "project", "?"), l ? l : "{}", str_or(g, "action", "?"));
+		free(l);
+	}
+	json_decref(j);
+	return VG_EXIT_OK;
 }
 
 /* ---- silences ---------------------------------------------------------------------- */

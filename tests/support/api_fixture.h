@@ -152,10 +152,11 @@ struct fx_answer {
 	long status;
 	char *body; /* NUL-terminated, or NULL for none */
 	size_t len;
-	char ctype[128]; /* Content-Type */
-	char allow[128]; /* Allow: */
-	char www[256];   /* WWW-Authenticate: */
-	json_t *json;    /* the body when Content-Type is JSON, else NULL */
+	char ctype[128];      /* Content-Type */
+	char allow[128];      /* Allow: */
+	char www[256];        /* WWW-Authenticate: */
+	char retry_after[32]; /* Retry-After: */
+	json_t *json;         /* the body when Content-Type is JSON, else NULL */
 };
 
 static inline size_t fx_on_body(char *p, size_t sz, size_t n, void *ud)
@@ -189,6 +190,7 @@ static inline size_t fx_on_header(char *p, size_t sz, size_t n, void *ud)
 
 	fx_header(p, sz * n, "Allow", a->allow, sizeof(a->allow));
 	fx_header(p, sz * n, "WWW-Authenticate", a->www, sizeof(a->www));
+	fx_header(p, sz * n, "Retry-After", a->retry_after, sizeof(a->retry_after));
 	return sz * n;
 }
 

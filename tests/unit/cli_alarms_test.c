@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -480,6 +481,146 @@ static void test_group_and_event_alarms(void **state)
 	fx_run_free(&r);
 }
 
+/* An alarm with grouped notifications: show says how, and `alarms
+ * groups` lists the group waiting with its member (no delivery thread
+ * here: the group stays pending for its hour of group_wait). */
+static void test_notify_groups(void **state)
+{
+	struct fx_run r;
+	struct vg_batch *b;
+	int64_t t = vg_now_ms() / MIN * MIN;
+
+	(void)state;
+	r = vrun("alarms", "create", "--file",
+		 write_file("ng.json", "{\"name\":\"grouped\",\"metric\":\"cpu.util\","
+				       "\"resource\":\"vm7\",\"comparison\":\"gt\","
+				       "\"threshold\":90,\"notify_group\":{\"by\":[\"alarm\"],"
+				       "\"wait\":\"1h\"},\"actions\":{\"alarm\":"
+				       "[\"http://127.0.0.1:9/hook\"]}}"),
+		 NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	fx_run_free(&r);
+	r = vrun("alarms", "show", "grouped", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "Notify group     by alarm, wait 3600 s, interval 300 s\n"));
+	fx_run_free(&r);
+	for (int i = 0; i < 2; i++) {
+		b = vg_batch_new("h1", 1, ++g.seq, t + i * MIN);
+		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "vm7", "vm7", NULL, t + i * MIN));
+		vg_batch_identity(b, "default", NULL, NULL);
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 95);
+		assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+		vg_batch_free(b);
+	}
+	r = vrun("alarms", "groups", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_int_equal(lines(r.out), 1);
+	assert_non_null(strstr(r.out, "  1 members  default  {\"alarm\":\"grouped\"}  "
+				      "http://127.0.0.1:9/hook\n"));
+	fx_run_free(&r);
+	r = vrun("alarms", "groups", "--json", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "\"members\": 1"));
+	fx_run_free(&r);
+	r = vrun("alarms", "delete", "grouped", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	fx_run_free(&r);
+}
+
+/* A test notification through the API and the CLI, and the project's
+ * notification rate: over max_notifications_per_minute (2 here) the
+ * request that would notify at once is a 429 naming the limit, with a
+ * Retry-After the engine's clock (injected) then honours. */
+static int64_t g_fake_ms;
+static int64_t fake_ms(void)
+{
+	return g_fake_ms;
+}
+
+/* `vigie --api api ARGS...` (NULL-terminated). */
+static struct fx_run vrun_at(const char *api, const char *first, ...)
+{
+	va_list ap;
+	struct fx_run r;
+
+	va_start(ap, first);
+	r = fx_vcli(api, g.token, first, ap);
+	va_end(ap);
+	return r;
+}
+
+static void test_test_notification_rate_limit(void **state)
+{
+	struct vg_alarm_engine_options eo = {0};
+	struct vg_api_options ao = {.listen = "127.0.0.1:0", .threads = 1};
+	struct vg_alarm_engine *e;
+	struct vg_api *srv;
+	struct fx_answer ans;
+	struct fx_run r;
+	char dir[300], api[64], auth[128], err[256];
+	json_t *in, *out = NULL, *errors = NULL;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/rate", g.dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	g_fake_ms = 1795000020000LL;
+	eo.data_dir = dir;
+	eo.agent_interval_s = 10;
+	eo.now_ms = fake_ms;
+	eo.max_notifications_per_minute = 2;
+	assert_int_equal(vg_alarm_engine_open(&eo, &e, err, sizeof(err)), 0);
+	in = json_loads("{\"name\":\"t\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
+			"\"comparison\":\"gt\",\"threshold\":90,\"actions\":{\"alarm\":"
+			"[\"log://\"]}}",
+			0, NULL);
+	assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
+	json_decref(in);
+	json_decref(out);
+	ao.data_dir = g.dir;
+	ao.alarms = e;
+	assert_int_equal(vg_api_start(&ao, &srv, err, sizeof(err)), 0);
+	snprintf(api, sizeof(api), "http://127.0.0.1:%u", vg_api_port(srv));
+	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+
+	/* two within the budget: 202, sent, recorded as type test */
+	assert_int_equal(fx_http(api, "POST", "/v1/alarms/t/test", auth, NULL, &ans), 202);
+	assert_string_equal(json_string_value(json_object_get(ans.json, "state")), "alarm");
+	fx_answer_free(&ans);
+	r = vrun_at(api, "alarms", "test", "t", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.out, "sent test notification "));
+	assert_non_null(strstr(r.out, "(alarm) to:\n  log://\n"));
+	fx_run_free(&r);
+	/* the third in the same minute: 429, naming the limit */
+	assert_int_equal(fx_http(api, "POST", "/v1/alarms/t/test", auth, NULL, &ans), 429);
+	assert_non_null(strstr(fx_errmsg(&ans), "max_notifications_per_minute"));
+	assert_string_equal(ans.retry_after, "30"); /* 2 a minute: one every 30 s */
+	fx_answer_free(&ans);
+	r = vrun_at(api, "alarms", "test", "t", NULL);
+	assert_int_not_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(r.err, "max_notifications_per_minute"));
+	fx_run_free(&r);
+	/* a state without actions, or not a state: 400 */
+	assert_int_equal(fx_http(api, "POST", "/v1/alarms/t/test", auth, "{\"state\":\"ok\"}",
+				 &ans),
+			 400);
+	fx_answer_free(&ans);
+	assert_int_equal(fx_http(api, "POST", "/v1/alarms/t/test", auth, "{\"state\":\"hot\"}",
+				 &ans),
+			 400);
+	fx_answer_free(&ans);
+	/* after Retry-After, one more fits */
+	g_fake_ms += 30000;
+	assert_int_equal(fx_http(api, "POST", "/v1/alarms/t/test", auth, NULL, &ans), 202);
+	fx_answer_free(&ans);
+	assert_int_equal(fx_http(api, "GET", "/v1/alarms/t/history?type=test", auth, NULL, &ans),
+			 200);
+	assert_int_equal(json_array_size(json_object_get(ans.json, "history")), 3);
+	fx_answer_free(&ans);
+	vg_api_stop(srv);
+	vg_alarm_engine_close(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -487,6 +628,8 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_group_and_event_alarms),
+		cmocka_unit_test(test_notify_groups),
+		cmocka_unit_test(test_test_notification_rate_limit),
 	};
 
 	unsetenv("VIGIE_API");
