@@ -59,11 +59,15 @@ int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, 
 	vg_store_get_stats(s, &a);
 	rc = vg_store_flush(s);
 	vg_store_get_stats(s, &b);
+	/* the receiver (this thread) adds nothing meanwhile; the storage
+	 * thread's writes count as this flush's */
+	uint64_t written = a.values_pending > b.values_pending ? a.values_pending - b.values_pending
+							       : 0;
 	int64_t ms = (vg_monotonic_ns() - t0) / 1000000;
 	snprintf(msg, msglen,
 		 "%s: %" PRIu64 " cached values written in %" PRId64 " ms, %" PRIu64
 		 " still cached (their storage daemon does not answer)",
-		 rc ? "flush failed" : "flushed", a.values_pending - b.values_pending, ms,
+		 rc ? "flush failed" : "flushed", written, ms,
 		 b.values_pending);
 	if ((size_t)snprintf(path, sizeof(path), "%s/" DONE_FILE, data_dir) >= sizeof(path))
 		return -ENAMETOOLONG;
@@ -71,7 +75,7 @@ int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, 
 	if (!(fp = fopen(tmp, "we")))
 		return -errno;
 	fprintf(fp, "started_ns %" PRId64 "\nstatus %d\nwritten %" PRIu64 "\ncached %" PRIu64 "\nms %" PRId64 "\n",
-		t0, rc, a.values_pending - b.values_pending, b.values_pending, ms);
+		t0, rc, written, b.values_pending, ms);
 	if (fclose(fp) || rename(tmp, path)) {
 		int e = -errno;
 		unlink(tmp);

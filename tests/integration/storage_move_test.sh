@@ -7,7 +7,9 @@
 # verify (--to-dir is not B's -b directory: the copy lands where B never
 # reads it, a real operator mistake, no fault faked) leaves every source
 # file, the placement record and B untouched; then the instances' series
-# (--series), then the rest (--all): A's files are gone, B holds the same
+# (--series), then the rest (--all; one series whose name B already holds
+# as another file stays on A, untouched on both sides, until that file is
+# gone and a run moves it too): A's files are gone, B holds the same
 # bytes, `rrdtool fetch --daemon` on B prints what it printed on A before
 # for every file, consolidation function and archive, and the API reads
 # the same points through the restarted collector, which writes new
@@ -118,10 +120,22 @@ eq "moving the instances' series succeeds" "$?" 0
 n_inst=$(grep -c '^instance/' "$TMP/files.a")
 eq "only they moved" "$(files "$B_BASE")" "$(grep '^instance/' "$TMP/files.a")"
 diag "$(cat "$TMP/m1.out")"
+# B already has a different file under the name of one of A's series
+X=$(grep -v '^instance/' "$TMP/files.a" | head -1)
+mkdir -p "$(dirname "$B_BASE/$X")"
+cp "$B_BASE/$(files "$B_BASE" | head -1)" "$B_BASE/$X"
+cp "$B_BASE/$X" "$TMP/planted"
 move --from "$A" --to "$B" --from-dir "$A_BASE" --to-dir "$B_BASE" --all >"$TMP/m2.out" 2>"$TMP/m2.err"
-eq "moving the rest succeeds" "$?" 0
-eq "... $((n - n_inst)) more series" "$(grep -o 'moved [0-9]* series' "$TMP/m2.out")" "moved $((n - n_inst)) series"
-[[ -s $TMP/m2.err ]] && diag "stderr: $(head -3 "$TMP/m2.err")"
+eq "a series whose name B already holds (another file) fails the run" "$?" 1
+check "... saying so" grep -q "$X exists and differs from the source: left alone" "$TMP/m2.err"
+eq "... the rest moved ($((n - n_inst - 1)) series)" "$(grep -o 'moved [0-9]* series' "$TMP/m2.out")" "moved $((n - n_inst - 1)) series"
+eq "... its source stays on A" "$(files "$A_BASE")" "$X"
+check "... and B's file is untouched" cmp -s "$B_BASE/$X" "$TMP/planted"
+rm "$B_BASE/$X"
+move --from "$A" --to "$B" --from-dir "$A_BASE" --to-dir "$B_BASE" --all >"$TMP/m2b.out" 2>"$TMP/m2b.err"
+eq "once it is gone, the last series moves" "$?" 0
+eq "... one series" "$(grep -o 'moved [0-9]* series' "$TMP/m2b.out")" "moved 1 series"
+[[ -s $TMP/m2b.err ]] && diag "stderr: $(head -3 "$TMP/m2b.err")"
 eq "no series file is left on A" "$(files "$A_BASE")" ""
 eq "B holds every series" "$(files "$B_BASE")" "$(cat "$TMP/files.a")"
 sums "$B_BASE" >"$TMP/sums.after"
