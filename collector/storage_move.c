@@ -462,6 +462,12 @@ static int copy_file(const char *to_dir, const char *name, const unsigned char *
 	if ((rc = read_all(dst, &back, &blen, &dst_st)) == 0) {
 		int same = blen == len && !memcmp(back, buf, len);
 		free(back);
+		if (dst_st.st_dev == sst->st_dev && dst_st.st_ino == sst->st_ino) {
+			/* one file seen through two paths: deleting the
+			 * "source" would delete the only copy */
+			snprintf(why, whylen, "%.600s is the source file itself", dst);
+			return -EEXIST;
+		}
 		if (!same) {
 			snprintf(why, whylen, "%.600s exists and differs from the source: left alone",
 				 dst);
@@ -721,6 +727,21 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 				   "as there, and differ from --from\n",
 			o.to, cfg->storage_daemons);
 		return 2;
+	}
+	{
+		struct stat fs, ts;
+		if (stat(o.from_dir, &fs) || !S_ISDIR(fs.st_mode) || stat(o.to_dir, &ts) ||
+		    !S_ISDIR(ts.st_mode)) {
+			fprintf(errf, PROG ": --from-dir %s and --to-dir %s must be directories\n",
+				o.from_dir, o.to_dir);
+			return 2;
+		}
+		if (fs.st_dev == ts.st_dev && fs.st_ino == ts.st_ino) {
+			fprintf(errf, PROG ": --from-dir and --to-dir are the same directory: "
+					   "nothing would move, and deleting a source would "
+					   "delete the only copy\n");
+			return 2;
+		}
 	}
 	if ((rc = vg_registry_open_state(cfg->collector_data_dir, cfg->state_url, &reg, err,
 					 sizeof(err))) ||

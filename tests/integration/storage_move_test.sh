@@ -160,6 +160,8 @@ move --from "$A" --to "$B" --from-dir "$A_BASE" --to-dir "$B_BASE" --all >"$TMP/
 eq "a second run succeeds" "$?" 0
 eq "... and moves nothing" "$(grep -o 'moved [0-9]* series' "$TMP/m3.out")" "moved 0 series"
 
+move --from "$A" --to "$B" --from-dir "$B_BASE" --to-dir "$B_BASE/." --all >/dev/null 2>"$TMP/m5.err"
+eq "--from-dir and --to-dir may not be one directory" "$?" 2
 move --from "$A" --to "$TMP/nowhere" --from-dir "$A_BASE" --to-dir "$B_BASE" --all >/dev/null 2>"$TMP/m4.err"
 eq "--to must be a configured daemon" "$?" 2
 done_testing
