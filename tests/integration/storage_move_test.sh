@@ -150,6 +150,9 @@ eq "the placement record names B for every series" "$(last_owner)" "$B"
 check "the collector starts with A and B" collector
 api_all >"$TMP/api.after"
 check "the API reads the same points as before the move" cmp -s "$TMP/api.after" "$TMP/api.before"
+move --from "$B" --to "$A" --from-dir "$B_BASE" --to-dir "$A_BASE" --all >/dev/null 2>"$TMP/mr.err"
+eq "no move beside a running collector" "$?" 1
+check "... it says to stop it first" grep -q "in use by a running vigie-collector: stop it first" "$TMP/mr.err"
 agent $((START + 25 * 60)) 5
 stop_pid "$COLLECTOR_PID"
 f=$(head -1 "$TMP/files.a")
