@@ -5,7 +5,9 @@
 # `vigie-collector storage flush` (SIGUSR1 to the running collector) writes
 # the cache, waits for the collector's answer, and then plain rrdtool sees
 # every value taken before it. With no collector running the command says
-# so. Times come from the agent's synthetic clock (one poll = one minute).
+# so. The same with the rrdcached backend: the flush sends the cache to the
+# daemon, and `rrdtool fetch --daemon` sees it. Times come from the agent's
+# synthetic clock (one poll = one minute).
 . "$(dirname "$0")/lib.sh"
 
 command -v jq >/dev/null || { echo "1..0 # SKIP jq not installed"; exit 0; }
@@ -54,4 +56,33 @@ stop_pid "$COLLECTOR_PID"
 flush >"$TMP/f2.out" 2>&1
 eq "with no collector running it succeeds" "$?" 0
 check "... and says nothing is cached" grep -q "no vigie-collector runs on" "$TMP/f2.out"
+
+# ---- rrdcached: the flush sends the cache to the daemon, where
+# `rrdtool fetch --daemon` sees it ----
+if ! command -v rrdcached >/dev/null; then
+  skip "rrdcached not installed: the rrdcached backend's flush is not checked"
+  done_testing; exit 0
+fi
+start_rrdcached fl -R -O || { nok "rrdcached did not start"; done_testing; exit 1; }
+DATA=$TMP/data2
+printf '[storage]\nbackend = rrdcached\ndaemons = %s\nstep = 60\nheartbeat = 600\narchives = 1m:1d\nflush_depth = 256\n' \
+  "$RRDCACHED_UNIX" >"$TMP/vigie.conf"
+start_collector collector2 --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
+  --http 127.0.0.1:$HPORT --data-dir "$DATA"
+check "collector starts (rrdcached backend)" wait_for 20 curl -sf -o /dev/null "$API/v1/health"
+start_agent agent2 --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
+  --proc "$ROOT/tests/fixtures/proc" --interval 0.2 --host fl-host --spool "$TMP/spool2" \
+  --clock-start $START --clock-step 60
+# over the unix socket rrdtool wants the absolute name (rrdcached_test.sh)
+FILE=$RRDCACHED_BASE/host/fl-host/host.instances.rrd
+seen() { rrdtool fetch --daemon "$RRDCACHED_UNIX" "$FILE" AVERAGE -s $(($1 - 120)) -e "$1" 2>/dev/null |
+  grep -q "^$1: [0-9]"; }
+lagging() { local t; t=$(taken) && [[ -n $t ]] && (( t >= START + 8 * 60 )) && ! seen "$t"; }
+if wait_for 60 lagging; then ok "rrdtool fetch --daemon lags the collector"
+else nok "rrdtool fetch --daemon lags the collector"; fi
+T=$(taken)
+flush --timeout 60 >"$TMP/f3.out" 2>&1
+eq "storage flush succeeds" "$?" 0
+diag "$(cat "$TMP/f3.out")"
+check "rrdtool fetch --daemon sees the newest value taken before the flush" seen "$T"
 done_testing
