@@ -23,9 +23,12 @@
  * Signals only set flags: SIGTERM/SIGINT stop the receiver, which finishes
  * and answers the batch in hand; SIGHUP reloads the keys from the receiver
  * loop (between two batches; a keys directory that no longer loads keeps
- * the old keys and logs why); other configuration needs a restart. Signals
- * are blocked while the API threads start so that only this thread handles
- * them.
+ * the old keys and logs why); other configuration needs a restart;
+ * SIGUSR1 writes the store's cache to the files from the receiver loop
+ * (collector/storage_flush.c, `vigie-collector storage flush`). SIGUSR1 is
+ * ignored from the first line of main until its handler is set, so an
+ * early one never kills the process. Signals are blocked while the API
+ * threads start so that only this thread handles them.
  *
  * Exit status: 0 after a clean stop, 2 on bad usage or configuration (one
  * line naming the file, line and key), 1 when start-up fails otherwise
@@ -64,6 +67,9 @@
 
 static struct vg_receiver *g_rx;
 static volatile sig_atomic_t g_hup;
+static volatile sig_atomic_t g_usr1;
+static struct vg_store *g_store; /* for SIGUSR1's flush */
+static const char *g_data_dir;
 static int g_token_argi;          /* argv index of "token", 0 if none */
 static int g_storage_argi;        /* argv index of "storage", 0 if none */
 static struct vg_keyring *g_keys; /* owned; replaced on SIGHUP */
@@ -97,8 +103,17 @@ static void usage(FILE *f)
 		"                     give existing series their [archives] rule\n"
 		"                     (collector stopped; 'storage --help')\n"
 		"\n"
+		"  storage move --from ADDR --to ADDR --from-dir DIR --to-dir DIR\n"
+		"               (--series PATTERN | --all) [--dry-run]\n"
+		"                     move series between rrdcached daemons and\n"
+		"                     verify them (collector stopped)\n"
+		"  storage flush [--timeout SECONDS]\n"
+		"                     make the running collector write its cache\n"
+		"                     to the files (SIGUSR1) and wait until it did\n"
+		"\n"
 		"Flags override the configuration file. SIGTERM or SIGINT stops\n"
-		"cleanly; SIGHUP reloads the agent keys (restart for the rest).\n");
+		"cleanly; SIGHUP reloads the agent keys (restart for the rest);\n"
+		"SIGUSR1 writes the cached values to the files.\n");
 }
 
 static void on_stop(int sig)
@@ -111,6 +126,12 @@ static void on_hup(int sig)
 {
 	(void)sig;
 	g_hup = 1;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	g_usr1 = 1;
 }
 
 /* Load the keyring. A missing directory is no keys unless signatures are
@@ -140,6 +161,16 @@ static void idle(void *ctx)
 	char err[512] = "";
 
 	(void)ctx;
+	if (g_usr1 && g_store) {
+		char msg[256];
+		int rc;
+		g_usr1 = 0;
+		rc = vg_storage_flush_serve(g_store, g_data_dir, msg, sizeof(msg));
+		if (rc)
+			vg_error("SIGUSR1: %s (%s)", msg, strerror(-rc));
+		else
+			vg_info("SIGUSR1: %s", msg);
+	}
 	if (!g_hup)
 		return;
 	g_hup = 0;
@@ -393,6 +424,7 @@ int main(int argc, char **argv)
 	 * its user's and its group's at most, whoever started it;
 	 * tokens and keys are created 0600 at their open. */
 	umask(umask(0) | 027);
+	signal(SIGUSR1, SIG_IGN); /* until the receiver loop flushes on it */
 	rc = configure(argc, argv, &cfg);
 	if (rc)
 		return rc == 1 ? 0 : rc;
@@ -528,6 +560,10 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = on_hup;
 	sigaction(SIGHUP, &sa, NULL);
+	g_store = store;
+	g_data_dir = cfg.collector_data_dir;
+	sa.sa_handler = on_usr1;
+	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 	/* Only this thread takes signals: block them while API threads start. */
@@ -535,6 +571,7 @@ int main(int argc, char **argv)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGUSR1);
 	sigaddset(&block, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	if (start_alarms(&cfg, &dispatch, reg, &pub, &hub, &alarms)) {

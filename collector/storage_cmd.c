@@ -19,6 +19,8 @@
  * every stored row of the archives both layouts have is kept bit for bit).
  * It needs the journal lock: stop vigie-collector first (a running one
  * writes the files being converted).
+ *
+ * move and flush have their own files (storage_move.c, storage_flush.c).
  */
 #include <errno.h>
 #include <fnmatch.h>
@@ -255,11 +257,20 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		"usage: vigie-collector [--config FILE] [--data-dir DIR] storage stats\n"
 		"       vigie-collector [--config FILE] [--data-dir DIR] storage convert "
 		"[--metric PATTERN]\n"
+		"       vigie-collector [--config FILE] storage move --from ADDR --to ADDR\n"
+		"         --from-dir DIR --to-dir DIR (--series PATTERN | --all) [--dry-run]\n"
+		"       vigie-collector [--config FILE] [--data-dir DIR] storage flush "
+		"[--timeout SECONDS]\n"
 		"  stats    series, bytes on disk, free space, ended series waiting\n"
 		"           for deletion, growth in bytes per day\n"
 		"  convert  give existing series their [archives] rule's archives\n"
 		"           (stop vigie-collector first); --metric: only metrics\n"
-		"           matching the glob PATTERN\n";
+		"           matching the glob PATTERN\n"
+		"  move     move series from one rrdcached daemon to another, verify\n"
+		"           them, record the new owner, delete the source (stop\n"
+		"           vigie-collector first; 'storage move --help')\n"
+		"  flush    make the running collector write its cache to the\n"
+		"           files (SIGUSR1) and wait until it did\n";
 
 	if (argc >= 2 && !strcmp(argv[1], "stats") && argc == 2)
 		return stats(cfg, out, err);
@@ -269,6 +280,10 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		if (argc == 4 && !strcmp(argv[2], "--metric"))
 			return convert(cfg, argv[3], out, err);
 	}
+	if (argc >= 2 && !strcmp(argv[1], "move"))
+		return vg_storage_move_command(cfg, argc, argv, out, err);
+	if (argc >= 2 && !strcmp(argv[1], "flush"))
+		return vg_storage_flush_command(cfg, argc, argv, out, err);
 	if (argc >= 2 && !strcmp(argv[1], "--help")) {
 		fputs(usage, out);
 		return 0;

@@ -1,0 +1,240 @@
+/*
+ * storage_flush.c — write the running collector's cache to its files on
+ * demand: SIGUSR1, and `vigie-collector storage flush` which sends it and
+ * waits for the answer (docs/operations.md, "Fresh reads").
+ *
+ * Why. The store caches values for a while before they reach a series'
+ * file (include/vigie/store.h: while batches keep coming, until a series
+ * holds flush_depth values or its oldest waited 300 s), so plain
+ * `rrdtool fetch FILE` lags the API. "Archives readable by standard tools"
+ * needs a way to see current data without stopping the collector.
+ *
+ * Design. A signal, because it is the collector's existing control path
+ * (SIGHUP reloads keys) and needs no socket, no token and no port: the
+ * handler only sets a flag; the receiver thread, between two batches
+ * (compose.c's idle callback, at least every 200 ms), calls
+ * vg_storage_flush_serve, which writes every cached value
+ * (vg_store_flush: files backend: into the files; rrdcached: to the
+ * daemons, where `rrdtool fetch --daemon` sees them) and then replaces
+ * <data_dir>/flush.done with when it started and what it wrote. On the
+ * receiver thread on purpose: no batch is taken meanwhile, so the flush
+ * ends (values arriving during it would keep a flush from another thread
+ * going), and agents wait for their ack a little longer (nothing is lost).
+ *
+ * The command finds the collector as the holder of the journal's flock
+ * (/proc/locks: no pid file to go stale), notes the monotonic clock (one
+ * clock for every process of the host), signals, and waits until
+ * flush.done says a flush started at or after that moment. With no
+ * collector running it opens the store itself, which replays a journal a
+ * crash left into the files, and closes it: nothing is cached then.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vigie/clock.h"
+#include "vigie/storage_cmd.h"
+#include "vigie/store.h"
+
+#define PROG "vigie-collector storage flush"
+#define DONE_FILE "flush.done"
+#define WAIT_DEFAULT_S 300
+
+int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, size_t msglen)
+{
+	struct vg_store_stats a, b;
+	char path[4096], tmp[4200];
+	int64_t t0 = vg_monotonic_ns();
+	FILE *fp;
+	int rc;
+
+	vg_store_get_stats(s, &a);
+	rc = vg_store_flush(s);
+	vg_store_get_stats(s, &b);
+	/* the receiver (this thread) adds nothing meanwhile; the storage
+	 * thread's writes count as this flush's */
+	uint64_t written = a.values_pending > b.values_pending ? a.values_pending - b.values_pending
+							       : 0;
+	int64_t ms = (vg_monotonic_ns() - t0) / 1000000;
+	snprintf(msg, msglen,
+		 "%s: %" PRIu64 " cached values written in %" PRId64 " ms, %" PRIu64
+		 " still cached (their storage daemon does not answer)",
+		 rc ? "flush failed" : "flushed", written, ms,
+		 b.values_pending);
+	if ((size_t)snprintf(path, sizeof(path), "%s/" DONE_FILE, data_dir) >= sizeof(path))
+		return -ENAMETOOLONG;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (!(fp = fopen(tmp, "we")))
+		return -errno;
+	fprintf(fp, "started_ns %" PRId64 "\nstatus %d\nwritten %" PRIu64 "\ncached %" PRIu64 "\nms %" PRId64 "\n",
+		t0, rc, written, b.values_pending, ms);
+	if (fclose(fp) || rename(tmp, path)) {
+		int e = -errno;
+		unlink(tmp);
+		return e;
+	}
+	return rc;
+}
+
+/* The pid holding the flock of DIR, 0 if none, or -errno. */
+static long flock_holder(const char *dir)
+{
+	struct stat st;
+	char line[512], want[96];
+	FILE *fp;
+	long pid = 0;
+
+	if (stat(dir, &st))
+		return -errno;
+	snprintf(want, sizeof(want), "%02x:%02x:%llu", major(st.st_dev), minor(st.st_dev),
+		 (unsigned long long)st.st_ino);
+	if (!(fp = fopen("/proc/locks", "re")))
+		return -errno;
+	while (fgets(line, sizeof(line), fp)) {
+		char kind[16], adv[16], mode[16], dev[96];
+		long p;
+		/* "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF" */
+		if (sscanf(line, "%*[^:]: %15s %15s %15s %ld %95s", kind, adv, mode, &p, dev) == 5 &&
+		    !strcmp(kind, "FLOCK") && !strcmp(dev, want)) {
+			pid = p;
+			break;
+		}
+	}
+	fclose(fp);
+	return pid;
+}
+
+/* 1 if PID runs a `vigie-collector ... storage|token ...` command, not
+ * the daemon (a SIGUSR1 would stop it). */
+static int is_command(long pid)
+{
+	char path[64], buf[8192];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	for (ssize_t i = 0; i < n;) {
+		const char *a = buf + i;
+		if (!strcmp(a, "storage") || !strcmp(a, "token"))
+			return 1;
+		i += (ssize_t)strlen(a) + 1;
+	}
+	return 0;
+}
+
+/* flush.done's fields; 0 or -errno. */
+static int read_done(const char *path, int64_t *started, int *status, uint64_t *written,
+		     uint64_t *cached, int64_t *ms)
+{
+	FILE *fp = fopen(path, "re");
+	int n;
+
+	if (!fp)
+		return -errno;
+	n = fscanf(fp, "started_ns %" SCNd64 " status %d written %" SCNu64 " cached %" SCNu64 " ms %" SCNd64,
+		   started, status, written, cached, ms);
+	fclose(fp);
+	return n == 5 ? 0 : -EAGAIN;
+}
+
+static int flush_offline(const struct vg_config *cfg, FILE *out, FILE *errf)
+{
+	struct vg_store *s = NULL;
+	struct vg_store_stats st;
+	char err[512];
+
+	if (vg_store_open(cfg->collector_data_dir, cfg, &s, err, sizeof(err))) {
+		fprintf(errf, PROG ": %s\n", err);
+		return 1;
+	}
+	if (!vg_store_owns_journal(s)) { /* a collector started meanwhile */
+		vg_store_close(s);
+		return -EAGAIN;
+	}
+	vg_store_get_stats(s, &st);
+	vg_store_close(s);
+	fprintf(out, "no vigie-collector runs on %s: nothing is cached%s\n",
+		cfg->collector_data_dir,
+		st.values_replayed ? " (the journal a crash left was written to the files now)" : "");
+	return 0;
+}
+
+int vg_storage_flush_command(const struct vg_config *cfg, int argc, char **argv, FILE *out,
+			     FILE *errf)
+{
+	char jdir[4096], done[4096];
+	long wait_s = WAIT_DEFAULT_S, pid;
+	int64_t t0;
+
+	if (argc == 4 && !strcmp(argv[2], "--timeout")) {
+		char *end;
+		wait_s = strtol(argv[3], &end, 10);
+		if (*end || wait_s <= 0) {
+			fprintf(errf, PROG ": --timeout takes seconds > 0\n");
+			return 2;
+		}
+	} else if (argc != 2) {
+		fprintf(errf, "usage: vigie-collector [--config FILE] [--data-dir DIR] storage "
+			      "flush [--timeout SECONDS]\n");
+		return 2;
+	}
+	snprintf(jdir, sizeof(jdir), "%s/journal", cfg->collector_data_dir);
+	snprintf(done, sizeof(done), "%s/" DONE_FILE, cfg->collector_data_dir);
+	for (int attempt = 0;; attempt++) {
+		pid = flock_holder(jdir);
+		if (pid < 0 && pid != -ENOENT) {
+			fprintf(errf, PROG ": %s: %s\n", jdir, strerror((int)-pid));
+			return 1;
+		}
+		if (pid > 0)
+			break;
+		int rc = flush_offline(cfg, out, errf);
+		if (rc != -EAGAIN || attempt == 2)
+			return rc == -EAGAIN ? 1 : rc;
+	}
+	if (is_command(pid)) {
+		fprintf(errf, PROG ": %s is held by a vigie-collector storage or token command "
+				   "(pid %ld), not the daemon: try again when it ends\n",
+			cfg->collector_data_dir, pid);
+		return 1;
+	}
+	t0 = vg_monotonic_ns();
+	if (kill((pid_t)pid, SIGUSR1)) {
+		fprintf(errf, PROG ": cannot signal vigie-collector (pid %ld): %s (run as its "
+				   "user, or root)\n",
+			pid, strerror(errno));
+		return 1;
+	}
+	for (int64_t end = vg_monotonic_ms() + wait_s * 1000; vg_monotonic_ms() < end;) {
+		int64_t started, ms;
+		uint64_t written, cached;
+		int status;
+		struct timespec ts = {0, 50 * 1000000};
+
+		if (!read_done(done, &started, &status, &written, &cached, &ms) && started >= t0) {
+			fprintf(out, "%s (vigie-collector pid %ld): %" PRIu64 " cached values "
+				     "written in %" PRId64 " ms%s\n",
+				status ? "flush failed" : "flushed", pid, written, ms,
+				cached ? ", some still cached: their storage daemon does not answer"
+				       : "");
+			return status || cached ? 1 : 0;
+		}
+		nanosleep(&ts, NULL);
+	}
+	fprintf(errf, PROG ": vigie-collector (pid %ld) did not report a flush within %ld s "
+			   "(its log says why)\n",
+		pid, wait_s);
+	return 1;
+}
