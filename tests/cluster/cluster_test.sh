@@ -33,17 +33,34 @@
 #    node file's <memory>) at every point;
 #  - the three collectors' APIs answer the same resource list and the same
 #    measures, byte for byte;
-#  - invoices: a single collector (sqlite state, local files, no failures)
-#    fed by agents of the same hosts, node files and synthetic clock gives
-#    the same invoice documents, byte for byte (the rate card prices
-#    flavour hours, vCPU and RAM: what the batches carry identically in
-#    both runs; the test driver's CPU times grow with wall time and differ);
+#  - invoices: every collector answers the same documents; the
+#    hand-computed ledger (tests/fixtures/billing), replayed through one
+#    collector of the cluster and through a single collector (sqlite
+#    state, local files, no failures), gives the same invoices byte for
+#    byte, matching the ledger; the agents' own instances, replayed into
+#    that single collector by agents of the same hosts, node files and
+#    synthetic clock, give the same invoices but for the network-egress
+#    lines (the test driver's interface counters follow the wall clock);
 #  - alarms: one alarm over every instance (memory.size > 0: one
 #    transition to alarm per instance) with a webhook receiver; when the
 #    collectors report alarm leases in /v1/health (alarm ownership by
 #    leases), each transition must be notified exactly once; without it
 #    the check is skipped with the reason and the counts are printed.
 # Skipped with the reason only when PostgreSQL or rrdcached cannot run.
+#
+# Knobs: HOSTS, DOMAINS, POLLS, INTERVAL (seconds between polls), ACK_MS;
+# FAULTS (a subset of "collector rrdcached postgres", to tell their
+# effects apart); OVERLAP=1 kills the storage daemon without waiting for
+# the first host to return to its restarted collector (a host changing
+# collector while a daemon is down). KEEP_TMP=1 keeps every log and file.
+#
+# What it finds on the code of this commit (docs/scaling.md, "Known
+# defect"): with the rrdcached backend a collector holds acknowledged
+# values in its cache and journal for up to 300 s before sending them to
+# their daemon; after its kill -9 its hosts' newer values are written by
+# another collector, and its journal replay is then refused (an RRD file
+# only moves forward in time): those series miss points. Until a flush,
+# the same values are visible only through the receiving collector's API.
 source "$(dirname "$0")/../integration/lib.sh"
 
 HOSTS=${HOSTS:-3}
@@ -339,15 +356,20 @@ done
 
 # ---- alarms: each transition notified exactly once (with leases) ----
 if [[ -n $HOOK ]]; then
-  sleep 2 # the outbox's last deliveries (no assertion depends on it without leases)
-  ntrans=$(curl -sS --max-time 20 -H "$(api_auth)" "$API/v1/alarms/mem-seen/history?type=transition&limit=10000" |
-    jq '.history | length')
-  ndeliv=$(grep -c '"current":"alarm"' "$TMP/hook.log" 2>/dev/null)
-  nres=$(grep '"current":"alarm"' "$TMP/hook.log" 2>/dev/null | cut -d' ' -f4- | jq -r .resource | sort -u | wc -l)
-  diag "alarm transitions in history: $ntrans; webhook deliveries to alarm: $ndeliv for $nres instances"
+  delivered() { [[ $(grep '"current":"alarm"' "$TMP/hook.log" 2>/dev/null | awk '$2 == 200' | wc -l) -ge $((HOSTS * DOMAINS)) ]]; }
+  # with leases, every transition's notification is due: wait for them
+  [[ $LEASES == 1 ]] && wait_for 120 delivered
+  ntrans=$(get "$API/v1/alarms/mem-seen/history?type=transition&limit=1000" | jq '.history | length')
+  # hook.log: <ms> <status> <Idempotency-Key> <body>; 2xx answers only
+  grep '"current":"alarm"' "$TMP/hook.log" 2>/dev/null | awk '$2 == 200' >"$TMP/hook.ok"
+  ndeliv=$(wc -l <"$TMP/hook.ok")
+  nkeys=$(awk '{print $3}' "$TMP/hook.ok" | sort -u | wc -l)
+  nres=$(cut -d' ' -f4- "$TMP/hook.ok" | jq -r .resource 2>/dev/null | sort -u | wc -l)
+  diag "alarm transitions in history: $ntrans; webhook deliveries to alarm: $ndeliv ($nkeys notification ids) for $nres instances"
   if [[ $LEASES == 1 ]]; then
     eq "alarms: one transition per instance in history" "$ntrans" $((HOSTS * DOMAINS))
-    eq "alarms: each transition notified exactly once" "$ndeliv $nres" "$((HOSTS * DOMAINS)) $((HOSTS * DOMAINS))"
+    eq "alarms: each transition notified exactly once (deliveries, ids, instances)" \
+      "$ndeliv $nkeys $nres" "$((HOSTS * DOMAINS)) $((HOSTS * DOMAINS)) $((HOSTS * DOMAINS))"
   else
     skip "alarm ownership not on this branch (no lease in /v1/health): exactly-once alarm notifications not checked"
   fi
