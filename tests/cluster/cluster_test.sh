@@ -57,10 +57,12 @@
 # What it finds on the code of this commit (docs/scaling.md, "Known
 # defect"): with the rrdcached backend a collector holds acknowledged
 # values in its cache and journal for up to 300 s before sending them to
-# their daemon; after its kill -9 its hosts' newer values are written by
-# another collector, and its journal replay is then refused (an RRD file
-# only moves forward in time): those series miss points. Until a flush,
-# the same values are visible only through the receiving collector's API.
+# their daemon; when a host changes collector meanwhile (its kill -9, or
+# only an ack timeout on a slow first batch) the other collector writes
+# the host's newer values first, and the older ones are then dropped as
+# duplicates (an RRD file only moves forward in time): those series miss
+# points. Until a flush, the same values are visible only through the
+# receiving collector's API.
 source "$(dirname "$0")/../integration/lib.sh"
 
 HOSTS=${HOSTS:-3}
