@@ -52,7 +52,8 @@
 # FAULTS (a subset of "collector rrdcached postgres", to tell their
 # effects apart); OVERLAP=1 kills the storage daemon without waiting for
 # the first host to return to its restarted collector (a host changing
-# collector while a daemon is down). KEEP_TMP=1 keeps every log and file.
+# collector while a daemon is down); FLUSH_DEPTH sets the collectors'
+# [storage] flush_depth. KEEP_TMP=1 keeps every log and file.
 #
 # What it finds on the code of this commit (docs/scaling.md, "Known
 # defect"): with the rrdcached backend a collector holds acknowledged
@@ -155,6 +156,7 @@ backend = rrdcached
 daemons = 127.0.0.1:${RD_PORT[0]}, 127.0.0.1:${RD_PORT[1]}
 archives = 1m:6h
 heartbeat = 90
+${FLUSH_DEPTH:+flush_depth = $FLUSH_DEPTH}
 [billing]
 ratecard = $CARD
 [log]
