@@ -171,7 +171,7 @@ INTEGS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_
 BENCHES := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps demo check unit unit-tests integration-tests bench fuzz valgrind install clean \
-        format format-check man deb deb-test
+        format format-check man deb deb-test cluster-test
 # Keep objects of tests and benches (make would delete them as intermediates).
 .SECONDARY:
 # A failed link must not leave a file that looks up to date.
@@ -247,6 +247,13 @@ demo: deps
 check: deps
 	@$(MAKE) --no-print-directory all unit-tests integration-tests $(BUILD)/bench/query_seed
 	@VIGIE_BUILD=$(BUILD) bash tests/run.sh
+
+# The cluster scenario (tests/cluster/cluster_test.sh: PostgreSQL, two
+# rrdcached, three collectors, agents, failures): a few minutes, so outside
+# make check; .ci/run calls it. Knobs: HOSTS, DOMAINS, POLLS, FAULTS.
+cluster-test: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/alarms_hook $(BUILD)/bench/billing_replay
+	@VIGIE_BUILD=$(BUILD) TEST_GROUPS=cluster bash tests/run.sh
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCHES)

@@ -14,7 +14,7 @@
  * the poll loop logs each change of collector once and reports it in
  * the agent.send.* self-metrics.
  * Signals only set flags: SIGTERM/SIGINT stop polling, then the sender
- * gets up to 2 s to empty the spool (what is left is sent at the next
+ * gets up to [agent] drain_ms (2 s) to empty the spool (what is left is sent at the next
  * start); SIGHUP closes the libvirt connection so the next poll reopens
  * it. Signals are blocked in every thread but this one so they always
  * interrupt the poll loop's sleep.
@@ -46,7 +46,6 @@
 #include "vigie/wire.h"
 
 #define PROG "vigie-agent"
-#define DRAIN_MS 2000
 
 static volatile sig_atomic_t g_stop, g_hup;
 
@@ -543,8 +542,9 @@ int main(int argc, char **argv)
 			(unsigned long long)es.connects);
 	}
 	vg_events_stop(events);
-	vg_info("stopping: delivering what is spooled (up to %d ms)", DRAIN_MS);
-	if (vg_sender_drain(sender, DRAIN_MS) != 0)
+	vg_info("stopping: delivering what is spooled (up to %u ms)",
+		(unsigned)cfg.agent_drain_ms);
+	if (vg_sender_drain(sender, cfg.agent_drain_ms) != 0)
 		vg_warn("%zu batch(es) left in %s; they are sent at the next start",
 			vg_spool_count(spool), cfg.agent_spool_dir);
 	vg_sender_free(sender);

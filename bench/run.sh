@@ -25,7 +25,7 @@
 #
 # Knobs (environment): BENCH_SIZES="1000 10000 100000", BENCH_SECONDS=10
 # (measured phase of each vigie run), BENCH_CEIL_SECONDS=4, BENCH_FS="tmpfs
-# disk", BENCH_SKIP="rrdcached backpressure crash alarms db failover state"
+# disk", BENCH_SKIP="rrdcached backpressure crash alarms db failover cluster state"
 # (any subset), BENCH_STATE_SERIES=10000 (the state comparison's size).
 # Must finish in under 10 minutes on a 2-core machine with the defaults.
 set -u
@@ -507,6 +507,35 @@ if [[ " $SKIP " != *" failover "* ]]; then
     verdict=MISSED; [[ -n $worst && $worst -lt $((2 * ack)) ]] && verdict=met
     printf '  ack_timeout_ms %5s: failover %s ms (target < %s ms: %s)\n' "$ack" "$sorted" "$((2 * ack))" "$verdict"
   done
+fi
+
+# ---- failover in a cluster (docs/benchmarks.md "Failover in a cluster") ----
+# tests/cluster/cluster_test.sh with only the collector's kill (FAULTS=
+# collector): three collectors on one PostgreSQL state and two rrdcached,
+# HOSTS=2 agents of 20 test-driver domains; time from kill -9 of host h0's
+# primary until the shared registry records one of h0's batches
+# acknowledged by another collector, BENCH_CLUSTER_RUNS times (default 3),
+# ack timeout BENCH_CLUSTER_ACK (ms, default 3000). Target: under 2 x the
+# ack timeout. About 40 s per run. The rows the state database writes per
+# batch (bench/state_rows.sh) follow. BENCH_SKIP="cluster" leaves both out.
+if [[ " $SKIP " != *" cluster "* ]]; then
+  echo
+  ack=${BENCH_CLUSTER_ACK:-3000}
+  echo "failover in a cluster: kill -9 of a collector -> its host's batches acknowledged by another (shared state)"
+  ms=()
+  for _ in $(seq "${BENCH_CLUSTER_RUNS:-3}"); do
+    out=$(FAULTS=collector HOSTS=2 DOMAINS=20 POLLS=30 INTERVAL=0.3 ACK_MS=$ack \
+      VIGIE_BUILD=$BUILD bash tests/cluster/cluster_test.sh 2>&1)
+    m=$(grep -o 'FAILOVER_MS=[0-9]*' <<<"$out" | cut -d= -f2)
+    nfail=$(grep -c '^not ok' <<<"$out")
+    [[ -n $m ]] && ms+=("$m") && record "RESULT kind=cluster_failover ack_timeout_ms=$ack failover_ms=$m checks_failed=$nfail"
+  done
+  sorted=$(printf '%s\n' "${ms[@]}" | sort -n | tr '\n' ' ')
+  worst=$(printf '%s\n' "${ms[@]}" | sort -n | tail -1)
+  verdict=MISSED; [[ -n $worst && $worst -lt $((2 * ack)) ]] && verdict=met
+  printf '  ack_timeout_ms %5s: failover %s ms (target < %s ms: %s)\n' "$ack" "$sorted" "$((2 * ack))" "$verdict"
+  echo "rows the state database writes per batch (bench/state_rows.sh)"
+  VIGIE_BUILD=$BUILD bash bench/state_rows.sh 2>&1 | sed 's/^/  /'
 fi
 
 if [[ " $SKIP " != *" api "* ]]; then

@@ -1028,6 +1028,22 @@ const char *vg_registry_last_error(const struct vg_registry *r)
 					  : "";
 }
 
+int vg_registry_ping(struct vg_registry *r, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!r || !r->db)
+		return -EINVAL;
+	/* the first call after a lost connection reports the loss and marks
+	 * it; the second reconnects */
+	rc = vg_db_exec(r->db, "SELECT 1");
+	if (rc == -ECONNRESET || rc == -ENOTCONN)
+		rc = vg_db_exec(r->db, "SELECT 1");
+	if (rc && err && errlen)
+		snprintf(err, errlen, "%s", vg_db_errmsg(r->db));
+	return rc;
+}
+
 static int consumer_batch(void *ctx, const struct vg_batch *b)
 {
 	return vg_registry_update(ctx, b);

@@ -60,6 +60,7 @@ static const struct key keys[] = {
 	S("agent", "spool_dir", agent_spool_dir),
 	U("agent", "spool_max_batches", agent_spool_max_batches, 1, 100000000),
 	U("agent", "ack_timeout_ms", agent_ack_timeout_ms, 10, 3600000),
+	U("agent", "drain_ms", agent_drain_ms, 0, 3600000),
 	S("agent", "proc", agent_proc_root),
 	S("agent", "key_file", agent_key_file),
 	{"agent", "host_fs", K_BOOL, offsetof(struct vg_config, agent_host_fs), 0, 0, 1},
@@ -127,6 +128,7 @@ void vg_config_defaults(struct vg_config *c)
 	snprintf(c->agent_spool_dir, sizeof(c->agent_spool_dir), "/var/lib/vigie/spool");
 	c->agent_spool_max_batches = 10000;
 	c->agent_ack_timeout_ms = 5000;
+	c->agent_drain_ms = 2000;
 	snprintf(c->agent_proc_root, sizeof(c->agent_proc_root), "/proc");
 	c->agent_host_fs = 1;
 	c->agent_guest_fs_polls = 6;

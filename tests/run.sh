@@ -11,7 +11,9 @@
 # each program go to $VIGIE_BUILD/test-logs/. Exit 1 if anything failed.
 # Set TESTS=pattern to run only matching programs, TEST_GROUPS to a subset
 # of "unit integration e2e" (the default: all three) to run only those
-# groups (`make unit`).
+# groups (`make unit`). The group "cluster" (tests/cluster/, several
+# minutes of real daemons and failures) runs only when named:
+# TEST_GROUPS=cluster (`make cluster-test`).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${VIGIE_BUILD:-build}
@@ -104,7 +106,7 @@ if want integration; then
     run_one "$n" "$t"
   done
 fi
-for t in tests/integration/*_test.sh tests/e2e/*_test.sh; do
+for t in tests/integration/*_test.sh tests/e2e/*_test.sh tests/cluster/*_test.sh; do
   [[ -f $t ]] || continue
   n=${t#tests/}; n=${n%.sh}
   want "${n%%/*}" || continue

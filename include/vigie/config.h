@@ -51,6 +51,8 @@ struct vg_config {
 	char agent_spool_dir[512];              /* spool_dir = /var/lib/vigie/spool */
 	uint32_t agent_spool_max_batches;       /* spool_max_batches = 10000 */
 	uint32_t agent_ack_timeout_ms;          /* ack_timeout_ms = 5000 */
+	uint32_t agent_drain_ms;                /* drain_ms = 2000: on stop, how long
+						 * the spool may take to deliver */
 	char agent_proc_root[512];              /* proc = /proc (tests point it elsewhere) */
 	char agent_key_file[512];               /* key_file = (none: batches go unsigned) */
 	int agent_host_fs;                      /* host_fs = true */

@@ -100,6 +100,14 @@ struct vg_registry_stats {
 void vg_registry_stats(const struct vg_registry *r,
 		       struct vg_registry_stats *out);
 
+/* Ask the state database a trivial question (SELECT 1) through r: 0 when
+ * it answers, -errno when not, with a one-line reason in err (may be NULL).
+ * A connection lost since the last call (a restarted server) is reopened
+ * first, so a server that is back answers 0. For /v1/health and /metrics:
+ * the state database's reachability as this process sees it. Uses r like
+ * every other call: from the one thread that owns the handle. */
+int vg_registry_ping(struct vg_registry *r, char *err, size_t errlen);
+
 /* The message of the handle's last failed update or commit (else the
  * state database's last message; one line,
  * "" if none), for logs. Owned by r, valid until its next call. */

@@ -201,6 +201,21 @@ int vg_api_registry(struct vg_api *a, struct vg_registry **out)
 	return 0;
 }
 
+int vg_api_state_ping(struct vg_api *a, int *shared, char *err, size_t errlen)
+{
+	struct vg_registry *r;
+	int rc;
+
+	*shared = a->state_url && a->state_url[0];
+	err[0] = '\0';
+	if ((rc = vg_api_registry(a, &r))) {
+		snprintf(err, errlen, "cannot open the state database: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	return vg_registry_ping(r, err, errlen);
+}
+
 int vg_api_collector_stats(struct vg_api *a, struct vg_receiver_stats *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -257,12 +272,20 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct vg_store_stats ss = {0};
 	struct vg_store_daemon dm[16];
 	size_t nd = 0, down = 0;
-	json_t *o, *daemons = NULL;
-	char now[32];
+	json_t *o, *daemons = NULL, *state = NULL;
+	char now[32], serr[256] = "";
+	int shared = 0, state_rc = 0;
 
 	if (store) {
 		vg_store_get_stats(store, &ss);
 		nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));
+	}
+	if (req->ctx) {
+		/* the state database (registry, tokens, alarms, billing): a
+		 * node that cannot reach it answers no batch (RETRY) */
+		state_rc = vg_api_state_ping(req->ctx, &shared, serr, sizeof(serr));
+		state = json_pack("{s:s,s:b,s:s}", "state", state_rc ? "down" : "up",
+				  "shared", shared, "error", serr);
 	}
 	vg_time_format(req->now_ms, now, sizeof(now));
 	if (nd) {
@@ -281,15 +304,19 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 					  dm[i].error));
 		}
 	}
-	if (ss.write_errors || down)
+	if (ss.write_errors || down || state_rc)
 		o = json_pack("{s:s,s:s,s:s,s:I,s:s}", "status", "degraded", "version",
 			      VG_VERSION, "time", now, "store_write_errors",
 			      (json_int_t)ss.write_errors, "reason",
-			      down ? "a storage daemon does not answer; see \"storage\"" : "values could not be written to their "
-											   "RRD files; see the collector's log");
+			      state_rc ? "the state database does not answer; see \"state_db\""
+			      : down   ? "a storage daemon does not answer; see \"storage\""
+				       : "values could not be written to their "
+					 "RRD files; see the collector's log");
 	else
 		o = json_pack("{s:s,s:s,s:s}", "status", "ok", "version", VG_VERSION,
 			      "time", now);
+	if (state)
+		json_object_set_new(o, "state_db", state);
 	if (daemons)
 		json_object_set_new(o, "storage", daemons);
 	return vg_http_reply_json(resp, 200, o);

@@ -70,6 +70,11 @@ const char *vg_api_data_dir(const struct vg_api *a);
  * vg_api_stop. 0 or -errno (message logged, rate-limited). Thread-safe:
  * each thread gets its own handle. */
 int vg_api_registry(struct vg_api *a, struct vg_registry **out);
+/* The state database as this node sees it: 0 when it answers (through the
+ * calling worker's registry handle), -errno with a one-line reason in err
+ * when it cannot be opened or does not answer. *shared is 1 when the state
+ * is a shared server ([state] url), 0 for the sqlite files. */
+int vg_api_state_ping(struct vg_api *a, int *shared, char *err, size_t errlen);
 
 /* POST /v1/measures: the receiver given at start (NULL: none), the
  * per-project limits (never NULL while the server runs), and the time

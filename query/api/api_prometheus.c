@@ -310,6 +310,20 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "Samples of acknowledged batches",
 		    (double)cs.samples_received);
 	}
+	{
+		/* the state database, as reachable from this node */
+		int shared = 0;
+		char serr[256];
+		int rc = vg_api_state_ping(api, &shared, serr, sizeof(serr));
+		one(b, "vigie_state_db_up", "gauge",
+		    "1 if the state database (registry, tokens, alarms, "
+		    "billing) answers this node",
+		    rc ? 0.0 : 1.0);
+		one(b, "vigie_state_db_shared", "gauge",
+		    "1 if the state is a shared server ([state] url), 0 for "
+		    "the local sqlite files",
+		    (double)shared);
+	}
 	if (store) {
 		vg_store_get_stats(store, &ss);
 		one(b, "vigie_store_files_created_total", "counter",

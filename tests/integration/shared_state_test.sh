@@ -103,8 +103,21 @@ seq0=$(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'")
 more() { [[ $(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'") -ge $((seq0 + 3)) ]]; }
 check "the second collector acknowledges the agent's next batches" wait_for 30 more
 # the server restarts (an immediate stop: a crash as the collector sees
-# it): the batch in flight is answered RETRY, the next call reconnects
-restart_postgres
+# it): the batch in flight is answered RETRY, the next call reconnects;
+# meanwhile /v1/health says the state database is down (/metrics, which
+# checks its token there, answers 503)
+eq "/v1/health: the state database is up and shared" \
+  "$(curl -s "$API/v1/health" | jq -r '[.status, .state_db.state, .state_db.shared] | join(" ")')" "ok up true"
+check "/metrics: vigie_state_db_up 1" bash -c "curl -s -H '$(api_auth)' '$API/metrics' | grep -qx 'vigie_state_db_up 1'"
+stop_postgres
+eq "/v1/health with the server down: degraded, state database down" \
+  "$(curl -s "$API/v1/health" | jq -r '[.status, .state_db.state, (.state_db.error | length > 0)] | join(" ")')" "degraded down true"
+# /metrics checks its token in the state database: it cannot answer then
+eq "/metrics with the server down: 503 (the token cannot be checked)" "$(api_code /metrics)" 503
+_pg_start
+eq "/v1/health once it is back: up again" \
+  "$(curl -s "$API/v1/health" | jq -r '[.status, .state_db.state] | join(" ")')" "ok up"
+check "/metrics once it is back: vigie_state_db_up 1" wait_for 10 bash -c "curl -s -H '$(api_auth)' '$API/metrics' | grep -qx 'vigie_state_db_up 1'"
 seq1=$(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'")
 more2() { [[ $(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'") -ge $((seq1 + 3)) ]]; }
 check "after a PostgreSQL restart the collector acknowledges again" wait_for 30 more2

@@ -194,6 +194,14 @@ static void test_collectors(void **state)
 	expect_error("[agent]\ncollectors = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\n",
 		     "1 to 16");
 	expect_error("[agent]\nprobe_interval_ms = 5\n", "[agent] probe_interval_ms");
+	/* how long a stop may take to deliver the spool */
+	vg_config_defaults(&c);
+	assert_int_equal(c.agent_drain_ms, 2000);
+	assert_int_equal(vg_config_load_string(&c, "[agent]\ndrain_ms = 300000\n", "t.conf",
+					       err, sizeof(err)),
+			 0);
+	assert_int_equal(c.agent_drain_ms, 300000);
+	expect_error("[agent]\ndrain_ms = 3600001\n", "[agent] drain_ms");
 }
 
 static void test_file_missing(void **state)
