@@ -30,6 +30,19 @@
  * (backpressure), and nothing unacknowledged is journaled.
  * vg_store_fetch writes the series' cached values before reading.
  *
+ * Several collectors, one set of daemons ([storage] write_through, on by
+ * default with rrdcached and a shared [state] url). An RRD accepts only
+ * values newer than a series' last update. When an agent moves to
+ * another collector (failover, or a kill -9 and restart), the new one
+ * writes the host's newer values at once; values the old one still held
+ * in its cache (acknowledged, journaled) would then reach the daemon
+ * late, be refused as older and be lost (tests/cluster found 6 minutes
+ * of every series of a failed-over host). So with shared daemons each
+ * batch is written to the backend before its ack, in batch order, and
+ * rrdcached does the write-behind: the cache holds only values waiting
+ * for an unreachable daemon, and the journal still keeps every value
+ * until the daemon holds it (below).
+ *
  * Journal policy. A segment is retired (collector/journal.c) once no
  * cached value from it is left and the backend synced (a backend may
  * accept values before they are durable: rrdcached acknowledges UPDATE
@@ -160,6 +173,8 @@ struct vg_store {
 	/* journal: seg_active, seg_oldest and seg_fd under mu */
 	struct vg_journal j;
 	int owner;                 /* holds the journal lock: write-behind on */
+	int write_through;         /* [storage] write_through: each batch
+				    * reaches the backend before its ack */
 	uint32_t segcnt[SEG_RING]; /* caches + flushes holding each segment */
 	uint8_t segkeep[SEG_RING]; /* a value of it was not written: keep it
 				    * as <id>.kept instead of deleting (mu) */
@@ -1297,8 +1312,9 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 	if (!s || !b)
 		return -EINVAL;
 	rc = take_batch(s, b, 1, &s->scratch, &s->scap);
-	if (!rc && !s->owner) {
-		/* write-through: another store owns the journal */
+	if (!rc && (!s->owner || s->write_through)) {
+		/* write-through: another store owns the journal, or several
+		 * collectors share the storage daemons (see the top) */
 		pthread_mutex_lock(&s->mu);
 		rc = flush_all_locked(s);
 		pthread_mutex_unlock(&s->mu);
@@ -1506,6 +1522,18 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 			vg_store_close(s);
 			return rc;
 		}
+	}
+	if (!cfg->storage_write_through[0] || !strcmp(cfg->storage_write_through, "auto"))
+		s->write_through = !strcmp(cfg->storage_backend, "rrdcached") &&
+				   cfg->state_url[0];
+	else if (!strcmp(cfg->storage_write_through, "yes"))
+		s->write_through = 1;
+	else if (strcmp(cfg->storage_write_through, "no")) {
+		snprintf(err, errlen, "store: [storage] write_through must be "
+				      "auto, yes or no, not '%s'",
+			 cfg->storage_write_through);
+		vg_store_close(s);
+		return -EINVAL;
 	}
 	if (s->owner) {
 		if ((rc = replay(s, err, errlen))) {

@@ -105,6 +105,7 @@ struct vg_config {
 	char storage_backend[16];      /* backend = files | rrdcached */
 	char storage_daemons[1024];    /* daemons = unix:/run/rrdcached.sock, h:42217 */
 	char storage_daemon_base[512]; /* daemon_base = (the daemons' -b, when shared) */
+	char storage_write_through[8]; /* write_through = auto | yes | no */
 
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */
