@@ -341,8 +341,12 @@ for i in 1 2; do
   check "collector $i answers the same resource list as collector 0" cmp -s "$TMP/res0.json" "$TMP/res$i.json"
   check "collector $i answers the same measures as collector 0" cmp -s "$TMP/meas0.json" "$TMP/meas$i.json"
 done
-eq "measures: memory.size of h0-vm0 has a point per poll through the API" \
-  "$(head -1 "$TMP/meas0.json" | jq '[.points[] | select(.[1] != null)] | length')" "$POLLS"
+# as rrdtool's reading below: a point per poll after the first, and the
+# first poll's own minute only if librrd knew enough of it (the file
+# starts 1 s before the first value)
+napi=$(head -1 "$TMP/meas0.json" | jq '[.points[] | select(.[1] != null)] | length')
+check "measures: memory.size of h0-vm0 has a point per poll through the API (got $napi, want $((POLLS - 1)) or $POLLS)" \
+  test "$napi" -ge $((POLLS - 1)) -a "$napi" -le "$POLLS"
 for i in 0 1 2; do
   if [[ -n $ADMIN_TOKEN ]]; then
     for p in p0 p1 p2; do
