@@ -161,6 +161,16 @@ int vg_alarm_defs_load(struct vg_alarm_engine *e, char *err, size_t errlen)
 	return rc;
 }
 
+int vg_alarm_defs_load_one(struct vg_alarm_engine *e, const char *id)
+{
+	return vg_alarm_store_load_def(e->store, id, load_def, e);
+}
+
+int vg_alarm_defs_load_states(struct vg_alarm_engine *e, const char *alarm_id)
+{
+	return vg_alarm_store_load_states_of(e->store, alarm_id, load_state, e);
+}
+
 /* ---- API ---------------------------------------------------------------------------------------------- */
 
 static struct alarm *find(struct vg_alarm_engine *e, const char *ref,

@@ -78,7 +78,7 @@
 
 /* ---- pending writes ------------------------------------------------------ */
 
-static void pending_release(struct pending *p)
+void vg_alarm_pending_release(struct pending *p)
 {
 	free(p->alarm_id);
 	free(p->project);
@@ -98,7 +98,7 @@ struct pending *vg_alarm_queue_add(struct vg_alarm_engine *e)
 	if (e->npend >= VG_ALARM_MAX_PENDING) {
 		/* the database has been failing for a long time: drop the
 		 * oldest so memory stays bounded */
-		pending_release(&e->pend[0]);
+		vg_alarm_pending_release(&e->pend[0]);
 		memmove(e->pend, e->pend + 1, (e->npend - 1) * sizeof(*e->pend));
 		e->npend--;
 		e->st.pending_dropped++;
@@ -260,6 +260,8 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 	if (!e->ndirty && !e->npend)
 		return 0;
 	rc = vg_alarm_store_begin(e->store);
+	if (!rc) /* clustered: only what this node still holds a lease on */
+		rc = vg_alarm_own_fence(e);
 	for (size_t i = 0; !rc && i < e->ndirty; i++)
 		rc = write_state(e, e->dirty[i]);
 	for (size_t i = 0; !rc && i < e->npend; i++) {
@@ -306,7 +308,7 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 					vg_info("%s", p->log_line);
 			e->st.notifications++;
 		}
-		pending_release(p);
+		vg_alarm_pending_release(p);
 	}
 	e->npend = 0;
 	e->notice_since_ns = 0;
@@ -330,7 +332,7 @@ void vg_alarm_queue_delete_state(struct vg_alarm_engine *e, const char *alarm_id
 void vg_alarm_queue_release(struct vg_alarm_engine *e)
 {
 	for (size_t i = 0; i < e->npend; i++)
-		pending_release(&e->pend[i]);
+		vg_alarm_pending_release(&e->pend[i]);
 	free(e->pend);
 	free(e->dirty);
 	e->pend = NULL;

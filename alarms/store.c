@@ -334,14 +334,24 @@ void vg_alarm_store_rollback(struct vg_alarm_store *s)
 int vg_alarm_store_load_defs(struct vg_alarm_store *s, vg_alarm_def_row_fn fn,
 			     void *ctx)
 {
+	return vg_alarm_store_load_def(s, NULL, fn, ctx);
+}
+
+int vg_alarm_store_load_def(struct vg_alarm_store *s, const char *id,
+			    vg_alarm_def_row_fn fn, void *ctx)
+{
 	struct vg_db_stmt *st;
 	int rc, ret = 0;
 
-	rc = vg_db_prepare(s->db, "SELECT id, definition, created_ms, "
-				  "updated_ms FROM alarms ORDER BY created_ms, id",
+	rc = vg_db_prepare(s->db, id ? "SELECT id, definition, created_ms, "
+				       "updated_ms FROM alarms WHERE id = ?1"
+				     : "SELECT id, definition, created_ms, "
+				       "updated_ms FROM alarms ORDER BY created_ms, id",
 			   &st);
 	if (rc)
 		return map_rc(rc);
+	if (id)
+		vg_db_bind_text(st, 1, id);
 	while (!ret && (rc = vg_db_step(st)) == 1)
 		ret = fn(ctx, vg_db_column_text(st, 0), vg_db_column_text(st, 1),
 			 vg_db_column_int64(st, 2), vg_db_column_int64(st, 3));
@@ -400,15 +410,27 @@ int vg_alarm_store_delete_def(struct vg_alarm_store *s, const char *id)
 int vg_alarm_store_load_states(struct vg_alarm_store *s,
 			       vg_alarm_state_row_fn fn, void *ctx)
 {
+	return vg_alarm_store_load_states_of(s, NULL, fn, ctx);
+}
+
+int vg_alarm_store_load_states_of(struct vg_alarm_store *s, const char *alarm_id,
+				  vg_alarm_state_row_fn fn, void *ctx)
+{
 	struct vg_db_stmt *st;
 	int rc, ret = 0;
 
-	rc = vg_db_prepare(s->db, "SELECT alarm_id, resource, state, "
-				  "since_ms, clear_since_ms, alarm_periods, reason, "
-				  "ring, updated_ms FROM states",
+	rc = vg_db_prepare(s->db, alarm_id ? "SELECT alarm_id, resource, state, "
+					     "since_ms, clear_since_ms, alarm_periods, "
+					     "reason, ring, updated_ms FROM states WHERE "
+					     "alarm_id = ?1"
+					   : "SELECT alarm_id, resource, state, "
+					     "since_ms, clear_since_ms, alarm_periods, "
+					     "reason, ring, updated_ms FROM states",
 			   &st);
 	if (rc)
 		return map_rc(rc);
+	if (alarm_id)
+		vg_db_bind_text(st, 1, alarm_id);
 	while (!ret && (rc = vg_db_step(st)) == 1) {
 		size_t len = 0;
 		const void *ring = vg_db_column_blob(st, 7, &len);
@@ -766,4 +788,28 @@ int vg_alarm_store_outbox_retry(struct vg_alarm_store *s, int64_t id,
 	vg_db_bind_int64(st, 3, next_ms);
 	vg_db_bind_text(st, 4, error);
 	return run(st);
+}
+
+/* ---- leases (clustered alarms, PostgreSQL) ---------------------------------------- */
+
+int vg_alarm_store_lease_held(struct vg_alarm_store *s, const char *alarm_id,
+			      const char *node)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if (!s->pg)
+		return 1; /* one node owns a sqlite file: every alarm is its */
+	/* FOR SHARE: a takeover's UPDATE of this row waits for our commit,
+	 * so a transition recorded here cannot interleave with a new owner's */
+	rc = vg_db_prepare(s->db, "SELECT 1 FROM " VG_ALARM_LEASE_TABLE " WHERE alarm_id = ?1 AND owner = ?2 AND "
+				  "expires_at > now() FOR SHARE",
+			   &st);
+	if (rc)
+		return map_rc(rc);
+	vg_db_bind_text(st, 1, alarm_id);
+	vg_db_bind_text(st, 2, node);
+	rc = vg_db_step(st);
+	vg_db_reset(st);
+	return rc < 0 ? map_rc(rc) : rc == 1;
 }

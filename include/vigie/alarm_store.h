@@ -79,6 +79,9 @@ typedef int (*vg_alarm_def_row_fn)(void *ctx, const char *id,
  * which is returned). */
 int vg_alarm_store_load_defs(struct vg_alarm_store *s, vg_alarm_def_row_fn fn,
 			     void *ctx);
+/* The same for the one definition id (fn not called when there is none). */
+int vg_alarm_store_load_def(struct vg_alarm_store *s, const char *id,
+			    vg_alarm_def_row_fn fn, void *ctx);
 /* Insert or replace. -EEXIST when another alarm of the project has that
  * name. */
 int vg_alarm_store_put_def(struct vg_alarm_store *s, const char *id,
@@ -107,6 +110,9 @@ typedef int (*vg_alarm_state_row_fn)(void *ctx,
 				     const struct vg_alarm_state_row *row);
 int vg_alarm_store_load_states(struct vg_alarm_store *s,
 			       vg_alarm_state_row_fn fn, void *ctx);
+/* The same for the instances of one alarm (a takeover reloads them). */
+int vg_alarm_store_load_states_of(struct vg_alarm_store *s, const char *alarm_id,
+				  vg_alarm_state_row_fn fn, void *ctx);
 int vg_alarm_store_put_state(struct vg_alarm_store *s,
 			     const struct vg_alarm_state_row *row);
 int vg_alarm_store_delete_state(struct vg_alarm_store *s, const char *alarm_id,
@@ -185,5 +191,18 @@ int vg_alarm_store_outbox_failed(struct vg_alarm_store *s, int64_t id,
 int vg_alarm_store_outbox_retry(struct vg_alarm_store *s, int64_t id,
 				uint32_t attempts, int64_t next_ms,
 				const char *error);
+
+/* ---- leases (vigie/alarm_lease.h) ------------------------------------------------- */
+
+/* The lease table, beside the alarm tables (PostgreSQL schema
+ * vigie_alarms; alarms/lease.c creates it). */
+#define VG_ALARM_LEASE_TABLE "alarm_leases"
+
+/* Inside a transaction: 1 when node holds alarm_id's lease now (by the
+ * database's clock), locking the lease row until the transaction ends so
+ * no other node can take it over in between; 0 when it does not; -errno.
+ * On sqlite always 1 (a single node). */
+int vg_alarm_store_lease_held(struct vg_alarm_store *s, const char *alarm_id,
+			      const char *node);
 
 #endif

@@ -1,0 +1,243 @@
+/*
+ * engine_own.c — clustered alarms in the engine: which alarms this node
+ * decides for, what it keeps for the others, and the fence on its writes
+ * (vigie/alarm_lease.h has the lease design, docs/alarms.md "Clustered
+ * alarms" the operator's view).
+ *
+ * Every collector of a cluster receives every sample (its agents' through
+ * the dispatch, its peers' through the metric stream, vigie/cluster.h), so
+ * every engine keeps every series' windows warm. What differs is who
+ * decides: a closed period of an alarm this node owns is evaluated as on
+ * a single collector; one of an alarm another node owns is kept in the
+ * instance's shadow ring (the last VG_ALARM_SHADOW_MAX periods) and
+ * nothing is decided, stored or notified for it.
+ *
+ * Takeover (vg_alarm_engine_own sees a lease newly held): the alarm's
+ * stored states are loaded over the ones in memory (state, since,
+ * keep-firing clear_since, M-of-N counts and the ring of the last
+ * datapoints, as the previous owner committed them with its last
+ * decision), then the shadow is replayed in order. A period the previous
+ * owner evaluated is in the loaded ring and skipped (vg_alarm_eval_push
+ * refuses a period not after the ring's newest), one it did not is
+ * evaluated now: so no transition is missed or doubled across the
+ * handover, however long the owner took to die.
+ *
+ * Fence: the flush's transaction first checks, for every alarm it would
+ * record a state or history row for, that this node still holds the lease
+ * by the database's clock, locking the lease row until the commit
+ * (vg_alarm_store_lease_held). Rows of an alarm whose lease is gone are
+ * dropped and the alarm stops being owned, so a node that stalled past
+ * its lease cannot notify what the new owner decides.
+ *
+ * Not carried over: a group alarm's open periods and an alarm's cooldown
+ * clock are in memory only (as across a restart).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alarms/engine_defs.h"
+#include "alarms/engine_eval.h"
+#include "alarms/engine_queue.h"
+#include "vigie/log.h"
+
+void vg_alarm_shadow_push(struct vg_alarm_engine *e, struct inst *in,
+			  int64_t start_ms, int64_t end_ms, double v)
+{
+	struct shadow_dp *d;
+
+	if (!in->shadow &&
+	    !(in->shadow = calloc(VG_ALARM_SHADOW_MAX, sizeof(*in->shadow))))
+		return;
+	if (in->nshadow == VG_ALARM_SHADOW_MAX) {
+		/* the oldest goes: its owner is alive and evaluated it */
+		in->shadow_head = (in->shadow_head + 1) % VG_ALARM_SHADOW_MAX;
+		in->nshadow--;
+		e->st.shadow_dropped++;
+	}
+	d = &in->shadow[(in->shadow_head + in->nshadow) % VG_ALARM_SHADOW_MAX];
+	d->start_ms = start_ms;
+	d->end_ms = end_ms;
+	d->v = v;
+	in->nshadow++;
+}
+
+static void shadow_clear(struct inst *in)
+{
+	free(in->shadow);
+	in->shadow = NULL;
+	in->nshadow = in->shadow_head = 0;
+}
+
+void vg_alarm_engine_cluster(struct vg_alarm_engine *e, const char *node)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+
+	pthread_mutex_lock(&e->lock);
+	e->cluster = 1;
+	snprintf(e->node, sizeof(e->node), "%s", node);
+	while ((s = vg_hmap_next(&e->alarms, &pos)))
+		((struct alarm *)s->value)->owned = 0;
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* This node now holds a's lease: the stored states, then the shadow. */
+static void adopt(struct vg_alarm_engine *e, struct alarm *a)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+	int rc;
+
+	if ((rc = vg_alarm_defs_load_states(e, a->def.id)))
+		vg_warn("alarms: taking over %s/%s: its stored state could not "
+			"be read (%s); going on from this node's",
+			a->def.project, a->def.name, vg_alarm_store_errmsg(e->store));
+	a->owned = 1;
+	e->st.takeovers++;
+	a->agg = vg_alarm_aggregate(a);
+	while ((s = vg_hmap_next(&a->insts, &pos))) {
+		struct inst *in = s->value;
+		for (uint32_t k = 0; k < in->nshadow; k++) {
+			struct shadow_dp *d =
+				&in->shadow[(in->shadow_head + k) % VG_ALARM_SHADOW_MAX];
+			vg_alarm_inst_datapoint(e, in, d->start_ms, d->end_ms, d->v);
+		}
+		shadow_clear(in);
+	}
+	vg_debug("alarms: this node now evaluates %s/%s", a->def.project, a->def.name);
+}
+
+static void disown(struct alarm *a)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+
+	a->owned = 0;
+	while ((s = vg_hmap_next(&a->insts, &pos)))
+		shadow_clear(s->value);
+}
+
+void vg_alarm_engine_own(struct vg_alarm_engine *e,
+			 const struct vg_alarm_lease_item *items, size_t n)
+{
+	struct vg_hmap held;
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+	int loaded = 0;
+
+	vg_hmap_init(&held);
+	pthread_mutex_lock(&e->lock);
+	vg_alarm_queue_batch_start(e);
+	for (size_t i = 0; i < n; i++) {
+		/* a definition another collector created */
+		if (!vg_hmap_gets(&e->alarms, items[i].id)) {
+			if (vg_alarm_defs_load_one(e, items[i].id))
+				continue;
+			loaded = 1;
+		}
+		if (items[i].held)
+			vg_hmap_put(&held, items[i].id, strlen(items[i].id), (void *)1, NULL);
+	}
+	if (loaded)
+		vg_alarm_reindex(e);
+	while ((s = vg_hmap_next(&e->alarms, &pos))) {
+		struct alarm *a = s->value;
+		int want = vg_hmap_gets(&held, a->def.id) != NULL;
+		if (want && !a->owned)
+			adopt(e, a);
+		else if (!want && a->owned)
+			disown(a);
+	}
+	vg_alarm_queue_flush(e); /* what the replays decided */
+	pthread_mutex_unlock(&e->lock);
+	vg_hmap_release(&held);
+}
+
+void vg_alarm_engine_disown_all(struct vg_alarm_engine *e)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+
+	pthread_mutex_lock(&e->lock);
+	while ((s = vg_hmap_next(&e->alarms, &pos)))
+		if (((struct alarm *)s->value)->owned)
+			disown(s->value);
+	pthread_mutex_unlock(&e->lock);
+}
+
+/* 1: this node may record for alarm id now; 0: it may not; -errno. The
+ * verdict of each alarm is asked once per flush (cache). */
+static int may_write(struct vg_alarm_engine *e, struct vg_hmap *cache,
+		     const char *id)
+{
+	struct alarm *a = vg_hmap_gets(&e->alarms, id);
+	void *v;
+	int rc;
+
+	if (!a)
+		return 1; /* deleted meanwhile: the history stays, as alone */
+	if (!a->owned)
+		return 0;
+	if ((v = vg_hmap_gets(cache, id)))
+		return v == (void *)2;
+	if ((rc = vg_alarm_store_lease_held(e->store, id, e->node)) < 0)
+		return rc;
+	if (!rc) {
+		vg_warn("alarms: lease of %s/%s lost (another collector took "
+			"it over): its pending decisions are dropped",
+			a->def.project, a->def.name);
+		disown(a);
+		e->st.fenced++;
+	}
+	vg_hmap_put(cache, id, strlen(id), rc ? (void *)2 : (void *)1, NULL);
+	return rc;
+}
+
+int vg_alarm_own_fence(struct vg_alarm_engine *e)
+{
+	struct vg_hmap cache;
+	size_t j = 0;
+	int rc = 0;
+
+	if (!e->cluster)
+		return 0;
+	vg_hmap_init(&cache);
+	for (size_t i = 0; i < e->ndirty; i++) {
+		struct inst *in = e->dirty[i];
+		if ((rc = may_write(e, &cache, in->a->def.id)) < 0) {
+			memmove(&e->dirty[j], &e->dirty[i],
+				(e->ndirty - i) * sizeof(*e->dirty));
+			e->ndirty = j + (e->ndirty - i);
+			goto out;
+		}
+		if (rc)
+			e->dirty[j++] = in;
+		else
+			in->dirty = 0;
+	}
+	e->ndirty = j;
+	j = 0;
+	for (size_t i = 0; i < e->npend; i++) {
+		struct pending *p = &e->pend[i];
+		if (p->kind == P_HISTORY && p->alarm_id &&
+		    (rc = may_write(e, &cache, p->alarm_id)) <= 0) {
+			if (rc < 0) { /* keep the rest as they are */
+				memmove(&e->pend[j], &e->pend[i],
+					(e->npend - i) * sizeof(*p));
+				e->npend = j + (e->npend - i);
+				goto out;
+			}
+			vg_alarm_pending_release(p);
+			continue;
+		}
+		if (j != i)
+			e->pend[j] = *p;
+		j++;
+	}
+	e->npend = j;
+	rc = 0;
+out:
+	vg_hmap_release(&cache);
+	return rc < 0 ? rc : 0;
+}
