@@ -448,6 +448,8 @@ int vg_alarm_engine_create(struct vg_alarm_engine *e, const json_t *body,
 	}
 	*out = state_json(a, 1);
 	pthread_mutex_unlock(&e->lock);
+	if (e->on_create) /* clustered: lease the new alarm now */
+		e->on_create(e->on_create_ctx);
 	return 0;
 }
 

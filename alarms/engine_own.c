@@ -82,6 +82,15 @@ void vg_alarm_engine_cluster(struct vg_alarm_engine *e, const char *node)
 	pthread_mutex_unlock(&e->lock);
 }
 
+void vg_alarm_engine_on_create(struct vg_alarm_engine *e, void (*fn)(void *ctx),
+			       void *ctx)
+{
+	pthread_mutex_lock(&e->lock);
+	e->on_create = fn;
+	e->on_create_ctx = ctx;
+	pthread_mutex_unlock(&e->lock);
+}
+
 /* This node now holds a's lease: the stored states, then the shadow. */
 static void adopt(struct vg_alarm_engine *e, struct alarm *a)
 {

@@ -219,6 +219,8 @@ struct vg_alarm_engine {
 	/* clustered alarms (engine_own.c): evaluate only owned alarms */
 	int cluster;
 	char node[128];
+	void (*on_create)(void *ctx); /* after an alarm is created (unlocked) */
+	void *on_create_ctx;
 	/* scratch for the current batch */
 	const char *cur_host;
 };

@@ -76,7 +76,7 @@ struct vg_cluster {
 	int reg_started, sub_started;
 	pthread_mutex_t lock; /* peers, stats, stop */
 	pthread_cond_t wake;
-	int stop;
+	int stop, poked;
 	struct peer peers[VG_CLUSTER_MAX_NODES];
 	size_t npeers;
 	struct vg_cluster_stats st;
@@ -243,8 +243,10 @@ static void *reg_main(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		while (!c->stop && pthread_cond_timedwait(&c->wake, &c->lock, &ts) != ETIMEDOUT)
+		while (!c->stop && !c->poked &&
+		       pthread_cond_timedwait(&c->wake, &c->lock, &ts) != ETIMEDOUT)
 			;
+		c->poked = 0;
 		if (c->stop) {
 			pthread_mutex_unlock(&c->lock);
 			return NULL;
@@ -497,6 +499,16 @@ void vg_cluster_stop(struct vg_cluster *c)
 	pthread_cond_destroy(&c->wake);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
+}
+
+void vg_cluster_poke(struct vg_cluster *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->poked = 1;
+	pthread_cond_broadcast(&c->wake);
+	pthread_mutex_unlock(&c->lock);
 }
 
 void vg_cluster_get_stats(struct vg_cluster *c, struct vg_cluster_stats *out)

@@ -273,6 +273,11 @@ static void cluster_peer_batch(void *ctx, const struct vg_batch *b)
 	vg_alarm_engine_batch(cc->alarms, b);
 }
 
+static void cluster_poke(void *ctx)
+{
+	vg_cluster_poke(ctx);
+}
+
 /* vigie/db.h's rule for a PostgreSQL URL. */
 static int is_postgres(const char *url)
 {
@@ -315,6 +320,7 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 		vg_error("%s", err);
 		return 1;
 	}
+	vg_alarm_engine_on_create(cc->alarms, cluster_poke, *out);
 	cons = vg_cluster_consumer(*out);
 	vg_dispatch_add(d, &cons);
 	return 0;

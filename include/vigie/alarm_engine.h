@@ -171,6 +171,11 @@ void vg_alarm_engine_cluster(struct vg_alarm_engine *e, const char *node);
  * periods); alarms no longer held stop being evaluated. */
 void vg_alarm_engine_own(struct vg_alarm_engine *e,
 			 const struct vg_alarm_lease_item *items, size_t n);
+/* Call fn(ctx) after each alarm created through this engine, without
+ * the engine's lock (the cluster runs a lease round at once rather than
+ * within a third of the lease). */
+void vg_alarm_engine_on_create(struct vg_alarm_engine *e, void (*fn)(void *ctx),
+			       void *ctx);
 /* Stop evaluating everything (the lease round failed: the leases will
  * expire and others take over). */
 void vg_alarm_engine_disown_all(struct vg_alarm_engine *e);

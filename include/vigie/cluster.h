@@ -74,6 +74,10 @@ int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out
  * Accepts NULL. */
 void vg_cluster_stop(struct vg_cluster *c);
 
+/* Run the next registry round now (an alarm was created). Thread-safe;
+ * accepts NULL. */
+void vg_cluster_poke(struct vg_cluster *c);
+
 /* The dispatch consumer "cluster" that publishes accepted batches. */
 struct vg_consumer vg_cluster_consumer(struct vg_cluster *c);
 
