@@ -41,6 +41,10 @@
 #include "alarms/engine_queue.h"
 #include "vigie/log.h"
 
+/* Clock difference between collectors tolerated when reading the states
+ * other nodes wrote since the last refresh. */
+#define REFRESH_MARGIN_MS 60000
+
 void vg_alarm_shadow_push(struct vg_alarm_engine *e, struct inst *in,
 			  int64_t start_ms, int64_t end_ms, double v)
 {
@@ -159,6 +163,14 @@ void vg_alarm_engine_own(struct vg_alarm_engine *e,
 			disown(a);
 	}
 	vg_alarm_queue_flush(e); /* what the replays decided */
+	/* what the other owners decided, for this node's API: rows written
+	 * since the last refresh, less a margin for the writers' clocks (the
+	 * rows carry their wall time) */
+	{
+		int64_t now = wall(e);
+		if (!vg_alarm_defs_refresh_unowned(e, e->refreshed_ms - REFRESH_MARGIN_MS))
+			e->refreshed_ms = now;
+	}
 	pthread_mutex_unlock(&e->lock);
 	vg_hmap_release(&held);
 }

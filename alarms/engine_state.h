@@ -219,6 +219,7 @@ struct vg_alarm_engine {
 	/* clustered alarms (engine_own.c): evaluate only owned alarms */
 	int cluster;
 	char node[128];
+	int64_t refreshed_ms;         /* others' states read up to (wall) */
 	void (*on_create)(void *ctx); /* after an alarm is created (unlocked) */
 	void *on_create_ctx;
 	/* scratch for the current batch */

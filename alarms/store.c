@@ -416,21 +416,34 @@ int vg_alarm_store_load_states(struct vg_alarm_store *s,
 int vg_alarm_store_load_states_of(struct vg_alarm_store *s, const char *alarm_id,
 				  vg_alarm_state_row_fn fn, void *ctx)
 {
+	return vg_alarm_store_load_states_since(s, alarm_id, INT64_MIN, fn, ctx);
+}
+
+int vg_alarm_store_load_states_since(struct vg_alarm_store *s, const char *alarm_id,
+				     int64_t since_ms, vg_alarm_state_row_fn fn,
+				     void *ctx)
+{
 	struct vg_db_stmt *st;
 	int rc, ret = 0;
 
-	rc = vg_db_prepare(s->db, alarm_id ? "SELECT alarm_id, resource, state, "
-					     "since_ms, clear_since_ms, alarm_periods, "
-					     "reason, ring, updated_ms FROM states WHERE "
-					     "alarm_id = ?1"
-					   : "SELECT alarm_id, resource, state, "
-					     "since_ms, clear_since_ms, alarm_periods, "
-					     "reason, ring, updated_ms FROM states",
+	rc = vg_db_prepare(s->db, alarm_id                ? "SELECT alarm_id, resource, state, "
+							    "since_ms, clear_since_ms, alarm_periods, "
+							    "reason, ring, updated_ms FROM states WHERE "
+							    "alarm_id = ?1"
+				  : since_ms != INT64_MIN ? "SELECT alarm_id, resource, state, "
+							    "since_ms, clear_since_ms, alarm_periods, "
+							    "reason, ring, updated_ms FROM states WHERE "
+							    "updated_ms >= ?1"
+							  : "SELECT alarm_id, resource, state, "
+							    "since_ms, clear_since_ms, alarm_periods, "
+							    "reason, ring, updated_ms FROM states",
 			   &st);
 	if (rc)
 		return map_rc(rc);
 	if (alarm_id)
 		vg_db_bind_text(st, 1, alarm_id);
+	else if (since_ms != INT64_MIN)
+		vg_db_bind_int64(st, 1, since_ms);
 	while (!ret && (rc = vg_db_step(st)) == 1) {
 		size_t len = 0;
 		const void *ring = vg_db_column_blob(st, 7, &len);

@@ -113,6 +113,18 @@ static void feed_all(struct node *ns, size_t n, int m, double v)
 		feed(&ns[i], (uint64_t)m + 1, T0 + m * MIN, v);
 }
 
+/* The alarm "cpu"'s state as this engine's API shows it. */
+static const char *state_of(struct vg_alarm_engine *e)
+{
+	static char buf[32];
+	json_t *o = NULL;
+
+	assert_int_equal(vg_alarm_engine_get(e, "cpu", NULL, &o), 0);
+	snprintf(buf, sizeof(buf), "%s", json_string_value(json_object_get(o, "state")));
+	json_decref(o);
+	return buf;
+}
+
 static int64_t count(struct vg_db *db, const char *sql)
 {
 	struct vg_db_stmt *st;
@@ -193,6 +205,12 @@ static void test_takeover_replays_and_fences(void **state)
 	/* a, disowned by the fence, decides nothing more */
 	feed(&ns[0], 4, T0 + 3 * MIN, 95);
 	assert_int_equal(count(db, TRANSITIONS), 3);
+	/* b decides it; a's API shows what b decided from a's next round on */
+	feed(&ns[1], 4, T0 + 3 * MIN, 95);
+	assert_int_equal(count(db, TRANSITIONS), 4);
+	assert_string_equal(state_of(ns[0].e), "ok");
+	round_(&ns[0], b_only, 1);
+	assert_string_equal(state_of(ns[0].e), "alarm");
 
 	vg_db_close(db);
 	for (int i = 0; i < 2; i++) {
