@@ -636,6 +636,7 @@ int main(int argc, char **argv)
 	ao.alarm_hub = hub;
 	ao.alarm_pub = pub;
 	ao.lifecycle = lifecycle;
+	ao.cluster = cluster;
 	/* published measures: the receiver runs them (vg_receiver_submit)
 	 * with the agents' time bounds */
 	ao.receiver = g_rx;

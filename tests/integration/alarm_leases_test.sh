@@ -152,4 +152,20 @@ eq "the history holds each transition once" \
 for i in $s1 $s2; do
   check "collector $i is still running" kill -0 "${PID[i]}"
 done
+
+# ---- each node's view of the cluster ----
+h1=$(curl -sf "http://127.0.0.1:${HTTP[s1]}/v1/health")
+h2=$(curl -sf "http://127.0.0.1:${HTTP[s2]}/v1/health")
+eq "/v1/health names the node" "$(jq -r .cluster.node <<<"$h1")" "node$s1"
+eq "  the state database is reachable" "$(jq -r .cluster.state_database <<<"$h1")" reachable
+eq "  the live nodes are the two survivors" \
+  "$(jq -r '[.cluster.nodes[].node] | sort | join(" ")' <<<"$h1")" \
+  "$(printf '%s\n' node$s1 node$s2 | sort | paste -sd' ')"
+eq "  the survivors' leases cover every alarm" \
+  "$(( $(jq .cluster.alarm_leases <<<"$h1") + $(jq .cluster.alarm_leases <<<"$h2") ))" $NALARMS
+check "  the stream received peers' batches" test "$(jq .cluster.stream.received <<<"$h2")" -ge 1
+m=$(curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[s1]}/metrics")
+eq "/metrics: leases held" "$(awk '$1 == "vigie_alarms_leases_held" {print $2}' <<<"$m")" \
+  "$(jq .cluster.alarm_leases <<<"$h1")"
+check "/metrics: each live node's last heartbeat" grep -q "vigie_cluster_node_last_seen_seconds{node=\"node$s2\"}" <<<"$m"
 done_testing
