@@ -25,7 +25,7 @@
  * Fence: the flush's transaction first checks, for every alarm it would
  * record a state or history row for, that this node still holds the lease
  * by the database's clock, locking the lease row until the commit
- * (vg_alarm_store_lease_held). Rows of an alarm whose lease is gone are
+ * (vg_alarm_store_leases_held). Rows of an alarm whose lease is gone are
  * dropped and the alarm stops being owned, so a node that stalled past
  * its lease cannot notify what the new owner decides.
  *
@@ -187,52 +187,92 @@ void vg_alarm_engine_disown_all(struct vg_alarm_engine *e)
 	pthread_mutex_unlock(&e->lock);
 }
 
-/* 1: this node may record for alarm id now; 0: it may not; -errno. The
- * verdict of each alarm is asked once per flush (cache). */
+/* The fence's verdicts, per alarm id of one flush: ASKED (owned here,
+ * its lease is checked), HELD (the database says it is still ours), LOST
+ * (it is not: logged and disowned once). */
+#define ASKED ((void *)1)
+#define HELD ((void *)2)
+#define LOST ((void *)3)
+
+static void ask(struct vg_alarm_engine *e, struct vg_hmap *cache, char **csv,
+		size_t *len, size_t *cap, const char *id)
+{
+	struct alarm *a = vg_hmap_gets(&e->alarms, id);
+	size_t n = strlen(id);
+
+	if (!a || !a->owned || vg_hmap_gets(cache, id))
+		return;
+	if (*len + n + 2 > *cap) {
+		size_t c = (*cap ? *cap * 2 : 1024) + n;
+		char *m = realloc(*csv, c);
+		if (!m)
+			return; /* not asked: treated as lost, retried later */
+		*csv = m;
+		*cap = c;
+	}
+	if (*len)
+		(*csv)[(*len)++] = ',';
+	memcpy(*csv + *len, id, n + 1);
+	*len += n;
+	vg_hmap_put(cache, id, n, ASKED, NULL);
+}
+
+static int mark_held(void *ctx, const char *id)
+{
+	struct vg_hmap *cache = ctx;
+
+	if (vg_hmap_gets(cache, id))
+		vg_hmap_put(cache, id, strlen(id), HELD, NULL);
+	return 0;
+}
+
+/* 1: this node may record for alarm id; 0: it may not. */
 static int may_write(struct vg_alarm_engine *e, struct vg_hmap *cache,
 		     const char *id)
 {
 	struct alarm *a = vg_hmap_gets(&e->alarms, id);
 	void *v;
-	int rc;
 
 	if (!a)
 		return 1; /* deleted meanwhile: the history stays, as alone */
 	if (!a->owned)
 		return 0;
-	if ((v = vg_hmap_gets(cache, id)))
-		return v == (void *)2;
-	if ((rc = vg_alarm_store_lease_held(e->store, id, e->node)) < 0)
-		return rc;
-	if (!rc) {
+	v = vg_hmap_gets(cache, id);
+	if (v == HELD)
+		return 1;
+	if (v != LOST) {
 		vg_warn("alarms: lease of %s/%s lost (another collector took "
 			"it over): its pending decisions are dropped",
 			a->def.project, a->def.name);
 		disown(a);
 		e->st.fenced++;
+		vg_hmap_put(cache, id, strlen(id), LOST, NULL);
 	}
-	vg_hmap_put(cache, id, strlen(id), rc ? (void *)2 : (void *)1, NULL);
-	return rc;
+	return 0;
 }
 
 int vg_alarm_own_fence(struct vg_alarm_engine *e)
 {
 	struct vg_hmap cache;
-	size_t j = 0;
+	char *csv = NULL;
+	size_t len = 0, cap = 0, j = 0;
 	int rc = 0;
 
 	if (!e->cluster)
 		return 0;
 	vg_hmap_init(&cache);
+	/* one statement for every alarm this flush records for */
+	for (size_t i = 0; i < e->ndirty; i++)
+		ask(e, &cache, &csv, &len, &cap, e->dirty[i]->a->def.id);
+	for (size_t i = 0; i < e->npend; i++)
+		if (e->pend[i].kind == P_HISTORY && e->pend[i].alarm_id)
+			ask(e, &cache, &csv, &len, &cap, e->pend[i].alarm_id);
+	if (len && (rc = vg_alarm_store_leases_held(e->store, e->node, csv,
+						    mark_held, &cache)) < 0)
+		goto out; /* nothing dropped: the flush is retried */
 	for (size_t i = 0; i < e->ndirty; i++) {
 		struct inst *in = e->dirty[i];
-		if ((rc = may_write(e, &cache, in->a->def.id)) < 0) {
-			memmove(&e->dirty[j], &e->dirty[i],
-				(e->ndirty - i) * sizeof(*e->dirty));
-			e->ndirty = j + (e->ndirty - i);
-			goto out;
-		}
-		if (rc)
+		if (may_write(e, &cache, in->a->def.id))
 			e->dirty[j++] = in;
 		else
 			in->dirty = 0;
@@ -241,14 +281,7 @@ int vg_alarm_own_fence(struct vg_alarm_engine *e)
 	j = 0;
 	for (size_t i = 0; i < e->npend; i++) {
 		struct pending *p = &e->pend[i];
-		if (p->kind == P_HISTORY && p->alarm_id &&
-		    (rc = may_write(e, &cache, p->alarm_id)) <= 0) {
-			if (rc < 0) { /* keep the rest as they are */
-				memmove(&e->pend[j], &e->pend[i],
-					(e->npend - i) * sizeof(*p));
-				e->npend = j + (e->npend - i);
-				goto out;
-			}
+		if (p->kind == P_HISTORY && p->alarm_id && !may_write(e, &cache, p->alarm_id)) {
 			vg_alarm_pending_release(p);
 			continue;
 		}
@@ -259,6 +292,7 @@ int vg_alarm_own_fence(struct vg_alarm_engine *e)
 	e->npend = j;
 	rc = 0;
 out:
+	free(csv);
 	vg_hmap_release(&cache);
-	return rc < 0 ? rc : 0;
+	return rc;
 }

@@ -805,24 +805,34 @@ int vg_alarm_store_outbox_retry(struct vg_alarm_store *s, int64_t id,
 
 /* ---- leases (clustered alarms, PostgreSQL) ---------------------------------------- */
 
-int vg_alarm_store_lease_held(struct vg_alarm_store *s, const char *alarm_id,
-			      const char *node)
+int vg_alarm_store_leases_held(struct vg_alarm_store *s, const char *node,
+			       const char *ids_csv, int (*fn)(void *ctx, const char *id),
+			       void *ctx)
 {
 	struct vg_db_stmt *st;
 	int rc;
 
-	if (!s->pg)
-		return 1; /* one node owns a sqlite file: every alarm is its */
-	/* FOR SHARE: a takeover's UPDATE of this row waits for our commit,
-	 * so a transition recorded here cannot interleave with a new owner's */
-	rc = vg_db_prepare(s->db, "SELECT 1 FROM " VG_ALARM_LEASE_TABLE " WHERE alarm_id = ?1 AND owner = ?2 AND "
-				  "expires_at > now() FOR SHARE",
+	if (!s->pg) { /* one node owns a sqlite file */
+		char *copy = strdup(ids_csv), *save = NULL;
+		if (!copy)
+			return -ENOMEM;
+		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			fn(ctx, t);
+		free(copy);
+		return 0;
+	}
+	/* FOR SHARE: a takeover's UPDATE of these rows waits for our
+	 * commit, so a decision recorded here cannot interleave with a new
+	 * owner's */
+	rc = vg_db_prepare(s->db, "SELECT alarm_id FROM " VG_ALARM_LEASE_TABLE " WHERE owner = ?1 AND expires_at > now() AND "
+				  "alarm_id = ANY(string_to_array(?2, ',')) FOR SHARE",
 			   &st);
 	if (rc)
 		return map_rc(rc);
-	vg_db_bind_text(st, 1, alarm_id);
-	vg_db_bind_text(st, 2, node);
-	rc = vg_db_step(st);
+	vg_db_bind_text(st, 1, node);
+	vg_db_bind_text(st, 2, ids_csv);
+	while ((rc = vg_db_step(st)) == 1)
+		fn(ctx, vg_db_column_text(st, 0));
 	vg_db_reset(st);
-	return rc < 0 ? map_rc(rc) : rc == 1;
+	return rc < 0 ? map_rc(rc) : 0;
 }

@@ -27,7 +27,7 @@
  *
  * Holding a lease is what lets the engine evaluate; recording a decision
  * additionally checks the lease row in the transaction that writes it
- * (vg_alarm_store_lease_held: the fence), so a node that lost its lease
+ * (vg_alarm_store_leases_held: the fence), so a node that lost its lease
  * while stalled cannot notify.
  *
  * sqlite (a single collector): no leases; the engine evaluates everything

@@ -204,11 +204,13 @@ int vg_alarm_store_outbox_retry(struct vg_alarm_store *s, int64_t id,
  * vigie_alarms; alarms/lease.c creates it). */
 #define VG_ALARM_LEASE_TABLE "alarm_leases"
 
-/* Inside a transaction: 1 when node holds alarm_id's lease now (by the
- * database's clock), locking the lease row until the transaction ends so
- * no other node can take it over in between; 0 when it does not; -errno.
- * On sqlite always 1 (a single node). */
-int vg_alarm_store_lease_held(struct vg_alarm_store *s, const char *alarm_id,
-			      const char *node);
+/* Inside a transaction: fn(ctx, id) for each alarm of ids_csv (their ids
+ * joined by ',') that node holds the lease of now (by the database's
+ * clock), locking those lease rows until the transaction ends so no other
+ * node can take them over in between. On sqlite every id (a single node).
+ * 0 or -errno. */
+int vg_alarm_store_leases_held(struct vg_alarm_store *s, const char *node,
+			       const char *ids_csv, int (*fn)(void *ctx, const char *id),
+			       void *ctx);
 
 #endif
