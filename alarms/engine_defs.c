@@ -171,24 +171,23 @@ int vg_alarm_defs_load_states(struct vg_alarm_engine *e, const char *alarm_id)
 	return vg_alarm_store_load_states_of(e->store, alarm_id, load_state, e);
 }
 
-/* load_state for the alarms this node does not own (their owner wrote
- * the row); its own alarms' rows are its own writes. */
-static int load_state_unowned(void *ctx, const struct vg_alarm_state_row *row)
+/* An alarm another node owns changed state: read what its owner
+ * stored (what this node's API shows). */
+static int refresh_one(void *ctx, const char *alarm_id)
 {
 	struct vg_alarm_engine *e = ctx;
-	struct alarm *a = vg_hmap_gets(&e->alarms, row->alarm_id);
+	struct alarm *a = alarm_id ? vg_hmap_gets(&e->alarms, alarm_id) : NULL;
 
 	if (!a || vg_alarm_owned(e, a))
 		return 0;
-	load_state(ctx, row);
-	a->agg = vg_alarm_aggregate(a);
+	if (!vg_alarm_store_load_states_of(e->store, alarm_id, load_state, e))
+		a->agg = vg_alarm_aggregate(a);
 	return 0;
 }
 
 int vg_alarm_defs_refresh_unowned(struct vg_alarm_engine *e, int64_t since_ms)
 {
-	return vg_alarm_store_load_states_since(e->store, NULL, since_ms,
-						load_state_unowned, e);
+	return vg_alarm_store_transitioned_since(e->store, since_ms, refresh_one, e);
 }
 
 /* ---- API ---------------------------------------------------------------------------------------------- */

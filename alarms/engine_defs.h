@@ -19,8 +19,9 @@ int vg_alarm_defs_load(struct vg_alarm_engine *e, char *err, size_t errlen);
  * takeover). 0 or -errno. */
 int vg_alarm_defs_load_one(struct vg_alarm_engine *e, const char *id);
 int vg_alarm_defs_load_states(struct vg_alarm_engine *e, const char *alarm_id);
-/* The stored states written since since_ms of the alarms another node
- * owns, over the ones in memory (what the API shows). 0 or -errno. */
+/* The stored states of the alarms another node owns that had a
+ * transition recorded since since_ms, over the ones in memory (what the
+ * API shows). 0 or -errno. */
 int vg_alarm_defs_refresh_unowned(struct vg_alarm_engine *e, int64_t since_ms);
 
 #endif

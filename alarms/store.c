@@ -416,34 +416,21 @@ int vg_alarm_store_load_states(struct vg_alarm_store *s,
 int vg_alarm_store_load_states_of(struct vg_alarm_store *s, const char *alarm_id,
 				  vg_alarm_state_row_fn fn, void *ctx)
 {
-	return vg_alarm_store_load_states_since(s, alarm_id, INT64_MIN, fn, ctx);
-}
-
-int vg_alarm_store_load_states_since(struct vg_alarm_store *s, const char *alarm_id,
-				     int64_t since_ms, vg_alarm_state_row_fn fn,
-				     void *ctx)
-{
 	struct vg_db_stmt *st;
 	int rc, ret = 0;
 
-	rc = vg_db_prepare(s->db, alarm_id                ? "SELECT alarm_id, resource, state, "
-							    "since_ms, clear_since_ms, alarm_periods, "
-							    "reason, ring, updated_ms FROM states WHERE "
-							    "alarm_id = ?1"
-				  : since_ms != INT64_MIN ? "SELECT alarm_id, resource, state, "
-							    "since_ms, clear_since_ms, alarm_periods, "
-							    "reason, ring, updated_ms FROM states WHERE "
-							    "updated_ms >= ?1"
-							  : "SELECT alarm_id, resource, state, "
-							    "since_ms, clear_since_ms, alarm_periods, "
-							    "reason, ring, updated_ms FROM states",
+	rc = vg_db_prepare(s->db, alarm_id ? "SELECT alarm_id, resource, state, "
+					     "since_ms, clear_since_ms, alarm_periods, "
+					     "reason, ring, updated_ms FROM states WHERE "
+					     "alarm_id = ?1"
+					   : "SELECT alarm_id, resource, state, "
+					     "since_ms, clear_since_ms, alarm_periods, "
+					     "reason, ring, updated_ms FROM states",
 			   &st);
 	if (rc)
 		return map_rc(rc);
 	if (alarm_id)
 		vg_db_bind_text(st, 1, alarm_id);
-	else if (since_ms != INT64_MIN)
-		vg_db_bind_int64(st, 1, since_ms);
 	while (!ret && (rc = vg_db_step(st)) == 1) {
 		size_t len = 0;
 		const void *ring = vg_db_column_blob(st, 7, &len);
@@ -801,6 +788,27 @@ int vg_alarm_store_outbox_retry(struct vg_alarm_store *s, int64_t id,
 	vg_db_bind_int64(st, 3, next_ms);
 	vg_db_bind_text(st, 4, error);
 	return run(st);
+}
+
+int vg_alarm_store_transitioned_since(struct vg_alarm_store *s, int64_t since_ms,
+				      int (*fn)(void *ctx, const char *alarm_id),
+				      void *ctx)
+{
+	struct vg_db_stmt *st;
+	int rc, ret = 0;
+
+	rc = vg_db_prepare(s->db, "SELECT DISTINCT alarm_id FROM history WHERE "
+				  "recorded_ms >= ?1 AND type = 'transition'",
+			   &st);
+	if (rc)
+		return map_rc(rc);
+	vg_db_bind_int64(st, 1, since_ms);
+	while (!ret && (rc = vg_db_step(st)) == 1)
+		ret = fn(ctx, vg_db_column_text(st, 0));
+	vg_db_reset(st);
+	if (ret)
+		return ret;
+	return rc < 0 ? map_rc(rc) : 0;
 }
 
 /* ---- leases (clustered alarms, PostgreSQL) ---------------------------------------- */

@@ -113,16 +113,18 @@ int vg_alarm_store_load_states(struct vg_alarm_store *s,
 /* The same for the instances of one alarm (a takeover reloads them). */
 int vg_alarm_store_load_states_of(struct vg_alarm_store *s, const char *alarm_id,
 				  vg_alarm_state_row_fn fn, void *ctx);
-/* All alarms' rows written at or after since_ms (alarm_id NULL), or one
- * alarm's (since_ms ignored): a cluster node refreshes its view of the
- * alarms others own. */
-int vg_alarm_store_load_states_since(struct vg_alarm_store *s, const char *alarm_id,
-				     int64_t since_ms, vg_alarm_state_row_fn fn,
-				     void *ctx);
 int vg_alarm_store_put_state(struct vg_alarm_store *s,
 			     const struct vg_alarm_state_row *row);
 int vg_alarm_store_delete_state(struct vg_alarm_store *s, const char *alarm_id,
 				const char *resource);
+
+/* The alarms with a transition recorded (by any collector's wall
+ * clock) at or after since_ms: fn(ctx, alarm_id) once each (a non-zero
+ * return stops and is returned). A cluster node refreshes its view of
+ * the alarms others own from them. */
+int vg_alarm_store_transitioned_since(struct vg_alarm_store *s, int64_t since_ms,
+				      int (*fn)(void *ctx, const char *alarm_id),
+				      void *ctx);
 
 /* ---- history -------------------------------------------------------------------- */
 
