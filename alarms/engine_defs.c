@@ -171,6 +171,12 @@ int vg_alarm_defs_load_states(struct vg_alarm_engine *e, const char *alarm_id)
 	return vg_alarm_store_load_states_of(e->store, alarm_id, load_state, e);
 }
 
+void vg_alarm_defs_forget(struct vg_alarm_engine *e, struct alarm *a)
+{
+	remove_alarm(e, a);
+	vg_alarm_free(e, a);
+}
+
 /* An alarm another node owns changed state: read what its owner
  * stored (what this node's API shows). */
 static int refresh_one(void *ctx, const char *alarm_id)

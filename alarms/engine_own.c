@@ -45,6 +45,10 @@
  * other nodes wrote since the last refresh. */
 #define REFRESH_MARGIN_MS 60000
 
+/* vg_alarm_engine_own's view of a round's alarm: listed, and held */
+#define KNOWN ((void *)1)
+#define HELD_LEASE ((void *)2)
+
 void vg_alarm_shadow_push(struct vg_alarm_engine *e, struct inst *in,
 			  int64_t start_ms, int64_t end_ms, double v)
 {
@@ -142,21 +146,42 @@ void vg_alarm_engine_own(struct vg_alarm_engine *e,
 	vg_hmap_init(&held);
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_batch_start(e);
+	vg_alarm_queue_flush(e); /* nothing queued for an alarm dropped below */
 	for (size_t i = 0; i < n; i++) {
-		/* a definition another collector created */
-		if (!vg_hmap_gets(&e->alarms, items[i].id)) {
+		struct alarm *a = vg_hmap_gets(&e->alarms, items[i].id);
+		/* changed on another collector: read again (its instances
+		 * start from the stored states, as at a restart) */
+		if (a && a->def.updated_ms != items[i].updated_ms) {
+			vg_alarm_defs_forget(e, a);
+			a = NULL;
+		}
+		/* created on another collector */
+		if (!a) {
 			if (vg_alarm_defs_load_one(e, items[i].id))
 				continue;
 			loaded = 1;
 		}
-		if (items[i].held)
-			vg_hmap_put(&held, items[i].id, strlen(items[i].id), (void *)1, NULL);
+		vg_hmap_put(&held, items[i].id, strlen(items[i].id),
+			    items[i].held ? HELD_LEASE : KNOWN, NULL);
+	}
+	/* deleted on another collector: gone from the list. One created here
+	 * after the round listed the alarms is not yet in it: spared for a
+	 * minute. */
+	while ((s = vg_hmap_next(&e->alarms, &pos))) {
+		struct alarm *a = s->value;
+		if (!vg_hmap_gets(&held, a->def.id) &&
+		    a->def.created_ms < wall(e) - REFRESH_MARGIN_MS) {
+			vg_alarm_defs_forget(e, a);
+			loaded = 1;
+			pos = 0; /* the map changed: start over */
+		}
 	}
 	if (loaded)
 		vg_alarm_reindex(e);
+	pos = 0;
 	while ((s = vg_hmap_next(&e->alarms, &pos))) {
 		struct alarm *a = s->value;
-		int want = vg_hmap_gets(&held, a->def.id) != NULL;
+		int want = vg_hmap_gets(&held, a->def.id) == HELD_LEASE;
 		if (want && !a->owned)
 			adopt(e, a);
 		else if (!want && a->owned)

@@ -156,7 +156,7 @@ static int list_alarms(struct vg_alarm_lease *l, struct vg_alarm_lease_item **it
 
 	*items = NULL;
 	*n = 0;
-	if ((rc = vg_db_prepare(l->db, "SELECT id FROM alarms ORDER BY id", &st)))
+	if ((rc = vg_db_prepare(l->db, "SELECT id, updated_ms FROM alarms ORDER BY id", &st)))
 		return rc;
 	while ((rc = vg_db_step(st)) == 1) {
 		const char *id = vg_db_column_text(st, 0);
@@ -174,6 +174,7 @@ static int list_alarms(struct vg_alarm_lease *l, struct vg_alarm_lease_item **it
 		}
 		memset(&(*items)[*n], 0, sizeof(**items));
 		snprintf((*items)[*n].id, sizeof((*items)[*n].id), "%s", id);
+		(*items)[*n].updated_ms = vg_db_column_int64(st, 1);
 		(*n)++;
 	}
 	vg_db_reset(st);

@@ -46,7 +46,8 @@ struct vg_alarm_lease;
 /* One alarm as a round saw it. */
 struct vg_alarm_lease_item {
 	char id[40];
-	int held; /* 1: this node holds its lease now */
+	int64_t updated_ms; /* the stored definition's (a change elsewhere) */
+	int held;           /* 1: this node holds its lease now */
 };
 
 /* Open (and create the lease table in) the PostgreSQL state database url

@@ -264,12 +264,58 @@ static void test_kept_period_decided_at_takeover(void **state)
 	vg_alarm_engine_close(ns[1].e);
 }
 
+/* A definition changed or deleted on one collector reaches the others at
+ * their next round. */
+static void test_changes_elsewhere_reach_every_node(void **state)
+{
+	struct node ns[2];
+	const char *a_only[] = {"a"};
+	json_t *body, *out = NULL, *errors = NULL;
+	char url[700];
+	(void)state;
+
+	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
+		dbe_need(&DBE_PG);
+	g_now = T0;
+	open_node(&ns[0], url, "a");
+	open_node(&ns[1], url, "b");
+	body = json_loads("{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":"
+			  "\"vm1\",\"comparison\":\"gt\",\"threshold\":90}",
+			  0, NULL);
+	assert_int_equal(vg_alarm_engine_create(ns[0].e, body, NULL, &out, &errors), 0);
+	json_decref(body);
+	json_decref(out);
+	round_(&ns[1], a_only, 1);
+	assert_int_equal(vg_alarm_engine_get(ns[1].e, "cpu", NULL, &out), 0);
+	assert_true(json_number_value(json_object_get(out, "threshold")) == 90);
+	json_decref(out);
+
+	g_now = T0 + 5 * MIN;
+	body = json_loads("{\"threshold\":95}", 0, NULL);
+	assert_int_equal(vg_alarm_engine_update(ns[0].e, "cpu", body, 1, NULL, &out, &errors), 0);
+	json_decref(body);
+	json_decref(out);
+	round_(&ns[1], a_only, 1);
+	assert_int_equal(vg_alarm_engine_get(ns[1].e, "cpu", NULL, &out), 0);
+	assert_true(json_number_value(json_object_get(out, "threshold")) == 95);
+	json_decref(out);
+
+	assert_int_equal(vg_alarm_engine_delete(ns[0].e, "cpu", NULL, &errors), 0);
+	round_(&ns[1], a_only, 1);
+	assert_int_equal(vg_alarm_engine_get(ns[1].e, "cpu", NULL, &out), -ENOENT);
+	for (int i = 0; i < 2; i++) {
+		vg_alarm_lease_close(ns[i].l);
+		vg_alarm_engine_close(ns[i].e);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pick_spreads_and_moves_only_the_leavers),
 		cmocka_unit_test(test_takeover_replays_and_fences),
 		cmocka_unit_test(test_kept_period_decided_at_takeover),
+		cmocka_unit_test(test_changes_elsewhere_reach_every_node),
 	};
 	int rc;
 
