@@ -267,6 +267,11 @@ static int consumer_batch(void *ctx, const struct vg_batch *b)
 
 	if (c->pub < 0)
 		return 0;
+	pthread_mutex_lock(&c->lock);
+	seq = c->st.live_nodes; /* alone: nobody to send to */
+	pthread_mutex_unlock(&c->lock);
+	if (seq <= 1)
+		return 0;
 	if (vg_wire_encode(b, &wire, &len)) {
 		pthread_mutex_lock(&c->lock);
 		c->st.stream_dropped++;

@@ -612,6 +612,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cctx.alarms = alarms;
+	if ((cfg.cluster_stream[0] || cfg.cluster_node[0]) &&
+	    !(cfg.state_url[0] && is_postgres(cfg.state_url)))
+		vg_warn("[cluster] is ignored: several collectors need a "
+			"PostgreSQL [state] url (this one evaluates every alarm)");
 	if (cfg.state_url[0] && is_postgres(cfg.state_url) &&
 	    start_cluster(&cfg, &dispatch, &cctx, &cluster)) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
