@@ -168,4 +168,11 @@ m=$(curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[s1]}/met
 eq "/metrics: leases held" "$(awk '$1 == "vigie_alarms_leases_held" {print $2}' <<<"$m")" \
   "$(jq .cluster.alarm_leases <<<"$h1")"
 check "/metrics: each live node's last heartbeat" grep -q "vigie_cluster_node_last_seen_seconds{node=\"node$s2\"}" <<<"$m"
+
+# ---- a clean stop hands the alarms over at once ----
+stop_pid "${PID[s1]}"; rc=$?
+eq "collector $s1 stops cleanly on SIGTERM" "$rc" 0
+eq "  releasing its leases" "$(sql "SELECT count(*) FROM vigie_alarms.alarm_leases WHERE owner = 'node$s1'")" 0
+all_s2() { [[ $(sql "SELECT count(*) FROM vigie_alarms.alarm_leases WHERE owner = 'node$s2' AND expires_at > now()") == "$NALARMS" ]]; }
+check "  the last collector takes every alarm" wait_for 20 all_s2
 done_testing
