@@ -93,7 +93,23 @@ check "every alarm has one live lease" wait_for 20 leased
 owners=$(sql "SELECT count(DISTINCT owner) FROM vigie_alarms.alarm_leases")
 check "the alarms are spread over the collectors ($owners owners)" test "$owners" -ge 2
 diag "leases: $(sql "SELECT string_agg(owner || '=' || n, ' ') FROM (SELECT owner, count(*) n FROM vigie_alarms.alarm_leases GROUP BY owner ORDER BY owner) x")"
-sleep 0.5 # let the SUB pipes connect
+# nanomsg connects in the background and a PUB socket drops what it
+# sends before: a batch of a resource no alarm watches, from another
+# host, goes to each collector until both others received one
+received() { curl -sf "http://127.0.0.1:${HTTP[$1]}/v1/health" | jq '.cluster.stream.received // 0'; }
+WSEQ=0
+warm() { # COLLECTOR: its stream reaches both peers
+  local i=$1 a=$(( $1 % 3 + 1 )) b=$(( ($1 + 1) % 3 + 1 )) ra rb
+  ra=$(received $a); rb=$(received $b)
+  WSEQ=$((WSEQ + 1))
+  echo "$((T0 - 600000 + WSEQ * 1000)) instance vm0 cpu.util=1" |
+    "$SEND" --collector "tcp://127.0.0.1:${PORT[i]}" --host warm --stream 1 --seq $WSEQ >/dev/null 2>&1
+  sleep 0.2
+  [[ $(received $a) -gt $ra && $(received $b) -gt $rb ]]
+}
+for i in 1 2 3; do
+  check "collector $i's metric stream reaches both peers" wait_for 20 warm $i
+done
 
 SEQ=0
 # send MINUTE VALUE COLLECTOR: one batch, every vm at that sample time
