@@ -78,7 +78,7 @@
 
 /* ---- pending writes ------------------------------------------------------ */
 
-void vg_alarm_pending_release(struct pending *p)
+static void pending_release(struct pending *p)
 {
 	free(p->alarm_id);
 	free(p->project);
@@ -98,7 +98,7 @@ struct pending *vg_alarm_queue_add(struct vg_alarm_engine *e)
 	if (e->npend >= VG_ALARM_MAX_PENDING) {
 		/* the database has been failing for a long time: drop the
 		 * oldest so memory stays bounded */
-		vg_alarm_pending_release(&e->pend[0]);
+		pending_release(&e->pend[0]);
 		memmove(e->pend, e->pend + 1, (e->npend - 1) * sizeof(*e->pend));
 		e->npend--;
 		e->st.pending_dropped++;
@@ -308,7 +308,7 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 					vg_info("%s", p->log_line);
 			e->st.notifications++;
 		}
-		vg_alarm_pending_release(p);
+		pending_release(p);
 	}
 	e->npend = 0;
 	e->notice_since_ns = 0;
@@ -332,7 +332,7 @@ void vg_alarm_queue_delete_state(struct vg_alarm_engine *e, const char *alarm_id
 void vg_alarm_queue_release(struct vg_alarm_engine *e)
 {
 	for (size_t i = 0; i < e->npend; i++)
-		vg_alarm_pending_release(&e->pend[i]);
+		pending_release(&e->pend[i]);
 	free(e->pend);
 	free(e->dirty);
 	e->pend = NULL;
@@ -367,4 +367,9 @@ void vg_alarm_queue_commit_early(struct vg_alarm_engine *e)
 void vg_alarm_queue_batch_start(struct vg_alarm_engine *e)
 {
 	e->early_off = 0;
+}
+
+void vg_alarm_pending_release(struct pending *p)
+{
+	pending_release(p);
 }
