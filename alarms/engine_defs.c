@@ -178,7 +178,8 @@ void vg_alarm_defs_forget(struct vg_alarm_engine *e, struct alarm *a)
 }
 
 /* An alarm another node owns changed state: read what its owner
- * stored (what this node's API shows). */
+ * stored (what this node's API shows), and re-evaluate the composites
+ * that name it (those this node owns decide). */
 static int refresh_one(void *ctx, const char *alarm_id)
 {
 	struct vg_alarm_engine *e = ctx;
@@ -187,7 +188,7 @@ static int refresh_one(void *ctx, const char *alarm_id)
 	if (!a || vg_alarm_owned(e, a))
 		return 0;
 	if (!vg_alarm_store_load_states_of(e->store, alarm_id, load_state, e))
-		a->agg = vg_alarm_aggregate(a);
+		vg_alarm_after_change(e, a, wall(e), 0);
 	return 0;
 }
 

@@ -187,15 +187,16 @@ void vg_alarm_engine_own(struct vg_alarm_engine *e,
 		else if (!want && a->owned)
 			disown(a);
 	}
-	vg_alarm_queue_flush(e); /* what the replays decided */
-	/* what the other owners decided, for this node's API: rows written
-	 * since the last refresh, less a margin for the writers' clocks (the
-	 * rows carry their wall time) */
+	/* what the other owners decided, for this node's API and its
+	 * composites: alarms with a transition since the last refresh, less
+	 * a margin for the writers' clocks (history rows carry their wall
+	 * time) */
 	{
 		int64_t now = wall(e);
 		if (!vg_alarm_defs_refresh_unowned(e, e->refreshed_ms - REFRESH_MARGIN_MS))
 			e->refreshed_ms = now;
 	}
+	vg_alarm_queue_flush(e); /* what the replays and composites decided */
 	pthread_mutex_unlock(&e->lock);
 	vg_hmap_release(&held);
 }

@@ -309,6 +309,67 @@ static void test_changes_elsewhere_reach_every_node(void **state)
 	}
 }
 
+/* A composite alarm owned by one node, naming an alarm another node
+ * owns: the owner of the composite learns the other's transition at its
+ * round and decides the composite once. */
+static void test_composite_over_another_owner(void **state)
+{
+	struct node ns[2];
+	const char *a_only[] = {"a"}, *b_only[] = {"b"};
+	json_t *body, *out = NULL, *errors = NULL;
+	struct vg_db *db;
+	char url[700], err[256], sql[256];
+	const char *comp_id;
+	(void)state;
+
+	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
+		dbe_need(&DBE_PG);
+	g_now = T0;
+	open_node(&ns[0], url, "a");
+	open_node(&ns[1], url, "b");
+	assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
+	body = json_loads("{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":"
+			  "\"vm1\",\"period\":60,\"evaluation_periods\":1,"
+			  "\"datapoints_to_alarm\":1,\"comparison\":\"gt\",\"threshold\":90}",
+			  0, NULL);
+	assert_int_equal(vg_alarm_engine_create(ns[0].e, body, NULL, &out, &errors), 0);
+	json_decref(body);
+	json_decref(out);
+	body = json_loads("{\"name\":\"comp\",\"type\":\"composite\",\"rule\":\"cpu\"}",
+			  0, NULL);
+	assert_int_equal(vg_alarm_engine_create(ns[0].e, body, NULL, &out, &errors), 0);
+	comp_id = json_string_value(json_object_get(out, "id"));
+	/* a owns cpu, b owns comp */
+	round_(&ns[0], a_only, 1);
+	snprintf(sql, sizeof(sql), "UPDATE vigie_alarms.alarm_leases SET owner = 'b' "
+				   "WHERE alarm_id = '%s'",
+		 comp_id);
+	assert_int_equal(vg_db_exec(db, sql), 0);
+	json_decref(out);
+	round_(&ns[1], b_only, 1);
+	round_(&ns[0], a_only, 1);
+
+	feed_all(ns, 2, 0, 50);
+	feed_all(ns, 2, 1, 95); /* cpu: ok, then alarm, decided by a */
+	assert_int_equal(count(db, "SELECT count(*) FROM vigie_alarms.history h JOIN "
+				   "vigie_alarms.alarms a ON a.id = h.alarm_id WHERE "
+				   "a.name = 'cpu' AND h.type = 'transition'"),
+			 2);
+	round_(&ns[1], b_only, 1);
+	round_(&ns[0], a_only, 1);
+	/* comp followed cpu once, on b only */
+	assert_int_equal(count(db, "SELECT count(*) FROM vigie_alarms.history h JOIN "
+				   "vigie_alarms.alarms a ON a.id = h.alarm_id WHERE "
+				   "a.name = 'comp' AND h.type = 'transition' AND "
+				   "h.detail LIKE '%\"current\":\"alarm\"%'"),
+			 1);
+	vg_db_close(db);
+	for (int i = 0; i < 2; i++) {
+		vg_alarm_lease_close(ns[i].l);
+		vg_alarm_engine_close(ns[i].e);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -316,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_takeover_replays_and_fences),
 		cmocka_unit_test(test_kept_period_decided_at_takeover),
 		cmocka_unit_test(test_changes_elsewhere_reach_every_node),
+		cmocka_unit_test(test_composite_over_another_owner),
 	};
 	int rc;
 
