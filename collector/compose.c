@@ -731,10 +731,12 @@ int main(int argc, char **argv)
 			 (unsigned long long)ss.segments_kept_dropped);
 out:
 	vg_api_stop(api);
-	vg_cluster_stop(cluster);         /* no more rounds nor peer batches */
-	vg_alarm_lease_close(cctx.lease); /* hands this node's alarms over */
+	vg_cluster_stop(cluster); /* no more rounds nor peer batches */
 	vg_alarm_hub_shutdown(hub);
 	vg_alarm_engine_close(alarms); /* after the receiver: no batch in flight */
+	/* after the engine's last commit (fenced by these leases): hands
+	 * this node's alarms over at once */
+	vg_alarm_lease_close(cctx.lease);
 	vg_receiver_close(g_rx);
 	g_rx = NULL;
 	vg_lifecycle_stop(lifecycle); /* before the store it deletes through */
