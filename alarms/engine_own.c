@@ -29,6 +29,12 @@
  * dropped and the alarm stops being owned, so a node that stalled past
  * its lease cannot notify what the new owner decides.
  *
+ * The others' alarms: at each round the definitions are synchronised
+ * with the round's list (created, changed or deleted on another
+ * collector), and the alarms with a transition recorded since the last
+ * round are read again (what this node's API shows; a composite owned
+ * here whose operand changed elsewhere is re-evaluated then).
+ *
  * Not carried over: a group alarm's open periods and an alarm's cooldown
  * clock are in memory only (as across a restart).
  */
