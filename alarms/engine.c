@@ -223,7 +223,10 @@ void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
 	out->pending = e->npend;
 	out->silences_active = vg_alarm_silences_active(e->silences, wall(e));
 	out->instances = 0;
-	while ((s = vg_hmap_next(&e->alarms, &pos)))
+	out->owned = 0;
+	while ((s = vg_hmap_next(&e->alarms, &pos))) {
 		out->instances += vg_hmap_count(&((struct alarm *)s->value)->insts);
+		out->owned += vg_alarm_owned(e, s->value);
+	}
 	pthread_mutex_unlock(&e->lock);
 }

@@ -162,6 +162,42 @@ int vg_alarm_defs_load(struct vg_alarm_engine *e, char *err, size_t errlen)
 	return rc;
 }
 
+int vg_alarm_defs_load_one(struct vg_alarm_engine *e, const char *id)
+{
+	return vg_alarm_store_load_def(e->store, id, load_def, e);
+}
+
+int vg_alarm_defs_load_states(struct vg_alarm_engine *e, const char *alarm_id)
+{
+	return vg_alarm_store_load_states_of(e->store, alarm_id, load_state, e);
+}
+
+void vg_alarm_defs_forget(struct vg_alarm_engine *e, struct alarm *a)
+{
+	remove_alarm(e, a);
+	vg_alarm_free(e, a);
+}
+
+/* An alarm another node owns changed state: read what its owner
+ * stored (what this node's API shows), and re-evaluate the composites
+ * that name it (those this node owns decide). */
+static int refresh_one(void *ctx, const char *alarm_id)
+{
+	struct vg_alarm_engine *e = ctx;
+	struct alarm *a = alarm_id ? vg_hmap_gets(&e->alarms, alarm_id) : NULL;
+
+	if (!a || vg_alarm_owned(e, a))
+		return 0;
+	if (!vg_alarm_store_load_states_of(e->store, alarm_id, load_state, e))
+		vg_alarm_after_change(e, a, wall(e), 0);
+	return 0;
+}
+
+int vg_alarm_defs_refresh_unowned(struct vg_alarm_engine *e, int64_t since_ms)
+{
+	return vg_alarm_store_transitioned_since(e->store, since_ms, refresh_one, e);
+}
+
 /* ---- API ---------------------------------------------------------------------------------------------- */
 
 static struct alarm *find(struct vg_alarm_engine *e, const char *ref,
@@ -439,6 +475,8 @@ int vg_alarm_engine_create(struct vg_alarm_engine *e, const json_t *body,
 	}
 	*out = state_json(a, 1);
 	pthread_mutex_unlock(&e->lock);
+	if (e->on_create) /* clustered: lease the new alarm now */
+		e->on_create(e->on_create_ctx);
 	return 0;
 }
 

@@ -127,6 +127,7 @@ void vg_alarm_inst_free(struct vg_alarm_engine *e, struct inst *in)
 		return;
 	vg_alarm_queue_forget(e, in);
 	vg_alarm_eval_release(&in->ev);
+	free(in->shadow);
 	free(in->resource);
 	free(in);
 }
@@ -219,6 +220,11 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 	char topic[1024], nid[40];
 	json_t *detail;
 	const char *ev_type = d->notify == VG_NOTIFY_REPEAT ? "repeat" : "transition";
+
+	/* clustered: the lease holder notifies; this node's view of an
+	 * alarm it does not own is reloaded from the database at a takeover */
+	if (!vg_alarm_owned(e, a))
+		return;
 
 	/* cooldown: an alarm notification (whose actions scale a group,
 	 * page someone) is not repeated sooner than cooldown after the last
@@ -1045,7 +1051,6 @@ static void on_period(void *ctx, const struct vg_alarm_datapoint *dp)
 	for (size_t i = 0; i < s->nbind; i++) {
 		struct inst *in = s->bind[i].in;
 		struct alarm *a = in->a;
-		struct vg_alarm_decision d;
 		double v;
 
 		if (s->bind[i].win != pc->win || !a->def.enabled)
@@ -1055,28 +1060,41 @@ static void on_period(void *ctx, const struct vg_alarm_datapoint *dp)
 			group_add(e, a, dp->start_ms, v);
 			continue;
 		}
-		if (vg_alarm_eval_push(&in->ev, dp->start_ms, v))
-			continue; /* evaluated before (a replay after restart) */
-		/* the reason's text only when someone is told; otherwise it
-		 * is rebuilt from the ring when read (vg_alarm_inst_reason) */
-		vg_alarm_eval_decide(&a->params, &in->ev, dp->end_ms, &d, 0);
-		e->st.evaluations++;
-		if (d.notify) {
-			memcpy(in->reason, d.reason, strlen(d.reason) + 1);
-			in->reason_stale = 0;
-		} else
-			in->reason_stale = 1;
-		in->updated_ms = wall(e);
-		vg_alarm_queue_mark_dirty(e, in);
-		if (d.notify)
-			notify(e, in, &d, dp->start_ms);
-		json_decref(d.reason_data);
-		if (d.notify == VG_NOTIFY_TRANSITION)
-			vg_alarm_after_change(e, a, dp->end_ms, 0);
-		/* this decision and its consequences (aggregate, composites)
-		 * are queued whole: commit them now if notifications wait */
-		vg_alarm_queue_commit_early(e);
+		if (!vg_alarm_owned(e, a)) {
+			vg_alarm_shadow_push(e, in, dp->start_ms, dp->end_ms, v);
+			continue;
+		}
+		vg_alarm_inst_datapoint(e, in, dp->start_ms, dp->end_ms, v);
 	}
+}
+
+void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
+			     int64_t start_ms, int64_t end_ms, double v)
+{
+	struct alarm *a = in->a;
+	struct vg_alarm_decision d;
+
+	if (vg_alarm_eval_push(&in->ev, start_ms, v))
+		return; /* evaluated before (a replay after restart or takeover) */
+	/* the reason's text only when someone is told; otherwise it
+	 * is rebuilt from the ring when read (vg_alarm_inst_reason) */
+	vg_alarm_eval_decide(&a->params, &in->ev, end_ms, &d, 0);
+	e->st.evaluations++;
+	if (d.notify) {
+		memcpy(in->reason, d.reason, strlen(d.reason) + 1);
+		in->reason_stale = 0;
+	} else
+		in->reason_stale = 1;
+	in->updated_ms = wall(e);
+	vg_alarm_queue_mark_dirty(e, in);
+	if (d.notify)
+		notify(e, in, &d, start_ms);
+	json_decref(d.reason_data);
+	if (d.notify == VG_NOTIFY_TRANSITION)
+		vg_alarm_after_change(e, a, end_ms, 0);
+	/* this decision and its consequences (aggregate, composites)
+	 * are queued whole: commit them now if notifications wait */
+	vg_alarm_queue_commit_early(e);
 }
 
 static void feed(struct vg_alarm_engine *e, struct series *s, int64_t t,

@@ -37,6 +37,15 @@ void vg_alarm_res_free(struct res_info *r);
 
 /* Queue one "repeat" notification of in (in alarm) with reason, at t
  * (alarms/silence_end.c: a silence ended while it was firing). */
+/* Evaluate one closed period's value v for instance in (owned): push,
+ * decide, queue the state and any notification. A period the instance
+ * evaluated before is ignored. */
+void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
+			     int64_t start_ms, int64_t end_ms, double v);
+/* Keep a datapoint of an alarm another node owns (engine_own.c). */
+void vg_alarm_shadow_push(struct vg_alarm_engine *e, struct inst *in,
+			  int64_t start_ms, int64_t end_ms, double v);
+
 void vg_alarm_notify_still_firing(struct vg_alarm_engine *e, struct inst *in,
 				  const char *reason, int64_t t);
 

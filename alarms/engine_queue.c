@@ -262,6 +262,8 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 	if (!e->ndirty && !e->npend && !vg_alarm_group_maybe_due(e, now))
 		return 0;
 	rc = vg_alarm_store_begin(e->store);
+	if (!rc) /* clustered: only what this node still holds a lease on */
+		rc = vg_alarm_own_fence(e);
 	for (size_t i = 0; !rc && i < e->ndirty; i++)
 		rc = write_state(e, e->dirty[i]);
 	for (size_t i = 0; !rc && i < e->npend; i++) {
@@ -382,4 +384,9 @@ void vg_alarm_queue_commit_early(struct vg_alarm_engine *e)
 void vg_alarm_queue_batch_start(struct vg_alarm_engine *e)
 {
 	e->early_off = 0;
+}
+
+void vg_alarm_pending_release(struct pending *p)
+{
+	pending_release(p);
 }

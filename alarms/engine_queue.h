@@ -40,5 +40,10 @@ void vg_alarm_queue_commit_early(struct vg_alarm_engine *e);
 void vg_alarm_queue_batch_start(struct vg_alarm_engine *e);
 /* Free the queue (at close, after the last flush). */
 void vg_alarm_queue_release(struct vg_alarm_engine *e);
+void vg_alarm_pending_release(struct pending *p);
+/* Inside the flush's transaction: drop the queued states and history of
+ * alarms whose lease this node no longer holds (engine_own.c). 0 or
+ * -errno (the flush is then retried). */
+int vg_alarm_own_fence(struct vg_alarm_engine *e);
 
 #endif

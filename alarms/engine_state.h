@@ -78,7 +78,23 @@ struct inst {
 	int64_t updated_ms;
 	int silent;               /* event alarm: an agent_silent instance */
 	int64_t cooldown_last_ms; /* last alarm notification (cooldown) */
+	/* clustered alarms (engine_own.c): the datapoints of the latest
+	 * closed periods while another node owns the alarm, oldest first
+	 * from shadow_head, replayed at a takeover; NULL until the first */
+	struct shadow_dp *shadow;
+	uint32_t nshadow, shadow_head;
 };
+
+/* A closed period's value kept by a node that does not own the alarm. */
+struct shadow_dp {
+	int64_t start_ms, end_ms;
+	double v;
+};
+
+/* Datapoints kept per instance while not owned: the takeover needs those
+ * since the previous owner's last commit, at most 2 x lease + a period;
+ * 16 periods of 10 s is well over 2 x 10 s, for 384 bytes an instance. */
+#define VG_ALARM_SHADOW_MAX 16
 
 /* One open period of a group alarm: the values of the members that
  * reported for it (NaN: a member whose own datapoint was missing). */
@@ -108,6 +124,7 @@ struct alarm {
 	struct vg_hmap insts; /* resource -> inst */
 	int agg;
 	uint64_t seq; /* notifications sent */
+	int owned;    /* clustered: this node holds its lease (engine_own.c) */
 	int visit;
 	struct group_acc *grp; /* group alarms only */
 };
@@ -201,6 +218,12 @@ struct vg_alarm_engine {
 	 * early commit took, and whether one failed in this batch */
 	int64_t notice_since_ns, early_cost_ns;
 	int early_off;
+	/* clustered alarms (engine_own.c): evaluate only owned alarms */
+	int cluster;
+	char node[128];
+	int64_t refreshed_ms;         /* others' states read up to (wall) */
+	void (*on_create)(void *ctx); /* after an alarm is created (unlocked) */
+	void *on_create_ctx;
 	/* scratch for the current batch */
 	const char *cur_host;
 	/* grouped notifications (alarms/group.c): the earliest flush time a
@@ -210,6 +233,14 @@ struct vg_alarm_engine {
 	char *group_logs[64];
 	size_t ngroup_logs;
 };
+
+/* Whether this node decides for alarm a: always, unless clustered and
+ * another node holds its lease. */
+static inline int vg_alarm_owned(const struct vg_alarm_engine *e,
+				 const struct alarm *a)
+{
+	return !e->cluster || a->owned;
+}
 
 /* Record (on = 1) or forget alarm id as unfenced (engine.c). */
 void vg_alarm_unfenced_set(struct vg_alarm_engine *e, const char *id, int on);

@@ -37,7 +37,7 @@
 struct vg_alarm_notice_info {
 	const char *notice_id;
 	int repeat;        /* 0 transition, 1 repeat */
-	uint64_t sequence; /* per alarm, grows */
+	uint64_t sequence; /* per alarm and process, grows (time_ms orders) */
 	const struct vg_alarm_def *def;
 	const char *resource;      /* NULL for composites */
 	const char *resource_type; /* may be NULL */

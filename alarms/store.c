@@ -357,14 +357,24 @@ void vg_alarm_store_rollback(struct vg_alarm_store *s)
 int vg_alarm_store_load_defs(struct vg_alarm_store *s, vg_alarm_def_row_fn fn,
 			     void *ctx)
 {
+	return vg_alarm_store_load_def(s, NULL, fn, ctx);
+}
+
+int vg_alarm_store_load_def(struct vg_alarm_store *s, const char *id,
+			    vg_alarm_def_row_fn fn, void *ctx)
+{
 	struct vg_db_stmt *st;
 	int rc, ret = 0;
 
-	rc = vg_db_prepare(s->db, "SELECT id, definition, created_ms, "
-				  "updated_ms FROM alarms ORDER BY created_ms, id",
+	rc = vg_db_prepare(s->db, id ? "SELECT id, definition, created_ms, "
+				       "updated_ms FROM alarms WHERE id = ?1"
+				     : "SELECT id, definition, created_ms, "
+				       "updated_ms FROM alarms ORDER BY created_ms, id",
 			   &st);
 	if (rc)
 		return map_rc(rc);
+	if (id)
+		vg_db_bind_text(st, 1, id);
 	while (!ret && (rc = vg_db_step(st)) == 1)
 		ret = fn(ctx, vg_db_column_text(st, 0), vg_db_column_text(st, 1),
 			 vg_db_column_int64(st, 2), vg_db_column_int64(st, 3));
@@ -423,15 +433,27 @@ int vg_alarm_store_delete_def(struct vg_alarm_store *s, const char *id)
 int vg_alarm_store_load_states(struct vg_alarm_store *s,
 			       vg_alarm_state_row_fn fn, void *ctx)
 {
+	return vg_alarm_store_load_states_of(s, NULL, fn, ctx);
+}
+
+int vg_alarm_store_load_states_of(struct vg_alarm_store *s, const char *alarm_id,
+				  vg_alarm_state_row_fn fn, void *ctx)
+{
 	struct vg_db_stmt *st;
 	int rc, ret = 0;
 
-	rc = vg_db_prepare(s->db, "SELECT alarm_id, resource, state, "
-				  "since_ms, clear_since_ms, alarm_periods, reason, "
-				  "ring, updated_ms FROM states",
+	rc = vg_db_prepare(s->db, alarm_id ? "SELECT alarm_id, resource, state, "
+					     "since_ms, clear_since_ms, alarm_periods, "
+					     "reason, ring, updated_ms FROM states WHERE "
+					     "alarm_id = ?1"
+					   : "SELECT alarm_id, resource, state, "
+					     "since_ms, clear_since_ms, alarm_periods, "
+					     "reason, ring, updated_ms FROM states",
 			   &st);
 	if (rc)
 		return map_rc(rc);
+	if (alarm_id)
+		vg_db_bind_text(st, 1, alarm_id);
 	while (!ret && (rc = vg_db_step(st)) == 1) {
 		size_t len = 0;
 		const void *ring = vg_db_column_blob(st, 7, &len);
@@ -1020,4 +1042,59 @@ int vg_alarm_store_groups_pending(struct vg_alarm_store *s, const char *project,
 		return map_rc(rc);
 	}
 	return 0;
+}
+
+int vg_alarm_store_transitioned_since(struct vg_alarm_store *s, int64_t since_ms,
+				      int (*fn)(void *ctx, const char *alarm_id),
+				      void *ctx)
+{
+	struct vg_db_stmt *st;
+	int rc, ret = 0;
+
+	rc = vg_db_prepare(s->db, "SELECT DISTINCT alarm_id FROM history WHERE "
+				  "recorded_ms >= ?1 AND type = 'transition'",
+			   &st);
+	if (rc)
+		return map_rc(rc);
+	vg_db_bind_int64(st, 1, since_ms);
+	while (!ret && (rc = vg_db_step(st)) == 1)
+		ret = fn(ctx, vg_db_column_text(st, 0));
+	vg_db_reset(st);
+	if (ret)
+		return ret;
+	return rc < 0 ? map_rc(rc) : 0;
+}
+
+/* ---- leases (clustered alarms, PostgreSQL) ---------------------------------------- */
+
+int vg_alarm_store_leases_held(struct vg_alarm_store *s, const char *node,
+			       const char *ids_csv, int (*fn)(void *ctx, const char *id),
+			       void *ctx)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if (!s->pg) { /* one node owns a sqlite file */
+		char *copy = strdup(ids_csv), *save = NULL;
+		if (!copy)
+			return -ENOMEM;
+		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			fn(ctx, t);
+		free(copy);
+		return 0;
+	}
+	/* FOR SHARE: a takeover's UPDATE of these rows waits for our
+	 * commit, so a decision recorded here cannot interleave with a new
+	 * owner's */
+	rc = vg_db_prepare(s->db, "SELECT alarm_id FROM " VG_ALARM_LEASE_TABLE " WHERE owner = ?1 AND expires_at > now() AND "
+				  "alarm_id = ANY(string_to_array(?2, ',')) FOR SHARE",
+			   &st);
+	if (rc)
+		return map_rc(rc);
+	vg_db_bind_text(st, 1, node);
+	vg_db_bind_text(st, 2, ids_csv);
+	while ((rc = vg_db_step(st)) == 1)
+		fn(ctx, vg_db_column_text(st, 0));
+	vg_db_reset(st);
+	return rc < 0 ? map_rc(rc) : 0;
 }

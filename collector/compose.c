@@ -45,10 +45,12 @@
 
 #include "vigie/alarm_engine.h"
 #include "vigie/alarm_exec.h"
+#include "vigie/alarm_lease.h"
 #include "vigie/alarm_pub.h"
 #include "vigie/alarm_stream.h"
 #include "vigie/api.h"
 #include "vigie/token.h"
+#include "vigie/cluster.h"
 #include "vigie/config.h"
 #include "vigie/dispatch.h"
 #include "vigie/fsutil.h"
@@ -265,6 +267,96 @@ static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
 	return 0;
 }
 
+/* ---- clustered alarms ---------------------------------------------------------
+ * With a PostgreSQL [state] url the collector is one node of a cluster
+ * (vigie/cluster.h): the registry thread's rounds run the alarm leases
+ * (vigie/alarm_lease.h) and tell the engine what it owns; the peers'
+ * batches from the metric stream go to the engine only. */
+struct cluster_ctx {
+	struct vg_alarm_engine *alarms;
+	struct vg_alarm_lease *lease;
+	uint64_t log_lease;
+};
+
+static void cluster_round(void *ctx, const char *const *live, size_t n, int ok)
+{
+	struct cluster_ctx *cc = ctx;
+	struct vg_alarm_lease_item *items = NULL;
+	size_t ni = 0;
+
+	if (!ok || vg_alarm_lease_round(cc->lease, live, n, &items, &ni)) {
+		if (ok)
+			vg_log_limited(VG_LOG_ERROR, &cc->log_lease,
+				       "cluster: alarm leases: %s; this node "
+				       "evaluates no alarm until they can be renewed",
+				       vg_alarm_lease_errmsg(cc->lease));
+		vg_alarm_engine_disown_all(cc->alarms);
+		return;
+	}
+	vg_alarm_engine_own(cc->alarms, items, ni);
+	free(items);
+}
+
+static void cluster_peer_batch(void *ctx, const struct vg_batch *b)
+{
+	struct cluster_ctx *cc = ctx;
+
+	vg_alarm_engine_batch(cc->alarms, b);
+}
+
+static void cluster_poke(void *ctx)
+{
+	vg_cluster_poke(ctx);
+}
+
+/* vigie/db.h's rule for a PostgreSQL URL. */
+static int is_postgres(const char *url)
+{
+	const char *eq = strchr(url, '='), *sl = strchr(url, '/');
+
+	return !strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11) ||
+	       (eq && (!sl || sl > eq));
+}
+
+/* Join the cluster: leases, then the registry and stream (whose first
+ * round hands the engine its alarms). 0, or 1 after logging why. */
+static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
+			 struct cluster_ctx *cc, struct vg_cluster **out)
+{
+	struct vg_cluster_options co;
+	struct vg_consumer cons;
+	char node[256], err[512];
+	int64_t lease_ms = (int64_t)(cfg->cluster_lease_s * 1000);
+
+	if (cfg->cluster_node[0])
+		snprintf(node, sizeof(node), "%s", cfg->cluster_node);
+	else
+		vg_cluster_node_id(cfg->collector_listen, node, sizeof(node));
+	if (vg_alarm_lease_open(cfg->state_url, node, lease_ms, &cc->lease, err,
+				sizeof(err))) {
+		vg_error("cluster: %s", err);
+		return 1;
+	}
+	vg_alarm_engine_cluster(cc->alarms, node);
+	memset(&co, 0, sizeof(co));
+	co.url = cfg->state_url;
+	co.node = node;
+	co.stream = cfg->cluster_stream;
+	co.api = cfg->collector_http;
+	co.lease_ms = lease_ms;
+	co.round = cluster_round;
+	co.peer_batch = cluster_peer_batch;
+	co.ctx = cc;
+	if (vg_cluster_start(&co, out, err, sizeof(err))) {
+		vg_error("%s", err);
+		return 1;
+	}
+	vg_alarm_engine_on_create(cc->alarms, cluster_poke, *out);
+	cons = vg_cluster_consumer(*out);
+	vg_dispatch_add(d, &cons);
+	return 0;
+}
+
 struct override {
 	const char *section, *key, *value;
 };
@@ -409,6 +501,8 @@ int main(int argc, char **argv)
 	struct vg_bill_meter *meter = NULL;
 	struct vg_bill_service *billing = NULL;
 	struct vg_lifecycle *lifecycle = NULL;
+	struct vg_cluster *cluster = NULL;
+	struct cluster_ctx cctx = {0};
 	struct vg_dispatch dispatch;
 	struct vg_consumer cons;
 	struct vg_receiver_options ro;
@@ -578,6 +672,16 @@ int main(int argc, char **argv)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		goto out;
 	}
+	cctx.alarms = alarms;
+	if ((cfg.cluster_stream[0] || cfg.cluster_node[0]) &&
+	    !(cfg.state_url[0] && is_postgres(cfg.state_url)))
+		vg_warn("[cluster] is ignored: several collectors need a "
+			"PostgreSQL [state] url (this one evaluates every alarm)");
+	if (cfg.state_url[0] && is_postgres(cfg.state_url) &&
+	    start_cluster(&cfg, &dispatch, &cctx, &cluster)) {
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		goto out;
+	}
 	if (vg_api_static_set_dir(cfg.collector_www_dir, err, sizeof(err)))
 		vg_warn("web console: %s", err); /* the API runs without it */
 	else
@@ -597,6 +701,7 @@ int main(int argc, char **argv)
 	ao.alarm_hub = hub;
 	ao.alarm_pub = pub;
 	ao.lifecycle = lifecycle;
+	ao.cluster = cluster;
 	/* published measures: the receiver runs them (vg_receiver_submit)
 	 * with the agents' time bounds */
 	ao.receiver = g_rx;
@@ -689,8 +794,12 @@ int main(int argc, char **argv)
 			 (unsigned long long)ss.segments_kept_dropped);
 out:
 	vg_api_stop(api);
+	vg_cluster_stop(cluster); /* no more rounds nor peer batches */
 	vg_alarm_hub_shutdown(hub);
 	vg_alarm_engine_close(alarms); /* after the receiver: no batch in flight */
+	/* after the engine's last commit (fenced by these leases): hands
+	 * this node's alarms over at once */
+	vg_alarm_lease_close(cctx.lease);
 	vg_receiver_close(g_rx);
 	g_rx = NULL;
 	vg_lifecycle_stop(lifecycle); /* before the store it deletes through */

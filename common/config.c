@@ -89,6 +89,9 @@ static const struct key keys[] = {
 	U("storage", "flush_depth", storage_flush_depth, 1, 256),
 	S("state", "url", state_url),
 	S("state", "token_key", state_token_key),
+	S("cluster", "node", cluster_node),
+	S("cluster", "stream", cluster_stream),
+	{"cluster", "lease", K_SECONDS, offsetof(struct vg_config, cluster_lease_s), 0, 1, 300},
 	{"storage", "keep_ended", K_DURATION, offsetof(struct vg_config, storage_keep_ended_s), 0, 0, 100 * 366 * 86400.0},
 	S("storage", "backend", storage_backend),
 	S("storage", "write_through", storage_write_through),
@@ -141,6 +144,7 @@ void vg_config_defaults(struct vg_config *c)
 	c->collector_http_threads = 4;
 	snprintf(c->collector_keys_dir, sizeof(c->collector_keys_dir), "/etc/vigie/keys");
 	c->collector_require_signatures = 1;
+	c->cluster_lease_s = 10;
 	c->collector_max_clock_skew_s = 0;
 	c->collector_max_future_s = 600;
 	c->collector_publish_points_per_s = 1000000;

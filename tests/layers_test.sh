@@ -33,10 +33,10 @@ declare -A OWNER=(
 	[dispatch.h]=common [hash.h]=common [log.h]=common [name.h]=common
 	[sign.h]=common [sqlitedb.h]=common [wire.h]=common
 	[array.h]=common [db.h]=common [fsutil.h]=common [hex.h]=common [hmap.h]=common
-	[registry.h]=collector [lifecycle.h]=collector [storage_cmd.h]=collector [receiver.h]=collector [store.h]=collector [rrdcached.h]=collector
+	[registry.h]=collector [lifecycle.h]=collector [storage_cmd.h]=collector [receiver.h]=collector [store.h]=collector [rrdcached.h]=collector [cluster.h]=collector
 	[alarm.h]=alarms [alarm_engine.h]=alarms [alarm_exec.h]=alarms
 	[alarm_outbox.h]=alarms [alarm_pub.h]=alarms
-	[alarm_store.h]=alarms [alarm_stream.h]=alarms [alarm_silence.h]=alarms
+	[alarm_store.h]=alarms [alarm_stream.h]=alarms [alarm_silence.h]=alarms [alarm_lease.h]=alarms
 	[bill.h]=billing [bill_invoice.h]=billing [bill_meter.h]=billing
 	[bill_ratecard.h]=billing [bill_service.h]=billing [bill_usage.h]=billing
 	[api.h]=api [api_static.h]=api [token.h]=api

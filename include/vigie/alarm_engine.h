@@ -45,6 +45,7 @@
 
 #include "vigie/alarm.h"
 #include "vigie/alarm_exec.h"
+#include "vigie/alarm_lease.h"
 #include "vigie/alarm_pub.h"
 #include "vigie/alarm_store.h"
 #include "vigie/alarm_stream.h"
@@ -172,6 +173,32 @@ int vg_alarm_engine_groups(struct vg_alarm_engine *e, const char *scope, json_t 
  * own). Never NULL for an open engine. */
 struct vg_alarm_silences *vg_alarm_engine_silences(struct vg_alarm_engine *e);
 
+/* ---- clustered alarms (alarms/engine_own.c, vigie/alarm_lease.h) -------------
+ * Several collectors on one PostgreSQL: after vg_alarm_engine_cluster the
+ * engine decides only for the alarms vg_alarm_engine_own says this node
+ * holds the lease of (none until the first call); for the others it keeps
+ * the last closed periods' values, replayed over the stored state when it
+ * takes one over, and it records nothing. Every write of a decision is
+ * fenced by the lease row in the same transaction. Thread-safe. */
+
+/* Switch to clustered mode as node (its lease owner name). Call once,
+ * before the first batch. */
+void vg_alarm_engine_cluster(struct vg_alarm_engine *e, const char *node);
+/* A lease round's outcome: every alarm id with whether this node holds
+ * it. Alarms not known here are loaded (created on another collector);
+ * alarms newly held are taken over (stored state, then the kept
+ * periods); alarms no longer held stop being evaluated. */
+void vg_alarm_engine_own(struct vg_alarm_engine *e,
+			 const struct vg_alarm_lease_item *items, size_t n);
+/* Call fn(ctx) after each alarm created through this engine, without
+ * the engine's lock (the cluster runs a lease round at once rather than
+ * within a third of the lease). */
+void vg_alarm_engine_on_create(struct vg_alarm_engine *e, void (*fn)(void *ctx),
+			       void *ctx);
+/* Stop evaluating everything (the lease round failed: the leases will
+ * expire and others take over). */
+void vg_alarm_engine_disown_all(struct vg_alarm_engine *e);
+
 struct vg_alarm_engine_stats {
 	uint64_t alarms, instances, series, resources;
 	uint64_t batches, samples, samples_late, samples_duplicate;
@@ -184,6 +211,11 @@ struct vg_alarm_engine_stats {
 	uint64_t outside_time; /* not sent: outside the alarm's time_constraints */
 	uint64_t inhibited;    /* not sent: an alarm inhibiting it fires */
 	uint64_t silences_active;
+	/* clustered alarms (vg_alarm_engine_cluster) */
+	uint64_t owned;          /* alarms this node holds the lease of */
+	uint64_t takeovers;      /* leases gained (state reloaded) */
+	uint64_t fenced;         /* leases found lost at a commit */
+	uint64_t shadow_dropped; /* kept datapoints of others' alarms dropped */
 };
 void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
 			       struct vg_alarm_engine_stats *out);

@@ -79,6 +79,9 @@ typedef int (*vg_alarm_def_row_fn)(void *ctx, const char *id,
  * which is returned). */
 int vg_alarm_store_load_defs(struct vg_alarm_store *s, vg_alarm_def_row_fn fn,
 			     void *ctx);
+/* The same for the one definition id (fn not called when there is none). */
+int vg_alarm_store_load_def(struct vg_alarm_store *s, const char *id,
+			    vg_alarm_def_row_fn fn, void *ctx);
 /* Insert or replace. -EEXIST when another alarm of the project has that
  * name. */
 int vg_alarm_store_put_def(struct vg_alarm_store *s, const char *id,
@@ -107,10 +110,21 @@ typedef int (*vg_alarm_state_row_fn)(void *ctx,
 				     const struct vg_alarm_state_row *row);
 int vg_alarm_store_load_states(struct vg_alarm_store *s,
 			       vg_alarm_state_row_fn fn, void *ctx);
+/* The same for the instances of one alarm (a takeover reloads them). */
+int vg_alarm_store_load_states_of(struct vg_alarm_store *s, const char *alarm_id,
+				  vg_alarm_state_row_fn fn, void *ctx);
 int vg_alarm_store_put_state(struct vg_alarm_store *s,
 			     const struct vg_alarm_state_row *row);
 int vg_alarm_store_delete_state(struct vg_alarm_store *s, const char *alarm_id,
 				const char *resource);
+
+/* The alarms with a transition recorded (by any collector's wall
+ * clock) at or after since_ms: fn(ctx, alarm_id) once each (a non-zero
+ * return stops and is returned). A cluster node refreshes its view of
+ * the alarms others own from them. */
+int vg_alarm_store_transitioned_since(struct vg_alarm_store *s, int64_t since_ms,
+				      int (*fn)(void *ctx, const char *alarm_id),
+				      void *ctx);
 
 /* ---- history -------------------------------------------------------------------- */
 
@@ -228,5 +242,20 @@ int vg_alarm_store_group_members(struct vg_alarm_store *s, const char *gkey, siz
  * (NULL: all), at most 1000, earliest flush first. */
 int vg_alarm_store_groups_pending(struct vg_alarm_store *s, const char *project,
 				  json_t **out);
+
+/* ---- leases (vigie/alarm_lease.h) ------------------------------------------------- */
+
+/* The lease table, beside the alarm tables (PostgreSQL schema
+ * vigie_alarms; alarms/lease.c creates it). */
+#define VG_ALARM_LEASE_TABLE "alarm_leases"
+
+/* Inside a transaction: fn(ctx, id) for each alarm of ids_csv (their ids
+ * joined by ',') that node holds the lease of now (by the database's
+ * clock), locking those lease rows until the transaction ends so no other
+ * node can take them over in between. On sqlite every id (a single node).
+ * 0 or -errno. */
+int vg_alarm_store_leases_held(struct vg_alarm_store *s, const char *node,
+			       const char *ids_csv, int (*fn)(void *ctx, const char *id),
+			       void *ctx);
 
 #endif

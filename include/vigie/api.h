@@ -51,6 +51,10 @@ struct vg_api_options {
 	/* The lifecycle of ended series (vigie/lifecycle.h), not owned, or
 	 * NULL: /metrics then shows no storage usage. */
 	struct vg_lifecycle *lifecycle;
+	/* The node registry and metric stream (vigie/cluster.h), not owned,
+	 * or NULL (a single collector): /v1/health and /metrics then show no
+	 * cluster. */
+	struct vg_cluster *cluster;
 	/* Published measures (POST /v1/measures; query/api/api_publish.c).
 	 * receiver NULL: the route answers 503. The rest as in vg_config:
 	 * max_future_ms 0 is no check; max_age_ms is the longest archive's

@@ -102,6 +102,16 @@ struct vg_config {
 	 * that shares the state. */
 	char state_url[1024];
 	char state_token_key[512];
+	/* [cluster]: several collectors on one [state] url (PostgreSQL
+	 * only; docs/alarms.md "Clustered alarms"). node: this collector's
+	 * name in the node registry (empty: derived from the host name and
+	 * [collector] listen, so stable across restarts); stream: the
+	 * nanomsg PUB address peers subscribe to for the metric stream
+	 * (empty: no stream); lease: how long an alarm lease lasts without
+	 * renewal (renewed every third of it). */
+	char cluster_node[128];
+	char cluster_stream[256];
+	double cluster_lease_s;        /* lease = 10s */
 	char storage_backend[16];      /* backend = files | rrdcached */
 	char storage_daemons[1024];    /* daemons = unix:/run/rrdcached.sock, h:42217 */
 	char storage_daemon_base[512]; /* daemon_base = (the daemons' -b, when shared) */

@@ -3,9 +3,10 @@
  *
  * Every batch the receiver accepts (decoded, valid, not a duplicate) is
  * handed to each registered consumer in registration order: the registry,
- * the RRD store, the billing meter, the alarm engine and (when [alarms]
- * notify is set) the publisher of the live metric stream; the collector's
- * main.c registers them. Adding a consumer never touches the receiver.
+ * the RRD store, the billing meter, the alarm engine, (when [alarms]
+ * notify is set) the publisher of the live metric stream and (with several
+ * collectors) the cluster's metric stream (vigie/cluster.h);
+ * collector/compose.c registers them. Adding a consumer never touches the receiver.
  *
  * Acknowledgement rule: the receiver acknowledges a batch to the agent only
  * when every consumer returned 0 for it. A consumer that cannot take the

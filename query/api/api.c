@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "vigie/api.h"
+#include "vigie/cluster.h"
 #include "query/api/api_handlers.h"
 #include "vigie/clock.h"
 #include "query/api/http.h"
@@ -35,6 +36,7 @@ struct vg_api {
 	char *state_url; /* NULL: sqlite files in data_dir */
 	struct vg_store *store;
 	struct vg_lifecycle *lifecycle;
+	struct vg_cluster *cluster;
 	vg_stats_fn stats;
 	void *stats_ctx;
 	pthread_key_t key;
@@ -164,6 +166,34 @@ struct vg_store *vg_api_store(struct vg_api *a)
 struct vg_lifecycle *vg_api_lifecycle(struct vg_api *a)
 {
 	return a->lifecycle;
+}
+
+struct vg_cluster *vg_api_cluster(struct vg_api *a)
+{
+	return a ? a->cluster : NULL;
+}
+
+json_t *vg_api_cluster_json(struct vg_api *a, int *db_down)
+{
+	struct vg_cluster_stats cs;
+	struct vg_alarm_engine_stats es = {0};
+	json_t *o;
+
+	*db_down = 0;
+	if (!a || !a->cluster)
+		return NULL;
+	vg_cluster_get_stats(a->cluster, &cs);
+	if (a->alarms)
+		vg_alarm_engine_get_stats(a->alarms, &es);
+	*db_down = !cs.db_ok;
+	o = json_pack("{s:s,s:s,s:I,s:o,s:{s:I,s:I,s:I,s:I}}", "node",
+		      vg_cluster_node(a->cluster), "state_database",
+		      cs.db_ok ? "reachable" : "unreachable", "alarm_leases",
+		      (json_int_t)es.owned, "nodes", vg_cluster_peers_json(a->cluster),
+		      "stream", "published", (json_int_t)cs.published, "dropped",
+		      (json_int_t)cs.stream_dropped, "received",
+		      (json_int_t)cs.peer_batches, "missed", (json_int_t)cs.stream_gaps);
+	return o;
 }
 
 int vg_api_registry(struct vg_api *a, struct vg_registry **out)
@@ -319,6 +349,19 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 		json_object_set_new(o, "state_db", state);
 	if (daemons)
 		json_object_set_new(o, "storage", daemons);
+	{ /* several collectors: this node's view (docs/operations.md) */
+		int db_down = 0;
+		json_t *cl = vg_api_cluster_json(req->ctx, &db_down);
+		if (cl) {
+			json_object_set_new(o, "cluster", cl);
+			if (db_down) {
+				json_object_set_new(o, "status", json_string("degraded"));
+				json_object_set_new(o, "reason",
+						    json_string("the state database does not "
+								"answer; see \"cluster\""));
+			}
+		}
+	}
 	return vg_http_reply_json(resp, 200, o);
 }
 
@@ -387,6 +430,7 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 	}
 	a->store = o->store;
 	a->lifecycle = o->lifecycle;
+	a->cluster = o->cluster;
 	a->stats = o->stats;
 	a->stats_ctx = o->stats_ctx;
 	a->alarms = o->alarms;

@@ -63,6 +63,11 @@ void vg_api_http_stats(struct vg_api *a, struct vg_http_stats *out);
 /* The store given at start (may be NULL: measures then answer 503). */
 struct vg_store *vg_api_store(struct vg_api *a);
 struct vg_lifecycle *vg_api_lifecycle(struct vg_api *a);
+struct vg_cluster *vg_api_cluster(struct vg_api *a);
+/* This node's view of the cluster for /v1/health (a new object), or NULL
+ * without a cluster; *db_down is set when the state database could not
+ * be reached at the last round. */
+json_t *vg_api_cluster_json(struct vg_api *a, int *db_down);
 /* The collector's data directory (never NULL; valid while a lives). */
 const char *vg_api_data_dir(const struct vg_api *a);
 

@@ -40,6 +40,7 @@
 #include <sys/statvfs.h>
 
 #include "query/api/api_handlers.h"
+#include "vigie/cluster.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 #include "vigie/lifecycle.h"
@@ -557,6 +558,68 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	    (double)st.sse.lost);
 }
 
+/* Several collectors (vigie/cluster.h): this node's view. */
+static void cluster_metrics(struct vg_api *api, struct vg_buf *b)
+{
+	struct vg_cluster *c = vg_api_cluster(api);
+	struct vg_cluster_stats cs;
+	struct vg_api_alarm_stats st;
+	json_t *nodes;
+	size_t i;
+	json_t *n;
+
+	if (!c)
+		return;
+	vg_cluster_get_stats(c, &cs);
+	one(b, "vigie_cluster_state_database_up", "gauge",
+	    "1 when the last registry round reached the state database",
+	    (double)cs.db_ok);
+	one(b, "vigie_cluster_nodes_live", "gauge",
+	    "Collectors seen alive at the last registry round (this one included)",
+	    (double)cs.live_nodes);
+	one(b, "vigie_cluster_round_errors_total", "counter",
+	    "Registry rounds that could not reach the state database",
+	    (double)cs.round_errors);
+	nodes = vg_cluster_peers_json(c);
+	family(b, "vigie_cluster_node_last_seen_seconds", "gauge",
+	       "Age of each live collector's registry row at the last round");
+	json_array_foreach(nodes, i, n) {
+		vg_buf_printf(b, "vigie_cluster_node_last_seen_seconds{node=\"");
+		vg_api_prom_label_value(b, json_string_value(json_object_get(n, "node")));
+		vg_buf_printf(b, "\"} ");
+		vg_api_prom_value(b, (double)json_integer_value(json_object_get(n, "last_seen_ms_ago")) / 1000);
+		vg_buf_printf(b, "\n");
+	}
+	json_decref(nodes);
+	if (!vg_api_alarms_stats(api, &st)) {
+		one(b, "vigie_alarms_leases_held", "gauge",
+		    "Alarms this collector holds the lease of (evaluates)",
+		    (double)st.engine.owned);
+		one(b, "vigie_alarms_takeovers_total", "counter",
+		    "Alarm leases this collector gained (state reloaded, kept periods replayed)",
+		    (double)st.engine.takeovers);
+		one(b, "vigie_alarms_fenced_total", "counter",
+		    "Alarm leases found lost at a commit (the decisions dropped)",
+		    (double)st.engine.fenced);
+		one(b, "vigie_alarms_kept_periods_dropped_total", "counter",
+		    "Periods of alarms other collectors own dropped beyond the kept bound",
+		    (double)st.engine.shadow_dropped);
+	}
+	one(b, "vigie_cluster_stream_published_total", "counter",
+	    "Accepted batches published on the metric stream", (double)cs.published);
+	one(b, "vigie_cluster_stream_dropped_total", "counter",
+	    "Batches not published: the stream's queue was full or encoding failed",
+	    (double)cs.stream_dropped);
+	one(b, "vigie_cluster_stream_received_total", "counter",
+	    "Peers' batches received on the metric stream (fed to the alarms only)",
+	    (double)cs.peer_batches);
+	one(b, "vigie_cluster_stream_missed_total", "counter",
+	    "Peers' batches missed (gaps in their sequence numbers)",
+	    (double)cs.stream_gaps);
+	one(b, "vigie_cluster_stream_bad_total", "counter",
+	    "Peers' stream messages that could not be read", (double)cs.peer_bad);
+}
+
 int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 {
 	struct vg_api *api = req->ctx;
@@ -581,6 +644,7 @@ int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (!req->scope_project) {
 		self_metrics(api, &b);
 		alarm_metrics(api, &b);
+		cluster_metrics(api, &b);
 	}
 	if (c.n)
 		qsort(c.s, c.n, sizeof(*c.s), cmp_sample);

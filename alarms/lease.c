@@ -1,0 +1,287 @@
+/*
+ * lease.c — alarm ownership by row leases in PostgreSQL
+ * (vigie/alarm_lease.h has the design).
+ *
+ * Why leases and not a leader: every collector is equal, ownership is
+ * per alarm, and the only arbiter is the database the collectors already
+ * share; a lease is an UPDATE that wins only over an expired row, judged
+ * by the database's clock. No election, no consensus of our own.
+ *
+ * Why rendezvous hashing: every node computes the same owner from the
+ * same live list without talking to the others, the alarms spread evenly,
+ * and when a node joins or leaves only the alarms it wins or held move.
+ * Two nodes with different views of the live list (one heartbeat apart)
+ * may both want an alarm: the lease row decides, the loser retries next
+ * round.
+ *
+ * Invariants: a row's owner changes only when its expires_at has passed
+ * (or its owner deleted it); this node writes expires_at only on rows it
+ * owns or wins; a round's statements run one by one (autocommit), so the
+ * lease rows are locked only for one statement each and never across the
+ * engine's transactions.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigie/alarm_lease.h"
+#include "vigie/alarm_store.h"
+#include "vigie/db.h"
+#include "vigie/hmap.h"
+
+static const struct vg_db_step steps[] = {
+	{.version = 1,
+	 .sql = "CREATE TABLE IF NOT EXISTS " VG_ALARM_LEASE_TABLE " ("
+		" alarm_id TEXT COLLATE \"C\" PRIMARY KEY,"
+		" owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);"
+		"CREATE INDEX IF NOT EXISTS alarm_leases_owner ON " VG_ALARM_LEASE_TABLE "(owner);"},
+};
+
+/* beside the alarm store's tables (the engine's fence reads them on its
+ * own connection), under a component name of its own */
+static const struct vg_db_schema lease_schema = {
+	.component = "alarm_leases",
+	.pg_schema = "vigie_alarms",
+	.steps = steps,
+	.nsteps = 1,
+};
+
+#define EXPIRY "now() + CAST(?2 AS BIGINT) * interval '1 millisecond'"
+
+struct vg_alarm_lease {
+	struct vg_db *db;
+	char node[128];
+	int64_t lease_ms;
+};
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+static uint64_t fnv(uint64_t h, const char *s)
+{
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+size_t vg_alarm_lease_pick(const char *alarm_id, const char *const *nodes, size_t n)
+{
+	size_t best = 0;
+	uint64_t top = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t h = mix(fnv(fnv(0xcbf29ce484222325ULL, nodes[i]) ^ 0xff, alarm_id));
+		if (i == 0 || h > top || (h == top && strcmp(nodes[i], nodes[best]) < 0)) {
+			top = h;
+			best = i;
+		}
+	}
+	return best;
+}
+
+int vg_alarm_lease_open(const char *url, const char *node, int64_t lease_ms,
+			struct vg_alarm_lease **out, char *err, size_t errlen)
+{
+	struct vg_alarm_lease *l;
+	int rc;
+
+	*out = NULL;
+	if (!(l = calloc(1, sizeof(*l)))) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if ((rc = vg_db_open(url, &lease_schema, &l->db, err, errlen))) {
+		free(l);
+		return rc;
+	}
+	if (vg_db_engine(l->db) != VG_DB_POSTGRESQL) {
+		snprintf(err, errlen, "alarm leases need a PostgreSQL state database");
+		vg_db_close(l->db);
+		free(l);
+		return -ENOTSUP;
+	}
+	snprintf(l->node, sizeof(l->node), "%s", node);
+	l->lease_ms = lease_ms > 0 ? lease_ms : 10000;
+	*out = l;
+	return 0;
+}
+
+void vg_alarm_lease_close(struct vg_alarm_lease *l)
+{
+	struct vg_db_stmt *st;
+
+	if (!l)
+		return;
+	if (!vg_db_prepare(l->db, "DELETE FROM " VG_ALARM_LEASE_TABLE " WHERE owner = ?1", &st)) {
+		vg_db_bind_text(st, 1, l->node);
+		vg_db_step(st);
+		vg_db_reset(st);
+	}
+	vg_db_close(l->db);
+	free(l);
+}
+
+const char *vg_alarm_lease_errmsg(const struct vg_alarm_lease *l)
+{
+	return l ? vg_db_errmsg(l->db) : "";
+}
+
+/* Run st (bound) to completion; 0 or -errno. */
+static int run(struct vg_db_stmt *st)
+{
+	int rc;
+
+	while ((rc = vg_db_step(st)) == 1)
+		;
+	vg_db_reset(st);
+	return rc;
+}
+
+/* Every alarm id, into *items. */
+static int list_alarms(struct vg_alarm_lease *l, struct vg_alarm_lease_item **items,
+		       size_t *n)
+{
+	struct vg_db_stmt *st;
+	size_t cap = 0;
+	int rc;
+
+	*items = NULL;
+	*n = 0;
+	if ((rc = vg_db_prepare(l->db, "SELECT id, updated_ms FROM alarms ORDER BY id", &st)))
+		return rc;
+	while ((rc = vg_db_step(st)) == 1) {
+		const char *id = vg_db_column_text(st, 0);
+		if (!id)
+			continue;
+		if (*n == cap) {
+			size_t c = cap ? cap * 2 : 64;
+			struct vg_alarm_lease_item *m = realloc(*items, c * sizeof(*m));
+			if (!m) {
+				rc = -ENOMEM;
+				break;
+			}
+			*items = m;
+			cap = c;
+		}
+		memset(&(*items)[*n], 0, sizeof(**items));
+		snprintf((*items)[*n].id, sizeof((*items)[*n].id), "%s", id);
+		(*items)[*n].updated_ms = vg_db_column_int64(st, 1);
+		(*n)++;
+	}
+	vg_db_reset(st);
+	if (rc < 0) {
+		free(*items);
+		*items = NULL;
+		*n = 0;
+		return rc;
+	}
+	return 0;
+}
+
+/* The ids this node holds now, into a set (values unused). */
+static int held_set(struct vg_alarm_lease *l, struct vg_hmap *held)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = vg_db_prepare(l->db, "SELECT alarm_id FROM " VG_ALARM_LEASE_TABLE " WHERE owner = ?1 AND expires_at > now()",
+				&st)))
+		return rc;
+	vg_db_bind_text(st, 1, l->node);
+	while ((rc = vg_db_step(st)) == 1) {
+		const char *id = vg_db_column_text(st, 0);
+		if (id && vg_hmap_put(held, id, strlen(id), (void *)1, NULL)) {
+			rc = -ENOMEM;
+			break;
+		}
+	}
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+int vg_alarm_lease_round(struct vg_alarm_lease *l, const char *const *live,
+			 size_t nlive, struct vg_alarm_lease_item **items, size_t *n)
+{
+	const char **nodes;
+	size_t nn = 0, self = 0;
+	struct vg_hmap held;
+	struct vg_db_stmt *st;
+	int rc;
+
+	*items = NULL;
+	*n = 0;
+	if (!(nodes = calloc(nlive + 1, sizeof(*nodes))))
+		return -ENOMEM;
+	for (size_t i = 0; i < nlive; i++)
+		if (strcmp(live[i], l->node))
+			nodes[nn++] = live[i];
+	self = nn;
+	nodes[nn++] = l->node; /* this node counts even before its first heartbeat */
+	vg_hmap_init(&held);
+
+	/* renew: rows still ours, even if they expired while we stalled
+	 * (nobody took them: a takeover changes the owner) */
+	rc = vg_db_prepare(l->db, "UPDATE " VG_ALARM_LEASE_TABLE " SET expires_at = " EXPIRY " WHERE owner = ?1", &st);
+	if (!rc) {
+		vg_db_bind_text(st, 1, l->node);
+		vg_db_bind_int64(st, 2, l->lease_ms);
+		rc = run(st);
+	}
+	/* leases of alarms deleted since */
+	if (!rc && !(rc = vg_db_prepare(l->db, "DELETE FROM " VG_ALARM_LEASE_TABLE " WHERE owner = ?1 AND alarm_id NOT IN (SELECT id FROM alarms)", &st))) {
+		vg_db_bind_text(st, 1, l->node);
+		rc = run(st);
+	}
+	if (!rc)
+		rc = list_alarms(l, items, n);
+	if (!rc)
+		rc = held_set(l, &held);
+	for (size_t i = 0; !rc && i < *n; i++) {
+		const char *id = (*items)[i].id;
+		int want = vg_alarm_lease_pick(id, nodes, nn) == self;
+		int have = vg_hmap_gets(&held, id) != NULL;
+
+		if (want && !have) {
+			/* wins only over a free or expired row */
+			rc = vg_db_prepare(l->db, "INSERT INTO " VG_ALARM_LEASE_TABLE "(alarm_id, owner, expires_at) VALUES (?3, ?1, " EXPIRY ") ON CONFLICT (alarm_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at WHERE " VG_ALARM_LEASE_TABLE ".expires_at <= now() OR " VG_ALARM_LEASE_TABLE ".owner = excluded.owner RETURNING alarm_id", &st);
+			if (rc)
+				break;
+			vg_db_bind_text(st, 1, l->node);
+			vg_db_bind_int64(st, 2, l->lease_ms);
+			vg_db_bind_text(st, 3, id);
+			rc = vg_db_step(st);
+			vg_db_reset(st);
+			if (rc < 0)
+				break;
+			have = rc == 1;
+			rc = 0;
+		} else if (!want && have) {
+			/* a node that should own it is alive: hand it over */
+			rc = vg_db_prepare(l->db, "DELETE FROM " VG_ALARM_LEASE_TABLE " WHERE alarm_id = ?2 AND owner = ?1", &st);
+			if (rc)
+				break;
+			vg_db_bind_text(st, 1, l->node);
+			vg_db_bind_text(st, 2, id);
+			rc = run(st);
+			have = 0;
+		}
+		(*items)[i].held = have;
+	}
+	vg_hmap_release(&held);
+	free(nodes);
+	if (rc) {
+		free(*items);
+		*items = NULL;
+		*n = 0;
+	}
+	return rc;
+}

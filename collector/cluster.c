@@ -1,0 +1,540 @@
+/*
+ * cluster.c — the node registry and the metric stream between collectors
+ * that share one PostgreSQL state (vigie/cluster.h has the contract).
+ *
+ * Why a registry in the database: the collectors already share it, it has
+ * one clock (now()) for everyone's last_seen, and it survives any
+ * collector; a node is live while its row was refreshed within one lease.
+ * No gossip, no membership protocol of our own.
+ *
+ * Why PUB/SUB of whole batches: an alarm's owner must see the samples it
+ * needs wherever an agent sent them (an agent sticks to its own primary
+ * collector). Sending every accepted batch to every peer costs (N - 1)
+ * times the agents' traffic on the collectors' network, and lets every
+ * engine keep every series' windows warm, so a takeover needs no history
+ * from anyone (alarms/engine_own.c). A per-alarm routing would save
+ * bandwidth but needs the owner map in the sender's hot path; the
+ * nanomsg fan-out is one send per batch.
+ *
+ * Invariants: a peer batch goes to peer_batch only (never to the
+ * dispatch: not stored, not metered, not republished); the stream socket
+ * is subscribed to the live peers' endpoints only (reconciled at each
+ * round, so a node that left stops being dialled); every queue is
+ * nanomsg's bounded buffer, and what it drops is counted.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
+
+#include "vigie/clock.h"
+#include "vigie/cluster.h"
+#include "vigie/db.h"
+#include "vigie/hmap.h"
+#include "vigie/log.h"
+#include "vigie/wire.h"
+
+#define MAGIC "VGS1"
+#define HDR_MAX (4 + 1 + 255 + 8)
+#define STREAM_BUF (4 << 20) /* bytes queued per pipe (each way) */
+
+static const struct vg_db_step steps[] = {
+	{.version = 1,
+	 .sql = "CREATE TABLE IF NOT EXISTS nodes ("
+		" node TEXT COLLATE \"C\" PRIMARY KEY, stream TEXT NOT NULL,"
+		" api TEXT NOT NULL, started_at TIMESTAMPTZ NOT NULL,"
+		" last_seen TIMESTAMPTZ NOT NULL);"},
+};
+
+static const struct vg_db_schema cluster_schema = {
+	.component = "cluster",
+	.pg_schema = "vigie_cluster",
+	.steps = steps,
+	.nsteps = 1,
+};
+
+struct peer {
+	char node[256];
+	char stream[256];
+	char api[256];
+	int64_t ago_ms;
+	int eid; /* nn_connect endpoint, -1 none */
+};
+
+struct vg_cluster {
+	struct vg_cluster_options o;
+	char node[256], stream[256], api[256];
+	struct vg_db *db;
+	int pub, sub;
+	pthread_t reg_thr, sub_thr;
+	int reg_started, sub_started;
+	pthread_mutex_t lock; /* peers, stats, stop */
+	pthread_cond_t wake;
+	int stop, poked;
+	struct peer peers[VG_CLUSTER_MAX_NODES];
+	size_t npeers;
+	struct vg_cluster_stats st;
+	uint64_t seq;
+	struct vg_hmap last_seq; /* peer node -> uint64_t * (sub thread only) */
+	uint64_t log_round, log_bad;
+};
+
+void vg_cluster_node_id(const char *listen, char *out, size_t outlen)
+{
+	char host[128] = "";
+
+	if (gethostname(host, sizeof(host) - 1) || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	snprintf(out, outlen, "%s@%s", host, listen ? listen : "");
+}
+
+const char *vg_cluster_node(const struct vg_cluster *c)
+{
+	return c ? c->node : "";
+}
+
+/* What peers dial: the bound address with a wildcard host replaced by
+ * this host's name. */
+static void advertised(const char *bound, char *out, size_t outlen)
+{
+	const char *p = strstr(bound, "://");
+	char host[128] = "";
+
+	if (p && (!strncmp(p + 3, "*:", 2) || !strncmp(p + 3, "0.0.0.0:", 8))) {
+		if (gethostname(host, sizeof(host) - 1) || !host[0])
+			snprintf(host, sizeof(host), "localhost");
+		snprintf(out, outlen, "%.*s%s%s", (int)(p + 3 - bound), bound, host,
+			 strchr(p + 3, ':'));
+	} else {
+		snprintf(out, outlen, "%s", bound);
+	}
+}
+
+/* ---- registry rounds ---------------------------------------------------------- */
+
+static int heartbeat(struct vg_cluster *c)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = vg_db_prepare(c->db, "INSERT INTO nodes(node, stream, api, "
+				       "started_at, last_seen) VALUES (?1, ?2, ?3, now(), now()) "
+				       "ON CONFLICT (node) DO UPDATE SET stream = excluded.stream, "
+				       "api = excluded.api, last_seen = now()",
+				&st)))
+		return rc;
+	vg_db_bind_text(st, 1, c->node);
+	vg_db_bind_text(st, 2, c->stream);
+	vg_db_bind_text(st, 3, c->api);
+	rc = vg_db_step(st);
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+/* The live nodes, into peers (this node included). */
+static int live_nodes(struct vg_cluster *c, struct peer *out, size_t *n)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	*n = 0;
+	if ((rc = vg_db_prepare(c->db, "SELECT node, stream, api, CAST(EXTRACT("
+				       "EPOCH FROM now() - last_seen) * 1000 AS BIGINT) FROM "
+				       "nodes WHERE last_seen > now() - CAST(?1 AS BIGINT) * "
+				       "interval '1 millisecond' ORDER BY node",
+				&st)))
+		return rc;
+	vg_db_bind_int64(st, 1, c->o.lease_ms);
+	while ((rc = vg_db_step(st)) == 1 && *n < VG_CLUSTER_MAX_NODES) {
+		struct peer *p = &out[*n];
+		memset(p, 0, sizeof(*p));
+		snprintf(p->node, sizeof(p->node), "%s", vg_db_column_text(st, 0) ?: "");
+		snprintf(p->stream, sizeof(p->stream), "%s", vg_db_column_text(st, 1) ?: "");
+		snprintf(p->api, sizeof(p->api), "%s", vg_db_column_text(st, 2) ?: "");
+		p->ago_ms = vg_db_column_int64(st, 3);
+		p->eid = -1;
+		(*n)++;
+	}
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+/* Dial the live peers' streams, hang up on the others. Under c->lock. */
+static void reconcile(struct vg_cluster *c, struct peer *now, size_t n)
+{
+	for (size_t i = 0; i < c->npeers; i++) {
+		struct peer *old = &c->peers[i];
+		size_t k;
+		for (k = 0; k < n; k++)
+			if (!strcmp(now[k].node, old->node) &&
+			    !strcmp(now[k].stream, old->stream))
+				break;
+		if (k < n)
+			now[k].eid = old->eid; /* still there: keep the pipe */
+		else if (old->eid >= 0)
+			nn_shutdown(c->sub, old->eid);
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct peer *p = &now[k];
+		if (p->eid >= 0 || !p->stream[0] || !strcmp(p->node, c->node) ||
+		    c->sub < 0)
+			continue;
+		if ((p->eid = nn_connect(c->sub, p->stream)) < 0)
+			vg_log_limited(VG_LOG_WARN, &c->log_round,
+				       "cluster: cannot subscribe to %s's stream %s: %s",
+				       p->node, p->stream, nn_strerror(nn_errno()));
+		else
+			vg_info("cluster: subscribed to %s's metric stream %s",
+				p->node, p->stream);
+	}
+	memcpy(c->peers, now, n * sizeof(*now));
+	c->npeers = n;
+}
+
+static void round_once(struct vg_cluster *c)
+{
+	struct peer now[VG_CLUSTER_MAX_NODES];
+	const char *ids[VG_CLUSTER_MAX_NODES];
+	size_t n = 0;
+	int rc;
+
+	rc = heartbeat(c);
+	if (!rc)
+		rc = live_nodes(c, now, &n);
+	pthread_mutex_lock(&c->lock);
+	c->st.rounds++;
+	c->st.db_ok = !rc;
+	if (rc) {
+		c->st.round_errors++;
+	} else {
+		reconcile(c, now, n);
+		c->st.live_nodes = n;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (rc)
+		vg_log_limited(VG_LOG_ERROR, &c->log_round,
+			       "cluster: the state database cannot be reached "
+			       "(%s): this node evaluates no alarm until it can",
+			       vg_db_errmsg(c->db));
+	for (size_t i = 0; i < n; i++)
+		ids[i] = now[i].node;
+	if (c->o.round)
+		c->o.round(c->o.ctx, ids, rc ? 0 : n, !rc);
+}
+
+static void *reg_main(void *arg)
+{
+	struct vg_cluster *c = arg;
+	int64_t every = c->o.lease_ms / 3 > 50 ? c->o.lease_ms / 3 : 50;
+
+	for (;;) {
+		struct timespec ts;
+		pthread_mutex_lock(&c->lock);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += every / 1000;
+		ts.tv_nsec += (every % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		while (!c->stop && !c->poked &&
+		       pthread_cond_timedwait(&c->wake, &c->lock, &ts) != ETIMEDOUT)
+			;
+		c->poked = 0;
+		if (c->stop) {
+			pthread_mutex_unlock(&c->lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&c->lock);
+		round_once(c);
+	}
+}
+
+/* ---- the stream ----------------------------------------------------------------- */
+
+static int consumer_batch(void *ctx, const struct vg_batch *b)
+{
+	struct vg_cluster *c = ctx;
+	uint8_t *wire = NULL, *msg;
+	size_t len = 0, nl = strlen(c->node), hl;
+	uint64_t seq;
+
+	if (c->pub < 0)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	seq = c->st.live_nodes; /* alone: nobody to send to */
+	pthread_mutex_unlock(&c->lock);
+	if (seq <= 1)
+		return 0;
+	if (vg_wire_encode(b, &wire, &len)) {
+		pthread_mutex_lock(&c->lock);
+		c->st.stream_dropped++;
+		pthread_mutex_unlock(&c->lock);
+		return 0; /* never refuse a batch for the stream's sake */
+	}
+	if (nl > 255)
+		nl = 255;
+	hl = 4 + 1 + nl + 8;
+	if (!(msg = nn_allocmsg(hl + len, 0))) {
+		free(wire);
+		return 0;
+	}
+	pthread_mutex_lock(&c->lock);
+	seq = ++c->seq;
+	pthread_mutex_unlock(&c->lock);
+	memcpy(msg, MAGIC, 4);
+	msg[4] = (uint8_t)nl;
+	memcpy(msg + 5, c->node, nl);
+	for (int i = 0; i < 8; i++)
+		msg[5 + nl + i] = (uint8_t)(seq >> (8 * i));
+	memcpy(msg + hl, wire, len);
+	free(wire);
+	void *m = msg;
+	if (nn_send(c->pub, &m, NN_MSG, NN_DONTWAIT) < 0) {
+		nn_freemsg(msg);
+		pthread_mutex_lock(&c->lock);
+		c->st.stream_dropped++;
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
+	pthread_mutex_lock(&c->lock);
+	c->st.published++;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+struct vg_consumer vg_cluster_consumer(struct vg_cluster *c)
+{
+	struct vg_consumer k = {"cluster", c, consumer_batch, NULL};
+
+	return k;
+}
+
+static void on_message(struct vg_cluster *c, const uint8_t *m, size_t len)
+{
+	char node[256];
+	size_t nl;
+	uint64_t seq = 0, *last;
+	struct vg_batch *b = NULL;
+	int rc;
+
+	if (len < 13 || memcmp(m, MAGIC, 4) || (nl = m[4], len < 13 + nl)) {
+		rc = -EBADMSG;
+		goto bad;
+	}
+	memcpy(node, m + 5, nl);
+	node[nl] = '\0';
+	for (int i = 0; i < 8; i++)
+		seq |= (uint64_t)m[5 + nl + i] << (8 * i);
+	if ((rc = vg_wire_decode(m + 13 + nl, len - 13 - nl, &b)))
+		goto bad;
+	/* sequence gaps: what a full pipe dropped on the way */
+	if ((last = vg_hmap_gets(&c->last_seq, node))) {
+		if (seq > *last + 1) {
+			pthread_mutex_lock(&c->lock);
+			c->st.stream_gaps += seq - *last - 1;
+			pthread_mutex_unlock(&c->lock);
+		}
+		*last = seq;
+	} else if ((last = malloc(sizeof(*last)))) {
+		*last = seq;
+		if (vg_hmap_puts(&c->last_seq, node, last))
+			free(last);
+	}
+	pthread_mutex_lock(&c->lock);
+	c->st.peer_batches++;
+	pthread_mutex_unlock(&c->lock);
+	if (c->o.peer_batch)
+		c->o.peer_batch(c->o.ctx, b);
+	vg_batch_free(b);
+	return;
+bad:
+	pthread_mutex_lock(&c->lock);
+	c->st.peer_bad++;
+	pthread_mutex_unlock(&c->lock);
+	vg_log_limited(VG_LOG_WARN, &c->log_bad,
+		       "cluster: a peer's stream message is unreadable (%s); "
+		       "dropped",
+		       vg_wire_strerror(rc));
+}
+
+static void *sub_main(void *arg)
+{
+	struct vg_cluster *c = arg;
+
+	for (;;) {
+		void *buf = NULL;
+		int n, stop;
+
+		pthread_mutex_lock(&c->lock);
+		stop = c->stop;
+		pthread_mutex_unlock(&c->lock);
+		if (stop)
+			return NULL;
+		n = nn_recv(c->sub, &buf, NN_MSG, 0);
+		if (n < 0)
+			continue; /* the receive timeout, or a stop */
+		on_message(c, buf, (size_t)n);
+		nn_freemsg(buf);
+	}
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out,
+		     char *err, size_t errlen)
+{
+	struct vg_cluster *c;
+	int rc, tmo = 250, buf = STREAM_BUF, linger = 0;
+
+	*out = NULL;
+	if (!(c = calloc(1, sizeof(*c)))) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	c->o = *o;
+	if (c->o.lease_ms <= 0)
+		c->o.lease_ms = 10000;
+	c->pub = c->sub = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&c->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	vg_hmap_init(&c->last_seq);
+	if (o->node && *o->node)
+		snprintf(c->node, sizeof(c->node), "%s", o->node);
+	else
+		vg_cluster_node_id(o->listen, c->node, sizeof(c->node));
+	snprintf(c->api, sizeof(c->api), "%s", o->api ? o->api : "");
+	if ((rc = vg_db_open(o->url, &cluster_schema, &c->db, err, errlen)))
+		goto fail;
+	if (vg_db_engine(c->db) != VG_DB_POSTGRESQL) {
+		snprintf(err, errlen, "cluster: [cluster] needs a PostgreSQL [state] url");
+		rc = -ENOTSUP;
+		goto fail;
+	}
+	if (o->stream && *o->stream) {
+		advertised(o->stream, c->stream, sizeof(c->stream));
+		if ((c->pub = nn_socket(AF_SP, NN_PUB)) < 0 ||
+		    (c->sub = nn_socket(AF_SP, NN_SUB)) < 0) {
+			rc = -nn_errno();
+			snprintf(err, errlen, "cluster: nn_socket: %s", nn_strerror(-rc));
+			goto fail;
+		}
+		nn_setsockopt(c->pub, NN_SOL_SOCKET, NN_SNDBUF, &buf, sizeof(buf));
+		nn_setsockopt(c->pub, NN_SOL_SOCKET, NN_LINGER, &linger, sizeof(linger));
+		nn_setsockopt(c->sub, NN_SOL_SOCKET, NN_RCVBUF, &buf, sizeof(buf));
+		nn_setsockopt(c->sub, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
+		{
+			int max = -1; /* batches are bounded by the wire format */
+			nn_setsockopt(c->sub, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max));
+		}
+		nn_setsockopt(c->sub, NN_SUB, NN_SUB_SUBSCRIBE, "", 0);
+		if (nn_bind(c->pub, o->stream) < 0) {
+			rc = -nn_errno();
+			snprintf(err, errlen, "cluster: [cluster] stream %s: %s",
+				 o->stream, nn_strerror(-rc));
+			goto fail;
+		}
+	}
+	round_once(c); /* before the receiver takes its first batch */
+	if ((rc = -pthread_create(&c->reg_thr, NULL, reg_main, c)))
+		goto fail_thr;
+	c->reg_started = 1;
+	if (c->sub >= 0) {
+		if ((rc = -pthread_create(&c->sub_thr, NULL, sub_main, c)))
+			goto fail_thr;
+		c->sub_started = 1;
+	}
+	vg_info("cluster: node %s, lease %lld ms, metric stream %s", c->node,
+		(long long)c->o.lease_ms, c->stream[0] ? c->stream : "off");
+	*out = c;
+	return 0;
+fail_thr:
+	snprintf(err, errlen, "cluster: cannot start a thread: %s", strerror(-rc));
+fail:
+	vg_cluster_stop(c);
+	return rc;
+}
+
+void vg_cluster_stop(struct vg_cluster *c)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stop = 1;
+	pthread_cond_broadcast(&c->wake);
+	pthread_mutex_unlock(&c->lock);
+	if (c->reg_started)
+		pthread_join(c->reg_thr, NULL);
+	if (c->sub_started)
+		pthread_join(c->sub_thr, NULL);
+	if (c->db && c->reg_started) {
+		/* a clean stop: peers see this node gone at their next round */
+		struct vg_db_stmt *st;
+		if (!vg_db_prepare(c->db, "UPDATE nodes SET last_seen = now() - "
+					  "interval '1 day' WHERE node = ?1",
+				   &st)) {
+			vg_db_bind_text(st, 1, c->node);
+			vg_db_step(st);
+			vg_db_reset(st);
+		}
+	}
+	if (c->pub >= 0)
+		nn_close(c->pub);
+	if (c->sub >= 0)
+		nn_close(c->sub);
+	while ((s = vg_hmap_next(&c->last_seq, &pos)))
+		free(s->value);
+	vg_hmap_release(&c->last_seq);
+	vg_db_close(c->db);
+	pthread_cond_destroy(&c->wake);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+void vg_cluster_poke(struct vg_cluster *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->poked = 1;
+	pthread_cond_broadcast(&c->wake);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void vg_cluster_get_stats(struct vg_cluster *c, struct vg_cluster_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->st;
+	pthread_mutex_unlock(&c->lock);
+}
+
+json_t *vg_cluster_peers_json(struct vg_cluster *c)
+{
+	json_t *a = json_array();
+
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; a && i < c->npeers; i++) {
+		struct peer *p = &c->peers[i];
+		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:I,s:b}", "node", p->node,
+						   "stream", p->stream, "api", p->api,
+						   "last_seen_ms_ago", (json_int_t)p->ago_ms,
+						   "self", !strcmp(p->node, c->node)));
+	}
+	pthread_mutex_unlock(&c->lock);
+	return a;
+}

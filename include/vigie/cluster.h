@@ -1,0 +1,99 @@
+/*
+ * vigie — several collectors on one shared state (collector/cluster.c):
+ * the node registry and the metric stream between collectors.
+ *
+ * Node registry: each collector has a node id ([cluster] node, or
+ * "<host name>@<[collector] listen>": stable across restarts) and, every
+ * third of [cluster] lease, upserts its row (node, stream endpoint, API
+ * address, last_seen = now() by the database's clock) in the table nodes
+ * of the PostgreSQL schema vigie_cluster, then reads the nodes seen within
+ * one lease: the live nodes. The round callback gets them (the
+ * composition root runs the alarm leases, vigie/alarm_lease.h, on them).
+ *
+ * Metric stream: every batch this collector accepts (validated, not a
+ * duplicate: the dispatch consumer runs after the registry and the store)
+ * is published on a nanomsg PUB socket bound to [cluster] stream; the
+ * collector SUBscribes to the stream of every live peer and hands each
+ * peer batch to the peer_batch callback (the alarm engine only: a peer's
+ * batch is stored, metered and registered by the collector that received
+ * it, never again). Peer batches are never republished, so a batch crosses
+ * one hop. Queues are nanomsg's, bounded (NN_SNDBUF / NN_RCVBUF): a PUB
+ * pipe that is full drops the message for that subscriber; each message
+ * carries the sender's node id and sequence number, so a subscriber counts
+ * what it missed (stream_gaps) and a sender counts what it could not queue
+ * (stream_dropped).
+ *
+ * Message: "VGS1", u8 node length, node, u64 sequence (little-endian),
+ * then the batch in the agents' wire format (vigie/wire.h).
+ *
+ * Only with a PostgreSQL [state] url: on sqlite there is one node and
+ * nothing here runs.
+ *
+ * Threading: vg_cluster_start starts two threads (registry rounds; stream
+ * receiver); callbacks run on them. The consumer runs on the receiver
+ * thread. vg_cluster_get_stats and vg_cluster_peers_json are thread-safe.
+ */
+#ifndef VIGIE_CLUSTER_H
+#define VIGIE_CLUSTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "vigie/batch.h"
+#include "vigie/dispatch.h"
+
+#define VG_CLUSTER_MAX_NODES 64
+
+struct vg_cluster;
+
+struct vg_cluster_options {
+	const char *url;    /* the PostgreSQL state database (vigie/db.h) */
+	const char *node;   /* node id; NULL/"" = derived from listen */
+	const char *listen; /* [collector] listen, for the derived id */
+	const char *stream; /* PUB address to bind; "" = no stream */
+	const char *api;    /* HTTP API address, advertised */
+	int64_t lease_ms;   /* liveness window; rounds every lease_ms / 3 */
+	/* after each registry round: the live nodes' ids (this node among
+	 * them), or ok = 0 when the database could not be reached */
+	void (*round)(void *ctx, const char *const *live, size_t n, int ok);
+	/* a batch from a peer's stream (decoded, valid) */
+	void (*peer_batch)(void *ctx, const struct vg_batch *b);
+	void *ctx;
+};
+
+/* The derived node id "<host name>@<listen>" into out. */
+void vg_cluster_node_id(const char *listen, char *out, size_t outlen);
+
+/* Open the registry, bind the stream, start the threads (the first round
+ * runs before this returns). 0 or -errno with a message in err. */
+int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out,
+		     char *err, size_t errlen);
+/* Stop the threads, mark this node gone (last_seen in the past), close.
+ * Accepts NULL. */
+void vg_cluster_stop(struct vg_cluster *c);
+
+/* Run the next registry round now (an alarm was created). Thread-safe;
+ * accepts NULL. */
+void vg_cluster_poke(struct vg_cluster *c);
+
+/* The dispatch consumer "cluster" that publishes accepted batches. */
+struct vg_consumer vg_cluster_consumer(struct vg_cluster *c);
+
+const char *vg_cluster_node(const struct vg_cluster *c);
+
+struct vg_cluster_stats {
+	uint64_t rounds, round_errors;
+	uint64_t published, stream_dropped; /* batches sent / not queued */
+	uint64_t peer_batches, peer_bad;    /* received / undecodable */
+	uint64_t stream_gaps;               /* peer batches missed (sequence gaps) */
+	uint64_t live_nodes;                /* at the last round */
+	int db_ok;                          /* the last round reached the database */
+};
+void vg_cluster_get_stats(struct vg_cluster *c, struct vg_cluster_stats *out);
+/* A new JSON array of the nodes of the last round: {"node","stream",
+ * "api","last_seen_ms_ago","self"}. */
+json_t *vg_cluster_peers_json(struct vg_cluster *c);
+
+#endif
