@@ -66,6 +66,8 @@ eq "a counter is stored as a rate" \
 # ---- units: stored with the series, read back ----
 eq "the published unit is stored with its series (none given: \"\")" \
   "$(as "$ANA" "$API/v1/resources/app-queue" | jq -c '[.metrics["queue.depth"].unit, .metrics["jobs.done"].unit]')" '["1",""]'
+eq "... and in the resource list" \
+  "$(as "$ANA" "$API/v1/resources?type=custom" | jq -r '(if type == "array" then . else .resources end)[] | select(.id == "app-queue") | .metrics["queue.depth"].unit')" 1
 eq "GET /v1/measures gives the published unit" \
   "$(as "$ANA" "$API/v1/measures?resource=app-queue&metric=queue.depth&start=$(iso $T0)&end=$(iso $((T0 + 60)))&granularity=60" | jq -r .unit)" 1
 eq "a series stored without a unit takes the first one published" \
