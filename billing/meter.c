@@ -19,9 +19,13 @@
  *   - A vNIC's counters give deltas since the previous observation, spread
  *     over the UTC hours they cover in proportion to time.
  *
- * Invariants. A resource's observations at or before its last applied
- * poll (last_poll_ms) are ignored, and transitions are unique on
- * (resource, time, kind): applying a batch twice changes nothing. Usage is
+ * Invariants. A resource's observations, and the events the agent derived
+ * from a poll (stamped with the poll's time), at or before its last
+ * applied poll (last_poll_ms) are ignored, and transitions are unique on
+ * (resource, time, kind): applying a batch twice changes nothing. At one
+ * instant a FLAVOR sorts before a CREATE/START, which carry a flavor too:
+ * recording a FLAVOR gives its flavor to them, so the flavor in force
+ * after an instant is the last one reported for it. Usage is
  * never negative: a counter that goes backwards restarted from zero.
  * Nothing in this file uses floating point except reading sample values at
  * the door (a double holding an integer up to 2^53 converts exactly).
@@ -100,6 +104,7 @@ enum {
 	Q_UPD,
 	Q_LOCK_PG,
 	Q_TAIL,
+	Q_SAME_START,
 	NQ
 };
 
@@ -182,6 +187,11 @@ static const char *const sql[NQ] = {
 	 * resource, newest first */
 	[Q_TAIL] = "SELECT time_ms,kind,exact,lo_ms,hi_ms FROM transitions "
 		   "WHERE resource=?1 ORDER BY time_ms DESC,kind DESC LIMIT 8",
+	/* a FLAVOR recorded at ?2: the CREATE/START at that instant too */
+	[Q_SAME_START] = "UPDATE transitions SET flavor=COALESCE(?3,flavor),"
+			 "vcpus=COALESCE(?4,vcpus),ram_mb=COALESCE(?5,ram_mb),"
+			 "disk_gb=COALESCE(?6,disk_gb) WHERE resource=?1 AND "
+			 "time_ms=?2 AND kind IN (1,4)",
 };
 
 /* Project names last written (names.c): a batch repeats its projects'
@@ -606,6 +616,22 @@ static int record(struct vg_bill_meter *m, struct mres *r, const struct trans *t
 	rc = step_done(s);
 	if (rc)
 		return rc;
+	if (t->kind == VG_BILL_T_FLAVOR && f) {
+		/* A CREATE or START at the same instant sorts after the
+		 * FLAVOR and carries a flavor of its own, which would undo it
+		 * (a start inferred with the flavor known before the resize
+		 * that the same poll then reports): it starts with this one. */
+		if ((rc = q(m, Q_SAME_START, &s)))
+			return rc;
+		vg_db_bind_text(s, 1, r->id);
+		vg_db_bind_int64(s, 2, t->t);
+		vg_db_bind_text(s, 3, f->has_name ? f->name : NULL);
+		bind_opt(s, 4, f->vcpus);
+		bind_opt(s, 5, f->ram_mb);
+		bind_opt(s, 6, f->disk_gb);
+		if ((rc = step_done(s)))
+			return rc;
+	}
 	return advance(m, r, t);
 }
 
@@ -782,7 +808,7 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e,
 	struct mres r;
 	struct flavor f;
 	struct tstate st;
-	int inferred, migrated, done = 0, rc, changed = 0;
+	int inferred, migrated, polled, done = 0, rc, changed = 0;
 	int64_t t = e->time_ms, lo, at;
 
 	if (!e->resource || e->type == VG_EV_GAP || e->type == VG_EV_SUSPENDED ||
@@ -796,6 +822,16 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e,
 		r.last_seen_ms = r.last_poll_ms = r.last_change_ms = INT64_MIN;
 	}
 	parse_detail(e->detail, &inferred, &migrated, &f);
+	polled = inferred; /* derived by the agent from its poll */
+	/* The poll it was derived from was applied already (its observation
+	 * has the same time and moved the watermark): a re-delivery. Applied
+	 * again it would be read against the timeline that poll left (a
+	 * restart's STOPPED would stop the run its STARTED began). The rule
+	 * holds per host, as for observations. */
+	if (polled && r.found && t <= r.last_poll_ms && !other_host(&r, host)) {
+		m->cur.stale++;
+		goto out;
+	}
 
 	/* Live migration (bill_meter.h). */
 	int stopish = e->type == VG_EV_STOPPED || e->type == VG_EV_UNDEFINED;

@@ -144,6 +144,8 @@ enum {
 	ST_LOOKUP,
 	ST_VISIBLE,
 	ST_METRIC_SEEN,
+	ST_SET_UNIT,
+	ST_METRIC_UNIT,
 	ST_COUNT
 };
 
@@ -152,6 +154,9 @@ enum {
 	"first_seen_ms, last_seen_ms, ended_at_ms"
 /* the greater of two values (max(a, b) is sqlite's only) */
 #define GREATER(a, b) "CASE WHEN " a " > " b " THEN " a " ELSE " b " END"
+/* A batch names no unit outside the catalogue (""): a published series'
+ * unit, set by vg_registry_set_unit, stays. */
+#define KEEP_UNIT "CASE WHEN excluded.unit = '' THEN metrics.unit ELSE excluded.unit END"
 #define LESSER(a, b) "CASE WHEN " a " < " b " THEN " a " ELSE " b " END"
 
 static const char *const sql_text[ST_COUNT] = {
@@ -226,7 +231,7 @@ static const char *const sql_text[ST_COUNT] = {
 		"INSERT INTO metrics(resource_id, name, kind, unit, last_value, "
 		"last_time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
 		"ON CONFLICT(resource_id, name) DO UPDATE SET "
-		"kind = excluded.kind, unit = excluded.unit, "
+		"kind = excluded.kind, unit = " KEEP_UNIT ", "
 		"last_value = CASE WHEN excluded.last_time_ms >= "
 		"metrics.last_time_ms THEN excluded.last_value "
 		"ELSE metrics.last_value END, "
@@ -243,6 +248,10 @@ static const char *const sql_text[ST_COUNT] = {
 			    "ORDER BY resource_id, name LIMIT ?2",
 	[ST_METRIC_SEEN] = "SELECT 1 FROM metrics m JOIN resources r ON r.id = m.resource_id"
 			   " WHERE m.name = ?1 AND (CAST(?2 AS TEXT) IS NULL OR r.project = ?2) LIMIT 1",
+	[ST_SET_UNIT] = "UPDATE metrics SET unit = ?3 WHERE resource_id = ?1 "
+			"AND name = ?2",
+	[ST_METRIC_UNIT] = "SELECT unit FROM metrics WHERE resource_id = ?1 AND "
+			   "name = ?2",
 	[ST_LOOKUP] = "SELECT type, project FROM resources WHERE id = ?1",
 	[ST_VISIBLE] = "SELECT type FROM resources WHERE id = ?1 AND "
 		       "(CAST(?2 AS TEXT) IS NULL OR project = ?2)",
@@ -865,7 +874,7 @@ static void flush_sql(int metrics, int n, char *sql, size_t len)
 	if (metrics)
 		snprintf(sql + k, len - k,
 			 " ON CONFLICT(resource_id, name) DO UPDATE SET "
-			 "kind = excluded.kind, unit = excluded.unit, "
+			 "kind = excluded.kind, unit = " KEEP_UNIT ", "
 			 "last_value = CASE WHEN excluded.last_time_ms >= "
 			 "metrics.last_time_ms THEN excluded.last_value "
 			 "ELSE metrics.last_value END, "
@@ -1272,6 +1281,57 @@ int vg_registry_get(struct vg_registry *r, const char *id, json_t **out)
 	}
 	*out = jb.one;
 	return 0;
+}
+
+int vg_registry_set_unit(struct vg_registry *r, const char *id,
+			 const char *metric, const char *unit)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r || !id || !metric || !unit)
+		return -EINVAL;
+	if ((rc = need_txn(r)) || (rc = stmt(r, ST_SET_UNIT, &s)))
+		goto out;
+	vg_db_bind_text(s, 1, id);
+	vg_db_bind_text(s, 2, metric);
+	vg_db_bind_text(s, 3, unit);
+	if ((rc = exec_done(s)))
+		goto out;
+	if (vg_db_changes(r->db) == 0)
+		rc = -ENOENT;
+	else
+		rc = map_err(vg_db_commit(r->db));
+out:
+	if (vg_db_in_transaction(r->db))
+		vg_db_rollback(r->db);
+	return rc;
+}
+
+int vg_registry_metric_unit(struct vg_registry *r, const char *id,
+			    const char *metric, char *unit, size_t unitlen)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r || !id || !metric || !unit || !unitlen)
+		return -EINVAL;
+	unit[0] = '\0';
+	if ((rc = stmt(r, ST_METRIC_UNIT, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, id);
+	vg_db_bind_text(s, 2, metric);
+	rc = vg_db_step(s);
+	if (rc == 1) {
+		const char *u = vg_db_column_text(s, 0);
+		rc = (size_t)snprintf(unit, unitlen, "%s", u ? u : "") >= unitlen
+			     ? -ENAMETOOLONG
+			     : 0;
+	} else {
+		rc = rc == 0 ? -ENOENT : map_err(rc);
+	}
+	vg_db_reset(s);
+	return rc;
 }
 
 int vg_registry_lookup(struct vg_registry *r, const char *id, int *rtype,

@@ -144,16 +144,18 @@ int vg_batch_attr(struct vg_batch *b, const char *key, const char *value);
 int vg_batch_event(struct vg_batch *b, const char *resource, uint8_t type,
 		   int64_t time_ms, const char *detail);
 
-/* Accessors. */
+/* Accessors: r's nsamples samples / nattrs attributes. NULL when it has
+ * none: a batch without any (published measures have no attributes) has
+ * no array, and an offset added to NULL is undefined behaviour. */
 static inline const struct vg_sample *
 vg_resource_samples(const struct vg_batch *b, const struct vg_resource *r)
 {
-	return b->samples + r->first_sample;
+	return r->nsamples ? b->samples + r->first_sample : NULL;
 }
 static inline const struct vg_attr *
 vg_resource_attrs(const struct vg_batch *b, const struct vg_resource *r)
 {
-	return b->attrs + r->first_attr;
+	return r->nattrs ? b->attrs + r->first_attr : NULL;
 }
 
 /* Names for enums ("instance", "disk", "nic", "host", "host_disk",

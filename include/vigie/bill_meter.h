@@ -15,9 +15,12 @@
  *   - per vNIC, transmitted and received bytes per UTC hour, from counter
  *     deltas (a counter that goes backwards restarted from zero: its new
  *     value is the traffic since; never negative usage).
- * Idempotent: a resource's observations at or before its last applied
- * poll time are ignored and transitions are unique on (resource, time,
- * kind), so a re-delivered batch changes nothing.
+ * Idempotent: a resource's observations, and the events the agent derived
+ * from its polls, at or before its last applied poll time are ignored and
+ * transitions are unique on (resource, time, kind), so a re-delivered
+ * batch changes nothing. A FLAVOR transition also sets the flavor of a
+ * CREATE or START at the same instant (those sort after it and would
+ * otherwise bring back the flavor from before the resize).
  *
  * What the meter reads from a batch (the agent's contract, docs/protocol.md):
  *   instance  state ACTIVE/ENDED; project, user, name, flavor (name);

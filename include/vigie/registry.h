@@ -202,6 +202,20 @@ int vg_registry_visible(struct vg_registry *r, const char *id,
 int vg_registry_metric_seen(struct vg_registry *r, const char *project,
 			    const char *metric);
 
+/* Set the unit of the series (id, metric), which must exist: a published
+ * series' unit (POST /v1/measures). Batches never name a unit outside the
+ * catalogue, and a batch's "" leaves a stored unit as it is. Its own
+ * transaction, on the writer's handle (the receiver thread). 0, -ENOENT
+ * (no such series), -EAGAIN (busy or the disk full), -errno. */
+int vg_registry_set_unit(struct vg_registry *r, const char *id,
+			 const char *metric, const char *unit);
+
+/* The stored unit of the series (id, metric) into unit ("" when it has
+ * none): the catalogue's for the agent's metrics, the published one for
+ * the others. 0, -ENOENT, -ENAMETOOLONG (unitlen too small), -errno. */
+int vg_registry_metric_unit(struct vg_registry *r, const char *id,
+			    const char *metric, char *unit, size_t unitlen);
+
 /* Delete resource id's rows (its resource row and its metrics rows) if it
  * ended at or before ended_before_ms, in one transaction; the last-value
  * cache forgets it, so a resource that reports again later is registered

@@ -15,7 +15,9 @@
  * Invariants: a response never holds more than VG_API_MAX_POINTS points
  * (checked before the fetch from the range, and after it from the
  * count); counters are returned as rates per second (the store's DDERIVE)
- * with the catalogue's query unit ("B/s"); unknown points are left out.
+ * with the catalogue's query unit ("B/s"), or for a metric outside the
+ * catalogue the unit it was published with ("jobs" -> "jobs/s"); unknown
+ * points are left out.
  */
 #include <errno.h>
 #include <limits.h>
@@ -132,8 +134,15 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 	def = vg_catalog_find(rtype, metric);
 	kind = series.kind ? series.kind : (def ? def->kind : VG_KIND_GAUGE);
 	unit[0] = '\0';
-	if (def)
+	if (def) {
 		vg_catalog_query_unit(def, unit, sizeof(unit));
+	} else {
+		/* a published series' unit; a counter reads as a rate */
+		char raw[sizeof(unit) - 2];
+		if (vg_registry_metric_unit(reg, res, metric, raw, sizeof(raw)) == 0 && *raw)
+			snprintf(unit, sizeof(unit), kind == VG_KIND_COUNTER ? "%s/s" : "%s",
+				 raw);
+	}
 
 	vg_buf_append(&b, "{\"resource\":", 12);
 	vg_buf_json_string(&b, res);

@@ -17,13 +17,18 @@
  *     name, parent, project, user, flavor) is copied from the registry,
  *     so the registry and the billing meter see it unchanged; another
  *     project's resource, or an agent's disk, nic or host -> 403;
- *   - each series: a kind other than the stored one -> 409; a catalogue
- *     metric of an instance (the agent writes it) -> 403; new series past
- *     the project's publish_series_max -> 429;
+ *   - each series: a kind other than the stored one -> 409; a unit other
+ *     than the stored one -> 409 (none stored: the request sets it); a
+ *     catalogue metric of an instance (the agent writes it, with the
+ *     catalogue's unit) -> 403; new series past the project's
+ *     publish_series_max -> 429;
  *   - one vg_batch per host handed to vg_receiver_inject_batch: the same
  *     dispatch chain as agent batches (registry, store, billing, alarms,
  *     the PUB stream). 2xx only when every batch returned 0, i.e. every
- *     value is journaled (fdatasync) like an acknowledged agent batch.
+ *     value is journaled (fdatasync) like an acknowledged agent batch;
+ *   - then the units the request gives to series that had none
+ *     (vg_registry_set_unit: a batch carries no unit outside the
+ *     catalogue, and the registry keeps a stored one).
  *
  * Invariants: a request is all or nothing up to the writes (any refused
  * point refuses the request before anything is written); a 503 after a
@@ -311,6 +316,10 @@ struct job {
 	uint64_t duplicates;
 	size_t created;
 	size_t fresh_tmp; /* distinct_metrics' count of new series */
+	/* series whose unit the request sets (a point of each in pts: its
+	 * resource, metric and unit), written after the values */
+	const struct vg_pub_point **units;
+	size_t nunits;
 };
 
 static char *dup_text(json_t *o, const char *key)
@@ -402,7 +411,7 @@ static size_t distinct_metrics(struct job *j, struct pres *p, json_t *metrics)
 	vg_hmap_init_borrow(&seen);
 	for (size_t i = 0; i < p->n && !bad; i++) {
 		json_t *m;
-		const char *k;
+		const char *k, *u;
 
 		if (vg_hmap_gets(&seen, pt[i].metric))
 			continue;
@@ -412,8 +421,11 @@ static size_t distinct_metrics(struct job *j, struct pres *p, json_t *metrics)
 			break;
 		}
 		n++;
-		if (!metrics)
+		if (!metrics) {
+			if (pt[i].unit)
+				j->units[j->nunits++] = &pt[i];
 			continue;
+		}
 		if (p->rtype == VG_RT_INSTANCE &&
 		    vg_catalog_find(VG_RT_INSTANCE, pt[i].metric)) {
 			fail(j, 403, "metric '%s' of instance '%s' is the agent's",
@@ -429,6 +441,17 @@ static size_t distinct_metrics(struct job *j, struct pres *p, json_t *metrics)
 			bad = 1;
 			break;
 		}
+		/* a series keeps its unit; one stored without a unit takes
+		 * the first one published */
+		u = m ? json_string_value(json_object_get(m, "unit")) : NULL;
+		if (pt[i].unit && u && *u && strcmp(u, pt[i].unit)) {
+			fail(j, 409, "metric '%s' of '%s' is in '%s'", pt[i].metric,
+			     pt->resource, u);
+			bad = 1;
+			break;
+		}
+		if (pt[i].unit && !(u && *u))
+			j->units[j->nunits++] = &pt[i];
 		if (!m)
 			j->fresh_tmp++;
 	}
@@ -582,6 +605,19 @@ static int run_job(void *ctx, struct vg_receiver_inject *in)
 	}
 	if (count)
 		*count += fresh;
+	/* The values are journaled; now the units of the series that take
+	 * one. A failure is a 503: resending is safe (the values come back
+	 * as duplicates) and sets them. */
+	for (size_t i = 0; i < j->nunits; i++) {
+		const struct vg_pub_point *u = j->units[i];
+		rc = vg_registry_set_unit(reg, u->resource, u->metric, u->unit);
+		if (rc && rc != -ENOENT) /* -ENOENT: the registry refused the
+					    series (logged by the receiver) */
+			return fail(j, 503, "the unit of '%s' of '%s' is not "
+					    "stored (%s); the values are: resend",
+				    u->metric, u->resource, strerror(-rc)),
+			       0;
+	}
 	for (size_t r = 0; r < j->nres; r++)
 		j->created += j->res[r].created;
 	j->status = 200;
@@ -678,16 +714,18 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 						   i, err);
 		}
 	qsort(j.pts, j.n, sizeof(*j.pts), cmp_point);
-	/* one kind and one type per series and resource in a request: each
-	 * resource's metrics in a map (the points are sorted by resource) */
+	/* one kind, one unit and one type per series and resource in a
+	 * request: each resource's metrics in a map (the points are sorted by
+	 * resource); a series' first point gets the unit any of its points
+	 * gives (the job reads it there) */
 	{
 		struct vg_hmap kinds;
 		const char *bad = NULL;
-		int two_types = 0;
+		int two_types = 0, two_units = 0;
 
 		vg_hmap_init_borrow(&kinds);
 		for (size_t i = 0; i < j.n && !bad; i++) {
-			const struct vg_pub_point *b = &j.pts[i], *seen;
+			struct vg_pub_point *b = &j.pts[i], *seen;
 			if (i && strcmp(j.pts[i - 1].resource, b->resource)) {
 				vg_hmap_release(&kinds);
 				vg_hmap_init_borrow(&kinds);
@@ -705,10 +743,17 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 			}
 			if (seen && seen->kind != b->kind)
 				bad = b->resource;
+			if (seen && b->unit && seen->unit && strcmp(seen->unit, b->unit))
+				bad = b->resource, two_units = 1;
+			if (seen && b->unit && !seen->unit)
+				seen->unit = b->unit;
 		}
 		vg_hmap_release(&kinds);
 		if (bad) {
-			vg_http_reply_error(resp, 400, two_types ? "resource '%s' is given two types" : "resource '%s' has a metric given two kinds",
+			vg_http_reply_error(resp, 400,
+					    two_types   ? "resource '%s' is given two types"
+					    : two_units ? "resource '%s' has a metric given two units"
+							: "resource '%s' has a metric given two kinds",
 					    bad);
 			free(j.pts);
 			json_decref(doc);
@@ -737,7 +782,9 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 	/* the distinct resources */
 	for (size_t i = 0; i < j.n; i++)
 		j.nres += i == 0 || strcmp(j.pts[i].resource, j.pts[i - 1].resource);
-	if (!(j.res = calloc(j.nres, sizeof(*j.res)))) {
+	if (!(j.res = calloc(j.nres, sizeof(*j.res))) ||
+	    !(j.units = calloc(j.n, sizeof(*j.units)))) {
+		free(j.res);
 		free(j.pts);
 		json_decref(doc);
 		return vg_http_reply_error(resp, 503, "out of memory");
@@ -773,6 +820,7 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 		vg_http_reply_json(resp, 200, o);
 	}
 	free_res(j.res, j.nres);
+	free(j.units);
 	free(j.pts);
 	json_decref(doc);
 	return 0;

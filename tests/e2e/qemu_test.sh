@@ -398,14 +398,11 @@ if [[ $RUN_VIGIE == 1 ]]; then
 		e2e_diag "shutdown detail: $(grep -F "lifecycle event 2 of $LIFE_UUID at ${EV_T[shutdown]:-x} ms" "$W/agent.log" | sed 's/.*ms: //')"
 		step start2 1 $v start "$LIFE" || return
 		step destroy 2 $v destroy "$LIFE"
-		# Known gap, not covered here: when the agent's first poll after
-		# the stop already sees the new definition (stop, redefine and
-		# start inside one poll interval), billing loses the stop and
-		# splits the run at that poll instead (seen in about half the runs
-		# on a loaded machine). A Nova resize leaves seconds between the
-		# steps; so does this test, so that a poll sees the stopped guest
-		# with its old flavor first.
-		sleep 1.5
+		# Back to back, inside one poll interval: the first poll after the
+		# stop may already see the new definition, even the guest running
+		# again before libvirt's events for it arrive; the billing must
+		# still split exactly at the stop and the start
+		# (tests/unit/bill_meter_test.c, test_resize_seen_*).
 		if ! $v define "$W/life-big.xml" >/dev/null 2>"$W/virsh.err"; then
 			e2e_diag "$(cat "$W/virsh.err")"
 			e2e_nok "lifecycle: redefine the life guest with e2e.big"

@@ -1,6 +1,7 @@
 /*
- * api_fixture.h — the collector API the api_query and api_body fuzz
- * targets send requests to (included by both; not a fuzz target itself).
+ * api_fixture.h — the collector API the api_query, api_body and publish
+ * fuzz targets send requests to (included by each; not a fuzz target
+ * itself).
  *
  * Design: LLVMFuzzerInitialize builds, once per process, a data directory
  * (under $TMPDIR, /dev/shm when it exists: sqlite writes without a disk)
@@ -56,6 +57,10 @@ static struct {
 	struct vg_alarm_engine *engine;
 	char auth_admin[VG_TOKEN_LEN + 16], auth_p1[VG_TOKEN_LEN + 16];
 	char cpu_high_id[40]; /* the alarm FX_CPU_HIGH */
+	/* set by a target before fx_setup: called with the data directory
+	 * ready, just before the API starts, to add options (publish_fuzz
+	 * gives it a receiver) */
+	void (*before_api)(struct vg_api_options *o);
 } fx;
 
 /* The threshold alarm a composite refers to. */
@@ -183,6 +188,8 @@ static void fx_setup(void)
 	fx_alarms();
 	o.alarms = fx.engine;
 	o.alarm_hub = fx.hub;
+	if (fx.before_api)
+		fx.before_api(&o);
 	if (fx_api_start(&fx.srv, &o))
 		fx_die("api", "cannot start");
 	vg_api_set_billing(fx.srv.api, fx.bill);

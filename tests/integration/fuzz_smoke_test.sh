@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz_smoke_test.sh — a short libFuzzer pass over every fuzz target, so CI
-# exercises them on each run (`make fuzz` runs them for longer). Seven
-# targets at FUZZ_SMOKE_SECONDS (default 5) each, plus compiling the
+# exercises them on each run (`make fuzz` runs them for longer). Every
+# target at FUZZ_SMOKE_SECONDS (default 5) each, plus compiling the
 # instrumented objects once into $VIGIE_BUILD/fuzz (reused while the
 # sources do not change): about a minute from a clean tree.
 if ! command -v clang >/dev/null 2>&1; then

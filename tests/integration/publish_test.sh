@@ -63,6 +63,23 @@ eq "GET /v1/measures reads the custom gauge" \
   "[10,20,30,40,50,60,70,80,90]"
 eq "a counter is stored as a rate" \
   "$(as "$ANA" "$API/v1/measures?resource=app-queue&metric=jobs.done&start=$(iso $T0)&end=$(iso $((T0 + 60)))&granularity=60" | jq -c '[.points[][1]]')" "[10]"
+# ---- units: stored with the series, read back ----
+eq "the published unit is stored with its series (none given: \"\")" \
+  "$(as "$ANA" "$API/v1/resources/app-queue" | jq -c '[.metrics["queue.depth"].unit, .metrics["jobs.done"].unit]')" '["1",""]'
+eq "... and in the resource list" \
+  "$(as "$ANA" "$API/v1/resources?type=custom" | jq -r '(if type == "array" then . else .resources end)[] | select(.id == "app-queue") | .metrics["queue.depth"].unit')" 1
+eq "GET /v1/measures gives the published unit" \
+  "$(as "$ANA" "$API/v1/measures?resource=app-queue&metric=queue.depth&start=$(iso $T0)&end=$(iso $((T0 + 60)))&granularity=60" | jq -r .unit)" 1
+eq "a series stored without a unit takes the first one published" \
+  "$(code "$ANA" "{\"measures\":[{\"resource\":\"app-queue\",\"metric\":\"jobs.done\",\"kind\":\"counter\",\"unit\":\"jobs\",\"time\":$((T0 + 120)),\"value\":1200}]}")" 200
+eq "... and a counter's unit reads as a rate" \
+  "$(as "$ANA" "$API/v1/measures?resource=app-queue&metric=jobs.done&start=$(iso $T0)&end=$(iso $((T0 + 60)))&granularity=60" | jq -r .unit)" jobs/s
+eq "a series keeps its unit (another: 409)" \
+  "$(code "$ANA" '{"measures":[{"resource":"app-queue","metric":"queue.depth","unit":"ms","value":1}]}')" 409
+eq "the same unit again, or none, is taken" \
+  "$(code "$ANA" "{\"measures\":[{\"resource\":\"app-queue\",\"metric\":\"queue.depth\",\"unit\":\"1\",\"time\":$((T0 + 600)),\"value\":100},{\"resource\":\"app-queue\",\"metric\":\"queue.depth\",\"time\":$((T0 + 660)),\"value\":110}]}")" 200
+eq "two units for one series in a request: 400" \
+  "$(code "$ANA" '{"measures":[{"resource":"u2","metric":"x","unit":"a","value":1},{"resource":"u2","metric":"x","unit":"b","time":"-1m","value":1}]}')" 400
 eq "POST /v1/query reads it too" \
   "$(as "$ANA" -X POST --data-binary "{\"expr\":\"queue.depth{id=\\\"app-queue\\\"} * 2\",\"start\":\"$(iso $T0)\",\"end\":\"$(iso $((T0 + 120)))\",\"granularity\":60}" "$API/v1/query" | jq -c '[.series[0].points[][1]]' 2>/dev/null)" "[20,40,60]"
 if command -v nanocat >/dev/null; then
@@ -77,9 +94,11 @@ eq "the same batch again: every point a duplicate" "$(jq -c '[.stored,.duplicate
 # ---- the project's agent instance: a new metric, identity unchanged ----
 before=$(as "$ANA" "$API/v1/resources/$DB" | jq -c '[.host,.project,.flavor,.name,.type]')
 eq "a metric on the project's own instance is taken" \
-  "$(code "$ANA" "{\"measures\":[{\"resource\":\"$DB\",\"metric\":\"app.latency\",\"unit\":\"s\",\"value\":0.25}]}")" 200
+  "$(code "$ANA" "{\"measures\":[{\"resource\":\"$DB\",\"metric\":\"app.latency\",\"unit\":\"ms\",\"value\":250}]}")" 200
 eq "its host, project, flavor, name and type are unchanged" \
   "$(as "$ANA" "$API/v1/resources/$DB" | jq -c '[.host,.project,.flavor,.name,.type]')" "$before"
+eq "the instance's own metric has its published unit, the agent's the catalogue's" \
+  "$(as "$ANA" "$API/v1/resources/$DB" | jq -c '[.metrics["app.latency"].unit, .metrics["cpu.time"].unit]')" '["ms","s"]'
 eq "an agent's catalogue metric of the instance is refused" \
   "$(code "$ANA" "{\"measures\":[{\"resource\":\"$DB\",\"metric\":\"cpu.util\",\"value\":1}]}")" 403
 
@@ -180,5 +199,7 @@ start_collector collector2 --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$
 check "the collector restarts" wait_for 20 curl -q -sf "$API/v1/health"
 eq "every point of the acknowledged request is there after the kill -9" \
   "$(as "$ANA" "$API/v1/measures?resource=crash-1&metric=v&start=$(iso $T0)&end=$(iso $((T0 + 3540)))&granularity=60" | jq '[.points[][1]] | add')" 1770
+eq "a published unit survives the kill -9 and a point without one" \
+  "$(code "$ANA" '{"measures":[{"resource":"app-queue","metric":"queue.depth","value":5}]}') $(as "$ANA" "$API/v1/resources/app-queue" | jq -r '.metrics["queue.depth"].unit')" "200 1"
 stop_pid "$COLLECTOR_PID"
 done_testing

@@ -5,7 +5,8 @@
  * instances accruing storage only, deleted instances stopping at
  * deletion, counter resets, traffic spread across a month boundary, live
  * migration between two hosts (libvirt's events, or polls only, in both
- * arrival orders) continuing one run.
+ * arrival orders) continuing one run, a resize (stop, redefine, start)
+ * inside one poll interval whatever each poll saw first.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -745,6 +746,204 @@ static void test_not_a_migration(void **state)
 	assert_int_equal(runs, 1);
 }
 
+/* ---- a resize inside one poll interval ---------------------------------- */
+
+/* What the collector's meter receives around a Nova resize done back to
+ * back (destroy, define with the new flavor, start) on an agent polling
+ * every second: each batch is one poll's observation of the instance and
+ * the lifecycle events the agent had received by then. libvirt delivers
+ * its events in order (STOPPED, then STARTED with the RESIZED the agent
+ * adds), each stamped when received, which can be after a poll already
+ * saw its effect; a poll that sees an effect before its event carries the
+ * agent's own derived event instead, and the exact one comes in a later
+ * batch. The agent re-reads the XML when the domain id changes, so the
+ * first poll after the stop already shows the new flavor. Times are
+ * milliseconds after 2026-10-01T00:00:00Z (vg_time_parse drops fractions
+ * of a second). */
+#define RS_STOP "{\"libvirt\":\"stopped\",\"reason\":\"destroyed\"}"
+#define RS_START_TINY                                                         \
+	"{\"libvirt\":\"started\",\"reason\":\"booted\",\"flavor\":\"tiny\"," \
+	"\"vcpus\":1,\"memory_mb\":512}"
+#define RS_START_BIG                                                         \
+	"{\"libvirt\":\"started\",\"reason\":\"booted\",\"flavor\":\"big\"," \
+	"\"vcpus\":2,\"memory_mb\":512}"
+#define RS_RESIZED                                                       \
+	"{\"flavor\":\"big\",\"vcpus\":2,\"memory_mb\":512,\"libvirt\":" \
+	"\"started\",\"previous_vcpus\":1,\"previous_memory_mb\":512}"
+#define RS_DERIVED "{\"derived\":true}"
+#define RS_RESTART "{\"restarted\":true,\"derived\":true}"
+#define RS_D_RESIZED                                                        \
+	"{\"flavor\":\"big\",\"vcpus\":2,\"memory_mb\":512,\"disk_gb\":-1," \
+	"\"derived\":true}"
+#define RS_END 60500
+
+struct rs_ev {
+	int type;
+	int64_t t;
+	const char *detail;
+};
+
+struct rs_poll {
+	int64_t t;
+	int power; /* 1 running, 3 paused (QEMU starting), 5 shut off */
+	struct rs_ev ev[3];
+};
+
+static void rs_inst(struct fx *f, const char *id, int64_t t, int power, int big)
+{
+	vg_batch_resource(f->b, VG_RT_INSTANCE, id, id, NULL, t);
+	assert_int_equal(vg_batch_identity(f->b, "p", NULL, big ? "big" : "tiny"), 0);
+	assert_int_equal(vg_batch_sample(f->b, "power.state", VG_KIND_GAUGE, power), 0);
+	assert_int_equal(vg_batch_attr(f->b, "flavor_vcpus", big ? "2" : "1"), 0);
+	assert_int_equal(vg_batch_attr(f->b, "flavor_memory_mb", "512"), 0);
+}
+
+static void rs_poll(struct fx *f, const char *id, const struct rs_poll *p, int big)
+{
+	int64_t t0 = T("2026-10-01T00:00:00Z");
+
+	f->b = vg_batch_new("h1", 1, ++f->seq, t0 + p->t);
+	assert_non_null(f->b);
+	for (int k = 0; k < 3 && p->ev[k].type; k++)
+		assert_int_equal(vg_batch_event(f->b, id, (uint8_t)p->ev[k].type,
+						t0 + p->ev[k].t, p->ev[k].detail),
+				 0);
+	rs_inst(f, id, t0 + p->t, p->power, big);
+	commit(f);
+}
+
+/* Replay polls[] between a run of the old flavor (started at 0, polled
+ * up to 9.5 s) and a poll at RS_END: the usage must be the old flavor
+ * from 0 to the stop's event td, nothing while stopped, the new flavor
+ * from the start's event ts on. */
+static void rs_run(struct fx *f, const char *id, int64_t td, int64_t ts,
+		   const struct rs_poll *polls, size_t n)
+{
+	const struct rs_poll first = {500, 1, {{VG_EV_STARTED, 0, RS_START_TINY}}};
+	const struct rs_poll before = {9500, 1, {{0}}};
+	const struct rs_poll last = {RS_END, 1, {{0}}};
+	int64_t t0 = T("2026-10-01T00:00:00Z");
+	struct vg_bill_usage u;
+
+	rs_poll(f, id, &first, 0);
+	rs_poll(f, id, &before, 0);
+	for (size_t i = 0; i < n; i++)
+		rs_poll(f, id, &polls[i], 1);
+	rs_poll(f, id, &last, 1);
+
+	load(f, "2026-10", &u);
+	size_t ns = nseg(&u, id, VG_BILL_U_COMPUTE);
+	for (size_t i = 0; i < ns; i++) {
+		const struct vg_bill_usage_seg *s = seg(&u, id, VG_BILL_U_COMPUTE, (int)i);
+		printf("# %s: %s %lld..%lld ms, run %lld ms%s\n", id, s->flavor,
+		       (long long)(s->start_ms - t0), (long long)(s->end_ms - t0),
+		       (long long)s->run_ms, s->run_first ? ", first" : "");
+	}
+	assert_int_equal(ns, 2);
+	const struct vg_bill_usage_seg *a = seg(&u, id, VG_BILL_U_COMPUTE, 0);
+	const struct vg_bill_usage_seg *b = seg(&u, id, VG_BILL_U_COMPUTE, 1);
+	assert_string_equal(a->flavor, "tiny");
+	assert_int_equal(a->vcpus, 1);
+	assert_int_equal(a->start_ms, t0);
+	assert_int_equal(a->end_ms, t0 + td);
+	assert_true(a->run_first);
+	assert_int_equal(a->run_ms, td);
+	assert_string_equal(b->flavor, "big");
+	assert_int_equal(b->vcpus, 2);
+	assert_int_equal(b->start_ms, t0 + ts);
+	assert_true(b->run_first);
+	assert_int_equal(b->end_ms, t0 + RS_END);
+	vg_bill_usage_clear(&u);
+}
+
+#define EV(ty, t, d)             \
+	{                        \
+		VG_EV_##ty, t, d \
+	}
+
+/* The first poll after the stop falls between the redefinition and the
+ * start: shut off, with the new flavor (the agent derives a RESIZED). */
+static void test_resize_seen_stopped(void **state)
+{
+	struct fx *f = fx_get(state);
+
+	/* the stop received before that poll; the start before the next
+	 * one, or after a poll saw QEMU starting up (paused) */
+	const struct rs_poll a1[] = {
+		{10500, 5, {EV(STOPPED, 10100, RS_STOP), EV(RESIZED, 10500, RS_D_RESIZED)}},
+		{11500, 1, {EV(STARTED, 10900, RS_START_BIG), EV(RESIZED, 10900, RS_RESIZED)}},
+	};
+	rs_run(f, "rs-a1", 10100, 10900, a1, 2);
+	const struct rs_poll a2[] = {
+		{10500, 5, {EV(STOPPED, 10100, RS_STOP), EV(RESIZED, 10500, RS_D_RESIZED)}},
+		{11500, 3, {EV(STARTED, 11500, RS_DERIVED)}},
+		{12500, 1, {EV(STARTED, 11700, RS_START_BIG), EV(RESIZED, 11700, RS_RESIZED)}},
+	};
+	rs_run(f, "rs-a2", 10100, 11700, a2, 3);
+	/* the stop received (and stamped) after that poll */
+	const struct rs_poll a3[] = {
+		{10500, 5, {EV(STOPPED, 10500, RS_DERIVED), EV(RESIZED, 10500, RS_D_RESIZED)}},
+		{11500, 1, {EV(STOPPED, 10600, RS_STOP), EV(STARTED, 10900, RS_START_BIG), EV(RESIZED, 10900, RS_RESIZED)}},
+	};
+	rs_run(f, "rs-a3", 10600, 10900, a3, 2);
+	const struct rs_poll a4[] = {
+		{10500, 5, {EV(STOPPED, 10500, RS_DERIVED), EV(RESIZED, 10500, RS_D_RESIZED)}},
+		{11500, 3, {EV(STOPPED, 10600, RS_STOP), EV(STARTED, 11500, RS_DERIVED)}},
+		{12500, 1, {EV(STARTED, 11800, RS_START_BIG), EV(RESIZED, 11800, RS_RESIZED)}},
+	};
+	rs_run(f, "rs-a4", 10600, 11800, a4, 3);
+}
+
+/* The first poll after the stop comes after the start: running (or QEMU
+ * still paused starting up) with a new domain id, which the agent reports
+ * as a restart at that poll, with a RESIZED, for what it has not received
+ * an exact event of yet. */
+static void test_resize_seen_restarted(void **state)
+{
+	struct fx *f = fx_get(state);
+
+	const struct rs_poll b1[] = {
+		{11200, 3, {EV(STOPPED, 10100, RS_STOP), EV(STARTED, 10900, RS_START_BIG), EV(RESIZED, 10900, RS_RESIZED)}},
+	};
+	rs_run(f, "rs-b1", 10100, 10900, b1, 1);
+	/* the start received after the poll: stamped before it, or after */
+	const struct rs_poll b2[] = {
+		{11200, 3, {EV(STOPPED, 10100, RS_STOP), EV(STARTED, 11200, RS_RESTART), EV(RESIZED, 11200, RS_D_RESIZED)}},
+		{12200, 1, {EV(STARTED, 10900, RS_START_BIG), EV(RESIZED, 10900, RS_RESIZED)}},
+	};
+	rs_run(f, "rs-b2", 10100, 10900, b2, 2);
+	const struct rs_poll b3[] = {
+		{11200, 3, {EV(STOPPED, 10100, RS_STOP), EV(STARTED, 11200, RS_RESTART), EV(RESIZED, 11200, RS_D_RESIZED)}},
+		{12200, 1, {EV(STARTED, 11600, RS_START_BIG), EV(RESIZED, 11600, RS_RESIZED)}},
+	};
+	rs_run(f, "rs-b3", 10100, 11600, b3, 2);
+	/* neither received by that poll */
+	const struct rs_poll b4[] = {
+		{11200, 3, {EV(STOPPED, 11200, RS_RESTART), EV(STARTED, 11200, RS_RESTART), EV(RESIZED, 11200, RS_D_RESIZED)}},
+		{12200, 1, {EV(STOPPED, 10100, RS_STOP), EV(STARTED, 10900, RS_START_BIG), EV(RESIZED, 10900, RS_RESIZED)}},
+	};
+	rs_run(f, "rs-b4", 10100, 10900, b4, 2);
+	const struct rs_poll b5[] = {
+		{11200, 3, {EV(STOPPED, 11200, RS_RESTART), EV(STARTED, 11200, RS_RESTART), EV(RESIZED, 11200, RS_D_RESIZED)}},
+		{12200, 1, {EV(STOPPED, 11300, RS_STOP), EV(STARTED, 11900, RS_START_BIG), EV(RESIZED, 11900, RS_RESIZED)}},
+	};
+	rs_run(f, "rs-b5", 11300, 11900, b5, 2);
+}
+
+/* The same restart with no exact event ever received (the agent's event
+ * connection was down): polling's accuracy, the old flavor until its last
+ * sighting, the new one from the first; the start the agent derived at
+ * that poll must not keep the flavor known before its RESIZED. */
+static void test_resize_polls_only(void **state)
+{
+	struct fx *f = fx_get(state);
+
+	const struct rs_poll c1[] = {
+		{11200, 3, {EV(STOPPED, 11200, RS_RESTART), EV(STARTED, 11200, RS_RESTART), EV(RESIZED, 11200, RS_D_RESIZED)}},
+	};
+	rs_run(f, "rs-c1", 9500, 11200, c1, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -759,6 +958,9 @@ int main(void)
 		DBE_BOTH(test_migration_exact_events, setup, teardown),
 		DBE_BOTH(test_migration_polls_only, setup, teardown),
 		DBE_BOTH(test_not_a_migration, setup, teardown),
+		DBE_BOTH(test_resize_seen_stopped, setup, teardown),
+		DBE_BOTH(test_resize_seen_restarted, setup, teardown),
+		DBE_BOTH(test_resize_polls_only, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

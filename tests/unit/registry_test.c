@@ -886,6 +886,71 @@ static void test_commit_race(void **state)
 	vg_registry_close(b.r);
 }
 
+/* A custom series' unit (published: vg_registry_set_unit) survives what
+ * writes the series' row again with the batch's unit "" (a batch names no
+ * unit outside the catalogue): the flush of newer values, and a restarted
+ * process that records the series anew. A catalogue metric keeps the
+ * catalogue's unit. */
+static struct vg_batch *custom_batch(int64_t t, double v)
+{
+	struct vg_batch *b = vg_batch_new("api", 0, 0, t);
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_CUSTOM, "app-q", "app-q", NULL, t);
+
+	assert_non_null(r);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(b, "queue.depth", VG_KIND_GAUGE, v), 0);
+	return b;
+}
+
+static const char *unit_of(struct vg_registry *r, const char *id, const char *metric,
+			   char *buf, size_t len)
+{
+	json_t *o;
+	int rc = vg_registry_metric_unit(r, id, metric, buf, len);
+
+	if (rc)
+		fail_msg("vg_registry_metric_unit(%s, %s): %d", id, metric, rc);
+	/* the same unit in the resource's JSON */
+	assert_int_equal(vg_registry_get(r, id, &o), 0);
+	assert_string_equal(str(json_object_get(json_object_get(o, "metrics"), metric), "unit"),
+			    buf);
+	json_decref(o);
+	return buf;
+}
+
+static void test_published_unit(void **state)
+{
+	struct fixture *f = fx(state);
+	const struct vg_metric_def *def = vg_catalog_find(VG_RT_INSTANCE, "cpu.time");
+	char u[40], err[256];
+
+	update(f->r, custom_batch(T0, 1));
+	assert_string_equal(unit_of(f->r, "app-q", "queue.depth", u, sizeof(u)), "");
+	assert_int_equal(vg_registry_set_unit(f->r, "app-q", "queue.depth", "jobs"), 0);
+	assert_string_equal(unit_of(f->r, "app-q", "queue.depth", u, sizeof(u)), "jobs");
+	assert_int_equal(vg_registry_set_unit(f->r, "app-q", "nope", "jobs"), -ENOENT);
+	assert_int_equal(vg_registry_metric_unit(f->r, "app-q", "nope", u, sizeof(u)), -ENOENT);
+	assert_int_equal(vg_registry_metric_unit(f->r, "app-q", "queue.depth", u, 3),
+			 -ENAMETOOLONG);
+	/* newer values, written by a flush */
+	update(f->r, custom_batch(T0 + 1000, 2));
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	assert_string_equal(unit_of(f->r, "app-q", "queue.depth", u, sizeof(u)), "jobs");
+	/* a restart: the first sample writes the row again */
+	vg_registry_close(f->r);
+	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
+	update(f->r, custom_batch(T0 + 2000, 3));
+	assert_string_equal(unit_of(f->r, "app-q", "queue.depth", u, sizeof(u)), "jobs");
+	vg_registry_close(f->r); /* and its flush at close */
+	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
+	assert_string_equal(unit_of(f->r, "app-q", "queue.depth", u, sizeof(u)), "jobs");
+	/* the agent's metrics: the catalogue's unit */
+	update(f->r, instance_batch(T0, 1, NULL, VG_RSTATE_ACTIVE));
+	assert_string_equal(unit_of(f->r, "inst-1", "cpu.time", u, sizeof(u)),
+			    def ? def->unit : "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -904,6 +969,7 @@ int main(void)
 		ST_BOTH(test_commit_race, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
 		ST_BOTH(test_identity_race, setup, teardown),
+		ST_BOTH(test_published_unit, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
 		cmocka_set_test_filter(getenv("REGISTRY_TEST_FILTER"));

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <rrd.h>
 
 #include "vigie/batch.h"
 #include "vigie/config.h"
@@ -350,10 +351,99 @@ static void test_stats(void **state)
 	}
 }
 
+/* The files engine reads info() from the file's header itself (one
+ * pread, no librrd): it must say exactly what librrd's rrd_info_r says of
+ * the same file, for every consolidation function, on a file with several
+ * archives, fresh and after updates. */
+static void info_by_librrd(const char *path, const char *cf, struct vg_rrd_info *d)
+{
+	rrd_info_t *info = rrd_info_r(path);
+	long cf_of[32], pdp[32], rows[32];
+	size_t maxidx = 0;
+
+	assert_non_null(info);
+	memset(d, 0, sizeof(*d));
+	for (int k = 0; k < 32; k++)
+		cf_of[k] = pdp[k] = rows[k] = -1;
+	for (rrd_info_t *i = info; i; i = i->next) {
+		unsigned idx;
+		char field[32];
+
+		if (!strcmp(i->key, "step"))
+			d->step = i->value.u_cnt;
+		else if (!strcmp(i->key, "last_update"))
+			d->last_update = (time_t)i->value.u_cnt;
+		else if (!strcmp(i->key, "ds[value].type"))
+			d->kind = !strcmp(i->value.u_str, "GAUGE") ? VG_KIND_GAUGE : VG_KIND_COUNTER;
+		else if (sscanf(i->key, "rra[%u].%31s", &idx, field) == 2 && idx < 32) {
+			if (!strcmp(field, "cf"))
+				cf_of[idx] = !strcmp(i->value.u_str, cf);
+			else if (!strcmp(field, "pdp_per_row"))
+				pdp[idx] = (long)i->value.u_cnt;
+			else if (!strcmp(field, "rows"))
+				rows[idx] = (long)i->value.u_cnt;
+			if (idx + 1 > maxidx)
+				maxidx = idx + 1;
+		}
+	}
+	rrd_info_free(info);
+	for (size_t k = 0; k < maxidx; k++) {
+		if (cf_of[k] != 1)
+			continue;
+		struct vg_rrd_archive *r = &d->rra[d->nrra++];
+		time_t res = (time_t)(pdp[k] * (long)d->step);
+		r->res_s = (uint32_t)res;
+		r->cal_start = d->last_update - d->last_update % res - res * rows[k];
+	}
+}
+
+static void test_info_as_librrd(void **state)
+{
+	static const char *const cfs[] = {"AVERAGE", "MIN", "MAX"};
+	struct fixture *f = *state;
+	struct vg_rrd_backend *be = f->be[0]; /* files */
+	struct vg_archive ar[VG_MAX_ARCHIVES];
+	struct vg_rrd_layout lay = f->lay;
+	struct vg_rrd_loc loc;
+	struct vg_rrd_value v[30];
+	struct vg_rrd_result res = {0};
+
+	assert_string_equal(engines[0].name, "files");
+	assert_int_equal(vg_config_parse_archives("1m:1d,5m:7d,1h:90d", ar, VG_MAX_ARCHIVES,
+						  &lay.narchives),
+			 0);
+	lay.archives = ar;
+	for (int kind = VG_KIND_GAUGE; kind <= VG_KIND_COUNTER; kind++) {
+		const char *metric = kind == VG_KIND_GAUGE ? "g" : "c";
+		create(be, &lay, "node9", metric, kind, MS(T0), &loc);
+		for (int round = 0; round < 2; round++) {
+			for (int c = VG_CF_AVERAGE; c <= VG_CF_MAX; c++) {
+				struct vg_rrd_info got, want;
+				assert_int_equal(be->ops->info(be, &loc, c, &got), 0);
+				info_by_librrd(loc.path, cfs[c - VG_CF_AVERAGE], &want);
+				assert_int_equal(got.kind, kind);
+				assert_int_equal(got.kind, want.kind);
+				assert_int_equal(got.step, want.step);
+				assert_int_equal(got.last_update, want.last_update);
+				assert_int_equal(got.nrra, want.nrra);
+				assert_true(got.nrra >= 1);
+				for (size_t k = 0; k < got.nrra; k++) {
+					assert_int_equal(got.rra[k].res_s, want.rra[k].res_s);
+					assert_int_equal(got.rra[k].cal_start, want.rra[k].cal_start);
+				}
+			}
+			for (int i = 0; i < 30; i++)
+				v[i] = (struct vg_rrd_value){MS(T0 + 60 * (i + 1) + 7), 10.0 * i};
+			be->ops->update(be, &loc, v, 30, &res);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_locate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_info_as_librrd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_update_last, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_duplicates_and_errors_per_item, setup,
 						teardown),

@@ -407,6 +407,31 @@ static void test_enum_names(void **state)
 	assert_string_equal(vg_event_name(VG_EV_GAP), "gap");
 }
 
+/* A resource's samples and attributes: NULL when it has none, also in a
+ * batch with no array at all (published measures carry no attributes: an
+ * offset added to the NULL array was undefined behaviour, found by
+ * tests/fuzz/publish_fuzz.c under UBSan), and never another resource's. */
+static void test_accessors_without_items(void **state)
+{
+	struct vg_batch *b = vg_batch_new("h", 1, 1, 1000);
+	struct vg_resource *r;
+
+	(void)state;
+	assert_non_null(vg_batch_resource(b, VG_RT_CUSTOM, "c1", NULL, NULL, 1000));
+	r = &b->res[0];
+	assert_null(b->attrs);
+	assert_null(vg_resource_attrs(b, r));
+	assert_null(vg_resource_samples(b, r));
+	assert_int_equal(vg_batch_sample(b, "m", VG_KIND_GAUGE, 1), 0);
+	assert_int_equal(vg_batch_attr(b, "k", "v"), 0);
+	assert_non_null(vg_batch_resource(b, VG_RT_CUSTOM, "c2", NULL, NULL, 1000));
+	assert_string_equal(vg_resource_attrs(b, &b->res[0])[0].key, "k");
+	assert_string_equal(vg_resource_samples(b, &b->res[0])[0].metric, "m");
+	assert_null(vg_resource_attrs(b, &b->res[1]));
+	assert_null(vg_resource_samples(b, &b->res[1]));
+	vg_batch_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +446,7 @@ int main(void)
 		cmocka_unit_test(test_signed_ack_format),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_enum_names),
+		cmocka_unit_test(test_accessors_without_items),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
