@@ -139,7 +139,9 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 	} else {
 		/* a published series' unit; a counter reads as a rate */
 		char raw[sizeof(unit) - 2];
-		if (vg_registry_metric_unit(reg, res, metric, raw, sizeof(raw)) == 0 && *raw)
+		struct vg_registry *reg;
+		if (vg_api_registry(api, &reg) == 0 &&
+		    vg_registry_metric_unit(reg, res, metric, raw, sizeof(raw)) == 0 && *raw)
 			snprintf(unit, sizeof(unit), kind == VG_KIND_COUNTER ? "%s/s" : "%s",
 				 raw);
 	}

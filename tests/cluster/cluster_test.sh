@@ -135,13 +135,13 @@ check "the test driver lists the node file's $DOMAINS domains" \
   test "$(virsh -q -c "test://$TMP/node0.xml" list --all 2>/dev/null | grep -c running)" -eq "$DOMAINS"
 
 # ---- three collectors on the shared state and daemons ----
-declare -a CP CH CPID
+declare -a CP CH CS CPID
 used=" "
 for i in 0 1 2; do
-  for v in P H; do
+  for v in P H S; do
     p=$(free_port); while [[ $used == *" $p "* ]]; do p=$(free_port); done
     used+="$p "
-    if [[ $v == P ]]; then CP[$i]=$p; else CH[$i]=$p; fi
+    case $v in P) CP[$i]=$p ;; H) CH[$i]=$p ;; S) CS[$i]=$p ;; esac
   done
   cat >"$TMP/c$i.conf" <<CONF
 [collector]
@@ -159,6 +159,9 @@ heartbeat = 90
 ${FLUSH_DEPTH:+flush_depth = $FLUSH_DEPTH}
 [billing]
 ratecard = $CARD
+[cluster]
+stream = tcp://127.0.0.1:${CS[$i]}
+lease = 2s
 [log]
 level = debug
 CONF
