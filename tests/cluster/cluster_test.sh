@@ -193,10 +193,14 @@ if [[ -x $HOOKBIN ]]; then
   wait_for 5 test -s "$TMP/hook.port" && HOOK=http://127.0.0.1:$(cat "$TMP/hook.port")/alarm
 fi
 if [[ -n $HOOK ]]; then
-  code=$(curl -s -o "$TMP/alarm.json" -w '%{http_code}' --max-time 10 -H "$(api_auth)" \
-    -H 'Content-Type: application/json' -X POST "$API/v1/alarms" \
-    -d "{\"name\":\"mem-seen\",\"metric\":\"memory.size\",\"selector\":{\"type\":\"instance\"},\"comparison\":\"gt\",\"threshold\":0,\"actions\":{\"alarm\":[\"$HOOK\"]}}")
-  eq "an alarm over every instance, with a webhook" "$code" 201
+  # an alarm belongs to one project: one per project of the node files
+  codes=
+  for p in p0 p1 p2; do
+    codes+=$(curl -s -o "$TMP/alarm-$p.json" -w '%{http_code}' --max-time 10 -H "$(api_auth)" \
+      -H 'Content-Type: application/json' -X POST "$API/v1/alarms" \
+      -d "{\"name\":\"mem-seen\",\"project\":\"$p\",\"metric\":\"memory.size\",\"selector\":{\"type\":\"instance\"},\"comparison\":\"gt\",\"threshold\":0,\"actions\":{\"alarm\":[\"$HOOK\"]}}")
+  done
+  eq "an alarm over every instance of each project, with a webhook" "$codes" 201201201
 fi
 
 # ---- the agents ----
@@ -370,7 +374,12 @@ if [[ -n $HOOK ]]; then
   delivered() { [[ $(grep '"current":"alarm"' "$TMP/hook.log" 2>/dev/null | awk '$2 == 200' | wc -l) -ge $((HOSTS * DOMAINS)) ]]; }
   # with leases, every transition's notification is due: wait for them
   [[ $LEASES == 1 ]] && wait_for 120 delivered
-  ntrans=$(get "$API/v1/alarms/mem-seen/history?type=transition&limit=1000" | jq '.history | length')
+  ntrans=0
+  for p in p0 p1 p2; do
+    id=$(jq -r .id "$TMP/alarm-$p.json")
+    n=$(get "$API/v1/alarms/$id/history?type=transition&limit=1000" | jq '.history | length')
+    ntrans=$((ntrans + ${n:-0}))
+  done
   # hook.log: <ms> <status> <Idempotency-Key> <body>; 2xx answers only
   grep '"current":"alarm"' "$TMP/hook.log" 2>/dev/null | awk '$2 == 200' >"$TMP/hook.ok"
   ndeliv=$(wc -l <"$TMP/hook.ok")
