@@ -91,6 +91,7 @@
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/hash.h"
+#include "vigie/hmap.h"
 #include "vigie/store.h"
 #include "collector/backend.h"
 #include "collector/journal.h"
@@ -572,7 +573,7 @@ static int requeue(struct vg_store *s, struct series *se, const struct vg_rrd_va
  * newest its daemon still holds and before the oldest still cached, then
  * lets the backend take the series' updates again: written in order, once. */
 
-#define LOST_MAX 64
+#define LOST_MAX 1024 /* series taken per read of the journal */
 
 struct lost_series {
 	struct vg_rrd_lost l;
@@ -586,7 +587,9 @@ struct lost_series {
 struct lost_scan {
 	struct lost_series *ls;
 	size_t n;
-	uint64_t seg; /* segment being read */
+	uint64_t seg;  /* segment being read */
+	uint32_t *idx; /* open addressing by series hash: m + 1, 0 empty */
+	size_t mask;
 };
 
 /* vg_journal_replay's callback: the values of the lost series in b. */
@@ -596,24 +599,29 @@ static int lost_take(void *ctx, const struct vg_batch *b)
 
 	for (size_t i = 0; i < b->nres; i++) {
 		const struct vg_resource *r = &b->res[i];
+		uint64_t hid = vg_fnv1a(VG_FNV_OFFSET, r->id);
 		for (uint32_t k = 0; k < r->nsamples; k++) {
 			const struct vg_sample *smp = &b->samples[r->first_sample + k];
-			for (size_t m = 0; m < sc->n; m++) {
-				struct lost_series *ls = &sc->ls[m];
+			uint64_t h = key_hash(r->type, hid, smp->metric);
+			for (size_t j = h & sc->mask; sc->idx[j]; j = (j + 1) & sc->mask) {
+				struct lost_series *ls = &sc->ls[sc->idx[j] - 1];
 				const struct series *se = ls->se;
-				if (!se || se->rtype != r->type || r->time_ms <= ls->l.have_ms ||
-				    (ls->n && r->time_ms <= ls->v[ls->n - 1].t_ms) ||
+				if (se->hash != h || se->rtype != r->type ||
 				    strcmp(se->metric, smp->metric) || strcmp(se->id, r->id))
 					continue;
+				if (r->time_ms <= ls->l.have_ms ||
+				    (ls->n && r->time_ms <= ls->v[ls->n - 1].t_ms))
+					break;
 				if (reserve_pend(&ls->v, &ls->cap, ls->n + 1)) {
 					ls->oom = 1;
-					continue;
+					break;
 				}
 				if (!ls->n)
 					ls->seg = sc->seg;
 				ls->v[ls->n].t_ms = r->time_ms;
 				ls->v[ls->n].v = smp->value;
 				ls->n++;
+				break;
 			}
 		}
 	}
@@ -621,34 +629,44 @@ static int lost_take(void *ctx, const struct vg_batch *b)
 }
 
 /* Claim the series of ls[0..n) (flushing set, so no flush or removal
- * touches them), waiting for flushes in flight. mu held. */
+ * touches them), waiting for flushes in flight. mu held. One pass over
+ * the table per wait, locating only the series of the daemons concerned. */
 static void lost_claim(struct vg_store *s, struct lost_series *ls, size_t n)
 {
+	struct vg_hmap bypath;
+	uint64_t owners = 0;
+
+	vg_hmap_init(&bypath);
+	for (size_t m = 0; m < n; m++) {
+		owners |= 1ull << (ls[m].l.owner & 63);
+		if (vg_hmap_puts(&bypath, ls[m].l.path, (void *)(uintptr_t)(m + 1)))
+			ls[m].oom = 1; /* no memory: taken next time */
+	}
 	for (int round = 0; round < 100; round++) {
 		int busy = 0;
 		for (size_t i = 0; i < s->cap; i++) {
 			struct series *se = s->tab[i].se;
 			struct vg_rrd_loc loc;
-			if (!se || se->dead)
+			void *v;
+			if (!se || se->dead || !(owners >> (se->owner & 63) & 1) ||
+			    s->be->ops->locate(s->be, se->rtype, se->id, se->metric, &loc) ||
+			    !(v = vg_hmap_gets(&bypath, loc.path)))
 				continue;
-			for (size_t m = 0; m < n; m++) {
-				if (ls[m].se || se->owner != ls[m].l.owner ||
-				    s->be->ops->locate(s->be, se->rtype, se->id, se->metric, &loc) ||
-				    strcmp(loc.path, ls[m].l.path))
-					continue;
-				if (se->flushing) {
-					busy = 1;
-				} else {
-					se->flushing = 1;
-					ls[m].se = se;
-				}
-				break;
+			struct lost_series *l = &ls[(uintptr_t)v - 1];
+			if (l->se || se->owner != l->l.owner)
+				continue;
+			if (se->flushing) {
+				busy = 1;
+			} else {
+				se->flushing = 1;
+				l->se = se;
 			}
 		}
 		if (!busy)
-			return;
+			break;
 		pthread_cond_wait(&s->done_cv, &s->mu);
 	}
+	vg_hmap_release(&bypath);
 }
 
 /* Put the lost values back in front of their caches (see above). mu held
@@ -679,8 +697,19 @@ static void resend_lost(struct vg_store *s)
 	active = s->j.seg_active;
 	pthread_mutex_unlock(&s->mu);
 
-	sc = (struct lost_scan){ls, n, 0};
-	rc = vg_journal_list(&s->j, &ids, &nids);
+	sc = (struct lost_scan){ls, n, 0, NULL, 4 * LOST_MAX - 1};
+	if (!(sc.idx = calloc(4 * LOST_MAX, sizeof(*sc.idx))))
+		rc = -ENOMEM;
+	else
+		rc = vg_journal_list(&s->j, &ids, &nids);
+	for (size_t m = 0; !rc && m < n; m++) {
+		size_t j;
+		if (!ls[m].se)
+			continue;
+		for (j = ls[m].se->hash & sc.mask; sc.idx[j]; j = (j + 1) & sc.mask)
+			;
+		sc.idx[j] = (uint32_t)(m + 1);
+	}
 	for (size_t i = 0; !rc && i < nids && ids[i] <= active; i++) {
 		sc.seg = ids[i];
 		rc = vg_journal_replay(&s->j, ids[i], lost_take, &sc, &nrec);
@@ -688,6 +717,7 @@ static void resend_lost(struct vg_store *s)
 			rc = 0;
 	}
 	free(ids);
+	free(sc.idx);
 
 	pthread_mutex_lock(&s->mu);
 	for (size_t m = 0; m < n; m++) {
