@@ -247,7 +247,7 @@ check: deps
 	@VIGIE_BUILD=$(BUILD) bash tests/run.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCHES)
+	@$(MAKE) --no-print-directory all $(BENCHES) $(BUILD)/tests/store_rrdcached_crash_test
 	@VIGIE_BUILD=$(BUILD) bash bench/run.sh
 
 fuzz: deps
