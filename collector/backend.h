@@ -162,7 +162,8 @@ struct vg_rrd_backend_ops {
 		      const char *metric, struct vg_rrd_loc *loc);
 	/* Time of the series' last update in ms, exact to the millisecond
 	 * (rounded to the nearest: librrd keeps .229 s as 228999 us).
-	 * 0, -ENOENT (no such series), -EIO (exists, unreadable). */
+	 * 0, -ENOENT (no such series), -EIO (exists, unreadable),
+	 * -EHOSTUNREACH (its daemon does not answer). */
 	int (*last_ms)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		       int64_t *out);
 	/* Create the series, first accepted time after first_ms - 1 s.

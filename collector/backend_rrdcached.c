@@ -100,8 +100,11 @@
 #define ESC_MAX (3 * VG_NAME_MAX + 1)
 #define POOL_MAX 8          /* idle clients kept per daemon */
 #define IO_TIMEOUT_MS 10000 /* each wait on a daemon (a FLUSH writes) */
-#define CHUNK 256           /* timestamps per UPDATE */
-#define BATCH_ITEMS 512     /* series per BATCH round trip */
+#define PROBE_MS 1000       /* a new connection's PING */
+#define BACKOFF_MIN_MS 250  /* after a failure, no new attempt before */
+#define BACKOFF_MAX_MS 2000
+#define CHUNK 256       /* timestamps per UPDATE */
+#define BATCH_ITEMS 512 /* series per BATCH round trip */
 
 struct daemon {
 	char addr[256];
@@ -120,10 +123,12 @@ struct daemon {
 	 * file still holds; their updates wait for the store to re-send the
 	 * lost values from its journal (vg_rrd_backend_ops.lost; d->mu). */
 	struct vg_hmap lost;
-	uint64_t nlost;      /* __atomic: entries in lost */
-	uint64_t losses;     /* __atomic: lost files ever found (a sync
+	uint64_t nlost;        /* __atomic: entries in lost */
+	uint64_t losses;       /* __atomic: lost files ever found (a sync
 				  * during which it moves keeps the journal) */
-	pthread_mutex_t vmu; /* one verification at a time */
+	pthread_mutex_t vmu;   /* one verification at a time */
+	int64_t down_until_ms; /* __atomic: no new connection before */
+	uint32_t backoff_ms;   /* __atomic: the current back-off */
 };
 
 struct rcd {
@@ -147,14 +152,41 @@ static void count(uint64_t *c, uint64_t n)
 
 static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms);
 
+/* A call to d failed: no new attempt before the back-off has passed, so a
+ * daemon that is down or stalled (SIGSTOP, a hung disk: it takes
+ * connections and never answers) costs the storage thread one timed-out
+ * wait per back-off, not one per series, and other daemons' series keep
+ * being written. The back-off doubles from BACKOFF_MIN_MS to
+ * BACKOFF_MAX_MS while failures repeat. */
+static void backoff(struct daemon *d)
+{
+	uint32_t b = __atomic_load_n(&d->backoff_ms, __ATOMIC_RELAXED);
+
+	b = b ? (b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2) : BACKOFF_MIN_MS;
+	__atomic_store_n(&d->backoff_ms, b, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->down_until_ms, vg_monotonic_ms() + b, __ATOMIC_RELAXED);
+}
+
+/* c failed: close it and every idle client of d (made before the
+ * failure: dead if the daemon restarted, each another timed-out wait if
+ * it is stalled). */
 static void client_broken(struct daemon *d, struct vg_rrdcd *c)
 {
+	struct vg_rrdcd *idle[POOL_MAX];
+	size_t n;
+
+	backoff(d);
 	__atomic_store_n(&d->up, 0, __ATOMIC_RELAXED);
 	count(&d->errors, 1);
 	pthread_mutex_lock(&d->mu);
 	snprintf(d->err, sizeof(d->err), "%.200s: %.280s", d->addr, vg_rrdcd_error(c));
+	n = d->nidle;
+	memcpy(idle, d->idle, n * sizeof(*idle));
+	d->nidle = 0;
 	pthread_mutex_unlock(&d->mu);
 	vg_rrdcd_close(c);
+	for (size_t k = 0; k < n; k++)
+		vg_rrdcd_close(idle[k]);
 }
 
 /* Verify on client c that the daemon durably holds what it accepted:
@@ -233,7 +265,19 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
 	pthread_mutex_unlock(&d->mu);
 	if (c)
 		return c;
-	if ((*rc = vg_rrdcd_connect(d->addr, IO_TIMEOUT_MS, &c)) < 0) {
+	if (vg_monotonic_ms() < __atomic_load_n(&d->down_until_ms, __ATOMIC_RELAXED)) {
+		*rc = -EHOSTUNREACH; /* failed a moment ago: wait (see backoff) */
+		return NULL;
+	}
+	/* A PING with a short timeout first: a stalled daemon that still
+	 * takes connections is found in PROBE_MS, not IO_TIMEOUT_MS. */
+	if ((*rc = vg_rrdcd_connect(d->addr, PROBE_MS, &c)) == 0 &&
+	    ((*rc = vg_rrdcd_ping(c)) || (*rc = vg_rrdcd_set_timeout(c, IO_TIMEOUT_MS)))) {
+		client_broken(d, c);
+		return NULL;
+	}
+	if (*rc < 0) {
+		backoff(d);
 		__atomic_store_n(&d->up, 0, __ATOMIC_RELAXED);
 		count(&d->errors, 1);
 		pthread_mutex_lock(&d->mu);
@@ -266,6 +310,7 @@ static void client_put(struct daemon *d, struct vg_rrdcd *c, int rc)
 	}
 	(void)rc;
 	__atomic_store_n(&d->up, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&d->backoff_ms, 0, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&d->mu);
 	if (d->nidle < POOL_MAX) {
 		d->idle[d->nidle++] = c;
@@ -516,6 +561,8 @@ static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_
 	rc = vg_rrdcd_flush(c, loc->path);
 	if (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO)
 		rc = vg_rrdcd_info(c, loc->path, out);
+	if (rc && !vg_rrdcd_connected(c))
+		rc = -EHOSTUNREACH; /* broke or timed out: the daemon, not the file */
 	client_put(d, c, rc);
 	/* a name outside the daemon's base dir (-B) is no series of ours */
 	return rc == -EACCES ? -ENOENT : rc;
@@ -528,7 +575,9 @@ static int rcd_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, 
 	int rc = info_of((struct rcd *)be, loc, &info);
 
 	if (rc)
-		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT : -EIO;
+		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT
+		       : rc == -EHOSTUNREACH             ? -EHOSTUNREACH
+							 : -EIO;
 	v = vg_rrdcd_info_get(&info, "last_update");
 	rc = v ? 0 : -EIO;
 	/* The end of the last whole second: rrdcached starts a file's cache
@@ -867,9 +916,11 @@ static int rcd_fetch(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, in
 	if (!(c = client_get(d, &rc)))
 		return -EHOSTUNREACH;
 	rc = vg_rrdcd_fetch(c, loc->path, cfnames[cf], from, end, &f);
+	if (rc && !vg_rrdcd_connected(c))
+		rc = -EHOSTUNREACH;
 	client_put(d, c, rc);
 	if (rc)
-		return rc == -ENOENT ? -ENOENT : -EIO;
+		return rc == -ENOENT || rc == -EHOSTUNREACH ? rc : -EIO;
 	if (f.nds != 1 || (unsigned long)f.step != step_s) {
 		vg_rrdcd_fetch_free(&f);
 		return -EIO;

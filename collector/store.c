@@ -1301,6 +1301,13 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 			return rc == -EAGAIN ? -EAGAIN : -EIO;
 		}
 		last = (t_ms / 1000 - 1) * 1000;
+	} else if (rc == -EHOSTUNREACH) {
+		/* A new series on a daemon that does not answer: the batch
+		 * waits (RETRY) rather than journal a value no file takes. */
+		snprintf(s->last_error, sizeof(s->last_error),
+			 "the storage daemon %.200s holding %.200s does not answer",
+			 loc.address ? loc.address : "?", loc.path);
+		return -EAGAIN;
 	} else if (rc) {
 		snprintf(s->last_error, sizeof(s->last_error), "%.300s: %s",
 			 strlen(loc.path) > 300 ? loc.path + strlen(loc.path) - 300

@@ -11,7 +11,8 @@
  *    cache bound is reached (then, and only then, -EAGAIN: the receiver's
  *    RETRY), the other daemon's series keep being written and read, reads
  *    of the down one's series answer -EHOSTUNREACH and its state names it;
- *    back, everything drains, nothing lost or duplicated.
+ *    back, everything drains, nothing lost or duplicated;
+ *  - a daemon stalled (SIGSTOP) the same way, resumed with SIGCONT.
  * The writer is the "agent": it knows every value it had acknowledged
  * (value = 1000 * series + minute) and re-sends a refused batch.
  */
@@ -305,11 +306,62 @@ static void test_down_daemon_retry_at_bound(void **state)
 	fx_free(f);
 }
 
+/* A daemon stalled (SIGSTOP: it takes connections and never answers)
+ * under load: batches are still acknowledged, the other daemon's series
+ * are read with every value, a read of the stalled one's series answers
+ * -EHOSTUNREACH; resumed (SIGCONT), everything drains, once. */
+static void test_stalled_daemon(void **state)
+{
+	struct vg_store_daemon dm[4];
+	struct vg_store_stats st;
+	struct vg_series r;
+	struct fx *f;
+	int m = 0, one1 = -1;
+
+	(void)state;
+	f = fx_new(1u << 20, 4);
+	for (; m < 3; m++)
+		assert_int_equal(write_minute(f->s, m, 0), 0);
+	drain(f);
+	find_owners(f);
+	for (int i = 0; i < NS && one1 < 0; i++)
+		if (f->on1[i])
+			one1 = i;
+	assert_int_equal(hrd_kill(&f->d[1], SIGSTOP), 0);
+	for (; m < 40; m++)
+		assert_int_equal(write_minute(f->s, m, 0), 0);
+	for (int i = 0; i < NS; i++)
+		if (!f->on1[i])
+			check_series(f->s, i, 0, m);
+	char id[16];
+	snprintf(id, sizeof(id), "node%d", one1);
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE, MS(T0),
+					MS(T0 + 60 * m), 60, 0, &r),
+			 -EHOSTUNREACH);
+	vg_series_free(&r);
+	assert_int_equal(vg_store_daemons(f->s, dm, 4), 2);
+	assert_int_equal(dm[1].up, 0);
+
+	assert_int_equal(hrd_kill(&f->d[1], SIGCONT), 0);
+	for (; m < 50; m++)
+		assert_int_equal(write_minute(f->s, m, 0), 0);
+	drain(f);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.write_errors, 0);
+	for (int i = 0; i < NS; i++)
+		check_series(f->s, i, 0, m);
+	vg_store_close(f->s);
+	f->s = NULL;
+	rrdtool_reads_all(f);
+	fx_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kill9_under_load),
 		cmocka_unit_test(test_down_daemon_retry_at_bound),
+		cmocka_unit_test(test_stalled_daemon),
 	};
 	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
 		printf("# skipped: rrdcached or rrdtool not installed\n");
