@@ -140,7 +140,7 @@ struct vg_store_daemon {
 	int up;           /* the last call reached it */
 	uint64_t calls;   /* round trips */
 	uint64_t errors;  /* failures that broke a connection */
-	uint64_t pending; /* files updated, not yet verified durable */
+	uint64_t pending; /* files updated, not yet FLUSHed (durable) */
 	uint64_t lost;    /* files whose values it lost (a restart before
 			   * writing them), waiting for their re-send */
 	char error[512];  /* last failure, "" if none */

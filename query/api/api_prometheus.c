@@ -371,7 +371,7 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 			static const char *const fam[4][2] = {
 				{"vigie_storage_daemon_up", "1 if the last call reached the storage daemon"},
 				{"vigie_storage_daemon_errors_total", "Failures that broke a connection to the storage daemon"},
-				{"vigie_storage_daemon_pending_files", "Files updated on the daemon, not yet verified durable (their journal segments are kept)"},
+				{"vigie_storage_daemon_pending_files", "Files updated on the daemon, not yet FLUSHed (their journal segments are kept)"},
 				{"vigie_storage_daemon_lost_files", "Files whose accepted values the daemon lost (it restarted before writing them), waiting for their re-send from the journal"}};
 			for (int k = 0; k < 4 && nd; k++) {
 				family(b, fam[k][0], k == 1 ? "counter" : "gauge", fam[k][1]);
