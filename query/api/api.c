@@ -27,6 +27,7 @@
 #include "vigie/clock.h"
 #include "query/api/http.h"
 #include "vigie/log.h"
+#include "vigie/store.h"
 #include "vigie/token.h"
 
 struct vg_api {
@@ -213,6 +214,21 @@ int vg_api_collector_stats(struct vg_api *a, struct vg_receiver_stats *out)
 uint16_t vg_api_port(const struct vg_api *a)
 {
 	return a ? vg_http_port(a->http) : 0;
+}
+
+int vg_api_reply_unreachable(struct vg_http_resp *resp, struct vg_store *store, int rtype,
+			     const char *res, const char *metric)
+{
+	char path[1024], addr[256] = "";
+
+	(void)vg_store_locate(store, rtype, res, metric, path, sizeof(path), addr,
+			      sizeof(addr));
+	vg_http_reply_error(resp, 503,
+			    "the storage daemon %s holding '%s' of '%s' does not answer "
+			    "(/v1/health lists the daemons)",
+			    addr[0] ? addr : "(unknown)", metric, res);
+	vg_http_resp_header(resp, "Retry-After", "5");
+	return 0;
 }
 
 int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what)
