@@ -116,6 +116,7 @@ LIBS_api_query_test     := api alarms billing collector common
 LIBS_api_static_test    := api alarms billing collector common
 LIBS_api_policy_test    := api alarms billing collector common
 LIBS_api_test           := api alarms billing collector common
+LIBS_api_rrdcached_test := api alarms billing collector common
 LIBS_bill_invoice_test  := billing common
 LIBS_bill_ledger_test   := billing common
 LIBS_bill_meter_test    := billing common
@@ -151,6 +152,7 @@ LIBS_remote_read_test   := api alarms billing collector common
 LIBS_rrd_backend_test   := collector common
 LIBS_rrd_placement_test := collector common
 LIBS_store_rrdcached_test := collector common
+LIBS_store_rrdcached_crash_test := collector common
 LIBS_rrdcached_test     := collector common
 LIBS_sender_test        := agent common
 LIBS_sign_sender_test   := agent common
@@ -257,7 +259,7 @@ cluster-test: deps
 	@VIGIE_BUILD=$(BUILD) TEST_GROUPS=cluster bash tests/run.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCHES)
+	@$(MAKE) --no-print-directory all $(BENCHES) $(BUILD)/tests/store_rrdcached_crash_test
 	@VIGIE_BUILD=$(BUILD) bash bench/run.sh
 
 fuzz: deps

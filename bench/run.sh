@@ -25,7 +25,8 @@
 #
 # Knobs (environment): BENCH_SIZES="1000 10000 100000", BENCH_SECONDS=10
 # (measured phase of each vigie run), BENCH_CEIL_SECONDS=4, BENCH_FS="tmpfs
-# disk", BENCH_SKIP="rrdcached backpressure crash alarms db failover cluster state"
+# disk", BENCH_SKIP="rrdcached backpressure crash alarms db failover cluster
+# state backends rrdkill"
 # (any subset), BENCH_STATE_SERIES=10000 (the state comparison's size).
 # Must finish in under 10 minutes on a 2-core machine with the defaults.
 set -u
@@ -602,6 +603,18 @@ if [[ " $SKIP " != *" backends "* && -x $BB/store_backends ]] && command -v rrdc
     { echo "  FAIL: store_backends"; fail=1; }
   while read -r l; do [[ $l == RESULT* ]] && record "$l"; done <<<"$r"
   sed 's/^/  /' <<<"$r"
+fi
+if [[ " $SKIP " != *" rrdkill "* && -x $BUILD/tests/store_rrdcached_crash_test ]] && command -v rrdcached >/dev/null; then
+  echo
+  echo "soak: kill -9 of a journal-less rrdcached ten times under load, every acknowledged value once"
+  t=$SECONDS
+  if r=$(KILLS=10 nice "$BUILD/tests/store_rrdcached_crash_test" 2>&1); then
+    record "RESULT rrdcached_kill_soak kills=10 ok=1 seconds=$((SECONDS - t))"
+    echo "  ok: 10 kills, every value in its file once ($((SECONDS - t)) s)"
+  else
+    record "RESULT rrdcached_kill_soak kills=10 ok=0"
+    echo "  FAIL: store_rrdcached_crash_test with KILLS=10"; sed 's/^/  /' <<<"$r" | tail -20; fail=1
+  fi
 fi
 
 echo

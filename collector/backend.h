@@ -24,10 +24,20 @@
  *
  * Durability. A value is *accepted* when update() returns with it counted
  * in res->written: later fetches see it. It is *durable* only after a
- * sync() that started after the update returned 0: the store's journal
- * keeps every segment until then (files: syncfs; rrdcached: FLUSHALL, or
- * nothing with the daemon's own -j journal). A sync that fails leaves the
+ * sync() that started after the update returned and succeeded: the
+ * store's journal keeps every segment until then (files: syncfs;
+ * rrdcached: FLUSH of every file updated, then its last update checked
+ * against what the daemon accepted). A sync that fails leaves the
  * segments in the journal, replayed after a crash.
+ *
+ * Lost values. An engine may lose values it accepted (rrdcached restarted
+ * before writing them, without its -j journal). Such an engine reports
+ * the series through lost() with the newest time it still holds, and
+ * answers every update of them "unavailable" (res->unavailable) until the
+ * store has put the lost values back in front of its cache (from its
+ * journal, whose segments no sync let go meanwhile) and called resent().
+ * No value newer than a lost one reaches the engine before that, since a
+ * newer value would make the lost ones impossible to write.
  *
  * Errors per item. update() never lets one refused value take others with
  * it: it reports how many values it wrote, skipped as already stored
@@ -123,6 +133,14 @@ struct vg_rrd_rows {
 	double *v; /* malloc'd; free() it */
 };
 
+/* A series whose engine lost values it had accepted (see Lost values). */
+struct vg_rrd_lost {
+	char path[PATH_MAX]; /* loc.path */
+	uint32_t owner;      /* loc.owner */
+	int64_t have_ms;     /* newest time the engine still holds, INT64_MIN
+			      * if its file is gone */
+};
+
 /* Counters of the engine itself (read with __atomic loads). */
 struct vg_rrd_backend_stats {
 	uint64_t files_created;
@@ -144,7 +162,8 @@ struct vg_rrd_backend_ops {
 		      const char *metric, struct vg_rrd_loc *loc);
 	/* Time of the series' last update in ms, exact to the millisecond
 	 * (rounded to the nearest: librrd keeps .229 s as 228999 us).
-	 * 0, -ENOENT (no such series), -EIO (exists, unreadable). */
+	 * 0, -ENOENT (no such series), -EIO (exists, unreadable),
+	 * -EHOSTUNREACH (its daemon does not answer). */
 	int (*last_ms)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		       int64_t *out);
 	/* Create the series, first accepted time after first_ms - 1 s.
@@ -188,6 +207,13 @@ struct vg_rrd_backend_ops {
 	/* Make every value accepted before the call durable. 0 or -errno
 	 * (then the journal keeps its segments). */
 	int (*sync)(struct vg_rrd_backend *be);
+	/* Optional (NULL: the engine never loses an accepted value). The
+	 * series whose accepted values were lost: fills out[0..max) and
+	 * returns how many there are (may be more than max). Thread-safe. */
+	size_t (*lost)(struct vg_rrd_backend *be, struct vg_rrd_lost *out, size_t max);
+	/* The store re-queued the lost values of l (or has no such series):
+	 * its updates go through again. */
+	void (*resent)(struct vg_rrd_backend *be, const struct vg_rrd_lost *l);
 	/* Counters (thread-safe copy). */
 	void (*get_stats)(struct vg_rrd_backend *be, struct vg_rrd_backend_stats *out);
 	/* Free everything. Accepts NULL. */

@@ -334,6 +334,41 @@ int vg_journal_scan(struct vg_journal *j, uint64_t **ids_out, size_t *n_out,
 	return 0;
 }
 
+int vg_journal_list(const struct vg_journal *j, uint64_t **ids_out, size_t *n_out)
+{
+	DIR *d = opendir(j->dir);
+	struct dirent *e;
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0;
+
+	*ids_out = NULL;
+	*n_out = 0;
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		char *end;
+		unsigned long long id = strtoull(e->d_name, &end, 16);
+		if (strlen(e->d_name) != 20 || strcmp(end, ".vgj"))
+			continue;
+		if (n == cap) {
+			uint64_t *x = realloc(ids, (cap = cap ? cap * 2 : 16) * sizeof(*x));
+			if (!x) {
+				closedir(d);
+				free(ids);
+				return -ENOMEM;
+			}
+			ids = x;
+		}
+		ids[n++] = id;
+	}
+	closedir(d);
+	if (n)
+		qsort(ids, n, sizeof(*ids), cmp_u64);
+	*ids_out = ids;
+	*n_out = n;
+	return 0;
+}
+
 #define GET(p, end, v)                                 \
 	do {                                           \
 		if ((size_t)((end) - (p)) < sizeof(v)) \

@@ -80,6 +80,11 @@ void vg_journal_retire(struct vg_journal *j, uint64_t id, int keep);
  * one. 0 or -errno with a message in err. */
 int vg_journal_scan(struct vg_journal *j, uint64_t **ids, size_t *n,
 		    char *err, size_t errlen);
+/* The *.vgj segments in the directory, oldest first (*ids malloc'd, the
+ * caller frees), changing nothing (the store's re-send of values a
+ * storage daemon lost reads them while the receiver appends). 0 or
+ * -errno. */
+int vg_journal_list(const struct vg_journal *j, uint64_t **ids, size_t *n);
 /* Replay segment id: every whole record, in order, as a batch given to
  * take (which must not keep it); a torn or garbled record (a crash
  * mid-append) ends the segment. Stops at take's first error and returns

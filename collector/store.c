@@ -46,8 +46,14 @@
  * Journal policy. A segment is retired (collector/journal.c) once no
  * cached value from it is left and the backend synced (a backend may
  * accept values before they are durable: rrdcached acknowledges UPDATE
- * before its disk has it); when the cache is empty even the active
- * segment goes, so an idle store leaves only RRD files. On open, the
+ * before its disk has it, and loses it if killed before writing it); when
+ * the cache is empty even the active segment goes, so an idle store
+ * leaves only RRD files. Values a storage daemon accepted and then lost
+ * (it restarted) are read back from the live segments and written again,
+ * before anything newer of their series (resend_lost). One journal serves
+ * every daemon: a daemon that is down holds the segments from its oldest
+ * waiting value on, bounded by the cache (its waiting values count in
+ * cache_values, so the bound answers RETRY) and the segment ring. On open, the
  * backend first repairs what a kill -9 interrupted (the files backend's
  * header undo), then the segments left by a crash are replayed in order,
  * written, synced and retired. One store owns a journal (flock); a second
@@ -98,6 +104,7 @@
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/hash.h"
+#include "vigie/hmap.h"
 #include "vigie/store.h"
 #include "collector/backend.h"
 #include "collector/journal.h"
@@ -187,7 +194,9 @@ struct vg_store {
 	struct key_use *creating; /* the key the receiver is creating */
 	struct key_use *removing; /* the key being removed, or NULL */
 	uint64_t series_removed;  /* __atomic */
-	int reclaiming;           /* a thread is retiring segments (mu) */
+	int reclaiming;           /* a thread is retiring segments, or
+				   * reading them for lost values (mu) */
+	int64_t lost_retry_ms;    /* resend_lost failed: not before (mu) */
 
 	void **scratch; /* receiver only: series of each sample (a
 				  * struct series *, or NULL: not taken) */
@@ -341,6 +350,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(pending_peak);
 	LD(cache_bytes_peak);
 	LD(values_replayed);
+	LD(values_resent);
 	LD(cache_full);
 #undef LD
 	struct vg_rrd_backend_stats bs = {0};
@@ -570,6 +580,228 @@ static int requeue(struct vg_store *s, struct series *se, const struct vg_rrd_va
 	return 0;
 }
 
+/* ---- values a storage daemon lost --------------------------------------------
+ * A storage daemon that restarts before writing what it accepted (rrdcached
+ * killed without its -j journal, or before the journal had them) loses
+ * those values. The backend finds out (it checks every file it sent to on
+ * each new connection, before sending anything newer, and at each sync:
+ * backend.h "Lost values") and holds the series' updates. The values are
+ * still in the journal: a sync that did not verify them failed, so no
+ * segment holding them was retired. resend_lost reads the segments for
+ * those series and puts back in front of each cache every value after the
+ * newest its daemon still holds and before the oldest still cached, then
+ * lets the backend take the series' updates again: written in order, once. */
+
+#define LOST_MAX 1024 /* series taken per read of the journal */
+
+struct lost_series {
+	struct vg_rrd_lost l;
+	struct series *se; /* claimed (flushing set by us), or NULL */
+	struct vg_rrd_value *v;
+	size_t n, cap;
+	uint64_t seg; /* segment of v[0] */
+	int oom;
+};
+
+struct lost_scan {
+	struct lost_series *ls;
+	size_t n;
+	uint64_t seg;  /* segment being read */
+	uint32_t *idx; /* open addressing by series hash: m + 1, 0 empty */
+	size_t mask;
+};
+
+/* vg_journal_replay's callback: the values of the lost series in b. */
+static int lost_take(void *ctx, const struct vg_batch *b)
+{
+	struct lost_scan *sc = ctx;
+
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct vg_resource *r = &b->res[i];
+		uint64_t hid = vg_fnv1a(VG_FNV_OFFSET, r->id);
+		for (uint32_t k = 0; k < r->nsamples; k++) {
+			const struct vg_sample *smp = &b->samples[r->first_sample + k];
+			uint64_t h = key_hash(r->type, hid, smp->metric);
+			for (size_t j = h & sc->mask; sc->idx[j]; j = (j + 1) & sc->mask) {
+				struct lost_series *ls = &sc->ls[sc->idx[j] - 1];
+				const struct series *se = ls->se;
+				if (se->hash != h || se->rtype != r->type ||
+				    strcmp(se->metric, smp->metric) || strcmp(se->id, r->id))
+					continue;
+				if (r->time_ms <= ls->l.have_ms ||
+				    (ls->n && r->time_ms <= ls->v[ls->n - 1].t_ms))
+					break;
+				if (reserve_pend(&ls->v, &ls->cap, ls->n + 1)) {
+					ls->oom = 1;
+					break;
+				}
+				if (!ls->n)
+					ls->seg = sc->seg;
+				ls->v[ls->n].t_ms = r->time_ms;
+				ls->v[ls->n].v = smp->value;
+				ls->n++;
+				break;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Claim the series of ls[0..n) (flushing set, so no flush or removal
+ * touches them), waiting for flushes in flight. mu held. One pass over
+ * the table per wait, locating only the series of the daemons concerned. */
+static void lost_claim(struct vg_store *s, struct lost_series *ls, size_t n)
+{
+	struct vg_hmap bypath;
+	uint64_t owners = 0;
+
+	vg_hmap_init(&bypath);
+	for (size_t m = 0; m < n; m++) {
+		owners |= 1ull << (ls[m].l.owner & 63);
+		if (vg_hmap_puts(&bypath, ls[m].l.path, (void *)(uintptr_t)(m + 1)))
+			ls[m].oom = 1; /* no memory: taken next time */
+	}
+	for (int round = 0; round < 100; round++) {
+		int busy = 0;
+		for (size_t i = 0; i < s->cap; i++) {
+			struct series *se = s->tab[i].se;
+			struct vg_rrd_loc loc;
+			void *v;
+			if (!se || se->dead || !(owners >> (se->owner & 63) & 1) ||
+			    s->be->ops->locate(s->be, se->rtype, se->id, se->metric, &loc) ||
+			    !(v = vg_hmap_gets(&bypath, loc.path)))
+				continue;
+			struct lost_series *l = &ls[(uintptr_t)v - 1];
+			if (l->se || se->owner != l->l.owner)
+				continue;
+			if (se->flushing) {
+				busy = 1;
+			} else {
+				se->flushing = 1;
+				l->se = se;
+			}
+		}
+		if (!busy)
+			break;
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	}
+	vg_hmap_release(&bypath);
+}
+
+/* Put the lost values back in front of their caches (see above). mu held
+ * on entry and on return (dropped while reading the journal). */
+static void resend_lost(struct vg_store *s)
+{
+	struct vg_rrd_lost *tmp;
+	struct lost_series *ls;
+	struct lost_scan sc;
+	uint64_t *ids = NULL, active, nrec = 0, resent = 0;
+	size_t n, nids = 0;
+	int rc;
+
+	if (!s->owner || !s->be->ops->lost || s->reclaiming ||
+	    !s->be->ops->lost(s->be, NULL, 0) || vg_monotonic_ms() < s->lost_retry_ms)
+		return;
+	tmp = calloc(LOST_MAX, sizeof(*tmp));
+	ls = calloc(LOST_MAX, sizeof(*ls));
+	if (!tmp || !ls)
+		goto out;
+	n = s->be->ops->lost(s->be, tmp, LOST_MAX);
+	if (n > LOST_MAX)
+		n = LOST_MAX;
+	for (size_t m = 0; m < n; m++)
+		ls[m].l = tmp[m];
+	s->reclaiming = 1; /* no segment goes while we read them */
+	lost_claim(s, ls, n);
+	active = s->j.seg_active;
+	pthread_mutex_unlock(&s->mu);
+
+	sc = (struct lost_scan){ls, n, 0, NULL, 4 * LOST_MAX - 1};
+	if (!(sc.idx = calloc(4 * LOST_MAX, sizeof(*sc.idx))))
+		rc = -ENOMEM;
+	else
+		rc = vg_journal_list(&s->j, &ids, &nids);
+	for (size_t m = 0; !rc && m < n; m++) {
+		size_t j;
+		if (!ls[m].se)
+			continue;
+		for (j = ls[m].se->hash & sc.mask; sc.idx[j]; j = (j + 1) & sc.mask)
+			;
+		sc.idx[j] = (uint32_t)(m + 1);
+	}
+	for (size_t i = 0; !rc && i < nids && ids[i] <= active; i++) {
+		sc.seg = ids[i];
+		rc = vg_journal_replay(&s->j, ids[i], lost_take, &sc, &nrec);
+		if (rc == -ENOENT) /* retired meanwhile: held by no lost value */
+			rc = 0;
+	}
+	free(ids);
+	free(sc.idx);
+
+	pthread_mutex_lock(&s->mu);
+	for (size_t m = 0; m < n; m++) {
+		struct series *se = ls[m].se;
+		size_t k = 0;
+		if (rc || ls[m].oom) { /* try again later; the series stays held */
+			if (se)
+				se->flushing = 0;
+			continue;
+		}
+		/* only what left the cache: after the daemon's newest, before
+		 * the oldest still cached, at most what was accepted */
+		for (; se && k < ls[m].n; k++)
+			if ((se->npend && ls[m].v[k].t_ms >= se->pend[0].t_ms) ||
+			    ls[m].v[k].t_ms > se->last_ms)
+				break;
+		if (k) {
+			uint64_t hold = ls[m].seg < s->j.seg_oldest ? s->j.seg_oldest : ls[m].seg;
+			size_t ncap = se->cap;
+			while (ncap < se->npend + k)
+				ncap = ncap ? ncap * 2 : s->flush_depth;
+			struct vg_rrd_value *p = realloc(se->pend, ncap * sizeof(*p));
+			if (!p) {
+				se->flushing = 0;
+				continue;
+			}
+			s->cache_bytes += (ncap - se->cap) * sizeof(*p);
+			se->pend = p;
+			se->cap = (uint32_t)ncap;
+			memmove(se->pend + k, se->pend, se->npend * sizeof(*se->pend));
+			memcpy(se->pend, ls[m].v, k * sizeof(*se->pend));
+			if (se->npend) {
+				if (se->seg < hold)
+					hold = se->seg;
+				s->segcnt[se->seg % SEG_RING]--;
+			} else {
+				se->since_ms = vg_monotonic_ms();
+				dirty_append(s, se);
+			}
+			se->seg = hold;
+			s->segcnt[hold % SEG_RING]++;
+			se->npend += (uint32_t)k;
+			s->pending += k;
+			resent += k;
+		}
+		if (se) {
+			se->flushing = 0;
+			se->retry_at_ms = 0;
+		}
+		s->be->ops->resent(s->be, &ls[m].l);
+	}
+	if (rc)
+		s->lost_retry_ms = vg_monotonic_ms() + RETRY_UNREACHABLE_MS;
+	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
+	count(&s->stats.values_resent, resent);
+	s->reclaiming = 0;
+	pthread_cond_broadcast(&s->done_cv);
+	pthread_cond_signal(&s->work_cv);
+out:
+	for (size_t m = 0; ls && m < LOST_MAX; m++)
+		free(ls[m].v);
+	free(ls);
+	free(tmp);
+}
+
 /* Take a series' cached values and write them. mu held on entry and on
  * return (dropped while writing). se must have values and not be in a
  * flush. buf/cap: the caller's scratch buffer. */
@@ -662,7 +894,9 @@ int vg_store_flush(struct vg_store *s)
 	if (!s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->mu);
+	resend_lost(s);
 	rc = flush_all_locked(s);
+	resend_lost(s); /* found by this flush's new connections */
 	reclaim(s);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -679,6 +913,7 @@ static void *flusher_main(void *arg)
 
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
+		resend_lost(s);
 		int64_t now = vg_monotonic_ms(), wait_ms = 100;
 		int pressure = s->pending > s->cache_max / 2 ||
 			       s->j.seg_active - s->j.seg_oldest >= MAX_LIVE_SEGS;
@@ -1085,6 +1320,13 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 			return rc == -EAGAIN ? -EAGAIN : -EIO;
 		}
 		last = (t_ms / 1000 - 1) * 1000;
+	} else if (rc == -EHOSTUNREACH) {
+		/* A new series on a daemon that does not answer: the batch
+		 * waits (RETRY) rather than journal a value no file takes. */
+		snprintf(s->last_error, sizeof(s->last_error),
+			 "the storage daemon %.200s holding %.200s does not answer",
+			 loc.address ? loc.address : "?", loc.path);
+		return -EAGAIN;
 	} else if (rc) {
 		snprintf(s->last_error, sizeof(s->last_error), "%.300s: %s",
 			 strlen(loc.path) > 300 ? loc.path + strlen(loc.path) - 300

@@ -82,6 +82,9 @@ struct vg_store_stats {
 	uint64_t pending_peak;     /* highest values_pending since open */
 	uint64_t cache_bytes_peak; /* most memory the cache's arrays held */
 	uint64_t values_replayed;  /* taken from the journal at open */
+	uint64_t values_resent;    /* taken from the journal again: a storage
+				    * daemon lost them (restarted before
+				    * writing them) */
 	uint64_t headers_restored; /* RRD headers put back at open: an
 				     * update a kill -9 interrupted */
 	uint64_t cache_full;       /* batches refused (-EAGAIN): cache full */
@@ -138,6 +141,8 @@ struct vg_store_daemon {
 	uint64_t calls;   /* round trips */
 	uint64_t errors;  /* failures that broke a connection */
 	uint64_t pending; /* files updated, not yet FLUSHed (durable) */
+	uint64_t lost;    /* files whose values it lost (a restart before
+			   * writing them), waiting for their re-send */
 	char error[512];  /* last failure, "" if none */
 };
 /* Fill out[0..max) with each daemon's state; the count (0 for files).

@@ -28,6 +28,7 @@
 #include "vigie/clock.h"
 #include "query/api/http.h"
 #include "vigie/log.h"
+#include "vigie/store.h"
 #include "vigie/token.h"
 
 struct vg_api {
@@ -260,6 +261,21 @@ uint16_t vg_api_port(const struct vg_api *a)
 	return a ? vg_http_port(a->http) : 0;
 }
 
+int vg_api_reply_unreachable(struct vg_http_resp *resp, struct vg_store *store, int rtype,
+			     const char *res, const char *metric)
+{
+	char path[1024], addr[256] = "";
+
+	(void)vg_store_locate(store, rtype, res, metric, path, sizeof(path), addr,
+			      sizeof(addr));
+	vg_http_reply_error(resp, 503,
+			    "the storage daemon %s holding '%s' of '%s' does not answer "
+			    "(/v1/health lists the daemons)",
+			    addr[0] ? addr : "(unknown)", metric, res);
+	vg_http_resp_header(resp, "Retry-After", "5");
+	return 0;
+}
+
 int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what)
 {
 	switch (err) {
@@ -326,10 +342,11 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 			down += !dm[i].up && dm[i].calls + dm[i].errors > 0;
 			json_array_append_new(
 				daemons,
-				json_pack("{s:s,s:s,s:I,s:I,s:s}", "address", dm[i].address,
+				json_pack("{s:s,s:s,s:I,s:I,s:I,s:s}", "address", dm[i].address,
 					  "state", dm[i].up ? "up" : dm[i].calls + dm[i].errors ? "down"
 												: "unused",
 					  "pending_files", (json_int_t)dm[i].pending,
+					  "lost_files", (json_int_t)dm[i].lost,
 					  "errors", (json_int_t)dm[i].errors, "error",
 					  dm[i].error));
 		}

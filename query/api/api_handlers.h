@@ -116,6 +116,13 @@ int vg_api_finalize_answer(const struct vg_bill_service *svc,
 /* Reply for a negative errno from the registry or store: -ENOENT 404,
  * -EINVAL 400, -EAGAIN/-EBUSY 503, anything else 500; `what` names the
  * object ("resource 'x'"). Returns 0. */
+struct vg_store;
 int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what);
+
+/* Reply 503 for a series whose storage daemon does not answer
+ * (-EHOSTUNREACH from vg_store_fetch), naming the daemon's address.
+ * Returns 0. */
+int vg_api_reply_unreachable(struct vg_http_resp *resp, struct vg_store *store, int rtype,
+			     const char *res, const char *metric);
 
 #endif

@@ -396,11 +396,12 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		{
 			struct vg_store_daemon dm[16];
 			size_t nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));
-			static const char *const fam[3][2] = {
+			static const char *const fam[4][2] = {
 				{"vigie_storage_daemon_up", "1 if the last call reached the storage daemon"},
 				{"vigie_storage_daemon_errors_total", "Failures that broke a connection to the storage daemon"},
-				{"vigie_storage_daemon_pending_files", "Files updated on the daemon, not yet flushed (their journal segments are kept)"}};
-			for (int k = 0; k < 3 && nd; k++) {
+				{"vigie_storage_daemon_pending_files", "Files updated on the daemon, not yet FLUSHed (their journal segments are kept)"},
+				{"vigie_storage_daemon_lost_files", "Files whose accepted values the daemon lost (it restarted before writing them), waiting for their re-send from the journal"}};
+			for (int k = 0; k < 4 && nd; k++) {
 				family(b, fam[k][0], k == 1 ? "counter" : "gauge", fam[k][1]);
 				for (size_t i = 0; i < nd; i++) {
 					char lab[256];
@@ -410,11 +411,17 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 						lab[j++] = *c == '"' || *c == '\\' || *c == '\n' ? '_' : *c;
 					lab[j] = '\0';
 					vg_buf_printf(b, "%s{daemon=\"%s\"} %llu\n", fam[k][0], lab,
-						      (unsigned long long)(k == 0 ? (uint64_t)dm[i].up : k == 1 ? dm[i].errors
-														: dm[i].pending));
+						      (unsigned long long)(k == 0   ? (uint64_t)dm[i].up
+									   : k == 1 ? dm[i].errors
+									   : k == 2 ? dm[i].pending
+										    : dm[i].lost));
 				}
 			}
 		}
+		one(b, "vigie_store_values_resent_total", "counter",
+		    "Values read back from the journal and written again: a storage "
+		    "daemon lost them (it restarted before writing them)",
+		    (double)ss.values_resent);
 		one(b, "vigie_store_write_retries_total", "counter",
 		    "librrd calls refused and retried value by value",
 		    (double)ss.write_retries);

@@ -294,6 +294,8 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 			return vg_http_reply_error(resp, 400,
 						   "no archive for '%s' of '%s'",
 						   metric, res);
+		if (rc == -EHOSTUNREACH)
+			return vg_api_reply_unreachable(resp, store, rtype, res, metric);
 		return vg_api_reply_errno(resp, rc, "statistics");
 	}
 

@@ -19,7 +19,8 @@
  * up). hrd_kill sends a signal and reaps (SIGKILL for a crash,
  * SIGSTOP/SIGCONT for a stall: those do not reap); hrd_restart starts the
  * same daemon again on the same dir, sockets and port (the journal is
- * replayed); hrd_cleanup stops it and removes the dir (kept when KEEP_TMP
+ * replayed); hrd_start_nojournal starts one without -j, which loses what
+ * it had not written when killed; hrd_cleanup stops it and removes the dir (kept when KEEP_TMP
  * is set). Functions return 0 or -errno. Not thread-safe; one struct per
  * daemon.
  */
@@ -62,6 +63,7 @@ struct hrd_daemon {
 	char unix_addr[PATH_MAX]; /* "unix:<dir>/sock" */
 	char tcp_addr[32];        /* "127.0.0.1:<port>" */
 	const char *extra[HRD_MAX_EXTRA + 1];
+	int no_journal; /* started without -j */
 };
 
 static pid_t hrd_pids[HRD_MAX_DAEMONS];
@@ -164,8 +166,10 @@ static inline int hrd_spawn(struct hrd_daemon *d)
 	argv[argc++] = "-b";
 	argv[argc++] = d->base;
 	argv[argc++] = "-B";
-	argv[argc++] = "-j";
-	argv[argc++] = d->journal;
+	if (!d->no_journal) {
+		argv[argc++] = "-j";
+		argv[argc++] = d->journal;
+	}
 	argv[argc++] = "-p";
 	argv[argc++] = d->pidfile;
 	argv[argc++] = "-w";
@@ -239,6 +243,22 @@ static inline int hrd_start(struct hrd_daemon *d, const char *parent, const char
 	if ((d->port = hrd_free_port()) < 0)
 		return d->port;
 	snprintf(d->tcp_addr, sizeof(d->tcp_addr), "127.0.0.1:%d", d->port);
+	return hrd_spawn(d);
+}
+
+/* hrd_start without the daemon's -j journal. */
+static inline int hrd_start_nojournal(struct hrd_daemon *d, const char *parent,
+				      const char *const *extra)
+{
+	int rc = hrd_start(d, parent, extra);
+
+	if (rc || !d->pid)
+		return rc;
+	kill(d->pid, SIGKILL);
+	waitpid(d->pid, NULL, 0);
+	hrd_track(d->pid, 0);
+	d->pid = 0;
+	d->no_journal = 1;
 	return hrd_spawn(d);
 }
 

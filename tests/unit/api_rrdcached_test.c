@@ -1,0 +1,106 @@
+/*
+ * api_rrdcached_test.c — the API over series stored on a real rrdcached:
+ * while the daemon is down, a read of its series answers 503 naming the
+ * daemon's address (measures and statistics), and /v1/health lists it
+ * down; back up, the same read answers 200 with the values.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "vigie/api.h"
+
+#include "../support/api_fixture.h"
+#include "rrdcached_harness.h"
+#include "vigie/config.h"
+#include "vigie/registry.h"
+
+#define T0 1699999980LL
+
+static void test_unreachable_daemon_named(void **state)
+{
+	static const char *const extra[] = {"-O", "-R", NULL};
+	struct fx_api srv = {0};
+	struct hrd_daemon dm;
+	struct vg_config cfg;
+	struct vg_registry *reg;
+	struct fx_answer a;
+	char err[256], tok[VG_TOKEN_LEN + 1], auth[VG_TOKEN_LEN + 16], path[256];
+
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	assert_int_equal(fx_tmpdir(srv.dir, sizeof(srv.dir), "api-rcd"), 0);
+	assert_int_equal(hrd_start(&dm, NULL, extra), 0);
+	vg_config_defaults(&cfg);
+	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
+	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", dm.tcp_addr);
+	if (vg_store_open(srv.dir, &cfg, &srv.store, err, sizeof(err)) ||
+	    vg_registry_open(srv.dir, &reg, err, sizeof(err)))
+		fail_msg("%s", err);
+	for (int k = 0; k < 5; k++) {
+		int64_t t = (T0 + 60 * k) * 1000;
+		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)k + 1, t);
+		assert_non_null(vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t));
+		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 1.0 + k), 0);
+		assert_int_equal(vg_registry_update(reg, b), 0);
+		assert_int_equal(vg_store_write_batch(srv.store, b), 0);
+		vg_batch_free(b);
+	}
+	assert_int_equal(vg_store_flush(srv.store), 0);
+	vg_registry_close(reg);
+	assert_int_equal(fx_token(srv.dir, NULL, "api_rcd", tok), 0);
+	snprintf(auth, sizeof(auth), "Bearer %s", tok);
+	assert_int_equal(fx_api_start(&srv, NULL), 0);
+	snprintf(path, sizeof(path), "/v1/measures?resource=h1&metric=load.1&start=%lld&end=%lld",
+		 T0, T0 + 300);
+
+	assert_int_equal(fx_http(srv.url, "GET", path, auth, NULL, &a), 200);
+	fx_answer_free(&a);
+
+	assert_int_equal(hrd_kill(&dm, SIGKILL), 0);
+	assert_int_equal(fx_http(srv.url, "GET", path, auth, NULL, &a), 503);
+	if (!strstr(a.body, dm.tcp_addr))
+		fail_msg("the 503 does not name %s: %s", dm.tcp_addr, a.body);
+	fx_answer_free(&a);
+	snprintf(path, sizeof(path),
+		 "/v1/statistics?resource=h1&metric=load.1&start=%lld&end=%lld", T0, T0 + 300);
+	assert_int_equal(fx_http(srv.url, "GET", path, auth, NULL, &a), 503);
+	assert_non_null(strstr(a.body, dm.tcp_addr));
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", NULL, NULL, &a), 200);
+	assert_non_null(strstr(a.body, "\"down\""));
+	fx_answer_free(&a);
+
+	/* back: the same read answers (after the back-off, at most 2 s) */
+	assert_int_equal(hrd_restart(&dm), 0);
+	snprintf(path, sizeof(path), "/v1/measures?resource=h1&metric=load.1&start=%lld&end=%lld",
+		 T0, T0 + 300);
+	long code = 0;
+	for (int i = 0; i < 40 && code != 200; i++) {
+		code = fx_http(srv.url, "GET", path, auth, NULL, &a);
+		if (code != 200)
+			usleep(100 * 1000);
+		fx_answer_free(&a);
+	}
+	assert_int_equal(code, 200);
+	fx_api_stop(&srv);
+	hrd_cleanup(&dm);
+	curl_global_cleanup();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_unreachable_daemon_named),
+	};
+	if (system("command -v rrdcached >/dev/null")) {
+		printf("# skipped: rrdcached not installed\n");
+		return 0;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,371 @@
+/*
+ * store_rrdcached_crash_test.c — what the store acknowledges survives the
+ * storage daemons, with real rrdcached processes:
+ *  - kill -9 of a daemon running without its -j journal, three times
+ *    under load: what it had accepted and not written is lost on its side,
+ *    the store finds out on the next connection (before sending anything
+ *    newer), sends it again from its journal, and at the end every
+ *    acknowledged value is in its file exactly once and `rrdtool info`
+ *    reads every file (KILLS=10 in the environment for the soak);
+ *  - a daemon down under load: the batches are acknowledged until the
+ *    cache bound is reached (then, and only then, -EAGAIN: the receiver's
+ *    RETRY), the other daemon's series keep being written and read, reads
+ *    of the down one's series answer -EHOSTUNREACH and its state names it;
+ *    back, everything drains, nothing lost or duplicated;
+ *  - a daemon stalled (SIGSTOP) the same way, resumed with SIGCONT.
+ * The writer is the "agent": it knows every value it had acknowledged
+ * (value = 1000 * series + minute) and re-sends a refused batch.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vigie/batch.h"
+#include "vigie/config.h"
+#include "vigie/store.h"
+#include "rrdcached_harness.h"
+
+#define T0 1699999980LL
+#define MS(s) ((int64_t)(s)*1000)
+#define NS 24       /* series */
+#define MINUTES 360 /* of the kill test (the archive keeps 1440) */
+
+struct fx {
+	char dir[64];
+	struct hrd_daemon d[2];
+	struct vg_config cfg;
+	struct vg_store *s;
+	int on1[NS]; /* series i lives on daemon 1 */
+};
+
+static struct fx *fx_new(uint32_t cache_values, uint32_t depth)
+{
+	static const char *const extra[] = {"-O", "-R", NULL};
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-store-rcdk.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(hrd_start(&f->d[0], NULL, extra), 0);
+	/* daemon 1 has no -j journal: a kill -9 loses what it holds */
+	assert_int_equal(hrd_start_nojournal(&f->d[1], NULL, extra), 0);
+	vg_config_defaults(&f->cfg);
+	assert_int_equal(vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES,
+						  &f->cfg.narchives),
+			 0);
+	snprintf(f->cfg.storage_backend, sizeof(f->cfg.storage_backend), "rrdcached");
+	snprintf(f->cfg.storage_daemons, sizeof(f->cfg.storage_daemons), "%.400s, %.200s",
+		 f->d[0].unix_addr, f->d[1].tcp_addr);
+	f->cfg.storage_cache_values = cache_values;
+	f->cfg.storage_flush_depth = depth;
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("%s", err);
+	return f;
+}
+
+static void fx_free(struct fx *f)
+{
+	char cmd[128];
+
+	vg_store_close(f->s);
+	hrd_cleanup(&f->d[0]);
+	hrd_cleanup(&f->d[1]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+	free(f);
+}
+
+/* Minute m of series [lo, NS): value 1000 * series + minute. The store's
+ * answer (0: acknowledged). */
+static int write_minute(struct vg_store *s, int minute, int lo)
+{
+	struct vg_batch *b = vg_batch_new("h1", 1, 1, MS(T0 + 60 * minute));
+	int rc;
+
+	assert_non_null(b);
+	for (int i = lo; i < NS; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "node%d", i);
+		assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL,
+						  MS(T0 + 60 * minute)));
+		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE,
+						 1000.0 * i + minute),
+				 0);
+	}
+	rc = vg_store_write_batch(s, b);
+	vg_batch_free(b);
+	return rc;
+}
+
+/* Series i holds exactly minutes from..n-1 (the row of minute m covers
+ * (m-1, m]), each at its own value; the rows before from are empty. */
+static void check_series(struct vg_store *s, int i, int from, int n)
+{
+	struct vg_series r;
+	char id[16];
+	int seen = 0;
+
+	snprintf(id, sizeof(id), "node%d", i);
+	assert_int_equal(vg_store_fetch(s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE, MS(T0),
+					MS(T0 + 60 * (n - 1)), 60, 1, &r),
+			 0);
+	for (size_t k = 0; k < r.n; k++) {
+		int minute = (int)((r.points[k].time_ms / 1000 - T0) / 60) + 1;
+		if (minute <= from || minute >= n)
+			continue; /* before its first value, after its last */
+		if (isnan(r.points[k].value))
+			fail_msg("node%d: no minute %d", i, minute);
+		if (fabs(r.points[k].value - (1000.0 * i + minute)) > 1e-9)
+			fail_msg("node%d minute %d: %g", i, minute, r.points[k].value);
+		seen++;
+	}
+	if (seen != n - 1 - from)
+		fail_msg("node%d: %d of minutes %d..%d", i, seen, from + 1, n - 1);
+	vg_series_free(&r);
+}
+
+static void find_owners(struct fx *f)
+{
+	int n1 = 0;
+
+	for (int i = 0; i < NS; i++) {
+		char id[16], path[PATH_MAX], addr[256];
+		snprintf(id, sizeof(id), "node%d", i);
+		assert_int_equal(vg_store_locate(f->s, VG_RT_HOST, id, "load.1", path,
+						 sizeof(path), addr, sizeof(addr)),
+				 0);
+		f->on1[i] = !strcmp(addr, f->d[1].tcp_addr);
+		n1 += f->on1[i];
+	}
+	assert_true(n1 > 0 && n1 < NS); /* both daemons hold some */
+}
+
+/* Flush until nothing waits (a daemon's series are retried after 1 s). */
+static void drain(struct fx *f)
+{
+	struct vg_store_stats st;
+
+	for (int i = 0; i < 60; i++) {
+		assert_int_equal(vg_store_flush(f->s), 0);
+		vg_store_get_stats(f->s, &st);
+		if (!st.values_pending)
+			return;
+		usleep(250 * 1000);
+	}
+	fail_msg("%llu values still pending", (unsigned long long)st.values_pending);
+}
+
+/* Every file in both daemons' base dirs reads with plain rrdtool. */
+static void rrdtool_reads_all(struct fx *f)
+{
+	char cmd[2 * PATH_MAX + 256];
+
+	snprintf(cmd, sizeof(cmd),
+		 "n=0; for f in $(find '%.1500s' '%.1500s' -name '*.rrd'); do "
+		 "rrdtool info \"$f\" >/dev/null || exit 1; n=$((n+1)); done; [ $n -eq %d ]",
+		 f->d[0].base, f->d[1].base, NS);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void test_kill9_under_load(void **state)
+{
+	const char *ks = getenv("KILLS");
+	int kills = ks && atoi(ks) > 0 ? atoi(ks) : 3, minutes = MINUTES, m = 0;
+	struct vg_store_stats st;
+	struct fx *f;
+
+	(void)state;
+	if (kills > 10)
+		kills = 10;
+	if (kills > 3)
+		minutes = 120 * kills;
+	/* flush_depth 4, and series starting at staggered minutes: at any
+	 * moment some series hold cached values, so no sync happens under
+	 * load and what the daemon accepted waits in its cache, unwritten */
+	f = fx_new(1u << 20, 4);
+	for (; m < 5; m++)
+		assert_int_equal(write_minute(f->s, m, NS - 1 - 7 * m > 0 ? NS - 1 - 7 * m : 0), 0);
+	find_owners(f); /* (reads: flushes what the daemons hold so far) */
+	for (int k = 0; k < kills; k++) {
+		int at = (k + 1) * minutes / (kills + 1);
+		for (; m < at; m++)
+			assert_int_equal(write_minute(f->s, m, 0), 0);
+		usleep(100 * 1000); /* the flusher sends what is due */
+		assert_int_equal(hrd_kill(&f->d[1], SIGKILL), 0);
+		for (int j = 0; j < 5; j++, m++) /* acknowledged while it is down */
+			assert_int_equal(write_minute(f->s, m, 0), 0);
+		assert_int_equal(hrd_restart(&f->d[1]), 0);
+		/* its series are retried 1 s after the failure: let the store
+		 * reconnect before the next minutes (and the next kill) */
+		usleep(1300 * 1000);
+	}
+	for (; m < minutes; m++)
+		assert_int_equal(write_minute(f->s, m, 0), 0);
+	drain(f);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.write_errors, 0);
+	for (int i = 0; i < NS; i++) {
+		/* series i's first minute: the m whose lo was <= i */
+		int first = 0;
+		while (first < 4 && (NS - 1 - 7 * first > 0 ? NS - 1 - 7 * first : 0) > i)
+			first++;
+		check_series(f->s, i, first, minutes);
+	}
+	assert_true(st.values_resent > 0); /* the daemon did lose some */
+	vg_store_close(f->s);
+	f->s = NULL;
+	rrdtool_reads_all(f);
+	fx_free(f);
+}
+
+#define BOUND 400 /* cache_values of the down-daemon test */
+
+static void test_down_daemon_retry_at_bound(void **state)
+{
+	struct vg_store_daemon dm[4];
+	struct vg_store_stats st;
+	struct fx *f;
+	int m = 0, refused = -1, n1 = 0;
+
+	(void)state;
+	f = fx_new(BOUND, 4);
+	for (; m < 3; m++)
+		assert_int_equal(write_minute(f->s, m, 0), 0);
+	drain(f);
+	find_owners(f);
+	for (int i = 0; i < NS; i++)
+		n1 += f->on1[i];
+	assert_int_equal(hrd_kill(&f->d[1], SIGKILL), 0);
+
+	/* load while daemon 1 is down: acknowledged until its waiting values
+	 * fill the cache */
+	for (; m < 3 + 2 * BOUND / n1; m++) {
+		int rc = write_minute(f->s, m, 0);
+		vg_store_get_stats(f->s, &st);
+		if (rc == -EAGAIN) {
+			/* RETRY only at the bound: this batch would pass it
+			 * (less what the flusher wrote of daemon 0's series
+			 * since: at most flush_depth each) */
+			assert_true(st.values_pending + NS + 4 * (NS - n1) > BOUND);
+			refused = m;
+			break;
+		}
+		assert_int_equal(rc, 0);
+		if (m % 8 == 0) {
+			/* the other daemon's series are written and read */
+			for (int i = 0; i < NS; i++) {
+				struct vg_series r;
+				char id[16];
+				snprintf(id, sizeof(id), "node%d", i);
+				int frc = vg_store_fetch(f->s, VG_RT_HOST, id, "load.1",
+							 VG_CF_AVERAGE, MS(T0), MS(T0 + 60 * m),
+							 60, 0, &r);
+				if (f->on1[i]) {
+					assert_int_equal(frc, -EHOSTUNREACH);
+				} else {
+					assert_int_equal(frc, 0);
+					check_series(f->s, i, 0, m + 1);
+				}
+				vg_series_free(&r);
+			}
+		}
+	}
+	assert_true(refused > 0); /* the bound was reached */
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(vg_store_daemons(f->s, dm, 4), 2);
+	assert_int_equal(dm[0].up, 1);
+	assert_int_equal(dm[1].up, 0);
+	assert_non_null(strstr(dm[1].error, f->d[1].tcp_addr)); /* names the host */
+
+	/* back: everything drains; the "agent" re-sends the refused batch */
+	assert_int_equal(hrd_restart(&f->d[1]), 0);
+	drain(f);
+	for (m = refused; m < refused + 10; m++)
+		assert_int_equal(write_minute(f->s, m, 0), 0);
+	drain(f);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.write_errors, 0);
+	for (int i = 0; i < NS; i++)
+		check_series(f->s, i, 0, m);
+	vg_store_close(f->s);
+	f->s = NULL;
+	rrdtool_reads_all(f);
+	fx_free(f);
+}
+
+/* A daemon stalled (SIGSTOP: it takes connections and never answers)
+ * under load: batches are still acknowledged, the other daemon's series
+ * are read with every value, a read of the stalled one's series answers
+ * -EHOSTUNREACH; resumed (SIGCONT), everything drains, once. */
+static void test_stalled_daemon(void **state)
+{
+	struct vg_store_daemon dm[4];
+	struct vg_store_stats st;
+	struct vg_series r;
+	struct fx *f;
+	int m = 0, one1 = -1;
+
+	(void)state;
+	f = fx_new(1u << 20, 4);
+	for (; m < 3; m++)
+		assert_int_equal(write_minute(f->s, m, 0), 0);
+	drain(f);
+	find_owners(f);
+	for (int i = 0; i < NS && one1 < 0; i++)
+		if (f->on1[i])
+			one1 = i;
+	assert_int_equal(hrd_kill(&f->d[1], SIGSTOP), 0);
+	for (; m < 40; m++)
+		assert_int_equal(write_minute(f->s, m, 0), 0);
+	for (int i = 0; i < NS; i++)
+		if (!f->on1[i])
+			check_series(f->s, i, 0, m);
+	char id[16];
+	snprintf(id, sizeof(id), "node%d", one1);
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE, MS(T0),
+					MS(T0 + 60 * m), 60, 0, &r),
+			 -EHOSTUNREACH);
+	vg_series_free(&r);
+	assert_int_equal(vg_store_daemons(f->s, dm, 4), 2);
+	assert_int_equal(dm[1].up, 0);
+
+	assert_int_equal(hrd_kill(&f->d[1], SIGCONT), 0);
+	for (; m < 50; m++)
+		assert_int_equal(write_minute(f->s, m, 0), 0);
+	drain(f);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.write_errors, 0);
+	for (int i = 0; i < NS; i++)
+		check_series(f->s, i, 0, m);
+	vg_store_close(f->s);
+	f->s = NULL;
+	rrdtool_reads_all(f);
+	fx_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kill9_under_load),
+		cmocka_unit_test(test_down_daemon_retry_at_bound),
+		cmocka_unit_test(test_stalled_daemon),
+	};
+	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
+		printf("# skipped: rrdcached or rrdtool not installed\n");
+		return 0;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
