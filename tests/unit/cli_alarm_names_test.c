@@ -11,12 +11,15 @@
  * (registry and store written as the collector writes them) and the real
  * alarm engine (temporary alarms.db).
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -236,6 +239,51 @@ static void test_alarms_show_history_names(void **state)
 	fx_run_free(&r);
 }
 
+struct watch_run {
+	pthread_t th;
+	struct fx_run r;
+	int done;
+};
+
+static void *watch_thread(void *arg)
+{
+	struct watch_run *w = arg;
+
+	w->r = vigie("alarms", "watch", "--project", "acme", "--count", "1", NULL);
+	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* watch prints the names the notification carries; --project by name */
+static void test_watch_names(void **state)
+{
+	struct vg_alarm_hub_stats hs;
+	struct watch_run w = {0};
+
+	assert_int_equal(pthread_create(&w.th, NULL, watch_thread, &w), 0);
+	for (int i = 0; i < 100; i++) {
+		vg_alarm_hub_get_stats(g.hub, &hs);
+		if (hs.subscribers > 0)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(hs.subscribers, 1);
+	/* both alarms back to ok: only acme's is printed */
+	for (int k = 4; k < 6; k++) {
+		struct vg_batch *b = batch(g.t0 + k * MIN, 10);
+		assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+		vg_batch_free(b);
+	}
+	for (int i = 0; i < 100 && !__atomic_load_n(&w.done, __ATOMIC_SEQ_CST); i++)
+		usleep(50 * 1000);
+	if (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST))
+		kill(getpid(), SIGINT); /* watch's handler ends it */
+	pthread_join(w.th, NULL);
+	assert_int_equal(w.r.rc, VG_EXIT_OK);
+	assert_non_null(strstr(w.r.out, " acme/web-hot moderate alarm -> ok on web-1 (vm-n): "));
+	fx_run_free(&w.r);
+}
+
 static void test_silences_names(void **state)
 {
 	struct fx_run r;
@@ -332,6 +380,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_alarms_list_names),
 		cmocka_unit_test(test_alarms_show_history_names),
+		cmocka_unit_test(test_watch_names),
 		cmocka_unit_test(test_silences_names),
 		cmocka_unit_test(test_ambiguous_project),
 		cmocka_unit_test(test_resource_by_name),
