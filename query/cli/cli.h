@@ -79,16 +79,18 @@ const char *vg_cli_project_name(struct vg_cli *c, const char *id, char *buf, siz
  * else p. Returns VG_EXIT_OK, or an exit code with one line on c->err:
  * VG_EXIT_USAGE when the name belongs to several projects (their ids
  * listed; "<prog> <cmd>: project name 'x' names 2 projects: a, b; give
- * the id"), or a failed request's. Looks at the first 1000 resources of
- * that name. One or two requests. */
+ * the id"), or a failed request's. One request when p is a project id;
+ * else the look-up follows pages until 1000 resources of that name (a
+ * project named only beyond them goes unseen). */
 int vg_cli_resolve_project(struct vg_cli *c, const char *cmd, const char *p,
 			   char *buf, size_t len, const char **out);
 /* A RESOURCE operand as the API takes it, in *out: ref itself when it is
  * a resource id (an id wins), else the id of the one resource whose
  * display_name attribute is ref (copied into buf), else ref (the API then
  * says it has no such resource). Several resources of that display name:
- * VG_EXIT_USAGE with one line on c->err listing their ids and states.
- * Failures as vg_cli_get. One or two requests. */
+ * VG_EXIT_USAGE with one line on c->err listing their ids and states
+ * (the first 8). Failures as vg_cli_get. One request when ref is an id
+ * (its 404 says nothing), else the look-up's pages (up to 1000 matches). */
 int vg_cli_resolve_resource(struct vg_cli *c, const char *cmd, const char *ref,
 			    char *buf, size_t len, const char **out);
 

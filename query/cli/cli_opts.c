@@ -10,6 +10,13 @@
  * side: one answer, a resource, or every page of a listing, with --json
  * printing the API's document instead of handing it back.
  *
+ * The names people know are resolved here, once for every command: a
+ * --project value or a RESOURCE operand is first tried as an id (an id
+ * always wins), then looked up by the attribute the agents send
+ * (project_name, display_name). A name that means several projects or
+ * resources is a usage error listing them, never a silent first pick: an
+ * operator acting on "db" must not act on the wrong one.
+ *
  * Invariants: a usage error is one line on c->err naming the command and
  * its --help; a failed fetch prints nothing on c->out.
  */
