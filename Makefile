@@ -124,6 +124,7 @@ LIBS_bill_money_test    := billing common
 LIBS_bill_ratecard_test := billing common
 LIBS_catalog_test       := common
 LIBS_cli_alarms_test    := cli api alarms billing collector common
+LIBS_cli_alarm_names_test := cli api alarms billing collector common
 LIBS_cli_conf_test      := cli common
 LIBS_cli_names_test     := cli api alarms billing collector common
 LIBS_cli_query_test     := cli api alarms billing collector common

@@ -44,6 +44,7 @@ expect "--output values" "$(complete_words vigie resources --output '')" "csv js
 expect "--type values" "$(complete_words vigie resources --type host)" "host host_disk host_nic"
 has "alarms subcommands" "$(complete_words vigie alarms '')" list show create history watch
 has "alarms history's options" "$(complete_words vigie alarms history --)" --start --end --type --limit
+has "alarms list and show take --ids" "$(complete_words vigie alarms list --; complete_words vigie alarms show --)" --ids --project
 has "token subcommands" "$(complete_words vigie token '')" create list revoke
 expect "global options before the command are skipped" \
   "$(complete_words vigie --api http://x:1 --output csv lat)" "latest"

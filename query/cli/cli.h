@@ -73,11 +73,26 @@ void vg_cli_known_names(json_t *rows);
  * its resources), copied into buf; NULL if none or on error. One API
  * request. */
 const char *vg_cli_project_name(struct vg_cli *c, const char *id, char *buf, size_t len);
-/* A --project value as the API filters it: P itself when some resource
- * has project P, else the project id of a resource whose project_name
- * attribute is P (copied into buf), else P. */
-const char *vg_cli_resolve_project(struct vg_cli *c, const char *p, char *buf,
-				   size_t len);
+/* A --project value (p; NULL: none) as the API filters it, in *out: p
+ * itself when some resource has project p (an id wins), else the project
+ * id of the resources whose project_name attribute is p (copied into buf),
+ * else p. Returns VG_EXIT_OK, or an exit code with one line on c->err:
+ * VG_EXIT_USAGE when the name belongs to several projects (their ids
+ * listed; "<prog> <cmd>: project name 'x' names 2 projects: a, b; give
+ * the id"), or a failed request's. One request when p is a project id;
+ * else the look-up follows pages until 1000 resources of that name (a
+ * project named only beyond them goes unseen). */
+int vg_cli_resolve_project(struct vg_cli *c, const char *cmd, const char *p,
+			   char *buf, size_t len, const char **out);
+/* A RESOURCE operand as the API takes it, in *out: ref itself when it is
+ * a resource id (an id wins), else the id of the one resource whose
+ * display_name attribute is ref (copied into buf), else ref (the API then
+ * says it has no such resource). Several resources of that display name:
+ * VG_EXIT_USAGE with one line on c->err listing their ids and states
+ * (the first 8). Failures as vg_cli_get. One request when ref is an id
+ * (its 404 says nothing), else the look-up's pages (up to 1000 matches). */
+int vg_cli_resolve_resource(struct vg_cli *c, const char *cmd, const char *ref,
+			    char *buf, size_t len, const char **out);
 
 /* ---- the output format (--output table|json|csv; query/cli/cli_table.c) ----
  * Process-wide, as the CLI runs one command per process: vg_table_print
@@ -113,6 +128,10 @@ int vg_cli_cmd_alarms(struct vg_cli *c, int argc, char **argv);
  * 404)") and returns VG_EXIT_API, VG_EXIT_CONNECT or VG_EXIT_USAGE (a
  * malformed --api URL); VG_EXIT_OK on success. */
 int vg_cli_get(struct vg_cli *c, const char *path, json_t **out);
+
+/* vg_cli_get, except that a 404 is no failure: VG_EXIT_OK with *out
+ * NULL and nothing printed (for look-ups of what may not exist). */
+int vg_cli_get_if(struct vg_cli *c, const char *path, json_t **out);
 
 /* Any request: method ("GET", "POST", "DELETE"), path, optional JSON body
  * text. On success (HTTP < 400) *out gets the raw answer (malloc'd,

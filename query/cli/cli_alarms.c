@@ -54,13 +54,14 @@ enum {
 	O_LIMIT = 1 << 6,
 	O_PATCH = 1 << 7,
 	O_COUNT = 1 << 8,
+	O_IDS = 1 << 9, /* --ids: raw ids instead of the names people know */
 };
 
 struct args {
 	const char *sub;
 	const char *project, *state, *file, *start, *end, *type;
 	long limit, count;
-	int json, patch;
+	int json, patch, ids;
 	const char *ref; /* the one positional argument, if any */
 };
 
@@ -86,14 +87,17 @@ static int sub_silence(struct vg_cli *c, struct args *a);
 static int sub_unsilence(struct vg_cli *c, struct args *a);
 
 static const struct sub subs[] = {
-	{"list", sub_list, O_JSON | O_PROJECT | O_STATE, 0,
-	 "list [--project P] [--state alarm|ok|insufficient_data] [--json]",
-	 "Every alarm (all pages): name, project, state, severity, metric,\n"
-	 "condition, enabled. --project is for an administrator (a project "
-	 "token\nsees its own project only).\n"},
-	{"show", sub_show, O_JSON, 1, "show ID|NAME [--json]",
+	{"list", sub_list, O_JSON | O_PROJECT | O_STATE | O_IDS, 0,
+	 "list [--project P] [--state alarm|ok|insufficient_data] [--ids] [--json]",
+	 "Every alarm (all pages): name, project, the resource it watches, state,\n"
+	 "severity, metric, condition, enabled. PROJECT and RESOURCE are the names\n"
+	 "the agents sent (project_name, display_name) where known (--ids: the ids).\n"
+	 "--project (an id or a name) is for an administrator (a project token\n"
+	 "sees its own project only).\n"},
+	{"show", sub_show, O_JSON | O_IDS, 1, "show ID|NAME [--ids] [--json]",
 	 "One alarm: its definition, its state with the reason, and the state "
-	 "of\neach resource it watches.\n"},
+	 "of\neach resource it watches. The project and the resources are named "
+	 "as\nthe agents sent them, the ids beside (--ids: the ids alone).\n"},
 	{"create", sub_put, O_JSON | O_FILE, 0, "create --file DEF.json [--json]",
 	 "Create an alarm from a JSON definition (docs/alarms.md); '--file -' "
 	 "reads\nstandard input. Every invalid field is reported on one line "
@@ -109,21 +113,23 @@ static const struct sub subs[] = {
 	 "Evaluate the alarm again from its next datapoint.\n"},
 	{"disable", sub_enable, O_JSON, 1, "disable ID|NAME [--json]",
 	 "Stop evaluating the alarm; its state is frozen until enabled.\n"},
-	{"history", sub_history, O_JSON | O_RANGE | O_TYPE | O_LIMIT, 1,
+	{"history", sub_history, O_JSON | O_RANGE | O_TYPE | O_LIMIT | O_IDS, 1,
 	 "history ID|NAME [--start T] [--end T] [--type TYPE] [--limit N] "
-	 "[--json]",
+	 "[--ids] [--json]",
 	 "Definition changes, transitions, resources joining and leaving, "
 	 "and every\nnotification attempt, oldest first (all pages; --limit "
 	 "stops after N).\nTimes: ISO 8601, epoch seconds or relative (-3h). "
 	 "Types: creation, update,\nenabled, disabled, transition, repeat, "
-	 "notification, resource_joined,\nresource_left, cooldown, test.\n"},
-	{"watch", sub_watch, O_JSON | O_PROJECT | O_COUNT, 0,
-	 "watch [--project P] [--count N] [--json]",
+	 "notification, resource_joined,\nresource_left, cooldown, test. "
+	 "NAME (when some resource has one) is its\ndisplay name (not with --ids).\n"},
+	{"watch", sub_watch, O_JSON | O_PROJECT | O_COUNT | O_IDS, 0,
+	 "watch [--project P] [--count N] [--ids] [--json]",
 	 "Follow the notification stream (GET /v1/alarms/stream): one line per "
 	 "state\ntransition or repeat, as it happens, until Ctrl-C (exit 0) or "
 	 "--count\nnotifications. A dropped stream is resumed where it stopped. "
-	 "--json prints\neach notification's JSON on one line; --project keeps "
-	 "one project's.\n"},
+	 "--json prints\neach notification's JSON on one line; --project (an id "
+	 "or a name) keeps one\nproject's. Projects and resources by the names "
+	 "the agents sent (--ids: ids).\n"},
 	{"test", sub_test, O_JSON | O_STATE, 1,
 	 "test ID|NAME [--state alarm|ok|insufficient_data] [--json]",
 	 "Send a test notification now to the alarm's actions for the state "
@@ -133,9 +139,10 @@ static const struct sub subs[] = {
 	{"groups", sub_groups, O_JSON, 0, "groups [--json]",
 	 "Notification groups waiting to be sent (GET /v1/alarms/groups): when,\n"
 	 "how many members, the group's labels and the action.\n"},
-	{"silences", sub_silences, O_JSON, 0, "silences [--json]",
+	{"silences", sub_silences, O_JSON | O_IDS, 0, "silences [--ids] [--json]",
 	 "Silences not yet ended (GET /v1/silences): id, state, until, "
-	 "matchers,\nwho and why.\n"},
+	 "matchers,\nwho and why; a resource or project matcher is followed "
+	 "by its name in\nbrackets where the agents sent one (not with --ids).\n"},
 	{"silence", sub_silence, O_JSON | O_FILE, 0, "silence --file S.json [--json]",
 	 "Create a silence (POST /v1/silences; docs/alarms.md, Silences), "
 	 "e.g.\n{\"matchers\": {\"host\": \"compute-7\"}, \"duration\": "
@@ -197,10 +204,11 @@ static int parse(struct vg_cli *c, const struct sub *s, int argc, char **argv,
 		VG_CLI_VAL("limit", &limit),
 		VG_CLI_FLAG("patch", &a->patch),
 		VG_CLI_VAL("count", &count),
+		VG_CLI_FLAG("ids", &a->ids),
 	};
 	static const unsigned bit[] = {O_PROJECT, O_STATE, O_FILE, O_RANGE,
 				       O_RANGE, O_TYPE, O_LIMIT, O_PATCH,
-				       O_COUNT};
+				       O_COUNT, O_IDS};
 	char name[32], usage_line[160], about[1024];
 	const struct vg_cli_spec spec = {name, NULL, VG_CLI_OPERANDS_ANY,
 					 usage_line, about};
@@ -411,23 +419,119 @@ static int send_text(struct vg_cli *c, const char *method, const char *path,
 	return VG_EXIT_OK;
 }
 
+/* ---- the names people know -------------------------------------------------------- */
+
+/* Watched resources and projects looked up by name, at most (one request
+ * each; the console bounds its alarms page the same way). */
+#define NAMES_MAX 50
+
+/* Display names of resources and names of projects, looked up once each
+ * through the API (the resource's attributes display_name and
+ * project_name). off: --ids, no look-up. */
+struct names {
+	struct vg_cli *c;
+	json_t *res, *proj; /* id -> name, or null when it has none */
+	int off;
+};
+
+static void names_init(struct names *n, struct vg_cli *c, int off)
+{
+	n->c = c;
+	n->off = off;
+	n->res = json_object();
+	n->proj = json_object();
+}
+
+static void names_free(struct names *n)
+{
+	json_decref(n->res);
+	json_decref(n->proj);
+}
+
+static const char *attr(json_t *r, const char *key)
+{
+	const char *v = str(json_object_get(r, "attributes"), key);
+
+	return v && *v ? v : NULL;
+}
+
+/* The display name of resource id (NULL: none, unknown or past the
+ * bound). A missing resource is no error: it may have been purged. */
+static const char *res_name(struct names *n, const char *id)
+{
+	json_t *have, *r = NULL;
+	char *esc, *path = NULL;
+
+	if (n->off || !id || !*id || !n->res)
+		return NULL;
+	if ((have = json_object_get(n->res, id)))
+		return json_string_value(have);
+	if (json_object_size(n->res) >= NAMES_MAX)
+		return NULL;
+	if ((esc = vg_cli_escape(id)) && asprintf(&path, "/v1/resources/%s", esc) < 0)
+		path = NULL;
+	free(esc);
+	if (path && vg_cli_get_if(n->c, path, &r) == VG_EXIT_OK && r) {
+		const char *pid = str(r, "project"), *pn = attr(r, "project_name");
+		if (pid && pn && n->proj && !json_object_get(n->proj, pid))
+			json_object_set_new(n->proj, pid, json_string(pn));
+	}
+	free(path);
+	json_object_set_new(n->res, id, attr(r, "display_name") ? json_string(attr(r, "display_name")) : json_null());
+	json_decref(r);
+	return json_string_value(json_object_get(n->res, id));
+}
+
+/* The name of project id, as res_name. */
+static const char *proj_name(struct names *n, const char *id)
+{
+	json_t *have;
+	char buf[256];
+
+	if (n->off || !id || !*id || !n->proj)
+		return NULL;
+	if ((have = json_object_get(n->proj, id)))
+		return json_string_value(have);
+	if (json_object_size(n->proj) >= NAMES_MAX)
+		return NULL;
+	const char *pn = vg_cli_project_name(n->c, id, buf, sizeof(buf));
+	json_object_set_new(n->proj, id, pn ? json_string(pn) : json_null());
+	return json_string_value(json_object_get(n->proj, id));
+}
+
+/* "name (id)" in buf where id has a name other than itself, else id. */
+static const char *named(const char *name, const char *id, char *buf, size_t len)
+{
+	if (!name || !id || !strcmp(name, id))
+		return id;
+	snprintf(buf, len, "%s (%s)", name, id);
+	return buf;
+}
+
 /* ---- list ------------------------------------------------------------------------- */
 
 static int sub_list(struct vg_cli *c, struct args *a)
 {
-	static const char *const hdr[] = {"NAME", "PROJECT", "STATE",
+	static const char *const hdr[] = {"NAME", "PROJECT", "RESOURCE", "STATE",
 					  "SEVERITY", "METRIC", "THRESHOLD",
 					  "ENABLED"};
-	const char *kv[] = {"project", a->project, "state", a->state, NULL};
+	const char *project;
+	char pbuf[256];
 	json_t *all, *al;
 	struct vg_table *t;
+	struct names nm;
 	int rc;
 	size_t i;
 
+	if ((rc = vg_cli_resolve_project(c, "alarms list", a->project, pbuf,
+					 sizeof(pbuf), &project)))
+		return rc;
+	const char *kv[] = {"project", project, "state", a->state, NULL};
 	rc = vg_cli_fetch_all(c, "/v1/alarms", kv, "alarms", 0, a->json, &all);
 	if (rc || !all)
 		return rc;
-	t = vg_table_new(7, hdr, NULL);
+	names_init(&nm, c, a->ids);
+	t = vg_table_new(8, hdr, NULL);
 	json_array_foreach(all, i, al) {
 		char cb[96], mb[300];
 		const char *type = str(al, "type");
@@ -454,9 +558,15 @@ static int sub_list(struct vg_cli *c, struct args *a)
 				 metric ? metric : "?");
 			metric = mb;
 		}
-		const char *row[7] = {
+		/* the watched resource: one, or those a selector matches */
+		const char *res = str(al, "resource"), *rn = res_name(&nm, res);
+		const char *pn = proj_name(&nm, str(al, "project"));
+		if (!res && json_is_object(json_object_get(al, "selector")))
+			res = "(selector)";
+		const char *row[8] = {
 			str(al, "name"),
-			str(al, "project"),
+			pn ? pn : str(al, "project"),
+			rn ? rn : res,
 			str(al, "state"),
 			str(al, "severity"),
 			composite ? "(composite)" : metric,
@@ -468,6 +578,7 @@ static int sub_list(struct vg_cli *c, struct args *a)
 			vg_table_add(t, row);
 	}
 	vg_table_print_free(t, c->out);
+	names_free(&nm);
 	json_decref(all);
 	return VG_EXIT_OK;
 }
@@ -553,8 +664,9 @@ static void show_actions(struct vg_cli *c, json_t *acts)
 static int sub_show(struct vg_cli *c, struct args *a)
 {
 	char *path = alarm_path(a->ref, "");
-	char b1[128], b2[128];
+	char b1[128], b2[128], nb[600];
 	json_t *j, *insts;
+	struct names nm;
 	int rc;
 
 	if (!path)
@@ -562,10 +674,13 @@ static int sub_show(struct vg_cli *c, struct args *a)
 	rc = vg_cli_fetch(c, path, a->json, &j);
 	if (rc || !j)
 		return rc;
+	names_init(&nm, c, a->ids);
 	int composite = str(j, "type") && !strcmp(str(j, "type"), "composite");
 	kv_line(c, "ID", str(j, "id"));
 	kv_line(c, "Name", str(j, "name"));
-	kv_line(c, "Project", str(j, "project"));
+	/* the resource first: its look-up also names its project */
+	const char *rn = res_name(&nm, str(j, "resource"));
+	kv_line(c, "Project", named(proj_name(&nm, str(j, "project")), str(j, "project"), nb, sizeof(nb)));
 	kv_line(c, "Type", str(j, "type"));
 	kv_line(c, "Description", str(j, "description"));
 	kv_line(c, "Enabled", json_is_true(json_object_get(j, "enabled")) ? "true" : "false");
@@ -588,7 +703,7 @@ static int sub_show(struct vg_cli *c, struct args *a)
 		if (json_is_object(json_object_get(j, "selector")))
 			show_selector(c, "Selector", json_object_get(j, "selector"));
 		else
-			kv_line(c, "Resource", str(j, "resource"));
+			kv_line(c, "Resource", named(rn, str(j, "resource"), nb, sizeof(nb)));
 		if (json_is_object(grp)) {
 			json_t *mt = json_object_get(grp, "member_threshold");
 			char v[48];
@@ -641,14 +756,32 @@ static int sub_show(struct vg_cli *c, struct args *a)
 	if (json_array_size(insts)) {
 		static const struct vg_cli_col cols[] = {
 			{"RESOURCE", "resource", VG_ALIGN_LEFT},
+			{"NAME", "display_name", VG_ALIGN_LEFT},
 			{"STATE", "state", VG_ALIGN_LEFT},
 			{"SINCE", "since", VG_ALIGN_LEFT},
 			{"REASON", "reason", VG_ALIGN_LEFT},
 		};
-		struct vg_table *t = vg_cli_rows_table(insts, cols, 4);
+		static const struct vg_cli_col raw[] = {
+			{"RESOURCE", "resource", VG_ALIGN_LEFT},
+			{"STATE", "state", VG_ALIGN_LEFT},
+			{"SINCE", "since", VG_ALIGN_LEFT},
+			{"REASON", "reason", VG_ALIGN_LEFT},
+		};
+		size_t i;
+		json_t *in;
+		int any = 0; /* a NAME column when some resource has one */
+		json_array_foreach(insts, i, in) {
+			const char *dn = res_name(&nm, str(in, "resource"));
+			if (dn)
+				json_object_set_new(in, "display_name", json_string(dn));
+			any |= dn != NULL;
+		}
+		struct vg_table *t = any ? vg_cli_rows_table(insts, cols, 5)
+					 : vg_cli_rows_table(insts, raw, 4);
 		fprintf(c->out, "\nInstances (%zu)\n", json_array_size(insts));
 		vg_table_print_free(t, c->out);
 	}
+	names_free(&nm);
 	json_decref(j);
 	return VG_EXIT_OK;
 }
@@ -795,12 +928,14 @@ static const char *history_detail(json_t *row, char *buf, size_t len)
 
 static int sub_history(struct vg_cli *c, struct args *a)
 {
-	static const char *const hdr[] = {"TIME", "TYPE", "RESOURCE", "DETAIL"};
+	static const char *const hdr[] = {"TIME", "TYPE", "RESOURCE", "NAME", "DETAIL"};
+	static const char *const raw[] = {"TIME", "TYPE", "RESOURCE", "DETAIL"};
 	const char *kv[] = {"start", a->start, "end", a->end, "type", a->type,
 			    NULL};
 	char *base = alarm_path(a->ref, "/history");
 	json_t *all, *row;
 	struct vg_table *t;
+	struct names nm;
 	int rc;
 	size_t i;
 
@@ -810,16 +945,25 @@ static int sub_history(struct vg_cli *c, struct args *a)
 	free(base);
 	if (rc || !all)
 		return rc;
-	t = vg_table_new(4, hdr, NULL);
+	names_init(&nm, c, a->ids);
+	/* a NAME column when some resource has a display name */
+	int any = 0;
+	json_array_foreach(all, i, row)
+		any |= res_name(&nm, str(row, "resource")) != NULL;
+	t = any ? vg_table_new(5, hdr, NULL) : vg_table_new(4, raw, NULL);
 	json_array_foreach(all, i, row) {
 		char buf[1024];
-		const char *cells[4] = {str(row, "time"), str(row, "type"),
-					str(row, "resource"),
+		const char *res = str(row, "resource");
+		const char *cells[5] = {str(row, "time"), str(row, "type"), res,
+					res_name(&nm, res),
 					history_detail(row, buf, sizeof(buf))};
+		if (!any)
+			cells[3] = cells[4];
 		if (t)
 			vg_table_add(t, cells);
 	}
 	vg_table_print_free(t, c->out);
+	names_free(&nm);
 	json_decref(all);
 	return VG_EXIT_OK;
 }
@@ -876,10 +1020,17 @@ static void print_notice(struct sse *s, json_t *n)
 {
 	FILE *o = s->c->out;
 	const char *res = str(n, "resource"), *reason = str(n, "reason");
+	const char *rn = s->a->ids ? NULL : str(n, "resource_name");
+	const char *pn = s->a->ids ? NULL : str(n, "project_name");
+	char rb[600];
 
+	/* the names people know, sent with the notification */
+	res = named(rn && *rn ? rn : NULL, res, rb, sizeof(rb));
+	if (!pn || !*pn)
+		pn = str(n, "project");
 	vg_cli_line(o, "%s %s/%s %s %s -> %s%s%s%s: %s",
 		    str(n, "timestamp") ? str(n, "timestamp") : "?",
-		    str(n, "project") ? str(n, "project") : "?",
+		    pn ? pn : "?",
 		    str(n, "alarm_name") ? str(n, "alarm_name") : "?",
 		    str(n, "severity") ? str(n, "severity") : "?",
 		    str(n, "previous") ? str(n, "previous") : "?",
@@ -1018,9 +1169,13 @@ static int sub_watch(struct vg_cli *c, struct args *a)
 {
 	struct sse s = {.c = c, .a = a};
 	struct sigaction sa = {0}, old_int, old_term;
-	char hdr[64];
+	char hdr[64], pbuf[256];
 	const char *headers[2] = {NULL, NULL};
 	int rc, ever = 0;
+
+	if ((rc = vg_cli_resolve_project(c, "alarms watch", a->project, pbuf,
+					 sizeof(pbuf), &a->project)))
+		return rc;
 
 	g_stop = 0;
 	sa.sa_handler = on_signal;
@@ -1132,14 +1287,26 @@ static int sub_silences(struct vg_cli *c, struct args *a)
 
 	if (rc || !j)
 		return rc;
+	struct names nm;
+	names_init(&nm, c, a->ids);
 	json_array_foreach(json_object_get(j, "silences"), i, s) {
-		char *m = json_dumps(json_object_get(s, "matchers"), JSON_COMPACT);
-		vg_cli_line(c->out, "%s  %-7s until %s  %s  by %s: %s",
+		json_t *mt = json_object_get(s, "matchers");
+		char *m = json_dumps(mt, JSON_COMPACT);
+		/* a resource or project matcher: its name beside */
+		const char *rn = res_name(&nm, str(mt, "resource"));
+		const char *pn = proj_name(&nm, str(mt, "project"));
+		char known[600] = "";
+		if (rn || pn)
+			snprintf(known, sizeof(known), " [%s%s%s%s%s]", rn ? "resource " : "",
+				 rn ? rn : "", rn && pn ? ", " : "", pn ? "project " : "",
+				 pn ? pn : "");
+		vg_cli_line(c->out, "%s  %-7s until %s  %s%s  by %s: %s",
 			    str_or(s, "id", "?"), str_or(s, "state", "?"),
-			    str_or(s, "ends_at", "?"), m ? m : "{}",
+			    str_or(s, "ends_at", "?"), m ? m : "{}", known,
 			    str_or(s, "created_by", "?"), str_or(s, "comment", ""));
 		free(m);
 	}
+	names_free(&nm);
 	json_decref(j);
 	return VG_EXIT_OK;
 }

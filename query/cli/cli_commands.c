@@ -83,7 +83,7 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 		VG_CLI_VAL("metadata", &meta),
 		VG_CLI_FLAG("ids", &ids),
 	};
-	char pbuf[256], mbuf[600];
+	char pbuf[256], mbuf[600], rbuf[1024];
 	long limit = 0; /* 0 = all */
 	int json, rc;
 	char *end;
@@ -97,8 +97,12 @@ int vg_cli_cmd_resources(struct vg_cli *c, int argc, char **argv)
 			c->prog);
 		return VG_EXIT_USAGE;
 	}
-	if (project)
-		project = vg_cli_resolve_project(c, project, pbuf, sizeof(pbuf));
+	if ((rc = vg_cli_resolve_project(c, "resources", project, pbuf, sizeof(pbuf),
+					 &project)))
+		return rc;
+	if ((rc = vg_cli_resolve_resource(c, "resources", parent, rbuf,
+					  sizeof(rbuf), &parent)))
+		return rc;
 	const char *kv[] = {"type", type, "host", host, "project", project,
 			    "name", name, "state", state, "parent", parent,
 			    "metadata", meta, NULL};
@@ -193,11 +197,16 @@ int vg_cli_cmd_show(struct vg_cli *c, int argc, char **argv)
 
 	if ((rc = vg_cli_parse(c, &show_spec, opts, 1, argc, argv, &json)) >= 0)
 		return rc;
-	rc = vg_cli_fetch_resource(c, argv[optind], "", json, &j);
+	const char *id;
+	char rbuf[1024];
+	if ((rc = vg_cli_resolve_resource(c, "show", argv[optind], rbuf,
+					  sizeof(rbuf), &id)))
+		return rc;
+	rc = vg_cli_fetch_resource(c, id, "", json, &j);
 	if (rc || !j)
 		return rc;
 	/* children: the resources whose parent is this one */
-	const char *kv[] = {"parent", argv[optind], "limit", "1000", NULL};
+	const char *kv[] = {"parent", id, "limit", "1000", NULL};
 	rc = vg_cli_fetch(c, vg_cli_path("/v1/resources", kv), 0, &kids);
 	if (rc) {
 		json_decref(j);
@@ -364,7 +373,12 @@ int vg_cli_cmd_measures(struct vg_cli *c, int argc, char **argv)
 			c->prog);
 		return VG_EXIT_USAGE;
 	}
-	const char *kv[] = {"resource", argv[optind], "metric",
+	char rbuf[1024];
+	const char *res;
+	if ((rc = vg_cli_resolve_resource(c, "measures", argv[optind], rbuf,
+					  sizeof(rbuf), &res)))
+		return rc;
+	const char *kv[] = {"resource", res, "metric",
 			    argv[optind + 1], "start", start, "end", end,
 			    "granularity", gran, "aggregation", agg, NULL};
 	rc = vg_cli_fetch(c, vg_cli_path("/v1/measures", kv), json, &j);

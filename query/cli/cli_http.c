@@ -179,7 +179,7 @@ struct stream_opts {
 /* vg_cli_request, or with so a stream (see vg_cli_stream). */
 static int perform(struct vg_cli *c, const char *method, const char *path,
 		   const char *body, const struct stream_opts *so, char **out,
-		   size_t *len)
+		   size_t *len, int absent_ok)
 {
 	struct body b = {0};
 	struct curl_slist *hdrs = NULL;
@@ -306,6 +306,8 @@ static int perform(struct vg_cli *c, const char *method, const char *path,
 		}
 		goto out;
 	}
+	if (status == 404 && absent_ok)
+		goto out; /* *out stays NULL, nothing said */
 	if (status >= 400) {
 		json_error_t je;
 		json_t *j = b.p ? json_loadb(b.p, b.len, 0, &je) : NULL;
@@ -340,7 +342,7 @@ out:
 int vg_cli_request(struct vg_cli *c, const char *method, const char *path,
 		   const char *body, char **out, size_t *len)
 {
-	return perform(c, method, path, body, NULL, out, len);
+	return perform(c, method, path, body, NULL, out, len, 0);
 }
 
 int vg_cli_stream(struct vg_cli *c, const char *path,
@@ -350,7 +352,7 @@ int vg_cli_stream(struct vg_cli *c, const char *path,
 {
 	struct stream_opts so = {headers, fn, ud, stop};
 	char *raw = NULL;
-	int rc = perform(c, "GET", path, NULL, &so, &raw, NULL);
+	int rc = perform(c, "GET", path, NULL, &so, &raw, NULL, 0);
 
 	free(raw);
 	return rc;
@@ -383,6 +385,19 @@ int vg_cli_get(struct vg_cli *c, const char *path, json_t **out)
 	*out = NULL;
 	rc = vg_cli_request(c, "GET", path, NULL, &raw, &len);
 	return rc ? rc : parse_answer(c, raw, len, out);
+}
+
+int vg_cli_get_if(struct vg_cli *c, const char *path, json_t **out)
+{
+	char *raw;
+	size_t len;
+	int rc;
+
+	*out = NULL;
+	rc = perform(c, "GET", path, NULL, NULL, &raw, &len, 1);
+	if (rc || !raw)
+		return rc;
+	return parse_answer(c, raw, len, out);
 }
 
 int vg_cli_send(struct vg_cli *c, const char *method, const char *path,

@@ -302,6 +302,10 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 			format);
 		return VG_EXIT_USAGE;
 	}
+	char pbuf[256];
+	if ((rc = vg_cli_resolve_project(c, "invoice", project, pbuf, sizeof(pbuf),
+					 &project)))
+		return rc;
 	const char *kv[] = {"month", month, "project", project, "format", format, NULL};
 	path = vg_cli_path(finalize ? "/v1/invoices/finalize" : "/v1/invoices", kv);
 	if (!path) {

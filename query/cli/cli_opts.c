@@ -10,6 +10,13 @@
  * side: one answer, a resource, or every page of a listing, with --json
  * printing the API's document instead of handing it back.
  *
+ * The names people know are resolved here, once for every command: a
+ * --project value or a RESOURCE operand is first tried as an id (an id
+ * always wins), then looked up by the attribute the agents send
+ * (project_name, display_name). A name that means several projects or
+ * resources is a usage error listing them, never a silent first pick: an
+ * operator acting on "db" must not act on the wrong one.
+ *
  * Invariants: a usage error is one line on c->err naming the command and
  * its --help; a failed fetch prints nothing on c->out.
  */
@@ -299,29 +306,144 @@ const char *vg_cli_project_name(struct vg_cli *c, const char *id, char *buf, siz
 	return name;
 }
 
-const char *vg_cli_resolve_project(struct vg_cli *c, const char *p, char *buf,
-				   size_t len)
-{
-	char meta[600];
-	const char *by_id[] = {"project", p, "limit", "1", NULL};
-	const char *by_name[] = {"metadata", meta, "limit", "1", NULL};
-	json_t *j = NULL;
-	const char *id = NULL;
+/* Matches of a name looked at when resolving it, at most (one request of
+ * the API's largest page; ambiguity beyond it goes unseen). */
+#define RESOLVE_SCAN 1000
+/* Ids listed in an "ambiguous" message, at most. */
+#define RESOLVE_SHOWN 8
 
-	snprintf(meta, sizeof(meta), "project_name=%s", p);
-	if (vg_cli_fetch(c, vg_cli_path("/v1/resources", by_id), 0, &j) == 0 &&
-	    json_array_size(json_object_get(j, "resources")) == 0) {
-		json_decref(j);
-		j = NULL;
-		if (vg_cli_fetch(c, vg_cli_path("/v1/resources", by_name), 0,
-				 &j) == 0)
-			id = vg_cli_str(json_array_get(json_object_get(j, "resources"), 0),
-					"project");
+/* Resources whose attribute key is value (every page up to RESOLVE_SCAN
+ * matches) into *all. Exit code. */
+static int by_attribute(struct vg_cli *c, const char *key, const char *value,
+			json_t **all)
+{
+	char *meta = NULL;
+	int rc;
+
+	if (asprintf(&meta, "%s=%s", key, value) < 0) {
+		*all = NULL;
+		return vg_cli_fetch(c, NULL, 0, all); /* says out of memory */
 	}
-	if (id && strlen(id) < len) {
-		snprintf(buf, len, "%s", id);
-		p = buf;
+	const char *kv[] = {"metadata", meta, NULL};
+	rc = vg_cli_fetch_all(c, "/v1/resources", kv, "resources", RESOLVE_SCAN,
+			      0, all);
+	free(meta);
+	return rc;
+}
+
+/* "<prog> <cmd>: <what> 'v' names N <things>: a, b (state), ...; give
+ * the id" on c->err. ids: array of strings; states (may be NULL) beside. */
+static int ambiguous(struct vg_cli *c, const char *cmd, const char *what,
+		     const char *v, const char *things, json_t *ids,
+		     json_t *states)
+{
+	char list[1024] = "";
+	size_t o = 0, i, n = json_array_size(ids);
+
+	for (i = 0; i < n && i < RESOLVE_SHOWN && o < sizeof(list); i++) {
+		const char *st = json_string_value(json_array_get(states, i));
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s%s%s%s",
+				      i ? ", " : "",
+				      json_string_value(json_array_get(ids, i)),
+				      st ? " (" : "", st ? st : "", st ? ")" : "");
 	}
+	if (n > RESOLVE_SHOWN && o < sizeof(list))
+		snprintf(list + o, sizeof(list) - o, ", ...");
+	vg_cli_line(c->err, "%s %s: %s '%s' names %zu %s: %s; give the id",
+		    c->prog, cmd, what, v, n, things, list);
+	return VG_EXIT_USAGE;
+}
+
+int vg_cli_resolve_project(struct vg_cli *c, const char *cmd, const char *p,
+			   char *buf, size_t len, const char **out)
+{
+	const char *by_id[] = {"project", p, "limit", "1", NULL};
+	json_t *j = NULL, *ids, *r;
+	size_t i;
+	int rc;
+
+	*out = p;
+	if (!p)
+		return VG_EXIT_OK;
+	/* an id wins: some resource has project p */
+	if ((rc = vg_cli_fetch(c, vg_cli_path("/v1/resources", by_id), 0, &j)))
+		return rc;
+	size_t have = json_array_size(json_object_get(j, "resources"));
 	json_decref(j);
-	return p;
+	if (have)
+		return VG_EXIT_OK;
+	/* else the projects of the resources whose project_name is p */
+	if ((rc = by_attribute(c, "project_name", p, &j)))
+		return rc;
+	if (!(ids = json_array())) {
+		json_decref(j);
+		return vg_cli_fetch(c, NULL, 0, &j); /* says out of memory */
+	}
+	json_array_foreach(j, i, r) {
+		const char *id = vg_cli_str(r, "project");
+		size_t k;
+		json_t *x;
+		int seen = 0;
+		json_array_foreach(ids, k, x)
+			seen |= id && !strcmp(json_string_value(x), id);
+		if (id && !seen)
+			json_array_append_new(ids, json_string(id));
+	}
+	rc = VG_EXIT_OK;
+	if (json_array_size(ids) > 1)
+		rc = ambiguous(c, cmd, "project name", p, "projects", ids, NULL);
+	else if (json_array_size(ids) == 1 &&
+		 strlen(json_string_value(json_array_get(ids, 0))) < len) {
+		snprintf(buf, len, "%s", json_string_value(json_array_get(ids, 0)));
+		*out = buf;
+	}
+	json_decref(ids);
+	json_decref(j);
+	return rc;
+}
+
+int vg_cli_resolve_resource(struct vg_cli *c, const char *cmd, const char *ref,
+			    char *buf, size_t len, const char **out)
+{
+	char *esc, *path = NULL;
+	json_t *j = NULL, *ids, *states, *r;
+	size_t i;
+	int rc;
+
+	*out = ref;
+	if (!ref)
+		return VG_EXIT_OK;
+	esc = vg_cli_escape(ref);
+	if (esc && asprintf(&path, "/v1/resources/%s", esc) < 0)
+		path = NULL;
+	free(esc);
+	if (!path)
+		return vg_cli_fetch(c, NULL, 0, &j); /* says out of memory */
+	/* an id wins */
+	rc = vg_cli_get_if(c, path, &j);
+	free(path);
+	if (rc || j) {
+		json_decref(j);
+		return rc;
+	}
+	/* else the resources Nova calls ref */
+	if ((rc = by_attribute(c, "display_name", ref, &j)))
+		return rc;
+	ids = json_array();
+	states = json_array();
+	json_array_foreach(j, i, r) {
+		json_array_append_new(ids, json_string(vg_cli_str(r, "id") ? vg_cli_str(r, "id") : "?"));
+		json_array_append_new(states, json_string(vg_cli_str(r, "state") ? vg_cli_str(r, "state") : "?"));
+	}
+	if (json_array_size(ids) > 1)
+		rc = ambiguous(c, cmd, "display name", ref, "resources", ids, states);
+	else if (json_array_size(ids) == 1 &&
+		 strlen(json_string_value(json_array_get(ids, 0))) < len) {
+		snprintf(buf, len, "%s", json_string_value(json_array_get(ids, 0)));
+		*out = buf;
+	} /* none: ref as given, for the API to say it has no such resource */
+	json_decref(ids);
+	json_decref(states);
+	json_decref(j);
+	return rc;
 }

@@ -150,6 +150,12 @@ int vg_cli_cmd_put(struct vg_cli *c, int argc, char **argv)
 		}
 		body = json_pack("{s:[o]}", "measures", o);
 	}
+	char pbuf[256];
+	if ((rc = vg_cli_resolve_project(c, "put", project, pbuf, sizeof(pbuf),
+					 &project))) {
+		json_decref(body);
+		return rc;
+	}
 	if (project)
 		json_object_set_new(body, "project", json_string(project));
 	rc = vg_cli_send(c, "POST", "/v1/measures", body, &ans);

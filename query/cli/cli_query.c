@@ -126,7 +126,12 @@ int vg_cli_cmd_stats(struct vg_cli *c, int argc, char **argv)
 			c->prog);
 		return VG_EXIT_USAGE;
 	}
-	const char *kv[] = {"resource", argv[optind], "metric", argv[optind + 1],
+	char rbuf[1024];
+	const char *res;
+	if ((rc = vg_cli_resolve_resource(c, "stats", argv[optind], rbuf,
+					  sizeof(rbuf), &res)))
+		return rc;
+	const char *kv[] = {"resource", res, "metric", argv[optind + 1],
 			    "start", start, "end", end, "period", period,
 			    "granularity", gran, "statistics", stats, NULL};
 	rc = vg_cli_fetch(c, vg_cli_path("/v1/statistics", kv), json, &j);
@@ -190,7 +195,12 @@ int vg_cli_cmd_latest(struct vg_cli *c, int argc, char **argv)
 	if ((rc = vg_cli_parse(c, &latest_spec, NULL, 0, argc, argv,
 			       &json)) >= 0)
 		return rc;
-	rc = vg_cli_fetch_resource(c, argv[optind], "/latest", json, &j);
+	char rbuf[1024];
+	const char *res;
+	if ((rc = vg_cli_resolve_resource(c, "latest", argv[optind], rbuf,
+					  sizeof(rbuf), &res)))
+		return rc;
+	rc = vg_cli_fetch_resource(c, res, "/latest", json, &j);
 	if (rc || !j)
 		return rc;
 	struct vg_table *t =
@@ -357,8 +367,9 @@ int vg_cli_cmd_top(struct vg_cli *c, int argc, char **argv)
 			c->prog);
 		return VG_EXIT_USAGE;
 	}
-	if (project)
-		project = vg_cli_resolve_project(c, project, pbuf, sizeof(pbuf));
+	if ((rc = vg_cli_resolve_project(c, "top", project, pbuf, sizeof(pbuf),
+					 &project)))
+		return rc;
 	live = !once && !json && vg_cli_output() != VG_OUT_CSV && (count > 1 || (!count && isatty(fileno(c->out))));
 	if (!live && !count)
 		count = 1;
@@ -462,8 +473,9 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 			c->prog);
 		return VG_EXIT_USAGE;
 	}
-	if (project)
-		project = vg_cli_resolve_project(c, project, pbuf, sizeof(pbuf));
+	if ((rc = vg_cli_resolve_project(c, "aggregate", project, pbuf, sizeof(pbuf),
+					 &project)))
+		return rc;
 	const char *kv[] = {"metric", argv[optind], "aggregation", agg, "type",
 			    type, "host", host, "project", project, "flavor",
 			    flavor, "group_by", gb, "start", start, "end", end,
@@ -623,11 +635,16 @@ int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv)
 		return VG_EXIT_USAGE;
 	}
 	const char *kv[2 * (3 * 8 + 7) + 1] = {0};
-	char names[8][3][16];
+	char names[8][3][16], rbuf[8][1024];
+	const char *res[8];
 	size_t k = 0;
+	for (size_t i = 0; i < npos / 2; i++)
+		if ((rc = vg_cli_resolve_resource(c, "graph", argv[optind + 2 * i],
+						  rbuf[i], sizeof(rbuf[i]), &res[i])))
+			return rc;
 	for (size_t i = 0; i < npos / 2; i++) {
 		const char *suffix[3] = {"resource", "metric", "legend"};
-		const char *val[3] = {argv[optind + 2 * i], argv[optind + 2 * i + 1],
+		const char *val[3] = {res[i], argv[optind + 2 * i + 1],
 				      i < nleg ? legends[i] : NULL};
 		for (int f = 0; f < 3; f++) {
 			if (i)

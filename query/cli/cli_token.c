@@ -117,6 +117,10 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 				c->prog);
 			return VG_EXIT_USAGE;
 		}
+		char pbuf[256];
+		if ((rc = vg_cli_resolve_project(c, "token create", project, pbuf,
+						 sizeof(pbuf), &project)))
+			return rc;
 		json_t *body = json_object();
 		if (admin)
 			json_object_set_new(body, "admin", json_true());

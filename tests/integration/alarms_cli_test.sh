@@ -50,9 +50,9 @@ eq "create --file - reads standard input" "$rc" 0
 v out err alarms list; rc=$?
 eq "list exits 0" "$rc" 0
 eq "list is an aligned table with the header and both alarms" "$(cat "$TMP/out")" \
-"NAME      PROJECT  STATE              SEVERITY  METRIC      THRESHOLD  ENABLED
-cpu-high  default  insufficient_data  critical  cpu.util    gt 90      true
-mem-low   default  insufficient_data  low       memory.rss  lt 10      true"
+"NAME      PROJECT  RESOURCE  STATE              SEVERITY  METRIC      THRESHOLD  ENABLED
+cpu-high  default  vm1       insufficient_data  critical  cpu.util    gt 90      true
+mem-low   default  vm1       insufficient_data  low       memory.rss  lt 10      true"
 v out err alarms list --json
 eq "list --json has the API's shape" "$(jq -r '[.alarms[].name] | join(",")' "$TMP/out"),$(jq -r .next "$TMP/out")" "cpu-high,mem-low,null"
 v out err alarms list --state alarm
@@ -107,7 +107,7 @@ eq "Ctrl-C (SIGINT) ends watch with exit 0" "$rc" 0
 eq "watch wrote nothing on stderr" "$(cat "$TMP/watch.err")" ""
 
 v out err alarms list --state alarm
-check "list --state alarm shows it" grep -qE '^cpu-high  default  alarm  critical' "$TMP/out"
+check "list --state alarm shows it" grep -qE '^cpu-high  default  vm1 +alarm  critical' "$TMP/out"
 
 # ---- history: definition changes and transitions ----
 v out err alarms history cpu-high; rc=$?

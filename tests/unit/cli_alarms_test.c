@@ -167,9 +167,9 @@ static void test_create_list_show(void **state)
 	r = vrun("alarms", "list", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_string_equal(r.out,
-			    "NAME      PROJECT  STATE              SEVERITY  METRIC       THRESHOLD  ENABLED\n"
-			    "cpu-high  default  insufficient_data  critical  cpu.util     gt 90      true\n"
-			    "web-down  default  insufficient_data  moderate  (composite)  -          true\n");
+			    "NAME      PROJECT  RESOURCE  STATE              SEVERITY  METRIC       THRESHOLD  ENABLED\n"
+			    "cpu-high  default  vm1       insufficient_data  critical  cpu.util     gt 90      true\n"
+			    "web-down  default  -         insufficient_data  moderate  (composite)  -          true\n");
 	fx_run_free(&r);
 
 	r = vrun("alarms", "list", "--json", "--project", "default", NULL);
@@ -398,7 +398,7 @@ static void test_lifecycle(void **state)
 	fx_run_free(&w.r);
 
 	r = vrun("alarms", "list", "--state", "alarm", NULL);
-	assert_non_null(strstr(r.out, "\ncpu-high  default  alarm"));
+	assert_non_null(strstr(r.out, "\ncpu-high  default  vm1       alarm"));
 	fx_run_free(&r);
 
 	r = vrun("alarms", "history", "cpu-high", NULL);
@@ -456,10 +456,10 @@ static void test_group_and_event_alarms(void **state)
 	r = vrun("alarms", "list", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_string_equal(r.out,
-			    "NAME           PROJECT  STATE              SEVERITY  METRIC                          THRESHOLD  ENABLED\n"
-			    "cpu-high       default  alarm              critical  cpu.util                        gt 95      true\n"
-			    "crashes        default  insufficient_data  moderate  (event gap,crashed)             -          true\n"
-			    "web-scale-out  default  insufficient_data  moderate  count_above(cpu.util) of group  ge 2       true\n");
+			    "NAME           PROJECT  RESOURCE    STATE              SEVERITY  METRIC                          THRESHOLD  ENABLED\n"
+			    "cpu-high       default  vm1         alarm              critical  cpu.util                        gt 95      true\n"
+			    "crashes        default  -           insufficient_data  moderate  (event gap,crashed)             -          true\n"
+			    "web-scale-out  default  (selector)  insufficient_data  moderate  count_above(cpu.util) of group  ge 2       true\n");
 	fx_run_free(&r);
 
 	r = vrun("alarms", "show", "web-scale-out", NULL);

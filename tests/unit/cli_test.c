@@ -148,6 +148,9 @@ static int h_resources(struct vg_http_req *req, struct vg_http_resp *resp)
 	const char *limit = vg_http_param(req, "limit");
 	const char *parent = vg_http_param(req, "parent");
 
+	if (vg_http_param(req, "metadata")) /* a name looked up: none here */
+		return vg_http_reply_json(resp, 200,
+					  json_pack("{s:[],s:n}", "resources", "next"));
 	snprintf(seen_type, sizeof(seen_type), "%s", type ? type : "");
 	snprintf(seen_limit, sizeof(seen_limit), "%s", limit ? limit : "");
 	resource_pages++;
@@ -227,7 +230,7 @@ static int h_text(struct vg_http_req *req, struct vg_http_resp *resp)
 
 static const char *const res_params[] = {"type", "host", "project", "name",
 					 "state", "parent", "limit", "cursor",
-					 NULL};
+					 "metadata", NULL};
 static const char *const m_params[] = {"resource", "metric", "start", "end",
 				       "granularity", "aggregation", NULL};
 static const struct vg_route routes[] = {
