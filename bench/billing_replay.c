@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
@@ -74,7 +75,10 @@ static int do_send(struct vg_bill_ledger *l, const char *url)
 			nn_freemsg(buf);
 			if (!rc && (ack.status == VG_ACK_OK || ack.status == VG_ACK_DUPLICATE))
 				break;
-			if (rc || ack.status == VG_ACK_REJECTED || ++tries >= 20) {
+			/* RETRY: resend later, as an agent does (a storage
+			 * daemon the collector backs off from, a busy
+			 * database): 250 ms apart, for 30 s at most */
+			if (rc || ack.status == VG_ACK_REJECTED || ++tries >= 120) {
 				fprintf(stderr, "billing_replay: batch %zu not accepted "
 						"(status %d)\n",
 					i + 1, rc ? -1 : ack.status);
@@ -82,6 +86,7 @@ static int do_send(struct vg_bill_ledger *l, const char *url)
 				nn_close(s);
 				return 1;
 			}
+			usleep(250000);
 		}
 		free(msg);
 	}
