@@ -338,6 +338,7 @@ static void test_composite_over_another_owner(void **state)
 	body = json_loads("{\"name\":\"comp\",\"type\":\"composite\",\"rule\":\"cpu\"}",
 			  0, NULL);
 	assert_int_equal(vg_alarm_engine_create(ns[0].e, body, NULL, &out, &errors), 0);
+	json_decref(body);
 	comp_id = json_string_value(json_object_get(out, "id"));
 	/* a owns cpu, b owns comp */
 	round_(&ns[0], a_only, 1);
