@@ -159,7 +159,8 @@ static int build_model(void)
 			return -E2BIG;
 		}
 	}
-	for (int t = 1; t <= VG_RT_MAX; t++)
+	/* the agent's types (a custom resource has no catalogue metrics) */
+	for (int t = 1; t <= VG_RT_WIRE_MAX; t++)
 		if (!M[t].n)
 			return -ENOENT;
 	return 0;
