@@ -209,6 +209,19 @@ want="insufficient_data>ok ok>alarm alarm>ok ok>alarm alarm>ok"
 bad=$(grep -vc ": $want\$" <<<"$seqs")
 eq "each alarm: $want" "$bad" 0
 [[ $bad == 0 ]] || diag "$seqs"
+# the survivors' streams: the dead owner's notifications and the new
+# owners', each once, in each alarm's order
+awk '$2 == 200' "$TMP/hook.log" | cut -d' ' -f4- | jq -c . | sort >"$TMP/hook.bodies"
+for i in $s1 $s2; do
+  check "collector $i's SSE stream has all $((5 * NALARMS)) notifications" \
+    wait_for 20 eval "[[ \$(sse_events c$i) -ge $((5 * NALARMS)) ]]"
+  sed -n 's/^data: //p' "$TMP/sse.c$i" | jq -c . | sort >"$TMP/sse.c$i.bodies"
+  eq "  collector $i: the bodies the webhook got, each once" \
+    "$(diff "$TMP/hook.bodies" "$TMP/sse.c$i.bodies" | grep -c '^[<>]')" 0
+  bad=$(sed -n 's/^data: //p' "$TMP/sse.c$i" | jq -rs 'group_by(.alarm_name) | map(map(.previous + ">" + .current) | join(" ")) | .[]' |
+    grep -vc "^$want\$")
+  eq "  collector $i: each alarm's in order, across the takeover" "$bad" 0
+done
 eq "the history holds each transition once" \
   "$(sql "SELECT count(*) FROM vigie_alarms.history WHERE type = 'transition'")" $((5 * NALARMS))
 for i in $s1 $s2; do
