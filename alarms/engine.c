@@ -96,6 +96,7 @@ int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,
 	vg_hmap_init(&e->series);
 	vg_hmap_init(&e->resources);
 	vg_hmap_init(&e->hosts);
+	vg_hmap_init(&e->feed_seen);
 	vg_hmap_init(&e->quota_buckets);
 	vg_hmap_init(&e->inhib);
 	vg_hmap_init(&e->unfenced);
@@ -167,6 +168,7 @@ void vg_alarm_engine_close(struct vg_alarm_engine *e)
 	vg_alarm_quota_release(e);
 	vg_alarm_inhibit_release(e);
 	vg_hmap_release(&e->unfenced);
+	vg_hmap_release(&e->feed_seen);
 	pthread_mutex_destroy(&e->unfenced_lock);
 	pos = 0;
 	while ((s = vg_hmap_next(&e->series, &pos)))

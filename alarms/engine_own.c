@@ -35,6 +35,29 @@
  * round are read again (what this node's API shows; a composite owned
  * here whose operand changed elsewhere is re-evaluated then).
  *
+ * The others' notifications on this node's SSE hub (the feed): the
+ * flush that records a decision also writes, in the same transaction,
+ * the SSE body this node publishes (peer_notices: writing node, project,
+ * body, the transaction's id). At each round, before taking anything
+ * over, a node publishes on its hub the rows other nodes wrote that it
+ * has not published yet, in seq order. A row's seq is taken at its
+ * insert, not at its commit, so "seq > the last one read" would miss a
+ * row whose transaction commits after a higher seq's: instead the round
+ * first asks for the oldest transaction still running (xmin: every row
+ * of an older one is final), then reads the rows of transactions at or
+ * after the previous round's xmin, skips those already published (kept
+ * in feed_seen until their transaction falls below xmin) and moves the
+ * cursor to the new xmin. So each committed row is published once, at
+ * the first round after its commit (at most a third of a lease later).
+ * Per alarm the order is the owners' commit order: one owner's flushes
+ * follow each other, and a new owner's claim waits for the old owner's
+ * fenced commit, so its rows are visible to the round that adopts the
+ * alarm, which publishes them before the new owner's own decisions. The
+ * first round only marks what is already there: a hub starts with the
+ * events from its start on. Rows are deleted an hour after they were
+ * written (FEED_KEEP_MS); a transaction left open (xmin held back) only
+ * makes rounds re-read more rows, up to FEED_SEEN_MAX kept seqs.
+ *
  * Not carried over: a group alarm's open periods and an alarm's cooldown
  * clock are in memory only (as across a restart).
  */
@@ -50,6 +73,11 @@
 /* Clock difference between collectors tolerated when reading the states
  * other nodes wrote since the last refresh. */
 #define REFRESH_MARGIN_MS 60000
+
+/* the feed: rows read per query, seqs kept at most, rows kept this long */
+#define FEED_PAGE 1000
+#define FEED_SEEN_MAX 100000
+#define FEED_KEEP_MS (3600 * 1000)
 
 /* vg_alarm_engine_own's view of a round's alarm: listed, and held */
 #define KNOWN ((void *)1)
@@ -141,6 +169,86 @@ static void disown(struct alarm *a)
 		shadow_clear(s->value);
 }
 
+struct feed_ctx {
+	struct vg_alarm_engine *e;
+	int64_t last_seq;
+	size_t n;
+	int publish;
+};
+
+static int feed_one(void *ctx, int64_t seq, uint64_t xid, const char *project,
+		    const char *body)
+{
+	struct feed_ctx *c = ctx;
+	struct vg_alarm_engine *e = c->e;
+	char k[24];
+	int n = snprintf(k, sizeof(k), "%lld", (long long)seq);
+
+	c->last_seq = seq;
+	c->n++;
+	if (vg_hmap_get(&e->feed_seen, k, (size_t)n))
+		return 0; /* published at an earlier round */
+	if (vg_hmap_count(&e->feed_seen) >= FEED_SEEN_MAX ||
+	    vg_hmap_put(&e->feed_seen, k, (size_t)n, (void *)(uintptr_t)(xid + 1), NULL)) {
+		/* not published (so never twice); read again next round */
+		vg_log_limited(VG_LOG_WARN, &e->log_feed,
+			       "alarms: more than %d other nodes' notifications "
+			       "wait for an open transaction to end; SSE is late",
+			       FEED_SEEN_MAX);
+		return 0;
+	}
+	if (c->publish && body) {
+		vg_alarm_hub_publish(e->o.hub, project, "alarm", body);
+		e->st.peer_notices++;
+	}
+	return 0;
+}
+
+/* The feed's round (see the top). */
+static void feed_round(struct vg_alarm_engine *e)
+{
+	struct feed_ctx c = {.e = e, .publish = e->feed_started};
+	struct vg_hmap keep;
+	size_t pos = 0;
+	const struct vg_hmap_entry *s;
+	uint64_t xmin;
+	int rc;
+
+	if (!e->o.hub)
+		return;
+	if ((rc = vg_alarm_store_notices_xmin(e->store, &xmin)))
+		goto fail;
+	if (!e->feed_started)
+		e->feed_xmin = xmin;
+	do {
+		c.n = 0;
+		rc = vg_alarm_store_notices_since(e->store, e->node, e->feed_xmin,
+						  c.last_seq, FEED_PAGE, feed_one, &c);
+	} while (!rc && c.n == FEED_PAGE);
+	if (rc)
+		goto fail;
+	e->feed_started = 1;
+	if (xmin > e->feed_xmin)
+		e->feed_xmin = xmin;
+	/* forget the seqs of transactions below the cursor */
+	vg_hmap_init(&keep);
+	while ((s = vg_hmap_next(&e->feed_seen, &pos)))
+		if ((uint64_t)(uintptr_t)s->value - 1 >= e->feed_xmin)
+			vg_hmap_put(&keep, s->key, s->klen, s->value, NULL);
+	vg_hmap_release(&e->feed_seen);
+	e->feed_seen = keep;
+	if (wall(e) - e->feed_pruned_ms >= FEED_KEEP_MS / 60) {
+		if (!vg_alarm_store_notices_prune(e->store, wall(e) - FEED_KEEP_MS))
+			e->feed_pruned_ms = wall(e);
+	}
+	return;
+fail:
+	vg_log_limited(VG_LOG_WARN, &e->log_feed,
+		       "alarms: cannot read the other nodes' notifications (%s); "
+		       "their SSE events wait for the next round",
+		       vg_alarm_store_errmsg(e->store));
+}
+
 void vg_alarm_engine_own(struct vg_alarm_engine *e,
 			 const struct vg_alarm_lease_item *items, size_t n)
 {
@@ -153,6 +261,9 @@ void vg_alarm_engine_own(struct vg_alarm_engine *e,
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_batch_start(e);
 	vg_alarm_queue_flush(e); /* nothing queued for an alarm dropped below */
+	/* before any takeover: an old owner's last notifications go out
+	 * before this node's first ones for the alarm */
+	feed_round(e);
 	for (size_t i = 0; i < n; i++) {
 		struct alarm *a = vg_hmap_gets(&e->alarms, items[i].id);
 		/* changed on another collector: read again (its instances

@@ -277,6 +277,10 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 		rc = vg_alarm_store_history_add(e->store, p->alarm_id, p->project,
 						p->type, p->resource, p->time_ms,
 						wall(e), p->detail);
+		/* the other nodes' SSE hubs read it (engine_own.c, the feed) */
+		if (!rc && e->cluster && p->body && !p->silenced)
+			rc = vg_alarm_store_notice_add(e->store, e->node, p->project,
+						       p->body, wall(e));
 		const struct alarm *a = p->body && !p->silenced
 						? vg_hmap_gets(&e->alarms, p->alarm_id)
 						: NULL;

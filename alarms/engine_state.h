@@ -221,7 +221,15 @@ struct vg_alarm_engine {
 	/* clustered alarms (engine_own.c): evaluate only owned alarms */
 	int cluster;
 	char node[128];
-	int64_t refreshed_ms;         /* others' states read up to (wall) */
+	int64_t refreshed_ms; /* others' states read up to (wall) */
+	/* the notifications other nodes published (engine_own.c, the
+	 * feed): rows of transactions older than feed_xmin were all read;
+	 * feed_seen holds the seqs (value: their xid) read at or after it */
+	uint64_t feed_xmin;
+	int feed_started;
+	int64_t feed_pruned_ms;
+	struct vg_hmap feed_seen;
+	uint64_t log_feed;
 	void (*on_create)(void *ctx); /* after an alarm is created (unlocked) */
 	void *on_create_ctx;
 	/* scratch for the current batch */

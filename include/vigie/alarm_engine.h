@@ -216,6 +216,7 @@ struct vg_alarm_engine_stats {
 	uint64_t takeovers;      /* leases gained (state reloaded) */
 	uint64_t fenced;         /* leases found lost at a commit */
 	uint64_t shadow_dropped; /* kept datapoints of others' alarms dropped */
+	uint64_t peer_notices;   /* other nodes' notifications put on SSE */
 };
 void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
 			       struct vg_alarm_engine_stats *out);

@@ -122,6 +122,28 @@ int vg_alarm_store_delete_state(struct vg_alarm_store *s, const char *alarm_id,
  * clock) at or after since_ms: fn(ctx, alarm_id) once each (a non-zero
  * return stops and is returned). A cluster node refreshes its view of
  * the alarms others own from them. */
+/* The notification feed between cluster nodes (PostgreSQL; on sqlite
+ * notice_add does nothing and the readers are -ENOTSUP). A node records,
+ * in the transaction that records a decision, the SSE body it publishes
+ * on its own hub (notice_add); every other node reads the rows it did not
+ * write and publishes them on its hub. Rows carry their transaction's id:
+ * notices_xmin gives the oldest transaction still running (every row of
+ * an older one is final: committed and visible, or rolled back), and
+ * notices_since gives, ordered by seq, the rows of transactions at or
+ * after xmin with seq > after_seq and node <> node, at most limit, fn(ctx,
+ * seq, xid, project, body) for each (a non-zero return stops and is
+ * returned). Rows are deleted by notices_prune (recorded_ms, the writer's
+ * wall clock, before before_ms). 0 or a negative errno. */
+typedef int (*vg_alarm_notice_fn)(void *ctx, int64_t seq, uint64_t xid,
+				  const char *project, const char *body);
+int vg_alarm_store_notice_add(struct vg_alarm_store *s, const char *node,
+			      const char *project, const char *body, int64_t recorded_ms);
+int vg_alarm_store_notices_xmin(struct vg_alarm_store *s, uint64_t *xmin);
+int vg_alarm_store_notices_since(struct vg_alarm_store *s, const char *node,
+				 uint64_t xmin, int64_t after_seq, size_t limit,
+				 vg_alarm_notice_fn fn, void *ctx);
+int vg_alarm_store_notices_prune(struct vg_alarm_store *s, int64_t before_ms);
+
 int vg_alarm_store_transitioned_since(struct vg_alarm_store *s, int64_t since_ms,
 				      int (*fn)(void *ctx, const char *alarm_id),
 				      void *ctx);

@@ -611,6 +611,9 @@ static void cluster_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_alarms_kept_periods_dropped_total", "counter",
 		    "Periods of alarms other collectors own dropped beyond the kept bound",
 		    (double)st.engine.shadow_dropped);
+		one(b, "vigie_alarms_peer_notifications_total", "counter",
+		    "Notifications other collectors decided, published on this collector's SSE stream",
+		    (double)st.engine.peer_notices);
 	}
 	one(b, "vigie_cluster_stream_published_total", "counter",
 	    "Accepted batches published on the metric stream", (double)cs.published);

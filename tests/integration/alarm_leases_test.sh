@@ -9,6 +9,9 @@
 # collector: a surviving collector takes its leases over, reloads their
 # states and replays the periods it kept, so each transition is still
 # notified exactly once (none missed, none doubled).
+# Every collector's SSE stream carries every transition once, whichever
+# collector decided it, with the body the webhook got; a project token's
+# stream carries only its project's.
 # Batches go to the collectors in turn (as an agent failing over would
 # send them), so a collector evaluating only what it received itself
 # would decide from partial data (previous states wrong).
@@ -111,6 +114,24 @@ for i in 1 2 3; do
   check "collector $i's metric stream reaches both peers" wait_for 20 warm $i
 done
 
+# SSE on every collector (each owns only some of the alarms), and two
+# project tokens' streams on collector 1: the alarms' project, another
+OTHER=$("$BIN/vigie-collector" --config "$TMP/c1.conf" token create --project other 2>>"$TMP/token.err" | tail -1)
+DEFP=$("$BIN/vigie-collector" --config "$TMP/c1.conf" token create --project default 2>>"$TMP/token.err" | tail -1)
+sse() { # NAME TOKEN COLLECTOR
+  curl -sN --max-time 600 -H "Authorization: Bearer $2" \
+    "http://127.0.0.1:${HTTP[$3]}/v1/alarms/stream" >"$TMP/sse.$1" 2>/dev/null &
+  _pids+=($!)
+}
+for i in 1 2 3; do sse c$i "$ADMIN" $i; done
+sse other "$OTHER" 1
+sse default "$DEFP" 1
+sse_clients() { curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[$1]}/metrics" |
+  awk '$1 == "vigie_alarms_sse_clients" {print $2}'; }
+check "the SSE clients are connected" wait_for 10 eval \
+  '[[ $(sse_clients 1) == 3 && $(sse_clients 2) == 1 && $(sse_clients 3) == 1 ]]'
+sse_events() { grep -c '^event: alarm$' "$TMP/sse.$1"; }
+
 SEQ=0
 # send MINUTE VALUE COLLECTOR: one batch, every vm at that sample time
 send() {
@@ -133,6 +154,28 @@ check "minute 1 (95) acknowledged by collector 2" send 1 95 2
 check "  the ok, then alarm notifications are delivered" wait_for 20 upto $((2 * NALARMS))
 check "minute 2 (50) acknowledged by collector 3" send 2 50 3
 check "  its $NALARMS ok notifications are delivered" wait_for 20 upto $((3 * NALARMS))
+
+# ---- SSE: every collector's stream has every notification once ----
+# (another collector's decisions reach a stream at that collector's next
+# cluster round, a third of a lease later at most)
+awk '$2 == 200' "$TMP/hook.log" | cut -d' ' -f4- | jq -c . | sort >"$TMP/hook.bodies"
+for i in 1 2 3; do
+  check "collector $i's SSE stream has the $((3 * NALARMS)) notifications" \
+    wait_for 20 eval "[[ \$(sse_events c$i) -ge $((3 * NALARMS)) ]]"
+done
+sleep 1 # anything doubled would arrive now
+for i in 1 2 3; do
+  sed -n 's/^data: //p' "$TMP/sse.c$i" | jq -c . | sort >"$TMP/sse.c$i.bodies"
+  eq "  collector $i: each once" "$(jq -r .notification_id "$TMP/sse.c$i.bodies" | sort | uniq -d | wc -l)" 0
+  eq "  collector $i: the bodies the webhook got (the same notification ids)" \
+    "$(diff "$TMP/hook.bodies" "$TMP/sse.c$i.bodies" | grep -c '^[<>]')" 0
+  # in each alarm's order: previous states chain
+  bad=$(sed -n 's/^data: //p' "$TMP/sse.c$i" | jq -rs 'group_by(.alarm_name) | map(map(.previous + ">" + .current) | join(" ")) | .[]' |
+    grep -vc '^insufficient_data>ok ok>alarm alarm>ok$')
+  eq "  collector $i: each alarm's in order" "$bad" 0
+done
+eq "the default project's stream has them all" "$(sse_events default)" $((3 * NALARMS))
+eq "another project's stream has none" "$(sse_events other)" 0
 
 # ---- kill -9 the owner of cpu-vm1, then the deciding batch elsewhere ----
 VID=$(acurl "http://127.0.0.1:${HTTP[1]}/v1/alarms/cpu-vm1" | jq -r .id)
@@ -166,6 +209,19 @@ want="insufficient_data>ok ok>alarm alarm>ok ok>alarm alarm>ok"
 bad=$(grep -vc ": $want\$" <<<"$seqs")
 eq "each alarm: $want" "$bad" 0
 [[ $bad == 0 ]] || diag "$seqs"
+# the survivors' streams: the dead owner's notifications and the new
+# owners', each once, in each alarm's order
+awk '$2 == 200' "$TMP/hook.log" | cut -d' ' -f4- | jq -c . | sort >"$TMP/hook.bodies"
+for i in $s1 $s2; do
+  check "collector $i's SSE stream has all $((5 * NALARMS)) notifications" \
+    wait_for 20 eval "[[ \$(sse_events c$i) -ge $((5 * NALARMS)) ]]"
+  sed -n 's/^data: //p' "$TMP/sse.c$i" | jq -c . | sort >"$TMP/sse.c$i.bodies"
+  eq "  collector $i: the bodies the webhook got, each once" \
+    "$(diff "$TMP/hook.bodies" "$TMP/sse.c$i.bodies" | grep -c '^[<>]')" 0
+  bad=$(sed -n 's/^data: //p' "$TMP/sse.c$i" | jq -rs 'group_by(.alarm_name) | map(map(.previous + ">" + .current) | join(" ")) | .[]' |
+    grep -vc "^$want\$")
+  eq "  collector $i: each alarm's in order, across the takeover" "$bad" 0
+done
 eq "the history holds each transition once" \
   "$(sql "SELECT count(*) FROM vigie_alarms.history WHERE type = 'transition'")" $((5 * NALARMS))
 for i in $s1 $s2; do
