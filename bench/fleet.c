@@ -159,7 +159,9 @@ static int build_model(void)
 			return -E2BIG;
 		}
 	}
-	for (int t = 1; t <= VG_RT_MAX; t++)
+	/* every type an agent sends has metrics (VG_RT_CUSTOM, the
+	 * published series, has none in the catalogue and is not simulated) */
+	for (int t = 1; t <= VG_RT_WIRE_MAX; t++)
 		if (!M[t].n)
 			return -ENOENT;
 	return 0;
