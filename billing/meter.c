@@ -3,7 +3,15 @@
  * transitions and hourly network bytes in billing.db (bill_meter.h).
  *
  * Design. Each batch is applied in one transaction (vg_db_transact: the
- * same code and SQL on sqlite and PostgreSQL). Its events and
+ * same code and SQL on sqlite and PostgreSQL). The resources rows it
+ * needs (every resource it observes or an event names) are locked and
+ * read first, in bulk; the items change in-memory copies of them, and the
+ * changed rows and the batch's network bytes (summed per vNIC and hour)
+ * are written back in multi-row statements before COMMIT. On PostgreSQL
+ * each statement is a round trip the receiver waits for: this makes a
+ * steady poll cost a handful of statements per batch instead of about
+ * eleven per instance (docs/benchmarks.md). Timelines (transitions) are
+ * still written as each item changes them: they change rarely. Its events and
  * resource observations are merged in time order (an event before an
  * observation at the same instant) and each is applied to its resource's
  * row and timeline:
@@ -39,9 +47,10 @@
  *    transaction-scoped advisory lock keyed on a hash of the id (taken
  *    before the row is read, so it also covers a row that does not exist
  *    yet — a row lock could not); on sqlite BEGIN IMMEDIATE already lets
- *    one writer in at a time. The lock is held until COMMIT, and under
- *    READ COMMITTED each statement after it sees what the previous holder
- *    committed.
+ *    one writer in at a time. A batch takes the locks of all its
+ *    resources in one statement, in key order, before reading any of
+ *    their rows; they are held until COMMIT, and under READ COMMITTED
+ *    each statement after it sees what the previous holder committed.
  *  - The watermark last_poll_ms only moves forward and is checked under
  *    that lock, so the second meter to apply a batch finds every
  *    observation at or before it and changes nothing — in particular it
@@ -54,14 +63,17 @@
  *  - has_disks, set on a parent by its disks without the parent's lock,
  *    only moves up (CASE WHEN old > new ...), so a meter saving the
  *    parent row it read earlier cannot turn it back off.
- * Two meters locking resources in different orders can deadlock; the
- * server breaks it (40P01 -> -EBUSY) and vg_db_transact runs the losing
- * batch again from the start. A batch's items are applied in time order
+ * Taken at once and in key order, two meters' advisory locks cannot form
+ * a cycle. One through row locks still can (a disk marking a parent that
+ * is not in its batch, with Q_HAS_DISKS, while another meter holds that
+ * parent's lock); the server breaks it (40P01 -> -EBUSY) and
+ * vg_db_transact runs the losing batch again from the start, from fresh
+ * copies of the rows. A batch's items are applied in time order
  * whatever node applies them, so the rows written depend only on the
  * batches and their order per host, which the agent keeps (it sends a
  * host's next batch only once the previous one is acknowledged).
  *
- * Why one file (~1,500 lines): everything here is one read-modify-write of
+ * Why one file (~2,000 lines): everything here is one read-modify-write of
  * a resource's row and timeline inside the batch's transaction, under that
  * resource's lock. Events and observations edit the same timeline through
  * the same few helpers (record, refine, state_at, replay), and the
