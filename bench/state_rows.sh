@@ -8,6 +8,9 @@
 # Nova metadata), POLLS polls (default 60) on a synthetic clock. Before
 # and after: PostgreSQL's own counters (pg_stat_user_tables: rows
 # inserted, updated, deleted per schema; pg_stat_database: commits).
+# Also the tables' index and sequential scans (each a statement that read
+# a table: the meter's row reads) and the server's CPU (the postmaster and
+# every backend, waited-for or live, as bench/run.sh counts it).
 # Prints per-batch and per-instance-poll figures, and the database's size.
 #   VIGIE_BUILD=build bash bench/state_rows.sh
 set -u
@@ -43,9 +46,19 @@ CONF
 mkdir -p "$TMP/data"
 start_collector c --config "$TMP/c.conf"
 wait_for 20 curl -sf -o /dev/null "http://127.0.0.1:$H/v1/health" || { echo "collector did not start"; exit 1; }
+PM=$(head -1 "$PG_DIR/data/postmaster.pid")
+pg_cpu() { # clock ticks of the server: postmaster (with waited-for children) + live children
+  local p t
+  t=$(awk '{ s = $0; sub(/.*\) /, "", s); split(s, f, " "); print f[12] + f[13] + f[14] + f[15] }' "/proc/$PM/stat")
+  for p in $(pgrep -P "$PM"); do
+    t=$((t + $(awk '{ s = $0; sub(/.*\) /, "", s); split(s, f, " "); print f[12] + f[13] }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
 counters() {
-  psql "$STATE" -X -A -t -F' ' -c "SELECT schemaname, sum(n_tup_ins), sum(n_tup_upd), sum(n_tup_del) FROM pg_stat_user_tables GROUP BY 1 ORDER BY 1"
+  psql "$STATE" -X -A -t -F' ' -c "SELECT schemaname, sum(n_tup_ins), sum(n_tup_upd), sum(n_tup_del), sum(coalesce(idx_scan, 0) + coalesce(seq_scan, 0)) FROM pg_stat_user_tables GROUP BY 1 ORDER BY 1"
   psql "$STATE" -X -A -t -c "SELECT 'commits ' || xact_commit FROM pg_stat_database WHERE datname = 'vigie'"
+  echo "cpu $(pg_cpu)"
 }
 # a first poll creates the rows of every resource and metric: measured
 # apart, then the steady state
@@ -64,10 +77,11 @@ t1=$(date +%s%N)
 sleep 1
 counters >"$TMP/after"
 echo "state_rows: $DOMAINS domains (instance + disk + vNIC each), $POLLS polls of 10 s (synthetic), $(( (t1 - t0) / 1000000 )) ms wall"
-join "$TMP/before" "$TMP/after" | awk -v n="$POLLS" -v d="$DOMAINS" '
-  NF == 7 { ins = $5 - $2; upd = $6 - $3; del = $7 - $4; tot += ins + upd + del
-            printf "  %-16s inserted %7d updated %7d deleted %6d  = %8.1f rows/batch, %6.3f rows per instance-poll\n", $1, ins, upd, del, (ins + upd + del) / n, (ins + upd + del) / n / d }
-  NF == 3 { printf "  commits %d = %.1f per batch\n", $3 - $2, ($3 - $2) / n }
+join <(sort "$TMP/before") <(sort "$TMP/after") | awk -v n="$POLLS" -v d="$DOMAINS" -v tck="$(getconf CLK_TCK)" '
+  NF == 9 { ins = $6 - $2; upd = $7 - $3; del = $8 - $4; sc = $9 - $5; tot += ins + upd + del
+            printf "  %-16s inserted %7d updated %7d deleted %6d  = %8.1f rows/batch, %6.3f rows per instance-poll; %7d scans = %6.3f per instance-poll\n", $1, ins, upd, del, (ins + upd + del) / n, (ins + upd + del) / n / d, sc, sc / n / d }
+  NF == 3 && $1 == "commits" { printf "  commits %d = %.1f per batch\n", $3 - $2, ($3 - $2) / n }
+  NF == 3 && $1 == "cpu" { printf "  server CPU %.2f s = %.1f ms per batch, %.0f us per instance-poll\n", ($3 - $2) / tck, ($3 - $2) / tck * 1000 / n, ($3 - $2) / tck * 1e6 / n / d }
   END { printf "  all schemas: %.1f rows per batch, %.3f rows per instance-poll\n", tot / n, tot / n / d }'
 psql "$STATE" -X -A -t -c "SELECT 'database size ' || pg_size_pretty(pg_database_size('vigie')) || ' (' || pg_database_size('vigie') || ' bytes)'"
 psql "$STATE" -X -A -t -F' ' -c "SELECT 'rows', schemaname, sum(n_live_tup) FROM pg_stat_user_tables GROUP BY 2 ORDER BY 2"

@@ -152,9 +152,18 @@ static const char step2_pg[] =
 	" issuer TEXT COLLATE \"C\" PRIMARY KEY,"
 	" last BIGINT NOT NULL);";
 
+/* Step 3 (PostgreSQL only): the meter updates every resources row at each
+ * poll, none of its indexed columns; with room left in each page the new
+ * row version goes in the same page without new index entries (a HOT
+ * update) instead of one entry in each of the three indexes. At the
+ * default fillfactor (100) a page is full and about 4 updates in 5 were
+ * not HOT (bench/state_rows.sh). Applies to pages written from now on. */
+static const char step3_pg[] = "ALTER TABLE resources SET (fillfactor = 50);";
+
 static const struct vg_db_step steps[] = {
 	{.version = 1, .sql_sqlite = schema_sqlite, .sql_pg = schema_pg},
 	{.version = 2, .sql_sqlite = step2_sqlite, .sql_pg = step2_pg},
+	{.version = 3, .sql_pg = step3_pg},
 };
 
 static const struct vg_db_schema billing_schema = {

@@ -3,7 +3,15 @@
  * transitions and hourly network bytes in billing.db (bill_meter.h).
  *
  * Design. Each batch is applied in one transaction (vg_db_transact: the
- * same code and SQL on sqlite and PostgreSQL). Its events and
+ * same code and SQL on sqlite and PostgreSQL). The resources rows it
+ * needs (every resource it observes or an event names) are locked and
+ * read first, in bulk; the items change in-memory copies of them, and the
+ * changed rows and the batch's network bytes (summed per vNIC and hour)
+ * are written back in multi-row statements before COMMIT. On PostgreSQL
+ * each statement is a round trip the receiver waits for: this makes a
+ * steady poll cost a handful of statements per batch instead of about
+ * eleven per instance (docs/benchmarks.md). Timelines (transitions) are
+ * still written as each item changes them: they change rarely. Its events and
  * resource observations are merged in time order (an event before an
  * observation at the same instant) and each is applied to its resource's
  * row and timeline:
@@ -39,9 +47,10 @@
  *    transaction-scoped advisory lock keyed on a hash of the id (taken
  *    before the row is read, so it also covers a row that does not exist
  *    yet — a row lock could not); on sqlite BEGIN IMMEDIATE already lets
- *    one writer in at a time. The lock is held until COMMIT, and under
- *    READ COMMITTED each statement after it sees what the previous holder
- *    committed.
+ *    one writer in at a time. A batch takes the locks of all its
+ *    resources in one statement, in key order, before reading any of
+ *    their rows; they are held until COMMIT, and under READ COMMITTED
+ *    each statement after it sees what the previous holder committed.
  *  - The watermark last_poll_ms only moves forward and is checked under
  *    that lock, so the second meter to apply a batch finds every
  *    observation at or before it and changes nothing — in particular it
@@ -54,14 +63,17 @@
  *  - has_disks, set on a parent by its disks without the parent's lock,
  *    only moves up (CASE WHEN old > new ...), so a meter saving the
  *    parent row it read earlier cannot turn it back off.
- * Two meters locking resources in different orders can deadlock; the
- * server breaks it (40P01 -> -EBUSY) and vg_db_transact runs the losing
- * batch again from the start. A batch's items are applied in time order
+ * Taken at once and in key order, two meters' advisory locks cannot form
+ * a cycle. One through row locks still can (a disk marking a parent that
+ * is not in its batch, with Q_HAS_DISKS, while another meter holds that
+ * parent's lock); the server breaks it (40P01 -> -EBUSY) and
+ * vg_db_transact runs the losing batch again from the start, from fresh
+ * copies of the rows. A batch's items are applied in time order
  * whatever node applies them, so the rows written depend only on the
  * batches and their order per host, which the agent keeps (it sends a
  * host's next batch only once the previous one is acknowledged).
  *
- * Why one file (~1,500 lines): everything here is one read-modify-write of
+ * Why one file (~2,000 lines): everything here is one read-modify-write of
  * a resource's row and timeline inside the batch's transaction, under that
  * resource's lock. Events and observations edit the same timeline through
  * the same few helpers (record, refine, state_at, replay), and the
@@ -80,6 +92,7 @@
 
 #include "vigie/bill_invoice.h"
 #include "vigie/bill_meter.h"
+#include "vigie/hmap.h"
 
 #define ST_EXISTS 1
 #define ST_RUNNING 2
@@ -105,6 +118,7 @@ enum {
 	Q_LOCK_PG,
 	Q_TAIL,
 	Q_SAME_START,
+	Q_LOCK_ALL_PG,
 	NQ
 };
 
@@ -192,6 +206,12 @@ static const char *const sql[NQ] = {
 			 "vcpus=COALESCE(?4,vcpus),ram_mb=COALESCE(?5,ram_mb),"
 			 "disk_gb=COALESCE(?6,disk_gb) WHERE resource=?1 AND "
 			 "time_ms=?2 AND kind IN (1,4)",
+	/* PostgreSQL only: the locks of Q_LOCK_PG for every id of the text
+	 * array ?1 at once, in key order (the subquery sorts, the aggregate
+	 * takes them in that order) */
+	[Q_LOCK_ALL_PG] = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT "
+			  "DISTINCT hashtextextended(x, 0) AS k FROM "
+			  "unnest(CAST(?1 AS TEXT[])) AS x ORDER BY 1) AS l",
 };
 
 /* Project names last written (names.c): a batch repeats its projects'
@@ -208,7 +228,11 @@ struct vg_bill_meter {
 	struct vg_bill_meter_stats cur; /* this attempt's counts */
 	struct vg_bill_meter_stats st;
 	struct name_slot names[NAME_CACHE];
-	int attempts; /* of the batch being applied (vg_db_transact retries) */
+	int attempts;        /* of the batch being applied (vg_db_transact retries) */
+	struct vg_hmap rows; /* id -> struct crow: the batch's resources */
+	struct vg_hmap net;  /* "project\0hour\0nic" -> struct cnet */
+	/* the bulk statements' SQL, built at open (rows_* below) */
+	char *fetch_sql, *upd_sql[4], *net_sql[4];
 };
 
 static void names_forget(struct vg_bill_meter *m)
@@ -394,16 +418,246 @@ static int64_t to_int(double v)
 	return (int64_t)v;
 }
 
+/* ---- the batch's rows, read and written in bulk ------------------------ */
+
+/* A resource the batch observes or an event names: read with the others
+ * before the first item is applied (after taking every lock at once on
+ * PostgreSQL), changed in memory by the items, written back with the
+ * others before COMMIT. */
+struct crow {
+	struct mres r;
+	int dirty;    /* changed since read: write it at the end */
+	int need_put; /* new, or identity changed: the upsert, not the update */
+};
+
+/* Hourly network bytes of a vNIC, summed over the batch (the upsert adds:
+ * a sum written once equals its parts written one by one). */
+struct cnet {
+	char *project, *nic;
+	int64_t hour, tx, rx;
+	char key[];
+};
+
+/* Rows per statement when reading (IN list, padded with NULL, which
+ * matches nothing) and writing (exact sizes, largest first, as the
+ * registry's flush): n rows cost about n / 64 round trips, not n. */
+#define FETCH_ROWS 128
+static const int write_sizes[] = {64, 16, 4, 1};
+#define NWRITE (sizeof(write_sizes) / sizeof(write_sizes[0]))
+#define UPD_COLS 15
+#define NET_COLS 5
+
+static void rows_forget(struct vg_bill_meter *m)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *e;
+
+	while ((e = vg_hmap_next(&m->rows, &pos))) {
+		struct crow *c = e->value;
+		mres_clear(&c->r);
+		free(c);
+	}
+	vg_hmap_release(&m->rows);
+	pos = 0;
+	while ((e = vg_hmap_next(&m->net, &pos)))
+		free(e->value);
+	vg_hmap_release(&m->net);
+}
+
+static int dup_opt(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (src && !(*dst = strdup(src)))
+		return -ENOMEM;
+	return 0;
+}
+
+/* *dst = a deep copy of *src (dst's old strings freed). */
+static int mres_copy(struct mres *dst, const struct mres *src)
+{
+	struct mres n = *src;
+	int rc = 0;
+
+	rc |= dup_opt(&n.id, src->id);
+	rc |= dup_opt(&n.parent, src->parent);
+	rc |= dup_opt(&n.project, src->project);
+	rc |= dup_opt(&n.user, src->user);
+	rc |= dup_opt(&n.name, src->name);
+	rc |= dup_opt(&n.host, src->host);
+	if (rc) {
+		mres_clear(&n);
+		return -ENOMEM;
+	}
+	mres_clear(dst);
+	*dst = n;
+	return 0;
+}
+
+/* The resources row in s's current row, columns from 0 (Q_GET's order). */
+static void read_row(struct mres *r, struct vg_db_stmt *s, int c);
+
+/* Add id to the batch's rows (not read yet: found = 0). */
+static int rows_add(struct vg_bill_meter *m, const char *id)
+{
+	struct crow *c;
+
+	if (!id || vg_hmap_gets(&m->rows, id))
+		return 0;
+	if (!(c = calloc(1, sizeof(*c))))
+		return -ENOMEM;
+	flavor_unknown(&c->r.fl);
+	c->r.capacity = -1;
+	c->r.first_ms = c->r.last_seen_ms = c->r.last_poll_ms = c->r.last_change_ms =
+		INT64_MIN;
+	if (!(c->r.id = strdup(id)) || vg_hmap_puts(&m->rows, c->r.id, c)) {
+		free(c->r.id);
+		free(c);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* PostgreSQL: the batch's resource locks in one statement, in the order of
+ * their keys, so two meters never wait for each other in a cycle. The ids
+ * travel as one text[] literal: {"a","b"} with " and \ escaped. */
+static int rows_lock_pg(struct vg_bill_meter *m)
+{
+	size_t cap = 64, len = 0, pos = 0;
+	const struct vg_hmap_entry *e;
+	char *a = malloc(cap);
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!a)
+		return -ENOMEM;
+	a[len++] = '{';
+	while ((e = vg_hmap_next(&m->rows, &pos))) {
+		size_t need = 2 * e->klen + 4;
+		if (len + need + 2 > cap) {
+			char *n;
+			while (len + need + 2 > cap)
+				cap *= 2;
+			if (!(n = realloc(a, cap))) {
+				free(a);
+				return -ENOMEM;
+			}
+			a = n;
+		}
+		if (len > 1)
+			a[len++] = ',';
+		a[len++] = '"';
+		for (size_t i = 0; i < e->klen; i++) {
+			if (e->key[i] == '"' || e->key[i] == '\\')
+				a[len++] = '\\';
+			a[len++] = e->key[i];
+		}
+		a[len++] = '"';
+	}
+	a[len++] = '}';
+	a[len] = '\0';
+	rc = q(m, Q_LOCK_ALL_PG, &s);
+	if (!rc) {
+		vg_db_bind_text(s, 1, a);
+		rc = step_done(s);
+	}
+	free(a);
+	return rc;
+}
+
+/* Read the batch's rows that exist, FETCH_ROWS ids a statement. */
+static int rows_fetch(struct vg_bill_meter *m)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *e = vg_hmap_next(&m->rows, &pos);
+	struct vg_db_stmt *s;
+	int rc;
+
+	while (e) {
+		if ((rc = vg_db_prepare(m->db, m->fetch_sql, &s)))
+			return rc;
+		for (int i = 1; i <= FETCH_ROWS && e; i++) {
+			vg_db_bind_text(s, i, ((struct crow *)e->value)->r.id);
+			e = vg_hmap_next(&m->rows, &pos);
+		}
+		while ((rc = vg_db_step(s)) == 1) {
+			struct crow *c = vg_hmap_gets(&m->rows, vg_db_column_text(s, 0));
+			if (c)
+				read_row(&c->r, s, 1);
+		}
+		vg_db_reset(s);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* The resources and events of b: their rows, locked (PostgreSQL) and read. */
+static int rows_prefetch(struct vg_bill_meter *m, const struct vg_batch *b)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < b->nres && !rc; i++) {
+		int ty = b->res[i].type;
+		if (ty == VG_RT_INSTANCE || ty == VG_RT_DISK || ty == VG_RT_NIC)
+			rc = rows_add(m, b->res[i].id);
+	}
+	for (size_t i = 0; i < b->nevents && !rc; i++) {
+		const struct vg_event *e = &b->events[i];
+		if (e->resource && e->type != VG_EV_GAP && e->type != VG_EV_SUSPENDED &&
+		    e->type != VG_EV_RESUMED)
+			rc = rows_add(m, e->resource);
+	}
+	if (rc || !vg_hmap_count(&m->rows))
+		return rc;
+	if (vg_db_engine(m->db) == VG_DB_POSTGRESQL && (rc = rows_lock_pg(m)))
+		return rc;
+	return rows_fetch(m);
+}
+
 /* ---- resources rows ---------------------------------------------------------- */
 
 /* Load resource id into *r. lock: the caller is about to change it, so
  * on PostgreSQL take its lock first (see the header). */
+static void read_row(struct mres *r, struct vg_db_stmt *s, int c)
+{
+	r->found = 1;
+	r->type = (int)vg_db_column_int64(s, c + 0);
+	r->parent = col_dup(s, c + 1);
+	r->project = col_dup(s, c + 2);
+	r->user = col_dup(s, c + 3);
+	r->name = col_dup(s, c + 4);
+	r->host = col_dup(s, c + 5);
+	r->first_ms = vg_db_column_int64(s, c + 6);
+	r->last_seen_ms = vg_db_column_int64(s, c + 7);
+	r->last_poll_ms = vg_db_column_int64(s, c + 8);
+	r->last_change_ms = vg_db_column_int64(s, c + 9);
+	r->state = (int)vg_db_column_int64(s, c + 10);
+	flavor_read(&r->fl, s, c + 11);
+	r->capacity = col_opt(s, c + 15);
+	r->has_disks = (int)vg_db_column_int64(s, c + 16);
+	r->ctr_valid = !vg_db_column_is_null(s, c + 17);
+	r->ctr_ms = vg_db_column_int64(s, c + 17);
+	r->ctr_tx = vg_db_column_int64(s, c + 18);
+	r->ctr_rx = vg_db_column_int64(s, c + 19);
+}
+
+/* Load resource id into *r: the batch's copy if it is one of the batch's
+ * resources (locked and read by rows_prefetch), else from the database.
+ * lock: the caller is about to change it, so on PostgreSQL take its lock
+ * first (see the header) — only for an id outside the batch's rows. */
 static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r, int lock)
 {
+	struct crow *c = vg_hmap_gets(&m->rows, id);
 	struct vg_db_stmt *s;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
+	if (c) {
+		if ((rc = mres_copy(r, &c->r)))
+			return rc;
+		r->ident_changed = r->moved = 0;
+		return 0;
+	}
 	flavor_unknown(&r->fl);
 	r->capacity = -1;
 	r->first_ms = r->last_seen_ms = r->last_poll_ms = r->last_change_ms =
@@ -422,66 +676,268 @@ static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r, int
 	vg_db_bind_text(s, 1, id);
 	rc = vg_db_step(s);
 	if (rc == 1) {
-		r->found = 1;
-		r->type = (int)vg_db_column_int64(s, 0);
-		r->parent = col_dup(s, 1);
-		r->project = col_dup(s, 2);
-		r->user = col_dup(s, 3);
-		r->name = col_dup(s, 4);
-		r->host = col_dup(s, 5);
-		r->first_ms = vg_db_column_int64(s, 6);
-		r->last_seen_ms = vg_db_column_int64(s, 7);
-		r->last_poll_ms = vg_db_column_int64(s, 8);
-		r->last_change_ms = vg_db_column_int64(s, 9);
-		r->state = (int)vg_db_column_int64(s, 10);
-		flavor_read(&r->fl, s, 11);
-		r->capacity = col_opt(s, 15);
-		r->has_disks = (int)vg_db_column_int64(s, 16);
-		r->ctr_valid = !vg_db_column_is_null(s, 17);
-		r->ctr_ms = vg_db_column_int64(s, 17);
-		r->ctr_tx = vg_db_column_int64(s, 18);
-		r->ctr_rx = vg_db_column_int64(s, 19);
+		read_row(r, s, 0);
 		rc = 0;
 	}
 	vg_db_reset(s);
 	return rc;
 }
 
-static int save_res(struct vg_bill_meter *m, const struct mres *r)
+/* Bind r's Q_UPD columns (id and ?8..?21 of Q_PUT) at ?base+1.. */
+static void bind_upd(struct vg_db_stmt *s, int base, const struct mres *r)
+{
+	vg_db_bind_text(s, base + 1, r->id);
+	vg_db_bind_int64(s, base + 2, r->first_ms == INT64_MIN ? -1 : r->first_ms);
+	vg_db_bind_int64(s, base + 3, r->last_seen_ms);
+	vg_db_bind_int64(s, base + 4, r->last_poll_ms);
+	vg_db_bind_int64(s, base + 5, r->last_change_ms);
+	vg_db_bind_int64(s, base + 6, r->state);
+	vg_db_bind_text(s, base + 7, r->fl.has_name ? r->fl.name : NULL);
+	bind_opt(s, base + 8, r->fl.vcpus);
+	bind_opt(s, base + 9, r->fl.ram_mb);
+	bind_opt(s, base + 10, r->fl.disk_gb);
+	bind_opt(s, base + 11, r->capacity);
+	vg_db_bind_int64(s, base + 12, r->has_disks);
+	if (r->ctr_valid) {
+		vg_db_bind_int64(s, base + 13, r->ctr_ms);
+		vg_db_bind_int64(s, base + 14, r->ctr_tx);
+		vg_db_bind_int64(s, base + 15, r->ctr_rx);
+	} else {
+		vg_db_bind_null(s, base + 13);
+		vg_db_bind_null(s, base + 14);
+		vg_db_bind_null(s, base + 15);
+	}
+}
+
+/* Write r now: the upsert (new row or identity changed) or the update. */
+static int write_res(struct vg_bill_meter *m, const struct mres *r, int put)
 {
 	struct vg_db_stmt *s;
-	int rc = q(m, r->found && !r->ident_changed ? Q_UPD : Q_PUT, &s);
+	int rc = q(m, put ? Q_PUT : Q_UPD, &s);
 
 	if (rc)
 		return rc;
-	/* Q_UPD: no identity columns, the rest numbered 6 lower */
-	int upd = r->found && !r->ident_changed, o = upd ? 6 : 0;
-	vg_db_bind_text(s, 1, r->id);
-	if (!upd) {
-		vg_db_bind_int64(s, 2, r->type);
-		vg_db_bind_text(s, 3, r->parent);
-		vg_db_bind_text(s, 4, r->project ? r->project : "default");
-		vg_db_bind_text(s, 5, r->user);
-		vg_db_bind_text(s, 6, r->name);
-		vg_db_bind_text(s, 7, r->host);
+	if (!put) {
+		bind_upd(s, 0, r);
+		return step_done(s);
 	}
-	vg_db_bind_int64(s, 8 - o, r->first_ms == INT64_MIN ? -1 : r->first_ms);
-	vg_db_bind_int64(s, 9 - o, r->last_seen_ms);
-	vg_db_bind_int64(s, 10 - o, r->last_poll_ms);
-	vg_db_bind_int64(s, 11 - o, r->last_change_ms);
-	vg_db_bind_int64(s, 12 - o, r->state);
-	vg_db_bind_text(s, 13 - o, r->fl.has_name ? r->fl.name : NULL);
-	bind_opt(s, 14 - o, r->fl.vcpus);
-	bind_opt(s, 15 - o, r->fl.ram_mb);
-	bind_opt(s, 16 - o, r->fl.disk_gb);
-	bind_opt(s, 17 - o, r->capacity);
-	vg_db_bind_int64(s, 18 - o, r->has_disks);
+	vg_db_bind_text(s, 1, r->id);
+	vg_db_bind_int64(s, 2, r->type);
+	vg_db_bind_text(s, 3, r->parent);
+	vg_db_bind_text(s, 4, r->project ? r->project : "default");
+	vg_db_bind_text(s, 5, r->user);
+	vg_db_bind_text(s, 6, r->name);
+	vg_db_bind_text(s, 7, r->host);
+	vg_db_bind_int64(s, 8, r->first_ms == INT64_MIN ? -1 : r->first_ms);
+	vg_db_bind_int64(s, 9, r->last_seen_ms);
+	vg_db_bind_int64(s, 10, r->last_poll_ms);
+	vg_db_bind_int64(s, 11, r->last_change_ms);
+	vg_db_bind_int64(s, 12, r->state);
+	vg_db_bind_text(s, 13, r->fl.has_name ? r->fl.name : NULL);
+	bind_opt(s, 14, r->fl.vcpus);
+	bind_opt(s, 15, r->fl.ram_mb);
+	bind_opt(s, 16, r->fl.disk_gb);
+	bind_opt(s, 17, r->capacity);
+	vg_db_bind_int64(s, 18, r->has_disks);
 	if (r->ctr_valid) {
-		vg_db_bind_int64(s, 19 - o, r->ctr_ms);
-		vg_db_bind_int64(s, 20 - o, r->ctr_tx);
-		vg_db_bind_int64(s, 21 - o, r->ctr_rx);
+		vg_db_bind_int64(s, 19, r->ctr_ms);
+		vg_db_bind_int64(s, 20, r->ctr_tx);
+		vg_db_bind_int64(s, 21, r->ctr_rx);
 	}
 	return step_done(s);
+}
+
+/* Save r: into the batch's copy (written by rows_flush before COMMIT), or
+ * at once for a resource outside the batch's rows. */
+static int save_res(struct vg_bill_meter *m, const struct mres *r)
+{
+	struct crow *c = vg_hmap_gets(&m->rows, r->id);
+	int put = !r->found || r->ident_changed, rc;
+
+	if (!c)
+		return write_res(m, r, put);
+	/* the copy's id is the map's key: keep that string */
+	char *key = c->r.id;
+	c->r.id = NULL;
+	rc = mres_copy(&c->r, r);
+	if (rc) {
+		c->r.id = key;
+		return rc;
+	}
+	free(c->r.id);
+	c->r.id = key;
+	c->r.found = 1;
+	c->r.ident_changed = c->r.moved = 0;
+	c->need_put |= put;
+	c->dirty = 1;
+	return 0;
+}
+
+/* Write the batch's changed rows and summed network bytes: the upserts one
+ * by one (a resource's first batch or a new identity), the updates and the
+ * bytes in multi-row statements. */
+static int rows_flush(struct vg_bill_meter *m)
+{
+	size_t n = 0, pos = 0, i;
+	const struct vg_hmap_entry *e;
+	const struct mres **w;
+	int rc = 0;
+
+	w = malloc((vg_hmap_count(&m->rows) + 1) * sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	while ((e = vg_hmap_next(&m->rows, &pos)) && !rc) {
+		struct crow *c = e->value;
+		if (!c->dirty)
+			continue;
+		if (c->need_put)
+			rc = write_res(m, &c->r, 1);
+		else
+			w[n++] = &c->r;
+	}
+	i = 0;
+	for (size_t z = 0; z < NWRITE && !rc; z++) {
+		size_t rows = (size_t)write_sizes[z];
+		for (; n - i >= rows && !rc; i += rows) {
+			struct vg_db_stmt *s;
+			if ((rc = vg_db_prepare(m->db, m->upd_sql[z], &s)))
+				break;
+			for (size_t k = 0; k < rows; k++)
+				bind_upd(s, (int)k * UPD_COLS, w[i + k]);
+			rc = step_done(s);
+		}
+	}
+	free(w);
+	if (rc)
+		return rc;
+
+	const struct cnet **nw = malloc((vg_hmap_count(&m->net) + 1) * sizeof(*nw));
+	if (!nw)
+		return -ENOMEM;
+	n = pos = 0;
+	while ((e = vg_hmap_next(&m->net, &pos)))
+		if (((struct cnet *)e->value)->tx || ((struct cnet *)e->value)->rx)
+			nw[n++] = e->value;
+	i = 0;
+	for (size_t z = 0; z < NWRITE && !rc; z++) {
+		size_t rows = (size_t)write_sizes[z];
+		for (; n - i >= rows && !rc; i += rows) {
+			struct vg_db_stmt *s;
+			if ((rc = vg_db_prepare(m->db, m->net_sql[z], &s)))
+				break;
+			for (size_t k = 0; k < rows; k++) {
+				const struct cnet *x = nw[i + k];
+				int b = (int)k * NET_COLS;
+				vg_db_bind_text(s, b + 1, x->project);
+				vg_db_bind_int64(s, b + 2, x->hour);
+				vg_db_bind_text(s, b + 3, x->nic);
+				vg_db_bind_int64(s, b + 4, x->tx);
+				vg_db_bind_int64(s, b + 5, x->rx);
+			}
+			rc = step_done(s);
+		}
+	}
+	free(nw);
+	return rc;
+}
+
+/* The bulk statements' SQL for write_sizes[z] rows. */
+static char *upd_sql_for(int rows)
+{
+	size_t len = 512 + (size_t)rows * UPD_COLS * 24, k = 0;
+	char *txt = malloc(len);
+
+	if (!txt)
+		return NULL;
+	k += (size_t)snprintf(txt + k, len - k,
+			      "UPDATE resources SET first_ms=v.column2,"
+			      "last_seen_ms=v.column3,last_poll_ms=v.column4,"
+			      "last_change_ms=v.column5,state=v.column6,"
+			      "flavor=v.column7,vcpus=v.column8,ram_mb=v.column9,"
+			      "disk_gb=v.column10,capacity=v.column11,has_disks="
+			      "CASE WHEN resources.has_disks>v.column12 THEN "
+			      "resources.has_disks ELSE v.column12 END,"
+			      "ctr_ms=v.column13,ctr_tx=v.column14,"
+			      "ctr_rx=v.column15 FROM (VALUES");
+	for (int i = 0; i < rows; i++) {
+		int b = i * UPD_COLS;
+		/* the first row gives PostgreSQL the columns' types */
+		if (i == 0)
+			k += (size_t)snprintf(txt + k, len - k,
+					      " (CAST(?1 AS TEXT),CAST(?2 AS BIGINT),"
+					      "CAST(?3 AS BIGINT),CAST(?4 AS BIGINT),"
+					      "CAST(?5 AS BIGINT),CAST(?6 AS BIGINT),"
+					      "CAST(?7 AS TEXT),CAST(?8 AS BIGINT),"
+					      "CAST(?9 AS BIGINT),CAST(?10 AS BIGINT),"
+					      "CAST(?11 AS BIGINT),CAST(?12 AS BIGINT),"
+					      "CAST(?13 AS BIGINT),CAST(?14 AS BIGINT),"
+					      "CAST(?15 AS BIGINT))");
+		else {
+			k += (size_t)snprintf(txt + k, len - k, ",(");
+			for (int c = 1; c <= UPD_COLS; c++)
+				k += (size_t)snprintf(txt + k, len - k, "%s?%d",
+						      c > 1 ? "," : "", b + c);
+			k += (size_t)snprintf(txt + k, len - k, ")");
+		}
+	}
+	snprintf(txt + k, len - k, ") AS v WHERE resources.id=v.column1");
+	return txt;
+}
+
+static char *net_sql_for(int rows)
+{
+	size_t len = 512 + (size_t)rows * NET_COLS * 24, k = 0;
+	char *txt = malloc(len);
+
+	if (!txt)
+		return NULL;
+	k += (size_t)snprintf(txt + k, len - k,
+			      "INSERT INTO network(project,hour_ms,nic,tx,rx) "
+			      "SELECT column1,column2,column3,column4,column5 "
+			      "FROM (VALUES (CAST(?1 AS TEXT),CAST(?2 AS BIGINT),"
+			      "CAST(?3 AS TEXT),CAST(?4 AS BIGINT),"
+			      "CAST(?5 AS BIGINT))");
+	for (int i = 1; i < rows; i++) {
+		int b = i * NET_COLS;
+		k += (size_t)snprintf(txt + k, len - k, ",(?%d,?%d,?%d,?%d,?%d)", b + 1,
+				      b + 2, b + 3, b + 4, b + 5);
+	}
+	/* WHERE: sqlite reads ON CONFLICT after a bare SELECT's FROM as a
+	 * join constraint */
+	snprintf(txt + k, len - k,
+		 ") AS v WHERE true ON CONFLICT(project,hour_ms,nic) DO UPDATE "
+		 "SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx");
+	return txt;
+}
+
+static void sql_free(struct vg_bill_meter *m)
+{
+	free(m->fetch_sql);
+	for (size_t z = 0; z < NWRITE; z++) {
+		free(m->upd_sql[z]);
+		free(m->net_sql[z]);
+	}
+}
+
+static int sql_build(struct vg_bill_meter *m)
+{
+	size_t len = 512 + FETCH_ROWS * 8, k = 0;
+
+	if (!(m->fetch_sql = malloc(len)))
+		return -ENOMEM;
+	k += (size_t)snprintf(m->fetch_sql + k, len - k,
+			      "SELECT id,type,parent,project,\"user\",name,host,"
+			      "first_ms,last_seen_ms,last_poll_ms,last_change_ms,"
+			      "state,flavor,vcpus,ram_mb,disk_gb,capacity,has_disks,"
+			      "ctr_ms,ctr_tx,ctr_rx FROM resources WHERE id IN (");
+	for (int i = 1; i <= FETCH_ROWS; i++)
+		k += (size_t)snprintf(m->fetch_sql + k, len - k, "%s?%d", i > 1 ? "," : "", i);
+	snprintf(m->fetch_sql + k, len - k, ")");
+	for (size_t z = 0; z < NWRITE; z++)
+		if (!(m->upd_sql[z] = upd_sql_for(write_sizes[z])) ||
+		    !(m->net_sql[z] = net_sql_for(write_sizes[z])))
+			return -ENOMEM;
+	return 0;
 }
 
 /* ---- timelines ------------------------------------------------------------ */
@@ -1222,7 +1678,17 @@ static int observe_disk(struct vg_bill_meter *m, struct mres *r,
 			return rc;
 	}
 	if (cap >= 0 && r->parent) {
+		struct crow *pc = vg_hmap_gets(&m->rows, r->parent);
 		struct vg_db_stmt *s;
+		if (pc && pc->r.found) {
+			/* the parent is one of the batch's rows: its copy is
+			 * written at the end (has_disks only moves up there) */
+			if (!pc->r.has_disks) {
+				pc->r.has_disks = 1;
+				pc->dirty = 1;
+			}
+			return 0;
+		}
 		if ((rc = q(m, Q_HAS_DISKS, &s)))
 			return rc;
 		vg_db_bind_text(s, 1, r->parent);
@@ -1232,22 +1698,41 @@ static int observe_disk(struct vg_bill_meter *m, struct mres *r,
 	return 0;
 }
 
+/* Add (tx, rx) bytes to the project's vNIC hour: summed in the batch's
+ * net map, written by rows_flush. */
 static int net_add(struct vg_bill_meter *m, const char *project, const char *nic,
 		   int64_t hour, int64_t tx, int64_t rx)
 {
-	struct vg_db_stmt *s;
-	int rc;
+	size_t pl = strlen(project), nl = strlen(nic), kl;
+	char hb[24];
+	struct cnet *x;
 
 	if (tx == 0 && rx == 0)
 		return 0;
-	if ((rc = q(m, Q_NET_ADD, &s)))
-		return rc;
-	vg_db_bind_text(s, 1, project);
-	vg_db_bind_int64(s, 2, hour);
-	vg_db_bind_text(s, 3, nic);
-	vg_db_bind_int64(s, 4, tx);
-	vg_db_bind_int64(s, 5, rx);
-	return step_done(s);
+	int hl = snprintf(hb, sizeof(hb), "%lld", (long long)hour);
+	kl = pl + 1 + (size_t)hl + 1 + nl;
+	if (!(x = calloc(1, sizeof(*x) + kl + 1)))
+		return -ENOMEM;
+	memcpy(x->key, project, pl);
+	memcpy(x->key + pl + 1, hb, (size_t)hl);
+	memcpy(x->key + pl + 1 + hl + 1, nic, nl);
+	struct cnet *old = vg_hmap_get(&m->net, x->key, kl);
+	if (old) {
+		free(x);
+		old->tx += tx;
+		old->rx += rx;
+		return 0;
+	}
+	x->project = x->key;
+	x->hour = hour;
+	x->nic = x->key + pl + 1 + hl + 1;
+	x->tx = tx;
+	x->rx = rx;
+	if (vg_hmap_put(&m->net, x->key, kl, x, NULL)) {
+		free(x);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 static int64_t hour_of(int64_t t)
@@ -1423,6 +1908,9 @@ static int apply_items(struct vg_db *db, void *arg)
 	memset(&m->cur, 0, sizeof(m->cur));
 	if (m->attempts++)
 		names_forget(m); /* the last attempt's writes were rolled back */
+	rows_forget(m);
+	if ((rc = rows_prefetch(m, b)))
+		return rc;
 	items = malloc((b->nres + b->nevents + 1) * sizeof(*items));
 	if (!items)
 		return -ENOMEM;
@@ -1441,7 +1929,7 @@ static int apply_items(struct vg_db *db, void *arg)
 			rc = apply_event(m, &b->events[items[i].idx], b->host);
 	}
 	free(items);
-	return rc;
+	return rc ? rc : rows_flush(m);
 }
 
 int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
@@ -1452,6 +1940,7 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 	m->attempts = 0;
 	rc = vg_db_transact(m->db, apply_items, m);
 	m->batch = NULL;
+	rows_forget(m);
 	if (rc) {
 		names_forget(m); /* what it wrote is gone */
 		m->st.errors++;
@@ -1500,7 +1989,16 @@ int vg_bill_meter_open(const char *url, struct vg_bill_meter **out, char *err,
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	vg_hmap_init(&m->rows);
+	vg_hmap_init_borrow(&m->net);
+	if ((rc = sql_build(m))) {
+		sql_free(m);
+		free(m);
+		snprintf(err, errlen, "out of memory");
+		return rc;
+	}
 	if ((rc = vg_bill_db_open(url, &m->db, err, errlen))) {
+		sql_free(m);
 		free(m);
 		return rc;
 	}
@@ -1514,5 +2012,7 @@ void vg_bill_meter_close(struct vg_bill_meter *m)
 		return;
 	vg_db_close(m->db);
 	names_forget(m);
+	rows_forget(m);
+	sql_free(m);
 	free(m);
 }

@@ -6,7 +6,8 @@
  * deletion, counter resets, traffic spread across a month boundary, live
  * migration between two hosts (libvirt's events, or polls only, in both
  * arrival orders) continuing one run, a resize (stop, redefine, start)
- * inside one poll interval whatever each poll saw first.
+ * inside one poll interval whatever each poll saw first, and a batch of
+ * many instances (more rows than one of the meter's bulk statements).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -525,7 +526,7 @@ static void test_adopts_old_billing_db(void **state)
 	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
 	assert_int_equal(vg_db_schema_version(vg_bill_meter_db(f->m), "billing", &v), 0);
-	assert_int_equal(v, 2);
+	assert_int_equal(v, 3);
 	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
 				       "SELECT name FROM bill_project_names WHERE project = 'p'", &st),
 			 0);
@@ -944,6 +945,70 @@ static void test_resize_polls_only(void **state)
 	rs_run(f, "rs-c1", 9500, 11200, c1, 1);
 }
 
+/* A batch of many instances, each with a disk and a vNIC: more rows than
+ * one statement reads or writes (the meter reads the batch's rows 128 at a
+ * time and writes them 64/16/4/1 at a time), an event and an observation
+ * of the same instance in one batch, disks marking an instance of the same
+ * batch as having disks. The result is the one each resource alone gives. */
+#define MANY 150
+static void test_many_in_one_batch(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_usage u;
+	char id[32], did[32], nid[32];
+	int64_t tx[2] = {0, 0};
+
+	for (int poll = 0; poll < 2; poll++) {
+		const char *t = poll ? "2026-06-01T01:10:00Z" : "2026-06-01T00:50:00Z";
+		begin(f, t);
+		if (poll)
+			event(f, "m0", VG_EV_STOPPED, "2026-06-01T01:05:00Z");
+		for (int i = 0; i < MANY; i++) {
+			snprintf(id, sizeof(id), "m%d", i);
+			snprintf(did, sizeof(did), "m%d-vda", i);
+			snprintf(nid, sizeof(nid), "m%d-tap0", i);
+			inst(f, id, t, poll && i == 0 ? 5 : 1);
+			/* a root disk in the flavor, billed only while no disk
+			 * of the instance is seen */
+			assert_int_equal(vg_batch_attr(f->b, "flavor_disk_gb", "20"), 0);
+			disk(f, did, id, t, 10737418240.0);
+			nic(f, nid, id, t, poll ? 1000 : 0, poll ? 2000 + i : 0);
+		}
+		commit(f);
+	}
+	load(f, "2026-06", &u);
+	for (int i = 0; i < MANY; i++) {
+		snprintf(id, sizeof(id), "m%d", i);
+		snprintf(did, sizeof(did), "m%d-vda", i);
+		assert_int_equal(nseg(&u, id, VG_BILL_U_COMPUTE), 1);
+		const struct vg_bill_usage_seg *s = seg(&u, id, VG_BILL_U_COMPUTE, 0);
+		assert_int_equal(s->start_ms, T("2026-06-01T00:50:00Z"));
+		assert_int_equal(s->run_ms, i == 0 ? 15 * 60000 : -1);
+		/* its disk is seen: no root disk from the flavor */
+		assert_int_equal(nseg(&u, id, VG_BILL_U_STORAGE), 0);
+		assert_int_equal(nseg(&u, did, VG_BILL_U_STORAGE), 1);
+		assert_int_equal(seg(&u, did, VG_BILL_U_STORAGE, 0)->bytes, 10737418240LL);
+	}
+	/* 1000 bytes sent by each vNIC over 00:50-01:10: half in each hour */
+	int64_t rx = 0;
+	assert_int_equal(u.nnet, 2 * MANY);
+	for (size_t i = 0; i < u.nnet; i++) {
+		int h = u.net[i].hour_ms == T("2026-06-01T01:00:00Z");
+		assert_true(h || u.net[i].hour_ms == T("2026-06-01T00:00:00Z"));
+		assert_int_equal(u.net[i].tx, 500);
+		tx[h] += u.net[i].tx;
+		rx += u.net[i].rx;
+	}
+	assert_int_equal(tx[0], 500 * MANY);
+	assert_int_equal(tx[1], 500 * MANY);
+	assert_int_equal(rx, 2000 * MANY + MANY * (MANY - 1) / 2);
+	vg_bill_usage_clear(&u);
+	struct vg_bill_meter_stats st;
+	vg_bill_meter_get_stats(f->m, &st);
+	assert_int_equal(st.observations, 2 * 3 * MANY);
+	assert_int_equal(st.stale, 2 * 3 * MANY); /* each batch re-delivered */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -961,6 +1026,7 @@ int main(void)
 		DBE_BOTH(test_resize_seen_stopped, setup, teardown),
 		DBE_BOTH(test_resize_seen_restarted, setup, teardown),
 		DBE_BOTH(test_resize_polls_only, setup, teardown),
+		DBE_BOTH(test_many_in_one_batch, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }
