@@ -5,7 +5,8 @@
 # failure). Binaries come from $VIGIE_BUILD/bin.
 set -u
 BUILD=${VIGIE_BUILD:-build}
-BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/$BUILD/bin
+if [[ $BUILD = /* ]]; then BIN=$BUILD/bin # make bench passes an absolute path
+else BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/$BUILD/bin; fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TMP=$(mktemp -d /tmp/vigie-it.XXXXXX)
 _tap_n=0
