@@ -651,6 +651,23 @@ static void test_open_errors(void **state)
 	vg_config_defaults(&cfg);
 	assert_true(vg_store_open("/proc/nonexistent/dir", &cfg, &s, err, sizeof(err)) < 0);
 	vg_store_close(NULL);
+
+	/* [storage] write_through other than auto, yes, no: refused, named */
+	char dir[] = "/tmp/vigie-store-wt.XXXXXX", cmd[64];
+	assert_non_null(mkdtemp(dir));
+	vg_config_defaults(&cfg);
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "maybe");
+	err[0] = '\0';
+	s = (void *)1;
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), -EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(err, "write_through"));
+	assert_non_null(strstr(err, "maybe"));
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	vg_store_close(s);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
