@@ -136,9 +136,10 @@ static const struct sub subs[] = {
 	 "(default\nalarm), marked \"type\": \"test\". It counts against the "
 	 "project's\nmax_notifications_per_minute (over it: HTTP 429, "
 	 "exit 1).\n"},
-	{"groups", sub_groups, O_JSON, 0, "groups [--json]",
+	{"groups", sub_groups, O_JSON | O_IDS, 0, "groups [--ids] [--json]",
 	 "Notification groups waiting to be sent (GET /v1/alarms/groups): when,\n"
-	 "how many members, the group's labels and the action.\n"},
+	 "how many members, the project (its name where the agents sent one,\n"
+	 "not with --ids), the group's labels and the action.\n"},
 	{"silences", sub_silences, O_JSON | O_IDS, 0, "silences [--ids] [--json]",
 	 "Silences not yet ended (GET /v1/silences): id, state, until, "
 	 "matchers,\nwho and why; a resource or project matcher is followed "
@@ -1266,13 +1267,19 @@ static int sub_groups(struct vg_cli *c, struct args *a)
 
 	if (rc || !j)
 		return rc;
+	struct names nm;
+	names_init(&nm, c, a->ids);
 	json_array_foreach(json_object_get(j, "groups"), i, g) {
 		char *l = json_dumps(json_object_get(g, "group"), JSON_COMPACT | JSON_SORT_KEYS);
+		char pb[600];
+		const char *pid = str_or(g, "project", "?");
 		vg_cli_line(c->out, "%s  %lld members  %s  %s  %s", str_or(g, "flush_at", "?"),
 			    (long long)json_integer_value(json_object_get(g, "members")),
-			    str_or(g, "project", "?"), l ? l : "{}", str_or(g, "action", "?"));
+			    named(proj_name(&nm, pid), pid, pb, sizeof(pb)), l ? l : "{}",
+			    str_or(g, "action", "?"));
 		free(l);
 	}
+	names_free(&nm);
 	json_decref(j);
 	return VG_EXIT_OK;
 }

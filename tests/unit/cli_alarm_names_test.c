@@ -1,7 +1,7 @@
 /*
  * cli_alarm_names_test.c — the names people know in `vigie alarms` and in
  * the CLI's filters and operands: where the agent sent Nova's display_name
- * and project_name, alarms list, show, history and silences name the
+ * and project_name, alarms list, show, history, silences and groups name the
  * watched resource and its project (--ids: the ids); --project takes a
  * project's name (a name two projects share is refused, listing their
  * ids); RESOURCE operands take a display name that names one resource (an
@@ -305,6 +305,40 @@ static void test_silences_names(void **state)
 	fx_run_free(&r);
 }
 
+/* A notification group waiting to be sent names its project (vm-x's:
+ * vm-n is silenced by the test before). */
+static void test_groups_names(void **state)
+{
+	struct fx_run r;
+	char l[512];
+
+	r = vigie("alarms", "create", "--file",
+		  write_file("g.json", "{\"name\":\"db-grouped\",\"project\":\"p-x1\","
+				       "\"metric\":\"cpu.util\",\"resource\":\"vm-x\",\"period\":60,"
+				       "\"evaluation_periods\":1,\"comparison\":\"gt\",\"threshold\":90,"
+				       "\"notify_group\":{\"by\":[\"alarm\"],\"wait\":\"1h\"},"
+				       "\"actions\":{\"alarm\":[\"log://\"]}}"),
+		  NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	fx_run_free(&r);
+	for (int k = 10; k < 12; k++) {
+		struct vg_batch *b = batch(g.t0 + k * MIN, 99);
+		assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+		vg_batch_free(b);
+	}
+	r = vigie("alarms", "groups", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(line_of(r.out, "db-grouped", l, sizeof(l)));
+	assert_non_null(strstr(l, "  1 members  shared (p-x1)  "));
+	fx_run_free(&r);
+	r = vigie("alarms", "groups", "--ids", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	assert_non_null(line_of(r.out, "db-grouped", l, sizeof(l)));
+	assert_non_null(strstr(l, "  1 members  p-x1  "));
+	assert_null(strstr(l, "shared"));
+	fx_run_free(&r);
+}
+
 /* A project name two projects share: refused, naming both. */
 static void test_ambiguous_project(void **state)
 {
@@ -382,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_alarms_show_history_names),
 		cmocka_unit_test(test_watch_names),
 		cmocka_unit_test(test_silences_names),
+		cmocka_unit_test(test_groups_names),
 		cmocka_unit_test(test_ambiguous_project),
 		cmocka_unit_test(test_resource_by_name),
 	};
