@@ -13,10 +13,8 @@ else
 	echo "not ok 1 - files differ from .clang-format (make format):"
 	sed 's/^/#   /' <<<"$out"
 fi
-if [[ -d .git ]] && command -v git >/dev/null 2>&1; then
+if [[ -e .git ]] && command -v git >/dev/null 2>&1; then
 	left=$(git ls-files -- '*.orig' '*.rej' 2>/dev/null)
-elif [[ -d .git ]]; then
-	left="?"
 else
 	left=$(find . -path ./build -prune -o \( -name '*.orig' -o -name '*.rej' \) -print)
 fi
