@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sys/random.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,13 +51,18 @@ static const struct vg_db_step steps[] = {
 		" node TEXT COLLATE \"C\" PRIMARY KEY, stream TEXT NOT NULL,"
 		" api TEXT NOT NULL, started_at TIMESTAMPTZ NOT NULL,"
 		" last_seen TIMESTAMPTZ NOT NULL);"},
+	/* which process holds the name: two collectors configured with one
+	 * [cluster] node name would both evaluate that node's alarms */
+	{.version = 2,
+	 .sql = "ALTER TABLE nodes ADD COLUMN IF NOT EXISTS instance TEXT NOT NULL"
+		" DEFAULT '';"},
 };
 
 static const struct vg_db_schema cluster_schema = {
 	.component = "cluster",
 	.pg_schema = "vigie_cluster",
 	.steps = steps,
-	.nsteps = 1,
+	.nsteps = 2,
 };
 
 struct peer {
@@ -70,6 +76,7 @@ struct peer {
 struct vg_cluster {
 	struct vg_cluster_options o;
 	char node[256], stream[256], api[256];
+	char instance[40]; /* this process, random: who holds the node name */
 	struct vg_db *db;
 	int pub, sub;
 	pthread_t reg_thr, sub_thr;
@@ -82,7 +89,7 @@ struct vg_cluster {
 	struct vg_cluster_stats st;
 	uint64_t seq;
 	struct vg_hmap last_seq; /* peer node -> uint64_t * (sub thread only) */
-	uint64_t log_round, log_bad;
+	uint64_t log_round, log_bad, log_name;
 };
 
 void vg_cluster_node_id(const char *listen, char *out, size_t outlen)
@@ -118,23 +125,57 @@ static void advertised(const char *bound, char *out, size_t outlen)
 
 /* ---- registry rounds ---------------------------------------------------------- */
 
+/* This node's row, renewed. The name is this process's while it renews
+ * it: another process (a second collector given the same [cluster] node,
+ * or this one's predecessor killed less than a lease ago) holding a row
+ * seen within the lease keeps it, and this node answers -EEXIST (it
+ * evaluates no alarm: two holders of one name would both act on its
+ * leases) until that row expires. */
 static int heartbeat(struct vg_cluster *c)
 {
 	struct vg_db_stmt *st;
 	int rc;
 
 	if ((rc = vg_db_prepare(c->db, "INSERT INTO nodes(node, stream, api, "
-				       "started_at, last_seen) VALUES (?1, ?2, ?3, now(), now()) "
+				       "started_at, last_seen, instance) VALUES (?1, ?2, ?3, "
+				       "now(), now(), ?4) "
 				       "ON CONFLICT (node) DO UPDATE SET stream = excluded.stream, "
-				       "api = excluded.api, last_seen = now()",
+				       "api = excluded.api, last_seen = now(), "
+				       "instance = excluded.instance, started_at = CASE WHEN "
+				       "nodes.instance = excluded.instance THEN nodes.started_at "
+				       "ELSE now() END WHERE nodes.instance IN ('', "
+				       "excluded.instance) OR nodes.last_seen <= now() - "
+				       "CAST(?5 AS BIGINT) * interval '1 millisecond'",
 				&st)))
 		return rc;
 	vg_db_bind_text(st, 1, c->node);
 	vg_db_bind_text(st, 2, c->stream);
 	vg_db_bind_text(st, 3, c->api);
+	vg_db_bind_text(st, 4, c->instance);
+	vg_db_bind_int64(st, 5, c->o.lease_ms);
 	rc = vg_db_step(st);
 	vg_db_reset(st);
-	return rc < 0 ? rc : 0;
+	if (rc < 0)
+		return rc;
+	return vg_db_changes(c->db) > 0 ? 0 : -EEXIST;
+}
+
+/* Who holds this node's name (for the log line of a refused heartbeat). */
+static void holder(struct vg_cluster *c, char *out, size_t outlen)
+{
+	struct vg_db_stmt *st;
+
+	snprintf(out, outlen, "?");
+	if (vg_db_prepare(c->db, "SELECT api, stream, CAST(EXTRACT(EPOCH FROM now() - "
+				 "last_seen) * 1000 AS BIGINT) FROM nodes WHERE node = ?1",
+			  &st))
+		return;
+	vg_db_bind_text(st, 1, c->node);
+	if (vg_db_step(st) == 1)
+		snprintf(out, outlen, "api %s, stream %s, last heartbeat %lld ms ago",
+			 vg_db_column_text(st, 0) ?: "", vg_db_column_text(st, 1) ?: "",
+			 (long long)vg_db_column_int64(st, 2));
+	vg_db_reset(st);
 }
 
 /* The live nodes, into peers (this node included). */
@@ -209,15 +250,27 @@ static void round_once(struct vg_cluster *c)
 		rc = live_nodes(c, now, &n);
 	pthread_mutex_lock(&c->lock);
 	c->st.rounds++;
-	c->st.db_ok = !rc;
+	c->st.db_ok = !rc || rc == -EEXIST;
+	c->st.name_held_elsewhere = rc == -EEXIST;
+	if (rc == -EEXIST)
+		c->st.name_conflicts++;
 	if (rc) {
-		c->st.round_errors++;
+		c->st.round_errors += rc != -EEXIST;
 	} else {
 		reconcile(c, now, n);
 		c->st.live_nodes = n;
 	}
 	pthread_mutex_unlock(&c->lock);
-	if (rc)
+	if (rc == -EEXIST) {
+		char who[800];
+		holder(c, who, sizeof(who));
+		vg_log_limited(VG_LOG_ERROR, &c->log_name,
+			       "cluster: node name %s is held by another collector "
+			       "(%s): this node evaluates no alarm until that one "
+			       "stops renewing it for %lld ms; give each collector "
+			       "its own [cluster] node",
+			       c->node, who, (long long)c->o.lease_ms);
+	} else if (rc)
 		vg_log_limited(VG_LOG_ERROR, &c->log_round,
 			       "cluster: the state database cannot be reached "
 			       "(%s): this node evaluates no alarm until it can",
@@ -416,6 +469,17 @@ int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out
 	else
 		vg_cluster_node_id(o->listen, c->node, sizeof(c->node));
 	snprintf(c->api, sizeof(c->api), "%s", o->api ? o->api : "");
+	{
+		unsigned char r[8];
+		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+			rc = -errno;
+			snprintf(err, errlen, "cluster: getrandom: %s", strerror(errno));
+			goto fail;
+		}
+		snprintf(c->instance, sizeof(c->instance),
+			 "%d-%02x%02x%02x%02x%02x%02x%02x%02x", (int)getpid(), r[0], r[1],
+			 r[2], r[3], r[4], r[5], r[6], r[7]);
+	}
 	if ((rc = vg_db_open(o->url, &cluster_schema, &c->db, err, errlen)))
 		goto fail;
 	if (vg_db_engine(c->db) != VG_DB_POSTGRESQL) {
@@ -486,9 +550,10 @@ void vg_cluster_stop(struct vg_cluster *c)
 		/* a clean stop: peers see this node gone at their next round */
 		struct vg_db_stmt *st;
 		if (!vg_db_prepare(c->db, "UPDATE nodes SET last_seen = now() - "
-					  "interval '1 day' WHERE node = ?1",
+					  "interval '1 day' WHERE node = ?1 AND instance = ?2",
 				   &st)) {
 			vg_db_bind_text(st, 1, c->node);
+			vg_db_bind_text(st, 2, c->instance);
 			vg_db_step(st);
 			vg_db_reset(st);
 		}

@@ -90,6 +90,8 @@ struct vg_cluster_stats {
 	uint64_t stream_gaps;               /* peer batches missed (sequence gaps) */
 	uint64_t live_nodes;                /* at the last round */
 	int db_ok;                          /* the last round reached the database */
+	int name_held_elsewhere;            /* the last round: another process holds the node name */
+	uint64_t name_conflicts;            /* rounds refused for that */
 };
 void vg_cluster_get_stats(struct vg_cluster *c, struct vg_cluster_stats *out);
 /* A new JSON array of the nodes of the last round: {"node","stream",

@@ -174,22 +174,27 @@ struct vg_cluster *vg_api_cluster(struct vg_api *a)
 	return a ? a->cluster : NULL;
 }
 
-json_t *vg_api_cluster_json(struct vg_api *a, int *db_down)
+json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded)
 {
 	struct vg_cluster_stats cs;
 	struct vg_alarm_engine_stats es = {0};
 	json_t *o;
 
-	*db_down = 0;
+	*degraded = NULL;
 	if (!a || !a->cluster)
 		return NULL;
 	vg_cluster_get_stats(a->cluster, &cs);
 	if (a->alarms)
 		vg_alarm_engine_get_stats(a->alarms, &es);
-	*db_down = !cs.db_ok;
-	o = json_pack("{s:s,s:s,s:I,s:o,s:{s:I,s:I,s:I,s:I}}", "node",
-		      vg_cluster_node(a->cluster), "state_database",
-		      cs.db_ok ? "reachable" : "unreachable", "alarm_leases",
+	if (!cs.db_ok)
+		*degraded = "the state database does not answer; see \"cluster\"";
+	else if (cs.name_held_elsewhere)
+		*degraded = "another collector holds this node's name; see \"cluster\"";
+	o = json_pack("{s:s,s:s,s:s,s:I,s:o,s:{s:I,s:I,s:I,s:I}}", "node",
+		      vg_cluster_node(a->cluster), "node_name",
+		      cs.name_held_elsewhere ? "held by another collector" : "held",
+		      "state_database", cs.db_ok ? "reachable" : "unreachable",
+		      "alarm_leases",
 		      (json_int_t)es.owned, "nodes", vg_cluster_peers_json(a->cluster),
 		      "stream", "published", (json_int_t)cs.published, "dropped",
 		      (json_int_t)cs.stream_dropped, "received",
@@ -367,15 +372,13 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (daemons)
 		json_object_set_new(o, "storage", daemons);
 	{ /* several collectors: this node's view (docs/operations.md) */
-		int db_down = 0;
-		json_t *cl = vg_api_cluster_json(req->ctx, &db_down);
+		const char *why = NULL;
+		json_t *cl = vg_api_cluster_json(req->ctx, &why);
 		if (cl) {
 			json_object_set_new(o, "cluster", cl);
-			if (db_down) {
+			if (why) {
 				json_object_set_new(o, "status", json_string("degraded"));
-				json_object_set_new(o, "reason",
-						    json_string("the state database does not "
-								"answer; see \"cluster\""));
+				json_object_set_new(o, "reason", json_string(why));
 			}
 		}
 	}

@@ -65,9 +65,10 @@ struct vg_store *vg_api_store(struct vg_api *a);
 struct vg_lifecycle *vg_api_lifecycle(struct vg_api *a);
 struct vg_cluster *vg_api_cluster(struct vg_api *a);
 /* This node's view of the cluster for /v1/health (a new object), or NULL
- * without a cluster; *db_down is set when the state database could not
- * be reached at the last round. */
-json_t *vg_api_cluster_json(struct vg_api *a, int *db_down);
+ * without a cluster; *degraded is set to why /v1/health is degraded (the
+ * state database could not be reached at the last round, or another
+ * collector holds this node's name), else NULL. */
+json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded);
 /* The collector's data directory (never NULL; valid while a lives). */
 const char *vg_api_data_dir(const struct vg_api *a);
 

@@ -587,6 +587,9 @@ static void cluster_metrics(struct vg_api *api, struct vg_buf *b)
 	one(b, "vigie_cluster_round_errors_total", "counter",
 	    "Registry rounds that could not reach the state database",
 	    (double)cs.round_errors);
+	one(b, "vigie_cluster_node_name_conflicts_total", "counter",
+	    "Registry rounds refused because another collector holds this node's name",
+	    (double)cs.name_conflicts);
 	nodes = vg_cluster_peers_json(c);
 	family(b, "vigie_cluster_node_last_seen_seconds", "gauge",
 	       "Age of each live collector's registry row at the last round");

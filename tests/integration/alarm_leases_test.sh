@@ -9,6 +9,7 @@
 # collector: a surviving collector takes its leases over, reloads their
 # states and replays the periods it kept, so each transition is still
 # notified exactly once (none missed, none doubled).
+# A fourth collector given a live node's name holds no lease and says so.
 # Every collector's SSE stream carries every transition once, whichever
 # collector decided it, with the body the webhook got; a project token's
 # stream carries only its project's.
@@ -243,6 +244,34 @@ m=$(curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[s1]}/met
 eq "/metrics: leases held" "$(awk '$1 == "vigie_alarms_leases_held" {print $2}' <<<"$m")" \
   "$(jq .cluster.alarm_leases <<<"$h1")"
 check "/metrics: each live node's last heartbeat" grep -q "vigie_cluster_node_last_seen_seconds{node=\"node$s2\"}" <<<"$m"
+
+# ---- a second collector configured with a live node's name ----
+# it must not act on that node's leases (both would evaluate its alarms):
+# it keeps storing what it receives, evaluates no alarm, says why
+P4=$(free_port); H4=$(free_port)
+sed -e "s|^listen = .*|listen = tcp://127.0.0.1:$P4|" -e "s|^http = .*|http = 127.0.0.1:$H4|" \
+  -e "s|^data_dir = .*|data_dir = $TMP/data4|" -e "s|^node = .*|node = node$s2|" \
+  -e "/^stream = /d" "$TMP/c1.conf" >"$TMP/c4.conf"
+"$BIN/vigie-collector" --allow-unsigned --config "$TMP/c4.conf" >>"$TMP/c4.log" 2>&1 &
+PID4=$!
+_pids+=("$PID4")
+h4() { curl -sf "http://127.0.0.1:$H4/v1/health"; }
+check "a collector named like a live one (node$s2) starts" wait_for 15 h4
+refused() { [[ $(h4 | jq -r .cluster.node_name) == "held by another collector" ]]; }
+check "  its /v1/health says another collector holds the name" wait_for 10 refused
+h=$(h4)
+eq "  and is degraded" "$(jq -r .status <<<"$h")" degraded
+eq "  it holds no alarm lease" "$(jq .cluster.alarm_leases <<<"$h")" 0
+check "  its log names the node and the other holder" \
+  grep -q "node name node$s2 is held by another collector (api 127.0.0.1:${HTTP[s2]}" "$TMP/c4.log"
+eq "  node$s2 still holds its name" \
+  "$(curl -sf "http://127.0.0.1:${HTTP[s2]}/v1/health" | jq -r .cluster.node_name)" held
+eq "  /metrics counts the refused rounds" \
+  "$(curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:$H4/metrics" |
+    awk '$1 == "vigie_cluster_node_name_conflicts_total" {print ($2 > 0)}')" 1
+stop_pid "$PID4"
+fresh=$(sql "SELECT extract(epoch FROM now() - last_seen) < $LEASE_S FROM vigie_cluster.nodes WHERE node = 'node$s2'")
+eq "  its clean stop leaves node$s2's row alive" "$fresh" t
 
 # ---- a clean stop hands the alarms over at once ----
 stop_pid "${PID[s1]}"; rc=$?
