@@ -107,7 +107,7 @@ void vg_time_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
 
 static int parse_iso(const char *s, int64_t *out)
 {
-	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, off = 0;
+	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, off = 0, frac_ms = 0;
 	const char *p;
 
 	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
@@ -122,9 +122,16 @@ static int parse_iso(const char *s, int64_t *out)
 				return -EINVAL;
 			p += 1 + n;
 		}
-		if (*p == '.') /* fractional seconds: ignored */
-			for (p++; isdigit((unsigned char)*p); p++)
-				;
+		if (*p == '.') { /* fractional seconds: to the millisecond, truncated */
+			int digits = 0;
+			for (p++; isdigit((unsigned char)*p); p++, digits++)
+				if (digits < 3)
+					frac_ms = frac_ms * 10 + (*p - '0');
+			if (!digits)
+				return -EINVAL;
+			for (; digits < 3; digits++)
+				frac_ms *= 10;
+		}
 		if (*p == 'Z') {
 			p++;
 		} else if (*p == '+' || *p == '-') {
@@ -141,7 +148,7 @@ static int parse_iso(const char *s, int64_t *out)
 		return -EINVAL;
 	int64_t t = vg_time_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
 		    mi * 60 + sec - off;
-	*out = t * 1000;
+	*out = t * 1000 + frac_ms;
 	return 0;
 }
 

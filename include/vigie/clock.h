@@ -40,9 +40,11 @@ void vg_time_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
 
 /* Format as ISO 8601 UTC "2026-11-26T06:49:14Z" (buf >= 21 bytes). */
 char *vg_time_format(int64_t ms, char *buf, size_t len);
-/* Parse ISO 8601 ("2026-11-26T06:49:14Z", "2026-11-26T06:49:14+01:00",
- * "2026-11-26"), epoch seconds ("1795000000"), or relative to now_ms
- * ("-3h", "-15m", "now"). 0 or -EINVAL. */
+/* Parse ISO 8601 ("2026-11-26T06:49:14Z", "2026-11-26T06:49:14.250Z" —
+ * fractions kept to the millisecond, further digits truncated —
+ * "2026-11-26T06:49:14+01:00", "2026-11-26"), epoch seconds
+ * ("1795000000", "1795000000.25"), or relative to now_ms ("-3h", "-15m",
+ * "now"). 0 or -EINVAL. */
 int vg_time_parse(const char *s, int64_t now_ms, int64_t *out_ms);
 
 #endif

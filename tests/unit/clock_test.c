@@ -34,8 +34,18 @@ static void test_parse(void **state)
 	assert_int_equal(t, 1795000000000LL);
 	assert_int_equal(vg_time_parse("2026-11-18T12:06:40+01:00", now, &t), 0);
 	assert_int_equal(t, 1795000000000LL);
+	/* fractions to the millisecond (points published under a second
+	 * apart stay apart), further digits truncated */
 	assert_int_equal(vg_time_parse("2026-11-18T11:06:40.250Z", now, &t), 0);
-	assert_int_equal(t, 1795000000000LL);
+	assert_int_equal(t, 1795000000250LL);
+	assert_int_equal(vg_time_parse("2026-11-18T11:06:40.2Z", now, &t), 0);
+	assert_int_equal(t, 1795000000200LL);
+	assert_int_equal(vg_time_parse("2026-11-18T11:06:40.123999+00:00", now, &t), 0);
+	assert_int_equal(t, 1795000000123LL);
+	assert_int_equal(vg_time_parse("2026-11-18T12:06:40.007+01:00", now, &t), 0);
+	assert_int_equal(t, 1795000000007LL);
+	assert_int_equal(vg_time_parse("1795000000.25", now, &t), 0);
+	assert_int_equal(t, 1795000000250LL);
 	assert_int_equal(vg_time_parse("2024-02-29", now, &t), 0);
 	assert_int_equal(t, 1709164800000LL);
 	assert_int_equal(vg_time_parse("1795000000", now, &t), 0);
@@ -52,7 +62,7 @@ static void test_parse(void **state)
 			      * sscanf's %2d took negative fields */
 			     "nan", "NAN", "-nan", "+nan(0x1)", "-nanm",
 			     "2026-11-18T-1:-1Z", "2026-11-18T11:06:-1Z",
-			     "2026-11-18T11:06+-1:-5"};
+			     "2026-11-18T11:06+-1:-5", "2026-11-18T11:06:40.Z"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(vg_time_parse(bad[i], now, &t), -EINVAL);
 }

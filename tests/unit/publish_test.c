@@ -86,6 +86,18 @@ static void test_point_ok(void **state)
 			       &p, err, sizeof(err)),
 			 0);
 	assert_int_equal(p.time_ms, NOW - 300000);
+	/* RFC 3339 fractions to the millisecond: two points under a second
+	 * apart are two points, not a point and a duplicate */
+	assert_int_equal(parse("{\"resource\":\"q\",\"metric\":\"n\","
+			       "\"time\":\"2026-11-18T11:00:00.250Z\",\"value\":1}",
+			       &p, err, sizeof(err)),
+			 0);
+	assert_int_equal(p.time_ms, 1794999600250LL);
+	assert_int_equal(parse("{\"resource\":\"q\",\"metric\":\"n\","
+			       "\"time\":\"2026-11-18T12:00:00.75+01:00\",\"value\":1}",
+			       &p, err, sizeof(err)),
+			 0);
+	assert_int_equal(p.time_ms, 1794999600750LL);
 }
 
 static void test_point_refused(void **state)
