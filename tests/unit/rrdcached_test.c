@@ -593,7 +593,12 @@ static void test_stalled_daemon_times_out(void **state)
 	assert_non_null(strstr(vg_rrdcd_error(c), "Connection timed out"));
 	assert_int_equal(hrd_kill(&d, SIGCONT), 0);
 	assert_int_equal(vg_rrdcd_set_timeout(c, TMO), 0);
-	assert_int_equal(vg_rrdcd_reconnect(c), 0);
+	/* a continued daemon answers again; on a loaded machine its first
+	 * answer after SIGCONT once took longer than TMO: a few tries */
+	int rc = -ETIMEDOUT;
+	for (int i = 0; i < 3 && rc == -ETIMEDOUT; i++)
+		rc = vg_rrdcd_reconnect(c);
+	assert_int_equal(rc, 0);
 	assert_int_equal(vg_rrdcd_last(c, "s.rrd", &t), 0);
 	assert_int_equal(t, T0);
 	vg_rrdcd_close(c);
