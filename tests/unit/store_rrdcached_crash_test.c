@@ -14,7 +14,10 @@
  *    back, everything drains, nothing lost or duplicated;
  *  - a daemon stalled (SIGSTOP) the same way, resumed with SIGCONT.
  * The writer is the "agent": it knows every value it had acknowledged
- * (value = 1000 * series + minute) and re-sends a refused batch.
+ * (value = 1000 * series + minute, sampled SUBSEC_MS after the minute, as
+ * agents' sub-second poll times are: a replay then offers times the
+ * daemon's whole-second answers cannot tell apart) and re-sends a
+ * refused batch.
  */
 #include <errno.h>
 #include <limits.h>
@@ -37,8 +40,9 @@
 
 #define T0 1699999980LL
 #define MS(s) ((int64_t)(s)*1000)
-#define NS 24       /* series */
-#define MINUTES 360 /* of the kill test (the archive keeps 1440) */
+#define NS 24         /* series */
+#define MINUTES 360   /* of the kill test (the archive keeps 1440) */
+#define SUBSEC_MS 229 /* each minute's sample time past the minute */
 
 struct fx {
 	char dir[64];
@@ -91,7 +95,7 @@ static void fx_free(struct fx *f)
  * answer (0: acknowledged). */
 static int write_minute(struct vg_store *s, int minute, int lo)
 {
-	struct vg_batch *b = vg_batch_new("h1", 1, 1, MS(T0 + 60 * minute));
+	struct vg_batch *b = vg_batch_new("h1", 1, 1, MS(T0 + 60 * minute) + SUBSEC_MS);
 	int rc;
 
 	assert_non_null(b);
@@ -99,7 +103,7 @@ static int write_minute(struct vg_store *s, int minute, int lo)
 		char id[16];
 		snprintf(id, sizeof(id), "node%d", i);
 		assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL,
-						  MS(T0 + 60 * minute)));
+						  MS(T0 + 60 * minute) + SUBSEC_MS));
 		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE,
 						 1000.0 * i + minute),
 				 0);
@@ -110,7 +114,10 @@ static int write_minute(struct vg_store *s, int minute, int lo)
 }
 
 /* Series i holds exactly minutes from..n-1 (the row of minute m covers
- * (m-1, m]), each at its own value; the rows before from are empty. */
+ * (m-1, m]), each at its own value; the rows before from are empty. A
+ * sample SUBSEC_MS past minute m-1 holds until the next one, so the row
+ * of minute m is minute m's value for all but its first SUBSEC_MS, which
+ * are minute m-1's (one less): a lost, doubled or shifted value shows. */
 static void check_series(struct vg_store *s, int i, int from, int n)
 {
 	struct vg_series r;
@@ -127,7 +134,8 @@ static void check_series(struct vg_store *s, int i, int from, int n)
 			continue; /* before its first value, after its last */
 		if (isnan(r.points[k].value))
 			fail_msg("node%d: no minute %d", i, minute);
-		if (fabs(r.points[k].value - (1000.0 * i + minute)) > 1e-9)
+		double want = 1000.0 * i + minute - SUBSEC_MS / 60000.0;
+		if (fabs(r.points[k].value - want) > 1e-6)
 			fail_msg("node%d minute %d: %g", i, minute, r.points[k].value);
 		seen++;
 	}
