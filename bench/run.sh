@@ -523,7 +523,9 @@ fi
 # primary until the shared registry records one of h0's batches
 # acknowledged by another collector, BENCH_CLUSTER_RUNS times (default 3),
 # ack timeout BENCH_CLUSTER_ACK (ms, default 3000). Target: under 2 x the
-# ack timeout. About 40 s per run. The rows the state database writes per
+# ack timeout. About 40 s per run. Then each node's CPU per sample, and
+# the alarms' takeover after a kill -9 of their owner (alarm_leases_test,
+# lease 2 s; target under 2 x the lease), as many times. The rows the state database writes per
 # batch (bench/state_rows.sh) follow. BENCH_SKIP="cluster" leaves both out.
 if [[ " $SKIP " != *" cluster "* ]]; then
   echo
@@ -536,11 +538,31 @@ if [[ " $SKIP " != *" cluster "* ]]; then
     m=$(grep -o 'FAILOVER_MS=[0-9]*' <<<"$out" | cut -d= -f2)
     nfail=$(grep -c '^not ok' <<<"$out")
     [[ -n $m ]] && ms+=("$m") && record "RESULT kind=cluster_failover ack_timeout_ms=$ack failover_ms=$m checks_failed=$nfail"
+    # each node's CPU per sample received (it also evaluates its peers'
+    # batches from the metric stream)
+    while read -r line; do
+      [[ -n $line ]] || continue
+      record "RESULT kind=cluster_node_cost ${line#*NODE_COST }"
+      echo "  node cost: ${line#*NODE_COST }"
+    done < <(grep 'NODE_COST' <<<"$out")
   done
   sorted=$(printf '%s\n' "${ms[@]}" | sort -n | tr '\n' ' ')
   worst=$(printf '%s\n' "${ms[@]}" | sort -n | tail -1)
   verdict=MISSED; [[ -n $worst && $worst -lt $((2 * ack)) ]] && verdict=met
   printf '  ack_timeout_ms %5s: failover %s ms (target < %s ms: %s)\n' "$ack" "$sorted" "$((2 * ack))" "$verdict"
+  # the alarms' side: kill -9 of an alarm's owner -> a survivor holds its
+  # lease (tests/integration/alarm_leases_test.sh, lease 2 s)
+  ts=()
+  for _ in $(seq "${BENCH_CLUSTER_RUNS:-3}"); do
+    out=$(VIGIE_BUILD=$BUILD bash tests/integration/alarm_leases_test.sh 2>&1)
+    t=$(sed -n 's/.*takeover: \([0-9.]*\) s after the kill -9.*/\1/p' <<<"$out")
+    nfail=$(grep -c '^not ok' <<<"$out")
+    [[ -n $t ]] && ts+=("$t") && record "RESULT kind=cluster_alarm_takeover lease_s=2 takeover_s=$t checks_failed=$nfail"
+  done
+  worst=$(printf '%s\n' "${ts[@]}" | sort -n | tail -1)
+  verdict=MISSED; [[ -n $worst ]] && awk -v w="$worst" 'BEGIN{exit !(w < 4)}' && verdict=met
+  printf '  lease 2 s: alarms of a killed owner evaluated elsewhere after %s s (target < 4 s: %s)\n' \
+    "$(printf '%s ' "${ts[@]}")" "$verdict"
   echo "rows the state database writes per batch (bench/state_rows.sh)"
   VIGIE_BUILD=$BUILD bash bench/state_rows.sh 2>&1 | sed 's/^/  /'
 fi

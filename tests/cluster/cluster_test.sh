@@ -397,6 +397,19 @@ else
   skip "alarm webhook receiver ($HOOKBIN) not built: make $BUILD/bench/alarms_hook"
 fi
 
+# ---- each node's cost (docs/benchmarks.md, "Failover in a cluster") ----
+# CPU of each collector process (the restarted one since its restart) per
+# sample it received from agents; it also evaluated its peers' batches
+# from the metric stream. Reported, never asserted (a loaded machine).
+tick=$(getconf CLK_TCK)
+for i in 0 1 2; do
+  read -r ut st < <(awk '{print $14, $15}' "/proc/${CPID[$i]}/stat" 2>/dev/null) || continue
+  m=$(get "http://127.0.0.1:${CH[$i]}/metrics")
+  smp=$(awk '$1 == "vigie_collector_samples_received_total" {print $2}' <<<"$m")
+  peer=$(awk '$1 == "vigie_cluster_stream_received_total" {print $2}' <<<"$m")
+  diag "NODE_COST node=$i cpu_s=$(awk -v a="$ut" -v b="$st" -v t="$tick" 'BEGIN{printf "%.2f", (a + b) / t}') samples=${smp:-0} peer_batches=${peer:-0} cpu_us_per_sample=$(awk -v a="$ut" -v b="$st" -v t="$tick" -v n="${smp:-0}" 'BEGIN{printf "%.1f", (n > 0 ? (a + b) / t * 1e6 / n : 0)}')"
+done
+
 # ---- stop the collectors; the daemons write everything to their files ----
 for i in 0 1 2; do stop_pid "${CPID[$i]}"; done
 for i in 0 1; do stop_pid "${RD_PID[$i]}"; done # SIGTERM: rrdcached flushes every file
