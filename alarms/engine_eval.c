@@ -557,7 +557,9 @@ static int window_for(struct series *s, int64_t period_ms, int keep)
  * sample in a period (its datapoint is missing) does not count: average,
  * minimum, maximum, sum, percentiles and count_above are over the members
  * that reported, `count` is how many did; a period in which none did is a
- * missing datapoint for the group (missing_data applies). */
+ * missing datapoint for the group (missing_data applies). The members and
+ * the open periods' values are stored too (engine_gstate.c says why), so
+ * a restart or a takeover decides the open periods from every value. */
 
 #define GROUP_MAX_MEMBERS 100000
 

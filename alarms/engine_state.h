@@ -10,6 +10,8 @@
  *                   -> decisions, composites, the indexes behind them
  *   engine_defs.c   definitions: load, create, update, delete, enable,
  *                   read (the API's entry points)
+ * beside them engine_own.c (clustered alarms: leases, takeover, fence)
+ * and engine_gstate.c (group alarms' members and open periods, stored);
  * Dependencies point one way, through the headers beside them:
  *   engine_defs.h -> engine_eval.h -> engine_queue.h -> engine_state.h
  * (defs uses evaluation and the queue; evaluation uses the queue; the
