@@ -27,6 +27,7 @@
 #include "alarms/engine_defs.h"
 #include "alarms/quota.h"
 #include "alarms/engine_eval.h"
+#include "alarms/engine_gstate.h"
 #include "alarms/engine_queue.h"
 #include "alarms/notice.h"
 #include "alarms/rule.h"
@@ -137,6 +138,7 @@ static int load_state(void *ctx, const struct vg_alarm_state_row *row)
 	in->ev.clear_since_ms = row->clear_since_ms;
 	in->ev.alarm_periods = row->alarm_periods;
 	in->updated_ms = row->updated_ms;
+	in->cooldown_last_ms = row->cooldown_ms;
 	/* a row written by the hot path has no text: rebuilt from the ring */
 	if (!row->reason && row->ring)
 		in->reason_stale = 1;
@@ -156,7 +158,8 @@ int vg_alarm_defs_load(struct vg_alarm_engine *e, char *err, size_t errlen)
 			 vg_alarm_store_errmsg(e->store));
 		return rc;
 	}
-	if ((rc = vg_alarm_store_load_states(e->store, load_state, e)))
+	if ((rc = vg_alarm_store_load_states(e->store, load_state, e)) ||
+	    (rc = vg_alarm_gstate_load(e, NULL)))
 		snprintf(err, errlen, "alarms.db: cannot load states: %s",
 			 vg_alarm_store_errmsg(e->store));
 	return rc;
@@ -628,7 +631,7 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 			vg_alarm_queue_delete_state(e, a->def.id, in->resource);
 		}
 		vg_alarm_free_insts(e, a);
-		vg_alarm_group_free(a); /* members join again */
+		vg_alarm_gstate_free(e, a); /* members join again */
 		a->agg = VG_ALARM_INSUFFICIENT_DATA;
 	} else if (reset_rings || oldparams.n != a->params.n) {
 		size_t pos = 0;

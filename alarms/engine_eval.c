@@ -69,6 +69,7 @@
 #include <time.h>
 
 #include "alarms/engine_eval.h"
+#include "alarms/engine_gstate.h"
 #include "alarms/silence_end.h"
 #include "alarms/engine_queue.h"
 #include "alarms/notice.h"
@@ -187,7 +188,7 @@ void vg_alarm_free(struct vg_alarm_engine *e, struct alarm *a)
 	if (!a)
 		return;
 	vg_alarm_free_insts(e, a);
-	vg_alarm_group_free(a);
+	vg_alarm_gstate_free(e, a);
 	vg_alarm_rule_free(a->rule);
 	vg_alarm_def_release(&a->def);
 	free(a);
@@ -237,7 +238,10 @@ static void notify(struct vg_alarm_engine *e, struct inst *in,
 			e->st.cooldowns++;
 			return;
 		}
+		/* its clock is in the state row: a restart or a new owner
+		 * holds back what this one would */
 		in->cooldown_last_ms = d->time_ms;
+		vg_alarm_queue_mark_dirty(e, in);
 	}
 	if (vg_alarm_uuid(nid, sizeof(nid)))
 		snprintf(nid, sizeof(nid), "%.16s-%llu", a->def.id,
@@ -553,30 +557,11 @@ static int window_for(struct series *s, int64_t period_ms, int keep)
  * sample in a period (its datapoint is missing) does not count: average,
  * minimum, maximum, sum, percentiles and count_above are over the members
  * that reported, `count` is how many did; a period in which none did is a
- * missing datapoint for the group (missing_data applies). */
+ * missing datapoint for the group (missing_data applies). The members and
+ * the open periods' values are stored too (engine_gstate.c says why), so
+ * a restart or a takeover decides the open periods from every value. */
 
 #define GROUP_MAX_MEMBERS 100000
-
-static struct group_acc *group_get(struct alarm *a)
-{
-	if (!a->grp && (a->grp = calloc(1, sizeof(*a->grp)))) {
-		a->grp->slot[0].start_ms = VG_WINDOW_NONE;
-		a->grp->slot[1].start_ms = VG_WINDOW_NONE;
-		vg_hmap_init(&a->grp->members);
-	}
-	return a->grp;
-}
-
-void vg_alarm_group_free(struct alarm *a)
-{
-	if (!a || !a->grp)
-		return;
-	free(a->grp->slot[0].vals);
-	free(a->grp->slot[1].vals);
-	vg_hmap_release(&a->grp->members);
-	free(a->grp);
-	a->grp = NULL;
-}
 
 static int cmp_double(const void *x, const void *y)
 {
@@ -632,33 +617,18 @@ static double group_value(const struct vg_alarm_def *d, double *v, size_t n,
 	return NAN;
 }
 
-/* Combine and evaluate the oldest open period of group alarm a, and make
- * the next one the oldest. */
-static void group_close(struct vg_alarm_engine *e, struct alarm *a)
+/* Decide group alarm a's period [start, start + period) of value v
+ * (members, reported, with a value: for the notification), on its
+ * instance in; the owner only. */
+static void group_decide(struct vg_alarm_engine *e, struct alarm *a, struct inst *in,
+			 int64_t start, double v, size_t members, size_t reported,
+			 size_t used)
 {
-	struct group_acc *g = a->grp;
-	struct group_period *p, done;
-	struct inst *in = vg_hmap_get(&a->insts, "", 0);
+	int64_t end = start + (int64_t)a->def.period_s * 1000;
 	struct vg_alarm_decision d;
-	size_t used = 0, reported;
-	int64_t start, end;
-	double v;
 
-	if (!g || g->slot[0].start_ms == VG_WINDOW_NONE)
-		return;
-	p = &g->slot[0];
-	start = p->start_ms;
-	end = start + (int64_t)a->def.period_s * 1000;
-	reported = p->nvals;
-	v = group_value(&a->def, p->vals, p->nvals, &used);
-	/* shift: slot 1 becomes the oldest, slot 0's buffer is reused */
-	done = g->slot[0];
-	g->slot[0] = g->slot[1];
-	g->slot[1] = done;
-	g->slot[1].start_ms = VG_WINDOW_NONE;
-	g->slot[1].nvals = 0;
-	if (!in || !a->def.enabled || vg_alarm_eval_push(&in->ev, start, v))
-		return;
+	if (vg_alarm_eval_push(&in->ev, start, v))
+		return; /* decided before (a replay after a restart or takeover) */
 	e->st.datapoints++;
 	vg_alarm_eval_decide(&a->params, &in->ev, end, &d, 0);
 	e->st.evaluations++;
@@ -667,7 +637,7 @@ static void group_close(struct vg_alarm_engine *e, struct alarm *a)
 		memcpy(in->reason, d.reason, strlen(d.reason) + 1);
 		in->reason_stale = 0;
 		if (d.reason_data)
-			json_object_set_new(d.reason_data, "group", json_pack("{s:s,s:o,s:I,s:I,s:I}", "statistic", vg_alarm_group_stat_name(a->def.group_stat, a->def.group_percentile, gs, sizeof(gs)), "value", isnan(v) ? json_null() : json_real(v), "members", (json_int_t)vg_hmap_count(&g->members), "reported", (json_int_t)reported, "with_value", (json_int_t)used));
+			json_object_set_new(d.reason_data, "group", json_pack("{s:s,s:o,s:I,s:I,s:I}", "statistic", vg_alarm_group_stat_name(a->def.group_stat, a->def.group_percentile, gs, sizeof(gs)), "value", isnan(v) ? json_null() : json_real(v), "members", (json_int_t)members, "reported", (json_int_t)reported, "with_value", (json_int_t)used));
 	} else
 		in->reason_stale = 1;
 	in->updated_ms = wall(e);
@@ -680,6 +650,55 @@ static void group_close(struct vg_alarm_engine *e, struct alarm *a)
 	vg_alarm_queue_commit_early(e);
 }
 
+void vg_alarm_group_datapoint(struct vg_alarm_engine *e, struct inst *in,
+			      const struct shadow_dp *dp)
+{
+	group_decide(e, in->a, in, dp->start_ms, dp->v, dp->members, dp->reported,
+		     dp->used);
+}
+
+/* Combine and evaluate the oldest open period of group alarm a, and make
+ * the next one the oldest. On a cluster node that does not own a, the
+ * combined value is kept in the instance's shadow (decided if this node
+ * takes a over before its owner decided it). */
+static void group_close(struct vg_alarm_engine *e, struct alarm *a)
+{
+	struct group_acc *g = a->grp;
+	struct group_period *p, done;
+	struct inst *in = vg_hmap_get(&a->insts, "", 0);
+	struct shadow_dp *sd;
+	size_t used = 0, reported, members;
+	int64_t start;
+	double v;
+
+	if (!g || g->slot[0].start_ms == VG_WINDOW_NONE)
+		return;
+	p = &g->slot[0];
+	start = p->start_ms;
+	reported = p->nvals;
+	members = vg_hmap_count(&g->members);
+	v = group_value(&a->def, p->vals, p->nvals, &used);
+	/* shift: slot 1 becomes the oldest, slot 0's buffers are reused */
+	done = g->slot[0];
+	g->slot[0] = g->slot[1];
+	g->slot[1] = done;
+	vg_alarm_gstate_period_clear(&g->slot[1]);
+	vg_alarm_gstate_closed(e, a, start); /* its stored values go */
+	if (!in || !a->def.enabled)
+		return;
+	if (!vg_alarm_owned(e, a)) {
+		sd = vg_alarm_shadow_push(e, in, start,
+					  start + (int64_t)a->def.period_s * 1000, v);
+		if (sd) {
+			sd->members = (uint32_t)members;
+			sd->reported = (uint32_t)reported;
+			sd->used = (uint32_t)used;
+		}
+		return;
+	}
+	group_decide(e, a, in, start, v, members, reported, used);
+}
+
 /* Close the oldest open periods while every member reported for them. */
 static void group_maybe_close(struct vg_alarm_engine *e, struct alarm *a)
 {
@@ -690,25 +709,19 @@ static void group_maybe_close(struct vg_alarm_engine *e, struct alarm *a)
 		group_close(e, a);
 }
 
-static int period_add(struct group_period *p, double v)
+/* member's value v for the open period p (stored at the next flush) */
+static void period_add(struct vg_alarm_engine *e, struct alarm *a,
+		       struct group_period *p, const char *member, double v)
 {
-	if (p->nvals == p->capvals) {
-		size_t cap = p->capvals ? 2 * p->capvals : 16;
-		double *n = realloc(p->vals, cap * sizeof(*n));
-		if (!n)
-			return -ENOMEM;
-		p->vals = n;
-		p->capvals = cap;
-	}
-	p->vals[p->nvals++] = v;
-	return 0;
+	if (!vg_alarm_gstate_period_add(p, member, v))
+		vg_alarm_gstate_mark(e, a);
 }
 
 /* One member's datapoint (value v, NaN when it had no sample). */
 static void group_add(struct vg_alarm_engine *e, struct alarm *a,
-		      int64_t start_ms, double v)
+		      const char *member, int64_t start_ms, double v)
 {
-	struct group_acc *g = group_get(a);
+	struct group_acc *g = vg_alarm_gstate_get(a);
 	struct inst *in;
 
 	if (!g)
@@ -720,11 +733,11 @@ static void group_add(struct vg_alarm_engine *e, struct alarm *a,
 		struct group_period *s0 = &g->slot[0], *s1 = &g->slot[1];
 		if (s0->start_ms == VG_WINDOW_NONE) {
 			s0->start_ms = start_ms;
-			period_add(s0, v);
+			period_add(e, a, s0, member, v);
 			break;
 		}
 		if (start_ms == s0->start_ms) {
-			period_add(s0, v);
+			period_add(e, a, s0, member, v);
 			break;
 		}
 		if (start_ms < s0->start_ms ||
@@ -735,11 +748,11 @@ static void group_add(struct vg_alarm_engine *e, struct alarm *a,
 		}
 		if (s1->start_ms == VG_WINDOW_NONE) {
 			s1->start_ms = start_ms;
-			period_add(s1, v);
+			period_add(e, a, s1, member, v);
 			break;
 		}
 		if (start_ms == s1->start_ms) {
-			period_add(s1, v);
+			period_add(e, a, s1, member, v);
 			break;
 		}
 		/* two periods ahead of the oldest: it closes without the
@@ -754,7 +767,7 @@ static void group_add(struct vg_alarm_engine *e, struct alarm *a,
 static struct inst *group_join(struct vg_alarm_engine *e, struct alarm *a,
 			       const struct res_info *r)
 {
-	struct group_acc *g = group_get(a);
+	struct group_acc *g = vg_alarm_gstate_get(a);
 	struct inst *in = vg_hmap_get(&a->insts, "", 0);
 
 	if (!g)
@@ -770,6 +783,7 @@ static struct inst *group_join(struct vg_alarm_engine *e, struct alarm *a,
 			return NULL;
 		if (vg_hmap_put(&g->members, r->id, strlen(r->id), (void *)1, NULL))
 			return NULL;
+		vg_alarm_gstate_member(e, a, r->id, 1);
 		vg_alarm_queue_history(e, a, "resource_joined", r->id, wall(e),
 				       json_pack("{s:s,s:s,s:I}", "resource", r->id, "type",
 						 vg_rtype_name(r->rtype) ? vg_rtype_name(r->rtype) : "?",
@@ -788,6 +802,7 @@ static void group_leave(struct vg_alarm_engine *e, struct alarm *a,
 	if (!g || !vg_hmap_gets(&g->members, id))
 		return;
 	vg_hmap_del(&g->members, id, strlen(id));
+	vg_alarm_gstate_member(e, a, id, 0);
 	vg_alarm_queue_history(e, a, "resource_left", id, t,
 			       json_pack("{s:s,s:I}", "resource", id, "members",
 					 (json_int_t)vg_hmap_count(&g->members)));
@@ -1057,7 +1072,7 @@ static void on_period(void *ctx, const struct vg_alarm_datapoint *dp)
 			continue;
 		v = vg_alarm_statistic(dp, a->def.statistic, a->def.percentile);
 		if (a->def.group) {
-			group_add(e, a, dp->start_ms, v);
+			group_add(e, a, s->res->id, dp->start_ms, v);
 			continue;
 		}
 		if (!vg_alarm_owned(e, a)) {

@@ -15,8 +15,6 @@ void vg_alarm_inst_free(struct vg_alarm_engine *e, struct inst *in);
 void vg_alarm_free_insts(struct vg_alarm_engine *e, struct alarm *a);
 /* Free an alarm with its instances, rule and definition; NULL is fine. */
 void vg_alarm_free(struct vg_alarm_engine *e, struct alarm *a);
-/* Free a group alarm's open period and members (a->grp). */
-void vg_alarm_group_free(struct alarm *a);
 /* The alarm's state over its instances (any alarm -> alarm, any ok -> ok). */
 int vg_alarm_aggregate(struct alarm *a);
 /* After instances of a changed: update its aggregate and evaluate the
@@ -42,9 +40,14 @@ void vg_alarm_res_free(struct res_info *r);
  * evaluated before is ignored. */
 void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 			     int64_t start_ms, int64_t end_ms, double v);
-/* Keep a datapoint of an alarm another node owns (engine_own.c). */
-void vg_alarm_shadow_push(struct vg_alarm_engine *e, struct inst *in,
-			  int64_t start_ms, int64_t end_ms, double v);
+/* Decide a group alarm's period kept in its shadow (a takeover). */
+void vg_alarm_group_datapoint(struct vg_alarm_engine *e, struct inst *in,
+			      const struct shadow_dp *dp);
+/* Keep a datapoint of an alarm another node owns (engine_own.c): the
+ * entry (members, reported, used zero; the caller may set them), or NULL
+ * on out of memory. */
+struct shadow_dp *vg_alarm_shadow_push(struct vg_alarm_engine *e, struct inst *in,
+				       int64_t start_ms, int64_t end_ms, double v);
 
 void vg_alarm_notify_still_firing(struct vg_alarm_engine *e, struct inst *in,
 				  const char *reason, int64_t t);

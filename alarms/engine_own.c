@@ -58,8 +58,13 @@
  * written (FEED_KEEP_MS); a transaction left open (xmin held back) only
  * makes rounds re-read more rows, up to FEED_SEEN_MAX kept seqs.
  *
- * Not carried over: a group alarm's open periods and an alarm's cooldown
- * clock are in memory only (as across a restart).
+ * Group alarms: every node combines the members' datapoints into the
+ * open periods (the stream brings them all), but a node that does not
+ * own the alarm keeps each closed period's value in the "" instance's
+ * shadow instead of deciding it, replayed at a takeover like any other.
+ * At the takeover the stored members and open periods are merged into
+ * this node's and its own are written (engine_gstate.c). The cooldown's
+ * clock is in the state row, loaded with the state.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -67,6 +72,7 @@
 
 #include "alarms/engine_defs.h"
 #include "alarms/engine_eval.h"
+#include "alarms/engine_gstate.h"
 #include "alarms/engine_queue.h"
 #include "vigie/log.h"
 
@@ -83,14 +89,14 @@
 #define KNOWN ((void *)1)
 #define HELD_LEASE ((void *)2)
 
-void vg_alarm_shadow_push(struct vg_alarm_engine *e, struct inst *in,
-			  int64_t start_ms, int64_t end_ms, double v)
+struct shadow_dp *vg_alarm_shadow_push(struct vg_alarm_engine *e, struct inst *in,
+				       int64_t start_ms, int64_t end_ms, double v)
 {
 	struct shadow_dp *d;
 
 	if (!in->shadow &&
 	    !(in->shadow = calloc(VG_ALARM_SHADOW_MAX, sizeof(*in->shadow))))
-		return;
+		return NULL;
 	if (in->nshadow == VG_ALARM_SHADOW_MAX) {
 		/* the oldest goes: its owner is alive and evaluated it */
 		in->shadow_head = (in->shadow_head + 1) % VG_ALARM_SHADOW_MAX;
@@ -98,10 +104,9 @@ void vg_alarm_shadow_push(struct vg_alarm_engine *e, struct inst *in,
 		e->st.shadow_dropped++;
 	}
 	d = &in->shadow[(in->shadow_head + in->nshadow) % VG_ALARM_SHADOW_MAX];
-	d->start_ms = start_ms;
-	d->end_ms = end_ms;
-	d->v = v;
+	*d = (struct shadow_dp){.start_ms = start_ms, .end_ms = end_ms, .v = v};
 	in->nshadow++;
+	return d;
 }
 
 static void shadow_clear(struct inst *in)
@@ -140,7 +145,8 @@ static void adopt(struct vg_alarm_engine *e, struct alarm *a)
 	const struct vg_hmap_entry *s;
 	int rc;
 
-	if ((rc = vg_alarm_defs_load_states(e, a->def.id)))
+	if ((rc = vg_alarm_defs_load_states(e, a->def.id)) ||
+	    (a->def.group && (rc = vg_alarm_gstate_load(e, a->def.id))))
 		vg_warn("alarms: taking over %s/%s: its stored state could not "
 			"be read (%s); going on from this node's",
 			a->def.project, a->def.name, vg_alarm_store_errmsg(e->store));
@@ -152,10 +158,15 @@ static void adopt(struct vg_alarm_engine *e, struct alarm *a)
 		for (uint32_t k = 0; k < in->nshadow; k++) {
 			struct shadow_dp *d =
 				&in->shadow[(in->shadow_head + k) % VG_ALARM_SHADOW_MAX];
-			vg_alarm_inst_datapoint(e, in, d->start_ms, d->end_ms, d->v);
+			if (a->def.group)
+				vg_alarm_group_datapoint(e, in, d);
+			else
+				vg_alarm_inst_datapoint(e, in, d->start_ms, d->end_ms, d->v);
 		}
 		shadow_clear(in);
 	}
+	if (a->def.group) /* what the stream brought and the old owner did not store */
+		vg_alarm_gstate_adopt(e, a);
 	vg_debug("alarms: this node now evaluates %s/%s", a->def.project, a->def.name);
 }
 
@@ -410,6 +421,8 @@ int vg_alarm_own_fence(struct vg_alarm_engine *e)
 	for (size_t i = 0; i < e->npend; i++)
 		if (e->pend[i].kind == P_HISTORY && e->pend[i].alarm_id)
 			ask(e, &cache, &csv, &len, &cap, e->pend[i].alarm_id);
+	for (size_t i = 0; i < e->ngdirty; i++)
+		ask(e, &cache, &csv, &len, &cap, e->gdirty[i]->def.id);
 	if (len && (rc = vg_alarm_store_leases_held(e->store, e->node, csv,
 						    mark_held, &cache)) < 0)
 		goto out; /* nothing dropped: the flush is retried */
@@ -433,6 +446,15 @@ int vg_alarm_own_fence(struct vg_alarm_engine *e)
 		j++;
 	}
 	e->npend = j;
+	j = 0;
+	for (size_t i = 0; i < e->ngdirty; i++) {
+		struct alarm *a = e->gdirty[i];
+		if (may_write(e, &cache, a->def.id))
+			e->gdirty[j++] = a;
+		else
+			a->grp->dirty = 0; /* the new owner writes them */
+	}
+	e->ngdirty = j;
 	rc = 0;
 out:
 	free(csv);

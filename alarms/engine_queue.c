@@ -65,6 +65,7 @@
 #include <string.h>
 
 #include "alarms/engine_queue.h"
+#include "alarms/engine_gstate.h"
 #include "alarms/group.h"
 #include "alarms/notice.h"
 #include "alarms/inhibit.h"
@@ -184,6 +185,7 @@ static int write_state(struct vg_alarm_engine *e, struct inst *in)
 		.ring = ring,
 		.ring_len = vg_alarm_eval_ring_pack(&in->ev, ring, sizeof(ring)),
 		.updated_ms = in->updated_ms,
+		.cooldown_ms = in->cooldown_last_ms,
 	};
 
 	return vg_alarm_store_put_state(e->store, &row);
@@ -259,7 +261,7 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 	int rc, wake = 0;
 	int64_t now = wall(e);
 
-	if (!e->ndirty && !e->npend && !vg_alarm_group_maybe_due(e, now))
+	if (!e->ndirty && !e->npend && !e->ngdirty && !vg_alarm_group_maybe_due(e, now))
 		return 0;
 	rc = vg_alarm_store_begin(e->store);
 	if (!rc) /* clustered: only what this node still holds a lease on */
@@ -302,11 +304,14 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 			wake = 1;
 		}
 	}
+	if (!rc) /* after the pending rows: a group's "" state deletion first */
+		rc = vg_alarm_gstate_write(e);
 	if (!rc)
 		rc = vg_alarm_group_flush_due(e, now, &wake);
 	if (!rc)
 		rc = vg_alarm_store_commit(e->store);
 	vg_alarm_group_after_commit(e, !rc);
+	vg_alarm_gstate_after_commit(e, !rc);
 	if (rc) {
 		vg_alarm_store_rollback(e->store);
 		e->st.store_errors++;
@@ -356,8 +361,11 @@ void vg_alarm_queue_release(struct vg_alarm_engine *e)
 		pending_release(&e->pend[i]);
 	free(e->pend);
 	free(e->dirty);
+	free(e->gdirty);
 	e->pend = NULL;
 	e->dirty = NULL;
+	e->gdirty = NULL;
+	e->ngdirty = e->capgdirty = 0;
 	e->npend = e->cappend = e->ndirty = e->capdirty = 0;
 }
 

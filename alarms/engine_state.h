@@ -10,6 +10,8 @@
  *                   -> decisions, composites, the indexes behind them
  *   engine_defs.c   definitions: load, create, update, delete, enable,
  *                   read (the API's entry points)
+ * beside them engine_own.c (clustered alarms: leases, takeover, fence)
+ * and engine_gstate.c (group alarms' members and open periods, stored);
  * Dependencies point one way, through the headers beside them:
  *   engine_defs.h -> engine_eval.h -> engine_queue.h -> engine_state.h
  * (defs uses evaluation and the queue; evaluation uses the queue; the
@@ -85,36 +87,58 @@ struct inst {
 	uint32_t nshadow, shadow_head;
 };
 
-/* A closed period's value kept by a node that does not own the alarm. */
+/* A closed period's value kept by a node that does not own the alarm
+ * (for a group alarm also how many members there were, reported and had
+ * a value: the notification says so when the period is decided). */
 struct shadow_dp {
 	int64_t start_ms, end_ms;
 	double v;
+	uint32_t members, reported, used;
 };
 
 /* Datapoints kept per instance while not owned: the takeover needs those
  * since the previous owner's last commit, at most 2 x lease + a period;
- * 16 periods of 10 s is well over 2 x 10 s, for 384 bytes an instance. */
+ * 16 periods of 10 s is well over 2 x 10 s, for 512 bytes an instance. */
 #define VG_ALARM_SHADOW_MAX 16
 
 /* One open period of a group alarm: the values of the members that
- * reported for it (NaN: a member whose own datapoint was missing). */
+ * reported for it (NaN: a member whose own datapoint was missing), each
+ * member once. */
 struct group_period {
 	int64_t start_ms; /* VG_WINDOW_NONE: slot unused */
 	double *vals;
+	char **who;          /* the member of each value (owned) */
+	struct vg_hmap seen; /* who[i] -> (void *)1, keys borrowed from who */
 	size_t nvals, capvals;
+	size_t nsaved; /* vals[0, nsaved) are in the database */
+};
+
+/* A change of a group's members not yet written (engine_gstate.c). */
+struct group_change {
+	char *id;
+	int join; /* 1 joined, 0 left */
 };
 
 /* A group alarm's open periods: the oldest (slot[0]) and the next, so a
  * member a period ahead of the others does not close the older period
  * early. slot[0] is combined and evaluated when every member reported for
  * it, when a datapoint comes for a period after slot[1], or when the
- * members' data clock is two intervals past its end. Memory only: a
- * restart loses the open periods, as it loses the members' windows. */
+ * members' data clock is two intervals past its end. The members and the
+ * open periods' values are also in the database (engine_gstate.c), so a
+ * restart or a takeover goes on with them. */
 struct group_acc {
 	struct group_period slot[2];
 	struct vg_hmap members;     /* resource id -> (void *)1 */
 	int64_t clock_ms, grace_ms; /* newest data clock of its members */
 	uint64_t late;              /* datapoints after their period closed */
+	/* not yet in the database (engine_gstate.c): member changes in
+	 * order, or all of them (resync); closed periods' rows to delete
+	 * (through this start; VG_WINDOW_NONE none) */
+	struct group_change *chg;
+	size_t nchg, capchg;
+	int resync;
+	int64_t drop_through_ms;
+	int dirty; /* in e->gdirty */
 };
 
 struct alarm {
@@ -218,6 +242,10 @@ struct vg_alarm_engine {
 	 * early commit took, and whether one failed in this batch */
 	int64_t notice_since_ns, early_cost_ns;
 	int early_off;
+	/* group alarms whose members or open periods are to be written
+	 * (engine_gstate.c) */
+	struct alarm **gdirty;
+	size_t ngdirty, capgdirty;
 	/* clustered alarms (engine_own.c): evaluate only owned alarms */
 	int cluster;
 	char node[128];

@@ -9,7 +9,9 @@
  * alarms.db at PRAGMA user_version 1 is adopted as version 1, then step 2
  * adds the outbox's claim columns, step 3 the tables of grouped
  * notifications waiting for their flush (alarms/group.c), step 4 the feed
- * of notifications between cluster nodes (alarms/engine_own.c)). sqlite
+ * of notifications between cluster nodes (alarms/engine_own.c), step 5
+ * the cooldown's clock in states and the members and open periods of
+ * group alarms (alarms/engine_gstate.c)). sqlite
  * runs WAL with synchronous=FULL:
  * alarm writes are rare (transitions, definition changes, one state row
  * per evaluated period per instance, batched per agent batch), so the
@@ -49,6 +51,7 @@
  * violation is -EEXIST; other failures -EIO.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +82,11 @@ enum {
 	ST_OB_RENEW,
 	ST_OB_CLAIM,
 	ST_OB_NEXT_PG,
+	ST_GM_PUT,
+	ST_GM_DEL,
+	ST_GM_DEL_ALL,
+	ST_GV_PUT,
+	ST_GV_DROP,
 	ST_COUNT
 };
 
@@ -92,11 +100,11 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_DEF_NAME] = "SELECT id FROM alarms WHERE project = ?1 AND name = ?2 "
 			"AND id <> ?3",
 	[ST_STATE_PUT] = "INSERT INTO states(alarm_id, resource, state, since_ms, "
-			 "clear_since_ms, alarm_periods, reason, ring, updated_ms) "
-			 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+			 "clear_since_ms, alarm_periods, reason, ring, updated_ms, "
+			 "cooldown_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
 			 "ON CONFLICT(alarm_id, resource) DO UPDATE SET state = ?3, "
 			 "since_ms = ?4, clear_since_ms = ?5, alarm_periods = ?6, "
-			 "reason = ?7, ring = ?8, updated_ms = ?9",
+			 "reason = ?7, ring = ?8, updated_ms = ?9, cooldown_ms = ?10",
 	[ST_STATE_DEL] = "DELETE FROM states WHERE alarm_id = ?1 AND resource = ?2",
 	[ST_HIST_ADD] = "INSERT INTO history(alarm_id, project, type, resource, "
 			"time_ms, recorded_ms, detail) VALUES (?1, ?2, ?3, ?4, "
@@ -124,6 +132,17 @@ static const char *const sql_text[ST_COUNT] = {
 			"claimed_by = ?4) ORDER BY id LIMIT ?2 FOR UPDATE SKIP "
 			"LOCKED) RETURNING id, notice_id, alarm_id, project, action, "
 			"body, attempts, created_ms, next_ms",
+	/* group alarms' members and open periods (step 5) */
+	[ST_GM_PUT] = "INSERT INTO group_alarm_members(alarm_id, resource) VALUES "
+		      "(?1, ?2) ON CONFLICT(alarm_id, resource) DO NOTHING",
+	[ST_GM_DEL] = "DELETE FROM group_alarm_members WHERE alarm_id = ?1 AND "
+		      "resource = ?2",
+	[ST_GM_DEL_ALL] = "DELETE FROM group_alarm_members WHERE alarm_id = ?1",
+	[ST_GV_PUT] = "INSERT INTO group_alarm_values(alarm_id, start_ms, resource, "
+		      "value) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(alarm_id, start_ms, "
+		      "resource) DO UPDATE SET value = ?4",
+	[ST_GV_DROP] = "DELETE FROM group_alarm_values WHERE alarm_id = ?1 AND "
+		       "start_ms <= ?2",
 	/* when the next row becomes available to this worker: its next_ms,
 	 * or after another worker's lease on it ends */
 	[ST_OB_NEXT_PG] = "SELECT min(CASE WHEN claimed_by <> ?2 AND claim_until >= "
@@ -230,6 +249,26 @@ static const struct vg_db_step steps[] = {
 		   " body TEXT NOT NULL, recorded_ms BIGINT NOT NULL);"
 		   "CREATE INDEX IF NOT EXISTS peer_notices_xid ON peer_notices(xid);"
 		   "CREATE INDEX IF NOT EXISTS peer_notices_recorded ON peer_notices(recorded_ms);"},
+	/* what a restart or a takeover needs to go on as an uninterrupted
+	 * run would: the cooldown's clock of each instance, and the members
+	 * and open periods of group alarms (alarms/engine_gstate.c) */
+	{.version = 5,
+	 .sql_sqlite = "ALTER TABLE states ADD COLUMN cooldown_ms INTEGER NOT NULL DEFAULT 0;"
+		       "CREATE TABLE IF NOT EXISTS group_alarm_members ("
+		       " alarm_id TEXT NOT NULL, resource TEXT NOT NULL,"
+		       " PRIMARY KEY (alarm_id, resource));"
+		       "CREATE TABLE IF NOT EXISTS group_alarm_values ("
+		       " alarm_id TEXT NOT NULL, start_ms INTEGER NOT NULL,"
+		       " resource TEXT NOT NULL, value REAL,"
+		       " PRIMARY KEY (alarm_id, start_ms, resource));",
+	 .sql_pg = "ALTER TABLE states ADD COLUMN cooldown_ms BIGINT NOT NULL DEFAULT 0;"
+		   "CREATE TABLE IF NOT EXISTS group_alarm_members ("
+		   " alarm_id TEXT COLLATE \"C\" NOT NULL, resource TEXT COLLATE \"C\" NOT NULL,"
+		   " PRIMARY KEY (alarm_id, resource));"
+		   "CREATE TABLE IF NOT EXISTS group_alarm_values ("
+		   " alarm_id TEXT COLLATE \"C\" NOT NULL, start_ms BIGINT NOT NULL,"
+		   " resource TEXT COLLATE \"C\" NOT NULL, value DOUBLE PRECISION,"
+		   " PRIMARY KEY (alarm_id, start_ms, resource));"},
 };
 
 static const struct vg_db_schema alarms_schema = {
@@ -336,6 +375,8 @@ int vg_alarm_store_open(const char *where, struct vg_alarm_store **out,
 	return 0;
 }
 
+static int gopen_delete(struct vg_alarm_store *s, const char *alarm_id);
+
 static int prep(struct vg_alarm_store *s, int i, struct vg_db_stmt **st)
 {
 	return map_rc(vg_db_prepare(s->db, sql_text[i], st));
@@ -439,7 +480,7 @@ int vg_alarm_store_delete_def(struct vg_alarm_store *s, const char *id)
 	if ((rc = prep(s, ST_DEF_STATES_DEL, &st)))
 		return rc;
 	vg_db_bind_text(st, 1, id);
-	if ((rc = run(st)) || (rc = prep(s, ST_DEF_DEL, &st)))
+	if ((rc = run(st)) || (rc = gopen_delete(s, id)) || (rc = prep(s, ST_DEF_DEL, &st)))
 		return rc;
 	vg_db_bind_text(st, 1, id);
 	return run(st);
@@ -461,11 +502,12 @@ int vg_alarm_store_load_states_of(struct vg_alarm_store *s, const char *alarm_id
 
 	rc = vg_db_prepare(s->db, alarm_id ? "SELECT alarm_id, resource, state, "
 					     "since_ms, clear_since_ms, alarm_periods, "
-					     "reason, ring, updated_ms FROM states WHERE "
-					     "alarm_id = ?1"
+					     "reason, ring, updated_ms, cooldown_ms FROM "
+					     "states WHERE alarm_id = ?1"
 					   : "SELECT alarm_id, resource, state, "
 					     "since_ms, clear_since_ms, alarm_periods, "
-					     "reason, ring, updated_ms FROM states",
+					     "reason, ring, updated_ms, cooldown_ms FROM "
+					     "states",
 			   &st);
 	if (rc)
 		return map_rc(rc);
@@ -485,6 +527,7 @@ int vg_alarm_store_load_states_of(struct vg_alarm_store *s, const char *alarm_id
 			.ring = ring,
 			.ring_len = len,
 			.updated_ms = vg_db_column_int64(st, 8),
+			.cooldown_ms = vg_db_column_int64(st, 9),
 		};
 		ret = fn(ctx, &row);
 	}
@@ -512,6 +555,7 @@ int vg_alarm_store_put_state(struct vg_alarm_store *s,
 	if (r->ring)
 		vg_db_bind_blob(st, 8, r->ring, r->ring_len);
 	vg_db_bind_int64(st, 9, r->updated_ms);
+	vg_db_bind_int64(st, 10, r->cooldown_ms);
 	return run(st);
 }
 
@@ -525,7 +569,124 @@ int vg_alarm_store_delete_state(struct vg_alarm_store *s, const char *alarm_id,
 		return rc;
 	vg_db_bind_text(st, 1, alarm_id);
 	vg_db_bind_text(st, 2, resource ? resource : "");
+	if ((rc = run(st)) || (resource && *resource))
+		return rc;
+	return gopen_delete(s, alarm_id);
+}
+
+/* ---- group alarms: members and open periods ------------------------------------- */
+
+static int gopen_delete(struct vg_alarm_store *s, const char *alarm_id)
+{
+	int rc = vg_alarm_store_gmember_del(s, alarm_id, NULL);
+
+	return rc ? rc : vg_alarm_store_gvalues_drop(s, alarm_id, INT64_MAX);
+}
+
+static int gmember(struct vg_alarm_store *s, int which, const char *alarm_id,
+		   const char *resource)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = prep(s, which, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, alarm_id);
+	vg_db_bind_text(st, 2, resource);
 	return run(st);
+}
+
+int vg_alarm_store_gmember_put(struct vg_alarm_store *s, const char *alarm_id,
+			       const char *resource)
+{
+	return gmember(s, ST_GM_PUT, alarm_id, resource);
+}
+
+int vg_alarm_store_gmember_del(struct vg_alarm_store *s, const char *alarm_id,
+			       const char *resource)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if (resource)
+		return gmember(s, ST_GM_DEL, alarm_id, resource);
+	if ((rc = prep(s, ST_GM_DEL_ALL, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, alarm_id);
+	return run(st);
+}
+
+int vg_alarm_store_gvalue_put(struct vg_alarm_store *s, const char *alarm_id,
+			      int64_t start_ms, const char *resource, double value)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = prep(s, ST_GV_PUT, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, alarm_id);
+	vg_db_bind_int64(st, 2, start_ms);
+	vg_db_bind_text(st, 3, resource);
+	if (isnan(value))
+		vg_db_bind_null(st, 4);
+	else
+		vg_db_bind_double(st, 4, value);
+	return run(st);
+}
+
+int vg_alarm_store_gvalues_drop(struct vg_alarm_store *s, const char *alarm_id,
+				int64_t through_ms)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = prep(s, ST_GV_DROP, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, alarm_id);
+	vg_db_bind_int64(st, 2, through_ms);
+	return run(st);
+}
+
+int vg_alarm_store_gopen_load(struct vg_alarm_store *s, const char *alarm_id,
+			      vg_alarm_gmember_fn member, vg_alarm_gvalue_fn value,
+			      void *ctx)
+{
+	struct vg_db_stmt *st;
+	int rc, ret = 0;
+
+	rc = vg_db_prepare(s->db, alarm_id ? "SELECT alarm_id, resource FROM "
+					     "group_alarm_members WHERE alarm_id = ?1"
+					   : "SELECT alarm_id, resource FROM "
+					     "group_alarm_members",
+			   &st);
+	if (rc)
+		return map_rc(rc);
+	if (alarm_id)
+		vg_db_bind_text(st, 1, alarm_id);
+	while (!ret && (rc = vg_db_step(st)) == 1)
+		ret = member(ctx, vg_db_column_text(st, 0), vg_db_column_text(st, 1));
+	vg_db_reset(st);
+	if (ret || rc < 0)
+		return ret ? ret : map_rc(rc);
+	rc = vg_db_prepare(s->db, alarm_id ? "SELECT alarm_id, start_ms, resource, value "
+					     "FROM group_alarm_values WHERE alarm_id = ?1 "
+					     "ORDER BY alarm_id, start_ms, resource"
+					   : "SELECT alarm_id, start_ms, resource, value "
+					     "FROM group_alarm_values ORDER BY alarm_id, "
+					     "start_ms, resource",
+			   &st);
+	if (rc)
+		return map_rc(rc);
+	if (alarm_id)
+		vg_db_bind_text(st, 1, alarm_id);
+	while (!ret && (rc = vg_db_step(st)) == 1)
+		ret = value(ctx, vg_db_column_text(st, 0), vg_db_column_int64(st, 1),
+			    vg_db_column_text(st, 2),
+			    vg_db_column_is_null(st, 3) ? NAN : vg_db_column_double(st, 3));
+	vg_db_reset(st);
+	if (ret)
+		return ret;
+	return rc < 0 ? map_rc(rc) : 0;
 }
 
 /* ---- history -------------------------------------------------------------------- */

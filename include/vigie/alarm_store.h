@@ -5,8 +5,11 @@
  *
  * Tables:
  *   alarms   definitions (id, project, name unique per project, JSON)
- *   states   per (alarm, resource) state, reason and the last datapoints
- *            (so a restart resumes evaluation where it stopped)
+ *   states   per (alarm, resource) state, reason, the last datapoints and
+ *            the cooldown's clock (so a restart resumes evaluation where
+ *            it stopped)
+ *   group_alarm_members, group_alarm_values   a group alarm's members
+ *            and the values of its open periods (same reason)
  *   history  every transition, notification attempt and definition change
  *   outbox   notifications accepted for delivery (webhook, exec,
  *            alertmanager): pending -> delivered | failed
@@ -104,6 +107,8 @@ struct vg_alarm_state_row {
 	const void *ring; /* packed datapoints (vigie/alarm_eval.h) */
 	size_t ring_len;
 	int64_t updated_ms;
+	int64_t cooldown_ms; /* sample time of the last alarm notification
+			      * sent (the cooldown's clock); 0 none */
 };
 
 typedef int (*vg_alarm_state_row_fn)(void *ctx,
@@ -115,8 +120,41 @@ int vg_alarm_store_load_states_of(struct vg_alarm_store *s, const char *alarm_id
 				  vg_alarm_state_row_fn fn, void *ctx);
 int vg_alarm_store_put_state(struct vg_alarm_store *s,
 			     const struct vg_alarm_state_row *row);
+/* Delete one instance's state row; for resource "" (the one instance of
+ * a single-resource, composite or group alarm) also the group alarm's
+ * members and open periods below. */
 int vg_alarm_store_delete_state(struct vg_alarm_store *s, const char *alarm_id,
 				const char *resource);
+
+/* ---- group alarms: members and open periods ------------------------------------- */
+
+/* What a group alarm's evaluation needs besides its state row, so a
+ * restart or a takeover decides its next period as an uninterrupted run
+ * would: its members (written when one joins or leaves) and, per open
+ * period, the value each member reported (written with the batch that
+ * brought it; value NaN is stored as NULL: a member with no sample).
+ * Rows of a period are deleted when it is decided (values_drop through
+ * its start). gmember_del with resource NULL deletes every member.
+ * Deleting the definition or its "" state deletes them all. 0 or -errno. */
+int vg_alarm_store_gmember_put(struct vg_alarm_store *s, const char *alarm_id,
+			       const char *resource);
+int vg_alarm_store_gmember_del(struct vg_alarm_store *s, const char *alarm_id,
+			       const char *resource);
+int vg_alarm_store_gvalue_put(struct vg_alarm_store *s, const char *alarm_id,
+			      int64_t start_ms, const char *resource, double value);
+int vg_alarm_store_gvalues_drop(struct vg_alarm_store *s, const char *alarm_id,
+				int64_t through_ms);
+/* Read them back, for one alarm or (alarm_id NULL) all: member(ctx,
+ * alarm_id, resource) for each member, then value(ctx, alarm_id,
+ * start_ms, resource, value) for each open value, by alarm and start.
+ * A non-zero return of a callback stops and is returned. */
+typedef int (*vg_alarm_gmember_fn)(void *ctx, const char *alarm_id,
+				   const char *resource);
+typedef int (*vg_alarm_gvalue_fn)(void *ctx, const char *alarm_id, int64_t start_ms,
+				  const char *resource, double value);
+int vg_alarm_store_gopen_load(struct vg_alarm_store *s, const char *alarm_id,
+			      vg_alarm_gmember_fn member, vg_alarm_gvalue_fn value,
+			      void *ctx);
 
 /* The alarms with a transition recorded (by any collector's wall
  * clock) at or after since_ms: fn(ctx, alarm_id) once each (a non-zero

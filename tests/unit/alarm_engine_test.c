@@ -1093,12 +1093,40 @@ static void member_ended(struct fixture *f, const char *id, int m)
 	ended(f, id, t);
 }
 
-static void test_group_autoscaling(void **state)
-{
-	struct fixture *f = *state;
-	struct vg_alarm_engine_options o = {0};
+/* The scaling script's two commands, and an engine opened with them on
+ * the case's store (again after a restart). */
+struct scaling {
 	struct vg_alarm_exec_cmd cmds[2];
-	char err[256], spec[600], script[300], logf[300], line[8192];
+	char logf[300];
+};
+
+static void scaling_open(struct fixture *f, struct scaling *sc)
+{
+	struct vg_alarm_engine_options o = {0};
+	char err[256];
+
+	o.data_dir = store_where(f);
+	o.agent_interval_s = 10;
+	o.hub = f->hub;
+	o.now_ms = fake_now;
+	o.exec = sc->cmds;
+	o.nexec = 2;
+	if (vg_alarm_engine_open(&o, &f->e, err, sizeof(err)))
+		fail_msg("engine open: %s", err);
+}
+
+/* The autoscaling example, uninterrupted or (restart) with the engine
+ * closed and opened again on the same store twice: in the middle of
+ * minute 6, when two of the three members reported a period that decides
+ * the first scale-out, and in the middle of minute 10, inside the
+ * scale-out's cooldown. The script must be called exactly as without the
+ * restarts: a group period decided after a restart uses the values its
+ * members reported before it (they are acknowledged and never sent
+ * again), and the cooldown's clock survives. */
+static void autoscaling(struct fixture *f, int restart)
+{
+	struct scaling sc;
+	char err[256], spec[600], script[300], line[8192];
 	int64_t next;
 	int64_t base = T0 / MIN * MIN + 1000 * MIN;
 	FILE *fp;
@@ -1106,27 +1134,20 @@ static void test_group_autoscaling(void **state)
 	/* the operator's scaling script: one line per call, direction first,
 	 * then the alarm and the notification on stdin */
 	snprintf(script, sizeof(script), "%s/scale.sh", f->dir);
-	snprintf(logf, sizeof(logf), "%s/scale.log", f->dir);
+	snprintf(sc.logf, sizeof(sc.logf), "%s/scale.log", f->dir);
 	fp = fopen(script, "w");
 	assert_non_null(fp);
 	fprintf(fp, "#!/bin/sh\n{ printf '%%s %%s ' \"$1\" \"$VIGIE_ALARM_NAME\"; "
 		    "tr -d '\\n'; echo; } >> %s\n",
-		logf);
+		sc.logf);
 	fclose(fp);
 	assert_int_equal(chmod(script, 0755), 0);
 	snprintf(spec, sizeof(spec), "scale-out: %s out", script);
-	assert_int_equal(vg_alarm_exec_parse(spec, &cmds[0], err, sizeof(err)), 0);
+	assert_int_equal(vg_alarm_exec_parse(spec, &sc.cmds[0], err, sizeof(err)), 0);
 	snprintf(spec, sizeof(spec), "scale-in: %s in", script);
-	assert_int_equal(vg_alarm_exec_parse(spec, &cmds[1], err, sizeof(err)), 0);
+	assert_int_equal(vg_alarm_exec_parse(spec, &sc.cmds[1], err, sizeof(err)), 0);
 	vg_alarm_engine_close(f->e);
-	o.data_dir = f->dir;
-	o.agent_interval_s = 10;
-	o.hub = f->hub;
-	o.now_ms = fake_now;
-	o.exec = cmds;
-	o.nexec = 2;
-	if (vg_alarm_engine_open(&o, &f->e, err, sizeof(err)))
-		fail_msg("engine open: %s", err);
+	scaling_open(f, &sc);
 
 	json_decref(create(f, "{\"name\":\"web-scale-out\",\"metric\":\"cpu.util\","
 			      "\"selector\":{\"type\":\"instance\",\"metadata\":"
@@ -1151,7 +1172,15 @@ static void test_group_autoscaling(void **state)
 			v1 = v2 = v3 = 10;
 		}
 		member(f, "vm1", "web", m, v1);
+		if (restart && m == 10) {
+			vg_alarm_engine_close(f->e);
+			scaling_open(f, &sc);
+		}
 		member(f, "vm2", "web", m, v2);
+		if (restart && m == 6) {
+			vg_alarm_engine_close(f->e);
+			scaling_open(f, &sc);
+		}
 		if (m < 18)
 			member(f, "vm3", "web", m, v3);
 		else if (m == 18)
@@ -1166,7 +1195,7 @@ static void test_group_autoscaling(void **state)
 	 * 70 % closed, out again when the five-minute cooldown ended (the
 	 * repeats in between were held back), in after ten minutes below
 	 * 20 % (the repeats after it are within its cooldown) */
-	fp = fopen(logf, "r");
+	fp = fopen(sc.logf, "r");
 	assert_non_null(fp);
 	const char *want_dir[] = {"out", "out", "in"};
 	const char *want_name[] = {"web-scale-out", "web-scale-out", "web-scale-in"};
@@ -1206,6 +1235,20 @@ static void test_group_autoscaling(void **state)
 	h = history(f, "web-scale-in", "resource_left");
 	assert_int_equal(json_array_size(h), 1);
 	json_decref(h);
+	/* the members are the same three across the restarts */
+	h = history(f, "web-scale-out", "resource_joined");
+	assert_int_equal(json_array_size(h), 3);
+	json_decref(h);
+}
+
+static void test_group_autoscaling(void **state)
+{
+	autoscaling(*state, 0);
+}
+
+static void test_group_autoscaling_across_restarts(void **state)
+{
+	autoscaling(*state, 1);
 }
 
 /* ---- event alarms ---------------------------------------------------------------------- */
@@ -1407,6 +1450,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state_and_ignores_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_autoscaling, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_autoscaling_across_restarts, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_event_alarms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_statistics_and_missing_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_validation, setup, teardown),

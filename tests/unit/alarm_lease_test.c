@@ -5,7 +5,8 @@
  * two engines fed the same batches (as the metric stream does) decide for
  * an alarm only while they hold its lease, the new owner reloads the
  * state and replays what it kept without doubling a transition, and the
- * stale owner's decision is fenced out at its commit. Skipped with the
+ * stale owner's decision is fenced out at its commit; a group alarm's
+ * cooldown and open period carry over to the new owner. Skipped with the
  * reason when the server cannot run here.
  */
 #include <errno.h>
@@ -139,30 +140,79 @@ static int64_t count(struct vg_db *db, const char *sql)
 
 #define TRANSITIONS "SELECT count(*) FROM vigie_alarms.history WHERE type = 'transition'"
 
-static void test_takeover_replays_and_fences(void **state)
-{
-	struct node ns[2];
-	const char *a_only[] = {"a"}, *b_only[] = {"b"};
-	struct vg_alarm_engine_stats st;
-	json_t *body, *out = NULL, *errors = NULL;
+/* A fresh database, nodes "a", "b"... opened on it, a connection to read
+ * it, and (json not NULL) an alarm created on the first node. */
+struct cluster {
+	struct node ns[3];
+	size_t n;
 	struct vg_db *db;
-	char url[700], err[256];
-	(void)state;
+	char url[700];
+};
 
-	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
+/* vm1's cpu above 90 % for one one-minute period */
+#define CPU_VM1                                                                         \
+	"{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":\"vm1\",\"period\":60," \
+	"\"evaluation_periods\":1,\"datapoints_to_alarm\":1,\"comparison\":\"gt\","     \
+	"\"threshold\":90}"
+
+static json_t *create_on(struct node *n, const char *json)
+{
+	json_t *body = json_loads(json, 0, NULL), *out = NULL, *errors = NULL;
+
+	assert_non_null(body);
+	assert_int_equal(vg_alarm_engine_create(n->e, body, NULL, &out, &errors), 0);
+	json_decref(body);
+	return out;
+}
+
+static void cluster_start(struct cluster *c, size_t n, const char *json)
+{
+	static const char *const names[] = {"a", "b", "c"};
+	char err[256];
+
+	memset(c, 0, sizeof(*c));
+	if (dbe_fresh(&DBE_PG, c->url, sizeof(c->url)) == 1)
 		dbe_need(&DBE_PG);
 	g_now = T0;
-	open_node(&ns[0], url, "a");
-	open_node(&ns[1], url, "b");
-	assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
+	c->n = n;
+	for (size_t i = 0; i < n; i++)
+		open_node(&c->ns[i], c->url, names[i]);
+	assert_int_equal(vg_db_open(c->url, NULL, &c->db, err, sizeof(err)), 0);
+	if (json)
+		json_decref(create_on(&c->ns[0], json));
+}
 
-	body = json_loads("{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":"
-			  "\"vm1\",\"period\":60,\"evaluation_periods\":1,"
-			  "\"datapoints_to_alarm\":1,\"comparison\":\"gt\",\"threshold\":90}",
-			  0, NULL);
-	assert_int_equal(vg_alarm_engine_create(ns[0].e, body, NULL, &out, &errors), 0);
-	json_decref(body);
-	json_decref(out);
+/* Node i dies (kill -9: no release), and every lease is expired, as one
+ * lease later. */
+static void cluster_kill(struct cluster *c, size_t i)
+{
+	vg_alarm_engine_close(c->ns[i].e);
+	c->ns[i].e = NULL;
+	assert_int_equal(vg_db_exec(c->db, "UPDATE vigie_alarms.alarm_leases SET "
+					   "expires_at = now() - interval '1 second'"),
+			 0);
+}
+
+static void cluster_stop(struct cluster *c)
+{
+	vg_db_close(c->db);
+	for (size_t i = 0; i < c->n; i++) {
+		vg_alarm_lease_close(c->ns[i].l);
+		vg_alarm_engine_close(c->ns[i].e);
+	}
+}
+
+static void test_takeover_replays_and_fences(void **state)
+{
+	struct cluster c;
+	struct node *ns = c.ns;
+	const char *a_only[] = {"a"}, *b_only[] = {"b"};
+	struct vg_alarm_engine_stats st;
+	struct vg_db *db;
+	(void)state;
+
+	cluster_start(&c, 2, CPU_VM1);
+	db = c.db;
 
 	/* a is the only live node: a holds the lease; b loads the
 	 * definition it did not create and holds nothing */
@@ -211,38 +261,21 @@ static void test_takeover_replays_and_fences(void **state)
 	assert_string_equal(state_of(ns[0].e), "ok");
 	round_(&ns[0], b_only, 1);
 	assert_string_equal(state_of(ns[0].e), "alarm");
-
-	vg_db_close(db);
-	for (int i = 0; i < 2; i++) {
-		vg_alarm_lease_close(ns[i].l);
-		vg_alarm_engine_close(ns[i].e);
-	}
+	cluster_stop(&c);
 }
 
 /* b keeps the periods it does not decide; when a dies before deciding
  * one, b decides it at the takeover (none missed). */
 static void test_kept_period_decided_at_takeover(void **state)
 {
-	struct node ns[2];
+	struct cluster c;
+	struct node *ns = c.ns;
 	const char *a_only[] = {"a"}, *b_only[] = {"b"};
-	json_t *body, *out = NULL, *errors = NULL;
 	struct vg_db *db;
-	char url[700], err[256];
 	(void)state;
 
-	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
-		dbe_need(&DBE_PG);
-	g_now = T0;
-	open_node(&ns[0], url, "a");
-	open_node(&ns[1], url, "b");
-	assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
-	body = json_loads("{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":"
-			  "\"vm1\",\"period\":60,\"evaluation_periods\":1,"
-			  "\"datapoints_to_alarm\":1,\"comparison\":\"gt\",\"threshold\":90}",
-			  0, NULL);
-	assert_int_equal(vg_alarm_engine_create(ns[0].e, body, NULL, &out, &errors), 0);
-	json_decref(body);
-	json_decref(out);
+	cluster_start(&c, 2, CPU_VM1);
+	db = c.db;
 	round_(&ns[0], a_only, 1);
 	round_(&ns[1], a_only, 1);
 	feed_all(ns, 2, 0, 50);
@@ -250,41 +283,25 @@ static void test_kept_period_decided_at_takeover(void **state)
 	assert_int_equal(count(db, TRANSITIONS), 1); /* insufficient -> ok */
 	/* a dies (kill -9: no release) just before the breaching period
 	 * reaches it; b got it through the stream */
-	vg_alarm_engine_close(ns[0].e);
+	cluster_kill(&c, 0);
 	feed(&ns[1], 3, T0 + 2 * MIN, 95);
 	assert_int_equal(count(db, TRANSITIONS), 1);
-	assert_int_equal(vg_db_exec(db, "UPDATE vigie_alarms.alarm_leases SET "
-					"expires_at = now() - interval '1 second'"),
-			 0);
 	round_(&ns[1], b_only, 1);
 	assert_int_equal(count(db, TRANSITIONS), 2); /* ok -> alarm, once */
-	vg_db_close(db);
-	vg_alarm_lease_close(ns[0].l);
-	vg_alarm_lease_close(ns[1].l);
-	vg_alarm_engine_close(ns[1].e);
+	cluster_stop(&c);
 }
 
 /* A definition changed or deleted on one collector reaches the others at
  * their next round. */
 static void test_changes_elsewhere_reach_every_node(void **state)
 {
-	struct node ns[2];
+	struct cluster c;
+	struct node *ns = c.ns;
 	const char *a_only[] = {"a"};
 	json_t *body, *out = NULL, *errors = NULL;
-	char url[700];
 	(void)state;
 
-	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
-		dbe_need(&DBE_PG);
-	g_now = T0;
-	open_node(&ns[0], url, "a");
-	open_node(&ns[1], url, "b");
-	body = json_loads("{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":"
-			  "\"vm1\",\"comparison\":\"gt\",\"threshold\":90}",
-			  0, NULL);
-	assert_int_equal(vg_alarm_engine_create(ns[0].e, body, NULL, &out, &errors), 0);
-	json_decref(body);
-	json_decref(out);
+	cluster_start(&c, 2, CPU_VM1);
 	round_(&ns[1], a_only, 1);
 	assert_int_equal(vg_alarm_engine_get(ns[1].e, "cpu", NULL, &out), 0);
 	assert_true(json_number_value(json_object_get(out, "threshold")) == 90);
@@ -303,10 +320,7 @@ static void test_changes_elsewhere_reach_every_node(void **state)
 	assert_int_equal(vg_alarm_engine_delete(ns[0].e, "cpu", NULL, &errors), 0);
 	round_(&ns[1], a_only, 1);
 	assert_int_equal(vg_alarm_engine_get(ns[1].e, "cpu", NULL, &out), -ENOENT);
-	for (int i = 0; i < 2; i++) {
-		vg_alarm_lease_close(ns[i].l);
-		vg_alarm_engine_close(ns[i].e);
-	}
+	cluster_stop(&c);
 }
 
 /* A composite alarm owned by one node, naming an alarm another node
@@ -314,31 +328,18 @@ static void test_changes_elsewhere_reach_every_node(void **state)
  * round and decides the composite once. */
 static void test_composite_over_another_owner(void **state)
 {
-	struct node ns[2];
+	struct cluster c;
+	struct node *ns = c.ns;
 	const char *a_only[] = {"a"}, *b_only[] = {"b"};
-	json_t *body, *out = NULL, *errors = NULL;
+	json_t *out;
 	struct vg_db *db;
-	char url[700], err[256], sql[256];
+	char sql[256];
 	const char *comp_id;
 	(void)state;
 
-	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
-		dbe_need(&DBE_PG);
-	g_now = T0;
-	open_node(&ns[0], url, "a");
-	open_node(&ns[1], url, "b");
-	assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
-	body = json_loads("{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":"
-			  "\"vm1\",\"period\":60,\"evaluation_periods\":1,"
-			  "\"datapoints_to_alarm\":1,\"comparison\":\"gt\",\"threshold\":90}",
-			  0, NULL);
-	assert_int_equal(vg_alarm_engine_create(ns[0].e, body, NULL, &out, &errors), 0);
-	json_decref(body);
-	json_decref(out);
-	body = json_loads("{\"name\":\"comp\",\"type\":\"composite\",\"rule\":\"cpu\"}",
-			  0, NULL);
-	assert_int_equal(vg_alarm_engine_create(ns[0].e, body, NULL, &out, &errors), 0);
-	json_decref(body);
+	cluster_start(&c, 2, CPU_VM1);
+	db = c.db;
+	out = create_on(&ns[0], "{\"name\":\"comp\",\"type\":\"composite\",\"rule\":\"cpu\"}");
 	comp_id = json_string_value(json_object_get(out, "id"));
 	/* a owns cpu, b owns comp */
 	round_(&ns[0], a_only, 1);
@@ -364,11 +365,149 @@ static void test_composite_over_another_owner(void **state)
 				   "a.name = 'comp' AND h.type = 'transition' AND "
 				   "h.detail LIKE '%\"current\":\"alarm\"%'"),
 			 1);
-	vg_db_close(db);
-	for (int i = 0; i < 2; i++) {
-		vg_alarm_lease_close(ns[i].l);
-		vg_alarm_engine_close(ns[i].e);
-	}
+	cluster_stop(&c);
+}
+
+/* ---- group alarms across a takeover ------------------------------------------------ */
+
+/* The web group's average cpu above 70 % for one one-minute period; the
+ * action repeated every period while it lasts, at most every five
+ * minutes (the autoscaling pattern of docs/alarms.md). */
+#define WEB_GROUP                                                                        \
+	"{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"selector\":{\"type\":\"instance\"," \
+	"\"metadata\":{\"metering.server_group\":\"web\"}},\"group\":{\"statistic\":"    \
+	"\"average\"},\"period\":60,\"evaluation_periods\":1,\"datapoints_to_alarm\":1," \
+	"\"comparison\":\"gt\",\"threshold\":70,\"repeat_every\":1,\"cooldown\":300,"    \
+	"\"actions\":{\"alarm\":[\"http://127.0.0.1:9/scale\"]}}"
+
+#define ACTIONS "SELECT count(*) FROM vigie_alarms.outbox"
+
+/* Member vm of the web group reports v five seconds into minute m. */
+static void gfeed(struct node *n, const char *vm, int m, double v)
+{
+	static uint64_t seq;
+	int64_t t = T0 + m * MIN + 5000;
+	struct vg_batch *b = vg_batch_new("h1", 1, ++seq, t);
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, vm, vm, NULL, t));
+	vg_batch_identity(b, "default", NULL, "m1.small");
+	assert_int_equal(vg_batch_attr(b, "metering.server_group", "web"), 0);
+	vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, v);
+	g_now = t + 500;
+	assert_int_equal(vg_alarm_engine_batch(n->e, b), 0);
+	vg_batch_free(b);
+}
+
+/* Minute m of vm1..vm3 (values v[]; members from..to-1) to the live
+ * nodes of c. */
+static void gminute(struct cluster *c, int m, const double v[3], int from, int to)
+{
+	static const char *const vms[] = {"vm1", "vm2", "vm3"};
+
+	for (int k = from; k < to; k++)
+		for (size_t i = 0; i < c->n; i++)
+			if (c->ns[i].e)
+				gfeed(&c->ns[i], vms[k], m, v[k]);
+}
+
+/* The k-th action's notification (oldest first), new reference. */
+static json_t *action(struct vg_db *db, int k)
+{
+	struct vg_db_stmt *st;
+	json_t *j = NULL;
+	int i = 0;
+
+	assert_int_equal(vg_db_prepare(db, "SELECT body FROM vigie_alarms.outbox ORDER BY id",
+				       &st),
+			 0);
+	while (vg_db_step(st) == 1)
+		if (i++ == k)
+			j = json_loads(vg_db_column_text(st, 0), 0, NULL);
+	vg_db_reset(st);
+	assert_non_null(j);
+	return j;
+}
+
+static double group_field(json_t *body, const char *key)
+{
+	return json_number_value(
+		json_object_get(json_object_get(json_object_get(body, "reason_data"), "group"),
+				key));
+}
+
+/* a acts at the end of minute 2 and dies in the middle of minute 4; b,
+ * which saw every sample, takes over: the repeats inside the cooldown
+ * stay held back (the decided period 4 included), and the next action is
+ * at the end of minute 7, exactly five minutes after the first. */
+static void test_group_cooldown_across_takeover(void **state)
+{
+	const double calm[3] = {50, 50, 50}, hot[3] = {90, 80, 70};
+	const char *a_only[] = {"a"}, *b_only[] = {"b"};
+	struct cluster c;
+	json_t *j;
+	(void)state;
+
+	cluster_start(&c, 2, WEB_GROUP);
+	round_(&c.ns[0], a_only, 1);
+	round_(&c.ns[1], a_only, 1);
+	gminute(&c, 0, calm, 0, 3);
+	gminute(&c, 1, calm, 0, 3);
+	assert_int_equal(count(c.db, ACTIONS), 0);
+	gminute(&c, 2, hot, 0, 3);
+	assert_int_equal(count(c.db, ACTIONS), 1);
+	gminute(&c, 3, hot, 0, 3);
+	gminute(&c, 4, hot, 0, 2);
+	cluster_kill(&c, 0);
+	gminute(&c, 4, hot, 2, 3); /* b closes the period a never decided */
+	round_(&c.ns[1], b_only, 1);
+	for (int m = 5; m <= 6; m++)
+		gminute(&c, m, hot, 0, 3);
+	assert_int_equal(count(c.db, ACTIONS), 1);
+	gminute(&c, 7, hot, 0, 3);
+	assert_int_equal(count(c.db, ACTIONS), 2);
+	gminute(&c, 8, hot, 0, 3);
+	assert_int_equal(count(c.db, ACTIONS), 2);
+	j = action(c.db, 1);
+	assert_int_equal(json_integer_value(json_object_get(j, "timestamp_ms")), T0 + 8 * MIN);
+	assert_true(group_field(j, "value") == 80);
+	assert_true(group_field(j, "members") == 3);
+	json_decref(j);
+	/* periods 3, 4, 5, 6 and 8 held back, each recorded once */
+	assert_int_equal(count(c.db, "SELECT count(*) FROM vigie_alarms.history WHERE "
+				     "type = 'cooldown'"),
+			 5);
+	cluster_stop(&c);
+}
+
+/* a dies when two of the three members reported minute 2; b starts
+ * afterwards (it never saw them) and takes over: the period is decided
+ * from the two stored values and the third member's, as a would have. */
+static void test_group_open_period_across_takeover(void **state)
+{
+	const double calm[3] = {50, 50, 50}, hot[3] = {90, 80, 70};
+	const char *a_only[] = {"a"}, *b_only[] = {"b"};
+	struct cluster c;
+	json_t *j;
+	(void)state;
+
+	cluster_start(&c, 1, WEB_GROUP);
+	round_(&c.ns[0], a_only, 1);
+	gminute(&c, 0, calm, 0, 3);
+	gminute(&c, 1, calm, 0, 3);
+	gminute(&c, 2, hot, 0, 2);
+	cluster_kill(&c, 0);
+	open_node(&c.ns[1], c.url, "b");
+	c.n = 2;
+	round_(&c.ns[1], b_only, 1);
+	gminute(&c, 2, hot, 2, 3);
+	gminute(&c, 3, hot, 0, 3);
+	assert_int_equal(count(c.db, ACTIONS), 1);
+	j = action(c.db, 0);
+	assert_int_equal(json_integer_value(json_object_get(j, "timestamp_ms")), T0 + 3 * MIN);
+	assert_true(group_field(j, "value") == 80);
+	assert_true(group_field(j, "reported") == 3);
+	json_decref(j);
+	cluster_stop(&c);
 }
 
 int main(void)
@@ -379,6 +518,8 @@ int main(void)
 		cmocka_unit_test(test_kept_period_decided_at_takeover),
 		cmocka_unit_test(test_changes_elsewhere_reach_every_node),
 		cmocka_unit_test(test_composite_over_another_owner),
+		cmocka_unit_test(test_group_cooldown_across_takeover),
+		cmocka_unit_test(test_group_open_period_across_takeover),
 	};
 	int rc;
 

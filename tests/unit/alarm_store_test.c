@@ -9,6 +9,7 @@
  * HTTP receiver on loopback (libmicrohttpd).
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -90,6 +91,7 @@ struct seen_state {
 	size_t ring_len;
 	int state;
 	uint32_t periods;
+	int64_t cooldown_ms;
 };
 
 static int got_state(void *ctx, const struct vg_alarm_state_row *r)
@@ -98,6 +100,7 @@ static int got_state(void *ctx, const struct vg_alarm_state_row *r)
 	s->n++;
 	s->state = r->state;
 	s->periods = r->alarm_periods;
+	s->cooldown_ms = r->cooldown_ms;
 	s->ring_len = r->ring_len;
 	memcpy(s->ring, r->ring, r->ring_len < 64 ? r->ring_len : 64);
 	return 0;
@@ -107,7 +110,7 @@ static void test_defs_and_states(void **state)
 {
 	struct fx *f = fx_get(state);
 	const unsigned char ring[] = {0, 1, 2, 0xff, 0, 0x80, 7}; /* NULs and high bytes */
-	struct vg_alarm_state_row r = {.alarm_id = "a1", .resource = "inst-1", .state = 2, .since_ms = 1000, .clear_since_ms = 0, .alarm_periods = 3, .reason = "3 of 5", .ring = ring, .ring_len = sizeof(ring), .updated_ms = 2000};
+	struct vg_alarm_state_row r = {.alarm_id = "a1", .resource = "inst-1", .state = 2, .since_ms = 1000, .clear_since_ms = 0, .alarm_periods = 3, .reason = "3 of 5", .ring = ring, .ring_len = sizeof(ring), .updated_ms = 2000, .cooldown_ms = 1500};
 	struct seen_state seen = {0};
 	int n = 0;
 
@@ -128,6 +131,7 @@ static void test_defs_and_states(void **state)
 	assert_int_equal(seen.n, 1);
 	assert_int_equal(seen.state, 2);
 	assert_int_equal(seen.periods, 4);
+	assert_int_equal(seen.cooldown_ms, 1500);
 	assert_int_equal(seen.ring_len, sizeof(ring));
 	assert_memory_equal(seen.ring, ring, sizeof(ring));
 
@@ -146,6 +150,65 @@ static void test_defs_and_states(void **state)
 	n = 0;
 	assert_int_equal(vg_alarm_store_load_defs(f->s, count_def, &n), 0);
 	assert_int_equal(n, 1);
+}
+
+/* ---- group alarms' members and open periods ---- */
+
+struct seen_open {
+	char text[512];
+};
+
+static int got_member(void *ctx, const char *alarm_id, const char *resource)
+{
+	struct seen_open *o = ctx;
+	size_t n = strlen(o->text);
+	snprintf(o->text + n, sizeof(o->text) - n, "m %s %s;", alarm_id, resource);
+	return 0;
+}
+
+static int got_value(void *ctx, const char *alarm_id, int64_t start_ms,
+		     const char *resource, double v)
+{
+	struct seen_open *o = ctx;
+	size_t n = strlen(o->text);
+	snprintf(o->text + n, sizeof(o->text) - n, "v %s %lld %s %g;", alarm_id,
+		 (long long)start_ms, resource, v);
+	return 0;
+}
+
+static void test_group_members_and_open_values(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct seen_open o = {{0}};
+
+	assert_int_equal(vg_alarm_store_put_def(f->s, "g1", "acme", "web", "{}", 1, 1), 0);
+	assert_int_equal(vg_alarm_store_begin(f->s), 0);
+	assert_int_equal(vg_alarm_store_gmember_put(f->s, "g1", "vm1"), 0);
+	assert_int_equal(vg_alarm_store_gmember_put(f->s, "g1", "vm2"), 0);
+	assert_int_equal(vg_alarm_store_gmember_put(f->s, "g1", "vm2"), 0); /* again */
+	assert_int_equal(vg_alarm_store_gmember_put(f->s, "g2", "vm9"), 0);
+	assert_int_equal(vg_alarm_store_gmember_del(f->s, "g1", "vm1"), 0);
+	assert_int_equal(vg_alarm_store_gvalue_put(f->s, "g1", 60000, "vm2", 80), 0);
+	assert_int_equal(vg_alarm_store_gvalue_put(f->s, "g1", 60000, "vm2", 81), 0); /* upsert */
+	assert_int_equal(vg_alarm_store_gvalue_put(f->s, "g1", 0, "vm1", NAN), 0);
+	assert_int_equal(vg_alarm_store_gvalue_put(f->s, "g1", 120000, "vm1", 7), 0);
+	assert_int_equal(vg_alarm_store_commit(f->s), 0);
+	assert_int_equal(vg_alarm_store_gopen_load(f->s, "g1", got_member, got_value, &o), 0);
+	assert_string_equal(o.text, "m g1 vm2;v g1 0 vm1 nan;v g1 60000 vm2 81;"
+				    "v g1 120000 vm1 7;");
+	/* a decided period's rows go */
+	assert_int_equal(vg_alarm_store_gvalues_drop(f->s, "g1", 60000), 0);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(vg_alarm_store_gopen_load(f->s, NULL, got_member, got_value, &o), 0);
+	assert_non_null(strstr(o.text, "m g2 vm9;"));
+	assert_non_null(strstr(o.text, "v g1 120000 vm1 7;"));
+	assert_null(strstr(o.text, "60000 vm2"));
+	/* the "" state's deletion (a reset) and the definition's take them */
+	assert_int_equal(vg_alarm_store_delete_state(f->s, "g2", ""), 0);
+	assert_int_equal(vg_alarm_store_delete_def(f->s, "g1"), 0);
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(vg_alarm_store_gopen_load(f->s, NULL, got_member, got_value, &o), 0);
+	assert_string_equal(o.text, "");
 }
 
 /* ---- history ---- */
@@ -426,7 +489,7 @@ static void test_adopts_old_alarms_db(void **state)
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 4); /* the latest step */
+	assert_int_equal(sqlite3_column_int(st, 0), 5); /* the latest step */
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 }
@@ -566,6 +629,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		DBE_BOTH(test_defs_and_states, setup, teardown),
+		DBE_BOTH(test_group_members_and_open_values, setup, teardown),
 		DBE_BOTH(test_history_pages_and_prune, setup, teardown),
 		DBE_BOTH(test_outbox_moves, setup, teardown),
 		DBE_BOTH(test_outbox_claims, setup, teardown),
