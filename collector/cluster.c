@@ -23,6 +23,7 @@
  * nanomsg's bounded buffer, and what it drops is counted.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sys/random.h>
 #include <stdio.h>
@@ -76,7 +77,7 @@ struct peer {
 struct vg_cluster {
 	struct vg_cluster_options o;
 	char node[256], stream[256], api[256];
-	char instance[40]; /* this process, random: who holds the node name */
+	char instance[128 + PATH_MAX + 2]; /* who holds the node name (options' instance) */
 	struct vg_db *db;
 	int pub, sub;
 	pthread_t reg_thr, sub_thr;
@@ -125,12 +126,12 @@ static void advertised(const char *bound, char *out, size_t outlen)
 
 /* ---- registry rounds ---------------------------------------------------------- */
 
-/* This node's row, renewed. The name is this process's while it renews
- * it: another process (a second collector given the same [cluster] node,
- * or this one's predecessor killed less than a lease ago) holding a row
- * seen within the lease keeps it, and this node answers -EEXIST (it
- * evaluates no alarm: two holders of one name would both act on its
- * leases) until that row expires. */
+/* This node's row, renewed. The name is this instance's while it renews
+ * it (a restart on the same data directory is the same instance, so it
+ * takes its row back at once): another instance (a second collector given
+ * the same [cluster] node) holding a row seen within the lease keeps it,
+ * and this node answers -EEXIST (it evaluates no alarm: two holders of
+ * one name would both act on its leases) until that row expires. */
 static int heartbeat(struct vg_cluster *c)
 {
 	struct vg_db_stmt *st;
@@ -469,7 +470,9 @@ int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out
 	else
 		vg_cluster_node_id(o->listen, c->node, sizeof(c->node));
 	snprintf(c->api, sizeof(c->api), "%s", o->api ? o->api : "");
-	{
+	if (o->instance && *o->instance) {
+		snprintf(c->instance, sizeof(c->instance), "%s", o->instance);
+	} else {
 		unsigned char r[8];
 		if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
 			rc = -errno;

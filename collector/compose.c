@@ -38,6 +38,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -325,7 +326,7 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 {
 	struct vg_cluster_options co;
 	struct vg_consumer cons;
-	char node[256], err[512];
+	char node[256], err[512], instance[128 + PATH_MAX + 2];
 	int64_t lease_ms = (int64_t)(cfg->cluster_lease_s * 1000);
 
 	if (cfg->cluster_node[0])
@@ -343,6 +344,15 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 	co.node = node;
 	co.stream = cfg->cluster_stream;
 	co.api = cfg->collector_http;
+	{ /* one process at a time owns data_dir (its journal's lock) */
+		char host[128] = "", real[PATH_MAX];
+		if (gethostname(host, sizeof(host) - 1) || !host[0])
+			snprintf(host, sizeof(host), "localhost");
+		if (!realpath(cfg->collector_data_dir, real))
+			snprintf(real, sizeof(real), "%s", cfg->collector_data_dir);
+		snprintf(instance, sizeof(instance), "%s:%s", host, real);
+		co.instance = instance;
+	}
 	co.lease_ms = lease_ms;
 	co.round = cluster_round;
 	co.peer_batch = cluster_peer_batch;

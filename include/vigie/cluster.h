@@ -54,7 +54,12 @@ struct vg_cluster_options {
 	const char *listen; /* [collector] listen, for the derived id */
 	const char *stream; /* PUB address to bind; "" = no stream */
 	const char *api;    /* HTTP API address, advertised */
-	int64_t lease_ms;   /* liveness window; rounds every lease_ms / 3 */
+	/* who holds the node name: the same for this collector restarted
+	 * (the composition root gives "<host name>:<data_dir>", which one
+	 * process at a time owns through its journal's lock), different for
+	 * another collector given the same name; NULL/"" = random */
+	const char *instance;
+	int64_t lease_ms; /* liveness window; rounds every lease_ms / 3 */
 	/* after each registry round: the live nodes' ids (this node among
 	 * them), or ok = 0 when the database could not be reached */
 	void (*round)(void *ctx, const char *const *live, size_t n, int ok);
