@@ -110,6 +110,33 @@ static inline void dbe_need(const struct dbe *e)
 	}
 }
 
+/* The main() of a PostgreSQL variant: runs a sqlite test file's cases
+ * (run, an int (*)(void)) again with that file's fresh-database hook
+ * (hook, an int (*)(char *url, size_t len)) pointing at a fresh database
+ * on the server started here; skipped with the reason when it cannot
+ * run (a failure when it should have). */
+static inline int dbe_fresh_pg_url(char *url, size_t len)
+{
+	return dbe_fresh(&DBE_PG, url, len) ? -1 : 0;
+}
+
+#define DBE_PG_RERUN_MAIN(run, hook)                                        \
+	int main(void)                                                      \
+	{                                                                   \
+		int rc_;                                                    \
+		if (dbe_group_setup(NULL))                                  \
+			return 1;                                           \
+		if (!DBE_PG.ready) {                                        \
+			printf("# SKIP %s: %s\n", DBE_PG.name, DBE_PG.why); \
+			dbe_group_teardown(NULL);                           \
+			return DBE_PG.broken ? 1 : 0;                       \
+		}                                                           \
+		hook = dbe_fresh_pg_url;                                    \
+		rc_ = run();                                                \
+		dbe_group_teardown(NULL);                                   \
+		return rc_;                                                 \
+	}
+
 #define DBE_BOTH(f, su, td)                          \
 	{"sqlite " #f, f, su, td, &DBE_SQLITE},      \
 	{                                            \

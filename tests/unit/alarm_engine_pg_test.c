@@ -12,24 +12,4 @@
 
 #include "../support/db_engines.h"
 
-static int fresh_pg(char *url, size_t len)
-{
-	return dbe_fresh(&DBE_PG, url, len) ? -1 : 0;
-}
-
-int main(void)
-{
-	int rc;
-
-	if (dbe_group_setup(NULL))
-		return 1;
-	if (!DBE_PG.ready) {
-		printf("# SKIP %s: %s\n", DBE_PG.name, DBE_PG.why);
-		dbe_group_teardown(NULL);
-		return DBE_PG.broken ? 1 : 0;
-	}
-	g_fresh_url = fresh_pg;
-	rc = alarm_engine_test_main();
-	dbe_group_teardown(NULL);
-	return rc;
-}
+DBE_PG_RERUN_MAIN(alarm_engine_test_main, g_fresh_url)
