@@ -21,6 +21,9 @@
  *                (billing/names.c).
  *   bill_number_seq     (step 2) the last invoice number given per issuer
  *                (billing/numbers.c).
+ *   network_billed      (step 4) the network rows as finalized invoices
+ *                billed them (finalize.c): what names the hours a network
+ *                adjustment changed.
  *
  * Both engines' DDL says the same thing in each one's words: sqlite keeps
  * today's text (so a file from before the port is at version 1 as it
@@ -160,10 +163,34 @@ static const char step2_pg[] =
  * not HOT (bench/state_rows.sh). Applies to pages written from now on. */
 static const char step3_pg[] = "ALTER TABLE resources SET (fillfactor = 50);";
 
+/* Step 4: what finalized invoices billed of the network, hour by hour: a
+ * copy of the network rows of each finalized month, brought up to date
+ * with the rows that changed when a later month's finalization froze
+ * adjustments for it (finalize.c). An adjustment of a network line names
+ * the hours where the rows differ from this copy. */
+static const char step4_sqlite[] =
+	"CREATE TABLE IF NOT EXISTS network_billed("
+	" project TEXT NOT NULL,"
+	" hour_ms INTEGER NOT NULL,"
+	" nic TEXT NOT NULL,"
+	" tx INTEGER NOT NULL,"
+	" rx INTEGER NOT NULL,"
+	" PRIMARY KEY(project, hour_ms, nic)) WITHOUT ROWID;";
+
+static const char step4_pg[] =
+	"CREATE TABLE IF NOT EXISTS network_billed("
+	" project TEXT COLLATE \"C\" NOT NULL,"
+	" hour_ms BIGINT NOT NULL,"
+	" nic TEXT COLLATE \"C\" NOT NULL,"
+	" tx BIGINT NOT NULL,"
+	" rx BIGINT NOT NULL,"
+	" PRIMARY KEY(project, hour_ms, nic));";
+
 static const struct vg_db_step steps[] = {
 	{.version = 1, .sql_sqlite = schema_sqlite, .sql_pg = schema_pg},
 	{.version = 2, .sql_sqlite = step2_sqlite, .sql_pg = step2_pg},
 	{.version = 3, .sql_pg = step3_pg},
+	{.version = 4, .sql_sqlite = step4_sqlite, .sql_pg = step4_pg},
 };
 
 static const struct vg_db_schema billing_schema = {

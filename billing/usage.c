@@ -19,6 +19,7 @@
  * kept as a zero-length interval so the minimum run length still applies.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -522,11 +523,14 @@ void vg_bill_usage_set_page(size_t rows)
 	g_net_page = rows ? rows : NET_PAGE;
 }
 
-static int load_network(struct vg_db *db, const char *project, struct ld *L)
+/* The rows of table ("network", or "network_billed": what finalized
+ * invoices billed) in u's window, appended to u->net. */
+static int load_network(struct vg_db *db, const char *table, const char *project,
+			struct vg_bill_usage *u)
 {
-	struct vg_bill_usage *u = L->u;
+	char sql[400];
 	struct vg_db_stmt *s;
-	size_t cap = 0, got;
+	size_t cap = u->nnet, got;
 	char *last_proj = NULL, *last_nic = NULL;
 	int64_t last_hour = 0;
 	int rc, first = 1;
@@ -535,19 +539,20 @@ static int load_network(struct vg_db *db, const char *project, struct ld *L)
 		/* ?1, ?2 the window, ?3 the page size, ?4 the project (or the
 		 * last key's), ?5 and ?6 the rest of the last key */
 		if (first)
-			rc = vg_db_prepare(db, project ? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
-							 "AND hour_ms>=?1 AND hour_ms<?2 ORDER BY hour_ms,nic LIMIT ?3"
-						       : "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
-							 "AND hour_ms<?2 ORDER BY project,hour_ms,nic LIMIT ?3",
-					   &s);
+			snprintf(sql, sizeof(sql), project ? "SELECT nic,hour_ms,tx,rx,project FROM %s WHERE project=?4 "
+							     "AND hour_ms>=?1 AND hour_ms<?2 ORDER BY hour_ms,nic LIMIT ?3"
+							   : "SELECT nic,hour_ms,tx,rx,project FROM %s WHERE hour_ms>=?1 "
+							     "AND hour_ms<?2 ORDER BY project,hour_ms,nic LIMIT ?3",
+				 table);
 		else
-			rc = vg_db_prepare(db, project ? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
-							 "AND hour_ms>=?1 AND hour_ms<?2 AND (hour_ms,nic)>(?5,?6) "
-							 "ORDER BY hour_ms,nic LIMIT ?3"
-						       : "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
-							 "AND hour_ms<?2 AND (project,hour_ms,nic)>(?4,?5,?6) "
-							 "ORDER BY project,hour_ms,nic LIMIT ?3",
-					   &s);
+			snprintf(sql, sizeof(sql), project ? "SELECT nic,hour_ms,tx,rx,project FROM %s WHERE project=?4 "
+							     "AND hour_ms>=?1 AND hour_ms<?2 AND (hour_ms,nic)>(?5,?6) "
+							     "ORDER BY hour_ms,nic LIMIT ?3"
+							   : "SELECT nic,hour_ms,tx,rx,project FROM %s WHERE hour_ms>=?1 "
+							     "AND hour_ms<?2 AND (project,hour_ms,nic)>(?4,?5,?6) "
+							     "ORDER BY project,hour_ms,nic LIMIT ?3",
+				 table);
+		rc = vg_db_prepare(db, sql, &s);
 		if (rc)
 			break;
 		vg_db_bind_int64(s, 1, u->from_ms);
@@ -598,6 +603,15 @@ static int load_network(struct vg_db *db, const char *project, struct ld *L)
 	return rc;
 }
 
+int vg_bill_usage_load_billed_net(struct vg_db *db, const char *project,
+				  struct vg_bill_usage *u)
+{
+	free(u->net);
+	u->net = NULL;
+	u->nnet = 0;
+	return load_network(db, "network_billed", project, u);
+}
+
 int vg_bill_usage_load(struct vg_db *db, int64_t from_ms, int64_t to_ms,
 		       const char *project, struct vg_bill_usage *out)
 {
@@ -625,7 +639,7 @@ int vg_bill_usage_load(struct vg_db *db, int64_t from_ms, int64_t to_ms,
 		if (out->res[i].type == VG_RT_DISK)
 			rc = walk_disk(&L, i);
 	if (!rc)
-		rc = load_network(db, project, &L);
+		rc = load_network(db, "network", project, out);
 out:
 	free(rb.s);
 	free(L.last_seen);

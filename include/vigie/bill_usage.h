@@ -79,6 +79,14 @@ struct vg_bill_usage {
 int vg_bill_usage_load(struct vg_db *db, int64_t from_ms, int64_t to_ms,
 		       const char *project, struct vg_bill_usage *out);
 
+/* Replace u's network bytes with what finalized invoices billed for u's
+ * window (the hourly rows copied at each finalization, billing schema
+ * step 4; hours never finalized have none), for project (NULL: all).
+ * For adjustments of network lines (billing/finalize.c). 0, -ENOMEM, or
+ * a vg_db error; on error u->net may be partial. */
+int vg_bill_usage_load_billed_net(struct vg_db *db, const char *project,
+				  struct vg_bill_usage *u);
+
 /* Rows per page of the hourly network query (0: the default, 65536); a
  * PostgreSQL result is held whole in memory, so a month's rows come in
  * pages. For tests, which use a tiny page to cross page boundaries. Not
