@@ -512,6 +512,22 @@ static void test_network_adjustment_hours(void **state)
 	net_adj(inv, "adj|2026-10|n-b|network-egress|egress-tier-3|0.05", "2026-10-01T16:00:00Z",
 		"2026-10-01T17:00:00Z", 500000000LL, 30000, VG_BILL_SLICE_USAGE);
 	vg_bill_invoice_free(inv);
+
+	/* without the hourly copy (a month finalized before it was kept) the
+	 * same difference, named by the line's pieces: the billed n-b tier-3
+	 * piece was 15:00-16:00 at 2 GB/h, now 15:00-17:00 at 1.25 GB/h, so
+	 * both hours; no slices listed */
+	assert_int_equal(vg_db_exec(db, "DELETE FROM network_billed"), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, DEC, "netco", &inv), 0);
+	l = line(inv, "adj|2026-10|n-b|network-egress|egress-tier-3|0.05");
+	assert_non_null(l);
+	assert_int_equal(l->nslices, 0);
+	assert_int_equal(l->start_ms, T("2026-10-01T15:00:00Z"));
+	assert_int_equal(l->end_ms, T("2026-10-01T17:00:00Z"));
+	assert_true(l->qty == 500000000 && !l->qty_neg);
+	assert_int_equal(l->amount_micro, 30000);
+	assert_null(strstr(l->description, "hours changed"));
+	vg_bill_invoice_free(inv);
 }
 
 static void test_render_formats(void **state)
