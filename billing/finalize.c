@@ -382,7 +382,9 @@ static void key_hours(const struct vg_bill_net_hours *h, const char *key, size_t
  * *nsl 0 if more) and the hull [*a, *b); 0 when what was billed hour by
  * hour is not known to add up to what the invoices billed for the key
  * (billed_q: a month finalized before the copy was kept, or a rate card
- * changed since): the caller falls back to the line's pieces. */
+ * changed since): the caller falls back to the line's pieces. A database
+ * error (negative) is returned: a frozen document must not fall back
+ * because a read failed. */
 static int net_slices(struct netctx *c, const char *key, s128 billed_q, struct vg_bill_slice *sl,
 		      size_t *nsl, size_t *total, int64_t *a, int64_t *b)
 {
@@ -391,8 +393,9 @@ static int net_slices(struct netctx *c, const char *key, s128 billed_q, struct v
 
 	*nsl = 0;
 	*total = 0;
-	if (netctx_load(c))
-		return 0;
+	int r = netctx_load(c);
+	if (r)
+		return r;
 	key_hours(&c->cur, key, &cb, &ce);
 	key_hours(&c->billed, key, &bb, &be);
 	for (size_t i = bb; i < be; i++)
@@ -475,12 +478,16 @@ static int add_adjustment(struct vg_bill_invoice *inv, const char *fm,
 {
 	const struct vg_bill_invoice_line *ref = r ? r : x;
 	struct vg_bill_invoice_line l = *ref;
-	char key[1024], desc[3072], ta[32], tb[32], hours[2048] = "";
+	char key[1024], desc[6144], ta[32], tb[32], hours[4096] = "";
 	struct vg_bill_slice sl[VG_BILL_MAX_SLICES];
 	size_t nsl = 0, total = 0;
 
-	if ((ref->usage_type == VG_BILL_UT_EGRESS || ref->usage_type == VG_BILL_UT_INGRESS) &&
-	    net_slices(net, ref->key, billed_q, sl, &nsl, &total, &l.start_ms, &l.end_ms))
+	int ns = 0;
+	if (ref->usage_type == VG_BILL_UT_EGRESS || ref->usage_type == VG_BILL_UT_INGRESS)
+		ns = net_slices(net, ref->key, billed_q, sl, &nsl, &total, &l.start_ms, &l.end_ms);
+	if (ns < 0)
+		return ns;
+	if (ns)
 		slices_text(sl, nsl, total, ref->qty_den, ref->unit ? ref->unit : "", hours,
 			    sizeof(hours));
 	else
