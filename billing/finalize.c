@@ -292,8 +292,9 @@ static void changed_slice(const struct vg_bill_invoice_line *r,
 #define HOUR_MS 3600000LL
 
 /* Month F's network for one project hour by hour, as it is now and as
- * the finalized invoices billed it (network_billed), loaded the first
- * time an adjustment of a network line needs it. */
+ * the finalized invoices billed it (the rows overlaid by their
+ * pre-images, network_billed), loaded the first time an adjustment of a
+ * network line needs it. */
 struct netctx {
 	struct vg_db *db;
 	const struct vg_bill_ratecard *rc;
@@ -328,10 +329,11 @@ static int netctx_load(struct netctx *c)
 				    vg_bill_month_end_ms(c->m), c->project, &c->u)) ||
 	    (r = vg_bill_net_hours(&c->u, c->rc, c->m, c->project, &c->cur)))
 		return r;
-	c->cur_net = c->u.net;
+	if (c->u.nnet && !(c->cur_net = malloc(c->u.nnet * sizeof(*c->cur_net))))
+		return -ENOMEM;
+	if (c->u.nnet)
+		memcpy(c->cur_net, c->u.net, c->u.nnet * sizeof(*c->cur_net));
 	c->ncur_net = c->u.nnet;
-	c->u.net = NULL;
-	c->u.nnet = 0;
 	if ((r = vg_bill_usage_load_billed_net(c->db, c->project, &c->u)) ||
 	    (r = vg_bill_net_hours(&c->u, c->rc, c->m, c->project, &c->billed)))
 		return r;
@@ -740,34 +742,38 @@ int vg_bill_invoice_text(struct vg_db *db, const struct vg_bill_ratecard *rc,
 	return r;
 }
 
-/* network_billed := network over month m and the finalized months
- * before it that the drafts adjusted (the unbroken run, at most 24): the
- * rows that differ only, in the finalization's own transaction and
- * snapshot, so the copy is what the frozen documents billed. */
+/* Month m and the finalized months before it that the drafts adjusted
+ * (the unbroken run, at most 24) are billed as their rows now stand: the
+ * months' ranges go in network_billed_months (from now on the meter keeps
+ * the pre-image of a row it changes there) and their pre-images are
+ * dropped. In the finalization's own transaction. */
 static int keep_billed_network(struct vg_db *db, struct vg_bill_month m)
 {
-	struct vg_bill_month f = vg_bill_month_prev(m), from = m;
+	struct vg_bill_month f = m, from = m;
 	struct vg_db_stmt *s;
-	int r = 0;
+	int r = 1;
 
-	for (int depth = 0; depth < MAX_LOOKBACK && f.year >= 1970; depth++) {
-		if ((r = vg_bill_is_final(db, f)) != 1)
+	for (int depth = 0; depth <= MAX_LOOKBACK && f.year >= 1970 && r == 1; depth++) {
+		if (depth && (r = vg_bill_is_final(db, f)) != 1)
 			break;
 		from = f;
+		if ((r = vg_db_prepare(db, "INSERT INTO network_billed_months(start_ms,end_ms) "
+					   "VALUES(?1,?2) ON CONFLICT(start_ms) DO NOTHING",
+				       &s)))
+			return r;
+		vg_db_bind_int64(s, 1, vg_bill_month_start_ms(f));
+		vg_db_bind_int64(s, 2, vg_bill_month_end_ms(f));
+		r = vg_db_step(s);
+		vg_db_reset(s);
+		if (r < 0)
+			return r;
+		r = 1;
 		f = vg_bill_month_prev(f);
 	}
 	if (r < 0)
 		return r;
-	r = vg_db_prepare(db,
-			  "INSERT INTO network_billed(project,hour_ms,nic,tx,rx) "
-			  "SELECT n.project,n.hour_ms,n.nic,n.tx,n.rx FROM network n "
-			  "LEFT JOIN network_billed b ON b.project=n.project AND "
-			  "b.hour_ms=n.hour_ms AND b.nic=n.nic "
-			  "WHERE n.hour_ms>=?1 AND n.hour_ms<?2 AND "
-			  "(b.tx IS NULL OR b.tx<>n.tx OR b.rx<>n.rx) "
-			  "ON CONFLICT(project,hour_ms,nic) DO UPDATE SET tx=excluded.tx,rx=excluded.rx",
-			  &s);
-	if (r)
+	if ((r = vg_db_prepare(db, "DELETE FROM network_billed WHERE hour_ms>=?1 AND hour_ms<?2",
+			       &s)))
 		return r;
 	vg_db_bind_int64(s, 1, vg_bill_month_start_ms(from));
 	vg_db_bind_int64(s, 2, vg_bill_month_end_ms(m));

@@ -603,13 +603,57 @@ static int load_network(struct vg_db *db, const char *table, const char *project
 	return rc;
 }
 
+/* Row order of the loader: project, hour, vNIC id (resource indexes
+ * follow ids). */
+static int net_cmp(const struct vg_bill_usage *u, const struct vg_bill_usage_net *x,
+		   const struct vg_bill_usage_net *y)
+{
+	int c = strcmp(u->res[x->res].project, u->res[y->res].project);
+	if (c)
+		return c;
+	if (x->hour_ms != y->hour_ms)
+		return x->hour_ms < y->hour_ms ? -1 : 1;
+	return x->res < y->res ? -1 : x->res > y->res;
+}
+
 int vg_bill_usage_load_billed_net(struct vg_db *db, const char *project,
 				  struct vg_bill_usage *u)
 {
+	struct vg_bill_usage pre = {0};
+	struct vg_bill_usage_net *out;
+	size_t i = 0, j = 0, k = 0;
+	int rc;
+
+	/* the pre-images, found by the same resources */
+	pre.from_ms = u->from_ms;
+	pre.to_ms = u->to_ms;
+	pre.res = u->res;
+	pre.nres = u->nres;
+	rc = load_network(db, "network_billed", project, &pre);
+	if (rc || !pre.nnet) {
+		free(pre.net);
+		return rc;
+	}
+	if (!(out = malloc((u->nnet + pre.nnet) * sizeof(*out)))) {
+		free(pre.net);
+		return -ENOMEM;
+	}
+	/* merge: a row with a pre-image is billed as the pre-image */
+	while (i < u->nnet || j < pre.nnet) {
+		int c = i == u->nnet ? 1 : j == pre.nnet ? -1
+							 : net_cmp(u, &u->net[i], &pre.net[j]);
+		if (c < 0) {
+			out[k++] = u->net[i++];
+		} else {
+			out[k++] = pre.net[j++];
+			i += c == 0;
+		}
+	}
+	free(pre.net);
 	free(u->net);
-	u->net = NULL;
-	u->nnet = 0;
-	return load_network(db, "network_billed", project, u);
+	u->net = out;
+	u->nnet = k;
+	return 0;
 }
 
 int vg_bill_usage_load(struct vg_db *db, int64_t from_ms, int64_t to_ms,

@@ -79,11 +79,12 @@ struct vg_bill_usage {
 int vg_bill_usage_load(struct vg_db *db, int64_t from_ms, int64_t to_ms,
 		       const char *project, struct vg_bill_usage *out);
 
-/* Replace u's network bytes with what finalized invoices billed for u's
- * window (the hourly rows copied at each finalization, billing schema
- * step 4; hours never finalized have none), for project (NULL: all).
- * For adjustments of network lines (billing/finalize.c). 0, -ENOMEM, or
- * a vg_db error; on error u->net may be partial. */
+/* Turn u's network bytes (as loaded) into what finalized invoices billed
+ * for u's window: each row that changed after its month was finalized is
+ * replaced by its pre-image (network_billed, billing schema step 4; zeros
+ * for a row that did not exist), for project (NULL: all). For
+ * adjustments of network lines (billing/finalize.c). 0, -ENOMEM, or a
+ * vg_db error (u unchanged). */
 int vg_bill_usage_load_billed_net(struct vg_db *db, const char *project,
 				  struct vg_bill_usage *u);
 

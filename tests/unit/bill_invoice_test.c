@@ -513,8 +513,8 @@ static void test_network_adjustment_hours(void **state)
 		"2026-10-01T17:00:00Z", 500000000LL, 30000, VG_BILL_SLICE_USAGE);
 	vg_bill_invoice_free(inv);
 
-	/* without the hourly copy (a month finalized before it was kept) the
-	 * same difference, named by the line's pieces: the billed n-b tier-3
+	/* without the pre-images (a month finalized before they were kept)
+	 * the same difference, named by the line's pieces: the billed n-b tier-3
 	 * piece was 15:00-16:00 at 2 GB/h, now 15:00-17:00 at 1.25 GB/h, so
 	 * both hours; no slices listed */
 	assert_int_equal(vg_db_exec(db, "DELETE FROM network_billed"), 0);
