@@ -1045,8 +1045,15 @@ static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *le
 		tb_puts(&b, "<br><span class=\"res\">");
 		html_text(&b, l->resource_id);
 		tb_puts(&b, "</span></td>");
-		html_cell(&b, "td", NULL, vg_bill_usage_type_name(l->usage_type));
 		tb_puts(&b, "<td>");
+		html_text(&b, vg_bill_usage_type_name(l->usage_type));
+		if (l->adjustment_for && l->adjusted_type) {
+			/* the usage type it adjusts, as CSV's UsageType */
+			tb_puts(&b, "<br><span class=\"res\">");
+			html_text(&b, l->adjusted_type);
+			tb_puts(&b, "</span>");
+		}
+		tb_puts(&b, "</td><td>");
 		html_text(&b, l->description);
 		if (l->split) {
 			tb_puts(&b, "<br><span class=\"why\">apart from the line above: ");

@@ -499,6 +499,8 @@ static void test_network_adjustment_hours(void **state)
 	assert_non_null(strstr(t, "-2.000000 GB (same usage, another tier)"));
 	free(t);
 	t = text(f, NOV, "netco", VG_BILL_FMT_HTML, &len);
+	/* the Type column names the usage type adjusted, as CSV's UsageType */
+	assert_non_null(strstr(t, "<td>adjustment<br><span class=\"res\">network-egress</span></td>"));
 	assert_non_null(strstr(t, "hours changed: 2026-10-01T14:00:00Z to 2026-10-01T16:00:00Z "
 				  "+2.000000 GB (usage changed)"));
 	free(t);
