@@ -21,6 +21,10 @@
  *                (billing/names.c).
  *   bill_number_seq     (step 2) the last invoice number given per issuer
  *                (billing/numbers.c).
+ *   network_billed, network_billed_months  (step 4) the finalized
+ *                months, and the network rows of their hours that changed
+ *                since, as the invoices billed them (meter.c, finalize.c):
+ *                what names the hours a network adjustment changed.
  *
  * Both engines' DDL says the same thing in each one's words: sqlite keeps
  * today's text (so a file from before the port is at version 1 as it
@@ -160,10 +164,44 @@ static const char step2_pg[] =
  * not HOT (bench/state_rows.sh). Applies to pages written from now on. */
 static const char step3_pg[] = "ALTER TABLE resources SET (fillfactor = 50);";
 
+/* Step 4: what finalized invoices billed of the network. A month's range
+ * goes in network_billed_months when it is finalized; from then on, the
+ * meter keeps, before it first changes an hour's row of such a month, the
+ * row as it was billed (zeros if there was none) in network_billed (a
+ * pre-image: copy on write, so the table holds only hours that changed
+ * late). A finalization that freezes adjustments for a month drops its
+ * pre-images: what is billed is then the rows as they are. An adjustment
+ * of a network line names the hours where the rows differ from what was
+ * billed (finalize.c). */
+static const char step4_sqlite[] =
+	"CREATE TABLE IF NOT EXISTS network_billed("
+	" project TEXT NOT NULL,"
+	" hour_ms INTEGER NOT NULL,"
+	" nic TEXT NOT NULL,"
+	" tx INTEGER NOT NULL,"
+	" rx INTEGER NOT NULL,"
+	" PRIMARY KEY(project, hour_ms, nic)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS network_billed_months("
+	" start_ms INTEGER PRIMARY KEY,"
+	" end_ms INTEGER NOT NULL);";
+
+static const char step4_pg[] =
+	"CREATE TABLE IF NOT EXISTS network_billed("
+	" project TEXT COLLATE \"C\" NOT NULL,"
+	" hour_ms BIGINT NOT NULL,"
+	" nic TEXT COLLATE \"C\" NOT NULL,"
+	" tx BIGINT NOT NULL,"
+	" rx BIGINT NOT NULL,"
+	" PRIMARY KEY(project, hour_ms, nic));"
+	"CREATE TABLE IF NOT EXISTS network_billed_months("
+	" start_ms BIGINT PRIMARY KEY,"
+	" end_ms BIGINT NOT NULL);";
+
 static const struct vg_db_step steps[] = {
 	{.version = 1, .sql_sqlite = schema_sqlite, .sql_pg = schema_pg},
 	{.version = 2, .sql_sqlite = step2_sqlite, .sql_pg = step2_pg},
 	{.version = 3, .sql_pg = step3_pg},
+	{.version = 4, .sql_sqlite = step4_sqlite, .sql_pg = step4_pg},
 };
 
 static const struct vg_db_schema billing_schema = {

@@ -36,6 +36,8 @@
 #include "vigie/bill_meter.h"
 #include "vigie/clock.h"
 
+#include "billing/nethours.h"
+
 #define MAX_LOOKBACK 24
 
 int vg_bill_is_final(struct vg_db *db, struct vg_bill_month m)
@@ -285,6 +287,187 @@ static void changed_slice(const struct vg_bill_invoice_line *r,
 	}
 }
 
+/* ---- network adjustments: the hours that changed ----------------------------- */
+
+#define HOUR_MS 3600000LL
+
+/* Month F's network for one project hour by hour, as it is now and as
+ * the finalized invoices billed it (the rows overlaid by their
+ * pre-images, network_billed), loaded the first time an adjustment of a
+ * network line needs it. */
+struct netctx {
+	struct vg_db *db;
+	const struct vg_bill_ratecard *rc;
+	struct vg_bill_month m;
+	const char *project;
+	int state;                         /* 0 not loaded, 1 loaded, -1 could not be loaded */
+	struct vg_bill_usage u;            /* resources, and the billed rows */
+	struct vg_bill_usage_net *cur_net; /* the rows now */
+	size_t ncur_net;
+	struct vg_bill_net_hours cur, billed;
+};
+
+static void netctx_clear(struct netctx *c)
+{
+	vg_bill_usage_clear(&c->u);
+	free(c->cur_net);
+	vg_bill_net_hours_clear(&c->cur);
+	vg_bill_net_hours_clear(&c->billed);
+	c->cur_net = NULL;
+	c->ncur_net = 0;
+	c->state = 0;
+}
+
+static int netctx_load(struct netctx *c)
+{
+	int r;
+
+	if (c->state)
+		return c->state > 0 ? 0 : -EIO;
+	c->state = -1;
+	if ((r = vg_bill_usage_load(c->db, vg_bill_month_start_ms(c->m),
+				    vg_bill_month_end_ms(c->m), c->project, &c->u)) ||
+	    (r = vg_bill_net_hours(&c->u, c->rc, c->m, c->project, &c->cur)))
+		return r;
+	if (c->u.nnet && !(c->cur_net = malloc(c->u.nnet * sizeof(*c->cur_net))))
+		return -ENOMEM;
+	if (c->u.nnet)
+		memcpy(c->cur_net, c->u.net, c->u.nnet * sizeof(*c->cur_net));
+	c->ncur_net = c->u.nnet;
+	if ((r = vg_bill_usage_load_billed_net(c->db, c->project, &c->u)) ||
+	    (r = vg_bill_net_hours(&c->u, c->rc, c->m, c->project, &c->billed)))
+		return r;
+	c->state = 1;
+	return 0;
+}
+
+/* The measured bytes of vNIC res in hour h, direction ut (rows sorted by
+ * hour, then vNIC id, which is the order of resource indexes). */
+static int64_t raw_bytes(const struct vg_bill_usage_net *n, size_t nn, size_t res, int64_t h,
+			 int ut)
+{
+	size_t lo = 0, hi = nn;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (n[mid].hour_ms < h || (n[mid].hour_ms == h && n[mid].res < res))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < nn && n[lo].hour_ms == h && n[lo].res == res)
+		return ut == VG_BILL_UT_INGRESS ? n[lo].rx : n[lo].tx;
+	return 0;
+}
+
+/* The hours of key in h: [*b, *e) of h->h; empty if the key is absent. */
+static void key_hours(const struct vg_bill_net_hours *h, const char *key, size_t *b, size_t *e)
+{
+	*b = *e = 0;
+	for (size_t k = 0; k < h->nkeys; k++) {
+		if (strcmp(h->keys[k], key))
+			continue;
+		size_t i = 0;
+		while (i < h->n && h->h[i].key != k)
+			i++;
+		*b = i;
+		while (i < h->n && h->h[i].key == k)
+			i++;
+		*e = i;
+		return;
+	}
+}
+
+/* The slices of a network line key that changed: hours where its
+ * quantity now differs from what was billed, contiguous hours changed
+ * the same way (more, or fewer; late usage, or a tier filled
+ * differently) merged. 1 with sl and *nsl (at most VG_BILL_MAX_SLICES listed;
+ * *nsl 0 if more) and the hull [*a, *b); 0 when what was billed hour by
+ * hour is not known to add up to what the invoices billed for the key
+ * (billed_q: a month finalized before the copy was kept, or a rate card
+ * changed since): the caller falls back to the line's pieces. A database
+ * error (negative) is returned: a frozen document must not fall back
+ * because a read failed. */
+static int net_slices(struct netctx *c, const char *key, s128 billed_q, struct vg_bill_slice *sl,
+		      size_t *nsl, size_t *total, int64_t *a, int64_t *b)
+{
+	size_t cb, ce, bb, be;
+	s128 sum = 0;
+
+	*nsl = 0;
+	*total = 0;
+	int r = netctx_load(c);
+	if (r)
+		return r;
+	key_hours(&c->cur, key, &cb, &ce);
+	key_hours(&c->billed, key, &bb, &be);
+	for (size_t i = bb; i < be; i++)
+		sum += (s128)c->billed.h[i].qty;
+	if (sum != billed_q)
+		return 0;
+	size_t i = cb, j = bb;
+	struct vg_bill_slice last = {0};
+	int found = 0;
+	while (i < ce || j < be) {
+		int64_t hc = i < ce ? c->cur.h[i].hour_ms : INT64_MAX;
+		int64_t hb = j < be ? c->billed.h[j].hour_ms : INT64_MAX;
+		int64_t h = hc < hb ? hc : hb;
+		const struct vg_bill_net_hour *x = hc == h ? &c->cur.h[i++] : NULL;
+		const struct vg_bill_net_hour *y = hb == h ? &c->billed.h[j++] : NULL;
+		s128 d = (x ? (s128)x->qty : 0) - (y ? (s128)y->qty : 0);
+		if (!d)
+			continue;
+		const struct vg_bill_net_hour *o = x ? x : y;
+		int why = raw_bytes(c->cur_net, c->ncur_net, o->res, h, o->ut) !=
+					  raw_bytes(c->u.net, c->u.nnet, o->res, h, o->ut)
+				  ? VG_BILL_SLICE_USAGE
+				  : VG_BILL_SLICE_TIER;
+		if (found && last.end_ms == h && last.why == why && last.qty_neg == (d < 0)) {
+			last.end_ms = h + HOUR_MS;
+			last.qty += (vg_bill_u128)(d < 0 ? -d : d);
+			continue;
+		}
+		if (found && (*total)++ < VG_BILL_MAX_SLICES)
+			sl[*total - 1] = last;
+		if (!found)
+			*a = h;
+		found = 1;
+		last.start_ms = h;
+		last.end_ms = h + HOUR_MS;
+		last.qty = (vg_bill_u128)(d < 0 ? -d : d);
+		last.qty_neg = d < 0;
+		last.why = why;
+	}
+	if (found) {
+		*b = last.end_ms;
+		if ((*total)++ < VG_BILL_MAX_SLICES)
+			sl[*total - 1] = last;
+	}
+	*nsl = *total <= VG_BILL_MAX_SLICES ? *total : 0;
+	return found;
+}
+
+/* The slices as text for a description: "2026-10-01T14:00:00Z to
+ * 2026-10-01T16:00:00Z +2.000000 GB (late usage); ...". */
+static void slices_text(const struct vg_bill_slice *sl, size_t n, size_t total, vg_bill_u128 den,
+			const char *unit, char *buf, size_t len)
+{
+	size_t k = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && k < len; i++) {
+		char ta[32], tb[32], q[64];
+		vg_time_format(sl[i].start_ms, ta, sizeof(ta));
+		vg_time_format(sl[i].end_ms, tb, sizeof(tb));
+		vg_bill_u128_decimal(sl[i].qty, den, 6, q, sizeof(q));
+		int w = snprintf(buf + k, len - k, "%s%s to %s %s%s %s (%s)", i ? "; " : "", ta, tb,
+				 sl[i].qty_neg ? "-" : "+", q, unit,
+				 sl[i].why == VG_BILL_SLICE_USAGE ? "usage changed"
+								  : "same usage, another tier");
+		k += w > 0 ? (size_t)w : 0;
+	}
+	if (!n && total && k < len)
+		snprintf(buf + k, len - k, "%zu stretches of hours changed", total);
+}
+
 /* An adjustment line on inv for F's line ref (the recomputed line r, or
  * the billed line x when the key is gone), billed x (NULL: not billed),
  * base the newest earlier adjustment of it (NULL: none). */
@@ -292,20 +475,35 @@ static int add_adjustment(struct vg_bill_invoice *inv, const char *fm,
 			  const struct vg_bill_invoice *frozen,
 			  const struct vg_bill_invoice_line *r,
 			  const struct vg_bill_invoice_line *x,
-			  const struct vg_bill_invoice_line *base, s128 dq, int64_t damount)
+			  const struct vg_bill_invoice_line *base, s128 dq, int64_t damount,
+			  struct netctx *net, s128 billed_q)
 {
 	const struct vg_bill_invoice_line *ref = r ? r : x;
 	struct vg_bill_invoice_line l = *ref;
-	char key[1024], desc[1024], ta[32], tb[32];
+	char key[1024], desc[6144], ta[32], tb[32], hours[4096] = "";
+	struct vg_bill_slice sl[VG_BILL_MAX_SLICES];
+	size_t nsl = 0, total = 0;
 
-	changed_slice(r, x, base, &l.start_ms, &l.end_ms);
+	int ns = 0;
+	if (ref->usage_type == VG_BILL_UT_EGRESS || ref->usage_type == VG_BILL_UT_INGRESS)
+		ns = net_slices(net, ref->key, billed_q, sl, &nsl, &total, &l.start_ms, &l.end_ms);
+	if (ns < 0)
+		return ns;
+	if (ns)
+		slices_text(sl, nsl, total, ref->qty_den, ref->unit ? ref->unit : "", hours,
+			    sizeof(hours));
+	else
+		changed_slice(r, x, base, &l.start_ms, &l.end_ms);
 	vg_time_format(l.start_ms, ta, sizeof(ta));
 	vg_time_format(l.end_ms, tb, sizeof(tb));
 	snprintf(key, sizeof(key), "adj|%s|%s", fm, ref->key);
-	snprintf(desc, sizeof(desc), "Adjustment for %s (%s, %s to %s%s%s): %s", fm,
+	snprintf(desc, sizeof(desc), "Adjustment for %s (%s, %s to %s%s%s): %s%s%s", fm,
 		 vg_bill_usage_type_name(ref->usage_type), ta, tb,
 		 frozen ? ", corrects invoice " : ", not invoiced before",
-		 frozen ? frozen->number : "", ref->description);
+		 frozen ? frozen->number : "", ref->description, hours[0] ? "; hours changed: " : "",
+		 hours);
+	l.slices = sl;
+	l.nslices = nsl;
 	l.corrects = frozen ? frozen->number : NULL;
 	l.split = NULL;
 	l.minimum_added_ms = 0;
@@ -326,10 +524,12 @@ static int add_adjustment(struct vg_bill_invoice *inv, const char *fm,
 
 /* Adjustment lines on inv for finalized month F (index k in the chain:
  * later[0..k) are the finalized months after F, newest last). */
-static int adjust(struct vg_bill_invoice *inv, const char *fm,
+static int adjust(struct vg_db *db, const struct vg_bill_ratecard *rcard,
+		  struct vg_bill_month fmon, struct vg_bill_invoice *inv, const char *fm,
 		  const struct vg_bill_invoice *recomputed, const struct vg_bill_invoice *frozen,
 		  struct vg_bill_invoice ***later, size_t *nlater, size_t nmonths)
 {
+	struct netctx net = {.db = db, .rc = rcard, .m = fmon, .project = inv->project};
 	int rc = 0;
 
 	/* keys of the recomputed month */
@@ -345,7 +545,7 @@ static int adjust(struct vg_bill_invoice *inv, const char *fm,
 		s128 dq = sq(r) - sq(x) - pq;
 		int64_t da = r->amount_micro - (x ? x->amount_micro : 0) - pa;
 		if (dq || da)
-			rc = add_adjustment(inv, fm, frozen, r, x, base, dq, da);
+			rc = add_adjustment(inv, fm, frozen, r, x, base, dq, da, &net, sq(x) + pq);
 	}
 	/* keys billed but gone from the recomputation (usage shrank to 0) */
 	for (size_t i = 0; frozen && i < frozen->nlines && !rc; i++) {
@@ -359,8 +559,9 @@ static int adjust(struct vg_bill_invoice *inv, const char *fm,
 		s128 dq = -sq(x) - pq;
 		int64_t da = -x->amount_micro - pa;
 		if (dq || da)
-			rc = add_adjustment(inv, fm, frozen, NULL, x, base, dq, da);
+			rc = add_adjustment(inv, fm, frozen, NULL, x, base, dq, da, &net, sq(x) + pq);
 	}
+	netctx_clear(&net);
 	return rc;
 }
 
@@ -424,7 +625,8 @@ static int drafts(struct vg_db *db, const struct vg_bill_ratecard *rc, struct vg
 		char fm[16];
 		vg_bill_month_format(fmon[k], fm, sizeof(fm));
 		for (size_t i = 0; i < cnt && !r; i++)
-			r = adjust(arr[i], fm, find_inv(chain_r[k], nr[k], arr[i]->project),
+			r = adjust(db, rc, fmon[k], arr[i], fm,
+				   find_inv(chain_r[k], nr[k], arr[i]->project),
 				   find_inv(chain_x[k], nx[k], arr[i]->project),
 				   chain_x, nx, (size_t)k);
 	}
@@ -540,6 +742,46 @@ int vg_bill_invoice_text(struct vg_db *db, const struct vg_bill_ratecard *rc,
 	return r;
 }
 
+/* Month m and the finalized months before it that the drafts adjusted
+ * (the unbroken run, at most 24) are billed as their rows now stand: the
+ * months' ranges go in network_billed_months (from now on the meter keeps
+ * the pre-image of a row it changes there) and their pre-images are
+ * dropped. In the finalization's own transaction. */
+static int keep_billed_network(struct vg_db *db, struct vg_bill_month m)
+{
+	struct vg_bill_month f = m, from = m;
+	struct vg_db_stmt *s;
+	int r = 1;
+
+	for (int depth = 0; depth <= MAX_LOOKBACK && f.year >= 1970 && r == 1; depth++) {
+		if (depth && (r = vg_bill_is_final(db, f)) != 1)
+			break;
+		from = f;
+		if ((r = vg_db_prepare(db, "INSERT INTO network_billed_months(start_ms,end_ms) "
+					   "VALUES(?1,?2) ON CONFLICT(start_ms) DO NOTHING",
+				       &s)))
+			return r;
+		vg_db_bind_int64(s, 1, vg_bill_month_start_ms(f));
+		vg_db_bind_int64(s, 2, vg_bill_month_end_ms(f));
+		r = vg_db_step(s);
+		vg_db_reset(s);
+		if (r < 0)
+			return r;
+		r = 1;
+		f = vg_bill_month_prev(f);
+	}
+	if (r < 0)
+		return r;
+	if ((r = vg_db_prepare(db, "DELETE FROM network_billed WHERE hour_ms>=?1 AND hour_ms<?2",
+			       &s)))
+		return r;
+	vg_db_bind_int64(s, 1, vg_bill_month_start_ms(from));
+	vg_db_bind_int64(s, 2, vg_bill_month_end_ms(m));
+	r = vg_db_step(s);
+	vg_db_reset(s);
+	return r < 0 ? r : 0;
+}
+
 /* Freeze month m: one transaction that reads the drafts and writes the
  * invoices and the month's mark. Two nodes finalizing the same month at
  * once (a shared PostgreSQL): both may compute, but the month's and the
@@ -622,6 +864,8 @@ int vg_bill_finalize(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		if (r < 0)
 			goto fail;
 	}
+	if ((r = keep_billed_network(db, m)))
+		goto fail;
 	if ((r = vg_db_commit(db)))
 		goto fail;
 	*count = n;

@@ -28,9 +28,12 @@
 
 #include <openssl/evp.h>
 
+#include "vigie/array.h"
 #include "vigie/batch.h"
 #include "vigie/bill_invoice.h"
 #include "vigie/clock.h"
+
+#include "billing/nethours.h"
 
 #define HOUR_MS 3600000LL
 #define MAX_WARNINGS 32
@@ -121,6 +124,7 @@ static void line_clear(struct vg_bill_invoice_line *l)
 	free(l->split);
 	free(l->corrects);
 	free(l->pieces);
+	free(l->slices);
 }
 
 void vg_bill_invoice_free(struct vg_bill_invoice *inv)
@@ -173,6 +177,16 @@ int vg_bill_invoice_add_line(struct vg_bill_invoice *inv,
 			return -ENOMEM;
 		memcpy(n->pieces, l->pieces, l->npieces * sizeof(*n->pieces));
 		n->npieces = l->npieces;
+	}
+	n->slices = NULL;
+	n->nslices = 0;
+	if (l->nslices > 0 && l->nslices <= VG_BILL_MAX_SLICES) {
+		if (!(n->slices = malloc(l->nslices * sizeof(*n->slices)))) {
+			free(n->pieces);
+			return -ENOMEM;
+		}
+		memcpy(n->slices, l->slices, l->nslices * sizeof(*n->slices));
+		n->nslices = l->nslices;
 	}
 	if (dupn(&n->key, l->key) || dupn(&n->resource_id, l->resource_id) ||
 	    dupn(&n->resource_name, l->resource_name) || dupn(&n->item, l->item) ||
@@ -311,6 +325,7 @@ struct charge {
 	int64_t start, end;
 	int minimum_runs;
 	int64_t minimum_added_ms;
+	int64_t bytes; /* network: the vNIC's measured bytes that hour */
 };
 
 struct pricer {
@@ -323,6 +338,7 @@ struct pricer {
 	/* warnings per project, collected as (project, text) */
 	char **wproj, **wtext;
 	size_t nw, capw;
+	int hourly; /* network charges kept per hour (nethours.h), not summed */
 };
 
 static int add_charge(struct pricer *P, const struct charge *c)
@@ -551,6 +567,12 @@ static int net_add(struct netacc *a, const struct charge *c)
 	}
 }
 
+/* A network charge: summed into its line (acc), or its own hour. */
+static int keep(struct pricer *P, struct netacc *acc, const struct charge *c)
+{
+	return P->hourly ? add_charge(P, c) : net_add(acc, c);
+}
+
 static int price_network(struct pricer *P)
 {
 	const struct vg_bill_usage *u = P->u;
@@ -581,6 +603,7 @@ static int price_network(struct pricer *P)
 		c.start = n->hour_ms;
 		c.end = n->hour_ms + HOUR_MS;
 		c.den = VG_BILL_GB;
+		c.bytes = n->tx;
 		if (n->tx > 0 && !p.has_egress) {
 			c.ut = VG_BILL_UT_EGRESS;
 			c.ik = IK_NET_UNPRICED;
@@ -589,7 +612,7 @@ static int price_network(struct pricer *P)
 					   "priced: no egress price is in force",
 				  when(n->hour_ms, tb, sizeof(tb)));
 			if (!rc)
-				rc = net_add(&acc, &c);
+				rc = keep(P, &acc, &c);
 		} else if (n->tx > 0) {
 			int64_t left = n->tx;
 			for (size_t k = 0; k < p.ntiers && left > 0 && !rc; k++) {
@@ -605,7 +628,7 @@ static int price_network(struct pricer *P)
 				c.tier_hi = hi < 0 ? -1 : hi / VG_BILL_GB;
 				c.rate = p.tiers[k].price_micro;
 				c.qty = (vg_bill_u128)take;
-				rc = net_add(&acc, &c);
+				rc = keep(P, &acc, &c);
 				cum += take;
 				left -= take;
 			}
@@ -617,7 +640,8 @@ static int price_network(struct pricer *P)
 			c.tier_lo = c.tier_hi = 0;
 			c.rate = p.ingress_gb_micro;
 			c.qty = (vg_bill_u128)n->rx;
-			rc = net_add(&acc, &c);
+			c.bytes = n->rx;
+			rc = keep(P, &acc, &c);
 		}
 	}
 	for (size_t i = 0; i < acc.cap && !rc; i++)
@@ -697,6 +721,17 @@ static void line_pieces(const struct charge *c, size_t n, struct vg_bill_piece *
 	*np = k;
 }
 
+/* The item of a network charge (part of its line's key). */
+static void net_item(const struct charge *c, char *item, size_t len)
+{
+	if (c->ik == IK_TIER)
+		snprintf(item, len, "egress-tier-%d", c->tier);
+	else if (c->ik == IK_NET_UNPRICED)
+		snprintf(item, len, "egress-unpriced");
+	else
+		snprintf(item, len, "ingress");
+}
+
 /* Build the line for charges [b, e) (all equal keys). */
 static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 		     const struct charge *c, size_t n)
@@ -765,7 +800,7 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 		l.base_unit = "byte-ms";
 		break;
 	case IK_TIER:
-		snprintf(item, sizeof(item), "egress-tier-%d", c->tier);
+		net_item(c, item, sizeof(item));
 		if (c->tier_hi < 0)
 			snprintf(desc, sizeof(desc), "Data transfer out: tier %d "
 						     "(above %lld GB this month)",
@@ -780,13 +815,13 @@ static int make_line(struct pricer *P, struct vg_bill_invoice *inv,
 		l.base_unit = "byte";
 		break;
 	case IK_NET_UNPRICED:
-		snprintf(item, sizeof(item), "egress-unpriced");
+		net_item(c, item, sizeof(item));
 		snprintf(desc, sizeof(desc), "Data transfer out (no price)");
 		l.unit = "GB";
 		l.base_unit = "byte";
 		break;
 	default: /* IK_INGRESS */
-		snprintf(item, sizeof(item), "ingress");
+		net_item(c, item, sizeof(item));
 		snprintf(desc, sizeof(desc), "Data transfer in");
 		l.unit = "GB";
 		l.base_unit = "byte";
@@ -921,7 +956,7 @@ int vg_bill_invoice_compute(const struct vg_bill_usage *u, const struct vg_bill_
 			    struct vg_bill_month m, const char *project,
 			    struct vg_bill_invoice **out)
 {
-	struct pricer P = {u, rc, m, project, NULL, 0, 0, NULL, NULL, 0, 0};
+	struct pricer P = {u, rc, m, project, NULL, 0, 0, NULL, NULL, 0, 0, 0};
 	struct vg_bill_invoice *inv;
 	int r;
 
@@ -943,7 +978,7 @@ int vg_bill_invoice_compute_all(const struct vg_bill_usage *u,
 				const struct vg_bill_ratecard *rc, struct vg_bill_month m,
 				struct vg_bill_invoice ***out, size_t *n)
 {
-	struct pricer P = {u, rc, m, NULL, NULL, 0, 0, NULL, NULL, 0, 0};
+	struct pricer P = {u, rc, m, NULL, NULL, 0, 0, NULL, NULL, 0, 0, 0};
 	struct vg_bill_invoice **arr = NULL;
 	size_t cnt = 0, cap = 0;
 	int r;
@@ -984,5 +1019,63 @@ fail:
 		vg_bill_invoice_free(arr[i]);
 	free(arr);
 	pricer_free(&P);
+	return r;
+}
+
+/* ---- network lines hour by hour (nethours.h) ---------------------------------- */
+
+void vg_bill_net_hours_clear(struct vg_bill_net_hours *h)
+{
+	for (size_t i = 0; i < h->nkeys; i++)
+		free(h->keys[i]);
+	free(h->keys);
+	free(h->h);
+	memset(h, 0, sizeof(*h));
+}
+
+int vg_bill_net_hours(const struct vg_bill_usage *u, const struct vg_bill_ratecard *rc,
+		      struct vg_bill_month m, const char *project, struct vg_bill_net_hours *out)
+{
+	struct pricer P = {u, rc, m, project, NULL, 0, 0, NULL, NULL, 0, 0, 1};
+	size_t capk = 0;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = price_network(&P)))
+		goto out;
+	if (P.n)
+		qsort_r(P.c, P.n, sizeof(*P.c), cmp_charge, (void *)u);
+	if (P.n && !(out->h = malloc(P.n * sizeof(*out->h)))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < P.n; i++) {
+		const struct charge *c = &P.c[i];
+		if (!i || cmp_charge_u(u, &P.c[i - 1], c)) {
+			char item[64], rate[40], key[768];
+			net_item(c, item, sizeof(item));
+			vg_bill_rate_format(c->rate, 0, rate, sizeof(rate));
+			snprintf(key, sizeof(key), "%s|%s|%s|%s", u->res[c->res].id,
+				 ut_names[c->ut], item, rate);
+			if (vg_array_grow((void **)&out->keys, &capk, out->nkeys + 1,
+					  sizeof(*out->keys)) ||
+			    !(out->keys[out->nkeys] = strdup(key))) {
+				r = -ENOMEM;
+				goto out;
+			}
+			out->nkeys++;
+		}
+		struct vg_bill_net_hour *h = &out->h[out->n++];
+		h->key = out->nkeys - 1;
+		h->hour_ms = c->start;
+		h->qty = c->qty;
+		h->bytes = c->bytes;
+		h->res = c->res;
+		h->ut = c->ut;
+	}
+out:
+	pricer_free(&P);
+	if (r)
+		vg_bill_net_hours_clear(out);
 	return r;
 }

@@ -25,7 +25,11 @@
  *     shows it, stopped or deleted at the last time the resource was seen
  *     before (the poll interval is the accuracy cost, docs/billing.md).
  *   - A vNIC's counters give deltas since the previous observation, spread
- *     over the UTC hours they cover in proportion to time.
+ *     over the UTC hours they cover in proportion to time. Before a
+ *     batch first adds to an hour of a finalized month, that hour's row as
+ *     it was billed is kept in network_billed (a pre-image, in the same
+ *     statement on PostgreSQL), so an adjustment can name the hours that
+ *     changed (finalize.c).
  *
  * Invariants. A resource's observations, and the events the agent derived
  * from a poll (stamped with the poll's time), at or before its last
@@ -233,6 +237,9 @@ struct vg_bill_meter {
 	struct vg_hmap net;  /* "project\0hour\0nic" -> struct cnet */
 	/* the bulk statements' SQL, built at open (rows_* below) */
 	char *fetch_sql, *upd_sql[4], *net_sql[4];
+	/* the network rows' pre-images (network_billed): sqlite runs pre_sql
+	 * before net_sql, PostgreSQL net_pg_sql, both in one statement */
+	char *pre_sql[4], *net_pg_sql[4];
 };
 
 static void names_forget(struct vg_bill_meter *m)
@@ -773,6 +780,15 @@ static int save_res(struct vg_bill_meter *m, const struct mres *r)
 	return 0;
 }
 
+static void bind_net(struct vg_db_stmt *s, int b, const struct cnet *x)
+{
+	vg_db_bind_text(s, b + 1, x->project);
+	vg_db_bind_int64(s, b + 2, x->hour);
+	vg_db_bind_text(s, b + 3, x->nic);
+	vg_db_bind_int64(s, b + 4, x->tx);
+	vg_db_bind_int64(s, b + 5, x->rx);
+}
+
 /* Write the batch's changed rows and summed network bytes: the upserts one
  * by one (a resource's first batch or a new identity), the updates and the
  * bytes in multi-row statements. */
@@ -819,22 +835,22 @@ static int rows_flush(struct vg_bill_meter *m)
 		if (((struct cnet *)e->value)->tx || ((struct cnet *)e->value)->rx)
 			nw[n++] = e->value;
 	i = 0;
+	int pg = vg_db_engine(m->db) == VG_DB_POSTGRESQL;
 	for (size_t z = 0; z < NWRITE && !rc; z++) {
 		size_t rows = (size_t)write_sizes[z];
 		for (; n - i >= rows && !rc; i += rows) {
-			struct vg_db_stmt *s;
-			if ((rc = vg_db_prepare(m->db, m->net_sql[z], &s)))
-				break;
-			for (size_t k = 0; k < rows; k++) {
-				const struct cnet *x = nw[i + k];
-				int b = (int)k * NET_COLS;
-				vg_db_bind_text(s, b + 1, x->project);
-				vg_db_bind_int64(s, b + 2, x->hour);
-				vg_db_bind_text(s, b + 3, x->nic);
-				vg_db_bind_int64(s, b + 4, x->tx);
-				vg_db_bind_int64(s, b + 5, x->rx);
+			/* sqlite: the pre-images first, then the sums */
+			for (int pass = pg; pass < 2 && !rc; pass++) {
+				struct vg_db_stmt *s;
+				const char *text = pass == 0 ? m->pre_sql[z]
+						   : pg      ? m->net_pg_sql[z]
+							     : m->net_sql[z];
+				if ((rc = vg_db_prepare(m->db, text, &s)))
+					break;
+				for (size_t k = 0; k < rows; k++)
+					bind_net(s, (int)k * NET_COLS, nw[i + k]);
+				rc = step_done(s);
 			}
-			rc = step_done(s);
 		}
 	}
 	free(nw);
@@ -884,6 +900,78 @@ static char *upd_sql_for(int rows)
 	return txt;
 }
 
+/* The VALUES list of rows network rows (?1..?5 the first: project,
+ * hour, nic, tx, rx), the first row with its columns' types. */
+static size_t net_values(char *txt, size_t len, int rows)
+{
+	size_t k = (size_t)snprintf(txt, len,
+				    "VALUES (CAST(?1 AS TEXT),CAST(?2 AS BIGINT),"
+				    "CAST(?3 AS TEXT),CAST(?4 AS BIGINT),CAST(?5 AS BIGINT))");
+	for (int i = 1; i < rows; i++) {
+		int b = i * NET_COLS;
+		k += (size_t)snprintf(txt + k, len - k, ",(?%d,?%d,?%d,?%d,?%d)", b + 1, b + 2,
+				      b + 3, b + 4, b + 5);
+	}
+	return k;
+}
+
+/* Pre-images: before a batch adds to an hour of a month whose invoices
+ * are final (network_billed_months), the hour's row as it was billed
+ * (zeros if it had none) is kept in network_billed, once: an adjustment
+ * of a network line names the hours where the rows differ from it
+ * (finalize.c). Hours of months not final (nearly every row) stop at the
+ * scalar bound, read once per statement. v is the rows' VALUES. */
+#define PRE_SQL                                                                        \
+	"INSERT INTO network_billed(project,hour_ms,nic,tx,rx) "                       \
+	"SELECT v.column1,v.column2,v.column3,COALESCE(n.tx,0),COALESCE(n.rx,0) "      \
+	"FROM %s v LEFT JOIN network n ON n.project=v.column1 AND "                    \
+	"n.hour_ms=v.column2 AND n.nic=v.column3 "                                     \
+	"WHERE v.column2<(SELECT COALESCE(MAX(end_ms),0) FROM network_billed_months) " \
+	"AND EXISTS(SELECT 1 FROM network_billed_months b WHERE "                      \
+	"v.column2>=b.start_ms AND v.column2<b.end_ms) "                               \
+	"ON CONFLICT(project,hour_ms,nic) DO NOTHING"
+
+/* sqlite: the pre-images of rows rows, a statement of its own. */
+static char *pre_sql_for(int rows)
+{
+	size_t len = 1024 + (size_t)rows * NET_COLS * 24, k;
+	char *txt = malloc(len), *vals = malloc(len);
+
+	if (!txt || !vals) {
+		free(txt);
+		free(vals);
+		return NULL;
+	}
+	vals[0] = '(';
+	k = 1 + net_values(vals + 1, len - 2, rows);
+	snprintf(vals + k, len - k, ") AS");
+	snprintf(txt, len, PRE_SQL, vals);
+	free(vals);
+	return txt;
+}
+
+/* PostgreSQL: the pre-images and the sums in one statement (one round
+ * trip); the CTE's INSERT reads the rows as they were before the main
+ * INSERT adds to them (one snapshot). */
+static char *net_pg_sql_for(int rows)
+{
+	size_t len = 1536 + (size_t)rows * NET_COLS * 24, k;
+	char *txt = malloc(len);
+
+	if (!txt)
+		return NULL;
+	k = (size_t)snprintf(txt, len, "WITH v AS (");
+	k += net_values(txt + k, len - k, rows);
+	k += (size_t)snprintf(txt + k, len - k, "), pre AS (");
+	k += (size_t)snprintf(txt + k, len - k, PRE_SQL, "v AS");
+	snprintf(txt + k, len - k,
+		 ") INSERT INTO network(project,hour_ms,nic,tx,rx) "
+		 "SELECT column1,column2,column3,column4,column5 FROM v WHERE true "
+		 "ON CONFLICT(project,hour_ms,nic) DO UPDATE "
+		 "SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx");
+	return txt;
+}
+
 static char *net_sql_for(int rows)
 {
 	size_t len = 512 + (size_t)rows * NET_COLS * 24, k = 0;
@@ -916,6 +1004,8 @@ static void sql_free(struct vg_bill_meter *m)
 	for (size_t z = 0; z < NWRITE; z++) {
 		free(m->upd_sql[z]);
 		free(m->net_sql[z]);
+		free(m->pre_sql[z]);
+		free(m->net_pg_sql[z]);
 	}
 }
 
@@ -935,7 +1025,9 @@ static int sql_build(struct vg_bill_meter *m)
 	snprintf(m->fetch_sql + k, len - k, ")");
 	for (size_t z = 0; z < NWRITE; z++)
 		if (!(m->upd_sql[z] = upd_sql_for(write_sizes[z])) ||
-		    !(m->net_sql[z] = net_sql_for(write_sizes[z])))
+		    !(m->net_sql[z] = net_sql_for(write_sizes[z])) ||
+		    !(m->pre_sql[z] = pre_sql_for(write_sizes[z])) ||
+		    !(m->net_pg_sql[z] = net_pg_sql_for(write_sizes[z])))
 			return -ENOMEM;
 	return 0;
 }

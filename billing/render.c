@@ -301,6 +301,23 @@ static json_t *to_json(const struct vg_bill_invoice *inv)
 			}
 			json_object_set_new(o, "usage_pieces", ps);
 		}
+		if (l->nslices > 0) {
+			/* [from, to, signed quantity in base units, why]: the
+			 * hours of a network line that changed */
+			json_t *ss = json_array();
+			for (size_t k = 0; ss && k < l->nslices; k++) {
+				const struct vg_bill_slice *sc = &l->slices[k];
+				json_t *a = json_array();
+				json_array_append_new(a, json_string(iso(sc->start_ms, b1, sizeof(b1))));
+				json_array_append_new(a, json_string(iso(sc->end_ms, b1, sizeof(b1))));
+				b1[0] = '-';
+				vg_bill_u128_format(sc->qty, b1 + 1, sizeof(b1) - 1);
+				json_array_append_new(a, json_string(sc->qty_neg ? b1 : b1 + 1));
+				json_array_append_new(a, json_string(sc->why == VG_BILL_SLICE_TIER ? "tier" : "usage"));
+				json_array_append_new(ss, a);
+			}
+			json_object_set_new(o, "changed_slices", ss);
+		}
 		if (l->adjustment_for) {
 			json_object_set_new(o, "adjustment_for", json_string(l->adjustment_for));
 			json_object_set_new(o, "adjusted_type", str_or_null(l->adjusted_type));
@@ -565,6 +582,27 @@ int vg_bill_invoice_from_json(const char *text, size_t len, struct vg_bill_invoi
 		}
 		x.pieces = pcs;
 		x.npieces = ps ? json_array_size(ps) : 0;
+		struct vg_bill_slice scs[VG_BILL_MAX_SLICES];
+		json_t *ss = json_object_get(l, "changed_slices"), *sa;
+		size_t si;
+		if (ss && (!json_is_array(ss) || json_array_size(ss) > VG_BILL_MAX_SLICES))
+			goto out;
+		json_array_foreach(ss, si, sa) {
+			const char *f = json_string_value(json_array_get(sa, 0));
+			const char *t = json_string_value(json_array_get(sa, 1));
+			const char *q = json_string_value(json_array_get(sa, 2));
+			const char *w = json_string_value(json_array_get(sa, 3));
+			if (!f || !t || !q || !w || iso_parse(f, &scs[si].start_ms) ||
+			    iso_parse(t, &scs[si].end_ms) || scs[si].end_ms <= scs[si].start_ms ||
+			    (strcmp(w, "usage") && strcmp(w, "tier")))
+				goto out;
+			scs[si].qty_neg = q[0] == '-';
+			if (vg_bill_u128_parse(q + scs[si].qty_neg, &scs[si].qty))
+				goto out;
+			scs[si].why = strcmp(w, "tier") ? VG_BILL_SLICE_USAGE : VG_BILL_SLICE_TIER;
+		}
+		x.slices = scs;
+		x.nslices = ss ? json_array_size(ss) : 0;
 		if ((rc = vg_bill_invoice_add_line(inv, &x)))
 			goto out;
 		rc = -EBADMSG;
@@ -1007,8 +1045,15 @@ static int render_html(const struct vg_bill_invoice *inv, char **out, size_t *le
 		tb_puts(&b, "<br><span class=\"res\">");
 		html_text(&b, l->resource_id);
 		tb_puts(&b, "</span></td>");
-		html_cell(&b, "td", NULL, vg_bill_usage_type_name(l->usage_type));
 		tb_puts(&b, "<td>");
+		html_text(&b, vg_bill_usage_type_name(l->usage_type));
+		if (l->adjustment_for && l->adjusted_type) {
+			/* the usage type it adjusts, as CSV's UsageType */
+			tb_puts(&b, "<br><span class=\"res\">");
+			html_text(&b, l->adjusted_type);
+			tb_puts(&b, "</span>");
+		}
+		tb_puts(&b, "</td><td>");
 		html_text(&b, l->description);
 		if (l->split) {
 			tb_puts(&b, "<br><span class=\"why\">apart from the line above: ");

@@ -19,6 +19,7 @@
  * kept as a zero-length interval so the minimum run length still applies.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -522,11 +523,14 @@ void vg_bill_usage_set_page(size_t rows)
 	g_net_page = rows ? rows : NET_PAGE;
 }
 
-static int load_network(struct vg_db *db, const char *project, struct ld *L)
+/* The rows of table ("network", or "network_billed": what finalized
+ * invoices billed) in u's window, appended to u->net. */
+static int load_network(struct vg_db *db, const char *table, const char *project,
+			struct vg_bill_usage *u)
 {
-	struct vg_bill_usage *u = L->u;
+	char sql[400];
 	struct vg_db_stmt *s;
-	size_t cap = 0, got;
+	size_t cap = u->nnet, got;
 	char *last_proj = NULL, *last_nic = NULL;
 	int64_t last_hour = 0;
 	int rc, first = 1;
@@ -535,19 +539,20 @@ static int load_network(struct vg_db *db, const char *project, struct ld *L)
 		/* ?1, ?2 the window, ?3 the page size, ?4 the project (or the
 		 * last key's), ?5 and ?6 the rest of the last key */
 		if (first)
-			rc = vg_db_prepare(db, project ? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
-							 "AND hour_ms>=?1 AND hour_ms<?2 ORDER BY hour_ms,nic LIMIT ?3"
-						       : "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
-							 "AND hour_ms<?2 ORDER BY project,hour_ms,nic LIMIT ?3",
-					   &s);
+			snprintf(sql, sizeof(sql), project ? "SELECT nic,hour_ms,tx,rx,project FROM %s WHERE project=?4 "
+							     "AND hour_ms>=?1 AND hour_ms<?2 ORDER BY hour_ms,nic LIMIT ?3"
+							   : "SELECT nic,hour_ms,tx,rx,project FROM %s WHERE hour_ms>=?1 "
+							     "AND hour_ms<?2 ORDER BY project,hour_ms,nic LIMIT ?3",
+				 table);
 		else
-			rc = vg_db_prepare(db, project ? "SELECT nic,hour_ms,tx,rx,project FROM network WHERE project=?4 "
-							 "AND hour_ms>=?1 AND hour_ms<?2 AND (hour_ms,nic)>(?5,?6) "
-							 "ORDER BY hour_ms,nic LIMIT ?3"
-						       : "SELECT nic,hour_ms,tx,rx,project FROM network WHERE hour_ms>=?1 "
-							 "AND hour_ms<?2 AND (project,hour_ms,nic)>(?4,?5,?6) "
-							 "ORDER BY project,hour_ms,nic LIMIT ?3",
-					   &s);
+			snprintf(sql, sizeof(sql), project ? "SELECT nic,hour_ms,tx,rx,project FROM %s WHERE project=?4 "
+							     "AND hour_ms>=?1 AND hour_ms<?2 AND (hour_ms,nic)>(?5,?6) "
+							     "ORDER BY hour_ms,nic LIMIT ?3"
+							   : "SELECT nic,hour_ms,tx,rx,project FROM %s WHERE hour_ms>=?1 "
+							     "AND hour_ms<?2 AND (project,hour_ms,nic)>(?4,?5,?6) "
+							     "ORDER BY project,hour_ms,nic LIMIT ?3",
+				 table);
+		rc = vg_db_prepare(db, sql, &s);
 		if (rc)
 			break;
 		vg_db_bind_int64(s, 1, u->from_ms);
@@ -598,6 +603,59 @@ static int load_network(struct vg_db *db, const char *project, struct ld *L)
 	return rc;
 }
 
+/* Row order of the loader: project, hour, vNIC id (resource indexes
+ * follow ids). */
+static int net_cmp(const struct vg_bill_usage *u, const struct vg_bill_usage_net *x,
+		   const struct vg_bill_usage_net *y)
+{
+	int c = strcmp(u->res[x->res].project, u->res[y->res].project);
+	if (c)
+		return c;
+	if (x->hour_ms != y->hour_ms)
+		return x->hour_ms < y->hour_ms ? -1 : 1;
+	return x->res < y->res ? -1 : x->res > y->res;
+}
+
+int vg_bill_usage_load_billed_net(struct vg_db *db, const char *project,
+				  struct vg_bill_usage *u)
+{
+	struct vg_bill_usage pre = {0};
+	struct vg_bill_usage_net *out;
+	size_t i = 0, j = 0, k = 0;
+	int rc;
+
+	/* the pre-images, found by the same resources */
+	pre.from_ms = u->from_ms;
+	pre.to_ms = u->to_ms;
+	pre.res = u->res;
+	pre.nres = u->nres;
+	rc = load_network(db, "network_billed", project, &pre);
+	if (rc || !pre.nnet) {
+		free(pre.net);
+		return rc;
+	}
+	if (!(out = malloc((u->nnet + pre.nnet) * sizeof(*out)))) {
+		free(pre.net);
+		return -ENOMEM;
+	}
+	/* merge: a row with a pre-image is billed as the pre-image */
+	while (i < u->nnet || j < pre.nnet) {
+		int c = i == u->nnet ? 1 : j == pre.nnet ? -1
+							 : net_cmp(u, &u->net[i], &pre.net[j]);
+		if (c < 0) {
+			out[k++] = u->net[i++];
+		} else {
+			out[k++] = pre.net[j++];
+			i += c == 0;
+		}
+	}
+	free(pre.net);
+	free(u->net);
+	u->net = out;
+	u->nnet = k;
+	return 0;
+}
+
 int vg_bill_usage_load(struct vg_db *db, int64_t from_ms, int64_t to_ms,
 		       const char *project, struct vg_bill_usage *out)
 {
@@ -625,7 +683,7 @@ int vg_bill_usage_load(struct vg_db *db, int64_t from_ms, int64_t to_ms,
 		if (out->res[i].type == VG_RT_DISK)
 			rc = walk_disk(&L, i);
 	if (!rc)
-		rc = load_network(db, project, &L);
+		rc = load_network(db, "network", project, out);
 out:
 	free(rb.s);
 	free(L.last_seen);

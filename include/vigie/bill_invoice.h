@@ -52,6 +52,28 @@ struct vg_bill_piece {
  * none (its adjustments then name the span where the lines' spans differ). */
 #define VG_BILL_MAX_PIECES 64
 
+/* What an adjustment's slice of a network line is: hours whose measured
+ * bytes changed (late usage), or hours whose bytes did not change but
+ * fall in another egress tier now (usage that changed earlier in the
+ * month filled the tiers before them). */
+enum vg_bill_slice_why {
+	VG_BILL_SLICE_USAGE = 0,
+	VG_BILL_SLICE_TIER = 1,
+};
+
+/* One contiguous stretch of hours of a network line whose billed
+ * quantity changed, by qty base units (qty_neg: fewer). */
+struct vg_bill_slice {
+	int64_t start_ms, end_ms;
+	vg_bill_u128 qty;
+	int qty_neg;
+	int why; /* enum vg_bill_slice_why */
+};
+
+/* At most this many slices are listed on an adjustment line; more are
+ * counted in the description, not listed. */
+#define VG_BILL_MAX_SLICES 32
+
 struct vg_bill_invoice_line {
 	char *key; /* unique in the invoice: resource|type|item|rate */
 	char *resource_id;
@@ -90,6 +112,12 @@ struct vg_bill_invoice_line {
 	 * the correction, what a later adjustment is measured against */
 	size_t npieces;
 	struct vg_bill_piece *pieces;
+	/* adjustment lines of network usage: the hours that changed, in
+	 * time order, their quantities summing to the line's (nslices 0:
+	 * not known; the line then spans from the first to the last change
+	 * its pieces show) */
+	size_t nslices;
+	struct vg_bill_slice *slices;
 };
 
 /* What the document is (docs/billing.md "Invoices and usage statements"). */

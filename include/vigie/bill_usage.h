@@ -79,6 +79,15 @@ struct vg_bill_usage {
 int vg_bill_usage_load(struct vg_db *db, int64_t from_ms, int64_t to_ms,
 		       const char *project, struct vg_bill_usage *out);
 
+/* Turn u's network bytes (as loaded) into what finalized invoices billed
+ * for u's window: each row that changed after its month was finalized is
+ * replaced by its pre-image (network_billed, billing schema step 4; zeros
+ * for a row that did not exist), for project (NULL: all). For
+ * adjustments of network lines (billing/finalize.c). 0, -ENOMEM, or a
+ * vg_db error (u unchanged). */
+int vg_bill_usage_load_billed_net(struct vg_db *db, const char *project,
+				  struct vg_bill_usage *u);
+
 /* Rows per page of the hourly network query (0: the default, 65536); a
  * PostgreSQL result is held whole in memory, so a month's rows come in
  * pages. For tests, which use a tiny page to cross page boundaries. Not

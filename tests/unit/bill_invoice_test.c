@@ -370,6 +370,168 @@ static void test_adjustment_slice_inside_span(void **state)
 	vg_bill_invoice_free(inv);
 }
 
+/* One observation of vNIC id of project netco (instance i-net) at t: its
+ * sent-bytes counter reads tx. */
+static void nic_obs(struct fx *f, const char *host, const char *id, const char *t, double tx)
+{
+	struct vg_batch *b = batch(f, host, t);
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_NIC, id, "tap9", "i-net", T(t));
+	assert_non_null(r);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "netco", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(b, "net.tx.bytes", VG_KIND_COUNTER, tx), 0);
+	assert_int_equal(vg_batch_sample(b, "net.rx.bytes", VG_KIND_COUNTER, 0), 0);
+	assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+	vg_batch_free(b);
+}
+
+/* Checks one adjustment line of a network line: period, signed quantity
+ * (bytes), amount (micro) and its one slice (why: "usage" or "tier"). */
+static void net_adj(const struct vg_bill_invoice *inv, const char *key, const char *from,
+		    const char *to, long long qty, long long amount, int why)
+{
+	const struct vg_bill_invoice_line *l = line(inv, key);
+	if (!l)
+		fail_msg("no line %s", key);
+	assert_int_equal(l->usage_type, VG_BILL_UT_ADJUSTMENT);
+	assert_string_equal(l->adjusted_type, "network-egress");
+	assert_int_equal(l->start_ms, T(from));
+	assert_int_equal(l->end_ms, T(to));
+	assert_int_equal(l->qty_neg, qty < 0);
+	assert_true(l->qty == (vg_bill_u128)(qty < 0 ? -qty : qty));
+	assert_int_equal(l->amount_micro, amount);
+	assert_int_equal(l->nslices, 1);
+	assert_int_equal(l->slices[0].start_ms, T(from));
+	assert_int_equal(l->slices[0].end_ms, T(to));
+	assert_true(l->slices[0].qty == l->qty && l->slices[0].qty_neg == l->qty_neg);
+	assert_int_equal(l->slices[0].why, why);
+}
+
+/* Late network usage after finalization, landing in two egress tiers.
+ * Project netco (the ledger's rate card: first 1 GB free, up to 10 GB
+ * 0.09/GB, above 0.05/GB), October 2026:
+ *   n-a sends 12 GB on Oct 1, 0.5 GB in each hour 00:00 .. 24:00. Billed
+ *   (invoice 2026-10-0003): tier 1 hours 00-02 (1 GB, 0.00), tier 2
+ *   hours 02-20 (9 GB, 0.81), tier 3 hours 20-24 (2 GB, 0.10).
+ *   Late (in November): n-b sent 1 GB in hour 14:00 and 3 GB in hour
+ *   15:00. Tiers fill hour by hour, vNICs in id order: at 14:00 the month
+ *   had 7 GB; 14:00 n-a 0.5 -> 7.5, n-b 1 -> 8.5; 15:00 n-a 0.5 -> 9,
+ *   n-b 3: 1 GB in tier 2 -> 10, 2 GB in tier 3; n-a's hours 16-20 move
+ *   from tier 2 to tier 3.
+ * November's adjustments, each naming its hours:
+ *   n-b tier 2  14:00-16:00  +2 GB  2 x 0.09 = 0.18 (not billed before)
+ *   n-b tier 3  15:00-16:00  +2 GB  2 x 0.05 = 0.10
+ *   n-a tier 2  16:00-20:00  -2 GB  7 x 0.09 = 0.63, billed 0.81: -0.18
+ *   n-a tier 3  16:00-20:00  +2 GB  4 x 0.05 = 0.20, billed 0.10: +0.10
+ *   total +0.20 (16 GB: 0.81 + 6 x 0.05 = 1.11, billed 0.91).
+ * Then November is finalized and n-b's hour 16:00 (0.5 GB, tier 3)
+ * arrives: December's adjustment is that hour alone: n-b tier 3 2.5 GB
+ * x 0.05 = 0.125 -> 0.13, billed 0.10: +0.03. */
+static void test_network_adjustment_hours(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	struct vg_bill_invoice *inv, *back;
+	const struct vg_bill_invoice_line *l;
+	size_t n, len;
+	char *t;
+
+	nic_obs(f, "net-host", "n-a", "2026-10-01T00:00:00Z", 0);
+	nic_obs(f, "net-host", "n-a", "2026-10-02T00:00:00Z", 12e9);
+	assert_int_equal(vg_bill_finalize(db, f->rc, SEP, T("2026-11-02T00:00:00Z"), &n), 0);
+	assert_int_equal(vg_bill_finalize(db, f->rc, OCT, T("2026-11-02T00:00:00Z"), &n), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, OCT, "netco", &inv), 0);
+	assert_string_equal(inv->number, "2026-10-0003");
+	assert_int_equal(inv->total_micro, 810000 + 100000);
+	vg_bill_invoice_free(inv);
+
+	nic_obs(f, "late-host", "n-b", "2026-10-01T14:00:00Z", 0);
+	nic_obs(f, "late-host", "n-b", "2026-10-01T15:00:00Z", 1e9);
+	nic_obs(f, "late-host", "n-b", "2026-10-01T16:00:00Z", 4e9);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, NOV, "netco", &inv), 0);
+	assert_int_equal(inv->nlines, 4);
+	net_adj(inv, "adj|2026-10|n-b|network-egress|egress-tier-2|0.09", "2026-10-01T14:00:00Z",
+		"2026-10-01T16:00:00Z", 2000000000LL, 180000, VG_BILL_SLICE_USAGE);
+	net_adj(inv, "adj|2026-10|n-b|network-egress|egress-tier-3|0.05", "2026-10-01T15:00:00Z",
+		"2026-10-01T16:00:00Z", 2000000000LL, 100000, VG_BILL_SLICE_USAGE);
+	net_adj(inv, "adj|2026-10|n-a|network-egress|egress-tier-2|0.09", "2026-10-01T16:00:00Z",
+		"2026-10-01T20:00:00Z", -2000000000LL, -180000, VG_BILL_SLICE_TIER);
+	net_adj(inv, "adj|2026-10|n-a|network-egress|egress-tier-3|0.05", "2026-10-01T16:00:00Z",
+		"2026-10-01T20:00:00Z", 2000000000LL, 100000, VG_BILL_SLICE_TIER);
+	assert_int_equal(inv->total_micro, 200000);
+	l = line(inv, "adj|2026-10|n-a|network-egress|egress-tier-2|0.09");
+	assert_string_equal(l->corrects, "2026-10-0003");
+	assert_string_equal(l->item, "egress-tier-2");
+	assert_non_null(strstr(l->description, "(network-egress, 2026-10-01T16:00:00Z to "
+					       "2026-10-01T20:00:00Z, corrects invoice 2026-10-0003)"));
+	assert_non_null(strstr(l->description, "tier 2"));
+	assert_non_null(strstr(l->description, "hours changed: 2026-10-01T16:00:00Z to "
+					       "2026-10-01T20:00:00Z -2.000000 GB (same usage, another tier)"));
+	l = line(inv, "adj|2026-10|n-b|network-egress|egress-tier-3|0.05");
+	assert_string_equal(l->corrects, "2026-10-0003");
+	assert_non_null(strstr(l->description, "hours changed: 2026-10-01T15:00:00Z to "
+					       "2026-10-01T16:00:00Z +2.000000 GB (usage changed)"));
+	/* the same in every format: JSON keeps the slices (read back
+	 * equal), CSV has the usage columns with the slice as the period,
+	 * HTML the description */
+	t = text(f, NOV, "netco", VG_BILL_FMT_JSON, &len);
+	assert_non_null(strstr(t, "\"changed_slices\""));
+	assert_non_null(strstr(t, "\"-2000000000\""));
+	assert_int_equal(vg_bill_invoice_from_json(t, len, &back), 0);
+	for (size_t i = 0; i < inv->nlines; i++) {
+		const struct vg_bill_invoice_line *b = line(back, inv->lines[i].key);
+		assert_non_null(b);
+		assert_int_equal(b->nslices, inv->lines[i].nslices);
+		for (size_t k = 0; k < b->nslices; k++) {
+			const struct vg_bill_slice *x = &b->slices[k], *y = &inv->lines[i].slices[k];
+			assert_int_equal(x->start_ms, y->start_ms);
+			assert_int_equal(x->end_ms, y->end_ms);
+			assert_true(x->qty == y->qty && x->qty_neg == y->qty_neg && x->why == y->why);
+		}
+	}
+	vg_bill_invoice_free(back);
+	free(t);
+	t = text(f, NOV, "netco", VG_BILL_FMT_CSV, &len);
+	assert_non_null(strstr(t, ",Adjustment,2026-10-01T16:00:00Z,2026-10-01T20:00:00Z,vigie,"
+				  "network-egress,egress-tier-2,n-a,"));
+	assert_non_null(strstr(t, ",Adjustment,2026-10-01T14:00:00Z,2026-10-01T16:00:00Z,vigie,"
+				  "network-egress,egress-tier-2,n-b,"));
+	assert_non_null(strstr(t, "-2.000000 GB (same usage, another tier)"));
+	free(t);
+	t = text(f, NOV, "netco", VG_BILL_FMT_HTML, &len);
+	/* the Type column names the usage type adjusted, as CSV's UsageType */
+	assert_non_null(strstr(t, "<td>adjustment<br><span class=\"res\">network-egress</span></td>"));
+	assert_non_null(strstr(t, "hours changed: 2026-10-01T14:00:00Z to 2026-10-01T16:00:00Z "
+				  "+2.000000 GB (usage changed)"));
+	free(t);
+	vg_bill_invoice_free(inv);
+
+	/* November frozen; one more late hour of n-b */
+	assert_int_equal(vg_bill_finalize(db, f->rc, NOV, T("2026-12-01T00:00:00Z"), &n), 0);
+	nic_obs(f, "late-host", "n-b", "2026-10-01T17:00:00Z", 4.5e9);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, DEC, "netco", &inv), 0);
+	assert_int_equal(inv->nlines, 1);
+	net_adj(inv, "adj|2026-10|n-b|network-egress|egress-tier-3|0.05", "2026-10-01T16:00:00Z",
+		"2026-10-01T17:00:00Z", 500000000LL, 30000, VG_BILL_SLICE_USAGE);
+	vg_bill_invoice_free(inv);
+
+	/* without the pre-images (a month finalized before they were kept)
+	 * the same difference, named by the line's pieces: the billed n-b tier-3
+	 * piece was 15:00-16:00 at 2 GB/h, now 15:00-17:00 at 1.25 GB/h, so
+	 * both hours; no slices listed */
+	assert_int_equal(vg_db_exec(db, "DELETE FROM network_billed"), 0);
+	assert_int_equal(vg_bill_invoice_from_db(db, f->rc, DEC, "netco", &inv), 0);
+	l = line(inv, "adj|2026-10|n-b|network-egress|egress-tier-3|0.05");
+	assert_non_null(l);
+	assert_int_equal(l->nslices, 0);
+	assert_int_equal(l->start_ms, T("2026-10-01T15:00:00Z"));
+	assert_int_equal(l->end_ms, T("2026-10-01T17:00:00Z"));
+	assert_true(l->qty == 500000000 && !l->qty_neg);
+	assert_int_equal(l->amount_micro, 30000);
+	assert_null(strstr(l->description, "hours changed"));
+	vg_bill_invoice_free(inv);
+}
+
 static void test_render_formats(void **state)
 {
 	struct fx *f = fx_get(state);
@@ -605,6 +767,7 @@ int main(void)
 		DBE_BOTH(test_finalize_freezes, setup, teardown),
 		DBE_BOTH(test_late_usage_becomes_adjustment, setup, teardown),
 		DBE_BOTH(test_adjustment_slice_inside_span, setup, teardown),
+		DBE_BOTH(test_network_adjustment_hours, setup, teardown),
 		DBE_BOTH(test_render_formats, setup, teardown),
 		DBE_BOTH(test_names_people_know, setup, teardown),
 		DBE_BOTH(test_readable_lines, setup, teardown),

@@ -526,7 +526,7 @@ static void test_adopts_old_billing_db(void **state)
 	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
 	assert_int_equal(vg_db_schema_version(vg_bill_meter_db(f->m), "billing", &v), 0);
-	assert_int_equal(v, 3);
+	assert_int_equal(v, 4);
 	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
 				       "SELECT name FROM bill_project_names WHERE project = 'p'", &st),
 			 0);
