@@ -21,6 +21,13 @@
  *                (billing/names.c).
  *   bill_number_seq     (step 2) the last invoice number given per issuer
  *                (billing/numbers.c).
+ *   sightings    (step 4) per host, its current "generation": the last
+ *                poll time that every resource of the generation was seen
+ *                at. A resources row whose (host, sight_gen) names a
+ *                generation was last seen and last polled at the later of
+ *                its own columns and the generation's time_ms, so a poll
+ *                that changes nothing but the sightings writes one row per
+ *                host instead of one per resource (billing/meter.c).
  *
  * Both engines' DDL says the same thing in each one's words: sqlite keeps
  * today's text (so a file from before the port is at version 1 as it
@@ -160,10 +167,33 @@ static const char step2_pg[] =
  * not HOT (bench/state_rows.sh). Applies to pages written from now on. */
 static const char step3_pg[] = "ALTER TABLE resources SET (fillfactor = 50);";
 
+/* Step 4: a host's sightings in one row per host and generation instead
+ * of last_seen_ms/last_poll_ms in every resources row at every poll
+ * (billing/meter.c, "Sightings"). sight_gen NULL: the row's own columns
+ * are the whole truth, as before this step. */
+static const char step4_sqlite[] =
+	"ALTER TABLE resources ADD COLUMN sight_gen INTEGER;"
+	"CREATE TABLE IF NOT EXISTS sightings("
+	" host TEXT NOT NULL,"
+	" gen INTEGER NOT NULL,"
+	" time_ms INTEGER NOT NULL,"
+	" members INTEGER NOT NULL,"
+	" PRIMARY KEY(host, gen)) WITHOUT ROWID;";
+
+static const char step4_pg[] =
+	"ALTER TABLE resources ADD COLUMN sight_gen BIGINT;"
+	"CREATE TABLE IF NOT EXISTS sightings("
+	" host TEXT COLLATE \"C\" NOT NULL,"
+	" gen BIGINT NOT NULL,"
+	" time_ms BIGINT NOT NULL,"
+	" members BIGINT NOT NULL,"
+	" PRIMARY KEY(host, gen)) WITH (fillfactor = 50);";
+
 static const struct vg_db_step steps[] = {
 	{.version = 1, .sql_sqlite = schema_sqlite, .sql_pg = schema_pg},
 	{.version = 2, .sql_sqlite = step2_sqlite, .sql_pg = step2_pg},
 	{.version = 3, .sql_pg = step3_pg},
+	{.version = 4, .sql_sqlite = step4_sqlite, .sql_pg = step4_pg},
 };
 
 static const struct vg_db_schema billing_schema = {
