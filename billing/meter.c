@@ -260,7 +260,7 @@ struct vg_bill_meter {
 	struct vg_hmap net;  /* "project\0hour\0nic" -> struct cnet */
 	struct sight sg;     /* the batch host's, read with its rows */
 	/* the bulk statements' SQL, built at open (rows_* below) */
-	char *fetch_sql, *upd_sql[4], *net_sql[4];
+	char *fetch_sql, *upd_sql[6], *net_sql[6];
 };
 
 static void names_forget(struct vg_bill_meter *m)
@@ -472,10 +472,12 @@ struct cnet {
 };
 
 /* Rows per statement when reading (IN list, padded with NULL, which
- * matches nothing) and writing (exact sizes, largest first, as the
- * registry's flush): n rows cost about n / 64 round trips, not n. */
+ * matches nothing) and writing (the smallest of these sizes that holds
+ * what is left, at most 64, padded with rows of NULL that match and
+ * insert nothing): n rows cost one round trip per 64, not n (nor one per
+ * exact size: 18 rows were 16 + 1 + 1, three statements). */
 #define FETCH_ROWS 128
-static const int write_sizes[] = {64, 16, 4, 1};
+static const int write_sizes[] = {64, 32, 16, 8, 4, 1};
 #define NWRITE (sizeof(write_sizes) / sizeof(write_sizes[0]))
 #define UPD_COLS 16
 #define NET_COLS 5
@@ -968,6 +970,16 @@ static int sight_plan(struct vg_bill_meter *m, const struct vg_batch *b)
 	return 0;
 }
 
+/* The index in write_sizes of the statement for the next of left rows. */
+static size_t write_size(size_t left)
+{
+	size_t z = 0;
+
+	while (z + 1 < NWRITE && (size_t)write_sizes[z + 1] >= left)
+		z++;
+	return z;
+}
+
 /* Write the batch's changed rows and summed network bytes: the upserts one
  * by one (a resource's first batch or a new identity), the updates and the
  * bytes in multi-row statements. */
@@ -992,17 +1004,18 @@ static int rows_flush(struct vg_bill_meter *m, const struct vg_batch *b)
 		else
 			w[n++] = c;
 	}
-	i = 0;
-	for (size_t z = 0; z < NWRITE && !rc; z++) {
-		size_t rows = (size_t)write_sizes[z];
-		for (; n - i >= rows && !rc; i += rows) {
-			struct vg_db_stmt *s;
-			if ((rc = vg_db_prepare(m->db, m->upd_sql[z], &s)))
-				break;
-			for (size_t k = 0; k < rows; k++)
-				bind_upd(s, (int)k * UPD_COLS, &w[i + k]->r, w[i + k]->gen);
-			rc = step_done(s);
-		}
+	for (i = 0; i < n && !rc;) {
+		size_t z = write_size(n - i), rows = (size_t)write_sizes[z];
+		struct vg_db_stmt *s;
+		if ((rc = vg_db_prepare(m->db, m->upd_sql[z], &s)))
+			break;
+		for (size_t k = 0; k < rows; k++, i++)
+			if (i < n)
+				bind_upd(s, (int)k * UPD_COLS, &w[i]->r, w[i]->gen);
+			else
+				for (int c = 1; c <= UPD_COLS; c++)
+					vg_db_bind_null(s, (int)k * UPD_COLS + c);
+		rc = step_done(s);
 	}
 	free(w);
 	if (rc)
@@ -1015,24 +1028,26 @@ static int rows_flush(struct vg_bill_meter *m, const struct vg_batch *b)
 	while ((e = vg_hmap_next(&m->net, &pos)))
 		if (((struct cnet *)e->value)->tx || ((struct cnet *)e->value)->rx)
 			nw[n++] = e->value;
-	i = 0;
-	for (size_t z = 0; z < NWRITE && !rc; z++) {
-		size_t rows = (size_t)write_sizes[z];
-		for (; n - i >= rows && !rc; i += rows) {
-			struct vg_db_stmt *s;
-			if ((rc = vg_db_prepare(m->db, m->net_sql[z], &s)))
-				break;
-			for (size_t k = 0; k < rows; k++) {
-				const struct cnet *x = nw[i + k];
-				int o = (int)k * NET_COLS;
-				vg_db_bind_text(s, o + 1, x->project);
-				vg_db_bind_int64(s, o + 2, x->hour);
-				vg_db_bind_text(s, o + 3, x->nic);
-				vg_db_bind_int64(s, o + 4, x->tx);
-				vg_db_bind_int64(s, o + 5, x->rx);
+	for (i = 0; i < n && !rc;) {
+		size_t z = write_size(n - i), rows = (size_t)write_sizes[z];
+		struct vg_db_stmt *s;
+		if ((rc = vg_db_prepare(m->db, m->net_sql[z], &s)))
+			break;
+		for (size_t k = 0; k < rows; k++, i++) {
+			int o = (int)k * NET_COLS;
+			if (i >= n) {
+				for (int c = 1; c <= NET_COLS; c++)
+					vg_db_bind_null(s, o + c);
+				continue;
 			}
-			rc = step_done(s);
+			const struct cnet *x = nw[i];
+			vg_db_bind_text(s, o + 1, x->project);
+			vg_db_bind_int64(s, o + 2, x->hour);
+			vg_db_bind_text(s, o + 3, x->nic);
+			vg_db_bind_int64(s, o + 4, x->tx);
+			vg_db_bind_int64(s, o + 5, x->rx);
 		}
+		rc = step_done(s);
 	}
 	free(nw);
 	return rc;
@@ -1099,10 +1114,10 @@ static char *net_sql_for(int rows)
 		k += (size_t)snprintf(txt + k, len - k, ",(?%d,?%d,?%d,?%d,?%d)", b + 1,
 				      b + 2, b + 3, b + 4, b + 5);
 	}
-	/* WHERE: sqlite reads ON CONFLICT after a bare SELECT's FROM as a
-	 * join constraint */
+	/* WHERE: the padding rows (NULL) insert nothing; and sqlite reads ON
+	 * CONFLICT after a bare SELECT's FROM as a join constraint */
 	snprintf(txt + k, len - k,
-		 ") AS v WHERE true ON CONFLICT(project,hour_ms,nic) DO UPDATE "
+		 ") AS v WHERE column1 IS NOT NULL ON CONFLICT(project,hour_ms,nic) DO UPDATE "
 		 "SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx");
 	return txt;
 }
