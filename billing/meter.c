@@ -615,14 +615,17 @@ static int rows_lock_pg(struct vg_bill_meter *m, const char *host)
 	return rc;
 }
 
-/* Read the batch's rows that exist, FETCH_ROWS ids a statement. */
-static int rows_fetch(struct vg_bill_meter *m)
+/* Read the batch's rows that exist, FETCH_ROWS ids a statement, and with
+ * them host's current sightings generation (into m->sg; *got = 1 if any
+ * row came back, so that it was read). */
+static int rows_fetch(struct vg_bill_meter *m, const char *host, int *got)
 {
 	size_t pos = 0;
 	const struct vg_hmap_entry *e = vg_hmap_next(&m->rows, &pos);
 	struct vg_db_stmt *s;
 	int rc;
 
+	*got = 0;
 	while (e) {
 		if ((rc = vg_db_prepare(m->db, m->fetch_sql, &s)))
 			return rc;
@@ -630,8 +633,16 @@ static int rows_fetch(struct vg_bill_meter *m)
 			vg_db_bind_text(s, i, ((struct crow *)e->value)->r.id);
 			e = vg_hmap_next(&m->rows, &pos);
 		}
+		vg_db_bind_text(s, FETCH_ROWS + 1, host);
 		while ((rc = vg_db_step(s)) == 1) {
 			struct crow *c = vg_hmap_gets(&m->rows, vg_db_column_text(s, 0));
+			if (!*got && !vg_db_column_is_null(s, 22)) {
+				m->sg.found = 1;
+				m->sg.gen = vg_db_column_int64(s, 22);
+				m->sg.time_ms = vg_db_column_int64(s, 23);
+				m->sg.members = vg_db_column_int64(s, 24);
+			}
+			*got = 1;
 			if (!c)
 				continue;
 			read_row(&c->r, s, 1);
@@ -672,7 +683,10 @@ static int rows_prefetch(struct vg_bill_meter *m, const struct vg_batch *b)
 	const char *host = b->host && *b->host ? b->host : NULL;
 	if (vg_db_engine(m->db) == VG_DB_POSTGRESQL && (rc = rows_lock_pg(m, host)))
 		return rc;
-	if (host) {
+	int got;
+	if ((rc = rows_fetch(m, host, &got)))
+		return rc;
+	if (host && !got) { /* no row to bring the sightings along */
 		struct vg_db_stmt *s;
 		if ((rc = q(m, Q_SIGHT_GET, &s)))
 			return rc;
@@ -685,10 +699,8 @@ static int rows_prefetch(struct vg_bill_meter *m, const struct vg_batch *b)
 			rc = 0;
 		}
 		vg_db_reset(s);
-		if (rc)
-			return rc;
 	}
-	return rows_fetch(m);
+	return rc;
 }
 
 /* ---- resources rows ---------------------------------------------------------- */
@@ -1138,7 +1150,11 @@ static int sql_build(struct vg_bill_meter *m)
 	if (!(m->fetch_sql = malloc(len)))
 		return -ENOMEM;
 	k += (size_t)snprintf(m->fetch_sql + k, len - k,
-			      "SELECT r.id," RES_COLS RES_FROM " WHERE r.id IN (");
+			      "SELECT r.id," RES_COLS ",cur.gen,cur.time_ms,"
+			      "cur.members" RES_FROM " LEFT JOIN (SELECT gen,"
+			      "time_ms,members FROM sightings WHERE host=?%d ORDER "
+			      "BY gen DESC LIMIT 1) AS cur ON true WHERE r.id IN (",
+			      FETCH_ROWS + 1);
 	for (int i = 1; i <= FETCH_ROWS; i++)
 		k += (size_t)snprintf(m->fetch_sql + k, len - k, "%s?%d", i > 1 ? "," : "", i);
 	snprintf(m->fetch_sql + k, len - k, ")");
