@@ -1143,18 +1143,22 @@ static void sql_free(struct vg_bill_meter *m)
 	}
 }
 
+/* A column of the host's (?%d) current sightings generation: evaluated
+ * once per statement (it does not depend on the row). */
+#define CUR_SIGHT(col)                                                     \
+	"(SELECT " col " FROM sightings WHERE host=?%d ORDER BY gen DESC " \
+	"LIMIT 1)"
+
 static int sql_build(struct vg_bill_meter *m)
 {
-	size_t len = 1024 + FETCH_ROWS * 8, k = 0;
+	size_t len = 2048 + FETCH_ROWS * 8, k = 0;
 
 	if (!(m->fetch_sql = malloc(len)))
 		return -ENOMEM;
 	k += (size_t)snprintf(m->fetch_sql + k, len - k,
-			      "SELECT r.id," RES_COLS ",cur.gen,cur.time_ms,"
-			      "cur.members" RES_FROM " LEFT JOIN (SELECT gen,"
-			      "time_ms,members FROM sightings WHERE host=?%d ORDER "
-			      "BY gen DESC LIMIT 1) AS cur ON true WHERE r.id IN (",
-			      FETCH_ROWS + 1);
+			      "SELECT r.id," RES_COLS "," CUR_SIGHT("gen") "," CUR_SIGHT("time_ms") "," CUR_SIGHT("members") RES_FROM
+			      " WHERE r.id IN (",
+			      FETCH_ROWS + 1, FETCH_ROWS + 1, FETCH_ROWS + 1);
 	for (int i = 1; i <= FETCH_ROWS; i++)
 		k += (size_t)snprintf(m->fetch_sql + k, len - k, "%s?%d", i > 1 ? "," : "", i);
 	snprintf(m->fetch_sql + k, len - k, ")");
