@@ -73,6 +73,39 @@
  * batches and their order per host, which the agent keeps (it sends a
  * host's next batch only once the previous one is acknowledged).
  *
+ * Sightings. Every observation moves its resource's last sighting
+ * (last_seen_ms: where an open run ends, the lower bound of an inferred
+ * stop) and watermark (last_poll_ms); written into every row, that was
+ * one row version per instance and disk per poll for nothing else. A
+ * host instead has a current generation in `sightings` (host, gen,
+ * time_ms, members), and a row whose (host, sight_gen) names a
+ * generation reads as last seen and last polled at the later of its own
+ * columns and the generation's time (RES_COLS; usage.c reads the same).
+ * At the end of a batch whose observations all carry one time T (a poll;
+ * sight_plan):
+ *   - if every member of the host's generation is among them and ends
+ *     seen and polled at T on that host, the generation moves to T and a
+ *     member's row is written only if something else in it changed;
+ *     rows seen at T that were not members join (written once);
+ *   - otherwise (a member vanished, moved or ended) a new generation
+ *     starts at T with the rows seen at T; the old one keeps its time
+ *     for the members the batch did not see (deleted once no row can
+ *     name it).
+ * A batch that is not one poll (no observation, or several times), or
+ * whose T is not after the generation's, changes no generation: the rows
+ * it changes are written with their own columns, keeping their
+ * generation while their host is the same.
+ * The count `members` is an upper bound of the rows naming the
+ * generation (rows only leave it, by being written with another), so
+ * "all members present" is exact when the count of rows present equals
+ * it. Values only grow, so a row written with its own (read, already
+ * including the generation) columns stays right whatever the generation
+ * does later. The sightings row is read and written under the host's
+ * lock (PostgreSQL: an advisory lock taken with the resources', in key
+ * order) in the batch's transaction: a crash leaves the generation and
+ * the rows of one committed batch, and a re-delivered batch (T not after
+ * the generation's time) changes neither.
+ *
  * Why one file (~2,000 lines): everything here is one read-modify-write of
  * a resource's row and timeline inside the batch's transaction, under that
  * resource's lock. Events and observations edit the same timeline through
@@ -1301,11 +1334,14 @@ static int record(struct vg_bill_meter *m, struct mres *r, const struct trans *t
 	rc = step_done(s);
 	if (rc)
 		return rc;
-	if (t->kind == VG_BILL_T_FLAVOR && f) {
+	if (t->kind == VG_BILL_T_FLAVOR && f && t->t <= r->last_change_ms) {
 		/* A CREATE or START at the same instant sorts after the
 		 * FLAVOR and carries a flavor of its own, which would undo it
 		 * (a start inferred with the flavor known before the resize
-		 * that the same poll then reports): it starts with this one. */
+		 * that the same poll then reports): it starts with this one.
+		 * None can be at an instant after the row's last transition
+		 * (last_change_ms is the latest time ever recorded for it):
+		 * then there is nothing to update, and no statement to send. */
 		if ((rc = q(m, Q_SAME_START, &s)))
 			return rc;
 		vg_db_bind_text(s, 1, r->id);
