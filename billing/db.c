@@ -25,6 +25,13 @@
  *                months, and the network rows of their hours that changed
  *                since, as the invoices billed them (meter.c, finalize.c):
  *                what names the hours a network adjustment changed.
+ *   sightings    (step 5) per host, its current "generation": the last
+ *                poll time that every resource of the generation was seen
+ *                at. A resources row whose (host, sight_gen) names a
+ *                generation was last seen and last polled at the later of
+ *                its own columns and the generation's time_ms, so a poll
+ *                that changes nothing but the sightings writes one row per
+ *                host instead of one per resource (billing/meter.c).
  *
  * Both engines' DDL says the same thing in each one's words: sqlite keeps
  * today's text (so a file from before the port is at version 1 as it
@@ -196,12 +203,34 @@ static const char step4_pg[] =
 	"CREATE TABLE IF NOT EXISTS network_billed_months("
 	" start_ms BIGINT PRIMARY KEY,"
 	" end_ms BIGINT NOT NULL);";
+/* Step 5: a host's sightings in one row per host and generation instead
+ * of last_seen_ms/last_poll_ms in every resources row at every poll
+ * (billing/meter.c, "Sightings"). sight_gen NULL: the row's own columns
+ * are the whole truth, as before this step. */
+static const char step5_sqlite[] =
+	"ALTER TABLE resources ADD COLUMN sight_gen INTEGER;"
+	"CREATE TABLE IF NOT EXISTS sightings("
+	" host TEXT NOT NULL,"
+	" gen INTEGER NOT NULL,"
+	" time_ms INTEGER NOT NULL,"
+	" members INTEGER NOT NULL,"
+	" PRIMARY KEY(host, gen)) WITHOUT ROWID;";
+
+static const char step5_pg[] =
+	"ALTER TABLE resources ADD COLUMN sight_gen BIGINT;"
+	"CREATE TABLE IF NOT EXISTS sightings("
+	" host TEXT COLLATE \"C\" NOT NULL,"
+	" gen BIGINT NOT NULL,"
+	" time_ms BIGINT NOT NULL,"
+	" members BIGINT NOT NULL,"
+	" PRIMARY KEY(host, gen)) WITH (fillfactor = 50);";
 
 static const struct vg_db_step steps[] = {
 	{.version = 1, .sql_sqlite = schema_sqlite, .sql_pg = schema_pg},
 	{.version = 2, .sql_sqlite = step2_sqlite, .sql_pg = step2_pg},
 	{.version = 3, .sql_pg = step3_pg},
 	{.version = 4, .sql_sqlite = step4_sqlite, .sql_pg = step4_pg},
+	{.version = 5, .sql_sqlite = step5_sqlite, .sql_pg = step5_pg},
 };
 
 static const struct vg_db_schema billing_schema = {

@@ -77,6 +77,39 @@
  * batches and their order per host, which the agent keeps (it sends a
  * host's next batch only once the previous one is acknowledged).
  *
+ * Sightings. Every observation moves its resource's last sighting
+ * (last_seen_ms: where an open run ends, the lower bound of an inferred
+ * stop) and watermark (last_poll_ms); written into every row, that was
+ * one row version per instance and disk per poll for nothing else. A
+ * host instead has a current generation in `sightings` (host, gen,
+ * time_ms, members), and a row whose (host, sight_gen) names a
+ * generation reads as last seen and last polled at the later of its own
+ * columns and the generation's time (RES_COLS; usage.c reads the same).
+ * At the end of a batch whose observations all carry one time T (a poll;
+ * sight_plan):
+ *   - if every member of the host's generation is among them and ends
+ *     seen and polled at T on that host, the generation moves to T and a
+ *     member's row is written only if something else in it changed;
+ *     rows seen at T that were not members join (written once);
+ *   - otherwise (a member vanished, moved or ended) a new generation
+ *     starts at T with the rows seen at T; the old one keeps its time
+ *     for the members the batch did not see (deleted once no row can
+ *     name it).
+ * A batch that is not one poll (no observation, or several times), or
+ * whose T is not after the generation's, changes no generation: the rows
+ * it changes are written with their own columns, keeping their
+ * generation while their host is the same.
+ * The count `members` is an upper bound of the rows naming the
+ * generation (rows only leave it, by being written with another), so
+ * "all members present" is exact when the count of rows present equals
+ * it. Values only grow, so a row written with its own (read, already
+ * including the generation) columns stays right whatever the generation
+ * does later. The sightings row is read and written under the host's
+ * lock (PostgreSQL: an advisory lock taken with the resources', in key
+ * order) in the batch's transaction: a crash leaves the generation and
+ * the rows of one committed batch, and a re-delivered batch (T not after
+ * the generation's time) changes neither.
+ *
  * Why one file (~2,000 lines): everything here is one read-modify-write of
  * a resource's row and timeline inside the batch's transaction, under that
  * resource's lock. Events and observations edit the same timeline through
@@ -123,21 +156,35 @@ enum {
 	Q_TAIL,
 	Q_SAME_START,
 	Q_LOCK_ALL_PG,
+	Q_SIGHT_GET,
+	Q_SIGHT_PUT,
+	Q_SIGHT_DEL,
 	NQ
 };
 
+/* A resources row's columns as the meter reads them (read_row's order):
+ * last_seen_ms and last_poll_ms include its host's sightings ("Sightings"
+ * in the header). */
+#define RES_COLS                                                                 \
+	"r.type,r.parent,r.project,r.\"user\",r.name,r.host,r.first_ms,"         \
+	"CASE WHEN s.time_ms>r.last_seen_ms THEN s.time_ms ELSE r.last_seen_ms " \
+	"END,CASE WHEN s.time_ms>r.last_poll_ms THEN s.time_ms ELSE "            \
+	"r.last_poll_ms END,r.last_change_ms,r.state,r.flavor,r.vcpus,r.ram_mb," \
+	"r.disk_gb,r.capacity,r.has_disks,r.ctr_ms,r.ctr_tx,r.ctr_rx,r.sight_gen"
+#define RES_FROM                                                              \
+	" FROM resources r LEFT JOIN sightings s ON s.host=r.host AND s.gen=" \
+	"r.sight_gen"
+
 static const char *const sql[NQ] = {
-	[Q_GET] = "SELECT type,parent,project,\"user\",name,host,first_ms,"
-		  "last_seen_ms,last_poll_ms,last_change_ms,state,flavor,vcpus,"
-		  "ram_mb,disk_gb,capacity,has_disks,ctr_ms,ctr_tx,ctr_rx "
-		  "FROM resources WHERE id=?1",
+	[Q_GET] = "SELECT " RES_COLS RES_FROM " WHERE r.id=?1",
 	/* a new row, or one whose identity changed; has_disks only moves
 	 * up (another collector's meter may have set it meanwhile) */
 	[Q_PUT] = "INSERT INTO resources(id,type,parent,project,\"user\","
 		  "name,host,first_ms,last_seen_ms,last_poll_ms,"
 		  "last_change_ms,state,flavor,vcpus,ram_mb,disk_gb,capacity,"
-		  "has_disks,ctr_ms,ctr_tx,ctr_rx) VALUES(?1,?2,?3,?4,?5,?6,?7,"
-		  "?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21) "
+		  "has_disks,ctr_ms,ctr_tx,ctr_rx,sight_gen) VALUES(?1,?2,?3,?4,"
+		  "?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,"
+		  "?21,?22) "
 		  "ON CONFLICT(id) DO UPDATE SET type=excluded.type,"
 		  "parent=excluded.parent,project=excluded.project,"
 		  "\"user\"=excluded.\"user\",name=excluded.name,"
@@ -151,7 +198,7 @@ static const char *const sql[NQ] = {
 		  "resources.has_disks>excluded.has_disks THEN "
 		  "resources.has_disks ELSE excluded.has_disks END,"
 		  "ctr_ms=excluded.ctr_ms,ctr_tx=excluded.ctr_tx,"
-		  "ctr_rx=excluded.ctr_rx",
+		  "ctr_rx=excluded.ctr_rx,sight_gen=excluded.sight_gen",
 	[Q_INS_IGNORE] = "INSERT INTO transitions(resource,time_ms,"
 			 "kind,exact,lo_ms,hi_ms,flavor,vcpus,ram_mb,disk_gb,"
 			 "capacity) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) "
@@ -189,14 +236,14 @@ static const char *const sql[NQ] = {
 			    "AND kind=6 AND time_ms>=?2 AND time_ms<=?3 ORDER BY "
 			    "exact DESC, time_ms DESC LIMIT 1",
 	/* the row of Q_PUT when its identity columns did not change: no
-	 * index entry is written. Its parameters are Q_PUT's ?1 and ?8..?21
+	 * index entry is written. Its parameters are Q_PUT's ?1 and ?8..?22
 	 * moved down by 6 (PostgreSQL must see every parameter it is given
 	 * used, to know its type) */
 	[Q_UPD] = "UPDATE resources SET first_ms=?2,last_seen_ms=?3,"
 		  "last_poll_ms=?4,last_change_ms=?5,state=?6,flavor=?7,"
 		  "vcpus=?8,ram_mb=?9,disk_gb=?10,capacity=?11,has_disks=CASE "
 		  "WHEN has_disks>?12 THEN has_disks ELSE ?12 END,"
-		  "ctr_ms=?13,ctr_tx=?14,ctr_rx=?15 WHERE id=?1",
+		  "ctr_ms=?13,ctr_tx=?14,ctr_rx=?15,sight_gen=?16 WHERE id=?1",
 	/* PostgreSQL only: a resource's lock until the transaction ends
 	 * (the key is a 64-bit hash of the id: a collision only makes two
 	 * resources wait for each other) */
@@ -216,6 +263,13 @@ static const char *const sql[NQ] = {
 	[Q_LOCK_ALL_PG] = "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT "
 			  "DISTINCT hashtextextended(x, 0) AS k FROM "
 			  "unnest(CAST(?1 AS TEXT[])) AS x ORDER BY 1) AS l",
+	/* a host's current sightings generation */
+	[Q_SIGHT_GET] = "SELECT gen,time_ms,members FROM sightings WHERE host=?1 "
+			"ORDER BY gen DESC LIMIT 1",
+	[Q_SIGHT_PUT] = "INSERT INTO sightings(host,gen,time_ms,members) "
+			"VALUES(?1,?2,?3,?4) ON CONFLICT(host,gen) DO UPDATE SET "
+			"time_ms=excluded.time_ms,members=excluded.members",
+	[Q_SIGHT_DEL] = "DELETE FROM sightings WHERE host=?1 AND gen=?2",
 };
 
 /* Project names last written (names.c): a batch repeats its projects'
@@ -224,6 +278,12 @@ static const char *const sql[NQ] = {
 #define NAME_CACHE 64
 struct name_slot {
 	char *project, *name;
+};
+
+/* The batch host's current sightings generation (Q_SIGHT_GET). */
+struct sight {
+	int found;
+	int64_t gen, time_ms, members;
 };
 
 struct vg_bill_meter {
@@ -235,11 +295,12 @@ struct vg_bill_meter {
 	int attempts;        /* of the batch being applied (vg_db_transact retries) */
 	struct vg_hmap rows; /* id -> struct crow: the batch's resources */
 	struct vg_hmap net;  /* "project\0hour\0nic" -> struct cnet */
+	struct sight sg;     /* the batch host's, read with its rows */
 	/* the bulk statements' SQL, built at open (rows_* below) */
-	char *fetch_sql, *upd_sql[4], *net_sql[4];
+	char *fetch_sql, *upd_sql[6], *net_sql[6];
 	/* the network rows' pre-images (network_billed): sqlite runs pre_sql
 	 * before net_sql, PostgreSQL net_pg_sql, both in one statement */
-	char *pre_sql[4], *net_pg_sql[4];
+	char *pre_sql[6], *net_pg_sql[6];
 };
 
 static void names_forget(struct vg_bill_meter *m)
@@ -299,6 +360,7 @@ struct mres {
 	int has_disks;
 	int ctr_valid;
 	int64_t ctr_ms, ctr_tx, ctr_rx;
+	int64_t sight_gen; /* as read; -1: none */
 };
 
 /* A transition to record. */
@@ -433,8 +495,12 @@ static int64_t to_int(double v)
  * others before COMMIT. */
 struct crow {
 	struct mres r;
-	int dirty;    /* changed since read: write it at the end */
-	int need_put; /* new, or identity changed: the upsert, not the update */
+	int dirty;        /* changed since read: write it at the end */
+	int need_put;     /* new, or identity changed: the upsert, not the update */
+	struct mres base; /* as read: its scalar columns only (no strings) */
+	char *host0;      /* host as read (NULL: none, or not found) */
+	int64_t gen;      /* sight_gen to write (sight_plan) */
+	int write;        /* sight_plan: write the row */
 };
 
 /* Hourly network bytes of a vNIC, summed over the batch (the upsert adds:
@@ -446,12 +512,14 @@ struct cnet {
 };
 
 /* Rows per statement when reading (IN list, padded with NULL, which
- * matches nothing) and writing (exact sizes, largest first, as the
- * registry's flush): n rows cost about n / 64 round trips, not n. */
+ * matches nothing) and writing (the smallest of these sizes that holds
+ * what is left, at most 64, padded with rows of NULL that match and
+ * insert nothing): n rows cost one round trip per 64, not n (nor one per
+ * exact size: 18 rows were 16 + 1 + 1, three statements). */
 #define FETCH_ROWS 128
-static const int write_sizes[] = {64, 16, 4, 1};
+static const int write_sizes[] = {64, 32, 16, 8, 4, 1};
 #define NWRITE (sizeof(write_sizes) / sizeof(write_sizes[0]))
-#define UPD_COLS 15
+#define UPD_COLS 16
 #define NET_COLS 5
 
 static void rows_forget(struct vg_bill_meter *m)
@@ -462,6 +530,7 @@ static void rows_forget(struct vg_bill_meter *m)
 	while ((e = vg_hmap_next(&m->rows, &pos))) {
 		struct crow *c = e->value;
 		mres_clear(&c->r);
+		free(c->host0);
 		free(c);
 	}
 	vg_hmap_release(&m->rows);
@@ -514,6 +583,7 @@ static int rows_add(struct vg_bill_meter *m, const char *id)
 		return -ENOMEM;
 	flavor_unknown(&c->r.fl);
 	c->r.capacity = -1;
+	c->r.sight_gen = -1;
 	c->r.first_ms = c->r.last_seen_ms = c->r.last_poll_ms = c->r.last_change_ms =
 		INT64_MIN;
 	if (!(c->r.id = strdup(id)) || vg_hmap_puts(&m->rows, c->r.id, c)) {
@@ -524,41 +594,55 @@ static int rows_add(struct vg_bill_meter *m, const char *id)
 	return 0;
 }
 
-/* PostgreSQL: the batch's resource locks in one statement, in the order of
- * their keys, so two meters never wait for each other in a cycle. The ids
+/* Append "<pre><key>" to the text[] literal *a (see rows_lock_pg). */
+static int lock_key(char **a, size_t *len, size_t *cap, const char *pre,
+		    const char *key, size_t klen)
+{
+	size_t pl = strlen(pre), need = 2 * (pl + klen) + 4;
+
+	if (*len + need + 2 > *cap) {
+		char *n;
+		while (*len + need + 2 > *cap)
+			*cap *= 2;
+		if (!(n = realloc(*a, *cap)))
+			return -ENOMEM;
+		*a = n;
+	}
+	if (*len > 1)
+		(*a)[(*len)++] = ',';
+	(*a)[(*len)++] = '"';
+	for (size_t i = 0; i < pl + klen; i++) {
+		char ch = i < pl ? pre[i] : key[i - pl];
+		if (ch == '"' || ch == '\\')
+			(*a)[(*len)++] = '\\';
+		(*a)[(*len)++] = ch;
+	}
+	(*a)[(*len)++] = '"';
+	return 0;
+}
+
+/* PostgreSQL: the batch's resource locks, and its host's sightings lock
+ * (keyed "sightings:" + host), in one statement, in the order of their
+ * keys, so two meters never wait for each other in a cycle. The ids
  * travel as one text[] literal: {"a","b"} with " and \ escaped. */
-static int rows_lock_pg(struct vg_bill_meter *m)
+static int rows_lock_pg(struct vg_bill_meter *m, const char *host)
 {
 	size_t cap = 64, len = 0, pos = 0;
 	const struct vg_hmap_entry *e;
 	char *a = malloc(cap);
 	struct vg_db_stmt *s;
-	int rc;
+	int rc = 0;
 
 	if (!a)
 		return -ENOMEM;
 	a[len++] = '{';
-	while ((e = vg_hmap_next(&m->rows, &pos))) {
-		size_t need = 2 * e->klen + 4;
-		if (len + need + 2 > cap) {
-			char *n;
-			while (len + need + 2 > cap)
-				cap *= 2;
-			if (!(n = realloc(a, cap))) {
-				free(a);
-				return -ENOMEM;
-			}
-			a = n;
-		}
-		if (len > 1)
-			a[len++] = ',';
-		a[len++] = '"';
-		for (size_t i = 0; i < e->klen; i++) {
-			if (e->key[i] == '"' || e->key[i] == '\\')
-				a[len++] = '\\';
-			a[len++] = e->key[i];
-		}
-		a[len++] = '"';
+	while (!rc && (e = vg_hmap_next(&m->rows, &pos)))
+		rc = lock_key(&a, &len, &cap, "", e->key, e->klen);
+	if (!rc && host)
+		rc = lock_key(&a, &len, &cap, "sightings:", host, strlen(host));
+	if (rc) {
+		free(a);
+		return rc;
 	}
 	a[len++] = '}';
 	a[len] = '\0';
@@ -571,14 +655,17 @@ static int rows_lock_pg(struct vg_bill_meter *m)
 	return rc;
 }
 
-/* Read the batch's rows that exist, FETCH_ROWS ids a statement. */
-static int rows_fetch(struct vg_bill_meter *m)
+/* Read the batch's rows that exist, FETCH_ROWS ids a statement, and with
+ * them host's current sightings generation (into m->sg; *got = 1 if any
+ * row came back, so that it was read). */
+static int rows_fetch(struct vg_bill_meter *m, const char *host, int *got)
 {
 	size_t pos = 0;
 	const struct vg_hmap_entry *e = vg_hmap_next(&m->rows, &pos);
 	struct vg_db_stmt *s;
 	int rc;
 
+	*got = 0;
 	while (e) {
 		if ((rc = vg_db_prepare(m->db, m->fetch_sql, &s)))
 			return rc;
@@ -586,10 +673,26 @@ static int rows_fetch(struct vg_bill_meter *m)
 			vg_db_bind_text(s, i, ((struct crow *)e->value)->r.id);
 			e = vg_hmap_next(&m->rows, &pos);
 		}
+		vg_db_bind_text(s, FETCH_ROWS + 1, host);
 		while ((rc = vg_db_step(s)) == 1) {
 			struct crow *c = vg_hmap_gets(&m->rows, vg_db_column_text(s, 0));
-			if (c)
-				read_row(&c->r, s, 1);
+			if (!*got && !vg_db_column_is_null(s, 22)) {
+				m->sg.found = 1;
+				m->sg.gen = vg_db_column_int64(s, 22);
+				m->sg.time_ms = vg_db_column_int64(s, 23);
+				m->sg.members = vg_db_column_int64(s, 24);
+			}
+			*got = 1;
+			if (!c)
+				continue;
+			read_row(&c->r, s, 1);
+			c->base = c->r;
+			c->base.id = c->base.parent = c->base.project = NULL;
+			c->base.user = c->base.name = c->base.host = NULL;
+			if (c->r.host && !(c->host0 = strdup(c->r.host))) {
+				vg_db_reset(s);
+				return -ENOMEM;
+			}
 		}
 		vg_db_reset(s);
 		if (rc < 0)
@@ -614,11 +717,30 @@ static int rows_prefetch(struct vg_bill_meter *m, const struct vg_batch *b)
 		    e->type != VG_EV_RESUMED)
 			rc = rows_add(m, e->resource);
 	}
+	memset(&m->sg, 0, sizeof(m->sg));
 	if (rc || !vg_hmap_count(&m->rows))
 		return rc;
-	if (vg_db_engine(m->db) == VG_DB_POSTGRESQL && (rc = rows_lock_pg(m)))
+	const char *host = b->host && *b->host ? b->host : NULL;
+	if (vg_db_engine(m->db) == VG_DB_POSTGRESQL && (rc = rows_lock_pg(m, host)))
 		return rc;
-	return rows_fetch(m);
+	int got;
+	if ((rc = rows_fetch(m, host, &got)))
+		return rc;
+	if (host && !got) { /* no row to bring the sightings along */
+		struct vg_db_stmt *s;
+		if ((rc = q(m, Q_SIGHT_GET, &s)))
+			return rc;
+		vg_db_bind_text(s, 1, host);
+		if ((rc = vg_db_step(s)) == 1) {
+			m->sg.found = 1;
+			m->sg.gen = vg_db_column_int64(s, 0);
+			m->sg.time_ms = vg_db_column_int64(s, 1);
+			m->sg.members = vg_db_column_int64(s, 2);
+			rc = 0;
+		}
+		vg_db_reset(s);
+	}
+	return rc;
 }
 
 /* ---- resources rows ---------------------------------------------------------- */
@@ -646,6 +768,7 @@ static void read_row(struct mres *r, struct vg_db_stmt *s, int c)
 	r->ctr_ms = vg_db_column_int64(s, c + 17);
 	r->ctr_tx = vg_db_column_int64(s, c + 18);
 	r->ctr_rx = vg_db_column_int64(s, c + 19);
+	r->sight_gen = col_opt(s, c + 20);
 }
 
 /* Load resource id into *r: the batch's copy if it is one of the batch's
@@ -667,6 +790,7 @@ static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r, int
 	}
 	flavor_unknown(&r->fl);
 	r->capacity = -1;
+	r->sight_gen = -1;
 	r->first_ms = r->last_seen_ms = r->last_poll_ms = r->last_change_ms =
 		INT64_MIN;
 	if (!(r->id = strdup(id)))
@@ -690,8 +814,9 @@ static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r, int
 	return rc;
 }
 
-/* Bind r's Q_UPD columns (id and ?8..?21 of Q_PUT) at ?base+1.. */
-static void bind_upd(struct vg_db_stmt *s, int base, const struct mres *r)
+/* Bind r's Q_UPD columns (id and ?8..?22 of Q_PUT) at ?base+1.., with
+ * sight_gen gen (-1: NULL). */
+static void bind_upd(struct vg_db_stmt *s, int base, const struct mres *r, int64_t gen)
 {
 	vg_db_bind_text(s, base + 1, r->id);
 	vg_db_bind_int64(s, base + 2, r->first_ms == INT64_MIN ? -1 : r->first_ms);
@@ -714,10 +839,12 @@ static void bind_upd(struct vg_db_stmt *s, int base, const struct mres *r)
 		vg_db_bind_null(s, base + 14);
 		vg_db_bind_null(s, base + 15);
 	}
+	bind_opt(s, base + 16, gen);
 }
 
-/* Write r now: the upsert (new row or identity changed) or the update. */
-static int write_res(struct vg_bill_meter *m, const struct mres *r, int put)
+/* Write r now: the upsert (new row or identity changed) or the update,
+ * with sight_gen gen (-1: NULL; r's last sightings are then its own). */
+static int write_res(struct vg_bill_meter *m, const struct mres *r, int put, int64_t gen)
 {
 	struct vg_db_stmt *s;
 	int rc = q(m, put ? Q_PUT : Q_UPD, &s);
@@ -725,7 +852,7 @@ static int write_res(struct vg_bill_meter *m, const struct mres *r, int put)
 	if (rc)
 		return rc;
 	if (!put) {
-		bind_upd(s, 0, r);
+		bind_upd(s, 0, r, gen);
 		return step_done(s);
 	}
 	vg_db_bind_text(s, 1, r->id);
@@ -751,6 +878,7 @@ static int write_res(struct vg_bill_meter *m, const struct mres *r, int put)
 		vg_db_bind_int64(s, 20, r->ctr_tx);
 		vg_db_bind_int64(s, 21, r->ctr_rx);
 	}
+	bind_opt(s, 22, gen);
 	return step_done(s);
 }
 
@@ -761,8 +889,8 @@ static int save_res(struct vg_bill_meter *m, const struct mres *r)
 	struct crow *c = vg_hmap_gets(&m->rows, r->id);
 	int put = !r->found || r->ident_changed, rc;
 
-	if (!c)
-		return write_res(m, r, put);
+	if (!c) /* read with its sightings included: its own from now on */
+		return write_res(m, r, put, -1);
 	/* the copy's id is the map's key: keep that string */
 	char *key = c->r.id;
 	c->r.id = NULL;
@@ -789,39 +917,166 @@ static void bind_net(struct vg_db_stmt *s, int b, const struct cnet *x)
 	vg_db_bind_int64(s, b + 5, x->rx);
 }
 
+/* ---- sightings ------------------------------------------------------------ */
+
+static int same_str(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Does a differ from b in nothing but last_seen_ms and last_poll_ms (the
+ * scalar columns; identity changes make the row an upsert anyway)? */
+static int only_sightings_changed(const struct mres *a, const struct mres *b)
+{
+	return a->type == b->type && a->first_ms == b->first_ms &&
+	       a->last_change_ms == b->last_change_ms && a->state == b->state &&
+	       a->fl.has_name == b->fl.has_name &&
+	       (!a->fl.has_name || !strcmp(a->fl.name, b->fl.name)) &&
+	       a->fl.vcpus == b->fl.vcpus && a->fl.ram_mb == b->fl.ram_mb &&
+	       a->fl.disk_gb == b->fl.disk_gb && a->capacity == b->capacity &&
+	       a->has_disks == b->has_disks && a->ctr_valid == b->ctr_valid &&
+	       (!a->ctr_valid || (a->ctr_ms == b->ctr_ms && a->ctr_tx == b->ctr_tx &&
+				  a->ctr_rx == b->ctr_rx));
+}
+
+/* The one time of every instance, disk and vNIC observation of b (a poll);
+ * 0 if it has none or several. */
+static int poll_time(const struct vg_batch *b, int64_t *t)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < b->nres; i++) {
+		int ty = b->res[i].type;
+		if (ty != VG_RT_INSTANCE && ty != VG_RT_DISK && ty != VG_RT_NIC)
+			continue;
+		if (n++ && b->res[i].time_ms != *t)
+			return 0;
+		*t = b->res[i].time_ms;
+	}
+	return n > 0;
+}
+
+enum { SIGHT_KEEP,
+       SIGHT_CONTINUE,
+       SIGHT_NEW };
+
+/* Decide, for each of the batch's rows, the sight_gen to write and whether
+ * to write it, and write the host's sightings row (the header's
+ * "Sightings"). */
+static int sight_plan(struct vg_bill_meter *m, const struct vg_batch *b)
+{
+	const char *H = b->host && *b->host ? b->host : NULL;
+	const struct sight *sg = &m->sg;
+	size_t pos = 0;
+	const struct vg_hmap_entry *e;
+	int64_t T = 0, g = -1, present = 0, inbatch = 0, members = 0;
+	int mode = SIGHT_KEEP, rc;
+
+	if (H && poll_time(b, &T) && (!sg->found || T > sg->time_ms)) {
+		while ((e = vg_hmap_next(&m->rows, &pos))) {
+			const struct crow *c = e->value;
+			if (!sg->found || c->r.sight_gen != sg->gen || !same_str(c->host0, H))
+				continue;
+			inbatch++;
+			if (same_str(c->r.host, H) && c->r.last_seen_ms == T &&
+			    c->r.last_poll_ms == T)
+				present++;
+		}
+		mode = sg->found && present == sg->members ? SIGHT_CONTINUE : SIGHT_NEW;
+		g = mode == SIGHT_CONTINUE ? sg->gen : sg->found ? sg->gen + 1
+								 : 1;
+	}
+	pos = 0;
+	while ((e = vg_hmap_next(&m->rows, &pos))) {
+		struct crow *c = e->value;
+		int64_t gen0 = c->r.sight_gen;
+		int member0 = sg->found && gen0 == sg->gen && same_str(c->host0, H);
+		int joins = mode != SIGHT_KEEP && same_str(c->r.host, H) &&
+			    c->r.last_seen_ms == T && c->r.last_poll_ms == T;
+		if (joins)
+			c->gen = g;
+		else if (member0 && mode == SIGHT_NEW)
+			c->gen = -1;
+		else
+			c->gen = same_str(c->r.host, c->host0) ? gen0 : -1;
+		if (c->gen == g && g >= 0)
+			members++;
+		c->write = c->need_put || c->gen != gen0 ||
+			   (c->dirty && !(mode == SIGHT_CONTINUE && member0 &&
+					  c->gen == gen0 &&
+					  only_sightings_changed(&c->r, &c->base)));
+	}
+	if (mode == SIGHT_KEEP ||
+	    (mode == SIGHT_CONTINUE && members == sg->members && T == sg->time_ms))
+		return 0;
+	struct vg_db_stmt *s;
+	if ((rc = q(m, Q_SIGHT_PUT, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, H);
+	vg_db_bind_int64(s, 2, g);
+	vg_db_bind_int64(s, 3, T);
+	vg_db_bind_int64(s, 4, members);
+	if ((rc = step_done(s)))
+		return rc;
+	/* every member of the old generation was in the batch and is now in
+	 * the new one or on its own: nothing refers to it any more */
+	if (mode == SIGHT_NEW && sg->found && inbatch == sg->members) {
+		if ((rc = q(m, Q_SIGHT_DEL, &s)))
+			return rc;
+		vg_db_bind_text(s, 1, H);
+		vg_db_bind_int64(s, 2, sg->gen);
+		if ((rc = step_done(s)))
+			return rc;
+	}
+	return 0;
+}
+
+/* The index in write_sizes of the statement for the next of left rows. */
+static size_t write_size(size_t left)
+{
+	size_t z = 0;
+
+	while (z + 1 < NWRITE && (size_t)write_sizes[z + 1] >= left)
+		z++;
+	return z;
+}
+
 /* Write the batch's changed rows and summed network bytes: the upserts one
  * by one (a resource's first batch or a new identity), the updates and the
  * bytes in multi-row statements. */
-static int rows_flush(struct vg_bill_meter *m)
+static int rows_flush(struct vg_bill_meter *m, const struct vg_batch *b)
 {
 	size_t n = 0, pos = 0, i;
 	const struct vg_hmap_entry *e;
-	const struct mres **w;
-	int rc = 0;
+	const struct crow **w;
+	int rc;
 
+	if ((rc = sight_plan(m, b)))
+		return rc;
 	w = malloc((vg_hmap_count(&m->rows) + 1) * sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	while ((e = vg_hmap_next(&m->rows, &pos)) && !rc) {
 		struct crow *c = e->value;
-		if (!c->dirty)
+		if (!c->write)
 			continue;
 		if (c->need_put)
-			rc = write_res(m, &c->r, 1);
+			rc = write_res(m, &c->r, 1, c->gen);
 		else
-			w[n++] = &c->r;
+			w[n++] = c;
 	}
-	i = 0;
-	for (size_t z = 0; z < NWRITE && !rc; z++) {
-		size_t rows = (size_t)write_sizes[z];
-		for (; n - i >= rows && !rc; i += rows) {
-			struct vg_db_stmt *s;
-			if ((rc = vg_db_prepare(m->db, m->upd_sql[z], &s)))
-				break;
-			for (size_t k = 0; k < rows; k++)
-				bind_upd(s, (int)k * UPD_COLS, w[i + k]);
-			rc = step_done(s);
-		}
+	for (i = 0; i < n && !rc;) {
+		size_t z = write_size(n - i), rows = (size_t)write_sizes[z];
+		struct vg_db_stmt *s;
+		if ((rc = vg_db_prepare(m->db, m->upd_sql[z], &s)))
+			break;
+		for (size_t k = 0; k < rows; k++, i++)
+			if (i < n)
+				bind_upd(s, (int)k * UPD_COLS, &w[i]->r, w[i]->gen);
+			else
+				for (int c = 1; c <= UPD_COLS; c++)
+					vg_db_bind_null(s, (int)k * UPD_COLS + c);
+		rc = step_done(s);
 	}
 	free(w);
 	if (rc)
@@ -874,7 +1129,7 @@ static char *upd_sql_for(int rows)
 			      "CASE WHEN resources.has_disks>v.column12 THEN "
 			      "resources.has_disks ELSE v.column12 END,"
 			      "ctr_ms=v.column13,ctr_tx=v.column14,"
-			      "ctr_rx=v.column15 FROM (VALUES");
+			      "ctr_rx=v.column15,sight_gen=v.column16 FROM (VALUES");
 	for (int i = 0; i < rows; i++) {
 		int b = i * UPD_COLS;
 		/* the first row gives PostgreSQL the columns' types */
@@ -887,7 +1142,7 @@ static char *upd_sql_for(int rows)
 					      "CAST(?9 AS BIGINT),CAST(?10 AS BIGINT),"
 					      "CAST(?11 AS BIGINT),CAST(?12 AS BIGINT),"
 					      "CAST(?13 AS BIGINT),CAST(?14 AS BIGINT),"
-					      "CAST(?15 AS BIGINT))");
+					      "CAST(?15 AS BIGINT),CAST(?16 AS BIGINT))");
 		else {
 			k += (size_t)snprintf(txt + k, len - k, ",(");
 			for (int c = 1; c <= UPD_COLS; c++)
@@ -990,10 +1245,10 @@ static char *net_sql_for(int rows)
 		k += (size_t)snprintf(txt + k, len - k, ",(?%d,?%d,?%d,?%d,?%d)", b + 1,
 				      b + 2, b + 3, b + 4, b + 5);
 	}
-	/* WHERE: sqlite reads ON CONFLICT after a bare SELECT's FROM as a
-	 * join constraint */
+	/* WHERE: the padding rows (NULL) insert nothing; and sqlite reads ON
+	 * CONFLICT after a bare SELECT's FROM as a join constraint */
 	snprintf(txt + k, len - k,
-		 ") AS v WHERE true ON CONFLICT(project,hour_ms,nic) DO UPDATE "
+		 ") AS v WHERE column1 IS NOT NULL ON CONFLICT(project,hour_ms,nic) DO UPDATE "
 		 "SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx");
 	return txt;
 }
@@ -1009,17 +1264,22 @@ static void sql_free(struct vg_bill_meter *m)
 	}
 }
 
+/* A column of the host's (?%d) current sightings generation: evaluated
+ * once per statement (it does not depend on the row). */
+#define CUR_SIGHT(col)                                                     \
+	"(SELECT " col " FROM sightings WHERE host=?%d ORDER BY gen DESC " \
+	"LIMIT 1)"
+
 static int sql_build(struct vg_bill_meter *m)
 {
-	size_t len = 512 + FETCH_ROWS * 8, k = 0;
+	size_t len = 2048 + FETCH_ROWS * 8, k = 0;
 
 	if (!(m->fetch_sql = malloc(len)))
 		return -ENOMEM;
 	k += (size_t)snprintf(m->fetch_sql + k, len - k,
-			      "SELECT id,type,parent,project,\"user\",name,host,"
-			      "first_ms,last_seen_ms,last_poll_ms,last_change_ms,"
-			      "state,flavor,vcpus,ram_mb,disk_gb,capacity,has_disks,"
-			      "ctr_ms,ctr_tx,ctr_rx FROM resources WHERE id IN (");
+			      "SELECT r.id," RES_COLS "," CUR_SIGHT("gen") "," CUR_SIGHT("time_ms") "," CUR_SIGHT("members") RES_FROM
+			      " WHERE r.id IN (",
+			      FETCH_ROWS + 1, FETCH_ROWS + 1, FETCH_ROWS + 1);
 	for (int i = 1; i <= FETCH_ROWS; i++)
 		k += (size_t)snprintf(m->fetch_sql + k, len - k, "%s?%d", i > 1 ? "," : "", i);
 	snprintf(m->fetch_sql + k, len - k, ")");
@@ -1164,11 +1424,14 @@ static int record(struct vg_bill_meter *m, struct mres *r, const struct trans *t
 	rc = step_done(s);
 	if (rc)
 		return rc;
-	if (t->kind == VG_BILL_T_FLAVOR && f) {
+	if (t->kind == VG_BILL_T_FLAVOR && f && t->t <= r->last_change_ms) {
 		/* A CREATE or START at the same instant sorts after the
 		 * FLAVOR and carries a flavor of its own, which would undo it
 		 * (a start inferred with the flavor known before the resize
-		 * that the same poll then reports): it starts with this one. */
+		 * that the same poll then reports): it starts with this one.
+		 * None can be at an instant after the row's last transition
+		 * (last_change_ms is the latest time ever recorded for it):
+		 * then there is nothing to update, and no statement to send. */
 		if ((rc = q(m, Q_SAME_START, &s)))
 			return rc;
 		vg_db_bind_text(s, 1, r->id);
@@ -2021,7 +2284,7 @@ static int apply_items(struct vg_db *db, void *arg)
 			rc = apply_event(m, &b->events[items[i].idx], b->host);
 	}
 	free(items);
-	return rc ? rc : rows_flush(m);
+	return rc ? rc : rows_flush(m, b);
 }
 
 int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)

@@ -133,6 +133,15 @@ static int prep(struct vg_db *db, const char *sql, const char *project,
 	return 0;
 }
 
+/* A resource's last sighting is the later of its own column and its
+ * host's sightings generation's time, if it belongs to one (billing/db.c,
+ * "sightings"; billing/meter.c). */
+#define USAGE_RES_COLS                                                       \
+	"r.id,r.type,r.parent,r.project,r.name,CASE WHEN s.time_ms>"         \
+	"r.last_seen_ms THEN s.time_ms ELSE r.last_seen_ms END,r.has_disks " \
+	"FROM resources r LEFT JOIN sightings s ON s.host=r.host AND s.gen=" \
+	"r.sight_gen"
+
 static int load_resources(struct vg_db *db, const char *project, struct ld *L)
 {
 	struct vg_bill_usage *u = L->u;
@@ -141,10 +150,9 @@ static int load_resources(struct vg_db *db, const char *project, struct ld *L)
 	int rc;
 
 	rc = prep(db,
-		  project ? "SELECT id,type,parent,project,name,last_seen_ms,"
-			    "has_disks FROM resources WHERE project=?1 ORDER BY id"
-			  : "SELECT id,type,parent,project,name,last_seen_ms,"
-			    "has_disks FROM resources ORDER BY id",
+		  project ? "SELECT " USAGE_RES_COLS " WHERE r.project=?1 "
+			    "ORDER BY r.id"
+			  : "SELECT " USAGE_RES_COLS " ORDER BY r.id",
 		  project, &s);
 	if (rc)
 		return rc;

@@ -7,7 +7,9 @@
  * migration between two hosts (libvirt's events, or polls only, in both
  * arrival orders) continuing one run, a resize (stop, redefine, start)
  * inside one poll interval whatever each poll saw first, and a batch of
- * many instances (more rows than one of the meter's bulk statements).
+ * many instances (more rows than one of the meter's bulk statements),
+ * and a host's sightings kept in one row per host (a resource that
+ * vanishes keeps its last sighting, one that appears joins).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -526,7 +528,7 @@ static void test_adopts_old_billing_db(void **state)
 	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
 	assert_int_equal(vg_db_schema_version(vg_bill_meter_db(f->m), "billing", &v), 0);
-	assert_int_equal(v, 4);
+	assert_int_equal(v, 5);
 	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
 				       "SELECT name FROM bill_project_names WHERE project = 'p'", &st),
 			 0);
@@ -1009,6 +1011,81 @@ static void test_many_in_one_batch(void **state)
 	assert_int_equal(st.stale, 2 * 3 * MANY); /* each batch re-delivered */
 }
 
+/* One integer from the meter's database (both engines). */
+static int64_t db_int(struct fx *f, const char *sql)
+{
+	struct vg_db_stmt *s;
+	int64_t v = INT64_MIN;
+	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m), sql, &s), 0);
+	if (vg_db_step(s) == 1)
+		v = vg_db_column_int64(s, 0);
+	vg_db_reset(s);
+	return v;
+}
+
+/* A poll that sees the same resources as the last one writes the host's
+ * sightings row, not each resource's row; a resource the poll no longer
+ * sees keeps its last sighting (its run is not extended), one that
+ * appears joins, and usage reads each resource's sighting exactly. */
+static void test_sightings_per_host(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_usage u;
+	static const char *const t[] = {
+		"2026-07-01T00:00:00Z",
+		"2026-07-01T00:10:00Z",
+		"2026-07-01T00:20:00Z",
+		"2026-07-01T00:30:00Z",
+		"2026-07-01T00:40:00Z",
+		"2026-07-01T00:50:00Z",
+	};
+
+	for (int p = 0; p < 6; p++) {
+		begin(f, t[p]);
+		inst(f, "a", t[p], 1);
+		disk(f, "a-vda", "a", t[p], 1073741824.0);
+		nic(f, "a-tap0", "a", t[p], 1000.0 * p, 0);
+		inst(f, "b", t[p], 1);
+		if (p < 3) /* c vanishes after 00:20 (no event, no ended poll) */
+			inst(f, "c", t[p], 1);
+		if (p >= 4) /* d appears at 00:40 */
+			inst(f, "d", t[p], 1);
+		commit(f);
+	}
+	load(f, "2026-07", &u);
+	const struct vg_bill_usage_seg *s = seg(&u, "a", VG_BILL_U_COMPUTE, 0);
+	assert_non_null(s);
+	assert_int_equal(s->start_ms, T(t[0]));
+	assert_int_equal(s->end_ms, T(t[5]));
+	s = seg(&u, "a-vda", VG_BILL_U_STORAGE, 0);
+	assert_non_null(s);
+	assert_int_equal(s->end_ms, T(t[5]));
+	s = seg(&u, "c", VG_BILL_U_COMPUTE, 0);
+	assert_non_null(s);
+	assert_int_equal(s->start_ms, T(t[0]));
+	assert_int_equal(s->end_ms, T(t[2]));
+	assert_int_equal(nseg(&u, "c", VG_BILL_U_COMPUTE), 1);
+	s = seg(&u, "d", VG_BILL_U_COMPUTE, 0);
+	assert_non_null(s);
+	assert_int_equal(s->start_ms, T(t[4]));
+	assert_int_equal(s->end_ms, T(t[5]));
+	int64_t tx = 0;
+	for (size_t i = 0; i < u.nnet; i++)
+		tx += u.net[i].tx;
+	assert_int_equal(tx, 5000);
+	vg_bill_usage_clear(&u);
+
+	/* a's own row was last written at 00:30, when c's absence started a
+	 * new generation; the polls at 00:40 and 00:50 moved only the host's
+	 * sightings (its vNIC's row moves with its counters) */
+	assert_int_equal(db_int(f, "SELECT last_seen_ms FROM resources WHERE id='a'"), T(t[3]));
+	assert_int_equal(db_int(f, "SELECT last_seen_ms FROM resources WHERE id='a-vda'"),
+			 T(t[3]));
+	assert_int_equal(db_int(f, "SELECT last_seen_ms FROM resources WHERE id='a-tap0'"),
+			 T(t[5]));
+	assert_int_equal(db_int(f, "SELECT max(time_ms) FROM sightings WHERE host='h1'"), T(t[5]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1027,6 +1104,7 @@ int main(void)
 		DBE_BOTH(test_resize_seen_restarted, setup, teardown),
 		DBE_BOTH(test_resize_polls_only, setup, teardown),
 		DBE_BOTH(test_many_in_one_batch, setup, teardown),
+		DBE_BOTH(test_sightings_per_host, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }
