@@ -25,7 +25,10 @@
  *                                                     "transition", PUB
  *                                                     now, outbox/SSE/log
  *                                                     after the commit
- *   period closed, same state      S        S         state row (ring);
+ *   period closed, same state      S        S         state row (ring),
+ *                                                     unless quiet and
+ *                                                     staying quiet
+ *                                                     (engine_queue.c);
  *                                                     "repeat" every K
  *                                                     periods in alarm
  *   composite rule re-evaluated    S        X (!= S)  as a transition
@@ -1074,8 +1077,15 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 	struct alarm *a = in->a;
 	struct vg_alarm_decision d;
 
+	/* restored from a quiet row: the periods since it are its quiet
+	 * run, evaluated and not written (engine_queue.c, quiet states) */
+	if (in->fill_quiet && in->ev.n && start_ms > in->ev.last_start_ms) {
+		vg_alarm_eval_fill_quiet(&a->params, &in->ev, start_ms);
+		in->fill_quiet = 0;
+	}
 	if (vg_alarm_eval_push(&in->ev, start_ms, v))
 		return; /* evaluated before (a replay after restart or takeover) */
+	in->fill_quiet = 0;
 	/* the reason's text only when someone is told; otherwise it
 	 * is rebuilt from the ring when read (vg_alarm_inst_reason) */
 	vg_alarm_eval_decide(&a->params, &in->ev, end_ms, &d, 0);
@@ -1086,7 +1096,13 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 	} else
 		in->reason_stale = 1;
 	in->updated_ms = wall(e);
-	vg_alarm_queue_mark_dirty(e, in);
+	/* a quiet state that stays quiet: its stored row already stands
+	 * for it (engine_queue.c), nothing to write */
+	if (!d.notify && in->row_quiet && !in->dirty &&
+	    vg_alarm_eval_quiet(&a->params, &in->ev))
+		e->st.quiet_evaluations++;
+	else
+		vg_alarm_queue_mark_dirty(e, in);
 	if (d.notify)
 		notify(e, in, &d, start_ms);
 	json_decref(d.reason_data);

@@ -447,6 +447,43 @@ void vg_alarm_eval_reason(const struct vg_alarm_params *p,
 	reason_of(p, &v, kept, e->clear_since_ms, out, len);
 }
 
+/* ---- quiet states (not rewritten while they stay quiet) ---------------------- */
+
+int vg_alarm_eval_quiet(const struct vg_alarm_params *p, const struct vg_alarm_eval *e)
+{
+	if (e->state != VG_ALARM_OK || e->clear_since_ms || e->alarm_periods || !e->n ||
+	    !e->cap)
+		return 0;
+	if (p->missing == VG_MISSING_BREACHING && e->n < p->n)
+		return 0;
+	for (uint32_t i = 0; i < e->n; i++) {
+		const struct vg_alarm_point *pt = &e->ring[(e->head + i) % e->cap];
+		if (isnan(pt->value) || vg_alarm_compare(p->cmp, pt->value, p->threshold))
+			return 0;
+		if (pt->start_ms != e->last_start_ms - (int64_t)(e->n - 1 - i) * p->period_ms)
+			return 0;
+	}
+	return 1;
+}
+
+void vg_alarm_eval_fill_quiet(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
+			      int64_t start_ms)
+{
+	int64_t from, missed;
+	double v;
+
+	if (!e->n || !e->cap || p->period_ms <= 0 ||
+	    start_ms <= e->last_start_ms + p->period_ms)
+		return;
+	v = e->ring[(e->head + e->n - 1) % e->cap].value;
+	from = e->last_start_ms + p->period_ms;
+	missed = (start_ms - from) / p->period_ms;
+	if (missed > (int64_t)e->cap) /* older ones leave the ring anyway */
+		from = start_ms - (int64_t)e->cap * p->period_ms;
+	for (int64_t t = from; t < start_ms; t += p->period_ms)
+		vg_alarm_eval_push(e, t, v);
+}
+
 /* ---- persistence of the ring ------------------------------------------------ */
 
 size_t vg_alarm_eval_ring_pack(const struct vg_alarm_eval *e, void *buf, size_t len)

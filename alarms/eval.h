@@ -121,6 +121,24 @@ int vg_alarm_eval_decide(const struct vg_alarm_params *p, struct vg_alarm_eval *
 void vg_alarm_eval_reason(const struct vg_alarm_params *p,
 			  const struct vg_alarm_eval *e, char *out, size_t len);
 
+/* Quiet: state ok, nothing pending (no keep-firing clock, no periods in
+ * alarm), and the ring's datapoints all real, not breaching and in
+ * consecutive periods up to the newest (missing = breaching also needs
+ * at least N of them, so a good datapoint cannot meet filled breaching
+ * ones). From a quiet state, a further good datapoint in the next period
+ * decides nothing (state ok, no notification) and leaves it quiet; any
+ * other datapoint (breaching, missing, after a gap) leaves it. 1 or 0. */
+int vg_alarm_eval_quiet(const struct vg_alarm_params *p, const struct vg_alarm_eval *e);
+/* For a quiet state restored from alarms.db whose next datapoint starts at
+ * start_ms: the periods between its newest datapoint and start_ms are the
+ * quiet run that was evaluated but not written (the engine skips writing
+ * a quiet state that stays quiet, engine_queue.c). Appends a copy of the
+ * newest value for each of them (at most the ring's capacity), so the
+ * next decisions see what an uninterrupted engine sees: good datapoints
+ * in every period. Nothing when start_ms is not after the next period. */
+void vg_alarm_eval_fill_quiet(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
+			      int64_t start_ms);
+
 /* Ring <-> bytes for alarms.db, so a restart keeps the datapoints: 16
  * bytes per point, oldest first (int64 start_ms, IEEE double value, NaN =
  * missing; host byte order, the file never leaves the machine). pack
