@@ -26,8 +26,7 @@
  *                                                     now, outbox/SSE/log
  *                                                     after the commit
  *   period closed, same state      S        S         state row (ring),
- *                                                     unless quiet and
- *                                                     staying quiet
+ *                                                     unless a quiet step
  *                                                     (engine_queue.c);
  *                                                     "repeat" every K
  *                                                     periods in alarm
@@ -1076,13 +1075,19 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 {
 	struct alarm *a = in->a;
 	struct vg_alarm_decision d;
+	int quiet;
 
-	/* restored from a quiet row: the periods since it are its quiet
-	 * run, evaluated and not written (engine_queue.c, quiet states) */
+	/* restored from a fillable row: the periods since it were quiet
+	 * steps, evaluated and not written (engine_queue.c, quiet steps) */
 	if (in->fill_quiet && in->ev.n && start_ms > in->ev.last_start_ms) {
 		vg_alarm_eval_fill_quiet(&a->params, &in->ev, start_ms);
 		in->fill_quiet = 0;
 	}
+	/* a good datapoint right after the newest, from ok: a quiet step if
+	 * the decision then keeps ok without notifying */
+	quiet = in->row_fillable && !in->dirty && in->ev.state == VG_ALARM_OK &&
+		vg_alarm_eval_fillable(&in->ev) &&
+		vg_alarm_eval_good_next(&a->params, &in->ev, start_ms, v);
 	if (vg_alarm_eval_push(&in->ev, start_ms, v))
 		return; /* evaluated before (a replay after restart or takeover) */
 	in->fill_quiet = 0;
@@ -1096,10 +1101,9 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 	} else
 		in->reason_stale = 1;
 	in->updated_ms = wall(e);
-	/* a quiet state that stays quiet: its stored row already stands
-	 * for it (engine_queue.c), nothing to write */
-	if (!d.notify && in->row_quiet && !in->dirty &&
-	    vg_alarm_eval_quiet(&a->params, &in->ev))
+	/* a quiet step: the stored row, with good datapoints after it,
+	 * already stands for this state (engine_queue.c), nothing to write */
+	if (quiet && !d.notify && in->ev.state == VG_ALARM_OK)
 		e->st.quiet_evaluations++;
 	else
 		vg_alarm_queue_mark_dirty(e, in);

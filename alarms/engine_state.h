@@ -75,13 +75,13 @@ struct inst {
 	char reason[VG_ALARM_REASON_MAX];
 	int reason_stale; /* reason is the ring's: rebuild on read */
 	int dirty;
-	/* quiet states (engine_queue.c): the row last committed for this
-	 * instance was quiet (vg_alarm_eval_quiet), so a decision that keeps
-	 * it quiet is not written; row_quiet_next is what the flush being
-	 * written stores. fill_quiet: restored from a quiet row and nothing
-	 * pushed since, so the periods before the next datapoint are the
-	 * quiet run that was not written (vg_alarm_eval_fill_quiet). */
-	int row_quiet, row_quiet_next, fill_quiet;
+	/* quiet steps (engine_queue.c): the row last committed for this
+	 * instance is fillable (vg_alarm_eval_fillable), so a quiet step is
+	 * not written; row_fillable_next is what the flush being written
+	 * stores. fill_quiet: restored from a fillable row and nothing
+	 * pushed since, so the periods before the next datapoint are quiet
+	 * steps that were not written (vg_alarm_eval_fill_quiet). */
+	int row_fillable, row_fillable_next, fill_quiet;
 	int64_t updated_ms;
 	int silent;               /* event alarm: an agent_silent instance */
 	int64_t cooldown_last_ms; /* last alarm notification (cooldown) */

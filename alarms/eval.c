@@ -447,23 +447,38 @@ void vg_alarm_eval_reason(const struct vg_alarm_params *p,
 	reason_of(p, &v, kept, e->clear_since_ms, out, len);
 }
 
-/* ---- quiet states (not rewritten while they stay quiet) ---------------------- */
+/* ---- quiet steps (not written, filled in at a restore) ------------------------ */
 
-int vg_alarm_eval_quiet(const struct vg_alarm_params *p, const struct vg_alarm_eval *e)
+int vg_alarm_eval_fillable(const struct vg_alarm_eval *e)
 {
-	if (e->state != VG_ALARM_OK || e->clear_since_ms || e->alarm_periods || !e->n ||
-	    !e->cap)
-		return 0;
-	if (p->missing == VG_MISSING_BREACHING && e->n < p->n)
-		return 0;
-	for (uint32_t i = 0; i < e->n; i++) {
-		const struct vg_alarm_point *pt = &e->ring[(e->head + i) % e->cap];
-		if (isnan(pt->value) || vg_alarm_compare(p->cmp, pt->value, p->threshold))
-			return 0;
-		if (pt->start_ms != e->last_start_ms - (int64_t)(e->n - 1 - i) * p->period_ms)
-			return 0;
+	return e->state == VG_ALARM_OK && !e->clear_since_ms && !e->alarm_periods &&
+	       e->n && e->cap;
+}
+
+int vg_alarm_eval_good_next(const struct vg_alarm_params *p,
+			    const struct vg_alarm_eval *e, int64_t start_ms, double v)
+{
+	return e->n && start_ms == e->last_start_ms + p->period_ms && !isnan(v) &&
+	       !vg_alarm_compare(p->cmp, v, p->threshold);
+}
+
+/* A good value to fill with (see the header). */
+static double fill_value(const struct vg_alarm_params *p, const struct vg_alarm_eval *e)
+{
+	for (uint32_t i = e->n; i-- > 0;) {
+		double v = e->ring[(e->head + i) % e->cap].value;
+		if (!isnan(v) && !vg_alarm_compare(p->cmp, v, p->threshold))
+			return v;
 	}
-	return 1;
+	switch (p->cmp) {
+	case VG_CMP_GE:
+		return nextafter(p->threshold, -INFINITY);
+	case VG_CMP_LE:
+	case VG_CMP_EQ:
+		return nextafter(p->threshold, INFINITY);
+	default: /* gt, lt, ne: the threshold itself does not breach */
+		return p->threshold;
+	}
 }
 
 void vg_alarm_eval_fill_quiet(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
@@ -475,7 +490,7 @@ void vg_alarm_eval_fill_quiet(const struct vg_alarm_params *p, struct vg_alarm_e
 	if (!e->n || !e->cap || p->period_ms <= 0 ||
 	    start_ms <= e->last_start_ms + p->period_ms)
 		return;
-	v = e->ring[(e->head + e->n - 1) % e->cap].value;
+	v = fill_value(p, e);
 	from = e->last_start_ms + p->period_ms;
 	missed = (start_ms - from) / p->period_ms;
 	if (missed > (int64_t)e->cap) /* older ones leave the ring anyway */

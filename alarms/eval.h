@@ -121,21 +121,25 @@ int vg_alarm_eval_decide(const struct vg_alarm_params *p, struct vg_alarm_eval *
 void vg_alarm_eval_reason(const struct vg_alarm_params *p,
 			  const struct vg_alarm_eval *e, char *out, size_t len);
 
-/* Quiet: state ok, nothing pending (no keep-firing clock, no periods in
- * alarm), and the ring's datapoints all real, not breaching and in
- * consecutive periods up to the newest (missing = breaching also needs
- * at least N of them, so a good datapoint cannot meet filled breaching
- * ones). From a quiet state, a further good datapoint in the next period
- * decides nothing (state ok, no notification) and leaves it quiet; any
- * other datapoint (breaching, missing, after a gap) leaves it. 1 or 0. */
-int vg_alarm_eval_quiet(const struct vg_alarm_params *p, const struct vg_alarm_eval *e);
-/* For a quiet state restored from alarms.db whose next datapoint starts at
- * start_ms: the periods between its newest datapoint and start_ms are the
- * quiet run that was evaluated but not written (the engine skips writing
- * a quiet state that stays quiet, engine_queue.c). Appends a copy of the
- * newest value for each of them (at most the ring's capacity), so the
- * next decisions see what an uninterrupted engine sees: good datapoints
- * in every period. Nothing when start_ms is not after the next period. */
+/* Quiet steps (the engine does not write them, engine_queue.c). A state
+ * is fillable when it is ok with no keep-firing clock and no periods in
+ * alarm, and has at least one datapoint: from it, a good datapoint (real,
+ * not breaching) for the period right after the newest that leaves the
+ * state ok without a notification is a quiet step, which changes nothing
+ * but the ring. 1 or 0. */
+int vg_alarm_eval_fillable(const struct vg_alarm_eval *e);
+/* Whether value v for the period starting at start_ms is a good datapoint
+ * for the period right after e's newest (call before pushing it). */
+int vg_alarm_eval_good_next(const struct vg_alarm_params *p,
+			    const struct vg_alarm_eval *e, int64_t start_ms, double v);
+/* For a fillable state restored from alarms.db whose next datapoint starts
+ * at start_ms: the periods between its newest datapoint and start_ms are
+ * quiet steps that were evaluated and not written. Appends a good
+ * datapoint for each of them (at most the ring's capacity), so the next
+ * decisions see what an uninterrupted engine saw: a good datapoint in
+ * every period. The value appended is the ring's newest good value, or,
+ * with none, the nearest value to the threshold that does not breach.
+ * Nothing when start_ms is not after the next period. */
 void vg_alarm_eval_fill_quiet(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
 			      int64_t start_ms);
 

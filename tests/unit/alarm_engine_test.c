@@ -497,11 +497,11 @@ static void test_reason_rebuilt_after_restart(void **state)
 	json_decref(create(f, "{\"name\":\"q\",\"metric\":\"cpu.util\","
 			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90,"
 			      "\"evaluation_periods\":3}"));
-	/* a breaching datapoint keeps the state out of quiet, so each of
-	 * these evaluations writes its row (without text) */
+	/* breaching datapoints are not quiet steps: each of these
+	 * evaluations writes its row (without text) */
 	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t, "cpu.util", VG_KIND_GAUGE, 10);
 	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 95);
-	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 2 * MIN, "cpu.util", VG_KIND_GAUGE, 30);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 2 * MIN, "cpu.util", VG_KIND_GAUGE, 96);
 	assert_string_equal(state_of(f, "q", st), "ok"); /* one transition, then none */
 	vg_alarm_engine_close(f->e);
 	open_engine(f);
@@ -509,16 +509,17 @@ static void test_reason_rebuilt_after_restart(void **state)
 	snprintf(before, sizeof(before), "%s",
 		 json_string_value(json_object_get(o, "state_reason")));
 	json_decref(o);
-	assert_string_equal(before, "only 1 out of the last 3 datapoints [10.0, 95.0, "
-				    "30.0] was greater than the threshold (90.0), 3 "
+	assert_string_equal(before, "only 2 out of the last 3 datapoints [10.0, 95.0, "
+				    "96.0] were greater than the threshold (90.0), 3 "
 				    "needed for alarm");
 }
 
 /* ---- quiet states: not rewritten, restored exactly ---------------------------- */
 
-/* One value per minute for the quiet-state cases: a long ok run, a
+/* One value per minute for the quiet-step cases: a long ok run, a
  * breaching datapoint that leaves M of N pending, an alarm held by
- * keep-firing-for, ok again and quiet for a long time, then alarm. */
+ * keep-firing-for, ok again and quiet for a long time, alarm, ok, and a
+ * breaching datapoint followed by good ones (quiet steps after it). */
 static const double quiet_vals[] = {
 	10, 10, 10, 10, 10, 10, 10, 10, /* 0-7: ok from minute 0, quiet */
 	95, 10,                         /* 8-9: 1 of the last 3 breaching */
@@ -527,7 +528,8 @@ static const double quiet_vals[] = {
 	10,                             /* 15: held 120 s: ok */
 	10, 10, 10, 10, 10, 10, 10, 10, /* 16-23: ok, quiet from 16 on */
 	95, 95,                         /* 24-25: alarm */
-	10, 10, 10, 10, 10, 10,         /* 26-31: ok (28), quiet again */
+	10, 10, 10, 10, 10, 10,         /* 26-31: ok (29), quiet again */
+	95, 10, 10, 10,                 /* 32-35: 1 of 3 breaching, then good */
 };
 #define QUIET_N (sizeof(quiet_vals) / sizeof(quiet_vals[0]))
 #define QUIET_DEF                                                          \
@@ -613,7 +615,7 @@ static void test_quiet_states_restore_exactly(void **state)
 	struct fixture *f = *state;
 	char where[700], want[2048], got[2048];
 	struct vg_alarm_engine_stats s0, s1;
-	const size_t at[] = {3, 9, 10, 14, 15, 20, 24, 27};
+	const size_t at[] = {3, 9, 10, 14, 15, 20, 24, 27, 34};
 
 	/* the uninterrupted run, in this fixture's own engine */
 	json_decref(create(f, QUIET_DEF));
