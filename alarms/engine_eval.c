@@ -1426,7 +1426,17 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 		}
 		for (uint32_t k = 0; k < r->nsamples; k++) {
 			struct series *s;
+			char key[1024];
+			size_t kl;
 			if (!vg_hmap_gets(&e->metrics, sm[k].metric))
+				continue;
+			/* no alarm can bind it: no selector alarm watches the
+			 * metric and no single-resource alarm names this
+			 * resource; nothing to keep for it (among 100,000
+			 * series with 10,000 alarms, most samples) */
+			if (!vg_hmap_gets(&e->watchers, sm[k].metric) &&
+			    (!(kl = key2(key, sizeof(key), r->id, sm[k].metric)) ||
+			     !vg_hmap_get(&e->exact, key, kl)))
 				continue;
 			if (!ri && !(ri = res_for(e, b, r)))
 				break;
