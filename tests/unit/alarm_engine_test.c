@@ -514,6 +514,32 @@ static void test_reason_rebuilt_after_restart(void **state)
 				    "needed for alarm");
 }
 
+/* A sample of a watched metric on a resource no alarm can bind (no
+ * selector alarm on the metric, no single-resource alarm on the resource)
+ * leaves nothing behind: neither its resource nor its series is made. */
+static void test_unbindable_sample_skipped(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_alarm_engine_stats s;
+	char st[32];
+
+	json_decref(create(f, "{\"name\":\"one\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90}"));
+	for (int i = 0; i < 3; i++)
+		send1(f, "h1", VG_RT_INSTANCE, "vm2", NULL, g_now + MIN, "cpu.util",
+		      VG_KIND_GAUGE, 95);
+	vg_alarm_engine_get_stats(f->e, &s);
+	assert_int_equal(s.series, 0);
+	assert_int_equal(s.resources, 0);
+	assert_int_equal(s.samples, 0);
+	/* the alarm's own resource is still evaluated */
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, g_now + MIN, "cpu.util", VG_KIND_GAUGE, 95);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, g_now + MIN, "cpu.util", VG_KIND_GAUGE, 95);
+	vg_alarm_engine_get_stats(f->e, &s);
+	assert_int_equal(s.series, 1);
+	assert_string_equal(state_of(f, "one", st), "alarm");
+}
+
 /* ---- quiet states: not rewritten, restored exactly ---------------------------- */
 
 /* One value per minute for the quiet-step cases: a long ok run, a
@@ -1556,6 +1582,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jittered_sample_closes_its_period, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reason_rebuilt_after_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quiet_states_restore_exactly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unbindable_sample_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_data_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_rate_and_percentile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state_and_ignores_replay, setup, teardown),
