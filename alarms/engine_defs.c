@@ -146,6 +146,11 @@ static int load_state(void *ctx, const struct vg_alarm_state_row *row)
 		snprintf(in->reason, sizeof(in->reason), "%s", row->reason ? row->reason : "");
 	if (row->ring)
 		vg_alarm_eval_ring_unpack(&in->ev, row->ring, row->ring_len);
+	/* a fillable row stands for itself and the quiet steps after it, up
+	 * to the next datapoint (engine_queue.c, quiet steps); group alarms
+	 * write every period */
+	in->row_fillable = !a->def.group && row->ring && vg_alarm_eval_fillable(&in->ev);
+	in->fill_quiet = in->row_fillable;
 	return 0;
 }
 

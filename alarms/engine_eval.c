@@ -25,7 +25,9 @@
  *                                                     "transition", PUB
  *                                                     now, outbox/SSE/log
  *                                                     after the commit
- *   period closed, same state      S        S         state row (ring);
+ *   period closed, same state      S        S         state row (ring),
+ *                                                     unless a quiet step
+ *                                                     (engine_queue.c);
  *                                                     "repeat" every K
  *                                                     periods in alarm
  *   composite rule re-evaluated    S        X (!= S)  as a transition
@@ -1088,9 +1090,22 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 {
 	struct alarm *a = in->a;
 	struct vg_alarm_decision d;
+	int quiet;
 
+	/* restored from a fillable row: the periods since it were quiet
+	 * steps, evaluated and not written (engine_queue.c, quiet steps) */
+	if (in->fill_quiet && in->ev.n && start_ms > in->ev.last_start_ms) {
+		vg_alarm_eval_fill_quiet(&a->params, &in->ev, start_ms);
+		in->fill_quiet = 0;
+	}
+	/* a good datapoint right after the newest, from ok: a quiet step if
+	 * the decision then keeps ok without notifying */
+	quiet = in->row_fillable && !in->dirty && in->ev.state == VG_ALARM_OK &&
+		vg_alarm_eval_fillable(&in->ev) &&
+		vg_alarm_eval_good_next(&a->params, &in->ev, start_ms, v);
 	if (vg_alarm_eval_push(&in->ev, start_ms, v))
 		return; /* evaluated before (a replay after restart or takeover) */
+	in->fill_quiet = 0;
 	/* the reason's text only when someone is told; otherwise it
 	 * is rebuilt from the ring when read (vg_alarm_inst_reason) */
 	vg_alarm_eval_decide(&a->params, &in->ev, end_ms, &d, 0);
@@ -1101,7 +1116,12 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 	} else
 		in->reason_stale = 1;
 	in->updated_ms = wall(e);
-	vg_alarm_queue_mark_dirty(e, in);
+	/* a quiet step: the stored row, with good datapoints after it,
+	 * already stands for this state (engine_queue.c), nothing to write */
+	if (quiet && !d.notify && in->ev.state == VG_ALARM_OK)
+		e->st.quiet_evaluations++;
+	else
+		vg_alarm_queue_mark_dirty(e, in);
 	if (d.notify)
 		notify(e, in, &d, start_ms);
 	json_decref(d.reason_data);
@@ -1421,7 +1441,17 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 		}
 		for (uint32_t k = 0; k < r->nsamples; k++) {
 			struct series *s;
+			char key[1024];
+			size_t kl;
 			if (!vg_hmap_gets(&e->metrics, sm[k].metric))
+				continue;
+			/* no alarm can bind it: no selector alarm watches the
+			 * metric and no single-resource alarm names this
+			 * resource; nothing to keep for it (among 100,000
+			 * series with 10,000 alarms, most samples) */
+			if (!vg_hmap_gets(&e->watchers, sm[k].metric) &&
+			    (!(kl = key2(key, sizeof(key), r->id, sm[k].metric)) ||
+			     !vg_hmap_get(&e->exact, key, kl)))
 				continue;
 			if (!ri && !(ri = res_for(e, b, r)))
 				break;

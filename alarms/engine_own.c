@@ -20,7 +20,12 @@
  * owner evaluated is in the loaded ring and skipped (vg_alarm_eval_push
  * refuses a period not after the ring's newest), one it did not is
  * evaluated now: so no transition is missed or doubled across the
- * handover, however long the owner took to die.
+ * handover, however long the owner took to die. A fillable stored state
+ * stands for the quiet steps the old owner did not write after it
+ * (engine_queue.c): the first replayed period after the ring's newest is
+ * preceded by good datapoints (vg_alarm_eval_fill_quiet), and the quiet
+ * steps the old owner had evaluated are evaluated again from the kept
+ * values, quietly, as it did.
  *
  * Fence: the flush's transaction first checks, for every alarm it would
  * record a state or history row for, that this node still holds the lease
@@ -145,6 +150,13 @@ static void adopt(struct vg_alarm_engine *e, struct alarm *a)
 	const struct vg_hmap_entry *s;
 	int rc;
 
+	/* what another owner stored is unknown until read: written in full
+	 * until a fillable row is read back (engine_queue.c, quiet steps) */
+	while ((s = vg_hmap_next(&a->insts, &pos))) {
+		struct inst *in = s->value;
+		in->row_fillable = in->fill_quiet = 0;
+	}
+	pos = 0;
 	if ((rc = vg_alarm_defs_load_states(e, a->def.id)) ||
 	    (a->def.group && (rc = vg_alarm_gstate_load(e, a->def.id))))
 		vg_warn("alarms: taking over %s/%s: its stored state could not "

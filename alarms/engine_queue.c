@@ -11,7 +11,8 @@
  * moment of the kill.
  *
  * Design. Evaluation never writes: it queues. `dirty` lists instances
- * whose state row must be rewritten (each at most once), `pend` the rows
+ * whose state row must be rewritten (each at most once; a quiet step
+ * is not, see below), `pend` the rows
  * to insert (history with an optional notification) or delete (state of
  * an instance that left). vg_alarm_queue_flush writes all of it in one
  * transaction; only after the commit are notifications published on SSE
@@ -54,6 +55,50 @@
  * The grouping (wait as long as the last commit took) keeps commits to
  * about half of a burst's time at most: a burst of 1,000 transitions is a
  * handful of transactions, not 1,000 fsyncs.
+ *
+ * Quiet steps, and why not writing them keeps restarts exact. Most
+ * evaluations, most of the time, are quiet steps: an instance in ok (no
+ * keep-firing clock, no periods in alarm) gets a good datapoint (real,
+ * not breaching) for the period right after its newest, and stays ok
+ * without a notification. Such a step changes nothing but the ring, and
+ * rewriting the row for it every period was most of the engine's cost
+ * (docs/benchmarks.md). So a quiet step is not written when the row last
+ * committed for the instance is fillable (vg_alarm_eval_fillable: ok, no
+ * keep-firing clock, no periods in alarm, a datapoint) and the instance
+ * is not already queued; any other evaluation (a breaching or missing
+ * datapoint, a gap, a transition, anything in alarm) is written as
+ * before. The stored row then stands for "this, followed by good
+ * datapoints up to the next one". What a restart or a takeover reads
+ * back (engine_defs.c load_state: state, since, the keep-firing clock,
+ * periods in alarm, the ring) is the uninterrupted engine's state except
+ * for the ring's newest periods, which were all good datapoints of
+ * consecutive periods. The restored instance, marked fill_quiet when its
+ * row is fillable, appends a good datapoint for every period between the
+ * stored newest and its next datapoint (vg_alarm_eval_fill_quiet) before
+ * evaluating that one, so every later decision sees what the
+ * uninterrupted engine saw: a verdict reads only whether each period in
+ * the range has a real datapoint and whether it breaches (the breaching
+ * ones of a pending M of N are in the stored ring: they were written).
+ * Two facts make this exact:
+ *  a. every evaluation between the stored row and the kill was a quiet
+ *     step (any other is written, and commits with its batch before the
+ *     batch is acknowledged), so the periods not written were good,
+ *     consecutive, and changed nothing but the ring;
+ *  b. the data resumes where the acknowledged data stopped (the agent
+ *     re-sends what was not acknowledged; a new owner replays the
+ *     periods it kept), so the periods between the stored row and the
+ *     next datapoint are exactly the steps not written. A re-sent period
+ *     the old engine had evaluated (a quiet step) is evaluated again,
+ *     from the re-sent samples: with one sample per period the same
+ *     value, so the same quiet step; with several, only the samples of
+ *     the batches not acknowledged, as for the open period at any restart.
+ * Where (b) does not hold — a series that had no data across the
+ * restart, or more periods lost than a new owner keeps — the restored
+ * instance takes the unseen periods as good datapoints, where it used to
+ * take them as missing; neither matches an engine that ran through (its
+ * timer would have closed them as missing one by one). The values filled
+ * in are the stored ring's newest good value: a reason shows them until
+ * they leave the range.
  *
  * Invariants: pending entries own their strings; a failed commit keeps
  * everything queued and retries at the next flush; the queue is bounded
@@ -188,6 +233,9 @@ static int write_state(struct vg_alarm_engine *e, struct inst *in)
 		.cooldown_ms = in->cooldown_last_ms,
 	};
 
+	/* what the row will stand for once committed (see the top) */
+	in->row_fillable_next = !in->a->def.group && vg_alarm_eval_fillable(&in->ev);
+	e->st.state_writes++;
 	return vg_alarm_store_put_state(e->store, &row);
 }
 
@@ -321,8 +369,10 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 			       vg_alarm_store_errmsg(e->store), e->npend + e->ndirty);
 		return rc;
 	}
-	for (size_t i = 0; i < e->ndirty; i++)
+	for (size_t i = 0; i < e->ndirty; i++) {
 		e->dirty[i]->dirty = 0;
+		e->dirty[i]->row_fillable = e->dirty[i]->row_fillable_next;
+	}
 	e->ndirty = 0;
 	for (size_t i = 0; i < e->npend; i++) {
 		struct pending *p = &e->pend[i];

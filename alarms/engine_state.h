@@ -77,6 +77,13 @@ struct inst {
 	char reason[VG_ALARM_REASON_MAX];
 	int reason_stale; /* reason is the ring's: rebuild on read */
 	int dirty;
+	/* quiet steps (engine_queue.c): the row last committed for this
+	 * instance is fillable (vg_alarm_eval_fillable), so a quiet step is
+	 * not written; row_fillable_next is what the flush being written
+	 * stores. fill_quiet: restored from a fillable row and nothing
+	 * pushed since, so the periods before the next datapoint are quiet
+	 * steps that were not written (vg_alarm_eval_fill_quiet). */
+	int row_fillable, row_fillable_next, fill_quiet;
 	int64_t updated_ms;
 	int silent;               /* event alarm: an agent_silent instance */
 	int64_t cooldown_last_ms; /* last alarm notification (cooldown) */

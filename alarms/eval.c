@@ -447,6 +447,58 @@ void vg_alarm_eval_reason(const struct vg_alarm_params *p,
 	reason_of(p, &v, kept, e->clear_since_ms, out, len);
 }
 
+/* ---- quiet steps (not written, filled in at a restore) ------------------------ */
+
+int vg_alarm_eval_fillable(const struct vg_alarm_eval *e)
+{
+	return e->state == VG_ALARM_OK && !e->clear_since_ms && !e->alarm_periods &&
+	       e->n && e->cap;
+}
+
+int vg_alarm_eval_good_next(const struct vg_alarm_params *p,
+			    const struct vg_alarm_eval *e, int64_t start_ms, double v)
+{
+	return e->n && start_ms == e->last_start_ms + p->period_ms && !isnan(v) &&
+	       !vg_alarm_compare(p->cmp, v, p->threshold);
+}
+
+/* A good value to fill with (see the header). */
+static double fill_value(const struct vg_alarm_params *p, const struct vg_alarm_eval *e)
+{
+	for (uint32_t i = e->n; i-- > 0;) {
+		double v = e->ring[(e->head + i) % e->cap].value;
+		if (!isnan(v) && !vg_alarm_compare(p->cmp, v, p->threshold))
+			return v;
+	}
+	switch (p->cmp) {
+	case VG_CMP_GE:
+		return nextafter(p->threshold, -INFINITY);
+	case VG_CMP_LE:
+	case VG_CMP_EQ:
+		return nextafter(p->threshold, INFINITY);
+	default: /* gt, lt, ne: the threshold itself does not breach */
+		return p->threshold;
+	}
+}
+
+void vg_alarm_eval_fill_quiet(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
+			      int64_t start_ms)
+{
+	int64_t from, missed;
+	double v;
+
+	if (!e->n || !e->cap || p->period_ms <= 0 ||
+	    start_ms <= e->last_start_ms + p->period_ms)
+		return;
+	v = fill_value(p, e);
+	from = e->last_start_ms + p->period_ms;
+	missed = (start_ms - from) / p->period_ms;
+	if (missed > (int64_t)e->cap) /* older ones leave the ring anyway */
+		from = start_ms - (int64_t)e->cap * p->period_ms;
+	for (int64_t t = from; t < start_ms; t += p->period_ms)
+		vg_alarm_eval_push(e, t, v);
+}
+
 /* ---- persistence of the ring ------------------------------------------------ */
 
 size_t vg_alarm_eval_ring_pack(const struct vg_alarm_eval *e, void *buf, size_t len)

@@ -121,6 +121,28 @@ int vg_alarm_eval_decide(const struct vg_alarm_params *p, struct vg_alarm_eval *
 void vg_alarm_eval_reason(const struct vg_alarm_params *p,
 			  const struct vg_alarm_eval *e, char *out, size_t len);
 
+/* Quiet steps (the engine does not write them, engine_queue.c). A state
+ * is fillable when it is ok with no keep-firing clock and no periods in
+ * alarm, and has at least one datapoint: from it, a good datapoint (real,
+ * not breaching) for the period right after the newest that leaves the
+ * state ok without a notification is a quiet step, which changes nothing
+ * but the ring. 1 or 0. */
+int vg_alarm_eval_fillable(const struct vg_alarm_eval *e);
+/* Whether value v for the period starting at start_ms is a good datapoint
+ * for the period right after e's newest (call before pushing it). */
+int vg_alarm_eval_good_next(const struct vg_alarm_params *p,
+			    const struct vg_alarm_eval *e, int64_t start_ms, double v);
+/* For a fillable state restored from alarms.db whose next datapoint starts
+ * at start_ms: the periods between its newest datapoint and start_ms are
+ * quiet steps that were evaluated and not written. Appends a good
+ * datapoint for each of them (at most the ring's capacity), so the next
+ * decisions see what an uninterrupted engine saw: a good datapoint in
+ * every period. The value appended is the ring's newest good value, or,
+ * with none, the nearest value to the threshold that does not breach.
+ * Nothing when start_ms is not after the next period. */
+void vg_alarm_eval_fill_quiet(const struct vg_alarm_params *p, struct vg_alarm_eval *e,
+			      int64_t start_ms);
+
 /* Ring <-> bytes for alarms.db, so a restart keeps the datapoints: 16
  * bytes per point, oldest first (int64 start_ms, IEEE double value, NaN =
  * missing; host byte order, the file never leaves the machine). pack

@@ -14,7 +14,8 @@
  * group alarms (alarms/engine_gstate.c)). sqlite
  * runs WAL with synchronous=FULL:
  * alarm writes are rare (transitions, definition changes, one state row
- * per evaluated period per instance, batched per agent batch), so the
+ * per evaluated period per instance that is not quiet, batched per agent
+ * batch), so the
  * fsync per commit is cheap and buys the outbox's durability across power
  * loss as well as kill -9. PostgreSQL gives the same with its defaults.
  *

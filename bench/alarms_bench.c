@@ -2,10 +2,10 @@
  * alarms_bench.c — how fast alarms are (docs/alarms.md, "Speed").
  *
  *   alarms_bench engine [--alarms 10000] [--series 10000] [--batches 20]
- *                       [--group-members 1000]
+ *                       [--group-members 1000] [--step-s 60] [--warmup 2]
  *   alarms_bench e2e --collector-bin build/bin/vigie-collector
  *                    [--alarms 10000] [--series 10000] [--batches 10]
- *                    [--rounds 100] [--dir /dev/shm]
+ *                    [--rounds 100] [--step-s 60] [--warmup 2] [--dir /dev/shm]
  *   alarms_bench burst --collector-bin build/bin/vigie-collector
  *                      [--alarms 1000] [--rounds 10] [--dir /dev/shm]
  *                      [--silences 100] [--group-members 1000]
@@ -47,6 +47,15 @@
  * period beside the measured ones: the load the alarms' latency target
  * names (10,000 alarms, 1,000 group members, 100 silences).
  *
+ * --step-s S (engine, e2e): S seconds of sample time between two batches
+ * (default 60: every batch closes a one-minute period of every series,
+ * the worst case; 10 is an agent's usual interval, one batch in six
+ * closing periods). --warmup N: batches sent first and not measured
+ * (default 2: the series' rhythm). e2e also reports the collector's CPU
+ * (user + system, all threads, /proc) per ingested value over the
+ * measured batches: the whole ingest path (decode, registry, store,
+ * meter, alarms).
+ *
  * Output: "RESULT alarms_<what> key=value ..." lines on standard output.
  */
 #include <errno.h>
@@ -81,6 +90,8 @@ struct opts {
 	int alarms, series, batches, rounds, group_members;
 	const char *collector_bin, *dir;
 	int silences; /* burst: active silences that match nothing (all scanned) */
+	int step_s;   /* engine, e2e: seconds between two samples of a series */
+	int warmup;   /* engine, e2e: batches sent before the measured ones */
 };
 
 static int cmp_i64(const void *a, const void *b)
@@ -97,6 +108,30 @@ static int64_t pct(int64_t *v, size_t n, double p)
 	qsort(v, n, sizeof(*v), cmp_i64);
 	size_t i = (size_t)ceil(p / 100.0 * (double)n) - 1;
 	return v[i < n ? i : n - 1];
+}
+
+/* CPU time (user + system, every thread) of process pid so far, in µs;
+ * 0 if it cannot be read. */
+static int64_t proc_cpu_us(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "r")))
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* after the command's closing parenthesis: state is field 3,
+	 * utime and stime fields 14 and 15 */
+	if (!(p = strrchr(buf, ')')) ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+		   &st) != 2)
+		return 0;
+	return (int64_t)((ut + st) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
 }
 
 static int64_t cpu_us(void)
@@ -192,14 +227,15 @@ static void engine_run(const struct opts *o, int alarms, int groups, char *tmpl)
 		json_decref(out);
 		json_decref(body);
 	}
-	for (int k = -2; k < o->batches; k++) {
-		struct vg_batch *b = make_batch(o->series, t0 + (k + 3) * MIN_MS,
-						(uint64_t)(k + 3), k, NULL, 0);
-		g_fake_now = t0 + (k + 3) * MIN_MS + 100;
+	for (int k = -o->warmup; k < o->batches; k++) {
+		int64_t t = t0 + 3 * MIN_MS + (int64_t)(k + o->warmup) * o->step_s * 1000;
+		struct vg_batch *b = make_batch(o->series, t, (uint64_t)(k + o->warmup + 1), k,
+						NULL, 0);
+		g_fake_now = t + 100;
 		int64_t a = (vg_monotonic_ns() / 1000), c0 = cpu_us();
 		vg_alarm_engine_batch(e, b);
 		int64_t d = (vg_monotonic_ns() / 1000) - a;
-		if (k >= 0) { /* the first two batches only learn the rhythm */
+		if (k >= 0) { /* warm-up batches learn the rhythm, fill the rings */
 			us[k] = d;
 			total += d;
 			cpu += cpu_us() - c0;
@@ -210,14 +246,16 @@ static void engine_run(const struct opts *o, int alarms, int groups, char *tmpl)
 	printf("RESULT alarms_engine alarms=%d group_members=%d series=%d batches=%d "
 	       "batch_us_p50=%" PRId64 " batch_us_p99=%" PRId64
 	       " samples_per_s=%.0f evaluations=%" PRIu64 " transitions=%" PRIu64
-	       " ns_per_sample=%.0f cpu_ns_per_sample=%.0f\n",
+	       " ns_per_sample=%.0f cpu_ns_per_sample=%.0f step_s=%d warmup=%d"
+	       " state_writes=%" PRIu64 " quiet_evaluations=%" PRIu64 "\n",
 	       alarms, g_group_members, o->series, o->batches,
 	       pct(us, (size_t)o->batches, 50),
 	       pct(us, (size_t)o->batches, 99),
 	       total ? (double)o->series * o->batches / ((double)total / 1e6) : 0,
 	       st.evaluations, st.transitions,
 	       (double)total * 1000.0 / ((double)o->series * o->batches),
-	       (double)cpu * 1000.0 / ((double)o->series * o->batches));
+	       (double)cpu * 1000.0 / ((double)o->series * o->batches), o->step_s,
+	       o->warmup, st.state_writes, st.quiet_evaluations);
 	fflush(stdout);
 	vg_alarm_engine_close(e);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -558,20 +596,25 @@ static void e2e_run(const struct opts *o, int alarms, const char *hook_url)
 	/* ingestion: warm-up (file creation), then closed loop */
 	uint64_t seq = 1;
 	int k = 0;
-	for (int w = 0; w < 2; w++, k++) {
-		struct vg_batch *b = make_batch(o->series, t0 - (100 - k) * MIN_MS, seq++, k,
+	for (int w = 0; w < o->warmup; w++, k++) {
+		struct vg_batch *b = make_batch(o->series,
+						t0 - 1000 * MIN_MS + (int64_t)k * o->step_s * 1000,
+						seq++, k,
 						NULL, 0);
 		send_batch(sock, b);
 		vg_batch_free(b);
 	}
-	int64_t ti = (vg_monotonic_ns() / 1000);
+	int64_t ti = (vg_monotonic_ns() / 1000), ci = proc_cpu_us(pid);
 	for (int i = 0; i < o->batches; i++, k++) {
-		struct vg_batch *b = make_batch(o->series, t0 - (100 - k) * MIN_MS, seq++, k,
+		struct vg_batch *b = make_batch(o->series,
+						t0 - 1000 * MIN_MS + (int64_t)k * o->step_s * 1000,
+						seq++, k,
 						NULL, 0);
 		send_batch(sock, b);
 		vg_batch_free(b);
 	}
 	ti = (vg_monotonic_ns() / 1000) - ti;
+	ci = proc_cpu_us(pid) - ci;
 
 	/* latency: each round flips the probe */
 	for (int r = 0; r < o->rounds; r++, k++) {
@@ -604,12 +647,14 @@ static void e2e_run(const struct opts *o, int alarms, const char *hook_url)
 	printf("RESULT alarms_e2e alarms=%d series=%d ingest_batches=%d "
 	       "ingest_samples_per_s=%.0f create_alarms_ms=%" PRId64 " rounds=%d "
 	       "hook_seen=%zu pub_seen=%zu hook_p50_ms=%.2f hook_p99_ms=%.2f "
-	       "pub_p50_ms=%.2f pub_p99_ms=%.2f\n",
+	       "pub_p50_ms=%.2f pub_p99_ms=%.2f collector_cpu_us_per_value=%.3f "
+	       "step_s=%d warmup=%d\n",
 	       alarms, o->series, o->batches,
 	       ti ? (double)o->series * o->batches / ((double)ti / 1e6) : 0, tc,
 	       o->rounds - 2, nh, np, pct(lat_hook, nh, 50) / 1000.0,
 	       pct(lat_hook, nh, 99) / 1000.0, pct(lat_pub, np, 50) / 1000.0,
-	       pct(lat_pub, np, 99) / 1000.0);
+	       pct(lat_pub, np, 99) / 1000.0,
+	       (double)ci / ((double)o->series * o->batches), o->step_s, o->warmup);
 	fflush(stdout);
 	nn_close(sock);
 	nn_close(sub);
@@ -854,9 +899,11 @@ int main(int argc, char **argv)
 		{"dir", required_argument, NULL, 'd'},
 		{"group-members", required_argument, NULL, 'g'},
 		{"silences", required_argument, NULL, 'S'},
+		{"step-s", required_argument, NULL, 't'},
+		{"warmup", required_argument, NULL, 'w'},
 		{NULL, 0, NULL, 0},
 	};
-	struct opts o = {10000, 10000, 20, 100, 0, NULL, "/dev/shm", 0};
+	struct opts o = {10000, 10000, 20, 100, 0, NULL, "/dev/shm", 0, 60, 2};
 	const char *mode = argc > 1 ? argv[1] : "";
 	int ch;
 
@@ -871,10 +918,13 @@ int main(int argc, char **argv)
 		case 'd': o.dir = optarg; break;
 		case 'g': o.group_members = atoi(optarg); break;
 		case 'S': o.silences = atoi(optarg); break;
+		case 't': o.step_s = atoi(optarg); break;
+		case 'w': o.warmup = atoi(optarg); break;
 		default: return 2;
 		}
 	}
-	if (o.series < 1 || o.batches < 1 || o.rounds < 3 || o.alarms < 0) {
+	if (o.series < 1 || o.batches < 1 || o.rounds < 3 || o.alarms < 0 ||
+	    o.step_s < 1 || o.step_s > 60 || o.warmup < 2) {
 		fprintf(stderr, "alarms_bench: bad sizes\n");
 		return 2;
 	}
@@ -912,9 +962,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: alarms_bench engine [--alarms N] [--series N] "
-			"[--batches N] [--group-members N] [--dir D]\n"
+			"[--batches N] [--group-members N] [--step-s S] [--warmup N] [--dir D]\n"
 			"       alarms_bench e2e --collector-bin PATH [--alarms N] [--series N] "
-			"[--batches N] [--rounds N] [--dir D]\n"
+			"[--batches N] [--rounds N] [--step-s S] [--warmup N] [--dir D]\n"
 			"       alarms_bench burst --collector-bin PATH [--alarms 1000] "
 			"[--rounds 10] [--dir D] [--silences N] [--group-members N]\n");
 	return 2;

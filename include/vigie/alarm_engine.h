@@ -217,6 +217,9 @@ struct vg_alarm_engine_stats {
 	uint64_t fenced;         /* leases found lost at a commit */
 	uint64_t shadow_dropped; /* kept datapoints of others' alarms dropped */
 	uint64_t peer_notices;   /* other nodes' notifications put on SSE */
+	/* alarms.db state rows: written, and evaluations that left a quiet
+	 * state quiet and wrote nothing (docs/alarms.md, Durability) */
+	uint64_t state_writes, quiet_evaluations;
 };
 void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
 			       struct vg_alarm_engine_stats *out);

@@ -484,6 +484,13 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	    (double)e->evaluations);
 	one(b, "vigie_alarms_transitions_total", "counter",
 	    "Alarm state transitions", (double)e->transitions);
+	one(b, "vigie_alarms_state_writes_total", "counter",
+	    "Alarm instance state rows written to the alarm store",
+	    (double)e->state_writes);
+	one(b, "vigie_alarms_quiet_evaluations_total", "counter",
+	    "Evaluations that kept a quiet state (ok, all datapoints good) "
+	    "quiet: no state row written",
+	    (double)e->quiet_evaluations);
 	one(b, "vigie_alarms_notifications_total", "counter",
 	    "Notifications published (transitions and repeats)",
 	    (double)e->notifications);

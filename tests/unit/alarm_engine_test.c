@@ -497,9 +497,11 @@ static void test_reason_rebuilt_after_restart(void **state)
 	json_decref(create(f, "{\"name\":\"q\",\"metric\":\"cpu.util\","
 			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90,"
 			      "\"evaluation_periods\":3}"));
+	/* breaching datapoints are not quiet steps: each of these
+	 * evaluations writes its row (without text) */
 	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t, "cpu.util", VG_KIND_GAUGE, 10);
-	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 20);
-	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 2 * MIN, "cpu.util", VG_KIND_GAUGE, 30);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + MIN, "cpu.util", VG_KIND_GAUGE, 95);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + 2 * MIN, "cpu.util", VG_KIND_GAUGE, 96);
 	assert_string_equal(state_of(f, "q", st), "ok"); /* one transition, then none */
 	vg_alarm_engine_close(f->e);
 	open_engine(f);
@@ -507,9 +509,186 @@ static void test_reason_rebuilt_after_restart(void **state)
 	snprintf(before, sizeof(before), "%s",
 		 json_string_value(json_object_get(o, "state_reason")));
 	json_decref(o);
-	assert_string_equal(before, "only 0 out of the last 3 datapoints [10.0, 20.0, "
-				    "30.0] were greater than the threshold (90.0), 3 "
+	assert_string_equal(before, "only 2 out of the last 3 datapoints [10.0, 95.0, "
+				    "96.0] were greater than the threshold (90.0), 3 "
 				    "needed for alarm");
+}
+
+/* A sample of a watched metric on a resource no alarm can bind (no
+ * selector alarm on the metric, no single-resource alarm on the resource)
+ * leaves nothing behind: neither its resource nor its series is made. */
+static void test_unbindable_sample_skipped(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_alarm_engine_stats s;
+	char st[32];
+
+	json_decref(create(f, "{\"name\":\"one\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90}"));
+	for (int i = 0; i < 3; i++)
+		send1(f, "h1", VG_RT_INSTANCE, "vm2", NULL, g_now + MIN, "cpu.util",
+		      VG_KIND_GAUGE, 95);
+	vg_alarm_engine_get_stats(f->e, &s);
+	assert_int_equal(s.series, 0);
+	assert_int_equal(s.resources, 0);
+	assert_int_equal(s.samples, 0);
+	/* the alarm's own resource is still evaluated */
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, g_now + MIN, "cpu.util", VG_KIND_GAUGE, 95);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, g_now + MIN, "cpu.util", VG_KIND_GAUGE, 95);
+	vg_alarm_engine_get_stats(f->e, &s);
+	assert_int_equal(s.series, 1);
+	assert_string_equal(state_of(f, "one", st), "alarm");
+}
+
+/* ---- quiet states: not rewritten, restored exactly ---------------------------- */
+
+/* One value per minute for the quiet-step cases: a long ok run, a
+ * breaching datapoint that leaves M of N pending, an alarm held by
+ * keep-firing-for, ok again and quiet for a long time, alarm, ok, and a
+ * breaching datapoint followed by good ones (quiet steps after it). */
+static const double quiet_vals[] = {
+	10, 10, 10, 10, 10, 10, 10, 10, /* 0-7: ok from minute 0, quiet */
+	95, 10,                         /* 8-9: 1 of the last 3 breaching */
+	95, 95, 10,                     /* 10-12: 2 of 3: alarm */
+	10, 10,                         /* 13-14: clear, held by keep-firing */
+	10,                             /* 15: held 120 s: ok */
+	10, 10, 10, 10, 10, 10, 10, 10, /* 16-23: ok, quiet from 16 on */
+	95, 95,                         /* 24-25: alarm */
+	10, 10, 10, 10, 10, 10,         /* 26-31: ok (29), quiet again */
+	95, 10, 10, 10,                 /* 32-35: 1 of 3 breaching, then good */
+};
+#define QUIET_N (sizeof(quiet_vals) / sizeof(quiet_vals[0]))
+#define QUIET_DEF                                                          \
+	"{\"name\":\"qs\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","   \
+	"\"comparison\":\"gt\",\"threshold\":90,\"evaluation_periods\":3," \
+	"\"datapoints_to_alarm\":2,\"keep_firing_for\":120}"
+
+/* Where run k of a case keeps its state: a directory of its own, or a
+ * fresh PostgreSQL database. */
+static void open_engine_run(struct fixture *f, char *where, size_t len, int k)
+{
+	struct vg_alarm_engine_options o = {0};
+	char err[256];
+
+	if (k >= 0) {
+		if (g_fresh_url) {
+			assert_int_equal(g_fresh_url(where, len), 0);
+		} else {
+			snprintf(where, len, "%s/run%d", f->dir, k);
+			assert_int_equal(mkdir(where, 0700), 0);
+		}
+	}
+	o.data_dir = where;
+	o.agent_interval_s = 10;
+	o.hub = f->hub;
+	o.now_ms = fake_now;
+	if (vg_alarm_engine_open(&o, &f->e, err, sizeof(err)))
+		fail_msg("engine open: %s", err);
+}
+
+/* The decisions alarm "qs" recorded: one line per transition or repeat,
+ * "type time previous->current", in order. */
+static void decisions(struct fixture *f, char *out, size_t len)
+{
+	json_t *h = history(f, "qs", NULL), *row;
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	json_array_foreach(h, i, row) {
+		const char *type = json_string_value(json_object_get(row, "type"));
+		json_t *d = json_object_get(row, "detail");
+		if (strcmp(type, "transition") && strcmp(type, "repeat"))
+			continue;
+		n += (size_t)snprintf(out + n, len - n, "%s %lld %s->%s\n", type,
+				      (long long)((json_integer_value(json_object_get(row, "time_ms")) - T0 / MIN * MIN) / MIN),
+				      json_string_value(json_object_get(d, "previous")),
+				      json_string_value(json_object_get(d, "current")));
+		assert_true(n < len);
+	}
+	json_decref(h);
+}
+
+/* Feed minutes from..to-1 of quiet_vals; restart (close, open the same
+ * store: what a kill -9 after the batch's acknowledgement leaves, the
+ * queue being empty then) before every minute in restart_every > 0
+ * steps, and, with resend, re-send the previous minute's batch after
+ * each restart (an agent re-sends what it has no acknowledgement for). */
+static void quiet_feed(struct fixture *f, char *where, size_t len, size_t from,
+		       size_t to, int restart_every, int resend)
+{
+	int64_t t0 = T0 / MIN * MIN;
+
+	for (size_t m = from; m < to; m++) {
+		if (restart_every > 0 && m > 0 && m % (size_t)restart_every == 0) {
+			vg_alarm_engine_close(f->e);
+			open_engine_run(f, where, len, -1);
+			if (resend)
+				send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL,
+				      t0 + (int64_t)(m - 1) * MIN, "cpu.util",
+				      VG_KIND_GAUGE, quiet_vals[m - 1]);
+		}
+		send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t0 + (int64_t)m * MIN,
+		      "cpu.util", VG_KIND_GAUGE, quiet_vals[m]);
+	}
+}
+
+/* A restored engine decides as the uninterrupted one: restarts (with the
+ * last batch re-sent) in the middle of a quiet run, with M of N pending,
+ * with keep-firing holding the alarm, after a long quiet run, and before
+ * every single minute. The quiet periods wrote no state row. */
+static void test_quiet_states_restore_exactly(void **state)
+{
+	struct fixture *f = *state;
+	char where[700], want[2048], got[2048];
+	struct vg_alarm_engine_stats s0, s1;
+	const size_t at[] = {3, 9, 10, 14, 15, 20, 24, 27, 34};
+
+	/* the uninterrupted run, in this fixture's own engine */
+	json_decref(create(f, QUIET_DEF));
+	quiet_feed(f, NULL, 0, 0, 20, 0, 0);
+	/* minutes 17-23 are quiet: nothing written for them */
+	vg_alarm_engine_get_stats(f->e, &s0);
+	quiet_feed(f, NULL, 0, 20, 24, 0, 0);
+	vg_alarm_engine_get_stats(f->e, &s1);
+	assert_int_equal(s1.evaluations - s0.evaluations, 4);
+	assert_int_equal(s1.state_writes - s0.state_writes, 0);
+	assert_int_equal(s1.quiet_evaluations - s0.quiet_evaluations, 4);
+	quiet_feed(f, NULL, 0, 24, QUIET_N, 0, 0);
+	decisions(f, want, sizeof(want));
+	assert_string_equal(want, "transition 1 insufficient_data->ok\n"
+				  "transition 11 ok->alarm\n"
+				  "transition 16 alarm->ok\n"
+				  "transition 26 ok->alarm\n"
+				  "transition 30 alarm->ok\n");
+	vg_alarm_engine_close(f->e);
+	f->e = NULL;
+
+	/* one restart at each of the chosen minutes, with and without the
+	 * last batch re-sent */
+	for (size_t i = 0; i < 2 * sizeof(at) / sizeof(at[0]); i++) {
+		size_t k = at[i / 2];
+		int resend = (int)(i % 2);
+		open_engine_run(f, where, sizeof(where), (int)i);
+		json_decref(create(f, QUIET_DEF));
+		quiet_feed(f, where, sizeof(where), 0, k, 0, 0);
+		quiet_feed(f, where, sizeof(where), k, k + 1, (int)k, resend);
+		quiet_feed(f, where, sizeof(where), k + 1, QUIET_N, 0, 0);
+		decisions(f, got, sizeof(got));
+		if (strcmp(want, got))
+			fail_msg("restart at minute %zu%s:\n%swanted\n%s", k,
+				 resend ? " (re-sent)" : "", got, want);
+		vg_alarm_engine_close(f->e);
+		f->e = NULL;
+	}
+	/* a restart before every minute, each re-sending the minute before
+	 * (without it no period would close: a restarted series closes its
+	 * first period at its second sample, the interval unknown before) */
+	open_engine_run(f, where, sizeof(where), 100);
+	json_decref(create(f, QUIET_DEF));
+	quiet_feed(f, where, sizeof(where), 0, QUIET_N, 1, 1);
+	decisions(f, got, sizeof(got));
+	assert_string_equal(got, want);
+	/* teardown closes f->e */
 }
 
 static void test_validation(void **state)
@@ -1445,6 +1624,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_composite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jittered_sample_closes_its_period, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reason_rebuilt_after_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quiet_states_restore_exactly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unbindable_sample_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_data_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_rate_and_percentile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state_and_ignores_replay, setup, teardown),

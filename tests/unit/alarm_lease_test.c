@@ -291,6 +291,73 @@ static void test_kept_period_decided_at_takeover(void **state)
 	cluster_stop(&c);
 }
 
+/* A quiet state is not rewritten while it stays quiet (the owner writes
+ * nothing for those periods), yet the new owner decides as the old one
+ * would have: 20 of the 21 quiet minutes the owner skipped are past what
+ * b kept (16 periods), and with missing data treated as breaching, taking
+ * them as missing would fire at the takeover. */
+static void test_takeover_after_quiet_run(void **state)
+{
+	struct node ns[2];
+	const char *a_only[] = {"a"}, *b_only[] = {"b"};
+	struct vg_alarm_engine_stats s0, s1;
+	json_t *body, *out = NULL, *errors = NULL;
+	struct vg_db *db;
+	char url[700], err[256];
+	(void)state;
+
+	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
+		dbe_need(&DBE_PG);
+	g_now = T0;
+	open_node(&ns[0], url, "a");
+	open_node(&ns[1], url, "b");
+	assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
+	body = json_loads("{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":"
+			  "\"vm1\",\"period\":60,\"evaluation_periods\":20,"
+			  "\"datapoints_to_alarm\":2,\"comparison\":\"gt\",\"threshold\":90,"
+			  "\"missing_data\":\"breaching\"}",
+			  0, NULL);
+	if (vg_alarm_engine_create(ns[0].e, body, NULL, &out, &errors)) {
+		char *t = errors ? json_dumps(errors, 0) : NULL;
+		fail_msg("create: %s", t ? t : "");
+	}
+	json_decref(body);
+	json_decref(out);
+	round_(&ns[0], a_only, 1);
+	round_(&ns[1], a_only, 1);
+	/* 20 good minutes: alarm while the missing ones (counted as
+	 * breaching) are 2 or more, ok from the 19th, quiet from the 20th */
+	for (int m = 0; m < 20; m++)
+		feed_all(ns, 2, m, 10);
+	vg_alarm_engine_get_stats(ns[0].e, &s0);
+	for (int m = 20; m < 40; m++)
+		feed_all(ns, 2, m, 10);
+	vg_alarm_engine_get_stats(ns[0].e, &s1);
+	assert_int_equal(s1.evaluations - s0.evaluations, 20);
+	assert_int_equal(s1.state_writes - s0.state_writes, 0);
+	int64_t before = count(db, TRANSITIONS);
+	assert_string_equal(state_of(ns[0].e), "ok");
+
+	/* a dies (kill -9: no release); b takes over, replays what it kept */
+	vg_alarm_engine_close(ns[0].e);
+	assert_int_equal(vg_db_exec(db, "UPDATE vigie_alarms.alarm_leases SET "
+					"expires_at = now() - interval '1 second'"),
+			 0);
+	round_(&ns[1], b_only, 1);
+	assert_int_equal(count(db, TRANSITIONS), before);
+	assert_string_equal(state_of(ns[1].e), "ok");
+	/* one breaching minute is 1 of 20: ok; the second is 2: alarm, once */
+	feed(&ns[1], 41, T0 + 40 * MIN, 95);
+	assert_int_equal(count(db, TRANSITIONS), before);
+	feed(&ns[1], 42, T0 + 41 * MIN, 95);
+	assert_int_equal(count(db, TRANSITIONS), before + 1);
+	assert_string_equal(state_of(ns[1].e), "alarm");
+	vg_db_close(db);
+	vg_alarm_lease_close(ns[0].l);
+	vg_alarm_lease_close(ns[1].l);
+	vg_alarm_engine_close(ns[1].e);
+}
+
 /* A definition changed or deleted on one collector reaches the others at
  * their next round. */
 static void test_changes_elsewhere_reach_every_node(void **state)
@@ -516,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_pick_spreads_and_moves_only_the_leavers),
 		cmocka_unit_test(test_takeover_replays_and_fences),
 		cmocka_unit_test(test_kept_period_decided_at_takeover),
+		cmocka_unit_test(test_takeover_after_quiet_run),
 		cmocka_unit_test(test_changes_elsewhere_reach_every_node),
 		cmocka_unit_test(test_composite_over_another_owner),
 		cmocka_unit_test(test_group_cooldown_across_takeover),
