@@ -242,6 +242,19 @@ int vg_rrd_files_open(const char *rrd_dir, const char *undo_path,
 int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *owners_path,
 			  struct vg_rrd_backend **out, char *err, size_t errlen);
 
+/* Share the placement record of an rrdcached backend through the state
+ * database at STATE_URL (PostgreSQL: collector/placement.c): names not in
+ * its owners map are looked up there, creates claim there first, and the
+ * owners file given to vg_rrd_rrdcached_open (if any) is uploaded now (or
+ * at a later sync when the database does not answer; that is not an
+ * error). 0 or -errno with err (a bad URL, a newer schema). Before any
+ * other call. */
+int vg_rrd_rrdcached_share(struct vg_rrd_backend *be, const char *state_url, char *err,
+			   size_t errlen);
+
+/* The shared record's counters (all zero when not shared). */
+void vg_rrd_rrdcached_placement(struct vg_rrd_backend *be, struct vg_store_placement *out);
+
 /* The rendezvous (highest random weight) owner of series file NAME among
  * ADDRS[0..n): the index of the address with the highest weight. Adding
  * an address moves a name only to the new address. */

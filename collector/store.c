@@ -108,6 +108,7 @@
 #include "vigie/store.h"
 #include "collector/backend.h"
 #include "collector/journal.h"
+#include "collector/placement.h"
 
 /* Rows a fetch returns past a series' last update, at most (unknown rows:
  * a range reaching further into the future is cut there). */
@@ -464,6 +465,14 @@ static void reclaim(struct vg_store *s)
 size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max)
 {
 	return s && s->be ? vg_rrd_rrdcached_state(s->be, out, max) : 0;
+}
+
+void vg_store_placement(struct vg_store *s, struct vg_store_placement *out)
+{
+	if (s && s->be)
+		vg_rrd_rrdcached_placement(s->be, out);
+	else
+		memset(out, 0, sizeof(*out));
 }
 
 int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
@@ -1320,6 +1329,10 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 			return rc == -EAGAIN ? -EAGAIN : -EIO;
 		}
 		last = (t_ms / 1000 - 1) * 1000;
+		/* the engine may have placed it elsewhere (a shared record's
+		 * earlier claim): its owner is what locate says now */
+		if (s->be->ops->locate(s->be, rtype, id, metric, &loc))
+			return -EIO;
 	} else if (rc == -EHOSTUNREACH) {
 		/* A new series on a daemon that does not answer: the batch
 		 * waits (RETRY) rather than journal a value no file takes. */
@@ -1752,6 +1765,10 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 							   : NULL,
 						   s->owner ? owners : NULL, &s->be, err,
 						   errlen);
+			/* Several collectors share the daemons: the record is
+			 * the shared state's (collector/placement.c). */
+			if (!rc && vg_placement_wanted(cfg->state_url))
+				rc = vg_rrd_rrdcached_share(s->be, cfg->state_url, err, errlen);
 		} else if (cfg->storage_backend[0] && strcmp(cfg->storage_backend, "files")) {
 			snprintf(err, errlen, "store: unknown [storage] backend '%s'",
 				 cfg->storage_backend);
