@@ -1336,9 +1336,16 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 	} else if (rc == -EHOSTUNREACH) {
 		/* A new series on a daemon that does not answer: the batch
 		 * waits (RETRY) rather than journal a value no file takes. */
-		snprintf(s->last_error, sizeof(s->last_error),
-			 "the storage daemon %.200s holding %.200s does not answer",
-			 loc.address ? loc.address : "?", loc.path);
+		if (loc.address)
+			snprintf(s->last_error, sizeof(s->last_error),
+				 "the storage daemon %.200s holding %.200s does not answer",
+				 loc.address, loc.path);
+		else /* vg_store_placement says which */
+			snprintf(s->last_error, sizeof(s->last_error),
+				 "%.300s: no daemon known to hold it (the shared placement "
+				 "record does not answer, or names a daemon not in [storage] "
+				 "daemons)",
+				 loc.path);
 		return -EAGAIN;
 	} else if (rc) {
 		snprintf(s->last_error, sizeof(s->last_error), "%.300s: %s",
