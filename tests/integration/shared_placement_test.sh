@@ -9,7 +9,9 @@
 #    c2's API reads the values both collectors wrote;
 #  - two agents send the same new instances' series to both collectors at
 #    once while their daemon lists differ (a rolling configuration
-#    change): each series is one file, on one daemon.
+#    change): each series is one file, on one daemon;
+#  - `storage move` records the new owner in the shared record, and a
+#    collector whose owners file still names the source follows it.
 # SKIP, with the reason, only when PostgreSQL or rrdcached cannot run.
 source "$(dirname "$0")/lib.sh"
 
@@ -155,4 +157,33 @@ eq "the record names one daemon for each" \
   "$n_race"
 check "c2's log says nothing went wrong with placement" \
   bash -c "! grep -q 'storage placement' '$TMP/c2.log'"
+
+# ---- storage move records the new owner in the shared record; c1, whose
+# owners file still names the source, follows it at its start ----
+n_b=$(files "$B_BASE" | grep -c '^instance/11111111-')
+n_c=$(files "$C_BASE" | grep -c '^instance/11111111-')
+"$BIN/vigie-collector" --config "$TMP/c2.conf" storage move --from "$B" --to "$C" \
+  --from-dir "$B_BASE" --to-dir "$C_BASE" --series 'instance/11111111-*' \
+  >"$TMP/mv.out" 2>"$TMP/mv.err"
+eq "storage move from B to C succeeds" "$?" 0
+diag "$(cat "$TMP/mv.out")"
+check "it moved the new instances' series B held ($n_b)" test "$n_b" -ge 1
+eq "none of them is left on B" "$(files "$B_BASE" | grep -c '^instance/11111111-')" 0
+eq "the shared record names C for each file on C" \
+  "$(sql "SELECT count(*) FROM vigie_storage.series_owners WHERE name LIKE 'instance/11111111-%' AND address = '$C'")" \
+  "$((n_b + n_c))"
+check "c1 starts" collector c1 "$TMP/data1" "$P1" "$H1" "$C, $A, $B"
+C1=$COLLECTOR_PID
+check "c1 says its owners file disagreed and the shared record won" \
+  grep -q "the owners file here says $B, the shared record says $C" "$TMP/c1.log"
+API=http://127.0.0.1:$H1
+m=$(files "$C_BASE" | grep '^instance/11111111-.*/memory.size.rrd' | head -1 | cut -d/ -f2)
+if [[ -n $m ]]; then
+  pts=$(api "/v1/measures?resource=$m&metric=memory.size&start=$((START + 3500))&end=$((START + 4200))&granularity=60" |
+    jq '[.points[] | select(.[1] != null)] | length')
+  check "c1's API reads a moved series from C ($pts points)" test "${pts:-0}" -ge 5
+else
+  skip "no memory.size series on C to read back"
+fi
+stop_pid "$C1"
 done_testing
