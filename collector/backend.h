@@ -111,6 +111,13 @@ struct vg_rrd_item {
 	struct vg_rrd_result res; /* filled by the backend (zeroed first) */
 };
 
+/* A series' key (prefetch). */
+struct vg_rrd_key {
+	int rtype;
+	const char *id;
+	const char *metric;
+};
+
 /* An archive of one consolidation function, as info() reads it. */
 struct vg_rrd_archive {
 	uint32_t res_s;
@@ -179,6 +186,14 @@ struct vg_rrd_backend_ops {
 	/* Optional (NULL: update per item): many series in one round trip. */
 	void (*update_many)(struct vg_rrd_backend *be, struct vg_rrd_item *items,
 			    size_t n);
+	/* Optional (NULL: nothing to do): the receiver is about to open
+	 * (locate, then read or create) the series keys[0..n), not yet in the
+	 * store's table. An engine whose placement record is remote
+	 * (rrdcached with the shared record) fetches and claims their owners
+	 * now, in one round trip for all, instead of one per series. Errors
+	 * are the engine's to count; the opens that follow behave as without
+	 * it. Receiver thread, no store lock held. */
+	void (*prefetch)(struct vg_rrd_backend *be, const struct vg_rrd_key *keys, size_t n);
 	/* Archives of consolidation function cf (enum vg_cf) and the kind.
 	 * 0, -ENOENT, -EIO. */
 	int (*info)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,

@@ -486,26 +486,35 @@ static void *shared_lookup(struct rcd *r, const char *name)
 	return v ? v : UNPLACED;
 }
 
-static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
-		      const char *metric, struct vg_rrd_loc *loc)
+/* The series' name for the daemons, into out. 0, -EINVAL, -ENAMETOOLONG. */
+static int series_name(int rtype, const char *id, const char *metric, char *out, size_t outlen)
 {
-	struct rcd *r = (struct rcd *)be;
 	const char *tname = vg_rtype_name(rtype);
 	char eid[ESC_MAX], em[ESC_MAX];
-	void *v;
 	int rc;
 
-	loc->owner = 0;
-	loc->address = NULL;
-	loc->path[0] = '\0';
+	out[0] = '\0';
 	if (!tname)
 		return -EINVAL;
 	if ((rc = component(id, eid, sizeof(eid))) < 0 ||
 	    (rc = component(metric, em, sizeof(em))) < 0)
 		return rc;
-	if ((size_t)snprintf(loc->path, sizeof(loc->path), "%s/%s/%s.rrd", tname, eid,
-			     em) >= VG_RRDCD_NAME_MAX)
+	if ((size_t)snprintf(out, outlen, "%s/%s/%s.rrd", tname, eid, em) >= VG_RRDCD_NAME_MAX)
 		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
+		      const char *metric, struct vg_rrd_loc *loc)
+{
+	struct rcd *r = (struct rcd *)be;
+	void *v;
+	int rc;
+
+	loc->owner = 0;
+	loc->address = NULL;
+	if ((rc = series_name(rtype, id, metric, loc->path, sizeof(loc->path))))
+		return rc;
 	pthread_mutex_lock(&r->mu);
 	v = vg_hmap_gets(&r->owners, loc->path);
 	pthread_mutex_unlock(&r->mu);
@@ -518,6 +527,47 @@ static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
 		loc->owner = v ? (uint32_t)((uintptr_t)v - 1) : (uint32_t)place(r, loc->path);
 	loc->address = loc->owner < r->nd ? r->d[loc->owner].addr : NULL;
 	return 0;
+}
+
+static void prefetch_note(void *ctx, const char *name, const char *recorded)
+{
+	owner_note(ctx, name, recorded);
+}
+
+/* The receiver is about to open these series: with the shared record,
+ * claim every one not in the map for its rendezvous daemon and note the
+ * winners, in two round trips and one commit per few hundred names
+ * (collector/placement.c), so the locate and create that follow find
+ * them in the map. The database down: nothing noted, each series then
+ * waits as usual. */
+static void rcd_prefetch(struct vg_rrd_backend *be, const struct vg_rrd_key *keys, size_t n)
+{
+	struct rcd *r = (struct rcd *)be;
+	const char **names, **addrs;
+	char path[PATH_MAX];
+	size_t m = 0;
+
+	if (!r->shared || !n)
+		return;
+	names = calloc(n, sizeof(*names));
+	addrs = calloc(n, sizeof(*addrs));
+	for (size_t i = 0; names && addrs && i < n; i++) {
+		void *v;
+		if (series_name(keys[i].rtype, keys[i].id, keys[i].metric, path, sizeof(path)))
+			continue;
+		pthread_mutex_lock(&r->mu);
+		v = vg_hmap_gets(&r->owners, path);
+		pthread_mutex_unlock(&r->mu);
+		if (v || !(names[m] = strdup(path)))
+			continue;
+		addrs[m++] = r->d[place(r, path)].addr;
+	}
+	if (m)
+		(void)vg_placement_claim_many(r->shared, names, addrs, m, prefetch_note, r);
+	for (size_t i = 0; names && i < m; i++)
+		free((char *)names[i]);
+	free(names);
+	free(addrs);
 }
 
 static struct daemon *owner_of(struct rcd *r, const struct vg_rrd_loc *loc)
@@ -583,9 +633,14 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 	}
 	if (lay->narchives > VG_MAX_ARCHIVES || !lay->step_s)
 		return -EINVAL;
-	if (r->shared) {
+	pthread_mutex_lock(&r->mu);
+	void *known = vg_hmap_gets(&r->owners, loc->path);
+	pthread_mutex_unlock(&r->mu);
+	if (r->shared && !(known && known != (void *)(uintptr_t)-1 && loc->owner < r->nd)) {
 		/* The shared record first: the first claim wins, and the file
-		 * goes to the winner's daemon (see collector/placement.c). */
+		 * goes to the winner's daemon (see collector/placement.c). A
+		 * name in the map is recorded there already (looked up,
+		 * claimed by rcd_prefetch, or uploaded at start). */
 		char win[256];
 		size_t w;
 		if (vg_placement_claim(r->shared, loc->path, d->addr, win, sizeof(win))) {
@@ -1237,6 +1292,7 @@ static const struct vg_rrd_backend_ops rcd_ops = {
 	.create = rcd_create,
 	.update = rcd_update,
 	.update_many = rcd_update_many,
+	.prefetch = rcd_prefetch,
 	.info = rcd_info,
 	.fetch = rcd_fetch,
 	.remove = rcd_remove,

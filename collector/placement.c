@@ -450,6 +450,58 @@ int vg_placement_upload(struct vg_placement *p, const char *const *names,
 	return rc;
 }
 
+static int claim_chunk(struct vg_placement *p, const char *an, const char *aa,
+		       vg_placement_winner_fn *winner, void *ctx)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = vg_db_prepare(p->db, "INSERT INTO series_owners(name, address)"
+				       " SELECT u.n, u.a FROM unnest(CAST(?1 AS TEXT[]),"
+				       " CAST(?2 AS TEXT[])) AS u(n, a)"
+				       " ON CONFLICT (name) DO NOTHING",
+				&st)))
+		return rc;
+	vg_db_bind_text(st, 1, an);
+	vg_db_bind_text(st, 2, aa);
+	rc = vg_db_step(st);
+	vg_db_reset(st);
+	if (rc < 0)
+		return rc;
+	/* a new statement: sees the winners (see the top) */
+	if ((rc = vg_db_prepare(p->db, "SELECT name, address FROM series_owners"
+				       " WHERE name = ANY(CAST(?1 AS TEXT[]))",
+				&st)))
+		return rc;
+	vg_db_bind_text(st, 1, an);
+	while ((rc = vg_db_step(st)) == 1)
+		winner(ctx, vg_db_column_text(st, 0) ?: "", vg_db_column_text(st, 1) ?: "");
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+int vg_placement_claim_many(struct vg_placement *p, const char *const *names,
+			    const char *const *addrs, size_t n, vg_placement_winner_fn *winner,
+			    void *ctx)
+{
+	struct text bn = {0}, ba = {0};
+	int rc = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < n && !rc; i += UPLOAD_CHUNK) {
+		size_t k = n - i < UPLOAD_CHUNK ? n - i : UPLOAD_CHUNK;
+		p->st.claims += k;
+		if (!(rc = conn(p)) && !(rc = array_text(&bn, names + i, k)) &&
+		    !(rc = array_text(&ba, addrs + i, k)))
+			rc = claim_chunk(p, bn.s, ba.s, winner, ctx);
+		rc = done(p, rc, "recording new series' daemons");
+	}
+	pthread_mutex_unlock(&p->mu);
+	free(bn.s);
+	free(ba.s);
+	return rc;
+}
+
 void vg_placement_get_stats(struct vg_placement *p, struct vg_store_placement *out)
 {
 	memset(out, 0, sizeof(*out));

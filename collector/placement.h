@@ -60,6 +60,19 @@ int vg_placement_set(struct vg_placement *p, const char *const *names, size_t n,
  * there was none) or -errno. */
 int vg_placement_forget(struct vg_placement *p, const char *name, const char *addr);
 
+/* The recorded address of a name (vg_placement_claim_many). */
+typedef void vg_placement_winner_fn(void *ctx, const char *name, const char *recorded);
+
+/* vg_placement_claim for many names at once: record every names[i] on
+ * addrs[i] unless recorded already, then call winner() with the recorded
+ * address of each. A few hundred names per two round trips and one
+ * commit (a new host's series are claimed together, not one commit
+ * each). 0 or -errno (names without a winner() call are not claimed for
+ * sure). */
+int vg_placement_claim_many(struct vg_placement *p, const char *const *names,
+			    const char *const *addrs, size_t n, vg_placement_winner_fn *winner,
+			    void *ctx);
+
 /* A recorded address that differs from the caller's (vg_placement_upload). */
 typedef void vg_placement_conflict_fn(void *ctx, const char *name, const char *mine,
 				      const char *recorded);

@@ -1369,6 +1369,32 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 	return 0;
 }
 
+#define PREFETCH_MAX 8192 /* series announced to the engine per batch */
+
+/* Announce to the engine the series of b not yet in the table, from
+ * resource i0's sample j0 on (backend.h prefetch: an engine with a remote
+ * placement record asks for them all in one round trip, not one per
+ * series). Receiver thread: the table is only inserted into here. */
+static void prefetch(struct vg_store *s, const struct vg_batch *b, size_t i0, uint32_t j0)
+{
+	struct vg_rrd_key *keys = malloc(PREFETCH_MAX * sizeof(*keys));
+	size_t n = 0;
+
+	if (!keys)
+		return;
+	for (size_t i = i0; i < b->nres && n < PREFETCH_MAX; i++) {
+		const struct vg_resource *r = &b->res[i];
+		uint64_t hid = vg_fnv1a(VG_FNV_OFFSET, r->id);
+		for (uint32_t j = i == i0 ? j0 : 0; j < r->nsamples && n < PREFETCH_MAX; j++) {
+			const char *m = b->samples[r->first_sample + j].metric;
+			if (m && !table_find(s, r->type, r->id, m, key_hash(r->type, hid, m)))
+				keys[n++] = (struct vg_rrd_key){r->type, r->id, m};
+		}
+	}
+	s->be->ops->prefetch(s->be, keys, n);
+	free(keys);
+}
+
 /* take_batch's mark for a sample whose file exists but cannot be read:
  * journaled (its segment is then kept), not cached, counted. */
 static struct series unreadable;
@@ -1381,7 +1407,7 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 		 seg = 0;
 	size_t jlen = 0;
 	void **sp;
-	int rc;
+	int rc, prefetched = 0;
 
 	if (b->nsamples > *scap) {
 		void **n = realloc(*scratch, b->nsamples * sizeof(*n));
@@ -1414,8 +1440,14 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 				nrej++;
 				continue;
 			}
-			rc = series_get(s, r->type, r->id, smp->metric, smp->kind,
-					key_hash(r->type, hid, smp->metric), r->time_ms, &se);
+			uint64_t h = key_hash(r->type, hid, smp->metric);
+			if (!prefetched && s->be->ops->prefetch &&
+			    !table_find(s, r->type, r->id, smp->metric, h)) {
+				prefetch(s, b, i, j); /* the first new series */
+				prefetched = 1;
+			}
+			rc = series_get(s, r->type, r->id, smp->metric, smp->kind, h,
+					r->time_ms, &se);
 			if (rc == -EAGAIN)
 				return rc;
 			if (rc == -EINVAL) {

@@ -222,16 +222,23 @@ static void test_failover_after_a_daemon_is_added(void **state)
 		 d[1].tcp_addr);
 	int before = host_files(2);
 
+	struct vg_store_placement pl;
 	store_cfg(&ca, two, url);
 	a = store_open("a1", &ca);
 	for (int m = 0; m < 3; m++)
 		assert_int_equal(write_minute(a, "node", 0, NS, m), 0);
+	/* the batch's new series were claimed together, none one by one */
+	vg_store_placement(a, &pl);
+	assert_int_equal(pl.claims, NS);
+	assert_int_equal(pl.lookups, 0);
 	vg_store_close(a);
 
 	store_cfg(&cb, three, url);
 	b = store_open("b1", &cb);
 	for (int m = 3; m < 6; m++)
 		assert_int_equal(write_minute(b, "node", 0, NS, m), 0);
+	vg_store_placement(b, &pl);
+	assert_int_equal(pl.lookups, 0); /* found by the batch's claim */
 	for (int i = 0; i < NS; i++)
 		check_series(b, i, 6);
 	vg_store_close(b);
