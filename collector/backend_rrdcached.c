@@ -148,7 +148,9 @@ struct rcd {
 	struct daemon *d;
 	size_t nd;
 	char base[PATH_MAX];   /* the daemons' -b when shared, or "" */
-	pthread_mutex_t mu;    /* owners, owners_fd */
+	pthread_mutex_t mu;    /* owners, owners_fd; taken inside the shared
+				* record's lock (its callbacks), never held
+				* while calling it */
 	struct vg_hmap owners; /* name -> (void *)(daemon index + 1) */
 	int owners_fd;
 	int owners_dirty;

@@ -13,7 +13,9 @@
  * counted (vg_placement_stats).
  *
  * Thread-safety: every function may be called from any thread; calls on
- * one record are serialised (one connection, one lock). Never call with a
+ * one record are serialised (one connection, one lock). Callbacks
+ * (conflict, winner) run under that lock: they may take locks of their
+ * own, never call the record. Never call with a
  * lock a hot path needs: each call may wait for the database (at most its
  * connect_timeout when it is unreachable).
  */
