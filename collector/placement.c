@@ -115,8 +115,11 @@ static int done(struct vg_placement *p, int rc, const char *what)
 		return rc;
 	}
 	p->st.errors++;
-	snprintf(p->st.error, sizeof(p->st.error), "%.60s: %.180s", what,
-		 p->db && *vg_db_errmsg(p->db) ? vg_db_errmsg(p->db) : strerror(-rc));
+	if (rc == -EAGAIN) /* within the back-off: not tried, not extended */
+		return -ENOTCONN;
+	if (p->db) /* else conn() said why */
+		snprintf(p->st.error, sizeof(p->st.error), "%.60s: %.180s", what,
+			 *vg_db_errmsg(p->db) ? vg_db_errmsg(p->db) : strerror(-rc));
 	if (is_conn_err(rc)) {
 		p->st.up = 0;
 		p->retry_at_ms = vg_monotonic_ms() + BACKOFF_MS;
@@ -133,18 +136,18 @@ static int done(struct vg_placement *p, int rc, const char *what)
 	return rc == -ENOMEM ? rc : -EIO;
 }
 
-/* The connection, made if needed (mu held). 0 or -ENOTCONN. */
+/* The connection, made if needed (mu held). 0, -EAGAIN (within the
+ * back-off after a failure: not tried) or -ENOTCONN. */
 static int conn(struct vg_placement *p)
 {
 	char err[512];
 	int rc;
 
 	if (vg_monotonic_ms() < p->retry_at_ms)
-		return -ENOTCONN;
+		return -EAGAIN;
 	if (p->db)
 		return 0;
 	if ((rc = vg_db_open(p->url, &placement_schema, &p->db, err, sizeof(err)))) {
-		p->st.errors++;
 		p->st.up = 0;
 		snprintf(p->st.error, sizeof(p->st.error), "%.250s", err);
 		p->retry_at_ms = vg_monotonic_ms() + BACKOFF_MS;
@@ -315,7 +318,7 @@ int vg_placement_set(struct vg_placement *p, const char *const *names, size_t n,
 
 	pthread_mutex_lock(&p->mu);
 	if (!(rc = conn(p)))
-		rc = vg_db_transact(p->db, set_fn, &a);
+		rc = vg_db_transact(p->db, set_fn, &a); /* retries a lost connection */
 	rc = done(p, rc, "recording moved series");
 	pthread_mutex_unlock(&p->mu);
 	return rc;
@@ -440,8 +443,9 @@ int vg_placement_upload(struct vg_placement *p, const char *const *names,
 	for (size_t i = 0; i < n && !rc; i += UPLOAD_CHUNK) {
 		size_t k = n - i < UPLOAD_CHUNK ? n - i : UPLOAD_CHUNK;
 		if (!(rc = conn(p)) && !(rc = array_text(&bn, names + i, k)) &&
-		    !(rc = array_text(&ba, addrs + i, k)))
-			rc = upload_chunk(p, bn.s, ba.s, conflict, ctx);
+		    !(rc = array_text(&ba, addrs + i, k)) &&
+		    (rc = upload_chunk(p, bn.s, ba.s, conflict, ctx)) == -ECONNRESET)
+			rc = upload_chunk(p, bn.s, ba.s, conflict, ctx); /* restarted */
 		rc = done(p, rc, "uploading the owners file");
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -492,8 +496,9 @@ int vg_placement_claim_many(struct vg_placement *p, const char *const *names,
 		size_t k = n - i < UPLOAD_CHUNK ? n - i : UPLOAD_CHUNK;
 		p->st.claims += k;
 		if (!(rc = conn(p)) && !(rc = array_text(&bn, names + i, k)) &&
-		    !(rc = array_text(&ba, addrs + i, k)))
-			rc = claim_chunk(p, bn.s, ba.s, winner, ctx);
+		    !(rc = array_text(&ba, addrs + i, k)) &&
+		    (rc = claim_chunk(p, bn.s, ba.s, winner, ctx)) == -ECONNRESET)
+			rc = claim_chunk(p, bn.s, ba.s, winner, ctx); /* restarted */
 		rc = done(p, rc, "recording new series' daemons");
 	}
 	pthread_mutex_unlock(&p->mu);
