@@ -59,7 +59,9 @@ collector() { # NAME DATA PORT HTTP DAEMONS
   wait_for 20 curl -sf -o /dev/null "http://127.0.0.1:$4/v1/health"
 }
 agent() { # NAME COLLECTOR_PORT HOST LIBVIRT CLOCK_START COUNT
+  # the host's figures from a fixed /proc: every series in every poll
   start_agent "$1" --collector tcp://127.0.0.1:$2 --libvirt "$4" --interval 0.05 \
+    --proc "$ROOT/tests/fixtures/proc" \
     --host "$3" --spool "$TMP/spool-$3" --clock-start "$5" --clock-step 60 --count "$6"
 }
 files() { (cd "$1" && find . -name '*.rrd' | sed 's|^\./||' | sort); }
