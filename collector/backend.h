@@ -11,7 +11,9 @@
  *              safe against a kill -9;
  *   rrdcached  collector/backend_rrdcached.c: one or more rrdcached
  *              daemons over collector/rrdcached.c, series placed by
- *              rendezvous hashing and their owner recorded at create.
+ *              rendezvous hashing and their owner recorded at create
+ *              (in the shared PostgreSQL state when several collectors
+ *              share the daemons: collector/placement.c).
  * Callers never test which engine they have (docs/architecture.md).
  *
  * Locating a series. locate() names a series' place once, from its key:
