@@ -153,6 +153,7 @@ LIBS_remote_read_test   := api alarms billing collector common
 LIBS_rrd_backend_test   := collector common
 LIBS_rrd_placement_test := collector common
 LIBS_store_rrdcached_test := collector common
+LIBS_store_shared_placement_test := collector common
 LIBS_store_rrdcached_crash_test := collector common
 LIBS_rrdcached_test     := collector common
 LIBS_sender_test        := agent common

@@ -11,7 +11,9 @@
  *              safe against a kill -9;
  *   rrdcached  collector/backend_rrdcached.c: one or more rrdcached
  *              daemons over collector/rrdcached.c, series placed by
- *              rendezvous hashing and their owner recorded at create.
+ *              rendezvous hashing and their owner recorded at create
+ *              (in the shared PostgreSQL state when several collectors
+ *              share the daemons: collector/placement.c).
  * Callers never test which engine they have (docs/architecture.md).
  *
  * Locating a series. locate() names a series' place once, from its key:
@@ -111,6 +113,13 @@ struct vg_rrd_item {
 	struct vg_rrd_result res; /* filled by the backend (zeroed first) */
 };
 
+/* A series' key (prefetch). */
+struct vg_rrd_key {
+	int rtype;
+	const char *id;
+	const char *metric;
+};
+
 /* An archive of one consolidation function, as info() reads it. */
 struct vg_rrd_archive {
 	uint32_t res_s;
@@ -179,6 +188,14 @@ struct vg_rrd_backend_ops {
 	/* Optional (NULL: update per item): many series in one round trip. */
 	void (*update_many)(struct vg_rrd_backend *be, struct vg_rrd_item *items,
 			    size_t n);
+	/* Optional (NULL: nothing to do): the receiver is about to open
+	 * (locate, then read or create) the series keys[0..n), not yet in the
+	 * store's table. An engine whose placement record is remote
+	 * (rrdcached with the shared record) fetches and claims their owners
+	 * now, in one round trip for all, instead of one per series. Errors
+	 * are the engine's to count; the opens that follow behave as without
+	 * it. Receiver thread, no store lock held. */
+	void (*prefetch)(struct vg_rrd_backend *be, const struct vg_rrd_key *keys, size_t n);
 	/* Archives of consolidation function cf (enum vg_cf) and the kind.
 	 * 0, -ENOENT, -EIO. */
 	int (*info)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
@@ -241,6 +258,19 @@ int vg_rrd_files_open(const char *rrd_dir, const char *undo_path,
  * down at start is down for its series only. 0 or -errno with err. */
 int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *owners_path,
 			  struct vg_rrd_backend **out, char *err, size_t errlen);
+
+/* Share the placement record of an rrdcached backend through the state
+ * database at STATE_URL (PostgreSQL: collector/placement.c): names not in
+ * its owners map are looked up there, creates claim there first, and the
+ * owners file given to vg_rrd_rrdcached_open (if any) is uploaded now (or
+ * at a later sync when the database does not answer; that is not an
+ * error). 0 or -errno with err (a bad URL, a newer schema). Before any
+ * other call. */
+int vg_rrd_rrdcached_share(struct vg_rrd_backend *be, const char *state_url, char *err,
+			   size_t errlen);
+
+/* The shared record's counters (all zero when not shared). */
+void vg_rrd_rrdcached_placement(struct vg_rrd_backend *be, struct vg_store_placement *out);
 
 /* The rendezvous (highest random weight) owner of series file NAME among
  * ADDRS[0..n): the index of the address with the highest weight. Adding

@@ -23,7 +23,16 @@
  * durable before the journal segments that needed it are retired), so
  * adding a daemon never moves an existing series. A recorded address no
  * longer configured makes the series unreachable (-EHOSTUNREACH) rather
- * than silently created again elsewhere.
+ * than silently created again elsewhere. With PostgreSQL state the record
+ * is shared by every collector (collector/placement.c, attached by
+ * vg_rrd_rrdcached_share): a name not in the map is looked up there
+ * (then cached in the map and the owners file), a create claims the name
+ * there first and creates on the winner's daemon, and without an answer
+ * from the database nothing is placed by guess (the series answers
+ * -EHOSTUNREACH: its batch waits). The database is never asked for a
+ * series the store already holds: every series the store opens is in
+ * the map by then (locate, create or last_ms put it there), so the
+ * store's hot paths and its locked scans (lost_claim) stay local.
  *
  * Connections. Each daemon has a small pool of clients (a client serves
  * one thread at a time); a broken client is closed, the next call
@@ -96,7 +105,9 @@
 #include "vigie/hmap.h"
 #include "vigie/name.h"
 #include "vigie/rrdcached.h"
+#include "vigie/log.h"
 #include "collector/backend.h"
+#include "collector/placement.h"
 
 #define ESC_MAX (3 * VG_NAME_MAX + 1)
 #define POOL_MAX 8          /* idle clients kept per daemon */
@@ -137,10 +148,15 @@ struct rcd {
 	struct daemon *d;
 	size_t nd;
 	char base[PATH_MAX];   /* the daemons' -b when shared, or "" */
-	pthread_mutex_t mu;    /* owners, owners_fd */
+	pthread_mutex_t mu;    /* owners, owners_fd; taken inside the shared
+				* record's lock (its callbacks), never held
+				* while calling it */
 	struct vg_hmap owners; /* name -> (void *)(daemon index + 1) */
 	int owners_fd;
 	int owners_dirty;
+	char owners_path[PATH_MAX];        /* "" when none */
+	struct vg_placement *shared;       /* the shared record, or NULL */
+	int upload_pending;                /* the owners file not uploaded yet */
 	struct vg_rrd_backend_stats stats; /* __atomic */
 };
 
@@ -409,7 +425,7 @@ size_t vg_rrd_rendezvous(const char *name, const char *const *addrs, size_t n)
 
 static size_t place(struct rcd *r, const char *name)
 {
-	const char *addrs[64];
+	const char *addrs[64] = {NULL};
 	size_t n = r->nd < 64 ? r->nd : 64;
 
 	for (size_t i = 0; i < n; i++)
@@ -436,35 +452,124 @@ static int component(const char *name, char *out, size_t outlen)
 	return n;
 }
 
-static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
-		      const char *metric, struct vg_rrd_loc *loc)
+static size_t addr_index(struct rcd *r, const char *addr)
 {
-	struct rcd *r = (struct rcd *)be;
+	size_t idx;
+
+	for (idx = 0; idx < r->nd && strcmp(r->d[idx].addr, addr); idx++)
+		;
+	return idx < r->nd ? idx : SIZE_MAX;
+}
+
+static void owner_note(struct rcd *r, const char *name, const char *addr);
+
+/* The map's answer for a name the shared record was asked about and could
+ * not answer (the database unreachable): not placed, never guessed. */
+#define UNPLACED ((void *)(uintptr_t)-2)
+
+/* NAME is not in the map: ask the shared record (one round trip), and
+ * keep the answer in the map and the owners file. The map's value, NULL
+ * (no record: a new series, placed by rendezvous at its create), or
+ * UNPLACED. */
+static void *shared_lookup(struct rcd *r, const char *name)
+{
+	char addr[256];
+	void *v;
+	int rc = vg_placement_lookup(r->shared, name, addr, sizeof(addr));
+
+	if (rc < 0)
+		return UNPLACED;
+	if (rc == 0)
+		return NULL;
+	owner_note(r, name, addr);
+	pthread_mutex_lock(&r->mu);
+	v = vg_hmap_gets(&r->owners, name);
+	pthread_mutex_unlock(&r->mu);
+	return v ? v : UNPLACED;
+}
+
+/* The series' name for the daemons, into out. 0, -EINVAL, -ENAMETOOLONG. */
+static int series_name(int rtype, const char *id, const char *metric, char *out, size_t outlen)
+{
 	const char *tname = vg_rtype_name(rtype);
 	char eid[ESC_MAX], em[ESC_MAX];
-	void *v;
 	int rc;
 
-	loc->owner = 0;
-	loc->address = NULL;
-	loc->path[0] = '\0';
+	out[0] = '\0';
 	if (!tname)
 		return -EINVAL;
 	if ((rc = component(id, eid, sizeof(eid))) < 0 ||
 	    (rc = component(metric, em, sizeof(em))) < 0)
 		return rc;
-	if ((size_t)snprintf(loc->path, sizeof(loc->path), "%s/%s/%s.rrd", tname, eid,
-			     em) >= VG_RRDCD_NAME_MAX)
+	if ((size_t)snprintf(out, outlen, "%s/%s/%s.rrd", tname, eid, em) >= VG_RRDCD_NAME_MAX)
 		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
+		      const char *metric, struct vg_rrd_loc *loc)
+{
+	struct rcd *r = (struct rcd *)be;
+	void *v;
+	int rc;
+
+	loc->owner = 0;
+	loc->address = NULL;
+	if ((rc = series_name(rtype, id, metric, loc->path, sizeof(loc->path))))
+		return rc;
 	pthread_mutex_lock(&r->mu);
 	v = vg_hmap_gets(&r->owners, loc->path);
 	pthread_mutex_unlock(&r->mu);
-	if (v == (void *)(uintptr_t)-1)
-		loc->owner = UINT32_MAX; /* recorded on a daemon not configured */
+	if (!v && r->shared)
+		v = shared_lookup(r, loc->path);
+	if (v == (void *)(uintptr_t)-1 || v == UNPLACED)
+		loc->owner = UINT32_MAX; /* recorded on a daemon not configured,
+					  * or the shared record unreachable */
 	else
 		loc->owner = v ? (uint32_t)((uintptr_t)v - 1) : (uint32_t)place(r, loc->path);
 	loc->address = loc->owner < r->nd ? r->d[loc->owner].addr : NULL;
 	return 0;
+}
+
+static void prefetch_note(void *ctx, const char *name, const char *recorded)
+{
+	owner_note(ctx, name, recorded);
+}
+
+/* The receiver is about to open these series: with the shared record,
+ * claim every one not in the map for its rendezvous daemon and note the
+ * winners, in two round trips and one commit per few hundred names
+ * (collector/placement.c), so the locate and create that follow find
+ * them in the map. The database down: nothing noted, each series then
+ * waits as usual. */
+static void rcd_prefetch(struct vg_rrd_backend *be, const struct vg_rrd_key *keys, size_t n)
+{
+	struct rcd *r = (struct rcd *)be;
+	const char **names, **addrs;
+	char path[PATH_MAX];
+	size_t m = 0;
+
+	if (!r->shared || !n)
+		return;
+	names = calloc(n, sizeof(*names));
+	addrs = calloc(n, sizeof(*addrs));
+	for (size_t i = 0; names && addrs && i < n; i++) {
+		void *v;
+		if (series_name(keys[i].rtype, keys[i].id, keys[i].metric, path, sizeof(path)))
+			continue;
+		pthread_mutex_lock(&r->mu);
+		v = vg_hmap_gets(&r->owners, path);
+		pthread_mutex_unlock(&r->mu);
+		if (v || !(names[m] = strdup(path)))
+			continue;
+		addrs[m++] = r->d[place(r, path)].addr;
+	}
+	if (m)
+		(void)vg_placement_claim_many(r->shared, names, addrs, m, prefetch_note, r);
+	for (size_t i = 0; names && i < m; i++)
+		free((char *)names[i]);
+	free(names);
+	free(addrs);
 }
 
 static struct daemon *owner_of(struct rcd *r, const struct vg_rrd_loc *loc)
@@ -475,11 +580,23 @@ static struct daemon *owner_of(struct rcd *r, const struct vg_rrd_loc *loc)
 /* Record NAME on daemon IDX (create). Appended now, made durable by sync. */
 static void owner_record(struct rcd *r, const char *name, size_t idx)
 {
+	owner_note(r, name, r->d[idx].addr);
+}
+
+/* Record NAME on ADDR (a configured daemon or not) in the map and the
+ * owners file; ADDR "-" forgets it (a deleted series). */
+static void owner_note(struct rcd *r, const char *name, const char *addr)
+{
 	char line[VG_RRDCD_NAME_MAX + 300];
-	int n = snprintf(line, sizeof(line), "%s %s\n", r->d[idx].addr, name);
+	int n = snprintf(line, sizeof(line), "%s %s\n", addr, name);
+	size_t idx = addr_index(r, addr);
 
 	pthread_mutex_lock(&r->mu);
-	vg_hmap_puts(&r->owners, name, (void *)(uintptr_t)(idx + 1));
+	if (!strcmp(addr, "-"))
+		vg_hmap_dels(&r->owners, name);
+	else
+		vg_hmap_puts(&r->owners, name,
+			     idx < r->nd ? (void *)(uintptr_t)(idx + 1) : (void *)(uintptr_t)-1);
 	if (r->owners_fd >= 0 && n > 0 && (size_t)n < sizeof(line) &&
 	    write(r->owners_fd, line, (size_t)n) == n)
 		r->owners_dirty = 1;
@@ -518,6 +635,32 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 	}
 	if (lay->narchives > VG_MAX_ARCHIVES || !lay->step_s)
 		return -EINVAL;
+	pthread_mutex_lock(&r->mu);
+	void *known = vg_hmap_gets(&r->owners, loc->path);
+	pthread_mutex_unlock(&r->mu);
+	if (r->shared && !(known && known != (void *)(uintptr_t)-1 && loc->owner < r->nd)) {
+		/* The shared record first: the first claim wins, and the file
+		 * goes to the winner's daemon (see collector/placement.c). A
+		 * name in the map is recorded there already (looked up,
+		 * claimed by rcd_prefetch, or uploaded at start). */
+		char win[256];
+		size_t w;
+		if (vg_placement_claim(r->shared, loc->path, d->addr, win, sizeof(win))) {
+			snprintf(msg, msglen,
+				 "%s: the state database does not answer: a new series is not "
+				 "placed by guess (its values wait)",
+				 loc->path);
+			return -EAGAIN;
+		}
+		if ((w = addr_index(r, win)) == SIZE_MAX) {
+			owner_note(r, loc->path, win);
+			snprintf(msg, msglen,
+				 "%s: recorded on %.200s, which is not in [storage] daemons here",
+				 loc->path, win);
+			return -EAGAIN;
+		}
+		d = &r->d[w];
+	}
 	snprintf(ds, sizeof(ds), "DS:value:%s:%u:%s:U",
 		 kind == VG_KIND_COUNTER ? "DDERIVE" : "GAUGE", lay->heartbeat_s,
 		 kind == VG_KIND_COUNTER ? "0" : "U");
@@ -546,7 +689,7 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 		rc = 0; /* it is there: the store reads its last update next time */
 	if (rc)
 		return map_err(rc) == -EAGAIN ? -EAGAIN : -EIO;
-	owner_record(r, loc->path, loc->owner);
+	owner_record(r, loc->path, (size_t)(d - r->d));
 	count(&r->stats.files_created, 1);
 	return 0;
 }
@@ -573,6 +716,28 @@ static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_
 	return rc == -EACCES ? -ENOENT : rc;
 }
 
+/* A file found where the placement rule put a series without a record
+ * (created before the shared record, or its owners line lost): record it
+ * there, unless another daemon is recorded for it meanwhile (then that
+ * one holds the series: -EHOSTUNREACH, the caller locates it again).
+ * Known names cost one map lookup. */
+static int adopt(struct rcd *r, const struct vg_rrd_loc *loc)
+{
+	struct daemon *d = owner_of(r, loc);
+	char win[256];
+	void *v;
+
+	pthread_mutex_lock(&r->mu);
+	v = vg_hmap_gets(&r->owners, loc->path);
+	pthread_mutex_unlock(&r->mu);
+	if (v || !d)
+		return 0;
+	if (vg_placement_claim(r->shared, loc->path, d->addr, win, sizeof(win)))
+		return -EHOSTUNREACH;
+	owner_note(r, loc->path, win);
+	return strcmp(win, d->addr) ? -EHOSTUNREACH : 0;
+}
+
 static int rcd_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int64_t *out)
 {
 	struct vg_rrdcd_info info;
@@ -592,6 +757,8 @@ static int rcd_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, 
 	if (v)
 		*out = strtoll(v, NULL, 10) * 1000 + 999;
 	vg_rrdcd_info_free(&info);
+	if (!rc && ((struct rcd *)be)->shared)
+		rc = adopt((struct rcd *)be, loc);
 	return rc;
 }
 
@@ -948,6 +1115,20 @@ static int rcd_fetch(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, in
 	return 0;
 }
 
+/* The series' file is deleted (rc 0 or -ENOENT) or FORGOTten
+ * (-EOPNOTSUPP: it stays on the storage host): delete its shared record,
+ * so a later series of that name is placed afresh. rc, or -EIO when the
+ * record could not be deleted (the lifecycle tries again). */
+static int shared_forget(struct rcd *r, struct daemon *d, const struct vg_rrd_loc *loc, int rc)
+{
+	if (!r->shared || (rc && rc != -ENOENT && rc != -EOPNOTSUPP))
+		return rc;
+	if (vg_placement_forget(r->shared, loc->path, d->addr))
+		return -EIO;
+	owner_note(r, loc->path, "-");
+	return rc;
+}
+
 static int rcd_remove(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc)
 {
 	struct rcd *r = (struct rcd *)be;
@@ -963,12 +1144,14 @@ static int rcd_remove(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc)
 	if (rc && rc != -ENOENT)
 		return -EIO;
 	if (!r->base[0])
-		return -EOPNOTSUPP;
+		return shared_forget(r, d, loc, -EOPNOTSUPP);
 	snprintf(path, sizeof(path), "%s/%s", r->base, loc->path);
 	if (unlink(path))
-		return errno == ENOENT ? -ENOENT : -EIO;
-	return 0;
+		return shared_forget(r, d, loc, errno == ENOENT ? -ENOENT : -EIO);
+	return shared_forget(r, d, loc, 0);
 }
+
+static int owners_upload(struct rcd *r);
 
 /* Make every file updated since it was last verified durable: FLUSH
  * (the daemon returns once it wrote the file), with a client taken before
@@ -1012,6 +1195,8 @@ static int rcd_sync(struct vg_rrd_backend *be)
 		    __atomic_load_n(&d->losses, __ATOMIC_ACQUIRE) != losses)
 			ret = -EIO;
 	}
+	if (__atomic_load_n(&r->upload_pending, __ATOMIC_RELAXED))
+		owners_upload(r);
 	pthread_mutex_lock(&r->mu);
 	if (r->owners_dirty && r->owners_fd >= 0) {
 		if (fdatasync(r->owners_fd))
@@ -1097,6 +1282,7 @@ static void rcd_close(struct vg_rrd_backend *be)
 		close(r->owners_fd);
 	}
 	vg_hmap_release(&r->owners);
+	vg_placement_close(r->shared);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }
@@ -1108,6 +1294,7 @@ static const struct vg_rrd_backend_ops rcd_ops = {
 	.create = rcd_create,
 	.update = rcd_update,
 	.update_many = rcd_update_many,
+	.prefetch = rcd_prefetch,
 	.info = rcd_info,
 	.fetch = rcd_fetch,
 	.remove = rcd_remove,
@@ -1133,6 +1320,10 @@ static int owners_load(struct rcd *r, const char *path, char *err, size_t errlen
 		if (!sp || !nl) /* a line torn by a crash: its create is redone */
 			continue;
 		*sp = *nl = '\0';
+		if (!strcmp(line, "-")) { /* a deleted series (owner_note) */
+			vg_hmap_dels(&r->owners, sp + 1);
+			continue;
+		}
 		for (idx = 0; idx < r->nd && strcmp(r->d[idx].addr, line); idx++)
 			;
 		if (vg_hmap_puts(&r->owners, sp + 1,
@@ -1196,6 +1387,7 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 	if (base)
 		snprintf(r->base, sizeof(r->base), "%s", base);
 	if (owners_path) {
+		snprintf(r->owners_path, sizeof(r->owners_path), "%s", owners_path);
 		if ((rc = owners_load(r, owners_path, err, errlen)) ||
 		    ((r->owners_fd = open(owners_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
 					  0600)) < 0 &&
@@ -1208,6 +1400,97 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 	}
 	*out = &r->be;
 	return 0;
+}
+
+/* ---- the shared placement record ------------------------------------------ */
+
+/* vg_placement_upload's callback: the record wins, said once per name. */
+static void upload_conflict(void *ctx, const char *name, const char *mine, const char *recorded)
+{
+	struct rcd *r = ctx;
+
+	vg_warn("storage placement: %s: the owners file here says %s, the shared record "
+		"says %s: using %s (the shared record wins; a `storage move` run by "
+		"another collector does this)",
+		name, mine, recorded, recorded);
+	owner_note(r, name, recorded);
+}
+
+/* Upload the owners file to the shared record (every start: entries
+ * already recorded cost nothing but the round trip; a deployment from
+ * before the shared record converges). Reads the file again for the
+ * addresses not configured (the map keeps no string for them). 0, or
+ * -errno with upload_pending left set (retried at the next sync). */
+static int owners_upload(struct rcd *r)
+{
+	struct vg_hmap m;
+	const struct vg_hmap_entry *e;
+	const char **names = NULL, **addrs = NULL;
+	char line[VG_RRDCD_NAME_MAX + 300];
+	size_t n = 0, pos = 0;
+	FILE *fp;
+	int rc = 0;
+
+	if (!r->owners_path[0] || !(fp = fopen(r->owners_path, "re"))) {
+		__atomic_store_n(&r->upload_pending, 0, __ATOMIC_RELAXED);
+		return 0;
+	}
+	vg_hmap_init(&m);
+	while (!rc && fgets(line, sizeof(line), fp)) {
+		char *sp = strchr(line, ' '), *nl = strchr(line, '\n'), *a;
+		if (!sp || !nl)
+			continue;
+		*sp = *nl = '\0';
+		free(vg_hmap_dels(&m, sp + 1));
+		if (strcmp(line, "-") && (!(a = strdup(line)) || vg_hmap_puts(&m, sp + 1, a))) {
+			free(a);
+			rc = -ENOMEM;
+		}
+	}
+	fclose(fp);
+	if (!rc && (!(names = calloc(vg_hmap_count(&m) + 1, sizeof(*names))) ||
+		    !(addrs = calloc(vg_hmap_count(&m) + 1, sizeof(*addrs)))))
+		rc = -ENOMEM;
+	while (!rc && (e = vg_hmap_next(&m, &pos))) {
+		names[n] = e->key;
+		addrs[n++] = e->value;
+	}
+	if (!rc)
+		rc = vg_placement_upload(r->shared, names, addrs, n, upload_conflict, r);
+	__atomic_store_n(&r->upload_pending, rc != 0, __ATOMIC_RELAXED);
+	free(names);
+	free(addrs);
+	free_values(&m);
+	return rc;
+}
+
+int vg_rrd_rrdcached_share(struct vg_rrd_backend *be, const char *state_url, char *err,
+			   size_t errlen)
+{
+	struct rcd *r = (struct rcd *)be;
+	int rc;
+
+	if (!be || be->ops != &rcd_ops || r->shared) {
+		snprintf(err, errlen, "store: no rrdcached backend to share");
+		return -EINVAL;
+	}
+	if ((rc = vg_placement_open(state_url, &r->shared, err, errlen)))
+		return rc;
+	r->upload_pending = 1;
+	if ((rc = owners_upload(r)) == -ENOMEM) {
+		snprintf(err, errlen, "store: out of memory");
+		return rc;
+	}
+	return 0; /* the database down: uploaded at a later sync */
+}
+
+void vg_rrd_rrdcached_placement(struct vg_rrd_backend *be, struct vg_store_placement *out)
+{
+	struct rcd *r = (struct rcd *)be;
+
+	memset(out, 0, sizeof(*out));
+	if (be && be->ops == &rcd_ops)
+		vg_placement_get_stats(r->shared, out);
 }
 
 /* Each daemon's state for health and metrics. */

@@ -29,12 +29,16 @@
  *      every value bit for bit (rrdcached prints FETCH values with 17
  *      digits after the point, %0.17e, which round-trips a double
  *      exactly, so the parsed doubles are the stored bits);
- *   4. only when all of this holds: append "<to> <name>" to the placement
- *      record (<data_dir>/journal/owners, whose later lines win, see
- *      collector/backend_rrdcached.c) and fdatasync it, then FORGET the
- *      file on the source daemon and unlink it there. A series that fails
- *      any step keeps its source file and its record; a copy this run made
- *      is removed.
+ *   4. only when all of this holds: record the new owner — first in the
+ *      shared placement record when [state] url is PostgreSQL
+ *      (collector/placement.c: one transaction per batch of series), then
+ *      "<to> <name>" appended to <data_dir>/journal/owners (later lines
+ *      win, see collector/backend_rrdcached.c) and fdatasync'd — then
+ *      FORGET the file on the source daemon and unlink it there. A series
+ *      that fails any step keeps its source file and its record; a copy
+ *      this run made is removed. (Recorded in the shared record but not
+ *      in the owners file: both copies stay, the shared record wins at
+ *      the next start, the source is reported as stale.)
  * A crash between 2 and 4 leaves an unrecorded copy on the destination:
  * the next run finds it identical and takes it. A crash after the record
  * and before the delete leaves a stale source copy, which a later run
@@ -52,8 +56,9 @@
  * fails verification and keeps the source).
  *
  * Which series. Those of the registry (as `storage convert`) whose owner
- * is --from: the recorded owner, else the rendezvous owner among the
- * configured daemons, as the backend locates them; --series PATTERN
+ * is --from: the recorded owner (the shared record's, else the owners
+ * file's), else the rendezvous owner among the configured daemons, as the
+ * backend locates them; --series PATTERN
  * narrows to "TYPE/ID/METRIC" names matching the glob. --to must be one of
  * [storage] daemons, written exactly as there; --from may be an address no
  * longer configured.
@@ -77,6 +82,7 @@
 #include "vigie/storage_cmd.h"
 #include "vigie/store.h"
 #include "collector/backend.h"
+#include "collector/placement.h"
 
 #define PROG "vigie-collector storage move"
 #define IO_TIMEOUT_MS 60000          /* a FLUSH or FETCH of a big file */
@@ -592,15 +598,31 @@ static enum outcome move_one(const struct move_opts *o, struct vg_rrdcd *src,
 }
 
 /* Record the moved names on TO (durable), then delete their sources. */
-static int commit(const struct move_opts *o, const char *owners_path, struct vg_rrdcd *src,
-		  char **names, size_t n, uint64_t *deleted, FILE *errf)
+static int commit(const struct move_opts *o, const char *owners_path,
+		  struct vg_placement *shared, struct vg_rrdcd *src, char **names, size_t n,
+		  uint64_t *deleted, FILE *errf)
 {
-	int fd = open(owners_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	int rc = 0;
+	int fd, rc = 0;
 
-	if (fd < 0) {
-		fprintf(errf, PROG ": %s: %s\n", owners_path, strerror(errno));
-		return -errno;
+	/* The shared record first: every collector reads it (the owners
+	 * file is this collector's cache of it). */
+	if (shared && (rc = vg_placement_set(shared, (const char *const *)names, n, o->to))) {
+		struct vg_store_placement st;
+		vg_placement_get_stats(shared, &st);
+		fprintf(errf, PROG ": recording the new owners in the shared state: %s; the "
+				   "sources are kept\n",
+			st.error);
+		for (size_t i = 0; i < n; i++)
+			remove_copy(o->to_dir, names[i]);
+		return rc;
+	}
+	if ((fd = open(owners_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		rc = -errno;
+		fprintf(errf, PROG ": %s: %s%s\n", owners_path, strerror(-rc),
+			shared ? " (the shared record has the new owners: the copies and the "
+				 "sources are both kept; the shared record wins)"
+			       : "");
+		return rc;
 	}
 	for (size_t i = 0; i < n && !rc; i++) {
 		char line[VG_RRDCD_NAME_MAX + 300];
@@ -616,8 +638,9 @@ static int commit(const struct move_opts *o, const char *owners_path, struct vg_
 		 * destination is harmless; the next run takes it). */
 		fprintf(errf, PROG ": recording the new owners in %s: %s; the sources are kept\n",
 			owners_path, strerror(-rc));
-		for (size_t i = 0; i < n; i++)
-			remove_copy(o->to_dir, names[i]);
+		if (!shared) /* else it names the copies: they stay */
+			for (size_t i = 0; i < n; i++)
+				remove_copy(o->to_dir, names[i]);
 		return rc;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -699,6 +722,7 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 	struct vg_store *s = NULL;
 	struct vg_registry *reg = NULL;
 	struct owners own = {0};
+	struct vg_placement *shared = NULL;
 	struct list l = {0};
 	struct vg_registry_visitor v = {l_res, l_met, l_end, &l};
 	struct vg_resource_filter f = {0};
@@ -760,6 +784,11 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 		fprintf(errf, PROG ": %s: %s\n", owners_path, strerror(-rc));
 		goto out;
 	}
+	if (vg_placement_wanted(cfg->state_url) &&
+	    (rc = vg_placement_open(cfg->state_url, &shared, err, sizeof(err)))) {
+		fprintf(errf, PROG ": %s\n", err);
+		goto out;
+	}
 	if (!o.dry_run) {
 		if ((rc = vg_rrdcd_connect(o.from, IO_TIMEOUT_MS, &src)) ||
 		    (rc = vg_rrdcd_connect(o.to, IO_TIMEOUT_MS, &dst))) {
@@ -790,10 +819,20 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 				 l.id[i], l.metric[i]);
 			if (o.pattern && fnmatch(o.pattern, full, 0))
 				continue;
+			char recorded[256];
+			int found = 0;
+			if (shared &&
+			    (found = vg_placement_lookup(shared, name, recorded, sizeof(recorded))) < 0) {
+				struct vg_store_placement st;
+				vg_placement_get_stats(shared, &st);
+				fprintf(errf, PROG ": the shared placement record: %s\n", st.error);
+				goto out;
+			}
 			rec = vg_hmap_gets(&own.map, name);
-			owner = rec  ? own.addr[(uintptr_t)rec - 1]
-				: nd ? daemons[vg_rrd_rendezvous(name, daemons, nd)]
-				     : "";
+			owner = found ? recorded
+				: rec ? own.addr[(uintptr_t)rec - 1]
+				: nd  ? daemons[vg_rrd_rendezvous(name, daemons, nd)]
+				      : "";
 			if (strcmp(owner, o.from)) {
 				elsewhere++;
 				if (!strcmp(owner, o.to)) { /* a delete a stopped run missed? */
@@ -831,7 +870,7 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 			if (!vg_rrdcd_connected(dst))
 				(void)vg_rrdcd_reconnect(dst);
 			if (nbatch == RECORD_EVERY) {
-				if (commit(&o, owners_path, src, batch, nbatch, &deleted, errf)) {
+				if (commit(&o, owners_path, shared, src, batch, nbatch, &deleted, errf)) {
 					failed += nbatch;
 					moved -= nbatch;
 				}
@@ -847,7 +886,7 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 		l.n = 0;
 		snprintf(after, sizeof(after), "%s", next);
 	} while (next[0]);
-	if (nbatch && commit(&o, owners_path, src, batch, nbatch, &deleted, errf)) {
+	if (nbatch && commit(&o, owners_path, shared, src, batch, nbatch, &deleted, errf)) {
 		failed += nbatch;
 		moved -= nbatch;
 	}
@@ -875,6 +914,7 @@ out:
 	vg_rrdcd_close(dst);
 	list_free(&l);
 	owners_free(&own);
+	vg_placement_close(shared);
 	vg_store_close(s);
 	vg_registry_close(reg);
 	return status;

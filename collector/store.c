@@ -108,6 +108,7 @@
 #include "vigie/store.h"
 #include "collector/backend.h"
 #include "collector/journal.h"
+#include "collector/placement.h"
 
 /* Rows a fetch returns past a series' last update, at most (unknown rows:
  * a range reaching further into the future is cut there). */
@@ -464,6 +465,14 @@ static void reclaim(struct vg_store *s)
 size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max)
 {
 	return s && s->be ? vg_rrd_rrdcached_state(s->be, out, max) : 0;
+}
+
+void vg_store_placement(struct vg_store *s, struct vg_store_placement *out)
+{
+	if (s && s->be)
+		vg_rrd_rrdcached_placement(s->be, out);
+	else
+		memset(out, 0, sizeof(*out));
 }
 
 int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
@@ -1320,12 +1329,23 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 			return rc == -EAGAIN ? -EAGAIN : -EIO;
 		}
 		last = (t_ms / 1000 - 1) * 1000;
+		/* the engine may have placed it elsewhere (a shared record's
+		 * earlier claim): its owner is what locate says now */
+		if (s->be->ops->locate(s->be, rtype, id, metric, &loc))
+			return -EIO;
 	} else if (rc == -EHOSTUNREACH) {
 		/* A new series on a daemon that does not answer: the batch
 		 * waits (RETRY) rather than journal a value no file takes. */
-		snprintf(s->last_error, sizeof(s->last_error),
-			 "the storage daemon %.200s holding %.200s does not answer",
-			 loc.address ? loc.address : "?", loc.path);
+		if (loc.address)
+			snprintf(s->last_error, sizeof(s->last_error),
+				 "the storage daemon %.200s holding %.200s does not answer",
+				 loc.address, loc.path);
+		else /* vg_store_placement says which */
+			snprintf(s->last_error, sizeof(s->last_error),
+				 "%.300s: no daemon known to hold it (the shared placement "
+				 "record does not answer, or names a daemon not in [storage] "
+				 "daemons)",
+				 loc.path);
 		return -EAGAIN;
 	} else if (rc) {
 		snprintf(s->last_error, sizeof(s->last_error), "%.300s: %s",
@@ -1349,6 +1369,32 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 	return 0;
 }
 
+#define PREFETCH_MAX 8192 /* series announced to the engine per batch */
+
+/* Announce to the engine the series of b not yet in the table, from
+ * resource i0's sample j0 on (backend.h prefetch: an engine with a remote
+ * placement record asks for them all in one round trip, not one per
+ * series). Receiver thread: the table is only inserted into here. */
+static void prefetch(struct vg_store *s, const struct vg_batch *b, size_t i0, uint32_t j0)
+{
+	struct vg_rrd_key *keys = malloc(PREFETCH_MAX * sizeof(*keys));
+	size_t n = 0;
+
+	if (!keys)
+		return;
+	for (size_t i = i0; i < b->nres && n < PREFETCH_MAX; i++) {
+		const struct vg_resource *r = &b->res[i];
+		uint64_t hid = vg_fnv1a(VG_FNV_OFFSET, r->id);
+		for (uint32_t j = i == i0 ? j0 : 0; j < r->nsamples && n < PREFETCH_MAX; j++) {
+			const char *m = b->samples[r->first_sample + j].metric;
+			if (m && !table_find(s, r->type, r->id, m, key_hash(r->type, hid, m)))
+				keys[n++] = (struct vg_rrd_key){r->type, r->id, m};
+		}
+	}
+	s->be->ops->prefetch(s->be, keys, n);
+	free(keys);
+}
+
 /* take_batch's mark for a sample whose file exists but cannot be read:
  * journaled (its segment is then kept), not cached, counted. */
 static struct series unreadable;
@@ -1361,7 +1407,7 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 		 seg = 0;
 	size_t jlen = 0;
 	void **sp;
-	int rc;
+	int rc, prefetched = 0;
 
 	if (b->nsamples > *scap) {
 		void **n = realloc(*scratch, b->nsamples * sizeof(*n));
@@ -1394,8 +1440,14 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 				nrej++;
 				continue;
 			}
-			rc = series_get(s, r->type, r->id, smp->metric, smp->kind,
-					key_hash(r->type, hid, smp->metric), r->time_ms, &se);
+			uint64_t h = key_hash(r->type, hid, smp->metric);
+			if (!prefetched && s->be->ops->prefetch &&
+			    !table_find(s, r->type, r->id, smp->metric, h)) {
+				prefetch(s, b, i, j); /* the first new series */
+				prefetched = 1;
+			}
+			rc = series_get(s, r->type, r->id, smp->metric, smp->kind, h,
+					r->time_ms, &se);
 			if (rc == -EAGAIN)
 				return rc;
 			if (rc == -EINVAL) {
@@ -1752,6 +1804,10 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 							   : NULL,
 						   s->owner ? owners : NULL, &s->be, err,
 						   errlen);
+			/* Several collectors share the daemons: the record is
+			 * the shared state's (collector/placement.c). */
+			if (!rc && vg_placement_wanted(cfg->state_url))
+				rc = vg_rrd_rrdcached_share(s->be, cfg->state_url, err, errlen);
 		} else if (cfg->storage_backend[0] && strcmp(cfg->storage_backend, "files")) {
 			snprintf(err, errlen, "store: unknown [storage] backend '%s'",
 				 cfg->storage_backend);

@@ -149,6 +149,20 @@ struct vg_store_daemon {
  * Thread-safe. */
 size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max);
 
+/* The shared placement record (rrdcached backend with PostgreSQL state:
+ * which daemon holds each series, collector/placement.c). */
+struct vg_store_placement {
+	int shared;       /* 1: the record is in the shared database */
+	int up;           /* the last call reached the database */
+	uint64_t lookups; /* series looked up (not known locally) */
+	uint64_t claims;  /* series claimed at create */
+	uint64_t errors;  /* calls that failed (the database unreachable:
+			   * new series wait, their batches answered RETRY) */
+	char error[256];  /* the last failure, "" if none */
+};
+/* Fill out (all zero, shared 0, without a shared record). Thread-safe. */
+void vg_store_placement(struct vg_store *s, struct vg_store_placement *out);
+
 /* Path of the file for (type, id, metric). 0, -EINVAL (bad name),
  * -ENAMETOOLONG. */
 int vg_store_path(const struct vg_store *s, int rtype, const char *id,

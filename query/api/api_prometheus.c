@@ -418,6 +418,27 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				}
 			}
 		}
+		{
+			struct vg_store_placement pl;
+			vg_store_placement(store, &pl);
+			if (pl.shared) {
+				one(b, "vigie_storage_placement_up", "gauge",
+				    "1 if the last call to the shared placement record (the "
+				    "state database) succeeded",
+				    (double)pl.up);
+				one(b, "vigie_storage_placement_lookups_total", "counter",
+				    "Series looked up in the shared placement record (not known "
+				    "to this collector)",
+				    (double)pl.lookups);
+				one(b, "vigie_storage_placement_claims_total", "counter",
+				    "New series claimed in the shared placement record",
+				    (double)pl.claims);
+				one(b, "vigie_storage_placement_errors_total", "counter",
+				    "Calls to the shared placement record that failed (new series "
+				    "wait: their batches are answered RETRY)",
+				    (double)pl.errors);
+			}
+		}
 		one(b, "vigie_store_values_resent_total", "counter",
 		    "Values read back from the journal and written again: a storage "
 		    "daemon lost them (it restarted before writing them)",

@@ -1,0 +1,519 @@
+/*
+ * placement.c — the placement record shared by every collector of a
+ * cloud: which rrdcached daemon holds each series, one row per series in
+ * the shared PostgreSQL state (vigie_storage.series_owners), used by the
+ * rrdcached backend (collector/backend_rrdcached.c) when [state] url is
+ * PostgreSQL.
+ *
+ * Why in the database. The daemon that holds a series is chosen once, at
+ * create, and must stay the answer for every collector: a collector that
+ * never wrote a series (an agent failed over to it) otherwise places it
+ * by rendezvous hashing over its *current* daemon list, which after a
+ * daemon was added can name the new daemon: a second file for an
+ * existing series (values split between two files), and API reads of the
+ * series from the wrong daemon. Each collector's own owners file only
+ * knows what that collector created; the shared state is where every
+ * collector already looks (docs/scaling.md).
+ *
+ * Rules the backend follows with it:
+ *  - a name the backend does not know is looked up here (one round trip)
+ *    and then cached in its map and owners file;
+ *  - a create claims the name FIRST (INSERT ... ON CONFLICT DO NOTHING,
+ *    then read the row: the first claim wins, so two collectors creating
+ *    one new series at once, even with different daemon lists during a
+ *    rolling configuration change, agree on one daemon), then creates on
+ *    the winner's daemon (-O: a file there already is fine);
+ *  - the database unreachable: nothing is placed by guess; a series not
+ *    yet known waits (its batch is answered RETRY, the agent keeps it),
+ *    as for a daemon that is down;
+ *  - at start a collector uploads its owners file (the record wins any
+ *    disagreement, logged), so a deployment that predates the shared
+ *    record converges without merging files by hand.
+ *
+ * Why the two statements of a claim. One statement (an INSERT in a WITH
+ * and a SELECT beside it) reads with the snapshot taken when it began: a
+ * claim that lost to a concurrent one would see neither its own row nor
+ * the winner's. The SELECT after the INSERT sees the winner (READ
+ * COMMITTED takes a snapshot per statement; ON CONFLICT DO NOTHING waited
+ * for the other transaction to commit).
+ *
+ * Failures. One connection under one lock. After a call fails because
+ * the database cannot be reached, calls fail at once for BACKOFF_MS (no
+ * connection attempt per series while it is down); a connection lost to
+ * a server restart is retried once at once (libpq reconnects at the next
+ * call). The down and up transitions are logged once each (no caller has
+ * a better place: the store answers RETRY and moves on); every failure
+ * is counted (vg_placement_get_stats, /metrics).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vigie/clock.h"
+#include "vigie/db.h"
+#include "vigie/log.h"
+#include "collector/placement.h"
+
+#define BACKOFF_MS 1000 /* no attempt after a failure before */
+#define UPLOAD_CHUNK 500
+
+static const struct vg_db_step steps[] = {
+	{.version = 1,
+	 .sql = "CREATE TABLE IF NOT EXISTS series_owners ("
+		" name TEXT COLLATE \"C\" PRIMARY KEY, address TEXT NOT NULL,"
+		" created_at TIMESTAMPTZ NOT NULL DEFAULT now());"},
+};
+
+static const struct vg_db_schema placement_schema = {
+	.component = "storage",
+	.pg_schema = "vigie_storage",
+	.steps = steps,
+	.nsteps = 1,
+};
+
+struct vg_placement {
+	pthread_mutex_t mu; /* everything below */
+	char *url;
+	struct vg_db *db;
+	int64_t retry_at_ms; /* no connection attempt before */
+	int down;            /* logged as unreachable */
+	struct vg_store_placement st;
+};
+
+int vg_placement_wanted(const char *url)
+{
+	const char *eq, *slash;
+
+	if (!url || !*url || !strncmp(url, "sqlite:", 7))
+		return 0;
+	if (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11))
+		return 1;
+	/* as vg_db_open tells them apart: a conninfo holds an '=' before
+	 * any '/' */
+	eq = strchr(url, '=');
+	slash = strchr(url, '/');
+	return eq && (!slash || slash > eq);
+}
+
+static int is_conn_err(int rc)
+{
+	return rc == -ENOTCONN || rc == -ECONNRESET || rc == -EROFS;
+}
+
+/* A call ended with rc (mu held): count, back off, log transitions. */
+static int done(struct vg_placement *p, int rc, const char *what)
+{
+	if (rc >= 0) {
+		p->st.up = 1;
+		if (p->down) {
+			p->down = 0;
+			vg_info("storage placement: the state database answers again: new "
+				"series are placed");
+		}
+		return rc;
+	}
+	p->st.errors++;
+	if (rc == -EAGAIN) /* within the back-off: not tried, not extended */
+		return -ENOTCONN;
+	if (p->db) /* else conn() said why */
+		snprintf(p->st.error, sizeof(p->st.error), "%.60s: %.180s", what,
+			 *vg_db_errmsg(p->db) ? vg_db_errmsg(p->db) : strerror(-rc));
+	if (is_conn_err(rc)) {
+		p->st.up = 0;
+		p->retry_at_ms = vg_monotonic_ms() + BACKOFF_MS;
+		if (!p->down) {
+			p->down = 1;
+			vg_warn("storage placement: the state database does not answer (%s): a "
+				"series this collector does not know yet is neither read nor "
+				"created (its batches are answered RETRY) until it answers; "
+				"known series are written as usual",
+				p->st.error);
+		}
+		return -ENOTCONN;
+	}
+	return rc == -ENOMEM ? rc : -EIO;
+}
+
+/* The connection, made if needed (mu held). 0, -EAGAIN (within the
+ * back-off after a failure: not tried) or -ENOTCONN. */
+static int conn(struct vg_placement *p)
+{
+	char err[512];
+	int rc;
+
+	if (vg_monotonic_ms() < p->retry_at_ms)
+		return -EAGAIN;
+	if (p->db)
+		return 0;
+	if ((rc = vg_db_open(p->url, &placement_schema, &p->db, err, sizeof(err)))) {
+		p->st.up = 0;
+		snprintf(p->st.error, sizeof(p->st.error), "%.250s", err);
+		p->retry_at_ms = vg_monotonic_ms() + BACKOFF_MS;
+		if (!p->down) {
+			p->down = 1;
+			vg_warn("storage placement: the state database does not answer (%s): a "
+				"series this collector does not know yet is neither read nor "
+				"created (its batches are answered RETRY) until it answers",
+				err);
+		}
+		return rc == -EPROTONOSUPPORT ? -EIO : -ENOTCONN;
+	}
+	return 0;
+}
+
+int vg_placement_open(const char *url, struct vg_placement **out, char *err, size_t errlen)
+{
+	struct vg_placement *p;
+	char e[512];
+	int rc;
+
+	*out = NULL;
+	if (!vg_placement_wanted(url)) {
+		snprintf(err, errlen, "placement: %s is not a PostgreSQL URL", url ? url : "");
+		return -EINVAL;
+	}
+	if (!(p = calloc(1, sizeof(*p))) || !(p->url = strdup(url))) {
+		free(p);
+		snprintf(err, errlen, "placement: out of memory");
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	rc = vg_db_open(url, &placement_schema, &p->db, e, sizeof(e));
+	if (rc == -EPROTONOSUPPORT || rc == -EINVAL || rc == -ENOMEM) {
+		snprintf(err, errlen, "placement: %s", e);
+		vg_placement_close(p);
+		return rc;
+	}
+	if (rc) { /* down: connect at a later call */
+		p->st.errors++;
+		p->down = 1;
+		snprintf(p->st.error, sizeof(p->st.error), "%.250s", e);
+		vg_warn("storage placement: the state database does not answer (%s): a series "
+			"this collector does not know yet is neither read nor created (its "
+			"batches are answered RETRY) until it answers",
+			e);
+	} else {
+		p->st.up = 1;
+	}
+	*out = p;
+	return 0;
+}
+
+void vg_placement_close(struct vg_placement *p)
+{
+	if (!p)
+		return;
+	vg_db_close(p->db);
+	pthread_mutex_destroy(&p->mu);
+	free(p->url);
+	free(p);
+}
+
+/* SELECT the record of name (mu held, connected): 1, 0 or -errno. */
+static int lookup_locked(struct vg_placement *p, const char *name, char *addr, size_t len)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = vg_db_prepare(p->db, "SELECT address FROM series_owners WHERE name = ?1",
+				&st)))
+		return rc;
+	vg_db_bind_text(st, 1, name);
+	if ((rc = vg_db_step(st)) == 1)
+		snprintf(addr, len, "%s", vg_db_column_text(st, 0) ?: "");
+	vg_db_reset(st);
+	return rc;
+}
+
+int vg_placement_lookup(struct vg_placement *p, const char *name, char *addr, size_t addrlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&p->mu);
+	p->st.lookups++;
+	if (!(rc = conn(p))) {
+		rc = lookup_locked(p, name, addr, addrlen);
+		if (rc == -ECONNRESET) /* the server restarted: once more */
+			rc = lookup_locked(p, name, addr, addrlen);
+	}
+	rc = done(p, rc, "looking up a series' daemon");
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+static int claim_locked(struct vg_placement *p, const char *name, const char *addr,
+			char *winner, size_t len)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = vg_db_prepare(p->db, "INSERT INTO series_owners(name, address) VALUES (?1, ?2)"
+				       " ON CONFLICT (name) DO NOTHING",
+				&st)))
+		return rc;
+	vg_db_bind_text(st, 1, name);
+	vg_db_bind_text(st, 2, addr);
+	rc = vg_db_step(st);
+	vg_db_reset(st);
+	if (rc < 0)
+		return rc;
+	/* a new statement, a new snapshot: sees the winner (see the top) */
+	rc = lookup_locked(p, name, winner, len);
+	return rc == 1 ? 0 : rc == 0 ? -EIO
+				     : rc; /* 0: deleted meanwhile */
+}
+
+int vg_placement_claim(struct vg_placement *p, const char *name, const char *addr,
+		       char *winner, size_t winnerlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&p->mu);
+	p->st.claims++;
+	if (!(rc = conn(p))) {
+		rc = claim_locked(p, name, addr, winner, winnerlen);
+		if (rc == -ECONNRESET)
+			rc = claim_locked(p, name, addr, winner, winnerlen);
+	}
+	rc = done(p, rc, "recording a new series' daemon");
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+struct set_args {
+	const char *const *names;
+	size_t n;
+	const char *addr;
+};
+
+static int set_fn(struct vg_db *db, void *arg)
+{
+	struct set_args *a = arg;
+	struct vg_db_stmt *st;
+	int rc;
+
+	for (size_t i = 0; i < a->n; i++) {
+		if ((rc = vg_db_prepare(db, "INSERT INTO series_owners(name, address)"
+					    " VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE"
+					    " SET address = excluded.address",
+					&st)))
+			return rc;
+		vg_db_bind_text(st, 1, a->names[i]);
+		vg_db_bind_text(st, 2, a->addr);
+		rc = vg_db_step(st);
+		vg_db_reset(st);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int vg_placement_set(struct vg_placement *p, const char *const *names, size_t n,
+		     const char *addr)
+{
+	struct set_args a = {names, n, addr};
+	int rc;
+
+	pthread_mutex_lock(&p->mu);
+	if (!(rc = conn(p)))
+		rc = vg_db_transact(p->db, set_fn, &a); /* retries a lost connection */
+	rc = done(p, rc, "recording moved series");
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+static int forget_locked(struct vg_placement *p, const char *name, const char *addr)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = vg_db_prepare(p->db, "DELETE FROM series_owners WHERE name = ?1 AND address = ?2",
+				&st)))
+		return rc;
+	vg_db_bind_text(st, 1, name);
+	vg_db_bind_text(st, 2, addr);
+	rc = vg_db_step(st);
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+int vg_placement_forget(struct vg_placement *p, const char *name, const char *addr)
+{
+	int rc;
+
+	pthread_mutex_lock(&p->mu);
+	if (!(rc = conn(p))) {
+		rc = forget_locked(p, name, addr);
+		if (rc == -ECONNRESET)
+			rc = forget_locked(p, name, addr);
+	}
+	rc = done(p, rc, "deleting a series' record");
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+/* A growing string (the array literals of an upload). */
+struct text {
+	char *s;
+	size_t n, cap;
+	int oom;
+};
+
+static void put(struct text *t, char c)
+{
+	if (t->n + 2 > t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 4096;
+		char *s = realloc(t->s, cap);
+		if (!s) {
+			t->oom = 1;
+			return;
+		}
+		t->s = s;
+		t->cap = cap;
+	}
+	t->s[t->n++] = c;
+	t->s[t->n] = '\0';
+}
+
+/* A PostgreSQL array literal of v[0..n): {"a","b"} with '"' and '\'
+ * escaped. 0 or -ENOMEM. */
+static int array_text(struct text *t, const char *const *v, size_t n)
+{
+	t->n = 0;
+	put(t, '{');
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			put(t, ',');
+		put(t, '"');
+		for (const char *c = v[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				put(t, '\\');
+			put(t, *c);
+		}
+		put(t, '"');
+	}
+	put(t, '}');
+	return t->oom ? -ENOMEM : 0;
+}
+
+static int upload_chunk(struct vg_placement *p, const char *an, const char *aa,
+			vg_placement_conflict_fn *conflict, void *ctx)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = vg_db_prepare(p->db, "INSERT INTO series_owners(name, address)"
+				       " SELECT u.n, u.a FROM unnest(CAST(?1 AS TEXT[]),"
+				       " CAST(?2 AS TEXT[])) AS u(n, a)"
+				       " ON CONFLICT (name) DO NOTHING",
+				&st)))
+		return rc;
+	vg_db_bind_text(st, 1, an);
+	vg_db_bind_text(st, 2, aa);
+	rc = vg_db_step(st);
+	vg_db_reset(st);
+	if (rc < 0)
+		return rc;
+	if ((rc = vg_db_prepare(p->db, "SELECT o.name, o.address, u.a FROM unnest(CAST(?1 AS"
+				       " TEXT[]), CAST(?2 AS TEXT[])) AS u(n, a)"
+				       " JOIN series_owners o ON o.name = u.n"
+				       " WHERE o.address <> u.a",
+				&st)))
+		return rc;
+	vg_db_bind_text(st, 1, an);
+	vg_db_bind_text(st, 2, aa);
+	while ((rc = vg_db_step(st)) == 1)
+		if (conflict)
+			conflict(ctx, vg_db_column_text(st, 0) ?: "", vg_db_column_text(st, 2) ?: "",
+				 vg_db_column_text(st, 1) ?: "");
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+int vg_placement_upload(struct vg_placement *p, const char *const *names,
+			const char *const *addrs, size_t n, vg_placement_conflict_fn *conflict,
+			void *ctx)
+{
+	struct text bn = {0}, ba = {0};
+	int rc = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < n && !rc; i += UPLOAD_CHUNK) {
+		size_t k = n - i < UPLOAD_CHUNK ? n - i : UPLOAD_CHUNK;
+		if (!(rc = conn(p)) && !(rc = array_text(&bn, names + i, k)) &&
+		    !(rc = array_text(&ba, addrs + i, k)) &&
+		    (rc = upload_chunk(p, bn.s, ba.s, conflict, ctx)) == -ECONNRESET)
+			rc = upload_chunk(p, bn.s, ba.s, conflict, ctx); /* restarted */
+		rc = done(p, rc, "uploading the owners file");
+	}
+	pthread_mutex_unlock(&p->mu);
+	free(bn.s);
+	free(ba.s);
+	return rc;
+}
+
+static int claim_chunk(struct vg_placement *p, const char *an, const char *aa,
+		       vg_placement_winner_fn *winner, void *ctx)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = vg_db_prepare(p->db, "INSERT INTO series_owners(name, address)"
+				       " SELECT u.n, u.a FROM unnest(CAST(?1 AS TEXT[]),"
+				       " CAST(?2 AS TEXT[])) AS u(n, a)"
+				       " ON CONFLICT (name) DO NOTHING",
+				&st)))
+		return rc;
+	vg_db_bind_text(st, 1, an);
+	vg_db_bind_text(st, 2, aa);
+	rc = vg_db_step(st);
+	vg_db_reset(st);
+	if (rc < 0)
+		return rc;
+	/* a new statement: sees the winners (see the top) */
+	if ((rc = vg_db_prepare(p->db, "SELECT name, address FROM series_owners"
+				       " WHERE name = ANY(CAST(?1 AS TEXT[]))",
+				&st)))
+		return rc;
+	vg_db_bind_text(st, 1, an);
+	while ((rc = vg_db_step(st)) == 1)
+		winner(ctx, vg_db_column_text(st, 0) ?: "", vg_db_column_text(st, 1) ?: "");
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+int vg_placement_claim_many(struct vg_placement *p, const char *const *names,
+			    const char *const *addrs, size_t n, vg_placement_winner_fn *winner,
+			    void *ctx)
+{
+	struct text bn = {0}, ba = {0};
+	int rc = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < n && !rc; i += UPLOAD_CHUNK) {
+		size_t k = n - i < UPLOAD_CHUNK ? n - i : UPLOAD_CHUNK;
+		p->st.claims += k;
+		if (!(rc = conn(p)) && !(rc = array_text(&bn, names + i, k)) &&
+		    !(rc = array_text(&ba, addrs + i, k)) &&
+		    (rc = claim_chunk(p, bn.s, ba.s, winner, ctx)) == -ECONNRESET)
+			rc = claim_chunk(p, bn.s, ba.s, winner, ctx); /* restarted */
+		rc = done(p, rc, "recording new series' daemons");
+	}
+	pthread_mutex_unlock(&p->mu);
+	free(bn.s);
+	free(ba.s);
+	return rc;
+}
+
+void vg_placement_get_stats(struct vg_placement *p, struct vg_store_placement *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	*out = p->st;
+	pthread_mutex_unlock(&p->mu);
+	out->shared = 1;
+}
