@@ -12,6 +12,9 @@
  * values/s (wall), the collector's CPU (getrusage) and each daemon's CPU
  * (/proc/PID/stat), per value.
  *
+ * Usage: store_backends [SERIES [ROUNDS [MAX_DAEMONS]]] (100000 5 3): the
+ * files mode, then 1..MAX_DAEMONS daemons.
+ *
  * Output: "RESULT store_backends backend=... daemons=K series=N values=V
  * values_per_s=X collector_cpu_us_per_value=Y daemon_cpu_us_per_value=Z
  * values_per_collector_core_s=W" per mode.
@@ -116,13 +119,16 @@ static int run(const char *label, int ndaemons, int n, int rounds)
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 100000, rounds = argc > 2 ? atoi(argv[2]) : 5;
+	int maxd = argc > 3 ? atoi(argv[3]) : 3;
 
-	if (n <= 0 || rounds <= 0) {
-		fprintf(stderr, "usage: store_backends [SERIES [ROUNDS]]\n");
+	if (n <= 0 || rounds <= 0 || maxd < 0 || maxd > 3) {
+		fprintf(stderr, "usage: store_backends [SERIES [ROUNDS [MAX_DAEMONS (0-3)]]]\n");
 		return 2;
 	}
-	if (run("files", 0, n, rounds) || run("rrdcached", 1, n, rounds) ||
-	    run("rrdcached", 2, n, rounds) || run("rrdcached", 3, n, rounds))
+	if (run("files", 0, n, rounds))
 		return 1;
+	for (int k = 1; k <= maxd; k++)
+		if (run("rrdcached", k, n, rounds))
+			return 1;
 	return 0;
 }

@@ -117,6 +117,9 @@
 #define BACKOFF_MAX_MS 2000
 #define CHUNK 256       /* timestamps per UPDATE */
 #define BATCH_ITEMS 512 /* series per BATCH round trip */
+/* FLUSHes per BATCH round trip: the daemon answers after the last file is
+ * written, within IO_TIMEOUT_MS, so 128 writes of up to ~75 ms each */
+#define FLUSH_BATCH 128
 
 struct daemon {
 	char addr[256];
@@ -216,6 +219,8 @@ static void client_broken(struct daemon *d, struct vg_rrdcd *c)
  * time it still holds. Files not checked (the connection broke, or the
  * daemon refused) go back to d->sent. *nlost (may be NULL) counts the
  * lost files found. 0, or -EIO when some file could not be checked. */
+static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_hmap *snap);
+
 static int check_sent(struct daemon *d, struct vg_rrdcd *c, size_t *nlost, int read_last)
 {
 	struct vg_hmap snap;
@@ -227,6 +232,8 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, size_t *nlost, int r
 	snap = d->sent;
 	vg_hmap_init(&d->sent);
 	pthread_mutex_unlock(&d->mu);
+	if (!read_last)
+		return flush_sent(d, c, &snap);
 	while ((e = vg_hmap_next(&snap, &pos))) {
 		int64_t *want = e->value, have = INT64_MIN;
 		struct vg_rrdcd_info info;
@@ -234,10 +241,6 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, size_t *nlost, int r
 
 		if (vg_rrdcd_connected(c)) {
 			rc = vg_rrdcd_flush(c, e->key);
-			if (!read_last && (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO)) {
-				free(want); /* see rcd_sync */
-				continue;
-			}
 			if (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO)
 				rc = vg_rrdcd_info(c, e->key, &info);
 			if (rc == 0) {
@@ -273,6 +276,40 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, size_t *nlost, int r
 		ret = -EIO;
 	}
 	vg_hmap_release(&snap);
+	return ret;
+}
+
+/* check_sent without reading the last update back (see rcd_sync): the
+ * files of snap (taken out of d->sent; released here) FLUSHed
+ * FLUSH_BATCH per BATCH round trip. A file the daemon wrote, had nothing
+ * pending for, or no longer has is done; one it refused otherwise, or
+ * not reached because the connection broke, goes back to d->sent.
+ * 0, or -EIO when some file went back. */
+static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_hmap *snap)
+{
+	const char *names[FLUSH_BATCH];
+	int64_t *want[FLUSH_BATCH];
+	int err[FLUSH_BATCH];
+	const struct vg_hmap_entry *e;
+	size_t pos = 0, k;
+	int ret = 0;
+
+	do {
+		for (k = 0; k < FLUSH_BATCH && (e = vg_hmap_next(snap, &pos)); k++) {
+			names[k] = e->key;
+			want[k] = e->value;
+		}
+		int rc = !k ? 0 : vg_rrdcd_connected(c) ? vg_rrdcd_flush_many(c, names, k, err, NULL)
+							: -ENOTCONN;
+		for (size_t i = 0; i < k; i++) {
+			if (rc || (err[i] && err[i] != -ENOENT && err[i] != -EREMOTEIO)) {
+				mark_sent(d, names[i], *want[i]);
+				ret = -EIO;
+			}
+			free(want[i]);
+		}
+	} while (k == FLUSH_BATCH);
+	vg_hmap_release(snap);
 	return ret;
 }
 

@@ -728,7 +728,7 @@ static long emit_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u, siz
 }
 
 /* Read a BATCH answer up to the PING's PONG. cmd_item maps command
- * numbers (1-based) to items. */
+ * numbers (1-based) to items (NULL: command k is item k - 1). */
 static int read_batch_answer(struct vg_rrdcd *c, const size_t *cmd_item, size_t ncmds,
 			     size_t nitems, int *item_err, struct vg_rrdcd_batch_result *res)
 {
@@ -777,7 +777,7 @@ static int read_batch_answer(struct vg_rrdcd *c, const size_t *cmd_item, size_t 
 			return broken(c, -EPROTO, "BATCH error for a command not sent");
 		while (*end == ' ')
 			end++;
-		size_t it = cmd_item[no - 1];
+		size_t it = cmd_item ? cmd_item[no - 1] : no - 1;
 		res->nerrors++;
 		append = 0;
 		if (!item_err[it]) {
@@ -853,6 +853,42 @@ out:
 	if (errs != item_err)
 		free(errs);
 	free(cmd_item);
+	return rc;
+}
+
+int vg_rrdcd_flush_many(struct vg_rrdcd *c, const char *const *files, size_t n,
+			int *item_err, struct vg_rrdcd_batch_result *res)
+{
+	struct vg_rrdcd_batch_result dummy;
+	int rc;
+
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof(*res));
+	if (item_err)
+		memset(item_err, 0, n * sizeof(*item_err));
+	if (c->fd < 0) {
+		set_err(c, "%s: not connected", c->addr);
+		return -ENOTCONN;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((rc = check_word(c, files[i], "file name")))
+			return rc;
+	int *errs = item_err;
+	if (!errs && !(errs = calloc(n ? n : 1, sizeof(*errs))))
+		return -ENOMEM;
+	c->wlen = 0;
+	rc = wput(c, "BATCH\n", 6);
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = cmd(c, "FLUSH", files[i], NULL);
+	if (!rc && !(rc = wput(c, ".\nPING\n", 7)) && !(rc = wflush(c)))
+		rc = read_batch_answer(c, NULL, n, n, errs, res);
+	else if (rc && c->fd >= 0)
+		rc = broken(c, rc, "BATCH aborted"); /* part of it may be sent */
+	if (!rc && !res->nfailed)
+		c->err[0] = '\0';
+	if (errs != item_err)
+		free(errs);
 	return rc;
 }
 

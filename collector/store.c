@@ -157,6 +157,21 @@ struct slot {
 	struct series *se; /* NULL: empty */
 };
 
+/* The series one thread is flushing together (flush_group below). */
+#define FLUSH_GROUP_MAX 256 /* series per backend call */
+
+struct flush_group {
+	struct series **se;
+	uint64_t *seg, *seg_hi; /* segment of each series' oldest value; the
+				 * newest its values may be in */
+	size_t *off, *cnt;      /* its values: buf[off[i] .. off[i] + cnt[i]) */
+	struct vg_rrd_loc *loc; /* path "" when it could not be located */
+	struct vg_rrd_item *it; /* the located ones, in order */
+	size_t n, cap;
+	struct vg_rrd_value *buf;
+	size_t nbuf, bufcap;
+};
+
 struct vg_store {
 	struct vg_rrd_backend *be;
 	char daemon_base[512];       /* [storage] daemon_base, "" if unset */
@@ -205,8 +220,7 @@ struct vg_store {
 
 	pthread_t flusher;
 	int running, stop;
-	struct vg_rrd_value *fbuf; /* flusher only */
-	size_t fcap;
+	struct flush_group fgroup; /* flusher only */
 
 	struct vg_store_stats stats; /* __atomic; the backend's and the
 				      * journal's counters are merged in by
@@ -505,38 +519,6 @@ int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *m
 
 /* ---- writing cached values to the backend -------------------------------------- */
 
-/* Write n values of a series. No lock held. Returns how many values could
- * not be written (counted): the caller keeps their journal segments.
- * *unavail: how many of the last values the backend could not send (its
- * storage daemon unreachable): the caller puts them back in the cache. */
-static size_t write_values(struct vg_store *s, const struct series *se,
-			   const struct vg_rrd_value *v, size_t n, size_t *unavail)
-{
-	struct vg_rrd_loc loc;
-	struct vg_rrd_result res;
-
-	if (s->be->ops->locate(s->be, se->rtype, se->id, se->metric, &loc)) {
-		count_err(s, VG_STORE_ERR_OTHER, n);
-		return n;
-	}
-	loc.owner = se->owner;
-	memset(&res, 0, sizeof(res));
-	s->be->ops->update(s->be, &loc, v, n, &res);
-	*unavail = res.unavailable <= n ? (size_t)res.unavailable : n;
-	count(&s->stats.values_flushed, res.written);
-	count(&s->stats.values_duplicate, res.duplicate);
-	count(&s->stats.write_retries, res.retries);
-	for (int r = 0; r < VG_STORE_ERR_N; r++)
-		count_err(s, r, res.failed_by[r]);
-	if (res.failed) {
-		pthread_mutex_lock(&s->mu);
-		snprintf(s->flush_error, sizeof(s->flush_error), "%s", res.msg);
-		s->flush_error_new = 1;
-		pthread_mutex_unlock(&s->mu);
-	}
-	return res.failed;
-}
-
 static int reserve_pend(struct vg_rrd_value **buf, size_t *cap, size_t need)
 {
 	if (need <= *cap)
@@ -811,18 +793,80 @@ out:
 	free(tmp);
 }
 
-/* Take a series' cached values and write them. mu held on entry and on
- * return (dropped while writing). se must have values and not be in a
- * flush. buf/cap: the caller's scratch buffer. */
-static int flush_series(struct vg_store *s, struct series *se, struct vg_rrd_value **buf,
-			size_t *cap)
+/* ---- flushing: a group of series per backend call ------------------------------
+ * A flush takes the cached values of up to FLUSH_GROUP_MAX series (marked
+ * flushing, off the dirty list), writes them with mu released in one
+ * backend call (update_many: one BATCH round trip per daemon, instead of
+ * one round trip per series; an engine without it gets update per
+ * series), then settles each series under mu: values its daemon could not
+ * take go back in front of its cache, failed ones keep their segments. */
+
+static void group_free(struct flush_group *g)
+{
+	free(g->se);
+	free(g->seg);
+	free(g->seg_hi);
+	free(g->off);
+	free(g->cnt);
+	free(g->loc);
+	free(g->it);
+	free(g->buf);
+	memset(g, 0, sizeof(*g));
+}
+
+/* Room for one more series in g. 0 or -ENOMEM. */
+static int group_reserve(struct flush_group *g)
+{
+	if (g->n < g->cap)
+		return 0;
+	size_t nc = g->cap ? g->cap * 2 : 8;
+	if (nc > FLUSH_GROUP_MAX)
+		nc = FLUSH_GROUP_MAX;
+	if (nc <= g->n)
+		return -ENOMEM;
+	struct series **se = realloc(g->se, nc * sizeof(*se));
+	if (se)
+		g->se = se;
+	uint64_t *seg = realloc(g->seg, nc * sizeof(*seg));
+	if (seg)
+		g->seg = seg;
+	uint64_t *hi = realloc(g->seg_hi, nc * sizeof(*hi));
+	if (hi)
+		g->seg_hi = hi;
+	size_t *off = realloc(g->off, nc * sizeof(*off));
+	if (off)
+		g->off = off;
+	size_t *cnt = realloc(g->cnt, nc * sizeof(*cnt));
+	if (cnt)
+		g->cnt = cnt;
+	struct vg_rrd_loc *loc = realloc(g->loc, nc * sizeof(*loc));
+	if (loc)
+		g->loc = loc;
+	struct vg_rrd_item *it = realloc(g->it, nc * sizeof(*it));
+	if (it)
+		g->it = it;
+	if (!se || !seg || !hi || !off || !cnt || !loc || !it)
+		return -ENOMEM;
+	g->cap = nc;
+	return 0;
+}
+
+/* Take se's cached values into g (mu held; se has values and is not in a
+ * flush). 0 or -ENOMEM (se untouched). */
+static int group_take(struct vg_store *s, struct flush_group *g, struct series *se)
 {
 	size_t n = se->npend;
-	uint64_t seg = se->seg, seg_hi = s->j.seg_active;
 
-	if (reserve_pend(buf, cap, n))
+	if (group_reserve(g) || reserve_pend(&g->buf, &g->bufcap, g->nbuf + n))
 		return -ENOMEM;
-	memcpy(*buf, se->pend, n * sizeof(**buf));
+	memcpy(g->buf + g->nbuf, se->pend, n * sizeof(*g->buf));
+	g->se[g->n] = se;
+	g->seg[g->n] = se->seg;
+	g->seg_hi[g->n] = s->j.seg_active;
+	g->off[g->n] = g->nbuf;
+	g->cnt[g->n] = n;
+	g->n++;
+	g->nbuf += n;
 	se->npend = 0;
 	if (se->cap > 4 * s->flush_depth && n < se->cap / 4) {
 		/* A burst grew it: give the memory back. */
@@ -835,64 +879,129 @@ static int flush_series(struct vg_store *s, struct series *se, struct vg_rrd_val
 	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
 	dirty_unlink(s, se);
 	se->flushing = 1;
-	pthread_mutex_unlock(&s->mu);
-
-	size_t unavail = 0;
-	size_t failed = write_values(s, se, *buf, n, &unavail);
-
-	pthread_mutex_lock(&s->mu);
-	if (unavail && requeue(s, se, *buf + (n - unavail), unavail, seg) == 0) {
-		/* Waiting for its daemon, still in the cache and the journal
-		 * (its segment stays held); counted in pending, so the cache
-		 * bound answers RETRY when too many wait. */
-		se->flushing = 0;
-		pthread_cond_broadcast(&s->done_cv);
-		return 0;
-	}
-	if (unavail) /* no memory to keep them: its segments are kept */
-		failed += unavail;
-	if (failed) {
-		/* Its values went into segments seg..seg_hi (appended before
-		 * they were copied out): keep them all. */
-		for (uint64_t id = seg; id <= seg_hi && id < seg + SEG_RING; id++)
-			s->segkeep[id % SEG_RING] = 1;
-	}
-	se->flushing = 0;
-	s->segcnt[seg % SEG_RING]--;
-	pthread_cond_broadcast(&s->done_cv);
-	reclaim(s);
 	return 0;
 }
 
-/* Write every cached value. mu held. */
+/* Write the series of g and settle them. mu held on entry and on return
+ * (dropped while writing). Empties g (keeps its memory). */
+static void group_write(struct vg_store *s, struct flush_group *g)
+{
+	size_t m = 0;
+
+	if (!g->n)
+		return;
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < g->n; i++) {
+		struct series *se = g->se[i];
+		if (s->be->ops->locate(s->be, se->rtype, se->id, se->metric, &g->loc[i])) {
+			g->loc[i].path[0] = '\0';
+			continue;
+		}
+		g->loc[i].owner = se->owner;
+		g->it[m] = (struct vg_rrd_item){
+			.loc = &g->loc[i], .v = g->buf + g->off[i], .n = g->cnt[i]};
+		m++;
+	}
+	if (s->be->ops->update_many && m > 1)
+		s->be->ops->update_many(s->be, g->it, m);
+	else
+		for (size_t k = 0; k < m; k++)
+			s->be->ops->update(s->be, g->it[k].loc, g->it[k].v, g->it[k].n,
+					   &g->it[k].res);
+	pthread_mutex_lock(&s->mu);
+
+	for (size_t i = 0, k = 0; i < g->n; i++) {
+		struct series *se = g->se[i];
+		size_t n = g->cnt[i], unavail = 0, failed = n;
+		const struct vg_rrd_value *v = g->buf + g->off[i];
+
+		if (g->loc[i].path[0]) {
+			const struct vg_rrd_result *res = &g->it[k++].res;
+			unavail = res->unavailable <= n ? (size_t)res->unavailable : n;
+			count(&s->stats.values_flushed, res->written);
+			count(&s->stats.values_duplicate, res->duplicate);
+			count(&s->stats.write_retries, res->retries);
+			for (int r = 0; r < VG_STORE_ERR_N; r++)
+				count_err(s, r, res->failed_by[r]);
+			failed = res->failed;
+			if (res->failed) {
+				snprintf(s->flush_error, sizeof(s->flush_error), "%s", res->msg);
+				s->flush_error_new = 1;
+			}
+		} else {
+			count_err(s, VG_STORE_ERR_OTHER, n);
+		}
+		if (unavail && requeue(s, se, v + (n - unavail), unavail, g->seg[i]) == 0) {
+			/* Waiting for its daemon, still in the cache and the
+			 * journal (its segment stays held); counted in
+			 * pending, so the cache bound answers RETRY when too
+			 * many wait. */
+			se->flushing = 0;
+			continue;
+		}
+		if (unavail) /* no memory to keep them: its segments are kept */
+			failed += unavail;
+		if (failed) {
+			/* Its values went into segments seg..seg_hi (appended
+			 * before they were copied out): keep them all. */
+			for (uint64_t id = g->seg[i]; id <= g->seg_hi[i] && id < g->seg[i] + SEG_RING;
+			     id++)
+				s->segkeep[id % SEG_RING] = 1;
+		}
+		se->flushing = 0;
+		s->segcnt[g->seg[i] % SEG_RING]--;
+	}
+	g->n = 0;
+	g->nbuf = 0;
+	pthread_cond_broadcast(&s->done_cv);
+	reclaim(s);
+}
+
+/* Take a series' cached values and write them. mu held on entry and on
+ * return (dropped while writing). se must have values and not be in a
+ * flush. */
+static int flush_series(struct vg_store *s, struct series *se, struct flush_group *g)
+{
+	if (group_take(s, g, se))
+		return -ENOMEM;
+	group_write(s, g);
+	return 0;
+}
+
+/* Write every cached value, FLUSH_GROUP_MAX series per backend call.
+ * mu held. */
 static int flush_all_locked(struct vg_store *s)
 {
-	struct vg_rrd_value *buf = NULL;
-	size_t cap = 0;
+	struct flush_group g = {0};
 	int rc = 0;
 
 	int64_t now = vg_monotonic_ms();
 
 	for (;;) {
-		struct series *se = s->dhead;
+		struct series *se = s->dhead, *next;
 		int busy = 0;
 		/* series waiting for an unreachable daemon stay cached */
-		while (se && (se->flushing || se->retry_at_ms > now)) {
-			busy |= se->flushing;
-			se = se->dnext;
-		}
-		if (se) {
-			if ((rc = flush_series(s, se, &buf, &cap)))
+		for (; se && g.n < FLUSH_GROUP_MAX; se = next) {
+			next = se->dnext;
+			if (se->flushing || se->retry_at_ms > now) {
+				busy |= se->flushing;
+				continue;
+			}
+			if ((rc = group_take(s, &g, se)))
 				break;
-			continue;
 		}
-		if (!busy)
+		if (g.n) {
+			group_write(s, &g);
+			if (!rc)
+				continue;
+		}
+		if (rc || !busy)
 			break;
 		/* Only series another thread is writing are left. */
 		pthread_cond_wait(&s->done_cv, &s->mu);
 		now = vg_monotonic_ms();
 	}
-	free(buf);
+	group_free(&g);
 	return rc;
 }
 
@@ -927,21 +1036,26 @@ static void *flusher_main(void *arg)
 		int pressure = s->pending > s->cache_max / 2 ||
 			       s->j.seg_active - s->j.seg_oldest >= MAX_LIVE_SEGS;
 		int idle = now - s->last_batch_ms >= IDLE_FLUSH_MS;
-		struct series *pick = NULL;
-		int scanned = 0;
+		int skipped = 0;
 
-		for (struct series *se = s->dhead; se && scanned < 64;
-		     se = se->dnext, scanned++) {
-			if (se->flushing || se->retry_at_ms > now)
+		/* every due series among the oldest, up to a group */
+		for (struct series *se = s->dhead, *next;
+		     se && skipped < 64 && s->fgroup.n < FLUSH_GROUP_MAX; se = next) {
+			next = se->dnext;
+			if (se->flushing || se->retry_at_ms > now) {
+				skipped++;
 				continue;
+			}
 			if (pressure || idle || se->npend >= s->flush_depth ||
 			    now - se->since_ms >= FLUSH_MAX_AGE_MS) {
-				pick = se;
-				break;
+				if (group_take(s, &s->fgroup, se))
+					break;
+			} else {
+				skipped++;
 			}
 		}
-		if (pick) {
-			flush_series(s, pick, &s->fbuf, &s->fcap);
+		if (s->fgroup.n) {
+			group_write(s, &s->fgroup);
 			continue;
 		}
 		if (s->dhead) {
@@ -1878,7 +1992,7 @@ void vg_store_close(struct vg_store *s)
 		free(s->tab[i].se);
 	}
 	free(s->tab);
-	free(s->fbuf);
+	group_free(&s->fgroup);
 	free(s->scratch);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_cond_destroy(&s->done_cv);
@@ -1891,8 +2005,7 @@ static void flush_one(struct vg_store *s, int rtype, const char *id,
 		      const char *metric, const struct vg_rrd_loc *loc)
 {
 	struct series *se;
-	struct vg_rrd_value *buf = NULL;
-	size_t cap = 0;
+	struct flush_group g = {0};
 
 	(void)loc; /* the table holds the owner; the path is recomputed */
 	pthread_mutex_lock(&s->mu);
@@ -1902,10 +2015,10 @@ static void flush_one(struct vg_store *s, int rtype, const char *id,
 		while (se->flushing)
 			pthread_cond_wait(&s->done_cv, &s->mu);
 		if (se->npend)
-			flush_series(s, se, &buf, &cap);
+			flush_series(s, se, &g);
 	}
 	pthread_mutex_unlock(&s->mu);
-	free(buf);
+	group_free(&g);
 }
 
 /* ---- reading -------------------------------------------------------------- */

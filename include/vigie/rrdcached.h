@@ -157,6 +157,19 @@ int vg_rrdcd_batch(struct vg_rrdcd *c, const struct vg_rrdcd_update *items, size
  * returns at once (rrdcached(1)). */
 int vg_rrdcd_flush(struct vg_rrdcd *c, const char *file);
 int vg_rrdcd_flushall(struct vg_rrdcd *c);
+/* FLUSH of every file of files[0..n) in one BATCH round trip: the daemon
+ * runs them in order, each returning once its file is written, and
+ * answers after the last, so the answer waits for all n writes (the
+ * client's timeout bounds that one wait: keep n small enough that n file
+ * writes fit in it). Returns 0 when the daemon answered: item_err[i]
+ * (n entries, if not NULL) is then 0 (written, or nothing was pending)
+ * or the negative errno of the daemon's refusal of file i (-ENOENT: no
+ * such file, -EACCES, -EREMOTEIO), counted in res. A failure of the
+ * connection returns its negative errno and item_err says nothing (some
+ * files may have been written). Names are validated before anything is
+ * sent (-EINVAL). */
+int vg_rrdcd_flush_many(struct vg_rrdcd *c, const char *const *files, size_t n,
+			int *item_err, struct vg_rrdcd_batch_result *res);
 /* FORGET FILE: the daemon drops FILE from its cache; values not yet
  * written are lost (use before deleting a file). -ENOENT if the daemon
  * had nothing cached for it. */

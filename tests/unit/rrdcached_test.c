@@ -343,6 +343,54 @@ static void test_batch_100_files(void **state)
 	vg_rrdcd_close(c);
 }
 
+/* FLUSH of many files in one BATCH: each file with pending values is
+ * written (INFO reads the file, so it shows them only after), a file with
+ * nothing pending is fine, a missing one is refused by itself. */
+static void test_flush_many(void **state)
+{
+	struct vg_rrdcd *c = conn(dmn.unix_addr);
+	static struct upd p;
+	const char *files[] = {"fm_a.rrd", "fm_b.rrd", "fm_missing.rrd", "fm_c.rrd"};
+	struct vg_rrdcd_batch_result res;
+	struct vg_rrdcd_info info;
+	int errs[4];
+
+	create1(c, "fm_a.rrd");
+	create1(c, "fm_b.rrd");
+	create1(c, "fm_c.rrd");
+	make_upd(&p, "fm_a.rrd", 1, 1, 4);
+	assert_int_equal(vg_rrdcd_update(c, &p.u), 0);
+	make_upd(&p, "fm_c.rrd", 3, 1, 2);
+	assert_int_equal(vg_rrdcd_update(c, &p.u), 0);
+	/* the daemon holds them (-w 3600): not in the file yet */
+	assert_int_equal(vg_rrdcd_info(c, "fm_a.rrd", &info), 0);
+	assert_int_equal(strtoll(vg_rrdcd_info_get(&info, "last_update"), NULL, 10), T0);
+	vg_rrdcd_info_free(&info);
+
+	assert_int_equal(vg_rrdcd_flush_many(c, files, 4, errs, &res), 0);
+	assert_int_equal(errs[0], 0);
+	assert_int_equal(errs[1], 0); /* nothing pending */
+	assert_int_equal(errs[2], -ENOENT);
+	assert_int_equal(errs[3], 0);
+	assert_int_equal(res.nfailed, 1);
+	assert_non_null(strstr(vg_rrdcd_error(c), "fm_missing.rrd"));
+	assert_int_equal(vg_rrdcd_info(c, "fm_a.rrd", &info), 0);
+	assert_int_equal(strtoll(vg_rrdcd_info_get(&info, "last_update"), NULL, 10),
+			 T0 + 4 * STEP);
+	vg_rrdcd_info_free(&info);
+	assert_int_equal(vg_rrdcd_info(c, "fm_c.rrd", &info), 0);
+	assert_int_equal(strtoll(vg_rrdcd_info_get(&info, "last_update"), NULL, 10),
+			 T0 + 2 * STEP);
+	vg_rrdcd_info_free(&info);
+
+	/* a name the protocol cannot carry: nothing sent, still in step */
+	const char *bad[] = {"fm_a.rrd", "fm a.rrd"};
+	assert_int_equal(vg_rrdcd_flush_many(c, bad, 2, errs, &res), -EINVAL);
+	assert_int_equal(vg_rrdcd_flush_many(c, files, 0, NULL, NULL), 0);
+	assert_int_equal(vg_rrdcd_ping(c), 0);
+	vg_rrdcd_close(c);
+}
+
 static void test_two_data_sources(void **state)
 {
 	struct vg_rrdcd *c = conn(dmn.unix_addr);
@@ -811,6 +859,7 @@ int main(void)
 		cmocka_unit_test(test_create_no_overwrite),
 		cmocka_unit_test(test_update_many_timestamps),
 		cmocka_unit_test(test_batch_100_files),
+		cmocka_unit_test(test_flush_many),
 		cmocka_unit_test(test_two_data_sources),
 		cmocka_unit_test(test_info_first_last_flush_stats),
 		cmocka_unit_test(test_path_confinement),
