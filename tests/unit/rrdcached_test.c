@@ -475,9 +475,14 @@ static void test_info_first_last_flush_stats(void **state)
 	/* a value after the flush, then FLUSHALL: the file catches up */
 	make_upd(&p, "info.rrd", 3, 101, 1);
 	assert_int_equal(vg_rrdcd_update(c, &p.u), 0);
-	assert_int_equal(vg_rrdcd_flushall(c), 0);
-	for (int i = 0; i < 2500 && rrd_last_r(path) != T0 + 101 * STEP; i++)
-		usleep(20000);
+	/* FLUSHALL only queues the files for the daemon's writer threads and
+	 * answers at once; once in a full make check on the loaded machine
+	 * the file was still behind 50 s later: asked again, up to 3 times */
+	for (int k = 0; k < 3 && rrd_last_r(path) != T0 + 101 * STEP; k++) {
+		assert_int_equal(vg_rrdcd_flushall(c), 0);
+		for (int i = 0; i < 1000 && rrd_last_r(path) != T0 + 101 * STEP; i++)
+			usleep(20000);
+	}
 	assert_int_equal((int64_t)rrd_last_r(path), T0 + 101 * STEP);
 
 	assert_int_equal(vg_rrdcd_stats(c, &info), 0);
