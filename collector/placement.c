@@ -398,8 +398,10 @@ static int array_text(struct text *t, const char *const *v, size_t n)
 	return t->oom ? -ENOMEM : 0;
 }
 
-static int upload_chunk(struct vg_placement *p, const char *an, const char *aa,
-			vg_placement_conflict_fn *conflict, void *ctx)
+/* Record each name of the text[] literal an at the address of aa with
+ * the same index, where no address is recorded yet (the first claim
+ * wins; a name already recorded keeps its address). */
+static int record_free(struct vg_placement *p, const char *an, const char *aa)
 {
 	struct vg_db_stmt *st;
 	int rc;
@@ -414,7 +416,16 @@ static int upload_chunk(struct vg_placement *p, const char *an, const char *aa,
 	vg_db_bind_text(st, 2, aa);
 	rc = vg_db_step(st);
 	vg_db_reset(st);
-	if (rc < 0)
+	return rc < 0 ? rc : 0;
+}
+
+static int upload_chunk(struct vg_placement *p, const char *an, const char *aa,
+			vg_placement_conflict_fn *conflict, void *ctx)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = record_free(p, an, aa)))
 		return rc;
 	if ((rc = vg_db_prepare(p->db, "SELECT o.name, o.address, u.a FROM unnest(CAST(?1 AS"
 				       " TEXT[]), CAST(?2 AS TEXT[])) AS u(n, a)"
@@ -460,17 +471,7 @@ static int claim_chunk(struct vg_placement *p, const char *an, const char *aa,
 	struct vg_db_stmt *st;
 	int rc;
 
-	if ((rc = vg_db_prepare(p->db, "INSERT INTO series_owners(name, address)"
-				       " SELECT u.n, u.a FROM unnest(CAST(?1 AS TEXT[]),"
-				       " CAST(?2 AS TEXT[])) AS u(n, a)"
-				       " ON CONFLICT (name) DO NOTHING",
-				&st)))
-		return rc;
-	vg_db_bind_text(st, 1, an);
-	vg_db_bind_text(st, 2, aa);
-	rc = vg_db_step(st);
-	vg_db_reset(st);
-	if (rc < 0)
+	if ((rc = record_free(p, an, aa)))
 		return rc;
 	/* a new statement: sees the winners (see the top) */
 	if ((rc = vg_db_prepare(p->db, "SELECT name, address FROM series_owners"

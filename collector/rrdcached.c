@@ -792,6 +792,21 @@ static int read_batch_answer(struct vg_rrdcd *c, const size_t *cmd_item, size_t 
 	}
 }
 
+/* The start of a BATCH of n items: *res and item_err (if any) cleared;
+ * -ENOTCONN when c is not connected. */
+static int many_begin(struct vg_rrdcd *c, size_t n, int *item_err,
+		      struct vg_rrdcd_batch_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	if (item_err)
+		memset(item_err, 0, n * sizeof(*item_err));
+	if (c->fd < 0) {
+		set_err(c, "%s: not connected", c->addr);
+		return -ENOTCONN;
+	}
+	return 0;
+}
+
 int vg_rrdcd_batch(struct vg_rrdcd *c, const struct vg_rrdcd_update *items, size_t n,
 		   int *item_err, struct vg_rrdcd_batch_result *res)
 {
@@ -801,13 +816,8 @@ int vg_rrdcd_batch(struct vg_rrdcd *c, const struct vg_rrdcd_update *items, size
 
 	if (!res)
 		res = &dummy;
-	memset(res, 0, sizeof(*res));
-	if (item_err)
-		memset(item_err, 0, n * sizeof(*item_err));
-	if (c->fd < 0) {
-		set_err(c, "%s: not connected", c->addr);
-		return -ENOTCONN;
-	}
+	if ((rc = many_begin(c, n, item_err, res)))
+		return rc;
 	for (size_t i = 0; i < n; i++)
 		if ((rc = check_update(c, &items[i])))
 			return rc;
@@ -864,13 +874,8 @@ int vg_rrdcd_flush_many(struct vg_rrdcd *c, const char *const *files, size_t n,
 
 	if (!res)
 		res = &dummy;
-	memset(res, 0, sizeof(*res));
-	if (item_err)
-		memset(item_err, 0, n * sizeof(*item_err));
-	if (c->fd < 0) {
-		set_err(c, "%s: not connected", c->addr);
-		return -ENOTCONN;
-	}
+	if ((rc = many_begin(c, n, item_err, res)))
+		return rc;
 	for (size_t i = 0; i < n; i++)
 		if ((rc = check_word(c, files[i], "file name")))
 			return rc;

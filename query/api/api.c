@@ -371,6 +371,17 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 		json_object_set_new(o, "state_db", state);
 	if (daemons)
 		json_object_set_new(o, "storage", daemons);
+	if (store) { /* the shared placement record (docs/operations.md) */
+		struct vg_store_placement pl;
+		vg_store_placement(store, &pl);
+		if (pl.shared)
+			json_object_set_new(
+				o, "placement",
+				json_pack("{s:s,s:I,s:I,s:I,s:s}", "state", pl.up ? "up" : "down",
+					  "lookups", (json_int_t)pl.lookups, "claims",
+					  (json_int_t)pl.claims, "errors", (json_int_t)pl.errors,
+					  "error", pl.error));
+	}
 	{ /* several collectors: this node's view (docs/operations.md) */
 		const char *why = NULL;
 		json_t *cl = vg_api_cluster_json(req->ctx, &why);

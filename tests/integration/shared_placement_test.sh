@@ -112,6 +112,10 @@ check "c2's API reads what both collectors wrote ($pts one-minute points, want >
 early=$(api "/v1/measures?resource=$UUID&metric=memory.size&start=$START&end=$((START + 1140))&granularity=60" |
   jq '[.points[] | select(.[1] != null)] | length')
 check "... including c1's minutes ($early)" test "${early:-0}" -ge 17
+h=$(curl -sf "$API/v1/health")
+eq "c2's /v1/health shows the shared placement record up" "$(jq -r .placement.state <<<"$h")" up
+check "  with the series it claimed or looked up" \
+  test "$(jq '.placement.claims + .placement.lookups' <<<"$h")" -ge 1
 stop_pid "$C2"
 stop_pid "$C1"
 eq "no file on the new daemon C" "$(files "$C_BASE")" ""
