@@ -153,8 +153,10 @@ int vg_rrdcd_batch(struct vg_rrdcd *c, const struct vg_rrdcd_update *items, size
 		   int *item_err, struct vg_rrdcd_batch_result *res);
 
 /* FLUSH FILE: returns when the daemon has written FILE's pending
- * values. FLUSHALL: asks the daemon to start writing every file and
- * returns at once (rrdcached(1)). */
+ * values. FLUSHALL: asks the daemon to start writing its files and
+ * returns at once (rrdcached(1)); it promises no file (a file written
+ * moments before may wait for the daemon's own timer): not for
+ * durability, use FLUSH. */
 int vg_rrdcd_flush(struct vg_rrdcd *c, const char *file);
 int vg_rrdcd_flushall(struct vg_rrdcd *c);
 /* FLUSH of every file of files[0..n) in one BATCH round trip: the daemon
