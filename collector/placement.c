@@ -419,54 +419,23 @@ static int record_free(struct vg_placement *p, const char *an, const char *aa)
 	return rc < 0 ? rc : 0;
 }
 
-static int upload_chunk(struct vg_placement *p, const char *an, const char *aa,
-			vg_placement_conflict_fn *conflict, void *ctx)
-{
-	struct vg_db_stmt *st;
-	int rc;
+/* What a chunk reads back after record_free: sql, a SELECT over the
+ * chunk's arrays (?1 the names; ?2 the addresses when binds_addrs), and
+ * whom its rows go to: winner() gets (name, recorded) from the columns
+ * (name, address), else conflict(), if any, gets (name, mine, recorded)
+ * from (name, recorded, mine). */
+struct chunk_read {
+	const char *sql;
+	int binds_addrs;
+	vg_placement_winner_fn *winner;
+	vg_placement_conflict_fn *conflict;
+	void *ctx;
+};
 
-	if ((rc = record_free(p, an, aa)))
-		return rc;
-	if ((rc = vg_db_prepare(p->db, "SELECT o.name, o.address, u.a FROM unnest(CAST(?1 AS"
-				       " TEXT[]), CAST(?2 AS TEXT[])) AS u(n, a)"
-				       " JOIN series_owners o ON o.name = u.n"
-				       " WHERE o.address <> u.a",
-				&st)))
-		return rc;
-	vg_db_bind_text(st, 1, an);
-	vg_db_bind_text(st, 2, aa);
-	while ((rc = vg_db_step(st)) == 1)
-		if (conflict)
-			conflict(ctx, vg_db_column_text(st, 0) ?: "", vg_db_column_text(st, 2) ?: "",
-				 vg_db_column_text(st, 1) ?: "");
-	vg_db_reset(st);
-	return rc < 0 ? rc : 0;
-}
-
-int vg_placement_upload(struct vg_placement *p, const char *const *names,
-			const char *const *addrs, size_t n, vg_placement_conflict_fn *conflict,
-			void *ctx)
-{
-	struct text bn = {0}, ba = {0};
-	int rc = 0;
-
-	pthread_mutex_lock(&p->mu);
-	for (size_t i = 0; i < n && !rc; i += UPLOAD_CHUNK) {
-		size_t k = n - i < UPLOAD_CHUNK ? n - i : UPLOAD_CHUNK;
-		if (!(rc = conn(p)) && !(rc = array_text(&bn, names + i, k)) &&
-		    !(rc = array_text(&ba, addrs + i, k)) &&
-		    (rc = upload_chunk(p, bn.s, ba.s, conflict, ctx)) == -ECONNRESET)
-			rc = upload_chunk(p, bn.s, ba.s, conflict, ctx); /* restarted */
-		rc = done(p, rc, "uploading the owners file");
-	}
-	pthread_mutex_unlock(&p->mu);
-	free(bn.s);
-	free(ba.s);
-	return rc;
-}
-
-static int claim_chunk(struct vg_placement *p, const char *an, const char *aa,
-		       vg_placement_winner_fn *winner, void *ctx)
+/* Record the free names of one chunk, then read back (mu held,
+ * connected). 0 or -errno. */
+static int record_chunk(struct vg_placement *p, const char *an, const char *aa,
+			const struct chunk_read *r)
 {
 	struct vg_db_stmt *st;
 	int rc;
@@ -474,20 +443,31 @@ static int claim_chunk(struct vg_placement *p, const char *an, const char *aa,
 	if ((rc = record_free(p, an, aa)))
 		return rc;
 	/* a new statement: sees the winners (see the top) */
-	if ((rc = vg_db_prepare(p->db, "SELECT name, address FROM series_owners"
-				       " WHERE name = ANY(CAST(?1 AS TEXT[]))",
-				&st)))
+	if ((rc = vg_db_prepare(p->db, r->sql, &st)))
 		return rc;
 	vg_db_bind_text(st, 1, an);
-	while ((rc = vg_db_step(st)) == 1)
-		winner(ctx, vg_db_column_text(st, 0) ?: "", vg_db_column_text(st, 1) ?: "");
+	if (r->binds_addrs)
+		vg_db_bind_text(st, 2, aa);
+	while ((rc = vg_db_step(st)) == 1) {
+		const char *name = vg_db_column_text(st, 0) ?: "";
+		const char *recorded = vg_db_column_text(st, 1) ?: "";
+		if (r->winner)
+			r->winner(r->ctx, name, recorded);
+		else if (r->conflict)
+			r->conflict(r->ctx, name, vg_db_column_text(st, 2) ?: "", recorded);
+	}
 	vg_db_reset(st);
 	return rc < 0 ? rc : 0;
 }
 
-int vg_placement_claim_many(struct vg_placement *p, const char *const *names,
-			    const char *const *addrs, size_t n, vg_placement_winner_fn *winner,
-			    void *ctx)
+/* names[0..n) with addrs[0..n) through record_chunk, UPLOAD_CHUNK names
+ * a round, each round's outcome through done() as what; a chunk whose
+ * connection was lost to a server restart is tried once more. Stops at
+ * the first failed chunk. claims: count the names as claims. 0 or
+ * -errno. */
+static int record_chunks(struct vg_placement *p, const char *const *names,
+			 const char *const *addrs, size_t n, const struct chunk_read *r,
+			 int claims, const char *what)
 {
 	struct text bn = {0}, ba = {0};
 	int rc = 0;
@@ -495,17 +475,49 @@ int vg_placement_claim_many(struct vg_placement *p, const char *const *names,
 	pthread_mutex_lock(&p->mu);
 	for (size_t i = 0; i < n && !rc; i += UPLOAD_CHUNK) {
 		size_t k = n - i < UPLOAD_CHUNK ? n - i : UPLOAD_CHUNK;
-		p->st.claims += k;
+		if (claims)
+			p->st.claims += k;
 		if (!(rc = conn(p)) && !(rc = array_text(&bn, names + i, k)) &&
 		    !(rc = array_text(&ba, addrs + i, k)) &&
-		    (rc = claim_chunk(p, bn.s, ba.s, winner, ctx)) == -ECONNRESET)
-			rc = claim_chunk(p, bn.s, ba.s, winner, ctx); /* restarted */
-		rc = done(p, rc, "recording new series' daemons");
+		    (rc = record_chunk(p, bn.s, ba.s, r)) == -ECONNRESET)
+			rc = record_chunk(p, bn.s, ba.s, r); /* restarted */
+		rc = done(p, rc, what);
 	}
 	pthread_mutex_unlock(&p->mu);
 	free(bn.s);
 	free(ba.s);
 	return rc;
+}
+
+int vg_placement_upload(struct vg_placement *p, const char *const *names,
+			const char *const *addrs, size_t n, vg_placement_conflict_fn *conflict,
+			void *ctx)
+{
+	const struct chunk_read r = {
+		.sql = "SELECT o.name, o.address, u.a FROM unnest(CAST(?1 AS"
+		       " TEXT[]), CAST(?2 AS TEXT[])) AS u(n, a)"
+		       " JOIN series_owners o ON o.name = u.n"
+		       " WHERE o.address <> u.a",
+		.binds_addrs = 1,
+		.conflict = conflict,
+		.ctx = ctx,
+	};
+
+	return record_chunks(p, names, addrs, n, &r, 0, "uploading the owners file");
+}
+
+int vg_placement_claim_many(struct vg_placement *p, const char *const *names,
+			    const char *const *addrs, size_t n, vg_placement_winner_fn *winner,
+			    void *ctx)
+{
+	const struct chunk_read r = {
+		.sql = "SELECT name, address FROM series_owners"
+		       " WHERE name = ANY(CAST(?1 AS TEXT[]))",
+		.winner = winner,
+		.ctx = ctx,
+	};
+
+	return record_chunks(p, names, addrs, n, &r, 1, "recording new series' daemons");
 }
 
 void vg_placement_get_stats(struct vg_placement *p, struct vg_store_placement *out)
