@@ -19,6 +19,19 @@ skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # SKIP $*"; }
 check() { local d=$1; shift; if "$@" >/dev/null; then ok "$d"; else nok "$d"; fi; }
 # eq DESC GOT WANT
 eq() { if [[ "$2" == "$3" ]]; then ok "$1"; else nok "$1 (got '$2', want '$3')"; fi; }
+# eq_within SECONDS DESC WANT CMD...: eq on CMD's output once it is WANT
+# (polled every 0.2 s), or on its last output when SECONDS have passed:
+# for a state a daemon reaches on its own schedule
+eq_within() {
+  local limit=$1 d=$2 want=$3 got; shift 3
+  local end=$((SECONDS + limit))
+  while :; do
+    got=$("$@" 2>/dev/null)
+    [[ $got == "$want" || $SECONDS -ge $end ]] && break
+    sleep 0.2
+  done
+  eq "$d" "$got" "$want"
+}
 done_testing() { echo "1..$_tap_n"; }
 diag() { echo "# $*"; }
 
