@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,13 +25,13 @@
 #include "vigie/config.h"
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
+#include "../support/store_series.h"
+#include "../support/tmpdir.h"
 
-#define T0 1699999980LL
-#define MS(s) ((int64_t)(s)*1000)
 #define NS 24 /* series */
 
 struct fx {
-	char dir[64];
+	char dir[256];
 	struct hrd_daemon d[2];
 	struct vg_config cfg;
 	struct vg_store *s;
@@ -43,19 +42,13 @@ static int setup(void **state)
 {
 	static const char *const extra[] = {"-O", "-R", NULL};
 	struct fx *f = calloc(1, sizeof(*f));
-	char err[256];
+	char err[256], daemons[PATH_MAX * 2];
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-store-rcd.XXXXXX");
-	if (!mkdtemp(f->dir) || hrd_start(&f->d[0], NULL, extra) ||
+	if (fx_tmpdir(f->dir, sizeof(f->dir), "store-rcd") || hrd_start(&f->d[0], NULL, extra) ||
 	    hrd_start(&f->d[1], NULL, extra))
 		return -1;
-	vg_config_defaults(&f->cfg);
-	if (vg_config_parse_archives("1m:1d,5m:7d", f->cfg.archives, VG_MAX_ARCHIVES,
-				     &f->cfg.narchives))
-		return -1;
-	snprintf(f->cfg.storage_backend, sizeof(f->cfg.storage_backend), "rrdcached");
-	snprintf(f->cfg.storage_daemons, sizeof(f->cfg.storage_daemons), "%.400s, %.200s",
-		 f->d[0].unix_addr, f->d[1].tcp_addr);
+	snprintf(daemons, sizeof(daemons), "%.400s, %.200s", f->d[0].unix_addr, f->d[1].tcp_addr);
+	fxs_config(&f->cfg, "1m:1d,5m:7d", daemons, NULL);
 	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
@@ -67,13 +60,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[128];
 
 	vg_store_close(f->s);
 	hrd_cleanup(&f->d[0]);
 	hrd_cleanup(&f->d[1]);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
+	if (fx_rm_tree(f->dir))
 		fprintf(stderr, "cannot remove %s\n", f->dir);
 	free(f);
 	return 0;
@@ -82,43 +73,7 @@ static int teardown(void **state)
 /* One minute of every series: value = 1000 * series + minute. */
 static void write_minute(struct vg_store *s, int minute)
 {
-	struct vg_batch *b = vg_batch_new("h1", 1, 1, MS(T0 + 60 * minute));
-
-	assert_non_null(b);
-	for (int i = 0; i < NS; i++) {
-		char id[16];
-		snprintf(id, sizeof(id), "node%d", i);
-		assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL,
-						  MS(T0 + 60 * minute)));
-		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE,
-						 1000.0 * i + minute),
-				 0);
-	}
-	assert_int_equal(vg_store_write_batch(s, b), 0);
-	vg_batch_free(b);
-}
-
-/* Series i holds exactly minutes 0..n-1, each once, at its own value. */
-static void check_series(struct vg_store *s, int i, int n)
-{
-	struct vg_series r;
-	char id[16];
-	int seen = 0;
-
-	snprintf(id, sizeof(id), "node%d", i);
-	assert_int_equal(vg_store_fetch(s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE, MS(T0),
-					MS(T0 + 60 * (n - 1)), 60, 0, &r),
-			 0);
-	for (size_t k = 0; k < r.n; k++) {
-		if (isnan(r.points[k].value))
-			continue;
-		/* a row covers (t, t+60]: it holds minute t/60 - T0/60 + 1 */
-		int minute = (int)((r.points[k].time_ms / 1000 - T0) / 60) + 1;
-		assert_true(fabs(r.points[k].value - (1000.0 * i + minute)) < 1e-9);
-		seen++;
-	}
-	assert_int_equal(seen, n - 1);
-	vg_series_free(&r);
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, minute), 0);
 }
 
 static void find_owners(struct fx *f)
@@ -159,7 +114,7 @@ static void test_many_series_per_round_trip(void **state)
 	assert_true(st1.flushes - st0.flushes >= 2);
 	assert_true(st1.flushes - st0.flushes <= 4);
 	for (int i = 0; i < NS; i++)
-		check_series(f->s, i, 3);
+		fxs_check_series(f->s, i, 3);
 }
 
 static void test_daemon_down_then_back(void **state)
@@ -179,14 +134,14 @@ static void test_daemon_down_then_back(void **state)
 	assert_int_equal(vg_store_flush(f->s), 0);
 	for (int i = 0; i < NS; i++) {
 		if (!f->on1[i]) {
-			check_series(f->s, i, 6); /* the other daemon: unaffected */
+			fxs_check_series(f->s, i, 6); /* the other daemon: unaffected */
 			continue;
 		}
 		struct vg_series r;
 		char id[16];
 		snprintf(id, sizeof(id), "node%d", i);
 		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE,
-						MS(T0), MS(T0 + 300), 60, 0, &r),
+						FXS_MS(FXS_T0), FXS_MS(FXS_T0 + 300), 60, 0, &r),
 				 -EHOSTUNREACH);
 	}
 	assert_int_equal(vg_store_daemons(f->s, dm, 4), 2);
@@ -205,7 +160,7 @@ static void test_daemon_down_then_back(void **state)
 	assert_int_equal(st.values_pending, 0);
 	assert_int_equal(st.write_errors, 0);
 	for (int i = 0; i < NS; i++)
-		check_series(f->s, i, 6);
+		fxs_check_series(f->s, i, 6);
 }
 
 /* The collector "crashes" (closed without its daemon) while values wait;
@@ -228,7 +183,7 @@ static void test_replay_and_daemon_crash(void **state)
 	assert_int_equal(hrd_restart(&f->d[1]), 0);
 	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
 	for (int i = 0; i < NS; i++)
-		check_series(f->s, i, 4);
+		fxs_check_series(f->s, i, 4);
 
 	/* synced (FLUSHed) values survive a kill -9 of either daemon */
 	write_minute(f->s, 4);
@@ -241,7 +196,7 @@ static void test_replay_and_daemon_crash(void **state)
 	assert_int_equal(hrd_restart(&f->d[1]), 0);
 	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
 	for (int i = 0; i < NS; i++)
-		check_series(f->s, i, 5);
+		fxs_check_series(f->s, i, 5);
 }
 
 int main(void)

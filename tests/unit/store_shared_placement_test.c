@@ -16,7 +16,6 @@
 #include <errno.h>
 #include <ftw.h>
 #include <limits.h>
-#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,14 +37,14 @@
 #include "collector/placement.h"
 #include "pg_harness.h"
 #include "rrdcached_harness.h"
+#include "../support/store_series.h"
+#include "../support/tmpdir.h"
 
-#define T0 1699999980LL
-#define MS(s) ((int64_t)(s)*1000)
 #define NS 60 /* series */
 
 static struct hpg_server pg;
 static struct hrd_daemon d[3];
-static char tmp[64];
+static char tmp[256];
 static int ncase;
 static const char *why_skip;
 
@@ -54,8 +53,7 @@ static int group_setup(void **state)
 	static const char *const extra[] = {"-O", "-R", NULL};
 
 	(void)state;
-	snprintf(tmp, sizeof(tmp), "/tmp/vigie-shared-place.XXXXXX");
-	if (!mkdtemp(tmp))
+	if (fx_tmpdir(tmp, sizeof(tmp), "shared-place"))
 		return -1;
 	/* synchronous_commit stays on: a case stops the server with -m immediate */
 	int rc = hpg_start(&pg, "-c fsync=off -c full_page_writes=off");
@@ -73,12 +71,6 @@ static int group_setup(void **state)
 	return 0;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	(void)sb, (void)flag, (void)ftw;
-	return remove(p);
-}
-
 static int group_teardown(void **state)
 {
 	(void)state;
@@ -87,7 +79,7 @@ static int group_teardown(void **state)
 			hrd_cleanup(&d[k]);
 	hpg_cleanup(&pg);
 	if (!getenv("KEEP_TMP"))
-		nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		fx_rm_tree(tmp);
 	return 0;
 }
 
@@ -137,20 +129,35 @@ static int host_files(int k)
 	return nfiles_seen;
 }
 
-static void store_cfg(struct vg_config *cfg, const char *daemons, const char *url)
+/* The layout the backend-level cases create with: a minute's rows for
+ * an hour. */
+static const struct vg_rrd_layout *layout_1h(void)
 {
-	vg_config_defaults(cfg);
-	assert_int_equal(vg_config_parse_archives("1m:1d", cfg->archives, VG_MAX_ARCHIVES,
-						  &cfg->narchives),
+	static struct vg_archive archives[VG_MAX_ARCHIVES];
+	static struct vg_rrd_layout lay = {.step_s = 60, .heartbeat_s = 600, .archives = archives};
+
+	assert_int_equal(vg_config_parse_archives("1m:1h", archives, VG_MAX_ARCHIVES,
+						  &lay.narchives),
 			 0);
-	snprintf(cfg->storage_backend, sizeof(cfg->storage_backend), "rrdcached");
-	snprintf(cfg->storage_daemons, sizeof(cfg->storage_daemons), "%s", daemons);
-	snprintf(cfg->state_url, sizeof(cfg->state_url), "%s", url);
+	return &lay;
+}
+
+/* A backend of its own on DAEMONS (OWNERS: its owners file, or NULL)
+ * sharing the placement record in the database at URL. */
+static struct vg_rrd_backend *shared_backend(const char *daemons, const char *owners,
+					     const char *url)
+{
+	struct vg_rrd_backend *be;
+	char err[512];
+
+	assert_int_equal(vg_rrd_rrdcached_open(daemons, NULL, owners, &be, err, sizeof(err)), 0);
+	assert_int_equal(vg_rrd_rrdcached_share(be, url, err, sizeof(err)), 0);
+	return be;
 }
 
 static struct vg_store *store_open(const char *sub, const struct vg_config *cfg)
 {
-	char dir[128], err[512];
+	char dir[320], err[512];
 	struct vg_store *s;
 
 	snprintf(dir, sizeof(dir), "%s/%s", tmp, sub);
@@ -160,50 +167,6 @@ static struct vg_store *store_open(const char *sub, const struct vg_config *cfg)
 		fail();
 	}
 	return s;
-}
-
-/* One minute of series [first, first + n): value = 1000 * series + minute. */
-static int write_minute(struct vg_store *s, const char *prefix, int first, int n, int minute)
-{
-	struct vg_batch *b = vg_batch_new("h1", 1, 1, MS(T0 + 60 * minute));
-	int rc;
-
-	assert_non_null(b);
-	for (int i = first; i < first + n; i++) {
-		char id[32];
-		snprintf(id, sizeof(id), "%s%d", prefix, i);
-		assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL,
-						  MS(T0 + 60 * minute)));
-		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 1000.0 * i + minute),
-				 0);
-	}
-	rc = vg_store_write_batch(s, b);
-	if (rc)
-		fprintf(stderr, "# write: %s\n", vg_store_last_error(s));
-	vg_batch_free(b);
-	return rc;
-}
-
-/* Series i holds minutes 1..n-1 (the row after minute 0), each its own. */
-static void check_series(struct vg_store *s, int i, int n)
-{
-	struct vg_series r;
-	char id[16];
-	int seen = 0;
-
-	snprintf(id, sizeof(id), "node%d", i);
-	assert_int_equal(vg_store_fetch(s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE, MS(T0),
-					MS(T0 + 60 * (n - 1)), 60, 0, &r),
-			 0);
-	for (size_t k = 0; k < r.n; k++) {
-		if (isnan(r.points[k].value))
-			continue;
-		int minute = (int)((r.points[k].time_ms / 1000 - T0) / 60) + 1;
-		assert_true(fabs(r.points[k].value - (1000.0 * i + minute)) < 1e-9);
-		seen++;
-	}
-	assert_int_equal(seen, n - 1);
-	vg_series_free(&r);
 }
 
 /* Collector A creates series on two daemons; a third daemon is added and
@@ -224,24 +187,24 @@ static void test_failover_after_a_daemon_is_added(void **state)
 	int before = host_files(2);
 
 	struct vg_store_placement pl;
-	store_cfg(&ca, two, url);
+	fxs_config(&ca, "1m:1d", two, url);
 	a = store_open("a1", &ca);
 	for (int m = 0; m < 3; m++)
-		assert_int_equal(write_minute(a, "node", 0, NS, m), 0);
+		assert_int_equal(fxs_write_minute(a, "node", 0, NS, m), 0);
 	/* the batch's new series were claimed together, none one by one */
 	vg_store_placement(a, &pl);
 	assert_int_equal(pl.claims, NS);
 	assert_int_equal(pl.lookups, 0);
 	vg_store_close(a);
 
-	store_cfg(&cb, three, url);
+	fxs_config(&cb, "1m:1d", three, url);
 	b = store_open("b1", &cb);
 	for (int m = 3; m < 6; m++)
-		assert_int_equal(write_minute(b, "node", 0, NS, m), 0);
+		assert_int_equal(fxs_write_minute(b, "node", 0, NS, m), 0);
 	vg_store_placement(b, &pl);
 	assert_int_equal(pl.lookups, 0); /* found by the batch's claim */
 	for (int i = 0; i < NS; i++)
-		check_series(b, i, 6);
+		fxs_check_series(b, i, 6);
 	vg_store_close(b);
 	assert_int_equal(host_files(2), before); /* nothing on the new daemon */
 	for (int i = 0; i < NS; i++) {
@@ -250,10 +213,10 @@ static void test_failover_after_a_daemon_is_added(void **state)
 		assert_int_equal(copies(name), 1);
 	}
 	/* and A, restarted with the new list too, reads what B wrote */
-	store_cfg(&ca, three, url);
+	fxs_config(&ca, "1m:1d", three, url);
 	a = store_open("a1", &ca);
 	for (int i = 0; i < NS; i++)
-		check_series(a, i, 6);
+		fxs_check_series(a, i, 6);
 	vg_store_close(a);
 }
 
@@ -281,7 +244,7 @@ static void *race(void *arg)
 		}
 		rc = r->be->ops->last_ms(r->be, &loc, &last);
 		if (rc == -ENOENT)
-			rc = r->be->ops->create(r->be, &loc, VG_KIND_GAUGE, MS(T0), r->lay, msg,
+			rc = r->be->ops->create(r->be, &loc, VG_KIND_GAUGE, FXS_MS(FXS_T0), r->lay, msg,
 						sizeof(msg));
 		/* -EHOSTUNREACH, -EAGAIN: the winner is on a daemon this
 		 * collector does not list */
@@ -295,29 +258,23 @@ static void *race(void *arg)
  * change) create the same new series at the same moment: one file each. */
 static void test_concurrent_creates_make_one_file(void **state)
 {
-	struct vg_archive archives[VG_MAX_ARCHIVES];
-	struct vg_rrd_layout lay = {.step_s = 60, .heartbeat_s = 600, .archives = archives};
+	const struct vg_rrd_layout *lay = layout_1h();
 	struct vg_rrd_backend *x, *y;
 	struct racer rx = {0}, ry = {0};
 	pthread_barrier_t go;
 	pthread_t tx, ty;
-	char url[512], two[PATH_MAX * 2], three[PATH_MAX * 3], err[512];
+	char url[512], two[PATH_MAX * 2], three[PATH_MAX * 3];
 
 	(void)state;
 	fresh(url, sizeof(url));
-	assert_int_equal(vg_config_parse_archives("1m:1h", archives, VG_MAX_ARCHIVES,
-						  &lay.narchives),
-			 0);
 	snprintf(two, sizeof(two), "%s, %s", d[0].unix_addr, d[1].tcp_addr);
 	snprintf(three, sizeof(three), "%s, %s, %s", d[2].tcp_addr, d[0].unix_addr,
 		 d[1].tcp_addr);
-	assert_int_equal(vg_rrd_rrdcached_open(two, NULL, NULL, &x, err, sizeof(err)), 0);
-	assert_int_equal(vg_rrd_rrdcached_open(three, NULL, NULL, &y, err, sizeof(err)), 0);
-	assert_int_equal(vg_rrd_rrdcached_share(x, url, err, sizeof(err)), 0);
-	assert_int_equal(vg_rrd_rrdcached_share(y, url, err, sizeof(err)), 0);
+	x = shared_backend(two, NULL, url);
+	y = shared_backend(three, NULL, url);
 	pthread_barrier_init(&go, NULL, 2);
-	rx = (struct racer){x, &lay, &go, 0};
-	ry = (struct racer){y, &lay, &go, 0};
+	rx = (struct racer){x, lay, &go, 0};
+	ry = (struct racer){y, lay, &go, 0};
 	pthread_create(&tx, NULL, race, &rx);
 	pthread_create(&ty, NULL, race, &ry);
 	pthread_join(tx, NULL);
@@ -356,13 +313,13 @@ static void test_database_down_places_nothing(void **state)
 	(void)state;
 	fresh(url, sizeof(url));
 	snprintf(two, sizeof(two), "%s, %s", d[0].unix_addr, d[1].tcp_addr);
-	store_cfg(&cfg, two, url);
+	fxs_config(&cfg, "1m:1d", two, url);
 	s = store_open("c1", &cfg);
-	assert_int_equal(write_minute(s, "known", 0, 4, 0), 0);
+	assert_int_equal(fxs_write_minute(s, "known", 0, 4, 0), 0);
 
 	hpg_stop(&pg);
-	assert_int_equal(write_minute(s, "known", 0, 4, 1), 0); /* known: written */
-	assert_int_equal(write_minute(s, "down", 0, 4, 1), -EAGAIN);
+	assert_int_equal(fxs_write_minute(s, "known", 0, 4, 1), 0); /* known: written */
+	assert_int_equal(fxs_write_minute(s, "down", 0, 4, 1), -EAGAIN);
 	for (int i = 0; i < 4; i++) {
 		char name[64];
 		snprintf(name, sizeof(name), "host/down%d/load.1.rrd", i);
@@ -378,22 +335,16 @@ static void test_database_down_places_nothing(void **state)
 	 * database went away claims first, and without an answer creates
 	 * nothing */
 	{
-		struct vg_archive archives[VG_MAX_ARCHIVES];
-		struct vg_rrd_layout lay = {.step_s = 60, .heartbeat_s = 600, .archives = archives};
-		struct vg_rrd_backend *be;
+		const struct vg_rrd_layout *lay = layout_1h();
+		struct vg_rrd_backend *be = shared_backend(two, NULL, url);
 		struct vg_rrd_loc loc;
-		char err[512], msg[256];
+		char msg[256];
 		int64_t last;
-		assert_int_equal(vg_config_parse_archives("1m:1h", archives, VG_MAX_ARCHIVES,
-							  &lay.narchives),
-				 0);
-		assert_int_equal(vg_rrd_rrdcached_open(two, NULL, NULL, &be, err, sizeof(err)), 0);
-		assert_int_equal(vg_rrd_rrdcached_share(be, url, err, sizeof(err)), 0);
 		assert_int_equal(be->ops->locate(be, VG_RT_HOST, "down9", "load.1", &loc), 0);
 		assert_null(loc.address);
 		assert_int_equal(be->ops->last_ms(be, &loc, &last), -EHOSTUNREACH);
 		loc.owner = 0;
-		assert_int_equal(be->ops->create(be, &loc, VG_KIND_GAUGE, MS(T0), &lay, msg,
+		assert_int_equal(be->ops->create(be, &loc, VG_KIND_GAUGE, FXS_MS(FXS_T0), lay, msg,
 						 sizeof(msg)),
 				 -EAGAIN);
 		assert_non_null(strstr(msg, "state database"));
@@ -406,7 +357,7 @@ static void test_database_down_places_nothing(void **state)
 	 * after the last real attempt (1 s) has passed — the calls made
 	 * within it must not extend it */
 	int tries = 0;
-	while (write_minute(s, "down", 0, 4, 2) && ++tries < 50) {
+	while (fxs_write_minute(s, "down", 0, 4, 2) && ++tries < 50) {
 		struct timespec ts = {0, 200 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
@@ -423,7 +374,7 @@ static void test_database_down_places_nothing(void **state)
 	/* a restart of the server between two batches costs nothing: the
 	 * lost connection is made again at once */
 	assert_int_equal(hpg_restart(&pg), 0);
-	assert_int_equal(write_minute(s, "restart", 0, 4, 3), 0);
+	assert_int_equal(fxs_write_minute(s, "restart", 0, 4, 3), 0);
 	vg_store_close(s);
 }
 
@@ -432,19 +383,15 @@ static void test_database_down_places_nothing(void **state)
  * the owners file, so the next start does not bring it back. */
 static void test_owners_file_uploaded_and_deletions_kept(void **state)
 {
-	struct vg_archive archives[VG_MAX_ARCHIVES];
-	struct vg_rrd_layout lay = {.step_s = 60, .heartbeat_s = 600, .archives = archives};
+	const struct vg_rrd_layout *lay = layout_1h();
 	struct vg_placement *p;
 	struct vg_rrd_backend *be;
 	struct vg_rrd_loc loc;
-	char url[512], two[PATH_MAX * 2], owners[128], err[512], addr[256], msg[256];
+	char url[512], two[PATH_MAX * 2], owners[320], err[512], addr[256], msg[256];
 	FILE *f;
 
 	(void)state;
 	fresh(url, sizeof(url));
-	assert_int_equal(vg_config_parse_archives("1m:1h", archives, VG_MAX_ARCHIVES,
-						  &lay.narchives),
-			 0);
 	snprintf(two, sizeof(two), "%s, %s", d[0].unix_addr, d[1].tcp_addr);
 	snprintf(owners, sizeof(owners), "%s/owners-up", tmp);
 	assert_non_null(f = fopen(owners, "w"));
@@ -456,8 +403,7 @@ static void test_owners_file_uploaded_and_deletions_kept(void **state)
 					    sizeof(addr)),
 			 0);
 
-	assert_int_equal(vg_rrd_rrdcached_open(two, NULL, owners, &be, err, sizeof(err)), 0);
-	assert_int_equal(vg_rrd_rrdcached_share(be, url, err, sizeof(err)), 0);
+	be = shared_backend(two, owners, url);
 	/* uploaded, including an address not configured here */
 	assert_int_equal(vg_placement_lookup(p, "host/up2/m.rrd", addr, sizeof(addr)), 1);
 	assert_string_equal(addr, d[0].unix_addr);
@@ -469,7 +415,7 @@ static void test_owners_file_uploaded_and_deletions_kept(void **state)
 
 	/* a series created, then deleted: its record goes */
 	assert_int_equal(be->ops->locate(be, VG_RT_HOST, "gone1", "m", &loc), 0);
-	assert_int_equal(be->ops->create(be, &loc, VG_KIND_GAUGE, MS(T0), &lay, msg, sizeof(msg)),
+	assert_int_equal(be->ops->create(be, &loc, VG_KIND_GAUGE, FXS_MS(FXS_T0), lay, msg, sizeof(msg)),
 			 0);
 	assert_int_equal(vg_placement_lookup(p, loc.path, addr, sizeof(addr)), 1);
 	assert_int_equal(be->ops->remove(be, &loc), -EOPNOTSUPP); /* FORGET; no base */
@@ -478,8 +424,7 @@ static void test_owners_file_uploaded_and_deletions_kept(void **state)
 	be->ops->close(be);
 
 	/* restarted: the owners file does not bring it back */
-	assert_int_equal(vg_rrd_rrdcached_open(two, NULL, owners, &be, err, sizeof(err)), 0);
-	assert_int_equal(vg_rrd_rrdcached_share(be, url, err, sizeof(err)), 0);
+	be = shared_backend(two, owners, url);
 	assert_int_equal(vg_placement_lookup(p, "host/gone1/m.rrd", addr, sizeof(addr)), 0);
 	assert_int_equal(vg_placement_lookup(p, "host/up1/m.rrd", addr, sizeof(addr)), 1);
 	assert_string_equal(addr, d[0].unix_addr);
