@@ -85,6 +85,9 @@ static void open_node(struct node *n, const char *url, const char *name)
 	vg_alarm_engine_cluster(n->e, name);
 }
 
+/* A round's live nodes: a alone, b alone. */
+static const char *const a_only[] = {"a"}, *const b_only[] = {"b"};
+
 static void round_(struct node *n, const char *const *live, size_t nlive)
 {
 	struct vg_alarm_lease_item *items = NULL;
@@ -206,7 +209,6 @@ static void test_takeover_replays_and_fences(void **state)
 {
 	struct cluster c;
 	struct node *ns = c.ns;
-	const char *a_only[] = {"a"}, *b_only[] = {"b"};
 	struct vg_alarm_engine_stats st;
 	struct vg_db *db;
 	(void)state;
@@ -270,7 +272,6 @@ static void test_kept_period_decided_at_takeover(void **state)
 {
 	struct cluster c;
 	struct node *ns = c.ns;
-	const char *a_only[] = {"a"}, *b_only[] = {"b"};
 	struct vg_db *db;
 	(void)state;
 
@@ -299,7 +300,6 @@ static void test_kept_period_decided_at_takeover(void **state)
 static void test_takeover_after_quiet_run(void **state)
 {
 	struct node ns[2];
-	const char *a_only[] = {"a"}, *b_only[] = {"b"};
 	struct vg_alarm_engine_stats s0, s1;
 	json_t *body, *out = NULL, *errors = NULL;
 	struct vg_db *db;
@@ -364,7 +364,6 @@ static void test_changes_elsewhere_reach_every_node(void **state)
 {
 	struct cluster c;
 	struct node *ns = c.ns;
-	const char *a_only[] = {"a"};
 	json_t *body, *out = NULL, *errors = NULL;
 	(void)state;
 
@@ -397,7 +396,6 @@ static void test_composite_over_another_owner(void **state)
 {
 	struct cluster c;
 	struct node *ns = c.ns;
-	const char *a_only[] = {"a"}, *b_only[] = {"b"};
 	json_t *out;
 	struct vg_db *db;
 	char sql[256];
@@ -477,6 +475,21 @@ static void gminute(struct cluster *c, int m, const double v[3], int from, int t
 				gfeed(&c->ns[i], vms[k], m, v[k]);
 }
 
+/* The members' cpu in a calm minute (the group's average 50 %) and in a
+ * hot one (80 %: above the threshold). */
+static const double calm[3] = {50, 50, 50}, hot[3] = {90, 80, 70};
+
+/* The web group's alarm on n fresh nodes (a, b), owned by a in every
+ * node's view, after two calm minutes (0 and 1) of every member. */
+static void group_start(struct cluster *c, size_t n)
+{
+	cluster_start(c, n, WEB_GROUP);
+	for (size_t i = 0; i < n; i++)
+		round_(&c->ns[i], a_only, 1);
+	gminute(c, 0, calm, 0, 3);
+	gminute(c, 1, calm, 0, 3);
+}
+
 /* The k-th action's notification (oldest first), new reference. */
 static json_t *action(struct vg_db *db, int k)
 {
@@ -508,17 +521,11 @@ static double group_field(json_t *body, const char *key)
  * at the end of minute 7, exactly five minutes after the first. */
 static void test_group_cooldown_across_takeover(void **state)
 {
-	const double calm[3] = {50, 50, 50}, hot[3] = {90, 80, 70};
-	const char *a_only[] = {"a"}, *b_only[] = {"b"};
 	struct cluster c;
 	json_t *j;
 	(void)state;
 
-	cluster_start(&c, 2, WEB_GROUP);
-	round_(&c.ns[0], a_only, 1);
-	round_(&c.ns[1], a_only, 1);
-	gminute(&c, 0, calm, 0, 3);
-	gminute(&c, 1, calm, 0, 3);
+	group_start(&c, 2);
 	assert_int_equal(count(c.db, ACTIONS), 0);
 	gminute(&c, 2, hot, 0, 3);
 	assert_int_equal(count(c.db, ACTIONS), 1);
@@ -551,16 +558,11 @@ static void test_group_cooldown_across_takeover(void **state)
  * from the two stored values and the third member's, as a would have. */
 static void test_group_open_period_across_takeover(void **state)
 {
-	const double calm[3] = {50, 50, 50}, hot[3] = {90, 80, 70};
-	const char *a_only[] = {"a"}, *b_only[] = {"b"};
 	struct cluster c;
 	json_t *j;
 	(void)state;
 
-	cluster_start(&c, 1, WEB_GROUP);
-	round_(&c.ns[0], a_only, 1);
-	gminute(&c, 0, calm, 0, 3);
-	gminute(&c, 1, calm, 0, 3);
+	group_start(&c, 1);
 	gminute(&c, 2, hot, 0, 2);
 	cluster_kill(&c, 0);
 	open_node(&c.ns[1], c.url, "b");
