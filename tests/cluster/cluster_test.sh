@@ -77,32 +77,23 @@ START=$(date -u -d "$(date -u +%Y-%m-10) -1 month" +%s)
 MONTH=$(date -u -d "@$START" +%Y-%m)
 END=$((START + (POLLS - 1) * 60))
 
-command -v rrdcached >/dev/null || { echo "1..0 # SKIP rrdcached not installed"; exit 0; }
-command -v jq >/dev/null || { echo "1..0 # SKIP jq not installed"; exit 0; }
-start_postgres; rc=$?
-if [[ $rc -eq 1 ]]; then echo "1..0 # SKIP $PG_SKIP"; exit 0; fi
-if [[ $rc -ne 0 ]]; then nok "PostgreSQL starts"; done_testing; exit 1; fi
-psql "$PG_URL" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE vigie" >/dev/null ||
-  { nok "CREATE DATABASE vigie"; done_testing; exit 1; }
-STATE="host=$PG_DIR port=$PG_PORT user=vigie dbname=vigie"
+require rrdcached jq
+start_shared_state
 sql() { psql "$STATE" -X -q -A -t -c "$1" 2>/dev/null; }
 ok "PostgreSQL up ($PG_BIN)"
 
 # ---- two storage daemons; a restart reuses their sockets and journal ----
 declare -a RD_DIR RD_PORT RD_PID
 for i in 0 1; do
-  start_rrdcached "s$i" -O -R || { nok "rrdcached $i starts"; done_testing; exit 1; }
+  start_rrdcached "s$i" -O -R || bail "rrdcached $i starts"
   RD_DIR[$i]=$RRDCACHED_DIR; RD_PORT[$i]=$RRDCACHED_PORT; RD_PID[$i]=$RRDCACHED_PID
 done
 ok "two rrdcached daemons up (127.0.0.1:${RD_PORT[0]}, 127.0.0.1:${RD_PORT[1]})"
-restart_rrdcached() { # INDEX: the same listeners, base dir and journal
-  local d=${RD_DIR[$1]}
-  rm -f "$d/sock" "$d/pid"
-  rrdcached -g -l "unix:$d/sock" -l "127.0.0.1:${RD_PORT[$1]}" -b "$d/base" -B \
-    -j "$d/journal" -p "$d/pid" -w 3600 -f 7200 -O -R >>"$TMP/s$1.log" 2>&1 &
-  RD_PID[$1]=$!
-  _pids+=("${RD_PID[$1]}")
-  wait_for 20 _rrdcached_up "$d/sock" "${RD_PORT[$1]}"
+restart_daemon() { # INDEX: the same listeners, base dir and journal
+  local rc
+  restart_rrdcached "s$1" "${RD_DIR[$1]}" "${RD_PORT[$1]}" -O -R; rc=$?
+  RD_PID[$1]=$RRDCACHED_PID
+  return $rc
 }
 
 # ---- the rate card, the node files ----
@@ -143,14 +134,7 @@ for i in 0 1 2; do
     used+="$p "
     case $v in P) CP[$i]=$p ;; H) CH[$i]=$p ;; S) CS[$i]=$p ;; esac
   done
-  cat >"$TMP/c$i.conf" <<CONF
-[collector]
-listen = tcp://127.0.0.1:${CP[$i]}
-http = 127.0.0.1:${CH[$i]}
-data_dir = $TMP/c$i
-[state]
-url = $STATE
-token_key = $TMP/tokens.key
+  state_conf "$TMP/c$i.conf" "${CP[$i]}" "${CH[$i]}" "$TMP/c$i" "$TMP/tokens.key" <<CONF
 [storage]
 backend = rrdcached
 daemons = 127.0.0.1:${RD_PORT[0]}, 127.0.0.1:${RD_PORT[1]}
@@ -175,7 +159,7 @@ collector() { # INDEX LOGNAME
 }
 for i in 0 1 2; do collector $i "c$i-a"; done
 for i in 0 1 2; do
-  check "collector $i answers /v1/health" wait_for 20 curl -sf -o /dev/null "http://127.0.0.1:${CH[$i]}/v1/health"
+  check "collector $i answers /v1/health" wait_for 20 answers_health "${CH[$i]}"
 done
 API=http://127.0.0.1:${CH[0]}
 
@@ -258,7 +242,7 @@ if fault collector; then
   check "h0's batches are acknowledged by another collector after the kill -9" test -n "$t1"
   [[ -n $t1 ]] && diag "FAILOVER_MS=$(( (t1 - t0) / 1000000 )) (kill -9 of h0's primary -> its batches acknowledged elsewhere, seen in the shared registry; ack_timeout_ms=$ACK_MS)"
   collector "$PRI" "c$PRI-b"
-  check "the killed collector restarts on the shared state" wait_for 20 curl -sf -o /dev/null "http://127.0.0.1:${CH[$PRI]}/v1/health"
+  check "the killed collector restarts on the shared state" wait_for 20 answers_health "${CH[$PRI]}"
   # h0 returns to it before the next failure: no host changes collector
   # while a storage daemon is down (OVERLAP=1 skips this wait; see below)
   if [[ ${OVERLAP:-0} != 1 ]]; then
@@ -282,7 +266,7 @@ if fault rrdcached; then
     return 1
   }
   check "/v1/health shows the storage daemon down" wait_for 20 health_down
-  check "the daemon restarts on its sockets and journal" restart_rrdcached 1
+  check "the daemon restarts on its sockets and journal" restart_daemon 1
 fi
 
 # ---- restart PostgreSQL (an immediate stop: a crash as the clients see it) ----
@@ -430,7 +414,7 @@ CONF
 ADMIN_TOKEN=
 start_collector ref --config "$TMP/ref.conf" --data-dir "$TMP/ref"
 REF=$COLLECTOR_PID
-check "the single reference collector answers" wait_for 20 curl -sf -o /dev/null "http://127.0.0.1:$RH/v1/health"
+check "the single reference collector answers" wait_for 20 answers_health "$RH"
 sed "s|^collectors = .*|collectors = tcp://127.0.0.1:$RP|" "$TMP/agent.conf" >"$TMP/agent-ref.conf"
 declare -a RPID
 for ((h = 0; h < HOSTS; h++)); do

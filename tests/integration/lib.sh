@@ -34,6 +34,14 @@ eq_within() {
 }
 done_testing() { echo "1..$_tap_n"; }
 diag() { echo "# $*"; }
+# bail DESC: a failed set-up step ends the test (not ok DESC, the plan)
+bail() { nok "$1"; done_testing; exit 1; }
+# require TOOL...: the whole test is skipped, naming the tool, when one
+# is not installed
+require() {
+  local t
+  for t; do command -v "$t" >/dev/null || { echo "1..0 # SKIP $t not installed"; exit 0; }; done
+}
 
 cleanup() {
   local p
@@ -96,6 +104,9 @@ stop_pid() { # SIGTERM, wait up to 10 s; returns the exit status (137 if killed)
   wait "$p" 2>/dev/null
 }
 
+# answers_health HTTP_PORT: the collector there answers /v1/health (2xx)
+answers_health() { curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:$1/v1/health"; }
+
 # wait_for SECONDS CMD... : poll CMD every 0.2 s until it succeeds
 wait_for() {
   local limit=$1; shift
@@ -113,8 +124,22 @@ wait_for() {
 # RRDCACHED_SOCK, RRDCACHED_UNIX (unix:SOCK), RRDCACHED_PORT, RRDCACHED_TCP
 # (127.0.0.1:PORT); logs to $TMP/NAME.log. Returns 1 if it does not answer
 # on both sockets within 10 s.
+# restart_rrdcached NAME DIR PORT [ARGS...]: the same daemon again (after
+# a kill) on the dir, sockets and journal start_rrdcached gave it (its
+# RRDCACHED_DIR and RRDCACHED_PORT), the journal replayed; sets
+# RRDCACHED_PID; returns 1 if it does not answer within 20 s.
 _rrdcached_up() { # SOCK PORT
   [[ -S $1 ]] && (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null
+}
+_rrdcached_run() { # NAME DIR PORT SECONDS [ARGS...]
+  local name=$1 dir=$2 port=$3 secs=$4; shift 4
+  rm -f "$dir/sock" "$dir/pid"
+  "${RRDCACHED:-rrdcached}" -g -l "unix:$dir/sock" -l "127.0.0.1:$port" \
+    -b "$dir/base" -B -j "$dir/journal" -p "$dir/pid" \
+    -w 3600 -f 7200 "$@" >>"$TMP/$name.log" 2>&1 &
+  RRDCACHED_PID=$!
+  _pids+=("$RRDCACHED_PID")
+  wait_for "$secs" _rrdcached_up "$dir/sock" "$port"
 }
 start_rrdcached() {
   local name=$1; shift
@@ -125,13 +150,11 @@ start_rrdcached() {
   RRDCACHED_PORT=$(free_port)
   RRDCACHED_TCP=127.0.0.1:$RRDCACHED_PORT
   mkdir -p "$RRDCACHED_BASE" "$RRDCACHED_DIR/journal"
-  rm -f "$RRDCACHED_SOCK" "$RRDCACHED_DIR/pid"
-  "${RRDCACHED:-rrdcached}" -g -l "$RRDCACHED_UNIX" -l "$RRDCACHED_TCP" \
-    -b "$RRDCACHED_BASE" -B -j "$RRDCACHED_DIR/journal" -p "$RRDCACHED_DIR/pid" \
-    -w 3600 -f 7200 "$@" >>"$TMP/$name.log" 2>&1 &
-  RRDCACHED_PID=$!
-  _pids+=("$RRDCACHED_PID")
-  wait_for 10 _rrdcached_up "$RRDCACHED_SOCK" "$RRDCACHED_PORT"
+  _rrdcached_run "$name" "$RRDCACHED_DIR" "$RRDCACHED_PORT" 10 "$@"
+}
+restart_rrdcached() {
+  local name=$1 dir=$2 port=$3; shift 3
+  _rrdcached_run "$name" "$dir" "$port" 20 "$@"
 }
 
 # start_postgres: a private PostgreSQL server (the twin of
@@ -182,6 +205,37 @@ stop_postgres() {
     >>"$PG_DIR/setup.log" 2>&1 || true
 }
 restart_postgres() { stop_postgres; _pg_start; }
+
+# start_shared_state: the shared state of several collectors, the way
+# every test of them begins: start_postgres (the test skipped with the
+# reason when PostgreSQL cannot run here, ended as failed when it should
+# and does not) and a database vigie in it; sets STATE, its conninfo (the
+# [state] url). state_conf FILE LISTEN_PORT HTTP_PORT DATA_DIR KEYFILE
+# writes a collector's configuration on it: [collector] (agents on
+# tcp://127.0.0.1:LISTEN_PORT, the API on 127.0.0.1:HTTP_PORT) and [state]
+# (url $STATE, token_key KEYFILE), then whatever stdin holds (more
+# sections; </dev/null for none).
+start_shared_state() {
+  local rc
+  start_postgres; rc=$?
+  if [[ $rc -eq 1 ]]; then echo "1..0 # SKIP $PG_SKIP"; exit 0; fi
+  [[ $rc -eq 0 ]] || bail "PostgreSQL starts"
+  psql "$PG_URL" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE vigie" >/dev/null ||
+    bail "CREATE DATABASE vigie"
+  STATE="host=$PG_DIR port=$PG_PORT user=vigie dbname=vigie"
+}
+state_conf() {
+  { cat <<CONF
+[collector]
+listen = tcp://127.0.0.1:$2
+http = 127.0.0.1:$3
+data_dir = $4
+[state]
+url = $STATE
+token_key = $5
+CONF
+    cat; } >"$1"
+}
 
 ADMIN_TOKEN=
 api_auth() { [[ -n $ADMIN_TOKEN ]] && echo "Authorization: Bearer $ADMIN_TOKEN" || echo "X-No-Token: 1"; }

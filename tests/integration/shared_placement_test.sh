@@ -15,35 +15,22 @@
 # SKIP, with the reason, only when PostgreSQL or rrdcached cannot run.
 source "$(dirname "$0")/lib.sh"
 
-command -v rrdcached >/dev/null || { echo "1..0 # SKIP rrdcached not installed"; exit 0; }
-command -v jq >/dev/null || { echo "1..0 # SKIP jq not installed"; exit 0; }
-start_postgres; rc=$?
-if [[ $rc -eq 1 ]]; then echo "1..0 # SKIP $PG_SKIP"; exit 0; fi
-if [[ $rc -ne 0 ]]; then nok "PostgreSQL starts"; done_testing; exit 1; fi
-psql "$PG_URL" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE vigie" >/dev/null ||
-  { nok "CREATE DATABASE vigie"; done_testing; exit 1; }
-STATE="host=$PG_DIR port=$PG_PORT user=vigie dbname=vigie"
+require rrdcached jq
+start_shared_state
 sql() { psql "$STATE" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
 
-start_rrdcached a -R -O || { nok "rrdcached A starts"; done_testing; exit 1; }
+start_rrdcached a -R -O || bail "rrdcached A starts"
 A=$RRDCACHED_UNIX A_BASE=$RRDCACHED_BASE
-start_rrdcached b -R -O || { nok "rrdcached B starts"; done_testing; exit 1; }
+start_rrdcached b -R -O || bail "rrdcached B starts"
 B=$RRDCACHED_TCP B_BASE=$RRDCACHED_BASE
-start_rrdcached c -R -O || { nok "rrdcached C starts"; done_testing; exit 1; }
+start_rrdcached c -R -O || bail "rrdcached C starts"
 C=$RRDCACHED_TCP C_BASE=$RRDCACHED_BASE
 ok "three rrdcached daemons: A $A, B $B, C $C"
 
 KEY=$TMP/tokens.key
 START=$(( ($(date +%s) - 6 * 3600) / 3600 * 3600 ))
 conf() { # NAME DATA_DIR LISTEN_PORT HTTP_PORT DAEMONS
-  cat >"$TMP/$1.conf" <<CONF
-[collector]
-listen = tcp://127.0.0.1:$3
-http = 127.0.0.1:$4
-data_dir = $2
-[state]
-url = $STATE
-token_key = $KEY
+  state_conf "$TMP/$1.conf" "$3" "$4" "$2" "$KEY" <<CONF
 [storage]
 backend = rrdcached
 daemons = $5
@@ -56,7 +43,7 @@ P1=$(free_port); H1=$(free_port); P2=$(free_port); H2=$(free_port)
 collector() { # NAME DATA PORT HTTP DAEMONS
   conf "$@"
   start_collector "$1" --config "$TMP/$1.conf"
-  wait_for 20 curl -sf -o /dev/null "http://127.0.0.1:$4/v1/health"
+  wait_for 20 answers_health "$4"
 }
 agent() { # NAME COLLECTOR_PORT HOST LIBVIRT CLOCK_START COUNT
   # the host's figures from a fixed /proc: every series in every poll

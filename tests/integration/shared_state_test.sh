@@ -11,12 +11,7 @@
 # SKIP, with the reason, only when PostgreSQL cannot run on this machine.
 source "$(dirname "$0")/lib.sh"
 
-start_postgres; rc=$?
-if [[ $rc -eq 1 ]]; then echo "1..0 # SKIP $PG_SKIP"; exit 0; fi
-if [[ $rc -ne 0 ]]; then nok "PostgreSQL starts"; done_testing; exit 1; fi
-psql "$PG_URL" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE vigie" >/dev/null ||
-  { nok "CREATE DATABASE vigie"; done_testing; exit 1; }
-STATE="host=$PG_DIR port=$PG_PORT user=vigie dbname=vigie"
+start_shared_state
 # each component's tables live in its own schema (vigie/db.h): the
 # registry's in vigie_registry, the tokens' in vigie_tokens
 sql() { psql "$STATE" -X -q -A -t -v ON_ERROR_STOP=1 -c "SET search_path TO vigie_registry; $1"; }
@@ -28,14 +23,7 @@ START=$(( (NOW - 7200) / 60 * 60 ))
 KEY=$TMP/tokens.key   # the tokens' key, "distributed" to both collectors
 
 conf() { # NAME DATA_DIR LISTEN_PORT HTTP_PORT KEYFILE
-  cat >"$TMP/$1.conf" <<CONF
-[collector]
-listen = tcp://127.0.0.1:$3
-http = 127.0.0.1:$4
-data_dir = $2
-[state]
-url = $STATE
-token_key = $5
+  state_conf "$TMP/$1.conf" "$3" "$4" "$2" "$5" <<CONF
 [log]
 level = debug
 CONF
@@ -55,7 +43,7 @@ export VIGIE_TOKEN=$ADMIN_TOKEN
 start_collector c1 --config "$TMP/c1.conf"
 C1=$COLLECTOR_PID
 API=http://127.0.0.1:$H1
-check "collector answers /v1/health" wait_for 15 curl -sf "$API/v1/health"
+check "collector answers /v1/health" wait_for 15 answers_health "$H1"
 start_agent agent --collector tcp://127.0.0.1:$P1 --libvirt $URI --interval 0.2 \
   --host it-host --spool "$TMP/spool" --clock-start $START --clock-step 60
 host_minutes() {
@@ -90,7 +78,7 @@ eq "a request without a token is refused" "$(ADMIN_TOKEN= api_code /v1/resources
 stop_pid "$C1"   # its last values are flushed into the shared state
 start_collector c2 --config "$TMP/c2.conf"
 API=http://127.0.0.1:$H2
-check "second collector answers /v1/health" wait_for 15 curl -sf "$API/v1/health"
+check "second collector answers /v1/health" wait_for 15 answers_health "$H2"
 eq "the same token works on the second collector" "$(api_code /v1/resources)" 200
 eq "it lists the same instance" "$(api "/v1/resources/$UUID" | jq -r .host)" it-host
 eq "with the last values the first one received" \
