@@ -304,6 +304,14 @@ int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what)
 				    what);
 		vg_http_resp_header(resp, "Retry-After", "1");
 		break;
+	case -ENOTCONN:   /* an API thread's first registry: opened when */
+	case -ECONNRESET: /* the state database does not answer */
+		vg_http_reply_error(resp, 503,
+				    "the state database does not answer reading "
+				    "%s, retry shortly",
+				    what);
+		vg_http_resp_header(resp, "Retry-After", "1");
+		break;
 	default:
 		vg_http_reply_error(resp, 500, "error reading %s: %s", what,
 				    strerror(err < 0 ? -err : err));

@@ -115,8 +115,9 @@ int vg_api_finalize_answer(const struct vg_bill_service *svc,
 			   struct vg_http_req *req, struct vg_http_resp *resp);
 
 /* Reply for a negative errno from the registry or store: -ENOENT 404,
- * -EINVAL 400, -EAGAIN/-EBUSY 503, anything else 500; `what` names the
- * object ("resource 'x'"). Returns 0. */
+ * -EINVAL 400, -EAGAIN/-EBUSY and -ENOTCONN/-ECONNRESET (the state
+ * database does not answer) 503 with Retry-After, anything else 500;
+ * `what` names the object ("resource 'x'"). Returns 0. */
 struct vg_store;
 int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what);
 

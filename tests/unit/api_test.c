@@ -208,6 +208,11 @@ static void test_reply_errno(void **state)
 	assert_int_equal(r.status, 400);
 	vg_api_reply_errno(&r, -EAGAIN, "x");
 	assert_int_equal(r.status, 503);
+	/* the registry of an API thread opened while the state database
+	 * does not answer: retry, as for any other state read then */
+	vg_api_reply_errno(&r, -ENOTCONN, "resources");
+	assert_int_equal(r.status, 503);
+	assert_non_null(strstr(r.body, "the state database does not answer"));
 	vg_api_reply_errno(&r, -EIO, "x");
 	assert_int_equal(r.status, 500);
 	vg_http_resp_release(&r);
