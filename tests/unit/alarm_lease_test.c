@@ -185,6 +185,15 @@ static void cluster_start(struct cluster *c, size_t n, const char *json)
 		json_decref(create_on(&c->ns[0], json));
 }
 
+/* cluster_start, then a round on every node that sees a alone: a owns
+ * every alarm, the others know it. */
+static void cluster_start_on_a(struct cluster *c, size_t n, const char *json)
+{
+	cluster_start(c, n, json);
+	for (size_t i = 0; i < n; i++)
+		round_(&c->ns[i], a_only, 1);
+}
+
 /* Node i dies (kill -9: no release), and every lease is expired, as one
  * lease later. */
 static void cluster_kill(struct cluster *c, size_t i)
@@ -213,13 +222,10 @@ static void test_takeover_replays_and_fences(void **state)
 	struct vg_db *db;
 	(void)state;
 
-	cluster_start(&c, 2, CPU_VM1);
-	db = c.db;
-
 	/* a is the only live node: a holds the lease; b loads the
 	 * definition it did not create and holds nothing */
-	round_(&ns[0], a_only, 1);
-	round_(&ns[1], a_only, 1);
+	cluster_start_on_a(&c, 2, CPU_VM1);
+	db = c.db;
 	vg_alarm_engine_get_stats(ns[0].e, &st);
 	assert_int_equal(st.owned, 1);
 	vg_alarm_engine_get_stats(ns[1].e, &st);
@@ -275,10 +281,8 @@ static void test_kept_period_decided_at_takeover(void **state)
 	struct vg_db *db;
 	(void)state;
 
-	cluster_start(&c, 2, CPU_VM1);
+	cluster_start_on_a(&c, 2, CPU_VM1);
 	db = c.db;
-	round_(&ns[0], a_only, 1);
-	round_(&ns[1], a_only, 1);
 	feed_all(ns, 2, 0, 50);
 	feed_all(ns, 2, 1, 50);
 	assert_int_equal(count(db, TRANSITIONS), 1); /* insufficient -> ok */
@@ -299,32 +303,18 @@ static void test_kept_period_decided_at_takeover(void **state)
  * them as missing would fire at the takeover. */
 static void test_takeover_after_quiet_run(void **state)
 {
-	struct node ns[2];
+	struct cluster c;
+	struct node *ns = c.ns;
 	struct vg_alarm_engine_stats s0, s1;
-	json_t *body, *out = NULL, *errors = NULL;
 	struct vg_db *db;
-	char url[700], err[256];
 	(void)state;
 
-	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
-		dbe_need(&DBE_PG);
-	g_now = T0;
-	open_node(&ns[0], url, "a");
-	open_node(&ns[1], url, "b");
-	assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
-	body = json_loads("{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":"
-			  "\"vm1\",\"period\":60,\"evaluation_periods\":20,"
-			  "\"datapoints_to_alarm\":2,\"comparison\":\"gt\",\"threshold\":90,"
-			  "\"missing_data\":\"breaching\"}",
-			  0, NULL);
-	if (vg_alarm_engine_create(ns[0].e, body, NULL, &out, &errors)) {
-		char *t = errors ? json_dumps(errors, 0) : NULL;
-		fail_msg("create: %s", t ? t : "");
-	}
-	json_decref(body);
-	json_decref(out);
-	round_(&ns[0], a_only, 1);
-	round_(&ns[1], a_only, 1);
+	cluster_start_on_a(&c, 2,
+			   "{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":"
+			   "\"vm1\",\"period\":60,\"evaluation_periods\":20,"
+			   "\"datapoints_to_alarm\":2,\"comparison\":\"gt\",\"threshold\":90,"
+			   "\"missing_data\":\"breaching\"}");
+	db = c.db;
 	/* 20 good minutes: alarm while the missing ones (counted as
 	 * breaching) are 2 or more, ok from the 19th, quiet from the 20th */
 	for (int m = 0; m < 20; m++)
@@ -339,10 +329,7 @@ static void test_takeover_after_quiet_run(void **state)
 	assert_string_equal(state_of(ns[0].e), "ok");
 
 	/* a dies (kill -9: no release); b takes over, replays what it kept */
-	vg_alarm_engine_close(ns[0].e);
-	assert_int_equal(vg_db_exec(db, "UPDATE vigie_alarms.alarm_leases SET "
-					"expires_at = now() - interval '1 second'"),
-			 0);
+	cluster_kill(&c, 0);
 	round_(&ns[1], b_only, 1);
 	assert_int_equal(count(db, TRANSITIONS), before);
 	assert_string_equal(state_of(ns[1].e), "ok");
@@ -352,10 +339,7 @@ static void test_takeover_after_quiet_run(void **state)
 	feed(&ns[1], 42, T0 + 41 * MIN, 95);
 	assert_int_equal(count(db, TRANSITIONS), before + 1);
 	assert_string_equal(state_of(ns[1].e), "alarm");
-	vg_db_close(db);
-	vg_alarm_lease_close(ns[0].l);
-	vg_alarm_lease_close(ns[1].l);
-	vg_alarm_engine_close(ns[1].e);
+	cluster_stop(&c);
 }
 
 /* A definition changed or deleted on one collector reaches the others at
@@ -483,9 +467,7 @@ static const double calm[3] = {50, 50, 50}, hot[3] = {90, 80, 70};
  * node's view, after two calm minutes (0 and 1) of every member. */
 static void group_start(struct cluster *c, size_t n)
 {
-	cluster_start(c, n, WEB_GROUP);
-	for (size_t i = 0; i < n; i++)
-		round_(&c->ns[i], a_only, 1);
+	cluster_start_on_a(c, n, WEB_GROUP);
 	gminute(c, 0, calm, 0, 3);
 	gminute(c, 1, calm, 0, 3);
 }
