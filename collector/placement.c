@@ -211,6 +211,22 @@ void vg_placement_close(struct vg_placement *p)
 	free(p);
 }
 
+/* Run sql, a statement that returns no row, with ?1 = a and ?2 = b on
+ * db (mu held, connected). 0 or -errno. */
+static int run(struct vg_db *db, const char *sql, const char *a, const char *b)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = vg_db_prepare(db, sql, &st)))
+		return rc;
+	vg_db_bind_text(st, 1, a);
+	vg_db_bind_text(st, 2, b);
+	rc = vg_db_step(st);
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
 /* SELECT the record of name (mu held, connected): 1, 0 or -errno. */
 static int lookup_locked(struct vg_placement *p, const char *name, char *addr, size_t len)
 {
@@ -246,18 +262,12 @@ int vg_placement_lookup(struct vg_placement *p, const char *name, char *addr, si
 static int claim_locked(struct vg_placement *p, const char *name, const char *addr,
 			char *winner, size_t len)
 {
-	struct vg_db_stmt *st;
 	int rc;
 
-	if ((rc = vg_db_prepare(p->db, "INSERT INTO series_owners(name, address) VALUES (?1, ?2)"
-				       " ON CONFLICT (name) DO NOTHING",
-				&st)))
-		return rc;
-	vg_db_bind_text(st, 1, name);
-	vg_db_bind_text(st, 2, addr);
-	rc = vg_db_step(st);
-	vg_db_reset(st);
-	if (rc < 0)
+	if ((rc = run(p->db,
+		      "INSERT INTO series_owners(name, address) VALUES (?1, ?2)"
+		      " ON CONFLICT (name) DO NOTHING",
+		      name, addr)))
 		return rc;
 	/* a new statement, a new snapshot: sees the winner (see the top) */
 	rc = lookup_locked(p, name, winner, len);
@@ -291,22 +301,15 @@ struct set_args {
 static int set_fn(struct vg_db *db, void *arg)
 {
 	struct set_args *a = arg;
-	struct vg_db_stmt *st;
 	int rc;
 
-	for (size_t i = 0; i < a->n; i++) {
-		if ((rc = vg_db_prepare(db, "INSERT INTO series_owners(name, address)"
-					    " VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE"
-					    " SET address = excluded.address",
-					&st)))
+	for (size_t i = 0; i < a->n; i++)
+		if ((rc = run(db,
+			      "INSERT INTO series_owners(name, address)"
+			      " VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE"
+			      " SET address = excluded.address",
+			      a->names[i], a->addr)))
 			return rc;
-		vg_db_bind_text(st, 1, a->names[i]);
-		vg_db_bind_text(st, 2, a->addr);
-		rc = vg_db_step(st);
-		vg_db_reset(st);
-		if (rc < 0)
-			return rc;
-	}
 	return 0;
 }
 
@@ -326,17 +329,7 @@ int vg_placement_set(struct vg_placement *p, const char *const *names, size_t n,
 
 static int forget_locked(struct vg_placement *p, const char *name, const char *addr)
 {
-	struct vg_db_stmt *st;
-	int rc;
-
-	if ((rc = vg_db_prepare(p->db, "DELETE FROM series_owners WHERE name = ?1 AND address = ?2",
-				&st)))
-		return rc;
-	vg_db_bind_text(st, 1, name);
-	vg_db_bind_text(st, 2, addr);
-	rc = vg_db_step(st);
-	vg_db_reset(st);
-	return rc < 0 ? rc : 0;
+	return run(p->db, "DELETE FROM series_owners WHERE name = ?1 AND address = ?2", name, addr);
 }
 
 int vg_placement_forget(struct vg_placement *p, const char *name, const char *addr)
@@ -403,20 +396,12 @@ static int array_text(struct text *t, const char *const *v, size_t n)
  * wins; a name already recorded keeps its address). */
 static int record_free(struct vg_placement *p, const char *an, const char *aa)
 {
-	struct vg_db_stmt *st;
-	int rc;
-
-	if ((rc = vg_db_prepare(p->db, "INSERT INTO series_owners(name, address)"
-				       " SELECT u.n, u.a FROM unnest(CAST(?1 AS TEXT[]),"
-				       " CAST(?2 AS TEXT[])) AS u(n, a)"
-				       " ON CONFLICT (name) DO NOTHING",
-				&st)))
-		return rc;
-	vg_db_bind_text(st, 1, an);
-	vg_db_bind_text(st, 2, aa);
-	rc = vg_db_step(st);
-	vg_db_reset(st);
-	return rc < 0 ? rc : 0;
+	return run(p->db,
+		   "INSERT INTO series_owners(name, address)"
+		   " SELECT u.n, u.a FROM unnest(CAST(?1 AS TEXT[]),"
+		   " CAST(?2 AS TEXT[])) AS u(n, a)"
+		   " ON CONFLICT (name) DO NOTHING",
+		   an, aa);
 }
 
 /* What a chunk reads back after record_free: sql, a SELECT over the
