@@ -497,6 +497,19 @@ static double group_field(json_t *body, const char *key)
 				key));
 }
 
+/* The k-th action (oldest first) is stamped minute m (the end of minute
+ * m - 1) and says the group's average was 80 % over 3 of `members`
+ * ("members", "reported"). */
+static void assert_action(struct vg_db *db, int k, int m, const char *members)
+{
+	json_t *j = action(db, k);
+
+	assert_int_equal(json_integer_value(json_object_get(j, "timestamp_ms")), T0 + m * MIN);
+	assert_true(group_field(j, "value") == 80);
+	assert_true(group_field(j, members) == 3);
+	json_decref(j);
+}
+
 /* a acts at the end of minute 2 and dies in the middle of minute 4; b,
  * which saw every sample, takes over: the repeats inside the cooldown
  * stay held back (the decided period 4 included), and the next action is
@@ -504,7 +517,6 @@ static double group_field(json_t *body, const char *key)
 static void test_group_cooldown_across_takeover(void **state)
 {
 	struct cluster c;
-	json_t *j;
 	(void)state;
 
 	group_start(&c, 2);
@@ -523,11 +535,7 @@ static void test_group_cooldown_across_takeover(void **state)
 	assert_int_equal(count(c.db, ACTIONS), 2);
 	gminute(&c, 8, hot, 0, 3);
 	assert_int_equal(count(c.db, ACTIONS), 2);
-	j = action(c.db, 1);
-	assert_int_equal(json_integer_value(json_object_get(j, "timestamp_ms")), T0 + 8 * MIN);
-	assert_true(group_field(j, "value") == 80);
-	assert_true(group_field(j, "members") == 3);
-	json_decref(j);
+	assert_action(c.db, 1, 8, "members");
 	/* periods 3, 4, 5, 6 and 8 held back, each recorded once */
 	assert_int_equal(count(c.db, "SELECT count(*) FROM vigie_alarms.history WHERE "
 				     "type = 'cooldown'"),
@@ -541,7 +549,6 @@ static void test_group_cooldown_across_takeover(void **state)
 static void test_group_open_period_across_takeover(void **state)
 {
 	struct cluster c;
-	json_t *j;
 	(void)state;
 
 	group_start(&c, 1);
@@ -553,11 +560,7 @@ static void test_group_open_period_across_takeover(void **state)
 	gminute(&c, 2, hot, 2, 3);
 	gminute(&c, 3, hot, 0, 3);
 	assert_int_equal(count(c.db, ACTIONS), 1);
-	j = action(c.db, 0);
-	assert_int_equal(json_integer_value(json_object_get(j, "timestamp_ms")), T0 + 3 * MIN);
-	assert_true(group_field(j, "value") == 80);
-	assert_true(group_field(j, "reported") == 3);
-	json_decref(j);
+	assert_action(c.db, 0, 3, "reported");
 	cluster_stop(&c);
 }
 
