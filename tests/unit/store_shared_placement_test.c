@@ -45,6 +45,7 @@
 static struct hpg_server pg;
 static struct hrd_daemon d[3];
 static char tmp[256];
+static char two[PATH_MAX * 2]; /* daemons A and B: d[0]'s socket, d[1]'s TCP port */
 static int ncase;
 static const char *why_skip;
 
@@ -68,6 +69,7 @@ static int group_setup(void **state)
 	for (int k = 0; k < 3; k++)
 		if (hrd_start(&d[k], NULL, extra))
 			return -1;
+	snprintf(two, sizeof(two), "%s, %s", d[0].unix_addr, d[1].tcp_addr);
 	return 0;
 }
 
@@ -177,11 +179,10 @@ static void test_failover_after_a_daemon_is_added(void **state)
 {
 	struct vg_config ca, cb;
 	struct vg_store *a, *b;
-	char url[512], two[PATH_MAX * 2], three[PATH_MAX * 3];
+	char url[512], three[PATH_MAX * 3];
 
 	(void)state;
 	fresh(url, sizeof(url));
-	snprintf(two, sizeof(two), "%s, %s", d[0].unix_addr, d[1].tcp_addr);
 	snprintf(three, sizeof(three), "%s, %s, %s", d[2].unix_addr, d[0].unix_addr,
 		 d[1].tcp_addr);
 	int before = host_files(2);
@@ -263,11 +264,10 @@ static void test_concurrent_creates_make_one_file(void **state)
 	struct racer rx = {0}, ry = {0};
 	pthread_barrier_t go;
 	pthread_t tx, ty;
-	char url[512], two[PATH_MAX * 2], three[PATH_MAX * 3];
+	char url[512], three[PATH_MAX * 3];
 
 	(void)state;
 	fresh(url, sizeof(url));
-	snprintf(two, sizeof(two), "%s, %s", d[0].unix_addr, d[1].tcp_addr);
 	snprintf(three, sizeof(three), "%s, %s, %s", d[2].tcp_addr, d[0].unix_addr,
 		 d[1].tcp_addr);
 	x = shared_backend(two, NULL, url);
@@ -308,11 +308,10 @@ static void test_database_down_places_nothing(void **state)
 	struct vg_config cfg;
 	struct vg_store *s;
 	struct vg_store_placement pl;
-	char url[512], two[PATH_MAX * 2];
+	char url[512];
 
 	(void)state;
 	fresh(url, sizeof(url));
-	snprintf(two, sizeof(two), "%s, %s", d[0].unix_addr, d[1].tcp_addr);
 	fxs_config(&cfg, "1m:1d", two, url);
 	s = store_open("c1", &cfg);
 	assert_int_equal(fxs_write_minute(s, "known", 0, 4, 0), 0);
@@ -387,12 +386,11 @@ static void test_owners_file_uploaded_and_deletions_kept(void **state)
 	struct vg_placement *p;
 	struct vg_rrd_backend *be;
 	struct vg_rrd_loc loc;
-	char url[512], two[PATH_MAX * 2], owners[320], err[512], addr[256], msg[256];
+	char url[512], owners[320], err[512], addr[256], msg[256];
 	FILE *f;
 
 	(void)state;
 	fresh(url, sizeof(url));
-	snprintf(two, sizeof(two), "%s, %s", d[0].unix_addr, d[1].tcp_addr);
 	snprintf(owners, sizeof(owners), "%s/owners-up", tmp);
 	assert_non_null(f = fopen(owners, "w"));
 	fprintf(f, "%s host/up1/m.rrd\n%s host/up2/m.rrd\nstorage9:42217 host/up3/m.rrd\n",
