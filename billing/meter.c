@@ -8,9 +8,12 @@
  * read first, in bulk; the items change in-memory copies of them, and the
  * changed rows and the batch's network bytes (summed per vNIC and hour)
  * are written back in multi-row statements before COMMIT. On PostgreSQL
- * each statement is a round trip the receiver waits for: this makes a
+ * each statement the receiver waits for is a round trip: this makes a
  * steady poll cost a handful of statements per batch instead of about
- * eleven per instance (docs/benchmarks.md). Timelines (transitions) are
+ * eleven per instance (docs/benchmarks.md), and the writes and locks
+ * are queued (libpq's pipeline mode, vg_db_step_queued), so a steady
+ * batch waits twice: BEGIN, the locks and the read of its rows; then
+ * its writes and COMMIT. Timelines (transitions) are
  * still written as each item changes them: they change rarely. Its events and
  * resource observations are merged in time order (an event before an
  * observation at the same instant) and each is applied to its resource's
@@ -379,11 +382,13 @@ static int q(struct vg_bill_meter *m, int i, struct vg_db_stmt **s)
 	return vg_db_prepare(m->db, sql[i], s);
 }
 
+/* Run a write (or a lock) whose rows are not read. Queued on PostgreSQL:
+ * it travels with the next read or the COMMIT, in the same round trip
+ * (vg_db_step_queued); its error, if any, comes back from that call,
+ * still inside the batch's transaction, which fails as a whole. */
 static int step_done(struct vg_db_stmt *s)
 {
-	int rc = vg_db_step(s);
-	vg_db_reset(s);
-	return rc < 0 ? rc : 0;
+	return vg_db_step_queued(s);
 }
 
 static void bind_opt(struct vg_db_stmt *s, int i, int64_t v)
