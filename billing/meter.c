@@ -524,8 +524,13 @@ struct cnet {
 #define FETCH_ROWS 128
 static const int write_sizes[] = {64, 32, 16, 8, 4, 1};
 #define NWRITE (sizeof(write_sizes) / sizeof(write_sizes[0]))
-#define UPD_COLS 16
-#define NET_COLS 5
+/* The types of the bulk statements' columns, one letter each (t TEXT,
+ * b BIGINT): the resources rows' (bind_upd) and the network rows'
+ * (bind_net). */
+static const char UPD_TYPES[] = "tbbbbbtbbbbbbbbb";
+static const char NET_TYPES[] = "tbtbb";
+#define UPD_COLS ((int)sizeof(UPD_TYPES) - 1)
+#define NET_COLS ((int)sizeof(NET_TYPES) - 1)
 
 static void rows_forget(struct vg_bill_meter *m)
 {
@@ -1117,62 +1122,61 @@ static int rows_flush(struct vg_bill_meter *m, const struct vg_batch *b)
 	return rc;
 }
 
-/* The bulk statements' SQL for write_sizes[z] rows. */
-static char *upd_sql_for(int rows)
+/* "VALUES (..),(..)": rows rows of strlen(types) parameters, ?1.. in
+ * order, the first row casting each to its type so that PostgreSQL knows
+ * the columns' types (sqlite ignores the casts' effect on NULL padding).
+ * Every multi-row statement of the meter is built around one of these.
+ * Returns the length written (txt holds len bytes). */
+static size_t values_rows(char *txt, size_t len, int rows, const char *types)
 {
-	size_t len = 512 + (size_t)rows * UPD_COLS * 24, k = 0;
+	int cols = (int)strlen(types);
+	size_t k = (size_t)snprintf(txt, len, "VALUES ");
+
+	for (int i = 0; i < rows; i++) {
+		k += (size_t)snprintf(txt + k, len - k, "%s(", i ? "," : "");
+		for (int c = 1; c <= cols; c++) {
+			int n = i * cols + c;
+			if (i == 0)
+				k += (size_t)snprintf(txt + k, len - k, "%sCAST(?%d AS %s)",
+						      c > 1 ? "," : "", n,
+						      types[c - 1] == 't' ? "TEXT" : "BIGINT");
+			else
+				k += (size_t)snprintf(txt + k, len - k, "%s?%d", c > 1 ? "," : "",
+						      n);
+		}
+		k += (size_t)snprintf(txt + k, len - k, ")");
+	}
+	return k;
+}
+
+/* head, then the VALUES of rows rows of types, then tail (malloc'd). */
+static char *values_sql(const char *head, int rows, const char *types, const char *tail)
+{
+	size_t len = strlen(head) + strlen(tail) + 64 + (size_t)rows * strlen(types) * 24;
 	char *txt = malloc(len);
+	size_t k;
 
 	if (!txt)
 		return NULL;
-	k += (size_t)snprintf(txt + k, len - k,
-			      "UPDATE resources SET first_ms=v.column2,"
-			      "last_seen_ms=v.column3,last_poll_ms=v.column4,"
-			      "last_change_ms=v.column5,state=v.column6,"
-			      "flavor=v.column7,vcpus=v.column8,ram_mb=v.column9,"
-			      "disk_gb=v.column10,capacity=v.column11,has_disks="
-			      "CASE WHEN resources.has_disks>v.column12 THEN "
-			      "resources.has_disks ELSE v.column12 END,"
-			      "ctr_ms=v.column13,ctr_tx=v.column14,"
-			      "ctr_rx=v.column15,sight_gen=v.column16 FROM (VALUES");
-	for (int i = 0; i < rows; i++) {
-		int b = i * UPD_COLS;
-		/* the first row gives PostgreSQL the columns' types */
-		if (i == 0)
-			k += (size_t)snprintf(txt + k, len - k,
-					      " (CAST(?1 AS TEXT),CAST(?2 AS BIGINT),"
-					      "CAST(?3 AS BIGINT),CAST(?4 AS BIGINT),"
-					      "CAST(?5 AS BIGINT),CAST(?6 AS BIGINT),"
-					      "CAST(?7 AS TEXT),CAST(?8 AS BIGINT),"
-					      "CAST(?9 AS BIGINT),CAST(?10 AS BIGINT),"
-					      "CAST(?11 AS BIGINT),CAST(?12 AS BIGINT),"
-					      "CAST(?13 AS BIGINT),CAST(?14 AS BIGINT),"
-					      "CAST(?15 AS BIGINT),CAST(?16 AS BIGINT))");
-		else {
-			k += (size_t)snprintf(txt + k, len - k, ",(");
-			for (int c = 1; c <= UPD_COLS; c++)
-				k += (size_t)snprintf(txt + k, len - k, "%s?%d",
-						      c > 1 ? "," : "", b + c);
-			k += (size_t)snprintf(txt + k, len - k, ")");
-		}
-	}
-	snprintf(txt + k, len - k, ") AS v WHERE resources.id=v.column1");
+	k = (size_t)snprintf(txt, len, "%s", head);
+	k += values_rows(txt + k, len - k, rows, types);
+	snprintf(txt + k, len - k, "%s", tail);
 	return txt;
 }
 
-/* The VALUES list of rows network rows (?1..?5 the first: project,
- * hour, nic, tx, rx), the first row with its columns' types. */
-static size_t net_values(char *txt, size_t len, int rows)
+/* The bulk update of rows resources rows (bind_upd's columns). */
+static char *upd_sql_for(int rows)
 {
-	size_t k = (size_t)snprintf(txt, len,
-				    "VALUES (CAST(?1 AS TEXT),CAST(?2 AS BIGINT),"
-				    "CAST(?3 AS TEXT),CAST(?4 AS BIGINT),CAST(?5 AS BIGINT))");
-	for (int i = 1; i < rows; i++) {
-		int b = i * NET_COLS;
-		k += (size_t)snprintf(txt + k, len - k, ",(?%d,?%d,?%d,?%d,?%d)", b + 1, b + 2,
-				      b + 3, b + 4, b + 5);
-	}
-	return k;
+	return values_sql("UPDATE resources SET first_ms=v.column2,"
+			  "last_seen_ms=v.column3,last_poll_ms=v.column4,"
+			  "last_change_ms=v.column5,state=v.column6,"
+			  "flavor=v.column7,vcpus=v.column8,ram_mb=v.column9,"
+			  "disk_gb=v.column10,capacity=v.column11,has_disks="
+			  "CASE WHEN resources.has_disks>v.column12 THEN "
+			  "resources.has_disks ELSE v.column12 END,"
+			  "ctr_ms=v.column13,ctr_tx=v.column14,"
+			  "ctr_rx=v.column15,sight_gen=v.column16 FROM (",
+			  rows, UPD_TYPES, ") AS v WHERE resources.id=v.column1");
 }
 
 /* Pre-images: before a batch adds to an hour of a month whose invoices
@@ -1194,18 +1198,14 @@ static size_t net_values(char *txt, size_t len, int rows)
 /* sqlite: the pre-images of rows rows, a statement of its own. */
 static char *pre_sql_for(int rows)
 {
-	size_t len = 1024 + (size_t)rows * NET_COLS * 24, k;
-	char *txt = malloc(len), *vals = malloc(len);
+	char *vals = values_sql("(", rows, NET_TYPES, ") AS"), *txt;
+	size_t len;
 
-	if (!txt || !vals) {
-		free(txt);
-		free(vals);
+	if (!vals)
 		return NULL;
-	}
-	vals[0] = '(';
-	k = 1 + net_values(vals + 1, len - 2, rows);
-	snprintf(vals + k, len - k, ") AS");
-	snprintf(txt, len, PRE_SQL, vals);
+	len = strlen(PRE_SQL) + strlen(vals) + 1;
+	if ((txt = malloc(len)))
+		snprintf(txt, len, PRE_SQL, vals);
 	free(vals);
 	return txt;
 }
@@ -1215,47 +1215,27 @@ static char *pre_sql_for(int rows)
  * INSERT adds to them (one snapshot). */
 static char *net_pg_sql_for(int rows)
 {
-	size_t len = 1536 + (size_t)rows * NET_COLS * 24, k;
-	char *txt = malloc(len);
+	char tail[2048];
 
-	if (!txt)
-		return NULL;
-	k = (size_t)snprintf(txt, len, "WITH v AS (");
-	k += net_values(txt + k, len - k, rows);
-	k += (size_t)snprintf(txt + k, len - k, "), pre AS (");
-	k += (size_t)snprintf(txt + k, len - k, PRE_SQL, "v AS");
-	snprintf(txt + k, len - k,
-		 ") INSERT INTO network(project,hour_ms,nic,tx,rx) "
+	snprintf(tail, sizeof(tail),
+		 "), pre AS (" PRE_SQL ") INSERT INTO network(project,hour_ms,nic,tx,rx) "
 		 "SELECT column1,column2,column3,column4,column5 FROM v WHERE true "
 		 "ON CONFLICT(project,hour_ms,nic) DO UPDATE "
-		 "SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx");
-	return txt;
+		 "SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx",
+		 "v AS");
+	return values_sql("WITH v AS (", rows, NET_TYPES, tail);
 }
 
+/* The sums of rows network rows (sqlite; after pre_sql_for's). WHERE:
+ * the padding rows (NULL) insert nothing; and sqlite reads ON CONFLICT
+ * after a bare SELECT's FROM as a join constraint. */
 static char *net_sql_for(int rows)
 {
-	size_t len = 512 + (size_t)rows * NET_COLS * 24, k = 0;
-	char *txt = malloc(len);
-
-	if (!txt)
-		return NULL;
-	k += (size_t)snprintf(txt + k, len - k,
-			      "INSERT INTO network(project,hour_ms,nic,tx,rx) "
-			      "SELECT column1,column2,column3,column4,column5 "
-			      "FROM (VALUES (CAST(?1 AS TEXT),CAST(?2 AS BIGINT),"
-			      "CAST(?3 AS TEXT),CAST(?4 AS BIGINT),"
-			      "CAST(?5 AS BIGINT))");
-	for (int i = 1; i < rows; i++) {
-		int b = i * NET_COLS;
-		k += (size_t)snprintf(txt + k, len - k, ",(?%d,?%d,?%d,?%d,?%d)", b + 1,
-				      b + 2, b + 3, b + 4, b + 5);
-	}
-	/* WHERE: the padding rows (NULL) insert nothing; and sqlite reads ON
-	 * CONFLICT after a bare SELECT's FROM as a join constraint */
-	snprintf(txt + k, len - k,
-		 ") AS v WHERE column1 IS NOT NULL ON CONFLICT(project,hour_ms,nic) DO UPDATE "
-		 "SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx");
-	return txt;
+	return values_sql("INSERT INTO network(project,hour_ms,nic,tx,rx) "
+			  "SELECT column1,column2,column3,column4,column5 FROM (",
+			  rows, NET_TYPES,
+			  ") AS v WHERE column1 IS NOT NULL ON CONFLICT(project,hour_ms,nic) "
+			  "DO UPDATE SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx");
 }
 
 static void sql_free(struct vg_bill_meter *m)
