@@ -96,8 +96,11 @@
  *     rows seen at T that were not members join (written once);
  *   - otherwise (a member vanished, moved or ended) a new generation
  *     starts at T with the rows seen at T; the old one keeps its time
- *     for the members the batch did not see (deleted once no row can
- *     name it).
+ *     for the members the batch did not see. Then, after the batch's
+ *     rows are written, the host's older generations that no row names
+ *     any more are deleted (Q_SIGHT_GC: a member that left one only
+ *     by being written, so one nothing names stays unnamed; without it a
+ *     resource that comes and goes left one row per absence).
  * A batch that is not one poll (no observation, or several times), or
  * whose T is not after the generation's, changes no generation: the rows
  * it changes are written with their own columns, keeping their
@@ -161,7 +164,7 @@ enum {
 	Q_LOCK_ALL_PG,
 	Q_SIGHT_GET,
 	Q_SIGHT_PUT,
-	Q_SIGHT_DEL,
+	Q_SIGHT_GC,
 	NQ
 };
 
@@ -272,7 +275,12 @@ static const char *const sql[NQ] = {
 	[Q_SIGHT_PUT] = "INSERT INTO sightings(host,gen,time_ms,members) "
 			"VALUES(?1,?2,?3,?4) ON CONFLICT(host,gen) DO UPDATE SET "
 			"time_ms=excluded.time_ms,members=excluded.members",
-	[Q_SIGHT_DEL] = "DELETE FROM sightings WHERE host=?1 AND gen=?2",
+	/* the host's generations before ?2 that no resources row names any
+	 * more (rows only leave a generation, by being written with another
+	 * or none; index resources_sight, billing schema step 6) */
+	[Q_SIGHT_GC] = "DELETE FROM sightings WHERE host=?1 AND gen<?2 AND NOT "
+		       "EXISTS(SELECT 1 FROM resources r WHERE r.host=?1 AND "
+		       "r.sight_gen=sightings.gen)",
 };
 
 /* Project names last written (names.c): a batch repeats its projects'
@@ -299,6 +307,8 @@ struct vg_bill_meter {
 	struct vg_hmap rows; /* id -> struct crow: the batch's resources */
 	struct vg_hmap net;  /* "project\0hour\0nic" -> struct cnet */
 	struct sight sg;     /* the batch host's, read with its rows */
+	int64_t gc_below;    /* sight_plan: a new generation; rows_flush then
+			      * deletes the older ones nothing names (-1: no) */
 	/* the bulk statements' SQL, built at open (rows_* below) */
 	char *fetch_sql, *upd_sql[6], *net_sql[6];
 	/* the network rows' pre-images (network_billed): sqlite runs pre_sql
@@ -979,15 +989,16 @@ static int sight_plan(struct vg_bill_meter *m, const struct vg_batch *b)
 	const struct sight *sg = &m->sg;
 	size_t pos = 0;
 	const struct vg_hmap_entry *e;
-	int64_t T = 0, g = -1, present = 0, inbatch = 0, members = 0;
+	int64_t T = 0, g = -1, present = 0, members = 0;
 	int mode = SIGHT_KEEP, rc;
+
+	m->gc_below = -1;
 
 	if (H && poll_time(b, &T) && (!sg->found || T > sg->time_ms)) {
 		while ((e = vg_hmap_next(&m->rows, &pos))) {
 			const struct crow *c = e->value;
 			if (!sg->found || c->r.sight_gen != sg->gen || !same_str(c->host0, H))
 				continue;
-			inbatch++;
 			if (same_str(c->r.host, H) && c->r.last_seen_ms == T &&
 			    c->r.last_poll_ms == T)
 				present++;
@@ -1028,16 +1039,11 @@ static int sight_plan(struct vg_bill_meter *m, const struct vg_batch *b)
 	vg_db_bind_int64(s, 4, members);
 	if ((rc = step_done(s)))
 		return rc;
-	/* every member of the old generation was in the batch and is now in
-	 * the new one or on its own: nothing refers to it any more */
-	if (mode == SIGHT_NEW && sg->found && inbatch == sg->members) {
-		if ((rc = q(m, Q_SIGHT_DEL, &s)))
-			return rc;
-		vg_db_bind_text(s, 1, H);
-		vg_db_bind_int64(s, 2, sg->gen);
-		if ((rc = step_done(s)))
-			return rc;
-	}
+	/* the old generations that nothing names once the rows are written
+	 * (rows_flush): at each new generation only, so it is as rare as a
+	 * change of the host's membership */
+	if (mode == SIGHT_NEW && sg->found)
+		m->gc_below = g;
 	return 0;
 }
 
@@ -1089,6 +1095,14 @@ static int rows_flush(struct vg_bill_meter *m, const struct vg_batch *b)
 		rc = step_done(s);
 	}
 	free(w);
+	if (!rc && m->gc_below >= 0) { /* after the rows that left them */
+		struct vg_db_stmt *s;
+		if (!(rc = q(m, Q_SIGHT_GC, &s))) {
+			vg_db_bind_text(s, 1, b->host);
+			vg_db_bind_int64(s, 2, m->gc_below);
+			rc = step_done(s);
+		}
+	}
 	if (rc)
 		return rc;
 
