@@ -265,7 +265,9 @@ int vg_db_rollback(struct vg_db *db);
 int vg_db_in_transaction(const struct vg_db *db);
 
 /* Run fn(db, arg) inside a transaction and commit; on -EBUSY (from fn,
- * BEGIN or COMMIT), or -ECONNRESET/-ENOTCONN before COMMIT was sent, roll
+ * BEGIN or COMMIT), or -ECONNRESET/-ENOTCONN before COMMIT was sent (the
+ * statements fn queued last travel with the COMMIT: a connection lost
+ * there is lost at COMMIT, reported and not retried), roll
  * back, wait a little (1, 2, 4... ms, jittered, at most 100 ms) and run it
  * again, at most VG_DB_TRIES times. Any other error from fn rolls back and
  * is returned as is. fn must therefore be safe to run again (it sees the
