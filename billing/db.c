@@ -32,6 +32,8 @@
  *                its own columns and the generation's time_ms, so a poll
  *                that changes nothing but the sightings writes one row per
  *                host instead of one per resource (billing/meter.c).
+ *                Step 6: index resources_sight (host, sight_gen), by
+ *                which the meter deletes the generations nothing names.
  *
  * Both engines' DDL says the same thing in each one's words: sqlite keeps
  * today's text (so a file from before the port is at version 1 as it
@@ -225,12 +227,24 @@ static const char step5_pg[] =
 	" members BIGINT NOT NULL,"
 	" PRIMARY KEY(host, gen)) WITH (fillfactor = 50);";
 
+/* Step 6: the meter deletes a host's sightings generations that no
+ * resources row names any more, at each new generation (billing/meter.c,
+ * Q_SIGHT_GC): the rows naming one, found by this index. Generations left
+ * behind before this step go now. The index's columns change only when a
+ * row joins or leaves a generation, so steady updates stay HOT. */
+#define STEP6                                                                       \
+	"CREATE INDEX IF NOT EXISTS resources_sight ON resources(host, sight_gen);" \
+	"DELETE FROM sightings WHERE gen<(SELECT max(s.gen) FROM sightings s "      \
+	"WHERE s.host=sightings.host) AND NOT EXISTS(SELECT 1 FROM resources r "    \
+	"WHERE r.host=sightings.host AND r.sight_gen=sightings.gen);"
+
 static const struct vg_db_step steps[] = {
 	{.version = 1, .sql_sqlite = schema_sqlite, .sql_pg = schema_pg},
 	{.version = 2, .sql_sqlite = step2_sqlite, .sql_pg = step2_pg},
 	{.version = 3, .sql_pg = step3_pg},
 	{.version = 4, .sql_sqlite = step4_sqlite, .sql_pg = step4_pg},
 	{.version = 5, .sql_sqlite = step5_sqlite, .sql_pg = step5_pg},
+	{.version = 6, .sql = STEP6},
 };
 
 static const struct vg_db_schema billing_schema = {

@@ -8,9 +8,12 @@
  * read first, in bulk; the items change in-memory copies of them, and the
  * changed rows and the batch's network bytes (summed per vNIC and hour)
  * are written back in multi-row statements before COMMIT. On PostgreSQL
- * each statement is a round trip the receiver waits for: this makes a
+ * each statement the receiver waits for is a round trip: this makes a
  * steady poll cost a handful of statements per batch instead of about
- * eleven per instance (docs/benchmarks.md). Timelines (transitions) are
+ * eleven per instance (docs/benchmarks.md), and the writes and locks
+ * are queued (libpq's pipeline mode, vg_db_step_queued), so a steady
+ * batch waits twice: BEGIN, the locks and the read of its rows; then
+ * its writes and COMMIT. Timelines (transitions) are
  * still written as each item changes them: they change rarely. Its events and
  * resource observations are merged in time order (an event before an
  * observation at the same instant) and each is applied to its resource's
@@ -93,8 +96,11 @@
  *     rows seen at T that were not members join (written once);
  *   - otherwise (a member vanished, moved or ended) a new generation
  *     starts at T with the rows seen at T; the old one keeps its time
- *     for the members the batch did not see (deleted once no row can
- *     name it).
+ *     for the members the batch did not see. Then, after the batch's
+ *     rows are written, the host's older generations that no row names
+ *     any more are deleted (Q_SIGHT_GC: a member that left one only
+ *     by being written, so one nothing names stays unnamed; without it a
+ *     resource that comes and goes left one row per absence).
  * A batch that is not one poll (no observation, or several times), or
  * whose T is not after the generation's, changes no generation: the rows
  * it changes are written with their own columns, keeping their
@@ -158,7 +164,7 @@ enum {
 	Q_LOCK_ALL_PG,
 	Q_SIGHT_GET,
 	Q_SIGHT_PUT,
-	Q_SIGHT_DEL,
+	Q_SIGHT_GC,
 	NQ
 };
 
@@ -269,7 +275,12 @@ static const char *const sql[NQ] = {
 	[Q_SIGHT_PUT] = "INSERT INTO sightings(host,gen,time_ms,members) "
 			"VALUES(?1,?2,?3,?4) ON CONFLICT(host,gen) DO UPDATE SET "
 			"time_ms=excluded.time_ms,members=excluded.members",
-	[Q_SIGHT_DEL] = "DELETE FROM sightings WHERE host=?1 AND gen=?2",
+	/* the host's generations before ?2 that no resources row names any
+	 * more (rows only leave a generation, by being written with another
+	 * or none; index resources_sight, billing schema step 6) */
+	[Q_SIGHT_GC] = "DELETE FROM sightings WHERE host=?1 AND gen<?2 AND NOT "
+		       "EXISTS(SELECT 1 FROM resources r WHERE r.host=?1 AND "
+		       "r.sight_gen=sightings.gen)",
 };
 
 /* Project names last written (names.c): a batch repeats its projects'
@@ -296,6 +307,8 @@ struct vg_bill_meter {
 	struct vg_hmap rows; /* id -> struct crow: the batch's resources */
 	struct vg_hmap net;  /* "project\0hour\0nic" -> struct cnet */
 	struct sight sg;     /* the batch host's, read with its rows */
+	int64_t gc_below;    /* sight_plan: a new generation; rows_flush then
+			      * deletes the older ones nothing names (-1: no) */
 	/* the bulk statements' SQL, built at open (rows_* below) */
 	char *fetch_sql, *upd_sql[6], *net_sql[6];
 	/* the network rows' pre-images (network_billed): sqlite runs pre_sql
@@ -379,11 +392,13 @@ static int q(struct vg_bill_meter *m, int i, struct vg_db_stmt **s)
 	return vg_db_prepare(m->db, sql[i], s);
 }
 
+/* Run a write (or a lock) whose rows are not read. Queued on PostgreSQL:
+ * it travels with the next read or the COMMIT, in the same round trip
+ * (vg_db_step_queued); its error, if any, comes back from that call,
+ * still inside the batch's transaction, which fails as a whole. */
 static int step_done(struct vg_db_stmt *s)
 {
-	int rc = vg_db_step(s);
-	vg_db_reset(s);
-	return rc < 0 ? rc : 0;
+	return vg_db_step_queued(s);
 }
 
 static void bind_opt(struct vg_db_stmt *s, int i, int64_t v)
@@ -519,8 +534,13 @@ struct cnet {
 #define FETCH_ROWS 128
 static const int write_sizes[] = {64, 32, 16, 8, 4, 1};
 #define NWRITE (sizeof(write_sizes) / sizeof(write_sizes[0]))
-#define UPD_COLS 16
-#define NET_COLS 5
+/* The types of the bulk statements' columns, one letter each (t TEXT,
+ * b BIGINT): the resources rows' (bind_upd) and the network rows'
+ * (bind_net). */
+static const char UPD_TYPES[] = "tbbbbbtbbbbbbbbb";
+static const char NET_TYPES[] = "tbtbb";
+#define UPD_COLS ((int)sizeof(UPD_TYPES) - 1)
+#define NET_COLS ((int)sizeof(NET_TYPES) - 1)
 
 static void rows_forget(struct vg_bill_meter *m)
 {
@@ -969,15 +989,16 @@ static int sight_plan(struct vg_bill_meter *m, const struct vg_batch *b)
 	const struct sight *sg = &m->sg;
 	size_t pos = 0;
 	const struct vg_hmap_entry *e;
-	int64_t T = 0, g = -1, present = 0, inbatch = 0, members = 0;
+	int64_t T = 0, g = -1, present = 0, members = 0;
 	int mode = SIGHT_KEEP, rc;
+
+	m->gc_below = -1;
 
 	if (H && poll_time(b, &T) && (!sg->found || T > sg->time_ms)) {
 		while ((e = vg_hmap_next(&m->rows, &pos))) {
 			const struct crow *c = e->value;
 			if (!sg->found || c->r.sight_gen != sg->gen || !same_str(c->host0, H))
 				continue;
-			inbatch++;
 			if (same_str(c->r.host, H) && c->r.last_seen_ms == T &&
 			    c->r.last_poll_ms == T)
 				present++;
@@ -1018,16 +1039,11 @@ static int sight_plan(struct vg_bill_meter *m, const struct vg_batch *b)
 	vg_db_bind_int64(s, 4, members);
 	if ((rc = step_done(s)))
 		return rc;
-	/* every member of the old generation was in the batch and is now in
-	 * the new one or on its own: nothing refers to it any more */
-	if (mode == SIGHT_NEW && sg->found && inbatch == sg->members) {
-		if ((rc = q(m, Q_SIGHT_DEL, &s)))
-			return rc;
-		vg_db_bind_text(s, 1, H);
-		vg_db_bind_int64(s, 2, sg->gen);
-		if ((rc = step_done(s)))
-			return rc;
-	}
+	/* the old generations that nothing names once the rows are written
+	 * (rows_flush): at each new generation only, so it is as rare as a
+	 * change of the host's membership */
+	if (mode == SIGHT_NEW && sg->found)
+		m->gc_below = g;
 	return 0;
 }
 
@@ -1079,6 +1095,14 @@ static int rows_flush(struct vg_bill_meter *m, const struct vg_batch *b)
 		rc = step_done(s);
 	}
 	free(w);
+	if (!rc && m->gc_below >= 0) { /* after the rows that left them */
+		struct vg_db_stmt *s;
+		if (!(rc = q(m, Q_SIGHT_GC, &s))) {
+			vg_db_bind_text(s, 1, b->host);
+			vg_db_bind_int64(s, 2, m->gc_below);
+			rc = step_done(s);
+		}
+	}
 	if (rc)
 		return rc;
 
@@ -1112,62 +1136,61 @@ static int rows_flush(struct vg_bill_meter *m, const struct vg_batch *b)
 	return rc;
 }
 
-/* The bulk statements' SQL for write_sizes[z] rows. */
-static char *upd_sql_for(int rows)
+/* "VALUES (..),(..)": rows rows of strlen(types) parameters, ?1.. in
+ * order, the first row casting each to its type so that PostgreSQL knows
+ * the columns' types (sqlite ignores the casts' effect on NULL padding).
+ * Every multi-row statement of the meter is built around one of these.
+ * Returns the length written (txt holds len bytes). */
+static size_t values_rows(char *txt, size_t len, int rows, const char *types)
 {
-	size_t len = 512 + (size_t)rows * UPD_COLS * 24, k = 0;
+	int cols = (int)strlen(types);
+	size_t k = (size_t)snprintf(txt, len, "VALUES ");
+
+	for (int i = 0; i < rows; i++) {
+		k += (size_t)snprintf(txt + k, len - k, "%s(", i ? "," : "");
+		for (int c = 1; c <= cols; c++) {
+			int n = i * cols + c;
+			if (i == 0)
+				k += (size_t)snprintf(txt + k, len - k, "%sCAST(?%d AS %s)",
+						      c > 1 ? "," : "", n,
+						      types[c - 1] == 't' ? "TEXT" : "BIGINT");
+			else
+				k += (size_t)snprintf(txt + k, len - k, "%s?%d", c > 1 ? "," : "",
+						      n);
+		}
+		k += (size_t)snprintf(txt + k, len - k, ")");
+	}
+	return k;
+}
+
+/* head, then the VALUES of rows rows of types, then tail (malloc'd). */
+static char *values_sql(const char *head, int rows, const char *types, const char *tail)
+{
+	size_t len = strlen(head) + strlen(tail) + 64 + (size_t)rows * strlen(types) * 24;
 	char *txt = malloc(len);
+	size_t k;
 
 	if (!txt)
 		return NULL;
-	k += (size_t)snprintf(txt + k, len - k,
-			      "UPDATE resources SET first_ms=v.column2,"
-			      "last_seen_ms=v.column3,last_poll_ms=v.column4,"
-			      "last_change_ms=v.column5,state=v.column6,"
-			      "flavor=v.column7,vcpus=v.column8,ram_mb=v.column9,"
-			      "disk_gb=v.column10,capacity=v.column11,has_disks="
-			      "CASE WHEN resources.has_disks>v.column12 THEN "
-			      "resources.has_disks ELSE v.column12 END,"
-			      "ctr_ms=v.column13,ctr_tx=v.column14,"
-			      "ctr_rx=v.column15,sight_gen=v.column16 FROM (VALUES");
-	for (int i = 0; i < rows; i++) {
-		int b = i * UPD_COLS;
-		/* the first row gives PostgreSQL the columns' types */
-		if (i == 0)
-			k += (size_t)snprintf(txt + k, len - k,
-					      " (CAST(?1 AS TEXT),CAST(?2 AS BIGINT),"
-					      "CAST(?3 AS BIGINT),CAST(?4 AS BIGINT),"
-					      "CAST(?5 AS BIGINT),CAST(?6 AS BIGINT),"
-					      "CAST(?7 AS TEXT),CAST(?8 AS BIGINT),"
-					      "CAST(?9 AS BIGINT),CAST(?10 AS BIGINT),"
-					      "CAST(?11 AS BIGINT),CAST(?12 AS BIGINT),"
-					      "CAST(?13 AS BIGINT),CAST(?14 AS BIGINT),"
-					      "CAST(?15 AS BIGINT),CAST(?16 AS BIGINT))");
-		else {
-			k += (size_t)snprintf(txt + k, len - k, ",(");
-			for (int c = 1; c <= UPD_COLS; c++)
-				k += (size_t)snprintf(txt + k, len - k, "%s?%d",
-						      c > 1 ? "," : "", b + c);
-			k += (size_t)snprintf(txt + k, len - k, ")");
-		}
-	}
-	snprintf(txt + k, len - k, ") AS v WHERE resources.id=v.column1");
+	k = (size_t)snprintf(txt, len, "%s", head);
+	k += values_rows(txt + k, len - k, rows, types);
+	snprintf(txt + k, len - k, "%s", tail);
 	return txt;
 }
 
-/* The VALUES list of rows network rows (?1..?5 the first: project,
- * hour, nic, tx, rx), the first row with its columns' types. */
-static size_t net_values(char *txt, size_t len, int rows)
+/* The bulk update of rows resources rows (bind_upd's columns). */
+static char *upd_sql_for(int rows)
 {
-	size_t k = (size_t)snprintf(txt, len,
-				    "VALUES (CAST(?1 AS TEXT),CAST(?2 AS BIGINT),"
-				    "CAST(?3 AS TEXT),CAST(?4 AS BIGINT),CAST(?5 AS BIGINT))");
-	for (int i = 1; i < rows; i++) {
-		int b = i * NET_COLS;
-		k += (size_t)snprintf(txt + k, len - k, ",(?%d,?%d,?%d,?%d,?%d)", b + 1, b + 2,
-				      b + 3, b + 4, b + 5);
-	}
-	return k;
+	return values_sql("UPDATE resources SET first_ms=v.column2,"
+			  "last_seen_ms=v.column3,last_poll_ms=v.column4,"
+			  "last_change_ms=v.column5,state=v.column6,"
+			  "flavor=v.column7,vcpus=v.column8,ram_mb=v.column9,"
+			  "disk_gb=v.column10,capacity=v.column11,has_disks="
+			  "CASE WHEN resources.has_disks>v.column12 THEN "
+			  "resources.has_disks ELSE v.column12 END,"
+			  "ctr_ms=v.column13,ctr_tx=v.column14,"
+			  "ctr_rx=v.column15,sight_gen=v.column16 FROM (",
+			  rows, UPD_TYPES, ") AS v WHERE resources.id=v.column1");
 }
 
 /* Pre-images: before a batch adds to an hour of a month whose invoices
@@ -1189,18 +1212,14 @@ static size_t net_values(char *txt, size_t len, int rows)
 /* sqlite: the pre-images of rows rows, a statement of its own. */
 static char *pre_sql_for(int rows)
 {
-	size_t len = 1024 + (size_t)rows * NET_COLS * 24, k;
-	char *txt = malloc(len), *vals = malloc(len);
+	char *vals = values_sql("(", rows, NET_TYPES, ") AS"), *txt;
+	size_t len;
 
-	if (!txt || !vals) {
-		free(txt);
-		free(vals);
+	if (!vals)
 		return NULL;
-	}
-	vals[0] = '(';
-	k = 1 + net_values(vals + 1, len - 2, rows);
-	snprintf(vals + k, len - k, ") AS");
-	snprintf(txt, len, PRE_SQL, vals);
+	len = strlen(PRE_SQL) + strlen(vals) + 1;
+	if ((txt = malloc(len)))
+		snprintf(txt, len, PRE_SQL, vals);
 	free(vals);
 	return txt;
 }
@@ -1210,47 +1229,27 @@ static char *pre_sql_for(int rows)
  * INSERT adds to them (one snapshot). */
 static char *net_pg_sql_for(int rows)
 {
-	size_t len = 1536 + (size_t)rows * NET_COLS * 24, k;
-	char *txt = malloc(len);
+	char tail[2048];
 
-	if (!txt)
-		return NULL;
-	k = (size_t)snprintf(txt, len, "WITH v AS (");
-	k += net_values(txt + k, len - k, rows);
-	k += (size_t)snprintf(txt + k, len - k, "), pre AS (");
-	k += (size_t)snprintf(txt + k, len - k, PRE_SQL, "v AS");
-	snprintf(txt + k, len - k,
-		 ") INSERT INTO network(project,hour_ms,nic,tx,rx) "
+	snprintf(tail, sizeof(tail),
+		 "), pre AS (" PRE_SQL ") INSERT INTO network(project,hour_ms,nic,tx,rx) "
 		 "SELECT column1,column2,column3,column4,column5 FROM v WHERE true "
 		 "ON CONFLICT(project,hour_ms,nic) DO UPDATE "
-		 "SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx");
-	return txt;
+		 "SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx",
+		 "v AS");
+	return values_sql("WITH v AS (", rows, NET_TYPES, tail);
 }
 
+/* The sums of rows network rows (sqlite; after pre_sql_for's). WHERE:
+ * the padding rows (NULL) insert nothing; and sqlite reads ON CONFLICT
+ * after a bare SELECT's FROM as a join constraint. */
 static char *net_sql_for(int rows)
 {
-	size_t len = 512 + (size_t)rows * NET_COLS * 24, k = 0;
-	char *txt = malloc(len);
-
-	if (!txt)
-		return NULL;
-	k += (size_t)snprintf(txt + k, len - k,
-			      "INSERT INTO network(project,hour_ms,nic,tx,rx) "
-			      "SELECT column1,column2,column3,column4,column5 "
-			      "FROM (VALUES (CAST(?1 AS TEXT),CAST(?2 AS BIGINT),"
-			      "CAST(?3 AS TEXT),CAST(?4 AS BIGINT),"
-			      "CAST(?5 AS BIGINT))");
-	for (int i = 1; i < rows; i++) {
-		int b = i * NET_COLS;
-		k += (size_t)snprintf(txt + k, len - k, ",(?%d,?%d,?%d,?%d,?%d)", b + 1,
-				      b + 2, b + 3, b + 4, b + 5);
-	}
-	/* WHERE: the padding rows (NULL) insert nothing; and sqlite reads ON
-	 * CONFLICT after a bare SELECT's FROM as a join constraint */
-	snprintf(txt + k, len - k,
-		 ") AS v WHERE column1 IS NOT NULL ON CONFLICT(project,hour_ms,nic) DO UPDATE "
-		 "SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx");
-	return txt;
+	return values_sql("INSERT INTO network(project,hour_ms,nic,tx,rx) "
+			  "SELECT column1,column2,column3,column4,column5 FROM (",
+			  rows, NET_TYPES,
+			  ") AS v WHERE column1 IS NOT NULL ON CONFLICT(project,hour_ms,nic) "
+			  "DO UPDATE SET tx=network.tx+excluded.tx,rx=network.rx+excluded.rx");
 }
 
 static void sql_free(struct vg_bill_meter *m)

@@ -12,9 +12,9 @@
  *  - every public call on a connection passes through gate(): if the last
  *    call lost the connection, this one reconnects first (or fails with
  *    -ENOTCONN and leaves the connection marked lost for the next call);
- *  - db->in_txn is 1 exactly between a successful BEGIN and the COMMIT or
- *    ROLLBACK that ends it; a lost connection ends it too (the server
- *    rolled it back);
+ *  - db->in_txn is 1 exactly between a successful (or queued) BEGIN and
+ *    the COMMIT or ROLLBACK that ends it; a lost connection ends it too
+ *    (the server rolled it back);
  *  - a statement in the cache belongs to its connection until vg_db_close;
  *    the driver re-prepares it after a reconnect (db->generation);
  *  - vg_db_migrate never writes a database whose schema is newer than the
@@ -325,6 +325,29 @@ void vg_db_reset(struct vg_db_stmt *st)
 		st->db->drv->xreset(st);
 }
 
+int vg_db_step_queued(struct vg_db_stmt *st)
+{
+	struct vg_db *db = st->db;
+	int rc = gate(db);
+
+	if (rc)
+		return rc;
+	if (db->drv->xqueue)
+		return after(db, db->drv->xqueue(st));
+	rc = db->drv->xstep(st);
+	db->drv->xreset(st);
+	return rc < 0 ? after(db, rc) : 0;
+}
+
+int vg_db_sync(struct vg_db *db)
+{
+	int rc = gate(db);
+
+	if (rc || !db->drv->xsync)
+		return rc;
+	return after(db, db->drv->xsync(db));
+}
+
 int64_t vg_db_changes(struct vg_db *db)
 {
 	return db->drv->xchanges(db);
@@ -406,7 +429,10 @@ int vg_db_begin(struct vg_db *db)
 		return rc;
 	if (db->in_txn)
 		return vg_db__err(db, -EINVAL, "BEGIN inside a transaction");
-	rc = after(db, db->drv->xexec(db, db->drv->begin_sql));
+	if (db->drv->xqueue_exec) /* sent with the first statement */
+		rc = after(db, db->drv->xqueue_exec(db, db->drv->begin_sql));
+	else
+		rc = after(db, db->drv->xexec(db, db->drv->begin_sql));
 	db->in_txn = !rc;
 	return rc;
 }

@@ -19,6 +19,17 @@
  * the next call. Every statement remembers the connection generation it
  * was prepared in and is prepared again when that changed.
  *
+ * Pipeline (vg_db_step_queued): a queued statement is sent with
+ * PQsendQueryPrepared (after a PQsendPrepare if the connection has not
+ * prepared it yet) in libpq's pipeline mode, entered at the first one;
+ * the next call that needs the server's answer sends its own statement
+ * too, then a Sync, reads every result in order and leaves pipeline mode
+ * (pg_sync): one round trip for all of them. Results are checked in
+ * order; after the first error the server skipped the rest
+ * (PGRES_PIPELINE_ABORTED), whose prepares are marked undone. The COMMIT
+ * of a queued transaction travels in the pipeline too, ROLLBACK and other
+ * plain SQL wait for the queue first (an error there is the queue's).
+ *
  * Invariants: the driver never prints (libpq's notices are swallowed);
  * parameter buffers belong to their statement and are freed at clear or
  * finalize; a COMMIT that the server turned into a ROLLBACK (the
@@ -36,10 +47,20 @@
 #define BOOLOID 16
 #define BYTEAOID 17
 
+struct pg_stmt;
+
+/* A command sent in the pipeline, waiting for its result. */
+struct pg_sent {
+	struct pg_stmt *prep; /* a PQsendPrepare of this statement, else NULL */
+	int commit;           /* the COMMIT (its tag says whether it rolled back) */
+};
+
 struct pg_conn {
 	PGconn *c;
 	unsigned next_id;
 	int64_t changes;
+	int nq; /* commands in the pipeline (pipeline mode is on iff nq > 0) */
+	struct pg_sent q[VG_DB_MAX_QUEUED];
 };
 
 struct pg_stmt {
@@ -165,6 +186,7 @@ static int pg_reconnect(struct vg_db *db)
 {
 	PGconn *c = C(db)->c;
 
+	C(db)->nq = 0; /* PQreset leaves pipeline mode with the old connection */
 	PQreset(c);
 	if (PQstatus(c) != CONNECTION_OK)
 		return vg_db__err(db, -ENOTCONN, "reconnecting: %s", PQerrorMessage(c));
@@ -183,11 +205,26 @@ static void count_changes(struct vg_db *db, PGresult *r)
 		C(db)->changes = strtoll(PQcmdTuples(r), NULL, 10);
 }
 
+static int pg_sync_keep(struct vg_db *db, struct pg_stmt *keep);
+static int pg_queue_exec(struct vg_db *db, const char *sql);
+
 static int pg_exec(struct vg_db *db, const char *sql)
 {
-	PGresult *r = PQexec(C(db)->c, sql);
-	ExecStatusType s = PQresultStatus(r);
+	PGresult *r;
+	ExecStatusType s;
 	int rc = 0;
+
+	if (C(db)->nq) {
+		if (!strcmp(sql, "COMMIT")) /* with the queued statements */
+			return (rc = pg_queue_exec(db, sql)) ? rc : pg_sync_keep(db, NULL);
+		rc = pg_sync_keep(db, NULL);
+		/* a ROLLBACK ends what failed in the queue */
+		if (rc && (strcmp(sql, "ROLLBACK") || rc == -ECONNRESET))
+			return rc;
+		rc = 0;
+	}
+	r = PQexec(C(db)->c, sql);
+	s = PQresultStatus(r);
 
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY)
 		rc = fail(db, r);
@@ -259,6 +296,8 @@ static int pg_prepare(struct vg_db *db, struct vg_db_stmt *base)
 	if (!st->pgsql || !st->vals || !st->lens || !st->fmts)
 		goto nomem;
 	vg_db__scan_params(base->sql, st->pgsql);
+	if (C(db)->nq) /* no synchronous call in pipeline mode: at its first run */
+		return 0;
 	return server_prepare(db, st);
 nomem:
 	free(st->pgsql);
@@ -329,6 +368,138 @@ static int pg_bind(struct vg_db_stmt *base, int i, const struct vg_db_value *v)
 	return 0;
 }
 
+/* ---- the pipeline --------------------------------------------------------- */
+
+/* A send that libpq refused: the connection is in doubt (a refused send
+ * is a broken socket, or a state this driver never creates). */
+static int send_failed(struct vg_db *db)
+{
+	C(db)->nq = 0;
+	return vg_db__err(db, -ECONNRESET, "sending in pipeline mode: %s",
+			  PQerrorMessage(C(db)->c));
+}
+
+/* Room for n more commands in the pipeline, in pipeline mode. */
+static int pipe_room(struct vg_db *db, int n)
+{
+	struct pg_conn *pc = C(db);
+	int rc;
+
+	if (pc->nq + n > VG_DB_MAX_QUEUED && (rc = pg_sync_keep(db, NULL)))
+		return rc;
+	if (!pc->nq && PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF &&
+	    !PQenterPipelineMode(pc->c))
+		return send_failed(db);
+	return 0;
+}
+
+/* Send st's run (and its prepare if needed) in the pipeline. */
+static int pipe_send(struct vg_db *db, struct pg_stmt *st)
+{
+	struct pg_conn *pc = C(db);
+	int rc;
+
+	if ((rc = pipe_room(db, 2)))
+		return rc;
+	if (!st->prepared || st->gen != db->generation) {
+		if (!PQsendPrepare(pc->c, st->name, st->pgsql, st->base.nparams, NULL))
+			return send_failed(db);
+		pc->q[pc->nq++] = (struct pg_sent){st, 0};
+		st->prepared = 1; /* undone by pg_sync_keep if it fails */
+		st->gen = db->generation;
+	}
+	if (!PQsendQueryPrepared(pc->c, st->name, st->base.nparams,
+				 (const char *const *)st->vals, st->lens, st->fmts, 0))
+		return send_failed(db);
+	pc->q[pc->nq++] = (struct pg_sent){NULL, 0};
+	return 0;
+}
+
+static int pg_queue(struct vg_db_stmt *base)
+{
+	return pipe_send(base->db, (struct pg_stmt *)base);
+}
+
+static int pg_queue_exec(struct vg_db *db, const char *sql)
+{
+	struct pg_conn *pc = C(db);
+	int rc;
+
+	if ((rc = pipe_room(db, 1)))
+		return rc;
+	if (!PQsendQueryParams(pc->c, sql, 0, NULL, NULL, NULL, NULL, 0))
+		return send_failed(db);
+	pc->q[pc->nq++] = (struct pg_sent){NULL, !strcmp(sql, "COMMIT")};
+	return 0;
+}
+
+/* Send a Sync, read every result of the pipeline in order, leave pipeline
+ * mode. Returns the first error (the commands after it were skipped by
+ * the server). If keep is not NULL and everything succeeded, the last
+ * command's result becomes keep->res (keep's statement was sent last). */
+static int pg_sync_keep(struct vg_db *db, struct pg_stmt *keep)
+{
+	struct pg_conn *pc = C(db);
+	int rc = 0, i = 0, nulls = 0;
+
+	if (!pc->nq)
+		return 0;
+	if (!PQpipelineSync(pc->c))
+		return send_failed(db);
+	for (;;) {
+		PGresult *r = PQgetResult(pc->c);
+		ExecStatusType s;
+		const struct pg_sent *e;
+
+		if (!r) { /* between two commands' results; twice: nothing comes */
+			if (++nulls > 1 || PQstatus(pc->c) == CONNECTION_BAD)
+				goto broken;
+			continue;
+		}
+		nulls = 0;
+		s = PQresultStatus(r);
+		if (s == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			break;
+		}
+		e = i < pc->nq ? &pc->q[i] : NULL;
+		i++;
+		if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+			if (e && e->prep)
+				e->prep->prepared = 0;
+			if (!rc && s != PGRES_PIPELINE_ABORTED)
+				rc = fail(db, r);
+			PQclear(r);
+			if (rc == -ECONNRESET)
+				goto broken;
+			continue;
+		}
+		if (e && !e->prep) {
+			count_changes(db, r);
+			if (!rc && e->commit && !strcmp(PQcmdStatus(r), "ROLLBACK"))
+				rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had "
+							  "failed: rolled back");
+			if (!rc && keep && i == pc->nq) {
+				keep->res = r;
+				r = NULL;
+			}
+		}
+		PQclear(r);
+	}
+	pc->nq = 0;
+	if (!PQexitPipelineMode(pc->c) && !rc)
+		rc = send_failed(db);
+	return rc;
+broken:
+	pc->nq = 0;
+	return rc == -ECONNRESET ? rc : fail(db, NULL);
+}
+
+static int pg_sync(struct vg_db *db)
+{
+	return pg_sync_keep(db, NULL);
+}
+
 static int pg_step(struct vg_db_stmt *base)
 {
 	struct pg_stmt *st = (struct pg_stmt *)base;
@@ -336,20 +507,29 @@ static int pg_step(struct vg_db_stmt *base)
 	int rc;
 
 	if (!st->res) {
-		ExecStatusType s;
+		if (C(db)->nq) { /* the queue and this, one round trip */
+			if ((rc = pipe_send(db, st)) || (rc = pg_sync_keep(db, st)))
+				return rc;
+			if (!st->res)
+				return vg_db__err(db, -EIO, "no result in the pipeline");
+		} else {
+			ExecStatusType s;
 
-		if ((!st->prepared || st->gen != db->generation) && (rc = server_prepare(db, st)))
-			return rc;
-		st->res = PQexecPrepared(C(db)->c, st->name, base->nparams,
-					 (const char *const *)st->vals, st->lens, st->fmts, 0);
-		s = PQresultStatus(st->res);
-		if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
-			rc = fail(db, st->res);
-			PQclear(st->res);
-			st->res = NULL;
-			return rc;
+			if ((!st->prepared || st->gen != db->generation) &&
+			    (rc = server_prepare(db, st)))
+				return rc;
+			st->res = PQexecPrepared(C(db)->c, st->name, base->nparams,
+						 (const char *const *)st->vals, st->lens,
+						 st->fmts, 0);
+			s = PQresultStatus(st->res);
+			if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK) {
+				rc = fail(db, st->res);
+				PQclear(st->res);
+				st->res = NULL;
+				return rc;
+			}
+			count_changes(db, st->res);
 		}
-		count_changes(db, st->res);
 		st->nrows = PQntuples(st->res);
 		st->ncols = PQnfields(st->res);
 		st->row = -1;
@@ -471,4 +651,7 @@ const struct vg_db_driver vg_db_pg_driver = {
 	.xcolumn_count = pg_column_count,
 	.xcolumn = pg_column,
 	.xchanges = pg_changes,
+	.xqueue = pg_queue,
+	.xqueue_exec = pg_queue_exec,
+	.xsync = pg_sync,
 };

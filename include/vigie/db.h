@@ -70,7 +70,8 @@
  *
  * Transactions: vg_db_begin is BEGIN IMMEDIATE on sqlite (the write lock
  * at once, so two writers queue on the busy timeout instead of failing
- * at their first write) and BEGIN (READ COMMITTED) on PostgreSQL, where
+ * at their first write) and BEGIN (READ COMMITTED) on PostgreSQL (sent
+ * with the transaction's first statement: vg_db_step_queued), where
  * writers serialise on row locks: write read-modify-write as one UPDATE
  * or upsert, or lock rows with SELECT ... FOR UPDATE [SKIP LOCKED]
  * (PostgreSQL only: choose it in engine-specific code paths such as a
@@ -134,6 +135,9 @@ enum vg_db_engine { VG_DB_SQLITE = 1,
 		    VG_DB_POSTGRESQL = 2 };
 
 #define VG_DB_MAX_STMTS 256
+/* vg_db_step_queued: statements (with their server-side prepares) that
+ * wait at most before the connection waits for them. */
+#define VG_DB_MAX_QUEUED 64
 /* vg_db_transact: attempts before it gives up with the last error. */
 #define VG_DB_TRIES 8
 
@@ -217,6 +221,28 @@ int vg_db_step(struct vg_db_stmt *st);
  * statement). Bindings are kept. Accepts NULL. */
 void vg_db_reset(struct vg_db_stmt *st);
 
+/* Run the statement for its effect, its rows (if any) unread, without
+ * waiting for the server when the engine allows it: 0 or <0 like a
+ * vg_db_step followed by vg_db_reset. sqlite runs it now. PostgreSQL
+ * sends it in libpq's pipeline mode and returns 0; the statements queued
+ * this way run on the server in the order they were sent, and their
+ * outcome comes back with the next call on the connection that waits for
+ * the server (vg_db_step of any statement, vg_db_commit, vg_db_exec,
+ * vg_db_sync), which sends its own statement in the same round trip: that
+ * call returns the first queued statement's error, if any, instead of its
+ * own result (its statement did not run). So a transaction's writes and
+ * its COMMIT cost one wait, and a lock taken before a read, the read.
+ * vg_db_begin is queued the same way on PostgreSQL. At most
+ * VG_DB_MAX_QUEUED statements wait (more: the connection waits for them
+ * first). vg_db_changes counts a queued statement once it was waited for.
+ * Bindings may change as soon as it returns (they were copied). */
+int vg_db_step_queued(struct vg_db_stmt *st);
+
+/* Wait for the statements queued by vg_db_step_queued (and a queued
+ * BEGIN): 0, or the first one's error (the ones after it did not run). 0
+ * at once when nothing waits (always on sqlite). */
+int vg_db_sync(struct vg_db *db);
+
 /* Rows changed by the last INSERT/UPDATE/DELETE that ran to completion on
  * this connection. */
 int64_t vg_db_changes(struct vg_db *db);
@@ -239,7 +265,9 @@ int vg_db_rollback(struct vg_db *db);
 int vg_db_in_transaction(const struct vg_db *db);
 
 /* Run fn(db, arg) inside a transaction and commit; on -EBUSY (from fn,
- * BEGIN or COMMIT), or -ECONNRESET/-ENOTCONN before COMMIT was sent, roll
+ * BEGIN or COMMIT), or -ECONNRESET/-ENOTCONN before COMMIT was sent (the
+ * statements fn queued last travel with the COMMIT: a connection lost
+ * there is lost at COMMIT, reported and not retried), roll
  * back, wait a little (1, 2, 4... ms, jittered, at most 100 ms) and run it
  * again, at most VG_DB_TRIES times. Any other error from fn rolls back and
  * is returned as is. fn must therefore be safe to run again (it sees the
@@ -292,6 +320,12 @@ struct vg_db_driver {
 	int (*xcolumn_count)(struct vg_db_stmt *st);
 	void (*xcolumn)(struct vg_db_stmt *st, int i, struct vg_db_value *out);
 	int64_t (*xchanges)(struct vg_db *db);
+	/* NULL: the engine runs every statement at once (db.c steps and
+	 * resets it). Else send st (or parameterless sql) without waiting,
+	 * and xsync waits for what was sent (vg_db_step_queued) */
+	int (*xqueue)(struct vg_db_stmt *st);
+	int (*xqueue_exec)(struct vg_db *db, const char *sql);
+	int (*xsync)(struct vg_db *db);
 };
 
 /* The generic part of every statement; a driver's statement starts with it. */

@@ -528,7 +528,7 @@ static void test_adopts_old_billing_db(void **state)
 	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
 		fail_msg("%s", err);
 	assert_int_equal(vg_db_schema_version(vg_bill_meter_db(f->m), "billing", &v), 0);
-	assert_int_equal(v, 5);
+	assert_int_equal(v, 6);
 	assert_int_equal(vg_db_prepare(vg_bill_meter_db(f->m),
 				       "SELECT name FROM bill_project_names WHERE project = 'p'", &st),
 			 0);
@@ -1086,6 +1086,46 @@ static void test_sightings_per_host(void **state)
 	assert_int_equal(db_int(f, "SELECT max(time_ms) FROM sightings WHERE host='h1'"), T(t[5]));
 }
 
+/* A resource that comes and goes starts a new generation at each
+ * absence and joins the current one when it is seen again, leaving its
+ * old generation named by no row: those are deleted, so a host keeps a
+ * bounded number of sightings rows (without it: one per absence), and
+ * no row ever names a generation that is gone. */
+static void test_sightings_gc(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_usage u;
+	char t[32];
+
+	for (int p = 0; p < 24; p++) {
+		snprintf(t, sizeof(t), "2026-07-01T%02d:%02d:00Z", p / 6, p % 6 * 10);
+		begin(f, t);
+		inst(f, "a", t, 1);
+		if (p % 2 == 0) /* b is seen at every other poll */
+			inst(f, "b", t, 1);
+		commit(f);
+		assert_true(db_int(f, "SELECT count(*) FROM sightings WHERE host='h1'") <= 3);
+		assert_int_equal(db_int(f, "SELECT count(*) FROM resources r WHERE "
+					   "r.sight_gen IS NOT NULL AND NOT EXISTS(SELECT 1 FROM "
+					   "sightings s WHERE s.host=r.host AND s.gen=r.sight_gen)"),
+				 0);
+	}
+	/* several generations were started, and the last sightings are exact */
+	assert_true(db_int(f, "SELECT max(gen) FROM sightings WHERE host='h1'") >= 12);
+	load(f, "2026-07", &u);
+	const struct vg_bill_usage_seg *s = seg(&u, "a", VG_BILL_U_COMPUTE, 0);
+	assert_non_null(s);
+	assert_int_equal(s->end_ms, T("2026-07-01T03:50:00Z"));
+	assert_int_equal(nseg(&u, "a", VG_BILL_U_COMPUTE), 1);
+	assert_true(nseg(&u, "b", VG_BILL_U_COMPUTE) >= 1);
+	int64_t last = 0;
+	for (int i = 0; (s = seg(&u, "b", VG_BILL_U_COMPUTE, i)); i++)
+		if (s->end_ms > last)
+			last = s->end_ms;
+	assert_int_equal(last, T("2026-07-01T03:40:00Z"));
+	vg_bill_usage_clear(&u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1105,6 +1145,7 @@ int main(void)
 		DBE_BOTH(test_resize_polls_only, setup, teardown),
 		DBE_BOTH(test_many_in_one_batch, setup, teardown),
 		DBE_BOTH(test_sightings_per_host, setup, teardown),
+		DBE_BOTH(test_sightings_gc, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

@@ -572,6 +572,106 @@ static void test_transactions(void **state)
 	vg_db_close(db);
 }
 
+/* put, queued (vg_db_step_queued). */
+static int put_queued(struct vg_db *db, const char *k, int64_t v)
+{
+	struct vg_db_stmt *st;
+	int rc = vg_db_prepare(db, "INSERT INTO kv(k, v) VALUES(?1, ?2)", &st);
+
+	if (rc)
+		return rc;
+	vg_db_bind_text(st, 1, k);
+	vg_db_bind_int64(st, 2, v);
+	return vg_db_step_queued(st);
+}
+
+/* Queued statements: run in order before the next statement that waits,
+ * their error reported by it (PostgreSQL) or at once (sqlite), more than
+ * the queue holds, a statement first prepared inside the queue. */
+static void test_queued(void **state)
+{
+	struct engine *e = need(state);
+	struct vg_db *db = open_ok(e->url, &sch2);
+	struct vg_db_stmt *st;
+	char k[16];
+	int rc;
+
+	assert_int_equal(vg_db_sync(db), 0); /* nothing waits */
+	assert_int_equal(vg_db_begin(db), 0);
+	assert_int_equal(put_queued(db, "a", 1), 0);
+	assert_int_equal(put_queued(db, "b", 2), 0);
+	/* a statement never prepared on this connection, inside the queue */
+	assert_int_equal(vg_db_prepare(db, "UPDATE kv SET v = v * 10 WHERE k = ?1", &st), 0);
+	vg_db_bind_text(st, 1, "a");
+	assert_int_equal(vg_db_step_queued(st), 0);
+	vg_db_bind_text(st, 1, "b"); /* bindings were copied: a new run */
+	assert_int_equal(vg_db_step_queued(st), 0);
+	/* the read sees every queued write, in order */
+	assert_int_equal(q64(db, "SELECT sum(v) FROM kv"), 30);
+	assert_int_equal(put_queued(db, "c", 3), 0);
+	assert_int_equal(vg_db_commit(db), 0);
+	assert_false(vg_db_in_transaction(db));
+	assert_int_equal(q64(db, "SELECT sum(v) FROM kv"), 33);
+
+	/* an error in the queue: reported by the next waiting call (or at
+	 * once), what follows it did not run, and the rollback drops all */
+	assert_int_equal(vg_db_begin(db), 0);
+	assert_int_equal(put_queued(db, "d", 4), 0);
+	rc = put_queued(db, "a", 9);
+	if (!rc) {
+		assert_int_equal(e->kind, VG_DB_POSTGRESQL);
+		assert_int_equal(put_queued(db, "e", 5), 0);
+		rc = vg_db_commit(db);
+	}
+	assert_int_equal(rc, -EEXIST);
+	assert_true(strlen(vg_db_errmsg(db)) > 0);
+	assert_int_equal(vg_db_rollback(db), 0);
+	assert_false(vg_db_in_transaction(db));
+	assert_int_equal(q64(db, "SELECT count(*) FROM kv"), 3);
+
+	/* the same through vg_db_sync, outside a transaction */
+	rc = put_queued(db, "a", 9);
+	if (!rc)
+		rc = vg_db_sync(db);
+	assert_int_equal(rc, -EEXIST);
+	assert_int_equal(vg_db_sync(db), 0);
+
+	/* SQL that fails at its first prepare, inside the queue: its error,
+	 * and again at the next run (not "does not exist") */
+	assert_int_equal(vg_db_begin(db), 0);
+	assert_int_equal(put_queued(db, "f", 6), 0);
+	rc = vg_db_prepare(db, "UPDATE no_such_table SET v = ?1", &st);
+	if (!rc) {
+		vg_db_bind_int64(st, 1, 1);
+		rc = vg_db_step_queued(st);
+		if (!rc)
+			rc = vg_db_sync(db);
+	}
+	assert_int_equal(rc, -EIO);
+	assert_int_equal(vg_db_rollback(db), 0);
+	rc = vg_db_prepare(db, "UPDATE no_such_table SET v = ?1", &st);
+	if (!rc) {
+		vg_db_bind_int64(st, 1, 1);
+		rc = vg_db_step(st);
+	}
+	assert_int_equal(rc, -EIO);
+	assert_true(strstr(vg_db_errmsg(db), "no_such_table") != NULL);
+
+	/* more than the queue holds, in one transaction */
+	assert_int_equal(vg_db_begin(db), 0);
+	for (int i = 0; i < 3 * VG_DB_MAX_QUEUED + 1; i++) {
+		snprintf(k, sizeof(k), "q%d", i);
+		assert_int_equal(put_queued(db, k, 1), 0);
+	}
+	assert_int_equal(vg_db_commit(db), 0);
+	assert_int_equal(q64(db, "SELECT count(*) FROM kv WHERE k LIKE 'q%'"),
+			 3 * VG_DB_MAX_QUEUED + 1);
+	/* and the connection is out of pipeline mode: plain SQL runs */
+	exec_ok(db, "DELETE FROM kv WHERE k LIKE 'q%'");
+	assert_int_equal(q64(db, "SELECT count(*) FROM kv"), 3);
+	vg_db_close(db);
+}
+
 struct tx_arg {
 	int calls;
 	int fail_first; /* code the first attempt returns */
@@ -816,6 +916,18 @@ static void test_reconnect(void **state)
 	assert_false(vg_db_in_transaction(db));
 	assert_int_equal(vg_db_rollback(db), 0); /* harmless: it is gone */
 	assert_int_equal(q64(db, "SELECT count(*) FROM kv WHERE k = 't'"), 0);
+
+	/* lost with statements queued: the call that waits is told, the
+	 * transaction is gone, and the next call reconnects */
+	assert_int_equal(vg_db_begin(db), 0);
+	assert_int_equal(put_queued(db, "u", 4), 0);
+	assert_int_equal(hpg_restart(&pg), 0);
+	assert_int_equal(vg_db_sync(db), -ECONNRESET);
+	assert_false(vg_db_in_transaction(db));
+	assert_int_equal(vg_db_rollback(db), 0);
+	assert_int_equal(q64(db, "SELECT count(*) FROM kv WHERE k = 'u'"), 0);
+	assert_int_equal(put_queued(db, "u", 5), 0);
+	assert_int_equal(q64(db, "SELECT v FROM kv WHERE k = 'u'"), 5);
 	vg_db_close(db);
 }
 
@@ -992,6 +1104,7 @@ int main(void)
 		BOTH(test_constraints),
 		BOTH(test_transactions),
 		BOTH(test_transact),
+		BOTH(test_queued),
 		BOTH(test_concurrent_writers),
 		BOTH(test_claim),
 		BOTH(test_reconnect),
