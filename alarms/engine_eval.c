@@ -1098,7 +1098,7 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 {
 	struct alarm *a = in->a;
 	struct vg_alarm_decision d;
-	int quiet;
+	int quiet, loggable;
 
 	/* restored from a fillable row: the periods since it were quiet
 	 * steps, evaluated and not written (engine_queue.c, quiet steps) */
@@ -1111,6 +1111,12 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 	quiet = in->row_fillable && !in->dirty && in->ev.state == VG_ALARM_OK &&
 		vg_alarm_eval_fillable(&in->ev) &&
 		vg_alarm_eval_good_next(&a->params, &in->ev, start_ms, v);
+	/* any datapoint for the period right after the newest, from a
+	 * fillable committed row: logged instead of written if it leaves
+	 * the state fillable without a notification (engine_queue.c) */
+	loggable = e->log_on && in->row_fillable && !in->dirty &&
+		   vg_alarm_eval_fillable(&in->ev) &&
+		   start_ms == in->ev.last_start_ms + a->params.period_ms;
 	if (vg_alarm_eval_push(&in->ev, start_ms, v))
 		return; /* evaluated before (a replay after restart or takeover) */
 	in->fill_quiet = 0;
@@ -1128,6 +1134,9 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 	 * already stands for this state (engine_queue.c), nothing to write */
 	if (quiet && !d.notify && in->ev.state == VG_ALARM_OK)
 		e->st.quiet_evaluations++;
+	else if (loggable && !d.notify && vg_alarm_eval_fillable(&in->ev) &&
+		 !vg_alarm_queue_log_step(e, in, start_ms, end_ms, v))
+		e->st.logged_steps++;
 	else
 		vg_alarm_queue_mark_dirty(e, in);
 	if (d.notify)

@@ -253,7 +253,8 @@ static void engine_run(const struct opts *o, int alarms, int groups, char *tmpl)
 	       "batch_us_p50=%" PRId64 " batch_us_p99=%" PRId64
 	       " samples_per_s=%.0f evaluations=%" PRIu64 " transitions=%" PRIu64
 	       " ns_per_sample=%.0f cpu_ns_per_sample=%.0f step_s=%d warmup=%d"
-	       " state_writes=%" PRIu64 " quiet_evaluations=%" PRIu64 "\n",
+	       " state_writes=%" PRIu64 " quiet_evaluations=%" PRIu64
+	       " logged_steps=%" PRIu64 "\n",
 	       alarms, g_group_members, o->series, o->batches,
 	       pct(us, (size_t)o->batches, 50),
 	       pct(us, (size_t)o->batches, 99),
@@ -261,7 +262,7 @@ static void engine_run(const struct opts *o, int alarms, int groups, char *tmpl)
 	       st.evaluations, st.transitions,
 	       (double)total * 1000.0 / ((double)o->series * o->batches),
 	       (double)cpu * 1000.0 / ((double)o->series * o->batches), o->step_s,
-	       o->warmup, st.state_writes, st.quiet_evaluations);
+	       o->warmup, st.state_writes, st.quiet_evaluations, st.logged_steps);
 	fflush(stdout);
 	vg_alarm_engine_close(e);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -220,6 +220,11 @@ struct vg_alarm_engine_stats {
 	/* alarms.db state rows: written, and evaluations that left a quiet
 	 * state quiet and wrote nothing (docs/alarms.md, Durability) */
 	uint64_t state_writes, quiet_evaluations;
+	/* evaluations that changed only an instance's datapoints, appended
+	 * to the step log instead of rewriting its row; entries in the log
+	 * (committed, since its last compaction) */
+	uint64_t logged_steps, log_entries;
+	uint64_t log_replayed; /* entries replayed at the last open */
 };
 void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
 			       struct vg_alarm_engine_stats *out);
