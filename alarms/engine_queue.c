@@ -493,7 +493,8 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 	int rc, wake = 0, compact = 0;
 	int64_t now = wall(e);
 
-	if (e->log_on && e->log_entries + e->nsteps >= LOG_MAX_ENTRIES)
+	if (e->log_on && e->log_entries + e->nsteps >=
+				 (e->o.log_max_entries ? e->o.log_max_entries : LOG_MAX_ENTRIES))
 		e->log_compact = 1;
 	if (e->log_compact && !e->cluster)
 		compact = !log_compact_prepare(e);
@@ -574,6 +575,7 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 	if (compact) {
 		e->log_entries = 0;
 		e->log_compact = 0;
+		e->st.log_compactions++;
 	} else
 		e->log_entries += e->nsteps;
 	e->nsteps = e->nsteps_bytes = 0;

@@ -564,12 +564,14 @@ static const double quiet_vals[] = {
 	"\"datapoints_to_alarm\":2,\"keep_firing_for\":120}"
 
 /* Where run k of a case keeps its state: a directory of its own, or a
- * fresh PostgreSQL database. */
+ * fresh PostgreSQL database. g_log_max: the engine's log_max_entries. */
+static unsigned g_log_max;
 static void open_engine_run(struct fixture *f, char *where, size_t len, int k)
 {
 	struct vg_alarm_engine_options o = {0};
 	char err[256];
 
+	o.log_max_entries = g_log_max;
 	if (k >= 0) {
 		if (g_fresh_url) {
 			assert_int_equal(g_fresh_url(where, len), 0);
@@ -706,7 +708,54 @@ static void test_quiet_states_restore_exactly(void **state)
 	quiet_feed(f, where, sizeof(where), 0, QUIET_N, 1, 1);
 	decisions(f, got, sizeof(got));
 	assert_string_equal(got, want);
+	vg_alarm_engine_close(f->e);
+	f->e = NULL;
+	/* a step log compacted whenever it holds one entry (its rows
+	 * rewritten, the log cleared), with a restart every 3 minutes: the
+	 * same decisions */
+	g_log_max = 1;
+	open_engine_run(f, where, sizeof(where), 101);
+	json_decref(create(f, QUIET_DEF));
+	quiet_feed(f, where, sizeof(where), 0, QUIET_N, 3, 1);
+	g_log_max = 0;
+	decisions(f, got, sizeof(got));
+	assert_string_equal(got, want);
+	vg_alarm_engine_get_stats(f->e, &s1);
+	assert_true(s1.log_entries <= 1);
 	/* teardown closes f->e */
+}
+
+/* A step log compacted at its bound: rows rewritten, the log cleared
+ * (restarts across compactions: test_quiet_states_restore_exactly). */
+static void test_step_log_compaction(void **state)
+{
+	struct fixture *f = *state;
+	char where[700], st[32];
+	struct vg_alarm_engine_stats s0, s1;
+	int64_t t0 = T0 / MIN * MIN;
+
+	if (g_fresh_url) {
+		printf("# SKIP postgresql: a shared store has no step log\n");
+		skip();
+	}
+	vg_alarm_engine_close(f->e);
+	g_log_max = 2;
+	open_engine_run(f, where, sizeof(where), 0);
+	g_log_max = 0;
+	json_decref(create(f, QUIET_DEF));
+	/* ok, then a breach every third minute (1 of the 2 needed each
+	 * time): a logged step each */
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t0, "cpu.util", VG_KIND_GAUGE, 10);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t0 + MIN, "cpu.util", VG_KIND_GAUGE, 10);
+	vg_alarm_engine_get_stats(f->e, &s0);
+	for (int m = 2; m < 11; m++)
+		send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t0 + m * MIN, "cpu.util",
+		      VG_KIND_GAUGE, m % 3 == 2 ? 95 : 10);
+	vg_alarm_engine_get_stats(f->e, &s1);
+	assert_int_equal(s1.logged_steps - s0.logged_steps, 3);
+	assert_int_equal(s1.log_compactions - s0.log_compactions, 1);
+	assert_true(s1.log_entries < 2);
+	assert_string_equal(state_of(f, "qs", st), "ok");
 }
 
 static void test_validation(void **state)
@@ -1643,6 +1692,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jittered_sample_closes_its_period, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reason_rebuilt_after_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quiet_states_restore_exactly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_step_log_compaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbindable_sample_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_data_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_rate_and_percentile, setup, teardown),
