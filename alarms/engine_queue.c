@@ -371,7 +371,7 @@ int vg_alarm_queue_log_step(struct vg_alarm_engine *e, struct inst *in,
 	unsigned char *p;
 	int64_t bits;
 
-	if (!e->log_on || need > LOG_MAX_BYTES)
+	if (!e->log_on || e->cluster || need > LOG_MAX_BYTES)
 		return -ENOSPC;
 	if (need > e->capsteps) {
 		size_t cap = e->capsteps ? 2 * e->capsteps : 64 * 1024;
