@@ -371,7 +371,9 @@ int vg_alarm_queue_log_step(struct vg_alarm_engine *e, struct inst *in,
 	unsigned char *p;
 	int64_t bits;
 
-	if (!e->log_on || e->cluster || need > LOG_MAX_BYTES)
+	/* a row from before the log (log_base 0, schema step 6) has no
+	 * number an entry could follow: it is rewritten first */
+	if (!e->log_on || e->cluster || !in->row_base || need > LOG_MAX_BYTES)
 		return -ENOSPC;
 	if (need > e->capsteps) {
 		size_t cap = e->capsteps ? 2 * e->capsteps : 64 * 1024;

@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 #include <microhttpd.h>
+#include <sqlite3.h>
 
 #include "vigie/alarm_engine.h"
 #include "alarms/notice.h"
@@ -723,6 +724,52 @@ static void test_quiet_states_restore_exactly(void **state)
 	vg_alarm_engine_get_stats(f->e, &s1);
 	assert_true(s1.log_entries <= 1);
 	/* teardown closes f->e */
+}
+
+/* A state row from before the step log (log_base 0, as alarms schema
+ * step 6 leaves the rows it finds): no entry can follow it, so the next
+ * breaching datapoint rewrites it, and a restart still counts it. */
+static void test_step_log_after_upgrade(void **state)
+{
+	struct fixture *f = *state;
+	char where[700], path[800], st[32];
+	struct vg_alarm_engine_stats s0, s1;
+	int64_t t0 = T0 / MIN * MIN;
+	sqlite3 *db;
+
+	if (g_fresh_url) {
+		printf("# SKIP postgresql: a shared store has no step log\n");
+		skip();
+	}
+	vg_alarm_engine_close(f->e);
+	open_engine_run(f, where, sizeof(where), 0);
+	json_decref(create(f, QUIET_DEF));
+	quiet_feed(f, where, sizeof(where), 0, 8, 0, 0);
+	vg_alarm_engine_close(f->e);
+	snprintf(path, sizeof(path), "%s/alarms.db", where);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE states SET log_base = 0", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	open_engine_run(f, where, sizeof(where), -1);
+	vg_alarm_engine_get_stats(f->e, &s0);
+	/* minute 7 re-sent (the series' rhythm), minute 8 breaches: 1 of
+	 * the 2 needed */
+	for (int m = 7; m <= 8; m++)
+		send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t0 + m * MIN, "cpu.util",
+		      VG_KIND_GAUGE, quiet_vals[m]);
+	vg_alarm_engine_get_stats(f->e, &s1);
+	assert_int_equal(s1.logged_steps - s0.logged_steps, 0);
+	assert_int_equal(s1.state_writes - s0.state_writes, 1);
+	vg_alarm_engine_close(f->e);
+	open_engine_run(f, where, sizeof(where), -1);
+	/* 9 good, 10 breaching: 2 of the last 3 with minute 8, which was
+	 * acknowledged and is not re-sent (a restarted series closes its
+	 * first period at its second sample: 9 at 10, then 10 at once) */
+	for (int m = 9; m <= 10; m++)
+		send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t0 + m * MIN, "cpu.util",
+		      VG_KIND_GAUGE, quiet_vals[m]);
+	assert_string_equal(state_of(f, "qs", st), "alarm");
 }
 
 /* A step log compacted at its bound: rows rewritten, the log cleared
@@ -1693,6 +1740,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reason_rebuilt_after_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quiet_states_restore_exactly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_step_log_compaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_step_log_after_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbindable_sample_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_data_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_rate_and_percentile, setup, teardown),
