@@ -151,6 +151,11 @@ static int load_state(void *ctx, const struct vg_alarm_state_row *row)
 	 * write every period */
 	in->row_fillable = !a->def.group && row->ring && vg_alarm_eval_fillable(&in->ev);
 	in->fill_quiet = in->row_fillable;
+	/* the step log's entries after this row carry its log_base */
+	in->row_base = row->log_base;
+	in->logged = 0;
+	if (row->log_base > e->log_base)
+		e->log_base = row->log_base;
 	return 0;
 }
 
@@ -164,7 +169,7 @@ int vg_alarm_defs_load(struct vg_alarm_engine *e, char *err, size_t errlen)
 		return rc;
 	}
 	if ((rc = vg_alarm_store_load_states(e->store, load_state, e)) ||
-	    (rc = vg_alarm_gstate_load(e, NULL)))
+	    (rc = vg_alarm_gstate_load(e, NULL)) || (rc = vg_alarm_queue_log_load(e)))
 		snprintf(err, errlen, "alarms.db: cannot load states: %s",
 			 vg_alarm_store_errmsg(e->store));
 	return rc;

@@ -990,6 +990,16 @@ static int res_update(struct vg_alarm_engine *e, struct res_info *ri,
 	return changed;
 }
 
+/* The batch's identity of resource r into ri; its series re-match their
+ * selectors if anything a selector reads changed. */
+static void res_refresh(struct vg_alarm_engine *e, struct res_info *ri,
+			const struct vg_batch *b, const struct vg_resource *r)
+{
+	if (res_update(e, ri, b, r) > 0)
+		for (size_t i = 0; i < ri->nseries; i++)
+			ri->series[i]->gen = 0; /* re-match selectors */
+}
+
 static struct res_info *res_for(struct vg_alarm_engine *e, const struct vg_batch *b,
 				const struct vg_resource *r)
 {
@@ -1002,9 +1012,7 @@ static struct res_info *res_for(struct vg_alarm_engine *e, const struct vg_batch
 			return NULL;
 		}
 	}
-	if (res_update(e, ri, b, r) > 0)
-		for (size_t i = 0; i < ri->nseries; i++)
-			ri->series[i]->gen = 0; /* re-match selectors */
+	res_refresh(e, ri, b, r);
 	return ri;
 }
 
@@ -1090,7 +1098,7 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 {
 	struct alarm *a = in->a;
 	struct vg_alarm_decision d;
-	int quiet;
+	int quiet, loggable;
 
 	/* restored from a fillable row: the periods since it were quiet
 	 * steps, evaluated and not written (engine_queue.c, quiet steps) */
@@ -1103,6 +1111,12 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 	quiet = in->row_fillable && !in->dirty && in->ev.state == VG_ALARM_OK &&
 		vg_alarm_eval_fillable(&in->ev) &&
 		vg_alarm_eval_good_next(&a->params, &in->ev, start_ms, v);
+	/* any datapoint for the period right after the newest, from a
+	 * fillable committed row: logged instead of written if it leaves
+	 * the state fillable without a notification (engine_queue.c) */
+	loggable = e->log_on && in->row_fillable && !in->dirty &&
+		   vg_alarm_eval_fillable(&in->ev) &&
+		   start_ms == in->ev.last_start_ms + a->params.period_ms;
 	if (vg_alarm_eval_push(&in->ev, start_ms, v))
 		return; /* evaluated before (a replay after restart or takeover) */
 	in->fill_quiet = 0;
@@ -1120,6 +1134,9 @@ void vg_alarm_inst_datapoint(struct vg_alarm_engine *e, struct inst *in,
 	 * already stands for this state (engine_queue.c), nothing to write */
 	if (quiet && !d.notify && in->ev.state == VG_ALARM_OK)
 		e->st.quiet_evaluations++;
+	else if (loggable && !d.notify && vg_alarm_eval_fillable(&in->ev) &&
+		 !vg_alarm_queue_log_step(e, in, start_ms, end_ms, v))
+		e->st.logged_steps++;
 	else
 		vg_alarm_queue_mark_dirty(e, in);
 	if (d.notify)
@@ -1445,18 +1462,28 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 			size_t kl;
 			if (!vg_hmap_gets(&e->metrics, sm[k].metric))
 				continue;
-			/* no alarm can bind it: no selector alarm watches the
-			 * metric and no single-resource alarm names this
-			 * resource; nothing to keep for it (among 100,000
-			 * series with 10,000 alarms, most samples) */
-			if (!vg_hmap_gets(&e->watchers, sm[k].metric) &&
-			    (!(kl = key2(key, sizeof(key), r->id, sm[k].metric)) ||
-			     !vg_hmap_get(&e->exact, key, kl)))
-				continue;
-			if (!ri && !(ri = res_for(e, b, r)))
-				break;
-			if (!(s = series_for(e, ri, sm[k].metric, sm[k].kind)))
-				continue;
+			kl = key2(key, sizeof(key), r->id, sm[k].metric);
+			/* a series already kept (the usual case): it knows
+			 * its resource, and rebind below whether any alarm
+			 * still binds it; one lookup instead of three (each a
+			 * cache miss or two in a collector's working set) */
+			if (kl && (s = vg_hmap_get(&e->series, key, kl))) {
+				if (!ri)
+					res_refresh(e, ri = s->res, b, r);
+			} else {
+				/* no alarm can bind it: no selector alarm
+				 * watches the metric and no single-resource
+				 * alarm names this resource; nothing to keep
+				 * for it (among 100,000 series with 10,000
+				 * alarms, most samples) */
+				if (!vg_hmap_gets(&e->watchers, sm[k].metric) &&
+				    (!kl || !vg_hmap_get(&e->exact, key, kl)))
+					continue;
+				if (!ri && !(ri = res_for(e, b, r)))
+					break;
+				if (!(s = series_for(e, ri, sm[k].metric, sm[k].kind)))
+					continue;
+			}
 			if (s->gen != e->gen)
 				rebind(e, s);
 			if (!s->nbind)

@@ -12,7 +12,8 @@
  *
  * Design. Evaluation never writes: it queues. `dirty` lists instances
  * whose state row must be rewritten (each at most once; a quiet step
- * is not, see below), `pend` the rows
+ * is not, and a logged step is appended to the step log instead, see
+ * below), `pend` the rows
  * to insert (history with an optional notification) or delete (state of
  * an instance that left). vg_alarm_queue_flush writes all of it in one
  * transaction; only after the commit are notifications published on SSE
@@ -100,6 +101,37 @@
  * in are the stored ring's newest good value: a reason shows them until
  * they leave the range.
  *
+ * Logged steps, and why the log keeps restarts exact. The next most
+ * common evaluation is a step that changes nothing but the ring either:
+ * from a fillable committed state, the datapoint of the period right
+ * after the newest (breaching, or missing) leaves the state fillable
+ * (ok, M of N not reached) without a notification. Rewriting the
+ * instance's row for it cost a b-tree upsert and, over a batch, a WAL
+ * page per row (about 4 µs a row; 900 of them per batch of 10,000 series
+ * when 9 % of datapoints breach, docs/benchmarks.md). In a node's own
+ * alarms.db (vg_alarm_store_local; never on a shared PostgreSQL store,
+ * where another node may take the alarm over) such a step is appended to
+ * the step log instead: one entry (alarm, resource, the log_base of the
+ * row it follows, period, value, updated_ms), and one state_log row per
+ * flush holding all of the flush's entries, in the flush's transaction.
+ * At open (vg_alarm_queue_log_load) the entries are replayed in order
+ * onto the instances restored from their rows: the quiet steps before
+ * each are filled in as for a row (vg_alarm_eval_fill_quiet), its
+ * datapoint pushed and decided again without notifying, which is what
+ * the evaluation that logged it did (a decision reads the ring and the
+ * state only, and the step left the state fillable, so the quiet-step
+ * facts (a) and (b) above hold after it as after a row). An entry
+ * applies only to the row it followed (its log_base; every row write
+ * takes a new number, above wall ms x 1000 at open so numbers are never
+ * reused across restarts) and only after that row's newest period, so an
+ * entry made stale by a later row (any non-logged evaluation rewrites
+ * the row, which then holds the entry's period) is skipped. The log is
+ * compacted (every instance with entries rewritten and the log deleted,
+ * in one transaction) at the first commit after an open that found
+ * entries and whenever it holds LOG_MAX_ENTRIES; a failed commit keeps
+ * the flush's entries in memory (at most LOG_MAX_BYTES: beyond, steps
+ * are written as rows again) and retries them with the next flush.
+ *
  * Invariants: pending entries own their strings; a failed commit keeps
  * everything queued and retries at the next flush; the queue is bounded
  * (VG_ALARM_MAX_PENDING, the oldest dropped and counted, logged once).
@@ -122,6 +154,12 @@
 
 /* an early commit waits at most this long for company */
 #define EARLY_WAIT_MAX_NS 5000000
+/* the step log is compacted when it holds this many entries (about 60
+ * bytes each: a few MB, replayed in well under a second at a restart) */
+#define LOG_MAX_ENTRIES 100000
+/* the entries of one flush kept in memory at most (the database failing
+ * for long): beyond, steps are written as rows again */
+#define LOG_MAX_BYTES (16u << 20)
 
 /* ---- pending writes ------------------------------------------------------ */
 
@@ -231,10 +269,12 @@ static int write_state(struct vg_alarm_engine *e, struct inst *in)
 		.ring_len = vg_alarm_eval_ring_pack(&in->ev, ring, sizeof(ring)),
 		.updated_ms = in->updated_ms,
 		.cooldown_ms = in->cooldown_last_ms,
+		.log_base = ++e->log_base,
 	};
 
 	/* what the row will stand for once committed (see the top) */
 	in->row_fillable_next = !in->a->def.group && vg_alarm_eval_fillable(&in->ev);
+	in->row_base_next = row.log_base;
 	e->st.state_writes++;
 	return vg_alarm_store_put_state(e->store, &row);
 }
@@ -303,19 +343,176 @@ static void apply_silences(struct vg_alarm_engine *e, struct pending *p)
 	}
 }
 
+/* ---- logged steps ---------------------------------------------------------- */
+
+static void put64(unsigned char *p, int64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static int64_t get64(const unsigned char *p)
+{
+	int64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* One entry: alarm id NUL resource NUL, then log_base, start_ms, end_ms,
+ * the value's bits and updated_ms, 8 bytes each in this host's order (the
+ * log is this node's own file). */
+#define ENTRY_FIXED 40
+
+int vg_alarm_queue_log_step(struct vg_alarm_engine *e, struct inst *in,
+			    int64_t start_ms, int64_t end_ms, double v)
+{
+	size_t la = strlen(in->a->def.id) + 1, lr = strlen(in->resource) + 1;
+	size_t need = e->nsteps_bytes + la + lr + ENTRY_FIXED;
+	unsigned char *p;
+	int64_t bits;
+
+	/* a row from before the log (log_base 0, schema step 6) has no
+	 * number an entry could follow: it is rewritten first */
+	if (!e->log_on || e->cluster || !in->row_base || need > LOG_MAX_BYTES)
+		return -ENOSPC;
+	if (need > e->capsteps) {
+		size_t cap = e->capsteps ? 2 * e->capsteps : 64 * 1024;
+		while (cap < need)
+			cap *= 2;
+		if (!(p = realloc(e->steps, cap)))
+			return -ENOMEM;
+		e->steps = p;
+		e->capsteps = cap;
+	}
+	p = e->steps + e->nsteps_bytes;
+	memcpy(p, in->a->def.id, la);
+	memcpy(p + la, in->resource, lr);
+	p += la + lr;
+	memcpy(&bits, &v, 8);
+	put64(p, in->row_base);
+	put64(p + 8, start_ms);
+	put64(p + 16, end_ms);
+	put64(p + 24, bits);
+	put64(p + 32, in->updated_ms);
+	e->nsteps_bytes = need;
+	e->nsteps++;
+	in->logged = 1;
+	return 0;
+}
+
+/* Replay one entry onto its instance (at open): what the evaluation that
+ * logged it did, without telling anyone. */
+static void replay_entry(struct vg_alarm_engine *e, const char *alarm_id,
+			 const char *resource, const unsigned char *p)
+{
+	struct alarm *a = vg_hmap_gets(&e->alarms, alarm_id);
+	struct inst *in = a ? vg_hmap_gets(&a->insts, resource) : NULL;
+	int64_t base = get64(p), start = get64(p + 8), end = get64(p + 16), bits;
+	struct vg_alarm_decision d;
+	double v;
+
+	bits = get64(p + 24);
+	memcpy(&v, &bits, 8);
+	/* only onto the row it followed, and after that row's periods (a
+	 * row rewritten since holds the entry's period already) */
+	if (!in || a->def.group || !base || in->row_base != base || !in->ev.n ||
+	    start <= in->ev.last_start_ms || !in->row_fillable)
+		return;
+	if (in->fill_quiet)
+		vg_alarm_eval_fill_quiet(&a->params, &in->ev, start);
+	if (vg_alarm_eval_push(&in->ev, start, v))
+		return;
+	vg_alarm_eval_decide(&a->params, &in->ev, end, &d, 0);
+	json_decref(d.reason_data);
+	in->reason_stale = 1;
+	in->updated_ms = get64(p + 32);
+	/* logged only when it left the state fillable: the periods after it
+	 * up to the next datapoint were quiet steps again */
+	in->fill_quiet = vg_alarm_eval_fillable(&in->ev);
+	in->logged = 1;
+	e->st.log_replayed++;
+}
+
+static int replay_row(void *ctx, const void *entries, size_t len)
+{
+	struct vg_alarm_engine *e = ctx;
+	const unsigned char *p = entries, *end = p + len;
+
+	while (p < end) {
+		const unsigned char *a = p, *r, *z;
+		if (!(z = memchr(a, 0, (size_t)(end - a))))
+			break;
+		r = z + 1;
+		if (r >= end || !(z = memchr(r, 0, (size_t)(end - r))) ||
+		    (size_t)(end - (z + 1)) < ENTRY_FIXED)
+			break;
+		replay_entry(e, (const char *)a, (const char *)r, z + 1);
+		e->log_entries++;
+		p = z + 1 + ENTRY_FIXED;
+	}
+	e->log_compact = 1; /* the first flush rewrites and clears */
+	return 0;
+}
+
+int vg_alarm_queue_log_load(struct vg_alarm_engine *e)
+{
+	e->log_on = vg_alarm_store_local(e->store);
+	if (!e->log_on)
+		return 0;
+	/* numbers never given before, across restarts (see the top) */
+	if (e->log_base < wall(e) * 1000)
+		e->log_base = wall(e) * 1000;
+	return vg_alarm_store_log_load(e->store, replay_row, e);
+}
+
+/* Compaction: every instance with entries in the log gets its row
+ * rewritten in this flush, and the log is cleared in the same
+ * transaction. 0, or -ENOMEM if one could not be queued (the log is then
+ * kept, and compacted at a later flush). */
+static int log_compact_prepare(struct vg_alarm_engine *e)
+{
+	size_t pos = 0, ip;
+	const struct vg_hmap_entry *s, *t;
+
+	while ((s = vg_hmap_next(&e->alarms, &pos))) {
+		struct alarm *a = s->value;
+		ip = 0;
+		while ((t = vg_hmap_next(&a->insts, &ip))) {
+			struct inst *in = t->value;
+			if (!in->logged)
+				continue;
+			vg_alarm_queue_mark_dirty(e, in);
+			if (!in->dirty)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 /* Write dirty states and pending rows in one transaction; then publish. */
 int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 {
-	int rc, wake = 0;
+	int rc, wake = 0, compact = 0;
 	int64_t now = wall(e);
 
-	if (!e->ndirty && !e->npend && !e->ngdirty && !vg_alarm_group_maybe_due(e, now))
+	if (e->log_on && e->log_entries + e->nsteps >=
+				 (e->o.log_max_entries ? e->o.log_max_entries : LOG_MAX_ENTRIES))
+		e->log_compact = 1;
+	if (e->log_compact && !e->cluster)
+		compact = !log_compact_prepare(e);
+	if (!e->ndirty && !e->npend && !e->ngdirty && !e->nsteps && !compact &&
+	    !vg_alarm_group_maybe_due(e, now))
 		return 0;
 	rc = vg_alarm_store_begin(e->store);
 	if (!rc) /* clustered: only what this node still holds a lease on */
 		rc = vg_alarm_own_fence(e);
 	for (size_t i = 0; !rc && i < e->ndirty; i++)
 		rc = write_state(e, e->dirty[i]);
+	/* the rows just written hold every logged step: the log goes */
+	if (!rc && compact)
+		rc = vg_alarm_store_log_clear(e->store);
+	else if (!rc && e->nsteps)
+		rc = vg_alarm_store_log_add(e->store, e->steps, e->nsteps_bytes);
 	for (size_t i = 0; !rc && i < e->npend; i++) {
 		struct pending *p = &e->pend[i];
 		if (p->kind == P_DELETE_STATE) {
@@ -370,10 +567,21 @@ int vg_alarm_queue_flush(struct vg_alarm_engine *e)
 		return rc;
 	}
 	for (size_t i = 0; i < e->ndirty; i++) {
-		e->dirty[i]->dirty = 0;
-		e->dirty[i]->row_fillable = e->dirty[i]->row_fillable_next;
+		struct inst *in = e->dirty[i];
+		in->dirty = 0;
+		in->row_fillable = in->row_fillable_next;
+		in->row_base = in->row_base_next;
+		in->logged = 0; /* its row holds what the log had */
 	}
 	e->ndirty = 0;
+	if (compact) {
+		e->log_entries = 0;
+		e->log_compact = 0;
+		e->st.log_compactions++;
+	} else
+		e->log_entries += e->nsteps;
+	e->nsteps = e->nsteps_bytes = 0;
+	e->st.log_entries = e->log_entries;
 	for (size_t i = 0; i < e->npend; i++) {
 		struct pending *p = &e->pend[i];
 		if (p->body && !p->silenced) {
@@ -412,6 +620,9 @@ void vg_alarm_queue_release(struct vg_alarm_engine *e)
 	free(e->pend);
 	free(e->dirty);
 	free(e->gdirty);
+	free(e->steps);
+	e->steps = NULL;
+	e->nsteps = e->nsteps_bytes = e->capsteps = 0;
 	e->pend = NULL;
 	e->dirty = NULL;
 	e->gdirty = NULL;

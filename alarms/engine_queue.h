@@ -23,6 +23,18 @@ void vg_alarm_queue_delete_state(struct vg_alarm_engine *e, const char *alarm_id
 				 const char *resource);
 /* The instance's state row is to be written (at most once per flush). */
 void vg_alarm_queue_mark_dirty(struct vg_alarm_engine *e, struct inst *in);
+/* Logged steps (engine_queue.c): append the evaluation of instance in
+ * for the period [start_ms, end_ms) with value v to the step log of the
+ * next flush, instead of rewriting its row. 0, or -errno when it cannot
+ * be logged (the log is off, or full while the database fails): then
+ * mark the instance dirty. Call only for an evaluation that changed
+ * nothing but the ring (see the file's top). */
+int vg_alarm_queue_log_step(struct vg_alarm_engine *e, struct inst *in,
+			    int64_t start_ms, int64_t end_ms, double v);
+/* At open, after the state rows: turn the log on for a node's own
+ * alarms.db and replay its entries onto the instances (the first flush
+ * then compacts it). 0 or the store's error. */
+int vg_alarm_queue_log_load(struct vg_alarm_engine *e);
 /* Forget a dirty instance before it is freed. */
 void vg_alarm_queue_forget(struct vg_alarm_engine *e, struct inst *in);
 /* Write everything queued in one transaction, then publish (SSE, log)

@@ -84,6 +84,11 @@ struct inst {
 	 * pushed since, so the periods before the next datapoint are quiet
 	 * steps that were not written (vg_alarm_eval_fill_quiet). */
 	int row_fillable, row_fillable_next, fill_quiet;
+	/* the step log (engine_queue.c, logged steps): the log_base of the
+	 * row last committed for this instance (and of the one being
+	 * written), and whether the log holds entries after that row */
+	int64_t row_base, row_base_next;
+	int logged;
 	int64_t updated_ms;
 	int silent;               /* event alarm: an agent_silent instance */
 	int64_t cooldown_last_ms; /* last alarm notification (cooldown) */
@@ -241,6 +246,15 @@ struct vg_alarm_engine {
 	size_t ndirty, capdirty;
 	struct pending *pend;
 	size_t npend, cappend;
+	/* the step log (engine_queue.c): on for a node's own alarms.db;
+	 * the entries of the flush being prepared; entries committed since
+	 * the last compaction; compact at the next flush; the last log_base
+	 * given to a row */
+	int log_on, log_compact;
+	unsigned char *steps;
+	size_t nsteps_bytes, capsteps, nsteps;
+	uint64_t log_entries;
+	int64_t log_base;
 	int64_t last_expire_ms, last_prune_ms;
 	struct vg_alarm_engine_stats st;
 	uint64_t log_store, log_dropped;

@@ -56,6 +56,12 @@
  * measured batches: the whole ingest path (decode, registry, store,
  * meter, alarms).
  *
+ * ALARMS_BENCH_PROFILE (e2e): a shell command run over the measured
+ * ingestion batches only, with $COLLECTOR_PID and $ALARMS (0 or --alarms)
+ * set, stopped with SIGINT after the last one: e.g.
+ *   ALARMS_BENCH_PROFILE='exec perf record -g -p $COLLECTOR_PID -o /tmp/p.$ALARMS'
+ * profiles the collector with and without alarms on the same load.
+ *
  * Output: "RESULT alarms_<what> key=value ..." lines on standard output.
  */
 #include <errno.h>
@@ -247,7 +253,8 @@ static void engine_run(const struct opts *o, int alarms, int groups, char *tmpl)
 	       "batch_us_p50=%" PRId64 " batch_us_p99=%" PRId64
 	       " samples_per_s=%.0f evaluations=%" PRIu64 " transitions=%" PRIu64
 	       " ns_per_sample=%.0f cpu_ns_per_sample=%.0f step_s=%d warmup=%d"
-	       " state_writes=%" PRIu64 " quiet_evaluations=%" PRIu64 "\n",
+	       " state_writes=%" PRIu64 " quiet_evaluations=%" PRIu64
+	       " logged_steps=%" PRIu64 "\n",
 	       alarms, g_group_members, o->series, o->batches,
 	       pct(us, (size_t)o->batches, 50),
 	       pct(us, (size_t)o->batches, 99),
@@ -255,7 +262,7 @@ static void engine_run(const struct opts *o, int alarms, int groups, char *tmpl)
 	       st.evaluations, st.transitions,
 	       (double)total * 1000.0 / ((double)o->series * o->batches),
 	       (double)cpu * 1000.0 / ((double)o->series * o->batches), o->step_s,
-	       o->warmup, st.state_writes, st.quiet_evaluations);
+	       o->warmup, st.state_writes, st.quiet_evaluations, st.logged_steps);
 	fflush(stdout);
 	vg_alarm_engine_close(e);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -535,6 +542,39 @@ static pid_t collector_up(const struct opts *o, char *dir, size_t dirlen,
 	return pid;
 }
 
+/* ALARMS_BENCH_PROFILE: a shell command run over the measured ingestion
+ * batches of e2e only, with $COLLECTOR_PID and $ALARMS set (e.g.
+ * 'perf record -g -p $COLLECTOR_PID -o /tmp/p.$ALARMS'), stopped with
+ * SIGINT after the last batch. Its pid, or 0 when not set. */
+static int g_alarms_now;
+static pid_t profile_start(pid_t collector)
+{
+	const char *cmd = getenv("ALARMS_BENCH_PROFILE");
+	char v[32];
+	pid_t p;
+
+	if (!cmd || !*cmd)
+		return 0;
+	snprintf(v, sizeof(v), "%d", (int)collector);
+	setenv("COLLECTOR_PID", v, 1);
+	snprintf(v, sizeof(v), "%d", g_alarms_now);
+	setenv("ALARMS", v, 1);
+	if ((p = fork()) == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	vg_sleep_ms(1000); /* let it attach */
+	return p > 0 ? p : 0;
+}
+
+static void profile_stop(pid_t p)
+{
+	if (p <= 0)
+		return;
+	kill(p, SIGINT);
+	waitpid(p, NULL, 0);
+}
+
 static void e2e_run(const struct opts *o, int alarms, const char *hook_url)
 {
 	char dir[512], api[64], listen[64], notify[64], url[128], def[512];
@@ -548,6 +588,7 @@ static void e2e_run(const struct opts *o, int alarms, const char *hook_url)
 	int sock, sub, tmo = 1000;
 	pthread_t th;
 
+	g_alarms_now = alarms;
 	pid = collector_up(o, dir, sizeof(dir), listen, api, notify);
 	c = curl_easy_init();
 	snprintf(url, sizeof(url), "http://%s/v1/health", api);
@@ -604,6 +645,7 @@ static void e2e_run(const struct opts *o, int alarms, const char *hook_url)
 		send_batch(sock, b);
 		vg_batch_free(b);
 	}
+	pid_t prof = profile_start(pid);
 	int64_t ti = (vg_monotonic_ns() / 1000), ci = proc_cpu_us(pid);
 	for (int i = 0; i < o->batches; i++, k++) {
 		struct vg_batch *b = make_batch(o->series,
@@ -615,6 +657,7 @@ static void e2e_run(const struct opts *o, int alarms, const char *hook_url)
 	}
 	ti = (vg_monotonic_ns() / 1000) - ti;
 	ci = proc_cpu_us(pid) - ci;
+	profile_stop(prof);
 
 	/* latency: each round flips the probe */
 	for (int r = 0; r < o->rounds; r++, k++) {

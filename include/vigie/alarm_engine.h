@@ -80,8 +80,11 @@ struct vg_alarm_engine_options {
 	int64_t webhook_timeout_ms, retry_initial_ms, retry_max_ms,
 		retry_for_ms, exec_timeout_ms; /* 0 = defaults (outbox.h) */
 	int64_t history_retention_ms;          /* 0 = 30 days */
-	int deliver;                           /* start the delivery thread */
-	int64_t (*now_ms)(void);               /* wall clock; NULL = vg_now_ms */
+	/* the step log is compacted when it holds this many entries (0 =
+	 * 100,000; alarms/engine_queue.c, logged steps) */
+	unsigned log_max_entries;
+	int deliver;             /* start the delivery thread */
+	int64_t (*now_ms)(void); /* wall clock; NULL = vg_now_ms */
 	/* Refuse alarms on metrics neither in the catalogue nor seen
 	 * (vg_alarm_policy.check_metric); metric_seen may be NULL
 	 * (catalogue only). Called with the engine's lock held. */
@@ -220,6 +223,12 @@ struct vg_alarm_engine_stats {
 	/* alarms.db state rows: written, and evaluations that left a quiet
 	 * state quiet and wrote nothing (docs/alarms.md, Durability) */
 	uint64_t state_writes, quiet_evaluations;
+	/* evaluations that changed only an instance's datapoints, appended
+	 * to the step log instead of rewriting its row; entries in the log
+	 * (committed, since its last compaction) */
+	uint64_t logged_steps, log_entries;
+	uint64_t log_replayed;    /* entries replayed at the last open */
+	uint64_t log_compactions; /* rows rewritten and the log cleared */
 };
 void vg_alarm_engine_get_stats(struct vg_alarm_engine *e,
 			       struct vg_alarm_engine_stats *out);

@@ -109,6 +109,8 @@ struct vg_alarm_state_row {
 	int64_t updated_ms;
 	int64_t cooldown_ms; /* sample time of the last alarm notification
 			      * sent (the cooldown's clock); 0 none */
+	int64_t log_base;    /* the step log's entries that follow this row
+			      * carry this number (0: none can) */
 };
 
 typedef int (*vg_alarm_state_row_fn)(void *ctx,
@@ -125,6 +127,22 @@ int vg_alarm_store_put_state(struct vg_alarm_store *s,
  * members and open periods below. */
 int vg_alarm_store_delete_state(struct vg_alarm_store *s, const char *alarm_id,
 				const char *resource);
+
+/* ---- the step log (alarms/engine_queue.c, "Logged steps") ------------------------ */
+
+/* Whether the store is this node's own file (sqlite alarms.db), never
+ * shared with another collector: only then does the engine log steps. */
+int vg_alarm_store_local(const struct vg_alarm_store *s);
+/* Append one row of packed entries (the caller's format), inside the
+ * caller's transaction. 0 or -errno. */
+int vg_alarm_store_log_add(struct vg_alarm_store *s, const void *entries, size_t len);
+/* Delete every row of the log (after the rows they follow were
+ * rewritten in the same transaction). 0 or -errno. */
+int vg_alarm_store_log_clear(struct vg_alarm_store *s);
+/* Every row of the log, oldest first; fn's entries are valid during the
+ * call only; a non-zero return of fn stops and is returned. */
+typedef int (*vg_alarm_log_fn)(void *ctx, const void *entries, size_t len);
+int vg_alarm_store_log_load(struct vg_alarm_store *s, vg_alarm_log_fn fn, void *ctx);
 
 /* ---- group alarms: members and open periods ------------------------------------- */
 

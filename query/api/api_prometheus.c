@@ -512,6 +512,10 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	    "Evaluations that kept a quiet state (ok, all datapoints good) "
 	    "quiet: no state row written",
 	    (double)e->quiet_evaluations);
+	one(b, "vigie_alarms_logged_steps_total", "counter",
+	    "Evaluations that changed only an instance's datapoints: appended "
+	    "to the step log, no state row written",
+	    (double)e->logged_steps);
 	one(b, "vigie_alarms_notifications_total", "counter",
 	    "Notifications published (transitions and repeats)",
 	    (double)e->notifications);

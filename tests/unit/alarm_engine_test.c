@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 #include <microhttpd.h>
+#include <sqlite3.h>
 
 #include "vigie/alarm_engine.h"
 #include "alarms/notice.h"
@@ -564,12 +565,14 @@ static const double quiet_vals[] = {
 	"\"datapoints_to_alarm\":2,\"keep_firing_for\":120}"
 
 /* Where run k of a case keeps its state: a directory of its own, or a
- * fresh PostgreSQL database. */
+ * fresh PostgreSQL database. g_log_max: the engine's log_max_entries. */
+static unsigned g_log_max;
 static void open_engine_run(struct fixture *f, char *where, size_t len, int k)
 {
 	struct vg_alarm_engine_options o = {0};
 	char err[256];
 
+	o.log_max_entries = g_log_max;
 	if (k >= 0) {
 		if (g_fresh_url) {
 			assert_int_equal(g_fresh_url(where, len), 0);
@@ -645,7 +648,18 @@ static void test_quiet_states_restore_exactly(void **state)
 
 	/* the uninterrupted run, in this fixture's own engine */
 	json_decref(create(f, QUIET_DEF));
-	quiet_feed(f, NULL, 0, 0, 20, 0, 0);
+	quiet_feed(f, NULL, 0, 0, 8, 0, 0);
+	/* minute 8 breaches, 1 of the 2 needed: in alarms.db (a node's own
+	 * file) a logged step, not a rewritten row (engine_queue.c); on a
+	 * shared PostgreSQL store a row */
+	vg_alarm_engine_get_stats(f->e, &s0);
+	quiet_feed(f, NULL, 0, 8, 9, 0, 0);
+	vg_alarm_engine_get_stats(f->e, &s1);
+	assert_int_equal(s1.evaluations - s0.evaluations, 1);
+	assert_int_equal(s1.state_writes - s0.state_writes, g_fresh_url ? 1 : 0);
+	assert_int_equal(s1.logged_steps - s0.logged_steps, g_fresh_url ? 0 : 1);
+	assert_int_equal(s1.log_entries, g_fresh_url ? 0 : 1);
+	quiet_feed(f, NULL, 0, 9, 20, 0, 0);
 	/* minutes 17-23 are quiet: nothing written for them */
 	vg_alarm_engine_get_stats(f->e, &s0);
 	quiet_feed(f, NULL, 0, 20, 24, 0, 0);
@@ -672,6 +686,13 @@ static void test_quiet_states_restore_exactly(void **state)
 		json_decref(create(f, QUIET_DEF));
 		quiet_feed(f, where, sizeof(where), 0, k, 0, 0);
 		quiet_feed(f, where, sizeof(where), k, k + 1, (int)k, resend);
+		/* the log replayed at the open (before minute 9: minute
+		 * 8's breach), then compacted at the first commit: at most
+		 * the entry of minute k itself is left */
+		vg_alarm_engine_get_stats(f->e, &s1);
+		assert_true(s1.log_entries <= 1);
+		if (k == 9 && !g_fresh_url)
+			assert_int_equal(s1.log_replayed, 1);
 		quiet_feed(f, where, sizeof(where), k + 1, QUIET_N, 0, 0);
 		decisions(f, got, sizeof(got));
 		if (strcmp(want, got))
@@ -688,7 +709,100 @@ static void test_quiet_states_restore_exactly(void **state)
 	quiet_feed(f, where, sizeof(where), 0, QUIET_N, 1, 1);
 	decisions(f, got, sizeof(got));
 	assert_string_equal(got, want);
+	vg_alarm_engine_close(f->e);
+	f->e = NULL;
+	/* a step log compacted whenever it holds one entry (its rows
+	 * rewritten, the log cleared), with a restart every 3 minutes: the
+	 * same decisions */
+	g_log_max = 1;
+	open_engine_run(f, where, sizeof(where), 101);
+	json_decref(create(f, QUIET_DEF));
+	quiet_feed(f, where, sizeof(where), 0, QUIET_N, 3, 1);
+	g_log_max = 0;
+	decisions(f, got, sizeof(got));
+	assert_string_equal(got, want);
+	vg_alarm_engine_get_stats(f->e, &s1);
+	assert_true(s1.log_entries <= 1);
 	/* teardown closes f->e */
+}
+
+/* A state row from before the step log (log_base 0, as alarms schema
+ * step 6 leaves the rows it finds): no entry can follow it, so the next
+ * breaching datapoint rewrites it, and a restart still counts it. */
+static void test_step_log_after_upgrade(void **state)
+{
+	struct fixture *f = *state;
+	char where[700], path[800], st[32];
+	struct vg_alarm_engine_stats s0, s1;
+	int64_t t0 = T0 / MIN * MIN;
+	sqlite3 *db;
+
+	if (g_fresh_url) {
+		printf("# SKIP postgresql: a shared store has no step log\n");
+		skip();
+	}
+	vg_alarm_engine_close(f->e);
+	open_engine_run(f, where, sizeof(where), 0);
+	json_decref(create(f, QUIET_DEF));
+	quiet_feed(f, where, sizeof(where), 0, 8, 0, 0);
+	vg_alarm_engine_close(f->e);
+	snprintf(path, sizeof(path), "%s/alarms.db", where);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE states SET log_base = 0", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	open_engine_run(f, where, sizeof(where), -1);
+	vg_alarm_engine_get_stats(f->e, &s0);
+	/* minute 7 re-sent (the series' rhythm), minute 8 breaches: 1 of
+	 * the 2 needed */
+	for (int m = 7; m <= 8; m++)
+		send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t0 + m * MIN, "cpu.util",
+		      VG_KIND_GAUGE, quiet_vals[m]);
+	vg_alarm_engine_get_stats(f->e, &s1);
+	assert_int_equal(s1.logged_steps - s0.logged_steps, 0);
+	assert_int_equal(s1.state_writes - s0.state_writes, 1);
+	vg_alarm_engine_close(f->e);
+	open_engine_run(f, where, sizeof(where), -1);
+	/* 9 good, 10 breaching: 2 of the last 3 with minute 8, which was
+	 * acknowledged and is not re-sent (a restarted series closes its
+	 * first period at its second sample: 9 at 10, then 10 at once) */
+	for (int m = 9; m <= 10; m++)
+		send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t0 + m * MIN, "cpu.util",
+		      VG_KIND_GAUGE, quiet_vals[m]);
+	assert_string_equal(state_of(f, "qs", st), "alarm");
+}
+
+/* A step log compacted at its bound: rows rewritten, the log cleared
+ * (restarts across compactions: test_quiet_states_restore_exactly). */
+static void test_step_log_compaction(void **state)
+{
+	struct fixture *f = *state;
+	char where[700], st[32];
+	struct vg_alarm_engine_stats s0, s1;
+	int64_t t0 = T0 / MIN * MIN;
+
+	if (g_fresh_url) {
+		printf("# SKIP postgresql: a shared store has no step log\n");
+		skip();
+	}
+	vg_alarm_engine_close(f->e);
+	g_log_max = 2;
+	open_engine_run(f, where, sizeof(where), 0);
+	g_log_max = 0;
+	json_decref(create(f, QUIET_DEF));
+	/* ok, then a breach every third minute (1 of the 2 needed each
+	 * time): a logged step each */
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t0, "cpu.util", VG_KIND_GAUGE, 10);
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t0 + MIN, "cpu.util", VG_KIND_GAUGE, 10);
+	vg_alarm_engine_get_stats(f->e, &s0);
+	for (int m = 2; m < 11; m++)
+		send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t0 + m * MIN, "cpu.util",
+		      VG_KIND_GAUGE, m % 3 == 2 ? 95 : 10);
+	vg_alarm_engine_get_stats(f->e, &s1);
+	assert_int_equal(s1.logged_steps - s0.logged_steps, 3);
+	assert_int_equal(s1.log_compactions - s0.log_compactions, 1);
+	assert_true(s1.log_entries < 2);
+	assert_string_equal(state_of(f, "qs", st), "ok");
 }
 
 static void test_validation(void **state)
@@ -1625,6 +1739,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_jittered_sample_closes_its_period, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reason_rebuilt_after_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quiet_states_restore_exactly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_step_log_compaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_step_log_after_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbindable_sample_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_data_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_counter_rate_and_percentile, setup, teardown),

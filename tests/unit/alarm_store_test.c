@@ -91,7 +91,7 @@ struct seen_state {
 	size_t ring_len;
 	int state;
 	uint32_t periods;
-	int64_t cooldown_ms;
+	int64_t cooldown_ms, log_base;
 };
 
 static int got_state(void *ctx, const struct vg_alarm_state_row *r)
@@ -101,6 +101,7 @@ static int got_state(void *ctx, const struct vg_alarm_state_row *r)
 	s->state = r->state;
 	s->periods = r->alarm_periods;
 	s->cooldown_ms = r->cooldown_ms;
+	s->log_base = r->log_base;
 	s->ring_len = r->ring_len;
 	memcpy(s->ring, r->ring, r->ring_len < 64 ? r->ring_len : 64);
 	return 0;
@@ -110,7 +111,7 @@ static void test_defs_and_states(void **state)
 {
 	struct fx *f = fx_get(state);
 	const unsigned char ring[] = {0, 1, 2, 0xff, 0, 0x80, 7}; /* NULs and high bytes */
-	struct vg_alarm_state_row r = {.alarm_id = "a1", .resource = "inst-1", .state = 2, .since_ms = 1000, .clear_since_ms = 0, .alarm_periods = 3, .reason = "3 of 5", .ring = ring, .ring_len = sizeof(ring), .updated_ms = 2000, .cooldown_ms = 1500};
+	struct vg_alarm_state_row r = {.alarm_id = "a1", .resource = "inst-1", .state = 2, .since_ms = 1000, .clear_since_ms = 0, .alarm_periods = 3, .reason = "3 of 5", .ring = ring, .ring_len = sizeof(ring), .updated_ms = 2000, .cooldown_ms = 1500, .log_base = 77};
 	struct seen_state seen = {0};
 	int n = 0;
 
@@ -132,6 +133,7 @@ static void test_defs_and_states(void **state)
 	assert_int_equal(seen.state, 2);
 	assert_int_equal(seen.periods, 4);
 	assert_int_equal(seen.cooldown_ms, 1500);
+	assert_int_equal(seen.log_base, 77);
 	assert_int_equal(seen.ring_len, sizeof(ring));
 	assert_memory_equal(seen.ring, ring, sizeof(ring));
 
@@ -150,6 +152,48 @@ static void test_defs_and_states(void **state)
 	n = 0;
 	assert_int_equal(vg_alarm_store_load_defs(f->s, count_def, &n), 0);
 	assert_int_equal(n, 1);
+}
+
+/* ---- the step log: rows of packed entries, oldest first, cleared ---- */
+
+struct seen_log {
+	int n;
+	char text[256];
+};
+
+static int got_log(void *ctx, const void *entries, size_t len)
+{
+	struct seen_log *s = ctx;
+	size_t at = strlen(s->text);
+
+	s->n++;
+	snprintf(s->text + at, sizeof(s->text) - at, "%.*s|", (int)len, (const char *)entries);
+	return 0;
+}
+
+static void test_step_log(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct seen_log seen = {0};
+
+	assert_int_equal(vg_alarm_store_local(f->s), f->e->kind == VG_DB_SQLITE);
+	assert_int_equal(vg_alarm_store_begin(f->s), 0);
+	assert_int_equal(vg_alarm_store_log_add(f->s, "one", 3), 0);
+	assert_int_equal(vg_alarm_store_log_add(f->s, "two\0x", 5), 0);
+	assert_int_equal(vg_alarm_store_commit(f->s), 0);
+	/* a rolled-back row is not there */
+	assert_int_equal(vg_alarm_store_begin(f->s), 0);
+	assert_int_equal(vg_alarm_store_log_add(f->s, "three", 5), 0);
+	vg_alarm_store_rollback(f->s);
+	assert_int_equal(vg_alarm_store_log_load(f->s, got_log, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.text, "one|two|");
+	assert_int_equal(vg_alarm_store_begin(f->s), 0);
+	assert_int_equal(vg_alarm_store_log_clear(f->s), 0);
+	assert_int_equal(vg_alarm_store_commit(f->s), 0);
+	memset(&seen, 0, sizeof(seen));
+	assert_int_equal(vg_alarm_store_log_load(f->s, got_log, &seen), 0);
+	assert_int_equal(seen.n, 0);
 }
 
 /* ---- group alarms' members and open periods ---- */
@@ -489,7 +533,7 @@ static void test_adopts_old_alarms_db(void **state)
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 5); /* the latest step */
+	assert_int_equal(sqlite3_column_int(st, 0), 6); /* the latest step */
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 }
@@ -629,6 +673,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		DBE_BOTH(test_defs_and_states, setup, teardown),
+		DBE_BOTH(test_step_log, setup, teardown),
 		DBE_BOTH(test_group_members_and_open_values, setup, teardown),
 		DBE_BOTH(test_history_pages_and_prune, setup, teardown),
 		DBE_BOTH(test_outbox_moves, setup, teardown),
