@@ -158,7 +158,8 @@ struct slot {
 };
 
 /* The series one thread is flushing together (flush_group below). */
-#define FLUSH_GROUP_MAX 256 /* series per backend call */
+#define FLUSH_GROUP_MAX 256   /* series per backend call */
+#define WGROUP_BUF_KEEP 65536 /* values flush_all_locked's group keeps */
 
 struct flush_group {
 	struct series **se;
@@ -221,6 +222,12 @@ struct vg_store {
 	pthread_t flusher;
 	int running, stop;
 	struct flush_group fgroup; /* flusher only */
+	/* flush_all_locked's group, kept between calls: write-through runs it
+	 * for every batch and its arrays are ~1.3 MB (FLUSH_GROUP_MAX paths).
+	 * Used by one caller at a time (wgroup_busy, mu); another caller
+	 * meanwhile takes a group of its own. */
+	struct flush_group wgroup;
+	int wgroup_busy;
 
 	struct vg_store_stats stats; /* __atomic; the backend's and the
 				      * journal's counters are merged in by
@@ -972,26 +979,31 @@ static int flush_series(struct vg_store *s, struct series *se, struct flush_grou
  * mu held. */
 static int flush_all_locked(struct vg_store *s)
 {
-	struct flush_group g = {0};
+	struct flush_group own = {0}, *g = &own;
 	int rc = 0;
 
 	int64_t now = vg_monotonic_ms();
+
+	if (!s->wgroup_busy) { /* the store's group, reused (see wgroup) */
+		g = &s->wgroup;
+		s->wgroup_busy = 1;
+	}
 
 	for (;;) {
 		struct series *se = s->dhead, *next;
 		int busy = 0;
 		/* series waiting for an unreachable daemon stay cached */
-		for (; se && g.n < FLUSH_GROUP_MAX; se = next) {
+		for (; se && g->n < FLUSH_GROUP_MAX; se = next) {
 			next = se->dnext;
 			if (se->flushing || se->retry_at_ms > now) {
 				busy |= se->flushing;
 				continue;
 			}
-			if ((rc = group_take(s, &g, se)))
+			if ((rc = group_take(s, g, se)))
 				break;
 		}
-		if (g.n) {
-			group_write(s, &g);
+		if (g->n) {
+			group_write(s, g);
 			if (!rc)
 				continue;
 		}
@@ -1001,7 +1013,17 @@ static int flush_all_locked(struct vg_store *s)
 		pthread_cond_wait(&s->done_cv, &s->mu);
 		now = vg_monotonic_ms();
 	}
-	group_free(&g);
+	if (g == &own) {
+		group_free(&own);
+	} else {
+		/* keep the arrays; give back values memory a big flush grew */
+		if (g->bufcap > WGROUP_BUF_KEEP) {
+			free(g->buf);
+			g->buf = NULL;
+			g->bufcap = 0;
+		}
+		s->wgroup_busy = 0;
+	}
 	return rc;
 }
 
@@ -1993,6 +2015,7 @@ void vg_store_close(struct vg_store *s)
 	}
 	free(s->tab);
 	group_free(&s->fgroup);
+	group_free(&s->wgroup);
 	free(s->scratch);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_cond_destroy(&s->done_cv);

@@ -4,7 +4,8 @@
  * duplicates are skipped and counted (also across a reopen), hostile ids
  * stay inside the data dir and never collide, `rrdtool info` and `rrdtool
  * fetch` read the files and agree with vg_store_fetch, archives are picked
- * by resolution and coverage, and a full disk answers -EAGAIN.
+ * by resolution and coverage, a full disk answers -EAGAIN, and a
+ * write-through store has every batch in the backend when it returns.
  *
  * Every case runs twice: on the files backend, then on the rrdcached
  * backend with a real daemon (-b -B -O -R, unix socket) started per case,
@@ -670,6 +671,57 @@ static void test_open_errors(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Write-through ([storage] write_through = yes): every batch is in the
+ * backend when vg_store_write_batch returns, batch after batch, with more
+ * series per batch than one backend call takes (256): the store reuses
+ * one group of buffers for these flushes, which must start empty each
+ * time. */
+static void test_write_through_batches(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	char err[256];
+	enum { NSERIES = 300,
+	       NMIN = 6 };
+
+	vg_store_close(f->s);
+	snprintf(f->cfg.storage_write_through, sizeof(f->cfg.storage_write_through), "yes");
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
+	for (int i = 0; i < NMIN; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)i + 1, MS(T0 + 60 * i));
+		assert_non_null(b);
+		for (int r = 0; r < NSERIES; r++) {
+			char id[16];
+			snprintf(id, sizeof(id), "node%03d", r);
+			assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL,
+							  MS(T0 + 60 * i)));
+			assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE,
+							 1000.0 * i + r),
+					 0);
+		}
+		assert_int_equal(vg_store_write_batch(f->s, b), 0);
+		vg_batch_free(b);
+		vg_store_get_stats(f->s, &st);
+		assert_int_equal(st.values_pending, 0);
+	}
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_written, NSERIES * NMIN);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.values_duplicate, 0);
+	for (int r = 0; r < NSERIES; r += 37) {
+		struct vg_series g;
+		char id[16];
+		snprintf(id, sizeof(id), "node%03d", r);
+		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE,
+						MS(T0), MS(T0 + 60 * (NMIN - 1)), 60, 0, &g),
+				 0);
+		assert_int_equal(g.n, NMIN - 1);
+		for (size_t k = 0; k < g.n; k++)
+			assert_true(g.points[k].value == 1000.0 * (double)(k + 1) + r);
+		vg_series_free(&g);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,6 +736,7 @@ int main(void)
 		cmocka_unit_test(test_disk_full),
 		cmocka_unit_test(test_cf_parse),
 		cmocka_unit_test(test_open_errors),
+		cmocka_unit_test_setup_teardown(test_write_through_batches, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("files", tests, NULL, NULL);
 
