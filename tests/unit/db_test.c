@@ -524,7 +524,8 @@ static void test_constraints(void **state)
 
 /* ---- transactions ---- */
 
-static int put(struct vg_db *db, const char *k, int64_t v)
+/* INSERT k = v, run at once or (queued) through vg_db_step_queued. */
+static int put_as(struct vg_db *db, const char *k, int64_t v, int queued)
 {
 	struct vg_db_stmt *st;
 	int rc = vg_db_prepare(db, "INSERT INTO kv(k, v) VALUES(?1, ?2)", &st);
@@ -533,9 +534,16 @@ static int put(struct vg_db *db, const char *k, int64_t v)
 		return rc;
 	vg_db_bind_text(st, 1, k);
 	vg_db_bind_int64(st, 2, v);
+	if (queued)
+		return vg_db_step_queued(st);
 	rc = vg_db_step(st);
 	vg_db_reset(st);
 	return rc;
+}
+
+static int put(struct vg_db *db, const char *k, int64_t v)
+{
+	return put_as(db, k, v, 0);
 }
 
 static void test_transactions(void **state)
@@ -575,14 +583,7 @@ static void test_transactions(void **state)
 /* put, queued (vg_db_step_queued). */
 static int put_queued(struct vg_db *db, const char *k, int64_t v)
 {
-	struct vg_db_stmt *st;
-	int rc = vg_db_prepare(db, "INSERT INTO kv(k, v) VALUES(?1, ?2)", &st);
-
-	if (rc)
-		return rc;
-	vg_db_bind_text(st, 1, k);
-	vg_db_bind_int64(st, 2, v);
-	return vg_db_step_queued(st);
+	return put_as(db, k, v, 1);
 }
 
 /* Queued statements: run in order before the next statement that waits,
