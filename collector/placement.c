@@ -227,8 +227,40 @@ static int run(struct vg_db *db, const char *sql, const char *a, const char *b)
 	return rc < 0 ? rc : 0;
 }
 
-/* SELECT the record of name (mu held, connected): 1, 0 or -errno. */
-static int lookup_locked(struct vg_placement *p, const char *name, char *addr, size_t len)
+/* What one call on a series passes to its statements: the series' name,
+ * the daemon's address (claim, forget) and where a recorded address goes
+ * (lookup, claim). */
+struct one {
+	const char *name;
+	const char *addr;
+	char *out;
+	size_t outlen;
+};
+
+/* The statements of one call (mu held, connected): >= 0 or -errno. */
+typedef int one_fn(struct vg_placement *p, const struct one *a);
+
+/* Every call on one series: under mu, count it in *counter (if not
+ * NULL), connect if needed, run fn, once more if the connection was lost
+ * to a server restart (libpq reconnects at the next statement), and end
+ * through done() as what. fn's result or -errno. */
+static int call_one(struct vg_placement *p, uint64_t *counter, one_fn *fn, const struct one *a,
+		    const char *what)
+{
+	int rc;
+
+	pthread_mutex_lock(&p->mu);
+	if (counter)
+		(*counter)++;
+	if (!(rc = conn(p)) && (rc = fn(p, a)) == -ECONNRESET)
+		rc = fn(p, a); /* the server restarted: once more */
+	rc = done(p, rc, what);
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+/* SELECT the record of a->name into a->out: 1, 0 (none) or -errno. */
+static int lookup_one(struct vg_placement *p, const struct one *a)
 {
 	struct vg_db_stmt *st;
 	int rc;
@@ -236,41 +268,31 @@ static int lookup_locked(struct vg_placement *p, const char *name, char *addr, s
 	if ((rc = vg_db_prepare(p->db, "SELECT address FROM series_owners WHERE name = ?1",
 				&st)))
 		return rc;
-	vg_db_bind_text(st, 1, name);
+	vg_db_bind_text(st, 1, a->name);
 	if ((rc = vg_db_step(st)) == 1)
-		snprintf(addr, len, "%s", vg_db_column_text(st, 0) ?: "");
+		snprintf(a->out, a->outlen, "%s", vg_db_column_text(st, 0) ?: "");
 	vg_db_reset(st);
 	return rc;
 }
 
 int vg_placement_lookup(struct vg_placement *p, const char *name, char *addr, size_t addrlen)
 {
-	int rc;
+	const struct one a = {.name = name, .out = addr, .outlen = addrlen};
 
-	pthread_mutex_lock(&p->mu);
-	p->st.lookups++;
-	if (!(rc = conn(p))) {
-		rc = lookup_locked(p, name, addr, addrlen);
-		if (rc == -ECONNRESET) /* the server restarted: once more */
-			rc = lookup_locked(p, name, addr, addrlen);
-	}
-	rc = done(p, rc, "looking up a series' daemon");
-	pthread_mutex_unlock(&p->mu);
-	return rc;
+	return call_one(p, &p->st.lookups, lookup_one, &a, "looking up a series' daemon");
 }
 
-static int claim_locked(struct vg_placement *p, const char *name, const char *addr,
-			char *winner, size_t len)
+static int claim_one(struct vg_placement *p, const struct one *a)
 {
 	int rc;
 
 	if ((rc = run(p->db,
 		      "INSERT INTO series_owners(name, address) VALUES (?1, ?2)"
 		      " ON CONFLICT (name) DO NOTHING",
-		      name, addr)))
+		      a->name, a->addr)))
 		return rc;
 	/* a new statement, a new snapshot: sees the winner (see the top) */
-	rc = lookup_locked(p, name, winner, len);
+	rc = lookup_one(p, a);
 	return rc == 1 ? 0 : rc == 0 ? -EIO
 				     : rc; /* 0: deleted meanwhile */
 }
@@ -278,18 +300,9 @@ static int claim_locked(struct vg_placement *p, const char *name, const char *ad
 int vg_placement_claim(struct vg_placement *p, const char *name, const char *addr,
 		       char *winner, size_t winnerlen)
 {
-	int rc;
+	const struct one a = {.name = name, .addr = addr, .out = winner, .outlen = winnerlen};
 
-	pthread_mutex_lock(&p->mu);
-	p->st.claims++;
-	if (!(rc = conn(p))) {
-		rc = claim_locked(p, name, addr, winner, winnerlen);
-		if (rc == -ECONNRESET)
-			rc = claim_locked(p, name, addr, winner, winnerlen);
-	}
-	rc = done(p, rc, "recording a new series' daemon");
-	pthread_mutex_unlock(&p->mu);
-	return rc;
+	return call_one(p, &p->st.claims, claim_one, &a, "recording a new series' daemon");
 }
 
 struct set_args {
@@ -327,24 +340,17 @@ int vg_placement_set(struct vg_placement *p, const char *const *names, size_t n,
 	return rc;
 }
 
-static int forget_locked(struct vg_placement *p, const char *name, const char *addr)
+static int forget_one(struct vg_placement *p, const struct one *a)
 {
-	return run(p->db, "DELETE FROM series_owners WHERE name = ?1 AND address = ?2", name, addr);
+	return run(p->db, "DELETE FROM series_owners WHERE name = ?1 AND address = ?2", a->name,
+		   a->addr);
 }
 
 int vg_placement_forget(struct vg_placement *p, const char *name, const char *addr)
 {
-	int rc;
+	const struct one a = {.name = name, .addr = addr};
 
-	pthread_mutex_lock(&p->mu);
-	if (!(rc = conn(p))) {
-		rc = forget_locked(p, name, addr);
-		if (rc == -ECONNRESET)
-			rc = forget_locked(p, name, addr);
-	}
-	rc = done(p, rc, "deleting a series' record");
-	pthread_mutex_unlock(&p->mu);
-	return rc;
+	return call_one(p, NULL, forget_one, &a, "deleting a series' record");
 }
 
 /* A growing string (the array literals of an upload). */
