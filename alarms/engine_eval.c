@@ -1016,17 +1016,15 @@ static struct res_info *res_for(struct vg_alarm_engine *e, const struct vg_batch
 	return ri;
 }
 
+/* Make the series of key (kl bytes, "resource\0metric", hash h =
+ * vg_hmap_hash(key, kl)) for ri and metric: the caller looked key up in
+ * e->series just before and found nothing. NULL when out of memory. */
 static struct series *series_for(struct vg_alarm_engine *e, struct res_info *ri,
-				 const char *metric, int kind)
+				 const char *metric, int kind, const char *k, size_t kl,
+				 uint64_t h)
 {
-	char k[1024];
-	size_t kl = key2(k, sizeof(k), ri->id, metric);
 	struct series *s;
 
-	if (!kl)
-		return NULL;
-	if ((s = vg_hmap_get(&e->series, k, kl)))
-		return s;
 	if (!(s = calloc(1, sizeof(*s))))
 		return NULL;
 	s->res = ri;
@@ -1050,7 +1048,7 @@ static struct series *series_for(struct vg_alarm_engine *e, struct res_info *ri,
 		ri->series = n;
 		ri->capseries = cap;
 	}
-	if (vg_hmap_put(&e->series, k, kl, s, NULL)) {
+	if (vg_hmap_put_hashed(&e->series, k, kl, h, s, NULL)) {
 		vg_alarm_series_free(s);
 		return NULL;
 	}
@@ -1457,17 +1455,23 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 			continue;
 		}
 		for (uint32_t k = 0; k < r->nsamples; k++) {
+			const char *metric = sm[k].metric;
+			size_t ml = strlen(metric), kl;
+			uint64_t mh = vg_hmap_hash(metric, ml), kh;
 			struct series *s;
 			char key[1024];
-			size_t kl;
-			if (!vg_hmap_gets(&e->metrics, sm[k].metric))
+			if (!vg_hmap_get_hashed(&e->metrics, metric, ml, mh))
 				continue;
-			kl = key2(key, sizeof(key), r->id, sm[k].metric);
+			/* each key hashed once for all its lookups below (a
+			 * sample no alarm binds makes four) */
+			if (!(kl = key2(key, sizeof(key), r->id, metric)))
+				continue; /* longer than any name (never from the wire) */
+			kh = vg_hmap_hash(key, kl);
 			/* a series already kept (the usual case): it knows
 			 * its resource, and rebind below whether any alarm
 			 * still binds it; one lookup instead of three (each a
 			 * cache miss or two in a collector's working set) */
-			if (kl && (s = vg_hmap_get(&e->series, key, kl))) {
+			if ((s = vg_hmap_get_hashed(&e->series, key, kl, kh))) {
 				if (!ri)
 					res_refresh(e, ri = s->res, b, r);
 			} else {
@@ -1476,12 +1480,12 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 				 * alarm names this resource; nothing to keep
 				 * for it (among 100,000 series with 10,000
 				 * alarms, most samples) */
-				if (!vg_hmap_gets(&e->watchers, sm[k].metric) &&
-				    (!kl || !vg_hmap_get(&e->exact, key, kl)))
+				if (!vg_hmap_get_hashed(&e->watchers, metric, ml, mh) &&
+				    !vg_hmap_get_hashed(&e->exact, key, kl, kh))
 					continue;
 				if (!ri && !(ri = res_for(e, b, r)))
 					break;
-				if (!(s = series_for(e, ri, sm[k].metric, sm[k].kind)))
+				if (!(s = series_for(e, ri, metric, sm[k].kind, key, kl, kh)))
 					continue;
 			}
 			if (s->gen != e->gen)

@@ -26,11 +26,6 @@ static const char tomb_marker;
 
 #define MIN_CAP 16
 
-static uint64_t key_hash(const char *key, size_t klen)
-{
-	return vg_fnv1a_n(VG_FNV_OFFSET, key, klen);
-}
-
 static int live_slot(const struct vg_hmap_entry *s)
 {
 	return s->key && s->key != TOMB;
@@ -81,13 +76,19 @@ static struct vg_hmap_entry *find(const struct vg_hmap *m, const char *key,
 	}
 }
 
-void *vg_hmap_get(const struct vg_hmap *m, const char *key, size_t klen)
+void *vg_hmap_get_hashed(const struct vg_hmap *m, const char *key, size_t klen,
+			 uint64_t h)
 {
 	if (!m || !key)
 		return NULL;
-	struct vg_hmap_entry *s = find(m, key, klen, key_hash(key, klen));
+	struct vg_hmap_entry *s = find(m, key, klen, h);
 
 	return s ? s->value : NULL;
+}
+
+void *vg_hmap_get(const struct vg_hmap *m, const char *key, size_t klen)
+{
+	return key ? vg_hmap_get_hashed(m, key, klen, vg_hmap_hash(key, klen)) : NULL;
 }
 
 /* Rebuild into the smallest table that holds live + 1 entries at most half
@@ -125,11 +126,16 @@ static int rebuild(struct vg_hmap *m)
 int vg_hmap_put(struct vg_hmap *m, const char *key, size_t klen, void *value,
 		void **old)
 {
+	return vg_hmap_put_hashed(m, key, klen, key ? vg_hmap_hash(key, klen) : 0, value, old);
+}
+
+int vg_hmap_put_hashed(struct vg_hmap *m, const char *key, size_t klen,
+		       uint64_t h, void *value, void **old)
+{
 	if (old)
 		*old = NULL;
 	if (!m || !key || !value)
 		return -EINVAL;
-	uint64_t h = key_hash(key, klen);
 	struct vg_hmap_entry *s = find(m, key, klen, h);
 
 	if (s) {
@@ -167,7 +173,7 @@ void *vg_hmap_del(struct vg_hmap *m, const char *key, size_t klen)
 {
 	if (!m || !key)
 		return NULL;
-	struct vg_hmap_entry *s = find(m, key, klen, key_hash(key, klen));
+	struct vg_hmap_entry *s = find(m, key, klen, vg_hmap_hash(key, klen));
 
 	if (!s)
 		return NULL;

@@ -34,6 +34,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "vigie/hash.h"
+
 /* One entry as vg_hmap_next returns it. key is NUL-terminated when the map
  * copies keys; borrowed keys are exactly what the caller gave. */
 struct vg_hmap_entry {
@@ -67,6 +69,20 @@ void *vg_hmap_get(const struct vg_hmap *m, const char *key, size_t klen);
  * 0, -EINVAL (NULL map, key or value), or -ENOMEM with the map unchanged. */
 int vg_hmap_put(struct vg_hmap *m, const char *key, size_t klen, void *value,
 		void **old);
+/* The hash a map keeps for key: FNV-1a over its klen bytes, the same for
+ * every map. A caller that looks one key up more than once (in one map or
+ * several, or a lookup then a put) computes it once and passes it to the
+ * *_hashed calls below, which are otherwise vg_hmap_get and vg_hmap_put.
+ * h must be vg_hmap_hash(key, klen): another value finds nothing, and a
+ * put with it makes an entry the other calls never find. */
+static inline uint64_t vg_hmap_hash(const char *key, size_t klen)
+{
+	return vg_fnv1a_n(VG_FNV_OFFSET, key, klen);
+}
+void *vg_hmap_get_hashed(const struct vg_hmap *m, const char *key, size_t klen,
+			 uint64_t h);
+int vg_hmap_put_hashed(struct vg_hmap *m, const char *key, size_t klen,
+		       uint64_t h, void *value, void **old);
 /* Remove key; returns its value, or NULL when absent. */
 void *vg_hmap_del(struct vg_hmap *m, const char *key, size_t klen);
 

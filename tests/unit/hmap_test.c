@@ -3,7 +3,9 @@
  * as the agent and the alarm engine use it: put/get/replace/delete, keys
  * with a length (NUL inside), copied and borrowed keys, growth across many
  * keys, deletion while iterating, tombstone reuse, and the table shrinking
- * back after it emptied (bounded growth).
+ * back after it emptied (bounded growth), and the *_hashed calls (a hash
+ * computed once for several lookups of one key) agreeing with the plain
+ * ones across many keys and a rebuild.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -175,6 +177,64 @@ static void test_bounded(void **state)
 	vg_hmap_release(&m);
 }
 
+/* One hash, several maps: what vg_hmap_put_hashed stores vg_hmap_get
+ * finds and the other way round, in two maps of different sizes (different
+ * masks of the same hash), through rebuilds, and for keys with a NUL. */
+static void test_hashed(void **state)
+{
+	struct vg_hmap a, b;
+	static int vals[3000];
+	char key[32];
+
+	(void)state;
+	vg_hmap_init(&a);
+	vg_hmap_init_borrow(&b);
+	assert_null(vg_hmap_get_hashed(&a, "x", 1, vg_hmap_hash("x", 1)));
+	assert_null(vg_hmap_get_hashed(NULL, "x", 1, vg_hmap_hash("x", 1)));
+	assert_null(vg_hmap_get_hashed(&a, NULL, 0, 0));
+	assert_int_equal(vg_hmap_put_hashed(&a, "x", 1, vg_hmap_hash("x", 1), NULL, NULL),
+			 -EINVAL);
+	assert_int_equal(vg_hmap_put_hashed(NULL, "x", 1, vg_hmap_hash("x", 1), vals, NULL),
+			 -EINVAL);
+	for (int i = 0; i < 3000; i++) {
+		int n = snprintf(key, sizeof(key), "res-%d", i);
+		key[n] = '\0'; /* "res-i\0": the NUL is part of the key */
+		size_t kl = (size_t)n + 1;
+		uint64_t h = vg_hmap_hash(key, kl);
+		vals[i] = i;
+		if (i % 2)
+			assert_int_equal(vg_hmap_put_hashed(&a, key, kl, h, &vals[i], NULL), 0);
+		else
+			assert_int_equal(vg_hmap_put(&a, key, kl, &vals[i], NULL), 0);
+		if (i < 20) /* b stays small: another mask of the same hash */
+			assert_int_equal(vg_hmap_put_hashed(&b, "b", 1, vg_hmap_hash("b", 1),
+							    &vals[i], NULL),
+					 0);
+	}
+	assert_int_equal(vg_hmap_count(&a), 3000);
+	assert_int_equal(vg_hmap_count(&b), 1);
+	assert_ptr_equal(vg_hmap_gets(&b, "b"), &vals[19]);
+	for (int i = 0; i < 3000; i++) {
+		int n = snprintf(key, sizeof(key), "res-%d", i);
+		key[n] = '\0';
+		size_t kl = (size_t)n + 1;
+		uint64_t h = vg_hmap_hash(key, kl);
+		assert_ptr_equal(vg_hmap_get(&a, key, kl), &vals[i]);
+		assert_ptr_equal(vg_hmap_get_hashed(&a, key, kl, h), &vals[i]);
+		assert_null(vg_hmap_get_hashed(&a, key, (size_t)n, vg_hmap_hash(key, (size_t)n)));
+		assert_null(vg_hmap_get_hashed(&b, key, kl, h));
+	}
+	/* a replace through the hashed put returns the old value */
+	void *old = NULL;
+	assert_int_equal(
+		vg_hmap_put_hashed(&a, "res-7\0", 6, vg_hmap_hash("res-7\0", 6), &vals[0], &old),
+		0);
+	assert_ptr_equal(old, &vals[7]);
+	assert_int_equal(vg_hmap_count(&a), 3000);
+	vg_hmap_release(&a);
+	vg_hmap_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -183,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_borrow),
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_bounded),
+		cmocka_unit_test(test_hashed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
