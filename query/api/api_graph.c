@@ -290,25 +290,6 @@ static const char *pname(char *buf, size_t len, const char *base, size_t i)
 	return buf;
 }
 
-static int parse_uint(const char *s, unsigned def, unsigned lo, unsigned hi,
-		      unsigned *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (!s) {
-		*out = def;
-		return 0;
-	}
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	v = strtoul(s, &end, 10);
-	if (*end || v < lo || v > hi)
-		return -EINVAL;
-	*out = (unsigned)v;
-	return 0;
-}
-
 int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 {
 	struct vg_api *api = req->ctx;
@@ -366,10 +347,10 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 		free(args);
 		return vg_http_reply_error(resp, 503, "out of memory");
 	}
-	if (parse_uint(ws, VG_API_GRAPH_DEF_WIDTH, VG_API_GRAPH_MIN_WIDTH,
-		       VG_API_GRAPH_MAX_WIDTH, &g->width) ||
-	    parse_uint(hs, VG_API_GRAPH_DEF_HEIGHT, VG_API_GRAPH_MIN_HEIGHT,
-		       VG_API_GRAPH_MAX_HEIGHT, &g->height)) {
+	if (vg_api_parse_uint(ws, VG_API_GRAPH_DEF_WIDTH, VG_API_GRAPH_MIN_WIDTH,
+			      VG_API_GRAPH_MAX_WIDTH, &g->width) ||
+	    vg_api_parse_uint(hs, VG_API_GRAPH_DEF_HEIGHT, VG_API_GRAPH_MIN_HEIGHT,
+			      VG_API_GRAPH_MAX_HEIGHT, &g->height)) {
 		rc = vg_http_reply_error(resp, 400,
 					 "bad size: width %d..%d, height %d..%d "
 					 "pixels",

@@ -30,10 +30,11 @@
 static const uint32_t granularities[] = {60, 300, 3600};
 #define NGRAN (sizeof(granularities) / sizeof(granularities[0]))
 
-int vg_api_parse_limit(const char *s, int def, int max, int *out)
+int vg_api_parse_uint(const char *s, unsigned def, unsigned lo, unsigned hi,
+		      unsigned *out)
 {
 	char *end;
-	long v;
+	unsigned long v;
 
 	if (!s) {
 		*out = def;
@@ -42,11 +43,21 @@ int vg_api_parse_limit(const char *s, int def, int max, int *out)
 	if (*s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v < 1 || v > max)
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
 		return -EINVAL;
-	*out = (int)v;
+	*out = (unsigned)v;
 	return 0;
+}
+
+int vg_api_parse_limit(const char *s, int def, int max, int *out)
+{
+	unsigned v;
+	int rc = vg_api_parse_uint(s, (unsigned)def, 1, max > 0 ? (unsigned)max : 0, &v);
+
+	if (!rc)
+		*out = (int)v;
+	return rc;
 }
 
 int vg_api_parse_granularity(const char *s, uint32_t *out)

@@ -18,6 +18,12 @@
 
 /* ---- parameters ------------------------------------------------------------ */
 
+/* An optional whole-number parameter: NULL -> def; decimal digits only
+ * (no sign, space or suffix) with a value in lo..hi -> it; else -EINVAL.
+ * The one rule behind limit, period and the graph's width and height. */
+int vg_api_parse_uint(const char *s, unsigned def, unsigned lo, unsigned hi,
+		      unsigned *out);
+
 /* "limit": NULL -> def; an integer 1..max -> it; else -EINVAL. */
 int vg_api_parse_limit(const char *s, int def, int max, int *out);
 

@@ -135,20 +135,12 @@ static int cmp_double(const void *a, const void *b)
 
 int vg_api_parse_period(const char *s, uint32_t *out)
 {
-	char *end;
-	unsigned long v;
+	unsigned v;
+	int rc = vg_api_parse_uint(s, VG_API_STATS_DEFAULT_PERIOD, 60, VG_API_STATS_MAX_PERIOD, &v);
 
-	if (!s) {
-		*out = VG_API_STATS_DEFAULT_PERIOD;
-		return 0;
-	}
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	v = strtoul(s, &end, 10);
-	if (*end || v < 60 || v > VG_API_STATS_MAX_PERIOD)
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
+	if (!rc)
+		*out = v;
+	return rc;
 }
 
 /* Index of the first point at or after time t in s (points sorted). */

@@ -62,6 +62,29 @@ static void test_parse_limit(void **state)
 			 -EINVAL);
 }
 
+/* The rule under limit, period and the graph's size: lo and hi are both
+ * allowed, a rejected value leaves *out alone. */
+static void test_parse_uint(void **state)
+{
+	unsigned v = 7;
+
+	(void)state;
+	assert_int_equal(vg_api_parse_uint(NULL, 400, 100, 4000, &v), 0);
+	assert_int_equal(v, 400);
+	assert_int_equal(vg_api_parse_uint("100", 400, 100, 4000, &v), 0);
+	assert_int_equal(v, 100);
+	assert_int_equal(vg_api_parse_uint("4000", 400, 100, 4000, &v), 0);
+	assert_int_equal(v, 4000);
+	v = 7;
+	assert_int_equal(vg_api_parse_uint("99", 400, 100, 4000, &v), -EINVAL);
+	assert_int_equal(vg_api_parse_uint("4001", 400, 100, 4000, &v), -EINVAL);
+	assert_int_equal(vg_api_parse_uint(" 500", 400, 100, 4000, &v), -EINVAL);
+	assert_int_equal(vg_api_parse_uint("500 ", 400, 100, 4000, &v), -EINVAL);
+	assert_int_equal(vg_api_parse_uint("18446744073709551616", 400, 100, 4000, &v),
+			 -EINVAL);
+	assert_int_equal(v, 7);
+}
+
 static void test_parse_granularity(void **state)
 {
 	uint32_t g = 7;
@@ -1033,6 +1056,7 @@ int main(void)
 {
 	const struct CMUnitTest pure[] = {
 		cmocka_unit_test(test_parse_limit),
+		cmocka_unit_test(test_parse_uint),
 		cmocka_unit_test(test_parse_granularity),
 		cmocka_unit_test(test_parse_aggregation),
 		cmocka_unit_test(test_parse_window),
