@@ -287,28 +287,34 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int vg_journal_scan(struct vg_journal *j, uint64_t **ids_out, size_t *n_out,
-		    char *err, size_t errlen)
+/* The segment ids in dir: its *.vgj files, oldest first, in *ids_out
+ * (malloc'd, the caller frees) and *n_out. With kept: its *.kept files
+ * counted in *kept, and *next_kept = the id after the highest of them (left
+ * alone when there is none). 0, or -errno with a message in err (if not
+ * NULL). */
+static int read_segments(const char *dir, uint64_t **ids_out, size_t *n_out, uint32_t *kept,
+			 uint64_t *next_kept, char *err, size_t errlen)
 {
-	DIR *d = opendir(j->dir);
+	DIR *d = opendir(dir);
 	struct dirent *e;
-	uint64_t *ids = NULL, next_id = 0;
+	uint64_t *ids = NULL;
 	size_t n = 0, cap = 0;
 
 	*ids_out = NULL;
 	*n_out = 0;
 	if (!d) {
 		int rc = -errno;
-		snprintf(err, errlen, "store: %s: %s", j->dir, strerror(-rc));
+		if (err)
+			snprintf(err, errlen, "store: %s: %s", dir, strerror(-rc));
 		return rc;
 	}
 	while ((e = readdir(d))) {
 		char *end;
 		unsigned long long id = strtoull(e->d_name, &end, 16);
-		if (strlen(e->d_name) == 21 && !strcmp(end, ".kept")) {
-			if (id + 1 > next_id)
-				next_id = id + 1;
-			j->kept_on_disk++;
+		if (kept && strlen(e->d_name) == 21 && !strcmp(end, ".kept")) {
+			if (id + 1 > *next_kept)
+				*next_kept = id + 1;
+			(*kept)++;
 			continue;
 		}
 		if (strlen(e->d_name) != 20 || strcmp(end, ".vgj"))
@@ -318,7 +324,8 @@ int vg_journal_scan(struct vg_journal *j, uint64_t **ids_out, size_t *n_out,
 			if (!x) {
 				closedir(d);
 				free(ids);
-				snprintf(err, errlen, "store: out of memory");
+				if (err)
+					snprintf(err, errlen, "store: out of memory");
 				return -ENOMEM;
 			}
 			ids = x;
@@ -326,7 +333,6 @@ int vg_journal_scan(struct vg_journal *j, uint64_t **ids_out, size_t *n_out,
 		ids[n++] = id;
 	}
 	closedir(d);
-	j->seg_active = j->seg_oldest = next_id;
 	if (n)
 		qsort(ids, n, sizeof(*ids), cmp_u64);
 	*ids_out = ids;
@@ -334,39 +340,20 @@ int vg_journal_scan(struct vg_journal *j, uint64_t **ids_out, size_t *n_out,
 	return 0;
 }
 
+int vg_journal_scan(struct vg_journal *j, uint64_t **ids_out, size_t *n_out,
+		    char *err, size_t errlen)
+{
+	uint64_t next_id = 0;
+	int rc = read_segments(j->dir, ids_out, n_out, &j->kept_on_disk, &next_id, err, errlen);
+
+	if (!rc)
+		j->seg_active = j->seg_oldest = next_id;
+	return rc;
+}
+
 int vg_journal_list(const struct vg_journal *j, uint64_t **ids_out, size_t *n_out)
 {
-	DIR *d = opendir(j->dir);
-	struct dirent *e;
-	uint64_t *ids = NULL;
-	size_t n = 0, cap = 0;
-
-	*ids_out = NULL;
-	*n_out = 0;
-	if (!d)
-		return -errno;
-	while ((e = readdir(d))) {
-		char *end;
-		unsigned long long id = strtoull(e->d_name, &end, 16);
-		if (strlen(e->d_name) != 20 || strcmp(end, ".vgj"))
-			continue;
-		if (n == cap) {
-			uint64_t *x = realloc(ids, (cap = cap ? cap * 2 : 16) * sizeof(*x));
-			if (!x) {
-				closedir(d);
-				free(ids);
-				return -ENOMEM;
-			}
-			ids = x;
-		}
-		ids[n++] = id;
-	}
-	closedir(d);
-	if (n)
-		qsort(ids, n, sizeof(*ids), cmp_u64);
-	*ids_out = ids;
-	*n_out = n;
-	return 0;
+	return read_segments(j->dir, ids_out, n_out, NULL, NULL, NULL, 0);
 }
 
 #define GET(p, end, v)                                 \
