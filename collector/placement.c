@@ -102,6 +102,23 @@ static int is_conn_err(int rc)
 	return rc == -ENOTCONN || rc == -ECONNRESET || rc == -EROFS;
 }
 
+/* The database did not answer (p->st.error says why; mu held, or p not
+ * shared yet): no attempt before BACKOFF_MS when backoff, and the
+ * transition logged once. */
+static void went_down(struct vg_placement *p, int backoff)
+{
+	p->st.up = 0;
+	if (backoff)
+		p->retry_at_ms = vg_monotonic_ms() + BACKOFF_MS;
+	if (p->down)
+		return;
+	p->down = 1;
+	vg_warn("storage placement: the state database does not answer (%s): a series this "
+		"collector does not know yet is neither read nor created (its batches are "
+		"answered RETRY) until it answers; known series are written as usual",
+		p->st.error);
+}
+
 /* A call ended with rc (mu held): count, back off, log transitions. */
 static int done(struct vg_placement *p, int rc, const char *what)
 {
@@ -121,16 +138,7 @@ static int done(struct vg_placement *p, int rc, const char *what)
 		snprintf(p->st.error, sizeof(p->st.error), "%.60s: %.180s", what,
 			 *vg_db_errmsg(p->db) ? vg_db_errmsg(p->db) : strerror(-rc));
 	if (is_conn_err(rc)) {
-		p->st.up = 0;
-		p->retry_at_ms = vg_monotonic_ms() + BACKOFF_MS;
-		if (!p->down) {
-			p->down = 1;
-			vg_warn("storage placement: the state database does not answer (%s): a "
-				"series this collector does not know yet is neither read nor "
-				"created (its batches are answered RETRY) until it answers; "
-				"known series are written as usual",
-				p->st.error);
-		}
+		went_down(p, 1);
 		return -ENOTCONN;
 	}
 	return rc == -ENOMEM ? rc : -EIO;
@@ -148,16 +156,8 @@ static int conn(struct vg_placement *p)
 	if (p->db)
 		return 0;
 	if ((rc = vg_db_open(p->url, &placement_schema, &p->db, err, sizeof(err)))) {
-		p->st.up = 0;
 		snprintf(p->st.error, sizeof(p->st.error), "%.250s", err);
-		p->retry_at_ms = vg_monotonic_ms() + BACKOFF_MS;
-		if (!p->down) {
-			p->down = 1;
-			vg_warn("storage placement: the state database does not answer (%s): a "
-				"series this collector does not know yet is neither read nor "
-				"created (its batches are answered RETRY) until it answers",
-				err);
-		}
+		went_down(p, 1);
 		return rc == -EPROTONOSUPPORT ? -EIO : -ENOTCONN;
 	}
 	return 0;
@@ -186,14 +186,10 @@ int vg_placement_open(const char *url, struct vg_placement **out, char *err, siz
 		vg_placement_close(p);
 		return rc;
 	}
-	if (rc) { /* down: connect at a later call */
+	if (rc) { /* down: connect at the first call */
 		p->st.errors++;
-		p->down = 1;
 		snprintf(p->st.error, sizeof(p->st.error), "%.250s", e);
-		vg_warn("storage placement: the state database does not answer (%s): a series "
-			"this collector does not know yet is neither read nor created (its "
-			"batches are answered RETRY) until it answers",
-			e);
+		went_down(p, 0);
 	} else {
 		p->st.up = 1;
 	}
