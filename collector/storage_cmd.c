@@ -23,7 +23,6 @@
  * move and flush have their own files (storage_move.c, storage_flush.c).
  */
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +34,7 @@
 #include "vigie/name.h"
 #include "vigie/registry.h"
 #include "vigie/store.h"
+#include "collector/series_list.h"
 
 #define GROWTH_DAYS 7 /* the growth rate's window */
 
@@ -131,65 +131,13 @@ static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
 
 /* ---- convert ------------------------------------------------------------------ */
 
-struct conv_page {
-	const char *pattern;
-	char **id, **metric;
-	int *rtype;
-	size_t n, cap;
-	int cur_type;
-	const char *cur_id;
-};
-
-static int p_res(void *ctx, const struct vg_registry_res *r)
-{
-	struct conv_page *p = ctx;
-
-	p->cur_type = r->type;
-	p->cur_id = r->id;
-	return 0;
-}
-
-static int p_met(void *ctx, const struct vg_registry_metric *m)
-{
-	struct conv_page *p = ctx;
-
-	if (!m->name || !p->cur_id ||
-	    (p->pattern && fnmatch(p->pattern, m->name, 0)))
-		return 0;
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 256;
-		char **a = realloc(p->id, cap * sizeof(*a)), **b;
-		int *t;
-		if (!a)
-			return -ENOMEM;
-		p->id = a;
-		if (!(b = realloc(p->metric, cap * sizeof(*b))))
-			return -ENOMEM;
-		p->metric = b;
-		if (!(t = realloc(p->rtype, cap * sizeof(*t))))
-			return -ENOMEM;
-		p->rtype = t;
-		p->cap = cap;
-	}
-	p->id[p->n] = strdup(p->cur_id);
-	p->metric[p->n] = strdup(m->name);
-	p->rtype[p->n] = p->cur_type;
-	if (!p->id[p->n] || !p->metric[p->n]) {
-		free(p->id[p->n]);
-		free(p->metric[p->n]);
-		return -ENOMEM;
-	}
-	p->n++;
-	return 0;
-}
-
 static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
 		   FILE *errf)
 {
 	struct vg_store *s = NULL;
 	struct vg_registry *reg = NULL;
-	struct conv_page p = {.pattern = pattern};
-	struct vg_registry_visitor v = {p_res, p_met, c_end, &p};
+	struct vg_series_list p = {.metric_glob = pattern};
+	struct vg_registry_visitor v = vg_series_list_visitor(&p);
 	struct vg_resource_filter f = {0};
 	char err[512], after[VG_NAME_MAX * 4 + 1] = "", next[VG_NAME_MAX * 4 + 1];
 	uint64_t done = 0, same = 0, gone = 0, failed = 0;
@@ -231,15 +179,11 @@ static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
 				fprintf(errf, "vigie-collector storage convert: %s %s: %s\n",
 					p.id[i], p.metric[i], *msg ? msg : strerror(-r));
 			}
-			free(p.id[i]);
-			free(p.metric[i]);
 		}
-		p.n = 0;
+		vg_series_list_clear(&p);
 		snprintf(after, sizeof(after), "%s", next);
 	} while (next[0]);
-	free(p.id);
-	free(p.metric);
-	free(p.rtype);
+	vg_series_list_free(&p);
 	fprintf(out, "converted %llu series, %llu had their rule's archives already, "
 		     "%llu have no file, %llu failed\n",
 		(unsigned long long)done,

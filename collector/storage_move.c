@@ -83,6 +83,7 @@
 #include "vigie/store.h"
 #include "collector/backend.h"
 #include "collector/placement.h"
+#include "collector/series_list.h"
 
 #define PROG "vigie-collector storage move"
 #define IO_TIMEOUT_MS 60000          /* a FLUSH or FETCH of a big file */
@@ -167,75 +168,6 @@ static size_t daemons_split(const char *list, char *buf, size_t buflen, const ch
 			out[n++] = tok;
 	}
 	return n;
-}
-
-/* ---- the series to look at --------------------------------------------------- */
-
-struct list {
-	int *rtype;
-	char **id, **metric;
-	size_t n, cap;
-	int cur_type;
-	const char *cur_id;
-};
-
-static int l_res(void *ctx, const struct vg_registry_res *r)
-{
-	struct list *l = ctx;
-
-	l->cur_type = r->type;
-	l->cur_id = r->id;
-	return 0;
-}
-
-static int l_met(void *ctx, const struct vg_registry_metric *m)
-{
-	struct list *l = ctx;
-
-	if (!m->name || !l->cur_id)
-		return 0;
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 256;
-		char **a = realloc(l->id, cap * sizeof(*a)), **b;
-		int *t;
-		if (!a)
-			return -ENOMEM;
-		l->id = a;
-		if (!(b = realloc(l->metric, cap * sizeof(*b))))
-			return -ENOMEM;
-		l->metric = b;
-		if (!(t = realloc(l->rtype, cap * sizeof(*t))))
-			return -ENOMEM;
-		l->rtype = t;
-		l->cap = cap;
-	}
-	l->id[l->n] = strdup(l->cur_id);
-	l->metric[l->n] = strdup(m->name);
-	l->rtype[l->n] = l->cur_type;
-	if (!l->id[l->n] || !l->metric[l->n]) {
-		free(l->id[l->n]);
-		free(l->metric[l->n]);
-		return -ENOMEM;
-	}
-	l->n++;
-	return 0;
-}
-
-static int l_end(void *ctx)
-{
-	(void)ctx;
-	return 0;
-}
-
-static void list_free(struct list *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		free(l->id[i]);
-		free(l->metric[i]);
-	}
-	free(l->id);
-	free(l->metric);
-	free(l->rtype);
 }
 
 /* ---- what a daemon shows of a file ----------------------------------------------- */
@@ -723,8 +655,8 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 	struct vg_registry *reg = NULL;
 	struct owners own = {0};
 	struct vg_placement *shared = NULL;
-	struct list l = {0};
-	struct vg_registry_visitor v = {l_res, l_met, l_end, &l};
+	struct vg_series_list l = {0};
+	struct vg_registry_visitor v = vg_series_list_visitor(&l);
 	struct vg_resource_filter f = {0};
 	struct vg_rrdcd *src = NULL, *dst = NULL;
 	const char *daemons[MAX_DAEMONS];
@@ -879,11 +811,7 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 				nbatch = 0;
 			}
 		}
-		for (size_t i = 0; i < l.n; i++) {
-			free(l.id[i]);
-			free(l.metric[i]);
-		}
-		l.n = 0;
+		vg_series_list_clear(&l);
 		snprintf(after, sizeof(after), "%s", next);
 	} while (next[0]);
 	if (nbatch && commit(&o, owners_path, shared, src, batch, nbatch, &deleted, errf)) {
@@ -912,7 +840,7 @@ out:
 	free(batch);
 	vg_rrdcd_close(src);
 	vg_rrdcd_close(dst);
-	list_free(&l);
+	vg_series_list_free(&l);
 	owners_free(&own);
 	vg_placement_close(shared);
 	vg_store_close(s);
