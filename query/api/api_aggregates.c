@@ -161,11 +161,8 @@ int vg_api_h_aggregates(struct vg_http_req *req, struct vg_http_resp *resp)
 					   "bad group_by '%.32s' (one of: project, "
 					   "host, flavor)",
 					   gb);
-	if (vg_api_parse_granularity(gs, &g))
-		return vg_http_reply_error(resp, 400,
-					   "bad granularity '%.32s' (one of: 60, "
-					   "300, 3600, auto)",
-					   gs);
+	if (vg_api_granularity_param(resp, gs, &g))
+		return 0;
 	if (vg_api_parse_window(vg_http_param(req, "start"),
 				vg_http_param(req, "end"), req->now_ms,
 				&start_ms, &end_ms, err, sizeof(err)))

@@ -62,11 +62,8 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (!metric || !*metric)
 		return vg_http_reply_error(resp, 400,
 					   "missing parameter 'metric'");
-	if (vg_api_parse_granularity(gs, &g))
-		return vg_http_reply_error(resp, 400,
-					   "bad granularity '%.32s' (one of: 60, "
-					   "300, 3600, auto)",
-					   gs);
+	if (vg_api_granularity_param(resp, gs, &g))
+		return 0;
 	if (vg_api_parse_aggregation(as, &cf, &agg_name))
 		return vg_http_reply_error(resp, 400,
 					   "bad aggregation '%.32s' (one of: "

@@ -77,6 +77,19 @@ int vg_api_parse_granularity(const char *s, uint32_t *out)
 	return -EINVAL;
 }
 
+int vg_api_granularity_param(struct vg_http_resp *resp, const char *s, uint32_t *out)
+{
+	char list[64] = "";
+	size_t o = 0;
+
+	if (!vg_api_parse_granularity(s, out))
+		return 0;
+	for (size_t i = 0; i < NGRAN && o < sizeof(list); i++)
+		o += (size_t)snprintf(list + o, sizeof(list) - o, "%u, ", granularities[i]);
+	vg_http_reply_error(resp, 400, "bad granularity '%.32s' (one of: %sauto)", s, list);
+	return -EINVAL;
+}
+
 int vg_api_parse_aggregation(const char *s, int *cf, const char **name)
 {
 	if (!s || !strcmp(s, "mean") || !strcmp(s, "average")) {

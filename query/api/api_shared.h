@@ -31,6 +31,11 @@ int vg_api_parse_limit(const char *s, int def, int max, int *out);
  * -EINVAL. */
 int vg_api_parse_granularity(const char *s, uint32_t *out);
 
+/* The same for a request: 0 with *out set, or -EINVAL with the 400 in
+ * resp ("bad granularity '7' (one of: 60, 300, 3600, auto)", the list
+ * from the accepted values). */
+int vg_api_granularity_param(struct vg_http_resp *resp, const char *s, uint32_t *out);
+
 /* "aggregation": NULL or "mean"/"average" -> VG_CF_AVERAGE, "min", "max";
  * *name gets the canonical name ("mean", "min", "max"). -EINVAL if
  * unknown. */

@@ -191,11 +191,8 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 					   "bad period '%.32s' (seconds, 60..%d, "
 					   "a multiple of the granularity)",
 					   ps, VG_API_STATS_MAX_PERIOD);
-	if (vg_api_parse_granularity(gs, &g))
-		return vg_http_reply_error(resp, 400,
-					   "bad granularity '%.32s' (one of: 60, "
-					   "300, 3600, auto)",
-					   gs);
+	if (vg_api_granularity_param(resp, gs, &g))
+		return 0;
 	if (period % (g ? g : 60))
 		return vg_http_reply_error(resp, 400,
 					   "period %u is not a multiple of the "

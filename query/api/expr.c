@@ -1054,10 +1054,8 @@ int vg_api_h_query(struct vg_http_req *req, struct vg_http_resp *resp)
 		rc = vg_http_reply_error(resp, 400, "missing parameter 'expr'");
 		goto out;
 	}
-	if (vg_api_parse_granularity(v[3], &g)) {
-		rc = vg_http_reply_error(resp, 400, "bad granularity '%.32s' "
-						    "(one of: 60, 300, 3600, auto)",
-					 v[3]);
+	if (vg_api_granularity_param(resp, v[3], &g)) {
+		rc = 0;
 		goto out;
 	}
 	if (vg_api_parse_window(v[1], v[2], req->now_ms, &c.start_ms,

@@ -688,7 +688,7 @@ static void test_errors(void **state)
 	expect_error("/v1/measures?resource=&metric=cpu.time", 400,
 		     "missing parameter 'resource'");
 	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&granularity=7",
-		     400, "bad granularity '7'");
+		     400, "bad granularity '7' (one of: 60, 300, 3600, auto)");
 	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&aggregation=median",
 		     400, "bad aggregation 'median'");
 	expect_error("/v1/measures?resource=inst-1&metric=cpu.time&start=yesterday",

@@ -485,6 +485,7 @@ static void test_errors_post(void **state)
 	assert_int_equal(fx_http(srv.url, "GET", "/v1/query?expr=1&granularity=7",
 				 auth, NULL, &a),
 			 400);
+	assert_string_equal(fx_errmsg(&a), "bad granularity '7' (one of: 60, 300, 3600, auto)");
 	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "GET", "/v1/query?expr=1&start=-30d&"
 						 "granularity=60",
