@@ -1,14 +1,27 @@
 /*
  * config.c — the INI configuration shared by vigie-agent and
- * vigie-collector, parsed by libinih.
+ * vigie-collector.
  *
  * Design: one table lists every key with its section, type, bounds and
- * where it lands in struct vg_config; the inih handler, the command-line
+ * where it lands in struct vg_config; the file parser, the command-line
  * override path (vg_config_set) and the documentation (docs/operations.md)
- * all follow that table. inih reads through our own line reader so the
- * handler knows the line it is on and can report "file:line: [section] key:
- * problem"; the first error stops the parse and nothing after it applies.
+ * all follow that table. The file is read by a small parser of our own,
+ * line by line, so every error says "file:line: [section] key: problem";
+ * the first error stops the parse and nothing after it applies.
+ *
+ * Why not libinih (which the CLI's cli.conf still uses): Debian's build
+ * reads lines into a 200-byte buffer and hands the rest of a longer line
+ * back as the next line, and it continues an indented line into the key
+ * before it. A [state] url of 250 bytes (a libpq conninfo with certificate
+ * paths) was refused as a syntax error on a line the file did not have, and
+ * a long data_dir whose byte 200 was a space silently became its tail.
+ * Here a line is read whole up to VG_CONFIG_LINE_MAX bytes (more than any
+ * key holds), or refused on its own line; an indented line is a line like
+ * any other. The syntax is otherwise inih's: [section], key = value (or
+ * key: value), comments from ';' or '#' at the start of a line and from
+ * ';' after a space, a UTF-8 BOM, CRLF line ends.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -17,8 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <ini.h>
 
 #include "vigie/config.h"
 #include "vigie/log.h"
@@ -429,6 +440,10 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 	return -EINVAL;
 }
 
+/* The longest line read: every value fits ([state] url and the lists hold
+ * up to 1023 bytes) with its key, spaces and a comment. */
+#define VG_CONFIG_LINE_MAX 4096
+
 struct parse_ctx {
 	struct vg_config *c;
 	const char *name;
@@ -436,22 +451,18 @@ struct parse_ctx {
 	char *err;
 	size_t errlen;
 	int rc;
-	/* reader state */
+	/* reader state: a file, or text */
 	FILE *f;
 	const char *text;
 };
 
-static int handler(void *user, const char *section, const char *name,
+/* One key = value: 1 to go on, 0 to stop (p->rc and p->err set). */
+static int handler(struct parse_ctx *p, const char *section, const char *name,
 		   const char *value)
 {
-	struct parse_ctx *p = user;
 	const char *why = NULL;
-
-	if (p->rc)
-		return 0;
-	if (!name) /* section header alone (inih with INI_CALL_HANDLER_ON_NEW_SECTION) */
-		return 1;
 	int rc = apply(p->c, section, name, value, &why);
+
 	if (rc == -ENOENT) {
 		int known_section = 0;
 		for (size_t i = 0; i < NKEYS; i++)
@@ -478,46 +489,122 @@ static int handler(void *user, const char *section, const char *name,
 	return 1;
 }
 
-static char *file_reader(char *str, int num, void *stream)
+/* The next line without its '\n' into buf (size bytes): 1, 0 at the end,
+ * -E2BIG for a line of size bytes or more (read to its end, so the count
+ * of lines stays true), -EILSEQ for a NUL byte, -EIO for a read error. */
+static int next_line(struct parse_ctx *p, char *buf, size_t size)
 {
-	struct parse_ctx *p = stream;
-	char *r = fgets(str, num, p->f);
-	if (r)
-		p->line++;
-	return r;
-}
+	size_t n = 0;
+	int ch, any = 0, over = 0, nul = 0;
 
-static char *string_reader(char *str, int num, void *stream)
-{
-	struct parse_ctx *p = stream;
-	int i = 0;
-
-	if (!*p->text || num < 2)
-		return NULL;
-	while (i < num - 1 && p->text[0]) {
-		str[i++] = *p->text;
-		if (*p->text++ == '\n')
+	for (;;) {
+		if (p->f)
+			ch = getc(p->f);
+		else
+			ch = *p->text ? (unsigned char)*p->text++ : EOF;
+		if (ch == EOF)
 			break;
+		any = 1;
+		if (ch == '\n')
+			break;
+		if (ch == '\0')
+			nul = 1;
+		if (n + 1 < size)
+			buf[n++] = (char)ch;
+		else
+			over = 1;
 	}
-	str[i] = '\0';
+	buf[n] = '\0';
+	if (p->f && ferror(p->f))
+		return -EIO;
+	if (!any)
+		return 0;
 	p->line++;
-	return str;
+	return over ? -E2BIG : nul ? -EILSEQ
+				   : 1;
 }
 
-static int finish(struct parse_ctx *p, int rc)
+static char *trim(char *s)
 {
-	if (p->rc)
-		return p->rc;
-	if (rc > 0) {
-		snprintf(p->err, p->errlen, "%s:%d: syntax error (expected [section] or key = value)",
-			 p->name, rc);
-		return -EINVAL;
-	}
-	if (rc < 0) {
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static int syntax_error(struct parse_ctx *p, const char *what)
+{
+	snprintf(p->err, p->errlen, "%s:%d: %s", p->name, p->line, what);
+	return -EINVAL;
+}
+
+static int parse(struct parse_ctx *p)
+{
+	static const char expected[] = "syntax error (expected [section] or key = value)";
+	char *line = malloc(VG_CONFIG_LINE_MAX), section[128] = "";
+	int rc;
+
+	if (!line) {
 		snprintf(p->err, p->errlen, "%s: cannot parse (out of memory)", p->name);
 		return -ENOMEM;
 	}
-	return 0;
+	while ((rc = next_line(p, line, VG_CONFIG_LINE_MAX)) != 0) {
+		char *s = line, *eq, *key;
+
+		if (rc == -E2BIG) {
+			char what[64];
+			snprintf(what, sizeof(what), "line longer than %d bytes",
+				 VG_CONFIG_LINE_MAX - 1);
+			rc = syntax_error(p, what);
+			break;
+		}
+		if (rc == -EILSEQ) {
+			rc = syntax_error(p, "NUL byte in the line");
+			break;
+		}
+		if (rc == -EIO) {
+			snprintf(p->err, p->errlen, "%s: cannot read: %s", p->name, strerror(EIO));
+			break;
+		}
+		if (p->line == 1 && !strncmp(s, "\xef\xbb\xbf", 3))
+			s += 3;
+		s = trim(s);
+		if (!*s || *s == ';' || *s == '#')
+			continue;
+		for (char *q = s + 1; *q; q++) /* an inline comment: ';' after a space */
+			if (*q == ';' && isspace((unsigned char)q[-1])) {
+				*q = '\0';
+				s = trim(s);
+				break;
+			}
+		if (*s == '[') {
+			char *end = strchr(s, ']');
+			if (!end || (size_t)(end - s - 1) >= sizeof(section)) {
+				rc = syntax_error(p, expected);
+				break;
+			}
+			*end = '\0';
+			memcpy(section, s + 1, (size_t)(end - s));
+			continue;
+		}
+		eq = strpbrk(s, "=:");
+		if (!eq || eq == s) {
+			rc = syntax_error(p, expected);
+			break;
+		}
+		*eq = '\0';
+		key = trim(s);
+		if (!handler(p, section, key, trim(eq + 1))) {
+			rc = p->rc;
+			break;
+		}
+	}
+	free(line);
+	return rc;
 }
 
 int vg_config_load(struct vg_config *c, const char *path, char *err, size_t errlen)
@@ -530,17 +617,16 @@ int vg_config_load(struct vg_config *c, const char *path, char *err, size_t errl
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
 		return -e;
 	}
-	int rc = ini_parse_stream(file_reader, &p, handler, &p);
+	int rc = parse(&p);
 	fclose(p.f);
-	return finish(&p, rc);
+	return rc;
 }
 
 int vg_config_load_string(struct vg_config *c, const char *text, const char *name,
 			  char *err, size_t errlen)
 {
 	struct parse_ctx p = {.c = c, .name = name, .err = err, .errlen = errlen, .text = text};
-	int rc = ini_parse_stream(string_reader, &p, handler, &p);
-	return finish(&p, rc);
+	return parse(&p);
 }
 
 int vg_config_set(struct vg_config *c, const char *section, const char *key,

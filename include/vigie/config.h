@@ -1,7 +1,7 @@
 /*
  * vigie — the configuration shared by both daemons (docs/operations.md).
  *
- * One INI file (parsed by libinih) with sections [agent], [collector],
+ * One INI file (parsed by common/config.c) with sections [agent], [collector],
  * [storage] and [log]; each daemon reads the sections it uses and validates
  * all of them, so one file can serve a whole deployment. An unknown section
  * or key, or a bad value, is an error that names the file, the line and the
