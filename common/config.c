@@ -9,17 +9,18 @@
  * line by line, so every error says "file:line: [section] key: problem";
  * the first error stops the parse and nothing after it applies.
  *
- * Why not libinih (which the CLI's cli.conf still uses): Debian's build
+ * Why not libinih (which it once used): Debian's build
  * reads lines into a 200-byte buffer and hands the rest of a longer line
  * back as the next line, and it continues an indented line into the key
  * before it. A [state] url of 250 bytes (a libpq conninfo with certificate
  * paths) was refused as a syntax error on a line the file did not have, and
  * a long data_dir whose byte 200 was a space silently became its tail.
- * Here a line is read whole up to VG_CONFIG_LINE_MAX bytes (more than any
+ * vg_ini_parse reads a line whole up to VG_INI_LINE_MAX bytes (more than any
  * key holds), or refused on its own line; an indented line is a line like
  * any other. The syntax is otherwise inih's: [section], key = value (or
  * key: value), comments from ';' or '#' at the start of a line and from
- * ';' after a space, a UTF-8 BOM, CRLF line ends.
+ * ';' after a space, a UTF-8 BOM, CRLF line ends. The CLI's cli.conf is
+ * read by the same vg_ini_parse.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -440,26 +441,18 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 	return -EINVAL;
 }
 
-/* The longest line read: every value fits ([state] url and the lists hold
- * up to 1023 bytes) with its key, spaces and a comment. */
-#define VG_CONFIG_LINE_MAX 4096
-
 struct parse_ctx {
 	struct vg_config *c;
 	const char *name;
-	int line;
 	char *err;
 	size_t errlen;
-	int rc;
-	/* reader state: a file, or text */
-	FILE *f;
-	const char *text;
 };
 
-/* One key = value: 1 to go on, 0 to stop (p->rc and p->err set). */
-static int handler(struct parse_ctx *p, const char *section, const char *name,
-		   const char *value)
+/* One key = value: 0 to go on, -EINVAL to stop (p->err set). */
+static int handler(void *ud, const char *section, const char *name,
+		   const char *value, int line)
 {
+	struct parse_ctx *p = ud;
 	const char *why = NULL;
 	int rc = apply(p->c, section, name, value, &why);
 
@@ -470,38 +463,42 @@ static int handler(struct parse_ctx *p, const char *section, const char *name,
 				known_section = 1;
 		if (!section[0])
 			snprintf(p->err, p->errlen, "%s:%d: key '%s' outside any section",
-				 p->name, p->line, name);
+				 p->name, line, name);
 		else if (!known_section)
 			snprintf(p->err, p->errlen, "%s:%d: unknown section [%s] (key '%s')",
-				 p->name, p->line, section, name);
+				 p->name, line, section, name);
 		else
 			snprintf(p->err, p->errlen, "%s:%d: [%s] %s: unknown key",
-				 p->name, p->line, section, name);
-		p->rc = -EINVAL;
-		return 0;
+				 p->name, line, section, name);
+		return -EINVAL;
 	}
 	if (rc) {
-		snprintf(p->err, p->errlen, "%s:%d: [%s] %s: '%s' %s", p->name, p->line,
+		snprintf(p->err, p->errlen, "%s:%d: [%s] %s: '%s' %s", p->name, line,
 			 section, name, value, why);
-		p->rc = -EINVAL;
-		return 0;
+		return -EINVAL;
 	}
-	return 1;
+	return 0;
 }
+
+struct ini_reader {
+	FILE *f;
+	const char *text;
+	int line;
+};
 
 /* The next line without its '\n' into buf (size bytes): 1, 0 at the end,
  * -E2BIG for a line of size bytes or more (read to its end, so the count
  * of lines stays true), -EILSEQ for a NUL byte, -EIO for a read error. */
-static int next_line(struct parse_ctx *p, char *buf, size_t size)
+static int next_line(struct ini_reader *r, char *buf, size_t size)
 {
 	size_t n = 0;
 	int ch, any = 0, over = 0, nul = 0;
 
 	for (;;) {
-		if (p->f)
-			ch = getc(p->f);
+		if (r->f)
+			ch = getc(r->f);
 		else
-			ch = *p->text ? (unsigned char)*p->text++ : EOF;
+			ch = *r->text ? (unsigned char)*r->text++ : EOF;
 		if (ch == EOF)
 			break;
 		any = 1;
@@ -515,11 +512,11 @@ static int next_line(struct parse_ctx *p, char *buf, size_t size)
 			over = 1;
 	}
 	buf[n] = '\0';
-	if (p->f && ferror(p->f))
+	if (r->f && ferror(r->f))
 		return -EIO;
 	if (!any)
 		return 0;
-	p->line++;
+	r->line++;
 	return over ? -E2BIG : nul ? -EILSEQ
 				   : 1;
 }
@@ -536,74 +533,83 @@ static char *trim(char *s)
 	return s;
 }
 
-static int syntax_error(struct parse_ctx *p, const char *what)
+int vg_ini_parse(FILE *f, const char *text, vg_ini_fn on, void *ud, int *line,
+		 char *why, size_t whylen)
 {
-	snprintf(p->err, p->errlen, "%s:%d: %s", p->name, p->line, what);
-	return -EINVAL;
-}
-
-static int parse(struct parse_ctx *p)
-{
-	static const char expected[] = "syntax error (expected [section] or key = value)";
-	char *line = malloc(VG_CONFIG_LINE_MAX), section[128] = "";
+	struct ini_reader r = {.f = f, .text = text ? text : ""};
+	char *buf = malloc(VG_INI_LINE_MAX), section[128] = "";
 	int rc;
 
-	if (!line) {
-		snprintf(p->err, p->errlen, "%s: cannot parse (out of memory)", p->name);
+	*line = 0;
+	if (whylen)
+		why[0] = '\0'; /* stays empty when on() stops the parse */
+	if (!buf)
 		return -ENOMEM;
-	}
-	while ((rc = next_line(p, line, VG_CONFIG_LINE_MAX)) != 0) {
-		char *s = line, *eq, *key;
+	while ((rc = next_line(&r, buf, VG_INI_LINE_MAX)) != 0) {
+		char *s = buf, *eq, *key;
 
+		*line = r.line;
 		if (rc == -E2BIG) {
-			char what[64];
-			snprintf(what, sizeof(what), "line longer than %d bytes",
-				 VG_CONFIG_LINE_MAX - 1);
-			rc = syntax_error(p, what);
+			snprintf(why, whylen, "line longer than %d bytes", VG_INI_LINE_MAX - 1);
+			rc = -EINVAL;
 			break;
 		}
 		if (rc == -EILSEQ) {
-			rc = syntax_error(p, "NUL byte in the line");
+			snprintf(why, whylen, "NUL byte in the line");
+			rc = -EINVAL;
 			break;
 		}
 		if (rc == -EIO) {
-			snprintf(p->err, p->errlen, "%s: cannot read: %s", p->name, strerror(EIO));
+			snprintf(why, whylen, "cannot read: %s", strerror(EIO));
 			break;
 		}
-		if (p->line == 1 && !strncmp(s, "\xef\xbb\xbf", 3))
+		if (r.line == 1 && !strncmp(s, "\xef\xbb\xbf", 3))
 			s += 3;
 		s = trim(s);
 		if (!*s || *s == ';' || *s == '#')
 			continue;
-		for (char *q = s + 1; *q; q++) /* an inline comment: ';' after a space */
+		for (char *q = s + 1; *q; q++) /* an inline comment: ';' after a blank */
 			if (*q == ';' && isspace((unsigned char)q[-1])) {
 				*q = '\0';
 				s = trim(s);
 				break;
 			}
+		rc = -EINVAL; /* unless a section or a key follows */
 		if (*s == '[') {
 			char *end = strchr(s, ']');
-			if (!end || (size_t)(end - s - 1) >= sizeof(section)) {
-				rc = syntax_error(p, expected);
-				break;
-			}
+			if (!end || (size_t)(end - s - 1) >= sizeof(section))
+				goto syntax;
 			*end = '\0';
 			memcpy(section, s + 1, (size_t)(end - s));
 			continue;
 		}
 		eq = strpbrk(s, "=:");
-		if (!eq || eq == s) {
-			rc = syntax_error(p, expected);
-			break;
-		}
+		if (!eq || eq == s)
+			goto syntax;
 		*eq = '\0';
 		key = trim(s);
-		if (!handler(p, section, key, trim(eq + 1))) {
-			rc = p->rc;
+		if ((rc = on(ud, section, key, trim(eq + 1), r.line)) != 0)
 			break;
-		}
 	}
-	free(line);
+	free(buf);
+	return rc;
+syntax:
+	snprintf(why, whylen, "syntax error (expected [section] or key = value)");
+	free(buf);
+	return -EINVAL;
+}
+
+static int parse(struct parse_ctx *p, FILE *f, const char *text)
+{
+	char why[128];
+	int line, rc = vg_ini_parse(f, text, handler, p, &line, why, sizeof(why));
+
+	if (rc == -ENOMEM)
+		snprintf(p->err, p->errlen, "%s: cannot parse (out of memory)", p->name);
+	else if (rc == -EIO)
+		snprintf(p->err, p->errlen, "%s: %s", p->name, why);
+	else if (rc && why[0]) /* not the handler's: it wrote p->err */
+		snprintf(p->err, p->errlen, "%s:%d: %s", p->name, line, why);
 	return rc;
 }
 
@@ -611,22 +617,22 @@ int vg_config_load(struct vg_config *c, const char *path, char *err, size_t errl
 {
 	struct parse_ctx p = {.c = c, .name = path, .err = err, .errlen = errlen};
 
-	p.f = fopen(path, "r");
-	if (!p.f) {
+	FILE *f = fopen(path, "r");
+	if (!f) {
 		int e = errno;
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
 		return -e;
 	}
-	int rc = parse(&p);
-	fclose(p.f);
+	int rc = parse(&p, f, NULL);
+	fclose(f);
 	return rc;
 }
 
 int vg_config_load_string(struct vg_config *c, const char *text, const char *name,
 			  char *err, size_t errlen)
 {
-	struct parse_ctx p = {.c = c, .name = name, .err = err, .errlen = errlen, .text = text};
-	return parse(&p);
+	struct parse_ctx p = {.c = c, .name = name, .err = err, .errlen = errlen};
+	return parse(&p, NULL, text);
 }
 
 int vg_config_set(struct vg_config *c, const char *section, const char *key,
