@@ -52,6 +52,11 @@ struct key {
 	double min, max;
 };
 
+static const char *check_nn_url(const char *v);
+static const char *check_backend(const char *v);
+static const char *check_write_through(const char *v);
+static const char *check_http_url(const char *v);
+
 #define S(sec, nm, field)                                            \
 	{                                                            \
 		sec, nm, K_STR, offsetof(struct vg_config, field),   \
@@ -199,6 +204,86 @@ static int exec_valid(const char *v)
 	return *p == '/';
 }
 
+/* A nanomsg address as nn_bind/nn_connect take it: tcp://HOST:PORT and
+ * ws://HOST:PORT[/path] with a port 1..65535 (HOST may be '*', a name, an
+ * address, [IPv6] or "iface;address"), ipc://PATH, inproc://NAME. Only
+ * the shape: whether the host resolves is the daemon's business. */
+static const char *check_nn_url(const char *v)
+{
+	static const char bad[] = "must be a nanomsg address: tcp://HOST:PORT "
+				  "(port 1-65535), ws://HOST:PORT, ipc://PATH or inproc://NAME";
+	const char *rest, *colon, *end;
+	unsigned long port;
+	char *e;
+
+	if (!strncmp(v, "ipc://", 6))
+		return v[6] ? NULL : bad;
+	if (!strncmp(v, "inproc://", 9))
+		return v[9] ? NULL : bad;
+	if (!strncmp(v, "tcp://", 6))
+		rest = v + 6;
+	else if (!strncmp(v, "ws://", 5))
+		rest = v + 5;
+	else
+		return bad;
+	end = v[0] == 'w' ? rest + strcspn(rest, "/") : rest + strlen(rest);
+	colon = NULL;
+	for (const char *q = rest; q < end; q++)
+		if (*q == ':')
+			colon = q;
+	if (!colon || colon == rest || colon + 1 == end ||
+	    !isdigit((unsigned char)colon[1]))
+		return bad;
+	errno = 0;
+	port = strtoul(colon + 1, &e, 10);
+	if (errno || e != end || port < 1 || port > 65535)
+		return bad;
+	return NULL;
+}
+
+static const char *check_backend(const char *v)
+{
+	return !strcmp(v, "files") || !strcmp(v, "rrdcached") ? NULL
+							      : "must be files or rrdcached";
+}
+
+static const char *check_write_through(const char *v)
+{
+	return !strcmp(v, "auto") || !strcmp(v, "yes") || !strcmp(v, "no")
+		       ? NULL
+		       : "must be auto, yes or no";
+}
+
+/* http(s)://HOST[...]: the Alertmanager's base URL */
+static const char *check_http_url(const char *v)
+{
+	const char *h = !strncmp(v, "http://", 7) ? v + 7 : !strncmp(v, "https://", 8) ? v + 8
+										       : NULL;
+
+	return h && *h && *h != '/' ? NULL : "must be an http:// or https:// URL with a host";
+}
+
+/* The strings the collector could only refuse once half started (exit 1,
+ * after log lines, naming neither file nor line), checked here instead. */
+static const struct {
+	const char *section, *name;
+	const char *(*check)(const char *v); /* NULL, or why v is bad */
+} checks[] = {
+	{"collector", "listen", check_nn_url},
+	{"alarms", "notify", check_nn_url},
+	{"alarms", "alertmanager", check_http_url},
+	{"storage", "backend", check_backend},
+	{"storage", "write_through", check_write_through},
+};
+
+static const char *check_value(const struct key *k, const char *v)
+{
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
+		if (!strcmp(checks[i].section, k->section) && !strcmp(checks[i].name, k->name))
+			return checks[i].check(v);
+	return NULL;
+}
+
 /* [agent] collector(s): "URL[, URL...]", at most max addresses, each
  * once; *c is changed only if the whole list is good. */
 static int parse_urls(struct vg_config *c, const char *v, size_t max)
@@ -217,6 +302,8 @@ static int parse_urls(struct vg_config *c, const char *v, size_t max)
 			return -EINVAL;
 		memcpy(list[n], p, len);
 		list[n][len] = '\0';
+		if (check_nn_url(list[n]))
+			return -EINVAL;
 		for (size_t i = 0; i < n; i++)
 			if (!strcmp(list[i], list[n]))
 				return -EINVAL;
@@ -341,6 +428,8 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 			*why = "is too long";
 			return -EINVAL;
 		}
+		if ((*why = check_value(k, value)))
+			return -EINVAL;
 		memcpy(dst, value, strlen(value) + 1);
 		return 0;
 	case K_U32: {
@@ -426,8 +515,10 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 	}
 	case K_URLS:
 		if (parse_urls(c, value, (size_t)k->max)) {
-			*why = k->max == 1 ? "must be one nanomsg address (several: use collectors)"
-					   : "must be 1 to 16 nanomsg addresses separated by commas, each once";
+			*why = k->max == 1 ? "must be one nanomsg address, tcp://HOST:PORT "
+					     "(several: use collectors)"
+					   : "must be 1 to 16 nanomsg addresses (tcp://HOST:PORT) "
+					     "separated by commas, each once";
 			return -EINVAL;
 		}
 		return 0;

@@ -318,6 +318,44 @@ static void test_long_lines(void **state)
 	remove(path);
 }
 
+/* Values the collector could only refuse once half started (exit 1,
+ * after log lines, without the file or line) are refused by the parser,
+ * naming file, line and key: addresses, the storage backend and its
+ * write-through mode, the Alertmanager's URL. */
+static void test_values_checked_at_parse(void **state)
+{
+	struct vg_config c;
+	char err[256] = "";
+
+	(void)state;
+	expect_error("[collector]\nlisten = http://x:1\n", "x.conf:2: [collector] listen: 'http://x:1'");
+	expect_error("[collector]\nlisten = tcp://127.0.0.1:99999\n", "x.conf:2: [collector] listen");
+	expect_error("[collector]\nlisten = tcp://127.0.0.1\n", "x.conf:2: [collector] listen");
+	expect_error("[collector]\nlisten = garbage\n", "x.conf:2: [collector] listen");
+	expect_error("[collector]\nlisten = ipc://\n", "x.conf:2: [collector] listen");
+	expect_error("[alarms]\nnotify = tcp://*:x\n", "x.conf:2: [alarms] notify");
+	expect_error("[agent]\ncollectors = tcp://a:1, udp://b:2\n", "x.conf:2: [agent] collectors");
+	expect_error("[agent]\ncollector = tcp://a:0\n", "x.conf:2: [agent] collector");
+	expect_error("[storage]\nbackend = bogus\n", "x.conf:2: [storage] backend: 'bogus'");
+	expect_error("[storage]\nwrite_through = maybe\n", "x.conf:2: [storage] write_through: 'maybe'");
+	expect_error("[alarms]\nalertmanager = ftp://am:9093\n", "x.conf:2: [alarms] alertmanager");
+	expect_error("[alarms]\nalertmanager = http://\n", "x.conf:2: [alarms] alertmanager");
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[collector]\nlisten = tcp://*:7470\n"
+					       "[alarms]\nnotify = ipc:///run/vigie/notify.sock\n"
+					       "alertmanager = https://am.example:9093/\n"
+					       "[storage]\nbackend = rrdcached\nwrite_through = no\n"
+					       "[agent]\ncollectors = tcp://10.0.0.1:7470, tcp://[::1]:7470, ws://c:80/x\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_string_equal(c.storage_backend, "rrdcached");
+	assert_int_equal(c.agent_ncollectors, 3);
+	/* the same checks for flags */
+	assert_int_equal(vg_config_set(&c, "collector", "listen", "tcp://h", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "[collector] listen"));
+}
+
 static void test_durations(void **state)
 {
 	double s;
@@ -344,6 +382,7 @@ int main(void)
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_state),
 		cmocka_unit_test(test_long_lines),
+		cmocka_unit_test(test_values_checked_at_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
