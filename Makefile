@@ -45,7 +45,7 @@ BUILD   ?= build
 SANFLAGS :=
 endif
 
-PKGS     := libvirt librrd nanomsg jansson sqlite3 libpq libmicrohttpd libcurl inih libcrypto libprotobuf-c
+PKGS     := libvirt librrd nanomsg jansson sqlite3 libpq libmicrohttpd libcurl libcrypto libprotobuf-c
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -7,6 +7,7 @@
  * at exactly 00:00:00.000 UTC. A usage interval that crosses a month's end
  * is split at vg_bill_month_end_ms, never rounded.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 
@@ -17,7 +18,12 @@ int vg_bill_month_parse(const char *s, struct vg_bill_month *out)
 {
 	int y, m, n = 0;
 
-	if (!s || sscanf(s, "%4d-%2d%n", &y, &m, &n) != 2 || n != 7 || s[n] ||
+	if (!s)
+		return -EINVAL;
+	for (int i = 0; i < 7; i++) /* digits only: %2d alone takes "+1" */
+		if (!s[i] || (i != 4 && !isdigit((unsigned char)s[i])))
+			return -EINVAL;
+	if (sscanf(s, "%4d-%2d%n", &y, &m, &n) != 2 || n != 7 || s[n] ||
 	    s[4] != '-' || y < 1970 || y > 9999 || m < 1 || m > 12)
 		return -EINVAL;
 	out->year = y;

@@ -550,6 +550,12 @@ int main(int argc, char **argv)
 	if (g_storage_argi) /* `vigie-collector [...] storage ...`, then exit */
 		return vg_storage_command(&cfg, argc - g_storage_argi,
 					  argv + g_storage_argi, stdout, stderr);
+	/* the API's address, before anything is opened: a bad one is a
+	 * configuration error (exit 2), not a half-started collector */
+	if (vg_api_listen_check(cfg.collector_http, err, sizeof(err))) {
+		fprintf(stderr, PROG ": [collector] http: %s\n", err);
+		return 2;
+	}
 	vg_log_init(PROG, cfg.log_level);
 	if (geteuid() == 0)
 		vg_log(VG_LOG_WARN, "running as root: vigie-collector needs no "

@@ -159,6 +159,20 @@ enum {
 #define KEEP_UNIT "CASE WHEN excluded.unit = '' THEN metrics.unit ELSE excluded.unit END"
 #define LESSER(a, b) "CASE WHEN " a " < " b " THEN " a " ELSE " b " END"
 
+/* A project token may publish to a custom resource under any id nobody
+ * uses yet (docs/api.md, POST /v1/measures), so a tenant can take the name
+ * of a compute host before its agent first reports, or the id of a host's
+ * disk or file system. The agent is the authority on what it reports: a
+ * report of another type on a custom row (TAKEOVER) takes the row's whole
+ * identity whatever its time (a point stamped up to max_future ahead would
+ * otherwise hold it), the project falling back to 'default' as for a new
+ * row, never kept from the tenant; the row's old custom series stay in
+ * rrd/custom/, unread. The reverse never happens: publishing to an
+ * agent's host, disk or nic is refused by the API (403). 7 = VG_RT_CUSTOM. */
+#define TAKEOVER "(resources.type = 7 AND ?2 <> 7)"
+#define TAKES_IDENT "(?10 >= resources.ident_ms OR " TAKEOVER ")"
+_Static_assert(VG_RT_CUSTOM == 7, "TAKEOVER names VG_RT_CUSTOM by its value");
+
 static const char *const sql_text[ST_COUNT] = {
 	[ST_SEEN] = "SELECT last_seq FROM streams WHERE host = ?1 AND "
 		    "stream = ?2",
@@ -189,7 +203,8 @@ static const char *const sql_text[ST_COUNT] = {
 		"(SELECT rank FROM streams WHERE host = ?1 "
 		"ORDER BY rank DESC LIMIT 1 OFFSET ?2)",
 	/* ?1 id ?2 type ?3 host ?4 name ?5 parent ?6 project ?7 user
-	 * ?8 flavor ?9 attributes ?10 time ?11 ended (0/1) */
+	 * ?8 flavor ?9 attributes ?10 time ?11 ended (0/1); TAKEOVER: an
+	 * agent's report of an id a custom row holds (see TAKEOVER) */
 	[ST_RES_UPSERT] =
 		"INSERT INTO resources(" RES_COLUMNS ", ident_ms) VALUES(?1, ?2, ?3, "
 		"?4, ?5, coalesce(?6, 'default'), ?7, ?8, coalesce(?9, '{}'), ?10, "
@@ -197,36 +212,38 @@ static const char *const sql_text[ST_COUNT] = {
 		"ON CONFLICT(id) DO UPDATE SET "
 		/* identity: only from a report at or after the one that set it
 		 * (every right-hand side reads the row before the update) */
-		"type = CASE WHEN ?10 >= resources.ident_ms THEN excluded.type "
+		"type = CASE WHEN " TAKES_IDENT " THEN excluded.type "
 		"ELSE resources.type END, "
-		"host = CASE WHEN ?10 >= resources.ident_ms THEN excluded.host "
+		"host = CASE WHEN " TAKES_IDENT " THEN excluded.host "
 		"ELSE resources.host END, "
-		"name = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"name = CASE WHEN " TAKEOVER " THEN ?4 WHEN ?10 >= resources.ident_ms THEN "
 		"coalesce(?4, resources.name) ELSE resources.name END, "
-		"parent = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"parent = CASE WHEN " TAKEOVER " THEN ?5 WHEN ?10 >= resources.ident_ms THEN "
 		"coalesce(?5, resources.parent) ELSE resources.parent END, "
-		"project = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"project = CASE WHEN " TAKEOVER " THEN coalesce(?6, 'default') "
+		"WHEN ?10 >= resources.ident_ms THEN "
 		"coalesce(?6, resources.project) ELSE resources.project END, "
-		"\"user\" = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"\"user\" = CASE WHEN " TAKEOVER " THEN ?7 WHEN ?10 >= resources.ident_ms THEN "
 		"coalesce(?7, resources.\"user\") ELSE resources.\"user\" END, "
-		"flavor = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"flavor = CASE WHEN " TAKEOVER " THEN ?8 WHEN ?10 >= resources.ident_ms THEN "
 		"coalesce(?8, resources.flavor) ELSE resources.flavor END, "
-		"attributes = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"attributes = CASE WHEN " TAKEOVER " THEN coalesce(?9, '{}') "
+		"WHEN ?10 >= resources.ident_ms THEN "
 		"coalesce(?9, resources.attributes) ELSE resources.attributes END, "
-		"ident_ms = " GREATER("resources.ident_ms", "CAST(?10 AS BIGINT)") ", "
-										   "first_seen_ms = " LESSER("resources.first_seen_ms", "CAST(?10 AS BIGINT)") ", "
-																			       "last_seen_ms = CASE WHEN ?11 = 1 THEN resources.last_seen_ms "
-																			       "WHEN ?10 > resources.last_seen_ms THEN CAST(?10 AS BIGINT) "
-																			       "ELSE resources.last_seen_ms END, "
-																			       "ended_at_ms = CASE WHEN ?11 = 1 THEN "
-																			       "coalesce(resources.ended_at_ms, CAST(?10 AS BIGINT)) "
-																			       "WHEN resources.ended_at_ms IS NOT NULL AND "
-																			       "?10 > resources.ended_at_ms THEN NULL "
-																			       "ELSE resources.ended_at_ms END "
-																			       /* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
+		"ident_ms = CASE WHEN " TAKEOVER " THEN CAST(?10 AS BIGINT) ELSE " GREATER("resources.ident_ms", "CAST(?10 AS BIGINT)") " END, "
+																	"first_seen_ms = " LESSER("resources.first_seen_ms", "CAST(?10 AS BIGINT)") ", "
+																										    "last_seen_ms = CASE WHEN ?11 = 1 THEN resources.last_seen_ms "
+																										    "WHEN ?10 > resources.last_seen_ms THEN CAST(?10 AS BIGINT) "
+																										    "ELSE resources.last_seen_ms END, "
+																										    "ended_at_ms = CASE WHEN ?11 = 1 THEN "
+																										    "coalesce(resources.ended_at_ms, CAST(?10 AS BIGINT)) "
+																										    "WHEN resources.ended_at_ms IS NOT NULL AND "
+																										    "?10 > resources.ended_at_ms THEN NULL "
+																										    "ELSE resources.ended_at_ms END "
+																										    /* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
 		 * for a NULL in sqlite 3.40.1 (Debian 12) */
-																			       "RETURNING first_seen_ms, ended_at_ms, "
-																			       "CASE WHEN ident_ms = ?10 THEN 1 ELSE 0 END",
+																										    "RETURNING first_seen_ms, ended_at_ms, "
+																										    "CASE WHEN ident_ms = ?10 THEN 1 ELSE 0 END",
 	[ST_METRIC_UPSERT] =
 		"INSERT INTO metrics(resource_id, name, kind, unit, last_value, "
 		"last_time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "

@@ -105,20 +105,41 @@ void vg_time_civil_from_days(int64_t days, int64_t *y, unsigned *m, unsigned *d)
 	*y = (int64_t)yoe + era * 400 + (*m <= 2);
 }
 
+/* s holds n decimal digits: sscanf's %2d alone also takes "+1" and " 1" */
+static int digits(const char *s, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+static int days_in_month(int y, int mo)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+	return mo == 2 && leap ? 29 : days[mo - 1];
+}
+
 static int parse_iso(const char *s, int64_t *out)
 {
 	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, off = 0, frac_ms = 0;
 	const char *p;
 
+	if (!digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' ||
+	    !digits(s + 8, 2))
+		return -EINVAL;
 	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
 		return -EINVAL;
 	p = s + n;
 	if (*p == 'T' || *p == ' ') {
-		if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &n) != 2 || n != 5)
+		if (!digits(p + 1, 2) || p[3] != ':' || !digits(p + 4, 2) ||
+		    sscanf(p + 1, "%2d:%2d%n", &h, &mi, &n) != 2 || n != 5)
 			return -EINVAL;
 		p += 1 + n;
 		if (*p == ':') {
-			if (sscanf(p + 1, "%2d%n", &sec, &n) != 1 || n != 2)
+			if (!digits(p + 1, 2) || sscanf(p + 1, "%2d%n", &sec, &n) != 1 || n != 2)
 				return -EINVAL;
 			p += 1 + n;
 		}
@@ -136,16 +157,17 @@ static int parse_iso(const char *s, int64_t *out)
 			p++;
 		} else if (*p == '+' || *p == '-') {
 			int oh, om;
-			if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 ||
+			if (!digits(p + 1, 2) || p[3] != ':' || !digits(p + 4, 2) ||
+			    sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 ||
 			    oh < 0 || oh > 23 || om < 0 || om > 59)
 				return -EINVAL;
 			off = (oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
 			p += 1 + n;
 		}
 	}
-	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
-	    mi < 0 || mi > 59 || sec < 0 || sec > 60 || y < 1970 || y > 9999)
-		return -EINVAL;
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h < 0 ||
+	    h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 60 || y < 1970 || y > 9999)
+		return -EINVAL; /* 2026-02-30 is no day, not 2026-03-02 */
 	int64_t t = vg_time_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 +
 		    mi * 60 + sec - off;
 	*out = t * 1000 + frac_ms;

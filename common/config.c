@@ -1,14 +1,28 @@
 /*
  * config.c — the INI configuration shared by vigie-agent and
- * vigie-collector, parsed by libinih.
+ * vigie-collector.
  *
  * Design: one table lists every key with its section, type, bounds and
- * where it lands in struct vg_config; the inih handler, the command-line
+ * where it lands in struct vg_config; the file parser, the command-line
  * override path (vg_config_set) and the documentation (docs/operations.md)
- * all follow that table. inih reads through our own line reader so the
- * handler knows the line it is on and can report "file:line: [section] key:
- * problem"; the first error stops the parse and nothing after it applies.
+ * all follow that table. The file is read by a small parser of our own,
+ * line by line, so every error says "file:line: [section] key: problem";
+ * the first error stops the parse and nothing after it applies.
+ *
+ * Why not libinih (which it once used): Debian's build
+ * reads lines into a 200-byte buffer and hands the rest of a longer line
+ * back as the next line, and it continues an indented line into the key
+ * before it. A [state] url of 250 bytes (a libpq conninfo with certificate
+ * paths) was refused as a syntax error on a line the file did not have, and
+ * a long data_dir whose byte 200 was a space silently became its tail.
+ * vg_ini_parse reads a line whole up to VG_INI_LINE_MAX bytes (more than any
+ * key holds), or refused on its own line; an indented line is a line like
+ * any other. The syntax is otherwise inih's: [section], key = value (or
+ * key: value), comments from ';' or '#' at the start of a line and from
+ * ';' after a space, a UTF-8 BOM, CRLF line ends. The CLI's cli.conf is
+ * read by the same vg_ini_parse.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -17,8 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include <ini.h>
 
 #include "vigie/config.h"
 #include "vigie/log.h"
@@ -39,6 +51,11 @@ struct key {
 	size_t off, size; /* size: buffer size for K_STR */
 	double min, max;
 };
+
+static const char *check_nn_url(const char *v);
+static const char *check_backend(const char *v);
+static const char *check_write_through(const char *v);
+static const char *check_http_url(const char *v);
 
 #define S(sec, nm, field)                                            \
 	{                                                            \
@@ -187,6 +204,86 @@ static int exec_valid(const char *v)
 	return *p == '/';
 }
 
+/* A nanomsg address as nn_bind/nn_connect take it: tcp://HOST:PORT and
+ * ws://HOST:PORT[/path] with a port 1..65535 (HOST may be '*', a name, an
+ * address, [IPv6] or "iface;address"), ipc://PATH, inproc://NAME. Only
+ * the shape: whether the host resolves is the daemon's business. */
+static const char *check_nn_url(const char *v)
+{
+	static const char bad[] = "must be a nanomsg address: tcp://HOST:PORT "
+				  "(port 1-65535), ws://HOST:PORT, ipc://PATH or inproc://NAME";
+	const char *rest, *colon, *end;
+	unsigned long port;
+	char *e;
+
+	if (!strncmp(v, "ipc://", 6))
+		return v[6] ? NULL : bad;
+	if (!strncmp(v, "inproc://", 9))
+		return v[9] ? NULL : bad;
+	if (!strncmp(v, "tcp://", 6))
+		rest = v + 6;
+	else if (!strncmp(v, "ws://", 5))
+		rest = v + 5;
+	else
+		return bad;
+	end = v[0] == 'w' ? rest + strcspn(rest, "/") : rest + strlen(rest);
+	colon = NULL;
+	for (const char *q = rest; q < end; q++)
+		if (*q == ':')
+			colon = q;
+	if (!colon || colon == rest || colon + 1 == end ||
+	    !isdigit((unsigned char)colon[1]))
+		return bad;
+	errno = 0;
+	port = strtoul(colon + 1, &e, 10);
+	if (errno || e != end || port < 1 || port > 65535)
+		return bad;
+	return NULL;
+}
+
+static const char *check_backend(const char *v)
+{
+	return !strcmp(v, "files") || !strcmp(v, "rrdcached") ? NULL
+							      : "must be files or rrdcached";
+}
+
+static const char *check_write_through(const char *v)
+{
+	return !strcmp(v, "auto") || !strcmp(v, "yes") || !strcmp(v, "no")
+		       ? NULL
+		       : "must be auto, yes or no";
+}
+
+/* http(s)://HOST[...]: the Alertmanager's base URL */
+static const char *check_http_url(const char *v)
+{
+	const char *h = !strncmp(v, "http://", 7) ? v + 7 : !strncmp(v, "https://", 8) ? v + 8
+										       : NULL;
+
+	return h && *h && *h != '/' ? NULL : "must be an http:// or https:// URL with a host";
+}
+
+/* The strings the collector could only refuse once half started (exit 1,
+ * after log lines, naming neither file nor line), checked here instead. */
+static const struct {
+	const char *section, *name;
+	const char *(*check)(const char *v); /* NULL, or why v is bad */
+} checks[] = {
+	{"collector", "listen", check_nn_url},
+	{"alarms", "notify", check_nn_url},
+	{"alarms", "alertmanager", check_http_url},
+	{"storage", "backend", check_backend},
+	{"storage", "write_through", check_write_through},
+};
+
+static const char *check_value(const struct key *k, const char *v)
+{
+	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
+		if (!strcmp(checks[i].section, k->section) && !strcmp(checks[i].name, k->name))
+			return checks[i].check(v);
+	return NULL;
+}
+
 /* [agent] collector(s): "URL[, URL...]", at most max addresses, each
  * once; *c is changed only if the whole list is good. */
 static int parse_urls(struct vg_config *c, const char *v, size_t max)
@@ -205,6 +302,8 @@ static int parse_urls(struct vg_config *c, const char *v, size_t max)
 			return -EINVAL;
 		memcpy(list[n], p, len);
 		list[n][len] = '\0';
+		if (check_nn_url(list[n]))
+			return -EINVAL;
 		for (size_t i = 0; i < n; i++)
 			if (!strcmp(list[i], list[n]))
 				return -EINVAL;
@@ -329,6 +428,8 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 			*why = "is too long";
 			return -EINVAL;
 		}
+		if ((*why = check_value(k, value)))
+			return -EINVAL;
 		memcpy(dst, value, strlen(value) + 1);
 		return 0;
 	case K_U32: {
@@ -414,8 +515,10 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 	}
 	case K_URLS:
 		if (parse_urls(c, value, (size_t)k->max)) {
-			*why = k->max == 1 ? "must be one nanomsg address (several: use collectors)"
-					   : "must be 1 to 16 nanomsg addresses separated by commas, each once";
+			*why = k->max == 1 ? "must be one nanomsg address, tcp://HOST:PORT "
+					     "(several: use collectors)"
+					   : "must be 1 to 16 nanomsg addresses (tcp://HOST:PORT) "
+					     "separated by commas, each once";
 			return -EINVAL;
 		}
 		return 0;
@@ -432,26 +535,18 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 struct parse_ctx {
 	struct vg_config *c;
 	const char *name;
-	int line;
 	char *err;
 	size_t errlen;
-	int rc;
-	/* reader state */
-	FILE *f;
-	const char *text;
 };
 
-static int handler(void *user, const char *section, const char *name,
-		   const char *value)
+/* One key = value: 0 to go on, -EINVAL to stop (p->err set). */
+static int handler(void *ud, const char *section, const char *name,
+		   const char *value, int line)
 {
-	struct parse_ctx *p = user;
+	struct parse_ctx *p = ud;
 	const char *why = NULL;
-
-	if (p->rc)
-		return 0;
-	if (!name) /* section header alone (inih with INI_CALL_HANDLER_ON_NEW_SECTION) */
-		return 1;
 	int rc = apply(p->c, section, name, value, &why);
+
 	if (rc == -ENOENT) {
 		int known_section = 0;
 		for (size_t i = 0; i < NKEYS; i++)
@@ -459,88 +554,176 @@ static int handler(void *user, const char *section, const char *name,
 				known_section = 1;
 		if (!section[0])
 			snprintf(p->err, p->errlen, "%s:%d: key '%s' outside any section",
-				 p->name, p->line, name);
+				 p->name, line, name);
 		else if (!known_section)
 			snprintf(p->err, p->errlen, "%s:%d: unknown section [%s] (key '%s')",
-				 p->name, p->line, section, name);
+				 p->name, line, section, name);
 		else
 			snprintf(p->err, p->errlen, "%s:%d: [%s] %s: unknown key",
-				 p->name, p->line, section, name);
-		p->rc = -EINVAL;
-		return 0;
-	}
-	if (rc) {
-		snprintf(p->err, p->errlen, "%s:%d: [%s] %s: '%s' %s", p->name, p->line,
-			 section, name, value, why);
-		p->rc = -EINVAL;
-		return 0;
-	}
-	return 1;
-}
-
-static char *file_reader(char *str, int num, void *stream)
-{
-	struct parse_ctx *p = stream;
-	char *r = fgets(str, num, p->f);
-	if (r)
-		p->line++;
-	return r;
-}
-
-static char *string_reader(char *str, int num, void *stream)
-{
-	struct parse_ctx *p = stream;
-	int i = 0;
-
-	if (!*p->text || num < 2)
-		return NULL;
-	while (i < num - 1 && p->text[0]) {
-		str[i++] = *p->text;
-		if (*p->text++ == '\n')
-			break;
-	}
-	str[i] = '\0';
-	p->line++;
-	return str;
-}
-
-static int finish(struct parse_ctx *p, int rc)
-{
-	if (p->rc)
-		return p->rc;
-	if (rc > 0) {
-		snprintf(p->err, p->errlen, "%s:%d: syntax error (expected [section] or key = value)",
-			 p->name, rc);
+				 p->name, line, section, name);
 		return -EINVAL;
 	}
-	if (rc < 0) {
-		snprintf(p->err, p->errlen, "%s: cannot parse (out of memory)", p->name);
-		return -ENOMEM;
+	if (rc) {
+		snprintf(p->err, p->errlen, "%s:%d: [%s] %s: '%s' %s", p->name, line,
+			 section, name, value, why);
+		return -EINVAL;
 	}
 	return 0;
+}
+
+struct ini_reader {
+	FILE *f;
+	const char *text;
+	int line;
+};
+
+/* The next line without its '\n' into buf (size bytes): 1, 0 at the end,
+ * -E2BIG for a line of size bytes or more (read to its end, so the count
+ * of lines stays true), -EILSEQ for a NUL byte, -EIO for a read error. */
+static int next_line(struct ini_reader *r, char *buf, size_t size)
+{
+	size_t n = 0;
+	int ch, any = 0, over = 0, nul = 0;
+
+	for (;;) {
+		if (r->f)
+			ch = getc(r->f);
+		else
+			ch = *r->text ? (unsigned char)*r->text++ : EOF;
+		if (ch == EOF)
+			break;
+		any = 1;
+		if (ch == '\n')
+			break;
+		if (ch == '\0')
+			nul = 1;
+		if (n + 1 < size)
+			buf[n++] = (char)ch;
+		else
+			over = 1;
+	}
+	buf[n] = '\0';
+	if (r->f && ferror(r->f))
+		return -EIO;
+	if (!any)
+		return 0;
+	r->line++;
+	return over ? -E2BIG : nul ? -EILSEQ
+				   : 1;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int vg_ini_parse(FILE *f, const char *text, vg_ini_fn on, void *ud, int *line,
+		 char *why, size_t whylen)
+{
+	struct ini_reader r = {.f = f, .text = text ? text : ""};
+	char *buf = malloc(VG_INI_LINE_MAX), section[128] = "";
+	int rc;
+
+	*line = 0;
+	if (whylen)
+		why[0] = '\0'; /* stays empty when on() stops the parse */
+	if (!buf)
+		return -ENOMEM;
+	while ((rc = next_line(&r, buf, VG_INI_LINE_MAX)) != 0) {
+		char *s = buf, *eq, *key;
+
+		*line = r.line;
+		if (rc == -E2BIG) {
+			snprintf(why, whylen, "line longer than %d bytes", VG_INI_LINE_MAX - 1);
+			rc = -EINVAL;
+			break;
+		}
+		if (rc == -EILSEQ) {
+			snprintf(why, whylen, "NUL byte in the line");
+			rc = -EINVAL;
+			break;
+		}
+		if (rc == -EIO) {
+			snprintf(why, whylen, "cannot read: %s", strerror(EIO));
+			break;
+		}
+		if (r.line == 1 && !strncmp(s, "\xef\xbb\xbf", 3))
+			s += 3;
+		s = trim(s);
+		if (!*s || *s == ';' || *s == '#')
+			continue;
+		for (char *q = s + 1; *q; q++) /* an inline comment: ';' after a blank */
+			if (*q == ';' && isspace((unsigned char)q[-1])) {
+				*q = '\0';
+				s = trim(s);
+				break;
+			}
+		rc = -EINVAL; /* unless a section or a key follows */
+		if (*s == '[') {
+			char *end = strchr(s, ']');
+			if (!end || (size_t)(end - s - 1) >= sizeof(section))
+				goto syntax;
+			*end = '\0';
+			memcpy(section, s + 1, (size_t)(end - s));
+			continue;
+		}
+		eq = strpbrk(s, "=:");
+		if (!eq || eq == s)
+			goto syntax;
+		*eq = '\0';
+		key = trim(s);
+		if ((rc = on(ud, section, key, trim(eq + 1), r.line)) != 0)
+			break;
+	}
+	free(buf);
+	return rc;
+syntax:
+	snprintf(why, whylen, "syntax error (expected [section] or key = value)");
+	free(buf);
+	return -EINVAL;
+}
+
+static int parse(struct parse_ctx *p, FILE *f, const char *text)
+{
+	char why[128];
+	int line, rc = vg_ini_parse(f, text, handler, p, &line, why, sizeof(why));
+
+	if (rc == -ENOMEM)
+		snprintf(p->err, p->errlen, "%s: cannot parse (out of memory)", p->name);
+	else if (rc == -EIO)
+		snprintf(p->err, p->errlen, "%s: %s", p->name, why);
+	else if (rc && why[0]) /* not the handler's: it wrote p->err */
+		snprintf(p->err, p->errlen, "%s:%d: %s", p->name, line, why);
+	return rc;
 }
 
 int vg_config_load(struct vg_config *c, const char *path, char *err, size_t errlen)
 {
 	struct parse_ctx p = {.c = c, .name = path, .err = err, .errlen = errlen};
 
-	p.f = fopen(path, "r");
-	if (!p.f) {
+	FILE *f = fopen(path, "r");
+	if (!f) {
 		int e = errno;
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
 		return -e;
 	}
-	int rc = ini_parse_stream(file_reader, &p, handler, &p);
-	fclose(p.f);
-	return finish(&p, rc);
+	int rc = parse(&p, f, NULL);
+	fclose(f);
+	return rc;
 }
 
 int vg_config_load_string(struct vg_config *c, const char *text, const char *name,
 			  char *err, size_t errlen)
 {
-	struct parse_ctx p = {.c = c, .name = name, .err = err, .errlen = errlen, .text = text};
-	int rc = ini_parse_stream(string_reader, &p, handler, &p);
-	return finish(&p, rc);
+	struct parse_ctx p = {.c = c, .name = name, .err = err, .errlen = errlen};
+	return parse(&p, NULL, text);
 }
 
 int vg_config_set(struct vg_config *c, const char *section, const char *key,

@@ -10,7 +10,7 @@ PKGS=(
   build-essential pkg-config
   # libraries (headers + runtime)
   libvirt-dev librrd-dev libnanomsg-dev libjansson-dev libsqlite3-dev
-  libmicrohttpd-dev libcurl4-openssl-dev libinih-dev libssl-dev libcmocka-dev
+  libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libcmocka-dev
   libpq-dev
   # Prometheus remote read: protobuf-c (protoc-c generates C at build time), snappy
   libprotobuf-c-dev protobuf-c-compiler libsnappy-dev

@@ -66,6 +66,12 @@ struct vg_api_options {
 	uint32_t publish_series_max;
 };
 
+/* Whether addr is an address the API can listen on (docs/api.md, "Listen
+ * address": HOST:PORT, [IPv6]:PORT, :PORT, *:PORT, localhost:PORT, no
+ * names): 0, or -EINVAL with the reason in err. Lets the collector refuse
+ * a bad [collector] http before it opens anything. Thread-safe. */
+int vg_api_listen_check(const char *addr, char *err, size_t errlen);
+
 /* Start serving. 0 or -errno with a message in err (bad address, port in
  * use, unreadable TLS files or token store). Every route but /v1/health
  * needs a bearer token (vigie/token.h: tokens.db or the shared state). The server

@@ -1,7 +1,7 @@
 /*
  * vigie — the configuration shared by both daemons (docs/operations.md).
  *
- * One INI file (parsed by libinih) with sections [agent], [collector],
+ * One INI file (parsed by common/config.c) with sections [agent], [collector],
  * [storage] and [log]; each daemon reads the sections it uses and validates
  * all of them, so one file can serve a whole deployment. An unknown section
  * or key, or a bad value, is an error that names the file, the line and the
@@ -11,6 +11,7 @@
 #define VIGIE_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #define VG_MAX_ARCHIVES 8
@@ -154,6 +155,27 @@ int vg_config_load(struct vg_config *c, const char *path, char *err,
 /* Same, from a string; `name` is used in messages in place of a path. */
 int vg_config_load_string(struct vg_config *c, const char *text,
 			  const char *name, char *err, size_t errlen);
+
+/* The INI syntax both daemons' files and the CLI's cli.conf use:
+ * "[section]" lines and "key = value" (or "key: value") lines; a line
+ * starting with ';' or '#' is a comment, and so is the rest of a line from
+ * a ';' after a space; leading and trailing blanks are dropped, a UTF-8 BOM
+ * and CRLF ends are accepted, and an indented line is a line like any
+ * other (no continuation lines). A line holds at most VG_INI_LINE_MAX - 1
+ * bytes and no NUL byte.
+ *
+ * vg_ini_parse reads the FILE f, or the text when f is NULL, and calls
+ * on(ud, section, key, value, line) for each key in order (section "" before
+ * any header); on returns 0 to go on, anything else stops the parse and is
+ * returned. Returns 0 at the end of the input; -EINVAL for a syntax error,
+ * a line too long or a NUL byte, with *line set to its line and the
+ * problem in why; -EIO for a read error; -ENOMEM. *line is always the
+ * number of the last line read. Thread-safe; does not close f. */
+#define VG_INI_LINE_MAX 4096
+typedef int (*vg_ini_fn)(void *ud, const char *section, const char *key,
+			 const char *value, int line);
+int vg_ini_parse(FILE *f, const char *text, vg_ini_fn on, void *ud, int *line,
+		 char *why, size_t whylen);
 
 /* Set one key as the file would ("agent", "interval", "2"); used for
  * command-line overrides. Returns 0 or -EINVAL with a message in err. */

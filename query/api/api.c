@@ -439,6 +439,13 @@ static int read_pem(const char *path, char **out, char *err, size_t errlen)
 	return 0;
 }
 
+int vg_api_listen_check(const char *addr, char *err, size_t errlen)
+{
+	struct vg_listen_addr a;
+
+	return vg_listen_parse(addr, &a, err, errlen) ? -EINVAL : 0;
+}
+
 int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		 char *err, size_t errlen)
 {

@@ -14,6 +14,7 @@
  * server starts and cleared after it stopped, so handlers read it without
  * a lock.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -492,8 +493,11 @@ int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 		v = req->last_event_id;
 	if (v && *v) {
 		char *end;
+		/* digits only: strtoull alone takes "-1" (as 2^64 - 1), blanks
+		 * and a sign, and saturates past 2^64 */
+		errno = 0;
 		last = strtoull(v, &end, 10);
-		if (*end)
+		if (*end || !isdigit((unsigned char)v[0]) || errno == ERANGE)
 			return vg_http_reply_error(resp, 400, "last_event_id: must "
 							      "be the id of an event");
 	}

@@ -4,15 +4,17 @@
  *
  * Design: $VIGIE_CONFIG, else $XDG_CONFIG_HOME/vigie/cli.conf, else
  * ~/.config/vigie/cli.conf; INI lines "key = value" (api, token, cacert,
- * timeout; no section, or [cli]) read by libinih. A missing file is no
+ * timeout; no section, or [cli]) read by vg_ini_parse, the daemons' syntax
+ * (vigie/config.h: lines read whole, no continuation lines). A missing file is no
  * error. What it sets comes after the flags and the environment
  * (vg_cli_run: flag > $VIGIE_* > file > default).
  *
  * Invariants: a file holding a token must belong to the user running the
  * CLI and be neither readable nor writable by group or others (0600, as
  * ssh does with a key), checked on the open descriptor; otherwise it is
- * refused with one line naming the chmod. An unknown key or a value too
- * long is refused with the file and line (ini_parse_file's answer).
+ * refused with one line naming the chmod. An unknown key, a value too
+ * long or a line that is not "key = value" is refused with the file and
+ * its line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,9 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ini.h>
-
 #include "query/cli/cli.h"
+#include "vigie/config.h"
 
 int vg_cli_conf_path(char *buf, size_t len)
 {
@@ -48,9 +49,9 @@ struct parse {
 	char bad[160]; /* first problem, with its line */
 };
 
-/* inih handler; a 0 return makes ini_parse_file answer the line. */
+/* vg_ini_parse's callback: 0 to go on, -EINVAL (p->bad set) to stop. */
 static int on_key(void *ud, const char *section, const char *key,
-		  const char *value)
+		  const char *value, int line)
 {
 	struct parse *p = ud;
 	char *dst = NULL, *end;
@@ -58,7 +59,7 @@ static int on_key(void *ud, const char *section, const char *key,
 
 	if (*section && strcmp(section, "cli")) {
 		snprintf(p->bad, sizeof(p->bad), "unknown section [%.40s]", section);
-		return 0;
+		return -EINVAL;
 	}
 	if (!strcmp(key, "api"))
 		dst = p->cf->api, cap = sizeof(p->cf->api);
@@ -71,23 +72,23 @@ static int on_key(void *ud, const char *section, const char *key,
 		if (*end || t < 1) {
 			snprintf(p->bad, sizeof(p->bad), "timeout wants a number "
 							 "of seconds >= 1");
-			return 0;
+			return -EINVAL;
 		}
 		p->cf->timeout_s = t;
-		return 1;
+		return 0;
 	} else {
 		snprintf(p->bad, sizeof(p->bad), "unknown key '%.40s' (api, "
 						 "token, cacert, timeout)",
 			 key);
-		return 0;
+		return -EINVAL;
 	}
 	if (strlen(value) >= cap) {
 		snprintf(p->bad, sizeof(p->bad), "%s is longer than %zu bytes",
 			 key, cap - 1);
-		return 0;
+		return -EINVAL;
 	}
 	memcpy(dst, value, strlen(value) + 1);
-	return 1;
+	return 0;
 }
 
 int vg_cli_conf_load(const char *path, struct vg_cli_conf *cf, char *err,
@@ -119,11 +120,14 @@ int vg_cli_conf_load(const char *path, struct vg_cli_conf *cf, char *err,
 		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
 		return rc;
 	}
-	rc = ini_parse_file(f, on_key, &p);
+	char why[128];
+	int line;
+	rc = vg_ini_parse(f, NULL, on_key, &p, &line, why, sizeof(why));
 	fclose(f);
-	if (p.bad[0] || rc) {
-		snprintf(err, errlen, "%s:%d: %s", path, rc,
-			 p.bad[0] ? p.bad : "not 'key = value'");
+	if (rc) {
+		snprintf(err, errlen, "%s:%d: %s", path, line,
+			 p.bad[0] ? p.bad : !strncmp(why, "syntax", 6) ? "not 'key = value'"
+								       : why);
 		memset(cf, 0, sizeof(*cf));
 		return -EINVAL;
 	}

@@ -43,12 +43,12 @@ target_srcs() { # name -> extra sources beyond common/*.c
 target_pkgs() { # name -> pkg-config packages to link
 	case $1 in
 	api_query | api_body | expr | publish)
-		echo jansson inih libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl libprotobuf-c libpq ;;
-	*) echo jansson inih libcrypto sqlite3 libpq ;; # common/ opens sqlite files
+		echo jansson libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl libprotobuf-c libpq ;;
+	*) echo jansson libcrypto sqlite3 libpq ;; # common/ opens sqlite files
 	esac
 }
 
-ALL_PKGS="jansson inih libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl libprotobuf-c libpq"
+ALL_PKGS="jansson libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl libprotobuf-c libpq"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -I. -I$OUT/gen $(pkg-config --cflags $ALL_PKGS) $SAN"
 

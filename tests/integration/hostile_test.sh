@@ -95,6 +95,11 @@ hostile 4?? "a window from 1970 to 2200" "$M&metric=cpu.time&start=1970-01-01&en
 hostile 400 "granularity 0" "$M&metric=cpu.time&granularity=0"
 hostile 400 "granularity 1e999" "$M&metric=cpu.time&granularity=1e999"
 hostile 400 "an unknown aggregation" "$M&metric=cpu.time&aggregation=%3Cscript%3E"
+# The SSE stream's resume point: an event id, 64 bits at most (strtoull
+# took "-1" as 2^64 - 1 and saturated past 2^64: both were streams)
+hostile 400 "a negative last_event_id" "/v1/alarms/stream?last_event_id=-1"
+hostile 400 "a last_event_id beyond 64 bits" "/v1/alarms/stream?last_event_id=99999999999999999999999"
+hostile 400 "a Last-Event-ID header with a sign" "/v1/alarms/stream" -H "Last-Event-ID: +5"
 hostile 405 "DELETE on a read-only resource" "/v1/resources/$UUID" -X DELETE
 hostile 405 "TRACE" "/v1/health" -X TRACE
 hostile 4?? "a 10 MB body to a GET route" "/v1/resources" -X POST -H 'Content-Type: application/json' \

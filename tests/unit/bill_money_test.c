@@ -122,6 +122,10 @@ static void test_months(void **state)
 	assert_int_equal(vg_bill_month_parse("2026-13", &m), -EINVAL);
 	assert_int_equal(vg_bill_month_parse("2026-1", &m), -EINVAL);
 	assert_int_equal(vg_bill_month_parse("2026-01x", &m), -EINVAL);
+	/* sscanf's %2d took a sign: ?month=2026-+1 was January's invoice */
+	assert_int_equal(vg_bill_month_parse("2026-+1", &m), -EINVAL);
+	assert_int_equal(vg_bill_month_parse("2026- 1", &m), -EINVAL);
+	assert_int_equal(vg_bill_month_parse("2026--1", &m), -EINVAL);
 	assert_true(vg_bill_month_cmp((struct vg_bill_month){2026, 1}, (struct vg_bill_month){2025, 12}) > 0);
 }
 

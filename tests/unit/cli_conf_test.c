@@ -89,6 +89,33 @@ static void test_load(void **state)
 	assert_non_null(strstr(err, ":2: unknown key 'tokn'"));
 }
 
+/* Long and indented lines: a cacert path of 300 bytes is read whole (it
+ * was refused on a line 3 of a 2-line file: libinih cut lines at 200
+ * bytes), and an indented line is a key of its own, not a continuation
+ * that replaced the token with "api = ..." */
+static void test_long_and_indented_lines(void **state)
+{
+	struct vg_cli_conf cf;
+	char err[256], text[1024], path[400];
+
+	(void)state;
+	memset(path, 'a', 300);
+	path[0] = '/';
+	path[300] = '\0';
+	snprintf(text, sizeof(text), "api = http://10.1.2.3:7480\ncacert = %s\n", path);
+	write_conf(text, 0600);
+	assert_int_equal(vg_cli_conf_load(g_path, &cf, err, sizeof(err)), 0);
+	assert_string_equal(cf.cacert, path);
+	write_conf("token = vgt_abc\n  api = http://10.1.2.3:7480\n", 0600);
+	assert_int_equal(vg_cli_conf_load(g_path, &cf, err, sizeof(err)), 0);
+	assert_string_equal(cf.token, "vgt_abc");
+	assert_string_equal(cf.api, "http://10.1.2.3:7480");
+	write_conf("token = vgt_abc\n  stray words\n", 0600);
+	assert_int_equal(vg_cli_conf_load(g_path, &cf, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, "cli.conf:2: not 'key = value'"))
+		fail_msg("error '%s'", err);
+}
+
 static void test_token_mode(void **state)
 {
 	static const mode_t bad[] = {0640, 0604, 0620, 0644, 0660};
@@ -147,6 +174,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_path),
 		cmocka_unit_test(test_load),
+		cmocka_unit_test(test_long_and_indented_lines),
 		cmocka_unit_test(test_token_mode),
 		cmocka_unit_test(test_precedence),
 	};

@@ -48,6 +48,9 @@ static void test_parse(void **state)
 	assert_int_equal(t, 1795000000250LL);
 	assert_int_equal(vg_time_parse("2024-02-29", now, &t), 0);
 	assert_int_equal(t, 1709164800000LL);
+	assert_int_equal(vg_time_parse("2000-02-29T23:59:60Z", now, &t), 0);
+	assert_int_equal(vg_time_parse("2026-12-31", now, &t), 0);
+	assert_int_equal(vg_time_parse("2026-04-30", now, &t), 0);
 	assert_int_equal(vg_time_parse("1795000000", now, &t), 0);
 	assert_int_equal(t, 1795000000000LL);
 	assert_int_equal(vg_time_parse("-3h", now, &t), 0);
@@ -62,7 +65,15 @@ static void test_parse(void **state)
 			      * sscanf's %2d took negative fields */
 			     "nan", "NAN", "-nan", "+nan(0x1)", "-nanm",
 			     "2026-11-18T-1:-1Z", "2026-11-18T11:06:-1Z",
-			     "2026-11-18T11:06+-1:-5", "2026-11-18T11:06:40.Z"};
+			     "2026-11-18T11:06+-1:-5", "2026-11-18T11:06:40.Z",
+			     /* days a month does not have were moved into the
+			      * next month (2026-02-30 read as 2026-03-02); a
+			      * sign inside a field was read as a digit */
+			     "2026-02-30", "2026-02-29", "2100-02-29", "2026-04-31",
+			     "2026-06-31T00:00:00Z", "2026-00-10", "2026-11-00",
+			     "2026-+1-01", "2026-11-+1", "2026-11-18T+1:06Z",
+			     "2026-11-18T11:+6Z", "2026-11-18T11:06:+1Z",
+			     "2026-11-18T11:06+01:+5", "2026-11-18T 1:06Z"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(vg_time_parse(bad[i], now, &t), -EINVAL);
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -232,6 +233,129 @@ static void test_file_on_disk_and_override(void **state)
 	remove(path);
 }
 
+/* Lines of any length up to the parser's bound: a [state] url holds up to
+ * 1023 bytes (a libpq conninfo with certificates' paths is often over 200),
+ * so a long line is read whole, never cut into a second "line" that parses
+ * as something else (once: the tail after 199 bytes, beginning with a space,
+ * silently replaced the key's value); a line beyond the bound and a
+ * section's syntax error are refused on their own line. */
+static void test_long_lines(void **state)
+{
+	struct vg_config c;
+	char err[256] = "", text[2048], url[1000], path[] = "/tmp/vigie-config-test-XXXXXX";
+	int fd;
+	FILE *f;
+
+	(void)state;
+	/* host=/run/postgresql dbname=vigie ... padded to 900 bytes with
+	 * spaces and key=value pairs, the last one after byte 199 */
+	snprintf(url, sizeof(url), "host=/run/postgresql port=5432 user=vigie dbname=vigie");
+	while (strlen(url) < 880)
+		strcat(url, " sslmode=disable");
+	strcat(url, " application_name=x");
+	snprintf(text, sizeof(text), "[state]\nurl = %s\n[collector]\nhttp_threads = 7\n", url);
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, text, "t.conf", err, sizeof(err)), 0);
+	assert_string_equal(c.state_url, url);
+	assert_int_equal(c.collector_http_threads, 7);
+	/* the same from a file on disk */
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load(&c, path, err, sizeof(err)), 0);
+	assert_string_equal(c.state_url, url);
+	assert_int_equal(c.collector_http_threads, 7);
+	/* a 212-byte line whose byte 200 is a space: its tail is not a value */
+	snprintf(text, sizeof(text), "[collector]\ndata_dir = /srv/%0188d /srv/elsewhere\n", 0);
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, text, "t.conf", err, sizeof(err)), 0);
+	assert_non_null(strstr(c.collector_data_dir, "/srv/elsewhere"));
+	assert_true(strlen(c.collector_data_dir) > 200);
+	remove(path);
+	/* too long for its key: named on its own line */
+	snprintf(text, sizeof(text), "[collector]\nhttp_threads = 4\ndata_dir = /%0600d\nhttp_threads = 5\n", 0);
+	expect_error(text, "x.conf:3: [collector] data_dir: '/0000");
+	/* beyond what any key holds: refused on its line, not read on */
+	char *huge = calloc(1, 6000);
+	assert_non_null(huge);
+	strcpy(huge, "[collector]\n\ndata_dir = /");
+	memset(huge + strlen(huge), 'a', 5000);
+	strcat(huge, "\n[nosuch]\n");
+	expect_error(huge, "x.conf:3: line longer than 4095 bytes");
+	free(huge);
+	/* an unclosed section header is the error, not the key after it */
+	expect_error("[collector\nhttp_threads = 4\n", "x.conf:1: syntax error");
+	/* an indented line is a key of its own, never a continuation that
+	 * replaces the previous key's value */
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[collector]\nhttp_threads = 4\n  data_dir = /srv/x\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.collector_http_threads, 4);
+	assert_string_equal(c.collector_data_dir, "/srv/x");
+	expect_error("[collector]\nhttp_threads = 4\n  8\n", "x.conf:3: syntax error");
+	/* comments, a BOM, inline ';' comments, and ':' as inih took it */
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "\xef\xbb\xbf# c\n[collector]\n ; c\nhttp_threads = 6 ; six\n"
+						   "data_dir: /srv/y\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.collector_http_threads, 6);
+	assert_string_equal(c.collector_data_dir, "/srv/y");
+	/* a NUL byte in a file is refused with its line */
+	strcpy(path, "/tmp/vigie-config-test-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "[collector]\nhttp_threads = 4\0 5\n", 32), 32);
+	close(fd);
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load(&c, path, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, ":2: NUL byte"))
+		fail_msg("error '%s'", err);
+	remove(path);
+}
+
+/* Values the collector could only refuse once half started (exit 1,
+ * after log lines, without the file or line) are refused by the parser,
+ * naming file, line and key: addresses, the storage backend and its
+ * write-through mode, the Alertmanager's URL. */
+static void test_values_checked_at_parse(void **state)
+{
+	struct vg_config c;
+	char err[256] = "";
+
+	(void)state;
+	expect_error("[collector]\nlisten = http://x:1\n", "x.conf:2: [collector] listen: 'http://x:1'");
+	expect_error("[collector]\nlisten = tcp://127.0.0.1:99999\n", "x.conf:2: [collector] listen");
+	expect_error("[collector]\nlisten = tcp://127.0.0.1\n", "x.conf:2: [collector] listen");
+	expect_error("[collector]\nlisten = garbage\n", "x.conf:2: [collector] listen");
+	expect_error("[collector]\nlisten = ipc://\n", "x.conf:2: [collector] listen");
+	expect_error("[alarms]\nnotify = tcp://*:x\n", "x.conf:2: [alarms] notify");
+	expect_error("[agent]\ncollectors = tcp://a:1, udp://b:2\n", "x.conf:2: [agent] collectors");
+	expect_error("[agent]\ncollector = tcp://a:0\n", "x.conf:2: [agent] collector");
+	expect_error("[storage]\nbackend = bogus\n", "x.conf:2: [storage] backend: 'bogus'");
+	expect_error("[storage]\nwrite_through = maybe\n", "x.conf:2: [storage] write_through: 'maybe'");
+	expect_error("[alarms]\nalertmanager = ftp://am:9093\n", "x.conf:2: [alarms] alertmanager");
+	expect_error("[alarms]\nalertmanager = http://\n", "x.conf:2: [alarms] alertmanager");
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[collector]\nlisten = tcp://*:7470\n"
+					       "[alarms]\nnotify = ipc:///run/vigie/notify.sock\n"
+					       "alertmanager = https://am.example:9093/\n"
+					       "[storage]\nbackend = rrdcached\nwrite_through = no\n"
+					       "[agent]\ncollectors = tcp://10.0.0.1:7470, tcp://[::1]:7470, ws://c:80/x\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_string_equal(c.storage_backend, "rrdcached");
+	assert_int_equal(c.agent_ncollectors, 3);
+	/* the same checks for flags */
+	assert_int_equal(vg_config_set(&c, "collector", "listen", "tcp://h", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "[collector] listen"));
+}
+
 static void test_durations(void **state)
 {
 	double s;
@@ -257,6 +381,8 @@ int main(void)
 		cmocka_unit_test(test_file_on_disk_and_override),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_state),
+		cmocka_unit_test(test_long_lines),
+		cmocka_unit_test(test_values_checked_at_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -951,6 +951,60 @@ static void test_published_unit(void **state)
 			    def ? def->unit : "");
 }
 
+/* A project token may create a custom resource under any id nobody uses
+ * yet, including the name of a compute host before its agent reports (or
+ * a host's disk, a file system's id): the agent's report then landed on
+ * the tenant's row, the host's metrics read by the tenant as its own (the
+ * project kept by coalesce, the type and host kept too when the custom
+ * point was stamped later than the agent's). A resource an agent reports
+ * takes over a custom row of its id whatever the times: its type, host,
+ * project (default when the agent sends none) and names. */
+static void test_agent_takes_custom_id(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_batch *b;
+	struct vg_resource *r;
+	json_t *o;
+
+	/* the squat: "node9" and "node9-vda", custom, project p, stamped 10
+	 * minutes after the agent's first report */
+	b = vg_batch_new("api", 0, 0, T0 + 600000);
+	r = vg_batch_resource(b, VG_RT_CUSTOM, "node9", "squat", NULL, T0 + 600000);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "p", "mallory", "f"), 0);
+	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, 1), 0);
+	r = vg_batch_resource(b, VG_RT_CUSTOM, "node9-vda", "squat", NULL, T0 + 600000);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, 1), 0);
+	update(f->r, b);
+	/* the agent of host node9: the host and its disk, no project */
+	b = vg_batch_new("node9", 7, 1, T0);
+	r = vg_batch_resource(b, VG_RT_HOST, "node9", "node9", NULL, T0);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_sample(b, "host.load.1", VG_KIND_GAUGE, 0.5), 0);
+	r = vg_batch_resource(b, VG_RT_HOST_DISK, "node9-vda", "vda", "node9", T0);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_sample(b, "hdisk.busy", VG_KIND_GAUGE, 3), 0);
+	update(f->r, b);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	assert_int_equal(vg_registry_get(f->r, "node9", &o), 0);
+	assert_string_equal(str(o, "type"), "host");
+	assert_string_equal(str(o, "project"), "default");
+	assert_string_equal(str(o, "host"), "node9");
+	assert_null(str(o, "user"));
+	assert_null(str(o, "flavor"));
+	json_decref(o);
+	assert_int_equal(vg_registry_get(f->r, "node9-vda", &o), 0);
+	assert_string_equal(str(o, "type"), "host_disk");
+	assert_string_equal(str(o, "project"), "default");
+	assert_string_equal(str(o, "parent"), "node9");
+	json_decref(o);
+	/* and the tenant's list no longer has them */
+	struct vg_resource_filter flt = {.project = "p"};
+	assert_int_equal(count_list(f->r, flt), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -970,6 +1024,7 @@ int main(void)
 		ST_BOTH(test_flush_many, setup, teardown),
 		ST_BOTH(test_identity_race, setup, teardown),
 		ST_BOTH(test_published_unit, setup, teardown),
+		ST_BOTH(test_agent_takes_custom_id, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
 		cmocka_set_test_filter(getenv("REGISTRY_TEST_FILTER"));

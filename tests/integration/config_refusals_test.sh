@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# config_refusals_test.sh — the real vigie-collector given a bad value in
+# its configuration file or on its command line: exit status 2, one line
+# on standard error naming the file, line and key (or the flag's key), and
+# nothing started: the data directory it was given is not even created.
+# The values are ones that used to be refused only once the collector had
+# opened its databases (exit 1, a log line naming neither file nor line):
+# addresses, the storage backend and its write-through mode, the
+# Alertmanager's URL, the HTTP API's address.
+source "$(dirname "$0")/lib.sh"
+
+PORT=$(free_port)
+n=0
+# refused DESC WANT_IN_STDERR (config text on stdin) [ARGS...]
+refused() {
+  local desc=$1 want=$2; shift 2
+  n=$((n + 1))
+  local data=$TMP/data$n conf=$TMP/c$n.conf rc
+  { printf '[collector]\ndata_dir = %s\nlisten = tcp://127.0.0.1:%s\nhttp = 127.0.0.1:0\n' \
+      "$data" "$PORT"; cat; } >"$conf"
+  timeout 20 "$BIN/vigie-collector" --allow-unsigned --config "$conf" "$@" \
+    >"$TMP/out$n" 2>"$TMP/err$n"; rc=$?
+  eq "$desc: exit 2" "$rc" 2
+  if [[ $(wc -l <"$TMP/err$n") -eq 1 ]] && grep -qF -- "$want" "$TMP/err$n"; then
+    ok "$desc: one line naming it"
+  else
+    nok "$desc: one line naming it (want '$want'; got: $(head -c 300 "$TMP/err$n"))"
+  fi
+  check "$desc: nothing started (no data directory)" test ! -e "$data"
+}
+
+refused "a listen URL of another scheme" "c1.conf:5: [collector] listen: 'http://x:1'" \
+  <<<$'listen = http://x:1'
+refused "a listen port beyond 65535" "c2.conf:5: [collector] listen" \
+  <<<$'listen = tcp://127.0.0.1:99999'
+refused "an unknown storage backend" "c3.conf:6: [storage] backend: 'bogus'" \
+  <<<$'[storage]\nbackend = bogus'
+refused "write_through maybe" "c4.conf:6: [storage] write_through" \
+  <<<$'[storage]\nwrite_through = maybe'
+refused "an ftp Alertmanager" "c5.conf:6: [alarms] alertmanager" \
+  <<<$'[alarms]\nalertmanager = ftp://am:9093'
+refused "a notify address without a port" "c6.conf:6: [alarms] notify" \
+  <<<$'[alarms]\nnotify = tcp://127.0.0.1'
+refused "a 300-byte line holding a bad value" "c7.conf:5: [collector] listen" \
+  <<<"listen = tcp://127.0.0.1:$(printf '1%.0s' $(seq 290))"
+refused "an HTTP address that is a host name" "[collector] http: 'example.com:80'" \
+  <<<$'http = example.com:80'
+refused "an HTTP port beyond 65535" "[collector] http: '127.0.0.1:99999'" </dev/null \
+  --http 127.0.0.1:99999
+refused "--listen with no port" "[collector] listen: 'tcp://h'" </dev/null --listen tcp://h
+done_testing
