@@ -27,8 +27,14 @@
  * (pg_sync): one round trip for all of them. Results are checked in
  * order; after the first error the server skipped the rest
  * (PGRES_PIPELINE_ABORTED), whose prepares are marked undone. The COMMIT
- * of a queued transaction travels in the pipeline too, ROLLBACK and other
- * plain SQL wait for the queue first (an error there is the queue's).
+ * of a queued transaction travels in the pipeline too (pg_commit, the
+ * driver's own entry point: no SQL text is compared), ROLLBACK and other
+ * plain SQL wait for the queue first (an error there is the queue's). A
+ * run sent with keep (vg_db_query_queued, and every vg_db_step sent
+ * behind a queue) gets its result attached to its statement when the
+ * pipeline is read; pg_flush pushes the queue to the server without a
+ * Sync, so the server runs it while the caller works, and its results
+ * wait in the socket until the next Sync.
  *
  * Invariants: the driver never prints (libpq's notices are swallowed);
  * parameter buffers belong to their statement and are freed at clear or
@@ -52,6 +58,7 @@ struct pg_stmt;
 /* A command sent in the pipeline, waiting for its result. */
 struct pg_sent {
 	struct pg_stmt *prep; /* a PQsendPrepare of this statement, else NULL */
+	struct pg_stmt *keep; /* a run whose rows its statement keeps */
 	int commit;           /* the COMMIT (its tag says whether it rolled back) */
 };
 
@@ -72,6 +79,7 @@ struct pg_stmt {
 	char **vals; /* nparams each: NULL = SQL NULL */
 	int *lens, *fmts;
 	PGresult *res; /* the running result, or NULL */
+	int pending;   /* its kept result is still in the pipeline */
 	int row, nrows;
 	char **dec; /* decoded bytea of the current row, per column */
 	size_t *declen;
@@ -205,8 +213,7 @@ static void count_changes(struct vg_db *db, PGresult *r)
 		C(db)->changes = strtoll(PQcmdTuples(r), NULL, 10);
 }
 
-static int pg_sync_keep(struct vg_db *db, struct pg_stmt *keep);
-static int pg_queue_exec(struct vg_db *db, const char *sql);
+static int pipe_wait(struct vg_db *db);
 
 static int pg_exec(struct vg_db *db, const char *sql)
 {
@@ -215,9 +222,7 @@ static int pg_exec(struct vg_db *db, const char *sql)
 	int rc = 0;
 
 	if (C(db)->nq) {
-		if (!strcmp(sql, "COMMIT")) /* with the queued statements */
-			return (rc = pg_queue_exec(db, sql)) ? rc : pg_sync_keep(db, NULL);
-		rc = pg_sync_keep(db, NULL);
+		rc = pipe_wait(db);
 		/* a ROLLBACK ends what failed in the queue */
 		if (rc && (strcmp(sql, "ROLLBACK") || rc == -ECONNRESET))
 			return rc;
@@ -228,8 +233,6 @@ static int pg_exec(struct vg_db *db, const char *sql)
 
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY)
 		rc = fail(db, r);
-	else if (!strcmp(sql, "COMMIT") && !strcmp(PQcmdStatus(r), "ROLLBACK"))
-		rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had failed: rolled back");
 	else
 		count_changes(db, r);
 	PQclear(r);
@@ -256,6 +259,7 @@ static void pg_reset(struct vg_db_stmt *base)
 	st->ncols = 0;
 	PQclear(st->res);
 	st->res = NULL;
+	st->pending = 0; /* a result still in the pipeline is dropped */
 	st->row = st->nrows = 0;
 }
 
@@ -385,7 +389,7 @@ static int pipe_room(struct vg_db *db, int n)
 	struct pg_conn *pc = C(db);
 	int rc;
 
-	if (pc->nq + n > VG_DB_MAX_QUEUED && (rc = pg_sync_keep(db, NULL)))
+	if (pc->nq + n > VG_DB_MAX_QUEUED && (rc = pipe_wait(db)))
 		return rc;
 	if (!pc->nq && PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF &&
 	    !PQenterPipelineMode(pc->c))
@@ -393,8 +397,9 @@ static int pipe_room(struct vg_db *db, int n)
 	return 0;
 }
 
-/* Send st's run (and its prepare if needed) in the pipeline. */
-static int pipe_send(struct vg_db *db, struct pg_stmt *st)
+/* Send st's run (and its prepare if needed) in the pipeline; keep: its
+ * result becomes st->res when it arrives (st->pending until then). */
+static int pipe_send(struct vg_db *db, struct pg_stmt *st, int keep)
 {
 	struct pg_conn *pc = C(db);
 	int rc;
@@ -404,23 +409,28 @@ static int pipe_send(struct vg_db *db, struct pg_stmt *st)
 	if (!st->prepared || st->gen != db->generation) {
 		if (!PQsendPrepare(pc->c, st->name, st->pgsql, st->base.nparams, NULL))
 			return send_failed(db);
-		pc->q[pc->nq++] = (struct pg_sent){st, 0};
-		st->prepared = 1; /* undone by pg_sync_keep if it fails */
+		pc->q[pc->nq++] = (struct pg_sent){st, NULL, 0};
+		st->prepared = 1; /* undone by pipe_wait if it fails */
 		st->gen = db->generation;
 	}
 	if (!PQsendQueryPrepared(pc->c, st->name, st->base.nparams,
 				 (const char *const *)st->vals, st->lens, st->fmts, 0))
 		return send_failed(db);
-	pc->q[pc->nq++] = (struct pg_sent){NULL, 0};
+	pc->q[pc->nq++] = (struct pg_sent){NULL, keep ? st : NULL, 0};
+	st->pending = keep;
 	return 0;
 }
 
-static int pg_queue(struct vg_db_stmt *base)
+static int pg_queue(struct vg_db_stmt *base, int keep)
 {
-	return pipe_send(base->db, (struct pg_stmt *)base);
+	struct pg_stmt *st = (struct pg_stmt *)base;
+
+	pg_reset(base); /* one statement, one result */
+	return pipe_send(base->db, st, keep);
 }
 
-static int pg_queue_exec(struct vg_db *db, const char *sql)
+/* Send parameterless sql in the pipeline (commit: it is the COMMIT). */
+static int queue_cmd(struct vg_db *db, const char *sql, int commit)
 {
 	struct pg_conn *pc = C(db);
 	int rc;
@@ -429,15 +439,27 @@ static int pg_queue_exec(struct vg_db *db, const char *sql)
 		return rc;
 	if (!PQsendQueryParams(pc->c, sql, 0, NULL, NULL, NULL, NULL, 0))
 		return send_failed(db);
-	pc->q[pc->nq++] = (struct pg_sent){NULL, !strcmp(sql, "COMMIT")};
+	pc->q[pc->nq++] = (struct pg_sent){NULL, NULL, commit};
+	return 0;
+}
+
+static int pg_queue_exec(struct vg_db *db, const char *sql)
+{
+	return queue_cmd(db, sql, 0);
+}
+
+static int pg_flush(struct vg_db *db)
+{
+	if (C(db)->nq && PQflush(C(db)->c) != 0)
+		return send_failed(db);
 	return 0;
 }
 
 /* Send a Sync, read every result of the pipeline in order, leave pipeline
  * mode. Returns the first error (the commands after it were skipped by
- * the server). If keep is not NULL and everything succeeded, the last
- * command's result becomes keep->res (keep's statement was sent last). */
-static int pg_sync_keep(struct vg_db *db, struct pg_stmt *keep)
+ * the server). A kept run's result (pipe_send) becomes its statement's,
+ * unless the statement was reset meanwhile. */
+static int pipe_wait(struct vg_db *db)
 {
 	struct pg_conn *pc = C(db);
 	int rc = 0, i = 0, nulls = 0;
@@ -467,6 +489,8 @@ static int pg_sync_keep(struct vg_db *db, struct pg_stmt *keep)
 		if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
 			if (e && e->prep)
 				e->prep->prepared = 0;
+			if (e && e->keep)
+				e->keep->pending = 0;
 			if (!rc && s != PGRES_PIPELINE_ABORTED)
 				rc = fail(db, r);
 			PQclear(r);
@@ -479,9 +503,12 @@ static int pg_sync_keep(struct vg_db *db, struct pg_stmt *keep)
 			if (!rc && e->commit && !strcmp(PQcmdStatus(r), "ROLLBACK"))
 				rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had "
 							  "failed: rolled back");
-			if (!rc && keep && i == pc->nq) {
-				keep->res = r;
-				r = NULL;
+			if (e->keep && e->keep->pending) {
+				e->keep->pending = 0;
+				if (!rc) {
+					e->keep->res = r;
+					r = NULL;
+				}
 			}
 		}
 		PQclear(r);
@@ -497,7 +524,31 @@ broken:
 
 static int pg_sync(struct vg_db *db)
 {
-	return pg_sync_keep(db, NULL);
+	return pipe_wait(db);
+}
+
+/* COMMIT, with the queued statements if any; !wait: queued and sent, its
+ * outcome at the next pipe_wait. A COMMIT that the server turned into a
+ * ROLLBACK is an error either way. */
+static int pg_commit(struct vg_db *db, int wait)
+{
+	PGresult *r;
+	int rc;
+
+	if (C(db)->nq || !wait) {
+		if ((rc = queue_cmd(db, "COMMIT", 1)))
+			return rc;
+		return wait ? pipe_wait(db) : pg_flush(db);
+	}
+	r = PQexec(C(db)->c, "COMMIT");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = fail(db, r);
+	else if (!strcmp(PQcmdStatus(r), "ROLLBACK"))
+		rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had failed: rolled back");
+	else
+		rc = 0;
+	PQclear(r);
+	return rc;
 }
 
 static int pg_step(struct vg_db_stmt *base)
@@ -507,8 +558,14 @@ static int pg_step(struct vg_db_stmt *base)
 	int rc;
 
 	if (!st->res) {
-		if (C(db)->nq) { /* the queue and this, one round trip */
-			if ((rc = pipe_send(db, st)) || (rc = pg_sync_keep(db, st)))
+		if (st->pending || C(db)->nq) {
+			/* its result is in the pipeline (vg_db_query_queued),
+			 * or the queue and this in one round trip */
+			if (!st->pending && (rc = pipe_send(db, st, 1)))
+				return rc;
+			rc = C(db)->nq ? pipe_wait(db) : 0;
+			st->pending = 0;
+			if (rc)
 				return rc;
 			if (!st->res)
 				return vg_db__err(db, -EIO, "no result in the pipeline");
@@ -654,4 +711,6 @@ const struct vg_db_driver vg_db_pg_driver = {
 	.xqueue = pg_queue,
 	.xqueue_exec = pg_queue_exec,
 	.xsync = pg_sync,
+	.xflush = pg_flush,
+	.xcommit = pg_commit,
 };
