@@ -66,7 +66,9 @@ struct pg_conn {
 	PGconn *c;
 	unsigned next_id;
 	int64_t changes;
-	int nq; /* commands in the pipeline (pipeline mode is on iff nq > 0) */
+	int open;    /* in pipeline mode: a Sync must end it (nq may be 0) */
+	int nq;      /* commands sent whose results were not read yet */
+	int flushed; /* q[0..flushed) were followed by a flush request */
 	struct pg_sent q[VG_DB_MAX_QUEUED];
 };
 
@@ -194,7 +196,8 @@ static int pg_reconnect(struct vg_db *db)
 {
 	PGconn *c = C(db)->c;
 
-	C(db)->nq = 0; /* PQreset leaves pipeline mode with the old connection */
+	/* PQreset leaves pipeline mode with the old connection */
+	C(db)->nq = C(db)->open = C(db)->flushed = 0;
 	PQreset(c);
 	if (PQstatus(c) != CONNECTION_OK)
 		return vg_db__err(db, -ENOTCONN, "reconnecting: %s", PQerrorMessage(c));
@@ -221,7 +224,7 @@ static int pg_exec(struct vg_db *db, const char *sql)
 	ExecStatusType s;
 	int rc = 0;
 
-	if (C(db)->nq) {
+	if (C(db)->open) {
 		rc = pipe_wait(db);
 		/* a ROLLBACK ends what failed in the queue */
 		if (rc && (strcmp(sql, "ROLLBACK") || rc == -ECONNRESET))
@@ -300,7 +303,7 @@ static int pg_prepare(struct vg_db *db, struct vg_db_stmt *base)
 	if (!st->pgsql || !st->vals || !st->lens || !st->fmts)
 		goto nomem;
 	vg_db__scan_params(base->sql, st->pgsql);
-	if (C(db)->nq) /* no synchronous call in pipeline mode: at its first run */
+	if (C(db)->open) /* no synchronous call in pipeline mode: at its first run */
 		return 0;
 	return server_prepare(db, st);
 nomem:
@@ -378,7 +381,7 @@ static int pg_bind(struct vg_db_stmt *base, int i, const struct vg_db_value *v)
  * is a broken socket, or a state this driver never creates). */
 static int send_failed(struct vg_db *db)
 {
-	C(db)->nq = 0;
+	C(db)->nq = C(db)->open = C(db)->flushed = 0;
 	return vg_db__err(db, -ECONNRESET, "sending in pipeline mode: %s",
 			  PQerrorMessage(C(db)->c));
 }
@@ -391,9 +394,11 @@ static int pipe_room(struct vg_db *db, int n)
 
 	if (pc->nq + n > VG_DB_MAX_QUEUED && (rc = pipe_wait(db)))
 		return rc;
-	if (!pc->nq && PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF &&
-	    !PQenterPipelineMode(pc->c))
-		return send_failed(db);
+	if (!pc->open) {
+		if (!PQenterPipelineMode(pc->c))
+			return send_failed(db);
+		pc->open = 1;
+	}
 	return 0;
 }
 
@@ -448,11 +453,81 @@ static int pg_queue_exec(struct vg_db *db, const char *sql)
 	return queue_cmd(db, sql, 0);
 }
 
+/* Send the queue now, with a flush request: the server runs it and sends
+ * its results back at once (not at the next Sync), so pipe_read can take
+ * them without a Sync's round trip. */
 static int pg_flush(struct vg_db *db)
 {
-	if (C(db)->nq && PQflush(C(db)->c) != 0)
+	struct pg_conn *pc = C(db);
+
+	if (!pc->nq)
+		return 0;
+	if (!PQsendFlushRequest(pc->c) || PQflush(pc->c) != 0)
 		return send_failed(db);
+	pc->flushed = pc->nq;
 	return 0;
+}
+
+/* One result r of the pipeline, for the command e (NULL: none known).
+ * Returns the first error so far (*rc), and frees or keeps r. */
+static void take(struct vg_db *db, PGresult *r, const struct pg_sent *e, int *rc)
+{
+	ExecStatusType s = PQresultStatus(r);
+
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+		if (e && e->prep)
+			e->prep->prepared = 0;
+		if (e && e->keep)
+			e->keep->pending = 0;
+		if (!*rc && s != PGRES_PIPELINE_ABORTED)
+			*rc = fail(db, r);
+		PQclear(r);
+		return;
+	}
+	if (e && !e->prep) {
+		count_changes(db, r);
+		if (!*rc && e->commit && !strcmp(PQcmdStatus(r), "ROLLBACK"))
+			*rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had "
+						   "failed: rolled back");
+		if (e->keep && e->keep->pending) {
+			e->keep->pending = 0;
+			if (!*rc) {
+				e->keep->res = r;
+				r = NULL;
+			}
+		}
+	}
+	PQclear(r);
+}
+
+/* Read the results of the first n commands of the queue, which a flush
+ * request followed (pg_flush), without a Sync: the pipeline stays open
+ * for more commands. Returns the first error among them (the server then
+ * skips the rest until the Sync that pipe_wait sends). */
+static int pipe_read(struct vg_db *db, int n)
+{
+	struct pg_conn *pc = C(db);
+	int rc = 0;
+
+	for (int k = 0; k < n; k++) {
+		PGresult *r = PQgetResult(pc->c);
+
+		if (!r) {
+			pc->nq = pc->open = pc->flushed = 0;
+			return rc == -ECONNRESET ? rc : fail(db, NULL);
+		}
+		take(db, r, &pc->q[k], &rc);
+		while ((r = PQgetResult(pc->c))) /* up to the command's end */
+			PQclear(r);
+		if (rc == -ECONNRESET) {
+			pc->nq = pc->open = pc->flushed = 0;
+			return rc;
+		}
+	}
+	memmove(pc->q, pc->q + n, (size_t)(pc->nq - n) * sizeof(pc->q[0]));
+	pc->nq -= n;
+	pc->flushed -= n;
+	return rc;
 }
 
 /* Send a Sync, read every result of the pipeline in order, leave pipeline
@@ -464,7 +539,7 @@ static int pipe_wait(struct vg_db *db)
 	struct pg_conn *pc = C(db);
 	int rc = 0, i = 0, nulls = 0;
 
-	if (!pc->nq)
+	if (!pc->open)
 		return 0;
 	if (!PQpipelineSync(pc->c))
 		return send_failed(db);
@@ -486,39 +561,16 @@ static int pipe_wait(struct vg_db *db)
 		}
 		e = i < pc->nq ? &pc->q[i] : NULL;
 		i++;
-		if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-			if (e && e->prep)
-				e->prep->prepared = 0;
-			if (e && e->keep)
-				e->keep->pending = 0;
-			if (!rc && s != PGRES_PIPELINE_ABORTED)
-				rc = fail(db, r);
-			PQclear(r);
-			if (rc == -ECONNRESET)
-				goto broken;
-			continue;
-		}
-		if (e && !e->prep) {
-			count_changes(db, r);
-			if (!rc && e->commit && !strcmp(PQcmdStatus(r), "ROLLBACK"))
-				rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had "
-							  "failed: rolled back");
-			if (e->keep && e->keep->pending) {
-				e->keep->pending = 0;
-				if (!rc) {
-					e->keep->res = r;
-					r = NULL;
-				}
-			}
-		}
-		PQclear(r);
+		take(db, r, e, &rc);
+		if (rc == -ECONNRESET)
+			goto broken;
 	}
-	pc->nq = 0;
+	pc->nq = pc->open = pc->flushed = 0;
 	if (!PQexitPipelineMode(pc->c) && !rc)
 		rc = send_failed(db);
 	return rc;
 broken:
-	pc->nq = 0;
+	pc->nq = pc->open = pc->flushed = 0;
 	return rc == -ECONNRESET ? rc : fail(db, NULL);
 }
 
@@ -535,7 +587,7 @@ static int pg_commit(struct vg_db *db, int wait)
 	PGresult *r;
 	int rc;
 
-	if (C(db)->nq || !wait) {
+	if (C(db)->open || !wait) {
 		if ((rc = queue_cmd(db, "COMMIT", 1)))
 			return rc;
 		return wait ? pipe_wait(db) : pg_flush(db);
@@ -558,12 +610,21 @@ static int pg_step(struct vg_db_stmt *base)
 	int rc;
 
 	if (!st->res) {
-		if (st->pending || C(db)->nq) {
-			/* its result is in the pipeline (vg_db_query_queued),
+		if (st->pending || C(db)->open) {
+			/* its result is in the pipeline (vg_db_query_queued):
+			 * read up to it if it was flushed, else with a Sync;
 			 * or the queue and this in one round trip */
-			if (!st->pending && (rc = pipe_send(db, st, 1)))
+			struct pg_conn *pc = C(db);
+			int j = pc->nq - 1;
+
+			while (st->pending && j >= 0 && pc->q[j].keep != st)
+				j--;
+			if (st->pending && j >= 0 && j < pc->flushed)
+				rc = pipe_read(db, j + 1);
+			else if (!st->pending && (rc = pipe_send(db, st, 1)))
 				return rc;
-			rc = C(db)->nq ? pipe_wait(db) : 0;
+			else
+				rc = pipe_wait(db);
 			st->pending = 0;
 			if (rc)
 				return rc;
