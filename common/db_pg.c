@@ -32,9 +32,13 @@
  * plain SQL wait for the queue first (an error there is the queue's). A
  * run sent with keep (vg_db_query_queued, and every vg_db_step sent
  * behind a queue) gets its result attached to its statement when the
- * pipeline is read; pg_flush pushes the queue to the server without a
- * Sync, so the server runs it while the caller works, and its results
- * wait in the socket until the next Sync.
+ * pipeline is read. pg_flush pushes the queue to the server with a flush
+ * request and no Sync, so the server runs it while the caller works and
+ * sends each result at once; the step of a flushed read then takes the
+ * results up to its own (pipe_read) and the pipeline stays open for more
+ * commands. A COMMIT sent without waiting (pg_commit, wait = 0) is
+ * followed by its Sync at once, so the server ends the pipeline without
+ * being woken again, and the next wait only reads.
  *
  * Invariants: the driver never prints (libpq's notices are swallowed);
  * parameter buffers belong to their statement and are freed at clear or
@@ -69,6 +73,7 @@ struct pg_conn {
 	int open;    /* in pipeline mode: a Sync must end it (nq may be 0) */
 	int nq;      /* commands sent whose results were not read yet */
 	int flushed; /* q[0..flushed) were followed by a flush request */
+	int synced;  /* a Sync follows the whole queue (pg_commit) */
 	struct pg_sent q[VG_DB_MAX_QUEUED];
 };
 
@@ -197,7 +202,7 @@ static int pg_reconnect(struct vg_db *db)
 	PGconn *c = C(db)->c;
 
 	/* PQreset leaves pipeline mode with the old connection */
-	C(db)->nq = C(db)->open = C(db)->flushed = 0;
+	C(db)->nq = C(db)->open = C(db)->flushed = C(db)->synced = 0;
 	PQreset(c);
 	if (PQstatus(c) != CONNECTION_OK)
 		return vg_db__err(db, -ENOTCONN, "reconnecting: %s", PQerrorMessage(c));
@@ -381,7 +386,7 @@ static int pg_bind(struct vg_db_stmt *base, int i, const struct vg_db_value *v)
  * is a broken socket, or a state this driver never creates). */
 static int send_failed(struct vg_db *db)
 {
-	C(db)->nq = C(db)->open = C(db)->flushed = 0;
+	C(db)->nq = C(db)->open = C(db)->flushed = C(db)->synced = 0;
 	return vg_db__err(db, -ECONNRESET, "sending in pipeline mode: %s",
 			  PQerrorMessage(C(db)->c));
 }
@@ -392,7 +397,8 @@ static int pipe_room(struct vg_db *db, int n)
 	struct pg_conn *pc = C(db);
 	int rc;
 
-	if (pc->nq + n > VG_DB_MAX_QUEUED && (rc = pipe_wait(db)))
+	/* the queue is full, or ends with a Sync: read it first */
+	if ((pc->synced || pc->nq + n > VG_DB_MAX_QUEUED) && (rc = pipe_wait(db)))
 		return rc;
 	if (!pc->open) {
 		if (!PQenterPipelineMode(pc->c))
@@ -460,7 +466,7 @@ static int pg_flush(struct vg_db *db)
 {
 	struct pg_conn *pc = C(db);
 
-	if (!pc->nq)
+	if (!pc->nq || pc->synced) /* a Sync flushed it */
 		return 0;
 	if (!PQsendFlushRequest(pc->c) || PQflush(pc->c) != 0)
 		return send_failed(db);
@@ -513,14 +519,14 @@ static int pipe_read(struct vg_db *db, int n)
 		PGresult *r = PQgetResult(pc->c);
 
 		if (!r) {
-			pc->nq = pc->open = pc->flushed = 0;
+			pc->nq = pc->open = pc->flushed = pc->synced = 0;
 			return rc == -ECONNRESET ? rc : fail(db, NULL);
 		}
 		take(db, r, &pc->q[k], &rc);
 		while ((r = PQgetResult(pc->c))) /* up to the command's end */
 			PQclear(r);
 		if (rc == -ECONNRESET) {
-			pc->nq = pc->open = pc->flushed = 0;
+			pc->nq = pc->open = pc->flushed = pc->synced = 0;
 			return rc;
 		}
 	}
@@ -541,7 +547,7 @@ static int pipe_wait(struct vg_db *db)
 
 	if (!pc->open)
 		return 0;
-	if (!PQpipelineSync(pc->c))
+	if (!pc->synced && !PQpipelineSync(pc->c))
 		return send_failed(db);
 	for (;;) {
 		PGresult *r = PQgetResult(pc->c);
@@ -565,12 +571,12 @@ static int pipe_wait(struct vg_db *db)
 		if (rc == -ECONNRESET)
 			goto broken;
 	}
-	pc->nq = pc->open = pc->flushed = 0;
+	pc->nq = pc->open = pc->flushed = pc->synced = 0;
 	if (!PQexitPipelineMode(pc->c) && !rc)
 		rc = send_failed(db);
 	return rc;
 broken:
-	pc->nq = pc->open = pc->flushed = 0;
+	pc->nq = pc->open = pc->flushed = pc->synced = 0;
 	return rc == -ECONNRESET ? rc : fail(db, NULL);
 }
 
@@ -590,7 +596,14 @@ static int pg_commit(struct vg_db *db, int wait)
 	if (C(db)->open || !wait) {
 		if ((rc = queue_cmd(db, "COMMIT", 1)))
 			return rc;
-		return wait ? pipe_wait(db) : pg_flush(db);
+		if (wait)
+			return pipe_wait(db);
+		/* the Sync now, so the server ends the pipeline right after the
+		 * COMMIT without being woken again for it */
+		if (!PQpipelineSync(C(db)->c))
+			return send_failed(db);
+		C(db)->synced = 1;
+		return 0;
 	}
 	r = PQexec(C(db)->c, "COMMIT");
 	if (PQresultStatus(r) != PGRES_COMMAND_OK)
