@@ -9,7 +9,8 @@
  * collector/compose.c registers them. Adding a consumer never touches the receiver.
  *
  * Acknowledgement rule: the receiver acknowledges a batch to the agent only
- * when every consumer returned 0 for it. A consumer that cannot take the
+ * when every consumer returned 0 for it (from batch and, if it has one,
+ * from end: see "Order of calls"). A consumer that cannot take the
  * batch now (disk full, queue full) returns -EAGAIN: the receiver answers
  * RETRY and the agent keeps the batch in its spool. Any other negative
  * return is logged and counted; the batch is still acknowledged if the
@@ -25,11 +26,11 @@
  *      first other error).
  * begin and end let a consumer overlap work it waits for (a database
  * server's) with the other consumers' own work: begin sends what it can
- * without b's other consumers (e.g. the billing meter's locks and reads),
- * batch sends the rest, and end waits for the result. A consumer whose
- * result is only known in end() returns it from end(), and the rule below
- * applies to it as to batch()'s return: so the acknowledgement still
- * follows every consumer's durable work, end included. end must leave
+ * before the other consumers run (e.g. the billing meter's locks and
+ * reads), batch sends the rest, and end waits for the result. A consumer
+ * whose result is only known in end() returns it from end(), and the
+ * acknowledgement rule applies to it as to batch()'s return: so the ack
+ * still follows every consumer's durable work, end included. end must leave
  * nothing open (a transaction begun in begin is rolled back when batch()
  * was not called). Consumers without begin/end see only step 2.
  *
