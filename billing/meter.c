@@ -13,7 +13,9 @@
  * eleven per instance (docs/benchmarks.md), and the writes and locks
  * are queued (libpq's pipeline mode, vg_db_step_queued), so a steady
  * batch waits twice: BEGIN, the locks and the read of its rows; then
- * its writes and COMMIT. Timelines (transitions) are
+ * its writes and COMMIT. As a collector consumer the meter does not even
+ * wait then: it sends the first part before the other consumers run and
+ * waits for the COMMIT after them ("Overlap" below). Timelines (transitions) are
  * still written as each item changes them: they change rarely. Its events and
  * resource observations are merged in time order (an event before an
  * observation at the same instant) and each is applied to its resource's
@@ -314,6 +316,14 @@ struct vg_bill_meter {
 	/* the network rows' pre-images (network_billed): sqlite runs pre_sql
 	 * before net_sql, PostgreSQL net_pg_sql, both in one statement */
 	char *pre_sql[6], *net_pg_sql[6];
+	/* the overlapped path ("Overlap" below): EARLY_SENT after begin
+	 * sent the transaction's locks and read, EARLY_COMMIT after batch
+	 * sent its writes and COMMIT */
+	enum { EARLY_NONE,
+	       EARLY_SENT,
+	       EARLY_COMMIT } early;
+	struct vg_db_stmt *early_fetch; /* the read sent by begin */
+	uint64_t overlapped;            /* batches applied that way (tests) */
 };
 
 static void names_forget(struct vg_bill_meter *m)
@@ -675,10 +685,29 @@ static int rows_lock_pg(struct vg_bill_meter *m, const char *host)
 	return rc;
 }
 
+/* The read of the FETCH_ROWS rows from the one at *pos on, bound. */
+static int fetch_bind(struct vg_bill_meter *m, const char *host, size_t *pos,
+		      const struct vg_hmap_entry **e, struct vg_db_stmt **s)
+{
+	int rc;
+
+	if ((rc = vg_db_prepare(m->db, m->fetch_sql, s)))
+		return rc;
+	for (int i = 1; i <= FETCH_ROWS && *e; i++) {
+		vg_db_bind_text(*s, i, ((struct crow *)(*e)->value)->r.id);
+		*e = vg_hmap_next(&m->rows, pos);
+	}
+	vg_db_bind_text(*s, FETCH_ROWS + 1, host);
+	return 0;
+}
+
 /* Read the batch's rows that exist, FETCH_ROWS ids a statement, and with
  * them host's current sightings generation (into m->sg; *got = 1 if any
- * row came back, so that it was read). */
-static int rows_fetch(struct vg_bill_meter *m, const char *host, int *got)
+ * row came back, so that it was read). sent: the only statement needed
+ * was bound and sent already (vg_db_query_queued; the batch has at most
+ * FETCH_ROWS rows). */
+static int rows_fetch(struct vg_bill_meter *m, const char *host, int *got,
+		      struct vg_db_stmt *sent)
 {
 	size_t pos = 0;
 	const struct vg_hmap_entry *e = vg_hmap_next(&m->rows, &pos);
@@ -687,13 +716,12 @@ static int rows_fetch(struct vg_bill_meter *m, const char *host, int *got)
 
 	*got = 0;
 	while (e) {
-		if ((rc = vg_db_prepare(m->db, m->fetch_sql, &s)))
+		if (sent) {
+			s = sent;
+			e = NULL;
+		} else if ((rc = fetch_bind(m, host, &pos, &e, &s))) {
 			return rc;
-		for (int i = 1; i <= FETCH_ROWS && e; i++) {
-			vg_db_bind_text(s, i, ((struct crow *)e->value)->r.id);
-			e = vg_hmap_next(&m->rows, &pos);
 		}
-		vg_db_bind_text(s, FETCH_ROWS + 1, host);
 		while ((rc = vg_db_step(s)) == 1) {
 			struct crow *c = vg_hmap_gets(&m->rows, vg_db_column_text(s, 0));
 			if (!*got && !vg_db_column_is_null(s, 22)) {
@@ -721,8 +749,8 @@ static int rows_fetch(struct vg_bill_meter *m, const char *host, int *got)
 	return 0;
 }
 
-/* The resources and events of b: their rows, locked (PostgreSQL) and read. */
-static int rows_prefetch(struct vg_bill_meter *m, const struct vg_batch *b)
+/* The resources and events of b into m->rows (not read yet). */
+static int rows_collect(struct vg_bill_meter *m, const struct vg_batch *b)
 {
 	int rc = 0;
 
@@ -738,13 +766,22 @@ static int rows_prefetch(struct vg_bill_meter *m, const struct vg_batch *b)
 			rc = rows_add(m, e->resource);
 	}
 	memset(&m->sg, 0, sizeof(m->sg));
-	if (rc || !vg_hmap_count(&m->rows))
-		return rc;
-	const char *host = b->host && *b->host ? b->host : NULL;
-	if (vg_db_engine(m->db) == VG_DB_POSTGRESQL && (rc = rows_lock_pg(m, host)))
-		return rc;
-	int got;
-	if ((rc = rows_fetch(m, host, &got)))
+	return rc;
+}
+
+static const char *batch_host(const struct vg_batch *b)
+{
+	return b->host && *b->host ? b->host : NULL;
+}
+
+/* Read the rows of m->rows (locked before on PostgreSQL), and the host's
+ * sightings. sent: rows_fetch's. */
+static int rows_read(struct vg_bill_meter *m, const char *host,
+		     struct vg_db_stmt *sent)
+{
+	int got, rc;
+
+	if ((rc = rows_fetch(m, host, &got, sent)))
 		return rc;
 	if (host && !got) { /* no row to bring the sightings along */
 		struct vg_db_stmt *s;
@@ -761,6 +798,19 @@ static int rows_prefetch(struct vg_bill_meter *m, const struct vg_batch *b)
 		vg_db_reset(s);
 	}
 	return rc;
+}
+
+/* The resources and events of b: their rows, locked (PostgreSQL) and read. */
+static int rows_prefetch(struct vg_bill_meter *m, const struct vg_batch *b)
+{
+	const char *host = batch_host(b);
+	int rc;
+
+	if ((rc = rows_collect(m, b)) || !vg_hmap_count(&m->rows))
+		return rc;
+	if (vg_db_engine(m->db) == VG_DB_POSTGRESQL && (rc = rows_lock_pg(m, host)))
+		return rc;
+	return rows_read(m, host, NULL);
 }
 
 /* ---- resources rows ---------------------------------------------------------- */
@@ -2249,22 +2299,13 @@ static int cmp_item(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* One attempt at the batch, inside vg_db_transact's transaction. */
-static int apply_items(struct vg_db *db, void *arg)
+/* The batch's items applied to its rows (read), then the rows written. */
+static int apply_read(struct vg_bill_meter *m, const struct vg_batch *b)
 {
-	struct vg_bill_meter *m = arg;
-	const struct vg_batch *b = m->batch;
 	size_t n = 0;
 	struct item *items;
 	int rc = 0;
 
-	(void)db;
-	memset(&m->cur, 0, sizeof(m->cur));
-	if (m->attempts++)
-		names_forget(m); /* the last attempt's writes were rolled back */
-	rows_forget(m);
-	if ((rc = rows_prefetch(m, b)))
-		return rc;
 	items = malloc((b->nres + b->nevents + 1) * sizeof(*items));
 	if (!items)
 		return -ENOMEM;
@@ -2286,6 +2327,34 @@ static int apply_items(struct vg_db *db, void *arg)
 	return rc ? rc : rows_flush(m, b);
 }
 
+/* One attempt at the batch, inside vg_db_transact's transaction. */
+static int apply_items(struct vg_db *db, void *arg)
+{
+	struct vg_bill_meter *m = arg;
+	int rc;
+
+	(void)db;
+	memset(&m->cur, 0, sizeof(m->cur));
+	if (m->attempts++)
+		names_forget(m); /* the last attempt's writes were rolled back */
+	rows_forget(m);
+	if ((rc = rows_prefetch(m, m->batch)))
+		return rc;
+	return apply_read(m, m->batch);
+}
+
+static void stats_add(struct vg_bill_meter *m)
+{
+	m->st.batches++;
+	m->st.observations += m->cur.observations;
+	m->st.stale += m->cur.stale;
+	m->st.events += m->cur.events;
+	m->st.refined += m->cur.refined;
+	m->st.resets += m->cur.resets;
+	m->st.migrations += m->cur.migrations;
+	m->st.elsewhere += m->cur.elsewhere;
+}
+
 int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 {
 	int rc;
@@ -2300,26 +2369,136 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 		m->st.errors++;
 		return vg_bill_db_errno(rc);
 	}
-	m->st.batches++;
-	m->st.observations += m->cur.observations;
-	m->st.stale += m->cur.stale;
-	m->st.events += m->cur.events;
-	m->st.refined += m->cur.refined;
-	m->st.resets += m->cur.resets;
-	m->st.migrations += m->cur.migrations;
-	m->st.elsewhere += m->cur.elsewhere;
+	stats_add(m);
 	return 0;
+}
+
+/* ---- Overlap: the consumer's begin, batch and end (dispatch.h) --------------
+ *
+ * On PostgreSQL the receiver's thread would otherwise wait for the server
+ * twice per batch while doing nothing: for BEGIN, the locks and the read
+ * of the batch's rows, then for the writes and COMMIT. As a consumer with
+ * begin and end, the meter instead sends the first part in begin (before
+ * the registry and the store take the batch, so the server reads while
+ * they work), reads its answer in batch, applies the items, sends the
+ * writes and COMMIT without waiting, and waits for the COMMIT in end
+ * (after the alarm engine and the publishers ran). It is the same
+ * transaction as vg_bill_meter_batch's, statement for statement, so the
+ * rows written are the same; only when the caller waits changes. Any
+ * failure on the way (a deadlock, a lost connection, an error) rolls the
+ * attempt back and applies the batch again through vg_bill_meter_batch
+ * (vg_db_transact, with its retries), so errors and their mapping are
+ * exactly the synchronous path's. The one exception is a connection lost
+ * after the COMMIT was sent: the outcome is unknown and, as in
+ * vg_db_transact, reported (-EAGAIN: the agent sends the batch again,
+ * which the watermark makes harmless). sqlite, and a batch with no rows
+ * or more than one read's worth (FETCH_ROWS), take the synchronous path
+ * in batch(): begin does nothing for them. */
+
+/* Leave the overlapped path: roll back what it sent, forget its rows and
+ * the names it wrote. */
+static void early_abort(struct vg_bill_meter *m)
+{
+	if (vg_db_in_transaction(m->db))
+		vg_db_rollback(m->db);
+	m->early = EARLY_NONE;
+	m->early_fetch = NULL;
+	m->batch = NULL;
+	rows_forget(m);
+	names_forget(m);
+}
+
+static void meter_begin(void *ctx, const struct vg_batch *b)
+{
+	struct vg_bill_meter *m = ctx;
+	const char *host = batch_host(b);
+	size_t pos = 0;
+	const struct vg_hmap_entry *e;
+	int rc;
+
+	m->early = EARLY_NONE;
+	if (vg_db_engine(m->db) != VG_DB_POSTGRESQL || vg_db_in_transaction(m->db))
+		return;
+	memset(&m->cur, 0, sizeof(m->cur));
+	rows_forget(m);
+	if (rows_collect(m, b) || !vg_hmap_count(&m->rows) ||
+	    vg_hmap_count(&m->rows) > FETCH_ROWS) {
+		rows_forget(m);
+		return;
+	}
+	e = vg_hmap_next(&m->rows, &pos);
+	if ((rc = vg_db_begin(m->db)) || (rc = rows_lock_pg(m, host)) ||
+	    (rc = fetch_bind(m, host, &pos, &e, &m->early_fetch)) ||
+	    (rc = vg_db_query_queued(m->early_fetch)) || (rc = vg_db_flush(m->db))) {
+		early_abort(m);
+		return;
+	}
+	m->batch = b;
+	m->early = EARLY_SENT;
 }
 
 static int consume(void *ctx, const struct vg_batch *b)
 {
-	return vg_bill_meter_batch(ctx, b);
+	struct vg_bill_meter *m = ctx;
+	int rc;
+
+	if (m->early == EARLY_SENT && m->batch == b) {
+		if (!(rc = rows_read(m, batch_host(b), m->early_fetch)) &&
+		    !(rc = apply_read(m, b)) && !(rc = vg_db_commit_queued(m->db))) {
+			m->early = EARLY_COMMIT;
+			return 0;
+		}
+		early_abort(m);
+	} else if (m->early != EARLY_NONE) {
+		early_abort(m); /* not the batch begin saw: start again */
+	}
+	return vg_bill_meter_batch(m, b);
+}
+
+static int meter_end(void *ctx, const struct vg_batch *b, int rc)
+{
+	struct vg_bill_meter *m = ctx;
+
+	(void)rc;                     /* a COMMIT sent stands whatever the later consumers said */
+	if (m->early == EARLY_SENT) { /* batch() was not called: nothing to do */
+		early_abort(m);
+		return 0;
+	}
+	if (m->early != EARLY_COMMIT)
+		return 0;
+	rc = vg_db_sync(m->db);
+	if (!rc) {
+		m->early = EARLY_NONE;
+		m->early_fetch = NULL;
+		m->batch = NULL;
+		rows_forget(m);
+		stats_add(m);
+		m->overlapped++;
+		return 0;
+	}
+	early_abort(m);
+	if (rc == -ECONNRESET) { /* lost with the COMMIT sent: unknown */
+		m->st.errors++;
+		return vg_bill_db_errno(rc);
+	}
+	return vg_bill_meter_batch(m, b);
 }
 
 struct vg_consumer vg_bill_meter_consumer(struct vg_bill_meter *m)
 {
 	struct vg_consumer c = {"billing", m, consume, NULL};
 	return c;
+}
+
+struct vg_consumer_hooks vg_bill_meter_hooks(void)
+{
+	struct vg_consumer_hooks h = {meter_begin, meter_end};
+	return h;
+}
+
+uint64_t vg_bill_meter_overlapped(const struct vg_bill_meter *m)
+{
+	return m->overlapped;
 }
 
 void vg_bill_meter_get_stats(const struct vg_bill_meter *m, struct vg_bill_meter_stats *out)

@@ -515,6 +515,7 @@ int main(int argc, char **argv)
 	struct cluster_ctx cctx = {0};
 	struct vg_dispatch dispatch;
 	struct vg_consumer cons;
+	struct vg_consumer_hooks hooks;
 	struct vg_receiver_options ro;
 	struct vg_api_options ao;
 	struct vg_receiver_stats cs;
@@ -641,7 +642,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	cons = vg_bill_meter_consumer(meter);
-	vg_dispatch_add(&dispatch, &cons);
+	hooks = vg_bill_meter_hooks(); /* overlaps PostgreSQL's work */
+	vg_dispatch_add_hooks(&dispatch, &cons, &hooks);
 
 	memset(&ro, 0, sizeof(ro));
 	ro.listen = cfg.collector_listen;

@@ -143,6 +143,7 @@ static int after(struct vg_db *db, int rc)
 	if (rc == -ECONNRESET && db->drv->xreconnect) {
 		db->lost = 1;
 		db->in_txn = 0;
+		db->commit_sent = 0;
 	}
 	return rc;
 }
@@ -244,6 +245,7 @@ int vg_db_prepare(struct vg_db *db, const char *sql, struct vg_db_stmt **out)
 	for (size_t i = 0; i < db->nstmts; i++)
 		if (!strcmp(db->stmts[i]->sql, sql)) {
 			st = db->stmts[i];
+			st->early = 0;
 			db->drv->xreset(st);
 			db->drv->xclear(st);
 			*out = st;
@@ -313,6 +315,11 @@ int vg_db_step(struct vg_db_stmt *st)
 
 	if (rc)
 		return rc;
+	if (st->early) { /* vg_db_query_queued ran it to its first row */
+		rc = st->early - 1;
+		st->early = 0;
+		return rc;
+	}
 	rc = st->db->drv->xstep(st);
 	if (rc < 0)
 		st->db->drv->xreset(st);
@@ -321,8 +328,10 @@ int vg_db_step(struct vg_db_stmt *st)
 
 void vg_db_reset(struct vg_db_stmt *st)
 {
-	if (st)
+	if (st) {
+		st->early = 0;
 		st->db->drv->xreset(st);
+	}
 }
 
 int vg_db_step_queued(struct vg_db_stmt *st)
@@ -332,11 +341,41 @@ int vg_db_step_queued(struct vg_db_stmt *st)
 
 	if (rc)
 		return rc;
+	st->early = 0;
 	if (db->drv->xqueue)
-		return after(db, db->drv->xqueue(st));
+		return after(db, db->drv->xqueue(st, 0));
 	rc = db->drv->xstep(st);
 	db->drv->xreset(st);
 	return rc < 0 ? after(db, rc) : 0;
+}
+
+int vg_db_query_queued(struct vg_db_stmt *st)
+{
+	struct vg_db *db = st->db;
+	int rc = gate(db);
+
+	if (rc)
+		return rc;
+	st->early = 0;
+	db->drv->xreset(st);
+	if (db->drv->xqueue)
+		return after(db, db->drv->xqueue(st, 1));
+	rc = db->drv->xstep(st);
+	if (rc < 0) {
+		db->drv->xreset(st);
+		return after(db, rc);
+	}
+	st->early = rc + 1;
+	return 0;
+}
+
+int vg_db_flush(struct vg_db *db)
+{
+	int rc = gate(db);
+
+	if (rc || !db->drv->xflush)
+		return rc;
+	return after(db, db->drv->xflush(db));
 }
 
 int vg_db_sync(struct vg_db *db)
@@ -345,7 +384,13 @@ int vg_db_sync(struct vg_db *db)
 
 	if (rc || !db->drv->xsync)
 		return rc;
-	return after(db, db->drv->xsync(db));
+	rc = after(db, db->drv->xsync(db));
+	if (db->commit_sent) { /* the queue ended with the COMMIT */
+		db->commit_sent = 0;
+		if (!rc)
+			db->in_txn = 0;
+	}
+	return rc;
 }
 
 int64_t vg_db_changes(struct vg_db *db)
@@ -443,9 +488,12 @@ int vg_db_commit(struct vg_db *db)
 
 	if ((rc = gate(db)))
 		return rc;
-	if (!db->in_txn)
+	if (!db->in_txn || db->commit_sent)
 		return vg_db__err(db, -EINVAL, "COMMIT outside a transaction");
-	rc = after(db, db->drv->xexec(db, "COMMIT"));
+	if (db->drv->xcommit)
+		rc = after(db, db->drv->xcommit(db, 1));
+	else
+		rc = after(db, db->drv->xexec(db, "COMMIT"));
 	/* a failed COMMIT: sqlite may keep the transaction (BUSY), PostgreSQL
 	 * has ended it; the caller rolls back, which is harmless either way */
 	if (!rc)
@@ -453,10 +501,26 @@ int vg_db_commit(struct vg_db *db)
 	return rc;
 }
 
+int vg_db_commit_queued(struct vg_db *db)
+{
+	int rc;
+
+	if ((rc = gate(db)))
+		return rc;
+	if (!db->in_txn || db->commit_sent)
+		return vg_db__err(db, -EINVAL, "COMMIT outside a transaction");
+	if (!db->drv->xqueue || !db->drv->xcommit)
+		return vg_db_commit(db);
+	rc = after(db, db->drv->xcommit(db, 0));
+	db->commit_sent = !rc && db->in_txn;
+	return rc;
+}
+
 int vg_db_rollback(struct vg_db *db)
 {
 	int rc;
 
+	db->commit_sent = 0;
 	if (db->lost) { /* the server already rolled it back */
 		db->in_txn = 0;
 		return 0;
@@ -464,8 +528,10 @@ int vg_db_rollback(struct vg_db *db)
 	db->errmsg[0] = '\0';
 	if (!db->in_txn)
 		return vg_db__err(db, -EINVAL, "ROLLBACK outside a transaction");
-	for (size_t i = 0; i < db->nstmts; i++) /* sqlite: no pending reads */
+	for (size_t i = 0; i < db->nstmts; i++) { /* sqlite: no pending reads */
+		db->stmts[i]->early = 0;
 		db->drv->xreset(db->stmts[i]);
+	}
 	rc = after(db, db->drv->xexec(db, "ROLLBACK"));
 	db->in_txn = 0;
 	return rc == -ECONNRESET ? 0 : rc;

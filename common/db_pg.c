@@ -27,8 +27,18 @@
  * (pg_sync): one round trip for all of them. Results are checked in
  * order; after the first error the server skipped the rest
  * (PGRES_PIPELINE_ABORTED), whose prepares are marked undone. The COMMIT
- * of a queued transaction travels in the pipeline too, ROLLBACK and other
- * plain SQL wait for the queue first (an error there is the queue's).
+ * of a queued transaction travels in the pipeline too (pg_commit, the
+ * driver's own entry point: no SQL text is compared), ROLLBACK and other
+ * plain SQL wait for the queue first (an error there is the queue's). A
+ * run sent with keep (vg_db_query_queued, and every vg_db_step sent
+ * behind a queue) gets its result attached to its statement when the
+ * pipeline is read. pg_flush pushes the queue to the server with a flush
+ * request and no Sync, so the server runs it while the caller works and
+ * sends each result at once; the step of a flushed read then takes the
+ * results up to its own (pipe_read) and the pipeline stays open for more
+ * commands. A COMMIT sent without waiting (pg_commit, wait = 0) is
+ * followed by its Sync at once, so the server ends the pipeline without
+ * being woken again, and the next wait only reads.
  *
  * Invariants: the driver never prints (libpq's notices are swallowed);
  * parameter buffers belong to their statement and are freed at clear or
@@ -52,6 +62,7 @@ struct pg_stmt;
 /* A command sent in the pipeline, waiting for its result. */
 struct pg_sent {
 	struct pg_stmt *prep; /* a PQsendPrepare of this statement, else NULL */
+	struct pg_stmt *keep; /* a run whose rows its statement keeps */
 	int commit;           /* the COMMIT (its tag says whether it rolled back) */
 };
 
@@ -59,7 +70,10 @@ struct pg_conn {
 	PGconn *c;
 	unsigned next_id;
 	int64_t changes;
-	int nq; /* commands in the pipeline (pipeline mode is on iff nq > 0) */
+	int open;    /* in pipeline mode: a Sync must end it (nq may be 0) */
+	int nq;      /* commands sent whose results were not read yet */
+	int flushed; /* q[0..flushed) were followed by a flush request */
+	int synced;  /* a Sync follows the whole queue (pg_commit) */
 	struct pg_sent q[VG_DB_MAX_QUEUED];
 };
 
@@ -72,6 +86,7 @@ struct pg_stmt {
 	char **vals; /* nparams each: NULL = SQL NULL */
 	int *lens, *fmts;
 	PGresult *res; /* the running result, or NULL */
+	int pending;   /* its kept result is still in the pipeline */
 	int row, nrows;
 	char **dec; /* decoded bytea of the current row, per column */
 	size_t *declen;
@@ -186,7 +201,8 @@ static int pg_reconnect(struct vg_db *db)
 {
 	PGconn *c = C(db)->c;
 
-	C(db)->nq = 0; /* PQreset leaves pipeline mode with the old connection */
+	/* PQreset leaves pipeline mode with the old connection */
+	C(db)->nq = C(db)->open = C(db)->flushed = C(db)->synced = 0;
 	PQreset(c);
 	if (PQstatus(c) != CONNECTION_OK)
 		return vg_db__err(db, -ENOTCONN, "reconnecting: %s", PQerrorMessage(c));
@@ -205,8 +221,7 @@ static void count_changes(struct vg_db *db, PGresult *r)
 		C(db)->changes = strtoll(PQcmdTuples(r), NULL, 10);
 }
 
-static int pg_sync_keep(struct vg_db *db, struct pg_stmt *keep);
-static int pg_queue_exec(struct vg_db *db, const char *sql);
+static int pipe_wait(struct vg_db *db);
 
 static int pg_exec(struct vg_db *db, const char *sql)
 {
@@ -214,10 +229,8 @@ static int pg_exec(struct vg_db *db, const char *sql)
 	ExecStatusType s;
 	int rc = 0;
 
-	if (C(db)->nq) {
-		if (!strcmp(sql, "COMMIT")) /* with the queued statements */
-			return (rc = pg_queue_exec(db, sql)) ? rc : pg_sync_keep(db, NULL);
-		rc = pg_sync_keep(db, NULL);
+	if (C(db)->open) {
+		rc = pipe_wait(db);
 		/* a ROLLBACK ends what failed in the queue */
 		if (rc && (strcmp(sql, "ROLLBACK") || rc == -ECONNRESET))
 			return rc;
@@ -228,8 +241,6 @@ static int pg_exec(struct vg_db *db, const char *sql)
 
 	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_EMPTY_QUERY)
 		rc = fail(db, r);
-	else if (!strcmp(sql, "COMMIT") && !strcmp(PQcmdStatus(r), "ROLLBACK"))
-		rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had failed: rolled back");
 	else
 		count_changes(db, r);
 	PQclear(r);
@@ -256,6 +267,7 @@ static void pg_reset(struct vg_db_stmt *base)
 	st->ncols = 0;
 	PQclear(st->res);
 	st->res = NULL;
+	st->pending = 0; /* a result still in the pipeline is dropped */
 	st->row = st->nrows = 0;
 }
 
@@ -296,7 +308,7 @@ static int pg_prepare(struct vg_db *db, struct vg_db_stmt *base)
 	if (!st->pgsql || !st->vals || !st->lens || !st->fmts)
 		goto nomem;
 	vg_db__scan_params(base->sql, st->pgsql);
-	if (C(db)->nq) /* no synchronous call in pipeline mode: at its first run */
+	if (C(db)->open) /* no synchronous call in pipeline mode: at its first run */
 		return 0;
 	return server_prepare(db, st);
 nomem:
@@ -374,7 +386,7 @@ static int pg_bind(struct vg_db_stmt *base, int i, const struct vg_db_value *v)
  * is a broken socket, or a state this driver never creates). */
 static int send_failed(struct vg_db *db)
 {
-	C(db)->nq = 0;
+	C(db)->nq = C(db)->open = C(db)->flushed = C(db)->synced = 0;
 	return vg_db__err(db, -ECONNRESET, "sending in pipeline mode: %s",
 			  PQerrorMessage(C(db)->c));
 }
@@ -385,16 +397,20 @@ static int pipe_room(struct vg_db *db, int n)
 	struct pg_conn *pc = C(db);
 	int rc;
 
-	if (pc->nq + n > VG_DB_MAX_QUEUED && (rc = pg_sync_keep(db, NULL)))
+	/* the queue is full, or ends with a Sync: read it first */
+	if ((pc->synced || pc->nq + n > VG_DB_MAX_QUEUED) && (rc = pipe_wait(db)))
 		return rc;
-	if (!pc->nq && PQpipelineStatus(pc->c) == PQ_PIPELINE_OFF &&
-	    !PQenterPipelineMode(pc->c))
-		return send_failed(db);
+	if (!pc->open) {
+		if (!PQenterPipelineMode(pc->c))
+			return send_failed(db);
+		pc->open = 1;
+	}
 	return 0;
 }
 
-/* Send st's run (and its prepare if needed) in the pipeline. */
-static int pipe_send(struct vg_db *db, struct pg_stmt *st)
+/* Send st's run (and its prepare if needed) in the pipeline; keep: its
+ * result becomes st->res when it arrives (st->pending until then). */
+static int pipe_send(struct vg_db *db, struct pg_stmt *st, int keep)
 {
 	struct pg_conn *pc = C(db);
 	int rc;
@@ -404,23 +420,28 @@ static int pipe_send(struct vg_db *db, struct pg_stmt *st)
 	if (!st->prepared || st->gen != db->generation) {
 		if (!PQsendPrepare(pc->c, st->name, st->pgsql, st->base.nparams, NULL))
 			return send_failed(db);
-		pc->q[pc->nq++] = (struct pg_sent){st, 0};
-		st->prepared = 1; /* undone by pg_sync_keep if it fails */
+		pc->q[pc->nq++] = (struct pg_sent){st, NULL, 0};
+		st->prepared = 1; /* undone by pipe_wait if it fails */
 		st->gen = db->generation;
 	}
 	if (!PQsendQueryPrepared(pc->c, st->name, st->base.nparams,
 				 (const char *const *)st->vals, st->lens, st->fmts, 0))
 		return send_failed(db);
-	pc->q[pc->nq++] = (struct pg_sent){NULL, 0};
+	pc->q[pc->nq++] = (struct pg_sent){NULL, keep ? st : NULL, 0};
+	st->pending = keep;
 	return 0;
 }
 
-static int pg_queue(struct vg_db_stmt *base)
+static int pg_queue(struct vg_db_stmt *base, int keep)
 {
-	return pipe_send(base->db, (struct pg_stmt *)base);
+	struct pg_stmt *st = (struct pg_stmt *)base;
+
+	pg_reset(base); /* one statement, one result */
+	return pipe_send(base->db, st, keep);
 }
 
-static int pg_queue_exec(struct vg_db *db, const char *sql)
+/* Send parameterless sql in the pipeline (commit: it is the COMMIT). */
+static int queue_cmd(struct vg_db *db, const char *sql, int commit)
 {
 	struct pg_conn *pc = C(db);
 	int rc;
@@ -429,22 +450,104 @@ static int pg_queue_exec(struct vg_db *db, const char *sql)
 		return rc;
 	if (!PQsendQueryParams(pc->c, sql, 0, NULL, NULL, NULL, NULL, 0))
 		return send_failed(db);
-	pc->q[pc->nq++] = (struct pg_sent){NULL, !strcmp(sql, "COMMIT")};
+	pc->q[pc->nq++] = (struct pg_sent){NULL, NULL, commit};
 	return 0;
+}
+
+static int pg_queue_exec(struct vg_db *db, const char *sql)
+{
+	return queue_cmd(db, sql, 0);
+}
+
+/* Send the queue now, with a flush request: the server runs it and sends
+ * its results back at once (not at the next Sync), so pipe_read can take
+ * them without a Sync's round trip. */
+static int pg_flush(struct vg_db *db)
+{
+	struct pg_conn *pc = C(db);
+
+	if (!pc->nq || pc->synced) /* a Sync flushed it */
+		return 0;
+	if (!PQsendFlushRequest(pc->c) || PQflush(pc->c) != 0)
+		return send_failed(db);
+	pc->flushed = pc->nq;
+	return 0;
+}
+
+/* One result r of the pipeline, for the command e (NULL: none known).
+ * Returns the first error so far (*rc), and frees or keeps r. */
+static void take(struct vg_db *db, PGresult *r, const struct pg_sent *e, int *rc)
+{
+	ExecStatusType s = PQresultStatus(r);
+
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+		if (e && e->prep)
+			e->prep->prepared = 0;
+		if (e && e->keep)
+			e->keep->pending = 0;
+		if (!*rc && s != PGRES_PIPELINE_ABORTED)
+			*rc = fail(db, r);
+		PQclear(r);
+		return;
+	}
+	if (e && !e->prep) {
+		count_changes(db, r);
+		if (!*rc && e->commit && !strcmp(PQcmdStatus(r), "ROLLBACK"))
+			*rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had "
+						   "failed: rolled back");
+		if (e->keep && e->keep->pending) {
+			e->keep->pending = 0;
+			if (!*rc) {
+				e->keep->res = r;
+				r = NULL;
+			}
+		}
+	}
+	PQclear(r);
+}
+
+/* Read the results of the first n commands of the queue, which a flush
+ * request followed (pg_flush), without a Sync: the pipeline stays open
+ * for more commands. Returns the first error among them (the server then
+ * skips the rest until the Sync that pipe_wait sends). */
+static int pipe_read(struct vg_db *db, int n)
+{
+	struct pg_conn *pc = C(db);
+	int rc = 0;
+
+	for (int k = 0; k < n; k++) {
+		PGresult *r = PQgetResult(pc->c);
+
+		if (!r) {
+			pc->nq = pc->open = pc->flushed = pc->synced = 0;
+			return rc == -ECONNRESET ? rc : fail(db, NULL);
+		}
+		take(db, r, &pc->q[k], &rc);
+		while ((r = PQgetResult(pc->c))) /* up to the command's end */
+			PQclear(r);
+		if (rc == -ECONNRESET) {
+			pc->nq = pc->open = pc->flushed = pc->synced = 0;
+			return rc;
+		}
+	}
+	memmove(pc->q, pc->q + n, (size_t)(pc->nq - n) * sizeof(pc->q[0]));
+	pc->nq -= n;
+	pc->flushed -= n;
+	return rc;
 }
 
 /* Send a Sync, read every result of the pipeline in order, leave pipeline
  * mode. Returns the first error (the commands after it were skipped by
- * the server). If keep is not NULL and everything succeeded, the last
- * command's result becomes keep->res (keep's statement was sent last). */
-static int pg_sync_keep(struct vg_db *db, struct pg_stmt *keep)
+ * the server). A kept run's result (pipe_send) becomes its statement's,
+ * unless the statement was reset meanwhile. */
+static int pipe_wait(struct vg_db *db)
 {
 	struct pg_conn *pc = C(db);
 	int rc = 0, i = 0, nulls = 0;
 
-	if (!pc->nq)
+	if (!pc->open)
 		return 0;
-	if (!PQpipelineSync(pc->c))
+	if (!pc->synced && !PQpipelineSync(pc->c))
 		return send_failed(db);
 	for (;;) {
 		PGresult *r = PQgetResult(pc->c);
@@ -464,40 +567,53 @@ static int pg_sync_keep(struct vg_db *db, struct pg_stmt *keep)
 		}
 		e = i < pc->nq ? &pc->q[i] : NULL;
 		i++;
-		if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-			if (e && e->prep)
-				e->prep->prepared = 0;
-			if (!rc && s != PGRES_PIPELINE_ABORTED)
-				rc = fail(db, r);
-			PQclear(r);
-			if (rc == -ECONNRESET)
-				goto broken;
-			continue;
-		}
-		if (e && !e->prep) {
-			count_changes(db, r);
-			if (!rc && e->commit && !strcmp(PQcmdStatus(r), "ROLLBACK"))
-				rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had "
-							  "failed: rolled back");
-			if (!rc && keep && i == pc->nq) {
-				keep->res = r;
-				r = NULL;
-			}
-		}
-		PQclear(r);
+		take(db, r, e, &rc);
+		if (rc == -ECONNRESET)
+			goto broken;
 	}
-	pc->nq = 0;
+	pc->nq = pc->open = pc->flushed = pc->synced = 0;
 	if (!PQexitPipelineMode(pc->c) && !rc)
 		rc = send_failed(db);
 	return rc;
 broken:
-	pc->nq = 0;
+	pc->nq = pc->open = pc->flushed = pc->synced = 0;
 	return rc == -ECONNRESET ? rc : fail(db, NULL);
 }
 
 static int pg_sync(struct vg_db *db)
 {
-	return pg_sync_keep(db, NULL);
+	return pipe_wait(db);
+}
+
+/* COMMIT, with the queued statements if any; !wait: queued and sent, its
+ * outcome at the next pipe_wait. A COMMIT that the server turned into a
+ * ROLLBACK is an error either way. */
+static int pg_commit(struct vg_db *db, int wait)
+{
+	PGresult *r;
+	int rc;
+
+	if (C(db)->open || !wait) {
+		if ((rc = queue_cmd(db, "COMMIT", 1)))
+			return rc;
+		if (wait)
+			return pipe_wait(db);
+		/* the Sync now, so the server ends the pipeline right after the
+		 * COMMIT without being woken again for it */
+		if (!PQpipelineSync(C(db)->c))
+			return send_failed(db);
+		C(db)->synced = 1;
+		return 0;
+	}
+	r = PQexec(C(db)->c, "COMMIT");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		rc = fail(db, r);
+	else if (!strcmp(PQcmdStatus(r), "ROLLBACK"))
+		rc = vg_db__err(db, -EIO, "COMMIT of a transaction that had failed: rolled back");
+	else
+		rc = 0;
+	PQclear(r);
+	return rc;
 }
 
 static int pg_step(struct vg_db_stmt *base)
@@ -507,8 +623,23 @@ static int pg_step(struct vg_db_stmt *base)
 	int rc;
 
 	if (!st->res) {
-		if (C(db)->nq) { /* the queue and this, one round trip */
-			if ((rc = pipe_send(db, st)) || (rc = pg_sync_keep(db, st)))
+		if (st->pending || C(db)->open) {
+			/* its result is in the pipeline (vg_db_query_queued):
+			 * read up to it if it was flushed, else with a Sync;
+			 * or the queue and this in one round trip */
+			struct pg_conn *pc = C(db);
+			int j = pc->nq - 1;
+
+			while (st->pending && j >= 0 && pc->q[j].keep != st)
+				j--;
+			if (st->pending && j >= 0 && j < pc->flushed)
+				rc = pipe_read(db, j + 1);
+			else if (!st->pending && (rc = pipe_send(db, st, 1)))
+				return rc;
+			else
+				rc = pipe_wait(db);
+			st->pending = 0;
+			if (rc)
 				return rc;
 			if (!st->res)
 				return vg_db__err(db, -EIO, "no result in the pipeline");
@@ -654,4 +785,6 @@ const struct vg_db_driver vg_db_pg_driver = {
 	.xqueue = pg_queue,
 	.xqueue_exec = pg_queue_exec,
 	.xsync = pg_sync,
+	.xflush = pg_flush,
+	.xcommit = pg_commit,
 };

@@ -3,8 +3,9 @@
  *
  * The receiver knows only this interface; the registry, the RRD store, the
  * billing meter, the alarm engine and the live stream's publisher are
- * registered here by the collector's main.c. The
- * acknowledgement rule lives in include/vigie/dispatch.h.
+ * registered here by the collector's compose.c. The order of the begin,
+ * batch and end calls and the acknowledgement rule live in
+ * include/vigie/dispatch.h.
  */
 #include <errno.h>
 #include <string.h>
@@ -16,29 +17,53 @@ void vg_dispatch_init(struct vg_dispatch *d)
 	memset(d, 0, sizeof(*d));
 }
 
-int vg_dispatch_add(struct vg_dispatch *d, const struct vg_consumer *c)
+int vg_dispatch_add_hooks(struct vg_dispatch *d, const struct vg_consumer *c,
+			  const struct vg_consumer_hooks *h)
 {
 	if (d->n >= VG_DISPATCH_MAX)
 		return -ENOSPC;
-	d->consumers[d->n++] = *c;
+	d->consumers[d->n] = *c;
+	memset(&d->hooks[d->n], 0, sizeof(d->hooks[d->n]));
+	if (h)
+		d->hooks[d->n] = *h;
+	d->n++;
 	return 0;
+}
+
+int vg_dispatch_add(struct vg_dispatch *d, const struct vg_consumer *c)
+{
+	return vg_dispatch_add_hooks(d, c, NULL);
+}
+
+/* Fold consumer i's return rc into *out: -EAGAIN wins, else the first
+ * error. */
+static void fold(struct vg_dispatch *d, int i, int rc, int *out)
+{
+	if (rc == -EAGAIN) {
+		*out = -EAGAIN;
+		return;
+	}
+	if (rc < 0) {
+		d->errors[i]++;
+		if (!*out)
+			*out = rc;
+	}
 }
 
 int vg_dispatch_batch(struct vg_dispatch *d, const struct vg_batch *b)
 {
-	int first_err = 0;
+	int out = 0, rc;
 
-	for (int i = 0; i < d->n; i++) {
-		int rc = d->consumers[i].batch(d->consumers[i].ctx, b);
-		if (rc == -EAGAIN)
-			return -EAGAIN;
-		if (rc < 0) {
-			d->errors[i]++;
-			if (!first_err)
-				first_err = rc;
-		}
-	}
-	return first_err;
+	for (int i = 0; i < d->n; i++)
+		if (d->hooks[i].begin)
+			d->hooks[i].begin(d->consumers[i].ctx, b);
+	for (int i = 0; i < d->n && out != -EAGAIN; i++)
+		fold(d, i, d->consumers[i].batch(d->consumers[i].ctx, b), &out);
+	rc = out;
+	for (int i = 0; i < d->n; i++)
+		if (d->hooks[i].end)
+			fold(d, i, d->hooks[i].end(d->consumers[i].ctx, b, rc), &out);
+	return out;
 }
 
 void vg_dispatch_tick(struct vg_dispatch *d, int64_t now_ms)

@@ -137,8 +137,18 @@ void vg_bill_meter_close(struct vg_bill_meter *m); /* accepts NULL */
  * retried); -EIO, -ENOMEM. */
 int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b);
 
-/* The consumer to register with vg_dispatch_add (ctx = m). */
+/* The consumer to register with vg_dispatch_add_hooks (ctx = m), with
+ * vg_bill_meter_hooks(). It applies each batch as vg_bill_meter_batch
+ * does, with the same result; with its hooks, on PostgreSQL, it overlaps
+ * the server's work with the other consumers' (begin sends the batch's
+ * locks and read, end waits for the COMMIT: dispatch.h, "Order of
+ * calls"), so its outcome is then end()'s. Registered without the hooks
+ * (vg_dispatch_add) it waits in batch(), as vg_bill_meter_batch. */
 struct vg_consumer vg_bill_meter_consumer(struct vg_bill_meter *m);
+struct vg_consumer_hooks vg_bill_meter_hooks(void);
+
+/* Batches the consumer applied with the overlap (for tests). */
+uint64_t vg_bill_meter_overlapped(const struct vg_bill_meter *m);
 
 void vg_bill_meter_get_stats(const struct vg_bill_meter *m, struct vg_bill_meter_stats *out);
 

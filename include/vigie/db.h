@@ -238,9 +238,25 @@ void vg_db_reset(struct vg_db_stmt *st);
  * Bindings may change as soon as it returns (they were copied). */
 int vg_db_step_queued(struct vg_db_stmt *st);
 
+/* Like vg_db_step_queued, for a query whose rows the caller reads later:
+ * the next vg_db_step of st waits for the queue if it has not been waited
+ * for yet and returns st's first row (1), or 0 (no row), or the first
+ * queued statement's error. sqlite runs it now (to its first row, which
+ * that vg_db_step returns). A vg_db_reset or vg_db_prepare of st, or a
+ * rollback, drops its rows. PostgreSQL keeps the whole result, as
+ * vg_db_step does. 0 or <0 like vg_db_step_queued. */
+int vg_db_query_queued(struct vg_db_stmt *st);
+
+/* Send what vg_db_step_queued / vg_db_query_queued / vg_db_begin queued
+ * to the server now, without waiting for any result, so the server works
+ * while the caller does something else (PostgreSQL: the commands run as
+ * they arrive; their results wait for the next call that waits). 0 or
+ * -ECONNRESET; 0 at once when nothing is queued (always on sqlite). */
+int vg_db_flush(struct vg_db *db);
+
 /* Wait for the statements queued by vg_db_step_queued (and a queued
- * BEGIN): 0, or the first one's error (the ones after it did not run). 0
- * at once when nothing waits (always on sqlite). */
+ * BEGIN or COMMIT): 0, or the first one's error (the ones after it did
+ * not run). 0 at once when nothing waits (always on sqlite). */
 int vg_db_sync(struct vg_db *db);
 
 /* Rows changed by the last INSERT/UPDATE/DELETE that ran to completion on
@@ -261,6 +277,13 @@ const void *vg_db_column_blob(struct vg_db_stmt *st, int i, size_t *len);
  * rollback outside one: -EINVAL. rollback after a lost connection is 0. */
 int vg_db_begin(struct vg_db *db);
 int vg_db_commit(struct vg_db *db);
+/* COMMIT without waiting where the engine allows: PostgreSQL queues it
+ * behind the transaction's queued statements, sends them all
+ * (vg_db_flush) and returns 0; the outcome comes from the next vg_db_sync
+ * (or any call that waits), which ends the transaction on success. sqlite
+ * commits now and returns what vg_db_commit would. Either way a failure
+ * leaves the transaction to roll back, as vg_db_commit's does. */
+int vg_db_commit_queued(struct vg_db *db);
 int vg_db_rollback(struct vg_db *db);
 int vg_db_in_transaction(const struct vg_db *db);
 
@@ -322,10 +345,15 @@ struct vg_db_driver {
 	int64_t (*xchanges)(struct vg_db *db);
 	/* NULL: the engine runs every statement at once (db.c steps and
 	 * resets it). Else send st (or parameterless sql) without waiting,
-	 * and xsync waits for what was sent (vg_db_step_queued) */
-	int (*xqueue)(struct vg_db_stmt *st);
+	 * and xsync waits for what was sent (vg_db_step_queued); keep: st's
+	 * rows are kept for its next xstep (vg_db_query_queued) */
+	int (*xqueue)(struct vg_db_stmt *st, int keep);
 	int (*xqueue_exec)(struct vg_db *db, const char *sql);
 	int (*xsync)(struct vg_db *db);
+	int (*xflush)(struct vg_db *db); /* NULL with xqueue */
+	/* COMMIT: wait = 1 run it now (with the queue, if any); 0 queue it
+	 * and flush, its outcome at the next xsync. NULL: xexec "COMMIT". */
+	int (*xcommit)(struct vg_db *db, int wait);
 };
 
 /* The generic part of every statement; a driver's statement starts with it. */
@@ -333,6 +361,8 @@ struct vg_db_stmt {
 	struct vg_db *db;
 	char *sql;
 	int nparams; /* highest ?N */
+	int early;   /* engines without xqueue: vg_db_query_queued's first
+		      * xstep result + 1, for the next vg_db_step (0: none) */
 };
 
 struct vg_db {
@@ -341,6 +371,7 @@ struct vg_db {
 	char *name;            /* for messages: path or host:port/dbname */
 	const char *pg_schema; /* vg_db_schema.pg_schema, for the driver's open */
 	int in_txn;
+	int commit_sent;     /* vg_db_commit_queued: the next wait ends in_txn */
 	int lost;            /* connection lost: reconnect before the next call */
 	unsigned generation; /* bumped at each reconnect: statements re-prepare */
 	struct vg_db_stmt *stmts[VG_DB_MAX_STMTS];

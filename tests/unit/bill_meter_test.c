@@ -10,6 +10,14 @@
  * many instances (more rows than one of the meter's bulk statements),
  * and a host's sightings kept in one row per host (a resource that
  * vanishes keeps its last sighting, one that appears joins).
+ *
+ * Every case applies each batch twice: first through a dispatch chain
+ * with the meter's consumer and hooks between two other consumers (the
+ * collector's path: on PostgreSQL the overlapped one), then directly
+ * (vg_bill_meter_batch, a re-delivery). The overlap cases check that the
+ * two paths write the same rows on both engines, that the overlap is
+ * really taken on PostgreSQL, and that a retry asked by an earlier
+ * consumer leaves nothing written and no transaction open.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -26,6 +34,8 @@
 #include "vigie/bill_invoice.h"
 #include "vigie/bill_meter.h"
 #include "vigie/clock.h"
+#include "vigie/db.h"
+#include "vigie/dispatch.h"
 
 #include "../support/db_engines.h"
 
@@ -42,7 +52,38 @@ struct fx {
 	struct vg_bill_meter *m;
 	uint64_t seq;
 	struct vg_batch *b;
+	struct vg_dispatch d; /* before, the meter (hooks), after */
+	int before_ret;       /* what the consumer before the meter returns */
+	int between;          /* calls of the others while the meter's batch is open */
 };
+
+/* The consumers around the meter in fx.d (the store and the alarm engine
+ * in the collector). */
+static int other_batch(void *ctx, const struct vg_batch *b)
+{
+	struct fx *f = ctx;
+	f->between++;
+	return f->before_ret;
+}
+
+static int after_batch(void *ctx, const struct vg_batch *b)
+{
+	((struct fx *)ctx)->between++;
+	return 0;
+}
+
+static void chain(struct fx *f)
+{
+	struct vg_consumer before = {"before", f, other_batch, NULL},
+			   after = {"after", f, after_batch, NULL};
+	struct vg_consumer mc = vg_bill_meter_consumer(f->m);
+	struct vg_consumer_hooks h = vg_bill_meter_hooks();
+
+	vg_dispatch_init(&f->d);
+	assert_int_equal(vg_dispatch_add(&f->d, &before), 0);
+	assert_int_equal(vg_dispatch_add_hooks(&f->d, &mc, &h), 0);
+	assert_int_equal(vg_dispatch_add(&f->d, &after), 0);
+}
 
 static int setup(void **state)
 {
@@ -94,9 +135,21 @@ static void apply(struct fx *f)
 		fail_msg("batch: %d: %s", rc, vg_db_errmsg(vg_bill_meter_db(f->m)));
 }
 
+/* The collector's path: the dispatch chain with the meter's hooks. */
+static void dispatch(struct fx *f)
+{
+	int rc;
+
+	chain(f); /* a case may have opened its meter again */
+	rc = vg_dispatch_batch(&f->d, f->b);
+	if (rc)
+		fail_msg("dispatch: %d: %s", rc, vg_db_errmsg(vg_bill_meter_db(f->m)));
+	assert_false(vg_db_in_transaction(vg_bill_meter_db(f->m)));
+}
+
 static void commit(struct fx *f)
 {
-	apply(f);
+	dispatch(f);
 	apply(f); /* re-delivered */
 	vg_batch_free(f->b);
 	f->b = NULL;
@@ -1126,6 +1179,132 @@ static void test_sightings_gc(void **state)
 	vg_bill_usage_clear(&u);
 }
 
+/* Every row of table in m's database, one line per row, sorted (so the
+ * dump of two databases of one engine compares whatever the row order). */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *dump(struct vg_bill_meter *m, const char *table)
+{
+	char sql[128], *rows[4096], *out;
+	size_t n = 0, len = 1;
+	struct vg_db_stmt *s;
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT * FROM %s", table);
+	assert_int_equal(vg_db_prepare(vg_bill_meter_db(m), sql, &s), 0);
+	while ((rc = vg_db_step(s)) == 1) {
+		char line[2048];
+		size_t l = 0;
+		for (int c = 0; c < vg_db_column_count(s); c++) {
+			const char *v = vg_db_column_text(s, c);
+			l += (size_t)snprintf(line + l, sizeof(line) - l, "%s|",
+					      vg_db_column_is_null(s, c) ? "NULL" : v);
+		}
+		assert_true(n < 4096);
+		rows[n] = strdup(line);
+		len += strlen(line) + 1;
+		n++;
+	}
+	assert_int_equal(rc, 0);
+	qsort(rows, n, sizeof(*rows), cmp_str);
+	out = calloc(1, len);
+	for (size_t i = 0; i < n; i++) {
+		strcat(out, rows[i]);
+		strcat(out, "\n");
+		free(rows[i]);
+	}
+	return out;
+}
+
+/* A day of polls of many instances (vNIC counters, a stop, a resize, an
+ * instance that appears and one that ends) through the collector's path
+ * and, on a second database of the same engine, through
+ * vg_bill_meter_batch: the same rows in every table. On PostgreSQL each
+ * batch of the first took the overlap. */
+static void test_overlap_same_rows(void **state)
+{
+	struct fx *f = fx_get(state);
+	static const char *const tables[] = {"resources", "transitions", "network",
+					     "sightings", "bill_project_names"};
+	struct vg_bill_meter *m2;
+	char url[700], err[512], t[32], id[32], did[32], nid[32];
+	int batches = 0;
+
+	assert_int_equal(dbe_fresh(f->e, url, sizeof(url)), 0);
+	if (vg_bill_meter_open(url, &m2, err, sizeof(err)))
+		fail_msg("%s", err);
+	for (int p = 0; p < 12; p++) {
+		snprintf(t, sizeof(t), "2026-08-01T%02d:%02d:00Z", p / 6, p % 6 * 10);
+		begin(f, t);
+		if (p == 5)
+			event(f, "i3", VG_EV_STOPPED, "2026-08-01T00:45:00Z");
+		for (int i = 0; i < 12; i++) {
+			if ((i == 11 && p < 4) || (i == 10 && p > 7))
+				continue; /* appears at poll 4; ends after poll 7 */
+			snprintf(id, sizeof(id), "i%d", i);
+			snprintf(nid, sizeof(nid), "i%d-tap0", i);
+			inst(f, id, t, i == 3 && p >= 5 ? 5 : 1);
+			if (i == 7 && p >= 6) /* resized */
+				assert_int_equal(vg_batch_attr(f->b, "flavor_vcpus", "4"), 0);
+			snprintf(did, sizeof(did), "i%d-vda", i);
+			disk(f, did, id, t, 10737418240.0 + i);
+			nic(f, nid, id, t, 1000.0 * p * (i + 1), 500.0 * p);
+		}
+		dispatch(f);
+		assert_int_equal(vg_bill_meter_batch(m2, f->b), 0);
+		batches++;
+		vg_batch_free(f->b);
+		f->b = NULL;
+	}
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		char *a = dump(f->m, tables[i]), *b = dump(m2, tables[i]);
+		if (!(strlen(a) > 0 || i >= 4))
+			fail_msg("%s is empty", tables[i]);
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+	}
+	assert_int_equal(vg_bill_meter_overlapped(f->m),
+			 f->e->kind == VG_DB_POSTGRESQL ? batches : 0);
+	assert_int_equal(vg_bill_meter_overlapped(m2), 0);
+	vg_bill_meter_close(m2);
+}
+
+/* A consumer before the meter asks for a retry: the meter's batch() is
+ * not called, its end() rolls back what begin() sent (PostgreSQL: the
+ * transaction and its advisory locks), nothing is written, and the same
+ * batch goes through when sent again. */
+static void test_overlap_retry_rolls_back(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
+
+	begin(f, "2026-08-01T00:00:00Z");
+	inst(f, "a", "2026-08-01T00:00:00Z", 1);
+	chain(f);
+	f->before_ret = -EAGAIN;
+	assert_int_equal(vg_dispatch_batch(&f->d, f->b), -EAGAIN);
+	assert_false(vg_db_in_transaction(db));
+	assert_int_equal(db_int(f, "SELECT count(*) FROM resources"), 0);
+	if (f->e->kind == VG_DB_POSTGRESQL)
+		assert_int_equal(db_int(f, "SELECT count(*) FROM pg_locks WHERE "
+					   "locktype='advisory'"),
+				 0);
+	f->before_ret = 0;
+	f->between = 0;
+	assert_int_equal(vg_dispatch_batch(&f->d, f->b), 0);
+	assert_int_equal(f->between, 2);
+	assert_false(vg_db_in_transaction(db));
+	assert_int_equal(db_int(f, "SELECT count(*) FROM resources"), 1);
+	assert_int_equal(vg_bill_meter_overlapped(f->m),
+			 f->e->kind == VG_DB_POSTGRESQL ? 1 : 0);
+	vg_batch_free(f->b);
+	f->b = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1146,6 +1325,8 @@ int main(void)
 		DBE_BOTH(test_many_in_one_batch, setup, teardown),
 		DBE_BOTH(test_sightings_per_host, setup, teardown),
 		DBE_BOTH(test_sightings_gc, setup, teardown),
+		DBE_BOTH(test_overlap_same_rows, setup, teardown),
+		DBE_BOTH(test_overlap_retry_rolls_back, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

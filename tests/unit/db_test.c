@@ -673,6 +673,96 @@ static void test_queued(void **state)
 	vg_db_close(db);
 }
 
+/* vg_db_query_queued, vg_db_flush and vg_db_commit_queued: a read sent
+ * behind queued writes sees them and gives its rows at its next step
+ * (while the pipeline stays open for more), the COMMIT's outcome comes
+ * from vg_db_sync, an error in a flushed read comes back at its step and
+ * a rollback clears it, and a reset drops a read still in the pipeline. */
+static void test_overlap_calls(void **state)
+{
+	struct engine *e = need(state);
+	struct vg_db *db = open_ok(e->url, &sch2);
+	struct vg_db_stmt *rd, *bad;
+	int rc;
+
+	assert_int_equal(vg_db_flush(db), 0); /* nothing queued */
+	assert_int_equal(vg_db_begin(db), 0);
+	assert_int_equal(put_queued(db, "a", 1), 0);
+	assert_int_equal(put_queued(db, "b", 2), 0);
+	assert_int_equal(vg_db_prepare(db, "SELECT k, v FROM kv WHERE v >= ?1 ORDER BY k", &rd), 0);
+	vg_db_bind_int64(rd, 1, 2);
+	assert_int_equal(vg_db_query_queued(rd), 0);
+	assert_int_equal(vg_db_flush(db), 0);
+	assert_int_equal(vg_db_step(rd), 1);
+	assert_string_equal(vg_db_column_text(rd, 0), "b");
+	assert_int_equal(vg_db_step(rd), 0);
+	/* more writes behind the read, then the COMMIT without waiting */
+	assert_int_equal(put_queued(db, "c", 3), 0);
+	assert_int_equal(vg_db_commit_queued(db), 0);
+	assert_int_equal(vg_db_sync(db), 0);
+	assert_false(vg_db_in_transaction(db));
+	assert_int_equal(q64(db, "SELECT sum(v) FROM kv"), 6);
+
+	/* a failing read, flushed: its error at its step; what follows it
+	 * did not run; the rollback ends all and plain SQL runs again */
+	assert_int_equal(vg_db_begin(db), 0);
+	assert_int_equal(put_queued(db, "d", 4), 0);
+	rc = vg_db_prepare(db, "SELECT v FROM no_such_table WHERE k = ?1", &bad);
+	if (!rc) { /* PostgreSQL prepares it with its first run */
+		vg_db_bind_text(bad, 1, "a");
+		rc = vg_db_query_queued(bad);
+	}
+	if (!rc) {
+		assert_int_equal(put_queued(db, "e", 5), 0);
+		assert_int_equal(vg_db_flush(db), 0);
+		rc = vg_db_step(bad);
+	}
+	assert_int_equal(rc, -EIO);
+	assert_int_equal(vg_db_rollback(db), 0);
+	assert_false(vg_db_in_transaction(db));
+	assert_int_equal(q64(db, "SELECT count(*) FROM kv"), 3);
+
+	/* a write that fails before a flushed read: the read reports it */
+	assert_int_equal(vg_db_begin(db), 0);
+	rc = put_queued(db, "a", 9);
+	if (!rc) {
+		vg_db_bind_int64(rd, 1, 1);
+		assert_int_equal(vg_db_query_queued(rd), 0);
+		assert_int_equal(vg_db_flush(db), 0);
+		rc = vg_db_step(rd);
+	}
+	assert_int_equal(rc, -EEXIST);
+	assert_int_equal(vg_db_rollback(db), 0);
+	assert_int_equal(q64(db, "SELECT count(*) FROM kv"), 3);
+
+	/* a read reset before its step gives nothing stale: the next run
+	 * of its statement is its own */
+	vg_db_bind_int64(rd, 1, 3);
+	assert_int_equal(vg_db_query_queued(rd), 0);
+	vg_db_reset(rd);
+	assert_int_equal(vg_db_sync(db), 0);
+	assert_int_equal(vg_db_prepare(db, "SELECT k, v FROM kv WHERE v >= ?1 ORDER BY k", &rd), 0);
+	vg_db_bind_int64(rd, 1, 1);
+	assert_int_equal(vg_db_step(rd), 1);
+	assert_string_equal(vg_db_column_text(rd, 0), "a");
+	vg_db_reset(rd);
+
+	/* a COMMIT that fails (a queued write broke the transaction): the
+	 * error from commit_queued (sqlite) or the sync, then a rollback */
+	assert_int_equal(vg_db_begin(db), 0);
+	rc = put_queued(db, "a", 9);
+	if (!rc) {
+		rc = vg_db_commit_queued(db);
+		if (!rc)
+			rc = vg_db_sync(db);
+	}
+	assert_int_equal(rc, -EEXIST);
+	assert_int_equal(vg_db_rollback(db), 0);
+	assert_false(vg_db_in_transaction(db));
+	assert_int_equal(q64(db, "SELECT count(*) FROM kv"), 3);
+	vg_db_close(db);
+}
+
 struct tx_arg {
 	int calls;
 	int fail_first; /* code the first attempt returns */
@@ -1106,6 +1196,7 @@ int main(void)
 		BOTH(test_transactions),
 		BOTH(test_transact),
 		BOTH(test_queued),
+		BOTH(test_overlap_calls),
 		BOTH(test_concurrent_writers),
 		BOTH(test_claim),
 		BOTH(test_reconnect),

@@ -1,12 +1,15 @@
 /*
  * dispatch_test.c — consumers see every batch in order; a retry request
- * stops the chain; other errors are counted and do not.
+ * stops the chain; other errors are counted and do not. begin hooks run
+ * before any batch(), end hooks after all of them, also after a retry
+ * request, and an end()'s retry or error is the batch's.
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cmocka.h>
 
@@ -55,6 +58,88 @@ static void test_order_and_errors(void **state)
 	assert_int_equal(a.ticks, 1);
 }
 
+/* A consumer with hooks: records "B<id>", "b<id>", "E<id>:<rc>" in a log. */
+struct hooked {
+	char id;
+	int ret, end_ret;
+	char *log;
+	size_t *len;
+};
+
+static void say(struct hooked *h, char what, int rc)
+{
+	*h->len += (size_t)snprintf(h->log + *h->len, 256 - *h->len, "%c%c", what, h->id);
+	if (what == 'E')
+		*h->len += (size_t)snprintf(h->log + *h->len, 256 - *h->len, "%d", rc);
+	*h->len += (size_t)snprintf(h->log + *h->len, 256 - *h->len, " ");
+}
+
+static void hk_begin(void *ctx, const struct vg_batch *b)
+{
+	say(ctx, 'B', 0);
+}
+
+static int hk_batch(void *ctx, const struct vg_batch *b)
+{
+	say(ctx, 'b', 0);
+	return ((struct hooked *)ctx)->ret;
+}
+
+static int hk_end(void *ctx, const struct vg_batch *b, int rc)
+{
+	say(ctx, 'E', rc);
+	return ((struct hooked *)ctx)->end_ret;
+}
+
+static void test_hooks(void **state)
+{
+	struct vg_dispatch d;
+	char log[256];
+	size_t len = 0;
+	struct hooked x = {'x', 0, 0, log, &len}, y = {'y', 0, 0, log, &len},
+		      z = {'z', 0, 0, log, &len};
+	struct vg_consumer cx = {"x", &x, hk_batch, NULL}, cy = {"y", &y, hk_batch, NULL},
+			   cz = {"z", &z, hk_batch, NULL};
+	struct vg_consumer_hooks both = {hk_begin, hk_end}, end_only = {NULL, hk_end};
+
+	vg_dispatch_init(&d);
+	assert_int_equal(vg_dispatch_add_hooks(&d, &cx, &both), 0);
+	assert_int_equal(vg_dispatch_add(&d, &cy), 0); /* no hooks */
+	assert_int_equal(vg_dispatch_add_hooks(&d, &cz, &end_only), 0);
+
+	log[0] = '\0';
+	assert_int_equal(vg_dispatch_batch(&d, NULL), 0);
+	assert_string_equal(log, "Bx bx by bz Ex0 Ez0 ");
+
+	/* a retry request: the later batch() is skipped, every end() runs
+	 * and is told */
+	len = 0;
+	y.ret = -EAGAIN;
+	assert_int_equal(vg_dispatch_batch(&d, NULL), -EAGAIN);
+	assert_string_equal(log, "Bx bx by Ex-11 Ez-11 ");
+
+	/* an end() asking for a retry makes the batch a retry */
+	len = 0;
+	y.ret = 0;
+	x.end_ret = -EAGAIN;
+	assert_int_equal(vg_dispatch_batch(&d, NULL), -EAGAIN);
+	assert_string_equal(log, "Bx bx by bz Ex0 Ez0 ");
+
+	/* an end()'s other error is counted and returned; an earlier
+	 * batch() error is what the end()s are told */
+	len = 0;
+	x.end_ret = 0;
+	z.end_ret = -EIO;
+	y.ret = -ENOMEM;
+	assert_int_equal(vg_dispatch_batch(&d, NULL), -ENOMEM);
+	assert_string_equal(log, "Bx bx by bz Ex-12 Ez-12 ");
+	assert_int_equal(d.errors[1], 1);
+	assert_int_equal(d.errors[2], 1);
+	y.ret = 0;
+	assert_int_equal(vg_dispatch_batch(&d, NULL), -EIO);
+	assert_int_equal(d.errors[2], 2);
+}
+
 static void test_capacity(void **state)
 {
 	struct vg_dispatch d;
@@ -70,6 +155,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_order_and_errors),
+		cmocka_unit_test(test_hooks),
 		cmocka_unit_test(test_capacity),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
