@@ -32,10 +32,11 @@
  * host's host.* series (and, with a point stamped ahead, block its true
  * values for up to max_future). The ids are not unambiguous: "node" could
  * name "node-2-sda", the disk of a host "node-2"; such an id belongs to the
- * longest host name with a key that it starts with. Instances, their disks
- * and NICs move between hosts (live migration), so they are not bound.
- * A resource breaking the rule is removed from the batch, with its
- * samples, before the consumers see it (counted in resources_foreign,
+ * longest host name with a key that it starts with. A gap event (the
+ * agent could not poll libvirt) is its own host's too. Instances, their
+ * disks and NICs move between hosts (live migration), so they and their
+ * lifecycle events are not bound. A resource (or gap) breaking the rule
+ * is removed from the batch, with its samples, before the consumers see it (counted in resources_foreign,
  * logged rate-limited); the rest of the batch is stored and acknowledged:
  * an honest agent never sends such a resource, and refusing the whole
  * batch would lose the node's instances' usage with it. Unsigned batches
@@ -342,6 +343,24 @@ static int drop_foreign(void *ctx, const struct vg_resource *res)
 	return 1;
 }
 
+/* The same for events: a gap (the agent could not poll libvirt) is an
+ * event of the agent's host, never of another. */
+static int drop_foreign_event(void *ctx, const struct vg_event *ev)
+{
+	struct foreign_ctx *c = ctx;
+
+	if (ev->type != VG_EV_GAP || !ev->resource ||
+	    !strcmp(ev->resource, c->b->host))
+		return 0;
+	vg_log_limited(VG_LOG_WARN, &c->r->stats.resources_foreign,
+		       "batch host=%s stream=%016llx seq=%llu: dropped a gap "
+		       "event of resource %s: a host may only report its own "
+		       "gaps",
+		       c->b->host, (unsigned long long)c->b->stream,
+		       (unsigned long long)c->b->seq, ev->resource);
+	return 1;
+}
+
 /* Handle one decoded batch; returns the ack status. */
 static uint8_t accept_batch(struct vg_receiver *r, struct vg_batch *b)
 {
@@ -367,6 +386,7 @@ static uint8_t accept_batch(struct vg_receiver *r, struct vg_batch *b)
 	{
 		struct foreign_ctx fc = {.r = r, .b = b, .hl = strlen(b->host)};
 		vg_batch_remove_resources(b, drop_foreign, &fc);
+		vg_batch_remove_events(b, drop_foreign_event, &fc);
 	}
 	if (r->o.store)
 		vg_store_get_stats(r->o.store, &before);

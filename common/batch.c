@@ -166,6 +166,20 @@ size_t vg_batch_remove_resources(struct vg_batch *b,
 	return removed;
 }
 
+size_t vg_batch_remove_events(struct vg_batch *b,
+			      int (*drop)(void *ctx, const struct vg_event *e),
+			      void *ctx)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->nevents; i++)
+		if (!drop(ctx, &b->events[i]))
+			b->events[n++] = b->events[i];
+	n = b->nevents - n;
+	b->nevents -= n;
+	return n;
+}
+
 int vg_batch_identity(struct vg_batch *b, const char *project,
 		      const char *user, const char *flavor)
 {

@@ -152,6 +152,13 @@ size_t vg_batch_remove_resources(struct vg_batch *b,
 				 int (*drop)(void *ctx, const struct vg_resource *r),
 				 void *ctx);
 
+/* Remove the events for which drop(ctx, e) returns non-zero (called once
+ * per event, in order); the others keep their order. Returns the number
+ * removed. Never allocates, never fails. */
+size_t vg_batch_remove_events(struct vg_batch *b,
+			      int (*drop)(void *ctx, const struct vg_event *e),
+			      void *ctx);
+
 /* Accessors: r's nsamples samples / nattrs attributes. NULL when it has
  * none: a batch without any (published measures have no attributes) has
  * no array, and an offset added to NULL is undefined behaviour. */

@@ -62,8 +62,9 @@ struct vg_receiver_stats {
 	uint64_t batches_clock_unset; /* a time before 1970-01-02 */
 	uint64_t batches_bad_name;    /* a name breaks the name rules */
 	/* Host-scoped resources (host, host disk, host NIC, host file
-	 * system) that name another host than the batch's, removed from an
-	 * accepted batch before anything stores them (docs/security.md). */
+	 * system) and gap events that name another host than the batch's,
+	 * removed from an accepted batch before anything stores them
+	 * (docs/protocol.md "Host-scoped resources"). */
 	uint64_t resources_foreign;
 	/* Measures published through the API (vg_receiver_submit). */
 	uint64_t samples_published; /* stored (also in samples_received) */

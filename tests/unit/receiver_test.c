@@ -51,7 +51,7 @@ struct gate {
 	int ret;
 	int calls;
 	int ticks;
-	size_t nres, nsamples; /* of the last batch */
+	size_t nres, nsamples, nevents; /* of the last batch */
 };
 
 struct fixture {
@@ -82,6 +82,7 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 		vg_registry_commit(f->other, b->host, b->stream, b->seq, b->time_ms);
 	g->nres = b->nres;
 	g->nsamples = b->nsamples;
+	g->nevents = b->nevents;
 	__atomic_fetch_add(&g->calls, 1, __ATOMIC_SEQ_CST);
 	return __atomic_load_n(&g->ret, __ATOMIC_SEQ_CST);
 }
@@ -413,8 +414,9 @@ static void test_bad_name(void **state)
 	assert_int_equal(cs.batches_malformed, 0);
 }
 
-/* The host-level resources of another host than the batch's are dropped,
- * unsigned batches too (one rule everywhere); the rest is stored. */
+/* The host-level resources and gap events of another host than the
+ * batch's are dropped, unsigned batches too (one rule everywhere); the
+ * rest is stored. */
 static void test_foreign_host(void **state)
 {
 	struct fixture *f = fx(state);
@@ -464,14 +466,19 @@ static void test_foreign_host(void **state)
 					 0);
 		own += res[i].own;
 	}
+	/* a gap is its host's; lifecycle events of instances are anyone's */
+	assert_int_equal(vg_batch_event(b, "node2", VG_EV_GAP, T0, NULL), 0);
+	assert_int_equal(vg_batch_event(b, "node1", VG_EV_GAP, T0, NULL), 0);
+	assert_int_equal(vg_batch_event(b, "node2-vm", VG_EV_STOPPED, T0, NULL), 0);
 	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
 	vg_batch_free(b);
 	expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
 	free(buf);
 	vg_receiver_get_stats(f->rx, &cs);
 	vg_receiver_set_keys(f->rx, NULL);
+	assert_int_equal(f->gate.nevents, 2);
 	vg_keyring_free(kr);
-	assert_int_equal(cs.resources_foreign, n - own);
+	assert_int_equal(cs.resources_foreign, n - own + 1);
 	assert_int_equal(cs.batches_rejected, 0);
 	assert_int_equal(f->gate.nres, own);
 
