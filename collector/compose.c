@@ -772,7 +772,9 @@ int main(int argc, char **argv)
 			{"; malformed ", cs.batches_malformed},
 			{", oversize ", cs.batches_oversize},
 			{", clock unset ", cs.batches_clock_unset},
-			{", bad name ", cs.batches_bad_name}};
+			{", bad name ", cs.batches_bad_name},
+			{"; another host's resources dropped ",
+			 cs.resources_foreign}};
 		log_counts(traffic, sizeof(traffic) / sizeof(traffic[0]), "");
 		log_counts(refused, sizeof(refused) / sizeof(refused[0]), "");
 	}

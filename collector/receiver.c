@@ -24,6 +24,25 @@
  * every sample from the past). The ack to a batch whose
  * signature verified is signed with the same key and bound to its MAC.
  *
+ * Host-scoped resources. A batch may describe only its own host's
+ * host-scoped resources, as the agent builds them (agent/poll_host.c):
+ * the host resource's id is the batch's host; a host disk's, NIC's or
+ * file system's parent is the batch's host and its id starts with
+ * "<host>-". Otherwise a node holding its own key could write another
+ * host's host.* series (and, with a point stamped ahead, block its true
+ * values for up to max_future). The ids are not unambiguous: "node" could
+ * name "node-2-sda", the disk of a host "node-2"; such an id belongs to the
+ * longest host name with a key that it starts with. A gap event (the
+ * agent could not poll libvirt) is its own host's too. Instances, their
+ * disks and NICs move between hosts (live migration), so they and their
+ * lifecycle events are not bound. A resource (or gap) breaking the rule
+ * is removed from the batch, with its samples, before the consumers see it (counted in resources_foreign,
+ * logged rate-limited); the rest of the batch is stored and acknowledged:
+ * an honest agent never sends such a resource, and refusing the whole
+ * batch would lose the node's instances' usage with it. Unsigned batches
+ * follow the same rule, so one shape is valid everywhere; their host is
+ * only a claim, so it protects nothing there.
+ *
  * Injected work (vg_receiver_submit). The dispatch chain and the store are
  * the receiver thread's alone, so a batch built elsewhere (the measures a
  * project publishes through POST /v1/measures) reaches them as a job on
@@ -68,6 +87,7 @@
 
 #include "vigie/clock.h"
 #include "vigie/log.h"
+#include "vigie/name.h"
 #include "vigie/receiver.h"
 #include "vigie/sign.h"
 #include "vigie/wire.h"
@@ -230,6 +250,7 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->batches_oversize = __atomic_load_n(&r->stats.batches_oversize, __ATOMIC_RELAXED);
 	out->batches_clock_unset = __atomic_load_n(&r->stats.batches_clock_unset, __ATOMIC_RELAXED);
 	out->batches_bad_name = __atomic_load_n(&r->stats.batches_bad_name, __ATOMIC_RELAXED);
+	out->resources_foreign = __atomic_load_n(&r->stats.resources_foreign, __ATOMIC_RELAXED);
 	out->samples_published = __atomic_load_n(&r->stats.samples_published, __ATOMIC_RELAXED);
 	out->jobs_refused = __atomic_load_n(&r->stats.jobs_refused, __ATOMIC_RELAXED);
 }
@@ -271,8 +292,77 @@ static void log_store(struct vg_receiver *r, const struct vg_store_stats *before
 			       b->host, (unsigned long long)b->seq);
 }
 
+/* Whether r, in a batch of host (hl bytes), names a host-scoped resource
+ * of another host (the rule in the header block). */
+static int foreign(const struct vg_keyring *keys, const char *host, size_t hl,
+		   const struct vg_resource *r)
+{
+	if (r->type == VG_RT_HOST)
+		return strcmp(r->id, host) != 0;
+	if (r->type != VG_RT_HOST_DISK && r->type != VG_RT_HOST_NIC)
+		return 0;
+	if (!r->parent || strcmp(r->parent, host) || strncmp(r->id, host, hl) ||
+	    r->id[hl] != '-')
+		return 1;
+	/* a longer host name with a key owns "<longer>-..." */
+	for (const char *p = strchr(r->id + hl + 1, '-'); p && keys;
+	     p = strchr(p + 1, '-')) {
+		char other[VG_NAME_MAX + 1];
+		size_t n = (size_t)(p - r->id);
+
+		if (n >= sizeof(other))
+			break;
+		memcpy(other, r->id, n);
+		other[n] = '\0';
+		if (vg_keyring_find(keys, other))
+			return 1;
+	}
+	return 0;
+}
+
+struct foreign_ctx {
+	struct vg_receiver *r;
+	const struct vg_batch *b;
+	size_t hl;
+};
+
+/* vg_batch_remove_resources's test: a foreign resource, counted and logged. */
+static int drop_foreign(void *ctx, const struct vg_resource *res)
+{
+	struct foreign_ctx *c = ctx;
+
+	if (!foreign(c->r->o.keys, c->b->host, c->hl, res))
+		return 0;
+	vg_log_limited(VG_LOG_WARN, &c->r->stats.resources_foreign,
+		       "batch host=%s stream=%016llx seq=%llu: dropped %s "
+		       "resource id=%s parent=%s: a host may only report its "
+		       "own host, host disks, NICs and file systems",
+		       c->b->host, (unsigned long long)c->b->stream,
+		       (unsigned long long)c->b->seq, vg_rtype_name(res->type),
+		       res->id, res->parent ? res->parent : "(none)");
+	return 1;
+}
+
+/* The same for events: a gap (the agent could not poll libvirt) is an
+ * event of the agent's host, never of another. */
+static int drop_foreign_event(void *ctx, const struct vg_event *ev)
+{
+	struct foreign_ctx *c = ctx;
+
+	if (ev->type != VG_EV_GAP || !ev->resource ||
+	    !strcmp(ev->resource, c->b->host))
+		return 0;
+	vg_log_limited(VG_LOG_WARN, &c->r->stats.resources_foreign,
+		       "batch host=%s stream=%016llx seq=%llu: dropped a gap "
+		       "event of resource %s: a host may only report its own "
+		       "gaps",
+		       c->b->host, (unsigned long long)c->b->stream,
+		       (unsigned long long)c->b->seq, ev->resource);
+	return 1;
+}
+
 /* Handle one decoded batch; returns the ack status. */
-static uint8_t accept_batch(struct vg_receiver *r, const struct vg_batch *b)
+static uint8_t accept_batch(struct vg_receiver *r, struct vg_batch *b)
 {
 	struct vg_store_stats before = {0};
 	int rc;
@@ -292,6 +382,11 @@ static uint8_t accept_batch(struct vg_receiver *r, const struct vg_batch *b)
 			       b->host, strerror(-rc));
 		count(&r->stats.batches_retry, 1);
 		return VG_ACK_RETRY;
+	}
+	{
+		struct foreign_ctx fc = {.r = r, .b = b, .hl = strlen(b->host)};
+		vg_batch_remove_resources(b, drop_foreign, &fc);
+		vg_batch_remove_events(b, drop_foreign_event, &fc);
 	}
 	if (r->o.store)
 		vg_store_get_stats(r->o.store, &before);

@@ -132,6 +132,54 @@ struct vg_resource *vg_batch_resource(struct vg_batch *b, uint8_t type,
 	return r;
 }
 
+size_t vg_batch_remove_resources(struct vg_batch *b,
+				 int (*drop)(void *ctx, const struct vg_resource *r),
+				 void *ctx)
+{
+	size_t nr = 0, ns = 0, na = 0, removed = 0;
+
+	/* Ranges are ascending (the invariant above), so every kept range
+	 * moves down or stays: memmove in order never overwrites one not yet
+	 * moved. */
+	for (size_t i = 0; i < b->nres; i++) {
+		struct vg_resource r = b->res[i];
+
+		if (drop(ctx, &r)) {
+			removed++;
+			continue;
+		}
+		if (r.nsamples)
+			memmove(b->samples + ns, b->samples + r.first_sample,
+				r.nsamples * sizeof(*b->samples));
+		if (r.nattrs)
+			memmove(b->attrs + na, b->attrs + r.first_attr,
+				r.nattrs * sizeof(*b->attrs));
+		r.first_sample = (uint32_t)ns;
+		r.first_attr = (uint32_t)na;
+		ns += r.nsamples;
+		na += r.nattrs;
+		b->res[nr++] = r;
+	}
+	b->nres = nr;
+	b->nsamples = ns;
+	b->nattrs = na;
+	return removed;
+}
+
+size_t vg_batch_remove_events(struct vg_batch *b,
+			      int (*drop)(void *ctx, const struct vg_event *e),
+			      void *ctx)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < b->nevents; i++)
+		if (!drop(ctx, &b->events[i]))
+			b->events[n++] = b->events[i];
+	n = b->nevents - n;
+	b->nevents -= n;
+	return n;
+}
+
 int vg_batch_identity(struct vg_batch *b, const char *project,
 		      const char *user, const char *flavor)
 {

@@ -144,6 +144,21 @@ int vg_batch_attr(struct vg_batch *b, const char *key, const char *value);
 int vg_batch_event(struct vg_batch *b, const char *resource, uint8_t type,
 		   int64_t time_ms, const char *detail);
 
+/* Remove the resources for which drop(ctx, r) returns non-zero (called
+ * once per resource, in order), with their samples and attributes; the
+ * others keep their order and their strings. Events are kept. Returns the
+ * number of resources removed. Never allocates, never fails. */
+size_t vg_batch_remove_resources(struct vg_batch *b,
+				 int (*drop)(void *ctx, const struct vg_resource *r),
+				 void *ctx);
+
+/* Remove the events for which drop(ctx, e) returns non-zero (called once
+ * per event, in order); the others keep their order. Returns the number
+ * removed. Never allocates, never fails. */
+size_t vg_batch_remove_events(struct vg_batch *b,
+			      int (*drop)(void *ctx, const struct vg_event *e),
+			      void *ctx);
+
 /* Accessors: r's nsamples samples / nattrs attributes. NULL when it has
  * none: a batch without any (published measures have no attributes) has
  * no array, and an offset added to NULL is undefined behaviour. */

@@ -61,6 +61,11 @@ struct vg_receiver_stats {
 	uint64_t batches_oversize;    /* over max_message_bytes */
 	uint64_t batches_clock_unset; /* a time before 1970-01-02 */
 	uint64_t batches_bad_name;    /* a name breaks the name rules */
+	/* Host-scoped resources (host, host disk, host NIC, host file
+	 * system) and gap events that name another host than the batch's,
+	 * removed from an accepted batch before anything stores them
+	 * (docs/protocol.md "Host-scoped resources"). */
+	uint64_t resources_foreign;
 	/* Measures published through the API (vg_receiver_submit). */
 	uint64_t samples_published; /* stored (also in samples_received) */
 	uint64_t jobs_refused;      /* queue full: -EBUSY */

@@ -310,6 +310,10 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_collector_samples_received_total", "counter",
 		    "Samples of acknowledged batches",
 		    (double)cs.samples_received);
+		one(b, "vigie_collector_resources_foreign_total", "counter",
+		    "Host, host disk, host NIC and host file system resources "
+		    "of another host than their batch's, dropped",
+		    (double)cs.resources_foreign);
 	}
 	{
 		/* the state database, as reachable from this node */

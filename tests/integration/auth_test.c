@@ -5,11 +5,14 @@
  * are answered REJECTED (with an unsigned ack), counted per reason and
  * never stored; a good batch is acknowledged with an ack signed over that
  * very batch, and its replay is a DUPLICATE; SIGHUP loads a new host's
- * key. Start-up refuses a missing keys directory (when signatures are
+ * key. A node signing with its own key cannot write another host's
+ * host-level series (host, host disks, NICs, file systems): those
+ * resources are dropped from its batch, its own are stored. Start-up refuses a missing keys directory (when signatures are
  * required) and a key file others can read, naming it; --allow-unsigned
  * starts without keys. Also the configuration keys of the feature.
  */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -25,6 +28,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "vigie/batch.h"
 #include "vigie/config.h"
@@ -70,11 +74,10 @@ static int64_t now_ms(void)
 static uint8_t *batch(const char *host, uint64_t seq, int64_t t, size_t *len)
 {
 	struct vg_batch *b = vg_batch_new(host, 42, seq, t);
-	char id[64];
 	uint8_t *m;
 
-	snprintf(id, sizeof(id), "%s-res", host);
-	assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL, t));
+	/* the agent's host resource: its id is the host name */
+	assert_non_null(vg_batch_resource(b, VG_RT_HOST, host, NULL, NULL, t));
 	assert_int_equal(vg_batch_sample(b, "host.cpu.idle", VG_KIND_GAUGE, 42), 0);
 	assert_int_equal(vg_wire_encode(b, &m, len), 0);
 	vg_batch_free(b);
@@ -284,9 +287,9 @@ static void test_signed_agents(void **state)
 	assert_true(ver);
 	free(m);
 	char path[512];
-	snprintf(path, sizeof(path), "%s/rrd/host/auth-z-res", H.data);
+	snprintf(path, sizeof(path), "%s/rrd/host/auth-z", H.data);
 	assert_int_equal(access(path, F_OK), -1);
-	snprintf(path, sizeof(path), "%s/rrd/host/auth-a-res/host.cpu.idle.rrd", H.data);
+	snprintf(path, sizeof(path), "%s/rrd/host/auth-a/host.cpu.idle.rrd", H.data);
 	assert_int_equal(access(path, F_OK), 0);
 
 	/* SIGHUP: a new host's key, then its batches are accepted */
@@ -310,6 +313,133 @@ static void test_signed_agents(void **state)
 	assert_true(log_has("batches refused: unsigned 2, forged 2, wrong host 1, "
 			    "no key 2, stale 1, future 0"));
 	assert_true(log_has("refused batch host=auth-a"));
+}
+
+/* The newest value of resource id's metric through GET /latest; NAN if
+ * the resource or metric is unknown. */
+static double latest(const char *id, const char *metric)
+{
+	char path[256], *body = NULL;
+	double v = NAN;
+
+	size_t n = (size_t)snprintf(path, sizeof(path), "/v1/resources/");
+	for (; *id && n < sizeof(path) - 16; id++) /* '/' escaped */
+		n += (size_t)(*id == '/' ? snprintf(path + n, 4, "%%2F")
+					 : snprintf(path + n, 2, "%c", *id));
+	snprintf(path + n, sizeof(path) - n, "/latest");
+	if (h_get(&H, path, &body) == 200) {
+		json_t *o = json_loads(body, 0, NULL);
+		json_t *m = json_object_get(json_object_get(json_object_get(o, "metrics"),
+							    metric),
+					    "value");
+		if (json_is_number(m))
+			v = json_number_value(m);
+		json_decref(o);
+	}
+	free(body);
+	return v;
+}
+
+static int has_file(const char *type, const char *id)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/rrd/%s/%s", H.data, type, id);
+	return access(path, F_OK) == 0;
+}
+
+/* One resource with one gauge, in a batch being built. */
+static void add(struct vg_batch *b, int type, const char *id, const char *parent,
+		const char *metric, double v, int64_t t)
+{
+	assert_non_null(vg_batch_resource(b, (uint8_t)type, id, NULL, parent, t));
+	assert_int_equal(vg_batch_sample(b, metric, VG_KIND_GAUGE, v), 0);
+}
+
+static int send_built(struct vg_batch *b, const struct vg_key *k)
+{
+	uint8_t *m;
+	size_t len, al;
+	int ver, st;
+
+	assert_int_equal(vg_wire_encode(b, &m, &len), 0);
+	assert_int_equal(vg_sign_batch(k, &m, &len), 0);
+	st = send_msg(m, len, k, &ver, &al);
+	assert_true(ver);
+	free(m);
+	vg_batch_free(b);
+	return st;
+}
+
+/* A rogue node, with its own valid key, reports another host's host-level
+ * resources (ahead in time, which would also block the true values):
+ * they are dropped, the rest of its batch is stored, the other host's
+ * series keep their true values and take the next ones. */
+static void test_host_bound(void **state)
+{
+	struct vg_key ka = key_of(1), kb = key_of(2), k2 = key_of(4);
+	int64_t t = now_ms() / 60000 * 60000 - 10 * 60000;
+	struct vg_batch *b;
+
+	write_key(keys, "auth-a", &ka, 0600);
+	write_key(keys, "auth-b", &kb, 0600);
+	write_key(keys, "auth-a-2", &k2, 0600);
+	assert_int_equal(h_start(&H, (const char *const[]){"--keys-dir", keys, NULL}), 0);
+
+	/* auth-b's true values */
+	b = vg_batch_new("auth-b", 7, 1, t);
+	add(b, VG_RT_HOST, "auth-b", NULL, "host.cpu.idle", 42, t);
+	add(b, VG_RT_HOST_DISK, "auth-b-sda", "auth-b", "hdisk.inflight", 4, t);
+	assert_int_equal(send_built(b, &kb), VG_ACK_OK);
+
+	/* auth-a speaks for auth-b (and for auth-a-2, whose name extends
+	 * its own), two minutes ahead, beside its own resources */
+	b = vg_batch_new("auth-a", 8, 1, t);
+	add(b, VG_RT_HOST, "auth-b", NULL, "host.cpu.idle", 666, t + 120000);
+	add(b, VG_RT_HOST, "auth-a", NULL, "host.cpu.idle", 7, t);
+	add(b, VG_RT_HOST_DISK, "auth-b-sda", "auth-b", "hdisk.inflight", 666,
+	    t + 120000);
+	add(b, VG_RT_HOST_DISK, "auth-b-sdb", "auth-a", "hdisk.inflight", 666, t);
+	add(b, VG_RT_HOST_NIC, "auth-a-eth9", "auth-b", "hnic.rx.bytes", 666, t);
+	add(b, VG_RT_HOST_DISK, "auth-a-2-sda", "auth-a", "hdisk.inflight", 666, t);
+	add(b, VG_RT_HOST_DISK, "auth-a-sda", "auth-a", "hdisk.inflight", 8, t);
+	add(b, VG_RT_HOST_DISK, "auth-a-fs:/var", "auth-a", "hfs.used", 9, t);
+	add(b, VG_RT_INSTANCE, "auth-vm-1", NULL, "cpu.util", 10, t);
+	/* the rest of the batch is the node's own: acknowledged */
+	assert_int_equal(send_built(b, &ka), VG_ACK_OK);
+
+	/* its own resources are stored */
+	assert_true(latest("auth-a", "host.cpu.idle") == 7);
+	assert_true(latest("auth-a-sda", "hdisk.inflight") == 8);
+	assert_true(latest("auth-a-fs:/var", "hfs.used") == 9);
+	assert_true(latest("auth-vm-1", "cpu.util") == 10);
+	/* nothing of the other hosts' */
+	assert_true(latest("auth-b", "host.cpu.idle") == 42);
+	assert_true(latest("auth-b-sda", "hdisk.inflight") == 4);
+	assert_true(isnan(latest("auth-b-sdb", "hdisk.inflight")));
+	assert_true(isnan(latest("auth-a-eth9", "hnic.rx.bytes")));
+	assert_true(isnan(latest("auth-a-2-sda", "hdisk.inflight")));
+	assert_false(has_file("host_disk", "auth-b-sdb"));
+	assert_false(has_file("host_nic", "auth-a-eth9"));
+	assert_false(has_file("host_disk", "auth-a-2-sda"));
+
+	/* auth-b's next true values, a minute on, are taken */
+	b = vg_batch_new("auth-b", 7, 2, t + 60000);
+	add(b, VG_RT_HOST, "auth-b", NULL, "host.cpu.idle", 43, t + 60000);
+	add(b, VG_RT_HOST_DISK, "auth-b-sda", "auth-b", "hdisk.inflight", 5,
+	    t + 60000);
+	assert_int_equal(send_built(b, &kb), VG_ACK_OK);
+	assert_true(latest("auth-b", "host.cpu.idle") == 43);
+	assert_true(latest("auth-b-sda", "hdisk.inflight") == 5);
+	/* and auth-a-2 owns its disk */
+	b = vg_batch_new("auth-a-2", 9, 1, t);
+	add(b, VG_RT_HOST_DISK, "auth-a-2-sda", "auth-a-2", "hdisk.inflight", 3, t);
+	assert_int_equal(send_built(b, &k2), VG_ACK_OK);
+	assert_true(latest("auth-a-2-sda", "hdisk.inflight") == 3);
+
+	assert_int_equal(h_stop(&H), 0);
+	assert_true(log_has("another host's resources dropped 5"));
+	assert_true(log_has("dropped host resource id=auth-b parent=(none)"));
 }
 
 /* ---- configuration ---------------------------------------------------------- */
@@ -355,6 +485,7 @@ int main(void)
 		cmocka_unit_test(test_config_keys),
 		cmocka_unit_test_setup_teardown(test_startup_refusals, fresh, cleanup),
 		cmocka_unit_test_setup_teardown(test_signed_agents, fresh, cleanup),
+		cmocka_unit_test_setup_teardown(test_host_bound, fresh, cleanup),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -342,6 +342,7 @@ static void fake_stats(void *ctx, struct vg_receiver_stats *out)
 	out->batches_received = 7;
 	out->batches_rejected = 2;
 	out->batches_forged = 1;
+	out->resources_foreign = 3;
 	out->batches_malformed = 1;
 	out->samples_received = 123;
 }
@@ -1092,6 +1093,7 @@ static void test_metrics(void **state)
 	assert_non_null(strstr(a.body,
 			       "\nvigie_collector_batches_rejected_total{reason=\"malformed\"} 1\n"));
 	assert_int_equal(count_lines(a.body, "vigie_collector_batches_rejected_total{"), 10);
+	assert_non_null(strstr(a.body, "\nvigie_collector_resources_foreign_total 3\n"));
 	assert_int_equal(count_lines(a.body, "# TYPE vigie_collector_batches_rejected_total "), 1);
 	assert_non_null(strstr(a.body, "\nvigie_store_values_written_total "));
 	assert_non_null(strstr(a.body, "\nvigie_store_write_seconds_count "));

@@ -38,6 +38,7 @@
 #include "vigie/log.h"
 #include "vigie/receiver.h"
 #include "vigie/registry.h"
+#include "vigie/sign.h"
 #include "vigie/store.h"
 #include "vigie/wire.h"
 
@@ -50,6 +51,7 @@ struct gate {
 	int ret;
 	int calls;
 	int ticks;
+	size_t nres, nsamples, nevents; /* of the last batch */
 };
 
 struct fixture {
@@ -78,6 +80,9 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 	 * while this one is storing it */
 	if (f->other)
 		vg_registry_commit(f->other, b->host, b->stream, b->seq, b->time_ms);
+	g->nres = b->nres;
+	g->nsamples = b->nsamples;
+	g->nevents = b->nevents;
 	__atomic_fetch_add(&g->calls, 1, __ATOMIC_SEQ_CST);
 	return __atomic_load_n(&g->ret, __ATOMIC_SEQ_CST);
 }
@@ -409,6 +414,105 @@ static void test_bad_name(void **state)
 	assert_int_equal(cs.batches_malformed, 0);
 }
 
+/* The host-level resources and gap events of another host than the
+ * batch's are dropped, unsigned batches too (one rule everywhere); the
+ * rest is stored. */
+static void test_foreign_host(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	struct vg_keyring *kr = vg_keyring_new();
+	struct vg_key k = {.len = 32};
+	struct vg_batch *b = vg_batch_new("node1", STREAM, 1, T0);
+	struct vg_registry *reader;
+	char err[256];
+	uint8_t *buf;
+	size_t len;
+	json_t *o;
+	static const struct {
+		int type;
+		const char *id, *parent;
+		int own;
+	} res[] = {
+		{VG_RT_HOST, "node2", NULL, 0},
+		{VG_RT_HOST, "node1", NULL, 1},
+		{VG_RT_HOST_DISK, "node2-sda", "node2", 0},
+		{VG_RT_HOST_DISK, "node2-sdb", "node1", 0},
+		{VG_RT_HOST_NIC, "node1-eth1", "node2", 0},
+		{VG_RT_HOST_NIC, "node1-eth0", NULL, 0},
+		{VG_RT_HOST_DISK, "node1", "node1", 0},
+		/* a host "node1-2" has a key: its disk is not node1's */
+		{VG_RT_HOST_DISK, "node1-2-sda", "node1", 0},
+		{VG_RT_HOST_DISK, "node1-sda", "node1", 1},
+		{VG_RT_HOST_DISK, "node1-dm-0", "node1", 1},
+		{VG_RT_HOST_DISK, "node1-fs:/var/lib-x", "node1", 1},
+		{VG_RT_HOST_NIC, "node1-eth0", "node1", 1},
+		{VG_RT_INSTANCE, "node2-vm", NULL, 1},
+		{VG_RT_DISK, "node2-vm-vda", "node2-vm", 1},
+	};
+	const size_t n = sizeof(res) / sizeof(res[0]);
+	size_t own = 0;
+
+	memset(k.bytes, 7, k.len);
+	assert_int_equal(vg_keyring_add(kr, "node1-2", &k), 0);
+	vg_receiver_set_keys(f->rx, kr);
+	for (size_t i = 0; i < n; i++) {
+		assert_non_null(vg_batch_resource(b, (uint8_t)res[i].type, res[i].id,
+						  NULL, res[i].parent, T0));
+		assert_int_equal(vg_batch_attr(b, "i", res[i].id), 0);
+		for (size_t j = 0; j <= i % 3; j++)
+			assert_int_equal(vg_batch_sample(b, "m", VG_KIND_GAUGE,
+							 (double)i),
+					 0);
+		own += res[i].own;
+	}
+	/* a gap is its host's; lifecycle events of instances are anyone's */
+	assert_int_equal(vg_batch_event(b, "node2", VG_EV_GAP, T0, NULL), 0);
+	assert_int_equal(vg_batch_event(b, "node1", VG_EV_GAP, T0, NULL), 0);
+	assert_int_equal(vg_batch_event(b, "node2-vm", VG_EV_STOPPED, T0, NULL), 0);
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	vg_batch_free(b);
+	expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
+	free(buf);
+	vg_receiver_get_stats(f->rx, &cs);
+	vg_receiver_set_keys(f->rx, NULL);
+	assert_int_equal(f->gate.nevents, 2);
+	vg_keyring_free(kr);
+	assert_int_equal(cs.resources_foreign, n - own + 1);
+	assert_int_equal(cs.batches_rejected, 0);
+	assert_int_equal(f->gate.nres, own);
+
+	/* each kept resource kept its own samples and attributes */
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &reader, err, sizeof(err)), 0);
+	size_t samples = 0;
+	for (size_t i = 0; i < n; i++) {
+		int rc = vg_registry_get(reader, res[i].id, &o);
+		if (!res[i].own) {
+			/* unless a kept one has the same id (node1, node1-eth0) */
+			int twin = 0;
+			for (size_t j = 0; j < n; j++)
+				twin |= res[j].own && !strcmp(res[j].id, res[i].id);
+			if (!twin)
+				assert_int_equal(rc, -ENOENT);
+			else
+				json_decref(o);
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_string_equal(json_string_value(json_object_get(
+					    json_object_get(o, "attributes"), "i")),
+				    res[i].id);
+		assert_true(json_number_value(json_object_get(
+				    json_object_get(json_object_get(o, "metrics"), "m"),
+				    "last_value")) == (double)i);
+		samples += i % 3 + 1;
+		json_decref(o);
+	}
+	vg_registry_close(reader);
+	assert_int_equal(f->gate.nsamples, samples);
+	assert_int_equal(cs.samples_received, samples);
+}
+
 static void test_open_errors(void **state)
 {
 	struct fixture *f = fx(state);
@@ -558,6 +662,7 @@ int main(void)
 		ST_BOTH(test_open_errors, setup, teardown),
 		ST_BOTH(test_replay_after_new_stream, setup, teardown),
 		ST_BOTH(test_bad_name, setup, teardown),
+		ST_BOTH(test_foreign_host, setup, teardown),
 		ST_BOTH(test_committed_elsewhere, setup, teardown),
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),
