@@ -158,6 +158,16 @@ enum {
  * unit, set by vg_registry_set_unit, stays. */
 #define KEEP_UNIT "CASE WHEN excluded.unit = '' THEN metrics.unit ELSE excluded.unit END"
 #define LESSER(a, b) "CASE WHEN " a " < " b " THEN " a " ELSE " b " END"
+/* A report of another type over a custom resource: a project created the
+ * custom resource by publishing to an id (POST /v1/measures) that an
+ * agent now reports as its instance, disk, NIC or host. The agent's
+ * identity wins whatever the times: else the publishing project, whose
+ * points may be dated up to max_future ahead, would keep the agent's
+ * resource as its own and read another project's instance through it.
+ * 7 is VG_RT_CUSTOM (checked below). */
+#define AGENT_OVER_CUSTOM "(resources.type = 7 AND excluded.type <> 7)"
+#define TAKES_IDENTITY "(?10 >= resources.ident_ms OR " AGENT_OVER_CUSTOM ")"
+_Static_assert(VG_RT_CUSTOM == 7, "AGENT_OVER_CUSTOM names VG_RT_CUSTOM as 7");
 
 static const char *const sql_text[ST_COUNT] = {
 	[ST_SEEN] = "SELECT last_seq FROM streams WHERE host = ?1 AND "
@@ -197,36 +207,44 @@ static const char *const sql_text[ST_COUNT] = {
 		"ON CONFLICT(id) DO UPDATE SET "
 		/* identity: only from a report at or after the one that set it
 		 * (every right-hand side reads the row before the update) */
-		"type = CASE WHEN ?10 >= resources.ident_ms THEN excluded.type "
+		"type = CASE WHEN " TAKES_IDENTITY " THEN excluded.type "
 		"ELSE resources.type END, "
-		"host = CASE WHEN ?10 >= resources.ident_ms THEN excluded.host "
+		"host = CASE WHEN " TAKES_IDENTITY " THEN excluded.host "
 		"ELSE resources.host END, "
-		"name = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"name = CASE WHEN " AGENT_OVER_CUSTOM " THEN ?4 "
+		"WHEN " TAKES_IDENTITY " THEN "
 		"coalesce(?4, resources.name) ELSE resources.name END, "
-		"parent = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"parent = CASE WHEN " AGENT_OVER_CUSTOM " THEN ?5 "
+		"WHEN " TAKES_IDENTITY " THEN "
 		"coalesce(?5, resources.parent) ELSE resources.parent END, "
-		"project = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"project = CASE WHEN " AGENT_OVER_CUSTOM " THEN coalesce(?6, 'default') "
+		"WHEN " TAKES_IDENTITY " THEN "
 		"coalesce(?6, resources.project) ELSE resources.project END, "
-		"\"user\" = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"\"user\" = CASE WHEN " AGENT_OVER_CUSTOM " THEN ?7 "
+		"WHEN " TAKES_IDENTITY " THEN "
 		"coalesce(?7, resources.\"user\") ELSE resources.\"user\" END, "
-		"flavor = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"flavor = CASE WHEN " AGENT_OVER_CUSTOM " THEN ?8 "
+		"WHEN " TAKES_IDENTITY " THEN "
 		"coalesce(?8, resources.flavor) ELSE resources.flavor END, "
-		"attributes = CASE WHEN ?10 >= resources.ident_ms THEN "
+		"attributes = CASE WHEN " AGENT_OVER_CUSTOM " THEN coalesce(?9, '{}') "
+		"WHEN " TAKES_IDENTITY " THEN "
 		"coalesce(?9, resources.attributes) ELSE resources.attributes END, "
-		"ident_ms = " GREATER("resources.ident_ms", "CAST(?10 AS BIGINT)") ", "
-										   "first_seen_ms = " LESSER("resources.first_seen_ms", "CAST(?10 AS BIGINT)") ", "
-																			       "last_seen_ms = CASE WHEN ?11 = 1 THEN resources.last_seen_ms "
-																			       "WHEN ?10 > resources.last_seen_ms THEN CAST(?10 AS BIGINT) "
-																			       "ELSE resources.last_seen_ms END, "
-																			       "ended_at_ms = CASE WHEN ?11 = 1 THEN "
-																			       "coalesce(resources.ended_at_ms, CAST(?10 AS BIGINT)) "
-																			       "WHEN resources.ended_at_ms IS NOT NULL AND "
-																			       "?10 > resources.ended_at_ms THEN NULL "
-																			       "ELSE resources.ended_at_ms END "
-																			       /* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
+		"ident_ms = CASE WHEN " AGENT_OVER_CUSTOM " THEN CAST(?10 AS BIGINT) "
+		"ELSE " GREATER("resources.ident_ms", "CAST(?10 AS BIGINT)") " END, "
+									     "first_seen_ms = " LESSER("resources.first_seen_ms", "CAST(?10 AS BIGINT)") ", "
+																			 "last_seen_ms = CASE WHEN ?11 = 1 THEN resources.last_seen_ms "
+																			 "WHEN " AGENT_OVER_CUSTOM " THEN CAST(?10 AS BIGINT) "
+																			 "WHEN ?10 > resources.last_seen_ms THEN CAST(?10 AS BIGINT) "
+																			 "ELSE resources.last_seen_ms END, "
+																			 "ended_at_ms = CASE WHEN ?11 = 1 THEN "
+																			 "coalesce(resources.ended_at_ms, CAST(?10 AS BIGINT)) "
+																			 "WHEN resources.ended_at_ms IS NOT NULL AND "
+																			 "?10 > resources.ended_at_ms THEN NULL "
+																			 "ELSE resources.ended_at_ms END "
+																			 /* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
 		 * for a NULL in sqlite 3.40.1 (Debian 12) */
-																			       "RETURNING first_seen_ms, ended_at_ms, "
-																			       "CASE WHEN ident_ms = ?10 THEN 1 ELSE 0 END",
+																			 "RETURNING first_seen_ms, ended_at_ms, "
+																			 "CASE WHEN ident_ms = ?10 THEN 1 ELSE 0 END",
 	[ST_METRIC_UPSERT] =
 		"INSERT INTO metrics(resource_id, name, kind, unit, last_value, "
 		"last_time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
