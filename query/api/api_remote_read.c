@@ -118,6 +118,112 @@ static int match_one(const struct matcher *m, const char *v)
 	}
 }
 
+/* What RE2 (Prometheus's regular expressions) refuses and glibc's POSIX
+ * engine would take at a cost no request may have: back-references
+ * (\1..\9: RE2 has none; glibc matches them by backtracking, minutes per
+ * 200-byte label value) and counted repetitions whose nested counts
+ * multiply past VG_RR_MAX_REPEAT (RE2's limit too; glibc unrolls them into
+ * its automaton: ((a{1,200}){1,200}){1,200} costs a minute of CPU to
+ * compile). A syntax error is left to regcomp. 0, or -EINVAL with why. */
+static int regex_tame(const char *p, char *why, size_t whylen)
+{
+	unsigned long inner[VG_RR_MAX_REGEX + 1]; /* per open group: the
+						     largest product inside */
+	int depth = 0;
+	unsigned long atom = 0; /* the last atom's product, 0: none */
+
+	inner[0] = 1;
+	while (*p) {
+		unsigned long m = 0, n = 0;
+		const char *q;
+
+		switch (*p) {
+		case '\\':
+			if (p[1] >= '1' && p[1] <= '9') {
+				snprintf(why, whylen, "back-references (\\%c) are not "
+						      "supported (RE2 has none)",
+					 p[1]);
+				return -EINVAL;
+			}
+			p += p[1] ? 2 : 1;
+			atom = 1;
+			continue;
+		case '[': /* a bracket expression: []x], [^]x], [[:alpha:]] */
+			q = p + 1;
+			if (*q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q && *q != ']') {
+				if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+					const char *e = strchr(q + 2, q[1]);
+					while (e && e[1] != ']')
+						e = strchr(e + 1, q[1]);
+					q = e ? e + 2 : q + 1;
+				} else {
+					q++;
+				}
+			}
+			p = *q ? q + 1 : q;
+			atom = 1;
+			continue;
+		case '(':
+			if (depth < VG_RR_MAX_REGEX)
+				inner[++depth] = 1;
+			atom = 0;
+			p++;
+			continue;
+		case ')':
+			atom = depth ? inner[depth--] : 1;
+			if (inner[depth] < atom)
+				inner[depth] = atom;
+			p++;
+			continue;
+		case '{':
+			q = p + 1;
+			for (; *q >= '0' && *q <= '9'; q++) /* saturates past the limit */
+				m = m > VG_RR_MAX_REPEAT ? m : m * 10 + (unsigned long)(*q - '0');
+			n = m;
+			if (*q == ',') {
+				n = 0;
+				q++;
+				for (; *q >= '0' && *q <= '9'; q++) /* saturates past the limit */
+					n = n > VG_RR_MAX_REPEAT ? n : n * 10 + (unsigned long)(*q - '0');
+				if (n < m)
+					n = m;
+			}
+			if (*q != '}' || q == p + 1 || !atom) {
+				atom = 1; /* not an interval: regcomp judges */
+				p++;
+				continue;
+			}
+			if (n > VG_RR_MAX_REPEAT || atom * n > VG_RR_MAX_REPEAT) {
+				snprintf(why, whylen, "counted repetitions that nest to "
+						      "more than %d (as RE2 refuses)",
+					 VG_RR_MAX_REPEAT);
+				return -EINVAL;
+			}
+			atom *= n ? n : 1;
+			if (inner[depth] < atom)
+				inner[depth] = atom;
+			p = q + 1;
+			continue;
+		case '*':
+		case '+':
+		case '?':
+		case '|':
+			if (*p == '|')
+				atom = 0;
+			p++;
+			continue;
+		default:
+			atom = 1;
+			p++;
+		}
+	}
+	return 0;
+}
+
 static void series_free(struct series *s)
 {
 	for (int i = 0; i < NLABELS; i++)
@@ -246,7 +352,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 	struct rr_ctx c = {0};
 	struct vg_resource_filter f = {0};
 	struct matcher m[VG_RR_MAX_MATCHERS];
-	int64_t start_ms;
+	int64_t start_ms, end_ms;
 	int rc = 0, empty = 0;
 	int labels_only = q->hints && q->hints->func &&
 			  !strcmp(q->hints->func, "series");
@@ -267,6 +373,11 @@ static int answer_query(struct vg_api *api, const char *scope,
 	/* Prometheus asks for "all time" (a start near INT64_MIN / 2) for
 	 * series and label lookups: nothing is older than the epoch. */
 	start_ms = q->start_timestamp_ms < 0 ? 0 : q->start_timestamp_ms;
+	/* and nothing is newer than the year 9999: an end of INT64_MAX
+	 * (any int64 is a valid request) would overflow the store's
+	 * rounding to seconds and read nothing */
+	end_ms = q->end_timestamp_ms > VG_RR_MAX_TIME_MS ? VG_RR_MAX_TIME_MS
+							 : q->end_timestamp_ms;
 	memset(m, 0, sizeof(m));
 	for (size_t i = 0; i < q->n_matchers; i++) {
 		const Prometheus__LabelMatcher *lm = q->matchers[i];
@@ -281,7 +392,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 		}
 		if (m[i].type >= PROMETHEUS__LABEL_MATCHER__TYPE__RE) {
 			size_t len = strlen(m[i].value);
-			char *pat;
+			char *pat, why[96];
 			int e;
 			if (len > VG_RR_MAX_REGEX) {
 				snprintf(err, errlen, "regular expression longer "
@@ -293,6 +404,14 @@ static int answer_query(struct vg_api *api, const char *scope,
 			pat = malloc(len + 5);
 			if (!pat) {
 				rc = -ENOMEM;
+				goto out;
+			}
+			if (regex_tame(m[i].value, why, sizeof(why))) {
+				free(pat);
+				snprintf(err, errlen, "regular expression for label "
+						      "'%.64s': %s",
+					 lm->name, why);
+				rc = -EINVAL;
 				goto out;
 			}
 			snprintf(pat, len + 5, "^(%s)$", m[i].value);
@@ -378,7 +497,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 		frc = labels_only ? 0
 				  : vg_store_fetch(store, s->rtype, s->lab[L_RESOURCE],
 						   s->metric, VG_CF_AVERAGE, start_ms,
-						   q->end_timestamp_ms, 0, 0, &ser);
+						   end_ms, 0, 0, &ser);
 		if (frc == -ENOENT || frc == -EINVAL || (!ser.n && !labels_only)) {
 			vg_series_free(&ser);
 			continue; /* no file yet, or nothing in the range */

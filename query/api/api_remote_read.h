@@ -15,9 +15,14 @@
 #define VG_RR_MAX_QUERIES 64      /* queries per request */
 #define VG_RR_MAX_MATCHERS 32     /* matchers per query */
 #define VG_RR_MAX_REGEX 1024      /* bytes of one regular expression */
+#define VG_RR_MAX_REPEAT 1000     /* nested counted repetitions ({m,n}) */
 #define VG_RR_MAX_SERIES 50000    /* series per query */
 #define VG_RR_MAX_SAMPLES 1000000 /* samples per answer */
 #define VG_RR_MAX_MS 30000        /* time to answer a request */
+
+/* the latest end a query reads to (9999-12-31T23:59:59.999Z): a later
+ * one, up to INT64_MAX, is taken as this */
+#define VG_RR_MAX_TIME_MS 253402300799999LL
 
 /* Answer a snappy-compressed protobuf ReadRequest (body, len) for a token
  * of scope (NULL: every project): *out gets the snappy-compressed

@@ -39,8 +39,9 @@
 #define EVIL "x\",project=\"p2\",y=\""
 
 static struct fx_api srv;
-static int64_t q_start = T0 * 1000; /* the queries' start */
-static const char *q_func;          /* the queries' hints.func, or none */
+static int64_t q_start = T0 * 1000;       /* the queries' start */
+static int64_t q_end = (T0 + 600) * 1000; /* and end */
+static const char *q_func;                /* the queries' hints.func, or none */
 static char tok_admin[VG_TOKEN_LEN + 1], tok_p1[VG_TOKEN_LEN + 1];
 
 static int setup(void **state)
@@ -161,7 +162,7 @@ static long read_query(const char *token, const char *const *mt, size_t nm,
 		hints.func = (char *)q_func;
 		q.hints = &hints;
 	}
-	q.end_timestamp_ms = (T0 + 600) * 1000;
+	q.end_timestamp_ms = q_end;
 	q.n_matchers = nm;
 	q.matchers = mp;
 	qs = calloc(nq, sizeof(*qs));
@@ -243,6 +244,16 @@ static void test_read(void **state)
 	assert_int_equal(ts->n_samples, 10); /* rows T0 .. T0+540 */
 	assert_int_equal(ts->samples[0]->timestamp, T0 * 1000);
 	assert_true(ts->samples[3]->value == 10);
+	done(&a, r);
+	/* an end of INT64_MAX (Prometheus may send any int64) reads up to
+	 * the last data, not nothing */
+	q_end = INT64_MAX;
+	assert_int_equal(read_query(tok_admin, m1, 2, 1, &a, &r), 200);
+	q_end = (T0 + 600) * 1000;
+	assert_int_equal(nseries(r), 1);
+	assert_true(r->results[0]->timeseries[0]->n_samples >= 10);
+	assert_int_equal(r->results[0]->timeseries[0]->samples[0]->timestamp,
+			 T0 * 1000);
 	done(&a, r);
 
 	/* a counter: a running total rebuilt from the rate (10 B/s) */
@@ -341,6 +352,23 @@ static void test_hostile(void **state)
 	assert_int_equal(read_query(tok_admin, lre, 1, 1, &a, &r), 400);
 	assert_non_null(strstr(fx_errmsg(&a), "longer than"));
 	done(&a, r);
+	/* what RE2 refuses and glibc would pay minutes for: a 400 at once */
+	{
+		const char *backref[] = {"name=~((.*)(.*)\\2\\3c)"};
+		const char *nested[] = {"name=~(a{1,100}){1,100}"};
+		const char *hidden[] = {"name=~((a{1,20}){1,20}){3}|x{99999}"};
+		const char *ok_re[] = {"name=~[0-9]{1,3}(\\.[0-9]{1,3}){3}|a{2,1000}|[]{]{9}"};
+		assert_int_equal(read_query(tok_admin, backref, 1, 1, &a, &r), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "back-reference"));
+		done(&a, r);
+		assert_int_equal(read_query(tok_admin, nested, 1, 1, &a, &r), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "repetitions"));
+		done(&a, r);
+		assert_int_equal(read_query(tok_admin, hidden, 1, 1, &a, &r), 400);
+		done(&a, r);
+		assert_int_equal(read_query(tok_admin, ok_re, 1, 1, &a, &r), 200);
+		done(&a, r);
+	}
 	for (int i = 0; i < 33; i++)
 		many[i] = "name!=z";
 	assert_int_equal(read_query(tok_admin, many, 33, 1, &a, &r), 400);
