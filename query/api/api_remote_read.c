@@ -584,6 +584,85 @@ out:
 	return rc;
 }
 
+/* protobuf-c allocates for every field it unpacks (a submessage, an
+ * unknown field), so a 4 MiB request of empty queries cost 250 MB before
+ * the query count could be checked. This walks the wire format first and
+ * counts, without allocating: the fields of the ReadRequest, of its
+ * queries and of their matchers and hints (kind 0, 1, 2), at most
+ * VG_RR_MAX_FIELDS in all, VG_RR_MAX_QUERIES queries and
+ * VG_RR_MAX_MATCHERS matchers a query. 0, or -EINVAL with err set; a
+ * malformed message is left to the unpacker's answer (0). */
+static int wire_count(const uint8_t *p, size_t len, int kind, size_t *fields,
+		      char *err, size_t errlen)
+{
+	const uint8_t *end = p + len;
+	size_t nsub = 0;
+
+	while (p < end) {
+		uint64_t tag = 0, v = 0;
+		int sh = 0;
+
+		while (p < end && sh < 64 && (*p & 0x80))
+			tag |= (uint64_t)(*p++ & 0x7f) << sh, sh += 7;
+		if (p == end || sh >= 64)
+			return 0;
+		tag |= (uint64_t)*p++ << sh;
+		if (++*fields > VG_RR_MAX_FIELDS) {
+			snprintf(err, errlen, "more than %d protobuf fields in one "
+					      "request",
+				 VG_RR_MAX_FIELDS);
+			return -EINVAL;
+		}
+		switch (tag & 7) {
+		case 0: /* varint */
+			while (p < end && (*p & 0x80))
+				p++;
+			if (p == end)
+				return 0;
+			p++;
+			break;
+		case 1: /* 64 bits */
+		case 5: /* 32 bits */
+			if ((size_t)(end - p) < ((tag & 7) == 1 ? 8u : 4u))
+				return 0;
+			p += (tag & 7) == 1 ? 8 : 4;
+			break;
+		case 2: /* length-delimited */
+			for (sh = 0; p < end && sh < 64 && (*p & 0x80); sh += 7)
+				v |= (uint64_t)(*p++ & 0x7f) << sh;
+			if (p == end || sh >= 64)
+				return 0;
+			v |= (uint64_t)*p++ << sh;
+			if (v > (uint64_t)(end - p))
+				return 0;
+			if ((kind == 0 && tag >> 3 == 1) ||
+			    (kind == 1 && (tag >> 3 == 3 || tag >> 3 == 4))) {
+				if (kind == 0 && ++nsub > VG_RR_MAX_QUERIES) {
+					snprintf(err, errlen, "more than %d queries "
+							      "in one request",
+						 VG_RR_MAX_QUERIES);
+					return -EINVAL;
+				}
+				if (kind == 1 && tag >> 3 == 3 &&
+				    ++nsub > VG_RR_MAX_MATCHERS) {
+					snprintf(err, errlen, "more than %d matchers "
+							      "in a query",
+						 VG_RR_MAX_MATCHERS);
+					return -EINVAL;
+				}
+				if (wire_count(p, (size_t)v, kind + 1, fields, err,
+					       errlen))
+					return -EINVAL;
+			}
+			p += v;
+			break;
+		default:
+			return 0;
+		}
+	}
+	return 0;
+}
+
 int vg_api_remote_read(struct vg_api *api, const char *scope,
 		       const void *body, size_t len, char **out,
 		       size_t *outlen, int *status, char *err, size_t errlen)
@@ -618,6 +697,12 @@ int vg_api_remote_read(struct vg_api *api, const char *scope,
 	if (snappy_uncompress(body, len, raw, &raw_len) != SNAPPY_OK) {
 		snprintf(err, errlen, "the body is not valid snappy data");
 		goto done;
+	}
+	{
+		size_t fields = 0;
+		if (wire_count((const uint8_t *)raw, raw_len, 0, &fields, err,
+			       errlen))
+			goto done;
 	}
 	rq = prometheus__read_request__unpack(NULL, raw_len, (uint8_t *)raw);
 	if (!rq) {

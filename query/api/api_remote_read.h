@@ -14,6 +14,7 @@
 #define VG_RR_MAX_RAW (4 << 20)   /* decompressed request bytes (413) */
 #define VG_RR_MAX_QUERIES 64      /* queries per request */
 #define VG_RR_MAX_MATCHERS 32     /* matchers per query */
+#define VG_RR_MAX_FIELDS 65536    /* protobuf fields per request */
 #define VG_RR_MAX_REGEX 1024      /* bytes of one regular expression */
 #define VG_RR_MAX_REPEAT 1000     /* nested counted repetitions ({m,n}) */
 #define VG_RR_MAX_SERIES 50000    /* series per query */

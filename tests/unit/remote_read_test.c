@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
@@ -383,6 +384,35 @@ static void test_hostile(void **state)
 		unsigned char bomb[8] = {0x80, 0x80, 0x80, 0x30, 0, 0, 0, 0};
 		assert_int_equal(post_raw(tok_admin, bomb, sizeof(bomb), &a), 413);
 		fx_answer_free(&a);
+	}
+	/* 4 MiB of empty queries, then of unknown fields: refused before
+	 * protobuf-c allocates a structure for each (250 MB) */
+	{
+		size_t n = 4 << 20, clen = snappy_max_compressed_length(n);
+		char *raw = malloc(n), *comp = malloc(clen);
+		struct rusage before, after;
+		assert_non_null(raw);
+		assert_non_null(comp);
+		for (size_t i = 0; i < n; i += 2)
+			raw[i] = 0x0a, raw[i + 1] = 0; /* field 1 (a query), empty */
+		assert_int_equal(snappy_compress(raw, n, comp, &clen), SNAPPY_OK);
+		getrusage(RUSAGE_SELF, &before);
+		assert_int_equal(post_raw(tok_admin, comp, clen, &a), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "queries"));
+		fx_answer_free(&a);
+		for (size_t i = 0; i < n; i += 2)
+			raw[i] = 0x78, raw[i + 1] = 0; /* field 15, varint 0 */
+		clen = snappy_max_compressed_length(n);
+		assert_int_equal(snappy_compress(raw, n, comp, &clen), SNAPPY_OK);
+		assert_int_equal(post_raw(tok_admin, comp, clen, &a), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "fields"));
+		fx_answer_free(&a);
+		getrusage(RUSAGE_SELF, &after);
+		/* the server runs in this process: its peak grew by less than
+		 * the request's own buffers and a margin */
+		assert_true(after.ru_maxrss - before.ru_maxrss < 64 * 1024);
+		free(raw);
+		free(comp);
 	}
 	/* valid snappy, not a ReadRequest */
 	{
