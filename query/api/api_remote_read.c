@@ -37,8 +37,8 @@
  * Invariants: a project token's queries only scan its project (a matcher
  * on another project gives nothing); at most VG_RR_MAX_BODY compressed and
  * VG_RR_MAX_RAW decompressed request bytes, VG_RR_MAX_QUERIES queries,
- * VG_RR_MAX_MATCHERS matchers each, VG_RR_MAX_SERIES series and
- * VG_RR_MAX_SAMPLES samples an answer (400 naming the limit beyond).
+ * VG_RR_MAX_MATCHERS matchers each, VG_RR_MAX_SERIES series a query,
+ * VG_RR_MAX_ANSWER_SERIES series and VG_RR_MAX_SAMPLES samples an answer (400 naming the limit beyond).
  */
 #include <errno.h>
 #include <math.h>
@@ -314,7 +314,7 @@ static int cmp_series(const void *a, const void *b)
 /* Answer of one query: fills qr (its arrays malloc'd; freed by
  * free_result). 0, or -errno with a message in err and *status. */
 struct answer_budget {
-	size_t samples;
+	size_t samples, series;
 	int64_t deadline;
 };
 
@@ -509,6 +509,16 @@ static int answer_query(struct vg_api *api, const char *scope,
 			rc = frc;
 			goto out;
 		}
+		/* a series costs its labels even without samples (a series
+		 * lookup): 64 queries of 50,000 each would be gigabytes */
+		if (bud->series == VG_RR_MAX_ANSWER_SERIES) {
+			vg_series_free(&ser);
+			snprintf(err, errlen, "more than %d series in one answer: "
+					      "add matchers or send fewer queries",
+				 VG_RR_MAX_ANSWER_SERIES);
+			rc = -E2BIG;
+			goto out;
+		}
 		if (bud->samples + ser.n > VG_RR_MAX_SAMPLES) {
 			vg_series_free(&ser);
 			snprintf(err, errlen, "more than %d samples in one answer: "
@@ -568,6 +578,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 		}
 		ts->n_samples = ns;
 		bud->samples += ns;
+		bud->series++;
 		vg_series_free(&ser);
 	}
 out:

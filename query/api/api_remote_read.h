@@ -21,6 +21,10 @@
 #define VG_RR_MAX_SAMPLES 1000000 /* samples per answer */
 #define VG_RR_MAX_MS 30000        /* time to answer a request */
 
+/* series in one answer, all its queries together (a series costs its
+ * labels even without samples) */
+#define VG_RR_MAX_ANSWER_SERIES 100000
+
 /* the latest end a query reads to (9999-12-31T23:59:59.999Z): a later
  * one, up to INT64_MAX, is taken as this */
 #define VG_RR_MAX_TIME_MS 253402300799999LL

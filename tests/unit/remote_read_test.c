@@ -38,6 +38,7 @@
 
 #define T0 1794999600LL
 #define EVIL "x\",project=\"p2\",y=\""
+#define BULK 26000 /* series of project bulk (x4 > VG_RR_MAX_ANSWER_SERIES) */
 
 static struct fx_api srv;
 static int64_t q_start = T0 * 1000;       /* the queries' start */
@@ -72,6 +73,21 @@ static int setup(void **state)
 		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 50);
 		if (fx_data_write(&d, b))
 			return -1;
+	}
+	/* BULK series in the registry only (a series lookup reads no RRD
+	 * file): four queries of them pass the answer's series bound */
+	{
+		struct vg_batch *b = vg_batch_new("h2", 1, 1, T0 * 1000);
+		char id[32];
+		for (int i = 0; i < BULK && b; i++) {
+			snprintf(id, sizeof(id), "bulk-%05d", i);
+			vg_batch_resource(b, VG_RT_CUSTOM, id, NULL, NULL, T0 * 1000);
+			vg_batch_identity(b, "bulk", NULL, NULL);
+			vg_batch_sample(b, "bulk.m", VG_KIND_GAUGE, 1);
+		}
+		if (!b || vg_registry_update(d.registry, b))
+			return -1;
+		vg_batch_free(b);
 	}
 	fx_data_done(&d);
 	if (fx_token(srv.dir, NULL, "admin", tok_admin) ||
@@ -430,12 +446,32 @@ static void test_hostile(void **state)
 	fx_answer_free(&a);
 }
 
+/* Series lookups cost their labels: four queries of 26,000 series pass
+ * the answer's bound (100,000) and are refused, not answered with 100 MB */
+static void test_answer_series(void **state)
+{
+	const char *bulk[] = {"project=bulk"};
+	Prometheus__ReadResponse *r;
+	struct fx_answer a;
+
+	(void)state;
+	q_func = "series";
+	assert_int_equal(read_query(tok_admin, bulk, 1, 1, &a, &r), 200);
+	assert_int_equal(nseries(r), BULK);
+	done(&a, r);
+	assert_int_equal(read_query(tok_admin, bulk, 1, 4, &a, &r), 400);
+	assert_non_null(strstr(fx_errmsg(&a), "series in one answer"));
+	done(&a, r);
+	q_func = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read),
 		cmocka_unit_test(test_scope_injection),
 		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_answer_series),
 	};
 	return cmocka_run_group_tests_name("remote_read", tests, setup, teardown);
 }
