@@ -118,24 +118,59 @@ static int match_one(const struct matcher *m, const char *v)
 	}
 }
 
-/* What RE2 (Prometheus's regular expressions) refuses and glibc's POSIX
- * engine would take at a cost no request may have: back-references
- * (\1..\9: RE2 has none; glibc matches them by backtracking, minutes per
- * 200-byte label value) and counted repetitions whose nested counts
- * multiply past VG_RR_MAX_REPEAT (RE2's limit too; glibc unrolls them into
- * its automaton: ((a{1,200}){1,200}){1,200} costs a minute of CPU to
- * compile). A syntax error is left to regcomp. 0, or -EINVAL with why. */
+/* What RE2 (Prometheus's regular expressions) refuses or runs in linear
+ * time, and glibc's POSIX engine would take at a cost no request may have:
+ *  - back-references (\1..\9: RE2 has none; glibc matches them by
+ *    backtracking, minutes per 200-byte label value);
+ *  - counted repetitions whose nested counts multiply past
+ *    VG_RR_MAX_REPEAT (RE2's limit too; glibc unrolls them into its
+ *    automaton: ((a{1,200}){1,200}){1,200} costs a minute to compile);
+ *  - more than VG_RR_MAX_LOOPS unbounded loops (*, +, {m,}) over a group
+ *    that can match nothing, counting the copies a counted repetition
+ *    makes: glibc's compile time doubles with each ((a*)* twenty times, or
+ *    ((.*)*){20}, is a second; thirty, twenty minutes).
+ * One pass, a level per open group. A syntax error is left to regcomp.
+ * 0, or -EINVAL with why. */
+struct re_level {
+	unsigned long prod;  /* largest product of counts inside */
+	unsigned long loops; /* nullable loops inside, with copies */
+	int branch_null;     /* the current alternative matches "" so far */
+	int any_null;        /* an ended alternative matches "" */
+};
+
+struct re_atom {
+	int set, null;
+	unsigned long prod, loops;
+};
+
+/* The atom a is complete: it joins level l. */
+static void re_commit(struct re_level *l, struct re_atom *a)
+{
+	if (!a->set)
+		return;
+	l->loops += a->loops;
+	l->branch_null &= a->null;
+	if (l->prod < a->prod)
+		l->prod = a->prod;
+	a->set = 0;
+}
+
 static int regex_tame(const char *p, char *why, size_t whylen)
 {
-	unsigned long inner[VG_RR_MAX_REGEX + 1]; /* per open group: the
-						     largest product inside */
-	int depth = 0;
-	unsigned long atom = 0; /* the last atom's product, 0: none */
+	size_t len = strlen(p), depth = 0;
+	struct re_level *lv = calloc(len + 2, sizeof(*lv));
+	struct re_atom a = {0};
+	int rc = 0;
 
-	inner[0] = 1;
-	while (*p) {
-		unsigned long m = 0, n = 0;
+	if (!lv) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	lv[0] = (struct re_level){1, 0, 1, 0};
+	while (*p && !rc) {
+		unsigned long m = 0, n = 0, copies;
 		const char *q;
+		int unbounded = 0;
 
 		switch (*p) {
 		case '\\':
@@ -143,11 +178,13 @@ static int regex_tame(const char *p, char *why, size_t whylen)
 				snprintf(why, whylen, "back-references (\\%c) are not "
 						      "supported (RE2 has none)",
 					 p[1]);
-				return -EINVAL;
+				rc = -EINVAL;
+				break;
 			}
+			re_commit(&lv[depth], &a);
+			a = (struct re_atom){1, 0, 1, 0};
 			p += p[1] ? 2 : 1;
-			atom = 1;
-			continue;
+			break;
 		case '[': /* a bracket expression: []x], [^]x], [[:alpha:]] */
 			q = p + 1;
 			if (*q == '^')
@@ -164,64 +201,96 @@ static int regex_tame(const char *p, char *why, size_t whylen)
 					q++;
 				}
 			}
+			re_commit(&lv[depth], &a);
+			a = (struct re_atom){1, 0, 1, 0};
 			p = *q ? q + 1 : q;
-			atom = 1;
-			continue;
+			break;
 		case '(':
-			if (depth < VG_RR_MAX_REGEX)
-				inner[++depth] = 1;
-			atom = 0;
+			re_commit(&lv[depth], &a);
+			lv[++depth] = (struct re_level){1, 0, 1, 0};
 			p++;
-			continue;
+			break;
 		case ')':
-			atom = depth ? inner[depth--] : 1;
-			if (inner[depth] < atom)
-				inner[depth] = atom;
+			re_commit(&lv[depth], &a);
+			if (depth) {
+				struct re_level *l = &lv[depth--];
+				a = (struct re_atom){1, l->any_null || l->branch_null,
+						     l->prod, l->loops};
+			} else {
+				a = (struct re_atom){1, 0, 1, 0}; /* a literal ) */
+			}
 			p++;
-			continue;
+			break;
+		case '|':
+			re_commit(&lv[depth], &a);
+			lv[depth].any_null |= lv[depth].branch_null;
+			lv[depth].branch_null = 1;
+			p++;
+			break;
+		case '^':
+		case '$':
+			re_commit(&lv[depth], &a);
+			a = (struct re_atom){1, 1, 1, 0};
+			p++;
+			break;
+		case '*':
+		case '+':
+		case '?':
+			if (a.set && *p != '?' && a.null)
+				a.loops++;
+			if (*p != '+')
+				a.null = 1;
+			p++;
+			break;
 		case '{':
 			q = p + 1;
 			for (; *q >= '0' && *q <= '9'; q++) /* saturates past the limit */
 				m = m > VG_RR_MAX_REPEAT ? m : m * 10 + (unsigned long)(*q - '0');
 			n = m;
 			if (*q == ',') {
-				n = 0;
 				q++;
-				for (; *q >= '0' && *q <= '9'; q++) /* saturates past the limit */
+				n = 0;
+				unbounded = !(*q >= '0' && *q <= '9');
+				for (; *q >= '0' && *q <= '9'; q++)
 					n = n > VG_RR_MAX_REPEAT ? n : n * 10 + (unsigned long)(*q - '0');
 				if (n < m)
 					n = m;
 			}
-			if (*q != '}' || q == p + 1 || !atom) {
-				atom = 1; /* not an interval: regcomp judges */
+			if (*q != '}' || q == p + 1 || !a.set) {
+				re_commit(&lv[depth], &a);
+				a = (struct re_atom){1, 0, 1, 0}; /* not an interval */
 				p++;
-				continue;
+				break;
 			}
-			if (n > VG_RR_MAX_REPEAT || atom * n > VG_RR_MAX_REPEAT) {
+			copies = n ? n : 1;
+			if (n > VG_RR_MAX_REPEAT || a.prod * copies > VG_RR_MAX_REPEAT) {
 				snprintf(why, whylen, "counted repetitions that nest to "
 						      "more than %d (as RE2 refuses)",
 					 VG_RR_MAX_REPEAT);
-				return -EINVAL;
+				rc = -EINVAL;
+				break;
 			}
-			atom *= n ? n : 1;
-			if (inner[depth] < atom)
-				inner[depth] = atom;
+			a.prod *= copies;
+			a.loops = a.loops * (copies + (unsigned long)unbounded) +
+				  (unsigned long)(unbounded && a.null);
+			if (!m)
+				a.null = 1;
 			p = q + 1;
-			continue;
-		case '*':
-		case '+':
-		case '?':
-		case '|':
-			if (*p == '|')
-				atom = 0;
-			p++;
-			continue;
+			break;
 		default:
-			atom = 1;
+			re_commit(&lv[depth], &a);
+			a = (struct re_atom){1, 0, 1, 0};
 			p++;
 		}
+		if (!rc && a.loops + lv[depth].loops > VG_RR_MAX_LOOPS) {
+			snprintf(why, whylen, "more than %d loops (*, +) over groups "
+					      "that can match nothing, such as (a*)*",
+				 VG_RR_MAX_LOOPS);
+			rc = -EINVAL;
+		}
 	}
-	return 0;
+	free(lv);
+	return rc;
 }
 
 static void series_free(struct series *s)

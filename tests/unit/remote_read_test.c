@@ -386,6 +386,26 @@ static void test_hostile(void **state)
 		assert_int_equal(read_query(tok_admin, ok_re, 1, 1, &a, &r), 200);
 		done(&a, r);
 	}
+	/* loops over groups that match nothing: glibc's compile time doubles
+	 * with each (twenty: a second; thirty: twenty minutes) */
+	{
+		static char loops[200], counted[] = "name=~((.*)*){20}";
+		static char fine[200];
+		const char *l1[] = {loops}, *l2[] = {counted}, *l3[] = {fine};
+		strcpy(loops, "name=~");
+		strcpy(fine, "name=~((.*)*){5}|(foo|bar)+|(a+)*");
+		for (int i = 0; i < 20; i++) {
+			strcat(loops, "(a*)*");
+			strcat(fine, "(.*)?");
+		}
+		assert_int_equal(read_query(tok_admin, l1, 1, 1, &a, &r), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "loops"));
+		done(&a, r);
+		assert_int_equal(read_query(tok_admin, l2, 1, 1, &a, &r), 400);
+		done(&a, r);
+		assert_int_equal(read_query(tok_admin, l3, 1, 1, &a, &r), 200);
+		done(&a, r);
+	}
 	for (int i = 0; i < 33; i++)
 		many[i] = "name!=z";
 	assert_int_equal(read_query(tok_admin, many, 33, 1, &a, &r), 400);
