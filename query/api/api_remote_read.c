@@ -90,6 +90,7 @@ struct rr_ctx {
 	size_t nm;
 	struct series *s;
 	size_t n, cap;
+	int64_t deadline; /* the request's, vg_monotonic_ms */
 	char err[256];
 };
 
@@ -309,6 +310,8 @@ static int add_candidate(void *vctx, json_t *r)
 	const char *key;
 	int rtype = type ? vg_rtype_parse(type) : -1;
 
+	if (vg_monotonic_ms() > c->deadline)
+		return -ETIMEDOUT; /* matchers over many resources */
 	if (rtype < 0)
 		return 0;
 	v[L_RESOURCE] = json_string_value(json_object_get(r, "id"));
@@ -454,6 +457,10 @@ static int answer_query(struct vg_api *api, const char *scope,
 		m[i].type = lm->type;
 		m[i].value = lm->value ? lm->value : "";
 		c.nm = i + 1;
+		if (vg_monotonic_ms() > bud->deadline) {
+			rc = -ETIMEDOUT; /* compiling many costly matchers */
+			goto timeout;
+		}
 		if (m[i].type < 0 || m[i].type > PROMETHEUS__LABEL_MATCHER__TYPE__NRE) {
 			snprintf(err, errlen, "unknown matcher type %d", m[i].type);
 			rc = -EINVAL;
@@ -510,6 +517,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 		}
 	}
 	c.m = m;
+	c.deadline = bud->deadline;
 	if (scope) {
 		if (f.project && strcmp(f.project, scope))
 			empty = 1;
@@ -524,6 +532,8 @@ static int answer_query(struct vg_api *api, const char *scope,
 			 VG_RR_MAX_SERIES);
 		goto out;
 	}
+	if (rc == -ETIMEDOUT)
+		goto timeout;
 	if (rc) {
 		*status = rc == -EAGAIN || rc == -EBUSY ? 503 : 500;
 		snprintf(err, errlen, "cannot read the registry: %s", strerror(-rc));
@@ -554,12 +564,8 @@ static int answer_query(struct vg_api *api, const char *scope,
 		int frc;
 
 		if (vg_monotonic_ms() > bud->deadline) {
-			*status = 503;
-			snprintf(err, errlen, "remote read took longer than %d ms: "
-					      "add matchers or shorten the range",
-				 VG_RR_MAX_MS);
 			rc = -ETIMEDOUT;
-			goto out;
+			goto timeout;
 		}
 		/* a series lookup (/api/v1/series, label values) needs the
 		 * labels only: answered without reading the RRD file */
@@ -650,6 +656,12 @@ static int answer_query(struct vg_api *api, const char *scope,
 		bud->series++;
 		vg_series_free(&ser);
 	}
+	goto out;
+timeout:
+	*status = 503;
+	snprintf(err, errlen, "remote read took longer than %d ms: add matchers "
+			      "or shorten the range",
+		 VG_RR_MAX_MS);
 out:
 	for (size_t i = 0; i < c.nm; i++)
 		if (m[i].has_re)
