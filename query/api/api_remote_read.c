@@ -37,8 +37,8 @@
  * Invariants: a project token's queries only scan its project (a matcher
  * on another project gives nothing); at most VG_RR_MAX_BODY compressed and
  * VG_RR_MAX_RAW decompressed request bytes, VG_RR_MAX_QUERIES queries,
- * VG_RR_MAX_MATCHERS matchers each, VG_RR_MAX_SERIES series and
- * VG_RR_MAX_SAMPLES samples an answer (400 naming the limit beyond).
+ * VG_RR_MAX_MATCHERS matchers each, VG_RR_MAX_SERIES series a query,
+ * VG_RR_MAX_ANSWER_SERIES series and VG_RR_MAX_SAMPLES samples an answer (400 naming the limit beyond).
  */
 #include <errno.h>
 #include <math.h>
@@ -90,6 +90,7 @@ struct rr_ctx {
 	size_t nm;
 	struct series *s;
 	size_t n, cap;
+	int64_t deadline; /* the request's, vg_monotonic_ms */
 	char err[256];
 };
 
@@ -118,6 +119,181 @@ static int match_one(const struct matcher *m, const char *v)
 	}
 }
 
+/* What RE2 (Prometheus's regular expressions) refuses or runs in linear
+ * time, and glibc's POSIX engine would take at a cost no request may have:
+ *  - back-references (\1..\9: RE2 has none; glibc matches them by
+ *    backtracking, minutes per 200-byte label value);
+ *  - counted repetitions whose nested counts multiply past
+ *    VG_RR_MAX_REPEAT (RE2's limit too; glibc unrolls them into its
+ *    automaton: ((a{1,200}){1,200}){1,200} costs a minute to compile);
+ *  - more than VG_RR_MAX_LOOPS unbounded loops (*, +, {m,}) over a group
+ *    that can match nothing, counting the copies a counted repetition
+ *    makes: glibc's compile time doubles with each ((a*)* twenty times, or
+ *    ((.*)*){20}, is a second; thirty, twenty minutes).
+ * One pass, a level per open group. A syntax error is left to regcomp.
+ * 0, or -EINVAL with why. */
+struct re_level {
+	unsigned long prod;  /* largest product of counts inside */
+	unsigned long loops; /* nullable loops inside, with copies */
+	int branch_null;     /* the current alternative matches "" so far */
+	int any_null;        /* an ended alternative matches "" */
+};
+
+struct re_atom {
+	int set, null;
+	unsigned long prod, loops;
+};
+
+/* The atom a is complete: it joins level l. */
+static void re_commit(struct re_level *l, struct re_atom *a)
+{
+	if (!a->set)
+		return;
+	l->loops += a->loops;
+	l->branch_null &= a->null;
+	if (l->prod < a->prod)
+		l->prod = a->prod;
+	a->set = 0;
+}
+
+static int regex_tame(const char *p, char *why, size_t whylen)
+{
+	size_t len = strlen(p), depth = 0;
+	struct re_level *lv = calloc(len + 2, sizeof(*lv));
+	struct re_atom a = {0};
+	int rc = 0;
+
+	if (!lv) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	lv[0] = (struct re_level){1, 0, 1, 0};
+	while (*p && !rc) {
+		unsigned long m = 0, n = 0, copies;
+		const char *q;
+		int unbounded = 0;
+
+		switch (*p) {
+		case '\\':
+			if (p[1] >= '1' && p[1] <= '9') {
+				snprintf(why, whylen, "back-references (\\%c) are not "
+						      "supported (RE2 has none)",
+					 p[1]);
+				rc = -EINVAL;
+				break;
+			}
+			re_commit(&lv[depth], &a);
+			a = (struct re_atom){1, 0, 1, 0};
+			p += p[1] ? 2 : 1;
+			break;
+		case '[': /* a bracket expression: []x], [^]x], [[:alpha:]] */
+			q = p + 1;
+			if (*q == '^')
+				q++;
+			if (*q == ']')
+				q++;
+			while (*q && *q != ']') {
+				if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+					const char *e = strchr(q + 2, q[1]);
+					while (e && e[1] != ']')
+						e = strchr(e + 1, q[1]);
+					q = e ? e + 2 : q + 1;
+				} else {
+					q++;
+				}
+			}
+			re_commit(&lv[depth], &a);
+			a = (struct re_atom){1, 0, 1, 0};
+			p = *q ? q + 1 : q;
+			break;
+		case '(':
+			re_commit(&lv[depth], &a);
+			lv[++depth] = (struct re_level){1, 0, 1, 0};
+			p++;
+			break;
+		case ')':
+			re_commit(&lv[depth], &a);
+			if (depth) {
+				struct re_level *l = &lv[depth--];
+				a = (struct re_atom){1, l->any_null || l->branch_null,
+						     l->prod, l->loops};
+			} else {
+				a = (struct re_atom){1, 0, 1, 0}; /* a literal ) */
+			}
+			p++;
+			break;
+		case '|':
+			re_commit(&lv[depth], &a);
+			lv[depth].any_null |= lv[depth].branch_null;
+			lv[depth].branch_null = 1;
+			p++;
+			break;
+		case '^':
+		case '$':
+			re_commit(&lv[depth], &a);
+			a = (struct re_atom){1, 1, 1, 0};
+			p++;
+			break;
+		case '*':
+		case '+':
+		case '?':
+			if (a.set && *p != '?' && a.null)
+				a.loops++;
+			if (*p != '+')
+				a.null = 1;
+			p++;
+			break;
+		case '{':
+			q = p + 1;
+			for (; *q >= '0' && *q <= '9'; q++) /* saturates past the limit */
+				m = m > VG_RR_MAX_REPEAT ? m : m * 10 + (unsigned long)(*q - '0');
+			n = m;
+			if (*q == ',') {
+				q++;
+				n = 0;
+				unbounded = !(*q >= '0' && *q <= '9');
+				for (; *q >= '0' && *q <= '9'; q++)
+					n = n > VG_RR_MAX_REPEAT ? n : n * 10 + (unsigned long)(*q - '0');
+				if (n < m)
+					n = m;
+			}
+			if (*q != '}' || q == p + 1 || !a.set) {
+				re_commit(&lv[depth], &a);
+				a = (struct re_atom){1, 0, 1, 0}; /* not an interval */
+				p++;
+				break;
+			}
+			copies = n ? n : 1;
+			if (n > VG_RR_MAX_REPEAT || a.prod * copies > VG_RR_MAX_REPEAT) {
+				snprintf(why, whylen, "counted repetitions that nest to "
+						      "more than %d (as RE2 refuses)",
+					 VG_RR_MAX_REPEAT);
+				rc = -EINVAL;
+				break;
+			}
+			a.prod *= copies;
+			a.loops = a.loops * (copies + (unsigned long)unbounded) +
+				  (unsigned long)(unbounded && a.null);
+			if (!m)
+				a.null = 1;
+			p = q + 1;
+			break;
+		default:
+			re_commit(&lv[depth], &a);
+			a = (struct re_atom){1, 0, 1, 0};
+			p++;
+		}
+		if (!rc && a.loops + lv[depth].loops > VG_RR_MAX_LOOPS) {
+			snprintf(why, whylen, "more than %d loops (*, +) over groups "
+					      "that can match nothing, such as (a*)*",
+				 VG_RR_MAX_LOOPS);
+			rc = -EINVAL;
+		}
+	}
+	free(lv);
+	return rc;
+}
+
 static void series_free(struct series *s)
 {
 	for (int i = 0; i < NLABELS; i++)
@@ -134,6 +310,8 @@ static int add_candidate(void *vctx, json_t *r)
 	const char *key;
 	int rtype = type ? vg_rtype_parse(type) : -1;
 
+	if (vg_monotonic_ms() > c->deadline)
+		return -ETIMEDOUT; /* matchers over many resources */
 	if (rtype < 0)
 		return 0;
 	v[L_RESOURCE] = json_string_value(json_object_get(r, "id"));
@@ -208,7 +386,7 @@ static int cmp_series(const void *a, const void *b)
 /* Answer of one query: fills qr (its arrays malloc'd; freed by
  * free_result). 0, or -errno with a message in err and *status. */
 struct answer_budget {
-	size_t samples;
+	size_t samples, series;
 	int64_t deadline;
 };
 
@@ -246,7 +424,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 	struct rr_ctx c = {0};
 	struct vg_resource_filter f = {0};
 	struct matcher m[VG_RR_MAX_MATCHERS];
-	int64_t start_ms;
+	int64_t start_ms, end_ms;
 	int rc = 0, empty = 0;
 	int labels_only = q->hints && q->hints->func &&
 			  !strcmp(q->hints->func, "series");
@@ -267,6 +445,11 @@ static int answer_query(struct vg_api *api, const char *scope,
 	/* Prometheus asks for "all time" (a start near INT64_MIN / 2) for
 	 * series and label lookups: nothing is older than the epoch. */
 	start_ms = q->start_timestamp_ms < 0 ? 0 : q->start_timestamp_ms;
+	/* and nothing is newer than the year 9999: an end of INT64_MAX
+	 * (any int64 is a valid request) would overflow the store's
+	 * rounding to seconds and read nothing */
+	end_ms = q->end_timestamp_ms > VG_RR_MAX_TIME_MS ? VG_RR_MAX_TIME_MS
+							 : q->end_timestamp_ms;
 	memset(m, 0, sizeof(m));
 	for (size_t i = 0; i < q->n_matchers; i++) {
 		const Prometheus__LabelMatcher *lm = q->matchers[i];
@@ -274,6 +457,10 @@ static int answer_query(struct vg_api *api, const char *scope,
 		m[i].type = lm->type;
 		m[i].value = lm->value ? lm->value : "";
 		c.nm = i + 1;
+		if (vg_monotonic_ms() > bud->deadline) {
+			rc = -ETIMEDOUT; /* compiling many costly matchers */
+			goto timeout;
+		}
 		if (m[i].type < 0 || m[i].type > PROMETHEUS__LABEL_MATCHER__TYPE__NRE) {
 			snprintf(err, errlen, "unknown matcher type %d", m[i].type);
 			rc = -EINVAL;
@@ -281,7 +468,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 		}
 		if (m[i].type >= PROMETHEUS__LABEL_MATCHER__TYPE__RE) {
 			size_t len = strlen(m[i].value);
-			char *pat;
+			char *pat, why[96];
 			int e;
 			if (len > VG_RR_MAX_REGEX) {
 				snprintf(err, errlen, "regular expression longer "
@@ -293,6 +480,14 @@ static int answer_query(struct vg_api *api, const char *scope,
 			pat = malloc(len + 5);
 			if (!pat) {
 				rc = -ENOMEM;
+				goto out;
+			}
+			if (regex_tame(m[i].value, why, sizeof(why))) {
+				free(pat);
+				snprintf(err, errlen, "regular expression for label "
+						      "'%.64s': %s",
+					 lm->name, why);
+				rc = -EINVAL;
 				goto out;
 			}
 			snprintf(pat, len + 5, "^(%s)$", m[i].value);
@@ -322,6 +517,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 		}
 	}
 	c.m = m;
+	c.deadline = bud->deadline;
 	if (scope) {
 		if (f.project && strcmp(f.project, scope))
 			empty = 1;
@@ -336,6 +532,8 @@ static int answer_query(struct vg_api *api, const char *scope,
 			 VG_RR_MAX_SERIES);
 		goto out;
 	}
+	if (rc == -ETIMEDOUT)
+		goto timeout;
 	if (rc) {
 		*status = rc == -EAGAIN || rc == -EBUSY ? 503 : 500;
 		snprintf(err, errlen, "cannot read the registry: %s", strerror(-rc));
@@ -366,19 +564,15 @@ static int answer_query(struct vg_api *api, const char *scope,
 		int frc;
 
 		if (vg_monotonic_ms() > bud->deadline) {
-			*status = 503;
-			snprintf(err, errlen, "remote read took longer than %d ms: "
-					      "add matchers or shorten the range",
-				 VG_RR_MAX_MS);
 			rc = -ETIMEDOUT;
-			goto out;
+			goto timeout;
 		}
 		/* a series lookup (/api/v1/series, label values) needs the
 		 * labels only: answered without reading the RRD file */
 		frc = labels_only ? 0
 				  : vg_store_fetch(store, s->rtype, s->lab[L_RESOURCE],
 						   s->metric, VG_CF_AVERAGE, start_ms,
-						   q->end_timestamp_ms, 0, 0, &ser);
+						   end_ms, 0, 0, &ser);
 		if (frc == -ENOENT || frc == -EINVAL || (!ser.n && !labels_only)) {
 			vg_series_free(&ser);
 			continue; /* no file yet, or nothing in the range */
@@ -388,6 +582,16 @@ static int answer_query(struct vg_api *api, const char *scope,
 			snprintf(err, errlen, "cannot read %s of %s: %s", s->metric,
 				 s->lab[L_RESOURCE], strerror(-frc));
 			rc = frc;
+			goto out;
+		}
+		/* a series costs its labels even without samples (a series
+		 * lookup): 64 queries of 50,000 each would be gigabytes */
+		if (bud->series == VG_RR_MAX_ANSWER_SERIES) {
+			vg_series_free(&ser);
+			snprintf(err, errlen, "more than %d series in one answer: "
+					      "add matchers or send fewer queries",
+				 VG_RR_MAX_ANSWER_SERIES);
+			rc = -E2BIG;
 			goto out;
 		}
 		if (bud->samples + ser.n > VG_RR_MAX_SAMPLES) {
@@ -449,8 +653,15 @@ static int answer_query(struct vg_api *api, const char *scope,
 		}
 		ts->n_samples = ns;
 		bud->samples += ns;
+		bud->series++;
 		vg_series_free(&ser);
 	}
+	goto out;
+timeout:
+	*status = 503;
+	snprintf(err, errlen, "remote read took longer than %d ms: add matchers "
+			      "or shorten the range",
+		 VG_RR_MAX_MS);
 out:
 	for (size_t i = 0; i < c.nm; i++)
 		if (m[i].has_re)
@@ -463,6 +674,85 @@ out:
 		snprintf(err, errlen, "out of memory");
 	}
 	return rc;
+}
+
+/* protobuf-c allocates for every field it unpacks (a submessage, an
+ * unknown field), so a 4 MiB request of empty queries cost 250 MB before
+ * the query count could be checked. This walks the wire format first and
+ * counts, without allocating: the fields of the ReadRequest, of its
+ * queries and of their matchers and hints (kind 0, 1, 2), at most
+ * VG_RR_MAX_FIELDS in all, VG_RR_MAX_QUERIES queries and
+ * VG_RR_MAX_MATCHERS matchers a query. 0, or -EINVAL with err set; a
+ * malformed message is left to the unpacker's answer (0). */
+static int wire_count(const uint8_t *p, size_t len, int kind, size_t *fields,
+		      char *err, size_t errlen)
+{
+	const uint8_t *end = p + len;
+	size_t nsub = 0;
+
+	while (p < end) {
+		uint64_t tag = 0, v = 0;
+		int sh = 0;
+
+		while (p < end && sh < 64 && (*p & 0x80))
+			tag |= (uint64_t)(*p++ & 0x7f) << sh, sh += 7;
+		if (p == end || sh >= 64)
+			return 0;
+		tag |= (uint64_t)*p++ << sh;
+		if (++*fields > VG_RR_MAX_FIELDS) {
+			snprintf(err, errlen, "more than %d protobuf fields in one "
+					      "request",
+				 VG_RR_MAX_FIELDS);
+			return -EINVAL;
+		}
+		switch (tag & 7) {
+		case 0: /* varint */
+			while (p < end && (*p & 0x80))
+				p++;
+			if (p == end)
+				return 0;
+			p++;
+			break;
+		case 1: /* 64 bits */
+		case 5: /* 32 bits */
+			if ((size_t)(end - p) < ((tag & 7) == 1 ? 8u : 4u))
+				return 0;
+			p += (tag & 7) == 1 ? 8 : 4;
+			break;
+		case 2: /* length-delimited */
+			for (sh = 0; p < end && sh < 64 && (*p & 0x80); sh += 7)
+				v |= (uint64_t)(*p++ & 0x7f) << sh;
+			if (p == end || sh >= 64)
+				return 0;
+			v |= (uint64_t)*p++ << sh;
+			if (v > (uint64_t)(end - p))
+				return 0;
+			if ((kind == 0 && tag >> 3 == 1) ||
+			    (kind == 1 && (tag >> 3 == 3 || tag >> 3 == 4))) {
+				if (kind == 0 && ++nsub > VG_RR_MAX_QUERIES) {
+					snprintf(err, errlen, "more than %d queries "
+							      "in one request",
+						 VG_RR_MAX_QUERIES);
+					return -EINVAL;
+				}
+				if (kind == 1 && tag >> 3 == 3 &&
+				    ++nsub > VG_RR_MAX_MATCHERS) {
+					snprintf(err, errlen, "more than %d matchers "
+							      "in a query",
+						 VG_RR_MAX_MATCHERS);
+					return -EINVAL;
+				}
+				if (wire_count(p, (size_t)v, kind + 1, fields, err,
+					       errlen))
+					return -EINVAL;
+			}
+			p += v;
+			break;
+		default:
+			return 0;
+		}
+	}
+	return 0;
 }
 
 int vg_api_remote_read(struct vg_api *api, const char *scope,
@@ -499,6 +789,12 @@ int vg_api_remote_read(struct vg_api *api, const char *scope,
 	if (snappy_uncompress(body, len, raw, &raw_len) != SNAPPY_OK) {
 		snprintf(err, errlen, "the body is not valid snappy data");
 		goto done;
+	}
+	{
+		size_t fields = 0;
+		if (wire_count((const uint8_t *)raw, raw_len, 0, &fields, err,
+			       errlen))
+			goto done;
 	}
 	rq = prometheus__read_request__unpack(NULL, raw_len, (uint8_t *)raw);
 	if (!rq) {

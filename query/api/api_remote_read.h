@@ -14,10 +14,21 @@
 #define VG_RR_MAX_RAW (4 << 20)   /* decompressed request bytes (413) */
 #define VG_RR_MAX_QUERIES 64      /* queries per request */
 #define VG_RR_MAX_MATCHERS 32     /* matchers per query */
+#define VG_RR_MAX_FIELDS 65536    /* protobuf fields per request */
 #define VG_RR_MAX_REGEX 1024      /* bytes of one regular expression */
+#define VG_RR_MAX_REPEAT 1000     /* nested counted repetitions ({m,n}) */
+#define VG_RR_MAX_LOOPS 10        /* loops over groups matching "" */
 #define VG_RR_MAX_SERIES 50000    /* series per query */
 #define VG_RR_MAX_SAMPLES 1000000 /* samples per answer */
 #define VG_RR_MAX_MS 30000        /* time to answer a request */
+
+/* series in one answer, all its queries together (a series costs its
+ * labels even without samples) */
+#define VG_RR_MAX_ANSWER_SERIES 100000
+
+/* the latest end a query reads to (9999-12-31T23:59:59.999Z): a later
+ * one, up to INT64_MAX, is taken as this */
+#define VG_RR_MAX_TIME_MS 253402300799999LL
 
 /* Answer a snappy-compressed protobuf ReadRequest (body, len) for a token
  * of scope (NULL: every project): *out gets the snappy-compressed

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
@@ -37,10 +38,12 @@
 
 #define T0 1794999600LL
 #define EVIL "x\",project=\"p2\",y=\""
+#define BULK 26000 /* series of project bulk (x4 > VG_RR_MAX_ANSWER_SERIES) */
 
 static struct fx_api srv;
-static int64_t q_start = T0 * 1000; /* the queries' start */
-static const char *q_func;          /* the queries' hints.func, or none */
+static int64_t q_start = T0 * 1000;       /* the queries' start */
+static int64_t q_end = (T0 + 600) * 1000; /* and end */
+static const char *q_func;                /* the queries' hints.func, or none */
 static char tok_admin[VG_TOKEN_LEN + 1], tok_p1[VG_TOKEN_LEN + 1];
 
 static int setup(void **state)
@@ -70,6 +73,21 @@ static int setup(void **state)
 		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 50);
 		if (fx_data_write(&d, b))
 			return -1;
+	}
+	/* BULK series in the registry only (a series lookup reads no RRD
+	 * file): four queries of them pass the answer's series bound */
+	{
+		struct vg_batch *b = vg_batch_new("h2", 1, 1, T0 * 1000);
+		char id[32];
+		for (int i = 0; i < BULK && b; i++) {
+			snprintf(id, sizeof(id), "bulk-%05d", i);
+			vg_batch_resource(b, VG_RT_CUSTOM, id, NULL, NULL, T0 * 1000);
+			vg_batch_identity(b, "bulk", NULL, NULL);
+			vg_batch_sample(b, "bulk.m", VG_KIND_GAUGE, 1);
+		}
+		if (!b || vg_registry_update(d.registry, b))
+			return -1;
+		vg_batch_free(b);
 	}
 	fx_data_done(&d);
 	if (fx_token(srv.dir, NULL, "admin", tok_admin) ||
@@ -161,7 +179,7 @@ static long read_query(const char *token, const char *const *mt, size_t nm,
 		hints.func = (char *)q_func;
 		q.hints = &hints;
 	}
-	q.end_timestamp_ms = (T0 + 600) * 1000;
+	q.end_timestamp_ms = q_end;
 	q.n_matchers = nm;
 	q.matchers = mp;
 	qs = calloc(nq, sizeof(*qs));
@@ -243,6 +261,16 @@ static void test_read(void **state)
 	assert_int_equal(ts->n_samples, 10); /* rows T0 .. T0+540 */
 	assert_int_equal(ts->samples[0]->timestamp, T0 * 1000);
 	assert_true(ts->samples[3]->value == 10);
+	done(&a, r);
+	/* an end of INT64_MAX (Prometheus may send any int64) reads up to
+	 * the last data, not nothing */
+	q_end = INT64_MAX;
+	assert_int_equal(read_query(tok_admin, m1, 2, 1, &a, &r), 200);
+	q_end = (T0 + 600) * 1000;
+	assert_int_equal(nseries(r), 1);
+	assert_true(r->results[0]->timeseries[0]->n_samples >= 10);
+	assert_int_equal(r->results[0]->timeseries[0]->samples[0]->timestamp,
+			 T0 * 1000);
 	done(&a, r);
 
 	/* a counter: a running total rebuilt from the rate (10 B/s) */
@@ -341,6 +369,43 @@ static void test_hostile(void **state)
 	assert_int_equal(read_query(tok_admin, lre, 1, 1, &a, &r), 400);
 	assert_non_null(strstr(fx_errmsg(&a), "longer than"));
 	done(&a, r);
+	/* what RE2 refuses and glibc would pay minutes for: a 400 at once */
+	{
+		const char *backref[] = {"name=~((.*)(.*)\\2\\3c)"};
+		const char *nested[] = {"name=~(a{1,100}){1,100}"};
+		const char *hidden[] = {"name=~((a{1,20}){1,20}){3}|x{99999}"};
+		const char *ok_re[] = {"name=~[0-9]{1,3}(\\.[0-9]{1,3}){3}|a{2,1000}|[]{]{9}"};
+		assert_int_equal(read_query(tok_admin, backref, 1, 1, &a, &r), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "back-reference"));
+		done(&a, r);
+		assert_int_equal(read_query(tok_admin, nested, 1, 1, &a, &r), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "repetitions"));
+		done(&a, r);
+		assert_int_equal(read_query(tok_admin, hidden, 1, 1, &a, &r), 400);
+		done(&a, r);
+		assert_int_equal(read_query(tok_admin, ok_re, 1, 1, &a, &r), 200);
+		done(&a, r);
+	}
+	/* loops over groups that match nothing: glibc's compile time doubles
+	 * with each (twenty: a second; thirty: twenty minutes) */
+	{
+		static char loops[200], counted[] = "name=~((.*)*){20}";
+		static char fine[200];
+		const char *l1[] = {loops}, *l2[] = {counted}, *l3[] = {fine};
+		strcpy(loops, "name=~");
+		strcpy(fine, "name=~((.*)*){5}|(foo|bar)+|(a+)*");
+		for (int i = 0; i < 20; i++) {
+			strcat(loops, "(a*)*");
+			strcat(fine, "(.*)?");
+		}
+		assert_int_equal(read_query(tok_admin, l1, 1, 1, &a, &r), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "loops"));
+		done(&a, r);
+		assert_int_equal(read_query(tok_admin, l2, 1, 1, &a, &r), 400);
+		done(&a, r);
+		assert_int_equal(read_query(tok_admin, l3, 1, 1, &a, &r), 200);
+		done(&a, r);
+	}
 	for (int i = 0; i < 33; i++)
 		many[i] = "name!=z";
 	assert_int_equal(read_query(tok_admin, many, 33, 1, &a, &r), 400);
@@ -355,6 +420,35 @@ static void test_hostile(void **state)
 		unsigned char bomb[8] = {0x80, 0x80, 0x80, 0x30, 0, 0, 0, 0};
 		assert_int_equal(post_raw(tok_admin, bomb, sizeof(bomb), &a), 413);
 		fx_answer_free(&a);
+	}
+	/* 4 MiB of empty queries, then of unknown fields: refused before
+	 * protobuf-c allocates a structure for each (250 MB) */
+	{
+		size_t n = 4 << 20, clen = snappy_max_compressed_length(n);
+		char *raw = malloc(n), *comp = malloc(clen);
+		struct rusage before, after;
+		assert_non_null(raw);
+		assert_non_null(comp);
+		for (size_t i = 0; i < n; i += 2)
+			raw[i] = 0x0a, raw[i + 1] = 0; /* field 1 (a query), empty */
+		assert_int_equal(snappy_compress(raw, n, comp, &clen), SNAPPY_OK);
+		getrusage(RUSAGE_SELF, &before);
+		assert_int_equal(post_raw(tok_admin, comp, clen, &a), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "queries"));
+		fx_answer_free(&a);
+		for (size_t i = 0; i < n; i += 2)
+			raw[i] = 0x78, raw[i + 1] = 0; /* field 15, varint 0 */
+		clen = snappy_max_compressed_length(n);
+		assert_int_equal(snappy_compress(raw, n, comp, &clen), SNAPPY_OK);
+		assert_int_equal(post_raw(tok_admin, comp, clen, &a), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "fields"));
+		fx_answer_free(&a);
+		getrusage(RUSAGE_SELF, &after);
+		/* the server runs in this process: its peak grew by less than
+		 * the request's own buffers and a margin */
+		assert_true(after.ru_maxrss - before.ru_maxrss < 64 * 1024);
+		free(raw);
+		free(comp);
 	}
 	/* valid snappy, not a ReadRequest */
 	{
@@ -372,12 +466,32 @@ static void test_hostile(void **state)
 	fx_answer_free(&a);
 }
 
+/* Series lookups cost their labels: four queries of 26,000 series pass
+ * the answer's bound (100,000) and are refused, not answered with 100 MB */
+static void test_answer_series(void **state)
+{
+	const char *bulk[] = {"project=bulk"};
+	Prometheus__ReadResponse *r;
+	struct fx_answer a;
+
+	(void)state;
+	q_func = "series";
+	assert_int_equal(read_query(tok_admin, bulk, 1, 1, &a, &r), 200);
+	assert_int_equal(nseries(r), BULK);
+	done(&a, r);
+	assert_int_equal(read_query(tok_admin, bulk, 1, 4, &a, &r), 400);
+	assert_non_null(strstr(fx_errmsg(&a), "series in one answer"));
+	done(&a, r);
+	q_func = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read),
 		cmocka_unit_test(test_scope_injection),
 		cmocka_unit_test(test_hostile),
+		cmocka_unit_test(test_answer_series),
 	};
 	return cmocka_run_group_tests_name("remote_read", tests, setup, teardown);
 }
