@@ -2115,7 +2115,7 @@ static int fetch_locked_key(struct vg_store *s, int rtype, const char *id,
 		return rc;
 
 	start = (time_t)(start_ms / 1000);
-	end = (time_t)((end_ms + 999) / 1000);
+	end = (time_t)vg_ms_to_s_ceil(end_ms);
 	if (resolution_s) {
 		for (size_t k = 0; k < d.nrra; k++)
 			if (d.rra[k].res_s == resolution_s)

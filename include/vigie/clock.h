@@ -15,7 +15,13 @@
 int64_t vg_now_ms(void);       /* CLOCK_REALTIME in ms */
 int64_t vg_monotonic_ms(void); /* CLOCK_MONOTONIC in ms */
 int64_t vg_monotonic_ns(void); /* CLOCK_MONOTONIC in ns (durations) */
-void vg_sleep_ms(int64_t ms);  /* interrupted early by signals */
+/* ms -> whole seconds, rounded up (an end of range); defined for every
+ * int64, where (ms + 999) / 1000 overflows near INT64_MAX. */
+static inline int64_t vg_ms_to_s_ceil(int64_t ms)
+{
+	return ms / 1000 + (ms % 1000 > 0);
+}
+void vg_sleep_ms(int64_t ms); /* interrupted early by signals */
 
 struct vg_clock {
 	int synthetic;

@@ -39,6 +39,7 @@
 #include <rrd.h>
 
 #include "query/api/api_handlers.h"
+#include "vigie/clock.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 #include "vigie/name.h"
@@ -177,7 +178,7 @@ int vg_api_graph_build(const struct vg_api_graph_spec *g, struct vg_api_graph_ar
 	rc |= add(a, "-");
 	rc |= add(a, "--imgformat=PNG");
 	rc |= add(a, "--start=%lld", (long long)(g->start_ms / 1000));
-	rc |= add(a, "--end=%lld", (long long)((g->end_ms + 999) / 1000));
+	rc |= add(a, "--end=%lld", (long long)vg_ms_to_s_ceil(g->end_ms));
 	rc |= add(a, "--width=%u", g->width);
 	rc |= add(a, "--height=%u", g->height);
 	rc |= add(a, "--slope-mode");

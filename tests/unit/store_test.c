@@ -200,6 +200,14 @@ static void test_gauge_and_counter(void **state)
 	assert_true(g.n >= 10 && g.n <= 100000 + 20);
 	assert_true(g.points[0].value == 110);
 	vg_series_free(&g);
+	/* The very end of int64 too: rounding it up to a second must not
+	 * overflow (undefined behaviour; the sanitizer build traps it). */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_INSTANCE, "inst-1", "memory.used",
+					VG_CF_AVERAGE, MS(T0), INT64_MAX, 60, 1, &g),
+			 0);
+	assert_true(g.n >= 10 && g.n <= 100000 + 20);
+	assert_true(g.points[0].value == 110);
+	vg_series_free(&g);
 
 	/* MIN and MAX of a one-minute point are the point itself. */
 	assert_int_equal(vg_store_fetch(f->s, VG_RT_INSTANCE, "inst-1", "memory.used",
