@@ -24,7 +24,9 @@
  *
  * Output: "RESULT store_backends backend=... daemons=K series=N values=V
  * values_per_file=R values_per_s=X collector_cpu_us_per_value=Y
- * daemon_cpu_us_per_value=Z values_per_collector_core_s=W" per mode, then
+ * daemon_cpu_us_per_value=Z values_per_collector_core_s=W daemon_errors=E
+ * flush_rc=F" per mode (E: failures that broke a daemon connection, F: the
+ * final flush's result; either non-zero makes the run suspect), then
  * one daemon against the files backend of the same run, with the targets
  * (at least 0.7x the values/s, at most 1.5x the CPU per value, collector
  * and daemon together): "RESULT store_backends_vs_files daemons=1
@@ -115,16 +117,27 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	for (int r = 1; r <= rounds; r++)
 		if ((rc = round_write(s, n, r)))
 			return rc;
-	vg_store_close(s); /* flushes and syncs: every value durable */
+	/* flush and sync (every value durable), then read the daemons'
+	 * errors: one that broke a connection sends the next connection
+	 * through the check that reads every unflushed file back, a run to
+	 * be read with care */
+	rc = vg_store_flush(s);
+	struct vg_store_daemon dm[3];
+	size_t ndm = vg_store_daemons(s, dm, 3);
+	uint64_t derr = 0;
+	for (size_t k = 0; k < ndm; k++)
+		derr += dm[k].errors;
+	vg_store_close(s); /* syncs what the flush could not */
 	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = bench_self_cpu_s() - c0;
 	for (int k = 0; k < ndaemons; k++)
 		dc1 += bench_proc_cpu_or0(d[k].pid);
 	double v = (double)n * rounds;
 	printf("RESULT store_backends backend=%s daemons=%d series=%d values=%.0f "
 	       "values_per_file=%d values_per_s=%.0f collector_cpu_us_per_value=%.2f "
-	       "daemon_cpu_us_per_value=%.2f values_per_collector_core_s=%.0f\n",
+	       "daemon_cpu_us_per_value=%.2f values_per_collector_core_s=%.0f "
+	       "daemon_errors=%llu flush_rc=%d\n",
 	       label, ndaemons, n, v, rounds, v / wall, cpu * 1e6 / v, (dc1 - dc0) * 1e6 / v,
-	       v / (cpu > 0 ? cpu : 1e-9));
+	       v / (cpu > 0 ? cpu : 1e-9), (unsigned long long)derr, rc);
 	out->values_per_s = v / wall;
 	out->cpu_us_per_value = (cpu + dc1 - dc0) * 1e6 / v;
 	fflush(stdout);
