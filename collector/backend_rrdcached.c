@@ -126,8 +126,9 @@
 #define FLUSH_BATCH 128
 /* Connections a sync FLUSHes over at once, the verified one included (see
  * flush_sent): rrdcached's default 4 writer threads then find its queue
- * full; 2 to 8 measured alike, 1 costs the daemon ~25 % more CPU per file
- * (docs/benchmarks.md) */
+ * full. At 20,000 series 2 to 8 measured alike and 1 cost the daemon
+ * 20-30 % more CPU per file; at 100,000 the difference was within the
+ * noise (docs/benchmarks.md) */
 #define FLUSH_CONNS 4
 #define FLUSH_CONNS_MAX FLUSH_CONNS
 
@@ -330,8 +331,8 @@ struct flush_conn {
  * daemon c reached was alive, so (one daemon listens on an address, as
  * everything else here assumes) each extra connection was made to that
  * same daemon, and any later restart breaks them as it breaks c. A
- * failed PING sends nothing on the extras (closed) and everything goes
- * back to d->sent.
+ * failed PING sends nothing on the extras (rcd_sync's client_put of the
+ * broken c then closes them) and everything goes back to d->sent.
  *
  * A file the daemon wrote, had nothing pending for, or no longer has is
  * done; one it refused otherwise, or not reached because a connection
