@@ -12,12 +12,26 @@
  * values/s (wall), the collector's CPU (getrusage) and each daemon's CPU
  * (/proc/PID/stat), per value.
  *
+ * ROUNDS is the number of values each file gets per write: the store's
+ * write-behind cache holds a series' values until its flush, so a round
+ * trip to the daemon and a librrd call carry ROUNDS values per file. The
+ * published figures run 5 (the worst case for rrdcached, whose cost is
+ * per file written) and 30 (what a collector's cache gives a daemon: 5
+ * minutes of 10 s polling).
+ *
  * Usage: store_backends [SERIES [ROUNDS [MAX_DAEMONS]]] (100000 5 3): the
  * files mode, then 1..MAX_DAEMONS daemons.
  *
  * Output: "RESULT store_backends backend=... daemons=K series=N values=V
- * values_per_s=X collector_cpu_us_per_value=Y daemon_cpu_us_per_value=Z
- * values_per_collector_core_s=W" per mode.
+ * values_per_file=R values_per_s=X collector_cpu_us_per_value=Y
+ * daemon_cpu_us_per_value=Z values_per_collector_core_s=W daemon_errors=E
+ * flush_rc=F" per mode (E: failures that broke a daemon connection, F: the
+ * final flush's result; either non-zero makes the run suspect), then
+ * one daemon against the files backend of the same run, with the targets
+ * (at least 0.7x the values/s, at most 1.5x the CPU per value, collector
+ * and daemon together): "RESULT store_backends_vs_files daemons=1
+ * series=N values_per_file=R values_per_s_ratio=A cpu_per_value_ratio=B
+ * values_target_met=0|1 cpu_target_met=0|1".
  */
 #include <errno.h>
 #include <limits.h>
@@ -59,7 +73,11 @@ static int round_write(struct vg_store *s, int n, int minute)
 	return 0;
 }
 
-static int run(const char *label, int ndaemons, int n, int rounds)
+struct mode_result {
+	double values_per_s, cpu_us_per_value; /* collector + daemons */
+};
+
+static int run(const char *label, int ndaemons, int n, int rounds, struct mode_result *out)
 {
 	static const char *const extra[] = {"-O", "-R", NULL};
 	struct hrd_daemon d[3];
@@ -99,16 +117,29 @@ static int run(const char *label, int ndaemons, int n, int rounds)
 	for (int r = 1; r <= rounds; r++)
 		if ((rc = round_write(s, n, r)))
 			return rc;
-	vg_store_close(s); /* flushes and syncs: every value durable */
+	/* flush and sync (every value durable), then read the daemons'
+	 * errors: one that broke a connection sends the next connection
+	 * through the check that reads every unflushed file back, a run to
+	 * be read with care */
+	rc = vg_store_flush(s);
+	struct vg_store_daemon dm[3];
+	size_t ndm = vg_store_daemons(s, dm, 3);
+	uint64_t derr = 0;
+	for (size_t k = 0; k < ndm; k++)
+		derr += dm[k].errors;
+	vg_store_close(s); /* syncs what the flush could not */
 	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = bench_self_cpu_s() - c0;
 	for (int k = 0; k < ndaemons; k++)
 		dc1 += bench_proc_cpu_or0(d[k].pid);
 	double v = (double)n * rounds;
 	printf("RESULT store_backends backend=%s daemons=%d series=%d values=%.0f "
-	       "values_per_s=%.0f collector_cpu_us_per_value=%.2f "
-	       "daemon_cpu_us_per_value=%.2f values_per_collector_core_s=%.0f\n",
-	       label, ndaemons, n, v, v / wall, cpu * 1e6 / v, (dc1 - dc0) * 1e6 / v,
-	       v / (cpu > 0 ? cpu : 1e-9));
+	       "values_per_file=%d values_per_s=%.0f collector_cpu_us_per_value=%.2f "
+	       "daemon_cpu_us_per_value=%.2f values_per_collector_core_s=%.0f "
+	       "daemon_errors=%llu flush_rc=%d\n",
+	       label, ndaemons, n, v, rounds, v / wall, cpu * 1e6 / v, (dc1 - dc0) * 1e6 / v,
+	       v / (cpu > 0 ? cpu : 1e-9), (unsigned long long)derr, rc);
+	out->values_per_s = v / wall;
+	out->cpu_us_per_value = (cpu + dc1 - dc0) * 1e6 / v;
 	fflush(stdout);
 	for (int k = 0; k < ndaemons; k++)
 		hrd_cleanup(&d[k]);
@@ -125,10 +156,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: store_backends [SERIES [ROUNDS [MAX_DAEMONS (0-3)]]]\n");
 		return 2;
 	}
-	if (run("files", 0, n, rounds))
+	struct mode_result files, one = {0, 0};
+	if (run("files", 0, n, rounds, &files))
 		return 1;
-	for (int k = 1; k <= maxd; k++)
-		if (run("rrdcached", k, n, rounds))
+	for (int k = 1; k <= maxd; k++) {
+		struct mode_result r;
+		if (run("rrdcached", k, n, rounds, &r))
 			return 1;
+		if (k == 1)
+			one = r;
+	}
+	if (maxd >= 1) {
+		double vr = one.values_per_s / files.values_per_s;
+		double cr = one.cpu_us_per_value / files.cpu_us_per_value;
+		printf("RESULT store_backends_vs_files daemons=1 series=%d values_per_file=%d "
+		       "values_per_s_ratio=%.2f cpu_per_value_ratio=%.2f values_target_met=%d "
+		       "cpu_target_met=%d\n",
+		       n, rounds, vr, cr, vr >= 0.7, cr <= 1.5);
+	}
 	return 0;
 }

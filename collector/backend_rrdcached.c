@@ -36,7 +36,9 @@
  *
  * Connections. Each daemon has a small pool of clients (a client serves
  * one thread at a time); a broken client is closed, the next call
- * connects again. Each daemon's state (up, errors, last error) is kept
+ * connects again. A sync also keeps a few connections of its own per
+ * daemon, FLUSH only, to keep several FLUSHes waiting at once (see
+ * flush_sent). Each daemon's state (up, errors, last error) is kept
  * for health reporting.
  *
  * Durability. rrdcached acknowledges an UPDATE when the values are in its
@@ -117,15 +119,28 @@
 #define BACKOFF_MAX_MS 2000
 #define CHUNK 256       /* timestamps per UPDATE */
 #define BATCH_ITEMS 512 /* series per BATCH round trip */
-/* FLUSHes per BATCH round trip: the daemon answers after the last file is
- * written, within IO_TIMEOUT_MS, so 128 writes of up to ~75 ms each */
+/* FLUSHes in flight at once during a sync, over all its connections: a
+ * BATCH is answered after its last file is written, within IO_TIMEOUT_MS,
+ * and the daemon shares its writer threads between the connections, so
+ * 128 writes of up to ~75 ms each */
 #define FLUSH_BATCH 128
+/* Connections a sync FLUSHes over at once, the verified one included (see
+ * flush_sent): rrdcached's default 4 writer threads then find its queue
+ * full. At 20,000 series 2 to 8 measured alike and 1 cost the daemon
+ * 20-30 % more CPU per file; at 100,000 the difference was within the
+ * noise (docs/benchmarks.md) */
+#define FLUSH_CONNS 4
+#define FLUSH_CONNS_MAX FLUSH_CONNS
 
 struct daemon {
 	char addr[256];
 	pthread_mutex_t mu; /* idle, err */
 	struct vg_rrdcd *idle[POOL_MAX];
 	size_t nidle;
+	/* the sync's extra FLUSH connections, kept between syncs (flush_sent);
+	 * never used for anything else */
+	struct vg_rrdcd *fidle[FLUSH_CONNS_MAX];
+	size_t nfidle;
 	char err[512];   /* last failure */
 	int up;          /* __atomic: last call reached it */
 	uint64_t errors; /* __atomic */
@@ -192,8 +207,8 @@ static void backoff(struct daemon *d)
  * it is stalled). */
 static void client_broken(struct daemon *d, struct vg_rrdcd *c)
 {
-	struct vg_rrdcd *idle[POOL_MAX];
-	size_t n;
+	struct vg_rrdcd *idle[POOL_MAX], *fidle[FLUSH_CONNS_MAX];
+	size_t n, nf;
 
 	backoff(d);
 	__atomic_store_n(&d->up, 0, __ATOMIC_RELAXED);
@@ -203,10 +218,15 @@ static void client_broken(struct daemon *d, struct vg_rrdcd *c)
 	n = d->nidle;
 	memcpy(idle, d->idle, n * sizeof(*idle));
 	d->nidle = 0;
+	nf = d->nfidle;
+	memcpy(fidle, d->fidle, nf * sizeof(*fidle));
+	d->nfidle = 0;
 	pthread_mutex_unlock(&d->mu);
 	vg_rrdcd_close(c);
 	for (size_t k = 0; k < n; k++)
 		vg_rrdcd_close(idle[k]);
+	for (size_t k = 0; k < nf; k++)
+		vg_rrdcd_close(fidle[k]);
 }
 
 /* Verify on client c that the daemon durably holds what it accepted:
@@ -219,9 +239,11 @@ static void client_broken(struct daemon *d, struct vg_rrdcd *c)
  * time it still holds. Files not checked (the connection broke, or the
  * daemon refused) go back to d->sent. *nlost (may be NULL) counts the
  * lost files found. 0, or -EIO when some file could not be checked. */
-static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_hmap *snap);
+static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
+		      size_t nextra, struct vg_hmap *snap);
 
-static int check_sent(struct daemon *d, struct vg_rrdcd *c, size_t *nlost, int read_last)
+static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
+		      size_t nextra, size_t *nlost, int read_last)
 {
 	struct vg_hmap snap;
 	const struct vg_hmap_entry *e;
@@ -233,7 +255,7 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, size_t *nlost, int r
 	vg_hmap_init(&d->sent);
 	pthread_mutex_unlock(&d->mu);
 	if (!read_last)
-		return flush_sent(d, c, &snap);
+		return flush_sent(d, c, extra, nextra, &snap);
 	while ((e = vg_hmap_next(&snap, &pos))) {
 		int64_t *want = e->value, have = INT64_MIN;
 		struct vg_rrdcd_info info;
@@ -279,36 +301,112 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, size_t *nlost, int r
 	return ret;
 }
 
-/* check_sent without reading the last update back (see rcd_sync): the
- * files of snap (taken out of d->sent; released here) FLUSHed
- * FLUSH_BATCH per BATCH round trip. A file the daemon wrote, had nothing
- * pending for, or no longer has is done; one it refused otherwise, or
- * not reached because the connection broke, goes back to d->sent.
- * 0, or -EIO when some file went back. */
-static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_hmap *snap)
-{
+/* One connection of a sync's FLUSHes: the files of its BATCH in flight. */
+struct flush_conn {
+	struct vg_rrdcd *c;
+	size_t n; /* files in flight (their answer not read) */
+	int sent; /* a BATCH is in flight (n may be 0) */
 	const char *names[FLUSH_BATCH];
 	int64_t *want[FLUSH_BATCH];
 	int err[FLUSH_BATCH];
-	const struct vg_hmap_entry *e;
-	size_t pos = 0, k;
-	int ret = 0;
+};
 
-	do {
-		for (k = 0; k < FLUSH_BATCH && (e = vg_hmap_next(snap, &pos)); k++) {
-			names[k] = e->key;
-			want[k] = e->value;
-		}
-		int rc = !k ? 0 : vg_rrdcd_connected(c) ? vg_rrdcd_flush_many(c, names, k, err, NULL)
-							: -ENOTCONN;
-		for (size_t i = 0; i < k; i++) {
-			if (rc || (err[i] && err[i] != -ENOENT && err[i] != -EREMOTEIO)) {
-				mark_sent(d, names[i], *want[i]);
-				ret = -EIO;
+/* check_sent without reading the last update back (see rcd_sync): the
+ * files of snap (taken out of d->sent; released here) FLUSHed in BATCHes
+ * over c and the extra connections at once, each keeping one BATCH in
+ * flight (vg_rrdcd_flush_many_send), its next one sent as soon as its
+ * answer is read. Why several: rrdcached 1.7.2 serves a connection's
+ * FLUSHes one after the other, each putting its file at the head of the
+ * write queue and sleeping until a writer thread wrote it; with one
+ * connection every file costs the daemon a hand-off between two sleeping
+ * threads, with several the writer threads find the queue full and the
+ * connection threads wake in parallel (docs/benchmarks.md).
+ *
+ * Why a FLUSH over an extra connection proves what one over c does. c
+ * was verified (client_get) and made before the files were taken (see
+ * rcd_sync); an extra connection was not verified: made after a restart
+ * of the daemon, its FLUSHes would answer "nothing to flush" for values
+ * the old daemon lost. So c answers a PING after every extra connection
+ * was made and before anything is sent on them: at that moment the
+ * daemon c reached was alive, so (one daemon listens on an address, as
+ * everything else here assumes) each extra connection was made to that
+ * same daemon, and any later restart breaks them as it breaks c. A
+ * failed PING sends nothing on the extras (rcd_sync's client_put of the
+ * broken c then closes them) and everything goes back to d->sent.
+ *
+ * A file the daemon wrote, had nothing pending for, or no longer has is
+ * done; one it refused otherwise, or not reached because a connection
+ * broke, goes back to d->sent (the caller closes a broken connection).
+ * 0, or -EIO when some file went back. */
+static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
+		      size_t nextra, struct vg_hmap *snap)
+{
+	struct flush_conn *fc;
+	const struct vg_hmap_entry *e;
+	size_t pos = 0, nc = 1 + nextra, per;
+	int ret = 0, stop = 0;
+
+	if (!vg_hmap_count(snap)) {
+		vg_hmap_release(snap);
+		return 0;
+	}
+	if (!(fc = calloc(nc, sizeof(*fc)))) {
+		stop = 1;
+		nc = 0;
+	}
+	for (size_t k = 0; k < nc; k++)
+		fc[k].c = k ? extra[k - 1] : c;
+	if (nextra && (!vg_rrdcd_connected(c) || vg_rrdcd_ping(c)))
+		stop = 1;
+	per = nc ? FLUSH_BATCH / nc : 1;
+	for (int any = 1; any;) {
+		any = 0;
+		for (size_t k = 0; k < nc; k++) {
+			struct flush_conn *f = &fc[k];
+			if (f->sent) {
+				int rc = vg_rrdcd_flush_many_recv(f->c, f->n, f->err, NULL);
+				for (size_t i = 0; i < f->n; i++) {
+					if (rc || (f->err[i] && f->err[i] != -ENOENT &&
+						   f->err[i] != -EREMOTEIO)) {
+						mark_sent(d, f->names[i], *f->want[i]);
+						ret = -EIO;
+					}
+					free(f->want[i]);
+				}
+				f->sent = 0;
+				f->n = 0;
+				if (rc)
+					stop = 1; /* what is in flight is still read */
 			}
-			free(want[i]);
+			if (stop || !vg_rrdcd_connected(f->c))
+				continue;
+			while (f->n < per && (e = vg_hmap_next(snap, &pos))) {
+				f->names[f->n] = e->key;
+				f->want[f->n++] = e->value;
+			}
+			if (!f->n)
+				continue;
+			if (!vg_rrdcd_flush_many_send(f->c, f->names, f->n)) {
+				f->sent = any = 1;
+				continue;
+			}
+			for (size_t i = 0; i < f->n; i++) {
+				mark_sent(d, f->names[i], *f->want[i]);
+				free(f->want[i]);
+			}
+			f->n = 0;
+			ret = -EIO;
+			stop = 1;
 		}
-	} while (k == FLUSH_BATCH);
+	}
+	/* what was never sent (a failure, or no memory) goes back */
+	while ((e = vg_hmap_next(snap, &pos))) {
+		int64_t *want = e->value;
+		mark_sent(d, e->key, *want);
+		free(want);
+		ret = -EIO;
+	}
+	free(fc);
 	vg_hmap_release(snap);
 	return ret;
 }
@@ -349,7 +447,7 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
 	 * on it (which would make the loss final and invisible), check every
 	 * file sent to and not yet verified on this daemon. */
 	pthread_mutex_lock(&d->vmu);
-	*rc = check_sent(d, c, NULL, 1);
+	*rc = check_sent(d, c, NULL, 0, NULL, 1);
 	pthread_mutex_unlock(&d->vmu);
 	if (*rc) {
 		client_broken(d, c);
@@ -1188,6 +1286,47 @@ static int rcd_remove(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc)
 	return shared_forget(r, d, loc, 0);
 }
 
+/* The extra FLUSH connections of a sync of nfiles files to d (into out):
+ * kept ones first, then new ones (connect and PING, nothing verified:
+ * flush_sent proves them through the verified one). No more than the
+ * files need; fewer when a connect fails (the sync goes on with those). */
+static size_t flush_conns_get(struct daemon *d, size_t nfiles, struct vg_rrdcd **out)
+{
+	size_t want = FLUSH_CONNS - 1, n = 0;
+
+	if (want > (nfiles - 1) / (FLUSH_BATCH / FLUSH_CONNS_MAX))
+		want = (nfiles - 1) / (FLUSH_BATCH / FLUSH_CONNS_MAX);
+	pthread_mutex_lock(&d->mu);
+	while (n < want && d->nfidle)
+		out[n++] = d->fidle[--d->nfidle];
+	pthread_mutex_unlock(&d->mu);
+	while (n < want) {
+		struct vg_rrdcd *c;
+		if (vg_rrdcd_connect(d->addr, PROBE_MS, &c))
+			break;
+		if (vg_rrdcd_ping(c) || vg_rrdcd_set_timeout(c, IO_TIMEOUT_MS)) {
+			vg_rrdcd_close(c);
+			break;
+		}
+		out[n++] = c;
+	}
+	return n;
+}
+
+/* Keep the sync's extra connections that still work for the next one. */
+static void flush_conns_put(struct daemon *d, struct vg_rrdcd **c, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		pthread_mutex_lock(&d->mu);
+		if (vg_rrdcd_connected(c[k]) && d->nfidle < FLUSH_CONNS_MAX) {
+			d->fidle[d->nfidle++] = c[k];
+			c[k] = NULL;
+		}
+		pthread_mutex_unlock(&d->mu);
+		vg_rrdcd_close(c[k]);
+	}
+}
+
 static int owners_upload(struct rcd *r);
 
 /* Make every file updated since it was last verified durable: FLUSH
@@ -1200,6 +1339,8 @@ static int owners_upload(struct rcd *r);
  * that restarted before it was made, and then its new-connection check
  * (client_get) already took every file sent before that restart, since
  * each is noted before it is sent and no sync held it meanwhile (vmu).
+ * The FLUSHes go over that client and up to FLUSH_CONNS - 1 extra
+ * connections at once, which that client vouches for (flush_sent).
  * Then make the owners file durable. Fails (the store keeps its journal
  * segments) when a daemon cannot be reached, while lost files wait for
  * their re-send, or when a loss was found during the sync. */
@@ -1220,9 +1361,12 @@ static int rcd_sync(struct vg_rrd_backend *be)
 		pthread_mutex_unlock(&d->mu);
 		if (n) {
 			if ((c = client_get(d, &rc))) {
+				struct vg_rrdcd *extra[FLUSH_CONNS_MAX];
+				size_t nextra = flush_conns_get(d, n, extra);
 				pthread_mutex_lock(&d->vmu);
-				rc = check_sent(d, c, &nlost, 0);
+				rc = check_sent(d, c, extra, nextra, &nlost, 0);
 				pthread_mutex_unlock(&d->vmu);
+				flush_conns_put(d, extra, nextra);
 				client_put(d, c, rc);
 			}
 			if (rc || nlost)
@@ -1308,6 +1452,8 @@ static void rcd_close(struct vg_rrd_backend *be)
 		struct daemon *d = &r->d[o];
 		for (size_t k = 0; k < d->nidle; k++)
 			vg_rrdcd_close(d->idle[k]);
+		for (size_t k = 0; k < d->nfidle; k++)
+			vg_rrdcd_close(d->fidle[k]);
 		free_values(&d->sent);
 		free_values(&d->lost);
 		pthread_mutex_destroy(&d->mu);

@@ -81,6 +81,7 @@ struct vg_rrdcd {
 	size_t rpos, rlen;
 	char *wbuf; /* bytes to send [0, wlen) */
 	size_t wlen;
+	size_t inflight; /* FLUSHes of a sent BATCH whose answer is unread */
 };
 
 /* ---- errors ----------------------------------------------------------- */
@@ -103,6 +104,7 @@ static void drop_conn(struct vg_rrdcd *c)
 	c->fd = -1;
 	c->rpos = c->rlen = 0;
 	c->wlen = 0;
+	c->inflight = 0;
 }
 
 /* A failure that leaves the connection in an unknown state: close it. */
@@ -335,16 +337,30 @@ static int check_word(struct vg_rrdcd *c, const char *s, const char *what)
 	return 0;
 }
 
+/* The connection can start a command: connected, and no BATCH sent by
+ * vg_rrdcd_flush_many_send waits for its answer (-EBUSY: the answer
+ * would be taken for this command's). */
+static int ready(struct vg_rrdcd *c)
+{
+	if (c->fd < 0) {
+		set_err(c, "%s: not connected", c->addr);
+		return -ENOTCONN;
+	}
+	if (c->inflight) {
+		set_err(c, "%s: a FLUSH BATCH waits for its answer", c->addr);
+		return -EBUSY;
+	}
+	return 0;
+}
+
 /* Append a command "VERB FILE [args]\n" to the write buffer. */
 static int cmd(struct vg_rrdcd *c, const char *verb, const char *file, const char *args)
 {
 	char line[VG_RRDCD_CMD_MAX];
 	int rc, n;
 
-	if (c->fd < 0) {
-		set_err(c, "%s: not connected", c->addr);
-		return -ENOTCONN;
-	}
+	if ((rc = ready(c)))
+		return rc;
 	if (file && (rc = check_word(c, file, "file name")))
 		return rc;
 	n = snprintf(line, sizeof(line), "%s%s%s%s%s\n", verb, file ? " " : "", file ? file : "",
@@ -800,11 +816,7 @@ static int many_begin(struct vg_rrdcd *c, size_t n, int *item_err,
 	memset(res, 0, sizeof(*res));
 	if (item_err)
 		memset(item_err, 0, n * sizeof(*item_err));
-	if (c->fd < 0) {
-		set_err(c, "%s: not connected", c->addr);
-		return -ENOTCONN;
-	}
-	return 0;
+	return ready(c);
 }
 
 int vg_rrdcd_batch(struct vg_rrdcd *c, const struct vg_rrdcd_update *items, size_t n,
@@ -866,6 +878,49 @@ out:
 	return rc;
 }
 
+/* The FLUSH BATCH of files[0..n) written out, its answer not read. */
+static int flush_many_write(struct vg_rrdcd *c, const char *const *files, size_t n)
+{
+	int rc;
+
+	if ((rc = ready(c)))
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if ((rc = check_word(c, files[i], "file name")))
+			return rc;
+	c->wlen = 0;
+	rc = wput(c, "BATCH\n", 6);
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = cmd(c, "FLUSH", files[i], NULL);
+	if (!rc && !(rc = wput(c, ".\nPING\n", 7)) && !(rc = wflush(c)))
+		return 0;
+	if (c->fd >= 0)
+		rc = broken(c, rc, "BATCH aborted"); /* part of it may be sent */
+	return rc;
+}
+
+/* Read the answer of a FLUSH BATCH of n files. */
+static int flush_many_read(struct vg_rrdcd *c, size_t n, int *item_err,
+			   struct vg_rrdcd_batch_result *res)
+{
+	struct vg_rrdcd_batch_result dummy;
+	int rc, *errs = item_err;
+
+	if (!res)
+		res = &dummy;
+	memset(res, 0, sizeof(*res));
+	if (item_err)
+		memset(item_err, 0, n * sizeof(*item_err));
+	if (!errs && !(errs = calloc(n ? n : 1, sizeof(*errs))))
+		return broken(c, -ENOMEM, "FLUSH BATCH answer not read");
+	rc = read_batch_answer(c, NULL, n, n, errs, res);
+	if (!rc && !res->nfailed)
+		c->err[0] = '\0';
+	if (errs != item_err)
+		free(errs);
+	return rc;
+}
+
 int vg_rrdcd_flush_many(struct vg_rrdcd *c, const char *const *files, size_t n,
 			int *item_err, struct vg_rrdcd_batch_result *res)
 {
@@ -874,27 +929,33 @@ int vg_rrdcd_flush_many(struct vg_rrdcd *c, const char *const *files, size_t n,
 
 	if (!res)
 		res = &dummy;
-	if ((rc = many_begin(c, n, item_err, res)))
+	if ((rc = many_begin(c, n, item_err, res)) || (rc = flush_many_write(c, files, n)))
 		return rc;
-	for (size_t i = 0; i < n; i++)
-		if ((rc = check_word(c, files[i], "file name")))
-			return rc;
-	int *errs = item_err;
-	if (!errs && !(errs = calloc(n ? n : 1, sizeof(*errs))))
-		return -ENOMEM;
-	c->wlen = 0;
-	rc = wput(c, "BATCH\n", 6);
-	for (size_t i = 0; !rc && i < n; i++)
-		rc = cmd(c, "FLUSH", files[i], NULL);
-	if (!rc && !(rc = wput(c, ".\nPING\n", 7)) && !(rc = wflush(c)))
-		rc = read_batch_answer(c, NULL, n, n, errs, res);
-	else if (rc && c->fd >= 0)
-		rc = broken(c, rc, "BATCH aborted"); /* part of it may be sent */
-	if (!rc && !res->nfailed)
-		c->err[0] = '\0';
-	if (errs != item_err)
-		free(errs);
+	return flush_many_read(c, n, item_err, res);
+}
+
+int vg_rrdcd_flush_many_send(struct vg_rrdcd *c, const char *const *files, size_t n)
+{
+	int rc = flush_many_write(c, files, n);
+
+	if (!rc)
+		c->inflight = n ? n : SIZE_MAX; /* an empty BATCH is answered too */
 	return rc;
+}
+
+int vg_rrdcd_flush_many_recv(struct vg_rrdcd *c, size_t n, int *item_err,
+			     struct vg_rrdcd_batch_result *res)
+{
+	if (c->fd < 0) {
+		set_err(c, "%s: not connected", c->addr);
+		return -ENOTCONN;
+	}
+	if (c->inflight != (n ? n : SIZE_MAX)) {
+		set_err(c, "%s: no FLUSH BATCH of %zu files was sent", c->addr, n);
+		return -EINVAL;
+	}
+	c->inflight = 0;
+	return flush_many_read(c, n, item_err, res);
 }
 
 int vg_rrdcd_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u)
@@ -904,10 +965,8 @@ int vg_rrdcd_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u)
 	char *msg;
 	int rc;
 
-	if (c->fd < 0) {
-		set_err(c, "%s: not connected", c->addr);
-		return -ENOTCONN;
-	}
+	if ((rc = ready(c)))
+		return rc;
 	if ((rc = check_update(c, u)))
 		return rc;
 	c->wlen = 0;

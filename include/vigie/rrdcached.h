@@ -172,6 +172,18 @@ int vg_rrdcd_flushall(struct vg_rrdcd *c);
  * sent (-EINVAL). */
 int vg_rrdcd_flush_many(struct vg_rrdcd *c, const char *const *files, size_t n,
 			int *item_err, struct vg_rrdcd_batch_result *res);
+/* vg_rrdcd_flush_many in two halves, so that one thread keeps FLUSH
+ * BATCHes waiting on several connections at once (the daemon serves each
+ * connection on its own thread): _send writes the BATCH and returns
+ * without waiting (0, or the errors of vg_rrdcd_flush_many before the
+ * answer); _recv with the same n reads its answer, with
+ * vg_rrdcd_flush_many's results. In between, every other call on C but
+ * vg_rrdcd_close answers -EBUSY; _recv without a matching _send answers
+ * -EINVAL (-ENOTCONN once the connection broke). The timeout bounds each
+ * wait of _recv, counted from the call, not from the send. */
+int vg_rrdcd_flush_many_send(struct vg_rrdcd *c, const char *const *files, size_t n);
+int vg_rrdcd_flush_many_recv(struct vg_rrdcd *c, size_t n, int *item_err,
+			     struct vg_rrdcd_batch_result *res);
 /* FORGET FILE: the daemon drops FILE from its cache; values not yet
  * written are lost (use before deleting a file). -ENOENT if the daemon
  * had nothing cached for it. */

@@ -391,6 +391,64 @@ static void test_flush_many(void **state)
 	vg_rrdcd_close(c);
 }
 
+/* The FLUSH BATCH in two halves: BATCHes sent on two connections before
+ * either answer is read; each answer read later says its files were
+ * written. In between the connection takes no other command (-EBUSY,
+ * still in step afterwards); reading without a send is refused. */
+static void test_flush_many_split(void **state)
+{
+	struct vg_rrdcd *a = conn(dmn.unix_addr), *b = conn(dmn.unix_addr);
+	static struct upd p;
+	const char *fa[] = {"fs_a1.rrd", "fs_a2.rrd"}, *fb[] = {"fs_b1.rrd", "fs_missing.rrd"};
+	struct vg_rrdcd_batch_result res;
+	struct vg_rrdcd_info info;
+	int errs[2];
+
+	for (size_t i = 0; i < 2; i++) {
+		create1(a, fa[i]);
+		make_upd(&p, fa[i], i, 1, 3);
+		assert_int_equal(vg_rrdcd_update(a, &p.u), 0);
+	}
+	create1(b, fb[0]);
+	make_upd(&p, fb[0], 7, 1, 5);
+	assert_int_equal(vg_rrdcd_update(b, &p.u), 0);
+
+	assert_int_equal(vg_rrdcd_flush_many_recv(a, 2, errs, &res), -EINVAL);
+	assert_int_equal(vg_rrdcd_flush_many_send(a, fa, 2), 0);
+	assert_int_equal(vg_rrdcd_flush_many_send(b, fb, 2), 0);
+	assert_int_equal(vg_rrdcd_ping(a), -EBUSY);
+	assert_int_equal(vg_rrdcd_info(b, fb[0], &info), -EBUSY);
+	assert_int_equal(vg_rrdcd_flush_many_recv(a, 1, errs, &res), -EINVAL); /* not that n */
+	assert_int_equal(vg_rrdcd_flush_many_recv(b, 2, errs, &res), 0);
+	assert_int_equal(errs[0], 0);
+	assert_int_equal(errs[1], -ENOENT);
+	assert_int_equal(res.nfailed, 1);
+	assert_int_equal(vg_rrdcd_flush_many_recv(a, 2, errs, &res), 0);
+	assert_int_equal(errs[0] | errs[1], 0);
+	assert_int_equal(res.nfailed, 0);
+	assert_int_equal(vg_rrdcd_flush_many_recv(a, 2, errs, &res), -EINVAL); /* read once */
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(vg_rrdcd_info(a, fa[i], &info), 0);
+		assert_int_equal(strtoll(vg_rrdcd_info_get(&info, "last_update"), NULL, 10),
+				 T0 + 3 * STEP);
+		vg_rrdcd_info_free(&info);
+	}
+	assert_int_equal(vg_rrdcd_info(b, fb[0], &info), 0);
+	assert_int_equal(strtoll(vg_rrdcd_info_get(&info, "last_update"), NULL, 10),
+			 T0 + 5 * STEP);
+	vg_rrdcd_info_free(&info);
+	expect_values(b, fb[0], 7, 5);
+
+	/* an empty BATCH, and a name refused before anything is sent */
+	assert_int_equal(vg_rrdcd_flush_many_send(a, fa, 0), 0);
+	assert_int_equal(vg_rrdcd_flush_many_recv(a, 0, NULL, NULL), 0);
+	const char *bad[] = {"fs a.rrd"};
+	assert_int_equal(vg_rrdcd_flush_many_send(a, bad, 1), -EINVAL);
+	assert_int_equal(vg_rrdcd_ping(a), 0);
+	vg_rrdcd_close(a);
+	vg_rrdcd_close(b);
+}
+
 static void test_two_data_sources(void **state)
 {
 	struct vg_rrdcd *c = conn(dmn.unix_addr);
@@ -864,6 +922,7 @@ int main(void)
 		cmocka_unit_test(test_update_many_timestamps),
 		cmocka_unit_test(test_batch_100_files),
 		cmocka_unit_test(test_flush_many),
+		cmocka_unit_test(test_flush_many_split),
 		cmocka_unit_test(test_two_data_sources),
 		cmocka_unit_test(test_info_first_last_flush_stats),
 		cmocka_unit_test(test_path_confinement),

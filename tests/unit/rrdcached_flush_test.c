@@ -1,0 +1,251 @@
+/*
+ * rrdcached_flush_test.c — the rrdcached backend's sync FLUSHes over
+ * several connections to one daemon at once (collector/backend_rrdcached.c,
+ * flush_sent), with a real journal-less rrdcached on loopback TCP:
+ *  - a sync of a few hundred files uses more than one connection (counted
+ *    in /proc/net/tcp), and what it FLUSHed survives a kill -9 of the
+ *    daemon: every file holds every value;
+ *  - the daemon killed -9 and restarted between the UPDATEs and the sync,
+ *    while the sync's verified connection is one made before the kill and
+ *    its extra connections are new (made to the restarted daemon, which
+ *    answers "nothing to flush" for what it lost): the sync fails, every
+ *    file is then found lost (none is taken for written), and after the
+ *    values are sent again each file holds each value once.
+ * TCP on purpose: a write to a connection whose daemon died succeeds
+ * there (only the read fails), so nothing but the sync's own proof keeps
+ * the extra connections' answers from being believed.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <rrd.h>
+
+#include "vigie/batch.h"
+#include "vigie/config.h"
+#include "collector/backend.h"
+#include "rrdcached_harness.h"
+
+#define T0 1699999980LL /* a minute boundary */
+#define MS(s) ((int64_t)(s)*1000)
+#define NS 300 /* series: several FLUSH BATCHes' worth */
+
+struct fx {
+	char dir[64];
+	struct hrd_daemon d;
+	struct vg_archive archives[VG_MAX_ARCHIVES];
+	struct vg_rrd_layout lay;
+	struct vg_rrd_backend *be;
+	struct vg_rrd_loc loc[NS];
+};
+
+static int setup(void **state)
+{
+	static const char *const extra[] = {"-O", "-R", NULL};
+	struct fx *f = calloc(1, sizeof(*f));
+	char owners[128], err[256];
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-flush-test.XXXXXX");
+	if (!mkdtemp(f->dir) || hrd_start_nojournal(&f->d, NULL, extra))
+		return -1;
+	f->lay.step_s = 60;
+	f->lay.heartbeat_s = 600;
+	f->lay.archives = f->archives;
+	if (vg_config_parse_archives("1m:1d", f->archives, VG_MAX_ARCHIVES, &f->lay.narchives))
+		return -1;
+	snprintf(owners, sizeof(owners), "%s/owners", f->dir);
+	if (vg_rrd_rrdcached_open(f->d.tcp_addr, f->d.base, owners, &f->be, err, sizeof(err))) {
+		fprintf(stderr, "# %s\n", err);
+		return -1;
+	}
+	for (int i = 0; i < NS; i++) {
+		char id[16], msg[256] = "";
+		snprintf(id, sizeof(id), "node%d", i);
+		if (f->be->ops->locate(f->be, VG_RT_HOST, id, "load.1", &f->loc[i]) ||
+		    f->be->ops->create(f->be, &f->loc[i], VG_KIND_GAUGE, MS(T0), &f->lay, msg,
+				       sizeof(msg))) {
+			fprintf(stderr, "# create %s: %s\n", id, msg);
+			return -1;
+		}
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	f->be->ops->close(f->be);
+	hrd_cleanup(&f->d);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+static double val(int series, int minute)
+{
+	return 1000.0 * series + minute;
+}
+
+/* Minute m of series [from, to): one value each, one update_many. */
+static void update_minute(struct fx *f, int from, int to, int m)
+{
+	static struct vg_rrd_value v[NS];
+	static struct vg_rrd_item it[NS];
+	size_t n = 0;
+
+	for (int i = from; i < to; i++, n++) {
+		v[n] = (struct vg_rrd_value){MS(T0 + 60 * m), val(i, m)};
+		it[n] = (struct vg_rrd_item){.loc = &f->loc[i], .v = &v[n], .n = 1};
+	}
+	f->be->ops->update_many(f->be, it, n);
+	for (size_t k = 0; k < n; k++)
+		assert_int_equal(it[k].res.written, 1);
+}
+
+/* Series i's file itself (read with librrd, not through the daemon)
+ * holds minutes 1..last, each its own value. */
+static void check_series(struct fx *f, int i, int last)
+{
+	char path[PATH_MAX * 2], **names = NULL;
+	time_t start = T0, end = T0 + 60 * last;
+	unsigned long step = 60, nds = 0;
+	rrd_value_t *data = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", f->d.base, f->loc[i].path);
+	rrd_clear_error();
+	if (rrd_fetch_r(path, "AVERAGE", &start, &end, &step, &nds, &names, &data))
+		fail_msg("fetch %s: %s", path, rrd_get_error());
+	assert_int_equal(nds, 1);
+	assert_int_equal(step, 60);
+	assert_int_equal(start, T0);
+	for (int m = 1; m <= last; m++)
+		if (data[m - 1] != val(i, m))
+			fail_msg("series %d minute %d: %g, want %g", i, m, data[m - 1], val(i, m));
+	rrd_freemem(names[0]);
+	rrd_freemem(names);
+	rrd_freemem(data);
+}
+
+/* Established connections from this process's side to the daemon's port
+ * (the daemon's own ends have it as their local port). */
+static int connections(const struct fx *f)
+{
+	FILE *fp = fopen("/proc/net/tcp", "r");
+	char line[512];
+	int n = 0;
+
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp)) {
+		unsigned lport, rport, st;
+		if (sscanf(line, " %*d: %*x:%x %*x:%x %x", &lport, &rport, &st) == 3 &&
+		    (int)rport == f->d.port && st == 1)
+			n++;
+	}
+	fclose(fp);
+	return n;
+}
+
+/* A sync of NS files FLUSHes over several connections, and what it
+ * FLUSHed is in the files: a kill -9 of the daemon loses none of it. */
+static void test_several_connections_write_every_file(void **state)
+{
+	struct fx *f = *state;
+
+	for (int m = 1; m <= 3; m++)
+		update_minute(f, 0, NS, m);
+	int before = connections(f);
+	assert_int_equal(f->be->ops->sync(f->be), 0);
+	int after = connections(f);
+	fprintf(stderr, "# connections to the daemon: %d before the sync, %d after\n", before,
+		after);
+	assert_true(after > before); /* the sync's extra ones, kept for the next */
+	assert_true(after >= 2);
+
+	assert_int_equal(hrd_kill(&f->d, SIGKILL), 0); /* no -j: the cache is lost */
+	assert_int_equal(hrd_restart(&f->d), 0);
+	for (int i = 0; i < NS; i++)
+		check_series(f, i, 3);
+	assert_int_equal(f->be->ops->lost(f->be, NULL, 0), 0);
+}
+
+/* The daemon restarts between the UPDATEs and the sync; the sync's
+ * verified connection is from before (dead), its extra ones are new (to
+ * the daemon that lost the values). Nothing may be taken for written. */
+static void test_restart_before_sync_found(void **state)
+{
+	struct fx *f = *state;
+	static struct vg_rrd_lost lost[NS + 1];
+	static struct vg_rrd_value v[4];
+
+	/* minute 1 of a few series and a sync that needs no extra connection:
+	 * the pool then holds one connection, verified, and no extra one */
+	update_minute(f, 0, 4, 1);
+	assert_int_equal(f->be->ops->sync(f->be), 0);
+	update_minute(f, 4, NS, 1);
+	update_minute(f, 0, NS, 2);
+	assert_int_equal(hrd_kill(&f->d, SIGKILL), 0);
+	assert_int_equal(hrd_restart(&f->d), 0);
+
+	assert_int_not_equal(f->be->ops->sync(f->be), 0);
+	/* the next connection verifies every file not proven written */
+	sleep(1); /* the back-off after a failed call (backend_rrdcached.c) */
+	assert_int_not_equal(f->be->ops->sync(f->be), 0);
+	size_t n = f->be->ops->lost(f->be, lost, NS + 1);
+	fprintf(stderr, "# files found lost: %zu of %d\n", n, NS);
+	assert_int_equal(n, NS);
+
+	/* what the store does: the lost values go again, each once */
+	for (size_t k = 0; k < n; k++) {
+		int i = -1, first;
+		for (int j = 0; j < NS && i < 0; j++)
+			if (!strcmp(f->loc[j].path, lost[k].path))
+				i = j;
+		assert_true(i >= 0);
+		first = i < 4 ? 2 : 1; /* minute 1 of the first four was synced */
+		/* the file's last update: its creation, or the synced minute */
+		assert_true(lost[k].have_ms < MS(T0 + 60 * first));
+		assert_true(lost[k].have_ms >= MS(T0 + 60 * (first - 1)) - 1000);
+		f->be->ops->resent(f->be, &lost[k]);
+		size_t nv = 0;
+		for (int m = first; m <= 2; m++)
+			v[nv++] = (struct vg_rrd_value){MS(T0 + 60 * m), val(i, m)};
+		struct vg_rrd_result res;
+		memset(&res, 0, sizeof(res));
+		f->be->ops->update(f->be, &f->loc[i], v, nv, &res);
+		assert_int_equal(res.written, nv);
+		assert_int_equal(res.duplicate, 0);
+		assert_int_equal(res.failed, 0);
+	}
+	assert_int_equal(f->be->ops->sync(f->be), 0);
+	assert_int_equal(f->be->ops->lost(f->be, NULL, 0), 0);
+	assert_int_equal(hrd_kill(&f->d, SIGKILL), 0);
+	assert_int_equal(hrd_restart(&f->d), 0);
+	for (int i = 0; i < NS; i++)
+		check_series(f, i, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_several_connections_write_every_file, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_restart_before_sync_found, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
