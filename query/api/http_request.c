@@ -265,6 +265,11 @@ int vg_http_route_find(const struct vg_route *routes, size_t n,
 		unsigned m = routes[i].methods;
 		if (m & VG_HTTP_GET)
 			m |= VG_HTTP_HEAD;
+		/* A wildcard route (the web console's catch-all) never takes
+		 * a path an earlier route owns with other methods: GET on a
+		 * POST-only endpoint is that endpoint's 405, not a 404. */
+		if (rest && mask)
+			break;
 		if (m & (unsigned)req->method) {
 			req->route = &routes[i];
 			memcpy(req->vars, vars, sizeof(vars));

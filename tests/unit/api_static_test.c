@@ -248,6 +248,15 @@ static void test_methods(void **state)
 	get("POST", "/index.html", &g);
 	assert_int_equal(g.status, 405);
 	free(g.body);
+	/* a GET on a POST-only API path is that path's 405, not the
+	 * console's 404 (Prometheus remote read, the invoice freeze) */
+	get("GET", "/api/v1/read", &g);
+	assert_int_equal(g.status, 405);
+	assert_non_null(strstr(g.msg, "allowed: POST"));
+	free(g.body);
+	get("GET", "/v1/invoices/finalize", &g);
+	assert_int_equal(g.status, 405);
+	free(g.body);
 	/* API routes still win over the catch-all */
 	get("GET", "/v1/health", &g);
 	assert_int_equal(g.status, 200);
