@@ -200,6 +200,17 @@ static struct silence *from_json(const json_t *in, const char *scope,
 	if (!x->matchers)
 		x->matchers = json_object();
 	read_matchers(x, x->matchers, errors);
+	/* A top-level "project" (as an alarm takes it) means the same as
+	 * matchers.project: never ignored, or an administrator's silence
+	 * meant for one project would silence every project. */
+	if ((v = json_object_get(in, "project")) && !json_is_null(v)) {
+		if (!(s = json_string_value(v)) || !*s)
+			add_err(errors, "project", "must be a project name");
+		else if (x->project && strcmp(x->project, s))
+			add_err(errors, "project", "differs from matchers.project");
+		else if (!x->project && !(x->project = strdup(s)))
+			add_err(errors, "project", "out of memory");
+	}
 	if (scope) {
 		if (x->project && strcmp(x->project, scope))
 			add_err(errors, "matchers.project", "a project token may only "

@@ -95,7 +95,7 @@ static void test_matchers_scope_limits_persistence(void **state)
 	struct vg_alarm_silences *s;
 	struct vg_alarm_def def = {0};
 	struct vg_alarm_kv meta = {"metering.server_group", "web"};
-	char url[sizeof(g_url)], err[256], id[40], sid[40];
+	char url[sizeof(g_url)], err[256], id[40], sid[40], p3[40];
 	json_t *j;
 	int rc;
 
@@ -121,6 +121,28 @@ static void test_matchers_scope_limits_persistence(void **state)
 			"\"created_by\":\"eve\",\"comment\":\"x\"}",
 	       &rc);
 	assert_int_equal(rc, -EINVAL); /* not another project's */
+	json_decref(j);
+	/* ... nor through a top-level "project", as an alarm names it */
+	j = mk(s, "p1", "{\"project\":\"p2\",\"duration\":\"1h\","
+			"\"created_by\":\"eve\",\"comment\":\"x\"}",
+	       &rc);
+	assert_int_equal(rc, -EINVAL);
+	json_decref(j);
+	/* an administrator's top-level "project" scopes the silence to
+	 * it, never to every project; one contradicting matchers.project
+	 * is refused */
+	j = mk(s, NULL, "{\"project\":\"p3\",\"duration\":\"1h\","
+			"\"created_by\":\"ops\",\"comment\":\"x\"}",
+	       &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(json_string_value(json_object_get(j, "project")), "p3");
+	snprintf(p3, sizeof(p3), "%s", json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	assert_int_equal(vg_alarm_silences_expire(s, p3, NULL, T0), 0);
+	j = mk(s, NULL, "{\"project\":\"p3\",\"matchers\":{\"project\":\"p4\"},"
+			"\"duration\":\"1h\",\"created_by\":\"ops\",\"comment\":\"x\"}",
+	       &rc);
+	assert_int_equal(rc, -EINVAL);
 	json_decref(j);
 
 	/* a host in maintenance, for two hours, by an administrator */
@@ -184,7 +206,7 @@ static void test_matchers_scope_limits_persistence(void **state)
 	/* persisted: reopened, the same silences; expire writes through */
 	assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
 	assert_int_equal(vg_alarm_silences_list(s, NULL, "all", T0, &j), 0);
-	assert_int_equal(json_array_size(json_object_get(j, "silences")), 3);
+	assert_int_equal(json_array_size(json_object_get(j, "silences")), 4); /* p3's expired one too */
 	json_decref(j);
 	assert_int_equal(vg_alarm_silences_expire(s, id, NULL, T0 + 60000), 0);
 	vg_alarm_silences_close(s);
