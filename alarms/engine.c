@@ -22,6 +22,7 @@
 #include "alarms/engine_eval.h"
 #include "alarms/engine_queue.h"
 #include "alarms/group.h"
+#include "alarms/guard.h"
 #include "alarms/inhibit.h"
 #include "alarms/quota.h"
 #include "vigie/alarm_outbox.h"
@@ -51,6 +52,15 @@ void vg_alarm_unfenced_set(struct vg_alarm_engine *e, const char *id, int on)
 	else
 		vg_hmap_del(&e->unfenced, id, strlen(id));
 	pthread_mutex_unlock(&e->unfenced_lock);
+}
+
+int vg_alarm_webhook_allow_check(const char *allow, char *err, size_t errlen)
+{
+	struct vg_alarm_guard *g = NULL;
+	int rc = vg_alarm_guard_create(allow, &g, err, errlen);
+
+	vg_alarm_guard_free(g);
+	return rc;
 }
 
 int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,

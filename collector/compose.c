@@ -557,6 +557,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": [collector] http: %s\n", err);
 		return 2;
 	}
+	if (vg_alarm_webhook_allow_check(cfg.alarms_webhook_allow, err, sizeof(err))) {
+		fprintf(stderr, PROG ": [alarms] webhook_allow: %s\n", err);
+		return 2;
+	}
 	vg_log_init(PROG, cfg.log_level);
 	if (geteuid() == 0)
 		vg_log(VG_LOG_WARN, "running as root: vigie-collector needs no "

@@ -93,6 +93,11 @@ struct vg_alarm_engine_options {
 	void *metric_ctx;
 };
 
+/* Check [alarms] webhook_allow ("CIDR,..." or empty) before anything is
+ * opened, so a bad list is a configuration error. 0 or -EINVAL with the
+ * reason in err. */
+int vg_alarm_webhook_allow_check(const char *allow, char *err, size_t errlen);
+
 /* Open alarms.db, load definitions and states, open the outbox (and start
  * its thread when o->deliver). 0 or -errno with a message in err. */
 int vg_alarm_engine_open(const struct vg_alarm_engine_options *o,

@@ -6,7 +6,8 @@
 # The values are ones that used to be refused only once the collector had
 # opened its databases (exit 1, a log line naming neither file nor line):
 # addresses, the storage backend and its write-through mode, the
-# Alertmanager's URL, the HTTP API's address.
+# Alertmanager's URL, the HTTP API's address, the webhook fence's
+# exceptions.
 source "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port)
@@ -47,5 +48,7 @@ refused "an HTTP address that is a host name" "[collector] http: 'example.com:80
   <<<$'http = example.com:80'
 refused "an HTTP port beyond 65535" "[collector] http: '127.0.0.1:99999'" </dev/null \
   --http 127.0.0.1:99999
+refused "a webhook_allow entry that is no CIDR" "[alarms] webhook_allow: " \
+  <<<$'[alarms]\nwebhook_allow = 10.0.0.0/8, 10.1.0.0/99'
 refused "--listen with no port" "[collector] listen: 'tcp://h'" </dev/null --listen tcp://h
 done_testing
