@@ -240,6 +240,9 @@ static const char *const sql_text[ST_COUNT] = {
 																										    "WHEN resources.ended_at_ms IS NOT NULL AND "
 																										    "?10 > resources.ended_at_ms THEN NULL "
 																										    "ELSE resources.ended_at_ms END "
+																										    /* a row's type is its first reporter's: a report of another
+		 * type changes nothing and returns no row (write_resource) */
+																										    "WHERE resources.type = excluded.type OR " TAKEOVER " "
 																										    /* ended_at_ms itself: "ended_at_ms IS NOT NULL" here gives 1
 		 * for a NULL in sqlite 3.40.1 (Debian 12) */
 																										    "RETURNING first_seen_ms, ended_at_ms, "
@@ -778,6 +781,13 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 	vg_db_bind_int64(s, 10, res->time_ms);
 	vg_db_bind_int64(s, 11, res->state == VG_RSTATE_ENDED);
 	rc = vg_db_step(s);
+	if (rc == 0) { /* the row holds another type: nothing written */
+		vg_db_reset(s);
+		free(attrs);
+		c->ident = 0;
+		r->stats.resources_conflicting++;
+		return -EEXIST;
+	}
 	if (rc == 1) { /* first_seen_ms, ended_at_ms, took identity */
 		c->first_seen = vg_db_column_int64(s, 0);
 		c->ended = !vg_db_column_is_null(s, 1);
@@ -818,8 +828,9 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 	} else if (c->ident == ident && !c->ended &&
 		   res->state != VG_RSTATE_ENDED && res->time_ms >= c->first_seen) {
 		rc = vg_lastval_seen(t, c, res->time_ms);
-	} else {
-		rc = write_resource(r, b, res, c, ident);
+	} else if ((rc = write_resource(r, b, res, c, ident)) == -EEXIST) {
+		vg_lastval_unlock(t); /* another type's row: not this report's */
+		return 0;
 	}
 	for (uint32_t i = 0; i < res->nsamples && !rc; i++) {
 		struct vg_lastval_series *m;

@@ -96,6 +96,9 @@ struct vg_registry_stats {
 	uint64_t resource_rows;
 	uint64_t metric_rows;
 	uint64_t flushed_values;
+	/* reports of an id whose row holds another type (only an agent's
+	 * report over a custom row may change it): ignored, logged */
+	uint64_t resources_conflicting;
 };
 void vg_registry_stats(const struct vg_registry *r,
 		       struct vg_registry_stats *out);

@@ -1005,6 +1005,51 @@ static void test_agent_takes_custom_id(void **state)
 	assert_int_equal(count_list(f->r, flt), 0);
 }
 
+/* A row's type is the first reporter's: only an agent's report over a
+ * custom row may change it. A batch naming a host's id as its instance
+ * (a rogue node: instance ids cannot be tied to a host) must neither
+ * re-label the host into its project nor end it, nor hang its metrics
+ * on the host's row. */
+static void test_type_never_changes(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_batch *b;
+	struct vg_resource *r;
+	json_t *o;
+	struct vg_registry_stats st;
+	uint64_t before;
+
+	b = vg_batch_new("node9", 7, 1, T0);
+	r = vg_batch_resource(b, VG_RT_HOST, "node9", "node9", NULL, T0);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_sample(b, "host.load.1", VG_KIND_GAUGE, 0.5), 0);
+	update(f->r, b);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	vg_registry_stats(f->r, &st);
+	before = st.resources_conflicting;
+	/* later, from another host: an ended instance "node9" of project p */
+	b = vg_batch_new("evil", 7, 1, T0 + 60000);
+	r = vg_batch_resource(b, VG_RT_INSTANCE, "node9", "mine", NULL, T0 + 60000);
+	r->state = VG_RSTATE_ENDED;
+	assert_int_equal(vg_batch_identity(b, "p", "mallory", "f"), 0);
+	assert_int_equal(vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 666), 0);
+	update(f->r, b);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	vg_registry_stats(f->r, &st);
+	assert_int_equal(st.resources_conflicting, before + 1);
+	assert_int_equal(vg_registry_get(f->r, "node9", &o), 0);
+	assert_string_equal(str(o, "type"), "host");
+	assert_string_equal(str(o, "project"), "default");
+	assert_string_equal(str(o, "host"), "node9");
+	assert_string_equal(str(o, "name"), "node9");
+	assert_true(json_is_null(json_object_get(o, "ended_at")));
+	assert_null(json_object_get(json_object_get(o, "metrics"), "memory.used"));
+	assert_non_null(json_object_get(json_object_get(o, "metrics"), "host.load.1"));
+	json_decref(o);
+	struct vg_resource_filter flt = {.project = "p"};
+	assert_int_equal(count_list(f->r, flt), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1025,6 +1070,7 @@ int main(void)
 		ST_BOTH(test_identity_race, setup, teardown),
 		ST_BOTH(test_published_unit, setup, teardown),
 		ST_BOTH(test_agent_takes_custom_id, setup, teardown),
+		ST_BOTH(test_type_never_changes, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
 		cmocka_set_test_filter(getenv("REGISTRY_TEST_FILTER"));
