@@ -382,11 +382,11 @@ alarm_diag() {
   grep -H -E 'did not acknowledge in time|back on this host|not acknowledging|acknowledges again' "$TMP"/agent?.log |
     sed "s|$TMP/||" | head -20 | while read -r l; do diag "  $l"; done
   diag "collectors' cluster and lease lines:"
-  grep -H -E 'now evaluates|lease|subscribed|metric stream|cluster:|taking over|state database' "$TMP"/c?-?.log |
+  grep -H -E 'now evaluates|lease|subscribed|metric stream|cluster:|taking over|state database|did not reach' "$TMP"/c?-?.log |
     sed "s|$TMP/||" | head -80 | while read -r l; do diag "  $l"; done
   for i in 0 1 2; do
     diag "collector $i: $(get "http://127.0.0.1:${CH[$i]}/metrics" |
-      grep -E '^vigie_(cluster_stream|alarms_(takeovers|fenced|samples_late|shadow))' | tr '\n' ' ')"
+      grep -E '^vigie_(cluster_stream|alarms_(takeovers|fenced|samples_late|kept_periods|unseen))' | tr '\n' ' ')"
   done
 }
 if [[ -n $HOOK ]]; then
