@@ -1064,12 +1064,34 @@ struct period_ctx {
 	uint32_t win;
 };
 
+/* 1: dp is an empty period of a host's interval whose batches this node
+ * did not see (engine_state.h, struct host_clock): unknown here. */
+static int unseen(struct vg_alarm_engine *e, const struct series *s,
+		  const struct vg_alarm_datapoint *dp)
+{
+	const struct host_clock *hc;
+
+	if (dp->count || !s->res->host || !(hc = vg_hmap_gets(&e->hosts, s->res->host)))
+		return 0;
+	return dp->start_ms < hc->unseen_to_ms && dp->end_ms > hc->unseen_from_ms + 1;
+}
+
 static void on_period(void *ctx, const struct vg_alarm_datapoint *dp)
 {
 	struct period_ctx *pc = ctx;
 	struct vg_alarm_engine *e = pc->e;
 	struct series *s = pc->s;
 
+	/* the data exists (another collector took it), this node only did
+	 * not get it: deciding such a period as missing would invent a
+	 * transition (and its notification) the data does not make, and
+	 * the next transition back; the periods are left out, as a period
+	 * past the evaluation range is, and the next real datapoint is
+	 * decided over the range with them absent */
+	if (unseen(e, s, dp)) {
+		e->st.unseen_periods++;
+		return;
+	}
 	e->st.datapoints++;
 	for (size_t i = 0; i < s->nbind; i++) {
 		struct inst *in = s->bind[i].in;
@@ -1435,6 +1457,24 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 		}
 		if (hc) {
 			int64_t newest = b->time_ms;
+			/* batches of this host that reached another collector
+			 * and not this one (the stream lost them) */
+			if (hc->seq && b->stream == hc->stream && b->seq > hc->seq + 1 &&
+			    b->time_ms > hc->seq_time_ms) {
+				hc->unseen_from_ms = hc->seq_time_ms;
+				hc->unseen_to_ms = b->time_ms;
+				vg_log_limited(VG_LOG_INFO, &e->log_unseen,
+					       "alarms: host %s's batches %llu to %llu did not "
+					       "reach this collector: their periods are left "
+					       "out, not taken as missing data",
+					       b->host, (unsigned long long)hc->seq + 1,
+					       (unsigned long long)b->seq - 1);
+			}
+			if (!hc->seq || b->stream != hc->stream || b->seq > hc->seq) {
+				hc->stream = b->stream;
+				hc->seq = b->seq;
+				hc->seq_time_ms = b->time_ms;
+			}
 			for (size_t i = 0; i < b->nres; i++)
 				if (b->res[i].time_ms > newest)
 					newest = b->res[i].time_ms;

@@ -196,8 +196,21 @@ struct series {
 	size_t nbind;
 };
 
+/* A host's data clock, and the batches of its agent this node did not
+ * see: the agent numbers them (stream, seq), so a batch whose seq skips
+ * some tells that the host sent data meanwhile which reached another
+ * collector and not this one (lost on the metric stream, e.g. while a
+ * peer restarted and this node was not yet subscribed to it). The
+ * periods of that interval, unseen_from_ms (exclusive: the poll time of
+ * the last batch seen before the skip) to unseen_to_ms (exclusive: the
+ * poll time of the batch after it), are unknown here, not missing: one
+ * that closes empty is left out (engine_eval.c, on_period). */
 struct host_clock {
 	int64_t data_ms, wall_ms;
+	uint64_t stream, seq;   /* the newest batch seen */
+	int64_t seq_time_ms;    /* its poll time */
+	int64_t unseen_from_ms; /* the last interval of unseen batches, */
+	int64_t unseen_to_ms;   /* empty when from >= to */
 };
 
 enum pend_kind { P_HISTORY,
@@ -279,6 +292,7 @@ struct vg_alarm_engine {
 	int64_t feed_pruned_ms;
 	struct vg_hmap feed_seen;
 	uint64_t log_feed;
+	uint64_t log_unseen;
 	void (*on_create)(void *ctx); /* after an alarm is created (unlocked) */
 	void *on_create_ctx;
 	/* scratch for the current batch */

@@ -321,10 +321,13 @@ static int consumer_batch(void *ctx, const struct vg_batch *b)
 
 	if (c->pub < 0)
 		return 0;
-	pthread_mutex_lock(&c->lock);
-	seq = c->st.live_nodes; /* alone: nobody to send to */
-	pthread_mutex_unlock(&c->lock);
-	if (seq <= 1)
+	/* nobody to send to: no peer has a pipe to this node's stream. Not
+	 * the last round's live count: after the state database's restart a
+	 * round may see this node alone (the others' heartbeats not yet
+	 * renewed) while they are still subscribed, and the batches its
+	 * agents flush then were never sent: the alarms' owners took those
+	 * minutes for missing data */
+	if (!nn_get_statistic(c->pub, NN_STAT_CURRENT_CONNECTIONS))
 		return 0;
 	if (vg_wire_encode(b, &wire, &len)) {
 		pthread_mutex_lock(&c->lock);

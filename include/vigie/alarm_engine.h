@@ -225,6 +225,10 @@ struct vg_alarm_engine_stats {
 	uint64_t fenced;         /* leases found lost at a commit */
 	uint64_t shadow_dropped; /* kept datapoints of others' alarms dropped */
 	uint64_t peer_notices;   /* other nodes' notifications put on SSE */
+	/* periods left out, not missing: their host's batches for them
+	 * reached another collector and not this one (a gap in the agent's
+	 * sequence numbers: lost on the metric stream) */
+	uint64_t unseen_periods;
 	/* alarms.db state rows: written, and evaluations that left a quiet
 	 * state quiet and wrote nothing (docs/alarms.md, Durability) */
 	uint64_t state_writes, quiet_evaluations;

@@ -647,6 +647,9 @@ static void cluster_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_alarms_fenced_total", "counter",
 		    "Alarm leases found lost at a commit (the decisions dropped)",
 		    (double)st.engine.fenced);
+		one(b, "vigie_alarms_unseen_periods_total", "counter",
+		    "Alarm periods left out: their host's batches reached another collector, not this one",
+		    (double)st.engine.unseen_periods);
 		one(b, "vigie_alarms_kept_periods_dropped_total", "counter",
 		    "Periods of alarms other collectors own dropped beyond the kept bound",
 		    (double)st.engine.shadow_dropped);

@@ -354,6 +354,41 @@ for i in 1 2; do
 done
 
 # ---- alarms: each transition notified exactly once (with leases) ----
+# On a wrong count, what it takes to tell why (diag lines, only then): the
+# instances with more than one transition per host; for three of them
+# every transition (sample time, when recorded, the node whose transaction
+# wrote it, from the feed's rows, and the reason) and every webhook
+# delivery; the agents' collector changes, the collectors' cluster and
+# lease lines, and each collector's stream counters.
+alarm_diag() {
+  local r t rec tr nid reason node ms st key body
+  jq -r '.history[].resource' "$TMP"/hist-p?.json | sort | uniq -c | awk '$1 > 1 {print $2}' >"$TMP/multi.list"
+  diag "instances with more than one transition: $(wc -l <"$TMP/multi.list") (per host: $(cut -d- -f2 "$TMP/multi.list" | sort | uniq -c | awk '{printf "h%d=%d ", $2, $1}'))"
+  for r in $(head -3 "$TMP/multi.list"); do
+    diag "instance $r: transitions (sample time, recorded, previous -> current, written by, reason)"
+    jq -r --arg r "$r" '.history[] | select(.resource == $r) |
+      [.time, .recorded_at, .detail.previous + " -> " + .detail.current, .detail.notification_id,
+       (.detail.reason // "" | .[0:160])] | @tsv' "$TMP"/hist-p?.json |
+      while IFS=$'\t' read -r t rec tr nid reason; do
+        node=$(sql "SELECT node FROM vigie_alarms.peer_notices WHERE strpos(body, '$nid') > 0 LIMIT 1")
+        diag "  $t $rec $tr by ${node:-?}: $reason"
+      done
+    diag "instance $r: webhook deliveries (received ms, status, key, current, timestamp)"
+    grep -F "\"resource\":\"$r\"" "$TMP/hook.log" | while read -r ms st key body; do
+      diag "  $ms $st $key $(jq -r '[.current, .timestamp] | @tsv' <<<"$body" 2>/dev/null)"
+    done
+  done
+  diag "agents' collector changes:"
+  grep -H -E 'did not acknowledge in time|back on this host|not acknowledging|acknowledges again' "$TMP"/agent?.log |
+    sed "s|$TMP/||" | head -20 | while read -r l; do diag "  $l"; done
+  diag "collectors' cluster and lease lines:"
+  grep -H -E 'now evaluates|lease|subscribed|metric stream|cluster:|taking over|state database|did not reach' "$TMP"/c?-?.log |
+    sed "s|$TMP/||" | head -80 | while read -r l; do diag "  $l"; done
+  for i in 0 1 2; do
+    diag "collector $i: $(get "http://127.0.0.1:${CH[$i]}/metrics" |
+      grep -E '^vigie_(cluster_stream|alarms_(takeovers|fenced|samples_late|kept_periods|unseen))' | tr '\n' ' ')"
+  done
+}
 if [[ -n $HOOK ]]; then
   delivered() { [[ $(grep '"current":"alarm"' "$TMP/hook.log" 2>/dev/null | awk '$2 == 200' | wc -l) -ge $((HOSTS * DOMAINS)) ]]; }
   # with leases, every transition's notification is due: wait for them
@@ -361,7 +396,8 @@ if [[ -n $HOOK ]]; then
   ntrans=0
   for p in p0 p1 p2; do
     id=$(jq -r .id "$TMP/alarm-$p.json")
-    n=$(get "$API/v1/alarms/$id/history?type=transition&limit=1000" | jq '.history | length')
+    get "$API/v1/alarms/$id/history?type=transition&limit=1000" >"$TMP/hist-$p.json"
+    n=$(jq '.history | length' "$TMP/hist-$p.json")
     ntrans=$((ntrans + ${n:-0}))
   done
   # hook.log: <ms> <status> <Idempotency-Key> <body>; 2xx answers only
@@ -374,6 +410,9 @@ if [[ -n $HOOK ]]; then
     eq "alarms: one transition per instance in history" "$ntrans" $((HOSTS * DOMAINS))
     eq "alarms: each transition notified exactly once (deliveries, ids, instances)" \
       "$ndeliv $nkeys $nres" "$((HOSTS * DOMAINS)) $((HOSTS * DOMAINS)) $((HOSTS * DOMAINS))"
+    if [[ $ntrans != $((HOSTS * DOMAINS)) || "$ndeliv $nkeys" != "$((HOSTS * DOMAINS)) $((HOSTS * DOMAINS))" ]]; then
+      alarm_diag
+    fi
   else
     skip "alarm ownership not on this branch (no lease in /v1/health): exactly-once alarm notifications not checked"
   fi
