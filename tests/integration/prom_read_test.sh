@@ -129,7 +129,8 @@ eq "no token: 401" "$(curl -q -s -o /dev/null -w '%{http_code}' -X POST --data-b
 eq "garbage body: 400" "$(code "$ADMIN" -X POST --data-binary 'not snappy' "$API/api/v1/read")" 400
 head -c $((2 << 20)) /dev/zero >"$TMP/big"
 eq "a 2 MiB body: 413" "$(code "$ADMIN" -X POST -H 'Content-Type: application/x-protobuf' --data-binary @"$TMP/big" "$API/api/v1/read")" 413
-# GET falls through to the web console's static files, which have no such file
-eq "GET: 404" "$(code "$ADMIN" "$API/api/v1/read")" 404
+# GET is the endpoint's 405 with Allow: POST, not the web console's 404
+eq "GET: 405" "$(code "$ADMIN" "$API/api/v1/read")" 405
+check "GET: Allow: POST" bash -c "curl -q -s -D - -o /dev/null -H 'Authorization: Bearer $ADMIN' '$API/api/v1/read' | grep -qi '^Allow: POST'"
 check "collector still answers" curl -q -sf "$API/v1/health"
 done_testing
