@@ -475,6 +475,14 @@ static void test_answer_series(void **state)
 	struct fx_answer a;
 
 	(void)state;
+#ifdef __SANITIZE_ADDRESS__
+	/* 100,000 series lookups take the sanitizer build past the server's
+	 * 30 s deadline on a loaded 2-core machine; the plain build (make
+	 * check) runs this test */
+	printf("# SKIP the answer's series bound: too slow under AddressSanitizer "
+	       "(the plain build runs it)\n");
+	skip();
+#endif
 	q_func = "series";
 	assert_int_equal(read_query(tok_admin, bulk, 1, 1, &a, &r), 200);
 	assert_int_equal(nseries(r), BULK);
