@@ -60,6 +60,17 @@ size_t vg_cli_sparkline(const double *v, size_t n, size_t width, char *out,
 			if (v[i] > hi)
 				hi = v[i];
 		}
+	{
+		/* a spread the summary line cannot show (min and max print
+		 * the same, e.g. 49.9998 and 50.0002 both "50") is drawn flat:
+		 * scaled to full height it would show noise as swings the
+		 * numbers beside it deny */
+		char bl[32], bh[32];
+		if (isfinite(lo) && isfinite(hi) &&
+		    !strcmp(vg_cli_format_value(lo, bl, sizeof(bl)),
+			    vg_cli_format_value(hi, bh, sizeof(bh))))
+			hi = lo;
+	}
 	for (size_t col = 0; col < cols; col++) {
 		size_t a = col * n / cols, b = (col + 1) * n / cols, k = 0;
 		double sum = 0;

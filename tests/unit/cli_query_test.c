@@ -58,6 +58,14 @@ static void test_sparkline(void **state)
 	assert_string_equal(out, "\u2581 \u2588");
 	vg_cli_sparkline(flat, 4, 80, out, sizeof(out));
 	assert_string_equal(out, "\u2584\u2584\u2584\u2584");
+	/* noise below what the summary prints (all "50") is drawn flat; a
+	 * spread it prints (50 and 50.001) is scaled */
+	const double noise[3] = {49.9998, 50.0002, 50.0};
+	vg_cli_sparkline(noise, 3, 80, out, sizeof(out));
+	assert_string_equal(out, "\u2584\u2584\u2584");
+	const double small[2] = {50.0, 50.001};
+	vg_cli_sparkline(small, 2, 80, out, sizeof(out));
+	assert_string_equal(out, "\u2581\u2588");
 	for (int i = 0; i < 100; i++)
 		many[i] = i < 50 ? 0 : 10;
 	assert_int_equal(vg_cli_sparkline(many, 100, 10, out, sizeof(out)), 10);
