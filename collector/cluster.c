@@ -16,10 +16,25 @@
  * bandwidth but needs the owner map in the sender's hot path; the
  * nanomsg fan-out is one send per batch.
  *
+ * Why a peer's subscription outlives a round that misses it: a round
+ * is one view of the registry, and after the state database's restart
+ * (or any stall longer than a lease) a node's first answered round may
+ * list it alone, the others' heartbeats not renewed yet. Hanging up on
+ * them then lost what they published until the next round dialled them
+ * again, and an alarm whose breach sat only in those batches never saw
+ * it. So a subscription ends only when answered rounds have lacked its
+ * peer for a whole lease (the alarm leases' length: by then a live peer
+ * has renewed its row three times), counted from the first answered
+ * round that lacked it on this node's monotonic clock; a round that could
+ * not read the registry restarts that count (the peer gets a whole lease
+ * of answered rounds after the database is back). Dialling a peer that is
+ * really gone costs a pipe that retries its connect until then.
+ *
  * Invariants: a peer batch goes to peer_batch only (never to the
  * dispatch: not stored, not metered, not republished); the stream socket
- * is subscribed to the live peers' endpoints only (reconciled at each
- * round, so a node that left stops being dialled); every queue is
+ * is subscribed to the peers listed by the answered rounds of the last
+ * lease (reconciled at each round: a node that left stops being dialled a
+ * lease later, one that moved its stream at once); every queue is
  * nanomsg's bounded buffer, and what it drops is counted.
  */
 #include <errno.h>
@@ -71,8 +86,21 @@ struct peer {
 	char stream[256];
 	char api[256];
 	int64_t ago_ms;
-	int eid; /* nn_connect endpoint, -1 none */
 };
+
+/* A peer's stream this node is subscribed to. */
+struct sub {
+	char node[256];
+	char stream[256];
+	int eid;           /* nn_connect endpoint */
+	int absent;        /* the answered rounds since absent_ms lack it */
+	int64_t absent_ms; /* the first of them (the absence clock) */
+};
+
+/* Subscriptions: the peers of one round (at most VG_CLUSTER_MAX_NODES)
+ * plus room for as many kept through their lease; beyond, the longest
+ * absent is hung up on first. */
+#define MAX_SUBS (2 * VG_CLUSTER_MAX_NODES)
 
 struct vg_cluster {
 	struct vg_cluster_options o;
@@ -85,8 +113,10 @@ struct vg_cluster {
 	pthread_mutex_t lock; /* peers, stats, stop */
 	pthread_cond_t wake;
 	int stop, poked;
-	struct peer peers[VG_CLUSTER_MAX_NODES];
+	struct peer peers[VG_CLUSTER_MAX_NODES]; /* the last answered round's */
 	size_t npeers;
+	struct sub subs[MAX_SUBS];
+	size_t nsubs;
 	struct vg_cluster_stats st;
 	uint64_t seq;
 	struct vg_hmap last_seq; /* peer node -> uint64_t * (sub thread only) */
@@ -200,43 +230,108 @@ static int live_nodes(struct vg_cluster *c, struct peer *out, size_t *n)
 		snprintf(p->stream, sizeof(p->stream), "%s", vg_db_column_text(st, 1) ?: "");
 		snprintf(p->api, sizeof(p->api), "%s", vg_db_column_text(st, 2) ?: "");
 		p->ago_ms = vg_db_column_int64(st, 3);
-		p->eid = -1;
 		(*n)++;
 	}
 	vg_db_reset(st);
 	return rc < 0 ? rc : 0;
 }
 
-/* Dial the live peers' streams, hang up on the others. Under c->lock. */
-static void reconcile(struct vg_cluster *c, struct peer *now, size_t n)
+static int64_t absence_clock(const struct vg_cluster *c)
 {
-	for (size_t i = 0; i < c->npeers; i++) {
-		struct peer *old = &c->peers[i];
+	return c->o.now_ms ? c->o.now_ms() : vg_monotonic_ms();
+}
+
+static void hang_up(struct vg_cluster *c, size_t i, const char *why)
+{
+	struct sub *s = &c->subs[i];
+
+	nn_shutdown(c->sub, s->eid);
+	vg_info("cluster: unsubscribed from %s's metric stream %s (%s)", s->node,
+		s->stream, why);
+	c->st.stream_hangups++;
+	c->subs[i] = c->subs[--c->nsubs];
+}
+
+static void subscribe(struct vg_cluster *c, const struct peer *p)
+{
+	struct sub *s;
+	int eid;
+
+	if (c->nsubs == MAX_SUBS) { /* the longest absent goes first */
+		size_t victim = MAX_SUBS;
+		for (size_t i = 0; i < c->nsubs; i++)
+			if (c->subs[i].absent &&
+			    (victim == MAX_SUBS ||
+			     c->subs[i].absent_ms < c->subs[victim].absent_ms))
+				victim = i;
+		if (victim == MAX_SUBS)
+			return; /* cannot happen: a round lists at most MAX_SUBS / 2 */
+		hang_up(c, victim, "room for a listed peer");
+	}
+	if ((eid = nn_connect(c->sub, p->stream)) < 0) {
+		vg_log_limited(VG_LOG_WARN, &c->log_round,
+			       "cluster: cannot subscribe to %s's stream %s: %s", p->node,
+			       p->stream, nn_strerror(nn_errno()));
+		return; /* the next round tries again */
+	}
+	s = &c->subs[c->nsubs++];
+	memset(s, 0, sizeof(*s));
+	snprintf(s->node, sizeof(s->node), "%s", p->node);
+	snprintf(s->stream, sizeof(s->stream), "%s", p->stream);
+	s->eid = eid;
+	vg_info("cluster: subscribed to %s's metric stream %s", p->node, p->stream);
+}
+
+/* An answered round listed the nodes now[0..n): dial the listed peers'
+ * streams, start or go on counting the absence of the others, hang up on
+ * those absent for a whole lease and on a stream its node no longer
+ * advertises. Under c->lock. */
+static void reconcile(struct vg_cluster *c, const struct peer *now, size_t n)
+{
+	int64_t t = absence_clock(c);
+
+	for (size_t i = 0; i < c->nsubs;) {
+		struct sub *s = &c->subs[i];
 		size_t k;
 		for (k = 0; k < n; k++)
-			if (!strcmp(now[k].node, old->node) &&
-			    !strcmp(now[k].stream, old->stream))
+			if (!strcmp(now[k].node, s->node))
 				break;
-		if (k < n)
-			now[k].eid = old->eid; /* still there: keep the pipe */
-		else if (old->eid >= 0)
-			nn_shutdown(c->sub, old->eid);
-	}
-	for (size_t k = 0; k < n; k++) {
-		struct peer *p = &now[k];
-		if (p->eid >= 0 || !p->stream[0] || !strcmp(p->node, c->node) ||
-		    c->sub < 0)
+		if (k < n && !strcmp(now[k].stream, s->stream)) {
+			s->absent = 0;
+		} else if (k < n) {
+			hang_up(c, i, "its node advertises another stream");
 			continue;
-		if ((p->eid = nn_connect(c->sub, p->stream)) < 0)
-			vg_log_limited(VG_LOG_WARN, &c->log_round,
-				       "cluster: cannot subscribe to %s's stream %s: %s",
-				       p->node, p->stream, nn_strerror(nn_errno()));
-		else
-			vg_info("cluster: subscribed to %s's metric stream %s",
-				p->node, p->stream);
+		} else if (!s->absent) {
+			s->absent = 1;
+			s->absent_ms = t;
+		} else if (t - s->absent_ms >= c->o.lease_ms) {
+			hang_up(c, i, "no registry round listed it for a lease");
+			continue;
+		}
+		i++;
+	}
+	for (size_t k = 0; c->sub >= 0 && k < n; k++) {
+		const struct peer *p = &now[k];
+		size_t i;
+		if (!p->stream[0] || !strcmp(p->node, c->node))
+			continue;
+		for (i = 0; i < c->nsubs; i++)
+			if (!strcmp(c->subs[i].node, p->node))
+				break;
+		if (i == c->nsubs)
+			subscribe(c, p);
 	}
 	memcpy(c->peers, now, n * sizeof(*now));
 	c->npeers = n;
+	c->st.stream_peers = c->nsubs;
+}
+
+/* A round that could not read the registry: it says nothing of the
+ * peers, and the outage does not count as their absence. Under c->lock. */
+static void keep_peers(struct vg_cluster *c)
+{
+	for (size_t i = 0; i < c->nsubs; i++)
+		c->subs[i].absent = 0;
 }
 
 static void round_once(struct vg_cluster *c)
@@ -257,6 +352,7 @@ static void round_once(struct vg_cluster *c)
 		c->st.name_conflicts++;
 	if (rc) {
 		c->st.round_errors += rc != -EEXIST;
+		keep_peers(c);
 	} else {
 		reconcile(c, now, n);
 		c->st.live_nodes = n;

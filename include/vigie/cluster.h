@@ -23,6 +23,13 @@
  * what it missed (stream_gaps) and a sender counts what it could not queue
  * (stream_dropped).
  *
+ * A subscription outlives the rounds that miss its peer for one lease
+ * (lease_ms, counted from the first answered round that lacked it; a
+ * round that could not reach the database restarts the count): after the
+ * database's restart a round may list this node alone, and hanging up on
+ * the others then would lose what they publish meanwhile. A peer whose
+ * node advertises another stream is hung up on at once.
+ *
  * Message: "VGS1", u8 node length, node, u64 sequence (little-endian),
  * then the batch in the agents' wire format (vigie/wire.h).
  *
@@ -66,6 +73,9 @@ struct vg_cluster_options {
 	/* a batch from a peer's stream (decoded, valid) */
 	void (*peer_batch)(void *ctx, const struct vg_batch *b);
 	void *ctx;
+	/* the clock a peer's absence from the rounds is measured on (ms,
+	 * monotonic); NULL = vg_monotonic_ms. Tests inject their own */
+	int64_t (*now_ms)(void);
 };
 
 /* The derived node id "<host name>@<listen>" into out. */
@@ -94,6 +104,8 @@ struct vg_cluster_stats {
 	uint64_t peer_batches, peer_bad;    /* received / undecodable */
 	uint64_t stream_gaps;               /* peer batches missed (sequence gaps) */
 	uint64_t live_nodes;                /* at the last round */
+	uint64_t stream_peers;              /* peers' streams subscribed to now */
+	uint64_t stream_hangups;            /* subscriptions ended (absent a lease, moved) */
 	int db_ok;                          /* the last round reached the database */
 	int name_held_elsewhere;            /* the last round: another process holds the node name */
 	uint64_t name_conflicts;            /* rounds refused for that */

@@ -670,6 +670,12 @@ static void cluster_metrics(struct vg_api *api, struct vg_buf *b)
 	    (double)cs.stream_gaps);
 	one(b, "vigie_cluster_stream_bad_total", "counter",
 	    "Peers' stream messages that could not be read", (double)cs.peer_bad);
+	one(b, "vigie_cluster_stream_peers", "gauge",
+	    "Peers' metric streams this collector is subscribed to (kept a lease after the rounds stop listing them)",
+	    (double)cs.stream_peers);
+	one(b, "vigie_cluster_stream_hangups_total", "counter",
+	    "Subscriptions to a peer's stream ended: no round listed it for a lease, or it moved",
+	    (double)cs.stream_hangups);
 }
 
 int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)

@@ -244,6 +244,10 @@ m=$(curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[s1]}/met
 eq "/metrics: leases held" "$(awk '$1 == "vigie_alarms_leases_held" {print $2}' <<<"$m")" \
   "$(jq .cluster.alarm_leases <<<"$h1")"
 check "/metrics: each live node's last heartbeat" grep -q "vigie_cluster_node_last_seen_seconds{node=\"node$s2\"}" <<<"$m"
+# the killed node's stream may still be dialled (for a lease after the
+# rounds stop listing it): at least the survivor's
+check "/metrics: subscribed to the other survivor's stream" \
+  test "$(awk '$1 == "vigie_cluster_stream_peers" {print $2}' <<<"$m")" -ge 1
 
 # ---- a second collector configured with a live node's name ----
 # it must not act on that node's leases (both would evaluate its alarms):

@@ -13,6 +13,16 @@
  * a's rounds see a alone from 60 ms on, while b, whose one round saw a,
  * stays subscribed to a's stream. Real PostgreSQL, real nanomsg sockets
  * on loopback; waits are bounded polls, nothing asserts on time.
+ *
+ * And the other side: a node keeps its subscription to a peer that its
+ * registry rounds stop listing, until answered rounds have lacked it for
+ * a whole lease. It used to hang up at the first round that missed the
+ * peer (after the database's restart a round may list the node alone),
+ * and what the peer published until the next round dialled it again
+ * never reached the alarms' owner. There node a's absence clock is the
+ * test's (the lease's length on it, injected); b's registry row is made
+ * stale in the database to have a's rounds miss it, and PostgreSQL is
+ * stopped and started again for the rounds that fail.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,6 +40,7 @@
 
 #include "vigie/batch.h"
 #include "vigie/cluster.h"
+#include "vigie/db.h"
 #include "vigie/dispatch.h"
 
 #include "../support/db_engines.h"
@@ -64,8 +75,30 @@ static void nap_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-static struct vg_cluster *start(const char *url, const char *node, int port,
-				int64_t lease_ms, void (*peer)(void *, const struct vg_batch *))
+/* Node a's absence clock (ms), moved by the tests only. */
+static int64_t fake_ms = 1000000;
+
+static int64_t fake_now(void)
+{
+	int64_t t;
+
+	pthread_mutex_lock(&lock);
+	t = fake_ms;
+	pthread_mutex_unlock(&lock);
+	return t;
+}
+
+static void advance(int64_t ms)
+{
+	pthread_mutex_lock(&lock);
+	fake_ms += ms;
+	pthread_mutex_unlock(&lock);
+}
+
+static struct vg_cluster *start_clock(const char *url, const char *node, int port,
+				      int64_t lease_ms,
+				      void (*peer)(void *, const struct vg_batch *),
+				      int64_t (*now_ms)(void))
 {
 	struct vg_cluster_options o = {0};
 	struct vg_cluster *c = NULL;
@@ -79,9 +112,16 @@ static struct vg_cluster *start(const char *url, const char *node, int port,
 	o.instance = node;
 	o.lease_ms = lease_ms;
 	o.peer_batch = peer;
+	o.now_ms = now_ms;
 	if (vg_cluster_start(&o, &c, err, sizeof(err)))
 		fail_msg("cluster %s: %s", node, err);
 	return c;
+}
+
+static struct vg_cluster *start(const char *url, const char *node, int port,
+				int64_t lease_ms, void (*peer)(void *, const struct vg_batch *))
+{
+	return start_clock(url, node, port, lease_ms, peer, NULL);
 }
 
 static void test_published_while_the_round_sees_it_alone(void **state)
@@ -125,10 +165,184 @@ static void test_published_while_the_round_sees_it_alone(void **state)
 	vg_cluster_stop(a);
 }
 
+/* ---- a peer the rounds miss keeps its subscription for a lease ---------------- */
+
+#define LEASE 60000 /* a's lease: its absence clock is the test's */
+
+/* Run one of c's registry rounds now; its stats after it. */
+static void round_now(struct vg_cluster *c, struct vg_cluster_stats *st)
+{
+	uint64_t r0;
+	int i;
+
+	vg_cluster_get_stats(c, st);
+	r0 = st->rounds;
+	vg_cluster_poke(c);
+	for (i = 0; i < 400; i++) {
+		vg_cluster_get_stats(c, st);
+		if (st->rounds > r0)
+			return;
+		nap_ms(25);
+	}
+	fail_msg("no registry round in 10 s");
+}
+
+/* b's registry row made stale, as after the database's restart before b
+ * renews it (b's own next heartbeat is minutes away). 0 or -errno. */
+static int stale_b(struct vg_db *db)
+{
+	const char *sql = "UPDATE vigie_cluster.nodes SET last_seen = now() - "
+			  "interval '1 day' WHERE node = 'b'";
+
+	/* the first call after the server's restart reconnects */
+	return vg_db_exec(db, sql) ? vg_db_exec(db, sql) : 0;
+}
+
+/* An answered round of c that does not list b. */
+static void round_without_b(struct vg_cluster *c, struct vg_db *db,
+			    struct vg_cluster_stats *st)
+{
+	for (int i = 0; i < 40; i++) {
+		if (!stale_b(db)) {
+			round_now(c, st);
+			if (st->db_ok && st->live_nodes == 1)
+				return;
+		}
+		nap_ms(250);
+	}
+	fail_msg("no answered round without b");
+}
+
+/* b publishes batches until a receives one more than it had. */
+static int a_receives_from(struct vg_consumer *pub)
+{
+	int n0 = got();
+
+	for (int i = 0; i < 200; i++) {
+		struct vg_batch *bt = vg_batch_new("h1", 7, (uint64_t)i + 1, 1795000020000LL);
+		assert_non_null(bt);
+		assert_int_equal(pub->batch(pub->ctx, bt), 0);
+		vg_batch_free(bt);
+		nap_ms(50);
+		if (got() > n0)
+			return 1;
+	}
+	return 0;
+}
+
+struct pair {
+	struct vg_cluster *a, *b;
+	struct vg_consumer pub; /* b's */
+	struct vg_db *db;       /* the test's own connection */
+};
+
+/* b, then a (whose first round lists b: it subscribes), b's batches
+ * reaching a. b's lease is long: it heartbeats at its start only. */
+static void pair_start(struct pair *p)
+{
+	char url[700], err[512];
+	uint32_t seed = 0;
+	struct vg_cluster_stats st;
+	int pa, pb;
+
+	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
+		dbe_need(&DBE_PG);
+	pa = vg_test_free_port(&seed, 3);
+	pb = vg_test_free_port(&seed, 4);
+	assert_true(pa > 0 && pb > 0 && pa != pb);
+	p->b = start(url, "b", pb, 600000, NULL);
+	p->a = start_clock(url, "a", pa, LEASE, on_peer_batch, fake_now);
+	p->pub = vg_cluster_consumer(p->b);
+	if (vg_db_open(url, NULL, &p->db, err, sizeof(err)))
+		fail_msg("%s", err);
+	vg_cluster_get_stats(p->a, &st);
+	assert_int_equal(st.live_nodes, 2);
+	assert_int_equal(st.stream_peers, 1);
+	assert_true(a_receives_from(&p->pub));
+}
+
+static void pair_stop(struct pair *p)
+{
+	vg_db_close(p->db);
+	vg_cluster_stop(p->b);
+	vg_cluster_stop(p->a);
+}
+
+static void test_peer_missing_from_rounds_kept_for_a_lease(void **state)
+{
+	struct pair p = {0};
+	struct vg_cluster_stats st;
+	(void)state;
+
+	pair_start(&p);
+	/* a round misses b: a still hears b */
+	round_without_b(p.a, p.db, &st);
+	assert_int_equal(st.stream_peers, 1);
+	assert_true(a_receives_from(&p.pub));
+	/* more rounds miss it, short of a lease: still subscribed */
+	advance(LEASE - 1);
+	round_without_b(p.a, p.db, &st);
+	assert_int_equal(st.stream_peers, 1);
+	assert_int_equal(st.stream_hangups, 0);
+	assert_true(a_receives_from(&p.pub));
+	/* a whole lease of rounds without b: a hangs up */
+	advance(1);
+	round_without_b(p.a, p.db, &st);
+	assert_int_equal(st.stream_peers, 0);
+	assert_int_equal(st.stream_hangups, 1);
+	/* b listed again: subscribed again */
+	assert_int_equal(vg_db_exec(p.db, "UPDATE vigie_cluster.nodes SET "
+					  "last_seen = now() WHERE node = 'b'"),
+			 0);
+	round_now(p.a, &st);
+	assert_int_equal(st.live_nodes, 2);
+	assert_int_equal(st.stream_peers, 1);
+	assert_true(a_receives_from(&p.pub));
+	pair_stop(&p);
+}
+
+static void test_failed_rounds_do_not_count_as_absence(void **state)
+{
+	struct pair p = {0};
+	struct vg_cluster_stats st;
+	uint64_t errors;
+	(void)state;
+
+	pair_start(&p);
+	/* b missed, then the database goes away for two leases */
+	round_without_b(p.a, p.db, &st);
+	/* the server runs with synchronous_commit off: what the immediate
+	 * stop would lose is made durable first */
+	assert_int_equal(vg_db_exec(p.db, "CHECKPOINT"), 0);
+	hpg_stop(&dbe_pg);
+	round_now(p.a, &st);
+	errors = st.round_errors;
+	assert_true(errors > 0);
+	assert_false(st.db_ok);
+	advance(2 * LEASE);
+	round_now(p.a, &st);
+	assert_int_equal(st.stream_peers, 1);
+	assert_true(a_receives_from(&p.pub)); /* the stream does not need it */
+	assert_int_equal(hpg_start_again(&dbe_pg), 0);
+	/* its first answered round lists a alone: b is kept, and heard */
+	round_without_b(p.a, p.db, &st);
+	assert_int_equal(st.stream_peers, 1);
+	assert_int_equal(st.stream_hangups, 0);
+	assert_true(a_receives_from(&p.pub));
+	/* from there, a lease of answered rounds without b ends it */
+	advance(LEASE);
+	round_without_b(p.a, p.db, &st);
+	assert_int_equal(st.stream_peers, 0);
+	assert_int_equal(st.stream_hangups, 1);
+	pair_stop(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_published_while_the_round_sees_it_alone),
+		cmocka_unit_test(test_peer_missing_from_rounds_kept_for_a_lease),
+		cmocka_unit_test(test_failed_rounds_do_not_count_as_absence),
 	};
 	int rc;
 
