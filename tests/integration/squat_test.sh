@@ -13,9 +13,7 @@
 # squatter is a token of project "shop".
 source "$(dirname "$0")/lib.sh"
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 DATA=$TMP/data
 NODE=$ROOT/tests/fixtures/node-nova.xml
 WEB=11111111-2222-3333-4444-555555555501
@@ -29,8 +27,7 @@ publish() { # ID: one point of metric squat.x on ID, dated AHEAD
     -d "{\"measures\":[{\"resource\":\"$1\",\"metric\":\"squat.x\",\"value\":1,\"time\":$AHEAD}]}"
 }
 
-start_collector collector --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT --data-dir "$DATA"
-check "collector answers /v1/health" wait_for 10 curl -q -sf "$API/v1/health"
+check "collector answers /v1/health" start_api_collector collector --data-dir "$DATA"
 
 eq "shop creates a custom resource under the instance's future id" "$(publish "$WEB")" 200
 eq "shop creates a custom resource under the host's future id" "$(publish it-host)" 200
