@@ -412,6 +412,24 @@ static void test_bad_name(void **state)
 	assert_int_equal(cs.batches_rejected, 1);
 	assert_int_equal(cs.batches_bad_name, 1);
 	assert_int_equal(cs.batches_malformed, 0);
+
+	/* a metric named with U+202E (RIGHT-TO-LEFT OVERRIDE), which would
+	 * display as another name: the same refusal */
+	b = vg_batch_new("node1", STREAM, 2, T0 + 60000);
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "inst-1", "vm1",
+					  NULL, T0 + 60000));
+	assert_int_equal(vg_batch_sample(b, "cpu.\xe2\x80\xaelitu",
+					 VG_KIND_GAUGE, 1),
+			 0);
+	assert_int_equal(vg_wire_encode_unchecked(b, &buf, &len), 0);
+	vg_batch_free(b);
+	expect(send_raw(f, buf, len), VG_ACK_REJECTED, STREAM, 2);
+	free(buf);
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.batches_rejected, 2);
+	assert_int_equal(cs.batches_bad_name, 2);
+	/* and the receiver goes on: the next batch is stored */
+	expect(send_batch(f, 3, 1), VG_ACK_OK, STREAM, 3);
 }
 
 /* The host-level resources and gap events of another host than the
