@@ -6,7 +6,8 @@
 # another project's instance (or a hypervisor's metrics) through the
 # resource it created — even when its point was dated up to max_future
 # ahead, which makes the agent's reports older than the resource's
-# identity.
+# identity; and the metrics the project had published there are no
+# longer listed on the agent's resource.
 #
 # A real collector and a real vigie-agent polling
 # tests/fixtures/node-nova.xml (web1 belongs to project bbbb...b1); the
@@ -41,6 +42,9 @@ stop_pid "$AGENT_PID"
 eq "the instance is the agent's: its type and project" \
   "$(api "/v1/resources/$WEB" | jq -c '[.type,.project,.host]')" "[\"instance\",\"$WEBPROJ\",\"it-host\"]"
 eq "the host is the agent's" "$(api /v1/resources/it-host | jq -r .type)" host
+eq "the instance lists none of shop's metrics, only the agent's" \
+  "$(api "/v1/resources/$WEB" | jq -c '[(.metrics | has("squat.x")), (.metrics | has("cpu.util"))]')" '[false,true]'
+eq "nor does the host" "$(api /v1/resources/it-host | jq '.metrics | has("squat.x")')" false
 eq "shop does not read the other project's instance" \
   "$(as "$SHOP" -o /dev/null -w '%{http_code}' "$API/v1/resources/$WEB")" 404
 eq "shop does not read the host" "$(as "$SHOP" -o /dev/null -w '%{http_code}' "$API/v1/resources/it-host")" 404

@@ -1005,6 +1005,104 @@ static void test_agent_takes_custom_id(void **state)
 	assert_int_equal(count_list(f->r, flt), 0);
 }
 
+/* The names of the metric rows registry.db holds for id (what a
+ * restarted collector would list), comma-separated, into out. */
+static const char *stored_metrics(struct fixture *f, const char *id, char *out,
+				  size_t len)
+{
+	struct vg_db *db = raw_db(f);
+	struct vg_db_stmt *s;
+	size_t k = 0;
+
+	out[0] = '\0';
+	assert_int_equal(vg_db_prepare(db,
+				       "SELECT name FROM metrics WHERE resource_id = ?1 "
+				       "ORDER BY name",
+				       &s),
+			 0);
+	vg_db_bind_text(s, 1, id);
+	while (vg_db_step(s) == 1)
+		k += (size_t)snprintf(out + k, len - k, "%s%s", k ? "," : "",
+				      vg_db_column_text(s, 0));
+	vg_db_reset(s);
+	vg_db_close(db);
+	return out;
+}
+
+/* The metrics a tenant had published to a custom resource go when an
+ * agent's report takes the resource over (docs/api.md, POST /v1/measures):
+ * otherwise they stay listed among the agent's, with the tenant's last
+ * values, on a resource the tenant no longer owns, and a catalogue name
+ * it published keeps a value dated ahead of the agent's. Values the
+ * tenant sent that were still in memory are not written back by a later
+ * flush; the agent's own metrics stay through its later reports. */
+static void test_takeover_drops_custom_metrics(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry_stats st;
+	struct vg_batch *b;
+	struct vg_resource *r;
+	json_t *o, *m, *v;
+	char names[256];
+
+	/* the squat, dated 10 minutes ahead: its own metric and a catalogue
+	 * name of hosts */
+	b = vg_batch_new("api", 0, 0, T0 + 600000);
+	r = vg_batch_resource(b, VG_RT_CUSTOM, "node9", "squat", NULL, T0 + 600000);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, 1), 0);
+	assert_int_equal(vg_batch_sample(b, "host.load.1", VG_KIND_GAUGE, 99), 0);
+	update(f->r, b);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	/* a newer value of probe, still only in memory */
+	b = vg_batch_new("api", 0, 0, T0 + 660000);
+	r = vg_batch_resource(b, VG_RT_CUSTOM, "node9", "squat", NULL, T0 + 660000);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, 2), 0);
+	update(f->r, b);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1,probe");
+
+	/* the agent of host node9 */
+	b = vg_batch_new("node9", 7, 1, T0);
+	r = vg_batch_resource(b, VG_RT_HOST, "node9", "node9", NULL, T0);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_sample(b, "host.load.1", VG_KIND_GAUGE, 0.5), 0);
+	update(f->r, b);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+
+	assert_int_equal(vg_registry_get(f->r, "node9", &o), 0);
+	assert_string_equal(str(o, "type"), "host");
+	m = json_object_get(o, "metrics");
+	assert_null(json_object_get(m, "probe"));
+	v = json_object_get(json_object_get(m, "host.load.1"), "last_value");
+	if (!v || json_real_value(v) != 0.5)
+		fail_msg("host.load.1 is not the agent's 0.5: %s",
+			 v ? json_dumps(v, JSON_ENCODE_ANY) : "(none)");
+	assert_int_equal(json_object_size(m), 1);
+	json_decref(o);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1");
+	vg_registry_stats(f->r, &st);
+	assert_int_equal(st.custom_metrics_dropped, 2);
+
+	/* the agent's next report changes the host's name (its identity is
+	 * written again): its metric stays */
+	b = vg_batch_new("node9", 7, 2, T0 + 60000);
+	r = vg_batch_resource(b, VG_RT_HOST, "node9", "node9.example", NULL,
+			      T0 + 60000);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_sample(b, "host.load.1", VG_KIND_GAUGE, 0.7), 0);
+	update(f->r, b);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1");
+	vg_registry_stats(f->r, &st);
+	assert_int_equal(st.custom_metrics_dropped, 2);
+}
+
 /* A row's type is the first reporter's: only an agent's report over a
  * custom row may change it. A batch naming a host's id as its instance
  * (a rogue node: instance ids cannot be tied to a host) must neither
@@ -1071,6 +1169,7 @@ int main(void)
 		ST_BOTH(test_published_unit, setup, teardown),
 		ST_BOTH(test_agent_takes_custom_id, setup, teardown),
 		ST_BOTH(test_type_never_changes, setup, teardown),
+		ST_BOTH(test_takeover_drops_custom_metrics, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
 		cmocka_set_test_filter(getenv("REGISTRY_TEST_FILTER"));
