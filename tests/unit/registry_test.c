@@ -1029,6 +1029,22 @@ static const char *stored_metrics(struct fixture *f, const char *id, char *out,
 	return out;
 }
 
+/* Register one report of resource "node9" from host: one active resource
+ * of type named name (project when not NULL) with one sample. */
+static void report(struct vg_registry *reg, const char *host, uint64_t seq,
+		   int type, const char *name, const char *project, int64_t t,
+		   const char *metric, double value)
+{
+	struct vg_batch *b = vg_batch_new(host, seq ? 7 : 0, seq, t);
+	struct vg_resource *r = vg_batch_resource(b, type, "node9", name, NULL, t);
+
+	r->state = VG_RSTATE_ACTIVE;
+	if (project)
+		assert_int_equal(vg_batch_identity(b, project, NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(b, metric, VG_KIND_GAUGE, value), 0);
+	update(reg, b);
+}
+
 /* The metrics a tenant had published to a custom resource go when an
  * agent's report takes the resource over (docs/api.md, POST /v1/measures):
  * otherwise they stay listed among the agent's, with the tenant's last
@@ -1040,37 +1056,21 @@ static void test_takeover_drops_custom_metrics(void **state)
 {
 	struct fixture *f = fx(state);
 	struct vg_registry_stats st;
-	struct vg_batch *b;
-	struct vg_resource *r;
 	json_t *o, *m, *v;
 	char names[256];
 
 	/* the squat, dated 10 minutes ahead: its own metric and a catalogue
-	 * name of hosts */
-	b = vg_batch_new("api", 0, 0, T0 + 600000);
-	r = vg_batch_resource(b, VG_RT_CUSTOM, "node9", "squat", NULL, T0 + 600000);
-	r->state = VG_RSTATE_ACTIVE;
-	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
-	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, 1), 0);
-	assert_int_equal(vg_batch_sample(b, "host.load.1", VG_KIND_GAUGE, 99), 0);
-	update(f->r, b);
+	 * name of hosts; then a newer value of probe, only in memory */
+	report(f->r, "api", 0, VG_RT_CUSTOM, "squat", "p", T0 + 600000, "probe", 1);
+	report(f->r, "api", 0, VG_RT_CUSTOM, "squat", "p", T0 + 600000,
+	       "host.load.1", 99);
 	assert_int_equal(vg_registry_flush(f->r), 0);
-	/* a newer value of probe, still only in memory */
-	b = vg_batch_new("api", 0, 0, T0 + 660000);
-	r = vg_batch_resource(b, VG_RT_CUSTOM, "node9", "squat", NULL, T0 + 660000);
-	r->state = VG_RSTATE_ACTIVE;
-	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
-	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, 2), 0);
-	update(f->r, b);
+	report(f->r, "api", 0, VG_RT_CUSTOM, "squat", "p", T0 + 660000, "probe", 2);
 	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
 			    "host.load.1,probe");
 
 	/* the agent of host node9 */
-	b = vg_batch_new("node9", 7, 1, T0);
-	r = vg_batch_resource(b, VG_RT_HOST, "node9", "node9", NULL, T0);
-	r->state = VG_RSTATE_ACTIVE;
-	assert_int_equal(vg_batch_sample(b, "host.load.1", VG_KIND_GAUGE, 0.5), 0);
-	update(f->r, b);
+	report(f->r, "node9", 1, VG_RT_HOST, "node9", NULL, T0, "host.load.1", 0.5);
 	assert_int_equal(vg_registry_flush(f->r), 0);
 
 	assert_int_equal(vg_registry_get(f->r, "node9", &o), 0);
@@ -1090,12 +1090,8 @@ static void test_takeover_drops_custom_metrics(void **state)
 
 	/* the agent's next report changes the host's name (its identity is
 	 * written again): its metric stays */
-	b = vg_batch_new("node9", 7, 2, T0 + 60000);
-	r = vg_batch_resource(b, VG_RT_HOST, "node9", "node9.example", NULL,
-			      T0 + 60000);
-	r->state = VG_RSTATE_ACTIVE;
-	assert_int_equal(vg_batch_sample(b, "host.load.1", VG_KIND_GAUGE, 0.7), 0);
-	update(f->r, b);
+	report(f->r, "node9", 2, VG_RT_HOST, "node9.example", NULL, T0 + 60000,
+	       "host.load.1", 0.7);
 	assert_int_equal(vg_registry_flush(f->r), 0);
 	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
 			    "host.load.1");
