@@ -329,7 +329,7 @@ int main(int argc, char **argv)
 	 * (docs/protocol.md "Names"): say so now, not at every poll. */
 	if (!vg_name_valid(cfg.agent_host))
 		return bad_usage("host name '%s' is not a valid name (1..200 bytes "
-				 "of UTF-8 without control characters; use --host "
+				 "of UTF-8 without control or hidden characters; use --host "
 				 "or [agent] host)",
 				 cfg.agent_host, NULL);
 	/* Signing key: a bad or world-readable file stops start-up. */

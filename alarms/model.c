@@ -37,6 +37,7 @@
 #include "vigie/catalog.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
+#include "vigie/name.h"
 
 /* ---- names ------------------------------------------------------------------ */
 
@@ -390,6 +391,23 @@ range:
 	return -EINVAL;
 }
 
+/* A string naming a project, resource, metric or host: get_text, and the
+ * character rule of every name (vg_text_valid: UTF-8 without control or
+ * hidden characters, so a name cannot display as another's). */
+static const char *get_name(struct pctx *c, const char *field, const json_t *v,
+			    size_t max)
+{
+	const char *s = get_text(c, field, v, max, 0);
+
+	if (s && !vg_text_valid(s, 0)) {
+		add_err(c, field, "must not contain control characters, Unicode "
+				  "bidirectional controls or invisible format "
+				  "characters");
+		return NULL;
+	}
+	return s;
+}
+
 static void rd_name(struct pctx *c, const json_t *v)
 {
 	const char *s = get_text(c, "name", v, VG_ALARM_NAME_MAX, 0);
@@ -551,7 +569,7 @@ static void rd_type(struct pctx *c, const json_t *v)
 
 static void rd_project(struct pctx *c, const json_t *v)
 {
-	const char *s = get_text(c, "project", v, 255, 0);
+	const char *s = get_name(c, "project", v, 255);
 
 	if (!s)
 		return;
@@ -566,7 +584,7 @@ static void rd_project(struct pctx *c, const json_t *v)
 
 static void rd_metric(struct pctx *c, const json_t *v)
 {
-	const char *s = get_text(c, "metric", v, 200, 0);
+	const char *s = get_name(c, "metric", v, 200);
 
 	c->has_metric = 1;
 	if (!s)
@@ -581,7 +599,7 @@ static void rd_metric(struct pctx *c, const json_t *v)
 
 static void rd_resource(struct pctx *c, const json_t *v)
 {
-	const char *s = get_text(c, "resource", v, 200, 0);
+	const char *s = get_name(c, "resource", v, 200);
 
 	c->has_resource = 1;
 	if (s)
@@ -610,7 +628,7 @@ static void rd_selector(struct pctx *c, const json_t *v)
 			else
 				sel->rtype = t;
 		} else if (!strcmp(key, "project")) {
-			if (!(s = get_text(c, "selector.project", f, 255, 0)))
+			if (!(s = get_name(c, "selector.project", f, 255)))
 				continue;
 			if (c->pol && c->pol->scope_project &&
 			    strcmp(s, c->pol->scope_project)) {
@@ -621,10 +639,10 @@ static void rd_selector(struct pctx *c, const json_t *v)
 			}
 			set_str(c, &sel->project, s);
 		} else if (!strcmp(key, "host")) {
-			if ((s = get_text(c, "selector.host", f, 255, 0)))
+			if ((s = get_name(c, "selector.host", f, 255)))
 				set_str(c, &sel->host, s);
 		} else if (!strcmp(key, "flavor")) {
-			if ((s = get_text(c, "selector.flavor", f, 255, 0)))
+			if ((s = get_name(c, "selector.flavor", f, 255)))
 				set_str(c, &sel->flavor, s);
 		} else if (!strcmp(key, "metadata")) {
 			const char *mk;
@@ -864,7 +882,7 @@ static void rd_event(struct pctx *c, const json_t *v)
 			}
 			json_decref(list);
 		} else if (!strcmp(key, "project")) {
-			if (!(s = get_text(c, "event.project", f, 255, 0)))
+			if (!(s = get_name(c, "event.project", f, 255)))
 				continue;
 			if (c->pol && c->pol->scope_project &&
 			    strcmp(s, c->pol->scope_project)) {
@@ -875,10 +893,10 @@ static void rd_event(struct pctx *c, const json_t *v)
 			}
 			set_str(c, &d->event_project, s);
 		} else if (!strcmp(key, "resource")) {
-			if ((s = get_text(c, "event.resource", f, 200, 0)))
+			if ((s = get_name(c, "event.resource", f, 200)))
 				set_str(c, &d->event_resource, s);
 		} else if (!strcmp(key, "host")) {
-			if ((s = get_text(c, "event.host", f, 255, 0)))
+			if ((s = get_name(c, "event.host", f, 255)))
 				set_str(c, &d->event_host, s);
 		} else if (!strcmp(key, "detail")) {
 			if ((s = get_text(c, "event.detail", f, 255, 0)))

@@ -23,6 +23,7 @@
 #include "vigie/alarm_silence.h"
 #include "vigie/clock.h"
 #include "vigie/db.h"
+#include "vigie/name.h"
 
 struct silence {
 	char id[40];
@@ -137,11 +138,13 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 			}
 			continue;
 		}
-		if (!json_is_string(v) || !*json_string_value(v) ||
-		    strlen(json_string_value(v)) > 255) {
+		if (!json_is_string(v) || !vg_text_valid(json_string_value(v), 255)) {
 			char f[64];
 			snprintf(f, sizeof(f), "matchers.%s", k);
-			add_err(errors, f, "must be a non-empty string of at most 255 bytes");
+			add_err(errors, f, "must be a non-empty string of at most 255 "
+					   "bytes without control characters, Unicode "
+					   "bidirectional controls or invisible format "
+					   "characters");
 			continue;
 		}
 		const char *s = json_string_value(v);

@@ -146,6 +146,7 @@ enum {
 	ST_METRIC_SEEN,
 	ST_SET_UNIT,
 	ST_METRIC_UNIT,
+	ST_DROP_CUSTOM,
 	ST_COUNT
 };
 
@@ -166,8 +167,14 @@ enum {
  * report of another type on a custom row (TAKEOVER) takes the row's whole
  * identity whatever its time (a point stamped up to max_future ahead would
  * otherwise hold it), the project falling back to 'default' as for a new
- * row, never kept from the tenant; the row's old custom series stay in
- * rrd/custom/, unread. The reverse never happens: publishing to an
+ * row, never kept from the tenant. The publisher's metric rows go at
+ * the same time (ST_DROP_CUSTOM, just before the upsert, in its
+ * transaction): they would be listed, with the tenant's last values, among
+ * the agent's metrics of a resource the tenant no longer owns, and a
+ * catalogue name the tenant had published would keep its unit and a value
+ * dated ahead. Their files stay in rrd/custom/, unread (a custom
+ * resource's own directory: no file of the agent's is touched). The
+ * reverse never happens: publishing to an
  * agent's host, disk or nic is refused by the API (403). 7 = VG_RT_CUSTOM. */
 #define TAKEOVER "(resources.type = 7 AND ?2 <> 7)"
 #define TAKES_IDENT "(?10 >= resources.ident_ms OR " TAKEOVER ")"
@@ -275,6 +282,12 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_LOOKUP] = "SELECT type, project FROM resources WHERE id = ?1",
 	[ST_VISIBLE] = "SELECT type FROM resources WHERE id = ?1 AND "
 		       "(CAST(?2 AS TEXT) IS NULL OR project = ?2)",
+	/* ?1 id: an agent's report (any type but custom) of an id a custom
+	 * row holds drops that row's metrics (see TAKEOVER); one row back
+	 * per metric dropped */
+	[ST_DROP_CUSTOM] = "DELETE FROM metrics WHERE resource_id = ?1 AND EXISTS "
+			   "(SELECT 1 FROM resources WHERE id = ?1 AND type = 7) "
+			   "RETURNING 1",
 };
 
 /* Version 1's schema (sqlite), which step 2 converts. */
@@ -753,19 +766,43 @@ static uint64_t ident_of(const struct vg_batch *b, const struct vg_resource *res
 	return h ? h : 1;
 }
 
-/* The resource row upsert; the cache learns what the row holds now. */
+/* The resource row upsert; the cache learns what the row holds now. An
+ * agent's report over a custom row (TAKEOVER) drops the row's metrics
+ * first (ST_DROP_CUSTOM, queued before the upsert: no extra round trip);
+ * the cache then forgets the resource, so no flush writes the publisher's
+ * values back, and *cp is the new, empty entry the samples go to. */
 static int write_resource(struct vg_registry *r, const struct vg_batch *b,
-			  const struct vg_resource *res, struct vg_lastval_resource *c,
-			  uint64_t ident)
+			  const struct vg_resource *res,
+			  struct vg_lastval_resource **cp, uint64_t ident)
 {
-	struct vg_db_stmt *s;
+	struct vg_lastval_resource *c = *cp;
+	struct vg_db_stmt *s, *drop = NULL;
 	char *attrs;
-	int rc = 0, took = 0;
+	int rc = 0, took = 0, dropped = 0;
+	int64_t first_seen = 0;
+	int ended = 0;
 
 	attrs = attrs_json(b, res, &rc);
 	if (rc)
 		return rc;
-	if ((rc = need_txn(r)) || (rc = stmt(r, ST_RES_UPSERT, &s))) {
+	if ((rc = need_txn(r))) {
+		free(attrs);
+		return rc;
+	}
+	if (res->type != VG_RT_CUSTOM) {
+		if (!(rc = stmt(r, ST_DROP_CUSTOM, &drop))) {
+			vg_db_bind_text(drop, 1, res->id);
+			rc = map_err(vg_db_query_queued(drop));
+		}
+		if (rc) {
+			if (drop)
+				vg_db_reset(drop);
+			free(attrs);
+			return rc;
+		}
+	}
+	if ((rc = stmt(r, ST_RES_UPSERT, &s))) {
+		vg_db_reset(drop);
 		free(attrs);
 		return rc;
 	}
@@ -783,21 +820,41 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 	rc = vg_db_step(s);
 	if (rc == 0) { /* the row holds another type: nothing written */
 		vg_db_reset(s);
+		vg_db_reset(drop);
 		free(attrs);
 		c->ident = 0;
 		r->stats.resources_conflicting++;
 		return -EEXIST;
 	}
 	if (rc == 1) { /* first_seen_ms, ended_at_ms, took identity */
-		c->first_seen = vg_db_column_int64(s, 0);
-		c->ended = !vg_db_column_is_null(s, 1);
+		first_seen = vg_db_column_int64(s, 0);
+		ended = !vg_db_column_is_null(s, 1);
 		took = vg_db_column_int64(s, 2) != 0;
 		rc = vg_db_step(s);
 	}
 	vg_db_reset(s);
 	free(attrs);
-	if (rc != 0)
+	if (rc != 0) {
+		vg_db_reset(drop);
 		return rc < 0 ? map_err(rc) : -EIO;
+	}
+	/* the drop ran before the upsert (both waited for by now) */
+	if (drop) {
+		while ((rc = vg_db_step(drop)) == 1)
+			dropped++;
+		vg_db_reset(drop);
+		if (rc < 0)
+			return map_err(rc);
+	}
+	if (dropped) {
+		r->stats.custom_metrics_dropped += (uint64_t)dropped;
+		vg_lastval_forget(r->lv, res->id);
+		if (!(c = vg_lastval_res(r->lv, res->id, 1)))
+			return -ENOMEM;
+		*cp = c;
+	}
+	c->first_seen = first_seen;
+	c->ended = ended;
 	/* an older report left the row's newer identity: the cache must not
 	 * believe the row holds this one (the next report writes again) */
 	c->ident = took ? ident : 0;
@@ -828,7 +885,7 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 	} else if (c->ident == ident && !c->ended &&
 		   res->state != VG_RSTATE_ENDED && res->time_ms >= c->first_seen) {
 		rc = vg_lastval_seen(t, c, res->time_ms);
-	} else if ((rc = write_resource(r, b, res, c, ident)) == -EEXIST) {
+	} else if ((rc = write_resource(r, b, res, &c, ident)) == -EEXIST) {
 		vg_lastval_unlock(t); /* another type's row: not this report's */
 		return 0;
 	}

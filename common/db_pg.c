@@ -87,6 +87,7 @@ struct pg_stmt {
 	int *lens, *fmts;
 	PGresult *res; /* the running result, or NULL */
 	int pending;   /* its kept result is still in the pipeline */
+	int opened;    /* row, nrows, ncols and dec set up for res */
 	int row, nrows;
 	char **dec; /* decoded bytea of the current row, per column */
 	size_t *declen;
@@ -268,7 +269,7 @@ static void pg_reset(struct vg_db_stmt *base)
 	PQclear(st->res);
 	st->res = NULL;
 	st->pending = 0; /* a result still in the pipeline is dropped */
-	st->row = st->nrows = 0;
+	st->row = st->nrows = st->opened = 0;
 }
 
 static void pg_clear(struct vg_db_stmt *base)
@@ -661,6 +662,11 @@ static int pg_step(struct vg_db_stmt *base)
 			}
 			count_changes(db, st->res);
 		}
+	}
+	/* a kept result may have come with another statement's wait (take):
+	 * its rows are set up here, at its own first step, either way */
+	if (!st->opened) {
+		st->opened = 1;
 		st->nrows = PQntuples(st->res);
 		st->ncols = PQnfields(st->res);
 		st->row = -1;

@@ -7,6 +7,7 @@
  * the mapping injective.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -82,7 +83,7 @@ int vg_name_unescape(const char *esc, char *out, size_t outlen)
  * (1..4), or 0. Shortest form only, no surrogates, nothing over
  * U+10FFFF; C0, DEL and C1 (U+0080..U+009F, "\xC2\x80".."\xC2\x9F") are
  * refused because a terminal acts on them. */
-static int text_char(const unsigned char *p)
+static int utf8_char(const unsigned char *p)
 {
 	unsigned char c = p[0];
 
@@ -111,6 +112,46 @@ static int text_char(const unsigned char *p)
 	return 0;
 }
 
+int vg_char_hidden(uint32_t cp)
+{
+	return cp == 0x00ad ||                   /* soft hyphen */
+	       cp == 0x061c ||                   /* Arabic letter mark */
+	       cp == 0x180e ||                   /* Mongolian vowel separator */
+	       (cp >= 0x200b && cp <= 0x200f) || /* zero widths, LRM, RLM */
+	       (cp >= 0x202a && cp <= 0x202e) || /* LRE RLE PDF LRO RLO */
+	       (cp >= 0x2060 && cp <= 0x2064) || /* word joiner, invisible ops */
+	       (cp >= 0x2066 && cp <= 0x206f) || /* LRI RLI FSI PDI, deprecated */
+	       cp == 0xfeff ||                   /* zero width no-break space */
+	       (cp >= 0xfff9 && cp <= 0xfffb) || /* interlinear annotation */
+	       (cp >= 0xe0000 && cp <= 0xe007f); /* tags */
+}
+
+/* The code point of the n-byte character utf8_char accepted at p. */
+static uint32_t code_point(const unsigned char *p, int n)
+{
+	static const unsigned char lead_mask[5] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+	uint32_t cp = p[0] & lead_mask[n];
+
+	for (int i = 1; i < n; i++)
+		cp = cp << 6 | (p[i] & 0x3f);
+	return cp;
+}
+
+/* Length of the character at p if the character rule allows it (1..4),
+ * 0 if not. *len (may be NULL) gets the length of the whole character
+ * when it is valid UTF-8 that the rule refuses (a hidden character), so
+ * that vg_text_clean replaces it by one '?'. */
+static int text_char(const unsigned char *p, int *len)
+{
+	int n = utf8_char(p);
+
+	if (len)
+		*len = n ? n : 1;
+	if (n > 1 && vg_char_hidden(code_point(p, n)))
+		return 0;
+	return n;
+}
+
 int vg_text_valid(const char *text, size_t maxlen)
 {
 	const unsigned char *p = (const unsigned char *)text;
@@ -119,7 +160,7 @@ int vg_text_valid(const char *text, size_t maxlen)
 	if (len == 0 || (maxlen && len > maxlen))
 		return 0;
 	while (*p) {
-		int n = text_char(p); /* stops at the NUL: it is no continuation */
+		int n = text_char(p, NULL); /* stops at the NUL: no continuation */
 		if (!n)
 			return 0;
 		p += n;
@@ -133,17 +174,16 @@ size_t vg_text_clean(const char *text, char *out, size_t max)
 	size_t o = 0;
 
 	while (*p) {
-		int n = text_char(p);
+		int len, n = text_char(p, &len);
 		if (o + (size_t)(n ? n : 1) > max)
 			break;
 		if (n) {
 			memcpy(out + o, p, (size_t)n);
 			o += (size_t)n;
-			p += n;
 		} else {
 			out[o++] = '?';
-			p++;
 		}
+		p += len;
 	}
 	out[o] = '\0';
 	return o;

@@ -19,14 +19,18 @@
  * Which characters a name may hold (docs/protocol.md "Names"): valid
  * UTF-8 (shortest form, no surrogates, at most U+10FFFF) without control
  * characters: no C0 (U+0000..U+001F), no DEL (U+007F), no C1
- * (U+0080..U+009F). Free text (a display name, an attribute's value)
- * follows the same character rule with its own length limit.
+ * (U+0080..U+009F), and no hidden character (vg_char_hidden: the Unicode
+ * bidirectional controls and the invisible format characters, with which
+ * one tenant's name could display as another's). Free text (a display
+ * name, an attribute's value) follows the same character rule with its
+ * own length limit.
  * Thread-safe, no allocation.
  */
 #ifndef VIGIE_NAME_H
 #define VIGIE_NAME_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Longest name accepted from the wire for an id, metric or host. */
 #define VG_NAME_MAX 200
@@ -57,8 +61,18 @@ int vg_name_unescape(const char *esc, char *out, size_t outlen);
  * Not invertible when hashed: callers that need the name keep it. */
 int vg_name_component(const char *name, char *out, size_t outlen);
 
+/* Whether code point cp is a hidden character, which no name or text
+ * may hold: the bidirectional controls U+061C, U+200E, U+200F,
+ * U+202A..U+202E, U+2066..U+2069, and the invisible format characters
+ * U+00AD, U+180E, U+200B..U+200D, U+2060..U+2064, U+206A..U+206F,
+ * U+FEFF, U+FFF9..U+FFFB, U+E0000..U+E007F (tags). They draw nothing or
+ * reorder what follows, so "abc" + U+202E + "lortnoc" displays as another
+ * name. 1 if hidden, 0 if not. */
+int vg_char_hidden(uint32_t cp);
+
 /* Whether a name is acceptable at all: 1..VG_NAME_MAX bytes, valid UTF-8,
- * no control characters (C0, DEL, C1). 1 if valid, 0 if not. */
+ * no control characters (C0, DEL, C1), no hidden character
+ * (vg_char_hidden). 1 if valid, 0 if not. */
 int vg_name_valid(const char *name);
 
 /* The same character rule for free text of 1..maxlen bytes (maxlen 0:
@@ -67,7 +81,8 @@ int vg_text_valid(const char *text, size_t maxlen);
 
 /* Copy text into out (max + 1 bytes) so that it follows the character
  * rule: every byte that is not part of a valid character without control
- * characters becomes '?', and the copy ends at a character boundary at
+ * characters becomes '?', and so does each hidden character (one '?' for
+ * its bytes), and the copy ends at a character boundary at
  * most max bytes in. Returns the length written. For agents, whose names
  * come from libvirt and Nova metadata (a domain name may hold a newline). */
 size_t vg_text_clean(const char *text, char *out, size_t max);

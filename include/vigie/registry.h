@@ -99,6 +99,9 @@ struct vg_registry_stats {
 	/* reports of an id whose row holds another type (only an agent's
 	 * report over a custom row may change it): ignored, logged */
 	uint64_t resources_conflicting;
+	/* metric rows of custom resources dropped because an agent's report
+	 * took the resource over (docs/api.md, POST /v1/measures) */
+	uint64_t custom_metrics_dropped;
 };
 void vg_registry_stats(const struct vg_registry *r,
 		       struct vg_registry_stats *out);

@@ -203,13 +203,13 @@ int vg_pub_parse_point(json_t *o, const struct vg_pub_limits *lim,
 	/* the wire decoder's rule for ids and metric names */
 	if (!vg_name_valid(out->resource)) {
 		snprintf(err, errlen, "bad resource id (1..%d bytes of UTF-8 "
-				      "without control characters)",
+				      "without control or hidden characters)",
 			 VG_NAME_MAX);
 		return -EINVAL;
 	}
 	if (!vg_name_valid(out->metric)) {
 		snprintf(err, errlen, "bad metric name (1..%d bytes of UTF-8 "
-				      "without control characters)",
+				      "without control or hidden characters)",
 			 VG_NAME_MAX);
 		return -EINVAL;
 	}

@@ -50,7 +50,7 @@ static int nonempty(struct vg_http_req *req, struct vg_http_resp *resp,
 	if (!vg_name_valid(v)) {
 		vg_http_reply_error(resp, 400,
 				    "parameter '%s' is not a valid name (1..%d "
-				    "bytes of UTF-8, no control characters)",
+				    "bytes of UTF-8, no control or hidden characters)",
 				    key, VG_NAME_MAX);
 		return -EINVAL;
 	}

@@ -12,15 +12,12 @@
 # ever sent); every spooled batch that existed at a kill was delivered.
 source "$(dirname "$0")/lib.sh"
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
+collector_ports
 DATA=$TMP/data
 SPOOL=$TMP/spool
 KILLS=${AGENT_KILLS:-10}
 
-start_collector collector --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT \
-  --data-dir "$DATA" --log-level debug
-check "collector answers" wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$HPORT/v1/health"
+check "collector answers" start_api_collector collector --data-dir "$DATA" --log-level debug
 
 at_kill=()
 for i in $(seq "$KILLS"); do

@@ -18,9 +18,7 @@ SEND=$BIN/../bench/alarms_send
 HOOKBIN=$BIN/../bench/alarms_hook
 WAIT_S=15 # group_wait: long enough to kill the collector inside it
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 DATA=$TMP/data
 T0=$(( ($(date +%s) - 7200) / 60 * 60 * 1000 ))   # two hours ago, on a minute
 
@@ -45,9 +43,7 @@ AUTH=()
 api() { curl -sS --max-time 5 "${AUTH[@]}" "$API$1"; }
 
 start() {
-  start_collector collector --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT \
-    --data-dir "$DATA" --config "$TMP/vigie.conf" --log-level info
-  wait_for 10 curl -sf "$API/v1/health"
+  start_api_collector collector --data-dir "$DATA" --config "$TMP/vigie.conf" --log-level info
 }
 check "collector starts" start
 

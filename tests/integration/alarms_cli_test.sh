@@ -15,16 +15,13 @@ fi
 SEND=$BIN/../bench/alarms_send
 VIGIE=$BIN/vigie
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
+collector_ports
 export VIGIE_API=http://127.0.0.1:$HPORT
 API=$VIGIE_API
 DATA=$TMP/data
 T0=$(( ($(date +%s) - 7200) / 60 * 60 * 1000 ))   # two hours ago, on a minute
 
-start_collector collector --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT \
-  --data-dir "$DATA"
-check "collector starts" wait_for 10 curl -sf "$API/v1/health"
+check "collector starts" start_api_collector collector --data-dir "$DATA"
 [[ -n ${VIGIE_TOKEN:-} ]] || { nok "an admin token for the CLI"; done_testing; exit 1; }
 
 # v OUT ERR ARGS... : run the CLI, stdout to $TMP/OUT, stderr to $TMP/ERR; $? is its exit code

@@ -18,10 +18,7 @@ fi
 SEND=$BIN/../bench/alarms_send
 HOOKBIN=$BIN/../bench/alarms_hook
 
-PORT=$(free_port); HPORT=$(free_port); NPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-while [[ $NPORT == "$PORT" || $NPORT == "$HPORT" ]]; do NPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports NPORT
 DATA=$TMP/data
 T0=$(( ($(date +%s) - 7200) / 60 * 60 * 1000 ))   # two hours ago, on a minute
 
@@ -67,9 +64,8 @@ api_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${AUTH[@]}" "$
 acurl() { curl -s --max-time 5 "${AUTH[@]}" "$@"; }
 
 start() {
-  start_collector collector --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT \
+  start_api_collector collector \
     --data-dir "$DATA" --notify tcp://127.0.0.1:$NPORT --config "$TMP/vigie.conf" --log-level debug
-  wait_for 10 curl -sf "$API/v1/health"
 }
 check "collector starts with alarms and --notify" start
 

@@ -26,9 +26,7 @@ if [[ ! -x $REPLAY ]]; then
   exit 0
 fi
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 DATA=$TMP/data
 printf '[billing]\nratecard = %s\n' "$CARD" >"$TMP/vigie.conf"
 if [[ ${BILLING_ENGINE:-sqlite} == postgresql ]]; then
@@ -50,9 +48,8 @@ export VIGIE_TOKEN=$ADMIN
 acurl() { curl -sS --max-time 10 -H "Authorization: Bearer ${TOK:-$ADMIN}" "$@"; }
 acode() { curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H "Authorization: Bearer ${TOK:-$ADMIN}" "$@"; }
 
-start_collector collector --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-  --http 127.0.0.1:$HPORT --data-dir "$DATA"
-check "collector up with the rate card" wait_for 10 curl -sf "$API/v1/health"
+check "collector up with the rate card" start_api_collector collector --config "$TMP/vigie.conf" \
+  --data-dir "$DATA"
 
 check "ledger replayed over the wire, every batch acknowledged" \
   "$REPLAY" send "$LEDGER" tcp://127.0.0.1:$PORT

@@ -29,9 +29,7 @@ WEB=11111111-2222-3333-4444-555555555501 P_WEB=bbbbbbbb0000000000000000000000b1
 SHOTS=$ROOT/$BUILD/test-logs/console
 [[ $BUILD = /* ]] && SHOTS=$BUILD/test-logs/console
 mkdir -p "$SHOTS"
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 DATA=$TMP/data
 NOW=$(date +%s)
 START=$(( (NOW - 7200) / 60 * 60 ))   # two hours ago, on a minute boundary
@@ -67,9 +65,8 @@ api() { curl -sS --max-time 5 "${AUTH[@]}" "$API$1"; }
 
 extra=()
 "$BIN/vigie-collector" --help 2>&1 | grep -q -- --allow-unsigned && extra+=(--allow-unsigned)
-start_collector collector --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-  --http 127.0.0.1:$HPORT --data-dir "$DATA" "${extra[@]}"
-check "collector answers /v1/health" wait_for 10 curl -sf "$API/v1/health"
+check "collector answers /v1/health" start_api_collector collector --config "$TMP/vigie.conf" \
+  --data-dir "$DATA" "${extra[@]}"
 check "collector logs the www_dir it serves" grep -q "web console: serving $(cd "$WWW" && pwd -P)" "$TMP/collector.log"
 
 # An alarm that fires on the test domain's CPU (about 0.17 %) and one that

@@ -13,9 +13,7 @@ source "$(dirname "$0")/lib.sh"
 
 URI=test:///default
 UUID=6695eb01-f6a4-8304-79aa-97f2502e193f
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 DATA=$TMP/data
 START=$(( ($(date +%s) - 86400) / 60 * 60 ))
 SPOOL=$TMP/spool

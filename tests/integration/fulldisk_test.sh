@@ -28,16 +28,13 @@ cleanup_all() {
   cleanup
 }
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 SPOOL=$TMP/spool
 START=$(( ($(date +%s) - 7200) / 60 * 60 ))
 printf '[storage]\nstep = 60\nheartbeat = 600\narchives = 1m:1d\n' >"$TMP/vigie.conf"
 
-start_collector collector --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-  --http 127.0.0.1:$HPORT --data-dir "$DATA" --log-level debug
-check "collector starts on a 1 MiB data directory" wait_for 10 curl -sf -o /dev/null "$API/v1/health"
+check "collector starts on a 1 MiB data directory" start_api_collector collector --config "$TMP/vigie.conf" \
+  --data-dir "$DATA" --log-level debug
 start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt test:///default --interval 0.1 \
   --host fd-host --spool "$SPOOL" --clock-start $START --clock-step 60 --log-level debug
 spooled() { find "$SPOOL" -maxdepth 1 -name '*.vgb' | wc -l; }

@@ -18,9 +18,7 @@ source "$(dirname "$0")/lib.sh"
 
 URI=test:///default
 UUID=6695eb01-f6a4-8304-79aa-97f2502e193f
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 DATA=$TMP/data
 START=$(( ($(date +%s) - 7200) / 60 * 60 ))
 SLOW=${HOSTILE_SLOW_CLIENTS:-64}
@@ -29,9 +27,7 @@ IDLE_TIMEOUT=${HOSTILE_IDLE_TIMEOUT:-30}
 # An admin API token, made offline before the start.
 TOKEN=$("$BIN/vigie-collector" --data-dir "$DATA" token create --admin 2>/dev/null | grep '^vgt_')
 AUTH=(-H "Authorization: Bearer $TOKEN")
-start_collector collector --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT \
-  --data-dir "$DATA"
-check "collector answers /v1/health" wait_for 10 curl -sf -o /dev/null "$API/v1/health"
+check "collector answers /v1/health" start_api_collector collector --data-dir "$DATA"
 
 # ---- slow clients: open now, checked at the end ----
 slow_fds=()

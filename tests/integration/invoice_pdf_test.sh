@@ -26,13 +26,10 @@ REPLAY=$ROOT/$BUILD/bench/billing_replay
 # (always asked: make rebuilds it only when its sources changed)
 make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/billing_replay" >/dev/null 2>&1
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 printf '[billing]\nratecard = %s\n' "$CARD" >"$TMP/vigie.conf"
-start_collector collector --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-  --http 127.0.0.1:$HPORT --data-dir "$TMP/data"
-check "collector up with the invoicing rate card" wait_for 10 curl -sf "$API/v1/health"
+check "collector up with the invoicing rate card" start_api_collector collector --config "$TMP/vigie.conf" \
+  --data-dir "$TMP/data"
 check "documents ledger replayed over the wire" "$REPLAY" send "$LEDGER" tcp://127.0.0.1:$PORT
 
 "$BIN/vigie" --api "$API" invoice finalize --month 2026-07 >/dev/null 2>&1

@@ -66,6 +66,33 @@ free_port() { # a loopback TCP port below the ephemeral range, in no TCP state
   done
 }
 
+# free_ports VAR...: a free loopback port (free_port) in each variable VAR,
+# no two the same
+free_ports() {
+  local v p taken=" "
+  for v; do
+    p=$(free_port)
+    while [[ $taken == *" $p "* ]]; do p=$(free_port); done
+    taken+="$p "
+    printf -v "$v" %s "$p"
+  done
+}
+# collector_ports [VAR...]: the ports of the collector most tests start:
+# PORT for its agents (--listen), HPORT for its API (--http) and API, the
+# API's URL; each VAR gets one more port (e.g. --notify), all distinct
+collector_ports() {
+  free_ports PORT HPORT "$@"
+  API=http://127.0.0.1:$HPORT
+}
+# start_api_collector NAME ARGS...: start_collector NAME on PORT and HPORT
+# (collector_ports) with ARGS, then wait up to 20 s for its /v1/health;
+# returns 1 if it does not answer (a test's `check "..." start_api_collector`)
+start_api_collector() {
+  local name=$1; shift
+  start_collector "$name" --listen "tcp://127.0.0.1:$PORT" --http "127.0.0.1:$HPORT" "$@"
+  wait_for 20 answers_health "$HPORT"
+}
+
 # start_collector NAME ARGS... ; sets COLLECTOR_PID, logs to $TMP/NAME.log
 # (with --allow-unsigned: these tests' agents have no keys; signed agents
 # are tested by tests/integration/auth_test.c and signed_test.sh)

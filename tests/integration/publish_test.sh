@@ -10,9 +10,7 @@
 # minutes of the last hour, so nothing waits for the wall clock.
 source "$(dirname "$0")/lib.sh"
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports NPORT
 DATA=$TMP/data
 NODE=$ROOT/tests/fixtures/node-nova.xml
 WEB=11111111-2222-3333-4444-555555555501
@@ -30,10 +28,8 @@ post() { printf '%s' "$2" | as "$1" -X POST -H 'Content-Type: application/json' 
 code() { printf '%s' "$2" | as "$1" -o /dev/null -w '%{http_code}' -X POST --data-binary @- "$API/v1/measures"; }
 
 printf '[collector]\npublish_series_max = 20\npublish_points_per_s = 100\n' >"$TMP/vigie.conf"
-NPORT=$(free_port)
-start_collector collector --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-  --http 127.0.0.1:$HPORT --data-dir "$DATA" --notify tcp://127.0.0.1:$NPORT
-check "collector answers /v1/health" wait_for 10 curl -q -sf "$API/v1/health"
+check "collector answers /v1/health" start_api_collector collector --config "$TMP/vigie.conf" \
+  --data-dir "$DATA" --notify tcp://127.0.0.1:$NPORT
 if command -v nanocat >/dev/null; then
   nanocat --sub --connect tcp://127.0.0.1:$NPORT --subscribe metric.analytics.app-queue. -A >"$TMP/nanocat.metric" 2>&1 &
   _pids+=($!)
@@ -194,9 +190,8 @@ for i in $(seq 0 59); do crash+="{\"resource\":\"crash-1\",\"metric\":\"v\",\"ti
 crash="${crash%,}]}"
 eq "60 points stored" "$(post "$ANA" "$crash" | jq .stored)" 60
 kill -KILL "$COLLECTOR_PID"; wait "$COLLECTOR_PID" 2>/dev/null
-start_collector collector2 --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-  --http 127.0.0.1:$HPORT --data-dir "$DATA"
-check "the collector restarts" wait_for 20 curl -q -sf "$API/v1/health"
+check "the collector restarts" start_api_collector collector2 --config "$TMP/vigie.conf" \
+  --data-dir "$DATA"
 eq "every point of the acknowledged request is there after the kill -9" \
   "$(as "$ANA" "$API/v1/measures?resource=crash-1&metric=v&start=$(iso $T0)&end=$(iso $((T0 + 3540)))&granularity=60" | jq '[.points[][1]] | add')" 1770
 eq "a published unit survives the kill -9 and a point without one" \

@@ -23,10 +23,7 @@
 source "$(dirname "$0")/lib.sh"
 
 URI=test:///default
-PORT=$(free_port); HPORT=$(free_port); NPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-while [[ $NPORT == "$PORT" || $NPORT == "$HPORT" ]]; do NPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports NPORT
 MAX_MESSAGE=262144
 DATA=$TMP/data
 KEYS=$TMP/keys

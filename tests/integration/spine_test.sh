@@ -12,16 +12,13 @@ source "$(dirname "$0")/lib.sh"
 
 URI=test:///default
 UUID=6695eb01-f6a4-8304-79aa-97f2502e193f
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 DATA=$TMP/data
 NOW=$(date +%s)
 START=$(( (NOW - 7200) / 60 * 60 ))   # two hours ago, on a minute boundary
 
-start_collector collector --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT \
+check "collector answers /v1/health" start_api_collector collector \
   --data-dir "$DATA" --log-level debug
-check "collector answers /v1/health" wait_for 10 curl -sf "$API/v1/health"
 start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt $URI --interval 0.2 \
   --host it-host --spool "$TMP/spool" --clock-start $START --clock-step 60
 

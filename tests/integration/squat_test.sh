@@ -6,16 +6,15 @@
 # another project's instance (or a hypervisor's metrics) through the
 # resource it created — even when its point was dated up to max_future
 # ahead, which makes the agent's reports older than the resource's
-# identity.
+# identity; and the metrics the project had published there are no
+# longer listed on the agent's resource.
 #
 # A real collector and a real vigie-agent polling
 # tests/fixtures/node-nova.xml (web1 belongs to project bbbb...b1); the
 # squatter is a token of project "shop".
 source "$(dirname "$0")/lib.sh"
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 DATA=$TMP/data
 NODE=$ROOT/tests/fixtures/node-nova.xml
 WEB=11111111-2222-3333-4444-555555555501
@@ -29,8 +28,7 @@ publish() { # ID: one point of metric squat.x on ID, dated AHEAD
     -d "{\"measures\":[{\"resource\":\"$1\",\"metric\":\"squat.x\",\"value\":1,\"time\":$AHEAD}]}"
 }
 
-start_collector collector --listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT --data-dir "$DATA"
-check "collector answers /v1/health" wait_for 10 curl -q -sf "$API/v1/health"
+check "collector answers /v1/health" start_api_collector collector --data-dir "$DATA"
 
 eq "shop creates a custom resource under the instance's future id" "$(publish "$WEB")" 200
 eq "shop creates a custom resource under the host's future id" "$(publish it-host)" 200
@@ -44,6 +42,9 @@ stop_pid "$AGENT_PID"
 eq "the instance is the agent's: its type and project" \
   "$(api "/v1/resources/$WEB" | jq -c '[.type,.project,.host]')" "[\"instance\",\"$WEBPROJ\",\"it-host\"]"
 eq "the host is the agent's" "$(api /v1/resources/it-host | jq -r .type)" host
+eq "the instance lists none of shop's metrics, only the agent's" \
+  "$(api "/v1/resources/$WEB" | jq -c '[(.metrics | has("squat.x")), (.metrics | has("cpu.util"))]')" '[false,true]'
+eq "nor does the host" "$(api /v1/resources/it-host | jq '.metrics | has("squat.x")')" false
 eq "shop does not read the other project's instance" \
   "$(as "$SHOP" -o /dev/null -w '%{http_code}' "$API/v1/resources/$WEB")" 404
 eq "shop does not read the host" "$(as "$SHOP" -o /dev/null -w '%{http_code}' "$API/v1/resources/it-host")" 404

@@ -9,16 +9,13 @@
 # ones as they are. Times come from the agent's synthetic clock.
 . "$(dirname "$0")/lib.sh"
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
+collector_ports
 DATA=$TMP/data
 RRD=$DATA/rrd
 START=$(( ($(date +%s) - 12 * 3600) / 3600 * 3600 ))
 conf() { printf '[storage]\nstep = 60\nheartbeat = 600\narchives = %s\n' "$1" >"$TMP/vigie.conf"; }
 conf 1m:1d
-start_collector collector --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-  --http 127.0.0.1:$HPORT --data-dir "$DATA"
-check "collector starts" wait_for 20 curl -sf -o /dev/null "http://127.0.0.1:$HPORT/v1/health"
+check "collector starts" start_api_collector collector --config "$TMP/vigie.conf" --data-dir "$DATA"
 start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
   --proc "$ROOT/tests/fixtures/proc" --interval 0.2 --host cv-host --spool "$TMP/spool" \
   --clock-start $START --clock-step 60

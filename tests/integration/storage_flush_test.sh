@@ -11,17 +11,14 @@
 . "$(dirname "$0")/lib.sh"
 
 command -v jq >/dev/null || { echo "1..0 # SKIP jq not installed"; exit 0; }
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 DATA=$TMP/data
 START=$(( ($(date +%s) - 12 * 3600) / 3600 * 3600 ))
 # flush_depth 256: a series is written after 256 values (or 300 s, or when
 # no batch came for a second), so while the agent sends, values wait
 printf '[storage]\nstep = 60\nheartbeat = 600\narchives = 1m:1d\nflush_depth = 256\n' >"$TMP/vigie.conf"
-start_collector collector --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-  --http 127.0.0.1:$HPORT --data-dir "$DATA"
-check "collector starts (files backend)" wait_for 20 curl -sf -o /dev/null "$API/v1/health"
+check "collector starts (files backend)" start_api_collector collector --config "$TMP/vigie.conf" \
+  --data-dir "$DATA"
 start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
   --proc "$ROOT/tests/fixtures/proc" --interval 0.2 --host fl-host --spool "$TMP/spool" \
   --clock-start $START --clock-step 60
@@ -67,9 +64,8 @@ start_rrdcached fl -R -O || { nok "rrdcached did not start"; done_testing; exit 
 DATA=$TMP/data2
 printf '[storage]\nbackend = rrdcached\ndaemons = %s\nstep = 60\nheartbeat = 600\narchives = 1m:1d\nflush_depth = 256\n' \
   "$RRDCACHED_UNIX" >"$TMP/vigie.conf"
-start_collector collector2 --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-  --http 127.0.0.1:$HPORT --data-dir "$DATA"
-check "collector starts (rrdcached backend)" wait_for 20 curl -sf -o /dev/null "$API/v1/health"
+check "collector starts (rrdcached backend)" start_api_collector collector2 --config "$TMP/vigie.conf" \
+  --data-dir "$DATA"
 start_agent agent2 --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
   --proc "$ROOT/tests/fixtures/proc" --interval 0.2 --host fl-host --spool "$TMP/spool2" \
   --clock-start $START --clock-step 60

@@ -25,9 +25,7 @@ start_rrdcached b -R -O || { nok "rrdcached B did not start"; done_testing; exit
 B=$RRDCACHED_TCP B_BASE=$RRDCACHED_BASE
 ok "two rrdcached daemons: A on $A, B on $B"
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 DATA=$TMP/data
 START=$(( ($(date +%s) - 6 * 3600) / 3600 * 3600 ))
 conf() { # DAEMONS
@@ -35,9 +33,7 @@ conf() { # DAEMONS
     "$1" >"$TMP/vigie.conf"
 }
 collector() {
-  start_collector collector --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-    --http 127.0.0.1:$HPORT --data-dir "$DATA"
-  wait_for 20 curl -sf -o /dev/null "$API/v1/health"
+  start_api_collector collector --config "$TMP/vigie.conf" --data-dir "$DATA"
 }
 agent() { # CLOCK_START COUNT
   start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt test:///default \

@@ -10,9 +10,7 @@
 # serves HTTPS with a self-signed certificate made here by openssl.
 source "$(dirname "$0")/lib.sh"
 
-PORT=$(free_port); HPORT=$(free_port)
-while [[ $HPORT == "$PORT" ]]; do HPORT=$(free_port); done
-API=http://127.0.0.1:$HPORT
+collector_ports
 DATA=$TMP/data
 NODE=$ROOT/tests/fixtures/node-nova.xml
 WEB=11111111-2222-3333-4444-555555555501
@@ -32,9 +30,8 @@ as() { local t=$1; shift; if [[ -n $t ]]; then curl -q -s --max-time 10 -H "Auth
 code() { local t=$1; shift; as "$t" -o /dev/null -w '%{http_code}' "$@"; }
 
 printf '[billing]\nratecard = %s\n' "$ROOT/tests/fixtures/billing/ratecard.json" >"$TMP/vigie.conf"
-start_collector collector --config "$TMP/vigie.conf" --listen tcp://127.0.0.1:$PORT \
-  --http 127.0.0.1:$HPORT --data-dir "$DATA"
-check "collector answers /v1/health without a token" wait_for 10 curl -q -sf "$API/v1/health"
+check "collector answers /v1/health without a token" start_api_collector collector --config "$TMP/vigie.conf" \
+  --data-dir "$DATA"
 start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt "test:///$NODE" --interval 0.1 \
   --host it-host --spool "$TMP/spool" --clock-start $START --clock-step 60
 check "the agent's resources arrive" wait_for 20 bash -c \

@@ -2,13 +2,15 @@
  * alarm_model_test.c — an alarm definition read from JSON, written back
  * with vg_alarm_def_to_json and read again is the same definition
  * (api_body_fuzz checks this on random bodies; these are the cases it
- * found, kept here so they fail without the fix).
+ * found, kept here so they fail without the fix), and the names it
+ * refuses.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -70,11 +72,52 @@ static void test_long_percentile_survives(void **state)
 	assert_string_equal(s, "p1.0000001");
 }
 
+/* The names an alarm watches (project, metric, resource) follow the name
+ * rules: a Unicode bidirectional control or an invisible format character
+ * would make one tenant's name display as another's in notifications. */
+static void test_hidden_names_refused(void **state)
+{
+	static const char *const fields[] = {"project", "metric", "resource"};
+	struct vg_alarm_policy pol = {.agent_interval_s = 10};
+	struct vg_alarm_def d;
+	json_t *in, *errors;
+	char *t;
+
+	(void)state;
+	for (size_t i = 0; i <= sizeof(fields) / sizeof(fields[0]); i++) {
+		in = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:i}", "name", "p",
+			       "project", "shop", "metric", "cpu.util", "resource",
+			       "vm-a", "comparison", "gt", "threshold", 90.0,
+			       "period", 60);
+		assert_non_null(in);
+		errors = NULL;
+		if (i == sizeof(fields) / sizeof(fields[0])) { /* the control */
+			assert_int_equal(vg_alarm_def_from_json(in, &pol, &d, &errors), 0);
+			vg_alarm_def_release(&d);
+			json_decref(errors);
+			json_decref(in);
+			continue;
+		}
+		/* "shop" + U+202E + "bew" displays as "shopweb" */
+		json_object_set_new(in, fields[i], json_string("shop\xe2\x80\xae"
+							       "bew"));
+		assert_int_not_equal(vg_alarm_def_from_json(in, &pol, &d, &errors), 0);
+		t = json_dumps(errors, 0);
+		if (!t || !strstr(t, fields[i]) || !strstr(t, "bidirectional"))
+			fail_msg("%s: %s", fields[i], t ? t : "(no errors)");
+		free(t);
+		vg_alarm_def_release(&d);
+		json_decref(errors);
+		json_decref(in);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_percentile_names_stay_short),
 		cmocka_unit_test(test_long_percentile_survives),
+		cmocka_unit_test(test_hidden_names_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,6 +117,15 @@ static void test_matchers_scope_limits_persistence(void **state)
 	assert_non_null(strstr(t, "comment"));
 	free(t);
 	json_decref(j);
+	/* a resource named with U+202E (displays as another) */
+	j = mk(s, NULL, "{\"matchers\":{\"resource\":\"shop\\u202ebew\"},"
+			"\"duration\":\"1h\",\"created_by\":\"ops\",\"comment\":\"x\"}",
+	       &rc);
+	assert_int_equal(rc, -EINVAL);
+	t = json_dumps(j, 0);
+	assert_non_null(strstr(t, "matchers.resource"));
+	free(t);
+	json_decref(j);
 	j = mk(s, "p1", "{\"matchers\":{\"project\":\"p2\"},\"duration\":\"1h\","
 			"\"created_by\":\"eve\",\"comment\":\"x\"}",
 	       &rc);

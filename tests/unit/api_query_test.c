@@ -587,6 +587,7 @@ static void test_tokens_api(void **state)
 		"[1]",
 		"{\"project\":",
 		"{\"project\":\"a\\u0001b\"}",
+		"{\"project\":\"shop\\u202ebew\"}", /* displays as "shopweb" */
 		"{\"project\":\"p1\",\"project\":\"p2\"}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

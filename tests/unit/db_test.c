@@ -676,8 +676,10 @@ static void test_queued(void **state)
 /* vg_db_query_queued, vg_db_flush and vg_db_commit_queued: a read sent
  * behind queued writes sees them and gives its rows at its next step
  * (while the pipeline stays open for more), the COMMIT's outcome comes
- * from vg_db_sync, an error in a flushed read comes back at its step and
- * a rollback clears it, and a reset drops a read still in the pipeline. */
+ * from vg_db_sync, a read another statement's step waited for gives its
+ * rows at its own step, an error in a flushed read comes back at its step
+ * and a rollback clears it, and a reset drops a read still in the
+ * pipeline. */
 static void test_overlap_calls(void **state)
 {
 	struct engine *e = need(state);
@@ -702,6 +704,26 @@ static void test_overlap_calls(void **state)
 	assert_int_equal(vg_db_sync(db), 0);
 	assert_false(vg_db_in_transaction(db));
 	assert_int_equal(q64(db, "SELECT sum(v) FROM kv"), 6);
+
+	/* a read whose result another statement's step waited for (that
+	 * step sent the queue and read it) still gives its rows at its own
+	 * first step */
+	{
+		struct vg_db_stmt *other;
+		assert_int_equal(vg_db_begin(db), 0);
+		vg_db_bind_int64(rd, 1, 2);
+		assert_int_equal(vg_db_query_queued(rd), 0);
+		assert_int_equal(vg_db_prepare(db, "SELECT count(*) FROM kv", &other), 0);
+		assert_int_equal(vg_db_step(other), 1);
+		assert_int_equal(vg_db_column_int64(other, 0), 3);
+		vg_db_reset(other);
+		assert_int_equal(vg_db_step(rd), 1);
+		assert_string_equal(vg_db_column_text(rd, 0), "b");
+		assert_int_equal(vg_db_step(rd), 1);
+		assert_string_equal(vg_db_column_text(rd, 0), "c");
+		assert_int_equal(vg_db_step(rd), 0);
+		assert_int_equal(vg_db_commit(db), 0);
+	}
 
 	/* a failing read, flushed: its error at its step; what follows it
 	 * did not run; the rollback ends all and plain SQL runs again */

@@ -159,6 +159,65 @@ static void test_characters(void **state)
 	assert_true(vg_text_valid("abcde", 5));
 }
 
+/* Hidden characters (bidirectional controls, invisible format
+ * characters) are refused in names and text, so that no name displays as
+ * another; their neighbours and right-to-left letters are not. */
+static void test_hidden(void **state)
+{
+	/* each range's ends, as UTF-8 */
+	const char *hidden[] = {
+		"\xc2\xad",         /* U+00AD soft hyphen */
+		"\xd8\x9c",         /* U+061C Arabic letter mark */
+		"\xe1\xa0\x8e",     /* U+180E */
+		"\xe2\x80\x8b",     /* U+200B zero width space */
+		"\xe2\x80\x8d",     /* U+200D zero width joiner */
+		"\xe2\x80\x8e",     /* U+200E LRM */
+		"\xe2\x80\x8f",     /* U+200F RLM */
+		"\xe2\x80\xaa",     /* U+202A LRE */
+		"\xe2\x80\xae",     /* U+202E RLO */
+		"\xe2\x81\xa0",     /* U+2060 word joiner */
+		"\xe2\x81\xa4",     /* U+2064 */
+		"\xe2\x81\xa6",     /* U+2066 LRI */
+		"\xe2\x81\xa9",     /* U+2069 PDI */
+		"\xe2\x81\xaf",     /* U+206F */
+		"\xef\xbb\xbf",     /* U+FEFF */
+		"\xef\xbf\xb9",     /* U+FFF9 */
+		"\xef\xbf\xbb",     /* U+FFFB */
+		"\xf3\xa0\x80\x80", /* U+E0000 */
+		"\xf3\xa0\x81\xbf", /* U+E007F */
+	};
+	const char *shown[] = {
+		"\xc2\xac",         /* U+00AC not sign */
+		"\xe2\x80\x8a",     /* U+200A hair space */
+		"\xe2\x80\x90",     /* U+2010 hyphen */
+		"\xe2\x80\xaf",     /* U+202F narrow no-break space */
+		"\xe2\x81\xb0",     /* U+2070 superscript zero */
+		"\xd7\x90",         /* U+05D0 Hebrew alef */
+		"\xd8\xa7",         /* U+0627 Arabic alef */
+		"\xef\xbf\xbc",     /* U+FFFC object replacement */
+		"\xf3\xa0\x84\x80", /* U+E0100 variation selector 17 */
+	};
+	char name[32], out[32];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++) {
+		snprintf(name, sizeof(name), "shop%sweb", hidden[i]);
+		if (vg_name_valid(name) || vg_text_valid(name, 0))
+			fail_msg("hidden character %zu taken", i);
+		/* the agent's cleaning turns it into one '?' */
+		assert_int_equal(vg_text_clean(name, out, sizeof(out) - 1), 8);
+		assert_string_equal(out, "shop?web");
+	}
+	for (size_t i = 0; i < sizeof(shown) / sizeof(shown[0]); i++) {
+		snprintf(name, sizeof(name), "shop%sweb", shown[i]);
+		if (!vg_name_valid(name))
+			fail_msg("visible character %zu refused", i);
+	}
+	assert_true(vg_char_hidden(0x202e));
+	assert_false(vg_char_hidden(0x202f));
+	assert_false(vg_char_hidden('a'));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +228,7 @@ int main(void)
 		cmocka_unit_test(test_valid),
 		cmocka_unit_test(test_component),
 		cmocka_unit_test(test_characters),
+		cmocka_unit_test(test_hidden),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,6 +112,9 @@ static void test_point_refused(void **state)
 	refused("{\"resource\":7,\"metric\":\"m\",\"value\":1}", "\"resource\" must be a string");
 	refused("{\"resource\":\"a\\u0007b\",\"metric\":\"m\",\"value\":1}", "bad resource id");
 	refused("{\"resource\":\"r\",\"metric\":\"m\\u0085\",\"value\":1}", "bad metric name");
+	/* a name that would display as another (U+202E, U+200B) */
+	refused("{\"resource\":\"shop\\u202ebew\",\"metric\":\"m\",\"value\":1}", "bad resource id");
+	refused("{\"resource\":\"r\",\"metric\":\"cpu\\u200b.util\",\"value\":1}", "bad metric name");
 	memset(longname, 'x', 201);
 	longname[201] = '\0';
 	{

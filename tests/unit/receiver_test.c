@@ -392,26 +392,49 @@ static void test_replay_after_new_stream(void **state)
 	vg_registry_close(reader);
 }
 
+/* Send batch seq of one instance "inst-1" named name with one sample of
+ * metric, encoded without the encoder's name check (as a hostile or older
+ * agent could); return the ack. */
+static struct vg_ack send_unchecked(struct fixture *f, uint64_t seq,
+				    const char *name, const char *metric)
+{
+	int64_t t = T0 + (int64_t)(seq - 1) * 60000;
+	struct vg_batch *b = vg_batch_new("node1", STREAM, seq, t);
+	struct vg_ack ack;
+	uint8_t *buf;
+	size_t len;
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "inst-1", name, NULL, t));
+	assert_int_equal(vg_batch_sample(b, metric, VG_KIND_GAUGE, 1), 0);
+	assert_int_equal(vg_wire_encode_unchecked(b, &buf, &len), 0);
+	vg_batch_free(b);
+	ack = send_raw(f, buf, len);
+	free(buf);
+	return ack;
+}
+
 /* A name against the rules: REJECTED, counted as bad_name. */
 static void test_bad_name(void **state)
 {
 	struct fixture *f = fx(state);
 	struct vg_receiver_stats cs;
-	struct vg_batch *b = vg_batch_new("node1", STREAM, 1, T0);
-	uint8_t *buf;
-	size_t len;
 
-	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "inst-1",
-					  "vm\x1b]0;pwned\x07", NULL, T0));
-	assert_int_equal(vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 1), 0);
-	assert_int_equal(vg_wire_encode_unchecked(b, &buf, &len), 0);
-	vg_batch_free(b);
-	expect(send_raw(f, buf, len), VG_ACK_REJECTED, STREAM, 1);
-	free(buf);
+	expect(send_unchecked(f, 1, "vm\x1b]0;pwned\x07", "cpu.util"),
+	       VG_ACK_REJECTED, STREAM, 1);
 	vg_receiver_get_stats(f->rx, &cs);
 	assert_int_equal(cs.batches_rejected, 1);
 	assert_int_equal(cs.batches_bad_name, 1);
 	assert_int_equal(cs.batches_malformed, 0);
+
+	/* a metric named with U+202E (RIGHT-TO-LEFT OVERRIDE), which would
+	 * display as another name: the same refusal */
+	expect(send_unchecked(f, 2, "vm1", "cpu.\xe2\x80\xaelitu"),
+	       VG_ACK_REJECTED, STREAM, 2);
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.batches_rejected, 2);
+	assert_int_equal(cs.batches_bad_name, 2);
+	/* and the receiver goes on: the next batch is stored */
+	expect(send_batch(f, 3, 1), VG_ACK_OK, STREAM, 3);
 }
 
 /* The host-level resources and gap events of another host than the

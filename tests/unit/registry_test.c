@@ -1005,6 +1005,100 @@ static void test_agent_takes_custom_id(void **state)
 	assert_int_equal(count_list(f->r, flt), 0);
 }
 
+/* The names of the metric rows registry.db holds for id (what a
+ * restarted collector would list), comma-separated, into out. */
+static const char *stored_metrics(struct fixture *f, const char *id, char *out,
+				  size_t len)
+{
+	struct vg_db *db = raw_db(f);
+	struct vg_db_stmt *s;
+	size_t k = 0;
+
+	out[0] = '\0';
+	assert_int_equal(vg_db_prepare(db,
+				       "SELECT name FROM metrics WHERE resource_id = ?1 "
+				       "ORDER BY name",
+				       &s),
+			 0);
+	vg_db_bind_text(s, 1, id);
+	while (vg_db_step(s) == 1)
+		k += (size_t)snprintf(out + k, len - k, "%s%s", k ? "," : "",
+				      vg_db_column_text(s, 0));
+	vg_db_reset(s);
+	vg_db_close(db);
+	return out;
+}
+
+/* Register one report of resource "node9" from host: one active resource
+ * of type named name (project when not NULL) with one sample. */
+static void report(struct vg_registry *reg, const char *host, uint64_t seq,
+		   int type, const char *name, const char *project, int64_t t,
+		   const char *metric, double value)
+{
+	struct vg_batch *b = vg_batch_new(host, seq ? 7 : 0, seq, t);
+	struct vg_resource *r = vg_batch_resource(b, type, "node9", name, NULL, t);
+
+	r->state = VG_RSTATE_ACTIVE;
+	if (project)
+		assert_int_equal(vg_batch_identity(b, project, NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(b, metric, VG_KIND_GAUGE, value), 0);
+	update(reg, b);
+}
+
+/* The metrics a tenant had published to a custom resource go when an
+ * agent's report takes the resource over (docs/api.md, POST /v1/measures):
+ * otherwise they stay listed among the agent's, with the tenant's last
+ * values, on a resource the tenant no longer owns, and a catalogue name
+ * it published keeps a value dated ahead of the agent's. Values the
+ * tenant sent that were still in memory are not written back by a later
+ * flush; the agent's own metrics stay through its later reports. */
+static void test_takeover_drops_custom_metrics(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry_stats st;
+	json_t *o, *m, *v;
+	char names[256];
+
+	/* the squat, dated 10 minutes ahead: its own metric and a catalogue
+	 * name of hosts; then a newer value of probe, only in memory */
+	report(f->r, "api", 0, VG_RT_CUSTOM, "squat", "p", T0 + 600000, "probe", 1);
+	report(f->r, "api", 0, VG_RT_CUSTOM, "squat", "p", T0 + 600000,
+	       "host.load.1", 99);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	report(f->r, "api", 0, VG_RT_CUSTOM, "squat", "p", T0 + 660000, "probe", 2);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1,probe");
+
+	/* the agent of host node9 */
+	report(f->r, "node9", 1, VG_RT_HOST, "node9", NULL, T0, "host.load.1", 0.5);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+
+	assert_int_equal(vg_registry_get(f->r, "node9", &o), 0);
+	assert_string_equal(str(o, "type"), "host");
+	m = json_object_get(o, "metrics");
+	assert_null(json_object_get(m, "probe"));
+	v = json_object_get(json_object_get(m, "host.load.1"), "last_value");
+	if (!v || json_real_value(v) != 0.5)
+		fail_msg("host.load.1 is not the agent's 0.5: %s",
+			 v ? json_dumps(v, JSON_ENCODE_ANY) : "(none)");
+	assert_int_equal(json_object_size(m), 1);
+	json_decref(o);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1");
+	vg_registry_stats(f->r, &st);
+	assert_int_equal(st.custom_metrics_dropped, 2);
+
+	/* the agent's next report changes the host's name (its identity is
+	 * written again): its metric stays */
+	report(f->r, "node9", 2, VG_RT_HOST, "node9.example", NULL, T0 + 60000,
+	       "host.load.1", 0.7);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1");
+	vg_registry_stats(f->r, &st);
+	assert_int_equal(st.custom_metrics_dropped, 2);
+}
+
 /* A row's type is the first reporter's: only an agent's report over a
  * custom row may change it. A batch naming a host's id as its instance
  * (a rogue node: instance ids cannot be tied to a host) must neither
@@ -1071,6 +1165,7 @@ int main(void)
 		ST_BOTH(test_published_unit, setup, teardown),
 		ST_BOTH(test_agent_takes_custom_id, setup, teardown),
 		ST_BOTH(test_type_never_changes, setup, teardown),
+		ST_BOTH(test_takeover_drops_custom_metrics, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
 		cmocka_set_test_filter(getenv("REGISTRY_TEST_FILTER"));

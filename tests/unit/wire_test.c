@@ -252,8 +252,10 @@ static struct vg_batch *with(int f, const char *v)
 }
 
 /* Which names the decoder takes (docs/protocol.md "Names"): both ends
- * refuse control characters (C0, DEL, C1), invalid UTF-8 and identity
- * fields over VG_NAME_MAX, with -EILSEQ. */
+ * refuse control characters (C0, DEL, C1), hidden characters (Unicode
+ * bidirectional controls, invisible format characters: a name that
+ * displays as another), invalid UTF-8 and identity fields over
+ * VG_NAME_MAX, with -EILSEQ. */
 static void test_name_rules(void **state)
 {
 	char n200[VG_NAME_MAX + 1], n201[VG_NAME_MAX + 2], cjk[VG_NAME_MAX + 1],
@@ -261,7 +263,13 @@ static void test_name_rules(void **state)
 	const char *bad[] = {"a\nb", "tab\there", "esc\x1b]0;x\x07", "del\x7f",
 			     "c1\xc2\x85", "c1\xc2\x9b[31m", "\xff\xfe",
 			     "over\xc0\xaf", "surr\xed\xa0\x80", "big\xf4\x90\x80\x80",
-			     "cut\xe4\xb8"};
+			     "cut\xe4\xb8",
+			     "shop\xe2\x80\xae"
+			     "bew",                  /* U+202E RLO */
+			     "shop\xe2\x81\xa7web",  /* U+2067 RLI */
+			     "shop\xe2\x80\x8fweb",  /* U+200F RLM */
+			     "shop\xe2\x80\x8bweb",  /* U+200B ZWSP */
+			     "shop\xef\xbb\xbfweb"}; /* U+FEFF */
 	struct vg_batch *b;
 	uint8_t *buf;
 	size_t len;
@@ -295,6 +303,10 @@ static void test_name_rules(void **state)
 		}
 	/* and the encoder never produces what the decoder refuses */
 	b = with(F_PROJECT, "a\nb");
+	assert_int_equal(vg_wire_encode(b, &buf, &len), -EILSEQ);
+	vg_batch_free(b);
+	b = with(F_PROJECT, "shop\xe2\x80\xae"
+			    "bew");
 	assert_int_equal(vg_wire_encode(b, &buf, &len), -EILSEQ);
 	vg_batch_free(b);
 	b = with(F_PROJECT, n201);
