@@ -47,7 +47,7 @@
 #include "../support/free_port.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int received;
+static int64_t received;
 
 static void on_peer_batch(void *ctx, const struct vg_batch *b)
 {
@@ -58,14 +58,20 @@ static void on_peer_batch(void *ctx, const struct vg_batch *b)
 	pthread_mutex_unlock(&lock);
 }
 
-static int got(void)
+/* Read one of the counters above under the lock. */
+static int64_t locked(const int64_t *v)
 {
-	int n;
+	int64_t n;
 
 	pthread_mutex_lock(&lock);
-	n = received;
+	n = *v;
 	pthread_mutex_unlock(&lock);
 	return n;
+}
+
+static int got(void)
+{
+	return (int)locked(&received);
 }
 
 static void nap_ms(long ms)
@@ -80,12 +86,7 @@ static int64_t fake_ms = 1000000;
 
 static int64_t fake_now(void)
 {
-	int64_t t;
-
-	pthread_mutex_lock(&lock);
-	t = fake_ms;
-	pthread_mutex_unlock(&lock);
-	return t;
+	return locked(&fake_ms);
 }
 
 static void advance(int64_t ms)
