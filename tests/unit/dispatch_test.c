@@ -100,7 +100,8 @@ static void test_hooks(void **state)
 		      z = {'z', 0, 0, log, &len};
 	struct vg_consumer cx = {"x", &x, hk_batch, NULL}, cy = {"y", &y, hk_batch, NULL},
 			   cz = {"z", &z, hk_batch, NULL};
-	struct vg_consumer_hooks both = {hk_begin, hk_end}, end_only = {NULL, hk_end};
+	struct vg_consumer_hooks both = {.begin = hk_begin, .end = hk_end},
+				 end_only = {.end = hk_end};
 
 	vg_dispatch_init(&d);
 	assert_int_equal(vg_dispatch_add_hooks(&d, &cx, &both), 0);
