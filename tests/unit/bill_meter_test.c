@@ -1461,7 +1461,7 @@ static void test_group_failure_loses_nothing(void **state)
 	}
 	same_tables(f, m2);
 	assert_int_equal(vg_bill_meter_group_fallbacks(f->m), 1); /* p == 2 */
-	assert_int_equal(vg_bill_meter_groups(f->m), 5);       /* p 0,1,3,5 + resent */
+	assert_int_equal(vg_bill_meter_groups(f->m), 5);          /* p 0,1,3,5 + resent */
 	vg_bill_meter_close(m2);
 }
 
