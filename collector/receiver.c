@@ -2,13 +2,22 @@
  * receiver.c — the collector's front door: nanomsg REP, decode, dedup,
  * dispatch, acknowledge.
  *
- * Design. One NN_REP socket, one thread, one batch at a time: receive,
- * check the size, vg_wire_decode, ask the registry whether (host, stream,
- * seq) was already acknowledged, hand the batch to the consumers through
- * vg_dispatch_batch, record the sequence number, answer. The receive call
- * has a short timeout so the loop notices vg_receiver_stop and drives the
- * consumers' timers even when no agent talks.
- *
+ * Design. One raw NN_REP socket, one thread: at each turn take the
+ * messages already waiting (never waiting for more: a lone agent gets one
+ * batch per turn), check each one's size, vg_wire_decode it, ask the
+ * registry whether (host, stream, seq) was already acknowledged, hand the
+ * new ones to the consumers as one group (vg_dispatch_group), record
+ * their sequence numbers in one go (vg_registry_commit_group), answer
+ * each. The socket is raw so that several requests can be held at once:
+ * each comes with its routing header (nn_recvmsg's control data), which
+ * its reply carries back (nn_sendmsg). A batch of a (host, stream)
+ * already in the group is held, decoded, for the next turn: two of one
+ * stream never share a group (a re-send after a lost ack behind its
+ * original is then found a duplicate). The wait in poll(2) has a short
+ * timeout so the loop notices vg_receiver_stop and drives the consumers'
+ * timers even when no agent talks; messages held for the next turn when
+ * the loop stops are dropped unanswered (their agents send them again).
+
  * The transport limit (NN_RCVMAXSIZE) is set above the largest message any
  * vigie encoder can produce, and max_message is enforced here: a message
  * over the transport limit makes nanomsg drop the connection without a
@@ -61,7 +70,12 @@
  *    reaches the registry, the duplicate filter or a consumer;
  *  - an OK or DUPLICATE ack is sent only after every consumer returned (so
  *    the batch is stored) and the sequence number is committed; anything
- *    else a consumer could not take now is answered RETRY.
+ *    else a consumer could not take now is answered RETRY. In a group this
+ *    holds per batch: the group's consumers report each batch's outcome
+ *    (group_end after the shared COMMIT), and only the batches they took
+ *    have their sequence numbers recorded, after that COMMIT.
+ *  - a group holds at most VG_RECEIVER_GROUP_MAX messages and about
+ *    VG_RECEIVER_GROUP_BYTES; never two batches of one (host, stream).
  *  - hostile input costs one log line per 1000 occurrences (vg_log_limited)
  *    and never stops the loop.
  *  - every REJECTED answer adds 1 to batches_rejected and 1 to exactly one
