@@ -17,7 +17,7 @@
  * timeout so the loop notices vg_receiver_stop and drives the consumers'
  * timers even when no agent talks; messages held for the next turn when
  * the loop stops are dropped unanswered (their agents send them again).
-
+ *
  * The transport limit (NN_RCVMAXSIZE) is set above the largest message any
  * vigie encoder can produce, and max_message is enforced here: a message
  * over the transport limit makes nanomsg drop the connection without a
