@@ -331,9 +331,13 @@ struct vg_bill_meter {
 	       G_FAILED } group;
 	const struct vg_batch *gb[VG_DISPATCH_GROUP_MAX]; /* batch() saw */
 	size_t gn;
-	struct vg_bill_meter_stats gst; /* the group's counts until COMMIT */
-	uint64_t groups;                /* group transactions committed */
-	uint64_t group_fallbacks;       /* groups applied again batch by batch */
+	struct vg_bill_meter_stats gst;     /* the group's counts until COMMIT */
+	uint64_t groups;                    /* group transactions committed */
+	const struct vg_batch *const *gall; /* the group (group_begin's) */
+	size_t gall_n;
+	const struct vg_batch *gnext; /* its locks and read were sent */
+	struct vg_db_stmt *gfetch;    /* that read */
+	uint64_t group_fallbacks;     /* groups applied again batch by batch */
 };
 
 static void names_forget(struct vg_bill_meter *m)
@@ -2465,7 +2469,13 @@ static void meter_begin(void *ctx, const struct vg_batch *b)
  * are the single path's; a connection lost after the COMMIT was sent
  * leaves the outcome unknown and, as in the single path, every batch of
  * the group is answered -EAGAIN (sent again, the watermark makes a
- * second application change nothing). Counts are added at the COMMIT. */
+ * second application change nothing). Counts are added at the COMMIT.
+ * On PostgreSQL the waits inside the group overlap as in "Overlap":
+ * group_begin sends BEGIN and the first batch's locks and read, and each
+ * batch, once its writes are queued, sends the next batch's locks and
+ * read behind them (group_send), so the server reads while the other
+ * consumers work and the only wait left for the group is its COMMIT
+ * (plus each read the server has not finished when its batch comes). */
 
 static void stats_into(struct vg_bill_meter_stats *to, const struct vg_bill_meter_stats *c)
 {
@@ -2485,21 +2495,57 @@ static void group_fail(struct vg_bill_meter *m)
 		vg_db_rollback(m->db);
 	rows_forget(m);
 	names_forget(m);
+	m->gnext = NULL;
 	m->group = G_FAILED;
+}
+
+/* PostgreSQL: send b's locks and read now, without waiting, behind the
+ * writes of the batch before it (the server runs them in order, so the
+ * read sees them), so that the server works while the other consumers
+ * take the batch; group_add reads the answer. Same statements as
+ * rows_prefetch's; a batch with no rows or more than one read's worth is
+ * read by group_add itself. */
+static void group_send(struct vg_bill_meter *m, const struct vg_batch *b)
+{
+	const char *host = batch_host(b);
+	const struct vg_hmap_entry *e;
+	size_t pos = 0;
+
+	m->gnext = NULL;
+	if (m->group != G_OPEN || vg_db_engine(m->db) != VG_DB_POSTGRESQL)
+		return;
+	rows_forget(m);
+	if (rows_collect(m, b) || !vg_hmap_count(&m->rows) ||
+	    vg_hmap_count(&m->rows) > FETCH_ROWS) {
+		rows_forget(m);
+		return;
+	}
+	e = vg_hmap_next(&m->rows, &pos);
+	if (rows_lock_pg(m, host) || fetch_bind(m, host, &pos, &e, &m->gfetch) ||
+	    vg_db_query_queued(m->gfetch) || vg_db_flush(m->db)) {
+		group_fail(m);
+		return;
+	}
+	m->gnext = b;
 }
 
 static void meter_group_begin(void *ctx, const struct vg_batch *const *b, size_t n)
 {
 	struct vg_bill_meter *m = ctx;
 
-	(void)b;
-	(void)n;
 	m->early = EARLY_NONE;
 	m->gn = 0;
+	m->gall = b;
+	m->gall_n = n;
+	m->gnext = NULL;
 	memset(&m->gst, 0, sizeof(m->gst));
 	m->group = G_OPEN;
-	if (vg_db_in_transaction(m->db) || vg_db_begin(m->db))
+	if (vg_db_in_transaction(m->db) || vg_db_begin(m->db)) {
 		group_fail(m);
+		return;
+	}
+	if (n)
+		group_send(m, b[0]);
 }
 
 static void group_add(struct vg_bill_meter *m, const struct vg_batch *b)
@@ -2511,13 +2557,26 @@ static void group_add(struct vg_bill_meter *m, const struct vg_batch *b)
 	if (m->group != G_OPEN)
 		return;
 	memset(&m->cur, 0, sizeof(m->cur));
-	rows_forget(m);
-	if ((rc = rows_prefetch(m, b)) || (rc = apply_read(m, b))) {
+	if (m->gnext == b) { /* its rows were collected, locked and sent */
+		m->gnext = NULL;
+		if (!(rc = rows_read(m, batch_host(b), m->gfetch)))
+			m->overlapped++;
+	} else { /* not sent, or sent for a batch the chain skipped */
+		m->gnext = NULL;
+		rows_forget(m);
+		rc = rows_prefetch(m, b);
+	}
+	if (rc || (rc = apply_read(m, b))) {
 		group_fail(m);
 		return;
 	}
 	rows_forget(m);
 	stats_into(&m->gst, &m->cur);
+	for (size_t k = 0; k + 1 < m->gall_n; k++)
+		if (m->gall[k] == b) {
+			group_send(m, m->gall[k + 1]);
+			break;
+		}
 }
 
 static void meter_group_end(void *ctx, const struct vg_batch *const *b, size_t n,
@@ -2526,6 +2585,9 @@ static void meter_group_end(void *ctx, const struct vg_batch *const *b, size_t n
 	struct vg_bill_meter *m = ctx;
 	int rc = 0, lost = 0;
 
+	m->gnext = NULL;
+	m->gall = NULL;
+	m->gall_n = 0;
 	if (m->group == G_OPEN) {
 		if (!(rc = vg_db_commit(m->db))) {
 			m->st.batches += m->gst.batches;

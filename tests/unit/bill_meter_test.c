@@ -1362,7 +1362,9 @@ static struct vg_bill_meter *second_meter(struct fx *f)
 
 /* Polls of four hosts handed to the chain as groups (the receiver's group
  * commit): one transaction per group, the same rows as each batch applied
- * alone on a second database, and nothing left open. */
+ * alone on a second database (on PostgreSQL with each batch's locks and
+ * read sent ahead, behind the previous batch's writes), and nothing left
+ * open. */
 static void test_group_same_rows(void **state)
 {
 	struct fx *f = fx_get(state);
@@ -1387,6 +1389,8 @@ static void test_group_same_rows(void **state)
 	same_tables(f, m2);
 	assert_int_equal(vg_bill_meter_groups(f->m), 8);
 	assert_int_equal(vg_bill_meter_group_fallbacks(f->m), 0);
+	/* on PostgreSQL every batch's read was sent ahead */
+	assert_int_equal(vg_bill_meter_overlapped(f->m), f->e->kind == VG_DB_POSTGRESQL ? 32 : 0);
 	{
 		struct vg_bill_meter_stats st;
 		vg_bill_meter_get_stats(f->m, &st);
