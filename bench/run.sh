@@ -335,7 +335,10 @@ if [[ " $SKIP " != *" state "* ]]; then
         c1=$(pg_cpu "$PM")
         [[ -n $r ]] || { cat "$d/fleet.err" >&2; r="RESULT fleet label=state-$mode status=FAIL"; }
         pgc=0; [[ $mode == postgresql ]] && pgc=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')
-        ST[$mode]="$r pg_cpu_s=$pgc"
+        # the receiver's group commit (its exit line): batches per group
+        grp=$(grep -o 'groups [0-9]* of batches [0-9]*' "$d/collector.log" | tail -1 |
+          awk '{ printf "groups=%s grouped=%s", $2, $5 }')
+        ST[$mode]="$r pg_cpu_s=$pgc ${grp:-groups=0 grouped=0}"
         record "RESULT kind=state mode=$mode ${ST[$mode]}"
         drop_dir "$d"
       done

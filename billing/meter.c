@@ -324,6 +324,20 @@ struct vg_bill_meter {
 	       EARLY_COMMIT } early;
 	struct vg_db_stmt *early_fetch; /* the read sent by begin */
 	uint64_t overlapped;            /* batches applied that way (tests) */
+	/* a group ("Groups" below): G_OPEN while its transaction holds
+	 * every batch so far, G_FAILED once it was rolled back */
+	enum { G_NONE,
+	       G_OPEN,
+	       G_FAILED } group;
+	const struct vg_batch *gb[VG_DISPATCH_GROUP_MAX]; /* batch() saw */
+	size_t gn;
+	struct vg_bill_meter_stats gst;     /* the group's counts until COMMIT */
+	uint64_t groups;                    /* group transactions committed */
+	const struct vg_batch *const *gall; /* the group (group_begin's) */
+	size_t gall_n;
+	const struct vg_batch *gnext; /* its locks and read were sent */
+	struct vg_db_stmt *gfetch;    /* that read */
+	uint64_t group_fallbacks;     /* groups applied again batch by batch */
 };
 
 static void names_forget(struct vg_bill_meter *m)
@@ -2437,10 +2451,190 @@ static void meter_begin(void *ctx, const struct vg_batch *b)
 	m->early = EARLY_SENT;
 }
 
+/* ---- Groups: one transaction for the batches of a group (dispatch.h) --------
+ *
+ * The receiver hands over, as one group, batches that were already
+ * waiting together (never two of one host's stream). group_begin opens
+ * one transaction; each batch() applies its batch inside it exactly as
+ * apply_items does in its own (locks, read, items, writes queued), and
+ * group_end sends one COMMIT for all of them. Applying several batches
+ * in one transaction gives the same rows as one transaction each: each
+ * batch reads the rows as the earlier ones left them (its own
+ * transaction's writes), and the locks it takes are held to the COMMIT
+ * (on PostgreSQL advisory locks of the same key nest). What it saves is a
+ * COMMIT (a wait for the server and a WAL flush) per batch. Any failure
+ * (a statement's error, a deadlock with another collector, a COMMIT
+ * refused) rolls the whole group back and group_end applies each batch
+ * again alone through vg_bill_meter_batch, so its result and its error
+ * are the single path's; a connection lost after the COMMIT was sent
+ * leaves the outcome unknown and, as in the single path, every batch of
+ * the group is answered -EAGAIN (sent again, the watermark makes a
+ * second application change nothing). Counts are added at the COMMIT.
+ * On PostgreSQL the waits inside the group overlap as in "Overlap":
+ * group_begin sends BEGIN and the first batch's locks and read, and each
+ * batch, once its writes are queued, sends the next batch's locks and
+ * read behind them (group_send), so the server reads while the other
+ * consumers work and the only wait left for the group is its COMMIT
+ * (plus each read the server has not finished when its batch comes). */
+
+static void stats_into(struct vg_bill_meter_stats *to, const struct vg_bill_meter_stats *c)
+{
+	to->batches++;
+	to->observations += c->observations;
+	to->stale += c->stale;
+	to->events += c->events;
+	to->refined += c->refined;
+	to->resets += c->resets;
+	to->migrations += c->migrations;
+	to->elsewhere += c->elsewhere;
+}
+
+static void group_fail(struct vg_bill_meter *m)
+{
+	if (vg_db_in_transaction(m->db))
+		vg_db_rollback(m->db);
+	rows_forget(m);
+	names_forget(m);
+	m->gnext = NULL;
+	m->group = G_FAILED;
+}
+
+/* PostgreSQL: send b's locks and read now, without waiting, behind the
+ * writes of the batch before it (the server runs them in order, so the
+ * read sees them), so that the server works while the other consumers
+ * take the batch; group_add reads the answer. Same statements as
+ * rows_prefetch's; a batch with no rows or more than one read's worth is
+ * read by group_add itself. */
+static void group_send(struct vg_bill_meter *m, const struct vg_batch *b)
+{
+	const char *host = batch_host(b);
+	const struct vg_hmap_entry *e;
+	size_t pos = 0;
+
+	m->gnext = NULL;
+	if (m->group != G_OPEN || vg_db_engine(m->db) != VG_DB_POSTGRESQL)
+		return;
+	rows_forget(m);
+	if (rows_collect(m, b) || !vg_hmap_count(&m->rows) ||
+	    vg_hmap_count(&m->rows) > FETCH_ROWS) {
+		rows_forget(m);
+		return;
+	}
+	e = vg_hmap_next(&m->rows, &pos);
+	if (rows_lock_pg(m, host) || fetch_bind(m, host, &pos, &e, &m->gfetch) ||
+	    vg_db_query_queued(m->gfetch) || vg_db_flush(m->db)) {
+		group_fail(m);
+		return;
+	}
+	m->gnext = b;
+}
+
+static void meter_group_begin(void *ctx, const struct vg_batch *const *b, size_t n)
+{
+	struct vg_bill_meter *m = ctx;
+
+	m->early = EARLY_NONE;
+	m->gn = 0;
+	m->gall = b;
+	m->gall_n = n;
+	m->gnext = NULL;
+	memset(&m->gst, 0, sizeof(m->gst));
+	m->group = G_OPEN;
+	if (vg_db_in_transaction(m->db) || vg_db_begin(m->db)) {
+		group_fail(m);
+		return;
+	}
+	if (n)
+		group_send(m, b[0]);
+}
+
+static void group_add(struct vg_bill_meter *m, const struct vg_batch *b)
+{
+	int rc;
+
+	if (m->gn < VG_DISPATCH_GROUP_MAX)
+		m->gb[m->gn++] = b;
+	if (m->group != G_OPEN)
+		return;
+	memset(&m->cur, 0, sizeof(m->cur));
+	if (m->gnext == b) { /* its rows were collected, locked and sent */
+		m->gnext = NULL;
+		if (!(rc = rows_read(m, batch_host(b), m->gfetch)))
+			m->overlapped++;
+	} else { /* not sent, or sent for a batch the chain skipped */
+		m->gnext = NULL;
+		rows_forget(m);
+		rc = rows_prefetch(m, b);
+	}
+	if (rc || (rc = apply_read(m, b))) {
+		group_fail(m);
+		return;
+	}
+	rows_forget(m);
+	stats_into(&m->gst, &m->cur);
+	for (size_t k = 0; k + 1 < m->gall_n; k++)
+		if (m->gall[k] == b) {
+			group_send(m, m->gall[k + 1]);
+			break;
+		}
+}
+
+static void meter_group_end(void *ctx, const struct vg_batch *const *b, size_t n,
+			    int *rcs)
+{
+	struct vg_bill_meter *m = ctx;
+	int rc = 0, lost = 0;
+
+	m->gnext = NULL;
+	m->gall = NULL;
+	m->gall_n = 0;
+	if (m->group == G_OPEN) {
+		if (!(rc = vg_db_commit(m->db))) {
+			m->st.batches += m->gst.batches;
+			m->st.observations += m->gst.observations;
+			m->st.stale += m->gst.stale;
+			m->st.events += m->gst.events;
+			m->st.refined += m->gst.refined;
+			m->st.resets += m->gst.resets;
+			m->st.migrations += m->gst.migrations;
+			m->st.elsewhere += m->gst.elsewhere;
+			m->groups++;
+			m->group = G_NONE;
+			m->gn = 0;
+			return;
+		}
+		lost = rc == -ECONNRESET; /* lost with the COMMIT sent: unknown */
+		group_fail(m);
+	}
+	m->group = G_NONE;
+	if (!lost)
+		m->group_fallbacks++;
+	for (size_t k = 0; k < m->gn; k++) {
+		size_t i = 0;
+
+		while (i < n && b[i] != m->gb[k])
+			i++;
+		if (i == n)
+			continue;
+		if (lost) {
+			m->st.errors++;
+			rcs[i] = vg_bill_db_errno(rc);
+		} else {
+			rcs[i] = vg_bill_meter_batch(m, b[i]);
+		}
+	}
+	m->gn = 0;
+}
+
 static int consume(void *ctx, const struct vg_batch *b)
 {
 	struct vg_bill_meter *m = ctx;
 	int rc;
+
+	if (m->group != G_NONE) {
+		group_add(m, b);
+		return 0; /* its outcome is group_end's */
+	}
 
 	if (m->early == EARLY_SENT && m->batch == b) {
 		if (!(rc = rows_read(m, batch_host(b), m->early_fetch)) &&
@@ -2492,8 +2686,19 @@ struct vg_consumer vg_bill_meter_consumer(struct vg_bill_meter *m)
 
 struct vg_consumer_hooks vg_bill_meter_hooks(void)
 {
-	struct vg_consumer_hooks h = {meter_begin, meter_end};
+	struct vg_consumer_hooks h = {meter_begin, meter_end, meter_group_begin,
+				      meter_group_end};
 	return h;
+}
+
+uint64_t vg_bill_meter_groups(const struct vg_bill_meter *m)
+{
+	return m->groups;
+}
+
+uint64_t vg_bill_meter_group_fallbacks(const struct vg_bill_meter *m)
+{
+	return m->group_fallbacks;
 }
 
 uint64_t vg_bill_meter_overlapped(const struct vg_bill_meter *m)

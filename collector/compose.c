@@ -765,7 +765,10 @@ int main(int argc, char **argv)
 			{", duplicate ", ss.values_duplicate},
 			{", refused ", ss.values_rejected},
 			{", write errors ", ss.write_errors},
-			{"; files created ", ss.files_created}};
+			{"; files created ", ss.files_created},
+			{"; groups ", cs.groups},
+			{" of batches ", cs.batches_grouped},
+			{", deferred ", cs.batches_deferred}};
 		const struct count refused[] = {
 			{"batches refused: unsigned ", cs.batches_unsigned},
 			{", forged ", cs.batches_forged},

@@ -2,12 +2,21 @@
  * receiver.c — the collector's front door: nanomsg REP, decode, dedup,
  * dispatch, acknowledge.
  *
- * Design. One NN_REP socket, one thread, one batch at a time: receive,
- * check the size, vg_wire_decode, ask the registry whether (host, stream,
- * seq) was already acknowledged, hand the batch to the consumers through
- * vg_dispatch_batch, record the sequence number, answer. The receive call
- * has a short timeout so the loop notices vg_receiver_stop and drives the
- * consumers' timers even when no agent talks.
+ * Design. One raw NN_REP socket, one thread: at each turn take the
+ * messages already waiting (never waiting for more: a lone agent gets one
+ * batch per turn), check each one's size, vg_wire_decode it, ask the
+ * registry whether (host, stream, seq) was already acknowledged, hand the
+ * new ones to the consumers as one group (vg_dispatch_group), record
+ * their sequence numbers in one go (vg_registry_commit_group), answer
+ * each. The socket is raw so that several requests can be held at once:
+ * each comes with its routing header (nn_recvmsg's control data), which
+ * its reply carries back (nn_sendmsg). A batch of a (host, stream)
+ * already in the group is held, decoded, for the next turn: two of one
+ * stream never share a group (a re-send after a lost ack behind its
+ * original is then found a duplicate). The wait in poll(2) has a short
+ * timeout so the loop notices vg_receiver_stop and drives the consumers'
+ * timers even when no agent talks; messages held for the next turn when
+ * the loop stops are dropped unanswered (their agents send them again).
  *
  * The transport limit (NN_RCVMAXSIZE) is set above the largest message any
  * vigie encoder can produce, and max_message is enforced here: a message
@@ -61,7 +70,12 @@
  *    reaches the registry, the duplicate filter or a consumer;
  *  - an OK or DUPLICATE ack is sent only after every consumer returned (so
  *    the batch is stored) and the sequence number is committed; anything
- *    else a consumer could not take now is answered RETRY.
+ *    else a consumer could not take now is answered RETRY. In a group this
+ *    holds per batch: the group's consumers report each batch's outcome
+ *    (group_end after the shared COMMIT), and only the batches they took
+ *    have their sequence numbers recorded, after that COMMIT.
+ *  - a group holds at most VG_RECEIVER_GROUP_MAX messages and about
+ *    VG_RECEIVER_GROUP_BYTES; never two batches of one (host, stream).
  *  - hostile input costs one log line per 1000 occurrences (vg_log_limited)
  *    and never stops the loop.
  *  - every REJECTED answer adds 1 to batches_rejected and 1 to exactly one
@@ -109,6 +123,19 @@ struct vg_receiver_inject {
 	struct vg_receiver *r;
 };
 
+/* One message of a group: the request, its routing header (raw REP:
+ * the reply carries it back to the requester), and its answer. */
+struct msg {
+	void *buf;  /* nn_recvmsg's, freed once answered */
+	void *ctrl; /* its control header, handed back to nn_sendmsg */
+	size_t len;
+	struct vg_batch *b; /* decoded and admitted, awaiting the group */
+	struct vg_ack ack;
+	const struct vg_key *key;
+	int decided;  /* ack.status is final */
+	int admitted; /* admit_msg ran (a message carried over) */
+};
+
 struct vg_receiver {
 	int sock;
 	int efd;               /* eventfd: a job was queued */
@@ -128,6 +155,10 @@ struct vg_receiver {
 	uint64_t n_store_rejected, n_send_err, n_recv_err, n_retry;
 	uint64_t n_retrying;        /* consecutive RETRY answers (0: storing fine) */
 	uint64_t store_errors_seen; /* write_errors already logged */
+	/* a group: its messages in arrival order; the ones held back to
+	 * the next group (same (host, stream) as one in it) move to carry */
+	struct msg grp[VG_RECEIVER_GROUP_MAX], carry[VG_RECEIVER_GROUP_MAX];
+	size_t ncarry;
 };
 
 static void count(uint64_t *c, uint64_t n)
@@ -174,7 +205,7 @@ int vg_receiver_open(const struct vg_receiver_options *o,
 	}
 	pthread_mutex_init(&r->qlock, NULL);
 	pthread_cond_init(&r->qdone, NULL);
-	r->sock = nn_socket(AF_SP, NN_REP);
+	r->sock = nn_socket(AF_SP_RAW, NN_REP);
 	if (r->sock < 0) {
 		int e = errno;
 		snprintf(err, errlen, "receiver: nn_socket: %s", nn_strerror(e));
@@ -253,6 +284,9 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->resources_foreign = __atomic_load_n(&r->stats.resources_foreign, __ATOMIC_RELAXED);
 	out->samples_published = __atomic_load_n(&r->stats.samples_published, __ATOMIC_RELAXED);
 	out->jobs_refused = __atomic_load_n(&r->stats.jobs_refused, __ATOMIC_RELAXED);
+	out->groups = __atomic_load_n(&r->stats.groups, __ATOMIC_RELAXED);
+	out->batches_grouped = __atomic_load_n(&r->stats.batches_grouped, __ATOMIC_RELAXED);
+	out->batches_deferred = __atomic_load_n(&r->stats.batches_deferred, __ATOMIC_RELAXED);
 }
 
 void vg_receiver_stats_fn(void *ctx, struct vg_receiver_stats *out)
@@ -361,10 +395,11 @@ static int drop_foreign_event(void *ctx, const struct vg_event *ev)
 	return 1;
 }
 
-/* Handle one decoded batch; returns the ack status. */
-static uint8_t accept_batch(struct vg_receiver *r, struct vg_batch *b)
+/* The duplicate check of an admitted batch: 1 with *status set when it
+ * is answered now (DUPLICATE, or RETRY when the check failed), else 0
+ * after removing its foreign resources: it goes to the consumers. */
+static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status)
 {
-	struct vg_store_stats before = {0};
 	int rc;
 
 	rc = vg_registry_seen(r->o.registry, b->host, b->stream, b->seq,
@@ -373,7 +408,8 @@ static uint8_t accept_batch(struct vg_receiver *r, struct vg_batch *b)
 		count(&r->stats.batches_duplicate, 1);
 		vg_debug("duplicate batch %s stream %016llx seq %llu", b->host,
 			 (unsigned long long)b->stream, (unsigned long long)b->seq);
-		return VG_ACK_DUPLICATE;
+		*status = VG_ACK_DUPLICATE;
+		return 1;
 	}
 	if (rc < 0) {
 		vg_log_limited(VG_LOG_WARN, &r->n_seen_err,
@@ -381,17 +417,22 @@ static uint8_t accept_batch(struct vg_receiver *r, struct vg_batch *b)
 			       "asking for a retry",
 			       b->host, strerror(-rc));
 		count(&r->stats.batches_retry, 1);
-		return VG_ACK_RETRY;
+		*status = VG_ACK_RETRY;
+		return 1;
 	}
 	{
 		struct foreign_ctx fc = {.r = r, .b = b, .hl = strlen(b->host)};
 		vg_batch_remove_resources(b, drop_foreign, &fc);
 		vg_batch_remove_events(b, drop_foreign_event, &fc);
 	}
-	if (r->o.store)
-		vg_store_get_stats(r->o.store, &before);
-	rc = vg_dispatch_batch(r->o.dispatch, b);
-	log_store(r, &before, b);
+	return 0;
+}
+
+/* The consumers' outcome rc for b: 1 with *status RETRY when it is
+ * answered so, else 0 (its sequence number is to be committed). */
+static int dispatched(struct vg_receiver *r, const struct vg_batch *b, int rc,
+		      uint8_t *status)
+{
 	if (rc == -EAGAIN) {
 		char space[640] = "";
 		struct statvfs vfs;
@@ -415,7 +456,8 @@ static uint8_t accept_batch(struct vg_receiver *r, struct vg_batch *b)
 				       ? vg_store_last_error(r->o.store)
 				       : "a consumer cannot take it now",
 			       space);
-		return VG_ACK_RETRY;
+		*status = VG_ACK_RETRY;
+		return 1;
 	}
 	if (r->n_retrying) {
 		vg_info("storing again after %llu RETRY answer(s)",
@@ -428,8 +470,12 @@ static uint8_t accept_batch(struct vg_receiver *r, struct vg_batch *b)
 			       "(acknowledged anyway)",
 			       b->host,
 			       (unsigned long long)b->seq, strerror(-rc));
-	rc = vg_registry_commit(r->o.registry, b->host, b->stream, b->seq,
-				b->time_ms);
+	return 0;
+}
+
+/* The ack status of b after its sequence number's commit returned rc. */
+static uint8_t committed(struct vg_receiver *r, const struct vg_batch *b, int rc)
+{
 	if (rc < 0) {
 		vg_log_limited(VG_LOG_WARN, &r->n_commit_err,
 			       "registry: cannot record %s seq %llu: %s; asking "
@@ -561,22 +607,25 @@ static int admit(struct vg_receiver *r, const struct vg_batch *b,
 	return -EACCES;
 }
 
-/* Handle one message; fills the ack, and *key when it must be signed. */
-static void handle(struct vg_receiver *r, const void *buf, size_t len,
-		   struct vg_ack *ack, const struct vg_key **key)
+/* Decode and admit one message: m->decided with its ack when it is
+ * answered without the consumers (REJECTED), else m->b is the batch. */
+static void admit_msg(struct vg_receiver *r, struct msg *m)
 {
-	struct vg_batch *b = NULL;
 	int rc;
 
-	*key = NULL;
-	memset(ack, 0, sizeof(*ack));
+	m->key = NULL;
+	m->b = NULL;
+	m->decided = 0;
+	memset(&m->ack, 0, sizeof(m->ack));
 	count(&r->stats.batches_received, 1);
-	rc = len > r->o.max_message ? -E2BIG : vg_wire_decode(buf, len, &b);
+	rc = m->len > r->o.max_message ? -E2BIG : vg_wire_decode(m->buf, m->len, &m->b);
 	if (rc) {
 		/* Name it if the header is readable, so the agent can match. */
-		vg_wire_peek(buf, len, &ack->stream, &ack->seq);
-		int oversize = rc == -E2BIG && len > r->o.max_message;
-		ack->status = VG_ACK_REJECTED;
+		vg_wire_peek(m->buf, m->len, &m->ack.stream, &m->ack.seq);
+		int oversize = rc == -E2BIG && m->len > r->o.max_message;
+		m->ack.status = VG_ACK_REJECTED;
+		m->decided = 1;
+		m->b = NULL;
 		count(&r->stats.batches_rejected, 1);
 		vg_log_limited(VG_LOG_WARN,
 			       oversize        ? &r->stats.batches_oversize
@@ -584,19 +633,20 @@ static void handle(struct vg_receiver *r, const void *buf, size_t len,
 					       : &r->stats.batches_malformed,
 			       "rejected a %zu-byte message (stream %016llx seq "
 			       "%llu): %s",
-			       len, (unsigned long long)ack->stream,
-			       (unsigned long long)ack->seq,
+			       m->len, (unsigned long long)m->ack.stream,
+			       (unsigned long long)m->ack.seq,
 			       oversize ? "over max_message_bytes"
 					: vg_wire_strerror(rc));
 		return;
 	}
-	ack->stream = b->stream;
-	ack->seq = b->seq;
-	if (admit(r, b, buf, len, key))
-		ack->status = VG_ACK_REJECTED;
-	else
-		ack->status = accept_batch(r, b);
-	vg_batch_free(b);
+	m->ack.stream = m->b->stream;
+	m->ack.seq = m->b->seq;
+	if (admit(r, m->b, m->buf, m->len, &m->key)) {
+		m->ack.status = VG_ACK_REJECTED;
+		m->decided = 1;
+		vg_batch_free(m->b);
+		m->b = NULL;
+	}
 }
 
 static void tick(struct vg_receiver *r)
@@ -729,57 +779,204 @@ static void close_jobs(struct vg_receiver *r)
 	pthread_mutex_unlock(&r->qlock);
 }
 
+/* Take the next message waiting on the socket into m, without waiting:
+ * 0 or -errno (-EAGAIN: none). */
+static int recv_msg(struct vg_receiver *r, struct msg *m)
+{
+	struct nn_iovec iov = {.iov_base = &m->buf, .iov_len = NN_MSG};
+	struct nn_msghdr h;
+	int n;
+
+	memset(&h, 0, sizeof(h));
+	m->buf = m->ctrl = NULL;
+	h.msg_iov = &iov;
+	h.msg_iovlen = 1;
+	h.msg_control = &m->ctrl;
+	h.msg_controllen = NN_MSG;
+	n = nn_recvmsg(r->sock, &h, NN_DONTWAIT);
+	if (n < 0)
+		return -errno;
+	m->len = (size_t)n;
+	m->admitted = 0;
+	return 0;
+}
+
+/* Send m's ack to its requester (its routing header) and free m. */
+static void answer(struct vg_receiver *r, struct msg *m)
+{
+	uint8_t abuf[VG_WIRE_ACK_LEN + VG_WIRE_MAC_LEN];
+	struct nn_iovec iov;
+	struct nn_msghdr h;
+	size_t alen;
+
+	alen = vg_wire_ack_encode(&m->ack, abuf);
+	if (m->key) /* bound to the batch's MAC, so before freeing it */
+		alen = vg_sign_ack(m->key, vg_sign_mac(m->buf, m->len), abuf);
+	vg_batch_free(m->b);
+	m->b = NULL;
+	nn_freemsg(m->buf);
+	m->buf = NULL;
+	if (!m->ctrl) { /* raw REP always gives one; never route blindly */
+		vg_log_limited(VG_LOG_WARN, &r->n_send_err,
+			       "no routing header for the ack of seq %llu (the "
+			       "agent will resend)",
+			       (unsigned long long)m->ack.seq);
+		return;
+	}
+	iov.iov_base = abuf;
+	iov.iov_len = alen;
+	memset(&h, 0, sizeof(h));
+	h.msg_iov = &iov;
+	h.msg_iovlen = 1;
+	h.msg_control = &m->ctrl; /* nanomsg takes it, sent or not */
+	h.msg_controllen = NN_MSG;
+	if (nn_sendmsg(r->sock, &h, 0) < 0)
+		vg_log_limited(VG_LOG_INFO, &r->n_send_err,
+			       "cannot send ack for seq %llu: %s "
+			       "(the agent will resend)",
+			       (unsigned long long)m->ack.seq,
+			       nn_strerror(errno));
+	m->ctrl = NULL;
+}
+
+/* Drop a message never answered (the loop stopped): its agent resends. */
+static void drop_msg(struct msg *m)
+{
+	vg_batch_free(m->b);
+	nn_freemsg(m->buf);
+	nn_freemsg(m->ctrl);
+	memset(m, 0, sizeof(*m));
+}
+
+static int same_stream(const struct vg_batch *a, const struct vg_batch *b)
+{
+	return a->stream == b->stream && !strcmp(a->host, b->host);
+}
+
+/* One turn: take the messages carried over and those already waiting
+ * (at most VG_RECEIVER_GROUP_MAX, VG_RECEIVER_GROUP_BYTES), answer the
+ * ones refused or duplicate, hand the rest to the consumers as one group
+ * (a batch of a (host, stream) already in it waits for the next turn),
+ * commit their sequence numbers after every consumer's durable work, and
+ * answer each. 0, or the receive's -errno when nothing was there. */
+static int run_group(struct vg_receiver *r)
+{
+	const struct vg_batch *gb[VG_RECEIVER_GROUP_MAX];
+	struct vg_registry_mark mk[VG_RECEIVER_GROUP_MAX];
+	int rcs[VG_RECEIVER_GROUP_MAX], crc[VG_RECEIVER_GROUP_MAX];
+	size_t gi[VG_RECEIVER_GROUP_MAX], mi[VG_RECEIVER_GROUP_MAX];
+	size_t n = 0, ng = 0, nm = 0, bytes = 0;
+	struct vg_store_stats before = {0};
+	int rc = 0;
+
+	for (size_t i = 0; i < r->ncarry; i++) {
+		r->grp[n] = r->carry[i];
+		bytes += r->grp[n++].len;
+	}
+	r->ncarry = 0;
+	while (n < VG_RECEIVER_GROUP_MAX && bytes < VG_RECEIVER_GROUP_BYTES) {
+		if ((rc = recv_msg(r, &r->grp[n])))
+			break;
+		bytes += r->grp[n++].len;
+	}
+	if (!n)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		struct msg *m = &r->grp[i];
+		int later = 0;
+
+		if (!m->admitted) {
+			admit_msg(r, m);
+			m->admitted = 1;
+		}
+		if (m->decided)
+			continue;
+		for (size_t k = 0; k < ng && !later; k++)
+			later = same_stream(gb[k], m->b);
+		if (later) { /* after the one in the group is answered */
+			r->carry[r->ncarry++] = *m;
+			memset(m, 0, sizeof(*m));
+			count(&r->stats.batches_deferred, 1);
+			continue;
+		}
+		if (check_seen(r, m->b, &m->ack.status)) {
+			m->decided = 1;
+			continue;
+		}
+		gi[ng] = i;
+		gb[ng++] = m->b;
+	}
+	if (ng) {
+		if (r->o.store)
+			vg_store_get_stats(r->o.store, &before);
+		vg_dispatch_group(r->o.dispatch, gb, ng, rcs);
+		log_store(r, &before, gb[0]);
+		if (ng > 1) {
+			count(&r->stats.groups, 1);
+			count(&r->stats.batches_grouped, ng);
+		}
+	}
+	for (size_t k = 0; k < ng; k++) {
+		struct msg *m = &r->grp[gi[k]];
+
+		if (dispatched(r, m->b, rcs[k], &m->ack.status)) {
+			m->decided = 1;
+			continue;
+		}
+		mk[nm] = (struct vg_registry_mark){m->b->host, m->b->stream,
+						   m->b->seq, m->b->time_ms};
+		mi[nm++] = gi[k];
+	}
+	/* after every consumer's durable work (the meter's COMMIT included),
+	 * so a batch whose work failed is never recorded as seen */
+	if (nm && vg_registry_commit_group(r->o.registry, mk, nm, crc))
+		for (size_t j = 0; j < nm; j++)
+			crc[j] = -EAGAIN;
+	for (size_t j = 0; j < nm; j++) {
+		struct msg *m = &r->grp[mi[j]];
+		m->ack.status = committed(r, m->b, crc[j]);
+		m->decided = 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (r->grp[i].buf)
+			answer(r, &r->grp[i]);
+	return 0;
+}
+
 int vg_receiver_run(struct vg_receiver *r)
 {
 	int rcvfd = -1;
 	size_t fdlen = sizeof(rcvfd);
+	int rc = 0;
 
 	if (nn_getsockopt(r->sock, NN_SOL_SOCKET, NN_RCVFD, &rcvfd, &fdlen) < 0) {
 		close_jobs(r);
 		return -errno;
 	}
 	while (!r->stop) {
-		void *buf = NULL;
-		uint8_t abuf[VG_WIRE_ACK_LEN + VG_WIRE_MAC_LEN];
-		const struct vg_key *key;
-		struct vg_ack ack;
-		size_t alen;
 		struct pollfd pfd[2] = {{.fd = rcvfd, .events = POLLIN},
 					{.fd = r->efd, .events = POLLIN}};
-		int n;
+		int e;
 
 		/* NN_RCVFD only says a message may be there: the receive
 		 * below does not wait either way */
-		if (poll(pfd, 2, r->o.recv_timeout_ms) > 0 &&
+		if (poll(pfd, 2, r->ncarry ? 0 : r->o.recv_timeout_ms) > 0 &&
 		    (pfd[1].revents & POLLIN))
 			run_jobs(r);
-		n = nn_recv(r->sock, &buf, NN_MSG, NN_DONTWAIT);
-		if (n < 0) {
-			int e = errno;
-			tick(r);
-			if (e == ETIMEDOUT || e == EAGAIN || e == EINTR)
-				continue;
-			if (e == EBADF || e == ETERM) {
-				close_jobs(r);
-				return -e;
-			}
-			vg_log_limited(VG_LOG_WARN, &r->n_recv_err,
-				       "receive failed: %s", nn_strerror(e));
-			continue;
-		}
-		handle(r, buf, (size_t)n, &ack, &key);
-		alen = vg_wire_ack_encode(&ack, abuf);
-		if (key) /* bound to the batch's MAC, so before freeing it */
-			alen = vg_sign_ack(key, vg_sign_mac(buf, (size_t)n), abuf);
-		nn_freemsg(buf);
-		if (nn_send(r->sock, abuf, alen, 0) < 0)
-			vg_log_limited(VG_LOG_INFO, &r->n_send_err,
-				       "cannot send ack for seq %llu: %s "
-				       "(the agent will resend)",
-				       (unsigned long long)ack.seq,
-				       nn_strerror(errno));
+		e = -run_group(r);
 		tick(r);
+		if (!e || e == ETIMEDOUT || e == EAGAIN || e == EINTR)
+			continue;
+		if (e == EBADF || e == ETERM) {
+			rc = -e;
+			break;
+		}
+		vg_log_limited(VG_LOG_WARN, &r->n_recv_err, "receive failed: %s",
+			       nn_strerror(e));
 	}
+	for (size_t i = 0; i < r->ncarry; i++)
+		drop_msg(&r->carry[i]);
+	r->ncarry = 0;
 	close_jobs(r);
-	return 0;
+	return rc;
 }

@@ -413,6 +413,9 @@ struct vg_registry {
 	int known;
 	struct committed *committed; /* COMMITTED_SLOTS, at the first commit */
 	uint64_t seen_local;         /* checks answered from it (stats) */
+	/* vg_registry_commit_group's statements by row count (built at first
+	 * use) */
+	char *ack_sql[VG_REGISTRY_GROUP_MAX + 1];
 };
 
 static struct committed *committed_slot(struct vg_registry *r, const char *host,
@@ -555,6 +558,8 @@ void vg_registry_close(struct vg_registry *r)
 	free(r->fres);
 	free(r->fmet);
 	free(r->committed);
+	for (size_t i = 0; i <= VG_REGISTRY_GROUP_MAX; i++)
+		free(r->ack_sql[i]);
 	vg_db_close(r->db);
 	free(r);
 }
@@ -678,6 +683,113 @@ int vg_registry_commit(struct vg_registry *r, const char *host,
 	}
 	committed_note(r, host, stream, rc ? 0 : seq);
 	return rc ? rc : !applied;
+}
+
+/* The commit of rows (host, stream, seq, time) at once: ST_ACK's upsert
+ * with one VALUES row per stream; RETURNING names the rows it applied
+ * (inserted, or updated because seq was above the stored one). */
+static const char *ack_sql(struct vg_registry *r, size_t rows)
+{
+	static const char head[] =
+		"INSERT INTO streams(host, stream, last_seq, last_time_ms, rank) VALUES";
+	static const char tail[] =
+		" ON CONFLICT(host, stream) DO UPDATE SET "
+		"last_seq = excluded.last_seq, last_time_ms = " GREATER(
+			"streams.last_time_ms", "excluded.last_time_ms") ", "
+									 "rank = excluded.rank "
+									 "WHERE streams.last_seq < excluded.last_seq "
+									 "RETURNING host, stream";
+	size_t cap = sizeof(head) + sizeof(tail) + rows * 160, len;
+	char *t;
+
+	if (r->ack_sql[rows])
+		return r->ack_sql[rows];
+	if (!(t = malloc(cap)))
+		return NULL;
+	len = (size_t)snprintf(t, cap, "%s", head);
+	for (size_t i = 0; i < rows; i++) {
+		int p = (int)(i * 4);
+		len += (size_t)snprintf(t + len, cap - len,
+					"%s(?%d, ?%d, ?%d, ?%d, (SELECT coalesce(max(rank), 0) "
+					"+ 1 FROM streams WHERE host = ?%d))",
+					i ? ", " : "", p + 1, p + 2, p + 3, p + 4, p + 1);
+	}
+	snprintf(t + len, cap - len, "%s", tail);
+	return r->ack_sql[rows] = t;
+}
+
+int vg_registry_commit_group(struct vg_registry *r,
+			     const struct vg_registry_mark *mk, size_t n, int *rcs)
+{
+	size_t idx[VG_REGISTRY_GROUP_MAX], rows = 0;
+	struct vg_db_stmt *s = NULL;
+	const char *q;
+	int rc;
+
+	if (!r || (n && (!mk || !rcs)))
+		return -EINVAL;
+	if (n == 1) { /* with vg_registry_seen's shortcut */
+		rcs[0] = vg_registry_commit(r, mk[0].host, mk[0].stream, mk[0].seq,
+					    mk[0].time_ms);
+		return 0;
+	}
+	/* one statement for the streams this handle committed (their row
+	 * exists: no stream is added, nothing to prune) of distinct hosts
+	 * (each row's rank is its host's newest); the others alone */
+	for (size_t i = 0; i < n; i++) {
+		struct committed *c = committed_slot(r, mk[i].host, mk[i].stream);
+		int solo = rows == VG_REGISTRY_GROUP_MAX || !c || !c->host[0] ||
+			   c->stream != mk[i].stream || strcmp(c->host, mk[i].host) ||
+			   c->seq >= mk[i].seq;
+
+		for (size_t j = 0; j < rows && !solo; j++)
+			solo = !strcmp(mk[idx[j]].host, mk[i].host);
+		rcs[i] = 2; /* not decided */
+		if (!solo)
+			idx[rows++] = i;
+	}
+	if (rows == 1) {
+		rcs[idx[0]] = vg_registry_commit(r, mk[idx[0]].host, mk[idx[0]].stream,
+						 mk[idx[0]].seq, mk[idx[0]].time_ms);
+		rows = 0;
+	}
+	if (rows) {
+		rc = (q = ack_sql(r, rows)) ? map_err(vg_db_prepare(r->db, q, &s)) : -ENOMEM;
+		for (size_t j = 0; j < rows && !rc; j++) {
+			const struct vg_registry_mark *m = &mk[idx[j]];
+			vg_db_bind_text(s, (int)j * 4 + 1, m->host);
+			vg_db_bind_int64(s, (int)j * 4 + 2, (int64_t)m->stream);
+			vg_db_bind_int64(s, (int)j * 4 + 3, (int64_t)m->seq);
+			vg_db_bind_int64(s, (int)j * 4 + 4, m->time_ms);
+			rcs[idx[j]] = 1; /* unless RETURNING names it */
+		}
+		while (!rc && (rc = vg_db_step(s)) == 1) {
+			const char *h = vg_db_column_text(s, 0);
+			uint64_t st = (uint64_t)vg_db_column_int64(s, 1);
+
+			for (size_t j = 0; j < rows; j++)
+				if (mk[idx[j]].stream == st && h && !strcmp(mk[idx[j]].host, h))
+					rcs[idx[j]] = 0;
+			rc = 0;
+		}
+		if (rc < 0)
+			rc = map_err(rc);
+		if (s)
+			vg_db_reset(s);
+		if (rc)
+			snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+		for (size_t j = 0; j < rows; j++) {
+			const struct vg_registry_mark *m = &mk[idx[j]];
+			if (rc)
+				rcs[idx[j]] = rc;
+			committed_note(r, m->host, m->stream, rc ? 0 : m->seq);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (rcs[i] == 2)
+			rcs[i] = vg_registry_commit(r, mk[i].host, mk[i].stream,
+						    mk[i].seq, mk[i].time_ms);
+	return 0;
 }
 
 /* ---- update from a batch --------------------------------------------------- */

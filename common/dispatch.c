@@ -66,6 +66,52 @@ int vg_dispatch_batch(struct vg_dispatch *d, const struct vg_batch *b)
 	return out;
 }
 
+/* Whether consumer i takes groups (both group hooks). */
+static int grouped(const struct vg_dispatch *d, int i)
+{
+	return d->hooks[i].group_begin && d->hooks[i].group_end;
+}
+
+void vg_dispatch_group(struct vg_dispatch *d, const struct vg_batch *const *b,
+		       size_t n, int *rcs)
+{
+	if (n == 1) {
+		rcs[0] = vg_dispatch_batch(d, b[0]);
+		return;
+	}
+	if (n > VG_DISPATCH_GROUP_MAX) {
+		for (size_t k = 0; k < n; k++)
+			rcs[k] = -EINVAL;
+		return;
+	}
+	for (int i = 0; i < d->n; i++)
+		if (grouped(d, i))
+			d->hooks[i].group_begin(d->consumers[i].ctx, b, n);
+	for (size_t k = 0; k < n; k++) {
+		int out = 0, rc;
+
+		for (int i = 0; i < d->n; i++)
+			if (!grouped(d, i) && d->hooks[i].begin)
+				d->hooks[i].begin(d->consumers[i].ctx, b[k]);
+		for (int i = 0; i < d->n && out != -EAGAIN; i++)
+			fold(d, i, d->consumers[i].batch(d->consumers[i].ctx, b[k]), &out);
+		rc = out;
+		for (int i = 0; i < d->n; i++)
+			if (!grouped(d, i) && d->hooks[i].end)
+				fold(d, i, d->hooks[i].end(d->consumers[i].ctx, b[k], rc), &out);
+		rcs[k] = out;
+	}
+	for (int i = 0; i < d->n; i++) {
+		if (!grouped(d, i))
+			continue;
+		int got[VG_DISPATCH_GROUP_MAX] = {0};
+
+		d->hooks[i].group_end(d->consumers[i].ctx, b, n, got);
+		for (size_t k = 0; k < n; k++)
+			fold(d, i, got[k], &rcs[k]);
+	}
+}
+
 void vg_dispatch_tick(struct vg_dispatch *d, int64_t now_ms)
 {
 	for (int i = 0; i < d->n; i++)

@@ -142,13 +142,20 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b);
  * does, with the same result; with its hooks, on PostgreSQL, it overlaps
  * the server's work with the other consumers' (begin sends the batch's
  * locks and read, end waits for the COMMIT: dispatch.h, "Order of
- * calls"), so its outcome is then end()'s. Registered without the hooks
+ * calls"), so its outcome is then end()'s; a group (vg_dispatch_group)
+ * is applied in one transaction committed in its group_end, each batch
+ * applied again alone if that transaction fails. Registered without the hooks
  * (vg_dispatch_add) it waits in batch(), as vg_bill_meter_batch. */
 struct vg_consumer vg_bill_meter_consumer(struct vg_bill_meter *m);
 struct vg_consumer_hooks vg_bill_meter_hooks(void);
 
 /* Batches the consumer applied with the overlap (for tests). */
 uint64_t vg_bill_meter_overlapped(const struct vg_bill_meter *m);
+/* Groups of batches (dispatch.h, vg_dispatch_group) the consumer applied
+ * in one transaction each, and groups whose transaction failed and whose
+ * batches it applied again one by one (for tests and self-metrics). */
+uint64_t vg_bill_meter_groups(const struct vg_bill_meter *m);
+uint64_t vg_bill_meter_group_fallbacks(const struct vg_bill_meter *m);
 
 void vg_bill_meter_get_stats(const struct vg_bill_meter *m, struct vg_bill_meter_stats *out);
 

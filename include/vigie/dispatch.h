@@ -34,6 +34,26 @@
  * nothing open (a transaction begun in begin is rolled back when batch()
  * was not called). Consumers without begin/end see only step 2.
  *
+ * Order of calls for a group b[0..n) (vg_dispatch_group: batches the
+ * receiver found already waiting, never two of one (host, stream)):
+ *   1. group_begin(b, n) of every consumer that has one, in order;
+ *   2. for each b[i] in order, as in steps 1-3 above: begin(b[i]) and
+ *      end(b[i], rc) only of consumers without group hooks, batch(b[i])
+ *      of every consumer until one returns -EAGAIN; rcs[i] is b[i]'s
+ *      outcome so far;
+ *   3. group_end(b, n, rcs) of every consumer that has one, in order: it
+ *      may make any rcs[i] worse (an error, -EAGAIN), never better.
+ * A consumer with group hooks may make its work for the whole group
+ * durable at once (the billing meter: one transaction for all of them,
+ * committed in group_end); its batch() returns 0 when it only queued the
+ * work, and group_end reports each batch's true outcome. So the
+ * acknowledgement rule holds per batch: b[i] is acknowledged only when
+ * rcs[i] after step 3 allows it. group_end must leave nothing open, and a
+ * failure of the group's shared work must be resolved batch by batch
+ * (e.g. each applied again alone) so that no batch is lost or applied
+ * twice. A consumer without group hooks sees exactly the calls of n
+ * single batches.
+ *
  * Threading: vg_dispatch_batch is called from the receiver thread only;
  * consumers must be quick or queue internally.
  */
@@ -43,6 +63,8 @@
 #include "vigie/batch.h"
 
 #define VG_DISPATCH_MAX 16
+/* Batches in one vg_dispatch_group at most. */
+#define VG_DISPATCH_GROUP_MAX 64
 
 struct vg_consumer {
 	const char *name; /* for logs and self-metrics */
@@ -64,6 +86,13 @@ struct vg_consumer_hooks {
 	/* After every batch() call for b; rc is their outcome. Returns 0,
 	 * -EAGAIN or another -errno, counted like batch()'s. NULL: none. */
 	int (*end)(void *ctx, const struct vg_batch *b, int rc);
+	/* Optional, together ("Order of calls for a group"): before and
+	 * after the group's batch() calls. group_end sets rcs[i] (handed over
+	 * as 0) to its outcome for b[i]: 0, -EAGAIN or another -errno,
+	 * folded into the batch's outcome like end()'s. NULL: none. */
+	void (*group_begin)(void *ctx, const struct vg_batch *const *b, size_t n);
+	void (*group_end)(void *ctx, const struct vg_batch *const *b, size_t n,
+			  int *rcs);
 };
 
 struct vg_dispatch {
@@ -85,6 +114,12 @@ int vg_dispatch_add_hooks(struct vg_dispatch *d, const struct vg_consumer *c,
  * every end() is still called), otherwise the first other error (all
  * consumers are still called). */
 int vg_dispatch_batch(struct vg_dispatch *d, const struct vg_batch *b);
+/* Hand the group b[0..n) to every consumer ("Order of calls for a
+ * group"); rcs[i] (caller's array of n) receives b[i]'s outcome as
+ * vg_dispatch_batch would return it. n == 1 is vg_dispatch_batch; n is at
+ * most VG_DISPATCH_GROUP_MAX (larger: every rcs[i] is -EINVAL, no call). */
+void vg_dispatch_group(struct vg_dispatch *d, const struct vg_batch *const *b,
+		       size_t n, int *rcs);
 void vg_dispatch_tick(struct vg_dispatch *d, int64_t now_ms);
 
 #endif

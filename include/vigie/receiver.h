@@ -18,6 +18,12 @@
  * The receive call times out every ~200 ms so the loop can notice a stop
  * request and drive the consumers' timers (vg_dispatch_tick). The ack to a
  * batch whose signature verified is signed with the host's key.
+ * Batches from several agents that are already waiting when the receiver
+ * turns to the socket are taken together (at most VG_RECEIVER_GROUP_MAX)
+ * and handed to the consumers as one group (vg_dispatch_group), each
+ * still answered by its own ack after every durable write that covers
+ * it; the socket is a raw REP so each reply goes back to its requester.
+ * Agents see the same REQ/REP exchange either way.
  *
  * Threading: vg_receiver_run runs on one thread (the collector's main
  * thread). The registry handle and the dispatch table given in the options
@@ -69,6 +75,13 @@ struct vg_receiver_stats {
 	/* Measures published through the API (vg_receiver_submit). */
 	uint64_t samples_published; /* stored (also in samples_received) */
 	uint64_t jobs_refused;      /* queue full: -EBUSY */
+	/* Group commit (docs/architecture.md "Receiver"): hand-overs of
+	 * two or more batches that were waiting together to the consumers
+	 * at once, the batches they held, and batches held back to the next
+	 * group because one of their (host, stream) was in it. */
+	uint64_t groups;
+	uint64_t batches_grouped;
+	uint64_t batches_deferred;
 };
 
 struct vg_receiver_options {
@@ -99,6 +112,12 @@ struct vg_receiver_options {
  * one-line message in err (bad address, address in use). */
 int vg_receiver_open(const struct vg_receiver_options *o,
 		     struct vg_receiver **out, char *err, size_t errlen);
+
+/* Batches one turn of the receiver takes from the socket at most (one
+ * group), and their encoded bytes at most (the batch that crosses it is
+ * the group's last). */
+#define VG_RECEIVER_GROUP_MAX 16
+#define VG_RECEIVER_GROUP_BYTES (32u << 20)
 
 /* Serve until vg_receiver_stop. A batch being handled when the stop comes
  * is finished and answered first. Returns 0, or -errno if the socket

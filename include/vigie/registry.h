@@ -75,6 +75,23 @@ int vg_registry_seen(struct vg_registry *r, const char *host,
 int vg_registry_commit(struct vg_registry *r, const char *host,
 		       uint64_t stream, uint64_t seq, int64_t time_ms);
 
+/* One acknowledged batch for vg_registry_commit_group. */
+struct vg_registry_mark {
+	const char *host;
+	uint64_t stream, seq;
+	int64_t time_ms;
+};
+/* Rows one statement of vg_registry_commit_group records at most. */
+#define VG_REGISTRY_GROUP_MAX 16
+/* vg_registry_commit for each of mk[0..n) (no two of one (host, stream)),
+ * with the same result in rcs[i] (0, 1 or -errno) and the same
+ * guarantees, in fewer statements: the streams this handle committed
+ * last at a lower seq, of distinct hosts, are recorded by one atomic
+ * multi-row statement (one round trip, one transaction: all or none);
+ * the others one by one. Returns 0, or -EINVAL (bad arguments). */
+int vg_registry_commit_group(struct vg_registry *r,
+			     const struct vg_registry_mark *mk, size_t n, int *rcs);
+
 /* Upsert every resource and metric of b in one transaction. Idempotent.
  * A resource with state ENDED gets ended_at = its time. Identity (type,
  * host, name, parent, project, user, flavor, attributes) is taken only

@@ -310,6 +310,19 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_collector_samples_received_total", "counter",
 		    "Samples of acknowledged batches",
 		    (double)cs.samples_received);
+		one(b, "vigie_receiver_groups_total", "counter",
+		    "Groups of two or more batches, already waiting together, "
+		    "handed to the consumers at once (one billing transaction, "
+		    "one registry commit)",
+		    (double)cs.groups);
+		one(b, "vigie_receiver_batches_grouped_total", "counter",
+		    "Batches that went in such groups (divided by "
+		    "vigie_receiver_groups_total: batches per group)",
+		    (double)cs.batches_grouped);
+		one(b, "vigie_receiver_batches_deferred_total", "counter",
+		    "Batches held back to the next group because a batch of "
+		    "their host's stream was in the current one",
+		    (double)cs.batches_deferred);
 		one(b, "vigie_collector_resources_foreign_total", "counter",
 		    "Host, host disk, host NIC and host file system resources "
 		    "of another host than their batch's, dropped",

@@ -17,7 +17,12 @@
  * (vg_bill_meter_batch, a re-delivery). The overlap cases check that the
  * two paths write the same rows on both engines, that the overlap is
  * really taken on PostgreSQL, and that a retry asked by an earlier
- * consumer leaves nothing written and no transaction open.
+ * consumer leaves nothing written and no transaction open. The group
+ * cases (the receiver's group commit: several hosts' batches in one
+ * transaction) check the same rows as one batch at a time, and that a
+ * group whose transaction the server breaks (its session ended in the
+ * middle, or right before the COMMIT) loses nothing and counts nothing
+ * twice.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -1305,6 +1310,165 @@ static void test_overlap_retry_rolls_back(void **state)
 	f->b = NULL;
 }
 
+/* The batches of one poll of hosts h0..h<n-1> at t (three instances each,
+ * with a disk and a vNIC whose counters grow with p). */
+static void group_polls(struct fx *f, struct vg_batch **bs, int n, int p)
+{
+	char t[32], host[16], id[32], did[32], nid[32];
+
+	snprintf(t, sizeof(t), "2026-08-01T%02d:%02d:00Z", p / 6, p % 6 * 10);
+	for (int h = 0; h < n; h++) {
+		snprintf(host, sizeof(host), "h%d", h);
+		begin_on(f, host, t);
+		for (int i = 0; i < 3; i++) {
+			snprintf(id, sizeof(id), "h%d-i%d", h, i);
+			snprintf(did, sizeof(did), "h%d-i%d-vda", h, i);
+			snprintf(nid, sizeof(nid), "h%d-i%d-tap0", h, i);
+			inst(f, id, t, h == 1 && i == 2 && p >= 3 ? 5 : 1);
+			disk(f, did, id, t, 10737418240.0);
+			nic(f, nid, id, t, 1000.0 * p * (i + 1), 700.0 * p);
+		}
+		bs[h] = f->b;
+		f->b = NULL;
+	}
+}
+
+/* The rows of every table of f->m and m2 are the same. */
+static void same_tables(struct fx *f, struct vg_bill_meter *m2)
+{
+	static const char *const tables[] = {"resources", "transitions", "network",
+					     "sightings", "bill_project_names"};
+
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		char *a = dump(f->m, tables[i]), *b = dump(m2, tables[i]);
+		if (!(strlen(a) > 0 || i >= 4))
+			fail_msg("%s is empty", tables[i]);
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+	}
+}
+
+static struct vg_bill_meter *second_meter(struct fx *f)
+{
+	struct vg_bill_meter *m2;
+	char url[700], err[512];
+
+	assert_int_equal(dbe_fresh(f->e, url, sizeof(url)), 0);
+	if (vg_bill_meter_open(url, &m2, err, sizeof(err)))
+		fail_msg("%s", err);
+	return m2;
+}
+
+/* Polls of four hosts handed to the chain as groups (the receiver's group
+ * commit): one transaction per group, the same rows as each batch applied
+ * alone on a second database (on PostgreSQL with each batch's locks and
+ * read sent ahead, behind the previous batch's writes), and nothing left
+ * open. */
+static void test_group_same_rows(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_meter *m2 = second_meter(f);
+	struct vg_batch *bs[4];
+	int rcs[4];
+
+	chain(f);
+	for (int p = 0; p < 8; p++) {
+		group_polls(f, bs, 4, p);
+		f->between = 0;
+		vg_dispatch_group(&f->d, (const struct vg_batch *const *)bs, 4, rcs);
+		assert_int_equal(f->between, 8); /* both others saw each batch */
+		for (int h = 0; h < 4; h++) {
+			assert_int_equal(rcs[h], 0);
+			assert_int_equal(vg_bill_meter_batch(m2, bs[h]), 0);
+		}
+		assert_false(vg_db_in_transaction(vg_bill_meter_db(f->m)));
+		for (int h = 0; h < 4; h++)
+			vg_batch_free(bs[h]);
+	}
+	same_tables(f, m2);
+	assert_int_equal(vg_bill_meter_groups(f->m), 8);
+	assert_int_equal(vg_bill_meter_group_fallbacks(f->m), 0);
+	/* on PostgreSQL every batch's read was sent ahead */
+	assert_int_equal(vg_bill_meter_overlapped(f->m), f->e->kind == VG_DB_POSTGRESQL ? 32 : 0);
+	{
+		struct vg_bill_meter_stats st;
+		vg_bill_meter_get_stats(f->m, &st);
+		assert_int_equal(st.batches, 32);
+	}
+	vg_bill_meter_close(m2);
+}
+
+/* The meter's server connection, ended by another session (as a failover
+ * or an administrator would): PostgreSQL only. */
+static void kill_backend(struct fx *f, int64_t pid)
+{
+	struct vg_db *killer;
+	char sql[96], err[256];
+
+	assert_int_equal(vg_db_open(f->db, NULL, &killer, err, sizeof(err)), 0);
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%lld)", (long long)pid);
+	assert_int_equal(vg_db_exec(killer, sql), 0);
+	vg_db_close(killer);
+	usleep(100 * 1000); /* the backend exits; the next call finds out */
+}
+
+/* A group whose transaction fails for real (the server ends the meter's
+ * connection in the middle of the group, then right before its COMMIT):
+ * nothing is lost and nothing counted twice. In the middle, the group is
+ * rolled back and each batch applied again alone (all answered 0); at
+ * the COMMIT, the outcome is unknown, every batch is answered -EAGAIN and
+ * the re-sent group applies them once. The rows equal those of each
+ * batch applied once on a second database (the vNIC bytes, added by an
+ * additive upsert, included). */
+static void test_group_failure_loses_nothing(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_meter *m2;
+	struct vg_consumer mc;
+	struct vg_consumer_hooks h = vg_bill_meter_hooks();
+	struct vg_batch *bs[3];
+	int rcs[3];
+
+	if (f->e->kind != VG_DB_POSTGRESQL)
+		skip(); /* ending a session needs a server */
+	m2 = second_meter(f);
+	mc = vg_bill_meter_consumer(f->m);
+	for (int p = 0; p < 6; p++) {
+		int64_t pid = db_int(f, "SELECT pg_backend_pid()");
+
+		group_polls(f, bs, 3, p);
+		memset(rcs, 0, sizeof(rcs));
+		/* the dispatcher's calls, with the kill between them */
+		h.group_begin(mc.ctx, (const struct vg_batch *const *)bs, 3);
+		for (int k = 0; k < 3; k++) {
+			if (p == 2 && k == 1)
+				kill_backend(f, pid); /* in the middle */
+			assert_int_equal(mc.batch(mc.ctx, bs[k]), 0);
+		}
+		if (p == 4)
+			kill_backend(f, pid); /* before the COMMIT */
+		h.group_end(mc.ctx, (const struct vg_batch *const *)bs, 3, rcs);
+		assert_false(vg_db_in_transaction(vg_bill_meter_db(f->m)));
+		for (int k = 0; k < 3; k++)
+			assert_int_equal(rcs[k], p == 4 ? -EAGAIN : 0);
+		if (p == 4) { /* the agents send them again */
+			chain(f);
+			vg_dispatch_group(&f->d, (const struct vg_batch *const *)bs, 3, rcs);
+			for (int k = 0; k < 3; k++)
+				assert_int_equal(rcs[k], 0);
+		}
+		for (int k = 0; k < 3; k++) {
+			assert_int_equal(vg_bill_meter_batch(m2, bs[k]), 0);
+			vg_batch_free(bs[k]);
+		}
+	}
+	same_tables(f, m2);
+	assert_int_equal(vg_bill_meter_group_fallbacks(f->m), 1); /* p == 2 */
+	assert_int_equal(vg_bill_meter_groups(f->m), 5);          /* p 0,1,3,5 + resent */
+	vg_bill_meter_close(m2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1327,6 +1491,8 @@ int main(void)
 		DBE_BOTH(test_sightings_gc, setup, teardown),
 		DBE_BOTH(test_overlap_same_rows, setup, teardown),
 		DBE_BOTH(test_overlap_retry_rolls_back, setup, teardown),
+		DBE_BOTH(test_group_same_rows, setup, teardown),
+		DBE_BOTH(test_group_failure_loses_nothing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

@@ -2,7 +2,9 @@
  * dispatch_test.c — consumers see every batch in order; a retry request
  * stops the chain; other errors are counted and do not. begin hooks run
  * before any batch(), end hooks after all of them, also after a retry
- * request, and an end()'s retry or error is the batch's.
+ * request, and an end()'s retry or error is the batch's. A group calls
+ * the group hooks around the batches and keeps each batch's outcome its
+ * own.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -100,7 +102,8 @@ static void test_hooks(void **state)
 		      z = {'z', 0, 0, log, &len};
 	struct vg_consumer cx = {"x", &x, hk_batch, NULL}, cy = {"y", &y, hk_batch, NULL},
 			   cz = {"z", &z, hk_batch, NULL};
-	struct vg_consumer_hooks both = {hk_begin, hk_end}, end_only = {NULL, hk_end};
+	struct vg_consumer_hooks both = {.begin = hk_begin, .end = hk_end},
+				 end_only = {.end = hk_end};
 
 	vg_dispatch_init(&d);
 	assert_int_equal(vg_dispatch_add_hooks(&d, &cx, &both), 0);
@@ -140,6 +143,60 @@ static void test_hooks(void **state)
 	assert_int_equal(d.errors[2], 2);
 }
 
+/* Group hooks: "G<id><n>" before, "H<id><n>" after. */
+static void hk_gbegin(void *ctx, const struct vg_batch *const *b, size_t n)
+{
+	struct hooked *h = ctx;
+	*h->len += (size_t)snprintf(h->log + *h->len, 256 - *h->len, "G%c%zu ", h->id, n);
+}
+
+static void hk_gend(void *ctx, const struct vg_batch *const *b, size_t n, int *rcs)
+{
+	struct hooked *h = ctx;
+	*h->len += (size_t)snprintf(h->log + *h->len, 256 - *h->len, "H%c%zu ", h->id, n);
+	rcs[1] = h->end_ret; /* the second batch's outcome */
+}
+
+/* A group: the group hooks around all the batch() calls, a consumer with
+ * per-batch hooks still gets them per batch, group_end's outcome for one
+ * batch is that batch's only, and a group of one is a single batch. */
+static void test_group(void **state)
+{
+	struct vg_dispatch d;
+	char log[256];
+	size_t len = 0;
+	struct hooked g = {'g', 0, 0, log, &len}, x = {'x', 0, 0, log, &len};
+	struct vg_consumer cg = {"g", &g, hk_batch, NULL}, cx = {"x", &x, hk_batch, NULL};
+	struct vg_consumer_hooks gh = {.begin = hk_begin, .end = hk_end, .group_begin = hk_gbegin, .group_end = hk_gend},
+				 xh = {.begin = hk_begin, .end = hk_end};
+	const struct vg_batch *bs[3] = {NULL, NULL, NULL};
+	int rcs[3];
+
+	vg_dispatch_init(&d);
+	assert_int_equal(vg_dispatch_add_hooks(&d, &cg, &gh), 0);
+	assert_int_equal(vg_dispatch_add_hooks(&d, &cx, &xh), 0);
+	log[0] = '\0';
+	vg_dispatch_group(&d, bs, 3, rcs);
+	assert_string_equal(log, "Gg3 Bx bg bx Ex0 Bx bg bx Ex0 Bx bg bx Ex0 Hg3 ");
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(rcs[1], 0);
+	assert_int_equal(rcs[2], 0);
+
+	len = 0;
+	g.end_ret = -EAGAIN;
+	vg_dispatch_group(&d, bs, 3, rcs);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(rcs[1], -EAGAIN);
+	assert_int_equal(rcs[2], 0);
+
+	/* one batch: the single path, begin and end of both */
+	len = 0;
+	g.end_ret = 0;
+	vg_dispatch_group(&d, bs, 1, rcs);
+	assert_string_equal(log, "Bg Bx bg bx Eg0 Ex0 ");
+	assert_int_equal(rcs[0], 0);
+}
+
 static void test_capacity(void **state)
 {
 	struct vg_dispatch d;
@@ -156,6 +213,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_order_and_errors),
 		cmocka_unit_test(test_hooks),
+		cmocka_unit_test(test_group),
 		cmocka_unit_test(test_capacity),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

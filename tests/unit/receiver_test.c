@@ -54,6 +54,19 @@ struct gate {
 	size_t nres, nsamples, nevents; /* of the last batch */
 };
 
+/* A consumer with group hooks (like the billing meter): records the
+ * groups it is handed, can hold the receiver inside batch() (so that
+ * the agents' next batches queue up at the socket), and answers -EAGAIN
+ * from group_end for the batches of host `fail_host`. */
+struct grouper {
+	int hold;           /* batch() waits while set */
+	int inside;         /* batch() calls so far */
+	int groups;         /* group_begin calls */
+	size_t largest;     /* batches in the largest group */
+	char fail_host[16]; /* "" : none */
+	int same_stream;    /* a group held two of one (host, stream) */
+};
+
 struct fixture {
 	struct st_engine *e;
 	char surl[700];            /* the state URL: "" on sqlite */
@@ -65,6 +78,7 @@ struct fixture {
 	struct vg_registry *reg;
 	struct vg_dispatch d;
 	struct gate gate;
+	struct grouper grouper;
 	struct vg_receiver *rx;
 	pthread_t thread;
 	int run_rc;
@@ -85,6 +99,40 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 	g->nevents = b->nevents;
 	__atomic_fetch_add(&g->calls, 1, __ATOMIC_SEQ_CST);
 	return __atomic_load_n(&g->ret, __ATOMIC_SEQ_CST);
+}
+
+static int grouper_batch(void *ctx, const struct vg_batch *b)
+{
+	struct grouper *g = ctx;
+
+	__atomic_fetch_add(&g->inside, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(&g->hold, __ATOMIC_SEQ_CST))
+		usleep(1000);
+	return 0;
+}
+
+static void grouper_begin(void *ctx, const struct vg_batch *const *b, size_t n)
+{
+	struct grouper *g = ctx;
+
+	__atomic_fetch_add(&g->groups, 1, __ATOMIC_SEQ_CST);
+	if (n > g->largest)
+		g->largest = n;
+	/* never two batches of one (host, stream) in a group (checked by
+	 * the test's thread: cmocka asserts only there) */
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (b[i]->stream == b[j]->stream && !strcmp(b[i]->host, b[j]->host))
+				g->same_stream = 1;
+}
+
+static void grouper_end(void *ctx, const struct vg_batch *const *b, size_t n, int *rcs)
+{
+	struct grouper *g = ctx;
+
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(b[i]->host, g->fail_host))
+			rcs[i] = -EAGAIN;
 }
 
 static void gate_tick(void *ctx, int64_t now)
@@ -144,6 +192,12 @@ static int setup(void **state)
 	vg_dispatch_add(&f->d, &c);
 	c = (struct vg_consumer){"gate", &f->gate, gate_batch, gate_tick};
 	vg_dispatch_add(&f->d, &c);
+	{
+		struct vg_consumer_hooks gh = {.group_begin = grouper_begin,
+					       .group_end = grouper_end};
+		c = (struct vg_consumer){"grouper", &f->grouper, grouper_batch, NULL};
+		vg_dispatch_add_hooks(&f->d, &c, &gh);
+	}
 
 	snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d", free_port());
 	o.listen = f->url;
@@ -677,6 +731,125 @@ static void test_submit_threads(void **state)
 	}
 }
 
+/* host's batch seq (one instance of its own, one gauge), encoded. */
+static uint8_t *host_batch(const char *host, uint64_t seq, size_t *len)
+{
+	int64_t t = T0 + (int64_t)seq * 60000;
+	struct vg_batch *b = vg_batch_new(host, STREAM, seq, t);
+	char id[32];
+	uint8_t *buf;
+
+	snprintf(id, sizeof(id), "%s-inst", host);
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, "vm", NULL, t));
+	assert_int_equal(vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, (double)seq), 0);
+	assert_int_equal(vg_wire_encode(b, &buf, len), 0);
+	vg_batch_free(b);
+	return buf;
+}
+
+static int req_socket(struct fixture *f)
+{
+	int timeout = 10000, s = nn_socket(AF_SP, NN_REQ);
+
+	assert_true(s >= 0);
+	assert_true(nn_connect(s, f->url) >= 0);
+	assert_int_equal(nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout, sizeof(timeout)), 0);
+	assert_int_equal(nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout, sizeof(timeout)), 0);
+	return s;
+}
+
+static struct vg_ack ack_of(int s)
+{
+	struct vg_ack ack;
+	void *reply = NULL;
+	int n = nn_recv(s, &reply, NN_MSG, 0);
+
+	assert_int_equal(n, VG_WIRE_ACK_LEN);
+	assert_int_equal(vg_wire_ack_decode(reply, (size_t)n, &ack), 0);
+	nn_freemsg(reply);
+	return ack;
+}
+
+/* Group commit over the wire. Five agents (their own REQ sockets) send
+ * while the receiver is held inside a consumer; then it goes on: the four
+ * hosts' batches that waited are handed over as ONE group (one group_begin
+ * of 4; vigie_receiver_groups_total counts it), each answered by its own
+ * ack at its own socket; a re-send of h3's batch from another socket (an
+ * agent whose ack was lost) is never in the same group: it waits for the
+ * next one and is answered DUPLICATE; h4's batch, refused by a consumer
+ * in group_end, is answered RETRY and its sequence number not recorded
+ * (so its re-send is stored), while the others' are recorded by the
+ * group's one registry statement. */
+static void test_group_commit(void **state)
+{
+	struct fixture *f = fx(state);
+	struct grouper *g = &f->grouper;
+	struct vg_receiver_stats cs;
+	const char *hosts[] = {"h1", "h2", "h3", "h4", "h3"};
+	int s0, s[5];
+	uint8_t *buf;
+	size_t len;
+
+	/* seq 1 of each host alone: their streams become known */
+	for (int i = 0; i < 4; i++) {
+		buf = host_batch(hosts[i], 1, &len);
+		expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
+		free(buf);
+	}
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.groups, 0);
+	snprintf(g->fail_host, sizeof(g->fail_host), "h4");
+	/* hold the receiver inside h0's batch */
+	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
+	s0 = req_socket(f);
+	buf = host_batch("h0", 1, &len);
+	assert_int_equal(nn_send(s0, buf, len, 0), (int)len);
+	free(buf);
+	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 5; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 5);
+	for (int i = 0; i < 5; i++) {
+		s[i] = req_socket(f);
+		buf = host_batch(hosts[i], 2, &len);
+		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
+		free(buf);
+	}
+	usleep(500 * 1000); /* the five reach the collector's socket */
+	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
+	expect(ack_of(s0), VG_ACK_OK, STREAM, 1);
+	{
+		struct vg_ack a[5];
+		for (int i = 0; i < 5; i++)
+			a[i] = ack_of(s[i]);
+		expect(a[0], VG_ACK_OK, STREAM, 2);
+		expect(a[1], VG_ACK_OK, STREAM, 2);
+		expect(a[3], VG_ACK_RETRY, STREAM, 2);
+		/* one of h3's two is stored, the other is its duplicate */
+		assert_true((a[2].status == VG_ACK_OK && a[4].status == VG_ACK_DUPLICATE) ||
+			    (a[2].status == VG_ACK_DUPLICATE && a[4].status == VG_ACK_OK));
+	}
+	for (int i = 0; i < 5; i++)
+		nn_close(s[i]);
+	nn_close(s0);
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.groups, 1);
+	assert_int_equal(cs.batches_grouped, 4);
+	assert_int_equal(cs.batches_deferred, 1);
+	assert_int_equal(g->largest, 4);
+	assert_int_equal(g->same_stream, 0);
+	assert_int_equal(cs.batches_retry, 1);
+	/* the group's sequence numbers are recorded, h4's is not */
+	assert_int_equal(vg_registry_seen(f->reg, "h1", STREAM, 2, T0 + 120000), 1);
+	assert_int_equal(vg_registry_seen(f->reg, "h2", STREAM, 2, T0 + 120000), 1);
+	assert_int_equal(vg_registry_seen(f->reg, "h3", STREAM, 2, T0 + 120000), 1);
+	assert_int_equal(vg_registry_seen(f->reg, "h4", STREAM, 2, T0 + 120000), 0);
+	/* h4's re-send goes through */
+	g->fail_host[0] = '\0';
+	buf = host_batch("h4", 2, &len);
+	expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 2);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -689,6 +862,7 @@ int main(void)
 		ST_BOTH(test_committed_elsewhere, setup, teardown),
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),
+		ST_BOTH(test_group_commit, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, st_group_teardown);
 }

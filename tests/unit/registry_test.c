@@ -886,6 +886,56 @@ static void test_commit_race(void **state)
 	vg_registry_close(b.r);
 }
 
+/* vg_registry_commit_group gives each mark vg_registry_commit's answer:
+ * two handles (two collectors of a shared state) committing the same
+ * group get 0 and 1 for each, a stale seq in a group is a duplicate, and
+ * a new stream or a second stream of a host in the group (recorded one
+ * by one) is recorded too. */
+static void test_commit_group(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *a, *b;
+	struct vg_registry_mark mk[5];
+	const char *hosts[] = {"g0", "g1", "g2", "g3"};
+	int rcs[5];
+	char err[256];
+
+	assert_int_equal(reg_open(f, &a, err, sizeof(err)), 0);
+	assert_int_equal(reg_open(f, &b, err, sizeof(err)), 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(vg_registry_commit(a, hosts[i], 7, 1, T0), 0);
+		assert_int_equal(vg_registry_commit(b, hosts[i], 7, 1, T0), 1);
+		mk[i] = (struct vg_registry_mark){hosts[i], 7, 2, T0 + 60000};
+	}
+	assert_int_equal(vg_registry_commit_group(a, mk, 4, rcs), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(rcs[i], 0);
+	assert_int_equal(vg_registry_commit_group(b, mk, 4, rcs), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(rcs[i], 1); /* the other collector's */
+	/* seq 3 of g0 and g1, seq 2 of g2 again (stale), a new stream of
+	 * g3 and a second one of g0 */
+	mk[0].seq = mk[1].seq = 3;
+	mk[3] = (struct vg_registry_mark){"g3", 8, 1, T0 + 120000};
+	mk[4] = (struct vg_registry_mark){"g0", 9, 1, T0 + 120000};
+	assert_int_equal(vg_registry_commit_group(a, mk, 5, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(rcs[1], 0);
+	assert_int_equal(rcs[2], 1);
+	assert_int_equal(rcs[3], 0);
+	assert_int_equal(rcs[4], 0);
+	/* what a third handle's duplicate filter finds */
+	assert_int_equal(vg_registry_seen(f->r, "g0", 7, 3, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "g0", 7, 4, T0), 0);
+	assert_int_equal(vg_registry_seen(f->r, "g1", 7, 3, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "g2", 7, 3, T0), 0);
+	assert_int_equal(vg_registry_seen(f->r, "g3", 8, 1, T0), 1);
+	assert_int_equal(vg_registry_seen(f->r, "g0", 9, 1, T0), 1);
+	assert_int_equal(vg_registry_commit_group(a, NULL, 0, NULL), 0);
+	vg_registry_close(a);
+	vg_registry_close(b);
+}
+
 /* A custom series' unit (published: vg_registry_set_unit) survives what
  * writes the series' row again with the batch's unit "" (a batch names no
  * unit outside the catalogue): the flush of newer values, and a restarted
@@ -1160,6 +1210,7 @@ int main(void)
 		ST_BOTH(test_invalid_names_skipped, setup, teardown),
 		ST_BOTH(test_newer_schema_refused, setup, teardown),
 		ST_BOTH(test_commit_race, setup, teardown),
+		ST_BOTH(test_commit_group, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
 		ST_BOTH(test_identity_race, setup, teardown),
 		ST_BOTH(test_published_unit, setup, teardown),
