@@ -22,6 +22,14 @@
  * Usage: store_backends [SERIES [ROUNDS [MAX_DAEMONS]]] (100000 5 3): the
  * files mode, then 1..MAX_DAEMONS daemons.
  *
+ * Profiling the measured phase only: with BENCH_PERF=PREFIX each mode
+ * runs `perf record -e cpu-clock -g -p PIDS -o PREFIX-<mode>.data` over
+ * its rounds and final flush and close (PIDS: this process and the
+ * mode's daemons; `perf report --pid` separates them), started after the
+ * creating round and the sync, stopped (SIGINT) after the close. The
+ * figures printed then include perf's own cost: profile with it, measure
+ * without it.
+ *
  * Output: "RESULT store_backends backend=... daemons=K series=N values=V
  * values_per_file=R values_per_s=X collector_cpu_us_per_value=Y
  * daemon_cpu_us_per_value=Z values_per_collector_core_s=W daemon_errors=E
@@ -38,7 +46,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +81,41 @@ static int round_write(struct vg_store *s, int n, int minute)
 			return rc;
 	}
 	return 0;
+}
+
+/* BENCH_PERF: start perf on this process and the daemons (0 when unset
+ * or perf cannot start: the run goes on unprofiled). */
+static pid_t perf_start(const char *label, const struct hrd_daemon *d, int ndaemons)
+{
+	const char *prefix = getenv("BENCH_PERF");
+	char pids[128], out[PATH_MAX];
+	size_t len;
+	pid_t pid;
+
+	if (!prefix || !*prefix)
+		return 0;
+	len = (size_t)snprintf(pids, sizeof(pids), "%ld", (long)getpid());
+	for (int k = 0; k < ndaemons && len < sizeof(pids); k++)
+		len += (size_t)snprintf(pids + len, sizeof(pids) - len, ",%ld", (long)d[k].pid);
+	snprintf(out, sizeof(out), "%s-%s%d.data", prefix, label, ndaemons);
+	fflush(NULL);
+	if ((pid = fork()) < 0)
+		return 0;
+	if (pid == 0) {
+		execlp("perf", "perf", "record", "-q", "-e", "cpu-clock", "-g", "-p", pids, "-o",
+		       out, (char *)NULL);
+		_exit(127);
+	}
+	sleep(2); /* attached before the rounds start */
+	return pid;
+}
+
+static void perf_stop(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGINT);
+	waitpid(pid, NULL, 0);
 }
 
 struct mode_result {
@@ -120,6 +165,7 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	 * in whichever mode's rounds it overlaps: measured, this made the
 	 * same mode's CPU per value vary 1.8x from run to run on a disk */
 	sync();
+	pid_t perf = perf_start(label, d, ndaemons);
 	c0 = bench_self_cpu_s();
 	for (int k = 0; k < ndaemons; k++)
 		dc0 += bench_proc_cpu_or0(d[k].pid);
@@ -141,6 +187,7 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = bench_self_cpu_s() - c0;
 	for (int k = 0; k < ndaemons; k++)
 		dc1 += bench_proc_cpu_or0(d[k].pid);
+	perf_stop(perf);
 	double v = (double)n * rounds;
 	printf("RESULT store_backends backend=%s daemons=%d series=%d values=%.0f "
 	       "values_per_file=%d values_per_s=%.0f collector_cpu_us_per_value=%.2f "
