@@ -111,6 +111,18 @@ struct vg_rrd_item {
 	const struct vg_rrd_value *v;
 	size_t n;
 	struct vg_rrd_result res; /* filled by the backend (zeroed first) */
+	/* update_many only: nonzero to write only over a connection already
+	 * made and verified, never to connect, nor to verify a daemon
+	 * that restarted (what a new connection does first, a FLUSH and an
+	 * INFO per file sent to it since its last sync: seconds for
+	 * thousands of files). Values that would need one answer
+	 * unavailable. The store's write-through on the receiver thread
+	 * sets it, so a daemon that is down or restarting never holds an
+	 * agent's ack past its timeout (the agent would move to another
+	 * collector, which would write newer values before these); the
+	 * storage thread connects and verifies. An engine without
+	 * connections ignores it. */
+	int no_connect;
 };
 
 /* A series' key (prefetch). */
