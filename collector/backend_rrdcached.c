@@ -456,9 +456,14 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
 	return c;
 }
 
-/* An idle client of d, already verified, or NULL: never connects (the
- * receiver's write-through, vg_rrd_item.no_connect). */
-static struct vg_rrdcd *client_idle(struct daemon *d)
+/* For the receiver's write-through (vg_rrd_item.no_connect): an idle
+ * client of d, already verified; or a new one only while d is up (its
+ * last call succeeded and none failed since: what a new connection
+ * verifies then is what was sent since the last sync, which a sync in
+ * flight has taken); NULL when d failed and has not answered a call
+ * since (down, restarting, stalled: the storage thread reconnects and
+ * verifies). */
+static struct vg_rrdcd *client_idle(struct daemon *d, int *rc)
 {
 	struct vg_rrdcd *c = NULL;
 
@@ -466,6 +471,8 @@ static struct vg_rrdcd *client_idle(struct daemon *d)
 	if (d->nidle)
 		c = d->idle[--d->nidle];
 	pthread_mutex_unlock(&d->mu);
+	if (!c && __atomic_load_n(&d->up, __ATOMIC_RELAXED))
+		c = client_get(d, rc);
 	return c;
 }
 
@@ -1101,7 +1108,7 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 				u[j] = (struct vg_rrdcd_update){.file = it->loc->path, .n = it->n, .nds = 1, .ts = ts + off, .ts_ms = 1, .values = vals + off};
 				off += it->n;
 			}
-			c = items[idx[0]].no_connect ? client_idle(d) : client_get(d, &rc);
+			c = items[idx[0]].no_connect ? client_idle(d, &rc) : client_get(d, &rc);
 			if (!c) {
 				for (size_t j = 0; j < k; j++)
 					items[idx[j]].res.unavailable += items[idx[j]].n;
@@ -1125,7 +1132,13 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			for (size_t j = 0; j < k; j++) /* claimed, see rcd_update */
 				old_ms[j] = mark_sent(d, items[idx[j]].loc->path,
 						      items[idx[j]].v[items[idx[j]].n - 1].t_ms);
+			/* the receiver waits at most PROBE_MS on a stalled daemon
+			 * (the connection then breaks: the values wait for the
+			 * storage thread) */
+			if (items[idx[0]].no_connect)
+				vg_rrdcd_set_timeout(c, PROBE_MS);
 			rc = vg_rrdcd_batch(c, u, k, err, &br);
+			vg_rrdcd_set_timeout(c, IO_TIMEOUT_MS);
 			for (size_t j = 0; j < k; j++) {
 				struct vg_rrd_item *it = &items[idx[j]];
 				int64_t wmax = INT64_MIN;
