@@ -1076,7 +1076,7 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			for (; i < n && k < BATCH_ITEMS; i++) {
 				if (items[i].loc->owner != o || !items[i].n)
 					continue;
-				if (items[i].n > CHUNK) { /* long ones alone */
+				if (items[i].n > CHUNK) {        /* long ones alone */
 					if (items[i].no_connect) /* a backlog: the storage thread's */
 						items[i].res.unavailable += items[i].n;
 					else

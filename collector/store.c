@@ -41,7 +41,15 @@
  * batch is written to the backend before its ack, in batch order, and
  * rrdcached does the write-behind: the cache holds only values waiting
  * for an unreachable daemon, and the journal still keeps every value
- * until the daemon holds it (below).
+ * until the daemon holds it (below). The receiver never waits on a
+ * daemon's fault: it writes only over connections already verified
+ * (vg_rrd_item.no_connect) and leaves what needs a new one (a daemon
+ * down, restarting, stalled), and the retiring of segments, to the
+ * storage thread at once (series deferred, reclaim_due). Otherwise a
+ * batch's ack would wait for the reconnection and the check of a
+ * restarted daemon's files, the agent would time out and move to another
+ * collector, and its newer values would reach the files before these
+ * (tests/integration/shared_daemon_fault_test.sh).
  *
  * Journal policy. A segment is retired (collector/journal.c) once no
  * cached value from it is left and the backend synced (a backend may
