@@ -1132,13 +1132,7 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			for (size_t j = 0; j < k; j++) /* claimed, see rcd_update */
 				old_ms[j] = mark_sent(d, items[idx[j]].loc->path,
 						      items[idx[j]].v[items[idx[j]].n - 1].t_ms);
-			/* the receiver waits at most PROBE_MS on a stalled daemon
-			 * (the connection then breaks: the values wait for the
-			 * storage thread) */
-			if (items[idx[0]].no_connect)
-				vg_rrdcd_set_timeout(c, PROBE_MS);
 			rc = vg_rrdcd_batch(c, u, k, err, &br);
-			vg_rrdcd_set_timeout(c, IO_TIMEOUT_MS);
 			for (size_t j = 0; j < k; j++) {
 				struct vg_rrd_item *it = &items[idx[j]];
 				int64_t wmax = INT64_MIN;

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # shared_daemon_fault_test.sh — two collectors on one PostgreSQL state
-# and one rrdcached; the daemon is killed (-9), restarted and stalled
-# (SIGSTOP: it takes connections and answers nothing) while an agent
-# sends to its primary collector. Every acknowledged value must be in
-# its file once.
+# and one rrdcached; the daemon is killed (-9), restarted on its journal
+# and stalled at once (SIGSTOP: it takes connections and answers
+# nothing) while an agent of $DOMAINS domains (default 60: ~1,500
+# series) sends to its primary collector. Every acknowledged value must be in its
+# file once.
 #
 # Why. While a daemon is down the primary acknowledges the batches with
 # their values in its journal and cache (docs/operations.md "Storage on
@@ -19,16 +20,18 @@
 #
 # Checks: the agent's batches are all acknowledged (spool empty) and the
 # agent never changed collector during the fault; afterwards every series
-# of the instance holds one point per poll, none missing (rrdtool fetch
+# of the domains holds one point per poll, none missing (rrdtool fetch
 # on the daemon's files, after both collectors and the daemon stopped
 # cleanly). The host's figures come from a fixed /proc, so every series
 # is in every poll: a series new to a collector while the daemon is down
 # is answered RETRY (it cannot be created), which is not this test's case.
-# ACK_MS (default 1500 ms) is above the longest the receiver may wait on
-# a stalled daemon (a second, once). Before the fix (the receiver
-# reconnecting and verifying itself) the agent moved in 4 of 4 runs at
-# 800 ms and in 1 of 2 at 1500, and every series of the instance missed
-# 10 of 59 minutes in 2 of those 6 runs. SKIP, with the reason, only when PostgreSQL
+# Before the fix (the primary's receiver reconnecting and checking the
+# ~1,500 files sent before the restart itself) the agent moved and series
+# missed minutes. Not covered by the fix, and a race here: a daemon that
+# stalls behind a connection the collector already verified still holds
+# the receiver for the I/O timeout once (docs/scaling.md); the storage
+# thread would have to reconnect in the moment between the restart and
+# the SIGSTOP. SKIP, with the reason, only when PostgreSQL
 # or rrdcached cannot run.
 source "$(dirname "$0")/lib.sh"
 
@@ -36,7 +39,8 @@ require rrdcached jq
 start_shared_state
 sql() { psql "$STATE" -X -q -A -t -c "$1" 2>/dev/null; }
 
-POLLS=${POLLS:-60}
+POLLS=${POLLS:-40}
+DOMAINS=${DOMAINS:-60}
 ACK_MS=${ACK_MS:-1500}
 HOST=sd-host
 START=$(( ($(date -u +%s) - 6 * 3600) / 60 * 60 ))
@@ -80,7 +84,16 @@ probe_interval_ms = 300
 drain_ms = 120000
 host_fs = false
 CONF
-start_agent agent --config "$TMP/agent.conf" --libvirt test:///default --interval 0.2 \
+{ echo "<node>"
+  for ((i = 0; i < DOMAINS; i++)); do
+    printf "<domain type='test'><name>vm%d</name><uuid>%08x-0000-4000-8000-%012x</uuid>" "$i" "$i" "$i"
+    printf "<memory unit='KiB'>1048576</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices>"
+    printf "<disk type='file' device='disk'><source file='/guest/vm%d.img'/><target dev='vda' bus='virtio'/></disk>" "$i"
+    printf "<interface type='ethernet'><mac address='52:54:00:00:%02x:%02x'/><target dev='tap%d'/></interface></devices></domain>\n" \
+      $((i >> 8)) $((i & 255)) "$i"
+  done
+  echo "</node>"; } >"$TMP/node.xml"
+start_agent agent --config "$TMP/agent.conf" --libvirt "test://$TMP/node.xml" --interval 0.3 \
   --proc "$ROOT/tests/fixtures/proc" --host $HOST --spool "$TMP/spool" --clock-start "$START" \
   --clock-step 60 --count "$POLLS" \
   --log-level debug
@@ -102,7 +115,7 @@ RD_PID=$RRDCACHED_PID
 kill -STOP "$RD_PID"
 s1=$(seq_now)
 diag "$(date -u +%T.%N | cut -c1-12) daemon restarted and stopped at seq $s1"
-check "batches are acknowledged while the daemon is stalled" wait_for 30 reached $((s1 + 10))
+check "batches are acknowledged while the daemon is stalled" wait_for 30 reached $((s1 + 6))
 kill -CONT "$RD_PID"
 diag "$(date -u +%T.%N | cut -c1-12) daemon continued at seq $(seq_now)"
 moves=$(($(grep -c 'did not acknowledge in time' "$TMP/agent.log") - moves_before))
