@@ -111,6 +111,21 @@ struct vg_rrd_item {
 	const struct vg_rrd_value *v;
 	size_t n;
 	struct vg_rrd_result res; /* filled by the backend (zeroed first) */
+	/* update_many only: nonzero never to connect to a daemon that
+	 * failed and has not answered a call since (down, restarting,
+	 * stalled), so never to verify a restarted daemon's files (what a
+	 * new connection does first, a FLUSH and an INFO per file sent to
+	 * it since its last sync: seconds for thousands of files): only
+	 * connections already verified, or a new one to a daemon that is
+	 * up. Values that would need more answer unavailable, and so do
+	 * items of more than one UPDATE's values (a backlog). The store's
+	 * write-through on the receiver thread
+	 * sets it, so a daemon that is down or restarting never holds an
+	 * agent's ack past its timeout (the agent would move to another
+	 * collector, which would write newer values before these); the
+	 * storage thread connects and verifies. An engine without
+	 * connections ignores it. */
+	int no_connect;
 };
 
 /* A series' key (prefetch). */

@@ -456,6 +456,26 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
 	return c;
 }
 
+/* For the receiver's write-through (vg_rrd_item.no_connect): an idle
+ * client of d, already verified; or a new one only while d is up (its
+ * last call succeeded and none failed since: what a new connection
+ * verifies then is what was sent since the last sync, which a sync in
+ * flight has taken); NULL when d failed and has not answered a call
+ * since (down, restarting, stalled: the storage thread reconnects and
+ * verifies). */
+static struct vg_rrdcd *client_idle(struct daemon *d, int *rc)
+{
+	struct vg_rrdcd *c = NULL;
+
+	pthread_mutex_lock(&d->mu);
+	if (d->nidle)
+		c = d->idle[--d->nidle];
+	pthread_mutex_unlock(&d->mu);
+	if (!c && __atomic_load_n(&d->up, __ATOMIC_RELAXED))
+		c = client_get(d, rc);
+	return c;
+}
+
 /* Give the client back after a call that returned rc. */
 static void client_put(struct daemon *d, struct vg_rrdcd *c, int rc)
 {
@@ -1056,9 +1076,12 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			for (; i < n && k < BATCH_ITEMS; i++) {
 				if (items[i].loc->owner != o || !items[i].n)
 					continue;
-				if (items[i].n > CHUNK) { /* long ones alone */
-					rcd_update(be, items[i].loc, items[i].v, items[i].n,
-						   &items[i].res);
+				if (items[i].n > CHUNK) {        /* long ones alone */
+					if (items[i].no_connect) /* a backlog: the storage thread's */
+						items[i].res.unavailable += items[i].n;
+					else
+						rcd_update(be, items[i].loc, items[i].v, items[i].n,
+							   &items[i].res);
 					continue;
 				}
 				idx[k++] = i;
@@ -1085,7 +1108,8 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 				u[j] = (struct vg_rrdcd_update){.file = it->loc->path, .n = it->n, .nds = 1, .ts = ts + off, .ts_ms = 1, .values = vals + off};
 				off += it->n;
 			}
-			if (!(c = client_get(d, &rc))) {
+			c = items[idx[0]].no_connect ? client_idle(d, &rc) : client_get(d, &rc);
+			if (!c) {
 				for (size_t j = 0; j < k; j++)
 					items[idx[j]].res.unavailable += items[idx[j]].n;
 				continue;

@@ -41,7 +41,15 @@
  * batch is written to the backend before its ack, in batch order, and
  * rrdcached does the write-behind: the cache holds only values waiting
  * for an unreachable daemon, and the journal still keeps every value
- * until the daemon holds it (below).
+ * until the daemon holds it (below). The receiver never waits on a
+ * daemon's fault: it writes only over connections already verified
+ * (vg_rrd_item.no_connect) and leaves what needs a new one (a daemon
+ * down, restarting, stalled), and the retiring of segments, to the
+ * storage thread at once (series deferred, reclaim_due). Otherwise a
+ * batch's ack would wait for the reconnection and the check of a
+ * restarted daemon's files, the agent would time out and move to another
+ * collector, and its newer values would reach the files before these
+ * (tests/integration/shared_daemon_fault_test.sh).
  *
  * Journal policy. A segment is retired (collector/journal.c) once no
  * cached value from it is left and the backend synced (a backend may
@@ -141,6 +149,9 @@ struct series {
 	uint32_t npend, cap;
 	uint64_t seg;                 /* journal segment of pend[0] (mu) */
 	int64_t since_ms;             /* monotonic ms when pend[0] arrived (mu) */
+	int deferred;                 /* the receiver's write-through left it to
+				       * the storage thread (no verified
+				       * connection to its daemon; mu) */
 	struct series *dprev, *dnext; /* dirty list, oldest first (mu) */
 };
 
@@ -171,6 +182,7 @@ struct flush_group {
 	size_t n, cap;
 	struct vg_rrd_value *buf;
 	size_t nbuf, bufcap;
+	int no_connect; /* the receiver's write-through (vg_rrd_item) */
 };
 
 struct vg_store {
@@ -214,6 +226,8 @@ struct vg_store {
 	int reclaiming;           /* a thread is retiring segments, or
 				   * reading them for lost values (mu) */
 	int64_t lost_retry_ms;    /* resend_lost failed: not before (mu) */
+	int reclaim_due;          /* the receiver wrote through: the storage
+				   * thread retires the segments (mu) */
 
 	void **scratch; /* receiver only: series of each sample (a
 				  * struct series *, or NULL: not taken) */
@@ -886,6 +900,7 @@ static int group_take(struct vg_store *s, struct flush_group *g, struct series *
 	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
 	dirty_unlink(s, se);
 	se->flushing = 1;
+	se->deferred = 0;
 	return 0;
 }
 
@@ -905,11 +920,13 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 			continue;
 		}
 		g->loc[i].owner = se->owner;
-		g->it[m] = (struct vg_rrd_item){
-			.loc = &g->loc[i], .v = g->buf + g->off[i], .n = g->cnt[i]};
+		g->it[m] = (struct vg_rrd_item){.loc = &g->loc[i],
+						.v = g->buf + g->off[i],
+						.n = g->cnt[i],
+						.no_connect = g->no_connect};
 		m++;
 	}
-	if (s->be->ops->update_many && m > 1)
+	if (s->be->ops->update_many && (m > 1 || (m && g->no_connect)))
 		s->be->ops->update_many(s->be, g->it, m);
 	else
 		for (size_t k = 0; k < m; k++)
@@ -942,8 +959,13 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 			/* Waiting for its daemon, still in the cache and the
 			 * journal (its segment stays held); counted in
 			 * pending, so the cache bound answers RETRY when too
-			 * many wait. */
+			 * many wait. Left by the receiver: the storage thread
+			 * takes it at once (it may connect). */
 			se->flushing = 0;
+			if (g->no_connect) {
+				se->deferred = 1;
+				pthread_cond_signal(&s->work_cv);
+			}
 			continue;
 		}
 		if (unavail) /* no memory to keep them: its segments are kept */
@@ -961,7 +983,13 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 	g->n = 0;
 	g->nbuf = 0;
 	pthread_cond_broadcast(&s->done_cv);
-	reclaim(s);
+	if (g->no_connect) {
+		/* the backend's sync may connect: the storage thread's */
+		s->reclaim_due = 1;
+		pthread_cond_signal(&s->work_cv);
+	} else {
+		reclaim(s);
+	}
 }
 
 /* Take a series' cached values and write them. mu held on entry and on
@@ -977,7 +1005,7 @@ static int flush_series(struct vg_store *s, struct series *se, struct flush_grou
 
 /* Write every cached value, FLUSH_GROUP_MAX series per backend call.
  * mu held. */
-static int flush_all_locked(struct vg_store *s)
+static int flush_all_locked(struct vg_store *s, int no_connect)
 {
 	struct flush_group own = {0}, *g = &own;
 	int rc = 0;
@@ -988,6 +1016,7 @@ static int flush_all_locked(struct vg_store *s)
 		g = &s->wgroup;
 		s->wgroup_busy = 1;
 	}
+	g->no_connect = no_connect;
 
 	for (;;) {
 		struct series *se = s->dhead, *next;
@@ -997,6 +1026,8 @@ static int flush_all_locked(struct vg_store *s)
 			next = se->dnext;
 			if (se->flushing || se->retry_at_ms > now) {
 				busy |= se->flushing;
+				if (no_connect && se->flushing)
+					se->deferred = 1; /* its newer values too */
 				continue;
 			}
 			if ((rc = group_take(s, g, se)))
@@ -1007,9 +1038,12 @@ static int flush_all_locked(struct vg_store *s)
 			if (!rc)
 				continue;
 		}
-		if (rc || !busy)
+		if (rc || !busy || no_connect)
 			break;
-		/* Only series another thread is writing are left. */
+		/* Only series another thread is writing are left (the
+		 * receiver does not wait for them: the storage thread's write
+		 * may be connecting to a daemon, and takes their newer values
+		 * after, deferred). */
 		pthread_cond_wait(&s->done_cv, &s->mu);
 		now = vg_monotonic_ms();
 	}
@@ -1035,7 +1069,7 @@ int vg_store_flush(struct vg_store *s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->mu);
 	resend_lost(s);
-	rc = flush_all_locked(s);
+	rc = flush_all_locked(s, 0);
 	resend_lost(s); /* found by this flush's new connections */
 	reclaim(s);
 	pthread_mutex_unlock(&s->mu);
@@ -1054,6 +1088,10 @@ static void *flusher_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
 		resend_lost(s);
+		if (s->reclaim_due) { /* left by the receiver's write-through */
+			s->reclaim_due = 0;
+			reclaim(s);
+		}
 		int64_t now = vg_monotonic_ms(), wait_ms = 100;
 		int pressure = s->pending > s->cache_max / 2 ||
 			       s->j.seg_active - s->j.seg_oldest >= MAX_LIVE_SEGS;
@@ -1064,11 +1102,11 @@ static void *flusher_main(void *arg)
 		for (struct series *se = s->dhead, *next;
 		     se && skipped < 64 && s->fgroup.n < FLUSH_GROUP_MAX; se = next) {
 			next = se->dnext;
-			if (se->flushing || se->retry_at_ms > now) {
+			if (se->flushing || (se->retry_at_ms > now && !se->deferred)) {
 				skipped++;
 				continue;
 			}
-			if (pressure || idle || se->npend >= s->flush_depth ||
+			if (pressure || idle || se->deferred || se->npend >= s->flush_depth ||
 			    now - se->since_ms >= FLUSH_MAX_AGE_MS) {
 				if (group_take(s, &s->fgroup, se))
 					break;
@@ -1744,9 +1782,13 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 	rc = take_batch(s, b, 1, &s->scratch, &s->scap);
 	if (!rc && (!s->owner || s->write_through)) {
 		/* write-through: another store owns the journal, or several
-		 * collectors share the storage daemons (see the top) */
+		 * collectors share the storage daemons (see the top). The
+		 * receiver writes only over verified connections: what needs
+		 * a new one is left to the storage thread (deferred), so a
+		 * daemon that is down or restarting never makes this batch's
+		 * ack late (vg_rrd_item.no_connect) */
 		pthread_mutex_lock(&s->mu);
-		rc = flush_all_locked(s);
+		rc = flush_all_locked(s, s->owner);
 		pthread_mutex_unlock(&s->mu);
 	}
 	return rc;
@@ -1779,7 +1821,7 @@ static int replay_take(void *ctx, const struct vg_batch *b)
 
 	if (!rc && s->pending > s->cache_max / 2) {
 		pthread_mutex_lock(&s->mu);
-		rc = flush_all_locked(s);
+		rc = flush_all_locked(s, 0);
 		pthread_mutex_unlock(&s->mu);
 	}
 	return rc;
@@ -1806,7 +1848,7 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 		rc = vg_journal_replay(&s->j, ids[i], replay_take, s, &nrec);
 		if (!rc) {
 			pthread_mutex_lock(&s->mu);
-			rc = flush_all_locked(s);
+			rc = flush_all_locked(s, 0);
 			pthread_mutex_unlock(&s->mu);
 		}
 		keep[i] = __atomic_load_n(&s->stats.write_errors, __ATOMIC_RELAXED) != errs;
@@ -2000,7 +2042,7 @@ void vg_store_close(struct vg_store *s)
 	}
 	if (s->tab && s->be) {
 		pthread_mutex_lock(&s->mu);
-		flush_all_locked(s);
+		flush_all_locked(s, 0);
 		reclaim(s);
 		pthread_mutex_unlock(&s->mu);
 	}

@@ -55,15 +55,17 @@
 # collector while a daemon is down); FLUSH_DEPTH sets the collectors'
 # [storage] flush_depth. KEEP_TMP=1 keeps every log and file.
 #
-# What it finds on the code of this commit (docs/scaling.md, "Known
-# defect"): with the rrdcached backend a collector holds acknowledged
-# values in its cache and journal for up to 300 s before sending them to
-# their daemon; when a host changes collector meanwhile (its kill -9, or
-# only an ack timeout on a slow first batch) the other collector writes
-# the host's newer values first, and the older ones are then dropped as
-# duplicates (an RRD file only moves forward in time): those series miss
-# points. Until a flush, the same values are visible only through the
-# receiving collector's API.
+# What it guards (docs/scaling.md, "Why collectors sharing daemons write
+# through" and "The receiver never waits on a storage daemon's fault"):
+# when a host changes collector, the other collector writes the host's
+# newer values at once, so any acknowledged value the first one had not
+# yet given its daemon would be refused as older than the file (an RRD
+# only moves forward in time) and the series would miss points. With
+# write-through that can only happen to values waiting for a daemon that
+# is down; the check "every series holds one point per poll" finds it.
+# A host moving because its collector's receiver waited on the killed
+# rrdcached lost polls 20-21 of a series here once;
+# tests/integration/shared_daemon_fault_test.sh reproduces that case.
 source "$(dirname "$0")/../integration/lib.sh"
 
 HOSTS=${HOSTS:-3}
