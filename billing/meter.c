@@ -2409,6 +2409,34 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
  * or more than one read's worth (FETCH_ROWS), take the synchronous path
  * in batch(): begin does nothing for them. */
 
+/* Collect b's rows for a read sent ahead. 0 when there is nothing to send
+ * ahead (no rows, or more than one read's worth: the batch reads them
+ * itself), the rows forgotten. */
+static int rows_ready(struct vg_bill_meter *m, const struct vg_batch *b)
+{
+	rows_forget(m);
+	if (rows_collect(m, b) || !vg_hmap_count(&m->rows) ||
+	    vg_hmap_count(&m->rows) > FETCH_ROWS) {
+		rows_forget(m);
+		return 0;
+	}
+	return 1;
+}
+
+/* Send the collected rows' locks and read (rows_prefetch's statements)
+ * without waiting for them: 0 or -errno. */
+static int rows_send(struct vg_bill_meter *m, const char *host, struct vg_db_stmt **fetch)
+{
+	size_t pos = 0;
+	const struct vg_hmap_entry *e = vg_hmap_next(&m->rows, &pos);
+	int rc;
+
+	if ((rc = rows_lock_pg(m, host)) || (rc = fetch_bind(m, host, &pos, &e, fetch)) ||
+	    (rc = vg_db_query_queued(*fetch)))
+		return rc;
+	return vg_db_flush(m->db);
+}
+
 /* Leave the overlapped path: roll back what it sent, forget its rows and
  * the names it wrote. */
 static void early_abort(struct vg_bill_meter *m)
@@ -2426,24 +2454,15 @@ static void meter_begin(void *ctx, const struct vg_batch *b)
 {
 	struct vg_bill_meter *m = ctx;
 	const char *host = batch_host(b);
-	size_t pos = 0;
-	const struct vg_hmap_entry *e;
 	int rc;
 
 	m->early = EARLY_NONE;
 	if (vg_db_engine(m->db) != VG_DB_POSTGRESQL || vg_db_in_transaction(m->db))
 		return;
 	memset(&m->cur, 0, sizeof(m->cur));
-	rows_forget(m);
-	if (rows_collect(m, b) || !vg_hmap_count(&m->rows) ||
-	    vg_hmap_count(&m->rows) > FETCH_ROWS) {
-		rows_forget(m);
+	if (!rows_ready(m, b))
 		return;
-	}
-	e = vg_hmap_next(&m->rows, &pos);
-	if ((rc = vg_db_begin(m->db)) || (rc = rows_lock_pg(m, host)) ||
-	    (rc = fetch_bind(m, host, &pos, &e, &m->early_fetch)) ||
-	    (rc = vg_db_query_queued(m->early_fetch)) || (rc = vg_db_flush(m->db))) {
+	if ((rc = vg_db_begin(m->db)) || (rc = rows_send(m, host, &m->early_fetch))) {
 		early_abort(m);
 		return;
 	}
@@ -2508,21 +2527,13 @@ static void group_fail(struct vg_bill_meter *m)
 static void group_send(struct vg_bill_meter *m, const struct vg_batch *b)
 {
 	const char *host = batch_host(b);
-	const struct vg_hmap_entry *e;
-	size_t pos = 0;
 
 	m->gnext = NULL;
 	if (m->group != G_OPEN || vg_db_engine(m->db) != VG_DB_POSTGRESQL)
 		return;
-	rows_forget(m);
-	if (rows_collect(m, b) || !vg_hmap_count(&m->rows) ||
-	    vg_hmap_count(&m->rows) > FETCH_ROWS) {
-		rows_forget(m);
+	if (!rows_ready(m, b))
 		return;
-	}
-	e = vg_hmap_next(&m->rows, &pos);
-	if (rows_lock_pg(m, host) || fetch_bind(m, host, &pos, &e, &m->gfetch) ||
-	    vg_db_query_queued(m->gfetch) || vg_db_flush(m->db)) {
+	if (rows_send(m, host, &m->gfetch)) {
 		group_fail(m);
 		return;
 	}
