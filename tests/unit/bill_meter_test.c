@@ -1224,6 +1224,22 @@ static char *dump(struct vg_bill_meter *m, const char *table)
 	return out;
 }
 
+/* The rows of every table of f->m and m2 are the same. */
+static void same_tables(struct fx *f, struct vg_bill_meter *m2)
+{
+	static const char *const tables[] = {"resources", "transitions", "network",
+					     "sightings", "bill_project_names"};
+
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+		char *a = dump(f->m, tables[i]), *b = dump(m2, tables[i]);
+		if (!(strlen(a) > 0 || i >= 4))
+			fail_msg("%s is empty", tables[i]);
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+	}
+}
+
 /* A day of polls of many instances (vNIC counters, a stop, a resize, an
  * instance that appears and one that ends) through the collector's path
  * and, on a second database of the same engine, through
@@ -1232,8 +1248,6 @@ static char *dump(struct vg_bill_meter *m, const char *table)
 static void test_overlap_same_rows(void **state)
 {
 	struct fx *f = fx_get(state);
-	static const char *const tables[] = {"resources", "transitions", "network",
-					     "sightings", "bill_project_names"};
 	struct vg_bill_meter *m2;
 	char url[700], err[512], t[32], id[32], did[32], nid[32];
 	int batches = 0;
@@ -1264,14 +1278,7 @@ static void test_overlap_same_rows(void **state)
 		vg_batch_free(f->b);
 		f->b = NULL;
 	}
-	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		char *a = dump(f->m, tables[i]), *b = dump(m2, tables[i]);
-		if (!(strlen(a) > 0 || i >= 4))
-			fail_msg("%s is empty", tables[i]);
-		assert_string_equal(a, b);
-		free(a);
-		free(b);
-	}
+	same_tables(f, m2);
 	assert_int_equal(vg_bill_meter_overlapped(f->m),
 			 f->e->kind == VG_DB_POSTGRESQL ? batches : 0);
 	assert_int_equal(vg_bill_meter_overlapped(m2), 0);
@@ -1330,22 +1337,6 @@ static void group_polls(struct fx *f, struct vg_batch **bs, int n, int p)
 		}
 		bs[h] = f->b;
 		f->b = NULL;
-	}
-}
-
-/* The rows of every table of f->m and m2 are the same. */
-static void same_tables(struct fx *f, struct vg_bill_meter *m2)
-{
-	static const char *const tables[] = {"resources", "transitions", "network",
-					     "sightings", "bill_project_names"};
-
-	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		char *a = dump(f->m, tables[i]), *b = dump(m2, tables[i]);
-		if (!(strlen(a) > 0 || i >= 4))
-			fail_msg("%s is empty", tables[i]);
-		assert_string_equal(a, b);
-		free(a);
-		free(b);
 	}
 }
 
