@@ -2357,16 +2357,23 @@ static int apply_items(struct vg_db *db, void *arg)
 	return apply_read(m, m->batch);
 }
 
+/* Add c's counts to *to; `batches` counts c as `nbatches` batches. */
+static void stats_into(struct vg_bill_meter_stats *to, const struct vg_bill_meter_stats *c,
+		       uint64_t nbatches)
+{
+	to->batches += nbatches;
+	to->observations += c->observations;
+	to->stale += c->stale;
+	to->events += c->events;
+	to->refined += c->refined;
+	to->resets += c->resets;
+	to->migrations += c->migrations;
+	to->elsewhere += c->elsewhere;
+}
+
 static void stats_add(struct vg_bill_meter *m)
 {
-	m->st.batches++;
-	m->st.observations += m->cur.observations;
-	m->st.stale += m->cur.stale;
-	m->st.events += m->cur.events;
-	m->st.refined += m->cur.refined;
-	m->st.resets += m->cur.resets;
-	m->st.migrations += m->cur.migrations;
-	m->st.elsewhere += m->cur.elsewhere;
+	stats_into(&m->st, &m->cur, 1);
 }
 
 int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
@@ -2496,18 +2503,6 @@ static void meter_begin(void *ctx, const struct vg_batch *b)
  * consumers work and the only wait left for the group is its COMMIT
  * (plus each read the server has not finished when its batch comes). */
 
-static void stats_into(struct vg_bill_meter_stats *to, const struct vg_bill_meter_stats *c)
-{
-	to->batches++;
-	to->observations += c->observations;
-	to->stale += c->stale;
-	to->events += c->events;
-	to->refined += c->refined;
-	to->resets += c->resets;
-	to->migrations += c->migrations;
-	to->elsewhere += c->elsewhere;
-}
-
 static void group_fail(struct vg_bill_meter *m)
 {
 	if (vg_db_in_transaction(m->db))
@@ -2582,7 +2577,7 @@ static void group_add(struct vg_bill_meter *m, const struct vg_batch *b)
 		return;
 	}
 	rows_forget(m);
-	stats_into(&m->gst, &m->cur);
+	stats_into(&m->gst, &m->cur, 1);
 	for (size_t k = 0; k + 1 < m->gall_n; k++)
 		if (m->gall[k] == b) {
 			group_send(m, m->gall[k + 1]);
@@ -2601,14 +2596,7 @@ static void meter_group_end(void *ctx, const struct vg_batch *const *b, size_t n
 	m->gall_n = 0;
 	if (m->group == G_OPEN) {
 		if (!(rc = vg_db_commit(m->db))) {
-			m->st.batches += m->gst.batches;
-			m->st.observations += m->gst.observations;
-			m->st.stale += m->gst.stale;
-			m->st.events += m->gst.events;
-			m->st.refined += m->gst.refined;
-			m->st.resets += m->gst.resets;
-			m->st.migrations += m->gst.migrations;
-			m->st.elsewhere += m->gst.elsewhere;
+			stats_into(&m->st, &m->gst, m->gst.batches);
 			m->groups++;
 			m->group = G_NONE;
 			m->gn = 0;
