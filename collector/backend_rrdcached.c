@@ -957,9 +957,48 @@ static int send_values(struct vg_rrdcd *c, const char *path, const struct vg_rrd
 	return 0;
 }
 
+/* FLUSH then INFO on c: the end of the last second NAME's file holds
+ * (see rcd_last_ms) into *out. 0 or the client's error. */
+static int file_last_ms(struct vg_rrdcd *c, const char *name, int64_t *out)
+{
+	struct vg_rrdcd_info info;
+	const char *v;
+	int rc = vg_rrdcd_flush(c, name);
+
+	if (rc && rc != -ENOENT && rc != -EREMOTEIO)
+		return rc;
+	if ((rc = vg_rrdcd_info(c, name, &info)))
+		return rc;
+	v = vg_rrdcd_info_get(&info, "last_update");
+	if (v)
+		*out = strtoll(v, NULL, 10) * 1000 + 999;
+	vg_rrdcd_info_free(&info);
+	return v ? 0 : -EIO;
+}
+
 /* The daemon refused some of v[0..n): skip what is at or before the
  * file's last second (already stored), resend the rest, then one by
- * one, so no value goes down with another. */
+ * one, so no value goes down with another.
+ *
+ * The file's last update is read on c itself (FLUSH, then INFO): c was
+ * verified when it was made, and another client could be a new
+ * connection, whose verification would find this file behind the time
+ * claimed for the values being retried here and call it lost.
+ *
+ * A daemon whose cache entry is ahead of its file. rrdcached refuses any
+ * time at or before its cache entry's last update, which its journal
+ * replay sets from every UPDATE it replays, while a "wrote" line throws
+ * the values before it away. 1.7.2 journals "wrote" after its writer
+ * thread wrote the values it took, so an UPDATE taken during that write
+ * is before the "wrote": after a kill -9 and restart the daemon refuses
+ * that value's time although its file lacks it (seen in the cluster test:
+ * the one-by-one retry then wrote the newer values and the refused one
+ * was lost for good). So when the resend of values all newer than the
+ * file, just FLUSHed, is refused for its time, the entry is stale: FLUSH
+ * again (what this resend got in is written), FORGET the file (the next
+ * UPDATE starts its entry again from the file's last update), read the
+ * file's last update and resend what is newer, once. Nothing of ours is
+ * pending there (FLUSHed); a series has one writer (docs/operations.md). */
 static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 			   const struct vg_rrd_loc *loc, const struct vg_rrd_value *v,
 			   size_t n, int first_rc, struct vg_rrd_result *res, int64_t *wmax)
@@ -969,19 +1008,34 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 	int rc;
 
 	res->retries++;
-	if (rcd_last_ms(&r->be, loc, &last))
-		last = INT64_MIN;
-	for (skip = 0; skip < n && v[skip].t_ms <= last; skip++)
-		;
-	res->duplicate += skip;
-	v += skip;
-	n -= skip;
-	if (!n)
-		return;
-	if (first_rc != -ENOENT && !(rc = send_values(c, loc->path, v, n))) {
-		res->written += n;
-		*wmax = v[n - 1].t_ms;
-		return;
+	for (int pass = 0;; pass++) {
+		if (file_last_ms(c, loc->path, &last))
+			last = INT64_MIN;
+		for (skip = 0; skip < n && v[skip].t_ms <= last; skip++)
+			;
+		res->duplicate += skip;
+		v += skip;
+		n -= skip;
+		if (!n)
+			return;
+		if (first_rc == -ENOENT || !vg_rrdcd_connected(c))
+			break;
+		if (!(rc = send_values(c, loc->path, v, n))) {
+			res->written += n;
+			*wmax = v[n - 1].t_ms;
+			return;
+		}
+		if (pass || last == INT64_MIN || !vg_rrdcd_connected(c) ||
+		    refusal_reason(rc, vg_rrdcd_error(c)) != VG_STORE_ERR_TIME)
+			break;
+		/* refused for its time, every value newer than the file: the
+		 * daemon's entry is ahead of its file (above) */
+		rc = vg_rrdcd_flush(c, loc->path);
+		if (rc && rc != -ENOENT && rc != -EREMOTEIO)
+			break;
+		if ((rc = vg_rrdcd_forget(c, loc->path)) && rc != -ENOENT)
+			break;
+		res->retries++;
 	}
 	for (size_t j = 0; j < n; j++) {
 		if (!vg_rrdcd_connected(c)) {
@@ -996,6 +1050,7 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 			     vg_rrdcd_error(c));
 		}
 	}
+	(void)r;
 	(void)d;
 }
 

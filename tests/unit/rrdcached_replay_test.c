@@ -1,0 +1,221 @@
+/*
+ * rrdcached_replay_test.c — a value a restarted rrdcached refuses although
+ * its file lacks it still reaches the file (collector/backend_rrdcached.c,
+ * update_refused), with a real rrdcached and its -j journal.
+ *
+ * How the daemon gets there. rrdcached 1.7.2 journals "wrote FILE" after
+ * its writer thread has written the values it took from FILE's cache; an
+ * UPDATE taken while that write runs is journaled before the "wrote". Its
+ * journal replay after a kill -9 then takes the UPDATE (the cache entry's
+ * last update time moves to it) and the "wrote" throws the value away: the
+ * restarted daemon refuses that time ("illegal attempt to update using
+ * time T when last update time is T") while its file stops before T. Seen
+ * in the cluster test (FAULTS=rrdcached): the collector re-sent T from its
+ * journal (the file was behind), the daemon refused it, the one-by-one
+ * retry sent the values after T, and T was lost for good.
+ *
+ * The test leaves the journal as that race does (the "wrote" appended
+ * after the UPDATE, with the daemon killed -9 before writing the value),
+ * then plays the store's part: the backend finds the file lost on its
+ * first connection to the restarted daemon, the store sends the lost
+ * value again with newer ones, and the file must hold every value, none
+ * counted as failed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <rrd.h>
+
+#include "vigie/batch.h"
+#include "vigie/config.h"
+#include "collector/backend.h"
+#include "rrdcached_harness.h"
+
+#define T0 1699999980LL /* a minute boundary */
+#define MS(s) ((int64_t)(s)*1000)
+
+struct fx {
+	char dir[64];
+	struct hrd_daemon d;
+	struct vg_archive archives[VG_MAX_ARCHIVES];
+	struct vg_rrd_layout lay;
+	struct vg_rrd_backend *be;
+	struct vg_rrd_loc loc;
+};
+
+static int setup(void **state)
+{
+	static const char *const extra[] = {"-O", "-R", NULL};
+	struct fx *f = calloc(1, sizeof(*f));
+	char owners[128], err[256], msg[256] = "";
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-replay-test.XXXXXX");
+	if (!mkdtemp(f->dir) || hrd_start(&f->d, NULL, extra))
+		return -1;
+	f->lay.step_s = 60;
+	f->lay.heartbeat_s = 90; /* a missing minute shows as unknown rows */
+	f->lay.archives = f->archives;
+	if (vg_config_parse_archives("1m:1d", f->archives, VG_MAX_ARCHIVES, &f->lay.narchives))
+		return -1;
+	snprintf(owners, sizeof(owners), "%s/owners", f->dir);
+	if (vg_rrd_rrdcached_open(f->d.tcp_addr, f->d.base, owners, &f->be, err, sizeof(err))) {
+		fprintf(stderr, "# %s\n", err);
+		return -1;
+	}
+	if (f->be->ops->locate(f->be, VG_RT_HOST, "node1", "load.1", &f->loc) ||
+	    f->be->ops->create(f->be, &f->loc, VG_KIND_GAUGE, MS(T0), &f->lay, msg,
+			       sizeof(msg))) {
+		fprintf(stderr, "# create: %s\n", msg);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	f->be->ops->close(f->be);
+	hrd_cleanup(&f->d);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd))
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+static double val(int minute)
+{
+	return 100.0 + minute;
+}
+
+/* Minutes from..to of the series in one update; its result. */
+static struct vg_rrd_result update(struct fx *f, int from, int to)
+{
+	struct vg_rrd_value v[16];
+	struct vg_rrd_result res;
+	size_t n = 0;
+
+	memset(&res, 0, sizeof(res));
+	for (int m = from; m <= to; m++, n++)
+		v[n] = (struct vg_rrd_value){MS(T0 + 60 * m), val(m)};
+	f->be->ops->update(f->be, &f->loc, v, n, &res);
+	return res;
+}
+
+/* The newest journal file of the daemon, into out. */
+static void newest_journal(struct fx *f, char *out, size_t outlen)
+{
+	DIR *dp = opendir(f->d.journal);
+	struct dirent *e;
+	char best[256] = "";
+
+	assert_non_null(dp);
+	while ((e = readdir(dp)))
+		if (!strncmp(e->d_name, "rrd.journal.", 12) && strcmp(e->d_name, best) > 0)
+			snprintf(best, sizeof(best), "%s", e->d_name);
+	closedir(dp);
+	assert_true(best[0]);
+	snprintf(out, outlen, "%s/%s", f->d.journal, best);
+}
+
+/* The file itself (read with librrd, not through the daemon) holds
+ * minutes 1..last, each its own value. */
+static void check_file(struct fx *f, int last)
+{
+	char path[PATH_MAX * 2], **names = NULL;
+	time_t start = T0, end = T0 + 60 * last;
+	unsigned long step = 60, nds = 0;
+	rrd_value_t *data = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", f->d.base, f->loc.path);
+	rrd_clear_error();
+	if (rrd_fetch_r(path, "AVERAGE", &start, &end, &step, &nds, &names, &data))
+		fail_msg("fetch %s: %s", path, rrd_get_error());
+	assert_int_equal(nds, 1);
+	assert_int_equal(start, T0);
+	for (int m = 1; m <= last; m++)
+		if (data[m - 1] != val(m))
+			fail_msg("minute %d: %g, want %g", m, data[m - 1], val(m));
+	rrd_freemem(names[0]);
+	rrd_freemem(names);
+	rrd_freemem(data);
+}
+
+static void test_replayed_update_dropped_by_wrote(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_result res;
+	struct vg_rrd_lost lost[4];
+	char journal[PATH_MAX];
+	FILE *fp;
+
+	/* minutes 1..4 written to the file (the sync FLUSHes them) */
+	res = update(f, 1, 4);
+	assert_int_equal(res.written, 4);
+	assert_int_equal(f->be->ops->sync(f->be), 0);
+	/* minute 5 accepted (in the daemon's cache and journal), not written */
+	res = update(f, 5, 5);
+	assert_int_equal(res.written, 1);
+	/* Killed -9. Its journal is buffered (stdio): what it holds of the
+	 * last moments is what its buffer had written when the kill came.
+	 * Left as the race leaves it: the UPDATE of minute 5, then the
+	 * "wrote" of the write of minutes 1..4, which ended after it. */
+	assert_int_equal(hrd_kill(&f->d, SIGKILL), 0);
+	newest_journal(f, journal, sizeof(journal));
+	assert_non_null(fp = fopen(journal, "a"));
+	fprintf(fp, "update %s %lld.000:%.0f\nwrote %s/%s\n", f->loc.path, (long long)(T0 + 300),
+		val(5), f->d.base, f->loc.path);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(hrd_restart(&f->d), 0);
+	usleep(300 * 1000); /* the back-off after the broken connection */
+
+	/* The first connection to the restarted daemon finds the file behind
+	 * what it accepted: the values wait ... */
+	for (int i = 0; i < 50; i++) {
+		res = update(f, 6, 7);
+		if (!res.unavailable || f->be->ops->lost(f->be, NULL, 0))
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(res.written, 0);
+	assert_int_equal(f->be->ops->lost(f->be, lost, 4), 1);
+	assert_true(lost[0].have_ms >= MS(T0 + 240) && lost[0].have_ms < MS(T0 + 300));
+	/* ... until the store has put the lost minute back in front */
+	f->be->ops->resent(f->be, &lost[0]);
+	res = update(f, 5, 7);
+	if (res.failed)
+		fail_msg("%llu value(s) failed: %s", (unsigned long long)res.failed, res.msg);
+	assert_int_equal(res.written, 3);
+	assert_int_equal(f->be->ops->sync(f->be), 0);
+	assert_int_equal(f->be->ops->lost(f->be, NULL, 0), 0);
+	check_file(f, 7);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_replayed_update_dropped_by_wrote, setup,
+						teardown),
+	};
+	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
+		printf("# skipped: rrdcached or rrdtool not installed\n");
+		return 0;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
