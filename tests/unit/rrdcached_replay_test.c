@@ -104,18 +104,25 @@ static double val(int minute)
 	return 100.0 + minute;
 }
 
-/* Minutes from..to of the series in one update; its result. */
-static struct vg_rrd_result update(struct fx *f, int from, int to)
+/* Minutes from..to of the series in one update (BATCH: as one item of
+ * update_many, which the store uses for many series); its result. */
+static struct vg_rrd_result update(struct fx *f, int from, int to, int batch)
 {
 	struct vg_rrd_value v[16];
-	struct vg_rrd_result res;
+	struct vg_rrd_item it;
 	size_t n = 0;
 
-	memset(&res, 0, sizeof(res));
 	for (int m = from; m <= to; m++, n++)
 		v[n] = (struct vg_rrd_value){MS(T0 + 60 * m), val(m)};
-	f->be->ops->update(f->be, &f->loc, v, n, &res);
-	return res;
+	memset(&it, 0, sizeof(it));
+	it.loc = &f->loc;
+	it.v = v;
+	it.n = n;
+	if (batch)
+		f->be->ops->update_many(f->be, &it, 1);
+	else
+		f->be->ops->update(f->be, &f->loc, v, n, &it.res);
+	return it.res;
 }
 
 /* The newest journal file of the daemon, into out. */
@@ -166,11 +173,11 @@ static void test_replayed_update_dropped_by_wrote(void **state)
 	FILE *fp;
 
 	/* minutes 1..4 written to the file (the sync FLUSHes them) */
-	res = update(f, 1, 4);
+	res = update(f, 1, 4, 0);
 	assert_int_equal(res.written, 4);
 	assert_int_equal(f->be->ops->sync(f->be), 0);
 	/* minute 5 accepted (in the daemon's cache and journal), not written */
-	res = update(f, 5, 5);
+	res = update(f, 5, 5, 0);
 	assert_int_equal(res.written, 1);
 	/* Killed -9. Its journal is buffered (stdio): what it holds of the
 	 * last moments is what its buffer had written when the kill came.
@@ -188,7 +195,7 @@ static void test_replayed_update_dropped_by_wrote(void **state)
 	/* The first connection to the restarted daemon finds the file behind
 	 * what it accepted: the values wait ... */
 	for (int i = 0; i < 50; i++) {
-		res = update(f, 6, 7);
+		res = update(f, 6, 7, 0);
 		if (!res.unavailable || f->be->ops->lost(f->be, NULL, 0))
 			break;
 		usleep(100 * 1000);
@@ -196,9 +203,10 @@ static void test_replayed_update_dropped_by_wrote(void **state)
 	assert_int_equal(res.written, 0);
 	assert_int_equal(f->be->ops->lost(f->be, lost, 4), 1);
 	assert_true(lost[0].have_ms >= MS(T0 + 240) && lost[0].have_ms < MS(T0 + 300));
-	/* ... until the store has put the lost minute back in front */
+	/* ... until the store has put the lost minute back in front (and
+	 * sends the series in a BATCH with others, as the cluster did) */
 	f->be->ops->resent(f->be, &lost[0]);
-	res = update(f, 5, 7);
+	res = update(f, 5, 7, 1);
 	if (res.failed)
 		fail_msg("%llu value(s) failed: %s", (unsigned long long)res.failed, res.msg);
 	assert_int_equal(res.written, 3);
