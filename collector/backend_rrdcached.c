@@ -64,6 +64,9 @@
  * behind is "lost": its updates answer unavailable (the store keeps the
  * values cached) until the store, told through lost(), has put the lost
  * values back in front of its cache from the journal and called resent().
+ * A restarted daemon may also refuse a value its file lacks (its -j
+ * journal replay moved the file's cache entry past it): update_refused
+ * FORGETs the file there and sends the value again.
  * Why not the alternatives: requiring the daemon's -j journal would leave
  * the acknowledgement depending on a daemon setting the collector cannot
  * see (and 1.7.2 does not fsync its journal either); FLUSH after every
