@@ -276,8 +276,9 @@ static void subscribe(struct vg_cluster *c, const struct peer *p)
 	}
 	s = &c->subs[c->nsubs++];
 	memset(s, 0, sizeof(*s));
-	snprintf(s->node, sizeof(s->node), "%s", p->node);
-	snprintf(s->stream, sizeof(s->stream), "%s", p->stream);
+	/* both 256-byte fields: the precision says so to the compiler */
+	snprintf(s->node, sizeof(s->node), "%.*s", (int)sizeof(s->node) - 1, p->node);
+	snprintf(s->stream, sizeof(s->stream), "%.*s", (int)sizeof(s->stream) - 1, p->stream);
 	s->eid = eid;
 	vg_info("cluster: subscribed to %s's metric stream %s", p->node, p->stream);
 }
