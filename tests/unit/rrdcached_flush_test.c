@@ -33,48 +33,29 @@
 #include "vigie/batch.h"
 #include "vigie/config.h"
 #include "collector/backend.h"
-#include "rrdcached_harness.h"
+#include "rrdcached_backend_fixture.h"
 
 #define T0 1699999980LL /* a minute boundary */
 #define MS(s) ((int64_t)(s)*1000)
 #define NS 300 /* series: several FLUSH BATCHes' worth */
 
 struct fx {
-	char dir[64];
-	struct hrd_daemon d;
-	struct vg_archive archives[VG_MAX_ARCHIVES];
-	struct vg_rrd_layout lay;
-	struct vg_rrd_backend *be;
+	struct hbf h; /* dir, daemon, layout, backend */
 	struct vg_rrd_loc loc[NS];
 };
 
 static int setup(void **state)
 {
-	static const char *const extra[] = {"-O", "-R", NULL};
 	struct fx *f = calloc(1, sizeof(*f));
-	char owners[128], err[256];
 
-	if (!f)
+	if (!f || hbf_open(&f->h, "flush-test", 0, 600))
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-flush-test.XXXXXX");
-	if (!mkdtemp(f->dir) || hrd_start_nojournal(&f->d, NULL, extra))
-		return -1;
-	f->lay.step_s = 60;
-	f->lay.heartbeat_s = 600;
-	f->lay.archives = f->archives;
-	if (vg_config_parse_archives("1m:1d", f->archives, VG_MAX_ARCHIVES, &f->lay.narchives))
-		return -1;
-	snprintf(owners, sizeof(owners), "%s/owners", f->dir);
-	if (vg_rrd_rrdcached_open(f->d.tcp_addr, f->d.base, owners, &f->be, err, sizeof(err))) {
-		fprintf(stderr, "# %s\n", err);
-		return -1;
-	}
 	for (int i = 0; i < NS; i++) {
 		char id[16], msg[256] = "";
 		snprintf(id, sizeof(id), "node%d", i);
-		if (f->be->ops->locate(f->be, VG_RT_HOST, id, "load.1", &f->loc[i]) ||
-		    f->be->ops->create(f->be, &f->loc[i], VG_KIND_GAUGE, MS(T0), &f->lay, msg,
-				       sizeof(msg))) {
+		if (f->h.be->ops->locate(f->h.be, VG_RT_HOST, id, "load.1", &f->loc[i]) ||
+		    f->h.be->ops->create(f->h.be, &f->loc[i], VG_KIND_GAUGE, MS(T0), &f->h.lay, msg,
+					 sizeof(msg))) {
 			fprintf(stderr, "# create %s: %s\n", id, msg);
 			return -1;
 		}
@@ -86,13 +67,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[128];
 
-	f->be->ops->close(f->be);
-	hrd_cleanup(&f->d);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
-		fprintf(stderr, "cannot remove %s\n", f->dir);
+	hbf_close(&f->h);
 	free(f);
 	return 0;
 }
@@ -113,7 +89,7 @@ static void update_minute(struct fx *f, int from, int to, int m)
 		v[n] = (struct vg_rrd_value){MS(T0 + 60 * m), val(i, m)};
 		it[n] = (struct vg_rrd_item){.loc = &f->loc[i], .v = &v[n], .n = 1};
 	}
-	f->be->ops->update_many(f->be, it, n);
+	f->h.be->ops->update_many(f->h.be, it, n);
 	for (size_t k = 0; k < n; k++)
 		assert_int_equal(it[k].res.written, 1);
 }
@@ -127,7 +103,7 @@ static void check_series(struct fx *f, int i, int last)
 	unsigned long step = 60, nds = 0;
 	rrd_value_t *data = NULL;
 
-	snprintf(path, sizeof(path), "%s/%s", f->d.base, f->loc[i].path);
+	snprintf(path, sizeof(path), "%s/%s", f->h.d.base, f->loc[i].path);
 	rrd_clear_error();
 	if (rrd_fetch_r(path, "AVERAGE", &start, &end, &step, &nds, &names, &data))
 		fail_msg("fetch %s: %s", path, rrd_get_error());
@@ -154,7 +130,7 @@ static int connections(const struct fx *f)
 	while (fgets(line, sizeof(line), fp)) {
 		unsigned lport, rport, st;
 		if (sscanf(line, " %*d: %*x:%x %*x:%x %x", &lport, &rport, &st) == 3 &&
-		    (int)rport == f->d.port && st == 1)
+		    (int)rport == f->h.d.port && st == 1)
 			n++;
 	}
 	fclose(fp);
@@ -170,18 +146,18 @@ static void test_several_connections_write_every_file(void **state)
 	for (int m = 1; m <= 3; m++)
 		update_minute(f, 0, NS, m);
 	int before = connections(f);
-	assert_int_equal(f->be->ops->sync(f->be), 0);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
 	int after = connections(f);
 	fprintf(stderr, "# connections to the daemon: %d before the sync, %d after\n", before,
 		after);
 	assert_true(after > before); /* the sync's extra ones, kept for the next */
 	assert_true(after >= 2);
 
-	assert_int_equal(hrd_kill(&f->d, SIGKILL), 0); /* no -j: the cache is lost */
-	assert_int_equal(hrd_restart(&f->d), 0);
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0); /* no -j: the cache is lost */
+	assert_int_equal(hrd_restart(&f->h.d), 0);
 	for (int i = 0; i < NS; i++)
 		check_series(f, i, 3);
-	assert_int_equal(f->be->ops->lost(f->be, NULL, 0), 0);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
 }
 
 /* The daemon restarts between the UPDATEs and the sync; the sync's
@@ -196,17 +172,17 @@ static void test_restart_before_sync_found(void **state)
 	/* minute 1 of a few series and a sync that needs no extra connection:
 	 * the pool then holds one connection, verified, and no extra one */
 	update_minute(f, 0, 4, 1);
-	assert_int_equal(f->be->ops->sync(f->be), 0);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
 	update_minute(f, 4, NS, 1);
 	update_minute(f, 0, NS, 2);
-	assert_int_equal(hrd_kill(&f->d, SIGKILL), 0);
-	assert_int_equal(hrd_restart(&f->d), 0);
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
 
-	assert_int_not_equal(f->be->ops->sync(f->be), 0);
+	assert_int_not_equal(f->h.be->ops->sync(f->h.be), 0);
 	/* the next connection verifies every file not proven written */
 	sleep(1); /* the back-off after a failed call (backend_rrdcached.c) */
-	assert_int_not_equal(f->be->ops->sync(f->be), 0);
-	size_t n = f->be->ops->lost(f->be, lost, NS + 1);
+	assert_int_not_equal(f->h.be->ops->sync(f->h.be), 0);
+	size_t n = f->h.be->ops->lost(f->h.be, lost, NS + 1);
 	fprintf(stderr, "# files found lost: %zu of %d\n", n, NS);
 	assert_int_equal(n, NS);
 
@@ -221,21 +197,21 @@ static void test_restart_before_sync_found(void **state)
 		/* the file's last update: its creation, or the synced minute */
 		assert_true(lost[k].have_ms < MS(T0 + 60 * first));
 		assert_true(lost[k].have_ms >= MS(T0 + 60 * (first - 1)) - 1000);
-		f->be->ops->resent(f->be, &lost[k]);
+		f->h.be->ops->resent(f->h.be, &lost[k]);
 		size_t nv = 0;
 		for (int m = first; m <= 2; m++)
 			v[nv++] = (struct vg_rrd_value){MS(T0 + 60 * m), val(i, m)};
 		struct vg_rrd_result res;
 		memset(&res, 0, sizeof(res));
-		f->be->ops->update(f->be, &f->loc[i], v, nv, &res);
+		f->h.be->ops->update(f->h.be, &f->loc[i], v, nv, &res);
 		assert_int_equal(res.written, nv);
 		assert_int_equal(res.duplicate, 0);
 		assert_int_equal(res.failed, 0);
 	}
-	assert_int_equal(f->be->ops->sync(f->be), 0);
-	assert_int_equal(f->be->ops->lost(f->be, NULL, 0), 0);
-	assert_int_equal(hrd_kill(&f->d, SIGKILL), 0);
-	assert_int_equal(hrd_restart(&f->d), 0);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
 	for (int i = 0; i < NS; i++)
 		check_series(f, i, 2);
 }

@@ -40,44 +40,26 @@
 #include "vigie/batch.h"
 #include "vigie/config.h"
 #include "collector/backend.h"
-#include "rrdcached_harness.h"
+#include "rrdcached_backend_fixture.h"
 
 #define T0 1699999980LL /* a minute boundary */
 #define MS(s) ((int64_t)(s)*1000)
 
 struct fx {
-	char dir[64];
-	struct hrd_daemon d;
-	struct vg_archive archives[VG_MAX_ARCHIVES];
-	struct vg_rrd_layout lay;
-	struct vg_rrd_backend *be;
+	struct hbf h; /* dir, daemon, layout, backend */
 	struct vg_rrd_loc loc;
 };
 
 static int setup(void **state)
 {
-	static const char *const extra[] = {"-O", "-R", NULL};
 	struct fx *f = calloc(1, sizeof(*f));
-	char owners[128], err[256], msg[256] = "";
+	char msg[256] = "";
 
-	if (!f)
+	if (!f || hbf_open(&f->h, "replay-test", 1, 90))
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-replay-test.XXXXXX");
-	if (!mkdtemp(f->dir) || hrd_start(&f->d, NULL, extra))
-		return -1;
-	f->lay.step_s = 60;
-	f->lay.heartbeat_s = 90; /* a missing minute shows as unknown rows */
-	f->lay.archives = f->archives;
-	if (vg_config_parse_archives("1m:1d", f->archives, VG_MAX_ARCHIVES, &f->lay.narchives))
-		return -1;
-	snprintf(owners, sizeof(owners), "%s/owners", f->dir);
-	if (vg_rrd_rrdcached_open(f->d.tcp_addr, f->d.base, owners, &f->be, err, sizeof(err))) {
-		fprintf(stderr, "# %s\n", err);
-		return -1;
-	}
-	if (f->be->ops->locate(f->be, VG_RT_HOST, "node1", "load.1", &f->loc) ||
-	    f->be->ops->create(f->be, &f->loc, VG_KIND_GAUGE, MS(T0), &f->lay, msg,
-			       sizeof(msg))) {
+	if (f->h.be->ops->locate(f->h.be, VG_RT_HOST, "node1", "load.1", &f->loc) ||
+	    f->h.be->ops->create(f->h.be, &f->loc, VG_KIND_GAUGE, MS(T0), &f->h.lay, msg,
+				 sizeof(msg))) {
 		fprintf(stderr, "# create: %s\n", msg);
 		return -1;
 	}
@@ -88,13 +70,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fx *f = *state;
-	char cmd[128];
 
-	f->be->ops->close(f->be);
-	hrd_cleanup(&f->d);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
-		fprintf(stderr, "cannot remove %s\n", f->dir);
+	hbf_close(&f->h);
 	free(f);
 	return 0;
 }
@@ -119,16 +96,16 @@ static struct vg_rrd_result update(struct fx *f, int from, int to, int batch)
 	it.v = v;
 	it.n = n;
 	if (batch)
-		f->be->ops->update_many(f->be, &it, 1);
+		f->h.be->ops->update_many(f->h.be, &it, 1);
 	else
-		f->be->ops->update(f->be, &f->loc, v, n, &it.res);
+		f->h.be->ops->update(f->h.be, &f->loc, v, n, &it.res);
 	return it.res;
 }
 
 /* The newest journal file of the daemon, into out. */
 static void newest_journal(struct fx *f, char *out, size_t outlen)
 {
-	DIR *dp = opendir(f->d.journal);
+	DIR *dp = opendir(f->h.d.journal);
 	struct dirent *e;
 	char best[256] = "";
 
@@ -138,7 +115,7 @@ static void newest_journal(struct fx *f, char *out, size_t outlen)
 			snprintf(best, sizeof(best), "%s", e->d_name);
 	closedir(dp);
 	assert_true(best[0]);
-	snprintf(out, outlen, "%s/%s", f->d.journal, best);
+	snprintf(out, outlen, "%s/%s", f->h.d.journal, best);
 }
 
 /* The file itself (read with librrd, not through the daemon) holds
@@ -150,7 +127,7 @@ static void check_file(struct fx *f, int last)
 	unsigned long step = 60, nds = 0;
 	rrd_value_t *data = NULL;
 
-	snprintf(path, sizeof(path), "%s/%s", f->d.base, f->loc.path);
+	snprintf(path, sizeof(path), "%s/%s", f->h.d.base, f->loc.path);
 	rrd_clear_error();
 	if (rrd_fetch_r(path, "AVERAGE", &start, &end, &step, &nds, &names, &data))
 		fail_msg("fetch %s: %s", path, rrd_get_error());
@@ -175,7 +152,7 @@ static void test_replayed_update_dropped_by_wrote(void **state)
 	/* minutes 1..4 written to the file (the sync FLUSHes them) */
 	res = update(f, 1, 4, 0);
 	assert_int_equal(res.written, 4);
-	assert_int_equal(f->be->ops->sync(f->be), 0);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
 	/* minute 5 accepted (in the daemon's cache and journal), not written */
 	res = update(f, 5, 5, 0);
 	assert_int_equal(res.written, 1);
@@ -183,35 +160,35 @@ static void test_replayed_update_dropped_by_wrote(void **state)
 	 * last moments is what its buffer had written when the kill came.
 	 * Left as the race leaves it: the UPDATE of minute 5, then the
 	 * "wrote" of the write of minutes 1..4, which ended after it. */
-	assert_int_equal(hrd_kill(&f->d, SIGKILL), 0);
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
 	newest_journal(f, journal, sizeof(journal));
 	assert_non_null(fp = fopen(journal, "a"));
 	fprintf(fp, "update %s %lld.000:%.0f\nwrote %s/%s\n", f->loc.path, (long long)(T0 + 300),
-		val(5), f->d.base, f->loc.path);
+		val(5), f->h.d.base, f->loc.path);
 	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(hrd_restart(&f->d), 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
 	usleep(300 * 1000); /* the back-off after the broken connection */
 
 	/* The first connection to the restarted daemon finds the file behind
 	 * what it accepted: the values wait ... */
 	for (int i = 0; i < 50; i++) {
 		res = update(f, 6, 7, 0);
-		if (!res.unavailable || f->be->ops->lost(f->be, NULL, 0))
+		if (!res.unavailable || f->h.be->ops->lost(f->h.be, NULL, 0))
 			break;
 		usleep(100 * 1000);
 	}
 	assert_int_equal(res.written, 0);
-	assert_int_equal(f->be->ops->lost(f->be, lost, 4), 1);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, lost, 4), 1);
 	assert_true(lost[0].have_ms >= MS(T0 + 240) && lost[0].have_ms < MS(T0 + 300));
 	/* ... until the store has put the lost minute back in front (and
 	 * sends the series in a BATCH with others, as the cluster did) */
-	f->be->ops->resent(f->be, &lost[0]);
+	f->h.be->ops->resent(f->h.be, &lost[0]);
 	res = update(f, 5, 7, 1);
 	if (res.failed)
 		fail_msg("%llu value(s) failed: %s", (unsigned long long)res.failed, res.msg);
 	assert_int_equal(res.written, 3);
-	assert_int_equal(f->be->ops->sync(f->be), 0);
-	assert_int_equal(f->be->ops->lost(f->be, NULL, 0), 0);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
 	check_file(f, 7);
 }
 
