@@ -3,7 +3,8 @@
  * registry.db, and a PostgreSQL server the test starts): upsert and get
  * (identity, times, metrics with unit/kind/last value), the ended state
  * and its clearing, list filters and cursor pagination, the duplicate
- * filter across a reopen, lookup, refusing a newer schema, and two
+ * filter across a reopen, lookup, refusing a newer schema, the
+ * migration of a version 2 state (fillfactor on PostgreSQL), and two
  * handles committing the same (host, stream, seq) at once: exactly one
  * wins.
  */
@@ -698,6 +699,72 @@ static void test_newer_schema_refused(void **state)
 	assert_non_null(strstr(err, "99"));
 }
 
+/* An int64 read by one statement on a raw handle, or -1 without a row. */
+static int64_t raw_int(struct fixture *f, const char *sql)
+{
+	struct vg_db *db = raw_db(f);
+	struct vg_db_stmt *s;
+	int64_t v = -1;
+
+	assert_int_equal(vg_db_prepare(db, sql, &s), 0);
+	if (vg_db_step(s) == 1)
+		v = vg_db_column_int64(s, 0);
+	vg_db_reset(s);
+	vg_db_close(db);
+	return v;
+}
+
+/* Schema step 3: on PostgreSQL, metrics and resources keep half of each
+ * page free (fillfactor 50) so that the flush's updates are HOT; sqlite
+ * has nothing to change. A state of version 2 (what vigie wrote before
+ * this step) is migrated on open, with its rows kept. */
+static void test_step3_fillfactor(void **state)
+{
+	static const char ff_sql[] =
+		"SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+		"c.relnamespace WHERE n.nspname = 'vigie_registry' AND c.relname IN "
+		"('metrics', 'resources') AND 'fillfactor=50' = ANY(c.reloptions)";
+	struct fixture *f = fx(state);
+	int pg = f->e->kind == VG_DB_POSTGRESQL;
+	char err[256];
+	struct vg_db *db;
+
+	update(f->r, instance_batch(T0, 1, "p1", VG_RSTATE_ACTIVE));
+	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
+				    "component = 'registry'"),
+			 3);
+	if (pg)
+		assert_int_equal(raw_int(f, ff_sql), 2);
+	/* back to version 2's schema, as an older vigie left it */
+	vg_registry_close(f->r);
+	f->r = NULL;
+	db = raw_db(f);
+	assert_int_equal(vg_db_exec(db, "UPDATE vg_schema SET version = 2 "
+					"WHERE component = 'registry'"),
+			 0);
+	if (pg)
+		assert_int_equal(vg_db_exec(db, "ALTER TABLE metrics RESET (fillfactor);"
+						"ALTER TABLE resources RESET (fillfactor);"),
+				 0);
+	else
+		assert_int_equal(vg_db_exec(db, "PRAGMA user_version = 2"), 0);
+	vg_db_close(db);
+	if (pg)
+		assert_int_equal(raw_int(f, ff_sql), 0);
+	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
+	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
+				    "component = 'registry'"),
+			 3);
+	if (pg)
+		assert_int_equal(raw_int(f, ff_sql), 2);
+	assert_true(row_value(f) == 1); /* the rows are still there */
+	update(f->r, instance_batch(T0 + 60000, 2, "p1", VG_RSTATE_ACTIVE));
+	vg_registry_close(f->r);
+	f->r = NULL;
+	assert_true(row_value(f) == 2);
+	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
+}
+
 /* Two collectors report the same resource at once with different
  * identities, one going back in time and one forward: whatever the
  * interleaving, the resource ends with the identity of the newest report
@@ -1209,6 +1276,7 @@ int main(void)
 		ST_BOTH(test_rollback_rewrites_rows, setup, teardown),
 		ST_BOTH(test_invalid_names_skipped, setup, teardown),
 		ST_BOTH(test_newer_schema_refused, setup, teardown),
+		ST_BOTH(test_step3_fillfactor, setup, teardown),
 		ST_BOTH(test_commit_race, setup, teardown),
 		ST_BOTH(test_commit_group, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
