@@ -27,7 +27,12 @@
 # (measured phase of each vigie run), BENCH_CEIL_SECONDS=4, BENCH_FS="tmpfs
 # disk", BENCH_SKIP="rrdcached backpressure crash alarms db failover cluster
 # state backends backends30 rrdkill"
-# (any subset), BENCH_STATE_SERIES=10000 (the state comparison's size).
+# (any subset), BENCH_STATE_SERIES=10000 (the state comparison's size),
+# BENCH_STATE_PGSTATS=1 (the state section's server loads pg_stat_statements
+# and, after its run, writes the tables' row and HOT-update counts, WAL and
+# the costliest statements of the measured phase and the stop to
+# $VIGIE_BUILD/bench/state_pgstats.txt), BENCH_STATE_PGOPTS="-c name=value"
+# (more server settings for that section).
 # Must finish in under 10 minutes on a 2-core machine with the defaults.
 set -u
 BUILD=${VIGIE_BUILD:-build}
@@ -312,7 +317,7 @@ if [[ " $SKIP " != *" state "* ]]; then
     PGPORT_B=$(free_port)
     if (cd "$PGD" && pg_as "$PGB/initdb" -D "$PGD/data" -A trust -U vigie -E UTF8 --no-locale) >"$PGD/setup.log" 2>&1 &&
        (cd "$PGD" && pg_as "$PGB/pg_ctl" -D "$PGD/data" -l "$PGD/server.log" -w -t 60 \
-         -o "-p $PGPORT_B -k $PGD -c listen_addresses=127.0.0.1" start) >>"$PGD/setup.log" 2>&1; then
+         -o "-p $PGPORT_B -k $PGD -c listen_addresses=127.0.0.1${BENCH_STATE_PGSTATS:+ -c shared_preload_libraries=pg_stat_statements}${BENCH_STATE_PGOPTS:+ $BENCH_STATE_PGOPTS}" start) >>"$PGD/setup.log" 2>&1; then
       PM=$(head -1 "$PGD/data/postmaster.pid")
       _pids+=("$PM") # stopped on exit, also on failure
       for mode in sqlite postgresql; do
@@ -322,23 +327,60 @@ if [[ " $SKIP " != *" state "* ]]; then
           psql "host=$PGD port=$PGPORT_B user=vigie dbname=postgres" -X -q -c "CREATE DATABASE bench" >/dev/null
           STATE_URL="host=$PGD port=$PGPORT_B user=vigie dbname=bench"
         fi
+        PGURL=$STATE_URL
         start_collector "$d" || exit 1
         STATE_URL=
         h=$(hosts_for "$STATE_N")
         log "state $mode: $STATE_N series ($h hosts), ${MEASURE_S}s measured"
         c0=$(pg_cpu "$PM")
-        r=$("$BB/fleet" --collector "$URL" --series "$STATE_N" --hosts "$h" \
+        [[ $mode == postgresql && -n ${BENCH_STATE_PGSTATS:-} ]] &&
+          psql "$PGURL" -X -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+        # the server's CPU also from the start of the measured phase (the
+        # simulator's "warm-up:" line), the collector's own figure's span
+        "$BB/fleet" --collector "$URL" --series "$STATE_N" --hosts "$h" \
           --seconds "$MEASURE_S" --collector-pid "$CPID" --stop \
           --collector-log "$d/collector.log" --verify "$d/data" \
-          --config "$d/bench.conf" --label "state-$mode" 2>"$d/fleet.err" | grep '^RESULT')
+          --config "$d/bench.conf" --label "state-$mode" 2>"$d/fleet.err" >"$d/fleet.out" &
+        fp=$!
+        cm=
+        while kill -0 "$fp" 2>/dev/null; do
+          if [[ -z $cm ]] && grep -q 'fleet: warm-up:' "$d/fleet.err" 2>/dev/null; then
+            cm=$(pg_cpu "$PM")
+            [[ $mode == postgresql && -n ${BENCH_STATE_PGSTATS:-} ]] &&
+              psql "$PGURL" -X -q -c "SELECT pg_stat_reset(); SELECT pg_stat_statements_reset()" >/dev/null
+          fi
+          sleep 0.1
+        done
+        wait "$fp"
+        r=$(grep '^RESULT' "$d/fleet.out")
         wait "$CPID" 2>/dev/null
         c1=$(pg_cpu "$PM")
+        [[ -n $cm ]] || cm=$c0
+        if [[ $mode == postgresql && -n ${BENCH_STATE_PGSTATS:-} ]]; then
+          # where the server's time went in the measured phase and the stop
+          psql "$PGURL" -X -P pager=off >"$BB/state_pgstats.txt" 2>&1 <<'SQL'
+SELECT schemaname, relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_live_tup, n_dead_tup,
+       autovacuum_count, autoanalyze_count, seq_scan, idx_scan,
+       pg_size_pretty(pg_table_size(relid)) AS tbl, pg_size_pretty(pg_indexes_size(relid)) AS idx
+  FROM pg_stat_user_tables ORDER BY n_tup_upd + n_tup_ins DESC;
+SELECT xact_commit, xact_rollback, blks_hit, blks_read, tup_inserted, tup_updated FROM pg_stat_database WHERE datname = current_database();
+SELECT * FROM pg_stat_bgwriter;
+SELECT * FROM pg_stat_wal;
+SELECT calls, round(total_exec_time::numeric, 1) AS exec_ms, round(total_plan_time::numeric, 1) AS plan_ms, rows,
+       shared_blks_hit, shared_blks_dirtied, wal_records, wal_fpi, wal_bytes, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS q
+  FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 25;
+SQL
+        fi
         [[ -n $r ]] || { cat "$d/fleet.err" >&2; r="RESULT fleet label=state-$mode status=FAIL"; }
-        pgc=0; [[ $mode == postgresql ]] && pgc=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')
+        pgc=0; pgm=0
+        if [[ $mode == postgresql ]]; then
+          pgc=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')
+          pgm=$(awk -v a="$cm" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')
+        fi
         # the receiver's group commit (its exit line): batches per group
         grp=$(grep -o 'groups [0-9]* of batches [0-9]*' "$d/collector.log" | tail -1 |
           awk '{ printf "groups=%s grouped=%s", $2, $5 }')
-        ST[$mode]="$r pg_cpu_s=$pgc ${grp:-groups=0 grouped=0}"
+        ST[$mode]="$r pg_cpu_s=$pgc pg_cpu_measured_s=$pgm ${grp:-groups=0 grouped=0}"
         record "RESULT kind=state mode=$mode ${ST[$mode]}"
         drop_dir "$d"
       done
@@ -605,17 +647,20 @@ fi
 if [[ -n ${ST[sqlite]:-} && -n ${ST[postgresql]:-} ]]; then
   echo
   echo "the collector's state: sqlite files vs PostgreSQL ([state] url), $STATE_N series on tmpfs, closed loop, ${MEASURE_S} s"
-  echo "  us/val counts the collector and, for PostgreSQL, every server process"
-  printf '  %-10s %9s %9s %12s %12s %12s %s\n' state stored/s acked/s "collector" "postgresql" "us/val" check
+  echo "  us/val counts the collector and, for PostgreSQL, every server process (from before the"
+  echo "  warm-up; \"pg meas\": from the measured phase's start, the collector's own span)"
+  printf '  %-10s %9s %9s %12s %12s %12s %12s %s\n' state stored/s acked/s "collector" "postgresql" "pg meas" "us/val" check
   base=$(kv stored_values_per_s "${ST[sqlite]}")
   for mode in sqlite postgresql; do
     r=${ST[$mode]}
     st=$(kv status "$r"); [[ $st == ok ]] || fail=1
     vm=$(kv values_measured "$r"); cc=$(kv collector_cpu_s "$r"); pc=$(kv pg_cpu_s "$r")
-    printf '  %-10s %9s %9s %12s %12s %12s %s (%s%% of sqlite)\n' "$mode" "$(kv stored_values_per_s "$r")" \
+    pm=$(kv pg_cpu_measured_s "$r")
+    printf '  %-10s %9s %9s %12s %12s %12s %12s %s (%s%% of sqlite)\n' "$mode" "$(kv stored_values_per_s "$r")" \
       "$(kv values_per_s "$r")" \
       "$(awk -v c="$cc" -v v="$vm" 'BEGIN { printf "%.3f", v ? c * 1e6 / v : 0 }')" \
       "$(awk -v c="$pc" -v v="$vm" 'BEGIN { printf "%.3f", v ? c * 1e6 / v : 0 }')" \
+      "$(awk -v c="${pm:-0}" -v v="$vm" 'BEGIN { printf "%.3f", v ? c * 1e6 / v : 0 }')" \
       "$(awk -v c="$cc" -v p="$pc" -v v="$vm" 'BEGIN { printf "%.3f", v ? (c + p) * 1e6 / v : 0 }')" \
       "$st" "$(awk -v a="$(kv stored_values_per_s "$r")" -v b="$base" 'BEGIN { printf "%.0f", b ? 100 * a / b : 0 }')"
   done
