@@ -1054,12 +1054,8 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 /* Take every dirty value out of the cache and write it in the open
  * transaction; on failure undo_lastval puts them back. */
 /* Rows per statement of a flush: the dirty values go in multi-row
- * statements of these sizes (largest first), each a cached statement,
- * queued (vg_db_step_queued): on PostgreSQL they go out in libpq's
- * pipeline mode and are waited for VG_DB_MAX_QUEUED at a time and by the
- * COMMIT, so a flush of n values costs about n / 64 / 64 round trips
- * (100,000 series: 25, not 1,563); a queued statement's error comes back
- * from that wait and rolls the whole transaction back as before. */
+ * statements of these sizes (largest first), each a cached statement, so
+ * a flush of n values costs about n / 64 round trips, not n. */
 static const int flush_sizes[] = {64, 16, 4, 1};
 
 /* The SQL of a flush statement of n rows: metrics (6 parameters a row,
@@ -1137,8 +1133,7 @@ static int flush_kind(struct vg_registry *r, const struct vg_lastval_row *const 
 					vg_db_bind_int64(s, 2 * j + 2, x->time_ms);
 				}
 			}
-			rc = vg_db_step_queued(s);
-			rc = rc < 0 ? map_err(rc) : 0;
+			rc = exec_done(s);
 		}
 	}
 	return rc;
