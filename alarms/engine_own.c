@@ -303,6 +303,7 @@ void vg_alarm_engine_own(struct vg_alarm_engine *e,
 		}
 		vg_hmap_put(&held, items[i].id, strlen(items[i].id),
 			    items[i].held ? HELD_LEASE : KNOWN, NULL);
+		e->st.leases_taken += items[i].taken != 0;
 	}
 	/* deleted on another collector: gone from the list. One created here
 	 * after the round listed the alarms is not yet in it: spared for a

@@ -222,6 +222,7 @@ struct vg_alarm_engine_stats {
 	/* clustered alarms (vg_alarm_engine_cluster) */
 	uint64_t owned;          /* alarms this node holds the lease of */
 	uint64_t takeovers;      /* leases gained (state reloaded) */
+	uint64_t leases_taken;   /* of those, taken from another node (its lease expired) */
 	uint64_t fenced;         /* leases found lost at a commit */
 	uint64_t shadow_dropped; /* kept datapoints of others' alarms dropped */
 	uint64_t peer_notices;   /* other nodes' notifications put on SSE */

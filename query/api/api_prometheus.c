@@ -657,6 +657,9 @@ static void cluster_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_alarms_takeovers_total", "counter",
 		    "Alarm leases this collector gained (state reloaded, kept periods replayed)",
 		    (double)st.engine.takeovers);
+		one(b, "vigie_alarms_leases_taken_total", "counter",
+		    "Alarm leases this collector took from another one whose lease had expired (an ownership move)",
+		    (double)st.engine.leases_taken);
 		one(b, "vigie_alarms_fenced_total", "counter",
 		    "Alarm leases found lost at a commit (the decisions dropped)",
 		    (double)st.engine.fenced);
