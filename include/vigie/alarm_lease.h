@@ -39,7 +39,10 @@
  * any length; a node that stays dead has its alarms taken at the first
  * round after the hold: within 5/3 x lease of the database's return (the
  * registry round that finds it back, at most a third of a lease after;
- * the hold, one lease; the round after it, a third at most).
+ * the hold, one lease; the round after it, a third at most). A node
+ * that has failed no round since it opened holds nothing back: a start
+ * is not an outage (a fresh cluster leases at once, a restarted collector
+ * renews its name's rows at once).
  *
  * Holding a lease is what lets the engine evaluate; recording a decision
  * additionally checks the lease row in the transaction that writes it
@@ -80,7 +83,9 @@ void vg_alarm_lease_close(struct vg_alarm_lease *l);
  * them or not: it is always counted). *items gets a malloc'd array of
  * every defined alarm (the caller frees it), *n its length. 0 or -errno
  * (the database is unreachable: the held leases simply expire; the
- * caller should then stop evaluating, see vg_alarm_engine_own). */
+ * caller should then stop evaluating, see vg_alarm_engine_own). A
+ * connection lost at a server's restart fails its first call: the round
+ * retries that call once, so it renews at the first answered round. */
 int vg_alarm_lease_round(struct vg_alarm_lease *l, const char *const *live,
 			 size_t nlive, struct vg_alarm_lease_item **items, size_t *n);
 
