@@ -15,8 +15,10 @@
  * stream never share a group (a re-send after a lost ack behind its
  * original is then found a duplicate). The wait in poll(2) has a short
  * timeout so the loop notices vg_receiver_stop and drives the consumers'
- * timers even when no agent talks; messages held for the next turn when
- * the loop stops are dropped unanswered (their agents send them again).
+ * timers even when no agent talks. Messages held for the next turn when
+ * the loop stops are handled and answered before vg_receiver_run returns
+ * (the reason is at the end of vg_receiver_run); messages nanomsg still
+ * holds unreceived are not ours: their agents send them again.
  *
  * The transport limit (NN_RCVMAXSIZE) is set above the largest message any
  * vigie encoder can produce, and max_message is enforced here: a message
@@ -839,7 +841,7 @@ static void answer(struct vg_receiver *r, struct msg *m)
 	m->ctrl = NULL;
 }
 
-/* Drop a message never answered (the loop stopped): its agent resends. */
+/* Drop a message never answered (the socket failed): its agent resends. */
 static void drop_msg(struct msg *m)
 {
 	vg_batch_free(m->b);
@@ -853,13 +855,15 @@ static int same_stream(const struct vg_batch *a, const struct vg_batch *b)
 	return a->stream == b->stream && !strcmp(a->host, b->host);
 }
 
-/* One turn: take the messages carried over and those already waiting
- * (at most VG_RECEIVER_GROUP_MAX, VG_RECEIVER_GROUP_BYTES), answer the
- * ones refused or duplicate, hand the rest to the consumers as one group
- * (a batch of a (host, stream) already in it waits for the next turn),
- * commit their sequence numbers after every consumer's durable work, and
- * answer each. 0, or the receive's -errno when nothing was there. */
-static int run_group(struct vg_receiver *r)
+/* One turn: take the messages carried over and (if take) those already
+ * waiting (at most VG_RECEIVER_GROUP_MAX, VG_RECEIVER_GROUP_BYTES), answer
+ * the ones refused or duplicate, hand the rest to the consumers as one
+ * group (a batch of a (host, stream) already in it waits for the next
+ * turn), commit their sequence numbers after every consumer's durable
+ * work, and answer each. The first message taken is never carried over
+ * (nothing is in the group yet), so a turn without new messages leaves
+ * fewer carried. 0, or the receive's -errno when nothing was there. */
+static int run_group(struct vg_receiver *r, int take)
 {
 	const struct vg_batch *gb[VG_RECEIVER_GROUP_MAX];
 	struct vg_registry_mark mk[VG_RECEIVER_GROUP_MAX];
@@ -874,7 +878,7 @@ static int run_group(struct vg_receiver *r)
 		bytes += r->grp[n++].len;
 	}
 	r->ncarry = 0;
-	while (n < VG_RECEIVER_GROUP_MAX && bytes < VG_RECEIVER_GROUP_BYTES) {
+	while (take && n < VG_RECEIVER_GROUP_MAX && bytes < VG_RECEIVER_GROUP_BYTES) {
 		if ((rc = recv_msg(r, &r->grp[n])))
 			break;
 		bytes += r->grp[n++].len;
@@ -963,7 +967,7 @@ int vg_receiver_run(struct vg_receiver *r)
 		if (poll(pfd, 2, r->ncarry ? 0 : r->o.recv_timeout_ms) > 0 &&
 		    (pfd[1].revents & POLLIN))
 			run_jobs(r);
-		e = -run_group(r);
+		e = -run_group(r, 1);
 		tick(r);
 		if (!e || e == ETIMEDOUT || e == EAGAIN || e == EINTR)
 			continue;
@@ -974,6 +978,19 @@ int vg_receiver_run(struct vg_receiver *r)
 		vg_log_limited(VG_LOG_WARN, &r->n_recv_err, "receive failed: %s",
 			       nn_strerror(e));
 	}
+	/* A clean stop: the batches held back for the next turn are stored
+	 * and answered now rather than dropped. Dropped, each would cost its
+	 * agent an ack timeout; answered RETRY, it would not be better: RETRY
+	 * says the collector is alive (agent/sender.h: no failover, back-off),
+	 * so an agent with several collectors would send the batch to this
+	 * one again and fail over only after that ack timeout. Storing them
+	 * is bounded and cheap: fewer than VG_RECEIVER_GROUP_MAX batches,
+	 * already decoded and admitted, each turn answering at least one (no
+	 * new message is taken), the same work as the turn just finished, and
+	 * the consumers are open until vg_receiver_run returns (compose.c).
+	 * After a socket failure no answer can go out: they are dropped. */
+	while (!rc && r->ncarry)
+		run_group(r, 0);
 	for (size_t i = 0; i < r->ncarry; i++)
 		drop_msg(&r->carry[i]);
 	r->ncarry = 0;

@@ -65,6 +65,7 @@ struct grouper {
 	size_t largest;     /* batches in the largest group */
 	char fail_host[16]; /* "" : none */
 	int same_stream;    /* a group held two of one (host, stream) */
+	int stop_at;        /* batch() call that stops the receiver; 0: none */
 };
 
 struct fixture {
@@ -104,8 +105,11 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 static int grouper_batch(void *ctx, const struct vg_batch *b)
 {
 	struct grouper *g = ctx;
+	struct fixture *f = (struct fixture *)((char *)g - offsetof(struct fixture, grouper));
+	int call = __atomic_add_fetch(&g->inside, 1, __ATOMIC_SEQ_CST);
 
-	__atomic_fetch_add(&g->inside, 1, __ATOMIC_SEQ_CST);
+	if (call == __atomic_load_n(&g->stop_at, __ATOMIC_SEQ_CST))
+		vg_receiver_stop(f->rx);
 	while (__atomic_load_n(&g->hold, __ATOMIC_SEQ_CST))
 		usleep(1000);
 	return 0;
@@ -850,6 +854,66 @@ static void test_group_commit(void **state)
 	free(buf);
 }
 
+/* A clean stop while a group is being stored, with a batch held back
+ * for the next turn (a re-send of h3's batch from another socket, the
+ * way an agent whose ack was lost sends it): before vg_receiver_run
+ * returns, every batch the receiver took is answered. Each socket gets
+ * its ack (the held one its DUPLICATE) instead of waiting for an ack
+ * timeout and sending again. */
+static void test_stop_answers_deferred(void **state)
+{
+	struct fixture *f = fx(state);
+	struct grouper *g = &f->grouper;
+	struct vg_receiver_stats cs;
+	const char *hosts[] = {"h1", "h3", "h3"};
+	struct vg_ack a[3];
+	int s0, s[3];
+	uint8_t *buf;
+	size_t len;
+
+	for (int i = 0; i < 2; i++) {
+		buf = host_batch(hosts[i], 1, &len);
+		expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
+		free(buf);
+	}
+	/* hold the receiver inside h0's batch while the three queue up */
+	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
+	s0 = req_socket(f);
+	buf = host_batch("h0", 1, &len);
+	assert_int_equal(nn_send(s0, buf, len, 0), (int)len);
+	free(buf);
+	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 3; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 3);
+	for (int i = 0; i < 3; i++) {
+		s[i] = req_socket(f);
+		buf = host_batch(hosts[i], 2, &len);
+		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
+		free(buf);
+	}
+	usleep(500 * 1000); /* the three reach the collector's socket */
+	/* the stop comes inside the next turn's first batch() */
+	__atomic_store_n(&g->stop_at, 4, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(f->thread, NULL);
+	assert_int_equal(f->run_rc, 0);
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.batches_deferred, 1);
+	/* the socket is open until vg_receiver_close: the acks go out */
+	expect(ack_of(s0), VG_ACK_OK, STREAM, 1);
+	for (int i = 0; i < 3; i++)
+		a[i] = ack_of(s[i]);
+	expect(a[0], VG_ACK_OK, STREAM, 2);
+	assert_true((a[1].status == VG_ACK_OK && a[2].status == VG_ACK_DUPLICATE) ||
+		    (a[1].status == VG_ACK_DUPLICATE && a[2].status == VG_ACK_OK));
+	assert_int_equal(vg_registry_seen(f->reg, "h3", STREAM, 2, T0 + 120000), 1);
+	for (int i = 0; i < 3; i++)
+		nn_close(s[i]);
+	nn_close(s0);
+	/* teardown joins again: start a thread that returns at once */
+	pthread_create(&f->thread, NULL, run, f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -863,6 +927,7 @@ int main(void)
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),
 		ST_BOTH(test_group_commit, setup, teardown),
+		ST_BOTH(test_stop_answers_deferred, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, st_group_teardown);
 }
