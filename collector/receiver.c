@@ -133,7 +133,11 @@ struct msg {
 	size_t len;
 	struct vg_batch *b; /* decoded and admitted, awaiting the group */
 	struct vg_ack ack;
-	const struct vg_key *key;
+	/* the key that verified the batch, to sign its ack: a copy, since a
+	 * message carried over outlives the keyring (SIGHUP replaces and
+	 * frees it in the idle callback, between two turns) */
+	struct vg_key key;
+	int keyed;    /* key is set: the ack is signed */
 	int decided;  /* ack.status is final */
 	int admitted; /* admit_msg ran (a message carried over) */
 };
@@ -613,9 +617,10 @@ static int admit(struct vg_receiver *r, const struct vg_batch *b,
  * answered without the consumers (REJECTED), else m->b is the batch. */
 static void admit_msg(struct vg_receiver *r, struct msg *m)
 {
+	const struct vg_key *key = NULL;
 	int rc;
 
-	m->key = NULL;
+	m->keyed = 0;
 	m->b = NULL;
 	m->decided = 0;
 	memset(&m->ack, 0, sizeof(m->ack));
@@ -643,11 +648,14 @@ static void admit_msg(struct vg_receiver *r, struct msg *m)
 	}
 	m->ack.stream = m->b->stream;
 	m->ack.seq = m->b->seq;
-	if (admit(r, m->b, m->buf, m->len, &m->key)) {
+	if (admit(r, m->b, m->buf, m->len, &key)) {
 		m->ack.status = VG_ACK_REJECTED;
 		m->decided = 1;
 		vg_batch_free(m->b);
 		m->b = NULL;
+	} else if (key) {
+		m->key = *key;
+		m->keyed = 1;
 	}
 }
 
@@ -812,8 +820,10 @@ static void answer(struct vg_receiver *r, struct msg *m)
 	size_t alen;
 
 	alen = vg_wire_ack_encode(&m->ack, abuf);
-	if (m->key) /* bound to the batch's MAC, so before freeing it */
-		alen = vg_sign_ack(m->key, vg_sign_mac(m->buf, m->len), abuf);
+	if (m->keyed) /* bound to the batch's MAC, so before freeing it */
+		alen = vg_sign_ack(&m->key, vg_sign_mac(m->buf, m->len), abuf);
+	vg_sign_key_wipe(&m->key);
+	m->keyed = 0;
 	vg_batch_free(m->b);
 	m->b = NULL;
 	nn_freemsg(m->buf);

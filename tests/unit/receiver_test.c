@@ -66,6 +66,7 @@ struct grouper {
 	char fail_host[16]; /* "" : none */
 	int same_stream;    /* a group held two of one (host, stream) */
 	int stop_at;        /* batch() call that stops the receiver; 0: none */
+	int renew_at;       /* batch() call after which the keys are renewed */
 };
 
 struct fixture {
@@ -84,6 +85,11 @@ struct fixture {
 	pthread_t thread;
 	int run_rc;
 	int req;
+	/* signatures: h3's key; the receiver's keyring (replaced on the
+	 * receiver thread by idle(), as the collector's SIGHUP does) */
+	struct vg_key key;
+	struct vg_keyring *keys, *next_keys;
+	int renew_keys; /* idle(): replace the keyring by a copy */
 };
 
 static int gate_batch(void *ctx, const struct vg_batch *b)
@@ -110,6 +116,8 @@ static int grouper_batch(void *ctx, const struct vg_batch *b)
 
 	if (call == __atomic_load_n(&g->stop_at, __ATOMIC_SEQ_CST))
 		vg_receiver_stop(f->rx);
+	if (call == __atomic_load_n(&g->renew_at, __ATOMIC_SEQ_CST))
+		__atomic_store_n(&f->renew_keys, 1, __ATOMIC_SEQ_CST);
 	while (__atomic_load_n(&g->hold, __ATOMIC_SEQ_CST))
 		usleep(1000);
 	return 0;
@@ -156,6 +164,27 @@ static int free_port(void)
 	port = ntohs(a.sin_port);
 	close(fd);
 	return port;
+}
+
+/* The receiver's idle callback: installs next_keys, or (renew_keys) a
+ * new keyring with the same key, and frees the one it replaces, as the
+ * collector's SIGHUP handling does. */
+static void idle(void *ctx)
+{
+	struct fixture *f = ctx;
+	struct vg_keyring *kr = __atomic_exchange_n(&f->next_keys, NULL, __ATOMIC_SEQ_CST);
+
+	if (!kr && __atomic_exchange_n(&f->renew_keys, 0, __ATOMIC_SEQ_CST)) {
+		kr = vg_keyring_new();
+		if (kr && vg_keyring_add(kr, "h3", &f->key)) {
+			vg_keyring_free(kr);
+			kr = NULL;
+		}
+	}
+	if (!kr)
+		return;
+	vg_receiver_set_keys(f->rx, kr);
+	vg_keyring_free(__atomic_exchange_n(&f->keys, kr, __ATOMIC_SEQ_CST));
 }
 
 static void *run(void *arg)
@@ -209,6 +238,8 @@ static int setup(void **state)
 	o.registry = f->reg;
 	o.dispatch = &f->d;
 	o.store = f->store;
+	o.idle = idle;
+	o.idle_ctx = f;
 	if (vg_receiver_open(&o, &f->rx, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
@@ -243,6 +274,8 @@ static int teardown(void **state)
 		pthread_join(f->thread, NULL);
 	}
 	vg_receiver_close(f->rx);
+	vg_keyring_free(f->keys);
+	vg_keyring_free(f->next_keys);
 	vg_registry_close(f->other);
 	vg_registry_close(f->reg);
 	vg_store_close(f->store);
@@ -914,6 +947,103 @@ static void test_stop_answers_deferred(void **state)
 	pthread_create(&f->thread, NULL, run, f);
 }
 
+/* h3's batch seq, signed with f->key; its MAC into mac. */
+static uint8_t *signed_batch(struct fixture *f, uint64_t seq, size_t *len,
+			     uint8_t mac[VG_WIRE_MAC_LEN])
+{
+	uint8_t *buf = host_batch("h3", seq, len);
+
+	assert_int_equal(vg_sign_batch(&f->key, &buf, len), 0);
+	memcpy(mac, vg_sign_mac(buf, *len), VG_WIRE_MAC_LEN);
+	return buf;
+}
+
+/* The ack on socket s, which must be signed with f->key for the batch
+ * whose MAC is mac. */
+static struct vg_ack signed_ack_of(struct fixture *f, int s, const uint8_t *mac)
+{
+	struct vg_ack ack;
+	void *reply = NULL;
+	int n = nn_recv(s, &reply, NN_MSG, 0);
+
+	assert_int_equal(n, VG_WIRE_ACK_LEN + VG_WIRE_MAC_LEN);
+	assert_int_equal(vg_sign_ack_verify(&f->key, mac, reply, (size_t)n), 0);
+	assert_int_equal(vg_wire_ack_decode(reply, (size_t)n, &ack), 0);
+	nn_freemsg(reply);
+	return ack;
+}
+
+/* The agent keys are reloaded (SIGHUP: a new keyring, the old one freed)
+ * between the turn that held a signed batch back and the turn that
+ * answers it: the ack is still signed with the key that verified the
+ * batch, so the agent accepts it (a signed agent ignores any other
+ * answer and waits for its ack timeout). */
+static void test_keys_renewed_while_deferred(void **state)
+{
+	struct fixture *f = fx(state);
+	struct grouper *g = &f->grouper;
+	struct vg_receiver_stats cs;
+	struct vg_keyring *kr = vg_keyring_new(), *first;
+	uint8_t mac[VG_WIRE_MAC_LEN], *buf;
+	struct vg_ack a[2];
+	int s0, s[3];
+	size_t len;
+
+	f->key.len = 32;
+	for (size_t i = 0; i < f->key.len; i++)
+		f->key.bytes[i] = (uint8_t)(0xa5 ^ i);
+	assert_non_null(kr);
+	assert_int_equal(vg_keyring_add(kr, "h3", &f->key), 0);
+	__atomic_store_n(&f->next_keys, kr, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < 10000 && __atomic_load_n(&f->keys, __ATOMIC_SEQ_CST) != kr; i++)
+		usleep(1000);
+	assert_ptr_equal(__atomic_load_n(&f->keys, __ATOMIC_SEQ_CST), kr);
+	first = kr;
+	buf = host_batch("h1", 1, &len);
+	expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
+	free(buf);
+	s[1] = req_socket(f);
+	buf = signed_batch(f, 1, &len, mac);
+	assert_int_equal(nn_send(s[1], buf, len, 0), (int)len);
+	free(buf);
+	expect(signed_ack_of(f, s[1], mac), VG_ACK_OK, STREAM, 1);
+	/* hold the receiver inside h0's batch while h1's and two copies of
+	 * h3's signed batch queue up */
+	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
+	s0 = req_socket(f);
+	buf = host_batch("h0", 1, &len);
+	assert_int_equal(nn_send(s0, buf, len, 0), (int)len);
+	free(buf);
+	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 3; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 3);
+	s[0] = req_socket(f);
+	buf = host_batch("h1", 2, &len);
+	assert_int_equal(nn_send(s[0], buf, len, 0), (int)len);
+	free(buf);
+	buf = signed_batch(f, 2, &len, mac);
+	assert_int_equal(nn_send(s[1], buf, len, 0), (int)len);
+	s[2] = req_socket(f);
+	assert_int_equal(nn_send(s[2], buf, len, 0), (int)len);
+	free(buf);
+	usleep(500 * 1000); /* the three reach the collector's socket */
+	/* the keys are renewed right after the next turn */
+	__atomic_store_n(&g->renew_at, 4, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
+	expect(ack_of(s0), VG_ACK_OK, STREAM, 1);
+	expect(ack_of(s[0]), VG_ACK_OK, STREAM, 2);
+	a[0] = signed_ack_of(f, s[1], mac);
+	a[1] = signed_ack_of(f, s[2], mac);
+	assert_true((a[0].status == VG_ACK_OK && a[1].status == VG_ACK_DUPLICATE) ||
+		    (a[0].status == VG_ACK_DUPLICATE && a[1].status == VG_ACK_OK));
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.batches_deferred, 1);
+	assert_ptr_not_equal(__atomic_load_n(&f->keys, __ATOMIC_SEQ_CST), first);
+	for (int i = 0; i < 3; i++)
+		nn_close(s[i]);
+	nn_close(s0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -928,6 +1058,7 @@ int main(void)
 		ST_BOTH(test_submit_threads, setup, teardown),
 		ST_BOTH(test_group_commit, setup, teardown),
 		ST_BOTH(test_stop_answers_deferred, setup, teardown),
+		ST_BOTH(test_keys_renewed_while_deferred, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, st_group_teardown);
 }
