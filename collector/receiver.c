@@ -108,6 +108,12 @@
 #include "vigie/sign.h"
 #include "vigie/wire.h"
 
+/* A group larger than vg_dispatch_group takes would have every batch's
+ * outcome -EINVAL, a consumer error, which is acknowledged OK: stored
+ * nothing, acknowledged all. The registry takes any n. */
+_Static_assert(VG_RECEIVER_GROUP_MAX <= VG_DISPATCH_GROUP_MAX,
+	       "a receiver group must fit in one vg_dispatch_group");
+
 #define DEFAULT_TIMEOUT_MS 200
 #define TICK_EVERY_MS 100
 #define TRANSPORT_SLACK (64u << 10)

@@ -7,7 +7,10 @@
  * match what was sent. Every case runs on each state engine (sqlite's
  * registry.db and a PostgreSQL server the test starts); on a shared state,
  * a batch another collector committed while this one stored it is
- * answered DUPLICATE and counted once.
+ * answered DUPLICATE and counted once. Groups of waiting batches: one
+ * group, each its own ack; bad input and a consumer's retry in a group
+ * touch only their own batch; a batch held back to the next turn is
+ * answered at a clean stop, and signed with its key after a key reload.
  * The job queue other threads use (vg_receiver_submit): a job runs on
  * the receiver thread, its batch goes through the same consumers, a
  * consumer's retry comes back as -EAGAIN, and a stopped receiver answers
@@ -49,6 +52,7 @@
 /* A consumer the test controls: returns `ret` and counts calls/ticks. */
 struct gate {
 	int ret;
+	char fail_host[16]; /* batch() of this host returns -EAGAIN */
 	int calls;
 	int ticks;
 	size_t nres, nsamples, nevents; /* of the last batch */
@@ -105,6 +109,8 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 	g->nsamples = b->nsamples;
 	g->nevents = b->nevents;
 	__atomic_fetch_add(&g->calls, 1, __ATOMIC_SEQ_CST);
+	if (g->fail_host[0] && !strcmp(b->host, g->fail_host))
+		return -EAGAIN;
 	return __atomic_load_n(&g->ret, __ATOMIC_SEQ_CST);
 }
 
@@ -269,6 +275,8 @@ static int teardown(void **state)
 
 	if (f->req >= 0)
 		nn_close(f->req);
+	/* a case that failed while holding the receiver lets it go */
+	__atomic_store_n(&f->grouper.hold, 0, __ATOMIC_SEQ_CST);
 	if (f->rx) {
 		vg_receiver_stop(f->rx);
 		pthread_join(f->thread, NULL);
@@ -887,6 +895,93 @@ static void test_group_commit(void **state)
 	free(buf);
 }
 
+/* Bad input and a failing consumer inside a group cost the good batches
+ * nothing: garbage and a display name with control characters, waiting with
+ * three good batches, are answered REJECTED before the group; a consumer
+ * without group hooks asking h2's batch for a retry in the middle of the
+ * group makes only h2's answer RETRY (its sequence number not recorded,
+ * the later consumers not handed it); h1 and h3 are stored and
+ * acknowledged as one group. */
+static void test_group_bad_input(void **state)
+{
+	struct fixture *f = fx(state);
+	struct grouper *g = &f->grouper;
+	struct vg_receiver_stats cs;
+	static const uint8_t garbage[] = "VGB\x01 not a batch at all, but long enough to look like one";
+	const char *hosts[] = {"h1", "h2", "h3"};
+	struct vg_ack a[5];
+	int s0, s[5];
+	uint8_t *buf, *bad;
+	size_t len, blen;
+
+	for (int i = 0; i < 3; i++) {
+		buf = host_batch(hosts[i], 1, &len);
+		expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
+		free(buf);
+	}
+	/* h5's batch with a display name holding control characters,
+	 * encoded without the encoder's check (as a hostile agent could) */
+	{
+		int64_t t = T0 + 120000;
+		struct vg_batch *b = vg_batch_new("h5", STREAM, 2, t);
+
+		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "h5-inst",
+						  "vm\x1b]0;pwned\x07", NULL, t));
+		assert_int_equal(vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 1), 0);
+		assert_int_equal(vg_wire_encode_unchecked(b, &bad, &blen), 0);
+		vg_batch_free(b);
+	}
+	snprintf(f->gate.fail_host, sizeof(f->gate.fail_host), "h2");
+	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
+	s0 = req_socket(f);
+	buf = host_batch("h0", 1, &len);
+	assert_int_equal(nn_send(s0, buf, len, 0), (int)len);
+	free(buf);
+	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 4; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 4);
+	for (int i = 0; i < 5; i++)
+		s[i] = req_socket(f);
+	for (int i = 0; i < 3; i++) {
+		buf = host_batch(hosts[i], 2, &len);
+		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
+		free(buf);
+	}
+	assert_int_equal(nn_send(s[3], garbage, sizeof(garbage), 0), (int)sizeof(garbage));
+	assert_int_equal(nn_send(s[4], bad, blen, 0), (int)blen);
+	free(bad);
+	usleep(500 * 1000); /* the five reach the collector's socket */
+	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
+	expect(ack_of(s0), VG_ACK_OK, STREAM, 1);
+	for (int i = 0; i < 5; i++)
+		a[i] = ack_of(s[i]);
+	expect(a[0], VG_ACK_OK, STREAM, 2);
+	expect(a[1], VG_ACK_RETRY, STREAM, 2);
+	expect(a[2], VG_ACK_OK, STREAM, 2);
+	assert_int_equal(a[3].status, VG_ACK_REJECTED);
+	expect(a[4], VG_ACK_REJECTED, STREAM, 2);
+	for (int i = 0; i < 5; i++)
+		nn_close(s[i]);
+	nn_close(s0);
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.groups, 1);
+	assert_int_equal(cs.batches_grouped, 3);
+	assert_int_equal(cs.batches_rejected, 2);
+	assert_int_equal(cs.batches_retry, 1);
+	/* h2's batch went no further than the gate: the grouper saw h1's
+	 * and h3's (and h0's before them) */
+	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 6);
+	assert_int_equal(g->largest, 3);
+	assert_int_equal(vg_registry_seen(f->reg, "h1", STREAM, 2, T0 + 120000), 1);
+	assert_int_equal(vg_registry_seen(f->reg, "h2", STREAM, 2, T0 + 120000), 0);
+	assert_int_equal(vg_registry_seen(f->reg, "h3", STREAM, 2, T0 + 120000), 1);
+	/* h2's re-send is stored */
+	f->gate.fail_host[0] = '\0';
+	buf = host_batch("h2", 2, &len);
+	expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 2);
+	free(buf);
+}
+
 /* A clean stop while a group is being stored, with a batch held back
  * for the next turn (a re-send of h3's batch from another socket, the
  * way an agent whose ack was lost sends it): before vg_receiver_run
@@ -1057,6 +1152,7 @@ int main(void)
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),
 		ST_BOTH(test_group_commit, setup, teardown),
+		ST_BOTH(test_group_bad_input, setup, teardown),
 		ST_BOTH(test_stop_answers_deferred, setup, teardown),
 		ST_BOTH(test_keys_renewed_while_deferred, setup, teardown),
 	};
