@@ -355,11 +355,12 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 			down += !dm[i].up && dm[i].calls + dm[i].errors > 0;
 			json_array_append_new(
 				daemons,
-				json_pack("{s:s,s:s,s:I,s:I,s:I,s:s}", "address", dm[i].address,
+				json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:s}", "address", dm[i].address,
 					  "state", dm[i].up ? "up" : dm[i].calls + dm[i].errors ? "down"
 												: "unused",
 					  "pending_files", (json_int_t)dm[i].pending,
 					  "lost_files", (json_int_t)dm[i].lost,
+					  "repairs", (json_int_t)dm[i].repairs,
 					  "errors", (json_int_t)dm[i].errors, "error",
 					  dm[i].error));
 		}
