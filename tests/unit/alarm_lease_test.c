@@ -15,7 +15,11 @@
  * owner (a node used to take its peers' expired leases there, and they
  * came back a round later); a node that stays dead loses its alarms one
  * lease after the return (on the leases' hold clock, injected), within
- * 2 x lease with the registry round's third of a lease.
+ * 2 x lease with the registry round's third of a lease. And a takeover
+ * whose read of the previous owner's pending window is the first call on
+ * the new owner's engine connection after the server's restart (it went
+ * on from its own window), or finds the server gone: it goes on from the
+ * stored window, at once or at the next round.
  */
 #include <errno.h>
 #include <setjmp.h>
