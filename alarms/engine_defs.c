@@ -193,17 +193,21 @@ void vg_alarm_defs_forget(struct vg_alarm_engine *e, struct alarm *a)
 
 /* An alarm another node owns changed state: read what its owner
  * stored (what this node's API shows), and re-evaluate the composites
- * that name it (those this node owns decide). */
+ * that name it (those this node owns decide). The database unreachable
+ * (the read already ran once more on a connection lost at a restart)
+ * stops the refresh, so the next round reads these alarms again instead
+ * of moving past their transitions with the composites not told. */
 static int refresh_one(void *ctx, const char *alarm_id)
 {
 	struct vg_alarm_engine *e = ctx;
 	struct alarm *a = alarm_id ? vg_hmap_gets(&e->alarms, alarm_id) : NULL;
+	int rc;
 
 	if (!a || vg_alarm_owned(e, a))
 		return 0;
-	if (!vg_alarm_store_load_states_of(e->store, alarm_id, load_state, e))
+	if (!(rc = vg_alarm_store_load_states_of(e->store, alarm_id, load_state, e)))
 		vg_alarm_after_change(e, a, wall(e), 0);
-	return 0;
+	return rc == -EAGAIN ? rc : 0;
 }
 
 int vg_alarm_defs_refresh_unowned(struct vg_alarm_engine *e, int64_t since_ms)

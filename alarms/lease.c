@@ -231,6 +231,21 @@ static int list_alarms(struct vg_alarm_lease *l, struct vg_alarm_lease_item **it
 	return 0;
 }
 
+/* Push this node's rows' expiry a lease on (vg_db_retry_lost's fn: run
+ * twice, it only renews them again). */
+static int renew(struct vg_db *db, void *arg)
+{
+	struct vg_alarm_lease *l = arg;
+	struct vg_db_stmt *st;
+	int rc = vg_db_prepare(db, "UPDATE " VG_ALARM_LEASE_TABLE " SET expires_at = " EXPIRY " WHERE owner = ?1", &st);
+
+	if (rc)
+		return rc;
+	vg_db_bind_text(st, 1, l->node);
+	vg_db_bind_int64(st, 2, l->lease_ms);
+	return run(st);
+}
+
 /* The ids this node holds now, into a set (values unused). */
 static int held_set(struct vg_alarm_lease *l, struct vg_hmap *held)
 {
@@ -287,16 +302,7 @@ int vg_alarm_lease_round(struct vg_alarm_lease *l, const char *const *live,
 	 * (nobody took them: a takeover changes the owner). A connection
 	 * lost while the server restarted fails its first call: once more,
 	 * so this round renews instead of the next */
-	for (int again = 0; again < 2; again++) {
-		rc = vg_db_prepare(l->db, "UPDATE " VG_ALARM_LEASE_TABLE " SET expires_at = " EXPIRY " WHERE owner = ?1", &st);
-		if (!rc) {
-			vg_db_bind_text(st, 1, l->node);
-			vg_db_bind_int64(st, 2, l->lease_ms);
-			rc = run(st);
-		}
-		if (rc != -ECONNRESET)
-			break;
-	}
+	rc = vg_db_retry_lost(l->db, renew, l);
 	/* leases of alarms deleted since */
 	if (!rc && !(rc = vg_db_prepare(l->db, "DELETE FROM " VG_ALARM_LEASE_TABLE " WHERE owner = ?1 AND alarm_id NOT IN (SELECT id FROM alarms)", &st))) {
 		vg_db_bind_text(st, 1, l->node);

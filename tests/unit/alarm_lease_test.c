@@ -15,7 +15,11 @@
  * owner (a node used to take its peers' expired leases there, and they
  * came back a round later); a node that stays dead loses its alarms one
  * lease after the return (on the leases' hold clock, injected), within
- * 2 x lease with the registry round's third of a lease.
+ * 2 x lease with the registry round's third of a lease. And a takeover
+ * whose read of the previous owner's pending window is the first call on
+ * the new owner's engine connection after the server's restart (it went
+ * on from its own window), or finds the server gone: it goes on from the
+ * stored window, at once or at the next round.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -786,6 +790,122 @@ static void test_node_dead_across_outage_taken_within_two_leases(void **state)
 	cluster_stop(&c);
 }
 
+/* ---- a takeover right after a restart of the state database --------------- */
+
+/* vm1's cpu above 90 % for three one-minute periods of three */
+#define CPU_3_OF_3                                                                      \
+	"{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":\"vm1\",\"period\":60," \
+	"\"evaluation_periods\":3,\"datapoints_to_alarm\":3,\"comparison\":\"gt\","     \
+	"\"threshold\":90}"
+
+/* The server comes back after a stop; the test's own connection makes
+ * its first call (which fails) now. */
+static void pg_back(struct cluster *c)
+{
+	assert_int_equal(hpg_start_again(&dbe_pg), 0);
+	if (vg_db_exec(c->db, "SELECT 1"))
+		assert_int_equal(vg_db_exec(c->db, "SELECT 1"), 0);
+}
+
+/* b owns the 3-of-3 alarm and has stored a pending window: five calm
+ * minutes both nodes saw, then two breaching ones that only b got (a's
+ * subscription to b's stream was down), so a's own window is five calm
+ * minutes. a's last round before what follows runs at the same clock as
+ * the test's next round of a (nothing else of a's is due to call its
+ * store then), more than a minute after the alarm's last transition (a's
+ * view of b's alarm is not read again). Then b dies. The transitions
+ * recorded so far are returned. */
+static int64_t pending_on_b(struct cluster *c)
+{
+	struct node *ns = c->ns;
+
+	cluster_start(c, 2, NULL);
+	json_decref(create_on(&ns[1], CPU_3_OF_3));
+	round_(&ns[1], b_only, 1);
+	round_(&ns[0], b_only, 1);
+	for (int m = 0; m < 5; m++)
+		feed_all(ns, 2, m, 50);
+	round_(&ns[0], b_only, 1);
+	feed(&ns[1], 6, T0 + 5 * MIN, 95);
+	feed(&ns[1], 7, T0 + 6 * MIN, 95);
+	assert_string_equal(state_of(ns[1].e), "ok");
+	round_(&ns[0], b_only, 1);
+	assert_string_equal(state_of(ns[0].e), "ok");
+	cluster_kill(c, 1);
+	return count(c->db, TRANSITIONS);
+}
+
+/* The third breach to a, which now owns the alarm: with b's window, 3 of
+ * 3, the alarm fires, once; a's own window (1 of 3) would not. */
+static void third_breach_fires_once(struct cluster *c, int64_t before)
+{
+	feed(&c->ns[0], 8, T0 + 7 * MIN, 95);
+	assert_string_equal(state_of(c->ns[0].e), "alarm");
+	assert_int_equal(count(c->db, TRANSITIONS), before + 1);
+	feed(&c->ns[0], 9, T0 + 8 * MIN, 95);
+	assert_int_equal(count(c->db, TRANSITIONS), before + 1);
+}
+
+/* PostgreSQL restarts; a's next round takes b's lease, and reading b's
+ * stored state is the first call on a's engine connection since the
+ * restart: it fails as a restarted server's first call does, is made
+ * again, and a goes on from b's window, not from its own. */
+static void test_takeover_is_the_first_call_after_a_restart(void **state)
+{
+	struct cluster c;
+	struct vg_alarm_engine_stats st;
+	int64_t before;
+	(void)state;
+
+	before = pending_on_b(&c);
+	assert_int_equal(vg_db_exec(c.db, "CHECKPOINT"), 0);
+	hpg_stop(&dbe_pg);
+	pg_back(&c);
+	round_(&c.ns[0], a_only, 1);
+	vg_alarm_engine_get_stats(c.ns[0].e, &st);
+	assert_int_equal(st.owned, 1);
+	assert_int_equal(st.takeovers, 1);
+	assert_int_equal(count(c.db, TRANSITIONS), before);
+	third_breach_fires_once(&c, before);
+	cluster_stop(&c);
+}
+
+/* The server goes away between a's lease round and the takeover, so b's
+ * stored state cannot be read even the second time: a holds the lease
+ * but does not evaluate the alarm yet; the period it closes meanwhile is
+ * kept, and decided from b's window at the next round, once. */
+static void test_takeover_waits_for_the_stored_state(void **state)
+{
+	struct cluster c;
+	struct vg_alarm_engine_stats st;
+	struct vg_alarm_lease_item *items = NULL;
+	size_t ni = 0;
+	int64_t before;
+	(void)state;
+
+	before = pending_on_b(&c);
+	assert_int_equal(vg_alarm_lease_round(c.ns[0].l, a_only, 1, &items, &ni), 0);
+	assert_int_equal(vg_db_exec(c.db, "CHECKPOINT"), 0);
+	hpg_stop(&dbe_pg);
+	vg_alarm_engine_own(c.ns[0].e, items, ni);
+	free(items);
+	vg_alarm_engine_get_stats(c.ns[0].e, &st);
+	assert_int_equal(st.owned, 0);
+	assert_int_equal(st.takeovers, 0);
+	pg_back(&c);
+	feed(&c.ns[0], 8, T0 + 7 * MIN, 95);
+	assert_int_equal(count(c.db, TRANSITIONS), before);
+	round_(&c.ns[0], a_only, 1);
+	vg_alarm_engine_get_stats(c.ns[0].e, &st);
+	assert_int_equal(st.owned, 1);
+	assert_int_equal(st.takeovers, 1);
+	assert_string_equal(state_of(c.ns[0].e), "alarm");
+	assert_int_equal(count(c.db, TRANSITIONS), before + 1);
+	feed(&c.ns[0], 9, T0 + 8 * MIN, 95);
+	assert_int_equal(count(c.db, TRANSITIONS), before + 1);
+	cluster_stop(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -800,6 +920,8 @@ int main(void)
 		cmocka_unit_test(test_group_open_period_across_takeover),
 		cmocka_unit_test(test_outage_longer_than_lease_moves_nothing),
 		cmocka_unit_test(test_node_dead_across_outage_taken_within_two_leases),
+		cmocka_unit_test(test_takeover_is_the_first_call_after_a_restart),
+		cmocka_unit_test(test_takeover_waits_for_the_stored_state),
 	};
 	int rc;
 
