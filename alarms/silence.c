@@ -236,17 +236,16 @@ static struct silence *from_json(const json_t *in, const char *scope,
 			add_err(errors, "ends_at", "must be a time");
 	} else if ((s = json_string_value(json_object_get(in, "duration")))) {
 		int64_t d;
-		char b[64];
-		/* "2h" is a relative time: parse "-2h" and negate */
-		snprintf(b, sizeof(b), "-%.60s", s);
-		if (vg_time_parse(b, 0, &d) || d >= 0)
+		if (vg_duration_parse(s, &d) || d <= 0)
 			add_err(errors, "duration", "must be like \"90m\" or \"2h\"");
 		else
-			x->ends_ms = x->starts_ms - d;
+			x->ends_ms = x->starts_ms + d;
 	} else {
 		add_err(errors, "ends_at", "ends_at or duration is required");
 	}
-	if (x->ends_ms && x->ends_ms <= x->starts_ms)
+	if (x->ends_ms > VG_TIME_MAX_MS)
+		add_err(errors, "ends_at", "must be before the year 10000");
+	else if (x->ends_ms && x->ends_ms <= x->starts_ms)
 		add_err(errors, "ends_at", "must be after starts_at");
 	if (x->ends_ms - x->starts_ms > (int64_t)VG_SILENCE_MAX_DURATION_S * 1000)
 		add_err(errors, "ends_at", "a silence lasts at most 366 days");

@@ -126,6 +126,35 @@ static void test_matchers_scope_limits_persistence(void **state)
 	assert_non_null(strstr(t, "matchers.resource"));
 	free(t);
 	json_decref(j);
+	/* times that are no time: strtod's hex and exponents and spaces
+	 * (" 1h" was an hour, "0x10h" sixteen), a start 99999999 days ago
+	 * (stored as the year -271764) and an end past 9999 (written as the
+	 * year 10000, no ISO 8601 a client can read back) */
+	{
+		static const char *const hostile[][2] = {
+			{"\"duration\":\"0x10h\"", "duration"},
+			{"\"duration\":\"1e2h\"", "duration"},
+			{"\"duration\":\" 1h\"", "duration"},
+			{"\"duration\":\"infh\"", "duration"},
+			{"\"starts_at\":\"-99999999d\",\"duration\":\"1h\"", "starts_at"},
+			{"\"starts_at\":\"9999-12-31T23:00:00Z\",\"duration\":\"2h\"",
+			 "ends_at"},
+			{"\"ends_at\":\"+99999999d\"", "ends_at"},
+		};
+		for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+			char in[256];
+			snprintf(in, sizeof(in),
+				 "{\"matchers\":{\"host\":\"h\"},%s,"
+				 "\"created_by\":\"ops\",\"comment\":\"x\"}",
+				 hostile[i][0]);
+			j = mk(s, "p1", in, &rc);
+			assert_int_equal(rc, -EINVAL);
+			t = json_dumps(j, 0);
+			assert_non_null(strstr(t, hostile[i][1]));
+			free(t);
+			json_decref(j);
+		}
+	}
 	j = mk(s, "p1", "{\"matchers\":{\"project\":\"p2\"},\"duration\":\"1h\","
 			"\"created_by\":\"eve\",\"comment\":\"x\"}",
 	       &rc);
