@@ -495,6 +495,8 @@ static void test_time_constraints(void **state)
 		"[{\"start\":\"0 9 * *\",\"duration\":3600}]",
 		"[{\"start\":\"0 25 * * *\",\"duration\":3600}]",
 		"[{\"start\":\"0 9 * * 1-5\",\"duration\":10}]",
+		/* strtod's hex: sixteen hours */
+		"[{\"start\":\"0 9 * * 1-5\",\"duration\":\"0x10h\"}]",
 		"[{\"start\":\"0 9 * * 1-5\",\"duration\":3600,\"timezone\":\"Mars/Olympus\"}]",
 		"[{\"start\":\"0 9 * * 1-5\",\"duration\":3600,\"timezone\":\"../../etc/passwd\"}]",
 		"{\"start\":\"0 9 * * 1-5\"}", NULL};
