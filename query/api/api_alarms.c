@@ -176,8 +176,10 @@ static int param_limit(struct vg_http_req *req, struct vg_http_resp *resp,
 
 	if (!v)
 		return 0;
+	/* digits only: strtol alone takes " 5", "+5" and "-0" */
+	errno = 0;
 	l = strtol(v, &end, 10);
-	if (*end || end == v || l < 1 || l > 1000) {
+	if (*end || !isdigit((unsigned char)v[0]) || errno || l < 1 || l > 1000) {
 		vg_http_reply_error(resp, 400, "limit: must be an "
 					       "integer from 1 to 1000");
 		return -EINVAL;
@@ -418,8 +420,11 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 		return 0;
 	if ((v = vg_http_param(req, "cursor"))) {
 		char *end;
-		long long c = strtoll(v, &end, 10);
-		if (*end || end == v || c < 0)
+		long long c;
+		/* digits only, within 64 bits: strtoll saturates past them */
+		errno = 0;
+		c = strtoll(v, &end, 10);
+		if (*end || !isdigit((unsigned char)v[0]) || errno || c < 0)
 			return vg_http_reply_error(resp, 400, "cursor: use the "
 							      "\"next\" value of the previous "
 							      "page");
