@@ -215,6 +215,10 @@ static struct silence *from_json(const json_t *in, const char *scope,
 			add_err(errors, "project", "out of memory");
 	}
 	if (scope) {
+		/* "*" is every project here: no tenant may hold it */
+		if (!strcmp(scope, "*"))
+			add_err(errors, "project", "a project token for '*' cannot "
+						   "silence");
 		if (x->project && strcmp(x->project, scope))
 			add_err(errors, "matchers.project", "a project token may only "
 							    "silence its own project");

@@ -160,6 +160,12 @@ static void test_matchers_scope_limits_persistence(void **state)
 	       &rc);
 	assert_int_equal(rc, -EINVAL); /* not another project's */
 	json_decref(j);
+	/* a tenant whose project is named "*" (every project, to a silence)
+	 * silenced every tenant */
+	j = mk(s, "*", "{\"duration\":\"1h\",\"created_by\":\"eve\",\"comment\":\"x\"}",
+	       &rc);
+	assert_int_equal(rc, -EINVAL);
+	json_decref(j);
 	/* ... nor through a top-level "project", as an alarm names it */
 	j = mk(s, "p1", "{\"project\":\"p2\",\"duration\":\"1h\","
 			"\"created_by\":\"eve\",\"comment\":\"x\"}",
