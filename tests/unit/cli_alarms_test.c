@@ -592,6 +592,37 @@ static void test_page_parameters(void **state)
 	fx_answer_free(&a);
 }
 
+/* An alarm named "stream" or "groups" was created, but GET by its name
+ * answered the event stream or the group list while PUT and DELETE
+ * reached the alarm: such names are refused at create and rename. */
+static void test_reserved_names(void **state)
+{
+	struct fx_answer a;
+	char auth[128];
+
+	(void)state;
+	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+	assert_int_equal(fx_http(g.api, "POST", "/v1/alarms", auth,
+				 "{\"name\":\"groups\",\"metric\":\"cpu.util\","
+				 "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":1}",
+				 &a),
+			 400);
+	assert_non_null(strstr(fx_errmsg(&a), "path of the API"));
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "POST", "/v1/alarms", auth,
+				 "{\"name\":\"rn\",\"metric\":\"cpu.util\","
+				 "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":1}",
+				 &a),
+			 201);
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "PATCH", "/v1/alarms/rn", auth,
+				 "{\"name\":\"stream\"}", &a),
+			 400);
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/rn", auth, NULL, &a), 200);
+	fx_answer_free(&a);
+}
+
 static void test_test_notification_rate_limit(void **state)
 {
 	struct vg_alarm_engine_options eo = {0};
@@ -673,6 +704,7 @@ int main(void)
 		cmocka_unit_test(test_group_and_event_alarms),
 		cmocka_unit_test(test_notify_groups),
 		cmocka_unit_test(test_page_parameters),
+		cmocka_unit_test(test_reserved_names),
 		cmocka_unit_test(test_test_notification_rate_limit),
 	};
 
