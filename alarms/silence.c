@@ -339,8 +339,19 @@ static int load(struct vg_alarm_silences *s, int64_t now_ms, char *err, size_t e
 				       "created_by", vg_db_column_text(st, 5), "comment",
 				       vg_db_column_text(st, 7));
 		const char *proj = vg_db_column_text(st, 1);
-		struct silence *x = from_json(in, strcmp(proj, "*") ? proj : NULL,
-					      now_ms, errors);
+		struct silence *x;
+
+		/* a silence of every project made with a project token:
+		 * only a token for the project "*" could, before such tokens
+		 * were refused; it would silence every tenant, so it is left
+		 * out (kept in the table, never matched nor listed) */
+		if (!strcmp(proj, "*") &&
+		    !strncmp(vg_db_column_text(st, 6), "project token", 13)) {
+			json_decref(in);
+			json_decref(errors);
+			continue;
+		}
+		x = from_json(in, strcmp(proj, "*") ? proj : NULL, now_ms, errors);
 		json_decref(in);
 		json_decref(errors);
 		if (!x)

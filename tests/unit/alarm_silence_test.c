@@ -30,6 +30,7 @@
 #include "vigie/alarm_store.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
+#include "vigie/db.h"
 #include "vigie/log.h"
 
 #define T0 (1795000020000LL / 60000 * 60000)
@@ -261,6 +262,29 @@ static void test_matchers_scope_limits_persistence(void **state)
 	sj.host = "compute-7";
 	assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 0);
 	vg_alarm_silences_close(s);
+
+	/* a silence of every project made by a token for the project "*"
+	 * (before such tokens were refused) is not loaded: it silenced
+	 * every tenant (the row as such a collector wrote it; sqlite) */
+	if (!g_fresh_url) {
+		struct vg_db *db;
+		char sql[512];
+		assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO alarm_silences (id, project, matchers, starts_ms,"
+			 " ends_ms, created_by, created_with, comment, created_ms) VALUES"
+			 " ('star', '*', '{}', %lld, %lld, 'eve', 'project token (*)',"
+			 " 'x', %lld)",
+			 (long long)T0, (long long)(T0 + 3600000), (long long)T0);
+		assert_int_equal(vg_db_exec(db, sql), 0);
+		vg_db_close(db);
+		assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
+		sj.project = "p9";
+		sj.host = "elsewhere";
+		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 0);
+		assert_int_equal(vg_alarm_silences_get(s, "star", NULL, T0, &j), -ENOENT);
+		vg_alarm_silences_close(s);
+	}
 }
 
 /* ---- in the engine, across SIGKILL ----------------------------------------------- */
