@@ -345,6 +345,18 @@ static int add_candidate(void *vctx, json_t *r)
 			v[i] = NULL; /* never sent: not a clean value */
 	if (!v[L_RESOURCE])
 		return 0;
+	/* The resource's labels once, not once per metric: a regular
+	 * expression at its limit costs milliseconds a match, and a
+	 * resource has tens of metrics (32 such matchers on every metric
+	 * ran a request 20 s past its deadline, checked per resource) */
+	for (size_t i = 0; i < c->nm; i++) {
+		if (c->m[i].label == L_NAME)
+			continue;
+		if (c->m[i].has_re && vg_monotonic_ms() > c->deadline)
+			return -ETIMEDOUT;
+		if (!match_one(&c->m[i], c->m[i].label < 0 ? NULL : v[c->m[i].label]))
+			return 0;
+	}
 	json_object_foreach(metrics, key, m) {
 		const char *ks = json_string_value(json_object_get(m, "kind"));
 		int counter = ks && !strcmp(ks, "counter");
@@ -352,12 +364,17 @@ static int add_candidate(void *vctx, json_t *r)
 		int ok = 1;
 		struct series *s;
 
+		if (vg_monotonic_ms() > c->deadline)
+			return -ETIMEDOUT;
 		vg_api_prom_name(key, counter, fam, sizeof(fam));
 		v[L_NAME] = fam;
-		for (size_t i = 0; i < c->nm && ok; i++)
-			ok = match_one(&c->m[i], c->m[i].label < 0
-							 ? NULL
-							 : v[c->m[i].label]);
+		for (size_t i = 0; i < c->nm && ok; i++) {
+			if (c->m[i].label != L_NAME)
+				continue;
+			if (c->m[i].has_re && vg_monotonic_ms() > c->deadline)
+				return -ETIMEDOUT;
+			ok = match_one(&c->m[i], fam);
+		}
 		if (!ok)
 			continue;
 		if (c->n == VG_RR_MAX_SERIES)
