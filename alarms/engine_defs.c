@@ -781,6 +781,30 @@ static int cmp_alarm(const void *x, const void *y)
 	return c ? c : strcmp(a->def.name, b->def.name);
 }
 
+/* 1 if a comes after the cursor: the last alarm of the previous page,
+ * "project/name" (or "name" when scoped), in the order of cmp_alarm.
+ * Compared as the pair, not as one string: "shop-eu/x" sorts before
+ * "shop/x" as a string ('-' < '/') but after it as a pair, so the page
+ * after "shop/x" skipped project shop-eu, and a project with a '/' in its
+ * name sent the pages round in a loop. Alarm names have no '/': the
+ * project is what comes before the last one. */
+static int after_cursor(const struct alarm *a, const char *scope, const char *after)
+{
+	const char *slash = strrchr(after, '/');
+	size_t pl;
+	int c;
+
+	if (scope)
+		return strcmp(a->def.name, after) > 0;
+	if (!slash) /* a project alone: its alarms and those after it */
+		return strcmp(a->def.project, after) >= 0;
+	pl = (size_t)(slash - after);
+	c = strncmp(a->def.project, after, pl);
+	if (!c && a->def.project[pl])
+		c = 1; /* a longer project, after the cursor's */
+	return c ? c > 0 : strcmp(a->def.name, slash + 1) > 0;
+}
+
 int vg_alarm_engine_list(struct vg_alarm_engine *e, const char *scope,
 			 const struct vg_alarm_list_filter *f, json_t **out)
 {
@@ -817,18 +841,13 @@ int vg_alarm_engine_list(struct vg_alarm_engine *e, const char *scope,
 	o = json_object();
 	json_object_set_new(o, "next", json_null());
 	for (size_t i = 0; i < n; i++) {
-		if (f->after) {
-			/* cursor "project/name" (or "name" when scoped) */
-			char cur[600];
-			snprintf(cur, sizeof(cur), "%s/%s", v[i]->def.project, v[i]->def.name);
-			if (strcmp(scope ? v[i]->def.name : cur, f->after) <= 0)
-				continue;
-		}
+		if (f->after && !after_cursor(v[i], scope, f->after))
+			continue;
 		if (k == limit) {
+			const struct alarm *last = v[i - 1];
 			char cur[600];
-			snprintf(cur, sizeof(cur), "%s/%s", v[i - 1]->def.project,
-				 v[i - 1]->def.name);
-			json_object_set_new(o, "next", json_string(scope ? v[i - 1]->def.name : cur));
+			snprintf(cur, sizeof(cur), "%s/%s", last->def.project, last->def.name);
+			json_object_set_new(o, "next", json_string(scope ? last->def.name : cur));
 			break;
 		}
 		json_array_append_new(arr, state_json(v[i], 0));

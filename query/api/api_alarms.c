@@ -176,8 +176,10 @@ static int param_limit(struct vg_http_req *req, struct vg_http_resp *resp,
 
 	if (!v)
 		return 0;
+	/* digits only: strtol alone takes " 5", "+5" and "-0" */
+	errno = 0;
 	l = strtol(v, &end, 10);
-	if (*end || end == v || l < 1 || l > 1000) {
+	if (*end || !isdigit((unsigned char)v[0]) || errno || l < 1 || l > 1000) {
 		vg_http_reply_error(resp, 400, "limit: must be an "
 					       "integer from 1 to 1000");
 		return -EINVAL;
@@ -237,6 +239,24 @@ int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
 	return vg_http_reply_json(resp, 200, out);
 }
 
+/* A name that is also a path under /v1/alarms (the stream, the groups):
+ * GET /v1/alarms/stream would answer the stream, never the alarm, while
+ * PUT and DELETE reached the alarm. Refused for new names only; an alarm
+ * already named so keeps its id. 1 (answered 400) or 0. */
+static int reserved_name(const json_t *body, struct vg_http_resp *resp)
+{
+	const char *n = json_string_value(json_object_get(body, "name"));
+	json_t *errors;
+
+	if (!n || (strcmp(n, "stream") && strcmp(n, "groups")))
+		return 0;
+	errors = json_pack("[{s:s,s:s}]", "field", "name", "message",
+			   "is a path of the API (/v1/alarms/stream, /v1/alarms/groups): "
+			   "choose another name");
+	reply_fields(resp, 400, "invalid alarm", errors);
+	return 1;
+}
+
 int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp)
 {
 	json_t *body, *out = NULL, *errors = NULL;
@@ -244,6 +264,10 @@ int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp)
 
 	if (engine_body(req, resp, &body))
 		return 0;
+	if (reserved_name(body, resp)) {
+		json_decref(body);
+		return 0;
+	}
 	rc = vg_alarm_engine_create(engine(req), body, req->scope_project, &out, &errors);
 	json_decref(body);
 	if (rc)
@@ -276,6 +300,10 @@ int vg_api_h_alarm_update(struct vg_http_req *req, struct vg_http_resp *resp)
 
 	if (engine_body(req, resp, &body))
 		return 0;
+	if (reserved_name(body, resp)) {
+		json_decref(body);
+		return 0;
+	}
 	rc = vg_alarm_engine_update(engine(req), req->vars[0], body,
 				    req->method == VG_HTTP_PATCH,
 				    req->scope_project, &out, &errors);
@@ -418,8 +446,11 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 		return 0;
 	if ((v = vg_http_param(req, "cursor"))) {
 		char *end;
-		long long c = strtoll(v, &end, 10);
-		if (*end || end == v || c < 0)
+		long long c;
+		/* digits only, within 64 bits: strtoll saturates past them */
+		errno = 0;
+		c = strtoll(v, &end, 10);
+		if (*end || !isdigit((unsigned char)v[0]) || errno || c < 0)
 			return vg_http_reply_error(resp, 400, "cursor: use the "
 							      "\"next\" value of the previous "
 							      "page");

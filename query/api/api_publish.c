@@ -686,7 +686,8 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 	}
 	if (!project)
 		project = json_string_value(pj);
-	if (!vg_name_valid(project)) {
+	if (!vg_name_valid(project) || !strcmp(project, "*")) {
+		/* "*" is every project to silences and alarm selectors */
 		json_decref(doc);
 		return vg_http_reply_error(resp, 400, "bad project name");
 	}

@@ -519,7 +519,11 @@ int vg_token_verify(struct vg_token_store *ts, const char *token,
 		const struct entry *e = &ts->e[i];
 		if (memcmp(e->id, id, VG_TOKEN_ID_LEN))
 			continue;
-		if (!e->revoked && CRYPTO_memcmp(e->mac, mac, MAC_LEN) == 0) {
+		/* "*" is every project to silences and alarm selectors: a
+		 * token scoped to it (made before create refused it) would
+		 * reach every tenant, so it is no token */
+		if (!e->revoked && CRYPTO_memcmp(e->mac, mac, MAC_LEN) == 0 &&
+		    !(e->project && !strcmp(e->project, "*"))) {
 			ok = 1;
 			scope->admin = !e->project;
 			if (e->project)
@@ -653,7 +657,7 @@ int vg_token_create(struct vg_token_store *ts, const char *project,
 		return -EINVAL;
 	token_out[0] = '\0';
 	if ((project && (strlen(project) > VG_TOKEN_PROJECT_MAX ||
-			 !vg_name_valid(project))) ||
+			 !vg_name_valid(project) || !strcmp(project, "*"))) ||
 	    !name_ok(name))
 		return -EINVAL;
 	pthread_mutex_lock(&ts->db_lock);

@@ -107,6 +107,9 @@ eq "an agent's disk is refused (403)" \
   "$(code "$ANA" "{\"measures\":[{\"resource\":\"$DB-vda\",\"metric\":\"x\",\"value\":1}]}")" 403
 eq "a project token naming another project is refused" \
   "$(code "$ANA" '{"project":"shop","measures":[{"resource":"s1","metric":"x","value":1}]}')" 403
+# "*" is every project to silences and alarm selectors: no resource's
+eq "an administrator cannot publish into the project \"*\" (400)" \
+  "$(code "$ADMIN_TOKEN" '{"project":"*","measures":[{"resource":"star-1","metric":"x","value":1}]}')" 400
 eq "one refused point refuses the whole request" \
   "$(code "$SHOP" "{\"measures\":[{\"resource\":\"shop-1\",\"metric\":\"x\",\"value\":1},{\"resource\":\"app-queue\",\"metric\":\"x\",\"value\":1}]}")" 403
 eq "... and nothing of it was written" "$(as "$SHOP" -o /dev/null -w '%{http_code}' "$API/v1/resources/shop-1")" 404

@@ -82,6 +82,11 @@ static void test_parse_statistics(void **state)
 			 -EINVAL);
 	assert_int_equal(vg_api_parse_statistics("p9x", st, 16, &n, err, sizeof(err)),
 			 -EINVAL);
+	/* strtod's other syntaxes: p0x10 was p16 and p1e1 p10 */
+	assert_int_equal(vg_api_parse_statistics("p0x10", st, 16, &n, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(vg_api_parse_statistics("p1e1", st, 16, &n, err, sizeof(err)),
+			 -EINVAL);
 	assert_int_equal(vg_api_parse_statistics("Sum,,Average", st, 16, &n, err,
 						 sizeof(err)),
 			 -EINVAL);

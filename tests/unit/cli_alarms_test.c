@@ -549,6 +549,80 @@ static struct fx_run vrun_at(const char *api, const char *first, ...)
 	return r;
 }
 
+/* Page parameters are integers written as digits: strtol alone took
+ * " 5" and "+5" as a limit, and a history cursor past 64 bits saturated
+ * to the largest one (an empty page, as if the history had ended). */
+static void test_page_parameters(void **state)
+{
+	static const char *const bad[] = {
+		"/v1/alarms?limit=%205",
+		"/v1/alarms?limit=%2B5",
+		"/v1/alarms?limit=-0",
+		"/v1/alarms?limit=0x10",
+		"/v1/alarms?limit=5%20",
+		"/v1/alarms?limit=99999999999999999999",
+		"/v1/alarms/pp/history?cursor=99999999999999999999",
+		"/v1/alarms/pp/history?cursor=%2B1",
+		"/v1/alarms/pp/history?cursor=%201",
+		"/v1/alarms/pp/history?limit=%2B5",
+	};
+	struct fx_answer a;
+	char auth[128];
+	json_t *in, *out = NULL, *errors = NULL;
+
+	(void)state;
+	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+	in = json_loads("{\"name\":\"pp\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
+			"\"comparison\":\"gt\",\"threshold\":90}",
+			0, NULL);
+	assert_int_equal(vg_alarm_engine_create(g.e, in, NULL, &out, &errors), 0);
+	json_decref(in);
+	json_decref(out);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (fx_http(g.api, "GET", bad[i], auth, NULL, &a) != 400)
+			fail_msg("%s: %ld, want 400", bad[i], a.status);
+		fx_answer_free(&a);
+	}
+	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms?limit=5", auth, NULL, &a), 200);
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/pp/history?cursor=0&limit=1",
+				 auth, NULL, &a),
+			 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "history")), 1);
+	fx_answer_free(&a);
+}
+
+/* An alarm named "stream" or "groups" was created, but GET by its name
+ * answered the event stream or the group list while PUT and DELETE
+ * reached the alarm: such names are refused at create and rename. */
+static void test_reserved_names(void **state)
+{
+	struct fx_answer a;
+	char auth[128];
+
+	(void)state;
+	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+	assert_int_equal(fx_http(g.api, "POST", "/v1/alarms", auth,
+				 "{\"name\":\"groups\",\"metric\":\"cpu.util\","
+				 "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":1}",
+				 &a),
+			 400);
+	assert_non_null(strstr(fx_errmsg(&a), "path of the API"));
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "POST", "/v1/alarms", auth,
+				 "{\"name\":\"rn\",\"metric\":\"cpu.util\","
+				 "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":1}",
+				 &a),
+			 201);
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "PATCH", "/v1/alarms/rn", auth,
+				 "{\"name\":\"stream\"}", &a),
+			 400);
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/rn", auth, NULL, &a), 200);
+	fx_answer_free(&a);
+}
+
 static void test_test_notification_rate_limit(void **state)
 {
 	struct vg_alarm_engine_options eo = {0};
@@ -629,6 +703,8 @@ int main(void)
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_group_and_event_alarms),
 		cmocka_unit_test(test_notify_groups),
+		cmocka_unit_test(test_page_parameters),
+		cmocka_unit_test(test_reserved_names),
 		cmocka_unit_test(test_test_notification_rate_limit),
 	};
 
