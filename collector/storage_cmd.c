@@ -228,6 +228,14 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		"  flush    make the running collector write its cache to the\n"
 		"           files (SIGUSR1) and wait until it did\n";
 
+	/* `storage --help`, `storage stats --help`, `storage convert --help`
+	 * (move and flush answer their own) */
+	if ((argc == 2 && !strcmp(argv[1], "--help")) ||
+	    (argc == 3 && (!strcmp(argv[1], "stats") || !strcmp(argv[1], "convert")) &&
+	     !strcmp(argv[2], "--help"))) {
+		fputs(usage, out);
+		return 0;
+	}
 	if (argc >= 2 && !strcmp(argv[1], "stats") && argc == 2)
 		return stats(cfg, out, err);
 	if (argc >= 2 && !strcmp(argv[1], "convert")) {
@@ -240,10 +248,6 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		return vg_storage_move_command(cfg, argc, argv, out, err);
 	if (argc >= 2 && !strcmp(argv[1], "flush"))
 		return vg_storage_flush_command(cfg, argc, argv, out, err);
-	if (argc >= 2 && !strcmp(argv[1], "--help")) {
-		fputs(usage, out);
-		return 0;
-	}
 	fputs(usage, err);
 	return 2;
 }

@@ -5,8 +5,9 @@
 # actually under DATA_DIR/rrd, with their bytes and the free space, and
 # exits 0; on the rrdcached backend, whose files are the daemons', it says
 # on standard output that the collector cannot tell their bytes instead of
-# printing an errno on standard error. Times come from the agent's
-# synthetic clock.
+# printing an errno on standard error. `storage stats --help` and
+# `storage convert --help` print the usage, exit 0. Times come from the
+# agent's synthetic clock.
 . "$(dirname "$0")/lib.sh"
 
 collector_ports
@@ -23,6 +24,11 @@ run_agent() {
 # ---- files backend ----
 DATA=$TMP/data
 printf '[storage]\nstep = 60\nheartbeat = 600\narchives = 1m:1d\n' >"$TMP/vigie.conf"
+for c in stats convert; do
+  "$BIN/vigie-collector" --data-dir "$DATA" storage $c --help >"$TMP/h.out" 2>"$TMP/h.err"
+  eq "storage $c --help exits 0" "$?" 0
+  check "... and prints the usage on standard output" grep -q "storage $c" "$TMP/h.out"
+done
 check "collector starts (files backend)" start_api_collector collector --config "$TMP/vigie.conf" \
   --data-dir "$DATA"
 run_agent agent
