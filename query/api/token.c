@@ -163,16 +163,18 @@ static int load_or_create_key(const char *path, unsigned char *key, char *err,
 	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* errors name the key file the operator configured, not the
+	 * temporary one it is written through */
 	if (fd < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", tmp, strerror(-rc));
+		snprintf(err, errlen, "%s: cannot create the token key: %s", path, strerror(-rc));
 		return rc;
 	}
 	if (write(fd, fresh, KEY_LEN) != KEY_LEN || fsync(fd)) {
 		rc = errno ? -errno : -EIO;
 		close(fd);
 		unlink(tmp);
-		snprintf(err, errlen, "%s: %s", tmp, strerror(-rc));
+		snprintf(err, errlen, "%s: cannot create the token key: %s", path, strerror(-rc));
 		return rc;
 	}
 	close(fd);

@@ -352,6 +352,13 @@ static void test_damaged_key(void **state)
 	assert_null(ts);
 	assert_non_null(strstr(err, "damaged"));
 	assert_int_equal(vg_token_store_open("/nonexistent/dir", &ts, err, sizeof(err)) < 0, 1);
+	/* a [state] token_key in a directory that does not exist: the error
+	 * names the key file the operator wrote, not a temporary file */
+	snprintf(path, sizeof(path), "%s/missing/tokens.key", d2);
+	assert_int_equal(vg_token_store_open_state(d2, NULL, path, &ts, err, sizeof(err)), -ENOENT);
+	assert_null(ts);
+	assert_non_null(strstr(err, path));
+	assert_null(strstr(err, ".tmp."));
 	nftw(d2, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
