@@ -348,6 +348,10 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "RRD files created", (double)ss.files_created);
 		one(b, "vigie_store_values_written_total", "counter",
 		    "Values written to RRD files", (double)ss.values_written);
+		one(b, "vigie_store_values_pending", "gauge",
+		    "Values acknowledged and cached, not yet written to their "
+		    "series (write-behind; storage flush writes them)",
+		    (double)ss.values_pending);
 		one(b, "vigie_store_values_duplicate_total", "counter",
 		    "Values at or before their file's last update, skipped",
 		    (double)ss.values_duplicate);
