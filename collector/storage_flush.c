@@ -178,6 +178,16 @@ int vg_storage_flush_command(const struct vg_config *cfg, int argc, char **argv,
 	long wait_s = WAIT_DEFAULT_S, pid;
 	int64_t t0;
 
+	static const char usage[] =
+		"usage: vigie-collector [--config FILE] [--data-dir DIR] storage "
+		"flush [--timeout SECONDS]\n"
+		"Make the running collector write its cached values to the series\n"
+		"(SIGUSR1) and wait until it did, at most --timeout seconds (300).\n";
+
+	if (argc == 3 && !strcmp(argv[2], "--help")) {
+		fputs(usage, out);
+		return 0;
+	}
 	if (argc == 4 && !strcmp(argv[2], "--timeout")) {
 		char *end;
 		wait_s = strtol(argv[3], &end, 10);
@@ -186,8 +196,7 @@ int vg_storage_flush_command(const struct vg_config *cfg, int argc, char **argv,
 			return 2;
 		}
 	} else if (argc != 2) {
-		fprintf(errf, "usage: vigie-collector [--config FILE] [--data-dir DIR] storage "
-			      "flush [--timeout SECONDS]\n");
+		fputs(usage, errf);
 		return 2;
 	}
 	snprintf(jdir, sizeof(jdir), "%s/journal", cfg->collector_data_dir);

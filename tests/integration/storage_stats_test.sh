@@ -5,8 +5,8 @@
 # actually under DATA_DIR/rrd, with their bytes and the free space, and
 # exits 0; on the rrdcached backend, whose files are the daemons', it says
 # on standard output that the collector cannot tell their bytes instead of
-# printing an errno on standard error. `storage stats --help` and
-# `storage convert --help` print the usage, exit 0. Times come from the
+# printing an errno on standard error. `storage SUB --help` prints the
+# usage on standard output and exits 0 for each subcommand. Times come from the
 # agent's synthetic clock.
 . "$(dirname "$0")/lib.sh"
 
@@ -24,7 +24,7 @@ run_agent() {
 # ---- files backend ----
 DATA=$TMP/data
 printf '[storage]\nstep = 60\nheartbeat = 600\narchives = 1m:1d\n' >"$TMP/vigie.conf"
-for c in stats convert; do
+for c in stats convert flush move; do
   "$BIN/vigie-collector" --data-dir "$DATA" storage $c --help >"$TMP/h.out" 2>"$TMP/h.err"
   eq "storage $c --help exits 0" "$?" 0
   check "... and prints the usage on standard output" grep -q "storage $c" "$TMP/h.out"
