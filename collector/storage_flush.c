@@ -64,11 +64,16 @@ int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, 
 	uint64_t written = a.values_pending > b.values_pending ? a.values_pending - b.values_pending
 							       : 0;
 	int64_t ms = (vg_monotonic_ns() - t0) / 1000000;
-	snprintf(msg, msglen,
-		 "%s: %" PRIu64 " cached values written in %" PRId64 " ms, %" PRIu64
-		 " still cached (their storage daemon does not answer)",
-		 rc ? "flush failed" : "flushed", written, ms,
-		 b.values_pending);
+	if (b.values_pending)
+		snprintf(msg, msglen,
+			 "%s: %" PRIu64 " cached values written in %" PRId64 " ms, %" PRIu64
+			 " still cached (their storage daemon does not answer)",
+			 rc ? "flush failed" : "flushed", written, ms, b.values_pending);
+	else
+		snprintf(msg, msglen,
+			 "%s: %" PRIu64 " cached values written in %" PRId64
+			 " ms, none left cached",
+			 rc ? "flush failed" : "flushed", written, ms);
 	if ((size_t)snprintf(path, sizeof(path), "%s/" DONE_FILE, data_dir) >= sizeof(path))
 		return -ENAMETOOLONG;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
