@@ -777,6 +777,28 @@ static void test_ambiguous_name(void **state)
 	json_decref(made[1]);
 }
 
+/* notify_group.by is a set of labels: a label given twice was taken
+ * silently. A 400 naming the repeated label. */
+static void test_group_by_duplicate(void **state)
+{
+	struct fx_answer a;
+	char auth[128];
+
+	(void)state;
+	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+	assert_int_equal(fx_http(g.api, "POST", "/v1/alarms", auth,
+				 "{\"name\":\"gb\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
+				 "\"comparison\":\"gt\",\"threshold\":1,"
+				 "\"notify_group\":{\"by\":[\"alarm\",\"alarm\"]}}",
+				 &a),
+			 400);
+	assert_string_equal(fx_errmsg(&a),
+			    "invalid alarm: notify_group.by: [1]: 'alarm' is given twice");
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/gb", auth, NULL, &a), 404);
+	fx_answer_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -789,6 +811,7 @@ int main(void)
 		cmocka_unit_test(test_reserved_names),
 		cmocka_unit_test(test_test_notification_rate_limit),
 		cmocka_unit_test(test_ambiguous_name),
+		cmocka_unit_test(test_group_by_duplicate),
 	};
 
 	unsetenv("VIGIE_API");
