@@ -217,27 +217,36 @@ int vg_alarm_defs_refresh_unowned(struct vg_alarm_engine *e, int64_t since_ms)
 
 /* ---- API ---------------------------------------------------------------------------------------------- */
 
-static struct alarm *find(struct vg_alarm_engine *e, const char *ref,
-			  const char *scope)
+/* The alarm ref names within scope into *out: 0, -ENOENT (none), or
+ * -ENOTUNIQ: an administrator's bare name that alarms of several projects
+ * share (the caller lists them; an id always works). */
+static int find(struct vg_alarm_engine *e, const char *ref, const char *scope,
+		struct alarm **out)
 {
 	struct alarm *a = vg_hmap_gets(&e->alarms, ref);
 	size_t pos = 0;
 	const struct vg_hmap_entry *s;
 
-	if (a)
-		return !scope || !strcmp(scope, a->def.project) ? a : NULL;
+	*out = NULL;
+	if (a) {
+		if (scope && strcmp(scope, a->def.project))
+			return -ENOENT;
+		*out = a;
+		return 0;
+	}
 	if (scope)
-		return vg_alarm_by_name(e, scope, ref);
+		return (*out = vg_alarm_by_name(e, scope, ref)) ? 0 : -ENOENT;
 	/* administrator: a name unique across projects */
 	while ((s = vg_hmap_next(&e->alarms, &pos))) {
 		struct alarm *x = s->value;
 		if (!strcmp(x->def.name, ref)) {
 			if (a)
-				return NULL; /* ambiguous: use the id */
+				return -ENOTUNIQ;
 			a = x;
 		}
 	}
-	return a;
+	*out = a;
+	return a ? 0 : -ENOENT;
 }
 
 static void add_error(json_t **errors, const char *field, const char *fmt, ...)
@@ -513,9 +522,9 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 	*errors = NULL;
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_flush(e);
-	if (!(a = find(e, ref, scope))) {
+	if ((rc = find(e, ref, scope, &a))) {
 		pthread_mutex_unlock(&e->lock);
-		return -ENOENT;
+		return rc;
 	}
 	if (patch) {
 		if (!json_is_object(body)) {
@@ -683,9 +692,9 @@ int vg_alarm_engine_delete(struct vg_alarm_engine *e, const char *ref,
 	*errors = NULL;
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_flush(e);
-	if (!(a = find(e, ref, scope))) {
+	if ((rc = find(e, ref, scope, &a))) {
 		pthread_mutex_unlock(&e->lock);
-		return -ENOENT;
+		return rc;
 	}
 	referrers(e, a, refs, sizeof(refs));
 	if (*refs) {
@@ -725,9 +734,9 @@ int vg_alarm_engine_set_enabled(struct vg_alarm_engine *e, const char *ref,
 	*out = NULL;
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_flush(e);
-	if (!(a = find(e, ref, scope))) {
+	if ((rc = find(e, ref, scope, &a))) {
 		pthread_mutex_unlock(&e->lock);
-		return -ENOENT;
+		return rc;
 	}
 	if (a->def.enabled != !!enabled) {
 		a->def.enabled = !!enabled;
@@ -761,15 +770,16 @@ int vg_alarm_engine_get(struct vg_alarm_engine *e, const char *ref,
 			const char *scope, json_t **out)
 {
 	struct alarm *a;
+	int rc;
 
 	*out = NULL;
 	pthread_mutex_lock(&e->lock);
-	a = find(e, ref, scope);
-	if (a)
+	rc = find(e, ref, scope, &a);
+	if (!rc)
 		*out = state_json(a, 1);
 	pthread_mutex_unlock(&e->lock);
-	if (!a)
-		return -ENOENT;
+	if (rc)
+		return rc;
 	return *out ? 0 : -ENOMEM;
 }
 
@@ -878,9 +888,9 @@ int vg_alarm_engine_test_notification(struct vg_alarm_engine *e, const char *ref
 		return -EINVAL;
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_flush(e);
-	if (!(a = find(e, ref, scope))) {
+	if ((rc = find(e, ref, scope, &a))) {
 		pthread_mutex_unlock(&e->lock);
-		return -ENOENT;
+		return rc;
 	}
 	if (!a->def.nactions[st]) {
 		pthread_mutex_unlock(&e->lock);
@@ -974,10 +984,9 @@ int vg_alarm_engine_history(struct vg_alarm_engine *e, const char *ref,
 	*out = NULL;
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_flush(e);
-	a = find(e, ref, scope);
-	if (!a) {
+	if ((rc = find(e, ref, scope, &a))) {
 		pthread_mutex_unlock(&e->lock);
-		return -ENOENT;
+		return rc;
 	}
 	snprintf(id, sizeof(id), "%s", a->def.id);
 	q->alarm_id = id;

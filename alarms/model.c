@@ -528,6 +528,10 @@ static void rd_notify_group(struct pctx *c, const json_t *v)
 			add_err(c, "notify_group.by", "[%zu]: must be one of alarm, "
 						      "severity, state, resource, host, metric",
 				i);
+		else if (c->d->group_by & (1u << l))
+			/* a set of labels: a repeat is a mistake, not a no-op */
+			add_err(c, "notify_group.by", "[%zu]: '%s' is given twice", i,
+				group_labels[l]);
 		else
 			c->d->group_by |= 1u << l;
 	}

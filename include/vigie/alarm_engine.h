@@ -120,7 +120,9 @@ struct vg_alarm_outbox *vg_alarm_engine_outbox(struct vg_alarm_engine *e);
 /* ---- API operations (thread-safe) --------------------------------------------
  * scope: NULL for an administrator, else the only project visible; an
  * alarm of another project is -ENOENT. `ref` is an alarm id, or a name
- * (within scope; for an administrator the name must be unique).
+ * (within scope; for an administrator the name must be unique: a name
+ * that alarms of several projects share is -ENOTUNIQ, and
+ * vg_alarm_engine_list with that name lists them).
  * Results are new JSON values the caller decrefs. Validation failures are
  * -EINVAL with *errors a JSON array of {"field","message"}; -EEXIST: the
  * name is taken in the project; -EBUSY: the change would break a

@@ -393,25 +393,29 @@ void vg_token_store_close(struct vg_token_store *ts)
 
 /* ---- the in-memory table ------------------------------------------------ */
 
-/* The generation of the tokens table. Call with db_lock. A connection
- * found lost is tried once more (that call reconnects), so a restarted
- * server does not cost a request its answer. */
-static int read_generation(struct vg_token_store *ts, int64_t *gen)
+/* vg_db_retry_lost's fn: the generation into *(int64_t *)arg (-1 if no
+ * row). vg_db_step's result or -errno. */
+static int select_generation(struct vg_db *db, void *arg)
 {
+	int64_t *gen = arg;
 	struct vg_db_stmt *s;
 	int rc;
 
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if ((rc = vg_db_prepare(ts->db, "SELECT generation FROM token_meta "
-						"WHERE id = 1",
-					&s)))
-			continue;
-		rc = vg_db_step(s);
-		*gen = rc == 1 ? vg_db_column_int64(s, 0) : -1;
-		vg_db_reset(s);
-		if (rc != -ECONNRESET)
-			break;
-	}
+	if ((rc = vg_db_prepare(db, "SELECT generation FROM token_meta WHERE id = 1", &s)))
+		return rc;
+	rc = vg_db_step(s);
+	*gen = rc == 1 ? vg_db_column_int64(s, 0) : -1;
+	vg_db_reset(s);
+	return rc;
+}
+
+/* The generation of the tokens table. Call with db_lock. A connection
+ * found lost is tried once more (vg_db_retry_lost: that call
+ * reconnects), so a restarted server does not cost a request its answer. */
+static int read_generation(struct vg_token_store *ts, int64_t *gen)
+{
+	int rc = vg_db_retry_lost(ts->db, select_generation, gen);
+
 	return rc < 0 ? map_db(rc) : 0;
 }
 

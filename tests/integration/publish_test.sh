@@ -129,6 +129,7 @@ bad "a unit over 32 bytes" 400 "{\"measures\":[{\"resource\":\"r\",\"metric\":\"
 bad "a NaN (as a string)" 400 '{"measures":[{"resource":"r","metric":"x","value":"NaN"}]}'
 bad "an infinite value (overflowing)" 400 '{"measures":[{"resource":"r","metric":"x","value":1e999}]}'
 bad "a bad kind" 400 '{"measures":[{"resource":"r","metric":"x","kind":"derive","value":1}]}'
+bad "a negative counter" 400 '{"measures":[{"resource":"r","metric":"c","kind":"counter","value":-5}]}'
 bad "an unknown field" 400 '{"measures":[{"resource":"r","metric":"x","value":1,"colour":"red"}]}'
 bad "a time beyond max_future" 400 "{\"measures\":[{\"resource\":\"r\",\"metric\":\"x\",\"time\":$((NOW + 3600)),\"value\":1}]}"
 bad "a time older than the archives" 400 "{\"measures\":[{\"resource\":\"r\",\"metric\":\"x\",\"time\":$((NOW - 500 * 86400)),\"value\":1}]}"
