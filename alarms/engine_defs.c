@@ -193,17 +193,21 @@ void vg_alarm_defs_forget(struct vg_alarm_engine *e, struct alarm *a)
 
 /* An alarm another node owns changed state: read what its owner
  * stored (what this node's API shows), and re-evaluate the composites
- * that name it (those this node owns decide). */
+ * that name it (those this node owns decide). The database unreachable
+ * (the read already ran once more on a connection lost at a restart)
+ * stops the refresh, so the next round reads these alarms again instead
+ * of moving past their transitions with the composites not told. */
 static int refresh_one(void *ctx, const char *alarm_id)
 {
 	struct vg_alarm_engine *e = ctx;
 	struct alarm *a = alarm_id ? vg_hmap_gets(&e->alarms, alarm_id) : NULL;
+	int rc;
 
 	if (!a || vg_alarm_owned(e, a))
 		return 0;
-	if (!vg_alarm_store_load_states_of(e->store, alarm_id, load_state, e))
+	if (!(rc = vg_alarm_store_load_states_of(e->store, alarm_id, load_state, e)))
 		vg_alarm_after_change(e, a, wall(e), 0);
-	return 0;
+	return rc == -EAGAIN ? rc : 0;
 }
 
 int vg_alarm_defs_refresh_unowned(struct vg_alarm_engine *e, int64_t since_ms)
@@ -213,27 +217,36 @@ int vg_alarm_defs_refresh_unowned(struct vg_alarm_engine *e, int64_t since_ms)
 
 /* ---- API ---------------------------------------------------------------------------------------------- */
 
-static struct alarm *find(struct vg_alarm_engine *e, const char *ref,
-			  const char *scope)
+/* The alarm ref names within scope into *out: 0, -ENOENT (none), or
+ * -ENOTUNIQ: an administrator's bare name that alarms of several projects
+ * share (the caller lists them; an id always works). */
+static int find(struct vg_alarm_engine *e, const char *ref, const char *scope,
+		struct alarm **out)
 {
 	struct alarm *a = vg_hmap_gets(&e->alarms, ref);
 	size_t pos = 0;
 	const struct vg_hmap_entry *s;
 
-	if (a)
-		return !scope || !strcmp(scope, a->def.project) ? a : NULL;
+	*out = NULL;
+	if (a) {
+		if (scope && strcmp(scope, a->def.project))
+			return -ENOENT;
+		*out = a;
+		return 0;
+	}
 	if (scope)
-		return vg_alarm_by_name(e, scope, ref);
+		return (*out = vg_alarm_by_name(e, scope, ref)) ? 0 : -ENOENT;
 	/* administrator: a name unique across projects */
 	while ((s = vg_hmap_next(&e->alarms, &pos))) {
 		struct alarm *x = s->value;
 		if (!strcmp(x->def.name, ref)) {
 			if (a)
-				return NULL; /* ambiguous: use the id */
+				return -ENOTUNIQ;
 			a = x;
 		}
 	}
-	return a;
+	*out = a;
+	return a ? 0 : -ENOENT;
 }
 
 static void add_error(json_t **errors, const char *field, const char *fmt, ...)
@@ -509,9 +522,9 @@ int vg_alarm_engine_update(struct vg_alarm_engine *e, const char *ref,
 	*errors = NULL;
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_flush(e);
-	if (!(a = find(e, ref, scope))) {
+	if ((rc = find(e, ref, scope, &a))) {
 		pthread_mutex_unlock(&e->lock);
-		return -ENOENT;
+		return rc;
 	}
 	if (patch) {
 		if (!json_is_object(body)) {
@@ -679,9 +692,9 @@ int vg_alarm_engine_delete(struct vg_alarm_engine *e, const char *ref,
 	*errors = NULL;
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_flush(e);
-	if (!(a = find(e, ref, scope))) {
+	if ((rc = find(e, ref, scope, &a))) {
 		pthread_mutex_unlock(&e->lock);
-		return -ENOENT;
+		return rc;
 	}
 	referrers(e, a, refs, sizeof(refs));
 	if (*refs) {
@@ -721,9 +734,9 @@ int vg_alarm_engine_set_enabled(struct vg_alarm_engine *e, const char *ref,
 	*out = NULL;
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_flush(e);
-	if (!(a = find(e, ref, scope))) {
+	if ((rc = find(e, ref, scope, &a))) {
 		pthread_mutex_unlock(&e->lock);
-		return -ENOENT;
+		return rc;
 	}
 	if (a->def.enabled != !!enabled) {
 		a->def.enabled = !!enabled;
@@ -757,15 +770,16 @@ int vg_alarm_engine_get(struct vg_alarm_engine *e, const char *ref,
 			const char *scope, json_t **out)
 {
 	struct alarm *a;
+	int rc;
 
 	*out = NULL;
 	pthread_mutex_lock(&e->lock);
-	a = find(e, ref, scope);
-	if (a)
+	rc = find(e, ref, scope, &a);
+	if (!rc)
 		*out = state_json(a, 1);
 	pthread_mutex_unlock(&e->lock);
-	if (!a)
-		return -ENOENT;
+	if (rc)
+		return rc;
 	return *out ? 0 : -ENOMEM;
 }
 
@@ -775,6 +789,30 @@ static int cmp_alarm(const void *x, const void *y)
 	int c = strcmp(a->def.project, b->def.project);
 
 	return c ? c : strcmp(a->def.name, b->def.name);
+}
+
+/* 1 if a comes after the cursor: the last alarm of the previous page,
+ * "project/name" (or "name" when scoped), in the order of cmp_alarm.
+ * Compared as the pair, not as one string: "shop-eu/x" sorts before
+ * "shop/x" as a string ('-' < '/') but after it as a pair, so the page
+ * after "shop/x" skipped project shop-eu, and a project with a '/' in its
+ * name sent the pages round in a loop. Alarm names have no '/': the
+ * project is what comes before the last one. */
+static int after_cursor(const struct alarm *a, const char *scope, const char *after)
+{
+	const char *slash = strrchr(after, '/');
+	size_t pl;
+	int c;
+
+	if (scope)
+		return strcmp(a->def.name, after) > 0;
+	if (!slash) /* a project alone: its alarms and those after it */
+		return strcmp(a->def.project, after) >= 0;
+	pl = (size_t)(slash - after);
+	c = strncmp(a->def.project, after, pl);
+	if (!c && a->def.project[pl])
+		c = 1; /* a longer project, after the cursor's */
+	return c ? c > 0 : strcmp(a->def.name, slash + 1) > 0;
 }
 
 int vg_alarm_engine_list(struct vg_alarm_engine *e, const char *scope,
@@ -813,18 +851,13 @@ int vg_alarm_engine_list(struct vg_alarm_engine *e, const char *scope,
 	o = json_object();
 	json_object_set_new(o, "next", json_null());
 	for (size_t i = 0; i < n; i++) {
-		if (f->after) {
-			/* cursor "project/name" (or "name" when scoped) */
-			char cur[600];
-			snprintf(cur, sizeof(cur), "%s/%s", v[i]->def.project, v[i]->def.name);
-			if (strcmp(scope ? v[i]->def.name : cur, f->after) <= 0)
-				continue;
-		}
+		if (f->after && !after_cursor(v[i], scope, f->after))
+			continue;
 		if (k == limit) {
+			const struct alarm *last = v[i - 1];
 			char cur[600];
-			snprintf(cur, sizeof(cur), "%s/%s", v[i - 1]->def.project,
-				 v[i - 1]->def.name);
-			json_object_set_new(o, "next", json_string(scope ? v[i - 1]->def.name : cur));
+			snprintf(cur, sizeof(cur), "%s/%s", last->def.project, last->def.name);
+			json_object_set_new(o, "next", json_string(scope ? last->def.name : cur));
 			break;
 		}
 		json_array_append_new(arr, state_json(v[i], 0));
@@ -855,9 +888,9 @@ int vg_alarm_engine_test_notification(struct vg_alarm_engine *e, const char *ref
 		return -EINVAL;
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_flush(e);
-	if (!(a = find(e, ref, scope))) {
+	if ((rc = find(e, ref, scope, &a))) {
 		pthread_mutex_unlock(&e->lock);
-		return -ENOENT;
+		return rc;
 	}
 	if (!a->def.nactions[st]) {
 		pthread_mutex_unlock(&e->lock);
@@ -951,10 +984,9 @@ int vg_alarm_engine_history(struct vg_alarm_engine *e, const char *ref,
 	*out = NULL;
 	pthread_mutex_lock(&e->lock);
 	vg_alarm_queue_flush(e);
-	a = find(e, ref, scope);
-	if (!a) {
+	if ((rc = find(e, ref, scope, &a))) {
 		pthread_mutex_unlock(&e->lock);
-		return -ENOENT;
+		return rc;
 	}
 	snprintf(id, sizeof(id), "%s", a->def.id);
 	q->alarm_id = id;

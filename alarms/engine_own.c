@@ -25,7 +25,12 @@
  * (engine_queue.c): the first replayed period after the ring's newest is
  * preceded by good datapoints (vg_alarm_eval_fill_quiet), and the quiet
  * steps the old owner had evaluated are evaluated again from the kept
- * values, quietly, as it did.
+ * values, quietly, as it did. The stored states are read before the
+ * alarm is owned: a read lost at a server's restart is made again (the
+ * store's reads retry once), and when they still cannot be read the
+ * alarm stays unowned, its periods kept in the shadow, until a round
+ * reads them; going on from this node's own windows instead would miss
+ * or double what the previous owner had pending.
  *
  * Fence: the flush's transaction first checks, for every alarm it would
  * record a state or history row for, that this node still holds the lease
@@ -143,7 +148,11 @@ void vg_alarm_engine_on_create(struct vg_alarm_engine *e, void (*fn)(void *ctx),
 	pthread_mutex_unlock(&e->lock);
 }
 
-/* This node now holds a's lease: the stored states, then the shadow. */
+/* This node now holds a's lease: the stored states, then the shadow.
+ * When they cannot be read (the store's reads already ran once more on a
+ * connection lost at a server's restart), a stays unowned: its closed
+ * periods go on into the shadow and the next round adopts it, from the
+ * stored state, instead of going on now from this node's. */
 static void adopt(struct vg_alarm_engine *e, struct alarm *a)
 {
 	size_t pos = 0;
@@ -158,10 +167,16 @@ static void adopt(struct vg_alarm_engine *e, struct alarm *a)
 	}
 	pos = 0;
 	if ((rc = vg_alarm_defs_load_states(e, a->def.id)) ||
-	    (a->def.group && (rc = vg_alarm_gstate_load(e, a->def.id))))
-		vg_warn("alarms: taking over %s/%s: its stored state could not "
-			"be read (%s); going on from this node's",
-			a->def.project, a->def.name, vg_alarm_store_errmsg(e->store));
+	    (a->def.group && (rc = vg_alarm_gstate_load(e, a->def.id)))) {
+		e->st.store_errors++;
+		vg_log_limited(VG_LOG_WARN, &e->log_adopt,
+			       "alarms: taking over %s/%s: its stored state could "
+			       "not be read (%s); taken over at the next round, its "
+			       "periods kept until then",
+			       a->def.project, a->def.name,
+			       vg_alarm_store_errmsg(e->store));
+		return;
+	}
 	a->owned = 1;
 	e->st.takeovers++;
 	a->agg = vg_alarm_aggregate(a);
@@ -303,6 +318,7 @@ void vg_alarm_engine_own(struct vg_alarm_engine *e,
 		}
 		vg_hmap_put(&held, items[i].id, strlen(items[i].id),
 			    items[i].held ? HELD_LEASE : KNOWN, NULL);
+		e->st.leases_taken += items[i].taken != 0;
 	}
 	/* deleted on another collector: gone from the list. One created here
 	 * after the round listed the alarms is not yet in it: spared for a

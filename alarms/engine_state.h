@@ -292,6 +292,7 @@ struct vg_alarm_engine {
 	int64_t feed_pruned_ms;
 	struct vg_hmap feed_seen;
 	uint64_t log_feed;
+	uint64_t log_adopt; /* takeovers whose stored state could not be read */
 	uint64_t log_unseen;
 	void (*on_create)(void *ctx); /* after an alarm is created (unlocked) */
 	void *on_create_ctx;

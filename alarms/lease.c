@@ -14,11 +14,33 @@
  * may both want an alarm: the lease row decides, the loser retries next
  * round.
  *
+ * Why a hold after an outage: the live list is one round's view of the
+ * heartbeats, and a row's expiry says only that its owner did not renew
+ * it. While the database is away nobody renews anything, so just after
+ * it is back neither says who is alive, and the first answered round may
+ * list this node alone: taking the expired rows then moved the alarms of
+ * live nodes that had only been cut off too (their state restored from
+ * the database, nothing lost or doubled, but the leases jumped to one
+ * node and back a round later). So after a failed round a node takes no
+ * row another node held until it has answered rounds for one lease: its
+ * live peers renew theirs within that lease (every third of it) and
+ * nothing moves, whatever the outage's length; a peer that stays dead
+ * loses its alarms one lease later than without the outage, within 5/3 x
+ * lease of the database's return (below the 2 x lease a takeover may
+ * take). Chosen over keeping the nodes of the last answered round live
+ * for a lease after the outage (in the registry, collector/cluster.c):
+ * that would change the live list, which several decisions read, when
+ * only one is wrong after an outage, taking another node's row; and this
+ * module sees its own failed rounds too. The hold runs on this node's
+ * monotonic clock (it only delays this node's own claims); expiry stays
+ * on the database's.
+ *
  * Invariants: a row's owner changes only when its expires_at has passed
- * (or its owner deleted it); this node writes expires_at only on rows it
- * owns or wins; a round's statements run one by one (autocommit), so the
- * lease rows are locked only for one statement each and never across the
- * engine's transactions.
+ * (or its owner deleted it), and never to a node within its hold; this
+ * node writes expires_at only on rows it owns or wins; a round's
+ * statements run one by one (autocommit), so the lease rows are locked
+ * only for one statement each and never across the engine's
+ * transactions.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +49,7 @@
 
 #include "vigie/alarm_lease.h"
 #include "vigie/alarm_store.h"
+#include "vigie/clock.h"
 #include "vigie/db.h"
 #include "vigie/hmap.h"
 
@@ -53,6 +76,11 @@ struct vg_alarm_lease {
 	struct vg_db *db;
 	char node[128];
 	int64_t lease_ms;
+	int64_t (*now_ms)(void); /* the hold's clock; NULL = vg_monotonic_ms */
+	int failed;              /* a round failed since the last answered one */
+	int hold;                /* back_ms is set: the hold runs from it */
+	int64_t back_ms;         /* the first answered round after a failed one */
+	struct vg_alarm_lease_stats st;
 };
 
 static uint64_t mix(uint64_t x)
@@ -130,6 +158,22 @@ void vg_alarm_lease_close(struct vg_alarm_lease *l)
 	free(l);
 }
 
+void vg_alarm_lease_unreachable(struct vg_alarm_lease *l)
+{
+	if (l)
+		l->failed = 1;
+}
+
+void vg_alarm_lease_set_clock(struct vg_alarm_lease *l, int64_t (*now_ms)(void))
+{
+	l->now_ms = now_ms;
+}
+
+void vg_alarm_lease_get_stats(const struct vg_alarm_lease *l, struct vg_alarm_lease_stats *out)
+{
+	*out = l->st;
+}
+
 const char *vg_alarm_lease_errmsg(const struct vg_alarm_lease *l)
 {
 	return l ? vg_db_errmsg(l->db) : "";
@@ -187,6 +231,21 @@ static int list_alarms(struct vg_alarm_lease *l, struct vg_alarm_lease_item **it
 	return 0;
 }
 
+/* Push this node's rows' expiry a lease on (vg_db_retry_lost's fn: run
+ * twice, it only renews them again). */
+static int renew(struct vg_db *db, void *arg)
+{
+	struct vg_alarm_lease *l = arg;
+	struct vg_db_stmt *st;
+	int rc = vg_db_prepare(db, "UPDATE " VG_ALARM_LEASE_TABLE " SET expires_at = " EXPIRY " WHERE owner = ?1", &st);
+
+	if (rc)
+		return rc;
+	vg_db_bind_text(st, 1, l->node);
+	vg_db_bind_int64(st, 2, l->lease_ms);
+	return run(st);
+}
+
 /* The ids this node holds now, into a set (values unused). */
 static int held_set(struct vg_alarm_lease *l, struct vg_hmap *held)
 {
@@ -215,7 +274,8 @@ int vg_alarm_lease_round(struct vg_alarm_lease *l, const char *const *live,
 	size_t nn = 0, self = 0;
 	struct vg_hmap held;
 	struct vg_db_stmt *st;
-	int rc;
+	int64_t t;
+	int rc, holding;
 
 	*items = NULL;
 	*n = 0;
@@ -228,14 +288,21 @@ int vg_alarm_lease_round(struct vg_alarm_lease *l, const char *const *live,
 	nodes[nn++] = l->node; /* this node counts even before its first heartbeat */
 	vg_hmap_init(&held);
 
-	/* renew: rows still ours, even if they expired while we stalled
-	 * (nobody took them: a takeover changes the owner) */
-	rc = vg_db_prepare(l->db, "UPDATE " VG_ALARM_LEASE_TABLE " SET expires_at = " EXPIRY " WHERE owner = ?1", &st);
-	if (!rc) {
-		vg_db_bind_text(st, 1, l->node);
-		vg_db_bind_int64(st, 2, l->lease_ms);
-		rc = run(st);
+	/* this round may be the first answered one after a failed one: the
+	 * hold runs from it (a failure below moves it to the next) */
+	t = l->now_ms ? l->now_ms() : vg_monotonic_ms();
+	if (l->failed) {
+		l->hold = 1;
+		l->back_ms = t;
 	}
+	holding = l->hold && t - l->back_ms < l->lease_ms;
+	l->st.hold_left_ms = holding ? l->lease_ms - (t - l->back_ms) : 0;
+
+	/* renew: rows still ours, even if they expired while we stalled
+	 * (nobody took them: a takeover changes the owner). A connection
+	 * lost while the server restarted fails its first call: once more,
+	 * so this round renews instead of the next */
+	rc = vg_db_retry_lost(l->db, renew, l);
 	/* leases of alarms deleted since */
 	if (!rc && !(rc = vg_db_prepare(l->db, "DELETE FROM " VG_ALARM_LEASE_TABLE " WHERE owner = ?1 AND alarm_id NOT IN (SELECT id FROM alarms)", &st))) {
 		vg_db_bind_text(st, 1, l->node);
@@ -250,15 +317,38 @@ int vg_alarm_lease_round(struct vg_alarm_lease *l, const char *const *live,
 		int want = vg_alarm_lease_pick(id, nodes, nn) == self;
 		int have = vg_hmap_gets(&held, id) != NULL;
 
-		if (want && !have) {
-			/* wins only over a free or expired row */
-			rc = vg_db_prepare(l->db, "INSERT INTO " VG_ALARM_LEASE_TABLE "(alarm_id, owner, expires_at) VALUES (?3, ?1, " EXPIRY ") ON CONFLICT (alarm_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at WHERE " VG_ALARM_LEASE_TABLE ".expires_at <= now() OR " VG_ALARM_LEASE_TABLE ".owner = excluded.owner RETURNING alarm_id", &st);
+		if (want && !have && holding) {
+			/* in the hold: a free row only (no conflict), never
+			 * another node's, however long expired */
+			rc = vg_db_prepare(l->db, "INSERT INTO " VG_ALARM_LEASE_TABLE "(alarm_id, owner, expires_at) VALUES (?3, ?1, " EXPIRY ") ON CONFLICT (alarm_id) DO NOTHING RETURNING alarm_id", &st);
 			if (rc)
 				break;
 			vg_db_bind_text(st, 1, l->node);
 			vg_db_bind_int64(st, 2, l->lease_ms);
 			vg_db_bind_text(st, 3, id);
 			rc = vg_db_step(st);
+			vg_db_reset(st);
+			if (rc < 0)
+				break;
+			have = rc == 1;
+			l->st.held_back += !have;
+			rc = 0;
+		} else if (want && !have) {
+			/* wins only over a free or expired row; returns the
+			 * owner it had (NULL: none), from the statement's
+			 * snapshot */
+			rc = vg_db_prepare(l->db, "WITH prev AS (SELECT owner FROM " VG_ALARM_LEASE_TABLE " WHERE alarm_id = ?3) INSERT INTO " VG_ALARM_LEASE_TABLE "(alarm_id, owner, expires_at) VALUES (?3, ?1, " EXPIRY ") ON CONFLICT (alarm_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at WHERE " VG_ALARM_LEASE_TABLE ".expires_at <= now() OR " VG_ALARM_LEASE_TABLE ".owner = excluded.owner RETURNING (SELECT owner FROM prev)", &st);
+			if (rc)
+				break;
+			vg_db_bind_text(st, 1, l->node);
+			vg_db_bind_int64(st, 2, l->lease_ms);
+			vg_db_bind_text(st, 3, id);
+			rc = vg_db_step(st);
+			if (rc == 1) {
+				const char *prev = vg_db_column_text(st, 0);
+				(*items)[i].taken = prev && strcmp(prev, l->node);
+				l->st.taken += (uint64_t)(*items)[i].taken;
+			}
 			vg_db_reset(st);
 			if (rc < 0)
 				break;
@@ -278,6 +368,7 @@ int vg_alarm_lease_round(struct vg_alarm_lease *l, const char *const *live,
 	}
 	vg_hmap_release(&held);
 	free(nodes);
+	l->failed = rc != 0;
 	if (rc) {
 		free(*items);
 		*items = NULL;

@@ -20,6 +20,7 @@
  * value and recording a precise error; the rule language, time windows, guard and quota
  * are already files of their own (rule.c, timewin.c, guard.c, quota.c).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -527,6 +528,10 @@ static void rd_notify_group(struct pctx *c, const json_t *v)
 			add_err(c, "notify_group.by", "[%zu]: must be one of alarm, "
 						      "severity, state, resource, host, metric",
 				i);
+		else if (c->d->group_by & (1u << l))
+			/* a set of labels: a repeat is a mistake, not a no-op */
+			add_err(c, "notify_group.by", "[%zu]: '%s' is given twice", i,
+				group_labels[l]);
 		else
 			c->d->group_by |= 1u << l;
 	}
@@ -691,6 +696,30 @@ static void rd_selector(struct pctx *c, const json_t *v)
 		add_err(c, "selector.type", "is required");
 }
 
+/* The number of a percentile statistic, "99.9" of "p99.9": a plain
+ * decimal from 0 to 100. strtod alone also read "p0x10" as p16 and
+ * "p1e1" as p10, stored under a name the client never wrote. */
+static int pct_parse(const char *s, double *out)
+{
+	const char *p = s;
+
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (p == s)
+		return -EINVAL;
+	if (*p == '.') {
+		const char *f = ++p;
+		while (isdigit((unsigned char)*p))
+			p++;
+		if (p == f)
+			return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	*out = strtod(s, NULL);
+	return *out <= 100 ? 0 : -EINVAL;
+}
+
 static void rd_statistic(struct pctx *c, const json_t *v)
 {
 	const char *s = json_is_string(v) ? json_string_value(v) : NULL;
@@ -698,10 +727,8 @@ static void rd_statistic(struct pctx *c, const json_t *v)
 
 	c->has_stat = 1;
 	if (s && s[0] == 'p' && s[1]) {
-		char *end;
-		double pct = strtod(s + 1, &end);
-		if (*end || !isfinite(pct) || pct < 0 || pct > 100 || s[1] == '-' ||
-		    s[1] == '+' || s[1] == ' ') {
+		double pct;
+		if (pct_parse(s + 1, &pct)) {
 			add_err(c, "statistic", "a percentile is p0 to p100, e.g. "
 						"p50, p99, p99.9");
 			return;
@@ -806,9 +833,8 @@ static void rd_group(struct pctx *c, const json_t *v)
 			st = json_is_string(f) ? json_string_value(f) : "";
 			int i = lookup(group_stat_names, NAMES(group_stat_names), st);
 			if (st[0] == 'p' && st[1] >= '0' && st[1] <= '9') {
-				char *end;
-				double pct = strtod(st + 1, &end);
-				if (*end || !isfinite(pct) || pct < 0 || pct > 100) {
+				double pct;
+				if (pct_parse(st + 1, &pct)) {
 					add_err(c, "group.statistic", "a percentile is "
 								      "p0 to p100, e.g. p90");
 					continue;

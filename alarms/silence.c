@@ -215,6 +215,10 @@ static struct silence *from_json(const json_t *in, const char *scope,
 			add_err(errors, "project", "out of memory");
 	}
 	if (scope) {
+		/* "*" is every project here: no tenant may hold it */
+		if (!strcmp(scope, "*"))
+			add_err(errors, "project", "a project token for '*' cannot "
+						   "silence");
 		if (x->project && strcmp(x->project, scope))
 			add_err(errors, "matchers.project", "a project token may only "
 							    "silence its own project");
@@ -236,17 +240,16 @@ static struct silence *from_json(const json_t *in, const char *scope,
 			add_err(errors, "ends_at", "must be a time");
 	} else if ((s = json_string_value(json_object_get(in, "duration")))) {
 		int64_t d;
-		char b[64];
-		/* "2h" is a relative time: parse "-2h" and negate */
-		snprintf(b, sizeof(b), "-%.60s", s);
-		if (vg_time_parse(b, 0, &d) || d >= 0)
+		if (vg_duration_parse(s, &d) || d <= 0)
 			add_err(errors, "duration", "must be like \"90m\" or \"2h\"");
 		else
-			x->ends_ms = x->starts_ms - d;
+			x->ends_ms = x->starts_ms + d;
 	} else {
 		add_err(errors, "ends_at", "ends_at or duration is required");
 	}
-	if (x->ends_ms && x->ends_ms <= x->starts_ms)
+	if (x->ends_ms > VG_TIME_MAX_MS)
+		add_err(errors, "ends_at", "must be before the year 10000");
+	else if (x->ends_ms && x->ends_ms <= x->starts_ms)
 		add_err(errors, "ends_at", "must be after starts_at");
 	if (x->ends_ms - x->starts_ms > (int64_t)VG_SILENCE_MAX_DURATION_S * 1000)
 		add_err(errors, "ends_at", "a silence lasts at most 366 days");
@@ -336,8 +339,19 @@ static int load(struct vg_alarm_silences *s, int64_t now_ms, char *err, size_t e
 				       "created_by", vg_db_column_text(st, 5), "comment",
 				       vg_db_column_text(st, 7));
 		const char *proj = vg_db_column_text(st, 1);
-		struct silence *x = from_json(in, strcmp(proj, "*") ? proj : NULL,
-					      now_ms, errors);
+		struct silence *x;
+
+		/* a silence of every project made with a project token:
+		 * only a token for the project "*" could, before such tokens
+		 * were refused; it would silence every tenant, so it is left
+		 * out (kept in the table, never matched nor listed) */
+		if (!strcmp(proj, "*") &&
+		    !strncmp(vg_db_column_text(st, 6), "project token", 13)) {
+			json_decref(in);
+			json_decref(errors);
+			continue;
+		}
+		x = from_json(in, strcmp(proj, "*") ? proj : NULL, now_ms, errors);
 		json_decref(in);
 		json_decref(errors);
 		if (!x)

@@ -411,6 +411,49 @@ static int run(struct vg_db_stmt *st)
 	return rc < 0 ? map_rc(rc) : 0;
 }
 
+/* A read whose rows go to a caller's callback: sql, its one text
+ * parameter (NULL: none), and row(), which hands the current row to the
+ * callback in fn (a non-zero return stops the read and is returned as
+ * is). Run by vg_db_retry_lost: a connection lost at a server's restart
+ * fails the read's first call, before any row was handed out, and the
+ * read runs once more, so a takeover's first read after the restart gets
+ * the stored state rather than an error. */
+struct read {
+	const char *sql, *param;
+	int (*row)(const struct read *r, struct vg_db_stmt *st);
+	union {
+		vg_alarm_def_row_fn def;
+		vg_alarm_state_row_fn state;
+		vg_alarm_gmember_fn member;
+		vg_alarm_gvalue_fn value;
+	} fn;
+	void *ctx;
+	int ret; /* the callback's non-zero return */
+};
+
+static int read_rows(struct vg_db *db, void *arg)
+{
+	struct read *r = arg;
+	struct vg_db_stmt *st;
+	int rc = vg_db_prepare(db, r->sql, &st);
+
+	if (rc)
+		return rc;
+	if (r->param)
+		vg_db_bind_text(st, 1, r->param);
+	while (!r->ret && (rc = vg_db_step(st)) == 1)
+		r->ret = r->row(r, st);
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+static int read_all(struct vg_alarm_store *s, struct read *r)
+{
+	int rc = vg_db_retry_lost(s->db, read_rows, r);
+
+	return r->ret ? r->ret : map_rc(rc);
+}
+
 int vg_alarm_store_begin(struct vg_alarm_store *s)
 {
 	return map_rc(vg_db_begin(s->db));
@@ -438,28 +481,27 @@ int vg_alarm_store_load_defs(struct vg_alarm_store *s, vg_alarm_def_row_fn fn,
 	return vg_alarm_store_load_def(s, NULL, fn, ctx);
 }
 
+static int def_row(const struct read *r, struct vg_db_stmt *st)
+{
+	return r->fn.def(r->ctx, vg_db_column_text(st, 0), vg_db_column_text(st, 1),
+			 vg_db_column_int64(st, 2), vg_db_column_int64(st, 3));
+}
+
 int vg_alarm_store_load_def(struct vg_alarm_store *s, const char *id,
 			    vg_alarm_def_row_fn fn, void *ctx)
 {
-	struct vg_db_stmt *st;
-	int rc, ret = 0;
+	struct read r = {
+		.sql = id ? "SELECT id, definition, created_ms, "
+			    "updated_ms FROM alarms WHERE id = ?1"
+			  : "SELECT id, definition, created_ms, "
+			    "updated_ms FROM alarms ORDER BY created_ms, id",
+		.param = id,
+		.row = def_row,
+		.fn.def = fn,
+		.ctx = ctx,
+	};
 
-	rc = vg_db_prepare(s->db, id ? "SELECT id, definition, created_ms, "
-				       "updated_ms FROM alarms WHERE id = ?1"
-				     : "SELECT id, definition, created_ms, "
-				       "updated_ms FROM alarms ORDER BY created_ms, id",
-			   &st);
-	if (rc)
-		return map_rc(rc);
-	if (id)
-		vg_db_bind_text(st, 1, id);
-	while (!ret && (rc = vg_db_step(st)) == 1)
-		ret = fn(ctx, vg_db_column_text(st, 0), vg_db_column_text(st, 1),
-			 vg_db_column_int64(st, 2), vg_db_column_int64(st, 3));
-	vg_db_reset(st);
-	if (ret)
-		return ret;
-	return rc < 0 ? map_rc(rc) : 0;
+	return read_all(s, &r);
 }
 
 int vg_alarm_store_put_def(struct vg_alarm_store *s, const char *id,
@@ -514,48 +556,47 @@ int vg_alarm_store_load_states(struct vg_alarm_store *s,
 	return vg_alarm_store_load_states_of(s, NULL, fn, ctx);
 }
 
+static int state_row(const struct read *r, struct vg_db_stmt *st)
+{
+	size_t len = 0;
+	const void *ring = vg_db_column_blob(st, 7, &len);
+	struct vg_alarm_state_row row = {
+		.alarm_id = vg_db_column_text(st, 0),
+		.resource = vg_db_column_text(st, 1),
+		.state = (int)vg_db_column_int64(st, 2),
+		.since_ms = vg_db_column_int64(st, 3),
+		.clear_since_ms = vg_db_column_int64(st, 4),
+		.alarm_periods = (uint32_t)vg_db_column_int64(st, 5),
+		.reason = vg_db_column_text(st, 6),
+		.ring = ring,
+		.ring_len = len,
+		.updated_ms = vg_db_column_int64(st, 8),
+		.cooldown_ms = vg_db_column_int64(st, 9),
+		.log_base = vg_db_column_int64(st, 10),
+	};
+
+	return r->fn.state(r->ctx, &row);
+}
+
 int vg_alarm_store_load_states_of(struct vg_alarm_store *s, const char *alarm_id,
 				  vg_alarm_state_row_fn fn, void *ctx)
 {
-	struct vg_db_stmt *st;
-	int rc, ret = 0;
+	struct read r = {
+		.sql = alarm_id ? "SELECT alarm_id, resource, state, "
+				  "since_ms, clear_since_ms, alarm_periods, "
+				  "reason, ring, updated_ms, cooldown_ms, "
+				  "log_base FROM states WHERE alarm_id = ?1"
+				: "SELECT alarm_id, resource, state, "
+				  "since_ms, clear_since_ms, alarm_periods, "
+				  "reason, ring, updated_ms, cooldown_ms, "
+				  "log_base FROM states",
+		.param = alarm_id,
+		.row = state_row,
+		.fn.state = fn,
+		.ctx = ctx,
+	};
 
-	rc = vg_db_prepare(s->db, alarm_id ? "SELECT alarm_id, resource, state, "
-					     "since_ms, clear_since_ms, alarm_periods, "
-					     "reason, ring, updated_ms, cooldown_ms, "
-					     "log_base FROM states WHERE alarm_id = ?1"
-					   : "SELECT alarm_id, resource, state, "
-					     "since_ms, clear_since_ms, alarm_periods, "
-					     "reason, ring, updated_ms, cooldown_ms, "
-					     "log_base FROM states",
-			   &st);
-	if (rc)
-		return map_rc(rc);
-	if (alarm_id)
-		vg_db_bind_text(st, 1, alarm_id);
-	while (!ret && (rc = vg_db_step(st)) == 1) {
-		size_t len = 0;
-		const void *ring = vg_db_column_blob(st, 7, &len);
-		struct vg_alarm_state_row row = {
-			.alarm_id = vg_db_column_text(st, 0),
-			.resource = vg_db_column_text(st, 1),
-			.state = (int)vg_db_column_int64(st, 2),
-			.since_ms = vg_db_column_int64(st, 3),
-			.clear_since_ms = vg_db_column_int64(st, 4),
-			.alarm_periods = (uint32_t)vg_db_column_int64(st, 5),
-			.reason = vg_db_column_text(st, 6),
-			.ring = ring,
-			.ring_len = len,
-			.updated_ms = vg_db_column_int64(st, 8),
-			.cooldown_ms = vg_db_column_int64(st, 9),
-			.log_base = vg_db_column_int64(st, 10),
-		};
-		ret = fn(ctx, &row);
-	}
-	vg_db_reset(st);
-	if (ret)
-		return ret;
-	return rc < 0 ? map_rc(rc) : 0;
+	return read_all(s, &r);
 }
 
 int vg_alarm_store_put_state(struct vg_alarm_store *s,
@@ -713,46 +754,48 @@ int vg_alarm_store_gvalues_drop(struct vg_alarm_store *s, const char *alarm_id,
 	return run(st);
 }
 
+static int member_row(const struct read *r, struct vg_db_stmt *st)
+{
+	return r->fn.member(r->ctx, vg_db_column_text(st, 0), vg_db_column_text(st, 1));
+}
+
+static int value_row(const struct read *r, struct vg_db_stmt *st)
+{
+	return r->fn.value(r->ctx, vg_db_column_text(st, 0), vg_db_column_int64(st, 1),
+			   vg_db_column_text(st, 2),
+			   vg_db_column_is_null(st, 3) ? NAN : vg_db_column_double(st, 3));
+}
+
 int vg_alarm_store_gopen_load(struct vg_alarm_store *s, const char *alarm_id,
 			      vg_alarm_gmember_fn member, vg_alarm_gvalue_fn value,
 			      void *ctx)
 {
-	struct vg_db_stmt *st;
-	int rc, ret = 0;
+	/* two reads, each run again on its own if its connection was lost */
+	struct read m = {
+		.sql = alarm_id ? "SELECT alarm_id, resource FROM "
+				  "group_alarm_members WHERE alarm_id = ?1"
+				: "SELECT alarm_id, resource FROM "
+				  "group_alarm_members",
+		.param = alarm_id,
+		.row = member_row,
+		.fn.member = member,
+		.ctx = ctx,
+	};
+	struct read v = {
+		.sql = alarm_id ? "SELECT alarm_id, start_ms, resource, value "
+				  "FROM group_alarm_values WHERE alarm_id = ?1 "
+				  "ORDER BY alarm_id, start_ms, resource"
+				: "SELECT alarm_id, start_ms, resource, value "
+				  "FROM group_alarm_values ORDER BY alarm_id, "
+				  "start_ms, resource",
+		.param = alarm_id,
+		.row = value_row,
+		.fn.value = value,
+		.ctx = ctx,
+	};
+	int rc = read_all(s, &m);
 
-	rc = vg_db_prepare(s->db, alarm_id ? "SELECT alarm_id, resource FROM "
-					     "group_alarm_members WHERE alarm_id = ?1"
-					   : "SELECT alarm_id, resource FROM "
-					     "group_alarm_members",
-			   &st);
-	if (rc)
-		return map_rc(rc);
-	if (alarm_id)
-		vg_db_bind_text(st, 1, alarm_id);
-	while (!ret && (rc = vg_db_step(st)) == 1)
-		ret = member(ctx, vg_db_column_text(st, 0), vg_db_column_text(st, 1));
-	vg_db_reset(st);
-	if (ret || rc < 0)
-		return ret ? ret : map_rc(rc);
-	rc = vg_db_prepare(s->db, alarm_id ? "SELECT alarm_id, start_ms, resource, value "
-					     "FROM group_alarm_values WHERE alarm_id = ?1 "
-					     "ORDER BY alarm_id, start_ms, resource"
-					   : "SELECT alarm_id, start_ms, resource, value "
-					     "FROM group_alarm_values ORDER BY alarm_id, "
-					     "start_ms, resource",
-			   &st);
-	if (rc)
-		return map_rc(rc);
-	if (alarm_id)
-		vg_db_bind_text(st, 1, alarm_id);
-	while (!ret && (rc = vg_db_step(st)) == 1)
-		ret = value(ctx, vg_db_column_text(st, 0), vg_db_column_int64(st, 1),
-			    vg_db_column_text(st, 2),
-			    vg_db_column_is_null(st, 3) ? NAN : vg_db_column_double(st, 3));
-	vg_db_reset(st);
-	if (ret)
-		return ret;
-	return rc < 0 ? map_rc(rc) : 0;
+	return rc ? rc : read_all(s, &v);
 }
 
 /* ---- history -------------------------------------------------------------------- */

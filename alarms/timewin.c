@@ -159,11 +159,9 @@ int vg_alarm_timewin_parse(const json_t *v, json_t **out, char *err, size_t errl
 		if (json_is_integer(d)) {
 			dur = json_integer_value(d);
 		} else if (json_is_string(d)) {
-			char b[64];
 			int64_t ms;
-			snprintf(b, sizeof(b), "-%.60s", json_string_value(d));
-			if (!vg_time_parse(b, 0, &ms) && ms < 0)
-				dur = -ms / 1000;
+			if (!vg_duration_parse(json_string_value(d), &ms))
+				dur = ms / 1000;
 		}
 		if (dur < 60 || dur > VG_TIMEWIN_MAX_DURATION_S) {
 			snprintf(err, errlen, "[%zu].duration: seconds (or \"9h\") from "

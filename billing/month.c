@@ -5,7 +5,9 @@
  * days-from-civil algorithm of common/clock.c (proleptic Gregorian, no time zones, no libc
  * calendar state), so February has 28 or 29 days and every month starts
  * at exactly 00:00:00.000 UTC. A usage interval that crosses a month's end
- * is split at vg_bill_month_end_ms, never rounded.
+ * is split at vg_bill_month_end_ms, never rounded. Months run from 1970-01
+ * to 9999-11: the last one whose end (the next month's first moment) is
+ * still a time the API names (at most 9999-12-31T23:59:59.999Z).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -24,10 +26,15 @@ int vg_bill_month_parse(const char *s, struct vg_bill_month *out)
 		if (!s[i] || (i != 4 && !isdigit((unsigned char)s[i])))
 			return -EINVAL;
 	if (sscanf(s, "%4d-%2d%n", &y, &m, &n) != 2 || n != 7 || s[n] ||
-	    s[4] != '-' || y < 1970 || y > 9999 || m < 1 || m > 12)
+	    s[4] != '-' || m < 1 || m > 12)
 		return -EINVAL;
-	out->year = y;
-	out->month = m;
+	struct vg_bill_month r = {y, m};
+	/* The period's end is shown and compared as a moment: it must be one
+	 * the API takes (vg_time_parse), so 9999-12, which would end at
+	 * 10000-01-01T00:00:00Z, is out of range like a year before 1970. */
+	if (y < 1970 || vg_bill_month_end_ms(r) > VG_TIME_MAX_MS)
+		return -ERANGE;
+	*out = r;
 	return 0;
 }
 

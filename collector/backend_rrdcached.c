@@ -159,6 +159,8 @@ struct daemon {
 	uint64_t nlost;        /* __atomic: entries in lost */
 	uint64_t losses;       /* __atomic: lost files ever found (a sync
 				  * during which it moves keeps the journal) */
+	uint64_t repairs;      /* __atomic: cache entries found ahead of
+				  * their file and FORGOTten (update_refused) */
 	pthread_mutex_t vmu;   /* one verification at a time */
 	int64_t down_until_ms; /* __atomic: no new connection before */
 	uint32_t backoff_ms;   /* __atomic: the current back-off */
@@ -1038,6 +1040,9 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 			break;
 		if ((rc = vg_rrdcd_forget(c, loc->path)) && rc != -ENOENT)
 			break;
+		/* for /metrics: a restart that keeps needing this says the
+		 * daemon's journal replay and its files disagree */
+		__atomic_fetch_add(&d->repairs, 1, __ATOMIC_RELAXED);
 		res->retries++;
 	}
 	for (size_t j = 0; j < n; j++) {
@@ -1054,7 +1059,6 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 		}
 	}
 	(void)r;
-	(void)d;
 }
 
 static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
@@ -1773,6 +1777,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].up = __atomic_load_n(&d->up, __ATOMIC_RELAXED);
 		out[n].errors = __atomic_load_n(&d->errors, __ATOMIC_RELAXED);
 		out[n].calls = __atomic_load_n(&d->calls, __ATOMIC_RELAXED);
+		out[n].repairs = __atomic_load_n(&d->repairs, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->mu);
 		out[n].pending = vg_hmap_count(&d->sent);
 		out[n].lost = vg_hmap_count(&d->lost);

@@ -277,7 +277,26 @@ struct cluster_ctx {
 	struct vg_alarm_engine *alarms;
 	struct vg_alarm_lease *lease;
 	uint64_t log_lease;
+	struct vg_alarm_lease_stats last; /* at the previous round, for the log */
 };
+
+/* What an operator sees move: the hold after an outage (why a dead
+ * peer's alarms wait a lease more) and the leases taken from others. */
+static void log_lease_round(struct cluster_ctx *cc)
+{
+	struct vg_alarm_lease_stats now;
+
+	vg_alarm_lease_get_stats(cc->lease, &now);
+	if (now.hold_left_ms && !cc->last.hold_left_ms)
+		vg_info("cluster: rounds answer again after failing; for %lld ms "
+			"this node takes no alarm lease another collector held "
+			"(the live ones renew theirs meanwhile)",
+			(long long)now.hold_left_ms);
+	if (now.taken > cc->last.taken)
+		vg_info("cluster: took %llu alarm leases other collectors let expire",
+			(unsigned long long)(now.taken - cc->last.taken));
+	cc->last = now;
+}
 
 static void cluster_round(void *ctx, const char *const *live, size_t n, int ok)
 {
@@ -285,6 +304,8 @@ static void cluster_round(void *ctx, const char *const *live, size_t n, int ok)
 	struct vg_alarm_lease_item *items = NULL;
 	size_t ni = 0;
 
+	if (!ok) /* the leases hold back once it answers again */
+		vg_alarm_lease_unreachable(cc->lease);
 	if (!ok || vg_alarm_lease_round(cc->lease, live, n, &items, &ni)) {
 		if (ok)
 			vg_log_limited(VG_LOG_ERROR, &cc->log_lease,
@@ -294,6 +315,7 @@ static void cluster_round(void *ctx, const char *const *live, size_t n, int ok)
 		vg_alarm_engine_disown_all(cc->alarms);
 		return;
 	}
+	log_lease_round(cc);
 	vg_alarm_engine_own(cc->alarms, items, ni);
 	free(items);
 }

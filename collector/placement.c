@@ -236,20 +236,36 @@ struct one {
 /* The statements of one call (mu held, connected): >= 0 or -errno. */
 typedef int one_fn(struct vg_placement *p, const struct one *a);
 
+/* A one_fn and its arguments, for vg_db_retry_lost. */
+struct one_call {
+	struct vg_placement *p;
+	one_fn *fn;
+	const struct one *a;
+};
+
+static int one_call_run(struct vg_db *db, void *arg)
+{
+	const struct one_call *c = arg;
+
+	(void)db; /* c->p->db */
+	return c->fn(c->p, c->a);
+}
+
 /* Every call on one series: under mu, count it in *counter (if not
  * NULL), connect if needed, run fn, once more if the connection was lost
- * to a server restart (libpq reconnects at the next statement), and end
- * through done() as what. fn's result or -errno. */
+ * to a server restart (vg_db_retry_lost: its next statement reconnects),
+ * and end through done() as what. fn's result or -errno. */
 static int call_one(struct vg_placement *p, uint64_t *counter, one_fn *fn, const struct one *a,
 		    const char *what)
 {
+	struct one_call c = {p, fn, a};
 	int rc;
 
 	pthread_mutex_lock(&p->mu);
 	if (counter)
 		(*counter)++;
-	if (!(rc = conn(p)) && (rc = fn(p, a)) == -ECONNRESET)
-		rc = fn(p, a); /* the server restarted: once more */
+	if (!(rc = conn(p)))
+		rc = vg_db_retry_lost(p->db, one_call_run, &c);
 	rc = done(p, rc, what);
 	pthread_mutex_unlock(&p->mu);
 	return rc;
@@ -447,11 +463,26 @@ static int record_chunk(struct vg_placement *p, const char *an, const char *aa,
 	return rc < 0 ? rc : 0;
 }
 
+/* One chunk's record_chunk arguments, for vg_db_retry_lost. */
+struct chunk_call {
+	struct vg_placement *p;
+	const char *an, *aa;
+	const struct chunk_read *r;
+};
+
+static int chunk_call_run(struct vg_db *db, void *arg)
+{
+	const struct chunk_call *c = arg;
+
+	(void)db; /* c->p->db */
+	return record_chunk(c->p, c->an, c->aa, c->r);
+}
+
 /* names[0..n) with addrs[0..n) through record_chunk, UPLOAD_CHUNK names
  * a round, each round's outcome through done() as what; a chunk whose
- * connection was lost to a server restart is tried once more. Stops at
- * the first failed chunk. claims: count the names as claims. 0 or
- * -errno. */
+ * connection was lost to a server restart is tried once more
+ * (vg_db_retry_lost). Stops at the first failed chunk. claims: count the
+ * names as claims. 0 or -errno. */
 static int record_chunks(struct vg_placement *p, const char *const *names,
 			 const char *const *addrs, size_t n, const struct chunk_read *r,
 			 int claims, const char *what)
@@ -465,9 +496,10 @@ static int record_chunks(struct vg_placement *p, const char *const *names,
 		if (claims)
 			p->st.claims += k;
 		if (!(rc = conn(p)) && !(rc = array_text(&bn, names + i, k)) &&
-		    !(rc = array_text(&ba, addrs + i, k)) &&
-		    (rc = record_chunk(p, bn.s, ba.s, r)) == -ECONNRESET)
-			rc = record_chunk(p, bn.s, ba.s, r); /* restarted */
+		    !(rc = array_text(&ba, addrs + i, k))) {
+			struct chunk_call c = {p, bn.s, ba.s, r};
+			rc = vg_db_retry_lost(p->db, chunk_call_run, &c);
+		}
 		rc = done(p, rc, what);
 	}
 	pthread_mutex_unlock(&p->mu);

@@ -15,8 +15,10 @@
  * stream never share a group (a re-send after a lost ack behind its
  * original is then found a duplicate). The wait in poll(2) has a short
  * timeout so the loop notices vg_receiver_stop and drives the consumers'
- * timers even when no agent talks; messages held for the next turn when
- * the loop stops are dropped unanswered (their agents send them again).
+ * timers even when no agent talks. Messages held for the next turn when
+ * the loop stops are handled and answered before vg_receiver_run returns
+ * (the reason is at the end of vg_receiver_run); messages nanomsg still
+ * holds unreceived are not ours: their agents send them again.
  *
  * The transport limit (NN_RCVMAXSIZE) is set above the largest message any
  * vigie encoder can produce, and max_message is enforced here: a message
@@ -106,6 +108,12 @@
 #include "vigie/sign.h"
 #include "vigie/wire.h"
 
+/* A group larger than vg_dispatch_group takes would have every batch's
+ * outcome -EINVAL, a consumer error, which is acknowledged OK: stored
+ * nothing, acknowledged all. The registry takes any n. */
+_Static_assert(VG_RECEIVER_GROUP_MAX <= VG_DISPATCH_GROUP_MAX,
+	       "a receiver group must fit in one vg_dispatch_group");
+
 #define DEFAULT_TIMEOUT_MS 200
 #define TICK_EVERY_MS 100
 #define TRANSPORT_SLACK (64u << 10)
@@ -131,7 +139,11 @@ struct msg {
 	size_t len;
 	struct vg_batch *b; /* decoded and admitted, awaiting the group */
 	struct vg_ack ack;
-	const struct vg_key *key;
+	/* the key that verified the batch, to sign its ack: a copy, since a
+	 * message carried over outlives the keyring (SIGHUP replaces and
+	 * frees it in the idle callback, between two turns) */
+	struct vg_key key;
+	int keyed;    /* key is set: the ack is signed */
 	int decided;  /* ack.status is final */
 	int admitted; /* admit_msg ran (a message carried over) */
 };
@@ -611,9 +623,10 @@ static int admit(struct vg_receiver *r, const struct vg_batch *b,
  * answered without the consumers (REJECTED), else m->b is the batch. */
 static void admit_msg(struct vg_receiver *r, struct msg *m)
 {
+	const struct vg_key *key = NULL;
 	int rc;
 
-	m->key = NULL;
+	m->keyed = 0;
 	m->b = NULL;
 	m->decided = 0;
 	memset(&m->ack, 0, sizeof(m->ack));
@@ -641,11 +654,14 @@ static void admit_msg(struct vg_receiver *r, struct msg *m)
 	}
 	m->ack.stream = m->b->stream;
 	m->ack.seq = m->b->seq;
-	if (admit(r, m->b, m->buf, m->len, &m->key)) {
+	if (admit(r, m->b, m->buf, m->len, &key)) {
 		m->ack.status = VG_ACK_REJECTED;
 		m->decided = 1;
 		vg_batch_free(m->b);
 		m->b = NULL;
+	} else if (key) {
+		m->key = *key;
+		m->keyed = 1;
 	}
 }
 
@@ -810,8 +826,10 @@ static void answer(struct vg_receiver *r, struct msg *m)
 	size_t alen;
 
 	alen = vg_wire_ack_encode(&m->ack, abuf);
-	if (m->key) /* bound to the batch's MAC, so before freeing it */
-		alen = vg_sign_ack(m->key, vg_sign_mac(m->buf, m->len), abuf);
+	if (m->keyed) /* bound to the batch's MAC, so before freeing it */
+		alen = vg_sign_ack(&m->key, vg_sign_mac(m->buf, m->len), abuf);
+	vg_sign_key_wipe(&m->key);
+	m->keyed = 0;
 	vg_batch_free(m->b);
 	m->b = NULL;
 	nn_freemsg(m->buf);
@@ -839,7 +857,7 @@ static void answer(struct vg_receiver *r, struct msg *m)
 	m->ctrl = NULL;
 }
 
-/* Drop a message never answered (the loop stopped): its agent resends. */
+/* Drop a message never answered (the socket failed): its agent resends. */
 static void drop_msg(struct msg *m)
 {
 	vg_batch_free(m->b);
@@ -853,13 +871,15 @@ static int same_stream(const struct vg_batch *a, const struct vg_batch *b)
 	return a->stream == b->stream && !strcmp(a->host, b->host);
 }
 
-/* One turn: take the messages carried over and those already waiting
- * (at most VG_RECEIVER_GROUP_MAX, VG_RECEIVER_GROUP_BYTES), answer the
- * ones refused or duplicate, hand the rest to the consumers as one group
- * (a batch of a (host, stream) already in it waits for the next turn),
- * commit their sequence numbers after every consumer's durable work, and
- * answer each. 0, or the receive's -errno when nothing was there. */
-static int run_group(struct vg_receiver *r)
+/* One turn: take the messages carried over and (if take) those already
+ * waiting (at most VG_RECEIVER_GROUP_MAX, VG_RECEIVER_GROUP_BYTES), answer
+ * the ones refused or duplicate, hand the rest to the consumers as one
+ * group (a batch of a (host, stream) already in it waits for the next
+ * turn), commit their sequence numbers after every consumer's durable
+ * work, and answer each. The first message taken is never carried over
+ * (nothing is in the group yet), so a turn without new messages leaves
+ * fewer carried. 0, or the receive's -errno when nothing was there. */
+static int run_group(struct vg_receiver *r, int take)
 {
 	const struct vg_batch *gb[VG_RECEIVER_GROUP_MAX];
 	struct vg_registry_mark mk[VG_RECEIVER_GROUP_MAX];
@@ -874,7 +894,7 @@ static int run_group(struct vg_receiver *r)
 		bytes += r->grp[n++].len;
 	}
 	r->ncarry = 0;
-	while (n < VG_RECEIVER_GROUP_MAX && bytes < VG_RECEIVER_GROUP_BYTES) {
+	while (take && n < VG_RECEIVER_GROUP_MAX && bytes < VG_RECEIVER_GROUP_BYTES) {
 		if ((rc = recv_msg(r, &r->grp[n])))
 			break;
 		bytes += r->grp[n++].len;
@@ -963,7 +983,7 @@ int vg_receiver_run(struct vg_receiver *r)
 		if (poll(pfd, 2, r->ncarry ? 0 : r->o.recv_timeout_ms) > 0 &&
 		    (pfd[1].revents & POLLIN))
 			run_jobs(r);
-		e = -run_group(r);
+		e = -run_group(r, 1);
 		tick(r);
 		if (!e || e == ETIMEDOUT || e == EAGAIN || e == EINTR)
 			continue;
@@ -974,6 +994,19 @@ int vg_receiver_run(struct vg_receiver *r)
 		vg_log_limited(VG_LOG_WARN, &r->n_recv_err, "receive failed: %s",
 			       nn_strerror(e));
 	}
+	/* A clean stop: the batches held back for the next turn are stored
+	 * and answered now rather than dropped. Dropped, each would cost its
+	 * agent an ack timeout; answered RETRY, it would not be better: RETRY
+	 * says the collector is alive (agent/sender.h: no failover, back-off),
+	 * so an agent with several collectors would send the batch to this
+	 * one again and fail over only after that ack timeout. Storing them
+	 * is bounded and cheap: fewer than VG_RECEIVER_GROUP_MAX batches,
+	 * already decoded and admitted, each turn answering at least one (no
+	 * new message is taken), the same work as the turn just finished, and
+	 * the consumers are open until vg_receiver_run returns (compose.c).
+	 * After a socket failure no answer can go out: they are dropped. */
+	while (!rc && r->ncarry)
+		run_group(r, 0);
 	for (size_t i = 0; i < r->ncarry; i++)
 		drop_msg(&r->carry[i]);
 	r->ncarry = 0;

@@ -735,6 +735,15 @@ static const char *ack_sql(struct vg_registry *r, size_t rows)
 	return r->ack_sql[rows] = t;
 }
 
+/* Whether a sorts before b: by host (bytes), then stream. */
+static int mark_before(const struct vg_registry_mark *a,
+		       const struct vg_registry_mark *b)
+{
+	int c = strcmp(a->host, b->host);
+
+	return c < 0 || (!c && a->stream < b->stream);
+}
+
 int vg_registry_commit_group(struct vg_registry *r,
 			     const struct vg_registry_mark *mk, size_t n, int *rcs)
 {
@@ -764,6 +773,19 @@ int vg_registry_commit_group(struct vg_registry *r,
 		rcs[i] = 2; /* not decided */
 		if (!solo)
 			idx[rows++] = i;
+	}
+	/* the statement's rows in one total order (host, then stream; its
+	 * hosts are distinct): PostgreSQL locks them in VALUES order, so two
+	 * collectors committing groups of the same hosts, arrived in
+	 * opposite orders, queue on the first row instead of each holding
+	 * one row and waiting for the other's (a deadlock: one statement
+	 * aborted, its whole group answered RETRY) */
+	for (size_t j = 1; j < rows; j++) {
+		size_t k = j, v = idx[j];
+
+		for (; k && mark_before(&mk[v], &mk[idx[k - 1]]); k--)
+			idx[k] = idx[k - 1];
+		idx[k] = v;
 	}
 	if (rows == 1) {
 		rcs[idx[0]] = vg_registry_commit(r, mk[idx[0]].host, mk[idx[0]].stream,

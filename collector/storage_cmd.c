@@ -12,7 +12,9 @@
  * collector it only reads (its store opens write-through, without the
  * journal); with none running, opening the store replays a journal a
  * crash left, as the collector's start would. The walk is the backend's
- * (vg_store_usage).
+ * (vg_store_usage); an engine that cannot walk (rrdcached: the files are
+ * the daemons') is said so on standard output, and any other failure of
+ * the walk makes the exit status 1.
  *
  * convert: give every series whose metric matches PATTERN (all without
  * it) the archives its [archives] rule names now (vg_store_convert_series;
@@ -98,9 +100,11 @@ static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
 		return 1;
 	}
 	int64_t since = vg_now_ms() / 1000 - GROWTH_DAYS * 86400;
-	struct vg_store_usage u;
-	if ((rc = vg_store_usage(s, since, &u)))
-		fprintf(errf, "vigie-collector storage stats: usage: %s\n", strerror(-rc));
+	struct vg_store_usage u = {0};
+	int urc = vg_store_usage(s, since, &u);
+	if (urc && urc != -ENOTSUP)
+		fprintf(errf, "vigie-collector storage stats: bytes on disk: %s\n",
+			strerror(-urc));
 	fprintf(out, "resources: %llu\n", (unsigned long long)c.resources);
 	fprintf(out, "series: %llu (registry)\n", (unsigned long long)c.series);
 	fprintf(out, "ended: %llu resources with %llu series (deleted %g days "
@@ -124,9 +128,17 @@ static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
 			fprintf(out, "  full in: %.1f days at that rate\n",
 				(double)h->bytes_free / per_day);
 	}
+	/* An engine that cannot tell its bytes (rrdcached: the files are the
+	 * daemons', maybe on other hosts) is a fact to state, not an error. */
+	if (urc == -ENOTSUP)
+		fprintf(out, "%s: bytes on disk, free space and growth not known to the "
+			     "collector ([storage] backend = %s): look at the daemons' "
+			     "-b directories\n",
+			cfg->storage_daemons[0] ? cfg->storage_daemons : cfg->storage_backend,
+			cfg->storage_backend);
 	vg_store_close(s);
 	vg_registry_close(reg);
-	return 0;
+	return urc && urc != -ENOTSUP ? 1 : 0;
 }
 
 /* ---- convert ------------------------------------------------------------------ */
@@ -216,6 +228,14 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		"  flush    make the running collector write its cache to the\n"
 		"           files (SIGUSR1) and wait until it did\n";
 
+	/* `storage --help`, `storage stats --help`, `storage convert --help`
+	 * (move and flush answer their own) */
+	if ((argc == 2 && !strcmp(argv[1], "--help")) ||
+	    (argc == 3 && (!strcmp(argv[1], "stats") || !strcmp(argv[1], "convert")) &&
+	     !strcmp(argv[2], "--help"))) {
+		fputs(usage, out);
+		return 0;
+	}
 	if (argc >= 2 && !strcmp(argv[1], "stats") && argc == 2)
 		return stats(cfg, out, err);
 	if (argc >= 2 && !strcmp(argv[1], "convert")) {
@@ -228,10 +248,6 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		return vg_storage_move_command(cfg, argc, argv, out, err);
 	if (argc >= 2 && !strcmp(argv[1], "flush"))
 		return vg_storage_flush_command(cfg, argc, argv, out, err);
-	if (argc >= 2 && !strcmp(argv[1], "--help")) {
-		fputs(usage, out);
-		return 0;
-	}
 	fputs(usage, err);
 	return 2;
 }

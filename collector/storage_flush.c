@@ -64,11 +64,16 @@ int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, 
 	uint64_t written = a.values_pending > b.values_pending ? a.values_pending - b.values_pending
 							       : 0;
 	int64_t ms = (vg_monotonic_ns() - t0) / 1000000;
-	snprintf(msg, msglen,
-		 "%s: %" PRIu64 " cached values written in %" PRId64 " ms, %" PRIu64
-		 " still cached (their storage daemon does not answer)",
-		 rc ? "flush failed" : "flushed", written, ms,
-		 b.values_pending);
+	if (b.values_pending)
+		snprintf(msg, msglen,
+			 "%s: %" PRIu64 " cached values written in %" PRId64 " ms, %" PRIu64
+			 " still cached (their storage daemon does not answer)",
+			 rc ? "flush failed" : "flushed", written, ms, b.values_pending);
+	else
+		snprintf(msg, msglen,
+			 "%s: %" PRIu64 " cached values written in %" PRId64
+			 " ms, none left cached",
+			 rc ? "flush failed" : "flushed", written, ms);
 	if ((size_t)snprintf(path, sizeof(path), "%s/" DONE_FILE, data_dir) >= sizeof(path))
 		return -ENAMETOOLONG;
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -178,6 +183,16 @@ int vg_storage_flush_command(const struct vg_config *cfg, int argc, char **argv,
 	long wait_s = WAIT_DEFAULT_S, pid;
 	int64_t t0;
 
+	static const char usage[] =
+		"usage: vigie-collector [--config FILE] [--data-dir DIR] storage "
+		"flush [--timeout SECONDS]\n"
+		"Make the running collector write its cached values to the series\n"
+		"(SIGUSR1) and wait until it did, at most --timeout seconds (300).\n";
+
+	if (argc == 3 && !strcmp(argv[2], "--help")) {
+		fputs(usage, out);
+		return 0;
+	}
 	if (argc == 4 && !strcmp(argv[2], "--timeout")) {
 		char *end;
 		wait_s = strtol(argv[3], &end, 10);
@@ -186,8 +201,7 @@ int vg_storage_flush_command(const struct vg_config *cfg, int argc, char **argv,
 			return 2;
 		}
 	} else if (argc != 2) {
-		fprintf(errf, "usage: vigie-collector [--config FILE] [--data-dir DIR] storage "
-			      "flush [--timeout SECONDS]\n");
+		fputs(usage, errf);
 		return 2;
 	}
 	snprintf(jdir, sizeof(jdir), "%s/journal", cfg->collector_data_dir);

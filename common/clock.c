@@ -174,38 +174,78 @@ static int parse_iso(const char *s, int64_t *out)
 	return 0;
 }
 
+/* A plain decimal number at s: digits, then optionally '.' and digits.
+ * strtod alone also takes " 1", "0x10", "1e3", "inf": none is a time. */
+static int decimal(const char *s, double *v, const char **end)
+{
+	const char *p = s;
+
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (p == s)
+		return -EINVAL;
+	if (*p == '.') {
+		const char *f = ++p;
+		while (isdigit((unsigned char)*p))
+			p++;
+		if (p == f)
+			return -EINVAL;
+	}
+	*v = strtod(s, NULL);
+	*end = p;
+	return 0;
+}
+
+int vg_duration_parse(const char *s, int64_t *out_ms)
+{
+	const char *end;
+	double v, mul;
+
+	if (!s || decimal(s, &v, &end) || !(v <= 1e10))
+		return -EINVAL;
+	if (!strcmp(end, "s") || !*end)
+		mul = 1;
+	else if (!strcmp(end, "m") || !strcmp(end, "min"))
+		mul = 60;
+	else if (!strcmp(end, "h"))
+		mul = 3600;
+	else if (!strcmp(end, "d"))
+		mul = 86400;
+	else if (!strcmp(end, "w"))
+		mul = 7 * 86400;
+	else
+		return -EINVAL;
+	*out_ms = (int64_t)(v * mul * 1000);
+	return 0;
+}
+
 int vg_time_parse(const char *s, int64_t now_ms, int64_t *out_ms)
 {
-	char *end;
+	const char *end;
+	int64_t t;
+	double v;
 
 	if (!s || !*s)
 		return -EINVAL;
 	if (!strcmp(s, "now")) {
-		*out_ms = now_ms;
-		return 0;
-	}
-	if (s[0] == '-' || s[0] == '+') { /* relative */
-		errno = 0;
-		double v = strtod(s + 1, &end);
-		if (errno || end == s + 1 || !(v >= 0 && v <= 1e10)) /* NaN too */
+		t = now_ms;
+	} else if (s[0] == '-' || s[0] == '+') { /* relative */
+		int64_t delta;
+		if (vg_duration_parse(s + 1, &delta))
 			return -EINVAL;
-		double mul;
-		if (!strcmp(end, "s") || !*end) mul = 1;
-		else if (!strcmp(end, "m") || !strcmp(end, "min")) mul = 60;
-		else if (!strcmp(end, "h")) mul = 3600;
-		else if (!strcmp(end, "d")) mul = 86400;
-		else if (!strcmp(end, "w")) mul = 7 * 86400;
-		else return -EINVAL;
-		int64_t delta = (int64_t)(v * mul * 1000);
-		*out_ms = s[0] == '-' ? now_ms - delta : now_ms + delta;
-		return 0;
+		t = s[0] == '-' ? now_ms - delta : now_ms + delta;
+	} else if (strchr(s, '-')) {
+		if (parse_iso(s, &t))
+			return -EINVAL;
+	} else {
+		if (decimal(s, &v, &end) || *end || !(v <= VG_TIME_MAX_MS / 1000.0))
+			return -EINVAL;
+		t = (int64_t)(v * 1000);
 	}
-	if (strchr(s, '-'))
-		return parse_iso(s, out_ms);
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || *end || end == s || !(v >= 0 && v <= 253402300799.0))
+	/* every form names a moment of 1970..9999 (what vg_time_format
+	 * writes as ISO 8601): "-99999999d" is no time, not the year -271764 */
+	if (t < 0 || t > VG_TIME_MAX_MS)
 		return -EINVAL;
-	*out_ms = (int64_t)(v * 1000);
+	*out_ms = t;
 	return 0;
 }

@@ -271,6 +271,7 @@ static const struct {
 } checks[] = {
 	{"collector", "listen", check_nn_url},
 	{"alarms", "notify", check_nn_url},
+	{"cluster", "stream", check_nn_url},
 	{"alarms", "alertmanager", check_http_url},
 	{"storage", "backend", check_backend},
 	{"storage", "write_through", check_write_through},

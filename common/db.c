@@ -588,6 +588,15 @@ int vg_db_transact(struct vg_db *db, int (*fn)(struct vg_db *db, void *arg), voi
 	return rc;
 }
 
+int vg_db_retry_lost(struct vg_db *db, int (*fn)(struct vg_db *db, void *arg), void *arg)
+{
+	int in_txn = db->in_txn, rc = fn(db, arg);
+
+	if (rc == -ECONNRESET && !in_txn)
+		rc = fn(db, arg);
+	return rc;
+}
+
 /* ---- migrations ---- */
 
 int vg_db_schema_version(struct vg_db *db, const char *component, int64_t *version)

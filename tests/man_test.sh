@@ -2,8 +2,10 @@
 # tests/man_test.sh — the man pages (docs/man/*.scd) say what the programs
 # do: every flag in a daemon's --help is in its man page and in
 # docs/operations.md, and the page names no flag the program lacks; every
-# flag of `vigie --help` and of each `vigie COMMAND --help` is in vigie(1)
-# and the reverse; every configuration key of common/config.c's key table
+# flag of `vigie --help` and of each `vigie COMMAND --help` (and of the
+# alarms, token and invoice subcommands' --help) is in vigie(1) and the
+# reverse; the collector's `token --help` and `storage SUB --help` flags are
+# in vigie-collector(8); every configuration key of common/config.c's key table
 # is in vigie.conf(5) and docs/operations.md, under its section, and those
 # name no other key. The pages build with scdoc (skipped without it).
 set -u
@@ -33,7 +35,12 @@ done
 # The daemons: --help against the page, and against operations.md's row.
 for p in vigie-agent vigie-collector; do
   help=$("$BIN/$p" --help)
-  [[ $p == vigie-collector ]] && help+=$'\n'$("$BIN/$p" --data-dir /nonexistent token --help 2>&1)
+  if [[ $p == vigie-collector ]]; then
+    help+=$'\n'$("$BIN/$p" --data-dir /nonexistent token --help 2>&1)
+    for s in stats convert move flush; do
+      help+=$'\n'$("$BIN/$p" --data-dir /nonexistent storage $s --help 2>&1)
+    done
+  fi
   same "$p(8) documents exactly the flags of --help" \
     "$(flags <<<"$help")" "$(flags <"docs/man/$p.8.scd")"
   within "docs/operations.md documents every flag of $p --help" \
@@ -45,9 +52,12 @@ cmds=$("$BIN/vigie" --help | awk '/^Commands:/ {on = 1; next} /^$/ {on = 0} on {
 [[ -n $cmds ]] && ok "vigie --help lists commands" || nok "vigie --help lists no command"
 all=$("$BIN/vigie" --help | flags)
 for c in $cmds; do all+=$'\n'$("$BIN/vigie" "$c" --help 2>&1 | flags); done
-for s in list show create update delete enable disable history watch; do
+for s in list show create update delete enable disable history watch test groups \
+  silences silence unsilence; do
   all+=$'\n'$("$BIN/vigie" alarms "$s" --help 2>&1 | flags)
 done
+for s in create list revoke; do all+=$'\n'$("$BIN/vigie" token "$s" --help 2>&1 | flags); done
+all+=$'\n'$("$BIN/vigie" invoice finalize --help 2>&1 | flags)
 all=$(sort -u <<<"$all")
 # Options every command takes, named once in vigie(1)'s global section.
 same "vigie(1) documents exactly the flags of vigie's --help texts" \

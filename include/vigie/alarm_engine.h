@@ -120,7 +120,9 @@ struct vg_alarm_outbox *vg_alarm_engine_outbox(struct vg_alarm_engine *e);
 /* ---- API operations (thread-safe) --------------------------------------------
  * scope: NULL for an administrator, else the only project visible; an
  * alarm of another project is -ENOENT. `ref` is an alarm id, or a name
- * (within scope; for an administrator the name must be unique).
+ * (within scope; for an administrator the name must be unique: a name
+ * that alarms of several projects share is -ENOTUNIQ, and
+ * vg_alarm_engine_list with that name lists them).
  * Results are new JSON values the caller decrefs. Validation failures are
  * -EINVAL with *errors a JSON array of {"field","message"}; -EEXIST: the
  * name is taken in the project; -EBUSY: the change would break a
@@ -222,6 +224,7 @@ struct vg_alarm_engine_stats {
 	/* clustered alarms (vg_alarm_engine_cluster) */
 	uint64_t owned;          /* alarms this node holds the lease of */
 	uint64_t takeovers;      /* leases gained (state reloaded) */
+	uint64_t leases_taken;   /* of those, taken from another node (its lease expired) */
 	uint64_t fenced;         /* leases found lost at a commit */
 	uint64_t shadow_dropped; /* kept datapoints of others' alarms dropped */
 	uint64_t peer_notices;   /* other nodes' notifications put on SSE */

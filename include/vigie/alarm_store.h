@@ -30,6 +30,15 @@
  * by one live worker at a time. On sqlite one process owns the file and
  * rows are handed out as before, without claims.
  *
+ * A PostgreSQL restart: the first call on a handle after it fails. The
+ * reads that hand rows to a callback (vg_alarm_store_load_def(s),
+ * vg_alarm_store_load_states(_of), vg_alarm_store_gopen_load) are made
+ * once more when that happens outside a transaction (vg_db_retry_lost),
+ * before any row went to the callback, so a takeover's read of the
+ * stored state does not fail for it; they return -EAGAIN only when the
+ * server is still away. Writes are not retried here: a transaction's
+ * owner runs it again.
+ *
  * Threading: a handle is used by one thread at a time; open one handle
  * per thread (the engine's and the delivery thread's). WAL (sqlite) or
  * MVCC (PostgreSQL) lets them work together; a busy sqlite database is

@@ -67,10 +67,13 @@ int vg_bill_u128_parse(const char *s, vg_bill_u128 *out);
 
 struct vg_bill_month {
 	int year;  /* 1970..9999 */
-	int month; /* 1..12 */
+	int month; /* 1..12; at most 11 in 9999 */
 };
 
-/* Parse "2026-11". 0 or -EINVAL. */
+/* Parse "2026-11". 0, -EINVAL (not YYYY-MM with a month 01..12) or
+ * -ERANGE (before 1970-01, or after 9999-11: a month's end, the first
+ * moment of the next, must be a time vg_time_parse takes, at most
+ * VG_TIME_MAX_MS). */
 int vg_bill_month_parse(const char *s, struct vg_bill_month *out);
 /* "2026-11" (buf >= 8). Returns buf. */
 char *vg_bill_month_format(struct vg_bill_month m, char *buf, size_t len);

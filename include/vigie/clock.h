@@ -50,7 +50,15 @@ char *vg_time_format(int64_t ms, char *buf, size_t len);
  * fractions kept to the millisecond, further digits truncated —
  * "2026-11-26T06:49:14+01:00", "2026-11-26"), epoch seconds
  * ("1795000000", "1795000000.25"), or relative to now_ms ("-3h", "-15m",
- * "now"). 0 or -EINVAL. */
+ * "now"). Numbers are plain decimals (no sign, space, exponent or hex).
+ * The result must lie in 1970-01-01 .. 9999-12-31T23:59:59.999Z
+ * (0 .. VG_TIME_MAX_MS), relative ones included. 0 or -EINVAL (*out_ms
+ * untouched). */
+#define VG_TIME_MAX_MS 253402300799999LL
 int vg_time_parse(const char *s, int64_t now_ms, int64_t *out_ms);
+/* Parse a duration: a plain decimal number of seconds, optionally with a
+ * unit s, m (or min), h, d or w ("90m", "2h", "1.5d"), at most 1e10 units.
+ * Into *out_ms (>= 0). 0 or -EINVAL. Thread-safe. */
+int vg_duration_parse(const char *s, int64_t *out_ms);
 
 #endif

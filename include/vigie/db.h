@@ -66,7 +66,8 @@
  * server is still away (and tries again at the call after). So a
  * restarted server costs exactly one failed call per connection, and the
  * caller decides whether that call is retried (vg_db_transact retries a
- * transaction lost before its COMMIT was sent).
+ * transaction lost before its COMMIT was sent; vg_db_retry_lost runs
+ * work outside a transaction once more).
  *
  * Transactions: vg_db_begin is BEGIN IMMEDIATE on sqlite (the write lock
  * at once, so two writers queue on the busy timeout instead of failing
@@ -297,6 +298,20 @@ int vg_db_in_transaction(const struct vg_db *db);
  * database as it is, not as the failed attempt left it), and must not
  * begin/commit itself. No savepoints are used. */
 int vg_db_transact(struct vg_db *db, int (*fn)(struct vg_db *db, void *arg), void *arg);
+
+/* Run fn(db, arg) and, if it lost the connection (-ECONNRESET) while no
+ * transaction was open, run it once more: a server's restart costs each
+ * connection its first call (see "Reconnect"), and the second run's first
+ * call reconnects. -ENOTCONN (the server is still away) and every other
+ * error are returned at once; inside a transaction fn runs once (the loss
+ * ended the transaction: whoever opened it runs it again whole, as
+ * vg_db_transact does). For work that may run twice: reads (PostgreSQL
+ * reads a result whole at the step that runs its statement, so a loss
+ * there comes before any of its rows was handed out) and writes whose
+ * second run changes nothing more, such as an UPDATE setting a value (a
+ * write lost with its answer may have been done). Returns fn's last
+ * result. */
+int vg_db_retry_lost(struct vg_db *db, int (*fn)(struct vg_db *db, void *arg), void *arg);
 
 /* The last error's message (engine text, one line), "" if none. Owned by
  * db, valid until the next call on db. */

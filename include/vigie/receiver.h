@@ -120,8 +120,10 @@ int vg_receiver_open(const struct vg_receiver_options *o,
 #define VG_RECEIVER_GROUP_BYTES (32u << 20)
 
 /* Serve until vg_receiver_stop. A batch being handled when the stop comes
- * is finished and answered first. Returns 0, or -errno if the socket
- * failed for good. */
+ * is finished and answered first, and so are the batches its group held
+ * back for the next turn (one of their (host, stream) was in it); a
+ * message still waiting unreceived at the socket is not taken. Returns 0,
+ * or -errno if the socket failed for good. */
 int vg_receiver_run(struct vg_receiver *r);
 
 /* ---- work from other threads (the API's POST /v1/measures) ---------- */

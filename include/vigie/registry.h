@@ -88,7 +88,9 @@ struct vg_registry_mark {
  * guarantees, in fewer statements: the streams this handle committed
  * last at a lower seq, of distinct hosts, are recorded by one atomic
  * multi-row statement (one round trip, one transaction: all or none);
- * the others one by one. Returns 0, or -EINVAL (bad arguments). */
+ * the others one by one. The statement's rows go in (host, stream)
+ * order, so two collectors' groups lock shared rows in one order and
+ * never deadlock each other. Returns 0, or -EINVAL (bad arguments). */
 int vg_registry_commit_group(struct vg_registry *r,
 			     const struct vg_registry_mark *mk, size_t n, int *rcs);
 

@@ -143,6 +143,9 @@ struct vg_store_daemon {
 	uint64_t pending; /* files updated, not yet FLUSHed (durable) */
 	uint64_t lost;    /* files whose values it lost (a restart before
 			   * writing them), waiting for their re-send */
+	uint64_t repairs; /* files whose cache entry it had ahead of the
+			   * file (its journal replay), FORGOTten so that
+			   * the refused values could be written */
 	char error[512];  /* last failure, "" if none */
 };
 /* Fill out[0..max) with each daemon's state; the count (0 for files).

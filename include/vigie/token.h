@@ -70,7 +70,8 @@ int vg_token_store_open(const char *data_dir, struct vg_token_store **out,
 void vg_token_store_close(struct vg_token_store *ts);
 
 /* Create a token: project NULL for an admin token, else a project name
- * (vg_name_valid). name: a free label, NULL or "" for none (at most
+ * (vg_name_valid, and not "*": silences and alarm selectors read that as
+ * every project). name: a free label, NULL or "" for none (at most
  * VG_TOKEN_NAME_MAX bytes, no control characters). token_out (>=
  * VG_TOKEN_LEN + 1 bytes) receives the plain token, info (may be NULL) a
  * new JSON object describing it (see vg_token_list). 0, -EINVAL (bad
@@ -92,7 +93,8 @@ int vg_token_revoke(struct vg_token_store *ts, const char *id,
 		    int64_t now_ms, json_t **info);
 
 /* Check a presented token. 0 with *scope filled; -EACCES for a malformed,
- * unknown or revoked token (the same answer for all three); -EIO if the
+ * unknown or revoked token, or one scoped to the project "*" (the same
+ * answer for all); -EIO if the
  * tokens cannot be read. */
 int vg_token_verify(struct vg_token_store *ts, const char *token,
 		    struct vg_token_scope *scope);

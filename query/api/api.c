@@ -273,10 +273,21 @@ int vg_api_reply_unreachable(struct vg_http_resp *resp, struct vg_store *store, 
 
 	(void)vg_store_locate(store, rtype, res, metric, path, sizeof(path), addr,
 			      sizeof(addr));
-	vg_http_reply_error(resp, 503,
-			    "the storage daemon %s holding '%s' of '%s' does not answer "
-			    "(/v1/health lists the daemons)",
-			    addr[0] ? addr : "(unknown)", metric, res);
+	/* No address: the series is recorded on a daemon that is not (or no
+	 * longer) in [storage] daemons, or the shared placement record does
+	 * not answer; the store does not say which, so name both. */
+	if (addr[0])
+		vg_http_reply_error(resp, 503,
+				    "the storage daemon %s holding '%s' of '%s' does not answer "
+				    "(/v1/health lists the daemons)",
+				    addr, metric, res);
+	else
+		vg_http_reply_error(resp, 503,
+				    "'%s' of '%s' is recorded on a storage daemon that is not in "
+				    "[storage] daemons (keep an address listed until its series "
+				    "are moved), or the placement record does not answer "
+				    "(/v1/health)",
+				    metric, res);
 	vg_http_resp_header(resp, "Retry-After", "5");
 	return 0;
 }
@@ -355,11 +366,12 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 			down += !dm[i].up && dm[i].calls + dm[i].errors > 0;
 			json_array_append_new(
 				daemons,
-				json_pack("{s:s,s:s,s:I,s:I,s:I,s:s}", "address", dm[i].address,
+				json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:s}", "address", dm[i].address,
 					  "state", dm[i].up ? "up" : dm[i].calls + dm[i].errors ? "down"
 												: "unused",
 					  "pending_files", (json_int_t)dm[i].pending,
 					  "lost_files", (json_int_t)dm[i].lost,
+					  "repairs", (json_int_t)dm[i].repairs,
 					  "errors", (json_int_t)dm[i].errors, "error",
 					  dm[i].error));
 		}

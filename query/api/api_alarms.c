@@ -94,13 +94,61 @@ static int reply_fields(struct vg_http_resp *resp, int status,
 	return vg_http_reply_json(resp, status, doc);
 }
 
-static int reply_rc(struct vg_http_resp *resp, int rc, const char *ref,
-		    json_t *errors)
+/* Candidates listed in an ambiguous name's answer, at most, and ids of
+ * them in its message. */
+#define AMBIGUOUS_LISTED 100
+#define AMBIGUOUS_SHOWN 8
+
+/* 409 for a bare name that alarms of several projects share (an
+ * administrator's request): the message names them as the CLI does for
+ * its own ambiguous names, and "candidates" lists {"id", "project"} so a
+ * client can pick the id. Answering 404 would say no such alarm exists. */
+static int reply_ambiguous(const struct vg_http_req *req, struct vg_http_resp *resp,
+			   const char *ref)
+{
+	struct vg_alarm_list_filter f = {.state = -1, .enabled = -1, .kind = -1, .name = ref, .limit = AMBIGUOUS_LISTED};
+	json_t *list = NULL, *cands = json_array(), *doc;
+	char msg[1024];
+	size_t i, n, o;
+
+	if (vg_alarm_engine_list(engine(req), req->scope_project, &f, &list)) {
+		json_decref(cands);
+		return vg_http_reply_error(resp, 409, "alarm name '%.200s' names several "
+						      "projects' alarms; give the id",
+					   ref);
+	}
+	n = json_array_size(json_object_get(list, "alarms"));
+	o = (size_t)snprintf(msg, sizeof(msg), "alarm name '%.200s' names %zu%s alarms: ",
+			     ref, n, json_is_null(json_object_get(list, "next")) ? "" : "+");
+	for (i = 0; i < n; i++) {
+		json_t *x = json_array_get(json_object_get(list, "alarms"), i);
+		const char *id = json_string_value(json_object_get(x, "id"));
+		const char *pr = json_string_value(json_object_get(x, "project"));
+		json_array_append_new(cands, json_pack("{s:s?,s:s?}", "id", id, "project", pr));
+		if (i < AMBIGUOUS_SHOWN && o < sizeof(msg))
+			o += (size_t)snprintf(msg + o, sizeof(msg) - o, "%s%s (project %.200s)",
+					      i ? ", " : "", id ? id : "?", pr ? pr : "?");
+	}
+	if (n > AMBIGUOUS_SHOWN && o < sizeof(msg))
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o, ", ...");
+	if (o < sizeof(msg))
+		snprintf(msg + o, sizeof(msg) - o, "; give the id");
+	json_decref(list);
+	doc = json_pack("{s:{s:i,s:s,s:o}}", "error", "code", 409, "message", msg,
+			"candidates", cands);
+	return vg_http_reply_json(resp, 409, doc);
+}
+
+static int reply_rc(const struct vg_http_req *req, struct vg_http_resp *resp, int rc,
+		    const char *ref, json_t *errors)
 {
 	switch (rc) {
 	case -ENOENT:
 		json_decref(errors);
 		return vg_http_reply_error(resp, 404, "no alarm '%.200s'", ref);
+	case -ENOTUNIQ:
+		json_decref(errors);
+		return reply_ambiguous(req, resp, ref);
 	case -EINVAL:
 		return reply_fields(resp, 400, "invalid alarm", errors);
 	case -EEXIST:
@@ -176,8 +224,10 @@ static int param_limit(struct vg_http_req *req, struct vg_http_resp *resp,
 
 	if (!v)
 		return 0;
+	/* digits only: strtol alone takes " 5", "+5" and "-0" */
+	errno = 0;
 	l = strtol(v, &end, 10);
-	if (*end || end == v || l < 1 || l > 1000) {
+	if (*end || !isdigit((unsigned char)v[0]) || errno || l < 1 || l > 1000) {
 		vg_http_reply_error(resp, 400, "limit: must be an "
 					       "integer from 1 to 1000");
 		return -EINVAL;
@@ -233,8 +283,26 @@ int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
 		return 0;
 	rc = vg_alarm_engine_list(engine(req), req->scope_project, &f, &out);
 	if (rc)
-		return reply_rc(resp, rc, "", NULL);
+		return reply_rc(req, resp, rc, "", NULL);
 	return vg_http_reply_json(resp, 200, out);
+}
+
+/* A name that is also a path under /v1/alarms (the stream, the groups):
+ * GET /v1/alarms/stream would answer the stream, never the alarm, while
+ * PUT and DELETE reached the alarm. Refused for new names only; an alarm
+ * already named so keeps its id. 1 (answered 400) or 0. */
+static int reserved_name(const json_t *body, struct vg_http_resp *resp)
+{
+	const char *n = json_string_value(json_object_get(body, "name"));
+	json_t *errors;
+
+	if (!n || (strcmp(n, "stream") && strcmp(n, "groups")))
+		return 0;
+	errors = json_pack("[{s:s,s:s}]", "field", "name", "message",
+			   "is a path of the API (/v1/alarms/stream, /v1/alarms/groups): "
+			   "choose another name");
+	reply_fields(resp, 400, "invalid alarm", errors);
+	return 1;
 }
 
 int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp)
@@ -244,10 +312,14 @@ int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp)
 
 	if (engine_body(req, resp, &body))
 		return 0;
+	if (reserved_name(body, resp)) {
+		json_decref(body);
+		return 0;
+	}
 	rc = vg_alarm_engine_create(engine(req), body, req->scope_project, &out, &errors);
 	json_decref(body);
 	if (rc)
-		return reply_rc(resp, rc, "", errors);
+		return reply_rc(req, resp, rc, "", errors);
 	vg_http_resp_header(resp, "Location", "/v1/alarms/%s",
 			    json_string_value(json_object_get(out, "id")));
 	rc = vg_http_reply_json(resp, 201, out);
@@ -265,7 +337,7 @@ int vg_api_h_alarm_get(struct vg_http_req *req, struct vg_http_resp *resp)
 		return no_engine(resp);
 	rc = vg_alarm_engine_get(engine(req), req->vars[0], req->scope_project, &out);
 	if (rc)
-		return reply_rc(resp, rc, req->vars[0], NULL);
+		return reply_rc(req, resp, rc, req->vars[0], NULL);
 	return vg_http_reply_json(resp, 200, out);
 }
 
@@ -276,12 +348,16 @@ int vg_api_h_alarm_update(struct vg_http_req *req, struct vg_http_resp *resp)
 
 	if (engine_body(req, resp, &body))
 		return 0;
+	if (reserved_name(body, resp)) {
+		json_decref(body);
+		return 0;
+	}
 	rc = vg_alarm_engine_update(engine(req), req->vars[0], body,
 				    req->method == VG_HTTP_PATCH,
 				    req->scope_project, &out, &errors);
 	json_decref(body);
 	if (rc)
-		return reply_rc(resp, rc, req->vars[0], errors);
+		return reply_rc(req, resp, rc, req->vars[0], errors);
 	return vg_http_reply_json(resp, 200, out);
 }
 
@@ -295,7 +371,7 @@ int vg_api_h_alarm_delete(struct vg_http_req *req, struct vg_http_resp *resp)
 	rc = vg_alarm_engine_delete(engine(req), req->vars[0], req->scope_project,
 				    &errors);
 	if (rc)
-		return reply_rc(resp, rc, req->vars[0], errors);
+		return reply_rc(req, resp, rc, req->vars[0], errors);
 	return vg_http_reply_raw(resp, 204, "application/json", NULL, 0);
 }
 
@@ -310,7 +386,7 @@ static int set_enabled(struct vg_http_req *req, struct vg_http_resp *resp,
 	rc = vg_alarm_engine_set_enabled(engine(req), req->vars[0],
 					 req->scope_project, enabled, &out);
 	if (rc)
-		return reply_rc(resp, rc, req->vars[0], NULL);
+		return reply_rc(req, resp, rc, req->vars[0], NULL);
 	return vg_http_reply_json(resp, 200, out);
 }
 
@@ -370,7 +446,7 @@ int vg_api_h_alarm_test(struct vg_http_req *req, struct vg_http_resp *resp)
 					   "minute; retry in %s s",
 					   ra);
 	default:
-		return reply_rc(resp, rc, req->vars[0], NULL);
+		return reply_rc(req, resp, rc, req->vars[0], NULL);
 	}
 }
 
@@ -418,8 +494,11 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 		return 0;
 	if ((v = vg_http_param(req, "cursor"))) {
 		char *end;
-		long long c = strtoll(v, &end, 10);
-		if (*end || end == v || c < 0)
+		long long c;
+		/* digits only, within 64 bits: strtoll saturates past them */
+		errno = 0;
+		c = strtoll(v, &end, 10);
+		if (*end || !isdigit((unsigned char)v[0]) || errno || c < 0)
 			return vg_http_reply_error(resp, 400, "cursor: use the "
 							      "\"next\" value of the previous "
 							      "page");
@@ -428,7 +507,7 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 	rc = vg_alarm_engine_history(engine(req), req->vars[0], req->scope_project,
 				     &q, &rows, &next);
 	if (rc)
-		return reply_rc(resp, rc, req->vars[0], NULL);
+		return reply_rc(req, resp, rc, req->vars[0], NULL);
 	doc = json_object();
 	json_object_set_new(doc, "history", rows);
 	if (next) {

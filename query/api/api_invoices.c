@@ -60,12 +60,21 @@ static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
 		return vg_http_reply_error(resp, 400, "missing parameter 'month' "
 						      "(a UTC month such as 2026-10)"),
 		       -1;
-	if (vg_bill_month_parse(v, m))
+	switch (vg_bill_month_parse(v, m)) {
+	case 0:
+		return 0;
+	case -ERANGE:
+		return vg_http_reply_error(resp, 400, "month '%.32s' out of range (1970-01 "
+						      "to 9999-11: a month's end must be a "
+						      "time up to 9999-12-31T23:59:59Z)",
+					   v),
+		       -1;
+	default:
 		return vg_http_reply_error(resp, 400, "bad month '%.32s' (YYYY-MM, "
 						      "for example 2026-10)",
 					   v),
 		       -1;
-	return 0;
+	}
 }
 
 static int list(struct vg_db *db, const struct vg_bill_service *svc,

@@ -348,6 +348,10 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "RRD files created", (double)ss.files_created);
 		one(b, "vigie_store_values_written_total", "counter",
 		    "Values written to RRD files", (double)ss.values_written);
+		one(b, "vigie_store_values_pending", "gauge",
+		    "Values acknowledged and cached, not yet written to their "
+		    "series (write-behind; storage flush writes them)",
+		    (double)ss.values_pending);
 		one(b, "vigie_store_values_duplicate_total", "counter",
 		    "Values at or before their file's last update, skipped",
 		    (double)ss.values_duplicate);
@@ -413,13 +417,14 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		{
 			struct vg_store_daemon dm[16];
 			size_t nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));
-			static const char *const fam[4][2] = {
+			static const char *const fam[5][2] = {
 				{"vigie_storage_daemon_up", "1 if the last call reached the storage daemon"},
 				{"vigie_storage_daemon_errors_total", "Failures that broke a connection to the storage daemon"},
 				{"vigie_storage_daemon_pending_files", "Files updated on the daemon, not yet FLUSHed (their journal segments are kept)"},
-				{"vigie_storage_daemon_lost_files", "Files whose accepted values the daemon lost (it restarted before writing them), waiting for their re-send from the journal"}};
-			for (int k = 0; k < 4 && nd; k++) {
-				family(b, fam[k][0], k == 1 ? "counter" : "gauge", fam[k][1]);
+				{"vigie_storage_daemon_lost_files", "Files whose accepted values the daemon lost (it restarted before writing them), waiting for their re-send from the journal"},
+				{"vigie_storage_daemon_repairs_total", "Files whose cache entry the restarted daemon had ahead of the file (its journal replay), FLUSHed and FORGOTten so the values it refused could be written"}};
+			for (int k = 0; k < 5 && nd; k++) {
+				family(b, fam[k][0], k == 1 || k == 4 ? "counter" : "gauge", fam[k][1]);
 				for (size_t i = 0; i < nd; i++) {
 					char lab[256];
 					size_t j = 0;
@@ -431,7 +436,8 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 						      (unsigned long long)(k == 0   ? (uint64_t)dm[i].up
 									   : k == 1 ? dm[i].errors
 									   : k == 2 ? dm[i].pending
-										    : dm[i].lost));
+									   : k == 3 ? dm[i].lost
+										    : dm[i].repairs));
 				}
 			}
 		}
@@ -657,6 +663,9 @@ static void cluster_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_alarms_takeovers_total", "counter",
 		    "Alarm leases this collector gained (state reloaded, kept periods replayed)",
 		    (double)st.engine.takeovers);
+		one(b, "vigie_alarms_leases_taken_total", "counter",
+		    "Alarm leases this collector took from another one whose lease had expired (an ownership move)",
+		    (double)st.engine.leases_taken);
 		one(b, "vigie_alarms_fenced_total", "counter",
 		    "Alarm leases found lost at a commit (the decisions dropped)",
 		    (double)st.engine.fenced);

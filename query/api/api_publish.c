@@ -7,7 +7,8 @@
  * the rules an agent batch meets (names as vg_name_valid, the wire
  * decoder's rule; finite values; no time before 1970-01-02 or beyond
  * now + max_future; and, as the store would only drop them, none older
- * than the longest archive), sorts the points by (resource, time, metric)
+ * than the longest archive) plus one of its own: a counter's value is a
+ * total, never negative. It sorts the points by (resource, time, metric)
  * and takes them from the project's points-per-second bucket. Then one
  * job on the receiver thread (vg_receiver_submit) does what needs the
  * registry and the store, in the order agent batches are handled, so no
@@ -243,6 +244,13 @@ int vg_pub_parse_point(json_t *o, const struct vg_pub_limits *lim,
 		return -EINVAL;
 	}
 	out->value = json_number_value(v);
+	/* A counter is a growing total from zero: a reset publishes the new,
+	 * smaller total (the rate then has a gap), never a negative one. */
+	if (out->kind == VG_KIND_COUNTER && out->value < 0) {
+		snprintf(err, errlen, "a counter's \"value\" must not be negative (it is a "
+				      "growing total; after a reset, publish the new total)");
+		return -EINVAL;
+	}
 	t = json_object_get(o, "time");
 	if (!t || json_is_null(t)) {
 		out->time_ms = lim->now_ms;
@@ -686,7 +694,8 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 	}
 	if (!project)
 		project = json_string_value(pj);
-	if (!vg_name_valid(project)) {
+	if (!vg_name_valid(project) || !strcmp(project, "*")) {
+		/* "*" is every project to silences and alarm selectors */
 		json_decref(doc);
 		return vg_http_reply_error(resp, 400, "bad project name");
 	}

@@ -129,11 +129,18 @@ static int match_one(const struct matcher *m, const char *v)
  *  - more than VG_RR_MAX_LOOPS unbounded loops (*, +, {m,}) over a group
  *    that can match nothing, counting the copies a counted repetition
  *    makes: glibc's compile time doubles with each ((a*)* twenty times, or
- *    ((.*)*){20}, is a second; thirty, twenty minutes).
+ *    ((.*)*){20}, is a second; thirty, twenty minutes);
+ *  - more than VG_RR_MAX_ATOMS atoms once every counted repetition is
+ *    unrolled, side by side as well as nested: glibc builds an automaton
+ *    state per atom and an epsilon closure per state, quadratic in the
+ *    states and computed recursively, so (.?){999} ten times costs
+ *    seconds to compile and ninety times overflows an 8 MiB thread
+ *    stack (RE2's program size limit refuses such a pattern too).
  * One pass, a level per open group. A syntax error is left to regcomp.
  * 0, or -EINVAL with why. */
 struct re_level {
 	unsigned long prod;  /* largest product of counts inside */
+	unsigned long size;  /* atoms inside, repetitions unrolled */
 	unsigned long loops; /* nullable loops inside, with copies */
 	int branch_null;     /* the current alternative matches "" so far */
 	int any_null;        /* an ended alternative matches "" */
@@ -141,7 +148,7 @@ struct re_level {
 
 struct re_atom {
 	int set, null;
-	unsigned long prod, loops;
+	unsigned long prod, loops, size;
 };
 
 /* The atom a is complete: it joins level l. */
@@ -150,6 +157,7 @@ static void re_commit(struct re_level *l, struct re_atom *a)
 	if (!a->set)
 		return;
 	l->loops += a->loops;
+	l->size += a->size;
 	l->branch_null &= a->null;
 	if (l->prod < a->prod)
 		l->prod = a->prod;
@@ -167,7 +175,7 @@ static int regex_tame(const char *p, char *why, size_t whylen)
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
-	lv[0] = (struct re_level){1, 0, 1, 0};
+	lv[0] = (struct re_level){1, 0, 0, 1, 0};
 	while (*p && !rc) {
 		unsigned long m = 0, n = 0, copies;
 		const char *q;
@@ -183,7 +191,7 @@ static int regex_tame(const char *p, char *why, size_t whylen)
 				break;
 			}
 			re_commit(&lv[depth], &a);
-			a = (struct re_atom){1, 0, 1, 0};
+			a = (struct re_atom){1, 0, 1, 0, 1};
 			p += p[1] ? 2 : 1;
 			break;
 		case '[': /* a bracket expression: []x], [^]x], [[:alpha:]] */
@@ -203,12 +211,12 @@ static int regex_tame(const char *p, char *why, size_t whylen)
 				}
 			}
 			re_commit(&lv[depth], &a);
-			a = (struct re_atom){1, 0, 1, 0};
+			a = (struct re_atom){1, 0, 1, 0, 1};
 			p = *q ? q + 1 : q;
 			break;
 		case '(':
 			re_commit(&lv[depth], &a);
-			lv[++depth] = (struct re_level){1, 0, 1, 0};
+			lv[++depth] = (struct re_level){1, 0, 0, 1, 0};
 			p++;
 			break;
 		case ')':
@@ -216,9 +224,10 @@ static int regex_tame(const char *p, char *why, size_t whylen)
 			if (depth) {
 				struct re_level *l = &lv[depth--];
 				a = (struct re_atom){1, l->any_null || l->branch_null,
-						     l->prod, l->loops};
+						     l->prod, l->loops,
+						     l->size ? l->size : 1};
 			} else {
-				a = (struct re_atom){1, 0, 1, 0}; /* a literal ) */
+				a = (struct re_atom){1, 0, 1, 0, 1}; /* a literal ) */
 			}
 			p++;
 			break;
@@ -231,7 +240,7 @@ static int regex_tame(const char *p, char *why, size_t whylen)
 		case '^':
 		case '$':
 			re_commit(&lv[depth], &a);
-			a = (struct re_atom){1, 1, 1, 0};
+			a = (struct re_atom){1, 1, 1, 0, 1};
 			p++;
 			break;
 		case '*':
@@ -259,7 +268,7 @@ static int regex_tame(const char *p, char *why, size_t whylen)
 			}
 			if (*q != '}' || q == p + 1 || !a.set) {
 				re_commit(&lv[depth], &a);
-				a = (struct re_atom){1, 0, 1, 0}; /* not an interval */
+				a = (struct re_atom){1, 0, 1, 0, 1}; /* not an interval */
 				p++;
 				break;
 			}
@@ -272,6 +281,7 @@ static int regex_tame(const char *p, char *why, size_t whylen)
 				break;
 			}
 			a.prod *= copies;
+			a.size *= copies + (unsigned long)unbounded;
 			a.loops = a.loops * (copies + (unsigned long)unbounded) +
 				  (unsigned long)(unbounded && a.null);
 			if (!m)
@@ -280,8 +290,14 @@ static int regex_tame(const char *p, char *why, size_t whylen)
 			break;
 		default:
 			re_commit(&lv[depth], &a);
-			a = (struct re_atom){1, 0, 1, 0};
+			a = (struct re_atom){1, 0, 1, 0, 1};
 			p++;
+		}
+		if (!rc && (a.set ? a.size : 0) + lv[depth].size > VG_RR_MAX_ATOMS) {
+			snprintf(why, whylen, "more than %d atoms with its counted "
+					      "repetitions unrolled",
+				 VG_RR_MAX_ATOMS);
+			rc = -EINVAL;
 		}
 		if (!rc && a.loops + lv[depth].loops > VG_RR_MAX_LOOPS) {
 			snprintf(why, whylen, "more than %d loops (*, +) over groups "
@@ -329,6 +345,18 @@ static int add_candidate(void *vctx, json_t *r)
 			v[i] = NULL; /* never sent: not a clean value */
 	if (!v[L_RESOURCE])
 		return 0;
+	/* The resource's labels once, not once per metric: a regular
+	 * expression at its limit costs milliseconds a match, and a
+	 * resource has tens of metrics (32 such matchers on every metric
+	 * ran a request 20 s past its deadline, checked per resource) */
+	for (size_t i = 0; i < c->nm; i++) {
+		if (c->m[i].label == L_NAME)
+			continue;
+		if (c->m[i].has_re && vg_monotonic_ms() > c->deadline)
+			return -ETIMEDOUT;
+		if (!match_one(&c->m[i], c->m[i].label < 0 ? NULL : v[c->m[i].label]))
+			return 0;
+	}
 	json_object_foreach(metrics, key, m) {
 		const char *ks = json_string_value(json_object_get(m, "kind"));
 		int counter = ks && !strcmp(ks, "counter");
@@ -336,12 +364,17 @@ static int add_candidate(void *vctx, json_t *r)
 		int ok = 1;
 		struct series *s;
 
+		if (vg_monotonic_ms() > c->deadline)
+			return -ETIMEDOUT;
 		vg_api_prom_name(key, counter, fam, sizeof(fam));
 		v[L_NAME] = fam;
-		for (size_t i = 0; i < c->nm && ok; i++)
-			ok = match_one(&c->m[i], c->m[i].label < 0
-							 ? NULL
-							 : v[c->m[i].label]);
+		for (size_t i = 0; i < c->nm && ok; i++) {
+			if (c->m[i].label != L_NAME)
+				continue;
+			if (c->m[i].has_re && vg_monotonic_ms() > c->deadline)
+				return -ETIMEDOUT;
+			ok = match_one(&c->m[i], fam);
+		}
 		if (!ok)
 			continue;
 		if (c->n == VG_RR_MAX_SERIES)

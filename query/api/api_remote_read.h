@@ -18,6 +18,7 @@
 #define VG_RR_MAX_REGEX 1024      /* bytes of one regular expression */
 #define VG_RR_MAX_REPEAT 1000     /* nested counted repetitions ({m,n}) */
 #define VG_RR_MAX_LOOPS 10        /* loops over groups matching "" */
+#define VG_RR_MAX_ATOMS 2000      /* atoms of a regex, repetitions unrolled */
 #define VG_RR_MAX_SERIES 50000    /* series per query */
 #define VG_RR_MAX_SAMPLES 1000000 /* samples per answer */
 #define VG_RR_MAX_MS 30000        /* time to answer a request */

@@ -78,7 +78,11 @@ int vg_api_parse_statistics(const char *s, struct vg_api_stat *out,
 			char *e;
 			double v = strtod(item + 1, &e);
 			const char *dot = strchr(item + 1, '.');
-			if (!*e && v > 0 && v <= 100 &&
+			/* a plain decimal: strtod alone read p0x10 as p16 and
+			 * p1e1 as p10, answered under the name asked */
+			size_t digits = strspn(item + 1, "0123456789.");
+			if (!*e && !item[1 + digits] && (!dot || !strchr(dot + 1, '.')) &&
+			    v > 0 && v <= 100 &&
 			    (!dot || strlen(dot + 1) <= 3)) {
 				st.kind = VG_API_STAT_PERCENTILE;
 				st.p = v;

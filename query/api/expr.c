@@ -959,7 +959,12 @@ static int body_params(struct vg_http_req *req, struct vg_http_resp *resp,
 
 	*doc = json_loadb(req->body ? req->body : "", req->body_len,
 			  JSON_REJECT_DUPLICATES, &je);
-	if (!*doc || !json_is_object(*doc)) {
+	if (!*doc) { /* say why: a duplicate key, a NUL, where it is */
+		vg_http_reply_error(resp, 400, "bad JSON at byte %d: %.120s",
+				    je.position, je.text);
+		return -EINVAL;
+	}
+	if (!json_is_object(*doc)) {
 		vg_http_reply_error(resp, 400, "the body must be a JSON object "
 					       "{\"expr\":..., \"start\":..., \"end\":..., "
 					       "\"granularity\":...}");

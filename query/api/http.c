@@ -185,6 +185,7 @@ struct vg_http_server {
 	uint16_t port;
 	uint64_t mhd_log_count;
 	uint64_t err_5xx;
+	uint64_t rejected[100];   /* log lines of 4xx answers, by status */
 	uint64_t responses[6];    /* by status class, __atomic */
 	char *tls_cert, *tls_key; /* PEM copies, or NULL (plain HTTP) */
 };
@@ -347,6 +348,43 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	vg_log_limited(VG_LOG_WARN, &s->mhd_log_count, "http: %s", msg);
 }
 
+/* Bad input is rejected (the 4xx), counted (vigie_api_requests_total)
+ * and logged once: at info, the first answer of each status, then every
+ * 1000th with the running count (vg_log_limited), so an operator sees it
+ * in the log at the default level and a hostile client cannot flood it.
+ * The line names the request, the client's address and the reason (the
+ * message of a JSON error body of at most 4 KiB). */
+static void log_rejected(struct vg_http_server *s, const struct req_state *st,
+			 struct MHD_Connection *c, const struct vg_http_resp *r)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char peer[INET6_ADDRSTRLEN] = "?";
+	const char *why = NULL;
+	json_t *j = NULL;
+
+	if (ci && ci->client_addr) {
+		const struct sockaddr *sa = ci->client_addr;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+				  peer, sizeof(peer));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6,
+				  &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, peer,
+				  sizeof(peer));
+	}
+	if (r->body && r->len <= 4096 && r->content_type &&
+	    !strcmp(r->content_type, "application/json"))
+		j = json_loadb(r->body, r->len, 0, NULL);
+	why = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+	vg_log_limited(VG_LOG_INFO, &s->rejected[r->status - 400],
+		       "http: rejected %s %.200s from %s: %d%s%.300s",
+		       st->req.method_name ? st->req.method_name : "-",
+		       st->req.path ? st->req.path : "-", peer, r->status, why ? " " : "",
+		       why ? why : "");
+	json_decref(j);
+}
+
 static enum MHD_Result send_resp(struct vg_http_server *s,
 				 struct req_state *st,
 				 struct MHD_Connection *c,
@@ -357,6 +395,8 @@ static enum MHD_Result send_resp(struct vg_http_server *s,
 
 	if (!r->status)
 		vg_http_reply_error(r, 500, "internal error");
+	if (r->status >= 400 && r->status < 500)
+		log_rejected(s, st, c, r); /* before the body goes to libmicrohttpd */
 	if (r->stream) {
 		struct vg_http_stream *hs = r->stream;
 		r->stream = NULL;

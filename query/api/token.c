@@ -163,16 +163,18 @@ static int load_or_create_key(const char *path, unsigned char *key, char *err,
 	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* errors name the key file the operator configured, not the
+	 * temporary one it is written through */
 	if (fd < 0) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", tmp, strerror(-rc));
+		snprintf(err, errlen, "%s: cannot create the token key: %s", path, strerror(-rc));
 		return rc;
 	}
 	if (write(fd, fresh, KEY_LEN) != KEY_LEN || fsync(fd)) {
 		rc = errno ? -errno : -EIO;
 		close(fd);
 		unlink(tmp);
-		snprintf(err, errlen, "%s: %s", tmp, strerror(-rc));
+		snprintf(err, errlen, "%s: cannot create the token key: %s", path, strerror(-rc));
 		return rc;
 	}
 	close(fd);
@@ -391,25 +393,29 @@ void vg_token_store_close(struct vg_token_store *ts)
 
 /* ---- the in-memory table ------------------------------------------------ */
 
-/* The generation of the tokens table. Call with db_lock. A connection
- * found lost is tried once more (that call reconnects), so a restarted
- * server does not cost a request its answer. */
-static int read_generation(struct vg_token_store *ts, int64_t *gen)
+/* vg_db_retry_lost's fn: the generation into *(int64_t *)arg (-1 if no
+ * row). vg_db_step's result or -errno. */
+static int select_generation(struct vg_db *db, void *arg)
 {
+	int64_t *gen = arg;
 	struct vg_db_stmt *s;
 	int rc;
 
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if ((rc = vg_db_prepare(ts->db, "SELECT generation FROM token_meta "
-						"WHERE id = 1",
-					&s)))
-			continue;
-		rc = vg_db_step(s);
-		*gen = rc == 1 ? vg_db_column_int64(s, 0) : -1;
-		vg_db_reset(s);
-		if (rc != -ECONNRESET)
-			break;
-	}
+	if ((rc = vg_db_prepare(db, "SELECT generation FROM token_meta WHERE id = 1", &s)))
+		return rc;
+	rc = vg_db_step(s);
+	*gen = rc == 1 ? vg_db_column_int64(s, 0) : -1;
+	vg_db_reset(s);
+	return rc;
+}
+
+/* The generation of the tokens table. Call with db_lock. A connection
+ * found lost is tried once more (vg_db_retry_lost: that call
+ * reconnects), so a restarted server does not cost a request its answer. */
+static int read_generation(struct vg_token_store *ts, int64_t *gen)
+{
+	int rc = vg_db_retry_lost(ts->db, select_generation, gen);
+
 	return rc < 0 ? map_db(rc) : 0;
 }
 
@@ -519,7 +525,11 @@ int vg_token_verify(struct vg_token_store *ts, const char *token,
 		const struct entry *e = &ts->e[i];
 		if (memcmp(e->id, id, VG_TOKEN_ID_LEN))
 			continue;
-		if (!e->revoked && CRYPTO_memcmp(e->mac, mac, MAC_LEN) == 0) {
+		/* "*" is every project to silences and alarm selectors: a
+		 * token scoped to it (made before create refused it) would
+		 * reach every tenant, so it is no token */
+		if (!e->revoked && CRYPTO_memcmp(e->mac, mac, MAC_LEN) == 0 &&
+		    !(e->project && !strcmp(e->project, "*"))) {
 			ok = 1;
 			scope->admin = !e->project;
 			if (e->project)
@@ -653,7 +663,7 @@ int vg_token_create(struct vg_token_store *ts, const char *project,
 		return -EINVAL;
 	token_out[0] = '\0';
 	if ((project && (strlen(project) > VG_TOKEN_PROJECT_MAX ||
-			 !vg_name_valid(project))) ||
+			 !vg_name_valid(project) || !strcmp(project, "*"))) ||
 	    !name_ok(name))
 		return -EINVAL;
 	pthread_mutex_lock(&ts->db_lock);

@@ -243,6 +243,10 @@ check "  the stream received peers' batches" test "$(jq .cluster.stream.received
 m=$(curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[s1]}/metrics")
 eq "/metrics: leases held" "$(awk '$1 == "vigie_alarms_leases_held" {print $2}' <<<"$m")" \
   "$(jq .cluster.alarm_leases <<<"$h1")"
+m2=$(curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[s2]}/metrics")
+taken_total() { awk '$1 == "vigie_alarms_leases_taken_total" {print $2}' <<<"$1"; }
+eq "/metrics: the survivors took the $lost lease(s) of $victim (leases taken), no other" \
+  "$(( $(taken_total "$m") + $(taken_total "$m2") ))" "$lost"
 check "/metrics: each live node's last heartbeat" grep -q "vigie_cluster_node_last_seen_seconds{node=\"node$s2\"}" <<<"$m"
 # the killed node's stream may still be dialled (for a lease after the
 # rounds stop listing it): at least the survivor's

@@ -79,6 +79,16 @@ eq "CSV content type" "$(acurl -o /dev/null -w '%{content_type}' "$API/v1/invoic
 acurl "$API/v1/invoices?project=acme&month=2026-10&format=html" >"$TMP/acme.html"
 check "HTML is a printable page with the total" grep -q '<td class="n">86.46</td>' "$TMP/acme.html"
 eq "bad month is a 400" "$(acode "$API/v1/invoices?project=acme&month=2026-13")" 400
+# 9999-12 would end at 10000-01-01T00:00:00Z, past every time the API takes
+eq "month 9999-12 is a 400 (out of range)" "$(acode "$API/v1/invoices?project=acme&month=9999-12")" 400
+check "... saying the range" grep -q "out of range (1970-01 to 9999-11" \
+  <<<"$(acurl "$API/v1/invoices?month=9999-12")"
+eq "finalizing 9999-12 is a 400" "$(acode -X POST "$API/v1/invoices/finalize?month=9999-12")" 400
+"$BIN/vigie" --api "$API" invoice --project acme --month 9999-12 >"$TMP/far.out" 2>"$TMP/far.err"; rc=$?
+eq "vigie invoice --month 9999-12 fails (exit 1), printing nothing" "$rc:$(wc -c <"$TMP/far.out")" "1:0"
+check "... and says the range" grep -q "out of range (1970-01 to 9999-11" "$TMP/far.err"
+eq "month 9999-11 is served, ending at 9999-12-01" \
+  "$(acurl "$API/v1/invoices?project=acme&month=9999-11" | jq -r '.period.end')" "9999-12-01T00:00:00Z"
 eq "finalizing a month that has not ended is a 400" \
   "$(acode -X POST "$API/v1/invoices/finalize?month=2099-01")" 400
 TOK=$BETA

@@ -167,6 +167,10 @@ fi
 check "/v1/health after all that" curl -sf -o /dev/null --max-time 5 "$API/v1/health"
 stop_pid "$COLLECTOR_PID"; rc=$?
 eq "collector exits 0 on SIGTERM" "$rc" 0
+# bad input is rejected, counted and logged once: the first answer of each
+# 4xx status at the default level, then one line per 1000 (fewer were sent)
+eq "the many 400s above are one log line, at info, naming the request and why" \
+  "$(grep -c ' info: http: rejected GET /v1/resources from 127.0.0.1: 400 .*(occurrence 1; logged 1st and every 1000th)$' "$TMP/collector.log") $(grep -c 'http: rejected .*: 400 ' "$TMP/collector.log")" "1 1"
 if grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "$TMP/collector.log" >/dev/null; then
   nok "no sanitizer report in the collector's log"
   grep -E -A5 'AddressSanitizer|runtime error|LeakSanitizer' "$TMP/collector.log" | head -20 | sed 's/^/# /'

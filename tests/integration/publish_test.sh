@@ -107,6 +107,9 @@ eq "an agent's disk is refused (403)" \
   "$(code "$ANA" "{\"measures\":[{\"resource\":\"$DB-vda\",\"metric\":\"x\",\"value\":1}]}")" 403
 eq "a project token naming another project is refused" \
   "$(code "$ANA" '{"project":"shop","measures":[{"resource":"s1","metric":"x","value":1}]}')" 403
+# "*" is every project to silences and alarm selectors: no resource's
+eq "an administrator cannot publish into the project \"*\" (400)" \
+  "$(code "$ADMIN_TOKEN" '{"project":"*","measures":[{"resource":"star-1","metric":"x","value":1}]}')" 400
 eq "one refused point refuses the whole request" \
   "$(code "$SHOP" "{\"measures\":[{\"resource\":\"shop-1\",\"metric\":\"x\",\"value\":1},{\"resource\":\"app-queue\",\"metric\":\"x\",\"value\":1}]}")" 403
 eq "... and nothing of it was written" "$(as "$SHOP" -o /dev/null -w '%{http_code}' "$API/v1/resources/shop-1")" 404
@@ -126,6 +129,7 @@ bad "a unit over 32 bytes" 400 "{\"measures\":[{\"resource\":\"r\",\"metric\":\"
 bad "a NaN (as a string)" 400 '{"measures":[{"resource":"r","metric":"x","value":"NaN"}]}'
 bad "an infinite value (overflowing)" 400 '{"measures":[{"resource":"r","metric":"x","value":1e999}]}'
 bad "a bad kind" 400 '{"measures":[{"resource":"r","metric":"x","kind":"derive","value":1}]}'
+bad "a negative counter" 400 '{"measures":[{"resource":"r","metric":"c","kind":"counter","value":-5}]}'
 bad "an unknown field" 400 '{"measures":[{"resource":"r","metric":"x","value":1,"colour":"red"}]}'
 bad "a time beyond max_future" 400 "{\"measures\":[{\"resource\":\"r\",\"metric\":\"x\",\"time\":$((NOW + 3600)),\"value\":1}]}"
 bad "a time older than the archives" 400 "{\"measures\":[{\"resource\":\"r\",\"metric\":\"x\",\"time\":$((NOW - 500 * 86400)),\"value\":1}]}"

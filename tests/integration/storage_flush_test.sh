@@ -44,6 +44,8 @@ check "it reports the cached values the collector wrote" bash -c "[[ ${n:-0} -gt
 check "plain rrdtool sees the newest value taken before the flush" bash -c "(( $(on_disk) >= T ))"
 check "rrdtool fetch reads it" bash -c "rrdtool fetch '$FILE' AVERAGE -s $((T - 120)) -e $T | grep -q '^$T: [0-9]'"
 check "the collector logged it" grep -q "SIGUSR1: flushed" "$TMP/collector.log"
+check "... saying none is left cached (not that a daemon does not answer)" \
+  bash -c "grep 'SIGUSR1: flushed' '$TMP/collector.log' | head -1 | grep -q 'none left cached'"
 check "the collector keeps running" kill -0 "$COLLECTOR_PID"
 kill -USR1 "$COLLECTOR_PID"
 check "a plain SIGUSR1 flushes too (and does not stop it)" wait_for 20 bash -c \

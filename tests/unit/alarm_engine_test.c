@@ -855,6 +855,67 @@ static void test_validation(void **state)
 	assert_int_equal(vg_alarm_engine_get(f->e, "dup", "other", &out), -ENOENT);
 }
 
+/* An administrator pages through every project's alarms one at a time
+ * and meets each exactly once, in order. The cursor "project/name" was
+ * compared as one string: "shop-eu/x" < "shop/x" ('-' < '/'), so the
+ * page after shop's skipped shop-eu's alarms, and with a project "a/b"
+ * the next cursor named an alarm before the page and the pages looped. */
+static void test_list_pages_across_projects(void **state)
+{
+	static const char *const projects[] = {"shop", "shop-eu", "shop.x", "a",
+					       "a/b", "a/c", "b"};
+	struct fixture *f = *state;
+	struct vg_alarm_list_filter lf = {NULL, -1, -1, -1, NULL, NULL, 1};
+	json_t *all, *page;
+	char cursor[600] = "";
+	size_t seen = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(projects) / sizeof(projects[0]); i++)
+		for (int k = 1; k <= 2; k++) {
+			char body[256];
+			snprintf(body, sizeof(body),
+				 "{\"name\":\"x%d\",\"project\":\"%s\",\"metric\":"
+				 "\"cpu.util\",\"resource\":\"r\",\"comparison\":"
+				 "\"gt\",\"threshold\":1}",
+				 k, projects[i]);
+			json_decref(create(f, body));
+		}
+	lf.limit = 1000;
+	assert_int_equal(vg_alarm_engine_list(f->e, NULL, &lf, &all), 0);
+	assert_int_equal(json_array_size(json_object_get(all, "alarms")), 14);
+	lf.limit = 1;
+	for (int guard = 0; guard < 30; guard++) {
+		json_t *a, *next;
+		lf.after = *cursor ? cursor : NULL;
+		assert_int_equal(vg_alarm_engine_list(f->e, NULL, &lf, &page), 0);
+		a = json_array_get(json_object_get(page, "alarms"), 0);
+		if (!a) {
+			json_decref(page);
+			break;
+		}
+		json_t *want = json_array_get(json_object_get(all, "alarms"), seen);
+		if (!want || strcmp(json_string_value(json_object_get(a, "id")),
+				    json_string_value(json_object_get(want, "id"))))
+			fail_msg("page %zu: %s/%s, want %s", seen,
+				 json_string_value(json_object_get(a, "project")),
+				 json_string_value(json_object_get(a, "name")),
+				 want ? json_string_value(json_object_get(want, "project"))
+				      : "(the end)");
+		seen++;
+		next = json_object_get(page, "next");
+		if (json_is_string(next))
+			snprintf(cursor, sizeof(cursor), "%s", json_string_value(next));
+		else
+			*cursor = '\0';
+		json_decref(page);
+		if (!*cursor)
+			break;
+	}
+	assert_int_equal(seen, 14);
+	json_decref(all);
+}
+
 /* The outbox has nothing pending: run_once said so (INT64_MAX). On a
  * shared PostgreSQL outbox it says "look again within a second" instead
  * (other collectors add rows, workers die: vigie/alarm_store.h), so ask
@@ -1751,6 +1812,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_counter_rate_and_percentile, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_state_and_ignores_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_pages_across_projects, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_group_autoscaling, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_autoscaling_across_restarts, setup,
 						teardown),

@@ -426,6 +426,20 @@ static void test_validation_and_round_trip(void **state)
 	json_decref(errors);
 	json_decref(in);
 	errors = NULL;
+	/* a label given twice is refused, naming it and where */
+	in = json_loads("{\"name\":\"x\",\"metric\":\"cpu.util\",\"resource\":\"v\","
+			"\"comparison\":\"gt\",\"threshold\":1,\"notify_group\":{\"by\":"
+			"[\"host\",\"state\",\"host\"]}}",
+			0, NULL);
+	assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), -EINVAL);
+	assert_int_equal(json_array_size(errors), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "field")),
+			    "notify_group.by");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+			    "[2]: 'host' is given twice");
+	json_decref(errors);
+	json_decref(in);
+	errors = NULL;
 	in = json_loads("{\"name\":\"x\",\"metric\":\"cpu.util\",\"resource\":\"v\","
 			"\"comparison\":\"gt\",\"threshold\":1,\"notify_group\":{\"by\":"
 			"[\"severity\",\"host\"],\"wait\":\"1m\"}}",

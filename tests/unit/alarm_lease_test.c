@@ -8,6 +8,18 @@
  * stale owner's decision is fenced out at its commit; a group alarm's
  * cooldown and open period carry over to the new owner. Skipped with the
  * reason when the server cannot run here.
+ *
+ * And an outage of the state database: the server is stopped and started
+ * again, every lease and heartbeat expired as after two leases away, and
+ * each node's first answered round lists it alone. No alarm changes
+ * owner (a node used to take its peers' expired leases there, and they
+ * came back a round later); a node that stays dead loses its alarms one
+ * lease after the return (on the leases' hold clock, injected), within
+ * 2 x lease with the registry round's third of a lease. And a takeover
+ * whose read of the previous owner's pending window is the first call on
+ * the new owner's engine connection after the server's restart (it went
+ * on from its own window), or finds the server gone: it goes on from the
+ * stored window, at once or at the next round.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -34,6 +46,14 @@ static int64_t g_now;
 static int64_t fake_now(void)
 {
 	return g_now;
+}
+
+/* The leases' own clock (the hold after an outage), moved by the tests. */
+#define LEASE_MS 60000
+static int64_t g_mono = 1000000;
+static int64_t fake_mono(void)
+{
+	return g_mono;
 }
 
 /* ---- rendezvous ------------------------------------------------------------ */
@@ -80,8 +100,9 @@ static void open_node(struct node *n, const char *url, const char *name)
 	o.now_ms = fake_now;
 	if (vg_alarm_engine_open(&o, &n->e, err, sizeof(err)))
 		fail_msg("engine open: %s", err);
-	if (vg_alarm_lease_open(url, name, 60000, &n->l, err, sizeof(err)))
+	if (vg_alarm_lease_open(url, name, LEASE_MS, &n->l, err, sizeof(err)))
 		fail_msg("lease open: %s", err);
+	vg_alarm_lease_set_clock(n->l, fake_mono);
 	vg_alarm_engine_cluster(n->e, name);
 }
 
@@ -603,6 +624,288 @@ static void test_group_open_period_across_takeover(void **state)
 	cluster_stop(&c);
 }
 
+/* ---- an outage of the state database ------------------------------------------ */
+
+static const char *const both[] = {"a", "b"};
+
+/* One of n's rounds as the composition root runs it: the engine owns what
+ * the round says, or nothing when it failed. The round's rc. */
+static int node_round(struct node *n, const char *const *live, size_t nlive)
+{
+	struct vg_alarm_lease_item *items = NULL;
+	size_t ni = 0;
+	int rc = vg_alarm_lease_round(n->l, live, nlive, &items, &ni);
+
+	if (rc)
+		vg_alarm_engine_disown_all(n->e);
+	else
+		vg_alarm_engine_own(n->e, items, ni);
+	free(items);
+	return rc;
+}
+
+/* "alarm=owner,..." of every lease row, into out. */
+static void owners(struct vg_db *db, char *out, size_t len)
+{
+	struct vg_db_stmt *st;
+
+	out[0] = '\0';
+	assert_int_equal(vg_db_prepare(db, "SELECT alarm_id, owner FROM "
+					   "vigie_alarms.alarm_leases ORDER BY alarm_id",
+				       &st),
+			 0);
+	while (vg_db_step(st) == 1) {
+		size_t k = strlen(out);
+		snprintf(out + k, len - k, "%s=%s,", vg_db_column_text(st, 0),
+			 vg_db_column_text(st, 1));
+	}
+	vg_db_reset(st);
+}
+
+static int64_t owned_by(struct vg_db *db, const char *node)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM vigie_alarms.alarm_leases "
+				   "WHERE owner = '%s' AND expires_at > now()",
+		 node);
+	return count(db, sql);
+}
+
+#define NALARMS 16
+
+/* Two nodes, NALARMS alarms spread over them by rounds that list both;
+ * the spread into before. */
+static void spread_start(struct cluster *c, char *before, size_t len)
+{
+	char json[256];
+
+	cluster_start(c, 2, NULL);
+	for (int i = 0; i < NALARMS; i++) {
+		snprintf(json, sizeof(json),
+			 "{\"name\":\"cpu%d\",\"metric\":\"cpu.util\",\"resource\":"
+			 "\"vm1\",\"period\":60,\"comparison\":\"gt\",\"threshold\":90}",
+			 i);
+		json_decref(create_on(&c->ns[0], json));
+	}
+	for (int r = 0; r < 2; r++) /* a claims, b claims, a hands over */
+		for (size_t i = 0; i < 2; i++)
+			assert_int_equal(node_round(&c->ns[i], both, 2), 0);
+	owners(c->db, before, len);
+	/* both hold some (all 16 on one node: one chance in 32,768) */
+	assert_true(owned_by(c->db, "a") > 0 && owned_by(c->db, "b") > 0);
+	assert_int_equal(owned_by(c->db, "a") + owned_by(c->db, "b"), NALARMS);
+}
+
+/* The database goes away (a's round fails; b's registry round does, so
+ * its lease round is not run), for two leases; it comes back with every
+ * lease and heartbeat expired, as they are after that long. */
+static void outage(struct cluster *c)
+{
+	const char *expire = "UPDATE vigie_alarms.alarm_leases SET expires_at = "
+			     "now() - interval '1 second'";
+
+	/* the server runs with synchronous_commit off: made durable first */
+	assert_int_equal(vg_db_exec(c->db, "CHECKPOINT"), 0);
+	hpg_stop(&dbe_pg);
+	assert_true(node_round(&c->ns[0], both, 2) < 0);
+	vg_alarm_lease_unreachable(c->ns[1].l);
+	vg_alarm_engine_disown_all(c->ns[1].e);
+	g_mono += 2 * LEASE_MS;
+	assert_int_equal(hpg_start_again(&dbe_pg), 0);
+	/* the test's own connection: its first call after the restart fails */
+	if (vg_db_exec(c->db, expire))
+		assert_int_equal(vg_db_exec(c->db, expire), 0);
+}
+
+static void test_outage_longer_than_lease_moves_nothing(void **state)
+{
+	struct cluster c;
+	struct vg_alarm_engine_stats sa, sb;
+	struct vg_alarm_lease_stats la, lb;
+	char before[4096], after[4096];
+	(void)state;
+
+	spread_start(&c, before, sizeof(before));
+	outage(&c);
+	/* each node's first answered round lists it alone (the other's
+	 * heartbeat not renewed yet): each keeps its own, takes nothing */
+	assert_int_equal(node_round(&c.ns[0], a_only, 1), 0);
+	owners(c.db, after, sizeof(after));
+	assert_string_equal(after, before);
+	assert_int_equal(node_round(&c.ns[1], b_only, 1), 0);
+	owners(c.db, after, sizeof(after));
+	assert_string_equal(after, before);
+	/* the next rounds see both; past the hold too: the same spread */
+	for (int r = 0; r < 4; r++) {
+		g_mono += LEASE_MS / 3;
+		assert_int_equal(node_round(&c.ns[0], both, 2), 0);
+		assert_int_equal(node_round(&c.ns[1], both, 2), 0);
+		owners(c.db, after, sizeof(after));
+		assert_string_equal(after, before);
+	}
+	vg_alarm_lease_get_stats(c.ns[0].l, &la);
+	vg_alarm_lease_get_stats(c.ns[1].l, &lb);
+	assert_int_equal(la.taken + lb.taken, 0);
+	assert_true(la.held_back > 0);
+	vg_alarm_engine_get_stats(c.ns[0].e, &sa);
+	vg_alarm_engine_get_stats(c.ns[1].e, &sb);
+	assert_int_equal(sa.owned + sb.owned, NALARMS);
+	assert_int_equal(sa.owned, owned_by(c.db, "a"));
+	assert_int_equal(sa.leases_taken + sb.leases_taken, 0);
+	cluster_stop(&c);
+}
+
+static void test_node_dead_across_outage_taken_within_two_leases(void **state)
+{
+	struct cluster c;
+	struct vg_alarm_engine_stats sa;
+	char before[4096], after[4096];
+	int64_t of_b, back;
+	(void)state;
+
+	spread_start(&c, before, sizeof(before));
+	of_b = owned_by(c.db, "b");
+	outage(&c); /* b never comes back */
+	back = g_mono;
+	/* a's rounds list a alone; b's alarms stay b's through the hold */
+	for (;;) {
+		assert_int_equal(node_round(&c.ns[0], a_only, 1), 0);
+		if (owned_by(c.db, "a") > NALARMS - of_b)
+			break;
+		owners(c.db, after, sizeof(after));
+		assert_string_equal(after, before);
+		assert_true(g_mono - back < LEASE_MS);
+		g_mono += LEASE_MS / 3;
+	}
+	/* taken at the first round a lease after a's first answered one,
+	 * all at once; with the third of a lease that round may come after
+	 * the database is back, within 2 x lease */
+	assert_true(g_mono - back >= LEASE_MS);
+	assert_true(g_mono - back + LEASE_MS / 3 <= 2 * LEASE_MS);
+	assert_int_equal(owned_by(c.db, "a"), NALARMS);
+	vg_alarm_engine_get_stats(c.ns[0].e, &sa);
+	assert_int_equal(sa.owned, NALARMS);
+	assert_int_equal(sa.leases_taken, of_b);
+	cluster_stop(&c);
+}
+
+/* ---- a takeover right after a restart of the state database --------------- */
+
+/* vm1's cpu above 90 % for three one-minute periods of three */
+#define CPU_3_OF_3                                                                      \
+	"{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":\"vm1\",\"period\":60," \
+	"\"evaluation_periods\":3,\"datapoints_to_alarm\":3,\"comparison\":\"gt\","     \
+	"\"threshold\":90}"
+
+/* The server comes back after a stop; the test's own connection makes
+ * its first call (which fails) now. */
+static void pg_back(struct cluster *c)
+{
+	assert_int_equal(hpg_start_again(&dbe_pg), 0);
+	if (vg_db_exec(c->db, "SELECT 1"))
+		assert_int_equal(vg_db_exec(c->db, "SELECT 1"), 0);
+}
+
+/* b owns the 3-of-3 alarm and has stored a pending window: five calm
+ * minutes both nodes saw, then two breaching ones that only b got (a's
+ * subscription to b's stream was down), so a's own window is five calm
+ * minutes. a's last round before what follows runs at the same clock as
+ * the test's next round of a (nothing else of a's is due to call its
+ * store then), more than a minute after the alarm's last transition (a's
+ * view of b's alarm is not read again). Then b dies. The transitions
+ * recorded so far are returned. */
+static int64_t pending_on_b(struct cluster *c)
+{
+	struct node *ns = c->ns;
+
+	cluster_start(c, 2, NULL);
+	json_decref(create_on(&ns[1], CPU_3_OF_3));
+	round_(&ns[1], b_only, 1);
+	round_(&ns[0], b_only, 1);
+	for (int m = 0; m < 5; m++)
+		feed_all(ns, 2, m, 50);
+	round_(&ns[0], b_only, 1);
+	feed(&ns[1], 6, T0 + 5 * MIN, 95);
+	feed(&ns[1], 7, T0 + 6 * MIN, 95);
+	assert_string_equal(state_of(ns[1].e), "ok");
+	round_(&ns[0], b_only, 1);
+	assert_string_equal(state_of(ns[0].e), "ok");
+	cluster_kill(c, 1);
+	return count(c->db, TRANSITIONS);
+}
+
+/* The third breach to a, which now owns the alarm: with b's window, 3 of
+ * 3, the alarm fires, once; a's own window (1 of 3) would not. */
+static void third_breach_fires_once(struct cluster *c, int64_t before)
+{
+	feed(&c->ns[0], 8, T0 + 7 * MIN, 95);
+	assert_string_equal(state_of(c->ns[0].e), "alarm");
+	assert_int_equal(count(c->db, TRANSITIONS), before + 1);
+	feed(&c->ns[0], 9, T0 + 8 * MIN, 95);
+	assert_int_equal(count(c->db, TRANSITIONS), before + 1);
+}
+
+/* PostgreSQL restarts; a's next round takes b's lease, and reading b's
+ * stored state is the first call on a's engine connection since the
+ * restart: it fails as a restarted server's first call does, is made
+ * again, and a goes on from b's window, not from its own. */
+static void test_takeover_is_the_first_call_after_a_restart(void **state)
+{
+	struct cluster c;
+	struct vg_alarm_engine_stats st;
+	int64_t before;
+	(void)state;
+
+	before = pending_on_b(&c);
+	assert_int_equal(vg_db_exec(c.db, "CHECKPOINT"), 0);
+	hpg_stop(&dbe_pg);
+	pg_back(&c);
+	round_(&c.ns[0], a_only, 1);
+	vg_alarm_engine_get_stats(c.ns[0].e, &st);
+	assert_int_equal(st.owned, 1);
+	assert_int_equal(st.takeovers, 1);
+	assert_int_equal(count(c.db, TRANSITIONS), before);
+	third_breach_fires_once(&c, before);
+	cluster_stop(&c);
+}
+
+/* The server goes away between a's lease round and the takeover, so b's
+ * stored state cannot be read even the second time: a holds the lease
+ * but does not evaluate the alarm yet; the period it closes meanwhile is
+ * kept, and decided from b's window at the next round, once. */
+static void test_takeover_waits_for_the_stored_state(void **state)
+{
+	struct cluster c;
+	struct vg_alarm_engine_stats st;
+	struct vg_alarm_lease_item *items = NULL;
+	size_t ni = 0;
+	int64_t before;
+	(void)state;
+
+	before = pending_on_b(&c);
+	assert_int_equal(vg_alarm_lease_round(c.ns[0].l, a_only, 1, &items, &ni), 0);
+	assert_int_equal(vg_db_exec(c.db, "CHECKPOINT"), 0);
+	hpg_stop(&dbe_pg);
+	vg_alarm_engine_own(c.ns[0].e, items, ni);
+	free(items);
+	vg_alarm_engine_get_stats(c.ns[0].e, &st);
+	assert_int_equal(st.owned, 0);
+	assert_int_equal(st.takeovers, 0);
+	pg_back(&c);
+	feed(&c.ns[0], 8, T0 + 7 * MIN, 95);
+	assert_int_equal(count(c.db, TRANSITIONS), before);
+	round_(&c.ns[0], a_only, 1);
+	vg_alarm_engine_get_stats(c.ns[0].e, &st);
+	assert_int_equal(st.owned, 1);
+	assert_int_equal(st.takeovers, 1);
+	assert_string_equal(state_of(c.ns[0].e), "alarm");
+	assert_int_equal(count(c.db, TRANSITIONS), before + 1);
+	feed(&c.ns[0], 9, T0 + 8 * MIN, 95);
+	assert_int_equal(count(c.db, TRANSITIONS), before + 1);
+	cluster_stop(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -615,6 +918,10 @@ int main(void)
 		cmocka_unit_test(test_composite_over_another_owner),
 		cmocka_unit_test(test_group_cooldown_across_takeover),
 		cmocka_unit_test(test_group_open_period_across_takeover),
+		cmocka_unit_test(test_outage_longer_than_lease_moves_nothing),
+		cmocka_unit_test(test_node_dead_across_outage_taken_within_two_leases),
+		cmocka_unit_test(test_takeover_is_the_first_call_after_a_restart),
+		cmocka_unit_test(test_takeover_waits_for_the_stored_state),
 	};
 	int rc;
 

@@ -72,6 +72,43 @@ static void test_long_percentile_survives(void **state)
 	assert_string_equal(s, "p1.0000001");
 }
 
+/* A percentile's number is a plain decimal, for the alarm's statistic and
+ * a group's: strtod read "p0x10" as p16 and "p1e1" as p10, and the alarm
+ * was stored under a statistic the client never wrote. */
+static void test_percentile_syntax(void **state)
+{
+	static const char *const bad[] = {"p0x10", "p1e1", "p 5", "p+5", "p-1",
+					  "p101", "pinf", "pnan", "p5.", "p.5"};
+	struct vg_alarm_policy pol = {.agent_interval_s = 10};
+	struct vg_alarm_def d;
+	json_t *in, *errors;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (int group = 0; group < 2; group++) {
+			if (group)
+				in = json_pack("{s:s, s:s, s:{s:s}, s:{s:s}, s:s, s:f}",
+					       "name", "p", "metric", "cpu.util",
+					       "selector", "type", "instance", "group",
+					       "statistic", bad[i], "comparison", "gt",
+					       "threshold", 90.0);
+			else
+				in = json_pack("{s:s, s:s, s:s, s:s, s:f, s:s}", "name",
+					       "p", "metric", "cpu.util", "resource",
+					       "vm-a", "comparison", "gt", "threshold",
+					       90.0, "statistic", bad[i]);
+			assert_non_null(in);
+			errors = NULL;
+			if (!vg_alarm_def_from_json(in, &pol, &d, &errors))
+				fail_msg("%s statistic %s was taken",
+					 group ? "a group" : "an alarm", bad[i]);
+			vg_alarm_def_release(&d);
+			json_decref(errors);
+			json_decref(in);
+		}
+	}
+}
+
 /* The names an alarm watches (project, metric, resource) follow the name
  * rules: a Unicode bidirectional control or an invisible format character
  * would make one tenant's name display as another's in notifications. */
@@ -117,6 +154,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_percentile_names_stay_short),
 		cmocka_unit_test(test_long_percentile_survives),
+		cmocka_unit_test(test_percentile_syntax),
 		cmocka_unit_test(test_hidden_names_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

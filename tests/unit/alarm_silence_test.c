@@ -30,6 +30,7 @@
 #include "vigie/alarm_store.h"
 #include "vigie/batch.h"
 #include "vigie/clock.h"
+#include "vigie/db.h"
 #include "vigie/log.h"
 
 #define T0 (1795000020000LL / 60000 * 60000)
@@ -126,10 +127,45 @@ static void test_matchers_scope_limits_persistence(void **state)
 	assert_non_null(strstr(t, "matchers.resource"));
 	free(t);
 	json_decref(j);
+	/* times that are no time: strtod's hex and exponents and spaces
+	 * (" 1h" was an hour, "0x10h" sixteen), a start 99999999 days ago
+	 * (stored as the year -271764) and an end past 9999 (written as the
+	 * year 10000, no ISO 8601 a client can read back) */
+	{
+		static const char *const hostile[][2] = {
+			{"\"duration\":\"0x10h\"", "duration"},
+			{"\"duration\":\"1e2h\"", "duration"},
+			{"\"duration\":\" 1h\"", "duration"},
+			{"\"duration\":\"infh\"", "duration"},
+			{"\"starts_at\":\"-99999999d\",\"duration\":\"1h\"", "starts_at"},
+			{"\"starts_at\":\"9999-12-31T23:00:00Z\",\"duration\":\"2h\"",
+			 "ends_at"},
+			{"\"ends_at\":\"+99999999d\"", "ends_at"},
+		};
+		for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+			char in[256];
+			snprintf(in, sizeof(in),
+				 "{\"matchers\":{\"host\":\"h\"},%s,"
+				 "\"created_by\":\"ops\",\"comment\":\"x\"}",
+				 hostile[i][0]);
+			j = mk(s, "p1", in, &rc);
+			assert_int_equal(rc, -EINVAL);
+			t = json_dumps(j, 0);
+			assert_non_null(strstr(t, hostile[i][1]));
+			free(t);
+			json_decref(j);
+		}
+	}
 	j = mk(s, "p1", "{\"matchers\":{\"project\":\"p2\"},\"duration\":\"1h\","
 			"\"created_by\":\"eve\",\"comment\":\"x\"}",
 	       &rc);
 	assert_int_equal(rc, -EINVAL); /* not another project's */
+	json_decref(j);
+	/* a tenant whose project is named "*" (every project, to a silence)
+	 * silenced every tenant */
+	j = mk(s, "*", "{\"duration\":\"1h\",\"created_by\":\"eve\",\"comment\":\"x\"}",
+	       &rc);
+	assert_int_equal(rc, -EINVAL);
 	json_decref(j);
 	/* ... nor through a top-level "project", as an alarm names it */
 	j = mk(s, "p1", "{\"project\":\"p2\",\"duration\":\"1h\","
@@ -226,6 +262,29 @@ static void test_matchers_scope_limits_persistence(void **state)
 	sj.host = "compute-7";
 	assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 0);
 	vg_alarm_silences_close(s);
+
+	/* a silence of every project made by a token for the project "*"
+	 * (before such tokens were refused) is not loaded: it silenced
+	 * every tenant (the row as such a collector wrote it; sqlite) */
+	if (!g_fresh_url) {
+		struct vg_db *db;
+		char sql[512];
+		assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO alarm_silences (id, project, matchers, starts_ms,"
+			 " ends_ms, created_by, created_with, comment, created_ms) VALUES"
+			 " ('star', '*', '{}', %lld, %lld, 'eve', 'project token (*)',"
+			 " 'x', %lld)",
+			 (long long)T0, (long long)(T0 + 3600000), (long long)T0);
+		assert_int_equal(vg_db_exec(db, sql), 0);
+		vg_db_close(db);
+		assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
+		sj.project = "p9";
+		sj.host = "elsewhere";
+		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 0);
+		assert_int_equal(vg_alarm_silences_get(s, "star", NULL, T0, &j), -ENOENT);
+		vg_alarm_silences_close(s);
+	}
 }
 
 /* ---- in the engine, across SIGKILL ----------------------------------------------- */
@@ -466,6 +525,8 @@ static void test_time_constraints(void **state)
 		"[{\"start\":\"0 9 * *\",\"duration\":3600}]",
 		"[{\"start\":\"0 25 * * *\",\"duration\":3600}]",
 		"[{\"start\":\"0 9 * * 1-5\",\"duration\":10}]",
+		/* strtod's hex: sixteen hours */
+		"[{\"start\":\"0 9 * * 1-5\",\"duration\":\"0x10h\"}]",
 		"[{\"start\":\"0 9 * * 1-5\",\"duration\":3600,\"timezone\":\"Mars/Olympus\"}]",
 		"[{\"start\":\"0 9 * * 1-5\",\"duration\":3600,\"timezone\":\"../../etc/passwd\"}]",
 		"{\"start\":\"0 9 * * 1-5\"}", NULL};

@@ -82,6 +82,11 @@ static void test_parse_statistics(void **state)
 			 -EINVAL);
 	assert_int_equal(vg_api_parse_statistics("p9x", st, 16, &n, err, sizeof(err)),
 			 -EINVAL);
+	/* strtod's other syntaxes: p0x10 was p16 and p1e1 p10 */
+	assert_int_equal(vg_api_parse_statistics("p0x10", st, 16, &n, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(vg_api_parse_statistics("p1e1", st, 16, &n, err, sizeof(err)),
+			 -EINVAL);
 	assert_int_equal(vg_api_parse_statistics("Sum,,Average", st, 16, &n, err,
 						 sizeof(err)),
 			 -EINVAL);
@@ -1097,6 +1102,8 @@ static void test_metrics(void **state)
 	assert_non_null(strstr(a.body, "\nvigie_collector_resources_foreign_total 3\n"));
 	assert_int_equal(count_lines(a.body, "# TYPE vigie_collector_batches_rejected_total "), 1);
 	assert_non_null(strstr(a.body, "\nvigie_store_values_written_total "));
+	/* what operations.md sends an operator to when plain rrdtool lags */
+	assert_non_null(strstr(a.body, "\n# TYPE vigie_store_values_pending gauge\nvigie_store_values_pending "));
 	assert_non_null(strstr(a.body, "\nvigie_store_write_seconds_count "));
 	assert_non_null(strstr(a.body, "\nvigie_api_connections "));
 	/* every sample line has a TYPE'd family before it */

@@ -613,6 +613,36 @@ static void test_names_people_know(void **state)
 	vg_bill_invoice_free(inv);
 }
 
+/* Tenants name their instances and projects: a name a spreadsheet runs
+ * as a formula ("=HYPERLINK(...)", "@SUM(...)", "+1+1") stays text in the
+ * CSV (a leading '). */
+static void test_csv_formulas(void **state)
+{
+	struct fx *f = fx_get(state);
+	const char *P = "cccccccc0000000000000000000000c1";
+	struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, T("2026-12-01T00:00:00Z"));
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE,
+						  "0f0e0d0c-0000-4000-8000-00000000002b",
+						  "instance-0000002b", NULL,
+						  T("2026-12-01T00:00:00Z"));
+	size_t len;
+	char *csv;
+
+	assert_non_null(r);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, P, "u1", "m1.small"), 0);
+	assert_int_equal(vg_batch_sample(b, "power.state", VG_KIND_GAUGE, 1), 0);
+	assert_int_equal(vg_batch_attr(b, "display_name", "=HYPERLINK(\"http://x.example/\")"), 0);
+	assert_int_equal(vg_batch_attr(b, "project_name", "@SUM(1)"), 0);
+	assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+	vg_batch_free(b);
+	csv = text(f, DEC, P, VG_BILL_FMT_CSV, &len);
+	assert_non_null(strstr(csv, ",\"'=HYPERLINK(\"\"http://x.example/\"\")\","));
+	assert_non_null(strstr(csv, ",'@SUM(1),Usage,"));
+	assert_null(strstr(csv, ",=HYPERLINK"));
+	free(csv);
+}
+
 static const struct vg_bill_invoice_line *nth_of(const struct vg_bill_invoice *inv,
 						 const char *res, int ut, int i, size_t *at)
 {
@@ -770,6 +800,7 @@ int main(void)
 		DBE_BOTH(test_network_adjustment_hours, setup, teardown),
 		DBE_BOTH(test_render_formats, setup, teardown),
 		DBE_BOTH(test_names_people_know, setup, teardown),
+		DBE_BOTH(test_csv_formulas, setup, teardown),
 		DBE_BOTH(test_readable_lines, setup, teardown),
 		DBE_BOTH(test_warnings_everywhere, setup, teardown),
 		DBE_BOTH(test_draft_numbers, setup, teardown),

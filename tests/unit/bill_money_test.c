@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "vigie/bill.h"
+#include "vigie/clock.h"
 
 static void test_parse(void **state)
 {
@@ -126,6 +127,19 @@ static void test_months(void **state)
 	assert_int_equal(vg_bill_month_parse("2026-+1", &m), -EINVAL);
 	assert_int_equal(vg_bill_month_parse("2026- 1", &m), -EINVAL);
 	assert_int_equal(vg_bill_month_parse("2026--1", &m), -EINVAL);
+	/* the range: 9999-12 would end at 10000-01-01T00:00:00Z, past every
+	 * time the API takes; 9999-11 ends at a time it does */
+	assert_int_equal(vg_bill_month_parse("9999-12", &m), -ERANGE);
+	assert_int_equal(vg_bill_month_parse("1969-12", &m), -ERANGE);
+	assert_int_equal(vg_bill_month_parse("0000-01", &m), -ERANGE);
+	assert_int_equal(vg_bill_month_parse("1970-01", &m), 0);
+	assert_int_equal(vg_bill_month_start_ms(m), 0);
+	assert_int_equal(vg_bill_month_parse("9999-11", &m), 0);
+	{
+		char t[32];
+		assert_string_equal(vg_time_format(vg_bill_month_end_ms(m), t, sizeof(t)),
+				    "9999-12-01T00:00:00Z");
+	}
 	assert_true(vg_bill_month_cmp((struct vg_bill_month){2026, 1}, (struct vg_bill_month){2025, 12}) > 0);
 }
 

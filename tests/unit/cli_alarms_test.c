@@ -549,6 +549,80 @@ static struct fx_run vrun_at(const char *api, const char *first, ...)
 	return r;
 }
 
+/* Page parameters are integers written as digits: strtol alone took
+ * " 5" and "+5" as a limit, and a history cursor past 64 bits saturated
+ * to the largest one (an empty page, as if the history had ended). */
+static void test_page_parameters(void **state)
+{
+	static const char *const bad[] = {
+		"/v1/alarms?limit=%205",
+		"/v1/alarms?limit=%2B5",
+		"/v1/alarms?limit=-0",
+		"/v1/alarms?limit=0x10",
+		"/v1/alarms?limit=5%20",
+		"/v1/alarms?limit=99999999999999999999",
+		"/v1/alarms/pp/history?cursor=99999999999999999999",
+		"/v1/alarms/pp/history?cursor=%2B1",
+		"/v1/alarms/pp/history?cursor=%201",
+		"/v1/alarms/pp/history?limit=%2B5",
+	};
+	struct fx_answer a;
+	char auth[128];
+	json_t *in, *out = NULL, *errors = NULL;
+
+	(void)state;
+	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+	in = json_loads("{\"name\":\"pp\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
+			"\"comparison\":\"gt\",\"threshold\":90}",
+			0, NULL);
+	assert_int_equal(vg_alarm_engine_create(g.e, in, NULL, &out, &errors), 0);
+	json_decref(in);
+	json_decref(out);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (fx_http(g.api, "GET", bad[i], auth, NULL, &a) != 400)
+			fail_msg("%s: %ld, want 400", bad[i], a.status);
+		fx_answer_free(&a);
+	}
+	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms?limit=5", auth, NULL, &a), 200);
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/pp/history?cursor=0&limit=1",
+				 auth, NULL, &a),
+			 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "history")), 1);
+	fx_answer_free(&a);
+}
+
+/* An alarm named "stream" or "groups" was created, but GET by its name
+ * answered the event stream or the group list while PUT and DELETE
+ * reached the alarm: such names are refused at create and rename. */
+static void test_reserved_names(void **state)
+{
+	struct fx_answer a;
+	char auth[128];
+
+	(void)state;
+	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+	assert_int_equal(fx_http(g.api, "POST", "/v1/alarms", auth,
+				 "{\"name\":\"groups\",\"metric\":\"cpu.util\","
+				 "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":1}",
+				 &a),
+			 400);
+	assert_non_null(strstr(fx_errmsg(&a), "path of the API"));
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "POST", "/v1/alarms", auth,
+				 "{\"name\":\"rn\",\"metric\":\"cpu.util\","
+				 "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":1}",
+				 &a),
+			 201);
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "PATCH", "/v1/alarms/rn", auth,
+				 "{\"name\":\"stream\"}", &a),
+			 400);
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/rn", auth, NULL, &a), 200);
+	fx_answer_free(&a);
+}
+
 static void test_test_notification_rate_limit(void **state)
 {
 	struct vg_alarm_engine_options eo = {0};
@@ -621,6 +695,110 @@ static void test_test_notification_rate_limit(void **state)
 	vg_alarm_engine_close(e);
 }
 
+/* Two projects with an alarm of the same name: an administrator naming it
+ * bare got 404 "no alarm", as if neither existed. It is a 409 that lists
+ * both (id and project) for every operation on one alarm; the id works,
+ * and a project token still reaches its own by name. */
+static void test_ambiguous_name(void **state)
+{
+	static const char *const ops[][2] = {
+		{"GET", "/v1/alarms/twin"},
+		{"PATCH", "/v1/alarms/twin"},
+		{"DELETE", "/v1/alarms/twin"},
+		{"POST", "/v1/alarms/twin/disable"},
+		{"POST", "/v1/alarms/twin/test"},
+		{"GET", "/v1/alarms/twin/history"},
+	};
+	const char *ids[2], *projects[] = {"pa", "pb"};
+	struct fx_answer a;
+	struct fx_run r;
+	char auth[128], pauth[128], ptok[VG_TOKEN_LEN + 1], path[128], want[256];
+	json_t *made[2];
+
+	(void)state;
+	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+	for (int i = 0; i < 2; i++) {
+		char body[256];
+		json_t *in, *errors = NULL;
+		snprintf(body, sizeof(body),
+			 "{\"name\":\"twin\",\"project\":\"%s\",\"metric\":\"cpu.util\","
+			 "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90,"
+			 "\"actions\":{\"alarm\":[\"log://\"]}}",
+			 projects[i]);
+		in = json_loads(body, 0, NULL);
+		assert_int_equal(vg_alarm_engine_create(g.e, in, NULL, &made[i], &errors), 0);
+		json_decref(in);
+		ids[i] = json_string_value(json_object_get(made[i], "id"));
+	}
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		long st = fx_http(g.api, ops[i][0], ops[i][1], auth,
+				  !strcmp(ops[i][0], "PATCH") ? "{\"threshold\":80}" : NULL, &a);
+		if (st != 409)
+			fail_msg("%s %s: %ld, want 409", ops[i][0], ops[i][1], st);
+		json_t *c = json_object_get(json_object_get(a.json, "error"), "candidates");
+		assert_int_equal(json_array_size(c), 2);
+		for (int k = 0; k < 2; k++) {
+			json_t *x = json_array_get(c, (size_t)k);
+			assert_string_equal(json_string_value(json_object_get(x, "id")), ids[k]);
+			assert_string_equal(json_string_value(json_object_get(x, "project")),
+					    projects[k]);
+		}
+		snprintf(want, sizeof(want),
+			 "alarm name 'twin' names 2 alarms: %s (project pa), %s (project pb); "
+			 "give the id",
+			 ids[0], ids[1]);
+		assert_string_equal(fx_errmsg(&a), want);
+		fx_answer_free(&a);
+	}
+	/* nothing was changed or deleted; each id works */
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "/v1/alarms/%s", ids[i]);
+		assert_int_equal(fx_http(g.api, "GET", path, auth, NULL, &a), 200);
+		assert_true(json_is_true(json_object_get(a.json, "enabled")));
+		assert_true(json_number_value(json_object_get(a.json, "threshold")) == 90);
+		fx_answer_free(&a);
+	}
+	/* the CLI says it as the API does */
+	r = vrun("alarms", "show", "twin", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_non_null(strstr(r.err, "alarm name 'twin' names 2 alarms: "));
+	assert_non_null(strstr(r.err, "give the id"));
+	fx_run_free(&r);
+	/* within a project the name is unique */
+	assert_int_equal(fx_token(g.dir, "pb", "pb-reader", ptok), 0);
+	snprintf(pauth, sizeof(pauth), "Bearer %s", ptok);
+	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/twin", pauth, NULL, &a), 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "id")), ids[1]);
+	fx_answer_free(&a);
+	/* an unknown name is still a 404 */
+	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/nobody", auth, NULL, &a), 404);
+	fx_answer_free(&a);
+	json_decref(made[0]);
+	json_decref(made[1]);
+}
+
+/* notify_group.by is a set of labels: a label given twice was taken
+ * silently. A 400 naming the repeated label. */
+static void test_group_by_duplicate(void **state)
+{
+	struct fx_answer a;
+	char auth[128];
+
+	(void)state;
+	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+	assert_int_equal(fx_http(g.api, "POST", "/v1/alarms", auth,
+				 "{\"name\":\"gb\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
+				 "\"comparison\":\"gt\",\"threshold\":1,"
+				 "\"notify_group\":{\"by\":[\"alarm\",\"alarm\"]}}",
+				 &a),
+			 400);
+	assert_string_equal(fx_errmsg(&a),
+			    "invalid alarm: notify_group.by: [1]: 'alarm' is given twice");
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/gb", auth, NULL, &a), 404);
+	fx_answer_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -629,7 +807,11 @@ int main(void)
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_group_and_event_alarms),
 		cmocka_unit_test(test_notify_groups),
+		cmocka_unit_test(test_page_parameters),
+		cmocka_unit_test(test_reserved_names),
 		cmocka_unit_test(test_test_notification_rate_limit),
+		cmocka_unit_test(test_ambiguous_name),
+		cmocka_unit_test(test_group_by_duplicate),
 	};
 
 	unsetenv("VIGIE_API");

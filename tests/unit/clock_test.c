@@ -59,6 +59,13 @@ static void test_parse(void **state)
 	assert_int_equal(t, now - 900000);
 	assert_int_equal(vg_time_parse("now", now, &t), 0);
 	assert_int_equal(t, now);
+	assert_int_equal(vg_time_parse("-1.5h", now, &t), 0);
+	assert_int_equal(t, now - 5400000);
+	assert_int_equal(vg_time_parse("+2d", now, &t), 0);
+	assert_int_equal(t, now + 2 * 86400000LL);
+	assert_int_equal(vg_duration_parse("90m", &t), 0);
+	assert_int_equal(t, 5400000);
+	assert_int_equal(vg_duration_parse("1e2h", &t), -EINVAL);
 	const char *bad[] = {"", "yesterday", "2026-13-01", "2026-11-18T25:00:00Z",
 			     "-3y", "12abc", "2026-11-18T11:06:40Q", "-",
 			     /* regressions (fuzz): NaN reached an int64 cast;
@@ -73,7 +80,13 @@ static void test_parse(void **state)
 			     "2026-06-31T00:00:00Z", "2026-00-10", "2026-11-00",
 			     "2026-+1-01", "2026-11-+1", "2026-11-18T+1:06Z",
 			     "2026-11-18T11:+6Z", "2026-11-18T11:06:+1Z",
-			     "2026-11-18T11:06+01:+5", "2026-11-18T 1:06Z"};
+			     "2026-11-18T11:06+01:+5", "2026-11-18T 1:06Z",
+			     /* strtod's other syntaxes are no epoch seconds or
+			      * relative time; nor is a moment outside
+			      * 1970..9999 ("-99999999d" was the year -271764) */
+			     "0x10", " 5", "1e9", "5 ", "-0x10h", "- 1h", "-1e3h",
+			     "-infh", "-1.h", "-.5h", "-99999999d", "+99999999d",
+			     "1970-01-01T00:00:00+01:00"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(vg_time_parse(bad[i], now, &t), -EINVAL);
 }

@@ -340,12 +340,18 @@ static void test_values_checked_at_parse(void **state)
 	expect_error("[storage]\nwrite_through = maybe\n", "x.conf:2: [storage] write_through: 'maybe'");
 	expect_error("[alarms]\nalertmanager = ftp://am:9093\n", "x.conf:2: [alarms] alertmanager");
 	expect_error("[alarms]\nalertmanager = http://\n", "x.conf:2: [alarms] alertmanager");
+	/* a '#' after a value is not a comment: the stream address would be
+	 * refused only by a half-started collector, naming no line */
+	expect_error("[cluster]\nstream = tcp://*:7472   # peers subscribe here\n",
+		     "x.conf:2: [cluster] stream");
+	expect_error("[cluster]\nstream = tcp://*\n", "x.conf:2: [cluster] stream");
 	vg_config_defaults(&c);
 	assert_int_equal(vg_config_load_string(&c,
 					       "[collector]\nlisten = tcp://*:7470\n"
 					       "[alarms]\nnotify = ipc:///run/vigie/notify.sock\n"
 					       "alertmanager = https://am.example:9093/\n"
 					       "[storage]\nbackend = rrdcached\nwrite_through = no\n"
+					       "[cluster]\nstream = tcp://*:7472\n"
 					       "[agent]\ncollectors = tcp://10.0.0.1:7470, tcp://[::1]:7470, ws://c:80/x\n",
 					       "t.conf", err, sizeof(err)),
 			 0);

@@ -510,6 +510,12 @@ static void test_errors_post(void **state)
 	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "POST", "/v1/query", auth, "[1]", &a), 400);
 	fx_answer_free(&a);
+	/* a body that is not JSON says why, not only what was expected */
+	assert_int_equal(fx_http(srv.url, "POST", "/v1/query", auth,
+				 "{\"expr\":\"1\",\"expr\":\"2\"}", &a),
+			 400);
+	assert_non_null(strstr(fx_errmsg(&a), "duplicate object key"));
+	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "POST", "/v1/query", auth,
 				 "{\"expr\":1}", &a),
 			 400);

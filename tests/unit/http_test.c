@@ -932,6 +932,96 @@ static void test_server_all_addresses(void **state)
 	vg_http_stop(s);
 }
 
+/* Lines of the text at path holding needle. */
+static int count_lines(const char *path, const char *needle)
+{
+	char line[4096];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* Client errors were counted but logged at debug only: an operator saw
+ * nothing of bad input at the default level. Each 4xx status is logged at
+ * info on its first answer, then every 1000th with the running count, so
+ * a flood of bad requests costs a line per thousand. Checked in the log
+ * output itself (stderr into a file). */
+static void test_rejected_logged(void **state)
+{
+	char logp[] = "/tmp/vigie-http-log-XXXXXX", url[128];
+	int fd = mkstemp(logp), saved = dup(2);
+	struct vg_http_server *s;
+	struct fetched f;
+	CURL *h;
+	long code;
+	int ok404 = 0;
+
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, 2), 2);
+	s = start_test_server(2);
+	/* three 404s, two 405s, a 400, a 200 */
+	for (int i = 0; i < 3; i++) {
+		fetch(vg_http_port(s), "GET", "/nothing/here", NULL, &f);
+		fetched_free(&f);
+	}
+	for (int i = 0; i < 2; i++) {
+		fetch(vg_http_port(s), "PUT", "/v1/echo", NULL, &f);
+		fetched_free(&f);
+	}
+	fetch(vg_http_port(s), "GET", "/v1/echo?a=%zz", NULL, &f);
+	fetched_free(&f);
+	fetch(vg_http_port(s), "GET", "/v1/echo", NULL, &f);
+	fetched_free(&f);
+	/* 997 more 404s on one connection: the 1000th is logged again */
+	h = curl_easy_init();
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/nothing/here", vg_http_port(s));
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &f);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	for (int i = 0; i < 997; i++) {
+		memset(&f, 0, sizeof(f));
+		if (curl_easy_perform(h) == CURLE_OK &&
+		    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 404)
+			ok404++;
+		fetched_free(&f);
+	}
+	curl_easy_cleanup(h);
+	vg_http_stop(s);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+
+	assert_int_equal(ok404, 997);
+	/* at the default level (info), with the request, the client and why */
+	assert_int_equal(count_lines(logp, " info: http: rejected GET /nothing/here from "
+					   "127.0.0.1: 404 no such endpoint: /nothing/here "
+					   "(occurrence 1; logged 1st and every 1000th)"),
+			 1);
+	assert_int_equal(count_lines(logp, " info: http: rejected GET /nothing/here from "
+					   "127.0.0.1: 404 no such endpoint: /nothing/here "
+					   "(occurrence 1000; logged 1st and every 1000th)"),
+			 1);
+	assert_int_equal(count_lines(logp, "rejected GET /nothing/here"), 2);
+	assert_int_equal(count_lines(logp, " info: http: rejected PUT /v1/echo from 127.0.0.1: "
+					   "405 method PUT not allowed on /v1/echo (allowed: GET, "
+					   "HEAD) (occurrence 1;"),
+			 1);
+	assert_int_equal(count_lines(logp, "rejected PUT"), 1);
+	assert_int_equal(count_lines(logp, "rejected GET /v1/echo from 127.0.0.1: 400 "), 1);
+	assert_int_equal(count_lines(logp, "rejected"), 4);
+	unlink(logp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -952,6 +1042,7 @@ int main(void)
 		cmocka_unit_test(test_server_concurrent),
 		cmocka_unit_test(test_server_bad_listen),
 		cmocka_unit_test(test_server_all_addresses),
+		cmocka_unit_test(test_rejected_logged),
 	};
 	int rc;
 

@@ -128,6 +128,23 @@ static void test_point_refused(void **state)
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"type\":\"disk\",\"value\":1}", "bad type");
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"value\":\"NaN\"}", "finite");
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"value\":null}", "finite");
+	/* a counter is a total: a negative one is refused, zero and a
+	 * negative gauge are taken */
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"kind\":\"counter\",\"value\":-1}",
+		"a counter's \"value\" must not be negative");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"kind\":\"counter\",\"value\":-1e-300}",
+		"must not be negative");
+	{
+		struct vg_pub_point p;
+		char err[256];
+		assert_int_equal(parse("{\"resource\":\"r\",\"metric\":\"m\",\"kind\":\"counter\","
+				       "\"value\":0}",
+				       &p, err, sizeof(err)),
+				 0);
+		assert_int_equal(parse("{\"resource\":\"r\",\"metric\":\"m\",\"value\":-1}", &p, err,
+				       sizeof(err)),
+				 0);
+	}
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"value\":1,\"extra\":1}", "unknown field \"extra\"");
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"time\":\"yesterday-ish\",\"value\":1}", "bad time");
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"time\":true,\"value\":1}", "bad time");

@@ -7,7 +7,10 @@
  * match what was sent. Every case runs on each state engine (sqlite's
  * registry.db and a PostgreSQL server the test starts); on a shared state,
  * a batch another collector committed while this one stored it is
- * answered DUPLICATE and counted once.
+ * answered DUPLICATE and counted once. Groups of waiting batches: one
+ * group, each its own ack; bad input and a consumer's retry in a group
+ * touch only their own batch; a batch held back to the next turn is
+ * answered at a clean stop, and signed with its key after a key reload.
  * The job queue other threads use (vg_receiver_submit): a job runs on
  * the receiver thread, its batch goes through the same consumers, a
  * consumer's retry comes back as -EAGAIN, and a stopped receiver answers
@@ -49,6 +52,7 @@
 /* A consumer the test controls: returns `ret` and counts calls/ticks. */
 struct gate {
 	int ret;
+	char fail_host[16]; /* batch() of this host returns -EAGAIN */
 	int calls;
 	int ticks;
 	size_t nres, nsamples, nevents; /* of the last batch */
@@ -65,6 +69,8 @@ struct grouper {
 	size_t largest;     /* batches in the largest group */
 	char fail_host[16]; /* "" : none */
 	int same_stream;    /* a group held two of one (host, stream) */
+	int stop_at;        /* batch() call that stops the receiver; 0: none */
+	int renew_at;       /* batch() call after which the keys are renewed */
 };
 
 struct fixture {
@@ -83,6 +89,11 @@ struct fixture {
 	pthread_t thread;
 	int run_rc;
 	int req;
+	/* signatures: h3's key; the receiver's keyring (replaced on the
+	 * receiver thread by idle(), as the collector's SIGHUP does) */
+	struct vg_key key;
+	struct vg_keyring *keys, *next_keys;
+	int renew_keys; /* idle(): replace the keyring by a copy */
 };
 
 static int gate_batch(void *ctx, const struct vg_batch *b)
@@ -98,14 +109,21 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 	g->nsamples = b->nsamples;
 	g->nevents = b->nevents;
 	__atomic_fetch_add(&g->calls, 1, __ATOMIC_SEQ_CST);
+	if (g->fail_host[0] && !strcmp(b->host, g->fail_host))
+		return -EAGAIN;
 	return __atomic_load_n(&g->ret, __ATOMIC_SEQ_CST);
 }
 
 static int grouper_batch(void *ctx, const struct vg_batch *b)
 {
 	struct grouper *g = ctx;
+	struct fixture *f = (struct fixture *)((char *)g - offsetof(struct fixture, grouper));
+	int call = __atomic_add_fetch(&g->inside, 1, __ATOMIC_SEQ_CST);
 
-	__atomic_fetch_add(&g->inside, 1, __ATOMIC_SEQ_CST);
+	if (call == __atomic_load_n(&g->stop_at, __ATOMIC_SEQ_CST))
+		vg_receiver_stop(f->rx);
+	if (call == __atomic_load_n(&g->renew_at, __ATOMIC_SEQ_CST))
+		__atomic_store_n(&f->renew_keys, 1, __ATOMIC_SEQ_CST);
 	while (__atomic_load_n(&g->hold, __ATOMIC_SEQ_CST))
 		usleep(1000);
 	return 0;
@@ -152,6 +170,27 @@ static int free_port(void)
 	port = ntohs(a.sin_port);
 	close(fd);
 	return port;
+}
+
+/* The receiver's idle callback: installs next_keys, or (renew_keys) a
+ * new keyring with the same key, and frees the one it replaces, as the
+ * collector's SIGHUP handling does. */
+static void idle(void *ctx)
+{
+	struct fixture *f = ctx;
+	struct vg_keyring *kr = __atomic_exchange_n(&f->next_keys, NULL, __ATOMIC_SEQ_CST);
+
+	if (!kr && __atomic_exchange_n(&f->renew_keys, 0, __ATOMIC_SEQ_CST)) {
+		kr = vg_keyring_new();
+		if (kr && vg_keyring_add(kr, "h3", &f->key)) {
+			vg_keyring_free(kr);
+			kr = NULL;
+		}
+	}
+	if (!kr)
+		return;
+	vg_receiver_set_keys(f->rx, kr);
+	vg_keyring_free(__atomic_exchange_n(&f->keys, kr, __ATOMIC_SEQ_CST));
 }
 
 static void *run(void *arg)
@@ -205,6 +244,8 @@ static int setup(void **state)
 	o.registry = f->reg;
 	o.dispatch = &f->d;
 	o.store = f->store;
+	o.idle = idle;
+	o.idle_ctx = f;
 	if (vg_receiver_open(&o, &f->rx, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
@@ -234,11 +275,15 @@ static int teardown(void **state)
 
 	if (f->req >= 0)
 		nn_close(f->req);
+	/* a case that failed while holding the receiver lets it go */
+	__atomic_store_n(&f->grouper.hold, 0, __ATOMIC_SEQ_CST);
 	if (f->rx) {
 		vg_receiver_stop(f->rx);
 		pthread_join(f->thread, NULL);
 	}
 	vg_receiver_close(f->rx);
+	vg_keyring_free(f->keys);
+	vg_keyring_free(f->next_keys);
 	vg_registry_close(f->other);
 	vg_registry_close(f->reg);
 	vg_store_close(f->store);
@@ -850,6 +895,250 @@ static void test_group_commit(void **state)
 	free(buf);
 }
 
+/* Bad input and a failing consumer inside a group cost the good batches
+ * nothing: garbage and a display name with control characters, waiting with
+ * three good batches, are answered REJECTED before the group; a consumer
+ * without group hooks asking h2's batch for a retry in the middle of the
+ * group makes only h2's answer RETRY (its sequence number not recorded,
+ * the later consumers not handed it); h1 and h3 are stored and
+ * acknowledged as one group. */
+static void test_group_bad_input(void **state)
+{
+	struct fixture *f = fx(state);
+	struct grouper *g = &f->grouper;
+	struct vg_receiver_stats cs;
+	static const uint8_t garbage[] = "VGB\x01 not a batch at all, but long enough to look like one";
+	const char *hosts[] = {"h1", "h2", "h3"};
+	struct vg_ack a[5];
+	int s0, s[5];
+	uint8_t *buf, *bad;
+	size_t len, blen;
+
+	for (int i = 0; i < 3; i++) {
+		buf = host_batch(hosts[i], 1, &len);
+		expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
+		free(buf);
+	}
+	/* h5's batch with a display name holding control characters,
+	 * encoded without the encoder's check (as a hostile agent could) */
+	{
+		int64_t t = T0 + 120000;
+		struct vg_batch *b = vg_batch_new("h5", STREAM, 2, t);
+
+		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "h5-inst",
+						  "vm\x1b]0;pwned\x07", NULL, t));
+		assert_int_equal(vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 1), 0);
+		assert_int_equal(vg_wire_encode_unchecked(b, &bad, &blen), 0);
+		vg_batch_free(b);
+	}
+	snprintf(f->gate.fail_host, sizeof(f->gate.fail_host), "h2");
+	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
+	s0 = req_socket(f);
+	buf = host_batch("h0", 1, &len);
+	assert_int_equal(nn_send(s0, buf, len, 0), (int)len);
+	free(buf);
+	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 4; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 4);
+	for (int i = 0; i < 5; i++)
+		s[i] = req_socket(f);
+	for (int i = 0; i < 3; i++) {
+		buf = host_batch(hosts[i], 2, &len);
+		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
+		free(buf);
+	}
+	assert_int_equal(nn_send(s[3], garbage, sizeof(garbage), 0), (int)sizeof(garbage));
+	assert_int_equal(nn_send(s[4], bad, blen, 0), (int)blen);
+	free(bad);
+	usleep(500 * 1000); /* the five reach the collector's socket */
+	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
+	expect(ack_of(s0), VG_ACK_OK, STREAM, 1);
+	for (int i = 0; i < 5; i++)
+		a[i] = ack_of(s[i]);
+	expect(a[0], VG_ACK_OK, STREAM, 2);
+	expect(a[1], VG_ACK_RETRY, STREAM, 2);
+	expect(a[2], VG_ACK_OK, STREAM, 2);
+	assert_int_equal(a[3].status, VG_ACK_REJECTED);
+	expect(a[4], VG_ACK_REJECTED, STREAM, 2);
+	for (int i = 0; i < 5; i++)
+		nn_close(s[i]);
+	nn_close(s0);
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.groups, 1);
+	assert_int_equal(cs.batches_grouped, 3);
+	assert_int_equal(cs.batches_rejected, 2);
+	assert_int_equal(cs.batches_retry, 1);
+	/* h2's batch went no further than the gate: the grouper saw h1's
+	 * and h3's (and h0's before them) */
+	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 6);
+	assert_int_equal(g->largest, 3);
+	assert_int_equal(vg_registry_seen(f->reg, "h1", STREAM, 2, T0 + 120000), 1);
+	assert_int_equal(vg_registry_seen(f->reg, "h2", STREAM, 2, T0 + 120000), 0);
+	assert_int_equal(vg_registry_seen(f->reg, "h3", STREAM, 2, T0 + 120000), 1);
+	/* h2's re-send is stored */
+	f->gate.fail_host[0] = '\0';
+	buf = host_batch("h2", 2, &len);
+	expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 2);
+	free(buf);
+}
+
+/* A clean stop while a group is being stored, with a batch held back
+ * for the next turn (a re-send of h3's batch from another socket, the
+ * way an agent whose ack was lost sends it): before vg_receiver_run
+ * returns, every batch the receiver took is answered. Each socket gets
+ * its ack (the held one its DUPLICATE) instead of waiting for an ack
+ * timeout and sending again. */
+static void test_stop_answers_deferred(void **state)
+{
+	struct fixture *f = fx(state);
+	struct grouper *g = &f->grouper;
+	struct vg_receiver_stats cs;
+	const char *hosts[] = {"h1", "h3", "h3"};
+	struct vg_ack a[3];
+	int s0, s[3];
+	uint8_t *buf;
+	size_t len;
+
+	for (int i = 0; i < 2; i++) {
+		buf = host_batch(hosts[i], 1, &len);
+		expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
+		free(buf);
+	}
+	/* hold the receiver inside h0's batch while the three queue up */
+	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
+	s0 = req_socket(f);
+	buf = host_batch("h0", 1, &len);
+	assert_int_equal(nn_send(s0, buf, len, 0), (int)len);
+	free(buf);
+	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 3; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 3);
+	for (int i = 0; i < 3; i++) {
+		s[i] = req_socket(f);
+		buf = host_batch(hosts[i], 2, &len);
+		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
+		free(buf);
+	}
+	usleep(500 * 1000); /* the three reach the collector's socket */
+	/* the stop comes inside the next turn's first batch() */
+	__atomic_store_n(&g->stop_at, 4, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
+	pthread_join(f->thread, NULL);
+	assert_int_equal(f->run_rc, 0);
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.batches_deferred, 1);
+	/* the socket is open until vg_receiver_close: the acks go out */
+	expect(ack_of(s0), VG_ACK_OK, STREAM, 1);
+	for (int i = 0; i < 3; i++)
+		a[i] = ack_of(s[i]);
+	expect(a[0], VG_ACK_OK, STREAM, 2);
+	assert_true((a[1].status == VG_ACK_OK && a[2].status == VG_ACK_DUPLICATE) ||
+		    (a[1].status == VG_ACK_DUPLICATE && a[2].status == VG_ACK_OK));
+	assert_int_equal(vg_registry_seen(f->reg, "h3", STREAM, 2, T0 + 120000), 1);
+	for (int i = 0; i < 3; i++)
+		nn_close(s[i]);
+	nn_close(s0);
+	/* teardown joins again: start a thread that returns at once */
+	pthread_create(&f->thread, NULL, run, f);
+}
+
+/* h3's batch seq, signed with f->key; its MAC into mac. */
+static uint8_t *signed_batch(struct fixture *f, uint64_t seq, size_t *len,
+			     uint8_t mac[VG_WIRE_MAC_LEN])
+{
+	uint8_t *buf = host_batch("h3", seq, len);
+
+	assert_int_equal(vg_sign_batch(&f->key, &buf, len), 0);
+	memcpy(mac, vg_sign_mac(buf, *len), VG_WIRE_MAC_LEN);
+	return buf;
+}
+
+/* The ack on socket s, which must be signed with f->key for the batch
+ * whose MAC is mac. */
+static struct vg_ack signed_ack_of(struct fixture *f, int s, const uint8_t *mac)
+{
+	struct vg_ack ack;
+	void *reply = NULL;
+	int n = nn_recv(s, &reply, NN_MSG, 0);
+
+	assert_int_equal(n, VG_WIRE_ACK_LEN + VG_WIRE_MAC_LEN);
+	assert_int_equal(vg_sign_ack_verify(&f->key, mac, reply, (size_t)n), 0);
+	assert_int_equal(vg_wire_ack_decode(reply, (size_t)n, &ack), 0);
+	nn_freemsg(reply);
+	return ack;
+}
+
+/* The agent keys are reloaded (SIGHUP: a new keyring, the old one freed)
+ * between the turn that held a signed batch back and the turn that
+ * answers it: the ack is still signed with the key that verified the
+ * batch, so the agent accepts it (a signed agent ignores any other
+ * answer and waits for its ack timeout). */
+static void test_keys_renewed_while_deferred(void **state)
+{
+	struct fixture *f = fx(state);
+	struct grouper *g = &f->grouper;
+	struct vg_receiver_stats cs;
+	struct vg_keyring *kr = vg_keyring_new(), *first;
+	uint8_t mac[VG_WIRE_MAC_LEN], *buf;
+	struct vg_ack a[2];
+	int s0, s[3];
+	size_t len;
+
+	f->key.len = 32;
+	for (size_t i = 0; i < f->key.len; i++)
+		f->key.bytes[i] = (uint8_t)(0xa5 ^ i);
+	assert_non_null(kr);
+	assert_int_equal(vg_keyring_add(kr, "h3", &f->key), 0);
+	__atomic_store_n(&f->next_keys, kr, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < 10000 && __atomic_load_n(&f->keys, __ATOMIC_SEQ_CST) != kr; i++)
+		usleep(1000);
+	assert_ptr_equal(__atomic_load_n(&f->keys, __ATOMIC_SEQ_CST), kr);
+	first = kr;
+	buf = host_batch("h1", 1, &len);
+	expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
+	free(buf);
+	s[1] = req_socket(f);
+	buf = signed_batch(f, 1, &len, mac);
+	assert_int_equal(nn_send(s[1], buf, len, 0), (int)len);
+	free(buf);
+	expect(signed_ack_of(f, s[1], mac), VG_ACK_OK, STREAM, 1);
+	/* hold the receiver inside h0's batch while h1's and two copies of
+	 * h3's signed batch queue up */
+	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
+	s0 = req_socket(f);
+	buf = host_batch("h0", 1, &len);
+	assert_int_equal(nn_send(s0, buf, len, 0), (int)len);
+	free(buf);
+	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 3; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 3);
+	s[0] = req_socket(f);
+	buf = host_batch("h1", 2, &len);
+	assert_int_equal(nn_send(s[0], buf, len, 0), (int)len);
+	free(buf);
+	buf = signed_batch(f, 2, &len, mac);
+	assert_int_equal(nn_send(s[1], buf, len, 0), (int)len);
+	s[2] = req_socket(f);
+	assert_int_equal(nn_send(s[2], buf, len, 0), (int)len);
+	free(buf);
+	usleep(500 * 1000); /* the three reach the collector's socket */
+	/* the keys are renewed right after the next turn */
+	__atomic_store_n(&g->renew_at, 4, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
+	expect(ack_of(s0), VG_ACK_OK, STREAM, 1);
+	expect(ack_of(s[0]), VG_ACK_OK, STREAM, 2);
+	a[0] = signed_ack_of(f, s[1], mac);
+	a[1] = signed_ack_of(f, s[2], mac);
+	assert_true((a[0].status == VG_ACK_OK && a[1].status == VG_ACK_DUPLICATE) ||
+		    (a[0].status == VG_ACK_DUPLICATE && a[1].status == VG_ACK_OK));
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.batches_deferred, 1);
+	assert_ptr_not_equal(__atomic_load_n(&f->keys, __ATOMIC_SEQ_CST), first);
+	for (int i = 0; i < 3; i++)
+		nn_close(s[i]);
+	nn_close(s0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -863,6 +1152,9 @@ int main(void)
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),
 		ST_BOTH(test_group_commit, setup, teardown),
+		ST_BOTH(test_group_bad_input, setup, teardown),
+		ST_BOTH(test_stop_answers_deferred, setup, teardown),
+		ST_BOTH(test_keys_renewed_while_deferred, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, st_group_teardown);
 }

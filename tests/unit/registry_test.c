@@ -6,7 +6,8 @@
  * filter across a reopen, lookup, refusing a newer schema, the
  * migration of a version 2 state (fillfactor on PostgreSQL), and two
  * handles committing the same (host, stream, seq) at once: exactly one
- * wins.
+ * wins, and two handles committing groups of the same hosts in opposite
+ * orders (PostgreSQL) without a deadlock.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <pthread.h>
@@ -1003,6 +1005,108 @@ static void test_commit_group(void **state)
 	vg_registry_close(b);
 }
 
+/* Two collectors commit groups of the same two hosts, arrived in
+ * opposite orders, at once. Each group's multi-row statement locks its
+ * rows one after the other; taken in the groups' own orders, each
+ * statement would hold one host's row and wait for the other's, and
+ * PostgreSQL would abort one (deadlock detected: a whole group answered
+ * RETRY). The interleaving is made certain: a third connection holds
+ * d1's row, A's group (d1, d2) waits on it, then B's group (d2, d1) runs
+ * until it waits too, and only then is the holder committed. In one
+ * order B queues behind A on d1 and both apply: A seq 2, then B seq 3. */
+struct grouper {
+	struct vg_registry *r;
+	struct vg_registry_mark mk[2];
+	int rcs[2], rc;
+};
+
+static void *group_commit(void *arg)
+{
+	struct grouper *g = arg;
+
+	g->rc = vg_registry_commit_group(g->r, g->mk, 2, g->rcs);
+	return NULL;
+}
+
+/* Wait until n backends of the case's database wait on a lock: 0, or -1
+ * after a few seconds. */
+static int lock_waiters(struct vg_db *obs, int n)
+{
+	int64_t end = vg_monotonic_ms() + 5000;
+	struct timespec ms = {0, 1000000};
+
+	do {
+		if (st_int(obs, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+				"current_database() AND wait_event_type = 'Lock'") >= n)
+			return 0;
+		nanosleep(&ms, NULL);
+	} while (vg_monotonic_ms() < end);
+	return -1;
+}
+
+static void test_commit_group_lock_order(void **state)
+{
+	struct fixture *f = fx(state);
+	struct grouper a = {0}, b = {0};
+	struct vg_db *hold, *obs;
+	struct vg_db_stmt *s;
+	pthread_t ta, tb;
+	int started_b = 0, waited;
+	char err[256];
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: one writer at a time, no row locks to take "
+		       "in two orders\n");
+		skip();
+	}
+	assert_int_equal(reg_open(f, &a.r, err, sizeof(err)), 0);
+	assert_int_equal(reg_open(f, &b.r, err, sizeof(err)), 0);
+	/* both handles committed both streams: the groups go to one
+	 * multi-row statement each */
+	assert_int_equal(vg_registry_commit(a.r, "d1", 7, 1, T0), 0);
+	assert_int_equal(vg_registry_commit(a.r, "d2", 7, 1, T0), 0);
+	assert_int_equal(vg_registry_commit(b.r, "d1", 7, 1, T0), 1);
+	assert_int_equal(vg_registry_commit(b.r, "d2", 7, 1, T0), 1);
+	a.mk[0] = (struct vg_registry_mark){"d1", 7, 2, T0 + 60000};
+	a.mk[1] = (struct vg_registry_mark){"d2", 7, 2, T0 + 60000};
+	b.mk[0] = (struct vg_registry_mark){"d2", 7, 3, T0 + 120000};
+	b.mk[1] = (struct vg_registry_mark){"d1", 7, 3, T0 + 120000};
+	hold = raw_db(f);
+	obs = raw_db(f);
+	assert_int_equal(vg_db_begin(hold), 0);
+	assert_int_equal(vg_db_prepare(hold, "SELECT last_seq FROM streams WHERE "
+					     "host = 'd1' AND stream = 7 FOR UPDATE",
+				       &s),
+			 0);
+	assert_int_equal(vg_db_step(s), 1);
+	vg_db_reset(s);
+	assert_int_equal(pthread_create(&ta, NULL, group_commit, &a), 0);
+	waited = lock_waiters(obs, 1);
+	if (!waited) {
+		assert_int_equal(pthread_create(&tb, NULL, group_commit, &b), 0);
+		started_b = 1;
+		waited = lock_waiters(obs, 2);
+	}
+	/* release d1 whatever happened, so the threads end */
+	assert_int_equal(vg_db_commit(hold), 0);
+	pthread_join(ta, NULL);
+	if (started_b)
+		pthread_join(tb, NULL);
+	if (waited)
+		fail_msg("the group commits never waited on the held row");
+	if (a.rc || b.rc || a.rcs[0] || a.rcs[1] || b.rcs[0] || b.rcs[1])
+		fail_msg("A: %d (%d, %d) B: %d (%d, %d): %s / %s", a.rc, a.rcs[0],
+			 a.rcs[1], b.rc, b.rcs[0], b.rcs[1], vg_registry_last_error(a.r),
+			 vg_registry_last_error(b.r));
+	assert_int_equal(st_int(obs, "SELECT count(*) FROM streams WHERE host IN "
+				     "('d1', 'd2') AND stream = 7 AND last_seq = 3"),
+			 2);
+	vg_db_close(hold);
+	vg_db_close(obs);
+	vg_registry_close(a.r);
+	vg_registry_close(b.r);
+}
+
 /* A custom series' unit (published: vg_registry_set_unit) survives what
  * writes the series' row again with the batch's unit "" (a batch names no
  * unit outside the catalogue): the flush of newer values, and a restarted
@@ -1279,6 +1383,7 @@ int main(void)
 		ST_BOTH(test_step3_fillfactor, setup, teardown),
 		ST_BOTH(test_commit_race, setup, teardown),
 		ST_BOTH(test_commit_group, setup, teardown),
+		ST_BOTH(test_commit_group_lock_order, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
 		ST_BOTH(test_identity_race, setup, teardown),
 		ST_BOTH(test_published_unit, setup, teardown),

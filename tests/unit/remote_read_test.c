@@ -406,6 +406,22 @@ static void test_hostile(void **state)
 		assert_int_equal(read_query(tok_admin, l3, 1, 1, &a, &r), 200);
 		done(&a, r);
 	}
+	/* counted repetitions side by side: each within RE2's 1000, but
+	 * glibc's automaton grows a state per unrolled atom and an epsilon
+	 * closure per state (ten: seconds to compile; ninety: the thread's
+	 * stack overflows and the collector dies) */
+	{
+		static char wide[200];
+		const char *w1[] = {wide}, *w2[] = {"name=~(.?){999}(.?){999}"};
+		strcpy(wide, "name=~");
+		for (int i = 0; i < 10; i++)
+			strcat(wide, "(.?){999}");
+		assert_int_equal(read_query(tok_admin, w1, 1, 1, &a, &r), 400);
+		assert_non_null(strstr(fx_errmsg(&a), "atoms"));
+		done(&a, r);
+		assert_int_equal(read_query(tok_admin, w2, 1, 1, &a, &r), 200);
+		done(&a, r);
+	}
 	for (int i = 0; i < 33; i++)
 		many[i] = "name!=z";
 	assert_int_equal(read_query(tok_admin, many, 33, 1, &a, &r), 400);

@@ -19,7 +19,8 @@
  * then plays the store's part: the backend finds the file lost on its
  * first connection to the restarted daemon, the store sends the lost
  * value again with newer ones, and the file must hold every value, none
- * counted as failed.
+ * counted as failed, with the repair counted once for the daemon (what
+ * /metrics shows as vigie_storage_daemon_repairs_total).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -39,6 +40,7 @@
 
 #include "vigie/batch.h"
 #include "vigie/config.h"
+#include "vigie/store.h"
 #include "collector/backend.h"
 #include "rrdcached_backend_fixture.h"
 
@@ -100,6 +102,15 @@ static struct vg_rrd_result update(struct fx *f, int from, int to, int batch)
 	else
 		f->h.be->ops->update(f->h.be, &f->loc, v, n, &it.res);
 	return it.res;
+}
+
+/* The daemon's count of repaired cache entries. */
+static uint64_t repairs(struct fx *f)
+{
+	struct vg_store_daemon dm[1];
+
+	assert_int_equal(vg_rrd_rrdcached_state(f->h.be, dm, 1), 1);
+	return dm[0].repairs;
 }
 
 /* The newest journal file of the daemon, into out. */
@@ -178,6 +189,7 @@ static void test_replayed_update_dropped_by_wrote(void **state)
 		usleep(100 * 1000);
 	}
 	assert_int_equal(res.written, 0);
+	assert_int_equal(repairs(f), 0);
 	assert_int_equal(f->h.be->ops->lost(f->h.be, lost, 4), 1);
 	assert_true(lost[0].have_ms >= MS(T0 + 240) && lost[0].have_ms < MS(T0 + 300));
 	/* ... until the store has put the lost minute back in front (and
@@ -187,6 +199,8 @@ static void test_replayed_update_dropped_by_wrote(void **state)
 	if (res.failed)
 		fail_msg("%llu value(s) failed: %s", (unsigned long long)res.failed, res.msg);
 	assert_int_equal(res.written, 3);
+	/* the cache entry ahead of the file was FORGOTten: counted */
+	assert_int_equal(repairs(f), 1);
 	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
 	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
 	check_file(f, 7);

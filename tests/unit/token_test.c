@@ -228,6 +228,31 @@ static void test_create_verify_revoke(void **state)
 	vg_token_store_close(NULL);
 }
 
+/* "*" is every project to silences and alarm selectors: a token scoped to
+ * it silenced every tenant's notifications and watched every tenant's
+ * resources. It cannot be made, and one made before is no token. */
+static void test_wildcard_project(void **state)
+{
+	struct vg_token_store *ts = open_store(dir);
+	struct vg_token_scope sc;
+	char tok[VG_TOKEN_LEN + 1];
+	struct vg_db *db;
+
+	(void)state;
+	assert_int_equal(vg_token_create(ts, "*", NULL, 0, tok, NULL), -EINVAL);
+	assert_int_equal(vg_token_create(ts, "p*", NULL, 0, tok, NULL), 0);
+	assert_int_equal(vg_token_verify(ts, tok, &sc), 0);
+	assert_string_equal(sc.project, "p*");
+	vg_token_store_close(ts);
+	/* as an older collector stored it */
+	db = st_db(url, dir, "tokens.db");
+	assert_int_equal(vg_db_exec(db, "UPDATE tokens SET project = '*'"), 0);
+	vg_db_close(db);
+	ts = open_store(dir);
+	assert_int_equal(vg_token_verify(ts, tok, &sc), -EACCES);
+	vg_token_store_close(ts);
+}
+
 /* The stored HMAC is keyed, and the key stays a file: a store with
  * another key file on the same state (a new collector whose tokens.key was
  * not copied, or a tokens.db copied without its key) refuses to open and
@@ -327,6 +352,13 @@ static void test_damaged_key(void **state)
 	assert_null(ts);
 	assert_non_null(strstr(err, "damaged"));
 	assert_int_equal(vg_token_store_open("/nonexistent/dir", &ts, err, sizeof(err)) < 0, 1);
+	/* a [state] token_key in a directory that does not exist: the error
+	 * names the key file the operator wrote, not a temporary file */
+	snprintf(path, sizeof(path), "%s/missing/tokens.key", d2);
+	assert_int_equal(vg_token_store_open_state(d2, NULL, path, &ts, err, sizeof(err)), -ENOENT);
+	assert_null(ts);
+	assert_non_null(strstr(err, path));
+	assert_null(strstr(err, ".tmp."));
 	nftw(d2, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -436,6 +468,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_parse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_verify_revoke, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wildcard_project, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hmac_keyed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_old_tokens_db, setup, teardown),
