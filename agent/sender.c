@@ -44,6 +44,7 @@
 #include "agent/sender.h"
 #include "vigie/clock.h"
 #include "vigie/hash.h"
+#include "vigie/log.h"
 #include "vigie/wire.h"
 
 #define SLICE_MS 100
@@ -372,6 +373,15 @@ static void *run(void *arg)
 		int status = -1;
 		enum outcome o = attempt(s, p, buf, len, stream, wseq, &status);
 		free(buf);
+		/* which collector answered what, per batch: the trail that
+		 * tells a lost poll's path through failovers and re-sends */
+		vg_debug("seq %llu to %s: %s", (unsigned long long)wseq, p->url,
+			 o == OUT_TIMEOUT             ? "no ack in time"
+			 : o == OUT_QUIT              ? "stopped"
+			 : status == VG_ACK_OK        ? "OK"
+			 : status == VG_ACK_DUPLICATE ? "DUPLICATE"
+			 : status == VG_ACK_RETRY     ? "RETRY"
+						      : "REJECTED");
 		if (probing && o == OUT_TIMEOUT) {
 			/* The primary is connected but does not answer: stay
 			 * on the secondary and resend there at once. The next

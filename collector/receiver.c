@@ -488,6 +488,8 @@ static int dispatched(struct vg_receiver *r, const struct vg_batch *b, int rc,
 /* The ack status of b after its sequence number's commit returned rc. */
 static uint8_t committed(struct vg_receiver *r, const struct vg_batch *b, int rc)
 {
+	struct vg_store_stats ss = {0};
+
 	if (rc < 0) {
 		vg_log_limited(VG_LOG_WARN, &r->n_commit_err,
 			       "registry: cannot record %s seq %llu: %s; asking "
@@ -509,10 +511,13 @@ static uint8_t committed(struct vg_receiver *r, const struct vg_batch *b, int rc
 		return VG_ACK_DUPLICATE;
 	}
 	count(&r->stats.samples_received, b->nsamples);
+	if (r->o.store)
+		vg_store_get_stats(r->o.store, &ss);
 	vg_debug("accepted batch host=%s stream=%016llx seq=%llu: %zu resources, "
-		 "%zu samples stored",
+		 "%zu samples stored (%llu values wait in the store's cache)",
 		 b->host, (unsigned long long)b->stream,
-		 (unsigned long long)b->seq, b->nres, b->nsamples);
+		 (unsigned long long)b->seq, b->nres, b->nsamples,
+		 (unsigned long long)ss.values_pending);
 	return VG_ACK_OK;
 }
 
