@@ -553,14 +553,14 @@ cat "$TMP/s0.list" "$TMP/s1.list" >"$TMP/order.list"
   done; } | rrdtool - 2>&1 | awk -v s="$START" -v e="$END" -v n="$POLLS" '
   FNR == NR { name[++nn] = $0; next }
   /^ *value/ { f++; inw[f] = 0; outw[f] = 0; next }
-  /^[0-9]+: / { t = $1 + 0; if ($2 == "nan" || $2 == "-nan") next
+  /^[0-9]+: / { t = $1 + 0; if ($2 == "nan" || $2 == "-nan") { if (t > s && t <= e) miss[f] = miss[f] " " (t - s) / 60 + 1; next }
                 if (t > s && t <= e) inw[f]++; else if (t != s) outw[f]++ }
   END { bad = 0
         for (i = 1; i <= f; i++) {
           want = name[i] ~ /\/cpu\.util\.rrd$/ ? n - 2 : n - 1
           if (inw[i] != want || outw[i] != 0) {
             bad++
-            if (bad <= 5) printf "%s: %d points in the polls (want %d), %d outside\n", name[i], inw[i], want, outw[i] > "/dev/stderr"
+            if (bad <= 5) printf "%s: %d points in the polls (want %d), %d outside; unknown at poll(s)%s\n", name[i], inw[i], want, outw[i], substr(miss[i], 1, 80) > "/dev/stderr"
           }
         }
         printf "%d %d\n", f, bad }' "$TMP/order.list" - >"$TMP/points.out" 2>"$TMP/points.err"
