@@ -274,6 +274,14 @@ int vg_rrd_files_open(const char *rrd_dir, const char *undo_path,
 int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *owners_path,
 			  struct vg_rrd_backend **out, char *err, size_t errlen);
 
+/* Test hook, weak: a program that defines it is called by the rrdcached
+ * backend after an update's values are claimed in the daemon's list of
+ * files to FLUSH and before they are sent, with the client held and no
+ * lock (tests/unit/rrdcached_flush_test.c runs a sync there: the sync of
+ * the storage thread meeting the receiver's write-through). The daemon
+ * leaves it undefined. */
+void vg_rrd_rrdcached_test_before_send(const char *path) __attribute__((weak));
+
 /* Share the placement record of an rrdcached backend through the state
  * database at STATE_URL (PostgreSQL: collector/placement.c): names not in
  * its owners map are looked up there, creates claim there first, and the

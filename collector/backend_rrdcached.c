@@ -534,6 +534,22 @@ static void unmark_sent(struct daemon *d, const char *name, int64_t t_ms)
 	pthread_mutex_unlock(&d->mu);
 }
 
+/* After a call that wrote values of NAME up to wmax (INT64_MIN: none),
+ * claim them again. The claim made before sending may have been taken
+ * meanwhile by a sync on another connection (check_sent empties d->sent
+ * when it starts): that sync's FLUSH could reach the daemon before these
+ * values did, find nothing pending, and count the file as durable. Without
+ * a claim left after the send, no later sync would FLUSH the file, and the
+ * store would retire the journal segments of values that are only in the
+ * daemon's memory (seen in tests/cluster: a flush group's 256 series
+ * without their last poll in the files, the daemon's -j journal holding
+ * the UPDATE and no write after it). */
+static void claim_written(struct daemon *d, const char *name, int64_t wmax)
+{
+	if (wmax != INT64_MIN)
+		mark_sent(d, name, wmax);
+}
+
 static int is_lost(struct daemon *d, const char *name)
 {
 	int lost;
@@ -1092,14 +1108,19 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	 * connection that breaks: every value waits for the daemon (some may
 	 * have been taken: the retry finds them as already stored). */
 	int64_t old = mark_sent(d, loc->path, v[n - 1].t_ms), wmax = INT64_MIN;
-	if (!(rc = send_values(c, loc->path, v, n)))
+	if (vg_rrd_rrdcached_test_before_send)
+		vg_rrd_rrdcached_test_before_send(loc->path);
+	if (!(rc = send_values(c, loc->path, v, n))) {
 		res->written += n;
-	else if (vg_rrdcd_connected(c))
+		wmax = v[n - 1].t_ms;
+	} else if (vg_rrdcd_connected(c)) {
 		update_refused(r, d, c, loc, v, n, rc, res, &wmax);
-	else
+	} else {
 		res->unavailable += n;
+	}
 	if (res->written != n)
 		unmark_sent(d, loc->path, old > wmax ? old : wmax);
+	claim_written(d, loc->path, wmax);
 	client_put(d, c, rc);
 	count(&r->stats.calls, 1);
 	count(&r->stats.write_ns_total, (uint64_t)(vg_monotonic_ns() - t0));
@@ -1194,6 +1215,8 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			for (size_t j = 0; j < k; j++) /* claimed, see rcd_update */
 				old_ms[j] = mark_sent(d, items[idx[j]].loc->path,
 						      items[idx[j]].v[items[idx[j]].n - 1].t_ms);
+			if (vg_rrd_rrdcached_test_before_send)
+				vg_rrd_rrdcached_test_before_send(items[idx[0]].loc->path);
 			rc = vg_rrdcd_batch(c, u, k, err, &br);
 			for (size_t j = 0; j < k; j++) {
 				struct vg_rrd_item *it = &items[idx[j]];
@@ -1205,9 +1228,12 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 				else if (vg_rrdcd_connected(c))
 					update_refused(r, d, c, it->loc, it->v, it->n, err[j],
 						       &it->res, &wmax);
+				if (!rc && !err[j])
+					wmax = it->v[it->n - 1].t_ms;
 				if (it->res.written != it->n)
 					unmark_sent(d, it->loc->path,
 						    old_ms[j] > wmax ? old_ms[j] : wmax);
+				claim_written(d, it->loc->path, wmax);
 			}
 			client_put(d, c, rc);
 			count(&r->stats.calls, 1);

@@ -11,6 +11,12 @@
  *    answers "nothing to flush" for what it lost): the sync fails, every
  *    file is then found lost (none is taken for written), and after the
  *    values are sent again each file holds each value once.
+ *  - a sync that runs while another thread's update is between its claim
+ *    and its send (the storage thread's sync meeting the receiver's
+ *    write-through): its FLUSH reaches the daemon before the values and
+ *    finds nothing to write; the next sync must still FLUSH that file, or
+ *    the values are only in the daemon's memory when the store retires
+ *    their journal segments (a kill -9 of the daemon then loses them).
  * TCP on purpose: a write to a connection whose daemon died succeeds
  * there (only the read fails), so nothing but the sync's own proof keeps
  * the extra connections' answers from being believed.
@@ -216,12 +222,87 @@ static void test_restart_before_sync_found(void **state)
 		check_series(f, i, 2);
 }
 
+/* The backend's test hook (collector/backend.h): between an update's
+ * claim and its send. HOOK_WARM makes a second pooled connection (an
+ * update of another series meanwhile); HOOK_SYNC runs a sync there. */
+enum { HOOK_OFF,
+       HOOK_WARM,
+       HOOK_SYNC };
+static int hook_mode;
+static struct fx *hook_fx;
+static int hook_sync_rc = 1;
+
+void vg_rrd_rrdcached_test_before_send(const char *path)
+{
+	struct fx *f = hook_fx;
+	int mode = hook_mode;
+
+	(void)path;
+	hook_mode = HOOK_OFF; /* once, and not inside the calls below */
+	if (mode == HOOK_WARM) {
+		struct vg_rrd_value v = {MS(T0 + 60 * 2), val(1, 2)};
+		struct vg_rrd_result res;
+		memset(&res, 0, sizeof(res));
+		f->h.be->ops->update(f->h.be, &f->loc[1], &v, 1, &res);
+		assert_int_equal(res.written, 1);
+	} else if (mode == HOOK_SYNC) {
+		hook_sync_rc = f->h.be->ops->sync(f->h.be);
+	}
+}
+
+/* A sync between an update's claim and its send (another thread's, in
+ * the collector) FLUSHes the file before the values reach the daemon: it
+ * finds nothing to write. The next sync must FLUSH the file: a sync that
+ * returns 0 says every value sent before it is in its file, and the
+ * store then retires the journal that held them. */
+static void test_sync_during_send_keeps_the_claim(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_value v;
+	struct vg_rrd_result res;
+
+	hook_fx = f;
+	update_minute(f, 0, 2, 1);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+
+	/* two verified connections in the pool: series 0's minute 1 again
+	 * (already durable, so the second connection's verification passes)
+	 * with series 1's minute 2 written meanwhile on a new connection */
+	hook_mode = HOOK_WARM;
+	v = (struct vg_rrd_value){MS(T0 + 60), val(0, 1)};
+	memset(&res, 0, sizeof(res));
+	f->h.be->ops->update(f->h.be, &f->loc[0], &v, 1, &res);
+	assert_int_equal(hook_mode, HOOK_OFF);
+	assert_int_equal(res.duplicate, 1);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+
+	/* series 0's minute 2, with a sync between its claim and its send */
+	hook_mode = HOOK_SYNC;
+	v = (struct vg_rrd_value){MS(T0 + 60 * 2), val(0, 2)};
+	memset(&res, 0, sizeof(res));
+	f->h.be->ops->update(f->h.be, &f->loc[0], &v, 1, &res);
+	assert_int_equal(hook_mode, HOOK_OFF);
+	assert_int_equal(hook_sync_rc, 0);
+	assert_int_equal(res.written, 1);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+
+	/* the store's next sync: then both files hold minute 2, even after
+	 * a kill -9 of the journal-less daemon */
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	check_series(f, 1, 2);
+	check_series(f, 0, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_several_connections_write_every_file, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_restart_before_sync_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_during_send_keeps_the_claim, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
