@@ -393,6 +393,20 @@ static void *run(void *arg)
 			peer_reset(s, p);
 			continue;
 		}
+		if (probing && o == OUT_RETRY) {
+			/* The primary answers but cannot store now: stay on
+			 * the secondary, which can, and resend there at once.
+			 * Returning would move the host away from the
+			 * collector that may still hold its newest values
+			 * for a storage daemon that is down; the primary
+			 * would then write the host's newer values first and
+			 * those older ones be refused by the files (the
+			 * cluster test lost two polls of every series of a
+			 * host on the restarted daemon that way). */
+			next_probe = vg_monotonic_ms() + s->probe_ms;
+			count(s, &s->st.retries);
+			continue;
+		}
 		if (probing && o != OUT_QUIT)
 			set_current(s, 0, &s->st.failbacks);
 		switch (o) {

@@ -32,9 +32,10 @@
  *                     row. Counted in failovers.
  *   on a secondary -> every probe_interval_ms, if the primary's socket has
  *                     a connection, the next batch goes to the primary;
- *                     any answer from it makes it current again (counted
- *                     in failbacks); no answer in time re-creates its
- *                     socket and the batch goes back to the secondary.
+ *                     an answer other than RETRY makes it current again
+ *                     (counted in failbacks); a RETRY, or no answer in
+ *                     time (which re-creates its socket), sends the batch
+ *                     back to the secondary at once.
  *   RETRY          -> the collector is alive: no failover, back-off.
  * A batch whose ack was lost may so be stored by two collectors: with
  * state shared between collectors, (host, stream, seq) makes the second

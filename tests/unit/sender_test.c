@@ -564,6 +564,55 @@ static void test_silent_primary_keeps_the_secondary(void **state)
 	vg_spool_close(sp);
 }
 
+/* A primary that answers RETRY to the probes (it cannot store now, e.g.
+ * a storage daemon of its host's new series is down): the host stays on
+ * the secondary, which stores, in order, and no return is counted. */
+static void test_retrying_primary_keeps_the_secondary(void **state)
+{
+	static enum act script[256];
+	struct collector c[2];
+	const char *urls[2];
+	size_t order[2];
+	struct vg_spool *sp;
+	struct vg_sender *s;
+	struct vg_sender_stats st;
+	struct vg_sender_opts o = {.ack_timeout_ms = 200, .backoff_min_ms = 10, .backoff_max_ms = 50, .probe_interval_ms = 50, .host = "h3"};
+
+	script[0] = A_SILENT; /* the first batch: a failover */
+	for (size_t i = 1; i < 256; i++)
+		script[i] = A_RETRY;
+	for (int i = 0; i < 2; i++)
+		collector_url(&c[i]);
+	urls[0] = c[0].url;
+	urls[1] = c[1].url;
+	vg_sender_rendezvous("h3", urls, 2, order);
+	struct collector *pri = &c[order[0]], *sec = &c[order[1]];
+	collector_start(pri, script, 256);
+	collector_start(sec, NULL, 0);
+	o.urls = urls;
+	o.nurls = 2;
+	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
+	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
+	for (int i = 0; i < 8; i++) {
+		spool_batches(sp, 1);
+		vg_sender_wake(s);
+		assert_true(wait_empty(sp, 5000));
+		vg_sleep_ms(60); /* past the probe interval: the next one probes */
+	}
+	vg_sender_get_stats(s, &st);
+	vg_sender_free(s);
+	collector_stop(pri);
+	collector_stop(sec);
+	assert_int_equal(st.current, order[1]);
+	assert_int_equal(st.failovers, 1);
+	assert_int_equal(st.failbacks, 0);
+	assert_int_equal(st.acked, 8);
+	assert_true(pri->ngot >= 2); /* the first batch and probes */
+	const uint64_t want[] = {1, 2, 3, 4, 5, 6, 7, 8};
+	expect_got(sec, want, 8);
+	vg_spool_close(sp);
+}
+
 static void test_too_many_collectors(void **state)
 {
 	const char *urls[VG_SENDER_MAX_COLLECTORS + 1];
@@ -594,6 +643,7 @@ int main(void)
 		cmocka_unit_test(test_rendezvous_removal_moves_only_its_hosts),
 		cmocka_unit_test_setup_teardown(test_failover_and_return, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_silent_primary_keeps_the_secondary, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retrying_primary_keeps_the_secondary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_collectors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
