@@ -20,7 +20,6 @@
  * value and recording a precise error; the rule language, time windows, guard and quota
  * are already files of their own (rule.c, timewin.c, guard.c, quota.c).
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -701,22 +700,10 @@ static void rd_selector(struct pctx *c, const json_t *v)
  * "p1e1" as p10, stored under a name the client never wrote. */
 static int pct_parse(const char *s, double *out)
 {
-	const char *p = s;
+	const char *end;
 
-	while (isdigit((unsigned char)*p))
-		p++;
-	if (p == s)
+	if (vg_decimal_parse(s, out, &end) || *end)
 		return -EINVAL;
-	if (*p == '.') {
-		const char *f = ++p;
-		while (isdigit((unsigned char)*p))
-			p++;
-		if (p == f)
-			return -EINVAL;
-	}
-	if (*p)
-		return -EINVAL;
-	*out = strtod(s, NULL);
 	return *out <= 100 ? 0 : -EINVAL;
 }
 

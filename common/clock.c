@@ -174,9 +174,7 @@ static int parse_iso(const char *s, int64_t *out)
 	return 0;
 }
 
-/* A plain decimal number at s: digits, then optionally '.' and digits.
- * strtod alone also takes " 1", "0x10", "1e3", "inf": none is a time. */
-static int decimal(const char *s, double *v, const char **end)
+int vg_decimal_parse(const char *s, double *v, const char **end)
 {
 	const char *p = s;
 
@@ -201,7 +199,7 @@ int vg_duration_parse(const char *s, int64_t *out_ms)
 	const char *end;
 	double v, mul;
 
-	if (!s || decimal(s, &v, &end) || !(v <= 1e10))
+	if (!s || vg_decimal_parse(s, &v, &end) || !(v <= 1e10))
 		return -EINVAL;
 	if (!strcmp(end, "s") || !*end)
 		mul = 1;
@@ -238,7 +236,7 @@ int vg_time_parse(const char *s, int64_t now_ms, int64_t *out_ms)
 		if (parse_iso(s, &t))
 			return -EINVAL;
 	} else {
-		if (decimal(s, &v, &end) || *end || !(v <= VG_TIME_MAX_MS / 1000.0))
+		if (vg_decimal_parse(s, &v, &end) || *end || !(v <= VG_TIME_MAX_MS / 1000.0))
 			return -EINVAL;
 		t = (int64_t)(v * 1000);
 	}

@@ -60,5 +60,9 @@ int vg_time_parse(const char *s, int64_t now_ms, int64_t *out_ms);
  * unit s, m (or min), h, d or w ("90m", "2h", "1.5d"), at most 1e10 units.
  * Into *out_ms (>= 0). 0 or -EINVAL. Thread-safe. */
 int vg_duration_parse(const char *s, int64_t *out_ms);
+/* A plain decimal number at s: digits, then optionally '.' and digits,
+ * into *v, with *end after it. strtod alone also takes " 1", "0x10",
+ * "1e3", "inf", which no time, duration or percentile is. 0 or -EINVAL. */
+int vg_decimal_parse(const char *s, double *v, const char **end);
 
 #endif
