@@ -511,8 +511,8 @@ static uint8_t committed(struct vg_receiver *r, const struct vg_batch *b, int rc
 		return VG_ACK_DUPLICATE;
 	}
 	count(&r->stats.samples_received, b->nsamples);
-	if (r->o.store)
-		vg_store_get_stats(r->o.store, &ss);
+	if (r->o.store && vg_log_enabled(VG_LOG_DEBUG))
+		vg_store_get_stats(r->o.store, &ss); /* for the line below */
 	vg_debug("accepted batch host=%s stream=%016llx seq=%llu: %zu resources, "
 		 "%zu samples stored (%llu values wait in the store's cache)",
 		 b->host, (unsigned long long)b->stream,

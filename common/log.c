@@ -33,6 +33,11 @@ void vg_log_set_level(int level)
 	log_level = level;
 }
 
+int vg_log_enabled(int level)
+{
+	return level >= 0 && level <= log_level;
+}
+
 int vg_log_level_parse(const char *s)
 {
 	for (int i = 0; i < 4; i++)

@@ -24,6 +24,10 @@ enum vg_log_level {
 void vg_log_init(const char *progname, int level);
 void vg_log_set_level(int level);
 
+/* 1 when a line of this level would be printed: for a debug line whose
+ * arguments cost something to gather, on a hot path. */
+int vg_log_enabled(int level);
+
 /* Parse "error", "warn", "info", "debug"; -EINVAL if unknown. */
 int vg_log_level_parse(const char *s);
 
