@@ -68,11 +68,15 @@ struct vg_rrd_backend;
 
 /* Where a series lives. */
 struct vg_rrd_loc {
-	char path[PATH_MAX]; /* file (files) or path under the daemon's -b */
-	uint32_t owner;      /* engine's index of the holder (daemon); 0 */
-	const char *address; /* owner's address for rrd_graph --daemon, or
+	char path[PATH_MAX];  /* file (files) or path under the daemon's -b */
+	uint32_t owner;       /* engine's index of the holder (daemon); 0 */
+	const char *address;  /* owner's address for rrd_graph --daemon, or
 			       * NULL: read path directly (files). Owned by
 			       * the backend, valid until it is closed. */
+	const char *recorded; /* the address the placement record names when
+			       * it is not in [storage] daemons (owner is
+			       * then out of range), else NULL. Owned by the
+			       * backend, valid until it is closed. */
 };
 
 /* One timestamped value (t_ms strictly increasing within a call). */
@@ -299,6 +303,30 @@ void vg_rrd_rrdcached_placement(struct vg_rrd_backend *be, struct vg_store_place
  * ADDRS[0..n): the index of the address with the highest weight. Adding
  * an address moves a name only to the new address. */
 size_t vg_rrd_rendezvous(const char *name, const char *const *addrs, size_t n);
+
+/* Bound the receiver's write-through (vg_rrd_item.no_connect) on an
+ * rrdcached backend to a quarter of ACK_TIMEOUT_MS per wait on a daemon
+ * (at least 100 ms, at most the 10 s I/O timeout; 1,250 ms until set):
+ * what it cannot write in time is left to the storage thread, so an
+ * agent's batch is acknowledged before its ack timeout even when a
+ * daemon stalls behind a connection the receiver holds. Nothing for the
+ * files backend. Before the store is used from several threads. */
+void vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be, uint32_t ack_timeout_ms);
+
+/* The addresses the placement record names that are not in [storage]
+ * daemons, with the series recorded on each, into out[0..max); the count
+ * (0 for files). ask_record 0: as far as this backend knows them (its
+ * owners file, and what it looked up in the shared record: a map read);
+ * 1: with a shared record, the whole record (one query; the map when the
+ * database does not answer). Thread-safe. */
+size_t vg_rrd_rrdcached_unlisted(struct vg_rrd_backend *be, struct vg_store_unlisted *out,
+				 size_t max, int ask_record);
+
+/* Read the owners file at PATH into the map without taking it over (no
+ * line is appended to it): for a store that does not own the journal
+ * (`vigie-collector storage stats` beside a running collector). 0,
+ * -EINVAL (not rrdcached), -errno. */
+int vg_rrd_rrdcached_load_owners(struct vg_rrd_backend *be, const char *path);
 
 /* Fill out[0..max) for an rrdcached backend; the count (0 for files). */
 size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon *out,

@@ -142,6 +142,7 @@ static int files_locate(struct vg_rrd_backend *be, int rtype, const char *id,
 
 	loc->owner = 0;
 	loc->address = NULL;
+	loc->recorded = NULL;
 	loc->path[0] = '\0';
 	if (!tname)
 		return -EINVAL;

@@ -118,7 +118,16 @@
 #define POOL_MAX 8          /* idle clients kept per daemon */
 #define IO_TIMEOUT_MS 10000 /* each wait on a daemon (a FLUSH writes) */
 #define PROBE_MS 1000       /* a new connection's PING */
-#define BACKOFF_MIN_MS 250  /* after a failure, no new attempt before */
+/* The receiver's write-through waits on a daemon at most this long by
+ * default (vg_rrd_rrdcached_write_through_timeout sets it from the
+ * agents' ack timeout): well below an ack timeout, so a daemon that
+ * stalls behind a connection the receiver holds never makes an agent
+ * fail over (see client_idle) */
+#define WT_TIMEOUT_MS 1250
+#define WT_TIMEOUT_MIN_MS 100
+#define UNLISTED_MAX 16       /* unlisted addresses named (see struct rcd) */
+#define UNLISTED_TAG 0x10000u /* the owners map's value for unlisted[0] */
+#define BACKOFF_MIN_MS 250    /* after a failure, no new attempt before */
 #define BACKOFF_MAX_MS 2000
 #define CHUNK 256       /* timestamps per UPDATE */
 #define BATCH_ITEMS 512 /* series per BATCH round trip */
@@ -174,13 +183,25 @@ struct rcd {
 	pthread_mutex_t mu;    /* owners, owners_fd; taken inside the shared
 				* record's lock (its callbacks), never held
 				* while calling it */
-	struct vg_hmap owners; /* name -> (void *)(daemon index + 1) */
+	struct vg_hmap owners; /* name -> (void *)(daemon index + 1), or
+				* UNLISTED_TAG + k (unlisted[k]), or -1 (an
+				* unlisted address beyond the table) */
+	/* Addresses the record names that are not in [storage] daemons (a
+	 * daemon removed before its series were moved): kept to name them in
+	 * reads' errors and in health (vg_rrd_rrdcached_unlisted); a slot is
+	 * never reused, so loc->recorded stays valid. r->mu. */
+	struct {
+		char addr[256];
+		uint64_t series; /* names recorded on it now */
+	} unlisted[UNLISTED_MAX];
+	size_t nunlisted;
 	int owners_fd;
 	int owners_dirty;
 	char owners_path[PATH_MAX];        /* "" when none */
 	struct vg_placement *shared;       /* the shared record, or NULL */
 	int upload_pending;                /* the owners file not uploaded yet */
 	struct vg_rrd_backend_stats stats; /* __atomic */
+	int wt_timeout_ms;                 /* the receiver's bound per wait */
 };
 
 static void count(uint64_t *c, uint64_t n)
@@ -416,7 +437,16 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	return ret;
 }
 
+static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms);
+
 static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
+{
+	return client_get_bounded(d, rc, IO_TIMEOUT_MS);
+}
+
+/* client_get waiting at most io_ms per read or write on a new connection
+ * (its PING: at most PROBE_MS); an idle client is returned as it is. */
+static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
 {
 	struct vg_rrdcd *c = NULL;
 
@@ -432,8 +462,8 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
 	}
 	/* A PING with a short timeout first: a stalled daemon that still
 	 * takes connections is found in PROBE_MS, not IO_TIMEOUT_MS. */
-	if ((*rc = vg_rrdcd_connect(d->addr, PROBE_MS, &c)) == 0 &&
-	    ((*rc = vg_rrdcd_ping(c)) || (*rc = vg_rrdcd_set_timeout(c, IO_TIMEOUT_MS)))) {
+	if ((*rc = vg_rrdcd_connect(d->addr, io_ms < PROBE_MS ? io_ms : PROBE_MS, &c)) == 0 &&
+	    ((*rc = vg_rrdcd_ping(c)) || (*rc = vg_rrdcd_set_timeout(c, io_ms)))) {
 		client_broken(d, c);
 		return NULL;
 	}
@@ -467,8 +497,20 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
  * verifies then is what was sent since the last sync, which a sync in
  * flight has taken); NULL when d failed and has not answered a call
  * since (down, restarting, stalled: the storage thread reconnects and
- * verifies). */
-static struct vg_rrdcd *client_idle(struct daemon *d, int *rc)
+ * verifies).
+ *
+ * Every wait on the client it returns is bounded by io_ms (the backend's
+ * wt_timeout_ms, a fraction of the agents' ack timeout) until client_put
+ * gives it back: a daemon that stalls (SIGSTOP, a hung disk) behind a
+ * connection the receiver holds costs the batch io_ms once, not
+ * IO_TIMEOUT_MS. The connection is then closed (client_broken: no new
+ * attempt before the back-off, and d is down for the receiver until the
+ * storage thread reaches it again); the values not written stay in the
+ * store's cache and journal and the storage thread writes them, in order.
+ * What the stalled daemon takes later from the closed connection's
+ * socket is found as already stored when they are sent again
+ * (update_refused), never written twice. */
+static struct vg_rrdcd *client_idle(struct daemon *d, int *rc, int io_ms)
 {
 	struct vg_rrdcd *c = NULL;
 
@@ -476,8 +518,10 @@ static struct vg_rrdcd *client_idle(struct daemon *d, int *rc)
 	if (d->nidle)
 		c = d->idle[--d->nidle];
 	pthread_mutex_unlock(&d->mu);
-	if (!c && __atomic_load_n(&d->up, __ATOMIC_RELAXED))
-		c = client_get(d, rc);
+	if (c)
+		(void)vg_rrdcd_set_timeout(c, io_ms);
+	else if (__atomic_load_n(&d->up, __ATOMIC_RELAXED))
+		c = client_get_bounded(d, rc, io_ms);
 	return c;
 }
 
@@ -490,6 +534,7 @@ static void client_put(struct daemon *d, struct vg_rrdcd *c, int rc)
 		return;
 	}
 	(void)rc;
+	(void)vg_rrdcd_set_timeout(c, IO_TIMEOUT_MS); /* a receiver's bound ends */
 	__atomic_store_n(&d->up, 1, __ATOMIC_RELAXED);
 	__atomic_store_n(&d->backoff_ms, 0, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&d->mu);
@@ -639,6 +684,57 @@ static size_t addr_index(struct rcd *r, const char *addr)
 
 static void owner_note(struct rcd *r, const char *name, const char *addr);
 
+/* The unlisted slot a map value names, or -1 (a configured daemon, or an
+ * unlisted address beyond the table, or no value). */
+static int unlisted_slot(const void *v)
+{
+	uintptr_t u = (uintptr_t)v;
+
+	return u >= UNLISTED_TAG && u < UNLISTED_TAG + UNLISTED_MAX ? (int)(u - UNLISTED_TAG) : -1;
+}
+
+/* Put NAME -> ADDR in the owners map, counting the series recorded on
+ * unlisted addresses. r->mu held (or the backend not yet shared). 0 or
+ * -ENOMEM. */
+static int owner_put(struct rcd *r, const char *name, const char *addr)
+{
+	size_t idx = addr_index(r, addr);
+	void *nv;
+	int k, rc;
+
+	if (idx < r->nd) {
+		nv = (void *)(uintptr_t)(idx + 1);
+	} else {
+		size_t j;
+		for (j = 0; j < r->nunlisted && strcmp(r->unlisted[j].addr, addr); j++)
+			;
+		if (j == r->nunlisted && j < UNLISTED_MAX &&
+		    strlen(addr) < sizeof(r->unlisted[0].addr)) {
+			snprintf(r->unlisted[j].addr, sizeof(r->unlisted[j].addr), "%s", addr);
+			r->unlisted[j].series = 0;
+			r->nunlisted++;
+		}
+		nv = j < r->nunlisted ? (void *)(uintptr_t)(UNLISTED_TAG + j) : (void *)(uintptr_t)-1;
+	}
+	k = unlisted_slot(vg_hmap_gets(&r->owners, name));
+	if ((rc = vg_hmap_puts(&r->owners, name, nv)))
+		return rc;
+	if (k >= 0)
+		r->unlisted[k].series--;
+	if ((k = unlisted_slot(nv)) >= 0)
+		r->unlisted[k].series++;
+	return 0;
+}
+
+/* Forget NAME in the owners map (r->mu held). */
+static void owner_del(struct rcd *r, const char *name)
+{
+	int k = unlisted_slot(vg_hmap_dels(&r->owners, name));
+
+	if (k >= 0)
+		r->unlisted[k].series--;
+}
+
 /* The map's answer for a name the shared record was asked about and could
  * not answer (the database unreachable): not placed, never guessed. */
 #define UNPLACED ((void *)(uintptr_t)-2)
@@ -691,6 +787,7 @@ static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
 
 	loc->owner = 0;
 	loc->address = NULL;
+	loc->recorded = NULL;
 	if ((rc = series_name(rtype, id, metric, loc->path, sizeof(loc->path))))
 		return rc;
 	pthread_mutex_lock(&r->mu);
@@ -698,7 +795,12 @@ static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
 	pthread_mutex_unlock(&r->mu);
 	if (!v && r->shared)
 		v = shared_lookup(r, loc->path);
-	if (v == (void *)(uintptr_t)-1 || v == UNPLACED)
+	if (unlisted_slot(v) >= 0) {
+		/* recorded on a daemon no longer in [storage] daemons: say
+		 * which (its slot's address never changes) */
+		loc->owner = UINT32_MAX;
+		loc->recorded = r->unlisted[unlisted_slot(v)].addr;
+	} else if (v == (void *)(uintptr_t)-1 || v == UNPLACED)
 		loc->owner = UINT32_MAX; /* recorded on a daemon not configured,
 					  * or the shared record unreachable */
 	else
@@ -765,14 +867,12 @@ static void owner_note(struct rcd *r, const char *name, const char *addr)
 {
 	char line[VG_RRDCD_NAME_MAX + 300];
 	int n = snprintf(line, sizeof(line), "%s %s\n", addr, name);
-	size_t idx = addr_index(r, addr);
 
 	pthread_mutex_lock(&r->mu);
 	if (!strcmp(addr, "-"))
-		vg_hmap_dels(&r->owners, name);
+		owner_del(r, name);
 	else
-		vg_hmap_puts(&r->owners, name,
-			     idx < r->nd ? (void *)(uintptr_t)(idx + 1) : (void *)(uintptr_t)-1);
+		(void)owner_put(r, name, addr);
 	if (r->owners_fd >= 0 && n > 0 && (size_t)n < sizeof(line) &&
 	    write(r->owners_fd, line, (size_t)n) == n)
 		r->owners_dirty = 1;
@@ -814,7 +914,7 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 	pthread_mutex_lock(&r->mu);
 	void *known = vg_hmap_gets(&r->owners, loc->path);
 	pthread_mutex_unlock(&r->mu);
-	if (r->shared && !(known && known != (void *)(uintptr_t)-1 && loc->owner < r->nd)) {
+	if (r->shared && !(known && (uintptr_t)known <= r->nd && loc->owner < r->nd)) {
 		/* The shared record first: the first claim wins, and the file
 		 * goes to the winner's daemon (see collector/placement.c). A
 		 * name in the map is recorded there already (looked up,
@@ -1191,7 +1291,8 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 				u[j] = (struct vg_rrdcd_update){.file = it->loc->path, .n = it->n, .nds = 1, .ts = ts + off, .ts_ms = 1, .values = vals + off};
 				off += it->n;
 			}
-			c = items[idx[0]].no_connect ? client_idle(d, &rc) : client_get(d, &rc);
+			c = items[idx[0]].no_connect ? client_idle(d, &rc, r->wt_timeout_ms)
+						     : client_get(d, &rc);
 			if (!c) {
 				for (size_t j = 0; j < k; j++)
 					items[idx[j]].res.unavailable += items[idx[j]].n;
@@ -1611,19 +1712,14 @@ static int owners_load(struct rcd *r, const char *path, char *err, size_t errlen
 		return errno == ENOENT ? 0 : -errno;
 	while (fgets(line, sizeof(line), fp)) {
 		char *sp = strchr(line, ' '), *nl = strchr(line, '\n');
-		size_t idx;
 		if (!sp || !nl) /* a line torn by a crash: its create is redone */
 			continue;
 		*sp = *nl = '\0';
 		if (!strcmp(line, "-")) { /* a deleted series (owner_note) */
-			vg_hmap_dels(&r->owners, sp + 1);
+			owner_del(r, sp + 1);
 			continue;
 		}
-		for (idx = 0; idx < r->nd && strcmp(r->d[idx].addr, line); idx++)
-			;
-		if (vg_hmap_puts(&r->owners, sp + 1,
-				 idx < r->nd ? (void *)(uintptr_t)(idx + 1)
-					     : (void *)(uintptr_t)-1)) {
+		if (owner_put(r, sp + 1, line)) {
 			fclose(fp);
 			snprintf(err, errlen, "store: out of memory");
 			return -ENOMEM;
@@ -1652,6 +1748,7 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 	}
 	r->be.ops = &rcd_ops;
 	r->owners_fd = -1;
+	r->wt_timeout_ms = WT_TIMEOUT_MS;
 	pthread_mutex_init(&r->mu, NULL);
 	vg_hmap_init(&r->owners);
 	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -1789,6 +1886,71 @@ void vg_rrd_rrdcached_placement(struct vg_rrd_backend *be, struct vg_store_place
 }
 
 /* Each daemon's state for health and metrics. */
+void vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be, uint32_t ack_timeout_ms)
+{
+	uint32_t ms = ack_timeout_ms / 4;
+
+	if (!be || be->ops != &rcd_ops)
+		return;
+	ms = ms < WT_TIMEOUT_MIN_MS ? WT_TIMEOUT_MIN_MS : ms > IO_TIMEOUT_MS ? IO_TIMEOUT_MS
+									     : ms;
+	((struct rcd *)be)->wt_timeout_ms = (int)ms;
+}
+
+struct unlisted_acc {
+	struct rcd *r;
+	struct vg_store_unlisted *out;
+	size_t max, n;
+};
+
+static void unlisted_each(void *ctx, const char *addr, uint64_t names)
+{
+	struct unlisted_acc *a = ctx;
+
+	if (addr_index(a->r, addr) != SIZE_MAX || a->n >= a->max)
+		return;
+	snprintf(a->out[a->n].address, sizeof(a->out[0].address), "%s", addr);
+	a->out[a->n++].series = names;
+}
+
+size_t vg_rrd_rrdcached_unlisted(struct vg_rrd_backend *be, struct vg_store_unlisted *out,
+				 size_t max, int ask_record)
+{
+	struct rcd *r = (struct rcd *)be;
+	size_t n = 0;
+
+	if (!be || be->ops != &rcd_ops)
+		return 0;
+	if (ask_record && r->shared) {
+		struct unlisted_acc a = {r, out, max, 0};
+		if (!vg_placement_addresses(r->shared, unlisted_each, &a))
+			return a.n;
+	}
+	pthread_mutex_lock(&r->mu);
+	for (size_t k = 0; k < r->nunlisted && n < max; k++) {
+		if (!r->unlisted[k].series)
+			continue;
+		snprintf(out[n].address, sizeof(out[n].address), "%s", r->unlisted[k].addr);
+		out[n++].series = r->unlisted[k].series;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return n;
+}
+
+int vg_rrd_rrdcached_load_owners(struct vg_rrd_backend *be, const char *path)
+{
+	struct rcd *r = (struct rcd *)be;
+	char err[128];
+	int rc;
+
+	if (!be || be->ops != &rcd_ops || !path)
+		return -EINVAL;
+	pthread_mutex_lock(&r->mu);
+	rc = owners_load(r, path, err, sizeof(err));
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
 size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon *out,
 			      size_t max)
 {

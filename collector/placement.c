@@ -231,6 +231,8 @@ struct one {
 	const char *addr;
 	char *out;
 	size_t outlen;
+	vg_placement_address_fn *each; /* vg_placement_addresses */
+	void *ctx;
 };
 
 /* The statements of one call (mu held, connected): >= 0 or -errno. */
@@ -292,6 +294,32 @@ int vg_placement_lookup(struct vg_placement *p, const char *name, char *addr, si
 	const struct one a = {.name = name, .out = addr, .outlen = addrlen};
 
 	return call_one(p, &p->st.lookups, lookup_one, &a, "looking up a series' daemon");
+}
+
+/* Every address and its count of names, to a->each. 0 or -errno. */
+static int addresses_all(struct vg_placement *p, const struct one *a)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if ((rc = vg_db_prepare(p->db,
+				"SELECT address, count(*) FROM series_owners GROUP BY address",
+				&st)))
+		return rc;
+	while ((rc = vg_db_step(st)) == 1)
+		a->each(a->ctx, vg_db_column_text(st, 0) ?: "",
+			(uint64_t)vg_db_column_int64(st, 1));
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
+int vg_placement_addresses(struct vg_placement *p, vg_placement_address_fn *each, void *ctx)
+{
+	const struct one a = {.each = each, .ctx = ctx};
+
+	if (!p || !each)
+		return -EINVAL;
+	return call_one(p, NULL, addresses_all, &a, "counting the series on each daemon");
 }
 
 static int claim_one(struct vg_placement *p, const struct one *a)

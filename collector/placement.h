@@ -87,6 +87,14 @@ int vg_placement_upload(struct vg_placement *p, const char *const *names,
 			const char *const *addrs, size_t n, vg_placement_conflict_fn *conflict,
 			void *ctx);
 
+/* One address of the record and how many names it holds. */
+typedef void vg_placement_address_fn(void *ctx, const char *addr, uint64_t names);
+
+/* Call each(ctx, address, names) for every address the record names (one
+ * GROUP BY over the record: for `vigie-collector storage stats`, not for
+ * a hot path). 0 or -errno (the database does not answer). */
+int vg_placement_addresses(struct vg_placement *p, vg_placement_address_fn *each, void *ctx);
+
 /* Copy the counters (struct vg_store_placement, vigie/store.h; shared is
  * 1). Accepts NULL (all zero). */
 void vg_placement_get_stats(struct vg_placement *p, struct vg_store_placement *out);

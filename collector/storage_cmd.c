@@ -136,6 +136,15 @@ static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
 			     "-b directories\n",
 			cfg->storage_daemons[0] ? cfg->storage_daemons : cfg->storage_backend,
 			cfg->storage_backend);
+	{ /* placements on a daemon removed from the list: unreadable */
+		struct vg_store_unlisted ul[64];
+		size_t nu = vg_store_unlisted(s, ul, sizeof(ul) / sizeof(ul[0]), 1);
+		for (size_t i = 0; i < nu; i++)
+			fprintf(out, "%s: %llu series recorded on it, not in [storage] daemons: "
+				     "their reads answer 503; list it again and move them "
+				     "(vigie-collector storage move) before removing it\n",
+				ul[i].address, (unsigned long long)ul[i].series);
+	}
 	vg_store_close(s);
 	vg_registry_close(reg);
 	return urc && urc != -ENOTSUP ? 1 : 0;

@@ -502,6 +502,12 @@ size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t 
 	return s && s->be ? vg_rrd_rrdcached_state(s->be, out, max) : 0;
 }
 
+size_t vg_store_unlisted(struct vg_store *s, struct vg_store_unlisted *out, size_t max,
+			 int whole_record)
+{
+	return s && s->be ? vg_rrd_rrdcached_unlisted(s->be, out, max, whole_record) : 0;
+}
+
 void vg_store_placement(struct vg_store *s, struct vg_store_placement *out)
 {
 	if (s && s->be)
@@ -533,6 +539,11 @@ int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *m
 	}
 	if (loc.address && (size_t)snprintf(addr, addrlen, "%s", loc.address) >= addrlen)
 		return -ENAMETOOLONG;
+	if (loc.recorded) { /* on a daemon no longer listed: name it */
+		if (addrlen)
+			snprintf(addr, addrlen, "%s", loc.recorded);
+		return -EADDRNOTAVAIL;
+	}
 	rc = s->be->ops->last_ms(s->be, &loc, &last);
 	return rc == -ENOENT || rc == -EHOSTUNREACH ? rc : rc ? -EIO
 							      : 0;
@@ -1986,6 +1997,16 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 			 * the shared state's (collector/placement.c). */
 			if (!rc && vg_placement_wanted(cfg->state_url))
 				rc = vg_rrd_rrdcached_share(s->be, cfg->state_url, err, errlen);
+			/* the receiver's waits on a daemon: well within the
+			 * agents' ack timeout ([agent] ack_timeout_ms) */
+			if (!rc)
+				vg_rrd_rrdcached_write_through_timeout(s->be,
+								       cfg->agent_ack_timeout_ms);
+			/* beside a running collector (storage stats): its
+			 * record read, not taken over, so the placements on
+			 * unlisted daemons are known here too */
+			if (!rc && !s->owner)
+				(void)vg_rrd_rrdcached_load_owners(s->be, owners);
 		} else if (cfg->storage_backend[0] && strcmp(cfg->storage_backend, "files")) {
 			snprintf(err, errlen, "store: unknown [storage] backend '%s'",
 				 cfg->storage_backend);

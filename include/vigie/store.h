@@ -152,6 +152,22 @@ struct vg_store_daemon {
  * Thread-safe. */
 size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max);
 
+/* An address the placement record names that is not in [storage] daemons
+ * (a daemon removed from the list before its series were moved): reads
+ * of its series answer 503 naming it; move them (`vigie-collector
+ * storage move`) before removing a daemon (docs/operations.md). */
+struct vg_store_unlisted {
+	char address[256];
+	uint64_t series; /* series recorded on it (known to this store) */
+};
+/* Fill out[0..max) with them; the count (0 for files, or none).
+ * whole_record 0: the series this store knows (its owners record and
+ * what it looked up: cheap, for /v1/health and /metrics); 1: with a
+ * shared placement record, all of it (one query over the record, for
+ * `vigie-collector storage stats`). Thread-safe. */
+size_t vg_store_unlisted(struct vg_store *s, struct vg_store_unlisted *out, size_t max,
+			 int whole_record);
+
 /* The shared placement record (rrdcached backend with PostgreSQL state:
  * which daemon holds each series, collector/placement.c). */
 struct vg_store_placement {
@@ -226,7 +242,9 @@ const char *vg_store_policy_name(const struct vg_store *s, const char *metric);
  * ADDR). Checks that the series exists (through its daemon, which writes
  * it out first, so what the reader sees is fresh). 0, -EINVAL (bad name),
  * -ENAMETOOLONG, -ENOENT (no such series), -EHOSTUNREACH (its daemon
- * does not answer: addr names it), -EIO. */
+ * does not answer: addr names it, or is "" when the shared placement
+ * record does not answer), -EADDRNOTAVAIL (recorded on a daemon that is
+ * not in [storage] daemons: addr names the recorded address), -EIO. */
 int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
 		    char *path, size_t pathlen, char *addr, size_t addrlen);
 

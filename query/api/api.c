@@ -270,13 +270,20 @@ int vg_api_reply_unreachable(struct vg_http_resp *resp, struct vg_store *store, 
 			     const char *res, const char *metric)
 {
 	char path[1024], addr[256] = "";
+	int rc = vg_store_locate(store, rtype, res, metric, path, sizeof(path), addr,
+				 sizeof(addr));
 
-	(void)vg_store_locate(store, rtype, res, metric, path, sizeof(path), addr,
-			      sizeof(addr));
-	/* No address: the series is recorded on a daemon that is not (or no
-	 * longer) in [storage] daemons, or the shared placement record does
-	 * not answer; the store does not say which, so name both. */
-	if (addr[0])
+	/* No address: the series is recorded on an address not in [storage]
+	 * daemons that the store could not keep (more than it names), or the
+	 * shared placement record does not answer; name both. */
+	if (rc == -EADDRNOTAVAIL)
+		vg_http_reply_error(resp, 503,
+				    "'%s' of '%s' is recorded on the storage daemon %s, which is "
+				    "not in [storage] daemons: list it again, or move its series "
+				    "(vigie-collector storage move) before removing it "
+				    "(/v1/health lists unlisted_daemons)",
+				    metric, res, addr);
+	else if (addr[0])
 		vg_http_reply_error(resp, 503,
 				    "the storage daemon %s holding '%s' of '%s' does not answer "
 				    "(/v1/health lists the daemons)",
@@ -342,7 +349,7 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct vg_store_stats ss = {0};
 	struct vg_store_daemon dm[16];
 	size_t nd = 0, down = 0;
-	json_t *o, *daemons = NULL, *state = NULL;
+	json_t *o, *daemons = NULL, *state = NULL, *unlisted = NULL;
 	char now[32], serr[256] = "";
 	int shared = 0, state_rc = 0;
 
@@ -376,14 +383,30 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 					  dm[i].error));
 		}
 	}
-	if (ss.write_errors || down || state_rc)
+	if (store) {
+		/* series recorded on a daemon no longer listed: their reads
+		 * answer 503 until it is listed again (docs/operations.md,
+		 * "Moving series between daemons") */
+		struct vg_store_unlisted ul[16];
+		size_t nu = vg_store_unlisted(store, ul, sizeof(ul) / sizeof(ul[0]), 0);
+		if (nu) {
+			unlisted = json_array();
+			for (size_t i = 0; i < nu; i++)
+				json_array_append_new(unlisted,
+						      json_pack("{s:s,s:I}", "address", ul[i].address,
+								"series", (json_int_t)ul[i].series));
+		}
+	}
+	if (ss.write_errors || down || state_rc || unlisted)
 		o = json_pack("{s:s,s:s,s:s,s:I,s:s}", "status", "degraded", "version",
 			      VG_VERSION, "time", now, "store_write_errors",
 			      (json_int_t)ss.write_errors, "reason",
-			      state_rc ? "the state database does not answer; see \"state_db\""
-			      : down   ? "a storage daemon does not answer; see \"storage\""
-				       : "values could not be written to their "
-					 "RRD files; see the collector's log");
+			      state_rc   ? "the state database does not answer; see \"state_db\""
+			      : down     ? "a storage daemon does not answer; see \"storage\""
+			      : unlisted ? "series are recorded on a storage daemon that is not in "
+					   "[storage] daemons; see \"unlisted_daemons\""
+					 : "values could not be written to their "
+					   "RRD files; see the collector's log");
 	else
 		o = json_pack("{s:s,s:s,s:s}", "status", "ok", "version", VG_VERSION,
 			      "time", now);
@@ -391,6 +414,8 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 		json_object_set_new(o, "state_db", state);
 	if (daemons)
 		json_object_set_new(o, "storage", daemons);
+	if (unlisted)
+		json_object_set_new(o, "unlisted_daemons", unlisted);
 	if (store) { /* the shared placement record (docs/operations.md) */
 		struct vg_store_placement pl;
 		vg_store_placement(store, &pl);

@@ -431,9 +431,16 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 		if (vg_name_valid(met[i]) &&
 		    (rc = vg_store_locate(store, l->rtype, res[i], met[i], l->path,
 					  sizeof(l->path), l->daemon, sizeof(l->daemon))) ==
-			    -EHOSTUNREACH) {
+			    -EHOSTUNREACH &&
+		    l->daemon[0]) {
 			rc = vg_http_reply_error(resp, 503, "storage host %s does not answer",
 						 l->daemon);
+			goto out;
+		}
+		if (rc == -EHOSTUNREACH || rc == -EADDRNOTAVAIL) {
+			/* recorded on an unlisted daemon, or the placement
+			 * record does not answer: the measures' own answer */
+			rc = vg_api_reply_unreachable(resp, store, l->rtype, res[i], met[i]);
 			goto out;
 		}
 		if (!vg_name_valid(met[i]) || rc) {

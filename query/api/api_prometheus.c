@@ -441,6 +441,24 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				}
 			}
 		}
+		{ /* series recorded on a daemon not in [storage] daemons */
+			struct vg_store_unlisted ul[16];
+			size_t nu = vg_store_unlisted(store, ul, sizeof(ul) / sizeof(ul[0]), 0);
+			if (nu)
+				family(b, "vigie_storage_unlisted_series", "gauge",
+				       "Series recorded on a storage daemon that is not in [storage] "
+				       "daemons (their reads answer 503; move them before removing "
+				       "a daemon)");
+			for (size_t i = 0; i < nu; i++) {
+				char lab[256];
+				size_t j = 0;
+				for (const char *c = ul[i].address; *c && j < sizeof(lab) - 1; c++)
+					lab[j++] = *c == '"' || *c == '\\' || *c == '\n' ? '_' : *c;
+				lab[j] = '\0';
+				vg_buf_printf(b, "vigie_storage_unlisted_series{daemon=\"%s\"} %llu\n",
+					      lab, (unsigned long long)ul[i].series);
+			}
+		}
 		{
 			struct vg_store_placement pl;
 			vg_store_placement(store, &pl);

@@ -4,7 +4,9 @@
 # docs/scaling.md "Adding or removing a storage node" warns against) is not
 # created again elsewhere: the API answers 503 with Retry-After, and the
 # message says why (the daemon is not listed) instead of blaming an
-# "(unknown)" daemon that "does not answer". Times come from the agent's
+# "(unknown)" daemon that "does not answer": it names the recorded
+# daemon's address, and /v1/health, /metrics and `vigie-collector storage
+# stats` report the series recorded on it. Times come from the agent's
 # synthetic clock.
 . "$(dirname "$0")/lib.sh"
 
@@ -38,9 +40,32 @@ code=$(curl -s -o "$TMP/m.json" -D "$TMP/m.hdr" -w '%{http_code}' -H "Authorizat
 eq "a series on an unlisted daemon answers 503" "$code" 503
 diag "$(cat "$TMP/m.json")"
 check "... with Retry-After" grep -qi '^Retry-After:' "$TMP/m.hdr"
-check "... saying it is recorded on a daemon not in [storage] daemons" \
-  grep -qF "is recorded on a storage daemon that is not in [storage] daemons" "$TMP/m.json"
+check "... naming the recorded daemon, not in [storage] daemons" \
+  grep -qF "is recorded on the storage daemon $A, which is not in [storage] daemons" "$TMP/m.json"
 check "... naming no '(unknown)' daemon" bash -c "! grep -qF '(unknown)' '$TMP/m.json'"
+G="/v1/graph?resource=ud-host&metric=host.instances&start=$START&end=$((START + 600))"
+code=$(curl -s -o "$TMP/g.json" -w '%{http_code}' -H "Authorization: Bearer $ADMIN_TOKEN" \
+  "http://127.0.0.1:$HPORT$G")
+eq "its graph answers 503 too" "$code" 503
+check "... naming the recorded daemon" grep -qF "storage daemon $A, which is not" "$TMP/g.json"
 check "nothing was created on daemon b" bash -c "[[ ! -e '$RRDCACHED_BASE/host/ud-host/host.instances.rrd' ]]"
+# the operator sees the orphaned placements: health, /metrics, storage stats
+curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$HPORT/v1/health" >"$TMP/h.json"
+diag "$(jq -c '{status, reason, unlisted_daemons}' "$TMP/h.json")"
+eq "/v1/health is degraded" "$(jq -r .status "$TMP/h.json")" degraded
+eq "... listing the unlisted daemon" "$(jq -r '.unlisted_daemons[0].address' "$TMP/h.json")" "$A"
+check "... with the series recorded on it" \
+  test "$(jq -r '.unlisted_daemons[0].series' "$TMP/h.json")" -ge 10
+check "/metrics counts them" bash -c "curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' \
+  http://127.0.0.1:$HPORT/metrics | grep -E '^vigie_storage_unlisted_series\\{daemon=\"$A\"\\} [1-9]'"
+"$BIN/vigie-collector" --config "$TMP/vigie.conf" --data-dir "$DATA" storage stats \
+  >"$TMP/stats.out" 2>&1
+diag "$(grep -F "$A" "$TMP/stats.out")"
+check "storage stats beside the collector names it" \
+  grep -qE "^$A: [1-9][0-9]* series recorded on it, not in \[storage\] daemons" "$TMP/stats.out"
 stop_pid "$COLLECTOR_PID"
+"$BIN/vigie-collector" --config "$TMP/vigie.conf" --data-dir "$DATA" storage stats \
+  >"$TMP/stats2.out" 2>&1
+check "storage stats with the collector stopped names it" \
+  grep -qE "^$A: [1-9][0-9]* series recorded on it, not in \[storage\] daemons" "$TMP/stats2.out"
 done_testing
