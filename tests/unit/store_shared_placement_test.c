@@ -407,6 +407,31 @@ static void test_owners_file_uploaded_and_deletions_kept(void **state)
 	assert_string_equal(addr, d[0].unix_addr);
 	assert_int_equal(vg_placement_lookup(p, "host/up3/m.rrd", addr, sizeof(addr)), 1);
 	assert_string_equal(addr, "storage9:42217");
+	/* a series on an address not configured: its reads name it, and the
+	 * address is reported with the series recorded on it (the map: what
+	 * this backend knows; the whole record: one query) */
+	{
+		struct vg_store_unlisted ul[4];
+		assert_int_equal(be->ops->locate(be, VG_RT_HOST, "up3", "m", &loc), 0);
+		assert_int_equal(loc.owner, UINT32_MAX);
+		assert_null(loc.address);
+		assert_non_null(loc.recorded);
+		assert_string_equal(loc.recorded, "storage9:42217");
+		assert_int_equal(vg_placement_claim(p, "host/up4/m.rrd", "storage9:42217", addr,
+						    sizeof(addr)),
+				 0);
+		assert_int_equal(vg_rrd_rrdcached_unlisted(be, ul, 4, 0), 1);
+		assert_string_equal(ul[0].address, "storage9:42217");
+		assert_int_equal(ul[0].series, 1);
+		assert_int_equal(vg_rrd_rrdcached_unlisted(be, ul, 4, 1), 1);
+		assert_string_equal(ul[0].address, "storage9:42217");
+		assert_int_equal(ul[0].series, 2);
+		/* looked up, it is known to the map too */
+		assert_int_equal(be->ops->locate(be, VG_RT_HOST, "up4", "m", &loc), 0);
+		assert_string_equal(loc.recorded, "storage9:42217");
+		assert_int_equal(vg_rrd_rrdcached_unlisted(be, ul, 4, 0), 1);
+		assert_int_equal(ul[0].series, 2);
+	}
 	/* the record won */
 	assert_int_equal(be->ops->locate(be, VG_RT_HOST, "up1", "m", &loc), 0);
 	assert_string_equal(loc.address, d[0].unix_addr);
