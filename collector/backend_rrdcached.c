@@ -39,7 +39,15 @@
  * connects again. A sync also keeps a few connections of its own per
  * daemon, FLUSH only, to keep several FLUSHes waiting at once (see
  * flush_sent). Each daemon's state (up, errors, last error) is kept
- * for health reporting.
+ * for health reporting. Every wait is bounded: IO_TIMEOUT_MS for the
+ * storage thread, a quarter of the agents' ack timeout for the
+ * receiver's write-through (client_idle), so a stalled daemon never
+ * delays an ack past it.
+ *
+ * Unlisted daemons. A series recorded on an address no longer in
+ * [storage] daemons is never placed again elsewhere (above); the map
+ * keeps the address (UNLISTED_MAX of them, counted) so reads answer an
+ * error naming it and health reports the series recorded on it.
  *
  * Durability. rrdcached acknowledges an UPDATE when the values are in its
  * cache (and, with -j, in its buffered journal): not durable, and without

@@ -27,11 +27,10 @@
 # is answered RETRY (it cannot be created), which is not this test's case.
 # Before the fix (the primary's receiver reconnecting and checking the
 # ~1,500 files sent before the restart itself) the agent moved and series
-# missed minutes. Not covered by the fix, and a race here: a daemon that
-# stalls behind a connection the collector already verified still holds
-# the receiver for the I/O timeout once (docs/scaling.md); the storage
+# missed minutes. A daemon that stalls behind a connection the receiver
+# already holds is shared_daemon_stall_test.sh's case (here the storage
 # thread would have to reconnect in the moment between the restart and
-# the SIGSTOP. SKIP, with the reason, only when PostgreSQL
+# the SIGSTOP). SKIP, with the reason, only when PostgreSQL
 # or rrdcached cannot run.
 source "$(dirname "$0")/lib.sh"
 
