@@ -58,7 +58,8 @@ char *vg_time_format(int64_t ms, char *buf, size_t len);
 int vg_time_parse(const char *s, int64_t now_ms, int64_t *out_ms);
 /* Parse a duration: a plain decimal number of seconds, optionally with a
  * unit s, m (or min), h, d or w ("90m", "2h", "1.5d"), at most 1e10 units.
- * Into *out_ms (>= 0). 0 or -EINVAL. Thread-safe. */
+ * Into *out_ms (>= 0). 0 or -EINVAL. Thread-safe. Stricter than the
+ * configuration's vg_parse_duration (vigie/config.h says how). */
 int vg_duration_parse(const char *s, int64_t *out_ms);
 /* A plain decimal number at s: digits, then optionally '.' and digits,
  * into *v, with *end after it. strtod alone also takes " 1", "0x10",

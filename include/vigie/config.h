@@ -188,7 +188,12 @@ int vg_config_parse_archives(const char *s, struct vg_archive *out,
 			     size_t max, size_t *n);
 
 /* Parse a duration like "90", "1.5", "2s", "5m", "3h", "15d" into seconds.
- * 0 or -EINVAL. */
+ * 0 or -EINVAL. The number is strtod's, so configuration files (and the
+ * alarm rules' durations) may hold "1e3", "0x10", ".5", "5." or "+5",
+ * which vigie/clock.h's vg_duration_parse (the API's times and
+ * durations: plain decimals only, also "min", to 1e10 units, whole
+ * milliseconds) refuses; it takes "10min", which this refuses. The two
+ * are kept apart so that neither starts refusing what it accepted. */
 int vg_parse_duration(const char *s, double *seconds);
 
 #endif
