@@ -453,7 +453,9 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
 }
 
 /* client_get waiting at most io_ms per read or write on a new connection
- * (its PING: at most PROBE_MS); an idle client is returned as it is. */
+ * (its PING: at most PROBE_MS); an idle client is returned as it is. With
+ * io_ms below IO_TIMEOUT_MS (the receiver) a verification already running
+ * on another connection makes it answer NULL (-EHOSTUNREACH) at once. */
 static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
 {
 	struct vg_rrdcd *c = NULL;
@@ -488,8 +490,19 @@ static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
 	/* A new connection may reach a daemon that restarted and lost what
 	 * it had accepted and not yet written: before anything newer is sent
 	 * on it (which would make the loss final and invisible), check every
-	 * file sent to and not yet verified on this daemon. */
-	pthread_mutex_lock(&d->vmu);
+	 * file sent to and not yet verified on this daemon. The receiver
+	 * (a bound below IO_TIMEOUT_MS) does not queue behind another
+	 * thread's verification, which may wait IO_TIMEOUT_MS per file: it
+	 * leaves the batch's values to the storage thread. */
+	if (io_ms < IO_TIMEOUT_MS) {
+		if (pthread_mutex_trylock(&d->vmu)) {
+			vg_rrdcd_close(c);
+			*rc = -EHOSTUNREACH;
+			return NULL;
+		}
+	} else {
+		pthread_mutex_lock(&d->vmu);
+	}
 	*rc = check_sent(d, c, NULL, 0, NULL, 1);
 	pthread_mutex_unlock(&d->vmu);
 	if (*rc) {
