@@ -720,7 +720,7 @@ static int unlisted_slot(const void *v)
 static int owner_put(struct rcd *r, const char *name, const char *addr)
 {
 	size_t idx = addr_index(r, addr);
-	void *nv;
+	void *nv, *old = NULL;
 	int k, rc;
 
 	if (idx < r->nd) {
@@ -737,10 +737,9 @@ static int owner_put(struct rcd *r, const char *name, const char *addr)
 		}
 		nv = j < r->nunlisted ? (void *)(uintptr_t)(UNLISTED_TAG + j) : (void *)(uintptr_t)-1;
 	}
-	k = unlisted_slot(vg_hmap_gets(&r->owners, name));
-	if ((rc = vg_hmap_puts(&r->owners, name, nv)))
+	if ((rc = vg_hmap_put(&r->owners, name, strlen(name), nv, &old)))
 		return rc;
-	if (k >= 0)
+	if ((k = unlisted_slot(old)) >= 0)
 		r->unlisted[k].series--;
 	if ((k = unlisted_slot(nv)) >= 0)
 		r->unlisted[k].series++;
