@@ -73,7 +73,8 @@
  *    only moves up (CASE WHEN old > new ...), so a meter saving the
  *    parent row it read earlier cannot turn it back off.
  * Taken at once and in key order, two meters' advisory locks cannot form
- * a cycle. One through row locks still can (a disk marking a parent that
+ * a cycle; a group of batches in one transaction takes the locks of all
+ * its batches at once too, before the first ("Groups" below). One through row locks still can (a disk marking a parent that
  * is not in its batch, with Q_HAS_DISKS, while another meter holds that
  * parent's lock); the server breaks it (40P01 -> -EBUSY) and
  * vg_db_transact runs the losing batch again from the start, from fresh
@@ -665,11 +666,12 @@ static int lock_key(char **a, size_t *len, size_t *cap, const char *pre,
 	return 0;
 }
 
-/* PostgreSQL: the batch's resource locks, and its host's sightings lock
- * (keyed "sightings:" + host), in one statement, in the order of their
- * keys, so two meters never wait for each other in a cycle. The ids
- * travel as one text[] literal: {"a","b"} with " and \ escaped. */
-static int rows_lock_pg(struct vg_bill_meter *m, const char *host)
+/* PostgreSQL: the resource locks of m->rows, and the sightings locks of
+ * hosts[0..nhosts) (keyed "sightings:" + host), in one statement, in the
+ * order of their keys, so two meters never wait for each other in a
+ * cycle: a batch's rows and host, or a whole group's (group_lock_pg). The
+ * ids travel as one text[] literal: {"a","b"} with " and \ escaped. */
+static int rows_lock_pg(struct vg_bill_meter *m, const char *const *hosts, size_t nhosts)
 {
 	size_t cap = 64, len = 0, pos = 0;
 	const struct vg_hmap_entry *e;
@@ -682,8 +684,8 @@ static int rows_lock_pg(struct vg_bill_meter *m, const char *host)
 	a[len++] = '{';
 	while (!rc && (e = vg_hmap_next(&m->rows, &pos)))
 		rc = lock_key(&a, &len, &cap, "", e->key, e->klen);
-	if (!rc && host)
-		rc = lock_key(&a, &len, &cap, "sightings:", host, strlen(host));
+	for (size_t i = 0; !rc && i < nhosts; i++)
+		rc = lock_key(&a, &len, &cap, "sightings:", hosts[i], strlen(hosts[i]));
 	if (rc) {
 		free(a);
 		return rc;
@@ -822,7 +824,8 @@ static int rows_prefetch(struct vg_bill_meter *m, const struct vg_batch *b)
 
 	if ((rc = rows_collect(m, b)) || !vg_hmap_count(&m->rows))
 		return rc;
-	if (vg_db_engine(m->db) == VG_DB_POSTGRESQL && (rc = rows_lock_pg(m, host)))
+	if (vg_db_engine(m->db) == VG_DB_POSTGRESQL &&
+	    (rc = rows_lock_pg(m, &host, host ? 1 : 0)))
 		return rc;
 	return rows_read(m, host, NULL);
 }
@@ -2455,7 +2458,8 @@ static int rows_send(struct vg_bill_meter *m, const char *host, struct vg_db_stm
 	const struct vg_hmap_entry *e = vg_hmap_next(&m->rows, &pos);
 	int rc;
 
-	if ((rc = rows_lock_pg(m, host)) || (rc = fetch_bind(m, host, &pos, &e, fetch)) ||
+	if ((rc = rows_lock_pg(m, &host, host ? 1 : 0)) ||
+	    (rc = fetch_bind(m, host, &pos, &e, fetch)) ||
 	    (rc = vg_db_query_queued(*fetch)))
 		return rc;
 	return vg_db_flush(m->db);
@@ -2505,7 +2509,22 @@ static void meter_begin(void *ctx, const struct vg_batch *b)
  * batch reads the rows as the earlier ones left them (its own
  * transaction's writes), and the locks it takes are held to the COMMIT
  * (on PostgreSQL advisory locks of the same key nest). What it saves is a
- * COMMIT (a wait for the server and a WAL flush) per batch. Any failure
+ * COMMIT (a wait for the server and a WAL flush) per batch.
+ * Locks. Taken batch by batch, a group's locks would be taken in the
+ * order of its batches, and another collector's group of the same
+ * resources in another order (two hosts' batches arriving in the other
+ * order, a resource named by two hosts' batches during a migration)
+ * could hold what this one waits for and wait for what it holds: the
+ * server would detect the deadlock only after deadlock_timeout (1 s by
+ * default) and abort one group, applied again batch by batch. So on
+ * PostgreSQL group_begin first takes the locks of the union of the
+ * group's batches (their resources and their hosts' sightings) in one
+ * statement, in key order (group_lock_pg, queued with BEGIN: no round
+ * trip of its own); each batch's own lock statement then finds them
+ * held (advisory locks of one key nest). Two groups, or a group and a
+ * single batch, thus take their common locks in one global order and
+ * cannot wait for each other in a cycle. sqlite needs nothing: BEGIN
+ * IMMEDIATE lets one writer in at a time. Any failure
  * (a statement's error, a deadlock with another collector, a COMMIT
  * refused) rolls the whole group back and group_end applies each batch
  * again alone through vg_bill_meter_batch, so its result and its error
@@ -2552,6 +2571,29 @@ static void group_send(struct vg_bill_meter *m, const struct vg_batch *b)
 	m->gnext = b;
 }
 
+/* PostgreSQL: the locks of every batch of the group (b[0..n)) at once,
+ * in key order ("Locks" above). Queued: the error, if any, comes back
+ * with the first batch's read. */
+static int group_lock_pg(struct vg_bill_meter *m, const struct vg_batch *const *b, size_t n)
+{
+	const char *hosts[VG_DISPATCH_GROUP_MAX];
+	size_t nh = 0;
+	int rc = 0;
+
+	if (n > VG_DISPATCH_GROUP_MAX)
+		return -EINVAL; /* vg_dispatch_group never makes one */
+	rows_forget(m);
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = rows_collect(m, b[i]);
+		if (batch_host(b[i]))
+			hosts[nh++] = batch_host(b[i]);
+	}
+	if (!rc && (vg_hmap_count(&m->rows) || nh))
+		rc = rows_lock_pg(m, hosts, nh);
+	rows_forget(m);
+	return rc;
+}
+
 static void meter_group_begin(void *ctx, const struct vg_batch *const *b, size_t n)
 {
 	struct vg_bill_meter *m = ctx;
@@ -2563,7 +2605,8 @@ static void meter_group_begin(void *ctx, const struct vg_batch *const *b, size_t
 	m->gnext = NULL;
 	memset(&m->gst, 0, sizeof(m->gst));
 	m->group = G_OPEN;
-	if (vg_db_in_transaction(m->db) || vg_db_begin(m->db)) {
+	if (vg_db_in_transaction(m->db) || vg_db_begin(m->db) ||
+	    (vg_db_engine(m->db) == VG_DB_POSTGRESQL && group_lock_pg(m, b, n))) {
 		group_fail(m);
 		return;
 	}

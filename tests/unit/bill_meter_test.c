@@ -22,15 +22,18 @@
  * transaction) check the same rows as one batch at a time, and that a
  * group whose transaction the server breaks (its session ended in the
  * middle, or right before the COMMIT) loses nothing and counts nothing
- * twice.
+ * twice, and that two meters' groups naming the same instances in
+ * opposite orders cannot deadlock (PostgreSQL).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1460,6 +1463,126 @@ static void test_group_failure_loses_nothing(void **state)
 	vg_bill_meter_close(m2);
 }
 
+/* Two collectors' meters apply groups naming the same instances in
+ * opposite orders, at once, on one database. Locked batch by batch, A's
+ * group (Y, K, X) would hold Y and wait for X while B's (X, K, Y) holds X
+ * and waits for Y: the server detects the deadlock after
+ * deadlock_timeout and aborts one group, which is applied again batch by
+ * batch (a group fallback). Each group takes the locks of all its
+ * batches at once, in key order, so neither waits for the other in a
+ * cycle and both groups commit as groups. The interleaving is made
+ * certain: a third session holds K's lock (the meter's advisory key for
+ * an id), both groups run until their server sessions wait on a lock
+ * (pg_stat_activity), and only then is K released. */
+struct lock_grouper {
+	struct vg_bill_meter *m;
+	struct vg_batch *bs[3];
+	int rcs[3];
+};
+
+static void *group_apply(void *arg)
+{
+	struct lock_grouper *g = arg;
+	struct vg_consumer mc = vg_bill_meter_consumer(g->m);
+	struct vg_consumer_hooks h = vg_bill_meter_hooks();
+	const struct vg_batch *const *bs = (const struct vg_batch *const *)g->bs;
+
+	h.group_begin(mc.ctx, bs, 3);
+	for (int k = 0; k < 3; k++)
+		g->rcs[k] = mc.batch(mc.ctx, g->bs[k]);
+	h.group_end(mc.ctx, bs, 3, g->rcs);
+	return NULL;
+}
+
+/* Wait until n sessions of the case's database wait on a lock: 0, or -1
+ * after 30 s (a bound for a loaded machine, not a timing assertion). */
+static int lock_waiters(struct vg_db *obs, int n)
+{
+	int64_t end = vg_monotonic_ms() + 30000;
+	struct timespec ms = {0, 1000000};
+
+	do {
+		struct vg_db_stmt *s;
+		int64_t v = -1;
+		assert_int_equal(vg_db_prepare(obs, "SELECT count(*) FROM pg_stat_activity "
+						    "WHERE datname = current_database() AND "
+						    "wait_event_type = 'Lock'",
+					       &s),
+				 0);
+		if (vg_db_step(s) == 1)
+			v = vg_db_column_int64(s, 0);
+		vg_db_reset(s);
+		if (v >= n)
+			return 0;
+		nanosleep(&ms, NULL);
+	} while (vg_monotonic_ms() < end);
+	return -1;
+}
+
+static void test_group_lock_order(void **state)
+{
+	struct fx *f = fx_get(state);
+	static const char *const a_ids[3] = {"Y", "K", "X"}, *const b_ids[3] = {"X", "K", "Y"};
+	struct lock_grouper a = {0}, b = {0};
+	struct vg_db *hold, *obs;
+	pthread_t ta, tb;
+	int waited;
+	char err[512], host[8];
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: one writer at a time, no locks to take in two "
+		       "orders\n");
+		skip();
+	}
+	a.m = f->m;
+	if (vg_bill_meter_open(f->db, &b.m, err, sizeof(err)))
+		fail_msg("%s", err);
+	for (int k = 0; k < 3; k++) {
+		snprintf(host, sizeof(host), "ha%d", k);
+		begin_on(f, host, "2026-08-01T00:00:00Z");
+		inst(f, a_ids[k], "2026-08-01T00:00:00Z", 1);
+		a.bs[k] = f->b;
+		snprintf(host, sizeof(host), "hb%d", k);
+		begin_on(f, host, "2026-08-01T00:00:00Z");
+		inst(f, b_ids[k], "2026-08-01T00:00:00Z", 1);
+		b.bs[k] = f->b;
+		f->b = NULL;
+	}
+	assert_int_equal(vg_db_open(f->db, NULL, &hold, err, sizeof(err)), 0);
+	assert_int_equal(vg_db_open(f->db, NULL, &obs, err, sizeof(err)), 0);
+	assert_int_equal(vg_db_exec(hold, "SELECT pg_advisory_lock(hashtextextended('K', 0))"),
+			 0);
+	assert_int_equal(pthread_create(&ta, NULL, group_apply, &a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, group_apply, &b), 0);
+	waited = lock_waiters(obs, 2);
+	/* release K whatever happened, so the threads end */
+	assert_int_equal(vg_db_exec(hold, "SELECT pg_advisory_unlock(hashtextextended('K', 0))"),
+			 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	if (waited)
+		fail_msg("the groups never both waited on a lock");
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(a.rcs[k], 0);
+		assert_int_equal(b.rcs[k], 0);
+	}
+	/* no deadlock: neither group was broken and applied again alone */
+	if (vg_bill_meter_group_fallbacks(a.m) + vg_bill_meter_group_fallbacks(b.m))
+		fail_msg("%llu group(s) broken (deadlock detected) and applied again "
+			 "batch by batch",
+			 (unsigned long long)(vg_bill_meter_group_fallbacks(a.m) +
+					      vg_bill_meter_group_fallbacks(b.m)));
+	assert_int_equal(vg_bill_meter_groups(a.m) + vg_bill_meter_groups(b.m), 2);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM resources WHERE id IN ('X','Y','K')"), 3);
+	for (int k = 0; k < 3; k++) {
+		vg_batch_free(a.bs[k]);
+		vg_batch_free(b.bs[k]);
+	}
+	vg_db_close(hold);
+	vg_db_close(obs);
+	vg_bill_meter_close(b.m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1484,6 +1607,7 @@ int main(void)
 		DBE_BOTH(test_overlap_retry_rolls_back, setup, teardown),
 		DBE_BOTH(test_group_same_rows, setup, teardown),
 		DBE_BOTH(test_group_failure_loses_nothing, setup, teardown),
+		DBE_BOTH(test_group_lock_order, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }
