@@ -46,6 +46,7 @@
 #include "vigie/dispatch.h"
 
 #include "../support/db_engines.h"
+#include "../support/lock_waiters.h"
 
 static int64_t T(const char *iso)
 {
@@ -1492,31 +1493,6 @@ static void *group_apply(void *arg)
 		g->rcs[k] = mc.batch(mc.ctx, g->bs[k]);
 	h.group_end(mc.ctx, bs, 3, g->rcs);
 	return NULL;
-}
-
-/* Wait until n sessions of the case's database wait on a lock: 0, or -1
- * after 30 s (a bound for a loaded machine, not a timing assertion). */
-static int lock_waiters(struct vg_db *obs, int n)
-{
-	int64_t end = vg_monotonic_ms() + 30000;
-	struct timespec ms = {0, 1000000};
-
-	do {
-		struct vg_db_stmt *s;
-		int64_t v = -1;
-		assert_int_equal(vg_db_prepare(obs, "SELECT count(*) FROM pg_stat_activity "
-						    "WHERE datname = current_database() AND "
-						    "wait_event_type = 'Lock'",
-					       &s),
-				 0);
-		if (vg_db_step(s) == 1)
-			v = vg_db_column_int64(s, 0);
-		vg_db_reset(s);
-		if (v >= n)
-			return 0;
-		nanosleep(&ms, NULL);
-	} while (vg_monotonic_ms() < end);
-	return -1;
 }
 
 static void test_group_lock_order(void **state)

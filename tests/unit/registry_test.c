@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "state_engines.h"
+#include "../support/lock_waiters.h"
 
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
@@ -1026,22 +1027,6 @@ static void *group_commit(void *arg)
 
 	g->rc = vg_registry_commit_group(g->r, g->mk, 2, g->rcs);
 	return NULL;
-}
-
-/* Wait until n backends of the case's database wait on a lock: 0, or -1
- * after a few seconds. */
-static int lock_waiters(struct vg_db *obs, int n)
-{
-	int64_t end = vg_monotonic_ms() + 5000;
-	struct timespec ms = {0, 1000000};
-
-	do {
-		if (st_int(obs, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-				"current_database() AND wait_event_type = 'Lock'") >= n)
-			return 0;
-		nanosleep(&ms, NULL);
-	} while (vg_monotonic_ms() < end);
-	return -1;
 }
 
 static void test_commit_group_lock_order(void **state)
