@@ -22,8 +22,9 @@
  * transaction) check the same rows as one batch at a time, and that a
  * group whose transaction the server breaks (its session ended in the
  * middle, or right before the COMMIT) loses nothing and counts nothing
- * twice, and that two meters' groups naming the same instances, or the
- * same projects' names, in opposite orders cannot deadlock (PostgreSQL).
+ * twice, and that two meters' groups naming the same instances, the
+ * same projects' names or the same disks' instances, in opposite orders,
+ * cannot deadlock (PostgreSQL).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -1644,6 +1645,45 @@ static void test_group_names_lock_order(void **state)
 	vg_bill_meter_close(a.m);
 }
 
+/* Groups of disks of their own, whose instances (not in the batches)
+ * are (Q1, QX, Q2) and (Q2, QX, Q1): a disk's first sighting marks its
+ * instance's row as having disks (an UPDATE that locks that row). The
+ * holder has QX's row (SELECT ... FOR UPDATE). */
+static void add_disk_of(struct fx *f, const char *group, int k)
+{
+	static const char *const a_par[3] = {"Q1", "QX", "Q2"}, *const b_par[3] = {"Q2", "QX", "Q1"};
+	char id[16];
+
+	snprintf(id, sizeof(id), "d%s%d", group, k);
+	disk(f, id, *group == 'a' ? a_par[k] : b_par[k], "2026-08-01T00:00:00Z", 10737418240.0);
+}
+
+static void test_group_parent_lock_order(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct lock_grouper a = {0}, b = {0};
+
+	if (!need_pg(f))
+		skip();
+	/* the instances, without disks so far */
+	begin_on(f, "h0", "2026-07-31T00:00:00Z");
+	inst(f, "Q1", "2026-07-31T00:00:00Z", 1);
+	inst(f, "Q2", "2026-07-31T00:00:00Z", 1);
+	inst(f, "QX", "2026-07-31T00:00:00Z", 1);
+	assert_int_equal(vg_bill_meter_batch(f->m, f->b), 0);
+	vg_batch_free(f->b);
+	f->b = NULL;
+	a.m = f->m;
+	b.m = meter_on(f);
+	race_batches(f, &a, &b, add_disk_of);
+	race_groups(f, &a, &b,
+		    "SELECT has_disks FROM vigie_billing.resources WHERE id = 'QX' FOR "
+		    "UPDATE");
+	assert_int_equal(db_int(f, "SELECT count(*) FROM resources WHERE id IN ('Q1','Q2','QX') "
+				   "AND has_disks = 1"),
+			 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1670,6 +1710,7 @@ int main(void)
 		DBE_BOTH(test_group_failure_loses_nothing, setup, teardown),
 		DBE_BOTH(test_group_lock_order, setup, teardown),
 		DBE_BOTH(test_group_names_lock_order, setup, teardown),
+		DBE_BOTH(test_group_parent_lock_order, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }
