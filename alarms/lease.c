@@ -71,6 +71,19 @@ static const struct vg_db_schema lease_schema = {
 };
 
 #define EXPIRY "now() + CAST(?2 AS BIGINT) * interval '1 millisecond'"
+/* A claim of alarm ?3 by node ?1 for ?2 ms: CLAIM_FREE takes a free row
+ * only (in the hold, below); CLAIM also wins over an expired row, and
+ * returns the owner the row had (NULL: none). */
+#define CLAIM_FREE                                                                  \
+	"INSERT INTO " VG_ALARM_LEASE_TABLE "(alarm_id, owner, expires_at) VALUES " \
+	"(?3, ?1, " EXPIRY ") ON CONFLICT (alarm_id) DO NOTHING RETURNING alarm_id"
+#define CLAIM                                                                         \
+	"WITH prev AS (SELECT owner FROM " VG_ALARM_LEASE_TABLE " WHERE "             \
+	"alarm_id = ?3) INSERT INTO " VG_ALARM_LEASE_TABLE "(alarm_id, owner, "       \
+	"expires_at) VALUES (?3, ?1, " EXPIRY ") ON CONFLICT (alarm_id) DO "          \
+	"UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at "        \
+	"WHERE " VG_ALARM_LEASE_TABLE ".expires_at <= now() OR " VG_ALARM_LEASE_TABLE \
+	".owner = excluded.owner RETURNING (SELECT owner FROM prev)"
 
 struct vg_alarm_lease {
 	struct vg_db *db;
@@ -317,34 +330,20 @@ int vg_alarm_lease_round(struct vg_alarm_lease *l, const char *const *live,
 		int want = vg_alarm_lease_pick(id, nodes, nn) == self;
 		int have = vg_hmap_gets(&held, id) != NULL;
 
-		if (want && !have && holding) {
+		if (want && !have) {
 			/* in the hold: a free row only (no conflict), never
-			 * another node's, however long expired */
-			rc = vg_db_prepare(l->db, "INSERT INTO " VG_ALARM_LEASE_TABLE "(alarm_id, owner, expires_at) VALUES (?3, ?1, " EXPIRY ") ON CONFLICT (alarm_id) DO NOTHING RETURNING alarm_id", &st);
-			if (rc)
-				break;
-			vg_db_bind_text(st, 1, l->node);
-			vg_db_bind_int64(st, 2, l->lease_ms);
-			vg_db_bind_text(st, 3, id);
-			rc = vg_db_step(st);
-			vg_db_reset(st);
-			if (rc < 0)
-				break;
-			have = rc == 1;
-			l->st.held_back += !have;
-			rc = 0;
-		} else if (want && !have) {
-			/* wins only over a free or expired row; returns the
+			 * another node's, however long expired. Otherwise it
+			 * wins only over a free or expired row and returns the
 			 * owner it had (NULL: none), from the statement's
-			 * snapshot */
-			rc = vg_db_prepare(l->db, "WITH prev AS (SELECT owner FROM " VG_ALARM_LEASE_TABLE " WHERE alarm_id = ?3) INSERT INTO " VG_ALARM_LEASE_TABLE "(alarm_id, owner, expires_at) VALUES (?3, ?1, " EXPIRY ") ON CONFLICT (alarm_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at WHERE " VG_ALARM_LEASE_TABLE ".expires_at <= now() OR " VG_ALARM_LEASE_TABLE ".owner = excluded.owner RETURNING (SELECT owner FROM prev)", &st);
+			 * snapshot. The same parameters either way */
+			rc = vg_db_prepare(l->db, holding ? CLAIM_FREE : CLAIM, &st);
 			if (rc)
 				break;
 			vg_db_bind_text(st, 1, l->node);
 			vg_db_bind_int64(st, 2, l->lease_ms);
 			vg_db_bind_text(st, 3, id);
 			rc = vg_db_step(st);
-			if (rc == 1) {
+			if (rc == 1 && !holding) {
 				const char *prev = vg_db_column_text(st, 0);
 				(*items)[i].taken = prev && strcmp(prev, l->node);
 				l->st.taken += (uint64_t)(*items)[i].taken;
@@ -353,6 +352,7 @@ int vg_alarm_lease_round(struct vg_alarm_lease *l, const char *const *live,
 			if (rc < 0)
 				break;
 			have = rc == 1;
+			l->st.held_back += holding && !have;
 			rc = 0;
 		} else if (!want && have) {
 			/* a node that should own it is alive: hand it over */

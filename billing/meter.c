@@ -73,11 +73,16 @@
  *    only moves up (CASE WHEN old > new ...), so a meter saving the
  *    parent row it read earlier cannot turn it back off.
  * Taken at once and in key order, two meters' advisory locks cannot form
- * a cycle. One through row locks still can (a disk marking a parent that
- * is not in its batch, with Q_HAS_DISKS, while another meter holds that
- * parent's lock); the server breaks it (40P01 -> -EBUSY) and
- * vg_db_transact runs the losing batch again from the start, from fresh
- * copies of the rows. A batch's items are applied in time order
+ * a cycle; a group of batches in one transaction takes the locks of all
+ * its batches at once too, before the first ("Groups" below). The rows
+ * a batch locks outside its resources (the parent a disk marks with
+ * Q_HAS_DISKS, a project's name) get an advisory key in the same
+ * statement (rows_collect), so no meter waits for a row lock another
+ * meter holds and no cycle goes through row locks either. Should the
+ * server still find one (a writer outside the meter), it breaks it
+ * (40P01 -> -EBUSY) and vg_db_transact runs the losing batch again from
+ * the start, from fresh copies of the rows (a group: each of its batches
+ * alone). A batch's items are applied in time order
  * whatever node applies them, so the rows written depend only on the
  * batches and their order per host, which the agent keeps (it sends a
  * host's next batch only once the previous one is acknowledged).
@@ -305,11 +310,12 @@ struct vg_bill_meter {
 	struct vg_bill_meter_stats cur; /* this attempt's counts */
 	struct vg_bill_meter_stats st;
 	struct name_slot names[NAME_CACHE];
-	int attempts;        /* of the batch being applied (vg_db_transact retries) */
-	struct vg_hmap rows; /* id -> struct crow: the batch's resources */
-	struct vg_hmap net;  /* "project\0hour\0nic" -> struct cnet */
-	struct sight sg;     /* the batch host's, read with its rows */
-	int64_t gc_below;    /* sight_plan: a new generation; rows_flush then
+	int attempts;         /* of the batch being applied (vg_db_transact retries) */
+	struct vg_hmap rows;  /* id -> struct crow: the batch's resources */
+	struct vg_hmap lockx; /* lock keys beyond rows' and hosts' (rows_collect) */
+	struct vg_hmap net;   /* "project\0hour\0nic" -> struct cnet */
+	struct sight sg;      /* the batch host's, read with its rows */
+	int64_t gc_below;     /* sight_plan: a new generation; rows_flush then
 			      * deletes the older ones nothing names (-1: no) */
 	/* the bulk statements' SQL, built at open (rows_* below) */
 	char *fetch_sql, *upd_sql[6], *net_sql[6];
@@ -578,6 +584,7 @@ static void rows_forget(struct vg_bill_meter *m)
 		free(c);
 	}
 	vg_hmap_release(&m->rows);
+	vg_hmap_release(&m->lockx); /* its values are not owned */
 	pos = 0;
 	while ((e = vg_hmap_next(&m->net, &pos)))
 		free(e->value);
@@ -665,11 +672,13 @@ static int lock_key(char **a, size_t *len, size_t *cap, const char *pre,
 	return 0;
 }
 
-/* PostgreSQL: the batch's resource locks, and its host's sightings lock
- * (keyed "sightings:" + host), in one statement, in the order of their
- * keys, so two meters never wait for each other in a cycle. The ids
- * travel as one text[] literal: {"a","b"} with " and \ escaped. */
-static int rows_lock_pg(struct vg_bill_meter *m, const char *host)
+/* PostgreSQL: the resource locks of m->rows, the other keys of m->lockx,
+ * and the sightings locks of hosts[0..nhosts) (keyed "sightings:" +
+ * host), in one statement, in the
+ * order of their keys, so two meters never wait for each other in a
+ * cycle: a batch's rows and host, or a whole group's (group_lock_pg). The
+ * ids travel as one text[] literal: {"a","b"} with " and \ escaped. */
+static int rows_lock_pg(struct vg_bill_meter *m, const char *const *hosts, size_t nhosts)
 {
 	size_t cap = 64, len = 0, pos = 0;
 	const struct vg_hmap_entry *e;
@@ -682,8 +691,11 @@ static int rows_lock_pg(struct vg_bill_meter *m, const char *host)
 	a[len++] = '{';
 	while (!rc && (e = vg_hmap_next(&m->rows, &pos)))
 		rc = lock_key(&a, &len, &cap, "", e->key, e->klen);
-	if (!rc && host)
-		rc = lock_key(&a, &len, &cap, "sightings:", host, strlen(host));
+	pos = 0;
+	while (!rc && (e = vg_hmap_next(&m->lockx, &pos)))
+		rc = lock_key(&a, &len, &cap, "", e->key, e->klen);
+	for (size_t i = 0; !rc && i < nhosts; i++)
+		rc = lock_key(&a, &len, &cap, "sightings:", hosts[i], strlen(hosts[i]));
 	if (rc) {
 		free(a);
 		return rc;
@@ -763,15 +775,49 @@ static int rows_fetch(struct vg_bill_meter *m, const char *host, int *got,
 	return 0;
 }
 
-/* The resources and events of b into m->rows (not read yet). */
+static const char *attr_get(const struct vg_batch *b, const struct vg_resource *res,
+			    const char *k1, const char *k2);
+
+/* Add "<pre><key>" to the lock keys of m->lockx. */
+static int lockx_add(struct vg_bill_meter *m, const char *pre, const char *key)
+{
+	size_t pl = strlen(pre), kl = strlen(key);
+	char *k = malloc(pl + kl + 1);
+	int rc;
+
+	if (!k)
+		return -ENOMEM;
+	memcpy(k, pre, pl);
+	memcpy(k + pl, key, kl + 1);
+	rc = vg_hmap_puts(&m->lockx, k, m); /* the map copies the key */
+	free(k);
+	return rc;
+}
+
+/* The resources and events of b into m->rows (not read yet), and into
+ * m->lockx the keys of the other rows that applying b may lock on
+ * PostgreSQL: the project-name row an instance's project_name may write
+ * (put_name; keyed "names:" + project) and the parent a disk may mark as
+ * having disks (Q_HAS_DISKS; its resource key, usually one of the
+ * batch's rows already). Taking their advisory locks with the others,
+ * in key order, before any row lock, keeps those row locks out of any
+ * cycle: whoever waits for such a row lock holds its advisory lock, so
+ * no other meter holds the row. */
 static int rows_collect(struct vg_bill_meter *m, const struct vg_batch *b)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < b->nres && !rc; i++) {
-		int ty = b->res[i].type;
+		const struct vg_resource *res = &b->res[i];
+		int ty = res->type;
+		const char *pn;
 		if (ty == VG_RT_INSTANCE || ty == VG_RT_DISK || ty == VG_RT_NIC)
-			rc = rows_add(m, b->res[i].id);
+			rc = rows_add(m, res->id);
+		if (!rc && ty == VG_RT_INSTANCE && res->state == VG_RSTATE_ACTIVE &&
+		    res->project && (pn = attr_get(b, res, "project_name", NULL)) && *pn)
+			rc = lockx_add(m, "names:", res->project);
+		if (!rc && ty == VG_RT_DISK && res->parent)
+			rc = lockx_add(m, "", res->parent);
 	}
 	for (size_t i = 0; i < b->nevents && !rc; i++) {
 		const struct vg_event *e = &b->events[i];
@@ -822,7 +868,8 @@ static int rows_prefetch(struct vg_bill_meter *m, const struct vg_batch *b)
 
 	if ((rc = rows_collect(m, b)) || !vg_hmap_count(&m->rows))
 		return rc;
-	if (vg_db_engine(m->db) == VG_DB_POSTGRESQL && (rc = rows_lock_pg(m, host)))
+	if (vg_db_engine(m->db) == VG_DB_POSTGRESQL &&
+	    (rc = rows_lock_pg(m, &host, host ? 1 : 0)))
 		return rc;
 	return rows_read(m, host, NULL);
 }
@@ -2455,7 +2502,8 @@ static int rows_send(struct vg_bill_meter *m, const char *host, struct vg_db_stm
 	const struct vg_hmap_entry *e = vg_hmap_next(&m->rows, &pos);
 	int rc;
 
-	if ((rc = rows_lock_pg(m, host)) || (rc = fetch_bind(m, host, &pos, &e, fetch)) ||
+	if ((rc = rows_lock_pg(m, &host, host ? 1 : 0)) ||
+	    (rc = fetch_bind(m, host, &pos, &e, fetch)) ||
 	    (rc = vg_db_query_queued(*fetch)))
 		return rc;
 	return vg_db_flush(m->db);
@@ -2505,7 +2553,22 @@ static void meter_begin(void *ctx, const struct vg_batch *b)
  * batch reads the rows as the earlier ones left them (its own
  * transaction's writes), and the locks it takes are held to the COMMIT
  * (on PostgreSQL advisory locks of the same key nest). What it saves is a
- * COMMIT (a wait for the server and a WAL flush) per batch. Any failure
+ * COMMIT (a wait for the server and a WAL flush) per batch.
+ * Locks. Taken batch by batch, a group's locks would be taken in the
+ * order of its batches, and another collector's group of the same
+ * resources in another order (two hosts' batches arriving in the other
+ * order, a resource named by two hosts' batches during a migration)
+ * could hold what this one waits for and wait for what it holds: the
+ * server would detect the deadlock only after deadlock_timeout (1 s by
+ * default) and abort one group, applied again batch by batch. So on
+ * PostgreSQL group_begin first takes the locks of the union of the
+ * group's batches (their resources and their hosts' sightings) in one
+ * statement, in key order (group_lock_pg, queued with BEGIN: no round
+ * trip of its own); each batch's own lock statement then finds them
+ * held (advisory locks of one key nest). Two groups, or a group and a
+ * single batch, thus take their common locks in one global order and
+ * cannot wait for each other in a cycle. sqlite needs nothing: BEGIN
+ * IMMEDIATE lets one writer in at a time. Any failure
  * (a statement's error, a deadlock with another collector, a COMMIT
  * refused) rolls the whole group back and group_end applies each batch
  * again alone through vg_bill_meter_batch, so its result and its error
@@ -2552,6 +2615,29 @@ static void group_send(struct vg_bill_meter *m, const struct vg_batch *b)
 	m->gnext = b;
 }
 
+/* PostgreSQL: the locks of every batch of the group (b[0..n)) at once,
+ * in key order ("Locks" above). Queued: the error, if any, comes back
+ * with the first batch's read. */
+static int group_lock_pg(struct vg_bill_meter *m, const struct vg_batch *const *b, size_t n)
+{
+	const char *hosts[VG_DISPATCH_GROUP_MAX];
+	size_t nh = 0;
+	int rc = 0;
+
+	if (n > VG_DISPATCH_GROUP_MAX)
+		return -EINVAL; /* vg_dispatch_group never makes one */
+	rows_forget(m);
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = rows_collect(m, b[i]);
+		if (batch_host(b[i]))
+			hosts[nh++] = batch_host(b[i]);
+	}
+	if (!rc && (vg_hmap_count(&m->rows) || nh))
+		rc = rows_lock_pg(m, hosts, nh);
+	rows_forget(m);
+	return rc;
+}
+
 static void meter_group_begin(void *ctx, const struct vg_batch *const *b, size_t n)
 {
 	struct vg_bill_meter *m = ctx;
@@ -2563,7 +2649,8 @@ static void meter_group_begin(void *ctx, const struct vg_batch *const *b, size_t
 	m->gnext = NULL;
 	memset(&m->gst, 0, sizeof(m->gst));
 	m->group = G_OPEN;
-	if (vg_db_in_transaction(m->db) || vg_db_begin(m->db)) {
+	if (vg_db_in_transaction(m->db) || vg_db_begin(m->db) ||
+	    (vg_db_engine(m->db) == VG_DB_POSTGRESQL && group_lock_pg(m, b, n))) {
 		group_fail(m);
 		return;
 	}
@@ -2744,6 +2831,7 @@ int vg_bill_meter_open(const char *url, struct vg_bill_meter **out, char *err,
 		return -ENOMEM;
 	}
 	vg_hmap_init(&m->rows);
+	vg_hmap_init(&m->lockx);
 	vg_hmap_init_borrow(&m->net);
 	if ((rc = sql_build(m))) {
 		sql_free(m);

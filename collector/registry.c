@@ -1273,6 +1273,13 @@ const char *vg_registry_last_error(const struct vg_registry *r)
 					  : "";
 }
 
+/* vg_db_retry_lost's fn: a read, harmless to run twice. */
+static int ping(struct vg_db *db, void *arg)
+{
+	(void)arg;
+	return vg_db_exec(db, "SELECT 1");
+}
+
 int vg_registry_ping(struct vg_registry *r, char *err, size_t errlen)
 {
 	int rc;
@@ -1280,10 +1287,9 @@ int vg_registry_ping(struct vg_registry *r, char *err, size_t errlen)
 	if (!r || !r->db)
 		return -EINVAL;
 	/* the first call after a lost connection reports the loss and marks
-	 * it; the second reconnects */
-	rc = vg_db_exec(r->db, "SELECT 1");
-	if (rc == -ECONNRESET || rc == -ENOTCONN)
-		rc = vg_db_exec(r->db, "SELECT 1");
+	 * it; the second reconnects (a server still away: -ENOTCONN, with
+	 * one reconnect tried per ping) */
+	rc = vg_db_retry_lost(r->db, ping, NULL);
 	if (rc && err && errlen)
 		snprintf(err, errlen, "%s", vg_db_errmsg(r->db));
 	return rc;

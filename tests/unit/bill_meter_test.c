@@ -22,15 +22,19 @@
  * transaction) check the same rows as one batch at a time, and that a
  * group whose transaction the server breaks (its session ended in the
  * middle, or right before the COMMIT) loses nothing and counts nothing
- * twice.
+ * twice, and that two meters' groups naming the same instances, the
+ * same projects' names or the same disks' instances, in opposite orders,
+ * cannot deadlock (PostgreSQL).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -43,6 +47,7 @@
 #include "vigie/dispatch.h"
 
 #include "../support/db_engines.h"
+#include "../support/lock_waiters.h"
 
 static int64_t T(const char *iso)
 {
@@ -1460,6 +1465,225 @@ static void test_group_failure_loses_nothing(void **state)
 	vg_bill_meter_close(m2);
 }
 
+/* Two collectors' meters apply groups of three batches at once, on one
+ * database, each group locking the same things as the other in the
+ * opposite order. The interleaving is made certain: a third session
+ * holds what both groups' middle batches need, both groups run until
+ * their server sessions wait on a lock (pg_stat_activity), and only then
+ * is it released. Locked batch by batch, each group would then hold what
+ * the other waits for: the server detects the deadlock after
+ * deadlock_timeout and aborts one group, which is applied again batch by
+ * batch (a group fallback). */
+struct lock_grouper {
+	struct vg_bill_meter *m;
+	struct vg_batch *bs[3];
+	int rcs[3];
+};
+
+static void *group_apply(void *arg)
+{
+	struct lock_grouper *g = arg;
+	struct vg_consumer mc = vg_bill_meter_consumer(g->m);
+	struct vg_consumer_hooks h = vg_bill_meter_hooks();
+	const struct vg_batch *const *bs = (const struct vg_batch *const *)g->bs;
+
+	h.group_begin(mc.ctx, bs, 3);
+	for (int k = 0; k < 3; k++)
+		g->rcs[k] = mc.batch(mc.ctx, g->bs[k]);
+	h.group_end(mc.ctx, bs, 3, g->rcs);
+	return NULL;
+}
+
+/* Run groups a and b at once while a third session holds what hold_sql
+ * locks (in a transaction, until both wait), then check that both
+ * groups committed as groups: no deadlock, no fallback. Frees their
+ * batches and b's meter. */
+static void race_groups(struct fx *f, struct lock_grouper *a, struct lock_grouper *b,
+			const char *hold_sql)
+{
+	struct vg_db *hold, *obs;
+	struct vg_db_stmt *s;
+	pthread_t ta, tb;
+	char err[512];
+	uint64_t fallbacks;
+	int waited;
+
+	assert_int_equal(vg_db_open(f->db, NULL, &hold, err, sizeof(err)), 0);
+	assert_int_equal(vg_db_open(f->db, NULL, &obs, err, sizeof(err)), 0);
+	assert_int_equal(vg_db_begin(hold), 0);
+	assert_int_equal(vg_db_prepare(hold, hold_sql, &s), 0);
+	assert_int_equal(vg_db_step(s), 1);
+	vg_db_reset(s);
+	assert_int_equal(pthread_create(&ta, NULL, group_apply, a), 0);
+	assert_int_equal(pthread_create(&tb, NULL, group_apply, b), 0);
+	waited = lock_waiters(obs, 2);
+	/* release it whatever happened, so the threads end */
+	assert_int_equal(vg_db_commit(hold), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	if (waited)
+		fail_msg("the groups never both waited on a lock");
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(a->rcs[k], 0);
+		assert_int_equal(b->rcs[k], 0);
+	}
+	/* no deadlock: neither group was broken and applied again alone */
+	fallbacks = vg_bill_meter_group_fallbacks(a->m) + vg_bill_meter_group_fallbacks(b->m);
+	if (fallbacks)
+		fail_msg("%llu group(s) broken (deadlock detected) and applied again "
+			 "batch by batch",
+			 (unsigned long long)fallbacks);
+	assert_int_equal(vg_bill_meter_groups(a->m) + vg_bill_meter_groups(b->m), 2);
+	for (int k = 0; k < 3; k++) {
+		vg_batch_free(a->bs[k]);
+		vg_batch_free(b->bs[k]);
+	}
+	vg_db_close(hold);
+	vg_db_close(obs);
+	vg_bill_meter_close(b->m);
+}
+
+/* Polls of instances (a's, then b's) for groups of three hosts each. */
+static void race_batches(struct fx *f, struct lock_grouper *a, struct lock_grouper *b,
+			 void (*add)(struct fx *f, const char *group, int k))
+{
+	const char *t = "2026-08-01T00:00:00Z";
+	char host[8];
+
+	for (int k = 0; k < 3; k++) {
+		snprintf(host, sizeof(host), "ha%d", k);
+		begin_on(f, host, t);
+		add(f, "a", k);
+		a->bs[k] = f->b;
+		snprintf(host, sizeof(host), "hb%d", k);
+		begin_on(f, host, t);
+		add(f, "b", k);
+		b->bs[k] = f->b;
+		f->b = NULL;
+	}
+}
+
+static int need_pg(struct fx *f)
+{
+	if (f->e->kind == VG_DB_POSTGRESQL)
+		return 1;
+	printf("# SKIP sqlite: one writer at a time, no locks to take in two "
+	       "orders\n");
+	return 0;
+}
+
+static struct vg_bill_meter *meter_on(struct fx *f)
+{
+	struct vg_bill_meter *m;
+	char err[512];
+
+	if (vg_bill_meter_open(f->db, &m, err, sizeof(err)))
+		fail_msg("%s", err);
+	return m;
+}
+
+/* Groups (Y, K, X) and (X, K, Y) of instances: the resources' own locks.
+ * The holder has K's lock (the meter's advisory key for an id). */
+static void add_shared_instance(struct fx *f, const char *group, int k)
+{
+	static const char *const a_ids[3] = {"Y", "K", "X"}, *const b_ids[3] = {"X", "K", "Y"};
+
+	inst(f, *group == 'a' ? a_ids[k] : b_ids[k], "2026-08-01T00:00:00Z", 1);
+}
+
+static void test_group_lock_order(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct lock_grouper a = {0}, b = {0};
+
+	if (!need_pg(f))
+		skip();
+	a.m = f->m;
+	b.m = meter_on(f);
+	race_batches(f, &a, &b, add_shared_instance);
+	race_groups(f, &a, &b, "SELECT count(pg_advisory_xact_lock(hashtextextended('K', 0)))");
+	assert_int_equal(db_int(f, "SELECT count(*) FROM resources WHERE id IN ('X','Y','K')"), 3);
+}
+
+/* Groups of instances of their own, whose projects' names (project_name)
+ * are (P1, PX, P2) and (P2, PX, P1): the rows of bill_project_names,
+ * which the meter writes with an upsert that locks the row. The holder
+ * has PX's row (SELECT ... FOR UPDATE). */
+static void add_named_project(struct fx *f, const char *group, int k)
+{
+	static const char *const a_pr[3] = {"P1", "PX", "P2"}, *const b_pr[3] = {"P2", "PX", "P1"};
+	const char *pr = *group == 'a' ? a_pr[k] : b_pr[k];
+	char id[16];
+
+	snprintf(id, sizeof(id), "n%s%d", group, k);
+	vg_batch_resource(f->b, VG_RT_INSTANCE, id, id, NULL, T("2026-08-01T00:00:00Z"));
+	assert_int_equal(vg_batch_identity(f->b, pr, NULL, "m1.small"), 0);
+	assert_int_equal(vg_batch_sample(f->b, "power.state", VG_KIND_GAUGE, 1), 0);
+	assert_int_equal(vg_batch_attr(f->b, "project_name", pr + 1), 0);
+}
+
+static void test_group_names_lock_order(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct lock_grouper a = {0}, b = {0};
+
+	if (!need_pg(f))
+		skip();
+	/* PX's row exists (the holder locks it); the groups' meters are new,
+	 * so each writes every name it sees */
+	begin_on(f, "h0", "2026-07-31T00:00:00Z");
+	add_named_project(f, "a", 1);
+	assert_int_equal(vg_bill_meter_batch(f->m, f->b), 0);
+	vg_batch_free(f->b);
+	f->b = NULL;
+	a.m = meter_on(f);
+	b.m = meter_on(f);
+	race_batches(f, &a, &b, add_named_project);
+	race_groups(f, &a, &b, "SELECT name FROM vigie_billing.bill_project_names WHERE project = 'PX' "
+			       "FOR UPDATE");
+	assert_int_equal(db_int(f, "SELECT count(*) FROM bill_project_names"), 3);
+	vg_bill_meter_close(a.m);
+}
+
+/* Groups of disks of their own, whose instances (not in the batches)
+ * are (Q1, QX, Q2) and (Q2, QX, Q1): a disk's first sighting marks its
+ * instance's row as having disks (an UPDATE that locks that row). The
+ * holder has QX's row (SELECT ... FOR UPDATE). */
+static void add_disk_of(struct fx *f, const char *group, int k)
+{
+	static const char *const a_par[3] = {"Q1", "QX", "Q2"}, *const b_par[3] = {"Q2", "QX", "Q1"};
+	char id[16];
+
+	snprintf(id, sizeof(id), "d%s%d", group, k);
+	disk(f, id, *group == 'a' ? a_par[k] : b_par[k], "2026-08-01T00:00:00Z", 10737418240.0);
+}
+
+static void test_group_parent_lock_order(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct lock_grouper a = {0}, b = {0};
+
+	if (!need_pg(f))
+		skip();
+	/* the instances, without disks so far */
+	begin_on(f, "h0", "2026-07-31T00:00:00Z");
+	inst(f, "Q1", "2026-07-31T00:00:00Z", 1);
+	inst(f, "Q2", "2026-07-31T00:00:00Z", 1);
+	inst(f, "QX", "2026-07-31T00:00:00Z", 1);
+	assert_int_equal(vg_bill_meter_batch(f->m, f->b), 0);
+	vg_batch_free(f->b);
+	f->b = NULL;
+	a.m = f->m;
+	b.m = meter_on(f);
+	race_batches(f, &a, &b, add_disk_of);
+	race_groups(f, &a, &b,
+		    "SELECT has_disks FROM vigie_billing.resources WHERE id = 'QX' FOR "
+		    "UPDATE");
+	assert_int_equal(db_int(f, "SELECT count(*) FROM resources WHERE id IN ('Q1','Q2','QX') "
+				   "AND has_disks = 1"),
+			 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1484,6 +1708,9 @@ int main(void)
 		DBE_BOTH(test_overlap_retry_rolls_back, setup, teardown),
 		DBE_BOTH(test_group_same_rows, setup, teardown),
 		DBE_BOTH(test_group_failure_loses_nothing, setup, teardown),
+		DBE_BOTH(test_group_lock_order, setup, teardown),
+		DBE_BOTH(test_group_names_lock_order, setup, teardown),
+		DBE_BOTH(test_group_parent_lock_order, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

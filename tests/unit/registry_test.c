@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "state_engines.h"
+#include "../support/lock_waiters.h"
 
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
@@ -1028,22 +1029,6 @@ static void *group_commit(void *arg)
 	return NULL;
 }
 
-/* Wait until n backends of the case's database wait on a lock: 0, or -1
- * after a few seconds. */
-static int lock_waiters(struct vg_db *obs, int n)
-{
-	int64_t end = vg_monotonic_ms() + 5000;
-	struct timespec ms = {0, 1000000};
-
-	do {
-		if (st_int(obs, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-				"current_database() AND wait_event_type = 'Lock'") >= n)
-			return 0;
-		nanosleep(&ms, NULL);
-	} while (vg_monotonic_ms() < end);
-	return -1;
-}
-
 static void test_commit_group_lock_order(void **state)
 {
 	struct fixture *f = fx(state);
@@ -1365,6 +1350,32 @@ static void test_type_never_changes(void **state)
 	assert_int_equal(count_list(f->r, flt), 0);
 }
 
+/* The state database's reachability (vg_registry_ping, /v1/health): 0
+ * while it answers; on PostgreSQL, an error with its reason while the
+ * server is down, and 0 again at the first ping after it is back, whether
+ * the handle already saw the loss or not (a restart while nobody used
+ * the connection: the ping's first call finds it lost, the second
+ * reconnects). */
+static void test_ping(void **state)
+{
+	struct fixture *f = fx(state);
+	char err[256];
+
+	assert_int_equal(vg_registry_ping(f->r, err, sizeof(err)), 0);
+	if (f->e->kind != VG_DB_POSTGRESQL)
+		return;
+	hpg_stop(&st_pg);
+	err[0] = '\0';
+	assert_true(vg_registry_ping(f->r, err, sizeof(err)) < 0);
+	assert_true(err[0] != '\0');
+	assert_int_equal(vg_registry_ping(f->r, err, sizeof(err)), -ENOTCONN);
+	assert_int_equal(hpg_start_again(&st_pg), 0);
+	assert_int_equal(vg_registry_ping(f->r, err, sizeof(err)), 0);
+	assert_int_equal(hpg_restart(&st_pg), 0);
+	assert_int_equal(vg_registry_ping(f->r, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_ping(f->r, err, sizeof(err)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1390,6 +1401,7 @@ int main(void)
 		ST_BOTH(test_agent_takes_custom_id, setup, teardown),
 		ST_BOTH(test_type_never_changes, setup, teardown),
 		ST_BOTH(test_takeover_drops_custom_metrics, setup, teardown),
+		ST_BOTH(test_ping, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
 		cmocka_set_test_filter(getenv("REGISTRY_TEST_FILTER"));
