@@ -298,7 +298,8 @@ static int db_put(struct vg_alarm_silences *s, const struct silence *x)
 			   "INSERT INTO alarm_silences (id, project, matchers, starts_ms,"
 			   " ends_ms, created_by, created_with, comment, created_ms)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-			   " ON CONFLICT (id) DO UPDATE SET ends_ms = excluded.ends_ms",
+			   " ON CONFLICT (id) DO UPDATE SET starts_ms = excluded.starts_ms,"
+			   " ends_ms = excluded.ends_ms",
 			   &st);
 	if (!rc) {
 		vg_db_bind_text(st, 1, x->id);
@@ -426,6 +427,26 @@ static void prune(struct vg_alarm_silences *s, int64_t now_ms)
 	s->n = w;
 }
 
+/* Full: forget (from memory; the row stays) the silence that ended
+ * earliest. Ended silences are only listed, as expired, for the rest of
+ * the week; without this, silences a tenant creates and expires again
+ * and again (each within its project's limit while it lasts) would hold
+ * every place for a week and refuse every other project's silence. */
+static void evict_ended(struct vg_alarm_silences *s, int64_t now_ms)
+{
+	size_t old = s->n;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i]->ends_ms <= now_ms &&
+		    (old == s->n || s->v[i]->ends_ms < s->v[old]->ends_ms))
+			old = i;
+	if (old == s->n)
+		return;
+	silence_free(s->v[old]);
+	memmove(s->v + old, s->v + old + 1, (s->n - old - 1) * sizeof(*s->v));
+	s->n--;
+}
+
 int vg_alarm_silences_create(struct vg_alarm_silences *s, const json_t *in,
 			     const char *scope, int64_t now_ms, json_t **out,
 			     json_t **errors)
@@ -452,8 +473,19 @@ int vg_alarm_silences_create(struct vg_alarm_silences *s, const json_t *in,
 	} else {
 		x->created_with = strdup("administrator");
 	}
+	/* A silence that has already ended silences nothing; accepted, it
+	 * would only take one of the collector's VG_SILENCE_MAX places for
+	 * a week, outside any project's limit (which counts those not yet
+	 * ended): one tenant could fill them all. */
+	if (x->ends_ms <= now_ms) {
+		add_err(*errors, "ends_at", "is already past: a silence must end after now");
+		silence_free(x);
+		return -EINVAL;
+	}
 	pthread_mutex_lock(&s->lock);
 	prune(s, now_ms);
+	if (s->n >= VG_SILENCE_MAX)
+		evict_ended(s, now_ms);
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i]->ends_ms > now_ms && !strcmp(s->v[i]->project, x->project))
 			mine++;
@@ -543,10 +575,16 @@ int vg_alarm_silences_expire(struct vg_alarm_silences *s, const char *id,
 	if (!x || (scope && strcmp(x->project, scope)))
 		rc = -ENOENT;
 	else if (x->ends_ms > now_ms) {
-		int64_t old = x->ends_ms;
-		x->ends_ms = now_ms > x->starts_ms ? now_ms : x->starts_ms + 1;
+		int64_t old_start = x->starts_ms, old_end = x->ends_ms;
+		/* one not started yet never starts: an end after its start
+		 * would leave it pending, counted in its project's limit
+		 * until then, and in force for that last moment */
+		if (now_ms <= x->starts_ms)
+			x->starts_ms = now_ms;
+		x->ends_ms = now_ms;
 		if ((rc = db_put(s, x))) {
-			x->ends_ms = old;
+			x->starts_ms = old_start;
+			x->ends_ms = old_end;
 			rc = -EIO;
 		}
 	}

@@ -766,6 +766,90 @@ static void test_end_of_silence_notifies_once(void **state)
 	vg_alarm_engine_close(e);
 }
 
+/* A tenant cannot take the collector's silence places from the others:
+ * a silence that has already ended is refused (it would silence nothing
+ * and hold a place for a week outside any project's limit); a pending
+ * silence expired (DELETE) ends at once, so it no longer counts in its
+ * project's limit nor stays "pending"; and silences one project creates
+ * and expires again and again (each within its limit) make room for
+ * another project's, however many (the ended ones are forgotten from
+ * memory first, earliest ended first). */
+static void test_ended_silences_take_no_place(void **state)
+{
+	struct vg_alarm_silences *s;
+	char url[sizeof(g_url)], err[256], id[40], pend[2][40], shm[64] = "";
+	const char *one = "{\"duration\":\"1h\",\"created_by\":\"eve\",\"comment\":\"x\"}";
+	json_t *in, *out, *errors, *j;
+	int rc;
+
+	(void)state;
+	/* 20,000 commits: on tmpfs when there is one (sqlite syncs each) */
+	if (g_fresh_url) {
+		snprintf(url, sizeof(url), "%s", g_url);
+	} else {
+		snprintf(shm, sizeof(shm), "/dev/shm/vigie-silence-test.XXXXXX");
+		if (!mkdtemp(shm))
+			shm[0] = 0;
+		snprintf(url, sizeof(url), "sqlite:%s/alarms.db", shm[0] ? shm : g_dir);
+	}
+	assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
+
+	j = mk(s, "p1", "{\"starts_at\":\"-2h\",\"ends_at\":\"-1h\",\"created_by\":\"eve\","
+			"\"comment\":\"x\"}",
+	       &rc);
+	assert_int_equal(rc, -EINVAL);
+	char *t = json_dumps(j, 0);
+	assert_non_null(strstr(t, "ends_at"));
+	free(t);
+	json_decref(j);
+
+	/* two pending silences (the limit), expired: the project may
+	 * create again, and they list as expired */
+	for (int i = 0; i < 2; i++) {
+		j = mk(s, "p1", "{\"starts_at\":\"+1d\",\"duration\":\"1h\",\"created_by\":\"eve\","
+				"\"comment\":\"x\"}",
+		       &rc);
+		assert_int_equal(rc, 0);
+		snprintf(pend[i], sizeof(pend[i]), "%s",
+			 json_string_value(json_object_get(j, "id")));
+		json_decref(j);
+		assert_int_equal(vg_alarm_silences_expire(s, pend[i], "p1", T0), 0);
+	}
+	assert_int_equal(vg_alarm_silences_get(s, pend[0], "p1", T0 + 1, &j), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "expired");
+	json_decref(j);
+	assert_int_equal(vg_alarm_silences_list(s, "p1", NULL, T0 + 1, &j), 0);
+	assert_int_equal(json_array_size(json_object_get(j, "silences")), 0);
+	json_decref(j);
+
+	/* p1 fills every place with silences it expires one by one */
+	in = json_loads(one, 0, NULL);
+	assert_non_null(in);
+	for (int i = 0; i < VG_SILENCE_MAX; i++) {
+		assert_int_equal(vg_alarm_silences_create(s, in, "p1", T0 + i, &out, &errors), 0);
+		snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(out, "id")));
+		json_decref(out);
+		assert_int_equal(vg_alarm_silences_expire(s, id, "p1", T0 + i), 0);
+	}
+	/* p2 still silences, and so does the administrator */
+	assert_int_equal(vg_alarm_silences_create(s, in, "p2", T0 + VG_SILENCE_MAX, &out,
+						  &errors),
+			 0);
+	assert_string_equal(json_string_value(json_object_get(out, "state")), "active");
+	json_decref(out);
+	assert_int_equal(vg_alarm_silences_create(s, in, NULL, T0 + VG_SILENCE_MAX, &out,
+						  &errors),
+			 0);
+	json_decref(out);
+	json_decref(in);
+	vg_alarm_silences_close(s);
+	if (shm[0]) {
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", shm);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -776,6 +860,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_time_constraints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inhibition, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_end_of_silence_notifies_once, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_ended_silences_take_no_place, setup,
 						teardown),
 	};
 	vg_log_init("alarm_silence_test", VG_LOG_ERROR);
