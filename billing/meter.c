@@ -763,16 +763,26 @@ static int rows_fetch(struct vg_bill_meter *m, const char *host, int *got,
 	return 0;
 }
 
+/* Whether resource i of b is metered: an instance, disk or vNIC an agent
+ * observed. A project's published measures (b->published) observe
+ * nothing: stamped up to max_future ahead, they would move the watermark
+ * past the agent's next polls and a start or stop they show would be
+ * billed from the published time. */
+static int metered(const struct vg_batch *b, size_t i)
+{
+	int ty = b->res[i].type;
+
+	return !b->published && (ty == VG_RT_INSTANCE || ty == VG_RT_DISK || ty == VG_RT_NIC);
+}
+
 /* The resources and events of b into m->rows (not read yet). */
 static int rows_collect(struct vg_bill_meter *m, const struct vg_batch *b)
 {
 	int rc = 0;
 
-	for (size_t i = 0; i < b->nres && !rc; i++) {
-		int ty = b->res[i].type;
-		if (ty == VG_RT_INSTANCE || ty == VG_RT_DISK || ty == VG_RT_NIC)
+	for (size_t i = 0; i < b->nres && !rc; i++)
+		if (metered(b, i))
 			rc = rows_add(m, b->res[i].id);
-	}
 	for (size_t i = 0; i < b->nevents && !rc; i++) {
 		const struct vg_event *e = &b->events[i];
 		if (e->resource && e->type != VG_EV_GAP && e->type != VG_EV_SUSPENDED &&
@@ -1030,8 +1040,7 @@ static int poll_time(const struct vg_batch *b, int64_t *t)
 	int n = 0;
 
 	for (size_t i = 0; i < b->nres; i++) {
-		int ty = b->res[i].type;
-		if (ty != VG_RT_INSTANCE && ty != VG_RT_DISK && ty != VG_RT_NIC)
+		if (!metered(b, i))
 			continue;
 		if (n++ && b->res[i].time_ms != *t)
 			return 0;
@@ -2342,11 +2351,9 @@ static int apply_read(struct vg_bill_meter *m, const struct vg_batch *b)
 		return -ENOMEM;
 	for (size_t i = 0; i < b->nevents; i++)
 		items[n++] = (struct item){b->events[i].time_ms, 0, i};
-	for (size_t i = 0; i < b->nres; i++) {
-		int ty = b->res[i].type;
-		if (ty == VG_RT_INSTANCE || ty == VG_RT_DISK || ty == VG_RT_NIC)
+	for (size_t i = 0; i < b->nres; i++)
+		if (metered(b, i))
 			items[n++] = (struct item){b->res[i].time_ms, 1, i};
-	}
 	qsort(items, n, sizeof(*items), cmp_item);
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (items[i].is_obs)

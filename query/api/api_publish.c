@@ -544,6 +544,7 @@ static int write_host(struct job *j, struct vg_receiver_inject *in, const char *
 
 	if (!b)
 		return fail(j, 503, "out of memory");
+	b->published = 1; /* values, not an observation: the meter skips it */
 	for (size_t r = 0; r < j->nres && !rc; r++) {
 		struct pres *p = &j->res[r];
 		const struct vg_pub_point *pt = j->pts + p->first;
