@@ -25,7 +25,9 @@
  *     publish_series_max -> 429;
  *   - one vg_batch per host handed to vg_receiver_inject_batch: the same
  *     dispatch chain as agent batches (registry, store, billing, alarms,
- *     the PUB stream). 2xx only when every batch returned 0, i.e. every
+ *     the PUB stream), marked published: values, never an observation
+ *     of the resource (the meter skips it, the alarm engine's host clock
+ *     and agent_silent ignore it). 2xx only when every batch returned 0, i.e. every
  *     value is journaled (fdatasync) like an acknowledged agent batch;
  *   - then the units the request gives to series that had none
  *     (vg_registry_set_unit: a batch carries no unit outside the
