@@ -125,17 +125,32 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 								   "at most 8 string values");
 				continue;
 			}
+			int bad = 0;
 			x->labels = calloc(json_object_size(v) + 1, sizeof(*x->labels));
 			json_object_foreach(v, lk, lv) {
 				if (!json_is_string(lv)) {
 					add_err(errors, "matchers.labels", "values must be strings");
 					break;
 				}
+				/* the rule of the other matchers (and of an alarm's
+				 * selector metadata): a label that displays as
+				 * another, or drives a terminal, is no label. Kept
+				 * all the same, so that a silence stored before the
+				 * rule loads with every label it had (one dropped
+				 * would widen what it silences) */
+				if (!vg_text_valid(lk, 64) ||
+				    !vg_text_valid(json_string_value(lv), 255))
+					bad = 1;
 				if (x->labels) {
 					x->labels[x->nlabels].key = strdup(lk);
 					x->labels[x->nlabels++].value = strdup(json_string_value(lv));
 				}
 			}
+			if (bad)
+				add_err(errors, "matchers.labels",
+					"keys must be 1 to 64 bytes, values 1 to 255, without "
+					"control characters, Unicode bidirectional controls "
+					"or invisible format characters");
 			continue;
 		}
 		if (!json_is_string(v) || !vg_text_valid(json_string_value(v), 255)) {
@@ -145,7 +160,12 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 					   "bytes without control characters, Unicode "
 					   "bidirectional controls or invisible format "
 					   "characters");
-			continue;
+			/* a string is kept all the same: a silence stored
+			 * before the rule (a host with U+200B) loads with the
+			 * matcher it had, never without it (which would
+			 * silence every alarm of its project) */
+			if (!json_is_string(v))
+				continue;
 		}
 		const char *s = json_string_value(v);
 		if (!strcmp(k, "severity")) {

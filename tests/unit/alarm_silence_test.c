@@ -127,6 +127,37 @@ static void test_matchers_scope_limits_persistence(void **state)
 	assert_non_null(strstr(t, "matchers.resource"));
 	free(t);
 	json_decref(j);
+	/* labels follow the same rule: a bidi override or a control
+	 * character in a key or a value, a value past 255 bytes */
+	{
+		static const char *const labels[] = {
+			"{\"a\\u202eb\":\"x\"}",
+			"{\"k\":\"x\\u001b[31m\"}",
+			"{\"k\":\"a\\nb\"}",
+			"{\"\":\"x\"}",
+			"{\"k\":\"\"}",
+		};
+		char in[600];
+		for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]) + 1; i++) {
+			if (i < sizeof(labels) / sizeof(labels[0]))
+				snprintf(in, sizeof(in),
+					 "{\"matchers\":{\"labels\":%s},\"duration\":\"1h\","
+					 "\"created_by\":\"ops\",\"comment\":\"x\"}",
+					 labels[i]);
+			else
+				snprintf(in, sizeof(in),
+					 "{\"matchers\":{\"labels\":{\"k\":\"%0256d\"}},"
+					 "\"duration\":\"1h\",\"created_by\":\"ops\","
+					 "\"comment\":\"x\"}",
+					 0);
+			j = mk(s, "p1", in, &rc);
+			assert_int_equal(rc, -EINVAL);
+			t = json_dumps(j, 0);
+			assert_non_null(strstr(t, "matchers.labels"));
+			free(t);
+			json_decref(j);
+		}
+	}
 	/* times that are no time: strtod's hex and exponents and spaces
 	 * (" 1h" was an hour, "0x10h" sixteen), a start 99999999 days ago
 	 * (stored as the year -271764) and an end past 9999 (written as the
@@ -283,6 +314,32 @@ static void test_matchers_scope_limits_persistence(void **state)
 		sj.host = "elsewhere";
 		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 0);
 		assert_int_equal(vg_alarm_silences_get(s, "star", NULL, T0, &j), -ENOENT);
+		vg_alarm_silences_close(s);
+
+		/* silences stored before the character rule, with a host and
+		 * a label it now refuses, load with those matchers: dropped,
+		 * they would silence every alarm of the project */
+		assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO alarm_silences (id, project, matchers, starts_ms,"
+			 " ends_ms, created_by, created_with, comment, created_ms) VALUES"
+			 " ('old1', 'p5', '{\"host\":\"compute\u200b7\"}', %lld, %lld,"
+			 " 'ops', 'administrator', 'x', %lld),"
+			 " ('old2', 'p6', '{\"labels\":{\"k\":\"a\\nb\"}}', %lld, %lld,"
+			 " 'ops', 'administrator', 'x', %lld)",
+			 (long long)T0, (long long)(T0 + 3600000), (long long)T0,
+			 (long long)T0, (long long)(T0 + 3600000), (long long)T0);
+		assert_int_equal(vg_db_exec(db, sql), 0);
+		vg_db_close(db);
+		assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
+		sj.project = "p5";
+		sj.host = "compute-1";
+		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 0);
+		sj.host = "compute\u200b7";
+		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 1);
+		sj.project = "p6";
+		sj.def = NULL; /* no labels: a label matcher cannot hold */
+		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 0);
 		vg_alarm_silences_close(s);
 	}
 }
