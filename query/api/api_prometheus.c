@@ -246,6 +246,10 @@ static int own_families(const struct vg_buf *b, struct vg_hmap *own)
 	return 0;
 }
 
+/* Series left out of /metrics (their name: vg_api_h_metrics); also the
+ * rate limit of its log line. */
+static uint64_t g_left_out;
+
 /* ---- self-metrics ---------------------------------------------------------------- */
 
 static void family(struct vg_buf *b, const char *name, const char *type,
@@ -521,6 +525,9 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 			ss.write_ns_total, ss.values_written + ss.write_errors);
 	}
 	vg_api_http_stats(api, &hs);
+	one(b, "vigie_api_metrics_series_left_out_total", "counter",
+	    "Series left out of /metrics scrapes: named like the collector's own family or another type's",
+	    (double)__atomic_load_n(&g_left_out, __ATOMIC_RELAXED));
 	one(b, "vigie_api_connections", "gauge",
 	    "Open HTTP connections to the API (its queue)",
 	    (double)hs.connections);
@@ -740,8 +747,6 @@ static void cluster_metrics(struct vg_api *api, struct vg_buf *b)
 	    "Subscriptions to a peer's stream ended: no round listed it for a lease, or it moved",
 	    (double)cs.stream_hangups);
 }
-
-static uint64_t g_left_out; /* series left out of /metrics (their name) */
 
 int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 {

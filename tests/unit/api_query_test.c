@@ -1338,6 +1338,14 @@ static void test_metrics_names_collide(void **state)
 	assert_non_null(strstr(a.body, "vigie_cpu_time_total{resource=\"vm-b\""));
 	assert_non_null(strstr(a.body, "vigie_app_fine{resource=\"pub-x\""));
 	fx_answer_free(&a);
+	/* counted: the three left out of the last scrape */
+	assert_int_equal(GET("/metrics", tok_admin, &a), 200);
+	{
+		const char *v = strstr(a.body, "\nvigie_api_metrics_series_left_out_total ");
+		assert_non_null(v);
+		assert_true(atof(v + strlen("\nvigie_api_metrics_series_left_out_total ")) >= 3);
+	}
+	fx_answer_free(&a);
 	/* the project's scrape has no self-metrics: its counter is there */
 	assert_int_equal(GET("/metrics", tok_p1, &a), 200);
 	assert_non_null(strstr(a.body, "vigie_collector_batches_received_total{resource=\"pub-x\""));
