@@ -1342,8 +1342,9 @@ static void events_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 {
 	int64_t now = wall(e);
 
-	/* agent_silent instances of this host end: it sends again */
-	for (size_t k = 0; b->host && k < e->evalarms.n; k++) {
+	/* agent_silent instances of this host end: it sends again (a
+	 * project's published measures are not its agent) */
+	for (size_t k = 0; b->host && !b->published && k < e->evalarms.n; k++) {
 		struct alarm *a = e->evalarms.a[k];
 		struct inst *in;
 		if (!(a->def.event_kinds & (1u << VG_ALARM_EV_AGENT_SILENT)) ||
@@ -1455,7 +1456,16 @@ int vg_alarm_engine_batch(struct vg_alarm_engine *e, const struct vg_batch *b)
 			free(hc);
 			hc = NULL;
 		}
-		if (hc) {
+		/* A project's published measures (POST /v1/measures) carry
+		 * the compute host of its instance and times up to
+		 * max_future ahead: they would move the data clock of every
+		 * series on that host (other projects' windows closing as
+		 * missing data) and keep its agent from being seen silent.
+		 * They move only a host no agent reports (custom resources'
+		 * "api"). */
+		if (hc && !b->published)
+			hc->agent = 1;
+		if (hc && !(b->published && hc->agent)) {
 			int64_t newest = b->time_ms;
 			/* batches of this host that reached another collector
 			 * and not this one (the stream lost them) */

@@ -211,6 +211,7 @@ struct host_clock {
 	int64_t seq_time_ms;    /* its poll time */
 	int64_t unseen_from_ms; /* the last interval of unseen batches, */
 	int64_t unseen_to_ms;   /* empty when from >= to */
+	int agent;              /* an agent's batch came: only agents move it */
 };
 
 enum pend_kind { P_HISTORY,

@@ -125,17 +125,32 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 								   "at most 8 string values");
 				continue;
 			}
+			int bad = 0;
 			x->labels = calloc(json_object_size(v) + 1, sizeof(*x->labels));
 			json_object_foreach(v, lk, lv) {
 				if (!json_is_string(lv)) {
 					add_err(errors, "matchers.labels", "values must be strings");
 					break;
 				}
+				/* the rule of the other matchers (and of an alarm's
+				 * selector metadata): a label that displays as
+				 * another, or drives a terminal, is no label. Kept
+				 * all the same, so that a silence stored before the
+				 * rule loads with every label it had (one dropped
+				 * would widen what it silences) */
+				if (!vg_text_valid(lk, 64) ||
+				    !vg_text_valid(json_string_value(lv), 255))
+					bad = 1;
 				if (x->labels) {
 					x->labels[x->nlabels].key = strdup(lk);
 					x->labels[x->nlabels++].value = strdup(json_string_value(lv));
 				}
 			}
+			if (bad)
+				add_err(errors, "matchers.labels",
+					"keys must be 1 to 64 bytes, values 1 to 255, without "
+					"control characters, Unicode bidirectional controls "
+					"or invisible format characters");
 			continue;
 		}
 		if (!json_is_string(v) || !vg_text_valid(json_string_value(v), 255)) {
@@ -145,7 +160,12 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 					   "bytes without control characters, Unicode "
 					   "bidirectional controls or invisible format "
 					   "characters");
-			continue;
+			/* a string is kept all the same: a silence stored
+			 * before the rule (a host with U+200B) loads with the
+			 * matcher it had, never without it (which would
+			 * silence every alarm of its project) */
+			if (!json_is_string(v))
+				continue;
 		}
 		const char *s = json_string_value(v);
 		if (!strcmp(k, "severity")) {
@@ -298,7 +318,8 @@ static int db_put(struct vg_alarm_silences *s, const struct silence *x)
 			   "INSERT INTO alarm_silences (id, project, matchers, starts_ms,"
 			   " ends_ms, created_by, created_with, comment, created_ms)"
 			   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-			   " ON CONFLICT (id) DO UPDATE SET ends_ms = excluded.ends_ms",
+			   " ON CONFLICT (id) DO UPDATE SET starts_ms = excluded.starts_ms,"
+			   " ends_ms = excluded.ends_ms",
 			   &st);
 	if (!rc) {
 		vg_db_bind_text(st, 1, x->id);
@@ -426,6 +447,26 @@ static void prune(struct vg_alarm_silences *s, int64_t now_ms)
 	s->n = w;
 }
 
+/* Full: forget (from memory; the row stays) the silence that ended
+ * earliest. Ended silences are only listed, as expired, for the rest of
+ * the week; without this, silences a tenant creates and expires again
+ * and again (each within its project's limit while it lasts) would hold
+ * every place for a week and refuse every other project's silence. */
+static void evict_ended(struct vg_alarm_silences *s, int64_t now_ms)
+{
+	size_t old = s->n;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i]->ends_ms <= now_ms &&
+		    (old == s->n || s->v[i]->ends_ms < s->v[old]->ends_ms))
+			old = i;
+	if (old == s->n)
+		return;
+	silence_free(s->v[old]);
+	memmove(s->v + old, s->v + old + 1, (s->n - old - 1) * sizeof(*s->v));
+	s->n--;
+}
+
 int vg_alarm_silences_create(struct vg_alarm_silences *s, const json_t *in,
 			     const char *scope, int64_t now_ms, json_t **out,
 			     json_t **errors)
@@ -452,8 +493,19 @@ int vg_alarm_silences_create(struct vg_alarm_silences *s, const json_t *in,
 	} else {
 		x->created_with = strdup("administrator");
 	}
+	/* A silence that has already ended silences nothing; accepted, it
+	 * would only take one of the collector's VG_SILENCE_MAX places for
+	 * a week, outside any project's limit (which counts those not yet
+	 * ended): one tenant could fill them all. */
+	if (x->ends_ms <= now_ms) {
+		add_err(*errors, "ends_at", "is already past: a silence must end after now");
+		silence_free(x);
+		return -EINVAL;
+	}
 	pthread_mutex_lock(&s->lock);
 	prune(s, now_ms);
+	if (s->n >= VG_SILENCE_MAX)
+		evict_ended(s, now_ms);
 	for (size_t i = 0; i < s->n; i++)
 		if (s->v[i]->ends_ms > now_ms && !strcmp(s->v[i]->project, x->project))
 			mine++;
@@ -543,10 +595,16 @@ int vg_alarm_silences_expire(struct vg_alarm_silences *s, const char *id,
 	if (!x || (scope && strcmp(x->project, scope)))
 		rc = -ENOENT;
 	else if (x->ends_ms > now_ms) {
-		int64_t old = x->ends_ms;
-		x->ends_ms = now_ms > x->starts_ms ? now_ms : x->starts_ms + 1;
+		int64_t old_start = x->starts_ms, old_end = x->ends_ms;
+		/* one not started yet never starts: an end after its start
+		 * would leave it pending, counted in its project's limit
+		 * until then, and in force for that last moment */
+		if (now_ms <= x->starts_ms)
+			x->starts_ms = now_ms;
+		x->ends_ms = now_ms;
 		if ((rc = db_put(s, x))) {
-			x->ends_ms = old;
+			x->starts_ms = old_start;
+			x->ends_ms = old_end;
 			rc = -EIO;
 		}
 	}

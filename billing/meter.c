@@ -775,6 +775,18 @@ static int rows_fetch(struct vg_bill_meter *m, const char *host, int *got,
 	return 0;
 }
 
+/* Whether resource i of b is metered: an instance, disk or vNIC an agent
+ * observed. A project's published measures (b->published) observe
+ * nothing: stamped up to max_future ahead, they would move the watermark
+ * past the agent's next polls and a start or stop they show would be
+ * billed from the published time. */
+static int metered(const struct vg_batch *b, size_t i)
+{
+	int ty = b->res[i].type;
+
+	return !b->published && (ty == VG_RT_INSTANCE || ty == VG_RT_DISK || ty == VG_RT_NIC);
+}
+
 static const char *attr_get(const struct vg_batch *b, const struct vg_resource *res,
 			    const char *k1, const char *k2);
 
@@ -809,14 +821,14 @@ static int rows_collect(struct vg_bill_meter *m, const struct vg_batch *b)
 
 	for (size_t i = 0; i < b->nres && !rc; i++) {
 		const struct vg_resource *res = &b->res[i];
-		int ty = res->type;
 		const char *pn;
-		if (ty == VG_RT_INSTANCE || ty == VG_RT_DISK || ty == VG_RT_NIC)
-			rc = rows_add(m, res->id);
-		if (!rc && ty == VG_RT_INSTANCE && res->state == VG_RSTATE_ACTIVE &&
+		if (!metered(b, i))
+			continue;
+		rc = rows_add(m, res->id);
+		if (!rc && res->type == VG_RT_INSTANCE && res->state == VG_RSTATE_ACTIVE &&
 		    res->project && (pn = attr_get(b, res, "project_name", NULL)) && *pn)
 			rc = lockx_add(m, "names:", res->project);
-		if (!rc && ty == VG_RT_DISK && res->parent)
+		if (!rc && res->type == VG_RT_DISK && res->parent)
 			rc = lockx_add(m, "", res->parent);
 	}
 	for (size_t i = 0; i < b->nevents && !rc; i++) {
@@ -1077,8 +1089,7 @@ static int poll_time(const struct vg_batch *b, int64_t *t)
 	int n = 0;
 
 	for (size_t i = 0; i < b->nres; i++) {
-		int ty = b->res[i].type;
-		if (ty != VG_RT_INSTANCE && ty != VG_RT_DISK && ty != VG_RT_NIC)
+		if (!metered(b, i))
 			continue;
 		if (n++ && b->res[i].time_ms != *t)
 			return 0;
@@ -2389,11 +2400,9 @@ static int apply_read(struct vg_bill_meter *m, const struct vg_batch *b)
 		return -ENOMEM;
 	for (size_t i = 0; i < b->nevents; i++)
 		items[n++] = (struct item){b->events[i].time_ms, 0, i};
-	for (size_t i = 0; i < b->nres; i++) {
-		int ty = b->res[i].type;
-		if (ty == VG_RT_INSTANCE || ty == VG_RT_DISK || ty == VG_RT_NIC)
+	for (size_t i = 0; i < b->nres; i++)
+		if (metered(b, i))
 			items[n++] = (struct item){b->res[i].time_ms, 1, i};
-	}
 	qsort(items, n, sizeof(*items), cmp_item);
 	for (size_t i = 0; i < n && !rc; i++) {
 		if (items[i].is_obs)

@@ -58,6 +58,9 @@
 #include "vigie/wire.h"
 
 #define MAGIC "VGS1"
+/* a project's published measures (vg_batch.published, not on the agent
+ * wire): the peer's alarm engine must not take them as an agent's poll */
+#define MAGIC_PUB "VGP1"
 #define HDR_MAX (4 + 1 + 255 + 8)
 #define STREAM_BUF (4 << 20) /* bytes queued per pipe (each way) */
 
@@ -442,7 +445,7 @@ static int consumer_batch(void *ctx, const struct vg_batch *b)
 	pthread_mutex_lock(&c->lock);
 	seq = ++c->seq;
 	pthread_mutex_unlock(&c->lock);
-	memcpy(msg, MAGIC, 4);
+	memcpy(msg, b->published ? MAGIC_PUB : MAGIC, 4);
 	msg[4] = (uint8_t)nl;
 	memcpy(msg + 5, c->node, nl);
 	for (int i = 0; i < 8; i++)
@@ -478,7 +481,8 @@ static void on_message(struct vg_cluster *c, const uint8_t *m, size_t len)
 	struct vg_batch *b = NULL;
 	int rc;
 
-	if (len < 13 || memcmp(m, MAGIC, 4) || (nl = m[4], len < 13 + nl)) {
+	if (len < 13 || (memcmp(m, MAGIC, 4) && memcmp(m, MAGIC_PUB, 4)) ||
+	    (nl = m[4], len < 13 + nl)) {
 		rc = -EBADMSG;
 		goto bad;
 	}
@@ -488,6 +492,7 @@ static void on_message(struct vg_cluster *c, const uint8_t *m, size_t len)
 		seq |= (uint64_t)m[5 + nl + i] << (8 * i);
 	if ((rc = vg_wire_decode(m + 13 + nl, len - 13 - nl, &b)))
 		goto bad;
+	b->published = !memcmp(m, MAGIC_PUB, 4);
 	/* sequence gaps: what a full pipe dropped on the way */
 	if ((last = vg_hmap_gets(&c->last_seq, node))) {
 		if (seq > *last + 1) {

@@ -107,6 +107,10 @@ struct vg_batch {
 	size_t nattrs;
 	struct vg_event *events;
 	size_t nevents;
+	/* 1: a project's published measures (POST /v1/measures), never an
+	 * agent's: values only, no observation of its resources' state; the
+	 * billing meter leaves such a batch out. Not on the wire. */
+	int published;
 	/* private */
 	size_t cap_res, cap_samples, cap_attrs, cap_events;
 	struct vg_arena_chunk *arena;

@@ -43,7 +43,9 @@
 #include "vigie/cluster.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
+#include "vigie/hmap.h"
 #include "vigie/lifecycle.h"
+#include "vigie/log.h"
 
 void vg_api_prom_label_value(struct vg_buf *b, const char *s)
 {
@@ -197,13 +199,56 @@ static int add_resource(void *vctx, json_t *r)
 	return 0;
 }
 
+/* By family; in a family the catalogue's samples first (their type is
+ * the family's), then scan order. */
 static int cmp_sample(const void *a, const void *b)
 {
 	const struct sample *x = a, *y = b;
 	int k = strcmp(x->family, y->family);
 
-	return k ? k : (x->seq > y->seq) - (x->seq < y->seq);
+	if (k)
+		return k;
+	if (!x->help != !y->help)
+		return x->help ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
 }
+
+/* The family names the self-metrics wrote into b ("# TYPE name type"
+ * lines), with the _sum, _count and _bucket samples of a summary or a
+ * histogram, into own (a map that copies keys): names a series may not
+ * take. 0 or -ENOMEM. */
+static int own_families(const struct vg_buf *b, struct vg_hmap *own)
+{
+	static const char *const parts[] = {"", "_sum", "_count", "_bucket"};
+	static char yes = 1;
+	const char *p = b->p, *end = b->p + b->len;
+
+	while (p && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *e = nl ? nl : end;
+		if (e - p > 7 && !memcmp(p, "# TYPE ", 7)) {
+			const char *name = p + 7, *sp = memchr(name, ' ', (size_t)(e - name));
+			size_t len = sp ? (size_t)(sp - name) : (size_t)(e - name);
+			size_t nparts = sp && ((e - sp == 8 && !memcmp(sp, " summary", 8)) ||
+					       (e - sp == 10 && !memcmp(sp, " histogram", 10)))
+						? 4
+						: 1;
+			for (size_t k = 0; k < nparts; k++) {
+				char n[320];
+				snprintf(n, sizeof(n), "%.*s%s", (int)(len < 300 ? len : 300), name,
+					 parts[k]);
+				if (vg_hmap_puts(own, n, &yes))
+					return -ENOMEM;
+			}
+		}
+		p = nl ? nl + 1 : NULL;
+	}
+	return 0;
+}
+
+/* Series left out of /metrics (their name: vg_api_h_metrics); also the
+ * rate limit of its log line. */
+static uint64_t g_left_out;
 
 /* ---- self-metrics ---------------------------------------------------------------- */
 
@@ -498,6 +543,9 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 			ss.write_ns_total, ss.values_written + ss.write_errors);
 	}
 	vg_api_http_stats(api, &hs);
+	one(b, "vigie_api_metrics_series_left_out_total", "counter",
+	    "Series left out of /metrics scrapes: named like the collector's own family or another type's",
+	    (double)__atomic_load_n(&g_left_out, __ATOMIC_RELAXED));
 	one(b, "vigie_api_connections", "gauge",
 	    "Open HTTP connections to the API (its queue)",
 	    (double)hs.connections);
@@ -726,6 +774,8 @@ int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct prom_ctx c = {0};
 	struct vg_buf b = {0};
 	const char *last = "";
+	int last_counter = 0;
+	struct vg_hmap own;
 	char *body;
 	size_t len;
 	int rc;
@@ -744,9 +794,33 @@ int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 		alarm_metrics(api, &b);
 		cluster_metrics(api, &b);
 	}
+	/* A series whose name is one of the collector's own families (a
+	 * project publishing "collector.batches.received" as a counter) or
+	 * whose family another type already holds (a gauge "cpu.time_total"
+	 * beside the agents' counter cpu.time) is left out: a second HELP
+	 * or TYPE line makes Prometheus refuse the whole scrape, so one
+	 * tenant's metric name would blind the operator's monitoring. */
+	vg_hmap_init(&own);
+	if (b.len && own_families(&b, &own)) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	if (c.n)
 		qsort(c.s, c.n, sizeof(*c.s), cmp_sample);
 	for (size_t i = 0; i < c.n; i++) {
+		if (vg_hmap_gets(&own, c.s[i].family) ||
+		    (!strcmp(last, c.s[i].family) && c.s[i].counter != last_counter)) {
+			vg_log_limited(VG_LOG_WARN, &g_left_out,
+				       "api: /metrics leaves out a series of family %s: "
+				       "the name is the collector's own or another "
+				       "type's (%.*s)",
+				       c.s[i].family,
+				       (int)strcspn(c.s[i].line, "\n") > 200
+					       ? 200
+					       : (int)strcspn(c.s[i].line, "\n"),
+				       c.s[i].line);
+			continue;
+		}
 		if (strcmp(last, c.s[i].family)) {
 			vg_buf_printf(&b, "# HELP %s ", c.s[i].family);
 			if (c.s[i].help)
@@ -760,12 +834,19 @@ int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 		}
 		vg_buf_append(&b, c.s[i].line, strlen(c.s[i].line));
 		last = c.s[i].family;
+		last_counter = c.s[i].counter;
 	}
+out:
+	vg_hmap_release(&own);
 	for (size_t i = 0; i < c.n; i++) {
 		free(c.s[i].family);
 		free(c.s[i].line);
 	}
 	free(c.s);
+	if (rc) {
+		vg_buf_release(&b);
+		return vg_http_reply_error(resp, 503, "out of memory");
+	}
 	if (!b.len)
 		vg_buf_append(&b, "", 0);
 	body = vg_buf_take(&b, &len);

@@ -25,7 +25,9 @@
  *     publish_series_max -> 429;
  *   - one vg_batch per host handed to vg_receiver_inject_batch: the same
  *     dispatch chain as agent batches (registry, store, billing, alarms,
- *     the PUB stream). 2xx only when every batch returned 0, i.e. every
+ *     the PUB stream), marked published: values, never an observation
+ *     of the resource (the meter skips it, the alarm engine's host clock
+ *     and agent_silent ignore it). 2xx only when every batch returned 0, i.e. every
  *     value is journaled (fdatasync) like an acknowledged agent batch;
  *   - then the units the request gives to series that had none
  *     (vg_registry_set_unit: a batch carries no unit outside the
@@ -474,7 +476,7 @@ static int check_resource(struct job *j, struct vg_registry *reg, struct pres *p
 {
 	const struct vg_pub_point *pt = j->pts + p->first;
 	json_t *r = NULL, *metrics;
-	const char *type, *project;
+	const char *type, *project, *state;
 	int rc = vg_registry_get(reg, pt->resource, &r);
 
 	if (rc == -ENOENT) {
@@ -520,6 +522,26 @@ static int check_resource(struct job *j, struct vg_registry *reg, struct pres *p
 		json_decref(r);
 		return rc;
 	}
+	/* An ended instance stays ended: the registry takes a report
+	 * after the end for the resource coming back, so a point published
+	 * after it would show a deleted VM alive (listed, on /metrics, never
+	 * swept). Its agent is the authority on that; points up to the end
+	 * are values like any other. */
+	state = json_string_value(json_object_get(r, "state"));
+	if (p->rtype == VG_RT_INSTANCE && state && !strcmp(state, "ended")) {
+		const char *e = json_string_value(json_object_get(r, "ended_at"));
+		int64_t end = INT64_MIN;
+		if (e && vg_time_parse(e, 0, &end))
+			end = INT64_MIN;
+		for (size_t i = 0; i < p->n; i++)
+			if (pt[i].time_ms > end) {
+				rc = fail(j, 409, "instance '%s' ended at %s: no measure "
+						  "after its end",
+					  pt->resource, e ? e : "?");
+				json_decref(r);
+				return rc;
+			}
+	}
 	metrics = json_object_get(r, "metrics");
 	if (distinct_metrics(j, p, metrics) == (size_t)-1) {
 		json_decref(r);
@@ -544,6 +566,7 @@ static int write_host(struct job *j, struct vg_receiver_inject *in, const char *
 
 	if (!b)
 		return fail(j, 503, "out of memory");
+	b->published = 1; /* values, not an observation: the meter skips it */
 	for (size_t r = 0; r < j->nres && !rc; r++) {
 		struct pres *p = &j->res[r];
 		const struct vg_pub_point *pt = j->pts + p->first;

@@ -314,6 +314,52 @@ static void test_negative_counter(void **state)
 	vg_series_free(&ser);
 }
 
+/* A project cannot bring its deleted instance back: the registry takes a
+ * report after the end for the resource returning, and a published point
+ * is stamped by the tenant. One after the end is a 409 and the instance
+ * stays ended; one before the end is stored like any value. */
+static void test_published_after_end(void **state)
+{
+	NEED_COLLECTOR();
+	const char *id = "ended-by-agent";
+	char body[512], *resp = NULL;
+	struct vg_batch *b;
+
+	b = one("end-host", 9, 1, VG_RT_INSTANCE, id, "cpu.util", VG_KIND_GAUGE, 5, T0);
+	assert_int_equal(vg_batch_identity(b, "tenant-e", NULL, NULL), 0);
+	assert_int_equal(send_batch(b), VG_ACK_OK);
+	vg_batch_free(b);
+	b = vg_batch_new("end-host", 9, 2, T0 + 60000);
+	assert_non_null(b);
+	vg_batch_resource(b, VG_RT_INSTANCE, id, NULL, NULL, T0 + 60000)->state =
+		VG_RSTATE_ENDED;
+	assert_int_equal(vg_batch_identity(b, "tenant-e", NULL, NULL), 0);
+	assert_int_equal(send_batch(b), VG_ACK_OK);
+	vg_batch_free(b);
+
+	snprintf(body, sizeof(body),
+		 "{\"project\":\"tenant-e\",\"measures\":[{\"resource\":\"%s\","
+		 "\"metric\":\"app.alive\",\"value\":1,\"time\":%lld}]}",
+		 id, (long long)(T0 + 120000) / 1000);
+	assert_int_equal(h_post(&C, "/v1/measures", body, &resp), 409);
+	assert_non_null(resp);
+	assert_non_null(strstr(resp, "ended"));
+	free(resp);
+	resp = NULL;
+	assert_int_equal(http_get("/v1/resources/ended-by-agent", &resp), 200);
+	assert_non_null(strstr(resp, "\"state\":\"ended\""));
+	free(resp);
+	resp = NULL;
+	snprintf(body, sizeof(body),
+		 "{\"project\":\"tenant-e\",\"measures\":[{\"resource\":\"%s\","
+		 "\"metric\":\"app.alive\",\"value\":1,\"time\":%lld}]}",
+		 id, (long long)(T0 + 30000) / 1000);
+	assert_int_equal(h_post(&C, "/v1/measures", body, NULL), 200);
+	assert_int_equal(http_get("/v1/resources/ended-by-agent", &resp), 200);
+	assert_non_null(strstr(resp, "\"state\":\"ended\""));
+	free(resp);
+}
+
 static void test_far_timestamps(void **state)
 {
 	NEED_COLLECTOR();
@@ -682,6 +728,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_non_finite_rejected),
 		cmocka_unit_test(test_oversize),
 		cmocka_unit_test(test_negative_counter),
+		cmocka_unit_test(test_published_after_end),
 		cmocka_unit_test(test_far_timestamps),
 		cmocka_unit_test(test_hostile_names),
 		cmocka_unit_test(test_widest_names),

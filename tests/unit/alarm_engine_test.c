@@ -1688,6 +1688,58 @@ static void test_event_alarms(void **state)
 	assert_string_equal(state_of(f, "agent-silent", st), "ok");
 }
 
+/* A project's published measures (POST /v1/measures: the batch carries
+ * its instance's compute host, points up to max_future ahead) neither move
+ * that host's data clock, which closes every series' periods on it (a
+ * point 10 minutes ahead made another instance's data "missing", and its
+ * alarm fired), nor count as its agent sending (a dead agent was never
+ * seen silent while a tenant published). */
+static void published(struct fixture *f, const char *id, int64_t t)
+{
+	struct vg_batch *b = vg_batch_new("h1", 0, 0, g_now);
+
+	b->published = 1;
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t));
+	vg_batch_identity(b, "tenant", NULL, NULL);
+	vg_batch_sample(b, "app.queue", VG_KIND_GAUGE, 1);
+	assert_int_equal(vg_alarm_engine_batch(f->e, b), 0);
+	vg_batch_free(b);
+}
+
+static void test_published_moves_no_clock(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = g_now;
+	char st[32];
+
+	json_decref(create(f, "{\"name\":\"gone\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90,"
+			      "\"missing_data\":\"breaching\"}"));
+	json_decref(create(f, "{\"name\":\"agent-silent\",\"type\":\"event\","
+			      "\"event\":{\"kind\":\"agent_silent\",\"silent_for\":120}}"));
+	for (int i = 0; i < 3; i++)
+		send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, t + i * MIN, "cpu.util",
+		      VG_KIND_GAUGE, 10);
+	assert_string_equal(state_of(f, "gone", st), "ok");
+	/* ten minutes ahead, on the same host */
+	published(f, "vm9", t + 12 * MIN);
+	vg_alarm_engine_tick(f->e, g_now);
+	assert_string_equal(state_of(f, "gone", st), "ok");
+	/* the agent stops; the tenant goes on publishing every 30 s */
+	for (int i = 0; i < 8; i++) {
+		g_now += 30000;
+		published(f, "vm9", g_now);
+		vg_alarm_engine_tick(f->e, g_now);
+	}
+	assert_string_equal(state_of(f, "agent-silent", st), "alarm");
+	/* ... and publishing does not end it; the agent sending does */
+	g_now += 1000;
+	published(f, "vm9", g_now);
+	assert_string_equal(state_of(f, "agent-silent", st), "alarm");
+	send1(f, "h1", VG_RT_INSTANCE, "vm1", NULL, g_now, "cpu.util", VG_KIND_GAUGE, 10);
+	assert_string_equal(state_of(f, "agent-silent", st), "ok");
+}
+
 /* The group statistics over the members that reported, and a member with
  * no sample in a period left out of it (not a zero, not waited for). */
 static double group_value_of(json_t *row)
@@ -1818,6 +1870,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_autoscaling_across_restarts, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_event_alarms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_published_moves_no_clock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_statistics_and_missing_member, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_exactly_once_across_restart, setup, teardown),

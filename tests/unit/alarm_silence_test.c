@@ -127,6 +127,37 @@ static void test_matchers_scope_limits_persistence(void **state)
 	assert_non_null(strstr(t, "matchers.resource"));
 	free(t);
 	json_decref(j);
+	/* labels follow the same rule: a bidi override or a control
+	 * character in a key or a value, a value past 255 bytes */
+	{
+		static const char *const labels[] = {
+			"{\"a\\u202eb\":\"x\"}",
+			"{\"k\":\"x\\u001b[31m\"}",
+			"{\"k\":\"a\\nb\"}",
+			"{\"\":\"x\"}",
+			"{\"k\":\"\"}",
+		};
+		char in[600];
+		for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]) + 1; i++) {
+			if (i < sizeof(labels) / sizeof(labels[0]))
+				snprintf(in, sizeof(in),
+					 "{\"matchers\":{\"labels\":%s},\"duration\":\"1h\","
+					 "\"created_by\":\"ops\",\"comment\":\"x\"}",
+					 labels[i]);
+			else
+				snprintf(in, sizeof(in),
+					 "{\"matchers\":{\"labels\":{\"k\":\"%0256d\"}},"
+					 "\"duration\":\"1h\",\"created_by\":\"ops\","
+					 "\"comment\":\"x\"}",
+					 0);
+			j = mk(s, "p1", in, &rc);
+			assert_int_equal(rc, -EINVAL);
+			t = json_dumps(j, 0);
+			assert_non_null(strstr(t, "matchers.labels"));
+			free(t);
+			json_decref(j);
+		}
+	}
 	/* times that are no time: strtod's hex and exponents and spaces
 	 * (" 1h" was an hour, "0x10h" sixteen), a start 99999999 days ago
 	 * (stored as the year -271764) and an end past 9999 (written as the
@@ -283,6 +314,32 @@ static void test_matchers_scope_limits_persistence(void **state)
 		sj.host = "elsewhere";
 		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 0);
 		assert_int_equal(vg_alarm_silences_get(s, "star", NULL, T0, &j), -ENOENT);
+		vg_alarm_silences_close(s);
+
+		/* silences stored before the character rule, with a host and
+		 * a label it now refuses, load with those matchers: dropped,
+		 * they would silence every alarm of the project */
+		assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO alarm_silences (id, project, matchers, starts_ms,"
+			 " ends_ms, created_by, created_with, comment, created_ms) VALUES"
+			 " ('old1', 'p5', '{\"host\":\"compute\u200b7\"}', %lld, %lld,"
+			 " 'ops', 'administrator', 'x', %lld),"
+			 " ('old2', 'p6', '{\"labels\":{\"k\":\"a\\nb\"}}', %lld, %lld,"
+			 " 'ops', 'administrator', 'x', %lld)",
+			 (long long)T0, (long long)(T0 + 3600000), (long long)T0,
+			 (long long)T0, (long long)(T0 + 3600000), (long long)T0);
+		assert_int_equal(vg_db_exec(db, sql), 0);
+		vg_db_close(db);
+		assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
+		sj.project = "p5";
+		sj.host = "compute-1";
+		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 0);
+		sj.host = "compute\u200b7";
+		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 1);
+		sj.project = "p6";
+		sj.def = NULL; /* no labels: a label matcher cannot hold */
+		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 0);
 		vg_alarm_silences_close(s);
 	}
 }
@@ -766,6 +823,90 @@ static void test_end_of_silence_notifies_once(void **state)
 	vg_alarm_engine_close(e);
 }
 
+/* A tenant cannot take the collector's silence places from the others:
+ * a silence that has already ended is refused (it would silence nothing
+ * and hold a place for a week outside any project's limit); a pending
+ * silence expired (DELETE) ends at once, so it no longer counts in its
+ * project's limit nor stays "pending"; and silences one project creates
+ * and expires again and again (each within its limit) make room for
+ * another project's, however many (the ended ones are forgotten from
+ * memory first, earliest ended first). */
+static void test_ended_silences_take_no_place(void **state)
+{
+	struct vg_alarm_silences *s;
+	char url[sizeof(g_url)], err[256], id[40], pend[2][40], shm[64] = "";
+	const char *one = "{\"duration\":\"1h\",\"created_by\":\"eve\",\"comment\":\"x\"}";
+	json_t *in, *out, *errors, *j;
+	int rc;
+
+	(void)state;
+	/* 20,000 commits: on tmpfs when there is one (sqlite syncs each) */
+	if (g_fresh_url) {
+		snprintf(url, sizeof(url), "%s", g_url);
+	} else {
+		snprintf(shm, sizeof(shm), "/dev/shm/vigie-silence-test.XXXXXX");
+		if (!mkdtemp(shm))
+			shm[0] = 0;
+		snprintf(url, sizeof(url), "sqlite:%s/alarms.db", shm[0] ? shm : g_dir);
+	}
+	assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
+
+	j = mk(s, "p1", "{\"starts_at\":\"-2h\",\"ends_at\":\"-1h\",\"created_by\":\"eve\","
+			"\"comment\":\"x\"}",
+	       &rc);
+	assert_int_equal(rc, -EINVAL);
+	char *t = json_dumps(j, 0);
+	assert_non_null(strstr(t, "ends_at"));
+	free(t);
+	json_decref(j);
+
+	/* two pending silences (the limit), expired: the project may
+	 * create again, and they list as expired */
+	for (int i = 0; i < 2; i++) {
+		j = mk(s, "p1", "{\"starts_at\":\"+1d\",\"duration\":\"1h\",\"created_by\":\"eve\","
+				"\"comment\":\"x\"}",
+		       &rc);
+		assert_int_equal(rc, 0);
+		snprintf(pend[i], sizeof(pend[i]), "%s",
+			 json_string_value(json_object_get(j, "id")));
+		json_decref(j);
+		assert_int_equal(vg_alarm_silences_expire(s, pend[i], "p1", T0), 0);
+	}
+	assert_int_equal(vg_alarm_silences_get(s, pend[0], "p1", T0 + 1, &j), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "expired");
+	json_decref(j);
+	assert_int_equal(vg_alarm_silences_list(s, "p1", NULL, T0 + 1, &j), 0);
+	assert_int_equal(json_array_size(json_object_get(j, "silences")), 0);
+	json_decref(j);
+
+	/* p1 fills every place with silences it expires one by one */
+	in = json_loads(one, 0, NULL);
+	assert_non_null(in);
+	for (int i = 0; i < VG_SILENCE_MAX; i++) {
+		assert_int_equal(vg_alarm_silences_create(s, in, "p1", T0 + i, &out, &errors), 0);
+		snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(out, "id")));
+		json_decref(out);
+		assert_int_equal(vg_alarm_silences_expire(s, id, "p1", T0 + i), 0);
+	}
+	/* p2 still silences, and so does the administrator */
+	assert_int_equal(vg_alarm_silences_create(s, in, "p2", T0 + VG_SILENCE_MAX, &out,
+						  &errors),
+			 0);
+	assert_string_equal(json_string_value(json_object_get(out, "state")), "active");
+	json_decref(out);
+	assert_int_equal(vg_alarm_silences_create(s, in, NULL, T0 + VG_SILENCE_MAX, &out,
+						  &errors),
+			 0);
+	json_decref(out);
+	json_decref(in);
+	vg_alarm_silences_close(s);
+	if (shm[0]) {
+		char cmd[128];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", shm);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -776,6 +917,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_time_constraints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inhibition, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_end_of_silence_notifies_once, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_ended_silences_take_no_place, setup,
 						teardown),
 	};
 	vg_log_init("alarm_silence_test", VG_LOG_ERROR);

@@ -1290,6 +1290,69 @@ static void test_metrics_ended_leave(void **state)
 	fx_answer_free(&a);
 }
 
+/* A tenant's metric name never breaks the administrator's scrape: a
+ * series whose Prometheus name is one of the collector's own families
+ * (a counter "collector.batches.received", a gauge named like a
+ * summary's _count) or whose family the agents' counter holds (a gauge
+ * "cpu.time_total") would add a second HELP and TYPE line, and
+ * Prometheus refuses the whole scrape for it. Such series are left out
+ * of /metrics (only there); the project's own scrape, without the
+ * self-metrics, keeps the first. Runs last: it adds pub-x. */
+static void test_metrics_names_collide(void **state)
+{
+	int64_t t = (T0 + 60 * NPOLLS) * 1000;
+	struct vg_registry *reg = NULL;
+	struct vg_batch *b = vg_batch_new("api", 4, 1, t);
+	struct fx_answer a;
+	char err[256];
+
+	(void)state;
+	assert_non_null(vg_batch_resource(b, VG_RT_CUSTOM, "pub-x", "pub-x", NULL, t));
+	vg_batch_identity(b, "p1", NULL, NULL);
+	vg_batch_sample(b, "collector.batches.received", VG_KIND_COUNTER, 5);
+	vg_batch_sample(b, "store.write.seconds.count", VG_KIND_GAUGE, 6);
+	vg_batch_sample(b, "cpu.time_total", VG_KIND_GAUGE, 9);
+	vg_batch_sample(b, "app.fine", VG_KIND_GAUGE, 1);
+	assert_int_equal(vg_registry_open(srv.dir, &reg, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_update(reg, b), 0);
+	vg_registry_close(reg);
+	vg_batch_free(b);
+
+	assert_int_equal(GET("/metrics", tok_admin, &a), 200);
+	/* one HELP and one TYPE line per family, whatever the names */
+	for (const char *p = a.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		char line[400];
+		size_t n;
+		if (strncmp(p, "# TYPE ", 7) && strncmp(p, "# HELP ", 7))
+			continue;
+		n = 7 + strcspn(p + 7, " \n");
+		snprintf(line, sizeof(line), "%.*s ", (int)n, p);
+		assert_int_equal(count_lines(a.body, line), 1);
+	}
+	assert_int_equal(count_lines(a.body, "# TYPE vigie_collector_batches_received_total counter"), 1);
+	assert_int_equal(count_lines(a.body, "# TYPE vigie_cpu_time_total counter"), 1);
+	assert_null(strstr(a.body, "vigie_collector_batches_received_total{resource=\"pub-x\""));
+	assert_null(strstr(a.body, "vigie_store_write_seconds_count{"));
+	assert_null(strstr(a.body, "vigie_cpu_time_total{resource=\"pub-x\""));
+	/* the agents' counter and the tenant's other series stay */
+	assert_non_null(strstr(a.body, "vigie_cpu_time_total{resource=\"vm-b\""));
+	assert_non_null(strstr(a.body, "vigie_app_fine{resource=\"pub-x\""));
+	fx_answer_free(&a);
+	/* counted: the three left out of the last scrape */
+	assert_int_equal(GET("/metrics", tok_admin, &a), 200);
+	{
+		const char *v = strstr(a.body, "\nvigie_api_metrics_series_left_out_total ");
+		assert_non_null(v);
+		assert_true(atof(v + strlen("\nvigie_api_metrics_series_left_out_total ")) >= 3);
+	}
+	fx_answer_free(&a);
+	/* the project's scrape has no self-metrics: its counter is there */
+	assert_int_equal(GET("/metrics", tok_p1, &a), 200);
+	assert_non_null(strstr(a.body, "vigie_collector_batches_received_total{resource=\"pub-x\""));
+	assert_int_equal(count_lines(a.body, "# HELP vigie_cpu_time_total "), 1);
+	fx_answer_free(&a);
+}
+
 /* A resource whose project is longer than any fixed buffer (a registry
  * written before the decoder checked lengths): every token gets an answer
  * that does not depend on the project's content, and a token that may not
@@ -1368,6 +1431,7 @@ int main(void)
 		cmocka_unit_test(test_isolation),
 		cmocka_unit_test(test_metrics_ended_leave),
 		cmocka_unit_test(test_long_project),
+		cmocka_unit_test(test_metrics_names_collide),
 	};
 	int rc = cmocka_run_group_tests_name("api_query_pure", pure, NULL, NULL);
 

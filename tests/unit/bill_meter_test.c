@@ -491,6 +491,42 @@ static void test_resize_splits(void **state)
 	vg_bill_usage_clear(&u);
 }
 
+/* A project's published measures (POST /v1/measures) on its instance
+ * are no observation of the instance: one stamped max_future ahead (a
+ * custom metric at poll time + 10 min) moved the meter's watermark, so
+ * the agent's polls until then were ignored and the start they showed
+ * was billed from the point's time: ten minutes free per start. */
+static void test_published_not_observed(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_usage u;
+
+	begin(f, "2026-06-01T00:00:00Z");
+	inst(f, "i7", "2026-06-01T00:00:00Z", 5); /* shut off */
+	commit(f);
+	/* the tenant's point, as the API builds it: host and identity
+	 * copied, active, no power sample, ten minutes ahead */
+	begin(f, "2026-06-01T00:10:00Z");
+	f->b->published = 1;
+	vg_batch_resource(f->b, VG_RT_INSTANCE, "i7", "i7", NULL, T("2026-06-01T00:10:00Z"))
+		->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(f->b, "p", NULL, "m1.small"), 0);
+	assert_int_equal(vg_batch_sample(f->b, "app.queue", VG_KIND_GAUGE, 1), 0);
+	commit(f);
+	/* started at 00:01 as the agent sees it, running at 00:20 */
+	begin(f, "2026-06-01T00:01:00Z");
+	inst(f, "i7", "2026-06-01T00:01:00Z", 1);
+	commit(f);
+	begin(f, "2026-06-01T00:20:00Z");
+	inst(f, "i7", "2026-06-01T00:20:00Z", 1);
+	commit(f);
+	load(f, "2026-06", &u);
+	assert_int_equal(nseg(&u, "i7", VG_BILL_U_COMPUTE), 1);
+	assert_int_equal(seg(&u, "i7", VG_BILL_U_COMPUTE, 0)->start_ms, T("2026-06-01T00:01:00Z"));
+	assert_int_equal(seg(&u, "i7", VG_BILL_U_COMPUTE, 0)->end_ms, T("2026-06-01T00:20:00Z"));
+	vg_bill_usage_clear(&u);
+}
+
 /* An instance seen running by one poll only: started at its first
  * sighting and stopped at its last, the same instant (START and STOP at
  * one time_ms, sorted STOP first). The run is that instant, not "until
@@ -1694,6 +1730,7 @@ int main(void)
 		DBE_BOTH(test_counters_resets_and_spread, setup, teardown),
 		DBE_BOTH(test_resize_splits, setup, teardown),
 		DBE_BOTH(test_single_poll_run, setup, teardown),
+		DBE_BOTH(test_published_not_observed, setup, teardown),
 		DBE_BOTH(test_adopts_old_billing_db, setup, teardown),
 		DBE_BOTH(test_migration_exact_events, setup, teardown),
 		DBE_BOTH(test_migration_polls_only, setup, teardown),

@@ -47,7 +47,7 @@
 #include "../support/free_port.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int64_t received;
+static int64_t received, received_published;
 
 static void on_peer_batch(void *ctx, const struct vg_batch *b)
 {
@@ -55,6 +55,8 @@ static void on_peer_batch(void *ctx, const struct vg_batch *b)
 	pthread_mutex_lock(&lock);
 	if (b->host && !strcmp(b->host, "h1"))
 		received++;
+	if (b->host && !strcmp(b->host, "h1") && b->published)
+		received_published++;
 	pthread_mutex_unlock(&lock);
 }
 
@@ -162,6 +164,18 @@ static void test_published_while_the_round_sees_it_alone(void **state)
 	vg_cluster_get_stats(a, &st);
 	assert_int_equal(st.live_nodes, 1); /* a was alone all along */
 	assert_true(got() > 0);
+	assert_int_equal(locked(&received_published), 0);
+	/* a project's published measures stay published on the peer: its
+	 * alarm engine must not take them as the agent's poll */
+	for (i = 0; i < 200 && !locked(&received_published); i++) {
+		struct vg_batch *bt = vg_batch_new("h1", 0, 0, 1795000020000LL);
+		assert_non_null(bt);
+		bt->published = 1;
+		assert_int_equal(pub.batch(pub.ctx, bt), 0);
+		vg_batch_free(bt);
+		nap_ms(50);
+	}
+	assert_true(locked(&received_published) > 0);
 	vg_cluster_stop(b);
 	vg_cluster_stop(a);
 }
