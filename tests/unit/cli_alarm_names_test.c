@@ -28,16 +28,13 @@
 #include "vigie/alarm_stream.h"
 #include "vigie/clock.h"
 
-#include "../support/api_fixture.h"
+#include "../support/alarm_api_fixture.h"
 
 #define MIN 60000LL
 #define PID "9f1c0b7e5d2a4c6e8b1d3f5a7c9e0b2d"
 
 static struct {
-	struct fx_api srv;
-	struct vg_alarm_hub *hub;
-	struct vg_alarm_engine *e;
-	char tok[VG_TOKEN_LEN + 1];
+	struct fx_alarm_api a; /* engine, hub, API (over the data), token */
 	uint64_t seq;
 	int64_t t0;
 } g;
@@ -70,47 +67,27 @@ static struct vg_batch *batch(int64_t t, double v)
 
 static int setup(void **state)
 {
-	struct vg_alarm_engine_options eo = {0};
-	struct vg_api_options ao = {0};
 	struct fx_data d;
-	char err[256];
 
 	unsetenv("VIGIE_API");
 	unsetenv("VIGIE_TOKEN");
 	setenv("VIGIE_CONFIG", "/nonexistent/cli.conf", 1);
 	g.t0 = (vg_now_ms() - 3600 * 1000) / MIN * MIN;
-	if (fx_tmpdir(g.srv.dir, sizeof(g.srv.dir), "cli-alarm-names") ||
-	    vg_alarm_hub_new(64, &g.hub) || fx_data_open(g.srv.dir, &d))
+	if (fx_tmpdir(g.a.srv.dir, sizeof(g.a.srv.dir), "cli-alarm-names") ||
+	    fx_data_open(g.a.srv.dir, &d))
 		return -1;
-	g.srv.store = d.store;
+	g.a.srv.store = d.store;
 	for (int k = 0; k < 2; k++)
 		if (fx_data_write(&d, batch(g.t0 + k * MIN, 10)))
 			return -1;
 	fx_data_done(&d);
-	eo.data_dir = g.srv.dir;
-	eo.agent_interval_s = 10;
-	eo.hub = g.hub;
-	if (vg_alarm_engine_open(&eo, &g.e, err, sizeof(err))) {
-		fprintf(stderr, "engine: %s\n", err);
-		return -1;
-	}
-	if (fx_token(g.srv.dir, NULL, "admin", g.tok))
-		return -1;
-	ao.alarms = g.e;
-	ao.alarm_hub = g.hub;
-	return fx_api_start(&g.srv, &ao);
+	return fx_alarm_api_start(&g.a);
 }
 
 static int teardown(void **state)
 {
-	vg_alarm_hub_shutdown(g.hub);
-	vg_api_stop(g.srv.api);
-	g.srv.api = NULL;
-	vg_alarm_engine_close(g.e);
-	vg_alarm_hub_free(g.hub);
-	vg_store_close(g.srv.store);
 	vg_cli_set_output("table");
-	return fx_rm_tree(g.srv.dir) ? -1 : 0;
+	return fx_alarm_api_stop(&g.a);
 }
 
 static struct fx_run vigie(const char *first, ...)
@@ -119,7 +96,7 @@ static struct fx_run vigie(const char *first, ...)
 	struct fx_run r;
 
 	va_start(ap, first);
-	r = fx_vcli(g.srv.url, g.tok, first, ap);
+	r = fx_vcli(g.a.srv.url, g.a.tok, first, ap);
 	va_end(ap);
 	return r;
 }
@@ -129,7 +106,7 @@ static char *write_file(const char *name, const char *text)
 	static char path[512];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s", g.srv.dir, name);
+	snprintf(path, sizeof(path), "%s/%s", g.a.srv.dir, name);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs(text, f);
@@ -177,7 +154,7 @@ static void test_alarms_list_names(void **state)
 	create("other-hot", "p-other", "vm-o");
 	for (int k = 2; k < 4; k++) {
 		struct vg_batch *b = batch(g.t0 + k * MIN, 99);
-		assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+		assert_int_equal(vg_alarm_engine_batch(g.a.e, b), 0);
 		vg_batch_free(b);
 	}
 
@@ -239,46 +216,26 @@ static void test_alarms_show_history_names(void **state)
 	fx_run_free(&r);
 }
 
-struct watch_run {
-	pthread_t th;
-	struct fx_run r;
-	int done;
-};
-
-static void *watch_thread(void *arg)
+static struct fx_run watch_cmd(void)
 {
-	struct watch_run *w = arg;
-
-	w->r = vigie("alarms", "watch", "--project", "acme", "--count", "1", NULL);
-	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
-	return NULL;
+	return vigie("alarms", "watch", "--project", "acme", "--count", "1", NULL);
 }
 
 /* watch prints the names the notification carries; --project by name */
 static void test_watch_names(void **state)
 {
 	struct vg_alarm_hub_stats hs;
-	struct watch_run w = {0};
+	struct fx_watch w;
 
-	assert_int_equal(pthread_create(&w.th, NULL, watch_thread, &w), 0);
-	for (int i = 0; i < 100; i++) {
-		vg_alarm_hub_get_stats(g.hub, &hs);
-		if (hs.subscribers > 0)
-			break;
-		usleep(50 * 1000);
-	}
+	assert_int_equal(fx_watch_start(&w, watch_cmd, g.a.hub, &hs), 0);
 	assert_int_equal(hs.subscribers, 1);
 	/* both alarms back to ok: only acme's is printed */
 	for (int k = 4; k < 6; k++) {
 		struct vg_batch *b = batch(g.t0 + k * MIN, 10);
-		assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+		assert_int_equal(vg_alarm_engine_batch(g.a.e, b), 0);
 		vg_batch_free(b);
 	}
-	for (int i = 0; i < 100 && !__atomic_load_n(&w.done, __ATOMIC_SEQ_CST); i++)
-		usleep(50 * 1000);
-	if (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST))
-		kill(getpid(), SIGINT); /* watch's handler ends it */
-	pthread_join(w.th, NULL);
+	fx_watch_end(&w);
 	assert_int_equal(w.r.rc, VG_EXIT_OK);
 	assert_non_null(strstr(w.r.out, " acme/web-hot moderate alarm -> ok on web-1 (vm-n): "));
 	fx_run_free(&w.r);
@@ -323,7 +280,7 @@ static void test_groups_names(void **state)
 	fx_run_free(&r);
 	for (int k = 10; k < 12; k++) {
 		struct vg_batch *b = batch(g.t0 + k * MIN, 99);
-		assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+		assert_int_equal(vg_alarm_engine_batch(g.a.e, b), 0);
 		vg_batch_free(b);
 	}
 	r = vigie("alarms", "groups", NULL);
