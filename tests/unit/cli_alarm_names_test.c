@@ -103,29 +103,10 @@ static struct fx_run vigie(const char *first, ...)
 
 static char *write_file(const char *name, const char *text)
 {
-	static char path[512];
-	FILE *f;
+	char *path = fx_write_file(g.a.srv.dir, name, text);
 
-	snprintf(path, sizeof(path), "%s/%s", g.a.srv.dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	assert_non_null(path);
 	return path;
-}
-
-/* The line of out that holds s (NULL if none), copied into line. */
-static const char *line_of(const char *out, const char *s, char *line, size_t len)
-{
-	const char *p = strstr(out, s), *b, *e;
-
-	if (!p)
-		return NULL;
-	for (b = p; b > out && b[-1] != '\n'; b--)
-		;
-	e = strchr(p, '\n');
-	snprintf(line, len, "%.*s", (int)(e ? e - b : (long)strlen(b)), b);
-	return line;
 }
 
 static void create(const char *name, const char *project, const char *resource)
@@ -160,19 +141,19 @@ static void test_alarms_list_names(void **state)
 
 	r = vigie("alarms", "list", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	assert_non_null(line_of(r.out, "web-hot", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "web-hot", l, sizeof(l)));
 	assert_non_null(strstr(l, " acme "));
 	assert_non_null(strstr(l, " web-1 "));
 	assert_null(strstr(l, PID));
 	/* no names sent: the ids */
-	assert_non_null(line_of(r.out, "other-hot", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "other-hot", l, sizeof(l)));
 	assert_non_null(strstr(l, " p-other "));
 	assert_non_null(strstr(l, " vm-o "));
 	fx_run_free(&r);
 
 	r = vigie("alarms", "list", "--ids", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	assert_non_null(line_of(r.out, "web-hot", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "web-hot", l, sizeof(l)));
 	assert_non_null(strstr(l, PID));
 	assert_non_null(strstr(l, " vm-n "));
 	assert_null(strstr(l, "web-1"));
@@ -196,7 +177,7 @@ static void test_alarms_show_history_names(void **state)
 	assert_non_null(strstr(r.out, "\nProject          acme (" PID ")\n"));
 	assert_non_null(strstr(r.out, "\nResource         web-1 (vm-n)\n"));
 	assert_non_null(strstr(r.out, "RESOURCE  NAME   STATE"));
-	assert_non_null(line_of(r.out, "vm-n  ", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "vm-n  ", l, sizeof(l)));
 	assert_memory_equal(l, "vm-n      web-1  alarm", 21);
 	fx_run_free(&r);
 	r = vigie("alarms", "show", "web-hot", "--ids", NULL);
@@ -208,7 +189,7 @@ static void test_alarms_show_history_names(void **state)
 	r = vigie("alarms", "history", "web-hot", "--type", "transition", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_non_null(strstr(r.out, "TYPE        RESOURCE  NAME   DETAIL"));
-	assert_non_null(line_of(r.out, "transition", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "transition", l, sizeof(l)));
 	assert_non_null(strstr(l, "  vm-n      web-1  "));
 	fx_run_free(&r);
 	r = vigie("alarms", "history", "web-hot", "--type", "transition", "--ids", NULL);
@@ -254,7 +235,7 @@ static void test_silences_names(void **state)
 	fx_run_free(&r);
 	r = vigie("alarms", "silences", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	assert_non_null(line_of(r.out, "vm-n", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "vm-n", l, sizeof(l)));
 	assert_non_null(strstr(l, "} [resource web-1, project acme]  by ops: reboot"));
 	fx_run_free(&r);
 	r = vigie("alarms", "silences", "--ids", NULL);
@@ -285,12 +266,12 @@ static void test_groups_names(void **state)
 	}
 	r = vigie("alarms", "groups", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	assert_non_null(line_of(r.out, "db-grouped", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "db-grouped", l, sizeof(l)));
 	assert_non_null(strstr(l, "  1 members  shared (p-x1)  "));
 	fx_run_free(&r);
 	r = vigie("alarms", "groups", "--ids", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	assert_non_null(line_of(r.out, "db-grouped", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "db-grouped", l, sizeof(l)));
 	assert_non_null(strstr(l, "  1 members  p-x1  "));
 	assert_null(strstr(l, "shared"));
 	fx_run_free(&r);

@@ -78,14 +78,9 @@ static int lines(const char *s)
 
 static char *write_file(const char *name, const char *text)
 {
-	static char path[512];
-	FILE *f;
+	char *path = fx_write_file(g.a.srv.dir, name, text);
 
-	snprintf(path, sizeof(path), "%s/%s", g.a.srv.dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	assert_non_null(path);
 	return path;
 }
 
