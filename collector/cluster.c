@@ -115,7 +115,9 @@ struct vg_cluster {
 	int reg_started, sub_started;
 	pthread_mutex_t lock; /* peers, stats, stop */
 	pthread_cond_t wake;
+	pthread_cond_t served_cv; /* a round asked for by vg_cluster_round_wait ended */
 	int stop, poked;
+	uint64_t asked, served;                  /* round requests made; the last one a round ended */
 	struct peer peers[VG_CLUSTER_MAX_NODES]; /* the last answered round's */
 	size_t npeers;
 	struct sub subs[MAX_SUBS];
@@ -405,8 +407,14 @@ static void *reg_main(void *arg)
 			pthread_mutex_unlock(&c->lock);
 			return NULL;
 		}
+		/* every request made before this round starts is answered by it */
+		uint64_t ticket = c->asked;
 		pthread_mutex_unlock(&c->lock);
 		round_once(c);
+		pthread_mutex_lock(&c->lock);
+		c->served = ticket;
+		pthread_cond_broadcast(&c->served_cv);
+		pthread_mutex_unlock(&c->lock);
 	}
 }
 
@@ -567,6 +575,7 @@ int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&c->wake, &ca);
+		pthread_cond_init(&c->served_cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
 	vg_hmap_init(&c->last_seq);
@@ -649,6 +658,7 @@ void vg_cluster_stop(struct vg_cluster *c)
 	pthread_mutex_lock(&c->lock);
 	c->stop = 1;
 	pthread_cond_broadcast(&c->wake);
+	pthread_cond_broadcast(&c->served_cv);
 	pthread_mutex_unlock(&c->lock);
 	if (c->reg_started)
 		pthread_join(c->reg_thr, NULL);
@@ -675,6 +685,7 @@ void vg_cluster_stop(struct vg_cluster *c)
 	vg_hmap_release(&c->last_seq);
 	vg_db_close(c->db);
 	pthread_cond_destroy(&c->wake);
+	pthread_cond_destroy(&c->served_cv);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -687,6 +698,33 @@ void vg_cluster_poke(struct vg_cluster *c)
 	c->poked = 1;
 	pthread_cond_broadcast(&c->wake);
 	pthread_mutex_unlock(&c->lock);
+}
+
+int vg_cluster_round_wait(struct vg_cluster *c)
+{
+	struct timespec ts;
+	uint64_t ticket;
+	int rc = 0;
+
+	if (!c)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += c->o.lease_ms / 1000;
+	ts.tv_nsec += (c->o.lease_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&c->lock);
+	ticket = ++c->asked;
+	c->poked = 1;
+	pthread_cond_broadcast(&c->wake);
+	while (!c->stop && c->served < ticket && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&c->served_cv, &c->lock, &ts);
+	rc = c->served >= ticket ? 0 : c->stop ? -ESHUTDOWN
+					       : -ETIMEDOUT;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 void vg_cluster_get_stats(struct vg_cluster *c, struct vg_cluster_stats *out)

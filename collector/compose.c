@@ -327,9 +327,22 @@ static void cluster_peer_batch(void *ctx, const struct vg_batch *b)
 	vg_alarm_engine_batch(cc->alarms, b);
 }
 
-static void cluster_poke(void *ctx)
+/* An alarm was created through this node's API: lease it before the API
+ * answers. Until a round leases it, the periods of the batches this node
+ * acknowledges are kept for it in memory only (its shadow, replayed at
+ * the takeover): a kill -9 in that window lost them, and with them a
+ * transition they would have made with the data after the restart (an M
+ * of N pending across the kill). Waiting here closes the window for an
+ * alarm this node owns; a round that does not end within a lease is logged and the API
+ * answers anyway (the alarm is stored; the round still leases it). */
+static void cluster_lease_new(void *ctx)
 {
-	vg_cluster_poke(ctx);
+	int rc = vg_cluster_round_wait(ctx);
+
+	if (rc == -ETIMEDOUT)
+		vg_warn("cluster: the lease round after an alarm's creation did "
+			"not end within a lease; until it does, the batches of "
+			"the new alarm are kept in memory only");
 }
 
 /* vigie/db.h's rule for a PostgreSQL URL. */
@@ -383,7 +396,7 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 		vg_error("%s", err);
 		return 1;
 	}
-	vg_alarm_engine_on_create(cc->alarms, cluster_poke, *out);
+	vg_alarm_engine_on_create(cc->alarms, cluster_lease_new, *out);
 	cons = vg_cluster_consumer(*out);
 	vg_dispatch_add(d, &cons);
 	return 0;

@@ -201,8 +201,10 @@ void vg_alarm_engine_cluster(struct vg_alarm_engine *e, const char *node);
 void vg_alarm_engine_own(struct vg_alarm_engine *e,
 			 const struct vg_alarm_lease_item *items, size_t n);
 /* Call fn(ctx) after each alarm created through this engine, without
- * the engine's lock (the cluster runs a lease round at once rather than
- * within a third of the lease). */
+ * the engine's lock, before vg_alarm_engine_create returns (the cluster
+ * runs a lease round and waits for it, so the node that holds the new
+ * alarm evaluates, and stores, every batch acknowledged after the
+ * create: vg_cluster_round_wait). */
 void vg_alarm_engine_on_create(struct vg_alarm_engine *e, void (*fn)(void *ctx),
 			       void *ctx);
 /* Stop evaluating everything (the lease round failed: the leases will

@@ -89,9 +89,17 @@ int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out
  * Accepts NULL. */
 void vg_cluster_stop(struct vg_cluster *c);
 
-/* Run the next registry round now (an alarm was created). Thread-safe;
+/* Run the next registry round now, without waiting for it. Thread-safe;
  * accepts NULL. */
 void vg_cluster_poke(struct vg_cluster *c);
+/* Run a registry round now and wait until one that started after this
+ * call has ended, its round callback (the alarm leases) included: an
+ * alarm created before the call is then leased, and evaluated here if
+ * this node holds it. Waits one lease at most. 0, -ETIMEDOUT (the round
+ * did not end within the lease: it still runs), -ESHUTDOWN (the cluster
+ * is stopping). Thread-safe (not from the round callback itself: it would
+ * wait for its own round); accepts NULL (0). */
+int vg_cluster_round_wait(struct vg_cluster *c);
 
 /* The dispatch consumer "cluster" that publishes accepted batches. */
 struct vg_consumer vg_cluster_consumer(struct vg_cluster *c);

@@ -4,8 +4,10 @@
  * cli_alarms_test.c, tests/fuzz/api_fixture.h): a temporary data directory
  * and its removal, data written through the real registry and store,
  * tokens, the real API server on a loopback port, one HTTP request with
- * its answer collected, and one `vigie` command run in-process with its
- * output captured.
+ * its answer collected, one `vigie` command run in-process with its
+ * output captured, the line of that output that holds a text, and a file
+ * written for a command to read (cli_names_test.c, cli_alarm_names_test.c
+ * and alarm_api_fixture.h use them too).
  *
  * Design: header-only, every function static inline, so a test links only
  * what the functions it calls use (an API test never pulls in the CLI, a
@@ -297,6 +299,35 @@ static inline void fx_run_free(struct fx_run *r)
 	free(r->out);
 	free(r->err);
 	r->out = r->err = NULL;
+}
+
+/* The line of out that holds s (NULL if none), copied into line (len
+ * bytes, truncated). */
+static inline const char *fx_line_of(const char *out, const char *s, char *line, size_t len)
+{
+	const char *p = strstr(out, s), *b, *e;
+
+	if (!p)
+		return NULL;
+	for (b = p; b > out && b[-1] != '\n'; b--)
+		;
+	e = strchr(p, '\n');
+	snprintf(line, len, "%.*s", (int)(e ? e - b : (long)strlen(b)), b);
+	return line;
+}
+
+/* Write text into dir/name (a file a command reads: --file). Its path,
+ * in a buffer of this function's (the next call reuses it), or NULL. */
+static inline char *fx_write_file(const char *dir, const char *name, const char *text)
+{
+	static char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (!(f = fopen(path, "w")))
+		return NULL;
+	fputs(text, f);
+	return fclose(f) ? NULL : path;
 }
 
 #endif

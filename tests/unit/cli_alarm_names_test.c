@@ -28,16 +28,13 @@
 #include "vigie/alarm_stream.h"
 #include "vigie/clock.h"
 
-#include "../support/api_fixture.h"
+#include "../support/alarm_api_fixture.h"
 
 #define MIN 60000LL
 #define PID "9f1c0b7e5d2a4c6e8b1d3f5a7c9e0b2d"
 
 static struct {
-	struct fx_api srv;
-	struct vg_alarm_hub *hub;
-	struct vg_alarm_engine *e;
-	char tok[VG_TOKEN_LEN + 1];
+	struct fx_alarm_api a; /* engine, hub, API (over the data), token */
 	uint64_t seq;
 	int64_t t0;
 } g;
@@ -70,47 +67,27 @@ static struct vg_batch *batch(int64_t t, double v)
 
 static int setup(void **state)
 {
-	struct vg_alarm_engine_options eo = {0};
-	struct vg_api_options ao = {0};
 	struct fx_data d;
-	char err[256];
 
 	unsetenv("VIGIE_API");
 	unsetenv("VIGIE_TOKEN");
 	setenv("VIGIE_CONFIG", "/nonexistent/cli.conf", 1);
 	g.t0 = (vg_now_ms() - 3600 * 1000) / MIN * MIN;
-	if (fx_tmpdir(g.srv.dir, sizeof(g.srv.dir), "cli-alarm-names") ||
-	    vg_alarm_hub_new(64, &g.hub) || fx_data_open(g.srv.dir, &d))
+	if (fx_tmpdir(g.a.srv.dir, sizeof(g.a.srv.dir), "cli-alarm-names") ||
+	    fx_data_open(g.a.srv.dir, &d))
 		return -1;
-	g.srv.store = d.store;
+	g.a.srv.store = d.store;
 	for (int k = 0; k < 2; k++)
 		if (fx_data_write(&d, batch(g.t0 + k * MIN, 10)))
 			return -1;
 	fx_data_done(&d);
-	eo.data_dir = g.srv.dir;
-	eo.agent_interval_s = 10;
-	eo.hub = g.hub;
-	if (vg_alarm_engine_open(&eo, &g.e, err, sizeof(err))) {
-		fprintf(stderr, "engine: %s\n", err);
-		return -1;
-	}
-	if (fx_token(g.srv.dir, NULL, "admin", g.tok))
-		return -1;
-	ao.alarms = g.e;
-	ao.alarm_hub = g.hub;
-	return fx_api_start(&g.srv, &ao);
+	return fx_alarm_api_start(&g.a);
 }
 
 static int teardown(void **state)
 {
-	vg_alarm_hub_shutdown(g.hub);
-	vg_api_stop(g.srv.api);
-	g.srv.api = NULL;
-	vg_alarm_engine_close(g.e);
-	vg_alarm_hub_free(g.hub);
-	vg_store_close(g.srv.store);
 	vg_cli_set_output("table");
-	return fx_rm_tree(g.srv.dir) ? -1 : 0;
+	return fx_alarm_api_stop(&g.a);
 }
 
 static struct fx_run vigie(const char *first, ...)
@@ -119,36 +96,17 @@ static struct fx_run vigie(const char *first, ...)
 	struct fx_run r;
 
 	va_start(ap, first);
-	r = fx_vcli(g.srv.url, g.tok, first, ap);
+	r = fx_vcli(g.a.srv.url, g.a.tok, first, ap);
 	va_end(ap);
 	return r;
 }
 
 static char *write_file(const char *name, const char *text)
 {
-	static char path[512];
-	FILE *f;
+	char *path = fx_write_file(g.a.srv.dir, name, text);
 
-	snprintf(path, sizeof(path), "%s/%s", g.srv.dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	assert_non_null(path);
 	return path;
-}
-
-/* The line of out that holds s (NULL if none), copied into line. */
-static const char *line_of(const char *out, const char *s, char *line, size_t len)
-{
-	const char *p = strstr(out, s), *b, *e;
-
-	if (!p)
-		return NULL;
-	for (b = p; b > out && b[-1] != '\n'; b--)
-		;
-	e = strchr(p, '\n');
-	snprintf(line, len, "%.*s", (int)(e ? e - b : (long)strlen(b)), b);
-	return line;
 }
 
 static void create(const char *name, const char *project, const char *resource)
@@ -177,25 +135,25 @@ static void test_alarms_list_names(void **state)
 	create("other-hot", "p-other", "vm-o");
 	for (int k = 2; k < 4; k++) {
 		struct vg_batch *b = batch(g.t0 + k * MIN, 99);
-		assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+		assert_int_equal(vg_alarm_engine_batch(g.a.e, b), 0);
 		vg_batch_free(b);
 	}
 
 	r = vigie("alarms", "list", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	assert_non_null(line_of(r.out, "web-hot", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "web-hot", l, sizeof(l)));
 	assert_non_null(strstr(l, " acme "));
 	assert_non_null(strstr(l, " web-1 "));
 	assert_null(strstr(l, PID));
 	/* no names sent: the ids */
-	assert_non_null(line_of(r.out, "other-hot", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "other-hot", l, sizeof(l)));
 	assert_non_null(strstr(l, " p-other "));
 	assert_non_null(strstr(l, " vm-o "));
 	fx_run_free(&r);
 
 	r = vigie("alarms", "list", "--ids", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	assert_non_null(line_of(r.out, "web-hot", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "web-hot", l, sizeof(l)));
 	assert_non_null(strstr(l, PID));
 	assert_non_null(strstr(l, " vm-n "));
 	assert_null(strstr(l, "web-1"));
@@ -219,7 +177,7 @@ static void test_alarms_show_history_names(void **state)
 	assert_non_null(strstr(r.out, "\nProject          acme (" PID ")\n"));
 	assert_non_null(strstr(r.out, "\nResource         web-1 (vm-n)\n"));
 	assert_non_null(strstr(r.out, "RESOURCE  NAME   STATE"));
-	assert_non_null(line_of(r.out, "vm-n  ", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "vm-n  ", l, sizeof(l)));
 	assert_memory_equal(l, "vm-n      web-1  alarm", 21);
 	fx_run_free(&r);
 	r = vigie("alarms", "show", "web-hot", "--ids", NULL);
@@ -231,7 +189,7 @@ static void test_alarms_show_history_names(void **state)
 	r = vigie("alarms", "history", "web-hot", "--type", "transition", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
 	assert_non_null(strstr(r.out, "TYPE        RESOURCE  NAME   DETAIL"));
-	assert_non_null(line_of(r.out, "transition", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "transition", l, sizeof(l)));
 	assert_non_null(strstr(l, "  vm-n      web-1  "));
 	fx_run_free(&r);
 	r = vigie("alarms", "history", "web-hot", "--type", "transition", "--ids", NULL);
@@ -239,46 +197,26 @@ static void test_alarms_show_history_names(void **state)
 	fx_run_free(&r);
 }
 
-struct watch_run {
-	pthread_t th;
-	struct fx_run r;
-	int done;
-};
-
-static void *watch_thread(void *arg)
+static struct fx_run watch_cmd(void)
 {
-	struct watch_run *w = arg;
-
-	w->r = vigie("alarms", "watch", "--project", "acme", "--count", "1", NULL);
-	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
-	return NULL;
+	return vigie("alarms", "watch", "--project", "acme", "--count", "1", NULL);
 }
 
 /* watch prints the names the notification carries; --project by name */
 static void test_watch_names(void **state)
 {
 	struct vg_alarm_hub_stats hs;
-	struct watch_run w = {0};
+	struct fx_watch w;
 
-	assert_int_equal(pthread_create(&w.th, NULL, watch_thread, &w), 0);
-	for (int i = 0; i < 100; i++) {
-		vg_alarm_hub_get_stats(g.hub, &hs);
-		if (hs.subscribers > 0)
-			break;
-		usleep(50 * 1000);
-	}
+	assert_int_equal(fx_watch_start(&w, watch_cmd, g.a.hub, &hs), 0);
 	assert_int_equal(hs.subscribers, 1);
 	/* both alarms back to ok: only acme's is printed */
 	for (int k = 4; k < 6; k++) {
 		struct vg_batch *b = batch(g.t0 + k * MIN, 10);
-		assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+		assert_int_equal(vg_alarm_engine_batch(g.a.e, b), 0);
 		vg_batch_free(b);
 	}
-	for (int i = 0; i < 100 && !__atomic_load_n(&w.done, __ATOMIC_SEQ_CST); i++)
-		usleep(50 * 1000);
-	if (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST))
-		kill(getpid(), SIGINT); /* watch's handler ends it */
-	pthread_join(w.th, NULL);
+	fx_watch_end(&w);
 	assert_int_equal(w.r.rc, VG_EXIT_OK);
 	assert_non_null(strstr(w.r.out, " acme/web-hot moderate alarm -> ok on web-1 (vm-n): "));
 	fx_run_free(&w.r);
@@ -297,7 +235,7 @@ static void test_silences_names(void **state)
 	fx_run_free(&r);
 	r = vigie("alarms", "silences", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	assert_non_null(line_of(r.out, "vm-n", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "vm-n", l, sizeof(l)));
 	assert_non_null(strstr(l, "} [resource web-1, project acme]  by ops: reboot"));
 	fx_run_free(&r);
 	r = vigie("alarms", "silences", "--ids", NULL);
@@ -323,17 +261,17 @@ static void test_groups_names(void **state)
 	fx_run_free(&r);
 	for (int k = 10; k < 12; k++) {
 		struct vg_batch *b = batch(g.t0 + k * MIN, 99);
-		assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+		assert_int_equal(vg_alarm_engine_batch(g.a.e, b), 0);
 		vg_batch_free(b);
 	}
 	r = vigie("alarms", "groups", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	assert_non_null(line_of(r.out, "db-grouped", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "db-grouped", l, sizeof(l)));
 	assert_non_null(strstr(l, "  1 members  shared (p-x1)  "));
 	fx_run_free(&r);
 	r = vigie("alarms", "groups", "--ids", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);
-	assert_non_null(line_of(r.out, "db-grouped", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "db-grouped", l, sizeof(l)));
 	assert_non_null(strstr(l, "  1 members  p-x1  "));
 	assert_null(strstr(l, "shared"));
 	fx_run_free(&r);

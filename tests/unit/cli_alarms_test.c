@@ -32,63 +32,27 @@
 #include "vigie/log.h"
 #include "vigie/token.h"
 
-#include "../support/api_fixture.h"
+#include "../support/alarm_api_fixture.h"
 
 #define MIN 60000LL
 
 static struct {
-	char dir[256];
-	struct vg_alarm_hub *hub;
-	struct vg_alarm_engine *e;
-	struct vg_api *srv;
-	char api[64];
-	char token[VG_TOKEN_LEN + 1];
+	struct fx_alarm_api a; /* engine, hub, API, token */
 	uint64_t seq;
 } g;
 
 static int setup(void **state)
 {
-	struct vg_alarm_engine_options eo = {0};
-	struct vg_api_options ao = {.listen = "127.0.0.1:0", .threads = 2};
-	struct vg_token_store *ts;
-	char err[256];
-
 	(void)state;
-	if (fx_tmpdir(g.dir, sizeof(g.dir), "cli-alarms") ||
-	    vg_alarm_hub_new(64, &g.hub))
+	if (fx_tmpdir(g.a.srv.dir, sizeof(g.a.srv.dir), "cli-alarms"))
 		return -1;
-	eo.data_dir = g.dir;
-	eo.agent_interval_s = 10;
-	eo.hub = g.hub;
-	if (vg_alarm_engine_open(&eo, &g.e, err, sizeof(err))) {
-		fprintf(stderr, "engine: %s\n", err);
-		return -1;
-	}
-	if (vg_token_store_open(g.dir, &ts, err, sizeof(err)) ||
-	    vg_token_create(ts, NULL, "admin", 0, g.token, NULL)) {
-		fprintf(stderr, "tokens: %s\n", err);
-		return -1;
-	}
-	vg_token_store_close(ts);
-	ao.data_dir = g.dir;
-	ao.alarms = g.e;
-	ao.alarm_hub = g.hub;
-	if (vg_api_start(&ao, &g.srv, err, sizeof(err))) {
-		fprintf(stderr, "api: %s\n", err);
-		return -1;
-	}
-	snprintf(g.api, sizeof(g.api), "http://127.0.0.1:%u", vg_api_port(g.srv));
-	return 0;
+	return fx_alarm_api_start(&g.a);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	vg_alarm_hub_shutdown(g.hub);
-	vg_api_stop(g.srv);
-	vg_alarm_engine_close(g.e);
-	vg_alarm_hub_free(g.hub);
-	return fx_rm_tree(g.dir) ? -1 : 0;
+	return fx_alarm_api_stop(&g.a);
 }
 
 /* `vigie --api <test server> ARGS...` (NULL-terminated). */
@@ -98,7 +62,7 @@ static struct fx_run vrun(const char *first, ...)
 	struct fx_run r;
 
 	va_start(ap, first);
-	r = fx_vcli(g.api, g.token, first, ap);
+	r = fx_vcli(g.a.srv.url, g.a.tok, first, ap);
 	va_end(ap);
 	return r;
 }
@@ -114,14 +78,9 @@ static int lines(const char *s)
 
 static char *write_file(const char *name, const char *text)
 {
-	static char path[512];
-	FILE *f;
+	char *path = fx_write_file(g.a.srv.dir, name, text);
 
-	snprintf(path, sizeof(path), "%s/%s", g.dir, name);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
+	assert_non_null(path);
 	return path;
 }
 
@@ -133,7 +92,7 @@ static void sample(int64_t t, double v)
 	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "vm1", "vm1", NULL, t));
 	vg_batch_identity(b, "default", NULL, "m1.small");
 	vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, v);
-	assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+	assert_int_equal(vg_alarm_engine_batch(g.a.e, b), 0);
 	vg_batch_free(b);
 }
 
@@ -324,25 +283,15 @@ static void test_errors(void **state)
 
 /* ---- enable/disable, update, history, watch, delete --------------------------- */
 
-struct watch_run {
-	pthread_t th;
-	struct fx_run r;
-	int done;
-};
-
-static void *watch_thread(void *arg)
+static struct fx_run watch_cmd(void)
 {
-	struct watch_run *w = arg;
-
-	w->r = vrun("alarms", "watch", "--count", "1", NULL);
-	__atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
-	return NULL;
+	return vrun("alarms", "watch", "--count", "1", NULL);
 }
 
 static void test_lifecycle(void **state)
 {
 	struct vg_alarm_hub_stats hs;
-	struct watch_run w = {0};
+	struct fx_watch w;
 	int64_t t0 = (vg_now_ms() - 3600 * 1000) / MIN * MIN;
 	struct fx_run r;
 
@@ -375,21 +324,11 @@ static void test_lifecycle(void **state)
 	fx_run_free(&r);
 
 	/* watch: one line for the transition a batch causes */
-	assert_int_equal(pthread_create(&w.th, NULL, watch_thread, &w), 0);
-	for (int i = 0; i < 100; i++) {
-		vg_alarm_hub_get_stats(g.hub, &hs);
-		if (hs.subscribers > 0)
-			break;
-		usleep(50 * 1000);
-	}
+	assert_int_equal(fx_watch_start(&w, watch_cmd, g.a.hub, &hs), 0);
 	assert_int_equal(hs.subscribers, 1);
 	sample(t0, 99);
 	sample(t0 + MIN, 99); /* closes both periods: insufficient -> alarm */
-	for (int i = 0; i < 100 && !__atomic_load_n(&w.done, __ATOMIC_SEQ_CST); i++)
-		usleep(50 * 1000);
-	if (!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST))
-		kill(getpid(), SIGINT); /* watch's handler ends it */
-	pthread_join(w.th, NULL);
+	fx_watch_end(&w);
 	assert_int_equal(w.r.rc, VG_EXIT_OK);
 	assert_int_equal(lines(w.r.out), 1);
 	assert_non_null(strstr(w.r.out, " default/cpu-high critical "
@@ -509,7 +448,7 @@ static void test_notify_groups(void **state)
 		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "vm7", "vm7", NULL, t + i * MIN));
 		vg_batch_identity(b, "default", NULL, NULL);
 		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 95);
-		assert_int_equal(vg_alarm_engine_batch(g.e, b), 0);
+		assert_int_equal(vg_alarm_engine_batch(g.a.e, b), 0);
 		vg_batch_free(b);
 	}
 	r = vrun("alarms", "groups", NULL);
@@ -544,7 +483,7 @@ static struct fx_run vrun_at(const char *api, const char *first, ...)
 	struct fx_run r;
 
 	va_start(ap, first);
-	r = fx_vcli(api, g.token, first, ap);
+	r = fx_vcli(api, g.a.tok, first, ap);
 	va_end(ap);
 	return r;
 }
@@ -571,21 +510,21 @@ static void test_page_parameters(void **state)
 	json_t *in, *out = NULL, *errors = NULL;
 
 	(void)state;
-	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+	snprintf(auth, sizeof(auth), "Bearer %s", g.a.tok);
 	in = json_loads("{\"name\":\"pp\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
 			"\"comparison\":\"gt\",\"threshold\":90}",
 			0, NULL);
-	assert_int_equal(vg_alarm_engine_create(g.e, in, NULL, &out, &errors), 0);
+	assert_int_equal(vg_alarm_engine_create(g.a.e, in, NULL, &out, &errors), 0);
 	json_decref(in);
 	json_decref(out);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if (fx_http(g.api, "GET", bad[i], auth, NULL, &a) != 400)
+		if (fx_http(g.a.srv.url, "GET", bad[i], auth, NULL, &a) != 400)
 			fail_msg("%s: %ld, want 400", bad[i], a.status);
 		fx_answer_free(&a);
 	}
-	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms?limit=5", auth, NULL, &a), 200);
+	assert_int_equal(fx_http(g.a.srv.url, "GET", "/v1/alarms?limit=5", auth, NULL, &a), 200);
 	fx_answer_free(&a);
-	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/pp/history?cursor=0&limit=1",
+	assert_int_equal(fx_http(g.a.srv.url, "GET", "/v1/alarms/pp/history?cursor=0&limit=1",
 				 auth, NULL, &a),
 			 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "history")), 1);
@@ -601,25 +540,25 @@ static void test_reserved_names(void **state)
 	char auth[128];
 
 	(void)state;
-	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
-	assert_int_equal(fx_http(g.api, "POST", "/v1/alarms", auth,
+	snprintf(auth, sizeof(auth), "Bearer %s", g.a.tok);
+	assert_int_equal(fx_http(g.a.srv.url, "POST", "/v1/alarms", auth,
 				 "{\"name\":\"groups\",\"metric\":\"cpu.util\","
 				 "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":1}",
 				 &a),
 			 400);
 	assert_non_null(strstr(fx_errmsg(&a), "path of the API"));
 	fx_answer_free(&a);
-	assert_int_equal(fx_http(g.api, "POST", "/v1/alarms", auth,
+	assert_int_equal(fx_http(g.a.srv.url, "POST", "/v1/alarms", auth,
 				 "{\"name\":\"rn\",\"metric\":\"cpu.util\","
 				 "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":1}",
 				 &a),
 			 201);
 	fx_answer_free(&a);
-	assert_int_equal(fx_http(g.api, "PATCH", "/v1/alarms/rn", auth,
+	assert_int_equal(fx_http(g.a.srv.url, "PATCH", "/v1/alarms/rn", auth,
 				 "{\"name\":\"stream\"}", &a),
 			 400);
 	fx_answer_free(&a);
-	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/rn", auth, NULL, &a), 200);
+	assert_int_equal(fx_http(g.a.srv.url, "GET", "/v1/alarms/rn", auth, NULL, &a), 200);
 	fx_answer_free(&a);
 }
 
@@ -635,7 +574,7 @@ static void test_test_notification_rate_limit(void **state)
 	json_t *in, *out = NULL, *errors = NULL;
 
 	(void)state;
-	snprintf(dir, sizeof(dir), "%s/rate", g.dir);
+	snprintf(dir, sizeof(dir), "%s/rate", g.a.srv.dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
 	g_fake_ms = 1795000020000LL;
 	eo.data_dir = dir;
@@ -650,11 +589,11 @@ static void test_test_notification_rate_limit(void **state)
 	assert_int_equal(vg_alarm_engine_create(e, in, NULL, &out, &errors), 0);
 	json_decref(in);
 	json_decref(out);
-	ao.data_dir = g.dir;
+	ao.data_dir = g.a.srv.dir;
 	ao.alarms = e;
 	assert_int_equal(vg_api_start(&ao, &srv, err, sizeof(err)), 0);
 	snprintf(api, sizeof(api), "http://127.0.0.1:%u", vg_api_port(srv));
-	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+	snprintf(auth, sizeof(auth), "Bearer %s", g.a.tok);
 
 	/* two within the budget: 202, sent, recorded as type test */
 	assert_int_equal(fx_http(api, "POST", "/v1/alarms/t/test", auth, NULL, &ans), 202);
@@ -716,7 +655,7 @@ static void test_ambiguous_name(void **state)
 	json_t *made[2];
 
 	(void)state;
-	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
+	snprintf(auth, sizeof(auth), "Bearer %s", g.a.tok);
 	for (int i = 0; i < 2; i++) {
 		char body[256];
 		json_t *in, *errors = NULL;
@@ -726,12 +665,12 @@ static void test_ambiguous_name(void **state)
 			 "\"actions\":{\"alarm\":[\"log://\"]}}",
 			 projects[i]);
 		in = json_loads(body, 0, NULL);
-		assert_int_equal(vg_alarm_engine_create(g.e, in, NULL, &made[i], &errors), 0);
+		assert_int_equal(vg_alarm_engine_create(g.a.e, in, NULL, &made[i], &errors), 0);
 		json_decref(in);
 		ids[i] = json_string_value(json_object_get(made[i], "id"));
 	}
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
-		long st = fx_http(g.api, ops[i][0], ops[i][1], auth,
+		long st = fx_http(g.a.srv.url, ops[i][0], ops[i][1], auth,
 				  !strcmp(ops[i][0], "PATCH") ? "{\"threshold\":80}" : NULL, &a);
 		if (st != 409)
 			fail_msg("%s %s: %ld, want 409", ops[i][0], ops[i][1], st);
@@ -753,7 +692,7 @@ static void test_ambiguous_name(void **state)
 	/* nothing was changed or deleted; each id works */
 	for (int i = 0; i < 2; i++) {
 		snprintf(path, sizeof(path), "/v1/alarms/%s", ids[i]);
-		assert_int_equal(fx_http(g.api, "GET", path, auth, NULL, &a), 200);
+		assert_int_equal(fx_http(g.a.srv.url, "GET", path, auth, NULL, &a), 200);
 		assert_true(json_is_true(json_object_get(a.json, "enabled")));
 		assert_true(json_number_value(json_object_get(a.json, "threshold")) == 90);
 		fx_answer_free(&a);
@@ -765,13 +704,13 @@ static void test_ambiguous_name(void **state)
 	assert_non_null(strstr(r.err, "give the id"));
 	fx_run_free(&r);
 	/* within a project the name is unique */
-	assert_int_equal(fx_token(g.dir, "pb", "pb-reader", ptok), 0);
+	assert_int_equal(fx_token(g.a.srv.dir, "pb", "pb-reader", ptok), 0);
 	snprintf(pauth, sizeof(pauth), "Bearer %s", ptok);
-	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/twin", pauth, NULL, &a), 200);
+	assert_int_equal(fx_http(g.a.srv.url, "GET", "/v1/alarms/twin", pauth, NULL, &a), 200);
 	assert_string_equal(json_string_value(json_object_get(a.json, "id")), ids[1]);
 	fx_answer_free(&a);
 	/* an unknown name is still a 404 */
-	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/nobody", auth, NULL, &a), 404);
+	assert_int_equal(fx_http(g.a.srv.url, "GET", "/v1/alarms/nobody", auth, NULL, &a), 404);
 	fx_answer_free(&a);
 	json_decref(made[0]);
 	json_decref(made[1]);
@@ -785,8 +724,8 @@ static void test_group_by_duplicate(void **state)
 	char auth[128];
 
 	(void)state;
-	snprintf(auth, sizeof(auth), "Bearer %s", g.token);
-	assert_int_equal(fx_http(g.api, "POST", "/v1/alarms", auth,
+	snprintf(auth, sizeof(auth), "Bearer %s", g.a.tok);
+	assert_int_equal(fx_http(g.a.srv.url, "POST", "/v1/alarms", auth,
 				 "{\"name\":\"gb\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
 				 "\"comparison\":\"gt\",\"threshold\":1,"
 				 "\"notify_group\":{\"by\":[\"alarm\",\"alarm\"]}}",
@@ -795,7 +734,7 @@ static void test_group_by_duplicate(void **state)
 	assert_string_equal(fx_errmsg(&a),
 			    "invalid alarm: notify_group.by: [1]: 'alarm' is given twice");
 	fx_answer_free(&a);
-	assert_int_equal(fx_http(g.api, "GET", "/v1/alarms/gb", auth, NULL, &a), 404);
+	assert_int_equal(fx_http(g.a.srv.url, "GET", "/v1/alarms/gb", auth, NULL, &a), 404);
 	fx_answer_free(&a);
 }
 

@@ -82,40 +82,26 @@ static struct fx_run vigie(const char *first, ...)
 	return r;
 }
 
-/* The line of out that holds id (NULL if none), copied into line. */
-static const char *line_of(const char *out, const char *id, char *line, size_t len)
-{
-	const char *p = strstr(out, id), *b, *e;
-
-	if (!p)
-		return NULL;
-	for (b = p; b > out && b[-1] != '\n'; b--)
-		;
-	e = strchr(p, '\n');
-	snprintf(line, len, "%.*s", (int)(e ? e - b : (long)strlen(b)), b);
-	return line;
-}
-
 static void test_resources_show_names(void **state)
 {
 	struct fx_run r = vigie("resources", "--type", "instance", NULL);
 	char l[512];
 
 	assert_int_equal(r.rc, 0);
-	assert_non_null(line_of(r.out, "vm-n", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "vm-n", l, sizeof(l)));
 	assert_non_null(strstr(l, "web-1"));
 	assert_non_null(strstr(l, "acme"));
 	assert_null(strstr(l, "instance-0000002a"));
 	assert_null(strstr(l, PID));
 	/* a resource without names keeps libvirt's and the id */
-	assert_non_null(line_of(r.out, "vm-o", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "vm-o", l, sizeof(l)));
 	assert_non_null(strstr(l, "instance-0000002b"));
 	assert_non_null(strstr(l, "p-other"));
 	fx_run_free(&r);
 
 	r = vigie("resources", "--type", "instance", "--ids", NULL);
 	assert_int_equal(r.rc, 0);
-	assert_non_null(line_of(r.out, "vm-n", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "vm-n", l, sizeof(l)));
 	assert_non_null(strstr(l, "instance-0000002a"));
 	assert_non_null(strstr(l, PID));
 	fx_run_free(&r);
@@ -151,13 +137,13 @@ static void test_top_shows_names(void **state)
 	char l[512];
 
 	assert_int_equal(r.rc, 0);
-	assert_non_null(line_of(r.out, "vm-n", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "vm-n", l, sizeof(l)));
 	assert_non_null(strstr(l, "web-1"));
 	assert_non_null(strstr(l, "acme"));
 	assert_null(strstr(l, "instance-0000002a"));
 	fx_run_free(&r);
 	r = vigie("top", "--once", "--ids", NULL);
-	assert_non_null(line_of(r.out, "vm-n", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "vm-n", l, sizeof(l)));
 	assert_non_null(strstr(l, "instance-0000002a"));
 	fx_run_free(&r);
 }
@@ -169,7 +155,7 @@ static void test_output_formats(void **state)
 
 	assert_int_equal(r.rc, 0);
 	assert_memory_equal(r.out, "ID,TYPE,NAME,HOST,PROJECT,STATE,LAST SEEN\r\n", 43);
-	assert_non_null(line_of(r.out, "vm-n", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "vm-n", l, sizeof(l)));
 	assert_memory_equal(l, "vm-n,instance,web-1,h1,acme,active,", 35);
 	fx_run_free(&r);
 	vg_cli_set_output("table");
@@ -202,23 +188,23 @@ static void test_show_names(void **state)
 	char l[512];
 
 	assert_int_equal(r.rc, 0);
-	assert_non_null(line_of(r.out, "Name", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "Name", l, sizeof(l)));
 	assert_string_equal(l, "Name        web-1 (instance-0000002a)");
-	assert_non_null(line_of(r.out, "Project", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "Project", l, sizeof(l)));
 	assert_string_equal(l, "Project     acme (" PID ")");
 	fx_run_free(&r);
 	r = vigie("show", "vm-n", "--ids", NULL);
 	assert_int_equal(r.rc, 0);
-	assert_non_null(line_of(r.out, "Name", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "Name", l, sizeof(l)));
 	assert_string_equal(l, "Name        instance-0000002a");
-	assert_non_null(line_of(r.out, "Project", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "Project", l, sizeof(l)));
 	assert_string_equal(l, "Project     " PID);
 	fx_run_free(&r);
 	/* no names sent: the raw values alone */
 	r = vigie("show", "vm-o", NULL);
-	assert_non_null(line_of(r.out, "Name", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "Name", l, sizeof(l)));
 	assert_string_equal(l, "Name        instance-0000002b");
-	assert_non_null(line_of(r.out, "Project", l, sizeof(l)));
+	assert_non_null(fx_line_of(r.out, "Project", l, sizeof(l)));
 	assert_string_equal(l, "Project     p-other");
 	fx_run_free(&r);
 }

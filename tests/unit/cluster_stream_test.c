@@ -23,6 +23,15 @@
  * test's (the lease's length on it, injected); b's registry row is made
  * stale in the database to have a's rounds miss it, and PostgreSQL is
  * stopped and started again for the rounds that fail.
+ *
+ * And the round an alarm's creation waits for (vg_cluster_round_wait):
+ * it returns once a round that started after the call has ended, its
+ * round callback (where the collector leases the new alarm) included.
+ * The create used to only poke the round, so the API answered before the
+ * alarm was leased, and the batches acknowledged meanwhile were kept in
+ * memory only (lost at a kill -9: alarms_pg_test's M of N). Here the
+ * callback takes a while (a nap standing for a slow database): a wait
+ * that returns before it ended fails, whatever the machine's speed.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -352,12 +361,59 @@ static void test_failed_rounds_do_not_count_as_absence(void **state)
 	pair_stop(&p);
 }
 
+/* ---- vg_cluster_round_wait ends after a whole round ----------------------------- */
+
+static int64_t rounds_ended;
+
+/* A slow round callback: it naps before counting the round as ended. */
+static void slow_round(void *ctx, const char *const *live, size_t n, int ok)
+{
+	(void)ctx;
+	(void)live;
+	(void)n;
+	(void)ok;
+	nap_ms(300);
+	pthread_mutex_lock(&lock);
+	rounds_ended++;
+	pthread_mutex_unlock(&lock);
+}
+
+static void test_round_wait_ends_after_the_round(void **state)
+{
+	struct vg_cluster_options o = {0};
+	struct vg_cluster *c = NULL;
+	char url[700], err[512];
+	int64_t before;
+	(void)state;
+
+	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
+		dbe_need(&DBE_PG);
+	o.url = url;
+	o.node = "w";
+	o.api = "127.0.0.1:1";
+	o.instance = "w";
+	o.lease_ms = 600000; /* no round of its own during the test */
+	o.round = slow_round;
+	if (vg_cluster_start(&o, &c, err, sizeof(err)))
+		fail_msg("cluster: %s", err);
+	before = locked(&rounds_ended); /* the start's round */
+	assert_int_equal(before, 1);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(vg_cluster_round_wait(c), 0);
+		assert_true(locked(&rounds_ended) >= before + 1);
+		before = locked(&rounds_ended);
+	}
+	assert_int_equal(vg_cluster_round_wait(NULL), 0);
+	vg_cluster_stop(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_published_while_the_round_sees_it_alone),
 		cmocka_unit_test(test_peer_missing_from_rounds_kept_for_a_lease),
 		cmocka_unit_test(test_failed_rounds_do_not_count_as_absence),
+		cmocka_unit_test(test_round_wait_ends_after_the_round),
 	};
 	int rc;
 

@@ -45,6 +45,8 @@
 #include "vigie/store.h"
 #include "vigie/wire.h"
 
+#include "../support/free_port.h"
+
 #define T0 1699999980000LL
 #define STREAM 0x1122334455667788ull
 #define MAX_MESSAGE (64u << 10)
@@ -158,20 +160,6 @@ static void gate_tick(void *ctx, int64_t now)
 	__atomic_fetch_add(&((struct gate *)ctx)->ticks, 1, __ATOMIC_SEQ_CST);
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(fd, (struct sockaddr *)&a, &len))
-		return -1;
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 /* The receiver's idle callback: installs next_keys, or (renew_keys) a
  * new keyring with the same key, and frees the one it replaces, as the
  * collector's SIGHUP handling does. */
@@ -193,6 +181,23 @@ static void idle(void *ctx)
 	vg_keyring_free(__atomic_exchange_n(&f->keys, kr, __ATOMIC_SEQ_CST));
 }
 
+/* An agent's REQ socket connected to url, sends and receives timing out
+ * after timeout_ms. The socket, or -1. */
+static int req_open(const char *url, int timeout_ms)
+{
+	int s = nn_socket(AF_SP, NN_REQ);
+
+	if (s < 0)
+		return -1;
+	if (nn_connect(s, url) < 0 ||
+	    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(timeout_ms)) ||
+	    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof(timeout_ms))) {
+		nn_close(s);
+		return -1;
+	}
+	return s;
+}
+
 static void *run(void *arg)
 {
 	struct fixture *f = arg;
@@ -200,13 +205,15 @@ static void *run(void *arg)
 	return NULL;
 }
 
+static uint32_t port_seed; /* vg_test_free_port's */
+
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct vg_receiver_options o = {0};
 	struct vg_consumer c;
 	char err[256];
-	int timeout = 5000;
+	int port;
 
 	vg_log_init("receiver_test", VG_LOG_ERROR);
 	f->e = *state;
@@ -238,7 +245,9 @@ static int setup(void **state)
 		vg_dispatch_add_hooks(&f->d, &c, &gh);
 	}
 
-	snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d", free_port());
+	if ((port = vg_test_free_port(&port_seed, 0)) < 0)
+		return -1;
+	snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d", port);
 	o.listen = f->url;
 	o.max_message = MAX_MESSAGE;
 	o.registry = f->reg;
@@ -252,12 +261,8 @@ static int setup(void **state)
 	}
 	if (pthread_create(&f->thread, NULL, run, f))
 		return -1;
-	f->req = nn_socket(AF_SP, NN_REQ);
-	if (f->req < 0 || nn_connect(f->req, f->url) < 0 ||
-	    nn_setsockopt(f->req, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout, sizeof(timeout)) ||
-	    nn_setsockopt(f->req, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout, sizeof(timeout)))
-		return -1;
-	return 0;
+	f->req = req_open(f->url, 5000);
+	return f->req < 0 ? -1 : 0;
 }
 
 static struct fixture *fx(void **state)
@@ -794,12 +799,9 @@ static uint8_t *host_batch(const char *host, uint64_t seq, size_t *len)
 
 static int req_socket(struct fixture *f)
 {
-	int timeout = 10000, s = nn_socket(AF_SP, NN_REQ);
+	int s = req_open(f->url, 10000);
 
 	assert_true(s >= 0);
-	assert_true(nn_connect(s, f->url) >= 0);
-	assert_int_equal(nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout, sizeof(timeout)), 0);
-	assert_int_equal(nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout, sizeof(timeout)), 0);
 	return s;
 }
 

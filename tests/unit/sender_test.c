@@ -31,6 +31,7 @@
 #include "vigie/clock.h"
 #include "vigie/wire.h"
 
+#include "../support/fake_collector.h"
 #include "../support/tmpdir.h"
 
 enum act { A_OK,
@@ -41,10 +42,7 @@ enum act { A_OK,
 	   A_WRONG_SEQ };
 
 struct collector {
-	char url[64];
-	int sock;
-	pthread_t th;
-	volatile int stop;
+	struct fx_rep rep;      /* url, socket, thread */
 	const enum act *script; /* action per received message; A_OK after */
 	size_t nscript;
 	pthread_mutex_t lock;
@@ -53,7 +51,6 @@ struct collector {
 };
 
 static char dir[64];
-static int url_counter;
 
 static int setup(void **state)
 {
@@ -68,98 +65,59 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void *collector_run(void *arg)
+static size_t collector_answer(void *ctx, const void *msg, size_t n, uint8_t *buf)
 {
-	struct collector *c = arg;
+	struct collector *c = ctx;
+	uint64_t stream, seq;
 
-	while (!c->stop) {
-		void *msg = NULL;
-		int n = nn_recv(c->sock, &msg, NN_MSG, 0);
-		uint64_t stream, seq;
-
-		if (n < 0)
-			continue; /* timeout slice */
-		assert_int_equal(vg_wire_peek(msg, (size_t)n, &stream, &seq), 0);
-		nn_freemsg(msg);
-		pthread_mutex_lock(&c->lock);
-		size_t i = c->ngot;
-		if (c->ngot < 256)
-			c->got[c->ngot++] = seq;
-		pthread_mutex_unlock(&c->lock);
-		enum act a = i < c->nscript ? c->script[i] : A_OK;
-		struct vg_ack ack = {VG_ACK_OK, stream, seq};
-		switch (a) {
-		case A_OK: break;
-		case A_DUP: ack.status = VG_ACK_DUPLICATE; break;
-		case A_RETRY: ack.status = VG_ACK_RETRY; break;
-		case A_REJECT: ack.status = VG_ACK_REJECTED; break;
-		case A_WRONG_SEQ: ack.seq = seq + 1000; break;
-		case A_SILENT: continue;
-		}
-		uint8_t buf[VG_WIRE_ACK_LEN];
-		size_t len = vg_wire_ack_encode(&ack, buf);
-		nn_send(c->sock, buf, len, 0);
+	assert_int_equal(vg_wire_peek(msg, n, &stream, &seq), 0);
+	pthread_mutex_lock(&c->lock);
+	size_t i = c->ngot;
+	if (c->ngot < 256)
+		c->got[c->ngot++] = seq;
+	pthread_mutex_unlock(&c->lock);
+	enum act a = i < c->nscript ? c->script[i] : A_OK;
+	struct vg_ack ack = {VG_ACK_OK, stream, seq};
+	switch (a) {
+	case A_OK: break;
+	case A_DUP: ack.status = VG_ACK_DUPLICATE; break;
+	case A_RETRY: ack.status = VG_ACK_RETRY; break;
+	case A_REJECT: ack.status = VG_ACK_REJECTED; break;
+	case A_WRONG_SEQ: ack.seq = seq + 1000; break;
+	case A_SILENT: return 0;
 	}
-	return NULL;
+	return vg_wire_ack_encode(&ack, buf);
 }
 
 static void collector_url(struct collector *c)
 {
 	memset(c, 0, sizeof(*c));
-	snprintf(c->url, sizeof(c->url), "inproc://vigie-sender-test-%d-%d", (int)getpid(),
-		 ++url_counter);
+	fx_rep_url(&c->rep, "vigie-sender-test");
 }
 
 static void collector_start(struct collector *c, const enum act *script, size_t n)
 {
-	int to = 50;
-
 	c->script = script;
 	c->nscript = n;
-	c->stop = 0;
 	pthread_mutex_init(&c->lock, NULL);
-	c->sock = nn_socket(AF_SP, NN_REP);
-	assert_true(c->sock >= 0);
-	nn_setsockopt(c->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &to, sizeof(to));
-	assert_true(nn_bind(c->sock, c->url) >= 0);
-	assert_int_equal(pthread_create(&c->th, NULL, collector_run, c), 0);
+	assert_int_equal(fx_rep_start(&c->rep, collector_answer, c), 0);
 }
 
 static void collector_stop(struct collector *c)
 {
-	c->stop = 1;
-	pthread_join(c->th, NULL);
-	nn_close(c->sock);
+	fx_rep_stop(&c->rep);
 	pthread_mutex_destroy(&c->lock);
 }
 
 static void spool_batches(struct vg_spool *sp, int n)
 {
-	for (int i = 0; i < n; i++) {
-		uint64_t seq = vg_spool_next_seq(sp);
-		struct vg_batch *b = vg_batch_new("h1", vg_spool_stream(sp), seq,
-						  1795000000000 + (int64_t)seq * 1000);
-		uint8_t *buf;
-		size_t len;
-
-		assert_non_null(vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, b->time_ms));
-		assert_int_equal(vg_batch_sample(b, "host.load.1", VG_KIND_GAUGE, (double)seq), 0);
-		assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
-		assert_int_equal(vg_spool_put(sp, seq, buf, len, NULL), 0);
-		free(buf);
-		vg_batch_free(b);
-	}
+	assert_int_equal(fx_spool_batches(sp, "h1", "h1", n), 0);
 }
 
 /* Wait up to ms for the spool to empty. */
 static int wait_empty(struct vg_spool *sp, int ms)
 {
-	for (int i = 0; i < ms / 10; i++) {
-		if (vg_spool_count(sp) == 0)
-			return 1;
-		vg_sleep_ms(10);
-	}
-	return vg_spool_count(sp) == 0;
+	return fx_spool_wait(sp, 0, ms);
 }
 
 static void expect_got(struct collector *c, const uint64_t *want, size_t n)
@@ -187,7 +145,7 @@ static void test_in_order(void **state)
 	collector_start(&c, NULL, 0);
 	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
 	spool_batches(sp, 5);
-	o.url = c.url;
+	o.url = c.rep.url;
 	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
 	vg_sender_wake(s);
 	assert_true(wait_empty(sp, 5000));
@@ -221,7 +179,7 @@ static void test_acks_drive_the_spool(void **state)
 	collector_start(&c, script, sizeof(script) / sizeof(script[0]));
 	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
 	spool_batches(sp, 4);
-	o.url = c.url;
+	o.url = c.rep.url;
 	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
 	assert_true(wait_empty(sp, 10000));
 	vg_sender_get_stats(s, &st);
@@ -256,7 +214,7 @@ static void test_collector_late_and_drain(void **state)
 	collector_url(&c);
 	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
 	spool_batches(sp, 3);
-	o.url = c.url;
+	o.url = c.rep.url;
 	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
 	vg_sleep_ms(500);
 	vg_sender_get_stats(s, &st);
@@ -301,7 +259,7 @@ static void test_drain_delivers(void **state)
 	collector_url(&c);
 	collector_start(&c, NULL, 0);
 	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
-	o.url = c.url;
+	o.url = c.rep.url;
 	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
 	spool_batches(sp, 4);
 	assert_int_equal(vg_sender_drain(s, 3000), 0);
@@ -326,7 +284,7 @@ static void test_not_a_batch_is_set_aside(void **state)
 	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
 	assert_int_equal(vg_spool_put(sp, 1, "not a batch", 11, NULL), 0);
 	spool_batches(sp, 1);
-	o.url = c.url;
+	o.url = c.rep.url;
 	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
 	assert_true(wait_empty(sp, 5000));
 	vg_sender_get_stats(s, &st);
@@ -450,7 +408,7 @@ static void test_failover_and_return(void **state)
 	for (int i = 0; i < 3; i++) {
 		collector_url(&c[i]);
 		collector_start(&c[i], NULL, 0);
-		urls[i] = c[i].url;
+		urls[i] = c[i].rep.url;
 	}
 	vg_sender_rendezvous("h1", urls, 3, order);
 	struct collector *pri = &c[order[0]], *sec = &c[order[1]], *third = &c[order[2]];
@@ -532,8 +490,8 @@ static void test_silent_primary_keeps_the_secondary(void **state)
 		silent[i] = A_SILENT;
 	for (int i = 0; i < 2; i++)
 		collector_url(&c[i]);
-	urls[0] = c[0].url;
-	urls[1] = c[1].url;
+	urls[0] = c[0].rep.url;
+	urls[1] = c[1].rep.url;
 	vg_sender_rendezvous("h2", urls, 2, order);
 	struct collector *pri = &c[order[0]], *sec = &c[order[1]];
 	collector_start(pri, silent, 256);
@@ -583,8 +541,8 @@ static void test_retrying_primary_keeps_the_secondary(void **state)
 		script[i] = A_RETRY;
 	for (int i = 0; i < 2; i++)
 		collector_url(&c[i]);
-	urls[0] = c[0].url;
-	urls[1] = c[1].url;
+	urls[0] = c[0].rep.url;
+	urls[1] = c[1].rep.url;
 	vg_sender_rendezvous("h3", urls, 2, order);
 	struct collector *pri = &c[order[0]], *sec = &c[order[1]];
 	collector_start(pri, script, 256);

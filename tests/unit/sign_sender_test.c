@@ -31,6 +31,7 @@
 #include "vigie/sign.h"
 #include "vigie/wire.h"
 
+#include "../support/fake_collector.h"
 #include "../support/tmpdir.h"
 
 /* What the fake collector answers to the i-th message. */
@@ -43,10 +44,7 @@ enum act {
 };
 
 struct fake {
-	char url[64];
-	int sock;
-	pthread_t th;
-	volatile int stop;
+	struct fx_rep rep; /* url, socket, thread */
 	const enum act *script;
 	size_t nscript;
 	pthread_mutex_t lock;
@@ -76,103 +74,61 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void *fake_run(void *arg)
+static size_t fake_answer(void *ctx, const void *msg, size_t n, uint8_t *ack)
 {
-	struct fake *c = arg;
+	struct fake *c = ctx;
+	uint64_t stream, seq;
+	size_t alen;
 
-	while (!c->stop) {
-		void *msg = NULL;
-		int n = nn_recv(c->sock, &msg, NN_MSG, 0);
-		uint64_t stream, seq;
-		uint8_t ack[VG_WIRE_ACK_LEN + VG_WIRE_MAC_LEN];
-		size_t alen;
-
-		if (n < 0)
-			continue;
-		assert_int_equal(vg_wire_peek(msg, (size_t)n, &stream, &seq), 0);
-		const uint8_t *mac = vg_sign_mac(msg, (size_t)n);
-		pthread_mutex_lock(&c->lock);
-		size_t i = c->n++;
-		c->nsigned += mac != NULL;
-		c->nverified += vg_sign_verify(&K, msg, (size_t)n) == 0;
-		pthread_mutex_unlock(&c->lock);
-		enum act a = i < c->nscript ? c->script[i] : A_SIGNED_OK;
-		struct vg_ack v = {VG_ACK_OK, stream, seq};
-		if (a == A_UNSIGNED_REJ)
-			v.status = VG_ACK_REJECTED;
-		alen = vg_wire_ack_encode(&v, ack);
-		if (mac && a == A_FOREIGN_OK)
-			alen = vg_sign_ack(&OTHER, mac, ack);
-		else if (mac && a == A_SIGNED_OK)
-			alen = vg_sign_ack(&K, mac, ack);
-		if (a == A_SIGNED_OK && !c->have_first) {
-			memcpy(c->first_ack, ack, alen);
-			c->have_first = 1;
-		}
-		if (a == A_REPLAY_OK && c->have_first) {
-			/* same stream; rewrite seq so only the MAC is wrong */
-			memcpy(ack, c->first_ack, sizeof(ack));
-			for (int b = 0; b < 8; b++)
-				ack[16 + b] = (uint8_t)(seq >> (8 * b));
-			alen = sizeof(ack);
-		}
-		nn_freemsg(msg);
-		nn_send(c->sock, ack, alen, 0);
+	assert_int_equal(vg_wire_peek(msg, n, &stream, &seq), 0);
+	const uint8_t *mac = vg_sign_mac(msg, n);
+	pthread_mutex_lock(&c->lock);
+	size_t i = c->n++;
+	c->nsigned += mac != NULL;
+	c->nverified += vg_sign_verify(&K, msg, n) == 0;
+	pthread_mutex_unlock(&c->lock);
+	enum act a = i < c->nscript ? c->script[i] : A_SIGNED_OK;
+	struct vg_ack v = {VG_ACK_OK, stream, seq};
+	if (a == A_UNSIGNED_REJ)
+		v.status = VG_ACK_REJECTED;
+	alen = vg_wire_ack_encode(&v, ack);
+	if (mac && a == A_FOREIGN_OK)
+		alen = vg_sign_ack(&OTHER, mac, ack);
+	else if (mac && a == A_SIGNED_OK)
+		alen = vg_sign_ack(&K, mac, ack);
+	if (a == A_SIGNED_OK && !c->have_first) {
+		memcpy(c->first_ack, ack, alen);
+		c->have_first = 1;
 	}
-	return NULL;
+	if (a == A_REPLAY_OK && c->have_first) {
+		/* same stream; rewrite seq so only the MAC is wrong */
+		memcpy(ack, c->first_ack, sizeof(c->first_ack));
+		for (int b = 0; b < 8; b++)
+			ack[16 + b] = (uint8_t)(seq >> (8 * b));
+		alen = sizeof(c->first_ack);
+	}
+	return alen;
 }
 
 static void fake_start(struct fake *c, const enum act *script, size_t n)
 {
-	static int counter;
-	int to = 50;
-
 	memset(c, 0, sizeof(*c));
-	snprintf(c->url, sizeof(c->url), "inproc://vigie-sign-sender-%d-%d",
-		 (int)getpid(), ++counter);
+	fx_rep_url(&c->rep, "vigie-sign-sender");
 	c->script = script;
 	c->nscript = n;
 	pthread_mutex_init(&c->lock, NULL);
-	c->sock = nn_socket(AF_SP, NN_REP);
-	assert_true(c->sock >= 0);
-	nn_setsockopt(c->sock, NN_SOL_SOCKET, NN_RCVTIMEO, &to, sizeof(to));
-	assert_true(nn_bind(c->sock, c->url) >= 0);
-	assert_int_equal(pthread_create(&c->th, NULL, fake_run, c), 0);
+	assert_int_equal(fx_rep_start(&c->rep, fake_answer, c), 0);
 }
 
 static void fake_stop(struct fake *c)
 {
-	c->stop = 1;
-	pthread_join(c->th, NULL);
-	nn_close(c->sock);
+	fx_rep_stop(&c->rep);
 	pthread_mutex_destroy(&c->lock);
 }
 
 static void spool_batches(struct vg_spool *sp, int n)
 {
-	for (int i = 0; i < n; i++) {
-		uint64_t seq = vg_spool_next_seq(sp);
-		struct vg_batch *b = vg_batch_new("signer", vg_spool_stream(sp), seq,
-						  1795000000000 + (int64_t)seq * 1000);
-		uint8_t *buf;
-		size_t len;
-		assert_non_null(vg_batch_resource(b, VG_RT_HOST, "signer", NULL, NULL, b->time_ms));
-		assert_int_equal(vg_batch_sample(b, "host.load.1", VG_KIND_GAUGE, (double)seq), 0);
-		assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
-		assert_int_equal(vg_spool_put(sp, seq, buf, len, NULL), 0);
-		free(buf);
-		vg_batch_free(b);
-	}
-}
-
-static int wait_count(struct vg_spool *sp, size_t want, int ms)
-{
-	for (int i = 0; i < ms / 10; i++) {
-		if (vg_spool_count(sp) == want)
-			return 1;
-		vg_sleep_ms(10);
-	}
-	return vg_spool_count(sp) == want;
+	assert_int_equal(fx_spool_batches(sp, "signer", NULL, n), 0);
 }
 
 static void test_only_genuine_acks_count(void **state)
@@ -189,10 +145,10 @@ static void test_only_genuine_acks_count(void **state)
 	fake_start(&c, script, sizeof(script) / sizeof(script[0]));
 	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
 	spool_batches(sp, 2);
-	o.url = c.url;
+	o.url = c.rep.url;
 	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
 	vg_sender_wake(s);
-	assert_true(wait_count(sp, 0, 10000));
+	assert_true(fx_spool_wait(sp, 0, 10000));
 	vg_sender_get_stats(s, &st);
 	vg_sender_free(s);
 	fake_stop(&c);
@@ -228,7 +184,7 @@ static void test_spool_keeps_batches_unsigned(void **state)
 	fake_start(&c, script, 1);
 	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
 	spool_batches(sp, 1);
-	o.url = c.url;
+	o.url = c.rep.url;
 	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
 	vg_sender_wake(s);
 	vg_sleep_ms(50);
@@ -240,7 +196,7 @@ static void test_spool_keeps_batches_unsigned(void **state)
 		free(buf);
 		assert_int_equal(sig, 0);
 	}
-	assert_true(wait_count(sp, 0, 5000));
+	assert_true(fx_spool_wait(sp, 0, 5000));
 	vg_sender_free(s);
 	fake_stop(&c);
 	vg_spool_close(sp);
