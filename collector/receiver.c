@@ -76,6 +76,12 @@
  *    holds per batch: the group's consumers report each batch's outcome
  *    (group_end after the shared COMMIT), and only the batches they took
  *    have their sequence numbers recorded, after that COMMIT.
+ *  - a batch whose host another live collector holds (values a storage
+ *    daemon has not taken: vg_registry_seen's 2) is answered RETRY and
+ *    reaches no consumer; while the store holds such values, the
+ *    batches this collector acknowledges mark their hosts in the same
+ *    commit, and the marks are renewed until the store holds none, then
+ *    cleared (tend_marks);
  *  - a group holds at most VG_RECEIVER_GROUP_MAX messages and about
  *    VG_RECEIVER_GROUP_BYTES; never two batches of one (host, stream).
  *  - hostile input costs one log line per 1000 occurrences (vg_log_limited)

@@ -4,7 +4,7 @@
  * of `[state] url`, shared by every collector of a cloud. The same SQL
  * runs on both engines.
  *
- * Design. Four tables:
+ * Design. Five tables:
  *   resources (id PK, type, host, name, parent, project, "user", flavor,
  *              attributes JSON text, first_seen_ms, last_seen_ms,
  *              ended_at_ms NULL while active, ident_ms)
@@ -13,6 +13,9 @@
  *             duplicate filter, one row per stream a host used lately
  *   stream_floor (host PK, floor_ms): the newest batch time of the
  *             host's streams that were dropped from `streams`
+ *   held      (host PK, node, until_ms): the collector that holds values
+ *             of the host a storage daemon has not taken, until when
+ *             (holding marks, vg_registry_set_holder; docs/scaling.md)
  * Schema versions are vg_db migration steps (component "registry"): step
  * 1 is version 1's schema (one stream per host, no identity time), step 2
  * converts it, so a registry.db of either version (PRAGMA user_version)
@@ -20,7 +23,8 @@
  * the whole schema, with the text keys in the "C" collation so that
  * ORDER BY and the list cursor compare bytes, as strcmp and sqlite do;
  * step 3 leaves room in the pages of metrics and resources so that the
- * flush's updates are HOT (PostgreSQL only; nothing on sqlite).
+ * flush's updates are HOT (PostgreSQL only; nothing on sqlite); step 4
+ * adds `held` on both.
  * sqlite runs in WAL mode so the receiver's writes and the API's reads
  * proceed together; each handle is one connection (one per thread).
  * A page of the resource list is two statements, not one metrics query

@@ -830,6 +830,9 @@ static void test_holding_marks(void **state)
 	assert_int_equal(vg_registry_hold_clear(a), 0);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM held"), 0);
 	assert_int_equal(vg_registry_seen(b, "h1", 7, 2, T0 + 60000), 0);
+	assert_int_equal(vg_registry_commit(b, "h1", 7, 2, T0 + 60000), 0);
+	assert_int_equal(vg_registry_seen(b, "h1", 12, 1, T0 + 60000), 0);
+	assert_int_equal(vg_registry_commit(b, "h1", 12, 1, T0 + 60000), 0);
 	/* a mark past its ttl blocks nothing (a holder that died); a renewal
 	 * makes it live again */
 	assert_int_equal(vg_registry_set_holder(a, "node-a", 0), 0);
