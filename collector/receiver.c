@@ -177,6 +177,7 @@ struct vg_receiver {
 	 * was committed with one, or the store held values at start), and
 	 * when they were last renewed (monotonic ms) */
 	int holding;
+	int marked; /* a batch was committed with a mark since the last clear */
 	int64_t hold_renewed_ms;
 	uint64_t store_errors_seen; /* write_errors already logged */
 	/* a group: its messages in arrival order; the ones held back to
@@ -712,9 +713,10 @@ static void tend_marks(struct vg_receiver *r, int64_t now)
 		return;
 	if (!vg_store_holding(r->o.store)) {
 		if (!(rc = vg_registry_hold_clear(r->o.registry))) {
-			r->holding = 0;
-			vg_info("storage: every value held for a storage daemon is "
-				"written; this collector's hosts may move again");
+			if (r->marked)
+				vg_info("storage: every value held for a storage daemon "
+					"is written; this collector's hosts may move again");
+			r->holding = r->marked = 0;
 			return;
 		}
 	} else if (now - r->hold_renewed_ms < r->o.hold_ttl_ms / 3) {
@@ -1026,8 +1028,8 @@ static int run_group(struct vg_receiver *r, int take)
 		struct msg *m = &r->grp[mi[j]];
 		m->ack.status = committed(r, m->b, crc[j]);
 		m->decided = 1;
-		if (hold && crc[j] >= 0 && !r->holding) {
-			r->holding = 1;
+		if (hold && crc[j] >= 0 && !r->marked) {
+			r->holding = r->marked = 1;
 			r->hold_renewed_ms = vg_monotonic_ms();
 			vg_info("storage: batches of %s acknowledged with values a "
 				"storage daemon has not taken; other collectors "
@@ -1051,10 +1053,10 @@ int vg_receiver_run(struct vg_receiver *r)
 		close_jobs(r);
 		return -errno;
 	}
-	/* values replayed from the journal that a daemon has not taken: the
-	 * marks this collector left before a restart (same holder name) are
-	 * renewed until they are written, then cleared */
-	if (r->o.hold_ttl_ms > 0 && vg_store_holding(r->o.store)) {
+	/* the marks this collector left before a restart (same holder name):
+	 * renewed while the values replayed from its journal wait for a
+	 * daemon, else cleared at the first tick (one statement) */
+	if (r->o.hold_ttl_ms > 0) {
 		r->holding = 1;
 		r->hold_renewed_ms = vg_monotonic_ms() - r->o.hold_ttl_ms;
 	}

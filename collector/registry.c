@@ -705,13 +705,16 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 {
 	static const int steps[] = {ST_ACK, ST_RAISE_FLOOR, ST_PRUNE};
 	struct vg_db_stmt *s;
-	int rc, applied = 0;
+	int rc, applied = 0, known;
+	size_t nsteps = sizeof(steps) / sizeof(steps[0]);
 
 	if (!r || !host)
 		return -EINVAL;
 	hold = hold && r->holder[0];
-	if (!hold && r->known && r->known_stream == stream &&
-	    !strcmp(r->known_host, host)) {
+	known = r->known && r->known_stream == stream && !strcmp(r->known_host, host);
+	if (known && hold)
+		nsteps = 1; /* the ACK and the mark: the streams do not grow */
+	if (known && !hold) {
 		/* the stream has its row (vg_registry_seen just read it): the
 		 * host's streams do not grow, nothing to drop, and the ACK is
 		 * one atomic statement, so no transaction (one round trip). A
@@ -736,7 +739,7 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 	r->known = 0;
 	if ((rc = vg_db_begin(r->db)))
 		return map_err(rc);
-	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && !rc; i++) {
+	for (size_t i = 0; i < nsteps && !rc; i++) {
 		if ((rc = stmt(r, steps[i], &s)))
 			break;
 		vg_db_bind_text(s, 1, host);

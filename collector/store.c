@@ -49,7 +49,10 @@
  * batch's ack would wait for the reconnection and the check of a
  * restarted daemon's files, the agent would time out and move to another
  * collector, and its newer values would reach the files before these
- * (tests/integration/shared_daemon_fault_test.sh).
+ * (tests/integration/shared_daemon_fault_test.sh). A host that moves for
+ * another reason while values wait here is kept from the other
+ * collectors by a holding mark in the shared state, which the receiver
+ * writes and clears by vg_store_holding (docs/scaling.md).
  *
  * Journal policy. A segment is retired (collector/journal.c) once no
  * cached value from it is left and the backend synced (a backend may
