@@ -174,8 +174,8 @@ struct vg_receiver {
 	uint64_t n_retrying;         /* consecutive RETRY answers (0: storing fine) */
 	uint64_t n_held, n_hold_err; /* vg_log_limited: held elsewhere, marks */
 	/* this collector's holding marks may be in the registry (a batch
-	 * was committed with one, or the store held values at start), and
-	 * when they were last renewed (monotonic ms) */
+	 * was committed with one, or it just started: marks of its last
+	 * run), and when they were last renewed (monotonic ms) */
 	int holding;
 	int marked; /* a batch was committed with a mark since the last clear */
 	int64_t hold_renewed_ms;
