@@ -696,6 +696,21 @@ int main(int argc, char **argv)
 	ro.require_signatures = cfg.collector_require_signatures;
 	ro.max_clock_skew_ms = (int64_t)(cfg.collector_max_clock_skew_s * 1000);
 	ro.max_future_ms = (int64_t)(cfg.collector_max_future_s * 1000);
+	if (cfg.state_url[0] && is_postgres(cfg.state_url)) {
+		/* holding marks (docs/scaling.md): named as the cluster names
+		 * this node, lasting one [cluster] lease, the liveness bound
+		 * of every node; written only by a store that writes through
+		 * and holds values a daemon has not taken */
+		char node[256];
+
+		if (cfg.cluster_node[0])
+			snprintf(node, sizeof(node), "%s", cfg.cluster_node);
+		else
+			vg_cluster_node_id(cfg.collector_listen, node, sizeof(node));
+		ro.hold_ttl_ms = (int64_t)(cfg.cluster_lease_s * 1000);
+		if (vg_registry_set_holder(reg, node, ro.hold_ttl_ms))
+			ro.hold_ttl_ms = 0;
+	}
 	if (vg_receiver_open(&ro, &g_rx, err, sizeof(err))) {
 		vg_error("%s", err);
 		goto out;

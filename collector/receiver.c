@@ -76,6 +76,12 @@
  *    holds per batch: the group's consumers report each batch's outcome
  *    (group_end after the shared COMMIT), and only the batches they took
  *    have their sequence numbers recorded, after that COMMIT.
+ *  - a batch whose host another live collector holds (values a storage
+ *    daemon has not taken: vg_registry_seen's 2) is answered RETRY and
+ *    reaches no consumer; while the store holds such values, the
+ *    batches this collector acknowledges mark their hosts in the same
+ *    commit, and the marks are renewed until the store holds none, then
+ *    cleared (tend_marks);
  *  - a group holds at most VG_RECEIVER_GROUP_MAX messages and about
  *    VG_RECEIVER_GROUP_BYTES; never two batches of one (host, stream).
  *  - hostile input costs one log line per 1000 occurrences (vg_log_limited)
@@ -165,7 +171,14 @@ struct vg_receiver {
 	/* vg_log_limited counters (log lines, not self-metrics) */
 	uint64_t n_dispatch_err, n_commit_err, n_seen_err, n_store_err;
 	uint64_t n_store_rejected, n_send_err, n_recv_err, n_retry;
-	uint64_t n_retrying;        /* consecutive RETRY answers (0: storing fine) */
+	uint64_t n_retrying;         /* consecutive RETRY answers (0: storing fine) */
+	uint64_t n_held, n_hold_err; /* vg_log_limited: held elsewhere, marks */
+	/* this collector's holding marks may be in the registry (a batch
+	 * was committed with one, or it just started: marks of its last
+	 * run), and when they were last renewed (monotonic ms) */
+	int holding;
+	int marked; /* a batch was committed with a mark since the last clear */
+	int64_t hold_renewed_ms;
 	uint64_t store_errors_seen; /* write_errors already logged */
 	/* a group: its messages in arrival order; the ones held back to
 	 * the next group (same (host, stream) as one in it) move to carry */
@@ -299,6 +312,8 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->groups = __atomic_load_n(&r->stats.groups, __ATOMIC_RELAXED);
 	out->batches_grouped = __atomic_load_n(&r->stats.batches_grouped, __ATOMIC_RELAXED);
 	out->batches_deferred = __atomic_load_n(&r->stats.batches_deferred, __ATOMIC_RELAXED);
+	out->batches_held_elsewhere =
+		__atomic_load_n(&r->stats.batches_held_elsewhere, __ATOMIC_RELAXED);
 }
 
 void vg_receiver_stats_fn(void *ctx, struct vg_receiver_stats *out)
@@ -428,6 +443,23 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 			       "registry: duplicate check for %s failed: %s; "
 			       "asking for a retry",
 			       b->host, strerror(-rc));
+		count(&r->stats.batches_retry, 1);
+		*status = VG_ACK_RETRY;
+		return 1;
+	}
+	if (rc == 2) {
+		/* another live collector acknowledged this host's batches
+		 * while a storage daemon could not take their values: newer
+		 * ones written first would make the files refuse those (an
+		 * RRD takes only values newer than its last update). The
+		 * agent keeps the batch, and its probes take the host back
+		 * to that collector, which stores it */
+		vg_log_limited(VG_LOG_WARN, &r->n_held,
+			       "batch %s seq %llu answered RETRY: another "
+			       "collector holds values of this host that a "
+			       "storage daemon has not taken yet",
+			       b->host, (unsigned long long)b->seq);
+		count(&r->stats.batches_held_elsewhere, 1);
 		count(&r->stats.batches_retry, 1);
 		*status = VG_ACK_RETRY;
 		return 1;
@@ -670,6 +702,35 @@ static void admit_msg(struct vg_receiver *r, struct msg *m)
 	}
 }
 
+/* Keep this collector's holding marks true: cleared once the store holds
+ * no value a daemon has not taken, renewed every third of their ttl until
+ * then (a failure is retried at the next tick, logged rate-limited). */
+static void tend_marks(struct vg_receiver *r, int64_t now)
+{
+	int rc;
+
+	if (!r->holding)
+		return;
+	if (!vg_store_holding(r->o.store)) {
+		if (!(rc = vg_registry_hold_clear(r->o.registry))) {
+			if (r->marked)
+				vg_info("storage: every value held for a storage daemon "
+					"is written; this collector's hosts may move again");
+			r->holding = r->marked = 0;
+			return;
+		}
+	} else if (now - r->hold_renewed_ms < r->o.hold_ttl_ms / 3) {
+		return;
+	} else if (!(rc = vg_registry_hold_renew(r->o.registry))) {
+		r->hold_renewed_ms = now;
+		return;
+	}
+	vg_log_limited(VG_LOG_WARN, &r->n_hold_err,
+		       "registry: cannot %s this collector's holding marks: %s",
+		       vg_store_holding(r->o.store) ? "renew" : "clear",
+		       vg_registry_last_error(r->o.registry));
+}
+
 static void tick(struct vg_receiver *r)
 {
 	int64_t now = vg_monotonic_ms();
@@ -679,6 +740,7 @@ static void tick(struct vg_receiver *r)
 	if (now - r->last_tick_ms < TICK_EVERY_MS)
 		return;
 	r->last_tick_ms = now;
+	tend_marks(r, now);
 	vg_dispatch_tick(r->o.dispatch, vg_now_ms());
 }
 
@@ -941,6 +1003,11 @@ static int run_group(struct vg_receiver *r, int take)
 			count(&r->stats.batches_grouped, ng);
 		}
 	}
+	/* the store holds values a daemon did not take: whichever host they
+	 * are of, the group's hosts get a mark (a host's series are spread
+	 * over every daemon, so while one is down nearly every host has
+	 * values waiting for it) */
+	int hold = ng && r->o.hold_ttl_ms > 0 && vg_store_holding(r->o.store);
 	for (size_t k = 0; k < ng; k++) {
 		struct msg *m = &r->grp[gi[k]];
 
@@ -949,7 +1016,7 @@ static int run_group(struct vg_receiver *r, int take)
 			continue;
 		}
 		mk[nm] = (struct vg_registry_mark){m->b->host, m->b->stream,
-						   m->b->seq, m->b->time_ms};
+						   m->b->seq, m->b->time_ms, hold};
 		mi[nm++] = gi[k];
 	}
 	/* after every consumer's durable work (the meter's COMMIT included),
@@ -961,6 +1028,14 @@ static int run_group(struct vg_receiver *r, int take)
 		struct msg *m = &r->grp[mi[j]];
 		m->ack.status = committed(r, m->b, crc[j]);
 		m->decided = 1;
+		if (hold && crc[j] >= 0 && !r->marked) {
+			r->holding = r->marked = 1;
+			r->hold_renewed_ms = vg_monotonic_ms();
+			vg_info("storage: batches of %s acknowledged with values a "
+				"storage daemon has not taken; other collectors "
+				"answer this host RETRY until they are written",
+				m->b->host);
+		}
 	}
 	for (size_t i = 0; i < n; i++)
 		if (r->grp[i].buf)
@@ -977,6 +1052,13 @@ int vg_receiver_run(struct vg_receiver *r)
 	if (nn_getsockopt(r->sock, NN_SOL_SOCKET, NN_RCVFD, &rcvfd, &fdlen) < 0) {
 		close_jobs(r);
 		return -errno;
+	}
+	/* the marks this collector left before a restart (same holder name):
+	 * renewed while the values replayed from its journal wait for a
+	 * daemon, else cleared at the first tick (one statement) */
+	if (r->o.hold_ttl_ms > 0) {
+		r->holding = 1;
+		r->hold_renewed_ms = vg_monotonic_ms() - r->o.hold_ttl_ms;
 	}
 	while (!r->stop) {
 		struct pollfd pfd[2] = {{.fd = rcvfd, .events = POLLIN},

@@ -4,7 +4,7 @@
  * of `[state] url`, shared by every collector of a cloud. The same SQL
  * runs on both engines.
  *
- * Design. Four tables:
+ * Design. Five tables:
  *   resources (id PK, type, host, name, parent, project, "user", flavor,
  *              attributes JSON text, first_seen_ms, last_seen_ms,
  *              ended_at_ms NULL while active, ident_ms)
@@ -13,6 +13,9 @@
  *             duplicate filter, one row per stream a host used lately
  *   stream_floor (host PK, floor_ms): the newest batch time of the
  *             host's streams that were dropped from `streams`
+ *   held      (host PK, node, until_ms): the collector that holds values
+ *             of the host a storage daemon has not taken, until when
+ *             (holding marks, vg_registry_set_holder; docs/scaling.md)
  * Schema versions are vg_db migration steps (component "registry"): step
  * 1 is version 1's schema (one stream per host, no identity time), step 2
  * converts it, so a registry.db of either version (PRAGMA user_version)
@@ -20,7 +23,8 @@
  * the whole schema, with the text keys in the "C" collation so that
  * ORDER BY and the list cursor compare bytes, as strcmp and sqlite do;
  * step 3 leaves room in the pages of metrics and resources so that the
- * flush's updates are HOT (PostgreSQL only; nothing on sqlite).
+ * flush's updates are HOT (PostgreSQL only; nothing on sqlite); step 4
+ * adds `held` on both.
  * sqlite runs in WAL mode so the receiver's writes and the API's reads
  * proceed together; each handle is one connection (one per thread).
  * A page of the resource list is two statements, not one metrics query
@@ -133,7 +137,9 @@ enum {
 
 enum {
 	ST_SEEN,
-	ST_FLOOR,
+	ST_HOLD,
+	ST_HOLD_RENEW,
+	ST_HOLD_CLEAR,
 	ST_ACK,
 	ST_RAISE_FLOOR,
 	ST_PRUNE,
@@ -183,9 +189,24 @@ enum {
 _Static_assert(VG_RT_CUSTOM == 7, "TAKEOVER names VG_RT_CUSTOM by its value");
 
 static const char *const sql_text[ST_COUNT] = {
-	[ST_SEEN] = "SELECT last_seq FROM streams WHERE host = ?1 AND "
-		    "stream = ?2",
-	[ST_FLOOR] = "SELECT floor_ms FROM stream_floor WHERE host = ?1",
+	/* ?1 host ?2 stream ?3 this handle's holder name ?4 now (wall ms):
+	 * one row, always: the stream's last seq, the host's floor, and the
+	 * live holding mark of another collector (each NULL if none), so
+	 * the check that finds a host held elsewhere costs no round trip of
+	 * its own */
+	[ST_SEEN] = "SELECT (SELECT last_seq FROM streams WHERE host = ?1 AND "
+		    "stream = ?2), (SELECT floor_ms FROM stream_floor WHERE "
+		    "host = ?1), (SELECT node FROM held WHERE host = ?1 AND "
+		    "node <> ?3 AND until_ms > ?4)",
+	/* ?1 host ?2 holder ?3 until (wall ms) ?4 now: this collector holds
+	 * values of the host its daemon has not taken; a live mark of
+	 * another collector is kept (it was first: its values are older) */
+	[ST_HOLD] = "INSERT INTO held(host, node, until_ms) VALUES(?1, ?2, ?3) "
+		    "ON CONFLICT(host) DO UPDATE SET node = excluded.node, "
+		    "until_ms = excluded.until_ms WHERE held.node = excluded.node "
+		    "OR held.until_ms <= ?4",
+	[ST_HOLD_RENEW] = "UPDATE held SET until_ms = ?2 WHERE node = ?1",
+	[ST_HOLD_CLEAR] = "DELETE FROM held WHERE node = ?1",
 	/* ?1 host ?2 stream ?3 seq ?4 batch time: applies only to a seq
 	 * above the stored one (vg_db_changes tells), and then the stream
 	 * becomes the host's most recent (highest rank) */
@@ -397,10 +418,26 @@ static const char schema_v2_pg[] =
 static const char step3_pg[] = "ALTER TABLE metrics SET (fillfactor = 50);"
 			       "ALTER TABLE resources SET (fillfactor = 50);";
 
+/* Step 4: the holding marks (vg_registry_set_holder). A host's row names
+ * the collector that acknowledged its batches while a storage daemon
+ * could not take their values, until when the mark holds unless renewed
+ * (wall ms, the holder's clock). One row per host held lately: a scan by
+ * node (renew, clear) reads a table that is empty but during a daemon's
+ * outage. */
+static const char step4_sqlite[] = "CREATE TABLE IF NOT EXISTS held ("
+				   " host TEXT PRIMARY KEY NOT NULL,"
+				   " node TEXT NOT NULL,"
+				   " until_ms INTEGER NOT NULL) WITHOUT ROWID;";
+static const char step4_pg[] = "CREATE TABLE IF NOT EXISTS held ("
+			       " host TEXT PRIMARY KEY NOT NULL,"
+			       " node TEXT NOT NULL,"
+			       " until_ms BIGINT NOT NULL);";
+
 static const struct vg_db_step registry_steps[] = {
 	{.version = 1, .sql_sqlite = schema_v1_sqlite, .sql_pg = schema_v2_pg},
 	{.version = 2, .sql_sqlite = upgrade_v1_sqlite, .sql_pg = ""},
 	{.version = 3, .sql_sqlite = "", .sql_pg = step3_pg},
+	{.version = 4, .sql_sqlite = step4_sqlite, .sql_pg = step4_pg},
 };
 
 static const struct vg_db_schema registry_schema = {
@@ -433,6 +470,10 @@ struct vg_registry {
 	/* vg_registry_commit_group's statements by row count (built at first
 	 * use) */
 	char *ack_sql[VG_REGISTRY_GROUP_MAX + 1];
+	/* holding marks (vg_registry_set_holder): this handle's name in
+	 * them ("" : none set) and how long one lasts unless renewed */
+	char holder[256];
+	int64_t hold_ttl_ms;
 };
 
 static struct committed *committed_slot(struct vg_registry *r, const char *host,
@@ -614,43 +655,66 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 		return rc;
 	vg_db_bind_text(s, 1, host);
 	vg_db_bind_int64(s, 2, (int64_t)stream);
+	vg_db_bind_text(s, 3, r->holder);
+	vg_db_bind_int64(s, 4, vg_now_ms());
 	rc = vg_db_step(s);
-	if (rc == 1) {
-		seen = seq <= (uint64_t)vg_db_column_int64(s, 0);
+	if (rc != 1) {
 		vg_db_reset(s);
+		return rc < 0 ? map_err(rc) : -EIO;
+	}
+	if (!vg_db_column_is_null(s, 0)) {
+		seen = seq <= (uint64_t)vg_db_column_int64(s, 0);
 		if (strlen(host) < sizeof(r->known_host)) {
 			memcpy(r->known_host, host, strlen(host) + 1);
 			r->known_stream = stream;
 			r->known = 1;
 		}
-		return seen;
+	} else if (!vg_db_column_is_null(s, 1)) {
+		/* a stream the host does not keep: new, or dropped long ago */
+		seen = time_ms <= vg_db_column_int64(s, 1);
 	}
-	vg_db_reset(s);
-	if (rc < 0)
-		return map_err(rc);
-	/* a stream the host does not keep: new, or dropped long ago */
-	if ((rc = stmt(r, ST_FLOOR, &s)))
-		return rc;
-	vg_db_bind_text(s, 1, host);
-	rc = vg_db_step(s);
-	if (rc == 1)
-		seen = time_ms <= vg_db_column_int64(s, 0);
-	else if (rc < 0)
-		seen = map_err(rc);
+	if (!seen && !vg_db_column_is_null(s, 2))
+		seen = 2; /* another live collector holds the host's values */
 	vg_db_reset(s);
 	return seen;
 }
 
-int vg_registry_commit(struct vg_registry *r, const char *host,
-		       uint64_t stream, uint64_t seq, int64_t time_ms)
+/* The holding mark of host in this handle's transaction: after the
+ * streams rows, so every transaction that writes both locks a host's
+ * streams rows before its held row (two collectors never wait on each
+ * other's). 0 or -errno. */
+static int hold_host(struct vg_registry *r, const char *host)
+{
+	struct vg_db_stmt *s;
+	int64_t now = vg_now_ms();
+	int rc;
+
+	if ((rc = stmt(r, ST_HOLD, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, host);
+	vg_db_bind_text(s, 2, r->holder);
+	vg_db_bind_int64(s, 3, now + r->hold_ttl_ms);
+	vg_db_bind_int64(s, 4, now);
+	return exec_done(s);
+}
+
+/* vg_registry_commit, and with hold (and a holder set) the host's holding
+ * mark in the same transaction. */
+static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
+		      uint64_t seq, int64_t time_ms, int hold)
 {
 	static const int steps[] = {ST_ACK, ST_RAISE_FLOOR, ST_PRUNE};
 	struct vg_db_stmt *s;
-	int rc, applied = 0;
+	int rc, applied = 0, known;
+	size_t nsteps = sizeof(steps) / sizeof(steps[0]);
 
 	if (!r || !host)
 		return -EINVAL;
-	if (r->known && r->known_stream == stream && !strcmp(r->known_host, host)) {
+	hold = hold && r->holder[0];
+	known = r->known && r->known_stream == stream && !strcmp(r->known_host, host);
+	if (known && hold)
+		nsteps = 1; /* the ACK and the mark: the streams do not grow */
+	if (known && !hold) {
 		/* the stream has its row (vg_registry_seen just read it): the
 		 * host's streams do not grow, nothing to drop, and the ACK is
 		 * one atomic statement, so no transaction (one round trip). A
@@ -675,7 +739,7 @@ int vg_registry_commit(struct vg_registry *r, const char *host,
 	r->known = 0;
 	if ((rc = vg_db_begin(r->db)))
 		return map_err(rc);
-	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]) && !rc; i++) {
+	for (size_t i = 0; i < nsteps && !rc; i++) {
 		if ((rc = stmt(r, steps[i], &s)))
 			break;
 		vg_db_bind_text(s, 1, host);
@@ -691,6 +755,10 @@ int vg_registry_commit(struct vg_registry *r, const char *host,
 		if (steps[i] == ST_ACK && !(applied = vg_db_changes(r->db) > 0))
 			break; /* committed already (by another collector) */
 	}
+	/* even when another collector committed the batch first: this one
+	 * stored its values too, and holds them */
+	if (!rc && hold)
+		rc = hold_host(r, host);
 	if (!rc)
 		rc = map_err(vg_db_commit(r->db));
 	if (rc) {
@@ -700,6 +768,54 @@ int vg_registry_commit(struct vg_registry *r, const char *host,
 	}
 	committed_note(r, host, stream, rc ? 0 : seq);
 	return rc ? rc : !applied;
+}
+
+int vg_registry_commit(struct vg_registry *r, const char *host,
+		       uint64_t stream, uint64_t seq, int64_t time_ms)
+{
+	return commit_one(r, host, stream, seq, time_ms, 0);
+}
+
+/* ---- holding marks --------------------------------------------------------- */
+
+int vg_registry_set_holder(struct vg_registry *r, const char *node,
+			   int64_t ttl_ms)
+{
+	if (!r || !node || strlen(node) >= sizeof(r->holder) || ttl_ms < 0)
+		return -EINVAL;
+	memcpy(r->holder, node, strlen(node) + 1);
+	r->hold_ttl_ms = ttl_ms;
+	return 0;
+}
+
+/* Run ST_HOLD_RENEW or ST_HOLD_CLEAR for this handle's holder. */
+static int holder_exec(struct vg_registry *r, int which)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r)
+		return -EINVAL;
+	if (!r->holder[0])
+		return 0;
+	if ((rc = stmt(r, which, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, r->holder);
+	if (which == ST_HOLD_RENEW)
+		vg_db_bind_int64(s, 2, vg_now_ms() + r->hold_ttl_ms);
+	if ((rc = exec_done(s)))
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+	return rc;
+}
+
+int vg_registry_hold_renew(struct vg_registry *r)
+{
+	return holder_exec(r, ST_HOLD_RENEW);
+}
+
+int vg_registry_hold_clear(struct vg_registry *r)
+{
+	return holder_exec(r, ST_HOLD_CLEAR);
 }
 
 /* The commit of rows (host, stream, seq, time) at once: ST_ACK's upsert
@@ -755,8 +871,8 @@ int vg_registry_commit_group(struct vg_registry *r,
 	if (!r || (n && (!mk || !rcs)))
 		return -EINVAL;
 	if (n == 1) { /* with vg_registry_seen's shortcut */
-		rcs[0] = vg_registry_commit(r, mk[0].host, mk[0].stream, mk[0].seq,
-					    mk[0].time_ms);
+		rcs[0] = commit_one(r, mk[0].host, mk[0].stream, mk[0].seq,
+				    mk[0].time_ms, mk[0].hold);
 		return 0;
 	}
 	/* one statement for the streams this handle committed (their row
@@ -764,7 +880,7 @@ int vg_registry_commit_group(struct vg_registry *r,
 	 * (each row's rank is its host's newest); the others alone */
 	for (size_t i = 0; i < n; i++) {
 		struct committed *c = committed_slot(r, mk[i].host, mk[i].stream);
-		int solo = rows == VG_REGISTRY_GROUP_MAX || !c || !c->host[0] ||
+		int solo = rows == VG_REGISTRY_GROUP_MAX || mk[i].hold || !c || !c->host[0] ||
 			   c->stream != mk[i].stream || strcmp(c->host, mk[i].host) ||
 			   c->seq >= mk[i].seq;
 
@@ -826,8 +942,8 @@ int vg_registry_commit_group(struct vg_registry *r,
 	}
 	for (size_t i = 0; i < n; i++)
 		if (rcs[i] == 2)
-			rcs[i] = vg_registry_commit(r, mk[i].host, mk[i].stream,
-						    mk[i].seq, mk[i].time_ms);
+			rcs[i] = commit_one(r, mk[i].host, mk[i].stream, mk[i].seq,
+					    mk[i].time_ms, mk[i].hold);
 	return 0;
 }
 

@@ -49,7 +49,10 @@
  * batch's ack would wait for the reconnection and the check of a
  * restarted daemon's files, the agent would time out and move to another
  * collector, and its newer values would reach the files before these
- * (tests/integration/shared_daemon_fault_test.sh).
+ * (tests/integration/shared_daemon_fault_test.sh). A host that moves for
+ * another reason while values wait here is kept from the other
+ * collectors by a holding mark in the shared state, which the receiver
+ * writes and clears by vg_store_holding (docs/scaling.md).
  *
  * Journal policy. A segment is retired (collector/journal.c) once no
  * cached value from it is left and the backend synced (a backend may
@@ -202,6 +205,10 @@ struct vg_store {
 	uint64_t cache_max;    /* [storage] cache_values */
 	uint32_t flush_depth;  /* [storage] flush_depth */
 	uint64_t pending;      /* values in all caches (mu) */
+	uint64_t inflight;     /* values taken out of a cache by a flush and
+				* not settled yet (mu) */
+	uint64_t held;         /* pending + inflight, as last published
+				* (__atomic; vg_store_holding) */
 	uint64_t cache_bytes;  /* allocated for them (mu) */
 	uint64_t gen;          /* receiver only */
 	int64_t last_batch_ms; /* monotonic ms of the last write_batch (mu) */
@@ -262,6 +269,14 @@ struct key_use {
 static void count(uint64_t *c, uint64_t n)
 {
 	__atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+/* Publish the cache's value count, and what it holds for the daemons with
+ * the values a flush is writing (mu held). */
+static void publish_pending(struct vg_store *s)
+{
+	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->held, s->pending + s->inflight, __ATOMIC_RELAXED);
 }
 
 static uint64_t key_hash(int rtype, uint64_t id_hash, const char *metric)
@@ -598,7 +613,7 @@ static int requeue(struct vg_store *s, struct series *se, const struct vg_rrd_va
 	se->seg = seg; /* the hold flush_series took over stays */
 	se->npend += (uint32_t)n;
 	s->pending += n;
-	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
+	publish_pending(s);
 	se->retry_at_ms = vg_monotonic_ms() + RETRY_UNREACHABLE_MS;
 	return 0;
 }
@@ -813,7 +828,7 @@ static void resend_lost(struct vg_store *s)
 	}
 	if (rc)
 		s->lost_retry_ms = vg_monotonic_ms() + RETRY_UNREACHABLE_MS;
-	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
+	publish_pending(s);
 	count(&s->stats.values_resent, resent);
 	s->reclaiming = 0;
 	pthread_cond_broadcast(&s->done_cv);
@@ -908,7 +923,8 @@ static int group_take(struct vg_store *s, struct flush_group *g, struct series *
 		se->cap = 0;
 	}
 	s->pending -= n;
-	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
+	s->inflight += n;
+	publish_pending(s);
 	dirty_unlink(s, se);
 	se->flushing = 1;
 	se->deferred = 0;
@@ -949,6 +965,8 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 		struct series *se = g->se[i];
 		size_t n = g->cnt[i], unavail = 0, failed = n;
 		const struct vg_rrd_value *v = g->buf + g->off[i];
+
+		s->inflight -= n; /* settled below: written, failed or requeued */
 
 		if (g->loc[i].path[0]) {
 			const struct vg_rrd_result *res = &g->it[k++].res;
@@ -993,6 +1011,7 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 	}
 	g->n = 0;
 	g->nbuf = 0;
+	publish_pending(s);
 	pthread_cond_broadcast(&s->done_cv);
 	if (g->no_connect) {
 		/* the backend's sync may connect: the storage thread's */
@@ -1282,8 +1301,7 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 			 * journal segment is kept (a replay would bring them
 			 * back as a new series) */
 			s->pending -= se->npend;
-			__atomic_store_n(&s->stats.values_pending, s->pending,
-					 __ATOMIC_RELAXED);
+			publish_pending(s);
 			s->segcnt[se->seg % SEG_RING]--;
 			s->segkeep[se->seg % SEG_RING] = 1;
 			se->npend = 0;
@@ -1766,7 +1784,7 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	}
 	s->journal_busy = 0;
 	s->last_batch_ms = now;
-	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
+	publish_pending(s);
 	if (s->pending > s->stats.pending_peak)
 		__atomic_store_n(&s->stats.pending_peak, s->pending, __ATOMIC_RELAXED);
 	if (s->cache_bytes > s->stats.cache_bytes_peak)
@@ -1803,6 +1821,17 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 		pthread_mutex_unlock(&s->mu);
 	}
 	return rc;
+}
+
+int vg_store_holding(struct vg_store *s)
+{
+	/* with write-through the cache holds only what a daemon did not take;
+	 * values a flush took out count until settled (written, or back in
+	 * the cache), so a write that finds the daemon still down never
+	 * shows 0 meanwhile: a mark may last a moment too long, never too
+	 * short */
+	return s && s->write_through &&
+	       __atomic_load_n(&s->held, __ATOMIC_RELAXED) > 0;
 }
 
 static int consumer_batch(void *ctx, const struct vg_batch *b)

@@ -82,6 +82,10 @@ struct vg_receiver_stats {
 	uint64_t groups;
 	uint64_t batches_grouped;
 	uint64_t batches_deferred;
+	/* answered RETRY, not stored, because another live collector holds
+	 * values of the batch's host that a storage daemon has not taken
+	 * (vg_registry_seen's 2; docs/scaling.md); also in batches_retry */
+	uint64_t batches_held_elsewhere;
 };
 
 struct vg_receiver_options {
@@ -105,6 +109,13 @@ struct vg_receiver_options {
 	int64_t max_clock_skew_ms; /* |poll time - now| allowed; 0: no check */
 	int64_t max_future_ms;     /* a poll, sample or event time beyond
 				    * now + this is refused; 0: no check */
+	/* Holding marks (collectors sharing storage daemons): with a store
+	 * that writes through and a registry given a holder
+	 * (vg_registry_set_holder, same ttl), a batch acknowledged while the
+	 * store holds values a daemon has not taken marks its host in the
+	 * commit; the marks are renewed every hold_ttl_ms / 3 and cleared
+	 * once the store holds none. 0: no marks. */
+	int64_t hold_ttl_ms;
 };
 
 /* Create the socket and bind it. The options are copied; the registry,

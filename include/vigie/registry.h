@@ -58,7 +58,13 @@ void vg_registry_close(struct vg_registry *r); /* accepts NULL */
  * answered without the database: seq at or below its commit is a
  * duplicate, the next seq is new (with shared state another collector may
  * have taken it meanwhile: the commit then returns 1); any other seq asks
- * the database. The check is an early answer; the commit decides. */
+ * the database. The check is an early answer; the commit decides. 2 when
+ * the batch is new but another collector (a holder other than this
+ * handle's, vg_registry_set_holder) holds a live mark on the host: it
+ * acknowledged the host's batches whose values a storage daemon has not
+ * taken yet, so this one must not store newer ones now (the receiver
+ * answers RETRY). Read in the same statement as the seq: no round trip
+ * of its own; a stream this handle answers from memory is not asked. */
 int vg_registry_seen(struct vg_registry *r, const char *host,
 		     uint64_t stream, uint64_t seq, int64_t time_ms);
 /* Record (host, stream, seq, time_ms) as acknowledged, in one
@@ -80,6 +86,13 @@ struct vg_registry_mark {
 	const char *host;
 	uint64_t stream, seq;
 	int64_t time_ms;
+	/* this collector holds values of the host that its storage daemon
+	 * has not taken (write-through could not write them): the commit
+	 * records the host's holding mark in its transaction (needs a
+	 * holder, vg_registry_set_holder), a live mark of another holder
+	 * staying as it is. Such a mark is committed alone (a transaction
+	 * of a few statements, not the group's one statement). */
+	int hold;
 };
 /* Rows one statement of vg_registry_commit_group records at most. */
 #define VG_REGISTRY_GROUP_MAX 16
@@ -93,6 +106,23 @@ struct vg_registry_mark {
  * never deadlock each other. Returns 0, or -EINVAL (bad arguments). */
 int vg_registry_commit_group(struct vg_registry *r,
 			     const struct vg_registry_mark *mk, size_t n, int *rcs);
+
+/* Holding marks, for collectors that share storage daemons (an RRD
+ * takes only values newer than its last update, so of two collectors
+ * holding values of one host for a daemon that is down, the one that
+ * writes its newer values first makes the other's older ones refused;
+ * docs/scaling.md). node names this collector in the marks (its cluster
+ * node id, "" : no marks are written and every mark is someone else's);
+ * a mark lasts ttl_ms (wall clock) past its last write or renewal, so a
+ * holder that died blocks its hosts no longer than that. 0 or -EINVAL. */
+int vg_registry_set_holder(struct vg_registry *r, const char *node,
+			   int64_t ttl_ms);
+/* Extend every mark of this handle's holder to now + ttl_ms. 0 or -errno
+ * (-EAGAIN: busy or unreachable). */
+int vg_registry_hold_renew(struct vg_registry *r);
+/* Delete every mark of this handle's holder: its store holds no value a
+ * daemon has not taken. 0 or -errno. */
+int vg_registry_hold_clear(struct vg_registry *r);
 
 /* Upsert every resource and metric of b in one transaction. Idempotent.
  * A resource with state ENDED gets ended_at = its time. Identity (type,

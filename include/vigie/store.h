@@ -110,6 +110,14 @@ void vg_store_close(struct vg_store *s);
  * cache holds its maximum: the storage thread is behind); other errors are
  * counted per value and the rest of the batch is still taken. */
 int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b);
+/* Whether this store writes through (several collectors share the storage
+ * daemons) and holds acknowledged values a daemon has not taken: the ones
+ * the last batches' write-through could not write (a daemon down,
+ * restarting or stalled) wait in its cache for the storage thread. The
+ * receiver marks the hosts of the batches it acknowledges meanwhile
+ * (vg_registry_mark.hold) and clears the marks once this is 0 again. One
+ * atomic load: any thread. */
+int vg_store_holding(struct vg_store *s);
 
 /* Write every cached value to its file now (tests, shutdown). 0 or the
  * first -errno; thread-safe. */

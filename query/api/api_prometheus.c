@@ -368,6 +368,11 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "Batches held back to the next group because a batch of "
 		    "their host's stream was in the current one",
 		    (double)cs.batches_deferred);
+		one(b, "vigie_receiver_batches_held_elsewhere_total", "counter",
+		    "Batches answered RETRY, not stored, because another live "
+		    "collector holds values of their host that a storage daemon "
+		    "has not taken yet (also in the RETRY count)",
+		    (double)cs.batches_held_elsewhere);
 		one(b, "vigie_collector_resources_foreign_total", "counter",
 		    "Host, host disk, host NIC and host file system resources "
 		    "of another host than their batch's, dropped",

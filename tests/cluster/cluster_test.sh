@@ -65,7 +65,12 @@
 # is down; the check "every series holds one point per poll" finds it.
 # A host moving because its collector's receiver waited on the killed
 # rrdcached lost polls 20-21 of a series here once;
-# tests/integration/shared_daemon_fault_test.sh reproduces that case.
+# tests/integration/shared_daemon_fault_test.sh reproduces that case. A
+# host that moves for a cause of its own (a late ack on a loaded machine)
+# while its collector holds its values for the killed daemon is answered
+# RETRY by the others until those values are written (holding marks in
+# the shared state, docs/scaling.md; tests/integration/held_host_test.sh;
+# vigie_receiver_batches_held_elsewhere_total counts it).
 source "$(dirname "$0")/../integration/lib.sh"
 
 HOSTS=${HOSTS:-3}

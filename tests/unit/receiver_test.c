@@ -7,7 +7,9 @@
  * match what was sent. Every case runs on each state engine (sqlite's
  * registry.db and a PostgreSQL server the test starts); on a shared state,
  * a batch another collector committed while this one stored it is
- * answered DUPLICATE and counted once. Groups of waiting batches: one
+ * answered DUPLICATE and counted once, and a batch of a host another
+ * collector holds (its holding mark) is answered RETRY, stored by no
+ * consumer, until the mark is cleared. Groups of waiting batches: one
  * group, each its own ack; bad input and a consumer's retry in a group
  * touch only their own batch; a batch held back to the next turn is
  * answered at a clean stop, and signed with its key after a key reload.
@@ -698,6 +700,40 @@ static void test_committed_elsewhere(void **state)
 	assert_int_equal(cs.samples_received, 2);
 }
 
+/* Another collector holds values of the host that a storage daemon has
+ * not taken (its holding mark): the host's batch is answered RETRY, no
+ * consumer sees it, and it is counted; once the mark is cleared the same
+ * batch is stored. */
+static void test_held_elsewhere(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry_mark mk = {"node1", 99, 1, T0, 1};
+	struct vg_receiver_stats cs;
+	struct vg_registry *holder; /* not f->other: the gate commits with it */
+	char err[256];
+	int rc;
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &holder, err,
+						sizeof(err)),
+			 0);
+	assert_int_equal(vg_registry_set_holder(holder, "other-node", 600000), 0);
+	assert_int_equal(vg_registry_commit_group(holder, &mk, 1, &rc), 0);
+	assert_int_equal(rc, 0);
+	expect(send_batch(f, 1, 2), VG_ACK_RETRY, STREAM, 1);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.batches_held_elsewhere, 1);
+	assert_int_equal(cs.batches_retry, 1);
+	assert_int_equal(cs.samples_received, 0);
+	assert_int_equal(__atomic_load_n(&f->grouper.inside, __ATOMIC_SEQ_CST), 0);
+	assert_int_equal(vg_registry_hold_clear(holder), 0);
+	expect(send_batch(f, 1, 2), VG_ACK_OK, STREAM, 1);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.batches_held_elsewhere, 1);
+	assert_int_equal(cs.samples_received, 2);
+	assert_int_equal(__atomic_load_n(&f->grouper.inside, __ATOMIC_SEQ_CST), 1);
+	vg_registry_close(holder);
+}
+
 /* A job: records its thread, hands a batch to the dispatch chain. */
 struct inject_job {
 	pthread_t thread;
@@ -1151,6 +1187,7 @@ int main(void)
 		ST_BOTH(test_bad_name, setup, teardown),
 		ST_BOTH(test_foreign_host, setup, teardown),
 		ST_BOTH(test_committed_elsewhere, setup, teardown),
+		ST_BOTH(test_held_elsewhere, setup, teardown),
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),
 		ST_BOTH(test_group_commit, setup, teardown),

@@ -4,10 +4,12 @@
  * (identity, times, metrics with unit/kind/last value), the ended state
  * and its clearing, list filters and cursor pagination, the duplicate
  * filter across a reopen, lookup, refusing a newer schema, the
- * migration of a version 2 state (fillfactor on PostgreSQL), and two
+ * migration of a version 2 state (fillfactor on PostgreSQL, the holding
+ * marks table on both), and two
  * handles committing the same (host, stream, seq) at once: exactly one
  * wins, and two handles committing groups of the same hosts in opposite
- * orders (PostgreSQL) without a deadlock.
+ * orders (PostgreSQL) without a deadlock, and the holding marks of
+ * collectors that hold values a storage daemon has not taken.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -735,7 +737,7 @@ static void test_step3_fillfactor(void **state)
 	update(f->r, instance_batch(T0, 1, "p1", VG_RSTATE_ACTIVE));
 	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
 				    "component = 'registry'"),
-			 3);
+			 4);
 	if (pg)
 		assert_int_equal(raw_int(f, ff_sql), 2);
 	/* back to version 2's schema, as an older vigie left it */
@@ -754,10 +756,15 @@ static void test_step3_fillfactor(void **state)
 	vg_db_close(db);
 	if (pg)
 		assert_int_equal(raw_int(f, ff_sql), 0);
+	db = raw_db(f); /* version 2 had no holding marks */
+	assert_int_equal(vg_db_exec(db, "DROP TABLE held"), 0);
+	vg_db_close(db);
 	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
 				    "component = 'registry'"),
-			 3);
+			 4);
+	/* step 4 ran on the way: the holding marks' table is back */
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held"), 0);
 	if (pg)
 		assert_int_equal(raw_int(f, ff_sql), 2);
 	assert_true(row_value(f) == 1); /* the rows are still there */
@@ -766,6 +773,97 @@ static void test_step3_fillfactor(void **state)
 	f->r = NULL;
 	assert_true(row_value(f) == 2);
 	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
+}
+
+/* Holding marks: a collector that acknowledged a host's batches while a
+ * storage daemon could not take their values marks the host in the
+ * commit; another collector's duplicate check then answers 2 (RETRY)
+ * for the host's new batches, while a duplicate stays a duplicate and
+ * the holder itself is never blocked. A mark of another live holder is
+ * not taken over; a mark past its ttl (a holder that died) blocks
+ * nothing; renew extends it, clear drops it; a handle with no holder
+ * writes none. */
+static void test_holding_marks(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *a = f->r, *b, *c;
+	struct vg_registry_mark mk[2] = {{"h1", 7, 1, T0, 1}, {"h2", 7, 1, T0, 0}};
+	int rcs[2];
+	char err[256];
+
+	assert_int_equal(reg_open(f, &b, err, sizeof(err)), 0);
+	assert_int_equal(reg_open(f, &c, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_set_holder(a, "node-a", 60000), 0);
+	assert_int_equal(vg_registry_set_holder(b, "node-b", 60000), 0);
+	/* a group: the marked batch alone, in a transaction with its mark */
+	assert_int_equal(vg_registry_commit_group(a, mk, 2, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(rcs[1], 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h1' "
+				    "AND node = 'node-a'"),
+			 1);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held"), 1);
+	/* the other collector: h1's next batch waits, its old one is a
+	 * duplicate, h2 and a new stream of h2 go on */
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 2, T0 + 60000), 2);
+	assert_int_equal(vg_registry_seen(b, "h1", 8, 1, T0 + 60000), 2);
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 1, T0), 1);
+	assert_int_equal(vg_registry_seen(b, "h2", 7, 2, T0 + 60000), 0);
+	/* a handle with no holder name sees every mark as another's */
+	assert_int_equal(vg_registry_seen(c, "h1", 7, 2, T0 + 60000), 2);
+	/* the holder is never blocked (a stream it has not committed: the
+	 * database answers) */
+	assert_int_equal(vg_registry_seen(a, "h1", 9, 1, T0 + 60000), 0);
+	/* b acknowledged the same batch meanwhile, holding too: a's live
+	 * mark stays a's (its values are the older ones) */
+	mk[0] = (struct vg_registry_mark){"h1", 7, 1, T0, 1};
+	assert_int_equal(vg_registry_commit_group(b, mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 1); /* committed by a */
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h1' "
+				    "AND node = 'node-a'"),
+			 1);
+	/* no holder: no mark written */
+	mk[0] = (struct vg_registry_mark){"h5", 7, 1, T0, 1};
+	assert_int_equal(vg_registry_commit_group(c, mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h5'"), 0);
+	/* a's store drained: its marks go, b stores h1 again */
+	assert_int_equal(vg_registry_hold_clear(a), 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held"), 0);
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 2, T0 + 60000), 0);
+	assert_int_equal(vg_registry_commit(b, "h1", 7, 2, T0 + 60000), 0);
+	assert_int_equal(vg_registry_seen(b, "h1", 12, 1, T0 + 60000), 0);
+	assert_int_equal(vg_registry_commit(b, "h1", 12, 1, T0 + 60000), 0);
+	/* a mark past its ttl blocks nothing (a holder that died); a renewal
+	 * makes it live again */
+	assert_int_equal(vg_registry_set_holder(a, "node-a", 0), 0);
+	mk[0] = (struct vg_registry_mark){"h3", 7, 1, T0, 1};
+	assert_int_equal(vg_registry_commit_group(a, mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h3'"), 1);
+	assert_int_equal(vg_registry_seen(b, "h3", 7, 2, T0 + 60000), 0);
+	/* b, holding too, takes the expired mark over */
+	mk[0] = (struct vg_registry_mark){"h3", 7, 2, T0 + 60000, 1};
+	assert_int_equal(vg_registry_commit_group(b, mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h3' "
+				    "AND node = 'node-b'"),
+			 1);
+	assert_int_equal(vg_registry_seen(a, "h3", 8, 1, T0 + 120000), 2);
+	/* a's expired marks come back to life when renewed */
+	mk[0] = (struct vg_registry_mark){"h4", 7, 1, T0, 1};
+	assert_int_equal(vg_registry_commit_group(a, mk, 1, rcs), 0);
+	assert_int_equal(vg_registry_seen(b, "h4", 7, 2, T0 + 60000), 0);
+	assert_int_equal(vg_registry_set_holder(a, "node-a", 60000), 0);
+	assert_int_equal(vg_registry_hold_renew(a), 0);
+	assert_int_equal(vg_registry_seen(b, "h4", 7, 2, T0 + 60000), 2);
+	assert_int_equal(vg_registry_hold_clear(b), 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held"), 1);
+	assert_int_equal(vg_registry_set_holder(a, "", 0), 0);
+	assert_int_equal(vg_registry_hold_clear(a), 0); /* no name: nothing */
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held"), 1);
+	vg_registry_close(b);
+	vg_registry_close(c);
 }
 
 /* Two collectors report the same resource at once with different
@@ -975,7 +1073,7 @@ static void test_commit_group(void **state)
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(vg_registry_commit(a, hosts[i], 7, 1, T0), 0);
 		assert_int_equal(vg_registry_commit(b, hosts[i], 7, 1, T0), 1);
-		mk[i] = (struct vg_registry_mark){hosts[i], 7, 2, T0 + 60000};
+		mk[i] = (struct vg_registry_mark){hosts[i], 7, 2, T0 + 60000, 0};
 	}
 	assert_int_equal(vg_registry_commit_group(a, mk, 4, rcs), 0);
 	for (int i = 0; i < 4; i++)
@@ -986,8 +1084,8 @@ static void test_commit_group(void **state)
 	/* seq 3 of g0 and g1, seq 2 of g2 again (stale), a new stream of
 	 * g3 and a second one of g0 */
 	mk[0].seq = mk[1].seq = 3;
-	mk[3] = (struct vg_registry_mark){"g3", 8, 1, T0 + 120000};
-	mk[4] = (struct vg_registry_mark){"g0", 9, 1, T0 + 120000};
+	mk[3] = (struct vg_registry_mark){"g3", 8, 1, T0 + 120000, 0};
+	mk[4] = (struct vg_registry_mark){"g0", 9, 1, T0 + 120000, 0};
 	assert_int_equal(vg_registry_commit_group(a, mk, 5, rcs), 0);
 	assert_int_equal(rcs[0], 0);
 	assert_int_equal(rcs[1], 0);
@@ -1052,10 +1150,10 @@ static void test_commit_group_lock_order(void **state)
 	assert_int_equal(vg_registry_commit(a.r, "d2", 7, 1, T0), 0);
 	assert_int_equal(vg_registry_commit(b.r, "d1", 7, 1, T0), 1);
 	assert_int_equal(vg_registry_commit(b.r, "d2", 7, 1, T0), 1);
-	a.mk[0] = (struct vg_registry_mark){"d1", 7, 2, T0 + 60000};
-	a.mk[1] = (struct vg_registry_mark){"d2", 7, 2, T0 + 60000};
-	b.mk[0] = (struct vg_registry_mark){"d2", 7, 3, T0 + 120000};
-	b.mk[1] = (struct vg_registry_mark){"d1", 7, 3, T0 + 120000};
+	a.mk[0] = (struct vg_registry_mark){"d1", 7, 2, T0 + 60000, 0};
+	a.mk[1] = (struct vg_registry_mark){"d2", 7, 2, T0 + 60000, 0};
+	b.mk[0] = (struct vg_registry_mark){"d2", 7, 3, T0 + 120000, 0};
+	b.mk[1] = (struct vg_registry_mark){"d1", 7, 3, T0 + 120000, 0};
 	hold = raw_db(f);
 	obs = raw_db(f);
 	assert_int_equal(vg_db_begin(hold), 0);
@@ -1395,6 +1493,7 @@ int main(void)
 		ST_BOTH(test_commit_race, setup, teardown),
 		ST_BOTH(test_commit_group, setup, teardown),
 		ST_BOTH(test_commit_group_lock_order, setup, teardown),
+		ST_BOTH(test_holding_marks, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
 		ST_BOTH(test_identity_race, setup, teardown),
 		ST_BOTH(test_published_unit, setup, teardown),

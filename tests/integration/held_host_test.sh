@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# held_host_test.sh — two collectors on one PostgreSQL state and one
+# rrdcached; while the daemon is down the agent's primary collector
+# acknowledges its host's batches with their values held in its journal
+# and cache, then stops answering (kill -STOP: an ack slower than the
+# agent's ack timeout, as a loaded machine gives), so the host's next
+# batches go to the other collector. Every acknowledged value must be in
+# its file once.
+#
+# Why. An RRD takes only values newer than its last update. If the
+# second collector stored the host's newer batches (they too wait for
+# the daemon in its cache) and wrote them when the daemon is back, the
+# primary's older values, reaching the files after them, were refused as
+# duplicates: acknowledged values lost (the cluster test's last loss,
+# docs/scaling.md). The primary marks the host in the shared state while
+# it holds values a daemon has not taken; the other collector answers the
+# host's batches RETRY (vigie_receiver_batches_held_elsewhere_total)
+# until the primary wrote them and cleared its mark.
+#
+# Steps: the host's first batches go to both collectors (the primary is
+# stopped for a moment), so each knows every series; the daemon is
+# killed (-9); the primary acknowledges batches holding their values
+# (its mark is in the state); it is stopped; the agent moves to the other
+# collector, which answers RETRY while the mark holds; the daemon is
+# restarted and the other collector's cache drains (before the fix it
+# wrote the host's newer values here); the primary continues, writes its
+# values and clears its mark; the agent runs to the end. Checks: the
+# other collector answered RETRY for the held host, the mark is gone at
+# the end, the agent's spool is empty, and every series holds one point
+# per poll (rrdtool fetch on the daemon's files). SKIP, with the reason,
+# only when PostgreSQL or rrdcached cannot run.
+source "$(dirname "$0")/lib.sh"
+
+require rrdcached jq
+start_shared_state
+sql() { psql "$STATE" -X -q -A -t -c "$1" 2>/dev/null; }
+
+POLLS=${POLLS:-40}
+DOMAINS=${DOMAINS:-3}
+ACK_MS=${ACK_MS:-1000}
+HOST=held-host
+START=$(( ($(date -u +%s) - 6 * 3600) / 60 * 60 ))
+END=$((START + (POLLS - 1) * 60))
+
+start_rrdcached s -O -R || bail "rrdcached starts"
+RD_DIR=$RRDCACHED_DIR RD_PORT=$RRDCACHED_PORT RD_PID=$RRDCACHED_PID
+ok "rrdcached up (127.0.0.1:$RD_PORT)"
+
+declare -a CP CH CPID
+used=" "
+for i in 0 1; do
+  for v in P H; do
+    p=$(free_port); while [[ $used == *" $p "* ]]; do p=$(free_port); done
+    used+="$p "
+    [[ $v == P ]] && CP[$i]=$p || CH[$i]=$p
+  done
+  # [cluster] lease: how long a collector's holding mark lasts unless
+  # renewed; longer than the primary is stopped here, however loaded
+  # the machine
+  state_conf "$TMP/c$i.conf" "${CP[$i]}" "${CH[$i]}" "$TMP/c$i" "$TMP/tokens.key" <<CONF
+[storage]
+backend = rrdcached
+daemons = 127.0.0.1:$RD_PORT
+archives = 1m:6h
+heartbeat = 90
+[cluster]
+lease = 120
+[log]
+level = debug
+CONF
+  mkdir -p "$TMP/c$i"
+done
+ADMIN_TOKEN=$("$BIN/vigie-collector" --config "$TMP/c0.conf" token create --admin --name it 2>>"$TMP/token.err")
+for i in 0 1; do
+  start_collector "c$i" --config "$TMP/c$i.conf"
+  CPID[$i]=$COLLECTOR_PID
+  check "collector $i answers /v1/health" wait_for 20 answers_health "${CH[$i]}"
+done
+metric() { # collector-index name: its value (0 when absent)
+  curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$1]}/metrics" 2>/dev/null |
+    awk -v n="$2" '$1 == n { v = $2 } END { print v + 0 }'
+}
+
+cat >"$TMP/agent.conf" <<CONF
+[agent]
+collectors = tcp://127.0.0.1:${CP[0]}, tcp://127.0.0.1:${CP[1]}
+ack_timeout_ms = $ACK_MS
+probe_interval_ms = 300
+drain_ms = 120000
+host_fs = false
+CONF
+{ echo "<node>"
+  for ((i = 0; i < DOMAINS; i++)); do
+    printf "<domain type='test'><name>vm%d</name><uuid>%08x-0000-4000-8000-%012x</uuid>" "$i" "$i" "$i"
+    printf "<memory unit='KiB'>1048576</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices>"
+    printf "<disk type='file' device='disk'><source file='/guest/vm%d.img'/><target dev='vda' bus='virtio'/></disk>" "$i"
+    printf "<interface type='ethernet'><mac address='52:54:00:00:%02x:%02x'/><target dev='tap%d'/></interface></devices></domain>\n" \
+      $((i >> 8)) $((i & 255)) "$i"
+  done
+  echo "</node>"; } >"$TMP/node.xml"
+start_agent agent --config "$TMP/agent.conf" --libvirt "test://$TMP/node.xml" --interval 0.4 \
+  --proc "$ROOT/tests/fixtures/proc" --host $HOST --spool "$TMP/spool" --clock-start "$START" \
+  --clock-step 60 --count "$POLLS" --log-level debug
+AG=$AGENT_PID
+seq_now() { sql "SELECT coalesce(max(last_seq), 0) FROM vigie_registry.streams WHERE host = '$HOST'"; }
+reached() { [[ $(seq_now) -ge $1 ]]; }
+holder() { sql "SELECT node FROM vigie_registry.held WHERE host = '$HOST'"; }
+check "the agent's first batches are acknowledged" wait_for 60 reached 2
+
+# ---- which collector is the host's primary (rendezvous order) ----
+r0=$(metric 0 vigie_collector_batches_received_total)
+r1=$(metric 1 vigie_collector_batches_received_total)
+if ((r0 >= r1)); then P=0 S=1; else P=1 S=0; fi
+diag "primary: collector $P ($r0 / $r1 batches)"
+
+# ---- the other collector learns the host's series (files verified) ----
+received() { [[ $(metric "$1" vigie_collector_batches_received_total) -ge $2 ]]; }
+kill -STOP "${CPID[$P]}"
+s=$(seq_now)
+check "the host's batches go to the other collector" wait_for 30 reached $((s + 2))
+kill -CONT "${CPID[$P]}"
+rp=$(metric "$P" vigie_collector_batches_received_total)
+check "the host is back on its primary" wait_for 30 received "$P" $((rp + 2))
+
+# ---- the daemon dies: the primary acknowledges, holding the values ----
+kill -KILL "$RD_PID"; wait "$RD_PID" 2>/dev/null
+s0=$(seq_now)
+diag "daemon killed at seq $s0"
+check "batches are acknowledged while the daemon is down" wait_for 30 reached $((s0 + 3))
+marked() { [[ -n $(holder) ]]; }
+check "the primary marked the host in the shared state" wait_for 10 marked
+diag "held by: $(holder)"
+
+# ---- the primary stops answering: the host's batches go to the other ----
+ss=$(metric "$S" vigie_collector_samples_received_total) # its acknowledged samples
+kill -STOP "${CPID[$P]}"
+s1=$(seq_now)
+rs=$(metric "$S" vigie_collector_batches_received_total)
+check "the other collector gets the host's batches" wait_for 30 received "$S" $((rs + 3))
+# ---- the daemon is back; the other collector writes what it holds ----
+restart_rrdcached s "$RD_DIR" "$RD_PORT" -O -R || nok "the daemon restarts"
+RD_PID=$RRDCACHED_PID
+drained() { [[ $(metric "$S" vigie_store_values_pending) -eq 0 ]]; }
+check "the other collector holds no value for the daemon" wait_for 30 drained
+sleep 1 # its storage thread's writes reach the daemon
+held_n=$(metric "$S" vigie_receiver_batches_held_elsewhere_total)
+diag "while the primary was stopped: seq $s1 -> $(seq_now), the other answered $held_n batches RETRY (held)"
+check "the other collector answered the held host's batches RETRY" test "$held_n" -ge 1
+eq "it acknowledged none of them" "$(metric "$S" vigie_collector_samples_received_total)" "$ss"
+kill -CONT "${CPID[$P]}"
+unmarked() { [[ -z $(holder) ]]; }
+check "the primary wrote its values and cleared its mark" wait_for 60 unmarked
+
+# ---- the agent runs to the end ----
+for _ in $(seq 1500); do kill -0 "$AG" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$AG" 2>/dev/null && kill -TERM "$AG"
+wait "$AG"; eq "the agent exits 0 after $POLLS polls" "$?" 0
+eq "its spool is empty (every batch acknowledged)" \
+  "$(find "$TMP/spool" -maxdepth 1 -name '*.vgb' | wc -l)" 0
+eq "the shared registry ends at seq $POLLS" "$(seq_now)" "$POLLS"
+for i in 0 1; do
+  diag "collector $i: duplicate values $(metric "$i" vigie_store_values_duplicate_total)," \
+    "held elsewhere $(metric "$i" vigie_receiver_batches_held_elsewhere_total)"
+done
+for i in 0 1; do stop_pid "${CPID[$i]}"; done
+stop_pid "$RD_PID" # SIGTERM: rrdcached writes every file
+
+# ---- every series: one point per poll ----
+(cd "$RD_DIR/base" && find instance disk nic -name '*.rrd' 2>/dev/null | sort) >"$TMP/series.list"
+nser=$(wc -l <"$TMP/series.list")
+check "the instances' series are on the daemon ($nser)" test "$nser" -ge 10
+sed "s|^|fetch $RD_DIR/base/|; s|$| AVERAGE -r 60 -s $((START - 600)) -e $((END + 600))|" "$TMP/series.list" |
+  rrdtool - 2>&1 | awk -v s="$START" -v e="$END" -v n="$POLLS" '
+  FNR == NR { name[++nn] = $0; next }
+  /^ *value/ { f++; inw[f] = 0; next }
+  /^[0-9]+: / { t = $1 + 0; if ($2 == "nan" || $2 == "-nan") next
+                if (t > s && t <= e) inw[f]++ }
+  END { bad = 0
+        for (i = 1; i <= f; i++) {
+          want = name[i] ~ /\/cpu\.util\.rrd$/ ? n - 2 : n - 1
+          if (inw[i] != want) {
+            bad++
+            if (bad <= 5) printf "%s: %d points in the polls (want %d)\n", name[i], inw[i], want > "/dev/stderr"
+          }
+        }
+        printf "%d %d\n", f, bad }' "$TMP/series.list" - >"$TMP/points.out" 2>"$TMP/points.err"
+read -r nf nbad <"$TMP/points.out"
+eq "rrdtool read every file" "$nf" "$nser"
+eq "every series holds one point per poll, none missing" "$nbad" 0
+[[ -s $TMP/points.err ]] && diag "$(head -5 "$TMP/points.err")"
+done_testing
