@@ -354,23 +354,35 @@ static int ready(struct vg_rrdcd *c)
 	return 0;
 }
 
-/* Append a command "VERB FILE [args]\n" to the write buffer. */
+/* Append a command "VERB FILE [args]\n" to the write buffer (copied, not
+ * printf'd: a sync sends one FLUSH per file written). */
 static int cmd(struct vg_rrdcd *c, const char *verb, const char *file, const char *args)
 {
+	const char *part[3] = {verb, file, args};
 	char line[VG_RRDCD_CMD_MAX];
-	int rc, n;
+	size_t n = 0;
+	int rc;
 
 	if ((rc = ready(c)))
 		return rc;
 	if (file && (rc = check_word(c, file, "file name")))
 		return rc;
-	n = snprintf(line, sizeof(line), "%s%s%s%s%s\n", verb, file ? " " : "", file ? file : "",
-		     args ? " " : "", args ? args : "");
-	if (n < 0 || (size_t)n >= sizeof(line)) {
-		set_err(c, "%s: command longer than %d bytes", verb, VG_RRDCD_CMD_MAX);
-		return -EINVAL;
+	for (size_t i = 0; i < 3; i++) {
+		size_t l;
+		if (!part[i])
+			continue;
+		l = strlen(part[i]);
+		if (n + (n > 0) + l + 1 >= sizeof(line)) {
+			set_err(c, "%s: command longer than %d bytes", verb, VG_RRDCD_CMD_MAX);
+			return -EINVAL;
+		}
+		if (n)
+			line[n++] = ' ';
+		memcpy(line + n, part[i], l);
+		n += l;
 	}
-	return wput(c, line, (size_t)n);
+	line[n++] = '\n';
+	return wput(c, line, n);
 }
 
 /* ---- connect ---------------------------------------------------------- */
