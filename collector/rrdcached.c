@@ -737,10 +737,16 @@ static long emit_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u, siz
 			long max_cmds)
 {
 	char line[VG_RRDCD_CMD_MAX], tok[VG_RRDCD_CMD_MAX];
-	size_t head = (size_t)snprintf(line, sizeof(line), "UPDATE %s", u->file), len;
+	size_t flen = strlen(u->file), head = 7 + flen, len;
 	long ncmd = 0;
 	int rc;
 
+	if (head >= sizeof(line)) { /* check_update bounds the name: not reached */
+		set_err(c, "%s: file name too long for a command", u->file);
+		return -EINVAL;
+	}
+	memcpy(line, "UPDATE ", 7);
+	memcpy(line + 7, u->file, flen);
 	while (*next < u->n && ncmd < max_cmds) {
 		len = head;
 		while (*next < u->n) {
