@@ -152,6 +152,7 @@ LIBS_registry_list_test := collector common
 LIBS_registry_test      := collector common
 LIBS_remote_read_test   := api alarms billing collector common
 LIBS_rrd_backend_test   := collector common
+LIBS_rrd_format_test    := collector common
 LIBS_rrd_placement_test := collector common
 LIBS_store_rrdcached_test := collector common
 LIBS_store_shared_placement_test := collector common

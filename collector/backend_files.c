@@ -75,6 +75,7 @@
 #include "vigie/hash.h"
 #include "vigie/name.h"
 #include "collector/backend.h"
+#include "collector/rrd_format.h"
 
 /* Longest escaped component we accept: a file is created as
  * "<metric>.rrd.tmp" + librrd's own 6-character mkstemp suffix, and all of
@@ -324,69 +325,15 @@ static int files_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc
 
 /* ---- formatting for librrd ------------------------------------------------------------ */
 
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[24];
-	int n = 0;
-
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
-/* "seconds.millis:value" without printf for the common cases: integral
- * values (counters, bytes) and values with at most three decimals whose
- * decimal form reads back as the same double (percentages, ratios); %.17g
- * (exact round trip) otherwise. */
-#define ARG_LEN 64
+/* "seconds.millis:value" (collector/rrd_format.h: no printf for the
+ * common values). */
+#define ARG_LEN (2 * VG_RRD_FMT_LEN)
 static void format_arg(char *out, int64_t t_ms, double v)
 {
-	char *p = put_u64(out, (uint64_t)(t_ms / 1000));
-	int ms = (int)(t_ms % 1000);
-	double k;
+	char *p = vg_rrd_fmt_time_ms(out, t_ms);
 
-	*p++ = '.';
-	*p++ = (char)('0' + ms / 100);
-	*p++ = (char)('0' + ms / 10 % 10);
-	*p++ = (char)('0' + ms % 10);
 	*p++ = ':';
-	if (fabs(v) < 1e15 && v == (double)(int64_t)v) {
-		int64_t i = (int64_t)v;
-		if (i < 0) {
-			*p++ = '-';
-			i = -i;
-		}
-		p = put_u64(p, (uint64_t)i);
-		*p = '\0';
-		return;
-	}
-	k = nearbyint(v * 1000);
-	/* k / 1000.0 is the double nearest to the decimal k/1000 (division is
-	 * correctly rounded), which is what strtod makes of "k/1000": so the
-	 * equality proves the short form reads back exactly. */
-	if (isfinite(v) && fabs(k) < 1e15 && k / 1000.0 == v) {
-		int64_t i = (int64_t)k, frac;
-		if (i < 0) {
-			*p++ = '-';
-			i = -i;
-		}
-		p = put_u64(p, (uint64_t)(i / 1000));
-		frac = i % 1000;
-		*p++ = '.';
-		*p++ = (char)('0' + frac / 100);
-		if (frac % 100) {
-			*p++ = (char)('0' + frac / 10 % 10);
-			if (frac % 10)
-				*p++ = (char)('0' + frac % 10);
-		}
-		*p = '\0';
-		return;
-	}
-	snprintf(p, (size_t)(ARG_LEN - (p - out)), "%.17g", v);
+	vg_rrd_fmt_value(p, v);
 }
 
 /* ---- header undo (see the top) ------------------------------------------------------------- */
