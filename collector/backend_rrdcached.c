@@ -1905,7 +1905,8 @@ void vg_rrd_rrdcached_placement(struct vg_rrd_backend *be, struct vg_store_place
 		vg_placement_get_stats(r->shared, out);
 }
 
-/* Each daemon's state for health and metrics. */
+/* The receiver's bound on a daemon: a quarter of the agents' ack timeout,
+ * kept between WT_TIMEOUT_MIN_MS and the I/O timeout. */
 void vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be, uint32_t ack_timeout_ms)
 {
 	uint32_t ms = ack_timeout_ms / 4;
@@ -1971,6 +1972,7 @@ int vg_rrd_rrdcached_load_owners(struct vg_rrd_backend *be, const char *path)
 	return rc;
 }
 
+/* Each daemon's state for health and metrics. */
 size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon *out,
 			      size_t max)
 {
