@@ -31,8 +31,9 @@
 # BENCH_STATE_PGSTATS=1 (the state section's server loads pg_stat_statements
 # and, after its run, writes the tables' row and HOT-update counts, WAL and
 # the costliest statements of the measured phase and the stop to
-# $VIGIE_BUILD/bench/state_pgstats.txt), BENCH_STATE_PGOPTS="-c name=value"
-# (more server settings for that section).
+# $VIGIE_BUILD/bench/state_pgstats.txt; the statements' planning, plans and
+# plan_ms, only with BENCH_STATE_PGOPTS="-c pg_stat_statements.track_planning=on"),
+# BENCH_STATE_PGOPTS="-c name=value" (more server settings for that section).
 # Must finish in under 10 minutes on a 2-core machine with the defaults.
 set -u
 BUILD=${VIGIE_BUILD:-build}
@@ -366,7 +367,7 @@ SELECT schemaname, relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_li
 SELECT xact_commit, xact_rollback, blks_hit, blks_read, tup_inserted, tup_updated FROM pg_stat_database WHERE datname = current_database();
 SELECT * FROM pg_stat_bgwriter;
 SELECT * FROM pg_stat_wal;
-SELECT calls, round(total_exec_time::numeric, 1) AS exec_ms, round(total_plan_time::numeric, 1) AS plan_ms, rows,
+SELECT calls, plans, round(total_exec_time::numeric, 1) AS exec_ms, round(total_plan_time::numeric, 1) AS plan_ms, rows,
        shared_blks_hit, shared_blks_dirtied, wal_records, wal_fpi, wal_bytes, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS q
   FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 25;
 SQL

@@ -1199,7 +1199,12 @@ static const int flush_sizes[] = {64, 16, 4, 1};
 /* The SQL of a flush statement of n rows: metrics (6 parameters a row,
  * the newest value wins as in ST_METRIC_UPSERT) or last-seen times (2 a
  * row, only forward). A (resource, metric) appears once in a flush, as
- * PostgreSQL's upsert requires. */
+ * PostgreSQL's upsert requires. The last-seen update also names its ids
+ * in an IN list (the same parameters again): it says nothing new, but
+ * PostgreSQL's planner then fetches the rows by the primary key; with the
+ * join alone it hashed the VALUES and scanned the whole table at every
+ * statement (a random page priced at four sequential ones), as the
+ * meter's bulk update did (billing/meter.c, upd_sql_for). */
 static void flush_sql(int metrics, int n, char *sql, size_t len)
 {
 	size_t k = 0;
@@ -1232,10 +1237,16 @@ static void flush_sql(int metrics, int n, char *sql, size_t len)
 			 "ELSE metrics.last_value END, "
 			 "last_time_ms = " GREATER("metrics.last_time_ms",
 						   "excluded.last_time_ms"));
-	else
-		snprintf(sql + k, len - k,
-			 ") AS v WHERE resources.id = v.column1 AND "
-			 "resources.last_seen_ms < v.column2");
+	else {
+		k += (size_t)snprintf(sql + k, len - k,
+				      ") AS v WHERE resources.id = v.column1 AND "
+				      "resources.last_seen_ms < v.column2 AND "
+				      "resources.id IN (");
+		for (int i = 0; i < n; i++)
+			k += (size_t)snprintf(sql + k, len - k, "%s?%d", i ? ", " : "",
+					      2 * i + 1);
+		snprintf(sql + k, len - k, ")");
+	}
 }
 
 /* Write rows w[0..n) (all metrics, or all last-seen times) in the open

@@ -987,6 +987,74 @@ static void test_flush_many(void **state)
 	vg_db_close(db);
 }
 
+/* The flush's last-seen update finds its rows by the primary key, not by
+ * a sequential scan of resources (at 100,000 series, ~4,500 rows, that
+ * scan at every flush statement was a server cost of its own). Checked
+ * on PostgreSQL from the server's own counters for the table: 5,000 other
+ * rows with 100 bytes of attributes, analyzed, are a size at which the
+ * planner (PostgreSQL 15) hashed the VALUES and scanned the table when
+ * the statement was a join alone (at 8,000 rows it fetched them by key
+ * either way, at a few hundred it scans with or without the IN list,
+ * which is then cheaper); the counters of the
+ * registry's connection reach pg_stat_user_tables when it ends, so the
+ * test closes the handle and waits for its 140 updates to be counted
+ * (70 upserts, then the flush's 70 last-seen times). */
+static void test_flush_seen_keyed(void **state)
+{
+	static const char tab[] = "FROM pg_stat_user_tables WHERE schemaname = "
+				  "'vigie_registry' AND relname = 'resources'";
+	struct fixture *f = fx(state);
+	char sql[256], err[256];
+	struct vg_db *db;
+	int64_t upd = 0;
+
+	update(f->r, wide_batch(T0, 0)); /* the rows, written at once */
+	if (f->e->kind == VG_DB_POSTGRESQL) {
+		db = raw_db(f);
+		assert_int_equal(vg_db_exec(db, "INSERT INTO resources(id, type, host, "
+						"project, attributes, first_seen_ms, last_seen_ms) "
+						"SELECT 'fill-' || lpad(CAST(i AS TEXT), 6, '0'), 1, "
+						"'fill', 'p', repeat('x', 100), 1, 1 "
+						"FROM generate_series(1, 5000) i; ANALYZE resources"),
+				 0);
+		vg_db_close(db);
+		vg_registry_close(f->r); /* counts from here on only */
+		f->r = NULL;
+		db = raw_db(f);
+		assert_int_equal(vg_db_exec(db, "SELECT pg_stat_reset()"), 0);
+		vg_db_close(db);
+		assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
+	}
+	/* a new handle knows no row: the first report rewrites each (70
+	 * upserts), the next one's last-seen times wait in memory */
+	update(f->r, wide_batch(T0 + 500, 500));
+	update(f->r, wide_batch(T0 + 1000, 1000));
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	vg_registry_close(f->r);
+	f->r = NULL;
+	db = raw_db(f);
+	if (f->e->kind == VG_DB_POSTGRESQL) {
+		/* the ended connection's counters arrive: bounded wait */
+		snprintf(sql, sizeof(sql), "SELECT n_tup_upd %s", tab);
+		for (int i = 0; i < 400 && upd < 140; i++) {
+			if (i)
+				vg_sleep_ms(50);
+			upd = st_int(db, sql);
+		}
+		assert_int_equal(upd, 140);
+		snprintf(sql, sizeof(sql), "SELECT seq_scan %s", tab);
+		assert_int_equal(st_int(db, sql), 0);
+		snprintf(sql, sizeof(sql), "SELECT idx_scan %s", tab);
+		assert_true(st_int(db, sql) > 0);
+	}
+	/* (after the counters: this count scans the table) */
+	assert_int_equal(st_int(db, "SELECT count(*) FROM resources WHERE id LIKE "
+				    "'flush-%' AND last_seen_ms = 1700000001000"),
+			 70);
+	vg_db_close(db);
+	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
+}
+
 /* Two collectors sharing the state commit the same re-sent batch at the
  * same moment: for every (host, stream, seq) exactly one commit applies
  * (0) and the other learns it is a duplicate (1). Each round starts both
@@ -1495,6 +1563,7 @@ int main(void)
 		ST_BOTH(test_commit_group_lock_order, setup, teardown),
 		ST_BOTH(test_holding_marks, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
+		ST_BOTH(test_flush_seen_keyed, setup, teardown),
 		ST_BOTH(test_identity_race, setup, teardown),
 		ST_BOTH(test_published_unit, setup, teardown),
 		ST_BOTH(test_agent_takes_custom_id, setup, teardown),
