@@ -101,6 +101,7 @@ LIBS_alarm_engine_test  := alarms common
 LIBS_alarm_engine_pg_test := alarms common
 LIBS_alarm_eval_test    := alarms common
 LIBS_alarm_model_test   := alarms common
+LIBS_alarm_pub_test     := alarms common
 LIBS_alarm_guard_test   := alarms common
 LIBS_alarm_rule_test    := alarms common
 LIBS_alarm_series_test  := alarms common

@@ -87,7 +87,8 @@ int vg_alarm_notice_topic(const char *project, const char *name, char *buf,
 	int n = vg_alarm_topic_append(buf, len, 0, "alarm.");
 
 	if (n >= 0)
-		n = vg_alarm_topic_append(buf, len, (size_t)n, project ? project : "");
+		n = vg_alarm_topic_append_part(buf, len, (size_t)n,
+					       project ? project : "");
 	if (n >= 0)
 		n = vg_alarm_topic_append(buf, len, (size_t)n, ".");
 	if (n >= 0)

@@ -52,13 +52,14 @@ struct vg_alarm_pub {
 	struct vg_alarm_pub_stats st;
 };
 
-int vg_alarm_topic_append(char *dst, size_t len, size_t pos, const char *s)
+static int topic_append(char *dst, size_t len, size_t pos, const char *s,
+			int dot)
 {
 	static const char hex[] = "0123456789ABCDEF";
 
 	for (; s && *s; s++) {
 		unsigned char c = (unsigned char)*s;
-		if (c <= 0x20 || c == '%' || c == 0x7f) {
+		if (c <= 0x20 || c == '%' || c == 0x7f || (dot && c == '.')) {
 			if (pos + 3 >= len)
 				return -ENOSPC;
 			dst[pos++] = '%';
@@ -74,6 +75,16 @@ int vg_alarm_topic_append(char *dst, size_t len, size_t pos, const char *s)
 		return -ENOSPC;
 	dst[pos] = '\0';
 	return (int)pos;
+}
+
+int vg_alarm_topic_append(char *dst, size_t len, size_t pos, const char *s)
+{
+	return topic_append(dst, len, pos, s, 0);
+}
+
+int vg_alarm_topic_append_part(char *dst, size_t len, size_t pos, const char *s)
+{
+	return topic_append(dst, len, pos, s, 1);
 }
 
 static void *sender(void *arg)
@@ -287,11 +298,13 @@ static int metric_batch(void *ctx, const struct vg_batch *b)
 		vg_time_format(r->time_ms, ts, sizeof(ts));
 		tp = vg_alarm_topic_append(topic, sizeof(topic), 0, "metric.");
 		if (tp >= 0)
-			tp = vg_alarm_topic_append(topic, sizeof(topic), (size_t)tp, project);
+			tp = vg_alarm_topic_append_part(topic, sizeof(topic),
+							(size_t)tp, project);
 		if (tp >= 0)
 			tp = vg_alarm_topic_append(topic, sizeof(topic), (size_t)tp, ".");
 		if (tp >= 0)
-			tp = vg_alarm_topic_append(topic, sizeof(topic), (size_t)tp, r->id);
+			tp = vg_alarm_topic_append_part(topic, sizeof(topic),
+							(size_t)tp, r->id);
 		if (tp >= 0)
 			tp = vg_alarm_topic_append(topic, sizeof(topic), (size_t)tp, ".");
 		if (tp < 0)

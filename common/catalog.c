@@ -209,6 +209,18 @@ const struct vg_metric_def *vg_catalog_find(int rtype, const char *name)
 	return NULL;
 }
 
+unsigned vg_catalog_rtypes(const char *name)
+{
+	unsigned mask = 0;
+
+	if (!name)
+		return 0;
+	for (const struct vg_metric_def *d = vg_catalog; d->name; d++)
+		if (name_matches(d->name, name))
+			mask |= 1u << d->rtype;
+	return mask;
+}
+
 const char *vg_catalog_query_unit(const struct vg_metric_def *d, char *buf,
 				  size_t len)
 {

@@ -8,7 +8,12 @@
  * so a subscriber filters by prefix:
  *   nanocat --sub --connect tcp://127.0.0.1:7471 --subscribe alarm. -A
  * Topic parts are percent-escaped for ' ', '%' and control bytes, so the
- * first space always ends the topic.
+ * first space always ends the topic; the project and the resource id
+ * also for '.' (%2E), so the dots between parts are the only ones before
+ * the last part: "metric.a." never matches project "a.b" (a SUB filter is
+ * a byte prefix). The last part (the metric, the alarm name) keeps its
+ * dots ("metric.p.r.cpu." follows cpu.*); the space after it ends it
+ * ("alarm.acme.cpu-high " is that alarm only).
  *
  * Publishing never slows ingestion: callers append to a bounded in-memory
  * queue (a copy of the message) and a thread of the publisher sends with
@@ -61,5 +66,8 @@ void vg_alarm_pub_get_stats(struct vg_alarm_pub *p, struct vg_alarm_pub_stats *o
 /* Append s to topic buffer dst (len bytes) escaping ' ', '%' and bytes
  * below 0x21 as %XX. Returns the new length or -ENOSPC. Pure. */
 int vg_alarm_topic_append(char *dst, size_t len, size_t pos, const char *s);
+/* The same, escaping '.' too (%2E): for a part that other parts follow
+ * (a project, a resource id). Pure. */
+int vg_alarm_topic_append_part(char *dst, size_t len, size_t pos, const char *s);
 
 #endif

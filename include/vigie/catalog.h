@@ -27,6 +27,14 @@ extern const struct vg_metric_def vg_catalog[];
 /* Find by name and resource type; NULL if not in the catalogue. */
 const struct vg_metric_def *vg_catalog_find(int rtype, const char *name);
 
+/* The resource types the catalogue defines name for, as a mask of
+ * (1u << rtype); 0 when name is not a catalogue metric (or NULL). The
+ * query endpoints use it so that a catalogue name means the agent's metric
+ * unless a request names another type: a project may publish cpu.util on
+ * its custom resources, and those must not rank or aggregate with the
+ * instances' by default. Pure, thread-safe. */
+unsigned vg_catalog_rtypes(const char *name);
+
 /* Unit of the queried value: for a counter "<unit>/s", for a gauge the
  * unit itself ("s/s" for cpu.time). buf >= 32 bytes. */
 const char *vg_catalog_query_unit(const struct vg_metric_def *d, char *buf,

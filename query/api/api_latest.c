@@ -190,6 +190,7 @@ struct top_ctx {
 	int kind; /* of the first resource with the metric */
 	char raw_unit[32];
 	int rtype;
+	unsigned types; /* mask of the types ranked, 0 for all */
 	int oom;
 };
 
@@ -205,6 +206,9 @@ static int top_collect(void *vctx, json_t *r)
 	int kind;
 
 	if (!m || !id || !type)
+		return 0;
+	if (c->types && (vg_rtype_parse(type) < 1 ||
+			 !(c->types & (1u << vg_rtype_parse(type)))))
 		return 0;
 	if (c->flavor && (!fl || strcmp(fl, c->flavor)))
 		return 0;
@@ -283,6 +287,16 @@ int vg_api_h_top(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (vg_api_scan_params(req, resp, &f, &c.flavor, &empty))
 		return 0;
 	f.state = "active";
+	/* a catalogue name without a type ranks the types the catalogue
+	 * defines it for: a project may publish cpu.util on its custom
+	 * resources, which must not top the instances' ranking unless the
+	 * request names their type */
+	if (!f.type) {
+		c.types = vg_catalog_rtypes(metric);
+		for (int t = 1; t <= VG_RT_MAX; t++)
+			if (c.types == 1u << t)
+				f.type = vg_rtype_name(t);
+	}
 	c.store = vg_api_store(api);
 	c.metric = metric;
 	c.rtype = f.type ? vg_rtype_parse(f.type) : -1;

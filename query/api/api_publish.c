@@ -38,7 +38,10 @@
  * partial write is safe to resend, as points at or before a series' last
  * update are skipped and reported as duplicates (the store's rule); the
  * series counts (struct vg_pub_state.series) are touched only on the
- * receiver thread, the buckets under their lock.
+ * receiver thread, the buckets under their lock; they are made again from
+ * the registry after an agent's report took a custom resource over (its
+ * metric rows dropped: vg_registry_stats custom_metrics_dropped), so the
+ * series a project lost no longer count against its limit.
  */
 #include <errno.h>
 #include <math.h>
@@ -75,6 +78,10 @@ struct vg_pub_state {
 	pthread_mutex_t lock;   /* guards buckets */
 	struct vg_hmap buckets; /* project -> struct bucket */
 	struct vg_hmap series;  /* project -> uint64_t count; receiver thread */
+	/* the registry's custom_metrics_dropped when series was last valid:
+	 * an agent's takeover of a custom resource drops its metric rows,
+	 * and the counts are then recounted; receiver thread */
+	uint64_t dropped_seen;
 };
 
 struct vg_pub_state *vg_pub_state_new(uint32_t points_per_s, uint32_t series_max)
@@ -383,8 +390,20 @@ static int series_count(struct job *j, struct vg_registry *reg, uint64_t **out)
 	struct vg_registry_visitor v = {count_res, count_metric, count_end, &c};
 	struct vg_resource_filter f = {.project = j->project, .limit = 1000};
 	char cursor[VG_NAME_MAX + 1] = "";
+	struct vg_registry_stats rs;
 	int rc;
 
+	/* an agent took a custom resource over since the counts were made
+	 * (on this receiver thread, the only writer of this registry
+	 * handle): its series are gone from the registry, so no count is
+	 * trusted; counting again is rare, as takeovers are */
+	vg_registry_stats(reg, &rs);
+	if (rs.custom_metrics_dropped != j->st->dropped_seen) {
+		free_values(&j->st->series);
+		vg_hmap_init(&j->st->series);
+		j->st->dropped_seen = rs.custom_metrics_dropped;
+		n = NULL;
+	}
 	if (n) {
 		*out = n;
 		return 0;

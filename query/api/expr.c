@@ -39,6 +39,7 @@
 #include "query/api/api_handlers.h"
 #include "query/api/expr.h"
 #include "vigie/batch.h"
+#include "vigie/catalog.h"
 #include "vigie/clock.h"
 #include "vigie/name.h"
 
@@ -159,6 +160,7 @@ struct sel_ctx {
 	const struct vg_expr_node *n;
 	struct pick *p;
 	size_t np, cap, max;
+	unsigned types; /* mask of the types selected, 0 for all */
 };
 
 static const char *field(json_t *r, const char *label)
@@ -192,6 +194,9 @@ static int sel_collect(void *vctx, json_t *r)
 	if (!id || !type ||
 	    !json_object_get(json_object_get(r, "metrics"), s->n->name) ||
 	    !matches(s->n, r))
+		return 0;
+	if (s->types && (vg_rtype_parse(type) < 1 ||
+			 !(s->types & (1u << vg_rtype_parse(type)))))
 		return 0;
 	if (s->np == s->max)
 		return -E2BIG;
@@ -232,6 +237,14 @@ static const char *eq_value(const struct vg_expr_node *n, const char *label)
 		if (!n->m[i].neg && !strcmp(n->m[i].label, label))
 			return n->m[i].value;
 	return NULL;
+}
+
+static int has_label(const struct vg_expr_node *n, const char *label)
+{
+	for (size_t i = 0; i < n->nm; i++)
+		if (!strcmp(n->m[i].label, label))
+			return 1;
+	return 0;
 }
 
 /* Set the request grid: explicit, or for auto the finest that fits
@@ -344,6 +357,16 @@ static int eval_selector(struct ectx *c, const struct vg_expr_node *n,
 		if (proj && strcmp(proj, c->scope))
 			empty = 1;
 		f.project = c->scope;
+	}
+	/* a catalogue name selects the types the catalogue defines it for
+	 * unless the selector has a type matcher or names an id: a
+	 * project's custom resources may carry cpu.util too, and must not
+	 * join every cloud-wide cpu.util unasked */
+	if (!id && !has_label(n, "type")) {
+		s.types = vg_catalog_rtypes(n->name);
+		for (int t = 1; t <= VG_RT_MAX; t++)
+			if (s.types == 1u << t)
+				f.type = vg_rtype_name(t);
 	}
 	if (empty) {
 		/* nothing */

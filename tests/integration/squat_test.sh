@@ -7,7 +7,8 @@
 # resource it created — even when its point was dated up to max_future
 # ahead, which makes the agent's reports older than the resource's
 # identity; and the metrics the project had published there are no
-# longer listed on the agent's resource.
+# longer listed on the agent's resource, nor counted against the
+# project's publish_series_max.
 #
 # A real collector and a real vigie-agent polling
 # tests/fixtures/node-nova.xml (web1 belongs to project bbbb...b1); the
@@ -28,7 +29,10 @@ publish() { # ID: one point of metric squat.x on ID, dated AHEAD
     -d "{\"measures\":[{\"resource\":\"$1\",\"metric\":\"squat.x\",\"value\":1,\"time\":$AHEAD}]}"
 }
 
-check "collector answers /v1/health" start_api_collector collector --data-dir "$DATA"
+# a small publish_series_max: the series the agent took from shop must
+# leave shop's count, or shop reaches its 429 early
+printf '[collector]\npublish_series_max = 3\n' >"$TMP/vigie.conf"
+check "collector answers /v1/health" start_api_collector collector --config "$TMP/vigie.conf" --data-dir "$DATA"
 
 eq "shop creates a custom resource under the instance's future id" "$(publish "$WEB")" 200
 eq "shop creates a custom resource under the host's future id" "$(publish it-host)" 200
@@ -50,5 +54,11 @@ eq "shop does not read the other project's instance" \
 eq "shop does not read the host" "$(as "$SHOP" -o /dev/null -w '%{http_code}' "$API/v1/resources/it-host")" 404
 eq "shop's resource list holds neither" "$(as "$SHOP" "$API/v1/resources" | jq -c '[.resources[].id]')" '[]'
 eq "shop may not publish to the instance any more" "$(publish "$WEB")" 403
+eq "the two series the agent took no longer count against shop's publish_series_max" \
+  "$(as "$SHOP" -o /dev/null -w '%{http_code}' -X POST "$API/v1/measures" \
+    -d '{"measures":[{"resource":"shop-q","metric":"a","value":1},{"resource":"shop-q","metric":"b","value":1},{"resource":"shop-q","metric":"c","value":1}]}')" 200
+eq "a fourth series is over it" \
+  "$(as "$SHOP" -o /dev/null -w '%{http_code}' -X POST "$API/v1/measures" \
+    -d '{"measures":[{"resource":"shop-q","metric":"d","value":1}]}')" 429
 check "collector still answers" curl -q -sf "$API/v1/health"
 done_testing

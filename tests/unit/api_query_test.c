@@ -1406,6 +1406,88 @@ static void test_long_project(void **state)
 	}
 }
 
+/* A project may publish a catalogue name such as cpu.util on its custom
+ * resources (POST /v1/measures allows it; docs/api.md). Without a type,
+ * /v1/top and a /v1/query selector must rank and combine the agent's
+ * cpu.util only, so a tenant's 1e300 neither tops the administrator's
+ * ranking nor skews a cloud-wide aggregate; naming the type (or the id)
+ * still reaches the custom resource. */
+static void test_custom_catalogue_names(void **state)
+{
+	struct vg_registry *reg;
+	struct fx_answer a;
+	json_t *r;
+	char err[256], path[512];
+
+	(void)state;
+	assert_int_equal(vg_registry_open(srv.dir, &reg, err, sizeof(err)), 0);
+	for (int k = 0; k < NPOLLS; k++) {
+		int64_t t = (T0 + 60 * k) * 1000;
+		struct vg_batch *b = vg_batch_new("api", 0, 0, t);
+		struct vg_resource *res =
+			vg_batch_resource(b, VG_RT_CUSTOM, "squat", "squat", NULL, t);
+		res->state = VG_RSTATE_ACTIVE;
+		vg_batch_identity(b, "p2", NULL, NULL);
+		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 1e300);
+		assert_int_equal(vg_registry_update(reg, b), 0);
+		assert_int_equal(vg_store_write_batch(srv.store, b), 0);
+		vg_batch_free(b);
+	}
+	vg_registry_close(reg);
+
+	/* the administrator's top: the instances, the type said */
+	assert_int_equal(GET("/v1/top?metric=cpu.util", tok_admin, &a), 200);
+	r = json_object_get(a.json, "resources");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "id")),
+			    "vm-c");
+	assert_null(strstr(a.body, "squat"));
+	assert_string_equal(json_string_value(json_object_get(a.json, "type")),
+			    "instance");
+	fx_answer_free(&a);
+	/* and the project's own top */
+	assert_int_equal(GET("/v1/top?metric=cpu.util", tok_p2, &a), 200);
+	assert_null(strstr(a.body, "squat"));
+	fx_answer_free(&a);
+	/* named, the custom resources rank */
+	assert_int_equal(GET("/v1/top?metric=cpu.util&type=custom", tok_admin, &a), 200);
+	r = json_object_get(a.json, "resources");
+	assert_int_equal(json_array_size(r), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(r, 0), "id")),
+			    "squat");
+	fx_answer_free(&a);
+
+	/* /v1/query: an unqualified selector, an aggregate, top() */
+#define Q(e) "/v1/query?start=1794999600&end=1795001400&granularity=60&expr=" e
+	assert_int_equal(GET(Q("cpu.util"), tok_admin, &a), 200);
+	assert_true(json_array_size(json_object_get(a.json, "series")) > 0);
+	assert_null(strstr(a.body, "squat"));
+	fx_answer_free(&a);
+	assert_int_equal(GET(Q("max(cpu.util)"), tok_admin, &a), 200);
+	{
+		json_t *pts = json_object_get(json_array_get(json_object_get(a.json, "series"), 0),
+					      "points");
+		size_t i;
+		json_t *pt;
+		assert_true(json_array_size(pts) > 0);
+		json_array_foreach(pts, i, pt)
+			assert_true(json_number_value(json_array_get(pt, 1)) <= 100);
+	}
+	fx_answer_free(&a);
+	assert_int_equal(GET(Q("top(cpu.util%2C1)"), tok_admin, &a), 200);
+	assert_null(strstr(a.body, "squat"));
+	fx_answer_free(&a);
+	/* a type matcher or the id reaches it */
+	assert_int_equal(GET(Q("cpu.util%7Btype%3D%22custom%22%7D"), tok_admin, &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "series")), 1);
+	assert_non_null(strstr(a.body, "squat"));
+	fx_answer_free(&a);
+	snprintf(path, sizeof(path), Q("cpu.util%%7Bid%%3D%%22squat%%22%%7D"));
+	assert_int_equal(GET(path, tok_p2, &a), 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "series")), 1);
+	fx_answer_free(&a);
+#undef Q
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
@@ -1432,6 +1514,7 @@ int main(void)
 		cmocka_unit_test(test_metrics_ended_leave),
 		cmocka_unit_test(test_long_project),
 		cmocka_unit_test(test_metrics_names_collide),
+		cmocka_unit_test(test_custom_catalogue_names),
 	};
 	int rc = cmocka_run_group_tests_name("api_query_pure", pure, NULL, NULL);
 

@@ -226,7 +226,7 @@ static void test_top(void **state)
 	r = vigie(tok_admin, "top", "--once", NULL);
 	assert_int_equal(r.rc, 0);
 	assert_null(strchr(r.out, '\033')); /* plain text */
-	assert_non_null(strstr(r.out, "vigie top: cpu.util, 3 of 3 at "));
+	assert_non_null(strstr(r.out, "vigie top: cpu.util, 3 of 3 instance at "));
 	a = strstr(r.out, "vm-a");
 	b = strstr(r.out, "vm-b");
 	c = strstr(r.out, "vm-c");
