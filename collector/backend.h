@@ -177,6 +177,17 @@ struct vg_rrd_backend_stats {
 	uint64_t headers_restored; /* files: undo slots put back at open */
 };
 
+/* Flags of last_ms and create. VG_RRD_RECEIVER: the receiver thread
+ * opens a series new to the store while an agent waits for its ack. Every
+ * wait on a daemon is then bounded as the receiver's write-through is
+ * (vg_rrd_rrdcached_write_through_timeout: a quarter of the agents' ack
+ * timeout), also over a connection already held, and a verification of a
+ * restarted daemon running on another thread is not waited for: what
+ * runs out answers -EHOSTUNREACH, and the store answers the batch RETRY
+ * (nothing journaled, nothing acknowledged; the agent re-sends it). An
+ * engine without daemons ignores it. */
+#define VG_RRD_RECEIVER 1
+
 struct vg_rrd_backend_ops {
 	const char *name; /* "files", "rrdcached" */
 
@@ -190,15 +201,22 @@ struct vg_rrd_backend_ops {
 		      const char *metric, struct vg_rrd_loc *loc);
 	/* Time of the series' last update in ms, exact to the millisecond
 	 * (rounded to the nearest: librrd keeps .229 s as 228999 us).
-	 * 0, -ENOENT (no such series), -EIO (exists, unreadable),
-	 * -EHOSTUNREACH (its daemon does not answer). */
+	 * flags: VG_RRD_RECEIVER or 0. 0, -ENOENT (no such series), -EIO
+	 * (exists, unreadable), -EHOSTUNREACH (its daemon does not answer,
+	 * or not within the receiver's bound). */
 	int (*last_ms)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
-		       int64_t *out);
-	/* Create the series, first accepted time after first_ms - 1 s.
-	 * 0, -EAGAIN (no space: retry later), -EIO; msg gets why. */
+		       int64_t *out, int flags);
+	/* Create the series, first accepted time after first_ms - 1 s; never
+	 * over an existing file (an existing one answers 0: a create again
+	 * is always safe). flags: VG_RRD_RECEIVER or 0. 0, -EAGAIN (no
+	 * space, or the placement record does not answer: retry later),
+	 * -EHOSTUNREACH (its daemon could not be reached or did not answer
+	 * in time: it may or may not have done the create, so the caller
+	 * retries it later, never counts the series as failed), -EIO; msg
+	 * gets why. */
 	int (*create)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		      int kind, int64_t first_ms, const struct vg_rrd_layout *lay,
-		      char *msg, size_t msglen);
+		      char *msg, size_t msglen, int flags);
 	/* Write v[0..n) to one series, many per engine call. Never fails as
 	 * a whole: res says what happened to each value (see the top). */
 	void (*update)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
