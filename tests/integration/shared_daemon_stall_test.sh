@@ -107,6 +107,12 @@ start_agent agent --config "$TMP/agent.conf" --libvirt "test://$TMP/node.xml" --
   --proc "$ROOT/tests/fixtures/proc" --host $HOST --spool "$TMP/spool" --clock-start "$START" \
   --clock-step 60 --count "$POLLS" --log-level debug
 AG=$AGENT_PID
+# SIGSTOP the daemon and wait until each of its threads is stopped (they
+# stop one after the other; on a loaded machine one woken by a command
+# could still answer it meanwhile)
+all_stopped() { local f; for f in /proc/$RD_PID/task/*/stat; do
+  [[ $(sed 's/.*) //' "$f" | cut -c1) == [Tt] ]] || return 1; done; }
+stall_daemon() { kill -STOP "$RD_PID" && wait_for 10 all_stopped; }
 seq_of() { sql "SELECT coalesce(max(last_seq), 0) FROM vigie_registry.streams WHERE host = '$1'"; }
 seq_now() { seq_of "$HOST"; }
 reached() { [[ $(seq_now) -ge $1 ]]; }
@@ -115,7 +121,7 @@ check "the agent's batches are acknowledged (seq >= $Q)" wait_for 60 reached $Q
 moves_before=$(grep -c 'did not acknowledge in time' "$TMP/agent.log")
 
 # ---- the daemon stalls behind the receiver's connections ----
-kill -STOP "$RD_PID"
+check "the daemon is stopped" stall_daemon
 s1=$(seq_now)
 diag "$(date -u +%T.%N | cut -c1-12) daemon stopped at seq $s1"
 check "batches are acknowledged while the daemon is stopped" wait_for 30 reached $((s1 + 6))
@@ -160,7 +166,7 @@ CONF
       $((i >> 8)) $((i & 255)) "$i"
   done
   echo "</node>"; } >"$TMP/node2.xml"
-kill -STOP "$RD_PID"
+check "the daemon is stopped" stall_daemon
 diag "$(date -u +%T.%N | cut -c1-12) daemon stopped again; a new host's agent starts"
 start_agent agent2 --config "$TMP/agent2.conf" --libvirt "test://$TMP/node2.xml" --interval 0.3 \
   --proc "$ROOT/tests/fixtures/proc" --host $NEWHOST --spool "$TMP/spool2" --clock-start "$START" \
