@@ -304,6 +304,13 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
  * leaves it undefined. */
 void vg_rrd_rrdcached_test_before_send(const char *path) __attribute__((weak));
 
+/* Test hook, weak: called by the rrdcached backend's create with the
+ * client held, before the CREATE is sent (tests/unit/
+ * rrdcached_open_stall_test.c stalls the daemon there: a create cut
+ * short between the store's last-update read and the CREATE). The daemon
+ * leaves it undefined. */
+void vg_rrd_rrdcached_test_before_create(const char *path) __attribute__((weak));
+
 /* Share the placement record of an rrdcached backend through the state
  * database at STATE_URL (PostgreSQL: collector/placement.c): names not in
  * its owners map are looked up there, creates claim there first, and the

@@ -1007,6 +1007,8 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 	/* -O: never over an existing file (a series created meanwhile, or a
 	 * name the daemon already holds, or this very create sent before on
 	 * a connection that timed out: see below). */
+	if (vg_rrd_rrdcached_test_before_create)
+		vg_rrd_rrdcached_test_before_create(loc->path);
 	rc = vg_rrdcd_create(c, loc->path, lay->step_s, t_ms / 1000 - 1, defs, ndefs, 1);
 	if (rc && rc != -EEXIST)
 		snprintf(msg, msglen, "%s on %s: %s", loc->path, d->addr, vg_rrdcd_error(c));

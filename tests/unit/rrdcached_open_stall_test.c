@@ -14,6 +14,14 @@
  * safe to do again: after SIGCONT the series opens as the store opens it
  * (last update, else create), a second create answers 0 (the file exists:
  * -O), and every value written afterwards is in the file once.
+ *
+ * The store's part (test_store_retries_a_batch_whose_create_is_cut_short):
+ * the daemon stalls between a new series' last-update read and its CREATE
+ * (the backend's test hook); the batch must be refused whole (-EAGAIN:
+ * the receiver answers RETRY, nothing journaled or acknowledged), counted
+ * in series_unreachable, and the same batch re-sent after SIGCONT, then
+ * the next minutes, must leave every series with every minute once, no
+ * value counted as an error, no journal segment kept.
  */
 #include <errno.h>
 #include <limits.h>
@@ -32,8 +40,11 @@
 
 #include "vigie/batch.h"
 #include "vigie/config.h"
+#include "vigie/store.h"
 #include "collector/backend.h"
 #include "rrdcached_backend_fixture.h"
+#include "../support/store_series.h"
+#include "../support/tmpdir.h"
 
 #define T0 1699999980LL /* a minute boundary */
 #define MS(s) ((int64_t)(s)*1000)
@@ -191,6 +202,66 @@ static void test_last_update_on_held_connection_waits(void **state)
 	assert_int_equal(last, MS(T0 + 180) + 999);
 }
 
+/* The daemon the hook stalls at the create of the batch's last new series
+ * (the series before it are created: only this one is cut short), or 0. */
+static pid_t stall_at_create;
+
+void vg_rrd_rrdcached_test_before_create(const char *path)
+{
+	if (stall_at_create > 0 && !strcmp(path, "host/node3/load.1.rrd")) {
+		assert_int_equal(stall(stall_at_create), 0);
+		stall_at_create = 0;
+	}
+}
+
+static void test_store_retries_a_batch_whose_create_is_cut_short(void **state)
+{
+	static const char *const extra[] = {"-O", "-R", NULL};
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_stats st;
+	char dir[256], err[256];
+	int rc = -EAGAIN;
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "open-stall-store"), 0);
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	fxs_config(&cfg, "1m:1d", d.tcp_addr, NULL);
+	cfg.agent_ack_timeout_ms = 400; /* the receiver's bound: 100 ms */
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	/* a batch of old series first: the receiver then holds a connection */
+	assert_int_equal(fxs_write_minute(s, "old", 0, 2, 0), 0);
+
+	stall_at_create = d.pid;
+	assert_int_equal(fxs_write_minute(s, "node", 0, 4, 0), -EAGAIN);
+	assert_int_equal(kill(d.pid, SIGCONT), 0);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.series_unreachable, 1);
+	assert_int_equal(st.values_written, 2); /* the old batch's only */
+	assert_int_equal(st.write_errors, 0);
+
+	/* the agent re-sends the batch (RETRY) until the daemon answers */
+	for (int i = 0; i < 400 && rc == -EAGAIN; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		rc = fxs_write_minute(s, "node", 0, 4, 0);
+	}
+	assert_int_equal(rc, 0);
+	for (int m = 1; m < 5; m++)
+		assert_int_equal(fxs_write_minute(s, "node", 0, 4, m), 0);
+	for (int i = 0; i < 4; i++)
+		fxs_check_series(s, i, 5);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.values_written, 2 + 4 * 5);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.segments_kept, 0);
+	vg_store_close(s);
+	hrd_cleanup(&d);
+	fx_rm_tree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +269,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_last_update_on_held_connection_waits, setup,
 						teardown),
+		cmocka_unit_test(test_store_retries_a_batch_whose_create_is_cut_short),
 	};
 	if (system("command -v rrdcached >/dev/null")) {
 		printf("# skipped: rrdcached not installed\n");
