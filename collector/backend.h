@@ -181,9 +181,9 @@ struct vg_rrd_backend_stats {
  * opens a series new to the store while an agent waits for its ack. Every
  * wait on a daemon is then bounded as the receiver's write-through is
  * (vg_rrd_rrdcached_write_through_timeout: a quarter of the agents' ack
- * timeout), also over a connection already held, and a verification of a
- * restarted daemon running on another thread is not waited for: what
- * runs out answers -EHOSTUNREACH, and the store answers the batch RETRY
+ * timeout), also over a connection already held and for a verification
+ * of the daemon running on another thread: what runs out answers
+ * -EHOSTUNREACH, and the store answers the batch RETRY
  * (nothing journaled, nothing acknowledged; the agent re-sends it). An
  * engine without daemons ignores it. */
 #define VG_RRD_RECEIVER 1

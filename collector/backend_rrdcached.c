@@ -111,6 +111,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vigie/batch.h"
@@ -455,8 +456,9 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
 
 /* client_get waiting at most io_ms per read or write on a new connection
  * (its PING: at most PROBE_MS); an idle client is returned as it is. With
- * io_ms below IO_TIMEOUT_MS (the receiver) a verification already running
- * on another connection makes it answer NULL (-EHOSTUNREACH) at once. */
+ * io_ms below IO_TIMEOUT_MS (the receiver) a verification or sync running
+ * on another connection is waited for at most io_ms, then it answers NULL
+ * (-EHOSTUNREACH). */
 static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
 {
 	struct vg_rrdcd *c = NULL;
@@ -492,11 +494,23 @@ static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
 	 * it had accepted and not yet written: before anything newer is sent
 	 * on it (which would make the loss final and invisible), check every
 	 * file sent to and not yet verified on this daemon. The receiver
-	 * (a bound below IO_TIMEOUT_MS) does not queue behind another
-	 * thread's verification, which may wait IO_TIMEOUT_MS per file: it
-	 * leaves the batch's values to the storage thread. */
+	 * (a bound below IO_TIMEOUT_MS) waits for another thread's
+	 * verification or sync (which may wait IO_TIMEOUT_MS per file) at
+	 * most its bound, then leaves the batch's values to the storage
+	 * thread (or answers a new series' batch RETRY). Not at once: the
+	 * storage thread's sync after each written-through batch holds the
+	 * lock while it FLUSHes, with the receiver's idle client taken, so
+	 * giving up at once deferred whole batches of a healthy daemon. */
 	if (io_ms < IO_TIMEOUT_MS) {
-		if (pthread_mutex_trylock(&d->vmu)) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += io_ms / 1000;
+		until.tv_nsec += (long)(io_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_mutex_timedlock(&d->vmu, &until)) {
 			vg_rrdcd_close(c);
 			*rc = -EHOSTUNREACH;
 			return NULL;
@@ -549,7 +563,7 @@ static struct vg_rrdcd *client_idle(struct daemon *d, int *rc, int io_ms)
 
 /* For the receiver's open of a new series (VG_RRD_RECEIVER: its last
  * update read, or its create): an idle client of d, or a new one (made
- * and verified as client_get does, but not behind another thread's
+ * and verified as client_get does, waiting for another thread's
  * verification), every wait on it bounded by io_ms until client_put gives
  * it back. Unlike client_idle it connects to a daemon that failed: the
  * open needs an answer now, and a daemon with nothing sent to it since
