@@ -161,6 +161,7 @@ LIBS_store_rrdcached_crash_test := collector common
 LIBS_rrdcached_test     := collector common
 LIBS_rrdcached_flush_test := collector common
 LIBS_rrdcached_replay_test := collector common
+LIBS_rrdcached_open_stall_test := collector common
 LIBS_sender_test        := agent common
 LIBS_sign_sender_test   := agent common
 LIBS_sign_test          := common

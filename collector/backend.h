@@ -177,6 +177,17 @@ struct vg_rrd_backend_stats {
 	uint64_t headers_restored; /* files: undo slots put back at open */
 };
 
+/* Flags of last_ms and create. VG_RRD_RECEIVER: the receiver thread
+ * opens a series new to the store while an agent waits for its ack. Every
+ * wait on a daemon is then bounded as the receiver's write-through is
+ * (vg_rrd_rrdcached_write_through_timeout: a quarter of the agents' ack
+ * timeout), also over a connection already held and for a verification
+ * of the daemon running on another thread: what runs out answers
+ * -EHOSTUNREACH, and the store answers the batch RETRY
+ * (nothing journaled, nothing acknowledged; the agent re-sends it). An
+ * engine without daemons ignores it. */
+#define VG_RRD_RECEIVER 1
+
 struct vg_rrd_backend_ops {
 	const char *name; /* "files", "rrdcached" */
 
@@ -190,15 +201,22 @@ struct vg_rrd_backend_ops {
 		      const char *metric, struct vg_rrd_loc *loc);
 	/* Time of the series' last update in ms, exact to the millisecond
 	 * (rounded to the nearest: librrd keeps .229 s as 228999 us).
-	 * 0, -ENOENT (no such series), -EIO (exists, unreadable),
-	 * -EHOSTUNREACH (its daemon does not answer). */
+	 * flags: VG_RRD_RECEIVER or 0. 0, -ENOENT (no such series), -EIO
+	 * (exists, unreadable), -EHOSTUNREACH (its daemon does not answer,
+	 * or not within the receiver's bound). */
 	int (*last_ms)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
-		       int64_t *out);
-	/* Create the series, first accepted time after first_ms - 1 s.
-	 * 0, -EAGAIN (no space: retry later), -EIO; msg gets why. */
+		       int64_t *out, int flags);
+	/* Create the series, first accepted time after first_ms - 1 s; never
+	 * over an existing file (an existing one answers 0: a create again
+	 * is always safe). flags: VG_RRD_RECEIVER or 0. 0, -EAGAIN (no
+	 * space, or the placement record does not answer: retry later),
+	 * -EHOSTUNREACH (its daemon could not be reached or did not answer
+	 * in time: it may or may not have done the create, so the caller
+	 * retries it later, never counts the series as failed), -EIO; msg
+	 * gets why. */
 	int (*create)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		      int kind, int64_t first_ms, const struct vg_rrd_layout *lay,
-		      char *msg, size_t msglen);
+		      char *msg, size_t msglen, int flags);
 	/* Write v[0..n) to one series, many per engine call. Never fails as
 	 * a whole: res says what happened to each value (see the top). */
 	void (*update)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
@@ -285,6 +303,13 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
  * the storage thread meeting the receiver's write-through). The daemon
  * leaves it undefined. */
 void vg_rrd_rrdcached_test_before_send(const char *path) __attribute__((weak));
+
+/* Test hook, weak: called by the rrdcached backend's create with the
+ * client held, before the CREATE is sent (tests/unit/
+ * rrdcached_open_stall_test.c stalls the daemon there: a create cut
+ * short between the store's last-update read and the CREATE). The daemon
+ * leaves it undefined. */
+void vg_rrd_rrdcached_test_before_create(const char *path) __attribute__((weak));
 
 /* Share the placement record of an rrdcached backend through the state
  * database at STATE_URL (PostgreSQL: collector/placement.c): names not in

@@ -217,10 +217,12 @@ static int layout_args(int kind, const struct vg_rrd_layout *lay, char ds[64],
 
 static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 			int kind, int64_t t_ms, const struct vg_rrd_layout *lay,
-			char *msg, size_t msglen)
+			char *msg, size_t msglen, int flags)
 {
 	struct files *f = (struct files *)be;
 	const char *path = loc->path;
+
+	(void)flags; /* no daemon to wait on */
 	char tmp[PATH_MAX], ds[64], rra[3 * VG_MAX_ARCHIVES][64];
 	const char *argv[1 + 3 * VG_MAX_ARCHIVES];
 	int argc = 0, rc, e;
@@ -317,9 +319,10 @@ static int file_last_ms(const char *path, int64_t *out)
 }
 
 static int files_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
-			 int64_t *out)
+			 int64_t *out, int flags)
 {
 	(void)be;
+	(void)flags;
 	return file_last_ms(loc->path, out);
 }
 

@@ -41,8 +41,9 @@
  * flush_sent). Each daemon's state (up, errors, last error) is kept
  * for health reporting. Every wait is bounded: IO_TIMEOUT_MS for the
  * storage thread, a quarter of the agents' ack timeout for the
- * receiver's write-through (client_idle), so a stalled daemon never
- * delays an ack past it.
+ * receiver's write-through (client_idle) and for its opens of new series
+ * (VG_RRD_RECEIVER: last update, create; client_bounded), so a stalled
+ * daemon never delays an ack past it.
  *
  * Unlisted daemons. A series recorded on an address no longer in
  * [storage] daemons is never placed again elsewhere (above); the map
@@ -110,6 +111,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vigie/batch.h"
@@ -454,8 +456,9 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
 
 /* client_get waiting at most io_ms per read or write on a new connection
  * (its PING: at most PROBE_MS); an idle client is returned as it is. With
- * io_ms below IO_TIMEOUT_MS (the receiver) a verification already running
- * on another connection makes it answer NULL (-EHOSTUNREACH) at once. */
+ * io_ms below IO_TIMEOUT_MS (the receiver) a verification or sync running
+ * on another connection is waited for at most io_ms, then it answers NULL
+ * (-EHOSTUNREACH). */
 static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
 {
 	struct vg_rrdcd *c = NULL;
@@ -491,11 +494,23 @@ static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
 	 * it had accepted and not yet written: before anything newer is sent
 	 * on it (which would make the loss final and invisible), check every
 	 * file sent to and not yet verified on this daemon. The receiver
-	 * (a bound below IO_TIMEOUT_MS) does not queue behind another
-	 * thread's verification, which may wait IO_TIMEOUT_MS per file: it
-	 * leaves the batch's values to the storage thread. */
+	 * (a bound below IO_TIMEOUT_MS) waits for another thread's
+	 * verification or sync (which may wait IO_TIMEOUT_MS per file) at
+	 * most its bound, then leaves the batch's values to the storage
+	 * thread (or answers a new series' batch RETRY). Not at once: the
+	 * storage thread's sync after each written-through batch holds the
+	 * lock while it FLUSHes, with the receiver's idle client taken, so
+	 * giving up at once deferred whole batches of a healthy daemon. */
 	if (io_ms < IO_TIMEOUT_MS) {
-		if (pthread_mutex_trylock(&d->vmu)) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += io_ms / 1000;
+		until.tv_nsec += (long)(io_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_mutex_timedlock(&d->vmu, &until)) {
 			vg_rrdcd_close(c);
 			*rc = -EHOSTUNREACH;
 			return NULL;
@@ -544,6 +559,29 @@ static struct vg_rrdcd *client_idle(struct daemon *d, int *rc, int io_ms)
 	else if (__atomic_load_n(&d->up, __ATOMIC_RELAXED))
 		c = client_get_bounded(d, rc, io_ms);
 	return c;
+}
+
+/* For the receiver's open of a new series (VG_RRD_RECEIVER: its last
+ * update read, or its create): an idle client of d, or a new one (made
+ * and verified as client_get does, waiting for another thread's
+ * verification), every wait on it bounded by io_ms until client_put gives
+ * it back. Unlike client_idle it connects to a daemon that failed: the
+ * open needs an answer now, and a daemon with nothing sent to it since
+ * its last sync has no other thread to reach it again. NULL
+ * (-EHOSTUNREACH for the caller) when d cannot be reached in time. */
+static struct vg_rrdcd *client_bounded(struct daemon *d, int *rc, int io_ms)
+{
+	struct vg_rrdcd *c = NULL;
+
+	pthread_mutex_lock(&d->mu);
+	if (d->nidle)
+		c = d->idle[--d->nidle];
+	pthread_mutex_unlock(&d->mu);
+	if (c) {
+		(void)vg_rrdcd_set_timeout(c, io_ms);
+		return c;
+	}
+	return client_get_bounded(d, rc, io_ms);
 }
 
 /* Give the client back after a call that returned rc. */
@@ -914,7 +952,8 @@ static int map_err(int rc)
 }
 
 static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int kind,
-		      int64_t t_ms, const struct vg_rrd_layout *lay, char *msg, size_t msglen)
+		      int64_t t_ms, const struct vg_rrd_layout *lay, char *msg, size_t msglen,
+		      int flags)
 {
 	struct rcd *r = (struct rcd *)be;
 	struct daemon *d = owner_of(r, loc);
@@ -971,18 +1010,36 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 			ndefs++;
 		}
 	}
-	if (!(c = client_get(d, &rc))) {
+	c = flags & VG_RRD_RECEIVER ? client_bounded(d, &rc, r->wt_timeout_ms)
+				    : client_get(d, &rc);
+	if (!c) {
+		pthread_mutex_lock(&d->mu);
 		snprintf(msg, msglen, "%s: %s", loc->path, d->err);
-		return -EIO;
+		pthread_mutex_unlock(&d->mu);
+		return -EHOSTUNREACH; /* nothing sent: the create waits */
 	}
 	/* -O: never over an existing file (a series created meanwhile, or a
-	 * name the daemon already holds). */
+	 * name the daemon already holds, or this very create sent before on
+	 * a connection that timed out: see below). */
+	if (vg_rrd_rrdcached_test_before_create)
+		vg_rrd_rrdcached_test_before_create(loc->path);
 	rc = vg_rrdcd_create(c, loc->path, lay->step_s, t_ms / 1000 - 1, defs, ndefs, 1);
 	if (rc && rc != -EEXIST)
 		snprintf(msg, msglen, "%s on %s: %s", loc->path, d->addr, vg_rrdcd_error(c));
+	int broke = rc && !vg_rrdcd_connected(c);
 	client_put(d, c, rc);
 	if (rc == -EEXIST)
 		rc = 0; /* it is there: the store reads its last update next time */
+	if (broke)
+		/* No answer (a timeout, a reset): the daemon may or may not
+		 * have created the file, now or later from the closed
+		 * connection's socket. Half-done either way and safe to redo:
+		 * the caller retries (RETRY), the next open reads the file's
+		 * last update (the create's start, nothing written to it) or
+		 * creates it again, and -O makes a create that comes second
+		 * answer "exists". Its owner is recorded by the create that
+		 * succeeds (the shared record already holds the claim). */
+		return -EHOSTUNREACH;
 	if (rc)
 		return map_err(rc) == -EAGAIN ? -EAGAIN : -EIO;
 	owner_record(r, loc->path, (size_t)(d - r->d));
@@ -990,8 +1047,10 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 	return 0;
 }
 
-/* FLUSH then INFO (the daemon's INFO reads the file, not its cache). */
-static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_info *out)
+/* FLUSH then INFO (the daemon's INFO reads the file, not its cache).
+ * flags VG_RRD_RECEIVER: every wait bounded by the receiver's bound. */
+static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_info *out,
+		   int flags)
 {
 	struct daemon *d = owner_of(r, loc);
 	struct vg_rrdcd *c;
@@ -1000,7 +1059,9 @@ static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_
 	memset(out, 0, sizeof(*out));
 	if (!d)
 		return -EHOSTUNREACH;
-	if (!(c = client_get(d, &rc)))
+	c = flags & VG_RRD_RECEIVER ? client_bounded(d, &rc, r->wt_timeout_ms)
+				    : client_get(d, &rc);
+	if (!c)
 		return -EHOSTUNREACH;
 	rc = vg_rrdcd_flush(c, loc->path);
 	if (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO)
@@ -1034,11 +1095,12 @@ static int adopt(struct rcd *r, const struct vg_rrd_loc *loc)
 	return strcmp(win, d->addr) ? -EHOSTUNREACH : 0;
 }
 
-static int rcd_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int64_t *out)
+static int rcd_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int64_t *out,
+		       int flags)
 {
 	struct vg_rrdcd_info info;
 	const char *v;
-	int rc = info_of((struct rcd *)be, loc, &info);
+	int rc = info_of((struct rcd *)be, loc, &info, flags);
 
 	if (rc)
 		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT
@@ -1386,7 +1448,7 @@ static int rcd_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int
 	memset(d, 0, sizeof(*d));
 	if (cf < VG_CF_AVERAGE || cf > VG_CF_MAX)
 		return -EINVAL;
-	if ((rc = info_of((struct rcd *)be, loc, &info)))
+	if ((rc = info_of((struct rcd *)be, loc, &info, 0)))
 		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT : rc == -EHOSTUNREACH ? -EHOSTUNREACH
 											 : -EIO;
 	for (int k = 0; k < 32; k++)

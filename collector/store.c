@@ -42,7 +42,9 @@
  * rrdcached does the write-behind: the cache holds only values waiting
  * for an unreachable daemon, and the journal still keeps every value
  * until the daemon holds it (below). The receiver never waits on a
- * daemon's fault: it writes only over connections already verified
+ * daemon's fault: its opens of new series wait on a daemon at most the
+ * receiver's bound (VG_RRD_RECEIVER; beyond it the batch is answered
+ * RETRY, series_open), it writes only over connections already verified
  * (vg_rrd_item.no_connect) and leaves what needs a new one (a daemon
  * down, restarting, stalled), and the retiring of segments, to the
  * storage thread at once (series deferred, reclaim_due). Otherwise a
@@ -403,6 +405,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(values_replayed);
 	LD(values_resent);
 	LD(cache_full);
+	LD(series_unreachable);
 #undef LD
 	struct vg_rrd_backend_stats bs = {0};
 	if (s->be)
@@ -559,7 +562,7 @@ int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *m
 			snprintf(addr, addrlen, "%s", loc.recorded);
 		return -EADDRNOTAVAIL;
 	}
-	rc = s->be->ops->last_ms(s->be, &loc, &last);
+	rc = s->be->ops->last_ms(s->be, &loc, &last, 0);
 	return rc == -ENOENT || rc == -EHOSTUNREACH ? rc : rc ? -EIO
 							      : 0;
 }
@@ -1483,14 +1486,17 @@ static int check_archives(const struct vg_archive *a, size_t n, uint32_t step_s,
 
 static int series_open(struct vg_store *s, int rtype, const char *id,
 		       const char *metric, int kind, uint64_t h, int64_t t_ms,
-		       struct vg_rrd_loc *locp, struct series **out);
+		       struct vg_rrd_loc *locp, int flags, struct series **out);
 
 /* The series for (rtype, id, metric), opened on first use: its file's last
  * update is read from the header, or the file is created. Receiver thread
- * (or open); only this path inserts, so lookups need no lock here.
- * 0, -EINVAL (bad name: refused), -EAGAIN (disk full), -EIO, -ENOMEM. */
+ * (flags VG_RRD_RECEIVER: the engine's waits bounded, backend.h) or open
+ * (the journal's replay, flags 0); only this path inserts, so lookups
+ * need no lock here. 0, -EINVAL (bad name: refused), -EAGAIN (disk full,
+ * or its daemon or the placement record does not answer: the batch
+ * waits), -EIO, -ENOMEM. */
 static int series_get(struct vg_store *s, int rtype, const char *id,
-		      const char *metric, int kind, uint64_t h, int64_t t_ms,
+		      const char *metric, int kind, uint64_t h, int64_t t_ms, int flags,
 		      struct series **out)
 {
 	struct vg_rrd_loc loc;
@@ -1505,28 +1511,48 @@ static int series_get(struct vg_store *s, int rtype, const char *id,
 		return -EINVAL;
 	struct key_use mine = {rtype, id, metric, NULL};
 	creating_begin(s, &mine);
-	rc = series_open(s, rtype, id, metric, kind, h, t_ms, &loc, out);
+	rc = series_open(s, rtype, id, metric, kind, h, t_ms, &loc, flags, out);
 	creating_end(s);
 	return rc;
 }
 
-/* series_get's create-or-read, with the key marked as being created. */
+/* series_get's create-or-read, with the key marked as being created.
+ *
+ * A daemon that does not answer, or not within the receiver's bound
+ * (VG_RRD_RECEIVER), makes the batch wait: -EAGAIN, RETRY to the agent,
+ * nothing of the batch journaled or acknowledged, counted in
+ * series_unreachable. Never -EIO, which would acknowledge the batch with
+ * these values journaled and not cached (kept, never written). A create
+ * cut short may have been done or not; the batch's next attempt reads the
+ * series again and creates it only if it is still missing (the engine
+ * never overwrites: backend.h create), and the series of the batch opened
+ * before it stay in the table with their last update (the batch's values
+ * are not in them yet), so the re-sent batch is taken whole, once. */
 static int series_open(struct vg_store *s, int rtype, const char *id,
 		       const char *metric, int kind, uint64_t h, int64_t t_ms,
-		       struct vg_rrd_loc *locp, struct series **out)
+		       struct vg_rrd_loc *locp, int flags, struct series **out)
 {
 	struct vg_rrd_loc loc = *locp;
 	struct series *se;
 	int64_t last;
 	int rc;
 
-	rc = s->be->ops->last_ms(s->be, &loc, &last);
+	rc = s->be->ops->last_ms(s->be, &loc, &last, flags);
 	if (rc == -ENOENT) {
 		char msg[512] = "";
 		struct vg_rrd_layout lay;
 		policy_layout(s, metric, &lay);
-		if ((rc = s->be->ops->create(s->be, &loc, kind, t_ms, &lay, msg,
-					     sizeof(msg)))) {
+		if ((rc = s->be->ops->create(s->be, &loc, kind, t_ms, &lay, msg, sizeof(msg),
+					     flags))) {
+			if (rc == -EHOSTUNREACH) {
+				count(&s->stats.series_unreachable, 1);
+				snprintf(s->last_error, sizeof(s->last_error),
+					 "creating a new series: the storage daemon did not "
+					 "answer in time (%.300s); created when the batch "
+					 "comes again",
+					 msg);
+				return -EAGAIN;
+			}
 			if (*msg)
 				set_error(s, msg);
 			return rc == -EAGAIN ? -EAGAIN : -EIO;
@@ -1539,6 +1565,7 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 	} else if (rc == -EHOSTUNREACH) {
 		/* A new series on a daemon that does not answer: the batch
 		 * waits (RETRY) rather than journal a value no file takes. */
+		count(&s->stats.series_unreachable, 1);
 		if (loc.address)
 			snprintf(s->last_error, sizeof(s->last_error),
 				 "the storage daemon %.200s holding %.200s does not answer",
@@ -1650,7 +1677,7 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 				prefetched = 1;
 			}
 			rc = series_get(s, r->type, r->id, smp->metric, smp->kind, h,
-					r->time_ms, &se);
+					r->time_ms, journal ? VG_RRD_RECEIVER : 0, &se);
 			if (rc == -EAGAIN)
 				return rc;
 			if (rc == -EINVAL) {

@@ -76,21 +76,26 @@ struct vg_store_stats {
 				     * files were already on disk */
 	uint64_t write_ns_total;        /* time spent in librrd updates */
 	/* write-behind */
-	uint64_t values_flushed;   /* written to RRD files */
-	uint64_t flushes;          /* rrd_update calls */
-	uint64_t values_pending;   /* in the cache now, not yet in files */
-	uint64_t pending_peak;     /* highest values_pending since open */
-	uint64_t cache_bytes_peak; /* most memory the cache's arrays held */
-	uint64_t values_replayed;  /* taken from the journal at open */
-	uint64_t values_resent;    /* taken from the journal again: a storage
+	uint64_t values_flushed;     /* written to RRD files */
+	uint64_t flushes;            /* rrd_update calls */
+	uint64_t values_pending;     /* in the cache now, not yet in files */
+	uint64_t pending_peak;       /* highest values_pending since open */
+	uint64_t cache_bytes_peak;   /* most memory the cache's arrays held */
+	uint64_t values_replayed;    /* taken from the journal at open */
+	uint64_t values_resent;      /* taken from the journal again: a storage
 				    * daemon lost them (restarted before
 				    * writing them) */
-	uint64_t headers_restored; /* RRD headers put back at open: an
+	uint64_t headers_restored;   /* RRD headers put back at open: an
 				     * update a kill -9 interrupted */
-	uint64_t cache_full;       /* batches refused (-EAGAIN): cache full */
-	uint64_t journal_bytes;    /* appended since open */
-	uint64_t journal_syncs;    /* fdatasync calls */
-	uint64_t series_removed;   /* deleted by vg_store_remove_series */
+	uint64_t cache_full;         /* batches refused (-EAGAIN): cache full */
+	uint64_t series_unreachable; /* batches refused (-EAGAIN): a series new
+				      * to the store could not be read or
+				      * created on its storage daemon (down,
+				      * or no answer within the receiver's
+				      * bound); the agent re-sends it */
+	uint64_t journal_bytes;      /* appended since open */
+	uint64_t journal_syncs;      /* fdatasync calls */
+	uint64_t series_removed;     /* deleted by vg_store_remove_series */
 };
 
 /* Open (creating <data_dir>/rrd and <data_dir>/journal if needed),
@@ -106,9 +111,12 @@ void vg_store_close(struct vg_store *s);
 /* Take every sample of b: new files are created now, new values are
  * journaled (fdatasync) and cached, and written to their files later by
  * the storage thread. 0 when every accepted value is durable; -EAGAIN if
- * nothing was taken and the caller should retry later (disk full, or the
- * cache holds its maximum: the storage thread is behind); other errors are
- * counted per value and the rest of the batch is still taken. */
+ * nothing was taken and the caller should retry later (disk full, the
+ * cache holds its maximum: the storage thread is behind, or a series new
+ * to the store could not be read or created on its storage daemon in
+ * time, series_unreachable; such a create is redone safely when b comes
+ * again); other errors are counted per value and the rest of the batch is
+ * still taken. */
 int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b);
 /* Whether this store writes through (several collectors share the storage
  * daemons) and holds acknowledged values a daemon has not taken: the ones

@@ -530,6 +530,16 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				    (double)pl.errors);
 			}
 		}
+		{
+			static const char *const why[] = {"cache_full", "new_series"};
+			const uint64_t nwhy[] = {ss.cache_full, ss.series_unreachable};
+			labelled(b, "vigie_store_batches_retry_total", "counter",
+				 "Batches the store could not take now (answered RETRY, the "
+				 "agent re-sends them), by reason: the write-behind cache "
+				 "full, or a series new to the store whose storage daemon "
+				 "could not read or create it in time",
+				 "reason", why, nwhy, 2);
+		}
 		one(b, "vigie_store_values_resent_total", "counter",
 		    "Values read back from the journal and written again: a storage "
 		    "daemon lost them (it restarted before writing them)",

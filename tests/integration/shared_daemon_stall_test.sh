@@ -22,8 +22,23 @@
 # stopped cleanly): nothing lost, nothing written twice (a value written
 # twice would be refused by RRD and counted, a missing one shows here).
 # Without the bound the first batch after the SIGSTOP waits 10 s and the
-# agent times out at 4 s. SKIP, with the reason, only when PostgreSQL or
-# rrdcached cannot run.
+# agent times out at 4 s.
+#
+# Then new series on the stalled daemon: with the first agent done (its
+# collector's receiver holds idle verified connections), the daemon is
+# stopped again and a second agent (another host, other domains: every
+# series is new) sends to that collector. Opening a new series reads its
+# last update and creates it on the daemon from the receiver; those waits
+# are bounded too, and a timeout there answers the batch RETRY (nothing
+# journaled or acknowledged; a create cut short is redone, never over an
+# existing file). Checks: the second agent never reports an ack timeout,
+# its batches are answered RETRY and nothing of its host is acknowledged
+# while the daemon is stopped, the RETRY is counted
+# (vigie_store_batches_retry_total{reason="new_series"}), and after
+# SIGCONT every batch is stored: its series, like the first agent's, hold
+# one point per poll. Without the bound on the opens the first batch
+# waited 10 s on a held connection and the agent timed out at 4 s.
+# SKIP, with the reason, only when PostgreSQL or rrdcached cannot run.
 source "$(dirname "$0")/lib.sh"
 
 require rrdcached jq
@@ -92,14 +107,21 @@ start_agent agent --config "$TMP/agent.conf" --libvirt "test://$TMP/node.xml" --
   --proc "$ROOT/tests/fixtures/proc" --host $HOST --spool "$TMP/spool" --clock-start "$START" \
   --clock-step 60 --count "$POLLS" --log-level debug
 AG=$AGENT_PID
-seq_now() { sql "SELECT coalesce(max(last_seq), 0) FROM vigie_registry.streams WHERE host = '$HOST'"; }
+# SIGSTOP the daemon and wait until each of its threads is stopped (they
+# stop one after the other; on a loaded machine one woken by a command
+# could still answer it meanwhile)
+all_stopped() { local f; for f in /proc/$RD_PID/task/*/stat; do
+  [[ $(sed 's/.*) //' "$f" | cut -c1) == [Tt] ]] || return 1; done; }
+stall_daemon() { kill -STOP "$RD_PID" && wait_for 10 all_stopped; }
+seq_of() { sql "SELECT coalesce(max(last_seq), 0) FROM vigie_registry.streams WHERE host = '$1'"; }
+seq_now() { seq_of "$HOST"; }
 reached() { [[ $(seq_now) -ge $1 ]]; }
 Q=$((POLLS / 4))
 check "the agent's batches are acknowledged (seq >= $Q)" wait_for 60 reached $Q
 moves_before=$(grep -c 'did not acknowledge in time' "$TMP/agent.log")
 
 # ---- the daemon stalls behind the receiver's connections ----
-kill -STOP "$RD_PID"
+check "the daemon is stopped" stall_daemon
 s1=$(seq_now)
 diag "$(date -u +%T.%N | cut -c1-12) daemon stopped at seq $s1"
 check "batches are acknowledged while the daemon is stopped" wait_for 30 reached $((s1 + 6))
@@ -115,8 +137,59 @@ wait "$AG"; eq "the agent exits 0 after $POLLS polls" "$?" 0
 eq "its spool is empty (every batch acknowledged)" \
   "$(find "$TMP/spool" -maxdepth 1 -name '*.vgb' | wc -l)" 0
 eq "the shared registry ends at seq $POLLS" "$(seq_now)" "$POLLS"
+
+# ---- new series while the daemon is stalled ----
+NEWHOST=st-new
+PRIMARY=$(sed -n 's|.*sending to \(tcp://[0-9.:]*\).*|\1|p' "$TMP/agent.log" | head -1)
+P=0; [[ $PRIMARY == "tcp://127.0.0.1:${CP[1]}" ]] && P=1
+check "the first agent's primary is a collector ($PRIMARY)" test "$PRIMARY" = "tcp://127.0.0.1:${CP[$P]}"
+metric() { curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$P]}/metrics" 2>/dev/null |
+  awk -v m="$1" 'index($0, m " ") == 1 { v = $NF } END { print v + 0 }'; }
+# the storage thread's sync done: the daemon is stopped with the receiver's
+# idle connections open and no other wait on it
+synced() { [[ $(metric "vigie_storage_daemon_pending_files{daemon=\"127.0.0.1:$RD_PORT\"}") == 0 ]]; }
+check "the primary's files are all flushed" wait_for 30 synced
+retry0=$(metric 'vigie_store_batches_retry_total{reason="new_series"}')
+cat >"$TMP/agent2.conf" <<CONF
+[agent]
+collectors = $PRIMARY
+ack_timeout_ms = $ACK_MS
+drain_ms = 120000
+host_fs = false
+CONF
+{ echo "<node>"
+  for ((i = 0; i < DOMAINS; i++)); do
+    printf "<domain type='test'><name>nvm%d</name><uuid>%08x-0000-4000-9000-%012x</uuid>" "$i" "$i" "$i"
+    printf "<memory unit='KiB'>1048576</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices>"
+    printf "<disk type='file' device='disk'><source file='/guest/nvm%d.img'/><target dev='vda' bus='virtio'/></disk>" "$i"
+    printf "<interface type='ethernet'><mac address='52:54:00:01:%02x:%02x'/><target dev='tap%d'/></interface></devices></domain>\n" \
+      $((i >> 8)) $((i & 255)) "$i"
+  done
+  echo "</node>"; } >"$TMP/node2.xml"
+check "the daemon is stopped" stall_daemon
+diag "$(date -u +%T.%N | cut -c1-12) daemon stopped again; a new host's agent starts"
+start_agent agent2 --config "$TMP/agent2.conf" --libvirt "test://$TMP/node2.xml" --interval 0.3 \
+  --proc "$ROOT/tests/fixtures/proc" --host $NEWHOST --spool "$TMP/spool2" --clock-start "$START" \
+  --clock-step 60 --count "$POLLS" --log-level debug
+AG2=$AGENT_PID
+retries() { grep -c ': RETRY$' "$TMP/agent2.log"; }
+retried() { [[ $(retries) -ge $1 ]]; }
+check "the new host's batches are answered RETRY while the daemon is stopped" wait_for 40 retried 3
+eq "nothing of the new host is acknowledged while the daemon is stopped" "$(seq_of $NEWHOST)" 0
+kill -CONT "$RD_PID"
+diag "$(date -u +%T.%N | cut -c1-12) daemon continues after $(retries) RETRY answer(s)"
+for _ in $(seq 1200); do kill -0 "$AG2" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$AG2" 2>/dev/null && kill -TERM "$AG2"
+wait "$AG2"; eq "the new host's agent exits 0 after $POLLS polls" "$?" 0
+eq "its spool is empty (every batch acknowledged)" \
+  "$(find "$TMP/spool2" -maxdepth 1 -name '*.vgb' | wc -l)" 0
+eq "the shared registry ends at seq $POLLS for the new host" "$(seq_of $NEWHOST)" "$POLLS"
+eq "no ack timeout for the new host's agent" "$(grep -c 'no ack in time' "$TMP/agent2.log")" 0
+retry1=$(metric 'vigie_store_batches_retry_total{reason="new_series"}')
+check "the RETRY of new series is counted ($retry0 -> $retry1)" test "$retry1" -gt "$retry0"
+
 for i in 0 1; do
-  m=$(curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$i]}/metrics" 2>/dev/null | grep -E '^vigie_store_values_(duplicate|resent)' | tr '\n' ' ')
+  m=$(curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$i]}/metrics" 2>/dev/null | grep -E '^vigie_store_(values_(duplicate|resent)|batches_retry)' | tr '\n' ' ')
   diag "collector $i: $m"
 done
 for i in 0 1; do stop_pid "${CPID[$i]}"; done
@@ -125,7 +198,8 @@ stop_pid "$RD_PID" # SIGTERM: rrdcached writes every file
 # ---- every series: one point per poll ----
 (cd "$RD_DIR/base" && find instance disk nic -name '*.rrd' 2>/dev/null | sort) >"$TMP/series.list"
 nser=$(wc -l <"$TMP/series.list")
-check "the instances' series are on the daemon ($nser)" test "$nser" -ge 10
+check "both hosts' instance series are on the daemon ($nser)" test "$nser" -ge 20
+eq "the new host's domains have their series" "$(grep -c '^instance/0000000[0-9a-f]-0000-4000-9000' "$TMP/series.list" | awk '{print ($1 > 0)}')" 1
 sed "s|^|fetch $RD_DIR/base/|; s|$| AVERAGE -r 60 -s $((START - 600)) -e $((END + 600))|" "$TMP/series.list" |
   rrdtool - 2>&1 | awk -v s="$START" -v e="$END" -v n="$POLLS" '
   FNR == NR { name[++nn] = $0; next }
@@ -145,5 +219,5 @@ read -r nf nbad <"$TMP/points.out"
 eq "rrdtool read every file" "$nf" "$nser"
 eq "every series holds one point per poll, none missing" "$nbad" 0
 [[ -s $TMP/points.err ]] && diag "$(head -5 "$TMP/points.err")"
-grep -h -E 'did not acknowledge in time|back on this host' "$TMP/agent.log" | head -6 | while read -r l; do diag "$l"; done
+grep -h -E 'did not acknowledge in time|back on this host|no ack in time' "$TMP/agent.log" "$TMP/agent2.log" | head -6 | while read -r l; do diag "$l"; done
 done_testing

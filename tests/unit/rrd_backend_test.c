@@ -148,7 +148,7 @@ static void create(struct vg_rrd_backend *be, const struct vg_rrd_layout *lay,
 	char msg[512] = "";
 
 	assert_int_equal(be->ops->locate(be, VG_RT_HOST, id, metric, loc), 0);
-	int rc = be->ops->create(be, loc, kind, t_ms, lay, msg, sizeof(msg));
+	int rc = be->ops->create(be, loc, kind, t_ms, lay, msg, sizeof(msg), 0);
 	if (rc)
 		fprintf(stderr, "# create: %s\n", msg);
 	assert_int_equal(rc, 0);
@@ -188,7 +188,7 @@ static void test_locate(void **state)
 		assert_null(strstr(loc.path, "/../"));
 		assert_int_equal(be->ops->locate(be, 99, "node1", "load.1", &loc), -EINVAL);
 		assert_true(be->ops->locate(be, VG_RT_HOST, "", "load.1", &loc) < 0);
-		assert_int_equal(be->ops->last_ms(be, &(struct vg_rrd_loc){0}, &(int64_t){0}) < 0, 1);
+		assert_int_equal(be->ops->last_ms(be, &(struct vg_rrd_loc){0}, &(int64_t){0}, 0) < 0, 1);
 	}
 }
 
@@ -208,9 +208,9 @@ static void test_create_update_last(void **state)
 		int64_t last;
 
 		assert_int_equal(be->ops->locate(be, VG_RT_HOST, "node1", "load.1", &loc), 0);
-		assert_int_equal(be->ops->last_ms(be, &loc, &last), -ENOENT);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last, 0), -ENOENT);
 		create(be, &f->lay, "node1", "load.1", VG_KIND_GAUGE, MS(T0), &loc);
-		assert_int_equal(be->ops->last_ms(be, &loc, &last), 0);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last, 0), 0);
 		assert_int_equal(last, MS(T0 - 1) + (engines[e].ms_exact ? 0 : 999));
 		/* more than one engine call's worth (MAX_ARGS is 256 for files) */
 		for (int i = 0; i < 300; i++)
@@ -220,7 +220,7 @@ static void test_create_update_last(void **state)
 		assert_int_equal(it.res.failed, 0);
 		assert_int_equal(it.res.duplicate, 0);
 		assert_string_equal(it.res.msg, "");
-		assert_int_equal(be->ops->last_ms(be, &loc, &last), 0);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last, 0), 0);
 		/* rrdcached knows whole seconds: the end of the last one
 		 * (backend_rrdcached.c) */
 		assert_int_equal(last, MS(T0 + 2990) + (engines[e].ms_exact ? 229 : 999));
@@ -261,7 +261,7 @@ static void test_duplicates_and_errors_per_item(void **state)
 		assert_int_equal(it.res.duplicate, 2);
 		assert_int_equal(it.res.written, 2);
 		assert_int_equal(it.res.failed, 0);
-		assert_int_equal(be->ops->last_ms(be, &a, &last), 0);
+		assert_int_equal(be->ops->last_ms(be, &a, &last, 0), 0);
 		assert_int_equal(last, MS(T0 + 300) + (engines[e].ms_exact ? 0 : 999));
 	}
 }
@@ -325,7 +325,7 @@ static void test_remove(void **state)
 
 		create(be, &f->lay, "node4", "load.1", VG_KIND_GAUGE, MS(T0), &loc);
 		assert_int_equal(be->ops->remove(be, &loc), 0);
-		assert_int_equal(be->ops->last_ms(be, &loc, &last), -ENOENT);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last, 0), -ENOENT);
 		assert_int_equal(be->ops->remove(be, &loc), -ENOENT);
 	}
 }

@@ -101,7 +101,7 @@ static void test_adding_a_daemon_moves_nothing(void **state)
 		snprintf(id, sizeof(id), "node%d", i);
 		assert_int_equal(be->ops->locate(be, VG_RT_HOST, id, "load.1", &loc), 0);
 		assert_int_equal(be->ops->create(be, &loc, VG_KIND_GAUGE, 1700000000000LL, &lay,
-						 msg, sizeof(msg)),
+						 msg, sizeof(msg), 0),
 				 0);
 		owner_of[i] = loc.owner;
 	}
@@ -119,7 +119,7 @@ static void test_adding_a_daemon_moves_nothing(void **state)
 		snprintf(id, sizeof(id), "node%d", i);
 		assert_int_equal(be->ops->locate(be, VG_RT_HOST, id, "load.1", &loc), 0);
 		assert_int_equal(loc.owner, owner_of[i] + 1);
-		assert_int_equal(be->ops->last_ms(be, &loc, &last), 0);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last, 0), 0);
 		snprintf(path, sizeof(path), "%s/%s", d[owner_of[i]].base, loc.path);
 		assert_int_equal(stat(path, &st), 0);
 	}

@@ -61,7 +61,7 @@ static int setup(void **state)
 		snprintf(id, sizeof(id), "node%d", i);
 		if (f->h.be->ops->locate(f->h.be, VG_RT_HOST, id, "load.1", &f->loc[i]) ||
 		    f->h.be->ops->create(f->h.be, &f->loc[i], VG_KIND_GAUGE, MS(T0), &f->h.lay, msg,
-					 sizeof(msg))) {
+					 sizeof(msg), 0)) {
 			fprintf(stderr, "# create %s: %s\n", id, msg);
 			return -1;
 		}

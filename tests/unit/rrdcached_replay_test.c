@@ -61,7 +61,7 @@ static int setup(void **state)
 		return -1;
 	if (f->h.be->ops->locate(f->h.be, VG_RT_HOST, "node1", "load.1", &f->loc) ||
 	    f->h.be->ops->create(f->h.be, &f->loc, VG_KIND_GAUGE, MS(T0), &f->h.lay, msg,
-				 sizeof(msg))) {
+				 sizeof(msg), 0)) {
 		fprintf(stderr, "# create: %s\n", msg);
 		return -1;
 	}

@@ -243,10 +243,10 @@ static void *race(void *arg)
 			r->failures++;
 			continue;
 		}
-		rc = r->be->ops->last_ms(r->be, &loc, &last);
+		rc = r->be->ops->last_ms(r->be, &loc, &last, 0);
 		if (rc == -ENOENT)
 			rc = r->be->ops->create(r->be, &loc, VG_KIND_GAUGE, FXS_MS(FXS_T0), r->lay, msg,
-						sizeof(msg));
+						sizeof(msg), 0);
 		/* -EHOSTUNREACH, -EAGAIN: the winner is on a daemon this
 		 * collector does not list */
 		if (rc && rc != -EAGAIN && rc != -EHOSTUNREACH)
@@ -341,10 +341,10 @@ static void test_database_down_places_nothing(void **state)
 		int64_t last;
 		assert_int_equal(be->ops->locate(be, VG_RT_HOST, "down9", "load.1", &loc), 0);
 		assert_null(loc.address);
-		assert_int_equal(be->ops->last_ms(be, &loc, &last), -EHOSTUNREACH);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last, 0), -EHOSTUNREACH);
 		loc.owner = 0;
 		assert_int_equal(be->ops->create(be, &loc, VG_KIND_GAUGE, FXS_MS(FXS_T0), lay, msg,
-						 sizeof(msg)),
+						 sizeof(msg), 0),
 				 -EAGAIN);
 		assert_non_null(strstr(msg, "state database"));
 		assert_int_equal(copies(loc.path), 0);
@@ -438,7 +438,7 @@ static void test_owners_file_uploaded_and_deletions_kept(void **state)
 
 	/* a series created, then deleted: its record goes */
 	assert_int_equal(be->ops->locate(be, VG_RT_HOST, "gone1", "m", &loc), 0);
-	assert_int_equal(be->ops->create(be, &loc, VG_KIND_GAUGE, FXS_MS(FXS_T0), lay, msg, sizeof(msg)),
+	assert_int_equal(be->ops->create(be, &loc, VG_KIND_GAUGE, FXS_MS(FXS_T0), lay, msg, sizeof(msg), 0),
 			 0);
 	assert_int_equal(vg_placement_lookup(p, loc.path, addr, sizeof(addr)), 1);
 	assert_int_equal(be->ops->remove(be, &loc), -EOPNOTSUPP); /* FORGET; no base */
