@@ -182,6 +182,12 @@ held_n=$(metric "$S" vigie_receiver_batches_held_elsewhere_total)
 diag "while the holder was stopped: seq $s1 -> $(seq_now), the other answered $held_n batches RETRY (held)"
 check "the other collector answered the held host's batches RETRY" test "$held_n" -ge 1
 eq "it acknowledged none of them" "$(metric "$S" vigie_collector_samples_received_total)" "$ss"
+if ((held_n < 1)); then # what each collector said of its marks (level = debug)
+  for i in 0 1; do
+    diag "collector $i (listen ${CP[$i]}): $(grep -E 'acknowledged with values|may move again|answered RETRY' \
+      "$TMP/c$i.log" | cut -c12-20,37-110 | head -6 | tr '\n' ';')"
+  done
+fi
 kill -CONT "${CPID[$P]}"
 unmarked() { [[ -z $(holder) ]]; }
 check "the holder wrote its values and cleared its mark" wait_for 60 unmarked
