@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # held_host_test.sh — two collectors on one PostgreSQL state and one
-# rrdcached; while the daemon is down the agent's primary collector
+# rrdcached; while the daemon is down the collector the host is on
 # acknowledges its host's batches with their values held in its journal
 # and cache, then stops answering (kill -STOP: an ack slower than the
 # agent's ack timeout, as a loaded machine gives), so the host's next
@@ -10,20 +10,21 @@
 # Why. An RRD takes only values newer than its last update. If the
 # second collector stored the host's newer batches (they too wait for
 # the daemon in its cache) and wrote them when the daemon is back, the
-# primary's older values, reaching the files after them, were refused as
+# first collector's older values, reaching the files after them, were refused as
 # duplicates: acknowledged values lost (the cluster test's last loss,
-# docs/scaling.md). The primary marks the host in the shared state while
+# docs/scaling.md). The holder marks the host in the shared state while
 # it holds values a daemon has not taken; the other collector answers the
 # host's batches RETRY (vigie_receiver_batches_held_elsewhere_total)
-# until the primary wrote them and cleared its mark.
+# until the holder wrote them and cleared its mark.
 #
-# Steps: the host's first batches go to both collectors (the primary is
-# stopped for a moment), so each knows every series; the daemon is
-# killed (-9); the primary acknowledges batches holding their values
-# (its mark is in the state); it is stopped; the agent moves to the other
+# Steps: the host's first batches go to both collectors (the one taking
+# them is stopped for a moment), so each knows every series; the daemon is
+# killed (-9); a collector acknowledges batches holding their values
+# (its mark is in the state: the test reads which one it names); it is
+# stopped; the agent moves to the other
 # collector, which answers RETRY while the mark holds; the daemon is
 # restarted and the other collector's cache drains (before the fix it
-# wrote the host's newer values here); the primary continues, writes its
+# wrote the host's newer values here); the holder continues, writes its
 # values and clears its mark; the agent runs to the end. Checks: the
 # other collector answered RETRY for the held host, the mark is gone at
 # the end, the agent's spool is empty, and every series holds one point
@@ -55,7 +56,7 @@ for i in 0 1; do
     [[ $v == P ]] && CP[$i]=$p || CH[$i]=$p
   done
   # [cluster] lease: how long a collector's holding mark lasts unless
-  # renewed; longer than the primary is stopped here, however loaded
+  # renewed; longer than the holder is stopped here, however loaded
   # the machine
   state_conf "$TMP/c$i.conf" "${CP[$i]}" "${CH[$i]}" "$TMP/c$i" "$TMP/tokens.key" <<CONF
 [storage]
@@ -107,33 +108,67 @@ reached() { [[ $(seq_now) -ge $1 ]]; }
 holder() { sql "SELECT node FROM vigie_registry.held WHERE host = '$HOST'"; }
 check "the agent's first batches are acknowledged" wait_for 60 reached 2
 
-# ---- which collector is the host's primary (rendezvous order) ----
-r0=$(metric 0 vigie_collector_batches_received_total)
-r1=$(metric 1 vigie_collector_batches_received_total)
-if ((r0 >= r1)); then P=0 S=1; else P=1 S=0; fi
-diag "primary: collector $P ($r0 / $r1 batches)"
-
-# ---- the other collector learns the host's series (files verified) ----
-received() { [[ $(metric "$1" vigie_collector_batches_received_total) -ge $2 ]]; }
-kill -STOP "${CPID[$P]}"
+# ---- each collector learns the host's series (files verified) ----
+# A collector's stored batches: those it received less those it answered
+# otherwise (duplicate, RETRY, refused, rejected). The received count
+# alone also counts the batches a collector answered RETRY or DUPLICATE
+# (an ack timeout re-sends a batch to the other collector, which answers
+# it so), and the first batches may go to either collector (the agent
+# starts before its primary answers): so the collector that took the
+# host's batches so far is stopped until the other stored two of them
+# (the first holds no cpu.util), whichever it is; which one holds the
+# host's values while the daemon is down is read from the mark below.
+accepted() { # collector-index: the host's batches it stored
+  curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$1]}/metrics" 2>/dev/null |
+    awk '$1 == "vigie_collector_batches_received_total" { n += $2 }
+         $1 ~ /^vigie_collector_batches_(duplicate|retry|refused|rejected)_total$/ { n -= $2 }
+         END { print n + 0 }'
+}
+stored() { [[ $(accepted "$1") -ge $2 ]]; }
+a0=$(accepted 0) a1=$(accepted 1)
+if ((a0 >= a1)); then C=0; else C=1; fi
+diag "the host's first batches: $a0 stored by collector 0, $a1 by collector 1"
+if [[ $(accepted $((1 - C))) -lt 2 ]]; then
+  kill -STOP "${CPID[$C]}"
+  check "the host's batches go to the other collector" wait_for 30 stored $((1 - C)) 2
+  kill -CONT "${CPID[$C]}"
+else
+  ok "the host's batches went to both collectors already"
+fi
 s=$(seq_now)
-check "the host's batches go to the other collector" wait_for 30 reached $((s + 2))
-kill -CONT "${CPID[$P]}"
-rp=$(metric "$P" vigie_collector_batches_received_total)
-check "the host is back on its primary" wait_for 30 received "$P" $((rp + 2))
+check "the host's batches are acknowledged again" wait_for 30 reached $((s + 2))
+received() { [[ $(metric "$1" vigie_collector_batches_received_total) -ge $2 ]]; }
 
-# ---- the daemon dies: the primary acknowledges, holding the values ----
+# ---- the daemon dies: a collector acknowledges, holding the values ----
 kill -KILL "$RD_PID"; wait "$RD_PID" 2>/dev/null
 s0=$(seq_now)
 diag "daemon killed at seq $s0"
 check "batches are acknowledged while the daemon is down" wait_for 30 reached $((s0 + 3))
 marked() { [[ -n $(holder) ]]; }
-check "the primary marked the host in the shared state" wait_for 10 marked
-diag "held by: $(holder)"
+check "a collector marked the host in the shared state" wait_for 10 marked
+# which collector the mark names (its node name ends with its listen
+# address): the host can have moved while the daemon was down (an ack
+# slower than the agent's timeout on a loaded machine), and then the
+# first collector that acknowledged its batches holding values is its
+# holder — the other's mark of the same moment is refused (one holder at
+# a time). The holder is the collector stopped below, whichever it is.
+holder_idx() {
+  local h i; h=$(holder)
+  for i in 0 1; do [[ $h == *"tcp://127.0.0.1:${CP[$i]}" ]] && { echo "$i"; return; }; done
+  echo none
+}
+h=$(holder_idx)
+diag "held by: $(holder) (collector $h)"
+# P: the holder, S: the other
+if [[ $h == 1 ]]; then P=1 S=0; else P=0 S=1; fi
 
-# ---- the primary stops answering: the host's batches go to the other ----
+# ---- the holder stops answering: the host's batches go to the other ----
 ss=$(metric "$S" vigie_collector_samples_received_total) # its acknowledged samples
 kill -STOP "${CPID[$P]}"
+# the mark may have changed hands between the check above and the stop:
+# read it again now that its holder cannot renew, clear or move it (its
+# lease is far longer than the stop)
+eq "the stopped collector holds the host's mark" "$(holder_idx)" "$P"
 s1=$(seq_now)
 rs=$(metric "$S" vigie_collector_batches_received_total)
 check "the other collector gets the host's batches" wait_for 30 received "$S" $((rs + 3))
@@ -144,12 +179,18 @@ drained() { [[ $(metric "$S" vigie_store_values_pending) -eq 0 ]]; }
 check "the other collector holds no value for the daemon" wait_for 30 drained
 sleep 1 # its storage thread's writes reach the daemon
 held_n=$(metric "$S" vigie_receiver_batches_held_elsewhere_total)
-diag "while the primary was stopped: seq $s1 -> $(seq_now), the other answered $held_n batches RETRY (held)"
+diag "while the holder was stopped: seq $s1 -> $(seq_now), the other answered $held_n batches RETRY (held)"
 check "the other collector answered the held host's batches RETRY" test "$held_n" -ge 1
 eq "it acknowledged none of them" "$(metric "$S" vigie_collector_samples_received_total)" "$ss"
+if ((held_n < 1)); then # what each collector said of its marks (level = debug)
+  for i in 0 1; do
+    diag "collector $i (listen ${CP[$i]}): $(grep -E 'acknowledged with values|may move again|answered RETRY' \
+      "$TMP/c$i.log" | cut -c12-20,37-110 | head -6 | tr '\n' ';')"
+  done
+fi
 kill -CONT "${CPID[$P]}"
 unmarked() { [[ -z $(holder) ]]; }
-check "the primary wrote its values and cleared its mark" wait_for 60 unmarked
+check "the holder wrote its values and cleared its mark" wait_for 60 unmarked
 
 # ---- the agent runs to the end ----
 for _ in $(seq 1500); do kill -0 "$AG" 2>/dev/null || break; sleep 0.1; done
