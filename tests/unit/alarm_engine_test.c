@@ -1880,5 +1880,7 @@ int main(void)
 		cmocka_unit_test(test_alertmanager_body),
 	};
 	vg_log_init("alarm_engine_test", VG_LOG_ERROR);
+	if (getenv("ALARM_ENGINE_TEST_FILTER")) /* e.g. "*outbox*" */
+		cmocka_set_test_filter(getenv("ALARM_ENGINE_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
