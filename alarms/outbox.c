@@ -17,6 +17,13 @@
  * one transaction (mark + one history row each): a burst of notifications
  * costs a few commits, not one each.
  *
+ * Timeout: the webhook timeout is kept here, not by libcurl. An attempt
+ * is charged the time between two reads of the sockets only up to what
+ * the thread meant to wait (plus STALL_SLACK_MS), and it times out only
+ * after the sockets were read: a thread that did not run for a while
+ * (descheduled on a loaded machine, a slow commit) never throws away an
+ * answer waiting unread in a socket and sends the notification again.
+ *
  * Reading: rows are read with an id cursor (new rows always have higher
  * ids); a row scheduled for a retry, or left in the database because a
  * destination's FIFO or the memory bound was full, is found by a rescan
@@ -68,6 +75,7 @@
 #define DEST_HELD_MAX 1024 /* rows held per destination */
 #define IDLE_WAIT_MS 1000  /* longest sleep without a wake-up */
 #define UNFENCED_MAX 4096  /* origins remembered as used unfenced */
+#define STALL_SLACK_MS 100 /* longer gaps between two reads: the thread's own */
 
 struct vg_alarm_outbox;
 
@@ -87,6 +95,9 @@ struct job {
 	int fenced;
 	pthread_t th;
 	int th_started;
+	int64_t started_ms; /* monotonic, when the request was started */
+	int64_t waited_ms;  /* time the receiver had to answer (see perform) */
+	int ended;          /* on the finished list */
 	/* outcome */
 	int arc;
 	long http;
@@ -126,6 +137,7 @@ struct vg_alarm_outbox {
 	int mem_overflow;     /* rows left in the database: memory full */
 	int64_t retry_due;    /* earliest next_ms of a row not held */
 	struct job *finished; /* attempts that ended, to record */
+	int64_t perform_ms;   /* monotonic, the last read of the sockets */
 	struct vg_alarm_guard *guard;
 	struct vg_hmap unfenced; /* origins an unfenced attempt used */
 	int unfenced_full;       /* more than UNFENCED_MAX: always fresh */
@@ -492,6 +504,7 @@ static int fetch(struct vg_alarm_outbox *ob, int64_t t)
 
 static void finish(struct vg_alarm_outbox *ob, struct job *j)
 {
+	j->ended = 1;
 	j->next = ob->finished;
 	ob->finished = j;
 }
@@ -563,6 +576,7 @@ static void start(struct vg_alarm_outbox *ob, struct job *j)
 		return;
 	}
 	j->easy = ob->npool ? ob->pool[--ob->npool] : curl_easy_init();
+	j->started_ms = vg_monotonic_ms();
 	j->fenced = url == j->it.action &&
 		    (!ob->o.webhook_fenced ||
 		     ob->o.webhook_fenced(ob->o.fenced_ctx, j->it.alarm_id));
@@ -570,6 +584,9 @@ static void start(struct vg_alarm_outbox *ob, struct job *j)
 	    vg_alarm_webhook_setup(j->easy, url, body, len, j->it.notice_id, NULL,
 				   ob->o.webhook_timeout_ms, &j->hdr, j->cerr) ||
 	    fence(ob, j) ||
+	    /* the timeout is ours (expire): libcurl's would count the
+	     * time this thread did not run */
+	    curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, 0L) != CURLE_OK ||
 	    (curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j),
 	     curl_multi_add_handle(ob->multi, j->easy) != CURLM_OK)) {
 		j->arc = -EAGAIN;
@@ -637,6 +654,58 @@ static void collect(struct vg_alarm_outbox *ob)
 		e->th_started = 0;
 		finish(ob, e);
 		e = n;
+	}
+}
+
+/* Read the sockets (curl_multi_perform), first charging the HTTP
+ * attempts in flight with the time since the last read: in full up to
+ * what this thread meant to wait (planned_ms) plus STALL_SLACK_MS, and
+ * no more. A longer gap is this thread's own (descheduled on a loaded
+ * machine, a slow commit), when an answer could already be waiting in
+ * its socket unread: counting it would time out an attempt the receiver
+ * answered in time, and send it again. */
+static void perform(struct vg_alarm_outbox *ob, int64_t planned_ms)
+{
+	int64_t t = vg_monotonic_ms(), gap = t - ob->perform_ms;
+	int running = 0;
+
+	if (gap > planned_ms + STALL_SLACK_MS)
+		gap = planned_ms + STALL_SLACK_MS;
+	for (size_t i = 0; gap > 0 && i < ob->nheld; i++) {
+		struct job *j = ob->held[i];
+		if (j->easy && !j->ended)
+			j->waited_ms += gap < t - j->started_ms ? gap : t - j->started_ms;
+	}
+	ob->perform_ms = t;
+	curl_multi_perform(ob->multi, &running);
+}
+
+/* The longest this thread may wait before an HTTP attempt in flight is
+ * due to time out: at most wait_ms. */
+static int64_t until_expiry(struct vg_alarm_outbox *ob, int64_t wait_ms)
+{
+	for (size_t i = 0; i < ob->nheld; i++) {
+		struct job *j = ob->held[i];
+		int64_t left = ob->o.webhook_timeout_ms - j->waited_ms;
+		if (j->easy && !j->ended && left < wait_ms)
+			wait_ms = left > 0 ? left : 0;
+	}
+	return wait_ms;
+}
+
+/* Finish the HTTP attempts that have waited webhook_timeout_ms for an
+ * answer (called after the sockets were read, so an answer that arrived
+ * is never thrown away). */
+static void expire(struct vg_alarm_outbox *ob)
+{
+	for (size_t i = 0; i < ob->nheld; i++) {
+		struct job *j = ob->held[i];
+		if (!j->easy || j->ended || j->waited_ms < ob->o.webhook_timeout_ms)
+			continue;
+		j->arc = -EAGAIN;
+		snprintf(j->err, sizeof(j->err), "no answer within %lld ms",
+			 (long long)ob->o.webhook_timeout_ms);
+		finish(ob, j);
 	}
 }
 
@@ -750,7 +819,7 @@ static int record(struct vg_alarm_outbox *ob)
 static int pump(struct vg_alarm_outbox *ob, int do_fetch, int stopping,
 		int wait_ms)
 {
-	int running = 0, rc = 0, n;
+	int rc = 0, n;
 
 	if (do_fetch && !stopping && (rc = fetch(ob, now(ob)))) {
 		pthread_mutex_lock(&ob->lock);
@@ -763,13 +832,15 @@ static int pump(struct vg_alarm_outbox *ob, int do_fetch, int stopping,
 	}
 	if (!stopping)
 		dispatch(ob);
-	curl_multi_perform(ob->multi, &running);
+	perform(ob, 0);
 	collect(ob);
 	if (!ob->finished && wait_ms > 0) {
-		curl_multi_poll(ob->multi, NULL, 0, wait_ms, NULL);
-		curl_multi_perform(ob->multi, &running);
+		int64_t w = until_expiry(ob, wait_ms);
+		curl_multi_poll(ob->multi, NULL, 0, (int)w, NULL);
+		perform(ob, w);
 		collect(ob);
 	}
+	expire(ob);
 	n = record(ob);
 	dests_gc(ob);
 	return rc ? rc : n;

@@ -37,8 +37,13 @@
 #define MIN 60000LL
 
 static int64_t g_now;
+/* While set, every read of the clock calls g_on_clock, which says 1 once
+ * it is done (then it is cleared): a test stalls the thread there. */
+static int (*g_on_clock)(void);
 static int64_t fake_now(void)
 {
+	if (g_on_clock && g_on_clock())
+		g_on_clock = NULL;
 	return g_now;
 }
 
@@ -61,7 +66,9 @@ static const char *store_where(const struct fixture *f)
 }
 
 static int g_deliver; /* start the delivery thread */
-static int64_t g_hook_timeout_ms = 2000;
+/* Generous: a loopback receiver that answers is never timed out, however
+ * loaded the machine; the cases that want a timeout set their own. */
+static int64_t g_hook_timeout_ms = 30000;
 static const char *g_allow; /* [alarms] webhook_allow */
 
 static void open_engine(struct fixture *f)
@@ -93,7 +100,8 @@ static int setup(void **state)
 	assert_int_equal(vg_alarm_hub_new(64, &f->hub), 0);
 	g_now = T0 / MIN * MIN;
 	g_deliver = 0;
-	g_hook_timeout_ms = 2000;
+	g_on_clock = NULL;
+	g_hook_timeout_ms = 30000;
 	g_allow = NULL;
 	open_engine(f);
 	*state = f;
@@ -1309,6 +1317,113 @@ static void test_outbox_backlog_beyond_memory_bound(void **state)
 	MHD_stop_daemon(rx.d);
 }
 
+/* The delivery thread stalls (descheduled on a loaded machine, a slow
+ * commit) while its attempts are in flight, for longer than the webhook
+ * timeout, and the receiver answers all of them meanwhile: the answers
+ * wait unread in the sockets. The time the thread did not run is not the
+ * receiver's: every attempt is delivered at its first try, none is timed
+ * out and sent again. The receiver holds the requests until all have
+ * arrived; the outbox's next read of the clock (run_once runs the
+ * delivery on this thread) then lets it answer and stalls. */
+static struct receiver *g_stall_rx;
+static int g_stall_want;
+
+static int stall_once_all_arrived(void)
+{
+	int ok = 0, holding;
+
+	receiver_get(g_stall_rx, &ok, &holding);
+	if (holding < g_stall_want)
+		return 0; /* not yet: at a later read */
+	receiver_release(g_stall_rx);
+	/* a guard, not a timing assertion: the stall is what is tested */
+	for (int w = 0; w < 3000 && ok < g_stall_want; w++) {
+		vg_sleep_ms(10);
+		receiver_get(g_stall_rx, &ok, &holding);
+	}
+	vg_sleep_ms(g_hook_timeout_ms + 500);
+	return 1;
+}
+
+static void test_outbox_stalled_thread_keeps_answers(void **state)
+{
+	enum { N = VG_OUTBOX_PER_DESTINATION };
+	struct fixture *f = *state;
+	struct vg_alarm_outbox_stats os;
+	struct vg_alarm_store *st;
+	struct receiver rx;
+	char err[256], url[128], nid[40];
+	int64_t next;
+	int rc;
+
+	g_allow = "127.0.0.1/32"; /* rows of an unknown alarm are fenced */
+	g_hook_timeout_ms = 5000; /* the stall is longer */
+	vg_alarm_engine_close(f->e);
+	open_engine(f);
+	receiver_start_mode(&rx, 200, 1);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/stall", rx.port);
+	assert_int_equal(vg_alarm_store_open(store_where(f), &st, err, sizeof(err)), 0);
+	assert_int_equal(vg_alarm_store_begin(st), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(nid, sizeof(nid), "stall-%02d", i);
+		assert_int_equal(vg_alarm_store_outbox_add(st, nid, "a1", "default", url,
+							   "{}", g_now),
+				 0);
+	}
+	assert_int_equal(vg_alarm_store_commit(st), 0);
+	vg_alarm_store_close(st);
+	g_stall_rx = &rx;
+	g_stall_want = N;
+	g_on_clock = stall_once_all_arrived;
+	rc = vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next);
+	receiver_release(&rx);   /* before any assertion: teardown must not hang */
+	assert_null(g_on_clock); /* the stall happened */
+	assert_int_equal(rc, N);
+	vg_alarm_outbox_get_stats(vg_alarm_engine_outbox(f->e), &os);
+	assert_int_equal(os.retried, 0);
+	assert_int_equal(os.delivered, N);
+	assert_nothing_pending(f, next);
+	assert_int_equal(rx.requests, N);
+	for (int i = 0; i < N; i++) {
+		snprintf(nid, sizeof(nid), "stall-%02d", i);
+		assert_int_equal(receiver_count(&rx, nid), 1);
+	}
+	MHD_stop_daemon(rx.d);
+}
+
+/* A receiver that does not answer within the webhook timeout: the
+ * attempt ends (the outbox keeps the time itself) and is retried. */
+static void test_outbox_unanswered_attempt_times_out(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_alarm_outbox_stats os;
+	struct vg_alarm_store *st;
+	struct receiver rx;
+	char err[256], url[128];
+	int64_t next;
+	int rc;
+
+	g_allow = "127.0.0.1/32";
+	g_hook_timeout_ms = 300;
+	vg_alarm_engine_close(f->e);
+	open_engine(f);
+	receiver_start_mode(&rx, 200, 1);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/never", rx.port);
+	assert_int_equal(vg_alarm_store_open(store_where(f), &st, err, sizeof(err)), 0);
+	assert_int_equal(vg_alarm_store_outbox_add(st, "never-1", "a1", "default", url, "{}",
+						   g_now),
+			 0);
+	vg_alarm_store_close(st);
+	rc = vg_alarm_outbox_run_once(vg_alarm_engine_outbox(f->e), &next);
+	receiver_release(&rx); /* before any assertion: teardown must not hang */
+	assert_int_equal(rc, 1);
+	vg_alarm_outbox_get_stats(vg_alarm_engine_outbox(f->e), &os);
+	assert_int_equal(os.retried, 1);
+	assert_int_equal(os.delivered, 0);
+	assert_true(next > g_now && next <= g_now + 1200); /* 1 s +-20% */
+	MHD_stop_daemon(rx.d);
+}
+
 /* One batch of instance id (project "default") with Nova's names when
  * display is set. */
 static void send_named(struct fixture *f, const char *id, const char *display,
@@ -1877,8 +1992,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_outbox_gives_up_on_4xx_and_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_slow_receiver_does_not_hold_up_others, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_backlog_beyond_memory_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_stalled_thread_keeps_answers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_unanswered_attempt_times_out, setup,
+						teardown),
 		cmocka_unit_test(test_alertmanager_body),
 	};
 	vg_log_init("alarm_engine_test", VG_LOG_ERROR);
+	if (getenv("ALARM_ENGINE_TEST_FILTER")) /* e.g. "*outbox*" */
+		cmocka_set_test_filter(getenv("ALARM_ENGINE_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

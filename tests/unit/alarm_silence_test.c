@@ -392,7 +392,7 @@ static void open_engine(struct vg_alarm_engine **e)
 	o.data_dir = store_where();
 	o.agent_interval_s = 10;
 	o.now_ms = fake_now;
-	o.webhook_timeout_ms = 3000;
+	o.webhook_timeout_ms = 30000; /* generous: no case here waits for a timeout */
 	if (vg_alarm_engine_open(&o, e, err, sizeof(err)))
 		fail_msg("engine open: %s", err);
 }
