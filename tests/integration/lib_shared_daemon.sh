@@ -1,0 +1,160 @@
+# tests/integration/lib_shared_daemon.sh — the set-up and the final checks
+# of the tests of two collectors sharing one PostgreSQL state and one
+# rrdcached (sourced; sources lib.sh).
+#
+# Why a file of its own: shared_daemon_fault_test.sh,
+# shared_daemon_stall_test.sh and held_host_test.sh all start the same
+# cluster (the state, a daemon, two collectors writing through to it), feed
+# it one agent of test:/// domains on a fixed /proc and end on the same
+# check (every series on the daemon holds one point per poll); only what
+# they do to the daemon and the collectors in between differs. lib.sh
+# holds what every integration test uses; this is only theirs.
+#
+# A test sets POLLS (the agent's polls, one a minute of its clock) and
+# then calls start_shared_daemon; it sets START and END (the first and
+# last poll's time), STATE (lib.sh start_shared_state) and RD_DIR,
+# RD_PORT, RD_PID (the daemon).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# start_shared_daemon: skip the test (with the reason) without rrdcached,
+# jq or PostgreSQL; else the shared state and the daemon (ok, or bail)
+start_shared_daemon() {
+  require rrdcached jq
+  start_shared_state
+  START=$(( ($(date -u +%s) - 6 * 3600) / 60 * 60 ))
+  END=$((START + (POLLS - 1) * 60))
+  start_rrdcached s -O -R || bail "rrdcached starts"
+  RD_DIR=$RRDCACHED_DIR RD_PORT=$RRDCACHED_PORT RD_PID=$RRDCACHED_PID
+  ok "rrdcached up (127.0.0.1:$RD_PORT)"
+}
+sql() { psql "$STATE" -X -q -A -t -c "$1" 2>/dev/null; }
+
+# start_shared_collectors [SECTIONS]: collectors 0 and 1 on the state,
+# writing through to the daemon (archives 1m:6h), SECTIONS (more
+# configuration, e.g. "[cluster]"$'\n'"lease = 120") before their [log]
+# level = debug; sets CP[i] (agents' port), CH[i] (API port), CPID[i],
+# ADMIN_TOKEN; one check per collector answering /v1/health
+start_shared_collectors() {
+  local extra=${1:-} i
+  declare -g -a CP CH CPID
+  free_ports 'CP[0]' 'CH[0]' 'CP[1]' 'CH[1]'
+  for i in 0 1; do
+    { printf '[storage]\nbackend = rrdcached\ndaemons = 127.0.0.1:%s\narchives = 1m:6h\nheartbeat = 90\n' "$RD_PORT"
+      [[ -n $extra ]] && printf '%s\n' "$extra"
+      printf '[log]\nlevel = debug\n'; } |
+      state_conf "$TMP/c$i.conf" "${CP[$i]}" "${CH[$i]}" "$TMP/c$i" "$TMP/tokens.key"
+    mkdir -p "$TMP/c$i"
+  done
+  ADMIN_TOKEN=$("$BIN/vigie-collector" --config "$TMP/c0.conf" token create --admin --name it 2>>"$TMP/token.err")
+  for i in 0 1; do
+    start_collector "c$i" --config "$TMP/c$i.conf"
+    CPID[$i]=$COLLECTOR_PID
+    check "collector $i answers /v1/health" wait_for 20 answers_health "${CH[$i]}"
+  done
+}
+
+# metric I NAME: collector I's metric NAME (labels included, as /metrics
+# writes them), 0 when absent
+metric() {
+  curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$1]}/metrics" 2>/dev/null |
+    awk -v m="$2" 'index($0, m " ") == 1 { v = $NF } END { print v + 0 }'
+}
+
+# agent_conf FILE: an agent sending to both collectors (collector 0
+# first), ack_timeout_ms = $ACK_MS
+agent_conf() {
+  cat >"$1" <<CONF
+[agent]
+collectors = tcp://127.0.0.1:${CP[0]}, tcp://127.0.0.1:${CP[1]}
+ack_timeout_ms = $ACK_MS
+probe_interval_ms = 300
+drain_ms = 120000
+host_fs = false
+CONF
+}
+
+# node_xml FILE N NAME VARIANT MACBYTE: a libvirt test:/// node of N
+# domains NAME0..NAME<N-1>, each with a disk and a nic; VARIANT (4 hex
+# digits) and MACBYTE (2) keep two nodes' uuids and macs apart
+node_xml() {
+  local i
+  { echo "<node>"
+    for ((i = 0; i < $2; i++)); do
+      printf "<domain type='test'><name>$3%d</name><uuid>%08x-0000-4000-$4-%012x</uuid>" "$i" "$i" "$i"
+      printf "<memory unit='KiB'>1048576</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os><devices>"
+      printf "<disk type='file' device='disk'><source file='/guest/$3%d.img'/><target dev='vda' bus='virtio'/></disk>" "$i"
+      printf "<interface type='ethernet'><mac address='52:54:00:$5:%02x:%02x'/><target dev='tap%d'/></interface></devices></domain>\n" \
+        $((i >> 8)) $((i & 255)) "$i"
+    done
+    echo "</node>"; } >"$1"
+}
+
+# start_host_agent NAME CONF NODE HOST SPOOL INTERVAL: an agent for HOST
+# (the fixed /proc) polling POLLS times from START, a minute of its clock
+# each INTERVAL seconds; sets AGENT_PID, logs to $TMP/NAME.log
+start_host_agent() {
+  start_agent "$1" --config "$2" --libvirt "test://$3" --interval "$6" \
+    --proc "$ROOT/tests/fixtures/proc" --host "$4" --spool "$5" --clock-start "$START" \
+    --clock-step 60 --count "$POLLS" --log-level debug
+}
+
+# seq_of HOST: the last sequence number the shared registry holds for
+# HOST (0 for none); seq_now / reached N: $HOST's, and whether it is >= N
+seq_of() { sql "SELECT coalesce(max(last_seq), 0) FROM vigie_registry.streams WHERE host = '$1'"; }
+seq_now() { seq_of "$HOST"; }
+reached() { [[ $(seq_now) -ge $1 ]]; }
+
+# agent_ends PID SPOOL TENTHS [WHO]: wait up to TENTHS tenths of a second
+# for the agent to end its polls (SIGTERM after that); checks it exits 0
+# and its spool is empty
+agent_ends() {
+  local pid=$1 spool=$2 n=$3 who=${4:-the agent}
+  for _ in $(seq "$n"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -TERM "$pid"
+  wait "$pid"; eq "$who exits 0 after $POLLS polls" "$?" 0
+  eq "its spool is empty (every batch acknowledged)" \
+    "$(find "$spool" -maxdepth 1 -name '*.vgb' | wc -l)" 0
+}
+
+# stop_shared: both collectors, then the daemon (SIGTERM: rrdcached
+# writes every file)
+stop_shared() {
+  local i
+  for i in 0 1; do stop_pid "${CPID[$i]}"; done
+  stop_pid "$RD_PID"
+}
+
+# series_on_daemon: the instance, disk and nic series in the daemon's
+# files, one a line in $TMP/series.list; sets nser (how many)
+series_on_daemon() {
+  (cd "$RD_DIR/base" && find instance disk nic -name '*.rrd' 2>/dev/null | sort) >"$TMP/series.list"
+  nser=$(wc -l <"$TMP/series.list")
+}
+
+# one_point_per_poll: rrdtool fetch on every file of series_on_daemon;
+# checks it read them all and each holds one point per poll between
+# START and END (cpu.util, a rate, one less), the first few wrong ones
+# as diagnostics
+one_point_per_poll() {
+  local nf nbad
+  sed "s|^|fetch $RD_DIR/base/|; s|$| AVERAGE -r 60 -s $((START - 600)) -e $((END + 600))|" "$TMP/series.list" |
+    rrdtool - 2>&1 | awk -v s="$START" -v e="$END" -v n="$POLLS" '
+    FNR == NR { name[++nn] = $0; next }
+    /^ *value/ { f++; inw[f] = 0; next }
+    /^[0-9]+: / { t = $1 + 0; if ($2 == "nan" || $2 == "-nan") next
+                  if (t > s && t <= e) inw[f]++ }
+    END { bad = 0
+          for (i = 1; i <= f; i++) {
+            want = name[i] ~ /\/cpu\.util\.rrd$/ ? n - 2 : n - 1
+            if (inw[i] != want) {
+              bad++
+              if (bad <= 5) printf "%s: %d points in the polls (want %d)\n", name[i], inw[i], want > "/dev/stderr"
+            }
+          }
+          printf "%d %d\n", f, bad }' "$TMP/series.list" - >"$TMP/points.out" 2>"$TMP/points.err"
+  read -r nf nbad <"$TMP/points.out"
+  eq "rrdtool read every file" "$nf" "$nser"
+  eq "every series holds one point per poll, none missing" "$nbad" 0
+  [[ -s $TMP/points.err ]] && diag "$(head -5 "$TMP/points.err")"
+  return 0
+}
