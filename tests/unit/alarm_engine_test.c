@@ -371,15 +371,23 @@ static void test_composite(void **state)
 	json_decref(body);
 }
 
+/* The alarm "gone": vm1's cpu.util above 90, its missing data breaching
+ * (it alarms once vm1's last point leaves its range while the host's data
+ * clock moves on). */
+static void create_gone(struct fixture *f)
+{
+	json_decref(create(f, "{\"name\":\"gone\",\"metric\":\"cpu.util\","
+			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90,"
+			      "\"missing_data\":\"breaching\"}"));
+}
+
 static void test_missing_data_timer(void **state)
 {
 	struct fixture *f = *state;
 	int64_t t = g_now;
 	char st[32];
 
-	json_decref(create(f, "{\"name\":\"gone\",\"metric\":\"cpu.util\","
-			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90,"
-			      "\"missing_data\":\"breaching\"}"));
+	create_gone(f);
 	/* vm1 and the host report every minute, then vm1 goes silent while
 	 * the host keeps reporting: its data clock moves on */
 	for (int i = 0; i < 3; i++) {
@@ -1827,9 +1835,7 @@ static void test_published_moves_no_clock(void **state)
 	int64_t t = g_now;
 	char st[32];
 
-	json_decref(create(f, "{\"name\":\"gone\",\"metric\":\"cpu.util\","
-			      "\"resource\":\"vm1\",\"comparison\":\"gt\",\"threshold\":90,"
-			      "\"missing_data\":\"breaching\"}"));
+	create_gone(f);
 	json_decref(create(f, "{\"name\":\"agent-silent\",\"type\":\"event\","
 			      "\"event\":{\"kind\":\"agent_silent\",\"silent_for\":120}}"));
 	for (int i = 0; i < 3; i++)
