@@ -116,6 +116,16 @@ agent_ends() {
     "$(find "$spool" -maxdepth 1 -name '*.vgb' | wc -l)" 0
 }
 
+# store_diag REGEX: each collector's /metrics lines matching REGEX (grep
+# -E), one diagnostic a collector
+store_diag() {
+  local i m
+  for i in 0 1; do
+    m=$(curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$i]}/metrics" 2>/dev/null | grep -E "$1" | tr '\n' ' ')
+    diag "collector $i: $m"
+  done
+}
+
 # stop_shared: both collectors, then the daemon (SIGTERM: rrdcached
 # writes every file)
 stop_shared() {

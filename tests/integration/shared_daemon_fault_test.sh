@@ -69,10 +69,7 @@ eq "the agent stayed on its collector through the daemon's fault" "$moves" 0
 # ---- the agent runs to the end ----
 agent_ends "$AG" "$TMP/spool" 1200
 eq "the shared registry ends at seq $POLLS" "$(seq_now)" "$POLLS"
-for i in 0 1; do
-  m=$(curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$i]}/metrics" 2>/dev/null | grep -E '^vigie_store_values_(duplicate|resent)' | tr '\n' ' ')
-  diag "collector $i: $m"
-done
+store_diag '^vigie_store_values_(duplicate|resent)'
 stop_shared
 
 # ---- every series: one point per poll ----

@@ -113,10 +113,7 @@ eq "no ack timeout for the new host's agent" "$(grep -c 'no ack in time' "$TMP/a
 retry1=$(metric "$P" 'vigie_store_batches_retry_total{reason="new_series"}')
 check "the RETRY of new series is counted ($retry0 -> $retry1)" test "$retry1" -gt "$retry0"
 
-for i in 0 1; do
-  m=$(curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$i]}/metrics" 2>/dev/null | grep -E '^vigie_store_(values_(duplicate|resent)|batches_retry)' | tr '\n' ' ')
-  diag "collector $i: $m"
-done
+store_diag '^vigie_store_(values_(duplicate|resent)|batches_retry)'
 stop_shared
 
 # ---- every series: one point per poll ----
