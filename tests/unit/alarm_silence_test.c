@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -456,11 +459,20 @@ static void test_silenced_not_delivered_across_sigkill(void **state)
 
 	(void)state;
 	pthread_mutex_init(&rx.lock, NULL);
-	rx.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL,
-				NULL, on_req, &rx, MHD_OPTION_NOTIFY_COMPLETED, on_done,
-				NULL, MHD_OPTION_END);
-	assert_non_null(rx.d);
-	rx.port = MHD_get_daemon_info(rx.d, MHD_DAEMON_INFO_BIND_PORT)->port;
+	/* The receiver's socket is bound here and its server started only
+	 * after the fork: a fork while another thread (the server's) holds
+	 * an allocator lock leaves the child's malloc waiting forever, as
+	 * the sanitizer build's allocator showed (the child hung in sqlite's
+	 * first allocation). */
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t salen = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	rx.port = ntohs(sa.sin_port);
 	snprintf(def, sizeof(def),
 		 "{\"name\":\"cpu\",\"metric\":\"cpu.util\",\"resource\":\"vm1\","
 		 "\"comparison\":\"gt\",\"threshold\":90,\"severity\":\"critical\","
@@ -472,6 +484,7 @@ static void test_silenced_not_delivered_across_sigkill(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		json_t *in, *out = NULL, *errors = NULL;
+		close(lfd);
 		open_engine(&e);
 		in = json_loads(def, 0, NULL);
 		if (vg_alarm_engine_create(e, in, NULL, &out, &errors))
@@ -489,6 +502,10 @@ static void test_silenced_not_delivered_across_sigkill(void **state)
 		_exit(4);
 	}
 	close(pfd[1]);
+	rx.d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL,
+				NULL, on_req, &rx, MHD_OPTION_LISTEN_SOCKET, lfd,
+				MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
+	assert_non_null(rx.d);
 	assert_true(read(pfd[0], sid, sizeof(sid) - 1) > 0);
 	close(pfd[0]);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
