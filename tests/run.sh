@@ -13,7 +13,8 @@
 # of "unit integration e2e" (the default: all three) to run only those
 # groups (`make unit`). The group "cluster" (tests/cluster/, several
 # minutes of real daemons and failures) runs only when named:
-# TEST_GROUPS=cluster (`make cluster-test`).
+# TEST_GROUPS=cluster (`make cluster-test`). Each program gets TEST_TIMEOUT
+# seconds (900 by default): a hung one fails instead of holding the run.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${VIGIE_BUILD:-build}
@@ -47,8 +48,10 @@ run_one() { # name, command...
   local name=$1; shift
   local log="$LOGS/$name.log" t0=$SECONDS
   mkdir -p "$(dirname "$log")"
-  CMOCKA_MESSAGE_OUTPUT=TAP "$@" >"$log" 2>&1
+  # a hung test fails (exit 124) instead of holding the whole run
+  CMOCKA_MESSAGE_OUTPUT=TAP timeout -k 10 "${TEST_TIMEOUT:-900}" "$@" >"$log" 2>&1
   local rc=$?
+  [[ $rc -eq 124 ]] && echo "not ok - $name did not finish in ${TEST_TIMEOUT:-900} s (TEST_TIMEOUT)" >>"$log"
   local p f s r nsan=0
   if [[ -n $SANLOGS ]]; then
     for r in "$SANLOGS"/asan.* "$SANLOGS"/ubsan.*; do
