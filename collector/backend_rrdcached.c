@@ -447,6 +447,18 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	return ret;
 }
 
+/* The last idle client of d, or NULL. */
+static struct vg_rrdcd *idle_pop(struct daemon *d)
+{
+	struct vg_rrdcd *c = NULL;
+
+	pthread_mutex_lock(&d->mu);
+	if (d->nidle)
+		c = d->idle[--d->nidle];
+	pthread_mutex_unlock(&d->mu);
+	return c;
+}
+
 static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms);
 
 static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
@@ -461,12 +473,8 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
  * (-EHOSTUNREACH). */
 static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
 {
-	struct vg_rrdcd *c = NULL;
+	struct vg_rrdcd *c = idle_pop(d);
 
-	pthread_mutex_lock(&d->mu);
-	if (d->nidle)
-		c = d->idle[--d->nidle];
-	pthread_mutex_unlock(&d->mu);
 	if (c)
 		return c;
 	if (vg_monotonic_ms() < __atomic_load_n(&d->down_until_ms, __ATOMIC_RELAXED)) {
@@ -548,12 +556,8 @@ static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
  * (update_refused), never written twice. */
 static struct vg_rrdcd *client_idle(struct daemon *d, int *rc, int io_ms)
 {
-	struct vg_rrdcd *c = NULL;
+	struct vg_rrdcd *c = idle_pop(d);
 
-	pthread_mutex_lock(&d->mu);
-	if (d->nidle)
-		c = d->idle[--d->nidle];
-	pthread_mutex_unlock(&d->mu);
 	if (c)
 		(void)vg_rrdcd_set_timeout(c, io_ms);
 	else if (__atomic_load_n(&d->up, __ATOMIC_RELAXED))
@@ -571,12 +575,8 @@ static struct vg_rrdcd *client_idle(struct daemon *d, int *rc, int io_ms)
  * (-EHOSTUNREACH for the caller) when d cannot be reached in time. */
 static struct vg_rrdcd *client_bounded(struct daemon *d, int *rc, int io_ms)
 {
-	struct vg_rrdcd *c = NULL;
+	struct vg_rrdcd *c = idle_pop(d);
 
-	pthread_mutex_lock(&d->mu);
-	if (d->nidle)
-		c = d->idle[--d->nidle];
-	pthread_mutex_unlock(&d->mu);
 	if (c) {
 		(void)vg_rrdcd_set_timeout(c, io_ms);
 		return c;
