@@ -25,6 +25,9 @@ PKGS=(
   wrk openssl
   # fuzzing (libFuzzer) and sanitizer runtimes; memcheck for `make valgrind`
   clang libclang-rt-14-dev valgrind
+  # the benchmarks' opt-in profiler (BENCH_PERF in bench/store_backends.c,
+  # docs/benchmarks.md "Where the CPU goes now, both sides")
+  linux-perf
   # the style gate (tests/format_test.sh): clang-format 14 writes the tree
   clang-format
   # real QEMU guests under libvirtd for tests/e2e (TCG, no KVM needed)
