@@ -80,8 +80,9 @@
  *    daemon has not taken: vg_registry_seen's 2) is answered RETRY and
  *    reaches no consumer; while the store holds such values, the
  *    batches this collector acknowledges mark their hosts in the same
- *    commit, and the marks are renewed until the store holds none, then
- *    cleared (tend_marks);
+ *    commit (a batch whose mark cannot be written is answered RETRY,
+ *    never acknowledged unmarked), and the marks are renewed until the
+ *    store holds none, then cleared (tend_marks);
  *  - a group holds at most VG_RECEIVER_GROUP_MAX messages and about
  *    VG_RECEIVER_GROUP_BYTES; never two batches of one (host, stream).
  *  - hostile input costs one log line per 1000 occurrences (vg_log_limited)
@@ -171,8 +172,10 @@ struct vg_receiver {
 	/* vg_log_limited counters (log lines, not self-metrics) */
 	uint64_t n_dispatch_err, n_commit_err, n_seen_err, n_store_err;
 	uint64_t n_store_rejected, n_send_err, n_recv_err, n_retry;
-	uint64_t n_retrying;         /* consecutive RETRY answers (0: storing fine) */
-	uint64_t n_held, n_hold_err; /* vg_log_limited: held elsewhere, marks */
+	uint64_t n_retrying;                    /* consecutive RETRY answers (0: storing fine) */
+	uint64_t n_held, n_hold_err;            /* vg_log_limited: held elsewhere, marks */
+	uint64_t n_hold_set, n_hold_clear;      /* vg_log_limited: marks set, cleared */
+	uint64_t n_hold_refused, n_hold_failed; /* a batch's mark not written */
 	/* this collector's holding marks may be in the registry (a batch
 	 * was committed with one, or it just started: marks of its last
 	 * run), and when they were last renewed (monotonic ms) */
@@ -314,6 +317,10 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->batches_deferred = __atomic_load_n(&r->stats.batches_deferred, __ATOMIC_RELAXED);
 	out->batches_held_elsewhere =
 		__atomic_load_n(&r->stats.batches_held_elsewhere, __ATOMIC_RELAXED);
+	out->hold_marks_refused =
+		__atomic_load_n(&r->stats.hold_marks_refused, __ATOMIC_RELAXED);
+	out->hold_marks_failed =
+		__atomic_load_n(&r->stats.hold_marks_failed, __ATOMIC_RELAXED);
 }
 
 void vg_receiver_stats_fn(void *ctx, struct vg_receiver_stats *out)
@@ -522,6 +529,13 @@ static uint8_t committed(struct vg_receiver *r, const struct vg_batch *b, int rc
 {
 	struct vg_store_stats ss = {0};
 
+	if (rc == -EBUSY) {
+		/* the holding mark was refused: another collector marked the
+		 * host after this one's duplicate check (vg_registry_mark;
+		 * logged by count_marks) */
+		count(&r->stats.batches_retry, 1);
+		return VG_ACK_RETRY;
+	}
 	if (rc < 0) {
 		vg_log_limited(VG_LOG_WARN, &r->n_commit_err,
 			       "registry: cannot record %s seq %llu: %s; asking "
@@ -713,9 +727,13 @@ static void tend_marks(struct vg_receiver *r, int64_t now)
 		return;
 	if (!vg_store_holding(r->o.store)) {
 		if (!(rc = vg_registry_hold_clear(r->o.registry))) {
+			/* rate-limited as the line setting them: a daemon that
+			 * flaps sets and clears marks each time */
 			if (r->marked)
-				vg_info("storage: every value held for a storage daemon "
-					"is written; this collector's hosts may move again");
+				vg_log_limited(VG_LOG_INFO, &r->n_hold_clear,
+					       "storage: every value held for a "
+					       "storage daemon is written; this "
+					       "collector's hosts may move again");
 			r->holding = r->marked = 0;
 			return;
 		}
@@ -938,6 +956,36 @@ static int same_stream(const struct vg_batch *a, const struct vg_batch *b)
 	return a->stream == b->stream && !strcmp(a->host, b->host);
 }
 
+/* Count and log the holding marks the registry could not write in a
+ * commit (its counters before and after): refused (another collector's
+ * live mark on the host; the batch answered RETRY, or DUPLICATE when the
+ * holder committed it first) or failed (the batch answered RETRY with
+ * its commit). */
+static void count_marks(struct vg_receiver *r, const struct vg_registry_stats *a,
+			const struct vg_registry_stats *b)
+{
+	uint64_t refused = b->hold_refused - a->hold_refused;
+	uint64_t failed = b->hold_failed - a->hold_failed;
+
+	if (refused) {
+		count(&r->stats.hold_marks_refused, refused);
+		vg_log_limited(VG_LOG_WARN, &r->n_hold_refused,
+			       "registry: holding mark refused: another collector "
+			       "marked the host after this one's duplicate check "
+			       "(its values are older; it keeps the host): %s; the "
+			       "batch is answered RETRY, not recorded (DUPLICATE "
+			       "if that collector recorded it first)",
+			       vg_registry_last_error(r->o.registry));
+	}
+	if (failed) {
+		count(&r->stats.hold_marks_failed, failed);
+		vg_log_limited(VG_LOG_WARN, &r->n_hold_failed,
+			       "registry: cannot write a holding mark: %s; the "
+			       "batch is answered RETRY",
+			       vg_registry_last_error(r->o.registry));
+	}
+}
+
 /* One turn: take the messages carried over and (if take) those already
  * waiting (at most VG_RECEIVER_GROUP_MAX, VG_RECEIVER_GROUP_BYTES), answer
  * the ones refused or duplicate, hand the rest to the consumers as one
@@ -1021,9 +1069,16 @@ static int run_group(struct vg_receiver *r, int take)
 	}
 	/* after every consumer's durable work (the meter's COMMIT included),
 	 * so a batch whose work failed is never recorded as seen */
+	struct vg_registry_stats rs0 = {0}, rs1 = {0};
+	if (hold)
+		vg_registry_stats(r->o.registry, &rs0);
 	if (nm && vg_registry_commit_group(r->o.registry, mk, nm, crc))
 		for (size_t j = 0; j < nm; j++)
 			crc[j] = -EAGAIN;
+	if (hold) {
+		vg_registry_stats(r->o.registry, &rs1);
+		count_marks(r, &rs0, &rs1);
+	}
 	for (size_t j = 0; j < nm; j++) {
 		struct msg *m = &r->grp[mi[j]];
 		m->ack.status = committed(r, m->b, crc[j]);
@@ -1031,10 +1086,12 @@ static int run_group(struct vg_receiver *r, int take)
 		if (hold && crc[j] >= 0 && !r->marked) {
 			r->holding = r->marked = 1;
 			r->hold_renewed_ms = vg_monotonic_ms();
-			vg_info("storage: batches of %s acknowledged with values a "
-				"storage daemon has not taken; other collectors "
-				"answer this host RETRY until they are written",
-				m->b->host);
+			vg_log_limited(VG_LOG_INFO, &r->n_hold_set,
+				       "storage: batches of %s acknowledged with "
+				       "values a storage daemon has not taken; "
+				       "other collectors answer this host RETRY "
+				       "until they are written",
+				       m->b->host);
 		}
 	}
 	for (size_t i = 0; i < n; i++)

@@ -682,7 +682,8 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 /* The holding mark of host in this handle's transaction: after the
  * streams rows, so every transaction that writes both locks a host's
  * streams rows before its held row (two collectors never wait on each
- * other's). 0 or -errno. */
+ * other's). 0, -EBUSY when another collector's live mark is there (the
+ * upsert changed no row: it stays that collector's), or -errno. */
 static int hold_host(struct vg_registry *r, const char *host)
 {
 	struct vg_db_stmt *s;
@@ -695,7 +696,9 @@ static int hold_host(struct vg_registry *r, const char *host)
 	vg_db_bind_text(s, 2, r->holder);
 	vg_db_bind_int64(s, 3, now + r->hold_ttl_ms);
 	vg_db_bind_int64(s, 4, now);
-	return exec_done(s);
+	if ((rc = exec_done(s)))
+		return rc;
+	return vg_db_changes(r->db) > 0 ? 0 : -EBUSY;
 }
 
 /* vg_registry_commit, and with hold (and a holder set) the host's holding
@@ -757,12 +760,32 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 	}
 	/* even when another collector committed the batch first: this one
 	 * stored its values too, and holds them */
-	if (!rc && hold)
+	if (!rc && hold) {
 		rc = hold_host(r, host);
+		if (rc == -EBUSY) {
+			/* another collector marked the host after this one's
+			 * duplicate check: its values are older and it keeps
+			 * the host. A batch this commit applied would be
+			 * acknowledged with its values in this collector's
+			 * cache alone and no mark to keep the host from moving
+			 * on before they are written: not recorded (rolled
+			 * back), the receiver answers RETRY and the agent
+			 * keeps it. One the holder committed first stays a
+			 * duplicate (the holder has it). */
+			r->stats.hold_refused++;
+			snprintf(r->err, sizeof(r->err), "host %s is marked by "
+							 "another collector",
+				 host);
+			rc = applied ? -EBUSY : 0;
+		} else if (rc) {
+			r->stats.hold_failed++;
+		}
+	}
 	if (!rc)
 		rc = map_err(vg_db_commit(r->db));
 	if (rc) {
-		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+		if (rc != -EBUSY)
+			snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
 		if (vg_db_in_transaction(r->db))
 			vg_db_rollback(r->db);
 	}

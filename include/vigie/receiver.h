@@ -86,6 +86,13 @@ struct vg_receiver_stats {
 	 * values of the batch's host that a storage daemon has not taken
 	 * (vg_registry_seen's 2; docs/scaling.md); also in batches_retry */
 	uint64_t batches_held_elsewhere;
+	/* batches stored while a storage daemon could not take their values
+	 * whose holding mark was not written: refused because another
+	 * collector marked the host after this one's duplicate check
+	 * (answered RETRY, or DUPLICATE when that collector committed the
+	 * batch first), or the write failed (answered RETRY) */
+	uint64_t hold_marks_refused;
+	uint64_t hold_marks_failed;
 };
 
 struct vg_receiver_options {

@@ -90,8 +90,13 @@ struct vg_registry_mark {
 	 * has not taken (write-through could not write them): the commit
 	 * records the host's holding mark in its transaction (needs a
 	 * holder, vg_registry_set_holder), a live mark of another holder
-	 * staying as it is. Such a mark is committed alone (a transaction
-	 * of a few statements, not the group's one statement). */
+	 * staying as it is: then a batch this commit would apply is not
+	 * recorded and its rcs is -EBUSY (answer RETRY: acknowledged, its
+	 * values would wait in this collector's cache with no mark keeping
+	 * the host from moving on; docs/scaling.md "Holding marks"), and
+	 * one committed elsewhere first is 1 as usual. Such a mark is
+	 * committed alone (a transaction of a few statements, not the
+	 * group's one statement). */
 	int hold;
 };
 /* Rows one statement of vg_registry_commit_group records at most. */
@@ -151,6 +156,12 @@ struct vg_registry_stats {
 	/* metric rows of custom resources dropped because an agent's report
 	 * took the resource over (docs/api.md, POST /v1/measures) */
 	uint64_t custom_metrics_dropped;
+	/* holding marks (vg_registry_mark.hold) this handle could not
+	 * write: refused, another collector's live mark being on the host
+	 * (the commit then answers -EBUSY, or 1 for a batch committed
+	 * elsewhere first), or failed (the commit's error) */
+	uint64_t hold_refused;
+	uint64_t hold_failed;
 };
 void vg_registry_stats(const struct vg_registry *r,
 		       struct vg_registry_stats *out);

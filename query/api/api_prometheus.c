@@ -373,6 +373,15 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "collector holds values of their host that a storage daemon "
 		    "has not taken yet (also in the RETRY count)",
 		    (double)cs.batches_held_elsewhere);
+		one(b, "vigie_receiver_hold_marks_refused_total", "counter",
+		    "Holding marks not written because another collector marked "
+		    "the host after this one's duplicate check; the batch was "
+		    "answered RETRY (DUPLICATE if that collector recorded it)",
+		    (double)cs.hold_marks_refused);
+		one(b, "vigie_receiver_hold_marks_failed_total", "counter",
+		    "Holding marks whose write failed in the state database; "
+		    "the batch was answered RETRY",
+		    (double)cs.hold_marks_failed);
 		one(b, "vigie_collector_resources_foreign_total", "counter",
 		    "Host, host disk, host NIC and host file system resources "
 		    "of another host than their batch's, dropped",

@@ -19,6 +19,7 @@
  * -ESHUTDOWN instead of leaving the submitter waiting.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -48,6 +49,7 @@
 #include "vigie/wire.h"
 
 #include "../support/free_port.h"
+#include "rrdcached_harness.h"
 
 #define T0 1699999980000LL
 #define STREAM 0x1122334455667788ull
@@ -98,6 +100,14 @@ struct fixture {
 	struct vg_key key;
 	struct vg_keyring *keys, *next_keys;
 	int renew_keys; /* idle(): replace the keyring by a copy */
+	/* holding marks (setup_holding): the store writes through to an
+	 * rrdcached the case kills; the registry holds as "this-node";
+	 * marker, when set, marks the batch's host as "other-node" while
+	 * this collector stores the batch (after its duplicate check) */
+	struct hrd_daemon daemon;
+	int holding;
+	struct vg_registry *marker;
+	struct vg_registry *watch; /* reads the marks, as another collector */
 };
 
 static int gate_batch(void *ctx, const struct vg_batch *b)
@@ -109,6 +119,12 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 	 * while this one is storing it */
 	if (f->other)
 		vg_registry_commit(f->other, b->host, b->stream, b->seq, b->time_ms);
+	struct vg_registry *marker = __atomic_load_n(&f->marker, __ATOMIC_SEQ_CST);
+	if (marker) {
+		struct vg_registry_mark mk = {b->host, 99, b->seq, b->time_ms, 1};
+		int rc;
+		vg_registry_commit_group(marker, &mk, 1, &rc);
+	}
 	g->nres = b->nres;
 	g->nsamples = b->nsamples;
 	g->nevents = b->nevents;
@@ -209,13 +225,13 @@ static void *run(void *arg)
 
 static uint32_t port_seed; /* vg_test_free_port's */
 
-static int setup(void **state)
+static int setup_with(void **state, int holding)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct vg_receiver_options o = {0};
 	struct vg_consumer c;
 	char err[256];
-	int port;
+	int port, rc;
 
 	vg_log_init("receiver_test", VG_LOG_ERROR);
 	f->e = *state;
@@ -228,6 +244,21 @@ static int setup(void **state)
 		return 0; /* the case skips */
 	vg_config_defaults(&f->cfg);
 	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
+	if (holding) {
+		static const char *const extra[] = {"-O", "-R", NULL};
+		if ((rc = hrd_start(&f->daemon, NULL, extra))) {
+			fprintf(stderr, "rrdcached: %s\n", strerror(-rc));
+			return -1;
+		}
+		f->holding = 1;
+		snprintf(f->cfg.storage_backend, sizeof(f->cfg.storage_backend), "rrdcached");
+		snprintf(f->cfg.storage_daemons, sizeof(f->cfg.storage_daemons), "%.1000s",
+			 f->daemon.unix_addr);
+		snprintf(f->cfg.storage_daemon_base, sizeof(f->cfg.storage_daemon_base),
+			 "%.500s", f->daemon.base);
+		snprintf(f->cfg.storage_write_through, sizeof(f->cfg.storage_write_through),
+			 "yes");
+	}
 	if (vg_store_open(f->dir, &f->cfg, &f->store, err, sizeof(err)) ||
 	    vg_registry_open_state(f->dir, f->surl, &f->reg, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
@@ -257,6 +288,11 @@ static int setup(void **state)
 	o.store = f->store;
 	o.idle = idle;
 	o.idle_ctx = f;
+	if (holding) {
+		o.hold_ttl_ms = 600000;
+		if (vg_registry_set_holder(f->reg, "this-node", o.hold_ttl_ms))
+			return -1;
+	}
 	if (vg_receiver_open(&o, &f->rx, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
@@ -265,6 +301,16 @@ static int setup(void **state)
 		return -1;
 	f->req = req_open(f->url, 5000);
 	return f->req < 0 ? -1 : 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(state, 0);
+}
+
+static int setup_holding(void **state)
+{
+	return setup_with(state, 1);
 }
 
 static struct fixture *fx(void **state)
@@ -292,8 +338,12 @@ static int teardown(void **state)
 	vg_keyring_free(f->keys);
 	vg_keyring_free(f->next_keys);
 	vg_registry_close(f->other);
+	vg_registry_close(f->marker);
+	vg_registry_close(f->watch);
 	vg_registry_close(f->reg);
 	vg_store_close(f->store);
+	if (f->holding)
+		hrd_cleanup(&f->daemon);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd))
 		return -1;
@@ -732,6 +782,120 @@ static void test_held_elsewhere(void **state)
 	assert_int_equal(cs.samples_received, 2);
 	assert_int_equal(__atomic_load_n(&f->grouper.inside, __ATOMIC_SEQ_CST), 1);
 	vg_registry_close(holder);
+}
+
+/* Whether another collector's duplicate check finds node1 held (2),
+ * polled up to 60 s until it answers want. */
+static int wait_held(struct vg_registry *r, int want)
+{
+	int got = -1;
+
+	for (int i = 0; i < 600; i++) {
+		if ((got = vg_registry_seen(r, "node1", 4242, 1, T0)) == want)
+			break;
+		usleep(100 * 1000);
+	}
+	return got;
+}
+
+/* Lines of the file at path that hold text. */
+static int count_lines(const char *path, const char *text)
+{
+	char line[2048];
+	int n = 0;
+	FILE *fp = fopen(path, "r");
+
+	if (!fp)
+		return -1;
+	while (fgets(line, sizeof(line), fp))
+		n += strstr(line, text) != NULL;
+	fclose(fp);
+	return n;
+}
+
+/* expect(send_batch(...)) with the failing line named */
+#define EXPECT_SENT(f_, q_, n_, st_, stm_, sq_)            \
+	do {                                               \
+		struct vg_ack a_ = send_batch(f_, q_, n_); \
+		assert_int_equal(a_.status, st_);          \
+		assert_true(a_.stream == (stm_));          \
+		assert_int_equal(a_.seq, sq_);             \
+	} while (0)
+
+/* Holding marks at the receiver, with a real rrdcached the case kills:
+ *  - another collector marks the host after this one's duplicate check,
+ *    while this one stores the batch with the daemon down: this one's
+ *    mark is refused, so the batch is answered RETRY (acknowledged, its
+ *    values would wait here with no mark keeping the host from moving
+ *    on), counted in hold_marks_refused, and not recorded: the same
+ *    batch sent again once that mark is gone is stored (OK, not
+ *    DUPLICATE) and marks the host as this collector's;
+ *  - a daemon that flaps: each outage sets this collector's marks and
+ *    each return clears them, but the info lines saying so are logged
+ *    once per 1,000 (vg_log_limited), not at every flap. */
+static void test_hold_marks(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	char err[256], logpath[128];
+	int saved, fd;
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &f->watch, err,
+						sizeof(err)),
+			 0);
+	/* the series exist (their files are created with the daemon up) */
+	EXPECT_SENT(f, 1, 2, VG_ACK_OK, STREAM, 1);
+	assert_int_equal(vg_registry_seen(f->watch, "node1", 4242, 1, T0), 0);
+	assert_int_equal(hrd_kill(&f->daemon, SIGKILL), 0);
+
+	/* the mark refused */
+	struct vg_registry *marker;
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &marker, err,
+						sizeof(err)),
+			 0);
+	assert_int_equal(vg_registry_set_holder(marker, "other-node", 600000), 0);
+	__atomic_store_n(&f->marker, marker, __ATOMIC_SEQ_CST);
+	EXPECT_SENT(f, 2, 2, VG_ACK_RETRY, STREAM, 2);
+	__atomic_store_n(&f->marker, NULL, __ATOMIC_SEQ_CST);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.hold_marks_refused, 1);
+	assert_int_equal(cs.hold_marks_failed, 0);
+	assert_int_equal(cs.batches_retry, 1);
+	assert_int_equal(vg_registry_hold_clear(marker), 0);
+	vg_registry_close(marker);
+	EXPECT_SENT(f, 2, 2, VG_ACK_OK, STREAM, 2);
+	assert_int_equal(wait_held(f->watch, 2), 2); /* this node's mark */
+
+	/* the flapping daemon: its log lines go to a file */
+	snprintf(logpath, sizeof(logpath), "%s/log", f->dir);
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+	vg_log_set_level(VG_LOG_INFO);
+	int cleared = 1;
+	for (uint64_t seq = 3; seq <= 5 && cleared; seq++) {
+		assert_int_equal(hrd_restart(&f->daemon), 0);
+		cleared = wait_held(f->watch, 0) == 0;
+		if (!cleared)
+			break;
+		assert_int_equal(hrd_kill(&f->daemon, SIGKILL), 0);
+		EXPECT_SENT(f, seq, 2, VG_ACK_OK, STREAM, seq);
+		cleared = wait_held(f->watch, 2) == 2;
+	}
+	vg_log_set_level(VG_LOG_ERROR);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	assert_true(cleared);
+	assert_int_equal(count_lines(logpath, "acknowledged with values a storage "
+					      "daemon has not taken"),
+			 0); /* the first was logged before the capture */
+	assert_int_equal(count_lines(logpath, "is written; this collector's hosts "
+					      "may move again"),
+			 1);
 }
 
 /* A job: records its thread, hands a batch to the dispatch chain. */
@@ -1188,6 +1352,7 @@ int main(void)
 		ST_BOTH(test_foreign_host, setup, teardown),
 		ST_BOTH(test_committed_elsewhere, setup, teardown),
 		ST_BOTH(test_held_elsewhere, setup, teardown),
+		ST_BOTH(test_hold_marks, setup_holding, teardown),
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),
 		ST_BOTH(test_group_commit, setup, teardown),

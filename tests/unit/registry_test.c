@@ -815,13 +815,47 @@ static void test_holding_marks(void **state)
 	 * database answers) */
 	assert_int_equal(vg_registry_seen(a, "h1", 9, 1, T0 + 60000), 0);
 	/* b acknowledged the same batch meanwhile, holding too: a's live
-	 * mark stays a's (its values are the older ones) */
+	 * mark stays a's (its values are the older ones); counted */
+	struct vg_registry_stats st;
 	mk[0] = (struct vg_registry_mark){"h1", 7, 1, T0, 1};
 	assert_int_equal(vg_registry_commit_group(b, mk, 1, rcs), 0);
 	assert_int_equal(rcs[0], 1); /* committed by a */
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h1' "
 				    "AND node = 'node-a'"),
 			 1);
+	vg_registry_stats(b, &st);
+	assert_int_equal(st.hold_refused, 1);
+	/* b's duplicate check of a new batch ran before a's mark, and b
+	 * stored it holding: its mark is refused, so the batch is not
+	 * recorded (-EBUSY: the receiver answers RETRY, the agent keeps
+	 * it), on the stream of its last commit (one statement) as on a new
+	 * one (a transaction) */
+	assert_int_equal(vg_registry_commit(b, "h6", 7, 1, T0), 0);
+	assert_int_equal(vg_registry_seen(b, "h6", 7, 2, T0 + 60000), 0);
+	mk[0] = (struct vg_registry_mark){"h6", 8, 1, T0, 1};
+	assert_int_equal(vg_registry_commit_group(a, mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 0); /* a marks h6 */
+	mk[0] = (struct vg_registry_mark){"h6", 7, 2, T0 + 60000, 1};
+	assert_int_equal(vg_registry_commit_group(b, mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], -EBUSY);
+	mk[0] = (struct vg_registry_mark){"h6", 9, 1, T0 + 60000, 1};
+	assert_int_equal(vg_registry_commit_group(b, mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], -EBUSY);
+	vg_registry_stats(b, &st);
+	assert_int_equal(st.hold_refused, 3);
+	assert_int_equal(st.hold_failed, 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h6' "
+				    "AND node = 'node-a'"),
+			 1);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM streams WHERE host = 'h6' "
+				    "AND ((stream = 7 AND last_seq = 2) OR stream = 9)"),
+			 0);
+	assert_int_equal(vg_registry_seen(a, "h6", 7, 2, T0 + 60000), 0);
+	assert_int_equal(vg_registry_seen(a, "h6", 9, 1, T0 + 60000), 0);
+	/* without holding (no values wait) b's commit is not refused */
+	mk[0] = (struct vg_registry_mark){"h6", 7, 2, T0 + 60000, 0};
+	assert_int_equal(vg_registry_commit_group(b, mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 0);
 	/* no holder: no mark written */
 	mk[0] = (struct vg_registry_mark){"h5", 7, 1, T0, 1};
 	assert_int_equal(vg_registry_commit_group(c, mk, 1, rcs), 0);
