@@ -4,7 +4,7 @@
  * of `[state] url`, shared by every collector of a cloud. The same SQL
  * runs on both engines.
  *
- * Design. Five tables:
+ * Design. Seven tables:
  *   resources (id PK, type, host, name, parent, project, "user", flavor,
  *              attributes JSON text, first_seen_ms, last_seen_ms,
  *              ended_at_ms NULL while active, ident_ms)
@@ -16,6 +16,9 @@
  *   held      (host PK, node, until_ms): the collector that holds values
  *             of the host a storage daemon has not taken, until when
  *             (holding marks, vg_registry_set_holder; docs/scaling.md)
+ *   custom_drops (resource_id PK, metrics): the metric rows of custom
+ *             resources that agents' reports took over dropped, for
+ *             every collector's publish quota (vg_registry_custom_drops)
  * Schema versions are vg_db migration steps (component "registry"): step
  * 1 is version 1's schema (one stream per host, no identity time), step 2
  * converts it, so a registry.db of either version (PRAGMA user_version)
@@ -24,7 +27,7 @@
  * ORDER BY and the list cursor compare bytes, as strcmp and sqlite do;
  * step 3 leaves room in the pages of metrics and resources so that the
  * flush's updates are HOT (PostgreSQL only; nothing on sqlite); step 4
- * adds `held` on both.
+ * adds `held` on both, step 5 `custom_drops`.
  * sqlite runs in WAL mode so the receiver's writes and the API's reads
  * proceed together; each handle is one connection (one per thread).
  * A page of the resource list is two statements, not one metrics query
@@ -155,6 +158,8 @@ enum {
 	ST_SET_UNIT,
 	ST_METRIC_UNIT,
 	ST_DROP_CUSTOM,
+	ST_DROPS_ADD,
+	ST_DROPS_SUM,
 	ST_COUNT
 };
 
@@ -311,6 +316,14 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_DROP_CUSTOM] = "DELETE FROM metrics WHERE resource_id = ?1 AND EXISTS "
 			   "(SELECT 1 FROM resources WHERE id = ?1 AND type = 7) "
 			   "RETURNING 1",
+	/* ?1 resource id ?2 its metric rows an agent's takeover dropped
+	 * (custom_drops: every collector's publish quota recounts when the
+	 * sum moves); the resource's row is locked already in this
+	 * transaction, so this one adds no lock order of its own */
+	[ST_DROPS_ADD] = "INSERT INTO custom_drops(resource_id, metrics) VALUES(?1, ?2) "
+			 "ON CONFLICT(resource_id) DO UPDATE SET "
+			 "metrics = custom_drops.metrics + excluded.metrics",
+	[ST_DROPS_SUM] = "SELECT coalesce(sum(metrics), 0) FROM custom_drops",
 };
 
 /* Version 1's schema (sqlite), which step 2 converts. */
@@ -433,11 +446,24 @@ static const char step4_pg[] = "CREATE TABLE IF NOT EXISTS held ("
 			       " node TEXT NOT NULL,"
 			       " until_ms BIGINT NOT NULL);";
 
+/* Step 5: the metric rows of custom resources an agent's report took
+ * over, by resource (vg_registry_custom_drops): written in the takeover's
+ * transaction by whichever collector took the report, read by every
+ * collector's publish quota (docs/api.md "Limits"). One row per resource
+ * ever taken over (rare: a tenant squatting an id an agent then reports). */
+static const char step5_sqlite[] = "CREATE TABLE IF NOT EXISTS custom_drops ("
+				   " resource_id TEXT PRIMARY KEY NOT NULL,"
+				   " metrics INTEGER NOT NULL) WITHOUT ROWID;";
+static const char step5_pg[] = "CREATE TABLE IF NOT EXISTS custom_drops ("
+			       " resource_id TEXT PRIMARY KEY NOT NULL,"
+			       " metrics BIGINT NOT NULL);";
+
 static const struct vg_db_step registry_steps[] = {
 	{.version = 1, .sql_sqlite = schema_v1_sqlite, .sql_pg = schema_v2_pg},
 	{.version = 2, .sql_sqlite = upgrade_v1_sqlite, .sql_pg = ""},
 	{.version = 3, .sql_sqlite = "", .sql_pg = step3_pg},
 	{.version = 4, .sql_sqlite = step4_sqlite, .sql_pg = step4_pg},
+	{.version = 5, .sql_sqlite = step5_sqlite, .sql_pg = step5_pg},
 };
 
 static const struct vg_db_schema registry_schema = {
@@ -1137,6 +1163,13 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 			return map_err(rc);
 	}
 	if (dropped) {
+		/* in the shared state, for every collector's publish quota */
+		if ((rc = stmt(r, ST_DROPS_ADD, &s)))
+			return rc;
+		vg_db_bind_text(s, 1, res->id);
+		vg_db_bind_int64(s, 2, dropped);
+		if ((rc = exec_done(s)))
+			return rc;
 		r->stats.custom_metrics_dropped += (uint64_t)dropped;
 		vg_lastval_forget(r->lv, res->id);
 		if (!(c = vg_lastval_res(r->lv, res->id, 1)))
@@ -1753,6 +1786,26 @@ int vg_registry_lookup(struct vg_registry *r, const char *id, int *rtype,
 		}
 	} else {
 		rc = rc == 0 ? -ENOENT : map_err(rc);
+	}
+	vg_db_reset(s);
+	return rc;
+}
+
+int vg_registry_custom_drops(struct vg_registry *r, uint64_t *out)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r || !out)
+		return -EINVAL;
+	if ((rc = stmt(r, ST_DROPS_SUM, &s)))
+		return rc;
+	rc = vg_db_step(s);
+	if (rc == 1) {
+		*out = (uint64_t)vg_db_column_int64(s, 0);
+		rc = 0;
+	} else {
+		rc = rc == 0 ? -EIO : map_err(rc);
 	}
 	vg_db_reset(s);
 	return rc;

@@ -253,6 +253,14 @@ int vg_registry_get(struct vg_registry *r, const char *id, json_t **out);
 int vg_registry_lookup(struct vg_registry *r, const char *id, int *rtype,
 		       char *project, size_t projectlen);
 
+/* The metric rows of custom resources dropped because an agent's report
+ * took the resource over (the per-handle custom_metrics_dropped of
+ * vg_registry_stats), summed over every collector of the state: it moves
+ * whichever collector took the report, so a publish quota that counted a
+ * project's series knows to count them again (docs/api.md "Limits").
+ * One statement. 0 or -errno. */
+int vg_registry_custom_drops(struct vg_registry *r, uint64_t *out);
+
 /* Whether resource id exists and a token of scope_project (NULL: every
  * project) may see it, with its type in *rtype. The scope is compared in
  * the query, before anything of the resource is copied, so a resource the

@@ -40,8 +40,9 @@
  * series counts (struct vg_pub_state.series) are touched only on the
  * receiver thread, the buckets under their lock; they are made again from
  * the registry after an agent's report took a custom resource over (its
- * metric rows dropped: vg_registry_stats custom_metrics_dropped), so the
- * series a project lost no longer count against its limit.
+ * metric rows dropped: vg_registry_custom_drops, summed over every
+ * collector of the state, whichever took the report), so the series a
+ * project lost no longer count against its limit.
  */
 #include <errno.h>
 #include <math.h>
@@ -78,9 +79,10 @@ struct vg_pub_state {
 	pthread_mutex_t lock;   /* guards buckets */
 	struct vg_hmap buckets; /* project -> struct bucket */
 	struct vg_hmap series;  /* project -> uint64_t count; receiver thread */
-	/* the registry's custom_metrics_dropped when series was last valid:
+	/* the state's vg_registry_custom_drops when series was last valid:
 	 * an agent's takeover of a custom resource drops its metric rows,
-	 * and the counts are then recounted; receiver thread */
+	 * on whichever collector took the report, and the counts are then
+	 * recounted; receiver thread */
 	uint64_t dropped_seen;
 };
 
@@ -390,18 +392,21 @@ static int series_count(struct job *j, struct vg_registry *reg, uint64_t **out)
 	struct vg_registry_visitor v = {count_res, count_metric, count_end, &c};
 	struct vg_resource_filter f = {.project = j->project, .limit = 1000};
 	char cursor[VG_NAME_MAX + 1] = "";
-	struct vg_registry_stats rs;
+	uint64_t dropped;
 	int rc;
 
-	/* an agent took a custom resource over since the counts were made
-	 * (on this receiver thread, the only writer of this registry
-	 * handle): its series are gone from the registry, so no count is
-	 * trusted; counting again is rare, as takeovers are */
-	vg_registry_stats(reg, &rs);
-	if (rs.custom_metrics_dropped != j->st->dropped_seen) {
+	/* an agent took a custom resource over since the counts were made,
+	 * through any collector of the state (the sum is in the shared
+	 * state: this handle's own count would miss the others'): its
+	 * series are gone from the registry, so no count is trusted;
+	 * counting again is rare, as takeovers are. One statement per
+	 * request that adds series. */
+	if ((rc = vg_registry_custom_drops(reg, &dropped)))
+		return rc;
+	if (dropped != j->st->dropped_seen) {
 		free_values(&j->st->series);
 		vg_hmap_init(&j->st->series);
-		j->st->dropped_seen = rs.custom_metrics_dropped;
+		j->st->dropped_seen = dropped;
 		n = NULL;
 	}
 	if (n) {

@@ -737,7 +737,7 @@ static void test_step3_fillfactor(void **state)
 	update(f->r, instance_batch(T0, 1, "p1", VG_RSTATE_ACTIVE));
 	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
 				    "component = 'registry'"),
-			 4);
+			 5);
 	if (pg)
 		assert_int_equal(raw_int(f, ff_sql), 2);
 	/* back to version 2's schema, as an older vigie left it */
@@ -756,15 +756,17 @@ static void test_step3_fillfactor(void **state)
 	vg_db_close(db);
 	if (pg)
 		assert_int_equal(raw_int(f, ff_sql), 0);
-	db = raw_db(f); /* version 2 had no holding marks */
+	db = raw_db(f); /* version 2 had no holding marks, no custom_drops */
 	assert_int_equal(vg_db_exec(db, "DROP TABLE held"), 0);
+	assert_int_equal(vg_db_exec(db, "DROP TABLE custom_drops"), 0);
 	vg_db_close(db);
 	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
 				    "component = 'registry'"),
-			 4);
-	/* step 4 ran on the way: the holding marks' table is back */
+			 5);
+	/* steps 4 and 5 ran on the way: their tables are back */
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM held"), 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM custom_drops"), 0);
 	if (pg)
 		assert_int_equal(raw_int(f, ff_sql), 2);
 	assert_true(row_value(f) == 1); /* the rows are still there */
@@ -1462,8 +1464,16 @@ static void test_takeover_drops_custom_metrics(void **state)
 {
 	struct fixture *f = fx(state);
 	struct vg_registry_stats st;
+	struct vg_registry *other;
 	json_t *o, *m, *v;
-	char names[256];
+	char names[256], err[256];
+	uint64_t drops = 99;
+
+	/* another collector's handle on the same state: the sum of every
+	 * handle's drops is shared (its publish quota recounts on it) */
+	assert_int_equal(reg_open(f, &other, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_custom_drops(other, &drops), 0);
+	assert_int_equal(drops, 0);
 
 	/* the squat, dated 10 minutes ahead: its own metric and a catalogue
 	 * name of hosts; then a newer value of probe, only in memory */
@@ -1493,6 +1503,10 @@ static void test_takeover_drops_custom_metrics(void **state)
 			    "host.load.1");
 	vg_registry_stats(f->r, &st);
 	assert_int_equal(st.custom_metrics_dropped, 2);
+	assert_int_equal(vg_registry_custom_drops(other, &drops), 0);
+	assert_int_equal(drops, 2);
+	vg_registry_stats(other, &st);
+	assert_int_equal(st.custom_metrics_dropped, 0); /* its own: none */
 
 	/* the agent's next report changes the host's name (its identity is
 	 * written again): its metric stays */
@@ -1503,6 +1517,27 @@ static void test_takeover_drops_custom_metrics(void **state)
 			    "host.load.1");
 	vg_registry_stats(f->r, &st);
 	assert_int_equal(st.custom_metrics_dropped, 2);
+	assert_int_equal(vg_registry_custom_drops(other, &drops), 0);
+	assert_int_equal(drops, 2);
+	/* another squat taken over, through the other handle */
+	for (int agent = 0; agent < 2; agent++) {
+		struct vg_batch *b = vg_batch_new(agent ? "node8" : "api", agent ? 7 : 0,
+						  agent, T0);
+		struct vg_resource *r = vg_batch_resource(
+			b, agent ? VG_RT_HOST : VG_RT_CUSTOM, "node8", "node8", NULL, T0);
+		r->state = VG_RSTATE_ACTIVE;
+		if (!agent)
+			assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
+		assert_int_equal(vg_batch_sample(b, agent ? "host.load.1" : "probe",
+						 VG_KIND_GAUGE, 1),
+				 0);
+		update(other, b);
+		assert_int_equal(vg_registry_flush(other), 0);
+	}
+	assert_int_equal(vg_registry_custom_drops(f->r, &drops), 0);
+	assert_int_equal(drops, 3);
+	assert_int_equal(vg_registry_custom_drops(NULL, &drops), -EINVAL);
+	vg_registry_close(other);
 }
 
 /* A row's type is the first reporter's: only an agent's report over a
