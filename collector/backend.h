@@ -336,7 +336,8 @@ size_t vg_rrd_rendezvous(const char *name, const char *const *addrs, size_t n);
  * agent's batch is acknowledged before its ack timeout even when a
  * daemon stalls behind a connection the receiver holds. Nothing for the
  * files backend. Before the store is used from several threads. */
-void vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be, uint32_t ack_timeout_ms);
+uint32_t vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be,
+						uint32_t ack_timeout_ms);
 
 /* The addresses the placement record names that are not in [storage]
  * daemons, with the series recorded on each, into out[0..max); the count

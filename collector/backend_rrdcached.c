@@ -1968,16 +1968,19 @@ void vg_rrd_rrdcached_placement(struct vg_rrd_backend *be, struct vg_store_place
 }
 
 /* The receiver's bound on a daemon: a quarter of the agents' ack timeout,
- * kept between WT_TIMEOUT_MIN_MS and the I/O timeout. */
-void vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be, uint32_t ack_timeout_ms)
+ * kept between WT_TIMEOUT_MIN_MS and the I/O timeout. Returns it (0: not
+ * an rrdcached backend). */
+uint32_t vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be,
+						uint32_t ack_timeout_ms)
 {
 	uint32_t ms = ack_timeout_ms / 4;
 
 	if (!be || be->ops != &rcd_ops)
-		return;
+		return 0;
 	ms = ms < WT_TIMEOUT_MIN_MS ? WT_TIMEOUT_MIN_MS : ms > IO_TIMEOUT_MS ? IO_TIMEOUT_MS
 									     : ms;
 	((struct rcd *)be)->wt_timeout_ms = (int)ms;
+	return ms;
 }
 
 struct unlisted_acc {

@@ -627,6 +627,26 @@ int main(int argc, char **argv)
 		vg_error("%s", err);
 		goto out;
 	}
+	if (vg_store_daemon_wait_ms(store)) {
+		/* The agents' ack timeout is theirs; the collector learns it
+		 * only from its own configuration (the wire format has no room
+		 * an older collector would accept). A longer one here than the
+		 * agents' makes a slow daemon cost more than their timeout:
+		 * they fail over. Say the bound, and warn if it is a default. */
+		if (cfg.agent_ack_timeout_set)
+			vg_info("storage: the receiver waits at most %u ms on a "
+				"storage daemon per batch (a quarter of [agent] "
+				"ack_timeout_ms = %u: keep it the agents' value)",
+				vg_store_daemon_wait_ms(store), cfg.agent_ack_timeout_ms);
+		else
+			vg_warn("storage: the receiver waits at most %u ms on a "
+				"storage daemon per batch, a quarter of [agent] "
+				"ack_timeout_ms = %u, the default: this collector's "
+				"configuration does not set it. Set it to the agents' "
+				"value, or agents with a shorter ack timeout fail over "
+				"while a daemon is slow (docs/operations.md)",
+				vg_store_daemon_wait_ms(store), cfg.agent_ack_timeout_ms);
+	}
 	{ /* what the last run left behind (a kill -9, a power cut) */
 		struct vg_store_stats st;
 		vg_store_get_stats(store, &st);

@@ -218,6 +218,8 @@ struct vg_store {
 	/* journal: seg_active, seg_oldest and seg_fd under mu */
 	struct vg_journal j;
 	int owner;                 /* holds the journal lock: write-behind on */
+	uint32_t daemon_wait_ms;   /* the receiver's bound on a daemon (0:
+				    * not rrdcached; vg_store_daemon_wait_ms) */
 	int write_through;         /* [storage] write_through: each batch
 				    * reaches the backend before its ack */
 	uint32_t segcnt[SEG_RING]; /* caches + flushes holding each segment */
@@ -1850,6 +1852,11 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 	return rc;
 }
 
+uint32_t vg_store_daemon_wait_ms(const struct vg_store *s)
+{
+	return s ? s->daemon_wait_ms : 0;
+}
+
 int vg_store_holding(struct vg_store *s)
 {
 	/* with write-through the cache holds only what a daemon did not take;
@@ -2056,8 +2063,8 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 			/* the receiver's waits on a daemon: well within the
 			 * agents' ack timeout ([agent] ack_timeout_ms) */
 			if (!rc)
-				vg_rrd_rrdcached_write_through_timeout(s->be,
-								       cfg->agent_ack_timeout_ms);
+				s->daemon_wait_ms = vg_rrd_rrdcached_write_through_timeout(
+					s->be, cfg->agent_ack_timeout_ms);
 			/* beside a running collector (storage stats): its
 			 * record read, not taken over, so the placements on
 			 * unlisted daemons are known here too */

@@ -442,6 +442,8 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 			return -EINVAL;
 		}
 		*(uint32_t *)dst = (uint32_t)v;
+		if (k->off == offsetof(struct vg_config, agent_ack_timeout_ms))
+			c->agent_ack_timeout_set = 1;
 		return 0;
 	}
 	case K_SECONDS: {

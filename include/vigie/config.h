@@ -45,13 +45,17 @@ struct vg_config {
 	 * whichever key comes last sets the list */
 	char agent_collectors[VG_MAX_COLLECTORS][256];
 	size_t agent_ncollectors;
-	uint32_t agent_probe_interval_ms;       /* probe_interval_ms = 10000 */
-	char agent_libvirt[256];                /* libvirt = qemu:///system */
-	double agent_interval_s;                /* interval = 10 */
-	char agent_host[256];                   /* host = (hostname) */
-	char agent_spool_dir[512];              /* spool_dir = /var/lib/vigie/spool */
-	uint32_t agent_spool_max_batches;       /* spool_max_batches = 10000 */
-	uint32_t agent_ack_timeout_ms;          /* ack_timeout_ms = 5000 */
+	uint32_t agent_probe_interval_ms; /* probe_interval_ms = 10000 */
+	char agent_libvirt[256];          /* libvirt = qemu:///system */
+	double agent_interval_s;          /* interval = 10 */
+	char agent_host[256];             /* host = (hostname) */
+	char agent_spool_dir[512];        /* spool_dir = /var/lib/vigie/spool */
+	uint32_t agent_spool_max_batches; /* spool_max_batches = 10000 */
+	uint32_t agent_ack_timeout_ms;    /* ack_timeout_ms = 5000 */
+	/* ack_timeout_ms was given (file or flag), not the default: the
+	 * collector, which reads it too (its receiver's bound on a storage
+	 * daemon is a quarter of it), warns when it is not */
+	int agent_ack_timeout_set;
 	uint32_t agent_drain_ms;                /* drain_ms = 2000: on stop, how long
 						 * the spool may take to deliver */
 	char agent_proc_root[512];              /* proc = /proc (tests point it elsewhere) */

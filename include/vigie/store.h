@@ -118,6 +118,12 @@ void vg_store_close(struct vg_store *s);
  * again); other errors are counted per value and the rest of the batch is
  * still taken. */
 int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b);
+/* How long the receiver's write of a batch (write-through, or opening a
+ * series new to the collector) waits on a storage daemon at most: a
+ * quarter of [agent] ack_timeout_ms, between 100 ms and 10 s, so that a
+ * batch is acknowledged within the agents' ack timeout. 0 when the
+ * backend is not rrdcached. Any thread. */
+uint32_t vg_store_daemon_wait_ms(const struct vg_store *s);
 /* Whether this store writes through (several collectors share the storage
  * daemons) and holds acknowledged values a daemon has not taken: the ones
  * the last batches' write-through could not write (a daemon down,

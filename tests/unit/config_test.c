@@ -39,6 +39,19 @@ static void test_defaults(void **state)
 	assert_string_equal(c.agent_host_fs_include, "");
 	assert_int_equal(c.agent_guest_fs_polls, 6);
 	assert_int_equal(c.agent_guest_agent_retry_polls, 60);
+	/* the ack timeout is a default, and says so (the collector warns) */
+	assert_int_equal(c.agent_ack_timeout_ms, 5000);
+	assert_int_equal(c.agent_ack_timeout_set, 0);
+	char err[256] = "";
+	assert_int_equal(vg_config_load_string(&c, "[agent]\ninterval = 5\n", "t.conf",
+					       err, sizeof(err)),
+			 0);
+	assert_int_equal(c.agent_ack_timeout_set, 0);
+	assert_int_equal(vg_config_set(&c, "agent", "ack_timeout_ms", "2000", err,
+				       sizeof(err)),
+			 0);
+	assert_int_equal(c.agent_ack_timeout_ms, 2000);
+	assert_int_equal(c.agent_ack_timeout_set, 1);
 }
 
 /* the agent's keys for file systems and the guest agent's schedule */
