@@ -830,8 +830,7 @@ static void test_aggregates(void **state)
 	fx_answer_free(&a);
 	/* memory.used is in the catalogue for instances only, so the host's
 	 * own memory.used series stays out of the default */
-	assert_int_equal(GET("/v1/aggregates?metric=memory.used&aggregation=sum&granularity=60"
-			     RANGE,
+	assert_int_equal(GET("/v1/aggregates?metric=memory.used&aggregation=sum&granularity=60" RANGE,
 			     tok_admin, &a),
 			 200);
 	assert_string_equal(json_string_value(json_object_get(a.json, "type")), "instance");
@@ -840,8 +839,7 @@ static void test_aggregates(void **state)
 	assert_true(at(g, 5) == 7);
 	fx_answer_free(&a);
 	/* a non-catalogue metric: every type that has it ("type": null) */
-	assert_int_equal(GET("/v1/aggregates?metric=app.queue&aggregation=sum&granularity=60"
-			     RANGE,
+	assert_int_equal(GET("/v1/aggregates?metric=app.queue&aggregation=sum&granularity=60" RANGE,
 			     tok_admin, &a),
 			 200);
 	assert_true(json_is_null(json_object_get(a.json, "type")));
