@@ -203,6 +203,14 @@ int vg_api_h_tokens_create(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (rc == -EINVAL) {
 		int bad_project = project && (strlen(project) > VG_TOKEN_PROJECT_MAX ||
 					      !vg_name_valid(project));
+		if (project && !strcmp(project, "*")) {
+			json_decref(body);
+			return vg_http_reply_error(resp, 400,
+						   "bad project '*': to silences and "
+						   "alarm selectors it is every "
+						   "project (an admin token sees "
+						   "them all)");
+		}
 		json_decref(body);
 		return vg_http_reply_error(resp, 400,
 					   "bad %s (1..%d bytes of UTF-8, no "

@@ -605,6 +605,11 @@ static void test_tokens_api(void **state)
 			fail_msg("POST %s: HTTP %ld (%s)", bad[i], a.status, a.body);
 		fx_answer_free(&a);
 	}
+	/* the project "*" (every project, to silences and alarm selectors) is
+	 * refused as the project, not as the name the request never gave */
+	assert_int_equal(call("POST", "/v1/tokens", tok_admin, "{\"project\":\"*\"}", &a), 400);
+	assert_non_null(strstr(a.body, "bad project"));
+	fx_answer_free(&a);
 	assert_int_equal(call("POST", "/v1/tokens", tok_admin, NULL, &a), 400);
 	fx_answer_free(&a);
 	char *big = malloc(70000);
