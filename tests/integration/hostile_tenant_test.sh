@@ -15,7 +15,9 @@
 #     the project name ('x"; filename=evil.exe'), and the HTML invoice,
 #     served from the console's origin, carries a sandboxing CSP;
 #   - published ids and metric names that climb out of the tree ('..',
-#     '../../etc') stay files inside the data directory.
+#     '../../etc') stay files inside the data directory;
+#   - a published value past what the RRD files keep (1e307: value x
+#     seconds overflows) is a 400, not a 200 that reads back null.
 #
 # A real vigie-agent polls tests/fixtures/node-nova.xml (db1 in project
 # "analytics", a host it-host) on a synthetic clock 20 minutes back.
@@ -108,6 +110,15 @@ eq "... and read back under its own name" \
 check "no file left the data directory" bash -c \
   "[[ -z \$(find '$TMP' -path '$DATA' -prune -o -newer '$TMP/vigie.conf' -name '*.rrd' -print) && ! -e '$TMP/etc' && ! -e '$DATA/../registry.rrd' ]]"
 check "shop cannot read it" bash -c "[[ \$(curl -q -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $SHOP' '$API/v1/resources/..%2F..%2Fetc') == 404 ]]"
+
+# ---- huge values: kept, or refused; never a 200 that reads back null ----
+big='{"measures":['
+for i in 6 5 4 3; do big+="{\"resource\":\"big\",\"metric\":\"m.big\",\"value\":1e300,\"time\":\"-${i}m\"},"; done
+eq "1e300 is stored" "$(post "$ANA" /v1/measures "${big%,}]}")" 200
+eq "... and read back" \
+  "$(as "$ANA" "$API/v1/measures?resource=big&metric=m.big&start=-7m&granularity=60" | jq '[.points[][1] | select(. != null)] | length > 0 and all(. > 9e299)')" true
+eq "1e307 is a 400 (it was stored as unknown)" \
+  "$(post "$ANA" /v1/measures '{"measures":[{"resource":"big","metric":"m.huge","value":1e307}]}')" 400
 
 check "collector still running" kill -0 "$COLLECTOR_PID"
 done_testing
