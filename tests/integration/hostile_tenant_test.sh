@@ -8,6 +8,8 @@
 #   - a tenant's alarm naming another tenant's resource id watches its own
 #     project only: it stays insufficient_data, with no datapoint, while
 #     the owner's identical alarm fires on the same samples;
+#   - an alarm stream opened with a token that is then revoked ends at its
+#     next event (it streamed the project's notifications for ever);
 #   - a silence given both ends_at and duration is a 400 (duration was
 #     dropped without a word), a number for either names that field;
 #   - POST /v1/tokens for the project "*" says the project is bad;
@@ -44,7 +46,8 @@ check "collector answers /v1/health" start_api_collector collector --config "$TM
 
 # ---- alarms made before the samples: the owner's and a spy's ----
 ALARM='"metric":"cpu.util","resource":"'$DB'","period":60,"comparison":"lt","threshold":1000'
-eq "analytics' alarm on its db1" "$(post "$ANA" /v1/alarms "{\"name\":\"own-low\",$ALARM}")" 201
+eq "analytics' alarm on its db1" \
+  "$(post "$ANA" /v1/alarms "{\"name\":\"own-low\",$ALARM,\"actions\":{\"alarm\":[\"log://\"]}}")" 201
 # accepted (an id not reported yet is a normal alarm), but it watches the
 # id in its own project, where nothing has it
 eq "shop's alarm naming analytics' db1 is accepted" \
@@ -60,6 +63,26 @@ eq "the spy's alarm saw none of them" \
   "$(as "$SHOP" "$API/v1/alarms/spy-low" | jq -c '[.state, (.instances | length)]')" '["insufficient_data",0]'
 eq "... and its history is its creation only" \
   "$(as "$SHOP" "$API/v1/alarms/spy-low/history" | jq -c '[.history[].type]')" '["creation"]'
+
+# ---- a revoked token's open alarm stream ends ----
+# (it was authorised once, at its request, and then fed the project's
+# notifications for as long as the client held it)
+REV=$("$BIN/vigie-collector" --data-dir "$DATA" token create --project analytics --name sse 2>/dev/null | grep '^vgt_')
+REV_ID=$(cut -d_ -f2 <<<"$REV")
+curl -q -s -N --max-time 15 -H "Authorization: Bearer $REV" "$API/v1/alarms/stream" >"$TMP/sse.rev" &
+rev_pid=$!
+curl -q -s -N --max-time 4 -H "Authorization: Bearer $ANA" "$API/v1/alarms/stream" >"$TMP/sse.ana" &
+ana_pid=$!
+_pids+=("$rev_pid" "$ana_pid")
+check "both streams are open" wait_for 5 bash -c "[[ -s '$TMP/sse.rev' && -s '$TMP/sse.ana' ]]"
+eq "the token is revoked" "$(code "$ADMIN" -X DELETE "$API/v1/tokens/$REV_ID")" 200
+eq "a test notification of analytics' alarm" "$(code "$ANA" -X POST "$API/v1/alarms/own-low/test")" 202
+wait "$ana_pid"
+check "the live token's stream gets it" grep -q '"type":"test"' "$TMP/sse.ana"
+wait "$rev_pid"; rc=$?
+# curl's 28 is its --max-time: the server never ended the stream
+check "the revoked token's stream was ended by the server (curl exit $rc, not 28)" test "$rc" != 28
+check "... without it" bash -c "! grep -q '\"type\":\"test\"' '$TMP/sse.rev'"
 
 # ---- /v1/aggregates: without a type, the catalogue's type ----
 W="start=$START&end=$((START + 600))&granularity=60"
