@@ -202,7 +202,7 @@ static struct silence *from_json(const json_t *in, const char *scope,
 					     "id", "state", "created_at", "project",
 					     "created_with", NULL};
 	const char *k, *s;
-	json_t *v;
+	json_t *v, *je, *jd;
 
 	if (!x)
 		return NULL;
@@ -254,13 +254,24 @@ static struct silence *from_json(const json_t *in, const char *scope,
 					     "\"now\")");
 	else if (json_object_get(in, "starts_at") && !s)
 		add_err(errors, "starts_at", "must be a string");
+	/* ends_at or duration, never both: with both, one of them would be
+	 * silently dropped and the silence end where the caller did not say */
 	x->ends_ms = 0;
-	if ((s = json_string_value(json_object_get(in, "ends_at")))) {
-		if (vg_time_parse(s, now_ms, &x->ends_ms))
-			add_err(errors, "ends_at", "must be a time");
-	} else if ((s = json_string_value(json_object_get(in, "duration")))) {
+	je = json_object_get(in, "ends_at");
+	jd = json_object_get(in, "duration");
+	je = json_is_null(je) ? NULL : je;
+	jd = json_is_null(jd) ? NULL : jd;
+	if (je && jd) {
+		add_err(errors, "duration", "give ends_at or duration, not both");
+	} else if (je) {
+		if (!(s = json_string_value(je)) ||
+		    vg_time_parse(s, now_ms, &x->ends_ms))
+			add_err(errors, "ends_at", "must be a time (ISO 8601, epoch "
+						   "seconds, relative) as a string");
+	} else if (jd) {
 		int64_t d;
-		if (vg_duration_parse(s, &d) || d <= 0)
+		if (!(s = json_string_value(jd)) || vg_duration_parse(s, &d) ||
+		    d <= 0)
 			add_err(errors, "duration", "must be like \"90m\" or \"2h\"");
 		else
 			x->ends_ms = x->starts_ms + d;

@@ -4,9 +4,13 @@
  * or the sum of disk reads per host), optionally grouped by project, host
  * or flavor.
  *
- * Design: the resources come from the registry scan (filters type —
- * default instance —, host, project, flavor; a project token only ever
- * scans its own project), keeping those that have the metric. They are
+ * Design: the resources come from the registry scan (filters type, host,
+ * project, flavor; a project token only ever scans its own project),
+ * keeping those that have the metric. Without a type, a catalogue metric
+ * is aggregated over the one type the catalogue defines it for (host.* over
+ * hosts, cpu.util over instances: a project's custom resources publishing
+ * a catalogue name never join in), any other metric over every type that
+ * has it, as /v1/top ranks them. They are
  * sorted by group key and each group is folded in turn into one
  * accumulator of the query's points (sum/min/max and a count per time
  * slot), so memory is one group's worth whatever the number of groups.
@@ -49,6 +53,7 @@ struct agg_ctx {
 	struct agg_res *r;
 	size_t n, cap;
 	int kind;
+	char raw_unit[32]; /* the first series' unit, for a non-catalogue metric */
 };
 
 static int collect(void *vctx, json_t *r)
@@ -78,8 +83,10 @@ static int collect(void *vctx, json_t *r)
 		key = json_string_value(json_object_get(r, c->group_by));
 	if (!c->kind) {
 		const char *ks = json_string_value(json_object_get(m, "kind"));
+		const char *u = json_string_value(json_object_get(m, "unit"));
 		c->kind = ks && !strcmp(ks, "counter") ? VG_KIND_COUNTER
 						       : VG_KIND_GAUGE;
+		snprintf(c->raw_unit, sizeof(c->raw_unit), "%s", u ? u : "");
 	}
 	c->r[c->n].id = strdup(id);
 	c->r[c->n].key = key ? strdup(key) : NULL;
@@ -179,8 +186,12 @@ int vg_api_h_aggregates(struct vg_http_req *req, struct vg_http_resp *resp)
 					   gran, ts, te, VG_API_MAX_POINTS);
 	if (vg_api_scan_params(req, resp, &f, &c.flavor, &empty))
 		return 0;
-	if (!f.type)
-		f.type = "instance";
+	if (!f.type) {
+		unsigned types = vg_catalog_rtypes(metric);
+		for (int t = 1; t <= VG_RT_MAX; t++)
+			if (types == 1u << t)
+				f.type = vg_rtype_name(t);
+	}
 	c.metric = metric;
 	c.group_by = gb;
 	if (!empty) {
@@ -306,18 +317,24 @@ int vg_api_h_aggregates(struct vg_http_req *req, struct vg_http_resp *resp)
 	free(cnt);
 	unit[0] = '\0';
 	{
-		int rt = vg_rtype_parse(f.type);
-		const struct vg_metric_def *def = vg_catalog_find(rt, metric);
+		const struct vg_metric_def *def =
+			f.type ? vg_catalog_find(vg_rtype_parse(f.type), metric)
+			       : NULL;
 		if (def)
 			vg_catalog_query_unit(def, unit, sizeof(unit));
+		else if (c.kind == VG_KIND_COUNTER && c.raw_unit[0])
+			snprintf(unit, sizeof(unit), "%s/s", c.raw_unit);
+		else
+			snprintf(unit, sizeof(unit), "%s", c.raw_unit);
 		if (!c.kind && def)
 			c.kind = def->kind;
 	}
 	free_ctx(&c);
 	return vg_http_reply_json(
 		resp, 200,
-		json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:i,s:s,s:o,s:o}", "metric",
-			  metric, "type", f.type, "aggregation", agg_names[agg],
+		json_pack("{s:s,s:o,s:s,s:o,s:s,s:s,s:i,s:s,s:o,s:o}", "metric",
+			  metric, "type", f.type ? json_string(f.type) : json_null(),
+			  "aggregation", agg_names[agg],
 			  "group_by", gb ? json_string(gb) : json_null(), "start",
 			  ts, "end", te, "granularity", (int)gran, "unit", unit,
 			  "kind",

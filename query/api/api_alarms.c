@@ -21,12 +21,15 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "query/api/api_alarms.h"
 #include "query/api/api_handlers.h"
+#include "query/api/api_tokens.h"
 #include "query/api/http.h"
 #include "vigie/alarm_silence.h"
 #include "vigie/clock.h"
+#include "vigie/token.h"
 
 const char *const vg_api_alarms_list_params[] = {
 	"state", "enabled", "type", "name", "project", "limit", "cursor", NULL};
@@ -523,9 +526,15 @@ int vg_api_h_alarm_history(struct vg_http_req *req, struct vg_http_resp *resp)
 
 #ifdef VG_HTTP_HAVE_STREAM
 
+/* A stream outlives the request that opened it: its token is kept and
+ * checked again before each read, so revoking it (DELETE /v1/tokens/{id},
+ * or `token revoke` on the data directory) ends the stream at its next
+ * event instead of feeding it the project's notifications for ever. */
 struct sse {
 	struct vg_alarm_sub *sub;
 	int hello;
+	struct vg_token_store *ts; /* NULL: the API has no tokens to check */
+	char token[VG_TOKEN_LEN + 1];
 };
 
 static ssize_t sse_read(void *ctx, char *buf, size_t max)
@@ -542,6 +551,11 @@ static ssize_t sse_read(void *ctx, char *buf, size_t max)
 	}
 	if (!s->sub)
 		return -1;
+	if (s->ts) {
+		struct vg_token_scope scope;
+		if (vg_token_verify(s->ts, s->token, &scope) == -EACCES)
+			return -1; /* revoked: the stream ends */
+	}
 	return vg_alarm_hub_read(s->sub, buf, max, vg_now_ms());
 }
 
@@ -550,6 +564,7 @@ static void sse_release(void *ctx)
 	struct sse *s = ctx;
 
 	vg_alarm_hub_unsubscribe(s->sub);
+	OPENSSL_cleanse(s->token, sizeof(s->token));
 	free(s);
 }
 
@@ -582,6 +597,11 @@ int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 	}
 	if (!(s = calloc(1, sizeof(*s))))
 		return vg_http_reply_error(resp, 503, "out of memory");
+	/* the request was authorised with this token (else no check: an API
+	 * without tokens) */
+	if (vg_api_tokens(req->ctx) &&
+	    vg_api_bearer_token(req->authorization, s->token) == 0)
+		s->ts = vg_api_tokens(req->ctx);
 	rc = vg_http_reply_stream(resp, 200, "text/event-stream", sse_read,
 				  sse_release, s, &stream);
 	if (rc)

@@ -106,6 +106,24 @@ static int list(struct vg_db *db, const struct vg_bill_service *svc,
 	return vg_http_reply_json(resp, 200, root);
 }
 
+/* A project name as a part of a file name in a header: a project may
+ * hold '"', ';' or any UTF-8, which would end the quoted filename and add
+ * parameters of the caller's choosing ('x"; filename=evil.exe'); every
+ * byte but [A-Za-z0-9._-] becomes '_'. */
+static const char *file_name_part(const char *s, char *out, size_t len)
+{
+	size_t i = 0;
+
+	for (; *s && i + 1 < len; s++) {
+		char c = *s;
+		int keep = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			   (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+		out[i++] = keep ? c : '_';
+	}
+	out[i] = '\0';
+	return out;
+}
+
 int vg_api_invoices_answer(const struct vg_bill_service *svc,
 			   struct vg_http_req *req, struct vg_http_resp *resp)
 {
@@ -149,11 +167,21 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 	if (rc)
 		return vg_api_reply_errno(resp, rc, "invoice");
 	vg_http_reply_raw(resp, 200, vg_bill_invoice_format_mime(fmt), body, len);
-	if (fmt != VG_BILL_FMT_JSON)
+	if (fmt != VG_BILL_FMT_JSON) {
+		char fname[61];
 		vg_http_resp_header(resp, "Content-Disposition",
-				    "inline; filename=\"invoice-%s-%.60s.%s\"",
-				    vg_http_param(req, "month"), project,
+				    "inline; filename=\"invoice-%s-%s.%s\"",
+				    vg_http_param(req, "month"),
+				    file_name_part(project, fname, sizeof(fname)),
 				    fmt == VG_BILL_FMT_CSV ? "csv" : "html");
+	}
+	/* The HTML is served from the console's origin, where the console
+	 * keeps its token: whatever a tenant's names could smuggle into it
+	 * runs nothing and reaches nothing (a sandbox is its own origin). */
+	if (fmt == VG_BILL_FMT_HTML)
+		vg_http_resp_header(resp, "Content-Security-Policy",
+				    "default-src 'none'; style-src 'unsafe-inline'; "
+				    "frame-ancestors 'none'; sandbox");
 	return 0;
 }
 

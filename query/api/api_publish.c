@@ -255,6 +255,11 @@ int vg_pub_parse_point(json_t *o, const struct vg_pub_limits *lim,
 		return -EINVAL;
 	}
 	out->value = json_number_value(v);
+	if (fabs(out->value) > VG_PUB_VALUE_MAX) {
+		snprintf(err, errlen, "\"value\" beyond +/-1e300: the store could "
+				      "not keep it");
+		return -EINVAL;
+	}
 	/* A counter is a growing total from zero: a reset publishes the new,
 	 * smaller total (the rate then has a gap), never a negative one. */
 	if (out->kind == VG_KIND_COUNTER && out->value < 0) {

@@ -19,6 +19,10 @@
 #define VG_PUB_MAX_BODY (16u << 20) /* bytes of one request (413 beyond) */
 #define VG_PUB_MAX_POINTS 200000    /* points of one request (413 beyond) */
 #define VG_PUB_UNIT_MAX 32          /* bytes of a unit */
+/* |value| at most: the RRD files consolidate value x seconds, which
+ * overflows to infinity past about DBL_MAX / 60, and an infinite sum is
+ * stored as unknown: 1e307 was answered "stored" and read back null. */
+#define VG_PUB_VALUE_MAX 1e300
 
 /* One published point, after parsing (strings borrowed from the JSON). */
 struct vg_pub_point {

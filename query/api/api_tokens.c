@@ -44,6 +44,25 @@ static int unauthorized(struct vg_http_resp *resp, const char *error,
 	return 1;
 }
 
+int vg_api_bearer_token(const char *h, char *out)
+{
+	const char *t;
+	size_t n;
+
+	if (!h || strncasecmp(h, "Bearer", 6) || (h[6] != ' ' && h[6] != '\t'))
+		return -EINVAL;
+	for (t = h + 6; *t == ' ' || *t == '\t'; t++)
+		;
+	n = strlen(t);
+	while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+		n--;
+	if (n != VG_TOKEN_LEN)
+		return -EINVAL;
+	memcpy(out, t, n);
+	out[n] = '\0';
+	return 0;
+}
+
 int vg_api_authorize(void *ctx, struct vg_http_req *req,
 		     struct vg_http_resp *resp)
 {
@@ -203,6 +222,14 @@ int vg_api_h_tokens_create(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (rc == -EINVAL) {
 		int bad_project = project && (strlen(project) > VG_TOKEN_PROJECT_MAX ||
 					      !vg_name_valid(project));
+		if (project && !strcmp(project, "*")) {
+			json_decref(body);
+			return vg_http_reply_error(resp, 400,
+						   "bad project '*': to silences and "
+						   "alarm selectors it is every "
+						   "project (an admin token sees "
+						   "them all)");
+		}
 		json_decref(body);
 		return vg_http_reply_error(resp, 400,
 					   "bad %s (1..%d bytes of UTF-8, no "

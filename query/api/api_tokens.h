@@ -21,6 +21,13 @@
 int vg_api_authorize(void *ctx, struct vg_http_req *req,
 		     struct vg_http_resp *resp);
 
+/* The token of an "Authorization: Bearer TOKEN" header into out (at least
+ * VG_TOKEN_LEN + 1 bytes): 0, or -EINVAL for a missing or malformed one.
+ * Pure; the caller clears out when done (OPENSSL_cleanse). A long-lived
+ * answer (the alarm stream) keeps it to check again that the token was
+ * not revoked since the request was authorised. */
+int vg_api_bearer_token(const char *authorization, char *out);
+
 /* ---- /v1/tokens ------------------------------------------------------------- */
 
 int vg_api_h_tokens_list(struct vg_http_req *req, struct vg_http_resp *resp);

@@ -10,6 +10,7 @@
  * what it stored and how many points were duplicates.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +38,16 @@ static json_t *point(const char *res, const char *metric, const char *value,
 		     const char *type)
 {
 	char *end;
-	double v = strtod(value, &end);
+	double v;
 	json_t *o;
 
-	if (end == value || *end)
+	/* a decimal as JSON writes it (a sign, digits, a fraction, an
+	 * exponent): strtod alone also takes " 5", "0x10" (16) and "infinity" */
+	if (!*value || !strchr("+-0123456789.", value[0]) ||
+	    strpbrk(value, "xXpP \t\n"))
+		return NULL;
+	v = strtod(value, &end);
+	if (end == value || *end || !isfinite(v))
 		return NULL;
 	o = json_pack("{s:s,s:s,s:f}", "resource", res, "metric", metric,
 		      "value", v);

@@ -447,10 +447,11 @@ static const struct vg_cli_spec aggregate_spec = {
 	"aggregate METRIC [--aggregation mean|sum|min|max] [--type T]\n"
 	"       [--host H] [--project P] [--flavor F] [--group-by project|host|flavor]\n"
 	"       [--start T] [--end T] [--granularity 60|300|3600|auto] [--ids] [--json]\n",
-	"One metric combined across every matching resource (default: instances),\n"
-	"per time slot; one column per group. Grouped by project, a column is named\n"
-	"by the project's name where the agent sent it (--ids: the project id);\n"
-	"--project takes a project id or name.\n",
+	"One metric combined across every matching resource, per time slot; one\n"
+	"column per group. Without --type: the type the catalogue defines METRIC\n"
+	"for (hosts for host.*), every type for another metric. Grouped by\n"
+	"project, a column is named by the project's name where the agent sent it\n"
+	"(--ids: the project id); --project takes a project id or name.\n",
 };
 
 int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)

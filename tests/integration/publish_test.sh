@@ -175,6 +175,10 @@ eq "vigie put publishes one point" "$(V put cli-res temp 21.5 --time -2m --unit 
 eq "vigie put --file - reads lines" \
   "$(printf 'cli-res temp 22 -1m\n# a comment\ncli-res hum 40 -1m\n' | V put --file - --json | jq -c '[.stored,.resources_created]')" "[2,0]"
 eq "vigie put: a bad line is a usage error (2)" "$(printf 'cli-res temp\n' | V put --file - 2>/dev/null; echo $?)" 2
+# strtod's other numbers: hex (0x10 was stored as 16), blanks, infinity
+for v in 0x10 ' 5' -inf infinity 1e999 nan; do
+  eq "vigie put: VALUE '$v' is a usage error (2)" "$(V put cli-res temp "$v" 2>/dev/null; echo $?)" 2
+done
 eq "vigie put: another project's resource is an API error (1)" \
   "$(V put "$WEB" x 1 >/dev/null 2>&1; echo $?)" 1
 

@@ -190,6 +190,36 @@ static void test_matchers_scope_limits_persistence(void **state)
 			json_decref(j);
 		}
 	}
+	/* the end given twice (ends_at and duration: one was dropped without
+	 * a word, the silence ending where the caller did not say), or in a
+	 * JSON type it does not take (a number: answered as if absent): the
+	 * error names the field that is wrong */
+	{
+		static const char *const twice[][2] = {
+			{"\"ends_at\":\"+2h\",\"duration\":\"1h\"", "duration"},
+			{"\"duration\":3600", "duration"},
+			{"\"duration\":[\"1h\"]", "duration"},
+			{"\"ends_at\":1795676400", "ends_at"},
+		};
+		for (size_t i = 0; i < sizeof(twice) / sizeof(twice[0]); i++) {
+			char in[256];
+			size_t k;
+			json_t *e;
+			int named = 0;
+			snprintf(in, sizeof(in),
+				 "{\"matchers\":{\"host\":\"h\"},%s,"
+				 "\"created_by\":\"ops\",\"comment\":\"x\"}",
+				 twice[i][0]);
+			j = mk(s, "p1", in, &rc);
+			assert_int_equal(rc, -EINVAL);
+			assert_int_equal(json_array_size(j), 1);
+			json_array_foreach(j, k, e)
+				named |= !strcmp(
+					json_string_value(json_object_get(e, "field")), twice[i][1]);
+			assert_true(named);
+			json_decref(j);
+		}
+	}
 	j = mk(s, "p1", "{\"matchers\":{\"project\":\"p2\"},\"duration\":\"1h\","
 			"\"created_by\":\"eve\",\"comment\":\"x\"}",
 	       &rc);

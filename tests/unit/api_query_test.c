@@ -9,12 +9,14 @@
  * Data (hand-built batches, one poll a minute, k = 0..20 at T0 + 60k; the
  * RRD row named T0+60(k-1) holds the value written at T0+60k):
  *   vm-a  instance p1 h1 small  cpu.util = k       cpu.time = 30k (0.5 s/s)
+ *                                app.queue = 3 (not in the catalogue)
  *   vm-b  instance p1 h2 large  cpu.util = 2k      cpu.time = 60k (1 s/s)
  *   vm-c  instance p2 h1 small  cpu.util = 100-k
  *   vm-d  instance p2 h2 small  cpu.util = 50, ended at the last poll
  *   vm-a-vda disk of vm-a (p1)  disk.read.bytes = 1000k
  *   q"x\y instance p2 h1        memory.used = 7   (hostile characters)
- *   h1    host (default)        memory.used = 5e9
+ *   h1    host (default)        memory.used = 5e9  host.load.1 = k/4
+ *                                app.queue = 4
  */
 #include <errno.h>
 #include <math.h>
@@ -369,6 +371,7 @@ static int write_data(void)
 		vg_batch_attr(b, "az", "zone-a");
 		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, k);
 		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 30.0 * k);
+		vg_batch_sample(b, "app.queue", VG_KIND_GAUGE, 3);
 		vg_batch_resource(b, VG_RT_DISK, "vm-a-vda", "vda", "vm-a", t);
 		vg_batch_identity(b, "p1", "u1", NULL);
 		vg_batch_sample(b, "disk.read.bytes", VG_KIND_COUNTER, 1000.0 * k);
@@ -381,6 +384,8 @@ static int write_data(void)
 		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 7);
 		vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t);
 		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 5e9);
+		vg_batch_sample(b, "host.load.1", VG_KIND_GAUGE, k / 4.0);
+		vg_batch_sample(b, "app.queue", VG_KIND_GAUGE, 4);
 		if (fx_data_write(&d, b))
 			return -1;
 
@@ -600,6 +605,11 @@ static void test_tokens_api(void **state)
 			fail_msg("POST %s: HTTP %ld (%s)", bad[i], a.status, a.body);
 		fx_answer_free(&a);
 	}
+	/* the project "*" (every project, to silences and alarm selectors) is
+	 * refused as the project, not as the name the request never gave */
+	assert_int_equal(call("POST", "/v1/tokens", tok_admin, "{\"project\":\"*\"}", &a), 400);
+	assert_non_null(strstr(a.body, "bad project"));
+	fx_answer_free(&a);
 	assert_int_equal(call("POST", "/v1/tokens", tok_admin, NULL, &a), 400);
 	fx_answer_free(&a);
 	char *big = malloc(70000);
@@ -805,9 +815,48 @@ static void test_aggregates(void **state)
 	assert_true(fabs(at(json_array_get(json_object_get(a.json, "groups"), 0), 5) -
 			 1000.0 / 60) < 1e-6);
 	fx_answer_free(&a);
+	/* a host metric without a type is aggregated over the hosts (it was
+	 * over instances, which never have it: always no groups) */
+	assert_int_equal(GET("/v1/aggregates?metric=host.load.1&granularity=60" RANGE,
+			     tok_admin, &a),
+			 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "type")), "host");
+	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "count");
+	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 1);
+	g = json_array_get(json_object_get(a.json, "groups"), 0);
+	assert_int_equal(json_integer_value(json_object_get(g, "resources")), 1);
+	assert_true(fabs(at(g, 8) - 2) < 1e-9);
+	fx_answer_free(&a);
+	/* named explicitly, another type has no such series: no groups */
+	assert_int_equal(GET("/v1/aggregates?metric=host.load.1&type=instance" RANGE,
+			     tok_admin, &a),
+			 200);
+	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 0);
+	fx_answer_free(&a);
+	/* memory.used is in the catalogue for instances only, so the host's
+	 * own memory.used series stays out of the default */
+	assert_int_equal(GET("/v1/aggregates?metric=memory.used&aggregation=sum&granularity=60" RANGE,
+			     tok_admin, &a),
+			 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "type")), "instance");
+	g = json_array_get(json_object_get(a.json, "groups"), 0);
+	assert_int_equal(json_integer_value(json_object_get(g, "resources")), 1);
+	assert_true(at(g, 5) == 7);
+	fx_answer_free(&a);
+	/* a non-catalogue metric: every type that has it ("type": null) */
+	assert_int_equal(GET("/v1/aggregates?metric=app.queue&aggregation=sum&granularity=60" RANGE,
+			     tok_admin, &a),
+			 200);
+	assert_true(json_is_null(json_object_get(a.json, "type")));
+	assert_string_equal(json_string_value(json_object_get(a.json, "unit")), "");
+	g = json_array_get(json_object_get(a.json, "groups"), 0);
+	assert_int_equal(json_integer_value(json_object_get(g, "resources")), 2);
+	assert_true(at(g, 5) == 7);
+	fx_answer_free(&a);
 	/* a metric nobody has: no groups */
 	assert_int_equal(GET("/v1/aggregates?metric=nope" RANGE, tok_admin, &a), 200);
 	assert_int_equal(json_array_size(json_object_get(a.json, "groups")), 0);
+	assert_true(json_is_null(json_object_get(a.json, "type")));
 	fx_answer_free(&a);
 
 	expect("/v1/aggregates", tok_admin, 400, "missing parameter 'metric'");

@@ -415,11 +415,48 @@ static void test_table_cells(void **state)
 	free(buf);
 }
 
+/* --output csv: ids and names are the tenants' own; a cell a spreadsheet
+ * would run as a formula stays text (a leading '), numbers, times and the
+ * empty cell's "-" stay as they are */
+static void test_csv_formulas(void **state)
+{
+	static const char *const hdr[] = {"ID", "V"};
+	const char *rows[][2] = {
+		{"=HYPERLINK(\"http://x.example/\",\"y\")", "-1.5"},
+		{"@SUM(1)", "-2e-05"},
+		{"+1+1", "+3"},
+		{"-1+cmd|' /C calc'!A0", NULL},
+		{"-inf", "2026-12-05T21:00:00Z"},
+		{"-0x10", "-"},
+	};
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct vg_table *t = vg_table_new(2, hdr, NULL);
+
+	(void)state;
+	assert_int_equal(vg_cli_set_output("csv"), 0);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		vg_table_add(t, rows[i]);
+	vg_table_print_free(t, f);
+	fclose(f);
+	vg_cli_set_output("table");
+	assert_string_equal(buf, "ID,V\r\n"
+				 "\"'=HYPERLINK(\"\"http://x.example/\"\",\"\"y\"\")\",-1.5\r\n"
+				 "'@SUM(1),-2e-05\r\n"
+				 "'+1+1,+3\r\n"
+				 "'-1+cmd|' /C calc'!A0,-\r\n"
+				 "'-inf,2026-12-05T21:00:00Z\r\n"
+				 "'-0x10,-\r\n");
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest pure[] = {
 		cmocka_unit_test(test_renderer),
 		cmocka_unit_test(test_table_cells),
+		cmocka_unit_test(test_csv_formulas),
 	};
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_resources_table),

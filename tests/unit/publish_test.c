@@ -128,6 +128,13 @@ static void test_point_refused(void **state)
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"type\":\"disk\",\"value\":1}", "bad type");
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"value\":\"NaN\"}", "finite");
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"value\":null}", "finite");
+	/* finite but past what the RRD files keep (value x seconds is an
+	 * infinite sum, stored as unknown: a 200 read back as null) */
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"value\":1e307}", "beyond");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"value\":-1.7976931348623157e308}",
+		"beyond");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"kind\":\"counter\",\"value\":1.1e300}",
+		"beyond");
 	/* a counter is a total: a negative one is refused, zero and a
 	 * negative gauge are taken */
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"kind\":\"counter\",\"value\":-1}",
