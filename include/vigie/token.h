@@ -80,6 +80,12 @@ int vg_token_create(struct vg_token_store *ts, const char *project,
 		    const char *name, int64_t now_ms, char *token_out,
 		    json_t **info);
 
+/* 1 when project may scope a new token: 1..VG_TOKEN_PROJECT_MAX bytes
+ * of vg_name_valid text, not "*" (every project to silences and
+ * selectors), and not beginning or ending with a space (" acme" lists,
+ * and reads in a log, as "acme" but is another tenant). Thread-safe. */
+int vg_token_project_ok(const char *project);
+
 /* Every token, oldest first, as a new JSON array (caller decrefs):
  * [{"id","name","scope":"admin"|"project","project":null|"p",
  *   "created":"ISO","revoked":null|"ISO"}]. 0 or -errno. */

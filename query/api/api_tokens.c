@@ -220,8 +220,8 @@ int vg_api_h_tokens_create(struct vg_http_req *req, struct vg_http_resp *resp)
 	rc = vg_token_create(vg_api_tokens(req->ctx), project, name, req->now_ms,
 			     token, &info);
 	if (rc == -EINVAL) {
-		int bad_project = project && (strlen(project) > VG_TOKEN_PROJECT_MAX ||
-					      !vg_name_valid(project));
+		int bad_project = project && !vg_token_project_ok(project);
+		size_t plen = project ? strlen(project) : 0;
 		if (project && !strcmp(project, "*")) {
 			json_decref(body);
 			return vg_http_reply_error(resp, 400,
@@ -229,6 +229,13 @@ int vg_api_h_tokens_create(struct vg_http_req *req, struct vg_http_resp *resp)
 						   "alarm selectors it is every "
 						   "project (an admin token sees "
 						   "them all)");
+		}
+		if (bad_project && plen && (project[0] == ' ' || project[plen - 1] == ' ')) {
+			json_decref(body);
+			return vg_http_reply_error(resp, 400,
+						   "bad project: it begins or ends with a "
+						   "space (\" acme\" would read as \"acme\" "
+						   "but be another project)");
 		}
 		json_decref(body);
 		return vg_http_reply_error(resp, 400,

@@ -608,6 +608,14 @@ static int describe_locked(struct vg_token_store *ts, const char *id,
 	return rc;
 }
 
+int vg_token_project_ok(const char *project)
+{
+	size_t n = project ? strlen(project) : 0;
+
+	return n && n <= VG_TOKEN_PROJECT_MAX && vg_name_valid(project) &&
+	       strcmp(project, "*") && project[0] != ' ' && project[n - 1] != ' ';
+}
+
 static int name_ok(const char *name)
 {
 	return !name || !*name ||
@@ -662,9 +670,7 @@ int vg_token_create(struct vg_token_store *ts, const char *project,
 	if (!ts || !token_out)
 		return -EINVAL;
 	token_out[0] = '\0';
-	if ((project && (strlen(project) > VG_TOKEN_PROJECT_MAX ||
-			 !vg_name_valid(project) || !strcmp(project, "*"))) ||
-	    !name_ok(name))
+	if ((project && !vg_token_project_ok(project)) || !name_ok(name))
 		return -EINVAL;
 	pthread_mutex_lock(&ts->db_lock);
 	for (int attempt = 0; attempt < 3; attempt++) {
@@ -913,7 +919,13 @@ int vg_token_command_state(const char *data_dir, const char *state_url,
 	}
 	if (!strcmp(sub, "create")) {
 		rc = vg_token_create(ts, project, name, vg_now_ms(), token, &j);
-		if (rc == -EINVAL)
+		size_t pl = project ? strlen(project) : 0;
+		if (rc == -EINVAL && name_ok(name) && pl &&
+		    (project[0] == ' ' || project[pl - 1] == ' '))
+			fprintf(err, "vigie-collector token create: bad project name: it "
+				     "begins or ends with a space (\" acme\" would read "
+				     "as \"acme\" but be another project)\n");
+		else if (rc == -EINVAL)
 			fprintf(err, "vigie-collector token create: bad %s\n",
 				name_ok(name) ? "project name" : "token name");
 		else if (rc)

@@ -224,6 +224,10 @@ static void test_create_verify_revoke(void **state)
 	assert_int_equal(vg_token_create(ts, "", NULL, 0, bad, NULL), -EINVAL);
 	assert_int_equal(vg_token_create(ts, "a\nb", NULL, 0, bad, NULL), -EINVAL);
 	assert_int_equal(vg_token_create(ts, "p", "x\ty", 0, bad, NULL), -EINVAL);
+	/* " p" lists as "p" but is another tenant */
+	assert_int_equal(vg_token_create(ts, " p", NULL, 0, bad, NULL), -EINVAL);
+	assert_int_equal(vg_token_create(ts, "p ", NULL, 0, bad, NULL), -EINVAL);
+	assert_int_equal(vg_token_create(ts, "a b", NULL, 0, bad, NULL), 0);
 	vg_token_store_close(ts);
 	vg_token_store_close(NULL);
 }
@@ -461,6 +465,10 @@ static void test_command(void **state)
 			     "--project", "a\nb", NULL),
 			 1);
 	assert_non_null(strstr(err, "bad project"));
+	assert_int_equal(run(d2, out, sizeof(out), err, sizeof(err), "token", "create",
+			     "--project", " acme", NULL),
+			 1);
+	assert_non_null(strstr(err, "begins or ends with a space"));
 }
 
 int main(void)
