@@ -82,7 +82,7 @@ int vg_api_parse_statistics(const char *s, struct vg_api_stat *out,
 			 * p1e1 as p10, answered under the name asked */
 			size_t digits = strspn(item + 1, "0123456789.");
 			if (!*e && !item[1 + digits] && (!dot || !strchr(dot + 1, '.')) &&
-			    v > 0 && v <= 100 &&
+			    v >= 0 && v <= 100 &&
 			    (!dot || strlen(dot + 1) <= 3)) {
 				st.kind = VG_API_STAT_PERCENTILE;
 				st.p = v;

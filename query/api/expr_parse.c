@@ -376,7 +376,7 @@ static int fn_lookup(const char *name, double *pct)
 		char *end;
 		double v = strtod(name + 1, &end);
 		const char *dot = strchr(name, '.');
-		if (*end || !(v > 0 && v <= 100) || (dot && strlen(dot + 1) > 3))
+		if (*end || !(v >= 0 && v <= 100) || (dot && strlen(dot + 1) > 3))
 			return -2;
 		*pct = v;
 		return VG_FN_PCT;
@@ -556,7 +556,7 @@ static int parse_call(struct parser *p, struct vg_expr_node **out)
 
 	if (fn == -2)
 		return fail(p, p->tpos, "bad percentile '%.32s' (p followed by "
-					"0 < NN <= 100, up to 3 decimals)",
+					"0 <= NN <= 100, up to 3 decimals)",
 			    p->sval);
 	if (fn < 0)
 		return fail(p, p->tpos, "unknown function '%.64s' (one of: "

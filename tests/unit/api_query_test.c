@@ -78,8 +78,11 @@ static void test_parse_statistics(void **state)
 						 sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "unknown statistic 'Median'"));
-	assert_int_equal(vg_api_parse_statistics("p0", st, 16, &n, err, sizeof(err)),
-			 -EINVAL);
+	/* p0 as an alarm takes it (alarms.md: p0 to p100): the smallest value */
+	assert_int_equal(vg_api_parse_statistics("p0", st, 16, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(st[0].kind, VG_API_STAT_PERCENTILE);
+	assert_true(st[0].p == 0);
 	assert_int_equal(vg_api_parse_statistics("p101", st, 16, &n, err, sizeof(err)),
 			 -EINVAL);
 	assert_int_equal(vg_api_parse_statistics("p9x", st, 16, &n, err, sizeof(err)),
@@ -108,6 +111,7 @@ static void test_percentile(void **state)
 	const double v[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
 
 	(void)state;
+	assert_true(vg_api_percentile(v, 10, 0) == 1);
 	assert_true(vg_api_percentile(v, 10, 50) == 5);
 	assert_true(vg_api_percentile(v, 10, 90) == 9);
 	assert_true(vg_api_percentile(v, 10, 99) == 10);

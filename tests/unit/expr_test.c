@@ -91,6 +91,8 @@ static void test_parse(void **state)
 	assert_non_null(strstr(err, "unterminated"));
 	assert_int_equal(perr("top(a, 0)", err, sizeof(err)), 7);
 	assert_int_equal(perr("p101(a)", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "0 <= NN <= 100"));
+	assert_int_equal(perr("p0(a)", err, sizeof(err)), -1); /* the minimum */
 	assert_int_equal(perr("a $ b", err, sizeof(err)), 2);
 	assert_int_equal(perr("sum(a, by=id)", err, sizeof(err)), 7);
 	assert_int_equal(perr("a{type=\"vm\"}", err, sizeof(err)), 7);
