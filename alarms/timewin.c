@@ -30,12 +30,19 @@ struct cron {
 
 static const int lo[5] = {0, 0, 1, 1, 0}, hi[5] = {59, 23, 31, 12, 7};
 
+/* Bytes of one field: room for every minute listed with its leading
+ * zero ("00,01,...,59" is 179) and for ranges with steps; a 64-byte
+ * buffer refused a plain list of the 60 minutes. */
+#define CRON_FIELD_MAX 512
+
 static int field(const char *s, size_t len, int i, uint64_t *mask, int *star)
 {
-	char buf[64], *save = NULL, *part;
+	char buf[CRON_FIELD_MAX + 1], *save = NULL, *part;
 
-	if (!len || len >= sizeof(buf))
+	if (!len)
 		return -EINVAL;
+	if (len > CRON_FIELD_MAX)
+		return -E2BIG;
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	*mask = 0;
@@ -62,6 +69,8 @@ static int field(const char *s, size_t len, int i, uint64_t *mask, int *star)
 			step = strtol(p + 1, &end, 10);
 			if (end == p + 1 || step < 1)
 				return -EINVAL;
+			if (step > 64)
+				step = 64; /* one value: and v += step cannot overflow */
 			p = end;
 		}
 		if (*p || a < lo[i] || b > hi[i] || a > b)
@@ -82,8 +91,9 @@ static int cron_parse(const char *s, struct cron *c)
 		while (*s == ' ')
 			s++;
 		size_t len = strcspn(s, " ");
-		if (field(s, len, i, &c->f[i], &star[i]))
-			return -EINVAL;
+		int rc = field(s, len, i, &c->f[i], &star[i]);
+		if (rc)
+			return rc;
 		s += len;
 	}
 	while (*s == ' ')
@@ -150,7 +160,14 @@ int vg_alarm_timewin_parse(const json_t *v, json_t **out, char *err, size_t errl
 				snprintf(err, errlen, "[%zu]: unknown field '%.60s'", i, k);
 				goto bad;
 			}
-		if (!start || cron_parse(start, &c)) {
+		int crc = start ? cron_parse(start, &c) : -EINVAL;
+		if (crc == -E2BIG) {
+			snprintf(err, errlen, "[%zu].start: a field of the cron expression "
+					      "is longer than %d bytes",
+				 i, CRON_FIELD_MAX);
+			goto bad;
+		}
+		if (crc) {
 			snprintf(err, errlen, "[%zu].start: must be a cron expression of "
 					      "five fields, like \"0 9 * * 1-5\"",
 				 i);

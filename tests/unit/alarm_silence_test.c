@@ -27,6 +27,7 @@
 #include <cmocka.h>
 #include <microhttpd.h>
 
+#include "alarms/timewin.h"
 #include "vigie/alarm_engine.h"
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_silence.h"
@@ -619,6 +620,44 @@ static json_t *last_transition(struct vg_alarm_engine *e, const char *ref)
 	return d;
 }
 
+/* A list of every value of a field is a cron field: "0,1,...,59" (169
+ * bytes) was refused as "not a cron expression" by a 64-byte buffer. A
+ * longer field is refused with the limit named. */
+static void test_cron_lists(void **state)
+{
+	char start[1200], err[256];
+	json_t *tc, *out = NULL;
+	size_t o = 0;
+	int64_t t;
+
+	(void)state;
+	for (int m = 0; m < 60; m++)
+		o += (size_t)snprintf(start + o, sizeof(start) - o, "%s%02d", m ? "," : "", m);
+	snprintf(start + o, sizeof(start) - o, " 9 * * *");
+	tc = json_pack("[{s:s,s:i}]", "start", start, "duration", 60);
+	err[0] = '\0';
+	if (vg_alarm_timewin_parse(tc, &out, err, sizeof(err)))
+		fail_msg("%s", err);
+	/* 09:37Z is inside (minute 37 listed), 10:37Z is not */
+	assert_int_equal(vg_time_parse("2026-11-18T09:37:30Z", 0, &t), 0);
+	assert_int_equal(vg_alarm_timewin_inside(out, t), 1);
+	assert_int_equal(vg_time_parse("2026-11-18T10:37:30Z", 0, &t), 0);
+	assert_int_equal(vg_alarm_timewin_inside(out, t), 0);
+	json_decref(out);
+	json_decref(tc);
+	/* a field past the limit: the message names it */
+	o = 0;
+	for (int m = 0; m < 300; m++)
+		o += (size_t)snprintf(start + o, sizeof(start) - o, "%s1", m ? "," : "");
+	snprintf(start + o, sizeof(start) - o, " 9 * * *");
+	tc = json_pack("[{s:s,s:i}]", "start", start, "duration", 60);
+	out = NULL;
+	assert_int_equal(vg_alarm_timewin_parse(tc, &out, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "longer than 512 bytes"));
+	assert_null(out);
+	json_decref(tc);
+}
+
 static void test_time_constraints(void **state)
 {
 	struct vg_alarm_engine *e;
@@ -961,6 +1000,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_silenced_not_delivered_across_sigkill,
 						setup, teardown),
+		cmocka_unit_test(test_cron_lists),
 		cmocka_unit_test_setup_teardown(test_time_constraints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inhibition, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_end_of_silence_notifies_once, setup,
