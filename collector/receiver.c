@@ -321,6 +321,10 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 		__atomic_load_n(&r->stats.hold_marks_refused, __ATOMIC_RELAXED);
 	out->hold_marks_failed =
 		__atomic_load_n(&r->stats.hold_marks_failed, __ATOMIC_RELAXED);
+	out->hold_marks_renew_failed =
+		__atomic_load_n(&r->stats.hold_marks_renew_failed, __ATOMIC_RELAXED);
+	out->hold_marks_clear_failed =
+		__atomic_load_n(&r->stats.hold_marks_clear_failed, __ATOMIC_RELAXED);
 }
 
 void vg_receiver_stats_fn(void *ctx, struct vg_receiver_stats *out)
@@ -743,9 +747,13 @@ static void tend_marks(struct vg_receiver *r, int64_t now)
 		r->hold_renewed_ms = now;
 		return;
 	}
+	int renewing = vg_store_holding(r->o.store);
+	count(renewing ? &r->stats.hold_marks_renew_failed
+		       : &r->stats.hold_marks_clear_failed,
+	      1);
 	vg_log_limited(VG_LOG_WARN, &r->n_hold_err,
 		       "registry: cannot %s this collector's holding marks: %s",
-		       vg_store_holding(r->o.store) ? "renew" : "clear",
+		       renewing ? "renew" : "clear",
 		       vg_registry_last_error(r->o.registry));
 }
 

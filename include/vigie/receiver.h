@@ -93,6 +93,12 @@ struct vg_receiver_stats {
 	 * batch first), or the write failed (answered RETRY) */
 	uint64_t hold_marks_refused;
 	uint64_t hold_marks_failed;
+	/* renewals and clears of this collector's holding marks that failed
+	 * in the state database (each retried at the next tick: a mark not
+	 * renewed lapses one ttl after its last renewal, one not cleared
+	 * keeps its hosts from moving until it does) */
+	uint64_t hold_marks_renew_failed;
+	uint64_t hold_marks_clear_failed;
 };
 
 struct vg_receiver_options {

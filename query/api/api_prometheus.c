@@ -382,6 +382,14 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "Holding marks whose write failed in the state database; "
 		    "the batch was answered RETRY",
 		    (double)cs.hold_marks_failed);
+		one(b, "vigie_receiver_hold_marks_renew_failed_total", "counter",
+		    "Renewals of this collector's holding marks that failed in "
+		    "the state database (retried at the next tick)",
+		    (double)cs.hold_marks_renew_failed);
+		one(b, "vigie_receiver_hold_marks_clear_failed_total", "counter",
+		    "Clears of this collector's holding marks that failed in "
+		    "the state database (retried at the next tick)",
+		    (double)cs.hold_marks_clear_failed);
 		one(b, "vigie_collector_resources_foreign_total", "counter",
 		    "Host, host disk, host NIC and host file system resources "
 		    "of another host than their batch's, dropped",

@@ -40,6 +40,7 @@
 
 #include "vigie/batch.h"
 #include "vigie/config.h"
+#include "vigie/db.h"
 #include "vigie/dispatch.h"
 #include "vigie/log.h"
 #include "vigie/receiver.h"
@@ -896,6 +897,25 @@ static void test_hold_marks(void **state)
 	assert_int_equal(count_lines(logpath, "is written; this collector's hosts "
 					      "may move again"),
 			 1);
+
+	/* the marks cannot be cleared (their table is gone from under the
+	 * registry): each failed try is counted, and the clear succeeds
+	 * once the table is back. The loop left the daemon down and the
+	 * host marked. */
+	struct vg_db *db = st_db(f->surl, f->dir, "registry.db");
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.hold_marks_clear_failed, 0);
+	assert_int_equal(cs.hold_marks_renew_failed, 0);
+	assert_int_equal(vg_db_exec(db, "ALTER TABLE held RENAME TO held_away"), 0);
+	assert_int_equal(hrd_restart(&f->daemon), 0);
+	for (int i = 0; i < 600 && !cs.hold_marks_clear_failed; i++) {
+		usleep(100 * 1000);
+		vg_receiver_stats_fn(f->rx, &cs);
+	}
+	assert_true(cs.hold_marks_clear_failed >= 1);
+	assert_int_equal(vg_db_exec(db, "ALTER TABLE held_away RENAME TO held"), 0);
+	vg_db_close(db);
+	assert_int_equal(wait_held(f->watch, 0), 0);
 }
 
 /* A job: records its thread, hands a batch to the dispatch chain. */
