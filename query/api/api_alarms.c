@@ -602,14 +602,24 @@ int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (vg_api_tokens(req->ctx) &&
 	    vg_api_bearer_token(req->authorization, s->token) == 0)
 		s->ts = vg_api_tokens(req->ctx);
+	/* vg_http_reply_stream owns s from here, even when it fails (it
+	 * runs sse_release then): nothing to free on this path */
 	rc = vg_http_reply_stream(resp, 200, "text/event-stream", sse_read,
 				  sse_release, s, &stream);
 	if (rc)
 		return vg_http_reply_error(resp, 503, "out of memory");
-	vg_http_resp_header(resp, "X-Accel-Buffering", "no");
 	/* the stream handle stays valid until sse_release runs */
-	vg_alarm_hub_subscribe(hub_of(req), req->scope_project, last, sse_wake, stream,
-			       vg_now_ms(), &s->sub);
+	rc = vg_alarm_hub_subscribe(hub_of(req), req->scope_project, last, sse_wake,
+				    stream, vg_now_ms(), &s->sub);
+	if (rc)
+		/* replacing the reply releases the stream, and s with it
+		 * (sse_release); a stream without a subscription answered 200,
+		 * its greeting, and ended at once, and EventSource reconnects
+		 * every 3 s to the same */
+		return vg_http_reply_error(resp, 503, "%s",
+					   rc == -ESHUTDOWN ? "the collector is stopping"
+							    : "out of memory");
+	vg_http_resp_header(resp, "X-Accel-Buffering", "no");
 	return 0;
 }
 
