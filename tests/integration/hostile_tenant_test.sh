@@ -107,6 +107,13 @@ eq "a silence with a duration only is made" "$(post "$SHOP" /v1/silences "{$SIL,
 # ---- tokens: '*' is a bad project ----
 eq "POST /v1/tokens for project '*' is a 400" "$(post "$ADMIN" /v1/tokens '{"project":"*"}')" 400
 check "... that says the project is bad" grep -q 'bad project' "$TMP/body"
+# " acme" lists and logs as "acme" but would be another tenant
+eq "POST /v1/tokens for project ' acme' is a 400" "$(post "$ADMIN" /v1/tokens '{"project":" acme"}')" 400
+check "... that names the space" grep -q 'begins or ends with a space' "$TMP/body"
+eq "... and 'acme ' too" "$(post "$ADMIN" /v1/tokens '{"project":"acme "}')" 400
+eq "POST /v1/measures for project ' acme' is a 400" \
+  "$(post "$ADMIN" /v1/measures '{"project":" acme","measures":[{"resource":"r1","metric":"m","value":1}]}')" 400
+check "... that names the space" grep -q 'begins or ends with a space' "$TMP/body"
 
 # ---- invoices: the file name and the HTML's policy ----
 hdr() { as "$ADMIN" -D - -o /dev/null "$API/v1/invoices?month=$MONTH&$1" | tr -d '\r' | grep -i "^$2:"; }
