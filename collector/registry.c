@@ -140,6 +140,7 @@ enum {
 	ST_HOLD,
 	ST_HOLD_RENEW,
 	ST_HOLD_CLEAR,
+	ST_MARKS,
 	ST_ACK,
 	ST_RAISE_FLOOR,
 	ST_PRUNE,
@@ -207,6 +208,7 @@ static const char *const sql_text[ST_COUNT] = {
 		    "OR held.until_ms <= ?4",
 	[ST_HOLD_RENEW] = "UPDATE held SET until_ms = ?2 WHERE node = ?1",
 	[ST_HOLD_CLEAR] = "DELETE FROM held WHERE node = ?1",
+	[ST_MARKS] = "SELECT host, node, until_ms FROM held ORDER BY node, host",
 	/* ?1 host ?2 stream ?3 seq ?4 batch time: applies only to a seq
 	 * above the stored one (vg_db_changes tells), and then the stream
 	 * becomes the host's most recent (highest rank) */
@@ -474,6 +476,7 @@ struct vg_registry {
 	 * them ("" : none set) and how long one lasts unless renewed */
 	char holder[256];
 	int64_t hold_ttl_ms;
+	char held_by[256]; /* the holder vg_registry_seen last found */
 };
 
 static struct committed *committed_slot(struct vg_registry *r, const char *host,
@@ -673,8 +676,11 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 		/* a stream the host does not keep: new, or dropped long ago */
 		seen = time_ms <= vg_db_column_int64(s, 1);
 	}
-	if (!seen && !vg_db_column_is_null(s, 2))
+	if (!seen && !vg_db_column_is_null(s, 2)) {
+		const char *by = vg_db_column_text(s, 2);
 		seen = 2; /* another live collector holds the host's values */
+		snprintf(r->held_by, sizeof(r->held_by), "%s", by ? by : "");
+	}
 	vg_db_reset(s);
 	return seen;
 }
@@ -816,6 +822,54 @@ int vg_registry_hold_renew(struct vg_registry *r)
 int vg_registry_hold_clear(struct vg_registry *r)
 {
 	return holder_exec(r, ST_HOLD_CLEAR);
+}
+
+const char *vg_registry_held_by(const struct vg_registry *r)
+{
+	return r ? r->held_by : "";
+}
+
+int vg_registry_marks(struct vg_registry *r,
+		      int (*fn)(void *ctx, const char *host, const char *node,
+				int64_t until_ms),
+		      void *ctx)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r || !fn)
+		return -EINVAL;
+	if ((rc = stmt(r, ST_MARKS, &s)))
+		return rc;
+	while ((rc = vg_db_step(s)) == 1) {
+		const char *h = vg_db_column_text(s, 0), *n = vg_db_column_text(s, 1);
+		if ((rc = fn(ctx, h ? h : "", n ? n : "", vg_db_column_int64(s, 2))))
+			break;
+	}
+	vg_db_reset(s);
+	if (rc < 0)
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+	return rc < 0 ? map_err(rc) : rc;
+}
+
+int vg_registry_marks_release(struct vg_registry *r, const char *node,
+			      uint64_t *released)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r || !node || !node[0])
+		return -EINVAL;
+	if ((rc = stmt(r, ST_HOLD_CLEAR, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, node);
+	if ((rc = exec_done(s))) {
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+		return rc;
+	}
+	if (released)
+		*released = (uint64_t)vg_db_changes(r->db);
+	return 0;
 }
 
 /* The commit of rows (host, stream, seq, time) at once: ST_ACK's upsert

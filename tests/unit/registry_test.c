@@ -866,6 +866,77 @@ static void test_holding_marks(void **state)
 	vg_registry_close(c);
 }
 
+/* The operator's view of the holding marks and the release of a node
+ * that will never come back (`vigie-collector storage marks`): a mark
+ * lasts its holder's ttl past its last renewal whatever the holder's
+ * fate (a dead holder's journal may hold the values), so only a release
+ * frees its hosts sooner. */
+struct mark_row {
+	char host[64], node[64];
+	int64_t until_ms;
+};
+struct mark_rows {
+	struct mark_row row[8];
+	int n;
+};
+static int collect_mark(void *ctx, const char *host, const char *node, int64_t until_ms)
+{
+	struct mark_rows *m = ctx;
+
+	if (m->n == 8)
+		return 7; /* stops the walk, returned */
+	snprintf(m->row[m->n].host, sizeof(m->row[m->n].host), "%s", host);
+	snprintf(m->row[m->n].node, sizeof(m->row[m->n].node), "%s", node);
+	m->row[m->n++].until_ms = until_ms;
+	return 0;
+}
+
+static void test_marks_release(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *a = f->r, *b;
+	struct vg_registry_mark mk = {"h1", 7, 1, T0, 1};
+	struct mark_rows m = {0};
+	int64_t before = vg_now_ms();
+	uint64_t n = 99;
+	int rcs[1];
+	char err[256];
+
+	assert_int_equal(reg_open(f, &b, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_set_holder(a, "node-a", 6 * 3600 * 1000LL), 0);
+	assert_int_equal(vg_registry_set_holder(b, "node-b", 6 * 3600 * 1000LL), 0);
+	assert_int_equal(vg_registry_commit_group(a, &mk, 1, rcs), 0);
+	mk = (struct vg_registry_mark){"h2", 7, 1, T0, 1};
+	assert_int_equal(vg_registry_commit_group(a, &mk, 1, rcs), 0);
+	mk = (struct vg_registry_mark){"h3", 7, 1, T0, 1};
+	assert_int_equal(vg_registry_commit_group(b, &mk, 1, rcs), 0);
+	/* listed by node, then host, with the holder's time limit */
+	assert_int_equal(vg_registry_marks(b, collect_mark, &m), 0);
+	assert_int_equal(m.n, 3);
+	assert_string_equal(m.row[0].host, "h1");
+	assert_string_equal(m.row[0].node, "node-a");
+	assert_string_equal(m.row[1].host, "h2");
+	assert_string_equal(m.row[2].node, "node-b");
+	assert_true(m.row[0].until_ms >= before + 6 * 3600 * 1000LL);
+	/* the other collector answers node-a's hosts RETRY and says whose */
+	assert_string_equal(vg_registry_held_by(b), "");
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 2, T0 + 60000), 2);
+	assert_string_equal(vg_registry_held_by(b), "node-a");
+	/* node-a's disk is lost: released, node-b's mark stays */
+	assert_int_equal(vg_registry_marks_release(b, "node-a", &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 2, T0 + 60000), 0);
+	assert_int_equal(vg_registry_seen(a, "h3", 7, 2, T0 + 60000), 2);
+	assert_int_equal(vg_registry_marks_release(b, "node-a", &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(vg_registry_marks_release(b, "", &n), -EINVAL);
+	m.n = 0;
+	assert_int_equal(vg_registry_marks(a, collect_mark, &m), 0);
+	assert_int_equal(m.n, 1);
+	assert_string_equal(m.row[0].node, "node-b");
+	vg_registry_close(b);
+}
+
 /* Two collectors report the same resource at once with different
  * identities, one going back in time and one forward: whatever the
  * interleaving, the resource ends with the identity of the newest report
@@ -1562,6 +1633,7 @@ int main(void)
 		ST_BOTH(test_commit_group, setup, teardown),
 		ST_BOTH(test_commit_group_lock_order, setup, teardown),
 		ST_BOTH(test_holding_marks, setup, teardown),
+		ST_BOTH(test_marks_release, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
 		ST_BOTH(test_flush_seen_keyed, setup, teardown),
 		ST_BOTH(test_identity_race, setup, teardown),
