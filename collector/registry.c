@@ -59,8 +59,10 @@
  *    (an agent that re-sent it after a lost ack), exactly one applies it
  *    and the other learns it is a duplicate (vg_registry_commit returns
  *    1). vg_registry_seen before the store is an early answer, not the
- *    decision (it answers a stream this handle committed from memory:
- *    the next seq is new, an older one a duplicate, without a round trip):
+ *    decision (it answers a stream whose last commit this handle applied
+ *    from memory: the next seq is new, an older one a duplicate, without
+ *    a round trip; after a commit another collector applied first it
+ *    asks the database, which also reads the host's holding mark):
  *    both may have stored the batch's values, which is harmless
  *    because every write of a batch is idempotent (the RRD store skips
  *    times at or before a file's last update; the registry's upserts keep
@@ -489,7 +491,16 @@ static struct committed *committed_slot(struct vg_registry *r, const char *host,
 	return &r->committed[(h ^ (h >> 29)) % COMMITTED_SLOTS];
 }
 
-/* Note that (host, stream) is committed up to seq (or forget it: seq 0). */
+/* Note that this handle committed (host, stream) up to seq (or forget
+ * it: seq 0). Only a commit that applied is noted: one that found the
+ * batch committed by another collector forgets the stream, so that the
+ * host's next batch is checked in the database — with the holding mark
+ * that collector may hold. Answered from memory, the next seq would be
+ * taken here past that mark, while the other collector holds the host's
+ * previous batch for a daemon that is down: each would then hold values
+ * of the host for it, and whichever wrote first would make the other's
+ * older ones refused (docs/scaling.md, issue 15's window (b);
+ * registry_test test_same_batch_two_holders). */
 static void committed_note(struct vg_registry *r, const char *host,
 			   uint64_t stream, uint64_t seq)
 {
@@ -738,9 +749,11 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 			committed_note(r, host, stream, 0);
 			return rc;
 		}
-		/* applied, or committed already (at least up to seq) */
-		committed_note(r, host, stream, seq);
-		return vg_db_changes(r->db) > 0 ? 0 : 1;
+		/* applied: the next seq is answered from memory; committed
+		 * already, by another collector (see committed_note) */
+		applied = vg_db_changes(r->db) > 0;
+		committed_note(r, host, stream, applied ? seq : 0);
+		return !applied;
 	}
 	r->known = 0;
 	if ((rc = vg_db_begin(r->db)))
@@ -772,7 +785,7 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 		if (vg_db_in_transaction(r->db))
 			vg_db_rollback(r->db);
 	}
-	committed_note(r, host, stream, rc ? 0 : seq);
+	committed_note(r, host, stream, rc || !applied ? 0 : seq);
 	return rc ? rc : !applied;
 }
 
@@ -991,7 +1004,7 @@ int vg_registry_commit_group(struct vg_registry *r,
 			const struct vg_registry_mark *m = &mk[idx[j]];
 			if (rc)
 				rcs[idx[j]] = rc;
-			committed_note(r, m->host, m->stream, rc ? 0 : m->seq);
+			committed_note(r, m->host, m->stream, rcs[idx[j]] ? 0 : m->seq);
 		}
 	}
 	for (size_t i = 0; i < n; i++)
