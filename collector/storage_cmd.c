@@ -299,10 +299,12 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		"           NODE: delete NODE's, for a collector that will never\n"
 		"           come back (its journal is lost)\n";
 
-	/* `storage --help`, `storage stats --help`, `storage convert --help`
-	 * (move and flush answer their own) */
+	/* `storage --help`, `storage stats --help`, `storage convert --help`,
+	 * `storage marks --help` (move and flush answer their own) */
 	if ((argc == 2 && !strcmp(argv[1], "--help")) ||
-	    (argc == 3 && (!strcmp(argv[1], "stats") || !strcmp(argv[1], "convert")) &&
+	    (argc == 3 &&
+	     (!strcmp(argv[1], "stats") || !strcmp(argv[1], "convert") ||
+	      !strcmp(argv[1], "marks")) &&
 	     !strcmp(argv[2], "--help"))) {
 		fputs(usage, out);
 		return 0;

@@ -22,7 +22,9 @@
 # /v1/health; the daemon is restarted and the other collector must still
 # store none of the host's batches; the holder restarts, replays its
 # journal, clears its mark; the agent runs to the end; every series holds
-# one point per poll. Then `vigie-collector storage marks` lists a mark
+# one point per poll. held_host_kill_early_test.sh runs the same with
+# the holder started again before the daemon (HOLDER_FIRST=1). Then
+# `vigie-collector storage marks` lists a mark
 # of a node that will not return and `storage marks release` deletes it.
 # SKIP, with the reason, only when PostgreSQL or rrdcached cannot run.
 source "$(dirname "$0")/lib_shared_daemon.sh"
@@ -98,21 +100,46 @@ hj=$(curl -s --max-time 10 "http://127.0.0.1:${CH[$S]}/v1/health")
 eq "its /v1/health names the host held by the dead holder" \
   "$(jq -r '.cluster.held_elsewhere | "\(.host) \(.holder)"' <<<"$hj")" "$HOST $(holder)"
 
-# ---- the daemon is back, the holder is not: still nothing taken ----
-restart_rrdcached s "$RD_DIR" "$RD_PORT" -O -R || nok "the daemon restarts"
-RD_PID=$RRDCACHED_PID
-rs=$(metric "$S" vigie_collector_batches_received_total)
-check "the other collector gets the host's batches again" wait_for 30 received "$S" $((rs + 3))
-sleep $((2 * LEASE))
-eq "it still stored none of them" "$(metric "$S" vigie_collector_samples_received_total)" "$ss"
-eq "the mark still names the dead holder" "$(holder_idx)" "$P"
-
-# ---- the holder restarts: its journal's values, then its mark goes ----
-start_collector "c$P" --config "$TMP/c$P.conf"
-CPID[$P]=$COLLECTOR_PID
-check "the holder answers /v1/health again" wait_for 30 answers_health "${CH[$P]}"
+restart_holder() {
+  start_collector "c$P" --config "$TMP/c$P.conf"
+  CPID[$P]=$COLLECTOR_PID
+  check "the holder answers /v1/health again" wait_for 30 answers_health "${CH[$P]}"
+}
 unmarked() { [[ -z $(holder) ]]; }
-check "the holder wrote its journal's values and cleared its mark" wait_for 60 unmarked
+if [[ ${HOLDER_FIRST:-0} == 0 ]]; then
+  # ---- the daemon is back, the holder is not: still nothing taken ----
+  restart_rrdcached s "$RD_DIR" "$RD_PORT" -O -R || nok "the daemon restarts"
+  RD_PID=$RRDCACHED_PID
+  rs=$(metric "$S" vigie_collector_batches_received_total)
+  check "the other collector gets the host's batches again" wait_for 30 received "$S" $((rs + 3))
+  sleep $((2 * LEASE))
+  eq "it still stored none of them" "$(metric "$S" vigie_collector_samples_received_total)" "$ss"
+  eq "the mark still names the dead holder" "$(holder_idx)" "$P"
+
+  # ---- the holder restarts: its journal's values, then its mark goes ----
+  restart_holder
+  check "the holder wrote its journal's values and cleared its mark" wait_for 60 unmarked
+else
+  # ---- the holder is started again first, the daemon still down. Its
+  # start replays its journal, which needs the daemon: today it exits
+  # ("replaying the journal ... does not answer") and systemd starts it
+  # again every RestartSec (etc/systemd); a start that waited instead
+  # would renew the mark it left. Either way the mark must stay. ----
+  start_collector "c$P" --config "$TMP/c$P.conf"
+  CPID[$P]=$COLLECTOR_PID
+  up_or_gone() { answers_health "${CH[$P]}" || ! kill -0 "${CPID[$P]}" 2>/dev/null; }
+  wait_for 60 up_or_gone
+  kill -0 "${CPID[$P]}" 2>/dev/null && running=1 || running=0
+  diag "the holder started with the daemon down: $( ((running)) && echo running || echo exited)"
+  sleep $((2 * LEASE))
+  eq "the holder's mark stays while the daemon is down" "$(holder_idx)" "$P"
+  eq "the other collector stored none of the host's batches" \
+    "$(metric "$S" vigie_collector_samples_received_total)" "$ss"
+  restart_rrdcached s "$RD_DIR" "$RD_PORT" -O -R || nok "the daemon restarts"
+  RD_PID=$RRDCACHED_PID
+  ((running)) || restart_holder # as systemd would
+  check "the holder wrote its values and cleared its mark" wait_for 60 unmarked
+fi
 
 # ---- the agent runs to the end ----
 agent_ends "$AG" "$TMP/spool" 1500
