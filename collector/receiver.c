@@ -566,7 +566,10 @@ static uint8_t committed(struct vg_receiver *r, const struct vg_batch *b, int rc
 	if (rc == 1) {
 		/* another collector of the shared state committed it first
 		 * (the agent re-sent it after a lost ack): one of us counts
-		 * it; our writes of its values were idempotent */
+		 * it; our writes of its values were the same values (an RRD
+		 * refuses the second copy), and the registry reads the host's
+		 * next batch's check in the database, with its holding mark
+		 * (docs/scaling.md "Holding marks") */
 		count(&r->stats.batches_duplicate, 1);
 		vg_debug("duplicate batch %s stream %016llx seq %llu (committed "
 			 "elsewhere first)",

@@ -38,6 +38,7 @@
 #include "state_engines.h"
 
 #include "vigie/batch.h"
+#include "vigie/clock.h"
 #include "vigie/config.h"
 #include "vigie/dispatch.h"
 #include "vigie/log.h"
@@ -713,6 +714,7 @@ static void test_held_elsewhere(void **state)
 	char err[256];
 	int rc;
 
+	assert_int_equal(vg_receiver_held_elsewhere(f->rx, NULL, 0, NULL, 0), 0);
 	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &holder, err,
 						sizeof(err)),
 			 0);
@@ -725,6 +727,13 @@ static void test_held_elsewhere(void **state)
 	assert_int_equal(cs.batches_retry, 1);
 	assert_int_equal(cs.samples_received, 0);
 	assert_int_equal(__atomic_load_n(&f->grouper.inside, __ATOMIC_SEQ_CST), 0);
+	{ /* what /v1/health shows: the host, its holder, when */
+		char host[64], node[64];
+		assert_true(vg_receiver_held_elsewhere(f->rx, host, sizeof(host), node,
+						       sizeof(node)) >= vg_now_ms() - 60000);
+		assert_string_equal(host, "node1");
+		assert_string_equal(node, "other-node");
+	}
 	assert_int_equal(vg_registry_hold_clear(holder), 0);
 	expect(send_batch(f, 1, 2), VG_ACK_OK, STREAM, 1);
 	vg_receiver_stats_fn(f->rx, &cs);
