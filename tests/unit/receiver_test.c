@@ -82,6 +82,7 @@ struct fixture {
 	struct st_engine *e;
 	char surl[700];            /* the state URL: "" on sqlite */
 	struct vg_registry *other; /* another collector's handle, or NULL */
+	int other_holds;           /* its commit records a holding mark */
 	char dir[64];
 	char url[64];
 	struct vg_config cfg;
@@ -108,8 +109,13 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 
 	/* another collector of the shared state commits the same batch
 	 * while this one is storing it */
-	if (f->other)
+	if (f->other && f->other_holds) { /* holding values for a daemon */
+		struct vg_registry_mark mk = {b->host, b->stream, b->seq, b->time_ms, 1};
+		int rc;
+		vg_registry_commit_group(f->other, &mk, 1, &rc);
+	} else if (f->other) {
 		vg_registry_commit(f->other, b->host, b->stream, b->seq, b->time_ms);
+	}
 	g->nres = b->nres;
 	g->nsamples = b->nsamples;
 	g->nevents = b->nevents;
@@ -701,6 +707,40 @@ static void test_committed_elsewhere(void **state)
 	assert_int_equal(cs.samples_received, 2);
 }
 
+/* Issue 15 window (b) at the receiver: the agent re-sent a batch to this
+ * collector after a late ack while a storage daemon is down; the other
+ * collector commits it first, with its holding mark, while this one
+ * stores it (the gate). This one answers DUPLICATE; the host's next
+ * batch must then be answered RETRY (the other holds the one before for
+ * the daemon). Before the fix this collector answered it from memory as
+ * new and stored it past the mark (OK): two collectors holding the
+ * host's values for one daemon. */
+static void test_committed_elsewhere_held(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	struct vg_registry *other;
+	char err[256];
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &other, err, sizeof(err)),
+			 0);
+	assert_int_equal(vg_registry_set_holder(other, "other-node", 600000), 0);
+	f->other_holds = 1;
+	f->other = other;
+	expect(send_batch(f, 1, 2), VG_ACK_DUPLICATE, STREAM, 1);
+	f->other = NULL; /* the gate commits nothing more */
+	expect(send_batch(f, 2, 2), VG_ACK_RETRY, STREAM, 2);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.batches_held_elsewhere, 1);
+	assert_int_equal(cs.samples_received, 0);
+	/* the other wrote its values and cleared its mark: stored here */
+	assert_int_equal(vg_registry_hold_clear(other), 0);
+	expect(send_batch(f, 2, 2), VG_ACK_OK, STREAM, 2);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.samples_received, 2);
+	vg_registry_close(other);
+}
+
 /* Another collector holds values of the host that a storage daemon has
  * not taken (its holding mark): the host's batch is answered RETRY, no
  * consumer sees it, and it is counted; once the mark is cleared the same
@@ -1197,6 +1237,7 @@ int main(void)
 		ST_BOTH(test_foreign_host, setup, teardown),
 		ST_BOTH(test_committed_elsewhere, setup, teardown),
 		ST_BOTH(test_held_elsewhere, setup, teardown),
+		ST_BOTH(test_committed_elsewhere_held, setup, teardown),
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),
 		ST_BOTH(test_group_commit, setup, teardown),
