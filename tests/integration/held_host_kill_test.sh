@@ -29,7 +29,9 @@
 # SKIP, with the reason, only when PostgreSQL or rrdcached cannot run.
 source "$(dirname "$0")/lib_shared_daemon.sh"
 
-POLLS=${POLLS:-40}
+# 60 polls, 0.4 s apart: the agent still polls when the daemon is killed
+# after the set-up, even on a loaded machine
+POLLS=${POLLS:-60}
 DOMAINS=${DOMAINS:-3}
 ACK_MS=${ACK_MS:-1000}
 LEASE=2
@@ -100,10 +102,22 @@ hj=$(curl -s --max-time 10 "http://127.0.0.1:${CH[$S]}/v1/health")
 eq "its /v1/health names the host held by the dead holder" \
   "$(jq -r '.cluster.held_elsewhere | "\(.host) \(.holder)"' <<<"$hj")" "$HOST $(holder)"
 
+# restart_holder: start the holder again as systemd does
+# (Restart=on-failure): a start whose journal replay finds the daemon not
+# answering yet (restarting, or slow on a loaded machine) exits, and is
+# started again a moment later
+up_or_gone() { answers_health "${CH[$P]}" || ! kill -0 "${CPID[$P]}" 2>/dev/null; }
 restart_holder() {
-  start_collector "c$P" --config "$TMP/c$P.conf"
-  CPID[$P]=$COLLECTOR_PID
-  check "the holder answers /v1/health again" wait_for 30 answers_health "${CH[$P]}"
+  local tries
+  for tries in 1 2 3 4 5 6; do
+    start_collector "c$P" --config "$TMP/c$P.conf"
+    CPID[$P]=$COLLECTOR_PID
+    wait_for 180 up_or_gone # a start still running is never doubled
+    kill -0 "${CPID[$P]}" 2>/dev/null && break
+    diag "the holder's start $tries exited: $(grep -E ' error: ' "$TMP/c$P.log" | tail -1 | cut -c1-160)"
+    sleep 1
+  done
+  check "the holder answers /v1/health again" answers_health "${CH[$P]}"
 }
 unmarked() { [[ -z $(holder) ]]; }
 if [[ ${HOLDER_FIRST:-0} == 0 ]]; then
@@ -127,7 +141,6 @@ else
   # would renew the mark it left. Either way the mark must stay. ----
   start_collector "c$P" --config "$TMP/c$P.conf"
   CPID[$P]=$COLLECTOR_PID
-  up_or_gone() { answers_health "${CH[$P]}" || ! kill -0 "${CPID[$P]}" 2>/dev/null; }
   wait_for 60 up_or_gone
   kill -0 "${CPID[$P]}" 2>/dev/null && running=1 || running=0
   diag "the holder started with the daemon down: $( ((running)) && echo running || echo exited)"
