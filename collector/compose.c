@@ -718,8 +718,10 @@ int main(int argc, char **argv)
 	ro.max_future_ms = (int64_t)(cfg.collector_max_future_s * 1000);
 	if (cfg.state_url[0] && is_postgres(cfg.state_url)) {
 		/* holding marks (docs/scaling.md): named as the cluster names
-		 * this node, lasting one [cluster] lease, the liveness bound
-		 * of every node; written only by a store that writes through
+		 * this node, lasting [cluster] hold_max past their last
+		 * renewal, not the lease: a holder killed while its journal
+		 * holds the values keeps its hosts until it comes back and
+		 * writes them; written only by a store that writes through
 		 * and holds values a daemon has not taken */
 		char node[256];
 
@@ -727,7 +729,7 @@ int main(int argc, char **argv)
 			snprintf(node, sizeof(node), "%s", cfg.cluster_node);
 		else
 			vg_cluster_node_id(cfg.collector_listen, node, sizeof(node));
-		ro.hold_ttl_ms = (int64_t)(cfg.cluster_lease_s * 1000);
+		ro.hold_ttl_ms = (int64_t)(cfg.cluster_hold_max_s * 1000);
 		if (vg_registry_set_holder(reg, node, ro.hold_ttl_ms))
 			ro.hold_ttl_ms = 0;
 	}

@@ -82,7 +82,10 @@
  *    batches this collector acknowledges mark their hosts in the same
  *    commit (a batch whose mark cannot be written is answered RETRY,
  *    never acknowledged unmarked), and the marks are renewed until the
- *    store holds none, then cleared (tend_marks);
+ *    store holds none, then cleared (tend_marks; also at a clean stop
+ *    with none held). A collector that stops or dies holding values
+ *    keeps its marks ([cluster] hold_max): its journal has the values,
+ *    written at its next start;
  *  - a group holds at most VG_RECEIVER_GROUP_MAX messages and about
  *    VG_RECEIVER_GROUP_BYTES; never two batches of one (host, stream).
  *  - hostile input costs one log line per 1000 occurrences (vg_log_limited)
@@ -182,6 +185,11 @@ struct vg_receiver {
 	int holding;
 	int marked; /* a batch was committed with a mark since the last clear */
 	int64_t hold_renewed_ms;
+	/* the last batch answered RETRY for another's mark: its host, the
+	 * holder, when (wall ms; 0: never), under qlock (the API reads it) */
+	char held_host[VG_NAME_MAX + 1];
+	char held_node[256];
+	int64_t held_ms;
 	uint64_t store_errors_seen; /* write_errors already logged */
 	/* a group: its messages in arrival order; the ones held back to
 	 * the next group (same (host, stream) as one in it) move to carry */
@@ -325,6 +333,24 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 		__atomic_load_n(&r->stats.hold_marks_renew_failed, __ATOMIC_RELAXED);
 	out->hold_marks_clear_failed =
 		__atomic_load_n(&r->stats.hold_marks_clear_failed, __ATOMIC_RELAXED);
+	out->marks_holding = __atomic_load_n(&r->stats.marks_holding, __ATOMIC_RELAXED);
+}
+
+int64_t vg_receiver_held_elsewhere(struct vg_receiver *r, char *host, size_t hostlen,
+				   char *node, size_t nodelen)
+{
+	int64_t t;
+
+	if (!r)
+		return 0;
+	pthread_mutex_lock(&r->qlock);
+	t = r->held_ms;
+	if (host && hostlen)
+		snprintf(host, hostlen, "%s", r->held_host);
+	if (node && nodelen)
+		snprintf(node, nodelen, "%s", r->held_node);
+	pthread_mutex_unlock(&r->qlock);
+	return t;
 }
 
 void vg_receiver_stats_fn(void *ctx, struct vg_receiver_stats *out)
@@ -472,6 +498,12 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 			       b->host, (unsigned long long)b->seq);
 		count(&r->stats.batches_held_elsewhere, 1);
 		count(&r->stats.batches_retry, 1);
+		pthread_mutex_lock(&r->qlock); /* for /v1/health */
+		snprintf(r->held_host, sizeof(r->held_host), "%s", b->host);
+		snprintf(r->held_node, sizeof(r->held_node), "%s",
+			 vg_registry_held_by(r->o.registry));
+		r->held_ms = vg_now_ms();
+		pthread_mutex_unlock(&r->qlock);
 		*status = VG_ACK_RETRY;
 		return 1;
 	}
@@ -552,7 +584,10 @@ static uint8_t committed(struct vg_receiver *r, const struct vg_batch *b, int rc
 	if (rc == 1) {
 		/* another collector of the shared state committed it first
 		 * (the agent re-sent it after a lost ack): one of us counts
-		 * it; our writes of its values were idempotent */
+		 * it; our writes of its values were the same values (an RRD
+		 * refuses the second copy), and the registry reads the host's
+		 * next batch's check in the database, with its holding mark
+		 * (docs/scaling.md "Holding marks") */
 		count(&r->stats.batches_duplicate, 1);
 		vg_debug("duplicate batch %s stream %016llx seq %llu (committed "
 			 "elsewhere first)",
@@ -739,6 +774,7 @@ static void tend_marks(struct vg_receiver *r, int64_t now)
 					       "storage daemon is written; this "
 					       "collector's hosts may move again");
 			r->holding = r->marked = 0;
+			__atomic_store_n(&r->stats.marks_holding, 0, __ATOMIC_RELAXED);
 			return;
 		}
 	} else if (now - r->hold_renewed_ms < r->o.hold_ttl_ms / 3) {
@@ -1093,6 +1129,7 @@ static int run_group(struct vg_receiver *r, int take)
 		m->decided = 1;
 		if (hold && crc[j] >= 0 && !r->marked) {
 			r->holding = r->marked = 1;
+			__atomic_store_n(&r->stats.marks_holding, 1, __ATOMIC_RELAXED);
 			r->hold_renewed_ms = vg_monotonic_ms();
 			vg_log_limited(VG_LOG_INFO, &r->n_hold_set,
 				       "storage: batches of %s acknowledged with "
@@ -1124,6 +1161,7 @@ int vg_receiver_run(struct vg_receiver *r)
 	if (r->o.hold_ttl_ms > 0) {
 		r->holding = 1;
 		r->hold_renewed_ms = vg_monotonic_ms() - r->o.hold_ttl_ms;
+		__atomic_store_n(&r->stats.marks_holding, 1, __ATOMIC_RELAXED);
 	}
 	while (!r->stop) {
 		struct pollfd pfd[2] = {{.fd = rcvfd, .events = POLLIN},
@@ -1162,6 +1200,13 @@ int vg_receiver_run(struct vg_receiver *r)
 	for (size_t i = 0; i < r->ncarry; i++)
 		drop_msg(&r->carry[i]);
 	r->ncarry = 0;
+	/* A mark lasts [cluster] hold_max unless cleared: a collector
+	 * stopping with nothing held clears its marks now rather than keep
+	 * its hosts from the others until it starts again. One still
+	 * holding keeps them: its journal has the values, written at its
+	 * next start. */
+	if (r->holding && !vg_store_holding(r->o.store))
+		tend_marks(r, vg_monotonic_ms());
 	close_jobs(r);
 	return rc;
 }

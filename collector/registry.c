@@ -62,8 +62,10 @@
  *    (an agent that re-sent it after a lost ack), exactly one applies it
  *    and the other learns it is a duplicate (vg_registry_commit returns
  *    1). vg_registry_seen before the store is an early answer, not the
- *    decision (it answers a stream this handle committed from memory:
- *    the next seq is new, an older one a duplicate, without a round trip):
+ *    decision (it answers a stream whose last commit this handle applied
+ *    from memory: the next seq is new, an older one a duplicate, without
+ *    a round trip; after a commit another collector applied first it
+ *    asks the database, which also reads the host's holding mark):
  *    both may have stored the batch's values, which is harmless
  *    because every write of a batch is idempotent (the RRD store skips
  *    times at or before a file's last update; the registry's upserts keep
@@ -143,6 +145,7 @@ enum {
 	ST_HOLD,
 	ST_HOLD_RENEW,
 	ST_HOLD_CLEAR,
+	ST_MARKS,
 	ST_ACK,
 	ST_RAISE_FLOOR,
 	ST_PRUNE,
@@ -212,6 +215,7 @@ static const char *const sql_text[ST_COUNT] = {
 		    "OR held.until_ms <= ?4",
 	[ST_HOLD_RENEW] = "UPDATE held SET until_ms = ?2 WHERE node = ?1",
 	[ST_HOLD_CLEAR] = "DELETE FROM held WHERE node = ?1",
+	[ST_MARKS] = "SELECT host, node, until_ms FROM held ORDER BY node, host",
 	/* ?1 host ?2 stream ?3 seq ?4 batch time: applies only to a seq
 	 * above the stored one (vg_db_changes tells), and then the stream
 	 * becomes the host's most recent (highest rank) */
@@ -500,6 +504,7 @@ struct vg_registry {
 	 * them ("" : none set) and how long one lasts unless renewed */
 	char holder[256];
 	int64_t hold_ttl_ms;
+	char held_by[256]; /* the holder vg_registry_seen last found */
 };
 
 static struct committed *committed_slot(struct vg_registry *r, const char *host,
@@ -512,7 +517,16 @@ static struct committed *committed_slot(struct vg_registry *r, const char *host,
 	return &r->committed[(h ^ (h >> 29)) % COMMITTED_SLOTS];
 }
 
-/* Note that (host, stream) is committed up to seq (or forget it: seq 0). */
+/* Note that this handle committed (host, stream) up to seq (or forget
+ * it: seq 0). Only a commit that applied is noted: one that found the
+ * batch committed by another collector forgets the stream, so that the
+ * host's next batch is checked in the database — with the holding mark
+ * that collector may hold. Answered from memory, the next seq would be
+ * taken here past that mark, while the other collector holds the host's
+ * previous batch for a daemon that is down: each would then hold values
+ * of the host for it, and whichever wrote first would make the other's
+ * older ones refused (docs/scaling.md, issue 15's window (b);
+ * registry_test test_same_batch_two_holders). */
 static void committed_note(struct vg_registry *r, const char *host,
 			   uint64_t stream, uint64_t seq)
 {
@@ -699,8 +713,11 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 		/* a stream the host does not keep: new, or dropped long ago */
 		seen = time_ms <= vg_db_column_int64(s, 1);
 	}
-	if (!seen && !vg_db_column_is_null(s, 2))
+	if (!seen && !vg_db_column_is_null(s, 2)) {
+		const char *by = vg_db_column_text(s, 2);
 		seen = 2; /* another live collector holds the host's values */
+		snprintf(r->held_by, sizeof(r->held_by), "%s", by ? by : "");
+	}
 	vg_db_reset(s);
 	return seen;
 }
@@ -761,9 +778,11 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 			committed_note(r, host, stream, 0);
 			return rc;
 		}
-		/* applied, or committed already (at least up to seq) */
-		committed_note(r, host, stream, seq);
-		return vg_db_changes(r->db) > 0 ? 0 : 1;
+		/* applied: the next seq is answered from memory; committed
+		 * already, by another collector (see committed_note) */
+		applied = vg_db_changes(r->db) > 0;
+		committed_note(r, host, stream, applied ? seq : 0);
+		return !applied;
 	}
 	r->known = 0;
 	if ((rc = vg_db_begin(r->db)))
@@ -815,7 +834,7 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 		if (vg_db_in_transaction(r->db))
 			vg_db_rollback(r->db);
 	}
-	committed_note(r, host, stream, rc ? 0 : seq);
+	committed_note(r, host, stream, rc || !applied ? 0 : seq);
 	return rc ? rc : !applied;
 }
 
@@ -865,6 +884,54 @@ int vg_registry_hold_renew(struct vg_registry *r)
 int vg_registry_hold_clear(struct vg_registry *r)
 {
 	return holder_exec(r, ST_HOLD_CLEAR);
+}
+
+const char *vg_registry_held_by(const struct vg_registry *r)
+{
+	return r ? r->held_by : "";
+}
+
+int vg_registry_marks(struct vg_registry *r,
+		      int (*fn)(void *ctx, const char *host, const char *node,
+				int64_t until_ms),
+		      void *ctx)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r || !fn)
+		return -EINVAL;
+	if ((rc = stmt(r, ST_MARKS, &s)))
+		return rc;
+	while ((rc = vg_db_step(s)) == 1) {
+		const char *h = vg_db_column_text(s, 0), *n = vg_db_column_text(s, 1);
+		if ((rc = fn(ctx, h ? h : "", n ? n : "", vg_db_column_int64(s, 2))))
+			break;
+	}
+	vg_db_reset(s);
+	if (rc < 0)
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+	return rc < 0 ? map_err(rc) : rc;
+}
+
+int vg_registry_marks_release(struct vg_registry *r, const char *node,
+			      uint64_t *released)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r || !node || !node[0])
+		return -EINVAL;
+	if ((rc = stmt(r, ST_HOLD_CLEAR, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, node);
+	if ((rc = exec_done(s))) {
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+		return rc;
+	}
+	if (released)
+		*released = (uint64_t)vg_db_changes(r->db);
+	return 0;
 }
 
 /* The commit of rows (host, stream, seq, time) at once: ST_ACK's upsert
@@ -986,7 +1053,7 @@ int vg_registry_commit_group(struct vg_registry *r,
 			const struct vg_registry_mark *m = &mk[idx[j]];
 			if (rc)
 				rcs[idx[j]] = rc;
-			committed_note(r, m->host, m->stream, rc ? 0 : m->seq);
+			committed_note(r, m->host, m->stream, rcs[idx[j]] ? 0 : m->seq);
 		}
 	}
 	for (size_t i = 0; i < n; i++)

@@ -22,6 +22,14 @@
  * It needs the journal lock: stop vigie-collector first (a running one
  * writes the files being converted).
  *
+ * marks: the holding marks of the shared state (docs/scaling.md "Holding
+ * marks"): which collector holds values of which host that a storage
+ * daemon has not taken, until when; `marks release NODE` deletes a
+ * node's marks, for a collector that will never come back (its disk is
+ * lost: the values its marks protected are gone with it, and its hosts
+ * would otherwise wait [cluster] hold_max). A running collector is never
+ * asked: the marks are rows of the database.
+ *
  * move and flush have their own files (storage_move.c, storage_flush.c).
  */
 #include <errno.h>
@@ -215,6 +223,55 @@ static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
 	return rc || failed ? 1 : 0;
 }
 
+/* ---- marks ------------------------------------------------------------------- */
+
+struct marks_ctx {
+	FILE *out;
+	uint64_t n;
+	int64_t now;
+};
+
+static int mark_line(void *ctx, const char *host, const char *node, int64_t until_ms)
+{
+	struct marks_ctx *m = ctx;
+	int64_t left = (until_ms - m->now) / 1000;
+
+	fprintf(m->out, "%s\t%s\t%s %llds\n", host, node,
+		left > 0 ? "lapses in" : "lapsed", (long long)(left > 0 ? left : -left));
+	m->n++;
+	return 0;
+}
+
+static int marks(const struct vg_config *cfg, const char *release, FILE *out, FILE *errf)
+{
+	struct vg_registry *reg = NULL;
+	struct marks_ctx m = {out, 0, vg_now_ms()};
+	uint64_t n = 0;
+	char err[512];
+	int rc;
+
+	if ((rc = vg_registry_open_state(cfg->collector_data_dir, cfg->state_url, &reg, err,
+					 sizeof(err)))) {
+		fprintf(errf, "vigie-collector storage marks: %s\n", err);
+		return 1;
+	}
+	if (release) {
+		if (!(rc = vg_registry_marks_release(reg, release, &n)))
+			fprintf(out, "released %llu holding mark(s) of %s\n",
+				(unsigned long long)n, release);
+	} else {
+		fprintf(out, "host\tholder\ttime limit\n");
+		if (!(rc = vg_registry_marks(reg, mark_line, &m)))
+			fprintf(out, "%llu holding mark(s)\n", (unsigned long long)m.n);
+	}
+	if (rc)
+		fprintf(errf, "vigie-collector storage marks: %s\n",
+			*vg_registry_last_error(reg) ? vg_registry_last_error(reg)
+						     : strerror(-rc));
+	vg_registry_close(reg);
+	return rc ? 1 : 0;
+}
+
 int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		       FILE *out, FILE *err)
 {
@@ -226,6 +283,7 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		"         --from-dir DIR --to-dir DIR (--series PATTERN | --all) [--dry-run]\n"
 		"       vigie-collector [--config FILE] [--data-dir DIR] storage flush "
 		"[--timeout SECONDS]\n"
+		"       vigie-collector [--config FILE] storage marks [release NODE]\n"
 		"  stats    series, bytes on disk, free space, ended series waiting\n"
 		"           for deletion, growth in bytes per day\n"
 		"  convert  give existing series their [archives] rule's archives\n"
@@ -235,12 +293,18 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		"           them, record the new owner, delete the source (stop\n"
 		"           vigie-collector first; 'storage move --help')\n"
 		"  flush    make the running collector write its cache to the\n"
-		"           files (SIGUSR1) and wait until it did\n";
+		"           files (SIGUSR1) and wait until it did\n"
+		"  marks    list the holding marks (a collector holds values of a\n"
+		"           host that a storage daemon has not taken); release\n"
+		"           NODE: delete NODE's, for a collector that will never\n"
+		"           come back (its journal is lost)\n";
 
-	/* `storage --help`, `storage stats --help`, `storage convert --help`
-	 * (move and flush answer their own) */
+	/* `storage --help`, `storage stats --help`, `storage convert --help`,
+	 * `storage marks --help` (move and flush answer their own) */
 	if ((argc == 2 && !strcmp(argv[1], "--help")) ||
-	    (argc == 3 && (!strcmp(argv[1], "stats") || !strcmp(argv[1], "convert")) &&
+	    (argc == 3 &&
+	     (!strcmp(argv[1], "stats") || !strcmp(argv[1], "convert") ||
+	      !strcmp(argv[1], "marks")) &&
 	     !strcmp(argv[2], "--help"))) {
 		fputs(usage, out);
 		return 0;
@@ -255,6 +319,10 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 	}
 	if (argc >= 2 && !strcmp(argv[1], "move"))
 		return vg_storage_move_command(cfg, argc, argv, out, err);
+	if (argc == 2 && !strcmp(argv[1], "marks"))
+		return marks(cfg, NULL, out, err);
+	if (argc == 4 && !strcmp(argv[1], "marks") && !strcmp(argv[2], "release"))
+		return marks(cfg, argv[3], out, err);
 	if (argc >= 2 && !strcmp(argv[1], "flush"))
 		return vg_storage_flush_command(cfg, argc, argv, out, err);
 	fputs(usage, err);

@@ -109,6 +109,7 @@ static const struct key keys[] = {
 	S("cluster", "node", cluster_node),
 	S("cluster", "stream", cluster_stream),
 	{"cluster", "lease", K_SECONDS, offsetof(struct vg_config, cluster_lease_s), 0, 1, 300},
+	{"cluster", "hold_max", K_DURATION, offsetof(struct vg_config, cluster_hold_max_s), 0, 1, 30 * 86400.0},
 	{"storage", "keep_ended", K_DURATION, offsetof(struct vg_config, storage_keep_ended_s), 0, 0, 100 * 366 * 86400.0},
 	S("storage", "backend", storage_backend),
 	S("storage", "write_through", storage_write_through),
@@ -162,6 +163,7 @@ void vg_config_defaults(struct vg_config *c)
 	snprintf(c->collector_keys_dir, sizeof(c->collector_keys_dir), "/etc/vigie/keys");
 	c->collector_require_signatures = 1;
 	c->cluster_lease_s = 10;
+	c->cluster_hold_max_s = 6 * 3600;
 	c->collector_max_clock_skew_s = 0;
 	c->collector_max_future_s = 600;
 	c->collector_publish_points_per_s = 1000000;

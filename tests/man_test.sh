@@ -37,7 +37,7 @@ for p in vigie-agent vigie-collector; do
   help=$("$BIN/$p" --help)
   if [[ $p == vigie-collector ]]; then
     help+=$'\n'$("$BIN/$p" --data-dir /nonexistent token --help 2>&1)
-    for s in stats convert move flush; do
+    for s in stats convert move flush marks; do
       help+=$'\n'$("$BIN/$p" --data-dir /nonexistent storage $s --help 2>&1)
     done
   fi

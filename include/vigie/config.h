@@ -117,6 +117,8 @@ struct vg_config {
 	char cluster_node[128];
 	char cluster_stream[256];
 	double cluster_lease_s;        /* lease = 10s */
+	double cluster_hold_max_s;     /* hold_max = 6h: a holding mark's
+					* life past its holder's last renewal */
 	char storage_backend[16];      /* backend = files | rrdcached */
 	char storage_daemons[1024];    /* daemons = unix:/run/rrdcached.sock, h:42217 */
 	char storage_daemon_base[512]; /* daemon_base = (the daemons' -b, when shared) */

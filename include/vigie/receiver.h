@@ -99,6 +99,10 @@ struct vg_receiver_stats {
 	 * keeps its hosts from moving until it does) */
 	uint64_t hold_marks_renew_failed;
 	uint64_t hold_marks_clear_failed;
+	/* 1 while this collector's holding marks may be in the shared state
+	 * (it holds values a daemon has not taken, or just started and has
+	 * not yet cleared those of its last run), else 0: a gauge */
+	uint64_t marks_holding;
 };
 
 struct vg_receiver_options {
@@ -202,6 +206,14 @@ void vg_receiver_close(struct vg_receiver *r);
  * sum; GET /metrics shows them as vigie_collector_batches_rejected_total
  * {reason=...} (docs/api.md). */
 void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out);
+
+/* The last batch this receiver answered RETRY because another
+ * collector's holding mark names its host: copies its host and the
+ * holder's node name (truncated to the lengths given; either may be
+ * NULL) and returns when it was answered (wall ms), 0 if never (then the
+ * strings are ""). Thread-safe (GET /v1/health). */
+int64_t vg_receiver_held_elsewhere(struct vg_receiver *r, char *host, size_t hostlen,
+				   char *node, size_t nodelen);
 
 /* The same with ctx the receiver: a callback of the shape the API takes
  * (vg_stats_fn in vigie/api.h), handed over by the composition root. */

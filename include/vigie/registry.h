@@ -118,8 +118,12 @@ int vg_registry_commit_group(struct vg_registry *r,
  * writes its newer values first makes the other's older ones refused;
  * docs/scaling.md). node names this collector in the marks (its cluster
  * node id, "" : no marks are written and every mark is someone else's);
- * a mark lasts ttl_ms (wall clock) past its last write or renewal, so a
- * holder that died blocks its hosts no longer than that. 0 or -EINVAL. */
+ * a mark lasts ttl_ms (wall clock) past its last write or renewal: the
+ * collector passes [cluster] hold_max, hours, so that a holder killed
+ * while its journal holds the values keeps its hosts until it comes back
+ * and writes them (a mark that lapsed sooner let the others write newer
+ * values first); vg_registry_marks_release frees a holder that will not
+ * come back. 0 or -EINVAL. */
 int vg_registry_set_holder(struct vg_registry *r, const char *node,
 			   int64_t ttl_ms);
 /* Extend every mark of this handle's holder to now + ttl_ms. 0 or -errno
@@ -128,6 +132,22 @@ int vg_registry_hold_renew(struct vg_registry *r);
 /* Delete every mark of this handle's holder: its store holds no value a
  * daemon has not taken. 0 or -errno. */
 int vg_registry_hold_clear(struct vg_registry *r);
+/* The holder named by the mark that made vg_registry_seen return 2 last
+ * on this handle ("" if none yet); valid until the next call on r. */
+const char *vg_registry_held_by(const struct vg_registry *r);
+/* Call fn(ctx, host, node, until_ms) for every holding mark, by node
+ * then host (the strings valid during the call); a nonzero return of fn
+ * stops the walk and is returned. 0 or -errno. */
+int vg_registry_marks(struct vg_registry *r,
+		      int (*fn)(void *ctx, const char *host, const char *node,
+				int64_t until_ms),
+		      void *ctx);
+/* Delete every holding mark of node, whatever its time limit: the
+ * operator's release of a collector that will never return (its journal
+ * is lost; `vigie-collector storage marks release`). *released (may be
+ * NULL) gets how many. 0 or -errno (-EINVAL: no node). */
+int vg_registry_marks_release(struct vg_registry *r, const char *node,
+			      uint64_t *released);
 
 /* Upsert every resource and metric of b in one transaction. Idempotent.
  * A resource with state ENDED gets ended_at = its time. Identity (type,

@@ -28,6 +28,7 @@
 #include "vigie/clock.h"
 #include "query/api/http.h"
 #include "vigie/log.h"
+#include "vigie/name.h"
 #include "vigie/store.h"
 #include "vigie/token.h"
 
@@ -199,6 +200,30 @@ json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded)
 		      "stream", "published", (json_int_t)cs.published, "dropped",
 		      (json_int_t)cs.stream_dropped, "received",
 		      (json_int_t)cs.peer_batches, "missed", (json_int_t)cs.stream_gaps);
+	if (o && a->receiver) {
+		/* holding marks (docs/scaling.md): whether this node may hold
+		 * some, and the host it last answered RETRY for another's
+		 * mark, within the last minute (an agent retries at least
+		 * every 5 s): the host waits for that holder, which may be
+		 * dead (`vigie-collector storage marks`) */
+		struct vg_receiver_stats rs;
+		char host[VG_NAME_MAX + 1], node[256];
+		int64_t t = vg_receiver_held_elsewhere(a->receiver, host, sizeof(host), node,
+						       sizeof(node));
+
+		vg_receiver_get_stats(a->receiver, &rs);
+		json_object_set_new(o, "holding_marks", json_boolean(rs.marks_holding));
+		if (t && vg_now_ms() - t < 60000) {
+			json_object_set_new(
+				o, "held_elsewhere",
+				json_pack("{s:s,s:s,s:I,s:I}", "host", host, "holder", node,
+					  "last_ms", (json_int_t)t, "batches",
+					  (json_int_t)rs.batches_held_elsewhere));
+			if (!*degraded)
+				*degraded = "a host's batches wait for the collector holding "
+					    "its values (a holding mark); see \"cluster\"";
+		}
+	}
 	return o;
 }
 

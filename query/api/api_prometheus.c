@@ -390,6 +390,11 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "Clears of this collector's holding marks that failed in "
 		    "the state database (retried at the next tick)",
 		    (double)cs.hold_marks_clear_failed);
+		one(b, "vigie_receiver_marks_holding", "gauge",
+		    "1 while this collector's holding marks may be in the "
+		    "shared state (it holds values a storage daemon has not "
+		    "taken), else 0",
+		    (double)cs.marks_holding);
 		one(b, "vigie_collector_resources_foreign_total", "counter",
 		    "Host, host disk, host NIC and host file system resources "
 		    "of another host than their batch's, dropped",

@@ -37,11 +37,9 @@ DOMAINS=${DOMAINS:-3}
 ACK_MS=${ACK_MS:-1000}
 HOST=held-host
 start_shared_daemon
-# [cluster] lease: how long a collector's holding mark lasts unless
-# renewed; longer than the holder is stopped here, however loaded
-# the machine
-start_shared_collectors "[cluster]
-lease = 120"
+# a holding mark lasts [cluster] hold_max (6 h) unless renewed: far
+# longer than the holder is stopped here, however loaded the machine
+start_shared_collectors
 
 agent_conf "$TMP/agent.conf"
 node_xml "$TMP/node.xml" "$DOMAINS" vm 8000 00
@@ -108,8 +106,8 @@ if [[ $h == 1 ]]; then P=1 S=0; else P=0 S=1; fi
 ss=$(metric "$S" vigie_collector_samples_received_total) # its acknowledged samples
 kill -STOP "${CPID[$P]}"
 # the mark may have changed hands between the check above and the stop:
-# read it again now that its holder cannot renew, clear or move it (its
-# lease is far longer than the stop)
+# read it again now that its holder cannot renew, clear or move it (it
+# lasts far longer than the stop)
 eq "the stopped collector holds the host's mark" "$(holder_idx)" "$P"
 s1=$(seq_now)
 rs=$(metric "$S" vigie_collector_batches_received_total)

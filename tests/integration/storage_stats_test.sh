@@ -24,7 +24,7 @@ run_agent() {
 # ---- files backend ----
 DATA=$TMP/data
 printf '[storage]\nstep = 60\nheartbeat = 600\narchives = 1m:1d\n' >"$TMP/vigie.conf"
-for c in stats convert flush move; do
+for c in stats convert flush move marks; do
   "$BIN/vigie-collector" --data-dir "$DATA" storage $c --help >"$TMP/h.out" 2>"$TMP/h.err"
   eq "storage $c --help exits 0" "$?" 0
   check "... and prints the usage on standard output" grep -q "storage $c" "$TMP/h.out"

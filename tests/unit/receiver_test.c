@@ -39,6 +39,7 @@
 #include "state_engines.h"
 
 #include "vigie/batch.h"
+#include "vigie/clock.h"
 #include "vigie/config.h"
 #include "vigie/db.h"
 #include "vigie/dispatch.h"
@@ -84,6 +85,7 @@ struct fixture {
 	struct st_engine *e;
 	char surl[700];            /* the state URL: "" on sqlite */
 	struct vg_registry *other; /* another collector's handle, or NULL */
+	int other_holds;           /* its commit records a holding mark */
 	char dir[64];
 	char url[64];
 	struct vg_config cfg;
@@ -118,8 +120,13 @@ static int gate_batch(void *ctx, const struct vg_batch *b)
 
 	/* another collector of the shared state commits the same batch
 	 * while this one is storing it */
-	if (f->other)
+	if (f->other && f->other_holds) { /* holding values for a daemon */
+		struct vg_registry_mark mk = {b->host, b->stream, b->seq, b->time_ms, 1};
+		int rc;
+		vg_registry_commit_group(f->other, &mk, 1, &rc);
+	} else if (f->other) {
 		vg_registry_commit(f->other, b->host, b->stream, b->seq, b->time_ms);
+	}
 	struct vg_registry *marker = __atomic_load_n(&f->marker, __ATOMIC_SEQ_CST);
 	if (marker) {
 		struct vg_registry_mark mk = {b->host, 99, b->seq, b->time_ms, 1};
@@ -751,6 +758,40 @@ static void test_committed_elsewhere(void **state)
 	assert_int_equal(cs.samples_received, 2);
 }
 
+/* Issue 15 window (b) at the receiver: the agent re-sent a batch to this
+ * collector after a late ack while a storage daemon is down; the other
+ * collector commits it first, with its holding mark, while this one
+ * stores it (the gate). This one answers DUPLICATE; the host's next
+ * batch must then be answered RETRY (the other holds the one before for
+ * the daemon). Before the fix this collector answered it from memory as
+ * new and stored it past the mark (OK): two collectors holding the
+ * host's values for one daemon. */
+static void test_committed_elsewhere_held(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	struct vg_registry *other;
+	char err[256];
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &other, err, sizeof(err)),
+			 0);
+	assert_int_equal(vg_registry_set_holder(other, "other-node", 600000), 0);
+	f->other_holds = 1;
+	f->other = other;
+	expect(send_batch(f, 1, 2), VG_ACK_DUPLICATE, STREAM, 1);
+	f->other = NULL; /* the gate commits nothing more */
+	expect(send_batch(f, 2, 2), VG_ACK_RETRY, STREAM, 2);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.batches_held_elsewhere, 1);
+	assert_int_equal(cs.samples_received, 0);
+	/* the other wrote its values and cleared its mark: stored here */
+	assert_int_equal(vg_registry_hold_clear(other), 0);
+	expect(send_batch(f, 2, 2), VG_ACK_OK, STREAM, 2);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.samples_received, 2);
+	vg_registry_close(other);
+}
+
 /* Another collector holds values of the host that a storage daemon has
  * not taken (its holding mark): the host's batch is answered RETRY, no
  * consumer sees it, and it is counted; once the mark is cleared the same
@@ -764,6 +805,7 @@ static void test_held_elsewhere(void **state)
 	char err[256];
 	int rc;
 
+	assert_int_equal(vg_receiver_held_elsewhere(f->rx, NULL, 0, NULL, 0), 0);
 	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &holder, err,
 						sizeof(err)),
 			 0);
@@ -776,6 +818,13 @@ static void test_held_elsewhere(void **state)
 	assert_int_equal(cs.batches_retry, 1);
 	assert_int_equal(cs.samples_received, 0);
 	assert_int_equal(__atomic_load_n(&f->grouper.inside, __ATOMIC_SEQ_CST), 0);
+	{ /* what /v1/health shows: the host, its holder, when */
+		char host[64], node[64];
+		assert_true(vg_receiver_held_elsewhere(f->rx, host, sizeof(host), node,
+						       sizeof(node)) >= vg_now_ms() - 60000);
+		assert_string_equal(host, "node1");
+		assert_string_equal(node, "other-node");
+	}
 	assert_int_equal(vg_registry_hold_clear(holder), 0);
 	expect(send_batch(f, 1, 2), VG_ACK_OK, STREAM, 1);
 	vg_receiver_stats_fn(f->rx, &cs);
@@ -1373,6 +1422,7 @@ int main(void)
 		ST_BOTH(test_committed_elsewhere, setup, teardown),
 		ST_BOTH(test_held_elsewhere, setup, teardown),
 		ST_BOTH(test_hold_marks, setup_holding, teardown),
+		ST_BOTH(test_committed_elsewhere_held, setup, teardown),
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),
 		ST_BOTH(test_group_commit, setup, teardown),

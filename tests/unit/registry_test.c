@@ -902,6 +902,136 @@ static void test_holding_marks(void **state)
 	vg_registry_close(c);
 }
 
+/* The operator's view of the holding marks and the release of a node
+ * that will never come back (`vigie-collector storage marks`): a mark
+ * lasts its holder's ttl past its last renewal whatever the holder's
+ * fate (a dead holder's journal may hold the values), so only a release
+ * frees its hosts sooner. */
+struct mark_row {
+	char host[64], node[64];
+	int64_t until_ms;
+};
+struct mark_rows {
+	struct mark_row row[8];
+	int n;
+};
+static int collect_mark(void *ctx, const char *host, const char *node, int64_t until_ms)
+{
+	struct mark_rows *m = ctx;
+
+	if (m->n == 8)
+		return 7; /* stops the walk, returned */
+	snprintf(m->row[m->n].host, sizeof(m->row[m->n].host), "%s", host);
+	snprintf(m->row[m->n].node, sizeof(m->row[m->n].node), "%s", node);
+	m->row[m->n++].until_ms = until_ms;
+	return 0;
+}
+
+static void test_marks_release(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *a = f->r, *b;
+	struct vg_registry_mark mk = {"h1", 7, 1, T0, 1};
+	struct mark_rows m = {0};
+	int64_t before = vg_now_ms();
+	uint64_t n = 99;
+	int rcs[1];
+	char err[256];
+
+	assert_int_equal(reg_open(f, &b, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_set_holder(a, "node-a", 6 * 3600 * 1000LL), 0);
+	assert_int_equal(vg_registry_set_holder(b, "node-b", 6 * 3600 * 1000LL), 0);
+	assert_int_equal(vg_registry_commit_group(a, &mk, 1, rcs), 0);
+	mk = (struct vg_registry_mark){"h2", 7, 1, T0, 1};
+	assert_int_equal(vg_registry_commit_group(a, &mk, 1, rcs), 0);
+	mk = (struct vg_registry_mark){"h3", 7, 1, T0, 1};
+	assert_int_equal(vg_registry_commit_group(b, &mk, 1, rcs), 0);
+	/* listed by node, then host, with the holder's time limit */
+	assert_int_equal(vg_registry_marks(b, collect_mark, &m), 0);
+	assert_int_equal(m.n, 3);
+	assert_string_equal(m.row[0].host, "h1");
+	assert_string_equal(m.row[0].node, "node-a");
+	assert_string_equal(m.row[1].host, "h2");
+	assert_string_equal(m.row[2].node, "node-b");
+	assert_true(m.row[0].until_ms >= before + 6 * 3600 * 1000LL);
+	/* the other collector answers node-a's hosts RETRY and says whose */
+	assert_string_equal(vg_registry_held_by(b), "");
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 2, T0 + 60000), 2);
+	assert_string_equal(vg_registry_held_by(b), "node-a");
+	/* node-a's disk is lost: released, node-b's mark stays */
+	assert_int_equal(vg_registry_marks_release(b, "node-a", &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 2, T0 + 60000), 0);
+	assert_int_equal(vg_registry_seen(a, "h3", 7, 2, T0 + 60000), 2);
+	assert_int_equal(vg_registry_marks_release(b, "node-a", &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(vg_registry_marks_release(b, "", &n), -EINVAL);
+	m.n = 0;
+	assert_int_equal(vg_registry_marks(a, collect_mark, &m), 0);
+	assert_int_equal(m.n, 1);
+	assert_string_equal(m.row[0].node, "node-b");
+	vg_registry_close(b);
+}
+
+/* Issue 15 window (b): one batch taken by two collectors while a daemon
+ * is down (the agent re-sent it to the second after the first's ack came
+ * late, and both duplicate checks ran before either commit). Exactly one
+ * commit applies; whichever order they come in, the mark is the first
+ * committer's alone and the other's commit answers DUPLICATE, its own
+ * mark refused. The loser's store then holds the batch's values: the
+ * same series, times and values as the holder's (docs/scaling.md, what
+ * this costs). */
+static void test_same_batch_two_holders(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *a = f->r, *b;
+	struct vg_registry_mark mk = {"h1", 7, 5, T0, 1};
+	int rcs[1];
+	char err[256];
+
+	assert_int_equal(reg_open(f, &b, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_set_holder(a, "node-a", 60000), 0);
+	assert_int_equal(vg_registry_set_holder(b, "node-b", 60000), 0);
+	assert_int_equal(vg_registry_commit(a, "h1", 7, 4, T0 - 60000), 0);
+	/* both checks before either commit: new to both */
+	assert_int_equal(vg_registry_seen(a, "h1", 7, 5, T0), 0);
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 5, T0), 0);
+	assert_int_equal(vg_registry_commit_group(b, &mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 0); /* b first, this time */
+	assert_int_equal(vg_registry_commit_group(a, &mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 1); /* a: committed elsewhere */
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held WHERE host = 'h1' "
+				    "AND node = 'node-b'"),
+			 1);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM held"), 1);
+	/* the host's next batch: the holder stores it, the other waits —
+	 * also the loser, which had taken seq 5 itself (before the fix it
+	 * answered seq 6 from memory as new, past b's mark) */
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 6, T0 + 60000), 0);
+	assert_int_equal(vg_registry_seen(a, "h1", 7, 6, T0 + 60000), 2);
+	assert_string_equal(vg_registry_held_by(a), "node-b");
+	/* the other order, on h2: a first, b's commit loses */
+	assert_int_equal(vg_registry_commit(b, "h2", 7, 4, T0 - 60000), 0);
+	assert_int_equal(vg_registry_seen(a, "h2", 7, 5, T0), 0);
+	assert_int_equal(vg_registry_seen(b, "h2", 7, 5, T0), 0);
+	mk = (struct vg_registry_mark){"h2", 7, 5, T0, 1};
+	assert_int_equal(vg_registry_commit_group(a, &mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 0);
+	assert_int_equal(vg_registry_commit_group(b, &mk, 1, rcs), 0);
+	assert_int_equal(rcs[0], 1);
+	assert_int_equal(vg_registry_seen(b, "h2", 7, 6, T0 + 60000), 2);
+	assert_int_equal(vg_registry_seen(a, "h2", 7, 6, T0 + 60000), 0);
+	/* without a daemon down (no mark), a lost commit costs the loser
+	 * one database read for the next batch, which it then takes */
+	assert_int_equal(vg_registry_seen(a, "h3", 7, 1, T0), 0);
+	assert_int_equal(vg_registry_seen(b, "h3", 7, 1, T0), 0);
+	assert_int_equal(vg_registry_commit(a, "h3", 7, 1, T0), 0);
+	assert_int_equal(vg_registry_commit(b, "h3", 7, 1, T0), 1);
+	assert_int_equal(vg_registry_seen(b, "h3", 7, 1, T0), 1);
+	assert_int_equal(vg_registry_seen(b, "h3", 7, 2, T0 + 60000), 0);
+	vg_registry_close(b);
+}
+
 /* Two collectors report the same resource at once with different
  * identities, one going back in time and one forward: whatever the
  * interleaving, the resource ends with the identity of the newest report
@@ -1057,6 +1187,14 @@ static void test_flush_seen_keyed(void **state)
 		vg_registry_close(f->r); /* counts from here on only */
 		f->r = NULL;
 		db = raw_db(f);
+		/* the closed handles' backends flush their counters as they
+		 * exit, which may be after the reset: wait until they are gone */
+		for (int i = 0; i < 400 && st_int(db, "SELECT count(*) FROM pg_stat_activity "
+						      "WHERE datname = current_database() AND "
+						      "backend_type = 'client backend' AND "
+						      "pid <> pg_backend_pid()") > 0;
+		     i++)
+			vg_sleep_ms(50);
 		assert_int_equal(vg_db_exec(db, "SELECT pg_stat_reset()"), 0);
 		vg_db_close(db);
 		assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
@@ -1216,7 +1354,7 @@ static void test_commit_group(void **state)
  * RETRY). The interleaving is made certain: a third connection holds
  * d1's row, A's group (d1, d2) waits on it, then B's group (d2, d1) runs
  * until it waits too, and only then is the holder committed. In one
- * order B queues behind A on d1 and both apply: A seq 2, then B seq 3. */
+ * order B queues behind A on d1 and both apply: A seq 3, then B seq 4. */
 struct grouper {
 	struct vg_registry *r;
 	struct vg_registry_mark mk[2];
@@ -1248,16 +1386,17 @@ static void test_commit_group_lock_order(void **state)
 	}
 	assert_int_equal(reg_open(f, &a.r, err, sizeof(err)), 0);
 	assert_int_equal(reg_open(f, &b.r, err, sizeof(err)), 0);
-	/* both handles committed both streams: the groups go to one
-	 * multi-row statement each */
+	/* both handles committed both streams (each applied its own: a
+	 * commit another handle had applied first is not noted): the
+	 * groups go to one multi-row statement each */
 	assert_int_equal(vg_registry_commit(a.r, "d1", 7, 1, T0), 0);
 	assert_int_equal(vg_registry_commit(a.r, "d2", 7, 1, T0), 0);
-	assert_int_equal(vg_registry_commit(b.r, "d1", 7, 1, T0), 1);
-	assert_int_equal(vg_registry_commit(b.r, "d2", 7, 1, T0), 1);
-	a.mk[0] = (struct vg_registry_mark){"d1", 7, 2, T0 + 60000, 0};
-	a.mk[1] = (struct vg_registry_mark){"d2", 7, 2, T0 + 60000, 0};
-	b.mk[0] = (struct vg_registry_mark){"d2", 7, 3, T0 + 120000, 0};
-	b.mk[1] = (struct vg_registry_mark){"d1", 7, 3, T0 + 120000, 0};
+	assert_int_equal(vg_registry_commit(b.r, "d1", 7, 2, T0 + 30000), 0);
+	assert_int_equal(vg_registry_commit(b.r, "d2", 7, 2, T0 + 30000), 0);
+	a.mk[0] = (struct vg_registry_mark){"d1", 7, 3, T0 + 60000, 0};
+	a.mk[1] = (struct vg_registry_mark){"d2", 7, 3, T0 + 60000, 0};
+	b.mk[0] = (struct vg_registry_mark){"d2", 7, 4, T0 + 120000, 0};
+	b.mk[1] = (struct vg_registry_mark){"d1", 7, 4, T0 + 120000, 0};
 	hold = raw_db(f);
 	obs = raw_db(f);
 	assert_int_equal(vg_db_begin(hold), 0);
@@ -1286,7 +1425,7 @@ static void test_commit_group_lock_order(void **state)
 			 a.rcs[1], b.rc, b.rcs[0], b.rcs[1], vg_registry_last_error(a.r),
 			 vg_registry_last_error(b.r));
 	assert_int_equal(st_int(obs, "SELECT count(*) FROM streams WHERE host IN "
-				     "('d1', 'd2') AND stream = 7 AND last_seq = 3"),
+				     "('d1', 'd2') AND stream = 7 AND last_seq = 4"),
 			 2);
 	vg_db_close(hold);
 	vg_db_close(obs);
@@ -1631,6 +1770,8 @@ int main(void)
 		ST_BOTH(test_commit_group, setup, teardown),
 		ST_BOTH(test_commit_group_lock_order, setup, teardown),
 		ST_BOTH(test_holding_marks, setup, teardown),
+		ST_BOTH(test_marks_release, setup, teardown),
+		ST_BOTH(test_same_batch_two_holders, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
 		ST_BOTH(test_flush_seen_keyed, setup, teardown),
 		ST_BOTH(test_identity_race, setup, teardown),
