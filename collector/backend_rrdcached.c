@@ -76,21 +76,6 @@
  * A restarted daemon may also refuse a value its file lacks (its -j
  * journal replay moved the file's cache entry past it): update_refused
  * FORGETs the file there and sends the value again.
- * A replay that skips a value. The same race (an UPDATE journaled during
- * the write that precedes its "wrote" line, the replay throwing it away)
- * followed by a newer UPDATE of the file leaves the restarted daemon
- * holding the newer value without the older one: a FLUSH writes it, the
- * file's last update then covers everything accepted, and the gap is
- * final and invisible to the check above (seen in the cluster test:
- * poll 45 of one series missing, 46 in the file). So the first
- * verification after a failed call (the daemon may have restarted: a
- * restart always breaks a connection or fails a connect) FORGETs each
- * file instead of FLUSHing it and reads what the file itself holds: the
- * daemon's replayed values for it are dropped and found lost, and the
- * store re-sends them from its own journal, which holds every value not
- * yet FLUSHed by a sync. As with update_refused, this assumes one writer
- * per series (docs/operations.md); a failure that was no restart (a
- * stall, a timeout) costs the re-send of what was not yet FLUSHed.
  * Why not the alternatives: requiring the daemon's -j journal would leave
  * the acknowledgement depending on a daemon setting the collector cannot
  * see (and 1.7.2 does not fsync its journal either); FLUSH after every
@@ -178,12 +163,8 @@ struct daemon {
 	 * never used for anything else */
 	struct vg_rrdcd *fidle[FLUSH_CONNS_MAX];
 	size_t nfidle;
-	char err[512]; /* last failure */
-	int up;        /* __atomic: last call reached it */
-	/* __atomic: a call failed (backoff) since the last verification of
-	 * a new connection that completed: the daemon may have restarted,
-	 * so that verification FORGETs before it reads (check_sent) */
-	int suspect;
+	char err[512];   /* last failure */
+	int up;          /* __atomic: last call reached it */
 	uint64_t errors; /* __atomic */
 	uint64_t calls;  /* __atomic */
 	/* Files updated and not yet verified durable: name -> int64_t *
@@ -250,7 +231,6 @@ static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms);
  * BACKOFF_MAX_MS while failures repeat. */
 static void backoff(struct daemon *d)
 {
-	__atomic_store_n(&d->suspect, 1, __ATOMIC_RELAXED);
 	uint32_t b = __atomic_load_n(&d->backoff_ms, __ATOMIC_RELAXED);
 
 	b = b ? (b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2) : BACKOFF_MIN_MS;
@@ -304,7 +284,7 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	struct vg_hmap snap;
 	const struct vg_hmap_entry *e;
 	size_t pos = 0;
-	int ret = 0, forget = 0;
+	int ret = 0;
 
 	pthread_mutex_lock(&d->mu);
 	snap = d->sent;
@@ -312,19 +292,13 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	pthread_mutex_unlock(&d->mu);
 	if (!read_last)
 		return flush_sent(d, c, extra, nextra, &snap);
-	/* After a failure the daemon may have restarted, with its -j
-	 * journal replayed: FORGET each file before reading it, so that only
-	 * what the file holds counts (see the comment at the top, "A replay
-	 * that skips a value"). Set again below if this check fails. */
-	if (vg_hmap_count(&snap))
-		forget = __atomic_exchange_n(&d->suspect, 0, __ATOMIC_RELAXED);
 	while ((e = vg_hmap_next(&snap, &pos))) {
 		int64_t *want = e->value, have = INT64_MIN;
 		struct vg_rrdcd_info info;
 		int rc = -EIO;
 
 		if (vg_rrdcd_connected(c)) {
-			rc = forget ? vg_rrdcd_forget(c, e->key) : vg_rrdcd_flush(c, e->key);
+			rc = vg_rrdcd_flush(c, e->key);
 			if (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO)
 				rc = vg_rrdcd_info(c, e->key, &info);
 			if (rc == 0) {
@@ -360,8 +334,6 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 		ret = -EIO;
 	}
 	vg_hmap_release(&snap);
-	if (ret && forget)
-		__atomic_store_n(&d->suspect, 1, __ATOMIC_RELAXED);
 	return ret;
 }
 
