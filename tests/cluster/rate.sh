@@ -12,7 +12,8 @@
 # run with a failed check (or a non-zero exit) its whole temp dir (the
 # collectors', agents' and daemons' logs, the daemons' files) as
 # run-R-J.tmp and PostgreSQL's log as run-R-J.pg.log, copied before the
-# next round starts; a passing run's dirs are removed. Prints one line per
+# next round starts; a passing run's dirs are removed (KEEP_LOGS=1 keeps
+# its logs, run-R-J.logs/). Prints one line per
 # run (pass/fail, the failed checks) and a summary per check.
 #
 #   PAR=3 ROUNDS=2 FAULTS=rrdcached VIGIE_BUILD=build bash tests/cluster/rate.sh
@@ -54,6 +55,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
       grep '^not ok' "$f" | sed 's/^/#   /'
     else
       echo "run-$tag-$j: pass ok=$nok_all"
+      # KEEP_LOGS=1: a passing run's logs too (not its daemons' files)
+      if [[ ${KEEP_LOGS:-0} == 1 && -n $tmp && -d $tmp ]]; then
+        mkdir -p "$OUT/run-$tag-$j.logs" && cp "$tmp"/*.log "$OUT/run-$tag-$j.logs/" 2>/dev/null
+      fi
     fi
     [[ -n $tmp && -d $tmp ]] && rm -rf "$tmp"
     [[ -n $pg && -d $pg ]] && rm -rf "$pg"
