@@ -54,6 +54,8 @@
 # the first host to return to its restarted collector (a host changing
 # collector while a daemon is down); FLUSH_DEPTH sets the collectors'
 # [storage] flush_depth. KEEP_TMP=1 keeps every log and file.
+# tests/cluster/rate.sh runs it several at a time and counts each check's
+# passes (docs/scaling.md, "The cluster test side by side").
 #
 # What it guards (docs/scaling.md, "Why collectors sharing daemons write
 # through" and "The receiver never waits on a storage daemon's fault"):
