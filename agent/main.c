@@ -249,6 +249,23 @@ static void watch_sender(struct watch *w, struct vg_sender *snd,
 	w->last = st;
 }
 
+/* vg_sender_drain's tick: the same log of the sender's changes while the
+ * agent drains its spool after its last poll (a stop, or --count): a
+ * failover or a return to the primary then is logged too. */
+struct drain_watch {
+	struct watch *w;
+	struct vg_sender *snd;
+	struct vg_spool *sp;
+	const struct vg_config *cfg;
+};
+
+static void drain_tick(void *arg)
+{
+	struct drain_watch *d = arg;
+
+	watch_sender(d->w, d->snd, d->sp, d->cfg);
+}
+
 static int run_once(struct vg_poller *p, struct vg_config *cfg,
 		    struct vg_clock *clk)
 {
@@ -544,7 +561,8 @@ int main(int argc, char **argv)
 	vg_events_stop(events);
 	vg_info("stopping: delivering what is spooled (up to %u ms)",
 		(unsigned)cfg.agent_drain_ms);
-	if (vg_sender_drain(sender, cfg.agent_drain_ms) != 0)
+	struct drain_watch dw = {&w, sender, spool, &cfg};
+	if (vg_sender_drain(sender, cfg.agent_drain_ms, drain_tick, &dw) != 0)
 		vg_warn("%zu batch(es) left in %s; they are sent at the next start",
 			vg_spool_count(spool), cfg.agent_spool_dir);
 	vg_sender_free(sender);

@@ -69,6 +69,8 @@ struct vg_sender {
 	int stop;
 	int draining;
 	int64_t drain_deadline;
+	int exited; /* run() returned; done_cond signals it */
+	pthread_cond_t done_cond;
 	struct vg_sender_stats st;
 	int has_key;
 	struct vg_key key; /* wiped in vg_sender_free */
@@ -331,9 +333,23 @@ static void set_current(struct vg_sender *s, size_t pos, uint64_t *counter)
 	pthread_mutex_unlock(&s->lock);
 }
 
+static void *run_loop(struct vg_sender *s);
+
+/* The thread: run_loop, then the exit that vg_sender_drain waits for. */
 static void *run(void *arg)
 {
 	struct vg_sender *s = arg;
+
+	run_loop(s);
+	pthread_mutex_lock(&s->lock);
+	s->exited = 1;
+	pthread_cond_broadcast(&s->done_cond);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static void *run_loop(struct vg_sender *s)
+{
 	int64_t backoff = s->bmin, next_probe = 0;
 
 	while (!must_quit(s)) {
@@ -514,6 +530,7 @@ int vg_sender_start(struct vg_spool *sp, const struct vg_sender_opts *o,
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	pthread_cond_init(&s->done_cond, NULL);
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = peer_open(&s->peer[i]);
 	if (rc)
@@ -526,6 +543,7 @@ int vg_sender_start(struct vg_spool *sp, const struct vg_sender_opts *o,
 fail:
 	peers_close(s);
 	pthread_cond_destroy(&s->cond);
+	pthread_cond_destroy(&s->done_cond);
 	pthread_mutex_destroy(&s->lock);
 	vg_sign_key_wipe(&s->key);
 	free(s);
@@ -542,7 +560,8 @@ void vg_sender_wake(struct vg_sender *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
-int vg_sender_drain(struct vg_sender *s, int64_t timeout_ms)
+int vg_sender_drain(struct vg_sender *s, int64_t timeout_ms,
+		    void (*tick)(void *arg), void *arg)
 {
 	if (!s)
 		return 0;
@@ -552,9 +571,27 @@ int vg_sender_drain(struct vg_sender *s, int64_t timeout_ms)
 		s->drain_deadline = vg_monotonic_ms() + timeout_ms;
 		s->woken = 1;
 		pthread_cond_signal(&s->cond);
+		/* wait for the thread's exit in slices, calling tick
+		 * between them (unlocked): the agent keeps logging the
+		 * sender's failovers and returns while it drains */
+		while (!s->exited) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)SLICE_MS * 1000000L;
+			ts.tv_sec += ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&s->done_cond, &s->lock, &ts);
+			if (tick && !s->exited) {
+				pthread_mutex_unlock(&s->lock);
+				tick(arg);
+				pthread_mutex_lock(&s->lock);
+			}
+		}
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->thread, NULL);
 		s->running = 0;
+		if (tick) /* the last change (the ack that emptied the spool) */
+			tick(arg);
 	}
 	return vg_spool_count(s->sp) == 0 ? 0 : -ETIMEDOUT;
 }
@@ -573,6 +610,7 @@ void vg_sender_free(struct vg_sender *s)
 	}
 	peers_close(s);
 	pthread_cond_destroy(&s->cond);
+	pthread_cond_destroy(&s->done_cond);
 	pthread_mutex_destroy(&s->lock);
 	vg_sign_key_wipe(&s->key);
 	free(s);

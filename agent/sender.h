@@ -119,8 +119,12 @@ int vg_sender_start(struct vg_spool *sp, const struct vg_sender_opts *o,
 void vg_sender_wake(struct vg_sender *s);
 
 /* Keep sending until the spool is empty or timeout_ms passed, then stop
- * the thread. 0 if the spool is empty, -ETIMEDOUT otherwise. */
-int vg_sender_drain(struct vg_sender *s, int64_t timeout_ms);
+ * the thread. 0 if the spool is empty, -ETIMEDOUT otherwise. While it
+ * waits, tick(arg) (if not NULL) is called from the caller's thread about
+ * every 100 ms, without the sender's lock: the agent logs the
+ * sender's changes of collector with it, as it does after each poll. */
+int vg_sender_drain(struct vg_sender *s, int64_t timeout_ms,
+		    void (*tick)(void *arg), void *arg);
 
 /* Stop the thread (if running), close the socket, free. Accepts NULL. */
 void vg_sender_free(struct vg_sender *s);

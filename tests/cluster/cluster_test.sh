@@ -54,6 +54,8 @@
 # the first host to return to its restarted collector (a host changing
 # collector while a daemon is down); FLUSH_DEPTH sets the collectors'
 # [storage] flush_depth. KEEP_TMP=1 keeps every log and file.
+# tests/cluster/rate.sh runs it several at a time and counts each check's
+# passes (docs/scaling.md, "The cluster test side by side").
 #
 # What it guards (docs/scaling.md, "Why collectors sharing daemons write
 # through" and "The receiver never waits on a storage daemon's fault"):
@@ -463,6 +465,10 @@ for i in 0 1 2; do
   m=$(get "http://127.0.0.1:${CH[$i]}/metrics")
   smp=$(awk '$1 == "vigie_collector_samples_received_total" {print $2}' <<<"$m")
   peer=$(awk '$1 == "vigie_cluster_stream_received_total" {print $2}' <<<"$m")
+  # values re-sent from the journal to a daemon that lost them, and
+  # values refused as already stored (a restart's re-sends; rates, never
+  # asserted: how often the daemon's fault cost a re-send)
+  diag "STORE node=$i resent=$(awk '$1 == "vigie_store_values_resent_total" {print $2}' <<<"$m") duplicate=$(awk '$1 == "vigie_store_values_duplicate_total" {print $2}' <<<"$m")"
   diag "NODE_COST node=$i cpu_s=$(awk -v a="$ut" -v b="$st" -v t="$tick" 'BEGIN{printf "%.2f", (a + b) / t}') samples=${smp:-0} peer_batches=${peer:-0} cpu_us_per_sample=$(awk -v a="$ut" -v b="$st" -v t="$tick" -v n="${smp:-0}" 'BEGIN{printf "%.1f", (n > 0 ? (a + b) / t * 1e6 / n : 0)}')"
 done
 

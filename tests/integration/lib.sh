@@ -55,14 +55,40 @@ cleanup() {
     if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "# kept $PG_DIR"; else rm -rf "$PG_DIR"; fi
   fi
   if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "# kept $TMP"; else rm -rf "$TMP"; fi
+  _free_ports_release
 }
 trap cleanup EXIT
 
-free_port() { # a loopback TCP port below the ephemeral range, in no TCP state
-  local p
+# free_port: a loopback TCP port below the ephemeral range, in no TCP state,
+# reserved for this test until it exits: tests running side by side (the
+# cluster scenario several at a time, tests/cluster/rate.sh) pick ports
+# before their daemons bind them, and a test restarts a killed daemon on
+# its old port, so each port is also claimed by a directory
+# $PORTS_DIR/PORT holding the test's pid (mkdir is atomic), taken over
+# only from a test that is gone; cleanup() removes this test's claims
+PORTS_DIR=${TMPDIR:-/tmp}/vigie-ports
+free_port() {
+  local p o
+  mkdir -p "$PORTS_DIR" 2>/dev/null
   while :; do
     p=$((20000 + RANDOM % 12000))
-    ss -Htan "sport = :$p" 2>/dev/null | grep -q . || { echo "$p"; return; }
+    ss -Htan "sport = :$p" 2>/dev/null | grep -q . && continue
+    if ! mkdir "$PORTS_DIR/$p" 2>/dev/null; then
+      o=$(cat "$PORTS_DIR/$p/pid" 2>/dev/null)
+      [[ -n $o ]] && kill -0 "$o" 2>/dev/null && continue
+      # a claim whose test is gone (or not written yet: skip it)
+      [[ -n $o ]] || continue
+      rm -rf "$PORTS_DIR/$p"
+      mkdir "$PORTS_DIR/$p" 2>/dev/null || continue
+    fi
+    echo $$ >"$PORTS_DIR/$p/pid"
+    echo "$p"; return
+  done
+}
+_free_ports_release() {
+  local d
+  for d in "$PORTS_DIR"/*/; do
+    [[ $(cat "$d/pid" 2>/dev/null) == "$$" ]] && rm -rf "$d"
   done
 }
 

@@ -241,7 +241,7 @@ static void test_collector_late_and_drain(void **state)
 	 * the batches */
 	spool_batches(sp, 2);
 	int64_t t0 = vg_monotonic_ms();
-	assert_int_equal(vg_sender_drain(s, 300), -ETIMEDOUT);
+	assert_int_equal(vg_sender_drain(s, 300, NULL, NULL), -ETIMEDOUT);
 	int64_t took = vg_monotonic_ms() - t0;
 	assert_true(took >= 250 && took < 1500);
 	assert_int_equal(vg_spool_count(sp), 2);
@@ -262,7 +262,7 @@ static void test_drain_delivers(void **state)
 	o.url = c.rep.url;
 	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
 	spool_batches(sp, 4);
-	assert_int_equal(vg_sender_drain(s, 3000), 0);
+	assert_int_equal(vg_sender_drain(s, 3000, NULL, NULL), 0);
 	assert_int_equal(vg_spool_count(sp), 0);
 	vg_sender_free(s);
 	collector_stop(&c);
