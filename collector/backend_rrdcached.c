@@ -410,44 +410,56 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 		ret = flush_sent(d, c, extra, nextra, &snap);
 		goto done;
 	}
-	while ((e = vg_hmap_next(&snap.map, &pos))) {
-		const struct sent_entry *se = e->value;
-		int64_t *want, have = INT64_MIN;
-		struct vg_rrdcd_info info;
-		int rc = -EIO;
+	/* in groups of VG_RRDCD_LAST_MANY_MAX files, two round trips each
+	 * (a FLUSH BATCH, then their INFOs pipelined) */
+	for (;;) {
+		const struct sent_entry *se[VG_RRDCD_LAST_MANY_MAX];
+		const char *names[VG_RRDCD_LAST_MANY_MAX];
+		int64_t last_s[VG_RRDCD_LAST_MANY_MAX];
+		int err[VG_RRDCD_LAST_MANY_MAX], rc = -EIO;
+		size_t k = 0;
 
-		if (vg_rrdcd_connected(c)) {
-			rc = vg_rrdcd_flush(c, e->key);
-			if (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO)
-				rc = vg_rrdcd_info(c, e->key, &info);
-			if (rc == 0) {
-				const char *v = vg_rrdcd_info_get(&info, "last_update");
-				if (v)
-					have = strtoll(v, NULL, 10) * 1000 + 999;
-				else
-					rc = -EIO;
-				vg_rrdcd_info_free(&info);
-			}
+		while (k < VG_RRDCD_LAST_MANY_MAX && (e = vg_hmap_next(&snap.map, &pos))) {
+			se[k] = e->value;
+			names[k++] = e->key;
 		}
-		if (rc == 0 && have >= se->t_ms)
-			continue; /* durable */
-		if ((rc == 0 || rc == -ENOENT || rc == -EREMOTEIO) && (want = malloc(sizeof(*want)))) {
-			/* behind what it accepted, or gone: lost */
-			pthread_mutex_lock(&d->mu);
-			*want = have;
-			if (vg_hmap_gets(&d->lost, e->key) || vg_hmap_puts(&d->lost, e->key, want)) {
-				free(want);
-			} else {
-				__atomic_fetch_add(&d->nlost, 1, __ATOMIC_RELEASE);
-				count(&d->losses, 1);
-				if (nlost)
-					(*nlost)++;
+		if (!k)
+			break;
+		if (vg_rrdcd_connected(c))
+			rc = vg_rrdcd_last_update_many(c, names, k, last_s, err);
+		for (size_t i = 0; i < k; i++) {
+			int64_t *want, have = INT64_MIN;
+			int ri = err[i];
+
+			if (rc) { /* not checked: the connection broke */
+				mark_sent(d, names[i], se[i]->t_ms);
+				ret = -EIO;
+				continue;
 			}
-			pthread_mutex_unlock(&d->mu);
-			continue;
+			if (ri == 0)
+				have = last_s[i] * 1000 + 999;
+			if (ri == 0 && have >= se[i]->t_ms)
+				continue; /* durable */
+			if ((ri == 0 || ri == -ENOENT || ri == -EREMOTEIO) &&
+			    (want = malloc(sizeof(*want)))) {
+				/* behind what it accepted, or gone: lost */
+				pthread_mutex_lock(&d->mu);
+				*want = have;
+				if (vg_hmap_gets(&d->lost, names[i]) ||
+				    vg_hmap_puts(&d->lost, names[i], want)) {
+					free(want);
+				} else {
+					__atomic_fetch_add(&d->nlost, 1, __ATOMIC_RELEASE);
+					count(&d->losses, 1);
+					if (nlost)
+						(*nlost)++;
+				}
+				pthread_mutex_unlock(&d->mu);
+				continue;
+			}
+			mark_sent(d, names[i], se[i]->t_ms); /* checked again later */
+			ret = -EIO;
 		}
-		mark_sent(d, e->key, se->t_ms); /* checked again later */
-		ret = -EIO;
 	}
 done:
 	/* snap was the set before the swap; d->sent now holds what came
