@@ -34,7 +34,8 @@
  * values_per_file=R values_per_s=X collector_cpu_us_per_value=Y
  * daemon_cpu_us_per_value=Z values_per_collector_core_s=W daemon_errors=E
  * flush_rc=F" per mode (E: failures that broke a daemon connection, F: the
- * final flush's result; either non-zero makes the run suspect), then
+ * final flush's result; either non-zero makes the run suspect; with E,
+ * a line "daemon_error ADDRESS: TEXT" before it gives the last one), then
  * one daemon against the files backend of the same run, with the targets
  * (at least 0.7x the values/s, at most 1.5x the CPU per value, collector
  * and daemon together): "RESULT store_backends_vs_files daemons=1
@@ -181,8 +182,11 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	struct vg_store_daemon dm[3];
 	size_t ndm = vg_store_daemons(s, dm, 3);
 	uint64_t derr = 0;
-	for (size_t k = 0; k < ndm; k++)
+	for (size_t k = 0; k < ndm; k++) {
 		derr += dm[k].errors;
+		if (dm[k].errors) /* what broke it: a timeout under load, a refusal... */
+			printf("daemon_error %s: %s\n", dm[k].address, dm[k].error);
+	}
 	vg_store_close(s); /* syncs what the flush could not */
 	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = bench_self_cpu_s() - c0;
 	for (int k = 0; k < ndaemons; k++)
