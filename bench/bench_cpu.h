@@ -1,12 +1,16 @@
 /*
  * bench_cpu.h — the CPU time the benchmarks report: this process's own
  * (getrusage) and another process's, a daemon the benchmark started
- * (utime + stime from /proc/<pid>/stat). Header-only: every C file of bench/ is
+ * (utime + stime from /proc/<pid>/stat), and a daemon's context switches
+ * (its threads' sleeps: the cost of hand-offs between them, which CPU
+ * time under a shared machine's load shows only through noise).
+ * Header-only: every C file of bench/ is
  * a program of its own.
  */
 #ifndef VIGIE_BENCH_CPU_H
 #define VIGIE_BENCH_CPU_H
 
+#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -55,6 +59,43 @@ static inline double bench_proc_cpu_or0(long pid)
 	double c = bench_proc_cpu_s(pid, NULL);
 
 	return c < 0 ? 0 : c;
+}
+
+/* Context switches so far of the threads of process pid alive now, summed
+ * from /proc/<pid>/task/<tid>/status: voluntary (a thread went to sleep:
+ * waiting for a lock, a condition variable, I/O) into *vol, involuntary
+ * (preempted) into *invol; both 0 when unknown. Threads that already
+ * ended are not counted: read it while the threads of interest live. */
+static inline void bench_proc_ctxsw(long pid, unsigned long long *vol,
+				    unsigned long long *invol)
+{
+	char path[96], line[256];
+	struct dirent *de;
+	DIR *dir;
+
+	*vol = *invol = 0;
+	if (pid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+	if (!(dir = opendir(path)))
+		return;
+	while ((de = readdir(dir))) {
+		FILE *f;
+		unsigned long long v;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/status", pid, de->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
+				*vol += v;
+			else if (sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+				*invol += v;
+		}
+		fclose(f);
+	}
+	closedir(dir);
 }
 
 #endif

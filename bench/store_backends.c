@@ -170,6 +170,13 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	c0 = bench_self_cpu_s();
 	for (int k = 0; k < ndaemons; k++)
 		dc0 += bench_proc_cpu_or0(d[k].pid);
+	unsigned long long vcs0 = 0, ivcs0 = 0, vcs1 = 0, ivcs1 = 0;
+	for (int k = 0; k < ndaemons; k++) {
+		unsigned long long v, iv;
+		bench_proc_ctxsw(d[k].pid, &v, &iv);
+		vcs0 += v;
+		ivcs0 += iv;
+	}
 	w0 = (double)vg_monotonic_ns() / 1e9;
 	for (int r = 1; r <= rounds; r++)
 		if ((rc = round_write(s, n, r)))
@@ -179,6 +186,14 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	 * through the check that reads every unflushed file back, a run to
 	 * be read with care */
 	rc = vg_store_flush(s);
+	/* the daemons' context switches, read while the store's connections
+	 * (and so the daemons' connection threads) are still open */
+	for (int k = 0; k < ndaemons; k++) {
+		unsigned long long v, iv;
+		bench_proc_ctxsw(d[k].pid, &v, &iv);
+		vcs1 += v;
+		ivcs1 += iv;
+	}
 	struct vg_store_daemon dm[3];
 	size_t ndm = vg_store_daemons(s, dm, 3);
 	uint64_t derr = 0;
@@ -196,9 +211,12 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	printf("RESULT store_backends backend=%s daemons=%d series=%d values=%.0f "
 	       "values_per_file=%d values_per_s=%.0f collector_cpu_us_per_value=%.2f "
 	       "daemon_cpu_us_per_value=%.2f values_per_collector_core_s=%.0f "
-	       "daemon_errors=%llu flush_rc=%d\n",
+	       "daemon_errors=%llu flush_rc=%d daemon_vcsw_per_series=%.2f "
+	       "daemon_ivcsw_per_series=%.2f\n",
 	       label, ndaemons, n, v, rounds, v / wall, cpu * 1e6 / v, (dc1 - dc0) * 1e6 / v,
-	       v / (cpu > 0 ? cpu : 1e-9), (unsigned long long)derr, rc);
+	       v / (cpu > 0 ? cpu : 1e-9), (unsigned long long)derr, rc,
+	       (double)(vcs1 - vcs0) / (double)n,
+	       (double)(ivcs1 - ivcs0) / (double)n);
 	out->values_per_s = v / wall;
 	out->cpu_us_per_value = (cpu + dc1 - dc0) * 1e6 / v;
 	fflush(stdout);
