@@ -11,9 +11,12 @@
 #define VIGIE_BENCH_CPU_H
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 /* User + system CPU seconds of this process so far. */
@@ -61,41 +64,115 @@ static inline double bench_proc_cpu_or0(long pid)
 	return c < 0 ? 0 : c;
 }
 
-/* Context switches so far of the threads of process pid alive now, summed
- * from /proc/<pid>/task/<tid>/status: voluntary (a thread went to sleep:
- * waiting for a lock, a condition variable, I/O) into *vol, involuntary
- * (preempted) into *invol; both 0 when unknown. Threads that already
- * ended are not counted: read it while the threads of interest live. */
-static inline void bench_proc_ctxsw(long pid, unsigned long long *vol,
-				    unsigned long long *invol)
+/* Context switches of a daemon's threads over a window, voluntary (a
+ * thread went to sleep: waiting for a lock, a condition variable, I/O)
+ * and involuntary (preempted), from /proc/<pid>/task/<tid>/status. A
+ * thread's counts vanish when it ends (a connection's thread when the
+ * client closes it), so a sampler thread reads them every 100 ms from
+ * bench_csw_start to bench_csw_stop and keeps each thread's last reading:
+ * a thread that ends inside the window loses at most its last 100 ms. A
+ * thread born inside the window counts from 0. */
+#define BENCH_CSW_THREADS 512
+struct bench_csw {
+	long pid[4];
+	int npid, stop;
+	size_t n;
+	struct {
+		long tid;
+		unsigned long long base_v, base_iv, v, iv;
+	} t[BENCH_CSW_THREADS];
+	pthread_t th;
+	pthread_mutex_t mu;
+};
+
+static inline void bench_csw_scan(struct bench_csw *c, int first)
 {
 	char path[96], line[256];
 	struct dirent *de;
-	DIR *dir;
 
-	*vol = *invol = 0;
-	if (pid <= 0)
-		return;
-	snprintf(path, sizeof(path), "/proc/%ld/task", pid);
-	if (!(dir = opendir(path)))
-		return;
-	while ((de = readdir(dir))) {
-		FILE *f;
-		unsigned long long v;
-		if (de->d_name[0] == '.')
+	for (int p = 0; p < c->npid; p++) {
+		DIR *dir;
+		snprintf(path, sizeof(path), "/proc/%ld/task", c->pid[p]);
+		if (!(dir = opendir(path)))
 			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/status", pid, de->d_name);
-		if (!(f = fopen(path, "r")))
-			continue;
-		while (fgets(line, sizeof(line), f)) {
-			if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1)
-				*vol += v;
-			else if (sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
-				*invol += v;
+		while ((de = readdir(dir))) {
+			unsigned long long v = 0, iv = 0, x;
+			long tid = atol(de->d_name);
+			size_t i;
+			FILE *f;
+			if (tid <= 0)
+				continue;
+			snprintf(path, sizeof(path), "/proc/%ld/task/%ld/status", c->pid[p], tid);
+			if (!(f = fopen(path, "r")))
+				continue;
+			while (fgets(line, sizeof(line), f)) {
+				if (sscanf(line, "voluntary_ctxt_switches: %llu", &x) == 1)
+					v = x;
+				else if (sscanf(line, "nonvoluntary_ctxt_switches: %llu", &x) == 1)
+					iv = x;
+			}
+			fclose(f);
+			pthread_mutex_lock(&c->mu);
+			for (i = 0; i < c->n && c->t[i].tid != tid; i++)
+				;
+			if (i == c->n && c->n < BENCH_CSW_THREADS) {
+				c->t[i].tid = tid;
+				c->t[i].base_v = first ? v : 0;
+				c->t[i].base_iv = first ? iv : 0;
+				c->n++;
+			}
+			if (i < c->n) {
+				c->t[i].v = v;
+				c->t[i].iv = iv;
+			}
+			pthread_mutex_unlock(&c->mu);
 		}
-		fclose(f);
+		closedir(dir);
 	}
-	closedir(dir);
+}
+
+static inline void *bench_csw_main(void *arg)
+{
+	struct bench_csw *c = arg;
+	struct timespec ts = {0, 100 * 1000 * 1000};
+
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+		nanosleep(&ts, NULL);
+		bench_csw_scan(c, 0);
+	}
+	return NULL;
+}
+
+/* Start counting the switches of the processes pids[0..npid) (at most 4;
+ * npid 0: nothing counted). */
+static inline void bench_csw_start(struct bench_csw *c, const long *pids, int npid)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->mu, NULL);
+	for (int i = 0; i < npid && i < 4; i++)
+		c->pid[c->npid++] = pids[i];
+	if (!c->npid)
+		return;
+	bench_csw_scan(c, 1);
+	if (pthread_create(&c->th, NULL, bench_csw_main, c))
+		c->npid = 0;
+}
+
+/* Stop, and the switches counted since the start. */
+static inline void bench_csw_stop(struct bench_csw *c, unsigned long long *vol,
+				  unsigned long long *invol)
+{
+	*vol = *invol = 0;
+	if (!c->npid)
+		return;
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	pthread_join(c->th, NULL);
+	bench_csw_scan(c, 0);
+	for (size_t i = 0; i < c->n; i++) {
+		*vol += c->t[i].v - c->t[i].base_v;
+		*invol += c->t[i].iv - c->t[i].base_iv;
+	}
+	pthread_mutex_destroy(&c->mu);
 }
 
 #endif

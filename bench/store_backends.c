@@ -170,13 +170,12 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	c0 = bench_self_cpu_s();
 	for (int k = 0; k < ndaemons; k++)
 		dc0 += bench_proc_cpu_or0(d[k].pid);
-	unsigned long long vcs0 = 0, ivcs0 = 0, vcs1 = 0, ivcs1 = 0;
-	for (int k = 0; k < ndaemons; k++) {
-		unsigned long long v, iv;
-		bench_proc_ctxsw(d[k].pid, &v, &iv);
-		vcs0 += v;
-		ivcs0 += iv;
-	}
+	static struct bench_csw csw; /* the daemons' context switches */
+	long dpids[3];
+	unsigned long long vcs = 0, ivcs = 0;
+	for (int k = 0; k < ndaemons; k++)
+		dpids[k] = d[k].pid;
+	bench_csw_start(&csw, dpids, ndaemons);
 	w0 = (double)vg_monotonic_ns() / 1e9;
 	for (int r = 1; r <= rounds; r++)
 		if ((rc = round_write(s, n, r)))
@@ -186,14 +185,6 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	 * through the check that reads every unflushed file back, a run to
 	 * be read with care */
 	rc = vg_store_flush(s);
-	/* the daemons' context switches, read while the store's connections
-	 * (and so the daemons' connection threads) are still open */
-	for (int k = 0; k < ndaemons; k++) {
-		unsigned long long v, iv;
-		bench_proc_ctxsw(d[k].pid, &v, &iv);
-		vcs1 += v;
-		ivcs1 += iv;
-	}
 	struct vg_store_daemon dm[3];
 	size_t ndm = vg_store_daemons(s, dm, 3);
 	uint64_t derr = 0;
@@ -206,6 +197,7 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = bench_self_cpu_s() - c0;
 	for (int k = 0; k < ndaemons; k++)
 		dc1 += bench_proc_cpu_or0(d[k].pid);
+	bench_csw_stop(&csw, &vcs, &ivcs);
 	perf_stop(perf);
 	double v = (double)n * rounds;
 	printf("RESULT store_backends backend=%s daemons=%d series=%d values=%.0f "
@@ -215,8 +207,7 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	       "daemon_ivcsw_per_series=%.2f\n",
 	       label, ndaemons, n, v, rounds, v / wall, cpu * 1e6 / v, (dc1 - dc0) * 1e6 / v,
 	       v / (cpu > 0 ? cpu : 1e-9), (unsigned long long)derr, rc,
-	       (double)(vcs1 - vcs0) / (double)n,
-	       (double)(ivcs1 - ivcs0) / (double)n);
+	       (double)vcs / (double)n, (double)ivcs / (double)n);
 	out->values_per_s = v / wall;
 	out->cpu_us_per_value = (cpu + dc1 - dc0) * 1e6 / v;
 	fflush(stdout);
