@@ -59,8 +59,8 @@ void vg_hmap_release(struct vg_hmap *m)
 
 void vg_hmap_clear(struct vg_hmap *m)
 {
-	if (!m)
-		return;
+	if (!m || !m->cap)
+		return; /* nothing allocated: empty already */
 	if (m->live * 4 < m->cap) {
 		vg_hmap_release(m);
 		return;
