@@ -1,15 +1,22 @@
 /*
  * bench_cpu.h — the CPU time the benchmarks report: this process's own
  * (getrusage) and another process's, a daemon the benchmark started
- * (utime + stime from /proc/<pid>/stat). Header-only: every C file of bench/ is
+ * (utime + stime from /proc/<pid>/stat), and a daemon's context switches
+ * (its threads' sleeps: the cost of hand-offs between them, which CPU
+ * time under a shared machine's load shows only through noise).
+ * Header-only: every C file of bench/ is
  * a program of its own.
  */
 #ifndef VIGIE_BENCH_CPU_H
 #define VIGIE_BENCH_CPU_H
 
+#include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 /* User + system CPU seconds of this process so far. */
@@ -55,6 +62,117 @@ static inline double bench_proc_cpu_or0(long pid)
 	double c = bench_proc_cpu_s(pid, NULL);
 
 	return c < 0 ? 0 : c;
+}
+
+/* Context switches of a daemon's threads over a window, voluntary (a
+ * thread went to sleep: waiting for a lock, a condition variable, I/O)
+ * and involuntary (preempted), from /proc/<pid>/task/<tid>/status. A
+ * thread's counts vanish when it ends (a connection's thread when the
+ * client closes it), so a sampler thread reads them every 100 ms from
+ * bench_csw_start to bench_csw_stop and keeps each thread's last reading:
+ * a thread that ends inside the window loses at most its last 100 ms. A
+ * thread born inside the window counts from 0. */
+#define BENCH_CSW_THREADS 512
+struct bench_csw {
+	long pid[4];
+	int npid, stop;
+	size_t n;
+	struct {
+		long tid;
+		unsigned long long base_v, base_iv, v, iv;
+	} t[BENCH_CSW_THREADS];
+	pthread_t th;
+	pthread_mutex_t mu;
+};
+
+static inline void bench_csw_scan(struct bench_csw *c, int first)
+{
+	char path[96], line[256];
+	struct dirent *de;
+
+	for (int p = 0; p < c->npid; p++) {
+		DIR *dir;
+		snprintf(path, sizeof(path), "/proc/%ld/task", c->pid[p]);
+		if (!(dir = opendir(path)))
+			continue;
+		while ((de = readdir(dir))) {
+			unsigned long long v = 0, iv = 0, x;
+			long tid = atol(de->d_name);
+			size_t i;
+			FILE *f;
+			if (tid <= 0)
+				continue;
+			snprintf(path, sizeof(path), "/proc/%ld/task/%ld/status", c->pid[p], tid);
+			if (!(f = fopen(path, "r")))
+				continue;
+			while (fgets(line, sizeof(line), f)) {
+				if (sscanf(line, "voluntary_ctxt_switches: %llu", &x) == 1)
+					v = x;
+				else if (sscanf(line, "nonvoluntary_ctxt_switches: %llu", &x) == 1)
+					iv = x;
+			}
+			fclose(f);
+			pthread_mutex_lock(&c->mu);
+			for (i = 0; i < c->n && c->t[i].tid != tid; i++)
+				;
+			if (i == c->n && c->n < BENCH_CSW_THREADS) {
+				c->t[i].tid = tid;
+				c->t[i].base_v = first ? v : 0;
+				c->t[i].base_iv = first ? iv : 0;
+				c->n++;
+			}
+			if (i < c->n) {
+				c->t[i].v = v;
+				c->t[i].iv = iv;
+			}
+			pthread_mutex_unlock(&c->mu);
+		}
+		closedir(dir);
+	}
+}
+
+static inline void *bench_csw_main(void *arg)
+{
+	struct bench_csw *c = arg;
+	struct timespec ts = {0, 100 * 1000 * 1000};
+
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+		nanosleep(&ts, NULL);
+		bench_csw_scan(c, 0);
+	}
+	return NULL;
+}
+
+/* Start counting the switches of the processes pids[0..npid) (at most 4;
+ * npid 0: nothing counted). */
+static inline void bench_csw_start(struct bench_csw *c, const long *pids, int npid)
+{
+	memset(c, 0, sizeof(*c));
+	pthread_mutex_init(&c->mu, NULL);
+	for (int i = 0; i < npid && i < 4; i++)
+		c->pid[c->npid++] = pids[i];
+	if (!c->npid)
+		return;
+	bench_csw_scan(c, 1);
+	if (pthread_create(&c->th, NULL, bench_csw_main, c))
+		c->npid = 0;
+}
+
+/* Stop, and the switches counted since the start. */
+static inline void bench_csw_stop(struct bench_csw *c, unsigned long long *vol,
+				  unsigned long long *invol)
+{
+	*vol = *invol = 0;
+	if (!c->npid)
+		return;
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	pthread_join(c->th, NULL);
+	bench_csw_scan(c, 0);
+	for (size_t i = 0; i < c->n; i++) {
+		*vol += c->t[i].v - c->t[i].base_v;
+		*invol += c->t[i].iv - c->t[i].base_iv;
+	}
+	pthread_mutex_destroy(&c->mu);
 }
 
 #endif

@@ -34,7 +34,8 @@
  * values_per_file=R values_per_s=X collector_cpu_us_per_value=Y
  * daemon_cpu_us_per_value=Z values_per_collector_core_s=W daemon_errors=E
  * flush_rc=F" per mode (E: failures that broke a daemon connection, F: the
- * final flush's result; either non-zero makes the run suspect), then
+ * final flush's result; either non-zero makes the run suspect; with E,
+ * a line "daemon_error ADDRESS: TEXT" before it gives the last one), then
  * one daemon against the files backend of the same run, with the targets
  * (at least 0.7x the values/s, at most 1.5x the CPU per value, collector
  * and daemon together): "RESULT store_backends_vs_files daemons=1
@@ -169,6 +170,12 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	c0 = bench_self_cpu_s();
 	for (int k = 0; k < ndaemons; k++)
 		dc0 += bench_proc_cpu_or0(d[k].pid);
+	static struct bench_csw csw; /* the daemons' context switches */
+	long dpids[3];
+	unsigned long long vcs = 0, ivcs = 0;
+	for (int k = 0; k < ndaemons; k++)
+		dpids[k] = d[k].pid;
+	bench_csw_start(&csw, dpids, ndaemons);
 	w0 = (double)vg_monotonic_ns() / 1e9;
 	for (int r = 1; r <= rounds; r++)
 		if ((rc = round_write(s, n, r)))
@@ -181,20 +188,26 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	struct vg_store_daemon dm[3];
 	size_t ndm = vg_store_daemons(s, dm, 3);
 	uint64_t derr = 0;
-	for (size_t k = 0; k < ndm; k++)
+	for (size_t k = 0; k < ndm; k++) {
 		derr += dm[k].errors;
+		if (dm[k].errors) /* what broke it: a timeout under load, a refusal... */
+			printf("daemon_error %s: %s\n", dm[k].address, dm[k].error);
+	}
 	vg_store_close(s); /* syncs what the flush could not */
 	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = bench_self_cpu_s() - c0;
 	for (int k = 0; k < ndaemons; k++)
 		dc1 += bench_proc_cpu_or0(d[k].pid);
+	bench_csw_stop(&csw, &vcs, &ivcs);
 	perf_stop(perf);
 	double v = (double)n * rounds;
 	printf("RESULT store_backends backend=%s daemons=%d series=%d values=%.0f "
 	       "values_per_file=%d values_per_s=%.0f collector_cpu_us_per_value=%.2f "
 	       "daemon_cpu_us_per_value=%.2f values_per_collector_core_s=%.0f "
-	       "daemon_errors=%llu flush_rc=%d\n",
+	       "daemon_errors=%llu flush_rc=%d daemon_vcsw_per_series=%.2f "
+	       "daemon_ivcsw_per_series=%.2f\n",
 	       label, ndaemons, n, v, rounds, v / wall, cpu * 1e6 / v, (dc1 - dc0) * 1e6 / v,
-	       v / (cpu > 0 ? cpu : 1e-9), (unsigned long long)derr, rc);
+	       v / (cpu > 0 ? cpu : 1e-9), (unsigned long long)derr, rc,
+	       (double)vcs / (double)n, (double)ivcs / (double)n);
 	out->values_per_s = v / wall;
 	out->cpu_us_per_value = (cpu + dc1 - dc0) * 1e6 / v;
 	fflush(stdout);

@@ -130,6 +130,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +178,116 @@
 #define FLUSH_CONNS 4
 #define FLUSH_CONNS_MAX FLUSH_CONNS
 
+/* Files updated on a daemon and not yet verified durable (see check_sent):
+ * name -> the newest time the daemon accepted for it. Every file written
+ * is noted here once or twice per update and taken out by the next sync,
+ * so it allocates nothing once warm: each entry (the time and a copy of
+ * the name) is cut from blocks that are kept and reused, the map borrows
+ * the names from them, and a sync swaps the set with a cleared spare
+ * instead of starting a table from empty (a key copy, a malloc'd time and
+ * a table rebuilt from 16 slots per sync were ~10 % of the collector's
+ * CPU in the rrdcached mode's profile, docs/benchmarks.md). Memory: what
+ * the largest sync held (entries ~48 bytes and ~64 bytes of table per
+ * file), twice (the set and its spare). */
+struct sent_entry {
+	int64_t t_ms;
+	char name[]; /* NUL-terminated */
+};
+
+#define SENT_BLOCK (64 * 1024 - 64)
+
+struct sent_block {
+	struct sent_block *next;
+	size_t used;
+	_Alignas(8) char data[SENT_BLOCK];
+};
+
+struct sent_set {
+	struct vg_hmap map;        /* borrowed keys: entry->name -> entry */
+	struct sent_block *blocks; /* kept across clears */
+	struct sent_block *cur;    /* the block entries are cut from */
+};
+
+static void sent_init(struct sent_set *s)
+{
+	vg_hmap_init_borrow(&s->map);
+	s->blocks = s->cur = NULL;
+}
+
+/* Empty the set, keeping its blocks (and its table, see vg_hmap_clear). */
+static void sent_clear(struct sent_set *s)
+{
+	vg_hmap_clear(&s->map);
+	for (struct sent_block *b = s->blocks; b; b = b->next)
+		b->used = 0;
+	s->cur = s->blocks;
+}
+
+static void sent_free(struct sent_set *s)
+{
+	vg_hmap_release(&s->map);
+	while (s->blocks) {
+		struct sent_block *b = s->blocks;
+		s->blocks = b->next;
+		free(b);
+	}
+	s->cur = NULL;
+}
+
+/* NAME's entry, or NULL. */
+static struct sent_entry *sent_get(const struct sent_set *s, const char *name)
+{
+	return vg_hmap_gets(&s->map, name);
+}
+
+/* Note that the daemon may hold NAME's values up to t_ms: the entry's time
+ * raised to t_ms, or a new entry. Returns the time noted before
+ * (INT64_MIN: none). A new entry that cannot be allocated is not noted
+ * (as mark_sent did before: the next sync then does not FLUSH the file). */
+static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms)
+{
+	size_t len = strlen(name);
+	uint64_t h = vg_hmap_hash(name, len);
+	struct sent_entry *e = vg_hmap_get_hashed(&s->map, name, len, h);
+	size_t need = (offsetof(struct sent_entry, name) + len + 1 + 7) & ~(size_t)7;
+
+	if (e) {
+		int64_t old = e->t_ms;
+		if (t_ms > e->t_ms)
+			e->t_ms = t_ms;
+		return old;
+	}
+	if (need > SENT_BLOCK)
+		return INT64_MIN;
+	while (s->cur && s->cur->used + need > SENT_BLOCK) {
+		if (!s->cur->next)
+			break;
+		s->cur = s->cur->next;
+		s->cur->used = 0; /* a block after cur is never in use */
+	}
+	if (!s->cur || s->cur->used + need > SENT_BLOCK) {
+		struct sent_block *b = malloc(sizeof(*b));
+		if (!b)
+			return INT64_MIN;
+		b->next = NULL;
+		b->used = 0;
+		if (s->cur)
+			s->cur->next = b;
+		else
+			s->blocks = b;
+		s->cur = b;
+	}
+	e = (struct sent_entry *)(s->cur->data + s->cur->used);
+	e->t_ms = t_ms;
+	memcpy(e->name, name, len + 1);
+	if (vg_hmap_put_hashed(&s->map, e->name, len, h, e, NULL))
+		return INT64_MIN; /* the space is reused by the next entry */
+	s->cur->used += need;
+	return INT64_MIN;
+}
+
+struct flush_conn;
+
 struct daemon {
 	char addr[256];
 	pthread_mutex_t mu; /* idle, err */
@@ -194,9 +305,13 @@ struct daemon {
 	int suspect;
 	uint64_t errors; /* __atomic */
 	uint64_t calls;  /* __atomic */
-	/* Files updated and not yet verified durable: name -> int64_t *
-	 * (malloc'd), the newest time the daemon accepted for it (d->mu). */
-	struct vg_hmap sent;
+	/* Files updated and not yet verified durable, with the newest time
+	 * the daemon accepted for each (d->mu) */
+	struct sent_set sent;
+	/* a cleared set that a verification swaps with sent; held by the
+	 * verification in progress (d->vmu) */
+	struct sent_set spare;
+	struct flush_conn *fc; /* flush_sent's, FLUSH_CONNS_MAX (d->vmu) */
 	/* Files whose accepted values the daemon lost (it restarted before
 	 * writing them): name -> int64_t * (malloc'd), the newest time its
 	 * file still holds; their updates wait for the store to re-send the
@@ -309,12 +424,75 @@ static void client_broken(struct daemon *d, struct vg_rrdcd *c)
  * daemon refused) go back to d->sent. *nlost (may be NULL) counts the
  * lost files found. 0, or -EIO when some file could not be checked. */
 static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
-		      size_t nextra, struct vg_hmap *snap);
+		      size_t nextra, const struct sent_set *snap);
 
+/* Records NAME as lost on D: the daemon's file holds values up to HAVE
+ * (INT64_MIN: none, or no file) only; 0 when recorded or already there,
+ * -ENOMEM when it could not be (the caller keeps it as sent, checked
+ * again later). */
+static int mark_lost(struct daemon *d, const char *name, int64_t have, size_t *nlost)
+{
+	int64_t *want = malloc(sizeof(*want));
+
+	if (!want)
+		return -ENOMEM;
+	pthread_mutex_lock(&d->mu);
+	*want = have;
+	if (vg_hmap_gets(&d->lost, name) || vg_hmap_puts(&d->lost, name, want)) {
+		free(want);
+	} else {
+		__atomic_fetch_add(&d->nlost, 1, __ATOMIC_RELEASE);
+		count(&d->losses, 1);
+		if (nlost)
+			(*nlost)++;
+	}
+	pthread_mutex_unlock(&d->mu);
+	return 0;
+}
+
+/* check_sent after a failure: each file FORGOTten on the daemon, then
+ * its INFO, one file at a time (rare: the first check after a failed
+ * call; see "A replay that skips a value" at the top) */
+static int forget_sent(struct daemon *d, struct vg_rrdcd *c, struct sent_set *snap,
+		       size_t *nlost)
+{
+	const struct vg_hmap_entry *e;
+	size_t pos = 0;
+	int ret = 0;
+
+	while ((e = vg_hmap_next(&snap->map, &pos))) {
+		int64_t want = ((const struct sent_entry *)e->value)->t_ms, have = INT64_MIN;
+		struct vg_rrdcd_info info;
+		int rc = -EIO;
+
+		if (vg_rrdcd_connected(c)) {
+			rc = vg_rrdcd_forget(c, e->key);
+			if (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO)
+				rc = vg_rrdcd_info(c, e->key, &info);
+			if (rc == 0) {
+				const char *v = vg_rrdcd_info_get(&info, "last_update");
+				if (v)
+					have = strtoll(v, NULL, 10) * 1000 + 999;
+				else
+					rc = -EIO;
+				vg_rrdcd_info_free(&info);
+			}
+		}
+		if (rc == 0 && have >= want)
+			continue; /* durable */
+		if ((rc == 0 || rc == -ENOENT || rc == -EREMOTEIO) && !mark_lost(d, e->key, have, nlost))
+			continue; /* behind what it accepted, or gone: lost */
+		mark_sent(d, e->key, want);
+		ret = -EIO;
+	}
+	return ret;
+}
+
+/* The caller holds d->vmu (which owns d->spare). */
 static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
 		      size_t nextra, size_t *nlost, int read_last)
 {
-	struct vg_hmap snap;
+	struct sent_set snap;
 	const struct vg_hmap_entry *e;
 	size_t pos = 0;
 	int ret = 0, forget = 0;
@@ -331,52 +509,58 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 		pthread_rwlock_wrlock(&d->smu);
 	pthread_mutex_lock(&d->mu);
 	snap = d->sent;
-	vg_hmap_init(&d->sent);
+	d->sent = d->spare; /* cleared when it was put back, below */
 	pthread_mutex_unlock(&d->mu);
-	if (!read_last)
-		return flush_sent(d, c, extra, nextra, &snap);
-	while ((e = vg_hmap_next(&snap, &pos))) {
-		int64_t *want = e->value, have = INT64_MIN;
-		struct vg_rrdcd_info info;
-		int rc = -EIO;
-
-		if (vg_rrdcd_connected(c)) {
-			rc = forget ? vg_rrdcd_forget(c, e->key) : vg_rrdcd_flush(c, e->key);
-			if (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO)
-				rc = vg_rrdcd_info(c, e->key, &info);
-			if (rc == 0) {
-				const char *v = vg_rrdcd_info_get(&info, "last_update");
-				if (v)
-					have = strtoll(v, NULL, 10) * 1000 + 999;
-				else
-					rc = -EIO;
-				vg_rrdcd_info_free(&info);
-			}
-		}
-		if (rc == 0 && have >= *want) {
-			free(want); /* durable */
-			continue;
-		}
-		if (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO) {
-			/* behind what it accepted, or gone: lost */
-			pthread_mutex_lock(&d->mu);
-			*want = have;
-			if (vg_hmap_gets(&d->lost, e->key) || vg_hmap_puts(&d->lost, e->key, want)) {
-				free(want);
-			} else {
-				__atomic_fetch_add(&d->nlost, 1, __ATOMIC_RELEASE);
-				count(&d->losses, 1);
-				if (nlost)
-					(*nlost)++;
-			}
-			pthread_mutex_unlock(&d->mu);
-			continue;
-		}
-		mark_sent(d, e->key, *want);
-		free(want);
-		ret = -EIO;
+	if (!read_last) {
+		ret = flush_sent(d, c, extra, nextra, &snap);
+		goto done;
 	}
-	vg_hmap_release(&snap);
+	if (forget) {
+		ret = forget_sent(d, c, &snap, nlost);
+		goto done;
+	}
+	/* in groups of VG_RRDCD_LAST_MANY_MAX files, two round trips each
+	 * (a FLUSH BATCH, then their INFOs pipelined) */
+	for (;;) {
+		const struct sent_entry *se[VG_RRDCD_LAST_MANY_MAX];
+		const char *names[VG_RRDCD_LAST_MANY_MAX];
+		int64_t last_s[VG_RRDCD_LAST_MANY_MAX];
+		int err[VG_RRDCD_LAST_MANY_MAX], rc = -EIO;
+		size_t k = 0;
+
+		while (k < VG_RRDCD_LAST_MANY_MAX && (e = vg_hmap_next(&snap.map, &pos))) {
+			se[k] = e->value;
+			names[k++] = e->key;
+		}
+		if (!k)
+			break;
+		if (vg_rrdcd_connected(c))
+			rc = vg_rrdcd_last_update_many(c, names, k, last_s, err);
+		for (size_t i = 0; i < k; i++) {
+			int64_t have = INT64_MIN;
+			int ri = err[i];
+
+			if (rc) { /* not checked: the connection broke */
+				mark_sent(d, names[i], se[i]->t_ms);
+				ret = -EIO;
+				continue;
+			}
+			if (ri == 0)
+				have = last_s[i] * 1000 + 999;
+			if (ri == 0 && have >= se[i]->t_ms)
+				continue; /* durable */
+			if ((ri == 0 || ri == -ENOENT || ri == -EREMOTEIO) &&
+			    !mark_lost(d, names[i], have, nlost))
+				continue;                    /* behind what it accepted, or gone: lost */
+			mark_sent(d, names[i], se[i]->t_ms); /* checked again later */
+			ret = -EIO;
+		}
+	}
+done:
+	/* snap was the set before the swap; d->sent now holds what came
+	 * since, and the cleared snap is the next spare */
+	sent_clear(&snap);
+	d->spare = snap;
 	if (forget) {
 		pthread_rwlock_unlock(&d->smu);
 		if (ret)
@@ -391,12 +575,12 @@ struct flush_conn {
 	size_t n; /* files in flight (their answer not read) */
 	int sent; /* a BATCH is in flight (n may be 0) */
 	const char *names[FLUSH_BATCH];
-	int64_t *want[FLUSH_BATCH];
+	int64_t want[FLUSH_BATCH];
 	int err[FLUSH_BATCH];
 };
 
 /* check_sent without reading the last update back (see rcd_sync): the
- * files of snap (taken out of d->sent; released here) FLUSHed in BATCHes
+ * files of snap (taken out of d->sent) FLUSHed in BATCHes
  * over c and the extra connections at once, each keeping one BATCH in
  * flight (vg_rrdcd_flush_many_send), its next one sent as soon as its
  * answer is read. Why several: rrdcached 1.7.2 serves a connection's
@@ -423,23 +607,26 @@ struct flush_conn {
  * broke, goes back to d->sent (the caller closes a broken connection).
  * 0, or -EIO when some file went back. */
 static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
-		      size_t nextra, struct vg_hmap *snap)
+		      size_t nextra, const struct sent_set *snap)
 {
-	struct flush_conn *fc;
+	/* the connections' state, kept for the next sync (d->vmu is held:
+	 * one sync or verification at a time per daemon) */
+	struct flush_conn *fc = d->fc;
 	const struct vg_hmap_entry *e;
 	size_t pos = 0, nc = 1 + nextra, per;
 	int ret = 0, stop = 0;
 
-	if (!vg_hmap_count(snap)) {
-		vg_hmap_release(snap);
+	if (!vg_hmap_count(&snap->map))
 		return 0;
-	}
-	if (!(fc = calloc(nc, sizeof(*fc)))) {
+	if (!fc && !(fc = d->fc = calloc(FLUSH_CONNS_MAX, sizeof(*fc)))) {
 		stop = 1;
 		nc = 0;
 	}
-	for (size_t k = 0; k < nc; k++)
+	for (size_t k = 0; k < nc; k++) {
 		fc[k].c = k ? extra[k - 1] : c;
+		fc[k].n = 0;
+		fc[k].sent = 0;
+	}
 	if (nextra && (!vg_rrdcd_connected(c) || vg_rrdcd_ping(c)))
 		stop = 1;
 	per = nc ? FLUSH_BATCH / nc : 1;
@@ -452,10 +639,9 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				for (size_t i = 0; i < f->n; i++) {
 					if (rc || (f->err[i] && f->err[i] != -ENOENT &&
 						   f->err[i] != -EREMOTEIO)) {
-						mark_sent(d, f->names[i], *f->want[i]);
+						mark_sent(d, f->names[i], f->want[i]);
 						ret = -EIO;
 					}
-					free(f->want[i]);
 				}
 				f->sent = 0;
 				f->n = 0;
@@ -464,9 +650,9 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			}
 			if (stop || !vg_rrdcd_connected(f->c))
 				continue;
-			while (f->n < per && (e = vg_hmap_next(snap, &pos))) {
+			while (f->n < per && (e = vg_hmap_next(&snap->map, &pos))) {
 				f->names[f->n] = e->key;
-				f->want[f->n++] = e->value;
+				f->want[f->n++] = ((const struct sent_entry *)e->value)->t_ms;
 			}
 			if (!f->n)
 				continue;
@@ -474,24 +660,18 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				f->sent = any = 1;
 				continue;
 			}
-			for (size_t i = 0; i < f->n; i++) {
-				mark_sent(d, f->names[i], *f->want[i]);
-				free(f->want[i]);
-			}
+			for (size_t i = 0; i < f->n; i++)
+				mark_sent(d, f->names[i], f->want[i]);
 			f->n = 0;
 			ret = -EIO;
 			stop = 1;
 		}
 	}
 	/* what was never sent (a failure, or no memory) goes back */
-	while ((e = vg_hmap_next(snap, &pos))) {
-		int64_t *want = e->value;
-		mark_sent(d, e->key, *want);
-		free(want);
+	while ((e = vg_hmap_next(&snap->map, &pos))) {
+		mark_sent(d, e->key, ((const struct sent_entry *)e->value)->t_ms);
 		ret = -EIO;
 	}
-	free(fc);
-	vg_hmap_release(snap);
 	return ret;
 }
 
@@ -659,18 +839,10 @@ static void client_put(struct daemon *d, struct vg_rrdcd *c, int rc)
  * that runs meanwhile checks it; after, with the newest time written). */
 static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms)
 {
-	int64_t *t, old = INT64_MIN;
+	int64_t old;
 
 	pthread_mutex_lock(&d->mu);
-	if ((t = vg_hmap_gets(&d->sent, name))) {
-		old = *t;
-		if (t_ms > *t)
-			*t = t_ms;
-	} else if ((t = malloc(sizeof(*t)))) {
-		*t = t_ms;
-		if (vg_hmap_puts(&d->sent, name, t))
-			free(t);
-	}
+	old = sent_note(&d->sent, name, t_ms);
 	pthread_mutex_unlock(&d->mu);
 	return old;
 }
@@ -679,11 +851,11 @@ static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms)
  * value was written: the claim made before it was too high). */
 static void unmark_sent(struct daemon *d, const char *name, int64_t t_ms)
 {
-	int64_t *t;
+	struct sent_entry *e;
 
 	pthread_mutex_lock(&d->mu);
-	if ((t = vg_hmap_gets(&d->sent, name)) && t_ms < *t)
-		*t = t_ms;
+	if ((e = sent_get(&d->sent, name)) && t_ms < e->t_ms)
+		e->t_ms = t_ms;
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -1715,7 +1887,7 @@ static int rcd_sync(struct vg_rrd_backend *be)
 		int rc = 0;
 
 		pthread_mutex_lock(&d->mu);
-		size_t n = vg_hmap_count(&d->sent);
+		size_t n = vg_hmap_count(&d->sent.map);
 		pthread_mutex_unlock(&d->mu);
 		if (n) {
 			if ((c = client_get(d, &rc))) {
@@ -1812,7 +1984,9 @@ static void rcd_close(struct vg_rrd_backend *be)
 			vg_rrdcd_close(d->idle[k]);
 		for (size_t k = 0; k < d->nfidle; k++)
 			vg_rrdcd_close(d->fidle[k]);
-		free_values(&d->sent);
+		sent_free(&d->sent);
+		sent_free(&d->spare);
+		free(d->fc);
 		free_values(&d->lost);
 		pthread_mutex_destroy(&d->mu);
 		pthread_mutex_destroy(&d->vmu);
@@ -1919,7 +2093,8 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 		pthread_rwlock_init(&d->smu, &ra);
 		pthread_rwlockattr_destroy(&ra);
-		vg_hmap_init(&d->sent);
+		sent_init(&d->sent);
+		sent_init(&d->spare);
 		vg_hmap_init(&d->lost);
 	}
 	if (!r->nd) {
@@ -2123,7 +2298,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].calls = __atomic_load_n(&d->calls, __ATOMIC_RELAXED);
 		out[n].repairs = __atomic_load_n(&d->repairs, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->mu);
-		out[n].pending = vg_hmap_count(&d->sent);
+		out[n].pending = vg_hmap_count(&d->sent.map);
 		out[n].lost = vg_hmap_count(&d->lost);
 		snprintf(out[n].error, sizeof(out[n].error), "%s", d->err);
 		pthread_mutex_unlock(&d->mu);

@@ -985,6 +985,71 @@ int vg_rrdcd_flush_many_recv(struct vg_rrdcd *c, size_t n, int *item_err,
 	return flush_many_read(c, n, item_err, res);
 }
 
+static int parse_i64(const char *s, int64_t *out);
+
+int vg_rrdcd_last_update_many(struct vg_rrdcd *c, const char *const *files, size_t n,
+			      int64_t *last_s, int *item_err)
+{
+	int ferr[VG_RRDCD_LAST_MANY_MAX];
+	size_t ninfo = 0;
+	int rc;
+
+	if (n > VG_RRDCD_LAST_MANY_MAX) {
+		set_err(c, "%zu files for one call, at most %d", n, VG_RRDCD_LAST_MANY_MAX);
+		return -EINVAL;
+	}
+	if ((rc = vg_rrdcd_flush_many(c, files, n, ferr, NULL)))
+		return rc;
+	/* the INFOs, for the files whose FLUSH did not fail otherwise */
+	for (size_t i = 0; i < n; i++) {
+		last_s[i] = 0;
+		item_err[i] = ferr[i] == -ENOENT || ferr[i] == -EREMOTEIO ? 0 : ferr[i];
+		if (!item_err[i] && (rc = cmd(c, "INFO", files[i], NULL)))
+			return c->fd >= 0 ? broken(c, rc, "INFO pipeline aborted") : rc;
+		ninfo += !item_err[i];
+	}
+	if (!ninfo)
+		return 0;
+	if ((rc = wflush(c)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		long st;
+		char *msg, *line;
+		int found = 0;
+
+		if (item_err[i])
+			continue;
+		if ((rc = read_status(c, &st, &msg)))
+			return rc;
+		if (st < 0) {
+			/* an error is one line ("-1 message"): the next line is
+			 * the next answer's status (parse_status breaks the
+			 * connection otherwise, and every result is void) */
+			item_err[i] = daemon_errno(msg);
+			set_err(c, "%s", msg);
+			continue;
+		}
+		if (st > VG_RRDCD_LINES_MAX)
+			return broken(c, -EMSGSIZE, "answer announces too many lines");
+		for (long k = 0; k < st; k++) {
+			if ((rc = read_line(c, &line)))
+				return rc;
+			if (!strncmp(line, "last_update ", 12)) {
+				/* "last_update TYPE VALUE" */
+				const char *v = strchr(line + 12, ' ');
+				int64_t t;
+				if (v && !parse_i64(v + 1, &t)) {
+					last_s[i] = t;
+					found = 1;
+				}
+			}
+		}
+		if (!found)
+			item_err[i] = -EPROTO;
+	}
+	return 0;
+}
+
 int vg_rrdcd_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u)
 {
 	size_t next = 0;

@@ -57,6 +57,23 @@ void vg_hmap_release(struct vg_hmap *m)
 	m->borrow = borrow;
 }
 
+void vg_hmap_clear(struct vg_hmap *m)
+{
+	if (!m || !m->cap)
+		return; /* nothing allocated: empty already */
+	if (m->live * 4 < m->cap) {
+		vg_hmap_release(m);
+		return;
+	}
+	if (!m->borrow)
+		for (size_t i = 0; i < m->cap; i++)
+			if (live_slot(&m->slots[i]))
+				free((char *)m->slots[i].key);
+	memset(m->slots, 0, m->cap * sizeof(*m->slots));
+	m->live = 0;
+	m->tomb = 0;
+}
+
 /* The live slot holding key, or NULL. */
 static struct vg_hmap_entry *find(const struct vg_hmap *m, const char *key,
 				  size_t klen, uint64_t h)

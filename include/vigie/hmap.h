@@ -63,6 +63,15 @@ void vg_hmap_init_borrow(struct vg_hmap *m);
  * map. */
 void vg_hmap_release(struct vg_hmap *m);
 
+/* Remove every entry (freeing the key copies, never the values) and keep
+ * the table for the next fill when at least a quarter of it was in use, so
+ * a map refilled to about the same size each time (a set rebuilt per
+ * round) allocates nothing after its first round; a table used less than
+ * that is freed, as by vg_hmap_release, so a map that once grew large does
+ * not keep a large table for a few entries. Costs one pass over the table.
+ * Accepts NULL. */
+void vg_hmap_clear(struct vg_hmap *m);
+
 /* Value for key (klen bytes) or NULL when absent. */
 void *vg_hmap_get(const struct vg_hmap *m, const char *key, size_t klen);
 /* Insert or replace. *old (old may be NULL) gets the replaced value or NULL.

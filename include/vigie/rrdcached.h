@@ -184,6 +184,26 @@ int vg_rrdcd_flush_many(struct vg_rrdcd *c, const char *const *files, size_t n,
 int vg_rrdcd_flush_many_send(struct vg_rrdcd *c, const char *const *files, size_t n);
 int vg_rrdcd_flush_many_recv(struct vg_rrdcd *c, size_t n, int *item_err,
 			     struct vg_rrdcd_batch_result *res);
+/* Files at most per vg_rrdcd_last_update_many call: their INFO commands
+ * are written before any answer is read, so they must fit in the
+ * sockets' buffers whatever the daemon does meanwhile (32 names of at
+ * most VG_RRDCD_NAME_MAX bytes: 32 KiB). */
+#define VG_RRDCD_LAST_MANY_MAX 32
+/* The durable last update of every file of files[0..n) (n at most
+ * VG_RRDCD_LAST_MANY_MAX) in two round trips: a FLUSH BATCH of them all
+ * (as vg_rrdcd_flush_many), then INFO of each, the n commands written at
+ * once and their answers read in order (INFO reads the file, so after the
+ * FLUSH it shows what the daemon wrote). For each file, item_err[i] is 0
+ * and last_s[i] its last_update in seconds; or the negative errno of the
+ * daemon's refusal of its FLUSH (other than -ENOENT and -EREMOTEIO, which
+ * say nothing was pending, as vg_rrdcd_flush does) or of its INFO
+ * (-ENOENT: no such file), or -EPROTO for an INFO answer without
+ * last_update. Returns 0 when every answer was read (the
+ * per-file results then hold), or the connection's negative errno (it is
+ * broken; item_err and last_s say nothing). -EINVAL (nothing sent) for an
+ * invalid name or n above the maximum. Not thread-safe on one C. */
+int vg_rrdcd_last_update_many(struct vg_rrdcd *c, const char *const *files, size_t n,
+			      int64_t *last_s, int *item_err);
 /* FORGET FILE: the daemon drops FILE from its cache; values not yet
  * written are lost (use before deleting a file). -ENOENT if the daemon
  * had nothing cached for it. */

@@ -5,7 +5,8 @@
  * keys, deletion while iterating, tombstone reuse, and the table shrinking
  * back after it emptied (bounded growth), and the *_hashed calls (a hash
  * computed once for several lookups of one key) agreeing with the plain
- * ones across many keys and a rebuild.
+ * ones across many keys and a rebuild, and clear keeping a well-used
+ * table (refilled without a rebuild) and freeing a little-used one.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -101,6 +102,56 @@ static void test_borrow(void **state)
 	assert_int_equal(m.borrow, 1);
 }
 
+/* clear: every entry gone and the copied keys freed (the sanitizer build
+ * finds a leak otherwise); a table at least a quarter used is kept, so the
+ * same fill again needs no new table; one used less is freed. */
+static void test_clear(void **state)
+{
+	struct vg_hmap m;
+	static int vals[1000];
+	char key[32];
+
+	(void)state;
+	vg_hmap_init(&m);
+	vg_hmap_clear(&m); /* never filled: nothing to do (no table yet) */
+	assert_null(m.slots);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 1000; i++) {
+			snprintf(key, sizeof(key), "k%d-%d", round, i);
+			assert_int_equal(vg_hmap_puts(&m, key, &vals[i]), 0);
+		}
+		const struct vg_hmap_entry *slots = m.slots;
+		size_t cap = m.cap;
+		assert_int_equal(vg_hmap_count(&m), 1000);
+		vg_hmap_clear(&m);
+		assert_int_equal(vg_hmap_count(&m), 0);
+		assert_ptr_equal(m.slots, slots); /* kept */
+		assert_int_equal(m.cap, cap);
+		snprintf(key, sizeof(key), "k%d-%d", round, 7);
+		assert_null(vg_hmap_gets(&m, key));
+		size_t pos = 0;
+		assert_null(vg_hmap_next(&m, &pos));
+	}
+	/* refilled to the same size: still the same table */
+	const struct vg_hmap_entry *slots = m.slots;
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof(key), "again%d", i);
+		assert_int_equal(vg_hmap_puts(&m, key, &vals[i]), 0);
+	}
+	assert_ptr_equal(m.slots, slots);
+	assert_ptr_equal(vg_hmap_gets(&m, "again999"), &vals[999]);
+	vg_hmap_clear(&m);
+	/* a few entries in a large table: the table goes */
+	assert_int_equal(vg_hmap_puts(&m, "one", &vals[0]), 0);
+	vg_hmap_clear(&m);
+	assert_null(m.slots);
+	assert_int_equal(m.cap, 0);
+	assert_int_equal(vg_hmap_puts(&m, "two", &vals[1]), 0);
+	assert_ptr_equal(vg_hmap_gets(&m, "two"), &vals[1]);
+	vg_hmap_clear(NULL);
+	vg_hmap_release(&m);
+}
+
 static void test_many(void **state)
 {
 	struct vg_hmap m;
@@ -109,6 +160,8 @@ static void test_many(void **state)
 
 	(void)state;
 	vg_hmap_init(&m);
+	vg_hmap_clear(&m); /* never filled: nothing to do (no table yet) */
+	assert_null(m.slots);
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < 5000; i++) {
 			snprintf(key, sizeof(key), "uuid-%d", i);
@@ -244,6 +297,7 @@ int main(void)
 		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_bounded),
 		cmocka_unit_test(test_hashed),
+		cmocka_unit_test(test_clear),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * rrdcached_test.c — the rrdcached client (collector/rrdcached.c) against
  * a real rrdcached started by the test (rrdcached_harness.h): create with
  * -O, many timestamps in one call, BATCH across 100 files with per-item
- * errors, fetch equal to what was written, info/first/last/stats, flush
+ * errors, fetch equal to what was written, info/first/last/stats, the
+ * durable last update of many files in two round trips, flush
  * seen on the file itself, confinement to the daemon's base dir, a daemon
  * killed or stalled mid-session (an error, never a hang), and what a
  * kill -9 of the daemon loses (unflushed values, even with -j) and keeps
@@ -387,6 +388,67 @@ static void test_flush_many(void **state)
 	const char *bad[] = {"fm_a.rrd", "fm a.rrd"};
 	assert_int_equal(vg_rrdcd_flush_many(c, bad, 2, errs, &res), -EINVAL);
 	assert_int_equal(vg_rrdcd_flush_many(c, files, 0, NULL, NULL), 0);
+	assert_int_equal(vg_rrdcd_ping(c), 0);
+	vg_rrdcd_close(c);
+}
+
+/* The durable last update of many files in two round trips: pending
+ * values are FLUSHed first (the answer is what the file holds after), a
+ * file with nothing pending answers its file's time, a missing one
+ * answers -ENOENT by itself, and the rest of the pipeline is still read
+ * in order (the connection stays in step). Every answer agrees with a
+ * FLUSH and an INFO of that file alone. More than the maximum, or a name
+ * the protocol cannot carry: -EINVAL, nothing sent. */
+static void test_last_update_many(void **state)
+{
+	struct vg_rrdcd *c = conn(dmn.unix_addr);
+	static struct upd p;
+	const char *files[] = {"lm_a.rrd", "lm_missing.rrd", "lm_b.rrd", "lm_c.rrd"};
+	int64_t last[VG_RRDCD_LAST_MANY_MAX + 1];
+	int errs[VG_RRDCD_LAST_MANY_MAX + 1];
+	struct vg_rrdcd_info info;
+
+	create1(c, "lm_a.rrd");
+	create1(c, "lm_b.rrd");
+	create1(c, "lm_c.rrd");
+	make_upd(&p, "lm_a.rrd", 1, 1, 4);
+	assert_int_equal(vg_rrdcd_update(c, &p.u), 0);
+	make_upd(&p, "lm_c.rrd", 3, 1, 7);
+	assert_int_equal(vg_rrdcd_update(c, &p.u), 0);
+
+	assert_int_equal(vg_rrdcd_last_update_many(c, files, 4, last, errs), 0);
+	assert_int_equal(errs[0], 0);
+	assert_int_equal(last[0], T0 + 4 * STEP); /* flushed, then read */
+	assert_int_equal(errs[1], -ENOENT);
+	assert_int_equal(errs[2], 0);
+	assert_int_equal(last[2], T0); /* nothing pending: as created */
+	assert_int_equal(errs[3], 0);
+	assert_int_equal(last[3], T0 + 7 * STEP);
+	for (size_t i = 0; i < 4; i++) {
+		if (i == 1)
+			continue;
+		assert_int_equal(vg_rrdcd_info(c, files[i], &info), 0);
+		assert_int_equal(strtoll(vg_rrdcd_info_get(&info, "last_update"), NULL, 10),
+				 last[i]);
+		vg_rrdcd_info_free(&info);
+	}
+
+	/* the whole maximum at once, the same file repeated */
+	const char *many[VG_RRDCD_LAST_MANY_MAX + 1];
+	for (size_t i = 0; i <= VG_RRDCD_LAST_MANY_MAX; i++)
+		many[i] = i % 2 ? "lm_a.rrd" : "lm_c.rrd";
+	assert_int_equal(vg_rrdcd_last_update_many(c, many, VG_RRDCD_LAST_MANY_MAX, last, errs),
+			 0);
+	for (size_t i = 0; i < VG_RRDCD_LAST_MANY_MAX; i++) {
+		assert_int_equal(errs[i], 0);
+		assert_int_equal(last[i], i % 2 ? T0 + 4 * STEP : T0 + 7 * STEP);
+	}
+	assert_int_equal(
+		vg_rrdcd_last_update_many(c, many, VG_RRDCD_LAST_MANY_MAX + 1, last, errs),
+		-EINVAL);
+	const char *bad[] = {"lm_a.rrd", "lm a.rrd"};
+	assert_int_equal(vg_rrdcd_last_update_many(c, bad, 2, last, errs), -EINVAL);
+	assert_int_equal(vg_rrdcd_last_update_many(c, files, 0, last, errs), 0);
 	assert_int_equal(vg_rrdcd_ping(c), 0);
 	vg_rrdcd_close(c);
 }
@@ -923,6 +985,7 @@ int main(void)
 		cmocka_unit_test(test_batch_100_files),
 		cmocka_unit_test(test_flush_many),
 		cmocka_unit_test(test_flush_many_split),
+		cmocka_unit_test(test_last_update_many),
 		cmocka_unit_test(test_two_data_sources),
 		cmocka_unit_test(test_info_first_last_flush_stats),
 		cmocka_unit_test(test_path_confinement),
