@@ -1308,7 +1308,8 @@ static void test_plans_follow_growth(void **state)
 				      i ? "," : "", i, i, i);
 	snprintf(ids + k, sizeof(ids) - k, "}'");
 	snprintf(upd, sizeof(upd), "%s,'{1}','{1}','{1}','{1}','{1}','{x}','{1}','{1}',"
-				   "'{1}','{1}','{1}','{1}','{1}','{1}','{1}'", ids);
+				   "'{1}','{1}','{1}','{1}','{1}','{1}','{1}'",
+		 ids);
 	char args[1100];
 	snprintf(args, sizeof(args), "%s,'ph0'", ids);
 	cached_plan(f, "SELECT r.id,", args, plan, sizeof(plan));
