@@ -2665,14 +2665,17 @@ static void stats_add(struct vg_bill_meter *m)
  * never again in a steady cloud), it runs ANALYZE on the table between
  * two transactions, which also makes the server plan the statements
  * that use it anew. Its errors are not the batch's (a role that does
- * not own the table gets a warning and nothing happens). */
+ * not own the table gets a warning and nothing happens), and it never
+ * waits for the table's lock (SKIP_LOCKED: a vacuum running on it,
+ * which may analyze it too, or another collector's ANALYZE; the next
+ * doubling tries again). */
 static void plans_refresh(struct vg_bill_meter *m)
 {
 	if (vg_db_engine(m->db) != VG_DB_POSTGRESQL || vg_db_in_transaction(m->db) ||
 	    m->puts < m->analyze_at)
 		return;
 	m->analyze_at = m->puts * 2;
-	(void)vg_db_exec(m->db, "ANALYZE resources");
+	(void)vg_db_exec(m->db, "ANALYZE (SKIP_LOCKED) resources");
 }
 
 int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
