@@ -993,8 +993,6 @@ static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r, int
 	return rc;
 }
 
-/* Bind r's Q_UPD columns (id and ?8..?22 of Q_PUT) at ?base+1.., with
- * sight_gen gen (-1: NULL). */
 /* Where a bulk statement's row goes: bound as parameters ?base+1..
  * (the VALUES rows), or appended to one array literal per column
  * (PostgreSQL's unnest statements: arr[i - 1] for column i). */
@@ -1078,7 +1076,7 @@ static int sink_opt(struct sink *k, int i, int64_t v)
 }
 
 /* A resources row's UPD_COLS columns, as Q_UPD and the bulk updates
- * take them. */
+ * take them (id and ?8..?22 of Q_PUT), with sight_gen gen (-1: NULL). */
 static int sink_upd(struct sink *k, const struct mres *r, int64_t gen)
 {
 	int rc = 0;
@@ -1108,6 +1106,7 @@ static int sink_upd(struct sink *k, const struct mres *r, int64_t gen)
 	return rc ? -ENOMEM : 0;
 }
 
+/* Bind r's Q_UPD columns at ?base+1.. */
 static void bind_upd(struct vg_db_stmt *s, int base, const struct mres *r, int64_t gen)
 {
 	struct sink k = {s, base, NULL};
