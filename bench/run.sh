@@ -33,7 +33,10 @@
 # the costliest statements of the measured phase and the stop to
 # $VIGIE_BUILD/bench/state_pgstats.txt; the statements' planning, plans and
 # plan_ms, only with BENCH_STATE_PGOPTS="-c pg_stat_statements.track_planning=on"),
-# BENCH_STATE_PGOPTS="-c name=value" (more server settings for that section).
+# BENCH_STATE_PGOPTS="-c name=value" (more server settings for that section),
+# BENCH_STATE_POLLS=N (that section measures N polls per host instead of
+# BENCH_SECONDS: the same work in every run, so that CPU per value compares
+# between builds whatever the machine's load does to the rates).
 # Must finish in under 10 minutes on a 2-core machine with the defaults.
 set -u
 BUILD=${VIGIE_BUILD:-build}
@@ -339,7 +342,7 @@ if [[ " $SKIP " != *" state "* ]]; then
         # the server's CPU also from the start of the measured phase (the
         # simulator's "warm-up:" line), the collector's own figure's span
         "$BB/fleet" --collector "$URL" --series "$STATE_N" --hosts "$h" \
-          --seconds "$MEASURE_S" --collector-pid "$CPID" --stop \
+          --seconds "$MEASURE_S" ${BENCH_STATE_POLLS:+--polls "$BENCH_STATE_POLLS"} --collector-pid "$CPID" --stop \
           --collector-log "$d/collector.log" --verify "$d/data" \
           --config "$d/bench.conf" --label "state-$mode" 2>"$d/fleet.err" >"$d/fleet.out" &
         fp=$!

@@ -319,6 +319,8 @@ struct vg_bill_meter {
 			      * deletes the older ones nothing names (-1: no) */
 	/* the bulk statements' SQL, built at open (rows_* below) */
 	char *fetch_sql, *upd_sql[6], *net_sql[6];
+	/* PostgreSQL's read and bulk update: arrays (fetch_bind, upd_pg) */
+	char *fetch_pg_sql, *upd_pg_sql;
 	/* the network rows' pre-images (network_billed): sqlite runs pre_sql
 	 * before net_sql, PostgreSQL net_pg_sql, both in one statement */
 	char *pre_sql[6], *net_pg_sql[6];
@@ -330,6 +332,9 @@ struct vg_bill_meter {
 	       EARLY_COMMIT } early;
 	struct vg_db_stmt *early_fetch; /* the read sent by begin */
 	uint64_t overlapped;            /* batches applied that way (tests) */
+	/* PostgreSQL: resources rows this meter inserted, and the count at
+	 * which it analyzes the table again (plans_refresh) */
+	uint64_t puts, analyze_at;
 	/* a group ("Groups" below): G_OPEN while its transaction holds
 	 * every batch so far, G_FAILED once it was rolled back */
 	enum { G_NONE,
@@ -560,7 +565,14 @@ struct cnet {
  * matches nothing) and writing (the smallest of these sizes that holds
  * what is left, at most 64, padded with rows of NULL that match and
  * insert nothing): n rows cost one round trip per 64, not n (nor one per
- * exact size: 18 rows were 16 + 1 + 1, three statements). */
+ * exact size: 18 rows were 16 + 1 + 1, three statements). On PostgreSQL
+ * the read takes its FETCH_ROWS ids as one text[] (fetch_bind) and the
+ * update all of a batch's rows as one array per column (upd_pg): the
+ * server plans such a statement once, where it planned the IN lists and
+ * VALUES of 64 rows anew at every call (their parameters' values made a
+ * custom plan look cheaper), a third of their server time; and the
+ * custom plans of the read had turned to a scan of the whole table
+ * once the table was analyzed (plans_refresh, docs/benchmarks.md). */
 #define FETCH_ROWS 128
 static const int write_sizes[] = {64, 32, 16, 8, 4, 1};
 #define NWRITE (sizeof(write_sizes) / sizeof(write_sizes[0]))
@@ -717,6 +729,30 @@ static int fetch_bind(struct vg_bill_meter *m, const char *host, size_t *pos,
 {
 	int rc;
 
+	if (vg_db_engine(m->db) == VG_DB_POSTGRESQL) { /* the ids as one text[] */
+		size_t cap = 64, len = 0;
+		char *a = malloc(cap);
+		int rc2 = 0;
+
+		if (!a)
+			return -ENOMEM;
+		a[len++] = '{';
+		for (int i = 1; i <= FETCH_ROWS && *e && !rc2; i++) {
+			const char *id = ((struct crow *)(*e)->value)->r.id;
+			rc2 = lock_key(&a, &len, &cap, "", id, strlen(id));
+			*e = vg_hmap_next(&m->rows, pos);
+		}
+		if (rc2 || (rc2 = vg_db_prepare(m->db, m->fetch_pg_sql, s))) {
+			free(a);
+			return rc2;
+		}
+		a[len++] = '}';
+		a[len] = '\0';
+		vg_db_bind_text(*s, 1, a);
+		vg_db_bind_text(*s, 2, host);
+		free(a);
+		return 0;
+	}
 	if ((rc = vg_db_prepare(m->db, m->fetch_sql, s)))
 		return rc;
 	for (int i = 1; i <= FETCH_ROWS && *e; i++) {
@@ -957,32 +993,125 @@ static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r, int
 	return rc;
 }
 
-/* Bind r's Q_UPD columns (id and ?8..?22 of Q_PUT) at ?base+1.., with
- * sight_gen gen (-1: NULL). */
+/* Where a bulk statement's row goes: bound as parameters ?base+1..
+ * (the VALUES rows), or appended to one array literal per column
+ * (PostgreSQL's unnest statements: arr[i - 1] for column i). */
+struct arr {
+	char *p;
+	size_t len, cap;
+};
+struct sink {
+	struct vg_db_stmt *s;
+	int base;
+	struct arr *arr;
+};
+
+/* Append n bytes of t to a (with room for "}" and the NUL after). */
+static int arr_put(struct arr *a, const char *t, size_t n)
+{
+	if (a->len + n + 2 > a->cap) {
+		size_t cap = a->cap ? a->cap : 256;
+		char *p;
+		while (a->len + n + 2 > cap)
+			cap *= 2;
+		if (!(p = realloc(a->p, cap)))
+			return -ENOMEM;
+		a->p = p;
+		a->cap = cap;
+	}
+	memcpy(a->p + a->len, t, n);
+	a->len += n;
+	return 0;
+}
+
+/* The next element of column i's literal: "{" or ",", then t. */
+static int arr_elem(struct arr *a, const char *t, size_t n)
+{
+	int rc = arr_put(a, a->len ? "," : "{", 1);
+
+	return rc ? rc : arr_put(a, t, n);
+}
+
+static int sink_text(struct sink *k, int i, const char *v)
+{
+	struct arr *a;
+	int rc;
+
+	if (!k->arr)
+		return vg_db_bind_text(k->s, k->base + i, v);
+	a = &k->arr[i - 1];
+	if (!v)
+		return arr_elem(a, "NULL", 4);
+	if ((rc = arr_elem(a, "\"", 1)))
+		return rc;
+	for (; *v && !rc; v++) {
+		if (*v == '"' || *v == '\\') /* escaped with a backslash */
+			rc = arr_put(a, "\\", 1);
+		if (!rc)
+			rc = arr_put(a, v, 1);
+	}
+	return rc ? rc : arr_put(a, "\"", 1);
+}
+
+static int sink_int(struct sink *k, int i, int64_t v)
+{
+	char t[24];
+
+	if (!k->arr)
+		return vg_db_bind_int64(k->s, k->base + i, v);
+	return arr_elem(&k->arr[i - 1], t, (size_t)snprintf(t, sizeof(t), "%lld", (long long)v));
+}
+
+static int sink_null(struct sink *k, int i)
+{
+	if (!k->arr)
+		return vg_db_bind_null(k->s, k->base + i);
+	return arr_elem(&k->arr[i - 1], "NULL", 4);
+}
+
+/* bind_opt's rule: a negative value is NULL */
+static int sink_opt(struct sink *k, int i, int64_t v)
+{
+	return v >= 0 ? sink_int(k, i, v) : sink_null(k, i);
+}
+
+/* A resources row's UPD_COLS columns, as Q_UPD and the bulk updates
+ * take them (id and ?8..?22 of Q_PUT), with sight_gen gen (-1: NULL). */
+static int sink_upd(struct sink *k, const struct mres *r, int64_t gen)
+{
+	int rc = 0;
+
+	rc |= sink_text(k, 1, r->id);
+	rc |= sink_int(k, 2, r->first_ms == INT64_MIN ? -1 : r->first_ms);
+	rc |= sink_int(k, 3, r->last_seen_ms);
+	rc |= sink_int(k, 4, r->last_poll_ms);
+	rc |= sink_int(k, 5, r->last_change_ms);
+	rc |= sink_int(k, 6, r->state);
+	rc |= sink_text(k, 7, r->fl.has_name ? r->fl.name : NULL);
+	rc |= sink_opt(k, 8, r->fl.vcpus);
+	rc |= sink_opt(k, 9, r->fl.ram_mb);
+	rc |= sink_opt(k, 10, r->fl.disk_gb);
+	rc |= sink_opt(k, 11, r->capacity);
+	rc |= sink_int(k, 12, r->has_disks);
+	if (r->ctr_valid) {
+		rc |= sink_int(k, 13, r->ctr_ms);
+		rc |= sink_int(k, 14, r->ctr_tx);
+		rc |= sink_int(k, 15, r->ctr_rx);
+	} else {
+		rc |= sink_null(k, 13);
+		rc |= sink_null(k, 14);
+		rc |= sink_null(k, 15);
+	}
+	rc |= sink_opt(k, 16, gen);
+	return rc ? -ENOMEM : 0;
+}
+
+/* Bind r's Q_UPD columns at ?base+1.. */
 static void bind_upd(struct vg_db_stmt *s, int base, const struct mres *r, int64_t gen)
 {
-	vg_db_bind_text(s, base + 1, r->id);
-	vg_db_bind_int64(s, base + 2, r->first_ms == INT64_MIN ? -1 : r->first_ms);
-	vg_db_bind_int64(s, base + 3, r->last_seen_ms);
-	vg_db_bind_int64(s, base + 4, r->last_poll_ms);
-	vg_db_bind_int64(s, base + 5, r->last_change_ms);
-	vg_db_bind_int64(s, base + 6, r->state);
-	vg_db_bind_text(s, base + 7, r->fl.has_name ? r->fl.name : NULL);
-	bind_opt(s, base + 8, r->fl.vcpus);
-	bind_opt(s, base + 9, r->fl.ram_mb);
-	bind_opt(s, base + 10, r->fl.disk_gb);
-	bind_opt(s, base + 11, r->capacity);
-	vg_db_bind_int64(s, base + 12, r->has_disks);
-	if (r->ctr_valid) {
-		vg_db_bind_int64(s, base + 13, r->ctr_ms);
-		vg_db_bind_int64(s, base + 14, r->ctr_tx);
-		vg_db_bind_int64(s, base + 15, r->ctr_rx);
-	} else {
-		vg_db_bind_null(s, base + 13);
-		vg_db_bind_null(s, base + 14);
-		vg_db_bind_null(s, base + 15);
-	}
-	bind_opt(s, base + 16, gen);
+	struct sink k = {s, base, NULL};
+
+	(void)sink_upd(&k, r, gen);
 }
 
 /* Write r now: the upsert (new row or identity changed) or the update,
@@ -1179,6 +1308,32 @@ static size_t write_size(size_t left)
 	return z;
 }
 
+/* PostgreSQL: the bulk update of w[0..n) in one statement, each column
+ * an array (upd_pg_sql_for). */
+static int upd_pg(struct vg_bill_meter *m, const struct crow *const *w, size_t n)
+{
+	struct arr a[UPD_COLS];
+	struct sink k = {NULL, 0, a};
+	struct vg_db_stmt *s;
+	int rc = 0;
+
+	memset(a, 0, sizeof(a));
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = sink_upd(&k, &w[i]->r, w[i]->gen);
+	if (!rc)
+		rc = vg_db_prepare(m->db, m->upd_pg_sql, &s);
+	for (int c = 0; c < UPD_COLS && !rc; c++)
+		if (!(rc = arr_put(&a[c], "}", 1))) {
+			a[c].p[a[c].len] = '\0';
+			rc = vg_db_bind_text(s, c + 1, a[c].p);
+		}
+	if (!rc)
+		rc = step_done(s);
+	for (int c = 0; c < UPD_COLS; c++)
+		free(a[c].p);
+	return rc;
+}
+
 /* Write the batch's changed rows and summed network bytes: the upserts one
  * by one (a resource's first batch or a new identity), the updates and the
  * bytes in multi-row statements. */
@@ -1198,12 +1353,19 @@ static int rows_flush(struct vg_bill_meter *m, const struct vg_batch *b)
 		struct crow *c = e->value;
 		if (!c->write)
 			continue;
-		if (c->need_put)
+		if (c->need_put) {
 			rc = write_res(m, &c->r, 1, c->gen);
-		else
+			m->puts++;
+		} else {
 			w[n++] = c;
+		}
 	}
-	for (i = 0; i < n && !rc;) {
+	i = 0;
+	if (n && !rc && vg_db_engine(m->db) == VG_DB_POSTGRESQL) {
+		rc = upd_pg(m, w, n); /* every row in one statement */
+		i = n;
+	}
+	while (i < n && !rc) {
 		size_t z = write_size(n - i), rows = (size_t)write_sizes[z];
 		struct vg_db_stmt *s;
 		if ((rc = vg_db_prepare(m->db, m->upd_sql[z], &s)))
@@ -1332,6 +1494,39 @@ static char *upd_sql_for(int rows)
 	return txt;
 }
 
+/* PostgreSQL: the bulk update of any number of rows, each column one
+ * array parameter (?1 the ids, TEXT[]; then UPD_TYPES' order) unnested
+ * into rows: one statement per batch, no padding, and a statement the
+ * server plans once for every call (a generic plan: its parameters are
+ * sixteen arrays, whatever the rows). The ids' "= ANY" makes that plan
+ * fetch the rows by the primary key, as the IN list of upd_sql_for does
+ * (a generic plan counts an array parameter as a few values). */
+static char *upd_pg_sql_for(void)
+{
+	size_t len = 2048, k;
+	char *txt = malloc(len);
+
+	if (!txt)
+		return NULL;
+	k = (size_t)snprintf(txt, len,
+			     "UPDATE resources SET first_ms=v.c2,last_seen_ms=v.c3,"
+			     "last_poll_ms=v.c4,last_change_ms=v.c5,state=v.c6,"
+			     "flavor=v.c7,vcpus=v.c8,ram_mb=v.c9,disk_gb=v.c10,"
+			     "capacity=v.c11,has_disks=CASE WHEN resources.has_disks>"
+			     "v.c12 THEN resources.has_disks ELSE v.c12 END,"
+			     "ctr_ms=v.c13,ctr_tx=v.c14,ctr_rx=v.c15,sight_gen=v.c16 "
+			     "FROM unnest(");
+	for (int c = 1; c <= UPD_COLS; c++)
+		k += (size_t)snprintf(txt + k, len - k, "%sCAST(?%d AS %s[])", c > 1 ? "," : "", c,
+				      UPD_TYPES[c - 1] == 't' ? "TEXT" : "BIGINT");
+	k += (size_t)snprintf(txt + k, len - k, ") AS v(");
+	for (int c = 1; c <= UPD_COLS; c++)
+		k += (size_t)snprintf(txt + k, len - k, "%sc%d", c > 1 ? "," : "", c);
+	snprintf(txt + k, len - k,
+		 ") WHERE resources.id=v.c1 AND resources.id=ANY(CAST(?1 AS TEXT[]))");
+	return txt;
+}
+
 /* Pre-images: before a batch adds to an hour of a month whose invoices
  * are final (network_billed_months), the hour's row as it was billed
  * (zeros if it had none) is kept in network_billed, once: an adjustment
@@ -1394,6 +1589,8 @@ static char *net_sql_for(int rows)
 static void sql_free(struct vg_bill_meter *m)
 {
 	free(m->fetch_sql);
+	free(m->fetch_pg_sql);
+	free(m->upd_pg_sql);
 	for (size_t z = 0; z < NWRITE; z++) {
 		free(m->upd_sql[z]);
 		free(m->net_sql[z]);
@@ -1421,6 +1618,14 @@ static int sql_build(struct vg_bill_meter *m)
 	for (int i = 1; i <= FETCH_ROWS; i++)
 		k += (size_t)snprintf(m->fetch_sql + k, len - k, "%s?%d", i > 1 ? "," : "", i);
 	snprintf(m->fetch_sql + k, len - k, ")");
+	if (!(m->fetch_pg_sql = malloc(len)))
+		return -ENOMEM;
+	snprintf(m->fetch_pg_sql, len,
+		 "SELECT r.id," RES_COLS "," CUR_SIGHT("gen") "," CUR_SIGHT("time_ms") "," CUR_SIGHT("members") RES_FROM
+		 " WHERE r.id = ANY(CAST(?1 AS TEXT[]))",
+		 2, 2, 2);
+	if (!(m->upd_pg_sql = upd_pg_sql_for()))
+		return -ENOMEM;
 	for (size_t z = 0; z < NWRITE; z++)
 		if (!(m->upd_sql[z] = upd_sql_for(write_sizes[z])) ||
 		    !(m->net_sql[z] = net_sql_for(write_sizes[z])) ||
@@ -2449,10 +2654,34 @@ static void stats_add(struct vg_bill_meter *m)
 	stats_into(&m->st, &m->cur, 1);
 }
 
+/* PostgreSQL keeps one plan of the read (rows_fetch: the ids as one
+ * array, a plan with no per-call choice) once it has run a few times,
+ * made from the table's size at that moment, until the table's
+ * statistics change. Made while billing's resources was nearly empty (a
+ * collector's first polls), that plan scans the table, and it would be
+ * kept as the table grows: so each time the rows this meter inserted
+ * have doubled (64, 128, ...: a dozen times up to a million rows, then
+ * never again in a steady cloud), it runs ANALYZE on the table between
+ * two transactions, which also makes the server plan the statements
+ * that use it anew. Its errors are not the batch's (a role that does
+ * not own the table gets a warning and nothing happens), and it never
+ * waits for the table's lock (SKIP_LOCKED: a vacuum running on it,
+ * which may analyze it too, or another collector's ANALYZE; the next
+ * doubling tries again). */
+static void plans_refresh(struct vg_bill_meter *m)
+{
+	if (vg_db_engine(m->db) != VG_DB_POSTGRESQL || vg_db_in_transaction(m->db) ||
+	    m->puts < m->analyze_at)
+		return;
+	m->analyze_at = m->puts * 2;
+	(void)vg_db_exec(m->db, "ANALYZE (SKIP_LOCKED) resources");
+}
+
 int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 {
 	int rc;
 
+	plans_refresh(m);
 	m->batch = b;
 	m->attempts = 0;
 	rc = vg_db_transact(m->db, apply_items, m);
@@ -2540,6 +2769,7 @@ static void meter_begin(void *ctx, const struct vg_batch *b)
 	m->early = EARLY_NONE;
 	if (vg_db_engine(m->db) != VG_DB_POSTGRESQL || vg_db_in_transaction(m->db))
 		return;
+	plans_refresh(m);
 	memset(&m->cur, 0, sizeof(m->cur));
 	if (!rows_ready(m, b))
 		return;
@@ -2652,6 +2882,7 @@ static void meter_group_begin(void *ctx, const struct vg_batch *const *b, size_t
 	struct vg_bill_meter *m = ctx;
 
 	m->early = EARLY_NONE;
+	plans_refresh(m);
 	m->gn = 0;
 	m->gall = b;
 	m->gall_n = n;
@@ -2842,6 +3073,7 @@ int vg_bill_meter_open(const char *url, struct vg_bill_meter **out, char *err,
 	vg_hmap_init(&m->rows);
 	vg_hmap_init(&m->lockx);
 	vg_hmap_init_borrow(&m->net);
+	m->analyze_at = 64;
 	if ((rc = sql_build(m))) {
 		sql_free(m);
 		free(m);

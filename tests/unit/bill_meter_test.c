@@ -1227,6 +1227,109 @@ static void test_sightings_gc(void **state)
 
 /* Every row of table in m's database, one line per row, sorted (so the
  * dump of two databases of one engine compares whatever the row order). */
+/* One poll of host h: n instances, each with a disk and a vNIC whose
+ * counters move, so the vNICs' rows are written by the bulk update. */
+static void plan_poll(struct fx *f, int h, int n, int poll)
+{
+	char host[16], id[32], did[40], nid[40], t[32];
+
+	snprintf(host, sizeof(host), "ph%d", h);
+	snprintf(t, sizeof(t), "2026-08-01T%02d:%02d:00Z", poll / 60, poll % 60);
+	begin_on(f, host, t);
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof(id), "ph%d-m%d", h, i);
+		snprintf(did, sizeof(did), "%s-vda", id);
+		snprintf(nid, sizeof(nid), "%s-tap0", id);
+		inst(f, id, t, 1);
+		disk(f, did, id, t, 10737418240.0);
+		nic(f, nid, id, t, 1000.0 * poll, 2000.0 * poll);
+	}
+	dispatch(f);
+	vg_batch_free(f->b);
+	f->b = NULL;
+}
+
+/* The plan the meter's connection keeps for its prepared statement whose
+ * text starts with head and that ran a generic plan (args: parameters
+ * for EXPLAIN EXECUTE), in out: "" if there is none. */
+static void cached_plan(struct fx *f, const char *head, const char *args, char *out,
+			size_t len)
+{
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	struct vg_db_stmt *s;
+	char sql[512], name[64] = "";
+	size_t k = 0;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT name FROM pg_prepared_statements WHERE generic_plans > 0 AND "
+		 "starts_with(statement, '%s')",
+		 head);
+	assert_int_equal(vg_db_prepare(db, sql, &s), 0);
+	if (vg_db_step(s) == 1)
+		snprintf(name, sizeof(name), "%s", vg_db_column_text(s, 0));
+	vg_db_reset(s);
+	out[0] = '\0';
+	if (!*name)
+		return;
+	/* the kept plan, not one made for these arguments */
+	assert_int_equal(vg_db_exec(db, "SET plan_cache_mode = force_generic_plan"), 0);
+	snprintf(sql, sizeof(sql), "EXPLAIN EXECUTE %s(%s)", name, args);
+	assert_int_equal(vg_db_prepare(db, sql, &s), 0);
+	while (vg_db_step(s) == 1 && k < len)
+		k += (size_t)snprintf(out + k, len - k, "%s\n", vg_db_column_text(s, 0));
+	vg_db_reset(s);
+	assert_int_equal(vg_db_exec(db, "RESET plan_cache_mode"), 0);
+}
+
+/* PostgreSQL keeps one (generic) plan of the meter's read and bulk
+ * update. Made on the nearly empty table of a collector's first polls,
+ * that plan scans billing's resources; as the table grows the meter has
+ * it analyzed, so the server plans them again and fetches the batch's
+ * rows by the primary key (plans_refresh). Without that ANALYZE the
+ * first plan stays (a scan of the whole table at every batch). */
+static void test_plans_follow_growth(void **state)
+{
+	struct fx *f = fx_get(state);
+	char plan[8192], ids[1024], upd[2048];
+	size_t k = 0;
+	int poll = 0;
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: no plan kept between statements\n");
+		return;
+	}
+	/* one host of 10 instances (30 rows), polled until its statements
+	 * run a generic plan: made on a table of a page or two */
+	for (; poll < 8; poll++)
+		plan_poll(f, 0, 10, poll);
+	k += (size_t)snprintf(ids + k, sizeof(ids) - k, "'{");
+	for (int i = 0; i < 10; i++)
+		k += (size_t)snprintf(ids + k, sizeof(ids) - k, "%sph0-m%d,ph0-m%d-vda,ph0-m%d-tap0",
+				      i ? "," : "", i, i, i);
+	snprintf(ids + k, sizeof(ids) - k, "}'");
+	snprintf(upd, sizeof(upd), "%s,'{1}','{1}','{1}','{1}','{1}','{x}','{1}','{1}',"
+				   "'{1}','{1}','{1}','{1}','{1}','{1}','{1}'",
+		 ids);
+	char args[1100];
+	snprintf(args, sizeof(args), "%s,'ph0'", ids);
+	cached_plan(f, "SELECT r.id,", args, plan, sizeof(plan));
+	print_message("# the read's plan on 30 rows:\n%s", plan);
+	assert_non_null(strstr(plan, "Seq Scan on resources"));
+	/* 40 more hosts of 15 instances: 1,800 rows */
+	for (int h = 1; h <= 40; h++)
+		plan_poll(f, h, 15, poll);
+	for (int i = 0; i < 8; i++, poll++)
+		plan_poll(f, 0, 10, poll);
+	cached_plan(f, "SELECT r.id,", args, plan, sizeof(plan));
+	print_message("# the read's plan:\n%s", plan);
+	assert_non_null(strstr(plan, "resources_pkey"));
+	assert_null(strstr(plan, "Seq Scan on resources"));
+	cached_plan(f, "UPDATE resources SET first_ms=v.c2", upd, plan, sizeof(plan));
+	print_message("# the bulk update's plan:\n%s", plan);
+	assert_non_null(strstr(plan, "resources_pkey"));
+	assert_null(strstr(plan, "Seq Scan on resources"));
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -1741,6 +1844,7 @@ int main(void)
 		DBE_BOTH(test_many_in_one_batch, setup, teardown),
 		DBE_BOTH(test_sightings_per_host, setup, teardown),
 		DBE_BOTH(test_sightings_gc, setup, teardown),
+		DBE_BOTH(test_plans_follow_growth, setup, teardown),
 		DBE_BOTH(test_overlap_same_rows, setup, teardown),
 		DBE_BOTH(test_overlap_retry_rolls_back, setup, teardown),
 		DBE_BOTH(test_group_same_rows, setup, teardown),
