@@ -44,28 +44,10 @@ agent_conf "$TMP/agent.conf"
 node_xml "$TMP/node.xml" "$DOMAINS" vm 8000 00
 start_host_agent agent "$TMP/agent.conf" "$TMP/node.xml" $HOST "$TMP/spool" 0.4
 AG=$AGENT_PID
-holder() { sql "SELECT node FROM vigie_registry.held WHERE host = '$HOST'"; }
 check "the agent's first batches are acknowledged" wait_for 60 reached 2
 
 # ---- each collector learns the host's series (as held_host_test.sh) ----
-accepted() { # collector-index: the host's batches it stored
-  curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$1]}/metrics" 2>/dev/null |
-    awk '$1 == "vigie_collector_batches_received_total" { n += $2 }
-         $1 ~ /^vigie_collector_batches_(duplicate|retry|refused|rejected)_total$/ { n -= $2 }
-         END { print n + 0 }'
-}
-stored() { [[ $(accepted "$1") -ge $2 ]]; }
-a0=$(accepted 0) a1=$(accepted 1)
-if ((a0 >= a1)); then C=0; else C=1; fi
-if [[ $(accepted $((1 - C))) -lt 2 ]]; then
-  kill -STOP "${CPID[$C]}"
-  check "the host's batches go to the other collector" wait_for 30 stored $((1 - C)) 2
-  kill -CONT "${CPID[$C]}"
-else
-  ok "the host's batches went to both collectors already"
-fi
-s=$(seq_now)
-check "the host's batches are acknowledged again" wait_for 30 reached $((s + 2))
+both_collectors_learn
 received() { [[ $(metric "$1" vigie_collector_batches_received_total) -ge $2 ]]; }
 
 # ---- the daemon dies: a collector acknowledges, holding the values ----

@@ -45,38 +45,10 @@ agent_conf "$TMP/agent.conf"
 node_xml "$TMP/node.xml" "$DOMAINS" vm 8000 00
 start_host_agent agent "$TMP/agent.conf" "$TMP/node.xml" $HOST "$TMP/spool" 0.4
 AG=$AGENT_PID
-holder() { sql "SELECT node FROM vigie_registry.held WHERE host = '$HOST'"; }
 check "the agent's first batches are acknowledged" wait_for 60 reached 2
 
 # ---- each collector learns the host's series (files verified) ----
-# A collector's stored batches: those it received less those it answered
-# otherwise (duplicate, RETRY, refused, rejected). The received count
-# alone also counts the batches a collector answered RETRY or DUPLICATE
-# (an ack timeout re-sends a batch to the other collector, which answers
-# it so), and the first batches may go to either collector (the agent
-# starts before its primary answers): so the collector that took the
-# host's batches so far is stopped until the other stored two of them
-# (the first holds no cpu.util), whichever it is; which one holds the
-# host's values while the daemon is down is read from the mark below.
-accepted() { # collector-index: the host's batches it stored
-  curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$1]}/metrics" 2>/dev/null |
-    awk '$1 == "vigie_collector_batches_received_total" { n += $2 }
-         $1 ~ /^vigie_collector_batches_(duplicate|retry|refused|rejected)_total$/ { n -= $2 }
-         END { print n + 0 }'
-}
-stored() { [[ $(accepted "$1") -ge $2 ]]; }
-a0=$(accepted 0) a1=$(accepted 1)
-if ((a0 >= a1)); then C=0; else C=1; fi
-diag "the host's first batches: $a0 stored by collector 0, $a1 by collector 1"
-if [[ $(accepted $((1 - C))) -lt 2 ]]; then
-  kill -STOP "${CPID[$C]}"
-  check "the host's batches go to the other collector" wait_for 30 stored $((1 - C)) 2
-  kill -CONT "${CPID[$C]}"
-else
-  ok "the host's batches went to both collectors already"
-fi
-s=$(seq_now)
-check "the host's batches are acknowledged again" wait_for 30 reached $((s + 2))
+both_collectors_learn
 received() { [[ $(metric "$1" vigie_collector_batches_received_total) -ge $2 ]]; }
 
 # ---- the daemon dies: a collector acknowledges, holding the values ----

@@ -107,6 +107,41 @@ reached() { [[ $(seq_now) -ge $1 ]]; }
 # agent_ends PID SPOOL TENTHS [WHO]: wait up to TENTHS tenths of a second
 # for the agent to end its polls (SIGTERM after that); checks it exits 0
 # and its spool is empty
+# ---- held hosts: which collector holds HOST's mark, which stored what ----
+holder() { sql "SELECT node FROM vigie_registry.held WHERE host = '$HOST'"; }
+# A collector's stored batches: those it received less those it answered
+# otherwise (duplicate, RETRY, refused, rejected). The received count
+# alone also counts the batches a collector answered RETRY or DUPLICATE
+# (an ack timeout re-sends a batch to the other collector, which answers
+# it so).
+accepted() { # collector-index: the host's batches it stored
+  curl -sf --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$1]}/metrics" 2>/dev/null |
+    awk '$1 == "vigie_collector_batches_received_total" { n += $2 }
+         $1 ~ /^vigie_collector_batches_(duplicate|retry|refused|rejected)_total$/ { n -= $2 }
+         END { print n + 0 }'
+}
+stored() { [[ $(accepted "$1") -ge $2 ]]; }
+# both_collectors_learn: each collector stores two of HOST's batches, so
+# both know its series (files verified). The first batches may go to
+# either collector (the agent starts before its primary answers): the one
+# that took them so far is stopped until the other stored two of them
+# (the first holds no cpu.util), whichever it is.
+both_collectors_learn() {
+  local a0 a1 c s
+  a0=$(accepted 0) a1=$(accepted 1)
+  if ((a0 >= a1)); then c=0; else c=1; fi
+  diag "the host's first batches: $a0 stored by collector 0, $a1 by collector 1"
+  if [[ $(accepted $((1 - c))) -lt 2 ]]; then
+    kill -STOP "${CPID[$c]}"
+    check "the host's batches go to the other collector" wait_for 30 stored $((1 - c)) 2
+    kill -CONT "${CPID[$c]}"
+  else
+    ok "the host's batches went to both collectors already"
+  fi
+  s=$(seq_now)
+  check "the host's batches are acknowledged again" wait_for 30 reached $((s + 2))
+}
+
 agent_ends() {
   local pid=$1 spool=$2 n=$3 who=${4:-the agent}
   for _ in $(seq "$n"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
