@@ -27,6 +27,7 @@
 
 #include "vigie/bill_invoice.h"
 #include "vigie/clock.h"
+#include "vigie/csv.h"
 
 int vg_bill_invoice_format_parse(const char *s)
 {
@@ -680,32 +681,12 @@ static int tb_done(struct tb *b, char **out, size_t *len)
 
 /* ---- CSV -------------------------------------------------------------------------- */
 
-/* A text a spreadsheet would run as a formula: it starts with = + - @,
- * a tab or a CR (OWASP's CSV injection). Instance and project names are
- * the tenants' own ("=HYPERLINK(...)" as a VM's name), and the CSV is
- * opened by the operator's accountants: such a field gets a leading ' so
- * it stays text. A number ("-6.56", a credit) is left as it is. */
-static int csv_formula(const char *s)
-{
-	const char *p;
-
-	if (!*s || !strchr("=+-@\t\r", *s))
-		return 0;
-	if (*s == '-' || *s == '+') {
-		for (p = s + 1; isdigit((unsigned char)*p) || *p == '.'; p++)
-			;
-		if (!*p && p > s + 1)
-			return 0;
-	}
-	return 1;
-}
-
 static void csv_field(struct tb *b, const char *s, int last)
 {
 	s = s ? s : "";
 	if (strpbrk(s, ",\"\r\n")) {
 		tb_puts(b, "\"");
-		if (csv_formula(s))
+		if (vg_csv_formula(s))
 			tb_puts(b, "'");
 		for (; *s; s++) {
 			if (*s == '"')
@@ -715,7 +696,7 @@ static void csv_field(struct tb *b, const char *s, int last)
 		}
 		tb_puts(b, "\"");
 	} else {
-		if (csv_formula(s))
+		if (vg_csv_formula(s))
 			tb_puts(b, "'");
 		tb_puts(b, s);
 	}

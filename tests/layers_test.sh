@@ -32,7 +32,7 @@ declare -A OWNER=(
 	[batch.h]=common [catalog.h]=common [clock.h]=common [config.h]=common
 	[dispatch.h]=common [hash.h]=common [log.h]=common [name.h]=common
 	[sign.h]=common [sqlitedb.h]=common [wire.h]=common
-	[array.h]=common [db.h]=common [fsutil.h]=common [hex.h]=common [hmap.h]=common
+	[array.h]=common [csv.h]=common [db.h]=common [fsutil.h]=common [hex.h]=common [hmap.h]=common
 	[registry.h]=collector [lifecycle.h]=collector [storage_cmd.h]=collector [receiver.h]=collector [store.h]=collector [rrdcached.h]=collector [cluster.h]=collector
 	[alarm.h]=alarms [alarm_engine.h]=alarms [alarm_exec.h]=alarms
 	[alarm_outbox.h]=alarms [alarm_pub.h]=alarms

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "query/cli/cli.h"
+#include "vigie/csv.h"
 
 struct vg_table {
 	size_t ncols, nrows, caprows;
@@ -108,32 +109,12 @@ enum vg_cli_output vg_cli_output(void)
 	return g_output;
 }
 
-/* A cell a spreadsheet would run as a formula: it starts with = + - @,
- * a tab or a CR (OWASP's CSV injection). Ids and names are the tenants'
- * own (a published resource "=HYPERLINK(...)") and the CSV is opened by
- * the operator: such a cell gets a leading ' so it stays text, as the
- * invoices' CSV does. A number ("-1.5", "-2e-05") and the empty cell's
- * "-" are left as they are. */
-static int csv_formula(const char *s)
-{
-	char *end;
-
-	if (!*s || !strchr("=+-@\t\r", *s) || !strcmp(s, "-"))
-		return 0;
-	if ((*s == '-' || *s == '+') && !strpbrk(s, "xXnNiI")) {
-		strtod(s, &end);
-		if (end != s && !*end)
-			return 0;
-	}
-	return 1;
-}
-
 /* One RFC 4180 field: quoted when it holds a comma, a quote or a line end
  * (quotes doubled), a formula kept as text. Cells were made printable
  * when added. */
 static void put_csv(FILE *f, const char *s)
 {
-	const char *q = csv_formula(s) ? "'" : "";
+	const char *q = vg_csv_formula(s) ? "'" : "";
 
 	if (!strpbrk(s, ",\"\r\n")) {
 		fputs(q, f);
