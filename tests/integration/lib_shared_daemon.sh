@@ -187,19 +187,29 @@ one_point_per_poll() {
     FNR == NR { name[++nn] = $0; next }
     /^ *value/ { f++; inw[f] = 0; next }
     /^[0-9]+: / { t = $1 + 0; if ($2 == "nan" || $2 == "-nan") next
-                  if (t > s && t <= e) inw[f]++ }
+                  if (t > s && t <= e) { inw[f]++; have[f, t] = 1 } }
     END { bad = 0
           for (i = 1; i <= f; i++) {
             want = name[i] ~ /\/cpu\.util\.rrd$/ ? n - 2 : n - 1
             if (inw[i] != want) {
               bad++
-              if (bad <= 5) printf "%s: %d points in the polls (want %d)\n", name[i], inw[i], want > "/dev/stderr"
+              if (bad > 5) continue
+              miss = ""  # the polls (0 = START) with no point
+              for (t = s + 60; t <= e; t += 60)
+                if (!((i, t) in have)) miss = miss " " (t - s) / 60
+              printf "%s: %d points in the polls (want %d; missing polls:%s)\n", name[i], inw[i], want, miss > "/dev/stderr"
             }
           }
           printf "%d %d\n", f, bad }' "$TMP/series.list" - >"$TMP/points.out" 2>"$TMP/points.err"
   read -r nf nbad <"$TMP/points.out"
   eq "rrdtool read every file" "$nf" "$nser"
   eq "every series holds one point per poll, none missing" "$nbad" 0
-  [[ -s $TMP/points.err ]] && diag "$(head -5 "$TMP/points.err")"
+  [[ -s $TMP/points.err ]] && head -5 "$TMP/points.err" | while read -r l; do diag "$l"; done
+  # a loss: what the collectors said about storage, for the CI log
+  # (their own logs go with $TMP)
+  if [[ $nbad != 0 ]]; then
+    grep -h -v ' debug: ' "$TMP"/c[0-9].log 2>/dev/null | grep -E 'storage|rrdcached|daemon|mark' |
+      head -25 | while read -r l; do diag "$l"; done
+  fi
   return 0
 }
