@@ -191,6 +191,10 @@
  * file), twice (the set and its spare). */
 struct sent_entry {
 	int64_t t_ms;
+	/* the newest time some call proved the daemon took, or a check put
+	 * back: an update that fails lowers t_ms (its own claim) to no less
+	 * than this (see unmark_sent) */
+	int64_t floor_ms;
 	char name[]; /* NUL-terminated */
 };
 
@@ -241,10 +245,11 @@ static struct sent_entry *sent_get(const struct sent_set *s, const char *name)
 }
 
 /* Note that the daemon may hold NAME's values up to t_ms: the entry's time
- * raised to t_ms, or a new entry. Returns the time noted before
- * (INT64_MIN: none). A new entry that cannot be allocated is not noted
- * (as mark_sent did before: the next sync then does not FLUSH the file). */
-static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms)
+ * raised to t_ms, or a new entry; with floor, its floor too. Returns the
+ * time noted before (INT64_MIN: none). A new entry that cannot be
+ * allocated is not noted (as mark_sent did before: the next sync then
+ * does not FLUSH the file). */
+static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms, int floor)
 {
 	size_t len = strlen(name);
 	uint64_t h = vg_hmap_hash(name, len);
@@ -255,6 +260,8 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms)
 		int64_t old = e->t_ms;
 		if (t_ms > e->t_ms)
 			e->t_ms = t_ms;
+		if (floor && t_ms > e->floor_ms)
+			e->floor_ms = t_ms;
 		return old;
 	}
 	if (need > SENT_BLOCK)
@@ -279,6 +286,7 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms)
 	}
 	e = (struct sent_entry *)(s->cur->data + s->cur->used);
 	e->t_ms = t_ms;
+	e->floor_ms = floor ? t_ms : INT64_MIN;
 	memcpy(e->name, name, len + 1);
 	if (vg_hmap_put_hashed(&s->map, e->name, len, h, e, NULL))
 		return INT64_MIN; /* the space is reused by the next entry */
@@ -834,28 +842,51 @@ static void client_put(struct daemon *d, struct vg_rrdcd *c, int rc)
 	vg_rrdcd_close(c);
 }
 
-/* Note that the daemon may hold values of NAME up to t_ms (before an
- * update is sent, with the newest time of the call, so a verification
- * that runs meanwhile checks it; after, with the newest time written). */
+/* Note that the daemon holds values of NAME up to t_ms, as far as we know:
+ * written by a call (claim_written), or put back by a check or a sync
+ * that could not prove them on disk. No failed update takes it back. */
 static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms)
 {
 	int64_t old;
 
 	pthread_mutex_lock(&d->mu);
-	old = sent_note(&d->sent, name, t_ms);
+	old = sent_note(&d->sent, name, t_ms, 1);
+	pthread_mutex_unlock(&d->mu);
+	return old;
+}
+
+/* Claim NAME up to t_ms before an update is sent (the newest time of the
+ * call), so a verification that runs meanwhile checks it; taken back by
+ * unmark_sent if not all of it was written. Returns the time noted
+ * before (INT64_MIN: none). */
+static int64_t claim_sent(struct daemon *d, const char *name, int64_t t_ms)
+{
+	int64_t old;
+
+	pthread_mutex_lock(&d->mu);
+	old = sent_note(&d->sent, name, t_ms, 0);
 	pthread_mutex_unlock(&d->mu);
 	return old;
 }
 
 /* Set NAME's newest accepted time back to t_ms (a call of which not every
- * value was written: the claim made before it was too high). */
+ * value was written: the claim made before it was too high), never below
+ * the entry's floor. Why the floor: between this call's claim and now, a
+ * sync that had taken NAME out of d->sent before the claim (so the claim
+ * made a new entry, t_ms here INT64_MIN) may have failed and put NAME's
+ * older, accepted time back; that time is below the claim, so it left no
+ * trace in t_ms, and lowering to t_ms alone would drop it: the next check
+ * then finds nothing to verify, the values the daemon lost are never
+ * found lost, and a newer value makes them final (seen in
+ * shared_daemon_fault_test: a daemon killed during a sync and a
+ * write-through, one series missing two polls). */
 static void unmark_sent(struct daemon *d, const char *name, int64_t t_ms)
 {
 	struct sent_entry *e;
 
 	pthread_mutex_lock(&d->mu);
 	if ((e = sent_get(&d->sent, name)) && t_ms < e->t_ms)
-		e->t_ms = t_ms;
+		e->t_ms = t_ms > e->floor_ms ? t_ms : e->floor_ms;
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -1512,7 +1543,7 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	/* Claimed before sending (see check_sent), corrected after. A
 	 * connection that breaks: every value waits for the daemon (some may
 	 * have been taken: the retry finds them as already stored). */
-	int64_t old = mark_sent(d, loc->path, v[n - 1].t_ms), wmax = INT64_MIN;
+	int64_t old = claim_sent(d, loc->path, v[n - 1].t_ms), wmax = INT64_MIN;
 	if (vg_rrd_rrdcached_test_before_send)
 		vg_rrd_rrdcached_test_before_send(loc->path);
 	if (!(rc = send_values(c, loc->path, v, n))) {
@@ -1630,8 +1661,8 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			}
 			struct vg_rrdcd_batch_result br = {0};
 			for (size_t j = 0; j < k; j++) /* claimed, see rcd_update */
-				old_ms[j] = mark_sent(d, items[idx[j]].loc->path,
-						      items[idx[j]].v[items[idx[j]].n - 1].t_ms);
+				old_ms[j] = claim_sent(d, items[idx[j]].loc->path,
+						       items[idx[j]].v[items[idx[j]].n - 1].t_ms);
 			if (vg_rrd_rrdcached_test_before_send)
 				vg_rrd_rrdcached_test_before_send(items[idx[0]].loc->path);
 			rc = vg_rrdcd_batch(c, u, k, err, &br);

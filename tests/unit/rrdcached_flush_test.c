@@ -16,12 +16,18 @@
  *    write-through): its FLUSH reaches the daemon before the values and
  *    finds nothing to write; the next sync must still FLUSH that file, or
  *    the values are only in the daemon's memory when the store retires
- *    their journal segments (a kill -9 of the daemon then loses them).
+ *    their journal segments (a kill -9 of the daemon then loses them);
+ *  - a sync that took a file out of the set before another update's claim
+ *    on it, then fails (the daemon killed -9) and puts the file's older,
+ *    accepted time back, while that update fails too: the file must still
+ *    be checked and found lost after the restart (the failed update once
+ *    lowered the entry to "nothing sent", and the lost value was final).
  * TCP on purpose: a write to a connection whose daemon died succeeds
  * there (only the read fails), so nothing but the sync's own proof keeps
  * the extra connections' answers from being believed.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
@@ -227,10 +233,20 @@ static void test_restart_before_sync_found(void **state)
  * update of another series meanwhile); HOOK_SYNC runs a sync there. */
 enum { HOOK_OFF,
        HOOK_WARM,
-       HOOK_SYNC };
+       HOOK_SYNC,
+       HOOK_KILL };
 static int hook_mode;
 static struct fx *hook_fx;
 static int hook_sync_rc = 1;
+static pthread_t hook_thread; /* HOOK_KILL: the sync to wait for */
+
+static void *sync_thread(void *arg)
+{
+	struct fx *f = arg;
+
+	hook_sync_rc = f->h.be->ops->sync(f->h.be);
+	return NULL;
+}
 
 void vg_rrd_rrdcached_test_before_send(const char *path)
 {
@@ -247,6 +263,11 @@ void vg_rrd_rrdcached_test_before_send(const char *path)
 		assert_int_equal(res.written, 1);
 	} else if (mode == HOOK_SYNC) {
 		hook_sync_rc = f->h.be->ops->sync(f->h.be);
+	} else if (mode == HOOK_KILL) {
+		/* the stopped daemon dies: the sync's FLUSH fails, and so will
+		 * this update's send */
+		assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+		assert_int_equal(pthread_join(hook_thread, NULL), 0);
 	}
 }
 
@@ -295,6 +316,67 @@ static void test_sync_during_send_keeps_the_claim(void **state)
 	check_series(f, 0, 2);
 }
 
+/* Series 0's minute 2 is accepted, not yet FLUSHed. A sync takes the
+ * file out of the set and waits on the stopped daemon; then an update of
+ * minute 3 claims the file (a new entry: the sync holds the old one), and
+ * between that claim and its send the daemon is killed -9: the sync fails
+ * and puts minute 2 back, the update fails. After the journal-less daemon
+ * restarts, the file holds minute 1 only: it must be found lost, with
+ * minute 1 as what it holds, so the store sends minute 2 again. */
+static void test_failed_send_keeps_a_put_back_claim(void **state)
+{
+	struct fx *f = *state;
+	static struct vg_rrd_lost lost[4];
+	struct vg_rrd_value v[2];
+	struct vg_rrd_result res;
+
+	hook_fx = f;
+	update_minute(f, 0, 2, 1);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	/* two verified connections in the pool (see the test above) */
+	hook_mode = HOOK_WARM;
+	v[0] = (struct vg_rrd_value){MS(T0 + 60), val(0, 1)};
+	memset(&res, 0, sizeof(res));
+	f->h.be->ops->update(f->h.be, &f->loc[0], v, 1, &res);
+	assert_int_equal(hook_mode, HOOK_OFF);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+
+	/* minute 2 accepted, then the daemon stops and a sync waits on it
+	 * with the file taken out of the set */
+	update_minute(f, 0, 1, 2);
+	assert_int_equal(hrd_kill(&f->h.d, SIGSTOP), 0);
+	assert_int_equal(pthread_create(&hook_thread, NULL, sync_thread, f), 0);
+	usleep(500 * 1000); /* the sync has sent its FLUSH (it waits 10 s) */
+
+	hook_mode = HOOK_KILL;
+	v[0] = (struct vg_rrd_value){MS(T0 + 60 * 3), val(0, 3)};
+	memset(&res, 0, sizeof(res));
+	f->h.be->ops->update(f->h.be, &f->loc[0], v, 1, &res);
+	assert_int_equal(hook_mode, HOOK_OFF); /* the kill came between */
+	assert_int_not_equal(hook_sync_rc, 0);
+	assert_int_equal(res.written, 0);
+
+	assert_int_equal(hrd_restart(&f->h.d), 0); /* no -j: minute 2 is gone */
+	sleep(1); /* the back-off after a failed call */
+	assert_int_not_equal(f->h.be->ops->sync(f->h.be), 0);
+	size_t n = f->h.be->ops->lost(f->h.be, lost, 4);
+	assert_int_equal(n, 1);
+	assert_string_equal(lost[0].path, f->loc[0].path);
+	assert_true(lost[0].have_ms >= MS(T0 + 60) && lost[0].have_ms < MS(T0 + 120));
+
+	/* what the store does: minute 2 (from its journal), then minute 3 */
+	f->h.be->ops->resent(f->h.be, &lost[0]);
+	v[0] = (struct vg_rrd_value){MS(T0 + 60 * 2), val(0, 2)};
+	v[1] = (struct vg_rrd_value){MS(T0 + 60 * 3), val(0, 3)};
+	memset(&res, 0, sizeof(res));
+	f->h.be->ops->update(f->h.be, &f->loc[0], v, 2, &res);
+	assert_int_equal(res.written, 2);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	check_series(f, 0, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +384,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_restart_before_sync_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_during_send_keeps_the_claim, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_failed_send_keeps_a_put_back_claim, setup,
 						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
