@@ -357,7 +357,7 @@ static void test_failed_send_keeps_a_put_back_claim(void **state)
 	assert_int_equal(res.written, 0);
 
 	assert_int_equal(hrd_restart(&f->h.d), 0); /* no -j: minute 2 is gone */
-	sleep(1); /* the back-off after a failed call */
+	sleep(1);                                  /* the back-off after a failed call */
 	assert_int_not_equal(f->h.be->ops->sync(f->h.be), 0);
 	size_t n = f->h.be->ops->lost(f->h.be, lost, 4);
 	assert_int_equal(n, 1);
