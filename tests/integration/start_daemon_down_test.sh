@@ -101,6 +101,12 @@ kill -KILL "$C"; wait "$C" 2>/dev/null
 kill -CONT "$AG"
 check "its journal holds them ($(segments) segment(s))" test "$(segments)" -gt 0
 diag "collector killed holding $held values; the daemon is still down"
+# the offline flush replays the journal too: it cannot write those values
+# and must say so, and leave them in the journal
+out=$("$BIN/vigie-collector" --config "$TMP/c.conf" storage flush 2>&1); rc=$?
+eq "storage flush with no collector and the daemon down fails" "$rc" 1
+check "... saying the values wait for the daemon" grep -q "wait for a storage daemon" <<<"$out"
+check "... and leaves them in the journal" test "$(segments)" -gt 0
 
 # ---- started again with the daemon still down: it comes up ----
 start_collector c2 --config "$TMP/c.conf"
