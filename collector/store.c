@@ -69,7 +69,9 @@
  * cache_values, so the bound answers RETRY) and the segment ring. On open, the
  * backend first repairs what a kill -9 interrupted (the files backend's
  * header undo), then the segments left by a crash are replayed in order,
- * written, synced and retired. One store owns a journal (flock); a second
+ * written, synced and retired; what a daemon that does not answer cannot
+ * take stays cached, its segments live, as if the daemon had gone down
+ * while the store ran (replay, series_open). One store owns a journal (flock); a second
  * open gets a write-through store that neither journals nor caches nor
  * replays.
  *
