@@ -241,6 +241,8 @@ struct vg_store {
 	int64_t lost_retry_ms;    /* resend_lost failed: not before (mu) */
 	int reclaim_due;          /* the receiver wrote through: the storage
 				   * thread retires the segments (mu) */
+	uint64_t replay_flush_at; /* replay_take writes the cache from this
+				   * many values on (open only) */
 
 	void **scratch; /* receiver only: series of each sample (a
 				  * struct series *, or NULL: not taken) */
@@ -1911,15 +1913,19 @@ struct vg_consumer vg_store_consumer(struct vg_store *s)
 /* ---- replay ----------------------------------------------------------------------------- */
 
 /* One journal record: taken as a batch (not journaled again); the cache
- * is written out when it passes half full. */
+ * is written out when it passes half full. Values held for a daemon that
+ * does not answer stay in it: the next write waits until the cache grew
+ * by another eighth, so that a large journal for a daemon that is down
+ * does not walk the whole cache at every record. */
 static int replay_take(void *ctx, const struct vg_batch *b)
 {
 	struct vg_store *s = ctx;
 	int rc = take_batch(s, b, 0, &s->scratch, &s->scap);
 
-	if (!rc && s->pending > s->cache_max / 2) {
+	if (!rc && s->pending > s->cache_max / 2 && s->pending >= s->replay_flush_at) {
 		pthread_mutex_lock(&s->mu);
 		rc = flush_all_locked(s, 0);
+		s->replay_flush_at = s->pending + s->cache_max / 8;
 		pthread_mutex_unlock(&s->mu);
 	}
 	return rc;

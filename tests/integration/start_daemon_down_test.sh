@@ -21,8 +21,8 @@
 # already stored and skipped, the rest written.
 #
 # One collector, sqlite state, write-behind (the single collector's
-# default; WRITE_THROUGH=yes runs it writing through, as collectors
-# sharing daemons do). The several-collector case, with holding marks, is
+# default; start_daemon_down_wt_test.sh runs it writing through, as
+# collectors sharing daemons do: WRITE_THROUGH=yes). The several-collector case, with holding marks, is
 # held_host_kill_early_test.sh. SKIP only without rrdcached or jq.
 source "$(dirname "$0")/lib_shared_daemon.sh"
 require rrdcached jq

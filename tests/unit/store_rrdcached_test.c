@@ -330,6 +330,51 @@ static void test_open_daemon_down(void **state)
 	assert_int_equal(segments(f, ".kept"), 0);
 }
 
+/* The bound holds after such an open: the replayed values count in
+ * cache_values, a batch that fits is taken, the one that does not is
+ * refused (-EAGAIN: RETRY to the agent) until the daemon takes them. */
+static void test_open_daemon_down_bound(void **state)
+{
+	struct fx *f = *state;
+	struct vg_store_stats st;
+	char err[512];
+	int n1 = 0;
+
+	write_minute(f->s, 0);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	find_owners(f);
+	for (int i = 0; i < NS; i++)
+		n1 += f->on1[i];
+	assert_int_equal(hrd_kill(&f->d[1], SIGKILL), 0);
+	for (int m = 1; m < 4; m++)
+		write_minute(f->s, m);
+	vg_store_close(f->s);
+	f->s = NULL;
+
+	f->cfg.storage_cache_values = 4 * (uint64_t)n1 + NS - 1;
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open with a daemon down: %s", err);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 3 * (uint64_t)n1);
+	write_minute(f->s, 4); /* fits */
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 4 * (uint64_t)n1);
+	assert_int_equal(fxs_write_minute(f->s, "node", 0, NS, 5), -EAGAIN);
+
+	assert_int_equal(hrd_restart(&f->d[1]), 0);
+	sleep(2);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	write_minute(f->s, 5);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(f->s, i, 6);
+	assert_int_equal(segments(f, ".vgj"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -337,6 +382,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_daemon_down_then_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_and_daemon_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_daemon_down, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_daemon_down_bound, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
