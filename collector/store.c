@@ -1998,7 +1998,8 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 		rc = -EAGAIN;
 		snprintf(err, errlen,
 			 "store: replaying the journal in %s: its segments %016llx to "
-			 "%016llx are more than the %d a running store keeps, and %s (%s)",
+			 "%016llx are spread over more than the %d numbers a running "
+			 "store keeps, and %s (%s)",
 			 s->j.dir, (unsigned long long)ids[0], (unsigned long long)ids[n - 1],
 			 SEG_RING - 1,
 			 s->pending ? "values wait for a storage daemon that does not answer"
