@@ -375,6 +375,57 @@ static void test_open_daemon_down_bound(void **state)
 	assert_int_equal(segments(f, ".vgj"), 0);
 }
 
+/* A journal spread over more segment numbers than the running store's
+ * ring (left by an older version: its segments kept for a next start)
+ * cannot become the live journal: with a daemon down the open fails,
+ * saying why, and keeps everything; with the daemon back it succeeds and
+ * writes every value once. */
+static void test_open_daemon_down_wide_journal(void **state)
+{
+	struct fx *f = *state;
+	char err[512], jdir[PATH_MAX], a[PATH_MAX * 2], b[PATH_MAX * 2], name[64] = "";
+	struct dirent *e;
+	DIR *d;
+
+	write_minute(f->s, 0);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	find_owners(f);
+	assert_int_equal(hrd_kill(&f->d[1], SIGKILL), 0);
+	write_minute(f->s, 1);
+	write_minute(f->s, 2);
+	vg_store_close(f->s);
+	f->s = NULL;
+	/* the same segment again, 100 numbers later (its values duplicates) */
+	snprintf(jdir, sizeof(jdir), "%s/journal", f->dir);
+	assert_non_null(d = opendir(jdir));
+	while ((e = readdir(d)))
+		if (strlen(e->d_name) == 20 && strstr(e->d_name, ".vgj"))
+			snprintf(name, sizeof(name), "%s", e->d_name);
+	closedir(d);
+	assert_true(name[0]);
+	snprintf(a, sizeof(a), "%s/%s", jdir, name);
+	snprintf(b, sizeof(b), "%s/%016llx.vgj", jdir, strtoull(name, NULL, 16) + 100);
+	FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+	char buf[65536];
+	size_t n;
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), -EAGAIN);
+	assert_non_null(strstr(err, "spread over"));
+	assert_int_equal(segments(f, ".vgj"), 2);
+	assert_int_equal(hrd_restart(&f->d[1]), 0);
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open with the daemon back: %s", err);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(f->s, i, 3);
+	assert_int_equal(segments(f, ".vgj"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +434,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replay_and_daemon_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_daemon_down, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_daemon_down_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_daemon_down_wide_journal, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
