@@ -662,6 +662,26 @@ int main(int argc, char **argv)
 				"half-written RRD updates undone",
 				(unsigned long long)st.values_replayed,
 				(unsigned long long)st.headers_restored);
+		if (st.values_pending) {
+			/* a daemon down at the replay: the collector starts
+			 * and holds them, as it does for a daemon that goes
+			 * down while it runs (docs/operations.md) */
+			struct vg_store_daemon dm[16];
+			size_t nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));
+			char down[512] = "";
+			size_t off = 0;
+			for (size_t i = 0; i < nd && off < sizeof(down); i++)
+				if (!dm[i].up)
+					off += (size_t)snprintf(down + off, sizeof(down) - off,
+								"%s%s", off ? ", " : "",
+								dm[i].address);
+			vg_warn("store: %llu replayed values wait for a storage daemon "
+				"that does not answer (%s): held in the cache and the "
+				"journal and written when it answers; reads of its "
+				"series answer 503 meanwhile (%s)",
+				(unsigned long long)st.values_pending,
+				down[0] ? down : "see /v1/health", vg_store_last_error(store));
+		}
 	}
 	/* the state: sqlite files in the data dir, or [state] url */
 	if (vg_registry_open_state(cfg.collector_data_dir, cfg.state_url, &reg,

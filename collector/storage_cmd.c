@@ -187,6 +187,23 @@ static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
 		vg_registry_close(reg);
 		return 1;
 	}
+	{
+		/* values replayed for a daemon that does not answer: written
+		 * after a convert, they would meet files it changed */
+		struct vg_store_stats st;
+		vg_store_get_stats(s, &st);
+		if (st.values_pending) {
+			fprintf(errf,
+				"vigie-collector storage convert: %llu values of the "
+				"journal a crash left wait for a storage daemon that does "
+				"not answer (%s): start the collector or this command again "
+				"once it answers\n",
+				(unsigned long long)st.values_pending, vg_store_last_error(s));
+			vg_store_close(s);
+			vg_registry_close(reg);
+			return 1;
+		}
+	}
 	f.limit = 200;
 	do {
 		f.after = after[0] ? after : NULL;

@@ -169,6 +169,16 @@ static int flush_offline(const struct vg_config *cfg, FILE *out, FILE *errf)
 		return -EAGAIN;
 	}
 	vg_store_get_stats(s, &st);
+	if (st.values_pending) { /* the replay's values for a daemon that is down */
+		fprintf(errf,
+			PROG ": no vigie-collector runs on %s, and %" PRIu64 " values of the "
+			     "journal a crash left wait for a storage daemon that does not "
+			     "answer (%s): they stay in the journal, written when the "
+			     "collector runs and the daemon answers\n",
+			cfg->collector_data_dir, st.values_pending, vg_store_last_error(s));
+		vg_store_close(s);
+		return 1;
+	}
 	vg_store_close(s);
 	fprintf(out, "no vigie-collector runs on %s: nothing is cached%s\n",
 		cfg->collector_data_dir,

@@ -711,6 +711,21 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 			cfg->collector_data_dir);
 		goto out;
 	}
+	{
+		/* the journal a crash left holds values for a daemon that does
+		 * not answer (the store's open keeps them for it): a series
+		 * moved now would get them on its old daemon after the move */
+		struct vg_store_stats st;
+		vg_store_get_stats(s, &st);
+		if (st.values_pending) {
+			fprintf(errf,
+				PROG ": %llu values of the journal a crash left wait for a "
+				     "storage daemon that does not answer (%s): start the "
+				     "collector or this command again once it answers\n",
+				(unsigned long long)st.values_pending, vg_store_last_error(s));
+			goto out;
+		}
+	}
 	snprintf(owners_path, sizeof(owners_path), "%s/journal/owners", cfg->collector_data_dir);
 	if ((rc = owners_load(&own, owners_path))) {
 		fprintf(errf, PROG ": %s: %s\n", owners_path, strerror(-rc));

@@ -69,7 +69,9 @@
  * cache_values, so the bound answers RETRY) and the segment ring. On open, the
  * backend first repairs what a kill -9 interrupted (the files backend's
  * header undo), then the segments left by a crash are replayed in order,
- * written, synced and retired. One store owns a journal (flock); a second
+ * written, synced and retired; what a daemon that does not answer cannot
+ * take stays cached, its segments live, as if the daemon had gone down
+ * while the store ran (replay, series_open). One store owns a journal (flock); a second
  * open gets a write-through store that neither journals nor caches nor
  * replays.
  *
@@ -239,6 +241,8 @@ struct vg_store {
 	int64_t lost_retry_ms;    /* resend_lost failed: not before (mu) */
 	int reclaim_due;          /* the receiver wrote through: the storage
 				   * thread retires the segments (mu) */
+	uint64_t replay_flush_at; /* replay_take writes the cache from this
+				   * many values on (open only) */
 
 	void **scratch; /* receiver only: series of each sample (a
 				  * struct series *, or NULL: not taken) */
@@ -1490,11 +1494,16 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 		       const char *metric, int kind, uint64_t h, int64_t t_ms,
 		       struct vg_rrd_loc *locp, int flags, struct series **out);
 
+/* series_get's flag for the journal's replay at open (never passed to the
+ * engine): a series whose daemon does not answer is opened with its last
+ * update unknown (see series_open). */
+#define OPEN_REPLAY 0x100
+
 /* The series for (rtype, id, metric), opened on first use: its file's last
  * update is read from the header, or the file is created. Receiver thread
  * (flags VG_RRD_RECEIVER: the engine's waits bounded, backend.h) or open
- * (the journal's replay, flags 0); only this path inserts, so lookups
- * need no lock here. 0, -EINVAL (bad name: refused), -EAGAIN (disk full,
+ * (the journal's replay, flags OPEN_REPLAY); only this path inserts, so
+ * lookups need no lock here. 0, -EINVAL (bad name: refused), -EAGAIN (disk full,
  * or its daemon or the placement record does not answer: the batch
  * waits), -EIO, -ENOMEM. */
 static int series_get(struct vg_store *s, int rtype, const char *id,
@@ -1539,13 +1548,30 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 	int64_t last;
 	int rc;
 
-	rc = s->be->ops->last_ms(s->be, &loc, &last, flags);
-	if (rc == -ENOENT) {
+	rc = s->be->ops->last_ms(s->be, &loc, &last, flags & VG_RRD_RECEIVER);
+	if (rc == -EHOSTUNREACH && (flags & OPEN_REPLAY) && loc.address) {
+		/* The journal's replay, the series' daemon (a configured one,
+		 * the series recorded on it when its values were journaled)
+		 * not answering: opened with its last update unknown, so that
+		 * every value the journal holds for it is cached, held for
+		 * the daemon as a running store holds the values of a daemon
+		 * that went down (they count in cache_values, their segments
+		 * stay). When the daemon answers, those its file already has
+		 * (written before the crash) are refused for their time and
+		 * skipped as already stored by the engine (backend.h "Errors
+		 * per item": at or before the series' last update), the rest
+		 * written in order. */
+		snprintf(s->last_error, sizeof(s->last_error),
+			 "the storage daemon %.200s holding %.200s does not answer",
+			 loc.address, loc.path);
+		last = INT64_MIN;
+		rc = 0;
+	} else if (rc == -ENOENT) {
 		char msg[512] = "";
 		struct vg_rrd_layout lay;
 		policy_layout(s, metric, &lay);
 		if ((rc = s->be->ops->create(s->be, &loc, kind, t_ms, &lay, msg, sizeof(msg),
-					     flags))) {
+					     flags & VG_RRD_RECEIVER))) {
 			if (rc == -EHOSTUNREACH) {
 				count(&s->stats.series_unreachable, 1);
 				snprintf(s->last_error, sizeof(s->last_error),
@@ -1679,7 +1705,7 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 				prefetched = 1;
 			}
 			rc = series_get(s, r->type, r->id, smp->metric, smp->kind, h,
-					r->time_ms, journal ? VG_RRD_RECEIVER : 0, &se);
+					r->time_ms, journal ? VG_RRD_RECEIVER : OPEN_REPLAY, &se);
 			if (rc == -EAGAIN)
 				return rc;
 			if (rc == -EINVAL) {
@@ -1887,38 +1913,59 @@ struct vg_consumer vg_store_consumer(struct vg_store *s)
 /* ---- replay ----------------------------------------------------------------------------- */
 
 /* One journal record: taken as a batch (not journaled again); the cache
- * is written out when it passes half full. */
+ * is written out when it passes half full. Values held for a daemon that
+ * does not answer stay in it: the next write waits until the cache grew
+ * by another eighth, so that a large journal for a daemon that is down
+ * does not walk the whole cache at every record. */
 static int replay_take(void *ctx, const struct vg_batch *b)
 {
 	struct vg_store *s = ctx;
 	int rc = take_batch(s, b, 0, &s->scratch, &s->scap);
 
-	if (!rc && s->pending > s->cache_max / 2) {
+	if (!rc && s->pending > s->cache_max / 2 && s->pending >= s->replay_flush_at) {
 		pthread_mutex_lock(&s->mu);
 		rc = flush_all_locked(s, 0);
+		s->replay_flush_at = s->pending + s->cache_max / 8;
 		pthread_mutex_unlock(&s->mu);
 	}
 	return rc;
 }
 
 /* Replay every segment left in the journal directory, write it all to the
- * backend, sync, retire the segments. 0 or -errno (message in err). */
+ * backend, sync, retire the segments. 0 or -errno (message in err).
+ *
+ * What cannot be written now (a storage daemon that does not answer, or
+ * a sync that fails) is left to the running store, as if it had happened
+ * while it ran: the replayed values stay in the cache, each holding the
+ * segment it was replayed from (segcnt), and the replayed segments become
+ * the journal's live ones (seg_oldest the first of them), retired by the
+ * storage thread once their values are written and synced (reclaim),
+ * read again for values a restarted daemon lost (resend_lost). The
+ * collector starts and serves meanwhile: its cache and segment bounds
+ * answer RETRY as they do while it runs. Only segments spread wider than
+ * the segment ring (left by an older version) still need every daemon to
+ * answer at open. */
 static int replay(struct vg_store *s, char *err, size_t errlen)
 {
-	uint64_t *ids = NULL, nrec = 0;
+	uint64_t *ids = NULL, nrec = 0, first, next;
 	uint8_t *keep = NULL;
 	size_t n = 0;
 	int rc;
 
 	if ((rc = vg_journal_scan(&s->j, &ids, &n, err, errlen)))
 		return rc;
+	first = s->j.seg_active; /* numbered after every kept segment */
 	if (n && !(keep = calloc(n, 1)))
 		rc = -ENOMEM;
+	/* no segment goes before all are replayed (reclaim waits) */
+	s->reclaiming = 1;
 	/* One segment at a time, written to the backend before the next, so
 	 * a value that cannot be written is known to be of this segment: it
-	 * is kept (vg_journal_retire), the others go. */
+	 * is kept (vg_journal_retire), the others go. Its values still
+	 * cached afterwards hold it, as appended values hold theirs. */
 	for (size_t i = 0; i < n && !rc; i++) {
 		uint64_t errs = __atomic_load_n(&s->stats.write_errors, __ATOMIC_RELAXED);
+		s->j.seg_active = ids[i];
 		rc = vg_journal_replay(&s->j, ids[i], replay_take, s, &nrec);
 		if (!rc) {
 			pthread_mutex_lock(&s->mu);
@@ -1927,26 +1974,37 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 		}
 		keep[i] = __atomic_load_n(&s->stats.write_errors, __ATOMIC_RELAXED) != errs;
 	}
-	if (!rc && n && (rc = s->be->ops->sync(s->be)))
-		snprintf(s->last_error, sizeof(s->last_error),
-			 "the storage backend cannot sync");
-	if (!rc && n && s->pending) {
-		/* Values wait for a storage daemon that does not answer: the
-		 * replayed segments stay for the next start (what is written
-		 * by then is recognised as already stored); new segments are
-		 * numbered after them. */
-		if (ids[n - 1] + 1 > s->j.seg_active)
-			s->j.seg_active = s->j.seg_oldest = ids[n - 1] + 1;
-	} else if (!rc && n) {
+	s->reclaiming = 0;
+	s->j.seg_active = s->j.seg_oldest = first;
+	next = n && ids[n - 1] + 1 > first ? ids[n - 1] + 1 : first;
+	if (!rc && n && !s->pending && s->be->ops->sync(s->be) == 0) {
 		for (size_t i = 0; i < n; i++)
 			vg_journal_retire(&s->j, ids[i], keep[i]);
-		if (ids[n - 1] + 1 > s->j.seg_active)
-			s->j.seg_active = s->j.seg_oldest = ids[n - 1] + 1;
+		s->j.seg_active = s->j.seg_oldest = next;
 		memset(s->segkeep, 0, sizeof(s->segkeep));
 		if (s->flush_error_new) { /* for the log at open */
 			snprintf(s->last_error, sizeof(s->last_error), "%s", s->flush_error);
 			s->flush_error_new = 0;
 		}
+	} else if (!rc && n && next - ids[0] < SEG_RING) {
+		/* Values wait for a storage daemon that does not answer (or
+		 * the backend cannot sync yet): the running store's case
+		 * (above). New segments are numbered after these. */
+		s->j.seg_oldest = ids[0];
+		s->j.seg_active = next;
+		for (size_t i = 0; i < n; i++)
+			s->segkeep[ids[i] % SEG_RING] |= keep[i];
+	} else if (!rc && n) {
+		rc = -EAGAIN;
+		snprintf(err, errlen,
+			 "store: replaying the journal in %s: its segments %016llx to "
+			 "%016llx are spread over more than the %d numbers a running "
+			 "store keeps, and %s (%s)",
+			 s->j.dir, (unsigned long long)ids[0], (unsigned long long)ids[n - 1],
+			 SEG_RING - 1,
+			 s->pending ? "values wait for a storage daemon that does not answer"
+				    : "the storage backend cannot sync",
+			 s->last_error);
 	} else if (rc) {
 		snprintf(err, errlen, "store: replaying the journal in %s: %s (%s)",
 			 s->j.dir, strerror(-rc), s->last_error);

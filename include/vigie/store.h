@@ -100,8 +100,12 @@ struct vg_store_stats {
 
 /* Open (creating <data_dir>/rrd and <data_dir>/journal if needed),
  * replay the journal left by a crash into the RRD files, and start the
- * storage thread. Archives and step from cfg (copied). 0 or -errno with a
- * message in err. */
+ * storage thread. Values whose storage daemon does not answer (or a sync
+ * that fails) do not fail the open: they stay cached and journaled
+ * (stats values_pending) and the storage thread writes them when it
+ * answers, as values of a daemon that goes down later. Archives and step
+ * from cfg (copied). 0 or -errno with a message in err (among them a
+ * series the placement record cannot place at the replay). */
 int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		  struct vg_store **out, char *err, size_t errlen);
 /* Write every cached value to its file, sync, remove the journal, stop

@@ -23,7 +23,10 @@
 # store none of the host's batches; the holder restarts, replays its
 # journal, clears its mark; the agent runs to the end; every series holds
 # one point per poll. held_host_kill_early_test.sh runs the same with
-# the holder started again before the daemon (HOLDER_FIRST=1). Then
+# the holder started again before the daemon (HOLDER_FIRST=1): it must
+# come up with the daemon down (/v1/health shows it down, reads answer
+# 503, its replayed values held, its mark kept), and write them and let
+# its journal go when the daemon is back. Then
 # `vigie-collector storage marks` lists a mark
 # of a node that will not return and `storage marks release` deletes it.
 # SKIP, with the reason, only when PostgreSQL or rrdcached cannot run.
@@ -117,16 +120,26 @@ if [[ ${HOLDER_FIRST:-0} == 0 ]]; then
   check "the holder wrote its journal's values and cleared its mark" wait_for 60 unmarked
 else
   # ---- the holder is started again first, the daemon still down. Its
-  # start replays its journal, which needs the daemon: today it exits
-  # ("replaying the journal ... does not answer") and systemd starts it
-  # again every RestartSec (etc/systemd); a start that waited instead
-  # would renew the mark it left. Either way the mark must stay. ----
+  # start replays its journal: the values for the daemon stay held in its
+  # cache and journal, and it comes up as it runs when a daemon goes down
+  # (it used to exit, "replaying the journal ... does not answer", and
+  # rely on systemd to start it again until the daemon answered). It
+  # renews the mark it left; the mark must stay. ----
   start_collector "c$P" --config "$TMP/c$P.conf"
   CPID[$P]=$COLLECTOR_PID
   wait_for 60 up_or_gone
-  kill -0 "${CPID[$P]}" 2>/dev/null && running=1 || running=0
-  diag "the holder started with the daemon down: $( ((running)) && echo running || echo exited)"
+  check "the holder answers /v1/health with the daemon down" answers_health "${CH[$P]}"
   sleep $((2 * LEASE))
+  if kill -0 "${CPID[$P]}" 2>/dev/null; then running=1; ok "the holder stays up"
+  else running=0; nok "the holder stays up ($(grep -E ' error: ' "$TMP/c$P.log" | tail -1 | cut -c1-160))"; fi
+  hj=$(curl -s --max-time 10 "http://127.0.0.1:${CH[$P]}/v1/health")
+  eq "its /v1/health shows the daemon down" "$(jq -r '.storage[0].state' <<<"$hj" 2>/dev/null)" down
+  code=$(curl -s -o "$TMP/read.json" -w '%{http_code}' --max-time 30 -H "$(api_auth)" \
+    "http://127.0.0.1:${CH[$P]}/v1/measures?resource=$HOST&metric=host.instances&start=$START&end=$END&granularity=60")
+  eq "a read of a series on the daemon answers 503" "$code" 503
+  check "... naming the daemon" grep -qF "storage daemon 127.0.0.1:$RD_PORT" "$TMP/read.json"
+  check "its replayed values wait in its cache" test "$(metric "$P" vigie_store_values_pending)" -gt 0
+  check "... and its journal" test "$(find "$TMP/c$P/journal" -maxdepth 1 -name '*.vgj' | wc -l)" -gt 0
   eq "the holder's mark stays while the daemon is down" "$(holder_idx)" "$P"
   eq "the other collector stored none of the host's batches" \
     "$(metric "$S" vigie_collector_samples_received_total)" "$ss"
@@ -150,6 +163,8 @@ done
 written() { [[ -z $(holder) && $(metric 0 vigie_store_values_pending) -eq 0 &&
   $(metric 1 vigie_store_values_pending) -eq 0 ]]; }
 check "every value is written and no mark is left" wait_for 60 written
+drained() { [[ $(find "$TMP/c$P/journal" -maxdepth 1 -name '*.vgj' | wc -l) -eq 0 ]]; }
+check "the holder's journal drained" wait_for 60 drained
 
 # ---- a node that will not return: the operator releases its marks ----
 sql "INSERT INTO vigie_registry.held(host, node, until_ms) VALUES ('gone-host', 'gone-node', 9000000000000)"

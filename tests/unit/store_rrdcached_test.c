@@ -6,8 +6,11 @@
  * is back every value is in its file exactly once — whether the daemon
  * returns while the collector runs or after a collector crash (replay).
  * Values FLUSHed by the store's sync survive a kill -9 of the daemon.
+ * A collector started again while a daemon is still down opens, holding
+ * the replayed values for it, and writes them once when it is back.
  * Many series go to a daemon in one round trip.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <setjmp.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -199,12 +203,238 @@ static void test_replay_and_daemon_crash(void **state)
 		fxs_check_series(f->s, i, 5);
 }
 
+/* The journal's segments (*.vgj) in the store's data dir FX. */
+static int segments(const struct fx *f, const char *suffix)
+{
+	char path[PATH_MAX];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/journal", f->dir);
+	assert_non_null(d = opendir(path));
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		n += l > strlen(suffix) && !strcmp(e->d_name + l - strlen(suffix), suffix);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Copy every segment of the journal to (TO=1) or back from (TO=0) the
+ * directory <dir>/saved. */
+static void copy_segments(const struct fx *f, int to)
+{
+	char jdir[PATH_MAX], sdir[PATH_MAX], a[PATH_MAX * 2], b[PATH_MAX * 2];
+	struct dirent *e;
+	DIR *d;
+
+	snprintf(jdir, sizeof(jdir), "%s/journal", f->dir);
+	snprintf(sdir, sizeof(sdir), "%s/saved", f->dir);
+	if (to)
+		assert_true(mkdir(sdir, 0755) == 0 || errno == EEXIST);
+	assert_non_null(d = opendir(to ? jdir : sdir));
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (l < 4 || strcmp(e->d_name + l - 4, ".vgj"))
+			continue;
+		snprintf(a, sizeof(a), "%s/%s", to ? jdir : sdir, e->d_name);
+		snprintf(b, sizeof(b), "%s/%s", to ? sdir : jdir, e->d_name);
+		FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+		char buf[65536];
+		size_t n;
+		assert_non_null(in);
+		assert_non_null(out);
+		while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+			assert_int_equal(fwrite(buf, 1, n, out), n);
+		fclose(in);
+		assert_int_equal(fclose(out), 0);
+	}
+	closedir(d);
+}
+
+/* The collector dies while a daemon is down and values wait for it, and
+ * starts again before the daemon: the open must not need the daemon. Its
+ * journal also holds values the daemons' files already have (a segment
+ * not yet retired when a kill -9 came: simulated by putting a retired
+ * segment back). The open replays everything: the series on the daemon
+ * that answers skip what their files have; those on the one down are
+ * held with their last update unknown (reads -EHOSTUNREACH, the daemon
+ * down, the segments kept) and new batches are taken; when the daemon is
+ * back, what its files have is skipped as already stored, the rest
+ * written: every minute once, and the journal drained. */
+static void test_open_daemon_down(void **state)
+{
+	struct fx *f = *state;
+	struct vg_store_daemon dm[4];
+	struct vg_store_stats st;
+	char err[512];
+	int n1 = 0;
+
+	write_minute(f->s, 0);
+	write_minute(f->s, 1);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	find_owners(f);
+	for (int i = 0; i < NS; i++)
+		n1 += f->on1[i];
+	write_minute(f->s, 2);
+	write_minute(f->s, 3);
+	copy_segments(f, 1); /* minutes 2 and 3, written next */
+	assert_int_equal(vg_store_flush(f->s), 0);
+	assert_int_equal(segments(f, ".vgj"), 0);
+
+	assert_int_equal(hrd_kill(&f->d[1], SIGKILL), 0);
+	write_minute(f->s, 4);
+	write_minute(f->s, 5);
+	vg_store_close(f->s); /* as a kill -9: daemon 1's values in the journal */
+	f->s = NULL;
+	copy_segments(f, 0); /* and a segment whose values the files have */
+	assert_true(segments(f, ".vgj") >= 2);
+
+	/* started again, daemon 1 still down */
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open with a daemon down: %s", err);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.values_pending, 4 * (uint64_t)n1); /* minutes 2-5 */
+	assert_true(segments(f, ".vgj") >= 2);
+	assert_int_equal(vg_store_daemons(f->s, dm, 4), 2);
+	assert_int_equal(dm[1].up, 0);
+	for (int i = 0; i < NS; i++) {
+		struct vg_series r;
+		char id[16];
+		if (!f->on1[i]) {
+			fxs_check_series(f->s, i, 6);
+			continue;
+		}
+		snprintf(id, sizeof(id), "node%d", i);
+		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, id, "load.1", VG_CF_AVERAGE,
+						FXS_MS(FXS_T0), FXS_MS(FXS_T0 + 300), 60, 0, &r),
+				 -EHOSTUNREACH);
+	}
+	write_minute(f->s, 6); /* taken, not refused */
+	assert_int_equal(vg_store_flush(f->s), 0);
+	assert_true(segments(f, ".vgj") >= 2); /* nothing retired for daemon 1 */
+
+	/* daemon 1 back: minutes 2-3 found in its files, 4-6 written */
+	assert_int_equal(hrd_restart(&f->d[1]), 0);
+	sleep(2); /* the store retries a silent daemon's series after 1 s */
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_true(st.values_duplicate >= 2 * (uint64_t)n1);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(f->s, i, 7);
+	assert_int_equal(segments(f, ".vgj"), 0);
+	assert_int_equal(segments(f, ".kept"), 0);
+}
+
+/* The bound holds after such an open: the replayed values count in
+ * cache_values, a batch that fits is taken, the one that does not is
+ * refused (-EAGAIN: RETRY to the agent) until the daemon takes them. */
+static void test_open_daemon_down_bound(void **state)
+{
+	struct fx *f = *state;
+	struct vg_store_stats st;
+	char err[512];
+	int n1 = 0;
+
+	write_minute(f->s, 0);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	find_owners(f);
+	for (int i = 0; i < NS; i++)
+		n1 += f->on1[i];
+	assert_int_equal(hrd_kill(&f->d[1], SIGKILL), 0);
+	for (int m = 1; m < 4; m++)
+		write_minute(f->s, m);
+	vg_store_close(f->s);
+	f->s = NULL;
+
+	f->cfg.storage_cache_values = 4 * (uint64_t)n1 + NS - 1;
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open with a daemon down: %s", err);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 3 * (uint64_t)n1);
+	write_minute(f->s, 4); /* fits */
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 4 * (uint64_t)n1);
+	assert_int_equal(fxs_write_minute(f->s, "node", 0, NS, 5), -EAGAIN);
+
+	assert_int_equal(hrd_restart(&f->d[1]), 0);
+	sleep(2);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	write_minute(f->s, 5);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(f->s, i, 6);
+	assert_int_equal(segments(f, ".vgj"), 0);
+}
+
+/* A journal spread over more segment numbers than the running store's
+ * ring (left by an older version: its segments kept for a next start)
+ * cannot become the live journal: with a daemon down the open fails,
+ * saying why, and keeps everything; with the daemon back it succeeds and
+ * writes every value once. */
+static void test_open_daemon_down_wide_journal(void **state)
+{
+	struct fx *f = *state;
+	char err[512], jdir[PATH_MAX], a[PATH_MAX * 2], b[PATH_MAX * 2], name[64] = "";
+	struct dirent *e;
+	DIR *d;
+
+	write_minute(f->s, 0);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	find_owners(f);
+	assert_int_equal(hrd_kill(&f->d[1], SIGKILL), 0);
+	write_minute(f->s, 1);
+	write_minute(f->s, 2);
+	vg_store_close(f->s);
+	f->s = NULL;
+	/* the same segment again, 100 numbers later (its values duplicates) */
+	snprintf(jdir, sizeof(jdir), "%s/journal", f->dir);
+	assert_non_null(d = opendir(jdir));
+	while ((e = readdir(d)))
+		if (strlen(e->d_name) == 20 && strstr(e->d_name, ".vgj"))
+			snprintf(name, sizeof(name), "%s", e->d_name);
+	closedir(d);
+	assert_true(name[0]);
+	snprintf(a, sizeof(a), "%s/%s", jdir, name);
+	snprintf(b, sizeof(b), "%s/%016llx.vgj", jdir, strtoull(name, NULL, 16) + 100);
+	FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+	char buf[65536];
+	size_t n;
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), -EAGAIN);
+	assert_non_null(strstr(err, "spread over"));
+	assert_int_equal(segments(f, ".vgj"), 2);
+	assert_int_equal(hrd_restart(&f->d[1]), 0);
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open with the daemon back: %s", err);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(f->s, i, 3);
+	assert_int_equal(segments(f, ".vgj"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_many_series_per_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_down_then_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_and_daemon_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_daemon_down, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_daemon_down_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_daemon_down_wide_journal, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
