@@ -31,6 +31,7 @@
 #include "vigie/dispatch.h"
 
 struct vg_registry;
+struct vg_db;
 
 /* Open the registry of state_url (a vg_db URL: PostgreSQL for shared
  * state), or, when state_url is NULL or "", open or create
@@ -193,6 +194,11 @@ void vg_registry_stats(const struct vg_registry *r,
  * the state database's reachability as this process sees it. Uses r like
  * every other call: from the one thread that owns the handle. */
 int vg_registry_ping(struct vg_registry *r, char *err, size_t errlen);
+
+/* The handle's connection to the state database (tests read the
+ * server's view of its prepared statements through it); owned by r,
+ * used from r's thread only. */
+struct vg_db *vg_registry_db(struct vg_registry *r);
 
 /* The message of the handle's last failed update or commit (else the
  * state database's last message; one line,

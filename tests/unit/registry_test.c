@@ -1229,6 +1229,172 @@ static void test_flush_seen_keyed(void **state)
 	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 }
 
+/* The flush writes a value exactly and a name as it is, whatever bytes
+ * it holds: on PostgreSQL the flush's rows go in array literals, where
+ * '"', '\', ',', '{', "NULL" and "" mean something. */
+static void test_flush_odd_names(void **state)
+{
+	static const char *const ids[] = {"q\"uote", "back\\slash", "c,o{m}m a", "NULL"};
+	struct fixture *f = fx(state);
+	struct vg_db *db;
+	struct vg_db_stmt *s;
+	struct vg_batch *b;
+	double v[] = {0.1, -1.5e-300, 1e300, 12345.678901234567};
+	int n = 0;
+
+	for (int round = 0; round < 2; round++) {
+		b = vg_batch_new("node6", 6, 1, T0 + round * 1000);
+		for (int i = 0; i < 4; i++) {
+			assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, ids[i], ids[i], NULL,
+							  T0 + round * 1000));
+			vg_batch_sample(b, ids[i], VG_KIND_GAUGE, round ? v[i] : 7);
+		}
+		update(f->r, b);
+	}
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	db = raw_db(f);
+	assert_int_equal(vg_db_prepare(db, "SELECT resource_id, name, last_value, last_time_ms, unit "
+					   "FROM metrics ORDER BY resource_id",
+				       &s),
+			 0);
+	while (vg_db_step(s) == 1) {
+		int i = 0;
+		while (i < 4 && strcmp(ids[i], vg_db_column_text(s, 0)))
+			i++;
+		assert_true(i < 4);
+		assert_string_equal(vg_db_column_text(s, 1), ids[i]);
+		assert_true(vg_db_column_double(s, 2) == v[i]); /* exact */
+		assert_int_equal(vg_db_column_int64(s, 3), T0 + 1000);
+		assert_string_equal(vg_db_column_text(s, 4), "");
+		n++;
+	}
+	vg_db_reset(s);
+	assert_int_equal(n, 4);
+	assert_int_equal(st_int(db, "SELECT count(*) FROM resources WHERE last_seen_ms = "
+				    "1700000001000"),
+			 4);
+	vg_db_close(db);
+}
+
+/* The kept (generic) plan of the prepared statement of r's connection
+ * whose text starts with head, for arguments args, in out ("" if the
+ * server keeps none); custom: how many custom plans it made. */
+static void kept_plan(struct vg_registry *r, const char *head, const char *args, char *out,
+		      size_t len, int64_t *custom)
+{
+	struct vg_db *db = vg_registry_db(r);
+	struct vg_db_stmt *s;
+	char sql[512], name[64] = "";
+	size_t k = 0;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT name, custom_plans FROM pg_prepared_statements WHERE "
+		 "starts_with(statement, '%s')",
+		 head);
+	assert_int_equal(vg_db_prepare(db, sql, &s), 0);
+	assert_int_equal(vg_db_step(s), 1);
+	snprintf(name, sizeof(name), "%s", vg_db_column_text(s, 0));
+	*custom = vg_db_column_int64(s, 1);
+	vg_db_reset(s);
+	/* the plan kept, not one made for these arguments */
+	assert_int_equal(vg_db_exec(db, "SET plan_cache_mode = force_generic_plan"), 0);
+	snprintf(sql, sizeof(sql), "EXPLAIN EXECUTE %s(%s)", name, args);
+	assert_int_equal(vg_db_prepare(db, sql, &s), 0);
+	out[0] = '\0';
+	while (vg_db_step(s) == 1 && k < len)
+		k += (size_t)snprintf(out + k, len - k, "%s\n", vg_db_column_text(s, 0));
+	vg_db_reset(s);
+	assert_int_equal(vg_db_exec(db, "RESET plan_cache_mode"), 0);
+}
+
+/* One host's report of 10 instances at t, flushed at once. */
+static void seen_round(struct fixture *f, int64_t t)
+{
+	struct vg_batch *b = vg_batch_new("node7", 7, 1, t);
+	char id[32];
+
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "seen-%d", i);
+		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t));
+		vg_batch_sample(b, "a", VG_KIND_GAUGE, (double)t);
+	}
+	update(f->r, b);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+}
+
+/* PostgreSQL plans the flush's last-seen update once and keeps that plan
+ * (its ids are one array parameter), where it planned the IN list anew
+ * at every flush. Made on the nearly empty table of a cloud's first
+ * reports, the plan kept scans the registry's resources; as this handle
+ * writes more rows it has the table analyzed (at 64, 128, ... rows), so
+ * the server plans it again and fetches the flushed rows by the primary
+ * key (plans_refresh). Without that ANALYZE the first plan stays (a scan
+ * of the whole table at every flush). */
+static void test_flush_plans_follow_growth(void **state)
+{
+	static const char head[] = "UPDATE resources SET last_seen_ms = v.t";
+	static const char args[] = "'{seen-0,seen-1}','{1,2}'";
+	struct fixture *f = fx(state);
+	char plan[8192], id[32], attrs[64];
+	int64_t custom, c2, t = T0;
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: no plan kept between statements\n");
+		return;
+	}
+	/* ten rows, flushed until the server keeps a plan: made on a table
+	 * of a page */
+	for (int i = 0; i < 8; i++)
+		seen_round(f, t += 1000);
+	kept_plan(f->r, head, args, plan, sizeof(plan), &custom);
+	print_message("# the last-seen update's plan on 10 rows:\n%s", plan);
+	assert_non_null(strstr(plan, "Seq Scan on resources"));
+	assert_true(custom <= 5); /* planned once after the first calls */
+	/* 40 more hosts of 50 instances each: 2,010 rows */
+	for (int h = 0; h < 40; h++) {
+		struct vg_batch *b;
+		char host[16];
+		snprintf(host, sizeof(host), "grow%d", h);
+		b = vg_batch_new(host, 100 + (uint64_t)h, 1, t);
+		for (int i = 0; i < 50; i++) {
+			snprintf(id, sizeof(id), "grow%d-m%02d", h, i);
+			snprintf(attrs, sizeof(attrs), "%0*d", 40, i);
+			assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t));
+			vg_batch_attr(b, "pad", attrs);
+			vg_batch_sample(b, "a", VG_KIND_GAUGE, 1);
+		}
+		update(f->r, b);
+	}
+	/* after the ANALYZE the server compares its new generic plan with
+	 * the custom plans' mean cost again, and makes custom plans until
+	 * that mean (the first ones made on the small table) rises above
+	 * the generic plan's: ~20 flushes of ten ids here, fewer when a
+	 * flush names more rows than the ten a generic plan assumes */
+	for (int i = 0; i < 35; i++)
+		seen_round(f, t += 1000);
+	kept_plan(f->r, head, args, plan, sizeof(plan), &custom);
+	print_message("# the last-seen update's plan on 2,010 rows (%lld custom plans):\n%s",
+		      (long long)custom, plan);
+	assert_non_null(strstr(plan, "resources_pkey"));
+	assert_null(strstr(plan, "Seq Scan on resources"));
+	/* and then it is not planned again */
+	for (int i = 0; i < 5; i++)
+		seen_round(f, t += 1000);
+	kept_plan(f->r, head, args, plan, sizeof(plan), &c2);
+	assert_int_equal(c2, custom);
+	/* and the rows are the flushes' */
+	{
+		struct vg_db *db = raw_db(f);
+		char sql[160];
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM resources WHERE id LIKE 'seen-%%' AND "
+			 "last_seen_ms = %lld",
+			 (long long)t);
+		assert_int_equal(st_int(db, sql), 10);
+		vg_db_close(db);
+	}
+}
+
 /* Two collectors sharing the state commit the same re-sent batch at the
  * same moment: for every (host, stream, seq) exactly one commit applies
  * (0) and the other learns it is a duplicate (1). Each round starts both
@@ -1774,6 +1940,8 @@ int main(void)
 		ST_BOTH(test_same_batch_two_holders, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
 		ST_BOTH(test_flush_seen_keyed, setup, teardown),
+		ST_BOTH(test_flush_odd_names, setup, teardown),
+		ST_BOTH(test_flush_plans_follow_growth, setup, teardown),
 		ST_BOTH(test_identity_race, setup, teardown),
 		ST_BOTH(test_published_unit, setup, teardown),
 		ST_BOTH(test_agent_takes_custom_id, setup, teardown),
