@@ -185,11 +185,12 @@ struct vg_receiver {
 	int holding;
 	int marked; /* a batch was committed with a mark since the last clear */
 	int64_t hold_renewed_ms;
-	/* the last batch answered RETRY for another's mark: its host, the
-	 * holder, when (wall ms; 0: never), under qlock (the API reads it) */
-	char held_host[VG_NAME_MAX + 1];
-	char held_node[256];
-	int64_t held_ms;
+	/* the hosts answered RETRY for another's mark (vigie/receiver.h):
+	 * allocated at the first, written by the loop's thread under qlock
+	 * (the API reads them); nheld is read without it by that thread */
+	struct vg_receiver_held *held;
+	size_t nheld;
+	int64_t held_capped_ms;     /* when a full table last replaced a host */
 	uint64_t store_errors_seen; /* write_errors already logged */
 	/* a group: its messages in arrival order; the ones held back to
 	 * the next group (same (host, stream) as one in it) move to carry */
@@ -225,6 +226,8 @@ int vg_receiver_open(const struct vg_receiver_options *o,
 	r->o.data_dir = r->data_dir;
 	if (r->o.recv_timeout_ms <= 0)
 		r->o.recv_timeout_ms = DEFAULT_TIMEOUT_MS;
+	if (r->o.held_age_ms <= 0)
+		r->o.held_age_ms = VG_RECEIVER_HELD_AGE_MS;
 	if (r->o.store) {
 		/* the replay's errors were logged at open (main.c) */
 		struct vg_store_stats ss;
@@ -285,6 +288,7 @@ void vg_receiver_close(struct vg_receiver *r)
 	close(r->efd);
 	pthread_cond_destroy(&r->qdone);
 	pthread_mutex_destroy(&r->qlock);
+	free(r->held);
 	free(r);
 }
 
@@ -336,21 +340,102 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->marks_holding = __atomic_load_n(&r->stats.marks_holding, __ATOMIC_RELAXED);
 }
 
-int64_t vg_receiver_held_elsewhere(struct vg_receiver *r, char *host, size_t hostlen,
-				   char *node, size_t nodelen)
+/* The longest waiting first, then by host: a stable order for the API. */
+static int held_cmp(const void *a, const void *b)
 {
-	int64_t t;
+	const struct vg_receiver_held *x = *(const struct vg_receiver_held *const *)a;
+	const struct vg_receiver_held *y = *(const struct vg_receiver_held *const *)b;
 
+	if (x->since_ms != y->since_ms)
+		return x->since_ms < y->since_ms ? -1 : 1;
+	return strcmp(x->host, y->host);
+}
+
+size_t vg_receiver_held_elsewhere(struct vg_receiver *r, struct vg_receiver_held *out,
+				  size_t max, int *capped)
+{
+	const struct vg_receiver_held *live[VG_RECEIVER_HELD_MAX];
+	int64_t now = vg_now_ms();
+	size_t n = 0;
+
+	if (capped)
+		*capped = 0;
 	if (!r)
 		return 0;
 	pthread_mutex_lock(&r->qlock);
-	t = r->held_ms;
-	if (host && hostlen)
-		snprintf(host, hostlen, "%s", r->held_host);
-	if (node && nodelen)
-		snprintf(node, nodelen, "%s", r->held_node);
+	for (size_t i = 0; i < r->nheld; i++)
+		if (now - r->held[i].last_ms < r->o.held_age_ms)
+			live[n++] = &r->held[i];
+	qsort(live, n, sizeof(live[0]), held_cmp);
+	for (size_t i = 0; i < n && i < max; i++)
+		out[i] = *live[i];
+	if (capped)
+		*capped = r->held_capped_ms &&
+			  now - r->held_capped_ms < r->o.held_age_ms;
 	pthread_mutex_unlock(&r->qlock);
-	return t;
+	return n;
+}
+
+/* Note a RETRY of host for holder's mark (the loop's thread). An entry
+ * of the same host is renewed (a new holder starts a new wait); else a
+ * free slot or one gone quiet for held_age_ms is taken, or,
+ * the table full, the one answered least recently. Nothing is noted
+ * when the table cannot be allocated: the counter still counts. */
+static void held_note(struct vg_receiver *r, const char *host, const char *holder)
+{
+	int64_t now = vg_now_ms();
+	struct vg_receiver_held *e = NULL, *quiet = NULL, *oldest = NULL;
+
+	if (!r->held &&
+	    !(r->held = calloc(VG_RECEIVER_HELD_MAX, sizeof(*r->held))))
+		return;
+	for (size_t i = 0; i < r->nheld && !e; i++) {
+		struct vg_receiver_held *h = &r->held[i];
+		if (!strcmp(h->host, host))
+			e = h;
+		else if (now - h->last_ms >= r->o.held_age_ms)
+			quiet = quiet ? quiet : h;
+		else if (!oldest || h->last_ms < oldest->last_ms)
+			oldest = h;
+	}
+	pthread_mutex_lock(&r->qlock);
+	if (e && strcmp(e->holder, holder)) {
+		snprintf(e->holder, sizeof(e->holder), "%s", holder);
+		e->since_ms = now;
+		e->batches = 0;
+	} else if (e && now - e->last_ms >= r->o.held_age_ms) {
+		e->since_ms = now; /* it had dropped out: a new wait */
+		e->batches = 0;
+	} else if (!e) {
+		if (quiet)
+			e = quiet;
+		else if (r->nheld < VG_RECEIVER_HELD_MAX)
+			e = &r->held[r->nheld++];
+		else {
+			e = oldest;
+			r->held_capped_ms = now;
+		}
+		snprintf(e->host, sizeof(e->host), "%s", host);
+		snprintf(e->holder, sizeof(e->holder), "%s", holder);
+		e->since_ms = now;
+		e->batches = 0;
+	}
+	e->last_ms = now;
+	e->batches++;
+	pthread_mutex_unlock(&r->qlock);
+}
+
+/* host's batch passed the duplicate check: no mark holds it back now. */
+static void held_forget(struct vg_receiver *r, const char *host)
+{
+	for (size_t i = 0; i < r->nheld; i++) {
+		if (strcmp(r->held[i].host, host))
+			continue;
+		pthread_mutex_lock(&r->qlock);
+		r->held[i] = r->held[--r->nheld];
+		pthread_mutex_unlock(&r->qlock);
+		return;
+	}
 }
 
 void vg_receiver_stats_fn(void *ctx, struct vg_receiver_stats *out)
@@ -498,15 +583,12 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 			       b->host, (unsigned long long)b->seq);
 		count(&r->stats.batches_held_elsewhere, 1);
 		count(&r->stats.batches_retry, 1);
-		pthread_mutex_lock(&r->qlock); /* for /v1/health */
-		snprintf(r->held_host, sizeof(r->held_host), "%s", b->host);
-		snprintf(r->held_node, sizeof(r->held_node), "%s",
-			 vg_registry_held_by(r->o.registry));
-		r->held_ms = vg_now_ms();
-		pthread_mutex_unlock(&r->qlock);
+		held_note(r, b->host, vg_registry_held_by(r->o.registry));
 		*status = VG_ACK_RETRY;
 		return 1;
 	}
+	if (r->nheld)
+		held_forget(r, b->host); /* no mark holds it back now */
 	{
 		struct foreign_ctx fc = {.r = r, .b = b, .hl = strlen(b->host)};
 		vg_batch_remove_resources(b, drop_foreign, &fc);

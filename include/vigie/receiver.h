@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "vigie/dispatch.h"
+#include "vigie/name.h"
 #include "vigie/registry.h"
 #include "vigie/sign.h"
 #include "vigie/store.h"
@@ -133,6 +134,10 @@ struct vg_receiver_options {
 	 * commit; the marks are renewed every hold_ttl_ms / 3 and cleared
 	 * once the store holds none. 0: no marks. */
 	int64_t hold_ttl_ms;
+	/* How long a host answered RETRY for another's mark stays in
+	 * vg_receiver_held_elsewhere after its last such answer.
+	 * 0: VG_RECEIVER_HELD_AGE_MS. */
+	int64_t held_age_ms;
 };
 
 /* Create the socket and bind it. The options are copied; the registry,
@@ -207,13 +212,35 @@ void vg_receiver_close(struct vg_receiver *r);
  * {reason=...} (docs/api.md). */
 void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out);
 
-/* The last batch this receiver answered RETRY because another
- * collector's holding mark names its host: copies its host and the
- * holder's node name (truncated to the lengths given; either may be
- * NULL) and returns when it was answered (wall ms), 0 if never (then the
- * strings are ""). Thread-safe (GET /v1/health). */
-int64_t vg_receiver_held_elsewhere(struct vg_receiver *r, char *host, size_t hostlen,
-				   char *node, size_t nodelen);
+/* The hosts this receiver answers RETRY because another collector's
+ * holding mark names them (docs/scaling.md "Holding marks"), as
+ * GET /v1/health shows them. A host is in the table from its first such
+ * RETRY; it leaves when one of its batches passes the duplicate check
+ * (its mark is gone: cleared, released or expired), or when none of its
+ * batches was answered so for the option held_age_ms (default
+ * VG_RECEIVER_HELD_AGE_MS: an agent retries at least every 5 s; one that
+ * went back to the holder stops asking here). The table holds
+ * VG_RECEIVER_HELD_MAX hosts (allocated at the first): a new host when
+ * it is full replaces the one answered least recently, and the count is
+ * then a lower bound (*capped, for held_age_ms). */
+#define VG_RECEIVER_HELD_MAX 512
+#define VG_RECEIVER_HELD_AGE_MS 60000
+
+struct vg_receiver_held {
+	char host[VG_NAME_MAX + 1];
+	char holder[256]; /* the holding collector's [cluster] node */
+	int64_t since_ms; /* wall ms of the first RETRY of this wait */
+	int64_t last_ms;  /* wall ms of the latest */
+	uint64_t batches; /* RETRY answers since since_ms */
+};
+
+/* Copies up to max of those hosts into out (NULL when max is 0), the
+ * longest waiting first (since_ms, then host), and returns how many
+ * there are (may exceed max); *capped (may be NULL) is set to 1 when the
+ * table overflowed within the last held_age_ms, else 0.
+ * Thread-safe (GET /v1/health); 0 for a NULL receiver. */
+size_t vg_receiver_held_elsewhere(struct vg_receiver *r, struct vg_receiver_held *out,
+				  size_t max, int *capped);
 
 /* The same with ctx the receiver: a callback of the shape the API takes
  * (vg_stats_fn in vigie/api.h), handed over by the composition root. */

@@ -69,6 +69,8 @@ static const char *const invoices_params[] = {"project", "month", "format", NULL
 static const char *const finalize_params[] = {"month", NULL};
 
 #define GETS (VG_HTTP_GET | VG_HTTP_HEAD)
+/* the hosts GET /v1/health lists under cluster.held_elsewhere */
+#define VG_API_HELD_LIST 50
 
 const struct vg_route vg_api_routes[] = {
 	{GETS, "/v1/health", vg_api_h_health, NULL, 0, VG_ROUTE_PUBLIC},
@@ -202,27 +204,39 @@ json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded)
 		      (json_int_t)cs.peer_batches, "missed", (json_int_t)cs.stream_gaps);
 	if (o && a->receiver) {
 		/* holding marks (docs/scaling.md): whether this node may hold
-		 * some, and the host it last answered RETRY for another's
-		 * mark, within the last minute (an agent retries at least
-		 * every 5 s): the host waits for that holder, which may be
-		 * dead (`vigie-collector storage marks`) */
+		 * some, and the hosts it answers RETRY for another's mark
+		 * (each within the last minute: an agent retries at least
+		 * every 5 s), the longest waiting first: each waits for its
+		 * holder, which may be dead (`vigie-collector storage marks`) */
 		struct vg_receiver_stats rs;
-		char host[VG_NAME_MAX + 1], node[256];
-		int64_t t = vg_receiver_held_elsewhere(a->receiver, host, sizeof(host), node,
-						       sizeof(node));
+		struct vg_receiver_held *h = calloc(VG_API_HELD_LIST, sizeof(*h));
+		int capped;
+		size_t n = h ? vg_receiver_held_elsewhere(a->receiver, h, VG_API_HELD_LIST,
+							  &capped)
+			     : 0;
 
 		vg_receiver_get_stats(a->receiver, &rs);
 		json_object_set_new(o, "holding_marks", json_boolean(rs.marks_holding));
-		if (t && vg_now_ms() - t < 60000) {
+		if (n) {
+			json_t *list = json_array();
+			for (size_t i = 0; i < n && i < VG_API_HELD_LIST; i++)
+				json_array_append_new(
+					list, json_pack("{s:s,s:s,s:I,s:I,s:I}", "host",
+							h[i].host, "holder", h[i].holder,
+							"since_ms", (json_int_t)h[i].since_ms,
+							"last_ms", (json_int_t)h[i].last_ms,
+							"batches", (json_int_t)h[i].batches));
 			json_object_set_new(
 				o, "held_elsewhere",
-				json_pack("{s:s,s:s,s:I,s:I}", "host", host, "holder", node,
-					  "last_ms", (json_int_t)t, "batches",
-					  (json_int_t)rs.batches_held_elsewhere));
+				json_pack("{s:I,s:b,s:I,s:o}", "count", (json_int_t)n,
+					  "count_capped", capped, "batches",
+					  (json_int_t)rs.batches_held_elsewhere, "hosts",
+					  list));
 			if (!*degraded)
-				*degraded = "a host's batches wait for the collector holding "
-					    "its values (a holding mark); see \"cluster\"";
+				*degraded = "hosts' batches wait for the collector holding "
+					    "their values (holding marks); see \"cluster\"";
 		}
+		free(h);
 	}
 	return o;
 }

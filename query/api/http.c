@@ -14,6 +14,9 @@
  * before libmicrohttpd unescapes it, and parsed by vg_http_req_parse:
  * that keeps a "%2F" inside a resource id from splitting the path, and
  * gives one place that enforces the URI length limit with a JSON 414.
+ * A request line too long for libmicrohttpd's connection buffer
+ * (VG_HTTP_CONN_MEMORY) is refused by libmicrohttpd itself before that
+ * callback runs, with its own HTML 414 (431 for headers): http.h.
  *
  * A request goes through on_access() in three phases: the first call
  * (headers in) parses and routes, refusing early (414, 400, 404, 405, 413)
@@ -697,6 +700,8 @@ int vg_http_start(const struct vg_http_options *o,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT,
 		(unsigned int)(s->o.conn_limit >= 8 ? s->o.conn_limit / 4 : s->o.conn_limit),
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)s->o.timeout_s,
+		/* the request line and headers must fit (http.h) */
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)VG_HTTP_CONN_MEMORY,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 		MHD_OPTION_END);

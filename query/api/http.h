@@ -37,6 +37,16 @@
 #define VG_HTTP_MAX_HEADERS 4   /* extra response headers */
 #define VG_HTTP_TIMEOUT_S 30    /* idle connection timeout */
 #define VG_HTTP_CONN_LIMIT 1024 /* concurrent connections */
+/* libmicrohttpd's memory per connection (MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+ * set so the boundary below is ours, not a library default): the request
+ * line and the headers must fit in it. A request-target over
+ * VG_HTTP_MAX_URI whose line fits gets vigie's JSON 414; a request line
+ * that does not fit (a target of about 32 KiB or more) never reaches
+ * vigie: libmicrohttpd answers its own 414, and headers that do not fit
+ * its own 431, each with a short HTML body and no Content-Type, then
+ * closes the connection. libmicrohttpd 0.9.75 has no way to replace
+ * those bodies (docs/api.md "Errors"). */
+#define VG_HTTP_CONN_MEMORY (32u << 10)
 
 /* Methods, as a bit mask so a route can accept several. */
 enum vg_http_method {

@@ -252,6 +252,10 @@ static int setup_with(void **state, int holding)
 		return 0; /* the case skips */
 	vg_config_defaults(&f->cfg);
 	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
+	if (holding == 2) {
+		o.held_age_ms = 300; /* test_held_elsewhere_ages */
+		holding = 0;
+	}
 	if (holding) {
 		static const char *const extra[] = {"-O", "-R", NULL};
 		if ((rc = hrd_start(&f->daemon, NULL, extra))) {
@@ -314,6 +318,11 @@ static int setup_with(void **state, int holding)
 static int setup(void **state)
 {
 	return setup_with(state, 0);
+}
+
+static int setup_held_age(void **state)
+{
+	return setup_with(state, 2);
 }
 
 static int setup_holding(void **state)
@@ -805,7 +814,7 @@ static void test_held_elsewhere(void **state)
 	char err[256];
 	int rc;
 
-	assert_int_equal(vg_receiver_held_elsewhere(f->rx, NULL, 0, NULL, 0), 0);
+	assert_int_equal(vg_receiver_held_elsewhere(f->rx, NULL, 0, NULL), 0);
 	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &holder, err,
 						sizeof(err)),
 			 0);
@@ -818,12 +827,13 @@ static void test_held_elsewhere(void **state)
 	assert_int_equal(cs.batches_retry, 1);
 	assert_int_equal(cs.samples_received, 0);
 	assert_int_equal(__atomic_load_n(&f->grouper.inside, __ATOMIC_SEQ_CST), 0);
-	{ /* what /v1/health shows: the host, its holder, when */
-		char host[64], node[64];
-		assert_true(vg_receiver_held_elsewhere(f->rx, host, sizeof(host), node,
-						       sizeof(node)) >= vg_now_ms() - 60000);
-		assert_string_equal(host, "node1");
-		assert_string_equal(node, "other-node");
+	{ /* what /v1/health shows: the host, its holder, since when */
+		struct vg_receiver_held h[2];
+		assert_int_equal(vg_receiver_held_elsewhere(f->rx, h, 2, NULL), 1);
+		assert_string_equal(h[0].host, "node1");
+		assert_string_equal(h[0].holder, "other-node");
+		assert_true(h[0].since_ms >= vg_now_ms() - 60000);
+		assert_int_equal(h[0].batches, 1);
 	}
 	assert_int_equal(vg_registry_hold_clear(holder), 0);
 	expect(send_batch(f, 1, 2), VG_ACK_OK, STREAM, 1);
@@ -831,7 +841,126 @@ static void test_held_elsewhere(void **state)
 	assert_int_equal(cs.batches_held_elsewhere, 1);
 	assert_int_equal(cs.samples_received, 2);
 	assert_int_equal(__atomic_load_n(&f->grouper.inside, __ATOMIC_SEQ_CST), 1);
+	/* stored: the host no longer waits */
+	assert_int_equal(vg_receiver_held_elsewhere(f->rx, NULL, 0, NULL), 0);
 	vg_registry_close(holder);
+}
+
+/* A batch of host with one sample at seq (its own stream). */
+static struct vg_ack send_host(struct fixture *f, const char *host, uint64_t seq)
+{
+	int64_t t = T0 + (int64_t)seq * 60000;
+	struct vg_batch *b = vg_batch_new(host, STREAM, seq, t);
+	struct vg_ack ack;
+	uint8_t *buf;
+	size_t len;
+
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "inst-1", "vm1", NULL, t));
+	assert_int_equal(vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, (double)seq), 0);
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	vg_batch_free(b);
+	ack = send_raw(f, buf, len);
+	free(buf);
+	return ack;
+}
+
+/* Mark host as held by node (another collector's commit of its seq 99). */
+static void mark(struct fixture *f, const char *node, const char *host,
+		 struct vg_registry **reg)
+{
+	struct vg_registry_mark mk = {host, 99, 1, T0, 1};
+	char err[256];
+	int rc;
+
+	if (!*reg) {
+		assert_int_equal(vg_registry_open_state(f->dir, f->surl, reg, err,
+							sizeof(err)),
+				 0);
+		assert_int_equal(vg_registry_set_holder(*reg, node, 600000), 0);
+	}
+	assert_int_equal(vg_registry_commit_group(*reg, &mk, 1, &rc), 0);
+	assert_int_equal(rc, 0);
+}
+
+/* Several hosts wait for marks of two holders: GET /v1/health's list
+ * names every one with its own holder (before, only the last one
+ * answered RETRY was kept), the longest waiting first, the count beyond
+ * what the caller copies; a host whose mark its holder released leaves
+ * the list as soon as one of its batches is stored here, the others
+ * stay; the list is the same after a host of one holder is released. */
+static void test_held_elsewhere_hosts(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *a = NULL, *b = NULL;
+	struct vg_receiver_held h[4];
+	uint64_t released = 0;
+	int capped = -1;
+
+	mark(f, "node-a", "h1", &a);
+	mark(f, "node-a", "h2", &a);
+	mark(f, "node-b", "h3", &b);
+	expect(send_host(f, "h1", 1), VG_ACK_RETRY, STREAM, 1);
+	expect(send_host(f, "h2", 1), VG_ACK_RETRY, STREAM, 1);
+	expect(send_host(f, "h3", 1), VG_ACK_RETRY, STREAM, 1);
+	expect(send_host(f, "h1", 1), VG_ACK_RETRY, STREAM, 1);
+	assert_int_equal(vg_receiver_held_elsewhere(f->rx, h, 4, &capped), 3);
+	assert_int_equal(capped, 0);
+	assert_string_equal(h[0].host, "h1");
+	assert_string_equal(h[0].holder, "node-a");
+	assert_int_equal(h[0].batches, 2);
+	assert_true(h[0].last_ms >= h[0].since_ms);
+	assert_string_equal(h[1].host, "h2");
+	assert_string_equal(h[1].holder, "node-a");
+	assert_string_equal(h[2].host, "h3");
+	assert_string_equal(h[2].holder, "node-b");
+	assert_int_equal(h[2].batches, 1);
+	assert_true(h[0].since_ms <= h[1].since_ms && h[1].since_ms <= h[2].since_ms);
+	/* a shorter copy still counts them all */
+	memset(h, 0, sizeof(h));
+	assert_int_equal(vg_receiver_held_elsewhere(f->rx, h, 1, NULL), 3);
+	assert_string_equal(h[0].host, "h1");
+	assert_string_equal(h[1].host, "");
+
+	/* node-a will not come back: released, h1's next batch is stored */
+	assert_int_equal(vg_registry_marks_release(b, "node-a", &released), 0);
+	assert_int_equal(released, 2);
+	expect(send_host(f, "h1", 1), VG_ACK_OK, STREAM, 1);
+	assert_int_equal(vg_receiver_held_elsewhere(f->rx, h, 4, NULL), 2);
+	assert_string_equal(h[0].host, "h2");
+	assert_string_equal(h[1].host, "h3");
+	expect(send_host(f, "h2", 1), VG_ACK_OK, STREAM, 1);
+	expect(send_host(f, "h3", 2), VG_ACK_RETRY, STREAM, 2);
+	assert_int_equal(vg_receiver_held_elsewhere(f->rx, h, 4, NULL), 1);
+	assert_string_equal(h[0].host, "h3");
+	assert_string_equal(h[0].holder, "node-b");
+	assert_int_equal(h[0].batches, 2);
+	vg_registry_close(a);
+	vg_registry_close(b);
+}
+
+/* A host not answered RETRY for held_age_ms (its agent went back to the
+ * holder, or stopped) drops out of the list without a batch stored here,
+ * and comes back as a new wait. The fixture's held_age_ms is 300 ms. */
+static void test_held_elsewhere_ages(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *a = NULL;
+	struct vg_receiver_held h[2];
+	int64_t first;
+
+	mark(f, "node-a", "h1", &a);
+	expect(send_host(f, "h1", 1), VG_ACK_RETRY, STREAM, 1);
+	/* within the age unless this thread was descheduled that long */
+	assert_in_range(vg_receiver_held_elsewhere(f->rx, h, 2, NULL), 0, 1);
+	first = vg_now_ms();
+	usleep(400 * 1000);
+	assert_int_equal(vg_receiver_held_elsewhere(f->rx, h, 2, NULL), 0);
+	expect(send_host(f, "h1", 1), VG_ACK_RETRY, STREAM, 1);
+	if (vg_receiver_held_elsewhere(f->rx, h, 2, NULL) == 1) {
+		assert_true(h[0].since_ms >= first + 400);
+		assert_int_equal(h[0].batches, 1);
+	}
+	vg_registry_close(a);
 }
 
 /* Whether another collector's duplicate check finds node1 held (2),
@@ -1421,6 +1550,8 @@ int main(void)
 		ST_BOTH(test_foreign_host, setup, teardown),
 		ST_BOTH(test_committed_elsewhere, setup, teardown),
 		ST_BOTH(test_held_elsewhere, setup, teardown),
+		ST_BOTH(test_held_elsewhere_hosts, setup, teardown),
+		ST_BOTH(test_held_elsewhere_ages, setup_held_age, teardown),
 		ST_BOTH(test_hold_marks, setup_holding, teardown),
 		ST_BOTH(test_committed_elsewhere_held, setup, teardown),
 		ST_BOTH(test_submit, setup, teardown),
