@@ -19,7 +19,9 @@
 #   - published ids and metric names that climb out of the tree ('..',
 #     '../../etc') stay files inside the data directory;
 #   - a published value past what the RRD files keep (1e307: value x
-#     seconds overflows) is a 400, not a 200 that reads back null.
+#     seconds overflows) is a 400, not a 200 that reads back null;
+#   - POST /v1/measures names an unknown top-level field (a 400), as it
+#     does a point's.
 #
 # A real vigie-agent polls tests/fixtures/node-nova.xml (db1 in project
 # "analytics", a host it-host) on a synthetic clock 20 minutes back.
@@ -114,6 +116,12 @@ eq "... and 'acme ' too" "$(post "$ADMIN" /v1/tokens '{"project":"acme "}')" 400
 eq "POST /v1/measures for project ' acme' is a 400" \
   "$(post "$ADMIN" /v1/measures '{"project":" acme","measures":[{"resource":"r1","metric":"m","value":1}]}')" 400
 check "... that names the space" grep -q 'begins or ends with a space' "$TMP/body"
+
+# a misspelt top-level field was dropped without a word (a point's
+# unknown field was already a 400)
+eq "POST /v1/measures with an unknown top-level field is a 400" \
+  "$(post "$ANA" /v1/measures '{"measures":[{"resource":"r1","metric":"m","value":1}],"projet":"x"}')" 400
+check "... that names it" grep -q 'unknown field \\"projet\\"' "$TMP/body"
 
 # ---- invoices: the file name and the HTML's policy ----
 hdr() { as "$ADMIN" -D - -o /dev/null "$API/v1/invoices?month=$MONTH&$1" | tr -d '\r' | grep -i "^$2:"; }
