@@ -652,9 +652,7 @@ static void test_guest_fs_bounded(void **state)
 		mp[i][1023] = 0;
 		snprintf(mp[i], 8, "/m%02d", i);
 		mp[i][4] = 'x';
-		fs[i] = (struct vg_lv_fs){.mountpoint = mp[i], .device = "/dev/loop0",
-					  .fstype = "squashfs", .disk = "vda",
-					  .total = 1000, .used = 10};
+		fs[i] = (struct vg_lv_fs){.mountpoint = mp[i], .device = "/dev/loop0", .fstype = "squashfs", .disk = "vda", .total = 1000, .used = 10};
 	}
 	d[0].fs = fs;
 	d[0].nfs = 40;
