@@ -38,6 +38,8 @@ struct vg_spool {
 	uint64_t next_seq;
 	uint64_t dropped;
 	uint64_t tmp_counter;
+	size_t nrejected;          /* files in rejected/ (bounded) */
+	uint64_t rejected_deleted; /* deleted by that bound */
 	pthread_mutex_t lock;
 	/* ring of seqs, ascending from head */
 	uint64_t *ring;
@@ -48,6 +50,8 @@ void vg_spool_name(uint64_t seq, char *buf, size_t len)
 {
 	snprintf(buf, len, "%020" PRIu64 ".vgb", seq);
 }
+
+static int rejected_scan(struct vg_spool *s, size_t *n, char *oldest, size_t len);
 
 /* Parse "<20 digits>.vgb"; 0 and *seq, or -1. */
 static int parse_name(const char *name, uint64_t *seq)
@@ -290,6 +294,10 @@ int vg_spool_open(const char *dir, uint32_t max_batches, struct vg_spool **out)
 	}
 	if (!rc)
 		rc = scan(s);
+	if (!rc) {
+		char oldest[64];
+		rc = rejected_scan(s, &s->nrejected, oldest, sizeof(oldest));
+	}
 	if (!rc)
 		rc = write_state(s, s->next_seq);
 	if (rc) {
@@ -450,9 +458,42 @@ int vg_spool_remove(struct vg_spool *s, uint64_t seq)
 	return 0;
 }
 
+/* The batch files in rejected/: their count, and the lowest seq's name
+ * (oldest[0] = 0 if none). 0 or -errno. */
+static int rejected_scan(struct vg_spool *s, size_t *n, char *oldest, size_t len)
+{
+	int fd = openat(s->dirfd, "rejected", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	uint64_t low = UINT64_MAX, seq;
+	struct dirent *de;
+	DIR *d;
+
+	*n = 0;
+	oldest[0] = 0;
+	if (fd < 0)
+		return -errno;
+	if (!(d = fdopendir(fd))) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	while ((de = readdir(d)))
+		if (parse_name(de->d_name, &seq) == 0) {
+			++*n;
+			if (seq < low)
+				low = seq;
+		}
+	closedir(d);
+	if (*n) {
+		char name[32];
+		vg_spool_name(low, name, sizeof(name));
+		snprintf(oldest, len, "rejected/%s", name);
+	}
+	return 0;
+}
+
 int vg_spool_reject(struct vg_spool *s, uint64_t seq)
 {
-	char name[32], dst[64];
+	char name[32], dst[64], old[64];
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
@@ -464,7 +505,19 @@ int vg_spool_reject(struct vg_spool *s, uint64_t seq)
 	snprintf(dst, sizeof(dst), "rejected/%s", name);
 	if (renameat(s->dirfd, name, s->dirfd, dst) != 0)
 		return -errno;
+	/* only the sender thread rejects: the count needs no lock */
+	if (++s->nrejected > VG_SPOOL_REJECTED_MAX) {
+		while (rejected_scan(s, &s->nrejected, old, sizeof(old)) == 0 &&
+		       s->nrejected > VG_SPOOL_REJECTED_MAX && old[0] &&
+		       unlinkat(s->dirfd, old, 0) == 0)
+			__atomic_add_fetch(&s->rejected_deleted, 1, __ATOMIC_RELAXED);
+	}
 	return fsync_dir(s->dirfd);
+}
+
+uint64_t vg_spool_rejected_deleted(struct vg_spool *s)
+{
+	return __atomic_load_n(&s->rejected_deleted, __ATOMIC_RELAXED);
 }
 
 size_t vg_spool_count(struct vg_spool *s)
