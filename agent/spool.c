@@ -51,7 +51,7 @@ void vg_spool_name(uint64_t seq, char *buf, size_t len)
 	snprintf(buf, len, "%020" PRIu64 ".vgb", seq);
 }
 
-static int rejected_scan(struct vg_spool *s, size_t *n, char *oldest, size_t len);
+static int rejected_scan(struct vg_spool *s, size_t *n, uint64_t **out);
 
 /* Parse "<20 digits>.vgb"; 0 and *seq, or -1. */
 static int parse_name(const char *name, uint64_t *seq)
@@ -294,10 +294,8 @@ int vg_spool_open(const char *dir, uint32_t max_batches, struct vg_spool **out)
 	}
 	if (!rc)
 		rc = scan(s);
-	if (!rc) {
-		char oldest[64];
-		rc = rejected_scan(s, &s->nrejected, oldest, sizeof(oldest));
-	}
+	if (!rc)
+		rc = rejected_scan(s, &s->nrejected, NULL);
 	if (!rc)
 		rc = write_state(s, s->next_seq);
 	if (rc) {
@@ -458,17 +456,19 @@ int vg_spool_remove(struct vg_spool *s, uint64_t seq)
 	return 0;
 }
 
-/* The batch files in rejected/: their count, and the lowest seq's name
- * (oldest[0] = 0 if none). 0 or -errno. */
-static int rejected_scan(struct vg_spool *s, size_t *n, char *oldest, size_t len)
+/* The seqs of the batch files in rejected/ (ascending, malloc'd into
+ * *out, NULL when none) and their count. 0 or -errno. */
+static int rejected_scan(struct vg_spool *s, size_t *n, uint64_t **out)
 {
 	int fd = openat(s->dirfd, "rejected", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	uint64_t low = UINT64_MAX, seq;
+	uint64_t *v = NULL, seq;
+	size_t cap = 0;
 	struct dirent *de;
 	DIR *d;
 
 	*n = 0;
-	oldest[0] = 0;
+	if (out)
+		*out = NULL;
 	if (fd < 0)
 		return -errno;
 	if (!(d = fdopendir(fd))) {
@@ -478,22 +478,32 @@ static int rejected_scan(struct vg_spool *s, size_t *n, char *oldest, size_t len
 	}
 	while ((de = readdir(d)))
 		if (parse_name(de->d_name, &seq) == 0) {
+			if (out && *n == cap) {
+				uint64_t *g = realloc(v, (cap ? cap * 2 : 128) * sizeof(*v));
+				if (!g) {
+					free(v);
+					closedir(d);
+					return -ENOMEM;
+				}
+				v = g;
+				cap = cap ? cap * 2 : 128;
+			}
+			if (out)
+				v[*n] = seq;
 			++*n;
-			if (seq < low)
-				low = seq;
 		}
 	closedir(d);
-	if (*n) {
-		char name[32];
-		vg_spool_name(low, name, sizeof(name));
-		snprintf(oldest, len, "rejected/%s", name);
+	if (out) {
+		if (v)
+			qsort(v, *n, sizeof(*v), cmp_u64);
+		*out = v;
 	}
 	return 0;
 }
 
 int vg_spool_reject(struct vg_spool *s, uint64_t seq)
 {
-	char name[32], dst[64], old[64];
+	char name[32], dst[64];
 	int rc;
 
 	pthread_mutex_lock(&s->lock);
@@ -505,12 +515,23 @@ int vg_spool_reject(struct vg_spool *s, uint64_t seq)
 	snprintf(dst, sizeof(dst), "rejected/%s", name);
 	if (renameat(s->dirfd, name, s->dirfd, dst) != 0)
 		return -errno;
-	/* only the sender thread rejects: the count needs no lock */
-	if (++s->nrejected > VG_SPOOL_REJECTED_MAX) {
-		while (rejected_scan(s, &s->nrejected, old, sizeof(old)) == 0 &&
-		       s->nrejected > VG_SPOOL_REJECTED_MAX && old[0] &&
-		       unlinkat(s->dirfd, old, 0) == 0)
-			__atomic_add_fetch(&s->rejected_deleted, 1, __ATOMIC_RELAXED);
+	/* only the sender thread rejects: the count needs no lock; one
+	 * listing deletes every file past the bound, oldest first */
+	uint64_t *seqs = NULL;
+	size_t n;
+	if (++s->nrejected > VG_SPOOL_REJECTED_MAX &&
+	    rejected_scan(s, &n, &seqs) == 0) {
+		s->nrejected = n;
+		for (size_t i = 0; n - i > VG_SPOOL_REJECTED_MAX; i++) {
+			char old[64];
+			vg_spool_name(seqs[i], name, sizeof(name));
+			snprintf(old, sizeof(old), "rejected/%s", name);
+			if (unlinkat(s->dirfd, old, 0) == 0 || errno == ENOENT) {
+				s->nrejected--;
+				__atomic_add_fetch(&s->rejected_deleted, 1, __ATOMIC_RELAXED);
+			}
+		}
+		free(seqs);
 	}
 	return fsync_dir(s->dirfd);
 }

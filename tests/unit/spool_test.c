@@ -277,6 +277,21 @@ static void test_rejected_bounded(void **state)
 	assert_false(exists("rejected/00000000000000000006.vgb"));
 	assert_true(exists("rejected/00000000000000000007.vgb"));
 	vg_spool_close(s);
+
+	/* a directory that filled up before the bound existed: the next
+	 * refusal deletes down to the bound at once */
+	for (int i = 1000; i < 1300; i++) {
+		snprintf(rel, sizeof(rel), "rejected/%020d.vgb", i);
+		write_raw(rel, "old");
+	}
+	assert_int_equal(vg_spool_open(dir, 1000, &s), 0);
+	put(s, 2000, "refused", NULL);
+	assert_int_equal(vg_spool_reject(s, 2000), 0);
+	assert_int_equal(vg_spool_rejected_deleted(s), 301);
+	assert_true(exists("rejected/00000000000000002000.vgb"));
+	assert_true(exists("rejected/00000000000000001201.vgb"));
+	assert_false(exists("rejected/00000000000000001200.vgb"));
+	vg_spool_close(s);
 }
 
 static void test_bad_dir(void **state)
