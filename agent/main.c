@@ -239,7 +239,10 @@ static void watch_sender(struct watch *w, struct vg_sender *snd,
 			(unsigned long long)st.last_seq);
 	for (uint64_t i = w->last.rejected; i < st.rejected; i++)
 		vg_log_limited(VG_LOG_WARN, &w->reject_log,
-			       "collector rejected a batch; kept in the spool's rejected/ directory");
+			       "collector rejected a batch; kept in the spool's rejected/ directory "
+			       "(the newest %d; %llu older deleted so far)",
+			       VG_SPOOL_REJECTED_MAX,
+			       (unsigned long long)vg_spool_rejected_deleted(sp));
 	for (uint64_t i = w->last.unauth_acks; i < st.unauth_acks; i++)
 		vg_log_limited(VG_LOG_WARN, &w->unauth_log,
 			       "collector %s answered without a valid signature "

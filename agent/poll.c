@@ -469,12 +469,31 @@ static void emit_qemu(struct vg_poll_emit *e, struct vg_poller *p,
 
 /* Guest file systems (only in polls that asked the guest agent), as
  * fs.N.* on the instance, N the position in mount-point order, with the
- * mount point, guest device, type and backing disk as attributes. */
+ * mount point, guest device, type and backing disk as attributes.
+ * The guest says how many it has, so only those whose attributes fit the
+ * wire's VG_WIRE_MAX_ATTRS_PER_RES are sent (the first in mount-point
+ * order): one more attribute and the whole batch, every instance of the
+ * host, would fail to encode. */
 static void emit_guest_fs(struct vg_poll_emit *e, const struct vg_lv_domain *d)
 {
+	static uint64_t n_left_out; /* log lines, one per 1000 */
+
 	for (size_t i = 0; i < d->nfs; i++) {
 		const struct vg_lv_fs *f = &d->fs[i];
+		size_t need = 1 + !!f->device + !!f->fstype + !!f->disk;
 		char k[48];
+
+		if (e->err || e->skip || !e->b->nres)
+			return;
+		if (e->b->res[e->b->nres - 1].nattrs + need > VG_WIRE_MAX_ATTRS_PER_RES) {
+			char shown[VG_NAME_MAX + 1];
+			vg_text_clean(d->uuid, shown, VG_NAME_MAX);
+			vg_log_limited(VG_LOG_WARN, &n_left_out,
+				       "instance %s: %zu of its %zu guest file systems left out "
+				       "(the first %zu in mount-point order fit its %u attributes)",
+				       shown, d->nfs - i, d->nfs, i, VG_WIRE_MAX_ATTRS_PER_RES);
+			return;
+		}
 
 		snprintf(k, sizeof(k), "fs.%zu.mountpoint", i);
 		vg_poll_attr(e, k, f->mountpoint);

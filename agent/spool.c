@@ -38,6 +38,8 @@ struct vg_spool {
 	uint64_t next_seq;
 	uint64_t dropped;
 	uint64_t tmp_counter;
+	size_t nrejected;          /* files in rejected/ (bounded) */
+	uint64_t rejected_deleted; /* deleted by that bound */
 	pthread_mutex_t lock;
 	/* ring of seqs, ascending from head */
 	uint64_t *ring;
@@ -48,6 +50,8 @@ void vg_spool_name(uint64_t seq, char *buf, size_t len)
 {
 	snprintf(buf, len, "%020" PRIu64 ".vgb", seq);
 }
+
+static int rejected_scan(struct vg_spool *s, size_t *n, uint64_t **out);
 
 /* Parse "<20 digits>.vgb"; 0 and *seq, or -1. */
 static int parse_name(const char *name, uint64_t *seq)
@@ -291,6 +295,8 @@ int vg_spool_open(const char *dir, uint32_t max_batches, struct vg_spool **out)
 	if (!rc)
 		rc = scan(s);
 	if (!rc)
+		rc = rejected_scan(s, &s->nrejected, NULL);
+	if (!rc)
 		rc = write_state(s, s->next_seq);
 	if (rc) {
 		vg_spool_close(s);
@@ -450,6 +456,51 @@ int vg_spool_remove(struct vg_spool *s, uint64_t seq)
 	return 0;
 }
 
+/* The seqs of the batch files in rejected/ (ascending, malloc'd into
+ * *out, NULL when none) and their count. 0 or -errno. */
+static int rejected_scan(struct vg_spool *s, size_t *n, uint64_t **out)
+{
+	int fd = openat(s->dirfd, "rejected", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	uint64_t *v = NULL, seq;
+	size_t cap = 0;
+	struct dirent *de;
+	DIR *d;
+
+	*n = 0;
+	if (out)
+		*out = NULL;
+	if (fd < 0)
+		return -errno;
+	if (!(d = fdopendir(fd))) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	while ((de = readdir(d)))
+		if (parse_name(de->d_name, &seq) == 0) {
+			if (out && *n == cap) {
+				uint64_t *g = realloc(v, (cap ? cap * 2 : 128) * sizeof(*v));
+				if (!g) {
+					free(v);
+					closedir(d);
+					return -ENOMEM;
+				}
+				v = g;
+				cap = cap ? cap * 2 : 128;
+			}
+			if (out)
+				v[*n] = seq;
+			++*n;
+		}
+	closedir(d);
+	if (out) {
+		if (v)
+			qsort(v, *n, sizeof(*v), cmp_u64);
+		*out = v;
+	}
+	return 0;
+}
+
 int vg_spool_reject(struct vg_spool *s, uint64_t seq)
 {
 	char name[32], dst[64];
@@ -464,7 +515,30 @@ int vg_spool_reject(struct vg_spool *s, uint64_t seq)
 	snprintf(dst, sizeof(dst), "rejected/%s", name);
 	if (renameat(s->dirfd, name, s->dirfd, dst) != 0)
 		return -errno;
+	/* only the sender thread rejects: the count needs no lock; one
+	 * listing deletes every file past the bound, oldest first */
+	uint64_t *seqs = NULL;
+	size_t n;
+	if (++s->nrejected > VG_SPOOL_REJECTED_MAX &&
+	    rejected_scan(s, &n, &seqs) == 0) {
+		s->nrejected = n;
+		for (size_t i = 0; n - i > VG_SPOOL_REJECTED_MAX; i++) {
+			char old[64];
+			vg_spool_name(seqs[i], name, sizeof(name));
+			snprintf(old, sizeof(old), "rejected/%s", name);
+			if (unlinkat(s->dirfd, old, 0) == 0 || errno == ENOENT) {
+				s->nrejected--;
+				__atomic_add_fetch(&s->rejected_deleted, 1, __ATOMIC_RELAXED);
+			}
+		}
+		free(seqs);
+	}
 	return fsync_dir(s->dirfd);
+}
+
+uint64_t vg_spool_rejected_deleted(struct vg_spool *s)
+{
+	return __atomic_load_n(&s->rejected_deleted, __ATOMIC_RELAXED);
 }
 
 size_t vg_spool_count(struct vg_spool *s)

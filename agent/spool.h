@@ -7,7 +7,8 @@
  *                              by its sequence number, 20 digits
  *   .tmp-*                     a write in progress (ignored, removed at open)
  *   rejected/<seq>.vgb         batches the collector rejected: kept for the
- *                              operator, never resent
+ *                              operator (the newest VG_SPOOL_REJECTED_MAX),
+ *                              never resent
  * Every file is written to a temporary name, fsync'd, then renamed, and
  * the directory is fsync'd: after a crash or kill -9 a batch file is
  * either complete or absent, never partial.
@@ -61,8 +62,17 @@ int vg_spool_oldest(struct vg_spool *s, uint64_t *seq, void **buf,
  * (e.g. it was dropped meanwhile). */
 int vg_spool_remove(struct vg_spool *s, uint64_t seq);
 
-/* Move batch seq to rejected/. 0 or -ENOENT / file-system error. */
+/* rejected/ keeps the newest this many batches: a refusal that lasts
+ * (a collector refusing every batch as stale, or too big) moved one batch
+ * per poll there, for ever, until the compute host's disk was full. */
+#define VG_SPOOL_REJECTED_MAX 100
+
+/* Move batch seq to rejected/, then delete the oldest there beyond
+ * VG_SPOOL_REJECTED_MAX (counted: vg_spool_rejected_deleted). 0 or
+ * -ENOENT / file-system error. */
 int vg_spool_reject(struct vg_spool *s, uint64_t seq);
+/* Batches deleted from rejected/ by that bound since open. */
+uint64_t vg_spool_rejected_deleted(struct vg_spool *s);
 
 /* Batches currently spooled; batches dropped since open. */
 size_t vg_spool_count(struct vg_spool *s);

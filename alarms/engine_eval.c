@@ -77,6 +77,7 @@
 #include "alarms/notice.h"
 #include "alarms/rule.h"
 #include "vigie/alarm_outbox.h"
+#include "vigie/alarm_silence.h"
 #include "vigie/log.h"
 
 #define EXPIRE_EVERY_MS 500
@@ -1656,6 +1657,14 @@ void vg_alarm_engine_tick(struct vg_alarm_engine *e, int64_t now_ms)
 				"than %lld days",
 				(unsigned long long)n,
 				(long long)(e->o.history_retention_ms / 86400000));
+		if (!vg_alarm_silences_prune(e->silences, now, e->o.history_retention_ms, &n) &&
+		    n)
+			vg_info("alarms: pruned %llu silences ended more than %lld days ago",
+				(unsigned long long)n,
+				(long long)((e->o.history_retention_ms > VG_SILENCE_KEEP_EXPIRED_MS
+						     ? e->o.history_retention_ms
+						     : VG_SILENCE_KEEP_EXPIRED_MS) /
+					    86400000));
 	}
 	pthread_mutex_unlock(&e->lock);
 	vg_alarm_hub_tick(e->o.hub, now);

@@ -7,8 +7,11 @@
  * collector's own addresses.
  * Lists are tiny (tens of entries), so a linear scan costs less than the
  * connect it guards. IPv6 addresses that carry an IPv4 address
- * (::ffff:0:0/96, 64:ff9b::/96) are judged by that IPv4 address, so
- * "http://[::ffff:127.0.0.1]/" is loopback.
+ * (::ffff:0:0/96, 64:ff9b::/96, 6to4's 2002::/16) are judged by that
+ * IPv4 address, so "http://[::ffff:127.0.0.1]/" is loopback; the
+ * deprecated IPv4-compatible ::/96 and the local-use NAT64 prefix
+ * 64:ff9b:1::/48 (RFC 8215, a site's own translator, whose embedding
+ * depends on its prefix length) are refused whole.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,6 +52,8 @@ static const struct {
 	{"240.0.0.0/4", "reserved or broadcast"},
 	{"::/128", "unspecified"},
 	{"::1/128", "loopback"},
+	{"::/96", "an IPv4-compatible address (deprecated; it carries an IPv4 address)"},
+	{"64:ff9b:1::/48", "a local-use NAT64 address (it reaches the site's own IPv4 network)"},
 	{"fc00::/7", "a unique local (private) address"},
 	{"fe80::/10", "link-local"},
 	{"ff00::/8", "multicast"},
@@ -194,6 +199,12 @@ int vg_alarm_guard_check(const struct vg_alarm_guard *g,
 	memcpy(v, a, 16);
 	if (!memcmp(v, nat64, 12))
 		memcpy(v, v4mapped, 12);
+	/* 6to4 (2002:AABB:CCDD::/48): a relay sends it to the IPv4 address
+	 * AA.BB.CC.DD */
+	if (v[0] == 0x20 && v[1] == 0x02) {
+		memmove(v + 12, v + 2, 4);
+		memcpy(v, v4mapped, 12);
+	}
 	for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++) {
 		struct net n;
 		if (parse_cidr(forbidden[i].cidr, strlen(forbidden[i].cidr), &n))

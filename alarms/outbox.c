@@ -112,6 +112,12 @@ struct dest {
 	struct dest *next;
 };
 
+/* A project with attempts in flight, and how many. */
+struct proj {
+	char name[256];
+	size_t inflight;
+};
+
 struct vg_alarm_outbox {
 	struct vg_alarm_outbox_options o;
 	struct vg_alarm_exec_cmd exec[VG_EXEC_MAX];
@@ -129,6 +135,7 @@ struct vg_alarm_outbox {
 	CURL **pool; /* idle easy handles, kept with their state */
 	size_t npool;
 	struct dest *dests, *rr; /* rr: where the next pass starts */
+	struct proj *projs;      /* max_in_flight places; inflight 0 = free */
 	struct job **held;
 	size_t nheld, inflight;
 	int64_t cursor;       /* highest id read */
@@ -185,6 +192,8 @@ int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
 		ob->o.per_destination = VG_OUTBOX_PER_DESTINATION;
 	if (ob->o.per_destination > ob->o.max_in_flight)
 		ob->o.per_destination = ob->o.max_in_flight;
+	if (!ob->o.per_project)
+		ob->o.per_project = VG_OUTBOX_PER_PROJECT;
 	if (o->nexec > VG_EXEC_MAX)
 		ob->o.nexec = VG_EXEC_MAX;
 	for (size_t i = 0; i < ob->o.nexec; i++)
@@ -215,10 +224,12 @@ int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
 	vg_alarm_webhook_global_init();
 	ob->held = calloc(MAX_HELD, sizeof(*ob->held));
 	ob->pool = calloc(ob->o.max_in_flight, sizeof(*ob->pool));
+	ob->projs = calloc(ob->o.max_in_flight, sizeof(*ob->projs));
 	ob->multi = curl_multi_init();
-	if (!ob->held || !ob->pool || !ob->multi) {
+	if (!ob->held || !ob->pool || !ob->projs || !ob->multi) {
 		snprintf(err, errlen, "out of memory");
 		curl_multi_cleanup(ob->multi);
+		free(ob->projs);
 		free(ob->pool);
 		free(ob->held);
 		vg_alarm_guard_free(ob->guard);
@@ -233,6 +244,7 @@ int vg_alarm_outbox_open(const struct vg_alarm_outbox_options *o,
 	rc = vg_alarm_store_open(o->data_dir, &ob->store, err, errlen);
 	if (rc) {
 		curl_multi_cleanup(ob->multi);
+		free(ob->projs);
 		free(ob->pool);
 		free(ob->held);
 		vg_alarm_guard_free(ob->guard);
@@ -532,15 +544,46 @@ static int fence(struct vg_alarm_outbox *ob, struct job *j)
 	return 0;
 }
 
+/* The place of project p among those in flight, or NULL; with add, a
+ * free place is taken for it (there is one: at most max_in_flight
+ * projects have attempts in flight). */
+static struct proj *proj_of(struct vg_alarm_outbox *ob, const char *p, int add)
+{
+	struct proj *free_place = NULL;
+
+	for (size_t i = 0; i < ob->o.max_in_flight; i++) {
+		struct proj *x = &ob->projs[i];
+		if (x->inflight && !strcmp(x->name, p))
+			return x;
+		if (!x->inflight && !free_place)
+			free_place = x;
+	}
+	if (!add || !free_place)
+		return NULL;
+	snprintf(free_place->name, sizeof(free_place->name), "%s", p);
+	return free_place;
+}
+
+/* Whether project p may start one more attempt now. */
+static int proj_room(struct vg_alarm_outbox *ob, const char *p)
+{
+	struct proj *x = proj_of(ob, p, 0);
+
+	return !x || x->inflight < ob->o.per_project;
+}
+
 /* Start the attempt of j (taken off its FIFO); an attempt that cannot
  * start finishes at once with its reason. */
 static void start(struct vg_alarm_outbox *ob, struct job *j)
 {
 	const char *url = j->it.action, *body = j->it.body;
 	size_t len = strlen(body);
+	struct proj *pj = proj_of(ob, j->it.project, 1);
 
 	j->d->inflight++;
 	ob->inflight++;
+	if (pj)
+		pj->inflight++;
 	if (!strncmp(j->it.action, "exec://", 7)) {
 		if (!find_exec(ob, j->it.action + 7)) {
 			j->arc = exec_attempt(ob, &j->it, j->err, sizeof(j->err));
@@ -605,7 +648,8 @@ static void dispatch(struct vg_alarm_outbox *ob)
 		progress = 0;
 		for (struct dest *first = d; d;) {
 			if (d->head && d->inflight < d->limit &&
-			    ob->inflight < ob->o.max_in_flight) {
+			    ob->inflight < ob->o.max_in_flight &&
+			    proj_room(ob, d->head->it.project)) {
 				struct job *j = d->head;
 				if (!(d->head = j->next))
 					d->tail = NULL;
@@ -726,6 +770,9 @@ static void release_attempt(struct vg_alarm_outbox *ob, struct job *j)
 	j->am_body = NULL;
 	j->d->inflight--;
 	ob->inflight--;
+	struct proj *pj = proj_of(ob, j->it.project, 0);
+	if (pj)
+		pj->inflight--;
 }
 
 /* Record every finished attempt in one transaction. Number recorded. */
@@ -940,6 +987,7 @@ void vg_alarm_outbox_close(struct vg_alarm_outbox *ob)
 	for (size_t i = 0; i < ob->npool; i++)
 		curl_easy_cleanup(ob->pool[i]);
 	curl_multi_cleanup(ob->multi);
+	free(ob->projs);
 	free(ob->pool);
 	free(ob->held);
 	vg_alarm_guard_free(ob->guard);

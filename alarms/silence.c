@@ -444,7 +444,8 @@ void vg_alarm_silences_close(struct vg_alarm_silences *s)
 	free(s);
 }
 
-/* Forget silences ended long ago (memory only; rows stay for audit). */
+/* Forget silences ended long ago (memory only; the rows stay for audit
+ * until vg_alarm_silences_prune). */
 static void prune(struct vg_alarm_silences *s, int64_t now_ms)
 {
 	size_t w = 0;
@@ -456,6 +457,32 @@ static void prune(struct vg_alarm_silences *s, int64_t now_ms)
 			s->v[w++] = s->v[i];
 	}
 	s->n = w;
+}
+
+int vg_alarm_silences_prune(struct vg_alarm_silences *s, int64_t now_ms, int64_t keep_ms,
+			    uint64_t *deleted)
+{
+	struct vg_db_stmt *st;
+	int rc;
+
+	if (deleted)
+		*deleted = 0;
+	if (keep_ms < VG_SILENCE_KEEP_EXPIRED_MS)
+		keep_ms = VG_SILENCE_KEEP_EXPIRED_MS;
+	pthread_mutex_lock(&s->lock);
+	rc = vg_db_prepare(s->db, "DELETE FROM alarm_silences WHERE ends_ms < ?1", &st);
+	if (!rc) {
+		vg_db_bind_int64(st, 1, now_ms - keep_ms);
+		rc = vg_db_step(st);
+		vg_db_reset(st);
+		if (rc >= 0) {
+			if (deleted)
+				*deleted = (uint64_t)vg_db_changes(s->db);
+			rc = 0;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rc < 0 ? -EIO : 0;
 }
 
 /* Full: forget (from memory; the row stays) the silence that ended

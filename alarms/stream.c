@@ -205,6 +205,18 @@ int vg_alarm_hub_subscribe(struct vg_alarm_hub *h, const char *project,
 		free(s);
 		return -ESHUTDOWN;
 	}
+	if (project) {
+		size_t mine = 0;
+		for (struct vg_alarm_sub *o = h->subs; o; o = o->next)
+			mine += o->project && !strcmp(o->project, project);
+		if (mine >= VG_ALARM_HUB_PER_PROJECT) {
+			h->st.refused++;
+			pthread_mutex_unlock(&h->lock);
+			free(s->project);
+			free(s);
+			return -EUSERS;
+		}
+	}
 	/* resume after last_id when it is this run's, from this run's start
 	 * when it is an earlier run's, else from now on (see the top) */
 	if (last_id && last_id < h->first_seq) {

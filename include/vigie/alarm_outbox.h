@@ -44,6 +44,11 @@ struct vg_alarm_outbox;
 
 #define VG_OUTBOX_MAX_IN_FLIGHT 64   /* attempts at once, in all */
 #define VG_OUTBOX_PER_DESTINATION 16 /* attempts at once to one receiver */
+/* Attempts at once for one project's alarms, whatever their receivers: a
+ * tenant's receivers that never answer (up to max_webhooks_per_project
+ * of them, 16 attempts each) held every one of the 64 places until their
+ * timeouts, and every other project's notifications waited. */
+#define VG_OUTBOX_PER_PROJECT 16
 
 struct vg_alarm_outbox_options {
 	const char *data_dir;                 /* alarms.db lives here */
@@ -58,6 +63,7 @@ struct vg_alarm_outbox_options {
 	int64_t (*now_ms)(void);      /* wall clock; NULL = vg_now_ms */
 	unsigned max_in_flight;       /* 0 = VG_OUTBOX_MAX_IN_FLIGHT */
 	unsigned per_destination;     /* 0 = VG_OUTBOX_PER_DESTINATION */
+	unsigned per_project;         /* 0 = VG_OUTBOX_PER_PROJECT */
 	/* Project webhooks: "CIDR,..." the fence lets through
 	 * (alarms/guard.h lists what it refuses otherwise); NULL = none. */
 	const char *webhook_allow;

@@ -91,6 +91,16 @@ int vg_alarm_silences_match_id(struct vg_alarm_silences *s, const char *id,
 			       const struct vg_alarm_silence_subject *subj);
 int vg_alarm_silences_set_handled(struct vg_alarm_silences *s, const char *id);
 
+/* Delete the rows of silences that ended before now_ms - keep_ms (never
+ * fewer than VG_SILENCE_KEEP_EXPIRED_MS: those are still listed), so the
+ * table does not grow with every silence ever made: a tenant creating and
+ * expiring silences in a loop, each within its limit, wrote a row each
+ * for ever. The engine calls it hourly with [alarms] history_retention,
+ * when the history rows that name those silences (silenced_by) go too.
+ * *deleted (may be NULL) gets the number of rows. 0 or -errno. */
+int vg_alarm_silences_prune(struct vg_alarm_silences *s, int64_t now_ms, int64_t keep_ms,
+			    uint64_t *deleted);
+
 /* Silences active at at_ms; notifications they silenced so far. */
 size_t vg_alarm_silences_active(struct vg_alarm_silences *s, int64_t at_ms);
 uint64_t vg_alarm_silences_silenced(struct vg_alarm_silences *s);

@@ -55,11 +55,20 @@ void vg_alarm_hub_free(struct vg_alarm_hub *h);
 int vg_alarm_hub_publish(struct vg_alarm_hub *h, const char *project,
 			 const char *name, const char *json);
 
+/* Streams one project may hold at once (an administrator's, project
+ * NULL, are not counted): an SSE stream's keepalives keep its connection
+ * past the server's idle timeout, so without this one tenant from a few
+ * addresses could hold every connection of the API for as long as it
+ * liked. */
+#define VG_ALARM_HUB_PER_PROJECT 64
+
 /* Subscribe: project NULL = every project. last_id: resume after that
  * event id (from Last-Event-ID); 0 or an id never issued = only events
  * published from now on; an id of an earlier run (below this hub's first
  * id) = "event: restart" (data {"last_event_id":N,"first_id":F}) then
- * every event this hub still holds. 0 or -ENOMEM / -ESHUTDOWN. */
+ * every event this hub still holds. 0 or -ENOMEM / -ESHUTDOWN, or
+ * -EUSERS when the project already has VG_ALARM_HUB_PER_PROJECT
+ * subscriptions (counted in the stats' refused). */
 int vg_alarm_hub_subscribe(struct vg_alarm_hub *h, const char *project,
 			   uint64_t last_id, void (*wake)(void *arg),
 			   void *wake_arg, int64_t now_ms,
@@ -79,6 +88,7 @@ void vg_alarm_hub_shutdown(struct vg_alarm_hub *h);
 
 struct vg_alarm_hub_stats {
 	uint64_t published, subscribers, lost;
+	uint64_t refused; /* subscriptions over VG_ALARM_HUB_PER_PROJECT */
 };
 void vg_alarm_hub_get_stats(struct vg_alarm_hub *h, struct vg_alarm_hub_stats *out);
 

@@ -611,6 +611,14 @@ int vg_api_h_alarms_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 	/* the stream handle stays valid until sse_release runs */
 	rc = vg_alarm_hub_subscribe(hub_of(req), req->scope_project, last, sse_wake,
 				    stream, vg_now_ms(), &s->sub);
+	if (rc == -EUSERS) {
+		/* replacing the reply releases the stream and s (as below) */
+		rc = vg_http_reply_error(resp, 429, "this project already follows %d "
+						    "alarm streams; close one first",
+					 VG_ALARM_HUB_PER_PROJECT);
+		vg_http_resp_header(resp, "Retry-After", "60");
+		return rc;
+	}
 	if (rc)
 		/* replacing the reply releases the stream, and s with it
 		 * (sse_release); a stream without a subscription answered 200,

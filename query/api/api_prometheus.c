@@ -721,6 +721,10 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	one(b, "vigie_alarms_sse_lost_total", "counter",
 	    "SSE events a client fell too far behind to receive",
 	    (double)st.sse.lost);
+	one(b, "vigie_alarms_sse_refused_total", "counter",
+	    "Alarm streams refused (429): the project already held "
+	    "VG_ALARM_HUB_PER_PROJECT (64)",
+	    (double)st.sse.refused);
 }
 
 /* Several collectors (vigie/cluster.h): this node's view. */

@@ -721,6 +721,22 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (!doc)
 		return vg_http_reply_error(resp, 400, "bad JSON at byte %d: %s",
 					   jerr.position, jerr.text);
+	/* as every other body of the API: a misspelt field ("Project",
+	 * "measure") is named, never taken as absent */
+	if (json_is_object(doc)) {
+		const char *key;
+		json_t *v;
+		json_object_foreach(doc, key, v) {
+			if (strcmp(key, "measures") && strcmp(key, "project")) {
+				int r = vg_http_reply_error(resp, 400,
+							    "unknown field \"%.64s\" (known: "
+							    "measures, project)",
+							    key);
+				json_decref(doc);
+				return r;
+			}
+		}
+	}
 	arr = json_object_get(doc, "measures");
 	if (!json_is_array(arr)) {
 		json_decref(doc);

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -478,6 +479,17 @@ static enum MHD_Result reply_now(struct vg_http_server *s,
 	return send_resp(s, st, c, &r);
 }
 
+/* MHD_get_connection_values callback: count the Authorization headers. */
+static enum MHD_Result count_authorization(void *cls, enum MHD_ValueKind kind,
+					   const char *key, const char *value)
+{
+	(void)kind;
+	(void)value;
+	if (key && !strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION))
+		++*(unsigned *)cls;
+	return MHD_YES;
+}
+
 /* First call: headers are in, no body read yet. Refuse what we can. */
 static enum MHD_Result first_call(struct vg_http_server *s,
 				  struct req_state *st,
@@ -531,6 +543,13 @@ static enum MHD_Result first_call(struct vg_http_server *s,
 		return reply_now(s, st, c, 413,
 				 "request body larger than %zu bytes",
 				 st->req.route->max_body);
+	/* Two credentials are ambiguous: this server would take the first,
+	 * a proxy in front may have checked the last (RFC 9110: the field
+	 * is not a list). Refused before either is looked at. */
+	unsigned nauth = 0;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, count_authorization, &nauth);
+	if (nauth > 1)
+		return reply_now(s, st, c, 400, "more than one Authorization header");
 	st->req.authorization = MHD_lookup_connection_value(
 		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	st->req.last_event_id = MHD_lookup_connection_value(

@@ -157,7 +157,15 @@ static void print_api_error(struct vg_cli *c, const char *m, json_t *j,
 		put_line_safe(c->err, fm);
 		sep = "; ";
 	}
-	fprintf(c->err, " (HTTP %ld)\n", status);
+	fprintf(c->err, " (HTTP %ld)", status);
+	if (status == 401 && !(c->token && *c->token))
+		/* the API cannot know the CLI reads $VIGIE_TOKEN; still one
+		 * line, as every error */
+		fputs("; no token given: set VIGIE_TOKEN or pass --token, or write "
+		      "'token = T' in ~/.config/vigie/cli.conf (vigie-collector token "
+		      "create makes one)",
+		      c->err);
+	fputc('\n', c->err);
 }
 
 /* libcurl's progress callback, here only to notice the stop flag. */

@@ -17,8 +17,6 @@
 
 #include "query/cli/cli.h"
 
-#define MAX_LINE 1024
-
 static const struct vg_cli_spec put_spec = {
 	"put",
 	"RESOURCE METRIC VALUE",
@@ -62,14 +60,18 @@ static json_t *point(const char *res, const char *metric, const char *value,
 	return o;
 }
 
-/* The lines of f as points into arr. 0, or the line number that is bad. */
+/* The lines of f as points into arr. 0, or the line number that is bad
+ * with *why saying how. Lines are read whole (getline): a fixed buffer cut
+ * a line longer than itself in two, and the tail of a long comment was
+ * read as a point of its own and published. */
 static long read_lines(FILE *f, json_t *arr, const char *kind, const char *unit,
-		       const char *type)
+		       const char *type, const char **why)
 {
-	char line[MAX_LINE];
+	char *line = NULL;
+	size_t cap = 0;
 	long n = 0;
 
-	while (fgets(line, sizeof(line), f)) {
+	while (getline(&line, &cap, f) >= 0) {
 		char *w[5] = {0}, *save = NULL, *p;
 		int k = 0;
 		json_t *o;
@@ -82,11 +84,19 @@ static long read_lines(FILE *f, json_t *arr, const char *kind, const char *unit,
 			w[k++] = p;
 		if (!k)
 			continue;
-		if (k < 3 || k > 4 ||
-		    !(o = point(w[0], w[1], w[2], w[3], kind, unit, type)))
+		if (k < 3 || k > 4) {
+			*why = "expected RESOURCE METRIC VALUE [TIME]";
+			free(line);
 			return n;
+		}
+		if (!(o = point(w[0], w[1], w[2], w[3], kind, unit, type))) {
+			*why = "VALUE is not a finite decimal number";
+			free(line);
+			return n;
+		}
 		json_array_append_new(arr, o);
 	}
+	free(line);
 	return 0;
 }
 
@@ -131,14 +141,30 @@ int vg_cli_cmd_put(struct vg_cli *c, int argc, char **argv)
 			if (!body)
 				vg_cli_line(c->err, "%s put: %s: line %d: %s",
 					    c->prog, file, je.line, je.text);
+			/* flags the body would silently override, or that
+			 * would silently override it */
+			if (body && (kind || unit || type)) {
+				vg_cli_line(c->err, "%s put: --kind, --unit and --type "
+						    "apply to lines; a JSON body says them "
+						    "in each point",
+					    c->prog);
+				json_decref(body);
+				body = NULL;
+			} else if (body && project && json_object_get(body, "project")) {
+				vg_cli_line(c->err, "%s put: %s names its project: "
+						    "leave out --project",
+					    c->prog, file);
+				json_decref(body);
+				body = NULL;
+			}
 		} else {
+			const char *why = "";
 			long bad;
 			body = json_pack("{s:[]}", "measures");
 			arr = json_object_get(body, "measures");
-			if ((bad = read_lines(f, arr, kind, unit, type))) {
-				vg_cli_line(c->err, "%s put: %s: line %ld: expected "
-						    "RESOURCE METRIC VALUE [TIME]",
-					    c->prog, file, bad);
+			if ((bad = read_lines(f, arr, kind, unit, type, &why))) {
+				vg_cli_line(c->err, "%s put: %s: line %ld: %s", c->prog,
+					    file, bad, why);
 				json_decref(body);
 				body = NULL;
 			}

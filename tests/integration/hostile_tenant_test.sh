@@ -19,7 +19,11 @@
 #   - published ids and metric names that climb out of the tree ('..',
 #     '../../etc') stay files inside the data directory;
 #   - a published value past what the RRD files keep (1e307: value x
-#     seconds overflows) is a 400, not a 200 that reads back null.
+#     seconds overflows) is a 400, not a 200 that reads back null;
+#   - POST /v1/measures names an unknown top-level field (a 400), as it
+#     does a point's;
+#   - one project holds at most 64 alarm streams (429 beyond, counted),
+#     others still open theirs.
 #
 # A real vigie-agent polls tests/fixtures/node-nova.xml (db1 in project
 # "analytics", a host it-host) on a synthetic clock 20 minutes back.
@@ -115,6 +119,12 @@ eq "POST /v1/measures for project ' acme' is a 400" \
   "$(post "$ADMIN" /v1/measures '{"project":" acme","measures":[{"resource":"r1","metric":"m","value":1}]}')" 400
 check "... that names the space" grep -q 'begins or ends with a space' "$TMP/body"
 
+# a misspelt top-level field was dropped without a word (a point's
+# unknown field was already a 400)
+eq "POST /v1/measures with an unknown top-level field is a 400" \
+  "$(post "$ANA" /v1/measures '{"measures":[{"resource":"r1","metric":"m","value":1}],"projet":"x"}')" 400
+check "... that names it" grep -q 'unknown field \\"projet\\"' "$TMP/body"
+
 # ---- invoices: the file name and the HTML's policy ----
 hdr() { as "$ADMIN" -D - -o /dev/null "$API/v1/invoices?month=$MONTH&$1" | tr -d '\r' | grep -i "^$2:"; }
 cd_evil=$(hdr 'project=x%22%3B%20filename%3Devil.exe%3B%20a%3D%22&format=html' Content-Disposition)
@@ -149,6 +159,33 @@ eq "... and read back" \
   "$(as "$ANA" "$API/v1/measures?resource=big&metric=m.big&start=-7m&granularity=60" | jq '[.points[][1] | select(. != null)] | length > 0 and all(. > 9e299)')" true
 eq "1e307 is a 400 (it was stored as unknown)" \
   "$(post "$ANA" /v1/measures '{"measures":[{"resource":"big","metric":"m.huge","value":1e307}]}')" 400
+
+# ---- alarm streams: one project holds at most 64 ----
+# (keepalives keep a stream past the idle timeout: one tenant from four
+# addresses held every one of the API's 1,024 connections)
+# the first streams of this test may still hold a place: a stream whose
+# client left is noticed at its next write, a keepalive at most 15 s on
+check "the earlier streams are gone" wait_for 30 bash -c "[[ \$(curl -q -s -H 'Authorization: Bearer $ADMIN' '$API/metrics' | awk '\$1 == \"vigie_alarms_sse_clients\" {print \$2}') == 0 ]]"
+spids=()
+for i in $(seq 64); do
+  curl -q -s -N --max-time 60 -H "Authorization: Bearer $ANA" "$API/v1/alarms/stream" >"$TMP/sse.$i" &
+  spids+=($!)
+done
+_pids+=("${spids[@]}")
+check "64 streams of analytics are open" wait_for 30 bash -c \
+  "for i in \$(seq 64); do grep -q 'vigie alarm notifications' '$TMP/sse.'\$i || exit 1; done"
+refused() { as "$ADMIN" "$API/metrics" | awk '$1 == "vigie_alarms_sse_refused_total" {print $2}'; }
+before=$(refused)
+eq "analytics' 65th stream is a 429" \
+  "$(as "$ANA" -o "$TMP/body" -w '%{http_code}' --max-time 5 "$API/v1/alarms/stream")" 429
+check "... that says why" grep -q 'already follows 64' "$TMP/body"
+eq "shop still opens one" \
+  "$(as "$SHOP" -o /dev/null -w '%{http_code}' --max-time 2 "$API/v1/alarms/stream")" 200
+eq "... and so does the administrator" \
+  "$(as "$ADMIN" -o /dev/null -w '%{http_code}' --max-time 2 "$API/v1/alarms/stream")" 200
+eq "the refusal is counted" "$(refused)" $((before + 1))
+kill "${spids[@]}" 2>/dev/null
+wait "${spids[@]}" 2>/dev/null
 
 check "collector still running" kill -0 "$COLLECTOR_PID"
 done_testing

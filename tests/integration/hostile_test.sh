@@ -121,6 +121,12 @@ hostile 401 "a token of the right shape but wrong secret" "/v1/resources" \
 hostile 401 "a 6,000-byte bearer token" "/v1/resources" -H "Authorization: Bearer $(head -c 6000 /dev/zero | tr '\0' x)"
 hostile 401 "Basic credentials" "/v1/resources" -H "Authorization: Basic YWRtaW46YWRtaW4="
 hostile 401 "SQL as a token" "/v1/resources" -H "Authorization: Bearer ' OR 1=1 --"
+# two credentials: this server took the first, a proxy in front may have
+# checked the last; neither is chosen
+hostile 400 "two Authorization headers" "/v1/resources" -H "Authorization: Bearer $TOKEN" \
+  -H "Authorization: Bearer ${TOKEN%_*}_$(printf '0%.0s' $(seq 64))"
+hostile 400 "the same token twice, one header in lower case" "/v1/resources" \
+  -H "Authorization: Bearer $TOKEN" -H "authorization: Bearer $TOKEN"
 AUTH=(-H "Authorization: Bearer $TOKEN")
 # Headers beyond libmicrohttpd's memory limit: refused (4xx) or the
 # connection is dropped; never a 5xx.

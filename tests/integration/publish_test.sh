@@ -175,6 +175,21 @@ eq "vigie put publishes one point" "$(V put cli-res temp 21.5 --time -2m --unit 
 eq "vigie put --file - reads lines" \
   "$(printf 'cli-res temp 22 -1m\n# a comment\ncli-res hum 40 -1m\n' | V put --file - --json | jq -c '[.stored,.resources_created]')" "[2,0]"
 eq "vigie put: a bad line is a usage error (2)" "$(printf 'cli-res temp\n' | V put --file - 2>/dev/null; echo $?)" 2
+# a line past the old 1,024-byte buffer was cut in two: the tail of a long
+# comment was published as a point of its own
+eq "vigie put: a long comment line publishes nothing" \
+  "$(printf '#%01100dcli-tail m 5\ncli-res temp 23 -30s\n' 0 | V put --file - --json | jq -c '[.stored,.resources_created]')" "[1,0]"
+eq "... and no resource came of its tail" "$(as "$ANA" -o /dev/null -w '%{http_code}' "$API/v1/resources/cli-tail")" 404
+check "a bad VALUE in a line says so" bash -c \
+  "printf 'cli-res temp nan\n' | '$BIN/vigie' --api '$API' --token '$ANA' put --file - 2>&1 | grep -q 'line 1: VALUE is not a finite decimal'"
+# a JSON body says its own kind, unit and project: flags that would be
+# dropped, or would replace the body's project, are usage errors
+printf '{"measures":[{"resource":"cli-res","metric":"temp","value":24}]}' >"$TMP/put.json"
+eq "vigie put --file JSON --kind counter is a usage error (2)" \
+  "$(V put --file "$TMP/put.json" --kind counter 2>/dev/null; echo $?)" 2
+printf '{"project":"analytics","measures":[{"resource":"cli-res","metric":"temp","value":24}]}' >"$TMP/put.json"
+eq "vigie put --file JSON-with-project --project is a usage error (2)" \
+  "$(V put --file "$TMP/put.json" --project web 2>/dev/null; echo $?)" 2
 # strtod's other numbers: hex (0x10 was stored as 16), blanks, infinity
 for v in 0x10 ' 5' -inf infinity 1e999 nan; do
   eq "vigie put: VALUE '$v' is a usage error (2)" "$(V put cli-res temp "$v" 2>/dev/null; echo $?)" 2

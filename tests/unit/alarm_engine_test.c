@@ -1284,6 +1284,112 @@ static void test_outbox_slow_receiver_does_not_hold_up_others(void **state)
 	MHD_stop_daemon(fast2.d);
 }
 
+/* One project's receivers must not take every place: project "evil" has
+ * five receivers that hold every request unanswered (16 places each would
+ * be 80, past the 64 in all), and project "good" one that answers at once.
+ * Before, evil's attempts held all 64 places until their timeouts and
+ * good's notifications waited for them; now evil holds at most
+ * VG_OUTBOX_PER_PROJECT and good gets everything meanwhile. A guard bounds
+ * the waits (a deadlock guard, not a timing assertion). */
+static void test_outbox_one_project_does_not_take_every_place(void **state)
+{
+	enum { NS = 5,
+	       NE = 20,
+	       NG = 8 };
+	struct fixture *f = *state;
+	struct receiver slow[NS], fast;
+	int64_t t = g_now;
+	int ok = 0, held = 0, h, o;
+	char def[1024], acts[512];
+
+	for (int i = 0; i < NS; i++)
+		receiver_start_mode(&slow[i], 200, 1);
+	receiver_start(&fast, 200);
+	vg_alarm_engine_close(f->e);
+	g_deliver = 1;
+	g_hook_timeout_ms = 120000; /* far past the guard below */
+	open_engine(f);
+	acts[0] = 0;
+	for (int i = 0; i < NS; i++)
+		snprintf(acts + strlen(acts), sizeof(acts) - strlen(acts),
+			 "%s\"http://127.0.0.1:%u/evil\"", i ? "," : "", slow[i].port);
+	for (int i = 0; i < NE; i++) {
+		snprintf(def, sizeof(def),
+			 "{\"name\":\"e%d\",\"project\":\"evil\",\"metric\":\"cpu.util\","
+			 "\"resource\":\"ev%d\",\"comparison\":\"gt\",\"threshold\":90,"
+			 "\"actions\":{\"alarm\":[%s]}}",
+			 i, i, acts);
+		json_decref(create(f, def));
+	}
+	for (int i = 0; i < NG; i++) {
+		snprintf(def, sizeof(def),
+			 "{\"name\":\"g%d\",\"project\":\"good\",\"metric\":\"cpu.util\","
+			 "\"resource\":\"gv%d\",\"comparison\":\"gt\",\"threshold\":90,"
+			 "\"actions\":{\"alarm\":[\"http://127.0.0.1:%u/good\"]}}",
+			 i, i, fast.port);
+		json_decref(create(f, def));
+	}
+	/* evil's alarms flip first, and its attempts take their places */
+	for (int k = 0; k < 2; k++) {
+		int64_t bt = t + k * MIN;
+		struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, bt);
+		for (int i = 0; i < NE; i++) {
+			char id[16];
+			snprintf(id, sizeof(id), "ev%d", i);
+			vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, bt);
+			vg_batch_identity(b, "evil", NULL, NULL);
+			vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 95);
+		}
+		g_now = bt + 500;
+		assert_int_equal(vg_alarm_engine_batch(f->e, b), 0);
+		vg_batch_free(b);
+	}
+	for (int w = 0; w < 3000 && held < VG_OUTBOX_PER_PROJECT; w++) {
+		vg_sleep_ms(10);
+		held = 0;
+		for (int i = 0; i < NS; i++) {
+			receiver_get(&slow[i], &o, &h);
+			held += h;
+		}
+	}
+	vg_sleep_ms(300); /* room for more than the bound to show up */
+	/* then good's */
+	for (int k = 2; k < 4; k++) {
+		int64_t bt = t + k * MIN;
+		struct vg_batch *b = vg_batch_new("h2", 1, ++f->seq, bt);
+		for (int i = 0; i < NG; i++) {
+			char id[16];
+			snprintf(id, sizeof(id), "gv%d", i);
+			vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, bt);
+			vg_batch_identity(b, "good", NULL, NULL);
+			vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 95);
+		}
+		g_now = bt + 500;
+		assert_int_equal(vg_alarm_engine_batch(f->e, b), 0);
+		vg_batch_free(b);
+	}
+	for (int w = 0; w < 2000 && ok < NG; w++) {
+		vg_sleep_ms(10);
+		receiver_get(&fast, &ok, &h);
+	}
+	held = 0;
+	for (int i = 0; i < NS; i++) {
+		receiver_get(&slow[i], &o, &h);
+		held += h;
+	}
+	for (int i = 0; i < NS; i++) /* before any assertion: teardown must not hang */
+		receiver_release(&slow[i]);
+	assert_true(held <= VG_OUTBOX_PER_PROJECT); /* evil kept to its share */
+	assert_int_equal(ok, NG);                   /* while good got everything */
+	vg_alarm_engine_close(f->e);                /* stops the thread */
+	f->e = NULL;
+	g_deliver = 0;
+	open_engine(f);
+	for (int i = 0; i < NS; i++)
+		MHD_stop_daemon(slow[i].d);
+	MHD_stop_daemon(fast.d);
+}
+
 /* More rows for one receiver than the outbox holds per destination (1,024):
  * the rest wait in alarms.db and are read once the first ones are done;
  * every row is delivered exactly once. */
@@ -1997,6 +2103,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_outbox_exactly_once_across_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_gives_up_on_4xx_and_backoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_slow_receiver_does_not_hold_up_others, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_outbox_one_project_does_not_take_every_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_backlog_beyond_memory_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_stalled_thread_keeps_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_unanswered_attempt_times_out, setup,

@@ -58,10 +58,14 @@ static void test_rules(void **state)
 		"172.16.0.1", "172.31.255.255", "192.168.1.1", "100.64.0.1",
 		"0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::",
 		"fe80::1", "fd00::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
-		"64:ff9b::a9fe:a9fe", "ff02::1", NULL};
+		"64:ff9b::a9fe:a9fe", "ff02::1",
+		/* IPv4-compatible, 6to4 and local-use NAT64 forms of loopback
+		 * and of the metadata service */
+		"::127.0.0.1", "::a9fe:a9fe", "2002:7f00:1::1", "2002:a9fe:a9fe::",
+		"64:ff9b:1::a9fe:a9fe", "64:ff9b:1:a9fe:a9:fe00::", NULL};
 	static const char *const allowed[] = {
 		"8.8.8.8", "172.32.0.1", "172.15.255.255", "192.169.0.1",
-		"2001:db8::1", "::ffff:8.8.8.8", "93.184.216.34", NULL};
+		"2001:db8::1", "::ffff:8.8.8.8", "93.184.216.34", "2002:808:808::1", NULL};
 
 	(void)state;
 	assert_int_equal(vg_alarm_guard_create(NULL, &g, err, sizeof(err)), 0);

@@ -993,6 +993,58 @@ static void test_ended_silences_take_no_place(void **state)
 	}
 }
 
+/* The table does not keep every silence ever made: a tenant that creates
+ * and expires silences in a loop (each within its limit) wrote a row each,
+ * never deleted (alarms.db grew about 1.7 KiB a silence over HTTP). The
+ * engine's hourly prune deletes the rows of silences ended more than
+ * [alarms] history_retention ago (default 30 days, at least the 7 days
+ * they are listed), with the history rows that name them; a silence still
+ * in force, or ended within that time, keeps its row. Checked by opening
+ * the table again at T0, where every row not deleted is listed. */
+static void test_ended_silences_rows_pruned(void **state)
+{
+	struct vg_alarm_engine *e;
+	struct vg_alarm_silences *s;
+	char url[1100], err[256], ids[3][40];
+	const char *defs[3] = {
+		"{\"duration\":\"1h\",\"created_by\":\"eve\",\"comment\":\"x\"}",
+		"{\"duration\":\"300d\",\"created_by\":\"ops\",\"comment\":\"long\"}",
+		"{\"duration\":\"1h\",\"created_by\":\"eve\",\"comment\":\"y\"}",
+	};
+	json_t *in, *out = NULL, *errors = NULL, *j;
+
+	(void)state;
+	open_engine(&e);
+	for (int i = 0; i < 3; i++) {
+		in = json_loads(defs[i], 0, NULL);
+		assert_int_equal(vg_alarm_silences_create(vg_alarm_engine_silences(e), in, "p1",
+							  g_now, &out, &errors),
+				 0);
+		snprintf(ids[i], sizeof(ids[i]), "%s",
+			 json_string_value(json_object_get(out, "id")));
+		json_decref(in);
+		json_decref(out);
+	}
+	assert_int_equal(vg_alarm_silences_expire(vg_alarm_engine_silences(e), ids[2], "p1",
+						  g_now),
+			 0);
+	g_now = T0 + 20LL * 86400000; /* ended 20 days ago: kept (30 days) */
+	vg_alarm_engine_tick(e, g_now);
+	g_now = T0 + 31LL * 86400000; /* past the retention: two rows go */
+	vg_alarm_engine_tick(e, g_now);
+	vg_alarm_engine_close(e);
+
+	assert_int_equal(vg_alarm_store_url(store_where(), url, sizeof(url)), 0);
+	assert_int_equal(vg_alarm_silences_open(url, 0, T0, &s, err, sizeof(err)), 0);
+	assert_int_equal(vg_alarm_silences_list(s, NULL, "all", T0 + 1, &j), 0);
+	json_t *v = json_object_get(j, "silences");
+	assert_int_equal(json_array_size(v), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "id")),
+			    ids[1]);
+	json_decref(j);
+	vg_alarm_silences_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1006,6 +1058,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_end_of_silence_notifies_once, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ended_silences_take_no_place, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_ended_silences_rows_pruned, setup,
 						teardown),
 	};
 	vg_log_init("alarm_silence_test", VG_LOG_ERROR);

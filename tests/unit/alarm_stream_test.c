@@ -231,6 +231,37 @@ static void test_restart_notice_small_buffer(void **state)
 	vg_alarm_hub_free(h);
 }
 
+/* One project holds at most VG_ALARM_HUB_PER_PROJECT streams: an SSE
+ * stream's keepalives keep its connection past the server's idle timeout,
+ * and one tenant from four addresses held all 1,024 of the API's. Other
+ * projects and the administrator still subscribe; a stream closed frees
+ * its place. */
+static void test_streams_per_project(void **state)
+{
+	struct vg_alarm_hub *h;
+	struct vg_alarm_sub *s[VG_ALARM_HUB_PER_PROJECT], *x = NULL, *o, *a;
+	struct vg_alarm_hub_stats st;
+
+	(void)state;
+	assert_int_equal(vg_alarm_hub_new(8, &h), 0);
+	for (int i = 0; i < VG_ALARM_HUB_PER_PROJECT; i++)
+		assert_int_equal(vg_alarm_hub_subscribe(h, "p1", 0, NULL, NULL, 0, &s[i]), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, "p1", 0, NULL, NULL, 0, &x), -EUSERS);
+	assert_null(x);
+	assert_int_equal(vg_alarm_hub_subscribe(h, "p2", 0, NULL, NULL, 0, &o), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, 0, NULL, NULL, 0, &a), 0);
+	vg_alarm_hub_get_stats(h, &st);
+	assert_int_equal(st.refused, 1);
+	assert_int_equal(st.subscribers, VG_ALARM_HUB_PER_PROJECT + 2);
+	vg_alarm_hub_unsubscribe(s[0]);
+	assert_int_equal(vg_alarm_hub_subscribe(h, "p1", 0, NULL, NULL, 0, &s[0]), 0);
+	for (int i = 0; i < VG_ALARM_HUB_PER_PROJECT; i++)
+		vg_alarm_hub_unsubscribe(s[i]);
+	vg_alarm_hub_unsubscribe(o);
+	vg_alarm_hub_unsubscribe(a);
+	vg_alarm_hub_free(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +270,7 @@ int main(void)
 		cmocka_unit_test(test_last_event_id),
 		cmocka_unit_test(test_restart_notice_with_project_and_lost),
 		cmocka_unit_test(test_restart_notice_small_buffer),
+		cmocka_unit_test(test_streams_per_project),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,6 +184,9 @@ static int h_resource(struct vg_http_req *req, struct vg_http_resp *resp)
 {
 	json_t *r;
 
+	if (!strcmp(req->vars[0], "locked")) /* as the API answers no token */
+		return vg_http_reply_error(resp, 401, "missing bearer token (send "
+						      "'Authorization: Bearer TOKEN')");
 	if (strcmp(req->vars[0], "r/1"))
 		return vg_http_reply_error(resp, 404, "no resource '%s'",
 					   req->vars[0]);
@@ -274,6 +277,18 @@ static struct fx_run run(const char *first, ...)
 	va_start(ap, first);
 	r = fx_vcli(first && strcmp(first, "--api") ? api_url : NULL, NULL,
 		    first, ap);
+	va_end(ap);
+	return r;
+}
+
+/* run() with --token TOKEN */
+static struct fx_run run_tok(const char *token, const char *first, ...)
+{
+	va_list ap;
+	struct fx_run r;
+
+	va_start(ap, first);
+	r = fx_vcli(api_url, token, first, ap);
 	va_end(ap);
 	return r;
 }
@@ -452,6 +467,26 @@ static void test_usage_and_help(void **state)
 	}
 }
 
+/* A first-time user without $VIGIE_TOKEN got only the API's "missing
+ * bearer token (send 'Authorization: Bearer TOKEN')": the CLI says where
+ * it takes a token from; with a token given, a 401 is the API's alone. */
+static void test_no_token_hint(void **state)
+{
+	struct fx_run r;
+
+	(void)state;
+	unsetenv("VIGIE_TOKEN");
+	r = run("show", "locked", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_non_null(strstr(r.err, "missing bearer token"));
+	assert_non_null(strstr(r.err, "set VIGIE_TOKEN or pass --token"));
+	fx_run_free(&r);
+	r = run_tok("vgt_x", "show", "locked", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_null(strstr(r.err, "VIGIE_TOKEN"));
+	fx_run_free(&r);
+}
+
 static void test_connect_errors(void **state)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -500,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_cmd_show),
 		cmocka_unit_test(test_cmd_measures),
 		cmocka_unit_test(test_usage_and_help),
+		cmocka_unit_test(test_no_token_hint),
 		cmocka_unit_test(test_connect_errors),
 	};
 

@@ -626,6 +626,53 @@ static void test_hostile_libvirt_names(void **state)
 	vg_domxml_clear(&meta);
 }
 
+/* A guest's agent says what file systems it has: 40 of them (loop mounts
+ * of snaps, or a tenant mounting on purpose) made 160 fs.N attributes on
+ * the instance, past the wire's 64 per resource, and the whole batch,
+ * every instance of the host with its lifecycle events, failed to encode
+ * and was lost, poll after poll. The instance keeps the file systems that
+ * fit (first in mount-point order) and the batch goes out with the other
+ * instance's values. */
+static void test_guest_fs_bounded(void **state)
+{
+	struct vg_poller *p = new_poller();
+	struct vg_lv_domain d[2];
+	struct vg_lv_fs fs[40];
+	char mp[40][1100];
+	struct vg_batch *b;
+	uint8_t *buf;
+	size_t len;
+
+	(void)state;
+	init_dom(&d[0], A, "a", 1, 1, &meta_a);
+	init_dom(&d[1], B, "b", 2, 1, &meta_b);
+	d[0].cpu_time_s = d[1].cpu_time_s = 1;
+	for (int i = 0; i < 40; i++) {
+		memset(mp[i], 'm', 1023);
+		mp[i][1023] = 0;
+		snprintf(mp[i], 8, "/m%02d", i);
+		mp[i][4] = 'x';
+		fs[i] = (struct vg_lv_fs){.mountpoint = mp[i], .device = "/dev/loop0", .fstype = "squashfs", .disk = "vda", .total = 1000, .used = 10};
+	}
+	d[0].fs = fs;
+	d[0].nfs = 40;
+	b = apply(p, d, 2, T0);
+	assert_int_equal(vg_wire_encode(b, &buf, &len), 0);
+	free(buf);
+	const struct vg_resource *r = find_res(b, A);
+	assert_non_null(r);
+	assert_true(r->nattrs <= VG_WIRE_MAX_ATTRS_PER_RES);
+	assert_non_null(attr_of(b, A, "fs.0.mountpoint"));
+	assert_true(must(b, A, "fs.0.total") == 1000);
+	const struct vg_attr *a = vg_resource_attrs(b, r);
+	for (uint32_t i = 0; i < r->nattrs; i++)
+		assert_string_not_equal(a[i].key, "fs.39.mountpoint");
+	assert_false(sample_of(b, A, "fs.39.total", NULL));
+	assert_true(must(b, B, "power.state") == 1);
+	vg_batch_free(b);
+	vg_poller_free(p);
+}
+
 static void test_hook(void **state)
 {
 	struct vg_poller *p = new_poller();
@@ -665,6 +712,7 @@ int main(void)
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_vanished_with_devices),
 		cmocka_unit_test(test_hostile_libvirt_names),
+		cmocka_unit_test(test_guest_fs_bounded),
 		cmocka_unit_test(test_hook),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

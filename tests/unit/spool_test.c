@@ -248,6 +248,52 @@ static void test_reject_and_unreadable(void **state)
 	vg_spool_close(s);
 }
 
+/* rejected/ keeps the newest VG_SPOOL_REJECTED_MAX batches: a refusal
+ * that lasts moved one batch per poll there for ever, until the host's
+ * disk was full. The bound holds across a reopen, the oldest go first,
+ * and the deletions are counted. */
+static void test_rejected_bounded(void **state)
+{
+	struct vg_spool *s;
+	char rel[64];
+	int n = VG_SPOOL_REJECTED_MAX + 5;
+
+	(void)state;
+	assert_int_equal(vg_spool_open(dir, 1000, &s), 0);
+	for (int i = 1; i <= n; i++) {
+		put(s, (uint64_t)i, "refused", NULL);
+		assert_int_equal(vg_spool_reject(s, (uint64_t)i), 0);
+	}
+	assert_int_equal(vg_spool_rejected_deleted(s), 5);
+	for (int i = 1; i <= n; i++) {
+		snprintf(rel, sizeof(rel), "rejected/%020d.vgb", i);
+		assert_int_equal(exists(rel), i > 5);
+	}
+	vg_spool_close(s);
+	assert_int_equal(vg_spool_open(dir, 1000, &s), 0);
+	put(s, (uint64_t)n + 1, "refused", NULL);
+	assert_int_equal(vg_spool_reject(s, (uint64_t)n + 1), 0);
+	assert_int_equal(vg_spool_rejected_deleted(s), 1);
+	assert_false(exists("rejected/00000000000000000006.vgb"));
+	assert_true(exists("rejected/00000000000000000007.vgb"));
+	vg_spool_close(s);
+
+	/* a directory that filled up before the bound existed: the next
+	 * refusal deletes down to the bound at once */
+	for (int i = 1000; i < 1300; i++) {
+		snprintf(rel, sizeof(rel), "rejected/%020d.vgb", i);
+		write_raw(rel, "old");
+	}
+	assert_int_equal(vg_spool_open(dir, 1000, &s), 0);
+	put(s, 2000, "refused", NULL);
+	assert_int_equal(vg_spool_reject(s, 2000), 0);
+	assert_int_equal(vg_spool_rejected_deleted(s), 301);
+	assert_true(exists("rejected/00000000000000002000.vgb"));
+	assert_true(exists("rejected/00000000000000001201.vgb"));
+	assert_false(exists("rejected/00000000000000001200.vgb"));
+	vg_spool_close(s);
+}
+
 static void test_bad_dir(void **state)
 {
 	struct vg_spool *s;
@@ -273,6 +319,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tmp_files_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_lost_or_behind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reject_and_unreadable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rejected_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_dir, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
