@@ -177,7 +177,7 @@ struct vg_cluster *vg_api_cluster(struct vg_api *a)
 	return a ? a->cluster : NULL;
 }
 
-json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded)
+json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded, int admin)
 {
 	struct vg_cluster_stats cs;
 	struct vg_alarm_engine_stats es = {0};
@@ -226,12 +226,17 @@ json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded)
 							"since_ms", (json_int_t)h[i].since_ms,
 							"last_ms", (json_int_t)h[i].last_ms,
 							"batches", (json_int_t)h[i].batches));
-			json_object_set_new(
-				o, "held_elsewhere",
-				json_pack("{s:I,s:b,s:I,s:o}", "count", (json_int_t)n,
-					  "count_capped", capped, "batches",
-					  (json_int_t)rs.batches_held_elsewhere, "hosts",
-					  list));
+			/* the hosts' names to an admin token only: the route is
+			 * public (load balancers), and compute host names are
+			 * no business of a tenant or a passer-by */
+			json_t *he = json_pack("{s:I,s:b,s:I}", "count", (json_int_t)n,
+					       "count_capped", capped, "batches",
+					       (json_int_t)rs.batches_held_elsewhere);
+			if (admin)
+				json_object_set_new(he, "hosts", list);
+			else
+				json_decref(list);
+			json_object_set_new(o, "held_elsewhere", he);
 			if (!*degraded)
 				*degraded = "hosts' batches wait for the collector holding "
 					    "their values (holding marks); see \"cluster\"";
@@ -468,7 +473,8 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 	}
 	{ /* several collectors: this node's view (docs/operations.md) */
 		const char *why = NULL;
-		json_t *cl = vg_api_cluster_json(req->ctx, &why);
+		json_t *cl = vg_api_cluster_json(
+			req->ctx, &why, req->ctx && vg_api_request_is_admin(req->ctx, req));
 		if (cl) {
 			json_object_set_new(o, "cluster", cl);
 			if (why) {

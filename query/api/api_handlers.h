@@ -68,7 +68,7 @@ struct vg_cluster *vg_api_cluster(struct vg_api *a);
  * without a cluster; *degraded is set to why /v1/health is degraded (the
  * state database could not be reached at the last round, or another
  * collector holds this node's name), else NULL. */
-json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded);
+json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded, int admin);
 /* The collector's data directory (never NULL; valid while a lives). */
 const char *vg_api_data_dir(const struct vg_api *a);
 

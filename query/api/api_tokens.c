@@ -63,36 +63,54 @@ int vg_api_bearer_token(const char *h, char *out)
 	return 0;
 }
 
-int vg_api_authorize(void *ctx, struct vg_http_req *req,
-		     struct vg_http_resp *resp)
+/* The bearer token of req checked into *scope: 0; -EINVAL (no header,
+ * another scheme, a malformed token: *why says which), -EACCES (unknown or
+ * revoked), or the token store's error. */
+static int bearer_scope(void *ctx, const struct vg_http_req *req,
+			struct vg_token_scope *scope, const char **why)
 {
 	struct vg_token_store *ts = vg_api_tokens(ctx);
-	struct vg_token_scope scope;
 	const char *h = req->authorization, *t;
 	char token[VG_TOKEN_LEN + 1];
 	size_t n;
 	int rc;
 
-	if (!h || !*h)
-		return unauthorized(resp, NULL,
-				    "missing bearer token (send 'Authorization: "
-				    "Bearer TOKEN')");
-	if (strncasecmp(h, "Bearer", 6) || (h[6] != ' ' && h[6] != '\t'))
-		return unauthorized(resp, "invalid_request",
-				    "unsupported authorization scheme (use "
-				    "'Authorization: Bearer TOKEN')");
+	*why = NULL;
+	if (!h || !*h) {
+		*why = "missing bearer token (send 'Authorization: Bearer TOKEN')";
+		return -EINVAL;
+	}
+	if (strncasecmp(h, "Bearer", 6) || (h[6] != ' ' && h[6] != '\t')) {
+		*why = "unsupported authorization scheme (use 'Authorization: Bearer TOKEN')";
+		return -EINVAL;
+	}
 	for (t = h + 6; *t == ' ' || *t == '\t'; t++)
 		;
 	n = strlen(t);
 	while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
 		n--;
 	if (n != VG_TOKEN_LEN)
-		return unauthorized(resp, "invalid_token",
-				    "invalid or revoked token");
+		return -EACCES;
 	memcpy(token, t, n);
 	token[n] = '\0';
-	rc = vg_token_verify(ts, token, &scope);
+	rc = vg_token_verify(ts, token, scope);
 	OPENSSL_cleanse(token, sizeof(token));
+	return rc;
+}
+
+int vg_api_authorize(void *ctx, struct vg_http_req *req,
+		     struct vg_http_resp *resp)
+{
+	struct vg_token_scope scope;
+	const char *why;
+	int rc = bearer_scope(ctx, req, &scope, &why);
+
+	if (rc == -EINVAL)
+		return unauthorized(resp,
+				    req->authorization && *req->authorization
+					    ? "invalid_request"
+					    : NULL,
+				    why);
 	if (rc == -EACCES)
 		return unauthorized(resp, "invalid_token",
 				    "invalid or revoked token");
@@ -112,6 +130,15 @@ int vg_api_authorize(void *ctx, struct vg_http_req *req,
 		req->scope_project = NULL;
 	}
 	return 0;
+}
+
+int vg_api_request_is_admin(void *ctx, const struct vg_http_req *req)
+{
+	struct vg_token_scope scope;
+	const char *why;
+
+	return req->authorization && *req->authorization &&
+	       !bearer_scope(ctx, req, &scope, &why) && scope.admin;
 }
 
 /* 403 unless the request carries an admin token. */

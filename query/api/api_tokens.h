@@ -21,6 +21,11 @@
 int vg_api_authorize(void *ctx, struct vg_http_req *req,
 		     struct vg_http_resp *resp);
 
+/* 1 when req carries a valid admin token (for a public route, which the
+ * hook does not run for: /v1/health shows some details to admins only),
+ * else 0. */
+int vg_api_request_is_admin(void *ctx, const struct vg_http_req *req);
+
 /* The token of an "Authorization: Bearer TOKEN" header into out (at least
  * VG_TOKEN_LEN + 1 bytes): 0, or -EINVAL for a missing or malformed one.
  * Pure; the caller clears out when done (OPENSSL_cleanse). A long-lived

@@ -83,10 +83,14 @@ sleep $((3 * LEASE))
 held_n=$(metric "$S" vigie_receiver_batches_held_elsewhere_total)
 check "the other collector answers the host RETRY past the lease" test "$held_n" -ge 1
 eq "it stored none of the host's batches" "$(metric "$S" vigie_collector_samples_received_total)" "$ss"
-hj=$(curl -s --max-time 10 "http://127.0.0.1:${CH[$S]}/v1/health")
-eq "its /v1/health lists the host held by the dead holder" \
+hj=$(curl -s --max-time 10 -H "$(api_auth)" "http://127.0.0.1:${CH[$S]}/v1/health")
+eq "its /v1/health lists the host held by the dead holder (admin token)" \
   "$(jq -r '.cluster.held_elsewhere | "\(.count) \(.hosts | map("\(.host) \(.holder)") | join(","))"' <<<"$hj")" \
   "1 $HOST $(holder)"
+# the route is public: without a token, the count but no host name
+hj=$(curl -s --max-time 10 "http://127.0.0.1:${CH[$S]}/v1/health")
+eq "without a token it counts the host and names none" \
+  "$(jq -r '.cluster.held_elsewhere | "\(.count) \(has("hosts"))"' <<<"$hj")" "1 false"
 
 # restart_holder: start the holder again as systemd does
 # (Restart=on-failure): a start whose journal replay finds the daemon not
