@@ -996,77 +996,25 @@ static int load_res(struct vg_bill_meter *m, const char *id, struct mres *r, int
 /* Where a bulk statement's row goes: bound as parameters ?base+1..
  * (the VALUES rows), or appended to one array literal per column
  * (PostgreSQL's unnest statements: arr[i - 1] for column i). */
-struct arr {
-	char *p;
-	size_t len, cap;
-};
 struct sink {
 	struct vg_db_stmt *s;
 	int base;
-	struct arr *arr;
+	struct vg_db_array *arr;
 };
-
-/* Append n bytes of t to a (with room for "}" and the NUL after). */
-static int arr_put(struct arr *a, const char *t, size_t n)
-{
-	if (a->len + n + 2 > a->cap) {
-		size_t cap = a->cap ? a->cap : 256;
-		char *p;
-		while (a->len + n + 2 > cap)
-			cap *= 2;
-		if (!(p = realloc(a->p, cap)))
-			return -ENOMEM;
-		a->p = p;
-		a->cap = cap;
-	}
-	memcpy(a->p + a->len, t, n);
-	a->len += n;
-	return 0;
-}
-
-/* The next element of column i's literal: "{" or ",", then t. */
-static int arr_elem(struct arr *a, const char *t, size_t n)
-{
-	int rc = arr_put(a, a->len ? "," : "{", 1);
-
-	return rc ? rc : arr_put(a, t, n);
-}
 
 static int sink_text(struct sink *k, int i, const char *v)
 {
-	struct arr *a;
-	int rc;
-
-	if (!k->arr)
-		return vg_db_bind_text(k->s, k->base + i, v);
-	a = &k->arr[i - 1];
-	if (!v)
-		return arr_elem(a, "NULL", 4);
-	if ((rc = arr_elem(a, "\"", 1)))
-		return rc;
-	for (; *v && !rc; v++) {
-		if (*v == '"' || *v == '\\') /* escaped with a backslash */
-			rc = arr_put(a, "\\", 1);
-		if (!rc)
-			rc = arr_put(a, v, 1);
-	}
-	return rc ? rc : arr_put(a, "\"", 1);
+	return k->arr ? vg_db_array_text(&k->arr[i - 1], v) : vg_db_bind_text(k->s, k->base + i, v);
 }
 
 static int sink_int(struct sink *k, int i, int64_t v)
 {
-	char t[24];
-
-	if (!k->arr)
-		return vg_db_bind_int64(k->s, k->base + i, v);
-	return arr_elem(&k->arr[i - 1], t, (size_t)snprintf(t, sizeof(t), "%lld", (long long)v));
+	return k->arr ? vg_db_array_int(&k->arr[i - 1], v) : vg_db_bind_int64(k->s, k->base + i, v);
 }
 
 static int sink_null(struct sink *k, int i)
 {
-	if (!k->arr)
-		return vg_db_bind_null(k->s, k->base + i);
-	return arr_elem(&k->arr[i - 1], "NULL", 4);
+	return k->arr ? vg_db_array_null(&k->arr[i - 1]) : vg_db_bind_null(k->s, k->base + i);
 }
 
 /* bind_opt's rule: a negative value is NULL */
@@ -1312,7 +1260,7 @@ static size_t write_size(size_t left)
  * an array (upd_pg_sql_for). */
 static int upd_pg(struct vg_bill_meter *m, const struct crow *const *w, size_t n)
 {
-	struct arr a[UPD_COLS];
+	struct vg_db_array a[UPD_COLS];
 	struct sink k = {NULL, 0, a};
 	struct vg_db_stmt *s;
 	int rc = 0;
@@ -1322,15 +1270,14 @@ static int upd_pg(struct vg_bill_meter *m, const struct crow *const *w, size_t n
 		rc = sink_upd(&k, &w[i]->r, w[i]->gen);
 	if (!rc)
 		rc = vg_db_prepare(m->db, m->upd_pg_sql, &s);
-	for (int c = 0; c < UPD_COLS && !rc; c++)
-		if (!(rc = arr_put(&a[c], "}", 1))) {
-			a[c].p[a[c].len] = '\0';
-			rc = vg_db_bind_text(s, c + 1, a[c].p);
-		}
+	for (int c = 0; c < UPD_COLS && !rc; c++) {
+		const char *t = vg_db_array_end(&a[c]);
+		rc = t ? vg_db_bind_text(s, c + 1, t) : -ENOMEM;
+	}
 	if (!rc)
 		rc = step_done(s);
 	for (int c = 0; c < UPD_COLS; c++)
-		free(a[c].p);
+		vg_db_array_free(&a[c]);
 	return rc;
 }
 

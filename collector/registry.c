@@ -507,13 +507,10 @@ struct vg_registry {
 	char holder[256];
 	int64_t hold_ttl_ms;
 	char held_by[256]; /* the holder vg_registry_seen last found */
-	/* PostgreSQL's flush: one array literal per column (lit_*), kept
-	 * between flushes; and the resources rows this handle wrote at
-	 * which it has the table analyzed next (plans_refresh) */
-	struct lit {
-		char *p;
-		size_t len, cap;
-	} lit[6];
+	/* PostgreSQL's flush: one array literal per column, kept between
+	 * flushes; and the resources rows this handle wrote at which it has
+	 * the table analyzed next (plans_refresh) */
+	struct vg_db_array lit[6];
 	uint64_t analyze_at;
 };
 
@@ -668,7 +665,7 @@ void vg_registry_close(struct vg_registry *r)
 	free(r->fmet);
 	free(r->committed);
 	for (size_t i = 0; i < sizeof(r->lit) / sizeof(r->lit[0]); i++)
-		free(r->lit[i].p);
+		vg_db_array_free(&r->lit[i]);
 	for (size_t i = 0; i <= VG_REGISTRY_GROUP_MAX; i++)
 		free(r->ack_sql[i]);
 	vg_db_close(r->db);
@@ -1412,83 +1409,6 @@ static const char flush_seen_pg[] =
 	"CAST(?2 AS BIGINT[])) AS v(id, t) WHERE resources.id = v.id AND "
 	"resources.last_seen_ms < v.t AND resources.id = ANY(CAST(?1 AS TEXT[]))";
 
-/* Append n bytes of t to a (with room for "}" and the NUL after). */
-static int lit_put(struct lit *a, const char *t, size_t n)
-{
-	if (a->len + n + 2 > a->cap) {
-		size_t cap = a->cap ? a->cap : 1024;
-		char *p;
-		while (a->len + n + 2 > cap)
-			cap *= 2;
-		if (!(p = realloc(a->p, cap)))
-			return -ENOMEM;
-		a->p = p;
-		a->cap = cap;
-	}
-	memcpy(a->p + a->len, t, n);
-	a->len += n;
-	return 0;
-}
-
-/* The next element of an array literal: "{" or ",", then t. */
-static int lit_elem(struct lit *a, const char *t, size_t n)
-{
-	int rc = lit_put(a, a->len ? "," : "{", 1);
-
-	return rc ? rc : lit_put(a, t, n);
-}
-
-/* A text element, always quoted (so "" and "NULL" stay text), with '"'
- * and '\' escaped by a backslash; a NULL pointer is NULL. */
-static int lit_text(struct lit *a, const char *v)
-{
-	int rc;
-
-	if (!v)
-		return lit_elem(a, "NULL", 4);
-	rc = lit_elem(a, "\"", 1);
-	for (const char *q = v; *q && !rc;) {
-		size_t n = strcspn(q, "\"\\");
-		if (n) {
-			rc = lit_put(a, q, n);
-			q += n;
-		} else {
-			char e[2] = {'\\', *q++};
-			rc = lit_put(a, e, 2);
-		}
-	}
-	return rc ? rc : lit_put(a, "\"", 1);
-}
-
-static int lit_int(struct lit *a, int64_t v)
-{
-	char t[24];
-
-	return lit_elem(a, t, (size_t)snprintf(t, sizeof(t), "%lld", (long long)v));
-}
-
-/* A value: exact (%.17g reads back as the same double); NaN and the
- * infinities as NULL, as the sqlite statements bind them. */
-static int lit_double(struct lit *a, double v)
-{
-	char t[32];
-
-	if (!isfinite(v))
-		return lit_elem(a, "NULL", 4);
-	return lit_elem(a, t, (size_t)snprintf(t, sizeof(t), "%.17g", v));
-}
-
-/* The literal, closed; "{}" for no element. */
-static const char *lit_end(struct lit *a)
-{
-	if (!a->len && lit_put(a, "{", 1))
-		return NULL;
-	if (lit_put(a, "}", 1))
-		return NULL;
-	a->p[a->len] = '\0';
-	return a->p;
-}
-
 /* PostgreSQL: rows w[0..n) (all metrics, or all last-seen times) in the
  * open transaction, FLUSH_PG_ROWS to a statement. */
 static int flush_kind_pg(struct vg_registry *r, const struct vg_lastval_row *const *w,
@@ -1501,25 +1421,25 @@ static int flush_kind_pg(struct vg_registry *r, const struct vg_lastval_row *con
 		struct vg_db_stmt *s;
 
 		for (int c = 0; c < cols; c++)
-			r->lit[c].len = 0;
+			vg_db_array_clear(&r->lit[c]);
 		for (; i < end && !rc; i++) {
 			const struct vg_lastval_row *x = w[i];
-			rc = lit_text(&r->lit[0], x->res->id);
+			rc = vg_db_array_text(&r->lit[0], x->res->id);
 			if (metrics) {
-				rc = rc ? rc : lit_text(&r->lit[1], x->m->name);
-				rc = rc ? rc : lit_int(&r->lit[2], x->m->kind);
-				rc = rc ? rc : lit_text(&r->lit[3], x->m->unit);
-				rc = rc ? rc : lit_double(&r->lit[4], x->value);
-				rc = rc ? rc : lit_int(&r->lit[5], x->time_ms);
+				rc = rc ? rc : vg_db_array_text(&r->lit[1], x->m->name);
+				rc = rc ? rc : vg_db_array_int(&r->lit[2], x->m->kind);
+				rc = rc ? rc : vg_db_array_text(&r->lit[3], x->m->unit);
+				rc = rc ? rc : vg_db_array_double(&r->lit[4], x->value);
+				rc = rc ? rc : vg_db_array_int(&r->lit[5], x->time_ms);
 			} else {
-				rc = rc ? rc : lit_int(&r->lit[1], x->time_ms);
+				rc = rc ? rc : vg_db_array_int(&r->lit[1], x->time_ms);
 			}
 		}
 		if (rc || (rc = need_txn(r)) ||
 		    (rc = map_err(vg_db_prepare(r->db, metrics ? flush_metrics_pg : flush_seen_pg, &s))))
 			break;
 		for (int c = 0; c < cols && !rc; c++) {
-			const char *t = lit_end(&r->lit[c]);
+			const char *t = vg_db_array_end(&r->lit[c]);
 			rc = t ? vg_db_bind_text(s, c + 1, t) : -ENOMEM;
 		}
 		if (rc) {

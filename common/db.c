@@ -21,6 +21,8 @@
  *    caller's, and applies all of its steps or none.
  */
 #include <errno.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -714,4 +716,95 @@ fail:
 	if (errlen && !err[0])
 		snprintf(err, errlen, "%s: migrating %s: %s", db->name, sch->component, db->errmsg);
 	return rc;
+}
+
+/* ---- array literals (PostgreSQL's unnest statements) ------------------------- */
+
+/* Append n bytes of t to a (with room for "}" and the NUL after). */
+static int array_put(struct vg_db_array *a, const char *t, size_t n)
+{
+	if (a->len + n + 2 > a->cap) {
+		size_t cap = a->cap ? a->cap : 256;
+		char *p;
+		while (a->len + n + 2 > cap)
+			cap *= 2;
+		if (!(p = realloc(a->p, cap)))
+			return -ENOMEM;
+		a->p = p;
+		a->cap = cap;
+	}
+	memcpy(a->p + a->len, t, n);
+	a->len += n;
+	return 0;
+}
+
+/* The next element: "{" or ",", then t. */
+static int array_elem(struct vg_db_array *a, const char *t, size_t n)
+{
+	int rc = array_put(a, a->len ? "," : "{", 1);
+
+	return rc ? rc : array_put(a, t, n);
+}
+
+int vg_db_array_text(struct vg_db_array *a, const char *v)
+{
+	int rc;
+
+	if (!v)
+		return array_elem(a, "NULL", 4);
+	rc = array_elem(a, "\"", 1);
+	for (const char *q = v; *q && !rc;) {
+		size_t n = strcspn(q, "\"\\");
+		if (n) {
+			rc = array_put(a, q, n);
+			q += n;
+		} else {
+			char e[2] = {'\\', *q++};
+			rc = array_put(a, e, 2);
+		}
+	}
+	return rc ? rc : array_put(a, "\"", 1);
+}
+
+int vg_db_array_int(struct vg_db_array *a, int64_t v)
+{
+	char t[24];
+
+	return array_elem(a, t, (size_t)snprintf(t, sizeof(t), "%lld", (long long)v));
+}
+
+int vg_db_array_double(struct vg_db_array *a, double v)
+{
+	char t[32];
+
+	if (!isfinite(v))
+		return array_elem(a, "NULL", 4);
+	return array_elem(a, t, (size_t)snprintf(t, sizeof(t), "%.17g", v));
+}
+
+int vg_db_array_null(struct vg_db_array *a)
+{
+	return array_elem(a, "NULL", 4);
+}
+
+const char *vg_db_array_end(struct vg_db_array *a)
+{
+	if (!a->len && array_put(a, "{", 1))
+		return NULL;
+	if (array_put(a, "}", 1))
+		return NULL;
+	a->p[a->len] = '\0';
+	return a->p;
+}
+
+void vg_db_array_clear(struct vg_db_array *a)
+{
+	a->len = 0;
+}
+
+void vg_db_array_free(struct vg_db_array *a)
+{
+	free(a->p);
+	a->p = NULL;
+	a->len = a->cap = 0;
 }

@@ -213,6 +213,28 @@ int vg_db_bind_text(struct vg_db_stmt *st, int i, const char *v);
 int vg_db_bind_blob(struct vg_db_stmt *st, int i, const void *v, size_t len);
 int vg_db_bind_null(struct vg_db_stmt *st, int i);
 
+/* A PostgreSQL array literal ("{e1,e2,...}") built one element at a time,
+ * for statements that take one array parameter per column and unnest them
+ * (one statement, one plan, whatever the rows: collector/registry.c's
+ * flush, billing/meter.c's bulk update). Zero-initialise; the memory is
+ * kept between uses (vg_db_array_clear) until vg_db_array_free. Text is
+ * always quoted (so "" and "NULL" stay text) with '"' and '\' escaped, a
+ * NULL pointer is NULL; a double is written exactly (%.17g) and a
+ * non-finite one as NULL (as the sqlite statements bind it). Each append
+ * returns 0 or -ENOMEM. vg_db_array_end closes the literal ("{}" without
+ * elements) and returns it NUL-terminated, NULL without memory. */
+struct vg_db_array {
+	char *p;
+	size_t len, cap;
+};
+int vg_db_array_text(struct vg_db_array *a, const char *v);
+int vg_db_array_int(struct vg_db_array *a, int64_t v);
+int vg_db_array_double(struct vg_db_array *a, double v);
+int vg_db_array_null(struct vg_db_array *a);
+const char *vg_db_array_end(struct vg_db_array *a);
+void vg_db_array_clear(struct vg_db_array *a);
+void vg_db_array_free(struct vg_db_array *a);
+
 /* Run the statement, or move to its next row: 1 a row is there, 0 done,
  * <0 error (the statement is reset). Bindings stay until the next
  * vg_db_prepare of this SQL; calling step after 0 runs it again. */

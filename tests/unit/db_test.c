@@ -1236,6 +1236,69 @@ static void test_stmt_cache(void **state)
 		"postgresql " #f, f, setup, teardown, &E_PG \
 	}
 
+/* vg_db_array: the literal's text, and on PostgreSQL what the server reads
+ * back from it through unnest (quotes, backslashes, braces, commas, the
+ * word NULL and "" stay text; a NULL pointer and a non-finite double are
+ * NULL; doubles are exact). sqlite has no arrays: the text only. */
+static void test_array_literal(void **state)
+{
+	struct engine *e = need(state);
+	static const char *const texts[] = {"plain", "", "NULL", "a\"b", "c\\d", "{x,y}", NULL};
+	const double dv[] = {0.1, -1e300, 1.0 / 3.0, NAN, INFINITY};
+	struct vg_db_array t = {0}, d = {0}, i = {0};
+	const char *lt, *ld, *li;
+
+	assert_string_equal(vg_db_array_end(&t), "{}");
+	vg_db_array_clear(&t);
+	for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++)
+		assert_int_equal(vg_db_array_text(&t, texts[k]), 0);
+	for (size_t k = 0; k < sizeof(dv) / sizeof(dv[0]); k++)
+		assert_int_equal(vg_db_array_double(&d, dv[k]), 0);
+	assert_int_equal(vg_db_array_int(&i, INT64_MIN), 0);
+	assert_int_equal(vg_db_array_null(&i), 0);
+	assert_int_equal(vg_db_array_int(&i, 42), 0);
+	lt = vg_db_array_end(&t);
+	ld = vg_db_array_end(&d);
+	li = vg_db_array_end(&i);
+	assert_string_equal(lt, "{\"plain\",\"\",\"NULL\",\"a\\\"b\",\"c\\\\d\",\"{x,y}\",NULL}");
+	assert_string_equal(li, "{-9223372036854775808,NULL,42}");
+	if (e->kind == VG_DB_POSTGRESQL) {
+		struct vg_db *db = open_ok(e->url, &sch2);
+		struct vg_db_stmt *st;
+		size_t k = 0;
+
+		assert_int_equal(vg_db_prepare(db, "SELECT x FROM unnest(CAST(?1 AS TEXT[])) "
+						   "WITH ORDINALITY AS u(x, n) ORDER BY n",
+					       &st),
+				 0);
+		assert_int_equal(vg_db_bind_text(st, 1, lt), 0);
+		for (; vg_db_step(st) == 1; k++) {
+			if (texts[k])
+				assert_string_equal(vg_db_column_text(st, 0), texts[k]);
+			else
+				assert_true(vg_db_column_is_null(st, 0));
+		}
+		assert_int_equal(k, sizeof(texts) / sizeof(texts[0]));
+		assert_int_equal(vg_db_prepare(db, "SELECT x FROM unnest(CAST(?1 AS DOUBLE PRECISION[])) "
+						   "WITH ORDINALITY AS u(x, n) ORDER BY n",
+					       &st),
+				 0);
+		assert_int_equal(vg_db_bind_text(st, 1, ld), 0);
+		for (k = 0; vg_db_step(st) == 1; k++) {
+			if (isfinite(dv[k]))
+				assert_true(vg_db_column_double(st, 0) == dv[k]);
+			else
+				assert_true(vg_db_column_is_null(st, 0));
+		}
+		assert_int_equal(k, sizeof(dv) / sizeof(dv[0]));
+		vg_db_close(db);
+	}
+	vg_db_array_free(&t);
+	vg_db_array_free(&d);
+	vg_db_array_free(&i);
+	assert_null(t.p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1256,6 +1319,7 @@ int main(void)
 		BOTH(test_upsert),
 		BOTH(test_returning),
 		BOTH(test_stmt_cache),
+		BOTH(test_array_literal),
 	};
 	if (getenv("DB_TEST_FILTER")) /* e.g. "*reconnect*" */
 		cmocka_set_test_filter(getenv("DB_TEST_FILTER"));
