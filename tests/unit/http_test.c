@@ -673,6 +673,18 @@ static void test_methods(void **state)
 	assert_string_equal(vg_http_methods_format(0, buf, sizeof(buf)), "");
 }
 
+/* "/v1/echo?a=qqq…", n bytes in all (malloc'd). */
+static char *echo_target(size_t n)
+{
+	char *p = malloc(n + 1);
+
+	assert_non_null(p);
+	strcpy(p, "/v1/echo?a=");
+	memset(p + strlen(p), 'q', n - strlen(p));
+	p[n] = '\0';
+	return p;
+}
+
 /* ---- the real server --------------------------------------------------------------- */
 
 struct fetched {
@@ -841,12 +853,8 @@ static void test_server_limits(void **state)
 	 * libmicrohttpd's connection buffer (VG_HTTP_CONN_MEMORY) */
 	{
 		size_t n = VG_HTTP_CONN_MEMORY - 2048;
-		char *p = malloc(n + 1);
+		char *p = echo_target(n);
 
-		assert_non_null(p);
-		strcpy(p, "/v1/echo?a=");
-		memset(p + strlen(p), 'q', n - strlen(p));
-		p[n] = '\0';
 		assert_int_equal(fetch(port, "GET", p, NULL, &f), 414);
 		assert_string_equal(f.ctype, "application/json");
 		j = json_loads(f.body, 0, NULL);
@@ -860,12 +868,8 @@ static void test_server_limits(void **state)
 	 * that a change of either side is seen), and the server goes on */
 	{
 		size_t n = VG_HTTP_CONN_MEMORY + 1024;
-		char *p = malloc(n + 1);
+		char *p = echo_target(n);
 
-		assert_non_null(p);
-		strcpy(p, "/v1/echo?a=");
-		memset(p + strlen(p), 'q', n - strlen(p));
-		p[n] = '\0';
 		assert_int_equal(fetch(port, "GET", p, NULL, &f), 414);
 		assert_string_equal(f.ctype, "");
 		assert_non_null(f.body);

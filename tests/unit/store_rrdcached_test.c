@@ -221,6 +221,21 @@ static int segments(const struct fx *f, const char *suffix)
 	return n;
 }
 
+/* Copy file a to b (a journal segment), every byte. */
+static void copy_file(const char *a, const char *b)
+{
+	FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+	char buf[65536];
+	size_t n;
+
+	assert_non_null(in);
+	assert_non_null(out);
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
 /* Copy every segment of the journal to (TO=1) or back from (TO=0) the
  * directory <dir>/saved. */
 static void copy_segments(const struct fx *f, int to)
@@ -240,15 +255,7 @@ static void copy_segments(const struct fx *f, int to)
 			continue;
 		snprintf(a, sizeof(a), "%s/%s", to ? jdir : sdir, e->d_name);
 		snprintf(b, sizeof(b), "%s/%s", to ? sdir : jdir, e->d_name);
-		FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
-		char buf[65536];
-		size_t n;
-		assert_non_null(in);
-		assert_non_null(out);
-		while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-			assert_int_equal(fwrite(buf, 1, n, out), n);
-		fclose(in);
-		assert_int_equal(fclose(out), 0);
+		copy_file(a, b);
 	}
 	closedir(d);
 }
@@ -405,15 +412,7 @@ static void test_open_daemon_down_wide_journal(void **state)
 	assert_true(name[0]);
 	snprintf(a, sizeof(a), "%s/%s", jdir, name);
 	snprintf(b, sizeof(b), "%s/%016llx.vgj", jdir, strtoull(name, NULL, 16) + 100);
-	FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
-	char buf[65536];
-	size_t n;
-	assert_non_null(in);
-	assert_non_null(out);
-	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
-		assert_int_equal(fwrite(buf, 1, n, out), n);
-	fclose(in);
-	assert_int_equal(fclose(out), 0);
+	copy_file(a, b);
 
 	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), -EAGAIN);
 	assert_non_null(strstr(err, "spread over"));
