@@ -264,6 +264,9 @@ struct vg_store {
 	char last_error[512];        /* receiver thread only */
 	char flush_error[512];       /* mu */
 	int flush_error_new;         /* mu */
+	int64_t unavail_ms;          /* mu: when values last went back to the
+				      * cache because their daemon did not
+				      * take them (down, restarting, behind) */
 };
 
 /* A series key some thread is using (reading, creating, removing): on
@@ -993,6 +996,8 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 		} else {
 			count_err(s, VG_STORE_ERR_OTHER, n);
 		}
+		if (unavail)
+			s->unavail_ms = vg_monotonic_ms();
 		if (unavail && requeue(s, se, v + (n - unavail), unavail, g->seg[i]) == 0) {
 			/* Waiting for its daemon, still in the cache and the
 			 * journal (its segment stays held); counted in
@@ -1751,12 +1756,17 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	if (naccept && journal && s->pending &&
 	    s->pending + naccept > s->cache_max) {
 		pthread_cond_signal(&s->work_cv);
+		/* Why it is full, as far as the store can tell: values its
+		 * daemon did not take in the last 30 s, or a slow writer. */
+		int waiting = s->unavail_ms && vg_monotonic_ms() - s->unavail_ms < 30000;
+		unsigned long long held = s->pending;
 		pthread_mutex_unlock(&s->mu);
 		count(&s->stats.cache_full, 1);
 		snprintf(s->last_error, sizeof(s->last_error),
-			 "storage full: the write-behind cache holds %llu values, "
-			 "the storage thread is behind",
-			 (unsigned long long)s->pending);
+			 "storage full: the write-behind cache holds %llu values, %s", held,
+			 waiting ? "some waiting for a storage daemon that is down or "
+				   "behind (see /v1/health)"
+				 : "the storage thread is behind");
 		return -EAGAIN;
 	}
 	if (jlen) {

@@ -368,6 +368,9 @@ static void test_open_daemon_down_bound(void **state)
 	vg_store_get_stats(f->s, &st);
 	assert_int_equal(st.values_pending, 4 * (uint64_t)n1);
 	assert_int_equal(fxs_write_minute(f->s, "node", 0, NS, 5), -EAGAIN);
+	/* the RETRY says what it waits for: not a slow writer, the daemon */
+	assert_non_null(strstr(vg_store_last_error(f->s), "storage full"));
+	assert_non_null(strstr(vg_store_last_error(f->s), "storage daemon that is down"));
 
 	assert_int_equal(hrd_restart(&f->d[1]), 0);
 	sleep(2);
