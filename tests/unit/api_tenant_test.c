@@ -14,7 +14,9 @@
  *     an instance's resource below); one matching nothing of the tenant
  *     stays a 404;
  *   - a tenant's alarm stream numbers its own project's events: ids
- *     consecutive although another project notified in between.
+ *     consecutive although another project notified in between; the
+ *     hub's counts (held, evicted) are on the administrator's /metrics
+ *     only.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -300,6 +302,16 @@ static void test_stream_ids_are_the_projects(void **state)
 	/* consecutive: p2's three in between left no gap */
 	assert_true(ids[1] == ids[0] + 1);
 	assert_null(strstr(body, "event: lost"));
+	fx_answer_free(&a);
+
+	/* the hub's counts are the administrator's: the five events kept,
+	 * none evicted; a tenant's /metrics has none of them */
+	assert_int_equal(req(g.auth_admin, "GET", "/metrics", NULL, &a), 200);
+	assert_non_null(strstr(a.body, "\nvigie_alarms_sse_held_events 5\n"));
+	assert_non_null(strstr(a.body, "\nvigie_alarms_sse_evicted_total 0\n"));
+	fx_answer_free(&a);
+	assert_int_equal(req(g.auth_p1, "GET", "/metrics", NULL, &a), 200);
+	assert_null(strstr(a.body ? a.body : "", "vigie_alarms_sse"));
 	fx_answer_free(&a);
 }
 
