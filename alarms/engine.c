@@ -216,6 +216,114 @@ struct vg_alarm_silences *vg_alarm_engine_silences(struct vg_alarm_engine *e)
 	return e->silences;
 }
 
+/* The subjects a project token's view of global silences is matched
+ * against: each alarm of the project, once per instance (its resource
+ * and host) and once without one (a silence on the alarm's name, severity
+ * or labels applies before any instance reports). Under e->lock; the
+ * strings are the engine's, valid while it is held. *out: free(). */
+static int project_subjects(struct vg_alarm_engine *e, const char *project,
+			    struct vg_alarm_silence_subject **out, size_t *n)
+{
+	struct vg_alarm_silence_subject *v = NULL;
+	size_t cap = 0, pos = 0;
+	const struct vg_hmap_entry *en;
+
+	*out = NULL;
+	*n = 0;
+	while ((en = vg_hmap_next(&e->alarms, &pos))) {
+		struct alarm *a = en->value;
+		const struct vg_hmap_entry *ie;
+		size_t ip = 0;
+		int first = 1;
+
+		if (strcmp(a->def.project, project))
+			continue;
+		while (first || (ie = vg_hmap_next(&a->insts, &ip))) {
+			struct vg_alarm_silence_subject *sj;
+			if (*n == cap) {
+				size_t c = cap ? cap * 2 : 64;
+				void *nv = realloc(v, c * sizeof(*v));
+				if (!nv) {
+					free(v);
+					return -ENOMEM;
+				}
+				v = nv;
+				cap = c;
+			}
+			sj = &v[(*n)++];
+			memset(sj, 0, sizeof(*sj));
+			sj->project = a->def.project;
+			sj->alarm = a->def.name;
+			sj->severity = a->def.severity;
+			sj->def = &a->def;
+			if (!first) {
+				struct inst *in = ie->value;
+				struct res_info *r = in->resource[0]
+							     ? vg_hmap_gets(&e->resources, in->resource)
+							     : NULL;
+				sj->resource = in->resource[0] ? in->resource : NULL;
+				sj->host = r ? r->host : NULL;
+			}
+			first = 0;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+int vg_alarm_engine_silences_list(struct vg_alarm_engine *e, const char *scope,
+				  const char *state, int64_t now_ms, json_t **out)
+{
+	struct vg_alarm_silence_subject *subj = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&e->lock);
+	if (scope)
+		rc = project_subjects(e, scope, &subj, &n);
+	if (!rc)
+		rc = vg_alarm_silences_list_for(e->silences, scope, subj, n, state, now_ms, out);
+	pthread_mutex_unlock(&e->lock);
+	free(subj);
+	return rc;
+}
+
+int vg_alarm_engine_silence_get(struct vg_alarm_engine *e, const char *id,
+				const char *scope, int64_t now_ms, json_t **out)
+{
+	struct vg_alarm_silence_subject *subj = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&e->lock);
+	if (scope)
+		rc = project_subjects(e, scope, &subj, &n);
+	if (!rc)
+		rc = vg_alarm_silences_get_for(e->silences, id, scope, subj, n, now_ms, out);
+	pthread_mutex_unlock(&e->lock);
+	free(subj);
+	return rc;
+}
+
+int vg_alarm_engine_silence_expire(struct vg_alarm_engine *e, const char *id,
+				   const char *scope, int64_t now_ms)
+{
+	struct vg_alarm_silence_subject *subj = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&e->lock);
+	if (scope)
+		rc = project_subjects(e, scope, &subj, &n);
+	if (!rc)
+		rc = vg_alarm_silences_expire_for(e->silences, id, scope, subj, n, now_ms);
+	pthread_mutex_unlock(&e->lock);
+	free(subj);
+	return rc;
+}
+
 struct vg_alarm_outbox *vg_alarm_engine_outbox(struct vg_alarm_engine *e)
 {
 	return e->outbox;

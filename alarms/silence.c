@@ -574,13 +574,28 @@ int vg_alarm_silences_create(struct vg_alarm_silences *s, const json_t *in,
 	return rc;
 }
 
-static int visible(const struct silence *x, const char *scope)
+static int matches(const struct silence *x, const struct vg_alarm_silence_subject *subj);
+
+/* Whether the caller (scope NULL: an administrator) sees x: its
+ * project's, or a global one whose matchers hold for one of subj (the
+ * project's alarms and instances, given by the engine). Under the lock. */
+static int visible(const struct silence *x, const char *scope,
+		   const struct vg_alarm_silence_subject *subj, size_t nsubj)
 {
-	return !scope || !strcmp(x->project, scope);
+	if (!scope || !strcmp(x->project, scope))
+		return 1;
+	if (strcmp(x->project, "*"))
+		return 0;
+	for (size_t i = 0; i < nsubj; i++)
+		if (subj[i].project && !strcmp(subj[i].project, scope) &&
+		    matches(x, &subj[i]))
+			return 1;
+	return 0;
 }
 
-int vg_alarm_silences_list(struct vg_alarm_silences *s, const char *scope,
-			   const char *state, int64_t now_ms, json_t **out)
+int vg_alarm_silences_list_for(struct vg_alarm_silences *s, const char *scope,
+			       const struct vg_alarm_silence_subject *subj, size_t nsubj,
+			       const char *state, int64_t now_ms, json_t **out)
 {
 	json_t *a = json_array();
 
@@ -590,16 +605,22 @@ int vg_alarm_silences_list(struct vg_alarm_silences *s, const char *scope,
 	for (size_t i = s->n; i-- > 0;) {
 		const struct silence *x = s->v[i];
 		const char *st = state_of(x, now_ms);
-		if (!visible(x, scope))
-			continue;
 		if (state ? strcmp(state, "all") && strcmp(state, st)
 			  : !strcmp(st, "expired"))
+			continue;
+		if (!visible(x, scope, subj, nsubj))
 			continue;
 		json_array_append_new(a, to_json(x, now_ms));
 	}
 	pthread_mutex_unlock(&s->lock);
 	*out = json_pack("{s:o}", "silences", a);
 	return *out ? 0 : -ENOMEM;
+}
+
+int vg_alarm_silences_list(struct vg_alarm_silences *s, const char *scope,
+			   const char *state, int64_t now_ms, json_t **out)
+{
+	return vg_alarm_silences_list_for(s, scope, NULL, 0, state, now_ms, out);
 }
 
 static struct silence *find(struct vg_alarm_silences *s, const char *id)
@@ -610,28 +631,40 @@ static struct silence *find(struct vg_alarm_silences *s, const char *id)
 	return NULL;
 }
 
-int vg_alarm_silences_get(struct vg_alarm_silences *s, const char *id,
-			  const char *scope, int64_t now_ms, json_t **out)
+int vg_alarm_silences_get_for(struct vg_alarm_silences *s, const char *id,
+			      const char *scope,
+			      const struct vg_alarm_silence_subject *subj, size_t nsubj,
+			      int64_t now_ms, json_t **out)
 {
 	struct silence *x;
 
 	pthread_mutex_lock(&s->lock);
 	x = find(s, id);
-	*out = x && visible(x, scope) ? to_json(x, now_ms) : NULL;
+	*out = x && visible(x, scope, subj, nsubj) ? to_json(x, now_ms) : NULL;
 	pthread_mutex_unlock(&s->lock);
 	return *out ? 0 : -ENOENT;
 }
 
-int vg_alarm_silences_expire(struct vg_alarm_silences *s, const char *id,
-			     const char *scope, int64_t now_ms)
+int vg_alarm_silences_get(struct vg_alarm_silences *s, const char *id,
+			  const char *scope, int64_t now_ms, json_t **out)
+{
+	return vg_alarm_silences_get_for(s, id, scope, NULL, 0, now_ms, out);
+}
+
+int vg_alarm_silences_expire_for(struct vg_alarm_silences *s, const char *id,
+				 const char *scope,
+				 const struct vg_alarm_silence_subject *subj, size_t nsubj,
+				 int64_t now_ms)
 {
 	struct silence *x;
 	int rc = 0;
 
 	pthread_mutex_lock(&s->lock);
 	x = find(s, id);
-	if (!x || (scope && strcmp(x->project, scope)))
+	if (!x || !visible(x, scope, subj, nsubj))
 		rc = -ENOENT;
+	else if (scope && strcmp(x->project, scope))
+		rc = -EPERM; /* a global silence it sees: the administrator's */
 	else if (x->ends_ms > now_ms) {
 		int64_t old_start = x->starts_ms, old_end = x->ends_ms;
 		/* one not started yet never starts: an end after its start
@@ -648,6 +681,12 @@ int vg_alarm_silences_expire(struct vg_alarm_silences *s, const char *id,
 	}
 	pthread_mutex_unlock(&s->lock);
 	return rc;
+}
+
+int vg_alarm_silences_expire(struct vg_alarm_silences *s, const char *id,
+			     const char *scope, int64_t now_ms)
+{
+	return vg_alarm_silences_expire_for(s, id, scope, NULL, 0, now_ms);
 }
 
 static int str_match(const char *want, const char *have)

@@ -221,7 +221,7 @@ static int start_alarms(const struct vg_config *cfg, struct vg_dispatch *d,
 		vg_error("%s", err);
 		return 1;
 	}
-	if (vg_alarm_hub_new(0, hub)) {
+	if (vg_alarm_hub_new(0, 0, hub)) {
 		vg_error("alarms: out of memory");
 		return 1;
 	}

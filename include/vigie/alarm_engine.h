@@ -183,6 +183,22 @@ int vg_alarm_engine_groups(struct vg_alarm_engine *e, const char *scope, json_t 
  * own). Never NULL for an open engine. */
 struct vg_alarm_silences *vg_alarm_engine_silences(struct vg_alarm_engine *e);
 
+/* GET /v1/silences, GET and DELETE /v1/silences/{id} for scope (NULL: an
+ * administrator, every silence). A project token sees its project's
+ * silences and, read-only, the global ones whose matchers hold for one of
+ * its project's alarms now (an instance's resource and host, or the
+ * alarm's name, severity and labels): what stopped its notifications,
+ * with nothing of another project in it. As vg_alarm_silences_list,
+ * _get and _expire (vigie/alarm_silence.h): expire answers -EPERM for a
+ * global silence the project sees. Take the engine lock, then the
+ * silences' (the order the engine's matching takes them). Thread-safe. */
+int vg_alarm_engine_silences_list(struct vg_alarm_engine *e, const char *scope,
+				  const char *state, int64_t now_ms, json_t **out);
+int vg_alarm_engine_silence_get(struct vg_alarm_engine *e, const char *id,
+				const char *scope, int64_t now_ms, json_t **out);
+int vg_alarm_engine_silence_expire(struct vg_alarm_engine *e, const char *id,
+				   const char *scope, int64_t now_ms);
+
 /* ---- clustered alarms (alarms/engine_own.c, vigie/alarm_lease.h) -------------
  * Several collectors on one PostgreSQL: after vg_alarm_engine_cluster the
  * engine decides only for the alarms vg_alarm_engine_own says this node

@@ -57,24 +57,47 @@ void vg_alarm_silences_close(struct vg_alarm_silences *s); /* accepts NULL */
 int vg_alarm_silences_create(struct vg_alarm_silences *s, const json_t *in,
 			     const char *scope, int64_t now_ms, json_t **out,
 			     json_t **errors);
-/* {"silences": [...]} newest first: state "all", "active", "pending",
- * "expired", or NULL for those not expired. Scoped like alarms. */
-int vg_alarm_silences_list(struct vg_alarm_silences *s, const char *scope,
-			   const char *state, int64_t now_ms, json_t **out);
-int vg_alarm_silences_get(struct vg_alarm_silences *s, const char *id,
-			  const char *scope, int64_t now_ms, json_t **out);
-/* Expire now (ends_at = now; one already ended stays as it was).
- * -ENOENT when absent or another project's (a global silence is the
- * administrator's: -EPERM for a project token). */
-int vg_alarm_silences_expire(struct vg_alarm_silences *s, const char *id,
-			     const char *scope, int64_t now_ms);
-
 /* What a notification is about. */
 struct vg_alarm_silence_subject {
 	const char *project, *resource, *host, *alarm;
 	int severity;
 	const struct vg_alarm_def *def; /* labels: def->sel.meta; may be NULL */
 };
+
+/* What a caller sees. scope NULL (an administrator): every silence. A
+ * project token (scope its project): its project's silences, and the
+ * global ones whose matchers hold for one of subj[0..nsubj) of that
+ * project (the engine passes the project's alarms and their instances,
+ * vg_alarm_engine_silences_list): a tenant whose notifications an
+ * administrator's global silence stops can see it, and since every value
+ * of its matchers then holds for the tenant's own alarm, it names nothing
+ * of another project. The *_for functions read subj only during the call;
+ * the others are the same with no subject (no global silence for a
+ * project token). */
+
+/* {"silences": [...]} newest first: state "all", "active", "pending",
+ * "expired", or NULL for those not expired. *out: the caller decrefs. */
+int vg_alarm_silences_list_for(struct vg_alarm_silences *s, const char *scope,
+			       const struct vg_alarm_silence_subject *subj, size_t nsubj,
+			       const char *state, int64_t now_ms, json_t **out);
+int vg_alarm_silences_list(struct vg_alarm_silences *s, const char *scope,
+			   const char *state, int64_t now_ms, json_t **out);
+/* One silence the caller sees into *out (caller decrefs), or -ENOENT. */
+int vg_alarm_silences_get_for(struct vg_alarm_silences *s, const char *id,
+			      const char *scope,
+			      const struct vg_alarm_silence_subject *subj, size_t nsubj,
+			      int64_t now_ms, json_t **out);
+int vg_alarm_silences_get(struct vg_alarm_silences *s, const char *id,
+			  const char *scope, int64_t now_ms, json_t **out);
+/* Expire now (ends_at = now; one already ended stays as it was).
+ * -ENOENT when absent or not seen by the caller; -EPERM for a global
+ * silence a project token sees (read-only: the administrator's); -EIO. */
+int vg_alarm_silences_expire_for(struct vg_alarm_silences *s, const char *id,
+				 const char *scope,
+				 const struct vg_alarm_silence_subject *subj, size_t nsubj,
+				 int64_t now_ms);
+int vg_alarm_silences_expire(struct vg_alarm_silences *s, const char *id,
+			     const char *scope, int64_t now_ms);
 /* Whether a silence active at at_ms matches: 1 with its id in id (>= 40
  * bytes), else 0. */
 int vg_alarm_silences_match(struct vg_alarm_silences *s,

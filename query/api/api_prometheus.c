@@ -721,6 +721,13 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	one(b, "vigie_alarms_sse_lost_total", "counter",
 	    "SSE events a client fell too far behind to receive",
 	    (double)st.sse.lost);
+	one(b, "vigie_alarms_sse_evicted_total", "counter",
+	    "SSE events dropped from a project's ring (its 1024, or the "
+	    "project holding the most when all rings hold 8192)",
+	    (double)st.sse.evicted);
+	one(b, "vigie_alarms_sse_held_events", "gauge",
+	    "SSE events kept for replay, every project's together",
+	    (double)st.sse.held);
 	one(b, "vigie_alarms_sse_refused_total", "counter",
 	    "Alarm streams refused (429): the project already held "
 	    "VG_ALARM_HUB_PER_PROJECT (64)",

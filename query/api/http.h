@@ -229,7 +229,10 @@ struct vg_route {
 	unsigned flags;  /* enum vg_route_flags */
 };
 
-/* Find the route for req's path and method. 0 (req->route and req->vars
+/* Find the route for req's path and method. Of the patterns that match
+ * the path, only those with the most literal segments count (a literal
+ * "/v1/alarms/stream" owns that path over "/v1/alarms/{id}"); among them
+ * the first that takes the method wins. 0 (req->route and req->vars
  * set), -ENOENT (no pattern matches the path), -EOPNOTSUPP (the path
  * matches but not the method; *allowed gets the methods that would). */
 int vg_http_route_find(const struct vg_route *routes, size_t n,

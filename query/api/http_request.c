@@ -251,16 +251,47 @@ static int pattern_match(const char *pat, struct vg_http_req *req,
 	return i == req->nseg;
 }
 
+/* Literal segments of a pattern: "/v1/alarms/stream" 3, "/v1/alarms/{id}" 2. */
+static size_t literal_segments(const char *pat)
+{
+	size_t k = 0;
+
+	for (const char *p = pat; *p;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		k += *p != '{';
+		p = strchrnul(p, '/');
+	}
+	return k;
+}
+
 int vg_http_route_find(const struct vg_route *routes, size_t n,
 		       struct vg_http_req *req, unsigned *allowed)
 {
 	unsigned mask = 0;
+	size_t best = 0;
 
+	/* The path belongs to the routes that name most of it literally:
+	 * "/v1/alarms/stream" owns that path, so "/v1/alarms/{id}" neither
+	 * takes its other methods (DELETE reached an alarm named "stream")
+	 * nor lists them in the 405's Allow. */
+	for (size_t i = 0; i < n; i++) {
+		const char *vars[VG_HTTP_MAX_VARS] = {0};
+		const char *rest = NULL;
+		size_t k;
+
+		if (pattern_match(routes[i].pattern, req, vars, &rest) &&
+		    (k = literal_segments(routes[i].pattern)) > best)
+			best = k;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const char *vars[VG_HTTP_MAX_VARS] = {0};
 		const char *rest = NULL;
 
-		if (!pattern_match(routes[i].pattern, req, vars, &rest))
+		if (!pattern_match(routes[i].pattern, req, vars, &rest) ||
+		    literal_segments(routes[i].pattern) < best)
 			continue;
 		unsigned m = routes[i].methods;
 		if (m & VG_HTTP_GET)

@@ -158,7 +158,7 @@ static void fx_alarms(void)
 
 	o.data_dir = fx.srv.dir;
 	o.agent_interval_s = 10;
-	if (vg_alarm_hub_new(64, &fx.hub))
+	if (vg_alarm_hub_new(64, 0, &fx.hub))
 		fx_die("hub", "out of memory");
 	o.hub = fx.hub;
 	if (vg_alarm_engine_open(&o, &fx.engine, err, sizeof(err)))

@@ -51,7 +51,7 @@ static inline int fx_alarm_api_start(struct fx_alarm_api *a)
 	struct vg_api_options ao = {0};
 	char err[256];
 
-	if (vg_alarm_hub_new(64, &a->hub))
+	if (vg_alarm_hub_new(64, 0, &a->hub))
 		return -1;
 	eo.data_dir = a->srv.dir;
 	eo.agent_interval_s = 10;

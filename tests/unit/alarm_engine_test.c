@@ -97,7 +97,7 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	if (g_fresh_url && g_fresh_url(g_url, sizeof(g_url)))
 		return -1;
-	assert_int_equal(vg_alarm_hub_new(64, &f->hub), 0);
+	assert_int_equal(vg_alarm_hub_new(64, 0, &f->hub), 0);
 	g_now = T0 / MIN * MIN;
 	g_deliver = 0;
 	g_on_clock = NULL;

@@ -1,8 +1,10 @@
 /*
  * alarm_stream_test.c — the SSE hub (alarms/stream.c): event ids that keep
  * increasing across a restart, Last-Event-ID within a run, from an earlier
- * run and from nowhere, per-project filtering and the "lost" notice of a
- * subscriber that fell behind the ring.
+ * run and from nowhere, projects that do not see each other (ids, "lost"
+ * counts, rings and wake-ups of their own; an administrator's merged
+ * view), the bound over every ring and the "lost" notice of a subscriber
+ * that fell behind its ring.
  *
  * A collector restart is a hub freed and a new one made: the new hub's
  * first id must be above every id the old one issued. The cross-process
@@ -88,7 +90,7 @@ static void test_first_id_is_the_wall_clock(void **state)
 
 	(void)state;
 	before = wall_us();
-	assert_int_equal(vg_alarm_hub_new(16, &h), 0);
+	assert_int_equal(vg_alarm_hub_new(16, 0, &h), 0);
 	after = wall_us();
 	first = publish_ids(h, "p", 3, &last);
 	assert_true(first >= before && first <= after);
@@ -104,11 +106,11 @@ static void test_ids_increase_across_restart(void **state)
 
 	(void)state;
 	for (int run = 0; run < 5; run++) {
-		assert_int_equal(vg_alarm_hub_new(64, &h), 0);
+		assert_int_equal(vg_alarm_hub_new(64, 0, &h), 0);
 		/* 40 events in a few microseconds: faster than the clock */
 		publish_ids(h, "p", 40, &last1);
 		vg_alarm_hub_free(h);
-		assert_int_equal(vg_alarm_hub_new(16, &h), 0);
+		assert_int_equal(vg_alarm_hub_new(16, 0, &h), 0);
 		first2 = publish_ids(h, "p", 1, &last2);
 		if (first2 <= last1)
 			fail_msg("run %d: first id after the restart %llu <= last "
@@ -129,11 +131,11 @@ static void test_last_event_id(void **state)
 
 	(void)state;
 	/* the previous run: ids up to last_old, never seen by the new hub */
-	assert_int_equal(vg_alarm_hub_new(16, &old), 0);
+	assert_int_equal(vg_alarm_hub_new(16, 0, &old), 0);
 	publish_ids(old, "p", 2, &last_old);
 	vg_alarm_hub_free(old);
 
-	assert_int_equal(vg_alarm_hub_new(16, &h), 0);
+	assert_int_equal(vg_alarm_hub_new(16, 0, &h), 0);
 	first = publish_ids(h, "p", 3, &last); /* first, first+1, first+2 */
 
 	/* within this run: resume after first */
@@ -188,9 +190,10 @@ static void test_restart_notice_with_project_and_lost(void **state)
 	uint64_t ids[16];
 
 	(void)state;
-	assert_int_equal(vg_alarm_hub_new(4, &h), 0);
-	/* 6 events into a ring of 4: this run's first two are gone */
-	for (int i = 0; i < 6; i++)
+	assert_int_equal(vg_alarm_hub_new(4, 0, &h), 0);
+	/* 6 events of each project into rings of 4: each project's first
+	 * two of this run are gone */
+	for (int i = 0; i < 12; i++)
 		assert_int_equal(vg_alarm_hub_publish(h, i % 2 ? "a" : "b", "alarm",
 						      "{}"),
 				 0);
@@ -200,13 +203,126 @@ static void test_restart_notice_with_project_and_lost(void **state)
 	assert_non_null(strstr(buf, "event: restart\n"));
 	assert_non_null(strstr(buf, "event: lost\ndata: {\"missed\":2}\n"));
 	assert_true(strstr(buf, "event: restart") < strstr(buf, "event: lost"));
-	/* kept: 3rd..6th; project a: the 4th and the 6th */
-	assert_int_equal(ids_of(buf, ids, 16), 2);
-	assert_true(ids[1] == ids[0] + 2);
+	/* kept: project a's 3rd..6th, numbered in a's own sequence */
+	assert_int_equal(ids_of(buf, ids, 16), 4);
+	for (int i = 1; i < 4; i++)
+		assert_true(ids[i] == ids[i - 1] + 1);
 	vg_alarm_hub_get_stats(h, &st);
 	assert_int_equal(st.lost, 2);
-	assert_int_equal(st.published, 6);
+	assert_int_equal(st.published, 12);
+	assert_int_equal(st.evicted, 4);
+	assert_int_equal(st.held, 8);
 	vg_alarm_hub_unsubscribe(s);
+	vg_alarm_hub_free(h);
+}
+
+/* Counts wake-ups. */
+static void count_wake(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* A project token's stream says nothing of other projects: its ids are
+ * consecutive whatever the others publish, another project's burst
+ * neither pushes its events out nor shows as "lost", Last-Event-ID
+ * resumes in its own sequence, and it is not woken for others' events.
+ * (A shared ring numbered every project's events together: a tenant
+ * counted the others' transitions from the gaps, and 50 of project b's
+ * pushed project a's out of a ring of 16.) */
+static void test_projects_do_not_see_each_other(void **state)
+{
+	struct vg_alarm_hub *h;
+	struct vg_alarm_sub *a, *b, *adm, *again;
+	char buf[65536];
+	uint64_t ids[64], aid[2];
+	int wa = 0, wb = 0, wadm = 0;
+
+	(void)state;
+	assert_int_equal(vg_alarm_hub_new(16, 0, &h), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, "a", 0, count_wake, &wa, 0, &a), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, "b", 0, count_wake, &wb, 0, &b), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, 0, count_wake, &wadm, 0, &adm), 0);
+	assert_int_equal(vg_alarm_hub_publish(h, "a", "alarm", "{\"p\":\"a\"}"), 0);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(vg_alarm_hub_publish(h, "b", "alarm", "{\"p\":\"b\"}"), 0);
+	assert_int_equal(vg_alarm_hub_publish(h, "a", "alarm", "{\"p\":\"a\"}"), 0);
+	assert_int_equal(wa, 2);
+	assert_int_equal(wb, 50);
+	assert_int_equal(wadm, 52);
+
+	drain(a, buf, sizeof(buf));
+	assert_null(strstr(buf, "event: lost"));
+	assert_null(strstr(buf, "\"b\""));
+	assert_int_equal(ids_of(buf, aid, 2), 2);
+	assert_true(aid[1] == aid[0] + 1);
+
+	/* b fell behind its own ring of 16: it lost 34 of its own */
+	drain(b, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "event: lost\ndata: {\"missed\":34}\n"));
+	assert_int_equal(ids_of(buf, ids, 64), 16);
+	assert_true(ids[0] == aid[0] + 34 && ids[15] == aid[0] + 49);
+
+	/* the administrator: every project in the hub's order; the first
+	 * event was a's (both sequences start at the hub's first id), what
+	 * left b's ring is lost, a's second is the hub's 52nd */
+	drain(adm, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "event: lost\ndata: {\"missed\":34}\n"));
+	assert_int_equal(ids_of(buf, ids, 64), 18);
+	assert_true(ids[0] == aid[0]);
+	assert_true(ids[1] == aid[0] + 35);
+	assert_true(ids[17] == aid[0] + 51);
+
+	/* Last-Event-ID in a's sequence: a's second event only */
+	assert_int_equal(vg_alarm_hub_subscribe(h, "a", aid[0], NULL, NULL, 0, &again), 0);
+	drain(again, buf, sizeof(buf));
+	assert_int_equal(ids_of(buf, ids, 64), 1);
+	assert_true(ids[0] == aid[1]);
+	assert_non_null(strstr(buf, "{\"p\":\"a\"}"));
+	vg_alarm_hub_unsubscribe(again);
+	vg_alarm_hub_unsubscribe(a);
+	vg_alarm_hub_unsubscribe(b);
+	vg_alarm_hub_unsubscribe(adm);
+	vg_alarm_hub_free(h);
+}
+
+/* Every ring together holds at most `total` events: past it the project
+ * holding the most loses its oldest, the publisher on a tie, so a burst
+ * evicts its own first and never a project holding fewer. */
+static void test_total_bound_evicts_the_biggest(void **state)
+{
+	struct vg_alarm_hub *h;
+	struct vg_alarm_sub *a, *b, *c;
+	struct vg_alarm_hub_stats st;
+	char buf[16384];
+	uint64_t ids[16];
+
+	(void)state;
+	assert_int_equal(vg_alarm_hub_new(4, 8, &h), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, "a", 0, NULL, NULL, 0, &a), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, "b", 0, NULL, NULL, 0, &b), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, "c", 0, NULL, NULL, 0, &c), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(vg_alarm_hub_publish(h, "a", "alarm", "{}"), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(vg_alarm_hub_publish(h, "b", "alarm", "{}"), 0);
+	/* c's burst: b (4) gives one to c (2), then c evicts its own */
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(vg_alarm_hub_publish(h, "c", "alarm", "{}"), 0);
+	vg_alarm_hub_get_stats(h, &st);
+	assert_int_equal(st.held, 8);
+
+	drain(a, buf, sizeof(buf));
+	assert_null(strstr(buf, "event: lost"));
+	assert_int_equal(ids_of(buf, ids, 16), 2);
+	drain(b, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "event: lost\ndata: {\"missed\":1}\n"));
+	assert_int_equal(ids_of(buf, ids, 16), 3);
+	drain(c, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "event: lost\ndata: {\"missed\":97}\n"));
+	assert_int_equal(ids_of(buf, ids, 16), 3);
+	vg_alarm_hub_unsubscribe(a);
+	vg_alarm_hub_unsubscribe(b);
+	vg_alarm_hub_unsubscribe(c);
 	vg_alarm_hub_free(h);
 }
 
@@ -219,7 +335,7 @@ static void test_restart_notice_small_buffer(void **state)
 	ssize_t n;
 
 	(void)state;
-	assert_int_equal(vg_alarm_hub_new(8, &h), 0);
+	assert_int_equal(vg_alarm_hub_new(8, 0, &h), 0);
 	assert_int_equal(vg_alarm_hub_publish(h, "p", "alarm", "{}"), 0);
 	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, 3, NULL, NULL, 0, &s), 0);
 	n = vg_alarm_hub_read(s, small, sizeof(small), 0);
@@ -243,7 +359,7 @@ static void test_streams_per_project(void **state)
 	struct vg_alarm_hub_stats st;
 
 	(void)state;
-	assert_int_equal(vg_alarm_hub_new(8, &h), 0);
+	assert_int_equal(vg_alarm_hub_new(8, 0, &h), 0);
 	for (int i = 0; i < VG_ALARM_HUB_PER_PROJECT; i++)
 		assert_int_equal(vg_alarm_hub_subscribe(h, "p1", 0, NULL, NULL, 0, &s[i]), 0);
 	assert_int_equal(vg_alarm_hub_subscribe(h, "p1", 0, NULL, NULL, 0, &x), -EUSERS);
@@ -270,6 +386,8 @@ int main(void)
 		cmocka_unit_test(test_last_event_id),
 		cmocka_unit_test(test_restart_notice_with_project_and_lost),
 		cmocka_unit_test(test_restart_notice_small_buffer),
+		cmocka_unit_test(test_projects_do_not_see_each_other),
+		cmocka_unit_test(test_total_bound_evicts_the_biggest),
 		cmocka_unit_test(test_streams_per_project),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,9 @@
  * type and security headers, every traversal (raw, encoded, double-encoded,
  * overlong UTF-8), hidden files, unknown extensions, a symlink out of the
  * directory and unknown API paths refused with the router's JSON 404; the
- * catch-all is the last route and public; the directory choice.
+ * catch-all is the last route and public; a literal API path's 405 names
+ * its own methods only (/v1/alarms/stream over /v1/alarms/{id}); the
+ * directory choice.
  */
 #include <errno.h>
 #include <limits.h>
@@ -256,6 +258,26 @@ static void test_methods(void **state)
 	free(g.body);
 	get("GET", "/v1/invoices/finalize", &g);
 	assert_int_equal(g.status, 405);
+	free(g.body);
+	/* a literal path owns its methods over a {var} route that also
+	 * matches it: /v1/alarms/stream is GET only (its 405 listed
+	 * /v1/alarms/{id}'s PUT, DELETE and PATCH, and DELETE reached an
+	 * alarm named "stream"); the same for /v1/alarms/groups */
+	get("POST", "/v1/alarms/stream", &g);
+	assert_int_equal(g.status, 405);
+	assert_non_null(strstr(g.msg, "(allowed: GET, HEAD)"));
+	free(g.body);
+	get("DELETE", "/v1/alarms/stream", &g);
+	assert_int_equal(g.status, 405);
+	free(g.body);
+	get("PUT", "/v1/alarms/groups", &g);
+	assert_int_equal(g.status, 405);
+	assert_non_null(strstr(g.msg, "(allowed: GET, HEAD)"));
+	free(g.body);
+	/* ... while an alarm's own path keeps them */
+	get("POST", "/v1/alarms/cpu-high", &g);
+	assert_int_equal(g.status, 405);
+	assert_non_null(strstr(g.msg, "(allowed: GET, HEAD, PUT, DELETE, PATCH)"));
 	free(g.body);
 	/* API routes still win over the catch-all */
 	get("GET", "/v1/health", &g);

@@ -247,6 +247,8 @@ static const struct vg_route test_routes[] = {
 	{VG_HTTP_GET, "/v1/echo", h_echo, echo_params, 0, VG_ROUTE_PUBLIC},
 	{VG_HTTP_GET, "/v1/things/{id}", h_echo, NULL, 0, 0},
 	{VG_HTTP_DELETE, "/v1/things/{id}", h_echo, NULL, 0, 0},
+	/* after the {id} routes on purpose: the literal path still owns it */
+	{VG_HTTP_GET, "/v1/things/live", h_echo, NULL, 0, 0},
 	{VG_HTTP_POST, "/v1/upload", h_echo, NULL, 64, VG_ROUTE_ANY_PARAMS},
 	{VG_HTTP_GET, "/v1/broken", h_noreply, NULL, 0, 0},
 	{VG_HTTP_GET, "/static/{path*}", h_echo, NULL, 0, 0},
@@ -342,6 +344,14 @@ static void test_dispatch(void **state)
 	assert_int_equal(keep.nheaders, 1);
 	assert_string_equal(keep.headers[0].name, "Allow");
 	assert_string_equal(keep.headers[0].value, "GET, HEAD, DELETE");
+	vg_http_resp_release(&keep);
+	json_decref(j);
+	/* a literal path over a {var} one: its own methods only */
+	assert_int_equal(dispatch("GET", "/v1/things/live", NULL, &j, NULL), 200);
+	assert_true(json_is_null(json_object_get(j, "var")));
+	json_decref(j);
+	assert_int_equal(dispatch("DELETE", "/v1/things/live", NULL, &j, &keep), 405);
+	assert_string_equal(keep.headers[0].value, "GET, HEAD");
 	vg_http_resp_release(&keep);
 	json_decref(j);
 
