@@ -595,7 +595,9 @@ int vg_wire_split(const struct vg_batch *b, size_t max_bytes,
 	for (size_t i = 0; i < b->nevents; i++) {
 		const struct vg_event *e = &b->events[i];
 
-		if (name_ok(e->resource) && opt_text_ok(e->detail)) {
+		/* the encoder's rule: detail is free text, only bounded */
+		if (name_ok(e->resource) &&
+		    (!e->detail || strlen(e->detail) <= VG_WIRE_MAX_STRING)) {
 			if (!part_fits_event(&p, e, max_bytes))
 				goto add;
 			if (!part_empty(&p)) {

@@ -87,7 +87,8 @@ struct vg_wire_split_stats {
 	size_t attrs;     /* key or value breaks the rules; beyond
 			   * VG_WIRE_MAX_ATTRS_PER_RES */
 	size_t samples;   /* metric name breaks the rules */
-	size_t events;    /* fits no message alone, or a bad name */
+	size_t events;    /* fits no message alone, a bad resource name or
+			   * a detail over VG_WIRE_MAX_STRING bytes */
 };
 
 /* Cut b into batches that each vg_wire_encode within max_bytes (0 or more
