@@ -6,7 +6,9 @@
  * interval on the monotonic clock; an overrun skips the missed deadlines
  * instead of bunching polls). Each poll builds one batch (host, stream and
  * seq from the spool, time from the vg_clock, real or synthetic), encodes
- * it, writes it to the spool and wakes the sender. Delivery runs on the
+ * it, writes it to the spool and wakes the sender (a poll too big for one
+ * message is spooled as several batches of consecutive seqs:
+ * spool_poll). Delivery runs on the
  * sender's own thread (agent/sender.h), so a slow or absent collector
  * never delays a poll; the spool is the only thing the two share.
  * With several collectors ([agent] collectors) the sender picks this
@@ -204,8 +206,118 @@ struct watch {
 	struct vg_sender_stats last;
 	int lv_down;
 	uint64_t drop_log, reject_log, encode_log, spool_log, proc_log, overrun_log;
-	uint64_t unauth_log;
+	uint64_t unauth_log, split_log, left_out_log;
+	uint64_t polls_split; /* polls sent as more than one batch */
+	uint64_t left_out;    /* values (samples, attributes, events) of
+				 * polls that no batch could carry */
+	size_t max_bytes;     /* a batch's encoded size, trailer excluded */
 };
+
+/* Put encoded batch seq (buf, len) in the spool: 0 or the spool's
+ * error, logged. */
+static int spool_put(struct watch *w, struct vg_spool *spool,
+		     const struct vg_config *cfg, uint64_t seq,
+		     const uint8_t *buf, size_t len)
+{
+	unsigned dropped = 0;
+	int rc = vg_spool_put(spool, seq, buf, len, &dropped);
+
+	if (rc)
+		vg_log_limited(VG_LOG_ERROR, &w->spool_log,
+			       "cannot spool batch %llu in %s: %s; it is lost",
+			       (unsigned long long)seq, cfg->agent_spool_dir, strerror(-rc));
+	if (dropped)
+		vg_log_limited(VG_LOG_WARN, &w->drop_log,
+			       "spool full (%u batches): dropped the oldest (%llu dropped so far)",
+			       cfg->agent_spool_max_batches,
+			       (unsigned long long)vg_spool_dropped(spool));
+	return rc;
+}
+
+/* Encode b (within w->max_bytes) and spool it: 0 or an error, logged. */
+static int spool_batch(struct watch *w, struct vg_spool *spool,
+		       const struct vg_config *cfg, const struct vg_batch *b)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = vg_wire_encode(b, &buf, &len);
+
+	if (!rc && len > w->max_bytes)
+		rc = -E2BIG;
+	if (rc)
+		vg_log_limited(VG_LOG_ERROR, &w->encode_log, "cannot encode batch %llu: %s",
+			       (unsigned long long)b->seq, vg_wire_strerror(rc));
+	else
+		rc = spool_put(w, spool, cfg, b->seq, buf, len);
+	free(buf);
+	return rc;
+}
+
+/* Spool one poll's batch b. A poll that does not fit one message (over
+ * [agent] max_batch_bytes or a protocol limit), or that holds a name the
+ * collector would refuse, goes as several batches of consecutive seqs
+ * (vg_wire_split): each the same host, stream and poll time, in order, so
+ * the collector's (host, stream, seq) dedupe and per-host ordering hold
+ * for each; only what fits no batch alone is left out, counted in
+ * agent.batch.left_out and logged. (Before, the whole poll was lost.) */
+static void spool_poll(struct watch *w, struct vg_spool *spool,
+		       struct vg_sender *sender, const struct vg_config *cfg,
+		       struct vg_batch *b)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = vg_wire_encode(b, &buf, &len);
+
+	if (!rc && len <= w->max_bytes) {
+		if (!spool_put(w, spool, cfg, b->seq, buf, len))
+			vg_sender_wake(sender);
+		free(buf);
+		return;
+	}
+	free(buf);
+	if (rc && rc != -E2BIG && rc != -EILSEQ && rc != -EINVAL) {
+		/* splitting cannot help (out of memory) */
+		vg_log_limited(VG_LOG_ERROR, &w->encode_log, "cannot encode batch %llu: %s",
+			       (unsigned long long)b->seq, vg_wire_strerror(rc));
+		return;
+	}
+
+	struct vg_batch **parts = NULL;
+	size_t nparts = 0;
+	struct vg_wire_split_stats st;
+
+	rc = vg_wire_split(b, w->max_bytes, &parts, &nparts, &st);
+	if (rc) {
+		vg_log_limited(VG_LOG_ERROR, &w->encode_log, "cannot split batch %llu: %s; it is lost",
+			       (unsigned long long)b->seq, vg_wire_strerror(rc));
+		return;
+	}
+	size_t left = st.samples + st.attrs + st.events;
+	if (nparts > 1) {
+		w->polls_split++;
+		vg_log_limited(VG_LOG_INFO, &w->split_log,
+			       "poll %llu does not fit one batch of %zu bytes: sent as %zu batches (%llu..%llu)",
+			       (unsigned long long)b->seq, w->max_bytes, nparts,
+			       (unsigned long long)parts[0]->seq,
+			       (unsigned long long)parts[nparts - 1]->seq);
+	}
+	if (left || st.resources) {
+		w->left_out += left;
+		vg_log_limited(VG_LOG_WARN, &w->left_out_log,
+			       "poll %llu: left out %zu resource(s), %zu sample(s), %zu attribute(s), %zu event(s) "
+			       "that fit no batch alone or break the collector's name rules (docs/protocol.md); "
+			       "%llu value(s) so far (agent.batch.left_out)",
+			       (unsigned long long)b->seq, st.resources, st.samples, st.attrs, st.events,
+			       (unsigned long long)w->left_out);
+	}
+	for (size_t i = 0; i < nparts; i++) {
+		if (!rc && spool_batch(w, spool, cfg, parts[i]))
+			rc = -1; /* the later parts would leave a hole in seq */
+		vg_batch_free(parts[i]);
+	}
+	free(parts);
+	vg_sender_wake(sender);
+}
 
 static void watch_sender(struct watch *w, struct vg_sender *snd,
 			 struct vg_spool *sp, const struct vg_config *cfg)
@@ -458,6 +570,10 @@ int main(int argc, char **argv)
 	struct watch w;
 	memset(&w, 0, sizeof(w));
 	w.last = ss0;
+	/* a signed batch carries its trailer beyond this; the collector's
+	 * max_message_bytes counts it */
+	w.max_bytes = cfg.agent_max_batch_bytes -
+		      (cfg.agent_key_file[0] ? VG_WIRE_MAC_LEN : 0);
 	uint64_t polls = 0;
 	int64_t next = vg_monotonic_ms();
 	int exit_code = 0;
@@ -487,6 +603,8 @@ int main(int argc, char **argv)
 			{"agent.send.failbacks", VG_KIND_COUNTER, (double)ss.failbacks},
 			{"agent.events.received", VG_KIND_COUNTER, (double)es.received},
 			{"agent.events.used", VG_KIND_COUNTER, (double)es.delivered},
+			{"agent.batch.split", VG_KIND_COUNTER, (double)w.polls_split},
+			{"agent.batch.left_out", VG_KIND_COUNTER, (double)w.left_out},
 		};
 		struct vg_poll_status st;
 		struct vg_batch *b = vg_batch_new(cfg.agent_host, vg_spool_stream(spool), seq, t);
@@ -510,28 +628,8 @@ int main(int argc, char **argv)
 				       "could not read some of %s (mask %#x: 1 stat, 2 meminfo, 4 loadavg, 8 diskstats, 16 net/dev)",
 				       cfg.agent_proc_root, st.proc_failed);
 
-		uint8_t *buf = NULL;
-		size_t len = 0;
-		rc = vg_wire_encode(b, &buf, &len);
+		spool_poll(&w, spool, sender, &cfg, b);
 		vg_batch_free(b);
-		if (rc) {
-			vg_log_limited(VG_LOG_ERROR, &w.encode_log, "cannot encode batch %llu: %s",
-				       (unsigned long long)seq, vg_wire_strerror(rc));
-		} else {
-			unsigned dropped = 0;
-			rc = vg_spool_put(spool, seq, buf, len, &dropped);
-			if (rc)
-				vg_log_limited(VG_LOG_ERROR, &w.spool_log,
-					       "cannot spool batch %llu in %s: %s; it is lost",
-					       (unsigned long long)seq, cfg.agent_spool_dir, strerror(-rc));
-			if (dropped)
-				vg_log_limited(VG_LOG_WARN, &w.drop_log,
-					       "spool full (%u batches): dropped the oldest (%llu dropped so far)",
-					       cfg.agent_spool_max_batches,
-					       (unsigned long long)vg_spool_dropped(spool));
-			vg_sender_wake(sender);
-		}
-		free(buf);
 		watch_sender(&w, sender, spool, &cfg);
 		vg_debug("poll %llu: %zu domains, %.3f ms", (unsigned long long)seq,
 			 st.ndomains, st.duration_s * 1e3);

@@ -142,6 +142,8 @@ const struct vg_metric_def vg_catalog[] = {
 	{"agent.send.failbacks", H, "count", C, "returns to the primary collector after it answered a probe"},
 	{"agent.events.received", H, "count", C, "libvirt lifecycle events received (0 while events are unavailable)"},
 	{"agent.events.used", H, "count", C, "lifecycle events sent to the collector (started, stopped, suspended, ...)"},
+	{"agent.batch.split", H, "count", C, "polls too big for one batch (max_batch_bytes or a protocol limit), sent as several"},
+	{"agent.batch.left_out", H, "count", C, "values (samples, attributes, events) of polls that fit no batch alone or broke the name rules, left out"},
 	{"agent.libvirt.errors", H, "count", C, "failed libvirt polls or connection attempts"},
 
 	/* ---- host disk (/proc/diskstats, whole devices) ---- */

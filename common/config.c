@@ -76,6 +76,7 @@ static const struct key keys[] = {
 	S("agent", "host", agent_host),
 	S("agent", "spool_dir", agent_spool_dir),
 	U("agent", "spool_max_batches", agent_spool_max_batches, 1, 100000000),
+	U("agent", "max_batch_bytes", agent_max_batch_bytes, 1024, 16u << 20),
 	U("agent", "ack_timeout_ms", agent_ack_timeout_ms, 10, 3600000),
 	U("agent", "drain_ms", agent_drain_ms, 0, 3600000),
 	S("agent", "proc", agent_proc_root),
@@ -149,6 +150,7 @@ void vg_config_defaults(struct vg_config *c)
 	c->agent_host[sizeof(c->agent_host) - 1] = '\0';
 	snprintf(c->agent_spool_dir, sizeof(c->agent_spool_dir), "/var/lib/vigie/spool");
 	c->agent_spool_max_batches = 10000;
+	c->agent_max_batch_bytes = 16u << 20;
 	c->agent_ack_timeout_ms = 5000;
 	c->agent_drain_ms = 2000;
 	snprintf(c->agent_proc_root, sizeof(c->agent_proc_root), "/proc");

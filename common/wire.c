@@ -21,6 +21,12 @@
  * describe; every string index and enum is range-checked; values must be
  * finite. Decoding either returns a whole batch or nothing.
  *
+ * A batch over a limit is not lost: vg_wire_split cuts it, at resource
+ * and event boundaries and in order, into batches that each fit (the
+ * same accounting as encode: each distinct string once per message), and
+ * leaves out, counted, only what fits no message alone or breaks the
+ * name rules.
+ *
  * Names (docs/protocol.md "Names"): both ends apply check_names, so what
  * the decoder accepts the registry and the store can hold, and what the
  * encoder produces the decoder accepts.
@@ -378,6 +384,261 @@ int vg_wire_encode_unchecked(const struct vg_batch *b, uint8_t **out,
 			     size_t *len)
 {
 	return encode(b, out, len, 0);
+}
+
+/* ---- splitting a batch that does not fit one message ---- */
+
+/* The part being filled: its batch, its string table (to count each
+ * distinct string once, as encode does) and its counts. */
+struct part {
+	struct vg_batch *b;
+	struct strtab t;
+	size_t bytes; /* its encoded size so far */
+	int nomem;    /* the table could not grow: the split fails */
+};
+
+/* Intern s in p's table: 0, or -E2BIG when the table is full. (Every
+ * string given here passed the name rules: at most VG_WIRE_MAX_STRING
+ * bytes.) */
+static int part_str(struct part *p, const char *s)
+{
+	size_t before = p->t.bytes;
+	int rc = strtab_add(&p->t, s, &(uint32_t){0});
+
+	p->bytes += p->t.bytes - before;
+	if (rc == -ENOMEM)
+		p->nomem = 1;
+	return rc;
+}
+
+/* Whether a resource's own strings follow the name rules (its attributes
+ * and samples are filtered one by one). */
+static int resource_names_ok(const struct vg_resource *r)
+{
+	return name_ok(r->id) && opt_text_ok(r->name) && opt_name_ok(r->parent) &&
+	       opt_name_ok(r->project) && opt_name_ok(r->user) &&
+	       opt_name_ok(r->flavor);
+}
+
+/* Add resource r of src (its attributes and samples that follow the name
+ * rules, at most VG_WIRE_MAX_ATTRS_PER_RES attributes) to p's accounting:
+ * 0 if the part still fits max_bytes and every count limit, -E2BIG if not
+ * (p's table then holds strings of r: the caller starts a new part). */
+static int part_fits_resource(struct part *p, const struct vg_batch *src,
+			      const struct vg_resource *r, size_t max_bytes,
+			      uint32_t *nattrs, uint32_t *nsamples)
+{
+	const struct vg_attr *a = vg_resource_attrs(src, r);
+	const struct vg_sample *s = vg_resource_samples(src, r);
+	int rc = 0;
+
+	*nattrs = *nsamples = 0;
+	if (p->b->nres + 1 > VG_WIRE_MAX_RESOURCES)
+		return -E2BIG;
+	rc |= part_str(p, r->id);
+	rc |= part_str(p, r->name);
+	rc |= part_str(p, r->parent);
+	rc |= part_str(p, r->project);
+	rc |= part_str(p, r->user);
+	rc |= part_str(p, r->flavor);
+	p->bytes += RES_LEN;
+	for (uint32_t k = 0; k < r->nattrs && *nattrs < VG_WIRE_MAX_ATTRS_PER_RES; k++) {
+		if (!name_ok(a[k].key) || !opt_text_ok(a[k].value))
+			continue;
+		rc |= part_str(p, a[k].key);
+		rc |= part_str(p, a[k].value);
+		p->bytes += 8;
+		(*nattrs)++;
+	}
+	for (uint32_t k = 0; k < r->nsamples; k++) {
+		if (!name_ok(s[k].metric))
+			continue;
+		rc |= part_str(p, s[k].metric);
+		p->bytes += SAMPLE_LEN;
+		(*nsamples)++;
+	}
+	if (rc || p->bytes > max_bytes ||
+	    p->b->nsamples + *nsamples > VG_WIRE_MAX_SAMPLES)
+		return -E2BIG;
+	return 0;
+}
+
+/* Copy resource r of src into p's batch, with the attributes and
+ * samples part_fits_resource counted. 0 or -ENOMEM. */
+static int part_copy_resource(struct part *p, const struct vg_batch *src,
+			      const struct vg_resource *r)
+{
+	const struct vg_attr *a = vg_resource_attrs(src, r);
+	const struct vg_sample *s = vg_resource_samples(src, r);
+	struct vg_resource *d;
+	uint32_t na = 0;
+	int rc;
+
+	d = vg_batch_resource(p->b, r->type, r->id, r->name, r->parent, r->time_ms);
+	if (!d)
+		return -ENOMEM;
+	d->state = r->state;
+	if ((rc = vg_batch_identity(p->b, r->project, r->user, r->flavor)))
+		return rc;
+	for (uint32_t k = 0; k < r->nattrs && na < VG_WIRE_MAX_ATTRS_PER_RES; k++) {
+		if (!name_ok(a[k].key) || !opt_text_ok(a[k].value))
+			continue;
+		if ((rc = vg_batch_attr(p->b, a[k].key, a[k].value)))
+			return rc;
+		na++;
+	}
+	for (uint32_t k = 0; k < r->nsamples; k++) {
+		if (!name_ok(s[k].metric))
+			continue;
+		if ((rc = vg_batch_sample(p->b, s[k].metric, s[k].kind, s[k].value)))
+			return rc;
+	}
+	return 0;
+}
+
+static int part_fits_event(struct part *p, const struct vg_event *e,
+			   size_t max_bytes)
+{
+	int rc = 0;
+
+	if (p->b->nevents + 1 > VG_WIRE_MAX_EVENTS)
+		return -E2BIG;
+	rc |= part_str(p, e->resource);
+	rc |= part_str(p, e->detail);
+	p->bytes += EVENT_LEN;
+	return rc || p->bytes > max_bytes ? -E2BIG : 0;
+}
+
+static int part_empty(const struct part *p)
+{
+	return !p->b->nres && !p->b->nevents;
+}
+
+/* Start p's accounting over for an empty part: its table holds the host
+ * only. */
+static int part_restart(struct part *p, const char *host)
+{
+	strtab_free(&p->t);
+	memset(&p->t, 0, sizeof(p->t));
+	p->bytes = HDR_LEN + 4;
+	return part_str(p, host);
+}
+
+/* Append the part being filled (if any) to the list and open the next
+ * one: sequence number b->seq + its index, the same host, stream, time. */
+static int part_next(struct part *p, const struct vg_batch *b,
+		     struct vg_batch ***parts, size_t *n, size_t *cap)
+{
+	if (p->b) {
+		if (*n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 4;
+			struct vg_batch **np = realloc(*parts, ncap * sizeof(*np));
+			if (!np)
+				return -ENOMEM;
+			*parts = np;
+			*cap = ncap;
+		}
+		(*parts)[(*n)++] = p->b;
+		p->b = NULL;
+	}
+	p->b = vg_batch_new(b->host, b->stream, b->seq + *n, b->time_ms);
+	if (!p->b)
+		return -ENOMEM;
+	p->b->published = b->published;
+	return part_restart(p, b->host);
+}
+
+int vg_wire_split(const struct vg_batch *b, size_t max_bytes,
+		  struct vg_batch ***parts, size_t *nparts,
+		  struct vg_wire_split_stats *st)
+{
+	struct part p = {0};
+	size_t n = 0, cap = 0;
+	int rc;
+
+	*parts = NULL;
+	*nparts = 0;
+	memset(st, 0, sizeof(*st));
+	if (!max_bytes || max_bytes > VG_WIRE_MAX_MESSAGE)
+		max_bytes = VG_WIRE_MAX_MESSAGE;
+	if (!name_ok(b->host))
+		return -EILSEQ;
+	if ((rc = part_next(&p, b, parts, &n, &cap)))
+		goto fail;
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct vg_resource *r = &b->res[i];
+		uint32_t na, ns;
+
+		if (resource_names_ok(r)) {
+			if (!part_fits_resource(&p, b, r, max_bytes, &na, &ns))
+				goto copy;
+			if (!part_empty(&p)) {
+				if ((rc = part_next(&p, b, parts, &n, &cap)))
+					goto fail;
+				if (!part_fits_resource(&p, b, r, max_bytes, &na, &ns))
+					goto copy;
+			}
+			/* r fits no message on its own */
+			if ((rc = part_restart(&p, b->host)))
+				goto fail;
+		}
+		st->resources++;
+		st->attrs += r->nattrs;
+		st->samples += r->nsamples;
+		continue;
+	copy:
+		st->attrs += r->nattrs - na;
+		st->samples += r->nsamples - ns;
+		if ((rc = part_copy_resource(&p, b, r)))
+			goto fail;
+	}
+	for (size_t i = 0; i < b->nevents; i++) {
+		const struct vg_event *e = &b->events[i];
+
+		/* the encoder's rule: detail is free text, only bounded */
+		if (name_ok(e->resource) &&
+		    (!e->detail || strlen(e->detail) <= VG_WIRE_MAX_STRING)) {
+			if (!part_fits_event(&p, e, max_bytes))
+				goto add;
+			if (!part_empty(&p)) {
+				if ((rc = part_next(&p, b, parts, &n, &cap)))
+					goto fail;
+				if (!part_fits_event(&p, e, max_bytes))
+					goto add;
+			}
+			if ((rc = part_restart(&p, b->host)))
+				goto fail;
+		}
+		st->events++;
+		continue;
+	add:
+		if ((rc = vg_batch_event(p.b, e->resource, e->type, e->time_ms,
+					 e->detail)))
+			goto fail;
+	}
+	if (p.nomem) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	/* the last part; an empty one only if it is the only one */
+	if (part_empty(&p) && n) {
+		vg_batch_free(p.b);
+		p.b = NULL;
+	} else if ((rc = part_next(&p, b, parts, &n, &cap))) {
+		goto fail;
+	}
+	vg_batch_free(p.b);
+	strtab_free(&p.t);
+	*nparts = n;
+	return 0;
+fail:
+	vg_batch_free(p.b);
+	strtab_free(&p.t);
+	for (size_t i = 0; i < n; i++)
+		vg_batch_free((*parts)[i]);
+	free(*parts);
+	*parts = NULL;
+	return rc;
 }
 
 /* ---- decoder ---- */

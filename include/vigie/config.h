@@ -51,6 +51,9 @@ struct vg_config {
 	char agent_host[256];             /* host = (hostname) */
 	char agent_spool_dir[512];        /* spool_dir = /var/lib/vigie/spool */
 	uint32_t agent_spool_max_batches; /* spool_max_batches = 10000 */
+	uint32_t agent_max_batch_bytes;   /* max_batch_bytes = 16777216: a poll
+					   * that encodes larger is sent as
+					   * several batches */
 	uint32_t agent_ack_timeout_ms;    /* ack_timeout_ms = 5000 */
 	/* ack_timeout_ms was given (file or flag), not the default: the
 	 * collector, which reads it too (its receiver's bound on a storage

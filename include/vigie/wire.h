@@ -79,6 +79,35 @@ int vg_wire_encode(const struct vg_batch *b, uint8_t **out, size_t *len);
 int vg_wire_encode_unchecked(const struct vg_batch *b, uint8_t **out,
 			     size_t *len);
 
+/* What vg_wire_split left out. A resource counts its attributes and
+ * samples in attrs and samples too. */
+struct vg_wire_split_stats {
+	size_t resources; /* fits no message alone, or its id, name, parent
+			   * or identity breaks the name rules */
+	size_t attrs;     /* key or value breaks the rules; beyond
+			   * VG_WIRE_MAX_ATTRS_PER_RES */
+	size_t samples;   /* metric name breaks the rules */
+	size_t events;    /* fits no message alone, a bad resource name or
+			   * a detail over VG_WIRE_MAX_STRING bytes */
+};
+
+/* Cut b into batches that each vg_wire_encode within max_bytes (0 or more
+ * than VG_WIRE_MAX_MESSAGE: VG_WIRE_MAX_MESSAGE) and every count limit
+ * above, for a poll too big for one message (vg_wire_encode: -E2BIG) or
+ * holding a name that breaks the rules (-EILSEQ). The parts keep b's
+ * order: its resources (each whole: its attributes and samples with it),
+ * then its events; each has b's host, stream and time_ms, and part i has
+ * seq b->seq + i. What fits no message alone or breaks the name rules is
+ * left out and counted in *st; everything else is in exactly one part.
+ * On success *parts is a malloc'd array of *nparts >= 1 batches (only one,
+ * empty, if everything was left out): the caller frees each with
+ * vg_batch_free and the array with free. Errors: -EILSEQ (b's host breaks
+ * the rules: nothing can be sent), -ENOMEM (nothing is returned).
+ * Thread-safe for distinct outputs; b is only read. */
+int vg_wire_split(const struct vg_batch *b, size_t max_bytes,
+		  struct vg_batch ***parts, size_t *nparts,
+		  struct vg_wire_split_stats *st);
+
 /* Decode a batch message. On success *out is a new batch the caller frees
  * with vg_batch_free. A message with VG_WIRE_FLAG_SIGNED is decoded without
  * its trailer (the signature is NOT checked here: see vigie/sign.h).

@@ -202,6 +202,20 @@ json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded, int admin)
 		      "stream", "published", (json_int_t)cs.published, "dropped",
 		      (json_int_t)cs.stream_dropped, "received",
 		      (json_int_t)cs.peer_batches, "missed", (json_int_t)cs.stream_gaps);
+	if (o && !admin) {
+		/* the route is public: collectors' names and addresses to an
+		 * admin token only; the others see how many are alive */
+		json_t *nodes = json_object_get(o, "nodes");
+		size_t i;
+		json_t *n;
+
+		json_object_del(o, "node");
+		json_array_foreach(nodes, i, n) {
+			json_object_del(n, "node");
+			json_object_del(n, "stream");
+			json_object_del(n, "api");
+		}
+	}
 	if (o && a->receiver) {
 		/* holding marks (docs/scaling.md): whether this node may hold
 		 * some, and the hosts it answers RETRY for another's mark
@@ -386,9 +400,15 @@ int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what)
 
 /* "degraded" (still 200: the API answers) once an acknowledged value
  * could not be written to its RRD file: the operator must look
- * (docs/operations.md, "Values that cannot be written"). */
+ * (docs/operations.md, "Values that cannot be written").
+ * The route is public (load balancers): without an admin token the
+ * answer holds states and counts only, never an address, a node name, a
+ * path or an error text (a storage daemon's or the state database's
+ * error names hosts, ports, users and files); an admin token sees it all
+ * (docs/api.md "GET /v1/health"). */
 int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 {
+	int admin = req->ctx && vg_api_request_is_admin(req->ctx, req);
 	struct vg_store *store = req->ctx ? vg_api_store(req->ctx) : NULL;
 	struct vg_store_stats ss = {0};
 	struct vg_store_daemon dm[16];
@@ -405,8 +425,17 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 		/* the state database (registry, tokens, alarms, billing): a
 		 * node that cannot reach it answers no batch (RETRY) */
 		state_rc = vg_api_state_ping(req->ctx, &shared, serr, sizeof(serr));
-		state = json_pack("{s:s,s:b,s:s}", "state", state_rc ? "down" : "up",
-				  "shared", shared, "error", serr);
+		state = json_pack("{s:s,s:b}", "state", state_rc ? "down" : "up",
+				  "shared", shared);
+		if (state_rc) {
+			/* no token can be checked while it is down, so even an
+			 * admin sees no error text here: the log has it */
+			static uint64_t n_down;
+			vg_log_limited(VG_LOG_WARN, &n_down,
+				       "health: the state database does not answer: %s", serr);
+		}
+		if (state && admin)
+			json_object_set_new(state, "error", json_string(serr));
 	}
 	vg_time_format(req->now_ms, now, sizeof(now));
 	if (nd) {
@@ -415,16 +444,18 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 		daemons = json_array();
 		for (size_t i = 0; i < nd; i++) {
 			down += !dm[i].up && dm[i].calls + dm[i].errors > 0;
-			json_array_append_new(
-				daemons,
-				json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:s}", "address", dm[i].address,
-					  "state", dm[i].up ? "up" : dm[i].calls + dm[i].errors ? "down"
-												: "unused",
-					  "pending_files", (json_int_t)dm[i].pending,
-					  "lost_files", (json_int_t)dm[i].lost,
-					  "repairs", (json_int_t)dm[i].repairs,
-					  "errors", (json_int_t)dm[i].errors, "error",
-					  dm[i].error));
+			json_t *d = json_pack(
+				"{s:s,s:I,s:I,s:I,s:I}", "state",
+				dm[i].up ? "up" : dm[i].calls + dm[i].errors ? "down"
+									     : "unused",
+				"pending_files", (json_int_t)dm[i].pending, "lost_files",
+				(json_int_t)dm[i].lost, "repairs", (json_int_t)dm[i].repairs,
+				"errors", (json_int_t)dm[i].errors);
+			if (d && admin) {
+				json_object_set_new(d, "address", json_string(dm[i].address));
+				json_object_set_new(d, "error", json_string(dm[i].error));
+			}
+			json_array_append_new(daemons, d);
 		}
 	}
 	if (store) {
@@ -436,9 +467,11 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 		if (nu) {
 			unlisted = json_array();
 			for (size_t i = 0; i < nu; i++)
-				json_array_append_new(unlisted,
-						      json_pack("{s:s,s:I}", "address", ul[i].address,
-								"series", (json_int_t)ul[i].series));
+				json_array_append_new(
+					unlisted,
+					admin ? json_pack("{s:s,s:I}", "address", ul[i].address,
+							  "series", (json_int_t)ul[i].series)
+					      : json_pack("{s:I}", "series", (json_int_t)ul[i].series));
 		}
 	}
 	if (ss.write_errors || down || state_rc || unlisted)
@@ -463,18 +496,18 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (store) { /* the shared placement record (docs/operations.md) */
 		struct vg_store_placement pl;
 		vg_store_placement(store, &pl);
-		if (pl.shared)
-			json_object_set_new(
-				o, "placement",
-				json_pack("{s:s,s:I,s:I,s:I,s:s}", "state", pl.up ? "up" : "down",
-					  "lookups", (json_int_t)pl.lookups, "claims",
-					  (json_int_t)pl.claims, "errors", (json_int_t)pl.errors,
-					  "error", pl.error));
+		if (pl.shared) {
+			json_t *po = json_pack("{s:s,s:I,s:I,s:I}", "state", pl.up ? "up" : "down",
+					       "lookups", (json_int_t)pl.lookups, "claims",
+					       (json_int_t)pl.claims, "errors", (json_int_t)pl.errors);
+			if (po && admin)
+				json_object_set_new(po, "error", json_string(pl.error));
+			json_object_set_new(o, "placement", po);
+		}
 	}
 	{ /* several collectors: this node's view (docs/operations.md) */
 		const char *why = NULL;
-		json_t *cl = vg_api_cluster_json(
-			req->ctx, &why, req->ctx && vg_api_request_is_admin(req->ctx, req));
+		json_t *cl = vg_api_cluster_json(req->ctx, &why, admin);
 		if (cl) {
 			json_object_set_new(o, "cluster", cl);
 			if (why) {

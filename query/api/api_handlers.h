@@ -67,7 +67,9 @@ struct vg_cluster *vg_api_cluster(struct vg_api *a);
 /* This node's view of the cluster for /v1/health (a new object), or NULL
  * without a cluster; *degraded is set to why /v1/health is degraded (the
  * state database could not be reached at the last round, or another
- * collector holds this node's name), else NULL. */
+ * collector holds this node's name), else NULL. Without admin (the
+ * request carries no admin token) it holds no node name, address or host
+ * name: states, counts and ages only. */
 json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded, int admin);
 /* The collector's data directory (never NULL; valid while a lives). */
 const char *vg_api_data_dir(const struct vg_api *a);

@@ -272,9 +272,9 @@ if fault rrdcached; then
   kill -KILL "${RD_PID[1]}"; wait "${RD_PID[1]}" 2>/dev/null
   sleep 1 # a second of a dead daemon: its series wait in the collectors' journals
   health_down() { # a collector that wrote to it since sees it down
-    local i
+    local i # (the daemons' addresses: to an admin token only)
     for i in 0 1 2; do
-      curl -sf --max-time 5 "http://127.0.0.1:${CH[$i]}/v1/health" |
+      curl -sf --max-time 5 -H "$(api_auth)" "http://127.0.0.1:${CH[$i]}/v1/health" |
         jq -e --arg a "127.0.0.1:${RD_PORT[1]}" '.storage | map(select(.address == $a and .state == "down")) | length > 0' >/dev/null && return 0
     done
     return 1

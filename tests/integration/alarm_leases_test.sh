@@ -230,9 +230,9 @@ for i in $s1 $s2; do
 done
 
 # ---- each node's view of the cluster ----
-h1=$(curl -sf "http://127.0.0.1:${HTTP[s1]}/v1/health")
-h2=$(curl -sf "http://127.0.0.1:${HTTP[s2]}/v1/health")
-eq "/v1/health names the node" "$(jq -r .cluster.node <<<"$h1")" "node$s1"
+h1=$(curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[s1]}/v1/health")
+h2=$(curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[s2]}/v1/health")
+eq "/v1/health names the node (admin token)" "$(jq -r .cluster.node <<<"$h1")" "node$s1"
 eq "  the state database is reachable" "$(jq -r .cluster.state_database <<<"$h1")" reachable
 eq "  the live nodes are the two survivors" \
   "$(jq -r '[.cluster.nodes[].node] | sort | join(" ")' <<<"$h1")" \
@@ -240,6 +240,12 @@ eq "  the live nodes are the two survivors" \
 eq "  the survivors' leases cover every alarm" \
   "$(( $(jq .cluster.alarm_leases <<<"$h1") + $(jq .cluster.alarm_leases <<<"$h2") ))" $NALARMS
 check "  the stream received peers' batches" test "$(jq .cluster.stream.received <<<"$h2")" -ge 1
+# the route is public: without a token, the live nodes' count and ages,
+# no node name nor address
+h0=$(curl -sf "http://127.0.0.1:${HTTP[s1]}/v1/health")
+eq "without a token: two live nodes, none named, no address" \
+  "$(jq -r '[(.cluster.nodes | length), (.cluster | has("node")), ([.cluster.nodes[] | has("node") or has("stream") or has("api")] | any)] | join(" ")' <<<"$h0")" \
+  "2 false false"
 m=$(curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[s1]}/metrics")
 eq "/metrics: leases held" "$(awk '$1 == "vigie_alarms_leases_held" {print $2}' <<<"$m")" \
   "$(jq .cluster.alarm_leases <<<"$h1")"

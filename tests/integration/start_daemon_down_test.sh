@@ -117,11 +117,17 @@ check "the collector answers /v1/health with the daemon down" answers_health "$H
 sleep 2
 if running; then ok "it is still running"
 else nok "it is still running ($(grep -E ' error: ' "$TMP/c2.log" | tail -1 | cut -c1-200))"; fi
-curl -s --max-time 10 "http://127.0.0.1:$HPORT/v1/health" >"$TMP/h.json"
+curl -s --max-time 10 -H "$(api_auth)" "http://127.0.0.1:$HPORT/v1/health" >"$TMP/h.json"
 diag "$(jq -c '{status, storage}' "$TMP/h.json" 2>/dev/null)"
 eq "/v1/health is degraded" "$(jq -r .status "$TMP/h.json" 2>/dev/null)" degraded
-eq "... showing the daemon down" "$(jq -r '.storage[0] | "\(.address) \(.state)"' "$TMP/h.json" 2>/dev/null)" \
-  "$DAEMON down"
+eq "... showing the daemon down (admin token: with its address)" \
+  "$(jq -r '.storage[0] | "\(.address) \(.state)"' "$TMP/h.json" 2>/dev/null)" "$DAEMON down"
+# the route is public: without a token, the state but no address or error
+curl -s --max-time 10 "http://127.0.0.1:$HPORT/v1/health" >"$TMP/h0.json"
+eq "without a token: degraded, the daemon down, no address nor error" \
+  "$(jq -r '[.status, .storage[0].state, (.storage[0] | has("address") or has("error"))] | join(" ")' "$TMP/h0.json" 2>/dev/null)" \
+  "degraded down false"
+check "... and the daemon's address appears nowhere in it" bash -c "! grep -qF '$DAEMON' '$TMP/h0.json'"
 Q="/v1/measures?resource=$HOST&metric=host.instances&start=$START&end=$((END + 600))&granularity=60"
 code=$(curl -s -o "$TMP/m.json" -w '%{http_code}' --max-time 30 -H "$(api_auth)" "http://127.0.0.1:$HPORT$Q")
 eq "a read of a series on the daemon answers 503" "$code" 503

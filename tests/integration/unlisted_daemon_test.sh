@@ -56,6 +56,12 @@ eq "/v1/health is degraded" "$(jq -r .status "$TMP/h.json")" degraded
 eq "... listing the unlisted daemon" "$(jq -r '.unlisted_daemons[0].address' "$TMP/h.json")" "$A"
 check "... with the series recorded on it" \
   test "$(jq -r '.unlisted_daemons[0].series' "$TMP/h.json")" -ge 10
+# the route is public: without a token, the series count but no address
+curl -s "http://127.0.0.1:$HPORT/v1/health" >"$TMP/h0.json"
+eq "without a token: degraded, the count of series, no address" \
+  "$(jq -r '[.status, (.unlisted_daemons[0].series >= 10), (.unlisted_daemons[0] | has("address"))] | join(" ")' "$TMP/h0.json")" \
+  "degraded true false"
+check "... and no daemon address appears in it" bash -c "! grep -qF '$A' '$TMP/h0.json'"
 check "/metrics counts them" bash -c "curl -s -H 'Authorization: Bearer $ADMIN_TOKEN' \
   http://127.0.0.1:$HPORT/metrics | grep -E '^vigie_storage_unlisted_series\\{daemon=\"$A\"\\} [1-9]'"
 "$BIN/vigie-collector" --config "$TMP/vigie.conf" --data-dir "$DATA" storage stats \

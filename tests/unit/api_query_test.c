@@ -1509,6 +1509,29 @@ static void test_custom_catalogue_names(void **state)
 			    "squat");
 	fx_answer_free(&a);
 
+	/* /v1/aggregates: without a type, the instances only (none above
+	 * 100 %); with type=custom, the tenant's series */
+	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&aggregation=max&granularity=60" RANGE,
+			     tok_admin, &a),
+			 200);
+	assert_string_equal(json_string_value(json_object_get(a.json, "type")), "instance");
+	{
+		json_t *g = json_array_get(json_object_get(a.json, "groups"), 0);
+		json_t *pt;
+		size_t i;
+		assert_true(json_array_size(json_object_get(g, "points")) > 0);
+		json_array_foreach(json_object_get(g, "points"), i, pt)
+			assert_true(json_number_value(json_array_get(pt, 1)) <= 100);
+	}
+	fx_answer_free(&a);
+	assert_int_equal(GET("/v1/aggregates?metric=cpu.util&type=custom&granularity=60" RANGE,
+			     tok_admin, &a),
+			 200);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(json_object_get(a.json, "groups"), 0), "resources")),
+			 1);
+	fx_answer_free(&a);
+
 	/* /v1/query: an unqualified selector, an aggregate, top() */
 #define Q(e) "/v1/query?start=1794999600&end=1795001400&granularity=60&expr=" e
 	assert_int_equal(GET(Q("cpu.util"), tok_admin, &a), 200);

@@ -2,6 +2,7 @@
  * api_rrdcached_test.c — the API over series stored on a real rrdcached:
  * while the daemon is down, a read of its series answers 503 naming the
  * daemon's address (measures and statistics), and /v1/health lists it
+ * (its address and error to an admin token only)
  * down; back up, the same read answers 200 with the values.
  */
 #include <setjmp.h>
@@ -72,8 +73,25 @@ static void test_unreachable_daemon_named(void **state)
 	assert_int_equal(fx_http(srv.url, "GET", path, auth, NULL, &a), 503);
 	assert_non_null(strstr(a.body, dm.tcp_addr));
 	fx_answer_free(&a);
+	/* /v1/health is public (load balancers): without a token it says
+	 * the daemon is down, but not its address nor the error naming it */
 	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", NULL, NULL, &a), 200);
 	assert_non_null(strstr(a.body, "\"down\""));
+	if (strstr(a.body, dm.tcp_addr) || strstr(a.body, "\"address\"") ||
+	    strstr(a.body, "\"error\""))
+		fail_msg("the tokenless health names the daemon: %s", a.body);
+	fx_answer_free(&a);
+	/* an admin token sees the address and the error */
+	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", auth, NULL, &a), 200);
+	{
+		json_t *d = json_array_get(json_object_get(a.json, "storage"), 0);
+		assert_string_equal(json_string_value(json_object_get(d, "address")),
+				    dm.tcp_addr);
+		assert_string_equal(json_string_value(json_object_get(d, "state")), "down");
+		const char *e = json_string_value(json_object_get(d, "error"));
+		assert_non_null(e);
+		assert_true(*e);
+	}
 	fx_answer_free(&a);
 
 	/* back: the same read answers (after the back-off, at most 2 s) */

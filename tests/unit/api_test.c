@@ -369,10 +369,22 @@ static void test_health(void **state)
 	struct fx_answer a;
 
 	(void)state;
-	assert_int_equal(GET("/v1/health", &a), 200);
+	/* public (load balancers): no token; the state database's state,
+	 * not its error text */
+	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", NULL, NULL, &a), 200);
+	if (!a.json)
+		a.json = json_loadb(a.body ? a.body : "", a.len, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(a.json, "status")), "ok");
 	assert_string_equal(json_string_value(json_object_get(a.json, "version")),
 			    VG_VERSION);
+	json_t *sd = json_object_get(a.json, "state_db");
+	assert_string_equal(json_string_value(json_object_get(sd, "state")), "up");
+	assert_null(json_object_get(sd, "error"));
+	fx_answer_free(&a);
+	/* an admin token sees the error text (empty while it is up) */
+	assert_int_equal(GET("/v1/health", &a), 200);
+	sd = json_object_get(a.json, "state_db");
+	assert_string_equal(json_string_value(json_object_get(sd, "error")), "");
 	fx_answer_free(&a);
 }
 

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -444,6 +445,154 @@ static void test_accessors_without_items(void **state)
 	vg_batch_free(b);
 }
 
+/* A poll too big for one message is cut into batches that each encode
+ * within the limit, in order, with consecutive seqs, losing nothing but
+ * what fits no message alone or breaks the name rules (counted). */
+static void test_split(void **state)
+{
+	(void)state;
+	enum { NRES = 3000,
+	       NEV = 300,
+	       MAX = 65536 };
+	char id[64], big[VG_NAME_MAX + 50];
+	struct vg_batch *b = vg_batch_new("compute-1", 7, 42, 1795000000000LL);
+
+	assert_non_null(b);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	for (int i = 0; i < NRES; i++) {
+		snprintf(id, sizeof(id), "inst-%05d", i);
+		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, "vm", NULL,
+						  1795000000000LL + i));
+		assert_int_equal(vg_batch_identity(b, "proj", NULL, "m1"), 0);
+		assert_int_equal(vg_batch_attr(b, "image", id), 0);
+		for (int k = 0; k < 5; k++)
+			assert_int_equal(vg_batch_sample(b, k ? "memory.size" : "cpu.time",
+							 VG_KIND_GAUGE, i * 10.0 + k),
+					 0);
+		if (i == 10) /* one sample whose metric breaks the rules */
+			assert_int_equal(vg_batch_sample(b, big, VG_KIND_GAUGE, 1), 0);
+		if (i == 20) /* 70 attributes: 6 beyond the limit */
+			for (int k = 0; k < 69; k++) {
+				char key[16];
+				snprintf(key, sizeof(key), "k%d", k);
+				assert_int_equal(vg_batch_attr(b, key, "v"), 0);
+			}
+	}
+	/* a resource whose id breaks the rules, with 2 samples */
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, big, NULL, NULL, 1795000000000LL));
+	assert_int_equal(vg_batch_sample(b, "cpu.time", VG_KIND_GAUGE, 1), 0);
+	assert_int_equal(vg_batch_sample(b, "cpu.time", VG_KIND_GAUGE, 2), 0);
+	/* a resource that fits no message of MAX bytes on its own */
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "huge", NULL, NULL, 1795000000000LL));
+	for (int k = 0; k < MAX / 13; k++)
+		assert_int_equal(vg_batch_sample(b, "cpu.time", VG_KIND_GAUGE, k), 0);
+	assert_non_null(vg_batch_resource(b, VG_RT_HOST, "compute-1", NULL, NULL, 1795000000000LL));
+	assert_int_equal(vg_batch_sample(b, "host.cpu.util", VG_KIND_GAUGE, 50), 0);
+	for (int i = 0; i < NEV; i++) {
+		snprintf(id, sizeof(id), "inst-%05d", i);
+		assert_int_equal(vg_batch_event(b, id, VG_EV_STARTED, 1795000000000LL + i, NULL), 0);
+	}
+
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	/* before, the whole poll was lost: 70 attributes on one resource */
+	assert_int_equal(vg_wire_encode(b, &buf, &len), -E2BIG);
+
+	struct vg_batch **parts = NULL;
+	size_t nparts = 0;
+	struct vg_wire_split_stats st;
+	assert_int_equal(vg_wire_split(b, MAX, &parts, &nparts, &st), 0);
+	assert_true(nparts > 5);
+	assert_int_equal(st.resources, 2);
+	assert_int_equal(st.samples, 1 + 2 + MAX / 13);
+	assert_int_equal(st.attrs, 6);
+	assert_int_equal(st.events, 0);
+
+	size_t ri = 0, ei = 0, nsamples = 0;
+	for (size_t p = 0; p < nparts; p++) {
+		struct vg_batch *d = NULL;
+		assert_int_equal(vg_wire_encode(parts[p], &buf, &len), 0);
+		assert_true(len <= MAX);
+		assert_int_equal(vg_wire_decode(buf, len, &d), 0);
+		free(buf);
+		assert_string_equal(d->host, "compute-1");
+		assert_int_equal(d->stream, 7);
+		assert_int_equal(d->seq, 42 + p);
+		assert_int_equal(d->time_ms, 1795000000000LL);
+		for (size_t i = 0; i < d->nres; i++, ri++) {
+			const struct vg_resource *r = &d->res[i];
+			const struct vg_sample *s = vg_resource_samples(d, r);
+			if (ri < NRES) {
+				snprintf(id, sizeof(id), "inst-%05zu", ri);
+				assert_string_equal(r->id, id);
+				assert_string_equal(r->project, "proj");
+				assert_string_equal(r->flavor, "m1");
+				assert_null(r->user);
+				assert_int_equal(r->time_ms, 1795000000000LL + (int64_t)ri);
+				assert_int_equal(r->nsamples, 5);
+				assert_int_equal(r->nattrs, ri == 20 ? VG_WIRE_MAX_ATTRS_PER_RES : 1);
+				assert_string_equal(vg_resource_attrs(d, r)[0].value, id);
+				for (int k = 0; k < 5; k++)
+					assert_true(s[k].value == ri * 10.0 + k);
+			} else {
+				assert_string_equal(r->id, "compute-1");
+				assert_int_equal(r->type, VG_RT_HOST);
+			}
+			nsamples += r->nsamples;
+		}
+		for (size_t i = 0; i < d->nevents; i++, ei++) {
+			snprintf(id, sizeof(id), "inst-%05zu", ei);
+			assert_string_equal(d->events[i].resource, id);
+			assert_int_equal(d->events[i].time_ms, 1795000000000LL + (int64_t)ei);
+		}
+		vg_batch_free(d);
+		vg_batch_free(parts[p]);
+	}
+	free(parts);
+	assert_int_equal(ri, NRES + 1);
+	assert_int_equal(ei, NEV);
+	assert_int_equal(nsamples, NRES * 5 + 1);
+	vg_batch_free(b);
+
+	/* a count limit, not the size: more events than one message holds */
+	b = vg_batch_new("compute-1", 7, 1, 1795000000000LL);
+	for (unsigned i = 0; i < VG_WIRE_MAX_EVENTS + 10; i++)
+		assert_int_equal(vg_batch_event(b, "inst", VG_EV_STARTED, 1795000000000LL, NULL), 0);
+	assert_int_equal(vg_wire_encode(b, &buf, &len), -E2BIG);
+	assert_int_equal(vg_wire_split(b, 0, &parts, &nparts, &st), 0);
+	assert_int_equal(nparts, 2);
+	assert_int_equal(parts[0]->nevents, VG_WIRE_MAX_EVENTS);
+	assert_int_equal(parts[1]->nevents, 10);
+	assert_int_equal(parts[1]->seq, 2);
+	for (size_t p = 0; p < nparts; p++) {
+		assert_int_equal(vg_wire_encode(parts[p], &buf, &len), 0);
+		free(buf);
+		vg_batch_free(parts[p]);
+	}
+	free(parts);
+	vg_batch_free(b);
+
+	/* a batch that fits stays one part; an empty one too */
+	b = sample_batch();
+	assert_int_equal(vg_wire_split(b, 0, &parts, &nparts, &st), 0);
+	assert_int_equal(nparts, 1);
+	assert_int_equal(parts[0]->nres, 2);
+	assert_int_equal(parts[0]->nsamples, 3);
+	assert_int_equal(parts[0]->nevents, 1);
+	assert_int_equal(parts[0]->seq, 42);
+	vg_batch_free(parts[0]);
+	free(parts);
+	vg_batch_free(b);
+	b = vg_batch_new("compute-1", 7, 5, 1795000000000LL);
+	assert_int_equal(vg_wire_split(b, 0, &parts, &nparts, &st), 0);
+	assert_int_equal(nparts, 1);
+	assert_int_equal(parts[0]->nres, 0);
+	vg_batch_free(parts[0]);
+	free(parts);
+	vg_batch_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -459,6 +608,7 @@ int main(void)
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_enum_names),
 		cmocka_unit_test(test_accessors_without_items),
+		cmocka_unit_test(test_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
