@@ -204,12 +204,16 @@ json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded, int admin)
 		      (json_int_t)cs.peer_batches, "missed", (json_int_t)cs.stream_gaps);
 	if (o && !admin) {
 		/* the route is public: collectors' names and addresses to an
-		 * admin token only; the others see how many are alive */
+		 * admin token only; the others see how many are alive. The
+		 * alarm leases (every project's alarms) and the stream's
+		 * counts move with other tenants' activity: admin only too */
 		json_t *nodes = json_object_get(o, "nodes");
 		size_t i;
 		json_t *n;
 
 		json_object_del(o, "node");
+		json_object_del(o, "alarm_leases");
+		json_object_del(o, "stream");
 		json_array_foreach(nodes, i, n) {
 			json_object_del(n, "node");
 			json_object_del(n, "stream");

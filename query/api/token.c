@@ -34,7 +34,13 @@
  * stat() it replaced), at most once a second on PostgreSQL (a server
  * round trip per request would serialise the API's threads on the one
  * connection), so a token revoked on another collector stops working
- * there within a second; in the revoking process, at once.
+ * there within a second; in the revoking process, at once. A token whose
+ * id is not in the copy reads the generation again unless it was read
+ * in the last MISS_RECHECK_MS: a token just made on another collector
+ * (a script that creates one and uses it at once) is not refused for a
+ * second. It can be refused only if it was made after a read that came
+ * less than MISS_RECHECK_MS before the request; the answer is then a
+ * 401 like any unknown token, and the same request a moment later works.
  *
  * Invariants: a token is accepted only if its id is in the table, it is
  * not revoked and its HMAC matches (CRYPTO_memcmp); a malformed, unknown
@@ -66,6 +72,10 @@
 #define FPR_HEX 32 /* hex digits of the key's fingerprint */
 /* How often the generation is read on a server (see above). */
 #define POLL_SERVER_MS 1000
+/* An id not in the table reads it again if the last read is this old
+ * (see above): a token made on another collector works here at once,
+ * and unknown ids sent in a flood cost at most ten reads a second. */
+#define MISS_RECHECK_MS 100
 
 struct entry {
 	char id[VG_TOKEN_ID_LEN + 1];
@@ -482,8 +492,9 @@ static int reload_locked(struct vg_token_store *ts)
 	return 0;
 }
 
-/* Reload if the tokens changed since the last load (see the top). */
-static int refresh(struct vg_token_store *ts)
+/* Reload if the tokens changed since the last load (see the top), the
+ * generation read again if the last read is poll_ms old. */
+static int refresh(struct vg_token_store *ts, int64_t poll_ms)
 {
 	int64_t now = vg_monotonic_ms(), gen;
 	int fresh, rc = 0;
@@ -492,7 +503,7 @@ static int refresh(struct vg_token_store *ts)
 	pthread_rwlock_rdlock(&ts->lock);
 	fresh = ts->loaded && !ts->dirty;
 	pthread_rwlock_unlock(&ts->lock);
-	if (fresh && ts->poll_ms && now - ts->checked_ms < ts->poll_ms) {
+	if (fresh && poll_ms && now - ts->checked_ms < poll_ms) {
 		pthread_mutex_unlock(&ts->db_lock);
 		return 0;
 	}
@@ -507,6 +518,18 @@ static int refresh(struct vg_token_store *ts)
 	return rc;
 }
 
+/* Whether the table loaded has a row of this id. */
+static int known(struct vg_token_store *ts, const char *id)
+{
+	int found = 0;
+
+	pthread_rwlock_rdlock(&ts->lock);
+	for (size_t i = 0; i < ts->n && !found; i++)
+		found = !memcmp(ts->e[i].id, id, VG_TOKEN_ID_LEN);
+	pthread_rwlock_unlock(&ts->lock);
+	return found;
+}
+
 int vg_token_verify(struct vg_token_store *ts, const char *token,
 		    struct vg_token_scope *scope)
 {
@@ -517,7 +540,10 @@ int vg_token_verify(struct vg_token_store *ts, const char *token,
 	memset(scope, 0, sizeof(*scope));
 	if (!ts || vg_token_parse(token, id))
 		return -EACCES;
-	if ((rc = refresh(ts)))
+	if ((rc = refresh(ts, ts->poll_ms)))
+		return rc == -EAGAIN ? -EAGAIN : -EIO;
+	if (ts->poll_ms && !known(ts, id) &&
+	    (rc = refresh(ts, MISS_RECHECK_MS))) /* made elsewhere just now? */
 		return rc == -EAGAIN ? -EAGAIN : -EIO;
 	mac_of(ts, token, mac);
 	pthread_rwlock_rdlock(&ts->lock);
@@ -548,7 +574,7 @@ size_t vg_token_count_active(struct vg_token_store *ts)
 {
 	size_t n = 0;
 
-	if (!ts || refresh(ts))
+	if (!ts || refresh(ts, ts->poll_ms))
 		return 0;
 	pthread_rwlock_rdlock(&ts->lock);
 	for (size_t i = 0; i < ts->n; i++)

@@ -100,7 +100,7 @@ diag "leases: $(sql "SELECT string_agg(owner || '=' || n, ' ') FROM (SELECT owne
 # nanomsg connects in the background and a PUB socket drops what it
 # sends before: a batch of a resource no alarm watches, from another
 # host, goes to each collector until both others received one
-received() { curl -sf "http://127.0.0.1:${HTTP[$1]}/v1/health" | jq '.cluster.stream.received // 0'; }
+received() { curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[$1]}/v1/health" | jq '.cluster.stream.received // 0'; }
 WSEQ=0
 warm() { # COLLECTOR: its stream reaches both peers
   local i=$1 a=$(( $1 % 3 + 1 )) b=$(( ($1 + 1) % 3 + 1 )) ra rb
@@ -243,9 +243,9 @@ check "  the stream received peers' batches" test "$(jq .cluster.stream.received
 # the route is public: without a token, the live nodes' count and ages,
 # no node name nor address
 h0=$(curl -sf "http://127.0.0.1:${HTTP[s1]}/v1/health")
-eq "without a token: two live nodes, none named, no address" \
-  "$(jq -r '[(.cluster.nodes | length), (.cluster | has("node")), ([.cluster.nodes[] | has("node") or has("stream") or has("api")] | any)] | join(" ")' <<<"$h0")" \
-  "2 false false"
+eq "without a token: two live nodes, none named, no address, no lease or stream count" \
+  "$(jq -r '[(.cluster.nodes | length), (.cluster | has("node")), ([.cluster.nodes[] | has("node") or has("stream") or has("api")] | any), (.cluster | has("alarm_leases") or has("stream"))] | join(" ")' <<<"$h0")" \
+  "2 false false false"
 m=$(curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[s1]}/metrics")
 eq "/metrics: leases held" "$(awk '$1 == "vigie_alarms_leases_held" {print $2}' <<<"$m")" \
   "$(jq .cluster.alarm_leases <<<"$h1")"
@@ -269,7 +269,7 @@ sed -e "s|^listen = .*|listen = tcp://127.0.0.1:$P4|" -e "s|^http = .*|http = 12
 "$BIN/vigie-collector" --allow-unsigned --config "$TMP/c4.conf" >>"$TMP/c4.log" 2>&1 &
 PID4=$!
 _pids+=("$PID4")
-h4() { curl -sf "http://127.0.0.1:$H4/v1/health"; }
+h4() { curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:$H4/v1/health"; }
 check "a collector named like a live one (node$s2) starts" wait_for 15 h4
 refused() { [[ $(h4 | jq -r .cluster.node_name) == "held by another collector" ]]; }
 check "  its /v1/health says another collector holds the name" wait_for 10 refused
