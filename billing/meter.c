@@ -596,7 +596,7 @@ struct cnet {
  * column) above jit_above_cost, and the server then compiled the
  * statement at every call (~0.65 s each); a statement of a few keyed rows
  * never gains from JIT anyway. */
-#define METER_SESSION_PG                                                         \
+#define METER_SESSION_PG                                                                    \
 	"SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off; " \
 	"SET jit = off"
 static const int write_sizes[] = {64, 32, 16, 8, 4, 1};
@@ -1574,6 +1574,12 @@ static void sql_free(struct vg_bill_meter *m)
 	"(SELECT " col " FROM sightings WHERE host=?%d ORDER BY gen DESC " \
 	"LIMIT 1)"
 
+/* PostgreSQL's read: the rows of the ids' unnest, each by the key (the
+ * ids are distinct; "Keyed plans" above). */
+#define FETCH_PG_FROM                                                               \
+	" FROM unnest(CAST(?1 AS TEXT[])) AS k(id) JOIN resources r ON r.id = k.id" \
+	" LEFT JOIN sightings s ON s.host=r.host AND s.gen=r.sight_gen"
+
 static int sql_build(struct vg_bill_meter *m)
 {
 	size_t len = 2048 + FETCH_ROWS * 8, k = 0;
@@ -1589,12 +1595,9 @@ static int sql_build(struct vg_bill_meter *m)
 	snprintf(m->fetch_sql + k, len - k, ")");
 	if (!(m->fetch_pg_sql = malloc(len)))
 		return -ENOMEM;
-	/* the rows of the ids' unnest, each by the key (the ids are distinct) */
 	snprintf(m->fetch_pg_sql, len,
-		 "SELECT r.id," RES_COLS "," CUR_SIGHT("gen") "," CUR_SIGHT("time_ms") "," CUR_SIGHT("members")
-		 " FROM unnest(CAST(?1 AS TEXT[])) AS k(id) JOIN resources r ON r.id = k.id"
-		 " LEFT JOIN sightings s ON s.host=r.host AND s.gen=r.sight_gen",
-		 2, 2, 2);
+		 "SELECT r.id," RES_COLS "," CUR_SIGHT("gen") "," CUR_SIGHT("time_ms") "," CUR_SIGHT("members") "%s",
+		 2, 2, 2, FETCH_PG_FROM);
 	if (!(m->upd_pg_sql = upd_pg_sql_for()))
 		return -ENOMEM;
 	for (size_t z = 0; z < NWRITE; z++)
