@@ -123,6 +123,24 @@
  * the rows of one committed batch, and a re-delivered batch (T not after
  * the generation's time) changes neither.
  *
+ * Keyed plans (PostgreSQL). Every statement of the meter names its rows
+ * by key, and the server keeps one (generic) plan of each bulk statement
+ * once it has run a few times, made again only when the tables'
+ * statistics change (an ANALYZE, autovacuum's among them). Left to the
+ * costs, that plan depended on the table's size at that moment: a scan of
+ * billing's resources on a small table (below ~100 pages, 10,000 series;
+ * with the ids as an "= ANY" array, each row compared with every id), the
+ * primary key on a large one, flipping from run to run near that size
+ * (docs/benchmarks.md). So the meter's connection plans without
+ * sequential scans, hash joins or merge joins (vg_db_set_session, also
+ * after a reconnect): its read and bulk update are driven by the unnest
+ * of the batch's ids and fetch each row by the primary key, at every
+ * size and whatever the statistics say; its other statements were keyed
+ * already. A table without a usable index is still scanned (those
+ * settings only price the alternatives out), and JIT is off on that
+ * connection (those prices would make the server compile such a plan at
+ * every call).
+ *
  * Why one file (~2,000 lines): everything here is one read-modify-write of
  * a resource's row and timeline inside the batch's transaction, under that
  * resource's lock. Events and observations edit the same timeline through
@@ -332,9 +350,6 @@ struct vg_bill_meter {
 	       EARLY_COMMIT } early;
 	struct vg_db_stmt *early_fetch; /* the read sent by begin */
 	uint64_t overlapped;            /* batches applied that way (tests) */
-	/* PostgreSQL: resources rows this meter inserted, and the count at
-	 * which it analyzes the table again (plans_refresh) */
-	uint64_t puts, analyze_at;
 	/* a group ("Groups" below): G_OPEN while its transaction holds
 	 * every batch so far, G_FAILED once it was rolled back */
 	enum { G_NONE,
@@ -572,8 +587,18 @@ struct cnet {
  * VALUES of 64 rows anew at every call (their parameters' values made a
  * custom plan look cheaper), a third of their server time; and the
  * custom plans of the read had turned to a scan of the whole table
- * once the table was analyzed (plans_refresh, docs/benchmarks.md). */
+ * once the table was analyzed. Both are driven by the unnest of the ids
+ * and planned keyed ("Keyed plans" above). */
 #define FETCH_ROWS 128
+/* The meter's connection's planner settings ("Keyed plans" above). jit
+ * off: the settings price a plan that still scans a table (the network
+ * statements' MAX over network_billed_months, which has no index on its
+ * column) above jit_above_cost, and the server then compiled the
+ * statement at every call (~0.65 s each); a statement of a few keyed rows
+ * never gains from JIT anyway. */
+#define METER_SESSION_PG                                                                    \
+	"SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off; " \
+	"SET jit = off"
 static const int write_sizes[] = {64, 32, 16, 8, 4, 1};
 #define NWRITE (sizeof(write_sizes) / sizeof(write_sizes[0]))
 /* The types of the bulk statements' columns, one letter each (t TEXT,
@@ -1302,7 +1327,6 @@ static int rows_flush(struct vg_bill_meter *m, const struct vg_batch *b)
 			continue;
 		if (c->need_put) {
 			rc = write_res(m, &c->r, 1, c->gen);
-			m->puts++;
 		} else {
 			w[n++] = c;
 		}
@@ -1445,9 +1469,8 @@ static char *upd_sql_for(int rows)
  * array parameter (?1 the ids, TEXT[]; then UPD_TYPES' order) unnested
  * into rows: one statement per batch, no padding, and a statement the
  * server plans once for every call (a generic plan: its parameters are
- * sixteen arrays, whatever the rows). The ids' "= ANY" makes that plan
- * fetch the rows by the primary key, as the IN list of upd_sql_for does
- * (a generic plan counts an array parameter as a few values). */
+ * sixteen arrays, whatever the rows), each row found by the primary key
+ * ("Keyed plans" above). */
 static char *upd_pg_sql_for(void)
 {
 	size_t len = 2048, k;
@@ -1469,8 +1492,7 @@ static char *upd_pg_sql_for(void)
 	k += (size_t)snprintf(txt + k, len - k, ") AS v(");
 	for (int c = 1; c <= UPD_COLS; c++)
 		k += (size_t)snprintf(txt + k, len - k, "%sc%d", c > 1 ? "," : "", c);
-	snprintf(txt + k, len - k,
-		 ") WHERE resources.id=v.c1 AND resources.id=ANY(CAST(?1 AS TEXT[]))");
+	snprintf(txt + k, len - k, ") WHERE resources.id=v.c1");
 	return txt;
 }
 
@@ -1552,6 +1574,12 @@ static void sql_free(struct vg_bill_meter *m)
 	"(SELECT " col " FROM sightings WHERE host=?%d ORDER BY gen DESC " \
 	"LIMIT 1)"
 
+/* PostgreSQL's read: the rows of the ids' unnest, each by the key (the
+ * ids are distinct; "Keyed plans" above). */
+#define FETCH_PG_FROM                                                               \
+	" FROM unnest(CAST(?1 AS TEXT[])) AS k(id) JOIN resources r ON r.id = k.id" \
+	" LEFT JOIN sightings s ON s.host=r.host AND s.gen=r.sight_gen"
+
 static int sql_build(struct vg_bill_meter *m)
 {
 	size_t len = 2048 + FETCH_ROWS * 8, k = 0;
@@ -1568,9 +1596,8 @@ static int sql_build(struct vg_bill_meter *m)
 	if (!(m->fetch_pg_sql = malloc(len)))
 		return -ENOMEM;
 	snprintf(m->fetch_pg_sql, len,
-		 "SELECT r.id," RES_COLS "," CUR_SIGHT("gen") "," CUR_SIGHT("time_ms") "," CUR_SIGHT("members") RES_FROM
-		 " WHERE r.id = ANY(CAST(?1 AS TEXT[]))",
-		 2, 2, 2);
+		 "SELECT r.id," RES_COLS "," CUR_SIGHT("gen") "," CUR_SIGHT("time_ms") "," CUR_SIGHT("members") "%s",
+		 2, 2, 2, FETCH_PG_FROM);
 	if (!(m->upd_pg_sql = upd_pg_sql_for()))
 		return -ENOMEM;
 	for (size_t z = 0; z < NWRITE; z++)
@@ -2601,34 +2628,10 @@ static void stats_add(struct vg_bill_meter *m)
 	stats_into(&m->st, &m->cur, 1);
 }
 
-/* PostgreSQL keeps one plan of the read (rows_fetch: the ids as one
- * array, a plan with no per-call choice) once it has run a few times,
- * made from the table's size at that moment, until the table's
- * statistics change. Made while billing's resources was nearly empty (a
- * collector's first polls), that plan scans the table, and it would be
- * kept as the table grows: so each time the rows this meter inserted
- * have doubled (64, 128, ...: a dozen times up to a million rows, then
- * never again in a steady cloud), it runs ANALYZE on the table between
- * two transactions, which also makes the server plan the statements
- * that use it anew. Its errors are not the batch's (a role that does
- * not own the table gets a warning and nothing happens), and it never
- * waits for the table's lock (SKIP_LOCKED: a vacuum running on it,
- * which may analyze it too, or another collector's ANALYZE; the next
- * doubling tries again). */
-static void plans_refresh(struct vg_bill_meter *m)
-{
-	if (vg_db_engine(m->db) != VG_DB_POSTGRESQL || vg_db_in_transaction(m->db) ||
-	    m->puts < m->analyze_at)
-		return;
-	m->analyze_at = m->puts * 2;
-	(void)vg_db_exec(m->db, "ANALYZE (SKIP_LOCKED) resources");
-}
-
 int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 {
 	int rc;
 
-	plans_refresh(m);
 	m->batch = b;
 	m->attempts = 0;
 	rc = vg_db_transact(m->db, apply_items, m);
@@ -2716,7 +2719,6 @@ static void meter_begin(void *ctx, const struct vg_batch *b)
 	m->early = EARLY_NONE;
 	if (vg_db_engine(m->db) != VG_DB_POSTGRESQL || vg_db_in_transaction(m->db))
 		return;
-	plans_refresh(m);
 	memset(&m->cur, 0, sizeof(m->cur));
 	if (!rows_ready(m, b))
 		return;
@@ -2829,7 +2831,6 @@ static void meter_group_begin(void *ctx, const struct vg_batch *const *b, size_t
 	struct vg_bill_meter *m = ctx;
 
 	m->early = EARLY_NONE;
-	plans_refresh(m);
 	m->gn = 0;
 	m->gall = b;
 	m->gall_n = n;
@@ -3020,7 +3021,6 @@ int vg_bill_meter_open(const char *url, struct vg_bill_meter **out, char *err,
 	vg_hmap_init(&m->rows);
 	vg_hmap_init(&m->lockx);
 	vg_hmap_init_borrow(&m->net);
-	m->analyze_at = 64;
 	if ((rc = sql_build(m))) {
 		sql_free(m);
 		free(m);
@@ -3030,6 +3030,12 @@ int vg_bill_meter_open(const char *url, struct vg_bill_meter **out, char *err,
 	if ((rc = vg_bill_db_open(url, &m->db, err, errlen))) {
 		sql_free(m);
 		free(m);
+		return rc;
+	}
+	/* "Keyed plans" above; sqlite: nothing to set */
+	if ((rc = vg_db_set_session(m->db, METER_SESSION_PG))) {
+		snprintf(err, errlen, "billing: planner settings: %s", vg_db_errmsg(m->db));
+		vg_bill_meter_close(m);
 		return rc;
 	}
 	*out = m;

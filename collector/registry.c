@@ -1395,8 +1395,7 @@ static void flush_sql(int metrics, int n, char *sql, size_t len)
  * 1.3 ms of planning each). With arrays, one text whatever the rows, the
  * server keeps one generic plan after five calls; the ids' "= ANY" makes
  * that plan fetch the rows by the primary key (a generic plan counts an
- * array parameter as a few values), as billing/meter.c's bulk update
- * does, and plans_refresh has the table analyzed as it grows so that the
+ * array parameter as a few values), and plans_refresh has the table analyzed as it grows so that the
  * plan kept is not one made on a nearly empty table (a scan). sqlite has
  * no arrays: it runs flush_sql's statements. */
 static const char flush_metrics_pg[] =
@@ -1558,9 +1557,11 @@ static void undo_lastval(struct vg_registry *r)
  * (64, 128, ...: a dozen times up to a million rows, then never again in
  * a steady cloud; a restart writes each row once more), it runs ANALYZE
  * on the table between two transactions, which also makes the server
- * plan the statements that use it anew. As the meter does for billing's
- * resources (billing/meter.c, plans_refresh). Its errors are not the
- * batch's (a role that does not own the table gets a warning and nothing
+ * plan the statements that use it anew. (billing/meter.c has its own
+ * connection planned keyed instead, "Keyed plans"; a registry handle
+ * also serves the API's lists and filters, which such planner settings
+ * would not suit.) Its
+ * errors are not the batch's (a role that does not own the table gets a warning and nothing
  * happens), and it never waits for the table's lock (SKIP_LOCKED: a
  * vacuum, or another collector's ANALYZE; the next doubling tries
  * again). metrics needs none: its flush is an upsert (the conflict is

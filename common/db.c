@@ -134,6 +134,9 @@ static int gate(struct vg_db *db)
 	rc = db->drv->xreconnect(db);
 	if (rc)
 		return rc == -ENOMEM ? rc : -ENOTCONN;
+	/* the new session's settings, before anything else runs on it */
+	if (db->session && (rc = db->drv->xexec(db, db->session)))
+		return rc == -ENOMEM ? rc : -ENOTCONN;
 	db->lost = 0;
 	db->generation++;
 	return 0;
@@ -210,6 +213,7 @@ void vg_db_close(struct vg_db *db)
 	}
 	if (db->impl)
 		db->drv->xclose(db);
+	free(db->session);
 	free(db->name);
 	free(db);
 }
@@ -234,6 +238,29 @@ int vg_db_exec(struct vg_db *db, const char *sql)
 	int rc = gate(db);
 
 	return rc ? rc : after(db, db->drv->xexec(db, sql));
+}
+
+int vg_db_set_session(struct vg_db *db, const char *sql)
+{
+	char *copy;
+	int rc;
+
+	if (!db || !sql)
+		return -EINVAL;
+	if (db->drv->engine != VG_DB_POSTGRESQL)
+		return 0;
+	if (db->in_txn)
+		return vg_db__err(db, -EINVAL, "session settings inside a transaction");
+	if (!(copy = strdup(sql)))
+		return -ENOMEM;
+	rc = vg_db_exec(db, sql);
+	if (rc && rc != -ECONNRESET && rc != -ENOTCONN) { /* refused: keep the old text */
+		free(copy);
+		return rc;
+	}
+	free(db->session); /* made, or to be made at the reconnect */
+	db->session = copy;
+	return rc;
 }
 
 int vg_db_prepare(struct vg_db *db, const char *sql, struct vg_db_stmt **out)

@@ -125,8 +125,9 @@ struct vg_bill_meter_stats {
 				  no longer runs the instance */
 };
 
-/* Open the meter on the database at url (vg_bill_db_open). 0 or -errno,
- * message in err. */
+/* Open the meter on the database at url (vg_bill_db_open), with its
+ * connection's planner settings on PostgreSQL (vg_bill_meter_db). 0 or
+ * -errno, message in err. */
 int vg_bill_meter_open(const char *url, struct vg_bill_meter **out, char *err,
 		       size_t errlen);
 void vg_bill_meter_close(struct vg_bill_meter *m); /* accepts NULL */
@@ -160,7 +161,9 @@ uint64_t vg_bill_meter_group_fallbacks(const struct vg_bill_meter *m);
 void vg_bill_meter_get_stats(const struct vg_bill_meter *m, struct vg_bill_meter_stats *out);
 
 /* The meter's connection (tests and tools read the tables through it;
- * owned by the meter). */
+ * owned by the meter). On PostgreSQL it plans without sequential scans,
+ * hash or merge joins and JIT (billing/meter.c, "Keyed plans"): fit for
+ * keyed reads, not for reading whole tables. */
 struct vg_db *vg_bill_meter_db(struct vg_bill_meter *m);
 
 #endif

@@ -200,6 +200,20 @@ int vg_db_schema_version(struct vg_db *db, const char *component, int64_t *versi
  * separated by ';'). */
 int vg_db_exec(struct vg_db *db, const char *sql);
 
+/* PostgreSQL: run sql (SET statements, several allowed) on this
+ * connection now and again after each reconnect, so that its settings
+ * hold for the connection's whole life; a second call replaces the
+ * first's text for later reconnects (settings already made stay). For
+ * the settings of a connection that runs one kind of work: the meter's
+ * planner settings (billing/meter.c, "Keyed plans"). sqlite: does
+ * nothing, returns 0. Not inside a transaction (-EINVAL). sql refused
+ * by the server: its error, as vg_db_exec's, and the previous text stays
+ * the one made at reconnects; lost connection (-ECONNRESET, -ENOTCONN):
+ * the text is made at the reconnect. A reconnect whose settings fail
+ * fails the call that reconnected (-ENOTCONN; the next call tries
+ * again). The text is copied. */
+int vg_db_set_session(struct vg_db *db, const char *sql);
+
 /* A cached statement for sql (see "Statements"). *out is NULL on error. */
 int vg_db_prepare(struct vg_db *db, const char *sql, struct vg_db_stmt **out);
 
@@ -407,6 +421,7 @@ struct vg_db {
 	void *impl;            /* the driver's connection */
 	char *name;            /* for messages: path or host:port/dbname */
 	const char *pg_schema; /* vg_db_schema.pg_schema, for the driver's open */
+	char *session;         /* vg_db_set_session's SQL, run at each reconnect */
 	int in_txn;
 	int commit_sent;     /* vg_db_commit_queued: the next wait ends in_txn */
 	int lost;            /* connection lost: reconnect before the next call */

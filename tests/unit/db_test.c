@@ -986,6 +986,40 @@ static int select_counted(struct vg_db *db, void *arg)
 	return vg_db_exec(db, "SELECT 1");
 }
 
+/* Session settings (vg_db_set_session) hold for the connection's life:
+ * made at once, and made again on the new session after the server
+ * restarted under the handle (a reconnect starts from the server's
+ * defaults). sqlite: nothing to set. */
+static void test_session_settings(void **state)
+{
+	static const char off[] = "SELECT CASE WHEN current_setting('enable_seqscan') = 'off' "
+				  "AND current_setting('enable_hashjoin') = 'off' THEN 1 ELSE 0 END";
+	struct engine *e = need(state);
+	struct vg_db *db = open_ok(e->url, &sch2);
+
+	if (e->kind != VG_DB_POSTGRESQL) {
+		assert_int_equal(vg_db_set_session(db, "SET enable_seqscan = off"), 0);
+		vg_db_close(db);
+		printf("# SKIP sqlite: no session settings\n");
+		skip();
+	}
+	assert_int_equal(q64(db, off), 0);
+	assert_int_equal(vg_db_set_session(db, "SET enable_seqscan = off; SET enable_hashjoin = off"),
+			 0);
+	assert_int_equal(q64(db, off), 1);
+	/* a bad setting is the call's error, not a lost connection */
+	assert_int_equal(vg_db_set_session(db, "SET no_such_setting = 1"), -EIO);
+	assert_int_equal(vg_db_set_session(db, "SET enable_seqscan = off; SET enable_hashjoin = off"),
+			 0);
+	assert_int_equal(vg_db_begin(db), 0);
+	assert_int_equal(vg_db_set_session(db, "SET enable_seqscan = on"), -EINVAL);
+	assert_int_equal(vg_db_rollback(db), 0);
+	assert_int_equal(hpg_restart(&pg), 0);
+	assert_int_equal(vg_db_exec(db, "SELECT 1"), -ECONNRESET);
+	assert_int_equal(q64(db, off), 1); /* reconnected, and set again */
+	vg_db_close(db);
+}
+
 static void test_reconnect(void **state)
 {
 	struct engine *e = need(state);
@@ -1315,6 +1349,7 @@ int main(void)
 		BOTH(test_concurrent_writers),
 		BOTH(test_claim),
 		BOTH(test_reconnect),
+		BOTH(test_session_settings),
 		BOTH(test_urls),
 		BOTH(test_upsert),
 		BOTH(test_returning),
