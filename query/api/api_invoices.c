@@ -52,6 +52,25 @@ static int open_db(const struct vg_bill_service *svc, struct vg_http_resp *resp,
 	return 0;
 }
 
+static uint64_t g_range_errors;
+
+/* A billing error as an answer. -ERANGE: the rate card priced an invoice
+ * past VG_BILL_MONEY_MAX (vg_bill_invoice_totals); that is the operator's
+ * to fix, so it is logged (once, then every 1000th) and named. */
+static int bill_reply_errno(struct vg_http_resp *resp, int rc, const char *what)
+{
+	if (rc != -ERANGE)
+		return vg_api_reply_errno(resp, rc, what);
+	vg_log_limited(VG_LOG_WARN, &g_range_errors,
+		       "api: billing: an invoice's amounts pass 10^12 currency "
+		       "units; check the prices of the rate card ([billing] ratecard)");
+	return vg_http_reply_error(resp, 500, "the %s's amounts pass 10^12 currency "
+					      "units, more than vigie bills: the rate "
+					      "card's prices are implausible "
+					      "([billing] ratecard)",
+				   what);
+}
+
 static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
 		       struct vg_bill_month *m)
 {
@@ -86,7 +105,7 @@ static int list(struct vg_db *db, const struct vg_bill_service *svc,
 	int rc = vg_bill_invoices(db, svc->rc, m, project, &inv, &n);
 
 	if (rc)
-		return vg_api_reply_errno(resp, rc, "invoices");
+		return bill_reply_errno(resp, rc, "invoice");
 	json_t *root = json_object(), *arr = json_array();
 	json_object_set_new(root, "month", json_string(vg_bill_month_format(m, ms, sizeof(ms))));
 	json_object_set_new(root, "status", json_string(vg_bill_is_final(db, m) == 1 ? "final" : "draft"));
@@ -165,7 +184,7 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 					   project,
 					   vg_http_param(req, "month"));
 	if (rc)
-		return vg_api_reply_errno(resp, rc, "invoice");
+		return bill_reply_errno(resp, rc, "invoice");
 	vg_http_reply_raw(resp, 200, vg_bill_invoice_format_mime(fmt), body, len);
 	if (fmt != VG_BILL_FMT_JSON) {
 		char fname[61];
@@ -207,7 +226,7 @@ int vg_api_finalize_answer(const struct vg_bill_service *svc,
 	if (rc == -EINVAL)
 		return vg_http_reply_error(resp, 400, "%s has not ended yet", ms);
 	if (rc)
-		return vg_api_reply_errno(resp, rc, "invoices");
+		return bill_reply_errno(resp, rc, "invoice");
 	vg_info("billing: finalized %s: %zu invoice%s", ms, n, n == 1 ? "" : "s");
 	json_t *o = json_object();
 	json_object_set_new(o, "month", json_string(ms));
