@@ -396,7 +396,8 @@ static void test_error_json(void **state)
 	/* the message is kept, each bad byte a '?' (it was replaced whole by
 	 * "(message not valid UTF-8)": a "%.100s" cutting a user's "é" in
 	 * two hid what was wrong) */
-	assert_string_equal(error_message(j), "no resource '?" "?'");
+	assert_string_equal(error_message(j), "no resource '?"
+					      "?'");
 	json_decref(j);
 	free(s);
 	s = vg_http_error_json(400, "bad regular expression 'caf\xc3' for label 'name'");
