@@ -6,7 +6,7 @@
 # money is kept in. Such a line was saturated at 9,223,372,036,854.77 and
 # the sums wrapped (a storage subtotal of -4,384,662,359,435.42, "-0.00"),
 # so a typo in the card made a credit note. Now an invoice whose amounts
-# pass 10^12 currency units is a 500 naming the rate card, logged once,
+# pass 10^12 currency units is a 500 saying so, logged once,
 # the month cannot be finalized, and the collector goes on serving.
 #
 # Data: the hand-written ledger (tests/fixtures/billing/ledger-2026-10.txt)
@@ -47,7 +47,7 @@ for f in json csv html; do
   eq "acme's October invoice ($f) is a 500" \
     "$(acode "$API/v1/invoices?project=acme&month=2026-10&format=$f")" 500
 done
-check "... naming the rate card" grep -q "rate card's prices are implausible" "$TMP/body"
+check "... saying why" grep -q "an invoice of 2026-10 comes past 10^12 currency units.*a price of the rate card or a usage reported is implausible" "$TMP/body"
 check "... with no figure in it" bash -c "! grep -q '9223372036854' '$TMP/body'"
 eq "the month's list is a 500" "$(acode "$API/v1/invoices?month=2026-10")" 500
 eq "finalizing the month is a 500" "$(acode -X POST "$API/v1/invoices/finalize?month=2026-10")" 500
@@ -55,7 +55,9 @@ eq "finalizing the month is a 500" "$(acode -X POST "$API/v1/invoices/finalize?m
   >"$TMP/cli.out" 2>"$TMP/cli.err"; rc=$?
 eq "vigie invoice fails (exit 1), printing nothing" "$rc:$(wc -c <"$TMP/cli.out")" "1:0"
 check "... and says why" grep -q "implausible" "$TMP/cli.err"
-eq "logged once for six refusals" "$(grep -c "amounts pass 10^12" "$TMP/collector.log")" 1
+eq "logged once for six refusals" "$(grep -c "past 10^12 currency units" "$TMP/collector.log")" 1
+check "... naming the month, the project and what to check" grep -q \
+  "2026-10: an invoice of project acme past 10^12 currency units: check the rate card's prices" "$TMP/collector.log"
 check "the collector still answers" answers_health "$HPORT"
 eq "a month without usage is still an invoice" \
   "$(acode "$API/v1/invoices?project=acme&month=2026-08"):$(jq -r .total "$TMP/body")" "200:0.00"

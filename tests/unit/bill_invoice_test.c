@@ -843,6 +843,30 @@ static void test_amounts_out_of_range(void **state)
 	free(t);
 	assert_int_equal(vg_bill_finalize(db, rc, OCT, T("2026-11-02T00:00:00Z"), &n), 0);
 	vg_bill_ratecard_free(rc);
+
+	/* a sane card, an agent reporting 10^15 vCPUs for a flavor without
+	 * a price (billed per vCPU-hour at 0.015 and GiB-hour of RAM):
+	 * 1.5 x 10^13 EUR an hour */
+	for (int i = 0; i < 2; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq,
+						  T(i ? "2026-12-01T01:00:00Z" : "2026-12-01T00:00:00Z"));
+		struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "i-huge", "huge", NULL,
+							  b->time_ms);
+		assert_non_null(r);
+		r->state = VG_RSTATE_ACTIVE;
+		assert_int_equal(vg_batch_identity(b, "dddddddd0000000000000000000000d1", "u1", "x9.huge"), 0);
+		assert_int_equal(vg_batch_sample(b, "power.state", VG_KIND_GAUGE, 1), 0);
+		assert_int_equal(vg_batch_sample(b, "vcpus", VG_KIND_GAUGE, 1e15), 0);
+		assert_int_equal(vg_batch_sample(b, "memory.size", VG_KIND_GAUGE, 1 << 30), 0);
+		assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+		vg_batch_free(b);
+	}
+	assert_int_equal(vg_bill_invoice_text(db, f->rc, DEC, "dddddddd0000000000000000000000d1",
+					      VG_BILL_FMT_JSON, &t, &len),
+			 -ERANGE);
+	/* the other projects' December invoices are not held up */
+	t = text(f, DEC, "acme", VG_BILL_FMT_JSON, &len);
+	free(t);
 }
 
 int main(void)
