@@ -637,13 +637,15 @@ static int drafts(struct vg_db *db, const struct vg_bill_ratecard *rc, struct vg
 			vg_bill_invoice_free(arr[i]);
 			continue;
 		}
-		vg_bill_invoice_totals(arr[i]);
 		arr[w++] = arr[i];
+		if (!r)
+			r = vg_bill_invoice_totals(arr[i]);
 	}
 	cnt = w;
 	if (arr)
 		qsort(arr, cnt, sizeof(*arr), cmp_inv);
-	r = vg_bill_names_fill(db, arr, cnt);  /* project names (names.c) */
+	if (!r) /* project names (names.c) */
+		r = vg_bill_names_fill(db, arr, cnt);
 	for (size_t i = 0; i < cnt && !r; i++) /* invoice or usage statement */
 		r = vg_bill_invoice_document(arr[i], rc);
 out:

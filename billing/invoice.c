@@ -222,18 +222,34 @@ int vg_bill_invoice_warn(struct vg_bill_invoice *inv, const char *msg)
 	return 0;
 }
 
-void vg_bill_invoice_totals(struct vg_bill_invoice *inv)
+int vg_bill_invoice_totals(struct vg_bill_invoice *inv)
 {
+	int64_t sum_abs = 0;
+
 	memset(inv->subtotal_micro, 0, sizeof(inv->subtotal_micro));
 	inv->total_micro = 0;
+	inv->tax_micro = 0;
+	inv->amount_due_micro = 0;
+	/* the lines' amounts together, in absolute value, at most
+	 * VG_BILL_MONEY_MAX: then no sum below (subtotal, total, the
+	 * renderer's summaries) can leave int64, and a saturated line
+	 * (vg_bill_amount's INT64_MAX) is refused rather than printed */
+	for (size_t i = 0; i < inv->nlines; i++) {
+		int64_t a = inv->lines[i].amount_micro;
+		if (a < -VG_BILL_MONEY_MAX || a > VG_BILL_MONEY_MAX)
+			return -ERANGE;
+		sum_abs += a < 0 ? -a : a;
+		if (sum_abs > VG_BILL_MONEY_MAX)
+			return -ERANGE;
+	}
 	for (size_t i = 0; i < inv->nlines; i++) {
 		int ut = inv->lines[i].usage_type;
 		if (ut >= 0 && ut < VG_BILL_UT_N)
 			inv->subtotal_micro[ut] += inv->lines[i].amount_micro;
 		inv->total_micro += inv->lines[i].amount_micro;
 	}
-	/* tax on the rounded total, rounded once, half up, symmetric */
-	inv->tax_micro = 0;
+	/* tax on the rounded total, rounded once, half up, symmetric (a rate
+	 * is at most 1, so the tax is at most the total) */
 	if (inv->has_tax) {
 		int64_t t = inv->total_micro;
 		vg_bill_u128 mag = (vg_bill_u128)(t < 0 ? -t : t);
@@ -243,6 +259,7 @@ void vg_bill_invoice_totals(struct vg_bill_invoice *inv)
 	inv->amount_due_micro = inv->total_micro + inv->tax_micro;
 	if (inv->doc != VG_BILL_DOC_STATEMENT)
 		inv->doc = inv->total_micro < 0 ? VG_BILL_DOC_CREDIT_NOTE : VG_BILL_DOC_INVOICE;
+	return 0;
 }
 
 void vg_bill_party_free(struct vg_bill_party *p)
@@ -296,8 +313,7 @@ int vg_bill_invoice_document(struct vg_bill_invoice *inv, const struct vg_bill_r
 	} else {
 		inv->doc = VG_BILL_DOC_STATEMENT;
 	}
-	vg_bill_invoice_totals(inv);
-	return 0;
+	return vg_bill_invoice_totals(inv);
 }
 
 /* ---- charges ------------------------------------------------------------------ */
@@ -948,7 +964,8 @@ static int fill(struct pricer *P, struct vg_bill_invoice *inv, size_t b, size_t 
 	for (size_t i = 0; i < P->nw && !rc; i++)
 		if (!strcmp(P->wproj[i], inv->project))
 			rc = vg_bill_invoice_warn(inv, P->wtext[i]);
-	vg_bill_invoice_totals(inv);
+	if (!rc)
+		rc = vg_bill_invoice_totals(inv);
 	return rc;
 }
 

@@ -613,8 +613,8 @@ int vg_bill_invoice_from_json(const char *text, size_t len, struct vg_bill_invoi
 	json_array_foreach(w, i, l)
 		if (json_is_string(l) && (rc = vg_bill_invoice_warn(inv, json_string_value(l))))
 			goto out;
-	vg_bill_invoice_totals(inv);
-	if (inv->total_micro != json_integer_value(json_object_get(root, "total_micro"))) {
+	if (vg_bill_invoice_totals(inv) ||
+	    inv->total_micro != json_integer_value(json_object_get(root, "total_micro"))) {
 		rc = -EBADMSG;
 		goto out;
 	}

@@ -41,14 +41,14 @@ char *vg_bill_rate_format(int64_t micro, int digits, char *buf, size_t len);
 /* round_half_up(num / den) to the minor unit of `digits`, returned in
  * micro-units: num is in micro-units x den. den > 0. For example num =
  * 5400000 ms x 23000 micro/h, den = 3600000 ms/h, digits 2 -> 34500 ->
- * 30000 (0.03). Saturates at INT64_MAX (never reached by valid input:
- * lines are bounded far below). */
+ * 30000 (0.03). Saturates at INT64_MAX. */
 int64_t vg_bill_round(vg_bill_u128 num, vg_bill_u128 den, int digits);
 
 /* The amount of an invoice line: qty x rate_micro / den, rounded half-up
  * to the minor unit of `digits`, in micro-units. Exact for any qty, any
  * den below 2^64 and rate up to 10^18 (qty is split as a*den + b so that
- * no intermediate value overflows 128 bits). 0 for rate <= 0. */
+ * no intermediate value overflows 128 bits). 0 for rate <= 0. An amount
+ * past INT64_MAX saturates there: vg_bill_invoice_totals refuses it. */
 int64_t vg_bill_amount(vg_bill_u128 qty, int64_t rate_micro, vg_bill_u128 den,
 		       int digits);
 

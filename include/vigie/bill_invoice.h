@@ -175,12 +175,16 @@ int vg_bill_invoice_warn(struct vg_bill_invoice *inv, const char *msg);
 /* Recompute subtotals and the total from the lines, then the tax (if
  * has_tax: round_half_up(|total| x rate) to the minor unit, with the
  * total's sign), the amount due, and for invoices whether it is a credit
- * note (total < 0). */
-void vg_bill_invoice_totals(struct vg_bill_invoice *inv);
+ * note (total < 0). 0, or -ERANGE when the lines' amounts, added in
+ * absolute value, pass VG_BILL_MONEY_MAX (10^12 currency units: prices
+ * no real card holds; a line vg_bill_amount saturated is one): the
+ * figures are then not to be shown (subtotals, total, tax and amount due
+ * are left partial or zero). */
+int vg_bill_invoice_totals(struct vg_bill_invoice *inv);
 
 /* Make inv an invoice or credit note if rc gives its project a billing
  * profile (issuer and customer copied, tax rate, payment terms), else a
- * usage statement; then vg_bill_invoice_totals. 0 or -ENOMEM. */
+ * usage statement; then vg_bill_invoice_totals. 0, -ENOMEM or -ERANGE. */
 int vg_bill_invoice_document(struct vg_bill_invoice *inv, const struct vg_bill_ratecard *rc);
 
 /* Copy/free a party (strings duplicated). 0 or -ENOMEM. */
@@ -188,7 +192,8 @@ int vg_bill_party_copy(struct vg_bill_party *dst, const struct vg_bill_party *sr
 void vg_bill_party_free(struct vg_bill_party *p);
 
 /* Price the usage of month m for one project. *out always gets an
- * invoice (possibly without lines). 0 or -ENOMEM. */
+ * invoice (possibly without lines). 0, -ENOMEM, or -ERANGE (amounts past
+ * VG_BILL_MONEY_MAX, see vg_bill_invoice_totals; *out stays NULL). */
 int vg_bill_invoice_compute(const struct vg_bill_usage *u, const struct vg_bill_ratecard *rc,
 			    struct vg_bill_month m, const char *project,
 			    struct vg_bill_invoice **out);
@@ -224,7 +229,8 @@ int vg_bill_invoice_from_json(const char *text, size_t len,
 /* The invoice of project for month m: the frozen one if m is finalized,
  * otherwise a draft computed now from the database, with adjustment lines
  * for late usage of earlier finalized months (see docs/billing.md).
- * -ENOENT if m is finalized and has no invoice for project. */
+ * -ENOENT if m is finalized and has no invoice for project; -ERANGE if a
+ * draft's amounts pass VG_BILL_MONEY_MAX (vg_bill_invoice_totals). */
 int vg_bill_invoice_from_db(struct vg_db *db, const struct vg_bill_ratecard *rc,
 			    struct vg_bill_month m, const char *project,
 			    struct vg_bill_invoice **out);
@@ -239,7 +245,8 @@ int vg_bill_invoice_text(struct vg_db *db, const struct vg_bill_ratecard *rc,
  * number them "YYYY-MM-NNNN" in project order, store their JSON and mark
  * the month final, in one transaction. now_ms must be at or after the
  * month's end. *count gets the number of invoices. -EALREADY if already
- * final, -EINVAL if the month has not ended, -EAGAIN if busy. */
+ * final, -EINVAL if the month has not ended, -EAGAIN if busy, -ERANGE
+ * (nothing stored) if an invoice's amounts pass VG_BILL_MONEY_MAX. */
 int vg_bill_finalize(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		     struct vg_bill_month m, int64_t now_ms, size_t *count);
 

@@ -52,6 +52,34 @@ static int open_db(const struct vg_bill_service *svc, struct vg_http_resp *resp,
 	return 0;
 }
 
+static uint64_t g_range_errors;
+
+/* A billing error as an answer. -ERANGE: an invoice of month m (of
+ * project, or of one of the month's projects) came past
+ * VG_BILL_MONEY_MAX (vg_bill_invoice_totals): a price of the rate card or
+ * a usage an agent reported is implausible, the operator's to fix, so it
+ * is logged (once, then every 1000th) and said. */
+static int bill_reply_errno(struct vg_http_resp *resp, int rc, const char *what,
+			    struct vg_bill_month m, const char *project)
+{
+	char ms[16];
+
+	if (rc != -ERANGE)
+		return vg_api_reply_errno(resp, rc, what);
+	vg_bill_month_format(m, ms, sizeof(ms));
+	vg_log_limited(VG_LOG_WARN, &g_range_errors,
+		       "api: billing: %s: an invoice%s%s past 10^12 currency units: "
+		       "check the rate card's prices ([billing] ratecard) and the "
+		       "usage the agents report (vCPUs, memory, disk sizes)",
+		       ms, project ? " of project " : "", project ? project : "");
+	return vg_http_reply_error(resp, 500, "an invoice of %s comes past 10^12 "
+					      "currency units, more than vigie bills: "
+					      "a price of the rate card or a usage "
+					      "reported is implausible (the collector's "
+					      "log says more)",
+				   ms);
+}
+
 static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
 		       struct vg_bill_month *m)
 {
@@ -86,7 +114,7 @@ static int list(struct vg_db *db, const struct vg_bill_service *svc,
 	int rc = vg_bill_invoices(db, svc->rc, m, project, &inv, &n);
 
 	if (rc)
-		return vg_api_reply_errno(resp, rc, "invoices");
+		return bill_reply_errno(resp, rc, "invoices", m, project);
 	json_t *root = json_object(), *arr = json_array();
 	json_object_set_new(root, "month", json_string(vg_bill_month_format(m, ms, sizeof(ms))));
 	json_object_set_new(root, "status", json_string(vg_bill_is_final(db, m) == 1 ? "final" : "draft"));
@@ -165,7 +193,7 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 					   project,
 					   vg_http_param(req, "month"));
 	if (rc)
-		return vg_api_reply_errno(resp, rc, "invoice");
+		return bill_reply_errno(resp, rc, "invoice", m, project);
 	vg_http_reply_raw(resp, 200, vg_bill_invoice_format_mime(fmt), body, len);
 	if (fmt != VG_BILL_FMT_JSON) {
 		char fname[61];
@@ -207,7 +235,7 @@ int vg_api_finalize_answer(const struct vg_bill_service *svc,
 	if (rc == -EINVAL)
 		return vg_http_reply_error(resp, 400, "%s has not ended yet", ms);
 	if (rc)
-		return vg_api_reply_errno(resp, rc, "invoices");
+		return bill_reply_errno(resp, rc, "invoices", m, NULL);
 	vg_info("billing: finalized %s: %zu invoice%s", ms, n, n == 1 ? "" : "s");
 	json_t *o = json_object();
 	json_object_set_new(o, "month", json_string(ms));

@@ -713,10 +713,14 @@ out:
  * unknown field), so a 4 MiB request of empty queries cost 250 MB before
  * the query count could be checked. This walks the wire format first and
  * counts, without allocating: the fields of the ReadRequest, of its
- * queries and of their matchers and hints (kind 0, 1, 2), at most
- * VG_RR_MAX_FIELDS in all, VG_RR_MAX_QUERIES queries and
- * VG_RR_MAX_MATCHERS matchers a query. 0, or -EINVAL with err set; a
- * malformed message is left to the unpacker's answer (0). */
+ * queries and of their matchers and hints (kind 0, 1, 2 for a matcher,
+ * 3 for hints), at most VG_RR_MAX_FIELDS in all, VG_RR_MAX_QUERIES
+ * queries and VG_RR_MAX_MATCHERS matchers a query. It also refuses a
+ * matcher's name or value holding a NUL byte: protobuf-c hands strings
+ * over NUL-terminated, so name="vm-a\0x" was the matcher name="vm-a"
+ * (and != or a regex likewise cut short), where Prometheus matches the
+ * whole value, and no vigie label holds a NUL. 0, or -EINVAL with err
+ * set; a malformed message is left to the unpacker's answer (0). */
 static int wire_count(const uint8_t *p, size_t len, int kind, size_t *fields,
 		      char *err, size_t errlen)
 {
@@ -760,6 +764,13 @@ static int wire_count(const uint8_t *p, size_t len, int kind, size_t *fields,
 			v |= (uint64_t)*p++ << sh;
 			if (v > (uint64_t)(end - p))
 				return 0;
+			if (kind == 2 && (tag >> 3 == 2 || tag >> 3 == 3) &&
+			    memchr(p, 0, (size_t)v)) {
+				snprintf(err, errlen, "a matcher's label %s holds a NUL "
+						      "byte (no label does)",
+					 tag >> 3 == 2 ? "name" : "value");
+				return -EINVAL;
+			}
 			if ((kind == 0 && tag >> 3 == 1) ||
 			    (kind == 1 && (tag >> 3 == 3 || tag >> 3 == 4))) {
 				if (kind == 0 && ++nsub > VG_RR_MAX_QUERIES) {
@@ -775,8 +786,10 @@ static int wire_count(const uint8_t *p, size_t len, int kind, size_t *fields,
 						 VG_RR_MAX_MATCHERS);
 					return -EINVAL;
 				}
-				if (wire_count(p, (size_t)v, kind + 1, fields, err,
-					       errlen))
+				if (wire_count(p, (size_t)v,
+					       kind == 0 ? 1 : tag >> 3 == 3 ? 2
+									     : 3,
+					       fields, err, errlen))
 					return -EINVAL;
 			}
 			p += v;

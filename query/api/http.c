@@ -46,6 +46,7 @@
 #include "vigie/clock.h"
 #include "query/api/http.h"
 #include "vigie/log.h"
+#include "vigie/name.h"
 
 /* ---- responses ----------------------------------------------------------- */
 
@@ -113,7 +114,16 @@ char *vg_http_error_json(int status, const char *msg)
 			      "message", msg ? msg : "");
 	char *s;
 
-	if (!j) /* msg was not valid UTF-8: say so without echoing it */
+	if (!j && msg) {
+		/* not valid UTF-8: a request's bytes echoed, or a "%.100s" that
+		 * cut a character in two ('a' x 99 + "é" + "(" as a regular
+		 * expression). Each bad byte becomes '?': the message still
+		 * says what was wrong. */
+		char clean[1024];
+		vg_text_clean(msg, clean, sizeof(clean) - 1);
+		j = json_pack("{s:{s:i,s:s}}", "error", "code", status, "message", clean);
+	}
+	if (!j)
 		j = json_pack("{s:{s:i,s:s}}", "error", "code", status,
 			      "message", "(message not valid UTF-8)");
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;

@@ -200,7 +200,9 @@ int vg_http_reply_stream(struct vg_http_resp *r, int status,
 void vg_http_stream_wake(struct vg_http_stream *s);
 
 /* {"error":{"code":status,"message":msg}} as a malloc'd string, NULL on
- * out of memory. Pure. */
+ * out of memory. Pure. A msg that is not valid UTF-8 (an echoed request's
+ * bytes, a character cut by "%.100s") is kept with each bad byte a '?'
+ * (vg_text_clean). */
 char *vg_http_error_json(int status, const char *msg);
 
 /* ---- routes ----------------------------------------------------------- */

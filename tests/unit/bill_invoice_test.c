@@ -791,6 +791,84 @@ static void test_draft_numbers(void **state)
 	vg_bill_invoice_free(c);
 }
 
+/* A rate card may hold prices up to 10^12 a unit: 10^12 EUR an hour for
+ * 360 hours is 3.6 x 10^20 micro-units, past int64. Such a line was
+ * saturated to INT64_MAX and the next one wrapped the total negative, so
+ * the invoice became a credit note for a huge sum. Any amount past 10^12
+ * currency units (a line, a subtotal, the total, the tax, the amount
+ * due) is now -ERANGE: no document, an error the API names. */
+static void test_amounts_out_of_range(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	static const char absurd[] =
+		"{\"currency\":\"EUR\",\"minor_unit_digits\":2,\"prices\":[{"
+		"\"valid_from\":\"2026-01-01\",\"compute\":{\"flavors\":{"
+		"\"m1.small\":\"1000000000000\",\"m1.medium\":\"1000000000000\","
+		"\"m1.large\":\"1000000000000\"},\"vcpu_hour\":\"1000000000000\","
+		"\"ram_gib_hour\":\"1000000000000\"},\"storage\":{\"gib_month\":"
+		"\"1000000000000\"},\"network\":{\"egress_gb\":[{\"price\":\"1000000000000\"}],"
+		"\"ingress_gb\":\"0\"}}]}";
+	/* every line fits (10^9 EUR an hour, at most 744 h), their sum does
+	 * not; a tenth of that price is a (large) invoice */
+	char many[] =
+		"{\"currency\":\"EUR\",\"minor_unit_digits\":2,\"prices\":[{"
+		"\"valid_from\":\"2026-01-01\",\"compute\":{\"flavors\":{"
+		"\"m1.small\":\"1000000000\",\"m1.medium\":\"1000000000\","
+		"\"m1.large\":\"1000000000\"}}}]}";
+	struct vg_bill_ratecard *rc;
+	struct vg_bill_invoice **inv;
+	char err[256], *t = NULL;
+	size_t n, len;
+
+	if (vg_bill_ratecard_parse(absurd, sizeof(absurd) - 1, "absurd", &rc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(vg_bill_invoice_text(db, rc, OCT, "acme", VG_BILL_FMT_JSON, &t, &len), -ERANGE);
+	assert_null(t);
+	assert_int_equal(vg_bill_invoices(db, rc, OCT, NULL, &inv, &n), -ERANGE);
+	assert_int_equal(vg_bill_finalize(db, rc, OCT, T("2026-11-02T00:00:00Z"), &n), -ERANGE);
+	assert_int_equal(vg_bill_is_final(db, OCT), 0);
+	vg_bill_ratecard_free(rc);
+
+	assert_int_equal(vg_bill_ratecard_parse(many, sizeof(many) - 1, "many", &rc, err, sizeof(err)), 0);
+	assert_int_equal(vg_bill_invoice_text(db, rc, OCT, "acme", VG_BILL_FMT_CSV, &t, &len), -ERANGE);
+	vg_bill_ratecard_free(rc);
+	memcpy(strstr(many, "1000000000\""), "0100000000", 10);
+	memcpy(strstr(many, "1000000000\""), "0100000000", 10);
+	memcpy(strstr(many, "1000000000\""), "0100000000", 10);
+	assert_int_equal(vg_bill_ratecard_parse(many, sizeof(many) - 1, "tenth", &rc, err, sizeof(err)), 0);
+	assert_int_equal(vg_bill_invoice_text(db, rc, OCT, "acme", VG_BILL_FMT_JSON, &t, &len), 0);
+	assert_non_null(strstr(t, "\"total\": \""));
+	assert_null(strstr(t, "\"total\": \"-"));
+	free(t);
+	assert_int_equal(vg_bill_finalize(db, rc, OCT, T("2026-11-02T00:00:00Z"), &n), 0);
+	vg_bill_ratecard_free(rc);
+
+	/* a sane card, an agent reporting 10^15 vCPUs for a flavor without
+	 * a price (billed per vCPU-hour at 0.015 and GiB-hour of RAM):
+	 * 1.5 x 10^13 EUR an hour */
+	for (int i = 0; i < 2; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq,
+						  T(i ? "2026-12-01T01:00:00Z" : "2026-12-01T00:00:00Z"));
+		struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "i-huge", "huge", NULL,
+							  b->time_ms);
+		assert_non_null(r);
+		r->state = VG_RSTATE_ACTIVE;
+		assert_int_equal(vg_batch_identity(b, "dddddddd0000000000000000000000d1", "u1", "x9.huge"), 0);
+		assert_int_equal(vg_batch_sample(b, "power.state", VG_KIND_GAUGE, 1), 0);
+		assert_int_equal(vg_batch_sample(b, "vcpus", VG_KIND_GAUGE, 1e15), 0);
+		assert_int_equal(vg_batch_sample(b, "memory.size", VG_KIND_GAUGE, 1 << 30), 0);
+		assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+		vg_batch_free(b);
+	}
+	assert_int_equal(vg_bill_invoice_text(db, f->rc, DEC, "dddddddd0000000000000000000000d1",
+					      VG_BILL_FMT_JSON, &t, &len),
+			 -ERANGE);
+	/* the other projects' December invoices are not held up */
+	t = text(f, DEC, "acme", VG_BILL_FMT_JSON, &len);
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -804,6 +882,7 @@ int main(void)
 		DBE_BOTH(test_readable_lines, setup, teardown),
 		DBE_BOTH(test_warnings_everywhere, setup, teardown),
 		DBE_BOTH(test_draft_numbers, setup, teardown),
+		DBE_BOTH(test_amounts_out_of_range, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

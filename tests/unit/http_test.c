@@ -403,6 +403,17 @@ static void test_error_json(void **state)
 	j = json_loads(s, 0, NULL);
 	assert_non_null(j);
 	assert_int_equal(error_code(j), 404);
+	/* the message is kept, each bad byte a '?' (it was replaced whole by
+	 * "(message not valid UTF-8)": a "%.100s" cutting a user's "é" in
+	 * two hid what was wrong) */
+	assert_string_equal(error_message(j), "no resource '?"
+					      "?'");
+	json_decref(j);
+	free(s);
+	s = vg_http_error_json(400, "bad regular expression 'caf\xc3' for label 'name'");
+	j = json_loads(s, 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(error_message(j), "bad regular expression 'caf?' for label 'name'");
 	json_decref(j);
 	free(s);
 

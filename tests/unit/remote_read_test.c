@@ -476,6 +476,51 @@ static void test_hostile(void **state)
 		assert_non_null(strstr(fx_errmsg(&a), "protobuf"));
 		fx_answer_free(&a);
 	}
+	/* a NUL inside a matcher's value: protobuf-c's strings end there,
+	 * so resource="vm-a\0x" matched vm-a (Prometheus matches the whole
+	 * value, and no vigie label holds a NUL): a 400 instead. The same
+	 * request without the NUL reads vm-a. */
+	for (int nul = 0; nul < 2; nul++) {
+		uint8_t mt[32], qy[64], rq[80];
+		char comp[128];
+		size_t nmt = 0, nqy = 0, nrq = 0, clen = sizeof(comp);
+		Prometheus__ReadResponse *rr;
+		const char *v = nul ? "vm-a\0x" : "vm-a";
+		size_t vlen = nul ? 6 : 4;
+
+		mt[nmt++] = 0x12, mt[nmt++] = 8; /* name */
+		memcpy(mt + nmt, "resource", 8), nmt += 8;
+		mt[nmt++] = 0x1a, mt[nmt++] = (uint8_t)vlen; /* value */
+		memcpy(mt + nmt, v, vlen), nmt += vlen;
+		qy[nqy++] = 0x08; /* start_timestamp_ms */
+		for (uint64_t t = (uint64_t)q_start; t; t >>= 7)
+			qy[nqy++] = (uint8_t)((t & 0x7f) | (t > 0x7f ? 0x80 : 0));
+		qy[nqy++] = 0x10; /* end_timestamp_ms */
+		for (uint64_t t = (uint64_t)q_end; t; t >>= 7)
+			qy[nqy++] = (uint8_t)((t & 0x7f) | (t > 0x7f ? 0x80 : 0));
+		qy[nqy++] = 0x1a, qy[nqy++] = (uint8_t)nmt; /* a matcher */
+		memcpy(qy + nqy, mt, nmt), nqy += nmt;
+		rq[nrq++] = 0x0a, rq[nrq++] = (uint8_t)nqy; /* a query */
+		memcpy(rq + nrq, qy, nqy), nrq += nqy;
+		assert_int_equal(snappy_compress((char *)rq, nrq, comp, &clen), SNAPPY_OK);
+		if (nul) {
+			assert_int_equal(post_raw(tok_admin, comp, clen, &a), 400);
+			assert_non_null(strstr(fx_errmsg(&a), "NUL"));
+			fx_answer_free(&a);
+			continue;
+		}
+		assert_int_equal(post_raw(tok_admin, comp, clen, &a), 200);
+		size_t raw_len;
+		assert_int_equal(snappy_uncompressed_length(a.body, a.len, &raw_len), SNAPPY_OK);
+		char *raw = malloc(raw_len + 1);
+		assert_int_equal(snappy_uncompress(a.body, a.len, raw, &raw_len), SNAPPY_OK);
+		rr = prometheus__read_response__unpack(NULL, raw_len, (uint8_t *)raw);
+		free(raw);
+		assert_non_null(rr);
+		assert_true(nseries(rr) >= 1);
+		assert_string_equal(label(rr->results[0]->timeseries[0], "resource"), "vm-a");
+		done(&a, rr);
+	}
 	assert_int_equal(post_raw(tok_admin, "hello", 5, &a), 400);
 	fx_answer_free(&a);
 	assert_int_equal(post_raw("vgt_0000000000000000_00", "x", 1, &a), 401);

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# billing_range_test.sh — a careless rate card against the real collector.
+#
+# The rate card takes prices up to 10^12 a unit (docs/billing.md); 10^12
+# EUR an hour for a month is 7.4 x 10^14 EUR, past the int64 micro-units
+# money is kept in. Such a line was saturated at 9,223,372,036,854.77 and
+# the sums wrapped (a storage subtotal of -4,384,662,359,435.42, "-0.00"),
+# so a typo in the card made a credit note. Now an invoice whose amounts
+# pass 10^12 currency units is a 500 saying so, logged once,
+# the month cannot be finalized, and the collector goes on serving.
+#
+# Data: the hand-written ledger (tests/fixtures/billing/ledger-2026-10.txt)
+# replayed over the wire by bench/billing_replay, as billing_test.sh does.
+source "$(dirname "$0")/lib.sh"
+
+LEDGER=$ROOT/tests/fixtures/billing/ledger-2026-10.txt
+REPLAY=$ROOT/$BUILD/bench/billing_replay
+[[ $BUILD = /* ]] && REPLAY=$BUILD/bench/billing_replay
+make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/billing_replay" >/dev/null 2>&1
+if [[ ! -x $REPLAY ]]; then
+  skip "bench/billing_replay could not be built"
+  done_testing
+  exit 0
+fi
+
+collector_ports
+DATA=$TMP/data
+P=1000000000000 # 10^12: the largest price a card may hold
+cat >"$TMP/card.json" <<EOF
+{"currency": "EUR", "minor_unit_digits": 2,
+ "prices": [{"valid_from": "2026-01-01",
+   "compute": {"flavors": {"m1.small": "$P", "m1.medium": "$P", "m1.large": "$P"},
+               "vcpu_hour": "$P", "ram_gib_hour": "$P"},
+   "storage": {"gib_month": "$P"},
+   "network": {"egress_gb": [{"price": "$P"}], "ingress_gb": "0"}}]}
+EOF
+printf '[billing]\nratecard = %s\n' "$TMP/card.json" >"$TMP/vigie.conf"
+ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" --config "$TMP/vigie.conf" token create --admin 2>/dev/null | tail -1)
+acurl() { curl -sS --max-time 10 -H "Authorization: Bearer $ADMIN" "$@"; }
+acode() { curl -s -o "$TMP/body" -w '%{http_code}' --max-time 10 -H "Authorization: Bearer $ADMIN" "$@"; }
+
+check "collector up with the rate card of 10^12 prices" start_api_collector collector \
+  --config "$TMP/vigie.conf" --data-dir "$DATA"
+check "ledger replayed over the wire" "$REPLAY" send "$LEDGER" tcp://127.0.0.1:$PORT
+
+for f in json csv html; do
+  eq "acme's October invoice ($f) is a 500" \
+    "$(acode "$API/v1/invoices?project=acme&month=2026-10&format=$f")" 500
+done
+check "... saying why" grep -q "an invoice of 2026-10 comes past 10^12 currency units.*a price of the rate card or a usage reported is implausible" "$TMP/body"
+check "... with no figure in it" bash -c "! grep -q '9223372036854' '$TMP/body'"
+eq "the month's list is a 500" "$(acode "$API/v1/invoices?month=2026-10")" 500
+eq "finalizing the month is a 500" "$(acode -X POST "$API/v1/invoices/finalize?month=2026-10")" 500
+"$BIN/vigie" --api "$API" --token "$ADMIN" invoice --project acme --month 2026-10 \
+  >"$TMP/cli.out" 2>"$TMP/cli.err"; rc=$?
+eq "vigie invoice fails (exit 1), printing nothing" "$rc:$(wc -c <"$TMP/cli.out")" "1:0"
+check "... and says why" grep -q "implausible" "$TMP/cli.err"
+eq "logged once for six refusals" "$(grep -c "past 10^12 currency units" "$TMP/collector.log")" 1
+check "... naming the month, the project and what to check" grep -q \
+  "2026-10: an invoice of project acme past 10^12 currency units: check the rate card's prices" "$TMP/collector.log"
+check "the collector still answers" answers_health "$HPORT"
+eq "a month without usage is still an invoice" \
+  "$(acode "$API/v1/invoices?project=acme&month=2026-08"):$(jq -r .total "$TMP/body")" "200:0.00"
+check "the collector is still running" kill -0 "$COLLECTOR_PID"
+
+# The card fixed (the ledger's own), nothing was lost: the month is still
+# a draft and its invoice is the hand-computed one.
+stop_pid "$COLLECTOR_PID"
+printf '[billing]\nratecard = %s\n' "$ROOT/tests/fixtures/billing/ratecard.json" >"$TMP/vigie.conf"
+check "collector up with the ledger's rate card" start_api_collector collector2 \
+  --config "$TMP/vigie.conf" --data-dir "$DATA"
+eq "October is still a draft" "$(acode "$API/v1/invoices?month=2026-10"):$(jq -r .status "$TMP/body")" "200:draft"
+eq "acme's October total is the ledger's" \
+  "$(acode "$API/v1/invoices?project=acme&month=2026-10"):$(jq -r .total "$TMP/body")" "200:86.46"
+done_testing
