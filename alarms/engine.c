@@ -271,57 +271,55 @@ static int project_subjects(struct vg_alarm_engine *e, const char *project,
 	return 0;
 }
 
-int vg_alarm_engine_silences_list(struct vg_alarm_engine *e, const char *scope,
-				  const char *state, int64_t now_ms, json_t **out)
+/* What a silence call does, with the subjects of scope's alarms (what a
+ * project token may see of global silences), under the engine's lock. */
+enum silence_op { SILENCE_LIST,
+		  SILENCE_GET,
+		  SILENCE_EXPIRE };
+
+static int silence_call(struct vg_alarm_engine *e, enum silence_op op, const char *id,
+			const char *state, const char *scope, int64_t now_ms, json_t **out)
 {
 	struct vg_alarm_silence_subject *subj = NULL;
 	size_t n = 0;
 	int rc = 0;
 
-	*out = NULL;
+	if (out)
+		*out = NULL;
 	pthread_mutex_lock(&e->lock);
 	if (scope)
 		rc = project_subjects(e, scope, &subj, &n);
-	if (!rc)
-		rc = vg_alarm_silences_list_for(e->silences, scope, subj, n, state, now_ms, out);
+	if (!rc) {
+		if (op == SILENCE_LIST)
+			rc = vg_alarm_silences_list_for(e->silences, scope, subj, n, state,
+							now_ms, out);
+		else if (op == SILENCE_GET)
+			rc = vg_alarm_silences_get_for(e->silences, id, scope, subj, n, now_ms,
+						       out);
+		else
+			rc = vg_alarm_silences_expire_for(e->silences, id, scope, subj, n, now_ms);
+	}
 	pthread_mutex_unlock(&e->lock);
 	free(subj);
 	return rc;
+}
+
+int vg_alarm_engine_silences_list(struct vg_alarm_engine *e, const char *scope,
+				  const char *state, int64_t now_ms, json_t **out)
+{
+	return silence_call(e, SILENCE_LIST, NULL, state, scope, now_ms, out);
 }
 
 int vg_alarm_engine_silence_get(struct vg_alarm_engine *e, const char *id,
 				const char *scope, int64_t now_ms, json_t **out)
 {
-	struct vg_alarm_silence_subject *subj = NULL;
-	size_t n = 0;
-	int rc = 0;
-
-	*out = NULL;
-	pthread_mutex_lock(&e->lock);
-	if (scope)
-		rc = project_subjects(e, scope, &subj, &n);
-	if (!rc)
-		rc = vg_alarm_silences_get_for(e->silences, id, scope, subj, n, now_ms, out);
-	pthread_mutex_unlock(&e->lock);
-	free(subj);
-	return rc;
+	return silence_call(e, SILENCE_GET, id, NULL, scope, now_ms, out);
 }
 
 int vg_alarm_engine_silence_expire(struct vg_alarm_engine *e, const char *id,
 				   const char *scope, int64_t now_ms)
 {
-	struct vg_alarm_silence_subject *subj = NULL;
-	size_t n = 0;
-	int rc = 0;
-
-	pthread_mutex_lock(&e->lock);
-	if (scope)
-		rc = project_subjects(e, scope, &subj, &n);
-	if (!rc)
-		rc = vg_alarm_silences_expire_for(e->silences, id, scope, subj, n, now_ms);
-	pthread_mutex_unlock(&e->lock);
-	free(subj);
-	return rc;
+	return silence_call(e, SILENCE_EXPIRE, id, NULL, scope, now_ms, NULL);
 }
 
 struct vg_alarm_outbox *vg_alarm_engine_outbox(struct vg_alarm_engine *e)
