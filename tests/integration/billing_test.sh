@@ -16,15 +16,12 @@ source "$(dirname "$0")/lib.sh"
 
 LEDGER=$ROOT/tests/fixtures/billing/ledger-2026-10.txt
 CARD=$ROOT/tests/fixtures/billing/ratecard.json
-REPLAY=$ROOT/$BUILD/bench/billing_replay
-[[ $BUILD = /* ]] && REPLAY=$BUILD/bench/billing_replay
-# (always asked: make rebuilds it only when its sources changed)
-make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/billing_replay" >/dev/null 2>&1
-if [[ ! -x $REPLAY ]]; then
+if ! bench_tool billing_replay; then
   skip "bench/billing_replay could not be built"
   done_testing
   exit 0
 fi
+REPLAY=$BENCH_TOOL
 
 collector_ports
 DATA=$TMP/data

@@ -21,10 +21,8 @@ if [[ -z $CHROME ]] || ! command -v pdftotext >/dev/null || ! command -v pdfinfo
 fi
 LEDGER=$ROOT/tests/fixtures/billing/ledger-2026-07.txt
 CARD=$ROOT/tests/fixtures/billing/ratecard-invoice.json
-REPLAY=$ROOT/$BUILD/bench/billing_replay
-[[ $BUILD = /* ]] && REPLAY=$BUILD/bench/billing_replay
-# (always asked: make rebuilds it only when its sources changed)
-make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/billing_replay" >/dev/null 2>&1
+bench_tool billing_replay
+REPLAY=$BENCH_TOOL
 
 collector_ports
 printf '[billing]\nratecard = %s\n' "$CARD" >"$TMP/vigie.conf"

@@ -106,6 +106,16 @@ free_ports() {
 # collector_ports [VAR...]: the ports of the collector most tests start:
 # PORT for its agents (--listen), HPORT for its API (--http) and API, the
 # API's URL; each VAR gets one more port (e.g. --notify), all distinct
+# bench_tool NAME: the path of the bench program NAME of this build (made
+# now if its sources changed; make rebuilds only then), in $BENCH_TOOL;
+# returns 1 (the caller skips, with the reason) when it cannot be built
+bench_tool() {
+  BENCH_TOOL=$ROOT/$BUILD/bench/$1
+  [[ $BUILD = /* ]] && BENCH_TOOL=$BUILD/bench/$1
+  make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/$1" >/dev/null 2>&1
+  [[ -x $BENCH_TOOL ]]
+}
+
 collector_ports() {
   free_ports PORT HPORT "$@"
   API=http://127.0.0.1:$HPORT
