@@ -42,10 +42,10 @@
 #    synthetic clock, give the same invoices but for the network-egress
 #    lines (the test driver's interface counters follow the wall clock);
 #  - alarms: one alarm over every instance (memory.size > 0: one
-#    transition to alarm per instance) with a webhook receiver; when the
-#    collectors report alarm leases in /v1/health (alarm ownership by
-#    leases), each transition must be notified exactly once; without it
-#    the check is skipped with the reason and the counts are printed.
+#    transition to alarm per instance) with a webhook receiver; the
+#    collectors must report alarm leases in /v1/health (to an admin token:
+#    alarm ownership by leases), and each transition must be notified
+#    exactly once.
 # Skipped with the reason only when PostgreSQL or rrdcached cannot run.
 #
 # Knobs: HOSTS, DOMAINS, POLLS, INTERVAL (seconds between polls), ACK_MS;
@@ -180,7 +180,7 @@ API=http://127.0.0.1:${CH[0]}
 # ---- the alarm over every instance, its webhook receiver ----
 LEASES=0
 health_has_leases() { # the alarm-ownership feature reports its leases here
-  curl -sf --max-time 5 "http://127.0.0.1:${CH[0]}/v1/health" |
+  curl -sf --max-time 5 -H "$(api_auth)" "http://127.0.0.1:${CH[0]}/v1/health" |
     jq -e '[paths | map(tostring) | join(".") | select(test("lease"))] | length > 0' >/dev/null
 }
 health_has_leases && LEASES=1
@@ -454,7 +454,7 @@ if [[ -n $HOOK ]]; then
       alarm_diag
     fi
   else
-    skip "alarm ownership not on this branch (no lease in /v1/health): exactly-once alarm notifications not checked"
+    nok "alarm ownership: no alarm lease in /v1/health (admin token): exactly-once alarm notifications not checked"
   fi
 else
   skip "alarm webhook receiver ($HOOKBIN) not built: make $BUILD/bench/alarms_hook"
