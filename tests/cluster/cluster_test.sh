@@ -584,6 +584,26 @@ read -r nf nbad <"$TMP/points.out"
 eq "rrdtool read every file" "$nf" "$nser"
 eq "every series holds one point per poll, none missing, none outside the polls" "$nbad" 0
 [[ -s $TMP/points.err ]] && diag "$(head -3 "$TMP/points.err")"
+# On a wrong count, what tells a lost value from an extra one (diag lines,
+# only then): for three of the series, the polls (1 = START) of every
+# value sent to their daemon, in its -j journal's order (rrdcached
+# journals each UPDATE before checking its times, so a value it refused as
+# older shows too), "F" where a collector's check FORGOT the file's
+# cached values and "W" each write of the file, then the file's last
+# update. A value sent once and never again after an F is lost if its
+# poll is unknown; a cpu.util point at poll 2 (its first value's minute,
+# the file created a second before it: unknown) needs a value sent for
+# poll 1, which the agents never derive.
+if [[ -s $TMP/points.err ]]; then
+  head -3 "$TMP/points.err" | while IFS=: read -r f _; do
+    d=0; grep -qx "$f" "$TMP/s1.list" && d=1
+    seqs=$(cat "${RD_DIR[$d]}"/journal/rrd.journal.* 2>/dev/null |
+      awk -v s="$START" -v f="$f" '$2 != f && substr($2, length($2) - length(f)) != "/" f { next }
+                         $1 == "update" { for (k = 3; k <= NF; k++) { split($k, a, ":"); printf "%d ", (a[1] - s) / 60 + 1 } }
+                         $1 == "forget" { printf "F " } $1 == "wrote" { printf "W " }')
+    diag "$f (daemon $d): last update at poll $(( ($(rrdtool last "${RD_DIR[$d]}/base/$f" 2>/dev/null || echo "$START") - START) / 60 + 1 )); the daemon's journal: ${seqs:0:600}"
+  done
+fi
 # memory.size at every point: the node file's <memory> in bytes
 badmem=0
 for ((h = 0; h < HOSTS; h++)); do
