@@ -45,6 +45,7 @@
 #include "vigie/config.h"
 #include "vigie/store.h"
 #include "collector/backend.h"
+#include "vigie/rrdcached.h"
 #include "rrdcached_backend_fixture.h"
 
 #define T0 1699999980LL /* a minute boundary */
@@ -300,6 +301,79 @@ static void test_replay_keeps_a_value_after_one_it_dropped(void **state)
 	check_file(f, 7);
 }
 
+/* The check after a restart within its overall bound: 100 files whose
+ * values the daemon took and had not written when it was killed -9 (its
+ * journal replays them), checked by the first connections to the
+ * restarted daemon with a bound so short that each checks one group of
+ * files (a FORGET BATCH of 32 and their INFOs) and stops: the files left
+ * wait for the next connection, which goes on from there (no failure
+ * counted, no back-off), and in the end every file is found behind what
+ * it accepted (the replayed values FORGOTten: lost, re-sent by the
+ * store), each once. With the default bound one connection checks them
+ * all (the other tests: no check cut). */
+#define NBOUND 100
+static void test_check_bound_spreads_the_check(void **state)
+{
+	struct hbf h;
+	struct vg_rrd_loc loc[NBOUND];
+	struct vg_rrd_lost lost[NBOUND + 1];
+	struct vg_store_daemon dm[1];
+	char msg[256] = "", metric[32];
+	int64_t have;
+
+	(void)state;
+	assert_int_equal(hbf_open(&h, "bound-test", 1, 90), 0);
+	for (int i = 0; i < NBOUND; i++) {
+		snprintf(metric, sizeof(metric), "m%d", i);
+		assert_int_equal(h.be->ops->locate(h.be, VG_RT_HOST, "node1", metric, &loc[i]), 0);
+		if (h.be->ops->create(h.be, &loc[i], VG_KIND_GAUGE, MS(T0), &h.lay, msg,
+				      sizeof(msg), 0))
+			fail_msg("create: %s", msg);
+	}
+	/* minute 1 of each: taken by the daemon (cached, journaled), not
+	 * written; every file waits for a verification */
+	struct vg_rrd_item it[NBOUND];
+	struct vg_rrd_value v[NBOUND];
+	memset(it, 0, sizeof(it));
+	for (int i = 0; i < NBOUND; i++) {
+		v[i] = (struct vg_rrd_value){MS(T0 + 60), val(1)};
+		it[i] = (struct vg_rrd_item){.loc = &loc[i], .v = &v[i], .n = 1};
+	}
+	h.be->ops->update_many(h.be, it, NBOUND);
+	for (int i = 0; i < NBOUND; i++)
+		assert_int_equal(it[i].res.written, 1);
+	assert_int_equal(vg_rrd_rrdcached_check_bound(h.be, 1), 1);
+	assert_int_equal(hrd_kill(&h.d, SIGKILL), 0);
+	assert_int_equal(hrd_restart(&h.d), 0);
+	usleep(300 * 1000); /* the back-off after the broken connection */
+
+	/* the first call finds the old connection broken (back-off); then
+	 * each call makes a connection whose check takes one group */
+	size_t first = 0;
+	for (int calls = 0; calls < 100 && h.be->ops->lost(h.be, NULL, 0) < NBOUND; calls++) {
+		struct vg_rrd_value nv = {MS(T0 + 120), val(2)};
+		struct vg_rrd_result res;
+		memset(&res, 0, sizeof(res));
+		h.be->ops->update(h.be, &loc[0], &nv, 1, &res);
+		assert_int_equal(res.written, 0); /* waits: unchecked, then lost */
+		if (!first)                       /* the first check stopped after one group */
+			first = h.be->ops->lost(h.be, NULL, 0);
+		usleep(50 * 1000);
+	}
+	assert_true(first > 0 && first <= VG_RRDCD_LAST_MANY_MAX);
+	assert_int_equal(h.be->ops->lost(h.be, lost, NBOUND + 1), NBOUND);
+	for (int i = 0; i < NBOUND; i++) {
+		have = lost[i].have_ms; /* as created (T0 - 1): minute 1 dropped */
+		assert_true(have >= MS(T0 - 1) && have < MS(T0 + 60));
+	}
+	assert_int_equal(vg_rrd_rrdcached_state(h.be, dm, 1), 1);
+	/* 100 files, 32 per group: cut after the first three */
+	assert_int_equal(dm[0].checks_cut, (NBOUND - 1) / VG_RRDCD_LAST_MANY_MAX);
+	assert_int_equal(dm[0].errors, 1); /* the kill's broken call only */
+	assert_true(dm[0].up);
+	hbf_close(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +381,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_replay_keeps_a_value_after_one_it_dropped,
 						setup, teardown),
+		cmocka_unit_test(test_check_bound_spreads_the_check),
 	};
 	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
 		printf("# skipped: rrdcached or rrdtool not installed\n");
