@@ -591,9 +591,14 @@ eq "every series holds one point per poll, none missing, none outside the polls"
 # older shows too), "F" where a collector's check FORGOT the file's
 # cached values and "W" each write of the file, then the file's last
 # update. A value sent once and never again after an F is lost if its
-# poll is unknown; a cpu.util point at poll 2 (its first value's minute,
-# the file created a second before it: unknown) needs a value sent for
-# poll 1, which the agents never derive.
+# poll is unknown. A cpu.util point at poll 2 (seen once: 59 points of
+# 58) is its first value's minute, unknown in a file created a second
+# before that value (librrd counts the 59 s before the file as unknown,
+# and a point more than half unknown is unknown); known, it needs either
+# a value sent for poll 1, which the agents never derive (the journal
+# shows it), or a file created more than 30 s before its first value
+# (a create of its own, none in the journal: only a collector's CREATE
+# -b would say)
 if [[ -s $TMP/points.err ]]; then
   head -3 "$TMP/points.err" | while IFS=: read -r f _; do
     d=0; grep -qx "$f" "$TMP/s1.list" && d=1
