@@ -332,9 +332,14 @@ done
 accepted() { cat "$TMP"/c?-?.log | grep -o 'accepted batch host=h[0-9]* stream=[0-9a-f]* seq=[0-9]*' | sed 's/accepted batch //'; }
 eq "no batch accepted by two collectors" "$(accepted | sort | uniq -d | wc -l)" 0
 nacc=$(accepted | sort -u | wc -l)
-# a collector killed between its commit and its log line loses one line
-check "every batch accepted once in the logs ($nacc of $((HOSTS * POLLS)), at most 1 line lost to the kill)" \
-  test "$nacc" -ge $((HOSTS * POLLS - 1)) -a "$nacc" -le $((HOSTS * POLLS))
+# a collector killed between its commit and its log lines loses those
+# lines: one per batch of the group it committed (vg_registry_commit_group
+# records a turn's batches at once, two of one stream never in one group,
+# and each agent has one batch in flight), so at most one per host (seen:
+# h0's seq 33 and h1's seq 17, answered DUPLICATE by the collector each
+# agent moved to, logged nowhere)
+check "every batch accepted once in the logs ($nacc of $((HOSTS * POLLS)), at most $HOSTS lines lost to the kill)" \
+  test "$nacc" -ge $((HOSTS * POLLS - HOSTS)) -a "$nacc" -le $((HOSTS * POLLS))
 diag "duplicates answered: $(cat "$TMP"/c?-?.log | grep -c 'duplicate batch'); per collector accepted: $(for f in "$TMP"/c?-?.log; do printf '%s=%s ' "$(basename "$f" .log)" "$(grep -c 'accepted batch' "$f")"; done)"
 
 # ---- the hand-computed ledger, replayed through one collector of the cluster ----
