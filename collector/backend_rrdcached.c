@@ -98,7 +98,9 @@
  * for it (its values go to the storage thread) nor makes a connection
  * that would run the check. As with update_refused, this assumes one
  * writer per series (docs/operations.md); a failure that was no restart
- * (a stall, a timeout) costs the re-send of what was not yet FLUSHed.
+ * (a stall, a timeout) costs the re-send of what was not yet FLUSHed. A
+ * file of which the daemon took nothing of ours (a send that broke) is
+ * left out: its FORGET could only drop another collector's values.
  * Either check goes 32 files per group (a BATCH of FLUSHes or FORGETs,
  * then the INFOs pipelined) and starts no group after CHECK_MAX_MS: the
  * files left wait for the next connection, which goes on with them (no
@@ -523,6 +525,14 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			break;
 		}
 		while (k < VG_RRDCD_LAST_MANY_MAX && (e = vg_hmap_next(&snap.map, &pos))) {
+			/* A file of which the daemon took nothing of ours (a
+			 * claim taken back after a send that failed, no floor)
+			 * has nothing to verify; and FORGETting it would drop
+			 * what the daemon holds of another collector's, the
+			 * host's previous one (its own check, later, would then
+			 * find the file past those values: lost for good) */
+			if (((const struct sent_entry *)e->value)->t_ms == INT64_MIN)
+				continue;
 			se[k] = e->value;
 			names[k++] = e->key;
 		}

@@ -301,6 +301,95 @@ static void test_replay_keeps_a_value_after_one_it_dropped(void **state)
 	check_file(f, 7);
 }
 
+/* Minutes from..to of the series loc written by backend be (one update). */
+static struct vg_rrd_result update_be(struct vg_rrd_backend *be, struct vg_rrd_loc *loc, int from,
+				      int to)
+{
+	struct vg_rrd_value v[16];
+	struct vg_rrd_result res;
+	size_t n = 0;
+
+	for (int m = from; m <= to; m++, n++)
+		v[n] = (struct vg_rrd_value){MS(T0 + 60 * m), val(m)};
+	memset(&res, 0, sizeof(res));
+	be->ops->update(be, loc, v, n, &res);
+	return res;
+}
+
+/* Two collectors on one daemon, a host moving from the first (A) to the
+ * second (B) as the daemon is killed -9 (seen in the cluster test: polls
+ * 37-39 of 19 series lost, docs/scaling.md). A's minute 5 is taken by the
+ * daemon (cached, journaled), not written; B's first send of minute 6
+ * breaks on the kill, so the daemon took nothing of B's for the file but
+ * B's list of files to verify keeps it (claimed before the send, taken
+ * back to nothing). The restarted daemon replays A's minute 5. B's first
+ * check after its failed call FORGOT every file of its list, this one
+ * too, dropping A's replayed value; B then wrote minute 6, and A's own
+ * check found the file past its minute 5 and counted it durable: minute 5
+ * lost for good. A file of which the daemon took nothing of B's needs no
+ * check by B: it is neither FORGOTten nor read, and the file holds 1..6. */
+static void test_no_forget_of_a_file_the_daemon_took_nothing_of(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bloc, bother;
+	struct vg_rrd_result res;
+	char owners[128], err[256] = "", msg[256] = "", journal[PATH_MAX];
+	FILE *fp;
+
+	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
+		fail_msg("second backend: %s", err);
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+	assert_string_equal(bloc.path, f->loc.path);
+	/* B holds a verified connection (a series of its own) */
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node2", "load.1", &bother), 0);
+	if (b->ops->create(b, &bother, VG_KIND_GAUGE, MS(T0), &f->h.lay, msg, sizeof(msg), 0))
+		fail_msg("create: %s", msg);
+	res = update_be(b, &bother, 1, 1);
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0);
+
+	/* A: minutes 1..4 durable, 5 taken by the daemon only */
+	res = update(f, 1, 4, 0);
+	assert_int_equal(res.written, 4);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	res = update(f, 5, 5, 0);
+	assert_int_equal(res.written, 1);
+
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	/* its journal (buffered: it may lack the last lines) holds the
+	 * UPDATE of minute 5, as the cluster test's did */
+	newest_journal(f, journal, sizeof(journal));
+	journal_drop_minutes(f, journal, 5, 5);
+	assert_non_null(fp = fopen(journal, "a"));
+	fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 300), val(5));
+	assert_int_equal(fclose(fp), 0);
+	/* B's send of minute 6 breaks: nothing of it taken */
+	res = update_be(b, &bloc, 6, 6);
+	assert_int_equal(res.written, 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	usleep(300 * 1000); /* the back-off after the broken connection */
+
+	/* B goes on with the host: minute 6 written, made durable */
+	for (int i = 0; i < 50; i++) {
+		res = update_be(b, &bloc, 6, 6);
+		if (res.written)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0);
+	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
+	/* A's check after its own failure: the file is durable up to 6 */
+	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++)
+		usleep(100 * 1000);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	check_file(f, 6);
+	b->ops->close(b);
+}
+
 /* The check after a restart within its overall bound: 100 files whose
  * values the daemon took and had not written when it was killed -9 (its
  * journal replays them), checked by the first connections to the
@@ -380,6 +469,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replayed_update_dropped_by_wrote, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_replay_keeps_a_value_after_one_it_dropped,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_forget_of_a_file_the_daemon_took_nothing_of,
 						setup, teardown),
 		cmocka_unit_test(test_check_bound_spreads_the_check),
 	};
