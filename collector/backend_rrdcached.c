@@ -516,7 +516,10 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 
 		if (!first && vg_monotonic_ms() >= until) {
 			while ((e = vg_hmap_next(&snap.map, &pos))) {
-				mark_sent(d, e->key, ((const struct sent_entry *)e->value)->t_ms);
+				int64_t t = ((const struct sent_entry *)e->value)->t_ms;
+				if (t == INT64_MIN) /* nothing to verify (below) */
+					continue;
+				mark_sent(d, e->key, t);
 				if (!ret)
 					ret = -ETIMEDOUT;
 			}
