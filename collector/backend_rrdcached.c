@@ -98,9 +98,13 @@
  * for it (its values go to the storage thread) nor makes a connection
  * that would run the check. As with update_refused, this assumes one
  * writer per series (docs/operations.md); a failure that was no restart
- * (a stall, a timeout) costs the re-send of what was not yet FLUSHed. A
- * file of which the daemon took nothing of ours (a send that broke) is
- * left out: its FORGET could only drop another collector's values.
+ * (a stall, a timeout) costs the re-send of what was not yet FLUSHed.
+ * Since a host that moves between collectors around the failure breaks
+ * that assumption, the check FORGETs only where it must: a file of which
+ * the daemon took nothing of ours (a send that broke) is left out, and
+ * each file is read first (INFO) and FORGOTten only if it lacks our
+ * newest value: any other FORGET could only drop another collector's
+ * values the daemon holds cached.
  * Either check goes 32 files per group (a BATCH of FLUSHes or FORGETs,
  * then the INFOs pipelined) and starts no group after CHECK_MAX_MS: the
  * files left wait for the next connection, which goes on with them (no
@@ -541,9 +545,29 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 		}
 		if (!k)
 			break;
-		if (vg_rrdcd_connected(c))
-			rc = forget ? vg_rrdcd_forget_last_many(c, names, k, last_s, err)
-				    : vg_rrdcd_last_update_many(c, names, k, last_s, err);
+		if (vg_rrdcd_connected(c) && !forget) {
+			rc = vg_rrdcd_last_update_many(c, names, k, last_s, err);
+		} else if (vg_rrdcd_connected(c)) {
+			/* What the files hold first: one that holds our newest
+			 * value already is durable and is not FORGOTten, which
+			 * would drop whatever the daemon holds cached for it of
+			 * another collector's (the host's next one, which
+			 * counts those values written: lost for good; seen in
+			 * the cluster test, docs/scaling.md). Only the files
+			 * behind are FORGOTten and read again. */
+			size_t kb = 0;
+			if (!(rc = vg_rrdcd_info_last_many(c, names, k, last_s, err))) {
+				for (size_t i = 0; i < k; i++) {
+					if (!err[i] && last_s[i] * 1000 + 999 >= se[i]->t_ms)
+						continue; /* durable */
+					se[kb] = se[i];
+					names[kb++] = names[i];
+				}
+				if (!(k = kb))
+					continue;
+				rc = vg_rrdcd_forget_last_many(c, names, k, last_s, err);
+			}
+		}
 		for (size_t i = 0; i < k; i++) {
 			int64_t have = INT64_MIN;
 			int ri = err[i];

@@ -1007,9 +1007,18 @@ static int last_many(struct vg_rrdcd *c, const char *verb, const char *const *fi
 		set_err(c, "%zu files for one call, at most %d", n, VG_RRDCD_LAST_MANY_MAX);
 		return -EINVAL;
 	}
-	if ((rc = many_begin(c, n, ferr, &res)) || (rc = many_write(c, verb, files, n)) ||
-	    (rc = flush_many_read(c, n, ferr, &res)))
+	if (!verb) { /* the INFOs alone */
+		for (size_t i = 0; i < n; i++)
+			if ((rc = check_word(c, files[i], "file name")))
+				return rc;
+		if ((rc = ready(c)))
+			return rc;
+		memset(ferr, 0, n * sizeof(*ferr));
+		c->wlen = 0;
+	} else if ((rc = many_begin(c, n, ferr, &res)) || (rc = many_write(c, verb, files, n)) ||
+		   (rc = flush_many_read(c, n, ferr, &res))) {
 		return rc;
+	}
 	/* the INFOs, for the files whose FLUSH (FORGET) did not fail
 	 * otherwise */
 	for (size_t i = 0; i < n; i++) {
@@ -1071,6 +1080,12 @@ int vg_rrdcd_forget_last_many(struct vg_rrdcd *c, const char *const *files, size
 			      int64_t *last_s, int *item_err)
 {
 	return last_many(c, "FORGET", files, n, last_s, item_err);
+}
+
+int vg_rrdcd_info_last_many(struct vg_rrdcd *c, const char *const *files, size_t n,
+			    int64_t *last_s, int *item_err)
+{
+	return last_many(c, NULL, files, n, last_s, item_err);
 }
 
 int vg_rrdcd_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u)

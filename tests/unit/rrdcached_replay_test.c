@@ -390,6 +390,58 @@ static void test_no_forget_of_a_file_the_daemon_took_nothing_of(void **state)
 	b->ops->close(b);
 }
 
+/* The host's previous collector (A) checks late. A's minute 5 is in the
+ * file (B's sync wrote it with B's minute 6) but A never verified it, so
+ * after the kill -9 A's first check looks at the file again; meanwhile B,
+ * now the host's collector, sent minutes 7 and 8 to the restarted daemon
+ * (cached, not written). A's check FORGOT the file before reading it,
+ * dropping B's 7 and 8; B's sync then found nothing to FLUSH and counted
+ * them written: lost for good (seen in the cluster test: polls 32-46 of 28
+ * series). A file that already holds A's newest value is durable for A
+ * and is not FORGOTten: the file holds 1..8. */
+static void test_no_forget_of_a_file_already_past_our_values(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bloc;
+	struct vg_rrd_result res;
+	char owners[128], err[256] = "";
+
+	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
+		fail_msg("second backend: %s", err);
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+
+	res = update(f, 1, 4, 0);
+	assert_int_equal(res.written, 4);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	res = update(f, 5, 5, 0); /* A's last value, not verified by A */
+	assert_int_equal(res.written, 1);
+	res = update_be(b, &bloc, 6, 6); /* the host moved to B */
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0); /* the file holds 1..6 */
+
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	/* B goes on: its old connection breaks, the next one is checked
+	 * (nothing of B's to verify), minutes 7 and 8 taken, not written */
+	for (int i = 0; i < 50; i++) {
+		res = update_be(b, &bloc, 7, 8);
+		if (res.written)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(res.written, 2);
+	/* A's first check after the restart (its sync connects) */
+	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++)
+		usleep(100 * 1000);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	assert_int_equal(b->ops->sync(b), 0);
+	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
+	check_file(f, 8);
+	b->ops->close(b);
+}
+
 /* The check after a restart within its overall bound: 100 files whose
  * values the daemon took and had not written when it was killed -9 (its
  * journal replays them), checked by the first connections to the
@@ -471,6 +523,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_replay_keeps_a_value_after_one_it_dropped,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_forget_of_a_file_the_daemon_took_nothing_of,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_forget_of_a_file_already_past_our_values,
 						setup, teardown),
 		cmocka_unit_test(test_check_bound_spreads_the_check),
 	};

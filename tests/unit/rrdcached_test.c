@@ -512,8 +512,33 @@ static void test_forget_last_many(void **state)
 	assert_int_equal(
 		vg_rrdcd_forget_last_many(c, many, VG_RRDCD_LAST_MANY_MAX + 1, last, errs),
 		-EINVAL);
-	const char *bad[] = {"fl_a.rrd", "fm a.rrd"};
+	const char *bad[] = {"fl_a.rrd", "fl a.rrd"};
 	assert_int_equal(vg_rrdcd_forget_last_many(c, bad, 2, last, errs), -EINVAL);
+	assert_int_equal(vg_rrdcd_ping(c), 0);
+	vg_rrdcd_close(c);
+}
+
+/* INFOs alone: what the files hold, values the daemon has cached left
+ * there (neither FLUSHed nor FORGOTten); a missing file -ENOENT. */
+static void test_info_last_many(void **state)
+{
+	struct vg_rrdcd *c = conn(dmn.unix_addr);
+	static struct upd p;
+	const char *files[] = {"il_a.rrd", "il_missing.rrd"};
+	int64_t last[2];
+	int errs[2];
+
+	create1(c, "il_a.rrd");
+	make_upd(&p, "il_a.rrd", 1, 1, 4);
+	assert_int_equal(vg_rrdcd_update(c, &p.u), 0);
+	assert_int_equal(vg_rrdcd_info_last_many(c, files, 2, last, errs), 0);
+	assert_int_equal(errs[0], 0);
+	assert_int_equal(last[0], T0); /* 1..4 cached, not in the file */
+	assert_int_equal(errs[1], -ENOENT);
+	assert_int_equal(vg_rrdcd_last_update_many(c, files, 1, last, errs), 0);
+	assert_int_equal(last[0], T0 + 4 * STEP); /* still cached: now written */
+	const char *bad[] = {"il a.rrd"};
+	assert_int_equal(vg_rrdcd_info_last_many(c, bad, 1, last, errs), -EINVAL);
 	assert_int_equal(vg_rrdcd_ping(c), 0);
 	vg_rrdcd_close(c);
 }
@@ -1062,6 +1087,7 @@ int main(void)
 		cmocka_unit_test(test_flush_many_split),
 		cmocka_unit_test(test_last_update_many),
 		cmocka_unit_test(test_forget_last_many),
+		cmocka_unit_test(test_info_last_many),
 		cmocka_unit_test(test_two_data_sources),
 		cmocka_unit_test(test_info_first_last_flush_stats),
 		cmocka_unit_test(test_path_confinement),
