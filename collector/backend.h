@@ -339,6 +339,18 @@ size_t vg_rrd_rendezvous(const char *name, const char *const *addrs, size_t n);
 uint32_t vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be,
 						uint32_t ack_timeout_ms);
 
+/* The overall bound of the check a new connection to a daemon runs before
+ * anything is sent on it (every file sent there and not yet verified
+ * durable, 32 per FLUSH or FORGET BATCH and their INFOs): after MS
+ * milliseconds (0: the default, 30 s) it starts no further group of files
+ * and the connection is closed without counting a failure; the files not
+ * checked wait for the next connection, which goes on from there, so a
+ * slow check after a restart of a daemon with many files is spread over
+ * several connections instead of holding the storage thread. Counted in
+ * vg_store_daemon.checks_cut. Returns the bound (0: not an rrdcached
+ * backend). Thread-safe. */
+uint32_t vg_rrd_rrdcached_check_bound(struct vg_rrd_backend *be, uint32_t ms);
+
 /* The addresses the placement record names that are not in [storage]
  * daemons, with the series recorded on each, into out[0..max); the count
  * (0 for files). ask_record 0: as far as this backend knows them (its

@@ -905,8 +905,9 @@ out:
 	return rc;
 }
 
-/* The FLUSH BATCH of files[0..n) written out, its answer not read. */
-static int flush_many_write(struct vg_rrdcd *c, const char *const *files, size_t n)
+/* A BATCH of VERB FILE for each of files[0..n) (FLUSH or FORGET, which
+ * rrdcached takes in a BATCH) written out, its answer not read. */
+static int many_write(struct vg_rrdcd *c, const char *verb, const char *const *files, size_t n)
 {
 	int rc;
 
@@ -918,12 +919,17 @@ static int flush_many_write(struct vg_rrdcd *c, const char *const *files, size_t
 	c->wlen = 0;
 	rc = wput(c, "BATCH\n", 6);
 	for (size_t i = 0; !rc && i < n; i++)
-		rc = cmd(c, "FLUSH", files[i], NULL);
+		rc = cmd(c, verb, files[i], NULL);
 	if (!rc && !(rc = wput(c, ".\nPING\n", 7)) && !(rc = wflush(c)))
 		return 0;
 	if (c->fd >= 0)
 		rc = broken(c, rc, "BATCH aborted"); /* part of it may be sent */
 	return rc;
+}
+
+static int flush_many_write(struct vg_rrdcd *c, const char *const *files, size_t n)
+{
+	return many_write(c, "FLUSH", files, n);
 }
 
 /* Read the answer of a FLUSH BATCH of n files. */
@@ -987,9 +993,12 @@ int vg_rrdcd_flush_many_recv(struct vg_rrdcd *c, size_t n, int *item_err,
 
 static int parse_i64(const char *s, int64_t *out);
 
-int vg_rrdcd_last_update_many(struct vg_rrdcd *c, const char *const *files, size_t n,
-			      int64_t *last_s, int *item_err)
+/* vg_rrdcd_last_update_many and vg_rrdcd_forget_last_many: a BATCH of
+ * VERB (FLUSH or FORGET) of every file, then their INFOs pipelined. */
+static int last_many(struct vg_rrdcd *c, const char *verb, const char *const *files, size_t n,
+		     int64_t *last_s, int *item_err)
 {
+	struct vg_rrdcd_batch_result res;
 	int ferr[VG_RRDCD_LAST_MANY_MAX];
 	size_t ninfo = 0;
 	int rc;
@@ -998,9 +1007,20 @@ int vg_rrdcd_last_update_many(struct vg_rrdcd *c, const char *const *files, size
 		set_err(c, "%zu files for one call, at most %d", n, VG_RRDCD_LAST_MANY_MAX);
 		return -EINVAL;
 	}
-	if ((rc = vg_rrdcd_flush_many(c, files, n, ferr, NULL)))
+	if (!verb) { /* the INFOs alone */
+		for (size_t i = 0; i < n; i++)
+			if ((rc = check_word(c, files[i], "file name")))
+				return rc;
+		if ((rc = ready(c)))
+			return rc;
+		memset(ferr, 0, n * sizeof(*ferr));
+		c->wlen = 0;
+	} else if ((rc = many_begin(c, n, ferr, &res)) || (rc = many_write(c, verb, files, n)) ||
+		   (rc = flush_many_read(c, n, ferr, &res))) {
 		return rc;
-	/* the INFOs, for the files whose FLUSH did not fail otherwise */
+	}
+	/* the INFOs, for the files whose FLUSH (FORGET) did not fail
+	 * otherwise */
 	for (size_t i = 0; i < n; i++) {
 		last_s[i] = 0;
 		item_err[i] = ferr[i] == -ENOENT || ferr[i] == -EREMOTEIO ? 0 : ferr[i];
@@ -1048,6 +1068,24 @@ int vg_rrdcd_last_update_many(struct vg_rrdcd *c, const char *const *files, size
 			item_err[i] = -EPROTO;
 	}
 	return 0;
+}
+
+int vg_rrdcd_last_update_many(struct vg_rrdcd *c, const char *const *files, size_t n,
+			      int64_t *last_s, int *item_err)
+{
+	return last_many(c, "FLUSH", files, n, last_s, item_err);
+}
+
+int vg_rrdcd_forget_last_many(struct vg_rrdcd *c, const char *const *files, size_t n,
+			      int64_t *last_s, int *item_err)
+{
+	return last_many(c, "FORGET", files, n, last_s, item_err);
+}
+
+int vg_rrdcd_info_last_many(struct vg_rrdcd *c, const char *const *files, size_t n,
+			    int64_t *last_s, int *item_err)
+{
+	return last_many(c, NULL, files, n, last_s, item_err);
 }
 
 int vg_rrdcd_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u)

@@ -204,6 +204,21 @@ int vg_rrdcd_flush_many_recv(struct vg_rrdcd *c, size_t n, int *item_err,
  * invalid name or n above the maximum. Not thread-safe on one C. */
 int vg_rrdcd_last_update_many(struct vg_rrdcd *c, const char *const *files, size_t n,
 			      int64_t *last_s, int *item_err);
+/* vg_rrdcd_last_update_many with FORGET in place of FLUSH: the daemon
+ * drops what it holds cached of each file (values not yet written are
+ * lost: a FORGET BATCH, one round trip), then the INFOs read what each
+ * file itself holds. -ENOENT from a FORGET (nothing cached) is no error;
+ * otherwise the same results. Used after a daemon may have restarted with
+ * its -j journal replayed (collector/backend_rrdcached.c, "A replay that
+ * skips a value"). Not thread-safe on one C. */
+int vg_rrdcd_forget_last_many(struct vg_rrdcd *c, const char *const *files, size_t n,
+			      int64_t *last_s, int *item_err);
+/* The last update of each file as the file itself holds it (INFO reads
+ * the file, not the daemon's cache), the n INFOs written at once and read
+ * in order: one round trip, nothing FLUSHed or FORGOTten. Results as
+ * vg_rrdcd_last_update_many's. Not thread-safe on one C. */
+int vg_rrdcd_info_last_many(struct vg_rrdcd *c, const char *const *files, size_t n,
+			    int64_t *last_s, int *item_err);
 /* FORGET FILE: the daemon drops FILE from its cache; values not yet
  * written are lost (use before deleting a file). -ENOENT if the daemon
  * had nothing cached for it. */

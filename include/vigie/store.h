@@ -163,16 +163,18 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out);
 /* One storage daemon's state (the rrdcached backend; none for files). */
 struct vg_store_daemon {
 	char address[256];
-	int up;           /* the last call reached it */
-	uint64_t calls;   /* round trips */
-	uint64_t errors;  /* failures that broke a connection */
-	uint64_t pending; /* files updated, not yet FLUSHed (durable) */
-	uint64_t lost;    /* files whose values it lost (a restart before
+	int up;              /* the last call reached it */
+	uint64_t calls;      /* round trips */
+	uint64_t errors;     /* failures that broke a connection */
+	uint64_t pending;    /* files updated, not yet FLUSHed (durable) */
+	uint64_t lost;       /* files whose values it lost (a restart before
 			   * writing them), waiting for their re-send */
-	uint64_t repairs; /* files whose cache entry it had ahead of the
+	uint64_t repairs;    /* files whose cache entry it had ahead of the
 			   * file (its journal replay), FORGOTten so that
 			   * the refused values could be written */
-	char error[512];  /* last failure, "" if none */
+	uint64_t checks_cut; /* checks of a new connection cut at their
+			      * bound (the rest checked by the next one) */
+	char error[512];     /* last failure, "" if none */
 };
 /* Fill out[0..max) with each daemon's state; the count (0 for files).
  * Thread-safe. */

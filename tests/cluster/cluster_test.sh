@@ -332,9 +332,14 @@ done
 accepted() { cat "$TMP"/c?-?.log | grep -o 'accepted batch host=h[0-9]* stream=[0-9a-f]* seq=[0-9]*' | sed 's/accepted batch //'; }
 eq "no batch accepted by two collectors" "$(accepted | sort | uniq -d | wc -l)" 0
 nacc=$(accepted | sort -u | wc -l)
-# a collector killed between its commit and its log line loses one line
-check "every batch accepted once in the logs ($nacc of $((HOSTS * POLLS)), at most 1 line lost to the kill)" \
-  test "$nacc" -ge $((HOSTS * POLLS - 1)) -a "$nacc" -le $((HOSTS * POLLS))
+# a collector killed between its commit and its log lines loses those
+# lines: one per batch of the group it committed (vg_registry_commit_group
+# records a turn's batches at once, two of one stream never in one group,
+# and each agent has one batch in flight), so at most one per host (seen:
+# h0's seq 33 and h1's seq 17, answered DUPLICATE by the collector each
+# agent moved to, logged nowhere)
+check "every batch accepted once in the logs ($nacc of $((HOSTS * POLLS)), at most $HOSTS lines lost to the kill)" \
+  test "$nacc" -ge $((HOSTS * POLLS - HOSTS)) -a "$nacc" -le $((HOSTS * POLLS))
 diag "duplicates answered: $(cat "$TMP"/c?-?.log | grep -c 'duplicate batch'); per collector accepted: $(for f in "$TMP"/c?-?.log; do printf '%s=%s ' "$(basename "$f" .log)" "$(grep -c 'accepted batch' "$f")"; done)"
 
 # ---- the hand-computed ledger, replayed through one collector of the cluster ----
@@ -584,6 +589,31 @@ read -r nf nbad <"$TMP/points.out"
 eq "rrdtool read every file" "$nf" "$nser"
 eq "every series holds one point per poll, none missing, none outside the polls" "$nbad" 0
 [[ -s $TMP/points.err ]] && diag "$(head -3 "$TMP/points.err")"
+# On a wrong count, what tells a lost value from an extra one (diag lines,
+# only then): for three of the series, the polls (1 = START) of every
+# value sent to their daemon, in its -j journal's order (rrdcached
+# journals each UPDATE before checking its times, so a value it refused as
+# older shows too), "F" where a collector's check FORGOT the file's
+# cached values and "W" each write of the file, then the file's last
+# update. A value sent once and never again after an F is lost if its
+# poll is unknown. A cpu.util point at poll 2 (seen once: 59 points of
+# 58) is its first value's minute, unknown in a file created a second
+# before that value (librrd counts the 59 s before the file as unknown,
+# and a point more than half unknown is unknown); known, it needs either
+# a value sent for poll 1, which the agents never derive (the journal
+# shows it), or a file created more than 30 s before its first value
+# (a create of its own, none in the journal: only a collector's CREATE
+# -b would say)
+if [[ -s $TMP/points.err ]]; then
+  head -3 "$TMP/points.err" | while IFS=: read -r f _; do
+    d=0; grep -qx "$f" "$TMP/s1.list" && d=1
+    seqs=$(cat "${RD_DIR[$d]}"/journal/rrd.journal.* 2>/dev/null |
+      awk -v s="$START" -v f="$f" '$2 != f && substr($2, length($2) - length(f)) != "/" f { next }
+                         $1 == "update" { for (k = 3; k <= NF; k++) { split($k, a, ":"); printf "%d ", (a[1] - s) / 60 + 1 } }
+                         $1 == "forget" { printf "F " } $1 == "wrote" { printf "W " }')
+    diag "$f (daemon $d): last update at poll $(( ($(rrdtool last "${RD_DIR[$d]}/base/$f" 2>/dev/null || echo "$START") - START) / 60 + 1 )); the daemon's journal: ${seqs:0:600}"
+  done
+fi
 # memory.size at every point: the node file's <memory> in bytes
 badmem=0
 for ((h = 0; h < HOSTS; h++)); do

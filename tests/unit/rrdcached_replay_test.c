@@ -45,6 +45,7 @@
 #include "vigie/config.h"
 #include "vigie/store.h"
 #include "collector/backend.h"
+#include "vigie/rrdcached.h"
 #include "rrdcached_backend_fixture.h"
 
 #define T0 1699999980LL /* a minute boundary */
@@ -300,6 +301,220 @@ static void test_replay_keeps_a_value_after_one_it_dropped(void **state)
 	check_file(f, 7);
 }
 
+/* Minutes from..to of the series loc written by backend be (one update). */
+static struct vg_rrd_result update_be(struct vg_rrd_backend *be, struct vg_rrd_loc *loc, int from,
+				      int to)
+{
+	struct vg_rrd_value v[16];
+	struct vg_rrd_result res;
+	size_t n = 0;
+
+	for (int m = from; m <= to; m++, n++)
+		v[n] = (struct vg_rrd_value){MS(T0 + 60 * m), val(m)};
+	memset(&res, 0, sizeof(res));
+	be->ops->update(be, loc, v, n, &res);
+	return res;
+}
+
+/* Two collectors on one daemon, a host moving from the first (A) to the
+ * second (B) as the daemon is killed -9 (seen in the cluster test: polls
+ * 37-39 of 19 series lost, docs/scaling.md). A's minute 5 is taken by the
+ * daemon (cached, journaled), not written; B's first send of minute 6
+ * breaks on the kill, so the daemon took nothing of B's for the file but
+ * B's list of files to verify keeps it (claimed before the send, taken
+ * back to nothing). The restarted daemon replays A's minute 5. B's first
+ * check after its failed call FORGOT every file of its list, this one
+ * too, dropping A's replayed value; B then wrote minute 6, and A's own
+ * check found the file past its minute 5 and counted it durable: minute 5
+ * lost for good. A file of which the daemon took nothing of B's needs no
+ * check by B: it is neither FORGOTten nor read, and the file holds 1..6. */
+static void test_no_forget_of_a_file_the_daemon_took_nothing_of(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bloc, bother;
+	struct vg_rrd_result res;
+	char owners[128], err[256] = "", msg[256] = "", journal[PATH_MAX];
+	FILE *fp;
+
+	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
+		fail_msg("second backend: %s", err);
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+	assert_string_equal(bloc.path, f->loc.path);
+	/* B holds a verified connection (a series of its own) */
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node2", "load.1", &bother), 0);
+	if (b->ops->create(b, &bother, VG_KIND_GAUGE, MS(T0), &f->h.lay, msg, sizeof(msg), 0))
+		fail_msg("create: %s", msg);
+	res = update_be(b, &bother, 1, 1);
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0);
+
+	/* A: minutes 1..4 durable, 5 taken by the daemon only */
+	res = update(f, 1, 4, 0);
+	assert_int_equal(res.written, 4);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	res = update(f, 5, 5, 0);
+	assert_int_equal(res.written, 1);
+
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	/* its journal (buffered: it may lack the last lines) holds the
+	 * UPDATE of minute 5, as the cluster test's did */
+	newest_journal(f, journal, sizeof(journal));
+	journal_drop_minutes(f, journal, 5, 5);
+	assert_non_null(fp = fopen(journal, "a"));
+	fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 300), val(5));
+	assert_int_equal(fclose(fp), 0);
+	/* B's send of minute 6 breaks: nothing of it taken */
+	res = update_be(b, &bloc, 6, 6);
+	assert_int_equal(res.written, 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	usleep(300 * 1000); /* the back-off after the broken connection */
+
+	/* B goes on with the host: minute 6 written, made durable */
+	for (int i = 0; i < 50; i++) {
+		res = update_be(b, &bloc, 6, 6);
+		if (res.written)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0);
+	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
+	/* A's check after its own failure: the file is durable up to 6 */
+	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++)
+		usleep(100 * 1000);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	check_file(f, 6);
+	b->ops->close(b);
+}
+
+/* The host's previous collector (A) checks late. A's minute 5 is in the
+ * file (B's sync wrote it with B's minute 6) but A never verified it, so
+ * after the kill -9 A's first check looks at the file again; meanwhile B,
+ * now the host's collector, sent minutes 7 and 8 to the restarted daemon
+ * (cached, not written). A's check FORGOT the file before reading it,
+ * dropping B's 7 and 8; B's sync then found nothing to FLUSH and counted
+ * them written: lost for good (seen in the cluster test: polls 32-46 of 28
+ * series). A file that already holds A's newest value is durable for A
+ * and is not FORGOTten: the file holds 1..8. */
+static void test_no_forget_of_a_file_already_past_our_values(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bloc;
+	struct vg_rrd_result res;
+	char owners[128], err[256] = "";
+
+	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
+		fail_msg("second backend: %s", err);
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+
+	res = update(f, 1, 4, 0);
+	assert_int_equal(res.written, 4);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	res = update(f, 5, 5, 0); /* A's last value, not verified by A */
+	assert_int_equal(res.written, 1);
+	res = update_be(b, &bloc, 6, 6); /* the host moved to B */
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0); /* the file holds 1..6 */
+
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	/* B goes on: its old connection breaks, the next one is checked
+	 * (nothing of B's to verify), minutes 7 and 8 taken, not written */
+	for (int i = 0; i < 50; i++) {
+		res = update_be(b, &bloc, 7, 8);
+		if (res.written)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(res.written, 2);
+	/* A's first check after the restart (its sync connects) */
+	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++)
+		usleep(100 * 1000);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	assert_int_equal(b->ops->sync(b), 0);
+	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
+	check_file(f, 8);
+	b->ops->close(b);
+}
+
+/* The check after a restart within its overall bound: 100 files whose
+ * values the daemon took and had not written when it was killed -9 (its
+ * journal replays them), checked by the first connections to the
+ * restarted daemon with a bound so short that each checks one group of
+ * files (a FORGET BATCH of 32 and their INFOs) and stops: the files left
+ * wait for the next connection, which goes on from there (no failure
+ * counted, no back-off), and in the end every file is found behind what
+ * it accepted (the replayed values FORGOTten: lost, re-sent by the
+ * store), each once. With the default bound one connection checks them
+ * all (the other tests: no check cut). */
+#define NBOUND 100
+static void test_check_bound_spreads_the_check(void **state)
+{
+	struct hbf h;
+	struct vg_rrd_loc loc[NBOUND];
+	struct vg_rrd_lost lost[NBOUND + 1];
+	struct vg_store_daemon dm[1];
+	char msg[256] = "", metric[32];
+	int64_t have;
+
+	(void)state;
+	assert_int_equal(hbf_open(&h, "bound-test", 1, 90), 0);
+	for (int i = 0; i < NBOUND; i++) {
+		snprintf(metric, sizeof(metric), "m%d", i);
+		assert_int_equal(h.be->ops->locate(h.be, VG_RT_HOST, "node1", metric, &loc[i]), 0);
+		if (h.be->ops->create(h.be, &loc[i], VG_KIND_GAUGE, MS(T0), &h.lay, msg,
+				      sizeof(msg), 0))
+			fail_msg("create: %s", msg);
+	}
+	/* minute 1 of each: taken by the daemon (cached, journaled), not
+	 * written; every file waits for a verification */
+	struct vg_rrd_item it[NBOUND];
+	struct vg_rrd_value v[NBOUND];
+	memset(it, 0, sizeof(it));
+	for (int i = 0; i < NBOUND; i++) {
+		v[i] = (struct vg_rrd_value){MS(T0 + 60), val(1)};
+		it[i] = (struct vg_rrd_item){.loc = &loc[i], .v = &v[i], .n = 1};
+	}
+	h.be->ops->update_many(h.be, it, NBOUND);
+	for (int i = 0; i < NBOUND; i++)
+		assert_int_equal(it[i].res.written, 1);
+	assert_int_equal(vg_rrd_rrdcached_check_bound(h.be, 1), 1);
+	assert_int_equal(hrd_kill(&h.d, SIGKILL), 0);
+	assert_int_equal(hrd_restart(&h.d), 0);
+	usleep(300 * 1000); /* the back-off after the broken connection */
+
+	/* the first call finds the old connection broken (back-off); then
+	 * each call makes a connection whose check takes one group */
+	size_t first = 0;
+	for (int calls = 0; calls < 100 && h.be->ops->lost(h.be, NULL, 0) < NBOUND; calls++) {
+		struct vg_rrd_value nv = {MS(T0 + 120), val(2)};
+		struct vg_rrd_result res;
+		memset(&res, 0, sizeof(res));
+		h.be->ops->update(h.be, &loc[0], &nv, 1, &res);
+		assert_int_equal(res.written, 0); /* waits: unchecked, then lost */
+		if (!first)                       /* the first check stopped after one group */
+			first = h.be->ops->lost(h.be, NULL, 0);
+		usleep(50 * 1000);
+	}
+	assert_true(first > 0 && first <= VG_RRDCD_LAST_MANY_MAX);
+	assert_int_equal(h.be->ops->lost(h.be, lost, NBOUND + 1), NBOUND);
+	for (int i = 0; i < NBOUND; i++) {
+		have = lost[i].have_ms; /* as created (T0 - 1): minute 1 dropped */
+		assert_true(have >= MS(T0 - 1) && have < MS(T0 + 60));
+	}
+	assert_int_equal(vg_rrd_rrdcached_state(h.be, dm, 1), 1);
+	/* 100 files, 32 per group: cut after the first three */
+	assert_int_equal(dm[0].checks_cut, (NBOUND - 1) / VG_RRDCD_LAST_MANY_MAX);
+	assert_int_equal(dm[0].errors, 1); /* the kill's broken call only */
+	assert_true(dm[0].up);
+	hbf_close(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +522,11 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_replay_keeps_a_value_after_one_it_dropped,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_forget_of_a_file_the_daemon_took_nothing_of,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_forget_of_a_file_already_past_our_values,
+						setup, teardown),
+		cmocka_unit_test(test_check_bound_spreads_the_check),
 	};
 	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
 		printf("# skipped: rrdcached or rrdtool not installed\n");

@@ -453,6 +453,96 @@ static void test_last_update_many(void **state)
 	vg_rrdcd_close(c);
 }
 
+/* The same with FORGET: pending values are dropped, not written (the
+ * answer is what the file held before them, and a FLUSH afterwards writes
+ * nothing), a file with nothing cached is no error (-ENOENT from its
+ * FORGET), a missing one answers -ENOENT from its INFO, and the
+ * connection stays in step. The daemon's next UPDATE of a forgotten file
+ * starts from the file's own last update. */
+static void test_forget_last_many(void **state)
+{
+	struct vg_rrdcd *c = conn(dmn.unix_addr);
+	static struct upd p;
+	const char *files[] = {"fl_a.rrd", "fl_missing.rrd", "fl_b.rrd", "fl_c.rrd"};
+	int64_t last[VG_RRDCD_LAST_MANY_MAX + 1];
+	int errs[VG_RRDCD_LAST_MANY_MAX + 1];
+	struct vg_rrdcd_info info;
+
+	create1(c, "fl_a.rrd");
+	create1(c, "fl_b.rrd");
+	create1(c, "fl_c.rrd");
+	make_upd(&p, "fl_a.rrd", 1, 1, 4);
+	assert_int_equal(vg_rrdcd_update(c, &p.u), 0);
+	assert_int_equal(vg_rrdcd_flush(c, "fl_a.rrd"), 0); /* 1..4 in the file */
+	make_upd(&p, "fl_a.rrd", 1, 5, 2);
+	assert_int_equal(vg_rrdcd_update(c, &p.u), 0); /* 5..6 cached only */
+	make_upd(&p, "fl_c.rrd", 3, 1, 7);
+	assert_int_equal(vg_rrdcd_update(c, &p.u), 0);
+
+	assert_int_equal(vg_rrdcd_forget_last_many(c, files, 4, last, errs), 0);
+	assert_int_equal(errs[0], 0);
+	assert_int_equal(last[0], T0 + 4 * STEP); /* 5..6 dropped */
+	assert_int_equal(errs[1], -ENOENT);
+	assert_int_equal(errs[2], 0);
+	assert_int_equal(last[2], T0); /* nothing cached: as created */
+	assert_int_equal(errs[3], 0);
+	assert_int_equal(last[3], T0); /* 1..7 dropped */
+	/* nothing left to write: the files stay as they were */
+	assert_int_equal(vg_rrdcd_last_update_many(c, files, 4, last, errs), 0);
+	assert_int_equal(last[0], T0 + 4 * STEP);
+	assert_int_equal(last[3], T0);
+	/* the next value after the file's own last update is taken */
+	make_upd(&p, "fl_a.rrd", 1, 5, 1);
+	assert_int_equal(vg_rrdcd_update(c, &p.u), 0);
+	assert_int_equal(vg_rrdcd_flush(c, "fl_a.rrd"), 0);
+	assert_int_equal(vg_rrdcd_info(c, "fl_a.rrd", &info), 0);
+	assert_int_equal(strtoll(vg_rrdcd_info_get(&info, "last_update"), NULL, 10), T0 + 5 * STEP);
+	vg_rrdcd_info_free(&info);
+
+	/* the whole maximum in one BATCH; above it, -EINVAL, nothing sent */
+	const char *many[VG_RRDCD_LAST_MANY_MAX + 1];
+	for (size_t i = 0; i <= VG_RRDCD_LAST_MANY_MAX; i++)
+		many[i] = i % 2 ? "fl_a.rrd" : "fl_c.rrd";
+	assert_int_equal(vg_rrdcd_forget_last_many(c, many, VG_RRDCD_LAST_MANY_MAX, last, errs),
+			 0);
+	for (size_t i = 0; i < VG_RRDCD_LAST_MANY_MAX; i++) {
+		assert_int_equal(errs[i], 0);
+		assert_int_equal(last[i], i % 2 ? T0 + 5 * STEP : T0);
+	}
+	assert_int_equal(
+		vg_rrdcd_forget_last_many(c, many, VG_RRDCD_LAST_MANY_MAX + 1, last, errs),
+		-EINVAL);
+	const char *bad[] = {"fl_a.rrd", "fl a.rrd"};
+	assert_int_equal(vg_rrdcd_forget_last_many(c, bad, 2, last, errs), -EINVAL);
+	assert_int_equal(vg_rrdcd_ping(c), 0);
+	vg_rrdcd_close(c);
+}
+
+/* INFOs alone: what the files hold, values the daemon has cached left
+ * there (neither FLUSHed nor FORGOTten); a missing file -ENOENT. */
+static void test_info_last_many(void **state)
+{
+	struct vg_rrdcd *c = conn(dmn.unix_addr);
+	static struct upd p;
+	const char *files[] = {"il_a.rrd", "il_missing.rrd"};
+	int64_t last[2];
+	int errs[2];
+
+	create1(c, "il_a.rrd");
+	make_upd(&p, "il_a.rrd", 1, 1, 4);
+	assert_int_equal(vg_rrdcd_update(c, &p.u), 0);
+	assert_int_equal(vg_rrdcd_info_last_many(c, files, 2, last, errs), 0);
+	assert_int_equal(errs[0], 0);
+	assert_int_equal(last[0], T0); /* 1..4 cached, not in the file */
+	assert_int_equal(errs[1], -ENOENT);
+	assert_int_equal(vg_rrdcd_last_update_many(c, files, 1, last, errs), 0);
+	assert_int_equal(last[0], T0 + 4 * STEP); /* still cached: now written */
+	const char *bad[] = {"il a.rrd"};
+	assert_int_equal(vg_rrdcd_info_last_many(c, bad, 1, last, errs), -EINVAL);
+	assert_int_equal(vg_rrdcd_ping(c), 0);
+	vg_rrdcd_close(c);
+}
+
 /* The FLUSH BATCH in two halves: BATCHes sent on two connections before
  * either answer is read; each answer read later says its files were
  * written. In between the connection takes no other command (-EBUSY,
@@ -996,6 +1086,8 @@ int main(void)
 		cmocka_unit_test(test_flush_many),
 		cmocka_unit_test(test_flush_many_split),
 		cmocka_unit_test(test_last_update_many),
+		cmocka_unit_test(test_forget_last_many),
+		cmocka_unit_test(test_info_last_many),
 		cmocka_unit_test(test_two_data_sources),
 		cmocka_unit_test(test_info_first_last_flush_stats),
 		cmocka_unit_test(test_path_confinement),
