@@ -518,34 +518,13 @@ static int refresh(struct vg_token_store *ts, int64_t poll_ms)
 	return rc;
 }
 
-/* Whether the table loaded has a row of this id. */
-static int known(struct vg_token_store *ts, const char *id)
+/* Look id up in the table loaded: -ENOENT (no such id), -EACCES (its
+ * row refuses this mac), or 0 with scope filled. */
+static int lookup(struct vg_token_store *ts, const char *id, const unsigned char *mac,
+		  struct vg_token_scope *scope)
 {
-	int found = 0;
+	int rc = -ENOENT;
 
-	pthread_rwlock_rdlock(&ts->lock);
-	for (size_t i = 0; i < ts->n && !found; i++)
-		found = !memcmp(ts->e[i].id, id, VG_TOKEN_ID_LEN);
-	pthread_rwlock_unlock(&ts->lock);
-	return found;
-}
-
-int vg_token_verify(struct vg_token_store *ts, const char *token,
-		    struct vg_token_scope *scope)
-{
-	char id[VG_TOKEN_ID_LEN + 1];
-	unsigned char mac[MAC_LEN];
-	int rc, ok = 0;
-
-	memset(scope, 0, sizeof(*scope));
-	if (!ts || vg_token_parse(token, id))
-		return -EACCES;
-	if ((rc = refresh(ts, ts->poll_ms)))
-		return rc == -EAGAIN ? -EAGAIN : -EIO;
-	if (ts->poll_ms && !known(ts, id) &&
-	    (rc = refresh(ts, MISS_RECHECK_MS))) /* made elsewhere just now? */
-		return rc == -EAGAIN ? -EAGAIN : -EIO;
-	mac_of(ts, token, mac);
 	pthread_rwlock_rdlock(&ts->lock);
 	for (size_t i = 0; i < ts->n; i++) {
 		const struct entry *e = &ts->e[i];
@@ -554,9 +533,10 @@ int vg_token_verify(struct vg_token_store *ts, const char *token,
 		/* "*" is every project to silences and alarm selectors: a
 		 * token scoped to it (made before create refused it) would
 		 * reach every tenant, so it is no token */
+		rc = -EACCES;
 		if (!e->revoked && CRYPTO_memcmp(e->mac, mac, MAC_LEN) == 0 &&
 		    !(e->project && !strcmp(e->project, "*"))) {
-			ok = 1;
+			rc = 0;
 			scope->admin = !e->project;
 			if (e->project)
 				snprintf(scope->project, sizeof(scope->project),
@@ -566,8 +546,33 @@ int vg_token_verify(struct vg_token_store *ts, const char *token,
 		break;
 	}
 	pthread_rwlock_unlock(&ts->lock);
+	return rc;
+}
+
+int vg_token_verify(struct vg_token_store *ts, const char *token,
+		    struct vg_token_scope *scope)
+{
+	char id[VG_TOKEN_ID_LEN + 1];
+	unsigned char mac[MAC_LEN];
+	int rc;
+
+	memset(scope, 0, sizeof(*scope));
+	if (!ts || vg_token_parse(token, id))
+		return -EACCES;
+	if ((rc = refresh(ts, ts->poll_ms)))
+		return rc == -EAGAIN ? -EAGAIN : -EIO;
+	mac_of(ts, token, mac);
+	rc = lookup(ts, id, mac, scope);
+	if (rc == -ENOENT && ts->poll_ms) { /* made elsewhere just now? */
+		int r2 = refresh(ts, MISS_RECHECK_MS);
+		if (r2) {
+			OPENSSL_cleanse(mac, sizeof(mac));
+			return r2 == -EAGAIN ? -EAGAIN : -EIO;
+		}
+		rc = lookup(ts, id, mac, scope);
+	}
 	OPENSSL_cleanse(mac, sizeof(mac));
-	return ok ? 0 : -EACCES;
+	return rc ? -EACCES : 0;
 }
 
 size_t vg_token_count_active(struct vg_token_store *ts)
