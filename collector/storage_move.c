@@ -478,6 +478,36 @@ static void remove_copy(const char *to_dir, const char *name)
 
 /* ---- one series ---------------------------------------------------------------- */
 
+/* Before the copy: with no file of NAME in --to-dir, --to must not know
+ * NAME. If it does, it reads files from somewhere else than --to-dir: a
+ * wrong --to-dir, or --to is --from's own daemon under another address
+ * (unix:SOCK and HOST:PORT of one daemon both in [storage] daemons). The
+ * "after" view would then read the source file again, equal to the
+ * before view, and the source would be deleted while its only copy sits
+ * where no daemon reads it. 0, or -EEXIST with why filled. */
+static int dst_reads_elsewhere(const struct move_opts *o, struct vg_rrdcd *dst,
+			       const char *name, char *why, size_t whylen)
+{
+	struct vg_rrdcd_info info;
+	char path[PATH_MAX * 2];
+	struct stat st;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s", o->to_dir, name);
+	if (lstat(path, &st) == 0 || errno != ENOENT)
+		return 0; /* copy_file decides (a stopped run's copy, or a conflict) */
+	rc = vg_rrdcd_info(dst, name, &info);
+	vg_rrdcd_info_free(&info);
+	if (rc)
+		return 0; /* unknown there (or unreadable: the after view tells) */
+	snprintf(why, whylen,
+		 "%.200s answers for %.200s although --to-dir %.200s has no such file: "
+		 "--to-dir is not %.200s's -b directory, or --to and --from are one daemon "
+		 "under two addresses",
+		 o->to, name, o->to_dir, o->to);
+	return -EEXIST;
+}
+
 enum outcome { MOVED,
 	       NO_FILE,
 	       FAILED };
@@ -506,6 +536,11 @@ static enum outcome move_one(const struct move_opts *o, struct vg_rrdcd *src,
 	if ((rc = read_all(path, &buf, &len, &st))) {
 		snprintf(why, whylen, "%.600s: %s (is --from-dir %s's -b directory?)", path,
 			 strerror(-rc), o->from);
+		view_free(&before);
+		return FAILED;
+	}
+	if ((rc = dst_reads_elsewhere(o, dst, name, why, whylen))) {
+		free(buf);
 		view_free(&before);
 		return FAILED;
 	}
@@ -783,9 +818,14 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 			if (strcmp(owner, o.from)) {
 				elsewhere++;
 				if (!strcmp(owner, o.to)) { /* a delete a stopped run missed? */
-					char p[PATH_MAX * 2];
+					/* only beside its copy on --to: without
+					 * one, the file in --from-dir may be the
+					 * one --to reads (one daemon under two
+					 * addresses), not a stale one */
+					char p[PATH_MAX * 2], q[PATH_MAX * 2];
 					snprintf(p, sizeof(p), "%s/%s", o.from_dir, name);
-					stale += access(p, F_OK) == 0;
+					snprintf(q, sizeof(q), "%s/%s", o.to_dir, name);
+					stale += access(p, F_OK) == 0 && access(q, F_OK) == 0;
 				}
 				continue;
 			}
