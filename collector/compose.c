@@ -592,6 +592,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, PROG ": [collector] http: %s\n", err);
 		return 2;
 	}
+	if (strcmp(cfg.storage_backend, "rrdcached") &&
+	    (cfg.storage_daemons[0] || cfg.storage_daemon_base[0])) {
+		/* the series would be files under data_dir, unreachable once
+		 * backend = rrdcached is added */
+		fprintf(stderr, PROG ": [storage] %s is set but backend is %s: set "
+				     "backend = rrdcached to store on the daemons, or remove it\n",
+			cfg.storage_daemons[0] ? "daemons" : "daemon_base",
+			cfg.storage_backend[0] ? cfg.storage_backend : "files");
+		return 2;
+	}
 	if (vg_alarm_webhook_allow_check(cfg.alarms_webhook_allow, err, sizeof(err))) {
 		fprintf(stderr, PROG ": [alarms] webhook_allow: %s\n", err);
 		return 2;

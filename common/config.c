@@ -56,6 +56,8 @@ static const char *check_nn_url(const char *v);
 static const char *check_backend(const char *v);
 static const char *check_write_through(const char *v);
 static const char *check_http_url(const char *v);
+static const char *check_state_url(const char *v);
+static const char *check_daemons(const char *v);
 
 #define S(sec, nm, field)                                            \
 	{                                                            \
@@ -267,6 +269,117 @@ static const char *check_http_url(const char *v)
 	return h && *h && *h != '/' ? NULL : "must be an http:// or https:// URL with a host";
 }
 
+/* [state] url: the shared database is PostgreSQL only, as the modules
+ * that open it tell (common/db.c): a postgresql:// or postgres:// URL, or
+ * a conninfo (an '=' before any '/'). Anything else was taken as an sqlite
+ * file's path, each module its own way (the registry and billing in that
+ * one file, whose schemas clash; alarms in a directory of that name): a
+ * typo (postgresq://..., host:db1) left stray files wherever the
+ * collector ran and stopped it with an error about billing's columns. */
+static const char *check_state_url(const char *v)
+{
+	const char *eq = strchr(v, '='), *slash = strchr(v, '/');
+
+	if (!strncmp(v, "postgresql://", 13) || !strncmp(v, "postgres://", 11) ||
+	    (eq && eq != v && (!slash || slash > eq)))
+		return NULL;
+	return "must be a PostgreSQL URL (postgresql://USER@HOST:PORT/DB) or a libpq "
+	       "conninfo (host=HOST dbname=DB ...); leave it unset for sqlite files in data_dir";
+}
+
+/* One rrdcached address as collector/rrdcached.c connects to it:
+ * unix:/ABSOLUTE/PATH or /ABSOLUTE/PATH (a relative path would name
+ * another socket for the operator's storage commands than for the
+ * service), [V6][:PORT], or HOST[:PORT] (a bare IPv6 address has no port),
+ * a port 1-65535. Only the shape: whether it answers is the daemon's
+ * business (a daemon down at start is allowed). */
+static int daemon_addr_ok(const char *a, size_t len)
+{
+	const char *end = a + len, *colon = NULL;
+
+	if (len >= 256)
+		return 0;
+	for (const char *q = a; q < end; q++)
+		if (isspace((unsigned char)*q) || iscntrl((unsigned char)*q))
+			return 0;
+	if (!strncmp(a, "unix:", 5) || a[0] == '/') {
+		const char *path = a[0] == '/' ? a : a + 5;
+		return path < end && path[0] == '/' && end - path < 108;
+	}
+	if (a[0] == '[') {
+		const char *rb = memchr(a, ']', len);
+		if (!rb || rb == a + 1)
+			return 0;
+		if (rb + 1 == end)
+			return 1;
+		if (rb[1] != ':')
+			return 0;
+		colon = rb + 1;
+	} else {
+		for (const char *q = a; q < end; q++)
+			if (*q == ':') {
+				if (colon)
+					return 1; /* a bare IPv6 address */
+				colon = q;
+			}
+		if (!colon)
+			return 1;
+		if (colon == a)
+			return 0;
+	}
+	unsigned long port = 0;
+	const char *q = colon + 1;
+	if (q == end)
+		return 0;
+	for (; q < end; q++) {
+		if (!isdigit((unsigned char)*q) || (port = port * 10 + (unsigned long)(*q - '0')) > 65535)
+			return 0;
+	}
+	return port >= 1;
+}
+
+/* [storage] daemons: 1-64 addresses separated by commas, each once (a
+ * daemon listed twice would take series under both names; unix:/P and /P
+ * are one address). */
+static const char *check_daemons(const char *v)
+{
+	static __thread char msg[200];
+	const char *item[64];
+	size_t len[64], n = 0;
+
+	for (const char *p = v;; p++) {
+		const char *end = strchr(p, ',');
+		size_t l = end ? (size_t)(end - p) : strlen(p);
+		while (l && (*p == ' ' || *p == '	'))
+			p++, l--;
+		while (l && (p[l - 1] == ' ' || p[l - 1] == '	'))
+			l--;
+		if (!l)
+			return "has an empty entry (addresses separated by commas)";
+		if (n == 64)
+			return "names more than 64 daemons";
+		if (!daemon_addr_ok(p, l)) {
+			snprintf(msg, sizeof(msg), "has '%.*s', which must be unix:/ABSOLUTE/PATH, "
+						   "HOST[:PORT] or [V6][:PORT] (port 1-65535)",
+				 (int)(l > 80 ? 80 : l), p);
+			return msg;
+		}
+		item[n] = !strncmp(p, "unix:", 5) ? p + 5 : p;
+		len[n] = !strncmp(p, "unix:", 5) ? l - 5 : l;
+		for (size_t i = 0; i < n; i++)
+			if (len[i] == len[n] && !memcmp(item[i], item[n], len[n])) {
+				snprintf(msg, sizeof(msg), "lists '%.*s' twice (each daemon once)",
+					 (int)(l > 80 ? 80 : l), p);
+				return msg;
+			}
+		n++;
+		if (!end)
+			break;
+		p = end;
+	}
+	return NULL;
+}
+
 /* The strings the collector could only refuse once half started (exit 1,
  * after log lines, naming neither file nor line), checked here instead. */
 static const struct {
@@ -279,6 +392,8 @@ static const struct {
 	{"alarms", "alertmanager", check_http_url},
 	{"storage", "backend", check_backend},
 	{"storage", "write_through", check_write_through},
+	{"storage", "daemons", check_daemons},
+	{"state", "url", check_state_url},
 };
 
 static const char *check_value(const struct key *k, const char *v)
@@ -488,9 +603,14 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 		double v;
 		if (vg_parse_duration(value, &v) || v < k->min || v > k->max) {
 			static __thread char msg[160];
-			snprintf(msg, sizeof(msg), "must be a duration (e.g. 0, 90, 10m, "
-						   "1h, 7d) of at most %.0f days; 0 turns it off",
-				 k->max / 86400);
+			if (k->min > 0) /* no "off" (hold_max) */
+				snprintf(msg, sizeof(msg), "must be a duration (e.g. 90, 10m, "
+							   "1h, 7d) of %g s to %.0f days",
+					 k->min, k->max / 86400);
+			else
+				snprintf(msg, sizeof(msg), "must be a duration (e.g. 0, 90, 10m, "
+							   "1h, 7d) of at most %.0f days; 0 turns it off",
+					 k->max / 86400);
 			*why = msg;
 			return -EINVAL;
 		}
@@ -571,8 +691,10 @@ static int handler(void *ud, const char *section, const char *name,
 		return -EINVAL;
 	}
 	if (rc) {
+		/* a refused [state] url may hold a password: not echoed */
+		int secret = !strcmp(section, "state") && !strcmp(name, "url");
 		snprintf(p->err, p->errlen, "%s:%d: [%s] %s: '%s' %s", p->name, line,
-			 section, name, value, why);
+			 section, name, secret ? "(not shown)" : value, why);
 		return -EINVAL;
 	}
 	return 0;

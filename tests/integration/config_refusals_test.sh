@@ -51,4 +51,22 @@ refused "an HTTP port beyond 65535" "[collector] http: '127.0.0.1:99999'" </dev/
 refused "a webhook_allow entry that is no CIDR" "[alarms] webhook_allow: " \
   <<<$'[alarms]\nwebhook_allow = 10.0.0.0/8, 10.1.0.0/99'
 refused "--listen with no port" "[collector] listen: 'tcp://h'" </dev/null --listen tcp://h
+# [state] url that is no PostgreSQL address: it was taken as an sqlite
+# file's path (relative to the working directory), the registry and
+# billing's schemas clashed in it and the collector stopped (exit 1) on
+# "no such column" after leaving that file behind
+cd "$TMP" || exit 1
+refused "a [state] url that is no PostgreSQL address" \
+  "[state] url: '(not shown)' must be a PostgreSQL URL" <<<$'[state]\nurl = postgresq-typo'
+cd "$ROOT" || exit 1
+check "... and no file is left under its name" test ! -e "$TMP/postgresq-typo"
+# [storage] daemons: a bad address started a collector that never
+# reached it; one daemon listed twice started one unused twin
+refused "a daemon address with a bad port" "[storage] daemons: '127.0.0.1:99999' has" \
+  <<<$'[storage]\nbackend = rrdcached\ndaemons = 127.0.0.1:99999'
+refused "one daemon listed twice" "[storage] daemons: " \
+  <<<$'[storage]\nbackend = rrdcached\ndaemons = unix:/run/r.sock, /run/r.sock'
+# daemons without backend = rrdcached: the series silently went to files
+refused "daemons set with the files backend" "[storage] daemons is set but backend is files" \
+  <<<$'[storage]\ndaemons = 127.0.0.1:42217'
 done_testing

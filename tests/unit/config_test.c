@@ -358,6 +358,36 @@ static void test_values_checked_at_parse(void **state)
 	expect_error("[cluster]\nstream = tcp://*:7472   # peers subscribe here\n",
 		     "x.conf:2: [cluster] stream");
 	expect_error("[cluster]\nstream = tcp://*\n", "x.conf:2: [cluster] stream");
+	/* [state] url: PostgreSQL only; anything else was an sqlite path
+	 * each module read its own way. A refused one is not echoed (it may
+	 * hold a password). */
+	expect_error("[state]\nurl = postgresq://u:pw@db/vigie\n",
+		     "x.conf:2: [state] url: '(not shown)' must be a PostgreSQL URL");
+	expect_error("[state]\nurl = host:db1\n", "x.conf:2: [state] url");
+	expect_error("[state]\nurl = /var/lib/vigie/state.db\n", "x.conf:2: [state] url");
+	expect_error("[state]\nurl = sqlite:/var/lib/vigie/state.db\n", "x.conf:2: [state] url");
+	/* [storage] daemons: each address well formed, none empty, each once */
+	expect_error("[storage]\ndaemons = 127.0.0.1:99999\n",
+		     "x.conf:2: [storage] daemons: '127.0.0.1:99999' has '127.0.0.1:99999', which must be");
+	expect_error("[storage]\ndaemons = unix:\n", "x.conf:2: [storage] daemons");
+	expect_error("[storage]\ndaemons = unix:run/rrdcached.sock\n", "x.conf:2: [storage] daemons");
+	expect_error("[storage]\ndaemons = s1:42217,,s2:42217\n", "has an empty entry");
+	expect_error("[storage]\ndaemons = s1:42217, \n", "has an empty entry");
+	expect_error("[storage]\ndaemons = s1:, s2\n", "has 's1:', which");
+	expect_error("[storage]\ndaemons = [::1:42217\n", "has '[::1:42217', which");
+	expect_error("[storage]\ndaemons = s1:42217, s1:42217\n", "lists 's1:42217' twice");
+	expect_error("[storage]\ndaemons = unix:/run/r.sock, /run/r.sock\n", "lists '/run/r.sock' twice");
+	/* a duration key without "off" does not offer 0 */
+	expect_error("[cluster]\nhold_max = 0\n", "x.conf:2: [cluster] hold_max: '0' must be a duration "
+						  "(e.g. 90, 10m, 1h, 7d) of 1 s to 30 days");
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[storage]\ndaemons = unix:/run/r.sock, /run/s.sock, "
+					       "storage1, s2:42217, [::1]:42217, [fe80::1], ::1\n"
+					       "[state]\nurl = postgresql:///vigie\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_string_equal(c.state_url, "postgresql:///vigie");
 	vg_config_defaults(&c);
 	assert_int_equal(vg_config_load_string(&c,
 					       "[collector]\nlisten = tcp://*:7470\n"
