@@ -29,7 +29,7 @@
  * the self-metrics describe every tenant's traffic.
  *
  * Invariants: every family has exactly one HELP and one TYPE line and its
- * samples are contiguous; label values are escaped (backslash, double
+ * samples are contiguous, each label set once; label values are escaped (backslash, double
  * quote, newline) and HELP text too (backslash, newline), per the format.
  */
 #include <errno.h>
@@ -825,7 +825,7 @@ int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct vg_buf b = {0};
 	const char *last = "";
 	int last_counter = 0;
-	struct vg_hmap own;
+	struct vg_hmap own, seen;
 	char *body;
 	size_t len;
 	int rc;
@@ -850,7 +850,15 @@ int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 	 * beside the agents' counter cpu.time) is left out: a second HELP
 	 * or TYPE line makes Prometheus refuse the whole scrape, so one
 	 * tenant's metric name would blind the operator's monitoring. */
+	/* Two names of one resource may give one family ("q.len" and
+	 * "q_len", a project's "cpu_util" on its instance beside the agent's
+	 * cpu.util), and its labels are the resource's: two samples with one
+	 * label set, which the format forbids (Prometheus keeps one and
+	 * counts an error each scrape; other scrapers' behaviour is
+	 * undefined). The first of the family is kept (the catalogue's, then
+	 * scan order), the others left out as above. */
 	vg_hmap_init(&own);
+	vg_hmap_init(&seen);
 	if (b.len && own_families(&b, &own)) {
 		rc = -ENOMEM;
 		goto out;
@@ -858,12 +866,22 @@ int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (c.n)
 		qsort(c.s, c.n, sizeof(*c.s), cmp_sample);
 	for (size_t i = 0; i < c.n; i++) {
-		if (vg_hmap_gets(&own, c.s[i].family) ||
+		const char *labels = c.s[i].line + strlen(c.s[i].family);
+		size_t llen = (size_t)(strrchr(labels, '}') - labels);
+		static char yes = 1;
+		int dup = 0;
+
+		if (strcmp(last, c.s[i].family))
+			vg_hmap_clear(&seen);
+		else
+			dup = vg_hmap_get(&seen, labels, llen) != NULL;
+		if (dup || vg_hmap_gets(&own, c.s[i].family) ||
 		    (!strcmp(last, c.s[i].family) && c.s[i].counter != last_counter)) {
 			vg_log_limited(VG_LOG_WARN, &g_left_out,
 				       "api: /metrics leaves out a series of family %s: "
 				       "the name is the collector's own or another "
-				       "type's (%.*s)",
+				       "type's, or another name of its resource gives "
+				       "the same (%.*s)",
 				       c.s[i].family,
 				       (int)strcspn(c.s[i].line, "\n") > 200
 					       ? 200
@@ -882,12 +900,17 @@ int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)
 				      c.s[i].family,
 				      c.s[i].counter ? "counter" : "gauge");
 		}
+		if (vg_hmap_put(&seen, labels, llen, &yes, NULL)) {
+			rc = -ENOMEM;
+			goto out;
+		}
 		vg_buf_append(&b, c.s[i].line, strlen(c.s[i].line));
 		last = c.s[i].family;
 		last_counter = c.s[i].counter;
 	}
 out:
 	vg_hmap_release(&own);
+	vg_hmap_release(&seen);
 	for (size_t i = 0; i < c.n; i++) {
 		free(c.s[i].family);
 		free(c.s[i].line);

@@ -1366,6 +1366,9 @@ static void test_metrics_names_collide(void **state)
 	vg_batch_sample(b, "store.write.seconds.count", VG_KIND_GAUGE, 6);
 	vg_batch_sample(b, "cpu.time_total", VG_KIND_GAUGE, 9);
 	vg_batch_sample(b, "app.fine", VG_KIND_GAUGE, 1);
+	/* two names, one family and one label set (the resource's) */
+	vg_batch_sample(b, "app.dup", VG_KIND_GAUGE, 2);
+	vg_batch_sample(b, "app_dup", VG_KIND_GAUGE, 3);
 	assert_int_equal(vg_registry_open(srv.dir, &reg, err, sizeof(err)), 0);
 	assert_int_equal(vg_registry_update(reg, b), 0);
 	vg_registry_close(reg);
@@ -1390,6 +1393,8 @@ static void test_metrics_names_collide(void **state)
 	/* the agents' counter and the tenant's other series stay */
 	assert_non_null(strstr(a.body, "vigie_cpu_time_total{resource=\"vm-b\""));
 	assert_non_null(strstr(a.body, "vigie_app_fine{resource=\"pub-x\""));
+	/* one sample per label set: the format forbids a second */
+	assert_int_equal(count_lines(a.body, "vigie_app_dup{resource=\"pub-x\""), 1);
 	fx_answer_free(&a);
 	/* counted: the three left out of the last scrape */
 	assert_int_equal(GET("/metrics", tok_admin, &a), 200);
