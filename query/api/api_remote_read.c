@@ -53,6 +53,7 @@
 #include "query/api/api_handlers.h"
 #include "query/api/api_remote_read.h"
 #include "vigie/batch.h"
+#include "vigie/catalog.h"
 #include "vigie/clock.h"
 #include "vigie/name.h"
 
@@ -83,6 +84,7 @@ struct series {
 	char *lab[NLABELS]; /* NULL or "" for none */
 	char *metric;
 	int rtype, counter;
+	int dup; /* another metric of its resource gave its labels first */
 };
 
 struct rr_ctx {
@@ -402,10 +404,8 @@ static int add_candidate(void *vctx, json_t *r)
 	return 0;
 }
 
-static int cmp_series(const void *a, const void *b)
+static int cmp_labels(const struct series *x, const struct series *y)
 {
-	const struct series *x = a, *y = b;
-
 	for (int i = 0; i < NLABELS; i++) {
 		const char *p = x->lab[i] ? x->lab[i] : "";
 		const char *q = y->lab[i] ? y->lab[i] : "";
@@ -414,6 +414,23 @@ static int cmp_series(const void *a, const void *b)
 			return k;
 	}
 	return 0;
+}
+
+/* By labels; one label set's series (two names of one resource that give
+ * one __name__: the agent's cpu.util and a project's cpu_util) with the
+ * catalogue's first, then by metric: the first is the one answered. */
+static int cmp_series(const void *a, const void *b)
+{
+	const struct series *x = a, *y = b;
+	int k = cmp_labels(x, y), cx, cy;
+
+	if (k)
+		return k;
+	cx = vg_catalog_find(x->rtype, x->metric) != NULL;
+	cy = vg_catalog_find(y->rtype, y->metric) != NULL;
+	if (cx != cy)
+		return cx ? -1 : 1;
+	return strcmp(x->metric, y->metric);
 }
 
 /* Answer of one query: fills qr (its arrays malloc'd; freed by
@@ -580,6 +597,12 @@ static int answer_query(struct vg_api *api, const char *scope,
 	}
 	if (c.n) /* qsort(NULL, 0) is undefined */
 		qsort(c.s, c.n, sizeof(*c.s), cmp_series);
+	/* one series per label set (Prometheus takes a second for the same
+	 * series), and only the first: another name must not pass for it
+	 * when it has no data in the range. Marked before the loop below,
+	 * which hands each answered series' labels to the answer. */
+	for (size_t i = 1; i < c.n; i++)
+		c.s[i].dup = !cmp_labels(&c.s[i - 1], &c.s[i]);
 	qr->timeseries = calloc(c.n + 1, sizeof(*qr->timeseries));
 	if (!qr->timeseries) {
 		rc = -ENOMEM;
@@ -600,6 +623,8 @@ static int answer_query(struct vg_api *api, const char *scope,
 			rc = -ETIMEDOUT;
 			goto timeout;
 		}
+		if (s->dup)
+			continue;
 		/* a series lookup (/api/v1/series, label values) needs the
 		 * labels only: answered without reading the RRD file */
 		frc = labels_only ? 0

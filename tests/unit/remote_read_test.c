@@ -11,7 +11,7 @@
  * Data: one poll a minute, k = 0..10 at T0 + 60k:
  *   vm-a  instance p1  cpu.util = 10 ; vm-a-vda disk of vm-a  disk.read.bytes 600k
  *   vm-x  instance p1, named  x",project="p2",y="  cpu.util = 1
- *   vm-c  instance p2  cpu.util = 50
+ *   vm-c  instance p2  cpu.util = 50, and its project's cpu_util = 99
  */
 #include <errno.h>
 #include <math.h>
@@ -72,6 +72,9 @@ static int setup(void **state)
 		vg_batch_resource(b, VG_RT_INSTANCE, "vm-c", "gamma", NULL, t);
 		vg_batch_identity(b, "p2", "u", "large");
 		vg_batch_sample(b, "cpu.util", VG_KIND_GAUGE, 50);
+		/* the project's own metric (POST /v1/measures), whose
+		 * Prometheus name and labels are cpu.util's */
+		vg_batch_sample(b, "cpu_util", VG_KIND_GAUGE, 99);
 		if (fx_data_write(&d, b))
 			return -1;
 	}
@@ -334,6 +337,29 @@ static void test_scope_injection(void **state)
 	done(&a, r);
 }
 
+/* Two metrics of one resource whose Prometheus name is the same (the
+ * agent's cpu.util and a project's cpu_util on its instance) have one
+ * label set: answered as two series, Prometheus sees one series twice (a
+ * project's value passing for the agent's in the operator's queries, or
+ * PromQL's "same labelset" errors). One series, the catalogue's. */
+static void test_one_series_per_label_set(void **state)
+{
+	const char *mt[] = {"__name__=vigie_cpu_util", "resource=vm-c"};
+	const char *all[] = {"resource=vm-c"};
+	Prometheus__ReadResponse *r;
+	struct fx_answer a;
+
+	(void)state;
+	assert_int_equal(read_query(tok_admin, mt, 2, 1, &a, &r), 200);
+	assert_int_equal(nseries(r), 1);
+	assert_true(r->results[0]->timeseries[0]->n_samples > 0);
+	assert_true(r->results[0]->timeseries[0]->samples[0]->value == 50);
+	done(&a, r);
+	assert_int_equal(read_query(tok_admin, all, 1, 1, &a, &r), 200);
+	assert_int_equal(nseries(r), 1);
+	done(&a, r);
+}
+
 static void test_hostile(void **state)
 {
 	const char *bad_re[] = {"__name__=~(?i)vigie.*"};
@@ -566,6 +592,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read),
 		cmocka_unit_test(test_scope_injection),
+		cmocka_unit_test(test_one_series_per_label_set),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_answer_series),
 	};
