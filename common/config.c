@@ -48,7 +48,8 @@ enum key_type { K_STR,
 struct key {
 	const char *section, *name;
 	enum key_type type;
-	size_t off, size; /* size: buffer size for K_STR */
+	size_t off, size; /* size: buffer size for K_STR; for K_DURATION, 1 if
+			   * 0 turns it off (min is then the least other value) */
 	double min, max;
 };
 
@@ -98,8 +99,8 @@ static const struct key keys[] = {
 	S("collector", "www_dir", collector_www_dir),
 	S("collector", "keys_dir", collector_keys_dir),
 	{"collector", "require_signatures", K_BOOL, offsetof(struct vg_config, collector_require_signatures), 0, 0, 1},
-	{"collector", "max_clock_skew", K_DURATION, offsetof(struct vg_config, collector_max_clock_skew_s), 0, 0, 366 * 86400.0},
-	{"collector", "max_future", K_DURATION, offsetof(struct vg_config, collector_max_future_s), 0, 0, 366 * 86400.0},
+	{"collector", "max_clock_skew", K_DURATION, offsetof(struct vg_config, collector_max_clock_skew_s), 1, 0, 366 * 86400.0},
+	{"collector", "max_future", K_DURATION, offsetof(struct vg_config, collector_max_future_s), 1, 0, 366 * 86400.0},
 	U("collector", "publish_points_per_s", collector_publish_points_per_s, 1, 100000000),
 	U("collector", "publish_series_max", collector_publish_series_max, 1, 100000000),
 	U("storage", "step", storage_step_s, 1, 86400),
@@ -113,7 +114,10 @@ static const struct key keys[] = {
 	S("cluster", "stream", cluster_stream),
 	{"cluster", "lease", K_SECONDS, offsetof(struct vg_config, cluster_lease_s), 0, 1, 300},
 	{"cluster", "hold_max", K_DURATION, offsetof(struct vg_config, cluster_hold_max_s), 0, 1, 30 * 86400.0},
-	{"storage", "keep_ended", K_DURATION, offsetof(struct vg_config, storage_keep_ended_s), 0, 0, 100 * 366 * 86400.0},
+	/* at least an hour (the sweep's period): "keep_ended = 90" meant for
+	 * days was 90 seconds, and the next sweep deleted every ended
+	 * resource's series */
+	{"storage", "keep_ended", K_DURATION, offsetof(struct vg_config, storage_keep_ended_s), 1, 3600, 100 * 366 * 86400.0},
 	S("storage", "backend", storage_backend),
 	S("storage", "write_through", storage_write_through),
 	S("storage", "daemons", storage_daemons),
@@ -601,9 +605,14 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 		return 0;
 	case K_DURATION: {
 		double v;
-		if (vg_parse_duration(value, &v) || v < k->min || v > k->max) {
-			static __thread char msg[160];
-			if (k->min > 0) /* no "off" (hold_max) */
+		if (vg_parse_duration(value, &v) || (v < k->min && !(v == 0 && k->size)) ||
+		    v > k->max) {
+			static __thread char msg[200];
+			if (k->size && k->min > 0) /* keep_ended */
+				snprintf(msg, sizeof(msg), "must be 0 (off) or a duration of %gh to "
+							   "%.0f days, e.g. 90d (a plain number is seconds)",
+					 k->min / 3600, k->max / 86400);
+			else if (k->min > 0) /* no "off" (hold_max) */
 				snprintf(msg, sizeof(msg), "must be a duration (e.g. 90, 10m, "
 							   "1h, 7d) of %g s to %.0f days",
 					 k->min, k->max / 86400);

@@ -72,6 +72,20 @@ static void test_config_rules(void **state)
 					       "bad.conf", err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "bad.conf:2: [storage] keep_ended"));
+	/* a plain number is seconds: "90" meant for days would have
+	 * deleted every ended resource's series at the next sweep */
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nkeep_ended = 90\n",
+					       "bad.conf", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "bad.conf:2: [storage] keep_ended: '90' must be 0 (off) "
+				    "or a duration of 1h to 36600 days, e.g. 90d"));
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nkeep_ended = 59m\n",
+					       "bad.conf", err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nkeep_ended = 1h\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_true(c.storage_keep_ended_s == 3600);
 }
 
 /* Whether the series has an archive of resolution res_s. */
