@@ -507,6 +507,12 @@ static int configure(int argc, char **argv, struct vg_config *cfg)
 			return 2;
 		}
 	}
+	/* keys checked together: before anything is opened or created (the
+	 * store refused them only once the data directory existed, exit 1) */
+	if (vg_config_check(cfg, err, sizeof(err))) {
+		fprintf(stderr, PROG ": %s%s%s\n", config ? config : "", config ? ": " : "", err);
+		return 2;
+	}
 	return 0;
 }
 

@@ -864,6 +864,38 @@ int vg_config_load_string(struct vg_config *c, const char *text, const char *nam
 	return parse(&p, NULL, text);
 }
 
+static int tiers_fit_step(const struct vg_archive *a, size_t n, uint32_t step_s,
+			  const char *what, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i].resolution_s % step_s) {
+			snprintf(err, errlen,
+				 "%s: tier %us:%us: its resolution is not a multiple of "
+				 "[storage] step (%u s)",
+				 what, a[i].resolution_s, a[i].retention_s, step_s);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+int vg_config_check(const struct vg_config *c, char *err, size_t errlen)
+{
+	char what[VG_POLICY_PATTERN_MAX + 16];
+
+	if (!c->storage_step_s) /* the key's bounds refuse 0 */
+		return 0;
+	if (tiers_fit_step(c->archives, c->narchives, c->storage_step_s,
+			   "[storage] archives", err, errlen))
+		return -EINVAL;
+	for (size_t i = 0; i < c->npolicies; i++) {
+		snprintf(what, sizeof(what), "[archives] %s", c->policies[i].pattern);
+		if (tiers_fit_step(c->policies[i].archives, c->policies[i].narchives,
+				   c->storage_step_s, what, err, errlen))
+			return -EINVAL;
+	}
+	return 0;
+}
+
 int vg_config_set(struct vg_config *c, const char *section, const char *key,
 		  const char *value, char *err, size_t errlen)
 {

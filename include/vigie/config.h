@@ -191,8 +191,14 @@ int vg_ini_parse(FILE *f, const char *text, vg_ini_fn on, void *ud, int *line,
 int vg_config_set(struct vg_config *c, const char *section, const char *key,
 		  const char *value, char *err, size_t errlen);
 
-/* Parse "1m:15d,5m:63d,1h:455d" into archives; resolution must be a
- * multiple of step. 0 or -EINVAL. */
+/* What one key cannot check alone, once the file and the overrides are
+ * in: every tier of [storage] archives and of each [archives] rule a
+ * multiple of [storage] step (the keys may come in any order). 0, or
+ * -EINVAL with "[section] key: problem" in err. Thread-safe. */
+int vg_config_check(const struct vg_config *c, char *err, size_t errlen);
+
+/* Parse "1m:15d,5m:63d,1h:455d" into archives (the step is checked by
+ * vg_config_check). 0 or -EINVAL. */
 int vg_config_parse_archives(const char *s, struct vg_archive *out,
 			     size_t max, size_t *n);
 

@@ -66,6 +66,13 @@ refused "a daemon address with a bad port" "[storage] daemons: '127.0.0.1:99999'
   <<<$'[storage]\nbackend = rrdcached\ndaemons = 127.0.0.1:99999'
 refused "one daemon listed twice" "[storage] daemons: " \
   <<<$'[storage]\nbackend = rrdcached\ndaemons = unix:/run/r.sock, /run/r.sock'
+# tiers that are no multiple of the step (given after them): refused by
+# the store once the data directory existed, exit 1
+refused "an archive tier no multiple of the step" \
+  "c$((n + 1)).conf: [archives] disk.*: tier 90s:86400s: its resolution is not a multiple of [storage] step (60 s)" \
+  <<<$'[archives]\ndisk.* = 90s:1d\n[storage]\nstep = 60'
+refused "default tiers no multiple of a step set later" "[storage] archives: tier 60s:" \
+  <<<$'[storage]\nstep = 120'
 # daemons without backend = rrdcached: the series silently went to files
 refused "daemons set with the files backend" "[storage] daemons is set but backend is files" \
   <<<$'[storage]\ndaemons = 127.0.0.1:42217'

@@ -388,6 +388,27 @@ static void test_values_checked_at_parse(void **state)
 					       "t.conf", err, sizeof(err)),
 			 0);
 	assert_string_equal(c.state_url, "postgresql:///vigie");
+	/* tiers against the step, whichever key came first */
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[archives]\ndisk.* = 90s:1d\n[storage]\nstep = 60\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(vg_config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "[archives] disk.*: tier 90s:86400s"));
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nstep = 300\n", "t.conf", err,
+					       sizeof(err)),
+			 0);
+	assert_int_equal(vg_config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "[storage] archives: tier 60s:"));
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[storage]\nstep = 300\narchives = 5m:1d,1h:30d\n"
+					       "[archives]\ncpu.* = 10m:1d\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(vg_config_check(&c, err, sizeof(err)), 0);
 	vg_config_defaults(&c);
 	assert_int_equal(vg_config_load_string(&c,
 					       "[collector]\nlisten = tcp://*:7470\n"
