@@ -472,6 +472,12 @@ int vg_config_parse_archives(const char *s, struct vg_archive *out, size_t max,
 	if (!s || strlen(s) >= sizeof(buf))
 		return -EINVAL;
 	snprintf(buf, sizeof(buf), "%s", s);
+	/* strtok_r skips empty fields: "1m:15d,,5m:63d" or a trailing ','
+	 * (a tier lost in an edit) would pass unseen */
+	for (const char *p = buf; *p; p++)
+		if (*p == ',' && (p == buf || p[1] == ',' || !p[1] ||
+				  strspn(p + 1, " ") == strcspn(p + 1, ",")))
+			return -EINVAL;
 	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *colon = strchr(tok, ':');
 		double res, ret;

@@ -388,6 +388,11 @@ static void test_values_checked_at_parse(void **state)
 					       "t.conf", err, sizeof(err)),
 			 0);
 	assert_string_equal(c.state_url, "postgresql:///vigie");
+	/* an empty tier is no tier: refused, not skipped */
+	expect_error("[storage]\narchives = 1m:15d,,1h:455d\n", "x.conf:2: [storage] archives");
+	expect_error("[storage]\narchives = 1m:15d,\n", "x.conf:2: [storage] archives");
+	expect_error("[storage]\narchives = ,1m:15d\n", "x.conf:2: [storage] archives");
+	expect_error("[archives]\ncpu.* = 1m:15d, ,1h:455d\n", "x.conf:2: [archives] cpu.*");
 	/* tiers against the step, whichever key came first */
 	vg_config_defaults(&c);
 	assert_int_equal(vg_config_load_string(&c,
