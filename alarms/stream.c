@@ -20,7 +20,15 @@
  * tie, so a project is never evicted for a project holding fewer). An
  * administrator's stream sees every project and numbers events in the
  * hub's order (its own id sequence, one per event of any project); its
- * "lost" counts events of any project that left their ring.
+ * "lost" counts events of any project that left their ring. It finds its
+ * next event in an index of every event in hub-id order (hub id, project,
+ * project id): a binary search, then past the entries whose event left
+ * its ring (the administrator lost those, and its cursor moves past
+ * them). It used to look into every project's ring for each event, and
+ * project entries are never freed, so that cost grew with every project
+ * the collector had seen. The index drops the entries of events gone
+ * when it fills, growing only if that freed less than half: at most about
+ * twice the events held, each entry moved O(1) times on average.
  *
  * Event ids across restarts. The rings live in memory, so a restarted
  * collector starts empty ones; a browser's EventSource (or `vigie alarms
@@ -58,10 +66,11 @@
  * [next_seq - count, next_seq), all >= first_seq, in increasing hub ids;
  * every hub id below next_gseq was published and is either held by
  * exactly one ring or gone; count <= capacity per project and the sum of
- * counts <= total; a project entry lives until the hub is freed (its
- * sequence must not restart within a run); a subscriber's cursor is below
- * the next id of its sequence; wake callbacks run under the hub lock and
- * never after unsubscribe.
+ * counts <= total; the index holds, in increasing hub ids, an entry for
+ * every event held (and some of events gone); a project entry lives
+ * until the hub is freed (its sequence must not restart within a run); a
+ * subscriber's cursor is below the next id of its sequence; wake
+ * callbacks run under the hub lock and never after unsubscribe.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -110,6 +119,13 @@ struct vg_alarm_sub {
 	uint64_t restart_from; /* pending "event: restart" for this id (0: none) */
 };
 
+/* An administrator's index entry: the hub id of an event, its project
+ * and its id there (held while seq >= its project's oldest). */
+struct gentry {
+	uint64_t gseq, seq;
+	struct project *p;
+};
+
 struct vg_alarm_hub {
 	pthread_mutex_t lock;
 	size_t cap;         /* events kept per project */
@@ -120,6 +136,11 @@ struct vg_alarm_hub {
 	struct project *buckets[NBUCKETS];
 	struct project *all;
 	struct vg_alarm_sub *subs;
+	/* every event in hub-id order (an administrator's next event is a
+	 * binary search, not a look into every project's ring); entries of
+	 * events that left their ring go when the index fills up */
+	struct gentry *gidx;
+	size_t gcount, galloc;
 	int shutdown;
 	struct vg_alarm_hub_stats st;
 };
@@ -178,6 +199,7 @@ void vg_alarm_hub_free(struct vg_alarm_hub *h)
 		free(p->name);
 		free(p);
 	}
+	free(h->gidx);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -261,6 +283,37 @@ static int ring_room(struct vg_alarm_hub *h, struct project *p)
 	return 0;
 }
 
+/* Whether an index entry's event is still in its project's ring. */
+static int gentry_held(const struct gentry *g)
+{
+	return g->seq >= g->p->next_seq - g->p->count;
+}
+
+/* Room for one more index entry: drop the entries of events that left
+ * their ring, and grow only if that freed less than half (so each entry
+ * is moved O(1) times on average and the index holds at most about
+ * twice the events held). 0 or -ENOMEM. */
+static int gidx_room(struct vg_alarm_hub *h)
+{
+	struct gentry *g;
+	size_t n = 0;
+
+	if (h->gcount < h->galloc)
+		return 0;
+	for (size_t i = 0; i < h->gcount; i++)
+		if (gentry_held(&h->gidx[i]))
+			h->gidx[n++] = h->gidx[i];
+	h->gcount = n;
+	if (h->galloc && n <= h->galloc / 2)
+		return 0;
+	n = h->galloc ? h->galloc * 2 : 64;
+	if (!(g = realloc(h->gidx, n * sizeof(*g))))
+		return h->gcount < h->galloc ? 0 : -ENOMEM;
+	h->gidx = g;
+	h->galloc = n;
+	return 0;
+}
+
 int vg_alarm_hub_publish(struct vg_alarm_hub *h, const char *project,
 			 const char *name, const char *json)
 {
@@ -276,7 +329,8 @@ int vg_alarm_hub_publish(struct vg_alarm_hub *h, const char *project,
 	ev.len = (size_t)snprintf(ev.text, (size_t)n + 1, "event: %s\ndata: %s\n\n",
 				  name, json);
 	pthread_mutex_lock(&h->lock);
-	if (!(p = project_get(h, project ? project : "", 1)) || ring_room(h, p)) {
+	if (!(p = project_get(h, project ? project : "", 1)) || ring_room(h, p) ||
+	    gidx_room(h)) {
 		pthread_mutex_unlock(&h->lock);
 		free(ev.text);
 		return -ENOMEM;
@@ -285,6 +339,7 @@ int vg_alarm_hub_publish(struct vg_alarm_hub *h, const char *project,
 	ev.gseq = h->next_gseq++;
 	p->ring[(p->head + p->count) % p->alloc] = ev;
 	p->count++;
+	h->gidx[h->gcount++] = (struct gentry){.gseq = ev.gseq, .seq = ev.seq, .p = p};
 	h->total++;
 	h->st.published++;
 	for (struct vg_alarm_sub *s = h->subs; s; s = s->next)
@@ -386,21 +441,6 @@ static size_t drain_partial(struct vg_alarm_sub *s, char *buf, size_t max)
 	return n;
 }
 
-/* The first event held in p's ring with a hub id above g, or NULL. */
-static struct event *first_after_gseq(struct project *p, uint64_t g)
-{
-	size_t lo = 0, hi = p->count;
-
-	while (lo < hi) { /* hub ids increase along the ring */
-		size_t mid = lo + (hi - lo) / 2;
-		if (p->ring[(p->head + mid) % p->alloc].gseq > g)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return lo < p->count ? &p->ring[(p->head + lo) % p->alloc] : NULL;
-}
-
 /* The next event the subscriber is to get after its cursor (NULL: none
  * held), its id in the subscriber's sequence in *id, and in *missed how
  * many ids between the cursor and it (or the sequence's next id) left
@@ -427,12 +467,23 @@ static struct event *next_event(struct vg_alarm_sub *s, uint64_t *id,
 		*id = e ? e->seq : 0;
 		return e;
 	}
-	/* an administrator's: the lowest hub id above the cursor of every
-	 * project's ring (rings are per project) */
-	for (struct project *p = h->all; p; p = p->all_next) {
-		struct event *x = p->count ? first_after_gseq(p, s->cursor) : NULL;
-		if (x && (!e || x->gseq < e->gseq))
-			e = x;
+	/* an administrator's: the first event of the index above the cursor
+	 * still held in its ring (the ones skipped left theirs: lost) */
+	size_t lo = 0, hi = h->gcount;
+	while (lo < hi) { /* hub ids increase along the index */
+		size_t mid = lo + (hi - lo) / 2;
+		if (h->gidx[mid].gseq > s->cursor)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	for (; lo < h->gcount && !e; lo++) {
+		const struct gentry *g = &h->gidx[lo];
+		if (gentry_held(g)) {
+			struct project *p = g->p;
+			e = &p->ring[(p->head + (g->seq - (p->next_seq - p->count))) %
+				     p->alloc];
+		}
 	}
 	at = e ? e->gseq : h->next_gseq;
 	*missed = at - s->cursor - 1;

@@ -22,10 +22,12 @@
  * finite. Decoding either returns a whole batch or nothing.
  *
  * A batch over a limit is not lost: vg_wire_split cuts it, at resource
- * and event boundaries and in order, into batches that each fit (the
- * same accounting as encode: each distinct string once per message), and
+ * and event boundaries and in order, into batches that each fit, and
  * leaves out, counted, only what fits no message alone or breaks the
- * name rules.
+ * name rules. The encoder and the split size a message with the same
+ * functions (msg_*: what each item adds, each distinct string once per
+ * message) and judge names with the same per-item rules (attr_ok...), so
+ * a part the split makes is one the encoder takes, within its bound.
  *
  * Names (docs/protocol.md "Names"): both ends apply check_names, so what
  * the decoder accepts the registry and the store can hold, and what the
@@ -113,8 +115,38 @@ static int opt_text_ok(const char *s)
 	return !s || !*s || vg_text_valid(s, VG_WIRE_MAX_STRING);
 }
 
+/* Whether one item's strings follow the rules: a resource's own six (its
+ * attributes and samples are items of their own), an attribute, a
+ * sample, an event (its detail is free text, only bounded). The encoder
+ * refuses a batch with one that does not (check_names); vg_wire_split
+ * leaves that item out. */
+static int resource_names_ok(const struct vg_resource *r)
+{
+	return name_ok(r->id) && opt_text_ok(r->name) && opt_name_ok(r->parent) &&
+	       opt_name_ok(r->project) && opt_name_ok(r->user) &&
+	       opt_name_ok(r->flavor);
+}
+
+static int attr_ok(const struct vg_attr *a)
+{
+	return name_ok(a->key) && opt_text_ok(a->value);
+}
+
+static int sample_ok(const struct vg_sample *s)
+{
+	return name_ok(s->metric);
+}
+
+static int event_ok(const struct vg_event *e)
+{
+	return name_ok(e->resource) &&
+	       (!e->detail || strlen(e->detail) <= VG_WIRE_MAX_STRING);
+}
+
 /* Every name of b follows the rules: 0 or -EILSEQ. (The encoder's
- * check; the decoder classifies each string of its table once instead.) */
+ * check; the decoder classifies each string of its table once instead.
+ * An event's detail over the bound never gets here: interning it already
+ * failed with -EINVAL.) */
 static int check_names(const struct vg_batch *b)
 {
 	if (!name_ok(b->host))
@@ -123,19 +155,17 @@ static int check_names(const struct vg_batch *b)
 		const struct vg_resource *r = &b->res[i];
 		const struct vg_attr *a = vg_resource_attrs(b, r);
 
-		if (!name_ok(r->id) || !opt_text_ok(r->name) ||
-		    !opt_name_ok(r->parent) || !opt_name_ok(r->project) ||
-		    !opt_name_ok(r->user) || !opt_name_ok(r->flavor))
+		if (!resource_names_ok(r))
 			return -EILSEQ;
 		for (uint32_t k = 0; k < r->nattrs; k++)
-			if (!name_ok(a[k].key) || !opt_text_ok(a[k].value))
+			if (!attr_ok(&a[k]))
 				return -EILSEQ;
 	}
 	for (size_t i = 0; i < b->nsamples; i++)
-		if (!name_ok(b->samples[i].metric))
+		if (!sample_ok(&b->samples[i]))
 			return -EILSEQ;
 	for (size_t i = 0; i < b->nevents; i++)
-		if (!name_ok(b->events[i].resource))
+		if (!event_ok(&b->events[i]))
 			return -EILSEQ;
 	return 0;
 }
@@ -246,10 +276,92 @@ static void strtab_free(struct strtab *t)
 	free(t->slots);
 }
 
+/* ---- what each item adds to a message ---- */
+
+/* A message's encoded size, item by item: the fixed part of each item
+ * (header and host index, 44 bytes a resource, 8 an attribute, 13 a
+ * sample, 17 an event) and each distinct string once (2 + its length).
+ * The encoder sums a batch with it before writing; vg_wire_split sums
+ * each part with it, so a part it makes encodes within its bound. Each
+ * msg_* function interns the item's strings, gives their indices in
+ * idx (in the order the encoder writes them) and returns 0, or what
+ * strtab_add returned (the message then holds part of the item). */
+struct msg_size {
+	struct strtab t;
+	size_t fixed; /* bytes outside the string table */
+};
+
+static size_t msg_bytes(const struct msg_size *m)
+{
+	return m->fixed + m->t.bytes;
+}
+
+static int msg_strings(struct msg_size *m, const char *const *strs, size_t n,
+		       uint32_t *idx)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = strtab_add(&m->t, strs[i], &idx[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* An empty message of this host (the header, its index and its string);
+ * any earlier accounting of m is dropped. */
+static int msg_begin(struct msg_size *m, const char *host, uint32_t idx[1])
+{
+	strtab_free(&m->t);
+	memset(m, 0, sizeof(*m));
+	m->fixed = HDR_LEN + 4;
+	return msg_strings(m, &host, 1, idx);
+}
+
+static void msg_end(struct msg_size *m)
+{
+	strtab_free(&m->t);
+	memset(m, 0, sizeof(*m));
+}
+
+/* A resource without its attributes and samples (items of their own). */
+static int msg_resource(struct msg_size *m, const struct vg_resource *r,
+			uint32_t idx[6])
+{
+	const char *strs[6] = {r->id, r->name, r->parent,
+			       r->project, r->user, r->flavor};
+
+	m->fixed += RES_LEN;
+	return msg_strings(m, strs, 6, idx);
+}
+
+static int msg_attr(struct msg_size *m, const struct vg_attr *a, uint32_t idx[2])
+{
+	const char *strs[2] = {a->key, a->value};
+
+	m->fixed += 8;
+	return msg_strings(m, strs, 2, idx);
+}
+
+static int msg_sample(struct msg_size *m, const struct vg_sample *s,
+		      uint32_t idx[1])
+{
+	m->fixed += SAMPLE_LEN;
+	return msg_strings(m, &s->metric, 1, idx);
+}
+
+static int msg_event(struct msg_size *m, const struct vg_event *e,
+		     uint32_t idx[2])
+{
+	const char *strs[2] = {e->resource, e->detail};
+
+	m->fixed += EVENT_LEN;
+	return msg_strings(m, strs, 2, idx);
+}
+
 static int encode(const struct vg_batch *b, uint8_t **out, size_t *len,
 		  int check)
 {
-	struct strtab t = {0};
+	struct msg_size m = {0};
 	uint32_t *idx = NULL; /* string indices, in encoding order */
 	size_t nidx = 0, need_idx, total;
 	uint8_t *buf = NULL, *p;
@@ -269,38 +381,30 @@ static int encode(const struct vg_batch *b, uint8_t **out, size_t *len,
 	if (!idx)
 		return -ENOMEM;
 
-#define ADD(s)                                                \
-	do {                                                  \
-		if ((rc = strtab_add(&t, (s), &idx[nidx++]))) \
-			goto fail;                            \
-	} while (0)
-	ADD(b->host);
+	if ((rc = msg_begin(&m, b->host, &idx[nidx])))
+		goto fail;
+	nidx += 1;
 	for (size_t i = 0; i < b->nres; i++) {
 		const struct vg_resource *r = &b->res[i];
-		ADD(r->id);
-		ADD(r->name);
-		ADD(r->parent);
-		ADD(r->project);
-		ADD(r->user);
-		ADD(r->flavor);
 		const struct vg_attr *a = vg_resource_attrs(b, r);
-		for (uint32_t k = 0; k < r->nattrs; k++) {
-			ADD(a[k].key);
-			ADD(a[k].value);
-		}
+
+		if ((rc = msg_resource(&m, r, &idx[nidx])))
+			goto fail;
+		nidx += 6;
+		for (uint32_t k = 0; k < r->nattrs; k++, nidx += 2)
+			if ((rc = msg_attr(&m, &a[k], &idx[nidx])))
+				goto fail;
 	}
-	for (size_t i = 0; i < b->nsamples; i++)
-		ADD(b->samples[i].metric);
-	for (size_t i = 0; i < b->nevents; i++) {
-		ADD(b->events[i].resource);
-		ADD(b->events[i].detail);
-	}
-#undef ADD
+	for (size_t i = 0; i < b->nsamples; i++, nidx++)
+		if ((rc = msg_sample(&m, &b->samples[i], &idx[nidx])))
+			goto fail;
+	for (size_t i = 0; i < b->nevents; i++, nidx += 2)
+		if ((rc = msg_event(&m, &b->events[i], &idx[nidx])))
+			goto fail;
 	if (check && (rc = check_names(b)))
 		goto fail;
 
-	total = HDR_LEN + 4 + t.bytes + RES_LEN * b->nres + 8 * b->nattrs +
-		SAMPLE_LEN * b->nsamples + EVENT_LEN * b->nevents;
+	total = msg_bytes(&m);
 	if (total > VG_WIRE_MAX_MESSAGE) {
 		rc = -E2BIG;
 		goto fail;
@@ -318,7 +422,7 @@ static int encode(const struct vg_batch *b, uint8_t **out, size_t *len,
 	put64(p + 8, b->stream);
 	put64(p + 16, b->seq);
 	put64(p + 24, (uint64_t)b->time_ms);
-	put32(p + 32, t.n);
+	put32(p + 32, m.t.n);
 	put32(p + 36, (uint32_t)b->nres);
 	put32(p + 40, (uint32_t)b->nsamples);
 	put32(p + 44, (uint32_t)b->nevents);
@@ -326,10 +430,10 @@ static int encode(const struct vg_batch *b, uint8_t **out, size_t *len,
 	nidx = 0;
 	put32(p, idx[nidx++]);
 	p += 4;
-	for (uint32_t i = 0; i < t.n; i++) {
-		size_t l = strlen(t.strs[i]);
+	for (uint32_t i = 0; i < m.t.n; i++) {
+		size_t l = strlen(m.t.strs[i]);
 		put16(p, (uint16_t)l);
-		memcpy(p + 2, t.strs[i], l);
+		memcpy(p + 2, m.t.strs[i], l);
 		p += 2 + l;
 	}
 	for (size_t i = 0; i < b->nres; i++) {
@@ -365,13 +469,13 @@ static int encode(const struct vg_batch *b, uint8_t **out, size_t *len,
 		p += EVENT_LEN;
 	}
 	free(idx);
-	strtab_free(&t);
+	msg_end(&m);
 	*out = buf;
 	*len = total;
 	return 0;
 fail:
 	free(idx);
-	strtab_free(&t);
+	msg_end(&m);
 	return rc;
 }
 
@@ -388,36 +492,22 @@ int vg_wire_encode_unchecked(const struct vg_batch *b, uint8_t **out,
 
 /* ---- splitting a batch that does not fit one message ---- */
 
-/* The part being filled: its batch, its string table (to count each
- * distinct string once, as encode does) and its counts. */
+/* The part being filled: its batch and its size so far (msg_size, so
+ * each distinct string counts once, as the encoder writes it). */
 struct part {
 	struct vg_batch *b;
-	struct strtab t;
-	size_t bytes; /* its encoded size so far */
-	int nomem;    /* the table could not grow: the split fails */
+	struct msg_size m;
+	int nomem; /* the table could not grow: the split fails */
 };
 
-/* Intern s in p's table: 0, or -E2BIG when the table is full. (Every
- * string given here passed the name rules: at most VG_WIRE_MAX_STRING
- * bytes.) */
-static int part_str(struct part *p, const char *s)
+/* An item's msg_* answer for p: 0, or -E2BIG (the table is full, or it
+ * could not grow: nomem then fails the split). Every string given here
+ * passed the name rules: at most VG_WIRE_MAX_STRING bytes. */
+static int part_item(struct part *p, int rc)
 {
-	size_t before = p->t.bytes;
-	int rc = strtab_add(&p->t, s, &(uint32_t){0});
-
-	p->bytes += p->t.bytes - before;
 	if (rc == -ENOMEM)
 		p->nomem = 1;
-	return rc;
-}
-
-/* Whether a resource's own strings follow the name rules (its attributes
- * and samples are filtered one by one). */
-static int resource_names_ok(const struct vg_resource *r)
-{
-	return name_ok(r->id) && opt_text_ok(r->name) && opt_name_ok(r->parent) &&
-	       opt_name_ok(r->project) && opt_name_ok(r->user) &&
-	       opt_name_ok(r->flavor);
+	return rc ? -E2BIG : 0;
 }
 
 /* Add resource r of src (its attributes and samples that follow the name
@@ -430,34 +520,27 @@ static int part_fits_resource(struct part *p, const struct vg_batch *src,
 {
 	const struct vg_attr *a = vg_resource_attrs(src, r);
 	const struct vg_sample *s = vg_resource_samples(src, r);
-	int rc = 0;
+	uint32_t idx[6];
 
 	*nattrs = *nsamples = 0;
-	if (p->b->nres + 1 > VG_WIRE_MAX_RESOURCES)
+	if (p->b->nres + 1 > VG_WIRE_MAX_RESOURCES ||
+	    part_item(p, msg_resource(&p->m, r, idx)))
 		return -E2BIG;
-	rc |= part_str(p, r->id);
-	rc |= part_str(p, r->name);
-	rc |= part_str(p, r->parent);
-	rc |= part_str(p, r->project);
-	rc |= part_str(p, r->user);
-	rc |= part_str(p, r->flavor);
-	p->bytes += RES_LEN;
 	for (uint32_t k = 0; k < r->nattrs && *nattrs < VG_WIRE_MAX_ATTRS_PER_RES; k++) {
-		if (!name_ok(a[k].key) || !opt_text_ok(a[k].value))
+		if (!attr_ok(&a[k]))
 			continue;
-		rc |= part_str(p, a[k].key);
-		rc |= part_str(p, a[k].value);
-		p->bytes += 8;
+		if (part_item(p, msg_attr(&p->m, &a[k], idx)))
+			return -E2BIG;
 		(*nattrs)++;
 	}
 	for (uint32_t k = 0; k < r->nsamples; k++) {
-		if (!name_ok(s[k].metric))
+		if (!sample_ok(&s[k]))
 			continue;
-		rc |= part_str(p, s[k].metric);
-		p->bytes += SAMPLE_LEN;
+		if (part_item(p, msg_sample(&p->m, &s[k], idx)))
+			return -E2BIG;
 		(*nsamples)++;
 	}
-	if (rc || p->bytes > max_bytes ||
+	if (msg_bytes(&p->m) > max_bytes ||
 	    p->b->nsamples + *nsamples > VG_WIRE_MAX_SAMPLES)
 		return -E2BIG;
 	return 0;
@@ -481,14 +564,14 @@ static int part_copy_resource(struct part *p, const struct vg_batch *src,
 	if ((rc = vg_batch_identity(p->b, r->project, r->user, r->flavor)))
 		return rc;
 	for (uint32_t k = 0; k < r->nattrs && na < VG_WIRE_MAX_ATTRS_PER_RES; k++) {
-		if (!name_ok(a[k].key) || !opt_text_ok(a[k].value))
+		if (!attr_ok(&a[k]))
 			continue;
 		if ((rc = vg_batch_attr(p->b, a[k].key, a[k].value)))
 			return rc;
 		na++;
 	}
 	for (uint32_t k = 0; k < r->nsamples; k++) {
-		if (!name_ok(s[k].metric))
+		if (!sample_ok(&s[k]))
 			continue;
 		if ((rc = vg_batch_sample(p->b, s[k].metric, s[k].kind, s[k].value)))
 			return rc;
@@ -499,14 +582,12 @@ static int part_copy_resource(struct part *p, const struct vg_batch *src,
 static int part_fits_event(struct part *p, const struct vg_event *e,
 			   size_t max_bytes)
 {
-	int rc = 0;
+	uint32_t idx[2];
 
-	if (p->b->nevents + 1 > VG_WIRE_MAX_EVENTS)
+	if (p->b->nevents + 1 > VG_WIRE_MAX_EVENTS ||
+	    part_item(p, msg_event(&p->m, e, idx)))
 		return -E2BIG;
-	rc |= part_str(p, e->resource);
-	rc |= part_str(p, e->detail);
-	p->bytes += EVENT_LEN;
-	return rc || p->bytes > max_bytes ? -E2BIG : 0;
+	return msg_bytes(&p->m) > max_bytes ? -E2BIG : 0;
 }
 
 static int part_empty(const struct part *p)
@@ -515,13 +596,15 @@ static int part_empty(const struct part *p)
 }
 
 /* Start p's accounting over for an empty part: its table holds the host
- * only. */
+ * only. 0, or what strtab_add returned (nomem set on -ENOMEM). */
 static int part_restart(struct part *p, const char *host)
 {
-	strtab_free(&p->t);
-	memset(&p->t, 0, sizeof(p->t));
-	p->bytes = HDR_LEN + 4;
-	return part_str(p, host);
+	uint32_t idx[1];
+	int rc = msg_begin(&p->m, host, idx);
+
+	if (rc == -ENOMEM)
+		p->nomem = 1;
+	return rc;
 }
 
 /* Append the part being filled (if any) to the list and open the next
@@ -595,9 +678,7 @@ int vg_wire_split(const struct vg_batch *b, size_t max_bytes,
 	for (size_t i = 0; i < b->nevents; i++) {
 		const struct vg_event *e = &b->events[i];
 
-		/* the encoder's rule: detail is free text, only bounded */
-		if (name_ok(e->resource) &&
-		    (!e->detail || strlen(e->detail) <= VG_WIRE_MAX_STRING)) {
+		if (event_ok(e)) {
 			if (!part_fits_event(&p, e, max_bytes))
 				goto add;
 			if (!part_empty(&p)) {
@@ -628,12 +709,12 @@ int vg_wire_split(const struct vg_batch *b, size_t max_bytes,
 		goto fail;
 	}
 	vg_batch_free(p.b);
-	strtab_free(&p.t);
+	msg_end(&p.m);
 	*nparts = n;
 	return 0;
 fail:
 	vg_batch_free(p.b);
-	strtab_free(&p.t);
+	msg_end(&p.m);
 	for (size_t i = 0; i < n; i++)
 		vg_batch_free((*parts)[i]);
 	free(*parts);

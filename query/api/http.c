@@ -24,6 +24,12 @@
  * take one (bounded by the route's max_body); the last call dispatches to
  * the handler and queues its response.
  *
+ * A streamed reply (Server-Sent Events) parks its connection while it has
+ * nothing to write; one more thread per server (stream_prober) looks at
+ * the parked connections' sockets each VG_HTTP_STREAM_PROBE_MS and ends
+ * the streams whose client left, so a departed client gives back what its
+ * stream holds within about a second, not at a write that fails.
+ *
  * Invariants: every response we send is JSON unless a handler chose
  * another content type; a request body is never buffered beyond its
  * route's max_body; per-request state is freed by the completion
@@ -33,12 +39,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -57,6 +65,7 @@ struct vg_http_stream {
 	struct vg_http_stream *prev, *next; /* server->streams, once sent */
 	struct vg_http_server *server;
 	struct MHD_Connection *conn;
+	int fd;               /* conn's socket (open while conn is suspended) */
 	pthread_mutex_t lock; /* guards suspended, woken */
 	int suspended, woken;
 	vg_http_stream_read_fn read_fn;
@@ -195,6 +204,12 @@ struct vg_http_server {
 	pthread_mutex_t streams_lock; /* guards streams */
 	struct vg_http_stream *streams;
 	int stopping; /* __atomic */
+	/* the prober of parked streams (stream_prober) */
+	pthread_t prober;
+	int prober_started;
+	pthread_mutex_t prober_lock; /* guards prober_stop */
+	pthread_cond_t prober_cond;
+	int prober_stop;
 	struct vg_http_options o;
 	uint16_t port;
 	uint64_t mhd_log_count;
@@ -222,6 +237,7 @@ int vg_http_reply_stream(struct vg_http_resp *r, int status,
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&st->lock, NULL);
+	st->fd = -1; /* until send_resp gives it a connection */
 	st->read_fn = read_fn;
 	st->release_fn = release_fn;
 	st->ctx = ctx;
@@ -266,8 +282,25 @@ static void stream_destroy(struct vg_http_stream *st)
 	free(st);
 }
 
+/* The client of a streamed reply went away: its end of the connection is
+ * closed (a FIN: POLLRDHUP) or reset (POLLHUP, POLLERR). Bytes it sent and
+ * we did not read (POLLIN alone) are not a departure. Does not block. */
+static int peer_gone(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+	if (fd < 0)
+		return 0;
+	return poll(&p, 1, 0) == 1 &&
+	       (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
 /* libmicrohttpd asks for more body: produce it, or park the connection
- * (MHD_suspend_connection, no busy loop) until vg_http_stream_wake. */
+ * (MHD_suspend_connection, no busy loop) until vg_http_stream_wake.
+ * A client that left ends the reply here, before any event: TCP would
+ * take the first write after it left without an error (it only draws the
+ * peer's reset) and report it at the second, so a stream that writes a
+ * keepalive every 15 s kept its place for ~30 s after its client left. */
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct vg_http_stream *st = cls;
@@ -275,6 +308,11 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 
 	(void)pos;
 	if (__atomic_load_n(&st->server->stopping, __ATOMIC_ACQUIRE))
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* the end of the stream, not an error: libmicrohttpd then finds the
+	 * connection closed as it would for any client that left, where an
+	 * error logs a warning for every closed browser tab */
+	if (peer_gone(st->fd))
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	pthread_mutex_lock(&st->lock);
 	st->woken = 0;
@@ -296,6 +334,88 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 static void stream_free_cb(void *cls)
 {
 	stream_destroy(cls);
+}
+
+/* A parked stream writes nothing and libmicrohttpd does not watch a
+ * suspended connection, so nothing would notice its client leave until
+ * the next event or keepalive resumed it. Every VG_HTTP_STREAM_PROBE_MS
+ * this thread looks at the socket of each parked stream (one poll, no
+ * read) and resumes those whose client left: their reader then ends them
+ * and their release_fn frees what they hold (an alarm stream's place).
+ * The socket is looked at under the stream's lock while it is suspended:
+ * only a wake-up (under that lock) resumes a suspended connection, and
+ * libmicrohttpd closes no suspended connection, so the fd is its own. */
+static void probe_streams(struct vg_http_server *s)
+{
+	pthread_mutex_lock(&s->streams_lock);
+	for (struct vg_http_stream *st = s->streams; st; st = st->next) {
+		pthread_mutex_lock(&st->lock);
+		if (st->suspended && peer_gone(st->fd)) {
+			st->suspended = 0;
+			st->woken = 1;
+			MHD_resume_connection(st->conn);
+		}
+		pthread_mutex_unlock(&st->lock);
+	}
+	pthread_mutex_unlock(&s->streams_lock);
+}
+
+static void *stream_prober(void *arg)
+{
+	struct vg_http_server *s = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&s->prober_lock);
+	while (!s->prober_stop) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += VG_HTTP_STREAM_PROBE_MS / 1000;
+		ts.tv_nsec += (VG_HTTP_STREAM_PROBE_MS % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->prober_cond, &s->prober_lock, &ts);
+		if (s->prober_stop)
+			break;
+		pthread_mutex_unlock(&s->prober_lock);
+		probe_streams(s);
+		pthread_mutex_lock(&s->prober_lock);
+	}
+	pthread_mutex_unlock(&s->prober_lock);
+	return NULL;
+}
+
+/* 0, or -EAGAIN (no thread). */
+static int prober_start(struct vg_http_server *s)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&s->prober_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->prober_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&s->prober, NULL, stream_prober, s)) {
+		pthread_cond_destroy(&s->prober_cond);
+		pthread_mutex_destroy(&s->prober_lock);
+		return -EAGAIN;
+	}
+	s->prober_started = 1;
+	return 0;
+}
+
+static void prober_stop(struct vg_http_server *s)
+{
+	if (!s->prober_started)
+		return;
+	pthread_mutex_lock(&s->prober_lock);
+	s->prober_stop = 1;
+	pthread_cond_signal(&s->prober_cond);
+	pthread_mutex_unlock(&s->prober_lock);
+	pthread_join(s->prober, NULL);
+	pthread_cond_destroy(&s->prober_cond);
+	pthread_mutex_destroy(&s->prober_lock);
+	s->prober_started = 0;
 }
 
 /* Per-request state, created by the URI log callback. */
@@ -414,8 +534,11 @@ static enum MHD_Result send_resp(struct vg_http_server *s,
 	if (r->stream) {
 		struct vg_http_stream *hs = r->stream;
 		r->stream = NULL;
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			c, MHD_CONNECTION_INFO_CONNECTION_FD);
 		hs->server = s;
 		hs->conn = c;
+		hs->fd = ci ? (int)ci->connect_fd : -1;
 		pthread_mutex_lock(&s->streams_lock);
 		hs->next = s->streams;
 		if (s->streams)
@@ -747,6 +870,14 @@ int vg_http_start(const struct vg_http_options *o,
 		free(s);
 		return -EIO;
 	}
+	if (prober_start(s)) {
+		snprintf(err, errlen, "%s: cannot start a thread", o->listen);
+		MHD_stop_daemon(s->d);
+		free(s->tls_cert);
+		free(s->tls_key);
+		free(s);
+		return -EAGAIN;
+	}
 	*out = s;
 	return 0;
 }
@@ -760,6 +891,7 @@ void vg_http_stop(struct vg_http_server *s)
 {
 	if (!s)
 		return;
+	prober_stop(s);
 	/* end every stream: parked connections are resumed and their
 	 * readers answer end-of-stream */
 	pthread_mutex_lock(&s->streams_lock);

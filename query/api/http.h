@@ -195,6 +195,13 @@ int vg_http_reply_stream(struct vg_http_resp *r, int status,
 			 void (*release_fn)(void *ctx), void *ctx,
 			 struct vg_http_stream **stream);
 
+/* How often the server looks at the connections of parked streams (ones
+ * whose read_fn answered 0) for a client that left: such a stream ends,
+ * and its release_fn runs, within about this long of its client closing
+ * the connection, without waiting for bytes to write. A stream that is
+ * writing ends at its next read_fn call instead (checked before it). */
+#define VG_HTTP_STREAM_PROBE_MS 1000
+
 /* New bytes may be ready: resume the parked connection. Thread-safe; call
  * it until release_fn ran (e.g. from a callback the releaser unregisters). */
 void vg_http_stream_wake(struct vg_http_stream *s);

@@ -3,8 +3,9 @@
  * increasing across a restart, Last-Event-ID within a run, from an earlier
  * run and from nowhere, projects that do not see each other (ids, "lost"
  * counts, rings and wake-ups of their own; an administrator's merged
- * view), the bound over every ring and the "lost" notice of a subscriber
- * that fell behind its ring.
+ * view, also under churn against what the projects' own streams hold),
+ * the bound over every ring and the "lost" notice of a subscriber that
+ * fell behind its ring.
  *
  * A collector restart is a hub freed and a new one made: the new hub's
  * first id must be above every id the old one issued. The cross-process
@@ -326,6 +327,116 @@ static void test_total_bound_evicts_the_biggest(void **state)
 	vg_alarm_hub_free(h);
 }
 
+/* The "g" of each event in text (data {"g":N}) into gs, its id into ids,
+ * and the sum of the "missed" counts into *missed; returns the count. */
+static size_t events_of(const char *text, uint64_t *ids, uint64_t *gs,
+			size_t max, uint64_t *missed)
+{
+	size_t n = 0;
+
+	*missed = 0;
+	for (const char *p = strstr(text, "\"missed\":"); p;
+	     p = strstr(p + 1, "\"missed\":"))
+		*missed += strtoull(p + 9, NULL, 10);
+	for (const char *p = strstr(text, "id: "); p && n < max;
+	     p = strstr(p + 1, "\nid: ")) {
+		const char *d = strstr(p, "{\"g\":");
+		ids[n] = strtoull(p[0] == '\n' ? p + 5 : p + 4, NULL, 10);
+		gs[n++] = strtoull(d + 5, NULL, 10);
+	}
+	return n;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* An administrator's stream under churn: many projects, rings of 8, 48
+ * events over all, 3000 events published (most leave their ring, and the
+ * administrators' index of every event drops those entries as it fills).
+ * An administrator reading now and then with a small buffer gets ids that
+ * increase, each the hub's id of that event, and every event published is
+ * either received or counted in a "lost"; one that read nothing until the
+ * end gets exactly the events the projects still hold, in the hub's
+ * order, as the projects' own streams (another code path: their rings)
+ * tell them, and so does a new one replaying the run (Last-Event-ID of
+ * an earlier run). */
+static void test_admin_stream_under_churn(void **state)
+{
+	enum { NPROJ = 40,
+	       NPUB = 3000,
+	       MAXE = 4096 };
+	struct vg_alarm_hub *h;
+	struct vg_alarm_sub *busy, *idle, *fresh, *ps;
+	static char text[1 << 20], chunk[200];
+	static uint64_t ids[MAXE], gs[MAXE], want[MAXE];
+	size_t len = 0, n, nwant = 0;
+	uint64_t missed, x = 12345, id0;
+	char proj[16], json[32];
+
+	(void)state;
+	assert_int_equal(vg_alarm_hub_new(8, 48, &h), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, 0, NULL, NULL, 0, &busy), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, 0, NULL, NULL, 0, &idle), 0);
+	for (int k = 0; k < NPUB; k++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		/* p0..p3 publish once, early, and keep their event a while */
+		snprintf(proj, sizeof(proj), "p%d",
+			 k < 4 ? k : 4 + (int)((x >> 33) % (NPROJ - 4)));
+		snprintf(json, sizeof(json), "{\"g\":%d}", k);
+		assert_int_equal(vg_alarm_hub_publish(h, proj, "alarm", json), 0);
+		if ((x >> 20) % 7 == 0) { /* read a little, a small buffer */
+			ssize_t r = vg_alarm_hub_read(busy, chunk, sizeof(chunk), 0);
+			assert_true(r >= 0);
+			memcpy(text + len, chunk, (size_t)r);
+			len += (size_t)r;
+		}
+	}
+	len += drain(busy, text + len, sizeof(text) - len);
+	text[len] = '\0';
+	n = events_of(text, ids, gs, MAXE, &missed);
+	assert_true(n > 0 && n < NPUB);
+	assert_int_equal(n + missed, NPUB);
+	id0 = ids[0] - gs[0];
+	for (size_t i = 0; i < n; i++) {
+		assert_true(ids[i] - gs[i] == id0); /* the hub's id of event g */
+		assert_true(i == 0 || ids[i] > ids[i - 1]);
+	}
+
+	/* what the projects hold, from their own streams */
+	for (int p = 0; p < NPROJ; p++) {
+		uint64_t m;
+		snprintf(proj, sizeof(proj), "p%d", p);
+		assert_int_equal(vg_alarm_hub_subscribe(h, proj, 1, NULL, NULL, 0, &ps), 0);
+		drain(ps, text, sizeof(text));
+		nwant += events_of(text, ids, want + nwant, MAXE - nwant, &m);
+		vg_alarm_hub_unsubscribe(ps);
+	}
+	qsort(want, nwant, sizeof(*want), cmp_u64);
+	assert_int_equal(nwant, 48);
+
+	drain(idle, text, sizeof(text));
+	n = events_of(text, ids, gs, MAXE, &missed);
+	assert_int_equal(n, nwant);
+	assert_int_equal(n + missed, NPUB);
+	for (size_t i = 0; i < n; i++)
+		assert_true(gs[i] == want[i] && ids[i] == id0 + gs[i]);
+
+	assert_int_equal(vg_alarm_hub_subscribe(h, NULL, 1, NULL, NULL, 0, &fresh), 0);
+	drain(fresh, text, sizeof(text));
+	assert_non_null(strstr(text, "event: restart"));
+	n = events_of(text, ids, gs, MAXE, &missed);
+	assert_int_equal(n, nwant);
+	for (size_t i = 0; i < n; i++)
+		assert_true(gs[i] == want[i]);
+	vg_alarm_hub_unsubscribe(fresh);
+	vg_alarm_hub_unsubscribe(idle);
+	vg_alarm_hub_unsubscribe(busy);
+	vg_alarm_hub_free(h);
+}
+
 /* A read buffer too small for the notice: it waits, nothing is lost. */
 static void test_restart_notice_small_buffer(void **state)
 {
@@ -388,6 +499,7 @@ int main(void)
 		cmocka_unit_test(test_restart_notice_small_buffer),
 		cmocka_unit_test(test_projects_do_not_see_each_other),
 		cmocka_unit_test(test_total_bound_evicts_the_biggest),
+		cmocka_unit_test(test_admin_stream_under_churn),
 		cmocka_unit_test(test_streams_per_project),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,7 @@
  * parsing, URI decoding, routing, parameter checks, JSON errors, the JSON
  * number/string writer, and the real server (libmicrohttpd on a loopback
  * port) with its limits: 404, 405 + Allow, 413, 414, HEAD, %2F in a path
- * segment, concurrent clients.
+ * segment, concurrent clients, and a streamed reply whose client leaves.
  */
 #include <errno.h>
 #include <math.h>
@@ -243,6 +243,38 @@ static int h_noreply(struct vg_http_req *req, struct vg_http_resp *resp)
 
 static const char *const echo_params[] = {"a", "b", NULL};
 
+/* A streamed reply that says hello and then has nothing more: parked
+ * until its client leaves. g_streams_released counts its release_fn. */
+static int g_streams_released; /* __atomic */
+
+static ssize_t hello_read(void *ctx, char *buf, size_t max)
+{
+	int *said = ctx;
+
+	if (*said || max < 6)
+		return 0;
+	*said = 1;
+	memcpy(buf, "hello\n", 6);
+	return 6;
+}
+
+static void hello_release(void *ctx)
+{
+	free(ctx);
+	__atomic_add_fetch(&g_streams_released, 1, __ATOMIC_RELEASE);
+}
+
+static int h_stream(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	int *said = calloc(1, sizeof(*said));
+
+	(void)req;
+	if (!said)
+		return -ENOMEM;
+	return vg_http_reply_stream(resp, 200, "text/event-stream", hello_read,
+				    hello_release, said, NULL);
+}
+
 static const struct vg_route test_routes[] = {
 	{VG_HTTP_GET, "/v1/echo", h_echo, echo_params, 0, VG_ROUTE_PUBLIC},
 	{VG_HTTP_GET, "/v1/things/{id}", h_echo, NULL, 0, 0},
@@ -252,6 +284,7 @@ static const struct vg_route test_routes[] = {
 	{VG_HTTP_POST, "/v1/upload", h_echo, NULL, 64, VG_ROUTE_ANY_PARAMS},
 	{VG_HTTP_GET, "/v1/broken", h_noreply, NULL, 0, 0},
 	{VG_HTTP_GET, "/static/{path*}", h_echo, NULL, 0, 0},
+	{VG_HTTP_GET, "/v1/stream", h_stream, NULL, 0, 0},
 };
 #define NTEST_ROUTES (sizeof(test_routes) / sizeof(test_routes[0]))
 
@@ -952,6 +985,83 @@ static void test_server_concurrent(void **state)
 	vg_http_stop(s);
 }
 
+/* A raw connection that asked for /v1/stream and read its hello. */
+static int open_stream(uint16_t port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	static const char rq[] = "GET /v1/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+	char buf[1024];
+	size_t got = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, rq, sizeof(rq) - 1), (ssize_t)(sizeof(rq) - 1));
+	while (got < sizeof(buf) - 1) {
+		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+		assert_true(n > 0);
+		got += (size_t)n;
+		buf[got] = '\0';
+		if (strstr(buf, "hello\n"))
+			break;
+	}
+	assert_non_null(strstr(buf, "200"));
+	assert_non_null(strstr(buf, "hello\n"));
+	return fd;
+}
+
+static int released_within(int want, int64_t ms)
+{
+	for (int64_t t = 0; t < ms; t += 20) {
+		if (__atomic_load_n(&g_streams_released, __ATOMIC_ACQUIRE) >= want)
+			return 1;
+		usleep(20 * 1000);
+	}
+	return __atomic_load_n(&g_streams_released, __ATOMIC_ACQUIRE) >= want;
+}
+
+/* A parked stream (nothing to write) whose client closed the connection
+ * ends, and gives back what it holds (release_fn), within about a probe
+ * interval: it used to wait for a write to fail, the second one after the
+ * client left (~30 s with an alarm stream's keepalives), and a stream
+ * that never writes again was held until the server stopped. A client
+ * that stays, or that sends bytes without leaving, keeps its stream. The
+ * bound below is 10 probe intervals (a loaded machine), far under those
+ * 30 s; it passes in about one. */
+static void test_stream_departed_client(void **state)
+{
+	struct vg_http_server *s = start_test_server(2);
+	uint16_t port = vg_http_port(s);
+	int fds[6], stay, chatty;
+
+	(void)state;
+	__atomic_store_n(&g_streams_released, 0, __ATOMIC_RELEASE);
+	for (int i = 0; i < 6; i++)
+		fds[i] = open_stream(port);
+	stay = open_stream(port);
+	chatty = open_stream(port);
+	assert_int_equal(write(chatty, "x", 1), 1); /* data, not a departure */
+	assert_int_equal(__atomic_load_n(&g_streams_released, __ATOMIC_ACQUIRE), 0);
+
+	for (int i = 0; i < 6; i++)
+		close(fds[i]);
+	assert_true(released_within(6, 10 * VG_HTTP_STREAM_PROBE_MS));
+	/* two probes later the clients that stayed still hold theirs */
+	usleep(2 * VG_HTTP_STREAM_PROBE_MS * 1000);
+	assert_int_equal(__atomic_load_n(&g_streams_released, __ATOMIC_ACQUIRE), 6);
+
+	/* a client that half-closes (FIN) is gone too: a stream reply has
+	 * nothing more to read from it, as libmicrohttpd itself decides */
+	shutdown(chatty, SHUT_WR);
+	assert_true(released_within(7, 10 * VG_HTTP_STREAM_PROBE_MS));
+	close(chatty);
+
+	vg_http_stop(s); /* ends the one that stayed */
+	assert_int_equal(__atomic_load_n(&g_streams_released, __ATOMIC_ACQUIRE), 8);
+	close(stay);
+}
+
 static void test_server_bad_listen(void **state)
 {
 	struct vg_http_options o = {
@@ -1107,6 +1217,7 @@ int main(void)
 		cmocka_unit_test(test_methods),
 		cmocka_unit_test(test_server_limits),
 		cmocka_unit_test(test_server_concurrent),
+		cmocka_unit_test(test_stream_departed_client),
 		cmocka_unit_test(test_server_bad_listen),
 		cmocka_unit_test(test_server_all_addresses),
 		cmocka_unit_test(test_rejected_logged),
