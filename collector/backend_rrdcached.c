@@ -348,6 +348,9 @@ struct daemon {
 				  * their file and FORGOTten (update_refused) */
 	uint64_t checks_cut;   /* __atomic: checks of a new connection that
 				  * reached check_max_ms (check_sent) */
+	uint64_t overtaken;    /* __atomic: files of which the daemon lost
+				  * our values and took another collector's
+				  * newer ones (overtaken_check) */
 	uint32_t check_max_ms; /* __atomic: a check's overall bound */
 	pthread_mutex_t vmu;   /* one verification at a time */
 	/* Sends to the daemon (read: from the lost-file check to the answer)
@@ -477,6 +480,75 @@ static int mark_lost(struct daemon *d, const char *name, int64_t have, size_t *n
 	return 0;
 }
 
+/* The check after a failure (check_sent), for the files se/names[0..*k)
+ * that lack our newest value: asks the daemon what it holds cached of
+ * each (PENDING). A file with a cached value newer than ours had another
+ * collector write it since (the host moved; we never sent a time past
+ * our claim, and smu keeps our own sends out meanwhile): it is FLUSHed,
+ * not FORGOTten, so that collector's values are written, and so are ours
+ * if the daemon still holds them (a failure that was no restart: nothing
+ * lost). If our newest value is neither cached nor in the file, the
+ * daemon lost it (its journal replay) and a time past it is now taken:
+ * no re-send can put it back (RRD takes only newer times), so it is
+ * counted (overtaken) and logged, never FORGOTten at the cost of the
+ * other collector's values. Those files leave names/se (done, or back
+ * in d->sent when their FLUSH failed); the rest are compacted to the
+ * front and *k says how many, for the FORGET. 0, or the connection's
+ * negative errno (nothing decided: the caller puts every file back). */
+static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
+			   const struct sent_entry **se, const char **names, size_t *k,
+			   int *ret)
+{
+	int64_t want[VG_RRDCD_LAST_MANY_MAX], newest[VG_RRDCD_LAST_MANY_MAX];
+	int has[VG_RRDCD_LAST_MANY_MAX], perr[VG_RRDCD_LAST_MANY_MAX];
+	const char *fnames[VG_RRDCD_LAST_MANY_MAX];
+	int64_t fwant[VG_RRDCD_LAST_MANY_MAX], flast[VG_RRDCD_LAST_MANY_MAX];
+	int fhas[VG_RRDCD_LAST_MANY_MAX], ferr[VG_RRDCD_LAST_MANY_MAX];
+	size_t n = *k, nf = 0, kb = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		want[i] = se[i]->t_ms;
+	if ((rc = vg_rrdcd_pending_many(c, names, n, want, newest, has, perr)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (!perr[i] && newest[i] != INT64_MIN && newest[i] > want[i]) {
+			fnames[nf] = names[i];
+			fwant[nf] = want[i];
+			fhas[nf++] = has[i];
+			continue;
+		}
+		se[kb] = se[i];
+		names[kb++] = names[i];
+	}
+	*k = kb;
+	if (!nf)
+		return 0;
+	/* the FLUSH BATCH, then each file's INFO: written past ours now */
+	if ((rc = vg_rrdcd_last_update_many(c, fnames, nf, flast, ferr))) {
+		for (size_t i = 0; i < nf; i++)
+			mark_sent(d, fnames[i], fwant[i]);
+		*ret = -EIO;
+		return rc;
+	}
+	for (size_t i = 0; i < nf; i++) {
+		if (ferr[i] || flast[i] * 1000 + 999 < fwant[i]) {
+			mark_sent(d, fnames[i], fwant[i]); /* checked again later */
+			*ret = -EIO;
+			continue;
+		}
+		if (fhas[i])
+			continue; /* ours were cached still: written now */
+		count(&d->overtaken, 1);
+		vg_warn("storage: %s: %s: the daemon lost this collector's values up to "
+			"%lld ms (a restart; its journal lacked them) and holds another "
+			"collector's newer ones: those are written, ours cannot be "
+			"(docs/operations.md \"A replay that skips a value\")",
+			d->addr, fnames[i], (long long)fwant[i]);
+	}
+	return 0;
+}
+
 /* The caller holds d->vmu (which owns d->spare). */
 static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
 		      size_t nextra, size_t *nlost, int read_last)
@@ -565,7 +637,15 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				}
 				if (!(k = kb))
 					continue;
-				rc = vg_rrdcd_forget_last_many(c, names, k, last_s, err);
+				/* Then what the daemon holds cached of the files
+				 * behind: one holding a value newer than ours was
+				 * written since by another collector (the host's
+				 * next one), and a FORGET would drop that value
+				 * for good (that collector counts it written) */
+				if (!(rc = overtaken_check(d, c, se, names, &k, &ret)) && k)
+					rc = vg_rrdcd_forget_last_many(c, names, k, last_s, err);
+				else if (!rc)
+					continue;
 			}
 		}
 		for (size_t i = 0; i < k; i++) {
@@ -2377,6 +2457,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].calls = __atomic_load_n(&d->calls, __ATOMIC_RELAXED);
 		out[n].repairs = __atomic_load_n(&d->repairs, __ATOMIC_RELAXED);
 		out[n].checks_cut = __atomic_load_n(&d->checks_cut, __ATOMIC_RELAXED);
+		out[n].overtaken = __atomic_load_n(&d->overtaken, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->mu);
 		out[n].pending = vg_hmap_count(&d->sent.map);
 		out[n].lost = vg_hmap_count(&d->lost);
