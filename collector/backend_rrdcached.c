@@ -104,7 +104,13 @@
  * the daemon took nothing of ours (a send that broke) is left out, and
  * each file is read first (INFO) and FORGOTten only if it lacks our
  * newest value: any other FORGET could only drop another collector's
- * values the daemon holds cached.
+ * values the daemon holds cached. Nor is a file FORGOTten of which the
+ * daemon holds (PENDING) a value newer than ours: another collector
+ * wrote it since, and it is FLUSHed instead (overtaken_check); our
+ * values the daemon lost are then lost (counted), not re-sent at the
+ * cost of that collector's newer ones. Values the daemon lost and
+ * another collector wrote past before this check are not found: the
+ * window docs/scaling.md ("What holds now") leaves open.
  * Either check goes 32 files per group (a BATCH of FLUSHes or FORGETs,
  * then the INFOs pipelined) and starts no group after CHECK_MAX_MS: the
  * files left wait for the next connection, which goes on with them (no
@@ -211,6 +217,10 @@ struct sent_entry {
 	 * back: an update that fails lowers t_ms (its own claim) to no less
 	 * than this (see unmark_sent) */
 	int64_t floor_ms;
+	/* the newest time ever claimed (never lowered): a value up to it
+	 * may be ours, taken by the daemon from a call whose answer was
+	 * lost (see overtaken_check) */
+	int64_t claim_ms;
 	char name[]; /* NUL-terminated */
 };
 
@@ -276,6 +286,8 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms, int
 		int64_t old = e->t_ms;
 		if (t_ms > e->t_ms)
 			e->t_ms = t_ms;
+		if (t_ms > e->claim_ms)
+			e->claim_ms = t_ms;
 		if (floor && t_ms > e->floor_ms)
 			e->floor_ms = t_ms;
 		return old;
@@ -302,6 +314,7 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms, int
 	}
 	e = (struct sent_entry *)(s->cur->data + s->cur->used);
 	e->t_ms = t_ms;
+	e->claim_ms = t_ms;
 	e->floor_ms = floor ? t_ms : INT64_MIN;
 	memcpy(e->name, name, len + 1);
 	if (vg_hmap_put_hashed(&s->map, e->name, len, h, e, NULL))
@@ -482,9 +495,11 @@ static int mark_lost(struct daemon *d, const char *name, int64_t have, size_t *n
 
 /* The check after a failure (check_sent), for the files se/names[0..*k)
  * that lack our newest value: asks the daemon what it holds cached of
- * each (PENDING). A file with a cached value newer than ours had another
- * collector write it since (the host moved; we never sent a time past
- * our claim, and smu keeps our own sends out meanwhile): it is FLUSHed,
+ * each (PENDING). A file with a cached value newer than any we claimed
+ * (claim_ms: also the values of a call that broke, which the daemon may
+ * have taken) had another collector write it since (the host moved; we
+ * never send a time past our claim, and smu keeps our own sends out
+ * meanwhile): it is FLUSHed,
  * not FORGOTten, so that collector's values are written, and so are ours
  * if the daemon still holds them (a failure that was no restart: nothing
  * lost). If our newest value is neither cached nor in the file, the
@@ -512,7 +527,7 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	if ((rc = vg_rrdcd_pending_many(c, names, n, want, newest, has, perr)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
-		if (!perr[i] && newest[i] != INT64_MIN && newest[i] > want[i]) {
+		if (!perr[i] && newest[i] != INT64_MIN && newest[i] > se[i]->claim_ms) {
 			fnames[nf] = names[i];
 			fwant[nf] = want[i];
 			fhas[nf++] = has[i];
