@@ -109,8 +109,10 @@
  * wrote it since, and it is FLUSHed instead (overtaken_check); our
  * values the daemon lost are then lost (counted), not re-sent at the
  * cost of that collector's newer ones. Values the daemon lost and
- * another collector wrote past before this check are not found: the
- * window docs/scaling.md ("What holds now") leaves open.
+ * another collector wrote past before this check cannot be repaired
+ * either (the window docs/scaling.md, "What holds now", leaves open):
+ * a file past our newest value has the row of that value read
+ * (overtaken_find), and an unknown row is counted the same way.
  * Either check goes 32 files per group (a BATCH of FLUSHes or FORGETs,
  * then the INFOs pipelined) and starts no group after CHECK_MAX_MS: the
  * files left wait for the next connection, which goes on with them (no
@@ -493,6 +495,44 @@ static int mark_lost(struct daemon *d, const char *name, int64_t have, size_t *n
 	return 0;
 }
 
+/* The check after a failure (check_sent) found NAME's file past our
+ * newest value t_ms: another collector wrote it since (we never send past
+ * our claim). If the daemon lost our value (a restart, its journal short)
+ * before that collector's newer one reached it, the file's last update
+ * hides the loss and no re-send can repair it (an RRD takes only newer
+ * times); the file's row holding t_ms, unknown, shows it (a lost value
+ * leaves its rows unknown when its neighbours are more than a heartbeat
+ * apart: the loss a reader of the series sees). Counted (overtaken) and
+ * logged; nothing else. A value we sent unknown (U) would be counted
+ * too; a row another value filled within the heartbeat is not. A failed
+ * FETCH decides nothing (the caller's next call finds a broken
+ * connection). */
+static void overtaken_find(struct daemon *d, struct vg_rrdcd *c, const char *name, int64_t t_ms)
+{
+	struct vg_rrdcd_fetch f;
+	int64_t t_s = t_ms / 1000 + (t_ms % 1000 != 0);
+
+	if (t_ms <= 0 || vg_rrdcd_fetch(c, name, "AVERAGE", t_s - 1, t_s, &f))
+		return;
+	for (size_t i = 0; i < f.nrows; i++) {
+		int known = 0;
+		if (f.ts[i] * 1000 < t_ms)
+			continue;
+		for (size_t k = 0; k < f.nds && !known; k++)
+			known = !isnan(f.values[i * f.nds + k]);
+		if (!known) {
+			count(&d->overtaken, 1);
+			vg_warn("storage: %s: %s: the daemon lost this collector's value at "
+				"%lld ms (a restart; its journal lacked it) and newer "
+				"values reached the file first: it cannot be written "
+				"(docs/operations.md \"A replay that skips a value\")",
+				d->addr, name, (long long)t_ms);
+		}
+		break;
+	}
+	vg_rrdcd_fetch_free(&f);
+}
+
 /* The check after a failure (check_sent), for the files se/names[0..*k)
  * that lack our newest value: asks the daemon what it holds cached of
  * each (PENDING). A file with a cached value newer than any we claimed
@@ -645,6 +685,13 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			size_t kb = 0;
 			if (!(rc = vg_rrdcd_info_last_many(c, names, k, last_s, err))) {
 				for (size_t i = 0; i < k; i++) {
+					if (!err[i] && last_s[i] * 1000 > se[i]->t_ms) {
+						/* past our newest: another
+						 * collector wrote since; does
+						 * the file hold ours? */
+						overtaken_find(d, c, names[i], se[i]->t_ms);
+						continue;
+					}
 					if (!err[i] && last_s[i] * 1000 + 999 >= se[i]->t_ms)
 						continue; /* durable */
 					se[kb] = se[i];
