@@ -24,12 +24,20 @@
  * The second test: the same race followed by a newer UPDATE of the file,
  * which the replay keeps, so a FLUSH would write it over the dropped value
  * and hide the loss (seen in the cluster test run 2 and 3 at a time).
+ *
+ * Then two backends on one daemon as two collectors, a host moving from
+ * the first to the second around a failure (a kill -9, a stall): the
+ * check after the failure must not FORGET what the daemon holds of the
+ * second's, and must count (overtaken) what the daemon lost of the first's
+ * when the second's newer values make it unrepairable (docs/scaling.md
+ * "What holds now, and what does not").
  */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -622,6 +630,110 @@ static void test_values_found_written_after_another_wrote(void **state)
 	b->ops->close(b);
 }
 
+/* SIGSTOP the daemon and wait until every thread of it is stopped (as
+ * rrdcached_open_stall_test does: a thread woken by a command could
+ * still answer it meanwhile). */
+static void stall(pid_t pid)
+{
+	char dir[64], path[400], buf[512];
+
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	for (int i = 0; i < 1000; i++) {
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		int all = d != NULL;
+		while (d && (e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
+			FILE *fp = fopen(path, "r");
+			size_t n = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
+			if (fp)
+				fclose(fp);
+			buf[n] = '\0';
+			char *st = strrchr(buf, ')'); /* "pid (comm) S ..." */
+			if (!st || st[1] != ' ' || (st[2] != 'T' && st[2] != 't'))
+				all = 0;
+		}
+		if (d)
+			closedir(d);
+		if (all)
+			return;
+		usleep(5 * 1000);
+	}
+	fail_msg("rrdcached %d did not stop", (int)pid);
+}
+
+/* A failure that was no restart: the daemon stalls (SIGSTOP) under A's
+ * write-through of another series, which times out and breaks A's
+ * connection; A's minute 5 of the file stays in the daemon's cache. The
+ * host moves to B, which sends minute 6 once the daemon runs again. A's
+ * first check after its failure found the file without its minute 5
+ * and FORGOT it, dropping 5 and B's 6 from the cache; A re-sent 5 from
+ * its journal, and 6 was lost. The daemon holding B's newer value
+ * (PENDING), the file is FLUSHed: 5 and 6 written, nothing lost or
+ * counted. */
+static void test_stall_then_another_collector_nothing_lost(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bloc, other;
+	struct vg_rrd_result res;
+	struct vg_rrd_value v[1];
+	struct vg_rrd_item it;
+	char owners[128], err[256] = "", msg[256] = "";
+
+	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
+		fail_msg("second backend: %s", err);
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+	assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, "node1", "load.5", &other), 0);
+	if (f->h.be->ops->create(f->h.be, &other, VG_KIND_GAUGE, MS(T0), &f->h.lay, msg,
+				 sizeof(msg), 0))
+		fail_msg("create: %s", msg);
+	vg_rrd_rrdcached_write_through_timeout(f->h.be, 400); /* 100 ms per wait */
+
+	res = update(f, 1, 4, 0);
+	assert_int_equal(res.written, 4);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	res = update(f, 5, 5, 0); /* taken, not written */
+	assert_int_equal(res.written, 1);
+
+	/* A's write-through of the other series waits on a stopped daemon */
+	stall(f->h.d.pid);
+	v[0] = (struct vg_rrd_value){MS(T0 + 60), val(1)};
+	memset(&it, 0, sizeof(it));
+	it.loc = &other;
+	it.v = v;
+	it.n = 1;
+	it.no_connect = 1;
+	f->h.be->ops->update_many(f->h.be, &it, 1);
+	assert_int_equal(it.res.written, 0);
+	assert_int_equal(hrd_kill(&f->h.d, SIGCONT), 0);
+
+	/* the host is on B now: minute 6 taken, not written */
+	res = update_be(b, &bloc, 6, 6);
+	assert_int_equal(res.written, 1);
+	/* A's first check after its failure (its sync connects); a file it
+	 * finds lost gets minute 5 again, as the store does */
+	usleep(300 * 1000); /* the back-off after the broken connection */
+	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++) {
+		struct vg_rrd_lost lost[2];
+		if (f->h.be->ops->lost(f->h.be, lost, 2) == 1) {
+			f->h.be->ops->resent(f->h.be, &lost[0]);
+			res = update(f, 5, 5, 1);
+		}
+		usleep(100 * 1000);
+	}
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	assert_int_equal(overtaken(f), 0);
+	assert_int_equal(b->ops->sync(b), 0);
+	check_file(f, 6);
+	b->ops->close(b);
+}
+
 /* The check after a restart within its overall bound: 100 files whose
  * values the daemon took and had not written when it was killed -9 (its
  * journal replays them), checked by the first connections to the
@@ -714,6 +826,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_values_found_written_after_another_wrote,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stall_then_another_collector_nothing_lost, setup,
+						teardown),
 		cmocka_unit_test(test_check_bound_spreads_the_check),
 	};
 	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
