@@ -104,7 +104,15 @@
  * the daemon took nothing of ours (a send that broke) is left out, and
  * each file is read first (INFO) and FORGOTten only if it lacks our
  * newest value: any other FORGET could only drop another collector's
- * values the daemon holds cached.
+ * values the daemon holds cached. Nor is a file FORGOTten of which the
+ * daemon holds (PENDING) a value newer than ours: another collector
+ * wrote it since, and it is FLUSHed instead (overtaken_check); our
+ * values the daemon lost are then lost (counted), not re-sent at the
+ * cost of that collector's newer ones. Values the daemon lost and
+ * another collector wrote past before this check cannot be repaired
+ * either (the window docs/scaling.md, "What holds now", leaves open):
+ * a file past our newest value has the row of that value read
+ * (overtaken_find), and an unknown row is counted the same way.
  * Either check goes 32 files per group (a BATCH of FLUSHes or FORGETs,
  * then the INFOs pipelined) and starts no group after CHECK_MAX_MS: the
  * files left wait for the next connection, which goes on with them (no
@@ -211,6 +219,10 @@ struct sent_entry {
 	 * back: an update that fails lowers t_ms (its own claim) to no less
 	 * than this (see unmark_sent) */
 	int64_t floor_ms;
+	/* the newest time ever claimed (never lowered): a value up to it
+	 * may be ours, taken by the daemon from a call whose answer was
+	 * lost (see overtaken_check) */
+	int64_t claim_ms;
 	char name[]; /* NUL-terminated */
 };
 
@@ -276,6 +288,8 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms, int
 		int64_t old = e->t_ms;
 		if (t_ms > e->t_ms)
 			e->t_ms = t_ms;
+		if (t_ms > e->claim_ms)
+			e->claim_ms = t_ms;
 		if (floor && t_ms > e->floor_ms)
 			e->floor_ms = t_ms;
 		return old;
@@ -302,6 +316,7 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms, int
 	}
 	e = (struct sent_entry *)(s->cur->data + s->cur->used);
 	e->t_ms = t_ms;
+	e->claim_ms = t_ms;
 	e->floor_ms = floor ? t_ms : INT64_MIN;
 	memcpy(e->name, name, len + 1);
 	if (vg_hmap_put_hashed(&s->map, e->name, len, h, e, NULL))
@@ -348,6 +363,9 @@ struct daemon {
 				  * their file and FORGOTten (update_refused) */
 	uint64_t checks_cut;   /* __atomic: checks of a new connection that
 				  * reached check_max_ms (check_sent) */
+	uint64_t overtaken;    /* __atomic: files of which the daemon lost
+				  * our values and took another collector's
+				  * newer ones (overtaken_check) */
 	uint32_t check_max_ms; /* __atomic: a check's overall bound */
 	pthread_mutex_t vmu;   /* one verification at a time */
 	/* Sends to the daemon (read: from the lost-file check to the answer)
@@ -477,6 +495,115 @@ static int mark_lost(struct daemon *d, const char *name, int64_t have, size_t *n
 	return 0;
 }
 
+/* The check after a failure (check_sent) found NAME's file past our
+ * newest value t_ms: another collector wrote it since (we never send past
+ * our claim). If the daemon lost our value (a restart, its journal short)
+ * before that collector's newer one reached it, the file's last update
+ * hides the loss and no re-send can repair it (an RRD takes only newer
+ * times); the file's row holding t_ms, unknown, shows it (a lost value
+ * leaves its rows unknown when its neighbours are more than a heartbeat
+ * apart: the loss a reader of the series sees). Counted (overtaken) and
+ * logged; nothing else. A value we sent unknown (U) would be counted
+ * too; a row another value filled within the heartbeat is not. A failed
+ * FETCH decides nothing (the caller's next call finds a broken
+ * connection). */
+static void overtaken_find(struct daemon *d, struct vg_rrdcd *c, const char *name, int64_t t_ms)
+{
+	struct vg_rrdcd_fetch f;
+	int64_t t_s = t_ms / 1000 + (t_ms % 1000 != 0);
+
+	if (t_ms <= 0 || vg_rrdcd_fetch(c, name, "AVERAGE", t_s - 1, t_s, &f))
+		return;
+	for (size_t i = 0; i < f.nrows; i++) {
+		int known = 0;
+		if (f.ts[i] * 1000 < t_ms)
+			continue;
+		for (size_t k = 0; k < f.nds && !known; k++)
+			known = !isnan(f.values[i * f.nds + k]);
+		if (!known) {
+			count(&d->overtaken, 1);
+			vg_warn("storage: %s: %s: the daemon lost this collector's value at "
+				"%lld ms (a restart; its journal lacked it) and newer "
+				"values reached the file first: it cannot be written "
+				"(docs/operations.md \"A replay that skips a value\")",
+				d->addr, name, (long long)t_ms);
+		}
+		break;
+	}
+	vg_rrdcd_fetch_free(&f);
+}
+
+/* The check after a failure (check_sent), for the files se/names[0..*k)
+ * that lack our newest value: asks the daemon what it holds cached of
+ * each (PENDING). A file with a cached value newer than any we claimed
+ * (claim_ms: also the values of a call that broke, which the daemon may
+ * have taken) had another collector write it since (the host moved; we
+ * never send a time past our claim, and smu keeps our own sends out
+ * meanwhile): it is FLUSHed,
+ * not FORGOTten, so that collector's values are written, and so are ours
+ * if the daemon still holds them (a failure that was no restart: nothing
+ * lost). If our newest value is neither cached nor in the file, the
+ * daemon lost it (its journal replay) and a time past it is now taken:
+ * no re-send can put it back (RRD takes only newer times), so it is
+ * counted (overtaken) and logged, never FORGOTten at the cost of the
+ * other collector's values. Those files leave names/se (done, or back
+ * in d->sent when their FLUSH failed); the rest are compacted to the
+ * front and *k says how many, for the FORGET. 0, or the connection's
+ * negative errno (nothing decided: the caller puts every file back). */
+static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
+			   const struct sent_entry **se, const char **names, size_t *k,
+			   int *ret)
+{
+	int64_t want[VG_RRDCD_LAST_MANY_MAX], newest[VG_RRDCD_LAST_MANY_MAX];
+	int has[VG_RRDCD_LAST_MANY_MAX], perr[VG_RRDCD_LAST_MANY_MAX];
+	const char *fnames[VG_RRDCD_LAST_MANY_MAX];
+	int64_t fwant[VG_RRDCD_LAST_MANY_MAX], flast[VG_RRDCD_LAST_MANY_MAX];
+	int fhas[VG_RRDCD_LAST_MANY_MAX], ferr[VG_RRDCD_LAST_MANY_MAX];
+	size_t n = *k, nf = 0, kb = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		want[i] = se[i]->t_ms;
+	if ((rc = vg_rrdcd_pending_many(c, names, n, want, newest, has, perr)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		if (!perr[i] && newest[i] != INT64_MIN && newest[i] > se[i]->claim_ms) {
+			fnames[nf] = names[i];
+			fwant[nf] = want[i];
+			fhas[nf++] = has[i];
+			continue;
+		}
+		se[kb] = se[i];
+		names[kb++] = names[i];
+	}
+	*k = kb;
+	if (!nf)
+		return 0;
+	/* the FLUSH BATCH, then each file's INFO: written past ours now */
+	if ((rc = vg_rrdcd_last_update_many(c, fnames, nf, flast, ferr))) {
+		for (size_t i = 0; i < nf; i++)
+			mark_sent(d, fnames[i], fwant[i]);
+		*ret = -EIO;
+		return rc;
+	}
+	for (size_t i = 0; i < nf; i++) {
+		if (ferr[i] || flast[i] * 1000 + 999 < fwant[i]) {
+			mark_sent(d, fnames[i], fwant[i]); /* checked again later */
+			*ret = -EIO;
+			continue;
+		}
+		if (fhas[i])
+			continue; /* ours were cached still: written now */
+		count(&d->overtaken, 1);
+		vg_warn("storage: %s: %s: the daemon lost this collector's values up to "
+			"%lld ms (a restart; its journal lacked them) and holds another "
+			"collector's newer ones: those are written, ours cannot be "
+			"(docs/operations.md \"A replay that skips a value\")",
+			d->addr, fnames[i], (long long)fwant[i]);
+	}
+	return 0;
+}
+
 /* The caller holds d->vmu (which owns d->spare). */
 static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
 		      size_t nextra, size_t *nlost, int read_last)
@@ -558,6 +685,13 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			size_t kb = 0;
 			if (!(rc = vg_rrdcd_info_last_many(c, names, k, last_s, err))) {
 				for (size_t i = 0; i < k; i++) {
+					if (!err[i] && last_s[i] * 1000 > se[i]->t_ms) {
+						/* past our newest: another
+						 * collector wrote since; does
+						 * the file hold ours? */
+						overtaken_find(d, c, names[i], se[i]->t_ms);
+						continue;
+					}
 					if (!err[i] && last_s[i] * 1000 + 999 >= se[i]->t_ms)
 						continue; /* durable */
 					se[kb] = se[i];
@@ -565,7 +699,15 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				}
 				if (!(k = kb))
 					continue;
-				rc = vg_rrdcd_forget_last_many(c, names, k, last_s, err);
+				/* Then what the daemon holds cached of the files
+				 * behind: one holding a value newer than ours was
+				 * written since by another collector (the host's
+				 * next one), and a FORGET would drop that value
+				 * for good (that collector counts it written) */
+				if (!(rc = overtaken_check(d, c, se, names, &k, &ret)) && k)
+					rc = vg_rrdcd_forget_last_many(c, names, k, last_s, err);
+				else if (!rc)
+					continue;
 			}
 		}
 		for (size_t i = 0; i < k; i++) {
@@ -2377,6 +2519,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].calls = __atomic_load_n(&d->calls, __ATOMIC_RELAXED);
 		out[n].repairs = __atomic_load_n(&d->repairs, __ATOMIC_RELAXED);
 		out[n].checks_cut = __atomic_load_n(&d->checks_cut, __ATOMIC_RELAXED);
+		out[n].overtaken = __atomic_load_n(&d->overtaken, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->mu);
 		out[n].pending = vg_hmap_count(&d->sent.map);
 		out[n].lost = vg_hmap_count(&d->lost);

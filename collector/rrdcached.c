@@ -1088,6 +1088,89 @@ int vg_rrdcd_info_last_many(struct vg_rrdcd *c, const char *const *files, size_t
 	return last_many(c, NULL, files, n, last_s, item_err);
 }
 
+/* A PENDING line's time ("S" or "S.mmm", before the first ':') in ms;
+ * -1 when it is not one (e.g. "N"). */
+static int pending_time_ms(const char *line, int64_t *out)
+{
+	const char *p = line;
+	int64_t s = 0, ms = 0;
+	int digits = 0, frac = 0;
+
+	for (; *p >= '0' && *p <= '9'; p++, digits++) {
+		if (s > (INT64_MAX - 9) / 10 / 1000)
+			return -1;
+		s = s * 10 + (*p - '0');
+	}
+	if (!digits)
+		return -1;
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			if (frac < 3) {
+				ms = ms * 10 + (*p - '0');
+				frac++;
+			}
+	for (; frac < 3; frac++)
+		ms *= 10;
+	if (*p != ':')
+		return -1;
+	*out = s * 1000 + ms;
+	return 0;
+}
+
+int vg_rrdcd_pending_many(struct vg_rrdcd *c, const char *const *files, size_t n,
+			  const int64_t *want_ms, int64_t *newest_ms, int *has_want,
+			  int *item_err)
+{
+	int rc;
+
+	if (n > VG_RRDCD_LAST_MANY_MAX) {
+		set_err(c, "%zu files for one call, at most %d", n, VG_RRDCD_LAST_MANY_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((rc = check_word(c, files[i], "file name")))
+			return rc;
+	if ((rc = ready(c)))
+		return rc;
+	c->wlen = 0;
+	for (size_t i = 0; i < n; i++)
+		if ((rc = cmd(c, "PENDING", files[i], NULL)))
+			return c->fd >= 0 ? broken(c, rc, "PENDING pipeline aborted") : rc;
+	if (!n)
+		return 0;
+	if ((rc = wflush(c)))
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		long st;
+		char *msg, *line;
+
+		newest_ms[i] = INT64_MIN;
+		has_want[i] = 0;
+		item_err[i] = 0;
+		if ((rc = read_status(c, &st, &msg)))
+			return rc;
+		if (st < 0) { /* one line, as in last_many */
+			item_err[i] = daemon_errno(msg);
+			set_err(c, "%s", msg);
+			continue;
+		}
+		if (st > VG_RRDCD_LINES_MAX)
+			return broken(c, -EMSGSIZE, "answer announces too many lines");
+		for (long k = 0; k < st; k++) {
+			int64_t t;
+			if ((rc = read_line(c, &line)))
+				return rc;
+			if (pending_time_ms(line, &t))
+				t = INT64_MAX; /* not a time of ours */
+			if (t > newest_ms[i])
+				newest_ms[i] = t;
+			if (want_ms && t == want_ms[i])
+				has_want[i] = 1;
+		}
+	}
+	return 0;
+}
+
 int vg_rrdcd_update(struct vg_rrdcd *c, const struct vg_rrdcd_update *u)
 {
 	size_t next = 0;

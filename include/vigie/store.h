@@ -174,6 +174,10 @@ struct vg_store_daemon {
 			   * the refused values could be written */
 	uint64_t checks_cut; /* checks of a new connection cut at their
 			      * bound (the rest checked by the next one) */
+	uint64_t overtaken;  /* files of which it lost values of this
+			      * collector's (a restart) and took another
+			      * collector's newer ones: those values are
+			      * lost (docs/operations.md) */
 	char error[512];     /* last failure, "" if none */
 };
 /* Fill out[0..max) with each daemon's state; the count (0 for files).

@@ -613,6 +613,12 @@ if [[ -s $TMP/points.err ]]; then
                          $1 == "forget" { printf "F " } $1 == "wrote" { printf "W " }')
     diag "$f (daemon $d): last update at poll $(( ($(rrdtool last "${RD_DIR[$d]}/base/$f" 2>/dev/null || echo "$START") - START) / 60 + 1 )); the daemon's journal: ${seqs:0:600}"
   done
+  # the losses a collector's check found and could not repair (values a
+  # restarted daemon lost, newer ones of another collector's taken
+  # first: docs/scaling.md "What holds now")
+  diag "collectors' overtaken files: $(grep -h -c 'lost this collector' "$TMP"/c?-?.log 2>/dev/null | tr '\n' ' ')"
+  grep -H 'lost this collector' "$TMP"/c?-?.log 2>/dev/null | sed "s|$TMP/||" | head -5 |
+    while read -r l; do diag "  $l"; done
 fi
 # memory.size at every point: the node file's <memory> in bytes
 badmem=0
