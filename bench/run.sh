@@ -40,7 +40,8 @@
 # BENCH_STATE_SECONDS=S (that section's measured phase in seconds; default
 # BENCH_SECONDS, and 6 x BENCH_SECONDS from 50,000 series, where the
 # write-behind cache holds ~40-64 values of each series and a shorter
-# phase would leave most of its writes to the final flush at stop).
+# phase would leave most of its writes to the final flush at stop),
+# BENCH_STATE_ORDER="postgresql sqlite" (that section's order of engines).
 # Must finish in under 10 minutes on a 2-core machine with the defaults.
 set -u
 BUILD=${VIGIE_BUILD:-build}
@@ -335,7 +336,7 @@ if [[ " $SKIP " != *" state "* ]]; then
          -o "-p $PGPORT_B -k $PGD -c listen_addresses=127.0.0.1${BENCH_STATE_PGSTATS:+ -c shared_preload_libraries=pg_stat_statements}${BENCH_STATE_PGOPTS:+ $BENCH_STATE_PGOPTS}" start) >>"$PGD/setup.log" 2>&1; then
       PM=$(head -1 "$PGD/data/postmaster.pid")
       _pids+=("$PM") # stopped on exit, also on failure
-      for mode in sqlite postgresql; do
+      for mode in ${BENCH_STATE_ORDER:-sqlite postgresql}; do
         workdir tmpfs
         STATE_URL=
         if [[ $mode == postgresql ]]; then
