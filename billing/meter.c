@@ -1586,8 +1586,8 @@ static void sql_free(struct vg_bill_meter *m)
 	" FROM unnest(CAST(?1 AS TEXT[])) AS k(id) JOIN resources r ON r.id = k.id" \
 	" LEFT JOIN LATERAL (SELECT CASE WHEN r.host = ?2 AND r.sight_gen ="        \
 	" (SELECT gen FROM sightings WHERE host=?2 ORDER BY gen DESC LIMIT 1)"      \
-	" THEN (SELECT time_ms FROM sightings WHERE host=?2 ORDER BY gen DESC"     \
-	" LIMIT 1) ELSE (SELECT x.time_ms FROM sightings x WHERE x.host = r.host"  \
+	" THEN (SELECT time_ms FROM sightings WHERE host=?2 ORDER BY gen DESC"      \
+	" LIMIT 1) ELSE (SELECT x.time_ms FROM sightings x WHERE x.host = r.host"   \
 	" AND x.gen = r.sight_gen) END AS time_ms) s ON true"
 
 static int sql_build(struct vg_bill_meter *m)

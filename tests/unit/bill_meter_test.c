@@ -1237,8 +1237,12 @@ static void test_sightings_old_generation(void **state)
 	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
 	static const char *const t[] = {
-		"2026-07-01T00:00:00Z", "2026-07-01T00:10:00Z", "2026-07-01T00:20:00Z",
-		"2026-07-01T00:30:00Z", "2026-07-01T00:40:00Z", "2026-07-01T00:50:00Z",
+		"2026-07-01T00:00:00Z",
+		"2026-07-01T00:10:00Z",
+		"2026-07-01T00:20:00Z",
+		"2026-07-01T00:30:00Z",
+		"2026-07-01T00:40:00Z",
+		"2026-07-01T00:50:00Z",
 	};
 
 	for (int p = 0; p < 6; p++) {
