@@ -64,6 +64,46 @@ static inline double bench_proc_cpu_or0(long pid)
 	return c < 0 ? 0 : c;
 }
 
+/* A server's whole CPU so far, in seconds: process pid's utime + stime +
+ * cutime + cstime (its own, and its exited children's once it reaped
+ * them) plus the utime + stime of its live children, as
+ * /proc/<pid>/task/<pid>/children lists them. For a PostgreSQL
+ * postmaster that is every backend and auxiliary process; a child that
+ * exits between the two reads is missed (its microseconds), never
+ * counted twice. -1 if pid <= 0 or the process is gone. */
+static inline double bench_tree_cpu_s(long pid)
+{
+	char path[96], buf[1024], *p;
+	unsigned long ut, st;
+	long cut, cst;
+	double t;
+	FILE *f;
+	size_t n;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (!(p = strrchr(buf, ')')) ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld",
+		   &ut, &st, &cut, &cst) != 4)
+		return -1;
+	t = (double)(ut + st + (unsigned long)cut + (unsigned long)cst) /
+	    (double)sysconf(_SC_CLK_TCK);
+	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", pid, pid);
+	if ((f = fopen(path, "r"))) {
+		long c;
+		while (fscanf(f, "%ld", &c) == 1)
+			t += bench_proc_cpu_or0(c);
+		fclose(f);
+	}
+	return t;
+}
+
 /* Context switches of a daemon's threads over a window, voluntary (a
  * thread went to sleep: waiting for a lock, a condition variable, I/O)
  * and involuntary (preempted), from /proc/<pid>/task/<tid>/status. A

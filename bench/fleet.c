@@ -36,7 +36,12 @@
  *
  * Measurements of the collector (--collector-pid): CPU seconds from
  * /proc/<pid>/stat over the measured phase (including the final flush at
- * stop), peak RSS from VmHWM in /proc/<pid>/status before the stop.
+ * stop; collector_cpu_phase_s without it), peak RSS from VmHWM in
+ * /proc/<pid>/status before the stop. --server-pid PID (a database server
+ * the collector uses, e.g. PostgreSQL's postmaster): that process's CPU
+ * with its children's (bench_tree_cpu_s), sampled at the same instants:
+ * server_cpu_s over the measured phase and the stop, server_cpu_phase_s
+ * over the measured phase alone.
  *
  * Output: "RESULT fleet key=value ..." on standard output; progress and
  * problems on standard error. Exit status 0 only if nothing was lost, no
@@ -93,6 +98,7 @@ struct opts {
 	int spool_max;
 	double drain_timeout_s, stop_timeout_s;
 	int collector_pid;
+	long server_pid;
 	int stop;
 	int sample;
 	int verbose;
@@ -885,6 +891,8 @@ static void usage(FILE *f)
 		"  --drain-timeout S    wait for the spools to empty (300)\n"
 		"collector and checks\n"
 		"  --collector-pid PID  measure its CPU and peak RSS\n"
+		"  --server-pid PID     measure this server's CPU and its children's\n"
+		"                       (a PostgreSQL postmaster) over the same spans\n"
 		"  --pid-file F         read the collector's pid from F each time it is\n"
 		"                       needed (a test that restarts it rewrites F)\n"
 		"  --stop               SIGTERM it after the drain and wait for its exit\n"
@@ -928,6 +936,7 @@ static int parse(int argc, char **argv)
 		o_label,
 		o_verbose,
 		o_pidfile,
+		o_spid,
 		o_help,
 	};
 	static const struct option lo[] = {
@@ -961,6 +970,7 @@ static int parse(int argc, char **argv)
 		{"label", 1, NULL, o_label},
 		{"verbose", 0, NULL, o_verbose},
 		{"pid-file", 1, NULL, o_pidfile},
+		{"server-pid", 1, NULL, o_spid},
 		{"help", 0, NULL, o_help},
 		{NULL, 0, NULL, 0},
 	};
@@ -1019,6 +1029,7 @@ static int parse(int argc, char **argv)
 		case o_label: O.label = optarg; break;
 		case o_verbose: O.verbose = 1; break;
 		case o_pidfile: O.pid_file = optarg; break;
+		case o_spid: O.server_pid = atol(optarg); break;
 		case o_help: usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
 		}
@@ -1042,8 +1053,9 @@ static int parse(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct worker *w;
-	double t_start, t_end, cpu0 = 0, cpu1 = 0, stop_s = 0, warm_s, fcpu0 = 0,
-			       fcpu1 = 0;
+	double t_start, t_end, cpu0 = 0, cpu1 = 0, cpu_phase = 0, stop_s = 0,
+			       warm_s, fcpu0 = 0, fcpu1 = 0, scpu0 = 0,
+			       scpu1 = 0, scpu2 = 0;
 	struct rusage ru;
 	long hwm = -1, rss_end = -1;
 	long long written = -1, flushed = -1, calls = -1, cache_peak = -1,
@@ -1099,6 +1111,8 @@ int main(int argc, char **argv)
 		v_warm += H[i].values_acked;
 	if (collector_pid())
 		cpu0 = bench_proc_cpu_s(collector_pid(), NULL);
+	if (O.server_pid)
+		scpu0 = bench_tree_cpu_s(O.server_pid);
 	fprintf(stderr, "fleet: warm-up: %llu values in %.1f s\n",
 		(unsigned long long)v_warm, warm_s);
 	getrusage(RUSAGE_SELF, &ru);
@@ -1152,12 +1166,23 @@ int main(int argc, char **argv)
 		cpu1 = bench_proc_cpu_s(collector_pid(), NULL);
 		hwm = proc_status_kb(collector_pid(), "VmHWM");
 		rss_end = proc_status_kb(collector_pid(), "VmRSS");
+		cpu_phase = cpu1 - cpu0;
 	}
+	if (O.server_pid)
+		scpu1 = bench_tree_cpu_s(O.server_pid);
 	if (O.stop) {
 		stop_s = stop_collector(collector_pid(), &cpu1);
 		if (stop_s < 0) {
 			fprintf(stderr, "fleet: the collector did not exit\n");
 			failed = 1;
+		}
+	}
+	if (O.server_pid) {
+		scpu2 = bench_tree_cpu_s(O.server_pid);
+		if (scpu0 < 0 || scpu1 < 0 || scpu2 < 0) {
+			fprintf(stderr, "fleet: server %ld gone\n", O.server_pid);
+			failed = 1;
+			scpu0 = scpu1 = scpu2 = 0;
 		}
 	}
 	if (O.collector_log) {
@@ -1215,7 +1240,8 @@ int main(int argc, char **argv)
 	       "timeouts=%llu retries=%llu rejected=%llu bad_acks=%llu "
 	       "spool_peak=%llu dropped_batches=%llu dropped_values=%llu "
 	       "files_checked=%llu files_bad=%llu points_checked=%llu "
-	       "points_bad=%llu fetch_series=%llu status=%s\n",
+	       "points_bad=%llu fetch_series=%llu collector_cpu_phase_s=%.3f "
+	       "server_cpu_phase_s=%.3f server_cpu_s=%.3f status=%s\n",
 	       O.label, O.hosts, O.instances, (long)O.hosts * g_series_per_host,
 	       (unsigned long long)v_total, (unsigned long long)v_meas, warm_s,
 	       mwall, t_gen_end - t_start, stop_s, v_meas / mwall,
@@ -1238,6 +1264,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)dropped_v, (unsigned long long)chk.files,
 	       (unsigned long long)chk.files_bad, (unsigned long long)chk.values,
 	       (unsigned long long)chk.values_bad,
-	       (unsigned long long)chk.fetch_series, failed ? "FAIL" : "ok");
+	       (unsigned long long)chk.fetch_series, cpu_phase, scpu1 - scpu0,
+	       scpu2 - scpu0, failed ? "FAIL" : "ok");
 	return failed ? 1 : 0;
 }

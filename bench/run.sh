@@ -36,7 +36,12 @@
 # BENCH_STATE_PGOPTS="-c name=value" (more server settings for that section),
 # BENCH_STATE_POLLS=N (that section measures N polls per host instead of
 # BENCH_SECONDS: the same work in every run, so that CPU per value compares
-# between builds whatever the machine's load does to the rates).
+# between builds whatever the machine's load does to the rates),
+# BENCH_STATE_SECONDS=S (that section's measured phase in seconds; default
+# BENCH_SECONDS, and 6 x BENCH_SECONDS from 50,000 series, where the
+# write-behind cache holds ~40-64 values of each series and a shorter
+# phase would leave most of its writes to the final flush at stop),
+# BENCH_STATE_ORDER="postgresql sqlite" (that section's order of engines).
 # Must finish in under 10 minutes on a 2-core machine with the defaults.
 set -u
 BUILD=${VIGIE_BUILD:-build}
@@ -297,8 +302,15 @@ fi
 # server defaults: fsync and synchronous_commit on). CPU per value counts
 # the collector and, for PostgreSQL, every server process: the postmaster's
 # own and its waited-for children's (utime, stime, cutime, cstime of
-# /proc/<postmaster>/stat) plus its live children's, before and after.
+# /proc/<postmaster>/stat) plus its live children's. The simulator samples
+# the server (--server-pid) at the instants it samples the collector: when
+# the measured phase starts, when it ends (every batch acknowledged) and
+# when the collector has exited after its final flush; pg_cpu_s here is
+# the whole run's, warm-up included (the registry's and the meter's first
+# rows), for comparison with older figures.
 STATE_N=${BENCH_STATE_SERIES:-10000}
+STATE_S=${BENCH_STATE_SECONDS:-$MEASURE_S}
+[[ -z ${BENCH_STATE_SECONDS:-} ]] && ((STATE_N >= 50000)) && STATE_S=$((MEASURE_S * 6))
 declare -A ST
 PGB=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 pg_as() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -324,7 +336,7 @@ if [[ " $SKIP " != *" state "* ]]; then
          -o "-p $PGPORT_B -k $PGD -c listen_addresses=127.0.0.1${BENCH_STATE_PGSTATS:+ -c shared_preload_libraries=pg_stat_statements}${BENCH_STATE_PGOPTS:+ $BENCH_STATE_PGOPTS}" start) >>"$PGD/setup.log" 2>&1; then
       PM=$(head -1 "$PGD/data/postmaster.pid")
       _pids+=("$PM") # stopped on exit, also on failure
-      for mode in sqlite postgresql; do
+      for mode in ${BENCH_STATE_ORDER:-sqlite postgresql}; do
         workdir tmpfs
         STATE_URL=
         if [[ $mode == postgresql ]]; then
@@ -335,21 +347,23 @@ if [[ " $SKIP " != *" state "* ]]; then
         start_collector "$d" || exit 1
         STATE_URL=
         h=$(hosts_for "$STATE_N")
-        log "state $mode: $STATE_N series ($h hosts), ${MEASURE_S}s measured"
+        log "state $mode: $STATE_N series ($h hosts), ${BENCH_STATE_POLLS:+$BENCH_STATE_POLLS polls, }${BENCH_STATE_POLLS:-${STATE_S}s} measured"
+        load=$(cut -d' ' -f1 /proc/loadavg)
         c0=$(pg_cpu "$PM")
+        spid=(); [[ $mode == postgresql ]] && spid=(--server-pid "$PM")
         [[ $mode == postgresql && -n ${BENCH_STATE_PGSTATS:-} ]] &&
           psql "$PGURL" -X -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
-        # the server's CPU also from the start of the measured phase (the
-        # simulator's "warm-up:" line), the collector's own figure's span
         "$BB/fleet" --collector "$URL" --series "$STATE_N" --hosts "$h" \
-          --seconds "$MEASURE_S" ${BENCH_STATE_POLLS:+--polls "$BENCH_STATE_POLLS"} --collector-pid "$CPID" --stop \
+          --seconds "$STATE_S" ${BENCH_STATE_POLLS:+--polls "$BENCH_STATE_POLLS"} --collector-pid "$CPID" "${spid[@]}" --stop \
           --collector-log "$d/collector.log" --verify "$d/data" \
           --config "$d/bench.conf" --label "state-$mode" 2>"$d/fleet.err" >"$d/fleet.out" &
         fp=$!
+        # the statements' counters from the measured phase's start (the
+        # simulator's "warm-up:" line, within 0.1 s)
         cm=
         while kill -0 "$fp" 2>/dev/null; do
           if [[ -z $cm ]] && grep -q 'fleet: warm-up:' "$d/fleet.err" 2>/dev/null; then
-            cm=$(pg_cpu "$PM")
+            cm=1
             [[ $mode == postgresql && -n ${BENCH_STATE_PGSTATS:-} ]] &&
               psql "$PGURL" -X -q -c "SELECT pg_stat_reset(); SELECT pg_stat_statements_reset()" >/dev/null
           fi
@@ -359,7 +373,6 @@ if [[ " $SKIP " != *" state "* ]]; then
         r=$(grep '^RESULT' "$d/fleet.out")
         wait "$CPID" 2>/dev/null
         c1=$(pg_cpu "$PM")
-        [[ -n $cm ]] || cm=$c0
         if [[ $mode == postgresql && -n ${BENCH_STATE_PGSTATS:-} ]]; then
           # where the server's time went in the measured phase and the stop
           psql "$PGURL" -X -P pager=off >"$BB/state_pgstats.txt" 2>&1 <<'SQL'
@@ -376,15 +389,15 @@ SELECT calls, plans, round(total_exec_time::numeric, 1) AS exec_ms, round(total_
 SQL
         fi
         [[ -n $r ]] || { cat "$d/fleet.err" >&2; r="RESULT fleet label=state-$mode status=FAIL"; }
-        pgc=0; pgm=0
+        pgc=0; pgm=0; pgp=0
         if [[ $mode == postgresql ]]; then
           pgc=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')
-          pgm=$(awk -v a="$cm" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')
+          pgm=$(kv server_cpu_s "$r"); pgp=$(kv server_cpu_phase_s "$r")
         fi
         # the receiver's group commit (its exit line): batches per group
         grp=$(grep -o 'groups [0-9]* of batches [0-9]*' "$d/collector.log" | tail -1 |
           awk '{ printf "groups=%s grouped=%s", $2, $5 }')
-        ST[$mode]="$r pg_cpu_s=$pgc pg_cpu_measured_s=$pgm ${grp:-groups=0 grouped=0}"
+        ST[$mode]="$r pg_cpu_s=$pgc pg_cpu_measured_s=${pgm:-0} pg_cpu_phase_s=${pgp:-0} ${grp:-groups=0 grouped=0} load=$load"
         record "RESULT kind=state mode=$mode ${ST[$mode]}"
         drop_dir "$d"
       done
@@ -650,24 +663,35 @@ if [[ " $SKIP " != *" billing "* && -x $BB/billing_invoices ]]; then
 fi
 if [[ -n ${ST[sqlite]:-} && -n ${ST[postgresql]:-} ]]; then
   echo
-  echo "the collector's state: sqlite files vs PostgreSQL ([state] url), $STATE_N series on tmpfs, closed loop, ${MEASURE_S} s"
-  echo "  us/val counts the collector and, for PostgreSQL, every server process (from before the"
-  echo "  warm-up; \"pg meas\": from the measured phase's start, the collector's own span)"
-  printf '  %-10s %9s %9s %12s %12s %12s %12s %s\n' state stored/s acked/s "collector" "postgresql" "pg meas" "us/val" check
-  base=$(kv stored_values_per_s "${ST[sqlite]}")
+  echo "the collector's state: sqlite files vs PostgreSQL ([state] url), $STATE_N series on tmpfs, closed loop, ${BENCH_STATE_POLLS:+$BENCH_STATE_POLLS polls}${BENCH_STATE_POLLS:-$STATE_S s} measured"
+  echo "  stored/s: the measured phase's values over the phase and the stop (the final flush: every value"
+  echo "  in its file); acked/s: over the phase alone; stop: the stop's share of the stored span."
+  echo "  us/val: CPU per value, the collector's plus, for PostgreSQL, every server process's (+ srv), over"
+  echo "  the same spans; \"srv whole\": the server's from before the warm-up. load: 1-minute, at the start."
+  printf '  %-10s %9s %9s %5s %20s %20s %9s %5s %s\n' state stored/s acked/s stop "us/val stored (+srv)" "us/val acked (+srv)" "srv whole" load check
+  declare -A SV AV
   for mode in sqlite postgresql; do
     r=${ST[$mode]}
     st=$(kv status "$r"); [[ $st == ok ]] || fail=1
-    vm=$(kv values_measured "$r"); cc=$(kv collector_cpu_s "$r"); pc=$(kv pg_cpu_s "$r")
-    pm=$(kv pg_cpu_measured_s "$r")
-    printf '  %-10s %9s %9s %12s %12s %12s %12s %s (%s%% of sqlite)\n' "$mode" "$(kv stored_values_per_s "$r")" \
+    vm=$(kv values_measured "$r"); cc=$(kv collector_cpu_s "$r"); cp=$(kv collector_cpu_phase_s "$r")
+    pc=$(kv pg_cpu_s "$r"); pm=$(kv pg_cpu_measured_s "$r"); pp=$(kv pg_cpu_phase_s "$r")
+    SV[$mode]=$(awk -v c="$cc" -v p="${pm:-0}" -v v="$vm" 'BEGIN { printf "%.3f", v ? (c + p) * 1e6 / v : 0 }')
+    AV[$mode]=$(awk -v c="${cp:-0}" -v p="${pp:-0}" -v v="$vm" 'BEGIN { printf "%.3f", v ? (c + p) * 1e6 / v : 0 }')
+    printf '  %-10s %9s %9s %4s%% %20s %20s %9s %5s %s\n' "$mode" "$(kv stored_values_per_s "$r")" \
       "$(kv values_per_s "$r")" \
-      "$(awk -v c="$cc" -v v="$vm" 'BEGIN { printf "%.3f", v ? c * 1e6 / v : 0 }')" \
-      "$(awk -v c="$pc" -v v="$vm" 'BEGIN { printf "%.3f", v ? c * 1e6 / v : 0 }')" \
-      "$(awk -v c="${pm:-0}" -v v="$vm" 'BEGIN { printf "%.3f", v ? c * 1e6 / v : 0 }')" \
-      "$(awk -v c="$cc" -v p="$pc" -v v="$vm" 'BEGIN { printf "%.3f", v ? (c + p) * 1e6 / v : 0 }')" \
-      "$st" "$(awk -v a="$(kv stored_values_per_s "$r")" -v b="$base" 'BEGIN { printf "%.0f", b ? 100 * a / b : 0 }')"
+      "$(awk -v m="$(kv measure_s "$r")" -v s="$(kv stop_s "$r")" 'BEGIN { printf "%.0f", m + s ? 100 * s / (m + s) : 0 }')" \
+      "${SV[$mode]} (+$(awk -v p="${pm:-0}" -v v="$vm" 'BEGIN { printf "%.2f", v ? p * 1e6 / v : 0 }'))" \
+      "${AV[$mode]} (+$(awk -v p="${pp:-0}" -v v="$vm" 'BEGIN { printf "%.2f", v ? p * 1e6 / v : 0 }'))" \
+      "$(awk -v p="$pc" -v v="$vm" 'BEGIN { printf "%.2f", v ? p * 1e6 / v : 0 }')" \
+      "$(kv load "$r")" "$st"
   done
+  rs=$(kv stored_values_per_s "${ST[postgresql]}"); bs=$(kv stored_values_per_s "${ST[sqlite]}")
+  ra=$(kv values_per_s "${ST[postgresql]}"); ba=$(kv values_per_s "${ST[sqlite]}")
+  awk -v rs="$rs" -v bs="$bs" -v ra="$ra" -v ba="$ba" -v sc="${SV[sqlite]}" -v pc="${SV[postgresql]}" \
+      -v sa="${AV[sqlite]}" -v pa="${AV[postgresql]}" 'BEGIN {
+    printf "  PostgreSQL / sqlite: stored %.0f %%, acked %.0f %%; CPU per value sqlite / PostgreSQL: stored %.0f %%, acked %.0f %% (target: 70 %%)\n",
+      bs ? 100 * rs / bs : 0, ba ? 100 * ra / ba : 0, pc ? 100 * sc / pc : 0, pa ? 100 * sa / pa : 0 }'
+  record "RESULT kind=state_ratio series=$STATE_N stored_pct=$(awk -v a="$rs" -v b="$bs" 'BEGIN { printf "%.1f", b ? 100 * a / b : 0 }') acked_pct=$(awk -v a="$ra" -v b="$ba" 'BEGIN { printf "%.1f", b ? 100 * a / b : 0 }') cpu_eff_pct=$(awk -v a="${SV[sqlite]}" -v b="${SV[postgresql]}" 'BEGIN { printf "%.1f", b ? 100 * a / b : 0 }')"
 fi
 if [[ " $SKIP " != *" db "* && -x $BB/db_bench ]]; then
   echo

@@ -1225,6 +1225,45 @@ static void test_sightings_gc(void **state)
 	vg_bill_usage_clear(&u);
 }
 
+/* A resource seen again after an absence names the generation it was a
+ * member of until it vanished, whose time moved past the resource's own
+ * columns while it was a member: its last sighting is that generation's
+ * time, not its own row's, on both engines (PostgreSQL's read looks such
+ * a row's generation up itself; the batch host's current one comes with
+ * the statement). Seen shut off when it comes back, it stopped at that
+ * last sighting. */
+static void test_sightings_old_generation(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_usage u;
+	static const char *const t[] = {
+		"2026-07-01T00:00:00Z",
+		"2026-07-01T00:10:00Z",
+		"2026-07-01T00:20:00Z",
+		"2026-07-01T00:30:00Z",
+		"2026-07-01T00:40:00Z",
+		"2026-07-01T00:50:00Z",
+	};
+
+	for (int p = 0; p < 6; p++) {
+		begin(f, t[p]);
+		inst(f, "a", t[p], 1);
+		if (p < 4) /* b runs until 00:30, is away at 00:40 */
+			inst(f, "b", t[p], 1);
+		else if (p == 5) /* and is back, shut off, at 00:50 */
+			inst(f, "b", t[p], 5);
+		commit(f);
+	}
+	/* b's own row was written at 00:00; its generation moved to 00:30 */
+	load(f, "2026-07", &u);
+	assert_int_equal(nseg(&u, "b", VG_BILL_U_COMPUTE), 1);
+	const struct vg_bill_usage_seg *s = seg(&u, "b", VG_BILL_U_COMPUTE, 0);
+	assert_non_null(s);
+	assert_int_equal(s->start_ms, T(t[0]));
+	assert_int_equal(s->end_ms, T(t[3]));
+	vg_bill_usage_clear(&u);
+}
+
 /* Every row of table in m's database, one line per row, sorted (so the
  * dump of two databases of one engine compares whatever the row order). */
 /* One poll of host h: n instances, each with a disk and a vNIC whose
@@ -1880,6 +1919,7 @@ int main(void)
 		DBE_BOTH(test_many_in_one_batch, setup, teardown),
 		DBE_BOTH(test_sightings_per_host, setup, teardown),
 		DBE_BOTH(test_sightings_gc, setup, teardown),
+		DBE_BOTH(test_sightings_old_generation, setup, teardown),
 		DBE_BOTH(test_plans_keyed, setup, teardown),
 		DBE_BOTH(test_overlap_same_rows, setup, teardown),
 		DBE_BOTH(test_overlap_retry_rolls_back, setup, teardown),
