@@ -7,7 +7,7 @@
 # opened its databases (exit 1, a log line naming neither file nor line):
 # addresses, the storage backend and its write-through mode, the
 # Alertmanager's URL, the HTTP API's address, the webhook fence's
-# exceptions.
+# exceptions. And a duration out of its range ([storage] check_max).
 source "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port)
@@ -51,4 +51,6 @@ refused "an HTTP port beyond 65535" "[collector] http: '127.0.0.1:99999'" </dev/
 refused "a webhook_allow entry that is no CIDR" "[alarms] webhook_allow: " \
   <<<$'[alarms]\nwebhook_allow = 10.0.0.0/8, 10.1.0.0/99'
 refused "--listen with no port" "[collector] listen: 'tcp://h'" </dev/null --listen tcp://h
+refused "a check_max of 0" "c12.conf:6: [storage] check_max: '0'" \
+  <<<$'[storage]\ncheck_max = 0'
 done_testing
