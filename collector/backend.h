@@ -342,7 +342,8 @@ uint32_t vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be,
 /* The overall bound of the check a new connection to a daemon runs before
  * anything is sent on it (every file sent there and not yet verified
  * durable, 32 per FLUSH or FORGET BATCH and their INFOs): after MS
- * milliseconds (0: the default, 30 s) it starts no further group of files
+ * milliseconds (0: the default, 30 s; the store passes [storage]
+ * check_max) it starts no further group of files
  * and the connection is closed without counting a failure; the files not
  * checked wait for the next connection, which goes on from there, so a
  * slow check after a restart of a daemon with many files is spread over

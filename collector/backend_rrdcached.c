@@ -185,7 +185,8 @@
 #define BACKOFF_MAX_MS 2000
 /* A new connection's check of the files sent before (check_sent) starts
  * no group of files after this long: the rest wait for the next
- * connection, which goes on from there (see client_get_bounded) */
+ * connection, which goes on from there (see client_get_bounded). The
+ * default of [storage] check_max (vg_rrd_rrdcached_check_bound) */
 #define CHECK_MAX_MS 30000
 #define CHUNK 256       /* timestamps per UPDATE */
 #define BATCH_ITEMS 512 /* series per BATCH round trip */

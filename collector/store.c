@@ -2163,6 +2163,19 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		vg_store_close(s);
 		return -EINVAL;
 	}
+	/* [storage] check_max (0, in a configuration not set up by
+	 * vg_config_defaults: the backend's 30 s), before the replay below,
+	 * whose connections may run the check it bounds */
+	if (cfg->storage_check_max_s != 0 &&
+	    !(cfg->storage_check_max_s >= 0.001 && cfg->storage_check_max_s <= 3600)) {
+		snprintf(err, errlen, "store: [storage] check_max must be between 0.001 and "
+				      "3600 seconds, not %g",
+			 cfg->storage_check_max_s);
+		vg_store_close(s);
+		return -EINVAL;
+	}
+	(void)vg_rrd_rrdcached_check_bound(s->be,
+					   (uint32_t)llround(cfg->storage_check_max_s * 1000));
 	if (s->owner) {
 		if ((rc = replay(s, err, errlen))) {
 			vg_store_close(s);

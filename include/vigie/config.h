@@ -126,6 +126,11 @@ struct vg_config {
 	char storage_daemons[1024];    /* daemons = unix:/run/rrdcached.sock, h:42217 */
 	char storage_daemon_base[512]; /* daemon_base = (the daemons' -b, when shared) */
 	char storage_write_through[8]; /* write_through = auto | yes | no */
+	double storage_check_max_s;    /* check_max = 30s: with rrdcached, a
+					* new connection's check of the files
+					* sent before starts no group of files
+					* after this long (the rest: the next
+					* connection's); 0.001-3600 */
 
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */

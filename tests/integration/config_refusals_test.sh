@@ -7,7 +7,7 @@
 # opened its databases (exit 1, a log line naming neither file nor line):
 # addresses, the storage backend and its write-through mode, the
 # Alertmanager's URL, the HTTP API's address, the webhook fence's
-# exceptions.
+# exceptions. And a duration out of its range ([storage] check_max).
 source "$(dirname "$0")/lib.sh"
 
 PORT=$(free_port)
@@ -76,4 +76,6 @@ refused "default tiers no multiple of a step set later" "[storage] archives: tie
 # daemons without backend = rrdcached: the series silently went to files
 refused "daemons set with the files backend" "[storage] daemons is set but backend is files" \
   <<<$'[storage]\ndaemons = 127.0.0.1:42217'
+refused "a check_max of 0" "[storage] check_max: '0'" \
+  <<<$'[storage]\ncheck_max = 0'
 done_testing

@@ -444,6 +444,47 @@ static void test_durations(void **state)
 	assert_int_equal(vg_parse_duration("", &s), -EINVAL);
 }
 
+/* [storage] check_max: 30 s unless set; a duration (fractions, units)
+ * within 0.001..3600 s; anything else refused naming file, line and key,
+ * in the file and as a flag */
+static void test_check_max(void **state)
+{
+	struct vg_config c;
+	char err[256] = "";
+
+	(void)state;
+	vg_config_defaults(&c);
+	assert_true(c.storage_check_max_s == 30);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\ncheck_max = 0.25\n", "t.conf", err,
+					       sizeof(err)),
+			 0);
+	assert_true(c.storage_check_max_s == 0.25);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\ncheck_max = 2m\n", "t.conf", err,
+					       sizeof(err)),
+			 0);
+	assert_true(c.storage_check_max_s == 120);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\ncheck_max = 0.001\n", "t.conf",
+					       err, sizeof(err)),
+			 0);
+	assert_true(c.storage_check_max_s == 0.001);
+	expect_error("[storage]\ncheck_max = 0\n", "x.conf:2: [storage] check_max: '0'");
+	expect_error("[storage]\n\ncheck_max = soon\n", "x.conf:3: [storage] check_max: 'soon'");
+	expect_error("[storage]\ncheck_max = -5\n", "x.conf:2: [storage] check_max");
+	expect_error("[storage]\ncheck_max = 2h\n", "x.conf:2: [storage] check_max");
+	expect_error("[storage]\ncheck_max = 30ms\n", "x.conf:2: [storage] check_max");
+	/* the message says what it takes */
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\ncheck_max = 0\n", "x.conf", err,
+					       sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "between 0.001 and 3600"));
+	assert_true(c.storage_check_max_s == 30); /* unchanged */
+	assert_int_equal(vg_config_set(&c, "storage", "check_max", "5s", err, sizeof(err)), 0);
+	assert_true(c.storage_check_max_s == 5);
+	assert_int_equal(vg_config_set(&c, "storage", "check_max", "0", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "[storage] check_max"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -458,6 +499,7 @@ int main(void)
 		cmocka_unit_test(test_state),
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_values_checked_at_parse),
+		cmocka_unit_test(test_check_max),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,9 @@
  *    RETRY), the other daemon's series keep being written and read, reads
  *    of the down one's series answer -EHOSTUNREACH and its state names it;
  *    back, everything drains, nothing lost or duplicated;
- *  - a daemon stalled (SIGSTOP) the same way, resumed with SIGCONT.
+ *  - a daemon stalled (SIGSTOP) the same way, resumed with SIGCONT;
+ *  - [storage] check_max from a configuration's text bounding the check
+ *    a new connection runs after a kill -9 (checks cut, nothing lost).
  * The writer is the "agent": it knows every value it had acknowledged
  * (value = 1000 * series + minute, sampled SUBSEC_MS after the minute, as
  * agents' sub-second poll times are: a replay then offers times the
@@ -91,15 +93,15 @@ static void fx_free(struct fx *f)
 	free(f);
 }
 
-/* Minute m of series [lo, NS): value 1000 * series + minute. The store's
+/* Minute m of series [lo, hi): value 1000 * series + minute. The store's
  * answer (0: acknowledged). */
-static int write_minute(struct vg_store *s, int minute, int lo)
+static int write_range(struct vg_store *s, int minute, int lo, int hi)
 {
 	struct vg_batch *b = vg_batch_new("h1", 1, 1, MS(T0 + 60 * minute) + SUBSEC_MS);
 	int rc;
 
 	assert_non_null(b);
-	for (int i = lo; i < NS; i++) {
+	for (int i = lo; i < hi; i++) {
 		char id[16];
 		snprintf(id, sizeof(id), "node%d", i);
 		assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL,
@@ -111,6 +113,12 @@ static int write_minute(struct vg_store *s, int minute, int lo)
 	rc = vg_store_write_batch(s, b);
 	vg_batch_free(b);
 	return rc;
+}
+
+/* Minute m of series [lo, NS). */
+static int write_minute(struct vg_store *s, int minute, int lo)
+{
+	return write_range(s, minute, lo, NS);
 }
 
 /* Series i holds exactly minutes from..n-1 (the row of minute m covers
@@ -364,12 +372,86 @@ static void test_stalled_daemon(void **state)
 	fx_free(f);
 }
 
+/* [storage] check_max, read from a configuration's text, bounds the
+ * check a new connection runs: a daemon without its journal, killed -9
+ * while it holds NCHECK files' values unwritten, is checked after its
+ * restart with check_max = 0.001 s, so each connection checks one group
+ * of 32 files and hands the rest to the next (counted in checks_cut); in
+ * the end every acknowledged value is in its file once. With the default
+ * 30 s one connection checks them all (checks_cut 0: the other tests). */
+#define NCHECK 100
+static void test_check_max_from_config(void **state)
+{
+	static const char *const extra[] = {"-O", "-R", NULL};
+	struct fx *f = calloc(1, sizeof(*f));
+	struct vg_store_daemon dm[1];
+	struct vg_store_stats st;
+	char conf[1024], err[256] = "";
+	int m = 0;
+
+	(void)state;
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-store-rcdc.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(hrd_start_nojournal(&f->d[0], NULL, extra), 0);
+	vg_config_defaults(&f->cfg);
+	snprintf(conf, sizeof(conf),
+		 "[storage]\nbackend = rrdcached\ndaemons = %.600s\narchives = 1m:1d\n"
+		 "flush_depth = 4\ncheck_max = 0.001\n",
+		 f->d[0].unix_addr);
+	if (vg_config_load_string(&f->cfg, conf, "t.conf", err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_true(f->cfg.storage_check_max_s == 0.001);
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("%s", err);
+
+	/* minutes 0-3 of series 0..NCHECK-1: flush_depth values each, sent
+	 * to the daemon; series NCHECK from minute 3 only, so the cache is
+	 * never empty and no sync FLUSHes the others: the daemon holds them
+	 * unwritten */
+	for (; m < 4; m++)
+		assert_int_equal(write_range(f->s, m, 0, m < 3 ? NCHECK : NCHECK + 1), 0);
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(vg_store_daemons(f->s, dm, 1), 1);
+		if (dm[0].pending >= NCHECK)
+			break;
+		usleep(100 * 1000); /* the storage thread sends what is due */
+	}
+	assert_true(dm[0].pending >= NCHECK);
+	assert_int_equal(hrd_kill(&f->d[0], SIGKILL), 0);
+	assert_int_equal(hrd_restart(&f->d[0]), 0);
+
+	/* more minutes: the storage thread reconnects, and each connection
+	 * checks one group of the files it had sent */
+	for (int i = 0, done = 0; i < 100 && !done; i++) {
+		assert_int_equal(write_range(f->s, m++, 0, NCHECK + 1), 0);
+		assert_int_equal(vg_store_daemons(f->s, dm, 1), 1);
+		done = dm[0].up && !dm[0].lost &&
+		       dm[0].checks_cut >= (NCHECK - 1) / VG_RRDCD_LAST_MANY_MAX;
+		if (!done)
+			usleep(200 * 1000);
+	}
+	drain(f);
+	assert_int_equal(vg_store_daemons(f->s, dm, 1), 1);
+	/* 100 files or more (series 0 counted again), 32 per connection */
+	assert_true(dm[0].checks_cut >= (NCHECK - 1) / VG_RRDCD_LAST_MANY_MAX);
+	assert_int_equal(dm[0].errors, 1); /* the kill's broken call only */
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.write_errors, 0);
+	assert_true(st.values_resent > 0); /* the daemon did lose them */
+	for (int i = 0; i < NCHECK; i++)
+		check_series(f->s, i, 0, m);
+	check_series(f->s, NCHECK, 3, m);
+	fx_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kill9_under_load),
 		cmocka_unit_test(test_down_daemon_retry_at_bound),
 		cmocka_unit_test(test_stalled_daemon),
+		cmocka_unit_test(test_check_max_from_config),
 	};
 	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
 		printf("# skipped: rrdcached or rrdtool not installed\n");
