@@ -253,6 +253,8 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 		if (dm[k].errors) /* what broke it: a timeout under load, a refusal... */
 			printf("daemon_error %s: %s\n", dm[k].address, dm[k].error);
 	}
+	struct vg_store_stats sst;
+	vg_store_get_stats(s, &sst);
 	vg_store_close(s); /* syncs what the flush could not */
 	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = bench_self_cpu_s() - c0;
 	for (int k = 0; k < ndaemons; k++) {
@@ -266,10 +268,12 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	       "values_per_file=%d values_per_s=%.0f collector_cpu_us_per_value=%.2f "
 	       "daemon_cpu_us_per_value=%.2f values_per_collector_core_s=%.0f "
 	       "daemon_errors=%llu flush_rc=%d daemon_vcsw_per_series=%.2f "
-	       "daemon_ivcsw_per_series=%.2f write_through=%d flushes=%llu\n",
+	       "daemon_ivcsw_per_series=%.2f write_through=%d flushes=%llu "
+	       "store_syncs=%llu journal_bytes_per_value=%.1f\n",
 	       label, ndaemons, n, v, rounds, v / wall, cpu * 1e6 / v, (dc1 - dc0) * 1e6 / v,
 	       v / (cpu > 0 ? cpu : 1e-9), (unsigned long long)derr, rc,
-	       (double)vcs / (double)n, (double)ivcs / (double)n, wt, fl1 - fl0);
+	       (double)vcs / (double)n, (double)ivcs / (double)n, wt, fl1 - fl0,
+	       (unsigned long long)sst.backend_syncs, (double)sst.journal_bytes / (v + n));
 	out->values_per_s = v / wall;
 	out->cpu_us_per_value = (cpu + dc1 - dc0) * 1e6 / v;
 	fflush(stdout);

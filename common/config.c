@@ -114,6 +114,7 @@ static const struct key keys[] = {
 	{"storage", "keep_ended", K_DURATION, offsetof(struct vg_config, storage_keep_ended_s), 0, 0, 100 * 366 * 86400.0},
 	S("storage", "backend", storage_backend),
 	S("storage", "write_through", storage_write_through),
+	{"storage", "sync_interval", K_DURATION, offsetof(struct vg_config, storage_sync_interval_s), 0, 0, 86400},
 	S("storage", "daemons", storage_daemons),
 	S("storage", "daemon_base", storage_daemon_base),
 	S("billing", "ratecard", billing_ratecard),
@@ -177,6 +178,7 @@ void vg_config_defaults(struct vg_config *c)
 	c->storage_keep_ended_s = 90 * 86400.0;
 	snprintf(c->storage_backend, sizeof(c->storage_backend), "files");
 	snprintf(c->storage_write_through, sizeof(c->storage_write_through), "auto");
+	c->storage_sync_interval_s = 300;
 	vg_config_parse_archives("1m:15d,5m:63d,1h:455d", c->archives,
 				 VG_MAX_ARCHIVES, &c->narchives);
 	c->alarms_webhook_timeout_s = 5;

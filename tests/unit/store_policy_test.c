@@ -61,6 +61,16 @@ static void test_config_rules(void **state)
 					       "t.conf", err, sizeof(err)),
 			 0);
 	assert_true(c.storage_keep_ended_s == 0);
+	/* sync_interval: 300 s unless set; a duration; 0 syncs per batch */
+	assert_true(c.storage_sync_interval_s == 300);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nsync_interval = 15m\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_true(c.storage_sync_interval_s == 900);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nsync_interval = 0\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_true(c.storage_sync_interval_s == 0);
 
 	/* errors name the file, the line and the key */
 	vg_config_defaults(&c);
@@ -72,6 +82,10 @@ static void test_config_rules(void **state)
 					       "bad.conf", err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "bad.conf:2: [storage] keep_ended"));
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nsync_interval = 2d\n",
+					       "bad.conf", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "bad.conf:2: [storage] sync_interval"));
 }
 
 /* Whether the series has an archive of resolution res_s. */
