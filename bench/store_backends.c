@@ -193,8 +193,11 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 				 &cfg.narchives);
 	int wt = getenv("BENCH_WRITE_THROUGH") && atoi(getenv("BENCH_WRITE_THROUGH")) > 0;
 	int sync_every = getenv("BENCH_SYNC_EVERY") ? atoi(getenv("BENCH_SYNC_EVERY")) : 0;
+	int gap_ms = getenv("BENCH_ROUND_GAP_MS") ? atoi(getenv("BENCH_ROUND_GAP_MS")) : 0;
 	if (wt)
 		snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	if (getenv("BENCH_SYNC_INTERVAL_S"))
+		cfg.storage_sync_interval_s = atof(getenv("BENCH_SYNC_INTERVAL_S"));
 	if (ndaemons) {
 		size_t len = 0;
 		snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
@@ -236,6 +239,8 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	for (int r = 1; r <= rounds; r++) {
 		if ((rc = round_write(s, n, r)))
 			return rc;
+		if (gap_ms > 0)
+			usleep((useconds_t)gap_ms * 1000);
 		if (sync_every > 0 && r % sync_every == 0 && r < rounds &&
 		    (rc = vg_store_flush(s)))
 			return rc;

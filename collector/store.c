@@ -67,13 +67,16 @@
  * file would be written once per poll with one value, none of the
  * daemon's write coalescing (rrdcached's cost is per file written). So a
  * write-through store syncs and retires (the active segment too, which
- * rotates it by age) every [storage] sync_interval (default 300 s), or
- * sooner when WT_MAX_LIVE_SEGS segments are live (sync_due); segments also
- * rotate by size (VG_JOURNAL_SEG_MAX_BYTES). The values of that interval
- * stay in the journal until the sync verified them, so a crash replays
- * them and resend_lost finds them after a daemon restart. Values a storage daemon accepted and then lost
- * (it restarted) are read back from the live segments and written again,
- * before anything newer of their series (resend_lost). One journal serves
+ * rotates it by age) every [storage] sync_interval when it is set (0,
+ * the default, keeps the sync per batch: a longer interval widens the
+ * one-writer window of docs/scaling.md "Still open"), or sooner when
+ * WT_MAX_LIVE_SEGS segments are live (sync_due); segments also rotate by
+ * size (VG_JOURNAL_SEG_MAX_BYTES). The values of that interval stay in
+ * the journal until the sync verified them, so a crash replays them and
+ * resend_lost finds them after a daemon restart. Values a storage daemon
+ * accepted and then lost (it restarted) are read back from the live
+ * segments and written again, before anything newer of their series
+ * (resend_lost). One journal serves
  * every daemon: a daemon that is down holds the segments from its oldest
  * waiting value on, bounded by the cache (its waiting values count in
  * cache_values, so the bound answers RETRY) and the segment ring. On open, the
@@ -1182,7 +1185,7 @@ static void *flusher_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
 		resend_lost(s);
-		if (s->reclaim_due || s->write_through) {
+		if (s->reclaim_due || (s->write_through && s->sync_interval_ms > 0)) {
 			/* left by the receiver's write-through, or its
 			 * sync_interval passed (reclaim asks sync_due) */
 			s->reclaim_due = 0;

@@ -178,7 +178,7 @@ void vg_config_defaults(struct vg_config *c)
 	c->storage_keep_ended_s = 90 * 86400.0;
 	snprintf(c->storage_backend, sizeof(c->storage_backend), "files");
 	snprintf(c->storage_write_through, sizeof(c->storage_write_through), "auto");
-	c->storage_sync_interval_s = 300;
+	c->storage_sync_interval_s = 0;
 	vg_config_parse_archives("1m:15d,5m:63d,1h:455d", c->archives,
 				 VG_MAX_ARCHIVES, &c->narchives);
 	c->alarms_webhook_timeout_s = 5;

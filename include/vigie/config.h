@@ -126,10 +126,9 @@ struct vg_config {
 	char storage_daemons[1024];    /* daemons = unix:/run/rrdcached.sock, h:42217 */
 	char storage_daemon_base[512]; /* daemon_base = (the daemons' -b, when shared) */
 	char storage_write_through[8]; /* write_through = auto | yes | no */
-	double storage_sync_interval_s; /* sync_interval = 300s: with write-
-					 * through, how often the store syncs
-					 * the backend and retires the journal
-					 * (0: after every batch) */
+	/* sync_interval = 0: with write-through, how often the store syncs
+	 * the backend and retires the journal (0: after every batch) */
+	double storage_sync_interval_s;
 
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */

@@ -61,8 +61,8 @@ static void test_config_rules(void **state)
 					       "t.conf", err, sizeof(err)),
 			 0);
 	assert_true(c.storage_keep_ended_s == 0);
-	/* sync_interval: 300 s unless set; a duration; 0 syncs per batch */
-	assert_true(c.storage_sync_interval_s == 300);
+	/* sync_interval: 0 (per batch) unless set; a duration */
+	assert_true(c.storage_sync_interval_s == 0);
 	assert_int_equal(vg_config_load_string(&c, "[storage]\nsync_interval = 15m\n",
 					       "t.conf", err, sizeof(err)),
 			 0);
