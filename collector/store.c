@@ -68,8 +68,10 @@
  * daemon's write coalescing (rrdcached's cost is per file written). So a
  * write-through store syncs and retires (the active segment too, which
  * rotates it by age) every [storage] sync_interval when it is set (0,
- * the default, keeps the sync per batch: a longer interval widens the
- * one-writer window of docs/scaling.md "Still open"), or sooner when
+ * the default, keeps the sync per batch: with an interval, a host that
+ * moved between collectors can lose values at a daemon's restart, the
+ * check of one collector FORGETting files the other wrote since:
+ * docs/scaling.md "Still open"), or sooner when
  * WT_MAX_LIVE_SEGS segments are live (sync_due); segments also rotate by
  * size (VG_JOURNAL_SEG_MAX_BYTES). The values of that interval stay in
  * the journal until the sync verified them, so a crash replays them and

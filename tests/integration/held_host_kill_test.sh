@@ -40,11 +40,7 @@ ACK_MS=${ACK_MS:-1000}
 LEASE=2
 HOST=held-host
 start_shared_daemon
-# sync_interval = 1s (the default syncs after every batch): the kill with
-# a sync interval; the holder's journal goes at its next sync, checked
-# within a minute below
-start_shared_collectors "sync_interval = 1s
-[cluster]
+start_shared_collectors "[cluster]
 lease = $LEASE"
 
 agent_conf "$TMP/agent.conf"

@@ -47,13 +47,8 @@ ACK_MS=4000
 HOST=st-host
 start_shared_daemon
 # [agent] ack_timeout_ms here is what the collector bounds its
-# write-through by: the agents' value. [storage] sync_interval = 1s (the
-# default syncs after every batch): the stall with a sync interval; the
-# new-series case below starts once the primary's sync has FLUSHed every
-# file (nothing else waiting on the daemon), within a second of the
-# agent's end
-start_shared_collectors "sync_interval = 1s
-[agent]
+# write-through by: the agents' value
+start_shared_collectors "[agent]
 ack_timeout_ms = $ACK_MS"
 
 agent_conf "$TMP/agent.conf"

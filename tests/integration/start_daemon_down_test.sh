@@ -51,9 +51,6 @@ daemons = $DAEMON
 archives = 1m:6h
 heartbeat = 90
 write_through = $WRITE_THROUGH
-# with write-through the journal goes at the next sync (the default: after
-# every batch): a sync interval, within a second of the end (below)
-sync_interval = 1s
 [agent]
 ack_timeout_ms = 2000
 [log]
