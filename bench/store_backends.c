@@ -30,6 +30,17 @@
  * figures printed then include perf's own cost: profile with it, measure
  * without it.
  *
+ * Write-through (BENCH_WRITE_THROUGH=1): [storage] write_through = yes, as
+ * in every cluster deployment: each batch goes to its daemon before
+ * vg_store_write_batch returns, and the store's sync (a FLUSH of every
+ * file sent since the last one) retires the journal; ROUNDS is then the
+ * number of batches of each series, and how many values a file gets per
+ * write is set by the syncs, counted as the daemon's FlushesReceived
+ * (its STATS over the unix socket; "flushes=" in the output, 0 where not
+ * read). BENCH_SYNC_EVERY=K forces a sync (vg_store_flush) after every
+ * K rounds: rounds are written back to back here, so K = 30 stands for
+ * the default [storage] sync_interval (300 s) at 10 s polls.
+ *
  * Output: "RESULT store_backends backend=... daemons=K series=N values=V
  * values_per_file=R values_per_s=X collector_cpu_us_per_value=Y
  * daemon_cpu_us_per_value=Z values_per_collector_core_s=W daemon_errors=E
@@ -52,6 +63,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "vigie/batch.h"
 #include "vigie/clock.h"
@@ -82,6 +96,41 @@ static int round_write(struct vg_store *s, int n, int minute)
 			return rc;
 	}
 	return 0;
+}
+
+/* The daemon's FlushesReceived (STATS over its unix socket), or 0. */
+static unsigned long long daemon_flushes(const char *unix_addr)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char buf[8192];
+	size_t len = 0;
+	unsigned long long n = 0;
+	ssize_t k;
+	int fd;
+
+	if (strncmp(unix_addr, "unix:", 5) ||
+	    strlen(unix_addr + 5) >= sizeof(sa.sun_path))
+		return 0;
+	strcpy(sa.sun_path, unix_addr + 5);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+		return 0;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) || write(fd, "STATS\n", 6) != 6) {
+		close(fd);
+		return 0;
+	}
+	/* "9 Statistics follow" then 9 lines: read until the last one */
+	while (len < sizeof(buf) - 1 && (k = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0) {
+		len += (size_t)k;
+		buf[len] = '\0';
+		if (strstr(buf, "JournalRotate") && buf[len - 1] == '\n')
+			break;
+	}
+	buf[len] = '\0';
+	close(fd);
+	const char *f = strstr(buf, "FlushesReceived:");
+	if (f)
+		n = strtoull(f + 16, NULL, 10);
+	return n;
 }
 
 /* BENCH_PERF: start perf on this process and the daemons (0 when unset
@@ -142,6 +191,13 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	vg_config_defaults(&cfg);
 	vg_config_parse_archives("1m:1d,5m:7d,1h:30d", cfg.archives, VG_MAX_ARCHIVES,
 				 &cfg.narchives);
+	int wt = getenv("BENCH_WRITE_THROUGH") && atoi(getenv("BENCH_WRITE_THROUGH")) > 0;
+	int sync_every = getenv("BENCH_SYNC_EVERY") ? atoi(getenv("BENCH_SYNC_EVERY")) : 0;
+	int gap_ms = getenv("BENCH_ROUND_GAP_MS") ? atoi(getenv("BENCH_ROUND_GAP_MS")) : 0;
+	if (wt)
+		snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	if (getenv("BENCH_SYNC_INTERVAL_S"))
+		cfg.storage_sync_interval_s = atof(getenv("BENCH_SYNC_INTERVAL_S"));
 	if (ndaemons) {
 		size_t len = 0;
 		snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
@@ -173,13 +229,22 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	static struct bench_csw csw; /* the daemons' context switches */
 	long dpids[3];
 	unsigned long long vcs = 0, ivcs = 0;
-	for (int k = 0; k < ndaemons; k++)
+	unsigned long long fl0 = 0, fl1 = 0;
+	for (int k = 0; k < ndaemons; k++) {
 		dpids[k] = d[k].pid;
+		fl0 += daemon_flushes(d[k].unix_addr);
+	}
 	bench_csw_start(&csw, dpids, ndaemons);
 	w0 = (double)vg_monotonic_ns() / 1e9;
-	for (int r = 1; r <= rounds; r++)
+	for (int r = 1; r <= rounds; r++) {
 		if ((rc = round_write(s, n, r)))
 			return rc;
+		if (gap_ms > 0)
+			usleep((useconds_t)gap_ms * 1000);
+		if (sync_every > 0 && r % sync_every == 0 && r < rounds &&
+		    (rc = vg_store_flush(s)))
+			return rc;
+	}
 	/* flush and sync (every value durable), then read the daemons'
 	 * errors: one that broke a connection sends the next connection
 	 * through the check that reads every unflushed file back, a run to
@@ -193,10 +258,14 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 		if (dm[k].errors) /* what broke it: a timeout under load, a refusal... */
 			printf("daemon_error %s: %s\n", dm[k].address, dm[k].error);
 	}
+	struct vg_store_stats sst;
+	vg_store_get_stats(s, &sst);
 	vg_store_close(s); /* syncs what the flush could not */
 	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = bench_self_cpu_s() - c0;
-	for (int k = 0; k < ndaemons; k++)
+	for (int k = 0; k < ndaemons; k++) {
 		dc1 += bench_proc_cpu_or0(d[k].pid);
+		fl1 += daemon_flushes(d[k].unix_addr);
+	}
 	bench_csw_stop(&csw, &vcs, &ivcs);
 	perf_stop(perf);
 	double v = (double)n * rounds;
@@ -204,10 +273,12 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	       "values_per_file=%d values_per_s=%.0f collector_cpu_us_per_value=%.2f "
 	       "daemon_cpu_us_per_value=%.2f values_per_collector_core_s=%.0f "
 	       "daemon_errors=%llu flush_rc=%d daemon_vcsw_per_series=%.2f "
-	       "daemon_ivcsw_per_series=%.2f\n",
+	       "daemon_ivcsw_per_series=%.2f write_through=%d flushes=%llu "
+	       "store_syncs=%llu journal_bytes_per_value=%.1f\n",
 	       label, ndaemons, n, v, rounds, v / wall, cpu * 1e6 / v, (dc1 - dc0) * 1e6 / v,
 	       v / (cpu > 0 ? cpu : 1e-9), (unsigned long long)derr, rc,
-	       (double)vcs / (double)n, (double)ivcs / (double)n);
+	       (double)vcs / (double)n, (double)ivcs / (double)n, wt, fl1 - fl0,
+	       (unsigned long long)sst.backend_syncs, (double)sst.journal_bytes / (v + n));
 	out->values_per_s = v / wall;
 	out->cpu_us_per_value = (cpu + dc1 - dc0) * 1e6 / v;
 	fflush(stdout);

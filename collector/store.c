@@ -61,9 +61,24 @@
  * accept values before they are durable: rrdcached acknowledges UPDATE
  * before its disk has it, and loses it if killed before writing it); when
  * the cache is empty even the active segment goes, so an idle store
- * leaves only RRD files. Values a storage daemon accepted and then lost
- * (it restarted) are read back from the live segments and written again,
- * before anything newer of their series (resend_lost). One journal serves
+ * leaves only RRD files. With write-through the cache is empty after
+ * nearly every batch, and retiring then would sync the backend per batch:
+ * rrdcached's sync FLUSHes every file sent since the last one, so each
+ * file would be written once per poll with one value, none of the
+ * daemon's write coalescing (rrdcached's cost is per file written). So a
+ * write-through store syncs and retires (the active segment too, which
+ * rotates it by age) every [storage] sync_interval when it is set (0,
+ * the default, keeps the sync per batch: with an interval, a host that
+ * moved between collectors can lose values at a daemon's restart, the
+ * check of one collector FORGETting files the other wrote since:
+ * docs/scaling.md "Still open"), or sooner when
+ * WT_MAX_LIVE_SEGS segments are live (sync_due); segments also rotate by
+ * size (VG_JOURNAL_SEG_MAX_BYTES). The values of that interval stay in
+ * the journal until the sync verified them, so a crash replays them and
+ * resend_lost finds them after a daemon restart. Values a storage daemon
+ * accepted and then lost (it restarted) are read back from the live
+ * segments and written again, before anything newer of their series
+ * (resend_lost). One journal serves
  * every daemon: a daemon that is down holds the segments from its oldest
  * waiting value on, bounded by the cache (its waiting values count in
  * cache_values, so the bound answers RETRY) and the segment ring. On open, the
@@ -137,6 +152,7 @@
 #define MAX_DEPTH 256               /* flush_depth at most */
 #define SEG_RING 64                 /* live segments tracked */
 #define MAX_LIVE_SEGS 8             /* more: flush oldest first */
+#define WT_MAX_LIVE_SEGS 32         /* write-through: more, sync now */
 
 struct series {
 	uint64_t hash;
@@ -241,6 +257,13 @@ struct vg_store {
 	int64_t lost_retry_ms;    /* resend_lost failed: not before (mu) */
 	int reclaim_due;          /* the receiver wrote through: the storage
 				   * thread retires the segments (mu) */
+	int64_t sync_interval_ms; /* [storage] sync_interval: with write-through,
+				   * segments are retired (a backend sync) at
+				   * most this often, unless WT_MAX_LIVE_SEGS */
+	int64_t sync_try_ms;      /* monotonic ms of the last sync of
+				   * reclaim (mu; sync_interval_ms counts
+				   * from there) */
+	int sync_failed;          /* that sync failed (mu) */
 	uint64_t replay_flush_at; /* replay_take writes the cache from this
 				   * many values on (open only) */
 
@@ -415,6 +438,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(values_resent);
 	LD(cache_full);
 	LD(series_unreachable);
+	LD(backend_syncs);
 #undef LD
 	struct vg_rrd_backend_stats bs = {0};
 	if (s->be)
@@ -475,16 +499,44 @@ int vg_store_path(const struct vg_store *s, int rtype, const char *id,
 
 /* ---- the journal's segments (mu) ------------------------------------------------ */
 
+/* Whether a write-through store syncs now (mu held). Its cache is empty
+ * after nearly every batch, so retiring whenever it is would sync the
+ * backend per batch: rrdcached's sync FLUSHes every file sent since the
+ * last one, i.e. each file written once per poll with one value, none of
+ * the daemon's write coalescing (docs/benchmarks.md "Write-through
+ * syncs"). So the segments wait: a sync every sync_interval_ms, or
+ * sooner when WT_MAX_LIVE_SEGS segments are live (2 GiB: the journal's
+ * bound on disk and on what resend_lost and a replay read; half the
+ * ring, the rest left for values a daemon that is down holds). Not
+ * MAX_LIVE_SEGS (512 MiB): at the capacity model's 356,000 values/s per
+ * collector (docs/scaling.md) and 16-41 journal bytes per value it fills
+ * in 40-90 s, which would cap the interval there. A failed sync under
+ * that pressure is tried again after RETRY_SYNC_MS, not at every turn of
+ * the storage thread. */
+#define RETRY_SYNC_MS 1000
+
+static int sync_due(struct vg_store *s)
+{
+	int64_t since = vg_monotonic_ms() - s->sync_try_ms;
+
+	if (!s->write_through || s->sync_interval_ms <= 0 || since >= s->sync_interval_ms)
+		return 1;
+	return s->j.seg_active - s->j.seg_oldest >= WT_MAX_LIVE_SEGS &&
+	       (!s->sync_failed || since >= RETRY_SYNC_MS);
+}
+
 /* Retire the segments no cached value needs any more; when the cache is
  * empty, the active one too. Called with mu held (drops it while syncing
  * and unlinking). The backend syncs first, so what a retired segment held
- * is durable in the backend; if it cannot, the segments stay. */
-static void reclaim(struct vg_store *s)
+ * is durable in the backend; if it cannot, the segments stay. With
+ * write-through only when sync_due, or when force (vg_store_flush, the
+ * close). */
+static void reclaim(struct vg_store *s, int force)
 {
 	uint64_t from, upto, keep = 0;
 	int fd = -1;
 
-	if (!s->owner || s->reclaiming)
+	if (!s->owner || s->reclaiming || (!force && !sync_due(s)))
 		return;
 	from = s->j.seg_oldest;
 	upto = from;
@@ -500,11 +552,14 @@ static void reclaim(struct vg_store *s)
 	if (upto == from)
 		return;
 	s->reclaiming = 1;
+	s->sync_try_ms = vg_monotonic_ms();
 	pthread_mutex_unlock(&s->mu);
 	int synced = s->be->ops->sync(s->be) == 0;
 	if (fd >= 0)
 		close(fd);
 	pthread_mutex_lock(&s->mu);
+	count(&s->stats.backend_syncs, 1);
+	s->sync_failed = !synced;
 	if (!synced) {
 		/* Not durable in the backend yet: the segments stay (a closed
 		 * active one is simply no longer appended to). */
@@ -1032,7 +1087,7 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 		s->reclaim_due = 1;
 		pthread_cond_signal(&s->work_cv);
 	} else {
-		reclaim(s);
+		reclaim(s, 0);
 	}
 }
 
@@ -1115,7 +1170,7 @@ int vg_store_flush(struct vg_store *s)
 	resend_lost(s);
 	rc = flush_all_locked(s, 0);
 	resend_lost(s); /* found by this flush's new connections */
-	reclaim(s);
+	reclaim(s, 1);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -1132,13 +1187,16 @@ static void *flusher_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
 		resend_lost(s);
-		if (s->reclaim_due) { /* left by the receiver's write-through */
+		if (s->reclaim_due || (s->write_through && s->sync_interval_ms > 0)) {
+			/* left by the receiver's write-through, or its
+			 * sync_interval passed (reclaim asks sync_due) */
 			s->reclaim_due = 0;
-			reclaim(s);
+			reclaim(s, 0);
 		}
 		int64_t now = vg_monotonic_ms(), wait_ms = 100;
 		int pressure = s->pending > s->cache_max / 2 ||
-			       s->j.seg_active - s->j.seg_oldest >= MAX_LIVE_SEGS;
+			       s->j.seg_active - s->j.seg_oldest >=
+				       (s->write_through ? WT_MAX_LIVE_SEGS : MAX_LIVE_SEGS);
 		int idle = now - s->last_batch_ms >= IDLE_FLUSH_MS;
 		int skipped = 0;
 
@@ -1341,7 +1399,7 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 	pthread_mutex_lock(&s->mu);
 	s->removing = NULL;
 	pthread_cond_broadcast(&s->done_cv);
-	reclaim(s);
+	reclaim(s, 0);
 	pthread_mutex_unlock(&s->mu);
 	if (!rc)
 		count(&s->series_removed, 1);
@@ -2176,6 +2234,8 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 	}
 	(void)vg_rrd_rrdcached_check_bound(s->be,
 					   (uint32_t)llround(cfg->storage_check_max_s * 1000));
+	s->sync_interval_ms = (int64_t)(cfg->storage_sync_interval_s * 1000);
+	s->sync_try_ms = vg_monotonic_ms();
 	if (s->owner) {
 		if ((rc = replay(s, err, errlen))) {
 			vg_store_close(s);
@@ -2208,7 +2268,7 @@ void vg_store_close(struct vg_store *s)
 	if (s->tab && s->be) {
 		pthread_mutex_lock(&s->mu);
 		flush_all_locked(s, 0);
-		reclaim(s);
+		reclaim(s, 1);
 		pthread_mutex_unlock(&s->mu);
 	}
 	if (s->be)

@@ -121,6 +121,7 @@ static const struct key keys[] = {
 	S("storage", "backend", storage_backend),
 	S("storage", "write_through", storage_write_through),
 	{"storage", "check_max", K_SECONDS, offsetof(struct vg_config, storage_check_max_s), 0, 0.001, 3600},
+	{"storage", "sync_interval", K_DURATION, offsetof(struct vg_config, storage_sync_interval_s), 0, 0, 86400},
 	S("storage", "daemons", storage_daemons),
 	S("storage", "daemon_base", storage_daemon_base),
 	S("billing", "ratecard", billing_ratecard),
@@ -185,6 +186,7 @@ void vg_config_defaults(struct vg_config *c)
 	snprintf(c->storage_backend, sizeof(c->storage_backend), "files");
 	snprintf(c->storage_write_through, sizeof(c->storage_write_through), "auto");
 	c->storage_check_max_s = 30;
+	c->storage_sync_interval_s = 0;
 	vg_config_parse_archives("1m:15d,5m:63d,1h:455d", c->archives,
 				 VG_MAX_ARCHIVES, &c->narchives);
 	c->alarms_webhook_timeout_s = 5;

@@ -131,6 +131,9 @@ struct vg_config {
 					* sent before starts no group of files
 					* after this long (the rest: the next
 					* connection's); 0.001-3600 */
+	/* sync_interval = 0: with write-through, how often the store syncs
+	 * the backend and retires the journal (0: after every batch) */
+	double storage_sync_interval_s;
 
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */

@@ -95,6 +95,9 @@ struct vg_store_stats {
 				      * bound); the agent re-sends it */
 	uint64_t journal_bytes;      /* appended since open */
 	uint64_t journal_syncs;      /* fdatasync calls */
+	uint64_t backend_syncs;      /* backend syncs before retiring journal
+				      * segments (rrdcached: a FLUSH of each
+				      * file sent since the last one) */
 	uint64_t series_removed;     /* deleted by vg_store_remove_series */
 };
 

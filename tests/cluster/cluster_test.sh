@@ -53,7 +53,9 @@
 # effects apart); OVERLAP=1 kills the storage daemon without waiting for
 # the first host to return to its restarted collector (a host changing
 # collector while a daemon is down); FLUSH_DEPTH sets the collectors'
-# [storage] flush_depth. KEEP_TMP=1 keeps every log and file.
+# [storage] flush_depth, SYNC_INTERVAL their [storage] sync_interval
+# (e.g. 300s; default 0, a sync per batch). KEEP_TMP=1 keeps every log and
+# file.
 # tests/cluster/rate.sh runs it several at a time and counts each check's
 # passes (docs/scaling.md, "The cluster test side by side").
 #
@@ -155,6 +157,7 @@ daemons = 127.0.0.1:${RD_PORT[0]}, 127.0.0.1:${RD_PORT[1]}
 archives = 1m:6h
 heartbeat = 90
 ${FLUSH_DEPTH:+flush_depth = $FLUSH_DEPTH}
+${SYNC_INTERVAL:+sync_interval = $SYNC_INTERVAL}
 [billing]
 ratecard = $CARD
 [cluster]

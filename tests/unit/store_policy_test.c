@@ -61,6 +61,16 @@ static void test_config_rules(void **state)
 					       "t.conf", err, sizeof(err)),
 			 0);
 	assert_true(c.storage_keep_ended_s == 0);
+	/* sync_interval: 0 (per batch) unless set; a duration */
+	assert_true(c.storage_sync_interval_s == 0);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nsync_interval = 15m\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_true(c.storage_sync_interval_s == 900);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nsync_interval = 0\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_true(c.storage_sync_interval_s == 0);
 
 	/* errors name the file, the line and the key */
 	vg_config_defaults(&c);
@@ -86,6 +96,10 @@ static void test_config_rules(void **state)
 					       "t.conf", err, sizeof(err)),
 			 0);
 	assert_true(c.storage_keep_ended_s == 3600);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\nsync_interval = 2d\n",
+					       "bad.conf", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "bad.conf:2: [storage] sync_interval"));
 }
 
 /* Whether the series has an archive of resolution res_s. */

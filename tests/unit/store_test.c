@@ -5,7 +5,9 @@
  * stay inside the data dir and never collide, `rrdtool info` and `rrdtool
  * fetch` read the files and agree with vg_store_fetch, archives are picked
  * by resolution and coverage, a full disk answers -EAGAIN, and a
- * write-through store has every batch in the backend when it returns.
+ * write-through store has every batch in the backend when it returns
+ * and syncs the backend (retiring its journal) on [storage]
+ * sync_interval, not after every batch.
  *
  * Every case runs twice: on the files backend, then on the rrdcached
  * backend with a real daemon (-b -B -O -R, unix socket) started per case,
@@ -735,6 +737,110 @@ static void test_write_through_batches(void **state)
 	}
 }
 
+/* Journal segments (*.vgj) in the store's journal directory. */
+static int journal_segments(const char *dir)
+{
+	char cmd[256];
+	int n = -1;
+
+	snprintf(cmd, sizeof(cmd), "ls '%s/journal' | grep -c '\\.vgj$'", dir);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	if (fscanf(p, "%d", &n) != 1)
+		n = -1;
+	pclose(p);
+	return n;
+}
+
+/* One write-through batch of NSERIES series at minute i. */
+static void write_minute(struct vg_store *s, int nseries, int i)
+{
+	struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)i + 1, MS(T0 + 60 * i));
+
+	assert_non_null(b);
+	for (int r = 0; r < nseries; r++) {
+		char id[16];
+		snprintf(id, sizeof(id), "node%03d", r);
+		assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL, MS(T0 + 60 * i)));
+		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 1000.0 * i + r), 0);
+	}
+	assert_int_equal(vg_store_write_batch(s, b), 0);
+	vg_batch_free(b);
+}
+
+/* Write-through syncs on [storage] sync_interval, not per batch: every
+ * batch leaves the cache empty, and retiring the journal then synced the
+ * backend after each one (rrdcached: a FLUSH of every file, one value
+ * per file write, none of the daemon's write coalescing). Now N batches
+ * within the interval cause no sync: the journal keeps its segment (the
+ * values not yet proven durable), the daemon keeps the files unFLUSHed,
+ * the values are readable; vg_store_flush syncs once and retires it;
+ * with a short interval the storage thread syncs by itself. */
+static void test_write_through_sync_interval(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_store_daemon dm[1];
+	char err[256];
+	enum { NSERIES = 10,
+	       NB = 20 };
+
+	vg_store_close(f->s);
+	snprintf(f->cfg.storage_write_through, sizeof(f->cfg.storage_write_through), "yes");
+	f->cfg.agent_ack_timeout_ms = 40000; /* as above: not about that bound */
+	f->cfg.storage_sync_interval_s = 3600;
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
+	vg_store_get_stats(f->s, &st);
+	uint64_t syncs0 = st.backend_syncs;
+	for (int i = 0; i < NB; i++)
+		write_minute(f->s, NSERIES, i);
+	/* the storage thread had time to sync (it did, per batch, before) */
+	usleep(500 * 1000);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.values_written, NSERIES * NB);
+	assert_int_equal(st.backend_syncs - syncs0, 0);
+	assert_int_equal(journal_segments(f->dir), 1);
+	if (g_rrdcached) {
+		assert_int_equal(vg_store_daemons(f->s, dm, 1), 1);
+		assert_int_equal(dm[0].pending, NSERIES); /* sent, not FLUSHed */
+	}
+	struct vg_series g;
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node003", "load.1", VG_CF_AVERAGE,
+					MS(T0), MS(T0 + 60 * (NB - 1)), 60, 0, &g),
+			 0);
+	assert_int_equal(g.n, NB - 1);
+	assert_true(g.points[g.n - 1].value == 1000.0 * (NB - 1) + 3);
+	vg_series_free(&g);
+
+	/* a flush syncs once and retires the journal */
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.backend_syncs - syncs0, 1);
+	assert_int_equal(journal_segments(f->dir), 0);
+	if (g_rrdcached) {
+		assert_int_equal(vg_store_daemons(f->s, dm, 1), 1);
+		assert_int_equal(dm[0].pending, 0);
+	}
+
+	/* a short interval: the storage thread syncs by itself */
+	vg_store_close(f->s);
+	f->cfg.storage_sync_interval_s = 0.3;
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
+	vg_store_get_stats(f->s, &st);
+	syncs0 = st.backend_syncs;
+	write_minute(f->s, NSERIES, NB);
+	for (int k = 0; k < 200 && journal_segments(f->dir); k++)
+		usleep(50 * 1000);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(journal_segments(f->dir), 0);
+	assert_true(st.backend_syncs - syncs0 >= 1);
+	if (g_rrdcached) {
+		assert_int_equal(vg_store_daemons(f->s, dm, 1), 1);
+		assert_int_equal(dm[0].pending, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -750,6 +856,7 @@ int main(void)
 		cmocka_unit_test(test_cf_parse),
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test_setup_teardown(test_write_through_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_write_through_sync_interval, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("files", tests, NULL, NULL);
 
