@@ -273,9 +273,17 @@ static int marks(const struct vg_config *cfg, const char *release, FILE *out, FI
 		return 1;
 	}
 	if (release) {
-		if (!(rc = vg_registry_marks_release(reg, release, &n)))
+		if (!(rc = vg_registry_marks_release(reg, release, &n))) {
 			fprintf(out, "released %llu holding mark(s) of %s\n",
 				(unsigned long long)n, release);
+			/* a typo'd node name must not pass for a release; a
+			 * second release of one node stays a success */
+			if (!n)
+				fprintf(errf, "vigie-collector storage marks: no holding mark "
+					      "of '%s' (node names are case-sensitive; "
+					      "'storage marks' lists the holders)\n",
+					release);
+		}
 	} else {
 		fprintf(out, "host\tholder\ttime limit\n");
 		if (!(rc = vg_registry_marks(reg, mark_line, &m)))

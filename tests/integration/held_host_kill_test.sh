@@ -178,6 +178,10 @@ check "storage marks lists the mark" grep -q "gone-host.*gone-node" <<<"$out"
 out=$("$BIN/vigie-collector" --config "$TMP/c$S.conf" storage marks release gone-node 2>&1)
 eq "storage marks release deletes it" "$out" "released 1 holding mark(s) of gone-node"
 eq "no mark is left" "$(sql "SELECT count(*) FROM vigie_registry.held")" 0
+out=$("$BIN/vigie-collector" --config "$TMP/c$S.conf" storage marks release Gone-node 2>"$TMP/rel.err")
+eq "a release matching no mark says released 0 ..." "$out" "released 0 holding mark(s) of Gone-node"
+check "... and says on stderr that the node holds none" \
+  grep -q "no holding mark of 'Gone-node'" "$TMP/rel.err"
 stop_shared
 
 # ---- every series: one point per poll ----
