@@ -36,13 +36,13 @@
 #include <time.h>
 
 #include <cmocka.h>
-#include <dirent.h>
 
 #include "vigie/batch.h"
 #include "vigie/config.h"
 #include "vigie/store.h"
 #include "collector/backend.h"
 #include "rrdcached_backend_fixture.h"
+#include "../support/proc_stall.h"
 #include "../support/store_series.h"
 #include "../support/tmpdir.h"
 
@@ -68,43 +68,6 @@ static int teardown(void **state)
 	hbf_close(h);
 	free(h);
 	return 0;
-}
-
-/* SIGSTOP the daemon and wait until every thread of it is stopped: the
- * signal stops the threads one after the other, and on a loaded machine a
- * thread woken by a command could still answer it meanwhile. 0 or -1. */
-static int stall(pid_t pid)
-{
-	char dir[64], path[400], buf[512];
-
-	if (kill(pid, SIGSTOP))
-		return -1;
-	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-	for (int i = 0; i < 1000; i++) {
-		DIR *d = opendir(dir);
-		struct dirent *e;
-		int all = d != NULL;
-		while (d && (e = readdir(d))) {
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
-			FILE *fp = fopen(path, "r");
-			size_t n = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
-			if (fp)
-				fclose(fp);
-			buf[n] = '\0';
-			char *st = strrchr(buf, ')'); /* "pid (comm) S ..." */
-			if (!st || st[1] != ' ' || (st[2] != 'T' && st[2] != 't'))
-				all = 0;
-		}
-		if (d)
-			closedir(d);
-		if (all)
-			return 0;
-		struct timespec ts = {0, 5 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
-	return -1;
 }
 
 /* The store's open once the daemon answers again: its last update, else
@@ -160,7 +123,7 @@ static void test_create_cut_short_waits_and_is_redone(void **state)
 	assert_int_equal(h->be->ops->locate(h->be, VG_RT_HOST, "fresh", "load.1", &loc), 0);
 	/* read on a connection the backend then keeps idle */
 	assert_int_equal(h->be->ops->last_ms(h->be, &loc, &last, VG_RRD_RECEIVER), -ENOENT);
-	assert_int_equal(stall(h->d.pid), 0);
+	assert_int_equal(vg_test_stall(h->d.pid), 0);
 	int rc = h->be->ops->create(h->be, &loc, VG_KIND_GAUGE, MS(T0), &h->lay, msg,
 				    sizeof(msg), VG_RRD_RECEIVER);
 	assert_int_equal(kill(h->d.pid, SIGCONT), 0);
@@ -192,7 +155,7 @@ static void test_last_update_on_held_connection_waits(void **state)
 	assert_int_equal(h->be->ops->locate(h->be, VG_RT_HOST, "old", "load.1", &a), 0);
 	assert_int_equal(h->be->ops->locate(h->be, VG_RT_HOST, "new", "load.1", &b), 0);
 	assert_int_equal(open_again(h, &a, &last), 0); /* leaves a client idle */
-	assert_int_equal(stall(h->d.pid), 0);
+	assert_int_equal(vg_test_stall(h->d.pid), 0);
 	int rc = h->be->ops->last_ms(h->be, &b, &last, VG_RRD_RECEIVER);
 	assert_int_equal(kill(h->d.pid, SIGCONT), 0);
 	assert_int_equal(rc, -EHOSTUNREACH);
@@ -209,7 +172,7 @@ static pid_t stall_at_create;
 void vg_rrd_rrdcached_test_before_create(const char *path)
 {
 	if (stall_at_create > 0 && !strcmp(path, "host/node3/load.1.rrd")) {
-		assert_int_equal(stall(stall_at_create), 0);
+		assert_int_equal(vg_test_stall(stall_at_create), 0);
 		stall_at_create = 0;
 	}
 }

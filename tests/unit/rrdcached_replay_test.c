@@ -55,6 +55,7 @@
 #include "collector/backend.h"
 #include "vigie/rrdcached.h"
 #include "rrdcached_backend_fixture.h"
+#include "../support/proc_stall.h"
 
 #define T0 1699999980LL /* a minute boundary */
 #define MS(s) ((int64_t)(s)*1000)
@@ -630,41 +631,6 @@ static void test_values_found_written_after_another_wrote(void **state)
 	b->ops->close(b);
 }
 
-/* SIGSTOP the daemon and wait until every thread of it is stopped (as
- * rrdcached_open_stall_test does: a thread woken by a command could
- * still answer it meanwhile). */
-static void stall(pid_t pid)
-{
-	char dir[64], path[400], buf[512];
-
-	assert_int_equal(kill(pid, SIGSTOP), 0);
-	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
-	for (int i = 0; i < 1000; i++) {
-		DIR *d = opendir(dir);
-		struct dirent *e;
-		int all = d != NULL;
-		while (d && (e = readdir(d))) {
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
-			FILE *fp = fopen(path, "r");
-			size_t n = fp ? fread(buf, 1, sizeof(buf) - 1, fp) : 0;
-			if (fp)
-				fclose(fp);
-			buf[n] = '\0';
-			char *st = strrchr(buf, ')'); /* "pid (comm) S ..." */
-			if (!st || st[1] != ' ' || (st[2] != 'T' && st[2] != 't'))
-				all = 0;
-		}
-		if (d)
-			closedir(d);
-		if (all)
-			return;
-		usleep(5 * 1000);
-	}
-	fail_msg("rrdcached %d did not stop", (int)pid);
-}
-
 /* A failure that was no restart: the daemon stalls (SIGSTOP) under A's
  * write-through of another series, which times out and breaks A's
  * connection; A's minute 5 of the file stays in the daemon's cache. The
@@ -701,7 +667,7 @@ static void test_stall_then_another_collector_nothing_lost(void **state)
 	assert_int_equal(res.written, 1);
 
 	/* A's write-through of the other series waits on a stopped daemon */
-	stall(f->h.d.pid);
+	assert_int_equal(vg_test_stall(f->h.d.pid), 0); /* every thread stopped */
 	v[0] = (struct vg_rrd_value){MS(T0 + 60), val(1)};
 	memset(&it, 0, sizeof(it));
 	it.loc = &other;
