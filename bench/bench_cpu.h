@@ -31,24 +31,35 @@ static inline double bench_self_cpu_s(void)
 
 /* utime + stime of process pid in seconds, and its state letter into
  * *state when state is not NULL; -1 if pid <= 0 or the process is gone. */
-static inline double bench_proc_cpu_s(long pid, char *state)
+/* /proc/<pid>/stat read into buf: a pointer to the fields after the
+ * command name's ")" (state, the third field, first), or NULL if pid <= 0
+ * or the process is gone. */
+static inline const char *bench_proc_stat(long pid, char *buf, size_t len)
 {
-	char path[64], buf[1024], *p, s;
-	unsigned long ut, st;
+	char path[64], *p;
 	FILE *f;
 	size_t n;
 
 	if (pid <= 0)
-		return -1;
+		return NULL;
 	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
 	if (!(f = fopen(path, "r")))
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
+		return NULL;
+	n = fread(buf, 1, len - 1, f);
 	fclose(f);
 	buf[n] = '\0';
-	/* fields after the command name's ")": state(3) ... utime(14) stime(15) */
-	if (!(p = strrchr(buf, ')')) ||
-	    sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+	return (p = strrchr(buf, ')')) && p[1] == ' ' ? p + 2 : NULL;
+}
+
+static inline double bench_proc_cpu_s(long pid, char *state)
+{
+	char buf[1024], s;
+	const char *p;
+	unsigned long ut, st;
+
+	/* state(3) ... utime(14) stime(15) */
+	if (!(p = bench_proc_stat(pid, buf, sizeof(buf))) ||
+	    sscanf(p, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
 		   &s, &ut, &st) != 3)
 		return -1;
 	if (state)
@@ -73,23 +84,15 @@ static inline double bench_proc_cpu_or0(long pid)
  * counted twice. -1 if pid <= 0 or the process is gone. */
 static inline double bench_tree_cpu_s(long pid)
 {
-	char path[96], buf[1024], *p;
+	char path[96], buf[1024];
+	const char *p;
 	unsigned long ut, st;
 	long cut, cst;
 	double t;
 	FILE *f;
-	size_t n;
 
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	if (!(f = fopen(path, "r")))
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	if (!(p = strrchr(buf, ')')) ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld",
+	if (!(p = bench_proc_stat(pid, buf, sizeof(buf))) ||
+	    sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %ld %ld",
 		   &ut, &st, &cut, &cst) != 4)
 		return -1;
 	t = (double)(ut + st + (unsigned long)cut + (unsigned long)cst) /
