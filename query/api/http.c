@@ -28,7 +28,10 @@
  * nothing to write; one more thread per server (stream_prober) looks at
  * the parked connections' sockets each VG_HTTP_STREAM_PROBE_MS and ends
  * the streams whose client left, so a departed client gives back what its
- * stream holds within about a second, not at a write that fails.
+ * stream holds within about a second, not at a write that fails. While
+ * the server has no stream the prober sleeps on a condition variable
+ * that the first stream signals: a server nobody streams from has no
+ * thread waking every second.
  *
  * Invariants: every response we send is JSON unless a handler chose
  * another content type; a request body is never buffered beyond its
@@ -201,15 +204,17 @@ void vg_http_resp_release(struct vg_http_resp *r)
 
 struct vg_http_server {
 	struct MHD_Daemon *d;
-	pthread_mutex_t streams_lock; /* guards streams */
+	pthread_mutex_t streams_lock; /* guards streams, prober_stop */
 	struct vg_http_stream *streams;
 	int stopping; /* __atomic */
-	/* the prober of parked streams (stream_prober) */
+	/* the prober of parked streams (stream_prober): it waits on
+	 * prober_cond under streams_lock, signalled by the first stream
+	 * added to an empty list and by prober_stop */
 	pthread_t prober;
 	int prober_started;
-	pthread_mutex_t prober_lock; /* guards prober_stop */
 	pthread_cond_t prober_cond;
 	int prober_stop;
+	uint64_t stream_probes; /* rounds of probe_streams, __atomic */
 	struct vg_http_options o;
 	uint16_t port;
 	uint64_t mhd_log_count;
@@ -344,10 +349,11 @@ static void stream_free_cb(void *cls)
  * and their release_fn frees what they hold (an alarm stream's place).
  * The socket is looked at under the stream's lock while it is suspended:
  * only a wake-up (under that lock) resumes a suspended connection, and
- * libmicrohttpd closes no suspended connection, so the fd is its own. */
+ * libmicrohttpd closes no suspended connection, so the fd is its own.
+ * Under streams_lock. */
 static void probe_streams(struct vg_http_server *s)
 {
-	pthread_mutex_lock(&s->streams_lock);
+	__atomic_add_fetch(&s->stream_probes, 1, __ATOMIC_RELAXED);
 	for (struct vg_http_stream *st = s->streams; st; st = st->next) {
 		pthread_mutex_lock(&st->lock);
 		if (st->suspended && peer_gone(st->fd)) {
@@ -357,16 +363,21 @@ static void probe_streams(struct vg_http_server *s)
 		}
 		pthread_mutex_unlock(&st->lock);
 	}
-	pthread_mutex_unlock(&s->streams_lock);
 }
 
+/* Probe each VG_HTTP_STREAM_PROBE_MS while there are streams; with none,
+ * sleep until send_resp adds the first (or the server stops). */
 static void *stream_prober(void *arg)
 {
 	struct vg_http_server *s = arg;
 	struct timespec ts;
 
-	pthread_mutex_lock(&s->prober_lock);
+	pthread_mutex_lock(&s->streams_lock);
 	while (!s->prober_stop) {
+		if (!s->streams) {
+			pthread_cond_wait(&s->prober_cond, &s->streams_lock);
+			continue;
+		}
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += VG_HTTP_STREAM_PROBE_MS / 1000;
 		ts.tv_nsec += (VG_HTTP_STREAM_PROBE_MS % 1000) * 1000000L;
@@ -374,14 +385,16 @@ static void *stream_prober(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_cond_timedwait(&s->prober_cond, &s->prober_lock, &ts);
-		if (s->prober_stop)
-			break;
-		pthread_mutex_unlock(&s->prober_lock);
-		probe_streams(s);
-		pthread_mutex_lock(&s->prober_lock);
+		/* the whole interval: a signal for a first stream (the list
+		 * emptied and filled again meanwhile) does not probe sooner */
+		while (!s->prober_stop &&
+		       pthread_cond_timedwait(&s->prober_cond, &s->streams_lock, &ts) !=
+			       ETIMEDOUT)
+			;
+		if (!s->prober_stop && s->streams)
+			probe_streams(s);
 	}
-	pthread_mutex_unlock(&s->prober_lock);
+	pthread_mutex_unlock(&s->streams_lock);
 	return NULL;
 }
 
@@ -390,14 +403,12 @@ static int prober_start(struct vg_http_server *s)
 {
 	pthread_condattr_t ca;
 
-	pthread_mutex_init(&s->prober_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->prober_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	if (pthread_create(&s->prober, NULL, stream_prober, s)) {
 		pthread_cond_destroy(&s->prober_cond);
-		pthread_mutex_destroy(&s->prober_lock);
 		return -EAGAIN;
 	}
 	s->prober_started = 1;
@@ -408,13 +419,12 @@ static void prober_stop(struct vg_http_server *s)
 {
 	if (!s->prober_started)
 		return;
-	pthread_mutex_lock(&s->prober_lock);
+	pthread_mutex_lock(&s->streams_lock);
 	s->prober_stop = 1;
 	pthread_cond_signal(&s->prober_cond);
-	pthread_mutex_unlock(&s->prober_lock);
+	pthread_mutex_unlock(&s->streams_lock);
 	pthread_join(s->prober, NULL);
 	pthread_cond_destroy(&s->prober_cond);
-	pthread_mutex_destroy(&s->prober_lock);
 	s->prober_started = 0;
 }
 
@@ -543,6 +553,8 @@ static enum MHD_Result send_resp(struct vg_http_server *s,
 		hs->next = s->streams;
 		if (s->streams)
 			s->streams->prev = hs;
+		else /* the prober sleeps while there is no stream */
+			pthread_cond_signal(&s->prober_cond);
 		s->streams = hs;
 		pthread_mutex_unlock(&s->streams_lock);
 		mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
@@ -916,6 +928,7 @@ void vg_http_get_stats(const struct vg_http_server *s,
 	for (int i = 0; i < 6; i++)
 		out->responses[i] = __atomic_load_n(&s->responses[i],
 						    __ATOMIC_RELAXED);
+	out->stream_probes = __atomic_load_n(&s->stream_probes, __ATOMIC_RELAXED);
 	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 	if (di)
 		out->connections = di->num_connections;

@@ -199,7 +199,8 @@ int vg_http_reply_stream(struct vg_http_resp *r, int status,
  * whose read_fn answered 0) for a client that left: such a stream ends,
  * and its release_fn runs, within about this long of its client closing
  * the connection, without waiting for bytes to write. A stream that is
- * writing ends at its next read_fn call instead (checked before it). */
+ * writing ends at its next read_fn call instead (checked before it).
+ * While the server has no streamed reply, nothing wakes at this rate. */
 #define VG_HTTP_STREAM_PROBE_MS 1000
 
 /* New bytes may be ready: resume the parked connection. Thread-safe; call
@@ -284,6 +285,9 @@ struct vg_http_options {
 struct vg_http_stats {
 	uint64_t connections;  /* open now */
 	uint64_t responses[6]; /* sent, by status class: [2] 2xx .. [5] 5xx */
+	/* rounds of the stream prober: none while the server has no
+	 * streamed reply */
+	uint64_t stream_probes;
 };
 void vg_http_get_stats(const struct vg_http_server *s,
 		       struct vg_http_stats *out);

@@ -1078,6 +1078,55 @@ static void test_stream_departed_client(void **state)
 	close(stay);
 }
 
+/* Wait until the server's prober made at least want rounds: 1, or 0 if
+ * not after VG_TEST_HANG_S (a prober that never wakes: no timing bound). */
+static int probed(struct vg_http_server *s, uint64_t want)
+{
+	struct vg_http_stats st;
+
+	for (int i = 0; i < VG_TEST_HANG_S * 50; i++) {
+		vg_http_get_stats(s, &st);
+		if (st.stream_probes >= want)
+			return 1;
+		usleep(20 * 1000);
+	}
+	return 0;
+}
+
+/* The prober wakes only while a streamed reply exists: a server nobody
+ * streams from has no thread waking each second (it used to probe an
+ * empty list every VG_HTTP_STREAM_PROBE_MS for the server's life). The
+ * first stream wakes it, a departed client's stream is still freed, and
+ * it sleeps again once the last stream is gone. No count depends on the
+ * machine's speed: with no stream there is no round at all, and after
+ * the last stream's release at most the one round that may already have
+ * found it in the list. */
+static void test_stream_prober_sleeps(void **state)
+{
+	struct vg_http_server *s = start_test_server(1);
+	struct vg_http_stats st;
+	uint64_t after_release;
+	int fd;
+
+	(void)state;
+	__atomic_store_n(&g_streams_released, 0, __ATOMIC_RELEASE);
+	usleep(3 * VG_HTTP_STREAM_PROBE_MS * 1000);
+	vg_http_get_stats(s, &st);
+	assert_int_equal(st.stream_probes, 0);
+
+	fd = open_stream(vg_http_port(s));
+	assert_true(probed(s, 2)); /* the stream woke it; it goes on */
+	close(fd);
+	assert_true(released(1));
+	vg_http_get_stats(s, &st);
+	after_release = st.stream_probes;
+
+	usleep(3 * VG_HTTP_STREAM_PROBE_MS * 1000);
+	vg_http_get_stats(s, &st);
+	assert_true(st.stream_probes <= after_release + 1);
+	vg_http_stop(s);
+}
+
 static void test_server_bad_listen(void **state)
 {
 	struct vg_http_options o = {
@@ -1234,6 +1283,7 @@ int main(void)
 		cmocka_unit_test(test_server_limits),
 		cmocka_unit_test(test_server_concurrent),
 		cmocka_unit_test(test_stream_departed_client),
+		cmocka_unit_test(test_stream_prober_sleeps),
 		cmocka_unit_test(test_server_bad_listen),
 		cmocka_unit_test(test_server_all_addresses),
 		cmocka_unit_test(test_rejected_logged),
