@@ -22,6 +22,7 @@
  * ';' after a space, a UTF-8 BOM, CRLF line ends. The CLI's cli.conf is
  * read by the same vg_ini_parse.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -412,11 +413,63 @@ static const char *check_value(const struct key *k, const char *v)
 	return NULL;
 }
 
+/* The collector a checked nanomsg address names, written to key (size
+ * bytes) so that two spellings of one collector give one key: the host
+ * name without case (DNS names have none), an IP literal in its one
+ * inet_ntop form ("[0:0::1]" is "[::1]"), the port as a number ("01" is
+ * "1"). The local interface of "tcp://iface;host:port" and everything of
+ * ipc:// and inproc:// (file paths, names) are compared as written. */
+static void url_key(const char *v, char *key, size_t size)
+{
+	const char *rest, *host, *colon, *end, *semi;
+	char h[256], a[INET6_ADDRSTRLEN];
+	unsigned char bin[sizeof(struct in6_addr)];
+	size_t hl;
+
+	if (strncmp(v, "tcp://", 6) && strncmp(v, "ws://", 5)) {
+		snprintf(key, size, "%.255s", v);
+		return;
+	}
+	rest = strstr(v, "://") + 3;
+	end = v[0] == 'w' ? rest + strcspn(rest, "/") : rest + strlen(rest);
+	colon = NULL;
+	for (const char *q = rest; q < end; q++)
+		if (*q == ':')
+			colon = q;
+	semi = memchr(rest, ';', (size_t)(colon - rest));
+	host = semi ? semi + 1 : rest;
+	hl = (size_t)(colon - host);
+	if (hl >= sizeof(h))
+		hl = sizeof(h) - 1;
+	for (size_t i = 0; i < hl; i++)
+		h[i] = (char)tolower((unsigned char)host[i]);
+	h[hl] = '\0';
+	if (inet_pton(AF_INET, h, bin) == 1 && inet_ntop(AF_INET, bin, a, sizeof(a)))
+		snprintf(h, sizeof(h), "%s", a);
+	else if (hl > 2 && h[0] == '[' && h[hl - 1] == ']') {
+		h[hl - 1] = '\0';
+		if (inet_pton(AF_INET6, h + 1, bin) == 1 &&
+		    inet_ntop(AF_INET6, bin, a, sizeof(a)))
+			snprintf(h, sizeof(h), "[%s]", a);
+		else
+			h[hl - 1] = ']';
+	}
+	snprintf(key, size, "%.*s%s:%lu%s", (int)(host - v), v, h,
+		 strtoul(colon + 1, NULL, 10), end);
+}
+
+/* Why the last parse_urls refused a list naming one collector twice (the
+ * two spellings); configuration is read by one thread, but each its own. */
+static _Thread_local char g_dup_why[2 * 256 + 128];
+
 /* [agent] collector(s): "URL[, URL...]", at most max addresses, each
- * once; *c is changed only if the whole list is good. */
+ * once (url_key: "tcp://A:01" is "tcp://a:1"); *c is changed only if the
+ * whole list is good. -EEXIST (g_dup_why says which) for a collector
+ * named twice, -EINVAL for another fault. */
 static int parse_urls(struct vg_config *c, const char *v, size_t max)
 {
 	char list[VG_MAX_COLLECTORS][sizeof(c->agent_collectors[0])];
+	char ukeys[VG_MAX_COLLECTORS][sizeof(c->agent_collectors[0]) + 64];
 	size_t n = 0;
 
 	for (const char *p = v;; p++) {
@@ -432,9 +485,15 @@ static int parse_urls(struct vg_config *c, const char *v, size_t max)
 		list[n][len] = '\0';
 		if (check_nn_url(list[n]))
 			return -EINVAL;
+		url_key(list[n], ukeys[n], sizeof(ukeys[n]));
 		for (size_t i = 0; i < n; i++)
-			if (!strcmp(list[i], list[n]))
-				return -EINVAL;
+			if (!strcmp(ukeys[i], ukeys[n])) {
+				snprintf(g_dup_why, sizeof(g_dup_why),
+					 "names one collector twice: '%.255s' is '%.255s' (host "
+					 "names compare without case, ports as numbers)",
+					 list[i], list[n]);
+				return -EEXIST;
+			}
 		n++;
 		if (!end)
 			break;
@@ -659,8 +718,13 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 		memcpy(c->alarms_exec[c->alarms_nexec++], value, n + 1);
 		return 0;
 	}
-	case K_URLS:
-		if (parse_urls(c, value, (size_t)k->max)) {
+	case K_URLS: {
+		int rc = parse_urls(c, value, (size_t)k->max);
+		if (rc == -EEXIST) {
+			*why = g_dup_why;
+			return -EINVAL;
+		}
+		if (rc) {
 			*why = k->max == 1 ? "must be one nanomsg address, tcp://HOST:PORT "
 					     "(several: use collectors)"
 					   : "must be 1 to 16 nanomsg addresses (tcp://HOST:PORT) "
@@ -668,6 +732,7 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 			return -EINVAL;
 		}
 		return 0;
+	}
 	case K_ARCHIVES:
 		if (vg_config_parse_archives(value, c->archives, VG_MAX_ARCHIVES, &c->narchives)) {
 			*why = "must be RES:RETENTION[,RES:RETENTION...] from fine to coarse, e.g. 1m:15d,5m:63d,1h:455d";

@@ -204,6 +204,27 @@ static void test_collectors(void **state)
 	assert_int_equal(c.agent_ncollectors, 1);
 	assert_string_equal(c.agent_collectors[0], "tcp://c9:7470");
 	expect_error("[agent]\ncollectors = tcp://a:1, tcp://a:1\n", "x.conf:2: [agent] collectors");
+	/* one collector spelt twice is refused, saying which: two sockets
+	 * to it would make it primary and secondary of the same hosts */
+	expect_error("[agent]\ncollectors = tcp://a:01, tcp://a:1\n",
+		     "x.conf:2: [agent] collectors: 'tcp://a:01, tcp://a:1' names one collector "
+		     "twice: 'tcp://a:01' is 'tcp://a:1'");
+	expect_error("[agent]\ncollectors = tcp://Coll-A.Example:7470,tcp://b:1,tcp://coll-a.example:7470\n",
+		     "'tcp://Coll-A.Example:7470' is 'tcp://coll-a.example:7470'");
+	expect_error("[agent]\ncollectors = tcp://[::1]:7470, tcp://[0:0::1]:07470\n",
+		     "names one collector twice");
+	expect_error("[agent]\ncollectors = ws://A:80/x, ws://a:80/x\n", "names one collector twice");
+	expect_error("[agent]\ncollectors = tcp://eth0;A:1, tcp://eth0;a:1\n",
+		     "names one collector twice");
+	/* ... but different ports, paths, interfaces or sockets are not one */
+	assert_int_equal(vg_config_load_string(&c,
+					       "[agent]\ncollectors = tcp://a:1, tcp://a:2, ws://a:1/x, "
+					       "ws://a:1/X, tcp://eth0;a:1, tcp://eth1;a:1, "
+					       "ipc:///tmp/A, ipc:///tmp/a, tcp://[::1]:1, tcp://[::2]:1\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.agent_ncollectors, 10);
+	assert_string_equal(c.agent_collectors[1], "tcp://a:2"); /* as written */
 	expect_error("[agent]\ncollector = tcp://a:1, tcp://b:1\n", "use collectors");
 	expect_error("[agent]\ncollectors = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\n",
 		     "1 to 16");
