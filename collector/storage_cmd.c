@@ -267,6 +267,15 @@ static int marks(const struct vg_config *cfg, const char *release, FILE *out, FI
 	char err[512];
 	int rc;
 
+	/* marks are rows of the shared state: a collector on its own sqlite
+	 * state has none, and an empty list would look like "nothing held" */
+	if (!cfg->state_url[0]) {
+		fprintf(errf, "vigie-collector storage marks: holding marks exist only in a "
+			      "PostgreSQL [state] url (collectors sharing rrdcached daemons); "
+			      "this collector's state is sqlite in %s, which has none\n",
+			cfg->collector_data_dir);
+		return 1;
+	}
 	if ((rc = vg_registry_open_state(cfg->collector_data_dir, cfg->state_url, &reg, err,
 					 sizeof(err)))) {
 		fprintf(errf, "vigie-collector storage marks: %s\n", err);

@@ -6,7 +6,9 @@
 # exits 0; on the rrdcached backend, whose files are the daemons', it says
 # on standard output that the collector cannot tell their bytes instead of
 # printing an errno on standard error. `storage SUB --help` prints the
-# usage on standard output and exits 0 for each subcommand. Times come from the
+# usage on standard output and exits 0 for each subcommand. `storage marks`
+# on sqlite state (no [state] url) exits 1 saying that marks need
+# PostgreSQL, instead of listing none. Times come from the
 # agent's synthetic clock.
 . "$(dirname "$0")/lib.sh"
 
@@ -34,6 +36,16 @@ check "collector starts (files backend)" start_api_collector collector --config 
 run_agent agent
 eq "the agent delivered its polls" "$?" 0
 stop_pid "$COLLECTOR_PID"
+# holding marks live in a PostgreSQL [state] url: on sqlite state the
+# command says so and fails instead of listing "0 holding mark(s)"
+for m in "" "release c2"; do
+  "$BIN/vigie-collector" --config "$TMP/vigie.conf" --data-dir "$DATA" storage marks $m \
+    >"$TMP/m.out" 2>"$TMP/m.err"
+  eq "storage marks${m:+ $m} on sqlite state exits 1" "$?" 1
+  check "... says on standard error that marks need a PostgreSQL [state] url" \
+    grep -q "holding marks exist only in a PostgreSQL \[state\] url" "$TMP/m.err"
+  check "... and lists nothing" bash -c "[[ ! -s '$TMP/m.out' ]]"
+done
 stats >"$TMP/s1.out" 2>"$TMP/s1.err"
 eq "storage stats exits 0" "$?" 0
 diag "$(cat "$TMP/s1.out" "$TMP/s1.err")"
