@@ -17,7 +17,10 @@
  * transitions pushes out its own oldest events, never another project's
  * (the rings share one bound, `total`, for memory: past it the project
  * holding the most events loses its oldest, the publishing project on a
- * tie, so a project is never evicted for a project holding fewer). An
+ * tie, so a project is never evicted for a project holding fewer; the
+ * hub keeps its projects in lists by how many events each holds, so that
+ * choice is one look, not a scan of every project the collector has
+ * seen, which it used to be at every event past the bound). An
  * administrator's stream sees every project and numbers events in the
  * hub's order (its own id sequence, one per event of any project); its
  * "lost" counts events of any project that left their ring. It finds its
@@ -66,7 +69,9 @@
  * [next_seq - count, next_seq), all >= first_seq, in increasing hub ids;
  * every hub id below next_gseq was published and is either held by
  * exactly one ring or gone; count <= capacity per project and the sum of
- * counts <= total; the index holds, in increasing hub ids, an entry for
+ * counts <= total; a project holding n > 0 events is in by_count[n], one
+ * holding none in no list, and max_count is the highest n whose list is
+ * not empty (0: none); the index holds, in increasing hub ids, an entry for
  * every event held (and some of events gone); a project entry lives
  * until the hub is freed (its sequence must not restart within a run); a
  * subscriber's cursor is below the next id of its sequence; wake
@@ -103,6 +108,8 @@ struct project {
 	size_t alloc, count, head; /* head = index of the oldest */
 	uint64_t next_seq;         /* the project's id of its next event */
 	size_t subs;               /* its streams (VG_ALARM_HUB_PER_PROJECT) */
+	/* its place in by_count[count] (in no list while count is 0) */
+	struct project *cnt_prev, *cnt_next;
 };
 
 struct vg_alarm_sub {
@@ -135,6 +142,10 @@ struct vg_alarm_hub {
 	uint64_t next_gseq; /* the hub's id of the next event */
 	struct project *buckets[NBUCKETS];
 	struct project *all;
+	/* by_count[n] (n = 1..cap): the projects holding n events; the one
+	 * to lose an event past total_cap is in by_count[max_count] */
+	struct project **by_count;
+	size_t max_count;
 	struct vg_alarm_sub *subs;
 	/* every event in hub-id order (an administrator's next event is a
 	 * binary search, not a look into every project's ring); entries of
@@ -166,6 +177,10 @@ int vg_alarm_hub_new(size_t capacity, size_t total, struct vg_alarm_hub **out)
 	h->total_cap = total ? total : h->cap * VG_ALARM_HUB_TOTAL_FACTOR;
 	if (h->total_cap < h->cap)
 		h->total_cap = h->cap;
+	if (!(h->by_count = calloc(h->cap + 1, sizeof(*h->by_count)))) {
+		free(h);
+		return -ENOMEM;
+	}
 	h->first_seq = vg_alarm_hub_seed_id();
 	h->next_gseq = h->first_seq;
 	pthread_mutex_init(&h->lock, NULL);
@@ -200,6 +215,7 @@ void vg_alarm_hub_free(struct vg_alarm_hub *h)
 		free(p);
 	}
 	free(h->gidx);
+	free(h->by_count);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -238,12 +254,38 @@ static struct project *project_get(struct vg_alarm_hub *h, const char *name,
 	return p;
 }
 
+/* p now holds n events: move it to by_count[n] and keep max_count. A
+ * count moves by one, so max_count moves at most one step. Under the lock. */
+static void count_set(struct vg_alarm_hub *h, struct project *p, size_t n)
+{
+	if (p->count) {
+		if (p->cnt_prev)
+			p->cnt_prev->cnt_next = p->cnt_next;
+		else
+			h->by_count[p->count] = p->cnt_next;
+		if (p->cnt_next)
+			p->cnt_next->cnt_prev = p->cnt_prev;
+	}
+	p->cnt_prev = p->cnt_next = NULL;
+	if (n) {
+		p->cnt_next = h->by_count[n];
+		if (p->cnt_next)
+			p->cnt_next->cnt_prev = p;
+		h->by_count[n] = p;
+	}
+	p->count = n;
+	if (n > h->max_count)
+		h->max_count = n;
+	while (h->max_count && !h->by_count[h->max_count])
+		h->max_count--;
+}
+
 /* Drop the project's oldest event. */
 static void evict_oldest(struct vg_alarm_hub *h, struct project *p)
 {
 	free(p->ring[p->head].text);
 	p->head = (p->head + 1) % p->alloc;
-	p->count--;
+	count_set(h, p, p->count - 1);
 	h->total--;
 	h->st.evicted++;
 	if (!p->count)
@@ -261,10 +303,9 @@ static int ring_room(struct vg_alarm_hub *h, struct project *p)
 	else if (h->total >= h->total_cap) {
 		/* the project holding the most loses its oldest; the
 		 * publisher on a tie, so a burst evicts its own first */
-		struct project *v = p;
-		for (struct project *q = h->all; q; q = q->all_next)
-			if (q->count > v->count)
-				v = q;
+		struct project *v =
+			p->count == h->max_count ? p : h->by_count[h->max_count];
+		h->st.evict_looked++;
 		evict_oldest(h, v);
 	}
 	if (p->count < p->alloc)
@@ -338,7 +379,7 @@ int vg_alarm_hub_publish(struct vg_alarm_hub *h, const char *project,
 	ev.seq = p->next_seq++;
 	ev.gseq = h->next_gseq++;
 	p->ring[(p->head + p->count) % p->alloc] = ev;
-	p->count++;
+	count_set(h, p, p->count + 1);
 	h->gidx[h->gcount++] = (struct gentry){.gseq = ev.gseq, .seq = ev.seq, .p = p};
 	h->total++;
 	h->st.published++;

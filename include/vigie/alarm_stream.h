@@ -115,6 +115,10 @@ struct vg_alarm_hub_stats {
 	uint64_t evicted; /* events that left a ring (its bound or the total) */
 	uint64_t held;    /* events kept now over every project */
 	uint64_t refused; /* subscriptions over VG_ALARM_HUB_PER_PROJECT */
+	/* projects looked at to choose which one loses an event past the
+	 * bound over every ring: one per such eviction, however many
+	 * projects the hub has seen (the work of a publish, for tests) */
+	uint64_t evict_looked;
 };
 void vg_alarm_hub_get_stats(struct vg_alarm_hub *h, struct vg_alarm_hub_stats *out);
 

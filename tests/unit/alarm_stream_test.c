@@ -327,6 +327,57 @@ static void test_total_bound_evicts_the_biggest(void **state)
 	vg_alarm_hub_free(h);
 }
 
+/* Past the bound over every ring, choosing the project that loses an
+ * event is one look, however many projects the hub has seen: it used to
+ * compare every project ever seen (their entries are never freed) at
+ * every event published while the rings were full, so a collector that
+ * had seen 10,000 projects did 10,000 comparisons per alarm transition.
+ * The same choice as test_total_bound_evicts_the_biggest, among 10,000
+ * idle projects: b (the most) gives one to c, then c evicts its own. */
+static void test_total_bound_choice_is_one_look(void **state)
+{
+	struct vg_alarm_hub *h;
+	struct vg_alarm_sub *a, *b, *c, *idle;
+	struct vg_alarm_hub_stats st;
+	char buf[16384], name[32];
+	uint64_t ids[16];
+
+	(void)state;
+	assert_int_equal(vg_alarm_hub_new(4, 8, &h), 0);
+	for (int i = 0; i < 10000; i++) { /* each leaves its project entry */
+		snprintf(name, sizeof(name), "idle-%d", i);
+		assert_int_equal(vg_alarm_hub_subscribe(h, name, 0, NULL, NULL, 0, &idle), 0);
+		vg_alarm_hub_unsubscribe(idle);
+	}
+	assert_int_equal(vg_alarm_hub_subscribe(h, "a", 0, NULL, NULL, 0, &a), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, "b", 0, NULL, NULL, 0, &b), 0);
+	assert_int_equal(vg_alarm_hub_subscribe(h, "c", 0, NULL, NULL, 0, &c), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(vg_alarm_hub_publish(h, "a", "alarm", "{}"), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(vg_alarm_hub_publish(h, "b", "alarm", "{}"), 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(vg_alarm_hub_publish(h, "c", "alarm", "{}"), 0);
+	vg_alarm_hub_get_stats(h, &st);
+	assert_int_equal(st.held, 8);
+	assert_int_equal(st.evicted, 98); /* all past the bound over the rings */
+	assert_int_equal(st.evict_looked, 98);
+
+	drain(a, buf, sizeof(buf));
+	assert_null(strstr(buf, "event: lost"));
+	assert_int_equal(ids_of(buf, ids, 16), 2);
+	drain(b, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "event: lost\ndata: {\"missed\":1}\n"));
+	assert_int_equal(ids_of(buf, ids, 16), 3);
+	drain(c, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "event: lost\ndata: {\"missed\":97}\n"));
+	assert_int_equal(ids_of(buf, ids, 16), 3);
+	vg_alarm_hub_unsubscribe(a);
+	vg_alarm_hub_unsubscribe(b);
+	vg_alarm_hub_unsubscribe(c);
+	vg_alarm_hub_free(h);
+}
+
 /* The "g" of each event in text (data {"g":N}) into gs, its id into ids,
  * and the sum of the "missed" counts into *missed; returns the count. */
 static size_t events_of(const char *text, uint64_t *ids, uint64_t *gs,
@@ -499,6 +550,7 @@ int main(void)
 		cmocka_unit_test(test_restart_notice_small_buffer),
 		cmocka_unit_test(test_projects_do_not_see_each_other),
 		cmocka_unit_test(test_total_bound_evicts_the_biggest),
+		cmocka_unit_test(test_total_bound_choice_is_one_look),
 		cmocka_unit_test(test_admin_stream_under_churn),
 		cmocka_unit_test(test_streams_per_project),
 	};
