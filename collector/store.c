@@ -78,7 +78,9 @@
  * resend_lost finds them after a daemon restart. Values a storage daemon
  * accepted and then lost (it restarted) are read back from the live
  * segments and written again, before anything newer of their series
- * (resend_lost). One journal serves
+ * (resend_lost). A sync that fails is tried again by the storage thread
+ * itself (RETRY_SYNC_MS), not only by the next batch's writes: an idle
+ * store still drains its journal once the daemon is back. One journal serves
  * every daemon: a daemon that is down holds the segments from its oldest
  * waiting value on, bounded by the cache (its waiting values count in
  * cache_values, so the bound answers RETRY) and the segment ring. On open, the
@@ -512,7 +514,21 @@ int vg_store_path(const struct vg_store *s, int rtype, const char *id,
  * collector (docs/scaling.md) and 16-41 journal bytes per value it fills
  * in 40-90 s, which would cap the interval there. A failed sync under
  * that pressure is tried again after RETRY_SYNC_MS, not at every turn of
- * the storage thread. */
+ * the storage thread.
+ *
+ * A failed sync is also tried again by the storage thread itself every
+ * RETRY_SYNC_MS while its segments wait (flusher_main), when it would be
+ * due anyway (sync_due: always without write-through or with
+ * sync_interval 0; with an interval the next one comes from the interval
+ * as before). Otherwise only the next written value triggered the next
+ * try: after a daemon's restart with no batch coming (agents idle, the
+ * last batch before a quiet spell), the journal kept its segments, the
+ * daemon's files stayed pending and the values it lost were not re-sent
+ * (only a new connection's check finds them) until traffic resumed. The
+ * backend's own back-off decides whether a try reaches a daemon: one
+ * inside it answers at once without a connection attempt (rrdcached:
+ * client_get's down_until), so a daemon that stays down costs a connect
+ * per back-off (at most 2 s), not a busy loop. */
 #define RETRY_SYNC_MS 1000
 
 static int sync_due(struct vg_store *s)
@@ -1179,7 +1195,10 @@ int vg_store_flush(struct vg_store *s)
  * none is. A series is due when it holds flush_depth values, when its
  * oldest value waited FLUSH_MAX_AGE_MS, when the cache is over half full
  * or the journal has too many segments (oldest first, to free them), or
- * when no batch came for IDLE_FLUSH_MS (an idle store writes everything). */
+ * when no batch came for IDLE_FLUSH_MS (an idle store writes everything).
+ * A sync that failed is tried again every RETRY_SYNC_MS with no batch
+ * needed (see there), so the journal drains and a restarted daemon's
+ * losses are found and re-sent while no agent sends. */
 static void *flusher_main(void *arg)
 {
 	struct vg_store *s = arg;
@@ -1187,13 +1206,17 @@ static void *flusher_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
 		resend_lost(s);
-		if (s->reclaim_due || (s->write_through && s->sync_interval_ms > 0)) {
+		int64_t now = vg_monotonic_ms(), wait_ms = 100;
+		if (s->reclaim_due || (s->write_through && s->sync_interval_ms > 0) ||
+		    (s->sync_failed && now - s->sync_try_ms >= RETRY_SYNC_MS)) {
 			/* left by the receiver's write-through, or its
-			 * sync_interval passed (reclaim asks sync_due) */
+			 * sync_interval passed, or the last sync failed and
+			 * no write since tried again (reclaim asks sync_due;
+			 * see RETRY_SYNC_MS) */
 			s->reclaim_due = 0;
 			reclaim(s, 0);
+			now = vg_monotonic_ms();
 		}
-		int64_t now = vg_monotonic_ms(), wait_ms = 100;
 		int pressure = s->pending > s->cache_max / 2 ||
 			       s->j.seg_active - s->j.seg_oldest >=
 				       (s->write_through ? WT_MAX_LIVE_SEGS : MAX_LIVE_SEGS);

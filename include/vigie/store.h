@@ -97,7 +97,10 @@ struct vg_store_stats {
 	uint64_t journal_syncs;      /* fdatasync calls */
 	uint64_t backend_syncs;      /* backend syncs before retiring journal
 				      * segments (rrdcached: a FLUSH of each
-				      * file sent since the last one) */
+				      * file sent since the last one); the
+				      * storage thread's tries again of a
+				      * failed one count too (each second,
+				      * or each sync_interval when set) */
 	uint64_t series_removed;     /* deleted by vg_store_remove_series */
 };
 
