@@ -492,6 +492,13 @@ int vg_procfs_pseudo_fs(const char *type)
 	for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++)
 		if (!strcmp(type, pseudo[i]))
 			return 1;
+	/* Every FUSE file system ("fuse", "fuse.NAME"): its statvfs is
+	 * answered by a user-space daemon, and a network one (ceph-fuse,
+	 * s3fs, rclone, gcsfuse...) blocks while its server is away, which
+	 * stalled the whole host poll as nfs would; the list above had only
+	 * some of them by name. fuseblk (a local block device) stays. */
+	if (!strcmp(type, "fuse") || !strncmp(type, "fuse.", 5))
+		return 1;
 	return 0;
 }
 

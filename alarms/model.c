@@ -369,11 +369,16 @@ static int get_uint(struct pctx *c, const char *field, const json_t *v,
 		*out = (uint32_t)x;
 		return 0;
 	}
+	/* the API's duration syntax (vg_duration_parse: a plain decimal and
+	 * a unit), as a silence's duration: the configuration's strtod read
+	 * "0x3c" as 60, "6e1" and " 60" too, and the alarm was stored with a
+	 * period the client never wrote */
+	int64_t ms;
 	if (duration && json_is_string(v) &&
-	    !vg_parse_duration(json_string_value(v), &x) && x == floor(x)) {
-		if (x < (double)lo || x > (double)hi)
+	    !vg_duration_parse(json_string_value(v), &ms) && ms % 1000 == 0) {
+		if (ms / 1000 < (int64_t)lo || (uint64_t)(ms / 1000) > hi)
 			goto range;
-		*out = (uint32_t)x;
+		*out = (uint32_t)(ms / 1000);
 		return 0;
 	}
 	if (duration)

@@ -191,6 +191,24 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 	}
 }
 
+/* A comment: 1..1024 bytes of vg_text_valid text, where newlines and
+ * tabs are allowed too (a comment may span lines). */
+static int comment_valid(const char *s)
+{
+	size_t n = strlen(s);
+	char *t;
+	int ok;
+
+	if (!n || n > 1024 || !(t = strdup(s)))
+		return 0;
+	for (char *p = t; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	ok = vg_text_valid(t, 1024);
+	free(t);
+	return ok;
+}
+
 /* Build a silence from stored or API JSON. scope as in create; for rows
  * read back, the project column is authoritative (scope = that). */
 static struct silence *from_json(const json_t *in, const char *scope,
@@ -227,8 +245,14 @@ static struct silence *from_json(const json_t *in, const char *scope,
 	 * matchers.project: never ignored, or an administrator's silence
 	 * meant for one project would silence every project. */
 	if ((v = json_object_get(in, "project")) && !json_is_null(v)) {
-		if (!(s = json_string_value(v)) || !*s)
-			add_err(errors, "project", "must be a project name");
+		/* the rule of matchers.project, which it means: a name with a
+		 * control or hidden character was refused there and taken
+		 * here */
+		if (!(s = json_string_value(v)) || !vg_text_valid(s, 255))
+			add_err(errors, "project", "must be a project name: 1 to 255 "
+						   "bytes without control characters, "
+						   "Unicode bidirectional controls or "
+						   "invisible format characters");
 		else if (x->project && strcmp(x->project, s))
 			add_err(errors, "project", "differs from matchers.project");
 		else if (!x->project && !(x->project = strdup(s)))
@@ -284,14 +308,26 @@ static struct silence *from_json(const json_t *in, const char *scope,
 		add_err(errors, "ends_at", "must be after starts_at");
 	if (x->ends_ms - x->starts_ms > (int64_t)VG_SILENCE_MAX_DURATION_S * 1000)
 		add_err(errors, "ends_at", "a silence lasts at most 366 days");
+	/* Both are shown as written: to an administrator, and a global
+	 * silence's to the tenants whose alarms it matches. created_by
+	 * names someone, so it follows the character rule of names (with a
+	 * U+202E "ecila-spo" displays as "ops-alice"); comment is free text
+	 * that may span lines (newline and tab), with no other control or
+	 * hidden character. A row stored before the rule loads all the same
+	 * (load() ignores these errors): it still silences what it did. */
 	s = json_string_value(json_object_get(in, "created_by"));
-	if (!s || !*s || strlen(s) > 255)
-		add_err(errors, "created_by", "is required (who silences), at most "
-					      "255 bytes");
+	if (!s || !vg_text_valid(s, 255))
+		add_err(errors, "created_by", "is required (who silences): 1 to 255 "
+					      "bytes without control characters, "
+					      "Unicode bidirectional controls or "
+					      "invisible format characters");
 	x->created_by = strdup(s ? s : "");
 	s = json_string_value(json_object_get(in, "comment"));
-	if (!s || !*s || strlen(s) > 1024)
-		add_err(errors, "comment", "is required (why), at most 1024 bytes");
+	if (!s || !comment_valid(s))
+		add_err(errors, "comment", "is required (why): 1 to 1024 bytes without "
+					   "control characters other than newline and "
+					   "tab, Unicode bidirectional controls or "
+					   "invisible format characters");
 	x->comment = strdup(s ? s : "");
 	x->created_ms = now_ms;
 	return x;

@@ -47,6 +47,7 @@
 #define PROG "vigie-collector storage flush"
 #define DONE_FILE "flush.done"
 #define WAIT_DEFAULT_S 300
+#define WAIT_MAX_S 86400 /* a day */
 
 int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, size_t msglen)
 {
@@ -197,7 +198,7 @@ int vg_storage_flush_command(const struct vg_config *cfg, int argc, char **argv,
 		"usage: vigie-collector [--config FILE] [--data-dir DIR] storage "
 		"flush [--timeout SECONDS]\n"
 		"Make the running collector write its cached values to the series\n"
-		"(SIGUSR1) and wait until it did, at most --timeout seconds (300).\n";
+		"(SIGUSR1) and wait until it did, at most --timeout seconds (300; 1 to 86400).\n";
 
 	if (argc == 3 && !strcmp(argv[2], "--help")) {
 		fputs(usage, out);
@@ -205,9 +206,14 @@ int vg_storage_flush_command(const struct vg_config *cfg, int argc, char **argv,
 	}
 	if (argc == 4 && !strcmp(argv[2], "--timeout")) {
 		char *end;
+		/* bounded: a value past LONG_MAX / 1000 overflowed the wait's
+		 * end in milliseconds, to the past, and the command said at
+		 * once that the collector did not report its flush */
+		errno = 0;
 		wait_s = strtol(argv[3], &end, 10);
-		if (*end || wait_s <= 0) {
-			fprintf(errf, PROG ": --timeout takes seconds > 0\n");
+		if (errno || end == argv[3] || *end || wait_s <= 0 || wait_s > WAIT_MAX_S) {
+			fprintf(errf, PROG ": --timeout takes seconds from 1 to %d\n",
+				WAIT_MAX_S);
 			return 2;
 		}
 	} else if (argc != 2) {

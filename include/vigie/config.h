@@ -211,12 +211,15 @@ int vg_config_parse_archives(const char *s, struct vg_archive *out,
 			     size_t max, size_t *n);
 
 /* Parse a duration like "90", "1.5", "2s", "5m", "3h", "15d" into seconds.
- * 0 or -EINVAL. The number is strtod's, so configuration files (and the
- * alarm rules' durations) may hold "1e3", "0x10", ".5", "5." or "+5",
- * which vigie/clock.h's vg_duration_parse (the API's times and
- * durations: plain decimals only, also "min", to 1e10 units, whole
- * milliseconds) refuses; it takes "10min", which this refuses. The two
- * are kept apart so that neither starts refusing what it accepted. */
+ * 0 or -EINVAL. The number is strtod's, so configuration files may hold
+ * "1e3", "0x10", ".5", "5." or "+5", which vigie/clock.h's
+ * vg_duration_parse (the API's times and durations, an alarm's too:
+ * plain decimals only, also "min", to 1e10 units, whole milliseconds)
+ * refuses; it takes "10min", which this refuses. The two are kept apart
+ * so that no configuration file starts being refused. (An alarm's
+ * durations moved to the API's parser: alarms.db stores them as
+ * integers, so no stored alarm is refused; only a request that spelt
+ * "0x3c" for 60 is, as "p0x10" was for a percentile.) */
 int vg_parse_duration(const char *s, double *seconds);
 
 #endif

@@ -47,6 +47,13 @@ check "the collector logged it" grep -q "SIGUSR1: flushed" "$TMP/collector.log"
 check "... saying none is left cached (not that a daemon does not answer)" \
   bash -c "grep 'SIGUSR1: flushed' '$TMP/collector.log' | head -1 | grep -q 'none left cached'"
 check "the collector keeps running" kill -0 "$COLLECTOR_PID"
+# a timeout past what the wait can count (it overflowed to an instant
+# "did not report a flush", exit 1, while the collector flushed)
+for t in 9223372036854775807 99999999999999999999 86401 0 -5 ''; do
+  flush --timeout "$t" >"$TMP/ft.out" 2>&1
+  eq "storage flush --timeout '$t' is a usage error" "$?" 2
+  check "... naming the bound" grep -q -- '--timeout takes seconds from 1 to 86400' "$TMP/ft.out"
+done
 kill -USR1 "$COLLECTOR_PID"
 check "a plain SIGUSR1 flushes too (and does not stop it)" wait_for 20 bash -c \
   "[[ \$(grep -c 'SIGUSR1: flushed' '$TMP/collector.log') -ge 2 ]] && kill -0 $COLLECTOR_PID"

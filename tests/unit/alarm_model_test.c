@@ -109,6 +109,63 @@ static void test_percentile_syntax(void **state)
 	}
 }
 
+/* A duration given as a string (period, keep_firing_for, cooldown,
+ * notify_group's wait and interval) is a plain decimal and a unit, as a
+ * silence's: strtod read "0x3c" as 60, "6e1" as 60, " 60" and "+60" too,
+ * and the alarm was stored with a period the client never wrote. The
+ * plain forms still hold. */
+static void test_duration_syntax(void **state)
+{
+	static const char *const fields[] = {"period", "keep_firing_for", "cooldown",
+					     "wait", "interval"};
+	static const char *const bad[] = {"0x3c", "6e1", " 60", "+60", "-60", "60 ",
+					  "1e0m", "0x1p6", "inf", "nan", "60.", ".5m"};
+	static const char *const good[][2] = {{"60", "60"}, {"60s", "60"}, {"1m", "60"}, {"1.5m", "90"}, {"0.25h", "900"}};
+	struct vg_alarm_policy pol = {.agent_interval_s = 10};
+	struct vg_alarm_def d;
+	json_t *in, *errors, *back;
+
+	(void)state;
+	for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+		int grp = f >= 3;
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]) + 5; i++) {
+			int ok = i >= sizeof(bad) / sizeof(bad[0]);
+			const char *val = ok ? good[i - sizeof(bad) / sizeof(bad[0])][0] : bad[i];
+			in = json_pack("{s:s, s:s, s:s, s:s, s:f, s:{s:[s]}}", "name", "p",
+				       "metric", "cpu.util", "resource", "vm-a", "comparison",
+				       "gt", "threshold", 90.0, "actions", "alarm", "log://");
+			assert_non_null(in);
+			if (grp)
+				json_object_set_new(in, "notify_group",
+						    json_pack("{s:s}", fields[f], val));
+			else
+				json_object_set_new(in, fields[f], json_string(val));
+			errors = NULL;
+			int rc = vg_alarm_def_from_json(in, &pol, &d, &errors);
+			if (!ok && !rc)
+				fail_msg("%s \"%s\" was taken", fields[f], val);
+			if (ok && rc)
+				fail_msg("%s \"%s\" was refused", fields[f], val);
+			if (ok) {
+				const char *want = good[i - sizeof(bad) / sizeof(bad[0])][1];
+				back = vg_alarm_def_to_json(&d);
+				assert_non_null(back);
+				json_t *o = grp ? json_object_get(json_object_get(back,
+										  "notify_group"),
+								  fields[f])
+						: json_object_get(back, fields[f]);
+				if (json_integer_value(o) != atoll(want))
+					fail_msg("%s \"%s\" is %lld s, not %s", fields[f], val,
+						 (long long)json_integer_value(o), want);
+				json_decref(back);
+			}
+			vg_alarm_def_release(&d);
+			json_decref(errors);
+			json_decref(in);
+		}
+	}
+}
+
 /* The names an alarm watches (project, metric, resource) follow the name
  * rules: a Unicode bidirectional control or an invisible format character
  * would make one tenant's name display as another's in notifications. */
@@ -155,6 +212,7 @@ int main(void)
 		cmocka_unit_test(test_percentile_names_stay_short),
 		cmocka_unit_test(test_long_percentile_survives),
 		cmocka_unit_test(test_percentile_syntax),
+		cmocka_unit_test(test_duration_syntax),
 		cmocka_unit_test(test_hidden_names_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

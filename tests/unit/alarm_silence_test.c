@@ -1045,6 +1045,81 @@ static void test_ended_silences_rows_pruned(void **state)
 	vg_alarm_silences_close(s);
 }
 
+/* created_by, comment and a top-level project are shown as written (to an
+ * administrator, and a global silence's to tenants): they follow the
+ * character rule, as the matchers do; they took any string (a created_by
+ * with U+202E displays as another person, an ESC sequence drives a
+ * terminal, a top-level project "p\u0001x" was refused as
+ * matchers.project and taken here). A comment may span lines. A row
+ * stored before the rule still loads and silences. */
+static void test_text_fields_rule(void **state)
+{
+	static const char *const bad[][3] = {
+		/* scope, body fields, field named */
+		{NULL, "\"project\":\"p\\u0001x\",\"created_by\":\"ops\",\"comment\":\"x\"",
+		 "\"project\""},
+		{NULL, "\"project\":\"p\\u202ex\",\"created_by\":\"ops\",\"comment\":\"x\"",
+		 "\"project\""},
+		{"p1", "\"created_by\":\"ecila\\u202e\",\"comment\":\"x\"", "created_by"},
+		{"p1", "\"created_by\":\"a\\u001b[31m\",\"comment\":\"x\"", "created_by"},
+		{"p1", "\"created_by\":\"a\\nb\",\"comment\":\"x\"", "created_by"},
+		{"p1", "\"created_by\":\"ops\",\"comment\":\"x\\u001b]0;pwned\\u0007\"",
+		 "comment"},
+		{"p1", "\"created_by\":\"ops\",\"comment\":\"x\\u200by\"", "comment"},
+		{"p1", "\"created_by\":\"ops\",\"comment\":\"x\\u0085y\"", "comment"},
+	};
+	struct vg_alarm_silences *s;
+	char url[sizeof(g_url)], err[256], in[512], sid[40];
+	json_t *j;
+	int rc;
+
+	(void)state;
+	if (g_fresh_url)
+		snprintf(url, sizeof(url), "%s", g_url);
+	else
+		snprintf(url, sizeof(url), "sqlite:%s/alarms.db", g_dir);
+	assert_int_equal(vg_alarm_silences_open(url, 100, T0, &s, err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(in, sizeof(in), "{\"matchers\":{\"host\":\"h\"},\"duration\":\"1h\",%s}",
+			 bad[i][1]);
+		j = mk(s, bad[i][0], in, &rc);
+		if (rc != -EINVAL)
+			fail_msg("accepted: %s", in);
+		char *t = json_dumps(j, 0);
+		if (!strstr(t, bad[i][2]))
+			fail_msg("%s: no error naming %s: %s", in, bad[i][2], t);
+		free(t);
+		json_decref(j);
+	}
+	j = mk(s, "p1",
+	       "{\"matchers\":{\"host\":\"h\"},\"duration\":\"1h\",\"created_by\":"
+	       "\"ops-alice\",\"comment\":\"kernel update\\n\\tCHG-1234 \\u00e9t\\u00e9\"}",
+	       &rc);
+	assert_int_equal(rc, 0);
+	assert_string_equal(json_string_value(json_object_get(j, "comment")),
+			    "kernel update\n\tCHG-1234 \xc3\xa9t\xc3\xa9");
+	json_decref(j);
+	vg_alarm_silences_close(s);
+
+	if (!g_fresh_url) {
+		struct vg_db *db;
+		char sql[512];
+		struct vg_alarm_silence_subject sj = {.project = "p7", .resource = "vm1", .host = "h7", .alarm = "cpu", .severity = VG_SEV_CRITICAL};
+		assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO alarm_silences (id, project, matchers, starts_ms,"
+			 " ends_ms, created_by, created_with, comment, created_ms) VALUES"
+			 " ('old3', 'p7', '{\"host\":\"h7\"}', %lld, %lld,"
+			 " 'a\x1b[31m', 'administrator', 'x\x07', %lld)",
+			 (long long)T0, (long long)(T0 + 3600000), (long long)T0);
+		assert_int_equal(vg_db_exec(db, sql), 0);
+		vg_db_close(db);
+		assert_int_equal(vg_alarm_silences_open(url, 100, T0, &s, err, sizeof(err)), 0);
+		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 1);
+		vg_alarm_silences_close(s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1061,6 +1136,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ended_silences_rows_pruned, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_text_fields_rule, setup, teardown),
 	};
 	vg_log_init("alarm_silence_test", VG_LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -279,6 +279,27 @@ static void test_mounts(void **state)
 	assert_true(vg_procfs_fs_selected(&m[3], "/data, tmpfs", NULL));
 	assert_true(vg_procfs_fs_selected(&m[5], "nfs4", NULL));
 	free(m);
+
+	/* every FUSE file system is skipped by default (a user-space daemon
+	 * answers statvfs; ceph-fuse, s3fs or rclone block while their
+	 * server is away and stalled the host poll), unless named;
+	 * fuseblk (a local block device) is polled */
+	text = "ceph-fuse /var/lib/nova/instances fuse.ceph-fuse rw 0 0\n"
+	       "s3fs /mnt/s3 fuse.s3fs rw 0 0\n"
+	       "rclone: /mnt/r fuse.rclone rw 0 0\n"
+	       "x /mnt/f fuse rw 0 0\n"
+	       "/dev/sde1 /mnt/ntfs fuseblk rw 0 0\n";
+	assert_int_equal(vg_procfs_parse_mounts(text, &m, &n), 0);
+	assert_int_equal(n, 5);
+	for (size_t i = 0; i < 4; i++) {
+		assert_true(m[i].pseudo);
+		assert_false(vg_procfs_fs_selected(&m[i], NULL, NULL));
+	}
+	assert_true(vg_procfs_fs_selected(&m[0], "fuse.ceph-fuse", NULL));
+	assert_true(vg_procfs_fs_selected(&m[1], "/mnt/s3", NULL));
+	assert_false(m[4].pseudo);
+	assert_true(vg_procfs_fs_selected(&m[4], NULL, NULL));
+	free(m);
 }
 
 int main(void)
