@@ -232,6 +232,11 @@ struct sent_entry {
 	 * value the daemon holds cached between the file's last update and
 	 * this one is another collector's (see overtaken_check) */
 	int64_t first_ms;
+	/* the newest vg_rrd_loc.arrived_ms of the calls claimed (never
+	 * lowered): the host came from another collector at that time, so
+	 * a value cached before it may be that collector's even if we sent
+	 * values older still (the host was ours, left and came back) */
+	int64_t arrived_ms;
 	char name[]; /* NUL-terminated */
 };
 
@@ -288,7 +293,7 @@ static struct sent_entry *sent_get(const struct sent_set *s, const char *name)
  * allocated is not noted (as mark_sent did before: the next sync then
  * does not FLUSH the file). */
 static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms, int64_t t_ms,
-			 int floor)
+			 int64_t arrived_ms, int floor)
 {
 	size_t len = strlen(name);
 	uint64_t h = vg_hmap_hash(name, len);
@@ -303,6 +308,8 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms,
 			e->claim_ms = t_ms;
 		if (first_ms < e->first_ms)
 			e->first_ms = first_ms;
+		if (arrived_ms > e->arrived_ms)
+			e->arrived_ms = arrived_ms;
 		if (floor && t_ms > e->floor_ms)
 			e->floor_ms = t_ms;
 		return old;
@@ -331,6 +338,7 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms,
 	e->t_ms = t_ms;
 	e->claim_ms = t_ms;
 	e->first_ms = first_ms;
+	e->arrived_ms = arrived_ms;
 	e->floor_ms = floor ? t_ms : INT64_MIN;
 	memcpy(e->name, name, len + 1);
 	if (vg_hmap_put_hashed(&s->map, e->name, len, h, e, NULL))
@@ -428,6 +436,7 @@ static void count(uint64_t *c, uint64_t n)
 /* ---- daemons and their clients ------------------------------------------------ */
 
 static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms);
+static void put_back(struct daemon *d, const char *key);
 
 /* A call to d failed: no new attempt before the back-off has passed, so a
  * daemon that is down or stalled (SIGSTOP, a hung disk: it takes
@@ -563,8 +572,10 @@ static void overtaken_find(struct daemon *d, struct vg_rrdcd *c, const char *nam
  * other collector's values.
  * Nor is a file FORGOTten whose daemon holds cached a value past the
  * file's last update (last_s) and older than any we sent since the file
- * was last proven durable (first_ms): that is another collector's too,
- * the host's previous one, whose sync had not FLUSHed it yet (with
+ * was last proven durable (first_ms), or than the host's arrival here
+ * from another collector (arrived_ms: we may have sent older values
+ * before it left, and that collector's lie between): that is another
+ * collector's too, whose sync had not FLUSHed it yet (with
  * [storage] sync_interval = 300s, up to 300 s of its values). A FORGET
  * would drop it for good: we re-send only our own values, and that
  * collector's check then finds the file past its values (seen in the
@@ -600,7 +611,9 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		int newer = !perr[i] && newest[i] != INT64_MIN && newest[i] > se[i]->claim_ms;
-		int old = !perr[i] && oldest[i] != INT64_MAX && oldest[i] < se[i]->first_ms;
+		int64_t ours = se[i]->first_ms > se[i]->arrived_ms ? se[i]->first_ms
+								   : se[i]->arrived_ms;
+		int old = !perr[i] && oldest[i] != INT64_MAX && oldest[i] < ours;
 		if (newer || old) {
 			fnames[nf] = names[i];
 			fwant[nf] = want[i];
@@ -618,7 +631,7 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	/* the FLUSH BATCH, then each file's INFO: written past ours now */
 	if ((rc = vg_rrdcd_last_update_many(c, fnames, nf, flast, ferr))) {
 		for (size_t i = 0; i < nf; i++)
-			mark_sent(d, fnames[i], fwant[i]);
+			put_back(d, fnames[i]);
 		*ret = -EIO;
 		return rc;
 	}
@@ -627,7 +640,7 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		    !mark_lost(d, fnames[i], flast[i] * 1000 + 999, nlost))
 			continue; /* the file lacks ours: re-sent after the older */
 		if (ferr[i] || flast[i] * 1000 + 999 < fwant[i]) {
-			mark_sent(d, fnames[i], fwant[i]); /* checked again later */
+			put_back(d, fnames[i]); /* checked again later */
 			*ret = -EIO;
 			continue;
 		}
@@ -689,7 +702,7 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				int64_t t = ((const struct sent_entry *)e->value)->t_ms;
 				if (t == INT64_MIN) /* nothing to verify (below) */
 					continue;
-				mark_sent(d, e->key, t);
+				put_back(d, e->key);
 				if (!ret)
 					ret = -ETIMEDOUT;
 			}
@@ -758,7 +771,7 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			int ri = err[i];
 
 			if (rc) { /* not checked: the connection broke */
-				mark_sent(d, names[i], se[i]->t_ms);
+				put_back(d, names[i]);
 				ret = -EIO;
 				continue;
 			}
@@ -768,8 +781,8 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				continue; /* durable */
 			if ((ri == 0 || ri == -ENOENT || ri == -EREMOTEIO) &&
 			    !mark_lost(d, names[i], have, nlost))
-				continue;                    /* behind what it accepted, or gone: lost */
-			mark_sent(d, names[i], se[i]->t_ms); /* checked again later */
+				continue;      /* behind what it accepted, or gone: lost */
+			put_back(d, names[i]); /* checked again later */
 			ret = -EIO;
 		}
 	}
@@ -856,7 +869,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				for (size_t i = 0; i < f->n; i++) {
 					if (rc || (f->err[i] && f->err[i] != -ENOENT &&
 						   f->err[i] != -EREMOTEIO)) {
-						mark_sent(d, f->names[i], f->want[i]);
+						put_back(d, f->names[i]);
 						ret = -EIO;
 					}
 				}
@@ -878,7 +891,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				continue;
 			}
 			for (size_t i = 0; i < f->n; i++)
-				mark_sent(d, f->names[i], f->want[i]);
+				put_back(d, f->names[i]);
 			f->n = 0;
 			ret = -EIO;
 			stop = 1;
@@ -886,7 +899,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	}
 	/* what was never sent (a failure, or no memory) goes back */
 	while ((e = vg_hmap_next(&snap->map, &pos))) {
-		mark_sent(d, e->key, ((const struct sent_entry *)e->value)->t_ms);
+		put_back(d, e->key);
 		ret = -EIO;
 	}
 	return ret;
@@ -1069,9 +1082,26 @@ static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms)
 	int64_t old;
 
 	pthread_mutex_lock(&d->mu);
-	old = sent_note(&d->sent, name, t_ms, t_ms, 1);
+	old = sent_note(&d->sent, name, t_ms, t_ms, INT64_MIN, 1);
 	pthread_mutex_unlock(&d->mu);
 	return old;
+}
+
+/* A file a check or sync took out of d->sent and could not prove durable
+ * goes back, KEY being its entry's name (a key of that taken set): as
+ * mark_sent, keeping the entry's first_ms and arrived_ms (with the time
+ * alone its first_ms would become its newest time, and a later check
+ * would take our own older values the daemon holds for another
+ * collector's: FLUSHed, not FORGOTten, so a value the daemon's replay
+ * skipped would go unfound). */
+static void put_back(struct daemon *d, const char *key)
+{
+	const struct sent_entry *e =
+		(const struct sent_entry *)(key - offsetof(struct sent_entry, name));
+
+	pthread_mutex_lock(&d->mu);
+	sent_note(&d->sent, key, e->first_ms, e->t_ms, e->arrived_ms, 1);
+	pthread_mutex_unlock(&d->mu);
 }
 
 /* Claim NAME from first_ms up to t_ms before an update is sent (the
@@ -1082,12 +1112,13 @@ static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms)
  * of a call that wrote nothing only marks values no other collector
  * sent, since each batch is acknowledged once). Returns the time noted
  * before (INT64_MIN: none). */
-static int64_t claim_sent(struct daemon *d, const char *name, int64_t first_ms, int64_t t_ms)
+static int64_t claim_sent(struct daemon *d, const struct vg_rrd_loc *loc, int64_t first_ms,
+			  int64_t t_ms)
 {
 	int64_t old;
 
 	pthread_mutex_lock(&d->mu);
-	old = sent_note(&d->sent, name, first_ms, t_ms, 0);
+	old = sent_note(&d->sent, loc->path, first_ms, t_ms, loc->arrived_ms, 0);
 	pthread_mutex_unlock(&d->mu);
 	return old;
 }
@@ -1321,6 +1352,7 @@ static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
 	loc->owner = 0;
 	loc->address = NULL;
 	loc->recorded = NULL;
+	loc->arrived_ms = INT64_MIN;
 	if ((rc = series_name(rtype, id, metric, loc->path, sizeof(loc->path))))
 		return rc;
 	pthread_mutex_lock(&r->mu);
@@ -1766,7 +1798,7 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	/* Claimed before sending (see check_sent), corrected after. A
 	 * connection that breaks: every value waits for the daemon (some may
 	 * have been taken: the retry finds them as already stored). */
-	int64_t old = claim_sent(d, loc->path, v[0].t_ms, v[n - 1].t_ms), wmax = INT64_MIN;
+	int64_t old = claim_sent(d, loc, v[0].t_ms, v[n - 1].t_ms), wmax = INT64_MIN;
 	if (vg_rrd_rrdcached_test_before_send)
 		vg_rrd_rrdcached_test_before_send(loc->path);
 	if (!(rc = send_values(c, loc->path, v, n))) {
@@ -1884,7 +1916,7 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			}
 			struct vg_rrdcd_batch_result br = {0};
 			for (size_t j = 0; j < k; j++) /* claimed, see rcd_update */
-				old_ms[j] = claim_sent(d, items[idx[j]].loc->path,
+				old_ms[j] = claim_sent(d, items[idx[j]].loc,
 						       items[idx[j]].v[0].t_ms,
 						       items[idx[j]].v[items[idx[j]].n - 1].t_ms);
 			if (vg_rrd_rrdcached_test_before_send)
