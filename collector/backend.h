@@ -77,6 +77,14 @@ struct vg_rrd_loc {
 			       * it is not in [storage] daemons (owner is
 			       * then out of range), else NULL. Owned by the
 			       * backend, valid until it is closed. */
+	/* The time of the first value this collector stored for the series
+	 * since its host was last acknowledged elsewhere (the store's
+	 * series.arrived_ms; INT64_MIN: none known). Set by the store on
+	 * the loc of an update after locate (which sets INT64_MIN). Values
+	 * before it that a daemon holds cached may be another collector's:
+	 * the rrdcached check after a failure never FORGETs them
+	 * (backend_rrdcached.c overtaken_check). Other engines ignore it. */
+	int64_t arrived_ms;
 };
 
 /* One timestamped value (t_ms strictly increasing within a call). */

@@ -224,6 +224,19 @@ struct sent_entry {
 	 * may be ours, taken by the daemon from a call whose answer was
 	 * lost (see overtaken_check) */
 	int64_t claim_ms;
+	/* the oldest time of ours the entry may stand for: the oldest value
+	 * of any call claimed since the file was last proven durable (a
+	 * check or sync took it out of d->sent), or, for a time put back by
+	 * a check or sync, that time (its older values unknown here: too
+	 * high, never too low). Our values before it are in the file, so a
+	 * value the daemon holds cached between the file's last update and
+	 * this one is another collector's (see overtaken_check) */
+	int64_t first_ms;
+	/* the newest vg_rrd_loc.arrived_ms of the calls claimed (never
+	 * lowered): the host came from another collector at that time, so
+	 * a value cached before it may be that collector's even if we sent
+	 * values older still (the host was ours, left and came back) */
+	int64_t arrived_ms;
 	char name[]; /* NUL-terminated */
 };
 
@@ -273,12 +286,14 @@ static struct sent_entry *sent_get(const struct sent_set *s, const char *name)
 	return vg_hmap_gets(&s->map, name);
 }
 
-/* Note that the daemon may hold NAME's values up to t_ms: the entry's time
- * raised to t_ms, or a new entry; with floor, its floor too. Returns the
+/* Note that the daemon may hold NAME's values from first_ms up to t_ms: the
+ * entry's time raised to t_ms and its first_ms lowered to first_ms, or a
+ * new entry; with floor, its floor too. Returns the
  * time noted before (INT64_MIN: none). A new entry that cannot be
  * allocated is not noted (as mark_sent did before: the next sync then
  * does not FLUSH the file). */
-static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms, int floor)
+static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms, int64_t t_ms,
+			 int64_t arrived_ms, int floor)
 {
 	size_t len = strlen(name);
 	uint64_t h = vg_hmap_hash(name, len);
@@ -291,6 +306,10 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms, int
 			e->t_ms = t_ms;
 		if (t_ms > e->claim_ms)
 			e->claim_ms = t_ms;
+		if (first_ms < e->first_ms)
+			e->first_ms = first_ms;
+		if (arrived_ms > e->arrived_ms)
+			e->arrived_ms = arrived_ms;
 		if (floor && t_ms > e->floor_ms)
 			e->floor_ms = t_ms;
 		return old;
@@ -318,6 +337,8 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t t_ms, int
 	e = (struct sent_entry *)(s->cur->data + s->cur->used);
 	e->t_ms = t_ms;
 	e->claim_ms = t_ms;
+	e->first_ms = first_ms;
+	e->arrived_ms = arrived_ms;
 	e->floor_ms = floor ? t_ms : INT64_MIN;
 	memcpy(e->name, name, len + 1);
 	if (vg_hmap_put_hashed(&s->map, e->name, len, h, e, NULL))
@@ -415,6 +436,7 @@ static void count(uint64_t *c, uint64_t n)
 /* ---- daemons and their clients ------------------------------------------------ */
 
 static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms);
+static void put_back(struct daemon *d, const char *key);
 
 /* A call to d failed: no new attempt before the back-off has passed, so a
  * daemon that is down or stalled (SIGSTOP, a hung disk: it takes
@@ -547,34 +569,60 @@ static void overtaken_find(struct daemon *d, struct vg_rrdcd *c, const char *nam
  * daemon lost it (its journal replay) and a time past it is now taken:
  * no re-send can put it back (RRD takes only newer times), so it is
  * counted (overtaken) and logged, never FORGOTten at the cost of the
- * other collector's values. Those files leave names/se (done, or back
- * in d->sent when their FLUSH failed); the rest are compacted to the
- * front and *k says how many, for the FORGET. 0, or the connection's
- * negative errno (nothing decided: the caller puts every file back). */
+ * other collector's values.
+ * Nor is a file FORGOTten whose daemon holds cached a value past the
+ * file's last update (last_s) and older than any we sent since the file
+ * was last proven durable (first_ms), or than the host's arrival here
+ * from another collector (arrived_ms: we may have sent older values
+ * before it left, and that collector's lie between): that is another
+ * collector's too, whose sync had not FLUSHed it yet (with
+ * [storage] sync_interval = 300s, up to 300 s of its values). A FORGET
+ * would drop it for good: we re-send only our own values, and that
+ * collector's check then finds the file past its values (seen in the
+ * cluster test with sync_interval = 300s: polls 38-50 of 3,262 series,
+ * docs/scaling.md "Still open"). It is FLUSHed as well; what the file
+ * then lacks of ours is lost (mark_lost) and re-sent by the store. The
+ * price: a value of ours that the daemon's journal replay skipped
+ * (docs/operations.md "A replay that skips a value") under a newer one of
+ * ours it kept is not found, as with a FLUSH before that FORGET existed.
+ * Those files leave names/se/last_s (done, lost, or back in d->sent when
+ * their FLUSH failed); the rest are compacted to the front and *k says
+ * how many, for the FORGET. 0, or the connection's negative errno
+ * (nothing decided: the caller puts every file back). */
 static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
-			   const struct sent_entry **se, const char **names, size_t *k,
-			   int *ret)
+			   const struct sent_entry **se, const char **names, int64_t *last_s,
+			   size_t *k, size_t *nlost, int *ret)
 {
 	int64_t want[VG_RRDCD_LAST_MANY_MAX], newest[VG_RRDCD_LAST_MANY_MAX];
+	int64_t after[VG_RRDCD_LAST_MANY_MAX], oldest[VG_RRDCD_LAST_MANY_MAX];
 	int has[VG_RRDCD_LAST_MANY_MAX], perr[VG_RRDCD_LAST_MANY_MAX];
+	int older[VG_RRDCD_LAST_MANY_MAX];
 	const char *fnames[VG_RRDCD_LAST_MANY_MAX];
 	int64_t fwant[VG_RRDCD_LAST_MANY_MAX], flast[VG_RRDCD_LAST_MANY_MAX];
 	int fhas[VG_RRDCD_LAST_MANY_MAX], ferr[VG_RRDCD_LAST_MANY_MAX];
 	size_t n = *k, nf = 0, kb = 0;
 	int rc;
 
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		want[i] = se[i]->t_ms;
-	if ((rc = vg_rrdcd_pending_many(c, names, n, want, newest, has, perr)))
+		after[i] = last_s[i] * 1000 + 999;
+	}
+	if ((rc = vg_rrdcd_pending_many(c, names, n, want, newest, has, after, oldest, perr)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
-		if (!perr[i] && newest[i] != INT64_MIN && newest[i] > se[i]->claim_ms) {
+		int newer = !perr[i] && newest[i] != INT64_MIN && newest[i] > se[i]->claim_ms;
+		int64_t ours = se[i]->first_ms > se[i]->arrived_ms ? se[i]->first_ms
+								   : se[i]->arrived_ms;
+		int old = !perr[i] && oldest[i] != INT64_MAX && oldest[i] < ours;
+		if (newer || old) {
 			fnames[nf] = names[i];
 			fwant[nf] = want[i];
+			older[nf] = !newer;
 			fhas[nf++] = has[i];
 			continue;
 		}
 		se[kb] = se[i];
+		last_s[kb] = last_s[i];
 		names[kb++] = names[i];
 	}
 	*k = kb;
@@ -583,17 +631,20 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	/* the FLUSH BATCH, then each file's INFO: written past ours now */
 	if ((rc = vg_rrdcd_last_update_many(c, fnames, nf, flast, ferr))) {
 		for (size_t i = 0; i < nf; i++)
-			mark_sent(d, fnames[i], fwant[i]);
+			put_back(d, fnames[i]);
 		*ret = -EIO;
 		return rc;
 	}
 	for (size_t i = 0; i < nf; i++) {
+		if (!ferr[i] && older[i] && flast[i] * 1000 + 999 < fwant[i] &&
+		    !mark_lost(d, fnames[i], flast[i] * 1000 + 999, nlost))
+			continue; /* the file lacks ours: re-sent after the older */
 		if (ferr[i] || flast[i] * 1000 + 999 < fwant[i]) {
-			mark_sent(d, fnames[i], fwant[i]); /* checked again later */
+			put_back(d, fnames[i]); /* checked again later */
 			*ret = -EIO;
 			continue;
 		}
-		if (fhas[i])
+		if (fhas[i] || older[i])
 			continue; /* ours were cached still: written now */
 		count(&d->overtaken, 1);
 		vg_warn("storage: %s: %s: the daemon lost this collector's values up to "
@@ -651,7 +702,7 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				int64_t t = ((const struct sent_entry *)e->value)->t_ms;
 				if (t == INT64_MIN) /* nothing to verify (below) */
 					continue;
-				mark_sent(d, e->key, t);
+				put_back(d, e->key);
 				if (!ret)
 					ret = -ETIMEDOUT;
 			}
@@ -696,6 +747,8 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 					if (!err[i] && last_s[i] * 1000 + 999 >= se[i]->t_ms)
 						continue; /* durable */
 					se[kb] = se[i];
+					/* unread: nothing taken for another's */
+					last_s[kb] = err[i] ? INT64_MAX / 1000 - 1 : last_s[i];
 					names[kb++] = names[i];
 				}
 				if (!(k = kb))
@@ -705,7 +758,9 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				 * written since by another collector (the host's
 				 * next one), and a FORGET would drop that value
 				 * for good (that collector counts it written) */
-				if (!(rc = overtaken_check(d, c, se, names, &k, &ret)) && k)
+				if (!(rc = overtaken_check(d, c, se, names, last_s, &k, nlost,
+							   &ret)) &&
+				    k)
 					rc = vg_rrdcd_forget_last_many(c, names, k, last_s, err);
 				else if (!rc)
 					continue;
@@ -716,7 +771,7 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			int ri = err[i];
 
 			if (rc) { /* not checked: the connection broke */
-				mark_sent(d, names[i], se[i]->t_ms);
+				put_back(d, names[i]);
 				ret = -EIO;
 				continue;
 			}
@@ -726,8 +781,8 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				continue; /* durable */
 			if ((ri == 0 || ri == -ENOENT || ri == -EREMOTEIO) &&
 			    !mark_lost(d, names[i], have, nlost))
-				continue;                    /* behind what it accepted, or gone: lost */
-			mark_sent(d, names[i], se[i]->t_ms); /* checked again later */
+				continue;      /* behind what it accepted, or gone: lost */
+			put_back(d, names[i]); /* checked again later */
 			ret = -EIO;
 		}
 	}
@@ -814,7 +869,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				for (size_t i = 0; i < f->n; i++) {
 					if (rc || (f->err[i] && f->err[i] != -ENOENT &&
 						   f->err[i] != -EREMOTEIO)) {
-						mark_sent(d, f->names[i], f->want[i]);
+						put_back(d, f->names[i]);
 						ret = -EIO;
 					}
 				}
@@ -836,7 +891,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 				continue;
 			}
 			for (size_t i = 0; i < f->n; i++)
-				mark_sent(d, f->names[i], f->want[i]);
+				put_back(d, f->names[i]);
 			f->n = 0;
 			ret = -EIO;
 			stop = 1;
@@ -844,7 +899,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	}
 	/* what was never sent (a failure, or no memory) goes back */
 	while ((e = vg_hmap_next(&snap->map, &pos))) {
-		mark_sent(d, e->key, ((const struct sent_entry *)e->value)->t_ms);
+		put_back(d, e->key);
 		ret = -EIO;
 	}
 	return ret;
@@ -1027,21 +1082,43 @@ static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms)
 	int64_t old;
 
 	pthread_mutex_lock(&d->mu);
-	old = sent_note(&d->sent, name, t_ms, 1);
+	old = sent_note(&d->sent, name, t_ms, t_ms, INT64_MIN, 1);
 	pthread_mutex_unlock(&d->mu);
 	return old;
 }
 
-/* Claim NAME up to t_ms before an update is sent (the newest time of the
- * call), so a verification that runs meanwhile checks it; taken back by
- * unmark_sent if not all of it was written. Returns the time noted
+/* A file a check or sync took out of d->sent and could not prove durable
+ * goes back, KEY being its entry's name (a key of that taken set): as
+ * mark_sent, keeping the entry's first_ms and arrived_ms (with the time
+ * alone its first_ms would become its newest time, and a later check
+ * would take our own older values the daemon holds for another
+ * collector's: FLUSHed, not FORGOTten, so a value the daemon's replay
+ * skipped would go unfound). */
+static void put_back(struct daemon *d, const char *key)
+{
+	const struct sent_entry *e =
+		(const struct sent_entry *)(key - offsetof(struct sent_entry, name));
+
+	pthread_mutex_lock(&d->mu);
+	sent_note(&d->sent, key, e->first_ms, e->t_ms, e->arrived_ms, 1);
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* Claim NAME from first_ms up to t_ms before an update is sent (the
+ * oldest and newest times of the call), so a verification that runs
+ * meanwhile checks it; taken back by unmark_sent if not all of it was
+ * written (first_ms is not: too low would let a check take another
+ * collector's cached values for ours, see overtaken_check; a first_ms
+ * of a call that wrote nothing only marks values no other collector
+ * sent, since each batch is acknowledged once). Returns the time noted
  * before (INT64_MIN: none). */
-static int64_t claim_sent(struct daemon *d, const char *name, int64_t t_ms)
+static int64_t claim_sent(struct daemon *d, const struct vg_rrd_loc *loc, int64_t first_ms,
+			  int64_t t_ms)
 {
 	int64_t old;
 
 	pthread_mutex_lock(&d->mu);
-	old = sent_note(&d->sent, name, t_ms, 0);
+	old = sent_note(&d->sent, loc->path, first_ms, t_ms, loc->arrived_ms, 0);
 	pthread_mutex_unlock(&d->mu);
 	return old;
 }
@@ -1275,6 +1352,7 @@ static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
 	loc->owner = 0;
 	loc->address = NULL;
 	loc->recorded = NULL;
+	loc->arrived_ms = INT64_MIN;
 	if ((rc = series_name(rtype, id, metric, loc->path, sizeof(loc->path))))
 		return rc;
 	pthread_mutex_lock(&r->mu);
@@ -1720,7 +1798,7 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	/* Claimed before sending (see check_sent), corrected after. A
 	 * connection that breaks: every value waits for the daemon (some may
 	 * have been taken: the retry finds them as already stored). */
-	int64_t old = claim_sent(d, loc->path, v[n - 1].t_ms), wmax = INT64_MIN;
+	int64_t old = claim_sent(d, loc, v[0].t_ms, v[n - 1].t_ms), wmax = INT64_MIN;
 	if (vg_rrd_rrdcached_test_before_send)
 		vg_rrd_rrdcached_test_before_send(loc->path);
 	if (!(rc = send_values(c, loc->path, v, n))) {
@@ -1838,7 +1916,8 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			}
 			struct vg_rrdcd_batch_result br = {0};
 			for (size_t j = 0; j < k; j++) /* claimed, see rcd_update */
-				old_ms[j] = claim_sent(d, items[idx[j]].loc->path,
+				old_ms[j] = claim_sent(d, items[idx[j]].loc,
+						       items[idx[j]].v[0].t_ms,
 						       items[idx[j]].v[items[idx[j]].n - 1].t_ms);
 			if (vg_rrd_rrdcached_test_before_send)
 				vg_rrd_rrdcached_test_before_send(items[idx[0]].loc->path);

@@ -587,6 +587,9 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 		*status = VG_ACK_RETRY;
 		return 1;
 	}
+	/* the host's previous batch acknowledged elsewhere (or not known
+	 * here): the store marks the batch's series (series.arrived_ms) */
+	b->arrived = !vg_registry_seen_local(r->o.registry);
 	if (r->nheld)
 		held_forget(r, b->host); /* no mark holds it back now */
 	{

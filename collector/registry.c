@@ -499,6 +499,7 @@ struct vg_registry {
 	int known;
 	struct committed *committed; /* COMMITTED_SLOTS, at the first commit */
 	uint64_t seen_local;         /* checks answered from it (stats) */
+	int last_local;              /* the last check answered 0 from it */
 	/* vg_registry_commit_group's statements by row count (built at first
 	 * use) */
 	char *ack_sql[VG_REGISTRY_GROUP_MAX + 1];
@@ -674,6 +675,11 @@ void vg_registry_close(struct vg_registry *r)
 
 /* ---- duplicate filter ------------------------------------------------------ */
 
+int vg_registry_seen_local(const struct vg_registry *r)
+{
+	return r ? r->last_local : 0;
+}
+
 int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 		     uint64_t seq, int64_t time_ms)
 {
@@ -683,6 +689,7 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 	if (!r || !host)
 		return -EINVAL;
 	r->known = 0;
+	r->last_local = 0;
 	{
 		/* this handle committed the stream up to c->seq: an older seq
 		 * is a duplicate for sure (last_seq only grows), and the next
@@ -697,6 +704,7 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 				r->known_stream = stream;
 				r->known = 1;
 				r->seen_local++;
+				r->last_local = 1;
 				return 0;
 			}
 		}

@@ -1119,7 +1119,7 @@ static int pending_time_ms(const char *line, int64_t *out)
 
 int vg_rrdcd_pending_many(struct vg_rrdcd *c, const char *const *files, size_t n,
 			  const int64_t *want_ms, int64_t *newest_ms, int *has_want,
-			  int *item_err)
+			  const int64_t *after_ms, int64_t *oldest_ms, int *item_err)
 {
 	int rc;
 
@@ -1146,6 +1146,8 @@ int vg_rrdcd_pending_many(struct vg_rrdcd *c, const char *const *files, size_t n
 
 		newest_ms[i] = INT64_MIN;
 		has_want[i] = 0;
+		if (oldest_ms)
+			oldest_ms[i] = INT64_MAX;
 		item_err[i] = 0;
 		if ((rc = read_status(c, &st, &msg)))
 			return rc;
@@ -1166,6 +1168,9 @@ int vg_rrdcd_pending_many(struct vg_rrdcd *c, const char *const *files, size_t n
 				newest_ms[i] = t;
 			if (want_ms && t == want_ms[i])
 				has_want[i] = 1;
+			if (oldest_ms && t != INT64_MAX && t > (after_ms ? after_ms[i] : INT64_MIN) &&
+			    t < oldest_ms[i])
+				oldest_ms[i] = t;
 		}
 	}
 	return 0;

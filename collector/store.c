@@ -160,14 +160,18 @@ struct series {
 	uint64_t hash;
 	char *id, *metric; /* one allocation */
 	uint8_t rtype, kind;
-	int flushing;              /* a thread is writing its values (mu) */
-	int in_dirty;              /* on the dirty list (mu) */
-	int dead;                  /* removed (vg_store_remove_series): off the
+	int flushing;        /* a thread is writing its values (mu) */
+	int in_dirty;        /* on the dirty list (mu) */
+	int dead;            /* removed (vg_store_remove_series): off the
 				* dirty list, on the dead list, freed by the
 				* receiver (mu; read by the receiver) */
-	uint32_t owner;            /* the backend's holder (vg_rrd_loc.owner) */
-	int64_t retry_at_ms;       /* its daemon was unreachable: not before */
-	int64_t last_ms;           /* newest value accepted (receiver; mu to write) */
+	uint32_t owner;      /* the backend's holder (vg_rrd_loc.owner) */
+	int64_t retry_at_ms; /* its daemon was unreachable: not before */
+	int64_t last_ms;     /* newest value accepted (receiver; mu to write) */
+	/* the newest time of a value taken from a batch whose host arrived
+	 * from elsewhere (vg_batch.arrived; INT64_MIN: none): given to the
+	 * backend with every update (vg_rrd_loc.arrived_ms; mu) */
+	int64_t arrived_ms;
 	int64_t tent_ms;           /* receiver only: within the current batch */
 	uint64_t gen;              /* receiver only: batch generation of tent_ms */
 	struct vg_rrd_value *pend; /* cached values, oldest first (mu) */
@@ -387,6 +391,7 @@ static struct series *series_new(int rtype, const char *id, const char *metric,
 	se->kind = (uint8_t)kind;
 	se->hash = h;
 	se->last_ms = INT64_MIN;
+	se->arrived_ms = INT64_MIN;
 	return se;
 }
 
@@ -1022,14 +1027,18 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 
 	if (!g->n)
 		return;
+	for (size_t i = 0; i < g->n; i++) /* read under mu */
+		g->loc[i].arrived_ms = g->se[i]->arrived_ms;
 	pthread_mutex_unlock(&s->mu);
 	for (size_t i = 0; i < g->n; i++) {
 		struct series *se = g->se[i];
+		int64_t arrived = g->loc[i].arrived_ms;
 		if (s->be->ops->locate(s->be, se->rtype, se->id, se->metric, &g->loc[i])) {
 			g->loc[i].path[0] = '\0';
 			continue;
 		}
 		g->loc[i].owner = se->owner;
+		g->loc[i].arrived_ms = arrived;
 		g->it[m] = (struct vg_rrd_item){.loc = &g->loc[i],
 						.v = g->buf + g->off[i],
 						.n = g->cnt[i],
@@ -1925,6 +1934,8 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 			se->pend[se->npend].v = b->samples[r->first_sample + j].value;
 			se->npend++;
 			se->last_ms = r->time_ms;
+			if (b->arrived && r->time_ms > se->arrived_ms)
+				se->arrived_ms = r->time_ms;
 			s->pending++;
 		}
 	}

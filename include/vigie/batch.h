@@ -111,6 +111,12 @@ struct vg_batch {
 	 * agent's: values only, no observation of its resources' state; the
 	 * billing meter leaves such a batch out. Not on the wire. */
 	int published;
+	/* 1: this collector did not acknowledge the host's previous batch
+	 * of the stream itself (the receiver's duplicate check asked the
+	 * shared state: the host comes from another collector, or this one
+	 * just started). Set by the receiver for the store
+	 * (series.arrived_ms). Not on the wire. */
+	int arrived;
 	/* private */
 	size_t cap_res, cap_samples, cap_attrs, cap_events;
 	struct vg_arena_chunk *arena;

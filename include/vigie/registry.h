@@ -68,6 +68,10 @@ void vg_registry_close(struct vg_registry *r); /* accepts NULL */
  * of its own; a stream this handle answers from memory is not asked. */
 int vg_registry_seen(struct vg_registry *r, const char *host,
 		     uint64_t stream, uint64_t seq, int64_t time_ms);
+/* 1 when the last vg_registry_seen on r that answered 0 did so from this
+ * handle's memory (it committed the stream's previous seq itself: the
+ * host did not come from elsewhere), else 0. */
+int vg_registry_seen_local(const struct vg_registry *r);
 /* Record (host, stream, seq, time_ms) as acknowledged, in one
  * transaction: the stream becomes the host's most recent, and if the host
  * now has more than VG_REGISTRY_STREAMS streams the least recent is

@@ -225,14 +225,17 @@ int vg_rrdcd_info_last_many(struct vg_rrdcd *c, const char *const *files, size_t
  * the file and has not written. newest_ms[i] is the newest time of those
  * values in ms (INT64_MIN: none; INT64_MAX when a line's time is not a
  * number, e.g. "N"), has_want[i] 1 when one of them is at exactly
- * want_ms[i] (want_ms may be NULL: all 0), item_err[i] the negative errno
- * of the daemon's refusal (then the others say nothing). Returns 0 when
+ * want_ms[i] (want_ms may be NULL: all 0), oldest_ms[i] (oldest_ms may be
+ * NULL) the oldest of those times past after_ms[i] (INT64_MAX: none; a
+ * cached value at or before the file's last update is refused when
+ * written), item_err[i] the negative errno of the daemon's refusal (then
+ * the others say nothing). Returns 0 when
  * every answer was read, or the connection's negative errno (broken;
  * the results say nothing); -EINVAL (nothing sent) for an invalid name or
  * n above the maximum. Not thread-safe on one C. */
 int vg_rrdcd_pending_many(struct vg_rrdcd *c, const char *const *files, size_t n,
 			  const int64_t *want_ms, int64_t *newest_ms, int *has_want,
-			  int *item_err);
+			  const int64_t *after_ms, int64_t *oldest_ms, int *item_err);
 /* FORGET FILE: the daemon drops FILE from its cache; values not yet
  * written are lost (use before deleting a file). -ENOENT if the daemon
  * had nothing cached for it. */

@@ -348,11 +348,18 @@ static void test_seen_commit_persist(void **state)
 	int rtype = 0;
 
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 1, T0), 0);
+	assert_int_equal(vg_registry_seen_local(f->r), 0); /* asked the database */
 	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 0);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 5, T0), 1);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 4, T0), 1);
 	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 6, T0), 0);
+	/* the next seq after its own commit: the host did not come from
+	 * elsewhere (the store's arrival mark stays off) */
+	assert_int_equal(vg_registry_seen_local(f->r), 1);
+	assert_int_equal(vg_registry_seen(f->r, "node1", 0xabcdef0123456789ull, 8, T0), 0);
+	assert_int_equal(vg_registry_seen_local(f->r), 0); /* a gap: asked */
 	assert_int_equal(vg_registry_seen(f->r, "node2", 0xabcdef0123456789ull, 1, T0), 0);
+	assert_int_equal(vg_registry_seen_local(f->r), 0);
 	/* committing an older or the same seq never moves last_seq back,
 	 * and says it was a duplicate */
 	assert_int_equal(vg_registry_commit(f->r, "node1", 0xabcdef0123456789ull, 3, T0), 1);

@@ -700,6 +700,158 @@ static void test_stall_then_another_collector_nothing_lost(void **state)
 	b->ops->close(b);
 }
 
+/* The previous collector's older values still cached when the host's next
+ * collector checks (the cluster test with [storage] sync_interval = 300s,
+ * docs/scaling.md "Still open"). A's minutes 5 and 6 are taken by the
+ * daemon, not written: A syncs every 300 s, so nothing FLUSHed them. The
+ * host moves to B, which sends 7 and 8 (taken, not written). The daemon is
+ * killed -9 and replays 5..8 from its journal. B's first check after its
+ * failure finds the file at 4, behind its newest (8), and the daemon
+ * holding nothing newer than B's claim, so it FORGOT the file: A's
+ * replayed 5 and 6 dropped with B's own 7 and 8, of which B re-sent only
+ * its own; A's check then found the file past its 6 (overtaken, logged):
+ * minutes 5 and 6 lost for good (seen: polls 38-50 of 3,262 series, A the
+ * host's interim collector after a collector's kill -9, B the restarted
+ * one it returned to, then the daemon's kill). A value cached older than
+ * the oldest B sent since its last verified sync is another collector's:
+ * B FLUSHes the file instead, which writes 5..8. */
+static void test_no_forget_of_a_previous_collectors_older_values(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bloc;
+	struct vg_rrd_result res;
+	char owners[128], err[256] = "", journal[PATH_MAX];
+	FILE *fp;
+
+	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
+		fail_msg("second backend: %s", err);
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+
+	res = update(f, 1, 4, 0);
+	assert_int_equal(res.written, 4);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0); /* the file holds 1..4 */
+	res = update(f, 5, 6, 0);                         /* A's, taken, not written (no sync yet) */
+	assert_int_equal(res.written, 2);
+	res = update_be(b, &bloc, 7, 8); /* the host moved to B: B's, taken */
+	assert_int_equal(res.written, 2);
+
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	/* the daemon's journal with every UPDATE of 5..8 (its stdio buffer
+	 * may have lost the last lines at the kill; the cluster test's held
+	 * them all) */
+	newest_journal(f, journal, sizeof(journal));
+	journal_drop_minutes(f, journal, 5, 8);
+	assert_non_null(fp = fopen(journal, "a"));
+	for (int m = 5; m <= 8; m++)
+		fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 60 * m),
+			val(m));
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	usleep(300 * 1000); /* the back-off after the broken connection */
+
+	/* B's first check after its failure (its sync connects); a file it
+	 * finds lost gets B's 7 and 8 again from B's journal, as the store
+	 * does (all B has: 5 and 6 were A's) */
+	for (int i = 0; i < 50 && b->ops->sync(b); i++) {
+		struct vg_rrd_lost lost[2];
+		if (b->ops->lost(b, lost, 2) == 1) {
+			b->ops->resent(b, &lost[0]);
+			res = update_be(b, &bloc, 7, 8);
+		}
+		usleep(100 * 1000);
+	}
+	assert_int_equal(b->ops->sync(b), 0);
+	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
+	/* then A's, the same way with A's 5 and 6 */
+	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++) {
+		struct vg_rrd_lost lost[2];
+		if (f->h.be->ops->lost(f->h.be, lost, 2) == 1) {
+			f->h.be->ops->resent(f->h.be, &lost[0]);
+			res = update(f, 5, 6, 1);
+		}
+		usleep(100 * 1000);
+	}
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	assert_int_equal(overtaken(f), 0);
+	check_file(f, 8);
+	b->ops->close(b);
+}
+
+/* The same with the host leaving A and coming back (seen in the cluster
+ * test at 300 s: h2's poll 3 acknowledged by another collector, 1-2 and
+ * 4-46 by the same one, which never synced meanwhile): A's minute 5,
+ * B's 6, A's 7 and 8, none written when the daemon is killed -9 and
+ * replays them. B's 6 is newer than A's oldest unverified value (5), so
+ * by times alone it looks like A's own; A's FORGET dropped it and A
+ * re-sent 5, 7 and 8: minute 6 lost for good. The store tells the
+ * backend when a host arrives from elsewhere (vg_rrd_loc.arrived_ms,
+ * from the receiver's duplicate check): a value cached before that is
+ * not taken for A's, so A FLUSHes the file and it holds 1..8. */
+static void test_no_forget_of_another_collectors_values_between_ours(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bloc;
+	struct vg_rrd_result res;
+	struct vg_store_daemon dm[1];
+	char owners[128], err[256] = "", journal[PATH_MAX];
+	FILE *fp;
+
+	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
+		fail_msg("second backend: %s", err);
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+
+	res = update(f, 1, 4, 0);
+	assert_int_equal(res.written, 4);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0); /* the file holds 1..4 */
+	res = update(f, 5, 5, 0);                         /* A's, taken, not written */
+	assert_int_equal(res.written, 1);
+	res = update_be(b, &bloc, 6, 6); /* the host on B for one poll */
+	assert_int_equal(res.written, 1);
+	f->loc.arrived_ms = MS(T0 + 420); /* back on A (the store's mark) */
+	res = update(f, 7, 8, 0);
+	assert_int_equal(res.written, 2);
+
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	newest_journal(f, journal, sizeof(journal));
+	journal_drop_minutes(f, journal, 5, 8);
+	assert_non_null(fp = fopen(journal, "a"));
+	for (int m = 5; m <= 8; m++)
+		fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 60 * m),
+			val(m));
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	usleep(300 * 1000); /* the back-off after the broken connection */
+
+	/* A's first check after its failure; a file it finds lost gets A's
+	 * 5, 7 and 8 again, as the store does */
+	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++) {
+		struct vg_rrd_lost lost[2];
+		if (f->h.be->ops->lost(f->h.be, lost, 2) == 1) {
+			f->h.be->ops->resent(f->h.be, &lost[0]);
+			res = update(f, 5, 5, 1);
+			res = update(f, 7, 8, 1);
+		}
+		usleep(100 * 1000);
+	}
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	/* then B's */
+	for (int i = 0; i < 50 && b->ops->sync(b); i++)
+		usleep(100 * 1000);
+	assert_int_equal(b->ops->sync(b), 0);
+	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
+	assert_int_equal(vg_rrd_rrdcached_state(b, dm, 1), 1);
+	assert_int_equal(dm[0].overtaken, 0);
+	assert_int_equal(overtaken(f), 0);
+	check_file(f, 8);
+	b->ops->close(b);
+}
+
 /* The check after a restart within its overall bound: 100 files whose
  * values the daemon took and had not written when it was killed -9 (its
  * journal replays them), checked by the first connections to the
@@ -794,6 +946,10 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stall_then_another_collector_nothing_lost, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_no_forget_of_a_previous_collectors_older_values,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_no_forget_of_another_collectors_values_between_ours, setup, teardown),
 		cmocka_unit_test(test_check_bound_spreads_the_check),
 	};
 	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
