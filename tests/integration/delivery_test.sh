@@ -20,15 +20,15 @@ SPOOL=$TMP/spool
 copts=(--listen tcp://127.0.0.1:$PORT --http 127.0.0.1:$HPORT --data-dir "$DATA" --log-level debug)
 
 start_collector collector1 "${copts[@]}"
-wait_for 10 curl -sf "$API/v1/health"
+wait_for 30 curl -sf "$API/v1/health"
 start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt $URI --interval 0.1 \
   --host dl-host --spool "$SPOOL" --clock-start $START --clock-step 60 --log-level debug
 accepted() { grep -ho 'accepted batch host=dl-host stream=[0-9a-f]* seq=[0-9]*' "$TMP"/collector*.log 2>/dev/null | sed 's/.*seq=//'; }
-check "first batches stored" wait_for 15 bash -c "[[ \$(grep -c 'accepted batch host=dl-host' '$TMP/collector1.log') -ge 5 ]]"
+check "first batches stored" wait_for 30 bash -c "[[ \$(grep -c 'accepted batch host=dl-host' '$TMP/collector1.log') -ge 5 ]]"
 
 kill -KILL "$COLLECTOR_PID"; wait "$COLLECTOR_PID" 2>/dev/null
 spooled() { find "$SPOOL" -maxdepth 1 -name '*.vgb' | wc -l; }
-check "agent spools while the collector is down" wait_for 15 bash -c "[[ \$(find '$SPOOL' -maxdepth 1 -name '*.vgb' | wc -l) -ge 10 ]]"
+check "agent spools while the collector is down" wait_for 30 bash -c "[[ \$(find '$SPOOL' -maxdepth 1 -name '*.vgb' | wc -l) -ge 10 ]]"
 diag "spooled while down: $(spooled)"
 check "agent is still running" kill -0 "$AGENT_PID"
 
@@ -64,7 +64,7 @@ start_agent agent2 --config "$TMP/small-spool.conf" --collector tcp://127.0.0.1:
   --libvirt $URI --interval 0.1 --host dl-host2 --spool "$SPOOL2" \
   --clock-start $((START + 3600)) --clock-step 60 --log-level debug
 check "agent logs that its full spool dropped the oldest batch" \
-  wait_for 15 grep -q 'spool full' "$TMP/agent2.log"
+  wait_for 30 grep -q 'spool full' "$TMP/agent2.log"
 # A new batch is written (fsync'd, renamed) before the oldest is unlinked,
 # so for that instant the directory holds bound + 1 files.
 check "the spool holds at most its bound (+1 while a batch is being put)" \
