@@ -59,7 +59,7 @@ eq "analytics' alarm on its db1" \
 eq "shop's alarm naming analytics' db1 is accepted" \
   "$(post "$SHOP" /v1/alarms "{\"name\":\"spy-low\",$ALARM}")" 201
 
-start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt "test:///$NODE" --interval 0.05 \
+start_agent agent --config "$(drain_conf)" --collector tcp://127.0.0.1:$PORT --libvirt "test:///$NODE" --interval 0.05 \
   --host it-host --spool "$TMP/spool" --clock-start $START --clock-step 60 --count 8
 wait "$AGENT_PID"; rc=$?
 eq "agent delivered 8 polls and exited 0" "$rc" 0

@@ -42,7 +42,7 @@ t=$(curl -s -o /dev/null -w '%{time_total}' --max-time 5 "$API/v1/health")
 check "the API answers within 2 s while they do (took ${t}s)" awk -v t="$t" 'BEGIN { exit !(t > 0 && t < 2) }'
 
 # ---- some data to query ----
-start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt $URI --interval 0.05 \
+start_agent agent --config "$(drain_conf)" --collector tcp://127.0.0.1:$PORT --libvirt $URI --interval 0.05 \
   --host hostile-host --spool "$TMP/spool" --clock-start $START --clock-step 60 --count 5
 wait "$AGENT_PID"; rc=$?
 eq "agent delivered 5 polls and exited 0" "$rc" 0
