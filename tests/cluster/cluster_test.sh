@@ -191,7 +191,7 @@ HOOK=
 if [[ -x $HOOKBIN ]]; then
   "$HOOKBIN" --port 0 --port-file "$TMP/hook.port" --log "$TMP/hook.log" 2>"$TMP/hook.err" &
   _pids+=($!)
-  wait_for 5 test -s "$TMP/hook.port" && HOOK=http://127.0.0.1:$(cat "$TMP/hook.port")/alarm
+  wait_for 30 test -s "$TMP/hook.port" && HOOK=http://127.0.0.1:$(cat "$TMP/hook.port")/alarm
 fi
 if [[ -n $HOOK ]]; then
   # an alarm belongs to one project: one per project of the node files

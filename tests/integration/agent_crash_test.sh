@@ -31,7 +31,7 @@ done
 diag "$KILLS kills; batches spooled at a kill: ${#at_kill[@]}"
 start_agent final --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
   --interval 0.05 --host ac-host --spool "$SPOOL"
-check "the agent restarts on the same spool" wait_for 10 grep -q 'polling' "$TMP/final.log"
+check "the agent restarts on the same spool" wait_for 30 grep -q 'polling' "$TMP/final.log"
 sleep 0.5
 check "and drains it" \
   wait_for 20 bash -c "[[ \$(find '$SPOOL' -maxdepth 1 -name '*.vgb' | wc -l) -le 2 ]]"

@@ -27,13 +27,13 @@ CONF
 start_agent agent --config "$TMP/agent.conf" --libvirt test:///default --interval 0.1 \
   --host drain-host --spool "$TMP/spool" --count 1 --log-level debug
 APID=$AGENT_PID
-check "the agent names its primary" wait_for 10 grep -q "primary by rendezvous hashing" "$TMP/agent.log"
+check "the agent names its primary" wait_for 30 grep -q "primary by rendezvous hashing" "$TMP/agent.log"
 purl=$(grep -o 'sending to tcp://127.0.0.1:[0-9]*' "$TMP/agent.log" | head -1 | sed 's/sending to //')
 sport=$P1; [[ $purl == "tcp://127.0.0.1:$P1" ]] && sport=$P0
 pport=${purl##*:}
-check "the agent polled its one poll and drains" wait_for 10 grep -q "stopping: delivering what is spooled" "$TMP/agent.log"
+check "the agent polled its one poll and drains" wait_for 30 grep -q "stopping: delivering what is spooled" "$TMP/agent.log"
 check "while draining, its failover to the other collector is logged" \
-  wait_for 15 grep -q "collector $purl did not acknowledge in time: batches now go to tcp://127.0.0.1:$sport" "$TMP/agent.log"
+  wait_for 30 grep -q "collector $purl did not acknowledge in time: batches now go to tcp://127.0.0.1:$sport" "$TMP/agent.log"
 
 start_collector c --listen "tcp://127.0.0.1:$pport" --http "127.0.0.1:$HP" --data-dir "$TMP/data" \
   --log-level debug

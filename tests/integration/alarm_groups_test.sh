@@ -24,7 +24,7 @@ T0=$(( ($(date +%s) - 7200) / 60 * 60 * 1000 ))   # two hours ago, on a minute
 
 "$HOOKBIN" --port 0 --port-file "$TMP/hook.port" --log "$TMP/hook.log" 2>"$TMP/hook.err" &
 _pids+=($!)
-wait_for 5 test -s "$TMP/hook.port" || { nok "webhook receiver starts"; done_testing; exit 1; }
+wait_for 30 test -s "$TMP/hook.port" || { nok "webhook receiver starts"; done_testing; exit 1; }
 HOOK=http://127.0.0.1:$(cat "$TMP/hook.port")/alarm
 printf '[alarms]\nretry_initial = 0.2\nretry_max = 1\n' >"$TMP/vigie.conf"
 if [[ ${ALARMS_ENGINE:-sqlite} == postgresql ]]; then

@@ -39,7 +39,7 @@ echo 200 >"$TMP/status"
 "$HOOKBIN" --port 0 --port-file "$TMP/hook.port" --log "$TMP/hook.log" \
   --status-file "$TMP/status" 2>"$TMP/hook.err" &
 _pids+=($!)
-wait_for 5 test -s "$TMP/hook.port" || { nok "webhook receiver starts"; done_testing; exit 1; }
+wait_for 30 test -s "$TMP/hook.port" || { nok "webhook receiver starts"; done_testing; exit 1; }
 HOOK=http://127.0.0.1:$(cat "$TMP/hook.port")/alarm
 
 declare -a PORT HTTP STREAM PID
@@ -75,7 +75,7 @@ for i in 1 2 3; do
   _pids+=("${PID[i]}")
 done
 for i in 1 2 3; do
-  check "collector $i answers /v1/health" wait_for 15 curl -sf "http://127.0.0.1:${HTTP[i]}/v1/health"
+  check "collector $i answers /v1/health" wait_for 30 curl -sf "http://127.0.0.1:${HTTP[i]}/v1/health"
 done
 
 # the alarms, created on the first collector (the others load them)
@@ -129,7 +129,7 @@ sse other "$OTHER" 1
 sse default "$DEFP" 1
 sse_clients() { curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:${HTTP[$1]}/metrics" |
   awk '$1 == "vigie_alarms_sse_clients" {print $2}'; }
-check "the SSE clients are connected" wait_for 10 eval \
+check "the SSE clients are connected" wait_for 30 eval \
   '[[ $(sse_clients 1) == 3 && $(sse_clients 2) == 1 && $(sse_clients 3) == 1 ]]'
 sse_events() { grep -c '^event: alarm$' "$TMP/sse.$1"; }
 
@@ -270,9 +270,9 @@ sed -e "s|^listen = .*|listen = tcp://127.0.0.1:$P4|" -e "s|^http = .*|http = 12
 PID4=$!
 _pids+=("$PID4")
 h4() { curl -sf -H "Authorization: Bearer $ADMIN" "http://127.0.0.1:$H4/v1/health"; }
-check "a collector named like a live one (node$s2) starts" wait_for 15 h4
+check "a collector named like a live one (node$s2) starts" wait_for 30 h4
 refused() { [[ $(h4 | jq -r .cluster.node_name) == "held by another collector" ]]; }
-check "  its /v1/health says another collector holds the name" wait_for 10 refused
+check "  its /v1/health says another collector holds the name" wait_for 30 refused
 h=$(h4)
 eq "  and is degraded" "$(jq -r .status <<<"$h")" degraded
 eq "  it holds no alarm lease" "$(jq .cluster.alarm_leases <<<"$h")" 0

@@ -83,7 +83,7 @@ subscribers() {
   curl -s -H "Authorization: Bearer $VIGIE_TOKEN" "$API/metrics" | awk '/^vigie_alarms_sse_clients / { print $2 }'
 }
 two_watchers() { [[ $(subscribers) -ge 2 ]]; } # (re-evaluated on every poll)
-check "the watchers are subscribed (vigie_alarms_sse_clients on /metrics)" wait_for 5 two_watchers
+check "the watchers are subscribed (vigie_alarms_sse_clients on /metrics)" wait_for 30 two_watchers
 {
   echo "$T0 instance vm1 cpu.util=50"
   echo "+60 instance vm1 cpu.util=91.2"
@@ -92,7 +92,7 @@ check "the watchers are subscribed (vigie_alarms_sse_clients on /metrics)" wait_
 } | "$SEND" --collector tcp://127.0.0.1:$PORT --host h1 --stream 1 --seq 1 >"$TMP/send.out" 2>&1
 check "the sender's batches are acknowledged" test $? -eq 0
 check "watch printed the alarm transition" \
-  wait_for 5 grep -q ' default/cpu-high critical ok -> alarm on vm1: 3 out of the last 3 datapoints \[91.2, 94.0, 97.5\] were greater than the threshold (90.0)$' "$TMP/watch.out"
+  wait_for 30 grep -q ' default/cpu-high critical ok -> alarm on vm1: 3 out of the last 3 datapoints \[91.2, 94.0, 97.5\] were greater than the threshold (90.0)$' "$TMP/watch.out"
 check "watch printed the earlier transition to ok first" \
   bash -c "head -1 '$TMP/watch.out' | grep -q 'cpu-high critical insufficient_data -> ok on vm1'"
 wait "$W1PID"; rc=$?

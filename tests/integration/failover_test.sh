@@ -56,7 +56,7 @@ collector() { # INDEX LOGNAME
 }
 for i in 0 1 2; do collector $i "c$i-a"; done
 for i in 0 1 2; do
-  check "collector $i answers" wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:${HPORTS[$i]}/v1/health"
+  check "collector $i answers" wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:${HPORTS[$i]}/v1/health"
 done
 
 # Warm-up (WARM=0 skips it): each collector first gets three batches of
@@ -65,9 +65,15 @@ done
 # as in a cluster whose storage is shared; the failover time measured
 # below is then the failover itself, not a collector's first-batch cost
 # (creating ~130 files: about a second here under load).
+# Each warm-up agent drains its spool for up to 60 s after its last poll
+# (drain_ms), not the default 2 s: a fresh collector's first batch creates
+# the files, and on a loaded machine an agent that gave up after 2 s left
+# batches in its spool ("2 batch(es) left in .../warm1": this check failed).
 if [[ ${WARM:-1} == 1 ]]; then
+  printf '[agent]\ndrain_ms = 60000\n' >"$TMP/warm.conf"
   for i in 0 1 2; do
-    "$BIN/vigie-agent" --collector "tcp://127.0.0.1:${PORTS[$i]}" --libvirt $URI --interval 0.1 \
+    "$BIN/vigie-agent" --config "$TMP/warm.conf" --collector "tcp://127.0.0.1:${PORTS[$i]}" \
+      --libvirt $URI --interval 0.1 \
       --host $HOST --spool "$TMP/warm$i" --clock-start $((START - 3600)) --clock-step 60 \
       --count 3 --key-file "$TMP/agent.key" >>"$TMP/warm.log" 2>&1
   done
@@ -84,7 +90,7 @@ start_agent agent --config "$TMP/agent.conf" --libvirt $URI --interval 0.1 --hos
   --spool "$TMP/spool" --clock-start $START --clock-step 60 --key-file "$TMP/agent.key" \
   --log-level debug
 
-check "the agent names its primary" wait_for 10 grep -q "primary by rendezvous hashing" "$TMP/agent.log"
+check "the agent names its primary" wait_for 30 grep -q "primary by rendezvous hashing" "$TMP/agent.log"
 STREAM=$(grep -o 'stream [0-9a-f]\{16\})' "$TMP/agent.log" | head -1 | tr -d ')' | cut -d' ' -f2)
 accepted() { # LOGFILE...: seqs of this agent's stream accepted, in log order
   cat "$@" 2>/dev/null | grep -o "accepted batch host=$HOST stream=$STREAM seq=[0-9]*" | sed 's/.*seq=//'
@@ -112,7 +118,7 @@ if [[ -n $t1 ]]; then
   FAILOVER_MS=$(( (t1 - t0) / 1000000 ))
   diag "FAILOVER_MS=$FAILOVER_MS (kill -9 of the primary -> first batch accepted elsewhere; ack_timeout_ms=$ACK_MS, warm=${WARM:-1})"
 fi
-check "the agent logs the failover" wait_for 5 grep -q "did not acknowledge in time: batches now go to" "$TMP/agent.log"
+check "the agent logs the failover" wait_for 30 grep -q "did not acknowledge in time: batches now go to" "$TMP/agent.log"
 nlog=$(grep -c 'did not acknowledge in time: batches now go to' "$TMP/agent.log")
 check "the others keep receiving" wait_for 20 bash -c "[[ \$(cat ${others[*]} | grep -c 'accepted batch host=$HOST stream=$STREAM') -ge 10 ]]"
 

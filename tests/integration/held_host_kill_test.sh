@@ -58,7 +58,7 @@ kill -KILL "$RD_PID"; wait "$RD_PID" 2>/dev/null
 s0=$(seq_now)
 check "batches are acknowledged while the daemon is down" wait_for 30 reached $((s0 + 3))
 marked() { [[ -n $(holder) ]]; }
-check "a collector marked the host in the shared state" wait_for 10 marked
+check "a collector marked the host in the shared state" wait_for 30 marked
 holder_idx() {
   local h i; h=$(holder)
   for i in 0 1; do [[ $h == *"tcp://127.0.0.1:${CP[$i]}" ]] && { echo "$i"; return; }; done

@@ -57,7 +57,7 @@ s0=$(seq_now)
 diag "daemon killed at seq $s0"
 check "batches are acknowledged while the daemon is down" wait_for 30 reached $((s0 + 3))
 marked() { [[ -n $(holder) ]]; }
-check "a collector marked the host in the shared state" wait_for 10 marked
+check "a collector marked the host in the shared state" wait_for 30 marked
 # which collector the mark names (its node name ends with its listen
 # address): the host can have moved while the daemon was down (an ack
 # slower than the agent's timeout on a loaded machine), and then the

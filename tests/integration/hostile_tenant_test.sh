@@ -59,11 +59,11 @@ eq "analytics' alarm on its db1" \
 eq "shop's alarm naming analytics' db1 is accepted" \
   "$(post "$SHOP" /v1/alarms "{\"name\":\"spy-low\",$ALARM}")" 201
 
-start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt "test:///$NODE" --interval 0.05 \
+start_agent agent --config "$(drain_conf)" --collector tcp://127.0.0.1:$PORT --libvirt "test:///$NODE" --interval 0.05 \
   --host it-host --spool "$TMP/spool" --clock-start $START --clock-step 60 --count 8
 wait "$AGENT_PID"; rc=$?
 eq "agent delivered 8 polls and exited 0" "$rc" 0
-check "the owner's alarm fires on db1's samples" wait_for 10 bash -c \
+check "the owner's alarm fires on db1's samples" wait_for 30 bash -c \
   "[[ \$(curl -q -s -H 'Authorization: Bearer $ANA' '$API/v1/alarms/own-low' | jq -r .state) == alarm ]]"
 eq "the spy's alarm saw none of them" \
   "$(as "$SHOP" "$API/v1/alarms/spy-low" | jq -c '[.state, (.instances | length)]')" '["insufficient_data",0]'
@@ -80,7 +80,7 @@ rev_pid=$!
 curl -q -s -N --max-time 4 -H "Authorization: Bearer $ANA" "$API/v1/alarms/stream" >"$TMP/sse.ana" &
 ana_pid=$!
 _pids+=("$rev_pid" "$ana_pid")
-check "both streams are open" wait_for 5 bash -c "[[ -s '$TMP/sse.rev' && -s '$TMP/sse.ana' ]]"
+check "both streams are open" wait_for 30 bash -c "[[ -s '$TMP/sse.rev' && -s '$TMP/sse.ana' ]]"
 eq "the token is revoked" "$(code "$ADMIN" -X DELETE "$API/v1/tokens/$REV_ID")" 200
 eq "a test notification of analytics' alarm" "$(code "$ANA" -X POST "$API/v1/alarms/own-low/test")" 202
 wait "$ana_pid"
@@ -169,7 +169,7 @@ eq "1e307 is a 400 (it was stored as unknown)" \
 # stream whose client left is noticed within a second (the server looks
 # at idle streams' connections each second; it used to wait for a write
 # to fail, two keepalives, ~30 s), so 10 s here, for a loaded machine
-check "the earlier streams are gone" wait_for 10 bash -c "[[ \$(curl -q -s -H 'Authorization: Bearer $ADMIN' '$API/metrics' | awk '\$1 == \"vigie_alarms_sse_clients\" {print \$2}') == 0 ]]"
+check "the earlier streams are gone" wait_for 30 bash -c "[[ \$(curl -q -s -H 'Authorization: Bearer $ADMIN' '$API/metrics' | awk '\$1 == \"vigie_alarms_sse_clients\" {print \$2}') == 0 ]]"
 spids=()
 for i in $(seq 64); do
   curl -q -s -N --max-time 60 -H "Authorization: Bearer $ANA" "$API/v1/alarms/stream" >"$TMP/sse.$i" &

@@ -42,11 +42,11 @@ t=$(curl -s -o /dev/null -w '%{time_total}' --max-time 5 "$API/v1/health")
 check "the API answers within 2 s while they do (took ${t}s)" awk -v t="$t" 'BEGIN { exit !(t > 0 && t < 2) }'
 
 # ---- some data to query ----
-start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt $URI --interval 0.05 \
+start_agent agent --config "$(drain_conf)" --collector tcp://127.0.0.1:$PORT --libvirt $URI --interval 0.05 \
   --host hostile-host --spool "$TMP/spool" --clock-start $START --clock-step 60 --count 5
 wait "$AGENT_PID"; rc=$?
 eq "agent delivered 5 polls and exited 0" "$rc" 0
-check "the instance is registered" wait_for 5 curl -q -sf -o /dev/null "${AUTH[@]}" "$API/v1/resources/$UUID"
+check "the instance is registered" wait_for 30 curl -q -sf -o /dev/null "${AUTH[@]}" "$API/v1/resources/$UUID"
 
 # ---- hostile requests ----
 # hostile CODE_PATTERN DESC PATH [curl args...]: the status matches
@@ -172,14 +172,14 @@ else
   done
   eq "127.0.0.1 opens $PER_ADDR slow connections" "${#held[@]}" "$PER_ADDR"
   check "the server holds them all (vigie_api_connections >= $PER_ADDR, read from 127.0.0.2)" \
-    wait_for 10 conns_at_least "$PER_ADDR"
+    wait_for 30 conns_at_least "$PER_ADDR"
   code=$(curl -q -s -o /dev/null -w '%{http_code}' --max-time 5 "${AUTH[@]}" "$API/v1/health")
   eq "127.0.0.1's next connection is refused" "$code" 000
   code=$(curl -q -s -o /dev/null -w '%{http_code}' --max-time 5 --interface 127.0.0.2 "${AUTH[@]}" "$API/v1/health")
   eq "a request from 127.0.0.2 is still served" "$code" 200
   for fd in "${held[@]}"; do exec {fd}>&-; done
   check "127.0.0.1 is served again once its connections close" \
-    wait_for 10 curl -q -sf -o /dev/null --max-time 2 "$API/v1/health"
+    wait_for 30 curl -q -sf -o /dev/null --max-time 2 "$API/v1/health"
 fi
 check "/v1/health after all that" curl -sf -o /dev/null --max-time 5 "$API/v1/health"
 stop_pid "$COLLECTOR_PID"; rc=$?

@@ -159,6 +159,16 @@ start_agent() {
   AGENT_PID=$!
   _pids+=("$AGENT_PID")
 }
+# drain_conf: the path of an agent configuration that only sets [agent]
+# drain_ms = 120000, for an agent with --count whose batches the test
+# expects delivered when it exits. Its default drain (2 s) gives up while a
+# collector creates a new host's files on a loaded machine and leaves
+# batches in the spool (failover_test's warm-up failed so); the drain ends
+# as soon as the spool is empty.
+drain_conf() {
+  [[ -f $TMP/drain.conf ]] || printf '[agent]\ndrain_ms = 120000\n' >"$TMP/drain.conf"
+  echo "$TMP/drain.conf"
+}
 stop_pid() { # SIGTERM, wait up to 10 s; returns the exit status (137 if killed)
   local p=$1
   kill -TERM "$p" 2>/dev/null

@@ -69,7 +69,7 @@ node "$TMP/node-b.xml" "other1:$OTHER" "mig1:$MIG"
 kill -HUP "$A" "$B"
 check "node-b takes mig1 over" wait_for 20 bash -c \
   "[[ \$(sqlite3 -cmd '.timeout 5000' '$DB' \"SELECT host FROM resources WHERE id='$MIG'\" 2>/dev/null) == node-b ]]"
-check "node-a reopened its node, without mig1" wait_for 10 grep -q "SIGHUP: reopening" "$TMP/agent-a.log"
+check "node-a reopened its node, without mig1" wait_for 30 grep -q "SIGHUP: reopening" "$TMP/agent-a.log"
 sleep 2 # ten more polls from both hosts, node-a's vanish report among them
 eq "one run across both hosts: created and started once, never stopped" "$(kinds "$MIG")" "1 4"
 eq "its disk is one piece of storage too" "$(kinds "$MIG-vda")" "1"

@@ -27,7 +27,7 @@ T=$((end - 1800))                         # a whole minute inside the data
 ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" token create --admin --name it 2>/dev/null)
 P1=$("$BIN/vigie-collector" --data-dir "$DATA" token create --project p1 --name graf 2>/dev/null)
 start_collector collector --listen tcp://127.0.0.1:$NPORT --http 127.0.0.1:$HPORT --data-dir "$DATA"
-check "collector answers" wait_for 10 curl -q -sf "$API/v1/health"
+check "collector answers" wait_for 30 curl -q -sf "$API/v1/health"
 
 # start_prom NAME PORT TOKEN
 start_prom() {

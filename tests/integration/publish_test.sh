@@ -79,7 +79,7 @@ eq "two units for one series in a request: 400" \
 eq "POST /v1/query reads it too" \
   "$(as "$ANA" -X POST --data-binary "{\"expr\":\"queue.depth{id=\\\"app-queue\\\"} * 2\",\"start\":\"$(iso $T0)\",\"end\":\"$(iso $((T0 + 120)))\",\"granularity\":60}" "$API/v1/query" | jq -c '[.series[0].points[][1]]' 2>/dev/null)" "[20,40,60]"
 if command -v nanocat >/dev/null; then
-  check "published points are streamed on the PUB socket's metric topic" wait_for 10 \
+  check "published points are streamed on the PUB socket's metric topic" wait_for 30 \
     grep -q '^metric.analytics.app-queue.queue.depth {.*"type":"custom"' "$TMP/nanocat.metric"
 else
   skip "nanocat missing: the PUB stream is not checked"

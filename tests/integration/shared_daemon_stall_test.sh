@@ -60,7 +60,7 @@ AG=$AGENT_PID
 # could still answer it meanwhile)
 all_stopped() { local f; for f in /proc/$RD_PID/task/*/stat; do
   [[ $(sed 's/.*) //' "$f" | cut -c1) == [Tt] ]] || return 1; done; }
-stall_daemon() { kill -STOP "$RD_PID" && wait_for 10 all_stopped; }
+stall_daemon() { kill -STOP "$RD_PID" && wait_for 30 all_stopped; }
 Q=$((POLLS / 4))
 check "the agent's batches are acknowledged (seq >= $Q)" wait_for 60 reached $Q
 moves_before=$(grep -c 'did not acknowledge in time' "$TMP/agent.log")

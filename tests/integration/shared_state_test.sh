@@ -43,7 +43,7 @@ export VIGIE_TOKEN=$ADMIN_TOKEN
 start_collector c1 --config "$TMP/c1.conf"
 C1=$COLLECTOR_PID
 API=http://127.0.0.1:$H1
-check "collector answers /v1/health" wait_for 15 answers_health "$H1"
+check "collector answers /v1/health" wait_for 30 answers_health "$H1"
 start_agent agent --collector tcp://127.0.0.1:$P1 --libvirt $URI --interval 0.2 \
   --host it-host --spool "$TMP/spool" --clock-start $START --clock-step 60
 host_minutes() {
@@ -78,7 +78,7 @@ eq "a request without a token is refused" "$(ADMIN_TOKEN= api_code /v1/resources
 stop_pid "$C1"   # its last values are flushed into the shared state
 start_collector c2 --config "$TMP/c2.conf"
 API=http://127.0.0.1:$H2
-check "second collector answers /v1/health" wait_for 15 answers_health "$H2"
+check "second collector answers /v1/health" wait_for 30 answers_health "$H2"
 eq "the same token works on the second collector" "$(api_code /v1/resources)" 200
 eq "it lists the same instance" "$(api "/v1/resources/$UUID" | jq -r .host)" it-host
 eq "with the last values the first one received" \
@@ -114,7 +114,7 @@ _pg_start
 # here): degraded until its first round after the restart
 health() { curl -s "$API/v1/health" | jq -r '[.status, .state_db.state] | join(" ")'; }
 eq_within 15 "/v1/health once it is back: up again" "ok up" health
-check "/metrics once it is back: vigie_state_db_up 1" wait_for 10 bash -c "curl -s -H '$(api_auth)' '$API/metrics' | grep -qx 'vigie_state_db_up 1'"
+check "/metrics once it is back: vigie_state_db_up 1" wait_for 30 bash -c "curl -s -H '$(api_auth)' '$API/metrics' | grep -qx 'vigie_state_db_up 1'"
 seq1=$(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'")
 more2() { [[ $(sql "SELECT max(last_seq) FROM streams WHERE host = 'it-host'") -ge $((seq1 + 3)) ]]; }
 check "after a PostgreSQL restart the collector acknowledges again" wait_for 30 more2

@@ -64,13 +64,13 @@ rejected() { find "$TMP/spool-$1/rejected" -name '*.vgb' 2>/dev/null | wc -l; }
 last_seq() { sqlite3 "$DATA/registry.db" "select coalesce(max(last_seq),0) from streams where host='$1'" 2>/dev/null || echo 0; }
 
 start_secure collector
-check "collector starts with signatures required" wait_for 10 curl -sf -o /dev/null "http://127.0.0.1:$HPORT/v1/health"
+check "collector starts with signatures required" wait_for 30 curl -sf -o /dev/null "http://127.0.0.1:$HPORT/v1/health"
 check "it loaded both keys" grep -q '2 agent key(s) from' "$TMP/collector.log"
 
 # ---- the right key ----
 agent good sg-good --key-file "$TMP/good.key"
 GOOD_PID=$AGENT_PID
-check "the agent says it signs" wait_for 5 grep -q '(signed)' "$TMP/good.log"
+check "the agent says it signs" wait_for 30 grep -q '(signed)' "$TMP/good.log"
 check "signed batches are stored (registry seq >= 10)" \
   wait_for 20 bash -c "[[ \$(sqlite3 '$DATA/registry.db' \"select coalesce(max(last_seq),0) from streams where host='sg-good'\" 2>/dev/null) -ge 10 ]]"
 check "its RRD files exist" test -d "$DATA/rrd/host/sg-good"
@@ -79,33 +79,33 @@ check "its RRD files exist" test -d "$DATA/rrd/host/sg-good"
 agent other sg-other --key-file "$TMP/stolen.key"
 OTHER_PID=$AGENT_PID
 check "a batch signed with a key that is not the host's is refused" \
-  wait_for 10 grep -q 'refused batch host=sg-other.*forged' "$TMP/collector.log"
+  wait_for 30 grep -q 'refused batch host=sg-other.*forged' "$TMP/collector.log"
 check "the agent keeps those batches spooled (>= 5)" \
-  wait_for 10 bash -c "[[ \$(find '$TMP/spool-other' -maxdepth 1 -name '*.vgb' | wc -l) -ge 5 ]]"
+  wait_for 30 bash -c "[[ \$(find '$TMP/spool-other' -maxdepth 1 -name '*.vgb' | wc -l) -ge 5 ]]"
 eq "and moves none to rejected/ (the refusal was not signed with its key)" "$(rejected other)" 0
-check "the agent says why" wait_for 5 grep -q 'without a valid signature' "$TMP/other.log"
+check "the agent says why" wait_for 30 grep -q 'without a valid signature' "$TMP/other.log"
 eq "nothing of sg-other is stored" "$(last_seq sg-other)" 0
 # A node that holds sg-good's key and claims to be sg-other.
 cp "$TMP/good.key" "$TMP/wrong-host.key"
 agent wronghost sg-other --key-file "$TMP/wrong-host.key"
 WH_PID=$AGENT_PID
 check "a batch signed with another host's key is refused as wrong host" \
-  wait_for 10 grep -q "refused batch host=sg-other.*another host's key" "$TMP/collector.log"
+  wait_for 30 grep -q "refused batch host=sg-other.*another host's key" "$TMP/collector.log"
 stop_pid "$WH_PID"
 eq "nothing of sg-other is stored (still)" "$(last_seq sg-other)" 0
 # The operator installs the key the agent really has, and reloads.
 cp "$TMP/stolen.key" "$KEYS/sg-other.key"; chmod 600 "$KEYS/sg-other.key"
 kill -HUP "$COLLECTOR_PID"
-check "SIGHUP reloads the keys" wait_for 5 grep -q 'SIGHUP: 2 agent key(s) loaded' "$TMP/collector.log"
+check "SIGHUP reloads the keys" wait_for 30 grep -q 'SIGHUP: 2 agent key(s) loaded' "$TMP/collector.log"
 check "then the spooled batches drain" \
   wait_for 60 bash -c "[[ \$(find '$TMP/spool-other' -maxdepth 1 -name '*.vgb' | wc -l) -le 1 ]]"
 check "and are stored" test "$(last_seq sg-other)" -ge 5
 
 # ---- no key ----
 agent nokey sg-nokey
-check "an unsigned batch is refused" wait_for 10 grep -q 'refused batch host=sg-nokey.*not signed' "$TMP/collector.log"
+check "an unsigned batch is refused" wait_for 30 grep -q 'refused batch host=sg-nokey.*not signed' "$TMP/collector.log"
 check "an agent without a key moves refused batches to rejected/" \
-  wait_for 10 bash -c "[[ \$(find '$TMP/spool-nokey/rejected' -name '*.vgb' 2>/dev/null | wc -l) -ge 1 ]]"
+  wait_for 30 bash -c "[[ \$(find '$TMP/spool-nokey/rejected' -name '*.vgb' 2>/dev/null | wc -l) -ge 1 ]]"
 stop_pid "$AGENT_PID"
 
 # ---- permissions ----

@@ -129,7 +129,7 @@ start_agent evil --collector tcp://127.0.0.1:$PORT --libvirt $URI --interval 0.2
   --host "$evil" --spool "$TMP/spool-evil" --clock-start $START --clock-step 60
 enc=$(jq -rn --arg s "$evil" '$s|@uri')
 check "a host named '$evil' is stored and listed under its real name" \
-  wait_for 15 bash -c "curl -sf -H '$(api_auth)' '$API/v1/resources/$enc' | jq -e '.type == \"host\"'"
+  wait_for 30 bash -c "curl -sf -H '$(api_auth)' '$API/v1/resources/$enc' | jq -e '.type == \"host\"'"
 stop_pid "$AGENT_PID"
 check "nothing was written outside the data dir" test ! -e "/tmp/vigie-evil-$$"
 outside=$(find "$DATA/rrd" -name '*.rrd' -exec realpath {} + | grep -vc "^$(realpath "$DATA")/rrd/" || true)

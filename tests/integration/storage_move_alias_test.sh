@@ -27,7 +27,7 @@ printf '[storage]\nbackend = rrdcached\ndaemons = %s, %s\nstep = 60\nheartbeat =
   "$U" "$T" >"$TMP/vigie.conf"
 check "the collector starts with the daemon listed as $U and $T" \
   start_api_collector collector --config "$TMP/vigie.conf" --data-dir "$DATA"
-start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
+start_agent agent --config "$(drain_conf)" --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
   --proc "$ROOT/tests/fixtures/proc" --interval 0.05 --host alias-host --spool "$TMP/spool" \
   --clock-start "$START" --clock-step 60 --count 10
 wait "$AGENT_PID"

@@ -36,7 +36,7 @@ collector() {
   start_api_collector collector --config "$TMP/vigie.conf" --data-dir "$DATA"
 }
 agent() { # CLOCK_START COUNT
-  start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
+  start_agent agent --config "$(drain_conf)" --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
     --proc "$ROOT/tests/fixtures/proc" --interval 0.05 --host mv-host --spool "$TMP/spool" \
     --clock-start "$1" --clock-step 60 --count "$2"
   wait "$AGENT_PID"

@@ -17,7 +17,7 @@ START=$(( ($(date +%s) - 12 * 3600) / 3600 * 3600 ))
 stats() { "$BIN/vigie-collector" --config "$TMP/vigie.conf" --data-dir "$DATA" storage stats; }
 # run_agent NAME: three polls of test:///default, delivered, then exit
 run_agent() {
-  start_agent "$1" --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
+  start_agent "$1" --config "$(drain_conf)" --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
     --proc "$ROOT/tests/fixtures/proc" --interval 0.2 --host st-host --spool "$TMP/spool-$1" \
     --clock-start $START --clock-step 60 --count 3
   wait "$AGENT_PID"

@@ -160,7 +160,7 @@ else
   printf '[collector]\ntls_cert = %s\ntls_key = %s\n' "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/tls.conf"
   start_collector tls --config "$TMP/tls.conf" --listen tcp://127.0.0.1:$TPORT \
     --http 127.0.0.1:$THPORT --data-dir "$DATA"
-  check "HTTPS: /v1/health with the self-signed CA" wait_for 10 curl -q -sf --cacert "$TMP/cert.pem" "$TAPI/v1/health"
+  check "HTTPS: /v1/health with the self-signed CA" wait_for 30 curl -q -sf --cacert "$TMP/cert.pem" "$TAPI/v1/health"
   eq "HTTPS: a token works" "$(code "$ADMIN" --cacert "$TMP/cert.pem" "$TAPI/v1/resources/$DB")" 200
   eq "HTTPS: no token is still a 401" "$(code "" --cacert "$TMP/cert.pem" "$TAPI/v1/resources/$DB")" 401
   curl -q -s --max-time 5 "$TAPI/v1/health" >/dev/null 2>&1; rc=$?

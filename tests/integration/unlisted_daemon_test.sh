@@ -24,7 +24,7 @@ conf() { printf '[storage]\nbackend = rrdcached\ndaemons = %s\nstep = 60\nheartb
 conf "$A"
 check "collector starts on daemon a" start_api_collector collector --config "$TMP/vigie.conf" \
   --data-dir "$DATA"
-start_agent agent --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
+start_agent agent --config "$(drain_conf)" --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
   --proc "$ROOT/tests/fixtures/proc" --interval 0.2 --host ud-host --spool "$TMP/spool" \
   --clock-start $START --clock-step 60 --count 3
 wait "$AGENT_PID"

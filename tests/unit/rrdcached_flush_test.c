@@ -46,6 +46,7 @@
 #include "vigie/config.h"
 #include "collector/backend.h"
 #include "rrdcached_backend_fixture.h"
+#include "tests/support/proc_stall.h"
 
 #define T0 1699999980LL /* a minute boundary */
 #define MS(s) ((int64_t)(s)*1000)
@@ -144,6 +145,27 @@ static int connections(const struct fx *f)
 		if (sscanf(line, " %*d: %*x:%x %*x:%x %x", &lport, &rport, &st) == 3 &&
 		    (int)rport == f->h.d.port && st == 1)
 			n++;
+	}
+	fclose(fp);
+	return n;
+}
+
+/* Bytes this process sent to the daemon that it has not read yet (the
+ * receive queues of the daemon's ends of the connections): a command
+ * waiting at a stopped daemon. */
+static long unread_at_daemon(const struct fx *f)
+{
+	FILE *fp = fopen("/proc/net/tcp", "r");
+	char line[512];
+	long n = 0;
+
+	assert_non_null(fp);
+	while (fgets(line, sizeof(line), fp)) {
+		unsigned lport, st;
+		unsigned long rxq;
+		if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%lx", &lport, &st, &rxq) == 3 &&
+		    (int)lport == f->h.d.port && st == 1)
+			n += (long)rxq;
 	}
 	fclose(fp);
 	return n;
@@ -344,9 +366,15 @@ static void test_failed_send_keeps_a_put_back_claim(void **state)
 	/* minute 2 accepted, then the daemon stops and a sync waits on it
 	 * with the file taken out of the set */
 	update_minute(f, 0, 1, 2);
-	assert_int_equal(hrd_kill(&f->h.d, SIGSTOP), 0);
+	assert_int_equal(vg_test_stall(f->h.d.pid), 0); /* every thread stopped */
 	assert_int_equal(pthread_create(&hook_thread, NULL, sync_thread, f), 0);
-	usleep(500 * 1000); /* the sync has sent its FLUSH (it waits 10 s) */
+	/* the sync has sent its FLUSH (it then waits 10 s for the answer):
+	 * its bytes wait unread at the stopped daemon. A fixed sleep here let
+	 * a descheduled sync thread start after the update's claim on a
+	 * loaded machine, and the case below was then not the one named. */
+	for (int i = 0; i < 600 && unread_at_daemon(f) == 0; i++)
+		usleep(50 * 1000);
+	assert_true(unread_at_daemon(f) > 0);
 
 	hook_mode = HOOK_KILL;
 	v[0] = (struct vg_rrd_value){MS(T0 + 60 * 3), val(0, 3)};
