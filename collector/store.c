@@ -113,6 +113,10 @@
  *    create of it is in flight (the removal section below);
  *  - a new series gets the archives of the first [archives] rule matching
  *    its metric (policy_layout); only a create looks;
+ *  - a series created by published measures (vg_batch.published) gets
+ *    [storage] publish_heartbeat and starts one step before its first
+ *    point (published_layout); agents' series keep [storage]
+ *    heartbeat and start 1 s before their first sample;
  *  - counters are updated with __atomic builtins: readable from any thread.
  *
  * Why one file (~1,700 lines): the series table, the cache, the flusher,
@@ -216,8 +220,9 @@ struct flush_group {
 
 struct vg_store {
 	struct vg_rrd_backend *be;
-	char daemon_base[512];       /* [storage] daemon_base, "" if unset */
-	struct vg_rrd_layout layout; /* [storage] step, heartbeat, archives */
+	char daemon_base[512];        /* [storage] daemon_base, "" if unset */
+	struct vg_rrd_layout layout;  /* [storage] step, heartbeat, archives */
+	uint32_t publish_heartbeat_s; /* [storage] publish_heartbeat */
 	struct vg_archive archives[VG_MAX_ARCHIVES];
 	struct vg_archive_policy policies[VG_MAX_POLICIES]; /* [archives] */
 	size_t npolicies;
@@ -1465,6 +1470,38 @@ static void policy_layout(const struct vg_store *s, const char *metric,
 	}
 }
 
+/* ---- published series (create time) ------------------------------------------------
+ * A series created by published measures (POST /v1/measures: a backup's
+ * size once an hour, a job's duration once a day) is sparse by nature,
+ * where an agent's is sampled every interval. RRD keeps intervals: a
+ * value at T fills the interval since the previous update only if that is
+ * at most the data source's heartbeat, and a file's first update fills the
+ * interval since its start. So a published series gets
+ *  - [storage] publish_heartbeat (2 days by default) instead of
+ *    [storage] heartbeat: each point fills the whole interval since the
+ *    series' previous point, up to that long (a gauge reads, in every row
+ *    in between, the value published at the row's end);
+ *  - its start one step before its first point (T - step), not one
+ *    second before it: the first point fills a step of time as every later
+ *    point does, so at least half of one row holds it whatever T's place
+ *    in its step (a start at T's step boundary would leave a point at
+ *    08:00:20 20 s of its row: unknown until the next point).
+ * Agents' series keep the 600 s heartbeat (a silent agent's VM shows as a
+ * gap, not as its next sample's value held back over the outage) and
+ * their start at T - 1 s. Only a create looks, and only the batch's flag
+ * says "published": a series re-created from the journal's replay (its
+ * file gone meanwhile) gets the agent's layout. */
+static void published_layout(const struct vg_store *s, struct vg_rrd_layout *lay,
+			     int64_t *first_ms)
+{
+	int64_t t_s = *first_ms / 1000, step = lay->step_s;
+	int64_t start = t_s - step >= 0 ? t_s - step : t_s - 1;
+
+	lay->heartbeat_s = s->publish_heartbeat_s;
+	/* create's contract: first accepted time after first_ms - 1 s */
+	*first_ms = (start + 1) * 1000;
+}
+
 const char *vg_store_policy_name(const struct vg_store *s, const char *metric)
 {
 	const struct vg_archive_policy *p = s && metric ? policy_find(s, metric) : NULL;
@@ -1589,6 +1626,10 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 		       const char *metric, int kind, uint64_t h, int64_t t_ms,
 		       struct vg_rrd_loc *locp, int flags, struct series **out);
 
+/* series_get's flag for a series of published measures (vg_batch.published,
+ * never passed to the engine): if it is created, see published_layout. */
+#define OPEN_PUBLISHED 0x200
+
 /* series_get's flag for the journal's replay at open (never passed to the
  * engine): a series whose daemon does not answer is opened with its last
  * update unknown (see series_open). */
@@ -1664,9 +1705,12 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 	} else if (rc == -ENOENT) {
 		char msg[512] = "";
 		struct vg_rrd_layout lay;
+		int64_t first_ms = t_ms;
 		policy_layout(s, metric, &lay);
-		if ((rc = s->be->ops->create(s->be, &loc, kind, t_ms, &lay, msg, sizeof(msg),
-					     flags & VG_RRD_RECEIVER))) {
+		if (flags & OPEN_PUBLISHED)
+			published_layout(s, &lay, &first_ms);
+		if ((rc = s->be->ops->create(s->be, &loc, kind, first_ms, &lay, msg,
+					     sizeof(msg), flags & VG_RRD_RECEIVER))) {
 			if (rc == -EHOSTUNREACH) {
 				count(&s->stats.series_unreachable, 1);
 				snprintf(s->last_error, sizeof(s->last_error),
@@ -1680,7 +1724,7 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 				set_error(s, msg);
 			return rc == -EAGAIN ? -EAGAIN : -EIO;
 		}
-		last = (t_ms / 1000 - 1) * 1000;
+		last = (first_ms / 1000 - 1) * 1000;
 		/* the engine may have placed it elsewhere (a shared record's
 		 * earlier claim): its owner is what locate says now */
 		if (s->be->ops->locate(s->be, rtype, id, metric, &loc))
@@ -1800,7 +1844,10 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 				prefetched = 1;
 			}
 			rc = series_get(s, r->type, r->id, smp->metric, smp->kind, h,
-					r->time_ms, journal ? VG_RRD_RECEIVER : OPEN_REPLAY, &se);
+					r->time_ms,
+					(journal ? VG_RRD_RECEIVER : OPEN_REPLAY) |
+						(b->published ? OPEN_PUBLISHED : 0),
+					&se);
 			if (rc == -EAGAIN)
 				return rc;
 			if (rc == -EINVAL) {
@@ -2137,6 +2184,13 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		snprintf(err, errlen, "store: bad step, heartbeat or archives");
 		return -EINVAL;
 	}
+	if (cfg->storage_publish_heartbeat_s < cfg->storage_step_s) {
+		snprintf(err, errlen,
+			 "store: [storage] publish_heartbeat (%.0f s) is shorter than "
+			 "the %u s step",
+			 cfg->storage_publish_heartbeat_s, cfg->storage_step_s);
+		return -EINVAL;
+	}
 	if ((rc = check_archives(cfg->archives, cfg->narchives, cfg->storage_step_s,
 				 "[storage] archives", err, errlen)))
 		return rc;
@@ -2177,6 +2231,7 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		.archives = s->archives,
 		.narchives = cfg->narchives,
 	};
+	s->publish_heartbeat_s = (uint32_t)cfg->storage_publish_heartbeat_s;
 	s->cap = 1024;
 	if (!(s->tab = calloc(s->cap, sizeof(*s->tab)))) {
 		snprintf(err, errlen, "store: out of memory");

@@ -106,6 +106,7 @@ static const struct key keys[] = {
 	U("collector", "publish_series_max", collector_publish_series_max, 1, 100000000),
 	U("storage", "step", storage_step_s, 1, 86400),
 	U("storage", "heartbeat", storage_heartbeat_s, 2, 7 * 86400),
+	{"storage", "publish_heartbeat", K_DURATION, offsetof(struct vg_config, storage_publish_heartbeat_s), 0, 2, 366 * 86400.0},
 	{"storage", "archives", K_ARCHIVES, offsetof(struct vg_config, archives), 0, 0, 0},
 	U("storage", "cache_values", storage_cache_values, 1024, 1u << 30),
 	U("storage", "flush_depth", storage_flush_depth, 1, 256),
@@ -181,6 +182,7 @@ void vg_config_defaults(struct vg_config *c)
 	c->collector_publish_series_max = 10000;
 	c->storage_step_s = 60;
 	c->storage_heartbeat_s = 600;
+	c->storage_publish_heartbeat_s = 2 * 86400.0;
 	c->storage_cache_values = 8u << 20;
 	c->storage_flush_depth = 64;
 	c->storage_keep_ended_s = 90 * 86400.0;

@@ -88,8 +88,11 @@ struct vg_config {
 	uint32_t collector_publish_series_max;   /* = 10000 per project */
 
 	/* [storage] */
-	uint32_t storage_step_s;                     /* step = 60 */
-	uint32_t storage_heartbeat_s;                /* heartbeat = 600 */
+	uint32_t storage_step_s;      /* step = 60 */
+	uint32_t storage_heartbeat_s; /* heartbeat = 600 */
+	/* publish_heartbeat = 2d: the heartbeat of series created by
+	 * published measures (POST /v1/measures), sparse by nature */
+	double storage_publish_heartbeat_s;
 	struct vg_archive archives[VG_MAX_ARCHIVES]; /* archives = 1m:15d,... */
 	size_t narchives;
 	uint32_t storage_cache_values; /* cache_values = 8388608 (16 B each) */

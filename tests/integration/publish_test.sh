@@ -52,11 +52,15 @@ r=$(post "$ANA" "$body")
 eq "a batch of 12 points is stored" "$(jq -c '[.stored,.duplicates,.resources_created]' <<<"$r")" "[12,0,1]"
 eq "the custom resource is the project's, of type custom" \
   "$(as "$ANA" "$API/v1/resources/app-queue" | jq -c '[.type,.project]')" '["custom","analytics"]'
-# as for an agent's first sample, the file starts at the first time: the
-# first value only opens the series
+# each row holds the point that ends it; the first point (0 at T0) fills
+# the step before it (a published series starts one step before its
+# first point, docs/api.md "How published points read back")
 eq "GET /v1/measures reads the custom gauge" \
   "$(as "$ANA" "$API/v1/measures?resource=app-queue&metric=queue.depth&start=$(iso $T0)&end=$(iso $((T0 + 540)))&granularity=60" | jq -c '[.points[][1]]')" \
   "[10,20,30,40,50,60,70,80,90]"
+eq "... and its first point, in the step before it" \
+  "$(as "$ANA" "$API/v1/measures?resource=app-queue&metric=queue.depth&start=$(iso $((T0 - 120)))&end=$(iso $((T0 - 60)))&granularity=60" | jq -c '.points')" \
+  "[[\"$(iso $((T0 - 60)))\",0]]"
 eq "a counter is stored as a rate" \
   "$(as "$ANA" "$API/v1/measures?resource=app-queue&metric=jobs.done&start=$(iso $T0)&end=$(iso $((T0 + 60)))&granularity=60" | jq -c '[.points[][1]]')" "[10]"
 # ---- units: stored with the series, read back ----

@@ -54,6 +54,26 @@ static void test_defaults(void **state)
 	assert_int_equal(c.agent_ack_timeout_set, 1);
 }
 
+/* [storage] publish_heartbeat: 2 days by default, a duration, at least 2 s
+ * (the store then checks it against the step) */
+static void test_publish_heartbeat(void **state)
+{
+	(void)state;
+	struct vg_config c;
+	char err[256] = "";
+	vg_config_defaults(&c);
+	assert_true(c.storage_publish_heartbeat_s == 2 * 86400.0);
+	assert_int_equal(c.storage_heartbeat_s, 600);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\npublish_heartbeat = 1d\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_true(c.storage_publish_heartbeat_s == 86400.0);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\npublish_heartbeat = 1\n",
+					       "t.conf", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "publish_heartbeat"));
+}
+
 /* the agent's keys for file systems and the guest agent's schedule */
 static void test_fs_keys(void **state)
 {
@@ -510,6 +530,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_publish_heartbeat),
 		cmocka_unit_test(test_fs_keys),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors_name_file_line_key),
