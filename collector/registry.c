@@ -44,7 +44,9 @@
  *  - one transaction per batch (vg_registry_update), so a batch is either
  *    fully registered or not at all; it begins at the batch's first write,
  *    so a batch of known series with no flush due costs no statement at
- *    all (on PostgreSQL every statement is a round trip). Upserts are
+ *    all (on PostgreSQL every statement is a round trip, and no flush is
+ *    ever due there: the flusher thread writes the last values on its
+ *    own connection, so no acknowledgement waits for them). Upserts are
  *    idempotent, so a re-sent batch changes nothing but last-seen times it
  *    already set.
  *  - first_seen only moves back, last_seen only forward; a metric's
@@ -96,6 +98,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,8 +113,10 @@
 #include "vigie/name.h"
 #include "vigie/registry.h"
 
-/* How often the receiver writes the newest values of the series that
- * changed (see lastval.h). At 100,000 series sending every second this
+/* How often the newest values of the series that changed are written
+ * (see lastval.h): by the receiver in a batch's transaction on sqlite, by
+ * the flusher thread on its own connection on PostgreSQL ("The
+ * flusher"). At 100,000 series sending every second this
  * turns 100,000 upserts a second into 100,000 every 10 s; after a kill -9
  * a last_value may be this old until the series' next sample. With a
  * shared PostgreSQL it is also how old another collector's view of the
@@ -1724,7 +1729,7 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 struct flusher {
 	pthread_t th;
 	pthread_mutex_t mu;
-	pthread_cond_t cv; /* CLOCK_MONOTONIC */
+	pthread_cond_t cv;          /* CLOCK_MONOTONIC */
 	int stop, rewait;           /* mu: end; wait every_ms from now */
 	int64_t every_ms;           /* mu */
 	char *data_dir, *state_url; /* borrowed from the owner handle */
@@ -1795,6 +1800,8 @@ static int flusher_start(struct vg_registry *r)
 {
 	struct flusher *fl;
 	pthread_condattr_t ca;
+	sigset_t all, old;
+	int rc;
 
 	if (r->fl)
 		return 0;
@@ -1808,7 +1815,13 @@ static int flusher_start(struct vg_registry *r)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&fl->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if (pthread_create(&fl->th, NULL, flusher_main, fl)) {
+	/* the thread takes no signal: the daemon's thread that takes them
+	 * (the receiver's, which starts this one) must be woken by them */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&fl->th, NULL, flusher_main, fl);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
 		pthread_cond_destroy(&fl->cv);
 		pthread_mutex_destroy(&fl->mu);
 		free(fl);

@@ -1853,6 +1853,85 @@ static void report(struct vg_registry *reg, const char *host, uint64_t seq,
  * it published keeps a value dated ahead of the agent's. Values the
  * tenant sent that were still in memory are not written back by a later
  * flush; the agent's own metrics stay through its later reports. */
+/* A custom resource "other" of the tenant's, its probe value in memory. */
+static void other_report(struct fixture *f, int64_t t, double v)
+{
+	struct vg_batch *b = vg_batch_new("api", 0, 0, t);
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_CUSTOM, "other", "other", NULL, t);
+
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, v), 0);
+	update(f->r, b);
+}
+
+/* Flushes of the handle's flusher that ended (committed or not). */
+static uint64_t flusher_rounds(struct vg_registry *r)
+{
+	struct vg_registry_stats st;
+
+	vg_registry_stats(r, &st);
+	return st.flushes + st.flush_failures;
+}
+
+/* The takeover above while the flusher (PostgreSQL: its own connection)
+ * writes the squat's values it took before: its statement reaches the
+ * squat's metric row after the agent's transaction deleted it and
+ * committed, and would insert it again (the tenant's probe back on the
+ * agent's host). Made certain by a lock on the other custom resource's
+ * row, which the flush writes first: the flush waits there, the agent's
+ * report is registered meanwhile, then the lock goes. The flush must see
+ * the resource forgotten and roll back; its other rows are written
+ * later. */
+static void test_takeover_during_flush(void **state)
+{
+	struct fixture *f = fx(state);
+	char names[256];
+	struct vg_db *hold, *obs;
+	uint64_t rounds;
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: the flush is in the batch's transaction\n");
+		return;
+	}
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	report(f->r, "api", 0, VG_RT_CUSTOM, "squat", "p", T0, "probe", 1);
+	other_report(f, T0, 1);
+	/* in memory: the squat's, then other's (the flush takes the last
+	 * made dirty first: other's row comes first in its statement) */
+	report(f->r, "api", 0, VG_RT_CUSTOM, "squat", "p", T0 + 1000, "probe", 2);
+	other_report(f, T0 + 1000, 2);
+	hold = raw_db(f);
+	obs = raw_db(f);
+	assert_int_equal(vg_db_exec(hold, "BEGIN; SELECT count(*) FROM (SELECT 1 FROM "
+					  "metrics WHERE resource_id = 'other' FOR UPDATE) AS x"),
+			 0);
+	rounds = flusher_rounds(f->r);
+	assert_int_equal(vg_registry_flush_every(f->r, 20), 0);
+	assert_int_equal(lock_waiters(obs, 1), 0); /* the flush, at other's row */
+	/* the agent of host node9 takes the squat over, meanwhile */
+	report(f->r, "node9", 1, VG_RT_HOST, "node9", NULL, T0 + 2000, "host.load.1", 0.5);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1");
+	/* the flush goes on (and is not tried again soon) */
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	assert_int_equal(vg_db_exec(hold, "ROLLBACK"), 0);
+	for (int i = 0; i < 3000 && flusher_rounds(f->r) == rounds; i++)
+		vg_sleep_ms(10);
+	assert_true(flusher_rounds(f->r) > rounds);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1");
+	/* other's value is written by the next flush, the squat's never */
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1");
+	assert_int_equal(st_int(obs, "SELECT CAST(last_value AS BIGINT) FROM metrics "
+				     "WHERE resource_id = 'other' AND name = 'probe'"),
+			 2);
+	vg_db_close(hold);
+	vg_db_close(obs);
+}
+
 static void test_takeover_drops_custom_metrics(void **state)
 {
 	struct fixture *f = fx(state);
@@ -2036,6 +2115,7 @@ int main(void)
 		ST_BOTH(test_agent_takes_custom_id, setup, teardown),
 		ST_BOTH(test_type_never_changes, setup, teardown),
 		ST_BOTH(test_takeover_drops_custom_metrics, setup, teardown),
+		ST_BOTH(test_takeover_during_flush, setup, teardown),
 		ST_BOTH(test_ping, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
