@@ -1702,7 +1702,8 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
  * opens a handle of its own on the same state (its own connection,
  * sharing the last-value cache) and flushes every LASTVAL_FLUSH_MS: it
  * swaps the dirty values out under the cache's lock (a copy of the
- * marks: ~2 ms at 100,000 values) and writes them in its own
+ * marks: 1-10 ms for 102,500 values on the loaded 2-core machine, the
+ * receiver's longest wait for it) and writes them in its own
  * transaction; the receiver's transactions carry only its batches' rows.
  * Nothing acknowledged waits for it: the values are the journal's and
  * the RRD files', the last values and last-seen times are a cache of
@@ -1876,6 +1877,18 @@ int vg_registry_flush_every(struct vg_registry *r, int64_t interval_ms)
 		pthread_mutex_unlock(&r->fl->mu);
 	}
 	return 0;
+}
+
+void vg_registry_flush_error(struct vg_registry *r, char *buf, size_t len)
+{
+	if (!buf || !len)
+		return;
+	buf[0] = '\0';
+	if (!r || !r->fl)
+		return;
+	pthread_mutex_lock(&r->fl->mu);
+	snprintf(buf, len, "%s", r->fl->err);
+	pthread_mutex_unlock(&r->fl->mu);
 }
 
 int vg_registry_flush(struct vg_registry *r)

@@ -174,6 +174,10 @@ int vg_registry_flush(struct vg_registry *r);
  * their way. Takes effect now (a running flusher restarts its wait).
  * 0 or -EINVAL. */
 int vg_registry_flush_every(struct vg_registry *r, int64_t interval_ms);
+/* The message of the last failed flush of r's flusher thread ("" if
+ * none), for the log of the thread that owns r; it counts them in
+ * vg_registry_stats' flush_failures. Copied into buf (len bytes). */
+void vg_registry_flush_error(struct vg_registry *r, char *buf, size_t len);
 
 /* Rows this handle wrote (committed or not): resource and metric rows of
  * the slow path, and the values written by flushes. The fast path of a
