@@ -13,7 +13,9 @@
  * of readers proceed together. Metric rows are written when a (resource,
  * metric) is new to the process; newer values are kept in memory, shared
  * by all handles of the process that open the same state (lastval.h), and
- * written every 10 s, so readers of this process always see the newest
+ * written every 10 s (on PostgreSQL by a thread of the updating handle,
+ * on a connection of its own: see vg_registry_flush), so readers of this
+ * process always see the newest
  * value. A reader in ANOTHER process (another collector on a shared
  * PostgreSQL, or the `vigie` CLI on the file) sees last values and
  * last_seen times as of the writer's last flush: at most 10 s old. A
