@@ -17,7 +17,9 @@
  *  - dirty_rows = sum of seen_dirty + dirty metrics;
  *  - the value held is the one with the newest time (ties: the later call,
  *    as the sqlite upsert it replaces did);
- *  - nothing is freed before the cache (snapshots point into entries).
+ *  - nothing is freed before the cache (snapshots point into entries);
+ *  - a forgotten resource is marked gone (atomically, then the cache's
+ *    forget count moves) and never made dirty again.
  * Memory: about 60 bytes plus the name per metric, 80 plus the id per
  * resource, plus the map's slots (32 bytes, at most 70 % full) and the
  * metric pointer arrays.
@@ -43,6 +45,7 @@ struct vg_lastval {
 	size_t dirty_rows;
 	struct vg_lastval_resource **gone; /* forgotten, freed at close */
 	size_t ngone, capgone;
+	uint64_t forgets; /* atomic: vg_lastval_forgets */
 };
 
 static pthread_mutex_t caches_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -253,8 +256,12 @@ size_t vg_lastval_take_dirty(struct vg_lastval *t, struct vg_lastval_row *out)
 			if (!m->dirty)
 				continue;
 			m->dirty = 0;
-			out[n++] = (struct vg_lastval_row){
-				.res = r, .m = m, .value = m->value, .time_ms = m->time_ms};
+			out[n++] = (struct vg_lastval_row){.res = r,
+							   .m = m,
+							   .value = m->value,
+							   .time_ms = m->time_ms,
+							   .kind = m->kind,
+							   .unit = m->unit};
 		}
 	}
 	t->dirty_rows = 0;
@@ -267,7 +274,7 @@ int vg_lastval_redirty(struct vg_lastval *t, const struct vg_lastval_row *rows,
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *flag = rows[i].m ? &rows[i].m->dirty
 					  : &rows[i].res->seen_dirty;
-		if (*flag)
+		if (*flag || rows[i].res->gone)
 			continue;
 		if (push_res(t, rows[i].res))
 			return -ENOMEM;
@@ -280,6 +287,16 @@ int vg_lastval_redirty(struct vg_lastval *t, const struct vg_lastval_row *rows,
 size_t vg_lastval_count(struct vg_lastval *t)
 {
 	return t->nmetrics;
+}
+
+uint64_t vg_lastval_forgets(struct vg_lastval *t)
+{
+	return __atomic_load_n(&t->forgets, __ATOMIC_SEQ_CST);
+}
+
+int vg_lastval_is_gone(const struct vg_lastval_resource *r)
+{
+	return __atomic_load_n(&r->gone, __ATOMIC_SEQ_CST);
 }
 
 void vg_lastval_forget(struct vg_lastval *t, const char *id)
@@ -315,4 +332,8 @@ void vg_lastval_forget(struct vg_lastval *t, const char *id)
 		}
 	/* still on the dirty stack if it was: take_dirty finds no mark */
 	t->gone[t->ngone++] = r;
+	/* gone before the counter moves: a flush that sees the new count
+	 * sees the flag */
+	__atomic_store_n(&r->gone, 1, __ATOMIC_SEQ_CST);
+	__atomic_add_fetch(&t->forgets, 1, __ATOMIC_SEQ_CST);
 }

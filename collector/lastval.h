@@ -20,10 +20,13 @@
  *
  * One cache per data directory, shared by every registry handle of the
  * process: vg_lastval_open returns the same cache for the same key and
- * counts references. Every other call must be made between vg_lastval_lock
+ * counts references. Every other call (but vg_lastval_forgets and
+ * vg_lastval_is_gone) must be made between vg_lastval_lock
  * and vg_lastval_unlock. Entries are never freed before the cache, so the
  * pointers handed out stay valid while it is open. One thread writes (the
- * receiver's registry handle); others only read.
+ * receiver's registry handle); others only read, but for the flush, which
+ * may run on a thread of its own (registry.c "The flusher"): it takes the
+ * dirty values out under the lock and writes its snapshot without it.
  */
 #ifndef VIGIE_LASTVAL_H
 #define VIGIE_LASTVAL_H
@@ -48,6 +51,8 @@ struct vg_lastval_resource {
 	uint8_t dirty;      /* on the dirty stack */
 	uint8_t seen_dirty; /* last_seen newer than the row */
 	uint8_t ended;      /* the row is ended (ended_at set) */
+	uint8_t gone;       /* forgotten (vg_lastval_forget): read without the
+			     * lock by a flush on another thread (atomic) */
 	uint64_t ident;     /* identity hash of the row; 0: unknown */
 	int64_t first_seen; /* of the row */
 	int64_t last_seen;  /* newest */
@@ -57,12 +62,16 @@ struct vg_lastval_resource {
 };
 
 /* A snapshot of one dirty value to write: m == NULL for the resource's
- * last_seen, else the metric's value. */
+ * last_seen, else the metric's value with the kind and unit its row had
+ * when it was taken (the receiver may change m's while a flush on
+ * another thread writes the snapshot). */
 struct vg_lastval_row {
 	struct vg_lastval_resource *res;
 	struct vg_lastval_series *m;
 	double value;
 	int64_t time_ms;
+	int kind;
+	const char *unit;
 };
 
 /* The cache for key (the data directory), created on first use. NULL when
@@ -96,16 +105,27 @@ size_t vg_lastval_dirty_rows(struct vg_lastval *t);
 /* Move every dirty value into out (room for vg_lastval_dirty_rows),
  * clearing the marks. Returns how many. */
 size_t vg_lastval_take_dirty(struct vg_lastval *t, struct vg_lastval_row *out);
-/* Mark the values of rows dirty again (their write failed). -ENOMEM. */
+/* Mark the values of rows dirty again (their write failed), but those
+ * of a resource forgotten since (its rows were deleted: writing them
+ * again would bring them back). -ENOMEM. */
 int vg_lastval_redirty(struct vg_lastval *t, const struct vg_lastval_row *rows,
 		       size_t n);
 
 size_t vg_lastval_count(struct vg_lastval *t); /* metrics held */
 
+/* How many resources were forgotten since the cache was made. Thread-safe
+ * without the lock (atomic): a flush writing a snapshot on another thread
+ * compares it before and after to know whether any of its resources may
+ * have been forgotten meanwhile (then it reads each one's gone flag with
+ * vg_lastval_is_gone, also without the lock). */
+uint64_t vg_lastval_forgets(struct vg_lastval *t);
+int vg_lastval_is_gone(const struct vg_lastval_resource *r);
+
 /* Forget resource id: its rows were deleted. The entry leaves the map (a
  * later report makes a new one, whose rows are written again) and its
  * dirty marks are cleared, so no flush writes a row back; the entry
- * itself is kept until the cache is freed (snapshots may point into it). */
+ * itself is kept until the cache is freed (snapshots may point into it),
+ * marked gone. */
 void vg_lastval_forget(struct vg_lastval *t, const char *id);
 
 #endif

@@ -177,6 +177,7 @@ struct vg_receiver {
 	uint64_t n_store_rejected, n_send_err, n_recv_err, n_retry;
 	uint64_t n_retrying;                    /* consecutive RETRY answers (0: storing fine) */
 	uint64_t n_held, n_hold_err;            /* vg_log_limited: held elsewhere, marks */
+	uint64_t flush_failures, n_flush_err;   /* the registry flusher's, logged */
 	uint64_t n_hold_set, n_hold_clear;      /* vg_log_limited: marks set, cleared */
 	uint64_t n_hold_refused, n_hold_failed; /* a batch's mark not written */
 	/* this collector's holding marks may be in the registry (a batch
@@ -878,6 +879,24 @@ static void tend_marks(struct vg_receiver *r, int64_t now)
 		       vg_registry_last_error(r->o.registry));
 }
 
+/* The registry's flusher (PostgreSQL) writes the last values on its own
+ * thread, so its failures reach no batch: log them here (rate-limited). */
+static void watch_flusher(struct vg_receiver *r)
+{
+	struct vg_registry_stats st;
+	char msg[256];
+
+	vg_registry_stats(r->o.registry, &st);
+	if (st.flush_failures == r->flush_failures)
+		return;
+	r->flush_failures = st.flush_failures;
+	vg_registry_flush_error(r->o.registry, msg, sizeof(msg));
+	vg_log_limited(VG_LOG_WARN, &r->n_flush_err,
+		       "registry: cannot write the last values and last-seen "
+		       "times: %s; they stay in memory and are tried again",
+		       msg);
+}
+
 static void tick(struct vg_receiver *r)
 {
 	int64_t now = vg_monotonic_ms();
@@ -888,6 +907,7 @@ static void tick(struct vg_receiver *r)
 		return;
 	r->last_tick_ms = now;
 	tend_marks(r, now);
+	watch_flusher(r);
 	vg_dispatch_tick(r->o.dispatch, vg_now_ms());
 }
 

@@ -44,7 +44,9 @@
  *  - one transaction per batch (vg_registry_update), so a batch is either
  *    fully registered or not at all; it begins at the batch's first write,
  *    so a batch of known series with no flush due costs no statement at
- *    all (on PostgreSQL every statement is a round trip). Upserts are
+ *    all (on PostgreSQL every statement is a round trip, and no flush is
+ *    ever due there: the flusher thread writes the last values on its
+ *    own connection, so no acknowledgement waits for them). Upserts are
  *    idempotent, so a re-sent batch changes nothing but last-seen times it
  *    already set.
  *  - first_seen only moves back, last_seen only forward; a metric's
@@ -95,9 +97,12 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
@@ -108,8 +113,10 @@
 #include "vigie/name.h"
 #include "vigie/registry.h"
 
-/* How often the receiver writes the newest values of the series that
- * changed (see lastval.h). At 100,000 series sending every second this
+/* How often the newest values of the series that changed are written
+ * (see lastval.h): by the receiver in a batch's transaction on sqlite, by
+ * the flusher thread on its own connection on PostgreSQL ("The
+ * flusher"). At 100,000 series sending every second this
  * turns 100,000 upserts a second into 100,000 every 10 s; after a kill -9
  * a last_value may be this old until the series' next sample. With a
  * shared PostgreSQL it is also how old another collector's view of the
@@ -513,7 +520,20 @@ struct vg_registry {
 	 * the table analyzed next (plans_refresh) */
 	struct vg_db_array lit[6];
 	uint64_t analyze_at;
+	/* the flush being written: the lastval forget count when its rows
+	 * were taken (flush_met_forgotten), its rows kept for later
+	 * (kept_later), the most last-seen rows one flush wrote */
+	uint64_t forgets0;
+	size_t nlater;
+	uint64_t seen_max;
+	/* as opened, for the flusher's own handle; the flusher (PostgreSQL,
+	 * started by the first update: see "The flusher") */
+	char *data_dir, *state_url;
+	struct flusher *fl;
+	int64_t flush_every_ms; /* LASTVAL_FLUSH_MS but in tests */
 };
+
+static void flusher_stop(struct vg_registry *r);
 
 static struct committed *committed_slot(struct vg_registry *r, const char *host,
 					uint64_t stream)
@@ -643,7 +663,14 @@ int vg_registry_open_state(const char *data_dir, const char *state_url,
 		return -ENOMEM;
 	}
 	r->flushed_ms = vg_monotonic_ms();
+	r->flush_every_ms = LASTVAL_FLUSH_MS;
 	r->analyze_at = 64;
+	if ((data_dir && !(r->data_dir = strdup(data_dir))) ||
+	    (state_url && !(r->state_url = strdup(state_url)))) {
+		snprintf(err, errlen, "registry: out of memory");
+		vg_registry_close(r);
+		return -ENOMEM;
+	}
 	*out = r;
 	return 0;
 }
@@ -658,8 +685,11 @@ void vg_registry_close(struct vg_registry *r)
 {
 	if (!r)
 		return;
+	flusher_stop(r);
 	if (r->wrote && r->lv)
 		vg_registry_flush(r); /* best effort: the RRD files have the data */
+	free(r->data_dir);
+	free(r->state_url);
 	vg_lastval_close(r->lv);
 	free(r->rows);
 	free(r->fres);
@@ -1434,8 +1464,8 @@ static int flush_kind_pg(struct vg_registry *r, const struct vg_lastval_row *con
 			rc = vg_db_array_text(&r->lit[0], x->res->id);
 			if (metrics) {
 				rc = rc ? rc : vg_db_array_text(&r->lit[1], x->m->name);
-				rc = rc ? rc : vg_db_array_int(&r->lit[2], x->m->kind);
-				rc = rc ? rc : vg_db_array_text(&r->lit[3], x->m->unit);
+				rc = rc ? rc : vg_db_array_int(&r->lit[2], x->kind);
+				rc = rc ? rc : vg_db_array_text(&r->lit[3], x->unit);
 				rc = rc ? rc : vg_db_array_double(&r->lit[4], x->value);
 				rc = rc ? rc : vg_db_array_int(&r->lit[5], x->time_ms);
 			} else {
@@ -1484,8 +1514,8 @@ static int flush_kind(struct vg_registry *r, const struct vg_lastval_row *const 
 				if (metrics) {
 					vg_db_bind_text(s, 6 * j + 1, x->res->id);
 					vg_db_bind_text(s, 6 * j + 2, x->m->name);
-					vg_db_bind_int64(s, 6 * j + 3, x->m->kind);
-					vg_db_bind_text(s, 6 * j + 4, x->m->unit);
+					vg_db_bind_int64(s, 6 * j + 3, x->kind);
+					vg_db_bind_text(s, 6 * j + 4, x->unit);
 					if (isfinite(x->value))
 						vg_db_bind_double(s, 6 * j + 5, x->value);
 					vg_db_bind_int64(s, 6 * j + 6, x->time_ms);
@@ -1519,27 +1549,66 @@ static int flush_rows(struct vg_registry *r)
 		r->rows = p;
 		r->caprows = n;
 	}
+	r->forgets0 = vg_lastval_forgets(r->lv);
 	r->nrows = vg_lastval_take_dirty(r->lv, r->rows);
 	vg_lastval_unlock(r->lv);
+	r->nlater = 0;
 	if (!r->nrows)
 		return 0;
-	/* names live as long as the cache and values are snapshots: no lock
-	 * is needed while writing (only this thread changes kinds and units) */
-	r->stats.flushed_values += r->nrows;
+	/* names live as long as the cache and values, kinds and units are
+	 * snapshots: no lock is needed while writing, on whatever thread */
 	if (!(met = malloc(2 * r->nrows * sizeof(*met))))
 		return -ENOMEM; /* the caller puts the rows back */
 	seen = met + r->nrows;
 	for (size_t i = 0; i < r->nrows; i++) {
-		if (r->rows[i].m)
-			met[nm++] = &r->rows[i];
-		else
+		if (!r->rows[i].m)
 			seen[ns++] = &r->rows[i];
+		else if (r->rows[i].kind >= 0)
+			met[nm++] = &r->rows[i];
+		else /* its row's write rolled back: the receiver writes the
+		      * row again; until then the value waits (kept_later) */
+			r->nlater++;
 	}
+	r->stats.flushed_values += nm + ns;
+	if (ns > r->seen_max)
+		r->seen_max = ns;
 	rc = flush_kind(r, met, nm, 1);
 	if (!rc)
 		rc = flush_kind(r, seen, ns, 0);
 	free(met);
 	return rc;
+}
+
+/* A flush alone in its transaction, on a connection of its own (the
+ * flusher), may have written rows of a resource whose rows another
+ * transaction deleted meanwhile (an agent's report taking over a custom
+ * resource: ST_DROP_CUSTOM), bringing them back. The receiver forgets
+ * such a resource before its transaction commits; so, on PostgreSQL,
+ * either the flush's statements locked the rows first (the delete then
+ * waits for this commit, and deletes what the flush wrote), or they
+ * waited for the delete's commit, after which the resource is gone here:
+ * 1 = roll back (the other rows are written again by the next flush).
+ * Read without the lastval lock: the receiver may hold it while it waits
+ * for a row this transaction locked. */
+static int flush_met_forgotten(struct vg_registry *r)
+{
+	if (vg_lastval_forgets(r->lv) == r->forgets0)
+		return 0;
+	for (size_t i = 0; i < r->nrows; i++)
+		if (vg_lastval_is_gone(r->rows[i].res))
+			return 1;
+	return 0;
+}
+
+/* Put back the values flush_rows kept for later (lastval lock held). */
+static void kept_later(struct vg_registry *r)
+{
+	for (size_t i = 0; i < r->nrows && r->nlater; i++)
+		if (r->rows[i].m && r->rows[i].kind < 0) {
+			(void)vg_lastval_redirty(r->lv, &r->rows[i], 1);
+			r->nlater--;
+		}
+	r->nlater = 0;
 }
 
 /* The transaction rolled back: the cache must not believe the rows it
@@ -1548,6 +1617,7 @@ static void undo_lastval(struct vg_registry *r)
 {
 	vg_lastval_lock(r->lv);
 	vg_lastval_redirty(r->lv, r->rows, r->nrows);
+	r->nlater = 0;
 	for (size_t i = 0; i < r->nfres; i++)
 		((struct vg_lastval_resource *)r->fres[i])->ident = 0;
 	for (size_t i = 0; i < r->nfmet; i++)
@@ -1576,10 +1646,15 @@ static void undo_lastval(struct vg_registry *r)
  * found by the primary key, whatever the plan). */
 static void plans_refresh(struct vg_registry *r)
 {
+	/* the rows the handle knows: the ones it wrote (the receiver's), or
+	 * the most last-seen times one flush wrote (the flusher's) */
+	uint64_t rows = r->stats.resource_rows > r->seen_max ? r->stats.resource_rows
+							     : r->seen_max;
+
 	if (vg_db_engine(r->db) != VG_DB_POSTGRESQL || vg_db_in_transaction(r->db) ||
-	    r->stats.resource_rows < r->analyze_at)
+	    rows < r->analyze_at)
 		return;
-	r->analyze_at = r->stats.resource_rows * 2;
+	r->analyze_at = rows * 2;
 	(void)vg_db_exec(r->db, "ANALYZE (SKIP_LOCKED) resources");
 }
 
@@ -1587,7 +1662,7 @@ static void plans_refresh(struct vg_registry *r)
 static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 			  int flush)
 {
-	int rc;
+	int rc, forgotten = 0;
 
 	plans_refresh(r);
 
@@ -1599,27 +1674,229 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 		rc = 0;
 	for (size_t i = 0; b && !rc && i < b->nres; i++)
 		rc = update_resource(r, b, &b->res[i]);
+	if (!rc && !b && flush_met_forgotten(r)) {
+		forgotten = 1;
+		rc = -EAGAIN;
+	}
 	if (!rc && vg_db_in_transaction(r->db))
 		rc = map_err(vg_db_commit(r->db));
 	if (rc) {
-		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+		if (forgotten)
+			snprintf(r->err, sizeof(r->err), "flush: a resource's rows were "
+							 "deleted meanwhile; written again later");
+		else
+			snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
 		if (vg_db_in_transaction(r->db))
 			vg_db_rollback(r->db);
 		undo_lastval(r);
 	} else if (flush) {
 		r->flushed_ms = vg_monotonic_ms();
+		if (r->nlater) {
+			vg_lastval_lock(r->lv);
+			kept_later(r);
+			vg_lastval_unlock(r->lv);
+		}
 	}
 	r->nrows = r->nfres = r->nfmet = 0;
 	return rc;
 }
 
+/* ---- the flusher ---------------------------------------------------------------
+ *
+ * On PostgreSQL the periodic flush is not the receiver's: at 100,000
+ * series it wrote ~100,000 rows in the batch's transaction every 10 s,
+ * and held the receiver (and every agent's acknowledgement) ~0.5 s each
+ * time (issue 15). The first update of a handle starts a thread that
+ * opens a handle of its own on the same state (its own connection,
+ * sharing the last-value cache) and flushes every LASTVAL_FLUSH_MS: it
+ * swaps the dirty values out under the cache's lock (a copy of the
+ * marks: 1-10 ms for 102,500 values on the loaded 2-core machine, the
+ * receiver's longest wait for it) and writes them in its own
+ * transaction; the receiver's transactions carry only its batches' rows.
+ * Nothing acknowledged waits for it: the values are the journal's and
+ * the RRD files', the last values and last-seen times are a cache of
+ * them the database may hold up to 10 s late after a kill -9 (as
+ * before), and a batch's rows (new resources and metrics, identity) and
+ * its sequence number stay in the receiver's transactions, committed
+ * before the ack. A failed flush puts its values back and tries again
+ * after FLUSHER_RETRY_MS; the receiver never sees it (stats.
+ * flush_failures). Two connections writing the same rows: last_seen and
+ * last_value only move forward in both (each statement compares with
+ * the row), so their order does not matter; a resource whose rows the
+ * receiver deletes meanwhile (a takeover) makes the flush roll back
+ * (flush_met_forgotten). A row both lock at once makes one wait for the
+ * other's commit (rare: the receiver writes a known row only when its
+ * identity or kind changed), or the server breaks a deadlock by failing
+ * one of them: a batch then answered RETRY, or a flush retried.
+ *
+ * sqlite keeps the flush in the receiver's transaction: it has one
+ * writer at a time, so a flush on another connection would hold the
+ * write lock the receiver's next commit needs (SQLITE_BUSY, a busy wait)
+ * and gain nothing; and it costs no round trips there. */
+#define FLUSHER_RETRY_MS 1000
+
+struct flusher {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;          /* CLOCK_MONOTONIC */
+	int stop, rewait;           /* mu: end; wait every_ms from now */
+	int64_t every_ms;           /* mu */
+	char *data_dir, *state_url; /* borrowed from the owner handle */
+	/* read by the owner's vg_registry_stats (atomic) */
+	uint64_t flushed_values, flushes, failures;
+	char err[256]; /* the last failure (mu) */
+};
+
+static void *flusher_main(void *arg)
+{
+	struct flusher *fl = arg;
+	struct vg_registry *fr = NULL;
+	int64_t wait_ms;
+
+	pthread_mutex_lock(&fl->mu);
+	wait_ms = fl->every_ms;
+	while (!fl->stop) {
+		struct timespec ts;
+		int rc;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += wait_ms / 1000;
+		ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!fl->stop && !fl->rewait &&
+		       pthread_cond_timedwait(&fl->cv, &fl->mu, &ts) != ETIMEDOUT)
+			;
+		if (fl->stop)
+			break;
+		if (fl->rewait) { /* a new interval, from now */
+			fl->rewait = 0;
+			wait_ms = fl->every_ms;
+			continue;
+		}
+		pthread_mutex_unlock(&fl->mu);
+		char err[256] = "";
+		uint64_t before = fr ? fr->stats.flushed_values : 0;
+		if (!fr)
+			rc = vg_registry_open_state(fl->data_dir, fl->state_url, &fr, err,
+						    sizeof(err));
+		else
+			rc = 0;
+		if (!rc && (rc = in_transaction(fr, NULL, 1)))
+			snprintf(err, sizeof(err), "%s", fr->err);
+		pthread_mutex_lock(&fl->mu);
+		if (rc) {
+			__atomic_add_fetch(&fl->failures, 1, __ATOMIC_RELAXED);
+			snprintf(fl->err, sizeof(fl->err), "%s", err);
+			wait_ms = FLUSHER_RETRY_MS;
+		} else {
+			__atomic_add_fetch(&fl->flushes, 1, __ATOMIC_RELAXED);
+			__atomic_add_fetch(&fl->flushed_values,
+					   fr->stats.flushed_values - before, __ATOMIC_RELAXED);
+			wait_ms = fl->every_ms;
+		}
+	}
+	pthread_mutex_unlock(&fl->mu);
+	vg_registry_close(fr); /* never updated: closing flushes nothing */
+	return NULL;
+}
+
+/* Start r's flusher (PostgreSQL). 0: running; -errno: the caller
+ * flushes in its own transactions as before. */
+static int flusher_start(struct vg_registry *r)
+{
+	struct flusher *fl;
+	pthread_condattr_t ca;
+	sigset_t all, old;
+	int rc;
+
+	if (r->fl)
+		return 0;
+	if (!(fl = calloc(1, sizeof(*fl))))
+		return -ENOMEM;
+	fl->data_dir = r->data_dir;
+	fl->state_url = r->state_url;
+	fl->every_ms = r->flush_every_ms;
+	pthread_mutex_init(&fl->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&fl->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	/* the thread takes no signal: the daemon's thread that takes them
+	 * (the receiver's, which starts this one) must be woken by them */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&fl->th, NULL, flusher_main, fl);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		pthread_cond_destroy(&fl->cv);
+		pthread_mutex_destroy(&fl->mu);
+		free(fl);
+		return -EAGAIN;
+	}
+	r->fl = fl;
+	return 0;
+}
+
+/* Stop r's flusher (its flush in progress ends first). */
+static void flusher_stop(struct vg_registry *r)
+{
+	struct flusher *fl = r->fl;
+
+	if (!fl)
+		return;
+	pthread_mutex_lock(&fl->mu);
+	fl->stop = 1;
+	pthread_cond_signal(&fl->cv);
+	pthread_mutex_unlock(&fl->mu);
+	pthread_join(fl->th, NULL);
+	pthread_cond_destroy(&fl->cv);
+	pthread_mutex_destroy(&fl->mu);
+	free(fl);
+	r->fl = NULL;
+}
+
 int vg_registry_update(struct vg_registry *r, const struct vg_batch *b)
 {
+	int flush;
+
 	if (!r || !b || !b->host)
 		return -EINVAL;
 	r->wrote = 1;
-	return in_transaction(r, b,
-			      vg_monotonic_ms() - r->flushed_ms >= LASTVAL_FLUSH_MS);
+	flush = vg_monotonic_ms() - r->flushed_ms >= r->flush_every_ms;
+	/* PostgreSQL: the flusher's, off the receiver's path (above) */
+	if (vg_db_engine(r->db) == VG_DB_POSTGRESQL && !flusher_start(r))
+		flush = 0;
+	return in_transaction(r, b, flush);
+}
+
+int vg_registry_flush_every(struct vg_registry *r, int64_t interval_ms)
+{
+	if (!r || interval_ms < 1)
+		return -EINVAL;
+	r->flush_every_ms = interval_ms;
+	if (r->fl) {
+		pthread_mutex_lock(&r->fl->mu);
+		r->fl->every_ms = interval_ms;
+		r->fl->rewait = 1;
+		pthread_cond_signal(&r->fl->cv);
+		pthread_mutex_unlock(&r->fl->mu);
+	}
+	return 0;
+}
+
+void vg_registry_flush_error(struct vg_registry *r, char *buf, size_t len)
+{
+	if (!buf || !len)
+		return;
+	buf[0] = '\0';
+	if (!r || !r->fl)
+		return;
+	pthread_mutex_lock(&r->fl->mu);
+	snprintf(buf, len, "%s", r->fl->err);
+	pthread_mutex_unlock(&r->fl->mu);
 }
 
 int vg_registry_flush(struct vg_registry *r)
@@ -1633,6 +1910,12 @@ void vg_registry_stats(const struct vg_registry *r,
 		       struct vg_registry_stats *out)
 {
 	*out = r->stats;
+	if (r->fl) {
+		out->flushed_values +=
+			__atomic_load_n(&r->fl->flushed_values, __ATOMIC_RELAXED);
+		out->flushes += __atomic_load_n(&r->fl->flushes, __ATOMIC_RELAXED);
+		out->flush_failures += __atomic_load_n(&r->fl->failures, __ATOMIC_RELAXED);
+	}
 }
 
 struct vg_db *vg_registry_db(struct vg_registry *r)

@@ -13,7 +13,9 @@
  * of readers proceed together. Metric rows are written when a (resource,
  * metric) is new to the process; newer values are kept in memory, shared
  * by all handles of the process that open the same state (lastval.h), and
- * written every 10 s, so readers of this process always see the newest
+ * written every 10 s (on PostgreSQL by a thread of the updating handle,
+ * on a connection of its own: see vg_registry_flush), so readers of this
+ * process always see the newest
  * value. A reader in ANOTHER process (another collector on a shared
  * PostgreSQL, or the `vigie` CLI on the file) sees last values and
  * last_seen times as of the writer's last flush: at most 10 s old. A
@@ -163,10 +165,25 @@ int vg_registry_marks_release(struct vg_registry *r, const char *node,
 int vg_registry_update(struct vg_registry *r, const struct vg_batch *b);
 struct vg_consumer vg_registry_consumer(struct vg_registry *r);
 /* Write the newest values that vg_registry_update kept in memory (every
- * handle of the process reads them already; this makes them durable). The
- * update path does it every 10 s and closing a handle that updated does it
- * too. 0 or -errno. */
+ * handle of the process reads them already; this makes them durable), in
+ * a transaction of r's connection, now. Periodically (every 10 s) it is
+ * done for the handle that updates: on sqlite by vg_registry_update, in
+ * the batch's transaction; on PostgreSQL by a thread the first
+ * vg_registry_update starts, on a connection of its own, so that no
+ * batch waits for it. Closing a handle that updated stops that thread
+ * and flushes. Nothing acknowledged depends on it: the values are the
+ * store's, these rows their cache (at most 10 s behind after a kill -9).
+ * 0 or -errno. */
 int vg_registry_flush(struct vg_registry *r);
+/* How often the periodic flush runs (default 10,000 ms); for tests, which
+ * make it frequent to see a flush in progress, or rare to keep it out of
+ * their way. Takes effect now (a running flusher restarts its wait).
+ * 0 or -EINVAL. */
+int vg_registry_flush_every(struct vg_registry *r, int64_t interval_ms);
+/* The message of the last failed flush of r's flusher thread ("" if
+ * none), for the log of the thread that owns r; it counts them in
+ * vg_registry_stats' flush_failures. Copied into buf (len bytes). */
+void vg_registry_flush_error(struct vg_registry *r, char *buf, size_t len);
 
 /* Rows this handle wrote (committed or not): resource and metric rows of
  * the slow path, and the values written by flushes. The fast path of a
@@ -175,6 +192,10 @@ struct vg_registry_stats {
 	uint64_t resource_rows;
 	uint64_t metric_rows;
 	uint64_t flushed_values;
+	/* flushes of the handle's flusher thread (PostgreSQL) that
+	 * committed, and that failed (their values wait for the next) */
+	uint64_t flushes;
+	uint64_t flush_failures;
 	/* reports of an id whose row holds another type (only an agent's
 	 * report over a custom row may change it): ignored, logged */
 	uint64_t resources_conflicting;

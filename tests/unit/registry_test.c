@@ -1133,6 +1133,92 @@ static struct vg_batch *wide_batch(int64_t t, double base)
 	return b;
 }
 
+/* On PostgreSQL the periodic flush is not on the receiver's path
+ * (issue 15): it runs on a thread and a connection of its own, so a batch
+ * is registered and its sequence number committed (what its ack waits
+ * for) while a flush is in progress. Here the flush is held by a lock the
+ * test takes on the metrics rows it must write: the server shows it
+ * waiting, and the receiver's update and commit still return; the values
+ * land once the lock goes. When the flush was the batch's transaction's,
+ * the update that found it due waited for that lock. sqlite keeps the
+ * flush in the batch's transaction (one writer at a time). */
+struct receive_job {
+	struct vg_registry *r;
+	int update_rc, commit_rc;
+	int done; /* atomic */
+};
+
+static void *receive_one(void *arg)
+{
+	struct receive_job *j = arg;
+	struct vg_batch *b = wide_batch(T0 + 2000, 2000);
+
+	j->update_rc = vg_registry_update(j->r, b);
+	j->commit_rc = vg_registry_commit(j->r, b->host, b->stream, 3, T0 + 2000);
+	vg_batch_free(b);
+	__atomic_store_n(&j->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_flush_off_receiver(void **state)
+{
+	struct fixture *f = fx(state);
+	struct receive_job j = {.r = f->r};
+	struct vg_registry_stats st;
+	struct vg_db *hold, *obs;
+	pthread_t th;
+	int done = 0;
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: the flush stays in the batch's transaction\n");
+		return;
+	}
+	/* no periodic flush while the rows and the lock are made */
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	update(f->r, wide_batch(T0, 0)); /* rows */
+	assert_int_equal(vg_registry_commit(f->r, "node5", 5, 1, T0), 0);
+	update(f->r, wide_batch(T0 + 1000, 1000)); /* values in memory */
+	assert_int_equal(vg_registry_commit(f->r, "node5", 5, 2, T0 + 1000), 0);
+	hold = raw_db(f);
+	obs = raw_db(f);
+	assert_int_equal(vg_db_exec(hold, "BEGIN; SELECT count(*) FROM (SELECT 1 FROM "
+					  "metrics WHERE resource_id LIKE 'flush-%' "
+					  "FOR UPDATE) AS x"),
+			 0);
+	/* the flush falls due: it waits for the test's lock */
+	assert_int_equal(vg_registry_flush_every(f->r, 20), 0);
+	assert_int_equal(lock_waiters(obs, 1), 0);
+	/* the receiver's next batch, meanwhile (bounded: not a timing
+	 * assertion, a hang's end) */
+	assert_int_equal(pthread_create(&th, NULL, receive_one, &j), 0);
+	for (int i = 0; i < 3000 && !(done = __atomic_load_n(&j.done, __ATOMIC_SEQ_CST)); i++)
+		vg_sleep_ms(10);
+	if (!done) {
+		vg_db_exec(hold, "ROLLBACK");
+		pthread_join(th, NULL);
+		fail_msg("the receiver's update waited for the flush in progress");
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(j.update_rc, 0);
+	assert_int_equal(j.commit_rc, 0);
+	/* the flush was still in progress, waiting */
+	assert_true(st_int(obs, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+				"current_database() AND wait_event_type = 'Lock'") >= 1);
+	assert_int_equal(vg_db_exec(hold, "ROLLBACK"), 0);
+	/* then the values land, the batch's too */
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	assert_int_equal(st_int(obs, "SELECT count(*) FROM metrics WHERE resource_id "
+				     "LIKE 'flush-%' AND last_time_ms = 1700000002000"),
+			 210);
+	assert_int_equal(st_int(obs, "SELECT last_seq FROM streams WHERE host = 'node5' "
+				     "AND stream = 5"),
+			 3);
+	vg_registry_stats(f->r, &st);
+	assert_true(st.flushes + st.flush_failures >= 1);
+	vg_db_close(hold);
+	vg_db_close(obs);
+}
+
 static void test_flush_many(void **state)
 {
 	struct fixture *f = fx(state);
@@ -1349,6 +1435,8 @@ static void test_flush_plans_follow_growth(void **state)
 		printf("# SKIP sqlite: no plan kept between statements\n");
 		return;
 	}
+	/* the plans are this connection's flushes' (not the flusher's) */
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
 	/* ten rows, flushed until the server keeps a plan: made on a table
 	 * of a page */
 	for (int i = 0; i < 8; i++)
@@ -1772,6 +1860,85 @@ static void report(struct vg_registry *reg, const char *host, uint64_t seq,
  * it published keeps a value dated ahead of the agent's. Values the
  * tenant sent that were still in memory are not written back by a later
  * flush; the agent's own metrics stay through its later reports. */
+/* A custom resource "other" of the tenant's, its probe value in memory. */
+static void other_report(struct fixture *f, int64_t t, double v)
+{
+	struct vg_batch *b = vg_batch_new("api", 0, 0, t);
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_CUSTOM, "other", "other", NULL, t);
+
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, v), 0);
+	update(f->r, b);
+}
+
+/* Flushes of the handle's flusher that ended (committed or not). */
+static uint64_t flusher_rounds(struct vg_registry *r)
+{
+	struct vg_registry_stats st;
+
+	vg_registry_stats(r, &st);
+	return st.flushes + st.flush_failures;
+}
+
+/* The takeover above while the flusher (PostgreSQL: its own connection)
+ * writes the squat's values it took before: its statement reaches the
+ * squat's metric row after the agent's transaction deleted it and
+ * committed, and would insert it again (the tenant's probe back on the
+ * agent's host). Made certain by a lock on the other custom resource's
+ * row, which the flush writes first: the flush waits there, the agent's
+ * report is registered meanwhile, then the lock goes. The flush must see
+ * the resource forgotten and roll back; its other rows are written
+ * later. */
+static void test_takeover_during_flush(void **state)
+{
+	struct fixture *f = fx(state);
+	char names[256];
+	struct vg_db *hold, *obs;
+	uint64_t rounds;
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: the flush is in the batch's transaction\n");
+		return;
+	}
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	report(f->r, "api", 0, VG_RT_CUSTOM, "squat", "p", T0, "probe", 1);
+	other_report(f, T0, 1);
+	/* in memory: the squat's, then other's (the flush takes the last
+	 * made dirty first: other's row comes first in its statement) */
+	report(f->r, "api", 0, VG_RT_CUSTOM, "squat", "p", T0 + 1000, "probe", 2);
+	other_report(f, T0 + 1000, 2);
+	hold = raw_db(f);
+	obs = raw_db(f);
+	assert_int_equal(vg_db_exec(hold, "BEGIN; SELECT count(*) FROM (SELECT 1 FROM "
+					  "metrics WHERE resource_id = 'other' FOR UPDATE) AS x"),
+			 0);
+	rounds = flusher_rounds(f->r);
+	assert_int_equal(vg_registry_flush_every(f->r, 20), 0);
+	assert_int_equal(lock_waiters(obs, 1), 0); /* the flush, at other's row */
+	/* the agent of host node9 takes the squat over, meanwhile */
+	report(f->r, "node9", 1, VG_RT_HOST, "node9", NULL, T0 + 2000, "host.load.1", 0.5);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1");
+	/* the flush goes on (and is not tried again soon) */
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	assert_int_equal(vg_db_exec(hold, "ROLLBACK"), 0);
+	for (int i = 0; i < 3000 && flusher_rounds(f->r) == rounds; i++)
+		vg_sleep_ms(10);
+	assert_true(flusher_rounds(f->r) > rounds);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1");
+	/* other's value is written by the next flush, the squat's never */
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	assert_string_equal(stored_metrics(f, "node9", names, sizeof(names)),
+			    "host.load.1");
+	assert_int_equal(st_int(obs, "SELECT CAST(last_value AS BIGINT) FROM metrics "
+				     "WHERE resource_id = 'other' AND name = 'probe'"),
+			 2);
+	vg_db_close(hold);
+	vg_db_close(obs);
+}
+
 static void test_takeover_drops_custom_metrics(void **state)
 {
 	struct fixture *f = fx(state);
@@ -1946,6 +2113,7 @@ int main(void)
 		ST_BOTH(test_marks_release, setup, teardown),
 		ST_BOTH(test_same_batch_two_holders, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
+		ST_BOTH(test_flush_off_receiver, setup, teardown),
 		ST_BOTH(test_flush_seen_keyed, setup, teardown),
 		ST_BOTH(test_flush_odd_names, setup, teardown),
 		ST_BOTH(test_flush_plans_follow_growth, setup, teardown),
@@ -1954,6 +2122,7 @@ int main(void)
 		ST_BOTH(test_agent_takes_custom_id, setup, teardown),
 		ST_BOTH(test_type_never_changes, setup, teardown),
 		ST_BOTH(test_takeover_drops_custom_metrics, setup, teardown),
+		ST_BOTH(test_takeover_during_flush, setup, teardown),
 		ST_BOTH(test_ping, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
