@@ -98,7 +98,10 @@ static double val(int minute)
 
 /* Minutes from..to of the series in one update (BATCH: as one item of
  * update_many, which the store uses for many series); its result. */
-static struct vg_rrd_result update(struct fx *f, int from, int to, int batch)
+/* Minutes FROM..TO of LOC sent to BE, through update_many when BATCH
+ * (as the store's storage thread), else update. */
+static struct vg_rrd_result update_on(struct vg_rrd_backend *be, struct vg_rrd_loc *loc, int from,
+				      int to, int batch)
 {
 	struct vg_rrd_value v[16];
 	struct vg_rrd_item it;
@@ -107,14 +110,19 @@ static struct vg_rrd_result update(struct fx *f, int from, int to, int batch)
 	for (int m = from; m <= to; m++, n++)
 		v[n] = (struct vg_rrd_value){MS(T0 + 60 * m), val(m)};
 	memset(&it, 0, sizeof(it));
-	it.loc = &f->loc;
+	it.loc = loc;
 	it.v = v;
 	it.n = n;
 	if (batch)
-		f->h.be->ops->update_many(f->h.be, &it, 1);
+		be->ops->update_many(be, &it, 1);
 	else
-		f->h.be->ops->update(f->h.be, &f->loc, v, n, &it.res);
+		be->ops->update(be, loc, v, n, &it.res);
 	return it.res;
+}
+
+static struct vg_rrd_result update(struct fx *f, int from, int to, int batch)
+{
+	return update_on(f->h.be, &f->loc, from, to, batch);
 }
 
 /* The daemon's count of repaired cache entries. */
@@ -314,15 +322,27 @@ static void test_replay_keeps_a_value_after_one_it_dropped(void **state)
 static struct vg_rrd_result update_be(struct vg_rrd_backend *be, struct vg_rrd_loc *loc, int from,
 				      int to)
 {
-	struct vg_rrd_value v[16];
-	struct vg_rrd_result res;
-	size_t n = 0;
+	return update_on(be, loc, from, to, 0);
+}
 
-	for (int m = from; m <= to; m++, n++)
-		v[n] = (struct vg_rrd_value){MS(T0 + 60 * m), val(m)};
-	memset(&res, 0, sizeof(res));
-	be->ops->update(be, loc, v, n, &res);
-	return res;
+/* Sync BE until it succeeds (50 tries, 0.1 s apart); a file its check
+ * finds lost gets minutes RESEND[k][0]..RESEND[k][1] (k < N) of LOC
+ * again, from the journal, as the store does (BATCH: see update_on).
+ * Then the sync succeeds and nothing is lost. */
+static void sync_resending(struct vg_rrd_backend *be, struct vg_rrd_loc *loc, int batch,
+			   const int (*resend)[2], size_t n)
+{
+	for (int i = 0; i < 50 && be->ops->sync(be); i++) {
+		struct vg_rrd_lost lost[2];
+		if (be->ops->lost(be, lost, 2) == 1) {
+			be->ops->resent(be, &lost[0]);
+			for (size_t k = 0; k < n; k++)
+				(void)update_on(be, loc, resend[k][0], resend[k][1], batch);
+		}
+		usleep(100 * 1000);
+	}
+	assert_int_equal(be->ops->sync(be), 0);
+	assert_int_equal(be->ops->lost(be, NULL, 0), 0);
 }
 
 /* Two collectors on one daemon, a host moving from the first (A) to the
@@ -541,15 +561,7 @@ static struct vg_rrd_backend *moved_across_restart(struct fx *f, int keep5, int 
 	/* A's first check after the restart (its sync connects); a file it
 	 * finds lost gets minute 5 again from A's journal, as the store does
 	 * (before the fix: the FORGET of B's 6, then this re-send) */
-	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++) {
-		struct vg_rrd_lost lost[2];
-		if (f->h.be->ops->lost(f->h.be, lost, 2) == 1) {
-			f->h.be->ops->resent(f->h.be, &lost[0]);
-			res = update(f, 5, 5, 1);
-		}
-		usleep(100 * 1000);
-	}
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	sync_resending(f->h.be, &f->loc, 1, (const int[][2]){{5, 5}}, 1);
 	return b;
 }
 
@@ -684,16 +696,7 @@ static void test_stall_then_another_collector_nothing_lost(void **state)
 	/* A's first check after its failure (its sync connects); a file it
 	 * finds lost gets minute 5 again, as the store does */
 	usleep(300 * 1000); /* the back-off after the broken connection */
-	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++) {
-		struct vg_rrd_lost lost[2];
-		if (f->h.be->ops->lost(f->h.be, lost, 2) == 1) {
-			f->h.be->ops->resent(f->h.be, &lost[0]);
-			res = update(f, 5, 5, 1);
-		}
-		usleep(100 * 1000);
-	}
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
-	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	sync_resending(f->h.be, &f->loc, 1, (const int[][2]){{5, 5}}, 1);
 	assert_int_equal(overtaken(f), 0);
 	assert_int_equal(b->ops->sync(b), 0);
 	check_file(f, 6);
@@ -754,27 +757,9 @@ static void test_no_forget_of_a_previous_collectors_older_values(void **state)
 	/* B's first check after its failure (its sync connects); a file it
 	 * finds lost gets B's 7 and 8 again from B's journal, as the store
 	 * does (all B has: 5 and 6 were A's) */
-	for (int i = 0; i < 50 && b->ops->sync(b); i++) {
-		struct vg_rrd_lost lost[2];
-		if (b->ops->lost(b, lost, 2) == 1) {
-			b->ops->resent(b, &lost[0]);
-			res = update_be(b, &bloc, 7, 8);
-		}
-		usleep(100 * 1000);
-	}
-	assert_int_equal(b->ops->sync(b), 0);
-	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
+	sync_resending(b, &bloc, 0, (const int[][2]){{7, 8}}, 1);
 	/* then A's, the same way with A's 5 and 6 */
-	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++) {
-		struct vg_rrd_lost lost[2];
-		if (f->h.be->ops->lost(f->h.be, lost, 2) == 1) {
-			f->h.be->ops->resent(f->h.be, &lost[0]);
-			res = update(f, 5, 6, 1);
-		}
-		usleep(100 * 1000);
-	}
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
-	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	sync_resending(f->h.be, &f->loc, 1, (const int[][2]){{5, 6}}, 1);
 	assert_int_equal(overtaken(f), 0);
 	check_file(f, 8);
 	b->ops->close(b);
@@ -829,17 +814,7 @@ static void test_no_forget_of_another_collectors_values_between_ours(void **stat
 
 	/* A's first check after its failure; a file it finds lost gets A's
 	 * 5, 7 and 8 again, as the store does */
-	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++) {
-		struct vg_rrd_lost lost[2];
-		if (f->h.be->ops->lost(f->h.be, lost, 2) == 1) {
-			f->h.be->ops->resent(f->h.be, &lost[0]);
-			res = update(f, 5, 5, 1);
-			res = update(f, 7, 8, 1);
-		}
-		usleep(100 * 1000);
-	}
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
-	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	sync_resending(f->h.be, &f->loc, 1, (const int[][2]){{5, 5}, {7, 8}}, 2);
 	/* then B's */
 	for (int i = 0; i < 50 && b->ops->sync(b); i++)
 		usleep(100 * 1000);

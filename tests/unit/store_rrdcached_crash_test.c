@@ -44,9 +44,11 @@
 #include <rrd.h>
 
 #include "vigie/batch.h"
+#include "vigie/clock.h"
 #include "vigie/config.h"
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
+#include "../support/journal_segments.h"
 
 #define T0 1699999980LL
 #define MS(s) ((int64_t)(s)*1000)
@@ -474,29 +476,6 @@ static void test_check_max_from_config(void **state)
 	fx_free(f);
 }
 
-/* The store's journal segments on disk (<dir>/journal/<id>.vgj). */
-static int journal_segments(const char *dir)
-{
-	char cmd[256];
-	int n = -1;
-
-	snprintf(cmd, sizeof(cmd), "ls '%s/journal' | grep -c '\\.vgj$'", dir);
-	FILE *p = popen(cmd, "r");
-	assert_non_null(p);
-	if (fscanf(p, "%d", &n) != 1)
-		n = -1;
-	pclose(p);
-	return n;
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Minute m of the series which[0..n) (values as write_range's). */
 static int write_set(struct vg_store *s, int minute, const int *which, int n)
 {
@@ -645,9 +624,9 @@ static void idle_resync(enum fault fault)
 
 	/* No batch from here on. A liveness bound, not a speed assertion:
 	 * the retry comes within a second or two of the daemon's back-off */
-	int64_t back = now_ms(), deadline = back + 30000;
+	int64_t back = vg_monotonic_ms(), deadline = back + 30000;
 	uint64_t syncs = st.backend_syncs;
-	while (!ok && now_ms() < deadline) {
+	while (!ok && vg_monotonic_ms() < deadline) {
 		usleep(100 * 1000);
 		assert_int_equal(vg_store_daemons(f->s, dm, 2), 2);
 		vg_store_get_stats(f->s, &st);
@@ -664,7 +643,7 @@ static void idle_resync(enum fault fault)
 	/* for the record only (not asserted: the machine may be loaded) */
 	printf("# fault %d: drained %lld ms after the daemon came back, %llu syncs, "
 	       "%llu values re-sent\n",
-	       (int)fault, (long long)(now_ms() - back),
+	       (int)fault, (long long)(vg_monotonic_ms() - back),
 	       (unsigned long long)(st.backend_syncs - syncs), (unsigned long long)st.values_resent);
 	assert_int_equal(st.write_errors, 0);
 	if (fault == FAULT_KILL9)

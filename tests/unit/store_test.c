@@ -37,6 +37,7 @@
 #include "vigie/name.h"
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
+#include "../support/journal_segments.h"
 
 /* 0: files backend; 1: rrdcached (the daemon of the current case). */
 static int g_rrdcached;
@@ -735,21 +736,6 @@ static void test_write_through_batches(void **state)
 			assert_true(g.points[k].value == 1000.0 * (double)(k + 1) + r);
 		vg_series_free(&g);
 	}
-}
-
-/* Journal segments (*.vgj) in the store's journal directory. */
-static int journal_segments(const char *dir)
-{
-	char cmd[256];
-	int n = -1;
-
-	snprintf(cmd, sizeof(cmd), "ls '%s/journal' | grep -c '\\.vgj$'", dir);
-	FILE *p = popen(cmd, "r");
-	assert_non_null(p);
-	if (fscanf(p, "%d", &n) != 1)
-		n = -1;
-	pclose(p);
-	return n;
 }
 
 /* One write-through batch of NSERIES series at minute i. */
