@@ -325,6 +325,21 @@ static struct vg_rrd_result update_be(struct vg_rrd_backend *be, struct vg_rrd_l
 	return update_on(be, loc, from, to, 0);
 }
 
+/* The host's other collector (B): a second backend on the same daemon,
+ * with its own owners file, and LOC located on it (the file of the
+ * fixture's series, node1 load.1). */
+static struct vg_rrd_backend *second_collector(struct fx *f, struct vg_rrd_loc *loc)
+{
+	struct vg_rrd_backend *b = NULL;
+	char owners[PATH_MAX], err[256] = "";
+
+	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
+		fail_msg("second backend: %s", err);
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", loc), 0);
+	return b;
+}
+
 /* Sync BE until it succeeds (50 tries, 0.1 s apart); a file its check
  * finds lost gets minutes RESEND[k][0]..RESEND[k][1] (k < N) of LOC
  * again, from the journal, as the store does (BATCH: see update_on).
@@ -363,13 +378,10 @@ static void test_no_forget_of_a_file_the_daemon_took_nothing_of(void **state)
 	struct vg_rrd_backend *b = NULL;
 	struct vg_rrd_loc bloc, bother;
 	struct vg_rrd_result res;
-	char owners[128], err[256] = "", msg[256] = "", journal[PATH_MAX];
+	char msg[256] = "", journal[PATH_MAX];
 	FILE *fp;
 
-	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
-		fail_msg("second backend: %s", err);
-	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+	b = second_collector(f, &bloc);
 	assert_string_equal(bloc.path, f->loc.path);
 	/* B holds a verified connection (a series of its own) */
 	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node2", "load.1", &bother), 0);
@@ -434,12 +446,8 @@ static void test_no_forget_of_a_file_already_past_our_values(void **state)
 	struct vg_rrd_backend *b = NULL;
 	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
-	char owners[128], err[256] = "";
 
-	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
-		fail_msg("second backend: %s", err);
-	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+	b = second_collector(f, &bloc);
 
 	res = update(f, 1, 4, 0);
 	assert_int_equal(res.written, 4);
@@ -523,13 +531,10 @@ static struct vg_rrd_backend *moved_across_restart(struct fx *f, int keep5, int 
 	struct vg_rrd_backend *b = NULL;
 	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
-	char owners[128], err[256] = "", journal[PATH_MAX];
+	char journal[PATH_MAX];
 	FILE *fp;
 
-	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
-		fail_msg("second backend: %s", err);
-	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+	b = second_collector(f, &bloc);
 
 	res = update(f, 1, 4, 0);
 	assert_int_equal(res.written, 4);
@@ -660,12 +665,9 @@ static void test_stall_then_another_collector_nothing_lost(void **state)
 	struct vg_rrd_result res;
 	struct vg_rrd_value v[1];
 	struct vg_rrd_item it;
-	char owners[128], err[256] = "", msg[256] = "";
+	char msg[256] = "";
 
-	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
-		fail_msg("second backend: %s", err);
-	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+	b = second_collector(f, &bloc);
 	assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, "node1", "load.5", &other), 0);
 	if (f->h.be->ops->create(f->h.be, &other, VG_KIND_GAUGE, MS(T0), &f->h.lay, msg,
 				 sizeof(msg), 0))
@@ -724,13 +726,10 @@ static void test_no_forget_of_a_previous_collectors_older_values(void **state)
 	struct vg_rrd_backend *b = NULL;
 	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
-	char owners[128], err[256] = "", journal[PATH_MAX];
+	char journal[PATH_MAX];
 	FILE *fp;
 
-	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
-		fail_msg("second backend: %s", err);
-	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+	b = second_collector(f, &bloc);
 
 	res = update(f, 1, 4, 0);
 	assert_int_equal(res.written, 4);
@@ -782,13 +781,10 @@ static void test_no_forget_of_another_collectors_values_between_ours(void **stat
 	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
 	struct vg_store_daemon dm[1];
-	char owners[128], err[256] = "", journal[PATH_MAX];
+	char journal[PATH_MAX];
 	FILE *fp;
 
-	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
-		fail_msg("second backend: %s", err);
-	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+	b = second_collector(f, &bloc);
 
 	res = update(f, 1, 4, 0);
 	assert_int_equal(res.written, 4);
