@@ -81,12 +81,12 @@ static void emit_host_fs(struct vg_poll_emit *e, struct vg_poller *p, int64_t t)
 		vg_poll_attr(e, "fstype", m[i].type);
 		vg_poll_sample(e, "hfs.size", VG_KIND_GAUGE, (double)sv.f_blocks * bs);
 		vg_poll_sample(e, "hfs.used", VG_KIND_GAUGE,
-			       (double)(sv.f_blocks - sv.f_bfree) * bs);
+			       (double)vg_procfs_fs_used(sv.f_blocks, sv.f_bfree) * bs);
 		vg_poll_sample(e, "hfs.free", VG_KIND_GAUGE, (double)sv.f_bavail * bs);
 		if (sv.f_files > 0) {
 			vg_poll_sample(e, "hfs.inodes.total", VG_KIND_GAUGE, (double)sv.f_files);
 			vg_poll_sample(e, "hfs.inodes.used", VG_KIND_GAUGE,
-				       (double)(sv.f_files - sv.f_ffree));
+				       (double)vg_procfs_fs_used(sv.f_files, sv.f_ffree));
 			vg_poll_sample(e, "hfs.inodes.free", VG_KIND_GAUGE, (double)sv.f_favail);
 		}
 	}

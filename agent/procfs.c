@@ -590,6 +590,11 @@ static int fs_list_match(const char *list, const struct vg_mount *m)
 	return 0;
 }
 
+uint64_t vg_procfs_fs_used(uint64_t total, uint64_t avail)
+{
+	return total > avail ? total - avail : 0;
+}
+
 int vg_procfs_fs_selected(const struct vg_mount *m, const char *include,
 			  const char *exclude)
 {

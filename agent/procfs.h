@@ -136,4 +136,10 @@ int vg_procfs_parse_mounts(const char *text, struct vg_mount **out, size_t *n);
 int vg_procfs_fs_selected(const struct vg_mount *m, const char *include,
 			  const char *exclude);
 
+/* Blocks (or inodes) in use from statvfs's total and free counts: total -
+ * free, or 0 when a file system reports more free than total (a FUSE or
+ * network file system's server may; the unsigned difference would be
+ * reported as ~1.8e19 blocks). Pure. */
+uint64_t vg_procfs_fs_used(uint64_t total, uint64_t avail);
+
 #endif

@@ -302,6 +302,18 @@ static void test_mounts(void **state)
 	free(m);
 }
 
+/* Used blocks never wrap: a file system reporting more free than total
+ * (a FUSE or network server may) is 0 used, not ~1.8e19 blocks. */
+static void test_fs_used(void **state)
+{
+	(void)state;
+	assert_true(vg_procfs_fs_used(1000, 250) == 750);
+	assert_true(vg_procfs_fs_used(1000, 1000) == 0);
+	assert_true(vg_procfs_fs_used(1000, 1001) == 0);
+	assert_true(vg_procfs_fs_used(0, UINT64_MAX) == 0);
+	assert_true(vg_procfs_fs_used(UINT64_MAX, 0) == UINT64_MAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -313,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_netdev),
 		cmocka_unit_test(test_pid),
 		cmocka_unit_test(test_mounts),
+		cmocka_unit_test(test_fs_used),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
