@@ -664,6 +664,16 @@ static void test_open_errors(void **state)
 	assert_true(vg_store_open("/proc/nonexistent/dir", &cfg, &s, err, sizeof(err)) < 0);
 	vg_store_close(NULL);
 
+	/* a publish_heartbeat shorter than the step: refused, named (every
+	 * published point would fill nothing) */
+	vg_config_defaults(&cfg);
+	cfg.storage_publish_heartbeat_s = 30;
+	err[0] = '\0';
+	s = (void *)1;
+	assert_int_equal(vg_store_open("/tmp", &cfg, &s, err, sizeof(err)), -EINVAL);
+	assert_null(s);
+	assert_non_null(strstr(err, "publish_heartbeat"));
+
 	/* [storage] write_through other than auto, yes, no: refused, named */
 	char dir[] = "/tmp/vigie-store-wt.XXXXXX", cmd[64];
 	assert_non_null(mkdtemp(dir));
