@@ -95,6 +95,19 @@ static json_t *mk(struct vg_alarm_silences *s, const char *scope, const char *te
 	return out;
 }
 
+/* SQL run on the silences' database as it is (rows as a collector of
+ * an older rule wrote them). */
+static void store_row(const char *url, const char *sql)
+{
+	struct vg_db *db;
+	char err[256] = "";
+
+	if (vg_db_open(url, NULL, &db, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(vg_db_exec(db, sql), 0);
+	vg_db_close(db);
+}
+
 static void test_matchers_scope_limits_persistence(void **state)
 {
 	struct vg_alarm_silences *s;
@@ -332,17 +345,14 @@ static void test_matchers_scope_limits_persistence(void **state)
 	 * (before such tokens were refused) is not loaded: it silenced
 	 * every tenant (the row as such a collector wrote it; sqlite) */
 	if (!g_fresh_url) {
-		struct vg_db *db;
 		char sql[512];
-		assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
 		snprintf(sql, sizeof(sql),
 			 "INSERT INTO alarm_silences (id, project, matchers, starts_ms,"
 			 " ends_ms, created_by, created_with, comment, created_ms) VALUES"
 			 " ('star', '*', '{}', %lld, %lld, 'eve', 'project token (*)',"
 			 " 'x', %lld)",
 			 (long long)T0, (long long)(T0 + 3600000), (long long)T0);
-		assert_int_equal(vg_db_exec(db, sql), 0);
-		vg_db_close(db);
+		store_row(url, sql);
 		assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
 		sj.project = "p9";
 		sj.host = "elsewhere";
@@ -353,7 +363,6 @@ static void test_matchers_scope_limits_persistence(void **state)
 		/* silences stored before the character rule, with a host and
 		 * a label it now refuses, load with those matchers: dropped,
 		 * they would silence every alarm of the project */
-		assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
 		snprintf(sql, sizeof(sql),
 			 "INSERT INTO alarm_silences (id, project, matchers, starts_ms,"
 			 " ends_ms, created_by, created_with, comment, created_ms) VALUES"
@@ -363,8 +372,7 @@ static void test_matchers_scope_limits_persistence(void **state)
 			 " 'ops', 'administrator', 'x', %lld)",
 			 (long long)T0, (long long)(T0 + 3600000), (long long)T0,
 			 (long long)T0, (long long)(T0 + 3600000), (long long)T0);
-		assert_int_equal(vg_db_exec(db, sql), 0);
-		vg_db_close(db);
+		store_row(url, sql);
 		assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
 		sj.project = "p5";
 		sj.host = "compute-1";
@@ -1102,18 +1110,15 @@ static void test_text_fields_rule(void **state)
 	vg_alarm_silences_close(s);
 
 	if (!g_fresh_url) {
-		struct vg_db *db;
 		char sql[512];
 		struct vg_alarm_silence_subject sj = {.project = "p7", .resource = "vm1", .host = "h7", .alarm = "cpu", .severity = VG_SEV_CRITICAL};
-		assert_int_equal(vg_db_open(url, NULL, &db, err, sizeof(err)), 0);
 		snprintf(sql, sizeof(sql),
 			 "INSERT INTO alarm_silences (id, project, matchers, starts_ms,"
 			 " ends_ms, created_by, created_with, comment, created_ms) VALUES"
 			 " ('old3', 'p7', '{\"host\":\"h7\"}', %lld, %lld,"
 			 " 'a\x1b[31m', 'administrator', 'x\x07', %lld)",
 			 (long long)T0, (long long)(T0 + 3600000), (long long)T0);
-		assert_int_equal(vg_db_exec(db, sql), 0);
-		vg_db_close(db);
+		store_row(url, sql);
 		assert_int_equal(vg_alarm_silences_open(url, 100, T0, &s, err, sizeof(err)), 0);
 		assert_int_equal(vg_alarm_silences_match(s, &sj, T0 + 120000, sid), 1);
 		vg_alarm_silences_close(s);
