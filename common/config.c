@@ -35,6 +35,7 @@
 
 #include "vigie/config.h"
 #include "vigie/log.h"
+#include "vigie/name.h"
 
 enum key_type { K_STR,
 		K_U32,
@@ -528,42 +529,151 @@ int vg_parse_duration(const char *s, double *seconds)
 	return 0;
 }
 
+/* One duration of an archive tier, len bytes at s: a decimal integer and
+ * one unit (s, m, h, d, w; none is seconds), into *sec. Nothing else:
+ * vg_parse_duration's strtod also read "0x3cs" as 60 s and "1e1m" as
+ * 10 min, tiers the operator never wrote. 0 or -EINVAL. */
+static int tier_duration(const char *s, size_t len, uint64_t *sec)
+{
+	uint64_t v = 0, mul = 1;
+	size_t i = 0;
+
+	while (i < len && s[i] >= '0' && s[i] <= '9') {
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > 100ull * 366 * 86400) /* above any bound: stop before it wraps */
+			return -EINVAL;
+		i++;
+	}
+	if (!i || len - i > 1)
+		return -EINVAL;
+	if (i < len) {
+		switch (s[i]) {
+		case 's': mul = 1; break;
+		case 'm': mul = 60; break;
+		case 'h': mul = 3600; break;
+		case 'd': mul = 86400; break;
+		case 'w': mul = 7 * 86400; break;
+		default: return -EINVAL;
+		}
+	}
+	*sec = v * mul;
+	return 0;
+}
+
+int vg_config_archives_parse(const char *s, struct vg_archive *out, size_t max,
+			     size_t *n, char *why, size_t whylen)
+{
+	struct vg_archive a[VG_MAX_ARCHIVES];
+	char dummy[1];
+	const char *prev = NULL;
+	size_t k = 0, prevlen = 0;
+
+	if (!why || !whylen)
+		why = dummy, whylen = sizeof(dummy);
+	if (max > VG_MAX_ARCHIVES)
+		max = VG_MAX_ARCHIVES;
+	if (!s || !*s) {
+		snprintf(why, whylen, "has no tier");
+		return -EINVAL;
+	}
+	if (strlen(s) > 255) {
+		snprintf(why, whylen, "is longer than 255 bytes");
+		return -EINVAL;
+	}
+	for (const char *p = s;; p++) {
+		const char *end = strchr(p, ','), *colon;
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		uint64_t res, ret;
+
+		while (len && *p == ' ')
+			p++, len--;
+		while (len && p[len - 1] == ' ')
+			len--;
+		/* an empty tier (",,", a trailing ',') is a tier lost in an
+		 * edit, not one to skip */
+		if (!len) {
+			snprintf(why, whylen, "has an empty tier (tier %zu)", k + 1);
+			return -EINVAL;
+		}
+		if (k == max) {
+			snprintf(why, whylen, "has more than %zu tiers", max);
+			return -EINVAL;
+		}
+		colon = memchr(p, ':', len);
+		if (!colon) {
+			snprintf(why, whylen, "has '%.*s', which is not RES:RETENTION", (int)len, p);
+			return -EINVAL;
+		}
+		if (tier_duration(p, (size_t)(colon - p), &res) ||
+		    tier_duration(colon + 1, len - (size_t)(colon - p) - 1, &ret)) {
+			int bad_res = tier_duration(p, (size_t)(colon - p), &res) != 0;
+			const char *t = bad_res ? p : colon + 1;
+			size_t tl = bad_res ? (size_t)(colon - p) : len - (size_t)(colon - p) - 1;
+			snprintf(why, whylen, "has '%.*s' in tier '%.*s', which is not a whole "
+				 "number with a unit s, m, h, d or w (e.g. 1m, 15d)",
+				 (int)tl, t, (int)len, p);
+			return -EINVAL;
+		}
+		if (res < 1 || ret < res || ret > 100ull * 366 * 86400) {
+			snprintf(why, whylen, "has tier '%.*s', %s", (int)len, p,
+				 res < 1 ? "whose resolution is 0"
+				 : ret < res ? "whose retention is shorter than its resolution"
+					     : "whose retention is over 100 years");
+			return -EINVAL;
+		}
+		a[k].resolution_s = (uint32_t)res;
+		a[k].retention_s = (uint32_t)ret;
+		if (k && a[k].resolution_s <= a[k - 1].resolution_s) {
+			snprintf(why, whylen, "has tier '%.*s' after '%.*s': tiers go from "
+				 "fine to coarse",
+				 (int)len, p, (int)prevlen, prev);
+			return -EINVAL;
+		}
+		/* a coarser tier keeping less than a finer one would never be
+		 * read: the finer one answers every range it covers */
+		if (k && a[k].retention_s < a[k - 1].retention_s) {
+			snprintf(why, whylen, "has tier '%.*s' after '%.*s': a coarser tier "
+				 "keeping less than a finer one would never be read",
+				 (int)len, p, (int)prevlen, prev);
+			return -EINVAL;
+		}
+		prev = p, prevlen = len;
+		k++;
+		if (!end)
+			break;
+		p = end;
+	}
+	memcpy(out, a, k * sizeof(a[0]));
+	*n = k;
+	return 0;
+}
+
 int vg_config_parse_archives(const char *s, struct vg_archive *out, size_t max,
 			     size_t *n)
 {
-	char buf[256], *save = NULL;
-	size_t k = 0;
+	return vg_config_archives_parse(s, out, max, n, NULL, 0);
+}
 
-	if (!s || strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	snprintf(buf, sizeof(buf), "%s", s);
-	/* strtok_r skips empty fields: "1m:15d,,5m:63d" or a trailing ','
-	 * (a tier lost in an edit) would pass unseen */
-	for (const char *p = buf; *p; p++)
-		if (*p == ',' && (p == buf || p[1] == ',' || !p[1] ||
-				  strspn(p + 1, " ") == strcspn(p + 1, ",")))
-			return -EINVAL;
-	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		char *colon = strchr(tok, ':');
-		double res, ret;
-		while (*tok == ' ')
-			tok++;
-		if (!colon || k >= max)
-			return -EINVAL;
-		*colon = '\0';
-		if (vg_parse_duration(tok, &res) || vg_parse_duration(colon + 1, &ret) ||
-		    res < 1 || ret < res || res != floor(res) || ret > 100 * 366 * 86400.0)
-			return -EINVAL;
-		out[k].resolution_s = (uint32_t)res;
-		out[k].retention_s = (uint32_t)ret;
-		if (k && out[k].resolution_s <= out[k - 1].resolution_s)
-			return -EINVAL; /* tiers go from fine to coarse */
-		k++;
-	}
-	if (!k)
-		return -EINVAL;
-	*n = k;
-	return 0;
+/* Why the last archives_why refused a value; configuration is read by
+ * one thread, but each its own. */
+static _Thread_local char g_archives_why[512];
+
+/* [storage] archives and every [archives] rule: one parser, one message
+ * ("has '0x3cs' in tier ..., which is not ...; tiers are RES:RETENTION,
+ * ..."). 0, or -EINVAL with *why set. */
+static int archives_why(const char *value, struct vg_archive *out, size_t *n,
+			const char **why)
+{
+	char w[384];
+
+	if (!vg_config_archives_parse(value, out, VG_MAX_ARCHIVES, n, w, sizeof(w)))
+		return 0;
+	snprintf(g_archives_why, sizeof(g_archives_why),
+		 "%s; must be RES:RETENTION[,RES:RETENTION...] from fine to coarse, "
+		 "e.g. 1m:15d,5m:63d,1h:455d",
+		 w);
+	*why = g_archives_why;
+	return -EINVAL;
 }
 
 /* [archives] PATTERN = RES:RETENTION,...: one rule, in file order. A
@@ -580,10 +690,17 @@ static int apply_policy(struct vg_config *c, const char *pattern,
 		*why = "pattern must be 1 to 127 bytes";
 		return -EINVAL;
 	}
-	if (vg_config_parse_archives(value, p.archives, VG_MAX_ARCHIVES, &p.narchives)) {
-		*why = "must be RES:RETENTION[,RES:RETENTION...] from fine to coarse, e.g. 1m:15d,5m:63d,1h:455d";
+	/* a pattern matches metric names, which hold no control or hidden
+	 * character and are valid UTF-8 (vigie/name.h): a pattern with one
+	 * (a tab or an escape pasted in) could never match anything */
+	if (!vg_text_valid(pattern, sizeof(p.pattern) - 1)) {
+		*why = "pattern must be UTF-8 without control characters, Unicode "
+		       "bidirectional controls or invisible format characters (metric "
+		       "names hold none)";
 		return -EINVAL;
 	}
+	if (archives_why(value, p.archives, &p.narchives, why))
+		return -EINVAL;
 	memcpy(p.pattern, pattern, strlen(pattern) + 1);
 	for (i = 0; i < c->npolicies; i++)
 		if (!strcmp(c->policies[i].pattern, pattern))
@@ -736,11 +853,7 @@ static int apply(struct vg_config *c, const char *section, const char *name,
 		return 0;
 	}
 	case K_ARCHIVES:
-		if (vg_config_parse_archives(value, c->archives, VG_MAX_ARCHIVES, &c->narchives)) {
-			*why = "must be RES:RETENTION[,RES:RETENTION...] from fine to coarse, e.g. 1m:15d,5m:63d,1h:455d";
-			return -EINVAL;
-		}
-		return 0;
+		return archives_why(value, c->archives, &c->narchives, why) ? -EINVAL : 0;
 	}
 	return -EINVAL;
 }
@@ -752,6 +865,24 @@ struct parse_ctx {
 	size_t errlen;
 };
 
+/* s with its control characters (C0, DEL) as \xNN, into buf (size
+ * bytes, truncated): an error message echoes what the file holds, and a
+ * raw escape sequence would reach the terminal. Returns buf. */
+static const char *printable(const char *s, char *buf, size_t size)
+{
+	size_t o = 0;
+
+	for (; *s && o + 5 <= size; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch < 0x20 || ch == 0x7f)
+			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", ch);
+		else
+			buf[o++] = (char)ch;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 /* One key = value: 0 to go on, -EINVAL to stop (p->err set). */
 static int handler(void *ud, const char *section, const char *name,
 		   const char *value, int line)
@@ -760,6 +891,11 @@ static int handler(void *ud, const char *section, const char *name,
 	const char *why = NULL;
 	int rc = apply(p->c, section, name, value, &why);
 
+	/* the key and value as the message shows them: a control
+	 * character (a tab, an escape sequence) written \xNN */
+	char sname[4 * VG_POLICY_PATTERN_MAX], svalue[1024];
+	name = printable(name, sname, sizeof(sname));
+	value = printable(value, svalue, sizeof(svalue));
 	if (rc == -ENOENT) {
 		int known_section = 0;
 		for (size_t i = 0; i < NKEYS; i++)
@@ -978,7 +1114,10 @@ int vg_config_set(struct vg_config *c, const char *section, const char *key,
 {
 	const char *why = NULL;
 	int rc = apply(c, section, key, value, &why);
+	char skey[4 * VG_POLICY_PATTERN_MAX], svalue[1024];
 
+	key = printable(key, skey, sizeof(skey));
+	value = printable(value, svalue, sizeof(svalue));
 	if (rc == -ENOENT) {
 		snprintf(err, errlen, "[%s] %s: unknown key", section, key);
 		return -EINVAL;

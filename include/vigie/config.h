@@ -208,8 +208,22 @@ int vg_config_set(struct vg_config *c, const char *section, const char *key,
  * -EINVAL with "[section] key: problem" in err. Thread-safe. */
 int vg_config_check(const struct vg_config *c, char *err, size_t errlen);
 
-/* Parse "1m:15d,5m:63d,1h:455d" into archives (the step is checked by
- * vg_config_check). 0 or -EINVAL. */
+/* Parse "1m:15d,5m:63d,1h:455d" into at most max archives (the step is
+ * checked by vg_config_check): tiers separated by commas (blanks around a
+ * tier allowed), each RES:RETENTION where both are a decimal integer with
+ * one unit s, m, h, d or w (none: seconds) -- no sign, fraction,
+ * exponent or hex --, the resolution at least 1 s, the retention at least
+ * the resolution and at most 100 years; tiers strictly coarser from left
+ * to right, each keeping at least as long as the one before (a coarser
+ * tier keeping less would never be read). The one parser of [storage]
+ * archives and of every [archives] rule. 0 with out and *n set, or
+ * -EINVAL with out and *n untouched and, when why is not NULL, the
+ * reason naming the bad token or tiers in why (whylen bytes).
+ * Thread-safe. */
+int vg_config_archives_parse(const char *s, struct vg_archive *out,
+			     size_t max, size_t *n, char *why, size_t whylen);
+
+/* vg_config_archives_parse without the reason. */
 int vg_config_parse_archives(const char *s, struct vg_archive *out,
 			     size_t max, size_t *n);
 

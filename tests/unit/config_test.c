@@ -526,6 +526,124 @@ static void test_check_max(void **state)
 	assert_non_null(strstr(err, "[storage] check_max"));
 }
 
+/* Archive tiers: decimal integers with a unit, nothing strtod also reads;
+ * a coarser tier keeping less than a finer one; a pattern with a control
+ * character. [storage] archives and [archives] rules share the parser,
+ * so each refusal is checked on both. */
+static void test_archive_tiers_strict(void **state)
+{
+	static const char *const bad[][2] = {
+		{"0x3cs:1d", "has '0x3cs' in tier '0x3cs:1d', which is not a whole number"},
+		{"1m:1e1d", "has '1e1d' in tier '1m:1e1d'"},
+		{"1e1m:1d", "has '1e1m'"},
+		{"1m:1.5d", "has '1.5d'"},
+		{"+1m:1d", "has '+1m'"},
+		{"1m:15d,5m:0x10d", "has '0x10d' in tier '5m:0x10d'"},
+		{"1 m:1d", "has '1 m'"},
+		{"1m:15dd", "has '15dd'"},
+		{"1min:1d", "has '1min'"},
+		{"1m:99999999999999999999d", "has '99999999999999999999d'"},
+		{"1m:30d,5m:1d", "has tier '5m:1d' after '1m:30d': a coarser tier keeping less"},
+		{"1m:15d,5m:63d,1h:30d", "has tier '1h:30d' after '5m:63d'"},
+		{"5m:1d,1m:1d", "has tier '1m:1d' after '5m:1d': tiers go from fine to coarse"},
+		{"0s:1d", "has tier '0s:1d', whose resolution is 0"},
+		{"1h:1m", "has tier '1h:1m', whose retention is shorter than its resolution"},
+		{"1m", "has '1m', which is not RES:RETENTION"},
+	};
+	char text[256], want[256], err[1024];
+	struct vg_config c;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (int rule = 0; rule < 2; rule++) {
+			snprintf(text, sizeof(text), rule ? "[archives]\ncpu.* = %s\n"
+							  : "[storage]\narchives = %s\n",
+				 bad[i][0]);
+			snprintf(want, sizeof(want), rule ? "x.conf:2: [archives] cpu.*: '%s' %s"
+							  : "x.conf:2: [storage] archives: '%s' %s",
+				 bad[i][0], bad[i][1]);
+			vg_config_defaults(&c);
+			err[0] = '\0';
+			assert_int_equal(vg_config_load_string(&c, text, "x.conf", err,
+							       sizeof(err)),
+					 -EINVAL);
+			if (!strstr(err, want))
+				fail_msg("'%s': error '%s' does not contain '%s'", bad[i][0],
+					 err, want);
+		}
+	}
+	/* the parser itself: the reason, and nothing written on refusal */
+	struct vg_archive a[VG_MAX_ARCHIVES] = {{7, 7}};
+	size_t n = 99;
+	assert_int_equal(vg_config_archives_parse("1m:30d,5m:1d", a, VG_MAX_ARCHIVES, &n,
+						  err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(n, 99);
+	assert_int_equal(a[0].resolution_s, 7);
+	assert_non_null(strstr(err, "'5m:1d' after '1m:30d'"));
+
+	/* what the docs show, and what stays allowed: equal retentions, a
+	 * bare number (seconds), weeks, blanks around a tier */
+	static const char *const good[] = {
+		"1m:15d,5m:63d,1h:455d", "5m:63d,1h:455d", "1m:7d,1h:455d",
+		"1m:1d,5m:7d,1h:30d", "1m:1d,5m:1d", "60:86400", "1m:2w",
+		"1m:15d , 5m:63d", "1s:1h"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "[storage]\narchives = %s\n[archives]\ncpu.* = %s\n",
+			 good[i], good[i]);
+		vg_config_defaults(&c);
+		if (vg_config_load_string(&c, text, "x.conf", err, sizeof(err)))
+			fail_msg("'%s' refused: %s", good[i], err);
+	}
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\narchives = 60:86400,1m:2w\n",
+					       "x.conf", err, sizeof(err)),
+			 -EINVAL); /* 60 s is 1m: not coarser */
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\narchives = 1m:2w,10m:1d\n",
+					       "x.conf", err, sizeof(err)),
+			 -EINVAL);
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[storage]\narchives = 1m:2w,10m:14d\n",
+					       "x.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.archives[0].retention_s, 14 * 86400);
+
+	/* a pattern with a control character could never match a metric
+	 * name: refused, and the message shows it as \xNN, not raw */
+	static const char *const badpat[] = {"cpu\t.*", "cpu\x1b[31m.*", "cpu\x7f*",
+					     "cpu\xe2\x80\xae*", "cpu\xff*"};
+	for (size_t i = 0; i < sizeof(badpat) / sizeof(badpat[0]); i++) {
+		snprintf(text, sizeof(text), "[archives]\n%s = 1m:1d\n", badpat[i]);
+		vg_config_defaults(&c);
+		assert_int_equal(vg_config_load_string(&c, text, "x.conf", err, sizeof(err)),
+				 -EINVAL);
+		if (!strstr(err, "x.conf:2: [archives] cpu") ||
+		    !strstr(err, "pattern must be UTF-8 without control characters"))
+			fail_msg("pattern %zu: '%s'", i, err);
+		for (const char *q = err; *q; q++)
+			if ((unsigned char)*q < 0x20 || *q == 0x7f)
+				fail_msg("pattern %zu: raw control character in '%s'", i, err);
+	}
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[archives]\ncpu\t.* = 1m:1d\n", "x.conf",
+					       err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "[archives] cpu\\x09.*:"));
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_set(&c, "archives", "net\x1b.*", "1m:1d", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "[archives] net\\x1b.*:"));
+	/* globs and non-ASCII names stay allowed */
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[archives]\nnet.*.errors = 5m:63d,1h:455d\n"
+					       "disk.[sv]d? = 1m:1d\nm\xc3\xa9moire.* = 1m:1d\n",
+					       "x.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.npolicies, 3);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +652,7 @@ int main(void)
 		cmocka_unit_test(test_fs_keys),
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors_name_file_line_key),
+		cmocka_unit_test(test_archive_tiers_strict),
 		cmocka_unit_test(test_collectors),
 		cmocka_unit_test(test_file_missing),
 		cmocka_unit_test(test_file_on_disk_and_override),
