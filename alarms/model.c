@@ -413,6 +413,16 @@ static const char *get_name(struct pctx *c, const char *field, const json_t *v,
 	return s;
 }
 
+/* A field of a nested object that is there and not null: null is the
+ * field left out, as for the alarm's own fields (see
+ * vg_alarm_def_from_json). */
+static json_t *given(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_null(v) ? NULL : v;
+}
+
 static void rd_name(struct pctx *c, const json_t *v)
 {
 	const char *s = get_text(c, "name", v, VG_ALARM_NAME_MAX, 0);
@@ -519,7 +529,7 @@ static void rd_notify_group(struct pctx *c, const json_t *v)
 	c->d->notify_group = 1;
 	c->d->group_wait_s = 30;
 	c->d->group_interval_s = 300;
-	by = json_object_get(v, "by");
+	by = given(v, "by");
 	if (by && !json_is_array(by))
 		add_err(c, "notify_group.by", "must be an array of labels");
 	json_array_foreach(by, i, x) {
@@ -539,10 +549,10 @@ static void rd_notify_group(struct pctx *c, const json_t *v)
 		else
 			c->d->group_by |= 1u << l;
 	}
-	if ((x = json_object_get(v, "wait")))
+	if ((x = given(v, "wait")))
 		get_uint(c, "notify_group.wait", x, 0, VG_ALARM_GROUP_WAIT_MAX_S, 1,
 			 &c->d->group_wait_s);
-	if ((x = json_object_get(v, "interval")))
+	if ((x = given(v, "interval")))
 		get_uint(c, "notify_group.interval", x, 1, VG_ALARM_GROUP_INTERVAL_MAX_S,
 			 1, &c->d->group_interval_s);
 }
@@ -628,6 +638,8 @@ static void rd_selector(struct pctx *c, const json_t *v)
 		return;
 	}
 	json_object_foreach((json_t *)v, key, f) {
+		if (json_is_null(f)) /* left out */
+			continue;
 		if (!strcmp(key, "type")) {
 			int t = json_is_string(f) ? vg_rtype_parse(json_string_value(f))
 						  : -EINVAL;
@@ -696,7 +708,7 @@ static void rd_selector(struct pctx *c, const json_t *v)
 					"flavor, metadata)");
 		}
 	}
-	if (!sel->rtype && !json_object_get(v, "type"))
+	if (!sel->rtype && !given(v, "type"))
 		add_err(c, "selector.type", "is required");
 }
 
@@ -821,6 +833,8 @@ static void rd_group(struct pctx *c, const json_t *v)
 	c->d->group = 1;
 	c->d->group_stat = VG_GROUP_AVERAGE;
 	json_object_foreach((json_t *)v, key, f) {
+		if (json_is_null(f)) /* left out */
+			continue;
 		if (!strcmp(key, "statistic")) {
 			st = json_is_string(f) ? json_string_value(f) : "";
 			int i = lookup(group_stat_names, NAMES(group_stat_names), st);
@@ -882,6 +896,8 @@ static void rd_event(struct pctx *c, const json_t *v)
 		return;
 	}
 	json_object_foreach((json_t *)v, key, f) {
+		if (json_is_null(f)) /* left out */
+			continue;
 		if (!strcmp(key, "kind")) {
 			json_t *list = json_is_string(f) ? json_pack("[O]", f)
 							 : json_incref(f);
@@ -929,7 +945,7 @@ static void rd_event(struct pctx *c, const json_t *v)
 					"resource, host, detail, silent_for)");
 		}
 	}
-	if (!d->event_kinds && !json_object_get(v, "kind"))
+	if (!d->event_kinds && !given(v, "kind"))
 		add_err(c, "event.kind", "is required");
 }
 
@@ -1282,7 +1298,13 @@ int vg_alarm_def_from_json(const json_t *in, const struct vg_alarm_policy *pol,
 		size_t i;
 		for (i = 0; i < NAMES(fields); i++)
 			if (!strcmp(fields[i].name, key)) {
-				fields[i].read(&c, v);
+				/* null is the field left out, for every field (and
+				 * those of its objects): its default on a create or
+				 * a PUT, cleared to it by a PATCH, which merges onto
+				 * the stored form (where notify_group is null); a
+				 * required field stays required */
+				if (!json_is_null(v))
+					fields[i].read(&c, v);
 				break;
 			}
 		if (i < NAMES(fields))

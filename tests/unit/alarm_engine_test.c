@@ -2074,12 +2074,51 @@ static void test_group_validation(void **state)
 	}
 }
 
+/* A PATCH merges onto the stored form: null clears a field to its
+ * default, "group" as "notify_group" (null was a 400 for group only). */
+static void test_patch_null_clears(void **state)
+{
+	struct fixture *f = *state;
+	json_t *o = NULL, *errors = NULL, *body;
+
+	json_decref(create(f, "{\"name\":\"grp\",\"metric\":\"cpu.util\","
+			      "\"selector\":{\"type\":\"instance\"},\"comparison\":\"gt\","
+			      "\"threshold\":90,\"group\":{\"statistic\":\"maximum\"},"
+			      "\"notify_group\":{\"by\":[\"alarm\"]},\"cooldown\":300,"
+			      "\"description\":\"d\",\"severity\":\"critical\"}"));
+	body = json_loads("{\"group\":null,\"notify_group\":null,\"cooldown\":null,"
+			  "\"description\":null,\"severity\":null}",
+			  0, NULL);
+	if (vg_alarm_engine_update(f->e, "grp", body, 1, NULL, &o, &errors)) {
+		char *t = errors ? json_dumps(errors, 0) : NULL;
+		fail_msg("PATCH with nulls refused: %s", t ? t : "");
+	}
+	json_decref(body);
+	json_decref(o);
+	o = NULL;
+	assert_int_equal(vg_alarm_engine_get(f->e, "grp", NULL, &o), 0);
+	assert_null(json_object_get(o, "group"));
+	assert_true(json_is_null(json_object_get(o, "notify_group")));
+	assert_null(json_object_get(o, "cooldown"));
+	assert_string_equal(json_string_value(json_object_get(o, "description")), "");
+	assert_string_equal(json_string_value(json_object_get(o, "severity")), "moderate");
+	json_decref(o);
+	/* a required field stays required */
+	body = json_loads("{\"threshold\":null}", 0, NULL);
+	assert_int_equal(vg_alarm_engine_update(f->e, "grp", body, 1, NULL, &o, &errors),
+			 -EINVAL);
+	assert_true(json_has(errors, "threshold"));
+	json_decref(errors);
+	json_decref(body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_threshold_transition_reason_history_sse, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_notice_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_selector_join_leave, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_patch_null_clears, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_composite, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jittered_sample_closes_its_period, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reason_rebuilt_after_restart, setup, teardown),
