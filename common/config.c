@@ -610,13 +610,13 @@ int vg_config_archives_parse(const char *s, struct vg_archive *out, size_t max,
 			const char *t = bad_res ? p : colon + 1;
 			size_t tl = bad_res ? (size_t)(colon - p) : len - (size_t)(colon - p) - 1;
 			snprintf(why, whylen, "has '%.*s' in tier '%.*s', which is not a whole "
-				 "number with a unit s, m, h, d or w (e.g. 1m, 15d)",
+					      "number with a unit s, m, h, d or w (e.g. 1m, 15d)",
 				 (int)tl, t, (int)len, p);
 			return -EINVAL;
 		}
 		if (res < 1 || ret < res || ret > 100ull * 366 * 86400) {
 			snprintf(why, whylen, "has tier '%.*s', %s", (int)len, p,
-				 res < 1 ? "whose resolution is 0"
+				 res < 1     ? "whose resolution is 0"
 				 : ret < res ? "whose retention is shorter than its resolution"
 					     : "whose retention is over 100 years");
 			return -EINVAL;
@@ -625,7 +625,7 @@ int vg_config_archives_parse(const char *s, struct vg_archive *out, size_t max,
 		a[k].retention_s = (uint32_t)ret;
 		if (k && a[k].resolution_s <= a[k - 1].resolution_s) {
 			snprintf(why, whylen, "has tier '%.*s' after '%.*s': tiers go from "
-				 "fine to coarse",
+					      "fine to coarse",
 				 (int)len, p, (int)prevlen, prev);
 			return -EINVAL;
 		}
@@ -633,7 +633,7 @@ int vg_config_archives_parse(const char *s, struct vg_archive *out, size_t max,
 		 * read: the finer one answers every range it covers */
 		if (k && a[k].retention_s < a[k - 1].retention_s) {
 			snprintf(why, whylen, "has tier '%.*s' after '%.*s': a coarser tier "
-				 "keeping less than a finer one would never be read",
+					      "keeping less than a finer one would never be read",
 				 (int)len, p, (int)prevlen, prev);
 			return -EINVAL;
 		}

@@ -302,17 +302,23 @@ static void test_null_is_left_out(void **state)
 	/* a required field null is a required field missing */
 	static const char *const req[][2] = {
 		{"{\"name\":null,\"metric\":\"cpu.util\",\"comparison\":\"gt\",\"threshold\":1,"
-		 "\"resource\":\"vm1\"}", "\"name\""},
+		 "\"resource\":\"vm1\"}",
+		 "\"name\""},
 		{"{\"name\":\"a\",\"metric\":null,\"comparison\":\"gt\",\"threshold\":1,"
-		 "\"resource\":\"vm1\"}", "\"metric\""},
+		 "\"resource\":\"vm1\"}",
+		 "\"metric\""},
 		{"{\"name\":\"a\",\"metric\":\"cpu.util\",\"comparison\":null,\"threshold\":1,"
-		 "\"resource\":\"vm1\"}", "\"comparison\""},
+		 "\"resource\":\"vm1\"}",
+		 "\"comparison\""},
 		{"{\"name\":\"a\",\"metric\":\"cpu.util\",\"comparison\":\"gt\",\"threshold\":null,"
-		 "\"resource\":\"vm1\"}", "\"threshold\""},
+		 "\"resource\":\"vm1\"}",
+		 "\"threshold\""},
 		{"{\"name\":\"a\",\"metric\":\"cpu.util\",\"comparison\":\"gt\",\"threshold\":1,"
-		 "\"resource\":null}", "\"resource\""},
+		 "\"resource\":null}",
+		 "\"resource\""},
 		{"{\"name\":\"a\",\"metric\":\"cpu.util\",\"comparison\":\"gt\",\"threshold\":1,"
-		 "\"selector\":{\"type\":null}}", "\"selector.type\""},
+		 "\"selector\":{\"type\":null}}",
+		 "\"selector.type\""},
 		{"{\"name\":\"c\",\"type\":\"composite\",\"rule\":null}", "\"rule\""},
 		{"{\"name\":\"e\",\"type\":\"event\",\"event\":null}", "\"event\""},
 		{"{\"name\":\"e\",\"type\":\"event\",\"event\":{\"kind\":null}}", "\"event.kind\""},

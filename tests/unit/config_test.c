@@ -555,11 +555,9 @@ static void test_archive_tiers_strict(void **state)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		for (int rule = 0; rule < 2; rule++) {
-			snprintf(text, sizeof(text), rule ? "[archives]\ncpu.* = %s\n"
-							  : "[storage]\narchives = %s\n",
+			snprintf(text, sizeof(text), rule ? "[archives]\ncpu.* = %s\n" : "[storage]\narchives = %s\n",
 				 bad[i][0]);
-			snprintf(want, sizeof(want), rule ? "x.conf:2: [archives] cpu.*: '%s' %s"
-							  : "x.conf:2: [storage] archives: '%s' %s",
+			snprintf(want, sizeof(want), rule ? "x.conf:2: [archives] cpu.*: '%s' %s" : "x.conf:2: [storage] archives: '%s' %s",
 				 bad[i][0], bad[i][1]);
 			vg_config_defaults(&c);
 			err[0] = '\0';
