@@ -217,7 +217,9 @@ struct vg_rrd_backend_ops {
 	/* Create the series, first accepted time after first_ms - 1 s; never
 	 * over an existing file (an existing one answers 0: a create again
 	 * is always safe). flags: VG_RRD_RECEIVER or 0. 0, -EAGAIN (no
-	 * space, or the placement record does not answer: retry later),
+	 * space, the placement record does not answer, or the daemon cannot
+	 * create the file's directories, an rrdcached without -R: retry
+	 * later),
 	 * -EHOSTUNREACH (its daemon could not be reached or did not answer
 	 * in time: it may or may not have done the create, so the caller
 	 * retries it later, never counts the series as failed), -EIO; msg

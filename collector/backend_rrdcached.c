@@ -359,7 +359,13 @@ struct daemon {
 	struct vg_rrdcd *fidle[FLUSH_CONNS_MAX];
 	size_t nfidle;
 	char err[512]; /* last failure */
-	int up;        /* __atomic: last call reached it */
+	/* Why its last CREATE failed for a cause of the daemon's own that
+	 * every create meets (started without -R: it cannot make the
+	 * series' directories), "" once a create succeeds (d->mu); the
+	 * state shows it before err, the log has it once per episode. */
+	char create_err[384];
+	uint64_t create_errors; /* __atomic: creates refused so */
+	int up;                 /* __atomic: last call reached it */
 	/* __atomic: a call failed (backoff) since the last verification of
 	 * a new connection that completed: the daemon may have restarted,
 	 * so that verification FORGETs before it reads (check_sent) */
@@ -1531,10 +1537,41 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 	if (vg_rrd_rrdcached_test_before_create)
 		vg_rrd_rrdcached_test_before_create(loc->path);
 	rc = vg_rrdcd_create(c, loc->path, lay->step_s, t_ms / 1000 - 1, defs, ndefs, 1);
-	if (rc && rc != -EEXIST)
+	/* A daemon without -R answers "No permission to recursively
+	 * create: DIR" for a series in a directory it has not got, and a
+	 * daemon whose base lost the directory "No such file or directory":
+	 * no create of a new series' directory can succeed there. Not a
+	 * file's failure (-EIO: the batch acknowledged, its values kept in
+	 * the journal and never written): the daemon's, so the batch waits
+	 * (RETRY) as for a daemon down, and the daemon's state says why. */
+	int nodirs = rc == -ENOENT ||
+		     (rc == -EACCES && strstr(vg_rrdcd_error(c), "recursively"));
+	if (nodirs) {
+		const char *e = vg_rrdcd_error(c);
+		int first;
+		snprintf(msg, msglen,
+			 "%s on %s: the daemon cannot create directories: start rrdcached "
+			 "with -R (it answered: %.*s)",
+			 loc->path, d->addr, (int)strcspn(e, "\n"), e);
+		count(&d->create_errors, 1);
+		pthread_mutex_lock(&d->mu);
+		first = !d->create_err[0];
+		snprintf(d->create_err, sizeof(d->create_err),
+			 "%.200s: the daemon cannot create directories: start rrdcached "
+			 "with -R (the values of new series wait)",
+			 d->addr);
+		pthread_mutex_unlock(&d->mu);
+		if (first)
+			vg_error("storage: %s: cannot create %s: the daemon cannot create "
+				 "directories: start rrdcached with -R; batches with a new "
+				 "series answer RETRY until then (%.*s)",
+				 d->addr, loc->path, (int)strcspn(e, "\n"), e);
+	} else if (rc && rc != -EEXIST)
 		snprintf(msg, msglen, "%s on %s: %s", loc->path, d->addr, vg_rrdcd_error(c));
 	int broke = rc && !vg_rrdcd_connected(c);
 	client_put(d, c, rc);
+	if (nodirs && !broke)
+		return -EAGAIN;
 	if (rc == -EEXIST)
 		rc = 0; /* it is there: the store reads its last update next time */
 	if (broke)
@@ -1551,6 +1588,12 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 		return map_err(rc) == -EAGAIN ? -EAGAIN : -EIO;
 	owner_record(r, loc->path, (size_t)(d - r->d));
 	count(&r->stats.files_created, 1);
+	pthread_mutex_lock(&d->mu);
+	if (d->create_err[0]) {
+		d->create_err[0] = '\0';
+		vg_info("storage: %s: creates new series again", d->addr);
+	}
+	pthread_mutex_unlock(&d->mu);
 	return 0;
 }
 
@@ -2603,8 +2646,11 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		pthread_mutex_lock(&d->mu);
 		out[n].pending = vg_hmap_count(&d->sent.map);
 		out[n].lost = vg_hmap_count(&d->lost);
-		snprintf(out[n].error, sizeof(out[n].error), "%s", d->err);
+		snprintf(out[n].error, sizeof(out[n].error), "%s",
+			 d->create_err[0] ? d->create_err : d->err);
+		out[n].cannot_create = d->create_err[0] != '\0';
 		pthread_mutex_unlock(&d->mu);
+		out[n].create_errors = __atomic_load_n(&d->create_errors, __ATOMIC_RELAXED);
 	}
 	return n;
 }

@@ -1722,6 +1722,8 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 			}
 			if (*msg)
 				set_error(s, msg);
+			if (rc == -EAGAIN) /* the batch waits: counted as one */
+				count(&s->stats.series_unreachable, 1);
 			return rc == -EAGAIN ? -EAGAIN : -EIO;
 		}
 		last = (first_ms / 1000 - 1) * 1000;

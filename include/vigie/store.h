@@ -91,8 +91,10 @@ struct vg_store_stats {
 	uint64_t series_unreachable; /* batches refused (-EAGAIN): a series new
 				      * to the store could not be read or
 				      * created on its storage daemon (down,
-				      * or no answer within the receiver's
-				      * bound); the agent re-sends it */
+				      * no answer within the receiver's
+				      * bound, or it cannot create the file
+				      * now: no -R, no space); the agent
+				      * re-sends it */
 	uint64_t journal_bytes;      /* appended since open */
 	uint64_t journal_syncs;      /* fdatasync calls */
 	uint64_t backend_syncs;      /* backend syncs before retiring journal
@@ -169,22 +171,29 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out);
 /* One storage daemon's state (the rrdcached backend; none for files). */
 struct vg_store_daemon {
 	char address[256];
-	int up;              /* the last call reached it */
-	uint64_t calls;      /* round trips */
-	uint64_t errors;     /* failures that broke a connection */
-	uint64_t pending;    /* files updated, not yet FLUSHed (durable) */
-	uint64_t lost;       /* files whose values it lost (a restart before
+	int up;                 /* the last call reached it */
+	uint64_t calls;         /* round trips */
+	uint64_t errors;        /* failures that broke a connection */
+	uint64_t pending;       /* files updated, not yet FLUSHed (durable) */
+	uint64_t lost;          /* files whose values it lost (a restart before
 			   * writing them), waiting for their re-send */
-	uint64_t repairs;    /* files whose cache entry it had ahead of the
+	uint64_t repairs;       /* files whose cache entry it had ahead of the
 			   * file (its journal replay), FORGOTten so that
 			   * the refused values could be written */
-	uint64_t checks_cut; /* checks of a new connection cut at their
+	uint64_t checks_cut;    /* checks of a new connection cut at their
 			      * bound (the rest checked by the next one) */
-	uint64_t overtaken;  /* files of which it lost values of this
+	uint64_t overtaken;     /* files of which it lost values of this
 			      * collector's (a restart) and took another
 			      * collector's newer ones: those values are
 			      * lost (docs/operations.md) */
-	char error[512];     /* last failure, "" if none */
+	int cannot_create;      /* its last create failed so (below) */
+	uint64_t create_errors; /* creates it refused for a cause of its
+				 * own (started without -R: it cannot
+				 * create the series' directories); the
+				 * batches wait (RETRY) */
+	char error[512];        /* last failure, "" if none; while its creates
+			      * fail so, that cause ("... start rrdcached
+			      * with -R") */
 };
 /* Fill out[0..max) with each daemon's state; the count (0 for files).
  * Thread-safe. */

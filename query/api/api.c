@@ -416,7 +416,7 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct vg_store *store = req->ctx ? vg_api_store(req->ctx) : NULL;
 	struct vg_store_stats ss = {0};
 	struct vg_store_daemon dm[16];
-	size_t nd = 0, down = 0;
+	size_t nd = 0, down = 0, nocreate = 0;
 	json_t *o, *daemons = NULL, *state = NULL, *unlisted = NULL;
 	char now[32], serr[256] = "";
 	int shared = 0, state_rc = 0;
@@ -448,6 +448,7 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 		daemons = json_array();
 		for (size_t i = 0; i < nd; i++) {
 			down += !dm[i].up && dm[i].calls + dm[i].errors > 0;
+			nocreate += dm[i].cannot_create != 0;
 			json_t *d = json_pack(
 				"{s:s,s:I,s:I,s:I,s:I}", "state",
 				dm[i].up ? "up" : dm[i].calls + dm[i].errors ? "down"
@@ -455,6 +456,14 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 				"pending_files", (json_int_t)dm[i].pending, "lost_files",
 				(json_int_t)dm[i].lost, "repairs", (json_int_t)dm[i].repairs,
 				"errors", (json_int_t)dm[i].errors);
+			if (d)
+				json_object_set_new(d, "create_errors",
+						    json_integer((json_int_t)dm[i].create_errors));
+			/* the cause names no host: every token sees it */
+			if (d && dm[i].cannot_create)
+				json_object_set_new(d, "cause",
+						    json_string("the daemon cannot create directories: "
+								"start rrdcached with -R"));
 			if (d && admin) {
 				json_object_set_new(d, "address", json_string(dm[i].address));
 				json_object_set_new(d, "error", json_string(dm[i].error));
@@ -478,12 +487,14 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 					      : json_pack("{s:I}", "series", (json_int_t)ul[i].series));
 		}
 	}
-	if (ss.write_errors || down || state_rc || unlisted)
+	if (ss.write_errors || down || nocreate || state_rc || unlisted)
 		o = json_pack("{s:s,s:s,s:s,s:I,s:s}", "status", "degraded", "version",
 			      VG_VERSION, "time", now, "store_write_errors",
 			      (json_int_t)ss.write_errors, "reason",
 			      state_rc   ? "the state database does not answer; see \"state_db\""
 			      : down     ? "a storage daemon does not answer; see \"storage\""
+			      : nocreate ? "a storage daemon cannot create new series (start "
+					   "rrdcached with -R); see \"storage\""
 			      : unlisted ? "series are recorded on a storage daemon that is not in "
 					   "[storage] daemons; see \"unlisted_daemons\""
 					 : "values could not be written to their "

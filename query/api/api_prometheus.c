@@ -489,15 +489,16 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		{
 			struct vg_store_daemon dm[16];
 			size_t nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));
-			static const char *const fam[7][2] = {
+			static const char *const fam[8][2] = {
 				{"vigie_storage_daemon_up", "1 if the last call reached the storage daemon"},
 				{"vigie_storage_daemon_errors_total", "Failures that broke a connection to the storage daemon"},
 				{"vigie_storage_daemon_pending_files", "Files updated on the daemon, not yet FLUSHed (their journal segments are kept)"},
 				{"vigie_storage_daemon_lost_files", "Files whose accepted values the daemon lost (it restarted before writing them), waiting for their re-send from the journal"},
 				{"vigie_storage_daemon_repairs_total", "Files whose cache entry the restarted daemon had ahead of the file (its journal replay), FLUSHed and FORGOTten so the values it refused could be written"},
 				{"vigie_storage_daemon_checks_cut_total", "Checks of a new connection to the storage daemon (the files sent before, verified durable) that reached their bound ([storage] check_max, 30 s by default); the next connection checks the rest"},
-				{"vigie_storage_daemon_overtaken_total", "Files of which the daemon lost acknowledged values of this collector (a restart) and took another collector's newer ones first: those values are lost (docs/operations.md, \"A replay that skips a value\")"}};
-			for (int k = 0; k < 7 && nd; k++) {
+				{"vigie_storage_daemon_overtaken_total", "Files of which the daemon lost acknowledged values of this collector (a restart) and took another collector's newer ones first: those values are lost (docs/operations.md, \"A replay that skips a value\")"},
+				{"vigie_storage_daemon_create_errors_total", "Creates of new series the storage daemon refused because it cannot create their directories (started without -R); their batches answer RETRY"}};
+			for (int k = 0; k < 8 && nd; k++) {
 				family(b, fam[k][0], k == 1 || k >= 4 ? "counter" : "gauge", fam[k][1]);
 				for (size_t i = 0; i < nd; i++) {
 					char lab[256];
@@ -513,7 +514,8 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 									   : k == 3 ? dm[i].lost
 									   : k == 4 ? dm[i].repairs
 									   : k == 5 ? dm[i].checks_cut
-										    : dm[i].overtaken));
+									   : k == 6 ? dm[i].overtaken
+										    : dm[i].create_errors));
 				}
 			}
 		}
@@ -563,7 +565,8 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				 "Batches the store could not take now (answered RETRY, the "
 				 "agent re-sends them), by reason: the write-behind cache "
 				 "full, or a series new to the store whose storage daemon "
-				 "could not read or create it in time",
+				 "could not read or create it in time (or cannot create it: "
+				 "started without -R)",
 				 "reason", why, nwhy, 2);
 		}
 		one(b, "vigie_store_values_resent_total", "counter",

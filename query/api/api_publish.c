@@ -627,7 +627,9 @@ static int write_host(struct job *j, struct vg_receiver_inject *in, const char *
 	vg_batch_free(b);
 	if (rc == -EAGAIN)
 		return fail(j, 503, "the store cannot take measures now (disk "
-				    "full or behind); nothing acknowledged, resend");
+				    "full or behind, or a storage daemon cannot create "
+				    "a new series: see /v1/health); nothing acknowledged, "
+				    "resend");
 	j->duplicates += dup;
 	return 0;
 }

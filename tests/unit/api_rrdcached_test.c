@@ -2,9 +2,11 @@
  * api_rrdcached_test.c — the API over series stored on a real rrdcached:
  * while the daemon is down, a read of its series answers 503 naming the
  * daemon's address (measures and statistics), and /v1/health lists it
- * (its address and error to an admin token only)
+ * (its address and error to an admin token only); a daemon started
+ * without -R makes it degraded, naming the cause
  * down; back up, the same read answers 200 with the values.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -111,10 +113,73 @@ static void test_unreachable_daemon_named(void **state)
 	curl_global_cleanup();
 }
 
+/* A daemon without -R: /v1/health is degraded, the daemon's entry names
+ * the cause (every token), the admin's error names the daemon, and the
+ * metrics count the refused creates. */
+static void test_daemon_without_R_in_health(void **state)
+{
+	static const char *const extra[] = {"-O", NULL};
+	struct fx_api srv = {0};
+	struct hrd_daemon dm;
+	struct vg_config cfg;
+	struct fx_answer a;
+	char err[256], tok[VG_TOKEN_LEN + 1], auth[VG_TOKEN_LEN + 16];
+	int64_t t = T0 * 1000;
+
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	assert_int_equal(fx_tmpdir(srv.dir, sizeof(srv.dir), "api-rcd-noR"), 0);
+	assert_int_equal(hrd_start(&dm, NULL, extra), 0);
+	vg_config_defaults(&cfg);
+	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
+	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", dm.tcp_addr);
+	if (vg_store_open(srv.dir, &cfg, &srv.store, err, sizeof(err)))
+		fail_msg("%s", err);
+	struct vg_batch *b = vg_batch_new("h1", 1, 1, t);
+	assert_non_null(vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t));
+	assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 1.0), 0);
+	assert_int_equal(vg_store_write_batch(srv.store, b), -EAGAIN);
+	vg_batch_free(b);
+	assert_int_equal(fx_token(srv.dir, NULL, "api_rcd", tok), 0);
+	snprintf(auth, sizeof(auth), "Bearer %s", tok);
+	assert_int_equal(fx_api_start(&srv, NULL), 0);
+
+	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", NULL, NULL, &a), 200);
+	{
+		json_t *d = json_array_get(json_object_get(a.json, "storage"), 0);
+		assert_string_equal(json_string_value(json_object_get(a.json, "status")),
+				    "degraded");
+		assert_non_null(strstr(json_string_value(json_object_get(a.json, "reason")),
+				       "cannot create new series (start rrdcached with -R)"));
+		assert_string_equal(json_string_value(json_object_get(d, "cause")),
+				    "the daemon cannot create directories: start rrdcached "
+				    "with -R");
+		assert_int_equal(json_integer_value(json_object_get(d, "create_errors")), 1);
+		assert_null(strstr(a.body, dm.tcp_addr));
+	}
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", auth, NULL, &a), 200);
+	{
+		json_t *d = json_array_get(json_object_get(a.json, "storage"), 0);
+		const char *e = json_string_value(json_object_get(d, "error"));
+		assert_non_null(e);
+		assert_non_null(strstr(e, dm.tcp_addr));
+		assert_non_null(strstr(e, "start rrdcached with -R"));
+	}
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(srv.url, "GET", "/metrics", auth, NULL, &a), 200);
+	assert_non_null(strstr(a.body, "vigie_storage_daemon_create_errors_total{daemon="));
+	fx_answer_free(&a);
+	fx_api_stop(&srv);
+	hrd_cleanup(&dm);
+	curl_global_cleanup();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unreachable_daemon_named),
+		cmocka_unit_test(test_daemon_without_R_in_health),
 	};
 	if (system("command -v rrdcached >/dev/null")) {
 		printf("# skipped: rrdcached not installed\n");

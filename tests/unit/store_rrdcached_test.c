@@ -8,7 +8,9 @@
  * Values FLUSHed by the store's sync survive a kill -9 of the daemon.
  * A collector started again while a daemon is still down opens, holding
  * the replayed values for it, and writes them once when it is back.
- * Many series go to a daemon in one round trip.
+ * Many series go to a daemon in one round trip. A daemon started
+ * without -R (it cannot create a new series' directory) makes the batch
+ * wait, naming the cause, instead of acknowledging values it never wrote.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -462,10 +464,79 @@ static void test_open_daemon_down_wide_journal(void **state)
 	assert_int_equal(segments(f, ".vgj"), 0);
 }
 
+/* A daemon started without -R cannot create a series' directories: its
+ * CREATE answers "No permission to recursively create" (or "No such
+ * file or directory" for the parent). The batch was acknowledged with
+ * its values only in a *.kept journal segment, never written, and the
+ * daemon showed "up". Now: the batch waits (-EAGAIN: RETRY, the agent
+ * keeps it), counted in series_unreachable and in the daemon's
+ * create_errors, and the daemon's state names the cause (-R); started
+ * again with -R, the same batch is taken and written. */
+static void test_daemon_without_R(void **state)
+{
+	static const char *const extra[] = {"-O", NULL};
+	static const char *const extra_r[] = {"-O", "-R", NULL};
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_stats st;
+	struct vg_store_daemon dm[2];
+	char dir[256], err[256];
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "store-rcd-noR"), 0);
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	fxs_config(&cfg, "1m:1d", d.unix_addr, NULL);
+	if (vg_store_open(dir, &cfg, &s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	/* before: 0 (acknowledged), the values in write_errors and a kept
+	 * journal segment, the daemon "up" without an error */
+	assert_int_equal(fxs_write_minute(s, "node", 0, 2, 0), -EAGAIN);
+	assert_non_null(strstr(vg_store_last_error(s), "cannot create directories"));
+	assert_non_null(strstr(vg_store_last_error(s), "-R"));
+	assert_non_null(strstr(vg_store_last_error(s), d.unix_addr));
+	vg_store_get_stats(s, &st);
+	assert_true(st.series_unreachable >= 1);
+	assert_int_equal(st.values_written, 0);
+	assert_int_equal(st.segments_kept, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_non_null(strstr(dm[0].error, "cannot create directories"));
+	assert_non_null(strstr(dm[0].error, "-R"));
+	assert_true(dm[0].create_errors >= 1);
+	assert_true(dm[0].cannot_create);
+	/* the same again: refused again, the same cause */
+	assert_int_equal(fxs_write_minute(s, "node", 0, 2, 0), -EAGAIN);
+	/* the operator restarts the daemon with -R: the batch is taken */
+	hrd_kill(&d, SIGKILL);
+	for (int i = 0; extra_r[i]; i++)
+		d.extra[i] = extra_r[i];
+	assert_int_equal(hrd_restart(&d), 0);
+	int rc = -EAGAIN;
+	for (int i = 0; i < 40 && rc == -EAGAIN; i++) {
+		rc = fxs_write_minute(s, "node", 0, 2, 0);
+		if (rc == -EAGAIN)
+			usleep(250 * 1000);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(fxs_write_minute(s, "node", 0, 2, 1), 0);
+	assert_int_equal(vg_store_flush(s), 0);
+	fxs_check_series(s, 0, 2);
+	fxs_check_series(s, 1, 2);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_false(dm[0].cannot_create);
+	assert_null(strstr(dm[0].error, "-R"));
+	vg_store_close(s);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_many_series_per_round_trip, setup, teardown),
+		cmocka_unit_test(test_daemon_without_R),
 		cmocka_unit_test_setup_teardown(test_daemon_down_then_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_and_daemon_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_daemon_down, setup, teardown),
