@@ -236,7 +236,9 @@ int vg_config_parse_archives(const char *s, struct vg_archive *out,
  * so that no configuration file starts being refused. (An alarm's
  * durations moved to the API's parser: alarms.db stores them as
  * integers, so no stored alarm is refused; only a request that spelt
- * "0x3c" for 60 is, as "p0x10" was for a percentile.) */
+ * "0x3c" for 60 is, as "p0x10" was for a percentile. Archive tiers
+ * moved to vg_config_archives_parse's decimal integers: a tier written
+ * "0x3cs" or "1e1m" now stops start-up, naming it.) */
 int vg_parse_duration(const char *s, double *seconds);
 
 #endif
