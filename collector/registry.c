@@ -1768,10 +1768,11 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
  * last_value only move forward in both (each statement compares with
  * the row), so their order does not matter; a resource whose rows the
  * receiver deletes meanwhile (a takeover), or the sweep of ended
- * resources, makes the flush roll back (flush_met_forgotten). A row both lock at once makes one wait for the
- * other's commit (rare: the receiver writes a known row only when its
- * identity or kind changed), or the server breaks a deadlock by failing
- * one of them: a batch then answered RETRY, or a flush retried.
+ * resources, makes the flush roll back (flush_met_forgotten). A row
+ * both lock at once makes one wait for the other's commit (rare: the
+ * receiver writes a known row only when its identity or kind changed),
+ * or the server breaks a deadlock by failing one of them: a batch then
+ * answered RETRY, or a flush retried.
  *
  * sqlite keeps the flush in the receiver's transaction: it has one
  * writer at a time, so a flush on another connection would hold the
