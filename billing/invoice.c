@@ -222,6 +222,32 @@ int vg_bill_invoice_warn(struct vg_bill_invoice *inv, const char *msg)
 	return 0;
 }
 
+static _Thread_local struct vg_bill_range range_last;
+
+const struct vg_bill_range *vg_bill_range_last(void)
+{
+	return &range_last;
+}
+
+/* -ERANGE, noting the line (vg_bill_range_last). */
+static int out_of_range(const struct vg_bill_invoice *inv,
+			const struct vg_bill_invoice_line *l, int sum)
+{
+	struct vg_bill_range *g = &range_last;
+	const char *ut = vg_bill_usage_type_name(l->usage_type);
+
+	memset(g, 0, sizeof(*g));
+	vg_bill_month_format(inv->month, g->month, sizeof(g->month));
+	snprintf(g->project, sizeof(g->project), "%s", inv->project ? inv->project : "");
+	snprintf(g->resource, sizeof(g->resource), "%s",
+		 l->resource_id ? l->resource_id : "");
+	snprintf(g->usage_type, sizeof(g->usage_type), "%s", ut ? ut : "");
+	snprintf(g->item, sizeof(g->item), "%s", l->item ? l->item : "");
+	snprintf(g->unit, sizeof(g->unit), "%s", l->unit ? l->unit : "");
+	g->sum = sum;
+	return -ERANGE;
+}
+
 int vg_bill_invoice_totals(struct vg_bill_invoice *inv)
 {
 	int64_t sum_abs = 0;
@@ -237,10 +263,10 @@ int vg_bill_invoice_totals(struct vg_bill_invoice *inv)
 	for (size_t i = 0; i < inv->nlines; i++) {
 		int64_t a = inv->lines[i].amount_micro;
 		if (a < -VG_BILL_MONEY_MAX || a > VG_BILL_MONEY_MAX)
-			return -ERANGE;
+			return out_of_range(inv, &inv->lines[i], 0);
 		sum_abs += a < 0 ? -a : a;
 		if (sum_abs > VG_BILL_MONEY_MAX)
-			return -ERANGE;
+			return out_of_range(inv, &inv->lines[i], 1);
 	}
 	for (size_t i = 0; i < inv->nlines; i++) {
 		int ut = inv->lines[i].usage_type;

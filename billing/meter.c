@@ -161,6 +161,7 @@
 #include "vigie/bill_invoice.h"
 #include "vigie/bill_meter.h"
 #include "vigie/hmap.h"
+#include "vigie/log.h"
 
 #define ST_EXISTS 1
 #define ST_RUNNING 2
@@ -364,6 +365,11 @@ struct vg_bill_meter {
 	const struct vg_batch *gnext; /* its locks and read were sent */
 	struct vg_db_stmt *gfetch;    /* that read */
 	uint64_t group_fallbacks;     /* groups applied again batch by batch */
+	/* resources whose implausible usage was logged (keys only; at most
+	 * IMPLAUSIBLE_LOGGED, then one line says the others are counted
+	 * only) */
+	struct vg_hmap implausible_logged;
+	int implausible_full;
 };
 
 static void names_forget(struct vg_bill_meter *m)
@@ -542,6 +548,67 @@ static int flavor_merge(struct flavor *f, const struct flavor *n)
 		ch = 1;
 	}
 	return ch;
+}
+
+/* ---- implausible usage (bill_meter.h) ------------------------------------- */
+
+#define IMPLAUSIBLE_LOGGED 10000
+
+const char *vg_bill_implausible_name(int kind)
+{
+	static const char *const n[VG_BILL_IMPL_N] = {"vcpus", "memory", "disk", "network"};
+	return kind >= 0 && kind < VG_BILL_IMPL_N ? n[kind] : NULL;
+}
+
+/* Count an implausible value of resource id and log it, once per
+ * resource (a batch applied again after a conflict, or the same broken
+ * agent at every poll, logs nothing more). */
+static void implausible(struct vg_bill_meter *m, const char *id, int kind,
+			const char *what, int64_t v, int64_t max)
+{
+	m->cur.implausible[kind]++;
+	if (!id || vg_hmap_gets(&m->implausible_logged, id))
+		return;
+	if (vg_hmap_count(&m->implausible_logged) >= IMPLAUSIBLE_LOGGED) {
+		if (!m->implausible_full)
+			vg_warn("billing: implausible usage of more than %d resources: "
+				"the others are counted (vigie_billing_implausible_total) "
+				"and not logged",
+				IMPLAUSIBLE_LOGGED);
+		m->implausible_full = 1;
+		return;
+	}
+	(void)vg_hmap_puts(&m->implausible_logged, id, (void *)1);
+	vg_warn("billing: resource %s: %s %lld is past %lld, no guest uses that much: "
+		"ignored (not billed; the agent reporting it is broken; logged once "
+		"per resource, counted in vigie_billing_implausible_total)",
+		id, what, (long long)v, (long long)max);
+}
+
+/* v if at most max (or unknown, < 0), else -1 after implausible(). */
+static int64_t plausible(struct vg_bill_meter *m, const char *id, int kind,
+			 const char *what, int64_t v, int64_t max)
+{
+	if (v <= max)
+		return v;
+	implausible(m, id, kind, what, v, max);
+	return -1;
+}
+
+/* The flavor values of an observation or event, bounded. */
+static void flavor_bound(struct vg_bill_meter *m, const char *id, struct flavor *f)
+{
+	f->vcpus = plausible(m, id, VG_BILL_IMPL_VCPUS, "vcpus", f->vcpus, VG_BILL_MAX_VCPUS);
+	f->ram_mb = plausible(m, id, VG_BILL_IMPL_MEMORY, "memory_mb", f->ram_mb,
+			      VG_BILL_MAX_RAM_MB);
+	f->disk_gb = plausible(m, id, VG_BILL_IMPL_DISK, "disk_gb", f->disk_gb,
+			       VG_BILL_MAX_DISK_GB);
+}
+
+void vg_bill_meter_implausible(const struct vg_bill_meter *m, uint64_t *out)
+{
+	for (int k = 0; k < VG_BILL_IMPL_N; k++)
+		out[k] = m ? __atomic_load_n(&m->st.implausible[k], __ATOMIC_RELAXED) : 0;
 }
 
 /* A sample value as a non-negative integer, or -1. */
@@ -1960,6 +2027,7 @@ static int apply_event(struct vg_bill_meter *m, const struct vg_event *e,
 		r.last_seen_ms = r.last_poll_ms = r.last_change_ms = INT64_MIN;
 	}
 	parse_detail(e->detail, &inferred, &migrated, &f);
+	flavor_bound(m, e->resource, &f);
 	polled = inferred; /* derived by the agent from its poll */
 	/* The poll it was derived from was applied already (its observation
 	 * has the same time and moved the watermark): a re-delivery. Applied
@@ -2229,6 +2297,7 @@ static int observe_instance(struct vg_bill_meter *m, struct mres *r,
 		f.ram_mb = bytes >= 0 ? bytes / (1024 * 1024) : -1;
 	}
 	f.disk_gb = attr_int(b, res, "flavor_disk_gb", "flavor.disk_gb");
+	flavor_bound(m, res->id, &f);
 
 	int64_t ps = sample_int(b, res, "power.state", "state");
 	if ((rc = state_at(m, r, t, &st)))
@@ -2292,7 +2361,9 @@ static int observe_disk(struct vg_bill_meter *m, struct mres *r,
 			const struct vg_batch *b, const struct vg_resource *res)
 {
 	int64_t t = res->time_ms, lo = r->found ? r->last_seen_ms : 0;
-	int64_t cap = sample_int(b, res, "disk.capacity", "capacity");
+	int64_t cap = plausible(m, res->id, VG_BILL_IMPL_DISK, "disk.capacity",
+				sample_int(b, res, "disk.capacity", "capacity"),
+				VG_BILL_MAX_CAPACITY_BYTES);
 	int rc;
 
 	if (lo == INT64_MIN)
@@ -2447,6 +2518,30 @@ static int spread(struct vg_bill_meter *m, const char *project, const char *nic,
 	return net_add(m, project, nic, hb, left_tx, left_rx);
 }
 
+/* Whether a vNIC's deltas (tx, rx) over (a_ms, b_ms] are plausible: at
+ * most VG_BILL_MAX_NET_BYTES_PER_S each way for every second begun (at
+ * least one: counters are read at a poll's time, not the bytes');
+ * implausible() for each that is not. */
+static int nic_plausible(struct vg_bill_meter *m, const char *id, int64_t a_ms,
+			 int64_t b_ms, int64_t tx, int64_t rx)
+{
+	int ok = 1;
+	int64_t s = b_ms > a_ms ? (b_ms - a_ms) / 1000 + 1 : 1;
+	int64_t max = s > INT64_MAX / VG_BILL_MAX_NET_BYTES_PER_S
+			      ? INT64_MAX
+			      : s * VG_BILL_MAX_NET_BYTES_PER_S;
+
+	if (tx > max) {
+		implausible(m, id, VG_BILL_IMPL_NETWORK, "net.tx.bytes delta", tx, max);
+		ok = 0;
+	}
+	if (rx > max) {
+		implausible(m, id, VG_BILL_IMPL_NETWORK, "net.rx.bytes delta", rx, max);
+		ok = 0;
+	}
+	return ok;
+}
+
 static int observe_nic(struct vg_bill_meter *m, struct mres *r,
 		       const struct vg_batch *b, const struct vg_resource *res)
 {
@@ -2465,7 +2560,7 @@ static int observe_nic(struct vg_bill_meter *m, struct mres *r,
 		 * its first value is the traffic since the old host's last
 		 * report. */
 		int64_t from = r->ctr_valid ? r->ctr_ms : r->last_seen_ms;
-		if (from != INT64_MIN && from < t) {
+		if (from != INT64_MIN && from < t && nic_plausible(m, r->id, from, t, tx, rx)) {
 			int rc = spread(m, r->project ? r->project : "default",
 					r->id, from, t, tx, rx);
 			if (rc)
@@ -2476,10 +2571,15 @@ static int observe_nic(struct vg_bill_meter *m, struct mres *r,
 		int64_t drx = rx >= r->ctr_rx ? rx - r->ctr_rx : rx;
 		if (tx < r->ctr_tx || rx < r->ctr_rx)
 			m->cur.resets++;
-		int rc = spread(m, r->project ? r->project : "default", r->id,
-				r->ctr_ms, t, dtx, drx);
-		if (rc)
-			return rc;
+		/* an implausible delta is not billed; the counter moves on
+		 * from the value reported (a broken reading once does not
+		 * hold back every delta after it) */
+		if (nic_plausible(m, r->id, r->ctr_ms, t, dtx, drx)) {
+			int rc = spread(m, r->project ? r->project : "default", r->id,
+					r->ctr_ms, t, dtx, drx);
+			if (rc)
+				return rc;
+		}
 	}
 	r->ctr_valid = 1;
 	r->ctr_ms = t;
@@ -2631,6 +2731,8 @@ static void stats_into(struct vg_bill_meter_stats *to, const struct vg_bill_mete
 	to->resets += c->resets;
 	to->migrations += c->migrations;
 	to->elsewhere += c->elsewhere;
+	for (int k = 0; k < VG_BILL_IMPL_N; k++) /* read by vg_bill_meter_implausible */
+		__atomic_add_fetch(&to->implausible[k], c->implausible[k], __ATOMIC_RELAXED);
 }
 
 static void stats_add(struct vg_bill_meter *m)
@@ -3031,6 +3133,7 @@ int vg_bill_meter_open(const char *url, struct vg_bill_meter **out, char *err,
 	vg_hmap_init(&m->rows);
 	vg_hmap_init(&m->lockx);
 	vg_hmap_init_borrow(&m->net);
+	vg_hmap_init(&m->implausible_logged);
 	if ((rc = sql_build(m))) {
 		sql_free(m);
 		free(m);
@@ -3060,5 +3163,6 @@ void vg_bill_meter_close(struct vg_bill_meter *m)
 	names_forget(m);
 	rows_forget(m);
 	sql_free(m);
+	vg_hmap_release(&m->implausible_logged);
 	free(m);
 }

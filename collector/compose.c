@@ -848,6 +848,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	vg_api_set_billing(api, billing);
+	vg_api_set_meter(api, meter);
 	sigdelset(&block, SIGPIPE);
 	pthread_sigmask(SIG_UNBLOCK, &block, NULL);
 

@@ -14,7 +14,10 @@
  * and must not call the registry; then, per resource, each series goes
  * through vg_store_remove_series (the store waits for flushes, reads and
  * creates of it) and only then the rows (vg_registry_remove_ended, which
- * deletes nothing if the resource came back meanwhile).
+ * deletes nothing if the resource came back meanwhile; it has the
+ * last-value cache forget the resource before it deletes, so a registry
+ * flush holding values of it, on PostgreSQL's flusher thread or in
+ * sqlite's next batch, does not write its metrics rows back).
  *
  * Invariants: series before rows (a crash in between is finished by the
  * next sweep); a resource whose series could not all be deleted keeps its

@@ -1555,6 +1555,8 @@ static int flush_rows(struct vg_registry *r)
 	r->nlater = 0;
 	if (!r->nrows)
 		return 0;
+	if (vg_registry_test_point)
+		vg_registry_test_point("flush-taken");
 	/* names live as long as the cache and values, kinds and units are
 	 * snapshots: no lock is needed while writing, on whatever thread */
 	if (!(met = malloc(2 * r->nrows * sizeof(*met))))
@@ -1582,8 +1584,10 @@ static int flush_rows(struct vg_registry *r)
 /* A flush alone in its transaction, on a connection of its own (the
  * flusher), may have written rows of a resource whose rows another
  * transaction deleted meanwhile (an agent's report taking over a custom
- * resource: ST_DROP_CUSTOM), bringing them back. The receiver forgets
- * such a resource before its transaction commits; so, on PostgreSQL,
+ * resource: ST_DROP_CUSTOM; the sweep of ended resources:
+ * vg_registry_remove_ended), bringing them back. The receiver forgets
+ * such a resource before its transaction commits, the sweep before its
+ * transaction begins; so, on PostgreSQL,
  * either the flush's statements locked the rows first (the delete then
  * waits for this commit, and deletes what the flush wrote), or they
  * waited for the delete's commit, after which the resource is gone here:
@@ -1598,6 +1602,44 @@ static int flush_met_forgotten(struct vg_registry *r)
 		if (vg_lastval_is_gone(r->rows[i].res))
 			return 1;
 	return 0;
+}
+
+/* A flush in a batch's transaction (sqlite's receiver; PostgreSQL's
+ * when its flusher could not start) cannot roll back without the batch.
+ * The metrics rows it wrote of a resource forgotten since it took them
+ * (a sweep of ended resources deleted it on another connection and
+ * committed before this transaction could write: vg_registry_remove_ended
+ * forgets first) are deleted again in the same transaction, if the
+ * resource row is gone: a resource this batch brought back, or took over
+ * (its custom rows already dropped by ST_DROP_CUSTOM, after the flush),
+ * keeps its rows. On sqlite the transaction holds the write lock and
+ * sees the sweep's commit; on PostgreSQL a flush row that met the
+ * sweep's deleted row waited for its commit, and one written before it
+ * is deleted by the sweep. */
+static int flush_drop_orphans(struct vg_registry *r)
+{
+	static const char sql[] =
+		"DELETE FROM metrics WHERE resource_id = ?1 AND NOT EXISTS "
+		"(SELECT 1 FROM resources WHERE id = ?1)";
+	const struct vg_lastval_resource *last = NULL;
+	int rc = 0;
+
+	if (!vg_db_in_transaction(r->db) || vg_lastval_forgets(r->lv) == r->forgets0)
+		return 0;
+	for (size_t i = 0; i < r->nrows && !rc; i++) {
+		const struct vg_lastval_resource *res = r->rows[i].res;
+		struct vg_db_stmt *s;
+
+		if (!r->rows[i].m || r->rows[i].kind < 0 || res == last ||
+		    !vg_lastval_is_gone(res))
+			continue;
+		last = res;
+		if ((rc = map_err(vg_db_prepare(r->db, sql, &s))))
+			break;
+		vg_db_bind_text(s, 1, res->id);
+		rc = exec_done(s);
+	}
+	return rc;
 }
 
 /* Put back the values flush_rows kept for later (lastval lock held). */
@@ -1674,6 +1716,8 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 		rc = 0;
 	for (size_t i = 0; b && !rc && i < b->nres; i++)
 		rc = update_resource(r, b, &b->res[i]);
+	if (!rc && b && flush)
+		rc = flush_drop_orphans(r);
 	if (!rc && !b && flush_met_forgotten(r)) {
 		forgotten = 1;
 		rc = -EAGAIN;
@@ -1723,11 +1767,12 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
  * flush_failures). Two connections writing the same rows: last_seen and
  * last_value only move forward in both (each statement compares with
  * the row), so their order does not matter; a resource whose rows the
- * receiver deletes meanwhile (a takeover) makes the flush roll back
- * (flush_met_forgotten). A row both lock at once makes one wait for the
- * other's commit (rare: the receiver writes a known row only when its
- * identity or kind changed), or the server breaks a deadlock by failing
- * one of them: a batch then answered RETRY, or a flush retried.
+ * receiver deletes meanwhile (a takeover), or the sweep of ended
+ * resources, makes the flush roll back (flush_met_forgotten). A row
+ * both lock at once makes one wait for the other's commit (rare: the
+ * receiver writes a known row only when its identity or kind changed),
+ * or the server breaks a deadlock by failing one of them: a batch then
+ * answered RETRY, or a flush retried.
  *
  * sqlite keeps the flush in the receiver's transaction: it has one
  * writer at a time, so a flush on another connection would hold the
@@ -2546,6 +2591,16 @@ int vg_registry_remove_ended(struct vg_registry *r, const char *id,
 
 	if (!r || !id)
 		return -EINVAL;
+	/* Forgotten first: a flush that took the resource's values (on
+	 * another thread or handle of this state) and writes them after this
+	 * delete commits finds it gone and throws its rows away (in_transaction);
+	 * forgotten only after the commit, a flush could check in between
+	 * and bring the metrics rows back. The lastval lock is taken here,
+	 * before the transaction, never while it holds row locks: the
+	 * receiver holds that lock while it waits for rows (update_resource). */
+	vg_lastval_lock(r->lv);
+	vg_lastval_forget(r->lv, id);
+	vg_lastval_unlock(r->lv);
 	if ((rc = vg_db_begin(r->db)))
 		return map_err(rc);
 	for (int i = 0; i < 2 && !rc; i++) {
@@ -2568,7 +2623,10 @@ int vg_registry_remove_ended(struct vg_registry *r, const char *id,
 	}
 	if (!removed)
 		return -ENOENT;
-	/* the cache must not believe the rows still exist */
+	if (vg_registry_test_point)
+		vg_registry_test_point("ended-removed");
+	/* an entry a late report made since the first forget: the cache
+	 * must not believe its rows exist */
 	vg_lastval_lock(r->lv);
 	vg_lastval_forget(r->lv, id);
 	vg_lastval_unlock(r->lv);

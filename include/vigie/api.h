@@ -87,5 +87,9 @@ uint16_t vg_api_port(const struct vg_api *a);
  * (thread-safe; NULL until then: invoices answer 503). Not owned; call
  * with NULL, or stop the API, before closing the service. */
 void vg_api_set_billing(struct vg_api *a, struct vg_bill_service *b);
+/* The collector's usage meter, for its counters on /metrics (thread-safe;
+ * NULL: none). Not owned; stop the API before closing the meter. */
+struct vg_bill_meter;
+void vg_api_set_meter(struct vg_api *a, struct vg_bill_meter *m);
 
 #endif

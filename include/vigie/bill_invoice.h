@@ -182,6 +182,25 @@ int vg_bill_invoice_warn(struct vg_bill_invoice *inv, const char *msg);
  * are left partial or zero). */
 int vg_bill_invoice_totals(struct vg_bill_invoice *inv);
 
+/* What the last -ERANGE of vg_bill_invoice_totals on this thread was
+ * about (every function below that returns -ERANGE has it from there):
+ * the invoice's month and project, and the line: its resource, usage
+ * type, item and unit. sum = 0: that line's amount alone passes
+ * VG_BILL_MONEY_MAX; 1: it is the line with which the lines' amounts,
+ * added in absolute value, pass it. Thread-local (the API's threads each
+ * compute their own invoices): valid until the thread's next -ERANGE;
+ * zeroed (month "") before any. */
+struct vg_bill_range {
+	char month[16];
+	char project[256];
+	char resource[256];
+	char usage_type[32];
+	char item[128];
+	char unit[32];
+	int sum;
+};
+const struct vg_bill_range *vg_bill_range_last(void);
+
 /* Make inv an invoice or credit note if rc gives its project a billing
  * profile (issuer and customer copied, tax rate, payment terms), else a
  * usage statement; then vg_bill_invoice_totals. 0, -ENOMEM or -ERANGE. */

@@ -112,6 +112,31 @@ int vg_bill_db_errno(int db_rc);
 
 struct vg_bill_meter;
 
+/* Implausible usage (docs/billing.md "Implausible usage"): what one guest
+ * can use is bounded by hardware, and a value past these bounds is a
+ * broken agent's, never a guest's. Such a value is ignored where it enters
+ * the meter, as if the batch had not carried it (the rest of the
+ * observation applies: the flavor stays the last plausible one, a disk
+ * keeps its capacity, a vNIC's counter moves on without billing the
+ * delta), counted by kind (vg_bill_meter_stats.implausible) and logged
+ * once per resource. Never stored: no timeline and no network row holds
+ * it. */
+#define VG_BILL_MAX_VCPUS 8192LL                   /* a guest's vCPUs */
+#define VG_BILL_MAX_RAM_MB (1LL << 30)             /* a guest's RAM: 1 PiB */
+#define VG_BILL_MAX_DISK_GB (1LL << 30)            /* a flavor's root disk: 1 EiB */
+#define VG_BILL_MAX_CAPACITY_BYTES (1LL << 60)     /* a disk's size: 1 EiB */
+#define VG_BILL_MAX_NET_BYTES_PER_S 200000000000LL /* a vNIC, each way:
+						      * 1.6 Tbit/s */
+enum vg_bill_implausible {
+	VG_BILL_IMPL_VCPUS,   /* flavor vCPUs (attribute, sample, event) */
+	VG_BILL_IMPL_MEMORY,  /* flavor RAM, memory.size */
+	VG_BILL_IMPL_DISK,    /* flavor root disk, disk.capacity */
+	VG_BILL_IMPL_NETWORK, /* a vNIC counter's delta over its interval */
+	VG_BILL_IMPL_N
+};
+/* "vcpus", "memory", "disk", "network" (the /metrics label); NULL past N. */
+const char *vg_bill_implausible_name(int kind);
+
 struct vg_bill_meter_stats {
 	uint64_t batches;      /* taken */
 	uint64_t observations; /* resource observations applied */
@@ -123,6 +148,10 @@ struct vg_bill_meter_stats {
 	uint64_t migrations;   /* runs continued on another host */
 	uint64_t elsewhere;    /* stops/ends ignored: reported by a host that
 				  no longer runs the instance */
+	/* values ignored as implausible, by enum vg_bill_implausible (of the
+	 * batches applied); vg_bill_meter_implausible reads them from any
+	 * thread */
+	uint64_t implausible[VG_BILL_IMPL_N];
 };
 
 /* Open the meter on the database at url (vg_bill_db_open), with its
@@ -159,6 +188,11 @@ uint64_t vg_bill_meter_groups(const struct vg_bill_meter *m);
 uint64_t vg_bill_meter_group_fallbacks(const struct vg_bill_meter *m);
 
 void vg_bill_meter_get_stats(const struct vg_bill_meter *m, struct vg_bill_meter_stats *out);
+
+/* The implausible values ignored so far, by enum vg_bill_implausible
+ * (out: VG_BILL_IMPL_N counters). Thread-safe (the /metrics page reads
+ * them while the receiver's thread applies batches). */
+void vg_bill_meter_implausible(const struct vg_bill_meter *m, uint64_t *out);
 
 /* The meter's connection (tests and tools read the tables through it;
  * owned by the meter). On PostgreSQL it plans without sequential scans,

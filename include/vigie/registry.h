@@ -343,11 +343,25 @@ int vg_registry_metric_unit(struct vg_registry *r, const char *id,
 
 /* Delete resource id's rows (its resource row and its metrics rows) if it
  * ended at or before ended_before_ms, in one transaction; the last-value
- * cache forgets it, so a resource that reports again later is registered
- * anew. The lifecycle of ended series calls it after the store deleted
+ * cache forgets it before the delete (so a flush that took its values
+ * meanwhile, on any handle of this process, throws away what it would
+ * write back) and again after it (an entry a late report made meanwhile),
+ * so a resource that reports again later is registered anew. Forgotten
+ * but not deleted (it came back, or the delete failed), it only loses
+ * the last values not yet flushed: its next report writes its rows
+ * again. The lifecycle of ended series calls it after the store deleted
  * the series (collector/lifecycle.c). 0, -ENOENT (no such resource, or not
  * ended by then), -EAGAIN (busy), -errno. */
 int vg_registry_remove_ended(struct vg_registry *r, const char *id,
 			     int64_t ended_before_ms);
+
+/* Test hook, weak: a program that defines it is called by the registry
+ * where another connection's work may fall between two steps of one:
+ * "flush-taken" (a flush took its values out of the last-value cache and
+ * has written none yet) and "ended-removed" (vg_registry_remove_ended
+ * committed its delete and has not forgotten the resource a second
+ * time). tests/unit/registry_test.c runs a sweep's delete between the two
+ * steps of a flush there. The daemon leaves it undefined. */
+void vg_registry_test_point(const char *where) __attribute__((weak));
 
 #endif

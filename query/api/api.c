@@ -47,6 +47,7 @@ struct vg_api {
 	size_t nregs, capregs;
 	uint64_t reg_errors;
 	struct vg_bill_service *billing; /* atomic: set once after start */
+	struct vg_bill_meter *meter;     /* atomic: set once after start */
 	struct vg_token_store *tokens;   /* bearer tokens (tokens.db) */
 	struct vg_alarm_engine *alarms;  /* the alarm subsystem, not owned */
 	struct vg_alarm_hub *alarm_hub;
@@ -108,6 +109,16 @@ const size_t vg_api_nroutes = sizeof(vg_api_routes) / sizeof(vg_api_routes[0]);
 void vg_api_set_billing(struct vg_api *a, struct vg_bill_service *b)
 {
 	__atomic_store_n(&a->billing, b, __ATOMIC_RELEASE);
+}
+
+void vg_api_set_meter(struct vg_api *a, struct vg_bill_meter *m)
+{
+	__atomic_store_n(&a->meter, m, __ATOMIC_RELEASE);
+}
+
+struct vg_bill_meter *vg_api_meter(struct vg_api *a)
+{
+	return __atomic_load_n(&a->meter, __ATOMIC_ACQUIRE);
 }
 
 struct vg_bill_service *vg_api_billing(struct vg_api *a)

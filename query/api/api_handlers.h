@@ -45,6 +45,8 @@
 
 /* The billing service given by vg_api_set_billing (NULL: none yet). */
 struct vg_bill_service *vg_api_billing(struct vg_api *a);
+/* The usage meter given by vg_api_set_meter (NULL: none). */
+struct vg_bill_meter *vg_api_meter(struct vg_api *a);
 
 /* The alarm engine, its SSE hub and PUB socket given at start (each may
  * be NULL, see struct vg_api_options). */

@@ -54,30 +54,57 @@ static int open_db(const struct vg_bill_service *svc, struct vg_http_resp *resp,
 
 static uint64_t g_range_errors;
 
-/* A billing error as an answer. -ERANGE: an invoice of month m (of
- * project, or of one of the month's projects) came past
- * VG_BILL_MONEY_MAX (vg_bill_invoice_totals): a price of the rate card or
- * a usage an agent reported is implausible, the operator's to fix, so it
- * is logged (once, then every 1000th) and said. */
+/* A billing error as an answer. -ERANGE: an amount of an invoice of
+ * month m (of project, or of one of the month's projects) cannot be
+ * represented: a line, or the lines together, past VG_BILL_MONEY_MAX
+ * (vg_bill_invoice_totals), from a price of the rate card or a usage
+ * stored before billing refused implausible ones. Not a server fault but
+ * the data's, the operator's to fix: 422, naming the month, project,
+ * resource and line (vg_bill_range_last), logged once then every 1000th.
+ * Every other project's invoice is computed apart and unaffected. */
 static int bill_reply_errno(struct vg_http_resp *resp, int rc, const char *what,
 			    struct vg_bill_month m, const char *project)
 {
-	char ms[16];
+	const struct vg_bill_range *g = vg_bill_range_last();
+	char ms[16], msg[1024];
 
 	if (rc != -ERANGE)
 		return vg_api_reply_errno(resp, rc, what);
 	vg_bill_month_format(m, ms, sizeof(ms));
+	snprintf(msg, sizeof(msg),
+		 "an invoice of %s cannot be computed: project %s, resource %s, line "
+		 "%s %s (%s): %s past 10^12 currency units, more than vigie bills; a "
+		 "price of the rate card or a usage reported is implausible: fix the "
+		 "card, or the usage of that resource",
+		 g->month[0] ? g->month : ms, g->project, g->resource, g->usage_type,
+		 g->item, g->unit,
+		 g->sum ? "with it the invoice's lines come" : "its amount comes");
 	vg_log_limited(VG_LOG_WARN, &g_range_errors,
-		       "api: billing: %s: an invoice%s%s past 10^12 currency units: "
-		       "check the rate card's prices ([billing] ratecard) and the "
-		       "usage the agents report (vCPUs, memory, disk sizes)",
-		       ms, project ? " of project " : "", project ? project : "");
-	return vg_http_reply_error(resp, 500, "an invoice of %s comes past 10^12 "
-					      "currency units, more than vigie bills: "
-					      "a price of the rate card or a usage "
-					      "reported is implausible (the collector's "
-					      "log says more)",
-				   ms);
+		       "api: billing: %s: an invoice of project %s past 10^12 currency "
+		       "units at resource %s, line %s %s (%s): check the rate card's "
+		       "prices ([billing] ratecard) and the usage the agents report "
+		       "(vCPUs, memory, disk sizes)",
+		       g->month[0] ? g->month : ms, g->project, g->resource,
+		       g->usage_type, g->item, g->unit);
+	json_t *o = json_object(), *e = json_object();
+	if (!o || !e) {
+		json_decref(o);
+		json_decref(e);
+		return vg_http_reply_error(resp, 422, "%s", msg);
+	}
+	json_object_set_new(e, "code", json_integer(422));
+	json_object_set_new(e, "message", json_string(msg));
+	json_object_set_new(e, "reason", json_string("amount_out_of_range"));
+	json_object_set_new(e, "month", json_string(g->month[0] ? g->month : ms));
+	json_object_set_new(e, "project", json_string(g->project));
+	json_object_set_new(e, "resource", json_string(g->resource));
+	json_object_set_new(e, "usage_type", json_string(g->usage_type));
+	json_object_set_new(e, "item", json_string(g->item));
+	json_object_set_new(e, "unit", json_string(g->unit));
+	json_object_set_new(e, "sum", json_boolean(g->sum));
+	json_object_set_new(o, "error", e);
+	(void)project;
+	return vg_http_reply_json(resp, 422, o);
 }
 
 static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,

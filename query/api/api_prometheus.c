@@ -44,6 +44,7 @@
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
 #include "vigie/hmap.h"
+#include "vigie/bill_meter.h"
 #include "vigie/lifecycle.h"
 #include "vigie/log.h"
 
@@ -481,6 +482,17 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				one(b, "vigie_store_usage_timestamp_seconds", "gauge",
 				    "When the usage above was measured", (double)(at / 1000));
 			}
+		}
+		if (vg_api_meter(api)) { /* billing's ingest (docs/billing.md) */
+			uint64_t imp[VG_BILL_IMPL_N];
+			vg_bill_meter_implausible(vg_api_meter(api), imp);
+			family(b, "vigie_billing_implausible_total", "counter",
+			       "Usage values billing ignored as implausible (past what "
+			       "any guest can use: docs/billing.md), by what they were");
+			for (int k = 0; k < VG_BILL_IMPL_N; k++)
+				vg_buf_printf(b, "vigie_billing_implausible_total{what=\"%s\"} %llu\n",
+					      vg_bill_implausible_name(k),
+					      (unsigned long long)imp[k]);
 		}
 		one(b, "vigie_store_series_removed_total", "counter",
 		    "Series deleted by the lifecycle of ended resources "

@@ -5,9 +5,11 @@
 # EUR an hour for a month is 7.4 x 10^14 EUR, past the int64 micro-units
 # money is kept in. Such a line was saturated at 9,223,372,036,854.77 and
 # the sums wrapped (a storage subtotal of -4,384,662,359,435.42, "-0.00"),
-# so a typo in the card made a credit note. Now an invoice whose amounts
-# pass 10^12 currency units is a 500 saying so, logged once,
-# the month cannot be finalized, and the collector goes on serving.
+# so a typo in the card made a credit note. Then such an invoice was a 500.
+# Now an invoice whose amounts pass 10^12 currency units is a 422 naming
+# the month, project, resource and line (a JSON error with those members),
+# logged once, the month cannot be finalized, the other months' invoices
+# still answer, and the collector goes on serving.
 #
 # Data: the hand-written ledger (tests/fixtures/billing/ledger-2026-10.txt)
 # replayed over the wire by bench/billing_replay, as billing_test.sh does.
@@ -42,20 +44,31 @@ check "collector up with the rate card of 10^12 prices" start_api_collector coll
 check "ledger replayed over the wire" "$REPLAY" send "$LEDGER" tcp://127.0.0.1:$PORT
 
 for f in json csv html; do
-  eq "acme's October invoice ($f) is a 500" \
-    "$(acode "$API/v1/invoices?project=acme&month=2026-10&format=$f")" 500
+  eq "acme's October invoice ($f) is a 422" \
+    "$(acode "$API/v1/invoices?project=acme&month=2026-10&format=$f")" 422
 done
-check "... saying why" grep -q "an invoice of 2026-10 comes past 10^12 currency units.*a price of the rate card or a usage reported is implausible" "$TMP/body"
+check "... saying why" grep -q "an invoice of 2026-10 cannot be computed: project acme, resource .*, line .*past 10^12 currency units.*a price of the rate card or a usage reported is implausible" "$TMP/body"
+eq "... naming the month, the project and the line's resource and item" \
+  "$(jq -r '[.error.code, .error.reason, .error.month, .error.project, (.error.resource | length > 0), (.error.item | length > 0)] | join(" ")' "$TMP/body")" \
+  "422 amount_out_of_range 2026-10 acme true true"
 check "... with no figure in it" bash -c "! grep -q '9223372036854' '$TMP/body'"
-eq "the month's list is a 500" "$(acode "$API/v1/invoices?month=2026-10")" 500
-eq "finalizing the month is a 500" "$(acode -X POST "$API/v1/invoices/finalize?month=2026-10")" 500
+eq "the month's list is a 422" "$(acode "$API/v1/invoices?month=2026-10")" 422
+eq "finalizing the month is a 422" "$(acode -X POST "$API/v1/invoices/finalize?month=2026-10")" 422
+check "... naming the resource" bash -c "jq -e '.error.resource | length > 0' '$TMP/body' >/dev/null"
 "$BIN/vigie" --api "$API" --token "$ADMIN" invoice --project acme --month 2026-10 \
   >"$TMP/cli.out" 2>"$TMP/cli.err"; rc=$?
 eq "vigie invoice fails (exit 1), printing nothing" "$rc:$(wc -c <"$TMP/cli.out")" "1:0"
 check "... and says why" grep -q "implausible" "$TMP/cli.err"
-eq "logged once for six refusals" "$(grep -c "past 10^12 currency units" "$TMP/collector.log")" 1
-check "... naming the month, the project and what to check" grep -q \
-  "2026-10: an invoice of project acme past 10^12 currency units: check the rate card's prices" "$TMP/collector.log"
+check "... naming the resource" grep -q "project acme, resource " "$TMP/cli.err"
+"$BIN/vigie" --api "$API" --token "$ADMIN" invoice finalize --month 2026-10 \
+  >"$TMP/cli.out" 2>"$TMP/cli.err"; rc=$?
+eq "vigie invoice finalize fails (exit 1)" "$rc:$(wc -c <"$TMP/cli.out")" "1:0"
+check "... naming the line" grep -q "cannot be computed: project .*, resource .*, line " "$TMP/cli.err"
+eq "/metrics counts implausible usage (none in the ledger)" \
+  "$(acurl "$API/metrics" | grep -c '^vigie_billing_implausible_total{what="[a-z]*"} 0$')" 4
+eq "logged once for eight refusals" "$(grep -c "api: billing: .*past 10^12 currency units" "$TMP/collector.log")" 1
+check "... naming the month, the project, the line and what to check" grep -q \
+  "2026-10: an invoice of project acme past 10^12 currency units at resource .*, line .*: check the rate card's prices" "$TMP/collector.log"
 check "the collector still answers" answers_health "$HPORT"
 eq "a month without usage is still an invoice" \
   "$(acode "$API/v1/invoices?project=acme&month=2026-08"):$(jq -r .total "$TMP/body")" "200:0.00"

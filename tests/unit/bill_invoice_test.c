@@ -825,13 +825,24 @@ static void test_amounts_out_of_range(void **state)
 		fail_msg("%s", err);
 	assert_int_equal(vg_bill_invoice_text(db, rc, OCT, "acme", VG_BILL_FMT_JSON, &t, &len), -ERANGE);
 	assert_null(t);
+	/* the error names the line: its month, project, resource and item */
+	const struct vg_bill_range *g = vg_bill_range_last();
+	assert_string_equal(g->month, "2026-10");
+	assert_string_equal(g->project, "acme");
+	assert_true(g->resource[0] && g->item[0] && g->unit[0] && g->usage_type[0]);
+	assert_int_equal(g->sum, 0); /* one line alone is past 10^12 */
 	assert_int_equal(vg_bill_invoices(db, rc, OCT, NULL, &inv, &n), -ERANGE);
 	assert_int_equal(vg_bill_finalize(db, rc, OCT, T("2026-11-02T00:00:00Z"), &n), -ERANGE);
+	assert_string_equal(vg_bill_range_last()->month, "2026-10");
+	assert_true(vg_bill_range_last()->resource[0]);
 	assert_int_equal(vg_bill_is_final(db, OCT), 0);
 	vg_bill_ratecard_free(rc);
 
 	assert_int_equal(vg_bill_ratecard_parse(many, sizeof(many) - 1, "many", &rc, err, sizeof(err)), 0);
 	assert_int_equal(vg_bill_invoice_text(db, rc, OCT, "acme", VG_BILL_FMT_CSV, &t, &len), -ERANGE);
+	assert_int_equal(vg_bill_range_last()->sum, 1); /* the lines together */
+	assert_string_equal(vg_bill_range_last()->usage_type, "compute");
+	assert_int_equal(strncmp(vg_bill_range_last()->item, "flavor:", 7), 0);
 	vg_bill_ratecard_free(rc);
 	memcpy(strstr(many, "1000000000\""), "0100000000", 10);
 	memcpy(strstr(many, "1000000000\""), "0100000000", 10);
@@ -846,7 +857,9 @@ static void test_amounts_out_of_range(void **state)
 
 	/* a sane card, an agent reporting 10^15 vCPUs for a flavor without
 	 * a price (billed per vCPU-hour at 0.015 and GiB-hour of RAM):
-	 * 1.5 x 10^13 EUR an hour */
+	 * 1.5 x 10^13 EUR an hour. The meter ignores such a value
+	 * (bill_meter.h, VG_BILL_MAX_VCPUS): the invoice is computed, and
+	 * holds no vCPU-hour of it */
 	for (int i = 0; i < 2; i++) {
 		struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq,
 						  T(i ? "2026-12-01T01:00:00Z" : "2026-12-01T00:00:00Z"));
@@ -861,9 +874,25 @@ static void test_amounts_out_of_range(void **state)
 		assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
 		vg_batch_free(b);
 	}
+	t = text(f, DEC, "dddddddd0000000000000000000000d1", VG_BILL_FMT_JSON, &len);
+	assert_null(strstr(t, "1000000000000000"));
+	free(t);
+	uint64_t imp[VG_BILL_IMPL_N];
+	vg_bill_meter_implausible(f->m, imp);
+	assert_int_equal(imp[VG_BILL_IMPL_VCPUS], 2);
+	/* such usage stored before the meter refused it (written here by
+	 * hand) still passes 10^12: the error names the resource and line */
+	assert_int_equal(vg_db_exec(db, "UPDATE transitions SET vcpus = 1000000000000000 "
+					"WHERE resource = 'i-huge'"),
+			 0);
 	assert_int_equal(vg_bill_invoice_text(db, f->rc, DEC, "dddddddd0000000000000000000000d1",
 					      VG_BILL_FMT_JSON, &t, &len),
 			 -ERANGE);
+	g = vg_bill_range_last();
+	assert_string_equal(g->month, "2026-12");
+	assert_string_equal(g->project, "dddddddd0000000000000000000000d1");
+	assert_string_equal(g->resource, "i-huge");
+	assert_string_equal(g->usage_type, "compute");
 	/* the other projects' December invoices are not held up */
 	t = text(f, DEC, "acme", VG_BILL_FMT_JSON, &len);
 	free(t);

@@ -45,6 +45,7 @@
 #include "vigie/clock.h"
 #include "vigie/db.h"
 #include "vigie/dispatch.h"
+#include "vigie/log.h"
 
 #include "../support/db_engines.h"
 #include "../support/lock_waiters.h"
@@ -1898,6 +1899,97 @@ static void test_group_parent_lock_order(void **state)
 			 3);
 }
 
+/* A broken agent reporting absurd usage (10^15 vCPUs, petabytes of RAM,
+ * an exabyte disk, a vNIC moving 10^18 bytes in ten minutes) made its
+ * project's invoice pass what money can hold, and the month could not be
+ * finalized until the usage was corrected (by hand, in the database).
+ * Such values are now ignored where they enter the meter (bill_meter.h,
+ * VG_BILL_MAX_*), counted by kind and logged once per resource: the
+ * instance keeps its plausible flavor, the disk its size, the vNIC bills
+ * only its plausible deltas (its counter moves on). */
+static void test_implausible_usage_ignored(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_usage u;
+	uint64_t imp[VG_BILL_IMPL_N];
+	char logf[] = "/tmp/vg-bill-implausible.XXXXXX", line[1024];
+	int fd = mkstemp(logf), saved = dup(2), logged = 0;
+	int64_t tx = 0;
+	static const char *const t[] = {"2026-07-01T00:00:00Z", "2026-07-01T00:10:00Z",
+					"2026-07-01T00:20:00Z"};
+
+	assert_true(fd >= 0 && saved >= 0);
+	vg_log_init("bill_meter_test", VG_LOG_INFO);
+	fflush(stderr);
+	assert_true(dup2(fd, 2) >= 0);
+	for (int i = 0; i < 3; i++) {
+		struct vg_resource *r;
+		begin(f, t[i]);
+		r = vg_batch_resource(f->b, VG_RT_INSTANCE, "i9", "i9", NULL, T(t[i]));
+		r->state = VG_RSTATE_ACTIVE;
+		assert_int_equal(vg_batch_identity(f->b, "p", NULL, "m1.small"), 0);
+		assert_int_equal(vg_batch_sample(f->b, "power.state", VG_KIND_GAUGE, 1), 0);
+		/* the second poll: absurd flavor values, and a resize to them */
+		assert_int_equal(vg_batch_attr(f->b, "flavor_vcpus", i == 1 ? "1000000000000000" : "2"), 0);
+		assert_int_equal(vg_batch_attr(f->b, "flavor_memory_mb",
+					       i == 1 ? "2000000000000" : "2048"),
+				 0);
+		assert_int_equal(vg_batch_attr(f->b, "flavor_disk_gb", i == 1 ? "4000000000000" : "20"),
+				 0);
+		if (i == 1)
+			event_d(f, "i9", VG_EV_RESIZED, t[i],
+				"{\"vcpus\":1000000000000000,\"memory_mb\":2000000000000}");
+		disk(f, "d9", "i9", t[i], i == 1 ? 2305843009213693952.0 /* 2^61 */
+						 : 10737418240.0);
+		/* 10^18 bytes in 10 minutes, then 1,024 more (exact in a double) */
+		nic(f, "n9", "i9", t[i], i == 0 ? 0 : i == 1 ? 1e18
+							     : 1e18 + 1024,
+		    0);
+		commit(f);
+	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+
+	load(f, "2026-07", &u);
+	assert_int_equal(nseg(&u, "i9", VG_BILL_U_COMPUTE), 1); /* no resize */
+	const struct vg_bill_usage_seg *c = seg(&u, "i9", VG_BILL_U_COMPUTE, 0);
+	assert_int_equal(c->vcpus, 2);
+	assert_int_equal(c->ram_mb, 2048);
+	assert_int_equal(c->end_ms, T(t[2]));
+	assert_int_equal(nseg(&u, "d9", VG_BILL_U_STORAGE), 1);
+	assert_int_equal(seg(&u, "d9", VG_BILL_U_STORAGE, 0)->bytes, 10737418240LL);
+	for (size_t i = 0; i < u.nnet; i++)
+		tx += u.net[i].tx;
+	assert_int_equal(tx, 1024);
+	vg_bill_usage_clear(&u);
+
+	vg_bill_meter_implausible(f->m, imp);
+	for (int k = 0; k < VG_BILL_IMPL_N; k++)
+		if (!imp[k])
+			fail_msg("no implausible %s counted", vg_bill_implausible_name(k));
+	assert_int_equal(imp[VG_BILL_IMPL_NETWORK], 1);
+	/* one line per resource, whatever it reported and how often */
+	FILE *lf = fopen(logf, "r");
+	assert_non_null(lf);
+	int i9 = 0, d9 = 0, n9 = 0;
+	while (fgets(line, sizeof(line), lf)) {
+		if (!strstr(line, "implausible") && !strstr(line, "no guest uses"))
+			continue;
+		logged++;
+		i9 += strstr(line, "resource i9:") != NULL;
+		d9 += strstr(line, "resource d9:") != NULL;
+		n9 += strstr(line, "resource n9:") != NULL;
+	}
+	fclose(lf);
+	unlink(logf);
+	close(fd);
+	assert_int_equal(i9, 1);
+	assert_int_equal(d9, 1);
+	assert_int_equal(n9, 1);
+	assert_int_equal(logged, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1928,6 +2020,7 @@ int main(void)
 		DBE_BOTH(test_group_lock_order, setup, teardown),
 		DBE_BOTH(test_group_names_lock_order, setup, teardown),
 		DBE_BOTH(test_group_parent_lock_order, setup, teardown),
+		DBE_BOTH(test_implausible_usage_ignored, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }

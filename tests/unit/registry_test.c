@@ -1939,6 +1939,157 @@ static void test_takeover_during_flush(void **state)
 	vg_db_close(obs);
 }
 
+/* The sweep of ended resources ([storage] keep_ended) deletes a
+ * resource's rows on its own handle (collector/lifecycle.c) while a flush
+ * may hold values of it taken before: on PostgreSQL the flusher's own
+ * connection, on sqlite the receiver's batch transaction. The flush must
+ * not bring the swept metrics rows back, and must not lose what it took
+ * of the live resources. Made certain with vg_registry_test_point: the
+ * flush stops once it took its values, the sweep's delete runs and
+ * commits, and the flush goes on from there, before the sweep returns
+ * (its forget after the commit would otherwise come first). */
+static pthread_mutex_t tp_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tp_cv = PTHREAD_COND_INITIALIZER;
+static int tp_armed, tp_taken, tp_go;
+static int (*tp_flush_done)(void);
+
+void vg_registry_test_point(const char *where)
+{
+	struct timespec ts;
+
+	pthread_mutex_lock(&tp_mu);
+	if (tp_armed && !tp_taken && !strcmp(where, "flush-taken")) {
+		tp_taken = 1;
+		pthread_cond_broadcast(&tp_cv);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 30;
+		while (!tp_go && pthread_cond_timedwait(&tp_cv, &tp_mu, &ts) == 0)
+			;
+	} else if (tp_armed && !strcmp(where, "ended-removed")) {
+		tp_go = 1;
+		pthread_cond_broadcast(&tp_cv);
+		pthread_mutex_unlock(&tp_mu);
+		for (int i = 0; i < 3000 && !tp_flush_done(); i++)
+			vg_sleep_ms(10);
+		return;
+	}
+	pthread_mutex_unlock(&tp_mu);
+}
+
+static struct fixture *tp_f;
+static uint64_t tp_rounds0;
+static volatile int tp_update_done;
+static int tp_update_rc;
+
+static int tp_flusher_ended(void)
+{
+	return flusher_rounds(tp_f->r) > tp_rounds0;
+}
+
+static int tp_update_ended(void)
+{
+	return __atomic_load_n(&tp_update_done, __ATOMIC_SEQ_CST);
+}
+
+/* One report of instance vmx from host h1, with its probe. */
+static void vm_report(struct vg_registry *reg, int64_t t, int ended, double v)
+{
+	struct vg_batch *b = vg_batch_new("h1", 0, 0, t);
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "vmx", "vmx", NULL, t);
+
+	r->state = ended ? VG_RSTATE_ENDED : VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, v), 0);
+	update(reg, b);
+}
+
+/* sqlite: the receiver's next batch (other's value 3), whose flush is due */
+static void *tp_receiver(void *arg)
+{
+	struct fixture *f = arg;
+	struct vg_batch *b = vg_batch_new("api", 0, 0, T0 + 2000);
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_CUSTOM, "other", "other", NULL,
+						  T0 + 2000);
+
+	r->state = VG_RSTATE_ACTIVE;
+	if (vg_batch_identity(b, "p", NULL, NULL) ||
+	    vg_batch_sample(b, "probe", VG_KIND_GAUGE, 3))
+		tp_update_rc = -ENOMEM;
+	else
+		tp_update_rc = vg_registry_update(f->r, b);
+	vg_batch_free(b);
+	__atomic_store_n(&tp_update_done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void test_sweep_during_flush(void **state)
+{
+	struct fixture *f = fx(state);
+	int pg = f->e->kind == VG_DB_POSTGRESQL;
+	struct vg_registry *sweep;
+	struct vg_db *obs;
+	pthread_t th;
+	char names[256], err[256];
+	struct timespec ts;
+
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	vm_report(f->r, T0, 0, 1);
+	other_report(f, T0, 1);
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	/* vmx ends with a last value in memory, then other gets one */
+	vm_report(f->r, T0 + 1000, 1, 2);
+	other_report(f, T0 + 1000, 2);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "probe");
+	/* the lifecycle's own handle, as collector/lifecycle.c opens it */
+	assert_int_equal(reg_open(f, &sweep, err, sizeof(err)), 0);
+
+	tp_f = f;
+	tp_rounds0 = flusher_rounds(f->r);
+	tp_update_done = 0;
+	tp_update_rc = 0;
+	tp_taken = tp_go = 0;
+	tp_flush_done = pg ? tp_flusher_ended : tp_update_ended;
+	pthread_mutex_lock(&tp_mu);
+	tp_armed = 1;
+	pthread_mutex_unlock(&tp_mu);
+	if (pg) { /* the flusher thread flushes now */
+		assert_int_equal(vg_registry_flush_every(f->r, 20), 0);
+	} else { /* the receiver's batch flushes in its transaction */
+		assert_int_equal(vg_registry_flush_every(f->r, 1), 0);
+		vg_sleep_ms(2);
+		assert_int_equal(pthread_create(&th, NULL, tp_receiver, f), 0);
+	}
+	pthread_mutex_lock(&tp_mu);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 30;
+	while (!tp_taken && pthread_cond_timedwait(&tp_cv, &tp_mu, &ts) == 0)
+		;
+	pthread_mutex_unlock(&tp_mu);
+	assert_true(tp_taken); /* the flush holds vmx's value 2 */
+	assert_int_equal(vg_registry_remove_ended(sweep, "vmx", T0 + 1000), 0);
+	assert_true(tp_flush_done());
+	pthread_mutex_lock(&tp_mu);
+	tp_armed = 0;
+	pthread_mutex_unlock(&tp_mu);
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	if (!pg) {
+		pthread_join(th, NULL);
+		assert_int_equal(tp_update_rc, 0);
+	}
+	/* nothing of vmx is left */
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
+	obs = raw_db(f);
+	assert_int_equal(st_int(obs, "SELECT count(*) FROM resources WHERE id = 'vmx'"), 0);
+	/* and other's newest value is written by the next flush, if not yet */
+	assert_int_equal(vg_registry_flush(f->r), 0);
+	assert_int_equal(st_int(obs, "SELECT CAST(last_value AS BIGINT) FROM metrics "
+				     "WHERE resource_id = 'other' AND name = 'probe'"),
+			 pg ? 2 : 3);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
+	vg_db_close(obs);
+	vg_registry_close(sweep);
+}
+
 static void test_takeover_drops_custom_metrics(void **state)
 {
 	struct fixture *f = fx(state);
@@ -2123,6 +2274,7 @@ int main(void)
 		ST_BOTH(test_type_never_changes, setup, teardown),
 		ST_BOTH(test_takeover_drops_custom_metrics, setup, teardown),
 		ST_BOTH(test_takeover_during_flush, setup, teardown),
+		ST_BOTH(test_sweep_during_flush, setup, teardown),
 		ST_BOTH(test_ping, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
