@@ -256,6 +256,7 @@ static int setup_with(void **state, int holding)
 		o.held_age_ms = 300; /* test_held_elsewhere_ages */
 		holding = 0;
 	}
+
 	if (holding) {
 		static const char *const extra[] = {"-O", "-R", NULL};
 		if ((rc = hrd_start(&f->daemon, NULL, extra))) {
@@ -1215,6 +1216,81 @@ static struct vg_ack ack_of(int s)
 	return ack;
 }
 
+/* An agent's socket whose connection is up: one request answered on it
+ * (a re-send of h1's seq 1, which every group case acknowledged first:
+ * DUPLICATE, handed to no consumer). A request on it is then written to
+ * the connection by nn_send itself, not later by nanomsg's worker once
+ * the connection comes up. */
+static int warm_socket(struct fixture *f)
+{
+	int s = req_socket(f);
+	size_t len;
+	uint8_t *buf = host_batch("h1", 1, &len);
+
+	assert_int_equal(nn_send(s, buf, len, 0), (int)len);
+	free(buf);
+	expect(ack_of(s), VG_ACK_DUPLICATE, STREAM, 1);
+	return s;
+}
+
+/* The loopback TCP connections of port (/proc/net/tcp, established
+ * only): 1 when every one's queue of the side asked is empty: the
+ * clients' send queues (what they wrote is acknowledged by the
+ * receiver's kernel) or the receiver's receive queues (what arrived is
+ * read by nanomsg). -1 if the table cannot be read. */
+static int tcp_queues_empty(int port, int server_side)
+{
+	FILE *t = fopen("/proc/net/tcp", "r");
+	char line[512];
+	int empty = 1;
+
+	if (!t)
+		return -1;
+	if (!fgets(line, sizeof(line), t)) { /* the header */
+		fclose(t);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), t)) {
+		unsigned lport, rport, st;
+		unsigned long txq, rxq;
+
+		if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx", &lport, &rport, &st, &txq,
+			   &rxq) != 5 ||
+		    st != 1 /* TCP_ESTABLISHED */)
+			continue;
+		if (server_side && (int)lport == port && rxq)
+			empty = 0;
+		if (!server_side && (int)rport == port && txq)
+			empty = 0;
+	}
+	fclose(t);
+	return empty;
+}
+
+/* Wait until the requests just sent (on warm sockets) are in the
+ * receiver's socket: its kernel acknowledged them, then nanomsg read
+ * them (it reads a connection and queues the message for nn_recvmsg in
+ * one step under the socket's lock, which nn_recvmsg takes too). In that
+ * order: an empty receive queue seen before the bytes arrived proves
+ * nothing. The wait is for those events, bounded only as a hang guard. */
+static void wait_arrived(struct fixture *f)
+{
+	int port = atoi(strrchr(f->url, ':') + 1);
+
+	for (int side = 0; side < 2; side++) {
+		int rc = 0;
+		for (int64_t t0 = vg_monotonic_ms();
+		     vg_monotonic_ms() - t0 < 60000 && (rc = tcp_queues_empty(port, side)) == 0;)
+			vg_sleep_ms(1);
+		if (rc < 0)
+			fail_msg("/proc/net/tcp cannot be read");
+		if (!rc)
+			fail_msg("the requests did not reach the receiver's socket in 60 s "
+				 "(%s queues not empty)",
+				 side ? "the receiver's receive" : "the agents' send");
+	}
+}
+
 /* Group commit over the wire. Five agents (their own REQ sockets) send
  * while the receiver is held inside a consumer; then it goes on: the four
  * hosts' batches that waited are handed over as ONE group (one group_begin
@@ -1243,6 +1319,8 @@ static void test_group_commit(void **state)
 	}
 	vg_receiver_get_stats(f->rx, &cs);
 	assert_int_equal(cs.groups, 0);
+	for (int i = 0; i < 5; i++)
+		s[i] = warm_socket(f);
 	snprintf(g->fail_host, sizeof(g->fail_host), "h4");
 	/* hold the receiver inside h0's batch */
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
@@ -1254,12 +1332,11 @@ static void test_group_commit(void **state)
 		usleep(1000);
 	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 5);
 	for (int i = 0; i < 5; i++) {
-		s[i] = req_socket(f);
 		buf = host_batch(hosts[i], 2, &len);
 		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
 		free(buf);
 	}
-	usleep(500 * 1000); /* the five reach the collector's socket */
+	wait_arrived(f); /* the five are in the collector's socket */
 	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
 	expect(ack_of(s0), VG_ACK_OK, STREAM, 1);
 	{
@@ -1331,6 +1408,8 @@ static void test_group_bad_input(void **state)
 		assert_int_equal(vg_wire_encode_unchecked(b, &bad, &blen), 0);
 		vg_batch_free(b);
 	}
+	for (int i = 0; i < 5; i++)
+		s[i] = warm_socket(f);
 	snprintf(f->gate.fail_host, sizeof(f->gate.fail_host), "h2");
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
 	s0 = req_socket(f);
@@ -1340,8 +1419,6 @@ static void test_group_bad_input(void **state)
 	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 4; i++)
 		usleep(1000);
 	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 4);
-	for (int i = 0; i < 5; i++)
-		s[i] = req_socket(f);
 	for (int i = 0; i < 3; i++) {
 		buf = host_batch(hosts[i], 2, &len);
 		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
@@ -1350,7 +1427,7 @@ static void test_group_bad_input(void **state)
 	assert_int_equal(nn_send(s[3], garbage, sizeof(garbage), 0), (int)sizeof(garbage));
 	assert_int_equal(nn_send(s[4], bad, blen, 0), (int)blen);
 	free(bad);
-	usleep(500 * 1000); /* the five reach the collector's socket */
+	wait_arrived(f); /* the five are in the collector's socket */
 	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
 	expect(ack_of(s0), VG_ACK_OK, STREAM, 1);
 	for (int i = 0; i < 5; i++)
@@ -1404,6 +1481,8 @@ static void test_stop_answers_deferred(void **state)
 		expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
 		free(buf);
 	}
+	for (int i = 0; i < 3; i++)
+		s[i] = warm_socket(f);
 	/* hold the receiver inside h0's batch while the three queue up */
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
 	s0 = req_socket(f);
@@ -1414,12 +1493,11 @@ static void test_stop_answers_deferred(void **state)
 		usleep(1000);
 	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 3);
 	for (int i = 0; i < 3; i++) {
-		s[i] = req_socket(f);
 		buf = host_batch(hosts[i], 2, &len);
 		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
 		free(buf);
 	}
-	usleep(500 * 1000); /* the three reach the collector's socket */
+	wait_arrived(f); /* the three are in the collector's socket */
 	/* the stop comes inside the next turn's first batch() */
 	__atomic_store_n(&g->stop_at, 4, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
@@ -1502,6 +1580,8 @@ static void test_keys_renewed_while_deferred(void **state)
 	assert_int_equal(nn_send(s[1], buf, len, 0), (int)len);
 	free(buf);
 	expect(signed_ack_of(f, s[1], mac), VG_ACK_OK, STREAM, 1);
+	s[0] = warm_socket(f);
+	s[2] = warm_socket(f);
 	/* hold the receiver inside h0's batch while h1's and two copies of
 	 * h3's signed batch queue up */
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
@@ -1512,16 +1592,14 @@ static void test_keys_renewed_while_deferred(void **state)
 	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 3; i++)
 		usleep(1000);
 	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 3);
-	s[0] = req_socket(f);
 	buf = host_batch("h1", 2, &len);
 	assert_int_equal(nn_send(s[0], buf, len, 0), (int)len);
 	free(buf);
 	buf = signed_batch(f, 2, &len, mac);
 	assert_int_equal(nn_send(s[1], buf, len, 0), (int)len);
-	s[2] = req_socket(f);
 	assert_int_equal(nn_send(s[2], buf, len, 0), (int)len);
 	free(buf);
-	usleep(500 * 1000); /* the three reach the collector's socket */
+	wait_arrived(f); /* the three are in the collector's socket */
 	/* the keys are renewed right after the next turn */
 	__atomic_store_n(&g->renew_at, 4, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
