@@ -252,11 +252,13 @@ static int setup_with(void **state, int holding)
 		return 0; /* the case skips */
 	vg_config_defaults(&f->cfg);
 	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
+	int fast_flush = holding == 3; /* test_flush_failures_counted */
 	if (holding == 2) {
 		o.held_age_ms = 300; /* test_held_elsewhere_ages */
 		holding = 0;
 	}
-
+	if (fast_flush)
+		holding = 0;
 	if (holding) {
 		static const char *const extra[] = {"-O", "-R", NULL};
 		if ((rc = hrd_start(&f->daemon, NULL, extra))) {
@@ -277,6 +279,8 @@ static int setup_with(void **state, int holding)
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
+	if (fast_flush && vg_registry_flush_every(f->reg, 50))
+		return -1;
 	vg_dispatch_init(&f->d);
 	c = vg_registry_consumer(f->reg);
 	vg_dispatch_add(&f->d, &c);
@@ -329,6 +333,11 @@ static int setup_held_age(void **state)
 static int setup_holding(void **state)
 {
 	return setup_with(state, 1);
+}
+
+static int setup_fast_flush(void **state)
+{
+	return setup_with(state, 3);
 }
 
 static struct fixture *fx(void **state)
@@ -1617,10 +1626,53 @@ static void test_keys_renewed_while_deferred(void **state)
 	nn_close(s0);
 }
 
+/* The registry's flusher thread (PostgreSQL) writes the last values on
+ * a connection of its own, so its failures reach no batch: the receiver
+ * counts them (registry_flush_failures, /metrics'
+ * vigie_registry_flush_failures_total). A trigger makes every update of
+ * a metrics row fail: the receiver's batches (new rows, their sequence
+ * numbers) are still acknowledged, the flush of their values fails and
+ * is counted. */
+static void test_flush_failures_counted(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	struct vg_db *db;
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: the flush stays in the batch's transaction\n");
+		return;
+	}
+	expect(send_batch(f, 1, 3), VG_ACK_OK, STREAM, 1); /* the rows */
+	db = st_db(f->surl, f->dir, "registry.db");
+	assert_int_equal(vg_db_exec(db, "CREATE FUNCTION refuse() RETURNS trigger AS "
+					"$$BEGIN RAISE EXCEPTION 'test: refused'; END$$ "
+					"LANGUAGE plpgsql"),
+			 0);
+	assert_int_equal(vg_db_exec(db, "CREATE TRIGGER refuse BEFORE UPDATE ON metrics "
+					"FOR EACH ROW EXECUTE FUNCTION refuse()"),
+			 0);
+	vg_receiver_get_stats(f->rx, &cs);
+	uint64_t before = cs.registry_flush_failures;
+	expect(send_batch(f, 2, 3), VG_ACK_OK, STREAM, 2); /* values to flush */
+	/* the wait is for the count (a flush every 50 ms, the receiver's
+	 * look at its tick), bounded only as a hang guard */
+	for (int64_t t0 = vg_monotonic_ms(); vg_monotonic_ms() - t0 < 60000; vg_sleep_ms(20)) {
+		vg_receiver_get_stats(f->rx, &cs);
+		if (cs.registry_flush_failures > before)
+			break;
+	}
+	if (cs.registry_flush_failures <= before)
+		fail_msg("no failed flush counted in 60 s while every metrics update fails");
+	assert_int_equal(vg_db_exec(db, "DROP TRIGGER refuse ON metrics"), 0);
+	vg_db_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		ST_BOTH(test_ok_duplicate_rejected, setup, teardown),
+		ST_BOTH(test_flush_failures_counted, setup_fast_flush, teardown),
 		ST_BOTH(test_retry_then_ok, setup, teardown),
 		ST_BOTH(test_open_errors, setup, teardown),
 		ST_BOTH(test_replay_after_new_stream, setup, teardown),
