@@ -104,7 +104,7 @@ int vg_alarm_exec_run(const struct vg_alarm_exec_cmd *cmd, const char *input,
 	int64_t deadline;
 	pid_t pid;
 	sigset_t pipeset, oldmask;
-	int nenv = 0;
+	int nenv = 0, reaped = 0;
 
 	if (status)
 		*status = 0;
@@ -197,6 +197,7 @@ int vg_alarm_exec_run(const struct vg_alarm_exec_cmd *cmd, const char *input,
 			pid_t w = waitpid(pid, &ws, WNOHANG);
 			if (w == pid) {
 				pid = -1;
+				reaped = 1;
 				break;
 			}
 			vg_sleep_ms(left < 10 ? left : 10);
@@ -244,6 +245,7 @@ int vg_alarm_exec_run(const struct vg_alarm_exec_cmd *cmd, const char *input,
 			kill(-pid, SIGKILL);
 		while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
 			;
+		reaped = 1;
 	}
 	{
 		struct timespec zero = {0, 0};
@@ -252,12 +254,10 @@ int vg_alarm_exec_run(const struct vg_alarm_exec_cmd *cmd, const char *input,
 			sigtimedwait(&pipeset, NULL, &zero);
 		pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
 	}
-	if (!rc) {
-		if (status)
-			*status = ws;
-		if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
-			rc = -ECHILD;
-	}
+	if (status && reaped) /* how it ended (SIGKILL at the timeout) */
+		*status = ws;
+	if (!rc && (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0))
+		rc = -ECHILD;
 close_pipes:
 	for (int i = 0; i < 2; i++) {
 		if (in[i] >= 0)

@@ -339,6 +339,8 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->hold_marks_clear_failed =
 		__atomic_load_n(&r->stats.hold_marks_clear_failed, __ATOMIC_RELAXED);
 	out->marks_holding = __atomic_load_n(&r->stats.marks_holding, __ATOMIC_RELAXED);
+	out->registry_flush_failures =
+		__atomic_load_n(&r->stats.registry_flush_failures, __ATOMIC_RELAXED);
 }
 
 /* The longest waiting first, then by host: a stable order for the API. */
@@ -880,7 +882,8 @@ static void tend_marks(struct vg_receiver *r, int64_t now)
 }
 
 /* The registry's flusher (PostgreSQL) writes the last values on its own
- * thread, so its failures reach no batch: log them here (rate-limited). */
+ * thread, so its failures reach no batch: count them in the receiver's
+ * stats (/metrics) and log them here (rate-limited). */
 static void watch_flusher(struct vg_receiver *r)
 {
 	struct vg_registry_stats st;
@@ -890,6 +893,8 @@ static void watch_flusher(struct vg_receiver *r)
 	if (st.flush_failures == r->flush_failures)
 		return;
 	r->flush_failures = st.flush_failures;
+	__atomic_store_n(&r->stats.registry_flush_failures, st.flush_failures,
+			 __ATOMIC_RELAXED);
 	vg_registry_flush_error(r->o.registry, msg, sizeof(msg));
 	vg_log_limited(VG_LOG_WARN, &r->n_flush_err,
 		       "registry: cannot write the last values and last-seen "

@@ -43,8 +43,10 @@ struct vg_alarm_exec_env {
 };
 
 /* Run cmd with input on stdin. 0 when it exited with status 0;
- * -ETIMEDOUT (killed at timeout_ms), -ECHILD (non-zero exit or a signal:
- * *status gets the wait status), -ENOENT / -EACCES (cannot run), -errno.
+ * -ETIMEDOUT (its process group killed with SIGKILL at timeout_ms),
+ * -ECHILD (non-zero exit or a signal), -ENOENT / -EACCES (cannot run),
+ * -errno. *status (may be NULL) gets the wait status of a child that ran
+ * and was reaped (after -ETIMEDOUT: killed by SIGKILL), else 0.
  * output (may be NULL) gets the first outlen-1 bytes of stdout+stderr. */
 int vg_alarm_exec_run(const struct vg_alarm_exec_cmd *cmd, const char *input,
 		      size_t input_len, const struct vg_alarm_exec_env *env,

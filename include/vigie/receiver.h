@@ -104,6 +104,11 @@ struct vg_receiver_stats {
 	 * (it holds values a daemon has not taken, or just started and has
 	 * not yet cleared those of its last run), else 0: a gauge */
 	uint64_t marks_holding;
+	/* failures of the registry's flusher thread (PostgreSQL: the last
+	 * values and last-seen times written on a connection of its own,
+	 * registry.c "The flusher"), as the receiver last saw them; each is
+	 * retried, and logged (rate-limited) */
+	uint64_t registry_flush_failures;
 };
 
 struct vg_receiver_options {

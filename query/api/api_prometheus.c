@@ -396,6 +396,11 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "shared state (it holds values a storage daemon has not "
 		    "taken), else 0",
 		    (double)cs.marks_holding);
+		one(b, "vigie_registry_flush_failures_total", "counter",
+		    "Writes of the last values and last-seen times by the "
+		    "registry's flusher thread (PostgreSQL) that failed; the "
+		    "values stay in memory and are written by a later one",
+		    (double)cs.registry_flush_failures);
 		one(b, "vigie_collector_resources_foreign_total", "counter",
 		    "Host, host disk, host NIC and host file system resources "
 		    "of another host than their batch's, dropped",
@@ -611,6 +616,11 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 			 "API requests answered, by status class", "code",
 			 classes, hs.responses + 2, 4);
 	}
+	one(b, "vigie_api_stream_probes_total", "counter",
+	    "Rounds of the prober that ends the streamed replies (alarm "
+	    "streams) whose client left: one about every second while a "
+	    "stream is open, none otherwise",
+	    (double)hs.stream_probes);
 }
 
 /* The alarm subsystem's self-metrics, when the API has an alarm engine. */
@@ -751,6 +761,10 @@ static void alarm_metrics(struct vg_api *api, struct vg_buf *b)
 	    "Alarm streams refused (429): the project already held "
 	    "VG_ALARM_HUB_PER_PROJECT (64)",
 	    (double)st.sse.refused);
+	one(b, "vigie_alarms_sse_evict_looked_total", "counter",
+	    "Projects looked at to choose which one loses an SSE event when "
+	    "all rings hold 8192: one per such eviction",
+	    (double)st.sse.evict_looked);
 }
 
 /* Several collectors (vigie/cluster.h): this node's view. */

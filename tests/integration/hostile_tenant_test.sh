@@ -43,6 +43,15 @@ ANA=$("$BIN/vigie-collector" --data-dir "$DATA" token create --project analytics
 SHOP=$("$BIN/vigie-collector" --data-dir "$DATA" token create --project shop 2>/dev/null | grep '^vgt_')
 # as TOKEN ARGS...: curl with that token; -q: no .curlrc
 as() { local t=$1; shift; curl -q -s --max-time 10 -H "Authorization: Bearer $t" "$@"; }
+# stream_status TOKEN: the HTTP status of GET /v1/alarms/stream as TOKEN,
+# from the answer's first line as soon as it comes: an open stream never
+# ends by itself (curl, unbuffered, ends on the pipe's close at its next
+# write: the stream's greeting), a refusal at once. --max-time is a hang
+# guard, no timing bound.
+stream_status() {
+  curl -q -s -N -i --max-time 60 -H "Authorization: Bearer $1" "$API/v1/alarms/stream" |
+    head -n 1 | awk '{ print $2 }'
+}
 code() { local t=$1; shift; as "$t" -o "$TMP/body" -w '%{http_code}' "$@"; }
 post() { printf '%s' "$3" | code "$1" -X POST -H 'Content-Type: application/json' --data-binary @- "$API$2"; }
 
@@ -75,16 +84,17 @@ eq "... and its history is its creation only" \
 # notifications for as long as the client held it)
 REV=$("$BIN/vigie-collector" --data-dir "$DATA" token create --project analytics --name sse 2>/dev/null | grep '^vgt_')
 REV_ID=$(cut -d_ -f2 <<<"$REV")
-curl -q -s -N --max-time 15 -H "Authorization: Bearer $REV" "$API/v1/alarms/stream" >"$TMP/sse.rev" &
+# (--max-time: hang guards, far beyond what the checks wait for)
+curl -q -s -N --max-time 90 -H "Authorization: Bearer $REV" "$API/v1/alarms/stream" >"$TMP/sse.rev" &
 rev_pid=$!
-curl -q -s -N --max-time 4 -H "Authorization: Bearer $ANA" "$API/v1/alarms/stream" >"$TMP/sse.ana" &
+curl -q -s -N --max-time 120 -H "Authorization: Bearer $ANA" "$API/v1/alarms/stream" >"$TMP/sse.ana" &
 ana_pid=$!
 _pids+=("$rev_pid" "$ana_pid")
 check "both streams are open" wait_for 30 bash -c "[[ -s '$TMP/sse.rev' && -s '$TMP/sse.ana' ]]"
 eq "the token is revoked" "$(code "$ADMIN" -X DELETE "$API/v1/tokens/$REV_ID")" 200
 eq "a test notification of analytics' alarm" "$(code "$ANA" -X POST "$API/v1/alarms/own-low/test")" 202
-wait "$ana_pid"
-check "the live token's stream gets it" grep -q '"type":"test"' "$TMP/sse.ana"
+check "the live token's stream gets it" wait_for 60 grep -q '"type":"test"' "$TMP/sse.ana"
+kill "$ana_pid" 2>/dev/null; wait "$ana_pid" 2>/dev/null
 wait "$rev_pid"; rc=$?
 # curl's 28 is its --max-time: the server never ended the stream
 check "the revoked token's stream was ended by the server (curl exit $rc, not 28)" test "$rc" != 28
@@ -172,7 +182,7 @@ eq "1e307 is a 400 (it was stored as unknown)" \
 check "the earlier streams are gone" wait_for 30 bash -c "[[ \$(curl -q -s -H 'Authorization: Bearer $ADMIN' '$API/metrics' | awk '\$1 == \"vigie_alarms_sse_clients\" {print \$2}') == 0 ]]"
 spids=()
 for i in $(seq 64); do
-  curl -q -s -N --max-time 60 -H "Authorization: Bearer $ANA" "$API/v1/alarms/stream" >"$TMP/sse.$i" &
+  curl -q -s -N --max-time 600 -H "Authorization: Bearer $ANA" "$API/v1/alarms/stream" >"$TMP/sse.$i" &
   spids+=($!)
 done
 _pids+=("${spids[@]}")
@@ -184,9 +194,9 @@ eq "analytics' 65th stream is a 429" \
   "$(as "$ANA" -o "$TMP/body" -w '%{http_code}' --max-time 5 "$API/v1/alarms/stream")" 429
 check "... that says why" grep -q 'already follows 64' "$TMP/body"
 eq "shop still opens one" \
-  "$(as "$SHOP" -o /dev/null -w '%{http_code}' --max-time 2 "$API/v1/alarms/stream")" 200
+  "$(stream_status "$SHOP")" 200
 eq "... and so does the administrator" \
-  "$(as "$ADMIN" -o /dev/null -w '%{http_code}' --max-time 2 "$API/v1/alarms/stream")" 200
+  "$(stream_status "$ADMIN")" 200
 eq "the refusal is counted" "$(refused)" $((before + 1))
 kill "${spids[@]}" 2>/dev/null
 wait "${spids[@]}" 2>/dev/null
@@ -195,7 +205,7 @@ wait "${spids[@]}" 2>/dev/null
 # and dropping streams kept a project's places full)
 check "the departed streams give their places back once their clients left" wait_for 60 bash -c "[[ \$(curl -q -s -H 'Authorization: Bearer $ADMIN' '$API/metrics' | awk '\$1 == \"vigie_alarms_sse_clients\" {print \$2}') == 0 ]]"
 eq "... and analytics opens a stream again" \
-  "$(as "$ANA" -o /dev/null -w '%{http_code}' --max-time 2 "$API/v1/alarms/stream")" 200
+  "$(stream_status "$ANA")" 200
 
 check "collector still running" kill -0 "$COLLECTOR_PID"
 done_testing

@@ -16,7 +16,9 @@
  *   - a tenant's alarm stream numbers its own project's events: ids
  *     consecutive although another project notified in between; the
  *     hub's counts (held, evicted) are on the administrator's /metrics
- *     only.
+ *     only;
+ *   - /metrics counts the stream prober's rounds while a stream is open,
+ *     and the looks past the bound over every ring.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +27,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <jansson.h>
@@ -315,6 +321,95 @@ static void test_stream_ids_are_the_projects(void **state)
 	fx_answer_free(&a);
 }
 
+/* The value of the sample name (no labels) on the administrator's
+ * /metrics; fails the test when it is absent. */
+static double metric(const char *name)
+{
+	struct fx_answer a;
+	char key[128];
+	const char *p;
+	double v;
+
+	assert_int_equal(req(g.auth_admin, "GET", "/metrics", NULL, &a), 200);
+	snprintf(key, sizeof(key), "\n%s ", name);
+	p = strstr(a.body ? a.body : "", key);
+	if (!p)
+		fail_msg("%s is not on /metrics", name);
+	v = strtod(p + strlen(key), NULL);
+	fx_answer_free(&a);
+	return v;
+}
+
+/* The stream prober's rounds (vigie_api_stream_probes_total) move while
+ * an alarm stream is open: a raw connection holds one, the hub shows its
+ * subscriber, and the counter grows (about once a second; the wait is for
+ * the growth, bounded only as a hang guard). */
+static void test_metrics_stream_probes(void **state)
+{
+	struct vg_alarm_hub_stats hs;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	char rq[512];
+	int fd, n;
+	double before;
+
+	(void)state;
+	before = metric("vigie_api_stream_probes_total");
+	vg_alarm_hub_get_stats(g.a.hub, &hs);
+	uint64_t subs = hs.subscribers;
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	sa.sin_port = htons(g.a.srv.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	n = snprintf(rq, sizeof(rq),
+		     "GET /v1/alarms/stream HTTP/1.1\r\nHost: x\r\n"
+		     "Authorization: %s\r\n\r\n",
+		     g.auth_p1);
+	assert_int_equal(write(fd, rq, (size_t)n), n);
+	for (int64_t t0 = vg_monotonic_ms(); vg_monotonic_ms() - t0 < 60000; vg_sleep_ms(20)) {
+		vg_alarm_hub_get_stats(g.a.hub, &hs);
+		if (hs.subscribers > subs)
+			break;
+	}
+	assert_true(hs.subscribers > subs);
+	double now = before;
+	for (int64_t t0 = vg_monotonic_ms(); vg_monotonic_ms() - t0 < 60000 && now <= before;
+	     vg_sleep_ms(100))
+		now = metric("vigie_api_stream_probes_total");
+	if (now <= before)
+		fail_msg("vigie_api_stream_probes_total stayed %.0f for 60 s with a stream open",
+			 before);
+	close(fd);
+}
+
+/* Past the bound over every ring (64 per project, 512 in all here), each
+ * eviction looks at one project to choose the loser:
+ * vigie_alarms_sse_evict_looked_total counts those looks. Nine projects
+ * of 64 events: the ninth's first publish finds 512 held. */
+static void test_metrics_sse_evict_looked(void **state)
+{
+	struct vg_alarm_hub_stats hs;
+	double before, after;
+	char project[32];
+
+	(void)state;
+	before = metric("vigie_alarms_sse_evict_looked_total");
+	vg_alarm_hub_get_stats(g.a.hub, &hs);
+	uint64_t looked = hs.evict_looked;
+	for (int p = 0; p < 9; p++) {
+		snprintf(project, sizeof(project), "evict-%d", p);
+		for (int i = 0; i < 64; i++)
+			assert_int_equal(vg_alarm_hub_publish(g.a.hub, project, "test",
+							      "{\"x\":1}"),
+					 0);
+	}
+	vg_alarm_hub_get_stats(g.a.hub, &hs);
+	assert_true(hs.evict_looked > looked);
+	after = metric("vigie_alarms_sse_evict_looked_total");
+	assert_true(after > before);
+	assert_true(after == (double)hs.evict_looked);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -322,6 +417,8 @@ int main(void)
 		cmocka_unit_test(test_stream_405_allow),
 		cmocka_unit_test(test_global_silences_a_tenant_sees),
 		cmocka_unit_test(test_stream_ids_are_the_projects),
+		cmocka_unit_test(test_metrics_stream_probes),
+		cmocka_unit_test(test_metrics_sse_evict_looked),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -252,10 +252,13 @@ static int setup_with(void **state, int holding)
 		return 0; /* the case skips */
 	vg_config_defaults(&f->cfg);
 	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
+	int fast_flush = holding == 3; /* test_flush_failures_counted */
 	if (holding == 2) {
 		o.held_age_ms = 300; /* test_held_elsewhere_ages */
 		holding = 0;
 	}
+	if (fast_flush)
+		holding = 0;
 	if (holding) {
 		static const char *const extra[] = {"-O", "-R", NULL};
 		if ((rc = hrd_start(&f->daemon, NULL, extra))) {
@@ -276,6 +279,8 @@ static int setup_with(void **state, int holding)
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
+	if (fast_flush && vg_registry_flush_every(f->reg, 50))
+		return -1;
 	vg_dispatch_init(&f->d);
 	c = vg_registry_consumer(f->reg);
 	vg_dispatch_add(&f->d, &c);
@@ -328,6 +333,11 @@ static int setup_held_age(void **state)
 static int setup_holding(void **state)
 {
 	return setup_with(state, 1);
+}
+
+static int setup_fast_flush(void **state)
+{
+	return setup_with(state, 3);
 }
 
 static struct fixture *fx(void **state)
@@ -1215,6 +1225,81 @@ static struct vg_ack ack_of(int s)
 	return ack;
 }
 
+/* An agent's socket whose connection is up: one request answered on it
+ * (a re-send of h1's seq 1, which every group case acknowledged first:
+ * DUPLICATE, handed to no consumer). A request on it is then written to
+ * the connection by nn_send itself, not later by nanomsg's worker once
+ * the connection comes up. */
+static int warm_socket(struct fixture *f)
+{
+	int s = req_socket(f);
+	size_t len;
+	uint8_t *buf = host_batch("h1", 1, &len);
+
+	assert_int_equal(nn_send(s, buf, len, 0), (int)len);
+	free(buf);
+	expect(ack_of(s), VG_ACK_DUPLICATE, STREAM, 1);
+	return s;
+}
+
+/* The loopback TCP connections of port (/proc/net/tcp, established
+ * only): 1 when every one's queue of the side asked is empty: the
+ * clients' send queues (what they wrote is acknowledged by the
+ * receiver's kernel) or the receiver's receive queues (what arrived is
+ * read by nanomsg). -1 if the table cannot be read. */
+static int tcp_queues_empty(int port, int server_side)
+{
+	FILE *t = fopen("/proc/net/tcp", "r");
+	char line[512];
+	int empty = 1;
+
+	if (!t)
+		return -1;
+	if (!fgets(line, sizeof(line), t)) { /* the header */
+		fclose(t);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), t)) {
+		unsigned lport, rport, st;
+		unsigned long txq, rxq;
+
+		if (sscanf(line, " %*d: %*x:%x %*x:%x %x %lx:%lx", &lport, &rport, &st, &txq,
+			   &rxq) != 5 ||
+		    st != 1 /* TCP_ESTABLISHED */)
+			continue;
+		if (server_side && (int)lport == port && rxq)
+			empty = 0;
+		if (!server_side && (int)rport == port && txq)
+			empty = 0;
+	}
+	fclose(t);
+	return empty;
+}
+
+/* Wait until the requests just sent (on warm sockets) are in the
+ * receiver's socket: its kernel acknowledged them, then nanomsg read
+ * them (it reads a connection and queues the message for nn_recvmsg in
+ * one step under the socket's lock, which nn_recvmsg takes too). In that
+ * order: an empty receive queue seen before the bytes arrived proves
+ * nothing. The wait is for those events, bounded only as a hang guard. */
+static void wait_arrived(struct fixture *f)
+{
+	int port = atoi(strrchr(f->url, ':') + 1);
+
+	for (int side = 0; side < 2; side++) {
+		int rc = 0;
+		for (int64_t t0 = vg_monotonic_ms();
+		     vg_monotonic_ms() - t0 < 60000 && (rc = tcp_queues_empty(port, side)) == 0;)
+			vg_sleep_ms(1);
+		if (rc < 0)
+			fail_msg("/proc/net/tcp cannot be read");
+		if (!rc)
+			fail_msg("the requests did not reach the receiver's socket in 60 s "
+				 "(%s queues not empty)",
+				 side ? "the receiver's receive" : "the agents' send");
+	}
+}
+
 /* Group commit over the wire. Five agents (their own REQ sockets) send
  * while the receiver is held inside a consumer; then it goes on: the four
  * hosts' batches that waited are handed over as ONE group (one group_begin
@@ -1243,6 +1328,8 @@ static void test_group_commit(void **state)
 	}
 	vg_receiver_get_stats(f->rx, &cs);
 	assert_int_equal(cs.groups, 0);
+	for (int i = 0; i < 5; i++)
+		s[i] = warm_socket(f);
 	snprintf(g->fail_host, sizeof(g->fail_host), "h4");
 	/* hold the receiver inside h0's batch */
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
@@ -1254,12 +1341,11 @@ static void test_group_commit(void **state)
 		usleep(1000);
 	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 5);
 	for (int i = 0; i < 5; i++) {
-		s[i] = req_socket(f);
 		buf = host_batch(hosts[i], 2, &len);
 		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
 		free(buf);
 	}
-	usleep(500 * 1000); /* the five reach the collector's socket */
+	wait_arrived(f); /* the five are in the collector's socket */
 	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
 	expect(ack_of(s0), VG_ACK_OK, STREAM, 1);
 	{
@@ -1331,6 +1417,8 @@ static void test_group_bad_input(void **state)
 		assert_int_equal(vg_wire_encode_unchecked(b, &bad, &blen), 0);
 		vg_batch_free(b);
 	}
+	for (int i = 0; i < 5; i++)
+		s[i] = warm_socket(f);
 	snprintf(f->gate.fail_host, sizeof(f->gate.fail_host), "h2");
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
 	s0 = req_socket(f);
@@ -1340,8 +1428,6 @@ static void test_group_bad_input(void **state)
 	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 4; i++)
 		usleep(1000);
 	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 4);
-	for (int i = 0; i < 5; i++)
-		s[i] = req_socket(f);
 	for (int i = 0; i < 3; i++) {
 		buf = host_batch(hosts[i], 2, &len);
 		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
@@ -1350,7 +1436,7 @@ static void test_group_bad_input(void **state)
 	assert_int_equal(nn_send(s[3], garbage, sizeof(garbage), 0), (int)sizeof(garbage));
 	assert_int_equal(nn_send(s[4], bad, blen, 0), (int)blen);
 	free(bad);
-	usleep(500 * 1000); /* the five reach the collector's socket */
+	wait_arrived(f); /* the five are in the collector's socket */
 	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
 	expect(ack_of(s0), VG_ACK_OK, STREAM, 1);
 	for (int i = 0; i < 5; i++)
@@ -1404,6 +1490,8 @@ static void test_stop_answers_deferred(void **state)
 		expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
 		free(buf);
 	}
+	for (int i = 0; i < 3; i++)
+		s[i] = warm_socket(f);
 	/* hold the receiver inside h0's batch while the three queue up */
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
 	s0 = req_socket(f);
@@ -1414,12 +1502,11 @@ static void test_stop_answers_deferred(void **state)
 		usleep(1000);
 	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 3);
 	for (int i = 0; i < 3; i++) {
-		s[i] = req_socket(f);
 		buf = host_batch(hosts[i], 2, &len);
 		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
 		free(buf);
 	}
-	usleep(500 * 1000); /* the three reach the collector's socket */
+	wait_arrived(f); /* the three are in the collector's socket */
 	/* the stop comes inside the next turn's first batch() */
 	__atomic_store_n(&g->stop_at, 4, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
@@ -1502,6 +1589,8 @@ static void test_keys_renewed_while_deferred(void **state)
 	assert_int_equal(nn_send(s[1], buf, len, 0), (int)len);
 	free(buf);
 	expect(signed_ack_of(f, s[1], mac), VG_ACK_OK, STREAM, 1);
+	s[0] = warm_socket(f);
+	s[2] = warm_socket(f);
 	/* hold the receiver inside h0's batch while h1's and two copies of
 	 * h3's signed batch queue up */
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
@@ -1512,16 +1601,14 @@ static void test_keys_renewed_while_deferred(void **state)
 	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 3; i++)
 		usleep(1000);
 	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 3);
-	s[0] = req_socket(f);
 	buf = host_batch("h1", 2, &len);
 	assert_int_equal(nn_send(s[0], buf, len, 0), (int)len);
 	free(buf);
 	buf = signed_batch(f, 2, &len, mac);
 	assert_int_equal(nn_send(s[1], buf, len, 0), (int)len);
-	s[2] = req_socket(f);
 	assert_int_equal(nn_send(s[2], buf, len, 0), (int)len);
 	free(buf);
-	usleep(500 * 1000); /* the three reach the collector's socket */
+	wait_arrived(f); /* the three are in the collector's socket */
 	/* the keys are renewed right after the next turn */
 	__atomic_store_n(&g->renew_at, 4, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
@@ -1539,10 +1626,53 @@ static void test_keys_renewed_while_deferred(void **state)
 	nn_close(s0);
 }
 
+/* The registry's flusher thread (PostgreSQL) writes the last values on
+ * a connection of its own, so its failures reach no batch: the receiver
+ * counts them (registry_flush_failures, /metrics'
+ * vigie_registry_flush_failures_total). A trigger makes every update of
+ * a metrics row fail: the receiver's batches (new rows, their sequence
+ * numbers) are still acknowledged, the flush of their values fails and
+ * is counted. */
+static void test_flush_failures_counted(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	struct vg_db *db;
+
+	if (f->e->kind != VG_DB_POSTGRESQL) {
+		printf("# SKIP sqlite: the flush stays in the batch's transaction\n");
+		return;
+	}
+	expect(send_batch(f, 1, 3), VG_ACK_OK, STREAM, 1); /* the rows */
+	db = st_db(f->surl, f->dir, "registry.db");
+	assert_int_equal(vg_db_exec(db, "CREATE FUNCTION refuse() RETURNS trigger AS "
+					"$$BEGIN RAISE EXCEPTION 'test: refused'; END$$ "
+					"LANGUAGE plpgsql"),
+			 0);
+	assert_int_equal(vg_db_exec(db, "CREATE TRIGGER refuse BEFORE UPDATE ON metrics "
+					"FOR EACH ROW EXECUTE FUNCTION refuse()"),
+			 0);
+	vg_receiver_get_stats(f->rx, &cs);
+	uint64_t before = cs.registry_flush_failures;
+	expect(send_batch(f, 2, 3), VG_ACK_OK, STREAM, 2); /* values to flush */
+	/* the wait is for the count (a flush every 50 ms, the receiver's
+	 * look at its tick), bounded only as a hang guard */
+	for (int64_t t0 = vg_monotonic_ms(); vg_monotonic_ms() - t0 < 60000; vg_sleep_ms(20)) {
+		vg_receiver_get_stats(f->rx, &cs);
+		if (cs.registry_flush_failures > before)
+			break;
+	}
+	if (cs.registry_flush_failures <= before)
+		fail_msg("no failed flush counted in 60 s while every metrics update fails");
+	assert_int_equal(vg_db_exec(db, "DROP TRIGGER refuse ON metrics"), 0);
+	vg_db_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		ST_BOTH(test_ok_duplicate_rejected, setup, teardown),
+		ST_BOTH(test_flush_failures_counted, setup_fast_flush, teardown),
 		ST_BOTH(test_retry_then_ok, setup, teardown),
 		ST_BOTH(test_open_errors, setup, teardown),
 		ST_BOTH(test_replay_after_new_stream, setup, teardown),
