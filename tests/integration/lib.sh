@@ -312,8 +312,8 @@ CONF
 
 ADMIN_TOKEN=
 api_auth() { [[ -n $ADMIN_TOKEN ]] && echo "Authorization: Bearer $ADMIN_TOKEN" || echo "X-No-Token: 1"; }
-api() { curl -sS --max-time 5 -H "$(api_auth)" "$API$1"; }
-api_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "$(api_auth)" "$API$1"; }
+api() { curl -sS --max-time 30 -H "$(api_auth)" "$API$1"; }
+api_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 30 -H "$(api_auth)" "$API$1"; }
 
 # approx A B RELTOL : |A-B| <= RELTOL*max(|A|,|B|)
 approx() {
