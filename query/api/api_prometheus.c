@@ -597,7 +597,8 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 			 classes, hs.responses + 2, 4);
 	}
 	one(b, "vigie_api_requests_in_flight", "gauge",
-	    "API requests of tokens in flight (counted by the per-project cap)",
+	    "API requests with a token running now (the per-project cap's count; a "
+	    "scrape counts itself)",
 	    (double)hs.in_flight);
 	{
 		static const char *const why[] = {"project_concurrency",
