@@ -202,8 +202,8 @@ static void test_project_cap(void **state)
 							    "code")),
 			 429);
 	assert_non_null(strstr(json_string_value(json_object_get(
-					json_object_get(a.json, "error"), "message")),
-				"too many requests in flight for this project (at most 3"));
+				       json_object_get(a.json, "error"), "message")),
+			       "too many requests in flight for this project (at most 3"));
 	fx_answer_free(&a);
 	/* pb is served meanwhile */
 	assert_int_equal(fx_http(g.srv.url, "GET", "/v1/resources", g.pb, NULL, &a), 200);
