@@ -118,6 +118,7 @@ LIBS_api_static_test    := api alarms billing collector common
 LIBS_api_policy_test    := api alarms billing collector common
 LIBS_api_test           := api alarms billing collector common
 LIBS_api_tenant_test    := api alarms billing collector common
+LIBS_api_cap_test       := api alarms billing collector common
 LIBS_api_rrdcached_test := api alarms billing collector common
 LIBS_bill_invoice_test  := billing common
 LIBS_bill_ledger_test   := billing common

@@ -822,6 +822,7 @@ int main(int argc, char **argv)
 	ao.state_url = cfg.state_url;
 	ao.state_token_key = cfg.state_token_key;
 	ao.threads = cfg.collector_http_threads;
+	ao.max_per_project = cfg.collector_http_max_per_project;
 	ao.store = store;
 	ao.stats = vg_receiver_stats_fn;
 	ao.stats_ctx = g_rx;

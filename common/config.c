@@ -96,6 +96,8 @@ static const struct key keys[] = {
 	S("collector", "data_dir", collector_data_dir),
 	U("collector", "max_message_bytes", collector_max_message, 1024, 16u << 20),
 	U("collector", "http_threads", collector_http_threads, 1, 64),
+	/* 0: http_threads - 1 (at least 1); above http_threads: vg_config_check */
+	U("collector", "http_max_concurrent_per_project", collector_http_max_per_project, 0, 64),
 	S("collector", "tls_cert", collector_tls_cert),
 	S("collector", "tls_key", collector_tls_key),
 	S("collector", "www_dir", collector_www_dir),
@@ -1095,6 +1097,16 @@ int vg_config_check(const struct vg_config *c, char *err, size_t errlen)
 {
 	char what[VG_POLICY_PATTERN_MAX + 16];
 
+	/* more than the workers is no cap at all (the keys in any order) */
+	if (c->collector_http_max_per_project > c->collector_http_threads) {
+		snprintf(err, errlen,
+			 "[collector] http_max_concurrent_per_project: %u is more than "
+			 "[collector] http_threads (%u): one project could take every "
+			 "worker; use at most %u, or 0 for http_threads - 1",
+			 c->collector_http_max_per_project, c->collector_http_threads,
+			 c->collector_http_threads);
+		return -EINVAL;
+	}
 	if (!c->storage_step_s) /* the key's bounds refuse 0 */
 		return 0;
 	if (tiers_fit_step(c->archives, c->narchives, c->storage_step_s,

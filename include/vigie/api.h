@@ -34,6 +34,11 @@ struct vg_api_options {
 	const char *state_url;
 	const char *state_token_key;
 	unsigned threads; /* worker threads, >= 1 */
+	/* Requests one project may have in flight at once (admin tokens
+	 * share one bucket of their own with the same cap); over it a 429
+	 * with Retry-After (docs/api.md "Limits"). 0: threads - 1, at least
+	 * 1, so that one tenant never holds every worker. */
+	unsigned max_per_project;
 	struct vg_store *store;
 	vg_stats_fn stats; /* may be NULL */
 	void *stats_ctx;

@@ -78,6 +78,10 @@ struct vg_config {
 	char collector_tls_cert[512];    /* tls_cert = (none: plain HTTP); PEM */
 	char collector_tls_key[512];     /* tls_key = (none); PEM, unencrypted */
 	char collector_www_dir[512];     /* www_dir = (auto: PREFIX/share/vigie/www, else ./query/www) */
+	/* http_max_concurrent_per_project = 0: requests one project (one
+	 * token scope; admin tokens together are one more) may have in
+	 * flight at once, over it 429; 0 is http_threads - 1, at least 1 */
+	uint32_t collector_http_max_per_project;
 	/* Signed agents (docs/security.md, vigie/sign.h). */
 	char collector_keys_dir[512];      /* keys_dir = /etc/vigie/keys */
 	int collector_require_signatures;  /* require_signatures = true */
@@ -204,7 +208,9 @@ int vg_config_set(struct vg_config *c, const char *section, const char *key,
 
 /* What one key cannot check alone, once the file and the overrides are
  * in: every tier of [storage] archives and of each [archives] rule a
- * multiple of [storage] step (the keys may come in any order). 0, or
+ * multiple of [storage] step, and [collector]
+ * http_max_concurrent_per_project at most http_threads (the keys may
+ * come in any order). 0, or
  * -EINVAL with "[section] key: problem" in err. Thread-safe. */
 int vg_config_check(const struct vg_config *c, char *err, size_t errlen);
 

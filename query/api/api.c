@@ -655,6 +655,9 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 	if (!rc) {
 		ho.listen = o->listen;
 		ho.threads = o->threads ? o->threads : 1;
+		ho.max_per_scope = o->max_per_project ? o->max_per_project
+				   : ho.threads > 1   ? ho.threads - 1
+						      : 1;
 		ho.routes = vg_api_routes;
 		ho.nroutes = vg_api_nroutes;
 		ho.authorize = vg_api_authorize; /* bearer tokens, api_tokens.c */

@@ -621,6 +621,19 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 	    "streams) whose client left: one about every second while a "
 	    "stream is open, none otherwise",
 	    (double)hs.stream_probes);
+	one(b, "vigie_api_requests_in_flight", "gauge",
+	    "API requests with a token running now (the per-project cap's count; a "
+	    "scrape counts itself)",
+	    (double)hs.in_flight);
+	{
+		static const char *const why[] = {"project_concurrency",
+						  "admin_concurrency"};
+		labelled(b, "vigie_api_requests_refused_total", "counter",
+			 "API requests answered 429 at once, by reason: a project "
+			 "(or the admin tokens) already had [collector] "
+			 "http_max_concurrent_per_project requests in flight",
+			 "reason", why, hs.cap_refused, 2);
+	}
 }
 
 /* The alarm subsystem's self-metrics, when the API has an alarm engine. */

@@ -33,6 +33,25 @@
  * that the first stream signals: a server nobody streams from has no
  * thread waking every second.
  *
+ * The per-tenant cap (vg_http_options.max_per_scope): once the
+ * authorisation hook let a request through, it takes a slot in its
+ * tenant's count (req->scope_project; the admin bucket for none) or is
+ * answered 429 at once; the slot is given back as soon as the handler
+ * returned, before its answer is queued. What the cap guards is the
+ * worker threads: a handler holds one for as long as it runs (a query
+ * over a long range, a storage daemon that does not answer), and with
+ * every worker in one tenant's handlers every other tenant waits. Writing
+ * an answer holds no thread (libmicrohttpd writes non-blocking from each
+ * worker's event loop), so a slow reader takes no slot; nor does a
+ * streamed reply parked between events. The slot is not held until the
+ * completion callback: that runs just after the last byte is written,
+ * and a client that sends its next request as soon as it read an answer
+ * (on another connection, to another worker) could find its own
+ * previous request still counted and get a 429 it never earned. The
+ * counts live in a small array under cap_lock with one entry per tenant
+ * that has a request in flight (removed at zero): at most one entry per
+ * worker thread.
+ *
  * Invariants: every response we send is JSON unless a handler chose
  * another content type; a request body is never buffered beyond its
  * route's max_body; per-request state is freed by the completion
@@ -222,6 +241,18 @@ struct vg_http_server {
 	uint64_t rejected[100];   /* log lines of 4xx answers, by status */
 	uint64_t responses[6];    /* by status class, __atomic */
 	char *tls_cert, *tls_key; /* PEM copies, or NULL (plain HTTP) */
+	/* the per-tenant cap: requests in flight per tenant (scope NULL:
+	 * the admin bucket), an entry per tenant with one or more */
+	pthread_mutex_t cap_lock; /* guards slots, nslots, capslots, cap_log_* */
+	struct cap_slot {
+		char *scope; /* malloc'd, or NULL for the admin bucket */
+		unsigned n;
+	} * slots;
+	size_t nslots, capslots;
+	uint64_t in_flight;      /* __atomic */
+	uint64_t cap_refused[2]; /* projects, admin; __atomic */
+	int64_t cap_log_ms;      /* monotonic ms of the last log line, 0: none */
+	uint64_t cap_unlogged;   /* refusals since that line */
 };
 
 /* ---- streaming replies ---------------------------------------------------- */
@@ -440,6 +471,9 @@ struct req_state {
 	size_t body_len;
 	int body_over;
 	int64_t t0_ms;
+	int holds_slot;         /* counted in its tenant's slot (the cap) */
+	const char *slot_scope; /* the scope it counts under (req's own) */
+	int cap_refused;        /* answered 429 by the cap: logged apart */
 };
 
 /* Bytes of an unwanted body we read (and drop) after an early reply
@@ -460,6 +494,118 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 	else if (!(st->uri = strdup(uri)))
 		st->too_long = 1; /* treated as too long: we cannot hold it */
 	return st;
+}
+
+/* ---- the per-tenant cap ---------------------------------------------------- */
+
+static int same_scope(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+/* Take a slot of st's tenant: 0, -EBUSY when the tenant has max_per_scope
+ * in flight already (*n_out gets its count), -ENOMEM (the request then
+ * goes through uncounted: refusing it for our own lack of memory would
+ * be worse). */
+static int slot_take(struct vg_http_server *s, struct req_state *st)
+{
+	const char *scope = st->req.scope_project;
+	struct cap_slot *e = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->cap_lock);
+	for (size_t i = 0; i < s->nslots; i++)
+		if (same_scope(s->slots[i].scope, scope)) {
+			e = &s->slots[i];
+			break;
+		}
+	if (e && e->n >= s->o.max_per_scope) {
+		rc = -EBUSY;
+		goto out;
+	}
+	if (!e) {
+		char *copy = NULL;
+		if (s->nslots == s->capslots) {
+			size_t cap = s->capslots ? 2 * s->capslots : 8;
+			struct cap_slot *n = realloc(s->slots, cap * sizeof(*n));
+			if (!n) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			s->slots = n;
+			s->capslots = cap;
+		}
+		if (scope && !(copy = strdup(scope))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		e = &s->slots[s->nslots++];
+		e->scope = copy;
+		e->n = 0;
+	}
+	e->n++;
+	st->holds_slot = 1;
+	st->slot_scope = scope;
+	__atomic_add_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
+out:
+	pthread_mutex_unlock(&s->cap_lock);
+	return rc;
+}
+
+/* Give st's slot back (if it holds one); an entry at zero is removed. */
+static void slot_give(struct vg_http_server *s, struct req_state *st)
+{
+	if (!st->holds_slot)
+		return;
+	st->holds_slot = 0;
+	pthread_mutex_lock(&s->cap_lock);
+	for (size_t i = 0; i < s->nslots; i++) {
+		struct cap_slot *e = &s->slots[i];
+		if (!same_scope(e->scope, st->slot_scope))
+			continue;
+		if (--e->n == 0) {
+			free(e->scope);
+			*e = s->slots[--s->nslots];
+		}
+		break;
+	}
+	pthread_mutex_unlock(&s->cap_lock);
+	__atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
+}
+
+/* Count a refusal and log at most one line per VG_HTTP_CAP_LOG_MS: the
+ * first refusal at once, then, at the first refusal after the interval,
+ * how many there were meanwhile (the counter has them all). */
+static void cap_refused(struct vg_http_server *s, const struct req_state *st)
+{
+	const char *scope = st->req.scope_project;
+	int64_t now = vg_monotonic_ms();
+	uint64_t n = 0;
+	char who[80];
+
+	__atomic_add_fetch(&s->cap_refused[scope ? 0 : 1], 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&s->cap_lock);
+	s->cap_unlogged++;
+	if (!s->cap_log_ms || now - s->cap_log_ms >= VG_HTTP_CAP_LOG_MS) {
+		n = s->cap_unlogged;
+		s->cap_unlogged = 0;
+		s->cap_log_ms = now;
+	}
+	pthread_mutex_unlock(&s->cap_lock);
+	if (!n)
+		return;
+	if (scope) {
+		char clean[64];
+		vg_text_clean(scope, clean, sizeof(clean) - 1);
+		snprintf(who, sizeof(who), "project '%s'", clean);
+	} else {
+		snprintf(who, sizeof(who), "admin tokens");
+	}
+	vg_warn("http: %llu request%s refused (429) over the cap of %u in flight "
+		"per tenant in the last %d s (at most one line per %d s; "
+		"vigie_api_requests_refused_total counts them all), the last of %s",
+		(unsigned long long)n, n == 1 ? "" : "s", s->o.max_per_scope,
+		VG_HTTP_CAP_LOG_MS / 1000, VG_HTTP_CAP_LOG_MS / 1000, who);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -539,7 +685,8 @@ static enum MHD_Result send_resp(struct vg_http_server *s,
 
 	if (!r->status)
 		vg_http_reply_error(r, 500, "internal error");
-	if (r->status >= 400 && r->status < 500)
+	/* (a refusal of the cap has its own log line, once per interval) */
+	if (r->status >= 400 && r->status < 500 && !st->cap_refused)
 		log_rejected(s, st, c, r); /* before the body goes to libmicrohttpd */
 	if (r->stream) {
 		struct vg_http_stream *hs = r->stream;
@@ -761,8 +908,27 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 				 st->req.route->max_body);
 	st->req.body = st->body;
 	st->req.body_len = st->body_len;
-	vg_http_dispatch(s->o.routes, s->o.nroutes, s->o.authorize, &st->req,
-			 &r);
+	if (!vg_http_check(s->o.routes, s->o.nroutes, s->o.authorize, &st->req, &r))
+		return send_resp(s, st, c, &r);
+	/* the cap counts what went through the hook: a request refused by
+	 * it never took a slot, a public route takes none */
+	if (s->o.max_per_scope && s->o.authorize &&
+	    !(st->req.route->flags & VG_ROUTE_PUBLIC) &&
+	    slot_take(s, st) == -EBUSY) {
+		st->cap_refused = 1;
+		cap_refused(s, st);
+		vg_http_reply_error(&r, 429,
+				    "too many requests in flight for %s (at most %u at "
+				    "once); retry when one of them is answered",
+				    st->req.scope_project ? "this project" : "admin tokens",
+				    s->o.max_per_scope);
+		vg_http_resp_header(&r, "Retry-After", "%d", VG_HTTP_CAP_RETRY_S);
+		return send_resp(s, st, c, &r);
+	}
+	vg_http_run(&st->req, &r);
+	/* given back before the answer is queued: a client that sends its
+	 * next request once it read this answer always finds the slot free */
+	slot_give(s, st);
 	return send_resp(s, st, c, &r);
 }
 
@@ -790,6 +956,7 @@ int vg_http_start(const struct vg_http_options *o,
 	}
 	s->o = *o;
 	pthread_mutex_init(&s->streams_lock, NULL);
+	pthread_mutex_init(&s->cap_lock, NULL);
 	if (!s->o.threads)
 		s->o.threads = 1;
 	if (!s->o.conn_limit)
@@ -911,7 +1078,11 @@ void vg_http_stop(struct vg_http_server *s)
 	for (struct vg_http_stream *st = s->streams; st; st = st->next)
 		vg_http_stream_wake(st);
 	pthread_mutex_unlock(&s->streams_lock);
-	MHD_stop_daemon(s->d); /* joins the workers; closes the socket */
+	MHD_stop_daemon(s->d);                 /* joins the workers; closes the socket */
+	for (size_t i = 0; i < s->nslots; i++) /* none: every request completed */
+		free(s->slots[i].scope);
+	free(s->slots);
+	pthread_mutex_destroy(&s->cap_lock);
 	free(s->tls_cert);
 	free(s->tls_key);
 	free(s);
@@ -929,6 +1100,10 @@ void vg_http_get_stats(const struct vg_http_server *s,
 		out->responses[i] = __atomic_load_n(&s->responses[i],
 						    __ATOMIC_RELAXED);
 	out->stream_probes = __atomic_load_n(&s->stream_probes, __ATOMIC_RELAXED);
+	out->in_flight = __atomic_load_n(&s->in_flight, __ATOMIC_RELAXED);
+	for (int i = 0; i < 2; i++)
+		out->cap_refused[i] = __atomic_load_n(&s->cap_refused[i],
+						      __ATOMIC_RELAXED);
 	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 	if (di)
 		out->connections = di->num_connections;

@@ -253,6 +253,17 @@ int vg_http_route_find(const struct vg_route *routes, size_t n,
 typedef int (*vg_http_authorize_fn)(void *ctx, struct vg_http_req *req,
 				    struct vg_http_resp *resp);
 
+/* The checks of vg_http_dispatch before the handler: route, parameters
+ * and the authorisation hook (skipped for VG_ROUTE_PUBLIC). 1 when the
+ * handler may run (req->route set, and req->scope_project as the hook
+ * left it), else 0 with the reply in resp. The server runs these, then
+ * its per-tenant cap (vg_http_options.max_per_scope), then vg_http_run. */
+int vg_http_check(const struct vg_route *routes, size_t n,
+		  vg_http_authorize_fn authorize, struct vg_http_req *req,
+		  struct vg_http_resp *resp);
+/* Call req->route's handler; a 500 if it set no reply. */
+void vg_http_run(struct vg_http_req *req, struct vg_http_resp *resp);
+
 /* Route, validate parameters, authorise and call the handler: what the
  * server does once the request (and any body) is in. Always leaves a
  * reply in resp: 404 unknown path, 405 wrong method (with Allow), 400
@@ -279,7 +290,25 @@ struct vg_http_options {
 	 * for plain HTTP. Copied by vg_http_start. */
 	const char *tls_cert_pem; /* certificate chain */
 	const char *tls_key_pem;  /* its private key (unencrypted) */
+	/* Per-tenant cap: at most this many requests of one scope in flight
+	 * at once (0: no cap). A tenant is the req->scope_project the
+	 * authorisation hook left (a project); requests it left with none (an
+	 * admin token) share one bucket of their own with the same cap.
+	 * Requests the hook refused, and routes without the hook
+	 * (VG_ROUTE_PUBLIC, or no hook at all), take no slot. A request holds
+	 * its slot while its handler runs (the worker thread it occupies),
+	 * from the moment the hook let it through until the handler returned:
+	 * writing the answer holds no thread (a slow reader takes no slot),
+	 * and a streamed reply is parked without one (its handler bounds the
+	 * streams of a tenant itself). Over the cap: 429 at once, the
+	 * JSON error with Retry-After: VG_HTTP_CAP_RETRY_S, counted
+	 * (vg_http_stats.cap_refused) and logged at most once per
+	 * VG_HTTP_CAP_LOG_MS, not per request. */
+	unsigned max_per_scope;
 };
+
+#define VG_HTTP_CAP_RETRY_S 1    /* Retry-After of a 429 over the cap */
+#define VG_HTTP_CAP_LOG_MS 60000 /* one log line per this, at most */
 
 /* Counters of a running server (thread-safe reads). */
 struct vg_http_stats {
@@ -288,6 +317,11 @@ struct vg_http_stats {
 	/* rounds of the stream prober: none while the server has no
 	 * streamed reply */
 	uint64_t stream_probes;
+	/* the per-tenant cap (max_per_scope): requests holding a slot now,
+	 * and the 429s it answered, [0] for projects, [1] for the admin
+	 * bucket */
+	uint64_t in_flight;
+	uint64_t cap_refused[2];
 };
 void vg_http_get_stats(const struct vg_http_server *s,
 		       struct vg_http_stats *out);

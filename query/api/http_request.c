@@ -348,9 +348,9 @@ static void unknown_param(const struct vg_route *r, const char *key,
 				    key);
 }
 
-void vg_http_dispatch(const struct vg_route *routes, size_t n,
-		      vg_http_authorize_fn authorize, struct vg_http_req *req,
-		      struct vg_http_resp *resp)
+int vg_http_check(const struct vg_route *routes, size_t n,
+		  vg_http_authorize_fn authorize, struct vg_http_req *req,
+		  struct vg_http_resp *resp)
 {
 	unsigned allowed = 0;
 	int rc = vg_http_route_find(routes, n, req, &allowed);
@@ -358,7 +358,7 @@ void vg_http_dispatch(const struct vg_route *routes, size_t n,
 	if (rc == -ENOENT) {
 		vg_http_reply_error(resp, 404, "no such endpoint: %.200s",
 				    req->path);
-		return;
+		return 0;
 	}
 	if (rc == -EOPNOTSUPP) {
 		char list[128];
@@ -369,13 +369,13 @@ void vg_http_dispatch(const struct vg_route *routes, size_t n,
 				    req->method_name,
 				    req->path, list);
 		vg_http_resp_header(resp, "Allow", "%s", list);
-		return;
+		return 0;
 	}
 	for (size_t i = 0; i < req->nparams; i++) {
 		const char *key = req->params[i].key;
 		if (!param_allowed(req->route, key)) {
 			unknown_param(req->route, key, resp);
-			return;
+			return 0;
 		}
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(req->params[j].key, key)) {
@@ -383,17 +383,31 @@ void vg_http_dispatch(const struct vg_route *routes, size_t n,
 						    "parameter '%.64s' given "
 						    "more than once",
 						    key);
-				return;
+				return 0;
 			}
 	}
 	if (authorize && !(req->route->flags & VG_ROUTE_PUBLIC) &&
 	    authorize(req->ctx, req, resp)) {
 		if (!resp->status)
 			vg_http_reply_error(resp, 401, "unauthorized");
-		return;
+		return 0;
 	}
-	rc = req->route->handler(req, resp);
+	return 1;
+}
+
+void vg_http_run(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	int rc = req->route->handler(req, resp);
+
 	if (!resp->status)
 		vg_http_reply_error(resp, 500, "internal error (%s)",
 				    rc < 0 ? strerror(-rc) : "no reply");
+}
+
+void vg_http_dispatch(const struct vg_route *routes, size_t n,
+		      vg_http_authorize_fn authorize, struct vg_http_req *req,
+		      struct vg_http_resp *resp)
+{
+	if (vg_http_check(routes, n, authorize, req, resp))
+		vg_http_run(req, resp);
 }

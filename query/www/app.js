@@ -230,10 +230,22 @@
 			init.body = JSON.stringify(o.body);
 			headers['Content-Type'] = 'application/json';
 		}
-		try {
-			r = await fetch(path, init);
-		} catch (e) {
-			throw new ApiError(0, 'cannot reach the vigie API (' + e.message + ')');
+		for (let attempt = 0; ; attempt++) {
+			try {
+				r = await fetch(path, init);
+			} catch (e) {
+				throw new ApiError(0, 'cannot reach the vigie API (' + e.message + ')');
+			}
+			/* Over the project's requests in flight ([collector]
+			 * http_max_concurrent_per_project): a 429 with a short
+			 * Retry-After, nothing done; a view runs up to PARALLEL
+			 * requests at once, so wait and ask again. A long
+			 * Retry-After (a publish or notification limit) is an
+			 * error to show. */
+			const after = Number(r.headers.get('Retry-After'));
+			if (r.status !== 429 || !(after >= 0 && after <= 5) || attempt >= 8)
+				break;
+			await new Promise((done) => setTimeout(done, 1000 * after + 250 * attempt));
 		}
 		if (!r.ok) {
 			let msg = 'HTTP ' + r.status;

@@ -78,4 +78,11 @@ refused "daemons set with the files backend" "[storage] daemons is set but backe
   <<<$'[storage]\ndaemons = 127.0.0.1:42217'
 refused "a check_max of 0" "[storage] check_max: '0'" \
   <<<$'[storage]\ncheck_max = 0'
+# the per-project cap on API requests in flight: out of range at its line;
+# more than the workers (either key first) once both are read
+refused "a per-project cap beyond 64" "c$((n + 1)).conf:5: [collector] http_max_concurrent_per_project: '65'" \
+  <<<$'http_max_concurrent_per_project = 65'
+refused "a per-project cap over http_threads" \
+  "[collector] http_max_concurrent_per_project: 5 is more than [collector] http_threads (4)" \
+  <<<$'http_max_concurrent_per_project = 5\nhttp_threads = 4'
 done_testing

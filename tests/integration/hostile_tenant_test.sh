@@ -182,7 +182,10 @@ eq "1e307 is a 400 (it was stored as unknown)" \
 check "the earlier streams are gone" wait_for 30 bash -c "[[ \$(curl -q -s -H 'Authorization: Bearer $ADMIN' '$API/metrics' | awk '\$1 == \"vigie_alarms_sse_clients\" {print \$2}') == 0 ]]"
 spids=()
 for i in $(seq 64); do
-  curl -q -s -N --max-time 600 -H "Authorization: Bearer $ANA" "$API/v1/alarms/stream" >"$TMP/sse.$i" &
+  # --retry: 64 opened at once meet the per-project cap on requests in
+  # flight ([collector] http_max_concurrent_per_project: a 429 with
+  # Retry-After: 1, which curl retries); the cap on streams is the 65th's
+  curl -q -s -N --retry 10 --max-time 600 -H "Authorization: Bearer $ANA" "$API/v1/alarms/stream" >"$TMP/sse.$i" &
   spids+=($!)
 done
 _pids+=("${spids[@]}")

@@ -27,7 +27,10 @@ as() { local t=$1; shift; curl -q -s --max-time 20 -H "Authorization: Bearer $t"
 post() { printf '%s' "$2" | as "$1" -X POST -H 'Content-Type: application/json' --data-binary @- "$API/v1/measures"; }
 code() { printf '%s' "$2" | as "$1" -o /dev/null -w '%{http_code}' -X POST --data-binary @- "$API/v1/measures"; }
 
-printf '[collector]\npublish_series_max = 20\npublish_points_per_s = 100\n' >"$TMP/vigie.conf"
+# http_max_concurrent_per_project at the workers (4): the 8 publishes at
+# once below are about the points bucket, not the per-project cap (its
+# own tests: http_test, api_cap_test)
+printf '[collector]\npublish_series_max = 20\npublish_points_per_s = 100\nhttp_max_concurrent_per_project = 4\n' >"$TMP/vigie.conf"
 check "collector answers /v1/health" start_api_collector collector --config "$TMP/vigie.conf" \
   --data-dir "$DATA" --notify tcp://127.0.0.1:$NPORT
 if command -v nanocat >/dev/null; then

@@ -308,7 +308,10 @@ static int write_data(void)
 
 static int setup_server(void **state)
 {
-	struct vg_api_options o = {.threads = 3};
+	/* test_concurrent runs one token's requests on every worker at once:
+	 * the per-project cap at the workers lets it (the cap's own test is
+	 * http_test's test_tenant_cap) */
+	struct vg_api_options o = {.threads = 3, .max_per_project = 3};
 	char tok[VG_TOKEN_LEN + 1];
 
 	(void)state;

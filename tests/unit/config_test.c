@@ -642,6 +642,52 @@ static void test_archive_tiers_strict(void **state)
 	(void)state;
 }
 
+/* [collector] http_max_concurrent_per_project: 0 (the default) is
+ * http_threads - 1; bad text and out of range named at parse, more than
+ * http_threads refused by vg_config_check whichever key came first. */
+static void test_http_max_concurrent_per_project(void **state)
+{
+	struct vg_config c;
+	char err[512] = "";
+
+	(void)state;
+	vg_config_defaults(&c);
+	assert_int_equal(c.collector_http_max_per_project, 0);
+	assert_int_equal(vg_config_check(&c, err, sizeof(err)), 0);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[collector]\nhttp_max_concurrent_per_project = 3\n"
+					       "http_threads = 3\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.collector_http_max_per_project, 3);
+	assert_int_equal(vg_config_check(&c, err, sizeof(err)), 0);
+	expect_error("[collector]\nhttp_max_concurrent_per_project = -1\n",
+		     "x.conf:2: [collector] http_max_concurrent_per_project: '-1' must be an integer");
+	expect_error("[collector]\nhttp_max_concurrent_per_project = 65\n",
+		     "x.conf:2: [collector] http_max_concurrent_per_project: '65'");
+	expect_error("[collector]\nhttp_max_concurrent_per_project = two\n",
+		     "x.conf:2: [collector] http_max_concurrent_per_project: 'two'");
+	expect_error("[collector]\nhttp_max_concurrent_per_project =\n",
+		     "x.conf:2: [collector] http_max_concurrent_per_project");
+	/* more than the workers, in either order */
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[collector]\nhttp_max_concurrent_per_project = 5\n"
+					       "http_threads = 4\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(vg_config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "[collector] http_max_concurrent_per_project: 5 is more "
+				    "than [collector] http_threads (4)"));
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_set(&c, "collector", "http_threads", "2", err, sizeof(err)), 0);
+	assert_int_equal(vg_config_set(&c, "collector", "http_max_concurrent_per_project", "3",
+				       err, sizeof(err)),
+			 0);
+	assert_int_equal(vg_config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "http_max_concurrent_per_project: 3 is more"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -659,6 +705,7 @@ int main(void)
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_values_checked_at_parse),
 		cmocka_unit_test(test_check_max),
+		cmocka_unit_test(test_http_max_concurrent_per_project),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -282,6 +282,28 @@ static int h_stream(struct vg_http_req *req, struct vg_http_resp *resp)
 				    hello_release, said, NULL);
 }
 
+/* A slow request, for the per-tenant cap: its handler holds its worker
+ * thread until the test opens the gate, as a query over a long range or
+ * a storage daemon that does not answer would. This is the test route's
+ * own handler (the generic server under test runs it like any other),
+ * not a hook in the server. g_slow_entered counts the handlers that
+ * started; both under g_slow_lock, signalled on g_slow_cond. */
+static pthread_mutex_t g_slow_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_slow_cond = PTHREAD_COND_INITIALIZER;
+static int g_slow_entered, g_slow_open;
+
+static int h_slow(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	(void)req;
+	pthread_mutex_lock(&g_slow_lock);
+	g_slow_entered++;
+	pthread_cond_broadcast(&g_slow_cond);
+	while (!g_slow_open)
+		pthread_cond_wait(&g_slow_cond, &g_slow_lock);
+	pthread_mutex_unlock(&g_slow_lock);
+	return vg_http_reply_json(resp, 200, json_pack("{s:b}", "slow", 1));
+}
+
 static const struct vg_route test_routes[] = {
 	{VG_HTTP_GET, "/v1/echo", h_echo, echo_params, 0, VG_ROUTE_PUBLIC},
 	{VG_HTTP_GET, "/v1/things/{id}", h_echo, NULL, 0, 0},
@@ -292,6 +314,7 @@ static const struct vg_route test_routes[] = {
 	{VG_HTTP_GET, "/v1/broken", h_noreply, NULL, 0, 0},
 	{VG_HTTP_GET, "/static/{path*}", h_echo, NULL, 0, 0},
 	{VG_HTTP_GET, "/v1/stream", h_stream, NULL, 0, 0},
+	{VG_HTTP_GET, "/v1/slow", h_slow, NULL, 0, 0},
 };
 #define NTEST_ROUTES (sizeof(test_routes) / sizeof(test_routes[0]))
 
@@ -754,6 +777,7 @@ struct fetched {
 	size_t len;
 	char allow[128];
 	char ctype[128];
+	char retry_after[32];
 };
 
 static size_t on_body(char *p, size_t sz, size_t n, void *ud)
@@ -777,6 +801,9 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 
 	if (len > 7 && !strncasecmp(p, "Allow: ", 7))
 		snprintf(f->allow, sizeof(f->allow), "%.*s", (int)(len - 9), p + 7);
+	if (len > 13 && !strncasecmp(p, "Retry-After: ", 13))
+		snprintf(f->retry_after, sizeof(f->retry_after), "%.*s",
+			 (int)(len - 15), p + 13);
 	if (len > 14 && !strncasecmp(p, "Content-Type: ", 14))
 		snprintf(f->ctype, sizeof(f->ctype), "%.*s", (int)(len - 16),
 			 p + 14);
@@ -992,19 +1019,23 @@ static void test_server_concurrent(void **state)
 	vg_http_stop(s);
 }
 
-/* A raw connection that asked for /v1/stream and read its hello. */
-static int open_stream(uint16_t port)
+/* A raw connection that asked for /v1/stream (with "Authorization:
+ * Bearer token", none for NULL) and read its hello. */
+static int open_stream_as(uint16_t port, const char *token)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-	static const char rq[] = "GET /v1/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+	char rq[256];
 	char buf[1024];
 	size_t got = 0;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), rqlen;
 
+	rqlen = snprintf(rq, sizeof(rq), "GET /v1/stream HTTP/1.1\r\nHost: t\r\n%s%s%s\r\n",
+			 token ? "Authorization: Bearer " : "", token ? token : "",
+			 token ? "\r\n" : "");
 	assert_true(fd >= 0);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(write(fd, rq, sizeof(rq) - 1), (ssize_t)(sizeof(rq) - 1));
+	assert_int_equal(write(fd, rq, (size_t)rqlen), rqlen);
 	while (got < sizeof(buf) - 1) {
 		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
 		assert_true(n > 0);
@@ -1016,6 +1047,11 @@ static int open_stream(uint16_t port)
 	assert_non_null(strstr(buf, "200"));
 	assert_non_null(strstr(buf, "hello\n"));
 	return fd;
+}
+
+static int open_stream(uint16_t port)
+{
+	return open_stream_as(port, NULL);
 }
 
 /* Wait until want streams were released: 1, or 0 if they were not after
@@ -1264,6 +1300,264 @@ static void test_rejected_logged(void **state)
 	unlink(logp);
 }
 
+/* ---- the per-tenant cap ---------------------------------------------------------- */
+
+/* Tokens of the cap test: "Bearer a" is project a, "Bearer b" project b,
+ * "Bearer admin" an admin (no scope); anything else a 401. */
+static int tenant_auth(void *ctx, struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	const char *h = req->authorization;
+
+	(void)ctx;
+	if (h && !strcmp(h, "Bearer admin")) {
+		req->scope_project = NULL;
+		return 0;
+	}
+	if (h && (!strcmp(h, "Bearer a") || !strcmp(h, "Bearer b"))) {
+		snprintf(req->scope_buf, sizeof(req->scope_buf), "%s", h + 7);
+		req->scope_project = req->scope_buf;
+		return 0;
+	}
+	return vg_http_reply_error(resp, 401, "token required") || 1;
+}
+
+/* GET path with "Authorization: Bearer token" (none for NULL). */
+static long fetch_as(uint16_t port, const char *token, const char *path, long timeout_s,
+		     struct fetched *f)
+{
+	char url[256], auth[128];
+	CURL *h = curl_easy_init();
+	struct curl_slist *hd = NULL;
+
+	memset(f, 0, sizeof(*f));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, f);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	if (token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		hd = curl_slist_append(hd, auth);
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	}
+	if (curl_easy_perform(h) == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &f->status);
+	else
+		f->status = -1;
+	curl_easy_cleanup(h);
+	curl_slist_free_all(hd);
+	return f->status;
+}
+
+struct slow_call {
+	uint16_t port;
+	const char *token;
+	pthread_t th;
+	struct fetched f;
+};
+
+static void *slow_thread(void *arg)
+{
+	struct slow_call *c = arg;
+
+	/* 60 s: a hang guard, not a timing bound (the gate opens it) */
+	fetch_as(c->port, c->token, "/v1/slow", 60L, &c->f);
+	return NULL;
+}
+
+/* Wait until n slow handlers have started: 1, or 0 after VG_TEST_HANG_S
+ * (a hang turned into a failure, no timing bound). */
+static int slow_entered(int n)
+{
+	struct timespec until;
+	int rc = 1;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += VG_TEST_HANG_S;
+	pthread_mutex_lock(&g_slow_lock);
+	while (g_slow_entered < n && rc)
+		rc = pthread_cond_timedwait(&g_slow_cond, &g_slow_lock, &until) != ETIMEDOUT;
+	rc = g_slow_entered >= n;
+	pthread_mutex_unlock(&g_slow_lock);
+	return rc;
+}
+
+/* Start n slow requests of token, one after the other: each is sent once
+ * the one before holds its worker, so each lands on a worker of its own
+ * (a busy worker accepts no connection). */
+static void hold_slow(struct slow_call *c, int n, uint16_t port, const char *token)
+{
+	int before;
+
+	pthread_mutex_lock(&g_slow_lock);
+	before = g_slow_entered;
+	g_slow_open = 0;
+	pthread_mutex_unlock(&g_slow_lock);
+	for (int i = 0; i < n; i++) {
+		c[i].port = port;
+		c[i].token = token;
+		assert_int_equal(pthread_create(&c[i].th, NULL, slow_thread, &c[i]), 0);
+		assert_true(slow_entered(before + i + 1));
+	}
+}
+
+static void release_slow(struct slow_call *c, int n)
+{
+	pthread_mutex_lock(&g_slow_lock);
+	g_slow_open = 1;
+	pthread_cond_broadcast(&g_slow_cond);
+	pthread_mutex_unlock(&g_slow_lock);
+	for (int i = 0; i < n; i++) {
+		pthread_join(c[i].th, NULL);
+		assert_int_equal(c[i].f.status, 200);
+		fetched_free(&c[i].f);
+	}
+}
+
+/* Wait until the server counts want requests in flight (the completion
+ * callback gives a slot back just after the answer is out). */
+static int in_flight_is(struct vg_http_server *s, uint64_t want)
+{
+	struct vg_http_stats hs;
+
+	for (int i = 0; i < VG_TEST_HANG_S * 100; i++) {
+		vg_http_get_stats(s, &hs);
+		if (hs.in_flight == want)
+			return 1;
+		nanosleep(&(struct timespec){0, 10000000L}, NULL);
+	}
+	return 0;
+}
+
+static struct vg_http_server *start_capped_server(unsigned threads, unsigned cap)
+{
+	struct vg_http_options o = {
+		.listen = "127.0.0.1:0",
+		.threads = threads,
+		.routes = test_routes,
+		.nroutes = NTEST_ROUTES,
+		.authorize = tenant_auth,
+		.max_per_scope = cap,
+	};
+	struct vg_http_server *s = NULL;
+	char err[256];
+
+	assert_int_equal(vg_http_start(&o, &s, err, sizeof(err)), 0);
+	return s;
+}
+
+/* One tenant cannot hold every worker: with 4 workers and a cap of 3,
+ * project a holds 3 slow requests; its next is a 429 at once (JSON error,
+ * Retry-After) while project b and an admin are served, a request
+ * without a token is a 401 that takes no slot; once a's requests are
+ * answered a is served again. The refusals are counted, logged once (not
+ * per request) and not as "rejected" lines. Streams give their slot back
+ * when their handler returns. Then the admin bucket: admin tokens share
+ * one bucket with the same cap, apart from the projects'. Without the
+ * cap a's fourth request is served (200): the test fails. */
+static void test_tenant_cap(void **state)
+{
+	char logp[] = "/tmp/vigie-http-cap-XXXXXX";
+	int fd = mkstemp(logp), saved = dup(2), streams[3];
+	struct slow_call calls[3];
+	struct vg_http_server *s;
+	struct vg_http_stats hs;
+	struct fetched f;
+	json_t *j;
+	uint16_t port;
+
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	fflush(stderr);
+	assert_int_equal(dup2(fd, 2), 2);
+	s = start_capped_server(4, 3);
+	port = vg_http_port(s);
+
+	hold_slow(calls, 3, port, "a");
+	/* a's fourth: refused at once */
+	assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 429);
+	assert_string_equal(f.retry_after, "1");
+	assert_string_equal(f.ctype, "application/json");
+	j = json_loadb(f.body, f.len, 0, NULL);
+	assert_int_equal(error_code(j), 429);
+	assert_non_null(strstr(error_message(j), "too many requests in flight for this project"));
+	json_decref(j);
+	fetched_free(&f);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 429);
+		fetched_free(&f);
+	}
+	/* the others are served meanwhile, on the worker a cannot take */
+	assert_int_equal(fetch_as(port, "b", "/v1/things/x", 10L, &f), 200);
+	fetched_free(&f);
+	assert_int_equal(fetch_as(port, "admin", "/v1/things/x", 10L, &f), 200);
+	fetched_free(&f);
+	/* no token: refused by the hook, before any slot */
+	assert_int_equal(fetch_as(port, NULL, "/v1/things/x", 10L, &f), 401);
+	fetched_free(&f);
+	assert_int_equal(fetch_as(port, "nope", "/v1/things/x", 10L, &f), 401);
+	fetched_free(&f);
+	vg_http_get_stats(s, &hs);
+	assert_int_equal(hs.cap_refused[0], 5);
+	assert_int_equal(hs.cap_refused[1], 0);
+	assert_true(in_flight_is(s, 3)); /* a's three: b's, admin's, the 401s gone */
+
+	release_slow(calls, 3);
+	assert_true(in_flight_is(s, 0));
+	assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 200);
+	fetched_free(&f);
+
+	/* streams: parked without a thread, their slots given back */
+	for (int i = 0; i < 3; i++)
+		streams[i] = open_stream_as(port, "a");
+	assert_true(in_flight_is(s, 0));
+	assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 200);
+	fetched_free(&f);
+	for (int i = 0; i < 3; i++)
+		close(streams[i]);
+	vg_http_get_stats(s, &hs);
+	assert_int_equal(hs.cap_refused[0], 5);
+	vg_http_stop(s);
+
+	/* the admin bucket: 2 workers, cap 1 */
+	s = start_capped_server(2, 1);
+	port = vg_http_port(s);
+	hold_slow(calls, 1, port, "admin");
+	assert_int_equal(fetch_as(port, "admin", "/v1/things/x", 10L, &f), 429);
+	assert_string_equal(f.retry_after, "1");
+	j = json_loadb(f.body, f.len, 0, NULL);
+	assert_non_null(strstr(error_message(j), "too many requests in flight for admin tokens"));
+	json_decref(j);
+	fetched_free(&f);
+	assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 200);
+	fetched_free(&f);
+	vg_http_get_stats(s, &hs);
+	assert_int_equal(hs.cap_refused[0], 0);
+	assert_int_equal(hs.cap_refused[1], 1);
+	release_slow(calls, 1);
+	assert_int_equal(fetch_as(port, "admin", "/v1/things/x", 10L, &f), 200);
+	fetched_free(&f);
+	vg_http_stop(s);
+
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	close(fd);
+	/* six refusals, two servers: one line each (the first refusal's), no
+	 * line per request, and none among the "rejected" 4xx lines */
+	assert_int_equal(count_lines(logp, "refused (429) over the cap"), 2);
+	assert_int_equal(count_lines(logp, " warn: http: 1 request refused (429) over the cap "
+					   "of 3 in flight per tenant"),
+			 1);
+	assert_int_equal(count_lines(logp, "the last of project 'a'"), 1);
+	assert_int_equal(count_lines(logp, "the last of admin tokens"), 1);
+	assert_int_equal(count_lines(logp, ": 429 "), 0);
+	unlink(logp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1287,6 +1581,7 @@ int main(void)
 		cmocka_unit_test(test_server_bad_listen),
 		cmocka_unit_test(test_server_all_addresses),
 		cmocka_unit_test(test_rejected_logged),
+		cmocka_unit_test(test_tenant_cap),
 	};
 	int rc;
 
