@@ -15,6 +15,8 @@
 # minutes of real daemons and failures) runs only when named:
 # TEST_GROUPS=cluster (`make cluster-test`). Each program gets TEST_TIMEOUT
 # seconds (900 by default): a hung one fails instead of holding the run.
+# Each program's wall time goes at the end of its log ("# duration: 12.3 s")
+# and the run ends with the 15 slowest programs (where CI's time goes).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${VIGIE_BUILD:-build}
@@ -23,6 +25,7 @@ LOGS=$BUILD/test-logs
 mkdir -p "$LOGS"
 pass=0 fail=0 skip=0
 failed_names=()
+durations=() # "MILLISECONDS NAME" of each program run
 
 # A sanitizer build (make SAN=1) is recognised by its binaries. Its
 # sanitizer reports go to one file per process under $SANLOGS (the
@@ -46,12 +49,14 @@ fi
 
 run_one() { # name, command...
   local name=$1; shift
-  local log="$LOGS/$name.log" t0=$SECONDS
+  local log="$LOGS/$name.log" t0=$SECONDS us0=${EPOCHREALTIME/./}
   mkdir -p "$(dirname "$log")"
   # a hung test fails (exit 124) instead of holding the whole run
   CMOCKA_MESSAGE_OUTPUT=TAP timeout -k 10 "${TEST_TIMEOUT:-900}" "$@" >"$log" 2>&1
-  local rc=$?
+  local rc=$? ms=$(((${EPOCHREALTIME/./} - us0) / 1000))
+  durations+=("$ms $name")
   [[ $rc -eq 124 ]] && echo "not ok - $name did not finish in ${TEST_TIMEOUT:-900} s (TEST_TIMEOUT)" >>"$log"
+  printf '# duration: %d.%d s\n' $((ms / 1000)) $((ms % 1000 / 100)) >>"$log"
   local p f s r nsan=0
   if [[ -n $SANLOGS ]]; then
     for r in "$SANLOGS"/asan.* "$SANLOGS"/ubsan.*; do
@@ -116,6 +121,13 @@ for t in tests/integration/*_test.sh tests/e2e/*_test.sh tests/cluster/*_test.sh
   [[ -n $pattern && $n != *$pattern* ]] && continue
   run_one "$n" bash "$t"
 done
+
+if [[ ${#durations[@]} -gt 1 ]]; then
+  echo
+  echo "slowest (wall time; also at the end of each log):"
+  printf '%s\n' "${durations[@]}" | sort -rn | head -15 |
+    awk '{ printf "  %7.1f s  %s\n", $1 / 1000, $2 }'
+fi
 
 echo
 [[ ${#failed_names[@]} -gt 0 ]] && echo "failed: ${failed_names[*]}"
