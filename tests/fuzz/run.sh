@@ -70,27 +70,63 @@ build_objs() { # sources...
 			'clang '"$CFLAGS"' -fsanitize=fuzzer-no-link -c "$0" -o "$1" || exit 255'
 }
 
-n=0; rc_all=0
+# Which targets, then: every object any of them needs compiled at once
+# (one compiler per core), each target linked, then the fuzzers run, at
+# most FUZZ_JOBS (default: one per core) at a time. Each fuzzer is
+# single-threaded and gets its SECS seconds of wall time whatever runs
+# beside it, so on an idle machine each does as many runs as alone; the
+# TAP lines come out in the targets' order.
+JOBS=${FUZZ_JOBS:-$(nproc)}
+names=() all_srcs=()
 for src in tests/fuzz/*_fuzz.c; do
 	t=$(basename "$src" .c); name=${t%_fuzz}
 	if [[ -n ${FUZZ_TARGETS:-} && " $FUZZ_TARGETS " != *" $name "* ]]; then
 		continue
 	fi
-	n=$((n + 1))
-	corpus=$OUT/corpus/$name; mkdir -p "$corpus" "$OUT/crashes/$name"
-	cp -n tests/fuzz/corpus/$name/* "$corpus"/ 2>/dev/null
+	names+=("$name")
+	all_srcs+=($(ls common/*.c) $(target_srcs "$name"))
+done
+# a source that fails here fails again below, in the log of each target
+# that needs it
+build_objs $(printf '%s\n' "${all_srcs[@]}" | sort -u) >"$OUT/obj/build.log" 2>&1
+
+# throttle: wait while JOBS background jobs run
+throttle() { while [[ $(jobs -rp | wc -l) -ge $JOBS ]]; do wait -n; done; }
+
+for name in "${names[@]}"; do
+	t=${name}_fuzz src=tests/fuzz/${name}_fuzz.c
 	srcs="$(ls common/*.c) $(target_srcs "$name")"
 	objs=""
 	for s in $srcs; do objs="$objs $(obj "$s")"; done
-	if ! build_objs $srcs >"$OUT/$t.build.log" 2>&1 ||
-	   ! clang $CFLAGS -fsanitize=fuzzer "$src" $objs -o "$OUT/$t" \
+	rm -f "$OUT/$t.built"
+	throttle
+	{ build_objs $srcs >"$OUT/$t.build.log" 2>&1 &&
+	  clang $CFLAGS -fsanitize=fuzzer "$src" $objs -o "$OUT/$t" \
 		$(pkg-config --libs $(target_pkgs "$name")) -lsnappy -lm -lpthread \
-		>>"$OUT/$t.build.log" 2>&1; then
+		>>"$OUT/$t.build.log" 2>&1 && touch "$OUT/$t.built"; } &
+done
+wait
+
+for name in "${names[@]}"; do
+	t=${name}_fuzz corpus=$OUT/corpus/$name
+	rm -f "$OUT/$t.ok"
+	[[ -f $OUT/$t.built ]] || continue
+	mkdir -p "$corpus" "$OUT/crashes/$name"
+	cp -n tests/fuzz/corpus/$name/* "$corpus"/ 2>/dev/null
+	throttle
+	"$OUT/$t" -max_total_time="$SECS" -max_len=65536 -timeout=10 \
+		-artifact_prefix="$OUT/crashes/$name/" "$corpus" >"$OUT/$t.log" 2>&1 &&
+		touch "$OUT/$t.ok" &
+done
+wait
+
+n=0; rc_all=0
+for name in "${names[@]}"; do
+	t=${name}_fuzz; n=$((n + 1))
+	if [[ ! -f $OUT/$t.built ]]; then
 		echo "not ok $n - $t builds (see $OUT/$t.build.log, $OUT/obj/build.log)"
-		rc_all=1; continue
-	fi
-	if "$OUT/$t" -max_total_time="$SECS" -max_len=65536 -timeout=10 \
-	     -artifact_prefix="$OUT/crashes/$name/" "$corpus" >"$OUT/$t.log" 2>&1; then
+		rc_all=1
+	elif [[ -f $OUT/$t.ok ]]; then
 		echo "ok $n - $t ran ${SECS}s: $(grep -o 'Done [0-9]* runs' "$OUT/$t.log" | tail -1)"
 	else
 		echo "not ok $n - $t found a crash: $(ls "$OUT/crashes/$name" | head -3 | tr '\n' ' ') (log $OUT/$t.log)"

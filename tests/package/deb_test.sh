@@ -54,7 +54,7 @@ getent passwd vigie >/dev/null && skip_all "a vigie user exists; not touching it
 mkdir -p "$TMP/src"
 git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C "$TMP/src"
 t0=$SECONDS
-if (cd "$TMP/src" && nice dpkg-buildpackage -us -uc -b) >"$TMP/build.log" 2>&1; then
+if (cd "$TMP/src" && nice dpkg-buildpackage -us -uc -b -J"$(nproc)") >"$TMP/build.log" 2>&1; then
   ok "dpkg-buildpackage -us -uc -b ($((SECONDS - t0)) s)"
 else
   nok "dpkg-buildpackage failed"; tail -20 "$TMP/build.log" | sed 's/^/# /'
