@@ -588,8 +588,8 @@ static void test_replay_daemon_without_R(void **state)
 	assert_null(strstr(err, "Resource temporarily unavailable"));
 	assert_int_equal(journal_segments(dir), nseg);
 
-	/* so do the offline commands that replay it first: storage convert
-	 * and storage move (exit 1, the same words, nothing retired) */
+	/* so do the offline commands that replay it first: storage convert,
+	 * move and flush (exit 1, the same words, nothing retired) */
 	snprintf(cfg.collector_data_dir, sizeof(cfg.collector_data_dir), "%s", dir);
 	snprintf(sub, sizeof(sub), "%s/from", dir);
 	assert_int_equal(mkdir(sub, 0700), 0);
@@ -599,6 +599,7 @@ static void test_replay_daemon_without_R(void **state)
 	snprintf(from_dir, sizeof(from_dir), "%s/from", dir);
 	snprintf(to_dir, sizeof(to_dir), "%s/to", dir);
 	char *conv[] = {"storage", "convert", NULL};
+	char *flush[] = {"storage", "flush", NULL};
 	char *move[] = {"storage", "move", "--from", "unix:/nonexistent/sock", "--to", d.unix_addr,
 			"--from-dir", from_dir, "--to-dir", to_dir, "--all", NULL};
 	struct {
@@ -606,7 +607,8 @@ static void test_replay_daemon_without_R(void **state)
 		int argc;
 		const char *prog;
 	} cmds[] = {{conv, 2, "vigie-collector storage convert: "},
-		    {move, 11, "vigie-collector storage move: "}};
+		    {move, 11, "vigie-collector storage move: "},
+		    {flush, 2, "vigie-collector storage flush: "}};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		char *o = NULL, *e = NULL;
 		size_t ol = 0, el = 0;
