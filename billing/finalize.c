@@ -126,25 +126,21 @@ static int compute_month(struct vg_db *db, const struct vg_bill_ratecard *rc,
 	if ((r = vg_bill_usage_load(db, vg_bill_month_start_ms(m), vg_bill_month_end_ms(m),
 				    project, &u)))
 		return r;
-	if (project) {
-		struct vg_bill_invoice *inv;
-		r = vg_bill_invoice_compute(&u, rc, m, project, &inv);
-		if (!r && inv->nlines == 0) {
-			vg_bill_invoice_free(inv);
-		} else if (!r) {
-			*out = malloc(sizeof(**out));
-			if (!*out) {
-				vg_bill_invoice_free(inv);
-				r = -ENOMEM;
-			} else {
-				(*out)[0] = inv;
-				*n = 1;
-			}
-		}
-	} else {
-		r = vg_bill_invoice_compute_all(&u, rc, m, out, n);
-	}
+	/* u holds project's usage alone when one is asked for: at most its
+	 * invoice, none without lines; one past VG_BILL_MONEY_MAX is there,
+	 * its totals left to the caller (drafts) */
+	r = vg_bill_invoice_compute_all(&u, rc, m, out, n);
 	vg_bill_usage_clear(&u);
+	if (!r && project) { /* as the pricer would for project alone */
+		size_t w = 0;
+		for (size_t i = 0; i < *n; i++) {
+			if (strcmp((*out)[i]->project, project) || !(*out)[i]->nlines)
+				vg_bill_invoice_free((*out)[i]);
+			else
+				(*out)[w++] = (*out)[i];
+		}
+		*n = w;
+	}
 	return r;
 }
 
@@ -571,9 +567,31 @@ static int cmp_inv(const void *a, const void *b)
 		      (*(struct vg_bill_invoice *const *)b)->project);
 }
 
-/* Drafts of month m with adjustments for one project or all. */
+/* Keep g as one more broken invoice of *broken (*nbroken of them). */
+static int note_broken(struct vg_bill_range **broken, size_t *nbroken,
+		       const struct vg_bill_range *g)
+{
+	struct vg_bill_range *b = realloc(*broken, (*nbroken + 1) * sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	b[(*nbroken)++] = *g;
+	*broken = b;
+	return 0;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+	return strcmp(((const struct vg_bill_range *)a)->project,
+		      ((const struct vg_bill_range *)b)->project);
+}
+
+/* Drafts of month m with adjustments for one project or all. broken
+ * NULL: an invoice past VG_BILL_MONEY_MAX fails them all (-ERANGE,
+ * vg_bill_range_last); else it is left out and noted in *broken. */
 static int drafts(struct vg_db *db, const struct vg_bill_ratecard *rc, struct vg_bill_month m,
-		  const char *project, struct vg_bill_invoice ***out, size_t *n)
+		  const char *project, struct vg_bill_invoice ***out, size_t *n,
+		  struct vg_bill_range **broken, size_t *nbroken)
 {
 	struct vg_bill_invoice **arr = NULL, **chain_r[MAX_LOOKBACK] = {0},
 			       **chain_x[MAX_LOOKBACK] = {0};
@@ -637,13 +655,22 @@ static int drafts(struct vg_db *db, const struct vg_bill_ratecard *rc, struct vg
 			vg_bill_invoice_free(arr[i]);
 			continue;
 		}
+		if (!r) {
+			int t = vg_bill_invoice_totals(arr[i]);
+			if (t == -ERANGE && broken) {
+				r = note_broken(broken, nbroken, vg_bill_range_last());
+				vg_bill_invoice_free(arr[i]);
+				continue;
+			}
+			r = t;
+		}
 		arr[w++] = arr[i];
-		if (!r)
-			r = vg_bill_invoice_totals(arr[i]);
 	}
 	cnt = w;
 	if (arr)
 		qsort(arr, cnt, sizeof(*arr), cmp_inv);
+	if (broken && *nbroken)
+		qsort(*broken, *nbroken, sizeof(**broken), cmp_range);
 	if (!r) /* project names (names.c) */
 		r = vg_bill_names_fill(db, arr, cnt);
 	for (size_t i = 0; i < cnt && !r; i++) /* invoice or usage statement */
@@ -674,7 +701,31 @@ int vg_bill_invoices(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		return r;
 	if (r == 1)
 		return load_frozen(db, m, project, out, n);
-	return drafts(db, rc, m, project, out, n);
+	return drafts(db, rc, m, project, out, n, NULL, NULL);
+}
+
+int vg_bill_invoices_each(struct vg_db *db, const struct vg_bill_ratecard *rc,
+			  struct vg_bill_month m, const char *project,
+			  struct vg_bill_invoice ***out, size_t *n,
+			  struct vg_bill_range **broken, size_t *nbroken)
+{
+	int r = vg_bill_is_final(db, m);
+
+	*out = NULL;
+	*n = 0;
+	*broken = NULL;
+	*nbroken = 0;
+	if (r < 0)
+		return r;
+	if (r == 1) /* frozen documents were all representable */
+		return load_frozen(db, m, project, out, n);
+	r = drafts(db, rc, m, project, out, n, broken, nbroken);
+	if (r) {
+		free(*broken);
+		*broken = NULL;
+		*nbroken = 0;
+	}
+	return r;
 }
 
 int vg_bill_invoice_from_db(struct vg_db *db, const struct vg_bill_ratecard *rc,
@@ -813,7 +864,7 @@ int vg_bill_finalize(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		r = r == 1 ? -EALREADY : r;
 		goto fail;
 	}
-	if ((r = drafts(db, rc, m, NULL, &arr, &n)))
+	if ((r = drafts(db, rc, m, NULL, &arr, &n, NULL, NULL)))
 		goto fail;
 	vg_bill_month_format(m, ms, sizeof(ms));
 	/* the month's mark first: a concurrent finalizer stops here */

@@ -990,8 +990,6 @@ static int fill(struct pricer *P, struct vg_bill_invoice *inv, size_t b, size_t 
 	for (size_t i = 0; i < P->nw && !rc; i++)
 		if (!strcmp(P->wproj[i], inv->project))
 			rc = vg_bill_invoice_warn(inv, P->wtext[i]);
-	if (!rc)
-		rc = vg_bill_invoice_totals(inv);
 	return rc;
 }
 
@@ -1007,7 +1005,8 @@ int vg_bill_invoice_compute(const struct vg_bill_usage *u, const struct vg_bill_
 	inv = vg_bill_invoice_new(project, m, rc);
 	if (!inv)
 		return -ENOMEM;
-	if ((r = run_pricer(&P)) || (r = fill(&P, inv, 0, P.n))) {
+	if ((r = run_pricer(&P)) || (r = fill(&P, inv, 0, P.n)) ||
+	    (r = vg_bill_invoice_totals(inv))) {
 		pricer_free(&P);
 		vg_bill_invoice_free(inv);
 		return r;
@@ -1051,6 +1050,12 @@ int vg_bill_invoice_compute_all(const struct vg_bill_usage *u,
 		cnt++;
 		if ((r = fill(&P, arr[cnt - 1], i, j)))
 			goto fail;
+		/* an invoice past VG_BILL_MONEY_MAX stays, totals unset:
+		 * one project's does not fail the others' (the caller's
+		 * vg_bill_invoice_totals says -ERANGE for it) */
+		if ((r = vg_bill_invoice_totals(arr[cnt - 1])) && r != -ERANGE)
+			goto fail;
+		r = 0;
 		i = j;
 	}
 	pricer_free(&P);

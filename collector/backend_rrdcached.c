@@ -1561,11 +1561,14 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 			 "with -R (the values of new series wait)",
 			 d->addr);
 		pthread_mutex_unlock(&d->mu);
-		if (first)
+		if (first) /* the receiver's batch, or the journal's replay */
 			vg_error("storage: %s: cannot create %s: the daemon cannot create "
-				 "directories: start rrdcached with -R; batches with a new "
-				 "series answer RETRY until then (%.*s)",
-				 d->addr, loc->path, (int)strcspn(e, "\n"), e);
+				 "directories: start rrdcached with -R; %s (%.*s)",
+				 d->addr, loc->path,
+				 (flags & VG_RRD_RECEIVER)
+					 ? "batches with a new series answer RETRY until then"
+					 : "the values wait in the journal",
+				 (int)strcspn(e, "\n"), e);
 	} else if (rc && rc != -EEXIST)
 		snprintf(msg, msglen, "%s on %s: %s", loc->path, d->addr, vg_rrdcd_error(c));
 	int broke = rc && !vg_rrdcd_connected(c);

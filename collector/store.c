@@ -2156,6 +2156,16 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 			 s->pending ? "values wait for a storage daemon that does not answer"
 				    : "the storage backend cannot sync",
 			 s->last_error);
+	} else if (rc == -EAGAIN) {
+		/* A series of the journal could not be opened now: its file
+		 * cannot be created (a daemon without -R, no space, the
+		 * placement record not answering): the engine's message says
+		 * which (series_open), and nothing is retired. The cause
+		 * before the daemon's own words: callers' buffers are short */
+		snprintf(err, errlen,
+			 "store: replaying the journal in %s: its values are kept (nothing "
+			 "is lost) and written at the next start once this is fixed: %s",
+			 s->j.dir, s->last_error[0] ? s->last_error : "a series cannot be created now");
 	} else if (rc) {
 		snprintf(err, errlen, "store: replaying the journal in %s: %s (%s)",
 			 s->j.dir, strerror(-rc), s->last_error);

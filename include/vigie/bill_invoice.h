@@ -218,7 +218,10 @@ int vg_bill_invoice_compute(const struct vg_bill_usage *u, const struct vg_bill_
 			    struct vg_bill_invoice **out);
 
 /* Price every project with usage in u: *out is a malloc'd array of *n
- * invoices sorted by project (free each, then the array). */
+ * invoices sorted by project (free each, then the array). A project's
+ * invoice whose amounts pass VG_BILL_MONEY_MAX is there all the same,
+ * its totals not computed: vg_bill_invoice_totals on it says -ERANGE
+ * (one project's cannot fail the others'). */
 int vg_bill_invoice_compute_all(const struct vg_bill_usage *u,
 				const struct vg_bill_ratecard *rc, struct vg_bill_month m,
 				struct vg_bill_invoice ***out, size_t *n);
@@ -297,5 +300,17 @@ int vg_bill_is_final(struct vg_db *db, struct vg_bill_month m);
 int vg_bill_invoices(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		     struct vg_bill_month m, const char *project,
 		     struct vg_bill_invoice ***out, size_t *n);
+
+/* The same, except that a draft whose amounts cannot be represented
+ * (vg_bill_invoice_totals' -ERANGE) does not fail the others: it is left
+ * out of *out and what is past (its vg_bill_range: month, project, line)
+ * is in *broken, a malloc'd array of *nbroken sorted by project (free()
+ * it; NULL when none). One broken project cannot hide the month's other
+ * invoices from the operator. A finalized month has none broken. 0 or
+ * -errno (then *out and *broken are NULL). */
+int vg_bill_invoices_each(struct vg_db *db, const struct vg_bill_ratecard *rc,
+			  struct vg_bill_month m, const char *project,
+			  struct vg_bill_invoice ***out, size_t *n,
+			  struct vg_bill_range **broken, size_t *nbroken);
 
 #endif

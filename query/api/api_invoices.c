@@ -62,48 +62,67 @@ static uint64_t g_range_errors;
  * the data's, the operator's to fix: 422, naming the month, project,
  * resource and line (vg_bill_range_last), logged once then every 1000th.
  * Every other project's invoice is computed apart and unaffected. */
-static int bill_reply_errno(struct vg_http_resp *resp, int rc, const char *what,
-			    struct vg_bill_month m, const char *project)
+/* The JSON error object of an invoice past VG_BILL_MONEY_MAX, named by g
+ * (month ms if g has none); logged once then every 1000th. NULL on out of
+ * memory, msg filled either way. */
+static json_t *range_error(const struct vg_bill_range *g, const char *ms, char *msg,
+			   size_t len)
 {
-	const struct vg_bill_range *g = vg_bill_range_last();
-	char ms[16], msg[1024];
+	const char *month = g->month[0] ? g->month : ms;
 
-	if (rc != -ERANGE)
-		return vg_api_reply_errno(resp, rc, what);
-	vg_bill_month_format(m, ms, sizeof(ms));
-	snprintf(msg, sizeof(msg),
+	snprintf(msg, len,
 		 "an invoice of %s cannot be computed: project %s, resource %s, line "
 		 "%s %s (%s): %s past 10^12 currency units, more than vigie bills; a "
 		 "price of the rate card or a usage reported is implausible: fix the "
 		 "card, or the usage of that resource",
-		 g->month[0] ? g->month : ms, g->project, g->resource, g->usage_type,
-		 g->item, g->unit,
+		 month, g->project, g->resource, g->usage_type, g->item, g->unit,
 		 g->sum ? "with it the invoice's lines come" : "its amount comes");
 	vg_log_limited(VG_LOG_WARN, &g_range_errors,
 		       "api: billing: %s: an invoice of project %s past 10^12 currency "
 		       "units at resource %s, line %s %s (%s): check the rate card's "
 		       "prices ([billing] ratecard) and the usage the agents report "
 		       "(vCPUs, memory, disk sizes)",
-		       g->month[0] ? g->month : ms, g->project, g->resource,
-		       g->usage_type, g->item, g->unit);
-	json_t *o = json_object(), *e = json_object();
-	if (!o || !e) {
-		json_decref(o);
-		json_decref(e);
-		return vg_http_reply_error(resp, 422, "%s", msg);
-	}
+		       month, g->project, g->resource, g->usage_type, g->item, g->unit);
+	json_t *e = json_object();
+	if (!e)
+		return NULL;
 	json_object_set_new(e, "code", json_integer(422));
 	json_object_set_new(e, "message", json_string(msg));
 	json_object_set_new(e, "reason", json_string("amount_out_of_range"));
-	json_object_set_new(e, "month", json_string(g->month[0] ? g->month : ms));
+	json_object_set_new(e, "month", json_string(month));
 	json_object_set_new(e, "project", json_string(g->project));
 	json_object_set_new(e, "resource", json_string(g->resource));
 	json_object_set_new(e, "usage_type", json_string(g->usage_type));
 	json_object_set_new(e, "item", json_string(g->item));
 	json_object_set_new(e, "unit", json_string(g->unit));
 	json_object_set_new(e, "sum", json_boolean(g->sum));
+	return e;
+}
+
+/* A billing error as an answer. -ERANGE: an amount of an invoice of
+ * month m (of project, or of one of the month's projects) cannot be
+ * represented: a line, or the lines together, past VG_BILL_MONEY_MAX
+ * (vg_bill_invoice_totals), from a price of the rate card or a usage
+ * stored before billing refused implausible ones. Not a server fault but
+ * the data's, the operator's to fix: 422, naming the month, project,
+ * resource and line (vg_bill_range_last), logged once then every 1000th.
+ * Every other project's invoice is computed apart and unaffected (the
+ * month's list answers them, with an error entry for this one). */
+static int bill_reply_errno(struct vg_http_resp *resp, int rc, const char *what,
+			    struct vg_bill_month m)
+{
+	char ms[16], msg[1024];
+
+	if (rc != -ERANGE)
+		return vg_api_reply_errno(resp, rc, what);
+	vg_bill_month_format(m, ms, sizeof(ms));
+	json_t *e = range_error(vg_bill_range_last(), ms, msg, sizeof(msg));
+	json_t *o = e ? json_object() : NULL;
+	if (!o) {
+		json_decref(e);
+		return vg_http_reply_error(resp, 422, "%s", msg);
+	}
 	json_object_set_new(o, "error", e);
-	(void)project;
 	return vg_http_reply_json(resp, 422, o);
 }
 
@@ -132,20 +151,35 @@ static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
 	}
 }
 
+/* The month's list. A project whose invoice cannot be represented does
+ * not hide the others: the answer is 200 with the others' invoices and,
+ * in project order among them, an entry {"project", "error": {...}}
+ * carrying the same error object as that project's 422. */
 static int list(struct vg_db *db, const struct vg_bill_service *svc,
 		struct vg_bill_month m, const char *project, struct vg_http_resp *resp)
 {
 	struct vg_bill_invoice **inv;
-	size_t n;
-	char ms[16], buf[48];
-	int rc = vg_bill_invoices(db, svc->rc, m, project, &inv, &n);
+	struct vg_bill_range *broken;
+	size_t n, nbroken, b = 0;
+	char ms[16], buf[48], msg[1024];
+	int rc = vg_bill_invoices_each(db, svc->rc, m, project, &inv, &n, &broken, &nbroken);
 
 	if (rc)
-		return bill_reply_errno(resp, rc, "invoices", m, project);
+		return bill_reply_errno(resp, rc, "invoices", m);
+	vg_bill_month_format(m, ms, sizeof(ms));
 	json_t *root = json_object(), *arr = json_array();
-	json_object_set_new(root, "month", json_string(vg_bill_month_format(m, ms, sizeof(ms))));
+	json_object_set_new(root, "month", json_string(ms));
 	json_object_set_new(root, "status", json_string(vg_bill_is_final(db, m) == 1 ? "final" : "draft"));
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i <= n; i++) {
+		/* the broken projects before this invoice's (both sorted) */
+		for (; b < nbroken && (i == n || strcmp(broken[b].project, inv[i]->project) < 0); b++) {
+			json_t *o = json_object();
+			json_object_set_new(o, "project", json_string(broken[b].project));
+			json_object_set_new(o, "error", range_error(&broken[b], ms, msg, sizeof(msg)));
+			json_array_append_new(arr, o);
+		}
+		if (i == n)
+			break;
 		json_t *o = json_object();
 		json_object_set_new(o, "project", json_string(inv[i]->project));
 		json_object_set_new(o, "project_name", inv[i]->project_name ? json_string(inv[i]->project_name) : json_null());
@@ -157,6 +191,7 @@ static int list(struct vg_db *db, const struct vg_bill_service *svc,
 		vg_bill_invoice_free(inv[i]);
 	}
 	free(inv);
+	free(broken);
 	json_object_set_new(root, "invoices", arr);
 	return vg_http_reply_json(resp, 200, root);
 }
@@ -220,7 +255,7 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 					   project,
 					   vg_http_param(req, "month"));
 	if (rc)
-		return bill_reply_errno(resp, rc, "invoice", m, project);
+		return bill_reply_errno(resp, rc, "invoice", m);
 	vg_http_reply_raw(resp, 200, vg_bill_invoice_format_mime(fmt), body, len);
 	if (fmt != VG_BILL_FMT_JSON) {
 		char fname[61];
@@ -262,7 +297,7 @@ int vg_api_finalize_answer(const struct vg_bill_service *svc,
 	if (rc == -EINVAL)
 		return vg_http_reply_error(resp, 400, "%s has not ended yet", ms);
 	if (rc)
-		return bill_reply_errno(resp, rc, "invoices", m, NULL);
+		return bill_reply_errno(resp, rc, "invoices", m);
 	vg_info("billing: finalized %s: %zu invoice%s", ms, n, n == 1 ? "" : "s");
 	json_t *o = json_object();
 	json_object_set_new(o, "month", json_string(ms));

@@ -166,6 +166,30 @@ static void usage(struct vg_cli *c, FILE *f)
 		c->prog, c->prog, c->prog, c->prog);
 }
 
+/* The month list's entries whose invoice could not be computed (an
+ * "error" instead of a total): each message on c->err. VG_EXIT_API when
+ * there is one (the others are printed: one broken project does not hide
+ * them), else VG_EXIT_OK. */
+static int list_errors(struct vg_cli *c, const char *text, size_t len)
+{
+	json_t *j = json_loadb(text, len, 0, NULL), *v;
+	size_t i;
+	int rc = VG_EXIT_OK;
+
+	json_array_foreach(json_object_get(j, "invoices"), i, v) {
+		json_t *e = json_object_get(v, "error");
+		if (!e)
+			continue;
+		const char *p = json_string_value(json_object_get(v, "project"));
+		const char *m = json_string_value(json_object_get(e, "message"));
+		fprintf(c->err, "%s invoice: project %s: %s\n", c->prog, p ? p : "?",
+			m ? m : "its invoice cannot be computed");
+		rc = VG_EXIT_API;
+	}
+	json_decref(j);
+	return rc;
+}
+
 static int print_list(struct vg_cli *c, const char *text, size_t len)
 {
 	/* NAME: the project's name where the agents report one */
@@ -185,6 +209,8 @@ static int print_list(struct vg_cli *c, const char *text, size_t len)
 		return VG_EXIT_API;
 	}
 	json_array_foreach(json_object_get(j, "invoices"), i, v) {
+		if (json_object_get(v, "error"))
+			continue; /* said on c->err (list_errors) */
 		snprintf(lines, sizeof(lines), "%lld",
 			 (long long)json_integer_value(json_object_get(v, "lines")));
 		const char *pn = json_string_value(json_object_get(v, "project_name"));
@@ -202,7 +228,7 @@ static int print_list(struct vg_cli *c, const char *text, size_t len)
 			    json_string_value(json_object_get(j, "status")) ? json_string_value(json_object_get(j, "status")) : "");
 	vg_table_print_free(t, c->out);
 	json_decref(j);
-	return VG_EXIT_OK;
+	return list_errors(c, text, len);
 }
 
 int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
@@ -329,6 +355,8 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 	} else {
 		/* the document as the API rendered it; on a terminal, safe */
 		vg_cli_put_document(c->out, body, len);
+		if (!project) /* the month's list, as JSON */
+			rc = list_errors(c, body, len);
 	}
 	free(body);
 	return rc;

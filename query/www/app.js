@@ -1274,9 +1274,13 @@
 						new URLSearchParams({month: month, project: inv.project})),
 						text: inv.project_name || inv.project}),
 					  inv.project_name ? h('div', {class: 'uuid', text: inv.project}) : null),
-					h('td', {class: 'mono', text: inv.invoice}),
-					h('td', {class: 'num', text: inv.lines}),
-					h('td', {class: 'num', text: inv.total + ' ' + inv.currency}))))));
+					/* an invoice that cannot be computed: its error,
+					 * the others still listed (docs/api.md) */
+					inv.error ? h('td', {colspan: 3, class: 'error',
+							     text: inv.error.message || 'cannot be computed'})
+						  : [h('td', {class: 'mono', text: inv.invoice}),
+						     h('td', {class: 'num', text: inv.lines}),
+						     h('td', {class: 'num', text: inv.total + ' ' + inv.currency})])))));
 		} else {
 			if (project)
 				sect.append(h('p', {class: 'crumbs'}, h('a', {href: hashFor('/invoices',

@@ -896,6 +896,51 @@ static void test_amounts_out_of_range(void **state)
 	/* the other projects' December invoices are not held up */
 	t = text(f, DEC, "acme", VG_BILL_FMT_JSON, &len);
 	free(t);
+
+	/* nor is the month's list: acme's invoice with usage is listed, the
+	 * broken project is named apart (vg_bill_invoices_each) */
+	for (int i = 0; i < 2; i++) {
+		struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq,
+						  T(i ? "2026-12-01T03:00:00Z" : "2026-12-01T02:00:00Z"));
+		struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "i-fine", "fine", NULL,
+							  b->time_ms);
+		assert_non_null(r);
+		r->state = VG_RSTATE_ACTIVE;
+		assert_int_equal(vg_batch_identity(b, "acme", "u1", "m1.small"), 0);
+		assert_int_equal(vg_batch_sample(b, "power.state", VG_KIND_GAUGE, 1), 0);
+		assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+		vg_batch_free(b);
+	}
+	assert_int_equal(vg_bill_invoices(db, f->rc, DEC, NULL, &inv, &n), -ERANGE);
+	struct vg_bill_range *broken;
+	size_t nb;
+	assert_int_equal(vg_bill_invoices_each(db, f->rc, DEC, NULL, &inv, &n, &broken, &nb), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(inv[0]->project, "acme");
+	assert_true(inv[0]->nlines > 0);
+	assert_int_equal(nb, 1);
+	assert_string_equal(broken[0].month, "2026-12");
+	assert_string_equal(broken[0].project, "dddddddd0000000000000000000000d1");
+	assert_string_equal(broken[0].resource, "i-huge");
+	assert_string_equal(broken[0].usage_type, "compute");
+	vg_bill_invoice_free(inv[0]);
+	free(inv);
+	free(broken);
+	/* one project's list (a project token's) of a broken project */
+	assert_int_equal(vg_bill_invoices_each(db, f->rc, DEC, "dddddddd0000000000000000000000d1",
+					       &inv, &n, &broken, &nb),
+			 0);
+	assert_int_equal(n + nb, 1);
+	assert_int_equal(nb, 1);
+	free(inv);
+	free(broken);
+	/* finalizing stays all or nothing (docs/billing.md): none is
+	 * frozen, and the error names the blocking project and line */
+	assert_int_equal(vg_bill_finalize(db, f->rc, DEC, T("2027-01-02T00:00:00Z"), &n), -ERANGE);
+	g = vg_bill_range_last();
+	assert_string_equal(g->project, "dddddddd0000000000000000000000d1");
+	assert_string_equal(g->resource, "i-huge");
+	assert_int_equal(vg_bill_is_final(db, DEC), 0);
 }
 
 int main(void)

@@ -29,8 +29,10 @@
 
 #include "vigie/batch.h"
 #include "vigie/config.h"
+#include "vigie/storage_cmd.h"
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
+#include "../support/journal_segments.h"
 #include "../support/store_series.h"
 #include "../support/tmpdir.h"
 
@@ -532,11 +534,121 @@ static void test_daemon_without_R(void **state)
 	assert_int_equal(fx_rm_tree(dir), 0);
 }
 
+/* The journal's replay at start-up meets a daemon started without -R (a
+ * daemon re-installed on an empty base, say): the values it holds are
+ * for series whose directories the daemon cannot make. The start (and
+ * storage convert, storage move, which replay it first) refuses naming
+ * that cause as the ingest path does (the backend's detection), never
+ * a bare "Resource temporarily unavailable", and no value is lost: the
+ * segments stay in the journal, and once the daemon runs with -R a
+ * start writes every value. */
+static void test_replay_daemon_without_R(void **state)
+{
+	static const char *const extra[] = {"-O", NULL};
+	static const char *const extra_r[] = {"-O", "-R", NULL};
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	char dir[200], err[1024], sub[PATH_MAX];
+
+	(void)state;
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "store-rcd-replay-noR"), 0);
+	assert_int_equal(hrd_start(&d, NULL, extra_r), 0);
+	fxs_config(&cfg, "1m:1d", d.unix_addr, NULL);
+	if (vg_store_open(dir, &cfg, &s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	assert_int_equal(fxs_write_minute(s, "node", 0, 2, 0), 0);
+	assert_int_equal(fxs_write_minute(s, "node", 0, 2, 1), 0);
+	assert_int_equal(fxs_write_minute(s, "node", 0, 2, 2), 0);
+	assert_int_equal(hrd_kill(&d, SIGKILL), 0);
+	vg_store_close(s); /* as a kill -9: the values in the journal */
+	int nseg = journal_segments(dir);
+	assert_true(nseg >= 1);
+
+	/* the daemon back on an empty base, without -R */
+	assert_int_equal(fx_rm_tree(d.base), 0);
+	assert_int_equal(mkdir(d.base, 0700), 0);
+	if (!d.no_journal) {
+		assert_int_equal(fx_rm_tree(d.journal), 0);
+		assert_int_equal(mkdir(d.journal, 0700), 0);
+	}
+	for (int i = 0; extra[i]; i++)
+		d.extra[i] = extra[i];
+	d.extra[1] = NULL;
+	assert_int_equal(hrd_restart(&d), 0);
+	/* the start refuses, naming the cause as the ingest path does (the
+	 * backend's detection), and saying the values are kept */
+	err[0] = '\0';
+	assert_int_not_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "replaying the journal"));
+	assert_non_null(strstr(err, "its values are kept (nothing is lost)"));
+	assert_non_null(strstr(err, "the daemon cannot create directories: start rrdcached with -R"));
+	assert_non_null(strstr(err, d.unix_addr));
+	assert_null(strstr(err, "Resource temporarily unavailable"));
+	assert_int_equal(journal_segments(dir), nseg);
+
+	/* so do the offline commands that replay it first: storage convert,
+	 * move and flush (exit 1, the same words, nothing retired) */
+	snprintf(cfg.collector_data_dir, sizeof(cfg.collector_data_dir), "%s", dir);
+	snprintf(sub, sizeof(sub), "%s/from", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(sub, sizeof(sub), "%s/to", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	char from_dir[PATH_MAX], to_dir[PATH_MAX];
+	snprintf(from_dir, sizeof(from_dir), "%s/from", dir);
+	snprintf(to_dir, sizeof(to_dir), "%s/to", dir);
+	char *conv[] = {"storage", "convert", NULL};
+	char *flush[] = {"storage", "flush", NULL};
+	char *move[] = {"storage", "move", "--from", "unix:/nonexistent/sock", "--to", d.unix_addr,
+			"--from-dir", from_dir, "--to-dir", to_dir, "--all", NULL};
+	struct {
+		char **argv;
+		int argc;
+		const char *prog;
+	} cmds[] = {{conv, 2, "vigie-collector storage convert: "},
+		    {move, 11, "vigie-collector storage move: "},
+		    {flush, 2, "vigie-collector storage flush: "}};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		char *o = NULL, *e = NULL;
+		size_t ol = 0, el = 0;
+		FILE *of = open_memstream(&o, &ol), *ef = open_memstream(&e, &el);
+		assert_non_null(of);
+		assert_non_null(ef);
+		int st = vg_storage_command(&cfg, cmds[i].argc, cmds[i].argv, of, ef);
+		fclose(of);
+		fclose(ef);
+		fprintf(stderr, "# %s-> %d: %s", cmds[i].prog, st, e);
+		assert_int_equal(st, 1);
+		assert_non_null(strstr(e, cmds[i].prog));
+		assert_non_null(strstr(e, "its values are kept (nothing is lost)"));
+		assert_non_null(
+			strstr(e, "the daemon cannot create directories: start rrdcached with -R"));
+		free(o);
+		free(e);
+		assert_int_equal(journal_segments(dir), nseg);
+	}
+
+	/* nothing lost: the segments wait, and a start with -R writes them */
+	for (int i = 0; extra_r[i]; i++)
+		d.extra[i] = extra_r[i];
+	assert_int_equal(hrd_restart(&d), 0);
+	if (vg_store_open(dir, &cfg, &s, err, sizeof(err)))
+		fail_msg("open with -R: %s", err);
+	assert_int_equal(vg_store_flush(s), 0);
+	fxs_check_series(s, 0, 3);
+	fxs_check_series(s, 1, 3);
+	vg_store_close(s);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_many_series_per_round_trip, setup, teardown),
 		cmocka_unit_test(test_daemon_without_R),
+		cmocka_unit_test(test_replay_daemon_without_R),
 		cmocka_unit_test_setup_teardown(test_daemon_down_then_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_and_daemon_crash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_daemon_down, setup, teardown),
