@@ -38,9 +38,9 @@ DB=11111111-2222-3333-4444-555555555502
 START=$(( $(date +%s) / 60 * 60 - 1200 ))
 MONTH=$(date -u +%Y-%m)
 
-ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" token create --admin 2>/dev/null | grep '^vgt_')
-ANA=$("$BIN/vigie-collector" --data-dir "$DATA" token create --project analytics 2>/dev/null | grep '^vgt_')
-SHOP=$("$BIN/vigie-collector" --data-dir "$DATA" token create --project shop 2>/dev/null | grep '^vgt_')
+offline_token ADMIN "$DATA" --admin
+offline_token ANA "$DATA" --project analytics
+offline_token SHOP "$DATA" --project shop
 # as TOKEN ARGS...: curl with that token; -q: no .curlrc
 as() { local t=$1; shift; curl -q -s --max-time 10 -H "Authorization: Bearer $t" "$@"; }
 # stream_status TOKEN: the HTTP status of GET /v1/alarms/stream as TOKEN,

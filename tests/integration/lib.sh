@@ -145,6 +145,18 @@ api_token_for() { # DATA_DIR
   ADMIN_TOKEN=$(cat "$1/.test-admin-token")
   export VIGIE_TOKEN=${VIGIE_TOKEN:-$ADMIN_TOKEN}
 }
+# offline_token VAR DATA_DIR ARGS...: VAR = a token made offline
+# (vigie-collector token create ARGS); a failure ends the test naming the
+# command's error, instead of every later request failing 401 with an
+# empty token
+offline_token() {
+  local var=$1 d=$2 out err; shift 2
+  err=$(mktemp)
+  out=$("$BIN/vigie-collector" --data-dir "$d" token create "$@" 2>"$err" | grep '^vgt_')
+  [[ -n $out ]] || bail "token create $* (stderr: $(head -c 500 "$err"))"
+  rm -f "$err"
+  printf -v "$var" '%s' "$out"
+}
 start_collector() {
   local name=$1; shift
   local a prev=
