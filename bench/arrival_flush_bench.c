@@ -73,9 +73,9 @@ int main(int argc, char **argv)
 	static const char *extra[] = {"-O", NULL};
 	/* 1m:15d, 5m:63d, 1h:455d at a 10 s step */
 	static const char *defs[] = {
-		"DS:value:GAUGE:600:U:U",    "RRA:AVERAGE:0.5:6:21600",  "RRA:MIN:0.5:6:21600",
-		"RRA:MAX:0.5:6:21600",       "RRA:AVERAGE:0.5:30:18144", "RRA:MIN:0.5:30:18144",
-		"RRA:MAX:0.5:30:18144",      "RRA:AVERAGE:0.5:360:10920", "RRA:MIN:0.5:360:10920",
+		"DS:value:GAUGE:600:U:U", "RRA:AVERAGE:0.5:6:21600", "RRA:MIN:0.5:6:21600",
+		"RRA:MAX:0.5:6:21600", "RRA:AVERAGE:0.5:30:18144", "RRA:MIN:0.5:30:18144",
+		"RRA:MAX:0.5:30:18144", "RRA:AVERAGE:0.5:360:10920", "RRA:MIN:0.5:360:10920",
 		"RRA:MAX:0.5:360:10920"};
 	struct hrd_daemon d;
 	struct vg_rrdcd *c = NULL;

@@ -1800,7 +1800,9 @@ static int arrival_flush(struct vg_rrdcd *c, const char *const *names, size_t n,
 
 	/* -EINVAL (a name the protocol cannot carry: nothing sent) leaves
 	 * the connection usable and the update reports it */
-	return vg_rrdcd_connected(c) ? 0 : rc ? rc : -ENOTCONN;
+	if (vg_rrdcd_connected(c))
+		return 0;
+	return rc ? rc : -ENOTCONN;
 }
 
 static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,

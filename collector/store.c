@@ -183,7 +183,7 @@ struct series {
 	 * collector's cached values reach the file before ours
 	 * (vg_rrd_loc.flush_first; mu) */
 	int64_t flushed_ms;
-	uint64_t opened_gen; /* receiver only: the batch generation of its open */
+	uint64_t opened_gen;       /* receiver only: the batch generation of its open */
 	int64_t tent_ms;           /* receiver only: within the current batch */
 	uint64_t gen;              /* receiver only: batch generation of tent_ms */
 	struct vg_rrd_value *pend; /* cached values, oldest first (mu) */

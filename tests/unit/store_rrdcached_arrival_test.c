@@ -206,7 +206,8 @@ static void test_previous_collectors_values_survive_a_kill(void **state)
 	}
 	settle(f->p);
 	assert_int_equal(write_minute(f->n, "h1", 5, 1), 0); /* 3: back on N */
-	settle(f->n); /* the storage thread's write, if the receiver left it */
+	/* the storage thread's write, if the receiver left it */
+	settle(f->n);
 	assert_int_equal(hrd_kill(&f->d, SIGKILL), 0); /* 4 */
 	assert_int_equal(hrd_restart(&f->d), 0);
 	assert_int_equal(write_minute(f->n, "h1", 6, 0), 0); /* 5 */
