@@ -1782,9 +1782,9 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
  * daemon, and P's check finds them durable. The store asks for it once
  * per arrival (series.flushed_ms), not for files its open read after the
  * arrival (the last update read FLUSHes too). The daemon writes a BATCH's
- * FLUSHes one after another, one file write each: ~80 us per file with one
- * value cached, ~480 us with 30 (2,550 files: 0.2 s and 1.2 s, measured
- * 2026-12-06 at load 14, docs/benchmarks.md "FLUSH on arrival"), so the
+ * FLUSHes one after another, one file write each: 2,550 files took
+ * 0.11-0.73 s with one value cached per file, 0.23-1.40 s with 30
+ * (2026-12-06, load 10-11, docs/benchmarks.md "FLUSH on arrival"), so the
  * receiver leaves such items to the storage thread (update_many) rather
  * than wait within an agent's ack bound.
  *
