@@ -26,7 +26,7 @@
 # Knobs (environment): BENCH_SIZES="1000 10000 100000", BENCH_SECONDS=10
 # (measured phase of each vigie run), BENCH_CEIL_SECONDS=4, BENCH_FS="tmpfs
 # disk", BENCH_SKIP="rrdcached backpressure crash alarms db failover cluster
-# state backends backends30 rrdkill"
+# arrival state backends backends30 rrdkill"
 # (any subset), BENCH_STATE_SERIES=10000 (the state comparison's size),
 # BENCH_STATE_PGSTATS=1 (the state section's server loads pg_stat_statements
 # and, after its run, writes the tables' row and HOT-update counts, WAL and
@@ -641,6 +641,24 @@ if [[ " $SKIP " != *" query "* ]]; then
   VIGIE_BUILD=$BUILD bash bench/publish_bench.sh || { echo "  FAIL: publish_bench"; fail=1; }
   echo "queries across series and Prometheus remote read (bench/query_bench.sh)"
   VIGIE_BUILD=$BUILD bash bench/query_bench.sh || { echo "  FAIL: query_bench"; fail=1; }
+fi
+
+# ---- the FLUSH of a host's files when it arrives (docs/benchmarks.md "FLUSH on arrival") ----
+# bench/arrival_flush_bench.c: one rrdcached, 2,550 files (one host of the
+# cluster test) in the default layout, 1 or 30 values cached per file (the
+# previous collector's unproven values at sync_interval 0 or 300 s), FLUSH
+# BATCHes of 512 files over one connection: what the storage thread pays
+# before writing a host that arrived from another collector, and why the
+# receiver does not (its bound is a quarter of the ack timeout). A few
+# seconds. BENCH_SKIP="arrival" leaves it out.
+if [[ " $SKIP " != *" arrival "* ]] && command -v rrdcached >/dev/null; then
+  echo
+  echo "FLUSH on arrival: 2,550 files over one connection, groups of 512"
+  for v in 1 30; do
+    r=$("$BB/arrival_flush_bench" --values "$v" | grep '^RESULT')
+    record "$r load=$(cut -d' ' -f1 /proc/loadavg)"
+    echo "  $v value(s) cached per file: ${r#RESULT kind=arrival_flush }"
+  done
 fi
 
 # ---- the agent's cost per poll and invoices -------------

@@ -85,6 +85,18 @@ struct vg_rrd_loc {
 	 * the rrdcached check after a failure never FORGETs them
 	 * (backend_rrdcached.c overtaken_check). Other engines ignore it. */
 	int64_t arrived_ms;
+	/* Set by the store with arrived_ms (locate sets 0): the series' host
+	 * arrived from another collector and its file was not FLUSHed on
+	 * its daemon since. The engine then FLUSHes it before sending any
+	 * value of the call, so that the previous collector's values the
+	 * daemon holds cached reach the file before ours, newer, do (a
+	 * daemon that loses them later cannot make them refused as older
+	 * than ours: docs/scaling.md, form 3), and says so in
+	 * vg_rrd_result.flushed; an item of the receiver's write-through
+	 * (vg_rrd_item.no_connect) is not FLUSHed there but answered
+	 * unavailable, for the storage thread to FLUSH and write. Other
+	 * engines ignore it. */
+	int flush_first;
 };
 
 /* One timestamped value (t_ms strictly increasing within a call). */
@@ -115,6 +127,8 @@ struct vg_rrd_result {
 					      * call; the store retries them */
 	char msg[512];        /* "<path>: why" of the last
 					      * failure, "" if none */
+	int flushed;          /* loc.flush_first was honoured: the file
+			       * was FLUSHed before any value was sent */
 };
 
 /* One item of update_many. */

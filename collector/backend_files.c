@@ -144,6 +144,8 @@ static int files_locate(struct vg_rrd_backend *be, int rtype, const char *id,
 	loc->owner = 0;
 	loc->address = NULL;
 	loc->recorded = NULL;
+	loc->arrived_ms = INT64_MIN;
+	loc->flush_first = 0;
 	loc->path[0] = '\0';
 	if (!tname)
 		return -EINVAL;

@@ -1359,6 +1359,7 @@ static int rcd_locate(struct vg_rrd_backend *be, int rtype, const char *id,
 	loc->address = NULL;
 	loc->recorded = NULL;
 	loc->arrived_ms = INT64_MIN;
+	loc->flush_first = 0;
 	if ((rc = series_name(rtype, id, metric, loc->path, sizeof(loc->path))))
 		return rc;
 	pthread_mutex_lock(&r->mu);
@@ -1812,6 +1813,44 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 	(void)r;
 }
 
+/* FLUSH names[0..n) on c, one BATCH round trip (vg_rrdcd_flush_many;
+ * err: n entries), before an update sends them values of a host that
+ * arrived from another collector (vg_rrd_loc.flush_first).
+ *
+ * Why. A host that moves from collector P to us leaves P's latest values
+ * cached by the daemon, taken but not yet FLUSHed by P's sync (up to
+ * [storage] sync_interval, or the storage thread's lag at 0). If the
+ * daemon then loses them (a restart without -j, its replay race, a
+ * power cut), P's check re-sends them from P's journal, but once our
+ * newer values of the same file are in, rrdcached refuses P's older
+ * ones: lost for good (docs/scaling.md "Still open", form 3). FLUSHed
+ * first, P's values are in the file before anything of ours reaches the
+ * daemon, and P's check finds them durable. The store asks for it once
+ * per arrival (series.flushed_ms), not for files its open read after the
+ * arrival (the last update read FLUSHes too). The daemon writes a BATCH's
+ * FLUSHes one after another, one file write each: 2,550 files took
+ * 0.11-0.73 s with one value cached per file, 0.23-1.40 s with 30
+ * (2026-12-06, load 10-11, docs/benchmarks.md "FLUSH on arrival"), so the
+ * receiver leaves such items to the storage thread (update_many) rather
+ * than wait within an agent's ack bound.
+ *
+ * Returns 0 when the daemon answered, whatever it answered per file (a
+ * refusal says nothing was cached for it, or its write failed, which the
+ * values sent next meet as well), or the connection's negative errno:
+ * then nothing of the call is sent and the values wait, as for a daemon
+ * that is down, so the FLUSH is tried again before they are written. */
+static int arrival_flush(struct vg_rrdcd *c, const char *const *names, size_t n, int *err)
+{
+	struct vg_rrdcd_batch_result br;
+	int rc = vg_rrdcd_flush_many(c, names, n, err, &br);
+
+	/* -EINVAL (a name the protocol cannot carry: nothing sent) leaves
+	 * the connection usable and the update reports it */
+	if (vg_rrdcd_connected(c))
+		return 0;
+	return rc ? rc : -ENOTCONN;
+}
+
 static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		       const struct vg_rrd_value *v, size_t n, struct vg_rrd_result *res)
 {
@@ -1840,6 +1879,19 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		res->unavailable += n;
 		client_put(d, c, 0);
 		return;
+	}
+	/* The host arrived from another collector: its values the daemon
+	 * holds go to the file before ours (see arrival_flush) */
+	if (loc->flush_first) {
+		int err = 0;
+		const char *name = loc->path;
+		if ((rc = arrival_flush(c, &name, 1, &err))) {
+			pthread_rwlock_unlock(&d->smu);
+			res->unavailable += n;
+			client_put(d, c, rc);
+			return;
+		}
+		res->flushed = 1;
 	}
 	/* Claimed before sending (see check_sent), corrected after. A
 	 * connection that breaks: every value waits for the daemon (some may
@@ -1875,6 +1927,7 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 	size_t *idx = calloc(BATCH_ITEMS, sizeof(*idx));
 	int err[BATCH_ITEMS];
 	int64_t old_ms[BATCH_ITEMS];
+	const char *fnames[BATCH_ITEMS];
 
 	if (!u || !idx) {
 		free(u);
@@ -1897,6 +1950,12 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			for (; i < n && k < BATCH_ITEMS; i++) {
 				if (items[i].loc->owner != o || !items[i].n)
 					continue;
+				if (items[i].loc->flush_first && items[i].no_connect) {
+					/* its FLUSH first (arrival_flush), on the
+					 * storage thread: not on an agent's ack */
+					items[i].res.unavailable += items[i].n;
+					continue;
+				}
 				if (items[i].n > CHUNK) {        /* long ones alone */
 					if (items[i].no_connect) /* a backlog: the storage thread's */
 						items[i].res.unavailable += items[i].n;
@@ -1960,6 +2019,19 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 				client_put(d, c, 0);
 				continue;
 			}
+			size_t nf = 0;
+			for (size_t j = 0; j < k; j++)
+				if (items[idx[j]].loc->flush_first)
+					fnames[nf++] = u[j].file;
+			if (nf && (rc = arrival_flush(c, fnames, nf, err))) {
+				for (size_t j = 0; j < k; j++)
+					items[idx[j]].res.unavailable += items[idx[j]].n;
+				pthread_rwlock_unlock(&d->smu);
+				client_put(d, c, rc);
+				continue;
+			}
+			for (size_t j = 0; nf && j < k; j++)
+				items[idx[j]].res.flushed = items[idx[j]].loc->flush_first;
 			struct vg_rrdcd_batch_result br = {0};
 			for (size_t j = 0; j < k; j++) /* claimed, see rcd_update */
 				old_ms[j] = claim_sent(d, items[idx[j]].loc,

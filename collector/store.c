@@ -176,6 +176,14 @@ struct series {
 	 * from elsewhere (vg_batch.arrived; INT64_MIN: none): given to the
 	 * backend with every update (vg_rrd_loc.arrived_ms; mu) */
 	int64_t arrived_ms;
+	/* the arrived_ms up to which its file was FLUSHed on its daemon
+	 * since (by the backend, vg_rrd_result.flushed; or by its open's
+	 * read of the last update in the batch that arrived): an update with
+	 * arrived_ms past it asks the backend to FLUSH first, so the previous
+	 * collector's cached values reach the file before ours
+	 * (vg_rrd_loc.flush_first; mu) */
+	int64_t flushed_ms;
+	uint64_t opened_gen;       /* receiver only: the batch generation of its open */
 	int64_t tent_ms;           /* receiver only: within the current batch */
 	uint64_t gen;              /* receiver only: batch generation of tent_ms */
 	struct vg_rrd_value *pend; /* cached values, oldest first (mu) */
@@ -397,6 +405,7 @@ static struct series *series_new(int rtype, const char *id, const char *metric,
 	se->hash = h;
 	se->last_ms = INT64_MIN;
 	se->arrived_ms = INT64_MIN;
+	se->flushed_ms = INT64_MIN;
 	return se;
 }
 
@@ -1032,18 +1041,22 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 
 	if (!g->n)
 		return;
-	for (size_t i = 0; i < g->n; i++) /* read under mu */
+	for (size_t i = 0; i < g->n; i++) { /* read under mu */
 		g->loc[i].arrived_ms = g->se[i]->arrived_ms;
+		g->loc[i].flush_first = g->se[i]->arrived_ms > g->se[i]->flushed_ms;
+	}
 	pthread_mutex_unlock(&s->mu);
 	for (size_t i = 0; i < g->n; i++) {
 		struct series *se = g->se[i];
 		int64_t arrived = g->loc[i].arrived_ms;
+		int flush_first = g->loc[i].flush_first;
 		if (s->be->ops->locate(s->be, se->rtype, se->id, se->metric, &g->loc[i])) {
 			g->loc[i].path[0] = '\0';
 			continue;
 		}
 		g->loc[i].owner = se->owner;
 		g->loc[i].arrived_ms = arrived;
+		g->loc[i].flush_first = flush_first;
 		g->it[m] = (struct vg_rrd_item){.loc = &g->loc[i],
 						.v = g->buf + g->off[i],
 						.n = g->cnt[i],
@@ -1074,6 +1087,8 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 			for (int r = 0; r < VG_STORE_ERR_N; r++)
 				count_err(s, r, res->failed_by[r]);
 			failed = res->failed;
+			if (res->flushed && g->loc[i].arrived_ms > se->flushed_ms)
+				se->flushed_ms = g->loc[i].arrived_ms;
 			if (res->failed) {
 				snprintf(s->flush_error, sizeof(s->flush_error), "%s", res->msg);
 				s->flush_error_new = 1;
@@ -1757,6 +1772,11 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 		return -ENOMEM;
 	se->last_ms = last;
 	se->owner = loc.owner;
+	/* its last update read (the engine FLUSHes first) or its file made
+	 * now: nothing of another collector's waits to be FLUSHed before
+	 * this batch's values (take_batch) */
+	if (last != INT64_MIN)
+		se->opened_gen = s->gen;
 	pthread_mutex_lock(&s->mu);
 	rc = table_insert(s, se);
 	pthread_mutex_unlock(&s->mu);
@@ -1983,8 +2003,11 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 			se->pend[se->npend].v = b->samples[r->first_sample + j].value;
 			se->npend++;
 			se->last_ms = r->time_ms;
-			if (b->arrived && r->time_ms > se->arrived_ms)
+			if (b->arrived && r->time_ms > se->arrived_ms) {
 				se->arrived_ms = r->time_ms;
+				if (se->opened_gen == s->gen) /* opened by this batch */
+					se->flushed_ms = r->time_ms;
+			}
 			s->pending++;
 		}
 	}
