@@ -15,6 +15,9 @@
 # minutes of real daemons and failures) runs only when named:
 # TEST_GROUPS=cluster (`make cluster-test`). Each program gets TEST_TIMEOUT
 # seconds (900 by default): a hung one fails instead of holding the run.
+# KEEP_TMP=1 keeps each integration test's temp dirs (daemons' logs and
+# data, named in its log as "# kept DIR"); KEEP_TMP=fail keeps them only
+# for a test with a failed check (a flaky test run in a loop).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${VIGIE_BUILD:-build}
