@@ -17,6 +17,9 @@
 # seconds (900 by default): a hung one fails instead of holding the run.
 # Each program's wall time goes at the end of its log ("# duration: 12.3 s")
 # and the run ends with the 15 slowest programs (where CI's time goes).
+# KEEP_TMP=1 keeps each integration test's temp dirs (daemons' logs and
+# data, named in its log as "# kept DIR"); KEEP_TMP=fail keeps them only
+# for a test with a failed check (a flaky test run in a loop).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${VIGIE_BUILD:-build}

@@ -10,10 +10,11 @@ else BIN=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/$BUILD/bin; fi
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TMP=$(mktemp -d /tmp/vigie-it.XXXXXX)
 _tap_n=0
+_tap_failed=0
 _pids=()
 
 ok()   { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
-nok()  { _tap_n=$((_tap_n + 1)); echo "not ok $_tap_n - $*"; }
+nok()  { _tap_n=$((_tap_n + 1)); _tap_failed=$((_tap_failed + 1)); echo "not ok $_tap_n - $*"; }
 skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # SKIP $*"; }
 # check DESC CMD... : ok if CMD succeeds
 check() { local d=$1; shift; if "$@" >/dev/null; then ok "$d"; else nok "$d"; fi; }
@@ -43,6 +44,10 @@ require() {
   for t; do command -v "$t" >/dev/null || { echo "1..0 # SKIP $t not installed"; exit 0; }; done
 }
 
+# _keep_tmp: whether cleanup keeps the temp dirs (logs, data): KEEP_TMP=1
+# always, KEEP_TMP=fail only when a check failed (a flaky test run in a
+# loop keeps its failing runs alone)
+_keep_tmp() { [[ ${KEEP_TMP:-0} == 1 || (${KEEP_TMP:-0} == fail && $_tap_failed -gt 0) ]]; }
 cleanup() {
   local p
   for p in "${_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
@@ -52,9 +57,9 @@ cleanup() {
   done
   if [[ -n ${PG_DIR:-} ]]; then
     stop_postgres
-    if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "# kept $PG_DIR"; else rm -rf "$PG_DIR"; fi
+    if _keep_tmp; then echo "# kept $PG_DIR"; else rm -rf "$PG_DIR"; fi
   fi
-  if [[ ${KEEP_TMP:-0} == 1 ]]; then echo "# kept $TMP"; else rm -rf "$TMP"; fi
+  if _keep_tmp; then echo "# kept $TMP"; else rm -rf "$TMP"; fi
   _free_ports_release
 }
 trap cleanup EXIT
