@@ -510,6 +510,21 @@ static int parse_urls(struct vg_config *c, const char *v, size_t max)
 	return 0;
 }
 
+/* The seconds in one unit of a configured duration (s, m, h, d, w), 0
+ * for any other character. The API's durations (vg_duration_parse) also
+ * take "min"; configuration and archive tiers do not. */
+static unsigned unit_seconds(char u)
+{
+	switch (u) {
+	case 's': return 1;
+	case 'm': return 60;
+	case 'h': return 3600;
+	case 'd': return 86400;
+	case 'w': return 7 * 86400;
+	default: return 0;
+	}
+}
+
 int vg_parse_duration(const char *s, double *seconds)
 {
 	char *end;
@@ -521,12 +536,8 @@ int vg_parse_duration(const char *s, double *seconds)
 	v = strtod(s, &end);
 	if (errno || end == s || !isfinite(v) || v < 0)
 		return -EINVAL;
-	if (!*end || !strcmp(end, "s")) mul = 1;
-	else if (!strcmp(end, "m")) mul = 60;
-	else if (!strcmp(end, "h")) mul = 3600;
-	else if (!strcmp(end, "d")) mul = 86400;
-	else if (!strcmp(end, "w")) mul = 7 * 86400;
-	else return -EINVAL;
+	if (*end && (end[1] || !(mul = unit_seconds(*end))))
+		return -EINVAL;
 	*seconds = v * mul;
 	return 0;
 }
@@ -548,16 +559,8 @@ static int tier_duration(const char *s, size_t len, uint64_t *sec)
 	}
 	if (!i || len - i > 1)
 		return -EINVAL;
-	if (i < len) {
-		switch (s[i]) {
-		case 's': mul = 1; break;
-		case 'm': mul = 60; break;
-		case 'h': mul = 3600; break;
-		case 'd': mul = 86400; break;
-		case 'w': mul = 7 * 86400; break;
-		default: return -EINVAL;
-		}
-	}
+	if (i < len && !(mul = unit_seconds(s[i])))
+		return -EINVAL;
 	*sec = v * mul;
 	return 0;
 }
@@ -606,9 +609,8 @@ int vg_config_archives_parse(const char *s, struct vg_archive *out, size_t max,
 			snprintf(why, whylen, "has '%.*s', which is not RES:RETENTION", (int)len, p);
 			return -EINVAL;
 		}
-		if (tier_duration(p, (size_t)(colon - p), &res) ||
-		    tier_duration(colon + 1, len - (size_t)(colon - p) - 1, &ret)) {
-			int bad_res = tier_duration(p, (size_t)(colon - p), &res) != 0;
+		int bad_res = tier_duration(p, (size_t)(colon - p), &res) != 0;
+		if (bad_res || tier_duration(colon + 1, len - (size_t)(colon - p) - 1, &ret)) {
 			const char *t = bad_res ? p : colon + 1;
 			size_t tl = bad_res ? (size_t)(colon - p) : len - (size_t)(colon - p) - 1;
 			snprintf(why, whylen, "has '%.*s' in tier '%.*s', which is not a whole "
