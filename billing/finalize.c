@@ -174,7 +174,7 @@ static s128 sq(const struct vg_bill_invoice_line *l)
  * line as that adjustment left it. later[0] is the newest month. */
 static void prior(struct vg_bill_invoice ***later, size_t *nlater, size_t nmonths,
 		  const char *project, const char *fm, const char *key,
-		  s128 *qty, int64_t *amount, const struct vg_bill_invoice_line **last)
+		  s128 *qty, s128 *amount, const struct vg_bill_invoice_line **last)
 {
 	char akey[1024];
 
@@ -518,12 +518,135 @@ static int add_adjustment(struct vg_bill_invoice *inv, const char *fm,
 	return vg_bill_invoice_add_line(inv, &l);
 }
 
+/* ---- adjustments that cannot be billed ---------------------------------------
+ *
+ * Late usage of a finalized month F may price past VG_BILL_MONEY_MAX (a
+ * price of 10^12 an hour on the card, usage stored before the meter
+ * refused implausible values). Its adjustment cannot be a line: the draft
+ * of M could not be represented, and the whole of it (every billable line
+ * and adjustment of the project) would be refused. Such an adjustment is
+ * withheld instead: not a line, a warning of the invoice naming F, the
+ * resource and the line; not frozen when M is finalized, so every later
+ * draft computes the same difference again and bills it once the card or
+ * the usage is fixed. Nothing is dropped. M's own usage past the bound is
+ * not withheld: that invoice stays refused as a whole (-ERANGE), as it
+ * was. Which adjustments are withheld depends only on the lines, in their
+ * order, so both engines withhold the same ones. */
+
+/* Per draft: the lines' amounts so far in absolute value, whether M's own
+ * usage is already past the bound (then nothing is withheld), and the
+ * withheld adjustments the warnings had no room left to name. */
+struct budget {
+	s128 sum;
+	int usage_past;
+	size_t unnamed;
+};
+
+static _Thread_local struct vg_bill_withheld withheld_last;
+
+const struct vg_bill_withheld *vg_bill_withheld_last(void)
+{
+	return &withheld_last;
+}
+
+static void budget_init(struct budget *b, const struct vg_bill_invoice *inv)
+{
+	memset(b, 0, sizeof(*b));
+	for (size_t i = 0; i < inv->nlines; i++) {
+		int64_t a = inv->lines[i].amount_micro;
+		if (a < -VG_BILL_MONEY_MAX || a > VG_BILL_MONEY_MAX)
+			b->usage_past = 1;
+		b->sum += a < 0 ? -(s128)a : a;
+	}
+	if (b->sum > VG_BILL_MONEY_MAX)
+		b->usage_past = 1;
+}
+
+/* Withhold the adjustment for F's line ref on inv (amount da, past the
+ * bound alone or, sum, with the lines before it): a warning naming it,
+ * noted in withheld_last. 0 or -ENOMEM. */
+static int withhold(struct vg_bill_invoice *inv, struct budget *b, const char *fm,
+		    const struct vg_bill_invoice_line *ref, int sum)
+{
+	const char *ut = vg_bill_usage_type_name(ref->usage_type);
+	char msg[1024];
+
+	if (!withheld_last.n++) {
+		struct vg_bill_range *g = &withheld_last.first;
+		memset(g, 0, sizeof(*g));
+		snprintf(g->month, sizeof(g->month), "%s", fm);
+		snprintf(g->project, sizeof(g->project), "%s", inv->project);
+		snprintf(g->resource, sizeof(g->resource), "%s",
+			 ref->resource_id ? ref->resource_id : "");
+		snprintf(g->usage_type, sizeof(g->usage_type), "%s", ut ? ut : "");
+		snprintf(g->item, sizeof(g->item), "%s", ref->item ? ref->item : "");
+		snprintf(g->unit, sizeof(g->unit), "%s", ref->unit ? ref->unit : "");
+		g->sum = sum;
+	}
+	/* the last slot is kept for the count of those not named */
+	if (inv->nwarnings + 1 >= VG_BILL_MAX_WARNINGS) {
+		b->unnamed++;
+		return 0;
+	}
+	snprintf(msg, sizeof(msg),
+		 "adjustment for %s withheld: resource %s, line %s %s (%s): %s past 10^12 "
+		 "currency units, more than vigie bills; a price of the rate card or a "
+		 "usage reported is implausible: once the card or the usage of that "
+		 "resource is fixed, the next draft bills it",
+		 fm, ref->resource_id ? ref->resource_id : "", ut ? ut : "",
+		 ref->item ? ref->item : "", ref->unit ? ref->unit : "",
+		 sum ? "with it the invoice's lines come" : "its amount is");
+	return vg_bill_invoice_warn(inv, msg);
+}
+
+/* The withheld adjustments the warnings could not name, counted in the
+ * last warning's place. 0 or -ENOMEM. */
+static int withheld_unnamed(struct vg_bill_invoice *inv, const struct budget *b)
+{
+	char msg[256], *t;
+
+	if (!b->unnamed)
+		return 0;
+	snprintf(msg, sizeof(msg),
+		 "%zu more adjustments withheld: their amounts, or with them the "
+		 "invoice's lines, are past 10^12 currency units",
+		 b->unnamed);
+	if (inv->nwarnings < VG_BILL_MAX_WARNINGS)
+		return vg_bill_invoice_warn(inv, msg);
+	if (!(t = strdup(msg)))
+		return -ENOMEM;
+	free(inv->warnings[inv->nwarnings - 1]);
+	inv->warnings[inv->nwarnings - 1] = t;
+	return 0;
+}
+
+/* The adjustment of F's line ref on inv, or its withholding when it
+ * cannot be billed. */
+static int bill_difference(struct vg_bill_invoice *inv, struct budget *b, const char *fm,
+			   const struct vg_bill_invoice *frozen,
+			   const struct vg_bill_invoice_line *r,
+			   const struct vg_bill_invoice_line *x,
+			   const struct vg_bill_invoice_line *base, s128 dq, s128 da,
+			   struct netctx *net, s128 billed_q)
+{
+	s128 mag = da < 0 ? -da : da;
+
+	if (!b->usage_past && (mag > VG_BILL_MONEY_MAX || b->sum + mag > VG_BILL_MONEY_MAX))
+		return withhold(inv, b, fm, r ? r : x, mag <= VG_BILL_MONEY_MAX);
+	b->sum += mag;
+	/* M's usage past the bound: its totals refuse the invoice anyway;
+	 * the amount only has to stay an int64 */
+	int64_t a = da > INT64_MAX ? INT64_MAX : da < -INT64_MAX ? -INT64_MAX : (int64_t)da;
+	return add_adjustment(inv, fm, frozen, r, x, base, dq, a, net, billed_q);
+}
+
 /* Adjustment lines on inv for finalized month F (index k in the chain:
  * later[0..k) are the finalized months after F, newest last). */
 static int adjust(struct vg_db *db, const struct vg_bill_ratecard *rcard,
-		  struct vg_bill_month fmon, struct vg_bill_invoice *inv, const char *fm,
-		  const struct vg_bill_invoice *recomputed, const struct vg_bill_invoice *frozen,
-		  struct vg_bill_invoice ***later, size_t *nlater, size_t nmonths)
+		  struct vg_bill_month fmon, struct vg_bill_invoice *inv, struct budget *bud,
+		  const char *fm, const struct vg_bill_invoice *recomputed,
+		  const struct vg_bill_invoice *frozen, struct vg_bill_invoice ***later,
+		  size_t *nlater, size_t nmonths)
 {
 	struct netctx net = {.db = db, .rc = rcard, .m = fmon, .project = inv->project};
 	int rc = 0;
@@ -535,13 +658,14 @@ static int adjust(struct vg_db *db, const struct vg_bill_ratecard *rcard,
 			continue;
 		const struct vg_bill_invoice_line *x = find_line(frozen, r->key);
 		const struct vg_bill_invoice_line *base;
-		s128 pq;
-		int64_t pa;
+		s128 pq, pa;
 		prior(later, nlater, nmonths, inv->project, fm, r->key, &pq, &pa, &base);
 		s128 dq = sq(r) - sq(x) - pq;
-		int64_t da = r->amount_micro - (x ? x->amount_micro : 0) - pa;
+		/* r's amount may be saturated (INT64_MAX): no int64 arithmetic */
+		s128 da = (s128)r->amount_micro - (x ? x->amount_micro : 0) - pa;
 		if (dq || da)
-			rc = add_adjustment(inv, fm, frozen, r, x, base, dq, da, &net, sq(x) + pq);
+			rc = bill_difference(inv, bud, fm, frozen, r, x, base, dq, da, &net,
+					     sq(x) + pq);
 	}
 	/* keys billed but gone from the recomputation (usage shrank to 0) */
 	for (size_t i = 0; frozen && i < frozen->nlines && !rc; i++) {
@@ -549,13 +673,13 @@ static int adjust(struct vg_db *db, const struct vg_bill_ratecard *rcard,
 		if (x->adjustment_for || find_line(recomputed, x->key))
 			continue;
 		const struct vg_bill_invoice_line *base;
-		s128 pq;
-		int64_t pa;
+		s128 pq, pa;
 		prior(later, nlater, nmonths, inv->project, fm, x->key, &pq, &pa, &base);
 		s128 dq = -sq(x) - pq;
-		int64_t da = -x->amount_micro - pa;
+		s128 da = -(s128)x->amount_micro - pa;
 		if (dq || da)
-			rc = add_adjustment(inv, fm, frozen, NULL, x, base, dq, da, &net, sq(x) + pq);
+			rc = bill_difference(inv, bud, fm, frozen, NULL, x, base, dq, da, &net,
+					     sq(x) + pq);
 	}
 	netctx_clear(&net);
 	return rc;
@@ -597,8 +721,10 @@ static int drafts(struct vg_db *db, const struct vg_bill_ratecard *rc, struct vg
 			       **chain_x[MAX_LOOKBACK] = {0};
 	size_t cnt = 0, nr[MAX_LOOKBACK] = {0}, nx[MAX_LOOKBACK] = {0};
 	struct vg_bill_month fmon[MAX_LOOKBACK];
+	struct budget *bud = NULL;
 	int depth = 0, r;
 
+	memset(&withheld_last, 0, sizeof(withheld_last));
 	if ((r = compute_month(db, rc, m, project, &arr, &cnt)))
 		return r;
 	/* the unbroken run of finalized months before m, newest first */
@@ -637,21 +763,29 @@ static int drafts(struct vg_db *db, const struct vg_bill_ratecard *rc, struct vg
 			}
 		}
 	}
+	if (!r && cnt && !(bud = calloc(cnt, sizeof(*bud))))
+		r = -ENOMEM;
+	for (size_t i = 0; i < cnt && !r; i++)
+		budget_init(&bud[i], arr[i]);
 	/* adjustments, oldest month first; "later" for month k are the
 	 * frozen invoices of months k-1 .. 0 (all after it, before m) */
 	for (int k = depth - 1; k >= 0 && !r; k--) {
 		char fm[16];
 		vg_bill_month_format(fmon[k], fm, sizeof(fm));
 		for (size_t i = 0; i < cnt && !r; i++)
-			r = adjust(db, rc, fmon[k], arr[i], fm,
+			r = adjust(db, rc, fmon[k], arr[i], &bud[i], fm,
 				   find_inv(chain_r[k], nr[k], arr[i]->project),
 				   find_inv(chain_x[k], nx[k], arr[i]->project),
 				   chain_x, nx, (size_t)k);
 	}
-	/* drop invoices left without any line; sort; totals */
+	for (size_t i = 0; i < cnt && !r; i++)
+		r = withheld_unnamed(arr[i], &bud[i]);
+	free(bud);
+	/* drop invoices left without any line (one whose only news is a
+	 * withheld adjustment stays: its warning says so); sort; totals */
 	size_t w = 0;
 	for (size_t i = 0; i < cnt; i++) {
-		if (arr[i]->nlines == 0 && !project) {
+		if (arr[i]->nlines == 0 && arr[i]->nwarnings == 0 && !project) {
 			vg_bill_invoice_free(arr[i]);
 			continue;
 		}

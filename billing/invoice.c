@@ -36,7 +36,6 @@
 #include "billing/nethours.h"
 
 #define HOUR_MS 3600000LL
-#define MAX_WARNINGS 32
 
 static const char *const ut_names[VG_BILL_UT_N] = {
 	"compute",
@@ -210,7 +209,7 @@ int vg_bill_invoice_warn(struct vg_bill_invoice *inv, const char *msg)
 	for (size_t i = 0; i < inv->nwarnings; i++)
 		if (!strcmp(inv->warnings[i], msg))
 			return 0;
-	if (inv->nwarnings >= MAX_WARNINGS)
+	if (inv->nwarnings >= VG_BILL_MAX_WARNINGS)
 		return 0;
 	char **w = realloc(inv->warnings, (inv->nwarnings + 1) * sizeof(*w));
 	if (!w)

@@ -170,7 +170,9 @@ void vg_bill_invoice_free(struct vg_bill_invoice *inv); /* accepts NULL */
 /* Append a copy of line (its strings are copied). 0 or -ENOMEM. */
 int vg_bill_invoice_add_line(struct vg_bill_invoice *inv,
 			     const struct vg_bill_invoice_line *line);
-/* Add a warning (copied; duplicates and more than 32 are dropped). */
+/* Add a warning (copied; duplicates and more than VG_BILL_MAX_WARNINGS
+ * are dropped). 0 or -ENOMEM. */
+#define VG_BILL_MAX_WARNINGS 32
 int vg_bill_invoice_warn(struct vg_bill_invoice *inv, const char *msg);
 /* Recompute subtotals and the total from the lines, then the tax (if
  * has_tax: round_half_up(|total| x rate) to the minor unit, with the
@@ -200,6 +202,24 @@ struct vg_bill_range {
 	int sum;
 };
 const struct vg_bill_range *vg_bill_range_last(void);
+
+/* Adjustments withheld by the last draft computation on this thread
+ * (vg_bill_invoices, vg_bill_invoices_each, vg_bill_invoice_from_db,
+ * vg_bill_invoice_text of a draft, vg_bill_finalize): late usage of a
+ * finalized month whose adjustment cannot be represented (its amount,
+ * or with it the invoice's lines, past VG_BILL_MONEY_MAX) is left off
+ * the draft, named in that invoice's warnings, and stays due: every
+ * later draft computes it again until the card or the usage is fixed
+ * (docs/billing.md, "Late usage that cannot be billed"). n: how many
+ * (all projects together); first: the first of them, as a vg_bill_range
+ * whose month is the month adjusted (F, not the draft's) and whose
+ * usage_type is the adjusted line's. Thread-local; reset (n = 0) by each
+ * such computation, valid until the thread's next one. */
+struct vg_bill_withheld {
+	size_t n;
+	struct vg_bill_range first;
+};
+const struct vg_bill_withheld *vg_bill_withheld_last(void);
 
 /* Make inv an invoice or credit note if rc gives its project a billing
  * profile (issuer and customer copied, tax rate, payment terms), else a

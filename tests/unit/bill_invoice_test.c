@@ -943,6 +943,188 @@ static void test_amounts_out_of_range(void **state)
 	assert_int_equal(vg_bill_is_final(db, DEC), 0);
 }
 
+/* The ledger's rate card with one more flavor, x1.gold, at `price` an
+ * hour (a decimal string). */
+static struct vg_bill_ratecard *card_with_gold(struct fx *f, const char *price)
+{
+	struct vg_bill_ratecard *rc;
+	char err[512], *buf, *out, *at;
+	const char *anchor = "\"m1.small\": \"0.0200\"";
+	FILE *fp = fopen(f->l->ratecard, "r");
+	size_t len;
+
+	assert_non_null(fp);
+	buf = calloc(1, 1 << 16);
+	out = calloc(1, (1 << 16) + 256);
+	assert_true(buf && out);
+	len = fread(buf, 1, (1 << 16) - 1, fp);
+	fclose(fp);
+	assert_non_null(at = strstr(buf, anchor));
+	snprintf(out, (1 << 16) + 256, "%.*s\"x1.gold\": \"%s\", %s", (int)(at - buf), buf, price,
+		 at);
+	if (vg_bill_ratecard_parse(out, strlen(out), "gold", &rc, err, sizeof(err)))
+		fail_msg("%s", err);
+	(void)len;
+	free(buf);
+	free(out);
+	return rc;
+}
+
+static char *text_rc(struct fx *f, const struct vg_bill_ratecard *rc, struct vg_bill_month m,
+		     const char *project, int fmt, size_t *len)
+{
+	char *t = NULL;
+	assert_int_equal(vg_bill_invoice_text(vg_bill_meter_db(f->m), rc, m, project, fmt, &t, len),
+			 0);
+	return t;
+}
+
+/* An instance poll of x1.gold (project acme) at t, delivered late. */
+static void gold_poll(struct fx *f, const char *t, int ended)
+{
+	struct vg_batch *b = batch(f, "gold-host", t);
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "i-gold", "gold", NULL, T(t));
+	assert_non_null(r);
+	r->state = ended ? VG_RSTATE_ENDED : VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "acme", NULL, "x1.gold"), 0);
+	if (!ended)
+		assert_int_equal(vg_batch_sample(b, "power.state", VG_KIND_GAUGE, 1), 0);
+	assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+	vg_batch_free(b);
+}
+
+/* November's JSON draft of acme on the first engine run, to compare the
+ * other engine's with (byte for byte). */
+static char *g_unbillable_json;
+static size_t g_unbillable_len;
+
+/* Late usage of a finalized month that cannot be billed: a run of
+ * x1.gold, priced 10^12 EUR an hour by a mistaken card, for 10 hours of
+ * October (10^13 EUR, past what vigie bills: 10^12 an invoice), reaches
+ * the meter after October was finalized, beside a late billable run. The
+ * adjustment for it was a line past 10^12 on November's draft, so the
+ * whole draft of acme was refused (-ERANGE: a 422) and the month's list
+ * left acme out, billable adjustment included. Now that adjustment alone
+ * is withheld, named in the invoice's warnings, and stays due: it is
+ * billed on the first draft after the card is fixed. */
+static void test_late_unbillable_adjustment(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	struct vg_bill_ratecard *gold = card_with_gold(f, "1000000000000");
+	struct vg_bill_invoice *inv, **all;
+	struct vg_bill_range *broken;
+	const struct vg_bill_invoice_line *l;
+	struct vg_batch *b;
+	size_t n, nb, len;
+	char *t;
+
+	assert_int_equal(vg_bill_finalize(db, gold, SEP, T("2026-11-02T00:00:00Z"), &n), 0);
+	assert_int_equal(vg_bill_finalize(db, gold, OCT, T("2026-11-02T00:00:00Z"), &n), 0);
+	/* late, in November: i-batch's 30-minute run on Oct 28 (billable),
+	 * and i-gold seen running Oct 20 00:00 and 10:00, gone at 10:30 */
+	b = batch(f, "ledger-host", "2026-11-01T00:40:00Z");
+	assert_int_equal(vg_batch_event(b, "i-batch", VG_EV_STARTED, T("2026-10-28T10:00:00Z"), NULL), 0);
+	assert_int_equal(vg_batch_event(b, "i-batch", VG_EV_STOPPED, T("2026-10-28T10:30:00Z"), NULL), 0);
+	assert_int_equal(vg_bill_meter_batch(f->m, b), 0);
+	vg_batch_free(b);
+	gold_poll(f, "2026-10-20T00:00:00Z", 0);
+	gold_poll(f, "2026-10-20T10:00:00Z", 0);
+	gold_poll(f, "2026-10-20T10:30:00Z", 1);
+
+	/* November's draft of acme: its usage and the billable adjustment */
+	assert_int_equal(vg_bill_invoice_from_db(db, gold, NOV, "acme", &inv), 0);
+	l = line(inv, "adj|2026-10|i-batch|compute|flavor:m1.small|0.03");
+	assert_non_null(l);
+	assert_int_equal(l->amount_micro, 20000);
+	for (size_t i = 0; i < inv->nlines; i++)
+		assert_null(strstr(inv->lines[i].key, "i-gold"));
+	assert_int_equal(inv->total_micro, 80000 + 20000);
+	assert_int_equal(inv->subtotal_micro[VG_BILL_UT_ADJUSTMENT], 20000);
+	/* the withheld adjustment, named in the warnings */
+	const char *w = "adjustment for 2026-10 withheld: resource i-gold, line compute "
+			"flavor:x1.gold (hour): its amount is past 10^12 currency units";
+	size_t found = 0;
+	for (size_t i = 0; i < inv->nwarnings; i++)
+		found += strstr(inv->warnings[i], w) != NULL;
+	assert_int_equal(found, 1);
+	vg_bill_invoice_free(inv);
+	/* and for the caller to log and count (api_invoices.c) */
+	const struct vg_bill_withheld *wh = vg_bill_withheld_last();
+	assert_int_equal(wh->n, 1);
+	assert_string_equal(wh->first.month, "2026-10");
+	assert_string_equal(wh->first.project, "acme");
+	assert_string_equal(wh->first.resource, "i-gold");
+	assert_string_equal(wh->first.usage_type, "compute");
+	assert_string_equal(wh->first.item, "flavor:x1.gold");
+	assert_int_equal(wh->first.sum, 0);
+	/* ... in every format */
+	t = text_rc(f, gold, NOV, "acme", VG_BILL_FMT_CSV, &len);
+	assert_non_null(strstr(t, ",Warning,,,vigie,"));
+	assert_non_null(strstr(t, w));
+	free(t);
+	t = text_rc(f, gold, NOV, "acme", VG_BILL_FMT_HTML, &len);
+	assert_non_null(strstr(t, w));
+	free(t);
+	t = text_rc(f, gold, NOV, "acme", VG_BILL_FMT_JSON, &len);
+	assert_non_null(strstr(t, w));
+	/* the same batches give the same bytes on either engine */
+	if (!g_unbillable_json) {
+		g_unbillable_json = t;
+		g_unbillable_len = len;
+	} else {
+		assert_int_equal(len, g_unbillable_len);
+		assert_memory_equal(t, g_unbillable_json, len);
+		free(t);
+		free(g_unbillable_json);
+		g_unbillable_json = NULL;
+	}
+	/* the month's list: acme is listed, not broken */
+	assert_int_equal(vg_bill_invoices_each(db, gold, NOV, NULL, &all, &n, &broken, &nb), 0);
+	assert_int_equal(nb, 0);
+	found = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(all[i]->project, "acme")) {
+			found++;
+			assert_int_equal(all[i]->total_micro, 100000);
+		}
+		vg_bill_invoice_free(all[i]);
+	}
+	free(all);
+	free(broken);
+	assert_int_equal(found, 1);
+
+	/* November can be finalized: the warning is frozen with it, and the
+	 * adjustment is not billed there */
+	assert_int_equal(vg_bill_finalize(db, gold, NOV, T("2026-12-01T00:00:00Z"), &n), 0);
+	t = text_rc(f, gold, NOV, "acme", VG_BILL_FMT_JSON, &len);
+	assert_non_null(strstr(t, w));
+	assert_null(strstr(t, "adj|2026-10|i-gold"));
+	free(t);
+	/* nothing dropped: December's draft withholds it again ... */
+	assert_int_equal(vg_bill_invoice_from_db(db, gold, DEC, "acme", &inv), 0);
+	found = 0;
+	for (size_t i = 0; i < inv->nwarnings; i++)
+		found += strstr(inv->warnings[i], w) != NULL;
+	assert_int_equal(found, 1);
+	assert_null(line(inv, "adj|2026-10|i-batch|compute|flavor:m1.small|0.03"));
+	vg_bill_invoice_free(inv);
+	vg_bill_ratecard_free(gold);
+	/* ... and bills it once the card is fixed: 10 h x 0.10 */
+	gold = card_with_gold(f, "0.10");
+	assert_int_equal(vg_bill_invoice_from_db(db, gold, DEC, "acme", &inv), 0);
+	l = line(inv, "adj|2026-10|i-gold|compute|flavor:x1.gold|0.1");
+	assert_non_null(l);
+	assert_int_equal(l->amount_micro, 1000000);
+	assert_string_equal(l->corrects, "2026-10-0001");
+	assert_int_equal(l->start_ms, T("2026-10-20T00:00:00Z"));
+	assert_int_equal(l->end_ms, T("2026-10-20T10:00:00Z"));
+	assert_int_equal(inv->nwarnings, 0);
+	assert_int_equal(vg_bill_withheld_last()->n, 0);
+	vg_bill_invoice_free(inv);
+	vg_bill_ratecard_free(gold);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -957,6 +1139,7 @@ int main(void)
 		DBE_BOTH(test_warnings_everywhere, setup, teardown),
 		DBE_BOTH(test_draft_numbers, setup, teardown),
 		DBE_BOTH(test_amounts_out_of_range, setup, teardown),
+		DBE_BOTH(test_late_unbillable_adjustment, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }
