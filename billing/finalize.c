@@ -636,7 +636,8 @@ static int bill_difference(struct vg_bill_invoice *inv, struct budget *b, const 
 	b->sum += mag;
 	/* M's usage past the bound: its totals refuse the invoice anyway;
 	 * the amount only has to stay an int64 */
-	int64_t a = da > INT64_MAX ? INT64_MAX : da < -INT64_MAX ? -INT64_MAX : (int64_t)da;
+	int64_t a = da > INT64_MAX ? INT64_MAX : da < -INT64_MAX ? -INT64_MAX
+								 : (int64_t)da;
 	return add_adjustment(inv, fm, frozen, r, x, base, dq, a, net, billed_q);
 }
 
@@ -827,7 +828,10 @@ int vg_bill_invoices(struct vg_db *db, const struct vg_bill_ratecard *rc,
 		     struct vg_bill_month m, const char *project,
 		     struct vg_bill_invoice ***out, size_t *n)
 {
-	int r = vg_bill_is_final(db, m);
+	int r;
+
+	memset(&withheld_last, 0, sizeof(withheld_last));
+	r = vg_bill_is_final(db, m);
 
 	*out = NULL;
 	*n = 0;
@@ -843,7 +847,10 @@ int vg_bill_invoices_each(struct vg_db *db, const struct vg_bill_ratecard *rc,
 			  struct vg_bill_invoice ***out, size_t *n,
 			  struct vg_bill_range **broken, size_t *nbroken)
 {
-	int r = vg_bill_is_final(db, m);
+	int r;
+
+	memset(&withheld_last, 0, sizeof(withheld_last));
+	r = vg_bill_is_final(db, m);
 
 	*out = NULL;
 	*n = 0;
@@ -896,6 +903,7 @@ int vg_bill_invoice_text(struct vg_db *db, const struct vg_bill_ratecard *rc,
 
 	*out = NULL;
 	*len = 0;
+	memset(&withheld_last, 0, sizeof(withheld_last));
 	if (fmt == VG_BILL_FMT_JSON && (r = vg_bill_is_final(db, m)) == 1) {
 		struct vg_db_stmt *s;
 		char ms[16];
@@ -984,6 +992,7 @@ int vg_bill_finalize(struct vg_db *db, const struct vg_bill_ratecard *rc,
 	int r;
 
 	*count = 0;
+	memset(&withheld_last, 0, sizeof(withheld_last));
 	if (now_ms < vg_bill_month_end_ms(m))
 		return -EINVAL;
 	if ((r = vg_db_begin(db)))

@@ -117,6 +117,10 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 			   struct vg_http_req *req, struct vg_http_resp *resp);
 int vg_api_finalize_answer(const struct vg_bill_service *svc,
 			   struct vg_http_req *req, struct vg_http_resp *resp);
+/* Invoice answers (drafts, lists, finalizations) that withheld an
+ * adjustment of late usage past 10^12 currency units (bill_invoice.h,
+ * vg_bill_withheld_last), since start; thread-safe. */
+uint64_t vg_api_invoices_withheld(void);
 
 /* Reply for a negative errno from the registry or store: -ENOENT 404,
  * -EINVAL 400, -EAGAIN/-EBUSY and -ENOTCONN/-ECONNRESET (the state

@@ -99,6 +99,38 @@ static json_t *range_error(const struct vg_bill_range *g, const char *ms, char *
 	return e;
 }
 
+static uint64_t g_withheld;
+
+uint64_t vg_api_invoices_withheld(void)
+{
+	return __atomic_load_n(&g_withheld, __ATOMIC_RELAXED);
+}
+
+/* After a computation of month m's invoices that succeeded: adjustments
+ * billing withheld (late usage of a finalized month past 10^12 currency
+ * units, vg_bill_withheld_last) are in their invoices' warnings; the
+ * operator hears of them here, logged once then every 1000th answer that
+ * withheld any (counted: vigie_billing_adjustments_withheld_total). */
+static void note_withheld(struct vg_bill_month m)
+{
+	const struct vg_bill_withheld *w = vg_bill_withheld_last();
+	const struct vg_bill_range *g = &w->first;
+	char ms[16];
+
+	if (!w->n)
+		return;
+	vg_bill_month_format(m, ms, sizeof(ms));
+	vg_log_limited(VG_LOG_WARN, &g_withheld,
+		       "api: billing: %s: %zu adjustment%s of late usage withheld, not "
+		       "billed (named in the invoices' warnings), first: project %s, "
+		       "adjustment for %s, resource %s, line %s %s (%s) past 10^12 "
+		       "currency units: check the rate card's prices ([billing] "
+		       "ratecard) and the usage the agents report; each later draft "
+		       "bills it once fixed",
+		       ms, w->n, w->n == 1 ? "" : "s", g->project, g->month, g->resource,
+		       g->usage_type, g->item, g->unit);
+}
+
 /* A billing error as an answer. -ERANGE: an amount of an invoice of
  * month m (of project, or of one of the month's projects) cannot be
  * represented: a line, or the lines together, past VG_BILL_MONEY_MAX
@@ -107,7 +139,9 @@ static json_t *range_error(const struct vg_bill_range *g, const char *ms, char *
  * the data's, the operator's to fix: 422, naming the month, project,
  * resource and line (vg_bill_range_last), logged once then every 1000th.
  * Every other project's invoice is computed apart and unaffected (the
- * month's list answers them, with an error entry for this one). */
+ * month's list answers them, with an error entry for this one). An
+ * adjustment of late usage past the bound is not an error: it is
+ * withheld (note_withheld). */
 static int bill_reply_errno(struct vg_http_resp *resp, int rc, const char *what,
 			    struct vg_bill_month m)
 {
@@ -166,6 +200,7 @@ static int list(struct vg_db *db, const struct vg_bill_service *svc,
 
 	if (rc)
 		return bill_reply_errno(resp, rc, "invoices", m);
+	note_withheld(m);
 	vg_bill_month_format(m, ms, sizeof(ms));
 	json_t *root = json_object(), *arr = json_array();
 	json_object_set_new(root, "month", json_string(ms));
@@ -187,6 +222,8 @@ static int list(struct vg_db *db, const struct vg_bill_service *svc,
 		json_object_set_new(o, "currency", json_string(inv[i]->currency));
 		json_object_set_new(o, "lines", json_integer((json_int_t)inv[i]->nlines));
 		json_object_set_new(o, "total", json_string(vg_bill_money_format(inv[i]->total_micro, inv[i]->digits, buf, sizeof(buf))));
+		/* its warnings (unpriced usage, withheld adjustments): how many */
+		json_object_set_new(o, "warnings", json_integer((json_int_t)inv[i]->nwarnings));
 		json_array_append_new(arr, o);
 		vg_bill_invoice_free(inv[i]);
 	}
@@ -256,6 +293,7 @@ int vg_api_invoices_answer(const struct vg_bill_service *svc,
 					   vg_http_param(req, "month"));
 	if (rc)
 		return bill_reply_errno(resp, rc, "invoice", m);
+	note_withheld(m);
 	vg_http_reply_raw(resp, 200, vg_bill_invoice_format_mime(fmt), body, len);
 	if (fmt != VG_BILL_FMT_JSON) {
 		char fname[61];
@@ -298,6 +336,7 @@ int vg_api_finalize_answer(const struct vg_bill_service *svc,
 		return vg_http_reply_error(resp, 400, "%s has not ended yet", ms);
 	if (rc)
 		return bill_reply_errno(resp, rc, "invoices", m);
+	note_withheld(m);
 	vg_info("billing: finalized %s: %zu invoice%s", ms, n, n == 1 ? "" : "s");
 	json_t *o = json_object();
 	json_object_set_new(o, "month", json_string(ms));

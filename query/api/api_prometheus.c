@@ -498,6 +498,12 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				vg_buf_printf(b, "vigie_billing_implausible_total{what=\"%s\"} %llu\n",
 					      vg_bill_implausible_name(k),
 					      (unsigned long long)imp[k]);
+			one(b, "vigie_billing_adjustments_withheld_total", "counter",
+			    "Invoice answers that withheld an adjustment of late usage "
+			    "past 10^12 currency units (named in the invoice's "
+			    "warnings, billed once the card or usage is fixed: "
+			    "docs/billing.md)",
+			    (double)vg_api_invoices_withheld());
 		}
 		one(b, "vigie_store_series_removed_total", "counter",
 		    "Series deleted by the lifecycle of ended resources "

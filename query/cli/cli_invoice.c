@@ -169,15 +169,30 @@ static void usage(struct vg_cli *c, FILE *f)
 /* The month list's entries whose invoice could not be computed (an
  * "error" instead of a total): each message on c->err. VG_EXIT_API when
  * there is one (the others are printed: one broken project does not hide
- * them), else VG_EXIT_OK. */
+ * them), else VG_EXIT_OK. An invoice with warnings (usage without a
+ * price, an adjustment withheld) gets one line on c->err too, without
+ * changing the exit status. */
 static int list_errors(struct vg_cli *c, const char *text, size_t len)
 {
 	json_t *j = json_loadb(text, len, 0, NULL), *v;
 	size_t i;
 	int rc = VG_EXIT_OK;
 
+	const char *month = json_string_value(json_object_get(j, "month"));
+
 	json_array_foreach(json_object_get(j, "invoices"), i, v) {
 		json_t *e = json_object_get(v, "error");
+		json_int_t nw = json_integer_value(json_object_get(v, "warnings"));
+		if (!e && nw > 0) { /* not an error: said, the exit stays 0 */
+			const char *p = json_string_value(json_object_get(v, "project"));
+			fprintf(c->err,
+				"%s invoice: project %s: %lld warning%s on its invoice "
+				"(usage not priced, or an adjustment withheld): see '%s "
+				"invoice --project %s --month %s'\n",
+				c->prog, p ? p : "?", (long long)nw, nw == 1 ? "" : "s", c->prog,
+				p ? p : "?", month ? month : "?");
+			continue;
+		}
 		if (!e)
 			continue;
 		const char *p = json_string_value(json_object_get(v, "project"));
