@@ -1125,6 +1125,39 @@ static void test_late_unbillable_adjustment(void **state)
 	vg_bill_ratecard_free(gold);
 }
 
+/* An adjustment that fits alone but not with the invoice's other lines:
+ * x1.gold at 99,999,999,999.9999 EUR an hour for 10 hours of October is
+ * 10^12 EUR exactly (the bound, billable alone); with acme's November
+ * usage it passes. It is withheld, saying so; the rest is billed. */
+static void test_late_adjustment_past_with_lines(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_db *db = vg_bill_meter_db(f->m);
+	struct vg_bill_ratecard *gold = card_with_gold(f, "99999999999.9999");
+	struct vg_bill_invoice *inv;
+	size_t n, found = 0;
+
+	assert_int_equal(vg_bill_finalize(db, gold, SEP, T("2026-11-02T00:00:00Z"), &n), 0);
+	assert_int_equal(vg_bill_finalize(db, gold, OCT, T("2026-11-02T00:00:00Z"), &n), 0);
+	gold_poll(f, "2026-10-20T00:00:00Z", 0);
+	gold_poll(f, "2026-10-20T10:00:00Z", 0);
+	gold_poll(f, "2026-10-20T10:30:00Z", 1);
+	assert_int_equal(vg_bill_invoice_from_db(db, gold, NOV, "acme", &inv), 0);
+	for (size_t i = 0; i < inv->nlines; i++)
+		assert_null(strstr(inv->lines[i].key, "i-gold"));
+	assert_int_equal(inv->total_micro, 80000);
+	for (size_t i = 0; i < inv->nwarnings; i++)
+		found += strstr(inv->warnings[i],
+				"adjustment for 2026-10 withheld: resource i-gold, line compute "
+				"flavor:x1.gold (hour): with it the invoice's lines come past "
+				"10^12 currency units") != NULL;
+	assert_int_equal(found, 1);
+	assert_int_equal(vg_bill_withheld_last()->n, 1);
+	assert_int_equal(vg_bill_withheld_last()->first.sum, 1);
+	vg_bill_invoice_free(inv);
+	vg_bill_ratecard_free(gold);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1140,6 +1173,7 @@ int main(void)
 		DBE_BOTH(test_draft_numbers, setup, teardown),
 		DBE_BOTH(test_amounts_out_of_range, setup, teardown),
 		DBE_BOTH(test_late_unbillable_adjustment, setup, teardown),
+		DBE_BOTH(test_late_adjustment_past_with_lines, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
 }
