@@ -153,8 +153,9 @@ static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
 
 /* The month's list. A project whose invoice cannot be represented does
  * not hide the others: the answer is 200 with the others' invoices and,
- * in project order among them, an entry {"project", "error": {...}}
- * carrying the same error object as that project's 422. */
+ * in project order among them, an entry {"project", "project_name",
+ * "error": {...}} carrying the same error object as that project's 422
+ * (project_name as in the others' entries: the reported name or null). */
 static int list(struct vg_db *db, const struct vg_bill_service *svc,
 		struct vg_bill_month m, const char *project, struct vg_http_resp *resp)
 {
@@ -175,6 +176,10 @@ static int list(struct vg_db *db, const struct vg_bill_service *svc,
 		for (; b < nbroken && (i == n || strcmp(broken[b].project, inv[i]->project) < 0); b++) {
 			json_t *o = json_object();
 			json_object_set_new(o, "project", json_string(broken[b].project));
+			json_object_set_new(o, "project_name",
+					    broken[b].project_name[0]
+						    ? json_string(broken[b].project_name)
+						    : json_null());
 			json_object_set_new(o, "error", range_error(&broken[b], ms, msg, sizeof(msg)));
 			json_array_append_new(arr, o);
 		}
