@@ -111,6 +111,11 @@ check "... naming the line" grep -q "cannot be computed: project .*, resource .*
 eq "/metrics counts implausible usage (none in the ledger)" \
   "$(acurl "$API/metrics" | grep -c '^vigie_billing_implausible_total{what="[a-z]*"} 0$')" 4
 eq "logged once for many refusals" "$(grep -c "api: billing: .*past 10^12 currency units" "$TMP/collector.log")" 1
+# one line per refusal: the HTTP layer's own line for a 4xx ("http:
+# rejected GET ... 422 an invoice ... past 10^12 ...", at info) is not
+# written for this one, which billing's line already says
+eq "... and by one log line only" "$(grep -c "past 10^12 currency units" "$TMP/collector.log")" 1
+check "... not also as an HTTP rejection" bash -c "! grep -q 'rejected .*: 422 ' '$TMP/collector.log'"
 check "... naming the month, the project, the line and what to check" grep -q \
   "2026-10: an invoice of project acme past 10^12 currency units at resource .*, line .*: check the rate card's prices" "$TMP/collector.log"
 check "the collector still answers" answers_health "$HPORT"
