@@ -11,7 +11,7 @@
  * arrives instead of collected, no overall time limit, and a stop flag
  * (Ctrl-C) polled by libcurl's progress callback.
  *
- * Retries: an answer 429 or 503 with a Retry-After of whole seconds is
+ * Retries: an answer 429 or 503 with a Retry-After (seconds or a date) is
  * asked again after that wait, silently, while the waits of the request
  * together stay within c->retry_wait_s (--retry-wait, default
  * VG_CLI_RETRY_WAIT_S; a Retry-After past what is left is not waited
@@ -349,7 +349,8 @@ static int perform(struct vg_cli *c, const char *method, const char *path,
 		if (cc != CURLE_OK || (status != 429 && status != 503))
 			break;
 		rt.cap = status == 429 && is_cap_refusal(&b);
-		/* whole seconds only (an HTTP date, or none: 0) */
+		/* seconds (libcurl turns an HTTP date into them); none, or
+		 * a date past: 0, not retried */
 		if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra <= 0 ||
 		    !may_repeat(method, rt.cap))
 			break;
