@@ -793,7 +793,14 @@ static int drafts(struct vg_db *db, const struct vg_bill_ratecard *rc, struct vg
 		if (!r) {
 			int t = vg_bill_invoice_totals(arr[i]);
 			if (t == -ERANGE && broken) {
-				r = note_broken(broken, nbroken, vg_bill_range_last());
+				/* named as the listed ones are (below) */
+				r = vg_bill_names_fill(db, &arr[i], 1);
+				if (!r)
+					r = note_broken(broken, nbroken, vg_bill_range_last());
+				if (!r && arr[i]->project_name)
+					snprintf((*broken)[*nbroken - 1].project_name,
+						 sizeof((*broken)->project_name), "%s",
+						 arr[i]->project_name);
 				vg_bill_invoice_free(arr[i]);
 				continue;
 			}

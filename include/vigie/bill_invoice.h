@@ -191,10 +191,13 @@ int vg_bill_invoice_totals(struct vg_bill_invoice *inv);
  * VG_BILL_MONEY_MAX; 1: it is the line with which the lines' amounts,
  * added in absolute value, pass it. Thread-local (the API's threads each
  * compute their own invoices): valid until the thread's next -ERANGE;
- * zeroed (month "") before any. */
+ * zeroed (month "") before any. project_name: the name the agents report
+ * for the project (vg_bill_names_fill), set only in the broken entries of
+ * vg_bill_invoices_each; "" when none (a name is never empty). */
 struct vg_bill_range {
 	char month[16];
 	char project[256];
+	char project_name[256];
 	char resource[256];
 	char usage_type[32];
 	char item[128];

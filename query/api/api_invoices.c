@@ -54,14 +54,6 @@ static int open_db(const struct vg_bill_service *svc, struct vg_http_resp *resp,
 
 static uint64_t g_range_errors;
 
-/* A billing error as an answer. -ERANGE: an amount of an invoice of
- * month m (of project, or of one of the month's projects) cannot be
- * represented: a line, or the lines together, past VG_BILL_MONEY_MAX
- * (vg_bill_invoice_totals), from a price of the rate card or a usage
- * stored before billing refused implausible ones. Not a server fault but
- * the data's, the operator's to fix: 422, naming the month, project,
- * resource and line (vg_bill_range_last), logged once then every 1000th.
- * Every other project's invoice is computed apart and unaffected. */
 /* The JSON error object of an invoice past VG_BILL_MONEY_MAX, named by g
  * (month ms if g has none); logged once then every 1000th. NULL on out of
  * memory, msg filled either way. */
@@ -152,12 +144,19 @@ static int bill_reply_errno(struct vg_http_resp *resp, int rc, const char *what,
 	vg_bill_month_format(m, ms, sizeof(ms));
 	json_t *e = range_error(vg_bill_range_last(), ms, msg, sizeof(msg));
 	json_t *o = e ? json_object() : NULL;
+	int r;
+
 	if (!o) {
 		json_decref(e);
-		return vg_http_reply_error(resp, 422, "%s", msg);
+		r = vg_http_reply_error(resp, 422, "%s", msg);
+	} else {
+		json_object_set_new(o, "error", e);
+		r = vg_http_reply_json(resp, 422, o);
 	}
-	json_object_set_new(o, "error", e);
-	return vg_http_reply_json(resp, 422, o);
+	/* range_error logged it (at warn, with what to check): not the
+	 * server's "http: rejected" line as well */
+	resp->logged = 1;
+	return r;
 }
 
 static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
@@ -187,8 +186,9 @@ static int month_param(struct vg_http_req *req, struct vg_http_resp *resp,
 
 /* The month's list. A project whose invoice cannot be represented does
  * not hide the others: the answer is 200 with the others' invoices and,
- * in project order among them, an entry {"project", "error": {...}}
- * carrying the same error object as that project's 422. */
+ * in project order among them, an entry {"project", "project_name",
+ * "error": {...}} carrying the same error object as that project's 422
+ * (project_name as in the others' entries: the reported name or null). */
 static int list(struct vg_db *db, const struct vg_bill_service *svc,
 		struct vg_bill_month m, const char *project, struct vg_http_resp *resp)
 {
@@ -210,6 +210,10 @@ static int list(struct vg_db *db, const struct vg_bill_service *svc,
 		for (; b < nbroken && (i == n || strcmp(broken[b].project, inv[i]->project) < 0); b++) {
 			json_t *o = json_object();
 			json_object_set_new(o, "project", json_string(broken[b].project));
+			json_object_set_new(o, "project_name",
+					    broken[b].project_name[0]
+						    ? json_string(broken[b].project_name)
+						    : json_null());
 			json_object_set_new(o, "error", range_error(&broken[b], ms, msg, sizeof(msg)));
 			json_array_append_new(arr, o);
 		}

@@ -685,8 +685,9 @@ static enum MHD_Result send_resp(struct vg_http_server *s,
 
 	if (!r->status)
 		vg_http_reply_error(r, 500, "internal error");
-	/* (a refusal of the cap has its own log line, once per interval) */
-	if (r->status >= 400 && r->status < 500 && !st->cap_refused)
+	/* (a refusal of the cap has its own log line, once per interval;
+	 * a handler that logged its refusal said so in r->logged) */
+	if (r->status >= 400 && r->status < 500 && !st->cap_refused && !r->logged)
 		log_rejected(s, st, c, r); /* before the body goes to libmicrohttpd */
 	if (r->stream) {
 		struct vg_http_stream *hs = r->stream;

@@ -154,6 +154,10 @@ struct vg_http_resp {
 		const char *name; /* static */
 		char value[128];
 	} headers[VG_HTTP_MAX_HEADERS];
+	/* Set by a handler that logged this 4xx itself, with more context
+	 * than the server's own "http: rejected" line (which then is not
+	 * written: one log line per refusal). */
+	int logged;
 };
 
 /* Each reply function replaces any earlier reply and returns 0, or -ENOMEM

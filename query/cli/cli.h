@@ -29,12 +29,19 @@ enum vg_cli_exit {
 
 #define VG_CLI_DEFAULT_API "http://127.0.0.1:7480"
 #define VG_CLI_MAX_RESPONSE (256u << 20) /* bytes of one API answer */
+/* Seconds a request may wait in all between its retries of a 429 or 503
+ * with Retry-After, by default (--retry-wait; query/cli/cli_http.c says
+ * which requests retry), and at most */
+#define VG_CLI_RETRY_WAIT_S 10
+#define VG_CLI_RETRY_WAIT_MAX_S 3600
 
 struct vg_cli {
 	const char *prog;   /* "vigie", for messages */
 	const char *api;    /* base URL, e.g. http://127.0.0.1:7480 */
 	const char *token;  /* bearer token or NULL */
 	long timeout_s;     /* whole request */
+	long retry_wait_s;  /* --retry-wait: waits of one request's retries
+			     * together at most (0: no retry) */
 	const char *cacert; /* --cacert: CA file for https (NULL: system) */
 	FILE *out;          /* results */
 	FILE *err;          /* one-line errors */
@@ -51,6 +58,8 @@ struct vg_cli_conf {
 	char token[512];
 	char cacert[1024];
 	long timeout_s; /* 0: unset */
+	long retry_wait_s;
+	int retry_wait_set; /* retry_wait given (0 is a value) */
 };
 
 /* Where the file is: $VIGIE_CONFIG, else $XDG_CONFIG_HOME/vigie/cli.conf,

@@ -76,9 +76,20 @@ static int on_key(void *ud, const char *section, const char *key,
 		}
 		p->cf->timeout_s = t;
 		return 0;
+	} else if (!strcmp(key, "retry_wait")) {
+		long t = strtol(value, &end, 10);
+		if (!*value || *end || t < 0 || t > VG_CLI_RETRY_WAIT_MAX_S) {
+			snprintf(p->bad, sizeof(p->bad), "retry_wait wants a number "
+							 "of seconds from 0 to %d",
+				 VG_CLI_RETRY_WAIT_MAX_S);
+			return -EINVAL;
+		}
+		p->cf->retry_wait_s = t;
+		p->cf->retry_wait_set = 1;
+		return 0;
 	} else {
 		snprintf(p->bad, sizeof(p->bad), "unknown key '%.40s' (api, "
-						 "token, cacert, timeout)",
+						 "token, cacert, timeout, retry_wait)",
 			 key);
 		return -EINVAL;
 	}

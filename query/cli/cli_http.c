@@ -11,11 +11,28 @@
  * arrives instead of collected, no overall time limit, and a stop flag
  * (Ctrl-C) polled by libcurl's progress callback.
  *
+ * Retries: an answer 429 or 503 with a Retry-After (seconds or a date) is
+ * asked again after that wait, silently, while the waits of the request
+ * together stay within c->retry_wait_s (--retry-wait, default
+ * VG_CLI_RETRY_WAIT_S; a Retry-After past what is left is not waited
+ * for: the error says when to come back). Only requests that may
+ * be repeated are: GET and HEAD (they change nothing), PUT (the whole
+ * definition again: the same result) and DELETE (a repeat can only find
+ * the thing gone: a 404 or 409 said, nothing more removed); POST and
+ * PATCH (a token, a silence, measures, a notification, a finalize: a
+ * repeat could do it twice) only when the 429 is the per-project cap's,
+ * which the API answers before running anything (docs/api.md, "Requests
+ * in flight per project"). The one error line of a request that gave up
+ * says so, and names [collector] http_max_concurrent_per_project when
+ * the cap was what refused it.
+ *
  * Invariants: exactly one line goes to c->err per failed request; nothing
  * is printed on success.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 
@@ -131,11 +148,39 @@ static void put_line_safe(FILE *f, const char *s)
 	vg_cli_put_safe(f, s);
 }
 
+/* How the retries of one request went (see the top of the file). */
+struct retries {
+	int tries;       /* requests sent */
+	long waited_s;   /* seconds slept between them */
+	long refused_ra; /* a Retry-After past the bound, not waited for */
+	int cap;         /* the last answer was the per-project cap's 429 */
+};
+
+/* What the line of a request that gave up (a last answer 429 or 503)
+ * adds after "(HTTP n)"; nothing for another answer, retried or not. */
+static void print_gave_up(struct vg_cli *c, long status, const struct retries *rt)
+{
+	if (status != 429 && status != 503)
+		return;
+	if (rt->tries > 1)
+		fprintf(c->err, "; gave up after %d tries over %ld s", rt->tries,
+			rt->waited_s);
+	else if (rt->refused_ra) /* the first wait alone was too long */
+		fprintf(c->err, "; the API asks to retry in %ld s", rt->refused_ra);
+	if (rt->cap)
+		fputs(rt->tries > 1 ? ": the collector's cap on requests in flight "
+				      "([collector] http_max_concurrent_per_project) "
+				      "stayed full"
+				    : "; the collector's cap on requests in flight is "
+				      "[collector] http_max_concurrent_per_project",
+		      c->err);
+}
+
 /* "vigie: MESSAGE[: field: message; ...] (HTTP n)": the per-field
  * messages of a refused definition ({"error":{"fields":[...]}}) that the
  * message does not already carry, all on the one line. */
 static void print_api_error(struct vg_cli *c, const char *m, json_t *j,
-			    long status)
+			    long status, const struct retries *rt)
 {
 	json_t *fields = json_object_get(json_object_get(j, "error"), "fields");
 	const char *sep = ": ";
@@ -158,6 +203,7 @@ static void print_api_error(struct vg_cli *c, const char *m, json_t *j,
 		sep = "; ";
 	}
 	fprintf(c->err, " (HTTP %ld)", status);
+	print_gave_up(c, status, rt);
 	if (status == 401 && !(c->token && *c->token))
 		/* the API cannot know the CLI reads $VIGIE_TOKEN; still one
 		 * line, as every error */
@@ -166,6 +212,36 @@ static void print_api_error(struct vg_cli *c, const char *m, json_t *j,
 		      "create makes one)",
 		      c->err);
 	fputc('\n', c->err);
+}
+
+/* Whether the answer in b (status 429) is the per-project cap's: its
+ * message, as docs/api.md gives it, "too many requests in flight for
+ * this project (...)" or "... for admin tokens (...)". */
+static int is_cap_refusal(const struct body *b)
+{
+	static const char prefix[] = "too many requests in flight for ";
+	json_t *j = b->p ? json_loadb(b->p, b->len, 0, NULL) : NULL;
+	const char *m = api_message(j);
+	int cap = m && !strncmp(m, prefix, sizeof(prefix) - 1);
+
+	json_decref(j);
+	return cap;
+}
+
+/* Whether method may be sent again after a 429 or 503 (the top of the
+ * file): cap, the answer is the per-project cap's 429. */
+static int may_repeat(const char *method, int cap)
+{
+	static const char *const idempotent[] = {"GET", "HEAD", "PUT", "DELETE"};
+
+	if (cap)
+		return 1; /* refused before anything ran */
+	if (!method)
+		return 1; /* GET */
+	for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
+		if (!strcasecmp(method, idempotent[i]))
+			return 1;
+	return 0;
 }
 
 /* libcurl's progress callback, here only to notice the stop flag. */
@@ -190,6 +266,7 @@ static int perform(struct vg_cli *c, const char *method, const char *path,
 		   size_t *len, int absent_ok)
 {
 	struct body b = {0};
+	struct retries rt = {0};
 	struct curl_slist *hdrs = NULL;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *url, *auth = NULL;
@@ -263,8 +340,33 @@ static int perform(struct vg_cli *c, const char *method, const char *path,
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
 	}
-	cc = curl_easy_perform(h);
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	for (;;) {
+		curl_off_t ra = 0;
+
+		rt.tries++;
+		cc = curl_easy_perform(h);
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+		if (cc != CURLE_OK || (status != 429 && status != 503))
+			break;
+		rt.cap = status == 429 && is_cap_refusal(&b);
+		/* seconds (libcurl turns an HTTP date into them); none, or
+		 * a date past: 0, not retried */
+		if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra <= 0 ||
+		    !may_repeat(method, rt.cap))
+			break;
+		if (rt.waited_s + ra > c->retry_wait_s) {
+			rt.refused_ra = (long)ra;
+			break;
+		}
+		nanosleep(&(struct timespec){(time_t)ra, 0}, NULL);
+		rt.waited_s += (long)ra;
+		if (so && so->stop && *so->stop)
+			break; /* Ctrl-C while waiting: the last answer stands */
+		free(b.p);
+		b.p = NULL;
+		b.len = 0;
+		b.too_big = 0;
+	}
 	if ((cc == CURLE_WRITE_ERROR && b.sink_stopped) ||
 	    (cc == CURLE_ABORTED_BY_CALLBACK && b.stop && *b.stop))
 		cc = CURLE_OK; /* the stream's reader (or Ctrl-C) ended it */
@@ -320,11 +422,13 @@ static int perform(struct vg_cli *c, const char *method, const char *path,
 		json_error_t je;
 		json_t *j = b.p ? json_loadb(b.p, b.len, 0, &je) : NULL;
 		const char *m = api_message(j);
-		if (m)
-			print_api_error(c, m, j, status);
-		else
-			fprintf(c->err, "%s: HTTP %ld from %s\n", c->prog,
-				status, url);
+		if (m) {
+			print_api_error(c, m, j, status, &rt);
+		} else {
+			fprintf(c->err, "%s: HTTP %ld from %s", c->prog, status, url);
+			print_gave_up(c, status, &rt);
+			fputc('\n', c->err);
+		}
 		json_decref(j);
 		rc = VG_EXIT_API;
 		goto out;

@@ -2,7 +2,8 @@
  * cli_run.c — the `vigie` command line: global options and the command
  * table.
  *
- * Design: `vigie [--api URL] [--token T] [--timeout S] COMMAND [ARGS]`.
+ * Design: `vigie [--api URL] [--token T] [--timeout S] [--retry-wait S]
+ * COMMAND [ARGS]`.
  * Global options are read up to the first non-option (the command); each
  * command then parses its own arguments (and accepts --api/--token too, so
  * they may come after the command). Adding a command (as stats, top,
@@ -47,7 +48,8 @@ static void usage(struct vg_cli *c, FILE *f)
 {
 	fprintf(f,
 		"usage: %s [--api URL] [--token TOKEN] [--timeout SECONDS] "
-		"[--output FORMAT] COMMAND [ARGS]\n\n"
+		"[--retry-wait SECONDS]\n             [--output FORMAT] COMMAND "
+		"[ARGS]\n\n"
 		"Query a vigie collector's HTTP API.\n\n"
 		"Commands:\n",
 		c->prog);
@@ -59,6 +61,10 @@ static void usage(struct vg_cli *c, FILE *f)
 		"  --token TOKEN    bearer token (default $VIGIE_TOKEN)\n"
 		"  --timeout S      give up on a request after S seconds "
 		"(default 60)\n"
+		"  --retry-wait S   wait at most S seconds in all to ask again "
+		"after a 429 or\n"
+		"                   503 with Retry-After (default %d; 0: never "
+		"retry)\n"
 		"  --cacert FILE    CA certificate(s) for an https API (default "
 		"$VIGIE_CACERT,\n"
 		"                   else the system's)\n"
@@ -67,14 +73,14 @@ static void usage(struct vg_cli *c, FILE *f)
 		"                   (also after it; graph's --output is its PNG)\n"
 		"  --help           this help; '%s COMMAND --help' for a "
 		"command\n\n"
-		"The API, token, CA file and timeout may also be set in "
+		"The API, token, CA file, timeout and retry wait may also be set in "
 		"~/.config/vigie/cli.conf\n"
-		"($VIGIE_CONFIG; api = URL, token = T, cacert = FILE, timeout = S; "
-		"mode 0600\nwhen it holds a token). Flags win over the "
-		"environment, which wins over the file.\n\n"
+		"($VIGIE_CONFIG; api = URL, token = T, cacert = FILE, timeout = S, "
+		"retry_wait = S;\nmode 0600 when it holds a token). Flags win over "
+		"the environment, which wins\nover the file.\n\n"
 		"Exit codes: 0 ok, 1 API error, 2 usage error, 3 cannot "
 		"connect.\n",
-		VG_CLI_DEFAULT_API, c->prog);
+		VG_CLI_DEFAULT_API, VG_CLI_RETRY_WAIT_S, c->prog);
 }
 
 int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
@@ -83,6 +89,7 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 		{"api", required_argument, NULL, 'A'},
 		{"token", required_argument, NULL, 'T'},
 		{"timeout", required_argument, NULL, 't'},
+		{"retry-wait", required_argument, NULL, 'R'},
 		{"cacert", required_argument, NULL, 'C'},
 		{"output", required_argument, NULL, 'O'},
 		{"help", no_argument, NULL, 'h'},
@@ -93,6 +100,7 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 		.api = getenv("VIGIE_API"),
 		.token = getenv("VIGIE_TOKEN"),
 		.timeout_s = 60,
+		.retry_wait_s = VG_CLI_RETRY_WAIT_S,
 		.cacert = getenv("VIGIE_CACERT"),
 		.out = out,
 		.err = err,
@@ -117,6 +125,8 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 		c.cacert = cf.cacert;
 	if (cf.timeout_s)
 		c.timeout_s = cf.timeout_s;
+	if (cf.retry_wait_set)
+		c.retry_wait_s = cf.retry_wait_s;
 	if (!c.api || !*c.api)
 		c.api = VG_CLI_DEFAULT_API;
 	optind = 0; /* GNU: full re-initialisation (tests call us again) */
@@ -146,6 +156,16 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 				fprintf(err, "%s: --timeout wants a number of "
 					     "seconds >= 1\n",
 					c.prog);
+				return VG_EXIT_USAGE;
+			}
+			break;
+		case 'R':
+			c.retry_wait_s = strtol(optarg, &end, 10);
+			if (!*optarg || *end || c.retry_wait_s < 0 ||
+			    c.retry_wait_s > VG_CLI_RETRY_WAIT_MAX_S) {
+				fprintf(err, "%s: --retry-wait wants a number of "
+					     "seconds from 0 to %d\n",
+					c.prog, VG_CLI_RETRY_WAIT_MAX_S);
 				return VG_EXIT_USAGE;
 			}
 			break;

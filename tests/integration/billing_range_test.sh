@@ -56,10 +56,19 @@ check "... with no figure in it" bash -c "! grep -q '9223372036854' '$TMP/body'"
 # bound with this card; each is an entry carrying its 422's error object,
 # and the list is a 200 (one broken project no longer hides the others:
 # the unit test bill_invoice_test shows a sane one listed beside it).
+# beta's name, as the agents would report it (the ledger has none): the
+# broken entries carry project_name as the listed invoices do
+check "a name for beta" sqlite3 -cmd ".timeout 10000" "$DATA/billing.db" \
+  "INSERT INTO bill_project_names(project,name,updated_ms) VALUES('beta','Beta Corp',1)"
 eq "the month's list is a 200" "$(acode "$API/v1/invoices?month=2026-10")" 200
 eq "... each broken project an entry with its named error" \
   "$(jq -r '[.invoices[] | [.project, .error.code, .error.reason, .error.month, .error.project, (.error.resource | length > 0), (.invoice == null)] | join(" ")] | join(",")' "$TMP/body")" \
   "acme 422 amount_out_of_range 2026-10 acme true true,beta 422 amount_out_of_range 2026-10 beta true true"
+# the same shape as a listed invoice's entry: project_name too (null
+# without a reported name, as a listed invoice without one)
+eq "... each with its project_name" \
+  "$(jq -r '[.invoices[] | [.project, (has("project_name") | tostring), (.project_name | tostring)] | join(" ")] | join(",")' "$TMP/body")" \
+  "acme true null,beta true Beta Corp"
 "$BIN/vigie" --api "$API" --token "$ADMIN" invoice --month 2026-10 \
   >"$TMP/cli.out" 2>"$TMP/cli.err"; rc=$?
 eq "vigie invoice over all projects exits 1" "$rc" 1
@@ -102,6 +111,11 @@ check "... naming the line" grep -q "cannot be computed: project .*, resource .*
 eq "/metrics counts implausible usage (none in the ledger)" \
   "$(acurl "$API/metrics" | grep -c '^vigie_billing_implausible_total{what="[a-z]*"} 0$')" 4
 eq "logged once for many refusals" "$(grep -c "api: billing: .*past 10^12 currency units" "$TMP/collector.log")" 1
+# one line per refusal: the HTTP layer's own line for a 4xx ("http:
+# rejected GET ... 422 an invoice ... past 10^12 ...", at info) is not
+# written for this one, which billing's line already says
+eq "... and by one log line only" "$(grep -c "past 10^12 currency units" "$TMP/collector.log")" 1
+check "... not also as an HTTP rejection" bash -c "! grep -q 'rejected .*: 422 ' '$TMP/collector.log'"
 check "... naming the month, the project, the line and what to check" grep -q \
   "2026-10: an invoice of project acme past 10^12 currency units at resource .*, line .*: check the rate card's prices" "$TMP/collector.log"
 check "the collector still answers" answers_health "$HPORT"

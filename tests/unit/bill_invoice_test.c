@@ -914,6 +914,11 @@ static void test_amounts_out_of_range(void **state)
 	assert_int_equal(vg_bill_invoices(db, f->rc, DEC, NULL, &inv, &n), -ERANGE);
 	struct vg_bill_range *broken;
 	size_t nb;
+	/* the broken entry is named as a listed invoice is (the API's list
+	 * shows project_name in both) */
+	assert_int_equal(vg_bill_names_put(db, "dddddddd0000000000000000000000d1", "huge-co",
+					   T("2026-12-01T05:00:00Z")),
+			 0);
 	assert_int_equal(vg_bill_invoices_each(db, f->rc, DEC, NULL, &inv, &n, &broken, &nb), 0);
 	assert_int_equal(n, 1);
 	assert_string_equal(inv[0]->project, "acme");
@@ -923,6 +928,8 @@ static void test_amounts_out_of_range(void **state)
 	assert_string_equal(broken[0].project, "dddddddd0000000000000000000000d1");
 	assert_string_equal(broken[0].resource, "i-huge");
 	assert_string_equal(broken[0].usage_type, "compute");
+	assert_string_equal(broken[0].project_name, "huge-co");
+	assert_null(inv[0]->project_name); /* acme has no reported name */
 	vg_bill_invoice_free(inv[0]);
 	free(inv);
 	free(broken);
@@ -932,6 +939,7 @@ static void test_amounts_out_of_range(void **state)
 			 0);
 	assert_int_equal(n + nb, 1);
 	assert_int_equal(nb, 1);
+	assert_string_equal(broken[0].project_name, "huge-co");
 	free(inv);
 	free(broken);
 	/* finalizing stays all or nothing (docs/billing.md): none is

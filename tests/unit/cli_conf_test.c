@@ -81,6 +81,15 @@ static void test_load(void **state)
 	assert_string_equal(cf.api, "http://10.1.2.3:7480");
 	assert_string_equal(cf.token, "vgt_abc");
 	assert_int_equal(cf.timeout_s, 7);
+	assert_int_equal(cf.retry_wait_set, 0); /* the default stays */
+	/* retry_wait: 0 is a value (never retry), not "unset" */
+	write_conf("retry_wait = 0\n", 0600);
+	assert_int_equal(vg_cli_conf_load(g_path, &cf, err, sizeof(err)), 0);
+	assert_int_equal(cf.retry_wait_set, 1);
+	assert_int_equal(cf.retry_wait_s, 0);
+	write_conf("retry_wait = -1\n", 0600);
+	assert_int_equal(vg_cli_conf_load(g_path, &cf, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "retry_wait wants a number of seconds from 0 to 3600"));
 	/* no token: any mode will do */
 	write_conf("[cli]\napi = http://10.1.2.3:7480\n", 0644);
 	assert_int_equal(vg_cli_conf_load(g_path, &cf, err, sizeof(err)), 0);
