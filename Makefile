@@ -138,6 +138,7 @@ LIBS_config_test        := common
 LIBS_derive_test        := agent common
 LIBS_db_test            := common
 LIBS_dispatch_test      := common
+LIBS_free_port_test     := common
 LIBS_domxml_test        := agent common
 LIBS_expr_test          := cli api alarms billing collector common
 LIBS_hmap_test          := agent common

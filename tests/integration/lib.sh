@@ -70,7 +70,10 @@ trap cleanup EXIT
 # before their daemons bind them, and a test restarts a killed daemon on
 # its old port, so each port is also claimed by a directory
 # $PORTS_DIR/PORT holding the test's pid (mkdir is atomic), taken over
-# only from a test that is gone; cleanup() removes this test's claims
+# only from a test that is gone (under flock on $PORTS_DIR/.takeover, so
+# two takers cannot both win); cleanup() removes this test's claims. C
+# tests claim theirs the same way (tests/support/free_port.h,
+# docs/testing.md)
 PORTS_DIR=${TMPDIR:-/tmp}/vigie-ports
 free_port() {
   local p o
@@ -83,7 +86,8 @@ free_port() {
       [[ -n $o ]] && kill -0 "$o" 2>/dev/null && continue
       # a claim whose test is gone (or not written yet: skip it)
       [[ -n $o ]] || continue
-      rm -rf "$PORTS_DIR/$p"
+      { flock 9 && [[ $(cat "$PORTS_DIR/$p/pid" 2>/dev/null) == "$o" ]] &&
+          ! kill -0 "$o" 2>/dev/null && rm -rf "$PORTS_DIR/$p"; } 9>"$PORTS_DIR/.takeover"
       mkdir "$PORTS_DIR/$p" 2>/dev/null || continue
     fi
     echo $$ >"$PORTS_DIR/$p/pid"
