@@ -101,6 +101,8 @@ eq "vigie invoice finalize fails (exit 1)" "$rc:$(wc -c <"$TMP/cli.out")" "1:0"
 check "... naming the line" grep -q "cannot be computed: project .*, resource .*, line " "$TMP/cli.err"
 eq "/metrics counts implausible usage (none in the ledger)" \
   "$(acurl "$API/metrics" | grep -c '^vigie_billing_implausible_total{what="[a-z]*"} 0$')" 4
+eq "/metrics counts batches answered RETRY for billing locks held elsewhere (none: one collector)" \
+  "$(acurl "$API/metrics" | grep -c '^vigie_billing_lock_timeouts_total 0$')" 1
 eq "logged once for many refusals" "$(grep -c "api: billing: .*past 10^12 currency units" "$TMP/collector.log")" 1
 check "... naming the month, the project, the line and what to check" grep -q \
   "2026-10: an invoice of project acme past 10^12 currency units at resource .*, line .*: check the rate card's prices" "$TMP/collector.log"
