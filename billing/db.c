@@ -275,6 +275,7 @@ int vg_bill_db_errno(int rc)
 {
 	switch (rc) {
 	case -EBUSY:
+	case -ETIMEDOUT:
 	case -ENOSPC:
 	case -ECONNRESET:
 	case -ENOTCONN:

@@ -85,7 +85,10 @@
  * alone). A batch's items are applied in time order
  * whatever node applies them, so the rows written depend only on the
  * batches and their order per host, which the agent keeps (it sends a
- * host's next batch only once the previous one is acknowledged).
+ * host's next batch only once the previous one is acknowledged). A
+ * meter stopped inside its transaction keeps its locks: the others wait
+ * for them at most a bound, then answer the batch RETRY ("Bounded lock
+ * waits" below).
  *
  * Sightings. Every observation moves its resource's last sighting
  * (last_seen_ms: where an open run ends, the lower bound of an inferred
@@ -160,6 +163,7 @@
 
 #include "vigie/bill_invoice.h"
 #include "vigie/bill_meter.h"
+#include "vigie/clock.h"
 #include "vigie/hmap.h"
 #include "vigie/log.h"
 
@@ -191,6 +195,7 @@ enum {
 	Q_SIGHT_GET,
 	Q_SIGHT_PUT,
 	Q_SIGHT_GC,
+	Q_LOCK_WAIT_PG,
 	NQ
 };
 
@@ -307,6 +312,9 @@ static const char *const sql[NQ] = {
 	[Q_SIGHT_GC] = "DELETE FROM sightings WHERE host=?1 AND gen<?2 AND NOT "
 		       "EXISTS(SELECT 1 FROM resources r WHERE r.host=?1 AND "
 		       "r.sight_gen=sightings.gen)",
+	/* PostgreSQL only: this transaction's bound on a lock wait, in ms
+	 * (SET LOCAL; "Bounded lock waits" above) */
+	[Q_LOCK_WAIT_PG] = "SELECT set_config('lock_timeout', ?1, true)",
 };
 
 /* Project names last written (names.c): a batch repeats its projects'
@@ -370,6 +378,17 @@ struct vg_bill_meter {
 	 * only) */
 	struct vg_hmap implausible_logged;
 	int implausible_full;
+	/* "Bounded lock waits" below */
+	uint32_t lock_ms;         /* the connection's lock_timeout (0: none) */
+	int lock_short;           /* the transactions of a group's batches
+				    * after a lock wait of the group passed
+				    * lock_ms: LOCK_SHORT_MS each */
+	int group_timed_out;      /* the group's transaction failed so */
+	uint64_t lock_timeouts;   /* __atomic: batches answered -EAGAIN so */
+	int episode;              /* since the first of them (logged) */
+	uint64_t episode_n;       /* batches answered so in the episode */
+	int64_t episode_first_ms; /* monotonic */
+	int64_t episode_last_ms;
 };
 
 static void names_forget(struct vg_bill_meter *m)
@@ -2703,6 +2722,99 @@ static int apply_read(struct vg_bill_meter *m, const struct vg_batch *b)
 	return rc ? rc : rows_flush(m, b);
 }
 
+/* ---- Bounded lock waits ----------------------------------------------------
+ *
+ * A collector stopped inside a batch's transaction (SIGSTOP, a frozen VM)
+ * keeps that batch's advisory locks until it resumes or its connection
+ * closes. Without a bound, another collector's meter given a batch that
+ * names one of those resources (the host's agent failing over) waited
+ * for them in the receiver's thread, and that collector stored nothing
+ * of any host meanwhile. So the meter's connection has a lock_timeout
+ * (vg_bill_meter_set_lock_timeout: the collector gives it [billing]
+ * lock_timeout_ms, by default a quarter of the agents' ack timeout). A
+ * lock wait past it fails its statement (55P03, -ETIMEDOUT from the db
+ * layer), the transaction is rolled back, and the batch is answered
+ * -EAGAIN: RETRY, the agent keeps it and sends it again. Not retried
+ * here, and not applied again through the synchronous path as other
+ * failures are: the holder has held the lock that long, waiting again
+ * would wait as long again. Nothing is lost or counted twice: nothing of
+ * the batch was committed, so its re-send, once the locks are free, is
+ * metered once (the watermark makes any further copy a no-op, as for any
+ * re-delivery).
+ * A group waits at most once. Its lock statement takes every batch's
+ * locks; past the bound the group is rolled back and, as after any
+ * failure, each batch applied alone. Those transactions wait at most
+ * LOCK_SHORT_MS for a lock (SET LOCAL, Q_LOCK_WAIT_PG), so the batches
+ * whose locks are free are stored and the one still held answers RETRY
+ * at once, instead of each held batch waiting the bound again (up to a
+ * group of them, past the agents' ack timeout). The same once a batch
+ * applied alone after another failure of the group passed the bound.
+ * Each batch so answered is counted (vg_bill_meter_lock_timeouts,
+ * vigie_billing_lock_timeouts_total); the first of an episode is logged,
+ * and its end (a batch applied after none for EPISODE_QUIET_MS, or four
+ * bounds if longer) with how many there were. */
+#define LOCK_SHORT_MS "1"
+#define EPISODE_QUIET_MS 10000
+
+/* This transaction's lock waits: LOCK_SHORT_MS each (queued with the
+ * first statement: no round trip of its own). */
+static int lock_wait_short(struct vg_bill_meter *m)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (vg_db_engine(m->db) != VG_DB_POSTGRESQL)
+		return 0;
+	if ((rc = q(m, Q_LOCK_WAIT_PG, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, LOCK_SHORT_MS);
+	return step_done(s);
+}
+
+/* b was rolled back for a lock wait past the bound: count it, log the
+ * episode's first, answer -EAGAIN. */
+static int lock_timed_out(struct vg_bill_meter *m, const struct vg_batch *b)
+{
+	int64_t now = vg_monotonic_ms();
+
+	__atomic_add_fetch(&m->lock_timeouts, 1, __ATOMIC_RELAXED);
+	if (!m->episode) {
+		m->episode = 1;
+		m->episode_n = 0;
+		m->episode_first_ms = now;
+		vg_warn("billing: a batch of host %s waited %u ms for billing locks "
+			"another collector holds (stopped inside a transaction?): "
+			"rolled back and answered RETRY, the agent sends it again; "
+			"the next ones are counted in vigie_billing_lock_timeouts_total "
+			"and logged when they stop",
+			b && b->host ? b->host : "?", m->lock_ms);
+	}
+	m->episode_n++;
+	m->episode_last_ms = now;
+	return -EAGAIN;
+}
+
+/* A batch or a group was applied: the end of an episode once no lock
+ * wait passed the bound for a while. */
+static void lock_episode_check(struct vg_bill_meter *m)
+{
+	int64_t now, quiet = EPISODE_QUIET_MS;
+
+	if (!m->episode)
+		return;
+	now = vg_monotonic_ms();
+	if ((int64_t)m->lock_ms * 4 > quiet)
+		quiet = (int64_t)m->lock_ms * 4;
+	if (now - m->episode_last_ms < quiet)
+		return;
+	vg_info("billing: no wait for billing locks passed %u ms for %lld s: "
+		"%llu batch(es) had been answered RETRY for it, over %lld s",
+		m->lock_ms, (long long)((now - m->episode_last_ms) / 1000),
+		(unsigned long long)m->episode_n,
+		(long long)((m->episode_last_ms - m->episode_first_ms) / 1000));
+	m->episode = 0;
+}
+
 /* One attempt at the batch, inside vg_db_transact's transaction. */
 static int apply_items(struct vg_db *db, void *arg)
 {
@@ -2714,6 +2826,8 @@ static int apply_items(struct vg_db *db, void *arg)
 	if (m->attempts++)
 		names_forget(m); /* the last attempt's writes were rolled back */
 	rows_forget(m);
+	if (m->lock_short && (rc = lock_wait_short(m)))
+		return rc;
 	if ((rc = rows_prefetch(m, m->batch)))
 		return rc;
 	return apply_read(m, m->batch);
@@ -2738,6 +2852,7 @@ static void stats_into(struct vg_bill_meter_stats *to, const struct vg_bill_mete
 static void stats_add(struct vg_bill_meter *m)
 {
 	stats_into(&m->st, &m->cur, 1);
+	lock_episode_check(m);
 }
 
 int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
@@ -2752,6 +2867,8 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b)
 	if (rc) {
 		names_forget(m); /* what it wrote is gone */
 		m->st.errors++;
+		if (rc == -ETIMEDOUT) /* "Bounded lock waits" */
+			return lock_timed_out(m, b);
 		return vg_bill_db_errno(rc);
 	}
 	stats_add(m);
@@ -2883,8 +3000,10 @@ static void meter_begin(void *ctx, const struct vg_batch *b)
  * consumers work and the only wait left for the group is its COMMIT
  * (plus each read the server has not finished when its batch comes). */
 
-static void group_fail(struct vg_bill_meter *m)
+static void group_fail(struct vg_bill_meter *m, int rc)
 {
+	if (rc == -ETIMEDOUT)
+		m->group_timed_out = 1; /* "Bounded lock waits" */
 	if (vg_db_in_transaction(m->db))
 		vg_db_rollback(m->db);
 	rows_forget(m);
@@ -2908,8 +3027,10 @@ static void group_send(struct vg_bill_meter *m, const struct vg_batch *b)
 		return;
 	if (!rows_ready(m, b))
 		return;
-	if (rows_send(m, host, &m->gfetch)) {
-		group_fail(m);
+	int rc;
+
+	if ((rc = rows_send(m, host, &m->gfetch))) {
+		group_fail(m, rc);
 		return;
 	}
 	m->gnext = b;
@@ -2949,9 +3070,10 @@ static void meter_group_begin(void *ctx, const struct vg_batch *const *b, size_t
 	m->gnext = NULL;
 	memset(&m->gst, 0, sizeof(m->gst));
 	m->group = G_OPEN;
+	m->group_timed_out = 0;
 	if (vg_db_in_transaction(m->db) || vg_db_begin(m->db) ||
 	    (vg_db_engine(m->db) == VG_DB_POSTGRESQL && group_lock_pg(m, b, n))) {
-		group_fail(m);
+		group_fail(m, 0);
 		return;
 	}
 	if (n)
@@ -2977,7 +3099,7 @@ static void group_add(struct vg_bill_meter *m, const struct vg_batch *b)
 		rc = rows_prefetch(m, b);
 	}
 	if (rc || (rc = apply_read(m, b))) {
-		group_fail(m);
+		group_fail(m, rc);
 		return;
 	}
 	rows_forget(m);
@@ -3004,14 +3126,17 @@ static void meter_group_end(void *ctx, const struct vg_batch *const *b, size_t n
 			m->groups++;
 			m->group = G_NONE;
 			m->gn = 0;
+			lock_episode_check(m);
 			return;
 		}
 		lost = rc == -ECONNRESET; /* lost with the COMMIT sent: unknown */
-		group_fail(m);
+		group_fail(m, rc);
 	}
 	m->group = G_NONE;
 	if (!lost)
 		m->group_fallbacks++;
+	/* the group waited the bound once: no batch of it waits again */
+	m->lock_short = m->group_timed_out;
 	for (size_t k = 0; k < m->gn; k++) {
 		size_t i = 0;
 
@@ -3023,9 +3148,15 @@ static void meter_group_end(void *ctx, const struct vg_batch *const *b, size_t n
 			m->st.errors++;
 			rcs[i] = vg_bill_db_errno(rc);
 		} else {
+			uint64_t before = __atomic_load_n(&m->lock_timeouts, __ATOMIC_RELAXED);
+
 			rcs[i] = vg_bill_meter_batch(m, b[i]);
+			if (__atomic_load_n(&m->lock_timeouts, __ATOMIC_RELAXED) != before)
+				m->lock_short = 1; /* this one waited the bound */
 		}
 	}
+	m->lock_short = 0;
+	m->group_timed_out = 0;
 	m->gn = 0;
 }
 
@@ -3046,6 +3177,10 @@ static int consume(void *ctx, const struct vg_batch *b)
 			return 0;
 		}
 		early_abort(m);
+		if (rc == -ETIMEDOUT) { /* not again: "Bounded lock waits" */
+			m->st.errors++;
+			return lock_timed_out(m, b);
+		}
 	} else if (m->early != EARLY_NONE) {
 		early_abort(m); /* not the batch begin saw: start again */
 	}
@@ -3078,6 +3213,10 @@ static int meter_end(void *ctx, const struct vg_batch *b, int rc)
 		m->st.errors++;
 		return vg_bill_db_errno(rc);
 	}
+	if (rc == -ETIMEDOUT) { /* rolled back; not again: "Bounded lock waits" */
+		m->st.errors++;
+		return lock_timed_out(m, b);
+	}
 	return vg_bill_meter_batch(m, b);
 }
 
@@ -3092,6 +3231,28 @@ struct vg_consumer_hooks vg_bill_meter_hooks(void)
 	struct vg_consumer_hooks h = {meter_begin, meter_end, meter_group_begin,
 				      meter_group_end};
 	return h;
+}
+
+int vg_bill_meter_set_lock_timeout(struct vg_bill_meter *m, uint32_t lock_ms)
+{
+	char session[sizeof(METER_SESSION_PG) + 48];
+	int rc;
+
+	if (!m)
+		return -EINVAL;
+	if (vg_db_engine(m->db) != VG_DB_POSTGRESQL)
+		return 0; /* sqlite: one writer at a time, behind its busy timeout */
+	/* with the planner settings, made again at every reconnect */
+	snprintf(session, sizeof(session), METER_SESSION_PG "; SET lock_timeout = %u", lock_ms);
+	rc = vg_db_set_session(m->db, session);
+	if (!rc || rc == -ECONNRESET || rc == -ENOTCONN)
+		m->lock_ms = lock_ms;
+	return rc;
+}
+
+uint64_t vg_bill_meter_lock_timeouts(const struct vg_bill_meter *m)
+{
+	return m ? __atomic_load_n(&m->lock_timeouts, __ATOMIC_RELAXED) : 0;
 }
 
 uint64_t vg_bill_meter_groups(const struct vg_bill_meter *m)

@@ -736,6 +736,30 @@ int main(int argc, char **argv)
 		vg_error("billing: %s", err);
 		goto out;
 	}
+	if (cfg.state_url[0] && is_postgres(cfg.state_url)) {
+		/* a collector stopped inside a batch's billing transaction
+		 * holds its locks: past this bound a batch naming them is
+		 * answered RETRY (docs/billing.md "Several collectors") */
+		uint32_t lock_ms = cfg.billing_lock_timeout_ms;
+		int lrc;
+
+		if (!lock_ms) { /* a quarter of the agents' ack timeout */
+			lock_ms = cfg.agent_ack_timeout_ms / 4;
+			lock_ms = lock_ms < 100 ? 100 : lock_ms > 10000 ? 10000
+									: lock_ms;
+		}
+		lrc = vg_bill_meter_set_lock_timeout(meter, lock_ms);
+		if (lrc && lrc != -ECONNRESET && lrc != -ENOTCONN) {
+			vg_error("billing: lock_timeout: %s",
+				 vg_db_errmsg(vg_bill_meter_db(meter)));
+			goto out;
+		}
+		vg_info("billing: a batch waits at most %u ms for billing locks "
+			"another collector holds, then is answered RETRY (%s)",
+			lock_ms,
+			cfg.billing_lock_timeout_ms ? "[billing] lock_timeout_ms"
+						    : "a quarter of [agent] ack_timeout_ms");
+	}
 	cons = vg_bill_meter_consumer(meter);
 	hooks = vg_bill_meter_hooks(); /* overlaps PostgreSQL's work */
 	vg_dispatch_add_hooks(&dispatch, &cons, &hooks);

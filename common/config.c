@@ -130,6 +130,8 @@ static const struct key keys[] = {
 	S("storage", "daemons", storage_daemons),
 	S("storage", "daemon_base", storage_daemon_base),
 	S("billing", "ratecard", billing_ratecard),
+	/* 0 (unset): a quarter of [agent] ack_timeout_ms (collector/compose.c) */
+	U("billing", "lock_timeout_ms", billing_lock_timeout_ms, 10, 3600000),
 	S("alarms", "notify", alarms_notify),
 	{"alarms", "webhook_timeout", K_SECONDS, offsetof(struct vg_config, alarms_webhook_timeout_s), 0, 0.1, 300},
 	{"alarms", "retry_initial", K_SECONDS, offsetof(struct vg_config, alarms_retry_initial_s), 0, 0.1, 86400},

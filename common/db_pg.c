@@ -113,8 +113,10 @@ static int code_of(const char *state)
 		return -EEXIST;
 	if (!strncmp(state, "23", 2))
 		return -EINVAL;
-	if (!strcmp(state, "40001") || !strcmp(state, "40P01") || !strcmp(state, "55P03"))
+	if (!strcmp(state, "40001") || !strcmp(state, "40P01"))
 		return -EBUSY;
+	if (!strcmp(state, "55P03")) /* lock_timeout or NOWAIT: waiting again waits as long */
+		return -ETIMEDOUT;
 	if (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
 	    !strcmp(state, "57P03"))
 		return -ECONNRESET;

@@ -57,7 +57,8 @@
  * database at once: each resource's read-modify-write is serialised by a
  * lock keyed on the resource, and the watermark then makes a batch that
  * another collector already applied a no-op (billing/meter.c says why
- * that gives the same timelines as one meter).
+ * that gives the same timelines as one meter). Waits for another meter's
+ * locks are bounded (vg_bill_meter_set_lock_timeout).
  *
  * Threading: a meter (one connection) is used by one thread at a time
  * (the receiver). Readers open their own connections (WAL on sqlite).
@@ -103,9 +104,10 @@ char *vg_bill_db_url(const char *data_dir, const char *state_url, char *buf,
 		     size_t len);
 
 /* Map a vg_db error to what the meter's callers act on: a database that
- * is busy, full, read-only or unreachable (-EBUSY, -ENOSPC, -EROFS,
- * -ECONNRESET, -ENOTCONN) -> -EAGAIN (the agent keeps the batch and sends
- * it again); anything else unchanged. */
+ * is busy, full, read-only or unreachable, or a lock wait past its bound
+ * (-EBUSY, -ETIMEDOUT, -ENOSPC, -EROFS, -ECONNRESET, -ENOTCONN) ->
+ * -EAGAIN (the agent keeps the batch and sends it again); anything else
+ * unchanged. */
 int vg_bill_db_errno(int db_rc);
 
 /* ---- the meter ------------------------------------------------------------ */
@@ -178,6 +180,31 @@ int vg_bill_meter_batch(struct vg_bill_meter *m, const struct vg_batch *b);
  * (vg_dispatch_add) it waits in batch(), as vg_bill_meter_batch. */
 struct vg_consumer vg_bill_meter_consumer(struct vg_bill_meter *m);
 struct vg_consumer_hooks vg_bill_meter_hooks(void);
+
+/* Bound the meter's waits for the locks of another collector's meter
+ * (PostgreSQL: its connection's lock_timeout, lock_ms, kept across
+ * reconnects; docs/billing.md "Several collectors"). A collector stopped
+ * inside a batch's transaction (SIGSTOP, a frozen VM) holds that batch's
+ * locks; without a bound a batch naming one of them waited until it
+ * resumed. With it, a batch whose locks are not granted within lock_ms
+ * is rolled back, answered -EAGAIN (RETRY: the agent sends it again; it
+ * is metered once, when its locks are free), counted
+ * (vg_bill_meter_lock_timeouts) and logged once per episode (the first
+ * one, then once none came for a while). Not retried: waiting again would
+ * wait as long again. A group (vg_dispatch_group) waits at most once:
+ * once a lock wait of its transaction or of one of its batches passed
+ * the bound, its batches still to apply are applied alone each waiting
+ * at most 1 ms for a lock, so those whose locks are free are stored and
+ * the others answered -EAGAIN at once. 0: no bound (the meter's at open,
+ * PostgreSQL's default). sqlite: nothing to bound (one writer at a time
+ * behind its busy timeout), 0. 0 or -errno with vg_db_errmsg (the server
+ * refused the setting; a lost connection: set at the reconnect, as
+ * vg_db_set_session). Call it between batches, on the receiver's thread. */
+int vg_bill_meter_set_lock_timeout(struct vg_bill_meter *m, uint32_t lock_ms);
+
+/* Batches answered -EAGAIN because a lock wait passed the bound of
+ * vg_bill_meter_set_lock_timeout. Thread-safe (the /metrics page). */
+uint64_t vg_bill_meter_lock_timeouts(const struct vg_bill_meter *m);
 
 /* Batches the consumer applied with the overlap (for tests). */
 uint64_t vg_bill_meter_overlapped(const struct vg_bill_meter *m);

@@ -144,6 +144,10 @@ struct vg_config {
 
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */
+	/* lock_timeout_ms = (0: a quarter of [agent] ack_timeout_ms, 100 ms to
+	 * 10 s): with PostgreSQL state, how long a batch waits for billing
+	 * locks another collector holds before it is answered RETRY */
+	uint32_t billing_lock_timeout_ms;
 
 	/* [alarms] (docs/alarms.md) */
 	char alarms_notify[256];                      /* notify = (off); flag --notify */

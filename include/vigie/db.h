@@ -45,8 +45,14 @@
  * negative errno, and keeps the engine's message for vg_db_errmsg:
  *   -EBUSY        locked or busy (sqlite BUSY/LOCKED after the busy
  *                 timeout; PostgreSQL serialization failure 40001,
- *                 deadlock 40P01, lock not available 55P03): retry the
- *                 whole transaction (vg_db_transact does)
+ *                 deadlock 40P01): retry the whole transaction
+ *                 (vg_db_transact does)
+ *   -ETIMEDOUT    PostgreSQL lock not available 55P03: a lock wait
+ *                 passed the session's lock_timeout (or a NOWAIT lock
+ *                 was held). Not retried by vg_db_transact: the holder
+ *                 has held it that long, and waiting again would wait
+ *                 as long again; the caller decides (the billing meter
+ *                 answers the batch RETRY: billing/meter.c)
  *   -EEXIST       unique or primary key violation
  *   -EINVAL       another constraint (NOT NULL, CHECK, foreign key), a
  *                 misuse of this API, or SQL with a bare '?'

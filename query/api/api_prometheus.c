@@ -504,6 +504,11 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 			    "warnings, billed once the card or usage is fixed: "
 			    "docs/billing.md)",
 			    (double)vg_api_invoices_withheld());
+			one(b, "vigie_billing_lock_timeouts_total", "counter",
+			    "Batches billing answered RETRY because locks another "
+			    "collector held were not granted within [billing] "
+			    "lock_timeout_ms (docs/billing.md)",
+			    (double)vg_bill_meter_lock_timeouts(vg_api_meter(api)));
 		}
 		one(b, "vigie_store_series_removed_total", "counter",
 		    "Series deleted by the lifecycle of ended resources "

@@ -110,6 +110,8 @@ eq "vigie invoice finalize fails (exit 1)" "$rc:$(wc -c <"$TMP/cli.out")" "1:0"
 check "... naming the line" grep -q "cannot be computed: project .*, resource .*, line " "$TMP/cli.err"
 eq "/metrics counts implausible usage (none in the ledger)" \
   "$(acurl "$API/metrics" | grep -c '^vigie_billing_implausible_total{what="[a-z]*"} 0$')" 4
+eq "/metrics counts batches answered RETRY for billing locks held elsewhere (none: one collector)" \
+  "$(acurl "$API/metrics" | grep -c '^vigie_billing_lock_timeouts_total 0$')" 1
 eq "logged once for many refusals" "$(grep -c "api: billing: .*past 10^12 currency units" "$TMP/collector.log")" 1
 # one line per refusal: the HTTP layer's own line for a 4xx ("http:
 # rejected GET ... 422 an invoice ... past 10^12 ...", at info) is not

@@ -112,6 +112,8 @@ if [[ ${BILLING_ENGINE:-sqlite} == postgresql ]]; then
   check "no billing.db beside the shared database" test ! -e "$DATA/billing.db"
   check "the invoices are in PostgreSQL" \
     test "$("$PG_BIN/psql" -Atq -d "$PG_URL" -c "SELECT count(*) FROM vigie_billing.invoices WHERE month = '2026-10'")" = 2
+  check "the collector stated its bound on waits for billing locks (a quarter of the default ack timeout)" \
+    grep -q "billing: a batch waits at most 1250 ms for billing locks another collector holds" "$TMP/collector.log"
 fi
 
 # A bad rate card stops start-up, naming the file and the JSON path.

@@ -5,7 +5,9 @@
  * cent; re-delivered batches must change nothing. Every case runs on
  * sqlite and on PostgreSQL, and two meters sharing one database (two
  * collectors, the same batches re-sent to both, late or at the same
- * time) must leave invoices byte-identical to one meter's.
+ * time) must leave invoices byte-identical to one meter's, also when
+ * batches are answered RETRY because another collector held their locks
+ * past the meter's bound and are sent again (PostgreSQL).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -24,6 +26,7 @@
 #include "vigie/dispatch.h"
 
 #include "../support/db_engines.h"
+#include "../support/hang_guard.h"
 #include "../support/tmpdir.h"
 
 #define LEDGER "tests/fixtures/billing/ledger-2026-10.txt"
@@ -357,6 +360,131 @@ static void test_two_meters_concurrent(void **state)
 	assert_same_invoices(f);
 }
 
+/* ---- a collector stopped inside a batch's transaction (PostgreSQL) ---- */
+
+static int64_t one_int(struct vg_db *db, const char *sql)
+{
+	struct vg_db_stmt *st;
+	int64_t n;
+
+	assert_int_equal(vg_db_prepare(db, sql, &st), 0);
+	assert_int_equal(vg_db_step(st), 1);
+	n = vg_db_column_int64(st, 0);
+	vg_db_reset(st);
+	return n;
+}
+
+/* Wait until session pid holds a granted advisory lock (a bound for a
+ * loaded machine, not a timing assertion: the test fails past it). */
+static void wait_advisory_held(struct vg_db *obs, int64_t pid)
+{
+	char sql[160];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+				   "AND granted AND pid = %lld",
+		 (long long)pid);
+	for (int spins = 0; !one_int(obs, sql); spins++) {
+		if (spins > 30000)
+			fail_msg("session %lld never took its advisory locks", (long long)pid);
+		usleep(1000);
+	}
+}
+
+/* The batch's first resource an advisory lock of the meter is keyed on
+ * (billing/meter.c: hashtextextended(id, 0)), or NULL. */
+static const char *metered_id(const struct vg_batch *b)
+{
+	for (size_t i = 0; i < b->nres; i++)
+		if (!b->published && (b->res[i].type == VG_RT_INSTANCE ||
+				      b->res[i].type == VG_RT_DISK || b->res[i].type == VG_RT_NIC))
+			return b->res[i].id;
+	return NULL;
+}
+
+/* Another collector holds the locks of some of the ledger's batches, and
+ * the meter (the collector's path: the dispatch chain with its hooks,
+ * and the synchronous vg_bill_meter_batch) has a bound on its lock waits
+ * (vg_bill_meter_set_lock_timeout). The holder is real: either a second
+ * session's pg_advisory_lock on the key the meter takes for the batch's
+ * first resource, released afterwards; or a second meter paused inside
+ * the batch's transaction (its begin hook sent BEGIN and took the
+ * batch's locks, as a collector SIGSTOPped there), which then resumes
+ * and commits it. Each such batch is answered -EAGAIN (RETRY) instead of
+ * waiting (the hang guard fails the test if it waits: it would, until
+ * the holder lets go, without the bound), counted once per answer, and
+ * rolled back; sent again once the holder let go, it is metered once
+ * (by this meter, or already by the resumed one: then it changes
+ * nothing). The months' invoices are the hand-computed ones and
+ * byte-identical to one meter's fed each batch once. */
+static void test_held_locks_answer_retry(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_meter *m2;
+	struct vg_dispatch d;
+	struct vg_consumer c, c2;
+	struct vg_consumer_hooks h = vg_bill_meter_hooks();
+	struct vg_db *holder;
+	char err[512], sql[512];
+	int64_t pid2;
+	uint64_t expect = 0;
+	int held = 0, paused = 0;
+
+	if (f->e->kind != VG_DB_POSTGRESQL)
+		skip(); /* sqlite: one writer at a time, no lock of another collector */
+	assert_int_equal(vg_bill_meter_set_lock_timeout(f->m, 100), 0);
+	c = vg_bill_meter_consumer(f->m);
+	vg_dispatch_init(&d);
+	assert_int_equal(vg_dispatch_add_hooks(&d, &c, &h), 0);
+	if (vg_bill_meter_open(f->db, &m2, err, sizeof(err)))
+		fail_msg("%s", err);
+	c2 = vg_bill_meter_consumer(m2);
+	assert_int_equal(vg_db_open(f->db, NULL, &holder, err, sizeof(err)), 0);
+	pid2 = one_int(vg_bill_meter_db(m2), "SELECT pg_backend_pid()");
+	for (size_t i = 0; i < f->l->nbatches; i++) {
+		const struct vg_batch *b = f->l->batches[i];
+		const char *id = metered_id(b);
+		int pause = i % 6 == 4;
+
+		if (!id || (i % 6 != 1 && !pause)) {
+			assert_int_equal(vg_dispatch_batch(&d, b), 0);
+			continue;
+		}
+		if (pause) { /* the other collector stops inside the batch */
+			h.begin(c2.ctx, b);
+			wait_advisory_held(holder, pid2);
+			paused++;
+		} else {
+			snprintf(sql, sizeof(sql),
+				 "SELECT pg_advisory_lock(hashtextextended('%s', 0))", id);
+			assert_int_equal(vg_db_exec(holder, sql), 0);
+			held++;
+		}
+		hang_guard_arm("a batch whose locks another collector holds");
+		assert_int_equal(vg_dispatch_batch(&d, b), -EAGAIN);
+		assert_int_equal(vg_bill_meter_batch(f->m, b), -EAGAIN);
+		hang_guard_disarm();
+		expect += 2;
+		assert_int_equal(vg_bill_meter_lock_timeouts(f->m), expect);
+		assert_false(vg_db_in_transaction(vg_bill_meter_db(f->m)));
+		if (pause) { /* it resumes and commits the batch */
+			assert_int_equal(c2.batch(c2.ctx, b), 0);
+			assert_int_equal(h.end(c2.ctx, b, 0), 0);
+		} else {
+			snprintf(sql, sizeof(sql),
+				 "SELECT pg_advisory_unlock(hashtextextended('%s', 0))", id);
+			assert_int_equal(vg_db_exec(holder, sql), 0);
+		}
+		/* the agent sends it again */
+		assert_int_equal(vg_dispatch_batch(&d, b), 0);
+	}
+	assert_true(held >= 3 && paused >= 3);
+	assert_int_equal(vg_bill_meter_lock_timeouts(f->m), expect);
+	vg_db_close(holder);
+	vg_bill_meter_close(m2);
+	assert_int_equal(check_all(f), 0);
+	assert_same_invoices(f);
+}
+
 /* A vNIC's counters reach two meters at once in every batch: the bytes
  * between two readings are counted once. Without a lock taken before the
  * row is read, both meters read the same baseline and add the same delta
@@ -529,6 +657,7 @@ int main(void)
 		DBE_BOTH(test_two_meters_late_resend, setup, teardown),
 		DBE_BOTH(test_two_meters_concurrent, setup, teardown),
 		DBE_BOTH(test_two_meters_count_bytes_once, setup, teardown),
+		DBE_BOTH(test_held_locks_answer_retry, setup, teardown),
 		DBE_BOTH(test_documents_ledger, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);

@@ -24,7 +24,9 @@
  * middle, or right before the COMMIT) loses nothing and counts nothing
  * twice, and that two meters' groups naming the same instances, the
  * same projects' names or the same disks' instances, in opposite orders,
- * cannot deadlock (PostgreSQL).
+ * cannot deadlock (PostgreSQL). With locks another collector holds past
+ * the meter's bound, a group stores the batches it can and answers the
+ * held one RETRY, which is metered once when sent again (PostgreSQL).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -48,6 +50,7 @@
 #include "vigie/log.h"
 
 #include "../support/db_engines.h"
+#include "../support/hang_guard.h"
 #include "../support/lock_waiters.h"
 
 static int64_t T(const char *iso)
@@ -1907,6 +1910,78 @@ static void test_group_parent_lock_order(void **state)
  * VG_BILL_MAX_*), counted by kind and logged once per resource: the
  * instance keeps its plausible flavor, the disk its size, the vNIC bills
  * only its plausible deltas (its counter moves on). */
+/* A second session holds the meter's advisory lock of one of h1's
+ * instances (a collector stopped inside a batch's transaction) while the
+ * polls of three hosts come as groups (the receiver's group commit) and
+ * the meter's lock waits are bounded: the group's transaction is rolled
+ * back, h0's and h2's batches are applied alone and answered 0, h1's is
+ * answered -EAGAIN (RETRY) instead of waiting (the hang guard fails the
+ * test if it waits, as it did before the bound), counted, and h1's rows
+ * stay as the last batch applied left them. Once the lock is released
+ * h1's batches are sent again (as its agent does, in order) and metered
+ * once: every table equals a second database fed each batch once. */
+static void test_group_held_lock_answers_retry(void **state)
+{
+	struct fx *f = fx_get(state);
+	struct vg_bill_meter *m2;
+	struct vg_batch *bs[3], *late[4];
+	struct vg_db *holder;
+	char err[512];
+	int rcs[3], nlate = 0;
+	int64_t seen;
+
+	if (!need_pg(f))
+		skip();
+	m2 = second_meter(f);
+	assert_int_equal(vg_bill_meter_set_lock_timeout(f->m, 100), 0);
+	assert_int_equal(vg_db_open(f->db, NULL, &holder, err, sizeof(err)), 0);
+	chain(f);
+	for (int p = 0; p < 6; p++) {
+		int hold = p >= 2 && p < 4;
+
+		group_polls(f, bs, 3, p);
+		if (p == 2)
+			assert_int_equal(vg_db_exec(holder, "SELECT pg_advisory_lock("
+							    "hashtextextended('h1-i0', 0))"),
+					 0);
+		if (p == 4) { /* released: h1's agent sends its batches again */
+			assert_int_equal(vg_db_exec(holder, "SELECT pg_advisory_unlock("
+							    "hashtextextended('h1-i0', 0))"),
+					 0);
+			for (int k = 0; k < nlate; k++) {
+				assert_int_equal(vg_dispatch_batch(&f->d, late[k]), 0);
+				vg_batch_free(late[k]);
+			}
+			nlate = 0;
+		}
+		hang_guard_arm("a group with a batch whose locks another collector holds");
+		vg_dispatch_group(&f->d, (const struct vg_batch *const *)bs, 3, rcs);
+		hang_guard_disarm();
+		assert_false(vg_db_in_transaction(vg_bill_meter_db(f->m)));
+		for (int h = 0; h < 3; h++)
+			assert_int_equal(rcs[h], hold && h == 1 ? -EAGAIN : 0);
+		if (hold) { /* h1's last applied poll is still poll 1's */
+			seen = db_int(f, "SELECT max(time_ms) FROM sightings WHERE host = 'h1'");
+			assert_true(seen == T("2026-08-01T00:10:00Z"));
+			late[nlate++] = bs[1];
+			bs[1] = NULL;
+		}
+		for (int h = 0; h < 3; h++) {
+			if (bs[h])
+				assert_int_equal(vg_bill_meter_batch(m2, bs[h]), 0);
+			else
+				assert_int_equal(vg_bill_meter_batch(m2, late[nlate - 1]), 0);
+			vg_batch_free(bs[h]);
+		}
+	}
+	assert_int_equal(vg_bill_meter_lock_timeouts(f->m), 2);
+	assert_int_equal(vg_bill_meter_group_fallbacks(f->m), 2);
+	assert_int_equal(vg_bill_meter_lock_timeouts(m2), 0);
+	same_tables(f, m2);
+	vg_db_close(holder);
+	vg_bill_meter_close(m2);
+}
+
 static void test_implausible_usage_ignored(void **state)
 {
 	struct fx *f = fx_get(state);
@@ -2020,6 +2095,7 @@ int main(void)
 		DBE_BOTH(test_group_lock_order, setup, teardown),
 		DBE_BOTH(test_group_names_lock_order, setup, teardown),
 		DBE_BOTH(test_group_parent_lock_order, setup, teardown),
+		DBE_BOTH(test_group_held_lock_answers_retry, setup, teardown),
 		DBE_BOTH(test_implausible_usage_ignored, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);

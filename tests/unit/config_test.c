@@ -485,6 +485,27 @@ static void test_durations(void **state)
 	assert_int_equal(vg_parse_duration("", &s), -EINVAL);
 }
 
+/* [billing] lock_timeout_ms: 0 (unset: the collector takes a quarter of
+ * [agent] ack_timeout_ms) unless set; 10 to 3600000 ms. */
+static void test_billing_lock_timeout(void **state)
+{
+	struct vg_config c;
+	char err[256];
+
+	(void)state;
+	vg_config_defaults(&c);
+	assert_int_equal(c.billing_lock_timeout_ms, 0);
+	assert_int_equal(vg_config_load_string(&c, "[billing]\nlock_timeout_ms = 800\n", "t.conf",
+					       err, sizeof(err)),
+			 0);
+	assert_int_equal(c.billing_lock_timeout_ms, 800);
+	expect_error("[billing]\nlock_timeout_ms = 0\n", "x.conf:2: [billing] lock_timeout_ms");
+	expect_error("[billing]\nlock_timeout_ms = 5\n", "x.conf:2: [billing] lock_timeout_ms");
+	expect_error("[billing]\nlock_timeout_ms = 1s\n", "x.conf:2: [billing] lock_timeout_ms");
+	expect_error("[billing]\nlock_timeout_ms = 3600001\n",
+		     "x.conf:2: [billing] lock_timeout_ms");
+}
+
 /* [storage] check_max: 30 s unless set; a duration (fractions, units)
  * within 0.001..3600 s; anything else refused naming file, line and key,
  * in the file and as a flag */
@@ -705,6 +726,7 @@ int main(void)
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_values_checked_at_parse),
 		cmocka_unit_test(test_check_max),
+		cmocka_unit_test(test_billing_lock_timeout),
 		cmocka_unit_test(test_http_max_concurrent_per_project),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

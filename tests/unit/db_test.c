@@ -15,7 +15,8 @@
  * read-only database -EROFS;
  * transactions and the retry helper; two connections writing at once;
  * claiming work (PostgreSQL: FOR UPDATE SKIP LOCKED gives disjoint rows,
- * NOWAIT on a held row is -EBUSY;
+ * NOWAIT on a held row, and a wait past the session's lock_timeout, are
+ * -ETIMEDOUT (55P03), which vg_db_transact returns without retrying;
  * sqlite: the second writer is -EBUSY until the first commits); the
  * server restarted under a connection (one failed call, then it works,
  * a lost transaction retried by vg_db_transact); libpq URLs (multi-host,
@@ -912,6 +913,27 @@ static int cmp64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* vg_db_transact's fn: lock row id (a transaction of b). */
+struct lock_try {
+	int64_t id;
+	int calls;
+};
+
+static int lock_row(struct vg_db *db, void *arg)
+{
+	struct lock_try *lt = arg;
+	struct vg_db_stmt *st;
+	int rc;
+
+	lt->calls++;
+	if ((rc = vg_db_prepare(db, "SELECT id FROM jobs WHERE id = ?1 FOR UPDATE", &st)))
+		return rc;
+	vg_db_bind_int64(st, 1, lt->id);
+	rc = vg_db_step(st);
+	vg_db_reset(st);
+	return rc < 0 ? rc : 0;
+}
+
 static void test_claim(void **state)
 {
 	struct engine *e = need(state);
@@ -939,8 +961,18 @@ static void test_claim(void **state)
 					       &nw),
 				 0);
 		vg_db_bind_int64(nw, 1, ia[0]);
-		assert_int_equal(vg_db_step(nw), -EBUSY); /* 55P03: a's row */
+		assert_int_equal(vg_db_step(nw), -ETIMEDOUT); /* 55P03: a's row */
 		assert_int_equal(vg_db_rollback(b), 0);
+		/* the same row waited for past b's lock_timeout: 55P03 too,
+		 * returned by vg_db_transact at the first attempt */
+		exec_ok(b, "SET lock_timeout = 20");
+		{
+			struct lock_try lt = {ia[0], 0};
+			assert_int_equal(vg_db_transact(b, lock_row, &lt), -ETIMEDOUT);
+			assert_int_equal(lt.calls, 1);
+			assert_false(vg_db_in_transaction(b));
+		}
+		exec_ok(b, "SET lock_timeout = 0");
 		assert_int_equal(vg_db_begin(b), 0);
 		assert_int_equal(claim(b, "b", 3, ib), 3);
 		assert_int_equal(vg_db_commit(b), 0);
