@@ -2629,7 +2629,8 @@ fail:
 	vg_rrd_view_free(after);
 	free(before);
 	free(after);
-	return rc == -EAGAIN || rc == -ENOMEM ? rc : rc == -ENOENT && !linked ? -ENOENT : -EIO;
+	return rc == -EAGAIN || rc == -ENOMEM ? rc : rc == -ENOENT && !linked ? -ENOENT
+									      : -EIO;
 }
 
 static const struct vg_rrd_backend_ops rcd_ops = {

@@ -23,11 +23,11 @@
 
 /* One archive as INFO describes it, and the FETCH meant to read it. */
 struct vg_rrd_view_rra {
-	size_t index;        /* rra[index] in INFO */
-	char cf[16];         /* "AVERAGE", "MIN", "MAX" */
-	long pdp, rows;      /* pdp_per_row, rows */
-	int64_t res_s;       /* pdp * step */
-	int64_t cal_start;   /* oldest time it covers (rows end after it) */
+	size_t index;      /* rra[index] in INFO */
+	char cf[16];       /* "AVERAGE", "MIN", "MAX" */
+	long pdp, rows;    /* pdp_per_row, rows */
+	int64_t res_s;     /* pdp * step */
+	int64_t cal_start; /* oldest time it covers (rows end after it) */
 };
 
 struct vg_rrd_view {

@@ -384,7 +384,7 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		const char *metric = NULL, *daemon = NULL, *dir = NULL;
 		int i, bad = 0;
 		for (i = 2; i < argc && !bad; i += 2) {
-			const char **slot = !strcmp(argv[i], "--metric") ? &metric
+			const char **slot = !strcmp(argv[i], "--metric")   ? &metric
 					    : !strcmp(argv[i], "--daemon") ? &daemon
 					    : !strcmp(argv[i], "--dir")    ? &dir
 									   : NULL;

@@ -387,10 +387,10 @@ static void test_convert_rrdcached(void **state)
 			 -EIO);
 	assert_non_null(strstr(msg, "the daemon reads 6 archives after the conversion"));
 	sh("cmp -s '%s/%s' '%s' && cmp -s '%s/%s' '%s' && ! ls %s/%s.vigie-convert.old 2>/dev/null",
-		 other, file, saved, d.base, file, saved, other, file);
+	   other, file, saved, d.base, file, saved, other, file);
 	/* a symbolic link on the way (to the daemon's own files): refused */
 	sh("rm -rf '%s' && mkdir '%s' && ln -s '%s/instance' '%s/instance'",
-		 other, other, d.base, other);
+	   other, other, d.base, other);
 	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time", &changed,
 						 msg, sizeof(msg)),
 			 -EIO);
