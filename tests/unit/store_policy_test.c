@@ -13,6 +13,7 @@
  * Time is driven through sample timestamps, never slept.
  */
 #include <errno.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,7 +28,11 @@
 #include "vigie/config.h"
 #include "vigie/store.h"
 
+#include "collector/rrd_view.h"
 #include "rrdcached_harness.h"
+
+/* A resource id that would leave the directory if it were a path. */
+#define HOSTILE "../../vm 2/.."
 
 #define T0 1699999980LL
 #define MS(s) ((int64_t)(s)*1000)
@@ -348,6 +353,8 @@ static void test_convert_rrdcached(void **state)
 		vg_batch_resource(b, VG_RT_INSTANCE, "vm-1", NULL, NULL, MS(T0 + 60 * i));
 		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 7.0 * i * i);
 		vg_batch_sample(b, "memory.used", VG_KIND_GAUGE, 1000 + (i % 17) * 3.5);
+		vg_batch_resource(b, VG_RT_INSTANCE, HOSTILE, NULL, NULL, MS(T0 + 60 * i));
+		vg_batch_sample(b, "cpu.time", VG_KIND_COUNTER, 3.0 * i);
 		assert_int_equal(vg_store_write_batch(s, b), 0);
 		vg_batch_free(b);
 	}
@@ -362,6 +369,13 @@ static void test_convert_rrdcached(void **state)
 	/* the daemon wrote its cache out at the close: keep the file's bytes */
 	path_of(saved, sizeof(saved), "%s/saved.rrd", d.dir);
 	sh("cp '%s/%s' '%s'", d.base, file, saved);
+	/* what the daemon shows of it, to check the check below */
+	struct vg_rrdcd *rc_c = NULL;
+	struct vg_rrd_view *vb = calloc(1, sizeof(*vb)), *va = calloc(1, sizeof(*va));
+	assert_non_null(vb);
+	assert_non_null(va);
+	assert_int_equal(vg_rrdcd_connect(d.tcp_addr, 10000, &rc_c), 0);
+	assert_int_equal(vg_rrd_view_take(rc_c, file, vb, msg, sizeof(msg)), 0);
 
 	/* without the daemon's directory the engine cannot */
 	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time", &changed,
@@ -388,6 +402,14 @@ static void test_convert_rrdcached(void **state)
 	assert_non_null(strstr(msg, "the daemon reads 6 archives after the conversion"));
 	sh("cmp -s '%s/%s' '%s' && cmp -s '%s/%s' '%s' && ! ls %s/%s.vigie-convert.old 2>/dev/null",
 	   other, file, saved, d.base, file, saved, other, file);
+	/* a stale copy (its file has a later update than the daemon's): not
+	 * the file the daemon reads, so not even converted */
+	sh("rrdtool update '%s/%s' %lld:1", other, file, (long long)T0 + 60 * 700);
+	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time", &changed,
+						 msg, sizeof(msg)),
+			 -EIO);
+	assert_non_null(strstr(msg, "is not the file the daemon reads: INFO last_update"));
+	sh("test $(rrdtool info '%s/%s' | grep -c '^rra.*cf') -eq 6", other, file);
 	/* a symbolic link on the way (to the daemon's own files): refused */
 	sh("rm -rf '%s' && mkdir '%s' && ln -s '%s/instance' '%s/instance'",
 	   other, other, d.base, other);
@@ -433,6 +455,62 @@ static void test_convert_rrdcached(void **state)
 		}
 	}
 	sh("! ls '%s/%s.vigie-convert.old' 2>/dev/null", d.base, file);
+
+	/* the check itself: it holds for the converted file, and a row, a
+	 * consolidation state or a layout that differ each fail it */
+	{
+		const struct vg_archive *ra = c.policies[0].archives;
+		size_t rn = c.policies[0].narchives, j;
+		assert_int_equal(vg_rrd_view_take(rc_c, file, va, msg, sizeof(msg)), 0);
+		assert_int_equal(vg_rrd_view_kept(vb, va, ra, rn, 60, msg, sizeof(msg)), 1);
+		assert_int_equal(vg_rrd_view_kept(vb, va, c.archives, c.narchives, 60, msg,
+						  sizeof(msg)),
+				 0);
+		assert_non_null(strstr(msg, "not the rule's"));
+		for (j = 0; j < va->nf && (va->rra[j].res_s != 60 || strcmp(va->rra[j].cf, "MAX"));
+		     j++)
+			;
+		assert_true(j < va->nf && va->f[j].nrows > 10);
+		double *v = &va->f[j].values[va->f[j].nrows - 5], keep = *v;
+		assert_false(isnan(keep));
+		*v = nextafter(keep, INFINITY); /* one ulp */
+		assert_int_equal(vg_rrd_view_kept(vb, va, ra, rn, 60, msg, sizeof(msg)), 0);
+		assert_non_null(strstr(msg, "MAX archive of 60 s: row"));
+		*v = keep;
+		char *cdp = NULL;
+		for (size_t i = 0; i < va->info.n; i++)
+			if (!strcmp(va->info.items[i].key, "ds[value].last_ds"))
+				cdp = va->info.items[i].value;
+		assert_non_null(cdp);
+		char was = cdp[0];
+		cdp[0] = cdp[0] == '9' ? '8' : '9';
+		assert_int_equal(vg_rrd_view_kept(vb, va, ra, rn, 60, msg, sizeof(msg)), 0);
+		assert_non_null(strstr(msg, "ds[value].last_ds"));
+		cdp[0] = was;
+		assert_int_equal(vg_rrd_view_kept(vb, va, ra, rn, 60, msg, sizeof(msg)), 1);
+		vg_rrd_view_free(vb);
+		vg_rrd_view_free(va);
+		free(vb);
+		free(va);
+		vg_rrdcd_close(rc_c);
+	}
+	/* a hostile id: its file is converted inside the directory */
+	{
+		char hf[PATH_MAX], real[PATH_MAX], base[PATH_MAX];
+		if (vg_store_convert_series(s, VG_RT_INSTANCE, HOSTILE, "cpu.time", &changed, msg,
+					    sizeof(msg)))
+			fail_msg("convert %s: %s", HOSTILE, msg);
+		assert_int_equal(changed, 1);
+		assert_int_equal(vg_store_path(s, VG_RT_INSTANCE, HOSTILE, "cpu.time", hf,
+					       sizeof(hf)),
+				 0);
+		path_of(base, sizeof(base), "%s/%s", d.base, hf);
+		assert_non_null(realpath(base, real));
+		assert_non_null(realpath(d.base, base));
+		assert_int_equal(strncmp(real, base, strlen(base)), 0);
+		assert_int_equal(real[strlen(base)], '/');
+		sh("test $(ls -A '%s' | wc -l) -eq 1", d.base); /* instance/ only */
+	}
 	/* the daemon writes the converted file */
 	{
 		struct vg_batch *b = vg_batch_new("h1", 1, 1000, MS(T0 + 60 * 600));
