@@ -145,6 +145,12 @@
  * daemon, then unlinks it when the daemons' base dir is shared with the
  * collector (cfg [storage] daemon_base, e.g. one local daemon); without
  * it remove answers -EOPNOTSUPP and the file stays (docs/operations.md).
+ *
+ * Convert. rrdcached cannot change a file's archives: convert() rewrites
+ * one daemon's files through its -b directory as mounted where `storage
+ * convert --daemon ADDR --dir DIR` runs, with the files backend's librrd
+ * code, between a FLUSH + FORGET and a check through the daemon (the
+ * section "conversion" below).
  */
 #include <errno.h>
 #include <fcntl.h>
