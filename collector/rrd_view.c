@@ -71,15 +71,23 @@ int vg_rrd_view_take(struct vg_rrdcd *c, const char *name, struct vg_rrd_view *v
 		if (!cf[k] || pdp[k] <= 0 || rows[k] <= 0)
 			continue;
 		int64_t res = pdp[k] * step, cal_start = last - last % res - res * rows[k];
-		int64_t from = cal_start;
+		/* From its own start, it is the finest archive covering the
+		 * range unless a finer one reaches as far back (a tier keeping
+		 * as long as a finer one): then from before that one's start,
+		 * where it is the one covering the most, if any is */
+		int64_t from = cal_start, partial = cal_start;
+		int shadowed = 0;
 		for (size_t j = 0; j < nrra; j++) {
 			if (j == k || !cf[j] || strcmp(cf[j], cf[k]) || pdp[j] <= 0 ||
 			    pdp[j] * step >= res)
 				continue;
 			int64_t rj = pdp[j] * step, sj = last - last % rj - rj * rows[j];
-			if (sj - res < from)
-				from = sj - res;
+			shadowed |= sj <= cal_start;
+			if (sj - res < partial)
+				partial = sj - res;
 		}
+		if (shadowed)
+			from = partial;
 		if (v->nf == VG_RRD_VIEW_MAX)
 			break;
 		struct vg_rrd_view_rra *a = &v->rra[v->nf];

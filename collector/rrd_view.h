@@ -41,8 +41,11 @@ struct vg_rrd_view {
 /* INFO of NAME through C, then for every archive one FETCH that the
  * daemon answers from it: rrdcached's FETCH takes no resolution and,
  * like rrd_fetch at the file's step, answers from the finest archive of
- * the function covering the whole range, so the range starts before the
- * coverage of every finer archive of the same function. V is filled
+ * the function covering the whole range, so the range starts where the
+ * archive starts, before the start of every finer archive of the same
+ * function (an archive that a finer one covers as far back is read from
+ * before both, where the daemon picks the one covering the most; the
+ * answer's step says which it was). V is filled
  * (free with vg_rrd_view_free, also on error). 0, -ENOENT (no such file
  * on that daemon), or -errno with why filled. */
 int vg_rrd_view_take(struct vg_rrdcd *c, const char *name, struct vg_rrd_view *v, char *why,

@@ -494,6 +494,18 @@ static void test_convert_rrdcached(void **state)
 		free(va);
 		vg_rrdcd_close(rc_c);
 	}
+	/* its 1 min tier grown to keep as long as the 5 min one: the 5 min
+	 * archive is still read alone through the daemon, and kept */
+	assert_int_equal(vg_config_load_string(&c, "[archives]\ncpu.* = 1m:7d,5m:7d,1h:30d\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	vg_store_close(s);
+	assert_int_equal(vg_store_open(dir, &c, &s, err, sizeof(err)), 0);
+	assert_int_equal(vg_store_convert_at(s, d.tcp_addr, d.base, err, sizeof(err)), 0);
+	if (vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time", &changed, msg,
+				    sizeof(msg)))
+		fail_msg("convert to 1m:7d: %s", msg);
+	assert_int_equal(changed, 1);
 	/* a hostile id: its file is converted inside the directory */
 	{
 		char hf[PATH_MAX], real[PATH_MAX], base[PATH_MAX];
