@@ -271,8 +271,12 @@ struct vg_rrd_backend_ops {
 	 * keeping its data source's state and every row of the archives both
 	 * layouts have (same consolidation function and resolution) that the
 	 * new one still retains; new archives are filled from the old ones.
-	 * Never while the series is written. 0, -ENOENT, -EAGAIN (no space),
-	 * -EIO; msg gets why. */
+	 * Never while the series is written; single-threaded (librrd's
+	 * modify parses with getopt). rrdcached: only the series of the
+	 * daemon given to vg_rrd_rrdcached_convert_dir, through that
+	 * directory, verified through the daemon (-ENOTSUP without one,
+	 * -EXDEV for another daemon's series; backend_rrdcached.c). 0,
+	 * -ENOENT, -EAGAIN (no space), -EIO; msg gets why. */
 	int (*convert)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		       const struct vg_rrd_layout *lay, char *msg, size_t msglen);
 	/* Optional (NULL: -ENOTSUP): series, bytes, free space and bytes of
@@ -384,6 +388,15 @@ uint32_t vg_rrd_rrdcached_check_bound(struct vg_rrd_backend *be, uint32_t ms);
  * database does not answer). Thread-safe. */
 size_t vg_rrd_rrdcached_unlisted(struct vg_rrd_backend *be, struct vg_store_unlisted *out,
 				 size_t max, int ask_record);
+
+/* Let convert() rewrite the series of the daemon ADDRESS (one of
+ * [storage] daemons, written as there) through DIR, that daemon's -b
+ * directory as mounted here (`vigie-collector storage convert --daemon
+ * ADDRESS --dir DIR`): the other daemons' series answer -EXDEV. 0,
+ * -ENOTSUP (not rrdcached: an engine that converts its own files),
+ * -EINVAL (not a configured address), -ENOTDIR; err says why. Before convert() is called; not thread-safe. */
+int vg_rrd_rrdcached_convert_dir(struct vg_rrd_backend *be, const char *address,
+				 const char *dir, char *err, size_t errlen);
 
 /* Read the owners file at PATH into the map without taking it over (no
  * line is appended to it): for a store that does not own the journal

@@ -64,7 +64,6 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <ftw.h>
-#include <getopt.h>
 #include <unistd.h>
 
 #include <rrd.h>
@@ -75,6 +74,7 @@
 #include "vigie/hash.h"
 #include "vigie/name.h"
 #include "collector/backend.h"
+#include "collector/rrd_file.h"
 #include "collector/rrd_format.h"
 
 /* Longest escaped component we accept: a file is created as
@@ -790,107 +790,14 @@ static int files_fetch(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	return rc;
 }
 
-/* ---- conversion (storage convert) -----------------------------------------------
- * Why rrd_tune (librrd's modify: RRA#k:=rows, RRA:..., DELRRA:k) and not
- * a create from a source or a dump/restore: measured on librrd 1.7.2, a
- * create with --source re-averages every row it copies (34 of 601 rows of
- * a counter's 1 min archive came out one ulp off, even with the archive
- * unchanged) and a dump prints 10 significant digits, while modify copies
- * the rows of the archives it keeps bit for bit, resizes them (new rows
- * unknown, oldest rows dropped on shrinking), fills new archives from the
- * old ones and keeps the data source's state; rrd_resize refuses version
- * 0005 files. librrd's modify writes a new file and renames it over the
- * old one: a crash leaves one or the other. rrd_tune parses with getopt,
- * so this is for the single-threaded `storage convert` command only. */
+/* ---- conversion (storage convert) ----------------------------------------------- */
 
-static const char *const cf_names[] = {"AVERAGE", "MIN", "MAX"};
-
+/* The librrd code is shared with the rrdcached backend (collector/rrd_file.c). */
 static int files_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 			 const struct vg_rrd_layout *lay, char *msg, size_t msglen)
 {
-	enum { MAXRRA = 64,
-	       MAXARG = 2 + MAXRRA + 3 * VG_MAX_ARCHIVES };
-	rrd_info_t *info, *i;
-	long pdp[MAXRRA], rows[MAXRRA];
-	int cf[MAXRRA], used[MAXRRA];
-	char args[MAXARG][64], file[PATH_MAX];
-	char *argv[MAXARG + 1];
-	size_t n = 0;
-	int argc = 0;
-	struct stat st;
-
 	(void)be;
-	if (lay->narchives > VG_MAX_ARCHIVES || !lay->step_s)
-		return -EINVAL;
-	if (stat(loc->path, &st))
-		return errno == ENOENT ? -ENOENT : -EIO;
-	if (!(info = rrd_info_r(loc->path))) {
-		note(msg, msglen, loc->path, *rrd_get_error() ? rrd_get_error() : "librrd cannot read it");
-		rrd_clear_error();
-		return -EIO;
-	}
-	for (size_t k = 0; k < MAXRRA; k++)
-		pdp[k] = rows[k] = cf[k] = -1, used[k] = 0;
-	for (i = info; i; i = i->next) {
-		unsigned idx;
-		char field[32];
-		if (sscanf(i->key, "rra[%u].%31s", &idx, field) != 2 || idx >= MAXRRA)
-			continue;
-		if (!strcmp(field, "pdp_per_row") && i->type == RD_I_CNT)
-			pdp[idx] = (long)i->value.u_cnt;
-		else if (!strcmp(field, "rows") && i->type == RD_I_CNT)
-			rows[idx] = (long)i->value.u_cnt;
-		else if (!strcmp(field, "cf") && i->type == RD_I_STR)
-			for (int c = 0; c < 3; c++)
-				if (!strcmp(i->value.u_str, cf_names[c]))
-					cf[idx] = c;
-		if (idx + 1 > n)
-			n = idx + 1;
-	}
-	rrd_info_free(info);
-	snprintf(file, sizeof(file), "%s", loc->path);
-	argv[argc++] = "tune";
-	argv[argc++] = file;
-	for (size_t a = 0; a < lay->narchives; a++) {
-		long want = (long)(lay->archives[a].retention_s / lay->archives[a].resolution_s);
-		long p = (long)(lay->archives[a].resolution_s / lay->step_s);
-		for (int c = 0; c < 3; c++) {
-			size_t k;
-			for (k = 0; k < n && !(cf[k] == c && pdp[k] == p && !used[k]); k++)
-				;
-			if (k < n) {
-				used[k] = 1;
-				if (rows[k] == want)
-					continue;
-				snprintf(args[argc], sizeof(args[0]), "RRA#%zu:=%ld", k,
-					 want > 0 ? want : 1);
-			} else {
-				snprintf(args[argc], sizeof(args[0]), "RRA:%s:0.5:%ld:%ld",
-					 cf_names[c], p, want > 0 ? want : 1);
-			}
-			argv[argc] = args[argc];
-			argc++;
-		}
-	}
-	for (size_t k = 0; k < n; k++)
-		if (!used[k] && argc < MAXARG) {
-			snprintf(args[argc], sizeof(args[0]), "DELRRA:%zu", k);
-			argv[argc] = args[argc];
-			argc++;
-		}
-	if (argc == 2)
-		return 0;
-	argv[argc] = NULL;
-	optind = 0;
-	rrd_clear_error();
-	if (rrd_tune(argc, argv)) {
-		int full = no_room(loc->path, file_bytes(lay) + (64u << 10));
-		note(msg, msglen, loc->path, *rrd_get_error() ? rrd_get_error() : "rrd_tune could not convert the file");
-		rrd_clear_error();
-		return full ? -EAGAIN : -EIO;
-	}
-	(void)chmod(loc->path, st.st_mode & 07777);
-	return 0;
+	return vg_rrd_file_convert(loc->path, lay, msg, msglen);
 }
 
 /* ---- usage (storage stats, the lifecycle thread) ------------------------------------ */

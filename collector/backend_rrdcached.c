@@ -145,6 +145,12 @@
  * daemon, then unlinks it when the daemons' base dir is shared with the
  * collector (cfg [storage] daemon_base, e.g. one local daemon); without
  * it remove answers -EOPNOTSUPP and the file stays (docs/operations.md).
+ *
+ * Convert. rrdcached cannot change a file's archives: convert() rewrites
+ * one daemon's files through its -b directory as mounted where `storage
+ * convert --daemon ADDR --dir DIR` runs, with the files backend's librrd
+ * code, between a FLUSH + FORGET and a check through the daemon (the
+ * section "conversion" below).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -155,6 +161,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,6 +174,8 @@
 #include "vigie/log.h"
 #include "collector/backend.h"
 #include "collector/placement.h"
+#include "collector/rrd_file.h"
+#include "collector/rrd_view.h"
 
 #define ESC_MAX (3 * VG_NAME_MAX + 1)
 #define POOL_MAX 8          /* idle clients kept per daemon */
@@ -432,6 +441,11 @@ struct rcd {
 	int upload_pending;                /* the owners file not uploaded yet */
 	struct vg_rrd_backend_stats stats; /* __atomic */
 	int wt_timeout_ms;                 /* the receiver's bound per wait */
+	/* `storage convert`: the daemon whose files convert() rewrites
+	 * (SIZE_MAX: none, convert answers -ENOTSUP) and its -b directory
+	 * as mounted here, resolved (vg_rrd_rrdcached_convert_dir) */
+	size_t conv_owner;
+	char conv_dir[PATH_MAX];
 };
 
 static void count(uint64_t *c, uint64_t n)
@@ -2408,6 +2422,223 @@ static void rcd_close(struct vg_rrd_backend *be)
 	free(r);
 }
 
+/* ---- conversion (storage convert) ------------------------------------------------
+ * rrdcached's protocol cannot change a file's archives, so the file is
+ * converted where its daemon keeps it, through the daemon's -b directory
+ * as mounted here (vg_rrd_rrdcached_convert_dir), by the same librrd code
+ * as the files backend's (collector/rrd_file.c), with every collector
+ * stopped (the command holds the journal lock; the store has written
+ * what its journal held):
+ *   1. FLUSH the file on its daemon, then read it through the daemon
+ *      (collector/rrd_view.c: INFO, a FETCH per archive);
+ *   2. the file under the directory must be the one the daemon reads:
+ *      librrd's INFO of it equal to the daemon's, field by field (the
+ *      random current rows of its archives and its last update make any
+ *      other copy differ); else nothing is touched;
+ *   3. FORGET it on the daemon (no cached value, no state of it left
+ *      there), link it to <file>.vigie-convert.old (librrd's modify
+ *      renames a new file over the old one: the link keeps the old one
+ *      whole), convert;
+ *   4. read it through the daemon again: the rule's archives, INFO
+ *      outside the archives unchanged, each archive both layouts have
+ *      unchanged in its definition, its state and every row both hold,
+ *      bit for bit (vg_rrd_view_kept); then drop the link. If any of it
+ *      fails, the link is renamed back over the file: the old file is
+ *      back, as the daemon read it before.
+ * Names are confined: the file's real path (realpath) must be exactly the
+ * directory's real path, "/", and the name (no symbolic link on the way,
+ * nothing outside the directory), a regular file. A run killed between 3
+ * and 4 leaves the link, which the next run refuses to overwrite (the
+ * series fails, naming it: put it back or delete it by hand). */
+
+#define CONV_OLD ".vigie-convert.old"
+
+static int fsync_parent(const char *path)
+{
+	char dir[PATH_MAX * 2];
+	char *sl;
+	int fd, rc = 0;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (!(sl = strrchr(dir, '/')))
+		return 0;
+	*sl = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fsync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* The file of NAME under DIR (resolved), confined there. 0, -ENOENT,
+ * -EXDEV (a link on the way or out of DIR), -ENAMETOOLONG. */
+static int conv_path(const char *dir, const char *name, char *path, size_t pathlen)
+{
+	char real[PATH_MAX];
+	struct stat st;
+
+	if ((size_t)snprintf(path, pathlen, "%s/%s", dir, name) >= pathlen ||
+	    strlen(path) + sizeof(CONV_OLD) > PATH_MAX)
+		return -ENAMETOOLONG;
+	if (lstat(path, &st))
+		return errno == ENOENT ? -ENOENT : -EIO;
+	if (!realpath(path, real) || strcmp(real, path) || !S_ISREG(st.st_mode))
+		return -EXDEV;
+	return 0;
+}
+
+/* librrd's INFO of the file here equal to the daemon's (but the name). */
+static int same_file(const char *path, const struct vg_rrdcd_info *daemon, char *why,
+		     size_t whylen)
+{
+	struct vg_rrdcd_info mine;
+	size_t i, j;
+	int rc;
+
+	if ((rc = vg_rrd_file_info(path, &mine))) {
+		snprintf(why, whylen, "librrd cannot read %.300s: %s", path, strerror(-rc));
+		return 0;
+	}
+	for (i = j = 0; i < daemon->n || j < mine.n;) {
+		if (i < daemon->n && !strcmp(daemon->items[i].key, "filename")) {
+			i++;
+			continue;
+		}
+		if (j < mine.n && !strcmp(mine.items[j].key, "filename")) {
+			j++;
+			continue;
+		}
+		if (i == daemon->n || j == mine.n || strcmp(daemon->items[i].key, mine.items[j].key) ||
+		    strcmp(daemon->items[i].value, mine.items[j].value)) {
+			snprintf(why, whylen, "%.300s is not the file the daemon reads: INFO %.60s "
+					      "is '%.60s' there, '%.60s' here",
+				 path, i < daemon->n ? daemon->items[i].key : mine.items[j].key,
+				 i < daemon->n ? daemon->items[i].value : "(none)",
+				 j < mine.n ? mine.items[j].value : "(none)");
+			vg_rrdcd_info_free(&mine);
+			return 0;
+		}
+		i++;
+		j++;
+	}
+	vg_rrdcd_info_free(&mine);
+	return 1;
+}
+
+static int rcd_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
+		       const struct vg_rrd_layout *lay, char *msg, size_t msglen)
+{
+	struct rcd *r = (struct rcd *)be;
+	struct daemon *d = owner_of(r, loc);
+	struct vg_rrd_view *before = NULL, *after = NULL;
+	struct vg_rrdcd *c = NULL;
+	char path[PATH_MAX * 2], old[PATH_MAX * 2 + sizeof(CONV_OLD)], why[768] = "";
+	int rc = 0, linked = 0;
+
+	if (r->conv_owner == SIZE_MAX)
+		return -ENOTSUP;
+	if (!d || loc->owner != r->conv_owner)
+		return -EXDEV;
+	if ((rc = conv_path(r->conv_dir, loc->path, path, sizeof(path)))) {
+		snprintf(msg, msglen, "%.300s/%.300s: %s (is it %.200s's -b directory?)",
+			 r->conv_dir, loc->path,
+			 rc == -EXDEV ? "not a regular file of the directory (a symbolic link "
+					"on the way, or out of it): left alone"
+				      : strerror(-rc),
+			 d->addr);
+		return rc == -EXDEV || rc == -ENOENT ? -EIO : rc;
+	}
+	snprintf(old, sizeof(old), "%s" CONV_OLD, path);
+	if (!(before = calloc(1, sizeof(*before))) || !(after = calloc(1, sizeof(*after)))) {
+		free(before);
+		return -ENOMEM;
+	}
+	if (!(c = client_get(d, &rc))) {
+		snprintf(msg, msglen, "%.200s: cannot connect: %s", d->addr, strerror(-rc));
+		free(before);
+		free(after);
+		return -EIO;
+	}
+	/* 1. what the daemon reads now, with nothing left in its cache */
+	rc = vg_rrdcd_flush(c, loc->path);
+	if (rc && rc != -ENOENT && rc != -EREMOTEIO) {
+		snprintf(why, sizeof(why), "FLUSH on %.200s: %.300s", d->addr, vg_rrdcd_error(c));
+		goto fail;
+	}
+	if ((rc = vg_rrd_view_take(c, loc->path, before, why, sizeof(why))))
+		goto fail;
+	/* 2. the file here is that one */
+	if (!same_file(path, &before->info, why, sizeof(why))) {
+		size_t l = strlen(why);
+		snprintf(why + l, sizeof(why) - l, " (is it %.200s's -b directory?)", d->addr);
+		rc = -EIO;
+		goto fail;
+	}
+	/* 3. the daemon forgets it; the old file kept by a link; convert */
+	rc = vg_rrdcd_forget(c, loc->path);
+	if (rc && rc != -ENOENT && rc != -EREMOTEIO) {
+		snprintf(why, sizeof(why), "FORGET on %.200s: %.300s", d->addr, vg_rrdcd_error(c));
+		goto fail;
+	}
+	if (link(path, old)) {
+		rc = -errno;
+		snprintf(why, sizeof(why), "%.600s: %s%s", old, strerror(-rc),
+			 rc == -EEXIST ? " (a conversion stopped before its check left it: put it "
+					 "back over the file or delete it)"
+				       : "");
+		goto fail;
+	}
+	linked = 1;
+	if ((rc = vg_rrd_file_convert(path, lay, why, sizeof(why))))
+		goto fail;
+	/* 4. through the daemon: the rule's archives, nothing stored changed */
+	if ((rc = vg_rrd_view_take(c, loc->path, after, why, sizeof(why))))
+		goto fail;
+	if (!vg_rrd_view_kept(before, after, lay->archives, lay->narchives, lay->step_s, why,
+			      sizeof(why))) {
+		rc = -EIO;
+		goto fail;
+	}
+	{
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			(void)fsync(fd);
+			close(fd);
+		}
+	}
+	(void)unlink(old);
+	(void)fsync_parent(path);
+	client_put(d, c, 0);
+	vg_rrd_view_free(before);
+	vg_rrd_view_free(after);
+	free(before);
+	free(after);
+	return 0;
+fail:
+	if (linked) {
+		/* the old file back, as the daemon read it before */
+		if (rename(old, path)) {
+			size_t l = strlen(why);
+			snprintf(why + l, sizeof(why) - l, "; and the old file cannot be put back "
+							   "from %.300s: %s",
+				 old, strerror(errno));
+		} else {
+			(void)fsync_parent(path);
+		}
+		if (vg_rrdcd_connected(c))
+			(void)vg_rrdcd_forget(c, loc->path);
+	}
+	snprintf(msg, msglen, "%s", why);
+	client_put(d, c, rc);
+	vg_rrd_view_free(before);
+	vg_rrd_view_free(after);
+	free(before);
+	free(after);
+	return rc == -EAGAIN || rc == -ENOMEM ? rc : rc == -ENOENT && !linked ? -ENOENT
+									      : -EIO;
+}
+
 static const struct vg_rrd_backend_ops rcd_ops = {
 	.name = "rrdcached",
 	.locate = rcd_locate,
@@ -2418,6 +2649,7 @@ static const struct vg_rrd_backend_ops rcd_ops = {
 	.prefetch = rcd_prefetch,
 	.info = rcd_info,
 	.fetch = rcd_fetch,
+	.convert = rcd_convert,
 	.remove = rcd_remove,
 	.sync = rcd_sync,
 	.lost = rcd_lost,
@@ -2473,6 +2705,7 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 	}
 	r->be.ops = &rcd_ops;
 	r->owners_fd = -1;
+	r->conv_owner = SIZE_MAX;
 	r->wt_timeout_ms = WT_TIMEOUT_MS;
 	pthread_mutex_init(&r->mu, NULL);
 	vg_hmap_init(&r->owners);
@@ -2728,4 +2961,31 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].create_errors = __atomic_load_n(&d->create_errors, __ATOMIC_RELAXED);
 	}
 	return n;
+}
+
+int vg_rrd_rrdcached_convert_dir(struct vg_rrd_backend *be, const char *address,
+				 const char *dir, char *err, size_t errlen)
+{
+	struct rcd *r = (struct rcd *)be;
+	char real[PATH_MAX];
+	struct stat st;
+	size_t idx;
+
+	if (!be || be->ops != &rcd_ops) {
+		snprintf(err, errlen, "the %s backend converts its own files",
+			 be ? be->ops->name : "(no)");
+		return -ENOTSUP;
+	}
+	if ((idx = addr_index(r, address)) == SIZE_MAX) {
+		snprintf(err, errlen, "%.200s is not one of [storage] daemons (written as there)",
+			 address);
+		return -EINVAL;
+	}
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode) || !realpath(dir, real)) {
+		snprintf(err, errlen, "%.300s: not a directory", dir);
+		return -ENOTDIR;
+	}
+	snprintf(r->conv_dir, sizeof(r->conv_dir), "%s", real);
+	r->conv_owner = idx;
+	return 0;
 }

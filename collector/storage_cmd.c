@@ -20,7 +20,12 @@
  * it) the archives its [archives] rule names now (vg_store_convert_series;
  * every stored row of the archives both layouts have is kept bit for bit).
  * It needs the journal lock: stop vigie-collector first (a running one
- * writes the files being converted).
+ * writes the files being converted). With the rrdcached backend the files
+ * are the daemons': --daemon ADDR --dir DIR converts the series of the
+ * daemon ADDR in DIR, its -b directory as mounted here (as `storage move`
+ * reaches them), each one verified through the daemon
+ * (collector/backend_rrdcached.c, "conversion"); the other daemons'
+ * series are counted and left alone, for a run of their own.
  *
  * marks: the holding marks of the shared state (docs/scaling.md "Holding
  * marks"): which collector holds values of which host that a storage
@@ -160,8 +165,8 @@ static int stats(const struct vg_config *cfg, FILE *out, FILE *errf)
 
 /* ---- convert ------------------------------------------------------------------ */
 
-static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
-		   FILE *errf)
+static int convert(const struct vg_config *cfg, const char *pattern, const char *daemon,
+		   const char *dir, FILE *out, FILE *errf)
 {
 	struct vg_store *s = NULL;
 	struct vg_registry *reg = NULL;
@@ -169,8 +174,8 @@ static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
 	struct vg_registry_visitor v = vg_series_list_visitor(&p);
 	struct vg_resource_filter f = {0};
 	char err[512], after[VG_NAME_MAX * 4 + 1] = "", next[VG_NAME_MAX * 4 + 1];
-	uint64_t done = 0, same = 0, gone = 0, failed = 0;
-	int rc;
+	uint64_t done = 0, same = 0, gone = 0, failed = 0, elsewhere = 0;
+	int rc, unable = 0;
 
 	if ((rc = vg_registry_open_state(cfg->collector_data_dir, cfg->state_url, &reg, err,
 					 sizeof(err))) ||
@@ -204,12 +209,21 @@ static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
 			return 1;
 		}
 	}
+	if (daemon && (rc = vg_store_convert_at(s, daemon, dir, err, sizeof(err)))) {
+		fprintf(errf, "vigie-collector storage convert: %s%s\n", err,
+			rc == -ENOTSUP ? ": --daemon and --dir are for [storage] backend = "
+					 "rrdcached"
+				       : "");
+		vg_store_close(s);
+		vg_registry_close(reg);
+		return 2;
+	}
 	f.limit = 200;
 	do {
 		f.after = after[0] ? after : NULL;
 		if ((rc = vg_registry_list_visit(reg, &f, &v, next, sizeof(next))))
 			break;
-		for (size_t i = 0; i < p.n; i++) {
+		for (size_t i = 0; i < p.n && !unable; i++) {
 			int changed = 0;
 			char msg[512] = "";
 			int r = vg_store_convert_series(s, p.rtype[i], p.id[i], p.metric[i],
@@ -220,7 +234,19 @@ static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
 				same++;
 			else if (r == -ENOENT)
 				gone++;
-			else {
+			else if (r == -EXDEV)
+				elsewhere++;
+			else if (r == -ENOTSUP) {
+				/* the engine's files are its daemons': say once
+				 * how to reach them, convert nothing */
+				unable = 1;
+				fprintf(errf,
+					"vigie-collector storage convert: the series files are "
+					"the storage daemons' ([storage] backend = %s): give "
+					"--daemon ADDR --dir DIR, DIR that daemon's -b directory "
+					"as mounted here, once per daemon (docs/operations.md)\n",
+					cfg->storage_backend);
+			} else {
 				failed++;
 				fprintf(errf, "vigie-collector storage convert: %s %s: %s\n",
 					p.id[i], p.metric[i], *msg ? msg : strerror(-r));
@@ -228,16 +254,22 @@ static int convert(const struct vg_config *cfg, const char *pattern, FILE *out,
 		}
 		vg_series_list_clear(&p);
 		snprintf(after, sizeof(after), "%s", next);
-	} while (next[0]);
+	} while (next[0] && !unable);
 	vg_series_list_free(&p);
 	fprintf(out, "converted %llu series, %llu had their rule's archives already, "
-		     "%llu have no file, %llu failed\n",
+		     "%llu have no file, %llu failed",
 		(unsigned long long)done,
 		(unsigned long long)same, (unsigned long long)gone,
 		(unsigned long long)failed);
+	if (daemon)
+		fprintf(out, "; %llu on other daemons (left as they are); each series "
+			     "converted was verified through %s: every archive both layouts "
+			     "have, its state and every row both hold, bit for bit",
+			(unsigned long long)elsewhere, daemon);
+	fputc('\n', out);
 	vg_store_close(s);
 	vg_registry_close(reg);
-	return rc || failed ? 1 : 0;
+	return rc || failed || unable ? 1 : 0;
 }
 
 /* ---- marks ------------------------------------------------------------------- */
@@ -313,6 +345,7 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		"usage: vigie-collector [--config FILE] [--data-dir DIR] storage stats\n"
 		"       vigie-collector [--config FILE] [--data-dir DIR] storage convert "
 		"[--metric PATTERN]\n"
+		"         [--daemon ADDR --dir DIR]\n"
 		"       vigie-collector [--config FILE] storage move --from ADDR --to ADDR\n"
 		"         --from-dir DIR --to-dir DIR (--series PATTERN | --all) [--dry-run]\n"
 		"       vigie-collector [--config FILE] [--data-dir DIR] storage flush "
@@ -322,7 +355,9 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		"           for deletion, growth in bytes per day\n"
 		"  convert  give existing series their [archives] rule's archives\n"
 		"           (stop vigie-collector first); --metric: only metrics\n"
-		"           matching the glob PATTERN\n"
+		"           matching the glob PATTERN; rrdcached: --daemon ADDR\n"
+		"           --dir DIR converts that daemon's series in DIR, its -b\n"
+		"           directory as mounted here, verified through it\n"
 		"  move     move series from one rrdcached daemon to another, verify\n"
 		"           them, record the new owner, delete the source (stop\n"
 		"           vigie-collector first; 'storage move --help')\n"
@@ -346,10 +381,20 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 	if (argc >= 2 && !strcmp(argv[1], "stats") && argc == 2)
 		return stats(cfg, out, err);
 	if (argc >= 2 && !strcmp(argv[1], "convert")) {
-		if (argc == 2)
-			return convert(cfg, NULL, out, err);
-		if (argc == 4 && !strcmp(argv[2], "--metric"))
-			return convert(cfg, argv[3], out, err);
+		const char *metric = NULL, *daemon = NULL, *dir = NULL;
+		int i, bad = 0;
+		for (i = 2; i < argc && !bad; i += 2) {
+			const char **slot = !strcmp(argv[i], "--metric")   ? &metric
+					    : !strcmp(argv[i], "--daemon") ? &daemon
+					    : !strcmp(argv[i], "--dir")    ? &dir
+									   : NULL;
+			if (!slot || *slot || i + 1 == argc)
+				bad = 1;
+			else
+				*slot = argv[i + 1];
+		}
+		if (!bad && !daemon == !dir)
+			return convert(cfg, metric, daemon, dir, out, err);
 	}
 	if (argc >= 2 && !strcmp(argv[1], "move"))
 		return vg_storage_move_command(cfg, argc, argv, out, err);

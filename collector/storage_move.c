@@ -83,6 +83,7 @@
 #include "vigie/store.h"
 #include "collector/backend.h"
 #include "collector/placement.h"
+#include "collector/rrd_view.h"
 #include "collector/series_list.h"
 
 #define PROG "vigie-collector storage move"
@@ -168,142 +169,6 @@ static size_t daemons_split(const char *list, char *buf, size_t buflen, const ch
 			out[n++] = tok;
 	}
 	return n;
-}
-
-/* ---- what a daemon shows of a file ----------------------------------------------- */
-
-#define VIEW_MAX 96 /* FETCH answers: 32 archives x 3 functions */
-
-struct view {
-	struct vg_rrdcd_info info;
-	struct vg_rrdcd_fetch f[VIEW_MAX];
-	size_t nf;
-};
-
-static void view_free(struct view *v)
-{
-	vg_rrdcd_info_free(&v->info);
-	for (size_t i = 0; i < v->nf; i++)
-		vg_rrdcd_fetch_free(&v->f[i]);
-	memset(v, 0, sizeof(*v));
-}
-
-/* INFO, then for every archive one FETCH that the daemon answers from it:
- * rrdcached's FETCH takes no resolution and, like rrd_fetch at the file's
- * step, answers from the finest archive of the function covering the
- * whole range, so the range starts before the coverage of every finer
- * archive of the same function (as the backend's fetch does). 0, -ENOENT
- * (no such file on that daemon), or -errno with why. */
-static int view_take(struct vg_rrdcd *c, const char *name, struct view *v, char *why,
-		     size_t whylen)
-{
-	long pdp[32], rows[32];
-	const char *cf[32];
-	long step = 0;
-	int64_t last = 0;
-	size_t nrra = 0;
-	int rc;
-
-	memset(v, 0, sizeof(*v));
-	if ((rc = vg_rrdcd_info(c, name, &v->info))) {
-		snprintf(why, whylen, "INFO on %s: %s", vg_rrdcd_address(c), vg_rrdcd_error(c));
-		return rc == -ENOENT || rc == -EACCES ? -ENOENT : rc;
-	}
-	for (int k = 0; k < 32; k++) {
-		pdp[k] = rows[k] = 0;
-		cf[k] = NULL;
-	}
-	for (size_t i = 0; i < v->info.n; i++) {
-		const char *key = v->info.items[i].key, *val = v->info.items[i].value;
-		unsigned idx;
-		char field[32];
-
-		if (!strcmp(key, "step"))
-			step = strtol(val, NULL, 10);
-		else if (!strcmp(key, "last_update"))
-			last = strtoll(val, NULL, 10);
-		else if (sscanf(key, "rra[%u].%31s", &idx, field) == 2 && idx < 32) {
-			if (!strcmp(field, "cf"))
-				cf[idx] = val;
-			else if (!strcmp(field, "pdp_per_row"))
-				pdp[idx] = strtol(val, NULL, 10);
-			else if (!strcmp(field, "rows"))
-				rows[idx] = strtol(val, NULL, 10);
-			if (idx + 1 > nrra)
-				nrra = idx + 1;
-		}
-	}
-	if (step <= 0 || !nrra) {
-		snprintf(why, whylen, "INFO on %s: no step or archives", vg_rrdcd_address(c));
-		return -EIO;
-	}
-	for (size_t k = 0; k < nrra; k++) {
-		if (!cf[k] || pdp[k] <= 0 || rows[k] <= 0)
-			continue;
-		int64_t res = pdp[k] * step, from = last - last % res - res * rows[k];
-		for (size_t j = 0; j < nrra; j++) {
-			if (j == k || !cf[j] || strcmp(cf[j], cf[k]) || pdp[j] <= 0 ||
-			    pdp[j] * step >= res)
-				continue;
-			int64_t rj = pdp[j] * step, sj = last - last % rj - rj * rows[j];
-			if (sj - res < from)
-				from = sj - res;
-		}
-		if (v->nf == VIEW_MAX)
-			break;
-		if ((rc = vg_rrdcd_fetch(c, name, cf[k], from, last, &v->f[v->nf]))) {
-			snprintf(why, whylen, "FETCH %s of archive %zu on %s: %s", cf[k], k,
-				 vg_rrdcd_address(c), vg_rrdcd_error(c));
-			return rc;
-		}
-		v->nf++;
-	}
-	return 0;
-}
-
-/* Equal views: INFO key by key but the file name, every FETCH answer in
- * full, values bit for bit. 1 or 0 with what differs. */
-static int view_equal(const struct view *a, const struct view *b, char *why, size_t whylen)
-{
-	size_t ia = 0, ib = 0;
-
-	for (;;) {
-		while (ia < a->info.n && !strcmp(a->info.items[ia].key, "filename"))
-			ia++;
-		while (ib < b->info.n && !strcmp(b->info.items[ib].key, "filename"))
-			ib++;
-		if (ia == a->info.n || ib == b->info.n)
-			break;
-		if (strcmp(a->info.items[ia].key, b->info.items[ib].key) ||
-		    strcmp(a->info.items[ia].value, b->info.items[ib].value)) {
-			snprintf(why, whylen, "INFO %s: '%s' before, %s '%s' after",
-				 a->info.items[ia].key, a->info.items[ia].value,
-				 b->info.items[ib].key, b->info.items[ib].value);
-			return 0;
-		}
-		ia++;
-		ib++;
-	}
-	if (ia != a->info.n || ib != b->info.n) {
-		snprintf(why, whylen, "INFO: %zu fields before, %zu after", a->info.n, b->info.n);
-		return 0;
-	}
-	if (a->nf != b->nf) {
-		snprintf(why, whylen, "%zu archives before, %zu after", a->nf, b->nf);
-		return 0;
-	}
-	for (size_t i = 0; i < a->nf; i++) {
-		const struct vg_rrdcd_fetch *x = &a->f[i], *y = &b->f[i];
-		if (x->start != y->start || x->end != y->end || x->step != y->step ||
-		    x->nds != y->nds || x->nrows != y->nrows ||
-		    memcmp(x->ts, y->ts, x->nrows * sizeof(*x->ts)) ||
-		    memcmp(x->values, y->values, x->nrows * x->nds * sizeof(*x->values))) {
-			snprintf(why, whylen, "archive %zu (step %lld s) differs after the copy", i,
-				 (long long)x->step);
-			return 0;
-		}
-	}
-	return 1;
 }
 
 /* ---- the file copy ------------------------------------------------------------- */
@@ -515,7 +380,7 @@ enum outcome { MOVED,
 static enum outcome move_one(const struct move_opts *o, struct vg_rrdcd *src,
 			     struct vg_rrdcd *dst, const char *name, char *why, size_t whylen)
 {
-	struct view before, after;
+	struct vg_rrd_view before, after;
 	char path[PATH_MAX * 2];
 	unsigned char *buf = NULL;
 	size_t len = 0;
@@ -528,34 +393,34 @@ static enum outcome move_one(const struct move_opts *o, struct vg_rrdcd *src,
 		snprintf(why, whylen, "FLUSH on %s: %s", o->from, vg_rrdcd_error(src));
 		return FAILED;
 	}
-	if ((rc = view_take(src, name, &before, why, whylen))) {
-		view_free(&before);
+	if ((rc = vg_rrd_view_take(src, name, &before, why, whylen))) {
+		vg_rrd_view_free(&before);
 		return rc == -ENOENT ? NO_FILE : FAILED;
 	}
 	snprintf(path, sizeof(path), "%s/%s", o->from_dir, name);
 	if ((rc = read_all(path, &buf, &len, &st))) {
 		snprintf(why, whylen, "%.600s: %s (is --from-dir %s's -b directory?)", path,
 			 strerror(-rc), o->from);
-		view_free(&before);
+		vg_rrd_view_free(&before);
 		return FAILED;
 	}
 	if ((rc = dst_reads_elsewhere(o, dst, name, why, whylen))) {
 		free(buf);
-		view_free(&before);
+		vg_rrd_view_free(&before);
 		return FAILED;
 	}
 	rc = copy_file(o->to_dir, name, buf, len, &st, &made, why, whylen);
 	free(buf);
 	if (!rc) {
-		rc = view_take(dst, name, &after, why, whylen);
+		rc = vg_rrd_view_take(dst, name, &after, why, whylen);
 		if (rc == -ENOENT)
 			snprintf(why + strlen(why), whylen - strlen(why),
 				 " (is --to-dir %s's -b directory?)", o->to);
-		if (!rc && !view_equal(&before, &after, why, whylen))
+		if (!rc && !vg_rrd_view_equal(&before, &after, why, whylen))
 			rc = -EIO;
-		view_free(&after);
+		vg_rrd_view_free(&after);
 	}
-	view_free(&before);
+	vg_rrd_view_free(&before);
 	if (rc) {
 		if (made)
 			remove_copy(o->to_dir, name);

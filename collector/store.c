@@ -229,6 +229,7 @@ struct flush_group {
 struct vg_store {
 	struct vg_rrd_backend *be;
 	char daemon_base[512];        /* [storage] daemon_base, "" if unset */
+	char convert_at[256];         /* vg_store_convert_at's holder, or "" */
 	struct vg_rrd_layout layout;  /* [storage] step, heartbeat, archives */
 	uint32_t publish_heartbeat_s; /* [storage] publish_heartbeat */
 	struct vg_archive archives[VG_MAX_ARCHIVES];
@@ -1565,6 +1566,10 @@ int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 		return -ENOTSUP;
 	if ((rc = s->be->ops->locate(s->be, rtype, id, metric, &loc)))
 		return rc == -ENAMETOOLONG ? -EINVAL : rc;
+	/* another holder's series: not read, not flushed */
+	if (s->convert_at[0] &&
+	    (loc.recorded || !loc.address || strcmp(loc.address, s->convert_at)))
+		return -EXDEV;
 	flush_one(s, rtype, id, metric, &loc);
 	policy_layout(s, metric, &lay);
 	/* exclusive, as a removal: no flush, read or create meanwhile */
@@ -1599,6 +1604,19 @@ int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 	pthread_cond_broadcast(&s->done_cv);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+int vg_store_convert_at(struct vg_store *s, const char *address, const char *dir, char *err,
+			size_t errlen)
+{
+	int rc;
+
+	if (!s || !address || !dir)
+		return -EINVAL;
+	if ((rc = vg_rrd_rrdcached_convert_dir(s->be, address, dir, err, errlen)))
+		return rc;
+	snprintf(s->convert_at, sizeof(s->convert_at), "%s", address);
+	return 0;
 }
 
 int vg_store_usage(struct vg_store *s, int64_t since_s, struct vg_store_usage *out)

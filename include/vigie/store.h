@@ -249,9 +249,22 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
  * (*changed 0), else the backend rewrites it keeping every stored row of
  * the archives both layouts share (same resolution) within what the new
  * one retains (backend.h, convert). Exclusive like a removal. 0, -ENOENT,
- * -ENOTSUP (the engine cannot), -EIO with msg. Thread-safe. */
+ * -ENOTSUP (the engine cannot: rrdcached without vg_store_convert_at),
+ * -EXDEV (another holder's series, see vg_store_convert_at), -EIO with
+ * msg. One call at a time (librrd's modify is not thread-safe). */
 int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 			    const char *metric, int *changed, char *msg, size_t msglen);
+
+/* For an engine whose files are its holders' (rrdcached: each daemon's),
+ * before vg_store_convert_series: convert the series of the holder
+ * ADDRESS ([storage] daemons, written as there) through DIR, its files'
+ * directory as mounted here (a daemon's -b); from then on
+ * vg_store_convert_series answers -EXDEV, reading nothing, for a series
+ * another holder has. 0, -ENOTSUP (the engine converts its own files:
+ * files), -EINVAL (no such holder), -ENOTDIR; err says why. Not
+ * thread-safe. */
+int vg_store_convert_at(struct vg_store *s, const char *address, const char *dir, char *err,
+			size_t errlen);
 
 /* What the series use on each disk (files) or daemon (rrdcached). */
 #define VG_STORE_HOLDERS 16

@@ -6,7 +6,9 @@
 # configuration gains a second one, and convert with --metric 'cpu.*'
 # changes exactly the cpu.* files (rrdtool info shows the new archive),
 # then convert without a pattern changes the others and leaves the cpu.*
-# ones as they are. Times come from the agent's synthetic clock.
+# ones as they are; --daemon/--dir (the rrdcached backend's, see
+# storage_convert_rrdcached_test.sh) are refused here. Times come from the
+# agent's synthetic clock.
 . "$(dirname "$0")/lib.sh"
 
 collector_ports
@@ -50,4 +52,10 @@ diag "$(cat "$TMP/c2.out" "$TMP/c2.err")"
 check "it converts the others and leaves the cpu.* series alone" \
   grep -q "^converted $OTHER series, $CPU had their rule's archives already, 0 have no file, 0 failed" "$TMP/c2.out"
 check "the other file has the new archive too" bash -c "(( \$(rrdtool info '$A_OTHER' | grep -c '^rra\[[0-9]*\]\.cf') > $R0 ))"
+
+convert --daemon 127.0.0.1:42217 --dir "$RRD" >/dev/null 2>"$TMP/c3.err"
+eq "--daemon and --dir on the files backend: refused" "$?" 2
+check "... saying they are for rrdcached" grep -q "are for \[storage\] backend = rrdcached" "$TMP/c3.err"
+convert --daemon 127.0.0.1:42217 >/dev/null 2>&1
+eq "--daemon without --dir: usage" "$?" 2
 done_testing
