@@ -209,6 +209,13 @@ struct vg_rrd_backend_stats {
  * (nothing journaled, nothing acknowledged; the agent re-sends it). An
  * engine without daemons ignores it. */
 #define VG_RRD_RECEIVER 1
+/* Flag of last_ms: the store's start replay opens a series its journal
+ * holds values of, after replay_note named them all. Every journaled
+ * value past the answer is then cached and sent again, in order, so an
+ * engine that found the file lost (backend.h "Lost values") answers what
+ * the file itself holds and no longer holds its updates back: the replay
+ * is the re-send. Engines without replay_note ignore it. */
+#define VG_RRD_REPLAY 2
 
 struct vg_rrd_backend_ops {
 	const char *name; /* "files", "rrdcached" */
@@ -223,7 +230,7 @@ struct vg_rrd_backend_ops {
 		      const char *metric, struct vg_rrd_loc *loc);
 	/* Time of the series' last update in ms, exact to the millisecond
 	 * (rounded to the nearest: librrd keeps .229 s as 228999 us).
-	 * flags: VG_RRD_RECEIVER or 0. 0, -ENOENT (no such series), -EIO
+	 * flags: VG_RRD_RECEIVER, VG_RRD_REPLAY or 0. 0, -ENOENT (no such series), -EIO
 	 * (exists, unreadable), -EHOSTUNREACH (its daemon does not answer,
 	 * or not within the receiver's bound). */
 	int (*last_ms)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
@@ -289,6 +296,19 @@ struct vg_rrd_backend_ops {
 	/* Make every value accepted before the call durable. 0 or -errno
 	 * (then the journal keeps its segments). */
 	int (*sync)(struct vg_rrd_backend *be);
+	/* Optional (NULL: nothing to check). The store's start replay, before
+	 * it opens any series: its journal holds values of loc from first_ms
+	 * to newest_ms (the oldest and newest it holds of the series) that no
+	 * sync proved durable (the store was killed before its sync). An
+	 * engine that may have taken them and lost some (rrdcached: a daemon
+	 * restarted meanwhile whose -j replay skipped one,
+	 * backend_rrdcached.c "A replay that skips a value") checks these
+	 * files as after a failed call before it answers any last_ms, so
+	 * that last_ms with VG_RRD_REPLAY answers what each file holds, not
+	 * what the engine would write over a gap. Single-threaded (the store
+	 * opens), before any other call but locate. */
+	void (*replay_note)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
+			    int64_t first_ms, int64_t newest_ms);
 	/* Optional (NULL: the engine never loses an accepted value). The
 	 * series whose accepted values were lost: fills out[0..max) and
 	 * returns how many there are (may be more than max). Thread-safe. */

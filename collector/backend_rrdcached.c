@@ -113,6 +113,10 @@
  * either (the window docs/scaling.md, "What holds now", leaves open):
  * a file past our newest value has the row of that value read
  * (overtaken_find), and an unknown row is counted the same way.
+ * A collector killed meanwhile has no list of files to check: its
+ * store's start replay names the files its journal holds values of
+ * (rcd_replay_note), and the same check runs on them before the replay
+ * reads any (replay_last_ms).
  * Either check goes 32 files per group (a BATCH of FLUSHes or FORGETs,
  * then the INFOs pipelined) and starts no group after CHECK_MAX_MS: the
  * files left wait for the next connection, which goes on with them (no
@@ -1663,13 +1667,22 @@ static int adopt(struct rcd *r, const struct vg_rrd_loc *loc)
 	return strcmp(win, d->addr) ? -EHOSTUNREACH : 0;
 }
 
+static int replay_last_ms(struct rcd *r, const struct vg_rrd_loc *loc, int64_t *out);
+
 static int rcd_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int64_t *out,
 		       int flags)
 {
 	struct vg_rrdcd_info info;
 	const char *v;
-	int rc = info_of((struct rcd *)be, loc, &info, flags);
+	int rc;
 
+	if (flags & VG_RRD_REPLAY) {
+		rc = replay_last_ms((struct rcd *)be, loc, out);
+		if (!rc && ((struct rcd *)be)->shared)
+			rc = adopt((struct rcd *)be, loc);
+		return rc;
+	}
+	rc = info_of((struct rcd *)be, loc, &info, flags);
 	if (rc)
 		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT
 		       : rc == -EHOSTUNREACH             ? -EHOSTUNREACH
@@ -1745,6 +1758,73 @@ static int file_last_ms(struct vg_rrdcd *c, const char *name, int64_t *out)
 		*out = strtoll(v, NULL, 10) * 1000 + 999;
 	vg_rrdcd_info_free(&info);
 	return v ? 0 : -EIO;
+}
+
+/* The start replay (backend.h replay_note): a file its journal holds
+ * values of is noted as sent to its daemon, from the oldest to the newest
+ * of them, and the daemon suspect, as after a failed call. A collector
+ * killed while the daemon restarted (the held host case: the holder
+ * killed while the daemon is down, started again once it is back) has no
+ * list of files to check, and the daemon's -j replay may hold a newer
+ * value of ours without an older one ("A replay that skips a value"): a
+ * FLUSH then writes the newer over the gap, and a last update read after
+ * it makes the replay skip the older value as stored, lost for good. So
+ * the first connection to the daemon runs the check after a failure on
+ * exactly these files (check_sent: INFO; a file behind our newest value
+ * FORGOTten, unless the daemon holds cached another collector's values,
+ * PENDING, then FLUSHed; then read again, and found lost with what it
+ * holds), before the replay reads any of them (replay_last_ms). Only the
+ * files the journal holds values of, in groups of 32 within the check's
+ * bound (a check cut short goes on at the next connection). What it
+ * cannot tell: the host's arrival from another collector (not
+ * journaled), so a value of that collector's the daemon holds between
+ * two of ours is taken for ours and dropped. */
+static void rcd_replay_note(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
+			    int64_t first_ms, int64_t newest_ms)
+{
+	struct daemon *d = owner_of((struct rcd *)be, loc);
+
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->mu);
+	(void)sent_note(&d->sent, loc->path, first_ms, newest_ms, INT64_MIN, 1);
+	pthread_mutex_unlock(&d->mu);
+	__atomic_store_n(&d->suspect, 1, __ATOMIC_RELAXED);
+}
+
+/* last_ms for the start replay (VG_RRD_REPLAY): a connection (whose check
+ * ran first on the files rcd_replay_note named), then a file the check
+ * found lost is answered with what it holds, read after its FORGET, and
+ * taken out of d->lost: the replay caches every journaled value past it
+ * and sends them in order, the re-send rcd_resent waits for. Any other
+ * file, checked durable or FLUSHed by the check's PENDING rule (or not
+ * named), is read as before (FLUSH, then INFO). */
+static int replay_last_ms(struct rcd *r, const struct vg_rrd_loc *loc, int64_t *out)
+{
+	struct daemon *d = owner_of(r, loc);
+	struct vg_rrdcd *c;
+	int64_t *have;
+	int rc = 0;
+
+	if (!d || !(c = client_get(d, &rc)))
+		return -EHOSTUNREACH;
+	pthread_mutex_lock(&d->mu);
+	if ((have = vg_hmap_dels(&d->lost, loc->path)))
+		__atomic_fetch_sub(&d->nlost, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&d->mu);
+	if (have) {
+		*out = *have;
+		rc = *have == INT64_MIN ? -ENOENT : 0; /* gone: created again */
+		free(have);
+	} else {
+		rc = file_last_ms(c, loc->path, out);
+	}
+	if (rc && !vg_rrdcd_connected(c))
+		rc = -EHOSTUNREACH; /* broke or timed out: the daemon, not the file */
+	client_put(d, c, rc);
+	if (rc == -ENOENT || rc == -EREMOTEIO || rc == -EACCES)
+		return -ENOENT;
+	return rc == -EHOSTUNREACH || !rc ? rc : -EIO;
 }
 
 /* The daemon refused some of v[0..n): skip what is at or before the
@@ -2652,6 +2732,7 @@ static const struct vg_rrd_backend_ops rcd_ops = {
 	.convert = rcd_convert,
 	.remove = rcd_remove,
 	.sync = rcd_sync,
+	.replay_note = rcd_replay_note,
 	.lost = rcd_lost,
 	.resent = rcd_resent,
 	.get_stats = rcd_get_stats,

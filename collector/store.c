@@ -86,7 +86,9 @@
  * cache_values, so the bound answers RETRY) and the segment ring. On open, the
  * backend first repairs what a kill -9 interrupted (the files backend's
  * header undo), then the segments left by a crash are replayed in order,
- * written, synced and retired; what a daemon that does not answer cannot
+ * written, synced and retired (an engine that may have lost some of the
+ * values it took first checks the files the journal holds values of:
+ * replay_spans); what a daemon that does not answer cannot
  * take stays cached, its segments live, as if the daemon had gone down
  * while the store ran (replay, series_open). One store owns a journal (flock); a second
  * open gets a write-through store that neither journals nor caches nor
@@ -1717,7 +1719,8 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 	int64_t last;
 	int rc;
 
-	rc = s->be->ops->last_ms(s->be, &loc, &last, flags & VG_RRD_RECEIVER);
+	rc = s->be->ops->last_ms(s->be, &loc, &last,
+				 (flags & VG_RRD_RECEIVER) | (flags & OPEN_REPLAY ? VG_RRD_REPLAY : 0));
 	if (rc == -EHOSTUNREACH && (flags & OPEN_REPLAY) && loc.address) {
 		/* The journal's replay, the series' daemon (a configured one,
 		 * the series recorded on it when its values were journaled)
@@ -2123,6 +2126,104 @@ static int replay_take(void *ctx, const struct vg_batch *b)
 	return rc;
 }
 
+/* The journal's values of one series (replay_spans). */
+struct replay_span {
+	int64_t first_ms, newest_ms;
+};
+
+struct replay_scan {
+	struct vg_hmap keys; /* "<rtype>\0<id>\0<metric>" -> span index + 1 */
+	struct replay_span *span;
+	size_t n, cap;
+	int oom;
+};
+
+/* vg_journal_replay's callback of replay_spans: the oldest and newest
+ * time of every series in b, taking the samples take_batch takes. */
+static int span_take(void *ctx, const struct vg_batch *b)
+{
+	struct replay_scan *sc = ctx;
+	char key[PATH_MAX];
+
+	for (size_t i = 0; i < b->nres && !sc->oom; i++) {
+		const struct vg_resource *r = &b->res[i];
+		size_t idlen = strlen(r->id);
+		for (uint32_t j = 0; j < r->nsamples; j++) {
+			const struct vg_sample *smp = &b->samples[r->first_sample + j];
+			if (!isfinite(smp->value) || r->time_ms < 1000 ||
+			    (smp->kind != VG_KIND_GAUGE && smp->kind != VG_KIND_COUNTER) ||
+			    !smp->metric)
+				continue;
+			size_t mlen = strlen(smp->metric);
+			int tl = snprintf(key, sizeof(key), "%d", r->type);
+			if (tl + 2 + idlen + mlen > sizeof(key))
+				continue; /* no series: longer than any path */
+			memcpy(key + tl + 1, r->id, idlen + 1);
+			memcpy(key + tl + 2 + idlen, smp->metric, mlen);
+			size_t klen = tl + 2 + idlen + mlen;
+			uint64_t h = vg_hmap_hash(key, klen);
+			uintptr_t v = (uintptr_t)vg_hmap_get_hashed(&sc->keys, key, klen, h);
+			if (v) {
+				struct replay_span *sp = &sc->span[v - 1];
+				if (r->time_ms < sp->first_ms)
+					sp->first_ms = r->time_ms;
+				if (r->time_ms > sp->newest_ms)
+					sp->newest_ms = r->time_ms;
+				continue;
+			}
+			if (sc->n == sc->cap) {
+				size_t ncap = sc->cap ? 2 * sc->cap : 1024;
+				struct replay_span *p = realloc(sc->span, ncap * sizeof(*p));
+				if (!p) {
+					sc->oom = 1;
+					break;
+				}
+				sc->span = p;
+				sc->cap = ncap;
+			}
+			sc->span[sc->n] = (struct replay_span){r->time_ms, r->time_ms};
+			if (vg_hmap_put_hashed(&sc->keys, key, klen, h, (void *)(sc->n + 1), NULL)) {
+				sc->oom = 1;
+				break;
+			}
+			sc->n++;
+		}
+	}
+	return sc->oom ? -ENOMEM : 0;
+}
+
+/* Before the replay, for an engine that checks what it may have lost
+ * (backend.h replay_note: rrdcached): one pass over the segments ids[0..n)
+ * for each series' oldest and newest journaled time, each series named to
+ * the engine with them. So only the files the journal holds values of
+ * are checked, and the check knows which of the values their daemon
+ * holds cached are ours. The price: the segments are read twice (what
+ * the journal holds: at most the values of one sync interval, or of the
+ * storage thread's lag). 0 or -errno (the replay's own). */
+static int replay_spans(struct vg_store *s, const uint64_t *ids, size_t n)
+{
+	struct replay_scan sc = {0};
+	const struct vg_hmap_entry *e;
+	uint64_t nrec = 0;
+	size_t pos = 0;
+	int rc = 0;
+
+	vg_hmap_init(&sc.keys);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = vg_journal_replay(&s->j, ids[i], span_take, &sc, &nrec);
+	while (!rc && (e = vg_hmap_next(&sc.keys, &pos))) {
+		const struct replay_span *sp = &sc.span[(uintptr_t)e->value - 1];
+		const char *id = e->key + strlen(e->key) + 1;
+		const char *metric = id + strlen(id) + 1;
+		struct vg_rrd_loc loc;
+		if (!s->be->ops->locate(s->be, atoi(e->key), id, metric, &loc))
+			s->be->ops->replay_note(s->be, &loc, sp->first_ms, sp->newest_ms);
+	}
+	vg_hmap_release(&sc.keys);
+	free(sc.span);
+	return rc;
+}
+
 /* Replay every segment left in the journal directory, write it all to the
  * backend, sync, retire the segments. 0 or -errno (message in err).
  *
@@ -2149,6 +2250,8 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 	first = s->j.seg_active; /* numbered after every kept segment */
 	if (n && !(keep = calloc(n, 1)))
 		rc = -ENOMEM;
+	if (!rc && n && s->be->ops->replay_note)
+		rc = replay_spans(s, ids, n);
 	/* no segment goes before all are replayed (reclaim waits) */
 	s->reclaiming = 1;
 	/* One segment at a time, written to the backend before the next, so

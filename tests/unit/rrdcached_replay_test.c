@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -150,16 +151,16 @@ static void newest_journal(struct fx *f, char *out, size_t outlen)
 	snprintf(out, outlen, "%s/%s", f->h.d.journal, best);
 }
 
-/* The file itself (read with librrd, not through the daemon) holds
- * minutes 1..last, each its own value. */
-static void check_file(struct fx *f, int last)
+/* The file REL under the daemon's base dir (read with librrd, not through
+ * the daemon) holds minutes 1..last, each its own value. */
+static void check_path(struct fx *f, const char *rel, int last)
 {
 	char path[PATH_MAX * 2], **names = NULL;
 	time_t start = T0, end = T0 + 60 * last;
 	unsigned long step = 60, nds = 0;
 	rrd_value_t *data = NULL;
 
-	snprintf(path, sizeof(path), "%s/%s", f->h.d.base, f->loc.path);
+	snprintf(path, sizeof(path), "%s/%s", f->h.d.base, rel);
 	rrd_clear_error();
 	if (rrd_fetch_r(path, "AVERAGE", &start, &end, &step, &nds, &names, &data))
 		fail_msg("fetch %s: %s", path, rrd_get_error());
@@ -171,6 +172,12 @@ static void check_file(struct fx *f, int last)
 	rrd_freemem(names[0]);
 	rrd_freemem(names);
 	rrd_freemem(data);
+}
+
+/* f's file holds minutes 1..last (check_path). */
+static void check_file(struct fx *f, int last)
+{
+	check_path(f, f->loc.path, last);
 }
 
 static void test_replayed_update_dropped_by_wrote(void **state)
@@ -234,13 +241,13 @@ static void test_replayed_update_dropped_by_wrote(void **state)
 /* The journal without the lines of f's file that update the minutes
  * from..to (what the daemon's buffer had written of them at its kill -9,
  * which varies), so that what the test appends is all it replays of them. */
-static void journal_drop_minutes(struct fx *f, const char *journal, int from, int to)
+static void journal_drop_minutes_of(const char *journal, const char *path, int from, int to)
 {
 	char tmp[PATH_MAX + 8], line[4096], prefix[PATH_MAX + 16], at[32];
 	FILE *in, *out;
 
 	snprintf(tmp, sizeof(tmp), "%s.new", journal);
-	snprintf(prefix, sizeof(prefix), "update %s ", f->loc.path);
+	snprintf(prefix, sizeof(prefix), "update %s ", path);
 	assert_non_null(in = fopen(journal, "r"));
 	assert_non_null(out = fopen(tmp, "w"));
 	while (fgets(line, sizeof(line), in)) {
@@ -258,6 +265,40 @@ static void journal_drop_minutes(struct fx *f, const char *journal, int from, in
 	assert_int_equal(rename(tmp, journal), 0);
 }
 
+static void journal_drop_minutes(struct fx *f, const char *journal, int from, int to)
+{
+	journal_drop_minutes_of(journal, f->loc.path, from, to);
+}
+
+/* The daemon as the race leaves it, f's file holding minutes 1..4: minutes
+ * 5 and 6 accepted, not written, and the daemon killed -9 with its journal
+ * holding the UPDATE of minute 5, the "wrote" of the write that was
+ * running, the UPDATE of minute 6; restarted (it replays 6, not 5). */
+static void race_drops_minute_5(struct fx *f)
+{
+	struct vg_rrd_result res;
+	char journal[PATH_MAX];
+	FILE *fp;
+
+	res = update(f, 1, 4, 0);
+	assert_int_equal(res.written, 4);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	/* minutes 5 and 6 accepted, not written */
+	res = update(f, 5, 5, 0);
+	assert_int_equal(res.written, 1);
+	res = update(f, 6, 6, 0);
+	assert_int_equal(res.written, 1);
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	newest_journal(f, journal, sizeof(journal));
+	journal_drop_minutes(f, journal, 5, 6);
+	assert_non_null(fp = fopen(journal, "a"));
+	fprintf(fp, "update %s %lld.000:%.0f\nwrote %s/%s\nupdate %s %lld.000:%.0f\n", f->loc.path,
+		(long long)(T0 + 300), val(5), f->h.d.base, f->loc.path, f->loc.path,
+		(long long)(T0 + 360), val(6));
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+}
+
 /* The same race followed by a newer UPDATE of the file: the replay drops
  * minute 5 and keeps minute 6, so the restarted daemon accepts minute 7
  * and a FLUSH writes 6 over the gap; the file's last update then covers
@@ -271,29 +312,8 @@ static void test_replay_keeps_a_value_after_one_it_dropped(void **state)
 	struct fx *f = *state;
 	struct vg_rrd_result res;
 	struct vg_rrd_lost lost[4];
-	char journal[PATH_MAX];
-	FILE *fp;
 
-	res = update(f, 1, 4, 0);
-	assert_int_equal(res.written, 4);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
-	/* minutes 5 and 6 accepted, not written */
-	res = update(f, 5, 5, 0);
-	assert_int_equal(res.written, 1);
-	res = update(f, 6, 6, 0);
-	assert_int_equal(res.written, 1);
-	/* killed -9 with the journal as the race leaves it: the UPDATE of
-	 * minute 5, the "wrote" of the write that was running, the UPDATE of
-	 * minute 6 */
-	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
-	newest_journal(f, journal, sizeof(journal));
-	journal_drop_minutes(f, journal, 5, 6);
-	assert_non_null(fp = fopen(journal, "a"));
-	fprintf(fp, "update %s %lld.000:%.0f\nwrote %s/%s\nupdate %s %lld.000:%.0f\n", f->loc.path,
-		(long long)(T0 + 300), val(5), f->h.d.base, f->loc.path, f->loc.path,
-		(long long)(T0 + 360), val(6));
-	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(hrd_restart(&f->h.d), 0);
+	race_drops_minute_5(f);
 	usleep(300 * 1000); /* the back-off after the broken connection */
 
 	/* the first verification after the failure finds the file behind:
@@ -316,6 +336,151 @@ static void test_replay_keeps_a_value_after_one_it_dropped(void **state)
 	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
 	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
 	check_file(f, 7);
+}
+
+/* The same race met by a collector started again after the daemon came
+ * back (the held host case: the holder killed while the daemon is down):
+ * a new backend on the same owners file, with no list of files to check,
+ * reads the file's last update as the store's start replay does (its
+ * journal holds minutes 5 and 6: replay_note, then last_ms with
+ * VG_RRD_REPLAY). A FLUSH there wrote minute 6 over the gap and the
+ * file's last update (6) made the replay skip minute 5 as already stored:
+ * lost for good. The file holds 4, and that is what the replay must read
+ * (the check FORGETs the file first); the replay then sends 5 and 6 and
+ * nothing waits for a re-send. */
+static void test_replay_after_restart_reads_what_the_file_holds(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bloc;
+	struct vg_rrd_result res;
+	char owners[PATH_MAX], err[256] = "";
+	int64_t last = INT64_MIN;
+
+	race_drops_minute_5(f);
+	/* the collector started again: its journal holds minutes 5 and 6 */
+	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
+		fail_msg("backend: %s", err);
+	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+	assert_string_equal(bloc.path, f->loc.path);
+	b->ops->replay_note(b, &bloc, MS(T0 + 300), MS(T0 + 360));
+	for (int i = 0; i < 50; i++) { /* the back-off after the restart */
+		if (b->ops->last_ms(b, &bloc, &last, VG_RRD_REPLAY) != -EHOSTUNREACH)
+			break;
+		usleep(100 * 1000);
+	}
+	if (last < MS(T0 + 240) || last >= MS(T0 + 300))
+		fail_msg("last update read at %lld s past T0, the file holds minute 4 (240 s)",
+			 (long long)(last / 1000 - T0));
+	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
+	res = update_on(b, &bloc, 5, 6, 1);
+	if (res.failed)
+		fail_msg("%llu value(s) failed: %s", (unsigned long long)res.failed, res.msg);
+	assert_int_equal(res.written, 2);
+	assert_int_equal(b->ops->sync(b), 0);
+	check_file(f, 6);
+	b->ops->close(b);
+}
+
+/* Minute m of node9 load.1 to the store (value val(m)). */
+static int store_minute(struct vg_store *s, int m)
+{
+	struct vg_batch *b = vg_batch_new("h9", 1, (uint64_t)m, MS(T0 + 60 * m));
+	int rc;
+
+	if (!b || !vg_batch_resource(b, VG_RT_HOST, "node9", NULL, NULL, MS(T0 + 60 * m)) ||
+	    vg_batch_sample(b, "load.1", VG_KIND_GAUGE, val(m))) {
+		vg_batch_free(b);
+		return -ENOMEM;
+	}
+	rc = vg_store_write_batch(s, b);
+	vg_batch_free(b);
+	return rc;
+}
+
+/* The same end to end, with the store: a collector writes minutes 1..4
+ * (synced; from minute 0) and 5 and 6 (sent through, its sync every 300 s not yet due)
+ * and is killed -9; the daemon, killed -9 too, replays 6 and not 5; the
+ * collector started again opens its store on the same data dir, whose
+ * start replay must send minute 5 again (before: its last update read
+ * by a FLUSH, which wrote 6 over the gap, and 5 skipped as stored). */
+static void test_store_replay_after_restart_resends_the_skipped_value(void **state)
+{
+	struct fx *f = *state;
+	struct vg_config cfg;
+	struct vg_store *s = NULL;
+	struct vg_store_stats st;
+	char data[PATH_MAX], rel[PATH_MAX], journal[PATH_MAX], err[256] = "";
+	int status = 0;
+	pid_t pid;
+	FILE *fp;
+
+	snprintf(data, sizeof(data), "%s/store", f->h.dir);
+	vg_config_defaults(&cfg);
+	assert_int_equal(
+		vg_config_parse_archives("1m:1d", cfg.archives, VG_MAX_ARCHIVES, &cfg.narchives), 0);
+	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
+	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", f->h.d.tcp_addr);
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	cfg.storage_sync_interval_s = 300;
+
+	/* the first collector, killed -9 once minutes 5 and 6 are sent */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (vg_store_open(data, &cfg, &s, err, sizeof(err)))
+			_exit(2);
+		for (int m = 0; m <= 4; m++) /* from 0: the row of 1 whole */
+			if (store_minute(s, m))
+				_exit(3);
+		if (vg_store_flush(s)) /* written and synced: the file holds 1..4 */
+			_exit(4);
+		for (int m = 5; m <= 6; m++)
+			if (store_minute(s, m))
+				_exit(5);
+		for (int i = 0; i < 100; i++) { /* the daemon took them */
+			vg_store_get_stats(s, &st);
+			if (!st.values_pending && st.values_flushed >= 7)
+				raise(SIGKILL);
+			usleep(50 * 1000);
+		}
+		_exit(6);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		fail_msg("the first collector: status %#x", status);
+
+	/* the daemon as the race leaves it (see race_drops_minute_5) */
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	{ /* the file's name, as every backend on the daemon names it */
+		struct vg_rrd_loc loc;
+		assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, "node9", "load.1", &loc),
+				 0);
+		snprintf(rel, sizeof(rel), "%s", loc.path);
+	}
+	newest_journal(f, journal, sizeof(journal));
+	journal_drop_minutes_of(journal, rel, 5, 6);
+	assert_non_null(fp = fopen(journal, "a"));
+	fprintf(fp, "update %s %lld.000:%.0f\nwrote %s/%s\nupdate %s %lld.000:%.0f\n", rel,
+		(long long)(T0 + 300), val(5), f->h.d.base, rel, rel, (long long)(T0 + 360), val(6));
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+
+	/* started again: the replay, then everything written and synced */
+	if (vg_store_open(data, &cfg, &s, err, sizeof(err)))
+		fail_msg("store: %s", err);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(vg_store_flush(s), 0);
+		vg_store_get_stats(s, &st);
+		if (!st.values_pending)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	vg_store_close(s);
+	check_path(f, rel, 6);
 }
 
 /* Minutes from..to of the series loc written by backend be (one update). */
@@ -903,6 +1068,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_replay_keeps_a_value_after_one_it_dropped,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_after_restart_reads_what_the_file_holds,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_store_replay_after_restart_resends_the_skipped_value, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_forget_of_a_file_the_daemon_took_nothing_of,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_forget_of_a_file_already_past_our_values,
