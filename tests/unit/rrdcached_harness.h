@@ -262,14 +262,36 @@ static inline int hrd_start_nojournal(struct hrd_daemon *d, const char *parent,
 	return hrd_spawn(d);
 }
 
-/* Send SIG; for a signal that ends the daemon, wait for it. */
+/* Send SIG; for a signal that ends the daemon, wait for it; for SIGSTOP,
+ * wait (up to 10 s) until every thread of it is stopped: kill() only
+ * queues the stop, and a thread already running could still answer a
+ * request sent right after it (seen once under load: a read expected to
+ * time out on the stopped daemon was answered). */
 static inline int hrd_kill(struct hrd_daemon *d, int sig)
 {
 	if (d->pid <= 0)
 		return -ESRCH;
 	if (kill(d->pid, sig))
 		return -errno;
-	if (sig == SIGSTOP || sig == SIGCONT)
+	if (sig == SIGSTOP) {
+		for (int i = 0; i < 1000; i++) {
+			int st;
+			pid_t w = waitpid(d->pid, &st, WNOHANG | WUNTRACED);
+			if (w == d->pid && WIFSTOPPED(st))
+				return 0;
+			if (w < 0)
+				return -errno;
+			if (w == d->pid) { /* it ended instead */
+				hrd_track(d->pid, 0);
+				d->pid = 0;
+				return -ECHILD;
+			}
+			struct timespec ts = {0, 10 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+		return -ETIMEDOUT;
+	}
+	if (sig == SIGCONT)
 		return 0;
 	waitpid(d->pid, NULL, 0);
 	hrd_track(d->pid, 0);
