@@ -177,21 +177,6 @@ static uint64_t file_bytes(const struct vg_rrd_layout *lay)
 	return 3 * rows * sizeof(double) + 4096;
 }
 
-/* Whether the file system holding path has less than need bytes free. */
-static int no_room(const char *path, uint64_t need)
-{
-	char dir[PATH_MAX];
-	struct statvfs v;
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')))
-		*slash = '\0';
-	if (statvfs(dir, &v))
-		return 0;
-	return (uint64_t)v.f_bavail * v.f_frsize < need;
-}
-
 /* The DS and RRA arguments of a layout for rrd_create_r2. Returns argc. */
 static int layout_args(int kind, const struct vg_rrd_layout *lay, char ds[64],
 		       char rra[3 * VG_MAX_ARCHIVES][64],
@@ -257,7 +242,7 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		 * its temporary file and reports nothing): ask the file system
 		 * whether the file could have fitted. */
 		int full = is_nospace(e, rrd_get_error()) ||
-			   no_room(tmp, file_bytes(lay) + (64u << 10));
+			   vg_fs_short_of(tmp, file_bytes(lay) + (64u << 10));
 		note(msg, msglen, path, *rrd_get_error() ? rrd_get_error() : "librrd could not create the file");
 		rrd_clear_error();
 		unlink(tmp);

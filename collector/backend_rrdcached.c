@@ -171,6 +171,7 @@
 
 #include "vigie/batch.h"
 #include "vigie/clock.h"
+#include "vigie/fsutil.h"
 #include "vigie/hash.h"
 #include "vigie/hmap.h"
 #include "vigie/name.h"
@@ -2533,24 +2534,6 @@ static void rcd_close(struct vg_rrd_backend *be)
 
 #define CONV_OLD ".vigie-convert.old"
 
-static int fsync_parent(const char *path)
-{
-	char dir[PATH_MAX * 2];
-	char *sl;
-	int fd, rc = 0;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	if (!(sl = strrchr(dir, '/')))
-		return 0;
-	*sl = '\0';
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 /* The file of NAME under DIR (resolved), confined there. 0, -ENOENT,
  * -EXDEV (a link on the way or out of DIR), -ENAMETOOLONG. */
 static int conv_path(const char *dir, const char *name, char *path, size_t pathlen)
@@ -2688,7 +2671,7 @@ static int rcd_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		}
 	}
 	(void)unlink(old);
-	(void)fsync_parent(path);
+	(void)vg_fs_fsync_parent(path);
 	client_put(d, c, 0);
 	vg_rrd_view_free(before);
 	vg_rrd_view_free(after);
@@ -2704,7 +2687,7 @@ fail:
 							   "from %.300s: %s",
 				 old, strerror(errno));
 		} else {
-			(void)fsync_parent(path);
+			(void)vg_fs_fsync_parent(path);
 		}
 		if (vg_rrdcd_connected(c))
 			(void)vg_rrdcd_forget(c, loc->path);

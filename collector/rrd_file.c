@@ -28,10 +28,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <rrd.h>
+
+#include "vigie/fsutil.h"
 
 #include "collector/rrd_file.h"
 
@@ -44,21 +45,6 @@ static void note(char *msg, size_t msglen, const char *path, const char *what)
 	if (msg && msglen)
 		snprintf(msg, msglen, "%.300s: %.200s", len > 300 ? path + len - 300 : path,
 			 what);
-}
-
-/* Whether the file system of PATH has less than NEED bytes free. */
-static int no_room(const char *path, uint64_t need)
-{
-	char dir[PATH_MAX];
-	struct statvfs v;
-	char *slash;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	if ((slash = strrchr(dir, '/')))
-		*slash = '\0';
-	if (statvfs(dir, &v))
-		return 0;
-	return (uint64_t)v.f_bavail * v.f_frsize < need;
 }
 
 int vg_rrd_file_convert(const char *path, const struct vg_rrd_layout *lay, char *msg,
@@ -141,7 +127,7 @@ int vg_rrd_file_convert(const char *path, const struct vg_rrd_layout *lay, char 
 	optind = 0;
 	rrd_clear_error();
 	if (rrd_tune(argc, argv)) {
-		int full = no_room(path, bytes);
+		int full = vg_fs_short_of(path, bytes);
 		note(msg, msglen, path,
 		     *rrd_get_error() ? rrd_get_error() : "rrd_tune could not convert the file");
 		rrd_clear_error();

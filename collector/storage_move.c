@@ -75,6 +75,7 @@
 #include <unistd.h>
 
 #include "vigie/batch.h"
+#include "vigie/fsutil.h"
 #include "vigie/hmap.h"
 #include "vigie/name.h"
 #include "vigie/registry.h"
@@ -205,24 +206,6 @@ static int read_all(const char *path, unsigned char **buf, size_t *len, struct s
 	return 0;
 }
 
-static int fsync_dir_of(const char *path)
-{
-	char dir[PATH_MAX * 2];
-	char *sl;
-	int fd, rc = 0;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	if (!(sl = strrchr(dir, '/')))
-		return 0;
-	*sl = '\0';
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -errno;
-	if (fsync(fd))
-		rc = -errno;
-	close(fd);
-	return rc;
-}
-
 /* Make the directories of NAME under BASE (owned like BASE when root). */
 static int mkdirs(const char *base, const char *name)
 {
@@ -316,7 +299,7 @@ static int copy_file(const char *to_dir, const char *name, const unsigned char *
 		return rc;
 	}
 	*made = 1;
-	if ((rc = fsync_dir_of(dst))) {
+	if ((rc = vg_fs_fsync_parent(dst))) {
 		snprintf(why, whylen, "%.600s: fsync of its directory: %s", dst, strerror(-rc));
 		return rc;
 	}
@@ -338,7 +321,7 @@ static void remove_copy(const char *to_dir, const char *name)
 
 	snprintf(dst, sizeof(dst), "%s/%s", to_dir, name);
 	if (!unlink(dst))
-		(void)fsync_dir_of(dst);
+		(void)vg_fs_fsync_parent(dst);
 }
 
 /* ---- one series ---------------------------------------------------------------- */

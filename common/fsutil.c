@@ -6,9 +6,13 @@
  * `mkdir -p`, so two processes creating the same tree do not race.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "vigie/fsutil.h"
 
@@ -33,4 +37,36 @@ int vg_fs_mkdir_p(const char *path, mode_t mode)
 	if (mkdir(buf, mode) && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+int vg_fs_fsync_parent(const char *path)
+{
+	char dir[PATH_MAX * 2];
+	char *sl;
+	int fd, rc = 0;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (!(sl = strrchr(dir, '/')))
+		return 0;
+	*sl = '\0';
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (fsync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int vg_fs_short_of(const char *path, uint64_t need)
+{
+	char dir[PATH_MAX];
+	struct statvfs v;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')))
+		*slash = '\0';
+	if (statvfs(dir, &v))
+		return 0;
+	return (uint64_t)v.f_bavail * v.f_frsize < need;
 }
