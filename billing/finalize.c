@@ -572,16 +572,7 @@ static int withhold(struct vg_bill_invoice *inv, struct budget *b, const char *f
 	char msg[1024];
 
 	if (!withheld_last.n++) {
-		struct vg_bill_range *g = &withheld_last.first;
-		memset(g, 0, sizeof(*g));
-		snprintf(g->month, sizeof(g->month), "%s", fm);
-		snprintf(g->project, sizeof(g->project), "%s", inv->project);
-		snprintf(g->resource, sizeof(g->resource), "%s",
-			 ref->resource_id ? ref->resource_id : "");
-		snprintf(g->usage_type, sizeof(g->usage_type), "%s", ut ? ut : "");
-		snprintf(g->item, sizeof(g->item), "%s", ref->item ? ref->item : "");
-		snprintf(g->unit, sizeof(g->unit), "%s", ref->unit ? ref->unit : "");
-		g->sum = sum;
+		vg_bill_range_set(&withheld_last.first, fm, inv->project, ref, sum);
 	}
 	/* the last slot is kept for the count of those not named */
 	if (inv->nwarnings + 1 >= VG_BILL_MAX_WARNINGS) {

@@ -232,19 +232,27 @@ const struct vg_bill_range *vg_bill_range_last(void)
 static int out_of_range(const struct vg_bill_invoice *inv,
 			const struct vg_bill_invoice_line *l, int sum)
 {
-	struct vg_bill_range *g = &range_last;
+	char month[16];
+
+	vg_bill_month_format(inv->month, month, sizeof(month));
+	vg_bill_range_set(&range_last, month, inv->project, l, sum);
+	return -ERANGE;
+}
+
+void vg_bill_range_set(struct vg_bill_range *g, const char *month, const char *project,
+		       const struct vg_bill_invoice_line *l, int sum)
+{
 	const char *ut = vg_bill_usage_type_name(l->usage_type);
 
 	memset(g, 0, sizeof(*g));
-	vg_bill_month_format(inv->month, g->month, sizeof(g->month));
-	snprintf(g->project, sizeof(g->project), "%s", inv->project ? inv->project : "");
+	snprintf(g->month, sizeof(g->month), "%s", month ? month : "");
+	snprintf(g->project, sizeof(g->project), "%s", project ? project : "");
 	snprintf(g->resource, sizeof(g->resource), "%s",
 		 l->resource_id ? l->resource_id : "");
 	snprintf(g->usage_type, sizeof(g->usage_type), "%s", ut ? ut : "");
 	snprintf(g->item, sizeof(g->item), "%s", l->item ? l->item : "");
 	snprintf(g->unit, sizeof(g->unit), "%s", l->unit ? l->unit : "");
 	g->sum = sum;
-	return -ERANGE;
 }
 
 int vg_bill_invoice_totals(struct vg_bill_invoice *inv)

@@ -205,6 +205,10 @@ struct vg_bill_range {
 	int sum;
 };
 const struct vg_bill_range *vg_bill_range_last(void);
+/* Fill *g (zeroed first) for line l of project's invoice of month
+ * ("YYYY-MM"; NULLs are ""); sum as in struct vg_bill_range. */
+void vg_bill_range_set(struct vg_bill_range *g, const char *month, const char *project,
+		       const struct vg_bill_invoice_line *l, int sum);
 
 /* Adjustments withheld by the last draft computation on this thread
  * (vg_bill_invoices, vg_bill_invoices_each, vg_bill_invoice_from_db,
