@@ -162,8 +162,8 @@ static void usage(struct vg_cli *c, FILE *f)
 		"       %s invoice finalize --month YYYY-MM\n\n"
 		"A finalized month's invoices never change; usage that arrives\n"
 		"later is billed on the next month as an adjustment line.\n"
-		"Options: --api URL, --token TOKEN (as for every command).\n",
-		c->prog, c->prog, c->prog, c->prog);
+		"The global options (--api, --token, --timeout, ...: see\n'%s --help') may come after the command too.\n",
+		c->prog, c->prog, c->prog, c->prog, c->prog);
 }
 
 /* The month list's entries whose invoice could not be computed (an
