@@ -39,6 +39,8 @@ expect "a command's prefix" "$(complete_words vigie re)" "resources"
 has "global options" "$(complete_words vigie --)" --api --token --output --timeout --cacert
 has "resources' options from its --help" "$(complete_words vigie resources --)" \
   --type --host --project --name --limit --json --output
+has "global options after a command too (vigie(1))" "$(complete_words vigie latest --)" \
+  --api --token --timeout --retry-wait --cacert --output
 expect "option prefix" "$(complete_words vigie top --as)" "--asc"
 expect "--output values" "$(complete_words vigie resources --output '')" "csv json table"
 expect "--type values" "$(complete_words vigie resources --type host)" "host host_disk host_nic"

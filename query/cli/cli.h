@@ -283,24 +283,42 @@ const char *vg_cli_format_value(double v, char *buf, size_t len);
 /* ---- what every subcommand shares (query/cli/cli_opts.c) -------------------- */
 
 /* getopt_long codes of the options every subcommand takes, and their
- * table rows (put VG_CLI_COMMON_OPTS in each command's struct option[]). */
+ * table rows (put VG_CLI_COMMON_OPTS in each command's struct option[]).
+ * The global options (--api, --token, --timeout, --retry-wait, --cacert,
+ * --output) are all here, so each may come before or after the command
+ * (vigie(1)); the ones with no letter use codes below ' ' so that no
+ * command's short option can take them. */
 #define VG_CLI_OPT_API 'A'
 #define VG_CLI_OPT_TOKEN 'T'
 #define VG_CLI_OPT_JSON 'j'
 #define VG_CLI_OPT_HELP 'h'
 #define VG_CLI_OPT_OUTPUT 'O'
+#define VG_CLI_OPT_TIMEOUT 1
+#define VG_CLI_OPT_RETRY_WAIT 2
+#define VG_CLI_OPT_CACERT 3
+/* The global options' rows but --output (graph's --output is its PNG). */
+#define VG_CLI_GLOBAL_OPTS                                                \
+	{"api", required_argument, NULL, VG_CLI_OPT_API},                 \
+		{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},     \
+		{"timeout", required_argument, NULL, VG_CLI_OPT_TIMEOUT}, \
+		{"retry-wait", required_argument, NULL,                   \
+		 VG_CLI_OPT_RETRY_WAIT},                                  \
+	{                                                                 \
+		"cacert", required_argument, NULL, VG_CLI_OPT_CACERT      \
+	}
 #define VG_CLI_COMMON_OPTS                                              \
-	{"api", required_argument, NULL, VG_CLI_OPT_API},               \
+	VG_CLI_GLOBAL_OPTS,                                             \
 		{"output", required_argument, NULL, VG_CLI_OPT_OUTPUT}, \
-		{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},   \
 		{"json", no_argument, NULL, VG_CLI_OPT_JSON},           \
 	{                                                               \
 		"help", no_argument, NULL, VG_CLI_OPT_HELP              \
 	}
 
-/* Handle --api/--token and getopt's errors for subcommand cmd. Returns -1
- * when the option was handled, else an exit code (usage error, message
- * printed on c->err). */
+/* Handle a global option (--api, --token, --timeout, --retry-wait,
+ * --cacert, --output; o is its VG_CLI_OPT_* code, optarg its value) and
+ * getopt's errors, for subcommand cmd (NULL: before any command). Returns
+ * -1 when the option was handled, else an exit code (usage error, one
+ * line printed on c->err). */
 int vg_cli_common_opt(struct vg_cli *c, const char *cmd, int o, char **argv);
 /* Reset getopt before parsing a subcommand's arguments. */
 void vg_cli_begin_opts(void);

@@ -162,8 +162,8 @@ static void usage(struct vg_cli *c, FILE *f)
 		"       %s invoice finalize --month YYYY-MM\n\n"
 		"A finalized month's invoices never change; usage that arrives\n"
 		"later is billed on the next month as an adjustment line.\n"
-		"Options: --api URL, --token TOKEN (as for every command).\n",
-		c->prog, c->prog, c->prog, c->prog);
+		"The global options (--api, --token, --timeout, ...: see\n'%s --help') may come after the command too.\n",
+		c->prog, c->prog, c->prog, c->prog, c->prog);
 }
 
 /* The month list's entries whose invoice could not be computed (an
@@ -251,8 +251,6 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 	enum { O_MONTH = 256,
 	       O_PROJECT,
 	       O_FORMAT,
-	       O_API,
-	       O_TOKEN,
 	       O_HELP,
 	       O_PDF };
 	static const struct option opts[] = {
@@ -260,8 +258,7 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 		{"project", required_argument, NULL, O_PROJECT},
 		{"format", required_argument, NULL, O_FORMAT},
 		{"pdf", required_argument, NULL, O_PDF},
-		{"api", required_argument, NULL, O_API},
-		{"token", required_argument, NULL, O_TOKEN},
+		VG_CLI_GLOBAL_OPTS,
 		{"output", required_argument, NULL, VG_CLI_OPT_OUTPUT},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
@@ -284,24 +281,13 @@ int vg_cli_cmd_invoice(struct vg_cli *c, int argc, char **argv)
 		case O_PROJECT: project = optarg; break;
 		case O_FORMAT: format = optarg; break;
 		case O_PDF: pdf = optarg; break;
-		case O_API: c->api = optarg; break;
-		case O_TOKEN: c->token = optarg; break;
-		case VG_CLI_OPT_OUTPUT:
-			if ((rc = vg_cli_common_opt(c, "invoice", o, argv)) >= 0)
-				return rc;
-			break;
 		case O_HELP:
 			usage(c, c->out);
 			return VG_EXIT_OK;
-		case ':':
-			fprintf(c->err, "%s invoice: option '%s' needs a value\n",
-				c->prog, argv[optind - 1]);
-			return VG_EXIT_USAGE;
-		default:
-			fprintf(c->err, "%s invoice: unknown option '%s' (see '%s "
-					"invoice --help')\n",
-				c->prog, argv[optind - 1], c->prog);
-			return VG_EXIT_USAGE;
+		default: /* the global options, getopt's errors */
+			if ((rc = vg_cli_common_opt(c, "invoice", o, argv)) >= 0)
+				return rc;
+			break;
 		}
 	}
 	if (optind < argc) {

@@ -31,6 +31,11 @@
 
 int vg_cli_common_opt(struct vg_cli *c, const char *cmd, int o, char **argv)
 {
+	/* "vigie: " before the command, "vigie CMD: " after it */
+	const char *sp = cmd ? " " : "", *cm = cmd ? cmd : "";
+	char *end;
+	long v;
+
 	switch (o) {
 	case VG_CLI_OPT_API:
 		c->api = optarg;
@@ -38,20 +43,42 @@ int vg_cli_common_opt(struct vg_cli *c, const char *cmd, int o, char **argv)
 	case VG_CLI_OPT_TOKEN:
 		c->token = optarg;
 		return -1;
+	case VG_CLI_OPT_CACERT:
+		c->cacert = optarg;
+		return -1;
+	case VG_CLI_OPT_TIMEOUT:
+		v = strtol(optarg, &end, 10);
+		if (*optarg && !*end && v >= 1) {
+			c->timeout_s = v;
+			return -1;
+		}
+		fprintf(c->err, "%s%s%s: --timeout wants a number of seconds >= 1\n",
+			c->prog, sp, cm);
+		return VG_EXIT_USAGE;
+	case VG_CLI_OPT_RETRY_WAIT:
+		v = strtol(optarg, &end, 10);
+		if (*optarg && !*end && v >= 0 && v <= VG_CLI_RETRY_WAIT_MAX_S) {
+			c->retry_wait_s = v;
+			return -1;
+		}
+		fprintf(c->err, "%s%s%s: --retry-wait wants a number of seconds "
+				"from 0 to %d\n",
+			c->prog, sp, cm, VG_CLI_RETRY_WAIT_MAX_S);
+		return VG_EXIT_USAGE;
 	case VG_CLI_OPT_OUTPUT:
 		if (vg_cli_set_output(optarg) == 0)
 			return -1;
-		fprintf(c->err, "%s %s: --output wants table, json or csv, not "
+		fprintf(c->err, "%s%s%s: --output wants table, json or csv, not "
 				"'%s'\n",
-			c->prog, cmd, optarg);
+			c->prog, sp, cm, optarg);
 		return VG_EXIT_USAGE;
 	case ':':
-		fprintf(c->err, "%s %s: option '%s' needs a value\n", c->prog,
-			cmd, argv[optind - 1]);
+		fprintf(c->err, "%s%s%s: option '%s' needs a value\n", c->prog,
+			sp, cm, argv[optind - 1]);
 		return VG_EXIT_USAGE;
 	default:
-		fprintf(c->err, "%s %s: unknown option '%s' (see '%s %s --help')\n",
-			c->prog, cmd, argv[optind - 1], c->prog, cmd);
+		fprintf(c->err, "%s%s%s: unknown option '%s' (see '%s%s%s --help')\n",
+			c->prog, sp, cm, argv[optind - 1], c->prog, sp, cm);
 		return VG_EXIT_USAGE;
 	}
 }
@@ -74,12 +101,13 @@ static struct option *option_table(const struct vg_cli_opt *opts, size_t n,
 				   int json, char *shorts, size_t slen)
 {
 	static const struct option common[] = {VG_CLI_COMMON_OPTS};
-	struct option *t = calloc(n + 6, sizeof(*t));
+	const size_t ncommon = sizeof(common) / sizeof(common[0]);
+	struct option *t = calloc(n + ncommon + 1, sizeof(*t));
 	size_t k = 0, o = 0;
 
 	if (!t)
 		return NULL;
-	for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+	for (size_t i = 0; i < ncommon; i++)
 		if (json || common[i].val != VG_CLI_OPT_JSON)
 			t[k++] = common[i];
 	o += (size_t)snprintf(shorts, slen, ":h");

@@ -574,8 +574,7 @@ int vg_cli_cmd_aggregate(struct vg_cli *c, int argc, char **argv)
 int vg_cli_cmd_graph(struct vg_cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"api", required_argument, NULL, VG_CLI_OPT_API},
-		{"token", required_argument, NULL, VG_CLI_OPT_TOKEN},
+		VG_CLI_GLOBAL_OPTS,
 		{"help", no_argument, NULL, VG_CLI_OPT_HELP},
 		{"output", required_argument, NULL, 'o'},
 		{"start", required_argument, NULL, 's'},

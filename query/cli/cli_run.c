@@ -5,10 +5,11 @@
  * Design: `vigie [--api URL] [--token T] [--timeout S] [--retry-wait S]
  * COMMAND [ARGS]`.
  * Global options are read up to the first non-option (the command); each
- * command then parses its own arguments (and accepts --api/--token too, so
- * they may come after the command). Adding a command (as stats, top,
- * graph, token were added) is one line in `commands` and one vg_cli_cmd_*
- * function.
+ * command then parses its own arguments, the global options among them
+ * (VG_CLI_GLOBAL_OPTS, one handler: vg_cli_common_opt), so every one may
+ * come after the command as well, as vigie(1) says. Adding a command (as
+ * stats, top, graph, token were added) is one line in `commands` and one
+ * vg_cli_cmd_* function.
  *
  * Invariants: usage errors exit 2 with one line naming the fix; --help
  * prints to c->out and exits 0.
@@ -70,9 +71,10 @@ static void usage(struct vg_cli *c, FILE *f)
 		"                   else the system's)\n"
 		"  --output FORMAT  table (default), json or csv, for every "
 		"command\n"
-		"                   (also after it; graph's --output is its PNG)\n"
+		"                   (graph's --output is its PNG)\n"
 		"  --help           this help; '%s COMMAND --help' for a "
-		"command\n\n"
+		"command\n"
+		"These options may also come after the command.\n\n"
 		"The API, token, CA file, timeout and retry wait may also be set in "
 		"~/.config/vigie/cli.conf\n"
 		"($VIGIE_CONFIG; api = URL, token = T, cacert = FILE, timeout = S, "
@@ -86,13 +88,9 @@ static void usage(struct vg_cli *c, FILE *f)
 int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 {
 	static const struct option opts[] = {
-		{"api", required_argument, NULL, 'A'},
-		{"token", required_argument, NULL, 'T'},
-		{"timeout", required_argument, NULL, 't'},
-		{"retry-wait", required_argument, NULL, 'R'},
-		{"cacert", required_argument, NULL, 'C'},
-		{"output", required_argument, NULL, 'O'},
-		{"help", no_argument, NULL, 'h'},
+		VG_CLI_GLOBAL_OPTS,
+		{"output", required_argument, NULL, VG_CLI_OPT_OUTPUT},
+		{"help", no_argument, NULL, VG_CLI_OPT_HELP},
 		{NULL, 0, NULL, 0},
 	};
 	struct vg_cli c = {
@@ -108,7 +106,6 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 	static struct vg_cli_conf cf; /* strings c points into */
 	char path[1024], msg[1200];
 	int o, rc;
-	char *end;
 
 	/* flag > environment > the user's file > default */
 	vg_cli_set_output("table");
@@ -132,55 +129,12 @@ int vg_cli_run(int argc, char **argv, FILE *out, FILE *err)
 	optind = 0; /* GNU: full re-initialisation (tests call us again) */
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-		switch (o) {
-		case 'A':
-			c.api = optarg;
-			break;
-		case 'T':
-			c.token = optarg;
-			break;
-		case 'C':
-			c.cacert = optarg;
-			break;
-		case 'O':
-			if (vg_cli_set_output(optarg)) {
-				fprintf(err, "%s: --output wants table, json or csv, "
-					     "not '%s'\n",
-					c.prog, optarg);
-				return VG_EXIT_USAGE;
-			}
-			break;
-		case 't':
-			c.timeout_s = strtol(optarg, &end, 10);
-			if (*end || c.timeout_s < 1) {
-				fprintf(err, "%s: --timeout wants a number of "
-					     "seconds >= 1\n",
-					c.prog);
-				return VG_EXIT_USAGE;
-			}
-			break;
-		case 'R':
-			c.retry_wait_s = strtol(optarg, &end, 10);
-			if (!*optarg || *end || c.retry_wait_s < 0 ||
-			    c.retry_wait_s > VG_CLI_RETRY_WAIT_MAX_S) {
-				fprintf(err, "%s: --retry-wait wants a number of "
-					     "seconds from 0 to %d\n",
-					c.prog, VG_CLI_RETRY_WAIT_MAX_S);
-				return VG_EXIT_USAGE;
-			}
-			break;
-		case 'h':
+		if (o == VG_CLI_OPT_HELP) {
 			usage(&c, out);
 			return VG_EXIT_OK;
-		case ':':
-			fprintf(err, "%s: option '%s' needs a value\n", c.prog,
-				argv[optind - 1]);
-			return VG_EXIT_USAGE;
-		default:
-			fprintf(err, "%s: unknown option '%s' (see '%s --help')\n",
-				c.prog, argv[optind - 1], c.prog);
-			return VG_EXIT_USAGE;
 		}
+		if ((rc = vg_cli_common_opt(&c, NULL, o, argv)) >= 0)
+			return rc;
 	}
 	if (optind >= argc) {
 		usage(&c, err);

@@ -51,8 +51,7 @@ static void print_tokens(struct vg_cli *c, json_t *arr)
 int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"api", required_argument, NULL, 'A'},
-		{"token", required_argument, NULL, 'T'},
+		VG_CLI_GLOBAL_OPTS,
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{"admin", no_argument, NULL, 'a'},
@@ -83,29 +82,17 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (o) {
-		case 'A': c->api = optarg; break;
-		case 'T': c->token = optarg; break;
 		case 'j': json = 1; break;
 		case 'a': admin = 1; break;
 		case 'p': project = optarg; break;
 		case 'n': name = optarg; break;
-		case VG_CLI_OPT_OUTPUT:
-			if ((rc = vg_cli_common_opt(c, "token", o, argv)) >= 0)
-				return rc;
-			break;
 		case 'h':
 			fprintf(c->out, usage_text, c->prog, c->prog, c->prog);
 			return VG_EXIT_OK;
-		case ':':
-			fprintf(c->err, "%s token: option '%s' needs a value\n",
-				c->prog, argv[optind - 1]);
-			return VG_EXIT_USAGE;
-		default:
-			fprintf(c->err, "%s token: unknown option '%s' (see '%s "
-					"token --help')\n",
-				c->prog, argv[optind - 1],
-				c->prog);
-			return VG_EXIT_USAGE;
+		default: /* the global options, getopt's errors */
+			if ((rc = vg_cli_common_opt(c, "token", o, argv)) >= 0)
+				return rc;
+			break;
 		}
 	}
 	if (vg_cli_output() == VG_OUT_JSON)

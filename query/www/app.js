@@ -1229,6 +1229,14 @@
 		return box;
 	}
 
+	/* The month list's count of an invoice's warnings (docs/api.md),
+	 * marked when there is any; '–' from a collector that sends none. */
+	function warningsCell(n) {
+		const have = Number.isInteger(n);
+		return h('td', {class: 'num warnings' + (n > 0 ? ' warn' : ''),
+				'data-warnings': have ? n : null, text: have ? n : '–'});
+	}
+
 	async function viewInvoices(main, params, gen) {
 		const month = /^\d{4}-\d\d$/.test(params.get('month') || '')
 			? params.get('month') : thisMonth();
@@ -1268,19 +1276,24 @@
 			sect.append(h('table', {class: 'grid', id: 'invoice-list'},
 				h('thead', {}, h('tr', {}, h('th', {text: 'Project'}),
 					h('th', {text: 'Invoice'}), h('th', {class: 'num', text: 'Lines'}),
-					h('th', {class: 'num', text: 'Total'}))),
+					h('th', {class: 'num', text: 'Total'}),
+					h('th', {class: 'num', text: 'Warnings',
+						 title: 'usage without a price, adjustments withheld: see the invoice'}))),
 				h('tbody', {}, j.invoices.map((inv) => h('tr', {'data-project': inv.project},
+					/* the project's reported name (an error entry
+					 * carries it too), the id under it */
 					h('td', {}, h('a', {href: hashFor('/invoices',
 						new URLSearchParams({month: month, project: inv.project})),
 						text: inv.project_name || inv.project}),
 					  inv.project_name ? h('div', {class: 'uuid', text: inv.project}) : null),
 					/* an invoice that cannot be computed: its error,
 					 * the others still listed (docs/api.md) */
-					inv.error ? h('td', {colspan: 3, class: 'error',
+					inv.error ? h('td', {colspan: 4, class: 'error',
 							     text: inv.error.message || 'cannot be computed'})
 						  : [h('td', {class: 'mono', text: inv.invoice}),
 						     h('td', {class: 'num', text: inv.lines}),
-						     h('td', {class: 'num', text: inv.total + ' ' + inv.currency})])))));
+						     h('td', {class: 'num', text: inv.total + ' ' + inv.currency}),
+						     warningsCell(inv.warnings)])))));
 		} else {
 			if (project)
 				sect.append(h('p', {class: 'crumbs'}, h('a', {href: hashFor('/invoices',

@@ -93,8 +93,11 @@ else
     skip "the console's invoice list: chromium cannot load it here: $(grep -v dbus "$TMP/chromium.log" | tail -1)"
   else
     row=$(grep -o '<tr data-project="acme".*</tr>' "$TMP/list.html" | sed 's#</tr>.*#</tr>#')
-    check "the console lists acme with its error" grep -q '<td colspan="3" class="error">an invoice of 2026-10 cannot be computed: project acme, resource ' <<<"$row"
+    check "the console lists acme with its error" grep -q '<td colspan="4" class="error">an invoice of 2026-10 cannot be computed: project acme, resource ' <<<"$row"
     check "... and no 'undefined' anywhere in the list" bash -c "! grep -q undefined '$TMP/list.html'"
+    row=$(grep -o '<tr data-project="beta".*</tr>' "$TMP/list.html" | sed 's#</tr>.*#</tr>#')
+    check "... and beta's broken entry by its project_name, the id under it" \
+      grep -q '>Beta Corp</a><div class="uuid">beta</div></td><td colspan="4" class="error">' <<<"$row"
   fi
 fi
 eq "finalizing the month is a 422" "$(acode -X POST "$API/v1/invoices/finalize?month=2026-10")" 422

@@ -11,8 +11,9 @@
 # instance with its CPU, disk and network numbers; the instance page's
 # graphs, loaded, whose URLs answer 200 image/png (or, on a collector
 # without /v1/graph, SVG charts with points); the alarms with their
-# states; the invoices with their totals; the sign-in box without a
-# token; another project's token seeing nothing; the names people know
+# states; the invoices with their totals and warning counts, and an
+# entry that cannot be computed by its project's name; the sign-in box
+# without a token; another project's token seeing nothing; the names people know
 # (a second agent's Nova instance by display name and project name, the
 # ids under them, in the lists and on its page). The file server is
 # checked with curl: types, the Content-Security-Policy, and traversal,
@@ -49,8 +50,18 @@ cat >"$TMP/vigie.conf" <<EOF
 [collector]
 www_dir = $WWW
 [billing]
-ratecard = $ROOT/tests/fixtures/billing/ratecard.json
+ratecard = $TMP/ratecard.json
 EOF
+# The ledger's rate card, less its per-vCPU and per-GiB-RAM prices, so the
+# test domain (no flavor) is usage without a price: project default's
+# invoice carries warnings. Project analytics (db1 of the Nova host, 4
+# vCPUs) pays 10^12 EUR a vCPU-hour: past 10^12 EUR in half an hour, its
+# invoice cannot be computed and the month's list has an error entry for
+# it (docs/api.md, billing_range_test.sh).
+jq 'del(.prices[0].compute.vcpu_hour, .prices[0].compute.ram_gib_hour) |
+    .projects.analytics = {prices: [{valid_from: "2026-01-01",
+      compute: {vcpu_hour: "1000000000000", ram_gib_hour: "1000000000000"}}]}' \
+  "$ROOT/tests/fixtures/billing/ratecard.json" >"$TMP/ratecard.json"
 
 # ---- tokens, when this build has them -----------------------------------------
 TOKEN= OTHER=
@@ -300,6 +311,10 @@ fi
 shot alarms "/alarms"
 
 # ---- invoices ----
+# analytics' name as the agents would report it (db1 carries vigie's own
+# metadata, without one), with markup in it: the list shows it as text
+check "a name for project analytics" sqlite3 -cmd ".timeout 10000" "$DATA/billing.db" \
+  "INSERT OR REPLACE INTO bill_project_names(project,name,updated_ms) VALUES('analytics','Data & <i>Lake</i>',1)"
 d=$(dom invoices "/invoices?month=$MONTH")
 check "invoices view reaches its ready state" grep -q 'data-state="ready" data-view="invoices"' <<<"$d"
 list=$(api "/v1/invoices?month=$MONTH")
@@ -311,7 +326,26 @@ if jq -e '.invoices' <<<"$list" >/dev/null 2>&1; then
   eq "the list names webshop's project" "$(jq -r ".invoices[] | select(.project==\"$P_WEB\") | .project_name" <<<"$list")" webshop
   r=$(grep -o "<tr data-project=\"$P_WEB\">.*</tr>" <<<"$d" | sed 's#</tr>.*#</tr>#')
   check "... and the page shows its name, the id under it" grep -q ">webshop</a><div class=\"uuid\">$P_WEB</div>" <<<"$r"
-  cli=$("$BIN/vigie" --api "$API" ${TOKEN:+--token "$TOKEN"} invoice --month "$MONTH")
+  # the warnings count of each invoice, marked when there are any
+  nw=$(jq -r '.invoices[] | select(.project=="default") | .warnings' <<<"$list")
+  check "project default's invoice has warnings (unpriced compute: $nw)" pos "${nw:-0}"
+  r=$(grep -o '<tr data-project="default">.*</tr>' <<<"$d" | sed 's#</tr>.*#</tr>#')
+  check "... and the page shows their count" grep -q "<td class=\"num warnings warn\" data-warnings=\"$nw\">$nw</td>" <<<"$r"
+  r=$(grep -o "<tr data-project=\"$P_WEB\">.*</tr>" <<<"$d" | sed 's#</tr>.*#</tr>#')
+  eq "webshop's invoice has none, and the page says 0" \
+    "$(jq -r ".invoices[] | select(.project==\"$P_WEB\") | .warnings" <<<"$list"):$(grep -o '<td class="num warnings[^"]*"[^>]*>[^<]*<' <<<"$r")" \
+    '0:<td class="num warnings" data-warnings="0">0<'
+  # an entry that cannot be computed: its project's name (escaped), the
+  # id under it, and the error in place of its figures
+  eq "analytics' invoice cannot be computed, its entry named" \
+    "$(jq -r '.invoices[] | select(.project=="analytics") | [.error.reason, .project_name] | join(" ")' <<<"$list")" \
+    "amount_out_of_range Data & <i>Lake</i>"
+  r=$(grep -o '<tr data-project="analytics">.*</tr>' <<<"$d" | sed 's#</tr>.*#</tr>#')
+  check "... and the page shows that name as text, the id under it, then the error" \
+    grep -q '>Data &amp; &lt;i&gt;Lake&lt;/i&gt;</a><div class="uuid">analytics</div></td><td colspan="4" class="error">an invoice of .* cannot be computed: project analytics' <<<"$r"
+  check "... no markup of it in the page" lacks '<i>Lake' "$TMP/invoices.html"
+  "$BIN/vigie" --api "$API" ${TOKEN:+--token "$TOKEN"} invoice --month "$MONTH" >"$TMP/cli.out" 2>"$TMP/cli.err"
+  cli=$(cat "$TMP/cli.out")
   check "vigie invoice --month names the project beside its id" grep -q "^$P_WEB  *webshop  *DRAFT-$MONTH-" <<<"$cli"
   d=$(dom invoice "/invoices?month=$MONTH&project=default")
   inv=$(api "/v1/invoices?month=$MONTH&project=default")

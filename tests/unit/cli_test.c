@@ -231,6 +231,14 @@ static int h_text(struct vg_http_req *req, struct vg_http_resp *resp)
 	return vg_http_reply_raw(resp, 200, "text/plain", strdup("hello"), 5);
 }
 
+/* Busy: 503 with Retry-After: 1, as a loaded collector answers. */
+static int h_busy(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	(void)req;
+	vg_http_reply_error(resp, 503, "busy");
+	return vg_http_resp_header(resp, "Retry-After", "1");
+}
+
 static const char *const res_params[] = {"type", "host", "project", "name",
 					 "state", "parent", "limit", "cursor",
 					 "metadata", NULL};
@@ -242,6 +250,7 @@ static const struct vg_route routes[] = {
 	{VG_HTTP_GET, "/v1/resources/{id}", h_resource, NULL, 0, 0},
 	{VG_HTTP_GET, "/v1/measures", h_measures, m_params, 0, 0},
 	{VG_HTTP_GET, "/text/v1/health", h_text, NULL, 0, 0},
+	{VG_HTTP_GET, "/busy/v1/health", h_busy, NULL, 0, 0},
 };
 
 static struct vg_http_server *srv;
@@ -524,6 +533,117 @@ static void test_connect_errors(void **state)
 	fx_run_free(&r);
 }
 
+/* vigie(1): every global option may also come after the command. Each
+ * one is given after the command only, and its effect is observed. */
+static void test_global_options_after_command(void **state)
+{
+	static const char *const cmds[][3] = {
+		{"health", NULL, NULL},
+		{"resources", NULL, NULL},
+		{"invoice", "--month", "2026-11"},
+		{"token", "list", NULL},
+		{"alarms", "list", NULL},
+		{"top", "--once", NULL},
+	};
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	char stalled[64], tls[64], busy[96], want[128];
+	struct fx_run r;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	(void)state;
+	/* a port that takes connections (the kernel's backlog) and never
+	 * answers */
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(stalled, sizeof(stalled), "http://127.0.0.1:%u", ntohs(sa.sin_port));
+	snprintf(tls, sizeof(tls), "https://127.0.0.1:%u", ntohs(sa.sin_port));
+	snprintf(busy, sizeof(busy), "%s/busy", api_url);
+
+	/* --timeout: gives up after 1 s, not the default 60 */
+	r = run("--api", stalled, "health", "--timeout", "1", NULL);
+	assert_int_equal(r.rc, VG_EXIT_CONNECT);
+	if (!strstr(r.err, "timed out after 1"))
+		fail_msg("--timeout 1 after the command: '%s'", r.err);
+	fx_run_free(&r);
+
+	/* --retry-wait: one wait of 1 s, then gives up (default: 10 s) */
+	r = run("--api", busy, "health", "--retry-wait", "1", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	if (!strstr(r.err, "(HTTP 503); gave up after 2 tries over 1 s"))
+		fail_msg("--retry-wait 1 after the command: '%s'", r.err);
+	fx_run_free(&r);
+
+	/* --cacert: the file named is the one TLS is set up with */
+	r = run("--api", tls, "health", "--timeout", "2", "--cacert",
+		"/nonexistent/vigie-ca.pem", NULL);
+	assert_int_equal(r.rc, VG_EXIT_CONNECT);
+	if (!strstr(r.err, "/nonexistent/vigie-ca.pem"))
+		fail_msg("--cacert after the command: '%s'", r.err);
+	fx_run_free(&r);
+	close(fd);
+
+	/* --output json: the API's document */
+	r = run("health", "--output", "json", NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	if (r.out[0] != '{' || !strstr(r.out, "\"status\": \"ok\""))
+		fail_msg("--output json after the command: '%s'", r.out);
+	fx_run_free(&r);
+
+	/* --token: sent (no "no token given" hint on the 401) */
+	unsetenv("VIGIE_TOKEN");
+	r = run("show", "locked", "--token", "vgt_x", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	assert_null(strstr(r.err, "VIGIE_TOKEN"));
+	fx_run_free(&r);
+
+	/* --api */
+	r = run("--api", "http://127.0.0.1:1", "health", "--api", api_url, NULL);
+	assert_int_equal(r.rc, VG_EXIT_OK);
+	fx_run_free(&r);
+
+	/* every command's parser takes them (the commands with a table of
+	 * their own as well), and checks their values as before it */
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		static const char *const bad[][2] = {
+			{"--timeout", "0"},
+			{"--retry-wait", "x"},
+			{"--output", "xml"},
+		};
+		for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+			const char *a[6] = {cmds[i][0]};
+			size_t n = 1;
+			for (size_t m = 1; m < 3 && cmds[i][m]; m++)
+				a[n++] = cmds[i][m];
+			a[n++] = bad[k][0];
+			a[n++] = bad[k][1];
+			r = run(a[0], a[1], a[2], a[3], a[4], a[5], NULL);
+			snprintf(want, sizeof(want), "%s wants", bad[k][0]);
+			if (r.rc != VG_EXIT_USAGE || !strstr(r.err, want))
+				fail_msg("%s ... %s %s: exit %d, '%s'", cmds[i][0],
+					 bad[k][0], bad[k][1], r.rc, r.err);
+			fx_run_free(&r);
+		}
+		const char *a[6] = {cmds[i][0]};
+		size_t n = 1;
+		for (size_t m = 1; m < 3 && cmds[i][m]; m++)
+			a[n++] = cmds[i][m];
+		a[n++] = "--cacert";
+		r = run(a[0], a[1], a[2], a[3], NULL);
+		if (r.rc != VG_EXIT_USAGE || !strstr(r.err, "'--cacert' needs a value"))
+			fail_msg("%s ... --cacert: exit %d, '%s'", cmds[i][0], r.rc,
+				 r.err);
+		fx_run_free(&r);
+	}
+	/* graph's --output is its PNG; the others it takes */
+	r = run("graph", "-o", "/dev/null", "r/1", "cpu.time", "--timeout", "0", NULL);
+	assert_int_equal(r.rc, VG_EXIT_USAGE);
+	assert_non_null(strstr(r.err, "vigie graph: --timeout wants"));
+	fx_run_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -537,6 +657,7 @@ int main(void)
 		cmocka_unit_test(test_usage_and_help),
 		cmocka_unit_test(test_no_token_hint),
 		cmocka_unit_test(test_connect_errors),
+		cmocka_unit_test(test_global_options_after_command),
 	};
 
 	unsetenv("VIGIE_API");
