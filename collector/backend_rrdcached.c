@@ -1569,20 +1569,17 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 		const char *e = vg_rrdcd_error(c);
 		int first;
 		snprintf(msg, msglen,
-			 "%s on %s: the daemon cannot create directories: start rrdcached "
-			 "with -R (it answered: %.*s)",
+			 "%s on %s: " VG_STORE_CAUSE_NO_DIRS " (it answered: %.*s)",
 			 loc->path, d->addr, (int)strcspn(e, "\n"), e);
 		count(&d->create_errors, 1);
 		pthread_mutex_lock(&d->mu);
 		first = !d->create_err[0];
 		snprintf(d->create_err, sizeof(d->create_err),
-			 "%.200s: the daemon cannot create directories: start rrdcached "
-			 "with -R (the values of new series wait)",
+			 "%.200s: " VG_STORE_CAUSE_NO_DIRS " (the values of new series wait)",
 			 d->addr);
 		pthread_mutex_unlock(&d->mu);
 		if (first) /* the receiver's batch, or the journal's replay */
-			vg_error("storage: %s: cannot create %s: the daemon cannot create "
-				 "directories: start rrdcached with -R; %s (%.*s)",
+			vg_error("storage: %s: cannot create %s: " VG_STORE_CAUSE_NO_DIRS "; %s (%.*s)",
 				 d->addr, loc->path,
 				 (flags & VG_RRD_RECEIVER)
 					 ? "batches with a new series answer RETRY until then"
