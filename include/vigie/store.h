@@ -182,10 +182,12 @@ struct vg_store_daemon {
 			   * the refused values could be written */
 	uint64_t checks_cut;    /* checks of a new connection cut at their
 			      * bound (the rest checked by the next one) */
-	uint64_t overtaken;     /* files of which it lost values of this
-			      * collector's (a restart) and took another
-			      * collector's newer ones: those values are
-			      * lost (docs/operations.md) */
+	uint64_t overtaken;     /* files lacking a value of this collector's
+			      * that another collector's newer ones
+			      * overtook, so it cannot be written: lost by
+			      * the daemon (a restart), or, found by the
+			      * start replay, maybe never sent; once per
+			      * check that finds it (docs/operations.md) */
 	int cannot_create;      /* its last create failed so (below:
 				 * VG_STORE_CAUSE_NO_DIRS) */
 	uint64_t create_errors; /* creates it refused for a cause of its
