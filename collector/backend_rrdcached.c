@@ -980,6 +980,7 @@ static struct vg_rrdcd *idle_pop(struct daemon *d)
 }
 
 static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms);
+static struct vg_rrdcd *client_get_cut(struct daemon *d, int *rc, int io_ms, int *cut);
 
 static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
 {
@@ -992,6 +993,15 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
  * on another connection is waited for at most io_ms, then it answers NULL
  * (-EHOSTUNREACH). */
 static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
+{
+	return client_get_cut(d, rc, io_ms, NULL);
+}
+
+/* client_get_bounded, setting *cut (when not NULL) to 1 when the new
+ * connection's check reached its bound (check_max) and NULL is returned
+ * for it: the daemon answers, the files left wait for a later connection
+ * (for replay_last_ms, which says so rather than "does not answer"). */
+static struct vg_rrdcd *client_get_cut(struct daemon *d, int *rc, int io_ms, int *cut)
 {
 	struct vg_rrdcd *c = idle_pop(d);
 
@@ -1056,6 +1066,8 @@ static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
 		 * this one did: check_sent left the daemon suspect). */
 		vg_rrdcd_close(c);
 		*rc = -EHOSTUNREACH;
+		if (cut)
+			*cut = 1;
 		return NULL;
 	}
 	if (*rc) {
@@ -1839,16 +1851,21 @@ static void rcd_replay_note(struct vg_rrd_backend *be, const struct vg_rrd_loc *
  * taken out of d->lost: the replay caches every journaled value past it
  * and sends them in order, the re-send rcd_resent waits for. Any other
  * file, checked durable or FLUSHed by the check's PENDING rule (or not
- * named), is read as before (FLUSH, then INFO). */
+ * named), is read as before (FLUSH, then INFO). -ETIMEDOUT when the
+ * connection's check reached its bound (check_max) first: the daemon
+ * answers, nothing of the file is read, and the check goes on at a later
+ * connection (backend.h last_ms). */
 static int replay_last_ms(struct rcd *r, const struct vg_rrd_loc *loc, int64_t *out)
 {
 	struct daemon *d = owner_of(r, loc);
 	struct vg_rrdcd *c;
 	int64_t *have;
-	int rc = 0;
+	int rc = 0, cut = 0;
 
-	if (!d || !(c = client_get(d, &rc)))
+	if (!d)
 		return -EHOSTUNREACH;
+	if (!(c = client_get_cut(d, &rc, IO_TIMEOUT_MS, &cut)))
+		return cut ? -ETIMEDOUT : -EHOSTUNREACH;
 	pthread_mutex_lock(&d->mu);
 	if ((have = vg_hmap_dels(&d->lost, loc->path)))
 		__atomic_fetch_sub(&d->nlost, 1, __ATOMIC_RELEASE);

@@ -1191,6 +1191,102 @@ static void test_check_bound_spreads_the_check(void **state)
 	hbf_close(&h);
 }
 
+/* Minute m of the series node0..node(n-1) load.1 in one batch to the
+ * store (value val(m)). */
+static int store_minute_of(struct vg_store *s, int m, int n)
+{
+	struct vg_batch *b = vg_batch_new("hc", 1, (uint64_t)m + 1, MS(T0 + 60 * m));
+	char id[32];
+	int rc = b ? 0 : -ENOMEM;
+
+	for (int i = 0; i < n && !rc; i++) {
+		snprintf(id, sizeof(id), "node%d", i);
+		if (!vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL, MS(T0 + 60 * m)) ||
+		    vg_batch_sample(b, "load.1", VG_KIND_GAUGE, val(m)))
+			rc = -ENOMEM;
+	}
+	if (!rc)
+		rc = vg_store_write_batch(s, b);
+	vg_batch_free(b);
+	return rc;
+}
+
+/* The start replay's check cut short at [storage] check_max: a store
+ * killed -9 with minute 1 of NCUT series sent and not synced, opened
+ * again with check_max = 0.001 s. Its first connection checks one group
+ * of 32 of the files the journal holds values of and stops; the series
+ * it was opened for waits cached (its values written once a later
+ * connection has checked it). The store's message said the daemon "does
+ * not answer", which it did; now it says the check was cut short and
+ * goes on later. In the end every value is in its file. */
+#define NCUT 40
+static void test_store_replay_check_cut_says_so(void **state)
+{
+	struct fx *f = *state;
+	struct vg_config cfg;
+	struct vg_store *s = NULL;
+	struct vg_store_stats st;
+	struct vg_store_daemon dm[1];
+	char data[PATH_MAX], err[256] = "";
+	int status = 0;
+	pid_t pid;
+
+	snprintf(data, sizeof(data), "%s/store", f->h.dir);
+	vg_config_defaults(&cfg);
+	assert_int_equal(
+		vg_config_parse_archives("1m:1d", cfg.archives, VG_MAX_ARCHIVES, &cfg.narchives), 0);
+	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
+	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", f->h.d.tcp_addr);
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	cfg.storage_sync_interval_s = 300;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* the first collector, killed -9 once minute 1 is sent */
+		if (vg_store_open(data, &cfg, &s, err, sizeof(err)))
+			_exit(2);
+		if (store_minute_of(s, 1, NCUT))
+			_exit(3);
+		for (int i = 0; i < 100; i++) {
+			vg_store_get_stats(s, &st);
+			if (!st.values_pending && st.values_flushed >= NCUT)
+				raise(SIGKILL);
+			usleep(50 * 1000);
+		}
+		_exit(4);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		fail_msg("the first collector: status %#x", status);
+
+	cfg.storage_check_max_s = 0.001;
+	if (vg_store_open(data, &cfg, &s, err, sizeof(err)))
+		fail_msg("store: %s", err);
+	assert_int_equal(vg_store_daemons(s, dm, 1), 1);
+	assert_true(dm[0].checks_cut >= 1);
+	if (!strstr(vg_store_last_error(s), "was cut short at [storage] check_max") ||
+	    strstr(vg_store_last_error(s), "does not answer"))
+		fail_msg("the store's message: %s", vg_store_last_error(s));
+	for (int i = 0; i < 300; i++) {
+		assert_int_equal(vg_store_flush(s), 0);
+		vg_store_get_stats(s, &st);
+		assert_int_equal(vg_store_daemons(s, dm, 1), 1);
+		if (!st.values_pending && !dm[0].pending)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	vg_store_close(s);
+	for (int i = 0; i < NCUT; i++) {
+		struct vg_rrd_loc loc;
+		char id[32];
+		snprintf(id, sizeof(id), "node%d", i);
+		assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, id, "load.1", &loc), 0);
+		assert_true(last_update_s_of(f, loc.path) == T0 + 60);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1225,6 +1321,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_no_forget_of_another_collectors_values_between_ours, setup, teardown),
 		cmocka_unit_test(test_check_bound_spreads_the_check),
+		cmocka_unit_test_setup_teardown(test_store_replay_check_cut_says_so, setup,
+						teardown),
 	};
 	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
 		printf("# skipped: rrdcached or rrdtool not installed\n");
