@@ -232,7 +232,10 @@ struct vg_rrd_backend_ops {
 	 * (rounded to the nearest: librrd keeps .229 s as 228999 us).
 	 * flags: VG_RRD_RECEIVER, VG_RRD_REPLAY or 0. 0, -ENOENT (no such series), -EIO
 	 * (exists, unreadable), -EHOSTUNREACH (its daemon does not answer,
-	 * or not within the receiver's bound). */
+	 * or not within the receiver's bound); with VG_RRD_REPLAY also
+	 * -ETIMEDOUT (its daemon answers, but the check replay_note asked
+	 * for reached its bound, [storage] check_max, before the series
+	 * could be read: it goes on at a later connection). */
 	int (*last_ms)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		       int64_t *out, int flags);
 	/* Create the series, first accepted time after first_ms - 1 s; never

@@ -251,6 +251,12 @@ struct sent_entry {
 	 * a value cached before it may be that collector's even if we sent
 	 * values older still (the host was ours, left and came back) */
 	int64_t arrived_ms;
+	/* 1: named by the start replay (rcd_replay_note): the values are
+	 * the journal's, and the daemon may never have taken them (the
+	 * collector killed before their send) as well as lost them; kept
+	 * when a check or sync puts the entry back (put_back), for the
+	 * words of overtaken_find and overtaken_check */
+	int journaled;
 	char name[]; /* NUL-terminated */
 };
 
@@ -354,6 +360,7 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms,
 	e->first_ms = first_ms;
 	e->arrived_ms = arrived_ms;
 	e->floor_ms = floor ? t_ms : INT64_MIN;
+	e->journaled = 0;
 	memcpy(e->name, name, len + 1);
 	if (vg_hmap_put_hashed(&s->map, e->name, len, h, e, NULL))
 		return INT64_MIN; /* the space is reused by the next entry */
@@ -405,9 +412,12 @@ struct daemon {
 				  * their file and FORGOTten (update_refused) */
 	uint64_t checks_cut;   /* __atomic: checks of a new connection that
 				  * reached check_max_ms (check_sent) */
-	uint64_t overtaken;    /* __atomic: files of which the daemon lost
-				  * our values and took another collector's
-				  * newer ones (overtaken_check) */
+	uint64_t overtaken;    /* __atomic: files whose values of ours
+				  * cannot be written, another collector's
+				  * newer ones having reached them first: the
+				  * daemon lost ours (a restart), or, the start
+				  * replay's, never had them (overtaken_check,
+				  * overtaken_find) */
 	uint32_t check_max_ms; /* __atomic: a check's overall bound */
 	pthread_mutex_t vmu;   /* one verification at a time */
 	/* Sends to the daemon (read: from the lost-file check to the answer)
@@ -554,8 +564,13 @@ static int mark_lost(struct daemon *d, const char *name, int64_t have, size_t *n
  * logged; nothing else. A value we sent unknown (U) would be counted
  * too; a row another value filled within the heartbeat is not. A failed
  * FETCH decides nothing (the caller's next call finds a broken
- * connection). */
-static void overtaken_find(struct daemon *d, struct vg_rrdcd *c, const char *name, int64_t t_ms)
+ * connection). JOURNALED: the value is the start replay's
+ * (rcd_replay_note), which the daemon may never have had (the collector
+ * killed before sending it): the log says so rather than that the daemon
+ * lost it; the count is the same (a value of ours the file can no longer
+ * take). */
+static void overtaken_find(struct daemon *d, struct vg_rrdcd *c, const char *name, int64_t t_ms,
+			   int journaled)
 {
 	struct vg_rrdcd_fetch f;
 	int64_t t_s = t_ms / 1000 + (t_ms % 1000 != 0);
@@ -570,11 +585,21 @@ static void overtaken_find(struct daemon *d, struct vg_rrdcd *c, const char *nam
 			known = !isnan(f.values[i * f.nds + k]);
 		if (!known) {
 			count(&d->overtaken, 1);
-			vg_warn("storage: %s: %s: the daemon lost this collector's value at "
-				"%lld ms (a restart; its journal lacked it) and newer "
-				"values reached the file first: it cannot be written "
-				"(docs/operations.md \"A replay that skips a value\")",
-				d->addr, name, (long long)t_ms);
+			if (journaled)
+				vg_warn("storage: %s: %s: the start replay's check: the file "
+					"lacks this collector's journaled value at %lld ms "
+					"(never sent before the kill, or lost by the daemon) "
+					"and newer values reached the file first: it cannot "
+					"be written (docs/operations.md \"A replay that skips "
+					"a value\")",
+					d->addr, name, (long long)t_ms);
+			else
+				vg_warn("storage: %s: %s: the daemon lost this collector's "
+					"value at %lld ms (a restart; its journal lacked it) "
+					"and newer values reached the file first: it cannot "
+					"be written (docs/operations.md \"A replay that skips "
+					"a value\")",
+					d->addr, name, (long long)t_ms);
 		}
 		break;
 	}
@@ -594,7 +619,8 @@ static void overtaken_find(struct daemon *d, struct vg_rrdcd *c, const char *nam
  * daemon lost it (its journal replay) and a time past it is now taken:
  * no re-send can put it back (RRD takes only newer times), so it is
  * counted (overtaken) and logged, never FORGOTten at the cost of the
- * other collector's values.
+ * other collector's values (the log tells a value the start replay named,
+ * which the daemon may never have had, from one it acknowledged).
  * Nor is a file FORGOTten whose daemon holds cached a value past the
  * file's last update (last_s) and older than any we sent since the file
  * was last proven durable (first_ms), or than the host's arrival here
@@ -621,7 +647,7 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	int64_t want[VG_RRDCD_LAST_MANY_MAX], newest[VG_RRDCD_LAST_MANY_MAX];
 	int64_t after[VG_RRDCD_LAST_MANY_MAX], oldest[VG_RRDCD_LAST_MANY_MAX];
 	int has[VG_RRDCD_LAST_MANY_MAX], perr[VG_RRDCD_LAST_MANY_MAX];
-	int older[VG_RRDCD_LAST_MANY_MAX];
+	int older[VG_RRDCD_LAST_MANY_MAX], fjournaled[VG_RRDCD_LAST_MANY_MAX];
 	const char *fnames[VG_RRDCD_LAST_MANY_MAX];
 	int64_t fwant[VG_RRDCD_LAST_MANY_MAX], flast[VG_RRDCD_LAST_MANY_MAX];
 	int fhas[VG_RRDCD_LAST_MANY_MAX], ferr[VG_RRDCD_LAST_MANY_MAX];
@@ -643,6 +669,7 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 			fnames[nf] = names[i];
 			fwant[nf] = want[i];
 			older[nf] = !newer;
+			fjournaled[nf] = se[i]->journaled;
 			fhas[nf++] = has[i];
 			continue;
 		}
@@ -672,11 +699,21 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		if (fhas[i] || older[i])
 			continue; /* ours were cached still: written now */
 		count(&d->overtaken, 1);
-		vg_warn("storage: %s: %s: the daemon lost this collector's values up to "
-			"%lld ms (a restart; its journal lacked them) and holds another "
-			"collector's newer ones: those are written, ours cannot be "
-			"(docs/operations.md \"A replay that skips a value\")",
-			d->addr, fnames[i], (long long)fwant[i]);
+		if (fjournaled[i]) /* the start replay's: maybe never sent */
+			vg_warn("storage: %s: %s: the start replay's check: the file "
+				"lacks this collector's journaled values up to %lld ms "
+				"(never sent before the kill, or lost by the daemon) and "
+				"the daemon holds another collector's newer ones: those "
+				"are written, ours cannot be (docs/operations.md \"A "
+				"replay that skips a value\")",
+				d->addr, fnames[i], (long long)fwant[i]);
+		else
+			vg_warn("storage: %s: %s: the daemon lost this collector's values "
+				"up to %lld ms (a restart; its journal lacked them) and holds "
+				"another collector's newer ones: those are written, ours "
+				"cannot be (docs/operations.md \"A replay that skips a "
+				"value\")",
+				d->addr, fnames[i], (long long)fwant[i]);
 	}
 	return 0;
 }
@@ -766,7 +803,8 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 						/* past our newest: another
 						 * collector wrote since; does
 						 * the file hold ours? */
-						overtaken_find(d, c, names[i], se[i]->t_ms);
+						overtaken_find(d, c, names[i], se[i]->t_ms,
+							       se[i]->journaled);
 						continue;
 					}
 					if (!err[i] && last_s[i] * 1000 + 999 >= se[i]->t_ms)
@@ -943,6 +981,7 @@ static struct vg_rrdcd *idle_pop(struct daemon *d)
 }
 
 static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms);
+static struct vg_rrdcd *client_get_cut(struct daemon *d, int *rc, int io_ms, int *cut);
 
 static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
 {
@@ -955,6 +994,15 @@ static struct vg_rrdcd *client_get(struct daemon *d, int *rc)
  * on another connection is waited for at most io_ms, then it answers NULL
  * (-EHOSTUNREACH). */
 static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
+{
+	return client_get_cut(d, rc, io_ms, NULL);
+}
+
+/* client_get_bounded, setting *cut (when not NULL) to 1 when the new
+ * connection's check reached its bound (check_max) and NULL is returned
+ * for it: the daemon answers, the files left wait for a later connection
+ * (for replay_last_ms, which says so rather than "does not answer"). */
+static struct vg_rrdcd *client_get_cut(struct daemon *d, int *rc, int io_ms, int *cut)
 {
 	struct vg_rrdcd *c = idle_pop(d);
 
@@ -1019,6 +1067,8 @@ static struct vg_rrdcd *client_get_bounded(struct daemon *d, int *rc, int io_ms)
 		 * this one did: check_sent left the daemon suspect). */
 		vg_rrdcd_close(c);
 		*rc = -EHOSTUNREACH;
+		if (cut)
+			*cut = 1;
 		return NULL;
 	}
 	if (*rc) {
@@ -1118,14 +1168,17 @@ static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms)
  * alone its first_ms would become its newest time, and a later check
  * would take our own older values the daemon holds for another
  * collector's: FLUSHed, not FORGOTten, so a value the daemon's replay
- * skipped would go unfound). */
+ * skipped would go unfound), and whether the start replay named it. */
 static void put_back(struct daemon *d, const char *key)
 {
 	const struct sent_entry *e =
 		(const struct sent_entry *)(key - offsetof(struct sent_entry, name));
+	struct sent_entry *now;
 
 	pthread_mutex_lock(&d->mu);
 	sent_note(&d->sent, key, e->first_ms, e->t_ms, e->arrived_ms, 1);
+	if (e->journaled && (now = sent_get(&d->sent, key)))
+		now->journaled = 1;
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -1570,20 +1623,17 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 		const char *e = vg_rrdcd_error(c);
 		int first;
 		snprintf(msg, msglen,
-			 "%s on %s: the daemon cannot create directories: start rrdcached "
-			 "with -R (it answered: %.*s)",
+			 "%s on %s: " VG_STORE_CAUSE_NO_DIRS " (it answered: %.*s)",
 			 loc->path, d->addr, (int)strcspn(e, "\n"), e);
 		count(&d->create_errors, 1);
 		pthread_mutex_lock(&d->mu);
 		first = !d->create_err[0];
 		snprintf(d->create_err, sizeof(d->create_err),
-			 "%.200s: the daemon cannot create directories: start rrdcached "
-			 "with -R (the values of new series wait)",
+			 "%.200s: " VG_STORE_CAUSE_NO_DIRS " (the values of new series wait)",
 			 d->addr);
 		pthread_mutex_unlock(&d->mu);
 		if (first) /* the receiver's batch, or the journal's replay */
-			vg_error("storage: %s: cannot create %s: the daemon cannot create "
-				 "directories: start rrdcached with -R; %s (%.*s)",
+			vg_error("storage: %s: cannot create %s: " VG_STORE_CAUSE_NO_DIRS "; %s (%.*s)",
 				 d->addr, loc->path,
 				 (flags & VG_RRD_RECEIVER)
 					 ? "batches with a new series answer RETRY until then"
@@ -1784,11 +1834,14 @@ static void rcd_replay_note(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 			    int64_t first_ms, int64_t newest_ms)
 {
 	struct daemon *d = owner_of((struct rcd *)be, loc);
+	struct sent_entry *e;
 
 	if (!d)
 		return;
 	pthread_mutex_lock(&d->mu);
 	(void)sent_note(&d->sent, loc->path, first_ms, newest_ms, INT64_MIN, 1);
+	if ((e = sent_get(&d->sent, loc->path)))
+		e->journaled = 1; /* the words of a loss found (overtaken_find) */
 	pthread_mutex_unlock(&d->mu);
 	__atomic_store_n(&d->suspect, 1, __ATOMIC_RELAXED);
 }
@@ -1799,16 +1852,21 @@ static void rcd_replay_note(struct vg_rrd_backend *be, const struct vg_rrd_loc *
  * taken out of d->lost: the replay caches every journaled value past it
  * and sends them in order, the re-send rcd_resent waits for. Any other
  * file, checked durable or FLUSHed by the check's PENDING rule (or not
- * named), is read as before (FLUSH, then INFO). */
+ * named), is read as before (FLUSH, then INFO). -ETIMEDOUT when the
+ * connection's check reached its bound (check_max) first: the daemon
+ * answers, nothing of the file is read, and the check goes on at a later
+ * connection (backend.h last_ms). */
 static int replay_last_ms(struct rcd *r, const struct vg_rrd_loc *loc, int64_t *out)
 {
 	struct daemon *d = owner_of(r, loc);
 	struct vg_rrdcd *c;
 	int64_t *have;
-	int rc = 0;
+	int rc = 0, cut = 0;
 
-	if (!d || !(c = client_get(d, &rc)))
+	if (!d)
 		return -EHOSTUNREACH;
+	if (!(c = client_get_cut(d, &rc, IO_TIMEOUT_MS, &cut)))
+		return cut ? -ETIMEDOUT : -EHOSTUNREACH;
 	pthread_mutex_lock(&d->mu);
 	if ((have = vg_hmap_dels(&d->lost, loc->path)))
 		__atomic_fetch_sub(&d->nlost, 1, __ATOMIC_RELEASE);

@@ -1721,6 +1721,8 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 
 	rc = s->be->ops->last_ms(s->be, &loc, &last,
 				 (flags & VG_RRD_RECEIVER) | (flags & OPEN_REPLAY ? VG_RRD_REPLAY : 0));
+	if (rc == -ETIMEDOUT && !((flags & OPEN_REPLAY) && loc.address))
+		rc = -EHOSTUNREACH; /* (no daemon known to hold it: below) */
 	if (rc == -EHOSTUNREACH && (flags & OPEN_REPLAY) && loc.address) {
 		/* The journal's replay, the series' daemon (a configured one,
 		 * the series recorded on it when its values were journaled)
@@ -1734,7 +1736,22 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 		 * per item": at or before the series' last update), the rest
 		 * written in order. */
 		snprintf(s->last_error, sizeof(s->last_error),
-			 "the storage daemon %.200s holding %.200s does not answer",
+			 "the start replay: the storage daemon %.160s holding %.160s does "
+			 "not answer; its journaled values wait in the cache, its files "
+			 "checked at a later connection before they are written",
+			 loc.address, loc.path);
+		last = INT64_MIN;
+		rc = 0;
+	} else if (rc == -ETIMEDOUT && (flags & OPEN_REPLAY) && loc.address) {
+		/* The same wait, the daemon answering: the check of the files
+		 * the journal holds values of (replay_spans) reached its bound
+		 * ([storage] check_max) before this one, which was not read;
+		 * a later connection goes on with the check. */
+		snprintf(s->last_error, sizeof(s->last_error),
+			 "the start replay: its check of the files on the storage daemon "
+			 "%.140s was cut short at [storage] check_max before %.140s, whose "
+			 "journaled values wait in the cache; the check goes on at a later "
+			 "connection before they are written",
 			 loc.address, loc.path);
 		last = INT64_MIN;
 		rc = 0;

@@ -182,11 +182,14 @@ struct vg_store_daemon {
 			   * the refused values could be written */
 	uint64_t checks_cut;    /* checks of a new connection cut at their
 			      * bound (the rest checked by the next one) */
-	uint64_t overtaken;     /* files of which it lost values of this
-			      * collector's (a restart) and took another
-			      * collector's newer ones: those values are
-			      * lost (docs/operations.md) */
-	int cannot_create;      /* its last create failed so (below) */
+	uint64_t overtaken;     /* files lacking a value of this collector's
+			      * that another collector's newer ones
+			      * overtook, so it cannot be written: lost by
+			      * the daemon (a restart), or, found by the
+			      * start replay, maybe never sent; once per
+			      * check that finds it (docs/operations.md) */
+	int cannot_create;      /* its last create failed so (below:
+				 * VG_STORE_CAUSE_NO_DIRS) */
 	uint64_t create_errors; /* creates it refused for a cause of its
 				 * own (started without -R: it cannot
 				 * create the series' directories); the
@@ -195,6 +198,9 @@ struct vg_store_daemon {
 			      * fail so, that cause ("... start rrdcached
 			      * with -R") */
 };
+/* The cause of vg_store_daemon.cannot_create, the one spelling of it
+ * (the engine's messages, its state's error, /v1/health's "cause"). */
+#define VG_STORE_CAUSE_NO_DIRS "the daemon cannot create directories: start rrdcached with -R"
 /* Fill out[0..max) with each daemon's state; the count (0 for files).
  * Thread-safe. */
 size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max);

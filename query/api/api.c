@@ -473,8 +473,7 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 			/* the cause names no host: every token sees it */
 			if (d && dm[i].cannot_create)
 				json_object_set_new(d, "cause",
-						    json_string("the daemon cannot create directories: "
-								"start rrdcached with -R"));
+						    json_string(VG_STORE_CAUSE_NO_DIRS));
 			if (d && admin) {
 				json_object_set_new(d, "address", json_string(dm[i].address));
 				json_object_set_new(d, "error", json_string(dm[i].error));

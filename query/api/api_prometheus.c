@@ -524,7 +524,7 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				{"vigie_storage_daemon_lost_files", "Files whose accepted values the daemon lost (it restarted before writing them), waiting for their re-send from the journal"},
 				{"vigie_storage_daemon_repairs_total", "Files whose cache entry the restarted daemon had ahead of the file (its journal replay), FLUSHed and FORGOTten so the values it refused could be written"},
 				{"vigie_storage_daemon_checks_cut_total", "Checks of a new connection to the storage daemon (the files sent before, verified durable) that reached their bound ([storage] check_max, 30 s by default); the next connection checks the rest"},
-				{"vigie_storage_daemon_overtaken_total", "Files of which the daemon lost acknowledged values of this collector (a restart) and took another collector's newer ones first: those values are lost (docs/operations.md, \"A replay that skips a value\")"},
+				{"vigie_storage_daemon_overtaken_total", "Files lacking a value of this collector's that another collector's newer ones overtook, so it cannot be written: acknowledged and lost by the daemon (a restart), or, found by the start replay's check, journaled and maybe never sent (docs/operations.md, \"A replay that skips a value\")"},
 				{"vigie_storage_daemon_create_errors_total", "Creates of new series the storage daemon refused because it cannot create their directories (started without -R); their batches answer RETRY"}};
 			for (int k = 0; k < 8 && nd; k++) {
 				family(b, fam[k][0], k == 1 || k >= 4 ? "counter" : "gauge", fam[k][1]);

@@ -618,9 +618,10 @@ if [[ -s $TMP/points.err ]]; then
   done
   # the losses a collector's check found and could not repair (values a
   # restarted daemon lost, newer ones of another collector's taken
-  # first: docs/scaling.md "What holds now")
-  diag "collectors' overtaken files: $(grep -h -c 'lost this collector' "$TMP"/c?-?.log 2>/dev/null | tr '\n' ' ')"
-  grep -H 'lost this collector' "$TMP"/c?-?.log 2>/dev/null | sed "s|$TMP/||" | head -5 |
+  # first: docs/scaling.md "What holds now"; or, found by a start replay,
+  # journaled values maybe never sent)
+  diag "collectors' overtaken files: $(grep -h -c -E "lost this collector|lacks this collector's journaled" "$TMP"/c?-?.log 2>/dev/null | tr '\n' ' ')"
+  grep -H -E "lost this collector|lacks this collector's journaled" "$TMP"/c?-?.log 2>/dev/null | sed "s|$TMP/||" | head -5 |
     while read -r l; do diag "  $l"; done
 fi
 # memory.size at every point: the node file's <memory> in bytes

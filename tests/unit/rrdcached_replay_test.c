@@ -34,6 +34,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
@@ -52,6 +53,7 @@
 
 #include "vigie/batch.h"
 #include "vigie/config.h"
+#include "vigie/log.h"
 #include "vigie/store.h"
 #include "collector/backend.h"
 #include "vigie/rrdcached.h"
@@ -178,6 +180,42 @@ static void check_path(struct fx *f, const char *rel, int last)
 static void check_file(struct fx *f, int last)
 {
 	check_path(f, f->loc.path, last);
+}
+
+/* The log (stderr) goes to PATH from log_begin to log_end (its returned
+ * descriptor), for the words of a line the backend logs. */
+static int log_begin(const char *path)
+{
+	int saved, fd;
+
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	assert_true(dup2(fd, 2) == 2);
+	close(fd);
+	return saved;
+}
+
+static void log_end(int saved)
+{
+	fflush(stderr);
+	assert_true(dup2(saved, 2) == 2);
+	close(saved);
+}
+
+/* 1 when the file PATH holds TEXT (its copy on the test's stderr). */
+static int log_has(const char *path, const char *text)
+{
+	char buf[16384];
+	size_t n;
+	FILE *fp = fopen(path, "r");
+
+	assert_non_null(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	buf[n] = '\0';
+	fclose(fp);
+	return strstr(buf, text) != NULL;
 }
 
 static void test_replayed_update_dropped_by_wrote(void **state)
@@ -644,13 +682,20 @@ static void test_no_forget_of_a_file_already_past_our_values(void **state)
 	b->ops->close(b);
 }
 
-/* The file's last update, read with librrd. */
-static int64_t last_update_s(struct fx *f)
+/* The last update of the file REL under the daemon's base dir, read
+ * with librrd. */
+static int64_t last_update_s_of(struct fx *f, const char *rel)
 {
 	char path[PATH_MAX * 2];
 
-	snprintf(path, sizeof(path), "%s/%s", f->h.d.base, f->loc.path);
+	snprintf(path, sizeof(path), "%s/%s", f->h.d.base, rel);
 	return (int64_t)rrd_last_r(path);
+}
+
+/* f's file's last update (last_update_s_of). */
+static int64_t last_update_s(struct fx *f)
+{
+	return last_update_s_of(f, f->loc.path);
 }
 
 /* The daemon's count of files overtaken (overtaken_check). */
@@ -767,10 +812,19 @@ static void test_no_forget_of_a_file_another_collector_wrote_since(void **state)
 static void test_values_lost_by_the_daemon_before_another_collectors(void **state)
 {
 	struct fx *f = *state;
+	char log[PATH_MAX];
+	int saved;
+
+	snprintf(log, sizeof(log), "%s/test.log", f->h.dir);
+	saved = log_begin(log);
 	struct vg_rrd_backend *b = moved_across_restart(f, 0, 0);
+	log_end(saved);
 
 	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
 	assert_int_equal(overtaken(f), 1);
+	/* a value the daemon acknowledged: it lost it */
+	assert_true(log_has(log, "the daemon lost this collector's values up to"));
+	assert_false(log_has(log, "journaled"));
 	assert_int_equal(b->ops->sync(b), 0);
 	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
 	/* the file's last update is B's 6 (written, not dropped); 5 and 6
@@ -811,6 +865,82 @@ static void test_values_found_written_after_another_wrote(void **state)
 	assert_int_equal(overtaken(f), 0);
 	check_file(f, 6);
 	b->ops->close(b);
+}
+
+/* A collector killed with minute 5 journaled and never sent (or sent and
+ * lost by the daemon: the start replay cannot tell), the host moving to
+ * another collector (B), which writes minute 6 (to the file when
+ * B_SYNCS, else held cached by the daemon). The collector started again
+ * (a backend A2 on A's owners file) names the file to its backend
+ * (replay_note) and reads it for the replay (last_ms, VG_RRD_REPLAY): the
+ * check finds the file behind minute 5 with B's newer value cached
+ * (overtaken_check: FLUSHed) or the file past 5 with 5's row unknown
+ * (overtaken_find). Minute 5 cannot be written: counted (overtaken) and
+ * logged, in words that do not say the daemon lost it (it may never have
+ * had it). LOG gets the path of what was logged meanwhile. */
+static void journaled_overtaken(struct fx *f, int b_syncs, char *log, size_t loglen)
+{
+	struct vg_rrd_backend *a2 = NULL, *b;
+	struct vg_rrd_loc aloc, bloc;
+	struct vg_rrd_result res;
+	struct vg_store_daemon dm[1];
+	char owners[PATH_MAX], err[256] = "";
+	int64_t last = INT64_MIN;
+	int saved, rc = -EHOSTUNREACH;
+
+	res = update(f, 1, 4, 0);
+	assert_int_equal(res.written, 4);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0); /* the file holds 1..4 */
+	/* A is killed with minute 5 in its journal; the host moves to B */
+	b = second_collector(f, &bloc);
+	res = update_be(b, &bloc, 6, 6);
+	assert_int_equal(res.written, 1);
+	if (b_syncs)
+		assert_int_equal(b->ops->sync(b), 0);
+
+	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &a2, err, sizeof(err)))
+		fail_msg("backend: %s", err);
+	assert_int_equal(a2->ops->locate(a2, VG_RT_HOST, "node1", "load.1", &aloc), 0);
+	snprintf(log, loglen, "%s/test.log", f->h.dir);
+	saved = log_begin(log);
+	a2->ops->replay_note(a2, &aloc, MS(T0 + 300), MS(T0 + 300));
+	for (int i = 0; i < 50 && rc == -EHOSTUNREACH; i++)
+		if ((rc = a2->ops->last_ms(a2, &aloc, &last, VG_RRD_REPLAY)) == -EHOSTUNREACH)
+			usleep(100 * 1000);
+	log_end(saved);
+	assert_int_equal(rc, 0);
+	/* B's 6 is written, and the replay skips A's 5 as stored */
+	assert_true(last >= MS(T0 + 360));
+	assert_int_equal(a2->ops->lost(a2, NULL, 0), 0);
+	assert_int_equal(vg_rrd_rrdcached_state(a2, dm, 1), 1);
+	assert_int_equal(dm[0].overtaken, 1);
+	assert_int_equal(b->ops->sync(b), 0);
+	check_file_gap(f, 6, 5, 6);
+	a2->ops->close(a2);
+	b->ops->close(b);
+}
+
+/* B's 6 cached, the file behind A's 5 (overtaken_check) */
+static void test_journaled_value_overtaken_while_cached(void **state)
+{
+	char log[PATH_MAX];
+
+	journaled_overtaken(*state, 0, log, sizeof(log));
+	assert_true(log_has(log, "the start replay's check: the file lacks this collector's "
+				 "journaled values up to"));
+	assert_false(log_has(log, "the daemon lost this collector's"));
+}
+
+/* B's 6 written, the file past A's 5 (overtaken_find) */
+static void test_journaled_value_overtaken_in_the_file(void **state)
+{
+	char log[PATH_MAX];
+
+	journaled_overtaken(*state, 1, log, sizeof(log));
+	assert_true(log_has(log, "the start replay's check: the file lacks this collector's "
+				 "journaled value at"));
+	assert_false(log_has(log, "the daemon lost this collector's"));
 }
 
 /* A failure that was no restart: the daemon stalls (SIGSTOP) under A's
@@ -1061,6 +1191,102 @@ static void test_check_bound_spreads_the_check(void **state)
 	hbf_close(&h);
 }
 
+/* Minute m of the series node0..node(n-1) load.1 in one batch to the
+ * store (value val(m)). */
+static int store_minute_of(struct vg_store *s, int m, int n)
+{
+	struct vg_batch *b = vg_batch_new("hc", 1, (uint64_t)m + 1, MS(T0 + 60 * m));
+	char id[32];
+	int rc = b ? 0 : -ENOMEM;
+
+	for (int i = 0; i < n && !rc; i++) {
+		snprintf(id, sizeof(id), "node%d", i);
+		if (!vg_batch_resource(b, VG_RT_HOST, id, NULL, NULL, MS(T0 + 60 * m)) ||
+		    vg_batch_sample(b, "load.1", VG_KIND_GAUGE, val(m)))
+			rc = -ENOMEM;
+	}
+	if (!rc)
+		rc = vg_store_write_batch(s, b);
+	vg_batch_free(b);
+	return rc;
+}
+
+/* The start replay's check cut short at [storage] check_max: a store
+ * killed -9 with minute 1 of NCUT series sent and not synced, opened
+ * again with check_max = 0.001 s. Its first connection checks one group
+ * of 32 of the files the journal holds values of and stops; the series
+ * it was opened for waits cached (its values written once a later
+ * connection has checked it). The store's message said the daemon "does
+ * not answer", which it did; now it says the check was cut short and
+ * goes on later. In the end every value is in its file. */
+#define NCUT 40
+static void test_store_replay_check_cut_says_so(void **state)
+{
+	struct fx *f = *state;
+	struct vg_config cfg;
+	struct vg_store *s = NULL;
+	struct vg_store_stats st;
+	struct vg_store_daemon dm[1];
+	char data[PATH_MAX], err[256] = "";
+	int status = 0;
+	pid_t pid;
+
+	snprintf(data, sizeof(data), "%s/store", f->h.dir);
+	vg_config_defaults(&cfg);
+	assert_int_equal(
+		vg_config_parse_archives("1m:1d", cfg.archives, VG_MAX_ARCHIVES, &cfg.narchives), 0);
+	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
+	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", f->h.d.tcp_addr);
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	cfg.storage_sync_interval_s = 300;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) { /* the first collector, killed -9 once minute 1 is sent */
+		if (vg_store_open(data, &cfg, &s, err, sizeof(err)))
+			_exit(2);
+		if (store_minute_of(s, 1, NCUT))
+			_exit(3);
+		for (int i = 0; i < 100; i++) {
+			vg_store_get_stats(s, &st);
+			if (!st.values_pending && st.values_flushed >= NCUT)
+				raise(SIGKILL);
+			usleep(50 * 1000);
+		}
+		_exit(4);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		fail_msg("the first collector: status %#x", status);
+
+	cfg.storage_check_max_s = 0.001;
+	if (vg_store_open(data, &cfg, &s, err, sizeof(err)))
+		fail_msg("store: %s", err);
+	assert_int_equal(vg_store_daemons(s, dm, 1), 1);
+	assert_true(dm[0].checks_cut >= 1);
+	if (!strstr(vg_store_last_error(s), "was cut short at [storage] check_max") ||
+	    strstr(vg_store_last_error(s), "does not answer"))
+		fail_msg("the store's message: %s", vg_store_last_error(s));
+	for (int i = 0; i < 300; i++) {
+		assert_int_equal(vg_store_flush(s), 0);
+		vg_store_get_stats(s, &st);
+		assert_int_equal(vg_store_daemons(s, dm, 1), 1);
+		if (!st.values_pending && !dm[0].pending)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	vg_store_close(s);
+	for (int i = 0; i < NCUT; i++) {
+		struct vg_rrd_loc loc;
+		char id[32];
+		snprintf(id, sizeof(id), "node%d", i);
+		assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, id, "load.1", &loc), 0);
+		assert_true(last_update_s_of(f, loc.path) == T0 + 60);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1084,6 +1310,10 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_values_found_written_after_another_wrote,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journaled_value_overtaken_while_cached, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_journaled_value_overtaken_in_the_file, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_stall_then_another_collector_nothing_lost, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_no_forget_of_a_previous_collectors_older_values,
@@ -1091,6 +1321,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_no_forget_of_another_collectors_values_between_ours, setup, teardown),
 		cmocka_unit_test(test_check_bound_spreads_the_check),
+		cmocka_unit_test_setup_teardown(test_store_replay_check_cut_says_so, setup,
+						teardown),
 	};
 	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
 		printf("# skipped: rrdcached or rrdtool not installed\n");
