@@ -196,16 +196,11 @@
  * 128 writes of up to ~75 ms each */
 #define FLUSH_BATCH 128
 /* Connections a sync FLUSHes over at once, the verified one included (see
- * flush_sent). A connection holds one FLUSH in the daemon's queue at a
- * time (rrdcached serves its commands one after the other), so with as
- * many connections as rrdcached's default 4 writer threads each writer
- * that finished a file mostly finds the queue empty and sleeps until the
- * woken connection thread queues its next file: two sleeps per file.
- * Twice as many keep about 4 files queued while 4 are written: 25-35 %
- * fewer of the daemon's context switches per file at 20,000 series
- * (docs/benchmarks.md, "Eight FLUSH connections"). 1 cost the daemon
- * 20-30 % more CPU per file than 2 to 8 */
-#define FLUSH_CONNS 8
+ * flush_sent): rrdcached's default 4 writer threads then find its queue
+ * full. At 20,000 series 2 to 8 measured alike and 1 cost the daemon
+ * 20-30 % more CPU per file; at 100,000 the difference was within the
+ * noise (docs/benchmarks.md) */
+#define FLUSH_CONNS 4
 #define FLUSH_CONNS_MAX FLUSH_CONNS
 
 /* Files updated on a daemon and not yet verified durable (see check_sent):
