@@ -20,6 +20,13 @@
 # KEEP_TMP=1 keeps each integration test's temp dirs (daemons' logs and
 # data, named in its log as "# kept DIR"); KEEP_TMP=fail keeps them only
 # for a test with a failed check (a flaky test run in a loop).
+# TEST_JOBS=N runs up to N programs at once (default 1; `make check` uses
+# one per core): each test starts its daemons on ports it claims
+# (docs/testing.md) in its own temp dirs, so tests do not meet; most of
+# their time is waiting on daemons, so two at a time on two cores take
+# ~60 % of the serial wall time. The e2e group (real QEMU guests under
+# the host's libvirtd) runs alone, after every other program. Summary
+# lines come in the order programs finish; the counts are the same.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${VIGIE_BUILD:-build}
@@ -60,15 +67,19 @@ if grep -qa __asan_init "$BUILD/bin/vigie-collector" 2>/dev/null; then
   export SAN=1
   SANLOGS=$(cd "$LOGS" && pwd)/sanitizer
   rm -rf "$SANLOGS"; mkdir -p "$SANLOGS"
-  SAN_ASAN_OWN="log_path=$SANLOGS/asan:detect_leaks=1"
   SAN_ASAN_CALLER=${ASAN_OPTIONS:-}
   SAN_LSAN_CALLER=${LSAN_OPTIONS:-}
+  SAN_UBSAN_CALLER=${UBSAN_OPTIONS:-}
   sed '/^# *-* *whole stacks only/,$d' tests/lsan.supp >"$SANLOGS/lsan-fast.supp"
-  export UBSAN_OPTIONS="log_path=$SANLOGS/ubsan:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 fi
-# san_env NAME: ASAN_OPTIONS and LSAN_OPTIONS for that program
+# san_env NAME: ASAN_OPTIONS, LSAN_OPTIONS and UBSAN_OPTIONS for that
+# program, its reports (and its daemons') in a directory of its own, so
+# that programs running side by side (TEST_JOBS) each get their own
 san_env() {
-  local n=${1##*/} whole=0 supp src
+  local n=${1##*/} whole=0 supp src dir=$SANLOGS/run.${1//\//_}
+  mkdir -p "$dir"
+  SAN_ASAN_OWN="log_path=$dir/asan:detect_leaks=1"
+  export UBSAN_OPTIONS="log_path=$dir/ubsan:print_stacktrace=1${SAN_UBSAN_CALLER:+:$SAN_UBSAN_CALLER}"
   [[ $WHOLE_STACK_TESTS == *" $n "* ]] && whole=1
   for src in "tests/$1.c" "tests/$1.sh"; do
     [[ -f $src ]] && grep -q graph "$src" && whole=1
@@ -92,12 +103,11 @@ run_one() { # name, command...
   # a hung test fails (exit 124) instead of holding the whole run
   CMOCKA_MESSAGE_OUTPUT=TAP timeout -k 10 "${TEST_TIMEOUT:-900}" "$@" >"$log" 2>&1
   local rc=$? ms=$(((${EPOCHREALTIME/./} - us0) / 1000))
-  durations+=("$ms $name")
   [[ $rc -eq 124 ]] && echo "not ok - $name did not finish in ${TEST_TIMEOUT:-900} s (TEST_TIMEOUT)" >>"$log"
   printf '# duration: %d.%d s\n' $((ms / 1000)) $((ms % 1000 / 100)) >>"$log"
   local p f s r nsan=0
   if [[ -n $SANLOGS ]]; then
-    for r in "$SANLOGS"/asan.* "$SANLOGS"/ubsan.*; do
+    for r in "$SANLOGS/run.${name//\//_}"/asan.* "$SANLOGS/run.${name//\//_}"/ubsan.*; do
       [[ -f $r ]] || continue
       nsan=$((nsan + 1))
       { echo "not ok - sanitizer report ${r##*/} (kept in $SANLOGS/${name//\//_}.${r##*/})"
@@ -112,16 +122,51 @@ run_one() { # name, command...
   f=$((f + nsan))
   if grep -qE '^1\.\.0 *# *SKIP' "$log"; then s=$((s + 1)); fi
   if [[ $rc -ne 0 && $f -eq 0 ]]; then f=1; echo "not ok - $name exited with status $rc" >>"$log"; fi
-  pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
+  echo "$p $f $s $ms" >"$LOGS/$name.res"
   local status=PASS
   [[ $s -gt 0 ]] && status="PASS ($s skipped)"
-  [[ $f -gt 0 ]] && { status=FAIL; failed_names+=("$name"); }
+  [[ $f -gt 0 ]] && status=FAIL
   printf '%-32s %-20s %3d ok %3d failed %3d skipped %4ds\n' "$name" "$status" "$p" "$f" "$s" $((SECONDS - t0))
   if [[ $f -gt 0 ]]; then
     grep -E '^not ok|^# ' "$log" | head -20 | sed 's/^/    /'
     echo "    (full log: $log)"
   fi
   grep -E '^(not )?ok [0-9]+.*# *SKIP|^1\.\.0 *# *SKIP|^# skipped: ' "$log" | sed 's/^/    /'
+}
+
+# The programs run through launch (at most TEST_JOBS at once); each one's
+# run_one prints its summary to $LOGS/NAME.out and its counts to
+# $LOGS/NAME.res, which collect adds up once it has finished.
+JOBS=${TEST_JOBS:-1}
+[[ $JOBS =~ ^[1-9][0-9]*$ ]] || JOBS=1
+declare -A job_name=()
+collect() { # name
+  local name=$1 p=0 f=1 s=0 ms=0
+  [[ -f $LOGS/$name.res ]] && read -r p f s ms <"$LOGS/$name.res"
+  [[ -f $LOGS/$name.out ]] && cat "$LOGS/$name.out"
+  rm -f "$LOGS/$name.res" "$LOGS/$name.out"
+  pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + s))
+  durations+=("$ms $name")
+  [[ $f -gt 0 ]] && failed_names+=("$name")
+}
+# wait for one program to finish (any, or all with "all") and collect it
+reap() {
+  local pid
+  while [[ ${#job_name[@]} -gt 0 ]]; do
+    wait -n -p pid "${!job_name[@]}"
+    [[ -n ${pid:-} && -n ${job_name[$pid]:-} ]] || continue
+    collect "${job_name[$pid]}"
+    unset "job_name[$pid]"
+    [[ ${1:-} == all ]] || return 0
+  done
+}
+launch() { # name, command...
+  local name=$1
+  mkdir -p "$(dirname "$LOGS/$name")"
+  rm -f "$LOGS/$name.res"
+  while [[ ${#job_name[@]} -ge $JOBS ]]; do reap; done
+  run_one "$@" >"$LOGS/$name.out" 2>&1 &
+  job_name[$!]=$name
 }
 
 pattern=${TESTS:-}
@@ -134,14 +179,14 @@ if want unit; then
     # hold one from before a test moved to tests/integration/)
     [[ -x $t && -f tests/unit/$n.c ]] || continue
     [[ -n $pattern && $n != *$pattern* ]] && continue
-    run_one "unit/$n" "$t"
+    launch "unit/$n" "$t"
   done
   # static checks of the source tree (the layers)
   for t in tests/*_test.sh; do
     [[ -f $t ]] || continue
     n=${t#tests/}; n=${n%.sh}
     [[ -n $pattern && $n != *$pattern* ]] && continue
-    run_one "$n" bash "$t"
+    launch "$n" bash "$t"
   done
 fi
 if want integration; then
@@ -149,7 +194,7 @@ if want integration; then
     n=integration/$(basename "$t")
     [[ -x $t && -f tests/$n.c ]] || continue
     [[ -n $pattern && $n != *$pattern* ]] && continue
-    run_one "$n" "$t"
+    launch "$n" "$t"
   done
 fi
 for t in tests/integration/*_test.sh tests/e2e/*_test.sh tests/cluster/*_test.sh; do
@@ -157,8 +202,12 @@ for t in tests/integration/*_test.sh tests/e2e/*_test.sh tests/cluster/*_test.sh
   n=${t#tests/}; n=${n%.sh}
   want "${n%%/*}" || continue
   [[ -n $pattern && $n != *$pattern* ]] && continue
-  run_one "$n" bash "$t"
+  # e2e and cluster programs run alone (real guests; several daemons each)
+  [[ $n == e2e/* || $n == cluster/* ]] && reap all
+  launch "$n" bash "$t"
+  [[ $n == e2e/* || $n == cluster/* ]] && reap all
 done
+reap all
 
 if [[ ${#durations[@]} -gt 1 ]]; then
   echo
