@@ -916,13 +916,21 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 	if (s->o.max_per_scope && s->o.authorize &&
 	    !(st->req.route->flags & VG_ROUTE_PUBLIC) &&
 	    slot_take(s, st) == -EBUSY) {
+		char msg[160];
 		st->cap_refused = 1;
 		cap_refused(s, st);
-		vg_http_reply_error(&r, 429,
-				    "too many requests in flight for %s (at most %u at "
-				    "once); retry when one of them is answered",
-				    st->req.scope_project ? "this project" : "admin tokens",
-				    s->o.max_per_scope);
+		snprintf(msg, sizeof(msg),
+			 "too many requests in flight for %s (at most %u at "
+			 "once); retry when one of them is answered",
+			 st->req.scope_project ? "this project" : "admin tokens",
+			 s->o.max_per_scope);
+		/* reason: the label of vigie_api_requests_refused_total, for
+		 * clients (the CLI's retry) that must not parse the message */
+		vg_http_reply_json(&r, 429,
+				   json_pack("{s:{s:i,s:s,s:s}}", "error", "code", 429,
+					     "message", msg, "reason",
+					     st->req.scope_project ? "project_concurrency"
+								   : "admin_concurrency"));
 		vg_http_resp_header(&r, "Retry-After", "%d", VG_HTTP_CAP_RETRY_S);
 		return send_resp(s, st, c, &r);
 	}

@@ -20,8 +20,9 @@
  * definition again: the same result) and DELETE (a repeat can only find
  * the thing gone: a 404 or 409 said, nothing more removed); POST and
  * PATCH (a token, a silence, measures, a notification, a finalize: a
- * repeat could do it twice) only when the 429 is the per-project cap's,
- * which the API answers before running anything (docs/api.md, "Requests
+ * repeat could do it twice) only when the 429 is the per-project cap's
+ * (its error's reason, or its message from an older collector), which
+ * the API answers before running anything (docs/api.md, "Requests
  * in flight per project"). The one error line of a request that gave up
  * says so, and names [collector] http_max_concurrent_per_project when
  * the cap was what refused it.
@@ -215,15 +216,24 @@ static void print_api_error(struct vg_cli *c, const char *m, json_t *j,
 }
 
 /* Whether the answer in b (status 429) is the per-project cap's: its
- * message, as docs/api.md gives it, "too many requests in flight for
- * this project (...)" or "... for admin tokens (...)". */
+ * error's "reason" is "project_concurrency" or "admin_concurrency"
+ * (docs/api.md). A collector older than that field says so only in its
+ * message, "too many requests in flight for this project (...)" or
+ * "... for admin tokens (...)": without a reason, the message decides. */
 static int is_cap_refusal(const struct body *b)
 {
 	static const char prefix[] = "too many requests in flight for ";
 	json_t *j = b->p ? json_loadb(b->p, b->len, 0, NULL) : NULL;
+	const char *r = json_string_value(
+		json_object_get(json_object_get(j, "error"), "reason"));
 	const char *m = api_message(j);
-	int cap = m && !strncmp(m, prefix, sizeof(prefix) - 1);
+	int cap;
 
+	if (r)
+		cap = !strcmp(r, "project_concurrency") ||
+		      !strcmp(r, "admin_concurrency");
+	else
+		cap = m && !strncmp(m, prefix, sizeof(prefix) - 1);
 	json_decref(j);
 	return cap;
 }

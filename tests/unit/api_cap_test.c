@@ -209,6 +209,12 @@ static void test_project_cap(void **state)
 	assert_non_null(strstr(json_string_value(json_object_get(
 				       json_object_get(a.json, "error"), "message")),
 			       "too many requests in flight for this project (at most 3"));
+	/* the reason names the cap as the refusals' metric labels it */
+	assert_non_null(json_string_value(
+		json_object_get(json_object_get(a.json, "error"), "reason")));
+	assert_string_equal(json_string_value(json_object_get(
+				    json_object_get(a.json, "error"), "reason")),
+			    "project_concurrency");
 	fx_answer_free(&a);
 	/* pb is served meanwhile */
 	assert_int_equal(fx_http(g.srv.url, "GET", "/v1/resources", g.pb, NULL, &a), 200);

@@ -239,6 +239,49 @@ static int h_busy(struct vg_http_req *req, struct vg_http_resp *resp)
 	return vg_http_resp_header(resp, "Retry-After", "1");
 }
 
+/* 429s for a POST, as the per-project cap answers (docs/api.md) or not:
+ * the error's "reason" is what tells the cap's apart; a collector older
+ * than that field says so only in its message. */
+static int cap_429(struct vg_http_resp *resp, const char *message,
+		   const char *reason)
+{
+	json_t *e = json_pack("{s:i,s:s}", "code", 429, "message", message);
+
+	if (reason)
+		json_object_set_new(e, "reason", json_string(reason));
+	vg_http_reply_json(resp, 429, json_pack("{s:o}", "error", e));
+	return vg_http_resp_header(resp, "Retry-After", "1");
+}
+
+static int h_cap_reason(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	(void)req;
+	return cap_429(resp, "busy for this project", "project_concurrency");
+}
+
+static int h_cap_admin(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	(void)req;
+	return cap_429(resp, "busy for admin tokens", "admin_concurrency");
+}
+
+static int h_cap_old(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	(void)req;
+	return cap_429(resp,
+		       "too many requests in flight for this project (at most 1 "
+		       "at once); retry when one of them is answered",
+		       NULL);
+}
+
+static int h_not_cap(struct vg_http_req *req, struct vg_http_resp *resp)
+{
+	(void)req;
+	return cap_429(resp,
+		       "too many requests in flight for this project, but not the cap",
+		       "something_else");
+}
+
 static const char *const res_params[] = {"type", "host", "project", "name",
 					 "state", "parent", "limit", "cursor",
 					 "metadata", NULL};
@@ -251,6 +294,10 @@ static const struct vg_route routes[] = {
 	{VG_HTTP_GET, "/v1/measures", h_measures, m_params, 0, 0},
 	{VG_HTTP_GET, "/text/v1/health", h_text, NULL, 0, 0},
 	{VG_HTTP_GET, "/busy/v1/health", h_busy, NULL, 0, 0},
+	{VG_HTTP_POST, "/capr/v1/measures", h_cap_reason, NULL, 4096, 0},
+	{VG_HTTP_POST, "/capa/v1/measures", h_cap_admin, NULL, 4096, 0},
+	{VG_HTTP_POST, "/capm/v1/measures", h_cap_old, NULL, 4096, 0},
+	{VG_HTTP_POST, "/capx/v1/measures", h_not_cap, NULL, 4096, 0},
 };
 
 static struct vg_http_server *srv;
@@ -644,6 +691,43 @@ static void test_global_options_after_command(void **state)
 	fx_run_free(&r);
 }
 
+/* A POST (not repeated after any 429: it could run twice) is sent
+ * again after the per-project cap's 429, which ran nothing: the cap's
+ * is the one whose error's reason says so, or, from a collector without
+ * that field, whose message does. */
+static void test_cap_429_reason(void **state)
+{
+	static const struct {
+		const char *prefix;
+		int cap;
+	} cases[] = {
+		{"capr", 1}, /* reason project_concurrency, another message */
+		{"capa", 1}, /* reason admin_concurrency */
+		{"capm", 1}, /* no reason: the cap's message */
+		{"capx", 0}, /* another reason: the message does not count */
+	};
+	char api[96];
+	struct fx_run r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(api, sizeof(api), "%s/%s", api_url, cases[i].prefix);
+		r = run("--api", api, "--token", "vgt_x", "--retry-wait", "1",
+			"put", "r1", "m", "1", NULL);
+		assert_int_equal(r.rc, VG_EXIT_API);
+		if (cases[i].cap &&
+		    (!strstr(r.err, "(HTTP 429); gave up after 2 tries over 1 s") ||
+		     !strstr(r.err, "[collector] http_max_concurrent_per_project")))
+			fail_msg("%s: the cap's 429 not asked again: '%s'",
+				 cases[i].prefix, r.err);
+		if (!cases[i].cap &&
+		    (strstr(r.err, "gave up") || strstr(r.err, "http_max_concurrent")))
+			fail_msg("%s: a POST asked again after another 429: '%s'",
+				 cases[i].prefix, r.err);
+		fx_run_free(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -657,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_usage_and_help),
 		cmocka_unit_test(test_no_token_hint),
 		cmocka_unit_test(test_connect_errors),
+		cmocka_unit_test(test_cap_429_reason),
 		cmocka_unit_test(test_global_options_after_command),
 	};
 

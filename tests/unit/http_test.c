@@ -363,6 +363,13 @@ static const char *error_message(json_t *j)
 		json_object_get(json_object_get(j, "error"), "message"));
 }
 
+/* The error's machine-readable "reason", NULL when it has none. */
+static const char *error_reason(json_t *j)
+{
+	return json_string_value(
+		json_object_get(json_object_get(j, "error"), "reason"));
+}
+
 static void test_dispatch(void **state)
 {
 	struct vg_http_resp keep;
@@ -1484,6 +1491,8 @@ static void test_tenant_cap(void **state)
 	j = json_loadb(f.body, f.len, 0, NULL);
 	assert_int_equal(error_code(j), 429);
 	assert_non_null(strstr(error_message(j), "too many requests in flight for this project"));
+	assert_non_null(error_reason(j));
+	assert_string_equal(error_reason(j), "project_concurrency");
 	json_decref(j);
 	fetched_free(&f);
 	for (int i = 0; i < 4; i++) {
@@ -1530,6 +1539,8 @@ static void test_tenant_cap(void **state)
 	assert_string_equal(f.retry_after, "1");
 	j = json_loadb(f.body, f.len, 0, NULL);
 	assert_non_null(strstr(error_message(j), "too many requests in flight for admin tokens"));
+	assert_non_null(error_reason(j));
+	assert_string_equal(error_reason(j), "admin_concurrency");
 	json_decref(j);
 	fetched_free(&f);
 	assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 200);
