@@ -3,7 +3,8 @@
  * (header-only; tests/unit/db_test.c, bench/db_bench.c). The shell twin
  * is start_postgres in tests/integration/lib.sh.
  *
- * hpg_start makes a private dir (under $TMPDIR or /tmp), gives it to the
+ * hpg_start makes a private dir (under $TMPDIR or /tmp; hpg_start_in: under
+ * a parent dir of the caller's), gives it to the
  * user the server runs as, runs `initdb -A trust -U vigie -E UTF8
  * --no-locale` into <dir>/data and `pg_ctl -w start` with the server on
  * its own free loopback port (listen_addresses=127.0.0.1) and its unix
@@ -265,11 +266,15 @@ static inline int hpg_restart(struct hpg_server *s)
 	return hpg_start_again(s);
 }
 
-/* Start a server. extra_opts: more postgres options ("-c fsync=off"...),
- * or NULL. */
-static inline int hpg_start(struct hpg_server *s, const char *extra_opts)
+/* Start a server with its private dir under parent (NULL: $TMPDIR, else
+ * /tmp). extra_opts: more postgres options ("-c fsync=off"...), or NULL.
+ * A caller that wants the data elsewhere (bench/db_bench.c: on disk)
+ * passes parent rather than changing TMPDIR, which would also move its
+ * port claims out of the shared vigie-ports (docs/testing.md). */
+static inline int hpg_start_in(struct hpg_server *s, const char *parent,
+			       const char *extra_opts)
 {
-	const char *tmp = getenv("TMPDIR");
+	const char *tmp = parent && *parent ? parent : getenv("TMPDIR");
 	char initdb[300];
 	int rc;
 
@@ -318,6 +323,12 @@ static inline int hpg_start(struct hpg_server *s, const char *extra_opts)
 		return rc < 0 ? rc : -ECHILD;
 	}
 	return hpg_start_again(s);
+}
+
+/* hpg_start_in under $TMPDIR or /tmp. */
+static inline int hpg_start(struct hpg_server *s, const char *extra_opts)
+{
+	return hpg_start_in(s, NULL, extra_opts);
 }
 
 /* CREATE DATABASE name; its conninfo (unix socket) into out. */
