@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# start_check_cut_test.sh — a collector on rrdcached killed (-9) with
+# values its daemon took and did not write yet (write-through, no sync:
+# the journal keeps them), started again with [storage] check_max so
+# small that the start replay's check of the files stops after one group
+# of 32. The series past it wait in the cache with the daemon up; the
+# start's warning must say so, not that the daemon "does not answer".
+#
+# Why. The warning named "a storage daemon that does not answer (see
+# /v1/health)" whenever replayed values waited, and /v1/health then
+# showed every daemon up: the operator looked for a daemon down that was
+# not. The store's own message said the check was cut short
+# (rrdcached_replay_test test_store_replay_check_cut_says_so); the
+# warning now names the daemon as up with its check cut short. And the
+# values are written in the end (the check goes on at later
+# connections). SKIP only without rrdcached or jq.
+source "$(dirname "$0")/lib.sh"
+require rrdcached
+command -v jq >/dev/null || { echo "1..0 # SKIP jq not installed"; exit 0; }
+
+NS=40 # series: more than one group of 32
+start_rrdcached s -O -R || bail "rrdcached did not start ($(tail -3 "$TMP/s.log"))"
+DAEMON=$RRDCACHED_TCP
+collector_ports
+DATA=$TMP/c
+cat >"$TMP/c.conf" <<CONF
+[collector]
+
+[storage]
+backend = rrdcached
+daemons = $DAEMON
+archives = 1m:6h
+write_through = yes
+sync_interval = 300
+check_max = 0.001
+CONF
+check "the collector starts" start_api_collector c --config "$TMP/c.conf" --data-dir "$DATA"
+C=$COLLECTOR_PID
+m() { curl -sf --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$API/metrics" 2>/dev/null |
+  awk -v m="$1" 'index($0, m " ") == 1 || index($0, m "{") == 1 { v += $NF } END { print v + 0 }'; }
+T=$(( $(date -u +%s) / 60 * 60 - 600 ))
+for i in $(seq 1 $NS); do printf 'node%d load.1 %d %d\n' "$i" "$i" "$T"; done >"$TMP/m1"
+for i in $(seq 1 $NS); do printf 'node%d load.1 %d %d\n' "$i" "$((i + 100))" "$((T + 60))"; done >"$TMP/m2"
+check "the series are published" "$BIN/vigie" --api "$API" put --project p1 --file "$TMP/m1"
+check "... and a second minute" "$BIN/vigie" --api "$API" put --project p1 --file "$TMP/m2"
+written() { [[ $(m vigie_store_values_written_total) -ge $((2 * NS)) && $(m vigie_store_values_pending) -eq 0 ]]; }
+check "the daemon took them (written through, not synced)" wait_for 30 written
+diag "written $(m vigie_store_values_written_total), journal segments $(find "$DATA/journal" -name '*.vgj' | wc -l)"
+kill -KILL "$C"; wait "$C" 2>/dev/null
+
+start_api_collector c2 --config "$TMP/c.conf" --data-dir "$DATA"
+check "started again, it answers" answers_health "$HPORT"
+C=$COLLECTOR_PID
+line=$(grep 'replayed values wait for a storage daemon' "$TMP/c2.log" | head -1)
+diag "$line"
+check "the start warns that replayed values wait for the daemon" test -n "$line"
+check "... naming it up, its check cut short at [storage] check_max" \
+  grep -qF "(up, the start replay's check of its files cut short at [storage] check_max, to go on at a later connection: $DAEMON)" <<<"$line"
+check "... not as a daemon that does not answer" bash -c '! grep -q "not answering\|does not answer" <<<"$1"' _ "$line"
+eq "/v1/health shows the daemon up" \
+  "$(curl -sf --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$API/v1/health" | jq -r '.storage[0].state')" up
+drained() { [[ $(m vigie_store_values_pending) -eq 0 ]]; }
+check "the held values are written at later connections" wait_for 60 drained
+check "collector still running" kill -0 "$C"
+done_testing
