@@ -437,6 +437,20 @@ static int store_minute(struct vg_store *s, int m)
 	return rc;
 }
 
+/* A collector's store on the fixture's daemon, written through, syncing
+ * every 300 s (so the tests' kills find values sent and not synced). */
+static void store_cfg(struct fx *f, struct vg_config *cfg)
+{
+	vg_config_defaults(cfg);
+	assert_int_equal(
+		vg_config_parse_archives("1m:1d", cfg->archives, VG_MAX_ARCHIVES, &cfg->narchives),
+		0);
+	snprintf(cfg->storage_backend, sizeof(cfg->storage_backend), "rrdcached");
+	snprintf(cfg->storage_daemons, sizeof(cfg->storage_daemons), "%s", f->h.d.tcp_addr);
+	snprintf(cfg->storage_write_through, sizeof(cfg->storage_write_through), "yes");
+	cfg->storage_sync_interval_s = 300;
+}
+
 /* The same end to end, with the store: a collector writes minutes 1..4
  * (synced; from minute 0) and 5 and 6 (sent through, its sync every 300 s not yet due)
  * and is killed -9; the daemon, killed -9 too, replays 6 and not 5; the
@@ -455,13 +469,7 @@ static void test_store_replay_after_restart_resends_the_skipped_value(void **sta
 	FILE *fp;
 
 	snprintf(data, sizeof(data), "%s/store", f->h.dir);
-	vg_config_defaults(&cfg);
-	assert_int_equal(
-		vg_config_parse_archives("1m:1d", cfg.archives, VG_MAX_ARCHIVES, &cfg.narchives), 0);
-	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
-	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", f->h.d.tcp_addr);
-	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
-	cfg.storage_sync_interval_s = 300;
+	store_cfg(f, &cfg);
 
 	/* the first collector, killed -9 once minutes 5 and 6 are sent */
 	pid = fork();
@@ -1232,13 +1240,7 @@ static void test_store_replay_check_cut_says_so(void **state)
 	pid_t pid;
 
 	snprintf(data, sizeof(data), "%s/store", f->h.dir);
-	vg_config_defaults(&cfg);
-	assert_int_equal(
-		vg_config_parse_archives("1m:1d", cfg.archives, VG_MAX_ARCHIVES, &cfg.narchives), 0);
-	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
-	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", f->h.d.tcp_addr);
-	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
-	cfg.storage_sync_interval_s = 300;
+	store_cfg(f, &cfg);
 
 	pid = fork();
 	assert_true(pid >= 0);
