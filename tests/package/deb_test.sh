@@ -140,10 +140,6 @@ check "the console is served from /usr/share/vigie/www" \
 for p in "${pids[@]}"; do
   eq "daemon $p runs as vigie" "$(ps -o user= -p "$p" 2>/dev/null | tr -d ' ')" vigie
 done
-# Files they made: the vigie user's, nothing for others, tokens 0600.
-bad=$(find /var/lib/vigie \( ! -user vigie -o -perm /007 -o -perm /020 \) -printf '%m %u %p\n')
-[[ -z $bad ]] && ok "every file in /var/lib/vigie is vigie's, none open to others" \
-  || { nok "loose files in /var/lib/vigie"; echo "$bad" | sed 's/^/# /'; }
 eq "tokens.db mode" "$(stat -c %a /var/lib/vigie/tokens.db)" 600
 eq "tokens.key mode" "$(stat -c %a /var/lib/vigie/tokens.key)" 600
 check "spool directory exists" test -d /var/lib/vigie/spool
@@ -154,6 +150,17 @@ for p in "${pids[@]}"; do
   kill -0 "$p" 2>/dev/null && nok "daemon $p ignores SIGTERM" || ok "daemon $p stopped"
 done
 pids=()
+# Files they made, read at rest (after the stop): while a series is being
+# created, librrd's own temporary file ("<metric>.rrd.tmpXXXXXX") is 0644
+# whatever the umask until the collector's chmod before its rename; it sits
+# in the 0750 series directories, which others cannot enter (checked here
+# too: every directory is in the find). A clean stop leaves none behind.
+bad=$(find /var/lib/vigie \( ! -user vigie -o -perm /007 -o -perm /020 \) -printf '%m %u %p\n')
+[[ -z $bad ]] && ok "every file in /var/lib/vigie is vigie's, none open to others" \
+  || { nok "loose files in /var/lib/vigie"; echo "$bad" | sed 's/^/# /'; }
+left=$(find /var/lib/vigie -name '*.tmp*' -printf '%m %u %p\n')
+[[ -z $left ]] && ok "a clean stop leaves no temporary file" \
+  || { nok "temporary files left after a clean stop"; echo "$left" | sed 's/^/# /'; }
 
 # ---- remove, then purge -------------------------------------------------------
 check "dpkg -r" dpkg -r "${PKGS[@]}"
