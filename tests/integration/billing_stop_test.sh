@@ -152,7 +152,10 @@ if kill -0 "$RA" 2>/dev/null; then ra=timeout; else wait "$RA"; ra=$?; fi
 eq "ledger-a's replay ends, every batch acknowledged" "$ra" 0
 diag "ledger-a: $(tail -1 "$TMP/replay-a.out"); ledger-b: $(tail -1 "$TMP/replay-b.out")"
 eq "the shared registry records ledger-a's last batch" "$(seq_of ledger-a)" "$NA"
-eq "every batch stored once over both collectors" "$(($(accepted 0) + $(accepted 1)))" $((2 * NA))
+# (collector 0 may still be answering what waited in its socket while
+# it was stopped: DUPLICATE)
+both_accepted() { echo $(($(accepted 0) + $(accepted 1))); }
+eq_within 30 "every batch stored once over both collectors" $((2 * NA)) both_accepted
 check "collector 0 answers /v1/health again" answers_health "${CH[0]}"
 eq "no advisory lock is left" "$(sql "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")" 0
 
