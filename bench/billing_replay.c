@@ -1,10 +1,12 @@
 /*
  * billing_replay.c — replay a usage ledger (billing/ledger.c) into vigie.
  *
- *   billing_replay send LEDGER URL          every batch over the real wire
+ *   billing_replay send LEDGER URL...       every batch over the real wire
  *                                           protocol (nanomsg REQ) to a
  *                                           collector, in order, each
- *                                           until acknowledged
+ *                                           until acknowledged; with
+ *                                           several URLs, failing over
+ *                                           as an agent does (do_send)
  *   billing_replay check LEDGER MONTH FILE... compare invoice JSON
  *                                           documents (as the API returns
  *                                           them) with the ledger's
@@ -32,44 +34,81 @@
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: billing_replay send LEDGER URL\n"
+	fprintf(stderr, "usage: billing_replay send LEDGER URL...\n"
 			"       billing_replay check LEDGER MONTH INVOICE.json...\n"
 			"       billing_replay print LEDGER MONTH PROJECT [json|csv|html]\n");
 	return 2;
 }
 
-static int do_send(struct vg_bill_ledger *l, const char *url)
+/* A positive integer from the environment variable name, else def. */
+static int env_int(const char *name, int def)
 {
-	int s = nn_socket(AF_SP, NN_REQ), tmo = 5000;
+	const char *v = getenv(name);
+	long n = v ? strtol(v, NULL, 10) : 0;
 
-	if (s < 0 || nn_connect(s, url) < 0) {
-		fprintf(stderr, "billing_replay: %s: %s\n", url, nn_strerror(nn_errno()));
-		return 1;
+	return n > 0 && n <= 86400000 ? (int)n : def;
+}
+
+/* Send every batch, in order, each until acknowledged (OK or
+ * DUPLICATE). With several URLs it fails over as an agent with several
+ * collectors does ([agent] collectors): one REQ socket each, the first
+ * URL first; a batch with no answer within the ack timeout is sent, the
+ * same, to the next URL, and the next batches go there too. A RETRY is
+ * sent again to the same collector 250 ms later. Knobs from the
+ * environment: BILLING_REPLAY_ACK_MS (the ack timeout, default 5000),
+ * BILLING_REPLAY_RETRY_S (how long RETRY answers are taken before giving
+ * up, default 30). Ends with a line counting the RETRY answers and the
+ * failovers. */
+static int do_send(struct vg_bill_ledger *l, int nurls, char **urls)
+{
+	int tmo = env_int("BILLING_REPLAY_ACK_MS", 5000);
+	int retry_max = env_int("BILLING_REPLAY_RETRY_S", 30) * 4;
+	int socks[8], cur = 0, rc_all = 1;
+	unsigned long retries = 0, failovers = 0;
+
+	if (nurls < 1 || nurls > 8) {
+		fprintf(stderr, "billing_replay: 1 to 8 URLs\n");
+		return 2;
 	}
-	nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
-	nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &tmo, sizeof(tmo));
+	for (int k = 0; k < nurls; k++) {
+		socks[k] = nn_socket(AF_SP, NN_REQ);
+		if (socks[k] < 0 || nn_connect(socks[k], urls[k]) < 0) {
+			fprintf(stderr, "billing_replay: %s: %s\n", urls[k],
+				nn_strerror(nn_errno()));
+			nurls = socks[k] < 0 ? k : k + 1;
+			goto out;
+		}
+		nn_setsockopt(socks[k], NN_SOL_SOCKET, NN_RCVTIMEO, &tmo, sizeof(tmo));
+		nn_setsockopt(socks[k], NN_SOL_SOCKET, NN_SNDTIMEO, &tmo, sizeof(tmo));
+	}
 	for (size_t i = 0; i < l->nbatches; i++) {
 		uint8_t *msg;
 		size_t len;
-		int rc = vg_wire_encode(l->batches[i], &msg, &len), tries = 0;
+		int rc = vg_wire_encode(l->batches[i], &msg, &len), tries = 0, timeouts = 0;
 		if (rc) {
 			fprintf(stderr, "billing_replay: encode: %s\n", vg_wire_strerror(rc));
-			nn_close(s);
-			return 1;
+			goto out;
 		}
 		for (;;) {
 			void *buf = NULL;
 			struct vg_ack ack;
 			int n;
-			if (nn_send(s, msg, len, 0) < 0 ||
-			    (n = nn_recv(s, &buf, NN_MSG, 0)) < 0) {
-				if (++tries < 20)
+			if (nn_send(socks[cur], msg, len, 0) < 0 ||
+			    (n = nn_recv(socks[cur], &buf, NN_MSG, 0)) < 0) {
+				if (++timeouts < 20 * nurls) {
+					if (nurls > 1) {
+						fprintf(stderr, "billing_replay: batch %zu: no answer from %s "
+								"in %d ms: sent to %s\n",
+							i + 1, urls[cur], tmo, urls[(cur + 1) % nurls]);
+						cur = (cur + 1) % nurls;
+						failovers++;
+					}
 					continue;
+				}
 				fprintf(stderr, "billing_replay: batch %zu: %s\n", i + 1,
 					nn_strerror(nn_errno()));
 				free(msg);
-				nn_close(s);
-				return 1;
+				goto out;
 			}
 			rc = vg_wire_ack_decode(buf, (size_t)n, &ack);
 			nn_freemsg(buf);
@@ -77,22 +116,28 @@ static int do_send(struct vg_bill_ledger *l, const char *url)
 				break;
 			/* RETRY: resend later, as an agent does (a storage
 			 * daemon the collector backs off from, a busy
-			 * database): 250 ms apart, for 30 s at most */
-			if (rc || ack.status == VG_ACK_REJECTED || ++tries >= 120) {
+			 * database, billing locks held elsewhere): 250 ms
+			 * apart */
+			if (rc || ack.status == VG_ACK_REJECTED || ++tries >= retry_max) {
 				fprintf(stderr, "billing_replay: batch %zu not accepted "
 						"(status %d)\n",
 					i + 1, rc ? -1 : ack.status);
 				free(msg);
-				nn_close(s);
-				return 1;
+				goto out;
 			}
+			retries++;
 			usleep(250000);
 		}
 		free(msg);
 	}
-	nn_close(s);
 	printf("sent %zu batches\n", l->nbatches);
-	return 0;
+	if (nurls > 1)
+		printf("retry answers %lu, failovers %lu\n", retries, failovers);
+	rc_all = 0;
+out:
+	for (int k = 0; k < nurls; k++)
+		nn_close(socks[k]);
+	return rc_all;
 }
 
 static char *slurp(const char *path, size_t *len)
@@ -197,8 +242,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "billing_replay: %s\n", err);
 		return 1;
 	}
-	if (!strcmp(argv[1], "send") && argc == 4)
-		rc = do_send(l, argv[3]);
+	if (!strcmp(argv[1], "send"))
+		rc = do_send(l, argc - 3, argv + 3);
 	else if (!strcmp(argv[1], "check") && argc >= 5)
 		rc = do_check(l, argv[3], argc - 4, argv + 4);
 	else if (!strcmp(argv[1], "print") && (argc == 5 || argc == 6))

@@ -155,6 +155,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -389,6 +390,9 @@ struct vg_bill_meter {
 	uint64_t episode_n;       /* batches answered so in the episode */
 	int64_t episode_first_ms; /* monotonic */
 	int64_t episode_last_ms;
+	/* "A test's fault" below: NULL unless VIGIE_TEST_BILLING_PAUSE is set */
+	char *pause_host;
+	long pause_n;
 };
 
 static void names_forget(struct vg_bill_meter *m)
@@ -2697,11 +2701,56 @@ static int cmp_item(const void *a, const void *b)
 }
 
 /* The batch's items applied to its rows (read), then the rows written. */
+/* ---- A test's fault: stopped inside a transaction ------------------------
+ *
+ * VIGIE_TEST_BILLING_PAUSE=HOST[:N] (read once, at vg_bill_meter_open,
+ * and only when set) makes the meter stop its own process (SIGSTOP)
+ * once, in the N-th batch of HOST it applies (default 1), after that
+ * batch's advisory locks were granted and its rows read, before its
+ * writes and COMMIT. A collector stopped exactly there, holding a
+ * host's billing locks, is what "Bounded lock waits" is about; a SIGSTOP
+ * from outside lands there only by chance (a batch's billing lasts a
+ * few milliseconds), so tests/integration/billing_stop_test.sh uses
+ * this. Nothing else reads it. */
+static void test_pause_setup(struct vg_bill_meter *m)
+{
+	const char *v = getenv("VIGIE_TEST_BILLING_PAUSE");
+	const char *colon;
+	size_t len;
+
+	if (!v || !*v)
+		return;
+	colon = strrchr(v, ':');
+	len = colon ? (size_t)(colon - v) : strlen(v);
+	m->pause_n = colon ? strtol(colon + 1, NULL, 10) : 1;
+	if (m->pause_n < 1)
+		m->pause_n = 1;
+	if ((m->pause_host = malloc(len + 1))) {
+		memcpy(m->pause_host, v, len);
+		m->pause_host[len] = '\0';
+		vg_warn("billing: VIGIE_TEST_BILLING_PAUSE is set: this collector stops "
+			"itself (SIGSTOP) inside the billing transaction of batch %ld of "
+			"host %s (a test's fault; never set it in production)",
+			m->pause_n, m->pause_host);
+	}
+}
+
+static void test_pause(struct vg_bill_meter *m, const struct vg_batch *b)
+{
+	if (!m->pause_host || !b->host || strcmp(b->host, m->pause_host) || --m->pause_n)
+		return;
+	free(m->pause_host);
+	m->pause_host = NULL;
+	raise(SIGSTOP);
+}
+
 static int apply_read(struct vg_bill_meter *m, const struct vg_batch *b)
 {
 	size_t n = 0;
 	struct item *items;
 	int rc = 0;
+
+	test_pause(m, b); /* its locks are held and its rows read */
 
 	items = malloc((b->nres + b->nevents + 1) * sizeof(*items));
 	if (!items)
@@ -3312,6 +3361,7 @@ int vg_bill_meter_open(const char *url, struct vg_bill_meter **out, char *err,
 		vg_bill_meter_close(m);
 		return rc;
 	}
+	test_pause_setup(m);
 	*out = m;
 	return 0;
 }
@@ -3325,5 +3375,6 @@ void vg_bill_meter_close(struct vg_bill_meter *m)
 	rows_forget(m);
 	sql_free(m);
 	vg_hmap_release(&m->implausible_logged);
+	free(m->pause_host);
 	free(m);
 }

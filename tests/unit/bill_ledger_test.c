@@ -485,6 +485,79 @@ static void test_held_locks_answer_retry(void **state)
 	assert_same_invoices(f);
 }
 
+/* The invoice side does not wait for a stopped collector's billing
+ * transaction. A collector stopped inside one (SIGSTOP) holds its
+ * batch's advisory locks, and, stopped between its writes and its
+ * COMMIT, the row locks of what it wrote; the meter's bound
+ * (test_held_locks_answer_retry) is for other meters, which take the
+ * same locks. Invoices are read (drafts, adjustments) from a snapshot
+ * and finalizing writes only tables no meter writes (months, invoices,
+ * bill_number_seq, network_billed_months; network_billed's rows the
+ * meter only inserts), so neither takes a lock a meter holds, and they
+ * need no bound: this pins it. The holders are real: a second meter
+ * paused inside a batch's transaction (its begin hook took the batch's
+ * locks) and a second session with a row lock on every row of every
+ * table the meter writes; the drafts and the finalization run on a
+ * connection of their own, as the API's do, under the hang guard. */
+static void test_invoices_ignore_held_locks(void **state)
+{
+	struct fx *f = fx_get(state);
+	static const char *const writes[] = {
+		"UPDATE resources SET last_seen_ms = last_seen_ms",
+		"UPDATE transitions SET lo_ms = lo_ms",
+		"UPDATE network SET tx = tx",
+		"UPDATE sightings SET time_ms = time_ms",
+		"UPDATE bill_project_names SET name = name",
+		"INSERT INTO network_billed(project, hour_ms, nic, tx, rx) "
+		"VALUES ('acme', 1791000000000, 'n-web', 0, 0) ON CONFLICT DO NOTHING",
+	};
+	struct vg_consumer_hooks h = vg_bill_meter_hooks();
+	struct vg_bill_month oct = {2026, 10};
+	struct vg_bill_invoice **inv;
+	struct vg_bill_meter *m2;
+	struct vg_consumer c2;
+	struct vg_db *holder, *api;
+	const struct vg_batch *last;
+	char err[512];
+	size_t n;
+
+	if (f->e->kind != VG_DB_POSTGRESQL)
+		skip(); /* sqlite: one writer at a time, behind its busy timeout */
+	feed(f, 1);
+	last = f->l->batches[f->l->nbatches - 1];
+	if (vg_bill_meter_open(f->db, &m2, err, sizeof(err)))
+		fail_msg("%s", err);
+	c2 = vg_bill_meter_consumer(m2);
+	h.begin(c2.ctx, last); /* stopped inside: the batch's locks held */
+	assert_int_equal(vg_db_open(f->db, NULL, &holder, err, sizeof(err)), 0);
+	wait_advisory_held(holder, one_int(vg_bill_meter_db(m2), "SELECT pg_backend_pid()"));
+	assert_int_equal(vg_db_exec(holder, "SET search_path TO vigie_billing"), 0);
+	assert_int_equal(vg_db_begin(holder), 0);
+	for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++)
+		assert_int_equal(vg_db_exec(holder, writes[i]), 0);
+	if (vg_bill_db_open(f->db, &api, err, sizeof(err)))
+		fail_msg("%s", err);
+	hang_guard_arm("drafts and finalization beside held billing locks");
+	assert_int_equal(vg_bill_invoices(api, f->rc, oct, NULL, &inv, &n), 0);
+	assert_int_equal(n, 2);
+	for (size_t k = 0; k < n; k++)
+		vg_bill_invoice_free(inv[k]);
+	free(inv);
+	assert_int_equal(vg_bill_finalize(api, f->rc, oct, 1793491200000LL, &n), 0);
+	hang_guard_disarm();
+	assert_int_equal(n, 2);
+	assert_int_equal(vg_bill_is_final(api, oct), 1);
+	vg_db_close(api);
+	assert_int_equal(vg_db_rollback(holder), 0);
+	vg_db_close(holder);
+	/* the stopped collector resumes: the batch, already applied, changes
+	 * nothing */
+	assert_int_equal(c2.batch(c2.ctx, last), 0);
+	assert_int_equal(h.end(c2.ctx, last, 0), 0);
+	vg_bill_meter_close(m2);
+	assert_int_equal(check_all(f), 0);
+}
+
 /* A vNIC's counters reach two meters at once in every batch: the bytes
  * between two readings are counted once. Without a lock taken before the
  * row is read, both meters read the same baseline and add the same delta
@@ -658,6 +731,7 @@ int main(void)
 		DBE_BOTH(test_two_meters_concurrent, setup, teardown),
 		DBE_BOTH(test_two_meters_count_bytes_once, setup, teardown),
 		DBE_BOTH(test_held_locks_answer_retry, setup, teardown),
+		DBE_BOTH(test_invoices_ignore_held_locks, setup, teardown),
 		DBE_BOTH(test_documents_ledger, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, dbe_group_setup, dbe_group_teardown);
