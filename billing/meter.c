@@ -2700,7 +2700,6 @@ static int cmp_item(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-/* The batch's items applied to its rows (read), then the rows written. */
 /* ---- A test's fault: stopped inside a transaction ------------------------
  *
  * VIGIE_TEST_BILLING_PAUSE=HOST[:N] (read once, at vg_bill_meter_open,
@@ -2744,6 +2743,7 @@ static void test_pause(struct vg_bill_meter *m, const struct vg_batch *b)
 	raise(SIGSTOP);
 }
 
+/* The batch's items applied to its rows (read), then the rows written. */
 static int apply_read(struct vg_bill_meter *m, const struct vg_batch *b)
 {
 	size_t n = 0;
