@@ -159,6 +159,7 @@ LIBS_rrd_backend_test   := collector common
 LIBS_rrd_format_test    := collector common
 LIBS_rrd_placement_test := collector common
 LIBS_store_rrdcached_test := collector common
+LIBS_store_sync_refused_test := collector common
 LIBS_store_shared_placement_test := collector common
 LIBS_store_rrdcached_crash_test := collector common
 LIBS_store_rrdcached_arrival_test := collector common

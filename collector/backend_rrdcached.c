@@ -427,6 +427,17 @@ struct daemon {
 	pthread_rwlock_t smu;
 	int64_t down_until_ms; /* __atomic: no new connection before */
 	uint32_t backoff_ms;   /* __atomic: the current back-off */
+	/* The daemon answered a sync's FLUSH of some file with a refusal
+	 * (the file's, not the connection's: -P without FLUSH, ...): no
+	 * sync FLUSHes its files before refused_until_ms, with the same
+	 * doubling back-off as a connection's (backoff_step), so a refusal
+	 * that persists costs a FLUSH BATCH per back-off, not one per sync
+	 * (per batch with write-through). refused_backoff_ms 0: no refusal
+	 * since the last sync whose FLUSHes all passed. Written under d->vmu
+	 * (__atomic, read without it). */
+	int64_t refused_until_ms;
+	uint32_t refused_backoff_ms;
+	uint64_t flush_refused; /* __atomic: FLUSHes of a file refused so */
 };
 
 struct rcd {
@@ -473,6 +484,20 @@ static void count(uint64_t *c, uint64_t n)
 static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms);
 static void put_back(struct daemon *d, const char *key);
 
+/* One more failure in a row: the back-off *b_ms doubles from
+ * BACKOFF_MIN_MS (0: the first failure) to BACKOFF_MAX_MS, and *until_ms
+ * says no new attempt before it has passed. The one back-off of this
+ * file, for a daemon that does not answer (backoff) and for one that
+ * refuses a sync's FLUSH (flush_sent). */
+static void backoff_step(uint32_t *b_ms, int64_t *until_ms)
+{
+	uint32_t b = __atomic_load_n(b_ms, __ATOMIC_RELAXED);
+
+	b = b ? (b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2) : BACKOFF_MIN_MS;
+	__atomic_store_n(b_ms, b, __ATOMIC_RELAXED);
+	__atomic_store_n(until_ms, vg_monotonic_ms() + b, __ATOMIC_RELAXED);
+}
+
 /* A call to d failed: no new attempt before the back-off has passed, so a
  * daemon that is down or stalled (SIGSTOP, a hung disk: it takes
  * connections and never answers) costs the storage thread one timed-out
@@ -482,11 +507,7 @@ static void put_back(struct daemon *d, const char *key);
 static void backoff(struct daemon *d)
 {
 	__atomic_store_n(&d->suspect, 1, __ATOMIC_RELAXED);
-	uint32_t b = __atomic_load_n(&d->backoff_ms, __ATOMIC_RELAXED);
-
-	b = b ? (b * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b * 2) : BACKOFF_MIN_MS;
-	__atomic_store_n(&d->backoff_ms, b, __ATOMIC_RELAXED);
-	__atomic_store_n(&d->down_until_ms, vg_monotonic_ms() + b, __ATOMIC_RELAXED);
+	backoff_step(&d->backoff_ms, &d->down_until_ms);
 }
 
 /* c failed: close it and every idle client of d (made before the
@@ -898,6 +919,10 @@ struct flush_conn {
  * A file the daemon wrote, had nothing pending for, or no longer has is
  * done; one it refused otherwise, or not reached because a connection
  * broke, goes back to d->sent (the caller closes a broken connection).
+ * A refusal (the daemon answered, and said no for that file) starts or
+ * lengthens d's refusal back-off (backoff_step; rcd_sync skips d's
+ * FLUSHes until it has passed) and is counted per file; the first of an
+ * episode is logged, with the daemon's answer (rcd_sync ends it).
  * 0, or -EIO when some file went back. */
 static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
 		      size_t nextra, const struct sent_set *snap)
@@ -906,8 +931,9 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	 * one sync or verification at a time per daemon) */
 	struct flush_conn *fc = d->fc;
 	const struct vg_hmap_entry *e;
-	size_t pos = 0, nc = 1 + nextra, per;
+	size_t pos = 0, nc = 1 + nextra, per, nrefused = 0;
 	int ret = 0, stop = 0;
+	char why[400] = "";
 
 	if (!vg_hmap_count(&snap->map))
 		return 0;
@@ -930,8 +956,14 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			if (f->sent) {
 				int rc = vg_rrdcd_flush_many_recv(f->c, f->n, f->err, NULL);
 				for (size_t i = 0; i < f->n; i++) {
-					if (rc || (f->err[i] && f->err[i] != -ENOENT &&
-						   f->err[i] != -EREMOTEIO)) {
+					int refused = !rc && f->err[i] && f->err[i] != -ENOENT &&
+						      f->err[i] != -EREMOTEIO;
+					if (refused && !nrefused++) {
+						const char *m = vg_rrdcd_error(f->c);
+						snprintf(why, sizeof(why), "%.200s: %.*s",
+							 f->names[i], (int)strcspn(m, "\n"), m);
+					}
+					if (rc || refused) {
 						put_back(d, f->names[i]);
 						ret = -EIO;
 					}
@@ -964,6 +996,21 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	while ((e = vg_hmap_next(&snap->map, &pos))) {
 		put_back(d, e->key);
 		ret = -EIO;
+	}
+	if (nrefused) {
+		uint32_t was = d->refused_backoff_ms;
+		count(&d->flush_refused, nrefused);
+		backoff_step(&d->refused_backoff_ms, &d->refused_until_ms);
+		pthread_mutex_lock(&d->mu);
+		snprintf(d->err, sizeof(d->err), "%.60s: refused FLUSH of %zu file(s): %.380s",
+			 d->addr, nrefused, why);
+		pthread_mutex_unlock(&d->mu);
+		if (!was)
+			vg_error("storage: %s: refused to FLUSH %zu file(s) (%s): their values "
+				 "stay in the journal and the sync is tried again after a "
+				 "back-off of up to %d ms (docs/operations.md \"A daemon that "
+				 "refuses a FLUSH\")",
+				 d->addr, nrefused, why, BACKOFF_MAX_MS);
 	}
 	return ret;
 }
@@ -2442,15 +2489,19 @@ static int rcd_sync(struct vg_rrd_backend *be)
 		uint64_t losses = __atomic_load_n(&d->losses, __ATOMIC_ACQUIRE);
 		struct vg_rrdcd *c;
 		size_t nlost = 0;
-		int rc = 0;
+		int rc = 0, reached = 0;
 
 		pthread_mutex_lock(&d->mu);
 		size_t n = vg_hmap_count(&d->sent.map);
 		pthread_mutex_unlock(&d->mu);
-		if (n) {
+		if (n && vg_monotonic_ms() < __atomic_load_n(&d->refused_until_ms,
+							     __ATOMIC_RELAXED)) {
+			ret = -EIO; /* it refused a FLUSH a moment ago: wait */
+		} else if (n) {
 			if ((c = client_get(d, &rc))) {
 				struct vg_rrdcd *extra[FLUSH_CONNS_MAX];
 				size_t nextra = flush_conns_get(d, n, extra);
+				reached = 1;
 				pthread_mutex_lock(&d->vmu);
 				rc = check_sent(d, c, extra, nextra, &nlost, 0);
 				pthread_mutex_unlock(&d->vmu);
@@ -2459,6 +2510,13 @@ static int rcd_sync(struct vg_rrd_backend *be)
 			}
 			if (rc || nlost)
 				ret = -EIO;
+		}
+		/* every file of d verified (by this sync, or before it by a
+		 * new connection's check), none lost: a refusal episode is
+		 * over */
+		if ((!n || (reached && !rc && !nlost)) && !__atomic_load_n(&d->nlost, __ATOMIC_ACQUIRE)) {
+			if (__atomic_exchange_n(&d->refused_backoff_ms, 0, __ATOMIC_RELAXED))
+				vg_info("storage: %s: FLUSHes accepted again", d->addr);
 		}
 		if (__atomic_load_n(&d->nlost, __ATOMIC_ACQUIRE) ||
 		    __atomic_load_n(&d->losses, __ATOMIC_ACQUIRE) != losses)
@@ -3073,6 +3131,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].repairs = __atomic_load_n(&d->repairs, __ATOMIC_RELAXED);
 		out[n].checks_cut = __atomic_load_n(&d->checks_cut, __ATOMIC_RELAXED);
 		out[n].overtaken = __atomic_load_n(&d->overtaken, __ATOMIC_RELAXED);
+		out[n].flush_refused = __atomic_load_n(&d->flush_refused, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->mu);
 		out[n].pending = vg_hmap_count(&d->sent.map);
 		out[n].lost = vg_hmap_count(&d->lost);

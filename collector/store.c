@@ -550,7 +550,9 @@ int vg_store_path(const struct vg_store *s, int rtype, const char *id,
  * backend's own back-off decides whether a try reaches a daemon: one
  * inside it answers at once without a connection attempt (rrdcached:
  * client_get's down_until), so a daemon that stays down costs a connect
- * per back-off (at most 2 s), not a busy loop. */
+ * per back-off (at most 2 s), not a busy loop; and one that answers but
+ * refuses a FLUSH costs a FLUSH BATCH per back-off of the same length
+ * (rcd_sync's refused_until), not one per sync. */
 #define RETRY_SYNC_MS 1000
 
 static int sync_due(struct vg_store *s)

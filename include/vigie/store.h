@@ -188,6 +188,10 @@ struct vg_store_daemon {
 			      * the daemon (a restart), or, found by the
 			      * start replay, maybe never sent; once per
 			      * check that finds it (docs/operations.md) */
+	uint64_t flush_refused; /* FLUSHes of a file (a sync's) it refused,
+				 * one per file and attempt: its values stay
+				 * in the journal, the sync backs off (250 ms
+				 * doubling to 2 s) while refusals repeat */
 	int cannot_create;      /* its last create failed so (below:
 				 * VG_STORE_CAUSE_NO_DIRS) */
 	uint64_t create_errors; /* creates it refused for a cause of its

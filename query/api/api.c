@@ -467,9 +467,12 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 				"pending_files", (json_int_t)dm[i].pending, "lost_files",
 				(json_int_t)dm[i].lost, "repairs", (json_int_t)dm[i].repairs,
 				"errors", (json_int_t)dm[i].errors);
-			if (d)
+			if (d) {
 				json_object_set_new(d, "create_errors",
 						    json_integer((json_int_t)dm[i].create_errors));
+				json_object_set_new(d, "flush_refused",
+						    json_integer((json_int_t)dm[i].flush_refused));
+			}
 			/* the cause names no host: every token sees it */
 			if (d && dm[i].cannot_create)
 				json_object_set_new(d, "cause",

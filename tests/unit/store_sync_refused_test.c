@@ -1,0 +1,165 @@
+/*
+ * store_sync_refused_test.c — a storage daemon that answers and refuses
+ * the sync's FLUSH of a file (here: its socket started with -P without
+ * FLUSH, so every FLUSH answers "Permission denied.") is not asked again
+ * at every sync: the backend backs off (250 ms doubling to 2 s, the
+ * connection's back-off of backend_rrdcached.c), so with write-through
+ * (a sync per batch) thirty batches cost a handful of refused FLUSH
+ * BATCHes, not thirty. The refusal is counted per file
+ * (vg_store_daemon.flush_refused), shown as the daemon's error and logged
+ * once for the episode; the files stay unverified and the journal keeps
+ * its segments. When the daemon is started again with FLUSH allowed,
+ * the sync passes, the end of the episode is logged once, and every value
+ * is in its file once.
+ *
+ * No timing assertion: the count of refused FLUSHes is held against the
+ * most the back-off allows in the time the test measured (each attempt
+ * waits at least the back-off after the one before; a slow machine only
+ * makes fewer).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/config.h"
+#include "vigie/store.h"
+#include "rrdcached_harness.h"
+#include "../support/journal_segments.h"
+#include "../support/store_series.h"
+#include "../support/tmpdir.h"
+
+#define NS 4       /* series, one file each */
+#define BATCHES 30 /* minutes written while the daemon refuses */
+
+/* every command the store uses but FLUSH */
+#define NO_FLUSH "PING,UPDATE,BATCH,CREATE,INFO,LAST,FIRST,FORGET,STATS,FETCH,LIST,PENDING,WROTE,QUIT,HELP"
+#define WITH_FLUSH NO_FLUSH ",FLUSH"
+
+/* The most sync attempts the back-off allows in ms milliseconds: the
+ * first, then one after each wait of 250, 500, 1000, then 2000 ms. */
+static uint64_t attempts_max(int64_t ms)
+{
+	uint64_t n = 1;
+	int64_t wait = 250, at = 0;
+
+	while ((at += wait) <= ms) {
+		n++;
+		if (wait < 2000)
+			wait *= 2;
+	}
+	return n;
+}
+
+/* Lines of the file at PATH that contain NEEDLE. */
+static int count_lines(const char *path, const char *needle)
+{
+	char line[2048];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+static void test_refused_flush_backs_off(void **state)
+{
+	char dir[200], addr[PATH_MAX], logp[PATH_MAX + 16], err[256];
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_daemon dm[2];
+	struct vg_store_stats st;
+	(void)state;
+
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-refused"), 0);
+	snprintf(addr, sizeof(addr), "unix:%s/noflush.sock", dir);
+	snprintf(logp, sizeof(logp), "%s/stderr.log", dir);
+	const char *extra[] = {"-O", "-R", "-P", NO_FLUSH, "-l", addr, NULL};
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	fxs_config(&cfg, "1m:1d", addr, NULL);
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+
+	/* the store's log (stderr) into a file, to count its lines */
+	fflush(stderr);
+	int saved = dup(2), lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(saved >= 0 && lfd >= 0);
+	assert_int_equal(dup2(lfd, 2), 2);
+	close(lfd);
+
+	int64_t t0 = vg_monotonic_ms();
+	for (int m = 0; m < BATCHES; m++) {
+		assert_int_equal(fxs_write_minute(s, "node", 0, NS, m), 0);
+		usleep(100 * 1000);
+	}
+	int64_t t1 = vg_monotonic_ms();
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	vg_store_get_stats(s, &st);
+
+	/* refused, and asked again only as the back-off allows: without it,
+	 * one FLUSH BATCH per sync, i.e. per batch (NS * BATCHES) */
+	uint64_t bound = NS * attempts_max(t1 - t0);
+	printf("# %llu refused FLUSHes in %lld ms (at most %llu), %llu syncs\n",
+	       (unsigned long long)dm[0].flush_refused, (long long)(t1 - t0),
+	       (unsigned long long)bound, (unsigned long long)st.backend_syncs);
+	assert_true(dm[0].flush_refused >= NS);
+	assert_true(dm[0].flush_refused <= bound);
+	assert_true(bound < NS * BATCHES / 2);
+	/* the cause shown, the files unverified, the journal kept */
+	assert_non_null(strstr(dm[0].error, "refused FLUSH"));
+	assert_non_null(strstr(dm[0].error, "Permission denied"));
+	assert_int_equal(dm[0].pending, NS);
+	assert_true(journal_segments(dir) > 0);
+
+	/* the daemon again, FLUSH allowed on that socket (its journal
+	 * replayed): the sync passes, every value is in its file once */
+	d.extra[3] = WITH_FLUSH;
+	assert_int_equal(hrd_restart(&d), 0);
+	for (int i = 0; i < 120; i++) { /* its restart: up to 30 s */
+		assert_int_equal(vg_store_flush(s), 0);
+		assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+		if (!dm[0].pending && !dm[0].lost)
+			break;
+		usleep(250 * 1000);
+	}
+	assert_int_equal(dm[0].pending, 0);
+	assert_int_equal(dm[0].lost, 0);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(s, i, BATCHES);
+	uint64_t refused = dm[0].flush_refused;
+	vg_store_close(s);
+
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	/* one line for the episode's start, one for its end */
+	assert_int_equal(count_lines(logp, "refused to FLUSH"), 1);
+	assert_int_equal(count_lines(logp, "FLUSHes accepted again"), 1);
+	assert_true(refused <= bound + NS); /* at most one more try, before the restart */
+
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_refused_flush_backs_off),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
