@@ -961,6 +961,16 @@ static void tend_verified(struct vg_receiver *r)
 	int64_t v;
 	int rc;
 
+	if (r->unverified_episode) {
+		/* the episode also ends when every waiting host went quiet
+		 * (its agent went back, or stopped): the next wait is logged */
+		int64_t now = vg_now_ms();
+		int live = 0;
+		for (size_t k = 0; k < r->nheld && !live; k++)
+			live = r->held[k].unverified && now - r->held[k].last_ms < r->o.held_age_ms;
+		if (!live)
+			r->unverified_episode = 0;
+	}
 	if (!r->o.verified_rows || !r->o.store)
 		return;
 	if (r->verified_written_ms >= 0 &&
