@@ -587,8 +587,10 @@ static void reclaim(struct vg_store *s, int force)
 	if (upto == s->j.seg_active && !s->pending && !s->segcnt[upto % SEG_RING] &&
 	    !s->journal_busy && s->j.seg_fd >= 0) {
 		/* every append that ended before now is in a segment up to
-		 * this one: once they are retired, it is all verified */
-		closed_ms = vg_now_ms();
+		 * this one: once they are retired, it is all verified. One
+		 * ms less: an append after this close, and the commit after
+		 * it, may fall in this same millisecond */
+		closed_ms = vg_now_ms() - 1;
 		fd = s->j.seg_fd;
 		s->j.seg_fd = -1;
 		s->j.seg_active++;
