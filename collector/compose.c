@@ -809,6 +809,12 @@ int main(int argc, char **argv)
 		ro.hold_ttl_ms = (int64_t)(cfg.cluster_hold_max_s * 1000);
 		if (vg_registry_set_holder(reg, node, ro.hold_ttl_ms))
 			ro.hold_ttl_ms = 0;
+		/* verified rows (docs/scaling.md "Closing the second"): this
+		 * node's commits carry its name and time, and its row the time
+		 * up to which its syncs verified them; with wait_verified a
+		 * host new here waits for the previous node's row */
+		ro.verified_rows = ro.hold_ttl_ms > 0;
+		vg_registry_set_wait_verified(reg, cfg.cluster_wait_verified);
 	}
 	if (vg_receiver_open(&ro, &g_rx, err, sizeof(err))) {
 		vg_error("%s", err);

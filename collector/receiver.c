@@ -180,6 +180,14 @@ struct vg_receiver {
 	uint64_t flush_failures, n_flush_err;   /* the registry flusher's, logged */
 	uint64_t n_hold_set, n_hold_clear;      /* vg_log_limited: marks set, cleared */
 	uint64_t n_hold_refused, n_hold_failed; /* a batch's mark not written */
+	uint64_t n_verified_err;                /* vg_log_limited: verified row */
+	/* verified rows (o.verified_rows): the time last written (-1: none
+	 * this run, so the first tick with the store verified writes one
+	 * even with no commit yet: the commits of a run before a restart
+	 * are covered once its journal is replayed and synced); an episode
+	 * of RETRY answers for another's verified row, logged once */
+	int64_t verified_written_ms;
+	int unverified_episode;
 	/* this collector's holding marks may be in the registry (a batch
 	 * was committed with one, or it just started: marks of its last
 	 * run), and when they were last renewed (monotonic ms) */
@@ -229,6 +237,7 @@ int vg_receiver_open(const struct vg_receiver_options *o,
 		r->o.recv_timeout_ms = DEFAULT_TIMEOUT_MS;
 	if (r->o.held_age_ms <= 0)
 		r->o.held_age_ms = VG_RECEIVER_HELD_AGE_MS;
+	r->verified_written_ms = -1;
 	if (r->o.store) {
 		/* the replay's errors were logged at open (main.c) */
 		struct vg_store_stats ss;
@@ -339,6 +348,10 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->hold_marks_clear_failed =
 		__atomic_load_n(&r->stats.hold_marks_clear_failed, __ATOMIC_RELAXED);
 	out->marks_holding = __atomic_load_n(&r->stats.marks_holding, __ATOMIC_RELAXED);
+	out->batches_unverified =
+		__atomic_load_n(&r->stats.batches_unverified, __ATOMIC_RELAXED);
+	out->verified_write_failed =
+		__atomic_load_n(&r->stats.verified_write_failed, __ATOMIC_RELAXED);
 	out->registry_flush_failures =
 		__atomic_load_n(&r->stats.registry_flush_failures, __ATOMIC_RELAXED);
 }
@@ -384,7 +397,8 @@ size_t vg_receiver_held_elsewhere(struct vg_receiver *r, struct vg_receiver_held
  * free slot or one gone quiet for held_age_ms is taken, or,
  * the table full, the one answered least recently. Nothing is noted
  * when the table cannot be allocated: the counter still counts. */
-static void held_note(struct vg_receiver *r, const char *host, const char *holder)
+static void held_note(struct vg_receiver *r, const char *host, const char *holder,
+		      int unverified)
 {
 	int64_t now = vg_now_ms();
 	struct vg_receiver_held *e = NULL, *quiet = NULL, *oldest = NULL;
@@ -425,6 +439,7 @@ static void held_note(struct vg_receiver *r, const char *host, const char *holde
 	}
 	e->last_ms = now;
 	e->batches++;
+	e->unverified = unverified;
 	pthread_mutex_unlock(&r->qlock);
 }
 
@@ -437,6 +452,17 @@ static void held_forget(struct vg_receiver *r, const char *host)
 		pthread_mutex_lock(&r->qlock);
 		r->held[i] = r->held[--r->nheld];
 		pthread_mutex_unlock(&r->qlock);
+		if (r->unverified_episode) {
+			int left = 0;
+			for (size_t k = 0; k < r->nheld && !left; k++)
+				left = r->held[k].unverified;
+			if (!left) {
+				r->unverified_episode = 0;
+				vg_info("no host waits for another collector's verified "
+					"row any more (the last one, %s, is accepted)",
+					host);
+			}
+		}
 		return;
 	}
 }
@@ -586,7 +612,32 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 			       b->host, (unsigned long long)b->seq);
 		count(&r->stats.batches_held_elsewhere, 1);
 		count(&r->stats.batches_retry, 1);
-		held_note(r, b->host, vg_registry_held_by(r->o.registry));
+		held_note(r, b->host, vg_registry_held_by(r->o.registry), 0);
+		*status = VG_ACK_RETRY;
+		return 1;
+	}
+	if (rc == 3) {
+		/* another collector committed the host's last batch after
+		 * the time up to which its storage syncs verified what it
+		 * acknowledged: a daemon may still lose those values (a kill
+		 * -9 before its journal had them), and once this one wrote
+		 * newer ones nothing could put them back (docs/scaling.md
+		 * "Closing the second"). The agent keeps the batch; that
+		 * collector's next sync, its restart, [cluster] hold_max or
+		 * `storage marks release` ends the wait */
+		if (!r->unverified_episode) {
+			r->unverified_episode = 1;
+			vg_warn("batch %s seq %llu answered RETRY: collector %s "
+				"committed this host's last batch and has not yet "
+				"verified its values durable on the storage "
+				"daemons; its hosts wait here until it does "
+				"(logged once until none waits)",
+				b->host, (unsigned long long)b->seq,
+				vg_registry_held_by(r->o.registry));
+		}
+		count(&r->stats.batches_unverified, 1);
+		count(&r->stats.batches_retry, 1);
+		held_note(r, b->host, vg_registry_held_by(r->o.registry), 1);
 		*status = VG_ACK_RETRY;
 		return 1;
 	}
@@ -902,6 +953,44 @@ static void watch_flusher(struct vg_receiver *r)
 		       msg);
 }
 
+/* Write this collector's verified row (o.verified_rows) when the store
+ * verified past the last time written and something is not covered yet:
+ * a commit of this run after it, or nothing written yet this run. */
+static void tend_verified(struct vg_receiver *r)
+{
+	int64_t v;
+	int rc;
+
+	if (r->unverified_episode) {
+		/* the episode also ends when every waiting host went quiet
+		 * (its agent went back, or stopped): the next wait is logged */
+		int64_t now = vg_now_ms();
+		int live = 0;
+		for (size_t k = 0; k < r->nheld && !live; k++)
+			live = r->held[k].unverified && now - r->held[k].last_ms < r->o.held_age_ms;
+		if (!live)
+			r->unverified_episode = 0;
+	}
+	if (!r->o.verified_rows || !r->o.store)
+		return;
+	if (r->verified_written_ms >= 0 &&
+	    r->verified_written_ms >= vg_registry_committed_ms(r->o.registry))
+		return;
+	v = vg_store_verified_ms(r->o.store);
+	if (v <= 0 || v <= r->verified_written_ms)
+		return;
+	if ((rc = vg_registry_set_verified(r->o.registry, v))) {
+		count(&r->stats.verified_write_failed, 1);
+		vg_log_limited(VG_LOG_WARN, &r->n_verified_err,
+			       "registry: cannot write this collector's verified "
+			       "row: %s; other collectors keep its hosts waiting "
+			       "until it is written",
+			       vg_registry_last_error(r->o.registry));
+		return;
+	}
+	r->verified_written_ms = v;
+}
+
 static void tick(struct vg_receiver *r)
 {
 	int64_t now = vg_monotonic_ms();
@@ -912,6 +1001,7 @@ static void tick(struct vg_receiver *r)
 		return;
 	r->last_tick_ms = now;
 	tend_marks(r, now);
+	tend_verified(r);
 	watch_flusher(r);
 	vg_dispatch_tick(r->o.dispatch, vg_now_ms());
 }

@@ -155,6 +155,9 @@ enum {
 	ST_HOLD_RENEW,
 	ST_HOLD_CLEAR,
 	ST_MARKS,
+	ST_VERIFIED,
+	ST_VERIFIED_RELEASE,
+	ST_VERIFIED_LIST,
 	ST_ACK,
 	ST_RAISE_FLOOR,
 	ST_PRUNE,
@@ -214,7 +217,15 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_SEEN] = "SELECT (SELECT last_seq FROM streams WHERE host = ?1 AND "
 		    "stream = ?2), (SELECT floor_ms FROM stream_floor WHERE "
 		    "host = ?1), (SELECT node FROM held WHERE host = ?1 AND "
-		    "node <> ?3 AND until_ms > ?4)",
+		    "node <> ?3 AND until_ms > ?4), "
+		    /* ?5 the oldest commit time still waited for (now -
+		     * hold_max; past any time when nothing is waited for):
+		     * another collector's commit of the host that its
+		     * verified row does not cover yet (step 6) */
+		    "(SELECT s.node FROM streams s WHERE s.host = ?1 AND "
+		    "s.node <> ?3 AND s.commit_ms > ?5 AND s.commit_ms > "
+		    "coalesce((SELECT v.upto_ms FROM verified v WHERE "
+		    "v.node = s.node), 0) ORDER BY s.commit_ms DESC LIMIT 1)",
 	/* ?1 host ?2 holder ?3 until (wall ms) ?4 now: this collector holds
 	 * values of the host its daemon has not taken; a live mark of
 	 * another collector is kept (it was first: its values are older) */
@@ -225,18 +236,40 @@ static const char *const sql_text[ST_COUNT] = {
 	[ST_HOLD_RENEW] = "UPDATE held SET until_ms = ?2 WHERE node = ?1",
 	[ST_HOLD_CLEAR] = "DELETE FROM held WHERE node = ?1",
 	[ST_MARKS] = "SELECT host, node, until_ms FROM held ORDER BY node, host",
-	/* ?1 host ?2 stream ?3 seq ?4 batch time: applies only to a seq
+	/* ?1 node ?2 commit time up to which its syncs verified everything
+	 * it acknowledged: only moves forward */
+	[ST_VERIFIED] = "INSERT INTO verified(node, upto_ms) VALUES(?1, ?2) "
+			"ON CONFLICT(node) DO UPDATE SET upto_ms = " GREATER("verified.upto_ms", "excluded.upto_ms"),
+	/* ?1 node ?2 now: the operator's release, every commit of node up
+	 * to now taken as verified; nothing when no commit of node is
+	 * waited for (no row changes: the release says so) */
+	[ST_VERIFIED_RELEASE] =
+		"INSERT INTO verified(node, upto_ms) SELECT CAST(?1 AS TEXT), "
+		"CAST(?2 AS BIGINT) WHERE EXISTS (SELECT 1 FROM streams s WHERE "
+		"s.node = ?1 AND s.commit_ms > coalesce((SELECT v.upto_ms FROM "
+		"verified v WHERE v.node = ?1), 0)) ON CONFLICT(node) DO UPDATE SET "
+		"upto_ms = " GREATER("verified.upto_ms", "excluded.upto_ms"),
+	/* the nodes whose verified row is behind commits of theirs: node,
+	 * its row (0: none yet), the streams waiting */
+	[ST_VERIFIED_LIST] = "SELECT s.node, coalesce(v.upto_ms, 0), count(*) FROM streams s "
+			     "LEFT JOIN verified v ON v.node = s.node WHERE s.node IS NOT NULL "
+			     "AND s.commit_ms > coalesce(v.upto_ms, 0) "
+			     "GROUP BY s.node, v.upto_ms ORDER BY s.node",
+	/* ?1 host ?2 stream ?3 seq ?4 batch time ?5 this node (NULL: no
+	 * holder set) ?6 commit time (wall ms): applies only to a seq
 	 * above the stored one (vg_db_changes tells), and then the stream
 	 * becomes the host's most recent (highest rank) */
 	[ST_ACK] =
-		"INSERT INTO streams(host, stream, last_seq, last_time_ms, rank) "
+		"INSERT INTO streams(host, stream, last_seq, last_time_ms, rank, "
+		"node, commit_ms) "
 		"VALUES(?1, ?2, ?3, ?4, (SELECT coalesce(max(rank), 0) + 1 "
-		"FROM streams WHERE host = ?1)) "
+		"FROM streams WHERE host = ?1), ?5, ?6) "
 		"ON CONFLICT(host, stream) DO UPDATE SET "
 		"last_seq = excluded.last_seq, "
 		"last_time_ms = " GREATER("streams.last_time_ms",
 					  "excluded.last_time_ms") ", "
-								   "rank = excluded.rank "
+								   "rank = excluded.rank, node = excluded.node, "
+								   "commit_ms = excluded.commit_ms "
 								   "WHERE streams.last_seq < excluded.last_seq",
 	/* ?1 host ?2 streams kept: the floor takes the newest time of the
 	 * streams beyond the kept ones, which ST_PRUNE then deletes */
@@ -471,12 +504,33 @@ static const char step5_pg[] = "CREATE TABLE IF NOT EXISTS custom_drops ("
 			       " resource_id TEXT PRIMARY KEY NOT NULL,"
 			       " metrics BIGINT NOT NULL);";
 
+/* Step 6: who committed each stream's last batch and when (wall ms, the
+ * committer's clock), in the row the commit already writes, and per node
+ * the commit time up to which its storage syncs verified everything it
+ * acknowledged (vg_registry_set_verified). A host's next collector
+ * waits until the previous one's row covers the host's last commit
+ * (docs/scaling.md "Closing the second"). Rows of before the step have
+ * no node: nothing is waited for them. */
+static const char step6_sqlite[] = "ALTER TABLE streams ADD COLUMN node TEXT;"
+				   "ALTER TABLE streams ADD COLUMN commit_ms INTEGER NOT NULL "
+				   "DEFAULT 0;"
+				   "CREATE TABLE IF NOT EXISTS verified ("
+				   " node TEXT PRIMARY KEY NOT NULL,"
+				   " upto_ms INTEGER NOT NULL) WITHOUT ROWID;";
+static const char step6_pg[] = "ALTER TABLE streams ADD COLUMN IF NOT EXISTS node TEXT;"
+			       "ALTER TABLE streams ADD COLUMN IF NOT EXISTS commit_ms BIGINT "
+			       "NOT NULL DEFAULT 0;"
+			       "CREATE TABLE IF NOT EXISTS verified ("
+			       " node TEXT PRIMARY KEY NOT NULL,"
+			       " upto_ms BIGINT NOT NULL);";
+
 static const struct vg_db_step registry_steps[] = {
 	{.version = 1, .sql_sqlite = schema_v1_sqlite, .sql_pg = schema_v2_pg},
 	{.version = 2, .sql_sqlite = upgrade_v1_sqlite, .sql_pg = ""},
 	{.version = 3, .sql_sqlite = "", .sql_pg = step3_pg},
 	{.version = 4, .sql_sqlite = step4_sqlite, .sql_pg = step4_pg},
 	{.version = 5, .sql_sqlite = step5_sqlite, .sql_pg = step5_pg},
+	{.version = 6, .sql_sqlite = step6_sqlite, .sql_pg = step6_pg},
 };
 
 static const struct vg_db_schema registry_schema = {
@@ -515,6 +569,11 @@ struct vg_registry {
 	char holder[256];
 	int64_t hold_ttl_ms;
 	char held_by[256]; /* the holder vg_registry_seen last found */
+	/* step 6: the wall time of this handle's newest commit (written in
+	 * its streams rows with the holder's name), and whether a host new
+	 * here waits for the previous committer's verified row */
+	int64_t commit_ms;
+	int wait_verified;
 	/* PostgreSQL's flush: one array literal per column, kept between
 	 * flushes; and the resources rows this handle wrote at which it has
 	 * the table analyzed next (plans_refresh) */
@@ -745,6 +804,9 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 	vg_db_bind_int64(s, 2, (int64_t)stream);
 	vg_db_bind_text(s, 3, r->holder);
 	vg_db_bind_int64(s, 4, vg_now_ms());
+	/* nothing waited for without a holder (no node of ours to compare)
+	 * or with the wait off */
+	vg_db_bind_int64(s, 5, r->holder[0] && r->wait_verified ? vg_now_ms() - r->hold_ttl_ms : INT64_MAX);
 	rc = vg_db_step(s);
 	if (rc != 1) {
 		vg_db_reset(s);
@@ -764,6 +826,11 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 	if (!seen && !vg_db_column_is_null(s, 2)) {
 		const char *by = vg_db_column_text(s, 2);
 		seen = 2; /* another live collector holds the host's values */
+		snprintf(r->held_by, sizeof(r->held_by), "%s", by ? by : "");
+	}
+	if (!seen && !vg_db_column_is_null(s, 3)) {
+		const char *by = vg_db_column_text(s, 3);
+		seen = 3; /* another collector's values not proven durable */
 		snprintf(r->held_by, sizeof(r->held_by), "%s", by ? by : "");
 	}
 	vg_db_reset(s);
@@ -792,6 +859,31 @@ static int hold_host(struct vg_registry *r, const char *host)
 	return vg_db_changes(r->db) > 0 ? 0 : -EBUSY;
 }
 
+/* Bind one row of ST_ACK (or of ack_sql's row at parameter p + 1): the
+ * stream's commit, with this node and the commit's time when a holder is
+ * set (step 6), NULL otherwise (a single collector: nobody waits). */
+static void bind_ack(struct vg_registry *r, struct vg_db_stmt *s, int p,
+		     const char *host, uint64_t stream, uint64_t seq, int64_t time_ms)
+{
+	vg_db_bind_text(s, p + 1, host);
+	vg_db_bind_int64(s, p + 2, (int64_t)stream);
+	vg_db_bind_int64(s, p + 3, (int64_t)seq);
+	vg_db_bind_int64(s, p + 4, time_ms);
+	if (r->holder[0]) {
+		int64_t now = vg_now_ms();
+
+		if (now > r->commit_ms)
+			r->commit_ms = now;
+		vg_db_bind_text(s, p + 5, r->holder);
+		/* never behind a commit noted before: a wall clock stepped
+		 * back does not date this one before a verified row that
+		 * does not cover it */
+		vg_db_bind_int64(s, p + 6, r->commit_ms);
+	} else {
+		vg_db_bind_int64(s, p + 6, 0);
+	}
+}
+
 /* vg_registry_commit, and with hold (and a holder set) the host's holding
  * mark in the same transaction. */
 static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
@@ -817,10 +909,7 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 		r->known = 0;
 		if ((rc = stmt(r, ST_ACK, &s)))
 			return rc;
-		vg_db_bind_text(s, 1, host);
-		vg_db_bind_int64(s, 2, (int64_t)stream);
-		vg_db_bind_int64(s, 3, (int64_t)seq);
-		vg_db_bind_int64(s, 4, time_ms);
+		bind_ack(r, s, 0, host, stream, seq, time_ms);
 		if ((rc = exec_done(s))) {
 			snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
 			committed_note(r, host, stream, 0);
@@ -838,12 +927,10 @@ static int commit_one(struct vg_registry *r, const char *host, uint64_t stream,
 	for (size_t i = 0; i < nsteps && !rc; i++) {
 		if ((rc = stmt(r, steps[i], &s)))
 			break;
-		vg_db_bind_text(s, 1, host);
 		if (steps[i] == ST_ACK) {
-			vg_db_bind_int64(s, 2, (int64_t)stream);
-			vg_db_bind_int64(s, 3, (int64_t)seq);
-			vg_db_bind_int64(s, 4, time_ms);
+			bind_ack(r, s, 0, host, stream, seq, time_ms);
 		} else {
+			vg_db_bind_text(s, 1, host);
 			vg_db_bind_int64(s, 2, VG_REGISTRY_STREAMS);
 		}
 		if ((rc = exec_done(s)))
@@ -934,6 +1021,82 @@ int vg_registry_hold_clear(struct vg_registry *r)
 	return holder_exec(r, ST_HOLD_CLEAR);
 }
 
+/* ---- verified rows (step 6) ------------------------------------------------ */
+
+void vg_registry_set_wait_verified(struct vg_registry *r, int on)
+{
+	if (r)
+		r->wait_verified = on != 0;
+}
+
+int64_t vg_registry_committed_ms(const struct vg_registry *r)
+{
+	return r ? r->commit_ms : 0;
+}
+
+int vg_registry_set_verified(struct vg_registry *r, int64_t upto_ms)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r)
+		return -EINVAL;
+	if (!r->holder[0])
+		return 0;
+	if ((rc = stmt(r, ST_VERIFIED, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, r->holder);
+	vg_db_bind_int64(s, 2, upto_ms);
+	if ((rc = exec_done(s)))
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+	return rc;
+}
+
+int vg_registry_verified_release(struct vg_registry *r, const char *node,
+				 uint64_t *released)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r || !node || !node[0])
+		return -EINVAL;
+	if ((rc = stmt(r, ST_VERIFIED_RELEASE, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, node);
+	vg_db_bind_int64(s, 2, vg_now_ms());
+	if ((rc = exec_done(s))) {
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+		return rc;
+	}
+	if (released)
+		*released = (uint64_t)vg_db_changes(r->db);
+	return 0;
+}
+
+int vg_registry_verified(struct vg_registry *r,
+			 int (*fn)(void *ctx, const char *node, int64_t upto_ms,
+				   uint64_t streams_behind),
+			 void *ctx)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r || !fn)
+		return -EINVAL;
+	if ((rc = stmt(r, ST_VERIFIED_LIST, &s)))
+		return rc;
+	while ((rc = vg_db_step(s)) == 1) {
+		const char *n = vg_db_column_text(s, 0);
+		if ((rc = fn(ctx, n ? n : "", vg_db_column_int64(s, 1),
+			     (uint64_t)vg_db_column_int64(s, 2))))
+			break;
+	}
+	vg_db_reset(s);
+	if (rc < 0)
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+	return rc < 0 ? map_err(rc) : rc;
+}
+
 const char *vg_registry_held_by(const struct vg_registry *r)
 {
 	return r ? r->held_by : "";
@@ -988,12 +1151,14 @@ int vg_registry_marks_release(struct vg_registry *r, const char *node,
 static const char *ack_sql(struct vg_registry *r, size_t rows)
 {
 	static const char head[] =
-		"INSERT INTO streams(host, stream, last_seq, last_time_ms, rank) VALUES";
+		"INSERT INTO streams(host, stream, last_seq, last_time_ms, rank, "
+		"node, commit_ms) VALUES";
 	static const char tail[] =
 		" ON CONFLICT(host, stream) DO UPDATE SET "
 		"last_seq = excluded.last_seq, last_time_ms = " GREATER(
 			"streams.last_time_ms", "excluded.last_time_ms") ", "
-									 "rank = excluded.rank "
+									 "rank = excluded.rank, node = excluded.node, "
+									 "commit_ms = excluded.commit_ms "
 									 "WHERE streams.last_seq < excluded.last_seq "
 									 "RETURNING host, stream";
 	size_t cap = sizeof(head) + sizeof(tail) + rows * 160, len;
@@ -1005,11 +1170,12 @@ static const char *ack_sql(struct vg_registry *r, size_t rows)
 		return NULL;
 	len = (size_t)snprintf(t, cap, "%s", head);
 	for (size_t i = 0; i < rows; i++) {
-		int p = (int)(i * 4);
+		int p = (int)(i * 6);
 		len += (size_t)snprintf(t + len, cap - len,
 					"%s(?%d, ?%d, ?%d, ?%d, (SELECT coalesce(max(rank), 0) "
-					"+ 1 FROM streams WHERE host = ?%d))",
-					i ? ", " : "", p + 1, p + 2, p + 3, p + 4, p + 1);
+					"+ 1 FROM streams WHERE host = ?%d), ?%d, ?%d)",
+					i ? ", " : "", p + 1, p + 2, p + 3, p + 4, p + 1,
+					p + 5, p + 6);
 	}
 	snprintf(t + len, cap - len, "%s", tail);
 	return r->ack_sql[rows] = t;
@@ -1076,10 +1242,7 @@ int vg_registry_commit_group(struct vg_registry *r,
 		rc = (q = ack_sql(r, rows)) ? map_err(vg_db_prepare(r->db, q, &s)) : -ENOMEM;
 		for (size_t j = 0; j < rows && !rc; j++) {
 			const struct vg_registry_mark *m = &mk[idx[j]];
-			vg_db_bind_text(s, (int)j * 4 + 1, m->host);
-			vg_db_bind_int64(s, (int)j * 4 + 2, (int64_t)m->stream);
-			vg_db_bind_int64(s, (int)j * 4 + 3, (int64_t)m->seq);
-			vg_db_bind_int64(s, (int)j * 4 + 4, m->time_ms);
+			bind_ack(r, s, (int)j * 6, m->host, m->stream, m->seq, m->time_ms);
 			rcs[idx[j]] = 1; /* unless RETURNING names it */
 		}
 		while (!rc && (rc = vg_db_step(s)) == 1) {

@@ -32,8 +32,11 @@
  * daemon has not taken, until when; `marks release NODE` deletes a
  * node's marks, for a collector that will never come back (its disk is
  * lost: the values its marks protected are gone with it, and its hosts
- * would otherwise wait [cluster] hold_max). A running collector is never
- * asked: the marks are rows of the database.
+ * would otherwise wait [cluster] hold_max). The same release moves the
+ * node's verified row to now ([cluster] wait_verified: its hosts wait
+ * for that row, docs/scaling.md "Closing the second"), and the list
+ * names the nodes whose row is behind their commits. A running
+ * collector is never asked: the marks are rows of the database.
  *
  * move and flush have their own files (storage_move.c, storage_flush.c).
  */
@@ -291,6 +294,20 @@ static int mark_line(void *ctx, const char *host, const char *node, int64_t unti
 	return 0;
 }
 
+static int verified_line(void *ctx, const char *node, int64_t upto_ms, uint64_t behind)
+{
+	struct marks_ctx *m = ctx;
+
+	if (upto_ms > 0)
+		fprintf(m->out, "%s\tverified %llds ago\t%llu stream(s) behind\n", node,
+			(long long)((m->now - upto_ms) / 1000), (unsigned long long)behind);
+	else
+		fprintf(m->out, "%s\tnever verified\t%llu stream(s) behind\n", node,
+			(unsigned long long)behind);
+	m->n++;
+	return 0;
+}
+
 static int marks(const struct vg_config *cfg, const char *release, FILE *out, FILE *errf)
 {
 	struct vg_registry *reg = NULL;
@@ -314,12 +331,18 @@ static int marks(const struct vg_config *cfg, const char *release, FILE *out, FI
 		return 1;
 	}
 	if (release) {
-		if (!(rc = vg_registry_marks_release(reg, release, &n))) {
+		uint64_t nv = 0;
+		if (!(rc = vg_registry_marks_release(reg, release, &n)) &&
+		    !(rc = vg_registry_verified_release(reg, release, &nv))) {
 			fprintf(out, "released %llu holding mark(s) of %s\n",
 				(unsigned long long)n, release);
+			if (nv)
+				fprintf(out, "released %s's unverified commits: no host "
+					     "waits for its verified row any more\n",
+					release);
 			/* a typo'd node name must not pass for a release; a
 			 * second release of one node stays a success */
-			if (!n)
+			if (!n && !nv)
 				fprintf(errf, "vigie-collector storage marks: no holding mark "
 					      "of '%s' (node names are case-sensitive; "
 					      "'storage marks' lists the holders)\n",
@@ -329,6 +352,12 @@ static int marks(const struct vg_config *cfg, const char *release, FILE *out, FI
 		fprintf(out, "host\tholder\ttime limit\n");
 		if (!(rc = vg_registry_marks(reg, mark_line, &m)))
 			fprintf(out, "%llu holding mark(s)\n", (unsigned long long)m.n);
+		/* nodes whose commits their verified row does not cover yet
+		 * ([cluster] wait_verified keeps their hosts from the others) */
+		m.n = 0;
+		if (!rc && !(rc = vg_registry_verified(reg, verified_line, &m)))
+			fprintf(out, "%llu node(s) behind their verified row\n",
+				(unsigned long long)m.n);
 	}
 	if (rc)
 		fprintf(errf, "vigie-collector storage marks: %s\n",
@@ -366,7 +395,8 @@ int vg_storage_command(const struct vg_config *cfg, int argc, char **argv,
 		"  marks    list the holding marks (a collector holds values of a\n"
 		"           host that a storage daemon has not taken); release\n"
 		"           NODE: delete NODE's, for a collector that will never\n"
-		"           come back (its journal is lost)\n";
+		"           come back (its journal is lost), and release its\n"
+		"           unverified commits ([cluster] wait_verified)\n";
 
 	/* `storage --help`, `storage stats --help`, `storage convert --help`,
 	 * `storage marks --help` (move and flush answer their own) */

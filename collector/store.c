@@ -286,6 +286,9 @@ struct vg_store {
 				   * reclaim (mu; sync_interval_ms counts
 				   * from there) */
 	int sync_failed;          /* that sync failed (mu) */
+	int64_t verified_ms;      /* wall ms: every value journaled before it
+				   * is durable in the backend (a sync retired
+				   * the whole journal; mu; vg_store_verified_ms) */
 	uint64_t replay_flush_at; /* replay_take writes the cache from this
 				   * many values on (open only) */
 
@@ -582,8 +585,14 @@ static void reclaim(struct vg_store *s, int force)
 	upto = from;
 	while (upto < s->j.seg_active && !s->segcnt[upto % SEG_RING])
 		upto++;
+	int64_t closed_ms = 0;
 	if (upto == s->j.seg_active && !s->pending && !s->segcnt[upto % SEG_RING] &&
 	    !s->journal_busy && s->j.seg_fd >= 0) {
+		/* every append that ended before now is in a segment up to
+		 * this one: once they are retired, it is all verified. One
+		 * ms less: an append after this close, and the commit after
+		 * it, may fall in this same millisecond */
+		closed_ms = vg_now_ms() - 1;
 		fd = s->j.seg_fd;
 		s->j.seg_fd = -1;
 		s->j.seg_active++;
@@ -616,6 +625,8 @@ static void reclaim(struct vg_store *s, int force)
 		vg_journal_retire(&s->j, id, (keep >> (id - from)) & 1);
 	pthread_mutex_lock(&s->mu);
 	s->j.seg_oldest = upto;
+	if (closed_ms > s->verified_ms)
+		s->verified_ms = closed_ms;
 	s->reclaiming = 0;
 }
 
@@ -2106,6 +2117,23 @@ int vg_store_holding(struct vg_store *s)
 	 * short */
 	return s && s->write_through &&
 	       __atomic_load_n(&s->held, __ATOMIC_RELAXED) > 0;
+}
+
+int64_t vg_store_verified_ms(struct vg_store *s)
+{
+	int64_t v;
+
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	v = s->verified_ms;
+	/* no segment live, no value cached or in flight, no append under
+	 * way: everything acknowledged so far is durable */
+	if (s->owner && s->j.seg_fd < 0 && s->j.seg_oldest == s->j.seg_active &&
+	    !s->pending && !s->inflight && !s->journal_busy && !s->reclaiming)
+		v = vg_now_ms();
+	pthread_mutex_unlock(&s->mu);
+	return v;
 }
 
 static int consumer_batch(void *ctx, const struct vg_batch *b)

@@ -129,6 +129,10 @@ struct vg_config {
 	double cluster_lease_s;        /* lease = 10s */
 	double cluster_hold_max_s;     /* hold_max = 6h: a holding mark's
 					* life past its holder's last renewal */
+	int cluster_wait_verified;     /* wait_verified = no: a host new to this
+					* collector waits until its previous one
+					* verified its values durable (RETRY),
+					* at most hold_max (docs/scaling.md) */
 	char storage_backend[16];      /* backend = files | rrdcached */
 	char storage_daemons[1024];    /* daemons = unix:/run/rrdcached.sock, h:42217 */
 	char storage_daemon_base[512]; /* daemon_base = (the daemons' -b, when shared) */

@@ -87,6 +87,14 @@ struct vg_receiver_stats {
 	 * values of the batch's host that a storage daemon has not taken
 	 * (vg_registry_seen's 2; docs/scaling.md); also in batches_retry */
 	uint64_t batches_held_elsewhere;
+	/* answered RETRY, not stored, because another collector committed
+	 * the host's last batch after the time its verified row covers
+	 * (vg_registry_seen's 3, [cluster] wait_verified; docs/scaling.md
+	 * "Closing the second"); also in batches_retry */
+	uint64_t batches_unverified;
+	/* writes of this collector's verified row that failed in the state
+	 * database (retried at the next tick) */
+	uint64_t verified_write_failed;
 	/* batches stored while a storage daemon could not take their values
 	 * whose holding mark was not written: refused because another
 	 * collector marked the host after this one's duplicate check
@@ -143,6 +151,13 @@ struct vg_receiver_options {
 	 * vg_receiver_held_elsewhere after its last such answer.
 	 * 0: VG_RECEIVER_HELD_AGE_MS. */
 	int64_t held_age_ms;
+	/* Verified rows: with a registry given a holder and a store, the
+	 * receiver writes at most once a tick the wall time up to which the
+	 * store verified everything this collector acknowledged
+	 * (vg_store_verified_ms, vg_registry_set_verified), when it has
+	 * moved and some commit of this run, or the run's start, is not
+	 * covered yet. 0: none written (no holder). */
+	int verified_rows;
 };
 
 /* Create the socket and bind it. The options are copied; the registry,
@@ -237,6 +252,7 @@ struct vg_receiver_held {
 	int64_t since_ms; /* wall ms of the first RETRY of this wait */
 	int64_t last_ms;  /* wall ms of the latest */
 	uint64_t batches; /* RETRY answers since since_ms */
+	int unverified;   /* 1: waits for holder's verified row, not a mark */
 };
 
 /* Copies up to max of those hosts into out (NULL when max is 0), the

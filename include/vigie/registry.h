@@ -66,7 +66,13 @@ void vg_registry_close(struct vg_registry *r); /* accepts NULL */
  * handle's, vg_registry_set_holder) holds a live mark on the host: it
  * acknowledged the host's batches whose values a storage daemon has not
  * taken yet, so this one must not store newer ones now (the receiver
- * answers RETRY). Read in the same statement as the seq: no round trip
+ * answers RETRY). 3 when the batch is new, no mark holds it, but with
+ * vg_registry_set_wait_verified on, another collector committed a batch
+ * of the host (its streams row names it, step 6) after the time its
+ * verified row covers, less than the holder's ttl ([cluster] hold_max)
+ * ago: values it acknowledged may not be durable on the storage daemons
+ * yet, so this one must not write newer ones now (RETRY; vg_registry_held_by
+ * names it). Read in the same statement as the seq: no round trip
  * of its own; a stream this handle answers from memory is not asked. */
 int vg_registry_seen(struct vg_registry *r, const char *host,
 		     uint64_t stream, uint64_t seq, int64_t time_ms);
@@ -139,8 +145,37 @@ int vg_registry_hold_renew(struct vg_registry *r);
 /* Delete every mark of this handle's holder: its store holds no value a
  * daemon has not taken. 0 or -errno. */
 int vg_registry_hold_clear(struct vg_registry *r);
-/* The holder named by the mark that made vg_registry_seen return 2 last
- * on this handle ("" if none yet); valid until the next call on r. */
+/* Verified rows (docs/scaling.md "Closing the second", part 3). With a
+ * holder set, each commit writes the holder's name and the commit's wall
+ * time (never behind this handle's previous one) in the stream's row;
+ * without one, no name (nobody waits for such a row). */
+/* Whether vg_registry_seen waits (3) for another node's verified row
+ * ([cluster] wait_verified). Off by default. */
+void vg_registry_set_wait_verified(struct vg_registry *r, int on);
+/* The commit time this handle wrote last in a streams row (0: none). */
+int64_t vg_registry_committed_ms(const struct vg_registry *r);
+/* Record that every batch this handle's holder committed at or before
+ * upto_ms (its commit times) is durable on the storage daemons (its
+ * store's syncs verified it). Only moves the row forward. Nothing
+ * without a holder. 0 or -errno (-EAGAIN: busy or unreachable). */
+int vg_registry_set_verified(struct vg_registry *r, int64_t upto_ms);
+/* Call fn(ctx, node, upto_ms, streams_behind) for every node with
+ * commits its verified row does not cover (upto_ms 0: no row yet), by
+ * node. A nonzero return of fn stops the walk and is returned. 0 or
+ * -errno. */
+int vg_registry_verified(struct vg_registry *r,
+			 int (*fn)(void *ctx, const char *node, int64_t upto_ms,
+				   uint64_t streams_behind),
+			 void *ctx);
+/* The operator's release of a node that will not return: its verified
+ * row moves to now, so no host waits for its commits any more. *released
+ * (may be NULL) is 1 when some commit was waited for, else 0. 0 or
+ * -errno (-EINVAL: no node). */
+int vg_registry_verified_release(struct vg_registry *r, const char *node,
+				 uint64_t *released);
+/* The holder named by the mark (or the verified row) that made
+ * vg_registry_seen return 2 (3) last on this handle ("" if none yet);
+ * valid until the next call on r. */
 const char *vg_registry_held_by(const struct vg_registry *r);
 /* Call fn(ctx, host, node, until_ms) for every holding mark, by node
  * then host (the strings valid during the call); a nonzero return of fn

@@ -144,6 +144,15 @@ uint32_t vg_store_daemon_wait_ms(const struct vg_store *s);
  * (vg_registry_mark.hold) and clears the marks once this is 0 again. One
  * atomic load: any thread. */
 int vg_store_holding(struct vg_store *s);
+/* The wall time (ms) up to which every value this store acknowledged is
+ * proven durable in the backend: a sync (rrdcached: FLUSH of every file
+ * sent) succeeded and retired every journal segment, the active one
+ * included, closed at that time; now when no segment is live and nothing
+ * is cached. 0 before the first such sync. A batch acknowledged after
+ * its write_batch returned, at a later wall time, is covered once this
+ * passes that time (the receiver's verified row, docs/scaling.md
+ * "Closing the second"). Takes the store's lock briefly: any thread. */
+int64_t vg_store_verified_ms(struct vg_store *s);
 
 /* Write every cached value to its file now (tests, shutdown). 0 or the
  * first -errno; thread-safe. */

@@ -250,11 +250,12 @@ json_t *vg_api_cluster_json(struct vg_api *a, const char **degraded, int admin)
 			json_t *list = json_array();
 			for (size_t i = 0; i < n && i < VG_API_HELD_LIST; i++)
 				json_array_append_new(
-					list, json_pack("{s:s,s:s,s:I,s:I,s:I}", "host",
+					list, json_pack("{s:s,s:s,s:I,s:I,s:I,s:b}", "host",
 							h[i].host, "holder", h[i].holder,
 							"since_ms", (json_int_t)h[i].since_ms,
 							"last_ms", (json_int_t)h[i].last_ms,
-							"batches", (json_int_t)h[i].batches));
+							"batches", (json_int_t)h[i].batches,
+							"unverified", h[i].unverified));
 			/* the hosts' names to an admin token only: the route is
 			 * public (load balancers), and compute host names are
 			 * no business of a tenant or a passer-by */

@@ -374,6 +374,16 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "collector holds values of their host that a storage daemon "
 		    "has not taken yet (also in the RETRY count)",
 		    (double)cs.batches_held_elsewhere);
+		one(b, "vigie_receiver_batches_unverified_total", "counter",
+		    "Batches answered RETRY, not stored, because another "
+		    "collector committed their host's last batch after the time "
+		    "its verified row covers ([cluster] wait_verified; also in "
+		    "the RETRY count)",
+		    (double)cs.batches_unverified);
+		one(b, "vigie_receiver_verified_write_failures_total", "counter",
+		    "Writes of this collector's verified row that failed in the "
+		    "state database (retried at the next tick)",
+		    (double)cs.verified_write_failed);
 		one(b, "vigie_receiver_hold_marks_refused_total", "counter",
 		    "Holding marks not written because another collector marked "
 		    "the host after this one's duplicate check; the batch was "

@@ -54,8 +54,10 @@
 # the first host to return to its restarted collector (a host changing
 # collector while a daemon is down); FLUSH_DEPTH sets the collectors'
 # [storage] flush_depth, SYNC_INTERVAL their [storage] sync_interval
-# (e.g. 300s; default 0, a sync per batch). KEEP_TMP=1 keeps every log and
-# file.
+# (e.g. 300s; default 0, a sync per batch), WAIT_VERIFIED their [cluster]
+# wait_verified (yes: a host new to a collector waits for its previous
+# collector's verified row, docs/scaling.md "Closing the second").
+# KEEP_TMP=1 keeps every log and file.
 # tests/cluster/rate.sh runs it several at a time and counts each check's
 # passes (docs/scaling.md, "The cluster test side by side").
 #
@@ -163,6 +165,7 @@ ratecard = $CARD
 [cluster]
 stream = tcp://127.0.0.1:${CS[$i]}
 lease = 2s
+${WAIT_VERIFIED:+wait_verified = $WAIT_VERIFIED}
 [log]
 level = debug
 CONF

@@ -259,6 +259,7 @@ static int setup_with(void **state, int holding)
 	}
 	if (fast_flush)
 		holding = 0;
+	int verified = holding == 4; /* test_wait_verified */
 	if (holding) {
 		static const char *const extra[] = {"-O", "-R", NULL};
 		if ((rc = hrd_start(&f->daemon, NULL, extra))) {
@@ -310,6 +311,10 @@ static int setup_with(void **state, int holding)
 		if (vg_registry_set_holder(f->reg, "this-node", o.hold_ttl_ms))
 			return -1;
 	}
+	if (verified) {
+		o.verified_rows = 1;
+		vg_registry_set_wait_verified(f->reg, 1);
+	}
 	if (vg_receiver_open(&o, &f->rx, err, sizeof(err))) {
 		fprintf(stderr, "%s\n", err);
 		return -1;
@@ -338,6 +343,11 @@ static int setup_holding(void **state)
 static int setup_fast_flush(void **state)
 {
 	return setup_with(state, 3);
+}
+
+static int setup_verified(void **state)
+{
+	return setup_with(state, 4);
 }
 
 static struct fixture *fx(void **state)
@@ -1106,6 +1116,134 @@ static void test_hold_marks(void **state)
 	assert_int_equal(wait_held(f->watch, 0), 0);
 }
 
+/* How many streams of node its verified row does not cover, as another
+ * collector reads them. */
+static int vrow(void *ctx, const char *node, int64_t upto_ms, uint64_t behind)
+{
+	struct {
+		const char *node;
+		uint64_t behind;
+	} *w = ctx;
+
+	if (!strcmp(node, w->node))
+		w->behind = behind;
+	return 0;
+}
+
+static uint64_t streams_behind(struct vg_registry *r, const char *node)
+{
+	struct {
+		const char *node;
+		uint64_t behind;
+	} w = {node, 0};
+
+	assert_int_equal(vg_registry_verified(r, vrow, &w), 0);
+	return w.behind;
+}
+
+/* Wait (at most 60 s) until node's verified row covers its commits. */
+static uint64_t wait_verified(struct vg_registry *r, const char *node)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < 600 && (n = streams_behind(r, node)); i++)
+		usleep(100 * 1000);
+	return n;
+}
+
+/* Part 3 of "Closing the second" (docs/scaling.md) at the receiver, with
+ * a real rrdcached and, on PostgreSQL, a real server:
+ *  - as the previous collector: its commits carry its node, and its
+ *    verified row follows its store's syncs on the daemon; with the
+ *    daemon killed, a batch acknowledged meanwhile is not covered while
+ *    its values wait in the store, and is once the daemon is back;
+ *  - as the next collector: a batch of a host whose last batch another
+ *    node committed after its verified row is answered RETRY, stored by
+ *    no consumer, counted and shown in the held hosts; once that node's
+ *    row reaches the commit it is stored; a second wait ends with the
+ *    operator's release of the node (`storage marks release`). */
+static void test_wait_verified(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	struct vg_registry *other;
+	char err[256];
+	int rc;
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &f->watch, err,
+						sizeof(err)),
+			 0);
+	EXPECT_SENT(f, 1, 2, VG_ACK_OK, STREAM, 1);
+	assert_int_equal(wait_verified(f->watch, "this-node"), 0);
+
+	/* the daemon killed: acknowledged, waiting in the store, not
+	 * verified; verified once the daemon is back */
+	assert_int_equal(hrd_kill(&f->daemon, SIGKILL), 0);
+	EXPECT_SENT(f, 2, 2, VG_ACK_OK, STREAM, 2);
+	assert_int_equal(streams_behind(f->watch, "this-node"), 1);
+	assert_true(vg_store_holding(f->store));
+	{ /* the store's verified time stays before that commit (its
+	   * values wait for the daemon), so no row can cover it */
+		struct vg_db *db = st_db(f->surl, f->dir, "registry.db");
+		struct vg_db_stmt *st;
+		int64_t commit_ms = 0;
+		assert_int_equal(vg_db_prepare(db, "SELECT commit_ms FROM streams WHERE "
+						   "host = 'node1' AND node = 'this-node'",
+					       &st),
+				 0);
+		assert_int_equal(vg_db_step(st), 1);
+		commit_ms = vg_db_column_int64(st, 0);
+		vg_db_reset(st);
+		vg_db_close(db);
+		assert_true(commit_ms > 0);
+		assert_true(vg_store_verified_ms(f->store) < commit_ms);
+	}
+	assert_int_equal(hrd_restart(&f->daemon), 0);
+	assert_int_equal(wait_verified(f->watch, "this-node"), 0);
+	assert_int_equal(wait_held(f->watch, 0), 0); /* its mark cleared */
+
+	/* another node took the host's batch 3 and has not verified it */
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &other, err, sizeof(err)),
+			 0);
+	assert_int_equal(vg_registry_set_holder(other, "other-node", 600000), 0);
+	assert_int_equal(vg_registry_commit(other, "node1", STREAM, 3, T0 + 180000), 0);
+	vg_receiver_stats_fn(f->rx, &cs);
+	uint64_t stored = cs.samples_received;
+	EXPECT_SENT(f, 4, 2, VG_ACK_RETRY, STREAM, 4);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.batches_unverified, 1);
+	assert_int_equal(cs.samples_received, stored);
+	{ /* what /v1/health shows */
+		struct vg_receiver_held h[2];
+		assert_int_equal(vg_receiver_held_elsewhere(f->rx, h, 2, NULL), 1);
+		assert_string_equal(h[0].host, "node1");
+		assert_string_equal(h[0].holder, "other-node");
+		assert_int_equal(h[0].unverified, 1);
+	}
+	/* its row short of the commit: still waiting; at it: stored */
+	assert_int_equal(vg_registry_set_verified(other, vg_registry_committed_ms(other) - 1), 0);
+	EXPECT_SENT(f, 4, 2, VG_ACK_RETRY, STREAM, 4);
+	assert_int_equal(vg_registry_set_verified(other, vg_registry_committed_ms(other)), 0);
+	EXPECT_SENT(f, 4, 2, VG_ACK_OK, STREAM, 4);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.batches_unverified, 2);
+	assert_int_equal(cs.samples_received, stored + 2);
+	assert_int_equal(vg_receiver_held_elsewhere(f->rx, NULL, 0, NULL), 0);
+
+	/* again, and that node never comes back: the operator releases it */
+	assert_int_equal(vg_registry_commit(other, "node1", STREAM, 5, T0 + 300000), 0);
+	EXPECT_SENT(f, 6, 2, VG_ACK_RETRY, STREAM, 6);
+	uint64_t n = 0;
+	assert_int_equal(vg_registry_verified_release(f->watch, "other-node", &n), 0);
+	assert_int_equal(n, 1);
+	EXPECT_SENT(f, 6, 2, VG_ACK_OK, STREAM, 6);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.batches_unverified, 3);
+	assert_int_equal(cs.verified_write_failed, 0);
+	(void)rc;
+	vg_registry_close(other);
+}
+
 /* A job: records its thread, hands a batch to the dispatch chain. */
 struct inject_job {
 	pthread_t thread;
@@ -1683,6 +1821,7 @@ int main(void)
 		ST_BOTH(test_held_elsewhere_hosts, setup, teardown),
 		ST_BOTH(test_held_elsewhere_ages, setup_held_age, teardown),
 		ST_BOTH(test_hold_marks, setup_holding, teardown),
+		ST_BOTH(test_wait_verified, setup_verified, teardown),
 		ST_BOTH(test_committed_elsewhere_held, setup, teardown),
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),

@@ -744,7 +744,7 @@ static void test_step3_fillfactor(void **state)
 	update(f->r, instance_batch(T0, 1, "p1", VG_RSTATE_ACTIVE));
 	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
 				    "component = 'registry'"),
-			 5);
+			 6);
 	if (pg)
 		assert_int_equal(raw_int(f, ff_sql), 2);
 	/* back to version 2's schema, as an older vigie left it */
@@ -763,17 +763,22 @@ static void test_step3_fillfactor(void **state)
 	vg_db_close(db);
 	if (pg)
 		assert_int_equal(raw_int(f, ff_sql), 0);
-	db = raw_db(f); /* version 2 had no holding marks, no custom_drops */
+	db = raw_db(f); /* version 2 had no holding marks, no custom_drops,
+			 * no verified rows */
 	assert_int_equal(vg_db_exec(db, "DROP TABLE held"), 0);
 	assert_int_equal(vg_db_exec(db, "DROP TABLE custom_drops"), 0);
+	assert_int_equal(vg_db_exec(db, "DROP TABLE verified"), 0);
+	assert_int_equal(vg_db_exec(db, "ALTER TABLE streams DROP COLUMN node"), 0);
+	assert_int_equal(vg_db_exec(db, "ALTER TABLE streams DROP COLUMN commit_ms"), 0);
 	vg_db_close(db);
 	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
 				    "component = 'registry'"),
-			 5);
-	/* steps 4 and 5 ran on the way: their tables are back */
+			 6);
+	/* steps 4, 5 and 6 ran on the way: their tables are back */
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM held"), 0);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM custom_drops"), 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM verified"), 0);
 	if (pg)
 		assert_int_equal(raw_int(f, ff_sql), 2);
 	assert_true(row_value(f) == 1); /* the rows are still there */
@@ -977,6 +982,184 @@ static void test_marks_release(void **state)
 	assert_int_equal(vg_registry_marks(a, collect_mark, &m), 0);
 	assert_int_equal(m.n, 1);
 	assert_string_equal(m.row[0].node, "node-b");
+	vg_registry_close(b);
+}
+
+/* Step 6 on a state of version 5 (either engine): the streams rows the
+ * commit writes gain the committing node and its commit time, and the
+ * verified table appears; rows written before keep their seq and carry
+ * no node, so nothing waits for them. A commit with a holder set writes
+ * its name and a time not behind the handle's previous commit; one
+ * without writes no name. */
+static void test_step6_commit_node(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *b;
+	struct vg_db *db;
+	char err[256];
+	int64_t t0 = vg_now_ms();
+
+	/* a state as version 5 left it: one stream committed */
+	assert_int_equal(vg_registry_commit(f->r, "h-old", 7, 3, T0), 0);
+	vg_registry_close(f->r);
+	f->r = NULL;
+	db = raw_db(f);
+	assert_int_equal(vg_db_exec(db, "DROP TABLE verified"), 0);
+	assert_int_equal(vg_db_exec(db, "ALTER TABLE streams DROP COLUMN node"), 0);
+	assert_int_equal(vg_db_exec(db, "ALTER TABLE streams DROP COLUMN commit_ms"), 0);
+	assert_int_equal(vg_db_exec(db, "UPDATE vg_schema SET version = 5 "
+					"WHERE component = 'registry'"),
+			 0);
+	if (f->e->kind == VG_DB_SQLITE)
+		assert_int_equal(vg_db_exec(db, "PRAGMA user_version = 5"), 0);
+	vg_db_close(db);
+	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
+	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
+				    "component = 'registry'"),
+			 6);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM verified"), 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM streams WHERE host = 'h-old' "
+				    "AND last_seq = 3 AND node IS NULL AND commit_ms = 0"),
+			 1);
+	/* another collector waiting for verified rows: nothing waits for
+	 * the old row (no node), the duplicate stays a duplicate */
+	assert_int_equal(reg_open(f, &b, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_set_holder(b, "node-b", 600000), 0);
+	vg_registry_set_wait_verified(b, 1);
+	assert_int_equal(vg_registry_seen(b, "h-old", 7, 3, T0), 1);
+	assert_int_equal(vg_registry_seen(b, "h-old", 7, 4, T0 + 1), 0);
+	/* with a holder: the node and a commit time in the row the commit
+	 * writes, alone and in a group */
+	assert_int_equal(vg_registry_set_holder(f->r, "node-a", 600000), 0);
+	assert_int_equal(vg_registry_commit(f->r, "h-old", 7, 4, T0 + 1), 0);
+	assert_true(vg_registry_committed_ms(f->r) >= t0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM streams WHERE host = 'h-old' "
+				    "AND last_seq = 4 AND node = 'node-a'"),
+			 1);
+	assert_true(raw_int(f, "SELECT commit_ms FROM streams WHERE host = 'h-old'") ==
+		    vg_registry_committed_ms(f->r));
+	{
+		struct vg_registry_mark mk[2] = {{"h-old", 7, 5, T0 + 2, 0},
+						 {"h-new", 7, 1, T0 + 2, 0}};
+		int rcs[2];
+		assert_int_equal(vg_registry_commit_group(f->r, mk, 2, rcs), 0);
+		assert_int_equal(rcs[0], 0);
+		assert_int_equal(rcs[1], 0);
+	}
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM streams WHERE node = 'node-a' "
+				    "AND commit_ms >= 1700000000000"),
+			 2);
+	/* no holder: no name (a single collector; nobody waits for it) */
+	assert_int_equal(vg_registry_commit(b, "h-b", 7, 1, T0), 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM streams WHERE host = 'h-b' "
+				    "AND node = 'node-b'"),
+			 1);
+	assert_int_equal(vg_registry_set_holder(b, "", 0), 0);
+	assert_int_equal(vg_registry_commit(b, "h-c", 7, 1, T0), 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM streams WHERE host = 'h-c' "
+				    "AND node IS NULL AND commit_ms = 0"),
+			 1);
+	vg_registry_close(b);
+}
+
+struct verified_rows {
+	size_t n;
+	char node[4][32];
+	int64_t upto[4];
+	uint64_t behind[4];
+};
+
+static int collect_verified(void *ctx, const char *node, int64_t upto_ms, uint64_t behind)
+{
+	struct verified_rows *v = ctx;
+
+	if (v->n < 4) {
+		snprintf(v->node[v->n], sizeof(v->node[0]), "%s", node);
+		v->upto[v->n] = upto_ms;
+		v->behind[v->n] = behind;
+	}
+	v->n++;
+	return 0;
+}
+
+/* Part 3 of "Closing the second" (docs/scaling.md) in the shared state:
+ * a collector (b) waiting for verified rows answers a host new to it 3
+ * (RETRY) while the host's last commit, by another node (a), is past
+ * a's verified row, and 0 once a's row reaches that commit; never for
+ * its own commits, nor with the wait off. The wait is bounded as
+ * holding marks are: a commit older than the waiter's ttl ([cluster]
+ * hold_max) is not waited for, and the operator's release of a node
+ * moves its row to now. The list names the nodes behind. */
+static void test_wait_verified(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *a = f->r, *b;
+	struct verified_rows v = {0};
+	uint64_t n = 9;
+	int64_t c1;
+	char err[256];
+
+	assert_int_equal(reg_open(f, &b, err, sizeof(err)), 0);
+	assert_int_equal(vg_registry_set_holder(a, "node-a", 600000), 0);
+	assert_int_equal(vg_registry_set_holder(b, "node-b", 600000), 0);
+	vg_registry_set_wait_verified(b, 1);
+	assert_int_equal(vg_registry_commit(a, "h1", 7, 1, T0), 0);
+	c1 = vg_registry_committed_ms(a);
+	/* a's commit not verified (no row yet): the host waits at b */
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 2, T0 + 60000), 3);
+	assert_string_equal(vg_registry_held_by(b), "node-a");
+	/* a duplicate stays a duplicate; another stream of the host waits */
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 1, T0), 1);
+	assert_int_equal(vg_registry_seen(b, "h1", 8, 1, T0 + 60000), 3);
+	/* a itself is never kept waiting by its own commit */
+	assert_int_equal(vg_registry_seen(a, "h1", 7, 3, T0 + 120000), 0);
+	assert_int_equal(vg_registry_verified(b, collect_verified, &v), 0);
+	assert_int_equal(v.n, 1);
+	assert_string_equal(v.node[0], "node-a");
+	assert_int_equal(v.upto[0], 0);
+	assert_int_equal(v.behind[0], 1);
+	/* a's row short of the commit: still waiting; at it: accepted */
+	assert_int_equal(vg_registry_set_verified(a, c1 - 1), 0);
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 2, T0 + 60000), 3);
+	assert_int_equal(vg_registry_set_verified(a, c1), 0);
+	assert_int_equal(vg_registry_seen(b, "h1", 7, 2, T0 + 60000), 0);
+	/* the row only moves forward */
+	assert_int_equal(vg_registry_set_verified(a, c1 - 1000), 0);
+	assert_int_equal(raw_int(f, "SELECT upto_ms FROM verified WHERE node = 'node-a'"), c1);
+	v.n = 0;
+	assert_int_equal(vg_registry_verified(b, collect_verified, &v), 0);
+	assert_int_equal(v.n, 0);
+
+	/* b took the host (seq 2): a, waiting too, waits for b's row */
+	assert_int_equal(vg_registry_commit(b, "h1", 7, 2, T0 + 60000), 0);
+	vg_registry_set_wait_verified(a, 1);
+	assert_int_equal(vg_registry_seen(a, "h1", 7, 3, T0 + 120000), 3);
+	assert_string_equal(vg_registry_held_by(a), "node-b");
+	/* with the wait off, nothing is waited for */
+	vg_registry_set_wait_verified(a, 0);
+	assert_int_equal(vg_registry_seen(a, "h1", 7, 3, T0 + 120000), 0);
+	vg_registry_set_wait_verified(a, 1);
+
+	/* the bound: a commit older than the waiter's ttl is not waited for
+	 * (a node that never came back: hold_max) */
+	assert_int_equal(vg_registry_set_holder(a, "node-a", 0), 0);
+	assert_int_equal(vg_registry_seen(a, "h1", 7, 3, T0 + 120000), 0);
+	assert_int_equal(vg_registry_set_holder(a, "node-a", 600000), 0);
+	assert_int_equal(vg_registry_seen(a, "h1", 7, 3, T0 + 120000), 3);
+
+	/* the operator's release of node-b: no host waits for it; a second
+	 * release finds nothing waited for */
+	assert_int_equal(vg_registry_verified_release(a, "node-b", &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(vg_registry_seen(a, "h1", 7, 3, T0 + 120000), 0);
+	assert_int_equal(vg_registry_verified_release(a, "node-b", &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(vg_registry_verified_release(a, "", &n), -EINVAL);
+	/* a handle with no holder writes no row */
+	assert_int_equal(vg_registry_set_holder(b, "", 0), 0);
+	assert_int_equal(vg_registry_set_verified(b, vg_now_ms() + 3600000), 0);
+	assert_true(raw_int(f, "SELECT upto_ms FROM verified WHERE node = 'node-b'") <
+		    vg_now_ms() + 60000);
 	vg_registry_close(b);
 }
 
@@ -2270,6 +2453,8 @@ int main(void)
 		ST_BOTH(test_commit_group_lock_order, setup, teardown),
 		ST_BOTH(test_holding_marks, setup, teardown),
 		ST_BOTH(test_marks_release, setup, teardown),
+		ST_BOTH(test_step6_commit_node, setup, teardown),
+		ST_BOTH(test_wait_verified, setup, teardown),
 		ST_BOTH(test_same_batch_two_holders, setup, teardown),
 		ST_BOTH(test_flush_many, setup, teardown),
 		ST_BOTH(test_flush_off_receiver, setup, teardown),
