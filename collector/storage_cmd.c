@@ -231,6 +231,9 @@ static int convert(const struct vg_config *cfg, const char *pattern, const char 
 			char msg[512] = "";
 			int r = vg_store_convert_series(s, p.rtype[i], p.id[i], p.metric[i],
 							&changed, msg, sizeof(msg));
+			if (!r && *msg) /* leftovers of a killed run, removed */
+				fprintf(out, "vigie-collector storage convert: %s %s: %s\n",
+					p.id[i], p.metric[i], msg);
 			if (!r && changed)
 				done++;
 			else if (!r)

@@ -1640,9 +1640,12 @@ int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 	pthread_mutex_unlock(&s->mu);
 
 	rc = s->be->ops->info(s->be, &loc, VG_CF_AVERAGE, &d);
-	if (!rc && !layout_matches(&d, &lay)) {
-		rc = s->be->ops->convert(s->be, &loc, &lay, msg, msglen);
-		*changed = !rc;
+	if (!rc) {
+		/* also with the rule's archives: the engine removes what a
+		 * conversion killed before its end left beside the file */
+		int need = !layout_matches(&d, &lay);
+		rc = s->be->ops->convert(s->be, &loc, need ? &lay : NULL, msg, msglen);
+		*changed = need && !rc;
 	}
 
 	pthread_mutex_lock(&s->mu);

@@ -268,7 +268,10 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
  * (`vigie-collector storage convert`): nothing if it has them already
  * (*changed 0), else the backend rewrites it keeping every stored row of
  * the archives both layouts share (same resolution) within what the new
- * one retains (backend.h, convert). Exclusive like a removal. 0, -ENOENT,
+ * one retains (backend.h, convert). Either way it first removes what a
+ * conversion killed before its end left beside the file (the file holds
+ * every value); then 0 comes with msg naming what it removed ("" if
+ * nothing). Exclusive like a removal. 0, -ENOENT,
  * -ENOTSUP (the engine cannot: rrdcached without vg_store_convert_at),
  * -EXDEV (another holder's series, see vg_store_convert_at), -EIO with
  * msg. One call at a time (librrd's modify is not thread-safe). */
