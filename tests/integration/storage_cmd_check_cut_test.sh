@@ -12,14 +12,18 @@
 # whenever values waited, whatever the store had recorded as the cause:
 # the operator looked for a daemon down that was not (the collector's
 # start warning was fixed so in start_check_cut_test.sh; the commands now
-# share its wording, vg_store_pending_cause). 100 series, so that each
-# opening (one group of 32 checked) leaves some unchecked. SKIP only
-# without rrdcached or jq.
+# share its wording, vg_store_pending_cause). 1000 series, so that each
+# opening (a few groups of 32 checked within the bound) leaves some unchecked. Then, the
+# daemon killed, the same flush names it not answering, and so does the
+# flush of a collector running (SIGUSR1; the cause passes through
+# <data_dir>/flush.done), which said "some still cached: their storage
+# daemon does not answer" without naming it. SKIP only without rrdcached
+# or jq.
 source "$(dirname "$0")/lib.sh"
 require rrdcached
 command -v jq >/dev/null || { echo "1..0 # SKIP jq not installed"; exit 0; }
 
-NS=100
+NS=1000
 start_rrdcached s -O -R || bail "rrdcached did not start ($(tail -3 "$TMP/s.log"))"
 DAEMON=$RRDCACHED_TCP
 collector_ports
@@ -65,11 +69,26 @@ eq "storage convert fails: values wait" "$rc" 1
 check "... naming the daemon up, its check cut short at [storage] check_max" grep -qF "$CUT" "$TMP/v.err"
 check "... not as a daemon that does not answer" bash -c '! grep -q "not answering\|does not answer" "$1"' _ "$TMP/v.err"
 
-# the daemon down: the same commands name it not answering
+# the daemon down: a collector started with it down holds new values for
+# it; its flush (SIGUSR1, the cause through flush.done) names the daemon
+# not answering, and so does the offline flush once it was killed (-9)
 S_PID=$RRDCACHED_PID
 kill "$S_PID"; wait "$S_PID" 2>/dev/null
+check "the collector starts with the daemon down" \
+  start_api_collector c3 --config "$TMP/c.conf" --data-dir "$DATA"
+C=$COLLECTOR_PID
+for i in $(seq 1 $NS); do printf 'node%d load.1 %d %d\n' "$i" "$((i + 200))" "$((T + 120))"; done >"$TMP/m3"
+check "a third minute is published (held for the daemon)" "$BIN/vigie" --api "$API" put --project p1 --file "$TMP/m3"
+cmd flush --timeout 60 >"$TMP/f3.out" 2>"$TMP/f3.err"
+rc=$?
+diag "running flush, daemon down: $(cat "$TMP/f3.out" "$TMP/f3.err")"
+eq "storage flush of the running collector fails: values still cached" "$rc" 1
+check "... saying why: the daemon not answering, named" \
+  grep -qF "still cached, waiting for their storage daemon (not answering: $DAEMON" "$TMP/f3.out"
+check "collector still running" kill -0 "$C"
+kill -KILL "$C"; wait "$C" 2>/dev/null
 cmd flush >"$TMP/f2.out" 2>"$TMP/f2.err"
-diag "flush, daemon down: $(cat "$TMP/f2.err")"
-check "with the daemon down, storage flush names it not answering" \
+diag "offline flush, daemon down: $(cat "$TMP/f2.out" "$TMP/f2.err")"
+check "with the daemon down, the offline storage flush names it not answering" \
   grep -qF "(not answering: $DAEMON)" "$TMP/f2.err"
 done_testing
