@@ -198,6 +198,9 @@ int vg_rrd_file_convert_safe(const char *path, const struct vg_rrd_layout *lay,
 		rc = -EIO;
 		goto drop;
 	}
+	/* nothing converted (librrd had nothing to do): the side name was
+	 * still PATH's inode, which rename leaves in place */
+	(void)unlink(side);
 	(void)vg_fs_fsync_parent(path);
 	test_kill_after("renamed");
 	return 0;
