@@ -174,6 +174,7 @@ LIBS_spool_test         := agent common
 LIBS_sqlitedb_test      := common
 LIBS_store_cache_test   := collector common
 LIBS_store_policy_test  := collector common
+LIBS_rrd_file_test      := collector common
 LIBS_lifecycle_test     := billing collector common
 LIBS_store_test         := collector common
 LIBS_token_test         := api alarms billing collector common

@@ -285,8 +285,13 @@ struct vg_rrd_backend_ops {
 	 * modify parses with getopt). rrdcached: only the series of the
 	 * daemon given to vg_rrd_rrdcached_convert_dir, through that
 	 * directory, verified through the daemon (-ENOTSUP without one,
-	 * -EXDEV for another daemon's series; backend_rrdcached.c). 0,
-	 * -ENOENT, -EAGAIN (no space), -EIO; msg gets why. */
+	 * -EXDEV for another daemon's series; backend_rrdcached.c). First
+	 * it removes what a conversion killed before its end left beside the
+	 * file (vg_rrd_file_conv_cleanup, collector/rrd_file.h), then
+	 * converts with vg_rrd_file_convert_safe; lay NULL (the series has
+	 * its rule's archives) does only the first. 0 (msg then says which
+	 * leftovers it removed, "" if none), -ENOENT, -EAGAIN (no space),
+	 * -EIO; msg gets why. */
 	int (*convert)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		       const struct vg_rrd_layout *lay, char *msg, size_t msglen);
 	/* Optional (NULL: -ENOTSUP): series, bytes, free space and bytes of

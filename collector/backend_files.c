@@ -777,12 +777,26 @@ static int files_fetch(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 
 /* ---- conversion (storage convert) ----------------------------------------------- */
 
-/* The librrd code is shared with the rrdcached backend (collector/rrd_file.c). */
+/* The librrd code is shared with the rrdcached backend (collector/rrd_file.c):
+ * what a killed run left beside the file first (the file itself holds
+ * every value: see vg_rrd_file_convert_safe), then the conversion under
+ * a side name renamed over the file. */
 static int files_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 			 const struct vg_rrd_layout *lay, char *msg, size_t msglen)
 {
+	char left[512];
+	int n, rc;
+
 	(void)be;
-	return vg_rrd_file_convert(loc->path, lay, msg, msglen);
+	if ((n = vg_rrd_file_conv_cleanup(loc->path, left, sizeof(left))) == -EEXIST) {
+		snprintf(msg, msglen, "%s", left);
+		return -EIO;
+	}
+	if (lay && (rc = vg_rrd_file_convert_safe(loc->path, lay, NULL, NULL, msg, msglen)))
+		return rc;
+	if (n > 0)
+		snprintf(msg, msglen, "leftovers of a conversion killed before its end: %s", left);
+	return 0;
 }
 
 /* ---- usage (storage stats, the lifecycle thread) ------------------------------------ */

@@ -2633,22 +2633,58 @@ static void rcd_close(struct vg_rrd_backend *be)
  *      random current rows of its archives and its last update make any
  *      other copy differ); else nothing is touched;
  *   3. FORGET it on the daemon (no cached value, no state of it left
- *      there), link it to <file>.vigie-convert.old (librrd's modify
- *      renames a new file over the old one: the link keeps the old one
- *      whole), convert;
- *   4. read it through the daemon again: the rule's archives, INFO
+ *      there), convert it under a side name <file>.vigie-convert
+ *      (vg_rrd_file_convert_safe: a hard link, which librrd's modify
+ *      replaces with the converted file; the file itself untouched);
+ *   4. read the side file through the daemon: the rule's archives, INFO
  *      outside the archives unchanged, each archive both layouts have
  *      unchanged in its definition, its state and every row both hold,
- *      bit for bit (vg_rrd_view_kept); then drop the link. If any of it
- *      fails, the link is renamed back over the file: the old file is
- *      back, as the daemon read it before.
+ *      bit for bit (vg_rrd_view_kept), and FORGET the side name there;
+ *      only then is it renamed over the file (atomic). If any of it
+ *      fails, the side file is removed: the file was never changed.
  * Names are confined: the file's real path (realpath) must be exactly the
  * directory's real path, "/", and the name (no symbolic link on the way,
- * nothing outside the directory), a regular file. A run killed between 3
- * and 4 leaves the link, which the next run refuses to overwrite (the
- * series fails, naming it: put it back or delete it by hand). */
+ * nothing outside the directory), a regular file. A run killed anywhere
+ * leaves the file whole, either old or converted and checked, and at most
+ * a side file (or librrd's temporary file of it) that nothing reads: the
+ * next run removes it first (vg_rrd_file_conv_cleanup), also for a
+ * series that needs no conversion, and says so. Versions before the side
+ * name kept the old file as <file>.vigie-convert.old while converting in
+ * place: that link is removed when it is the file itself, and left alone
+ * (the series failing, naming it) when it is another file. */
 
-#define CONV_OLD ".vigie-convert.old"
+/* The side file through the daemon, against what it read before. */
+struct side_check {
+	struct vg_rrdcd *c;
+	const char *name; /* the series' name on the daemon */
+	const struct vg_rrd_view *before;
+	struct vg_rrd_view *after;
+	const struct vg_rrd_layout *lay;
+};
+
+static int check_side(void *ctx, const char *side, char *why, size_t whylen)
+{
+	struct side_check *k = ctx;
+	char name[VG_RRDCD_NAME_MAX + 32];
+	int rc;
+
+	(void)side;
+	snprintf(name, sizeof(name), "%s.vigie-convert", k->name);
+	if ((rc = vg_rrd_view_take(k->c, name, k->after, why, whylen)) == -ENOENT) {
+		/* the directory is a copy, not the daemon's -b directory */
+		snprintf(why, whylen, "the daemon does not see the converted file %.300s "
+				      "(is the directory its -b directory?)",
+			 name);
+		rc = -EIO;
+	} else if (!rc && !vg_rrd_view_kept(k->before, k->after, k->lay->archives,
+					    k->lay->narchives, k->lay->step_s, why, whylen)) {
+		rc = -EIO;
+	}
+	/* nothing of the side name stays on the daemon */
+	if (vg_rrdcd_connected(k->c))
+		(void)vg_rrdcd_forget(k->c, name);
+	return rc;
+}
 
 /* The file of NAME under DIR (resolved), confined there. 0, -ENOENT,
  * -EXDEV (a link on the way or out of DIR), -ENAMETOOLONG. */
@@ -2658,7 +2694,7 @@ static int conv_path(const char *dir, const char *name, char *path, size_t pathl
 	struct stat st;
 
 	if ((size_t)snprintf(path, pathlen, "%s/%s", dir, name) >= pathlen ||
-	    strlen(path) + sizeof(CONV_OLD) > PATH_MAX)
+	    strlen(path) + sizeof(".vigie-convert.old") + 6 > PATH_MAX)
 		return -ENAMETOOLONG;
 	if (lstat(path, &st))
 		return errno == ENOENT ? -ENOENT : -EIO;
@@ -2712,8 +2748,8 @@ static int rcd_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	struct daemon *d = owner_of(r, loc);
 	struct vg_rrd_view *before = NULL, *after = NULL;
 	struct vg_rrdcd *c = NULL;
-	char path[PATH_MAX * 2], old[PATH_MAX * 2 + sizeof(CONV_OLD)], why[768] = "";
-	int rc = 0, linked = 0;
+	char path[PATH_MAX * 2], why[768] = "", left[512] = "";
+	int rc = 0, nleft;
 
 	if (r->conv_owner == SIZE_MAX)
 		return -ENOTSUP;
@@ -2728,7 +2764,16 @@ static int rcd_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 			 d->addr);
 		return rc == -EXDEV || rc == -ENOENT ? -EIO : rc;
 	}
-	snprintf(old, sizeof(old), "%s" CONV_OLD, path);
+	/* what a run killed before its end left beside the file: the file
+	 * holds every value (vg_rrd_file_convert_safe) */
+	if ((nleft = vg_rrd_file_conv_cleanup(path, left, sizeof(left))) == -EEXIST) {
+		snprintf(msg, msglen, "%s", left);
+		return -EIO;
+	}
+	if (nleft > 0)
+		snprintf(msg, msglen, "leftovers of a conversion killed before its end: %s", left);
+	if (!lay) /* it has the rule's archives: nothing else to do */
+		return 0;
 	if (!(before = calloc(1, sizeof(*before))) || !(after = calloc(1, sizeof(*after)))) {
 		free(before);
 		return -ENOMEM;
@@ -2754,40 +2799,20 @@ static int rcd_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		rc = -EIO;
 		goto fail;
 	}
-	/* 3. the daemon forgets it; the old file kept by a link; convert */
+	/* 3. the daemon forgets it; converted under the side name; 4. the
+	 * side file checked through the daemon, then renamed over the file */
 	rc = vg_rrdcd_forget(c, loc->path);
 	if (rc && rc != -ENOENT && rc != -EREMOTEIO) {
 		snprintf(why, sizeof(why), "FORGET on %.200s: %.300s", d->addr, vg_rrdcd_error(c));
 		goto fail;
 	}
-	if (link(path, old)) {
-		rc = -errno;
-		snprintf(why, sizeof(why), "%.600s: %s%s", old, strerror(-rc),
-			 rc == -EEXIST ? " (a conversion stopped before its check left it: put it "
-					 "back over the file or delete it)"
-				       : "");
-		goto fail;
-	}
-	linked = 1;
-	if ((rc = vg_rrd_file_convert(path, lay, why, sizeof(why))))
-		goto fail;
-	/* 4. through the daemon: the rule's archives, nothing stored changed */
-	if ((rc = vg_rrd_view_take(c, loc->path, after, why, sizeof(why))))
-		goto fail;
-	if (!vg_rrd_view_kept(before, after, lay->archives, lay->narchives, lay->step_s, why,
-			      sizeof(why))) {
-		rc = -EIO;
-		goto fail;
-	}
 	{
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			(void)fsync(fd);
-			close(fd);
-		}
+		struct side_check k = {c, loc->path, before, after, lay};
+		if ((rc = vg_rrd_file_convert_safe(path, lay, check_side, &k, why, sizeof(why))))
+			goto fail;
 	}
-	(void)unlink(old);
-	(void)vg_fs_fsync_parent(path);
+	if (vg_rrdcd_connected(c))
+		(void)vg_rrdcd_forget(c, loc->path);
 	client_put(d, c, 0);
 	vg_rrd_view_free(before);
 	vg_rrd_view_free(after);
@@ -2795,27 +2820,17 @@ static int rcd_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	free(after);
 	return 0;
 fail:
-	if (linked) {
-		/* the old file back, as the daemon read it before */
-		if (rename(old, path)) {
-			size_t l = strlen(why);
-			snprintf(why + l, sizeof(why) - l, "; and the old file cannot be put back "
-							   "from %.300s: %s",
-				 old, strerror(errno));
-		} else {
-			(void)vg_fs_fsync_parent(path);
-		}
-		if (vg_rrdcd_connected(c))
-			(void)vg_rrdcd_forget(c, loc->path);
-	}
+	/* the file was not changed; nothing of it stays cached there */
+	if (vg_rrdcd_connected(c))
+		(void)vg_rrdcd_forget(c, loc->path);
 	snprintf(msg, msglen, "%s", why);
 	client_put(d, c, rc);
 	vg_rrd_view_free(before);
 	vg_rrd_view_free(after);
 	free(before);
 	free(after);
-	return rc == -EAGAIN || rc == -ENOMEM ? rc : rc == -ENOENT && !linked ? -ENOENT
-									      : -EIO;
+	return rc == -EAGAIN || rc == -ENOMEM ? rc : rc == -ENOENT ? -ENOENT
+								   : -EIO;
 }
 
 static const struct vg_rrd_backend_ops rcd_ops = {

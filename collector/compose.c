@@ -684,35 +684,20 @@ int main(int argc, char **argv)
 			 * daemon up): the collector starts and holds them, as it
 			 * does for a daemon that goes down while it runs
 			 * (docs/operations.md). The line names which. */
-			struct vg_store_daemon dm[16];
+			char why[1200];
+			struct vg_store_daemon dm[64];
 			size_t nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));
-			char down[512] = "", cut[512] = "", why[1200];
-			size_t od = 0, oc = 0;
-			for (size_t i = 0; i < nd; i++) {
-				if (!dm[i].up && od < sizeof(down))
-					od += (size_t)snprintf(down + od, sizeof(down) - od,
-							       "%s%s", od ? ", " : "",
-							       dm[i].address);
-				else if (dm[i].up && dm[i].checks_cut && oc < sizeof(cut))
-					oc += (size_t)snprintf(cut + oc, sizeof(cut) - oc,
-							       "%s%s", oc ? ", " : "",
-							       dm[i].address);
-			}
-			snprintf(why, sizeof(why), "%s%s%s%s%s%s",
-				 down[0] ? "not answering: " : "", down,
-				 down[0] && cut[0] ? "; " : "",
-				 cut[0] ? "up, the start replay's check of its files "
-					  "cut short at [storage] check_max, to go on "
-					  "at a later connection: "
-					: "",
-				 cut, down[0] || cut[0] ? "" : "see /v1/health");
+			int down = 0;
+			for (size_t i = 0; i < nd; i++)
+				down |= !dm[i].up;
+			vg_store_pending_cause(store, 1, why, sizeof(why));
 			vg_warn("store: %llu replayed values wait for a storage daemon "
 				"(%s): held in the cache and the journal and written "
 				"once it answers and its files are checked%s (%s)",
 				(unsigned long long)st.values_pending, why,
-				down[0] ? "; reads of a daemon not answering answer "
-					  "503 meanwhile"
-					: "",
+				down ? "; reads of a daemon not answering answer "
+				       "503 meanwhile"
+				     : "",
 				vg_store_last_error(store));
 		}
 	}

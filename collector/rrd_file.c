@@ -19,10 +19,14 @@
  * it). rrd_tune parses with getopt, so this is for the single-threaded
  * `storage convert` command only.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +143,166 @@ int vg_rrd_file_convert(const char *path, const struct vg_rrd_layout *lay, char 
 		return -EIO;
 	}
 	return 0;
+}
+
+/* ---- a conversion a kill leaves safe ------------------------------------------------- */
+
+#define CONV_SIDE ".vigie-convert"
+#define CONV_OLD ".vigie-convert.old" /* versions before the side name */
+
+/* The test hook: VIGIE_TEST_CONVERT_KILL names the step after which the
+ * process kills itself, as a kill -9 there would (the steps are too
+ * short to hit from outside). */
+static void test_kill_after(const char *step)
+{
+	const char *want = getenv("VIGIE_TEST_CONVERT_KILL");
+
+	if (want && !strcmp(want, step))
+		raise(SIGKILL);
+}
+
+int vg_rrd_file_convert_safe(const char *path, const struct vg_rrd_layout *lay,
+			     int (*check)(void *ctx, const char *side, char *why, size_t whylen),
+			     void *ctx, char *msg, size_t msglen)
+{
+	char side[PATH_MAX];
+	int rc, fd;
+
+	if ((size_t)snprintf(side, sizeof(side), "%s" CONV_SIDE, path) >= sizeof(side) - 8)
+		return -ENAMETOOLONG;
+	/* 1. the side name: PATH's inode, which librrd below only reads */
+	if (link(path, side)) {
+		rc = -errno;
+		note(msg, msglen, side,
+		     rc == -EEXIST ? "exists: a conversion killed before its end left it"
+				   : strerror(-rc));
+		return rc == -ENOENT ? -ENOENT : -EIO;
+	}
+	test_kill_after("linked");
+	/* 2. converted under the side name: a new file replaces the link */
+	if ((rc = vg_rrd_file_convert(side, lay, msg, msglen)))
+		goto drop;
+	test_kill_after("tuned");
+	if ((fd = open(side, O_RDONLY | O_CLOEXEC)) >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+	/* 3. the caller's check of the converted file */
+	if (check && (rc = check(ctx, side, msg, msglen)))
+		goto drop;
+	test_kill_after("checked");
+	/* 4. the one step that changes PATH */
+	if (rename(side, path)) {
+		rc = -errno;
+		note(msg, msglen, path, strerror(-rc));
+		rc = -EIO;
+		goto drop;
+	}
+	/* nothing converted (librrd had nothing to do): the side name was
+	 * still PATH's inode, which rename leaves in place */
+	(void)unlink(side);
+	(void)vg_fs_fsync_parent(path);
+	test_kill_after("renamed");
+	return 0;
+drop:
+	(void)unlink(side);
+	return rc;
+}
+
+/* librrd's temporary name of NAME: NAME and six letters or digits. */
+static int rrd_tmp_of(const char *entry, const char *name, size_t namelen)
+{
+	if (strncmp(entry, name, namelen) || strlen(entry) != namelen + 6)
+		return 0;
+	for (size_t i = namelen; entry[i]; i++)
+		if (!isalnum((unsigned char)entry[i]))
+			return 0;
+	return 1;
+}
+
+static void add_note(char *out, size_t outlen, const char *what, const char *name)
+{
+	size_t l = strlen(out);
+
+	if (l < outlen)
+		snprintf(out + l, outlen - l, "%s%s %.200s", l ? "; " : "", what, name);
+}
+
+int vg_rrd_file_conv_cleanup(const char *path, char *note_out, size_t notelen)
+{
+	char dir[PATH_MAX], side[NAME_MAX + 32], old[NAME_MAX + 32], full[PATH_MAX + NAME_MAX + 2];
+	const char *base = strrchr(path, '/');
+	struct stat sp, so;
+	struct dirent *de;
+	size_t blen, slen;
+	int n = 0, rc = 0, have_path;
+	DIR *d;
+
+	if (notelen)
+		note_out[0] = '\0';
+	if (!base) {
+		snprintf(dir, sizeof(dir), ".");
+		base = path;
+	} else {
+		if ((size_t)(base - path) >= sizeof(dir))
+			return -ENAMETOOLONG;
+		memcpy(dir, path, (size_t)(base - path));
+		dir[base - path] = '\0';
+		if (!dir[0])
+			snprintf(dir, sizeof(dir), "/");
+		base++;
+	}
+	blen = strlen(base);
+	if (blen > NAME_MAX)
+		return -ENAMETOOLONG;
+	snprintf(side, sizeof(side), "%s" CONV_SIDE, base);
+	snprintf(old, sizeof(old), "%s" CONV_OLD, base);
+	slen = strlen(side);
+	have_path = !lstat(path, &sp);
+	if (!(d = opendir(dir)))
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d))) {
+		struct stat st;
+		snprintf(full, sizeof(full), "%s/%s", dir, de->d_name);
+		if (!strcmp(de->d_name, old)) {
+			if (lstat(full, &so) || !S_ISREG(so.st_mode))
+				continue;
+			if (have_path && so.st_dev == sp.st_dev && so.st_ino == sp.st_ino) {
+				if (!unlink(full)) {
+					n++;
+					add_note(note_out, notelen,
+						 "removed (a link to the file itself)", full);
+				}
+			} else if (!have_path) {
+				if (!rename(full, path)) {
+					n++;
+					add_note(note_out, notelen, "put back over the missing file",
+						 full);
+				}
+			} else {
+				rc = -EEXIST;
+				add_note(note_out, notelen,
+					 "left alone (an older version's conversion stopped "
+					 "after replacing the file, before its check: put it "
+					 "back over the file or delete it)",
+					 full);
+			}
+			continue;
+		}
+		if (!strcmp(de->d_name, side) || rrd_tmp_of(de->d_name, side, slen) ||
+		    rrd_tmp_of(de->d_name, base, blen)) {
+			if (lstat(full, &st) || !S_ISREG(st.st_mode))
+				continue;
+			if (!unlink(full)) {
+				n++;
+				add_note(note_out, notelen, "removed", full);
+			}
+		}
+	}
+	closedir(d);
+	if (n)
+		(void)vg_fs_fsync_parent(path);
+	return rc ? rc : n;
 }
 
 /* ---- INFO as a daemon prints it ---------------------------------------------------- */

@@ -29,6 +29,43 @@
 int vg_rrd_file_convert(const char *path, const struct vg_rrd_layout *lay, char *msg,
 			size_t msglen);
 
+/* The conversion that a kill at any point leaves safe (`storage convert`,
+ * both engines). PATH stays the authoritative file throughout:
+ *   1. PATH is hard-linked to PATH.vigie-convert (the side name);
+ *   2. the side name is converted (vg_rrd_file_convert: librrd writes
+ *      PATH.vigie-convertXXXXXX and renames it over the side name, so
+ *      PATH's inode is never written);
+ *   3. CHECK (if not NULL) verifies the converted side file (the
+ *      rrdcached backend reads it through the daemon); nonzero: the side
+ *      file is removed, PATH untouched, and that is returned;
+ *   4. the side file is renamed over PATH (the one step that changes
+ *      PATH, atomic) and the directory synced.
+ * A kill before 4 leaves PATH as it was and a side file (or librrd's
+ * temporary file of it) that nothing reads; after 4, nothing. The side
+ * name existing already (a run killed so) is EEXIST: call
+ * vg_rrd_file_conv_cleanup first. For tests only, the environment
+ * variable VIGIE_TEST_CONVERT_KILL=linked|tuned|checked|renamed makes
+ * the process kill itself (SIGKILL) right after that step. 0 or -errno
+ * as vg_rrd_file_convert; msg gets why. */
+int vg_rrd_file_convert_safe(const char *path, const struct vg_rrd_layout *lay,
+			     int (*check)(void *ctx, const char *side, char *why, size_t whylen),
+			     void *ctx, char *msg, size_t msglen);
+
+/* Remove what a conversion killed before its end left beside PATH:
+ * PATH.vigie-convert and librrd's temporary files of it
+ * (PATH.vigie-convertXXXXXX), and librrd's temporary file of PATH itself
+ * (PATH + six letters or digits: an in-place modify, as versions before
+ * the side name did, interrupted; no series file has such a name, they
+ * end in .rrd). None of them was ever PATH, which holds every value
+ * written. PATH.vigie-convert.old, the undo link of those versions'
+ * rrdcached conversion: removed when it is PATH's own inode (killed
+ * before the converted file replaced it), renamed back to PATH when PATH
+ * is missing; a different file (killed after the replacement, before the
+ * check) is left alone and answered -EEXIST, note naming it (put it back
+ * over PATH or delete it by hand, as before). NOTE gets what was done ("" if
+ * nothing). The number of files removed or put back, or -errno. */
+int vg_rrd_file_conv_cleanup(const char *path, char *note, size_t notelen);
+
 /* librrd's INFO of the file at PATH as rrdcached's INFO command prints it
  * (the same keys, types and value texts), into OUT (free with
  * vg_rrdcd_info_free): what a daemon reading that very file answers.

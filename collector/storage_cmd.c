@@ -196,17 +196,20 @@ static int convert(const struct vg_config *cfg, const char *pattern, const char 
 		return 1;
 	}
 	{
-		/* values replayed for a daemon that does not answer: written
+		/* values replayed for a daemon that does not answer, or whose
+		 * files' check was cut short at [storage] check_max: written
 		 * after a convert, they would meet files it changed */
 		struct vg_store_stats st;
 		vg_store_get_stats(s, &st);
 		if (st.values_pending) {
+			char why[1200];
+			vg_store_pending_cause(s, 1, why, sizeof(why));
 			fprintf(errf,
 				"vigie-collector storage convert: %llu values of the "
-				"journal a crash left wait for a storage daemon that does "
-				"not answer (%s): start the collector or this command again "
-				"once it answers\n",
-				(unsigned long long)st.values_pending, vg_store_last_error(s));
+				"journal a crash left wait for a storage daemon (%s): "
+				"start the collector or this command again once it "
+				"answers and its files are checked (%s)\n",
+				(unsigned long long)st.values_pending, why, vg_store_last_error(s));
 			vg_store_close(s);
 			vg_registry_close(reg);
 			return 1;
@@ -231,6 +234,9 @@ static int convert(const struct vg_config *cfg, const char *pattern, const char 
 			char msg[512] = "";
 			int r = vg_store_convert_series(s, p.rtype[i], p.id[i], p.metric[i],
 							&changed, msg, sizeof(msg));
+			if (!r && *msg) /* leftovers of a killed run, removed */
+				fprintf(out, "vigie-collector storage convert: %s %s: %s\n",
+					p.id[i], p.metric[i], msg);
 			if (!r && changed)
 				done++;
 			else if (!r)

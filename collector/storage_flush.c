@@ -52,7 +52,7 @@
 int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, size_t msglen)
 {
 	struct vg_store_stats a, b;
-	char path[4096], tmp[4200];
+	char path[4096], tmp[4200], why[1200] = "";
 	int64_t t0 = vg_monotonic_ns();
 	FILE *fp;
 	int rc;
@@ -65,11 +65,20 @@ int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, 
 	uint64_t written = a.values_pending > b.values_pending ? a.values_pending - b.values_pending
 							       : 0;
 	int64_t ms = (vg_monotonic_ns() - t0) / 1000000;
+	if (b.values_pending) {
+		/* the cause the store recorded, and its last error (this is
+		 * the receiver thread, whose error it is) */
+		vg_store_pending_cause(s, 0, why, sizeof(why));
+		const char *le = vg_store_last_error(s);
+		size_t l = strlen(why);
+		if (*le)
+			snprintf(why + l, sizeof(why) - l, "; %s", le);
+	}
 	if (b.values_pending)
 		snprintf(msg, msglen,
 			 "%s: %" PRIu64 " cached values written in %" PRId64 " ms, %" PRIu64
-			 " still cached (their storage daemon does not answer)",
-			 rc ? "flush failed" : "flushed", written, ms, b.values_pending);
+			 " still cached, waiting for their storage daemon (%s)",
+			 rc ? "flush failed" : "flushed", written, ms, b.values_pending, why);
 	else
 		snprintf(msg, msglen,
 			 "%s: %" PRIu64 " cached values written in %" PRId64
@@ -80,8 +89,12 @@ int vg_storage_flush_serve(struct vg_store *s, const char *data_dir, char *msg, 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	if (!(fp = fopen(tmp, "we")))
 		return -errno;
-	fprintf(fp, "started_ns %" PRId64 "\nstatus %d\nwritten %" PRIu64 "\ncached %" PRIu64 "\nms %" PRId64 "\n",
-		t0, rc, written, b.values_pending, ms);
+	/* why: the cause the store recorded, one line, read by the command */
+	for (char *c = why; *c; c++)
+		if (*c == '\n')
+			*c = ' ';
+	fprintf(fp, "started_ns %" PRId64 "\nstatus %d\nwritten %" PRIu64 "\ncached %" PRIu64 "\nms %" PRId64 "\nwhy %s\n",
+		t0, rc, written, b.values_pending, ms, why);
 	if (fclose(fp) || rename(tmp, path)) {
 		int e = -errno;
 		unlink(tmp);
@@ -142,15 +155,22 @@ static int is_command(long pid)
 
 /* flush.done's fields; 0 or -errno. */
 static int read_done(const char *path, int64_t *started, int *status, uint64_t *written,
-		     uint64_t *cached, int64_t *ms)
+		     uint64_t *cached, int64_t *ms, char *why, size_t whylen)
 {
 	FILE *fp = fopen(path, "re");
+	char line[1400];
 	int n;
 
 	if (!fp)
 		return -errno;
-	n = fscanf(fp, "started_ns %" SCNd64 " status %d written %" SCNu64 " cached %" SCNu64 " ms %" SCNd64,
+	n = fscanf(fp, "started_ns %" SCNd64 " status %d written %" SCNu64 " cached %" SCNu64 " ms %" SCNd64 " ",
 		   started, status, written, cached, ms);
+	/* the cause line: absent in a file of a collector from before it */
+	why[0] = '\0';
+	if (n == 5 && fgets(line, sizeof(line), fp) && !strncmp(line, "why ", 4)) {
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(why, whylen, "%.1199s", line + 4);
+	}
 	fclose(fp);
 	return n == 5 ? 0 : -EAGAIN;
 }
@@ -170,13 +190,17 @@ static int flush_offline(const struct vg_config *cfg, FILE *out, FILE *errf)
 		return -EAGAIN;
 	}
 	vg_store_get_stats(s, &st);
-	if (st.values_pending) { /* the replay's values for a daemon that is down */
+	if (st.values_pending) {
+		/* the replay's values for a daemon that is down, or whose
+		 * files' check was cut short at [storage] check_max */
+		char why[1200];
+		vg_store_pending_cause(s, 1, why, sizeof(why));
 		fprintf(errf,
 			PROG ": no vigie-collector runs on %s, and %" PRIu64 " values of the "
-			     "journal a crash left wait for a storage daemon that does not "
-			     "answer (%s): they stay in the journal, written when the "
-			     "collector runs and the daemon answers\n",
-			cfg->collector_data_dir, st.values_pending, vg_store_last_error(s));
+			     "journal a crash left wait for a storage daemon (%s): they stay "
+			     "in the journal, written when the collector runs, the daemon "
+			     "answers and its files are checked (%s)\n",
+			cfg->collector_data_dir, st.values_pending, why, vg_store_last_error(s));
 		vg_store_close(s);
 		return 1;
 	}
@@ -250,15 +274,21 @@ int vg_storage_flush_command(const struct vg_config *cfg, int argc, char **argv,
 	for (int64_t end = vg_monotonic_ms() + wait_s * 1000; vg_monotonic_ms() < end;) {
 		int64_t started, ms;
 		uint64_t written, cached;
+		char why[1200];
 		int status;
 		struct timespec ts = {0, 50 * 1000000};
 
-		if (!read_done(done, &started, &status, &written, &cached, &ms) && started >= t0) {
+		if (!read_done(done, &started, &status, &written, &cached, &ms, why, sizeof(why)) &&
+		    started >= t0) {
+			char tail[1300] = "";
+			if (cached)
+				snprintf(tail, sizeof(tail),
+					 ", %" PRIu64 " still cached, waiting for their storage "
+					 "daemon (%s)",
+					 cached, why[0] ? why : "see its log and /v1/health");
 			fprintf(out, "%s (vigie-collector pid %ld): %" PRIu64 " cached values "
 				     "written in %" PRId64 " ms%s\n",
-				status ? "flush failed" : "flushed", pid, written, ms,
-				cached ? ", some still cached: their storage daemon does not answer"
-				       : "");
+				status ? "flush failed" : "flushed", pid, written, ms, tail);
 			return status || cached ? 1 : 0;
 		}
 		nanosleep(&ts, NULL);

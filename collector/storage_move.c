@@ -601,11 +601,13 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 		struct vg_store_stats st;
 		vg_store_get_stats(s, &st);
 		if (st.values_pending) {
+			char why[1200];
+			vg_store_pending_cause(s, 1, why, sizeof(why));
 			fprintf(errf,
 				PROG ": %llu values of the journal a crash left wait for a "
-				     "storage daemon that does not answer (%s): start the "
-				     "collector or this command again once it answers\n",
-				(unsigned long long)st.values_pending, vg_store_last_error(s));
+				     "storage daemon (%s): start the collector or this command "
+				     "again once it answers and its files are checked (%s)\n",
+				(unsigned long long)st.values_pending, why, vg_store_last_error(s));
 			goto out;
 		}
 	}

@@ -635,6 +635,50 @@ size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t 
 	return s && s->be ? vg_rrd_rrdcached_state(s->be, out, max) : 0;
 }
 
+void vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t len)
+{
+	enum { MAXD = 64 };
+	struct vg_store_daemon *dm = calloc(MAXD, sizeof(*dm));
+	char down[512] = "", cut[512] = "", nodirs[512] = "";
+	size_t od = 0, oc = 0, on = 0, nd;
+
+	if (!len)
+		return;
+	buf[0] = '\0';
+	nd = dm ? vg_store_daemons(s, dm, MAXD) : 0;
+	for (size_t i = 0; i < nd; i++) {
+		/* the address lists are bounded: snprintf's count past the end
+		 * stops the appending */
+		if (!dm[i].up && od < sizeof(down))
+			od += (size_t)snprintf(down + od, sizeof(down) - od, "%s%s",
+					       od ? ", " : "", dm[i].address);
+		else if (dm[i].up && dm[i].cannot_create && on < sizeof(nodirs))
+			on += (size_t)snprintf(nodirs + on, sizeof(nodirs) - on, "%s%s",
+					       on ? ", " : "", dm[i].address);
+		else if (dm[i].up && dm[i].checks_cut && oc < sizeof(cut))
+			oc += (size_t)snprintf(cut + oc, sizeof(cut) - oc, "%s%s",
+					       oc ? ", " : "", dm[i].address);
+	}
+	free(dm);
+	if (down[0] || cut[0] || nodirs[0]) {
+		snprintf(buf, len, "%s%s%s%s%s%s%s%s",
+			 down[0] ? "not answering: " : "", down,
+			 down[0] && (cut[0] || nodirs[0]) ? "; " : "",
+			 cut[0] ? (at_start ? "up, the start replay's check of its files cut "
+					      "short at [storage] check_max, to go on at a "
+					      "later connection: "
+					    : "up, the check of its files at connecting cut "
+					      "short at [storage] check_max, to go on at a "
+					      "later connection: ")
+				: "",
+			 cut, cut[0] && nodirs[0] ? "; " : "",
+			 nodirs[0] ? "up, " VG_STORE_CAUSE_NO_DIRS ": " : "", nodirs);
+	} else {
+		snprintf(buf, len, "no daemon down, cut short or unable to create "
+				   "directories: see the store's last error and /v1/health");
+	}
+}
+
 size_t vg_store_unlisted(struct vg_store *s, struct vg_store_unlisted *out, size_t max,
 			 int whole_record)
 {
@@ -1609,9 +1653,12 @@ int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 	pthread_mutex_unlock(&s->mu);
 
 	rc = s->be->ops->info(s->be, &loc, VG_CF_AVERAGE, &d);
-	if (!rc && !layout_matches(&d, &lay)) {
-		rc = s->be->ops->convert(s->be, &loc, &lay, msg, msglen);
-		*changed = !rc;
+	if (!rc) {
+		/* also with the rule's archives: the engine removes what a
+		 * conversion killed before its end left beside the file */
+		int need = !layout_matches(&d, &lay);
+		rc = s->be->ops->convert(s->be, &loc, need ? &lay : NULL, msg, msglen);
+		*changed = need && !rc;
 	}
 
 	pthread_mutex_lock(&s->mu);

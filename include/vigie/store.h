@@ -218,6 +218,20 @@ struct vg_store_daemon {
  * Thread-safe. */
 size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max);
 
+/* Why values wait in the cache (vg_store_stats.values_pending), as the
+ * store recorded it, into buf (always terminated): the daemons not
+ * answering ("not answering: ADDR, ..."), the daemons up whose check of
+ * their files at connecting was cut short at [storage] check_max ("up,
+ * ... cut short at [storage] check_max, to go on at a later connection:
+ * ADDR"; AT_START words it as the start replay's check, which opening a
+ * store runs), the daemons up that cannot create directories
+ * (VG_STORE_CAUSE_NO_DIRS), joined by "; "; with none of these, a
+ * pointer to the store's last error and /v1/health, which callers print
+ * beside it (vg_store_last_error says which file and what failed). The
+ * one wording of the collector's start warning and of `storage flush` /
+ * `convert` / `move`. Thread-safe. */
+void vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t len);
+
 /* An address the placement record names that is not in [storage] daemons
  * (a daemon removed from the list before its series were moved): reads
  * of its series answer 503 naming it; move them (`vigie-collector
@@ -267,7 +281,10 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
  * (`vigie-collector storage convert`): nothing if it has them already
  * (*changed 0), else the backend rewrites it keeping every stored row of
  * the archives both layouts share (same resolution) within what the new
- * one retains (backend.h, convert). Exclusive like a removal. 0, -ENOENT,
+ * one retains (backend.h, convert). Either way it first removes what a
+ * conversion killed before its end left beside the file (the file holds
+ * every value); then 0 comes with msg naming what it removed ("" if
+ * nothing). Exclusive like a removal. 0, -ENOENT,
  * -ENOTSUP (the engine cannot: rrdcached without vg_store_convert_at),
  * -EXDEV (another holder's series, see vg_store_convert_at), -EIO with
  * msg. One call at a time (librrd's modify is not thread-safe). */

@@ -216,6 +216,47 @@
 		return encodeURIComponent(v);
 	}
 
+	/* The per-project cap's 429 (docs/api.md, "Requests in flight per
+	 * project"): its error's reason says whose requests fill it. */
+	const BUSY = {
+		project_concurrency: 'this project already has as many requests in flight ' +
+			'as the collector allows',
+		admin_concurrency: 'the admin tokens already have as many requests in ' +
+			'flight as the collector allows',
+	};
+	const BUSY_TRIES = 9;
+
+	/* The cap's reason of a 429 answer, or '' (another 429: publishing,
+	 * notifications; or an older collector, whose error has no reason). */
+	async function busyReason(r) {
+		try {
+			const j = await r.clone().json();
+			const why = j && j.error && j.error.reason;
+			return Object.prototype.hasOwnProperty.call(BUSY, why) ? why : '';
+		} catch (e) {
+			return '';
+		}
+	}
+
+	/* While requests wait for a place: a line in the footer naming why. */
+	const busyWaits = new Map();
+	function showBusy() {
+		let el = document.getElementById('busy');
+		if (!busyWaits.size) {
+			if (el)
+				el.remove();
+			return;
+		}
+		if (!el) {
+			el = h('p', {id: 'busy', class: 'note busy', role: 'status'});
+			document.body.insertBefore(el, document.getElementById('status'));
+		}
+		const why = busyWaits.values().next().value;
+		el.dataset.reason = why;
+		el.textContent = 'Waiting: ' + BUSY[why] + ' ([collector] ' +
+			'http_max_concurrent_per_project; reason ' + why + '); asking again…';
+	}
+
 	async function api(path, opt) {
 		const o = opt || {};
 		const headers = {Accept: o.raw ? '*/*' : 'application/json'};
@@ -230,22 +271,36 @@
 			init.body = JSON.stringify(o.body);
 			headers['Content-Type'] = 'application/json';
 		}
-		for (let attempt = 0; ; attempt++) {
-			try {
-				r = await fetch(path, init);
-			} catch (e) {
-				throw new ApiError(0, 'cannot reach the vigie API (' + e.message + ')');
+		const me = {};
+		let busy = '', waited = 0, attempt;
+		try {
+			for (attempt = 0; ; attempt++) {
+				try {
+					r = await fetch(path, init);
+				} catch (e) {
+					throw new ApiError(0, 'cannot reach the vigie API (' + e.message + ')');
+				}
+				/* Over the project's requests in flight ([collector]
+				 * http_max_concurrent_per_project): a 429 with a short
+				 * Retry-After, nothing done; a view runs up to PARALLEL
+				 * requests at once, so wait and ask again, saying why
+				 * meanwhile (the error's reason). A long Retry-After (a
+				 * publish or notification limit) is an error to show. */
+				const after = Number(r.headers.get('Retry-After'));
+				if (r.status !== 429 || !(after >= 0 && after <= 5) ||
+				    attempt >= BUSY_TRIES - 1)
+					break;
+				if ((busy = await busyReason(r))) {
+					busyWaits.set(me, busy);
+					showBusy();
+				}
+				const ms = 1000 * after + 250 * attempt;
+				waited += ms;
+				await new Promise((done) => setTimeout(done, ms));
 			}
-			/* Over the project's requests in flight ([collector]
-			 * http_max_concurrent_per_project): a 429 with a short
-			 * Retry-After, nothing done; a view runs up to PARALLEL
-			 * requests at once, so wait and ask again. A long
-			 * Retry-After (a publish or notification limit) is an
-			 * error to show. */
-			const after = Number(r.headers.get('Retry-After'));
-			if (r.status !== 429 || !(after >= 0 && after <= 5) || attempt >= 8)
-				break;
-			await new Promise((done) => setTimeout(done, 1000 * after + 250 * attempt));
+		} finally {
+			busyWaits.delete(me);
+			showBusy();
 		}
 		if (!r.ok) {
 			let msg = 'HTTP ' + r.status;
@@ -253,6 +308,17 @@
 				const j = await r.json();
 				if (j && j.error && j.error.message)
 					msg = j.error.message;
+				const why = j && j.error && j.error.reason;
+				if (r.status === 429 && Object.prototype.hasOwnProperty.call(BUSY, why))
+					/* retries exhausted: say whose requests fill the
+					 * cap, and what to do */
+					msg = 'the collector is busy: ' + BUSY[why] + ' ([collector] ' +
+						'http_max_concurrent_per_project; reason ' + why +
+						'), still refused after ' + (attempt + 1) + ' tries over ' +
+						Math.round(waited / 1000) + ' s; reload the page in a ' +
+						'moment (a slow request, such as a long range or a ' +
+						'storage daemon not answering, holds the places) — ' +
+						'the API said: ' + msg;
 			} catch (e) { /* not JSON */ }
 			if (r.status === 401)
 				askLogin(t ? 'The token was refused (' + msg + ').'
