@@ -114,7 +114,8 @@
  * a file past our newest value has the row of that value read
  * (overtaken_find), and an unknown row is counted the same way.
  * A collector killed meanwhile has no list of files to check: its
- * store's start replay names the files its journal holds values of
+ * store's start replay names the files its journal holds values of, with
+ * the host's newest journaled arrival from another collector
  * (rcd_replay_note), and the same check runs on them before the replay
  * reads any (replay_last_ms).
  * Either check goes 32 files per group (a BATCH of FLUSHes or FORGETs,
