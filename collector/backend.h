@@ -313,10 +313,14 @@ struct vg_rrd_backend_ops {
 	 * backend_rrdcached.c "A replay that skips a value") checks these
 	 * files as after a failed call before it answers any last_ms, so
 	 * that last_ms with VG_RRD_REPLAY answers what each file holds, not
-	 * what the engine would write over a gap. Single-threaded (the store
-	 * opens), before any other call but locate. */
+	 * what the engine would write over a gap. arrived_ms: the newest
+	 * time of a journaled batch whose host arrived from another
+	 * collector (as vg_rrd_loc.arrived_ms; INT64_MIN: none journaled):
+	 * values the engine holds of loc older than it may be that
+	 * collector's, not ours, whatever first_ms says. Single-threaded
+	 * (the store opens), before any other call but locate. */
 	void (*replay_note)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
-			    int64_t first_ms, int64_t newest_ms);
+			    int64_t first_ms, int64_t newest_ms, int64_t arrived_ms);
 	/* Optional (NULL: the engine never loses an accepted value). The
 	 * series whose accepted values were lost: fills out[0..max) and
 	 * returns how many there are (may be more than max). Thread-safe. */

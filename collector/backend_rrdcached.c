@@ -114,7 +114,8 @@
  * a file past our newest value has the row of that value read
  * (overtaken_find), and an unknown row is counted the same way.
  * A collector killed meanwhile has no list of files to check: its
- * store's start replay names the files its journal holds values of
+ * store's start replay names the files its journal holds values of, with
+ * the host's newest journaled arrival from another collector
  * (rcd_replay_note), and the same check runs on them before the replay
  * reads any (replay_last_ms).
  * Either check goes 32 files per group (a BATCH of FLUSHes or FORGETs,
@@ -1873,12 +1874,15 @@ static int file_last_ms(struct vg_rrdcd *c, const char *name, int64_t *out)
  * PENDING, then FLUSHed; then read again, and found lost with what it
  * holds), before the replay reads any of them (replay_last_ms). Only the
  * files the journal holds values of, in groups of 32 within the check's
- * bound (a check cut short goes on at the next connection). What it
- * cannot tell: the host's arrival from another collector (not
- * journaled), so a value of that collector's the daemon holds between
- * two of ours is taken for ours and dropped. */
+ * bound (a check cut short goes on at the next connection). The host's
+ * newest arrival from another collector the journal holds (arrived_ms,
+ * journal.c "The arrival marker") goes with them, as a running
+ * collector's claims carry it: a value the daemon holds cached between
+ * two of ours but older than that arrival is the other collector's
+ * (the host was here, left and came back), FLUSHed, not FORGOTten
+ * (overtaken_check). */
 static void rcd_replay_note(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
-			    int64_t first_ms, int64_t newest_ms)
+			    int64_t first_ms, int64_t newest_ms, int64_t arrived_ms)
 {
 	struct daemon *d = owner_of((struct rcd *)be, loc);
 	struct sent_entry *e;
@@ -1886,7 +1890,7 @@ static void rcd_replay_note(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 	if (!d)
 		return;
 	pthread_mutex_lock(&d->mu);
-	(void)sent_note(&d->sent, loc->path, first_ms, newest_ms, INT64_MIN, 1);
+	(void)sent_note(&d->sent, loc->path, first_ms, newest_ms, arrived_ms, 1);
 	if ((e = sent_get(&d->sent, loc->path)))
 		e->journaled = 1; /* the words of a loss found (overtaken_find) */
 	pthread_mutex_unlock(&d->mu);

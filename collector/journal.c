@@ -138,7 +138,16 @@ static int reserve(struct vg_journal *j, size_t need)
 
 /* Payload: u32 nres, then per resource u8 type, u16 id length, id,
  * i64 time_ms, u32 nsamples, and per sample u8 kind, u8 metric length,
- * metric, f64 value. */
+ * metric, f64 value.
+ *
+ * The arrival marker (vg_batch.arrived: the batch's host came from
+ * another collector). A resource entry with no samples, which no
+ * record held before (a resource without selected samples is left
+ * out), first in the record: the first selected resource's type, id and
+ * time with nsamples 0. The record's version stays 1, so a journal
+ * without markers is what it was, and an older collector reading a
+ * marked record takes the marker for a resource without samples, which
+ * it skips: a downgrade replays every value, without the marker. */
 #define PUT(p, v)                             \
 	do {                                  \
 		__typeof__(v) v_ = (v);       \
@@ -151,10 +160,11 @@ int vg_journal_encode(struct vg_journal *j, const struct vg_batch *b,
 {
 	size_t need = sizeof(struct jhdr) + 4;
 	uint32_t nres = 0;
+	int mark = b->arrived; /* the arrival marker still to write */
 
 	for (size_t i = 0; i < b->nres; i++) {
 		const struct vg_resource *r = &b->res[i];
-		need += 15 + strlen(r->id);
+		need += (b->arrived ? 2 : 1) * (15 + strlen(r->id)); /* the marker's too */
 		for (uint32_t k = 0; k < r->nsamples; k++)
 			if (sel[r->first_sample + k])
 				need += 10 + strlen(b->samples[r->first_sample + k].metric);
@@ -170,8 +180,18 @@ int vg_journal_encode(struct vg_journal *j, const struct vg_batch *b,
 			n += sel[r->first_sample + k] != NULL;
 		if (!n)
 			continue;
-		nres++;
 		uint16_t idl = (uint16_t)strlen(r->id);
+		if (mark) { /* the arrival marker: r's entry, no samples */
+			PUT(p, (uint8_t)r->type);
+			PUT(p, idl);
+			memcpy(p, r->id, idl);
+			p += idl;
+			PUT(p, (int64_t)r->time_ms);
+			PUT(p, (uint32_t)0);
+			nres++;
+			mark = 0;
+		}
+		nres++;
 		PUT(p, (uint8_t)r->type);
 		PUT(p, idl);
 		memcpy(p, r->id, idl);
@@ -388,6 +408,10 @@ static struct vg_batch *decode_record(const uint8_t *p, const uint8_t *end)
 		p += idl;
 		GET(p, end, t);
 		GET(p, end, n);
+		if (!n) { /* the arrival marker (vg_journal_encode) */
+			b->arrived = 1;
+			continue;
+		}
 		if (!vg_batch_resource(b, type, id, NULL, NULL, t))
 			goto bad;
 		for (uint32_t k = 0; k < n; k++) {

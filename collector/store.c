@@ -2223,6 +2223,10 @@ static int replay_take(void *ctx, const struct vg_batch *b)
 /* The journal's values of one series (replay_spans). */
 struct replay_span {
 	int64_t first_ms, newest_ms;
+	/* the newest time of a record marked arrived (the host came from
+	 * another collector, journal.c "The arrival marker"); INT64_MIN:
+	 * none */
+	int64_t arrived_ms;
 };
 
 struct replay_scan {
@@ -2233,7 +2237,8 @@ struct replay_scan {
 };
 
 /* vg_journal_replay's callback of replay_spans: the oldest and newest
- * time of every series in b, taking the samples take_batch takes. */
+ * time of every series in b, taking the samples take_batch takes, and
+ * the newest of a batch whose host arrived from another collector. */
 static int span_take(void *ctx, const struct vg_batch *b)
 {
 	struct replay_scan *sc = ctx;
@@ -2263,6 +2268,8 @@ static int span_take(void *ctx, const struct vg_batch *b)
 					sp->first_ms = r->time_ms;
 				if (r->time_ms > sp->newest_ms)
 					sp->newest_ms = r->time_ms;
+				if (b->arrived && r->time_ms > sp->arrived_ms)
+					sp->arrived_ms = r->time_ms;
 				continue;
 			}
 			if (sc->n == sc->cap) {
@@ -2275,7 +2282,8 @@ static int span_take(void *ctx, const struct vg_batch *b)
 				sc->span = p;
 				sc->cap = ncap;
 			}
-			sc->span[sc->n] = (struct replay_span){r->time_ms, r->time_ms};
+			sc->span[sc->n] = (struct replay_span){
+				r->time_ms, r->time_ms, b->arrived ? r->time_ms : INT64_MIN};
 			if (vg_hmap_put_hashed(&sc->keys, key, klen, h, (void *)(sc->n + 1), NULL)) {
 				sc->oom = 1;
 				break;
@@ -2288,10 +2296,13 @@ static int span_take(void *ctx, const struct vg_batch *b)
 
 /* Before the replay, for an engine that checks what it may have lost
  * (backend.h replay_note: rrdcached): one pass over the segments ids[0..n)
- * for each series' oldest and newest journaled time, each series named to
- * the engine with them. So only the files the journal holds values of
- * are checked, and the check knows which of the values their daemon
- * holds cached are ours. The price: the segments are read twice (what
+ * for each series' oldest and newest journaled time and its newest
+ * arrival from another collector (the journal's marker), each series
+ * named to the engine with them. So only the files the journal holds
+ * values of are checked, and the check knows which of the values their
+ * daemon holds cached are ours: not one older than the oldest, newer
+ * than the newest, or older than the arrival (the host was here, left
+ * and came back: the other collector's lie between). The price: the segments are read twice (what
  * the journal holds: at most the values of one sync interval, or of the
  * storage thread's lag). 0 or -errno (the replay's own). */
 static int replay_spans(struct vg_store *s, const uint64_t *ids, size_t n)
@@ -2311,7 +2322,8 @@ static int replay_spans(struct vg_store *s, const uint64_t *ids, size_t n)
 		const char *metric = id + strlen(id) + 1;
 		struct vg_rrd_loc loc;
 		if (!s->be->ops->locate(s->be, atoi(e->key), id, metric, &loc))
-			s->be->ops->replay_note(s->be, &loc, sp->first_ms, sp->newest_ms);
+			s->be->ops->replay_note(s->be, &loc, sp->first_ms, sp->newest_ms,
+						sp->arrived_ms);
 	}
 	vg_hmap_release(&sc.keys);
 	free(sc.span);

@@ -115,7 +115,8 @@ struct vg_batch {
 	 * of the stream itself (the receiver's duplicate check asked the
 	 * shared state: the host comes from another collector, or this one
 	 * just started). Set by the receiver for the store
-	 * (series.arrived_ms). Not on the wire. */
+	 * (series.arrived_ms), which marks its journal record (journal.c
+	 * "The arrival marker"). Not on the wire. */
 	int arrived;
 	/* private */
 	size_t cap_res, cap_samples, cap_attrs, cap_events;

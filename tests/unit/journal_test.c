@@ -44,6 +44,7 @@
 #include "vigie/batch.h"
 #include "vigie/config.h"
 #include "vigie/store.h"
+#include "collector/journal.h"
 
 #define T0 1699999980LL /* a multiple of the 60 s step */
 #define MS(s) ((int64_t)(s)*1000)
@@ -733,6 +734,80 @@ static void test_unwritable_value_is_kept(void **state)
 	assert_int_equal(count_segments(f), 0);
 }
 
+/* vg_journal_replay's callback of test_arrival_marker: each record's
+ * arrival flag, resources and samples, after the ones before. */
+struct seen {
+	int arrived[4];
+	size_t nres[4], nsamples[4];
+	double first[4];
+	int n;
+};
+
+static int seen_take(void *ctx, const struct vg_batch *b)
+{
+	struct seen *sn = ctx;
+
+	assert_true(sn->n < 4);
+	sn->arrived[sn->n] = b->arrived;
+	sn->nres[sn->n] = b->nres;
+	sn->nsamples[sn->n] = b->nsamples;
+	sn->first[sn->n] = b->nsamples ? b->samples[0].value : NAN;
+	sn->n++;
+	return 0;
+}
+
+/* The arrival marker (journal.c): a batch whose host arrived from
+ * another collector is replayed with vg_batch.arrived set and the same
+ * resources and samples, one that did not without it; the marked
+ * record keeps version 1 (its header's second word), so an older
+ * collector reads it too (a resource without samples, which it skips). */
+static void test_arrival_marker(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_journal j;
+	struct seen sn = {0};
+	char dir[128], path[PATH_MAX], err[256] = "";
+	uint64_t *ids = NULL, nrec = 0;
+	void *sel[4];
+	size_t n = 0, len = 0;
+	int rotate = 0;
+	uint32_t hdr[2];
+	FILE *fp;
+
+	snprintf(dir, sizeof(dir), "%s/journal", f->dir);
+	if (vg_journal_open(&j, dir, err, sizeof(err)))
+		fail_msg("journal: %s", err);
+	for (int i = 0; i < 4; i++)
+		sel[i] = &j;
+	for (int i = 1; i <= 2; i++) {
+		struct vg_batch *b = poll_batch(i);
+		assert_non_null(vg_batch_resource(b, VG_RT_HOST, "node1", NULL, NULL,
+						  MS(T0 + 60 * i)));
+		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 1.5), 0);
+		b->arrived = i == 1;
+		assert_int_equal(vg_journal_encode(&j, b, sel, &len), 0);
+		assert_int_equal(vg_journal_append(&j, 1, len, &rotate, err, sizeof(err)), 0);
+		vg_batch_free(b);
+	}
+	assert_int_equal(vg_journal_list(&j, &ids, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(vg_journal_replay(&j, ids[0], seen_take, &sn, &nrec), 0);
+	assert_int_equal(nrec, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(sn.arrived[i], i == 0);
+		assert_int_equal(sn.nres[i], 2);
+		assert_int_equal(sn.nsamples[i], 3);
+		assert_true(sn.first[i] == 100 + 10 * (i + 1));
+	}
+	vg_journal_seg_path(&j, ids[0], path, sizeof(path));
+	assert_non_null(fp = fopen(path, "rb"));
+	assert_int_equal(fread(hdr, sizeof(hdr[0]), 2, fp), 2);
+	fclose(fp);
+	assert_int_equal(hdr[1], 1);
+	free(ids);
+	vg_journal_close(&j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -749,6 +824,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unwritable_value_is_kept, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_arrival_marker, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
