@@ -202,6 +202,11 @@ struct vg_registry_stats {
 	/* metric rows of custom resources dropped because an agent's report
 	 * took the resource over (docs/api.md, POST /v1/measures) */
 	uint64_t custom_metrics_dropped;
+	/* resources this handle's cache held whose rows were gone when it
+	 * wrote (another collector's sweep of ended resources deleted them):
+	 * forgotten, their values that waited not written; the next report
+	 * of one registers it anew (docs/operations.md "Ended series") */
+	uint64_t gone_resources;
 	/* holding marks (vg_registry_mark.hold) this handle could not
 	 * write: refused, another collector's live mark being on the host
 	 * (the commit then answers -EBUSY, or 1 for a batch committed
