@@ -2019,10 +2019,12 @@ static void *flusher_main(void *arg)
 			__atomic_add_fetch(&fl->flushes, 1, __ATOMIC_RELAXED);
 			__atomic_add_fetch(&fl->flushed_values,
 					   fr->stats.flushed_values - before, __ATOMIC_RELAXED);
-			__atomic_add_fetch(&fl->gone_resources,
-					   fr->stats.gone_resources - gone0, __ATOMIC_RELAXED);
 			wait_ms = fl->every_ms;
 		}
+		/* found by a commit, or after a failure (flush_gone_after) */
+		if (fr)
+			__atomic_add_fetch(&fl->gone_resources,
+					   fr->stats.gone_resources - gone0, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&fl->mu);
 	vg_registry_close(fr); /* never updated: closing flushes nothing */

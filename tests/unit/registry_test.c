@@ -2240,6 +2240,44 @@ static void test_sweep_other_collector_new_metric(void **state)
 	vg_registry_close(b);
 }
 
+/* PostgreSQL: the same with B's flusher thread (as in the daemon): it
+ * fails once on the foreign key, forgets vmx, and its retry writes B's
+ * other values; the stats count the resource found gone. */
+static void test_sweep_other_collector_flusher(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *b;
+	struct vg_registry_stats st = {0};
+	struct vg_db *obs;
+	char names[256];
+
+	if (f->e->kind != VG_DB_POSTGRESQL)
+		skip(); /* sqlite flushes in the receiver's batches: above */
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	assert_int_equal(other_collector(f, &b), 0);
+	vm_report(b, T0, 1, 1);
+	keep_report(b, T0, 1);
+	assert_int_equal(vg_registry_flush(b), 0);
+	vm_report(b, T0 + 1000, 1, 2);
+	keep_report(b, T0 + 1000, 5);
+	assert_int_equal(vg_registry_remove_ended(f->r, "vmx", T0 + 1000), 0); /* A */
+	obs = raw_db(f);
+	assert_int_equal(vg_registry_flush_every(b, 20), 0);
+	for (int i = 0; i < 3000 && (metric_value(obs, "keep") != 5 || !st.gone_resources);
+	     i++) {
+		vg_sleep_ms(10);
+		vg_registry_stats(b, &st);
+	}
+	assert_int_equal(vg_registry_flush_every(b, 3600 * 1000), 0);
+	assert_int_equal(metric_value(obs, "keep"), 5);
+	assert_int_equal(st.gone_resources, 1);
+	assert_true(st.flush_failures >= 1);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
+	assert_int_equal(st_int(obs, "SELECT count(*) FROM resources WHERE id = 'vmx'"), 0);
+	vg_db_close(obs);
+	vg_registry_close(b);
+}
+
 /* PostgreSQL: the sweep commits while B's flush statement runs. A third
  * session deletes vmx's metrics row and holds it; B's flush waits at that
  * row; the session deletes vmx and commits: the flush would insert the
@@ -2479,6 +2517,7 @@ int main(void)
 		ST_BOTH(test_sweep_during_flush, setup, teardown),
 		ST_BOTH(test_sweep_other_collector, setup, teardown),
 		ST_BOTH(test_sweep_other_collector_new_metric, setup, teardown),
+		ST_BOTH(test_sweep_other_collector_flusher, setup, teardown),
 		ST_BOTH(test_sweep_commits_during_flush, setup, teardown),
 		ST_BOTH(test_ping, setup, teardown),
 	};
