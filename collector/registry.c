@@ -478,19 +478,21 @@ static const char step5_pg[] = "CREATE TABLE IF NOT EXISTS custom_drops ("
 			       " resource_id TEXT PRIMARY KEY NOT NULL,"
 			       " metrics BIGINT NOT NULL);";
 
-/* Step 6 (PostgreSQL only): a metrics row needs its resource row. The
- * flush writes a metrics row only while its resource exists
- * (RESOURCE_EXISTS), but on PostgreSQL that check reads the statement's
- * snapshot: a sweep of ended resources on another collector that commits
- * after it (and after deleting the metrics rows the flush then writes
- * again) would leave rows of a swept resource behind. The foreign key's
- * check sees the committed delete and fails the statement (SQLSTATE
- * 23503, -EBUSY: the flush is retried and skips the resource). ON DELETE
- * CASCADE: deleting a resource row takes rows written meanwhile with it.
- * Rows a flush wrote back before this step are deleted first. Its check
- * costs nothing on the flush's updates (the key does not change) and a
- * lookup of the resource's primary key per new row. sqlite has one
- * writer, whose check and write are one statement: nothing there. */
+/* Step 6 (PostgreSQL only): a metrics row needs its resource row, so
+ * that no collector's flush writes back rows of a resource another
+ * collector's sweep of ended resources deleted (its cache still held
+ * values of it). A check in the flush's SQL (RESOURCE_EXISTS, sqlite's)
+ * would read the statement's snapshot and miss a sweep that commits while
+ * the statement runs; the key's check sees the committed delete and
+ * fails the statement (SQLSTATE 23503, -EBUSY): the flush then forgets
+ * the resources that are gone (flush_gone_after) and its retry writes the
+ * others. ON DELETE CASCADE: deleting a resource row takes rows written
+ * meanwhile with it. Rows a flush wrote back before this step are deleted
+ * first. Its cost: a lookup of the resource's primary key per new row,
+ * and the triggers' check that an updated row's key did not change (~5 %
+ * of the flush's server CPU, docs/benchmarks.md "Rows of swept
+ * resources"). sqlite has one writer, whose check and write are one
+ * statement: nothing there. */
 static const char step6_pg[] =
 	"DELETE FROM metrics WHERE NOT EXISTS (SELECT 1 FROM resources "
 	"WHERE resources.id = metrics.resource_id);"
@@ -1445,9 +1447,8 @@ static const int flush_sizes[] = {64, 16, 4, 1};
  * fails the statement, and the flush finds which resources are gone and
  * forgets them before it is tried again (flush_gone_after). The filter in
  * the SQL would cost every flush: the server's CPU per value of
- * bench/registry_flush went from 5.25 to 6.30 us at 100,000 series with
- * it (docs/benchmarks.md "Rows of swept resources"); the key costs
- * nothing on the flush's updates (the key does not change). */
+ * bench/registry_flush rose ~25 % at 100,000 series with it, the key's
+ * triggers ~5 % (docs/benchmarks.md "Rows of swept resources"). */
 #define RESOURCE_EXISTS(id) "EXISTS (SELECT 1 FROM resources WHERE resources.id = " id ")"
 
 /* The SQL of a sqlite flush statement of n rows: metrics (6 parameters a
