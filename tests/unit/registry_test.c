@@ -2240,6 +2240,76 @@ static void test_sweep_other_collector_new_metric(void **state)
 	vg_registry_close(b);
 }
 
+/* PostgreSQL: B's receiver writes a new metric of vmx while a sweep of
+ * vmx is in flight: its statement sees vmx (its snapshot), the foreign
+ * key's check waits for the sweep and fails once it committed: the batch
+ * is answered RETRY (-EAGAIN), and its re-send registers vmx anew. */
+static struct vg_batch *vmx_two_metrics(int64_t t)
+{
+	struct vg_batch *bt = vg_batch_new("h1", 0, 0, t);
+	struct vg_resource *r = vg_batch_resource(bt, VG_RT_INSTANCE, "vmx", "vmx", NULL, t);
+
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(bt, "p", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(bt, "probe", VG_KIND_GAUGE, 4), 0);
+	assert_int_equal(vg_batch_sample(bt, "probe2", VG_KIND_GAUGE, 6), 0);
+	return bt;
+}
+
+static struct vg_registry *upd_reg;
+static struct vg_batch *upd_batch;
+
+static void *update_thread(void *arg)
+{
+	static int rc;
+
+	(void)arg;
+	rc = vg_registry_update(upd_reg, upd_batch);
+	return &rc;
+}
+
+static void test_sweep_commits_during_new_metric(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *b;
+	struct vg_db *obs, *sweep;
+	pthread_t th;
+	void *ret;
+	char names[256];
+
+	if (f->e->kind != VG_DB_POSTGRESQL)
+		skip(); /* sqlite: one writer, whose check and write are one statement */
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	assert_int_equal(other_collector(f, &b), 0);
+	vm_report(b, T0, 0, 1);
+	assert_int_equal(vg_registry_flush(b), 0);
+	vm_report(f->r, T0 + 1000, 1, 2); /* vmx ends, through A */
+
+	obs = raw_db(f);
+	sweep = raw_db(f);
+	assert_int_equal(vg_db_exec(sweep, "BEGIN; DELETE FROM metrics WHERE resource_id = 'vmx';"
+					   "DELETE FROM resources WHERE id = 'vmx'"),
+			 0);
+	upd_reg = b;
+	upd_batch = vmx_two_metrics(T0 + 5000);
+	assert_int_equal(pthread_create(&th, NULL, update_thread, NULL), 0);
+	assert_int_equal(lock_waiters(obs, 1), 0); /* the key's check, at vmx's row */
+	assert_int_equal(vg_db_exec(sweep, "COMMIT"), 0);
+	pthread_join(th, &ret);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
+	assert_int_equal(*(int *)ret, -EAGAIN);
+
+	assert_int_equal(vg_registry_update(b, upd_batch), 0); /* the re-send */
+	vg_batch_free(upd_batch);
+	assert_int_equal(vg_registry_flush(b), 0);
+	assert_int_equal(st_int(obs, "SELECT first_seen_ms FROM resources WHERE id = 'vmx'"),
+			 T0 + 5000);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "probe,probe2");
+	vg_db_close(sweep);
+	vg_db_close(obs);
+	vg_registry_close(b);
+}
+
 /* PostgreSQL: the same with B's flusher thread (as in the daemon): it
  * fails once on the foreign key, forgets vmx, and its retry writes B's
  * other values; the stats count the resource found gone. */
@@ -2519,6 +2589,7 @@ int main(void)
 		ST_BOTH(test_sweep_other_collector_new_metric, setup, teardown),
 		ST_BOTH(test_sweep_other_collector_flusher, setup, teardown),
 		ST_BOTH(test_sweep_commits_during_flush, setup, teardown),
+		ST_BOTH(test_sweep_commits_during_new_metric, setup, teardown),
 		ST_BOTH(test_ping, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
