@@ -1637,13 +1637,14 @@ static int flush_find_gone(struct vg_registry *r, const struct vg_lastval_row *c
 	return rc;
 }
 
+static void forget_gone(struct vg_registry *r);
+
 /* PostgreSQL: a flush that failed on the foreign key of metrics (step 6:
  * a resource of its rows is gone) would fail again at every try. After
  * the rollback, outside any transaction, the resources of its metrics
  * rows that are gone are forgotten (their values dropped), so the next
- * try writes the others. One statement whatever the rows. */
-static void forget_gone(struct vg_registry *r);
-
+ * try writes the others. One statement whatever the rows; the matching
+ * of its answer to the rows is a scan per resource found gone (rare). */
 static void flush_gone_after(struct vg_registry *r)
 {
 	static const char sql[] =
