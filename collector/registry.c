@@ -29,7 +29,9 @@
  * ORDER BY and the list cursor compare bytes, as strcmp and sqlite do;
  * step 3 leaves room in the pages of metrics and resources so that the
  * flush's updates are HOT (PostgreSQL only; nothing on sqlite); step 4
- * adds `held` on both, step 5 `custom_drops`.
+ * adds `held` on both, step 5 `custom_drops`, step 6 who committed each
+ * stream's last batch and the verified rows, step 7 the foreign key of
+ * metrics to resources (PostgreSQL only: see step7_pg).
  * sqlite runs in WAL mode so the receiver's writes and the API's reads
  * proceed together; each handle is one connection (one per thread).
  * A page of the resource list is two statements, not one metrics query
@@ -328,9 +330,15 @@ static const char *const sql_text[ST_COUNT] = {
 		 * for a NULL in sqlite 3.40.1 (Debian 12) */
 																										    "RETURNING first_seen_ms, ended_at_ms, "
 																										    "CASE WHEN ident_ms = ?10 THEN 1 ELSE 0 END",
+	/* written only while the resource row exists (RESOURCE_EXISTS):
+	 * no row means another collector's sweep deleted it since this
+	 * handle's cache learned it (write_metric: -ENOENT) */
 	[ST_METRIC_UPSERT] =
 		"INSERT INTO metrics(resource_id, name, kind, unit, last_value, "
-		"last_time_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+		"last_time_ms) SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), "
+		"CAST(?3 AS BIGINT), CAST(?4 AS TEXT), CAST(?5 AS DOUBLE PRECISION), "
+		"CAST(?6 AS BIGINT) WHERE EXISTS (SELECT 1 FROM resources WHERE "
+		"resources.id = ?1) "
 		"ON CONFLICT(resource_id, name) DO UPDATE SET "
 		"kind = excluded.kind, unit = " KEEP_UNIT ", "
 		"last_value = CASE WHEN excluded.last_time_ms >= "
@@ -523,6 +531,26 @@ static const char step6_pg[] = "ALTER TABLE streams ADD COLUMN IF NOT EXISTS nod
 			       "CREATE TABLE IF NOT EXISTS verified ("
 			       " node TEXT PRIMARY KEY NOT NULL,"
 			       " upto_ms BIGINT NOT NULL);";
+/* Step 7 (PostgreSQL only): a metrics row needs its resource row, so
+ * that no collector's flush writes back rows of a resource another
+ * collector's sweep of ended resources deleted (its cache still held
+ * values of it). A check in the flush's SQL (RESOURCE_EXISTS, sqlite's)
+ * would read the statement's snapshot and miss a sweep that commits while
+ * the statement runs; the key's check sees the committed delete and
+ * fails the statement (SQLSTATE 23503, -EBUSY): the flush then forgets
+ * the resources that are gone (flush_gone_after) and its retry writes the
+ * others. ON DELETE CASCADE: deleting a resource row takes rows written
+ * meanwhile with it. Rows a flush wrote back before this step are deleted
+ * first. Its cost: a lookup of the resource's primary key per new row,
+ * and the triggers' check that an updated row's key did not change (~5 %
+ * of the flush's server CPU, docs/benchmarks.md "Rows of swept
+ * resources"). sqlite has one writer, whose check and write are one
+ * statement: nothing there. */
+static const char step7_pg[] =
+	"DELETE FROM metrics WHERE NOT EXISTS (SELECT 1 FROM resources "
+	"WHERE resources.id = metrics.resource_id);"
+	"ALTER TABLE metrics ADD CONSTRAINT metrics_resource FOREIGN KEY "
+	"(resource_id) REFERENCES resources(id) ON DELETE CASCADE;";
 
 static const struct vg_db_step registry_steps[] = {
 	{.version = 1, .sql_sqlite = schema_v1_sqlite, .sql_pg = schema_v2_pg},
@@ -531,6 +559,7 @@ static const struct vg_db_step registry_steps[] = {
 	{.version = 4, .sql_sqlite = step4_sqlite, .sql_pg = step4_pg},
 	{.version = 5, .sql_sqlite = step5_sqlite, .sql_pg = step5_pg},
 	{.version = 6, .sql_sqlite = step6_sqlite, .sql_pg = step6_pg},
+	{.version = 7, .sql_sqlite = "", .sql_pg = step7_pg},
 };
 
 static const struct vg_db_schema registry_schema = {
@@ -585,6 +614,11 @@ struct vg_registry {
 	uint64_t forgets0;
 	size_t nlater;
 	uint64_t seen_max;
+	/* the resources whose values the flush did not write, their row
+	 * being gone (another collector swept them): forgotten after the
+	 * transaction ends (flush_find_gone, forget_gone) */
+	void **gone;
+	size_t ngone, capgone;
 	/* as opened, for the flusher's own handle; the flusher (PostgreSQL,
 	 * started by the first update: see "The flusher") */
 	char *data_dir, *state_url;
@@ -753,6 +787,7 @@ void vg_registry_close(struct vg_registry *r)
 	free(r->rows);
 	free(r->fres);
 	free(r->fmet);
+	free(r->gone);
 	free(r->committed);
 	for (size_t i = 0; i < sizeof(r->lit) / sizeof(r->lit[0]); i++)
 		vg_db_array_free(&r->lit[i]);
@@ -1315,7 +1350,9 @@ static int push_ptr(void ***v, size_t *n, size_t *cap, void *p)
 	return 0;
 }
 
-/* Upsert one metrics row (the newest value wins). */
+/* Upsert one metrics row (the newest value wins), if the resource row
+ * exists: -ENOENT when it does not (another collector's sweep deleted it
+ * while this handle's cache still held it). */
 static int write_metric(struct vg_registry *r, const char *id,
 			const char *metric, int kind, const char *unit,
 			double value, int64_t time_ms)
@@ -1332,7 +1369,9 @@ static int write_metric(struct vg_registry *r, const char *id,
 	if (isfinite(value))
 		vg_db_bind_double(s, 5, value);
 	vg_db_bind_int64(s, 6, time_ms);
-	return exec_done(s);
+	if ((rc = exec_done(s)))
+		return rc;
+	return vg_db_changes(r->db) > 0 ? 0 : -ENOENT;
 }
 
 /* 64-bit FNV-1a over the identity a resource row holds; a NULL field
@@ -1467,7 +1506,12 @@ static int write_resource(struct vg_registry *r, const struct vg_batch *b,
 
 /* Register one resource of a batch. The fast path (an active resource
  * whose row already holds this identity, and known metrics) writes
- * nothing: the new last_seen and values wait in the cache. */
+ * nothing: the new last_seen and values wait in the cache. A metric row
+ * refused because the resource row is gone (write_metric: another
+ * collector swept the resource since this cache learned it) makes the
+ * cache forget the resource and the report register it anew, rows and
+ * all, as on the collector that swept it (docs/operations.md "Ended
+ * series"). */
 static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 			   const struct vg_resource *res)
 {
@@ -1475,12 +1519,13 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 	struct vg_lastval *t = r->lv;
 	struct vg_lastval_resource *c;
 	uint64_t ident;
-	int rc = 0;
+	int rc = 0, again = 1;
 
 	if (!vg_name_valid(res->id) || !vg_rtype_name(res->type))
 		return 0; /* refused by the store too; nothing to register */
 	ident = ident_of(b, res);
 	vg_lastval_lock(t);
+anew:
 	if (!(c = vg_lastval_res(t, res->id, 1))) {
 		rc = -ENOMEM;
 	} else if (c->ident == ident && !c->ended &&
@@ -1509,6 +1554,15 @@ static int update_resource(struct vg_registry *r, const struct vg_batch *b,
 		unit = def && def->unit ? def->unit : "";
 		rc = write_metric(r, res->id, smp[i].metric, smp[i].kind, unit,
 				  smp[i].value, res->time_ms);
+		if (rc == -ENOENT && again) {
+			again = 0; /* the new rows cannot be gone again */
+			r->stats.gone_resources++;
+			vg_lastval_forget(t, res->id);
+			rc = 0;
+			goto anew;
+		}
+		if (rc == -ENOENT) /* deleted again meanwhile: the batch retries */
+			rc = -EAGAIN;
 		if (rc || (rc = push_ptr(&r->fmet, &r->nfmet, &r->capfmet, m)))
 			break;
 		r->stats.metric_rows++;
@@ -1545,8 +1599,24 @@ static const int flush_sizes[] = {64, 16, 4, 1};
 	"ELSE metrics.last_value END, "                    \
 	"last_time_ms = " GREATER("metrics.last_time_ms", "excluded.last_time_ms")
 
+/* A flush writes a metrics row only while its resource row exists: the
+ * sweep of ended resources on another collector (vg_registry_remove_ended)
+ * may have deleted it since this collector's cache took the value. On
+ * sqlite the check is in the statement (RESOURCE_EXISTS), and the one
+ * writer's check and write see the same rows. On PostgreSQL the check is
+ * the foreign key of metrics (step 7), also in the statement, and it sees
+ * a delete that committed while the statement ran (a check in the SQL
+ * would read the statement's snapshot); a row of a resource that is gone
+ * fails the statement, and the flush finds which resources are gone and
+ * forgets them before it is tried again (flush_gone_after). The filter in
+ * the SQL would cost every flush: the server's CPU per value of
+ * bench/registry_flush rose ~25 % at 100,000 series with it, the key's
+ * triggers ~5 % (docs/benchmarks.md "Rows of swept resources"). */
+#define RESOURCE_EXISTS(id) "EXISTS (SELECT 1 FROM resources WHERE resources.id = " id ")"
+
 /* The SQL of a sqlite flush statement of n rows: metrics (6 parameters a
- * row) or last-seen times (2 a row, only forward). The last-seen update
+ * row, those of resources that exist) or last-seen times (2 a row, only
+ * forward). The last-seen update
  * also names its ids in an IN list (the same parameters again): on
  * sqlite it changes nothing; it is the form PostgreSQL ran before it got
  * flush_kind_pg's arrays (the join alone hashed the VALUES and scanned
@@ -1558,7 +1628,7 @@ static void flush_sql(int metrics, int n, char *sql, size_t len)
 	if (metrics)
 		k += (size_t)snprintf(sql + k, len - k,
 				      "INSERT INTO metrics(resource_id, name, kind, unit, "
-				      "last_value, last_time_ms) VALUES");
+				      "last_value, last_time_ms) SELECT * FROM (VALUES");
 	else
 		k += (size_t)snprintf(sql + k, len - k,
 				      "UPDATE resources SET last_seen_ms = v.column2 "
@@ -1575,7 +1645,7 @@ static void flush_sql(int metrics, int n, char *sql, size_t len)
 					      i ? ", " : " ", 2 * i + 1, 2 * i + 2);
 	}
 	if (metrics)
-		snprintf(sql + k, len - k, "%s", METRICS_NEWEST);
+		snprintf(sql + k, len - k, ") AS v WHERE " RESOURCE_EXISTS("v.column1") "%s", METRICS_NEWEST);
 	else {
 		k += (size_t)snprintf(sql + k, len - k,
 				      ") AS v WHERE resources.id = v.column1 AND "
@@ -1612,7 +1682,7 @@ static const char flush_seen_pg[] =
 /* PostgreSQL: rows w[0..n) (all metrics, or all last-seen times) in the
  * open transaction, FLUSH_PG_ROWS to a statement. */
 static int flush_kind_pg(struct vg_registry *r, const struct vg_lastval_row *const *w,
-			 size_t n, int metrics)
+			 size_t n, int metrics, size_t *written)
 {
 	int cols = metrics ? 6 : 2, rc = 0;
 
@@ -1646,23 +1716,24 @@ static int flush_kind_pg(struct vg_registry *r, const struct vg_lastval_row *con
 			vg_db_reset(s);
 			break;
 		}
-		rc = exec_done(s);
+		if (!(rc = exec_done(s)))
+			*written += (size_t)vg_db_changes(r->db);
 	}
 	return rc;
 }
 
 /* Write rows w[0..n) (all metrics, or all last-seen times) in the open
  * transaction: in statements of flush_sizes rows on sqlite, of arrays on
- * PostgreSQL. */
+ * PostgreSQL. *written: the rows the statements changed. */
 static int flush_kind(struct vg_registry *r, const struct vg_lastval_row *const *w,
-		      size_t n, int metrics)
+		      size_t n, int metrics, size_t *written)
 {
 	char sql[64 * 64 + 512];
 	size_t i = 0;
 	int rc = 0;
 
 	if (vg_db_engine(r->db) == VG_DB_POSTGRESQL)
-		return flush_kind_pg(r, w, n, metrics);
+		return flush_kind_pg(r, w, n, metrics, written);
 	for (size_t z = 0; z < sizeof(flush_sizes) / sizeof(flush_sizes[0]) && !rc; z++) {
 		int rows = flush_sizes[z];
 		for (; n - i >= (size_t)rows && !rc; i += (size_t)rows) {
@@ -1687,10 +1758,112 @@ static int flush_kind(struct vg_registry *r, const struct vg_lastval_row *const 
 					vg_db_bind_int64(s, 2 * j + 2, x->time_ms);
 				}
 			}
-			rc = exec_done(s);
+			if (!(rc = exec_done(s)))
+				*written += (size_t)vg_db_changes(r->db);
 		}
 	}
 	return rc;
+}
+
+/* The metrics statements of a flush wrote fewer rows than they had: the
+ * resource rows of some are gone (another collector swept them since
+ * this cache took their values, or before). Each resource of rows
+ * w[0..n) whose row is not there goes in r->gone, to be forgotten once
+ * the transaction ends (forget_gone): so the receiver writes its rows
+ * anew at its next report, as on the collector that swept it, instead of
+ * believing they exist. Runs only when rows were not written (rare):
+ * one lookup per resource of the flush (a resource's rows are together:
+ * vg_lastval_take_dirty). */
+static int flush_find_gone(struct vg_registry *r, const struct vg_lastval_row *const *w,
+			   size_t n)
+{
+	const struct vg_lastval_resource *last = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct vg_db_stmt *s;
+
+		if (w[i]->res == last)
+			continue;
+		last = w[i]->res;
+		if ((rc = map_err(vg_db_prepare(r->db, "SELECT 1 FROM resources WHERE id = ?1",
+						&s))))
+			break;
+		vg_db_bind_text(s, 1, last->id);
+		rc = vg_db_step(s);
+		vg_db_reset(s);
+		if (rc == 0) /* no row */
+			rc = push_ptr(&r->gone, &r->ngone, &r->capgone, (void *)last);
+		else
+			rc = rc < 0 ? map_err(rc) : 0;
+	}
+	return rc;
+}
+
+static void forget_gone(struct vg_registry *r);
+
+/* PostgreSQL: a flush that failed on the foreign key of metrics (step 7:
+ * a resource of its rows is gone) would fail again at every try. After
+ * the rollback, outside any transaction, the resources of its metrics
+ * rows that are gone are forgotten (their values dropped), so the next
+ * try writes the others. One statement whatever the rows; the matching
+ * of its answer to the rows is a scan per resource found gone (rare). */
+static void flush_gone_after(struct vg_registry *r)
+{
+	static const char sql[] =
+		"SELECT v.id FROM unnest(CAST(?1 AS TEXT[])) AS v(id) WHERE NOT EXISTS "
+		"(SELECT 1 FROM resources WHERE resources.id = v.id)";
+	const struct vg_lastval_resource *last = NULL;
+	struct vg_db_stmt *s;
+	int rc = 0;
+
+	if (vg_db_engine(r->db) != VG_DB_POSTGRESQL || !strstr(r->err, "metrics_resource"))
+		return;
+	vg_db_array_clear(&r->lit[0]);
+	for (size_t i = 0; i < r->nrows && !rc; i++)
+		if (r->rows[i].m && r->rows[i].res != last) {
+			last = r->rows[i].res;
+			rc = vg_db_array_text(&r->lit[0], last->id);
+		}
+	if (rc || vg_db_prepare(r->db, sql, &s))
+		return;
+	const char *t = vg_db_array_end(&r->lit[0]);
+	if (!t || vg_db_bind_text(s, 1, t)) {
+		vg_db_reset(s);
+		return;
+	}
+	r->ngone = 0;
+	while (vg_db_step(s) == 1) {
+		const char *id = vg_db_column_text(s, 0);
+		size_t i = 0;
+
+		while (i < r->nrows && (!r->rows[i].m || strcmp(r->rows[i].res->id, id)))
+			i++;
+		if (i < r->nrows && push_ptr(&r->gone, &r->ngone, &r->capgone, r->rows[i].res))
+			break;
+	}
+	vg_db_reset(s);
+	if (r->ngone)
+		forget_gone(r);
+}
+
+/* After the flush's transaction committed: forget the resources
+ * flush_find_gone found gone, unless the cache has forgotten one already
+ * (a takeover, a sweep of this collector) and perhaps made a new entry
+ * for its id since. Their values that waited are dropped with them
+ * (stats.gone_resources counts the resources). */
+static void forget_gone(struct vg_registry *r)
+{
+	vg_lastval_lock(r->lv);
+	for (size_t i = 0; i < r->ngone; i++) {
+		const struct vg_lastval_resource *g = r->gone[i];
+		if (vg_lastval_res(r->lv, g->id, 0) == g) {
+			vg_lastval_forget(r->lv, g->id);
+			r->stats.gone_resources++;
+		}
+	}
+	vg_lastval_unlock(r->lv);
+	r->ngone = 0;
 }
 
 /* Take every dirty value out of the cache and write it in the open
@@ -1698,7 +1871,7 @@ static int flush_kind(struct vg_registry *r, const struct vg_lastval_row *const 
 static int flush_rows(struct vg_registry *r)
 {
 	const struct vg_lastval_row **met, **seen;
-	size_t n, nm = 0, ns = 0;
+	size_t n, nm = 0, ns = 0, written = 0;
 	int rc;
 
 	vg_lastval_lock(r->lv);
@@ -1737,9 +1910,11 @@ static int flush_rows(struct vg_registry *r)
 	r->stats.flushed_values += nm + ns;
 	if (ns > r->seen_max)
 		r->seen_max = ns;
-	rc = flush_kind(r, met, nm, 1);
+	rc = flush_kind(r, met, nm, 1, &written);
+	if (!rc && written < nm) /* some resources' rows are gone */
+		rc = flush_find_gone(r, met, nm);
 	if (!rc)
-		rc = flush_kind(r, seen, ns, 0);
+		rc = flush_kind(r, seen, ns, 0, &written);
 	free(met);
 	return rc;
 }
@@ -1871,7 +2046,7 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 
 	plans_refresh(r);
 
-	r->nrows = r->nfres = r->nfmet = 0;
+	r->nrows = r->nfres = r->nfmet = r->ngone = 0;
 	/* the transaction begins at the first write (need_txn) */
 	if (flush)
 		rc = flush_rows(r);
@@ -1896,6 +2071,8 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 		if (vg_db_in_transaction(r->db))
 			vg_db_rollback(r->db);
 		undo_lastval(r);
+		if (flush)
+			flush_gone_after(r);
 	} else if (flush) {
 		r->flushed_ms = vg_monotonic_ms();
 		if (r->nlater) {
@@ -1903,7 +2080,10 @@ static int in_transaction(struct vg_registry *r, const struct vg_batch *b,
 			kept_later(r);
 			vg_lastval_unlock(r->lv);
 		}
+		if (r->ngone)
+			forget_gone(r);
 	}
+	r->ngone = 0;
 	r->nrows = r->nfres = r->nfmet = 0;
 	return rc;
 }
@@ -1951,7 +2131,7 @@ struct flusher {
 	int64_t every_ms;           /* mu */
 	char *data_dir, *state_url; /* borrowed from the owner handle */
 	/* read by the owner's vg_registry_stats (atomic) */
-	uint64_t flushed_values, flushes, failures;
+	uint64_t flushed_values, flushes, failures, gone_resources;
 	char err[256]; /* the last failure (mu) */
 };
 
@@ -1987,6 +2167,7 @@ static void *flusher_main(void *arg)
 		pthread_mutex_unlock(&fl->mu);
 		char err[256] = "";
 		uint64_t before = fr ? fr->stats.flushed_values : 0;
+		uint64_t gone0 = fr ? fr->stats.gone_resources : 0;
 		if (!fr)
 			rc = vg_registry_open_state(fl->data_dir, fl->state_url, &fr, err,
 						    sizeof(err));
@@ -2005,6 +2186,10 @@ static void *flusher_main(void *arg)
 					   fr->stats.flushed_values - before, __ATOMIC_RELAXED);
 			wait_ms = fl->every_ms;
 		}
+		/* found by a commit, or after a failure (flush_gone_after) */
+		if (fr)
+			__atomic_add_fetch(&fl->gone_resources,
+					   fr->stats.gone_resources - gone0, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&fl->mu);
 	vg_registry_close(fr); /* never updated: closing flushes nothing */
@@ -2123,6 +2308,8 @@ void vg_registry_stats(const struct vg_registry *r,
 			__atomic_load_n(&r->fl->flushed_values, __ATOMIC_RELAXED);
 		out->flushes += __atomic_load_n(&r->fl->flushes, __ATOMIC_RELAXED);
 		out->flush_failures += __atomic_load_n(&r->fl->failures, __ATOMIC_RELAXED);
+		out->gone_resources +=
+			__atomic_load_n(&r->fl->gone_resources, __ATOMIC_RELAXED);
 	}
 }
 

@@ -111,6 +111,11 @@ static int code_of(const char *state)
 		return -EIO;
 	if (!strcmp(state, "23505"))
 		return -EEXIST;
+	/* a foreign key's row deleted by a transaction that committed while
+	 * this statement ran (registry.c: a metrics row whose resource was
+	 * swept): a retry sees the current state */
+	if (!strcmp(state, "23503"))
+		return -EBUSY;
 	if (!strncmp(state, "23", 2))
 		return -EINVAL;
 	if (!strcmp(state, "40001") || !strcmp(state, "40P01"))

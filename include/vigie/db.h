@@ -45,7 +45,9 @@
  * negative errno, and keeps the engine's message for vg_db_errmsg:
  *   -EBUSY        locked or busy (sqlite BUSY/LOCKED after the busy
  *                 timeout; PostgreSQL serialization failure 40001,
- *                 deadlock 40P01): retry the whole transaction
+ *                 deadlock 40P01, foreign key violation 23503: the
+ *                 referenced row was deleted by a transaction that
+ *                 committed meanwhile): retry the whole transaction
  *                 (vg_db_transact does)
  *   -ETIMEDOUT    PostgreSQL lock not available 55P03: a lock wait
  *                 passed the session's lock_timeout (or a NOWAIT lock
@@ -54,7 +56,7 @@
  *                 as long again; the caller decides (the billing meter
  *                 answers the batch RETRY: billing/meter.c)
  *   -EEXIST       unique or primary key violation
- *   -EINVAL       another constraint (NOT NULL, CHECK, foreign key), a
+ *   -EINVAL       another constraint (NOT NULL, CHECK), a
  *                 misuse of this API, or SQL with a bare '?'
  *   -ECONNRESET   the PostgreSQL connection was lost during this call; the
  *                 call's effect is unknown if it was a COMMIT, else it did

@@ -237,6 +237,11 @@ struct vg_registry_stats {
 	/* metric rows of custom resources dropped because an agent's report
 	 * took the resource over (docs/api.md, POST /v1/measures) */
 	uint64_t custom_metrics_dropped;
+	/* resources this handle's cache held whose rows were gone when it
+	 * wrote (another collector's sweep of ended resources deleted them):
+	 * forgotten, their values that waited not written; the next report
+	 * of one registers it anew (docs/operations.md "Ended series") */
+	uint64_t gone_resources;
 	/* holding marks (vg_registry_mark.hold) this handle could not
 	 * write: refused, another collector's live mark being on the host
 	 * (the commit then answers -EBUSY, or 1 for a batch committed
@@ -381,7 +386,12 @@ int vg_registry_metric_unit(struct vg_registry *r, const char *id,
  * cache forgets it before the delete (so a flush that took its values
  * meanwhile, on any handle of this process, throws away what it would
  * write back) and again after it (an entry a late report made meanwhile),
- * so a resource that reports again later is registered anew. Forgotten
+ * so a resource that reports again later is registered anew. Another
+ * process's cache (another collector on the same PostgreSQL) is not
+ * told: its flush and its receiver write no metrics row of a resource
+ * whose row is gone (a foreign key on PostgreSQL, the statement's check
+ * on sqlite), forget the resource when they find it gone, and register
+ * it anew at its next report (docs/operations.md "Ended series"). Forgotten
  * but not deleted (it came back, or the delete failed), it only loses
  * the last values not yet flushed: its next report writes its rows
  * again. The lifecycle of ended series calls it after the store deleted

@@ -744,7 +744,7 @@ static void test_step3_fillfactor(void **state)
 	update(f->r, instance_batch(T0, 1, "p1", VG_RSTATE_ACTIVE));
 	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
 				    "component = 'registry'"),
-			 6);
+			 7);
 	if (pg)
 		assert_int_equal(raw_int(f, ff_sql), 2);
 	/* back to version 2's schema, as an older vigie left it */
@@ -754,9 +754,11 @@ static void test_step3_fillfactor(void **state)
 	assert_int_equal(vg_db_exec(db, "UPDATE vg_schema SET version = 2 "
 					"WHERE component = 'registry'"),
 			 0);
-	if (pg)
+	if (pg) /* and, version 7's key gone, a row an older flush wrote back */
 		assert_int_equal(vg_db_exec(db, "ALTER TABLE metrics RESET (fillfactor);"
-						"ALTER TABLE resources RESET (fillfactor);"),
+						"ALTER TABLE resources RESET (fillfactor);"
+						"ALTER TABLE metrics DROP CONSTRAINT metrics_resource;"
+						"INSERT INTO metrics VALUES('swept', 'probe', 1, '', 1, 1);"),
 				 0);
 	else
 		assert_int_equal(vg_db_exec(db, "PRAGMA user_version = 2"), 0);
@@ -774,13 +776,21 @@ static void test_step3_fillfactor(void **state)
 	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
 				    "component = 'registry'"),
-			 6);
-	/* steps 4, 5 and 6 ran on the way: their tables are back */
+			 7);
+	/* steps 4 to 7 ran on the way: their tables are back */
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM held"), 0);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM custom_drops"), 0);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM verified"), 0);
-	if (pg)
+	if (pg) {
 		assert_int_equal(raw_int(f, ff_sql), 2);
+		/* step 7: the row without a resource is gone, the key is back */
+		assert_int_equal(raw_int(f, "SELECT count(*) FROM metrics WHERE "
+					    "resource_id = 'swept'"),
+				 0);
+		assert_int_equal(raw_int(f, "SELECT count(*) FROM pg_constraint WHERE "
+					    "conname = 'metrics_resource'"),
+				 1);
+	}
 	assert_true(row_value(f) == 1); /* the rows are still there */
 	update(f->r, instance_batch(T0 + 60000, 2, "p1", VG_RSTATE_ACTIVE));
 	vg_registry_close(f->r);
@@ -1016,7 +1026,7 @@ static void test_step6_commit_node(void **state)
 	assert_int_equal(reg_open(f, &f->r, err, sizeof(err)), 0);
 	assert_int_equal(raw_int(f, "SELECT version FROM vg_schema WHERE "
 				    "component = 'registry'"),
-			 6);
+			 7);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM verified"), 0);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM streams WHERE host = 'h-old' "
 				    "AND last_seq = 3 AND node IS NULL AND commit_ms = 0"),
@@ -2281,6 +2291,298 @@ static void test_sweep_during_flush(void **state)
 	vg_registry_close(sweep);
 }
 
+/* Another collector on the same state: a handle with a last-value cache
+ * of its own (the cache is per state URL: the same database under
+ * another URL). */
+static int other_collector(struct fixture *f, struct vg_registry **r)
+{
+	char url[900], err[256];
+	int rc;
+
+	if (f->url[0])
+		snprintf(url, sizeof(url), "%s application_name=collector_b", f->url);
+	else
+		snprintf(url, sizeof(url),
+			 "sqlite:%s/registry.db?synchronous=normal&busy_timeout_ms=2000", f->dir);
+	if ((rc = vg_registry_open_state(f->dir, url, r, err, sizeof(err))))
+		fprintf(stderr, "%s\n", err);
+	else
+		rc = vg_registry_flush_every(*r, 3600 * 1000); /* flushes: the test's */
+	return rc;
+}
+
+/* An active resource "keep" of host h2 with one sample, on handle reg. */
+static void keep_report(struct vg_registry *reg, int64_t t, double v)
+{
+	struct vg_batch *b = vg_batch_new("h2", 0, 0, t);
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "keep", "keep", NULL, t);
+
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, v), 0);
+	update(reg, b);
+}
+
+static int64_t metric_value(struct vg_db *db, const char *id)
+{
+	char sql[160];
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT CAST(last_value AS BIGINT) FROM metrics WHERE "
+		 "resource_id = '%s' AND name = 'probe'",
+		 id);
+	return st_int(db, sql);
+}
+
+/* Issue 15: collector A sweeps ended resource vmx while collector B (its
+ * own cache) holds a value of vmx it received; B's next flush must not
+ * write vmx's metrics row back. B then forgets vmx, and vmx reporting
+ * again through B registers it anew, as through A. */
+static void test_sweep_other_collector(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *b;
+	struct vg_registry_stats st;
+	struct vg_db *obs;
+	char names[256];
+	int rc;
+
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	assert_int_equal(other_collector(f, &b), 0);
+	vm_report(b, T0, 1, 1); /* vmx ended at T0, through B */
+	keep_report(b, T0, 1);
+	assert_int_equal(vg_registry_flush(b), 0);
+	vm_report(b, T0 + 1000, 1, 2); /* B's cache holds value 2 */
+	keep_report(b, T0 + 1000, 5);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "probe");
+
+	assert_int_equal(vg_registry_remove_ended(f->r, "vmx", T0 + 1000), 0); /* A */
+	/* PostgreSQL: the foreign key fails B's flush, which then forgets
+	 * vmx; sqlite: the flush's statement skips vmx's row */
+	rc = vg_registry_flush(b);
+	obs = raw_db(f);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
+	assert_int_equal(rc, f->e->kind == VG_DB_POSTGRESQL ? -EAGAIN : 0);
+	if (rc)
+		assert_int_equal(vg_registry_flush(b), 0); /* the retry */
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
+	assert_int_equal(st_int(obs, "SELECT count(*) FROM resources WHERE id = 'vmx'"), 0);
+	assert_int_equal(metric_value(obs, "keep"), 5); /* B's other values: written */
+	vg_registry_stats(b, &st);
+	assert_int_equal(st.gone_resources, 1);
+	/* nothing of vmx is written by B's later flushes */
+	assert_int_equal(vg_registry_flush(b), 0);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
+
+	/* vmx reports again through B: registered anew, from this report */
+	vm_report(b, T0 + 5000, 0, 3);
+	assert_int_equal(vg_registry_flush(b), 0);
+	assert_int_equal(st_int(obs, "SELECT first_seen_ms FROM resources WHERE id = 'vmx'"),
+			 T0 + 5000);
+	assert_int_equal(metric_value(obs, "vmx"), 3);
+	vg_db_close(obs);
+	vg_registry_close(b);
+}
+
+/* The same through B's receiver: B knows vmx active, vmx ends through A
+ * and A sweeps it, then a report of vmx to B with a metric B has no row
+ * of (written at once, not cached): the row is not written alone, vmx is
+ * registered anew with both metrics. */
+static void test_sweep_other_collector_new_metric(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *b;
+	struct vg_batch *bt;
+	struct vg_resource *r;
+	struct vg_db *obs;
+	char names[256];
+
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	assert_int_equal(other_collector(f, &b), 0);
+	vm_report(b, T0, 0, 1);
+	assert_int_equal(vg_registry_flush(b), 0);
+	/* vmx ends through A, and A sweeps it */
+	vm_report(f->r, T0 + 1000, 1, 2);
+	assert_int_equal(vg_registry_remove_ended(f->r, "vmx", T0 + 1000), 0);
+
+	bt = vg_batch_new("h1", 0, 0, T0 + 5000);
+	r = vg_batch_resource(bt, VG_RT_INSTANCE, "vmx", "vmx", NULL, T0 + 5000);
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(bt, "p", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(bt, "probe", VG_KIND_GAUGE, 4), 0);
+	assert_int_equal(vg_batch_sample(bt, "probe2", VG_KIND_GAUGE, 6), 0);
+	update(b, bt);
+	assert_int_equal(vg_registry_flush(b), 0);
+
+	obs = raw_db(f);
+	assert_int_equal(st_int(obs, "SELECT first_seen_ms FROM resources WHERE id = 'vmx'"),
+			 T0 + 5000);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "probe,probe2");
+	assert_int_equal(metric_value(obs, "vmx"), 4);
+	vg_db_close(obs);
+	vg_registry_close(b);
+}
+
+/* PostgreSQL: B's receiver writes a new metric of vmx while a sweep of
+ * vmx is in flight: its statement sees vmx (its snapshot), the foreign
+ * key's check waits for the sweep and fails once it committed: the batch
+ * is answered RETRY (-EAGAIN), and its re-send registers vmx anew. */
+static struct vg_batch *vmx_two_metrics(int64_t t)
+{
+	struct vg_batch *bt = vg_batch_new("h1", 0, 0, t);
+	struct vg_resource *r = vg_batch_resource(bt, VG_RT_INSTANCE, "vmx", "vmx", NULL, t);
+
+	r->state = VG_RSTATE_ACTIVE;
+	assert_int_equal(vg_batch_identity(bt, "p", NULL, NULL), 0);
+	assert_int_equal(vg_batch_sample(bt, "probe", VG_KIND_GAUGE, 4), 0);
+	assert_int_equal(vg_batch_sample(bt, "probe2", VG_KIND_GAUGE, 6), 0);
+	return bt;
+}
+
+static struct vg_registry *upd_reg;
+static struct vg_batch *upd_batch;
+
+static void *update_thread(void *arg)
+{
+	static int rc;
+
+	(void)arg;
+	rc = vg_registry_update(upd_reg, upd_batch);
+	return &rc;
+}
+
+static void test_sweep_commits_during_new_metric(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *b;
+	struct vg_db *obs, *sweep;
+	pthread_t th;
+	void *ret;
+	char names[256];
+
+	if (f->e->kind != VG_DB_POSTGRESQL)
+		skip(); /* sqlite: one writer, whose check and write are one statement */
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	assert_int_equal(other_collector(f, &b), 0);
+	vm_report(b, T0, 0, 1);
+	assert_int_equal(vg_registry_flush(b), 0);
+	vm_report(f->r, T0 + 1000, 1, 2); /* vmx ends, through A */
+
+	obs = raw_db(f);
+	sweep = raw_db(f);
+	assert_int_equal(vg_db_exec(sweep, "BEGIN; DELETE FROM metrics WHERE resource_id = 'vmx';"
+					   "DELETE FROM resources WHERE id = 'vmx'"),
+			 0);
+	upd_reg = b;
+	upd_batch = vmx_two_metrics(T0 + 5000);
+	assert_int_equal(pthread_create(&th, NULL, update_thread, NULL), 0);
+	assert_int_equal(lock_waiters(obs, 1), 0); /* the key's check, at vmx's row */
+	assert_int_equal(vg_db_exec(sweep, "COMMIT"), 0);
+	pthread_join(th, &ret);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
+	assert_int_equal(*(int *)ret, -EAGAIN);
+
+	assert_int_equal(vg_registry_update(b, upd_batch), 0); /* the re-send */
+	vg_batch_free(upd_batch);
+	assert_int_equal(vg_registry_flush(b), 0);
+	assert_int_equal(st_int(obs, "SELECT first_seen_ms FROM resources WHERE id = 'vmx'"),
+			 T0 + 5000);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "probe,probe2");
+	vg_db_close(sweep);
+	vg_db_close(obs);
+	vg_registry_close(b);
+}
+
+/* PostgreSQL: the same with B's flusher thread (as in the daemon): it
+ * fails once on the foreign key, forgets vmx, and its retry writes B's
+ * other values; the stats count the resource found gone. */
+static void test_sweep_other_collector_flusher(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *b;
+	struct vg_registry_stats st = {0};
+	struct vg_db *obs;
+	char names[256];
+
+	if (f->e->kind != VG_DB_POSTGRESQL)
+		skip(); /* sqlite flushes in the receiver's batches: above */
+	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
+	assert_int_equal(other_collector(f, &b), 0);
+	vm_report(b, T0, 1, 1);
+	keep_report(b, T0, 1);
+	assert_int_equal(vg_registry_flush(b), 0);
+	vm_report(b, T0 + 1000, 1, 2);
+	keep_report(b, T0 + 1000, 5);
+	assert_int_equal(vg_registry_remove_ended(f->r, "vmx", T0 + 1000), 0); /* A */
+	obs = raw_db(f);
+	assert_int_equal(vg_registry_flush_every(b, 20), 0);
+	for (int i = 0; i < 3000 && (metric_value(obs, "keep") != 5 || !st.gone_resources);
+	     i++) {
+		vg_sleep_ms(10);
+		vg_registry_stats(b, &st);
+	}
+	assert_int_equal(vg_registry_flush_every(b, 3600 * 1000), 0);
+	assert_int_equal(metric_value(obs, "keep"), 5);
+	assert_int_equal(st.gone_resources, 1);
+	assert_true(st.flush_failures >= 1);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
+	assert_int_equal(st_int(obs, "SELECT count(*) FROM resources WHERE id = 'vmx'"), 0);
+	vg_db_close(obs);
+	vg_registry_close(b);
+}
+
+/* PostgreSQL: the sweep commits while B's flush statement runs. A third
+ * session deletes vmx's metrics row and holds it; B's flush waits at that
+ * row; the session deletes vmx and commits: the flush would insert the
+ * row again (a filter in its SQL would have read vmx in the statement's
+ * snapshot) but for the foreign key (step 6), which fails the flush; the
+ * next flush skips vmx. */
+static void *flush_thread(void *arg)
+{
+	static int rc;
+
+	rc = vg_registry_flush(arg);
+	return &rc;
+}
+
+static void test_sweep_commits_during_flush(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_registry *b;
+	struct vg_db *obs, *sweep;
+	pthread_t th;
+	void *ret;
+	char names[256];
+
+	if (f->e->kind != VG_DB_POSTGRESQL)
+		skip(); /* sqlite: one writer, whose check and write are one statement */
+	assert_int_equal(other_collector(f, &b), 0);
+	vm_report(b, T0, 1, 1);
+	keep_report(b, T0, 1);
+	assert_int_equal(vg_registry_flush(b), 0);
+	vm_report(b, T0 + 1000, 1, 2);
+	keep_report(b, T0 + 1000, 5);
+
+	obs = raw_db(f);
+	sweep = raw_db(f);
+	assert_int_equal(vg_db_exec(sweep, "BEGIN; DELETE FROM metrics WHERE resource_id = 'vmx'"),
+			 0);
+	assert_int_equal(pthread_create(&th, NULL, flush_thread, b), 0);
+	assert_int_equal(lock_waiters(obs, 1), 0); /* the flush, at vmx's row */
+	assert_int_equal(vg_db_exec(sweep, "DELETE FROM resources WHERE id = 'vmx'; COMMIT"), 0);
+	pthread_join(th, &ret);
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
+	assert_int_equal(*(int *)ret, -EAGAIN); /* the foreign key refused it */
+
+	assert_int_equal(vg_registry_flush(b), 0); /* the retry */
+	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
+	assert_int_equal(st_int(obs, "SELECT count(*) FROM resources WHERE id = 'vmx'"), 0);
+	assert_int_equal(metric_value(obs, "keep"), 5);
+	vg_db_close(sweep);
+	vg_db_close(obs);
+	vg_registry_close(b);
+}
+
 static void test_takeover_drops_custom_metrics(void **state)
 {
 	struct fixture *f = fx(state);
@@ -2468,6 +2770,11 @@ int main(void)
 		ST_BOTH(test_takeover_drops_custom_metrics, setup, teardown),
 		ST_BOTH(test_takeover_during_flush, setup, teardown),
 		ST_BOTH(test_sweep_during_flush, setup, teardown),
+		ST_BOTH(test_sweep_other_collector, setup, teardown),
+		ST_BOTH(test_sweep_other_collector_new_metric, setup, teardown),
+		ST_BOTH(test_sweep_other_collector_flusher, setup, teardown),
+		ST_BOTH(test_sweep_commits_during_flush, setup, teardown),
+		ST_BOTH(test_sweep_commits_during_new_metric, setup, teardown),
 		ST_BOTH(test_ping, setup, teardown),
 	};
 	if (getenv("REGISTRY_TEST_FILTER")) /* e.g. "postgresql*" */
