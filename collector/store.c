@@ -226,6 +226,8 @@ struct flush_group {
 	struct vg_rrd_value *buf;
 	size_t nbuf, bufcap;
 	int no_connect; /* the receiver's write-through (vg_rrd_item) */
+	int cause;      /* why it is written (enum vg_store_sync_cause): the
+			 * cause of the sync that may follow */
 };
 
 struct vg_store {
@@ -463,6 +465,8 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(cache_full);
 	LD(series_unreachable);
 	LD(backend_syncs);
+	for (int i = 0; i < VG_STORE_SYNC_N; i++)
+		LD(backend_syncs_by[i]);
 #undef LD
 	struct vg_rrd_backend_stats bs = {0};
 	if (s->be)
@@ -485,6 +489,23 @@ const char *vg_store_err_reason(int reason)
 							  "librrd"};
 
 	return reason >= 0 && reason < VG_STORE_ERR_N ? names[reason] : NULL;
+}
+
+const char *vg_store_sync_cause(int cause)
+{
+	static const char *const names[VG_STORE_SYNC_N] = {
+		"flush", "depth", "age", "idle", "cache", "segments", "batch", "interval", "retry",
+		"other"};
+
+	return cause >= 0 && cause < VG_STORE_SYNC_N ? names[cause] : NULL;
+}
+
+const char *vg_store_flush_site(int site)
+{
+	static const char *const names[VG_STORE_FLUSH_N] = {"sync", "check", "read",
+							    "arrival", "repair", "convert"};
+
+	return site >= 0 && site < VG_STORE_FLUSH_N ? names[site] : NULL;
 }
 
 /* n values that could not be written, for this reason. */
@@ -568,8 +589,10 @@ static int sync_due(struct vg_store *s)
  * and unlinking). The backend syncs first, so what a retired segment held
  * is durable in the backend; if it cannot, the segments stay. With
  * write-through only when sync_due, or when force (vg_store_flush, the
- * close). */
-static void reclaim(struct vg_store *s, int force)
+ * close). cause: what asks (enum vg_store_sync_cause), counted in
+ * backend_syncs_by; a try again after a failed sync counts as retry, and
+ * a write-through sync with an interval as interval or segments. */
+static void reclaim(struct vg_store *s, int force, int cause)
 {
 	uint64_t from, upto, keep = 0;
 	int fd = -1;
@@ -589,6 +612,13 @@ static void reclaim(struct vg_store *s, int force)
 	}
 	if (upto == from)
 		return;
+	if (s->sync_failed)
+		cause = VG_STORE_SYNC_RETRY;
+	else if (!force && s->write_through && s->sync_interval_ms > 0)
+		cause = vg_monotonic_ms() - s->sync_try_ms >= s->sync_interval_ms
+				? VG_STORE_SYNC_INTERVAL
+				: VG_STORE_SYNC_SEGMENTS;
+	count(&s->stats.backend_syncs_by[cause], 1);
 	s->reclaiming = 1;
 	s->sync_try_ms = vg_monotonic_ms();
 	pthread_mutex_unlock(&s->mu);
@@ -1135,7 +1165,7 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 		s->reclaim_due = 1;
 		pthread_cond_signal(&s->work_cv);
 	} else {
-		reclaim(s, 0);
+		reclaim(s, 0, g->cause);
 	}
 }
 
@@ -1152,7 +1182,7 @@ static int flush_series(struct vg_store *s, struct series *se, struct flush_grou
 
 /* Write every cached value, FLUSH_GROUP_MAX series per backend call.
  * mu held. */
-static int flush_all_locked(struct vg_store *s, int no_connect)
+static int flush_all_locked(struct vg_store *s, int no_connect, int cause)
 {
 	struct flush_group own = {0}, *g = &own;
 	int rc = 0;
@@ -1164,6 +1194,7 @@ static int flush_all_locked(struct vg_store *s, int no_connect)
 		s->wgroup_busy = 1;
 	}
 	g->no_connect = no_connect;
+	g->cause = cause;
 
 	for (;;) {
 		struct series *se = s->dhead, *next;
@@ -1216,9 +1247,9 @@ int vg_store_flush(struct vg_store *s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->mu);
 	resend_lost(s);
-	rc = flush_all_locked(s, 0);
+	rc = flush_all_locked(s, 0, VG_STORE_SYNC_FLUSH);
 	resend_lost(s); /* found by this flush's new connections */
-	reclaim(s, 1);
+	reclaim(s, 1, VG_STORE_SYNC_FLUSH);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -1245,13 +1276,15 @@ static void *flusher_main(void *arg)
 			 * sync_interval passed, or the last sync failed and
 			 * no write since tried again (reclaim asks sync_due;
 			 * see RETRY_SYNC_MS) */
+			reclaim(s, 0,
+				s->reclaim_due ? VG_STORE_SYNC_BATCH : VG_STORE_SYNC_INTERVAL);
 			s->reclaim_due = 0;
-			reclaim(s, 0);
 			now = vg_monotonic_ms();
 		}
-		int pressure = s->pending > s->cache_max / 2 ||
-			       s->j.seg_active - s->j.seg_oldest >=
-				       (s->write_through ? WT_MAX_LIVE_SEGS : MAX_LIVE_SEGS);
+		int full = s->pending > s->cache_max / 2;
+		int segs = s->j.seg_active - s->j.seg_oldest >=
+			   (s->write_through ? WT_MAX_LIVE_SEGS : MAX_LIVE_SEGS);
+		int pressure = full || segs;
 		int idle = now - s->last_batch_ms >= IDLE_FLUSH_MS;
 		int skipped = 0;
 
@@ -1265,6 +1298,15 @@ static void *flusher_main(void *arg)
 			}
 			if (pressure || idle || se->deferred || se->npend >= s->flush_depth ||
 			    now - se->since_ms >= FLUSH_MAX_AGE_MS) {
+				/* the group's cause: its first series' */
+				int why = full                          ? VG_STORE_SYNC_CACHE
+					  : segs                        ? VG_STORE_SYNC_SEGMENTS
+					  : idle                        ? VG_STORE_SYNC_IDLE
+					  : se->deferred                ? VG_STORE_SYNC_BATCH
+					  : se->npend >= s->flush_depth ? VG_STORE_SYNC_DEPTH
+									: VG_STORE_SYNC_AGE;
+				if (!s->fgroup.n)
+					s->fgroup.cause = why;
 				if (group_take(s, &s->fgroup, se))
 					break;
 			} else {
@@ -1454,7 +1496,7 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 	pthread_mutex_lock(&s->mu);
 	s->removing = NULL;
 	pthread_cond_broadcast(&s->done_cv);
-	reclaim(s, 0);
+	reclaim(s, 0, VG_STORE_SYNC_OTHER);
 	pthread_mutex_unlock(&s->mu);
 	if (!rc)
 		count(&s->series_removed, 1);
@@ -2084,7 +2126,7 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 		 * daemon that is down or restarting never makes this batch's
 		 * ack late (vg_rrd_item.no_connect) */
 		pthread_mutex_lock(&s->mu);
-		rc = flush_all_locked(s, s->owner);
+		rc = flush_all_locked(s, s->owner, VG_STORE_SYNC_BATCH);
 		pthread_mutex_unlock(&s->mu);
 	}
 	return rc;
@@ -2136,7 +2178,7 @@ static int replay_take(void *ctx, const struct vg_batch *b)
 
 	if (!rc && s->pending > s->cache_max / 2 && s->pending >= s->replay_flush_at) {
 		pthread_mutex_lock(&s->mu);
-		rc = flush_all_locked(s, 0);
+		rc = flush_all_locked(s, 0, VG_STORE_SYNC_OTHER);
 		s->replay_flush_at = s->pending + s->cache_max / 8;
 		pthread_mutex_unlock(&s->mu);
 	}
@@ -2281,7 +2323,7 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 		rc = vg_journal_replay(&s->j, ids[i], replay_take, s, &nrec);
 		if (!rc) {
 			pthread_mutex_lock(&s->mu);
-			rc = flush_all_locked(s, 0);
+			rc = flush_all_locked(s, 0, VG_STORE_SYNC_OTHER);
 			pthread_mutex_unlock(&s->mu);
 		}
 		keep[i] = __atomic_load_n(&s->stats.write_errors, __ATOMIC_RELAXED) != errs;
@@ -2529,8 +2571,8 @@ void vg_store_close(struct vg_store *s)
 	}
 	if (s->tab && s->be) {
 		pthread_mutex_lock(&s->mu);
-		flush_all_locked(s, 0);
-		reclaim(s, 1);
+		flush_all_locked(s, 0, VG_STORE_SYNC_FLUSH);
+		reclaim(s, 1, VG_STORE_SYNC_FLUSH);
 		pthread_mutex_unlock(&s->mu);
 	}
 	if (s->be)
@@ -2557,7 +2599,7 @@ static void flush_one(struct vg_store *s, int rtype, const char *id,
 		      const char *metric, const struct vg_rrd_loc *loc)
 {
 	struct series *se;
-	struct flush_group g = {0};
+	struct flush_group g = {.cause = VG_STORE_SYNC_OTHER};
 
 	(void)loc; /* the table holds the owner; the path is recomputed */
 	pthread_mutex_lock(&s->mu);
