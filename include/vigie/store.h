@@ -186,8 +186,12 @@ uint32_t vg_store_daemon_wait_ms(const struct vg_store *s);
  * atomic load: any thread. */
 int vg_store_holding(struct vg_store *s);
 
-/* Write every cached value to its file now (tests, shutdown). 0 or the
- * first -errno; thread-safe. */
+/* Write every cached value to its file now (tests, shutdown), then sync
+ * the backend so that the journal segments they were in are retired:
+ * after a sync another thread had in progress ends (it may not cover
+ * them), with one of its own. 0 or the first -errno of the writes (a
+ * sync that fails leaves the segments in the journal and is tried again
+ * by the storage thread); thread-safe. */
 int vg_store_flush(struct vg_store *s);
 
 /* Test hook, weak: a program that defines it is called by a store that
@@ -196,6 +200,13 @@ int vg_store_flush(struct vg_store *s);
  * make the state a kill -9 inside librrd leaves). The daemon leaves it
  * undefined. */
 void vg_store_test_after_update(const char *path) __attribute__((weak));
+
+/* Test hook, weak: a program that defines it is called by a store that
+ * owns its journal before each sync of its backend, with no lock held,
+ * on the thread that syncs (tests/unit/store_rrdcached_sync_test.c holds
+ * the storage thread's sync there while vg_store_flush runs). The daemon
+ * leaves it undefined. */
+void vg_store_test_before_sync(void) __attribute__((weak));
 
 /* Text of the last write error ("<file>: <librrd message>"), "" if none,
  * so the receiver can log why write_errors grew (errors of the storage
