@@ -232,12 +232,13 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	if ((rc = round_write(s, n, 0)) || (rc = vg_store_flush(s)))
 		return rc;
 	/* and make the creating round durable in the backend before
-	 * measuring: vg_store_flush syncs only when it retires a journal
-	 * segment, and in 3 of 6 runs it did not here, so the daemon wrote
-	 * round 0's values during the measured rounds (6 values per file
-	 * counted as 5, and 175,000-197,000 FLUSHes for 100,000 files), where
-	 * the files backend had written them before (docs/benchmarks.md,
-	 * "Where the rrdcached path's CPU goes now") */
+	 * measuring. vg_store_flush returned without syncing when it met
+	 * the storage thread's sync in progress (an idle one, started while
+	 * a creating batch was still opening its series), so the daemon
+	 * wrote round 0's values during the measured rounds (175,000-197,000
+	 * FLUSHes for 100,000 files; docs/benchmarks.md "Where the FLUSHes
+	 * come from"). It now waits for that sync and syncs; this loop stays
+	 * for a sync that fails (tried again by the storage thread) */
 	for (int i = 0;; i++) {
 		vg_store_get_stats(s, &st1);
 		if (st1.backend_syncs > st0.backend_syncs && !st1.values_pending)
