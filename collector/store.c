@@ -1273,7 +1273,8 @@ int vg_store_flush(struct vg_store *s)
  * none is. A series is due when it holds flush_depth values, when its
  * oldest value waited FLUSH_MAX_AGE_MS, when the cache is over half full
  * or the journal has too many segments (oldest first, to free them), or
- * when no batch came for IDLE_FLUSH_MS (an idle store writes everything).
+ * when no batch came for IDLE_FLUSH_MS and none is being taken (an idle
+ * store writes everything).
  * A sync that failed is tried again every RETRY_SYNC_MS with no batch
  * needed (see there), so the journal drains and a restarted daemon's
  * losses are found and re-sent while no agent sends. */
