@@ -163,6 +163,7 @@ LIBS_store_sync_refused_test := collector common
 LIBS_store_shared_placement_test := collector common
 LIBS_store_rrdcached_crash_test := collector common
 LIBS_store_rrdcached_arrival_test := collector common
+LIBS_store_rrdcached_sync_test := collector common
 LIBS_rrdcached_test     := collector common
 LIBS_rrdcached_flush_test := collector common
 LIBS_rrdcached_replay_test := collector common

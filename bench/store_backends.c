@@ -52,6 +52,18 @@
  * and daemon together): "RESULT store_backends_vs_files daemons=1
  * series=N values_per_file=R values_per_s_ratio=A cpu_per_value_ratio=B
  * values_target_met=0|1 cpu_target_met=0|1".
+ *
+ * Where the syncs and FLUSHes come from (docs/benchmarks.md "Where the
+ * FLUSHes come from"): the RESULT line also gives the measured phase's
+ * store syncs by cause (measured_syncs, syncs_<cause>:
+ * vg_store_stats.backend_syncs_by), the FLUSHes the store sent by call
+ * site up to the final flush (flushes_<site>: vg_store_daemon.flushes_by)
+ * and every FLUSH this process wrote up to after the close
+ * (flushes_written), to hold against the daemon's "flushes="; stderr
+ * gives the creating round's syncs by cause and the files still owed a
+ * sync when the measured phase starts (files_not_synced, 0 unless the
+ * creating round leaks into it). BENCH_NO_FILES=1 skips the files mode
+ * (and the comparison), to iterate on the rrdcached one.
  */
 #include <errno.h>
 #include <limits.h>
@@ -70,6 +82,7 @@
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
+#include "vigie/rrdcached.h"
 #include "vigie/store.h"
 #include "tests/unit/rrdcached_harness.h"
 #include "bench/bench_cpu.h"
@@ -219,12 +232,13 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	if ((rc = round_write(s, n, 0)) || (rc = vg_store_flush(s)))
 		return rc;
 	/* and make the creating round durable in the backend before
-	 * measuring: vg_store_flush syncs only when it retires a journal
-	 * segment, and in 3 of 6 runs it did not here, so the daemon wrote
-	 * round 0's values during the measured rounds (6 values per file
-	 * counted as 5, and 175,000-197,000 FLUSHes for 100,000 files), where
-	 * the files backend had written them before (docs/benchmarks.md,
-	 * "Where the rrdcached path's CPU goes now") */
+	 * measuring. vg_store_flush returned without syncing when it met
+	 * the storage thread's sync in progress (an idle one, started while
+	 * a creating batch was still opening its series), so the daemon
+	 * wrote round 0's values during the measured rounds (175,000-197,000
+	 * FLUSHes for 100,000 files; docs/benchmarks.md "Where the FLUSHes
+	 * come from"). It now waits for that sync and syncs; this loop stays
+	 * for a sync that fails (tried again by the storage thread) */
 	for (int i = 0;; i++) {
 		vg_store_get_stats(s, &st1);
 		if (st1.backend_syncs > st0.backend_syncs && !st1.values_pending)
@@ -244,6 +258,24 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	 * in whichever mode's rounds it overlaps: measured, this made the
 	 * same mode's CPU per value vary 1.8x from run to run on a disk */
 	sync();
+	/* the measured phase's syncs by cause and FLUSHes by call site
+	 * start from here (the RESULT line's syncs_* and flushes_*) */
+	struct vg_store_stats sst0;
+	struct vg_store_daemon dm0[3];
+	size_t ndm0 = vg_store_daemons(s, dm0, 3);
+	vg_store_get_stats(s, &sst0);
+	uint64_t fw0 = vg_rrdcd_flushes_written();
+	/* the creating round's syncs by cause, on stderr */
+	fprintf(stderr, "store_backends: %s: creating round: %llu syncs:", label,
+		(unsigned long long)(sst0.backend_syncs - st0.backend_syncs));
+	for (int c = 0; c < VG_STORE_SYNC_N; c++)
+		if (sst0.backend_syncs_by[c] - st0.backend_syncs_by[c])
+			fprintf(stderr, " %s=%llu", vg_store_sync_cause(c),
+				(unsigned long long)(sst0.backend_syncs_by[c] -
+						     st0.backend_syncs_by[c]));
+	for (size_t k = 0; k < ndm0; k++) /* 0 unless a sync is still owed */
+		fprintf(stderr, " files_not_synced=%llu", (unsigned long long)dm0[k].pending);
+	fprintf(stderr, "\n");
 	pid_t perf = perf_start(label, d, ndaemons);
 	c0 = bench_self_cpu_s();
 	for (int k = 0; k < ndaemons; k++)
@@ -282,7 +314,22 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	}
 	struct vg_store_stats sst;
 	vg_store_get_stats(s, &sst);
+	char why[512];
+	size_t wl = 0;
+	for (int c = 0; c < VG_STORE_SYNC_N; c++)
+		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " syncs_%s=%llu",
+				       vg_store_sync_cause(c),
+				       (unsigned long long)(sst.backend_syncs_by[c] -
+							    sst0.backend_syncs_by[c]));
+	for (int site = 0; site < VG_STORE_FLUSH_N; site++) {
+		uint64_t f = 0;
+		for (size_t k = 0; k < ndm; k++)
+			f += dm[k].flushes_by[site] - (k < ndm0 ? dm0[k].flushes_by[site] : 0);
+		wl += (size_t)snprintf(why + wl, sizeof(why) - wl, " flushes_%s=%llu",
+				       vg_store_flush_site(site), (unsigned long long)f);
+	}
 	vg_store_close(s); /* syncs what the flush could not */
+	uint64_t fw1 = vg_rrdcd_flushes_written();
 	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = bench_self_cpu_s() - c0;
 	for (int k = 0; k < ndaemons; k++) {
 		dc1 += bench_proc_cpu_or0(d[k].pid);
@@ -296,11 +343,14 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	       "daemon_cpu_us_per_value=%.2f values_per_collector_core_s=%.0f "
 	       "daemon_errors=%llu flush_rc=%d daemon_vcsw_per_series=%.2f "
 	       "daemon_ivcsw_per_series=%.2f write_through=%d flushes=%llu "
-	       "store_syncs=%llu journal_bytes_per_value=%.1f\n",
+	       "store_syncs=%llu journal_bytes_per_value=%.1f measured_syncs=%llu%s "
+	       "flushes_written=%llu\n",
 	       label, ndaemons, n, v, rounds, v / wall, cpu * 1e6 / v, (dc1 - dc0) * 1e6 / v,
 	       v / (cpu > 0 ? cpu : 1e-9), (unsigned long long)derr, rc,
 	       (double)vcs / (double)n, (double)ivcs / (double)n, wt, fl1 - fl0,
-	       (unsigned long long)sst.backend_syncs, (double)sst.journal_bytes / (v + n));
+	       (unsigned long long)sst.backend_syncs, (double)sst.journal_bytes / (v + n),
+	       (unsigned long long)(sst.backend_syncs - sst0.backend_syncs), why,
+	       (unsigned long long)(fw1 - fw0));
 	out->values_per_s = v / wall;
 	out->cpu_us_per_value = (cpu + dc1 - dc0) * 1e6 / v;
 	fflush(stdout);
@@ -319,8 +369,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: store_backends [SERIES [ROUNDS [MAX_DAEMONS (0-3)]]]\n");
 		return 2;
 	}
-	struct mode_result files, one = {0, 0};
-	if (run("files", 0, n, rounds, &files))
+	struct mode_result files = {0, 0}, one = {0, 0};
+	int no_files = getenv("BENCH_NO_FILES") && atoi(getenv("BENCH_NO_FILES")) > 0;
+	if (!no_files && run("files", 0, n, rounds, &files))
 		return 1;
 	for (int k = 1; k <= maxd; k++) {
 		struct mode_result r;
@@ -329,7 +380,7 @@ int main(int argc, char **argv)
 		if (k == 1)
 			one = r;
 	}
-	if (maxd >= 1) {
+	if (maxd >= 1 && !no_files) {
 		double vr = one.values_per_s / files.values_per_s;
 		double cr = one.cpu_us_per_value / files.cpu_us_per_value;
 		printf("RESULT store_backends_vs_files daemons=1 series=%d values_per_file=%d "

@@ -420,7 +420,10 @@ struct daemon {
 				  * replay's, never had them (overtaken_check,
 				  * overtaken_find) */
 	uint32_t check_max_ms; /* __atomic: a check's overall bound */
-	pthread_mutex_t vmu;   /* one verification at a time */
+	/* __atomic: FLUSHes sent to it (one per file), by call site (enum
+	 * vg_store_flush_site) */
+	uint64_t flushes_by[VG_STORE_FLUSH_N];
+	pthread_mutex_t vmu; /* one verification at a time */
 	/* Sends to the daemon (read: from the lost-file check to the answer)
 	 * against a check that FORGETs (write, check_sent): no UPDATE that
 	 * passed is_lost may reach the daemon between such a check's FORGET
@@ -703,6 +706,7 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	if (!nf)
 		return 0;
 	/* the FLUSH BATCH, then each file's INFO: written past ours now */
+	count(&d->flushes_by[VG_STORE_FLUSH_CHECK], nf);
 	if ((rc = vg_rrdcd_last_update_many(c, fnames, nf, flast, ferr))) {
 		for (size_t i = 0; i < nf; i++)
 			put_back(d, fnames[i]);
@@ -809,6 +813,7 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 		if (!k)
 			break;
 		if (vg_rrdcd_connected(c) && !forget) {
+			count(&d->flushes_by[VG_STORE_FLUSH_CHECK], k);
 			rc = vg_rrdcd_last_update_many(c, names, k, last_s, err);
 		} else if (vg_rrdcd_connected(c)) {
 			/* What the files hold first: one that holds our newest
@@ -983,6 +988,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			if (!f->n)
 				continue;
 			if (!vg_rrdcd_flush_many_send(f->c, f->names, f->n)) {
+				count(&d->flushes_by[VG_STORE_FLUSH_SYNC], f->n);
 				f->sent = any = 1;
 				continue;
 			}
@@ -1734,6 +1740,7 @@ static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_
 				    : client_get(d, &rc);
 	if (!c)
 		return -EHOSTUNREACH;
+	count(&d->flushes_by[VG_STORE_FLUSH_READ], 1);
 	rc = vg_rrdcd_flush(c, loc->path);
 	if (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO)
 		rc = vg_rrdcd_info(c, loc->path, out);
@@ -1840,13 +1847,18 @@ static int send_values(struct vg_rrdcd *c, const char *path, const struct vg_rrd
 	return 0;
 }
 
-/* FLUSH then INFO on c: the end of the last second NAME's file holds
- * (see rcd_last_ms) into *out. 0 or the client's error. */
-static int file_last_ms(struct vg_rrdcd *c, const char *name, int64_t *out)
+/* FLUSH then INFO on c (a daemon of d's, counted at site): the end of
+ * the last second NAME's file holds (see rcd_last_ms) into *out. 0 or the
+ * client's error. */
+static int file_last_ms(struct daemon *d, int site, struct vg_rrdcd *c, const char *name,
+			int64_t *out)
 {
 	struct vg_rrdcd_info info;
 	const char *v;
-	int rc = vg_rrdcd_flush(c, name);
+	int rc;
+
+	count(&d->flushes_by[site], 1);
+	rc = vg_rrdcd_flush(c, name);
 
 	if (rc && rc != -ENOENT && rc != -EREMOTEIO)
 		return rc;
@@ -1927,7 +1939,7 @@ static int replay_last_ms(struct rcd *r, const struct vg_rrd_loc *loc, int64_t *
 		rc = *have == INT64_MIN ? -ENOENT : 0; /* gone: created again */
 		free(have);
 	} else {
-		rc = file_last_ms(c, loc->path, out);
+		rc = file_last_ms(d, VG_STORE_FLUSH_READ, c, loc->path, out);
 	}
 	if (rc && !vg_rrdcd_connected(c))
 		rc = -EHOSTUNREACH; /* broke or timed out: the daemon, not the file */
@@ -1970,7 +1982,7 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 
 	res->retries++;
 	for (int pass = 0;; pass++) {
-		if (file_last_ms(c, loc->path, &last))
+		if (file_last_ms(d, VG_STORE_FLUSH_REPAIR, c, loc->path, &last))
 			last = INT64_MIN;
 		for (skip = 0; skip < n && v[skip].t_ms <= last; skip++)
 			;
@@ -1991,6 +2003,7 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 			break;
 		/* refused for its time, every value newer than the file: the
 		 * daemon's entry is ahead of its file (above) */
+		count(&d->flushes_by[VG_STORE_FLUSH_REPAIR], 1);
 		rc = vg_rrdcd_flush(c, loc->path);
 		if (rc && rc != -ENOENT && rc != -EREMOTEIO)
 			break;
@@ -2043,10 +2056,14 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
  * values sent next meet as well), or the connection's negative errno:
  * then nothing of the call is sent and the values wait, as for a daemon
  * that is down, so the FLUSH is tried again before they are written. */
-static int arrival_flush(struct vg_rrdcd *c, const char *const *names, size_t n, int *err)
+static int arrival_flush(struct daemon *d, struct vg_rrdcd *c, const char *const *names,
+			 size_t n, int *err)
 {
 	struct vg_rrdcd_batch_result br;
-	int rc = vg_rrdcd_flush_many(c, names, n, err, &br);
+	int rc;
+
+	count(&d->flushes_by[VG_STORE_FLUSH_ARRIVAL], n);
+	rc = vg_rrdcd_flush_many(c, names, n, err, &br);
 
 	/* -EINVAL (a name the protocol cannot carry: nothing sent) leaves
 	 * the connection usable and the update reports it */
@@ -2089,7 +2106,7 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	if (loc->flush_first) {
 		int err = 0;
 		const char *name = loc->path;
-		if ((rc = arrival_flush(c, &name, 1, &err))) {
+		if ((rc = arrival_flush(d, c, &name, 1, &err))) {
 			pthread_rwlock_unlock(&d->smu);
 			res->unavailable += n;
 			client_put(d, c, rc);
@@ -2227,7 +2244,7 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 			for (size_t j = 0; j < k; j++)
 				if (items[idx[j]].loc->flush_first)
 					fnames[nf++] = u[j].file;
-			if (nf && (rc = arrival_flush(c, fnames, nf, err))) {
+			if (nf && (rc = arrival_flush(d, c, fnames, nf, err))) {
 				for (size_t j = 0; j < k; j++)
 					items[idx[j]].res.unavailable += items[idx[j]].n;
 				pthread_rwlock_unlock(&d->smu);
@@ -2789,6 +2806,7 @@ static int rcd_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		return -EIO;
 	}
 	/* 1. what the daemon reads now, with nothing left in its cache */
+	count(&d->flushes_by[VG_STORE_FLUSH_CONVERT], 1);
 	rc = vg_rrdcd_flush(c, loc->path);
 	if (rc && rc != -ENOENT && rc != -EREMOTEIO) {
 		snprintf(why, sizeof(why), "FLUSH on %.200s: %.300s", d->addr, vg_rrdcd_error(c));
@@ -3151,6 +3169,8 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].checks_cut = __atomic_load_n(&d->checks_cut, __ATOMIC_RELAXED);
 		out[n].overtaken = __atomic_load_n(&d->overtaken, __ATOMIC_RELAXED);
 		out[n].flush_refused = __atomic_load_n(&d->flush_refused, __ATOMIC_RELAXED);
+		for (int k = 0; k < VG_STORE_FLUSH_N; k++)
+			out[n].flushes_by[k] = __atomic_load_n(&d->flushes_by[k], __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->mu);
 		out[n].pending = vg_hmap_count(&d->sent.map);
 		out[n].lost = vg_hmap_count(&d->lost);

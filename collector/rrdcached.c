@@ -356,6 +356,13 @@ static int ready(struct vg_rrdcd *c)
 
 /* Append a command "VERB FILE [args]\n" to the write buffer (copied, not
  * printf'd: a sync sends one FLUSH per file written). */
+static uint64_t flushes_written; /* __atomic: vg_rrdcd_flushes_written */
+
+uint64_t vg_rrdcd_flushes_written(void)
+{
+	return __atomic_load_n(&flushes_written, __ATOMIC_RELAXED);
+}
+
 static int cmd(struct vg_rrdcd *c, const char *verb, const char *file, const char *args)
 {
 	const char *part[3] = {verb, file, args};
@@ -382,6 +389,8 @@ static int cmd(struct vg_rrdcd *c, const char *verb, const char *file, const cha
 		n += l;
 	}
 	line[n++] = '\n';
+	if (!strcmp(verb, "FLUSH"))
+		__atomic_fetch_add(&flushes_written, 1, __ATOMIC_RELAXED);
 	return wput(c, line, n);
 }
 

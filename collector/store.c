@@ -226,6 +226,8 @@ struct flush_group {
 	struct vg_rrd_value *buf;
 	size_t nbuf, bufcap;
 	int no_connect; /* the receiver's write-through (vg_rrd_item) */
+	int cause;      /* why it is written (enum vg_store_sync_cause): the
+			 * cause of the sync that may follow */
 };
 
 struct vg_store {
@@ -254,6 +256,9 @@ struct vg_store {
 	uint64_t cache_bytes;  /* allocated for them (mu) */
 	uint64_t gen;          /* receiver only */
 	int64_t last_batch_ms; /* monotonic ms of the last write_batch (mu) */
+	int receiving;         /* __atomic: the receiver is in a write_batch
+				* (opening, creating, journaling): not idle,
+				* however long it takes */
 
 	/* journal: seg_active, seg_oldest and seg_fd under mu */
 	struct vg_journal j;
@@ -466,6 +471,8 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(cache_full);
 	LD(series_unreachable);
 	LD(backend_syncs);
+	for (int i = 0; i < VG_STORE_SYNC_N; i++)
+		LD(backend_syncs_by[i]);
 #undef LD
 	struct vg_rrd_backend_stats bs = {0};
 	if (s->be)
@@ -488,6 +495,23 @@ const char *vg_store_err_reason(int reason)
 							  "librrd"};
 
 	return reason >= 0 && reason < VG_STORE_ERR_N ? names[reason] : NULL;
+}
+
+const char *vg_store_sync_cause(int cause)
+{
+	static const char *const names[VG_STORE_SYNC_N] = {
+		"flush", "depth", "age", "idle", "cache", "segments", "batch", "interval", "retry",
+		"other"};
+
+	return cause >= 0 && cause < VG_STORE_SYNC_N ? names[cause] : NULL;
+}
+
+const char *vg_store_flush_site(int site)
+{
+	static const char *const names[VG_STORE_FLUSH_N] = {"sync", "check", "read",
+							    "arrival", "repair", "convert"};
+
+	return site >= 0 && site < VG_STORE_FLUSH_N ? names[site] : NULL;
 }
 
 /* n values that could not be written, for this reason. */
@@ -573,8 +597,10 @@ static int sync_due(struct vg_store *s)
  * and unlinking). The backend syncs first, so what a retired segment held
  * is durable in the backend; if it cannot, the segments stay. With
  * write-through only when sync_due, or when force (vg_store_flush, the
- * close). */
-static void reclaim(struct vg_store *s, int force)
+ * close). cause: what asks (enum vg_store_sync_cause), counted in
+ * backend_syncs_by; a try again after a failed sync counts as retry, and
+ * a write-through sync with an interval as interval or segments. */
+static void reclaim(struct vg_store *s, int force, int cause)
 {
 	uint64_t from, upto, keep = 0;
 	int fd = -1;
@@ -600,9 +626,18 @@ static void reclaim(struct vg_store *s, int force)
 	}
 	if (upto == from)
 		return;
+	if (s->sync_failed)
+		cause = VG_STORE_SYNC_RETRY;
+	else if (!force && s->write_through && s->sync_interval_ms > 0)
+		cause = vg_monotonic_ms() - s->sync_try_ms >= s->sync_interval_ms
+				? VG_STORE_SYNC_INTERVAL
+				: VG_STORE_SYNC_SEGMENTS;
+	count(&s->stats.backend_syncs_by[cause], 1);
 	s->reclaiming = 1;
 	s->sync_try_ms = vg_monotonic_ms();
 	pthread_mutex_unlock(&s->mu);
+	if (vg_store_test_before_sync)
+		vg_store_test_before_sync();
 	int synced = s->be->ops->sync(s->be) == 0;
 	if (fd >= 0)
 		close(fd);
@@ -613,6 +648,7 @@ static void reclaim(struct vg_store *s, int force)
 		/* Not durable in the backend yet: the segments stay (a closed
 		 * active one is simply no longer appended to). */
 		s->reclaiming = 0;
+		pthread_cond_broadcast(&s->done_cv); /* vg_store_flush waits */
 		return;
 	}
 	/* upto - from <= SEG_RING (take_batch bounds the live segments) */
@@ -628,6 +664,7 @@ static void reclaim(struct vg_store *s, int force)
 	if (closed_ms > s->verified_ms)
 		s->verified_ms = closed_ms;
 	s->reclaiming = 0;
+	pthread_cond_broadcast(&s->done_cv); /* vg_store_flush waits */
 }
 
 size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t max)
@@ -993,6 +1030,7 @@ static void resend_lost(struct vg_store *s)
 	publish_pending(s);
 	count(&s->stats.values_resent, resent);
 	s->reclaiming = 0;
+	pthread_cond_broadcast(&s->done_cv); /* vg_store_flush waits */
 	pthread_cond_broadcast(&s->done_cv);
 	pthread_cond_signal(&s->work_cv);
 out:
@@ -1192,7 +1230,7 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 		s->reclaim_due = 1;
 		pthread_cond_signal(&s->work_cv);
 	} else {
-		reclaim(s, 0);
+		reclaim(s, 0, g->cause);
 	}
 }
 
@@ -1209,7 +1247,7 @@ static int flush_series(struct vg_store *s, struct series *se, struct flush_grou
 
 /* Write every cached value, FLUSH_GROUP_MAX series per backend call.
  * mu held. */
-static int flush_all_locked(struct vg_store *s, int no_connect)
+static int flush_all_locked(struct vg_store *s, int no_connect, int cause)
 {
 	struct flush_group own = {0}, *g = &own;
 	int rc = 0;
@@ -1221,6 +1259,7 @@ static int flush_all_locked(struct vg_store *s, int no_connect)
 		s->wgroup_busy = 1;
 	}
 	g->no_connect = no_connect;
+	g->cause = cause;
 
 	for (;;) {
 		struct series *se = s->dhead, *next;
@@ -1273,9 +1312,16 @@ int vg_store_flush(struct vg_store *s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->mu);
 	resend_lost(s);
-	rc = flush_all_locked(s, 0);
+	rc = flush_all_locked(s, 0, VG_STORE_SYNC_FLUSH);
 	resend_lost(s); /* found by this flush's new connections */
-	reclaim(s, 1);
+	/* Another thread's sync (the storage thread's, after its own writes)
+	 * may be running: it took its files before ours were written and
+	 * reclaim would return at once, leaving them for some later sync.
+	 * Wait for it, then sync (docs/benchmarks.md "Where the FLUSHes come
+	 * from": the bench's creating round leaked into its measured one). */
+	while (s->reclaiming)
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	reclaim(s, 1, VG_STORE_SYNC_FLUSH);
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }
@@ -1284,7 +1330,8 @@ int vg_store_flush(struct vg_store *s)
  * none is. A series is due when it holds flush_depth values, when its
  * oldest value waited FLUSH_MAX_AGE_MS, when the cache is over half full
  * or the journal has too many segments (oldest first, to free them), or
- * when no batch came for IDLE_FLUSH_MS (an idle store writes everything).
+ * when no batch came for IDLE_FLUSH_MS and none is being taken (an idle
+ * store writes everything).
  * A sync that failed is tried again every RETRY_SYNC_MS with no batch
  * needed (see there), so the journal drains and a restarted daemon's
  * losses are found and re-sent while no agent sends. */
@@ -1302,14 +1349,21 @@ static void *flusher_main(void *arg)
 			 * sync_interval passed, or the last sync failed and
 			 * no write since tried again (reclaim asks sync_due;
 			 * see RETRY_SYNC_MS) */
+			reclaim(s, 0,
+				s->reclaim_due ? VG_STORE_SYNC_BATCH : VG_STORE_SYNC_INTERVAL);
 			s->reclaim_due = 0;
-			reclaim(s, 0);
 			now = vg_monotonic_ms();
 		}
-		int pressure = s->pending > s->cache_max / 2 ||
-			       s->j.seg_active - s->j.seg_oldest >=
-				       (s->write_through ? WT_MAX_LIVE_SEGS : MAX_LIVE_SEGS);
-		int idle = now - s->last_batch_ms >= IDLE_FLUSH_MS;
+		int full = s->pending > s->cache_max / 2;
+		int segs = s->j.seg_active - s->j.seg_oldest >=
+			   (s->write_through ? WT_MAX_LIVE_SEGS : MAX_LIVE_SEGS);
+		int pressure = full || segs;
+		/* not while a batch is being taken: one that creates many
+		 * series may take seconds (1,000 CREATEs on a busy daemon),
+		 * and writing the cache then synced the backend once per such
+		 * batch (docs/benchmarks.md "Where the FLUSHes come from") */
+		int receiving = __atomic_load_n(&s->receiving, __ATOMIC_RELAXED);
+		int idle = !receiving && now - s->last_batch_ms >= IDLE_FLUSH_MS;
 		int skipped = 0;
 
 		/* every due series among the oldest, up to a group */
@@ -1322,6 +1376,15 @@ static void *flusher_main(void *arg)
 			}
 			if (pressure || idle || se->deferred || se->npend >= s->flush_depth ||
 			    now - se->since_ms >= FLUSH_MAX_AGE_MS) {
+				/* the group's cause: its first series' */
+				int why = full                          ? VG_STORE_SYNC_CACHE
+					  : segs                        ? VG_STORE_SYNC_SEGMENTS
+					  : idle                        ? VG_STORE_SYNC_IDLE
+					  : se->deferred                ? VG_STORE_SYNC_BATCH
+					  : se->npend >= s->flush_depth ? VG_STORE_SYNC_DEPTH
+									: VG_STORE_SYNC_AGE;
+				if (!s->fgroup.n)
+					s->fgroup.cause = why;
 				if (group_take(s, &s->fgroup, se))
 					break;
 			} else {
@@ -1337,7 +1400,7 @@ static void *flusher_main(void *arg)
 			int64_t idle_due = s->last_batch_ms + IDLE_FLUSH_MS - now;
 			if (due < wait_ms)
 				wait_ms = due;
-			if (idle_due < wait_ms)
+			if (!receiving && idle_due < wait_ms)
 				wait_ms = idle_due;
 			if (wait_ms < 1)
 				wait_ms = s->dhead->retry_at_ms > now ? 50 : 1;
@@ -1511,7 +1574,7 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 	pthread_mutex_lock(&s->mu);
 	s->removing = NULL;
 	pthread_cond_broadcast(&s->done_cv);
-	reclaim(s, 0);
+	reclaim(s, 0, VG_STORE_SYNC_OTHER);
 	pthread_mutex_unlock(&s->mu);
 	if (!rc)
 		count(&s->series_removed, 1);
@@ -2135,6 +2198,7 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 
 	if (!s || !b)
 		return -EINVAL;
+	__atomic_store_n(&s->receiving, 1, __ATOMIC_RELAXED);
 	rc = take_batch(s, b, 1, &s->scratch, &s->scap);
 	if (!rc && (!s->owner || s->write_through)) {
 		/* write-through: another store owns the journal, or several
@@ -2144,9 +2208,10 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 		 * daemon that is down or restarting never makes this batch's
 		 * ack late (vg_rrd_item.no_connect) */
 		pthread_mutex_lock(&s->mu);
-		rc = flush_all_locked(s, s->owner);
+		rc = flush_all_locked(s, s->owner, VG_STORE_SYNC_BATCH);
 		pthread_mutex_unlock(&s->mu);
 	}
+	__atomic_store_n(&s->receiving, 0, __ATOMIC_RELAXED);
 	return rc;
 }
 
@@ -2213,7 +2278,7 @@ static int replay_take(void *ctx, const struct vg_batch *b)
 
 	if (!rc && s->pending > s->cache_max / 2 && s->pending >= s->replay_flush_at) {
 		pthread_mutex_lock(&s->mu);
-		rc = flush_all_locked(s, 0);
+		rc = flush_all_locked(s, 0, VG_STORE_SYNC_OTHER);
 		s->replay_flush_at = s->pending + s->cache_max / 8;
 		pthread_mutex_unlock(&s->mu);
 	}
@@ -2370,7 +2435,7 @@ static int replay(struct vg_store *s, char *err, size_t errlen)
 		rc = vg_journal_replay(&s->j, ids[i], replay_take, s, &nrec);
 		if (!rc) {
 			pthread_mutex_lock(&s->mu);
-			rc = flush_all_locked(s, 0);
+			rc = flush_all_locked(s, 0, VG_STORE_SYNC_OTHER);
 			pthread_mutex_unlock(&s->mu);
 		}
 		keep[i] = __atomic_load_n(&s->stats.write_errors, __ATOMIC_RELAXED) != errs;
@@ -2618,8 +2683,8 @@ void vg_store_close(struct vg_store *s)
 	}
 	if (s->tab && s->be) {
 		pthread_mutex_lock(&s->mu);
-		flush_all_locked(s, 0);
-		reclaim(s, 1);
+		flush_all_locked(s, 0, VG_STORE_SYNC_FLUSH);
+		reclaim(s, 1, VG_STORE_SYNC_FLUSH);
 		pthread_mutex_unlock(&s->mu);
 	}
 	if (s->be)
@@ -2646,7 +2711,7 @@ static void flush_one(struct vg_store *s, int rtype, const char *id,
 		      const char *metric, const struct vg_rrd_loc *loc)
 {
 	struct series *se;
-	struct flush_group g = {0};
+	struct flush_group g = {.cause = VG_STORE_SYNC_OTHER};
 
 	(void)loc; /* the table holds the owner; the path is recomputed */
 	pthread_mutex_lock(&s->mu);

@@ -158,6 +158,11 @@ int vg_rrdcd_batch(struct vg_rrdcd *c, const struct vg_rrdcd_update *items, size
  * moments before may wait for the daemon's own timer): not for
  * durability, use FLUSH. */
 int vg_rrdcd_flush(struct vg_rrdcd *c, const char *file);
+/* FLUSH commands this process wrote to a daemon, over every client (one
+ * per file, also inside a BATCH; written to the socket or a broken
+ * connection's buffer): to hold against the daemons' FlushesReceived.
+ * Any thread. */
+uint64_t vg_rrdcd_flushes_written(void);
 int vg_rrdcd_flushall(struct vg_rrdcd *c);
 /* FLUSH of every file of files[0..n) in one BATCH round trip: the daemon
  * runs them in order, each returning once its file is written, and

@@ -60,6 +60,45 @@ enum vg_store_err {
 /* "time", "file", "memory", "librrd"; NULL out of range. */
 const char *vg_store_err_reason(int reason);
 
+/* What made the store sync its backend (backend_syncs_by). A sync retires
+ * the journal segments whose values were all written; the store tries one
+ * whenever a segment may have become free, so the cause is what wrote
+ * (or asked for) the values that freed it. */
+enum vg_store_sync_cause {
+	VG_STORE_SYNC_FLUSH = 0, /* vg_store_flush, the close */
+	VG_STORE_SYNC_DEPTH,     /* the storage thread wrote series that held
+				  * [storage] flush_depth values */
+	VG_STORE_SYNC_AGE,       /* ... series whose oldest value waited the
+				  * longest a value may wait (5 min) */
+	VG_STORE_SYNC_IDLE,      /* ... the whole cache: no batch for 1 s */
+	VG_STORE_SYNC_CACHE,     /* ... oldest first: the cache over half full */
+	VG_STORE_SYNC_SEGMENTS,  /* the journal's live segments at their bound */
+	VG_STORE_SYNC_BATCH,     /* write-through, no sync_interval: a batch */
+	VG_STORE_SYNC_INTERVAL,  /* write-through: [storage] sync_interval */
+	VG_STORE_SYNC_RETRY,     /* the previous sync failed: tried again */
+	VG_STORE_SYNC_OTHER,     /* a read's or removal's write, the replay */
+	VG_STORE_SYNC_N
+};
+/* "flush", "depth", "age", "idle", "cache", "segments", "batch",
+ * "interval", "retry", "other"; NULL out of range. */
+const char *vg_store_sync_cause(int cause);
+
+/* Where the rrdcached backend sent a FLUSH from (vg_store_daemon.flushes_by;
+ * one per file, also inside a BATCH). */
+enum vg_store_flush_site {
+	VG_STORE_FLUSH_SYNC = 0, /* a sync: every file sent since the last */
+	VG_STORE_FLUSH_CHECK,    /* a new connection's check of those files */
+	VG_STORE_FLUSH_READ,     /* a file's last update read (FLUSH + INFO):
+				  * opening a series, the replay */
+	VG_STORE_FLUSH_ARRIVAL,  /* a host arrived from another collector */
+	VG_STORE_FLUSH_REPAIR,   /* a refused update (its cache entry ahead) */
+	VG_STORE_FLUSH_CONVERT,  /* storage convert */
+	VG_STORE_FLUSH_N
+};
+/* "sync", "check", "read", "arrival", "repair", "convert"; NULL out of
+ * range. */
+const char *vg_store_flush_site(int site);
+
 struct vg_store_stats {
 	uint64_t files_created;
 	uint64_t values_written;   /* accepted: in the journal or the file */
@@ -104,6 +143,8 @@ struct vg_store_stats {
 				      * failed one count too (each second,
 				      * or each sync_interval when set) */
 	uint64_t series_removed;     /* deleted by vg_store_remove_series */
+	/* backend_syncs by cause (enum vg_store_sync_cause) */
+	uint64_t backend_syncs_by[VG_STORE_SYNC_N];
 };
 
 /* Open (creating <data_dir>/rrd and <data_dir>/journal if needed),
@@ -154,8 +195,12 @@ int vg_store_holding(struct vg_store *s);
  * "Closing the second"). Takes the store's lock briefly: any thread. */
 int64_t vg_store_verified_ms(struct vg_store *s);
 
-/* Write every cached value to its file now (tests, shutdown). 0 or the
- * first -errno; thread-safe. */
+/* Write every cached value to its file now (tests, shutdown), then sync
+ * the backend so that the journal segments they were in are retired:
+ * after a sync another thread had in progress ends (it may not cover
+ * them), with one of its own. 0 or the first -errno of the writes (a
+ * sync that fails leaves the segments in the journal and is tried again
+ * by the storage thread); thread-safe. */
 int vg_store_flush(struct vg_store *s);
 
 /* Test hook, weak: a program that defines it is called by a store that
@@ -164,6 +209,13 @@ int vg_store_flush(struct vg_store *s);
  * make the state a kill -9 inside librrd leaves). The daemon leaves it
  * undefined. */
 void vg_store_test_after_update(const char *path) __attribute__((weak));
+
+/* Test hook, weak: a program that defines it is called by a store that
+ * owns its journal before each sync of its backend, with no lock held,
+ * on the thread that syncs (tests/unit/store_rrdcached_sync_test.c holds
+ * the storage thread's sync there while vg_store_flush runs). The daemon
+ * leaves it undefined. */
+void vg_store_test_before_sync(void) __attribute__((weak));
 
 /* Text of the last write error ("<file>: <librrd message>"), "" if none,
  * so the receiver can log why write_errors grew (errors of the storage
@@ -210,6 +262,9 @@ struct vg_store_daemon {
 	char error[512];        /* last failure, "" if none; while its creates
 			      * fail so, that cause ("... start rrdcached
 			      * with -R") */
+	/* FLUSHes sent to it, one per file, by call site (enum
+	 * vg_store_flush_site) */
+	uint64_t flushes_by[VG_STORE_FLUSH_N];
 };
 /* The cause of vg_store_daemon.cannot_create, the one spelling of it
  * (the engine's messages, its state's error, /v1/health's "cause"). */

@@ -456,6 +456,17 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				 "are kept; sum() is every such value)",
 				 "reason", why, ss.write_errors_by, VG_STORE_ERR_N);
 		}
+		{
+			const char *cause[VG_STORE_SYNC_N];
+			for (int i = 0; i < VG_STORE_SYNC_N; i++)
+				cause[i] = vg_store_sync_cause(i);
+			labelled(b, "vigie_store_backend_syncs_total", "counter",
+				 "Syncs of the storage backend before journal segments are "
+				 "retired (rrdcached: a FLUSH of every file sent since the "
+				 "last one), by what asked for it (docs/operations.md, "
+				 "\"Watching the store's syncs\")",
+				 "cause", cause, ss.backend_syncs_by, VG_STORE_SYNC_N);
+		}
 		{ /* the lifecycle thread's last walk (hourly) */
 			struct vg_lifecycle_result lr;
 			struct vg_store_usage u;
@@ -557,6 +568,24 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 									   : k == 7 ? dm[i].create_errors
 										    : dm[i].flush_refused));
 				}
+			}
+			if (nd)
+				family(b, "vigie_storage_daemon_flushes_total", "counter",
+				       "FLUSHes sent to the storage daemon, one per file, by what "
+				       "sent them (docs/operations.md, \"Watching the store's "
+				       "syncs\")");
+			for (size_t i = 0; i < nd; i++) {
+				char lab[256];
+				size_t j = 0;
+				for (const char *c = dm[i].address; *c && j < sizeof(lab) - 1; c++)
+					lab[j++] = *c == '"' || *c == '\\' || *c == '\n' ? '_' : *c;
+				lab[j] = '\0';
+				for (int k = 0; k < VG_STORE_FLUSH_N; k++)
+					vg_buf_printf(b,
+						      "vigie_storage_daemon_flushes_total{daemon=\"%s\","
+						      "site=\"%s\"} %llu\n",
+						      lab, vg_store_flush_site(k),
+						      (unsigned long long)dm[i].flushes_by[k]);
 			}
 		}
 		{ /* series recorded on a daemon not in [storage] daemons */

@@ -169,6 +169,18 @@ static void test_daemon_without_R_in_health(void **state)
 	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "GET", "/metrics", auth, NULL, &a), 200);
 	assert_non_null(strstr(a.body, "vigie_storage_daemon_create_errors_total{daemon="));
+	{ /* the open read the file's last update (a FLUSH), nothing synced */
+		char want[512];
+		snprintf(want, sizeof(want),
+			 "vigie_storage_daemon_flushes_total{daemon=\"%s\",site=\"read\"} 1\n",
+			 dm.tcp_addr);
+		assert_non_null(strstr(a.body, want));
+		snprintf(want, sizeof(want),
+			 "vigie_storage_daemon_flushes_total{daemon=\"%s\",site=\"sync\"} 0\n",
+			 dm.tcp_addr);
+		assert_non_null(strstr(a.body, want));
+		assert_non_null(strstr(a.body, "vigie_store_backend_syncs_total{cause=\"idle\"} 0\n"));
+	}
 	fx_answer_free(&a);
 	fx_api_stop(&srv);
 	hrd_cleanup(&dm);

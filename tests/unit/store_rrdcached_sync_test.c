@@ -1,0 +1,174 @@
+/*
+ * store_rrdcached_sync_test.c — when the store syncs its rrdcached
+ * backend, and what it FLUSHes (vg_store_stats.backend_syncs_by,
+ * vg_store_daemon.flushes_by; docs/benchmarks.md "Where the FLUSHes come
+ * from"), against one real rrdcached.
+ *
+ *  - a batch that takes long to open its new series (a daemon slow to
+ *    CREATE: stalled here in the create hook) is no idle time: the
+ *    storage thread does not write the cache and sync meanwhile (it did,
+ *    once per such batch: the bench's creating round of 100,000 series
+ *    synced up to 79 times);
+ *  - vg_store_flush that meets the storage thread's sync in progress
+ *    waits for it and syncs what it wrote itself: every file it sent is
+ *    FLUSHed when it returns (it returned with them pending, and the
+ *    bench's measured rounds paid for the creating round's writes);
+ *  - each FLUSH is counted at its call site.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/config.h"
+#include "vigie/store.h"
+#include "collector/backend.h"
+#include "rrdcached_harness.h"
+#include "../support/store_series.h"
+#include "../support/tmpdir.h"
+
+struct fx {
+	char dir[256];
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+};
+
+static pthread_t main_thread;
+static const char *stall_create; /* the create hook stalls this file's */
+static int hold_sync;            /* __atomic: the sync hook holds the
+				  * storage thread's next sync */
+static int sync_held;            /* __atomic: ... and it is held now */
+
+void vg_rrd_rrdcached_test_before_create(const char *path)
+{
+	if (stall_create && !strcmp(path, stall_create)) {
+		stall_create = NULL;
+		usleep(2500 * 1000); /* past the store's idle time (1 s) */
+	}
+}
+
+void vg_store_test_before_sync(void)
+{
+	if (pthread_equal(pthread_self(), main_thread) ||
+	    !__atomic_exchange_n(&hold_sync, 0, __ATOMIC_SEQ_CST))
+		return;
+	__atomic_store_n(&sync_held, 1, __ATOMIC_SEQ_CST);
+	usleep(1500 * 1000);
+	__atomic_store_n(&sync_held, 0, __ATOMIC_SEQ_CST);
+}
+
+static int setup(void **state)
+{
+	static const char *const extra[] = {"-O", "-R", NULL};
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	main_thread = pthread_self();
+	if (!f || fx_tmpdir(f->dir, sizeof(f->dir), "store-rcd-sync") ||
+	    hrd_start(&f->d, NULL, extra))
+		return -1;
+	fxs_config(&f->cfg, "1m:1d", f->d.unix_addr, NULL);
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	vg_store_close(f->s);
+	hrd_cleanup(&f->d);
+	if (fx_rm_tree(f->dir))
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+static struct vg_store_daemon daemon_state(struct fx *f)
+{
+	struct vg_store_daemon dm;
+
+	assert_int_equal(vg_store_daemons(f->s, &dm, 1), 1);
+	return dm;
+}
+
+static void test_slow_batch_is_not_idle(void **state)
+{
+	struct fx *f = *state;
+	struct vg_store_stats st;
+
+	assert_int_equal(fxs_write_minute(f->s, "node", 0, 2, 0), 0);
+	/* node5's CREATE stalls 2.5 s inside the next batch: the receiver is
+	 * busy all along, with node0's and node1's values cached */
+	stall_create = "host/node5/load.1.rrd";
+	assert_int_equal(fxs_write_minute(f->s, "node", 5, 1, 0), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.backend_syncs_by[VG_STORE_SYNC_IDLE], 0);
+	assert_int_equal(st.backend_syncs, 0);
+	assert_int_equal(st.values_pending, 3);
+
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.backend_syncs_by[VG_STORE_SYNC_FLUSH], 1);
+	assert_int_equal(st.backend_syncs, 1);
+	struct vg_store_daemon dm = daemon_state(f);
+	assert_int_equal(dm.pending, 0);
+	/* one FLUSH per file by the sync; the opens read each new file's
+	 * last update (FLUSH + INFO) */
+	assert_int_equal(dm.flushes_by[VG_STORE_FLUSH_SYNC], 3);
+	assert_int_equal(dm.flushes_by[VG_STORE_FLUSH_READ], 3);
+	assert_int_equal(dm.flushes_by[VG_STORE_FLUSH_CHECK], 0);
+	assert_int_equal(dm.flushes_by[VG_STORE_FLUSH_ARRIVAL], 0);
+}
+
+static void test_flush_waits_for_the_storage_threads_sync(void **state)
+{
+	struct fx *f = *state;
+	struct vg_store_stats st;
+
+	/* node0 cached; after 1 s with no batch the storage thread writes it
+	 * and syncs, held 1.5 s in the hook before its FLUSHes */
+	__atomic_store_n(&hold_sync, 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(fxs_write_minute(f->s, "node", 0, 1, 0), 0);
+	int64_t until = vg_monotonic_ms() + 20000;
+	while (!__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST) && vg_monotonic_ms() < until)
+		usleep(10 * 1000);
+	assert_true(__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST));
+
+	/* node1 written by vg_store_flush while that sync is held */
+	assert_int_equal(fxs_write_minute(f->s, "node", 1, 1, 0), 0);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	struct vg_store_daemon dm = daemon_state(f);
+	assert_int_equal(dm.pending, 0); /* node1's file FLUSHed too */
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.backend_syncs_by[VG_STORE_SYNC_IDLE], 1);
+	assert_true(st.backend_syncs_by[VG_STORE_SYNC_FLUSH] >= 1);
+	assert_int_equal(dm.flushes_by[VG_STORE_FLUSH_SYNC], 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_slow_batch_is_not_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_waits_for_the_storage_threads_sync,
+						setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
