@@ -200,7 +200,14 @@ static int convert(const struct vg_config *cfg, const char *pattern, const char 
 		 * files' check was cut short at [storage] check_max: written
 		 * after a convert, they would meet files it changed */
 		struct vg_store_stats st;
-		vg_store_get_stats(s, &st);
+		int hrc = vg_store_pending_hold(s, &st); /* decided once: see store.h */
+		if (hrc) {
+			fprintf(errf, "vigie-collector storage convert: the storage thread: %s\n",
+				strerror(-hrc));
+			vg_store_close(s);
+			vg_registry_close(reg);
+			return 1;
+		}
 		if (st.values_pending) {
 			char why[1200];
 			vg_store_pending_cause(s, 1, why, sizeof(why));
@@ -210,7 +217,7 @@ static int convert(const struct vg_config *cfg, const char *pattern, const char 
 				"start the collector or this command again once it "
 				"answers and its files are checked (%s)\n",
 				(unsigned long long)st.values_pending, why, vg_store_last_error(s));
-			vg_store_close(s);
+			vg_store_close_held(s); /* as said: no new try at close */
 			vg_registry_close(reg);
 			return 1;
 		}

@@ -189,7 +189,12 @@ static int flush_offline(const struct vg_config *cfg, FILE *out, FILE *errf)
 		vg_store_close(s);
 		return -EAGAIN;
 	}
-	vg_store_get_stats(s, &st);
+	int hrc = vg_store_pending_hold(s, &st); /* decided once: see store.h */
+	if (hrc) {
+		fprintf(errf, PROG ": the storage thread: %s\n", strerror(-hrc));
+		vg_store_close(s);
+		return 1;
+	}
 	if (st.values_pending) {
 		/* the replay's values for a daemon that is down, or whose
 		 * files' check was cut short at [storage] check_max */
@@ -201,7 +206,7 @@ static int flush_offline(const struct vg_config *cfg, FILE *out, FILE *errf)
 			     "in the journal, written when the collector runs, the daemon "
 			     "answers and its files are checked (%s)\n",
 			cfg->collector_data_dir, st.values_pending, why, vg_store_last_error(s));
-		vg_store_close(s);
+		vg_store_close_held(s); /* as said: no new try at close */
 		return 1;
 	}
 	vg_store_close(s);

@@ -548,7 +548,7 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 	char **batch = NULL;
 	size_t nd, nbatch = 0;
 	uint64_t moved = 0, deleted = 0, no_file = 0, failed = 0, elsewhere = 0, stale = 0;
-	int rc, status = 1, to_ok = 0;
+	int rc, status = 1, to_ok = 0, held = 0;
 
 	if ((rc = parse(argc, argv, &o, errf)))
 		return rc == 1 ? 0 : rc;
@@ -599,7 +599,11 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 		 * not answer (the store's open keeps them for it): a series
 		 * moved now would get them on its old daemon after the move */
 		struct vg_store_stats st;
-		vg_store_get_stats(s, &st);
+		int hrc = vg_store_pending_hold(s, &st); /* decided once: see store.h */
+		if (hrc) {
+			fprintf(errf, PROG ": the storage thread: %s\n", strerror(-hrc));
+			goto out;
+		}
 		if (st.values_pending) {
 			char why[1200];
 			vg_store_pending_cause(s, 1, why, sizeof(why));
@@ -608,6 +612,7 @@ int vg_storage_move_command(const struct vg_config *cfg, int argc, char **argv, 
 				     "storage daemon (%s): start the collector or this command "
 				     "again once it answers and its files are checked (%s)\n",
 				(unsigned long long)st.values_pending, why, vg_store_last_error(s));
+			held = 1; /* as said: no new try at close */
 			goto out;
 		}
 	}
@@ -748,7 +753,10 @@ out:
 	vg_series_list_free(&l);
 	owners_free(&own);
 	vg_placement_close(shared);
-	vg_store_close(s);
+	if (held)
+		vg_store_close_held(s);
+	else
+		vg_store_close(s);
 	vg_registry_close(reg);
 	return status;
 }

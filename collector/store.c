@@ -2669,19 +2669,44 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 	return 0;
 }
 
-void vg_store_close(struct vg_store *s)
+/* Stop the storage thread (if it runs) and wait for it. */
+static void thread_stop(struct vg_store *s)
+{
+	if (!s->running)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stop = 1;
+	pthread_cond_signal(&s->work_cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->flusher, NULL);
+	s->running = 0;
+	s->stop = 0;
+}
+
+int vg_store_pending_hold(struct vg_store *s, struct vg_store_stats *st)
+{
+	int rc;
+
+	if (!s || !st)
+		return -EINVAL;
+	thread_stop(s);
+	vg_store_get_stats(s, st);
+	if (st->values_pending || !s->owner)
+		return 0;
+	if ((rc = pthread_create(&s->flusher, NULL, flusher_main, s)))
+		return -rc;
+	s->running = 1;
+	return 0;
+}
+
+/* vg_store_close, writing (and syncing, retiring segments) only when
+ * write_out: vg_store_close_held leaves what is cached in the journal. */
+static void store_close(struct vg_store *s, int write_out)
 {
 	if (!s)
 		return;
-	if (s->running) {
-		pthread_mutex_lock(&s->mu);
-		s->stop = 1;
-		pthread_cond_signal(&s->work_cv);
-		pthread_mutex_unlock(&s->mu);
-		pthread_join(s->flusher, NULL);
-		s->running = 0;
-	}
-	if (s->tab && s->be) {
+	thread_stop(s);
+	if (s->tab && s->be && write_out) {
 		pthread_mutex_lock(&s->mu);
 		flush_all_locked(s, 0, VG_STORE_SYNC_FLUSH);
 		reclaim(s, 1, VG_STORE_SYNC_FLUSH);
@@ -2704,6 +2729,25 @@ void vg_store_close(struct vg_store *s)
 	pthread_cond_destroy(&s->done_cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
+}
+
+void vg_store_close(struct vg_store *s)
+{
+	store_close(s, 1);
+}
+
+/* The offline commands (storage flush, convert, move) found values
+ * waiting (vg_store_pending_hold) and said that they stay in the journal.
+ * vg_store_close would try them once more, and once the back-off of a
+ * series whose daemon did not answer had passed (RETRY_UNREACHABLE_MS: a
+ * command that lasted a second, on a loaded machine) its new connection
+ * went on with a check cut short at [storage] check_max, wrote them and
+ * retired the journal (so did the storage thread, meanwhile): what the
+ * command said, and what a collector started next replays, depended on
+ * timing. */
+void vg_store_close_held(struct vg_store *s)
+{
+	store_close(s, 0);
 }
 
 /* Write the cached values of one series (read-your-writes). Any thread. */

@@ -160,6 +160,24 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 /* Write every cached value to its file, sync, remove the journal, stop
  * the storage thread and free. Accepts NULL. */
 void vg_store_close(struct vg_store *s);
+/* For a command run with no collector (storage flush, convert, move):
+ * whether values of the open's replay wait for a storage daemon, decided
+ * once. Stops the storage thread, then reads the stats into *st; when
+ * values wait (st->values_pending) the thread stays stopped, so nothing
+ * more is tried for them (a check cut short at [storage] check_max does
+ * not go on) and the caller ends with vg_store_close_held: what it says
+ * of them stays true. Otherwise the thread is started again. 0, -EINVAL,
+ * or -errno when the thread cannot be started again (the store still
+ * closes). Not thread-safe: the command's own thread. */
+int vg_store_pending_hold(struct vg_store *s, struct vg_store_stats *st);
+/* vg_store_close without writing anything: the storage thread stopped,
+ * the values still cached (stats values_pending) left in the journal as
+ * they are, no segment retired, no new connection to a daemon (so a check
+ * cut short at [storage] check_max does not go on). For a command that
+ * found values waiting after the open's replay and said they stay in the
+ * journal: the next open replays them. Accepts NULL. Not thread-safe (as
+ * vg_store_close). */
+void vg_store_close_held(struct vg_store *s);
 
 /* Take every sample of b: new files are created now, new values are
  * journaled (fdatasync) and cached, and written to their files later by
