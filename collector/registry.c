@@ -545,10 +545,13 @@ static const char step6_pg[] = "ALTER TABLE streams ADD COLUMN IF NOT EXISTS nod
  * and the triggers' check that an updated row's key did not change (~5 %
  * of the flush's server CPU, docs/benchmarks.md "Rows of swept
  * resources"). sqlite has one writer, whose check and write are one
- * statement: nothing there. */
+ * statement: nothing there. The key is dropped first if there (PostgreSQL
+ * has no ADD CONSTRAINT IF NOT EXISTS), so the step can run again on a
+ * state whose version was set back. */
 static const char step7_pg[] =
 	"DELETE FROM metrics WHERE NOT EXISTS (SELECT 1 FROM resources "
 	"WHERE resources.id = metrics.resource_id);"
+	"ALTER TABLE metrics DROP CONSTRAINT IF EXISTS metrics_resource;"
 	"ALTER TABLE metrics ADD CONSTRAINT metrics_resource FOREIGN KEY "
 	"(resource_id) REFERENCES resources(id) ON DELETE CASCADE;";
 

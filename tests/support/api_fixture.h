@@ -205,12 +205,10 @@ static inline long *fx_http_timeout_s(void)
 	return &t;
 }
 
-/* method url+path with header "Authorization: <authorization>" (NULL:
- * none) and body (NULL: none). *a gets the answer (free with
- * fx_answer_free). Returns the HTTP status, or -1 when no answer came. */
-static inline long fx_http(const char *url, const char *method,
-			   const char *path, const char *authorization,
-			   const char *body, struct fx_answer *a)
+/* fx_http with its own whole-request bound (timeout_s seconds). */
+static inline long fx_http_within(const char *url, const char *method, const char *path,
+				  const char *authorization, const char *body,
+				  struct fx_answer *a, long timeout_s)
 {
 	char full[8192], auth[1024];
 	CURL *h = curl_easy_init();
@@ -227,7 +225,7 @@ static inline long fx_http(const char *url, const char *method,
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, fx_on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, *fx_http_timeout_s());
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
 	if (authorization) {
@@ -250,6 +248,17 @@ static inline long fx_http(const char *url, const char *method,
 	if (!strncmp(a->ctype, "application/json", 16))
 		a->json = json_loadb(a->body ? a->body : "", a->len, 0, NULL);
 	return a->status;
+}
+
+/* method url+path with header "Authorization: <authorization>" (NULL:
+ * none) and body (NULL: none). *a gets the answer (free with
+ * fx_answer_free). Returns the HTTP status, or -1 when no answer came. */
+static inline long fx_http(const char *url, const char *method,
+			   const char *path, const char *authorization,
+			   const char *body, struct fx_answer *a)
+{
+	return fx_http_within(url, method, path, authorization, body, a,
+			      *fx_http_timeout_s());
 }
 
 static inline void fx_answer_free(struct fx_answer *a)
