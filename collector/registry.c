@@ -1090,18 +1090,22 @@ int vg_registry_set_verified(struct vg_registry *r, int64_t upto_ms)
 	return rc;
 }
 
-int vg_registry_verified_release(struct vg_registry *r, const char *node,
-				 uint64_t *released)
+/* An operator's release of NODE: statement st bound to the node (and to
+ * now as its second parameter when with_now); *released gets the rows it
+ * changed. */
+static int release_node(struct vg_registry *r, int st, const char *node, int with_now,
+			uint64_t *released)
 {
 	struct vg_db_stmt *s;
 	int rc;
 
 	if (!r || !node || !node[0])
 		return -EINVAL;
-	if ((rc = stmt(r, ST_VERIFIED_RELEASE, &s)))
+	if ((rc = stmt(r, st, &s)))
 		return rc;
 	vg_db_bind_text(s, 1, node);
-	vg_db_bind_int64(s, 2, vg_now_ms());
+	if (with_now)
+		vg_db_bind_int64(s, 2, vg_now_ms());
 	if ((rc = exec_done(s))) {
 		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
 		return rc;
@@ -1109,6 +1113,12 @@ int vg_registry_verified_release(struct vg_registry *r, const char *node,
 	if (released)
 		*released = (uint64_t)vg_db_changes(r->db);
 	return 0;
+}
+
+int vg_registry_verified_release(struct vg_registry *r, const char *node,
+				 uint64_t *released)
+{
+	return release_node(r, ST_VERIFIED_RELEASE, node, 1, released);
 }
 
 int vg_registry_verified(struct vg_registry *r,
@@ -1166,21 +1176,7 @@ int vg_registry_marks(struct vg_registry *r,
 int vg_registry_marks_release(struct vg_registry *r, const char *node,
 			      uint64_t *released)
 {
-	struct vg_db_stmt *s;
-	int rc;
-
-	if (!r || !node || !node[0])
-		return -EINVAL;
-	if ((rc = stmt(r, ST_HOLD_CLEAR, &s)))
-		return rc;
-	vg_db_bind_text(s, 1, node);
-	if ((rc = exec_done(s))) {
-		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
-		return rc;
-	}
-	if (released)
-		*released = (uint64_t)vg_db_changes(r->db);
-	return 0;
+	return release_node(r, ST_HOLD_CLEAR, node, 0, released);
 }
 
 /* The commit of rows (host, stream, seq, time) at once: ST_ACK's upsert

@@ -69,6 +69,16 @@ void vg_api_prom_label_value(struct vg_buf *b, const char *s)
 	vg_buf_append(b, run, (size_t)(s - run));
 }
 
+/* A daemon's address as a label value: no quote, backslash or newline. */
+static void daemon_label(const char *address, char *lab, size_t size)
+{
+	size_t j = 0;
+
+	for (const char *c = address; *c && j < size - 1; c++)
+		lab[j++] = *c == '"' || *c == '\\' || *c == '\n' ? '_' : *c;
+	lab[j] = '\0';
+}
+
 static void help_text(struct vg_buf *b, const char *s)
 {
 	for (; *s; s++) {
@@ -552,11 +562,7 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				family(b, fam[k][0], k == 1 || k >= 4 ? "counter" : "gauge", fam[k][1]);
 				for (size_t i = 0; i < nd; i++) {
 					char lab[256];
-					size_t j = 0;
-					/* a label value: no quote, backslash or newline */
-					for (const char *c = dm[i].address; *c && j < sizeof(lab) - 1; c++)
-						lab[j++] = *c == '"' || *c == '\\' || *c == '\n' ? '_' : *c;
-					lab[j] = '\0';
+					daemon_label(dm[i].address, lab, sizeof(lab));
 					vg_buf_printf(b, "%s{daemon=\"%s\"} %llu\n", fam[k][0], lab,
 						      (unsigned long long)(k == 0   ? (uint64_t)dm[i].up
 									   : k == 1 ? dm[i].errors
@@ -576,10 +582,7 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				       "syncs\")");
 			for (size_t i = 0; i < nd; i++) {
 				char lab[256];
-				size_t j = 0;
-				for (const char *c = dm[i].address; *c && j < sizeof(lab) - 1; c++)
-					lab[j++] = *c == '"' || *c == '\\' || *c == '\n' ? '_' : *c;
-				lab[j] = '\0';
+				daemon_label(dm[i].address, lab, sizeof(lab));
 				for (int k = 0; k < VG_STORE_FLUSH_N; k++)
 					vg_buf_printf(b,
 						      "vigie_storage_daemon_flushes_total{daemon=\"%s\","
@@ -598,10 +601,7 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				       "a daemon)");
 			for (size_t i = 0; i < nu; i++) {
 				char lab[256];
-				size_t j = 0;
-				for (const char *c = ul[i].address; *c && j < sizeof(lab) - 1; c++)
-					lab[j++] = *c == '"' || *c == '\\' || *c == '\n' ? '_' : *c;
-				lab[j] = '\0';
+				daemon_label(ul[i].address, lab, sizeof(lab));
 				vg_buf_printf(b, "vigie_storage_unlisted_series{daemon=\"%s\"} %llu\n",
 					      lab, (unsigned long long)ul[i].series);
 			}

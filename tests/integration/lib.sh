@@ -342,3 +342,42 @@ approx() {
     m = a < 0 ? -a : a; n = b < 0 ? -b : b; if (n > m) m = n;
     exit !(d <= t * m) }'
 }
+
+# A collector on one rrdcached (write-through, sync_interval = 300,
+# [storage] check_max = 0.001) that wrote two minutes of $1 series through,
+# not synced, and was killed -9: its journal holds them all, for a start
+# or a command whose check of the daemon's files is cut short
+# (start_check_cut_test, storage_cmd_check_cut_test). Sets NS, DAEMON,
+# DATA, T (the first minute), $TMP/c.conf and m NAME (a /metrics sum).
+killed_collector_with_journal() {
+  NS=$1
+  start_rrdcached s -O -R || bail "rrdcached did not start ($(tail -3 "$TMP/s.log"))"
+  DAEMON=$RRDCACHED_TCP
+  collector_ports
+  DATA=$TMP/c
+  cat >"$TMP/c.conf" <<CONF
+[collector]
+
+[storage]
+backend = rrdcached
+daemons = $DAEMON
+archives = 1m:6h
+write_through = yes
+sync_interval = 300
+check_max = 0.001
+CONF
+  check "the collector starts" start_api_collector c --config "$TMP/c.conf" --data-dir "$DATA"
+  C=$COLLECTOR_PID
+  m() { curl -sf --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$API/metrics" 2>/dev/null |
+    awk -v m="$1" 'index($0, m " ") == 1 || index($0, m "{") == 1 { v += $NF } END { print v + 0 }'; }
+  T=$(( $(date -u +%s) / 60 * 60 - 600 ))
+  local i
+  for i in $(seq 1 "$NS"); do printf 'node%d load.1 %d %d\n' "$i" "$i" "$T"; done >"$TMP/m1"
+  for i in $(seq 1 "$NS"); do printf 'node%d load.1 %d %d\n' "$i" "$((i + 100))" "$((T + 60))"; done >"$TMP/m2"
+  check "the series are published" "$BIN/vigie" --api "$API" put --project p1 --file "$TMP/m1"
+  check "... and a second minute" "$BIN/vigie" --api "$API" put --project p1 --file "$TMP/m2"
+  written() { [[ $(m vigie_store_values_written_total) -ge $((2 * NS)) && $(m vigie_store_values_pending) -eq 0 ]]; }
+  check "the daemon took them (written through, not synced)" wait_for 30 written
+  diag "written $(m vigie_store_values_written_total), journal segments $(find "$DATA/journal" -name '*.vgj' | wc -l)"
+  kill -KILL "$C"; wait "$C" 2>/dev/null
+}

@@ -34,34 +34,7 @@ source "$(dirname "$0")/lib.sh"
 require rrdcached
 command -v jq >/dev/null || { echo "1..0 # SKIP jq not installed"; exit 0; }
 
-NS=1000
-start_rrdcached s -O -R || bail "rrdcached did not start ($(tail -3 "$TMP/s.log"))"
-DAEMON=$RRDCACHED_TCP
-collector_ports
-DATA=$TMP/c
-cat >"$TMP/c.conf" <<CONF
-[collector]
-
-[storage]
-backend = rrdcached
-daemons = $DAEMON
-archives = 1m:6h
-write_through = yes
-sync_interval = 300
-check_max = 0.001
-CONF
-check "the collector starts" start_api_collector c --config "$TMP/c.conf" --data-dir "$DATA"
-C=$COLLECTOR_PID
-m() { curl -sf --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$API/metrics" 2>/dev/null |
-  awk -v m="$1" 'index($0, m " ") == 1 || index($0, m "{") == 1 { v += $NF } END { print v + 0 }'; }
-T=$(( $(date -u +%s) / 60 * 60 - 600 ))
-for i in $(seq 1 $NS); do printf 'node%d load.1 %d %d\n' "$i" "$i" "$T"; done >"$TMP/m1"
-for i in $(seq 1 $NS); do printf 'node%d load.1 %d %d\n' "$i" "$((i + 100))" "$((T + 60))"; done >"$TMP/m2"
-check "the series are published" "$BIN/vigie" --api "$API" put --project p1 --file "$TMP/m1"
-check "... and a second minute" "$BIN/vigie" --api "$API" put --project p1 --file "$TMP/m2"
-written() { [[ $(m vigie_store_values_written_total) -ge $((2 * NS)) && $(m vigie_store_values_pending) -eq 0 ]]; }
-check "the daemon took them (written through, not synced)" wait_for 30 written
-kill -KILL "$C"; wait "$C" 2>/dev/null
+killed_collector_with_journal 1000
 
 CUT="(up, the start replay's check of its files cut short at [storage] check_max, to go on at a later connection: $DAEMON)"
 cmd() { "$BIN/vigie-collector" --config "$TMP/c.conf" --data-dir "$DATA" storage "$@"; }
