@@ -1894,7 +1894,7 @@ static int flush_rows(struct vg_registry *r)
 		vg_registry_test_point("flush-taken");
 	/* names live as long as the cache and values, kinds and units are
 	 * snapshots: no lock is needed while writing, on whatever thread */
-	if (!(met = malloc(2 * r->nrows * sizeof(*met))))
+	if (!(met = calloc(2 * r->nrows, sizeof(*met))))
 		return -ENOMEM; /* the caller puts the rows back */
 	seen = met + r->nrows;
 	for (size_t i = 0; i < r->nrows; i++) {
