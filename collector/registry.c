@@ -1029,8 +1029,10 @@ int vg_registry_set_holder(struct vg_registry *r, const char *node,
 	return 0;
 }
 
-/* Run ST_HOLD_RENEW or ST_HOLD_CLEAR for this handle's holder. */
-static int holder_exec(struct vg_registry *r, int which)
+/* Run statement which (ST_HOLD_RENEW, ST_HOLD_CLEAR, ST_VERIFIED) for
+ * this handle's holder, with arg as its second parameter unless arg < 0;
+ * nothing without a holder (a single collector). */
+static int holder_exec(struct vg_registry *r, int which, int64_t arg)
 {
 	struct vg_db_stmt *s;
 	int rc;
@@ -1042,8 +1044,8 @@ static int holder_exec(struct vg_registry *r, int which)
 	if ((rc = stmt(r, which, &s)))
 		return rc;
 	vg_db_bind_text(s, 1, r->holder);
-	if (which == ST_HOLD_RENEW)
-		vg_db_bind_int64(s, 2, vg_now_ms() + r->hold_ttl_ms);
+	if (arg >= 0)
+		vg_db_bind_int64(s, 2, arg);
 	if ((rc = exec_done(s)))
 		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
 	return rc;
@@ -1051,12 +1053,12 @@ static int holder_exec(struct vg_registry *r, int which)
 
 int vg_registry_hold_renew(struct vg_registry *r)
 {
-	return holder_exec(r, ST_HOLD_RENEW);
+	return holder_exec(r, ST_HOLD_RENEW, r ? vg_now_ms() + r->hold_ttl_ms : 0);
 }
 
 int vg_registry_hold_clear(struct vg_registry *r)
 {
-	return holder_exec(r, ST_HOLD_CLEAR);
+	return holder_exec(r, ST_HOLD_CLEAR, -1);
 }
 
 /* ---- verified rows (step 6) ------------------------------------------------ */
@@ -1074,20 +1076,7 @@ int64_t vg_registry_committed_ms(const struct vg_registry *r)
 
 int vg_registry_set_verified(struct vg_registry *r, int64_t upto_ms)
 {
-	struct vg_db_stmt *s;
-	int rc;
-
-	if (!r)
-		return -EINVAL;
-	if (!r->holder[0])
-		return 0;
-	if ((rc = stmt(r, ST_VERIFIED, &s)))
-		return rc;
-	vg_db_bind_text(s, 1, r->holder);
-	vg_db_bind_int64(s, 2, upto_ms);
-	if ((rc = exec_done(s)))
-		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
-	return rc;
+	return holder_exec(r, ST_VERIFIED, upto_ms < 0 ? 0 : upto_ms);
 }
 
 /* An operator's release of NODE: statement st bound to the node (and to
