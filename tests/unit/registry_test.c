@@ -2535,7 +2535,7 @@ static void test_sweep_other_collector_flusher(void **state)
  * session deletes vmx's metrics row and holds it; B's flush waits at that
  * row; the session deletes vmx and commits: the flush would insert the
  * row again (a filter in its SQL would have read vmx in the statement's
- * snapshot) but for the foreign key (step 6), which fails the flush; the
+ * snapshot) but for the foreign key (step 7), which fails the flush; the
  * next flush skips vmx. */
 static void *flush_thread(void *arg)
 {
