@@ -922,6 +922,15 @@ struct flush_conn {
  * failed PING sends nothing on the extras (rcd_sync's client_put of the
  * broken c then closes them) and everything goes back to d->sent.
  *
+ * What rrdcached 1.7.2 answers a FLUSH (handle_request_flush): "0
+ * Successfully flushed" (the file was cached and its writer thread took
+ * it), "0 Nothing to flush" (nothing cached, the file exists), "-1 No
+ * such file" (nothing cached, no file: -ENOENT), or a refusal: "FILE:
+ * Permission denied" (-B, or -P: -EACCES), "Cannot allocate memory",
+ * "Usage: ..." and whatever else the client does not recognise
+ * (-EREMOTEIO): a FLUSH that did not happen, so a refusal like the
+ * others (until issue 14 it counted as done, and the journal segments
+ * holding those values could be retired with nothing written).
  * A file the daemon wrote, had nothing pending for, or no longer has is
  * done; one it refused otherwise, or not reached because a connection
  * broke, goes back to d->sent (the caller closes a broken connection).
@@ -962,8 +971,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			if (f->sent) {
 				int rc = vg_rrdcd_flush_many_recv(f->c, f->n, f->err, NULL);
 				for (size_t i = 0; i < f->n; i++) {
-					int refused = !rc && f->err[i] && f->err[i] != -ENOENT &&
-						      f->err[i] != -EREMOTEIO;
+					int refused = !rc && f->err[i] && f->err[i] != -ENOENT;
 					if (refused && !nrefused++) {
 						const char *m = vg_rrdcd_error(f->c);
 						snprintf(why, sizeof(why), "%.200s: %.*s",
@@ -2005,7 +2013,7 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 		 * daemon's entry is ahead of its file (above) */
 		count(&d->flushes_by[VG_STORE_FLUSH_REPAIR], 1);
 		rc = vg_rrdcd_flush(c, loc->path);
-		if (rc && rc != -ENOENT && rc != -EREMOTEIO)
+		if (rc && rc != -ENOENT) /* not FLUSHed: a FORGET would drop it */
 			break;
 		if ((rc = vg_rrdcd_forget(c, loc->path)) && rc != -ENOENT)
 			break;
@@ -2808,7 +2816,7 @@ static int rcd_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	/* 1. what the daemon reads now, with nothing left in its cache */
 	count(&d->flushes_by[VG_STORE_FLUSH_CONVERT], 1);
 	rc = vg_rrdcd_flush(c, loc->path);
-	if (rc && rc != -ENOENT && rc != -EREMOTEIO) {
+	if (rc && rc != -ENOENT) { /* -EREMOTEIO too: not FLUSHed */
 		snprintf(why, sizeof(why), "FLUSH on %.200s: %.300s", d->addr, vg_rrdcd_error(c));
 		goto fail;
 	}
@@ -2824,7 +2832,7 @@ static int rcd_convert(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	/* 3. the daemon forgets it; converted under the side name; 4. the
 	 * side file checked through the daemon, then renamed over the file */
 	rc = vg_rrdcd_forget(c, loc->path);
-	if (rc && rc != -ENOENT && rc != -EREMOTEIO) {
+	if (rc && rc != -ENOENT) { /* -EREMOTEIO too: still cached */
 		snprintf(why, sizeof(why), "FORGET on %.200s: %.300s", d->addr, vg_rrdcd_error(c));
 		goto fail;
 	}

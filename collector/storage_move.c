@@ -372,7 +372,7 @@ static enum outcome move_one(const struct move_opts *o, struct vg_rrdcd *src,
 
 	why[0] = '\0';
 	rc = vg_rrdcd_flush(src, name);
-	if (rc && rc != -ENOENT && rc != -EREMOTEIO) {
+	if (rc && rc != -ENOENT) { /* -EREMOTEIO too: not FLUSHed */
 		snprintf(why, whylen, "FLUSH on %s: %s", o->from, vg_rrdcd_error(src));
 		return FAILED;
 	}
@@ -461,7 +461,7 @@ static int commit(const struct move_opts *o, const char *owners_path,
 	for (size_t i = 0; i < n; i++) {
 		char path[PATH_MAX * 2];
 		int f = vg_rrdcd_forget(src, names[i]);
-		if (f && f != -ENOENT && f != -EREMOTEIO)
+		if (f && f != -ENOENT)
 			fprintf(errf, PROG ": FORGET %s on %s: %s\n", names[i], o->from,
 				vg_rrdcd_error(src));
 		snprintf(path, sizeof(path), "%s/%s", o->from_dir, names[i]);

@@ -200,8 +200,9 @@ int vg_rrdcd_flush_many_recv(struct vg_rrdcd *c, size_t n, int *item_err,
  * once and their answers read in order (INFO reads the file, so after the
  * FLUSH it shows what the daemon wrote). For each file, item_err[i] is 0
  * and last_s[i] its last_update in seconds; or the negative errno of the
- * daemon's refusal of its FLUSH (other than -ENOENT and -EREMOTEIO, which
- * say nothing was pending, as vg_rrdcd_flush does) or of its INFO
+ * daemon's refusal of its FLUSH (other than -ENOENT and -EREMOTEIO: the
+ * INFO that follows reads what the file itself holds, which is what the
+ * caller compares, whether the FLUSH happened or not) or of its INFO
  * (-ENOENT: no such file), or -EPROTO for an INFO answer without
  * last_update. Returns 0 when every answer was read (the
  * per-file results then hold), or the connection's negative errno (it is

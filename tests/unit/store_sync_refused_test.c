@@ -37,6 +37,7 @@
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
 #include "../support/journal_segments.h"
+#include "../support/rrdcd_strip.h"
 #include "../support/store_series.h"
 #include "../support/tmpdir.h"
 
@@ -156,10 +157,80 @@ static void test_refused_flush_backs_off(void **state)
 	assert_int_equal(fx_rm_tree(dir), 0);
 }
 
+/* An answer the client does not recognise (-EREMOTEIO) is a refusal too:
+ * rrdcached answers a FLUSH so only when it did not FLUSH (out of memory,
+ * a command it could not parse), never for "nothing to write" ("0 Nothing
+ * to flush", or "-1 No such file" for a file that is gone). Here the
+ * daemon's own "Usage: FLUSH <filename>" (the relay strips the name: see
+ * rrdcd_strip.h). Before issue 14 such a FLUSH counted as done: the
+ * files were taken for durable with nothing written, and the journal
+ * segments that held their values retired. */
+static void test_unrecognised_refusal(void **state)
+{
+	char dir[200], addr[PATH_MAX + 8], relay[PATH_MAX], err[256];
+	struct hrd_daemon d;
+	struct rcs_relay r;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_daemon dm[2];
+	(void)state;
+
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-remoteio"), 0);
+	const char *extra[] = {"-O", "-R", NULL};
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	snprintf(relay, sizeof(relay), "%s/relay.sock", dir);
+	assert_int_equal(rcs_start(&r, relay, d.sock), 0);
+	snprintf(addr, sizeof(addr), "unix:%s", relay);
+	fxs_config(&cfg, "1m:1d", addr, NULL);
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+
+	/* minute 0 through a daemon that FLUSHes: the files exist */
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 0), 0);
+	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_int_equal(dm[0].pending, 0);
+	assert_int_equal(dm[0].flush_refused, 0);
+
+	/* then every FLUSH answered "Usage: ...": nothing is written, so
+	 * nothing may count as durable */
+	rcs_strip(&r, 1);
+	for (int m = 1; m < 6; m++)
+		assert_int_equal(fxs_write_minute(s, "node", 0, NS, m), 0);
+	vg_store_flush(s);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	printf("# %llu refused, %llu pending: %s\n", (unsigned long long)dm[0].flush_refused,
+	       (unsigned long long)dm[0].pending, dm[0].error);
+	assert_true(dm[0].flush_refused >= NS);
+	assert_int_equal(dm[0].pending, NS);
+	assert_non_null(strstr(dm[0].error, "refused FLUSH"));
+	assert_non_null(strstr(dm[0].error, "Usage: FLUSH"));
+	assert_true(journal_segments(dir) > 0);
+
+	/* FLUSHes pass again: the sync passes once the back-off is over,
+	 * every value is in its file once */
+	rcs_strip(&r, 0);
+	for (int i = 0; i < 120; i++) {
+		vg_store_flush(s);
+		assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+		if (!dm[0].pending && !dm[0].lost)
+			break;
+		usleep(250 * 1000);
+	}
+	assert_int_equal(dm[0].pending, 0);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(s, i, 6);
+	vg_store_close(s);
+	rcs_stop(&r);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused_flush_backs_off),
+		cmocka_unit_test(test_unrecognised_refusal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
