@@ -442,6 +442,11 @@ struct daemon {
 	int64_t refused_until_ms;
 	uint32_t refused_backoff_ms;
 	uint64_t flush_refused; /* __atomic: FLUSHes of a file refused so */
+	/* While a refusal episode lasts (refused_backoff_ms != 0), the
+	 * last refusal: "FILE: ANSWER"; "" once a sync's FLUSHes pass
+	 * again (d->mu): /v1/health shows the daemon degraded meanwhile
+	 * (d->err, the last failure of any kind, is overwritten by others) */
+	char refusal[400];
 };
 
 struct rcd {
@@ -1019,6 +1024,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 		pthread_mutex_lock(&d->mu);
 		snprintf(d->err, sizeof(d->err), "%.60s: refused FLUSH of %zu file(s): %.380s",
 			 d->addr, nrefused, why);
+		snprintf(d->refusal, sizeof(d->refusal), "%s", why);
 		pthread_mutex_unlock(&d->mu);
 		if (!was)
 			vg_error("storage: %s: refused to FLUSH %zu file(s) (%s): their values "
@@ -2544,8 +2550,12 @@ static int rcd_sync(struct vg_rrd_backend *be)
 		 * new connection's check), none lost: a refusal episode is
 		 * over */
 		if ((!n || (reached && !rc && !nlost)) && !__atomic_load_n(&d->nlost, __ATOMIC_ACQUIRE)) {
-			if (__atomic_exchange_n(&d->refused_backoff_ms, 0, __ATOMIC_RELAXED))
+			if (__atomic_exchange_n(&d->refused_backoff_ms, 0, __ATOMIC_RELAXED)) {
+				pthread_mutex_lock(&d->mu);
+				d->refusal[0] = '\0';
+				pthread_mutex_unlock(&d->mu);
 				vg_info("storage: %s: FLUSHes accepted again", d->addr);
+			}
 		}
 		if (__atomic_load_n(&d->nlost, __ATOMIC_ACQUIRE) ||
 		    __atomic_load_n(&d->losses, __ATOMIC_ACQUIRE) != losses)
@@ -3185,6 +3195,8 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		snprintf(out[n].error, sizeof(out[n].error), "%s",
 			 d->create_err[0] ? d->create_err : d->err);
 		out[n].cannot_create = d->create_err[0] != '\0';
+		snprintf(out[n].flush_refusal, sizeof(out[n].flush_refusal), "%s", d->refusal);
+		out[n].flush_refusing = d->refusal[0] != '\0';
 		pthread_mutex_unlock(&d->mu);
 		out[n].create_errors = __atomic_load_n(&d->create_errors, __ATOMIC_RELAXED);
 	}

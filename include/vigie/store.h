@@ -271,6 +271,11 @@ struct vg_store_daemon {
 				 * one per file and attempt: its values stay
 				 * in the journal, the sync backs off (250 ms
 				 * doubling to 2 s) while refusals repeat */
+	/* 1 from a sync's FLUSH it refused (flush_refused) until a sync's
+	 * FLUSHes pass again: /v1/health shows it degraded meanwhile, with
+	 * flush_refusal, the last refusal ("FILE: ANSWER"; "" when 0) */
+	int flush_refusing;
+	char flush_refusal[400];
 	int cannot_create;      /* its last create failed so (below:
 				 * VG_STORE_CAUSE_NO_DIRS) */
 	uint64_t create_errors; /* creates it refused for a cause of its

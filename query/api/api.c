@@ -428,7 +428,7 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct vg_store *store = req->ctx ? vg_api_store(req->ctx) : NULL;
 	struct vg_store_stats ss = {0};
 	struct vg_store_daemon dm[16];
-	size_t nd = 0, down = 0, nocreate = 0;
+	size_t nd = 0, down = 0, nocreate = 0, refusing = 0;
 	json_t *o, *daemons = NULL, *state = NULL, *unlisted = NULL;
 	char now[32], serr[256] = "";
 	int shared = 0, state_rc = 0;
@@ -461,10 +461,12 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 		for (size_t i = 0; i < nd; i++) {
 			down += !dm[i].up && dm[i].calls + dm[i].errors > 0;
 			nocreate += dm[i].cannot_create != 0;
+			refusing += dm[i].flush_refusing != 0;
 			json_t *d = json_pack(
 				"{s:s,s:I,s:I,s:I,s:I}", "state",
-				dm[i].up ? "up" : dm[i].calls + dm[i].errors ? "down"
-									     : "unused",
+				dm[i].up                     ? (dm[i].flush_refusing ? "degraded" : "up")
+				: dm[i].calls + dm[i].errors ? "down"
+							     : "unused",
 				"pending_files", (json_int_t)dm[i].pending, "lost_files",
 				(json_int_t)dm[i].lost, "repairs", (json_int_t)dm[i].repairs,
 				"errors", (json_int_t)dm[i].errors);
@@ -473,6 +475,8 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 						    json_integer((json_int_t)dm[i].create_errors));
 				json_object_set_new(d, "flush_refused",
 						    json_integer((json_int_t)dm[i].flush_refused));
+				json_object_set_new(d, "flush_refusing",
+						    json_boolean(dm[i].flush_refusing));
 			}
 			/* the cause names no host: every token sees it */
 			if (d && dm[i].cannot_create)
@@ -481,6 +485,10 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 			if (d && admin) {
 				json_object_set_new(d, "address", json_string(dm[i].address));
 				json_object_set_new(d, "error", json_string(dm[i].error));
+				/* the daemon's answer names a file: admin only */
+				if (dm[i].flush_refusing)
+					json_object_set_new(d, "flush_refusal",
+							    json_string(dm[i].flush_refusal));
 			}
 			json_array_append_new(daemons, d);
 		}
@@ -501,7 +509,7 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 					      : json_pack("{s:I}", "series", (json_int_t)ul[i].series));
 		}
 	}
-	if (ss.write_errors || down || nocreate || state_rc || unlisted)
+	if (ss.write_errors || down || nocreate || refusing || state_rc || unlisted)
 		o = json_pack("{s:s,s:s,s:s,s:I,s:s}", "status", "degraded", "version",
 			      VG_VERSION, "time", now, "store_write_errors",
 			      (json_int_t)ss.write_errors, "reason",
@@ -509,6 +517,8 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 			      : down     ? "a storage daemon does not answer; see \"storage\""
 			      : nocreate ? "a storage daemon cannot create new series (start "
 					   "rrdcached with -R); see \"storage\""
+			      : refusing ? "a storage daemon refuses the sync's FLUSH: values "
+					   "wait in the journal; see \"storage\""
 			      : unlisted ? "series are recorded on a storage daemon that is not in "
 					   "[storage] daemons; see \"unlisted_daemons\""
 					 : "values could not be written to their "

@@ -187,11 +187,115 @@ static void test_daemon_without_R_in_health(void **state)
 	curl_global_cleanup();
 }
 
+/* A daemon that refuses the sync's FLUSH (its socket started with -P
+ * without FLUSH: "Permission denied."): /v1/health is degraded while the
+ * refusals last, the daemon's entry too (flush_refusing; the refusal's
+ * text, which names a file, to an admin token only), /metrics has its
+ * flush_refusing gauge at 1; once the daemon FLUSHes again and a sync
+ * passes, all is ok again. Before issue 14, health said ok throughout:
+ * only the counter flush_refused moved. */
+static void test_refusing_daemon_in_health(void **state)
+{
+	struct fx_api srv = {0};
+	struct hrd_daemon dm;
+	struct vg_config cfg;
+	struct vg_store_daemon st[2];
+	struct fx_answer a;
+	char err[256], tok[VG_TOKEN_LEN + 1], auth[VG_TOKEN_LEN + 16], want[800], addr[512];
+	int64_t t = T0 * 1000;
+
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	assert_int_equal(fx_tmpdir(srv.dir, sizeof(srv.dir), "api-rcd-refusing"), 0);
+	/* -P applies to the sockets listed after it: one of its own */
+	snprintf(addr, sizeof(addr), "unix:%s/noflush.sock", srv.dir);
+	const char *extra[] = {
+		"-O", "-R", "-P",
+		"PING,UPDATE,BATCH,CREATE,INFO,LAST,FIRST,FORGET,STATS,FETCH,LIST,PENDING,WROTE,QUIT,HELP",
+		"-l", addr, NULL};
+	assert_int_equal(hrd_start(&dm, NULL, extra), 0);
+	vg_config_defaults(&cfg);
+	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
+	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", addr);
+	/* a sync after the batch (a FLUSH of its file) */
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	if (vg_store_open(srv.dir, &cfg, &srv.store, err, sizeof(err)))
+		fail_msg("%s", err);
+	struct vg_batch *b = vg_batch_new("h1", 1, 1, t);
+	assert_non_null(vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t));
+	assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 1.0), 0);
+	assert_int_equal(vg_store_write_batch(srv.store, b), 0);
+	vg_batch_free(b);
+	vg_store_flush(srv.store); /* its sync's FLUSH refused */
+	assert_int_equal(vg_store_daemons(srv.store, st, 2), 1);
+	printf("# %llu refused, %llu pending, error: %s\n", (unsigned long long)st[0].flush_refused,
+	       (unsigned long long)st[0].pending, st[0].error);
+	fflush(stdout);
+	assert_true(st[0].flush_refused > 0);
+	assert_int_equal(fx_token(srv.dir, NULL, "api_rcd", tok), 0);
+	snprintf(auth, sizeof(auth), "Bearer %s", tok);
+	assert_int_equal(fx_api_start(&srv, NULL), 0);
+
+	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", NULL, NULL, &a), 200);
+	{
+		json_t *d = json_array_get(json_object_get(a.json, "storage"), 0);
+		assert_string_equal(json_string_value(json_object_get(a.json, "status")),
+				    "degraded");
+		assert_non_null(strstr(json_string_value(json_object_get(a.json, "reason")),
+				       "refuses the sync's FLUSH"));
+		assert_string_equal(json_string_value(json_object_get(d, "state")), "degraded");
+		assert_true(json_is_true(json_object_get(d, "flush_refusing")));
+		assert_null(json_object_get(d, "flush_refusal"));
+		assert_null(strstr(a.body, "load.1"));
+	}
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", auth, NULL, &a), 200);
+	{
+		json_t *d = json_array_get(json_object_get(a.json, "storage"), 0);
+		const char *r = json_string_value(json_object_get(d, "flush_refusal"));
+		assert_non_null(r);
+		assert_non_null(strstr(r, "load.1"));
+		assert_non_null(strstr(r, "Permission denied"));
+	}
+	fx_answer_free(&a);
+	assert_int_equal(fx_http(srv.url, "GET", "/metrics", auth, NULL, &a), 200);
+	snprintf(want, sizeof(want), "vigie_storage_daemon_flush_refusing{daemon=\"%s\"} 1\n",
+		 addr);
+	assert_non_null(strstr(a.body, want));
+	fx_answer_free(&a);
+
+	/* FLUSH allowed again: once a sync passes, health is ok */
+	dm.extra[3] = "PING,UPDATE,BATCH,CREATE,INFO,LAST,FIRST,FORGET,STATS,FETCH,LIST,"
+		      "PENDING,WROTE,QUIT,HELP,FLUSH";
+	assert_int_equal(hrd_restart(&dm), 0);
+	for (int i = 0; i < 120; i++) { /* its restart: up to 30 s */
+		vg_store_flush(srv.store);
+		assert_int_equal(vg_store_daemons(srv.store, st, 2), 1);
+		if (!st[0].pending && !st[0].lost && !st[0].flush_refusing)
+			break;
+		usleep(250 * 1000);
+	}
+	assert_int_equal(st[0].flush_refusing, 0);
+	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", auth, NULL, &a), 200);
+	{
+		json_t *d = json_array_get(json_object_get(a.json, "storage"), 0);
+		assert_string_equal(json_string_value(json_object_get(a.json, "status")), "ok");
+		assert_string_equal(json_string_value(json_object_get(d, "state")), "up");
+		assert_true(json_is_false(json_object_get(d, "flush_refusing")));
+		assert_null(json_object_get(d, "flush_refusal"));
+	}
+	fx_answer_free(&a);
+	fx_api_stop(&srv);
+	hrd_cleanup(&dm);
+	curl_global_cleanup();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unreachable_daemon_named),
 		cmocka_unit_test(test_daemon_without_R_in_health),
+		cmocka_unit_test(test_refusing_daemon_in_health),
 	};
 	if (system("command -v rrdcached >/dev/null")) {
 		printf("# skipped: rrdcached not installed\n");
