@@ -59,6 +59,13 @@
  * daemon that accepted the values: one that restarted answers "Nothing to
  * flush" for a file whose values it lost. Hence the check below on every
  * new connection, which is the only way to reach a restarted daemon.
+ * Nor is "Successfully flushed" proof that the file was written: 1.7.2
+ * answers it once its writer thread took the file, whether its
+ * rrd_update_r then failed or not (only its log says so); the one such
+ * failure the sync looks for is a file deleted under the daemon
+ * (vanished_check), the others (a full disk, a read-only file) only a
+ * read of the file finds (docs/operations.md "A daemon that refuses a
+ * FLUSH").
  *
  * Lost values. A restarted daemon's loss must be found before anything
  * newer is written to the file, since RRD refuses older times after a
@@ -447,6 +454,11 @@ struct daemon {
 	 * again (d->mu): /v1/health shows the daemon degraded meanwhile
 	 * (d->err, the last failure of any kind, is overwritten by others) */
 	char refusal[400];
+	/* __atomic: files a sync found gone from the daemon's disk with
+	 * values of ours accepted for them (flush_sent, "A file deleted
+	 * under the daemon") */
+	uint64_t vanished;
+	const char *base; /* the rcd's base: the daemons' -b here, or "" */
 };
 
 struct rcd {
@@ -944,6 +956,56 @@ struct flush_conn {
  * FLUSHes until it has passed) and is counted per file; the first of an
  * episode is logged, with the daemon's answer (rcd_sync ends it).
  * 0, or -EIO when some file went back. */
+/* A file deleted under the daemon (tried with rrdcached 1.7.2: UPDATE,
+ * rm, FLUSH). While the daemon holds values for it, FLUSH answers
+ * "Successfully flushed": its writer thread's rrd_update_r fails to open
+ * the file, which only its log says (at NOTICE), and the values are gone;
+ * its cache entry stays, so every later UPDATE of the file is accepted
+ * and lost the same way, FLUSHed "successfully", for as long as values
+ * keep coming (the entry leaves only after -f seconds with nothing
+ * cached). Holding nothing for it, FLUSH answers "No such file". So a
+ * file of ours (the daemon took values of ours: want > INT64_MIN) that a
+ * FLUSH answers "No such file" for, or, where the collector sees the
+ * daemons' -b directory ([storage] daemon_base), that is missing there
+ * once FLUSHed, is gone with values counted acknowledged: counted
+ * (vanished), logged, and FORGOTten on the daemon over C (idle: its
+ * answer read), so that its next UPDATE is refused "No such file" and
+ * counted as a write error rather than silently lost. Not put back: the
+ * values are not on the daemon any more, and keeping the journal for
+ * them would keep every segment from then on. The store's own deletes
+ * (rcd_remove, the lifecycle of ended series) take the file out of
+ * d->sent first, under d->vmu, so they never count here. 1 if NAME was
+ * found gone. */
+static int vanished_check(struct daemon *d, struct vg_rrdcd *c, const char *name, int64_t want,
+			  int err)
+{
+	char path[PATH_MAX * 2];
+	struct stat st;
+	int rc;
+
+	if (want == INT64_MIN || (err && err != -ENOENT))
+		return 0;
+	if (!err) {
+		if (!d->base || !d->base[0])
+			return 0;
+		snprintf(path, sizeof(path), "%s/%s", d->base, name);
+		if (!stat(path, &st) || errno != ENOENT)
+			return 0;
+	}
+	count(&d->vanished, 1);
+	rc = vg_rrdcd_forget(c, name);
+	vg_warn("storage: %s: %s: the file is gone from the daemon's disk while values "
+		"of this collector's were accepted for it (deleted under the daemon?): "
+		"those the daemon held are lost; %s (docs/operations.md \"A file "
+		"deleted under the daemon\")",
+		d->addr, name,
+		rc && rc != -ENOENT ? "its FORGET failed, so later values may be accepted "
+				      "and lost the same way"
+				    : "its later values are refused and counted as write "
+				      "errors until the series is created again");
+	return 1;
+}
+
 static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
 		      size_t nextra, const struct sent_set *snap)
 {
@@ -985,6 +1047,9 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 					if (rc || refused) {
 						put_back(d, f->names[i]);
 						ret = -EIO;
+					} else if (vg_rrdcd_connected(f->c)) {
+						vanished_check(d, f->c, f->names[i], f->want[i],
+							       f->err[i]);
 					}
 				}
 				f->sent = 0;
@@ -2444,16 +2509,32 @@ static int rcd_remove(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc)
 
 	if (!d || !(c = client_get(d, &rc)))
 		return -EIO;
+	/* Intended: no sync may take the file for deleted under the daemon
+	 * (vanished_check), so none runs meanwhile (vmu: client_get, which
+	 * may take it, returned) and the file leaves what they verify */
+	pthread_mutex_lock(&d->vmu);
 	rc = vg_rrdcd_forget(c, loc->path);
 	client_put(d, c, rc);
-	if (rc && rc != -ENOENT)
+	if (rc && rc != -ENOENT) {
+		pthread_mutex_unlock(&d->vmu);
 		return -EIO;
-	if (!r->base[0])
+	}
+	pthread_mutex_lock(&d->mu);
+	vg_hmap_dels(&d->sent.map, loc->path);
+	int64_t *lost = vg_hmap_dels(&d->lost, loc->path);
+	if (lost) {
+		free(lost);
+		__atomic_fetch_sub(&d->nlost, 1, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (!r->base[0]) {
+		pthread_mutex_unlock(&d->vmu);
 		return shared_forget(r, d, loc, -EOPNOTSUPP);
+	}
 	snprintf(path, sizeof(path), "%s/%s", r->base, loc->path);
-	if (unlink(path))
-		return shared_forget(r, d, loc, errno == ENOENT ? -ENOENT : -EIO);
-	return shared_forget(r, d, loc, 0);
+	rc = unlink(path) ? (errno == ENOENT ? -ENOENT : -EIO) : 0;
+	pthread_mutex_unlock(&d->vmu);
+	return shared_forget(r, d, loc, rc);
 }
 
 /* The extra FLUSH connections of a sync of nfiles files to d (into out):
@@ -2978,6 +3059,8 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 	}
 	if (base)
 		snprintf(r->base, sizeof(r->base), "%s", base);
+	for (size_t o = 0; o < r->nd; o++)
+		r->d[o].base = r->base;
 	if (owners_path) {
 		snprintf(r->owners_path, sizeof(r->owners_path), "%s", owners_path);
 		if ((rc = owners_load(r, owners_path, err, errlen)) ||
@@ -3187,6 +3270,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].checks_cut = __atomic_load_n(&d->checks_cut, __ATOMIC_RELAXED);
 		out[n].overtaken = __atomic_load_n(&d->overtaken, __ATOMIC_RELAXED);
 		out[n].flush_refused = __atomic_load_n(&d->flush_refused, __ATOMIC_RELAXED);
+		out[n].vanished = __atomic_load_n(&d->vanished, __ATOMIC_RELAXED);
 		for (int k = 0; k < VG_STORE_FLUSH_N; k++)
 			out[n].flushes_by[k] = __atomic_load_n(&d->flushes_by[k], __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->mu);

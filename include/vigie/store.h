@@ -275,6 +275,10 @@ struct vg_store_daemon {
 	 * FLUSHes pass again: /v1/health shows it degraded meanwhile, with
 	 * flush_refusal, the last refusal ("FILE: ANSWER"; "" when 0) */
 	int flush_refusing;
+	uint64_t vanished; /* files a sync found gone from its disk (deleted
+			    * under it) with values of ours accepted: those
+			    * values are lost (docs/operations.md "A file
+			    * deleted under the daemon") */
 	char flush_refusal[400];
 	int cannot_create;      /* its last create failed so (below:
 				 * VG_STORE_CAUSE_NO_DIRS) */

@@ -428,7 +428,7 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct vg_store *store = req->ctx ? vg_api_store(req->ctx) : NULL;
 	struct vg_store_stats ss = {0};
 	struct vg_store_daemon dm[16];
-	size_t nd = 0, down = 0, nocreate = 0, refusing = 0;
+	size_t nd = 0, down = 0, nocreate = 0, refusing = 0, vanished = 0;
 	json_t *o, *daemons = NULL, *state = NULL, *unlisted = NULL;
 	char now[32], serr[256] = "";
 	int shared = 0, state_rc = 0;
@@ -462,6 +462,7 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 			down += !dm[i].up && dm[i].calls + dm[i].errors > 0;
 			nocreate += dm[i].cannot_create != 0;
 			refusing += dm[i].flush_refusing != 0;
+			vanished += dm[i].vanished != 0;
 			json_t *d = json_pack(
 				"{s:s,s:I,s:I,s:I,s:I}", "state",
 				dm[i].up                     ? (dm[i].flush_refusing ? "degraded" : "up")
@@ -477,6 +478,8 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 						    json_integer((json_int_t)dm[i].flush_refused));
 				json_object_set_new(d, "flush_refusing",
 						    json_boolean(dm[i].flush_refusing));
+				json_object_set_new(d, "vanished_files",
+						    json_integer((json_int_t)dm[i].vanished));
 			}
 			/* the cause names no host: every token sees it */
 			if (d && dm[i].cannot_create)
@@ -509,7 +512,7 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 					      : json_pack("{s:I}", "series", (json_int_t)ul[i].series));
 		}
 	}
-	if (ss.write_errors || down || nocreate || refusing || state_rc || unlisted)
+	if (ss.write_errors || down || nocreate || refusing || vanished || state_rc || unlisted)
 		o = json_pack("{s:s,s:s,s:s,s:I,s:s}", "status", "degraded", "version",
 			      VG_VERSION, "time", now, "store_write_errors",
 			      (json_int_t)ss.write_errors, "reason",
@@ -519,6 +522,9 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 					   "rrdcached with -R); see \"storage\""
 			      : refusing ? "a storage daemon refuses the sync's FLUSH: values "
 					   "wait in the journal; see \"storage\""
+			      : vanished ? "series files were deleted under a storage daemon "
+					   "while it held acknowledged values for them; see "
+					   "\"storage\" and the collector's log"
 			      : unlisted ? "series are recorded on a storage daemon that is not in "
 					   "[storage] daemons; see \"unlisted_daemons\""
 					 : "values could not be written to their "

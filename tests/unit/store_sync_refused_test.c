@@ -12,6 +12,12 @@
  * the sync passes, the end of the episode is logged once, and every value
  * is in its file once.
  *
+ * Also (issue 14): a FLUSH answer the client does not recognise is a
+ * refusal too (test_unrecognised_refusal), and a file deleted under the
+ * daemon while it held values of ours is counted, logged and FORGOTten,
+ * never counted durable, unless the store deleted it itself
+ * (test_deleted_under_daemon).
+ *
  * No timing assertion: the count of refused FLUSHes is held against the
  * most the back-off allows in the time the test measured (each attempt
  * waits at least the back-off after the one before; a slow machine only
@@ -226,11 +232,84 @@ static void test_unrecognised_refusal(void **state)
 	assert_int_equal(fx_rm_tree(dir), 0);
 }
 
+/* A file deleted under the daemon while it holds values of ours (tried
+ * with rrdcached 1.7.2): its FLUSH answers "Successfully flushed" (the
+ * write fails in the daemon's writer thread, which only its log says),
+ * and every later UPDATE is accepted and lost the same way. With
+ * [storage] daemon_base the sync sees the file missing once FLUSHed;
+ * FORGOTten by an operator before the rm, the FLUSH answers "No such
+ * file" (any daemon_base). Either way the file is counted (vanished),
+ * logged, and FORGOTten on the daemon, so that its next values are
+ * refused and counted as write errors instead of silently lost; the
+ * sync passes (the journal is not kept for values that are gone). A
+ * series the store deletes itself (the lifecycle) never counts. Before
+ * issue 14 all three were counted durable without a word. */
+static void test_deleted_under_daemon(void **state)
+{
+	char dir[200], err[256], path[PATH_MAX * 2];
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_daemon dm[2];
+	struct vg_store_stats st;
+	struct vg_rrdcd *c;
+	(void)state;
+
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-vanished"), 0);
+	const char *extra[] = {"-O", "-R", NULL};
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	fxs_config(&cfg, "1m:1d", d.unix_addr, NULL);
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	assert_true(strlen(d.base) < sizeof(cfg.storage_daemon_base));
+	memcpy(cfg.storage_daemon_base, d.base, strlen(d.base) + 1);
+	cfg.storage_sync_interval_s = 3600; /* syncs only when the test asks */
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 0), 0);
+	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_int_equal(dm[0].pending, 0);
+
+	/* minute 1 taken by the daemon (write-through), then node0's file
+	 * removed by hand, node1's FORGOTten then removed */
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 1), 0);
+	snprintf(path, sizeof(path), "%s/host/node0/load.1.rrd", d.base);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 5000, &c), 0);
+	assert_int_equal(vg_rrdcd_forget(c, "host/node1/load.1.rrd"), 0);
+	vg_rrdcd_close(c);
+	snprintf(path, sizeof(path), "%s/host/node1/load.1.rrd", d.base);
+	assert_int_equal(unlink(path), 0);
+	/* node3 deleted by the store itself: intended */
+	assert_int_equal(vg_store_remove_series(s, VG_RT_HOST, "node3", "load.1"), 0);
+
+	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	printf("# vanished %llu, pending %llu\n", (unsigned long long)dm[0].vanished,
+	       (unsigned long long)dm[0].pending);
+	assert_int_equal(dm[0].vanished, 2);
+	assert_int_equal(dm[0].pending, 0);
+
+	/* node0's next value: refused (the daemon FORGOT the file), counted
+	 * as a write error, not taken and lost; node2 written as usual */
+	vg_store_get_stats(s, &st);
+	uint64_t errors = st.write_errors;
+	fxs_write_minute(s, "node", 0, 3, 2);
+	vg_store_flush(s);
+	vg_store_get_stats(s, &st);
+	assert_true(st.write_errors > errors);
+	fxs_check_series(s, 2, 3);
+	vg_store_close(s);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused_flush_backs_off),
 		cmocka_unit_test(test_unrecognised_refusal),
+		cmocka_unit_test(test_deleted_under_daemon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
