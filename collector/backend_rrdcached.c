@@ -967,7 +967,8 @@ struct flush_conn {
  * file of ours (the daemon took values of ours: want > INT64_MIN) that a
  * FLUSH answers "No such file" for, or, where the collector sees the
  * daemons' -b directory ([storage] daemon_base), that is missing there
- * once FLUSHed, is gone with values counted acknowledged: counted
+ * once FLUSHed and for the daemon too (its LAST cannot open it), is
+ * gone with values counted acknowledged: counted
  * (vanished), logged, and FORGOTten on the daemon over C (idle: its
  * answer read), so that its next UPDATE is refused "No such file" and
  * counted as a write error rather than silently lost. Not put back: the
@@ -990,6 +991,12 @@ static int vanished_check(struct daemon *d, struct vg_rrdcd *c, const char *name
 			return 0;
 		snprintf(path, sizeof(path), "%s/%s", d->base, name);
 		if (!stat(path, &st) || errno != ENOENT)
+			return 0;
+		/* the daemon's own view first (LAST opens the file): a
+		 * daemon_base that is not this daemon's -b must not make
+		 * its files FORGOTten, which would drop values sent since */
+		int64_t last;
+		if (vg_rrdcd_last(c, name, &last) != -ENOENT)
 			return 0;
 	}
 	count(&d->vanished, 1);
