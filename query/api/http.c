@@ -470,6 +470,7 @@ struct req_state {
 	char *body;
 	size_t body_len;
 	int body_over;
+	int checked; /* route, parameters and token checked (first_call) */
 	int64_t t0_ms;
 	int holds_slot;         /* counted in its tenant's slot (the cap) */
 	const char *slot_scope; /* the scope it counts under (req's own) */
@@ -847,6 +848,19 @@ static enum MHD_Result first_call(struct vg_http_server *s,
 		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	st->req.last_event_id = MHD_lookup_connection_value(
 		c, MHD_HEADER_KIND, "Last-Event-ID");
+	/* A body is kept whole (up to the route's max_body: 16 MiB for
+	 * published measures) until the request is complete, so it is taken
+	 * from a client whose token holds only: checked once the headers
+	 * are in, before any byte of it, or 1,024 connections without a
+	 * token held 16 GiB of the collector's memory. What the check
+	 * refuses is answered now and its body dropped (DISCARD_MAX). */
+	if (body_len > 0 || te) {
+		struct vg_http_resp r = {0};
+		if (!vg_http_check(s->o.routes, s->o.nroutes, s->o.authorize, &st->req,
+				   &r))
+			return send_resp(s, st, c, &r);
+		st->checked = 1;
+	}
 	return MHD_YES;
 }
 
@@ -909,7 +923,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 				 st->req.route->max_body);
 	st->req.body = st->body;
 	st->req.body_len = st->body_len;
-	if (!vg_http_check(s->o.routes, s->o.nroutes, s->o.authorize, &st->req, &r))
+	if (!st->checked &&
+	    !vg_http_check(s->o.routes, s->o.nroutes, s->o.authorize, &st->req, &r))
 		return send_resp(s, st, c, &r);
 	/* the cap counts what went through the hook: a request refused by
 	 * it never took a slot, a public route takes none */
