@@ -470,6 +470,7 @@ struct req_state {
 	char *body;
 	size_t body_len;
 	int body_over;
+	int checked; /* route, parameters and token checked (first_call) */
 	int64_t t0_ms;
 	int holds_slot;         /* counted in its tenant's slot (the cap) */
 	const char *slot_scope; /* the scope it counts under (req's own) */
@@ -608,16 +609,46 @@ static void cap_refused(struct vg_http_server *s, const struct req_state *st)
 		VG_HTTP_CAP_LOG_MS / 1000, VG_HTTP_CAP_LOG_MS / 1000, who);
 }
 
+/* Take st's place under the per-tenant cap, for a request that went
+ * through the token check (a public route takes none): 0 (a place, or
+ * none needed), else the 429 in *r (counted, logged). */
+static int cap_enter(struct vg_http_server *s, struct req_state *st,
+		     struct vg_http_resp *r)
+{
+	char msg[160];
+
+	if (!s->o.max_per_scope || !s->o.authorize || st->holds_slot ||
+	    (st->req.route->flags & VG_ROUTE_PUBLIC) || slot_take(s, st) != -EBUSY)
+		return 0;
+	st->cap_refused = 1;
+	cap_refused(s, st);
+	snprintf(msg, sizeof(msg),
+		 "too many requests in flight for %s (at most %u at "
+		 "once); retry when one of them is answered",
+		 st->req.scope_project ? "this project" : "admin tokens",
+		 s->o.max_per_scope);
+	/* reason: the label of vigie_api_requests_refused_total, for
+	 * clients (the CLI's retry) that must not parse the message */
+	vg_http_reply_json(r, 429,
+			   json_pack("{s:{s:i,s:s,s:s}}", "error", "code", 429, "message",
+				     msg, "reason",
+				     st->req.scope_project ? "project_concurrency"
+							   : "admin_concurrency"));
+	vg_http_resp_header(r, "Retry-After", "%d", VG_HTTP_CAP_RETRY_S);
+	return -EBUSY;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
 	struct req_state *st = *con_cls;
 
-	(void)cls;
 	(void)c;
 	(void)toe;
 	if (!st)
 		return;
+	/* a body's sender that went away while sending it held a place */
+	slot_give(cls, st);
 	vg_http_req_release(&st->req);
 	free(st->uri);
 	free(st->body);
@@ -847,6 +878,24 @@ static enum MHD_Result first_call(struct vg_http_server *s,
 		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	st->req.last_event_id = MHD_lookup_connection_value(
 		c, MHD_HEADER_KIND, "Last-Event-ID");
+	/* A body is kept whole (up to the route's max_body: 16 MiB for
+	 * published measures) until the request is complete, so it is taken
+	 * from a client whose token holds only: checked once the headers
+	 * are in, before any byte of it, or 1,024 connections without a
+	 * token held 16 GiB of the collector's memory. What the check
+	 * refuses is answered now and its body dropped (DISCARD_MAX). */
+	if (body_len > 0 || te) {
+		struct vg_http_resp r = {0};
+		if (!vg_http_check(s->o.routes, s->o.nroutes, s->o.authorize, &st->req,
+				   &r))
+			return send_resp(s, st, c, &r);
+		st->checked = 1;
+		/* and the body is received in a place of the tenant's cap, so
+		 * one tenant's slow uploads hold at most that many bodies
+		 * (1,024 connections of one token held 16 GiB) */
+		if (cap_enter(s, st, &r))
+			return send_resp(s, st, c, &r);
+	}
 	return MHD_YES;
 }
 
@@ -903,37 +952,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 	}
 	if (st->replied)
 		return MHD_YES;
-	if (st->body_over)
+	if (st->body_over) {
+		slot_give(s, st);
 		return reply_now(s, st, c, 413,
 				 "request body larger than %zu bytes",
 				 st->req.route->max_body);
+	}
 	st->req.body = st->body;
 	st->req.body_len = st->body_len;
-	if (!vg_http_check(s->o.routes, s->o.nroutes, s->o.authorize, &st->req, &r))
+	if (!st->checked &&
+	    !vg_http_check(s->o.routes, s->o.nroutes, s->o.authorize, &st->req, &r))
 		return send_resp(s, st, c, &r);
 	/* the cap counts what went through the hook: a request refused by
-	 * it never took a slot, a public route takes none */
-	if (s->o.max_per_scope && s->o.authorize &&
-	    !(st->req.route->flags & VG_ROUTE_PUBLIC) &&
-	    slot_take(s, st) == -EBUSY) {
-		char msg[160];
-		st->cap_refused = 1;
-		cap_refused(s, st);
-		snprintf(msg, sizeof(msg),
-			 "too many requests in flight for %s (at most %u at "
-			 "once); retry when one of them is answered",
-			 st->req.scope_project ? "this project" : "admin tokens",
-			 s->o.max_per_scope);
-		/* reason: the label of vigie_api_requests_refused_total, for
-		 * clients (the CLI's retry) that must not parse the message */
-		vg_http_reply_json(&r, 429,
-				   json_pack("{s:{s:i,s:s,s:s}}", "error", "code", 429,
-					     "message", msg, "reason",
-					     st->req.scope_project ? "project_concurrency"
-								   : "admin_concurrency"));
-		vg_http_resp_header(&r, "Retry-After", "%d", VG_HTTP_CAP_RETRY_S);
+	 * it never took a slot, a public route takes none (a body's
+	 * request took its place before its body) */
+	if (cap_enter(s, st, &r))
 		return send_resp(s, st, c, &r);
-	}
 	vg_http_run(&st->req, &r);
 	/* given back before the answer is queued: a client that sends its
 	 * next request once it read this answer always finds the slot free */
