@@ -53,6 +53,7 @@
 #include "vigie/token.h"
 #include "vigie/cluster.h"
 #include "vigie/config.h"
+#include "vigie/db.h"
 #include "vigie/dispatch.h"
 #include "vigie/fsutil.h"
 #include "vigie/lifecycle.h"
@@ -574,6 +575,9 @@ int main(int argc, char **argv)
 	rc = configure(argc, argv, &cfg);
 	if (rc)
 		return rc == 1 ? 0 : rc;
+	/* every state database this process migrates, its commands' too */
+	vg_db_set_migrate_wait(cfg.state_migrate_lock_timeout_ms,
+			       (uint32_t)(cfg.state_migrate_wait_s * 1000));
 	if (g_token_argi && geteuid() == 0) {
 		/* root making tokens.db in vigie's data dir leaves a file the
 		 * service cannot open */

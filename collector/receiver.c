@@ -354,6 +354,8 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 		__atomic_load_n(&r->stats.verified_write_failed, __ATOMIC_RELAXED);
 	out->registry_flush_failures =
 		__atomic_load_n(&r->stats.registry_flush_failures, __ATOMIC_RELAXED);
+	out->registry_gone_resources =
+		__atomic_load_n(&r->stats.registry_gone_resources, __ATOMIC_RELAXED);
 }
 
 /* The longest waiting first, then by host: a stable order for the API. */
@@ -934,13 +936,17 @@ static void tend_marks(struct vg_receiver *r, int64_t now)
 
 /* The registry's flusher (PostgreSQL) writes the last values on its own
  * thread, so its failures reach no batch: count them in the receiver's
- * stats (/metrics) and log them here (rate-limited). */
+ * stats (/metrics) and log them here (rate-limited). The resources the
+ * registry found swept by another collector (its flusher's or this
+ * thread's writes) are copied to the stats the same way. */
 static void watch_flusher(struct vg_receiver *r)
 {
 	struct vg_registry_stats st;
 	char msg[256];
 
 	vg_registry_stats(r->o.registry, &st);
+	__atomic_store_n(&r->stats.registry_gone_resources, st.gone_resources,
+			 __ATOMIC_RELAXED);
 	if (st.flush_failures == r->flush_failures)
 		return;
 	r->flush_failures = st.flush_failures;

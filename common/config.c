@@ -115,6 +115,8 @@ static const struct key keys[] = {
 	U("storage", "flush_depth", storage_flush_depth, 1, 256),
 	S("state", "url", state_url),
 	S("state", "token_key", state_token_key),
+	U("state", "migrate_lock_timeout_ms", state_migrate_lock_timeout_ms, 10, 3600000),
+	{"state", "migrate_wait", K_DURATION, offsetof(struct vg_config, state_migrate_wait_s), 0, 0, 86400},
 	S("cluster", "node", cluster_node),
 	S("cluster", "stream", cluster_stream),
 	{"cluster", "lease", K_SECONDS, offsetof(struct vg_config, cluster_lease_s), 0, 1, 300},
@@ -180,6 +182,8 @@ void vg_config_defaults(struct vg_config *c)
 	c->collector_http_threads = 4;
 	snprintf(c->collector_keys_dir, sizeof(c->collector_keys_dir), "/etc/vigie/keys");
 	c->collector_require_signatures = 1;
+	c->state_migrate_lock_timeout_ms = 2000;
+	c->state_migrate_wait_s = 300;
 	c->cluster_lease_s = 10;
 	c->cluster_hold_max_s = 6 * 3600;
 	c->collector_max_clock_skew_s = 0;

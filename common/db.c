@@ -18,7 +18,12 @@
  *  - a statement in the cache belongs to its connection until vg_db_close;
  *    the driver re-prepares it after a reconnect (db->generation);
  *  - vg_db_migrate never writes a database whose schema is newer than the
- *    caller's, and applies all of its steps or none.
+ *    caller's, and applies all of its steps or none;
+ *  - a migration on PostgreSQL never waits for one lock longer than the
+ *    migrate lock_timeout, nor for locks longer than the migrate wait in
+ *    all (vg_db_set_migrate_wait): a session holding a lock its steps
+ *    need makes it roll back, pause and try again, so the writes of
+ *    others queued behind its waiting step wait a lock_timeout at most.
  */
 #include <errno.h>
 #include <math.h>
@@ -29,7 +34,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "vigie/clock.h"
 #include "vigie/db.h"
+#include "vigie/log.h"
 
 int vg_db__err(struct vg_db *db, int code, const char *fmt, ...)
 {
@@ -657,7 +664,25 @@ static int user_version(struct vg_db *db, int64_t *v)
 	return rc < 0 ? rc : 0;
 }
 
-static int migrate(struct vg_db *db, const struct vg_db_schema *sch, char *err, size_t errlen)
+/* vg_db_set_migrate_wait's values (atomic: connections of several
+ * threads migrate at once) */
+static uint32_t mig_lock_timeout_ms = VG_DB_MIGRATE_LOCK_TIMEOUT_MS;
+static uint32_t mig_wait_ms = VG_DB_MIGRATE_WAIT_MS;
+/* the pause after a try that timed out starts at its lock_timeout and
+ * doubles up to this */
+#define MIG_PAUSE_MAX_MS 30000
+
+void vg_db_set_migrate_wait(uint32_t lock_timeout_ms, uint32_t wait_ms)
+{
+	if (lock_timeout_ms)
+		__atomic_store_n(&mig_lock_timeout_ms,
+				 lock_timeout_ms > 3600000 ? 3600000 : lock_timeout_ms,
+				 __ATOMIC_RELAXED);
+	__atomic_store_n(&mig_wait_ms, wait_ms, __ATOMIC_RELAXED);
+}
+
+static int migrate(struct vg_db *db, const struct vg_db_schema *sch, uint32_t lock_ms,
+		   char *err, size_t errlen)
 {
 	int64_t cur = 0, want = sch->steps[sch->nsteps - 1].version;
 	struct vg_db_stmt *st;
@@ -666,6 +691,15 @@ static int migrate(struct vg_db *db, const struct vg_db_schema *sch, char *err, 
 
 	if (db->drv->migrate_lock_sql && (rc = vg_db_exec(db, db->drv->migrate_lock_sql)))
 		return rc;
+	/* after the advisory lock: a collector waiting for another's
+	 * migration (a long step) waits as before; only the steps' table
+	 * and row locks, where everyone else's writes queue behind the
+	 * waiting migration, are bounded */
+	if (db->drv->migrate_timeout_fmt) {
+		snprintf(sql, sizeof(sql), db->drv->migrate_timeout_fmt, (unsigned)lock_ms);
+		if ((rc = vg_db_exec(db, sql)))
+			return rc;
+	}
 	if ((rc = vg_db_schema_version(db, sch->component, &cur)))
 		return rc;
 	fresh = cur == 0;
@@ -713,9 +747,62 @@ static int migrate(struct vg_db *db, const struct vg_db_schema *sch, char *err, 
 	return 0;
 }
 
-int vg_db_migrate(struct vg_db *db, const struct vg_db_schema *sch, char *err, size_t errlen)
+/* After a try that timed out on a lock: the sessions whose transactions
+ * are at least lock_ms old and hold locks on the connection's tables
+ * (driver's lock_holders_sql), as "TABLE (MODE) held by pid N
+ * \"APP\" in a transaction since T (STATE); ..." in buf, and the first
+ * one's pid in *pid (0: none found). */
+static void lock_holders(struct vg_db *db, uint32_t lock_ms, char *buf, size_t len, int64_t *pid)
+{
+	struct vg_db_stmt *st;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	*pid = 0;
+	if (vg_db_prepare(db, db->drv->lock_holders_sql, &st))
+		return;
+	vg_db_bind_int64(st, 1, lock_ms);
+	while (vg_db_step(st) == 1 && off < len) {
+		int n = snprintf(buf + off, len - off,
+				 "%s%s (%s) held by pid %lld \"%s\" in a transaction since %s (%s)",
+				 off ? "; " : "", vg_db_column_text(st, 0), vg_db_column_text(st, 1),
+				 (long long)vg_db_column_int64(st, 2), vg_db_column_text(st, 3),
+				 vg_db_column_text(st, 4), vg_db_column_text(st, 5));
+		if (!*pid)
+			*pid = vg_db_column_int64(st, 2);
+		off = n < 0 ? len : off + (size_t)n;
+	}
+	vg_db_reset(st);
+}
+
+/* One try: BEGIN, the steps, COMMIT; rolled back on failure with the
+ * failure's message kept. */
+static int migrate_once(struct vg_db *db, const struct vg_db_schema *sch, uint32_t lock_ms,
+			char *err, size_t errlen)
 {
 	int rc;
+
+	if ((rc = vg_db_begin(db)))
+		return rc;
+	if ((rc = migrate(db, sch, lock_ms, err, errlen))) {
+		char keep[sizeof(db->errmsg)];
+		memcpy(keep, db->errmsg, sizeof(keep));
+		vg_db_rollback(db);
+		memcpy(db->errmsg, keep, sizeof(keep));
+		return rc;
+	}
+	if ((rc = vg_db_commit(db)))
+		vg_db_rollback(db);
+	return rc;
+}
+
+int vg_db_migrate(struct vg_db *db, const struct vg_db_schema *sch, char *err, size_t errlen)
+{
+	uint32_t lock_ms = __atomic_load_n(&mig_lock_timeout_ms, __ATOMIC_RELAXED);
+	uint32_t wait_ms = __atomic_load_n(&mig_wait_ms, __ATOMIC_RELAXED);
+	int64_t t0 = vg_monotonic_ms(), pause_ms = lock_ms, pid = 0;
+	char holders[768];
+	int rc, tries = 0;
 
 	if (errlen)
 		err[0] = '\0';
@@ -725,22 +812,53 @@ int vg_db_migrate(struct vg_db *db, const struct vg_db_schema *sch, char *err, s
 		if (sch->steps[i].version <= (i ? sch->steps[i - 1].version : 0))
 			return vg_db__err(db, -EINVAL, "%s: migration steps must be numbered 1.. increasing",
 					  sch->component);
-	if ((rc = vg_db_begin(db)))
-		goto fail;
-	if ((rc = migrate(db, sch, err, errlen))) {
-		char keep[sizeof(db->errmsg)];
+	/* a lock held past lock_timeout (55P03): roll back, let the writes
+	 * queued behind this migration through, and try again */
+	while ((rc = migrate_once(db, sch, lock_ms, err, errlen)) == -ETIMEDOUT &&
+	       db->drv->lock_holders_sql) {
+		int64_t waited = vg_monotonic_ms() - t0;
+		char keep[sizeof(db->errmsg)], end[32] = "pid";
+
+		tries++;
 		memcpy(keep, db->errmsg, sizeof(keep));
-		vg_db_rollback(db);
+		lock_holders(db, lock_ms, holders, sizeof(holders), &pid);
 		memcpy(db->errmsg, keep, sizeof(keep));
-		goto fail;
+		if (!holders[0])
+			snprintf(holders, sizeof(holders), "no session holds a lock on its "
+							   "tables that long now");
+		if (pid)
+			snprintf(end, sizeof(end), "%lld", (long long)pid);
+		if (waited >= (int64_t)wait_ms) {
+			if (errlen)
+				snprintf(err, errlen,
+					 "%s: migrating %s: gave up after %.1f s and %d tries, each "
+					 "waiting %u ms for a lock (lock_timeout): %s; a session stopped "
+					 "inside a transaction (a stopped collector) keeps its locks until "
+					 "it resumes or ends: SELECT pg_terminate_backend(%s) ends it "
+					 "(its transaction is rolled back), then start again",
+					 db->name, sch->component, waited / 1000.0, tries,
+					 lock_ms, holders, end);
+			return rc;
+		}
+		if (tries == 1)
+			vg_log(VG_LOG_WARN,
+			       "%s: migrating %s: a lock was not granted within %u ms "
+			       "(lock_timeout; %s): %s; rolled back so that the writes queued "
+			       "behind it go on, tried again for up to %g s in all; SELECT "
+			       "pg_terminate_backend(%s) ends a stopped session",
+			       db->name, sch->component, lock_ms, db->errmsg, holders,
+			       wait_ms / 1000.0, end);
+		if (pause_ms > (int64_t)wait_ms - waited)
+			pause_ms = (int64_t)wait_ms - waited;
+		vg_sleep_ms(pause_ms);
+		pause_ms = pause_ms * 2 > MIG_PAUSE_MAX_MS ? MIG_PAUSE_MAX_MS : pause_ms * 2;
+		if (errlen)
+			err[0] = '\0';
 	}
-	if ((rc = vg_db_commit(db))) {
-		vg_db_rollback(db);
-		goto fail;
-	}
-	return 0;
-fail:
-	if (errlen && !err[0])
+	if (!rc && tries)
+		vg_log(VG_LOG_INFO, "%s: migrating %s: done at try %d, after %d that waited for a lock",
+		       db->name, sch->component, tries + 1, tries);
+	if (rc && errlen && !err[0])
 		snprintf(err, errlen, "%s: migrating %s: %s", db->name, sch->component, db->errmsg);
 	return rc;
 }

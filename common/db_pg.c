@@ -780,6 +780,24 @@ const struct vg_db_driver vg_db_pg_driver = {
 	.begin_sql = "BEGIN",
 	/* one migration at a time per database: 0x76676462 is "vgdb" */
 	.migrate_lock_sql = "SELECT pg_advisory_xact_lock(1986487394)",
+	.migrate_timeout_fmt = "SET LOCAL lock_timeout = %u",
+	/* the tables of the search_path's first schema (the component's);
+	 * a row lock shows as its holder's lock on the table. xact_start is
+	 * NULL for another user's session without pg_read_all_stats */
+	.lock_holders_sql =
+		"SELECT n.nspname || '.' || c.relname, l.mode, a.pid, "
+		"coalesce(a.application_name, ''), "
+		"coalesce(to_char(a.xact_start AT TIME ZONE 'UTC', "
+		"'YYYY-MM-DD HH24:MI:SS') || ' UTC', '?'), coalesce(a.state, '?') "
+		"FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+		"JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"JOIN pg_stat_activity a ON a.pid = l.pid "
+		"WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() "
+		"AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+		"AND c.relkind IN ('r', 'p') AND n.nspname = current_schema() "
+		"AND (a.xact_start IS NULL OR a.xact_start <= "
+		"clock_timestamp() - CAST(?1 AS BIGINT) * interval '1 millisecond') "
+		"ORDER BY a.xact_start, a.pid, 1 LIMIT 4",
 	.user_version_sql = NULL,
 	.stmt_size = sizeof(struct pg_stmt),
 	.xopen = pg_open,

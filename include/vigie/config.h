@@ -117,6 +117,12 @@ struct vg_config {
 	 * that shares the state. */
 	char state_url[1024];
 	char state_token_key[512];
+	/* PostgreSQL: a migration at start-up waits at most
+	 * migrate_lock_timeout_ms = 2000 for each lock, then rolls back and
+	 * tries again, for migrate_wait = 5m in all (vigie/db.h "Schema
+	 * migrations") */
+	uint32_t state_migrate_lock_timeout_ms;
+	double state_migrate_wait_s;
 	/* [cluster]: several collectors on one [state] url (PostgreSQL
 	 * only; docs/alarms.md "Clustered alarms"). node: this collector's
 	 * name in the node registry (empty: derived from the host name and

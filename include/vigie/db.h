@@ -96,6 +96,17 @@
  * -EPROTONOSUPPORT and left as it was. On PostgreSQL a transaction-scoped
  * advisory lock serialises collectors that migrate at the same moment; on
  * sqlite BEGIN IMMEDIATE does.
+ * Lock waits (PostgreSQL): after the advisory lock, the migration's
+ * transaction waits at most a lock_timeout for each table or row lock
+ * (vg_db_set_migrate_wait), so that a session holding a lock the
+ * migration needs (a collector stopped inside a transaction) does not
+ * hold it up forever, nor everyone else's writes that would queue behind
+ * its waiting step. On that timeout (SQLSTATE 55P03) the migration rolls
+ * back, logs once (warn) the sessions of older transactions holding
+ * locks on the component's tables (table, mode, pid, application_name,
+ * transaction start), pauses (lock_timeout, doubling up to 30 s) and
+ * tries again, for at most the migration's wait in all; then it fails
+ * with -ETIMEDOUT and err names those sessions and pg_terminate_backend.
  * Today's sqlite files (PRAGMA user_version = N, no vg_schema): a port
  * keeps its current schema text as steps 1..N in the same numbering and
  * sets adopt_user_version; when vg_schema has no row for the component,
@@ -199,6 +210,17 @@ enum vg_db_engine vg_db_engine(const struct vg_db *db);
  * 0 when done or nothing to do. Must not be called inside a transaction.
  * On error nothing changed, and err names the component. */
 int vg_db_migrate(struct vg_db *db, const struct vg_db_schema *sch, char *err, size_t errlen);
+
+/* How migrations on PostgreSQL wait for locks (see "Schema migrations"):
+ * lock_timeout_ms per lock wait (1 ms..1 h; 0 keeps the current value)
+ * and wait_ms in all, over the tries, before vg_db_migrate gives up (0:
+ * no second try). Process-wide, for connections migrated after the call;
+ * thread-safe. Defaults: VG_DB_MIGRATE_LOCK_TIMEOUT_MS and
+ * VG_DB_MIGRATE_WAIT_MS ([state] migrate_lock_timeout_ms and
+ * migrate_wait, docs/operations.md). */
+#define VG_DB_MIGRATE_LOCK_TIMEOUT_MS 2000u
+#define VG_DB_MIGRATE_WAIT_MS 300000u
+void vg_db_set_migrate_wait(uint32_t lock_timeout_ms, uint32_t wait_ms);
 
 /* The database's recorded version for component (0: none); for tests and
  * /v1/health. */
@@ -386,6 +408,13 @@ struct vg_db_driver {
 	const char *name;
 	const char *begin_sql;        /* "BEGIN IMMEDIATE" / "BEGIN" */
 	const char *migrate_lock_sql; /* run after begin_sql in migrations, or NULL */
+	/* migrations, after migrate_lock_sql: a printf format of the SQL that
+	 * bounds each lock wait of the transaction (its %u: milliseconds),
+	 * and a query of the sessions holding locks on the connection's
+	 * tables in transactions at least ?1 ms old (columns: table, mode,
+	 * pid, application_name, transaction start, state), or NULL */
+	const char *migrate_timeout_fmt;
+	const char *lock_holders_sql;
 	const char *user_version_sql; /* sqlite: "PRAGMA user_version", else NULL */
 	size_t stmt_size;             /* sizeof the driver's statement */
 	int (*xopen)(struct vg_db *db, const char *target);

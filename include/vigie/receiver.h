@@ -117,6 +117,11 @@ struct vg_receiver_stats {
 	 * registry.c "The flusher"), as the receiver last saw them; each is
 	 * retried, and logged (rate-limited) */
 	uint64_t registry_flush_failures;
+	/* resources the registry's cache held whose rows another
+	 * collector's sweep of ended resources had deleted when this one
+	 * wrote (vg_registry_stats' gone_resources, both engines), as the
+	 * receiver last saw them: forgotten, their waiting values dropped */
+	uint64_t registry_gone_resources;
 };
 
 struct vg_receiver_options {

@@ -421,6 +421,12 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "registry's flusher thread (PostgreSQL) that failed; the "
 		    "values stay in memory and are written by a later one",
 		    (double)cs.registry_flush_failures);
+		one(b, "vigie_registry_gone_resources_total", "counter",
+		    "Resources whose rows another collector's sweep of ended "
+		    "resources deleted while this one held values of them: "
+		    "forgotten, those values dropped, registered anew at their "
+		    "next report",
+		    (double)cs.registry_gone_resources);
 		one(b, "vigie_collector_resources_foreign_total", "counter",
 		    "Host, host disk, host NIC and host file system resources "
 		    "of another host than their batch's, dropped",

@@ -357,6 +357,7 @@ static void fake_stats(void *ctx, struct vg_receiver_stats *out)
 	out->batches_malformed = 1;
 	out->samples_received = 123;
 	out->registry_flush_failures = 4;
+	out->registry_gone_resources = 6;
 }
 
 static int write_data(void)
@@ -1157,6 +1158,9 @@ static void test_metrics(void **state)
 	/* the registry flusher's failures, counted by the receiver */
 	assert_non_null(strstr(a.body, "\n# TYPE vigie_registry_flush_failures_total counter\n"
 				       "vigie_registry_flush_failures_total 4\n"));
+	/* resources found swept by another collector (issue 15) */
+	assert_non_null(strstr(a.body, "\n# TYPE vigie_registry_gone_resources_total counter\n"
+				       "vigie_registry_gone_resources_total 6\n"));
 	assert_int_equal(count_lines(a.body, "# TYPE vigie_collector_batches_rejected_total "), 1);
 	assert_non_null(strstr(a.body, "\nvigie_store_values_written_total "));
 	/* what operations.md sends an operator to when plain rrdtool lags */

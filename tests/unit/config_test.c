@@ -506,6 +506,33 @@ static void test_billing_lock_timeout(void **state)
 		     "x.conf:2: [billing] lock_timeout_ms");
 }
 
+/* [state] migrate_lock_timeout_ms (2000 unless set, 10..3600000) and
+ * migrate_wait (5 min unless set, a duration up to a day, 0: no retry) */
+static void test_migrate_wait(void **state)
+{
+	struct vg_config c;
+	char err[256];
+
+	(void)state;
+	vg_config_defaults(&c);
+	assert_int_equal(c.state_migrate_lock_timeout_ms, 2000);
+	assert_true(c.state_migrate_wait_s == 300);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[state]\nmigrate_lock_timeout_ms = 500\n"
+					       "migrate_wait = 2m\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.state_migrate_lock_timeout_ms, 500);
+	assert_true(c.state_migrate_wait_s == 120);
+	assert_int_equal(vg_config_load_string(&c, "[state]\nmigrate_wait = 0\n", "t.conf", err,
+					       sizeof(err)),
+			 0);
+	assert_true(c.state_migrate_wait_s == 0);
+	expect_error("[state]\nmigrate_lock_timeout_ms = 5\n",
+		     "x.conf:2: [state] migrate_lock_timeout_ms");
+	expect_error("[state]\nmigrate_wait = 2d\n", "x.conf:2: [state] migrate_wait");
+}
+
 /* [storage] check_max: 30 s unless set; a duration (fractions, units)
  * within 0.001..3600 s; anything else refused naming file, line and key,
  * in the file and as a flag */
@@ -727,6 +754,7 @@ int main(void)
 		cmocka_unit_test(test_values_checked_at_parse),
 		cmocka_unit_test(test_check_max),
 		cmocka_unit_test(test_billing_lock_timeout),
+		cmocka_unit_test(test_migrate_wait),
 		cmocka_unit_test(test_http_max_concurrent_per_project),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

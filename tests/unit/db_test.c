@@ -7,7 +7,10 @@
  *
  * Cases: migrations (fresh, re-open is a no-op, a later step only, a
  * newer schema refused, a failing step leaves nothing, two connections
- * migrating at once), today's sqlite user_version files adopted; every
+ * migrating at once; PostgreSQL: a migration behind a held lock waits
+ * a lock_timeout per try, so others' writes pass it, completes once the
+ * lock is released, and gives up naming the holder), today's sqlite
+ * user_version files adopted; every
  * value type with NULLs, int64 extremes, doubles (NaN becomes NULL,
  * +-Infinity kept), UTF-8, empty text and blob, blobs of 4 MiB; ?N
  * parameters (repeated, reordered, inside literals and comments untouched,
@@ -42,7 +45,9 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "../support/lock_waiters.h"
 #include "pg_harness.h"
+#include "vigie/clock.h"
 #include "vigie/db.h"
 
 struct engine {
@@ -289,6 +294,149 @@ static void test_migrations(void **state)
 }
 
 /* Today's files keep PRAGMA user_version: a port adopts it. */
+/* PostgreSQL: a migration's lock waits are bounded (issue 15). A session
+ * ("lock_holder", a collector stopped inside its transaction) holds a row
+ * lock on lk; step 2's CREATE INDEX needs a lock that conflicts with it.
+ * While the migration waits, another session's writes to lk queue behind
+ * it; with a lock_timeout on the migration's transaction they go on once
+ * it rolls back, and the migration, tried again, completes once the
+ * holder commits. Without the bound the writes wait for the holder (each
+ * writer gives up after its own 10 s here). */
+static const struct vg_db_step lk_steps[] = {
+	{.version = 1, .sql = "CREATE TABLE lk(id BIGINT PRIMARY KEY, v BIGINT); "
+			      "INSERT INTO lk VALUES(1, 0);"},
+	{.version = 2, .sql = "CREATE INDEX lk_v ON lk(v)"},
+};
+static const struct vg_db_schema lk1 = {.component = "lk", .steps = lk_steps, .nsteps = 1};
+static const struct vg_db_schema lk2 = {.component = "lk", .steps = lk_steps, .nsteps = 2};
+
+struct lk_arg {
+	const char *url;
+	int rc, done;
+	char err[1024];
+};
+
+static void *lk_migrate(void *p)
+{
+	struct lk_arg *a = p;
+	struct vg_db *db = NULL;
+
+	a->rc = vg_db_open(a->url, &lk2, &db, a->err, sizeof(a->err));
+	vg_db_close(db);
+	__atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* The lock holder at version 1: a session named lock_holder with an
+ * open transaction that updated lk's row; its pid in *pid. */
+static struct vg_db *lk_hold(struct engine *e, int64_t *pid)
+{
+	char url[800];
+	struct vg_db *db = open_ok(e->url, &lk1), *h;
+
+	vg_db_close(db);
+	snprintf(url, sizeof(url), "%s application_name=lock_holder", e->url);
+	h = open_ok(url, NULL);
+	*pid = q64(h, "SELECT pg_backend_pid()");
+	exec_ok(h, "BEGIN; UPDATE lk SET v = v + 1 WHERE id = 1");
+	return h;
+}
+
+/* Wait for the thread (a hang guard, not a timing assertion: without
+ * the bound it never ends while the holder holds); 0 when it ended. */
+static int lk_wait(struct lk_arg *a, int64_t ms)
+{
+	for (int64_t t0 = vg_monotonic_ms(); vg_monotonic_ms() - t0 < ms; vg_sleep_ms(20))
+		if (__atomic_load_n(&a->done, __ATOMIC_SEQ_CST))
+			return 0;
+	return -1;
+}
+
+static void test_migrate_lock_wait(void **state)
+{
+	struct engine *e = need(state);
+	struct lk_arg a = {.url = e->url, .rc = -1};
+	struct vg_db *holder, *obs, *w;
+	pthread_t th;
+	int64_t pid, v;
+
+	if (e->kind != VG_DB_POSTGRESQL)
+		skip(); /* sqlite: BEGIN IMMEDIATE, one writer, no lock queue */
+	vg_db_set_migrate_wait(300, 60000);
+	holder = lk_hold(e, &pid);
+	obs = open_ok(e->url, NULL);
+	w = open_ok(e->url, NULL);
+	exec_ok(w, "SET lock_timeout = '10s'");
+	assert_int_equal(pthread_create(&th, NULL, lk_migrate, &a), 0);
+	/* three writes, each after the migration was seen waiting */
+	for (int i = 0; i < 3; i++) {
+		char sql[64];
+
+		assert_int_equal(lock_waiters(obs, 1), 0);
+		snprintf(sql, sizeof(sql), "INSERT INTO lk VALUES(%d, 0)", 10 + i);
+		int rc = vg_db_exec(w, sql);
+		if (rc)
+			fail_msg("a write waited behind the migration: %d %s", rc, vg_db_errmsg(w));
+	}
+	assert_false(__atomic_load_n(&a.done, __ATOMIC_SEQ_CST)); /* still held */
+	exec_ok(holder, "COMMIT");
+	if (lk_wait(&a, 60000))
+		fail_msg("the migration did not end once the lock was released");
+	pthread_join(th, NULL);
+	if (a.rc)
+		fail_msg("migration: %d %s", a.rc, a.err);
+	assert_int_equal(vg_db_schema_version(obs, "lk", &v), 0);
+	assert_int_equal(v, 2);
+	assert_int_equal(q64(obs, "SELECT count(*) FROM pg_indexes WHERE indexname = 'lk_v'"), 1);
+	assert_int_equal(q64(obs, "SELECT count(*) FROM lk"), 4);
+	vg_db_close(w);
+	vg_db_close(obs);
+	vg_db_close(holder);
+	vg_db_set_migrate_wait(VG_DB_MIGRATE_LOCK_TIMEOUT_MS, VG_DB_MIGRATE_WAIT_MS);
+}
+
+/* The holder never lets go: after the migration's wait in all, it fails
+ * with -ETIMEDOUT and an error that names the holding session (table,
+ * mode, pid, application_name) and pg_terminate_backend; the database
+ * stays at version 1. */
+static void test_migrate_lock_gives_up(void **state)
+{
+	struct engine *e = need(state);
+	struct lk_arg a = {.url = e->url, .rc = -1};
+	struct vg_db *holder, *obs;
+	pthread_t th;
+	char want[64];
+	int64_t pid, v;
+
+	if (e->kind != VG_DB_POSTGRESQL)
+		skip();
+	vg_db_set_migrate_wait(200, 1500);
+	holder = lk_hold(e, &pid);
+	assert_int_equal(pthread_create(&th, NULL, lk_migrate, &a), 0);
+	if (lk_wait(&a, 60000)) {
+		exec_ok(holder, "ROLLBACK"); /* lets the thread end */
+		pthread_join(th, NULL);
+		vg_db_close(holder);
+		fail_msg("the migration still waits for the lock after 60 s");
+	}
+	pthread_join(th, NULL);
+	printf("# %s\n", a.err);
+	assert_int_equal(a.rc, -ETIMEDOUT);
+	assert_non_null(strstr(a.err, "migrating lk: gave up after"));
+	assert_non_null(strstr(a.err, "public.lk (RowExclusiveLock) held by pid"));
+	assert_non_null(strstr(a.err, "\"lock_holder\""));
+	snprintf(want, sizeof(want), "pg_terminate_backend(%lld)", (long long)pid);
+	assert_non_null(strstr(a.err, want));
+	obs = open_ok(e->url, NULL);
+	assert_int_equal(vg_db_schema_version(obs, "lk", &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(q64(obs, "SELECT count(*) FROM pg_indexes WHERE indexname = 'lk_v'"), 0);
+	vg_db_close(obs);
+	exec_ok(holder, "ROLLBACK");
+	vg_db_close(holder);
+	vg_db_set_migrate_wait(VG_DB_MIGRATE_LOCK_TIMEOUT_MS, VG_DB_MIGRATE_WAIT_MS);
+}
+
 static void test_adopt_user_version(void **state)
 {
 	struct engine *e = need(state);
@@ -1369,6 +1517,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		BOTH(test_migrations),
+		BOTH(test_migrate_lock_wait),
+		BOTH(test_migrate_lock_gives_up),
 		BOTH(test_adopt_user_version),
 		BOTH(test_types),
 		BOTH(test_large_blob),

@@ -1806,11 +1806,67 @@ static void test_flush_failures_counted(void **state)
 	vg_db_close(db);
 }
 
+/* Issue 15: another collector on the same state ends inst-1 and sweeps
+ * it (its rows deleted) while this collector's cache still knows it;
+ * this collector's next batch of inst-1 brings a metric it has no row
+ * of: the write finds the resource gone, inst-1 is forgotten and
+ * registered anew (the batch acknowledged), and the receiver's stats
+ * count it (registry_gone_resources, /metrics'
+ * vigie_registry_gone_resources_total). Both engines. */
+static void test_gone_resources_counted(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	struct vg_registry *other;
+	struct vg_batch *b;
+	struct vg_resource *res;
+	struct vg_db *db;
+	char err[256], url[900];
+	int64_t t = T0 + 2 * 60000;
+
+	expect(send_batch(f, 1, 1), VG_ACK_OK, STREAM, 1); /* inst-1, metric.0 */
+	vg_receiver_get_stats(f->rx, &cs);
+	assert_int_equal(cs.registry_gone_resources, 0);
+	/* the other collector (a cache of its own: the cache is per state
+	 * URL): inst-1 ends there, and its sweep deletes it */
+	if (f->surl[0])
+		snprintf(url, sizeof(url), "%s application_name=collector_b", f->surl);
+	else
+		snprintf(url, sizeof(url),
+			 "sqlite:%s/registry.db?synchronous=normal&busy_timeout_ms=2000", f->dir);
+	assert_int_equal(vg_registry_open_state(f->dir, url, &other, err, sizeof(err)), 0);
+	b = vg_batch_new("node1", STREAM + 1, 1, t);
+	res = vg_batch_resource(b, VG_RT_INSTANCE, "inst-1", "vm1", NULL, t);
+	res->state = VG_RSTATE_ENDED;
+	assert_int_equal(vg_batch_sample(b, "metric.0", VG_KIND_GAUGE, 7), 0);
+	assert_int_equal(vg_registry_update(other, b), 0);
+	vg_batch_free(b);
+	assert_int_equal(vg_registry_remove_ended(other, "inst-1", t), 0);
+	vg_registry_close(other);
+	db = st_db(f->surl, f->dir, "registry.db");
+	assert_int_equal(st_int(db, "SELECT count(*) FROM resources WHERE id = 'inst-1'"), 0);
+
+	/* this collector: inst-1 with a new metric, registered anew */
+	expect(send_batch(f, 3, 2), VG_ACK_OK, STREAM, 3);
+	assert_int_equal(st_int(db, "SELECT count(*) FROM metrics WHERE resource_id = 'inst-1'"),
+			 2);
+	vg_db_close(db);
+	/* the receiver copies the count at its tick (every 100 ms); the
+	 * wait is bounded only as a hang guard */
+	for (int64_t t0 = vg_monotonic_ms(); vg_monotonic_ms() - t0 < 60000; vg_sleep_ms(20)) {
+		vg_receiver_get_stats(f->rx, &cs);
+		if (cs.registry_gone_resources)
+			break;
+	}
+	assert_int_equal(cs.registry_gone_resources, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		ST_BOTH(test_ok_duplicate_rejected, setup, teardown),
 		ST_BOTH(test_flush_failures_counted, setup_fast_flush, teardown),
+		ST_BOTH(test_gone_resources_counted, setup, teardown),
 		ST_BOTH(test_retry_then_ok, setup, teardown),
 		ST_BOTH(test_open_errors, setup, teardown),
 		ST_BOTH(test_replay_after_new_stream, setup, teardown),
