@@ -309,6 +309,26 @@ static void journal_drop_minutes(struct fx *f, const char *journal, int from, in
 	journal_drop_minutes_of(journal, f->loc.path, from, to);
 }
 
+/* The killed daemon's newest journal made to hold, of f's file's minutes
+ * FROM..TO, exactly one UPDATE each when KEEP (appended in order), none
+ * otherwise: its buffered journal may have lost the last lines at the
+ * kill, where the cluster test's held them all. */
+static void journal_replays(struct fx *f, int from, int to, int keep)
+{
+	char journal[PATH_MAX];
+	FILE *fp;
+
+	newest_journal(f, journal, sizeof(journal));
+	journal_drop_minutes(f, journal, from, to);
+	if (!keep)
+		return;
+	assert_non_null(fp = fopen(journal, "a"));
+	for (int m = from; m <= to; m++)
+		fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 60 * m),
+			val(m));
+	assert_int_equal(fclose(fp), 0);
+}
+
 /* The daemon as the race leaves it, f's file holding minutes 1..4: minutes
  * 5 and 6 accepted, not written, and the daemon killed -9 with its journal
  * holding the UPDATE of minute 5, the "wrote" of the write that was
@@ -590,8 +610,7 @@ static void test_no_forget_of_a_file_the_daemon_took_nothing_of(void **state)
 	struct vg_rrd_backend *b = NULL;
 	struct vg_rrd_loc bloc, bother;
 	struct vg_rrd_result res;
-	char msg[256] = "", journal[PATH_MAX];
-	FILE *fp;
+	char msg[256] = "";
 
 	b = second_collector(f, &bloc);
 	assert_string_equal(bloc.path, f->loc.path);
@@ -613,11 +632,7 @@ static void test_no_forget_of_a_file_the_daemon_took_nothing_of(void **state)
 	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
 	/* its journal (buffered: it may lack the last lines) holds the
 	 * UPDATE of minute 5, as the cluster test's did */
-	newest_journal(f, journal, sizeof(journal));
-	journal_drop_minutes(f, journal, 5, 5);
-	assert_non_null(fp = fopen(journal, "a"));
-	fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 300), val(5));
-	assert_int_equal(fclose(fp), 0);
+	journal_replays(f, 5, 5, 1);
 	/* B's send of minute 6 breaks: nothing of it taken */
 	res = update_be(b, &bloc, 6, 6);
 	assert_int_equal(res.written, 0);
@@ -750,8 +765,6 @@ static struct vg_rrd_backend *moved_across_restart(struct fx *f, int keep5, int 
 	struct vg_rrd_backend *b = NULL;
 	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
-	char journal[PATH_MAX];
-	FILE *fp;
 
 	b = second_collector(f, &bloc);
 
@@ -763,14 +776,7 @@ static struct vg_rrd_backend *moved_across_restart(struct fx *f, int keep5, int 
 
 	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
 	/* what the daemon's buffered journal kept of minute 5 */
-	newest_journal(f, journal, sizeof(journal));
-	journal_drop_minutes(f, journal, 5, 5);
-	if (keep5) {
-		assert_non_null(fp = fopen(journal, "a"));
-		fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 300),
-			val(5));
-		assert_int_equal(fclose(fp), 0);
-	}
+	journal_replays(f, 5, 5, keep5);
 	assert_int_equal(hrd_restart(&f->h.d), 0);
 	/* the host is on B now: minute 6 taken by the restarted daemon */
 	for (int i = 0; i < 50; i++) {
@@ -1030,8 +1036,6 @@ static void test_no_forget_of_a_previous_collectors_older_values(void **state)
 	struct vg_rrd_backend *b = NULL;
 	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
-	char journal[PATH_MAX];
-	FILE *fp;
 
 	b = second_collector(f, &bloc);
 
@@ -1044,16 +1048,8 @@ static void test_no_forget_of_a_previous_collectors_older_values(void **state)
 	assert_int_equal(res.written, 2);
 
 	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
-	/* the daemon's journal with every UPDATE of 5..8 (its stdio buffer
-	 * may have lost the last lines at the kill; the cluster test's held
-	 * them all) */
-	newest_journal(f, journal, sizeof(journal));
-	journal_drop_minutes(f, journal, 5, 8);
-	assert_non_null(fp = fopen(journal, "a"));
-	for (int m = 5; m <= 8; m++)
-		fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 60 * m),
-			val(m));
-	assert_int_equal(fclose(fp), 0);
+	/* the daemon's journal with every UPDATE of 5..8 */
+	journal_replays(f, 5, 8, 1);
 	assert_int_equal(hrd_restart(&f->h.d), 0);
 	usleep(300 * 1000); /* the back-off after the broken connection */
 
@@ -1085,8 +1081,6 @@ static void test_no_forget_of_another_collectors_values_between_ours(void **stat
 	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
 	struct vg_store_daemon dm[1];
-	char journal[PATH_MAX];
-	FILE *fp;
 
 	b = second_collector(f, &bloc);
 
@@ -1102,13 +1096,7 @@ static void test_no_forget_of_another_collectors_values_between_ours(void **stat
 	assert_int_equal(res.written, 2);
 
 	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
-	newest_journal(f, journal, sizeof(journal));
-	journal_drop_minutes(f, journal, 5, 8);
-	assert_non_null(fp = fopen(journal, "a"));
-	for (int m = 5; m <= 8; m++)
-		fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 60 * m),
-			val(m));
-	assert_int_equal(fclose(fp), 0);
+	journal_replays(f, 5, 8, 1);
 	assert_int_equal(hrd_restart(&f->h.d), 0);
 	usleep(300 * 1000); /* the back-off after the broken connection */
 
