@@ -12,7 +12,11 @@
 # `rrdtool fetch --daemon` through B then holds, for every series, one
 # value a minute over the twenty minutes, the last ten included, with the
 # first ten as they were before the move; A holds nothing, the collector
-# refused no value and a daemon rejected none.
+# refused no value and a daemon rejected none. Then the values a
+# write-behind collector acknowledged and had not written when it was
+# killed -9 (its journal holds them) wait too: moving the series back to A
+# replays the journal to B first, A's files hold them, and the polls the
+# agent spooled meanwhile follow after the start: thirty minutes on A.
 . "$(dirname "$0")/lib.sh"
 
 require rrdcached
@@ -23,16 +27,16 @@ DATA=$TMP/data
 SPOOL=$TMP/spool
 START=$(( ($(date +%s) - 6 * 3600) / 3600 * 3600 ))
 END=$((START + 19 * 60)) # the last poll's time
-conf() { # DAEMONS
-  printf '[storage]\nbackend = rrdcached\ndaemons = %s\nstep = 60\nheartbeat = 600\narchives = 1m:1d,5m:7d\n' \
-    "$1" >"$TMP/vigie.conf"
+conf() { # DAEMONS [MORE [storage] LINES]
+  printf '[storage]\nbackend = rrdcached\ndaemons = %s\nstep = 60\nheartbeat = 600\narchives = 1m:1d,5m:7d\n%s' \
+    "$1" "${2:-}" >"$TMP/vigie.conf"
 }
 collector() {
   start_api_collector collector --config "$TMP/vigie.conf" --data-dir "$DATA"
 }
-agent() { # CLOCK_START COUNT, in the background (AGENT_PID)
+agent() { # CLOCK_START COUNT [INTERVAL], in the background (AGENT_PID)
   start_agent agent --config "$(drain_conf)" --collector tcp://127.0.0.1:$PORT --libvirt test:///default \
-    --proc "$ROOT/tests/fixtures/proc" --interval 0.05 --host mw-host --spool "$SPOOL" \
+    --proc "$ROOT/tests/fixtures/proc" --interval "${3:-0.05}" --host mw-host --spool "$SPOOL" \
     --clock-start "$1" --clock-step 60 --count "$2"
 }
 files() { (cd "$1" && find . -name '*.rrd' | sed 's|^\./||' | sort); }
@@ -107,4 +111,47 @@ eq "the collector took the ten waiting polls once, and wrote as many values as f
 check "... none refused, duplicate or failed" \
   grep -q 'rejected 0, duplicate 0, retry 0;.*duplicate 0, refused 0, write errors 0' <<<"$(runs | sed -n 2p)"
 check "B rejected no update" bash -c "! grep -i -E 'illegal|minimum one second' '$TMP/b.log'"
+
+# ---- values a killed collector acknowledged wait in its journal ----
+# write-behind: the collector acknowledges polls, holding their values in
+# its cache and journal (a series' values wait for 64 of them, 5 min, or
+# 1 s without a batch: the agent sends one every 0.3 s), and is killed -9
+# after three; the agent spools the rest. Moving the series back to A
+# replays the journal to B first, so the acknowledged values move with
+# the files; the spooled ones reach A after the start.
+conf "$A, $B" $'write_through = no\n'
+check "a write-behind collector starts with A and B" collector
+agent $((START + 20 * 60)) 10 0.3
+received() { [[ $(curl -s --max-time 5 -H "$(api_auth)" "$API/metrics" |
+  awk '$1 == "vigie_collector_batches_received_total" { print $2 }') -ge $1 ]]; }
+check "it acknowledges polls" wait_for 30 received 3
+kill -KILL "$COLLECTOR_PID"; wait "$COLLECTOR_PID" 2>/dev/null
+diag "killed -9; journal segments: $(find "$DATA/journal" -name '*.vgj' | wc -l)"
+eq "their values are not on B: they wait in the collector's journal (last update of $f)" \
+  "$(rrdtool last --daemon "$B" "$f")" "$END"
+"$BIN/vigie-collector" --config "$TMP/vigie.conf" --data-dir "$DATA" storage move \
+  --from "$B" --to "$A" --from-dir "$B_BASE" --to-dir "$A_BASE" --all >"$TMP/move2.out" 2>"$TMP/move2.err"
+eq "every series moves back to A" "$?:$(grep -o 'moved [0-9]* series' "$TMP/move2.out")" "0:moved $n series"
+[[ -s $TMP/move2.err ]] && diag "stderr: $(head -3 "$TMP/move2.err")"
+eq "... B holds none" "$(files "$B_BASE")" ""
+last_a=$(rrdtool last --daemon "$A" "$A_BASE/$f")
+check "A holds the acknowledged polls ($f: last update minute $(((last_a - START) / 60)))" \
+  test "$last_a" -ge $((START + 22 * 60))
+check "the collector starts again with A and B" collector
+wait "$AGENT_PID"
+eq "the agent delivered its spool and exited" "$?:$(spooled)" "0:0"
+stop_pid "$COLLECTOR_PID"
+END2=$((START + 29 * 60))
+eq "rrdtool last on A is the last poll for every series" \
+  "$(for s in $(cat "$TMP/files.a"); do rrdtool last --daemon "$A" "$A_BASE/$s"; done | sort -u)" "$END2"
+END=$END2 rows "$A" "$A_BASE" >"$TMP/rows.journal"
+eq "A has the thirty minutes, each series without a gap" \
+  "$(wc -l <"$TMP/rows.journal"):$(gaps "$TMP/rows.journal")" "$((30 * n)):"
+eq "... the last ten with a value for every series" \
+  "$(awk -v s=$((START + 20 * 60)) '$2 + 0 >= s' "$TMP/rows.journal" | known | cut -d' ' -f1 | sort | uniq -c |
+    awk '$1 == 10' | wc -l)" "$n"
+diag "$(runs | tail -1)"
+check "the restarted collector refused no value and failed no write" \
+  grep -q 'refused 0, write errors 0$' <<<"$(runs | tail -1)"
+check "A rejected no update" bash -c "! grep -i -E 'illegal|minimum one second' '$TMP/a.log'"
 done_testing
