@@ -476,6 +476,13 @@ int vg_procfs_pseudo_fs(const char *type)
 		"nfsd",
 		"fuse.lxcfs",
 		"fuse.gvfsd-fuse",
+		/* union file systems of container images: their blocks are
+		 * the underlying file system's, reported under its own mount
+		 * point, and each container (each restart) mounts a new one */
+		"overlay",
+		"overlayfs",
+		"aufs",
+		"shiftfs",
 		/* network file systems: statvfs blocks while the server is
 		 * away, which would stall the poll; include them by name */
 		"nfs",
@@ -499,6 +506,27 @@ int vg_procfs_pseudo_fs(const char *type)
 	 * some of them by name. fuseblk (a local block device) stays. */
 	if (!strcmp(type, "fuse") || !strncmp(type, "fuse.", 5))
 		return 1;
+	return 0;
+}
+
+int vg_procfs_container_dir(const char *dir)
+{
+	/* trailing '/': strictly below (the directory itself may be a disk
+	 * of its own, which the operator wants to see) */
+	static const char *const below[] = {
+		"/var/lib/docker/",
+		"/var/lib/containers/storage/",
+		"/var/lib/containerd/",
+		"/run/containerd/",
+		"/run/docker/",
+		"/run/k3s/",
+		"/var/lib/kubelet/",
+	};
+	for (size_t i = 0; i < sizeof(below) / sizeof(below[0]); i++) {
+		size_t l = strlen(below[i]);
+		if (!strncmp(dir, below[i], l) && dir[l])
+			return 1;
+	}
 	return 0;
 }
 
@@ -545,6 +573,7 @@ int vg_procfs_parse_mounts(const char *text, struct vg_mount **out, size_t *n)
 		    !(q = mount_field(q, m.type, sizeof(m.type))))
 			continue;
 		m.pseudo = vg_procfs_pseudo_fs(m.type) != 0;
+		m.container = vg_procfs_container_dir(m.dir) != 0;
 		size_t i;
 		for (i = 0; i < cnt && strcmp(d[i].dir, m.dir); i++)
 			;
@@ -563,8 +592,10 @@ int vg_procfs_parse_mounts(const char *text, struct vg_mount **out, size_t *n)
 	return 0;
 }
 
-/* 1 if one pattern of the comma list matches dir or type. */
-static int fs_list_match(const char *list, const struct vg_mount *m)
+/* 1 if one pattern of the comma list matches dir or (unless dir_only)
+ * type. */
+static int fs_list_match(const char *list, const struct vg_mount *m,
+			 int dir_only)
 {
 	char pat[256];
 
@@ -580,7 +611,8 @@ static int fs_list_match(const char *list, const struct vg_mount *m)
 		if (l && l < sizeof(pat)) {
 			memcpy(pat, p, l);
 			pat[l] = '\0';
-			if (!fnmatch(pat, m->dir, 0) || !fnmatch(pat, m->type, 0))
+			if (!fnmatch(pat, m->dir, 0) ||
+			    (!dir_only && !fnmatch(pat, m->type, 0)))
 				return 1;
 		}
 		if (!c)
@@ -598,9 +630,12 @@ uint64_t vg_procfs_fs_used(uint64_t total, uint64_t avail)
 int vg_procfs_fs_selected(const struct vg_mount *m, const char *include,
 			  const char *exclude)
 {
-	if (exclude && *exclude && fs_list_match(exclude, m))
+	if (exclude && *exclude && fs_list_match(exclude, m, 0))
 		return 0;
+	/* a container's mount comes back by its mount point only: "xfs" or
+	 * "ext4" means the host's disks, not every container layer or pod
+	 * volume of that type (a new series per container and restart) */
 	if (include && *include)
-		return fs_list_match(include, m);
-	return !m->pseudo;
+		return fs_list_match(include, m, m->container);
+	return !m->pseudo && !m->container;
 }

@@ -302,6 +302,61 @@ static void test_mounts(void **state)
 	free(m);
 }
 
+/* A compute node running containers (tests/fixtures/proc/containers):
+ * every container, pod and restart mounts a new overlay root, shm, netns,
+ * layer or volume, and each one reported was a new host disk resource
+ * with six series (~7 MB of RRD files) that filled the collector's disk.
+ * Only the host's own disks are reported by default; an include brings a
+ * container mount back by its mount point, not by its type. */
+static void test_mounts_containers(void **state)
+{
+	static const char *const host[] = {"/", "/boot", "/var/lib/docker",
+					   "/var/lib/kubelet"};
+	struct vg_mount *m;
+	size_t n, k = 0;
+
+	(void)state;
+	assert_int_equal(vg_procfs_parse_mounts(slurp("tests/fixtures/proc/containers",
+						      "self/mounts"),
+						&m, &n),
+			 0);
+	assert_int_equal(n, 18);
+	for (size_t i = 0; i < n; i++) {
+		if (!vg_procfs_fs_selected(&m[i], NULL, NULL))
+			continue;
+		assert_true(k < 4);
+		assert_string_equal(m[i].dir, host[k]);
+		k++;
+	}
+	assert_int_equal(k, 4);
+	/* the runtimes' directories themselves are the host's disks */
+	assert_false(vg_procfs_container_dir("/var/lib/docker"));
+	assert_false(vg_procfs_container_dir("/var/lib/kubelet"));
+	assert_false(vg_procfs_container_dir("/var/lib/dockerd/x"));
+	assert_true(vg_procfs_container_dir("/var/lib/docker/overlay2/x/merged"));
+	assert_true(m[4].container && m[4].pseudo);    /* overlay under docker */
+	assert_true(m[12].container && !m[12].pseudo); /* ext4 bind into a pod */
+	assert_false(m[17].container);                 /* /srv/live */
+	assert_true(m[17].pseudo);                     /* overlay */
+
+	/* include by type: the host's xfs and ext4 disks, no container's
+	 * devicemapper layer, pod volume or CSI mount of that type */
+	for (size_t i = 0; i < n; i++)
+		if (m[i].container)
+			assert_false(vg_procfs_fs_selected(&m[i], "xfs,ext4", NULL));
+	assert_true(vg_procfs_fs_selected(&m[2], "xfs,ext4", NULL));
+	assert_true(vg_procfs_fs_selected(&m[1], "xfs,ext4", NULL));
+	/* "overlay" brings back an overlay outside the runtimes only */
+	assert_true(vg_procfs_fs_selected(&m[17], "overlay", NULL));
+	assert_false(vg_procfs_fs_selected(&m[4], "overlay", NULL));
+	/* by mount point: the operator asked for them */
+	assert_true(vg_procfs_fs_selected(&m[13], "/var/lib/kubelet/pods/*", NULL));
+	assert_true(vg_procfs_fs_selected(&m[4], "/var/lib/docker/*", NULL));
+	assert_false(vg_procfs_fs_selected(&m[4], "/var/lib/docker/*",
+					   "/var/lib/docker/overlay2/*"));
+	free(m);
+}
+
 /* Used blocks never wrap: a file system reporting more free than total
  * (a FUSE or network server may) is 0 used, not ~1.8e19 blocks. */
 static void test_fs_used(void **state)
@@ -325,6 +380,7 @@ int main(void)
 		cmocka_unit_test(test_netdev),
 		cmocka_unit_test(test_pid),
 		cmocka_unit_test(test_mounts),
+		cmocka_unit_test(test_mounts_containers),
 		cmocka_unit_test(test_fs_used),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
