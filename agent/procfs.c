@@ -22,6 +22,7 @@
 
 #include "agent/procfs.h"
 #include "vigie/array.h"
+#include "vigie/hmap.h"
 
 void vg_procfs_buf_free(struct vg_procfs_buf *b)
 {
@@ -556,13 +557,27 @@ static const char *mount_field(const char *p, char *out, size_t cap)
 	return p;
 }
 
+/* A mount point listed again replaces its first entry in place, found by
+ * a hash of the mount points so far: a Kubernetes node lists 5,000 mounts
+ * and more, and comparing each with every earlier one was 12.5 million
+ * strcmp a poll. The array is sized once from the line count, so the map
+ * can borrow its keys (each entry's dir, which a replacement rewrites with
+ * the same text). */
 int vg_procfs_parse_mounts(const char *text, struct vg_mount **out, size_t *n)
 {
 	struct vg_mount *d = NULL;
-	size_t cnt = 0, cap = 0;
+	struct vg_hmap seen;
+	size_t cnt = 0, lines = 0;
 
 	*out = NULL;
 	*n = 0;
+	for (const char *p = text; *p; p = next_line(p))
+		lines++;
+	if (!lines)
+		return 0;
+	if (!(d = malloc(lines * sizeof(*d))))
+		return -ENOMEM;
+	vg_hmap_init_borrow(&seen);
 	for (const char *p = text; *p; p = next_line(p)) {
 		struct vg_mount m;
 		const char *q = p;
@@ -574,18 +589,27 @@ int vg_procfs_parse_mounts(const char *text, struct vg_mount **out, size_t *n)
 			continue;
 		m.pseudo = vg_procfs_pseudo_fs(m.type) != 0;
 		m.container = vg_procfs_container_dir(m.dir) != 0;
-		size_t i;
-		for (i = 0; i < cnt && strcmp(d[i].dir, m.dir); i++)
-			;
-		if (i < cnt) {
-			d[i] = m; /* stacked: the last mount is the visible one */
+		size_t l = strlen(m.dir);
+		uint64_t h = vg_hmap_hash(m.dir, l);
+		void *at = vg_hmap_get_hashed(&seen, m.dir, l, h);
+		if (at) {
+			/* stacked: the last mount is the visible one */
+			d[(uintptr_t)at - 1] = m;
 			continue;
 		}
-		if (vg_array_grow((void **)&d, &cap, cnt + 1, sizeof(*d))) {
+		d[cnt] = m;
+		if (vg_hmap_put_hashed(&seen, d[cnt].dir, l, h,
+				       (void *)(uintptr_t)(cnt + 1), NULL)) {
+			vg_hmap_release(&seen);
 			free(d);
 			return -ENOMEM;
 		}
-		d[cnt++] = m;
+		cnt++;
+	}
+	vg_hmap_release(&seen);
+	if (!cnt) {
+		free(d);
+		return 0;
 	}
 	*out = d;
 	*n = cnt;

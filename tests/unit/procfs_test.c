@@ -9,7 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -357,6 +360,67 @@ static void test_mounts_containers(void **state)
 	free(m);
 }
 
+/* A Kubernetes node's thousands of mounts (a generated mounts file in a
+ * temporary proc root), many listed again: each mount point is kept once,
+ * where it was first listed, with its last line (the visible mount), as
+ * the reference below computes the slow way. The de-duplication was a
+ * comparison with every earlier mount point (O(n^2) a poll); this checks
+ * that the hashed one keeps its result. */
+static void test_mounts_many(void **state)
+{
+	enum { LINES = 6000 };
+	char root[] = "/tmp/vigie-procfs-XXXXXX", path[128];
+	static char dev[LINES][32], dir[LINES][96];
+	static size_t first[LINES], last[LINES];
+	size_t ndirs = 0, k = 0;
+	struct vg_mount *m;
+	size_t n;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	snprintf(path, sizeof(path), "%s/self", root);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/self/mounts", root);
+	assert_non_null(f = fopen(path, "w"));
+	for (size_t i = 0; i < LINES; i++) {
+		/* every 5th line mounts again on a mount point listed earlier
+		 * (the one 3·i/5 lines back, itself maybe listed twice) */
+		size_t d = i % 5 == 4 ? (i * 3 / 5) % ndirs : ndirs;
+		if (d == ndirs) {
+			snprintf(dir[d], sizeof(dir[d]),
+				 "/var/lib/kubelet/pods/%05zu/volumes/kubernetes.io~csi/pv/mount", d);
+			first[d] = i;
+			ndirs++;
+		}
+		snprintf(dev[i], sizeof(dev[i]), "/dev/rbd%zu", i);
+		last[d] = i;
+		fprintf(f, "%s %s ext4 rw,relatime 0 0\n", dev[i], dir[d]);
+	}
+	fprintf(f, "short-line\n");
+	assert_int_equal(fclose(f), 0);
+
+	assert_int_equal(vg_procfs_parse_mounts(slurp(root, "self/mounts"), &m, &n), 0);
+	/* removed before any check can fail */
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/self", root);
+	assert_int_equal(rmdir(path), 0);
+	assert_int_equal(rmdir(root), 0);
+	assert_true(ndirs > 4000 && ndirs < LINES);
+	assert_int_equal(n, ndirs);
+	/* in first-listed order (mount point d was first listed before
+	 * d + 1), each with its last line's device */
+	for (size_t d = 0; d < n; d++) {
+		assert_string_equal(m[d].dir, dir[d]);
+		assert_string_equal(m[d].dev, dev[last[d]]);
+		assert_true(m[d].container);
+		if (last[d] != first[d])
+			k++;
+	}
+	assert_true(k > 1000); /* that many were listed again */
+	free(m);
+}
+
 /* Used blocks never wrap: a file system reporting more free than total
  * (a FUSE or network server may) is 0 used, not ~1.8e19 blocks. */
 static void test_fs_used(void **state)
@@ -381,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_pid),
 		cmocka_unit_test(test_mounts),
 		cmocka_unit_test(test_mounts_containers),
+		cmocka_unit_test(test_mounts_many),
 		cmocka_unit_test(test_fs_used),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
