@@ -22,6 +22,7 @@
 
 #include "agent/procfs.h"
 #include "vigie/array.h"
+#include "vigie/hmap.h"
 
 void vg_procfs_buf_free(struct vg_procfs_buf *b)
 {
@@ -471,6 +472,13 @@ int vg_procfs_pseudo_fs(const char *type)
 		"nfsd",
 		"fuse.lxcfs",
 		"fuse.gvfsd-fuse",
+		/* union file systems of container images: their blocks are
+		 * the underlying file system's, reported under its own mount
+		 * point, and each container (each restart) mounts a new one */
+		"overlay",
+		"overlayfs",
+		"aufs",
+		"shiftfs",
 		/* network file systems: statvfs blocks while the server is
 		 * away, which would stall the poll; include them by name */
 		"nfs",
@@ -494,6 +502,27 @@ int vg_procfs_pseudo_fs(const char *type)
 	 * some of them by name. fuseblk (a local block device) stays. */
 	if (!strcmp(type, "fuse") || !strncmp(type, "fuse.", 5))
 		return 1;
+	return 0;
+}
+
+int vg_procfs_container_dir(const char *dir)
+{
+	/* trailing '/': strictly below (the directory itself may be a disk
+	 * of its own, which the operator wants to see) */
+	static const char *const below[] = {
+		"/var/lib/docker/",
+		"/var/lib/containers/storage/",
+		"/var/lib/containerd/",
+		"/run/containerd/",
+		"/run/docker/",
+		"/run/k3s/",
+		"/var/lib/kubelet/",
+	};
+	for (size_t i = 0; i < sizeof(below) / sizeof(below[0]); i++) {
+		size_t l = strlen(below[i]);
+		if (!strncmp(dir, below[i], l) && dir[l])
+			return 1;
+	}
 	return 0;
 }
 
@@ -523,13 +552,27 @@ static const char *mount_field(const char *p, char *out, size_t cap)
 	return p;
 }
 
+/* A mount point listed again replaces its first entry in place, found by
+ * a hash of the mount points so far: a Kubernetes node lists 5,000 mounts
+ * and more, and comparing each with every earlier one was 12.5 million
+ * strcmp a poll. The array is sized once from the line count, so the map
+ * can borrow its keys (each entry's dir, which a replacement rewrites with
+ * the same text). */
 int vg_procfs_parse_mounts(const char *text, struct vg_mount **out, size_t *n)
 {
 	struct vg_mount *d = NULL;
-	size_t cnt = 0, cap = 0;
+	struct vg_hmap seen;
+	size_t cnt = 0, lines = 0;
 
 	*out = NULL;
 	*n = 0;
+	for (const char *p = text; *p; p = next_line(p))
+		lines++;
+	if (!lines)
+		return 0;
+	if (!(d = malloc(lines * sizeof(*d))))
+		return -ENOMEM;
+	vg_hmap_init_borrow(&seen);
 	for (const char *p = text; *p; p = next_line(p)) {
 		struct vg_mount m;
 		const char *q = p;
@@ -540,26 +583,38 @@ int vg_procfs_parse_mounts(const char *text, struct vg_mount **out, size_t *n)
 		    !(q = mount_field(q, m.type, sizeof(m.type))))
 			continue;
 		m.pseudo = vg_procfs_pseudo_fs(m.type) != 0;
-		size_t i;
-		for (i = 0; i < cnt && strcmp(d[i].dir, m.dir); i++)
-			;
-		if (i < cnt) {
-			d[i] = m; /* stacked: the last mount is the visible one */
+		m.container = vg_procfs_container_dir(m.dir) != 0;
+		size_t l = strlen(m.dir);
+		uint64_t h = vg_hmap_hash(m.dir, l);
+		void *at = vg_hmap_get_hashed(&seen, m.dir, l, h);
+		if (at) {
+			/* stacked: the last mount is the visible one */
+			d[(uintptr_t)at - 1] = m;
 			continue;
 		}
-		if (vg_array_grow((void **)&d, &cap, cnt + 1, sizeof(*d))) {
+		d[cnt] = m;
+		if (vg_hmap_put_hashed(&seen, d[cnt].dir, l, h,
+				       (void *)(uintptr_t)(cnt + 1), NULL)) {
+			vg_hmap_release(&seen);
 			free(d);
 			return -ENOMEM;
 		}
-		d[cnt++] = m;
+		cnt++;
+	}
+	vg_hmap_release(&seen);
+	if (!cnt) {
+		free(d);
+		return 0;
 	}
 	*out = d;
 	*n = cnt;
 	return 0;
 }
 
-/* 1 if one pattern of the comma list matches dir or type. */
-static int fs_list_match(const char *list, const struct vg_mount *m)
+/* 1 if one pattern of the comma list matches dir or (unless dir_only)
+ * type. */
+static int fs_list_match(const char *list, const struct vg_mount *m,
+			 int dir_only)
 {
 	char pat[256];
 
@@ -575,7 +630,8 @@ static int fs_list_match(const char *list, const struct vg_mount *m)
 		if (l && l < sizeof(pat)) {
 			memcpy(pat, p, l);
 			pat[l] = '\0';
-			if (!fnmatch(pat, m->dir, 0) || !fnmatch(pat, m->type, 0))
+			if (!fnmatch(pat, m->dir, 0) ||
+			    (!dir_only && !fnmatch(pat, m->type, 0)))
 				return 1;
 		}
 		if (!c)
@@ -593,9 +649,12 @@ uint64_t vg_procfs_fs_used(uint64_t total, uint64_t avail)
 int vg_procfs_fs_selected(const struct vg_mount *m, const char *include,
 			  const char *exclude)
 {
-	if (exclude && *exclude && fs_list_match(exclude, m))
+	if (exclude && *exclude && fs_list_match(exclude, m, 0))
 		return 0;
+	/* a container's mount comes back by its mount point only: "xfs" or
+	 * "ext4" means the host's disks, not every container layer or pod
+	 * volume of that type (a new series per container and restart) */
 	if (include && *include)
-		return fs_list_match(include, m);
-	return !m->pseudo;
+		return fs_list_match(include, m, m->container);
+	return !m->pseudo && !m->container;
 }

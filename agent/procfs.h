@@ -103,13 +103,15 @@ int vg_procfs_parse_netdev(const char *text, struct vg_netdev **out, size_t *n);
 
 /* One line of /proc/self/mounts (octal escapes such as \040 decoded).
  * pseudo is 1 for a file system without storage of its own (proc, sysfs,
- * cgroup, tmpfs, devtmpfs, overlay's lower layers are not listed...):
- * see vg_procfs_pseudo_fs. */
+ * cgroup, tmpfs, devtmpfs, overlay...): see vg_procfs_pseudo_fs.
+ * container is 1 for a mount point a container runtime makes per container
+ * or pod: see vg_procfs_container_dir. */
 struct vg_mount {
 	char dev[128];
 	char dir[256];
 	char type[32];
 	unsigned pseudo : 1;
+	unsigned container : 1;
 };
 
 /* 1 if type names a pseudo file system (no blocks of its own on a device
@@ -119,20 +121,37 @@ struct vg_mount {
  * efivarfs, selinuxfs, squashfs (read-only images), nfsd, fuse.lxcfs,
  * fuse.gvfsd-fuse; and network file systems, whose statvfs blocks while
  * the server is away (nfs, nfs4, cifs, smb3, ceph, glusterfs,
- * fuse.glusterfs, fuse.sshfs, 9p, virtiofs). Pure. */
+ * fuse.glusterfs, fuse.sshfs, 9p, virtiofs); the union file systems of
+ * container images (overlay, overlayfs, aufs, shiftfs: their blocks are
+ * the underlying file system's); every FUSE file system. Pure. */
 int vg_procfs_pseudo_fs(const char *type);
+
+/* 1 if dir lies strictly below a directory where a container runtime
+ * mounts per container or per pod, whatever the type (an overlay root, a
+ * devicemapper or btrfs layer, a bind mount of the host's disk into a
+ * pod's volume, a CSI volume): /var/lib/docker/, /var/lib/containers/storage/,
+ * /var/lib/containerd/, /run/containerd/, /run/docker/, /run/k3s/,
+ * /var/lib/kubelet/ (the directory itself, a disk of its own, is not
+ * below it). Each container, pod or restart mounts a new path there,
+ * which would be a new series every time. Pure. */
+int vg_procfs_container_dir(const char *dir);
 
 /* Parse /proc/self/mounts into *out (malloc'd, caller frees; NULL when
  * *n == 0). Lines with a field too long for its buffer or fewer than three
  * fields are skipped; a mount point listed twice (stacked mounts) is kept
- * once, the last (the visible one). 0 or -ENOMEM. */
+ * once, the last (the visible one), where it was first listed. Linear in
+ * the lines (a hash of the mount points): a node with thousands of mounts
+ * costs no more per mount than one with ten. 0 or -ENOMEM. */
 int vg_procfs_parse_mounts(const char *text, struct vg_mount **out, size_t *n);
 
 /* The host-filesystem filter: a comma-separated list of fnmatch(3)
  * patterns, each matched against the mount point and against the type
- * ("/var/lib/ *" without the space, "xfs"). Include empty or NULL: every non-pseudo mount;
- * otherwise only matching ones (a pseudo file system included by name is
- * reported). Exclude wins over include. Returns 1 to report. Pure. */
+ * ("/var/lib/ *" without the space, "xfs"). Include empty or NULL: every
+ * mount neither pseudo nor container; otherwise only matching ones (a
+ * pseudo file system included by name is reported), a container mount
+ * only when a pattern matches its mount point ("xfs" does not bring back
+ * every container's xfs layer, "/var/lib/kubelet/pods/ *" does). Exclude
+ * wins over include. Returns 1 to report. Pure. */
 int vg_procfs_fs_selected(const struct vg_mount *m, const char *include,
 			  const char *exclude);
 

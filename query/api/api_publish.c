@@ -271,7 +271,22 @@ int vg_pub_parse_point(json_t *o, const struct vg_pub_limits *lim,
 	if (!t || json_is_null(t)) {
 		out->time_ms = lim->now_ms;
 	} else if (json_is_string(t)) {
+		double secs;
+		const char *end;
+
 		ts = json_string_value(t);
+		/* Seconds are a JSON number (docs/api.md): "1795676400" as a
+		 * string is a client's encoding slip (or milliseconds, or a
+		 * local time) that a number check would have caught; strings
+		 * are RFC 3339 or relative times. */
+		if (!vg_decimal_parse(ts, &secs, &end) && !*end) {
+			snprintf(err, errlen, "\"time\" must be a number: seconds "
+					      "since 1970 are a JSON number (%.24s, "
+					      "not \"%.24s\"); a string is RFC 3339 "
+					      "or relative (-5m, now)",
+				 ts, ts);
+			return -EINVAL;
+		}
 		if (vg_time_parse(ts, lim->now_ms, &out->time_ms)) {
 			snprintf(err, errlen, "bad time \"%.40s\" (RFC 3339, or "
 					      "seconds since 1970 as a number)",

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "query/cli/cli.h"
+#include "vigie/clock.h"
 
 static const struct vg_cli_spec put_spec = {
 	"put",
@@ -49,8 +50,17 @@ static json_t *point(const char *res, const char *metric, const char *value,
 		return NULL;
 	o = json_pack("{s:s,s:s,s:f}", "resource", res, "metric", metric,
 		      "value", v);
-	if (o && t)
-		json_object_set_new(o, "time", json_string(t));
+	/* seconds since 1970 go as a JSON number: the API takes a string
+	 * only for RFC 3339 and relative times (docs/api.md) */
+	if (o && t) {
+		double secs;
+		const char *tend;
+
+		if (!vg_decimal_parse(t, &secs, &tend) && !*tend)
+			json_object_set_new(o, "time", json_real(secs));
+		else
+			json_object_set_new(o, "time", json_string(t));
+	}
 	if (o && kind)
 		json_object_set_new(o, "kind", json_string(kind));
 	if (o && unit)

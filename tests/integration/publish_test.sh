@@ -147,6 +147,9 @@ eq "no resource came of the refused requests" "$(as "$ANA" -o /dev/null -w '%{ht
 eq "the error names the point and the field" \
   "$(post "$ANA" '{"measures":[{"resource":"r","metric":"x","value":1},{"resource":"r","metric":"x","value":"1"}]}' | jq -r .error.message)" \
   'measures[1]: "value" must be a finite number'
+eq "seconds as a string are a 400 that names the point" \
+  "$(post "$ANA" "{\"measures\":[{\"resource\":\"r\",\"metric\":\"x\",\"time\":\"-1m\",\"value\":1},{\"resource\":\"r\",\"metric\":\"x\",\"time\":\"$((NOW - 60))\",\"value\":1}]}" | jq -r .error.message | cut -d: -f1-2)" \
+  'measures[1]: "time" must be a number'
 big=$(head -c $((17 << 20)) /dev/zero | tr '\0' ' ')
 eq "a body over 16 MiB is a 413" "$(code "$ANA" "$big")" 413
 
@@ -179,6 +182,8 @@ eq "a request over a second's worth of points is a 413" "$(code "$SHOP" "${big%,
 V() { "$BIN/vigie" --api "$API" --token "$ANA" "$@"; }
 eq "vigie put publishes one point" "$(V put cli-res temp 21.5 --time -2m --unit C)" \
   "stored 1, duplicates 0, resources created 1 (project analytics)"
+eq "vigie put --time SECONDS sends them as a number" \
+  "$(V put cli-res secs 21 --time $((NOW - 150)) --json | jq -c '[.stored,.duplicates]')" "[1,0]"
 eq "vigie put --file - reads lines" \
   "$(printf 'cli-res temp 22 -1m\n# a comment\ncli-res hum 40 -1m\n' | V put --file - --json | jq -c '[.stored,.resources_created]')" "[2,0]"
 eq "vigie put: a bad line is a usage error (2)" "$(printf 'cli-res temp\n' | V put --file - 2>/dev/null; echo $?)" 2

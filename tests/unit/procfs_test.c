@@ -9,7 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -302,6 +305,122 @@ static void test_mounts(void **state)
 	free(m);
 }
 
+/* A compute node running containers (tests/fixtures/proc/containers):
+ * every container, pod and restart mounts a new overlay root, shm, netns,
+ * layer or volume, and each one reported was a new host disk resource
+ * with six series (~7 MB of RRD files) that filled the collector's disk.
+ * Only the host's own disks are reported by default; an include brings a
+ * container mount back by its mount point, not by its type. */
+static void test_mounts_containers(void **state)
+{
+	static const char *const host[] = {"/", "/boot", "/var/lib/docker",
+					   "/var/lib/kubelet"};
+	struct vg_mount *m;
+	size_t n, k = 0;
+
+	(void)state;
+	assert_int_equal(vg_procfs_parse_mounts(slurp("tests/fixtures/proc/containers",
+						      "self/mounts"),
+						&m, &n),
+			 0);
+	assert_int_equal(n, 18);
+	for (size_t i = 0; i < n; i++) {
+		if (!vg_procfs_fs_selected(&m[i], NULL, NULL))
+			continue;
+		assert_true(k < 4);
+		assert_string_equal(m[i].dir, host[k]);
+		k++;
+	}
+	assert_int_equal(k, 4);
+	/* the runtimes' directories themselves are the host's disks */
+	assert_false(vg_procfs_container_dir("/var/lib/docker"));
+	assert_false(vg_procfs_container_dir("/var/lib/kubelet"));
+	assert_false(vg_procfs_container_dir("/var/lib/dockerd/x"));
+	assert_true(vg_procfs_container_dir("/var/lib/docker/overlay2/x/merged"));
+	assert_true(m[4].container && m[4].pseudo);    /* overlay under docker */
+	assert_true(m[12].container && !m[12].pseudo); /* ext4 bind into a pod */
+	assert_false(m[17].container);                 /* /srv/live */
+	assert_true(m[17].pseudo);                     /* overlay */
+
+	/* include by type: the host's xfs and ext4 disks, no container's
+	 * devicemapper layer, pod volume or CSI mount of that type */
+	for (size_t i = 0; i < n; i++)
+		if (m[i].container)
+			assert_false(vg_procfs_fs_selected(&m[i], "xfs,ext4", NULL));
+	assert_true(vg_procfs_fs_selected(&m[2], "xfs,ext4", NULL));
+	assert_true(vg_procfs_fs_selected(&m[1], "xfs,ext4", NULL));
+	/* "overlay" brings back an overlay outside the runtimes only */
+	assert_true(vg_procfs_fs_selected(&m[17], "overlay", NULL));
+	assert_false(vg_procfs_fs_selected(&m[4], "overlay", NULL));
+	/* by mount point: the operator asked for them */
+	assert_true(vg_procfs_fs_selected(&m[13], "/var/lib/kubelet/pods/*", NULL));
+	assert_true(vg_procfs_fs_selected(&m[4], "/var/lib/docker/*", NULL));
+	assert_false(vg_procfs_fs_selected(&m[4], "/var/lib/docker/*",
+					   "/var/lib/docker/overlay2/*"));
+	free(m);
+}
+
+/* A Kubernetes node's thousands of mounts (a generated mounts file in a
+ * temporary proc root), many listed again: each mount point is kept once,
+ * where it was first listed, with its last line (the visible mount), as
+ * the reference below computes the slow way. The de-duplication was a
+ * comparison with every earlier mount point (O(n^2) a poll); this checks
+ * that the hashed one keeps its result. */
+static void test_mounts_many(void **state)
+{
+	enum { LINES = 6000 };
+	char root[] = "/tmp/vigie-procfs-XXXXXX", path[128];
+	static char dev[LINES][32], dir[LINES][96];
+	static size_t first[LINES], last[LINES];
+	size_t ndirs = 0, k = 0;
+	struct vg_mount *m;
+	size_t n;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(root));
+	snprintf(path, sizeof(path), "%s/self", root);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/self/mounts", root);
+	assert_non_null(f = fopen(path, "w"));
+	for (size_t i = 0; i < LINES; i++) {
+		/* every 5th line mounts again on a mount point listed earlier
+		 * (the one 3·i/5 lines back, itself maybe listed twice) */
+		size_t d = i % 5 == 4 ? (i * 3 / 5) % ndirs : ndirs;
+		if (d == ndirs) {
+			snprintf(dir[d], sizeof(dir[d]),
+				 "/var/lib/kubelet/pods/%05zu/volumes/kubernetes.io~csi/pv/mount", d);
+			first[d] = i;
+			ndirs++;
+		}
+		snprintf(dev[i], sizeof(dev[i]), "/dev/rbd%zu", i);
+		last[d] = i;
+		fprintf(f, "%s %s ext4 rw,relatime 0 0\n", dev[i], dir[d]);
+	}
+	fprintf(f, "short-line\n");
+	assert_int_equal(fclose(f), 0);
+
+	assert_int_equal(vg_procfs_parse_mounts(slurp(root, "self/mounts"), &m, &n), 0);
+	/* removed before any check can fail */
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/self", root);
+	assert_int_equal(rmdir(path), 0);
+	assert_int_equal(rmdir(root), 0);
+	assert_true(ndirs > 4000 && ndirs < LINES);
+	assert_int_equal(n, ndirs);
+	/* in first-listed order (mount point d was first listed before
+	 * d + 1), each with its last line's device */
+	for (size_t d = 0; d < n; d++) {
+		assert_string_equal(m[d].dir, dir[d]);
+		assert_string_equal(m[d].dev, dev[last[d]]);
+		assert_true(m[d].container);
+		if (last[d] != first[d])
+			k++;
+	}
+	assert_true(k > 1000); /* that many were listed again */
+	free(m);
+}
+
 /* Used blocks never wrap: a file system reporting more free than total
  * (a FUSE or network server may) is 0 used, not ~1.8e19 blocks. */
 static void test_fs_used(void **state)
@@ -325,6 +444,8 @@ int main(void)
 		cmocka_unit_test(test_netdev),
 		cmocka_unit_test(test_pid),
 		cmocka_unit_test(test_mounts),
+		cmocka_unit_test(test_mounts_containers),
+		cmocka_unit_test(test_mounts_many),
 		cmocka_unit_test(test_fs_used),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);

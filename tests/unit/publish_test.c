@@ -158,6 +158,26 @@ static void test_point_refused(void **state)
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"time\":true,\"value\":1}", "bad time");
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"time\":1e300,\"value\":1}", "bad time");
 	refused("{\"resource\":\"r\",\"metric\":\"m\",\"time\":10,\"value\":1}", "1970-01-02");
+	/* seconds are a JSON number (docs/api.md): as a string they were
+	 * taken; a string is RFC 3339 or relative */
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"time\":\"1794999600\",\"value\":1}",
+		"\"time\" must be a number");
+	refused("{\"resource\":\"r\",\"metric\":\"m\",\"time\":\"1794999600.5\",\"value\":1}",
+		"(1794999600.5, not \"1794999600.5\")");
+	{
+		struct vg_pub_point p;
+		char err[256];
+		assert_int_equal(parse("{\"resource\":\"r\",\"metric\":\"m\","
+				       "\"time\":1794999600,\"value\":1}",
+				       &p, err, sizeof(err)),
+				 0);
+		assert_int_equal(p.time_ms, 1794999600000LL);
+		assert_int_equal(parse("{\"resource\":\"r\",\"metric\":\"m\","
+				       "\"time\":\"2026-11-18\",\"value\":1}",
+				       &p, err, sizeof(err)),
+				 0);
+		assert_int_equal(p.time_ms, 1794960000000LL);
+	}
 	/* max_future: 10 min ahead is taken, a second more is not */
 	{
 		struct vg_pub_point p;
