@@ -39,6 +39,12 @@ struct vg_api_options {
 	 * with Retry-After (docs/api.md "Limits"). 0: threads - 1, at least
 	 * 1, so that one tenant never holds every worker. */
 	unsigned max_per_project;
+	/* The queue in front of that cap (docs/api.md "Requests in flight
+	 * per project"): requests of a project over its cap that wait in
+	 * turn for a place, at most queue_per_project (0: none, 429 at once)
+	 * and each at most queue_wait_ms (0: 5000), then the same 429. */
+	unsigned queue_per_project;
+	unsigned queue_wait_ms;
 	struct vg_store *store;
 	vg_stats_fn stats; /* may be NULL */
 	void *stats_ctx;

@@ -28,7 +28,9 @@ command -v jq >/dev/null || { echo "1..0 # SKIP jq not installed"; exit 0; }
 start_rrdcached cr -R || bail "rrdcached did not start ($(tail -3 "$TMP/cr.log"))"
 collector_ports
 DATA=$TMP/data
-printf '[collector]\nhttp_max_concurrent_per_project = 1\n[storage]\nbackend = rrdcached\ndaemons = %s\n' \
+# no queue (http_queue_per_project = 0): what is tested is the client's
+# handling of the cap's 429, which the queue would make wait first
+printf '[collector]\nhttp_max_concurrent_per_project = 1\nhttp_queue_per_project = 0\n[storage]\nbackend = rrdcached\ndaemons = %s\n' \
   "$RRDCACHED_UNIX" >"$TMP/vigie.conf"
 check "collector starts (cap of 1 request in flight per project)" \
   start_api_collector collector --config "$TMP/vigie.conf" --data-dir "$DATA"

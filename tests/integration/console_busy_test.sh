@@ -47,7 +47,9 @@ fi
 start_rrdcached cb -R || bail "rrdcached did not start ($(tail -3 "$TMP/cb.log"))"
 collector_ports
 DATA=$TMP/data
-printf '[collector]\nhttp_max_concurrent_per_project = 1\n[storage]\nbackend = rrdcached\ndaemons = %s\n' \
+# no queue (http_queue_per_project = 0): what is tested is the client's
+# handling of the cap's 429, which the queue would make wait first
+printf '[collector]\nhttp_max_concurrent_per_project = 1\nhttp_queue_per_project = 0\n[storage]\nbackend = rrdcached\ndaemons = %s\n' \
   "$RRDCACHED_UNIX" >"$TMP/vigie.conf"
 check "collector starts (cap of 1 request in flight per project)" \
   start_api_collector collector --config "$TMP/vigie.conf" --data-dir "$DATA"
