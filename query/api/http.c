@@ -263,7 +263,8 @@ struct vg_http_server {
 	struct tenant *tenants;            /* all entries */
 	struct tenant *ready, *ready_tail; /* the turn: ones that may run */
 	int pool_stop;
-	int timer_idle; /* the timer sleeps without a deadline */
+	int timer_idle;   /* the timer sleeps without a deadline */
+	uint64_t submits; /* requests handed to the pool, for the timer */
 	pthread_t *workers;
 	unsigned nworkers;
 	pthread_t timer;
@@ -749,6 +750,7 @@ static void *pool_timer(void *arg)
 {
 	struct vg_http_server *s = arg;
 	struct timespec ts;
+	uint64_t seen = 0;
 
 	pthread_mutex_lock(&s->cap_lock);
 	while (!s->pool_stop) {
@@ -788,11 +790,20 @@ static void *pool_timer(void *arg)
 			pthread_mutex_lock(&s->cap_lock);
 			continue;
 		}
-		if (next == INT64_MAX) {
+		/* Nothing waits. While requests come, sleep one wait's length,
+		 * not until signalled: a request queued meanwhile has its
+		 * deadline after that, and waking the timer for every request
+		 * (the first after each idle sleep) cost a thread switch per
+		 * request. A whole wait without a request: sleep until one. */
+		if (next == INT64_MAX && s->submits == seen) {
 			s->timer_idle = 1;
 			pthread_cond_wait(&s->timer_cond, &s->cap_lock);
 			s->timer_idle = 0;
 			continue;
+		}
+		if (next == INT64_MAX) {
+			seen = s->submits;
+			next = now + s->o.queue_wait_ms;
 		}
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		int64_t wait = next - now;
@@ -844,6 +855,7 @@ static enum MHD_Result pool_submit(struct vg_http_server *s, struct req_state *s
 			t->qhead = st;
 		t->qtail = st;
 		t->waiting++;
+		s->submits++;
 		__atomic_add_fetch(&s->queued, 1, __ATOMIC_RELAXED);
 		if (tenant_may_run(s, t))
 			ready_push(s, t);
