@@ -847,7 +847,8 @@ static enum MHD_Result pool_submit(struct vg_http_server *s, struct req_state *s
 		if (capped && t->running + t->waiting >= s->o.max_per_scope)
 			__atomic_add_fetch(&s->queued_total, 1, __ATOMIC_RELAXED);
 		st->tenant = t;
-		st->deadline_ms = vg_monotonic_ms() + s->o.queue_wait_ms;
+		/* without a cap nothing is refused: the wait is for a worker */
+		st->deadline_ms = capped ? vg_monotonic_ms() + s->o.queue_wait_ms : INT64_MAX;
 		st->qnext = NULL;
 		if (t->qtail)
 			t->qtail->qnext = st;
