@@ -698,6 +698,44 @@ static void free_res(struct pres *res, size_t n)
 	free(res);
 }
 
+/* ---- the body's shape, before parsing --------------------------------------- */
+
+int vg_pub_body_shape(const char *body, size_t len, char *err, size_t errlen)
+{
+	const size_t max_nest = (size_t)VG_PUB_MAX_POINTS + 2;
+	const size_t max_commas = (size_t)VG_PUB_POINT_FIELDS * VG_PUB_MAX_POINTS + 1;
+	size_t nest = 0, commas = 0;
+	int in_str = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = body[i];
+		if (in_str) {
+			if (c == '\\')
+				i++; /* the escaped byte ends nothing */
+			else if (c == '"')
+				in_str = 0;
+			continue;
+		}
+		if (c == '"')
+			in_str = 1;
+		else if (c == '{' || c == '[')
+			nest++;
+		else if (c == ',')
+			commas++;
+		if (nest > max_nest || commas > max_commas) {
+			snprintf(err, errlen,
+				 "more than %d measures in one request (the body holds "
+				 "more JSON %s than %d measures of at most %d fields "
+				 "can: refused before parsing)",
+				 VG_PUB_MAX_POINTS,
+				 nest > max_nest ? "objects and arrays" : "values",
+				 VG_PUB_MAX_POINTS, VG_PUB_POINT_FIELDS);
+			return -E2BIG;
+		}
+	}
+	return 0;
+}
+
 /* ---- the handler ---------------------------------------------------------- */
 
 int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
@@ -718,6 +756,8 @@ int vg_api_h_publish(struct vg_http_req *req, struct vg_http_resp *resp)
 		return vg_http_reply_error(resp, 503, "publishing measures is "
 						      "not available in this process");
 	vg_api_pub_limits(api, &lim.max_future_ms, &lim.max_age_ms);
+	if (vg_pub_body_shape(req->body, req->body_len, err, sizeof(err)))
+		return vg_http_reply_error(resp, 413, "%s", err);
 	doc = json_loadb(req->body ? req->body : "", req->body_len,
 			 JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc)

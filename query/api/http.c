@@ -20,9 +20,12 @@
  *
  * A request goes through on_access() in three phases: the first call
  * (headers in) parses and routes, refusing early (414, 400, 404, 405, 413)
- * before any body is read; upload calls collect a body for routes that
- * take one (bounded by the route's max_body); the last call dispatches to
- * the handler and queues its response.
+ * before any body is read, and for a request with a body also checks its
+ * token and parameters (401, 400: the body dropped) and takes its place
+ * under its tenant's cap (below), waiting for it before the body; upload
+ * calls collect a body for routes that take one (bounded by the route's
+ * max_body); the last call dispatches to the handler and queues its
+ * response.
  *
  * A streamed reply (Server-Sent Events) parks its connection while it has
  * nothing to write; one more thread per server (stream_prober) looks at
@@ -43,7 +46,17 @@
  * to a worker, which may resume it at once), the request goes to its
  * tenant's queue, a worker runs the handler, leaves the answer in the
  * request's state and resumes the connection; libmicrohttpd then calls
- * on_access again, which sends it. Public routes (health, the console's
+ * on_access again, which sends it. A request with a body goes to the
+ * queue twice: from its first call (before_body), where a worker that
+ * reaches it gives it its place instead of running it and resumes it
+ * (libmicrohttpd calls the first call again: the body comes next), and
+ * once its body is whole, to the placed list, which workers take before
+ * the turn (it holds its place already). A body is kept whole until the
+ * request is complete, so it is received only in a place: a tenant holds
+ * at most max_per_scope bodies, and a request waiting in the queue none
+ * (1,024 slow uploads of one token held 16 GiB). A place taken that way
+ * and left (a body over max_body, a sender that left or timed out) is
+ * given back by place_give. Public routes (health, the console's
  * files) run at once on libmicrohttpd's thread, as before.
  *
  * The per-tenant cap (vg_http_options.max_per_scope) is the number of a
@@ -262,6 +275,9 @@ struct vg_http_server {
 	pthread_cond_t timer_cond;         /* a first request waits, or pool_stop */
 	struct tenant *tenants;            /* all entries */
 	struct tenant *ready, *ready_tail; /* the turn: ones that may run */
+	/* requests that took their place before their body and now have it
+	 * whole: they run before the turn (they hold a place, and a body) */
+	struct req_state *placed, *placed_tail;
 	int pool_stop;
 	int timer_idle;   /* the timer sleeps without a deadline */
 	uint64_t submits; /* requests handed to the pool, for the timer */
@@ -492,6 +508,7 @@ struct req_state {
 	char *body;
 	size_t body_len;
 	int body_over;
+	int checked; /* route, parameters and token checked (first_call) */
 	int64_t t0_ms;
 	int cap_refused; /* answered 429 by the cap: logged apart */
 	/* the worker pool: the connection is suspended from pool_submit
@@ -501,6 +518,7 @@ struct req_state {
 	struct req_state *qnext; /* in its tenant's queue */
 	int64_t deadline_ms;     /* monotonic: 429 if still waiting then */
 	int in_pool;             /* handed to the pool, connection suspended */
+	int before_body;         /* waits for its place before its body */
 	int done;                /* __atomic: resp holds the answer */
 	struct vg_http_resp resp;
 };
@@ -581,6 +599,7 @@ struct tenant {
 	struct tenant *ready_next; /* the turn */
 	int in_ready;
 	char *scope; /* malloc'd, NULL: the admin bucket */
+	/* running: places held (on a worker, or a body being received) */
 	unsigned running, waiting;
 	struct req_state *qhead, *qtail;
 };
@@ -642,6 +661,14 @@ static struct tenant *tenant_get(struct vg_http_server *s, const char *scope)
 /* The next request in turn, now counted running; NULL if none may run. */
 static struct req_state *pool_next(struct vg_http_server *s)
 {
+	if (s->placed) { /* counted running since their place was given */
+		struct req_state *st = s->placed;
+		s->placed = st->qnext;
+		if (!s->placed)
+			s->placed_tail = NULL;
+		st->qnext = NULL;
+		return st;
+	}
 	while (s->ready) {
 		struct tenant *t = s->ready;
 		struct req_state *st;
@@ -695,6 +722,13 @@ static void *pool_worker(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&s->cap_lock);
+		if (st->before_body) {
+			/* its place, not its handler: its connection is resumed
+			 * and its body received (pool_submit again once whole) */
+			pool_answer(st);
+			pthread_mutex_lock(&s->cap_lock);
+			continue;
+		}
 		vg_http_run(&st->req, &st->resp);
 		pthread_mutex_lock(&s->cap_lock);
 		/* the slot is given back before the answer is sent: a client
@@ -836,9 +870,20 @@ static enum MHD_Result pool_submit(struct vg_http_server *s, struct req_state *s
 	/* before the request is visible to a worker, which may resume it */
 	MHD_suspend_connection(c);
 	pthread_mutex_lock(&s->cap_lock);
-	if (s->pool_stop)
+	if (s->pool_stop) {
 		refuse = 2;
-	else if (!(t = tenant_get(s, st->req.scope_project)))
+		st->tenant = NULL; /* (a place before its body: pool_stop freed it) */
+	} else if (st->tenant) {
+		/* its place taken before its body, which is now whole: to a
+		 * worker, ahead of the turn, no second wait */
+		st->qnext = NULL;
+		if (s->placed_tail)
+			s->placed_tail->qnext = st;
+		else
+			s->placed = st;
+		s->placed_tail = st;
+		pthread_cond_signal(&s->work_cond);
+	} else if (!(t = tenant_get(s, st->req.scope_project)))
 		refuse = 3;
 	else if (capped &&
 		 t->running + t->waiting >= s->o.max_per_scope + s->o.queue_per_scope)
@@ -870,13 +915,36 @@ static enum MHD_Result pool_submit(struct vg_http_server *s, struct req_state *s
 		cap_reply(s, st, &st->resp, -1);
 	} else if (refuse == 2) {
 		vg_http_reply_error(&st->resp, 503, "the server is stopping");
-	} else if (refuse == 3) {
-		/* refusing it for our own lack of memory would be worse */
+	} else if (refuse == 3 && !st->before_body) {
+		/* refusing it for our own lack of memory would be worse (one
+		 * before its body goes on without a place: resp left empty) */
 		vg_http_run(&st->req, &st->resp);
 	}
 	if (refuse)
 		pool_answer(st);
 	return MHD_YES;
+}
+
+/* Give back the place st took before its body (first_call), if it holds
+ * one and is not on a worker: its body was too large, or its sender went
+ * away. After pool_stop the tenants are gone: nothing to give back. */
+static void place_give(struct vg_http_server *s, struct req_state *st)
+{
+	struct tenant *t = st->tenant;
+
+	if (!t || st->in_pool || st->before_body)
+		return;
+	pthread_mutex_lock(&s->cap_lock);
+	st->tenant = NULL;
+	if (!s->pool_stop) {
+		t->running--;
+		__atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
+		if (tenant_may_run(s, t))
+			ready_push(s, t);
+		else
+			tenant_forget(s, t);
+	}
+	pthread_mutex_unlock(&s->cap_lock);
 }
 
 /* 0, or -EAGAIN (no thread: what started is stopped). */
@@ -921,6 +989,14 @@ static void pool_stop(struct vg_http_server *s)
 		}
 		t->qtail = NULL;
 	}
+	while (s->placed) {
+		struct req_state *st = s->placed;
+		s->placed = st->qnext;
+		st->tenant = NULL;
+		st->qnext = left;
+		left = st;
+	}
+	s->placed_tail = NULL;
 	pthread_cond_broadcast(&s->work_cond);
 	pthread_cond_signal(&s->timer_cond);
 	pthread_mutex_unlock(&s->cap_lock);
@@ -954,11 +1030,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct req_state *st = *con_cls;
 
-	(void)cls;
 	(void)c;
 	(void)toe;
 	if (!st)
 		return;
+	/* a body's sender that went away (or timed out) while sending it
+	 * held a place */
+	place_give(cls, st);
 	vg_http_req_release(&st->req);
 	vg_http_resp_release(&st->resp);
 	free(st->uri);
@@ -1189,6 +1267,30 @@ static enum MHD_Result first_call(struct vg_http_server *s,
 		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	st->req.last_event_id = MHD_lookup_connection_value(
 		c, MHD_HEADER_KIND, "Last-Event-ID");
+	/* A body is kept whole (up to the route's max_body: 16 MiB for
+	 * published measures) until the request is complete, so it is taken
+	 * from a client whose token holds only: checked once the headers
+	 * are in, before any byte of it, or 1,024 connections without a
+	 * token held 16 GiB of the collector's memory. What the check
+	 * refuses is answered now and its body dropped (DISCARD_MAX). */
+	if (body_len > 0 || te) {
+		struct vg_http_resp r = {0};
+		if (!vg_http_check(s->o.routes, s->o.nroutes, s->o.authorize, &st->req,
+				   &r))
+			return send_resp(s, st, c, &r);
+		st->checked = 1;
+		/* and the body is received in a place of the tenant's cap, so
+		 * one tenant's slow uploads hold at most that many bodies
+		 * (1,024 connections of one token held 16 GiB): the request
+		 * waits in its tenant's queue before its body, its connection
+		 * suspended, not one byte read; a worker that gives it its
+		 * place resumes it (on_access: the first call again) */
+		if (s->o.max_per_scope && s->o.authorize &&
+		    !(st->req.route->flags & VG_ROUTE_PUBLIC)) {
+			st->before_body = 1;
+			return pool_submit(s, st, c);
+		}
+	}
 	return MHD_YES;
 }
 
@@ -1219,6 +1321,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		if (!__atomic_load_n(&st->done, __ATOMIC_ACQUIRE))
 			return MHD_YES; /* (suspended until then: not seen) */
 		st->in_pool = 0;
+		__atomic_store_n(&st->done, 0, __ATOMIC_RELAXED);
+		/* waited before its body: libmicrohttpd calls this again as
+		 * the first call (it was suspended in it); with its place (or
+		 * none to be had for lack of memory: resp empty) the body
+		 * comes next, else its refusal is sent and the body dropped */
+		if (st->before_body) {
+			st->before_body = 0;
+			if (!st->resp.status)
+				return MHD_YES;
+		}
 		return send_resp(s, st, c, &st->resp);
 	}
 	if (!st->started) {
@@ -1251,13 +1363,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 	}
 	if (st->replied)
 		return MHD_YES;
-	if (st->body_over)
+	if (st->body_over) {
+		place_give(s, st);
 		return reply_now(s, st, c, 413,
 				 "request body larger than %zu bytes",
 				 st->req.route->max_body);
+	}
 	st->req.body = st->body;
 	st->req.body_len = st->body_len;
-	if (!vg_http_check(s->o.routes, s->o.nroutes, s->o.authorize, &st->req, &r))
+	if (!st->checked &&
+	    !vg_http_check(s->o.routes, s->o.nroutes, s->o.authorize, &st->req, &r))
 		return send_resp(s, st, c, &r);
 	/* the public routes (health, the console's files) take no place and
 	 * run here; the others on a worker, this connection suspended */

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -199,12 +200,75 @@ static void test_bucket(void **state)
 	vg_pub_state_free(NULL);
 }
 
+/* A body of size n: head, then rep n times joined by sep, then tail. */
+static char *body_of(const char *head, const char *rep, const char *sep, size_t n,
+		     const char *tail, size_t *len)
+{
+	size_t hl = strlen(head), rl = strlen(rep), sl = strlen(sep), tl = strlen(tail);
+	char *b = malloc(hl + n * (rl + sl) + tl + 1), *p = b;
+
+	assert_non_null(b);
+	memcpy(p, head, hl), p += hl;
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			memcpy(p, sep, sl), p += sl;
+		memcpy(p, rep, rl), p += rl;
+	}
+	memcpy(p, tail, tl), p += tl;
+	*p = '\0';
+	*len = (size_t)(p - b);
+	return b;
+}
+
+/* The body's shape is bounded before jansson sees it (16 MiB of "{},"
+ * was 5.6 million objects, 1.4 GB); the largest acceptable body passes;
+ * brackets and commas inside strings, escaped quotes included, do not
+ * count. tests/integration/publish_body_bound_test.sh measures the
+ * collector's memory. */
+static void test_body_shape(void **state)
+{
+	const char *point = "{\"resource\":\"r\",\"metric\":\"m\",\"value\":1,"
+			    "\"time\":1,\"kind\":\"gauge\",\"unit\":\"B\","
+			    "\"type\":\"custom\"}";
+	const char *tricky = "{\"resource\":\"[{,\\\"[{,\",\"metric\":\"m\",\"value\":1}";
+	char err[256];
+	size_t len;
+	char *b;
+
+	(void)state;
+	b = body_of("{\"project\":\"p\",\"measures\":[", point, ",", VG_PUB_MAX_POINTS,
+		    "]}", &len);
+	assert_int_equal(vg_pub_body_shape(b, len, err, sizeof(err)), 0);
+	free(b);
+	b = body_of("{\"measures\":[", tricky, ",", VG_PUB_MAX_POINTS, "]}", &len);
+	assert_int_equal(vg_pub_body_shape(b, len, err, sizeof(err)), 0);
+	free(b);
+	/* one object more than the points */
+	b = body_of("{\"measures\":[", "{}", ",", VG_PUB_MAX_POINTS + 1, "]}", &len);
+	assert_int_equal(vg_pub_body_shape(b, len, err, sizeof(err)), -E2BIG);
+	assert_non_null(strstr(err, "more than 200000 measures"));
+	free(b);
+	/* arrays count as objects do */
+	b = body_of("{\"measures\":[", "[]", ",", VG_PUB_MAX_POINTS + 1, "]}", &len);
+	assert_int_equal(vg_pub_body_shape(b, len, err, sizeof(err)), -E2BIG);
+	free(b);
+	/* values past what 200,000 points of seven fields hold */
+	b = body_of("{\"measures\":[{\"x\":[", "1", ",",
+		    (size_t)VG_PUB_POINT_FIELDS * VG_PUB_MAX_POINTS + 3, "]}]}", &len);
+	assert_int_equal(vg_pub_body_shape(b, len, err, sizeof(err)), -E2BIG);
+	free(b);
+	/* no body, a malformed one: left to the parser */
+	assert_int_equal(vg_pub_body_shape(NULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(vg_pub_body_shape("\"[[[", 4, err, sizeof(err)), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_point_ok),
 		cmocka_unit_test(test_point_refused),
 		cmocka_unit_test(test_bucket),
+		cmocka_unit_test(test_body_shape),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	json_decref(g_doc);
