@@ -140,25 +140,21 @@ int vg_procfs_parse_stat(const char *text, struct vg_cpu_times *out)
 	return have ? 0 : -EBADMSG;
 }
 
-int vg_procfs_parse_meminfo(const char *text, struct vg_meminfo *out)
-{
-	static const struct {
-		const char *key;
-		size_t off;
-	} keys[] = {
-		{"MemTotal:", offsetof(struct vg_meminfo, total)},
-		{"MemFree:", offsetof(struct vg_meminfo, free)},
-		{"MemAvailable:", offsetof(struct vg_meminfo, available)},
-		{"Buffers:", offsetof(struct vg_meminfo, buffers)},
-		{"Cached:", offsetof(struct vg_meminfo, cached)},
-		{"SwapTotal:", offsetof(struct vg_meminfo, swap_total)},
-		{"SwapFree:", offsetof(struct vg_meminfo, swap_free)},
-	};
-	int have_total = 0, have_free = 0;
+/* A key of a "Key: value [kB]" file and the offset of its uint64_t field. */
+struct proc_key {
+	const char *key;
+	size_t off;
+};
 
-	memset(out, 0, sizeof(*out));
+/* Each line of TEXT that starts with one of the N KEYS: its value into
+ * OUT's field (times 1024 when "kB" follows it: KiB), bit k of *seen set
+ * for keys[k]. 0, or -EBADMSG for a key with no number. */
+static int parse_keyed(const char *text, const struct proc_key *keys, size_t n, void *out,
+		       unsigned *seen)
+{
+	*seen = 0;
 	for (const char *p = text; *p; p = next_line(p)) {
-		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+		for (size_t k = 0; k < n; k++) {
 			size_t kl = strlen(keys[k].key);
 			uint64_t v;
 
@@ -169,21 +165,36 @@ int vg_procfs_parse_meminfo(const char *text, struct vg_meminfo *out)
 				return -EBADMSG;
 			q = skip_blank(q);
 			/* Values are in kB ("kB" means KiB here) unless the
-			 * line has no unit (HugePages_* counts, not used). */
+			 * line has no unit (HugePages_* counts, /proc/PID/io). */
 			if (strncmp(q, "kB", 2) == 0)
 				v *= 1024;
 			*(uint64_t *)((char *)out + keys[k].off) = v;
-			if (k == 0)
-				have_total = 1;
-			else if (k == 1)
-				have_free = 1;
-			else if (k == 2)
-				out->has_available = 1;
+			*seen |= 1u << k;
 			break;
 		}
 	}
-	if (!have_total || !have_free)
+	return 0;
+}
+
+int vg_procfs_parse_meminfo(const char *text, struct vg_meminfo *out)
+{
+	static const struct proc_key keys[] = {
+		{"MemTotal:", offsetof(struct vg_meminfo, total)},
+		{"MemFree:", offsetof(struct vg_meminfo, free)},
+		{"MemAvailable:", offsetof(struct vg_meminfo, available)},
+		{"Buffers:", offsetof(struct vg_meminfo, buffers)},
+		{"Cached:", offsetof(struct vg_meminfo, cached)},
+		{"SwapTotal:", offsetof(struct vg_meminfo, swap_total)},
+		{"SwapFree:", offsetof(struct vg_meminfo, swap_free)},
+	};
+	unsigned seen;
+
+	memset(out, 0, sizeof(*out));
+	if (parse_keyed(text, keys, sizeof(keys) / sizeof(keys[0]), out, &seen))
 		return -EBADMSG;
+	if ((seen & 3) != 3) /* MemTotal and MemFree */
+		return -EBADMSG;
+	out->has_available = (seen & 4) != 0;
 	if (!out->has_available)
 		out->available = out->free + out->cached + out->buffers;
 	return 0;
@@ -255,10 +266,7 @@ int vg_procfs_parse_pidstat(const char *text, struct vg_pidstat *out)
 
 int vg_procfs_parse_pidio(const char *text, struct vg_pidio *out)
 {
-	static const struct {
-		const char *key;
-		size_t off;
-	} keys[] = {
+	static const struct proc_key keys[] = {
 		{"rchar:", offsetof(struct vg_pidio, rchar)},
 		{"wchar:", offsetof(struct vg_pidio, wchar)},
 		{"syscr:", offsetof(struct vg_pidio, syscr)},
@@ -267,24 +275,11 @@ int vg_procfs_parse_pidio(const char *text, struct vg_pidio *out)
 		{"write_bytes:", offsetof(struct vg_pidio, write_bytes)},
 		{"cancelled_write_bytes:", offsetof(struct vg_pidio, cancelled_write_bytes)},
 	};
-	unsigned seen = 0;
+	unsigned seen;
 
 	memset(out, 0, sizeof(*out));
-	for (const char *p = text; *p; p = next_line(p)) {
-		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-			size_t kl = strlen(keys[k].key);
-			uint64_t v;
-
-			if (strncmp(p, keys[k].key, kl) != 0)
-				continue;
-			const char *q = p + kl;
-			if (next_u64(&q, &v))
-				return -EBADMSG;
-			*(uint64_t *)((char *)out + keys[k].off) = v;
-			seen |= 1u << k;
-			break;
-		}
-	}
+	if (parse_keyed(text, keys, sizeof(keys) / sizeof(keys[0]), out, &seen))
+		return -EBADMSG;
 	/* read_bytes and write_bytes are what the catalogue needs. */
 	return (seen & 0x30) == 0x30 ? 0 : -EBADMSG;
 }

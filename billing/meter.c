@@ -1770,6 +1770,21 @@ static int replay(struct vg_bill_meter *m, const char *id, int64_t upto,
 	return rc;
 }
 
+/* r's current state again from its whole timeline (a transition was
+ * inserted into, or deleted from, its past). */
+static int replay_current(struct vg_bill_meter *m, struct mres *r)
+{
+	struct tstate st;
+	int rc = replay(m, r->id, INT64_MAX, &st);
+
+	if (rc)
+		return rc;
+	r->state = st.state;
+	r->fl = st.fl;
+	r->capacity = st.capacity;
+	return 0;
+}
+
 /* The state of r at time t (after every transition at or before t). */
 static int state_at(struct vg_bill_meter *m, const struct mres *r, int64_t t,
 		    struct tstate *st)
@@ -1786,16 +1801,8 @@ static int state_at(struct vg_bill_meter *m, const struct mres *r, int64_t t,
 /* Apply a just-recorded transition to the row's current state. */
 static int advance(struct vg_bill_meter *m, struct mres *r, const struct trans *t)
 {
-	if (t->t < r->last_change_ms) { /* inserted into the past: replay */
-		struct tstate st;
-		int rc = replay(m, r->id, INT64_MAX, &st);
-		if (rc)
-			return rc;
-		r->state = st.state;
-		r->fl = st.fl;
-		r->capacity = st.capacity;
-		return 0;
-	}
+	if (t->t < r->last_change_ms) /* inserted into the past: replay */
+		return replay_current(m, r);
 	r->last_change_ms = t->t;
 	switch (t->kind) {
 	case VG_BILL_T_CREATE:
@@ -1911,12 +1918,8 @@ static int refine(struct vg_bill_meter *m, struct mres *r, int kind, int64_t t,
 	/* The timeline changed in the past: record, then replay all. */
 	if ((rc = record(m, r, &tr)))
 		return rc;
-	struct tstate st;
-	if ((rc = replay(m, r->id, INT64_MAX, &st)))
+	if ((rc = replay_current(m, r)))
 		return rc;
-	r->state = st.state;
-	r->fl = st.fl;
-	r->capacity = st.capacity;
 	m->cur.refined++;
 	*done = 1;
 	return 0;
@@ -1984,12 +1987,8 @@ static int resume_moved(struct vg_bill_meter *m, struct mres *r, int64_t t,
 		if ((rc = step_done(s)))
 			return rc;
 	}
-	struct tstate st;
-	if ((rc = replay(m, r->id, INT64_MAX, &st)))
+	if ((rc = replay_current(m, r)))
 		return rc;
-	r->state = st.state;
-	r->fl = st.fl;
-	r->capacity = st.capacity;
 	m->cur.migrations++;
 	*resumed = 1;
 	return 0;

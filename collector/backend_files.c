@@ -619,25 +619,6 @@ static void files_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc
 
 static const char *const cfnames[] = {"AVERAGE", "MIN", "MAX"};
 
-/* The archives of cf, from the step, the last update and each archive's
- * (cf matches, pdp per row, rows), as files_info gives them. */
-static int info_archives(struct vg_rrd_info *d, size_t n, const long *cf_of,
-			 const long *pdp, const long *rows)
-{
-	if (!d->step || !d->kind)
-		return -EIO;
-	for (size_t k = 0; k < n; k++) {
-		if (cf_of[k] != 1 || pdp[k] <= 0 || rows[k] <= 0)
-			continue;
-		struct vg_rrd_archive *r = &d->rra[d->nrra++];
-		time_t res = (time_t)(pdp[k] * (long)d->step);
-		time_t cal_end = d->last_update - d->last_update % res;
-		r->res_s = (uint32_t)res;
-		r->cal_start = cal_end - res * rows[k];
-	}
-	return d->nrra ? 0 : -EIO;
-}
-
 /* files_info from the file's header, read in one pread: what rrd_info_r
  * gives, without its second open of the file, its list of a hundred
  * allocated fields and the sscanf of each name (most of a query's time
@@ -687,7 +668,7 @@ static int info_from_header(const char *path, int cf, struct vg_rrd_info *d)
 		pdp[k] = (long)ra.pdp_cnt;
 		rows[k] = (long)ra.row_cnt;
 	}
-	return info_archives(d, nrra, cf_of, pdp, rows);
+	return vg_rrd_info_archives(d, nrra, cf_of, pdp, rows);
 }
 
 static int files_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
@@ -737,7 +718,7 @@ static int files_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		}
 	}
 	rrd_info_free(info);
-	return info_archives(d, maxidx, cf_of, pdp, rows);
+	return vg_rrd_info_archives(d, maxidx, cf_of, pdp, rows);
 }
 
 static int files_fetch(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,

@@ -2337,18 +2337,7 @@ static int rcd_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int
 		}
 	}
 	vg_rrdcd_info_free(&info);
-	if (!d->step || !d->kind)
-		return -EIO;
-	for (size_t k = 0; k < maxidx; k++) {
-		if (cf_of[k] != 1 || pdp[k] <= 0 || rows[k] <= 0)
-			continue;
-		struct vg_rrd_archive *a = &d->rra[d->nrra++];
-		time_t res = (time_t)(pdp[k] * (long)d->step);
-		time_t cal_end = d->last_update - d->last_update % res;
-		a->res_s = (uint32_t)res;
-		a->cal_start = cal_end - res * rows[k];
-	}
-	return d->nrra ? 0 : -EIO;
+	return vg_rrd_info_archives(d, maxidx, cf_of, pdp, rows);
 }
 
 static int rcd_fetch(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int cf,

@@ -362,3 +362,20 @@ int vg_rrd_file_info(const char *path, struct vg_rrdcd_info *out)
 	rrd_info_free(info);
 	return 0;
 }
+
+int vg_rrd_info_archives(struct vg_rrd_info *d, size_t n, const long *cf_of, const long *pdp,
+			 const long *rows)
+{
+	if (!d->step || !d->kind)
+		return -EIO;
+	for (size_t k = 0; k < n; k++) {
+		if (cf_of[k] != 1 || pdp[k] <= 0 || rows[k] <= 0)
+			continue;
+		struct vg_rrd_archive *r = &d->rra[d->nrra++];
+		time_t res = (time_t)(pdp[k] * (long)d->step);
+		time_t cal_end = d->last_update - d->last_update % res;
+		r->res_s = (uint32_t)res;
+		r->cal_start = cal_end - res * rows[k];
+	}
+	return d->nrra ? 0 : -EIO;
+}

@@ -72,4 +72,15 @@ int vg_rrd_file_conv_cleanup(const char *path, char *note, size_t notelen);
  * 0, -ENOENT, -EIO, -ENOMEM. */
 int vg_rrd_file_info(const char *path, struct vg_rrdcd_info *out);
 
+/* D's archives of one consolidation function, from D's step, kind and
+ * last update (set by the caller) and, for each of the file's N archives
+ * k, whether its function is that one (cf_of[k] == 1), its pdp per row
+ * and its rows (-1 or 0: unknown, skipped): appended to d->rra (at most
+ * 32) with their resolution and the oldest time they cover, as both
+ * engines' info reads them from a header or from INFO. 0, or -EIO when
+ * D's step or kind is unset or no archive has the function. No state:
+ * thread-safe. */
+int vg_rrd_info_archives(struct vg_rrd_info *d, size_t n, const long *cf_of, const long *pdp,
+			 const long *rows);
+
 #endif

@@ -1412,26 +1412,26 @@ fail:
 	return rc;
 }
 
-int vg_rrdcd_info(struct vg_rrdcd *c, const char *file, struct vg_rrdcd_info *out)
+/* INFO FILE (typed "KEY TYPE VALUE" lines) or STATS ("KEY: VALUE"). */
+static int kv_command(struct vg_rrdcd *c, const char *verb, const char *file, int typed,
+		      struct vg_rrdcd_info *out)
 {
 	long st;
 	char *msg;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if ((rc = cmd(c, "INFO", file, NULL)) || (rc = roundtrip(c, &st, &msg)))
+	if ((rc = cmd(c, verb, file, NULL)) || (rc = roundtrip(c, &st, &msg)))
 		return rc;
-	return read_kv(c, st, 1, out);
+	return read_kv(c, st, typed, out);
+}
+
+int vg_rrdcd_info(struct vg_rrdcd *c, const char *file, struct vg_rrdcd_info *out)
+{
+	return kv_command(c, "INFO", file, 1, out);
 }
 
 int vg_rrdcd_stats(struct vg_rrdcd *c, struct vg_rrdcd_info *out)
 {
-	long st;
-	char *msg;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if ((rc = cmd(c, "STATS", NULL, NULL)) || (rc = roundtrip(c, &st, &msg)))
-		return rc;
-	return read_kv(c, st, 0, out);
+	return kv_command(c, "STATS", NULL, 0, out);
 }

@@ -1438,6 +1438,19 @@ static int key_eq(const struct key_use *a, int rtype, const char *id,
 	       !strcmp(a->metric, metric);
 }
 
+/* Wait (mu held) until no creation and no read of this key is running. */
+static void wait_key_unused(struct vg_store *s, int rtype, const char *id, const char *metric)
+{
+	for (;;) {
+		int busy = key_eq(s->creating, rtype, id, metric);
+		for (struct key_use *k = s->readers; k && !busy; k = k->next)
+			busy = key_eq(k, rtype, id, metric);
+		if (!busy)
+			break;
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	}
+}
+
 /* Wait (mu held) until no removal of this key is running. */
 static void wait_not_removing(struct vg_store *s, int rtype, const char *id,
 			      const char *metric)
@@ -1559,14 +1572,7 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 		se->dnext = s->dead;
 		__atomic_store_n(&s->dead, se, __ATOMIC_RELEASE);
 	}
-	for (;;) {
-		int busy = key_eq(s->creating, rtype, id, metric);
-		for (struct key_use *k = s->readers; k && !busy; k = k->next)
-			busy = key_eq(k, rtype, id, metric);
-		if (!busy)
-			break;
-		pthread_cond_wait(&s->done_cv, &s->mu);
-	}
+	wait_key_unused(s, rtype, id, metric);
 	pthread_mutex_unlock(&s->mu);
 
 	rc = s->be->ops->remove(s->be, &loc);
@@ -1705,14 +1711,7 @@ int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 		pthread_cond_wait(&s->done_cv, &s->mu);
 	if (se)
 		loc.owner = se->owner;
-	for (;;) {
-		int busy = key_eq(s->creating, rtype, id, metric);
-		for (struct key_use *k = s->readers; k && !busy; k = k->next)
-			busy = key_eq(k, rtype, id, metric);
-		if (!busy)
-			break;
-		pthread_cond_wait(&s->done_cv, &s->mu);
-	}
+	wait_key_unused(s, rtype, id, metric);
 	pthread_mutex_unlock(&s->mu);
 
 	rc = s->be->ops->info(s->be, &loc, VG_CF_AVERAGE, &d);

@@ -44,19 +44,32 @@ static int unauthorized(struct vg_http_resp *resp, const char *error,
 	return 1;
 }
 
+/* The credentials of an Authorization header H of the Bearer scheme, its
+ * blanks around them cut: *t and its length *n; -EINVAL for another
+ * scheme. */
+static int bearer_credentials(const char *h, const char **t, size_t *n)
+{
+	const char *p;
+	size_t len;
+
+	if (strncasecmp(h, "Bearer", 6) || (h[6] != ' ' && h[6] != '\t'))
+		return -EINVAL;
+	for (p = h + 6; *p == ' ' || *p == '\t'; p++)
+		;
+	len = strlen(p);
+	while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+		len--;
+	*t = p;
+	*n = len;
+	return 0;
+}
+
 int vg_api_bearer_token(const char *h, char *out)
 {
 	const char *t;
 	size_t n;
 
-	if (!h || strncasecmp(h, "Bearer", 6) || (h[6] != ' ' && h[6] != '\t'))
-		return -EINVAL;
-	for (t = h + 6; *t == ' ' || *t == '\t'; t++)
-		;
-	n = strlen(t);
-	while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
-		n--;
-	if (n != VG_TOKEN_LEN)
+	if (!h || bearer_credentials(h, &t, &n) || n != VG_TOKEN_LEN)
 		return -EINVAL;
 	memcpy(out, t, n);
 	out[n] = '\0';
@@ -80,15 +93,10 @@ static int bearer_scope(void *ctx, const struct vg_http_req *req,
 		*why = "missing bearer token (send 'Authorization: Bearer TOKEN')";
 		return -EINVAL;
 	}
-	if (strncasecmp(h, "Bearer", 6) || (h[6] != ' ' && h[6] != '\t')) {
+	if (bearer_credentials(h, &t, &n)) {
 		*why = "unsupported authorization scheme (use 'Authorization: Bearer TOKEN')";
 		return -EINVAL;
 	}
-	for (t = h + 6; *t == ' ' || *t == '\t'; t++)
-		;
-	n = strlen(t);
-	while (n && (t[n - 1] == ' ' || t[n - 1] == '\t'))
-		n--;
 	if (n != VG_TOKEN_LEN)
 		return -EACCES;
 	memcpy(token, t, n);

@@ -21,61 +21,24 @@
 #     running then.
 # Without the retries the first 429 ends the CLI (exit 1): the first
 # checks fail. SKIP, with the reason, when rrdcached or jq is missing.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_held_request.sh"
 require rrdcached
 command -v jq >/dev/null || { echo "1..0 # SKIP jq not installed"; exit 0; }
 
-start_rrdcached cr -R || bail "rrdcached did not start ($(tail -3 "$TMP/cr.log"))"
-collector_ports
-DATA=$TMP/data
-# no queue (http_queue_per_project = 0): what is tested is the client's
-# handling of the cap's 429, which the queue would make wait first
-printf '[collector]\nhttp_max_concurrent_per_project = 1\nhttp_queue_per_project = 0\n[storage]\nbackend = rrdcached\ndaemons = %s\n' \
-  "$RRDCACHED_UNIX" >"$TMP/vigie.conf"
-check "collector starts (cap of 1 request in flight per project)" \
-  start_api_collector collector --config "$TMP/vigie.conf" --data-dir "$DATA"
-offline_token TOK "$DATA" --project shop
+start_capped_collector cr
 vig() { "$BIN/vigie" --api "$API" --token "$TOK" "$@"; }
-check "shop publishes a point" vig put q1 depth 5 --time -2m
 
-# the administrator's view (the admin tokens have a bucket of their own)
-metric() { curl -q -s --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$API/metrics" |
-  awk -v n="$1" '$1 == n {print $2}'; }
 refused() { metric 'vigie_api_requests_refused_total{reason="project_concurrency"}'; }
 # shop's requests in flight is N (the scrape counts itself)
 in_flight_is() { [[ $(metric vigie_api_requests_in_flight) == $(($1 + 1)) ]]; }
-all_stopped() { local f; for f in /proc/$RRDCACHED_PID/task/*/stat; do
-  [[ $(sed 's/.*) //' "$f" | cut -c1) == [Tt] ]] || return 1; done; }
-# hold N: the daemon stopped, a GET of q1 waits for it, holding shop's
-# place. It waits only on a connection the collector already holds (a
-# new one's PING gives up in 1 s, then 503: /v1/health would list the
-# daemon down): a read first leaves one idle, and a GET answered at once
-# anyway (the storage thread took that connection meanwhile) is tried
-# again. A hold is one still waiting 2 s on.
-hold() {
-  local try
-  for try in 1 2 3 4 5; do
-    wait_for 30 bash -c "curl -q -s -o /dev/null -w '%{http_code}' --max-time 20 \
-      -H 'Authorization: Bearer $TOK' '$API/v1/measures?resource=q1&metric=depth&start=-1h' |
-      grep -qx 200" || return 1
-    kill -STOP "$RRDCACHED_PID" && wait_for 30 all_stopped || return 1
-    curl -q -s -o "$TMP/held.$1" -w '%{http_code}' --max-time 60 -H "Authorization: Bearer $TOK" \
-      "$API/v1/measures?resource=q1&metric=depth&start=-1h" >"$TMP/held.$1.code" &
-    HELD=$!
-    _pids+=("$HELD")
-    sleep 2
-    kill -0 "$HELD" 2>/dev/null && in_flight_is 1 && return 0
-    diag "hold $1, try $try: answered at once ($(cat "$TMP/held.$1.code" "$TMP/held.$1" 2>&1))"
-    kill -CONT "$RRDCACHED_PID"
-    wait "$HELD"
-  done
-  return 1
-}
+# hold "$TOK" N (lib_held_request.sh): a hold is also shop's one request
+# in flight
+HOLD_ALSO="in_flight_is 1"
 # more_refused N: more than N of shop's requests were refused so far
 more_refused() { local r; r=$(refused); [[ -n $r ]] && ((r > $1)); }
 
 # ---- the held request ends: the CLI is served ----
-check "a GET waiting for the stopped daemon holds shop's one place" hold 1
+check "a GET waiting for the stopped daemon holds shop's one place" hold "$TOK" 1
 r0=$(refused)
 (vig resources >"$TMP/res.out" 2>"$TMP/res.err"; echo $? >"$TMP/res.rc") &
 c1=$!
@@ -97,7 +60,7 @@ check "... and the API stored its point (once: one answer)" grep -qx 'stored 1, 
 diag "refused meanwhile: $(($(refused) - r0))"
 
 # ---- the held request does not end in time: the CLI gives up ----
-check "held again" hold 2
+check "held again" hold "$TOK" 2
 t0=$SECONDS
 "$BIN/vigie" --api "$API" --token "$TOK" --retry-wait 2 resources >"$TMP/res2.out" 2>"$TMP/res2.err"
 eq "vigie --retry-wait 2 resources gives up (exit 1)" "$?" 1
@@ -111,7 +74,7 @@ check "the held request was still waiting then" kill -0 "$HELD"
 diag "gave up after $((SECONDS - t0)) s"
 kill -CONT "$RRDCACHED_PID"
 wait "$HELD"
-check "held a third time" hold 3
+check "held a third time" hold "$TOK" 3
 "$BIN/vigie" --api "$API" --token "$TOK" --retry-wait 0 resources >/dev/null 2>"$TMP/res3.err"
 eq "vigie --retry-wait 0 never retries: refused at once (exit 1), naming the cap" \
   "$?:$(cat "$TMP/res3.err")" \

@@ -25,7 +25,7 @@
 # virtual time, mid-retries: the waiting line (#busy) names the reason;
 # the second after 30 s: the retries are spent and the page's error
 # names it. SKIP, with the reason, without rrdcached, jq or chromium.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib_held_request.sh"
 require rrdcached
 command -v jq >/dev/null || { echo "1..0 # SKIP jq not installed"; exit 0; }
 CHROME=$(command -v chromium || command -v chromium-browser || true)
@@ -44,51 +44,14 @@ if ! browser 1000 "data:text/html,<p id=x>alive</p>" | grep -q alive; then
   exit 0
 fi
 
-start_rrdcached cb -R || bail "rrdcached did not start ($(tail -3 "$TMP/cb.log"))"
-collector_ports
-DATA=$TMP/data
-# no queue (http_queue_per_project = 0): what is tested is the client's
-# handling of the cap's 429, which the queue would make wait first
-printf '[collector]\nhttp_max_concurrent_per_project = 1\nhttp_queue_per_project = 0\n[storage]\nbackend = rrdcached\ndaemons = %s\n' \
-  "$RRDCACHED_UNIX" >"$TMP/vigie.conf"
-check "collector starts (cap of 1 request in flight per project)" \
-  start_api_collector collector --config "$TMP/vigie.conf" --data-dir "$DATA"
-offline_token TOK "$DATA" --project shop
-check "shop publishes a point" "$BIN/vigie" --api "$API" --token "$TOK" put q1 depth 5 --time -2m
-
-metric() { curl -q -s --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$API/metrics" |
-  awk -v n="$1" '$1 == n {print $2}'; }
-all_stopped() { local f; for f in /proc/$RRDCACHED_PID/task/*/stat; do
-  [[ $(sed 's/.*) //' "$f" | cut -c1) == [Tt] ]] || return 1; done; }
-# hold TOKEN: the daemon stopped, a GET of q1 with TOKEN waits for it,
-# holding that token's place (cli_retry_test.sh says why a read first,
-# and why a GET answered at once is tried again). A hold is one still
-# waiting 2 s on. Sets HELD.
-hold() {
-  local try
-  for try in 1 2 3 4 5; do
-    wait_for 30 bash -c "curl -q -s -o /dev/null -w '%{http_code}' --max-time 20 \
-      -H 'Authorization: Bearer $1' '$API/v1/measures?resource=q1&metric=depth&start=-1h' |
-      grep -qx 200" || return 1
-    kill -STOP "$RRDCACHED_PID" && wait_for 30 all_stopped || return 1
-    curl -q -s -o /dev/null --max-time 60 -H "Authorization: Bearer $1" \
-      "$API/v1/measures?resource=q1&metric=depth&start=-1h" &
-    HELD=$!
-    _pids+=("$HELD")
-    sleep 2
-    kill -0 "$HELD" 2>/dev/null && return 0
-    kill -CONT "$RRDCACHED_PID"
-    wait "$HELD"
-  done
-  return 1
-}
-release() { kill -CONT "$RRDCACHED_PID"; wait "$HELD" 2>/dev/null; }
+start_capped_collector cb
+# hold TOKEN NAME, release: lib_held_request.sh
 # page TOKEN BUDGET OUT: the console's DOM while TOKEN's place is held,
 # taken again (at most 3 runs) if the hold ended before chromium did
 page() {
   local run
   for run in 1 2 3; do
-    hold "$1" || return 1
+    hold "$1" page || return 1
     browser "$2" "$API/#/?token=$1" >"$3"
     if kill -0 "$HELD" 2>/dev/null; then
       release

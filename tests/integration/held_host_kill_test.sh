@@ -43,27 +43,14 @@ start_shared_daemon
 start_shared_collectors "[cluster]
 lease = $LEASE"
 
-agent_conf "$TMP/agent.conf"
-node_xml "$TMP/node.xml" "$DOMAINS" vm 8000 00
-start_host_agent agent "$TMP/agent.conf" "$TMP/node.xml" $HOST "$TMP/spool" 0.4
-AG=$AGENT_PID
-check "the agent's first batches are acknowledged" wait_for 60 reached 2
+start_test_agent 8000 2
 
 # ---- each collector learns the host's series (as held_host_test.sh) ----
 both_collectors_learn
 received() { [[ $(metric "$1" vigie_collector_batches_received_total) -ge $2 ]]; }
 
 # ---- the daemon dies: a collector acknowledges, holding the values ----
-kill -KILL "$RD_PID"; wait "$RD_PID" 2>/dev/null
-s0=$(seq_now)
-check "batches are acknowledged while the daemon is down" wait_for 30 reached $((s0 + 3))
-marked() { [[ -n $(holder) ]]; }
-check "a collector marked the host in the shared state" wait_for 30 marked
-holder_idx() {
-  local h i; h=$(holder)
-  for i in 0 1; do [[ $h == *"tcp://127.0.0.1:${CP[$i]}" ]] && { echo "$i"; return; }; done
-  echo none
-}
+kill_daemon_until_marked
 # the holder is the collector killed below, whichever it is: stopped
 # first, so that the mark read again names it (its holder can no longer
 # move or clear it), then killed
@@ -185,7 +172,5 @@ check "... and says on stderr that the node holds none" \
 stop_shared
 
 # ---- every series: one point per poll ----
-series_on_daemon
-check "the instances' series are on the daemon ($nser)" test "$nser" -ge 10
-one_point_per_poll
+every_series_one_point
 done_testing

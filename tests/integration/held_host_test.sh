@@ -41,34 +41,20 @@ start_shared_daemon
 # longer than the holder is stopped here, however loaded the machine
 start_shared_collectors
 
-agent_conf "$TMP/agent.conf"
-node_xml "$TMP/node.xml" "$DOMAINS" vm 8000 00
-start_host_agent agent "$TMP/agent.conf" "$TMP/node.xml" $HOST "$TMP/spool" 0.4
-AG=$AGENT_PID
-check "the agent's first batches are acknowledged" wait_for 60 reached 2
+start_test_agent 8000 2
 
 # ---- each collector learns the host's series (files verified) ----
 both_collectors_learn
 received() { [[ $(metric "$1" vigie_collector_batches_received_total) -ge $2 ]]; }
 
 # ---- the daemon dies: a collector acknowledges, holding the values ----
-kill -KILL "$RD_PID"; wait "$RD_PID" 2>/dev/null
-s0=$(seq_now)
-diag "daemon killed at seq $s0"
-check "batches are acknowledged while the daemon is down" wait_for 30 reached $((s0 + 3))
-marked() { [[ -n $(holder) ]]; }
-check "a collector marked the host in the shared state" wait_for 30 marked
+kill_daemon_until_marked
 # which collector the mark names (its node name ends with its listen
 # address): the host can have moved while the daemon was down (an ack
 # slower than the agent's timeout on a loaded machine), and then the
 # first collector that acknowledged its batches holding values is its
 # holder — the other's mark of the same moment is refused (one holder at
 # a time). The holder is the collector stopped below, whichever it is.
-holder_idx() {
-  local h i; h=$(holder)
-  for i in 0 1; do [[ $h == *"tcp://127.0.0.1:${CP[$i]}" ]] && { echo "$i"; return; }; done
-  echo none
-}
 h=$(holder_idx)
 diag "held by: $(holder) (collector $h)"
 # P: the holder, S: the other
@@ -114,7 +100,5 @@ done
 stop_shared
 
 # ---- every series: one point per poll ----
-series_on_daemon
-check "the instances' series are on the daemon ($nser)" test "$nser" -ge 10
-one_point_per_poll
+every_series_one_point
 done_testing

@@ -250,6 +250,17 @@ restart_rrdcached() {
   local name=$1 dir=$2 port=$3; shift 3
   _rrdcached_run "$name" "$dir" "$port" 20 "$@"
 }
+# start_two_rrdcached: the two daemons of the tests that move or convert
+# series between daemons (-R -O): A reached on its unix socket, B over TCP
+# (both kinds of address in one test); sets A, A_BASE, B, B_BASE; one ok,
+# or the test ends (not ok naming the daemon that did not start)
+start_two_rrdcached() {
+  start_rrdcached a -R -O || { nok "rrdcached A did not start"; done_testing; exit 1; }
+  A=$RRDCACHED_UNIX A_BASE=$RRDCACHED_BASE
+  start_rrdcached b -R -O || { nok "rrdcached B did not start"; done_testing; exit 1; }
+  B=$RRDCACHED_TCP B_BASE=$RRDCACHED_BASE
+  ok "two rrdcached daemons: A on $A, B on $B"
+}
 
 # start_postgres: a private PostgreSQL server (the twin of
 # tests/unit/pg_harness.h). initdb -A trust -U vigie into its own dir

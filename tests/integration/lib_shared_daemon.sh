@@ -101,6 +101,18 @@ start_host_agent() {
     --clock-step 60 --count "$POLLS" --log-level debug
 }
 
+# start_test_agent PORT0 N: agent_conf and node_xml ($DOMAINS domains vm,
+# from PORT0) for an agent of $HOST polling every 0.4 s, spool
+# $TMP/spool; sets AG (its pid); checks its first N batches are
+# acknowledged (the shared registry reached seq N)
+start_test_agent() {
+  agent_conf "$TMP/agent.conf"
+  node_xml "$TMP/node.xml" "$DOMAINS" vm "$1" 00
+  start_host_agent agent "$TMP/agent.conf" "$TMP/node.xml" "$HOST" "$TMP/spool" 0.4
+  AG=$AGENT_PID
+  check "the agent's first batches are acknowledged" wait_for 60 reached "$2"
+}
+
 # seq_of HOST: the last sequence number the shared registry holds for
 # HOST (0 for none); seq_now / reached N: $HOST's, and whether it is >= N
 seq_of() { sql "SELECT coalesce(max(last_seq), 0) FROM vigie_registry.streams WHERE host = '$1'"; }
@@ -112,6 +124,24 @@ reached() { [[ $(seq_now) -ge $1 ]]; }
 # and its spool is empty
 # ---- held hosts: which collector holds HOST's mark, which stored what ----
 holder() { sql "SELECT node FROM vigie_registry.held WHERE host = '$HOST'"; }
+marked() { [[ -n $(holder) ]]; }
+# holder_idx: which collector (0 or 1) the mark names (its node name ends
+# with its listen address), else "none"
+holder_idx() {
+  local h i; h=$(holder)
+  for i in 0 1; do [[ $h == *"tcp://127.0.0.1:${CP[$i]}" ]] && { echo "$i"; return; }; done
+  echo none
+}
+# kill_daemon_until_marked: kill -9 of the daemon; checks that the host's
+# batches are still acknowledged (3 more) and that a collector, holding
+# their values, marked the host; sets s0 (the seq when the daemon died)
+kill_daemon_until_marked() {
+  kill -KILL "$RD_PID"; wait "$RD_PID" 2>/dev/null
+  s0=$(seq_now)
+  diag "daemon killed at seq $s0"
+  check "batches are acknowledged while the daemon is down" wait_for 30 reached $((s0 + 3))
+  check "a collector marked the host in the shared state" wait_for 30 marked
+}
 # A collector's stored batches: those it received less those it answered
 # otherwise (duplicate, RETRY, refused, rejected). The received count
 # alone also counts the batches a collector answered RETRY or DUPLICATE
@@ -201,6 +231,14 @@ stop_shared() {
 series_on_daemon() {
   (cd "$RD_DIR/base" && find instance disk nic -name '*.rrd' 2>/dev/null | sort) >"$TMP/series.list"
   nser=$(wc -l <"$TMP/series.list")
+}
+
+# every_series_one_point: the instances' series are on the daemon (at
+# least 10), and one_point_per_poll
+every_series_one_point() {
+  series_on_daemon
+  check "the instances' series are on the daemon ($nser)" test "$nser" -ge 10
+  one_point_per_poll
 }
 
 # one_point_per_poll: rrdtool fetch on every file of series_on_daemon;

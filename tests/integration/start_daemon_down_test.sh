@@ -165,7 +165,5 @@ stop_pid "$C"
 stop_pid "$RD_PID"
 
 # ---- every series: one point per poll ----
-series_on_daemon
-check "the instances' series are on the daemon ($nser)" test "$nser" -ge 10
-one_point_per_poll
+every_series_one_point
 done_testing

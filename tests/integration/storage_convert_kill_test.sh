@@ -60,6 +60,39 @@ fetch_files() {
 convert() { "$BIN/vigie-collector" --config "$TMP/vigie.conf" --data-dir "$DATA" storage convert "$@"; }
 rras() { rrdtool info "$1" | grep -c '^rra\[[0-9]*\]\.cf'; }
 tiers() { tr ',' '\n' <<<"$1" | wc -l; } # RULE: its archives, 3 RRAs each
+# The two halves of a round, for either backend: TAG names it in the
+# checks, DIR holds its files, the convert runs with CONVERT_ARGS.
+# killed TAG DIR STEP OUT: the convert killed after STEP, what it leaves
+# (in $left)
+killed() {
+  VIGIE_TEST_CONVERT_KILL=$3 convert "${CONVERT_ARGS[@]}" >"$4" 2>&1
+  eq "$1 the convert is killed after step $3" "$?" 137
+  left=$(leftovers "$2")
+  diag "$1 left: ${left:-nothing}"
+  if [[ $3 == renamed ]]; then
+    eq "$1 killed after the rename: nothing is left" "$left" ""
+  else
+    check "$1 it leaves the side file" grep -q '\.vigie-convert$' <<<"$left"
+  fi
+}
+# rerun TAG STEP OUT ERR: the next convert succeeds, removing the side file
+rerun() {
+  convert "${CONVERT_ARGS[@]}" >"$3" 2>"$4"
+  eq "$1 the next convert succeeds" "$?" 0
+  diag "$1 $(cat "$3" "$4")"
+  [[ $2 == renamed ]] || check "$1 ... saying it removed the side file" \
+    grep -q "leftovers of a conversion killed before its end: removed .*\.vigie-convert" "$3"
+}
+# converted TAG DIR FETCH BEFORE RULE WHAT: nothing left, FETCH prints
+# BEFORE again (the check says WHAT), every file has RULE's archives
+converted() {
+  local f bad=0
+  eq "$1 nothing is left beside the files" "$(leftovers "$2")" ""
+  "$3" >"$TMP/fetch.after"
+  check "$1 $6" cmp -s "$TMP/fetch.after" "$4"
+  for f in $(files "$2"); do (( $(rras "$2/$f") == 3 * $(tiers "$5") )) || bad=1; done
+  eq "$1 every file has the rule's archives" "$bad" 0
+}
 
 # ---- files backend ------------------------------------------------------------------
 conf "${RULES[0]}"
@@ -71,19 +104,14 @@ check "the agent's series are written ($N files)" test "$N" -gt 2
 fetch_files >"$TMP/f.0"
 check "the fetches read values" bash -c "grep -c '[0-9]e[+-]' '$TMP/f.0' | awk '{ exit !(\$1 > 100) }'"
 
+CONVERT_ARGS=()
 i=0
 for step in linked tuned checked renamed; do
   i=$((i + 1))
   conf "${RULES[$i]}"
   fetch_files >"$TMP/f.before"
-  VIGIE_TEST_CONVERT_KILL=$step convert >"$TMP/k$i.out" 2>&1
-  eq "[$step] the convert is killed after step $step" "$?" 137
-  left=$(leftovers "$RRD")
-  diag "[$step] left: ${left:-nothing}"
-  if [[ $step == renamed ]]; then
-    eq "[$step] killed after the rename: nothing is left" "$left" ""
-  else
-    check "[$step] it leaves the side file" grep -q '\.vigie-convert$' <<<"$left"
+  killed "[$step]" "$RRD" "$step" "$TMP/k$i.out"
+  if [[ $step != renamed ]]; then
     first=${left%.vigie-convert}
     check "[$step] ... and the file itself is whole, unconverted" \
       bash -c "(( \$(rrdtool info '$first' | grep -c '^rra\[[0-9]*\]\.cf') == 3 * $(tiers "${RULES[$((i - 1))]}") ))"
@@ -97,23 +125,14 @@ for step in linked tuned checked renamed; do
     fetch_files >"$TMP/f.before"
     check "[$step] ... and writes new values" bash -c "! cmp -s '$TMP/f.before' '$TMP/f.0'"
   fi
-  convert >"$TMP/c$i.out" 2>"$TMP/c$i.err"
-  eq "[$step] the next convert succeeds" "$?" 0
-  diag "[$step] $(cat "$TMP/c$i.out" "$TMP/c$i.err")"
+  rerun "[$step]" "$step" "$TMP/c$i.out" "$TMP/c$i.err"
   if [[ $step != renamed ]]; then
-    check "[$step] ... saying it removed the side file" \
-      grep -q "leftovers of a conversion killed before its end: removed .*\.vigie-convert" "$TMP/c$i.out"
     check "[$step] ... and converts every series" grep -q "^converted $N series, 0 had" "$TMP/c$i.out"
   else
     check "[$step] ... and converts the others" grep -q "^converted $((N - 1)) series, 1 had" "$TMP/c$i.out"
   fi
-  eq "[$step] nothing is left beside the files" "$(leftovers "$RRD")" ""
-  fetch_files >"$TMP/f.after"
-  check "[$step] every 1 min row of every file and function prints as before" \
-    cmp -s "$TMP/f.after" "$TMP/f.before"
-  bad=0
-  for f in $(files "$RRD"); do (( $(rras "$RRD/$f") == 3 * $(tiers "${RULES[$i]}") )) || bad=1; done
-  eq "[$step] every file has the rule's archives" "$bad" 0
+  converted "[$step]" "$RRD" fetch_files "$TMP/f.before" "${RULES[$i]}" \
+    "every 1 min row of every file and function prints as before"
 done
 
 # a kill inside librrd's modify, and what versions before this one left
@@ -165,31 +184,15 @@ agent $START 30
 stop_pid "$COLLECTOR_PID"
 N=$(files "$BASE" | wc -l)
 check "the daemon holds the series ($N files)" test "$N" -gt 2
+CONVERT_ARGS=(--daemon "$D" --dir "$BASE")
 i=0
 for step in linked tuned checked renamed; do
   i=$((i + 1))
   rconf "${RULES[$i]}"
   fetch_daemon >"$TMP/d.before"
-  VIGIE_TEST_CONVERT_KILL=$step convert --daemon "$D" --dir "$BASE" >"$TMP/rk$i.out" 2>&1
-  eq "[rrdcached $step] the convert is killed after step $step" "$?" 137
-  left=$(leftovers "$BASE")
-  diag "[rrdcached $step] left: ${left:-nothing}"
-  if [[ $step == renamed ]]; then
-    eq "[rrdcached $step] killed after the rename: nothing is left" "$left" ""
-  else
-    check "[rrdcached $step] it leaves the side file" grep -q '\.vigie-convert$' <<<"$left"
-  fi
-  convert --daemon "$D" --dir "$BASE" >"$TMP/rc$i.out" 2>"$TMP/rc$i.err"
-  eq "[rrdcached $step] the next convert succeeds" "$?" 0
-  diag "[rrdcached $step] $(cat "$TMP/rc$i.out" "$TMP/rc$i.err")"
-  [[ $step != renamed ]] && check "[rrdcached $step] ... saying it removed the side file" \
-    grep -q "leftovers of a conversion killed before its end: removed .*\.vigie-convert" "$TMP/rc$i.out"
-  eq "[rrdcached $step] nothing is left beside the files" "$(leftovers "$BASE")" ""
-  fetch_daemon >"$TMP/d.after"
-  check "[rrdcached $step] rrdtool fetch --daemon prints every 1 min row as before" \
-    cmp -s "$TMP/d.after" "$TMP/d.before"
-  bad=0
-  for f in $(files "$BASE"); do (( $(rras "$BASE/$f") == 3 * $(tiers "${RULES[$i]}") )) || bad=1; done
-  eq "[rrdcached $step] every file has the rule's archives" "$bad" 0
+  killed "[rrdcached $step]" "$BASE" "$step" "$TMP/rk$i.out"
+  rerun "[rrdcached $step]" "$step" "$TMP/rc$i.out" "$TMP/rc$i.err"
+  converted "[rrdcached $step]" "$BASE" fetch_daemon "$TMP/d.before" "${RULES[$i]}" \
+    "rrdtool fetch --daemon prints every 1 min row as before"
 done
 done_testing

@@ -19,11 +19,7 @@
 command -v rrdcached >/dev/null || { echo "1..0 # SKIP rrdcached not installed"; exit 0; }
 command -v jq >/dev/null || { echo "1..0 # SKIP jq not installed"; exit 0; }
 
-start_rrdcached a -R -O || { nok "rrdcached A did not start"; done_testing; exit 1; }
-A=$RRDCACHED_UNIX A_BASE=$RRDCACHED_BASE
-start_rrdcached b -R -O || { nok "rrdcached B did not start"; done_testing; exit 1; }
-B=$RRDCACHED_TCP B_BASE=$RRDCACHED_BASE
-ok "two rrdcached daemons: A on $A, B on $B"
+start_two_rrdcached
 
 collector_ports
 DATA=$TMP/data

@@ -33,11 +33,7 @@ start_shared_collectors "[cluster]
 lease = 2
 wait_verified = yes"
 
-agent_conf "$TMP/agent.conf"
-node_xml "$TMP/node.xml" "$DOMAINS" vm 8100 00
-start_host_agent agent "$TMP/agent.conf" "$TMP/node.xml" $HOST "$TMP/spool" 0.4
-AG=$AGENT_PID
-check "the agent's first batches are acknowledged" wait_for 60 reached 3
+start_test_agent 8100 3
 
 # ---- the committing collector writes its verified row ----
 covered() {
@@ -92,7 +88,5 @@ done
 stop_shared
 
 # ---- every series: one point per poll ----
-series_on_daemon
-check "the instances' series are on the daemon ($nser)" test "$nser" -ge 10
-one_point_per_poll
+every_series_one_point
 done_testing

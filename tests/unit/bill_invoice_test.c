@@ -23,20 +23,10 @@
 
 #include "../support/db_engines.h"
 #include "../support/tmpdir.h"
-
-#define LEDGER "tests/fixtures/billing/ledger-2026-10.txt"
+#include "../support/ledger_fixture.h"
 
 static const struct vg_bill_month SEP = {2026, 9}, OCT = {2026, 10}, NOV = {2026, 11},
 				  DEC = {2026, 12};
-
-struct fx {
-	const struct dbe *e;
-	char dir[64], db[700];
-	struct vg_bill_ledger *l;
-	struct vg_bill_ratecard *rc;
-	struct vg_bill_meter *m;
-	uint64_t seq;
-};
 
 static int64_t T(const char *iso)
 {
@@ -47,47 +37,24 @@ static int64_t T(const char *iso)
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	char err[512];
-	int rc;
+	struct ledger_fx *f;
+	int rc = ledger_fx_setup(state, "/tmp/vg-bill-inv.XXXXXX");
 
-	f->e = *state;
-	*state = f;
-	strcpy(f->dir, "/tmp/vg-bill-inv.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	if ((rc = dbe_fresh(f->e, f->db, sizeof(f->db))))
-		return rc < 0 ? -1 : 0;
-	if (vg_bill_ledger_load(LEDGER, &f->l, err, sizeof(err)) ||
-	    vg_bill_ratecard_load(f->l->ratecard, &f->rc, err, sizeof(err)) ||
-	    vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
-		fail_msg("%s", err);
+	f = *state;
+	if (rc || !f->m)
+		return rc;
 	for (size_t i = 0; i < f->l->nbatches; i++)
 		assert_int_equal(vg_bill_meter_batch(f->m, f->l->batches[i]), 0);
 	f->seq = 1000;
 	return 0;
 }
 
-/* The case's fixture; skips (or fails) when its engine cannot run. */
-static struct fx *fx_get(void **state)
-{
-	struct fx *f = *state;
-	if (!f->m)
-		dbe_need(f->e);
-	return f;
-}
-
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	vg_bill_meter_close(f->m);
-	vg_bill_ratecard_free(f->rc);
-	vg_bill_ledger_free(f->l);
-	assert_int_equal(fx_rm_tree(f->dir), 0);
-	free(f);
-	return 0;
+	return ledger_fx_teardown(state);
 }
 
-static char *text(struct fx *f, struct vg_bill_month m, const char *project, int fmt,
+static char *text(struct ledger_fx *f, struct vg_bill_month m, const char *project, int fmt,
 		  size_t *len)
 {
 	char *t = NULL;
@@ -107,7 +74,7 @@ static const struct vg_bill_invoice_line *line(const struct vg_bill_invoice *inv
 
 static void test_finalize_freezes(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_db *db = vg_bill_meter_db(f->m);
 	struct vg_bill_invoice *inv;
 	size_t n, l1, l2;
@@ -155,7 +122,7 @@ static void test_finalize_freezes(void **state)
 
 /* A batch from host `host` at time t with only events, or an instance
  * observation when `inst` is set. */
-static struct vg_batch *batch(struct fx *f, const char *host, const char *t)
+static struct vg_batch *batch(struct ledger_fx *f, const char *host, const char *t)
 {
 	return vg_batch_new(host, 7, ++f->seq, T(t));
 }
@@ -173,7 +140,7 @@ static void observe(struct vg_batch *b, const char *id, const char *project,
 
 static void test_late_usage_becomes_adjustment(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_db *db = vg_bill_meter_db(f->m);
 	struct vg_bill_invoice *inv;
 	const struct vg_bill_invoice_line *l;
@@ -276,7 +243,7 @@ static void test_late_usage_becomes_adjustment(void **state)
 
 /* Two exact events of i-web arriving late in November: it was in fact
  * stopped from `stop` to `start` (both in October). */
-static void late_pause(struct fx *f, const char *stop, const char *start)
+static void late_pause(struct ledger_fx *f, const char *stop, const char *start)
 {
 	struct vg_batch *b = batch(f, "ledger-host", "2026-11-01T00:40:00Z");
 	assert_int_equal(vg_batch_event(b, "i-web", VG_EV_STOPPED, T(stop), NULL), 0);
@@ -307,7 +274,7 @@ static const char rc_retro[] =
  * measured against the line as the first adjustment left it. */
 static void test_adjustment_slice_inside_span(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_db *db = vg_bill_meter_db(f->m);
 	struct vg_bill_ratecard *retro;
 	struct vg_bill_invoice *inv;
@@ -372,7 +339,7 @@ static void test_adjustment_slice_inside_span(void **state)
 
 /* One observation of vNIC id of project netco (instance i-net) at t: its
  * sent-bytes counter reads tx. */
-static void nic_obs(struct fx *f, const char *host, const char *id, const char *t, double tx)
+static void nic_obs(struct ledger_fx *f, const char *host, const char *id, const char *t, double tx)
 {
 	struct vg_batch *b = batch(f, host, t);
 	struct vg_resource *r = vg_batch_resource(b, VG_RT_NIC, id, "tap9", "i-net", T(t));
@@ -429,7 +396,7 @@ static void net_adj(const struct vg_bill_invoice *inv, const char *key, const ch
  * x 0.05 = 0.125 -> 0.13, billed 0.10: +0.03. */
 static void test_network_adjustment_hours(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_db *db = vg_bill_meter_db(f->m);
 	struct vg_bill_invoice *inv, *back;
 	const struct vg_bill_invoice_line *l;
@@ -534,7 +501,7 @@ static void test_network_adjustment_hours(void **state)
 
 static void test_render_formats(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	size_t len;
 	char *csv = text(f, OCT, "acme", VG_BILL_FMT_CSV, &len);
 	char *html = text(f, OCT, "acme", VG_BILL_FMT_HTML, &len);
@@ -555,7 +522,7 @@ static void test_render_formats(void **state)
 }
 
 /* One Nova instance's poll in December with the names the agent sends. */
-static void nova_poll(struct fx *f, const char *t, const char *project_name)
+static void nova_poll(struct ledger_fx *f, const char *t, const char *project_name)
 {
 	struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, T(t));
 	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE,
@@ -572,7 +539,7 @@ static void nova_poll(struct fx *f, const char *t, const char *project_name)
 
 static void test_names_people_know(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_db *db = vg_bill_meter_db(f->m);
 	const char *P = "bbbbbbbb0000000000000000000000b1";
 	struct vg_bill_invoice *inv;
@@ -618,7 +585,7 @@ static void test_names_people_know(void **state)
  * CSV (a leading '). */
 static void test_csv_formulas(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	const char *P = "cccccccc0000000000000000000000c1";
 	struct vg_batch *b = vg_batch_new("h1", 1, ++f->seq, T("2026-12-01T00:00:00Z"));
 	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE,
@@ -663,7 +630,7 @@ static const struct vg_bill_invoice_line *nth_of(const struct vg_bill_invoice *i
  * ledger's hand-computed lines; empty subtotals are left out. */
 static void test_readable_lines(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_db *db = vg_bill_meter_db(f->m);
 	struct vg_bill_invoice *inv;
 	const struct vg_bill_invoice_line *l;
@@ -726,7 +693,7 @@ static void test_readable_lines(void **state)
  * a CSV row of its own (LineItemType Warning, no cost). */
 static void test_warnings_everywhere(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	size_t len;
 	const char *times[] = {"2026-12-02T00:00:00Z", "2026-12-02T01:00:00Z"};
 
@@ -759,7 +726,7 @@ static void test_warnings_everywhere(void **state)
  * the project id; final numbers stay the month's sequence. */
 static void test_draft_numbers(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_db *db = vg_bill_meter_db(f->m);
 	struct vg_bill_invoice *a, *b, *c;
 	size_t len, n;
@@ -799,7 +766,7 @@ static void test_draft_numbers(void **state)
  * due) is now -ERANGE: no document, an error the API names. */
 static void test_amounts_out_of_range(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_db *db = vg_bill_meter_db(f->m);
 	static const char absurd[] =
 		"{\"currency\":\"EUR\",\"minor_unit_digits\":2,\"prices\":[{"
@@ -953,7 +920,7 @@ static void test_amounts_out_of_range(void **state)
 
 /* The ledger's rate card with one more flavor, x1.gold, at `price` an
  * hour (a decimal string). */
-static struct vg_bill_ratecard *card_with_gold(struct fx *f, const char *price)
+static struct vg_bill_ratecard *card_with_gold(struct ledger_fx *f, const char *price)
 {
 	struct vg_bill_ratecard *rc;
 	char err[512], *buf, *out, *at;
@@ -978,7 +945,7 @@ static struct vg_bill_ratecard *card_with_gold(struct fx *f, const char *price)
 	return rc;
 }
 
-static char *text_rc(struct fx *f, const struct vg_bill_ratecard *rc, struct vg_bill_month m,
+static char *text_rc(struct ledger_fx *f, const struct vg_bill_ratecard *rc, struct vg_bill_month m,
 		     const char *project, int fmt, size_t *len)
 {
 	char *t = NULL;
@@ -988,7 +955,7 @@ static char *text_rc(struct fx *f, const struct vg_bill_ratecard *rc, struct vg_
 }
 
 /* An instance poll of x1.gold (project acme) at t, delivered late. */
-static void gold_poll(struct fx *f, const char *t, int ended)
+static void gold_poll(struct ledger_fx *f, const char *t, int ended)
 {
 	struct vg_batch *b = batch(f, "gold-host", t);
 	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "i-gold", "gold", NULL, T(t));
@@ -1017,7 +984,7 @@ static size_t g_unbillable_len;
  * billed on the first draft after the card is fixed. */
 static void test_late_unbillable_adjustment(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_db *db = vg_bill_meter_db(f->m);
 	struct vg_bill_ratecard *gold = card_with_gold(f, "1000000000000");
 	struct vg_bill_invoice *inv, **all;
@@ -1139,7 +1106,7 @@ static void test_late_unbillable_adjustment(void **state)
  * usage it passes. It is withheld, saying so; the rest is billed. */
 static void test_late_adjustment_past_with_lines(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_db *db = vg_bill_meter_db(f->m);
 	struct vg_bill_ratecard *gold = card_with_gold(f, "99999999999.9999");
 	struct vg_bill_invoice *inv;

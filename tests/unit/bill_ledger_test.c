@@ -28,61 +28,21 @@
 #include "../support/db_engines.h"
 #include "../support/hang_guard.h"
 #include "../support/tmpdir.h"
-
-#define LEDGER "tests/fixtures/billing/ledger-2026-10.txt"
-
-struct fx {
-	const struct dbe *e;
-	char dir[64], db[700];
-	struct vg_bill_ledger *l;
-	struct vg_bill_ratecard *rc;
-	struct vg_bill_meter *m;
-};
+#include "../support/ledger_fixture.h"
 
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof(*f));
-	char err[512];
-	int rc;
-
-	f->e = *state;
-	*state = f;
-	strcpy(f->dir, "/tmp/vg-bill-ledger.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	if ((rc = dbe_fresh(f->e, f->db, sizeof(f->db))))
-		return rc < 0 ? -1 : 0;
-	if (vg_bill_ledger_load(LEDGER, &f->l, err, sizeof(err)))
-		fail_msg("%s", err);
-	if (vg_bill_ratecard_load(f->l->ratecard, &f->rc, err, sizeof(err)))
-		fail_msg("%s", err);
-	if (vg_bill_meter_open(f->db, &f->m, err, sizeof(err)))
-		fail_msg("%s", err);
-	return 0;
-}
-
-/* The case's fixture; skips (or fails) when its engine cannot run. */
-static struct fx *fx_get(void **state)
-{
-	struct fx *f = *state;
-	if (!f->m)
-		dbe_need(f->e);
-	return f;
+	return ledger_fx_setup(state, "/tmp/vg-bill-ledger.XXXXXX");
 }
 
 static int teardown(void **state)
 {
-	struct fx *f = *state;
-	vg_bill_meter_close(f->m);
-	vg_bill_ratecard_free(f->rc);
-	vg_bill_ledger_free(f->l);
-	assert_int_equal(fx_rm_tree(f->dir), 0);
-	free(f);
-	return 0;
+	return ledger_fx_teardown(state);
 }
 
 /* Feed every batch through a dispatch with the meter registered, `times`
  * times each in a row (at-least-once delivery). */
-static void feed(struct fx *f, int times)
+static void feed(struct ledger_fx *f, int times)
 {
 	struct vg_dispatch d;
 	struct vg_consumer c = vg_bill_meter_consumer(f->m);
@@ -95,7 +55,7 @@ static void feed(struct fx *f, int times)
 }
 
 /* Check every month with expectations; returns the mismatches. */
-static int check_all(struct fx *f)
+static int check_all(struct ledger_fx *f)
 {
 	struct vg_bill_month months[12];
 	size_t nm = vg_bill_ledger_months(f->l, months, 12);
@@ -122,14 +82,14 @@ static int check_all(struct fx *f)
 
 static void test_ledger_matches_hand_computation(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	feed(f, 1);
 	assert_int_equal(check_all(f), 0);
 }
 
 static void test_redelivery_changes_nothing(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_bill_meter_stats st;
 
 	feed(f, 3); /* each batch three times in a row */
@@ -142,7 +102,7 @@ static void test_redelivery_changes_nothing(void **state)
 
 static void test_per_project_invoice_equals_all(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_bill_month oct = {2026, 10};
 	struct vg_bill_invoice *one, **all;
 	struct vg_bill_usage u;
@@ -181,7 +141,7 @@ static void test_per_project_invoice_equals_all(void **state)
 /* ---- several meters on one database (collectors sharing PostgreSQL) ---- */
 
 /* Every month's invoices of every project as JSON, one after another. */
-static char *all_invoices(struct vg_db *db, struct fx *f, size_t *len)
+static char *all_invoices(struct vg_db *db, struct ledger_fx *f, size_t *len)
 {
 	struct vg_bill_month months[12];
 	size_t nm = vg_bill_ledger_months(f->l, months, 12), cap = 0;
@@ -213,7 +173,7 @@ static char *all_invoices(struct vg_db *db, struct fx *f, size_t *len)
 
 /* The invoices of a fresh database of the same engine fed each batch once
  * by one meter: what a single collector computes. */
-static char *single_meter_invoices(struct fx *f, size_t *len)
+static char *single_meter_invoices(struct ledger_fx *f, size_t *len)
 {
 	char url[700], err[512];
 	struct vg_bill_meter *m;
@@ -229,7 +189,7 @@ static char *single_meter_invoices(struct fx *f, size_t *len)
 	return all;
 }
 
-static void assert_same_invoices(struct fx *f)
+static void assert_same_invoices(struct ledger_fx *f)
 {
 	size_t l1, l2;
 	char *one = single_meter_invoices(f, &l1), *shared = all_invoices(vg_bill_meter_db(f->m), f, &l2);
@@ -247,7 +207,7 @@ static void assert_same_invoices(struct fx *f)
  * re-sent k after a lost ack, then went on). */
 static void test_two_meters_late_resend(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_bill_meter *m2;
 	struct vg_bill_meter_stats st;
 	char err[512];
@@ -300,7 +260,7 @@ static int64_t waiting_locks(struct vg_db *db)
  * resources table (reads go on, writes wait) until both meters are inside
  * the batch and waiting, then lets them go. On sqlite BEGIN IMMEDIATE
  * serialises the two whole transactions. */
-static void race(struct fx *f, struct vg_bill_meter *m2, struct vg_batch *const *b, size_t nb,
+static void race(struct ledger_fx *f, struct vg_bill_meter *m2, struct vg_batch *const *b, size_t nb,
 		 int reps)
 {
 	struct feeder fd[2] = {{f->m, NULL, 0, 0}, {m2, NULL, 0, 0}};
@@ -348,7 +308,7 @@ static void race(struct fx *f, struct vg_bill_meter *m2, struct vg_batch *const 
  * month re-sent: the shared timelines are those of one meter. */
 static void test_two_meters_concurrent(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_bill_meter *m2;
 	char err[512];
 
@@ -418,7 +378,7 @@ static const char *metered_id(const struct vg_batch *b)
  * byte-identical to one meter's fed each batch once. */
 static void test_held_locks_answer_retry(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_bill_meter *m2;
 	struct vg_dispatch d;
 	struct vg_consumer c, c2;
@@ -501,7 +461,7 @@ static void test_held_locks_answer_retry(void **state)
  * connection of their own, as the API's do, under the hang guard. */
 static void test_invoices_ignore_held_locks(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	static const char *const writes[] = {
 		"UPDATE resources SET last_seen_ms = last_seen_ms",
 		"UPDATE transitions SET lo_ms = lo_ms",
@@ -564,7 +524,7 @@ static void test_invoices_ignore_held_locks(void **state)
  * to the hourly network row (an additive upsert) twice. */
 static void test_two_meters_count_bytes_once(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_batch *b[8];
 	struct vg_bill_meter *m2;
 	struct vg_db_stmt *st;
@@ -601,7 +561,7 @@ static void test_two_meters_count_bytes_once(void **state)
  * same bytes as in one page. */
 static void test_network_pages_same_invoices(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_db_stmt *st;
 	size_t l1, l2;
 	char *one, *paged;
@@ -633,7 +593,7 @@ static void test_network_pages_same_invoices(void **state)
  * finalized months, drafts with adjustments otherwise). */
 static void test_documents_ledger(void **state)
 {
-	struct fx *f = fx_get(state);
+	struct ledger_fx *f = ledger_fx_get(state);
 	struct vg_bill_ledger *l;
 	struct vg_bill_ratecard *rc;
 	struct vg_db *db = vg_bill_meter_db(f->m);

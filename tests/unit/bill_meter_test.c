@@ -1114,6 +1114,16 @@ static void test_many_in_one_batch(void **state)
 	assert_int_equal(st.stale, 2 * 3 * MANY); /* each batch re-delivered */
 }
 
+/* Six polls ten minutes apart, of the sightings cases. */
+static const char *const polls_10min[] = {
+	"2026-07-01T00:00:00Z",
+	"2026-07-01T00:10:00Z",
+	"2026-07-01T00:20:00Z",
+	"2026-07-01T00:30:00Z",
+	"2026-07-01T00:40:00Z",
+	"2026-07-01T00:50:00Z",
+};
+
 /* One integer from the meter's database (both engines). */
 static int64_t db_int(struct fx *f, const char *sql)
 {
@@ -1134,14 +1144,7 @@ static void test_sightings_per_host(void **state)
 {
 	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
-	static const char *const t[] = {
-		"2026-07-01T00:00:00Z",
-		"2026-07-01T00:10:00Z",
-		"2026-07-01T00:20:00Z",
-		"2026-07-01T00:30:00Z",
-		"2026-07-01T00:40:00Z",
-		"2026-07-01T00:50:00Z",
-	};
+	const char *const *t = polls_10min;
 
 	for (int p = 0; p < 6; p++) {
 		begin(f, t[p]);
@@ -1240,14 +1243,7 @@ static void test_sightings_old_generation(void **state)
 {
 	struct fx *f = fx_get(state);
 	struct vg_bill_usage u;
-	static const char *const t[] = {
-		"2026-07-01T00:00:00Z",
-		"2026-07-01T00:10:00Z",
-		"2026-07-01T00:20:00Z",
-		"2026-07-01T00:30:00Z",
-		"2026-07-01T00:40:00Z",
-		"2026-07-01T00:50:00Z",
-	};
+	const char *const *t = polls_10min;
 
 	for (int p = 0; p < 6; p++) {
 		begin(f, t[p]);

@@ -67,6 +67,20 @@ static struct fx_run vrun(const char *first, ...)
 	return r;
 }
 
+/* `vigie ... ARGS...` (NULL-terminated) exits RC, NEEDLE in its stderr. */
+static void fails_saying(int rc, const char *needle, const char *first, ...)
+{
+	va_list ap;
+	struct fx_run r;
+
+	va_start(ap, first);
+	r = fx_vcli(g.a.srv.url, g.a.tok, first, ap);
+	va_end(ap);
+	assert_int_equal(r.rc, rc);
+	assert_non_null(strstr(r.err, needle));
+	fx_run_free(&r);
+}
+
 static int lines(const char *s)
 {
 	int n = 0;
@@ -206,18 +220,9 @@ static void test_errors(void **state)
 	fx_run_free(&r);
 
 	/* a file that is not JSON, or missing: usage errors naming the file */
-	r = vrun("alarms", "create", "--file", write_file("typo.json", "{\"name\":\n"), NULL);
-	assert_int_equal(r.rc, VG_EXIT_USAGE);
-	assert_non_null(strstr(r.err, "typo.json: not valid JSON (line 2"));
-	fx_run_free(&r);
-	r = vrun("alarms", "create", "--file", write_file("arr.json", "[1]"), NULL);
-	assert_int_equal(r.rc, VG_EXIT_USAGE);
-	assert_non_null(strstr(r.err, "must be a JSON object"));
-	fx_run_free(&r);
-	r = vrun("alarms", "create", "--file", "/nonexistent/def.json", NULL);
-	assert_int_equal(r.rc, VG_EXIT_USAGE);
-	assert_non_null(strstr(r.err, "cannot read /nonexistent/def.json"));
-	fx_run_free(&r);
+	fails_saying(VG_EXIT_USAGE, "typo.json: not valid JSON (line 2", "alarms", "create", "--file", write_file("typo.json", "{\"name\":\n"), NULL);
+	fails_saying(VG_EXIT_USAGE, "must be a JSON object", "alarms", "create", "--file", write_file("arr.json", "[1]"), NULL);
+	fails_saying(VG_EXIT_USAGE, "cannot read /nonexistent/def.json", "alarms", "create", "--file", "/nonexistent/def.json", NULL);
 
 	r = vrun("alarms", "show", "ghost", NULL);
 	assert_int_equal(r.rc, VG_EXIT_API);
@@ -357,10 +362,7 @@ static void test_lifecycle(void **state)
 	r = vrun("alarms", "history", "cpu-high", "--limit", "2", NULL);
 	assert_int_equal(lines(r.out), 3);
 	fx_run_free(&r);
-	r = vrun("alarms", "history", "cpu-high", "--start", "yesterday", NULL);
-	assert_int_equal(r.rc, VG_EXIT_API);
-	assert_non_null(strstr(r.err, "start: not a time"));
-	fx_run_free(&r);
+	fails_saying(VG_EXIT_API, "start: not a time", "alarms", "history", "cpu-high", "--start", "yesterday", NULL);
 
 	r = vrun("alarms", "delete", "web-down", NULL);
 	assert_int_equal(r.rc, VG_EXIT_OK);

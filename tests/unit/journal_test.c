@@ -144,7 +144,9 @@ static time_t file_last(struct fixture *f, const char *metric)
 	return last;
 }
 
-static int count_segments(struct fixture *f)
+/* The files of the journal directory whose name holds WHAT (0 without
+ * the directory). */
+static int count_journal_files(struct fixture *f, const char *what)
 {
 	char path[PATH_MAX];
 	struct dirent *e;
@@ -155,9 +157,14 @@ static int count_segments(struct fixture *f)
 	if (!(d = opendir(path)))
 		return 0;
 	while ((e = readdir(d)))
-		n += strstr(e->d_name, ".vgj") != NULL;
+		n += strstr(e->d_name, what) != NULL;
 	closedir(d);
 	return n;
+}
+
+static int count_segments(struct fixture *f)
+{
+	return count_journal_files(f, ".vgj");
 }
 
 static void check_gauge(struct vg_store *s, int upto)
@@ -651,18 +658,7 @@ static void test_refused_call_keeps_the_rest(void **state)
  * segment holding them stays as <id>.kept. */
 static int count_kept(struct fixture *f)
 {
-	char path[PATH_MAX];
-	struct dirent *e;
-	DIR *d;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "%s/journal", f->dir);
-	if (!(d = opendir(path)))
-		return 0;
-	while ((e = readdir(d)))
-		n += strstr(e->d_name, ".kept") != NULL;
-	closedir(d);
-	return n;
+	return count_journal_files(f, ".kept");
 }
 
 static void test_unwritable_value_is_kept(void **state)

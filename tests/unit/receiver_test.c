@@ -1351,6 +1351,39 @@ static int req_socket(struct fixture *f)
 	return s;
 }
 
+/* HOST's batch SEQ sent on socket SOCK (its ack read later). */
+static void send_on(int sock, const char *host, uint64_t seq)
+{
+	size_t len;
+	uint8_t *buf = host_batch(host, seq, &len);
+
+	assert_int_equal(nn_send(sock, buf, len, 0), (int)len);
+	free(buf);
+}
+
+/* HOST's batch SEQ sent and acknowledged OK. */
+static void stored_ok(struct fixture *f, const char *host, uint64_t seq)
+{
+	size_t len;
+	uint8_t *buf = host_batch(host, seq, &len);
+
+	expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, seq);
+	free(buf);
+}
+
+/* The receiver held inside h0's batch (g->hold set by the caller), sent
+ * on a new socket (returned), until N batches are inside the grouper. */
+static int held_inside_h0(struct fixture *f, struct grouper *g, int n)
+{
+	int s0 = req_socket(f);
+
+	send_on(s0, "h0", 1);
+	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < n; i++)
+		usleep(1000);
+	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), n);
+	return s0;
+}
+
 static struct vg_ack ack_of(int s)
 {
 	struct vg_ack ack;
@@ -1455,14 +1488,10 @@ static void test_group_commit(void **state)
 	struct vg_receiver_stats cs;
 	const char *hosts[] = {"h1", "h2", "h3", "h4", "h3"};
 	int s0, s[5];
-	uint8_t *buf;
-	size_t len;
 
 	/* seq 1 of each host alone: their streams become known */
 	for (int i = 0; i < 4; i++) {
-		buf = host_batch(hosts[i], 1, &len);
-		expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
-		free(buf);
+		stored_ok(f, hosts[i], 1);
 	}
 	vg_receiver_get_stats(f->rx, &cs);
 	assert_int_equal(cs.groups, 0);
@@ -1471,17 +1500,9 @@ static void test_group_commit(void **state)
 	snprintf(g->fail_host, sizeof(g->fail_host), "h4");
 	/* hold the receiver inside h0's batch */
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
-	s0 = req_socket(f);
-	buf = host_batch("h0", 1, &len);
-	assert_int_equal(nn_send(s0, buf, len, 0), (int)len);
-	free(buf);
-	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 5; i++)
-		usleep(1000);
-	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 5);
+	s0 = held_inside_h0(f, g, 5);
 	for (int i = 0; i < 5; i++) {
-		buf = host_batch(hosts[i], 2, &len);
-		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
-		free(buf);
+		send_on(s[i], hosts[i], 2);
 	}
 	wait_arrived(f); /* the five are in the collector's socket */
 	__atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
@@ -1514,9 +1535,7 @@ static void test_group_commit(void **state)
 	assert_int_equal(vg_registry_seen(f->reg, "h4", STREAM, 2, T0 + 120000), 0);
 	/* h4's re-send goes through */
 	g->fail_host[0] = '\0';
-	buf = host_batch("h4", 2, &len);
-	expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 2);
-	free(buf);
+	stored_ok(f, "h4", 2);
 }
 
 /* Bad input and a failing consumer inside a group cost the good batches
@@ -1535,13 +1554,11 @@ static void test_group_bad_input(void **state)
 	const char *hosts[] = {"h1", "h2", "h3"};
 	struct vg_ack a[5];
 	int s0, s[5];
-	uint8_t *buf, *bad;
-	size_t len, blen;
+	uint8_t *bad;
+	size_t blen;
 
 	for (int i = 0; i < 3; i++) {
-		buf = host_batch(hosts[i], 1, &len);
-		expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
-		free(buf);
+		stored_ok(f, hosts[i], 1);
 	}
 	/* h5's batch with a display name holding control characters,
 	 * encoded without the encoder's check (as a hostile agent could) */
@@ -1559,17 +1576,9 @@ static void test_group_bad_input(void **state)
 		s[i] = warm_socket(f);
 	snprintf(f->gate.fail_host, sizeof(f->gate.fail_host), "h2");
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
-	s0 = req_socket(f);
-	buf = host_batch("h0", 1, &len);
-	assert_int_equal(nn_send(s0, buf, len, 0), (int)len);
-	free(buf);
-	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 4; i++)
-		usleep(1000);
-	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 4);
+	s0 = held_inside_h0(f, g, 4);
 	for (int i = 0; i < 3; i++) {
-		buf = host_batch(hosts[i], 2, &len);
-		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
-		free(buf);
+		send_on(s[i], hosts[i], 2);
 	}
 	assert_int_equal(nn_send(s[3], garbage, sizeof(garbage), 0), (int)sizeof(garbage));
 	assert_int_equal(nn_send(s[4], bad, blen, 0), (int)blen);
@@ -1601,9 +1610,7 @@ static void test_group_bad_input(void **state)
 	assert_int_equal(vg_registry_seen(f->reg, "h3", STREAM, 2, T0 + 120000), 1);
 	/* h2's re-send is stored */
 	f->gate.fail_host[0] = '\0';
-	buf = host_batch("h2", 2, &len);
-	expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 2);
-	free(buf);
+	stored_ok(f, "h2", 2);
 }
 
 /* A clean stop while a group is being stored, with a batch held back
@@ -1620,29 +1627,17 @@ static void test_stop_answers_deferred(void **state)
 	const char *hosts[] = {"h1", "h3", "h3"};
 	struct vg_ack a[3];
 	int s0, s[3];
-	uint8_t *buf;
-	size_t len;
 
 	for (int i = 0; i < 2; i++) {
-		buf = host_batch(hosts[i], 1, &len);
-		expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
-		free(buf);
+		stored_ok(f, hosts[i], 1);
 	}
 	for (int i = 0; i < 3; i++)
 		s[i] = warm_socket(f);
 	/* hold the receiver inside h0's batch while the three queue up */
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
-	s0 = req_socket(f);
-	buf = host_batch("h0", 1, &len);
-	assert_int_equal(nn_send(s0, buf, len, 0), (int)len);
-	free(buf);
-	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 3; i++)
-		usleep(1000);
-	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 3);
+	s0 = held_inside_h0(f, g, 3);
 	for (int i = 0; i < 3; i++) {
-		buf = host_batch(hosts[i], 2, &len);
-		assert_int_equal(nn_send(s[i], buf, len, 0), (int)len);
-		free(buf);
+		send_on(s[i], hosts[i], 2);
 	}
 	wait_arrived(f); /* the three are in the collector's socket */
 	/* the stop comes inside the next turn's first batch() */
@@ -1719,9 +1714,7 @@ static void test_keys_renewed_while_deferred(void **state)
 		usleep(1000);
 	assert_ptr_equal(__atomic_load_n(&f->keys, __ATOMIC_SEQ_CST), kr);
 	first = kr;
-	buf = host_batch("h1", 1, &len);
-	expect(send_raw(f, buf, len), VG_ACK_OK, STREAM, 1);
-	free(buf);
+	stored_ok(f, "h1", 1);
 	s[1] = req_socket(f);
 	buf = signed_batch(f, 1, &len, mac);
 	assert_int_equal(nn_send(s[1], buf, len, 0), (int)len);
@@ -1732,16 +1725,8 @@ static void test_keys_renewed_while_deferred(void **state)
 	/* hold the receiver inside h0's batch while h1's and two copies of
 	 * h3's signed batch queue up */
 	__atomic_store_n(&g->hold, 1, __ATOMIC_SEQ_CST);
-	s0 = req_socket(f);
-	buf = host_batch("h0", 1, &len);
-	assert_int_equal(nn_send(s0, buf, len, 0), (int)len);
-	free(buf);
-	for (int i = 0; i < 10000 && __atomic_load_n(&g->inside, __ATOMIC_SEQ_CST) < 3; i++)
-		usleep(1000);
-	assert_int_equal(__atomic_load_n(&g->inside, __ATOMIC_SEQ_CST), 3);
-	buf = host_batch("h1", 2, &len);
-	assert_int_equal(nn_send(s[0], buf, len, 0), (int)len);
-	free(buf);
+	s0 = held_inside_h0(f, g, 3);
+	send_on(s[0], "h1", 2);
 	buf = signed_batch(f, 2, &len, mac);
 	assert_int_equal(nn_send(s[1], buf, len, 0), (int)len);
 	assert_int_equal(nn_send(s[2], buf, len, 0), (int)len);

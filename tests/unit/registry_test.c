@@ -2192,16 +2192,24 @@ static int tp_update_ended(void)
 	return __atomic_load_n(&tp_update_done, __ATOMIC_SEQ_CST);
 }
 
-/* One report of instance vmx from host h1, with its probe. */
-static void vm_report(struct vg_registry *reg, int64_t t, int ended, double v)
+/* A batch of host HOST with one report of instance ID (ended or not) at
+ * t, with its probe at v; the caller may add samples. */
+static struct vg_batch *probe_batch(const char *host, const char *id, int64_t t, int ended,
+				    double v)
 {
-	struct vg_batch *b = vg_batch_new("h1", 0, 0, t);
-	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "vmx", "vmx", NULL, t);
+	struct vg_batch *b = vg_batch_new(host, 0, 0, t);
+	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, id, id, NULL, t);
 
 	r->state = ended ? VG_RSTATE_ENDED : VG_RSTATE_ACTIVE;
 	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
 	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, v), 0);
-	update(reg, b);
+	return b;
+}
+
+/* One report of instance vmx from host h1, with its probe. */
+static void vm_report(struct vg_registry *reg, int64_t t, int ended, double v)
+{
+	update(reg, probe_batch("h1", "vmx", t, ended, v));
 }
 
 /* sqlite: the receiver's next batch (other's value 3), whose flush is due */
@@ -2314,13 +2322,29 @@ static int other_collector(struct fixture *f, struct vg_registry **r)
 /* An active resource "keep" of host h2 with one sample, on handle reg. */
 static void keep_report(struct vg_registry *reg, int64_t t, double v)
 {
-	struct vg_batch *b = vg_batch_new("h2", 0, 0, t);
-	struct vg_resource *r = vg_batch_resource(b, VG_RT_INSTANCE, "keep", "keep", NULL, t);
+	update(reg, probe_batch("h2", "keep", t, 0, v));
+}
 
-	r->state = VG_RSTATE_ACTIVE;
-	assert_int_equal(vg_batch_identity(b, "p", NULL, NULL), 0);
-	assert_int_equal(vg_batch_sample(b, "probe", VG_KIND_GAUGE, v), 0);
-	update(reg, b);
+/* A report of vmx with two metrics (probe 4, probe2 6) at t. */
+static struct vg_batch *vmx_two_metrics(int64_t t)
+{
+	struct vg_batch *bt = probe_batch("h1", "vmx", t, 0, 4);
+
+	assert_int_equal(vg_batch_sample(bt, "probe2", VG_KIND_GAUGE, 6), 0);
+	return bt;
+}
+
+/* Another collector B (other_collector) whose flushed state has vmx,
+ * ended at T0, and keep, and whose cache then holds vmx's value 2 and
+ * keep's 5, not flushed. */
+static void other_holds_ended_vmx(struct fixture *f, struct vg_registry **b)
+{
+	assert_int_equal(other_collector(f, b), 0);
+	vm_report(*b, T0, 1, 1); /* vmx ended at T0, through B */
+	keep_report(*b, T0, 1);
+	assert_int_equal(vg_registry_flush(*b), 0);
+	vm_report(*b, T0 + 1000, 1, 2); /* B's cache holds value 2 */
+	keep_report(*b, T0 + 1000, 5);
 }
 
 static int64_t metric_value(struct vg_db *db, const char *id)
@@ -2348,12 +2372,7 @@ static void test_sweep_other_collector(void **state)
 	int rc;
 
 	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
-	assert_int_equal(other_collector(f, &b), 0);
-	vm_report(b, T0, 1, 1); /* vmx ended at T0, through B */
-	keep_report(b, T0, 1);
-	assert_int_equal(vg_registry_flush(b), 0);
-	vm_report(b, T0 + 1000, 1, 2); /* B's cache holds value 2 */
-	keep_report(b, T0 + 1000, 5);
+	other_holds_ended_vmx(f, &b);
 	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "probe");
 
 	assert_int_equal(vg_registry_remove_ended(f->r, "vmx", T0 + 1000), 0); /* A */
@@ -2392,8 +2411,6 @@ static void test_sweep_other_collector_new_metric(void **state)
 {
 	struct fixture *f = fx(state);
 	struct vg_registry *b;
-	struct vg_batch *bt;
-	struct vg_resource *r;
 	struct vg_db *obs;
 	char names[256];
 
@@ -2405,13 +2422,7 @@ static void test_sweep_other_collector_new_metric(void **state)
 	vm_report(f->r, T0 + 1000, 1, 2);
 	assert_int_equal(vg_registry_remove_ended(f->r, "vmx", T0 + 1000), 0);
 
-	bt = vg_batch_new("h1", 0, 0, T0 + 5000);
-	r = vg_batch_resource(bt, VG_RT_INSTANCE, "vmx", "vmx", NULL, T0 + 5000);
-	r->state = VG_RSTATE_ACTIVE;
-	assert_int_equal(vg_batch_identity(bt, "p", NULL, NULL), 0);
-	assert_int_equal(vg_batch_sample(bt, "probe", VG_KIND_GAUGE, 4), 0);
-	assert_int_equal(vg_batch_sample(bt, "probe2", VG_KIND_GAUGE, 6), 0);
-	update(b, bt);
+	update(b, vmx_two_metrics(T0 + 5000));
 	assert_int_equal(vg_registry_flush(b), 0);
 
 	obs = raw_db(f);
@@ -2423,22 +2434,30 @@ static void test_sweep_other_collector_new_metric(void **state)
 	vg_registry_close(b);
 }
 
+/* PostgreSQL: a sweep of vmx in its own session, begun with BEGIN_SQL, and
+ * FN(ARG) in a thread that waits at a row the sweep holds (one lock waiter
+ * seen through obs); the sweep then ends with END_SQL (which commits).
+ * Returns FN's result, an int, once it ended. */
+static int during_sweep(struct fixture *f, struct vg_db *obs, const char *begin_sql,
+			const char *end_sql, void *(*fn)(void *), void *arg)
+{
+	struct vg_db *sweep = raw_db(f);
+	pthread_t th;
+	void *ret;
+
+	assert_int_equal(vg_db_exec(sweep, begin_sql), 0);
+	assert_int_equal(pthread_create(&th, NULL, fn, arg), 0);
+	assert_int_equal(lock_waiters(obs, 1), 0);
+	assert_int_equal(vg_db_exec(sweep, end_sql), 0);
+	pthread_join(th, &ret);
+	vg_db_close(sweep);
+	return *(int *)ret;
+}
+
 /* PostgreSQL: B's receiver writes a new metric of vmx while a sweep of
  * vmx is in flight: its statement sees vmx (its snapshot), the foreign
  * key's check waits for the sweep and fails once it committed: the batch
  * is answered RETRY (-EAGAIN), and its re-send registers vmx anew. */
-static struct vg_batch *vmx_two_metrics(int64_t t)
-{
-	struct vg_batch *bt = vg_batch_new("h1", 0, 0, t);
-	struct vg_resource *r = vg_batch_resource(bt, VG_RT_INSTANCE, "vmx", "vmx", NULL, t);
-
-	r->state = VG_RSTATE_ACTIVE;
-	assert_int_equal(vg_batch_identity(bt, "p", NULL, NULL), 0);
-	assert_int_equal(vg_batch_sample(bt, "probe", VG_KIND_GAUGE, 4), 0);
-	assert_int_equal(vg_batch_sample(bt, "probe2", VG_KIND_GAUGE, 6), 0);
-	return bt;
-}
-
 static struct vg_registry *upd_reg;
 static struct vg_batch *upd_batch;
 
@@ -2455,10 +2474,9 @@ static void test_sweep_commits_during_new_metric(void **state)
 {
 	struct fixture *f = fx(state);
 	struct vg_registry *b;
-	struct vg_db *obs, *sweep;
-	pthread_t th;
-	void *ret;
+	struct vg_db *obs;
 	char names[256];
+	int rc;
 
 	if (f->e->kind != VG_DB_POSTGRESQL)
 		skip(); /* sqlite: one writer, whose check and write are one statement */
@@ -2469,18 +2487,15 @@ static void test_sweep_commits_during_new_metric(void **state)
 	vm_report(f->r, T0 + 1000, 1, 2); /* vmx ends, through A */
 
 	obs = raw_db(f);
-	sweep = raw_db(f);
-	assert_int_equal(vg_db_exec(sweep, "BEGIN; DELETE FROM metrics WHERE resource_id = 'vmx';"
-					   "DELETE FROM resources WHERE id = 'vmx'"),
-			 0);
 	upd_reg = b;
 	upd_batch = vmx_two_metrics(T0 + 5000);
-	assert_int_equal(pthread_create(&th, NULL, update_thread, NULL), 0);
-	assert_int_equal(lock_waiters(obs, 1), 0); /* the key's check, at vmx's row */
-	assert_int_equal(vg_db_exec(sweep, "COMMIT"), 0);
-	pthread_join(th, &ret);
+	/* the update waits in the key's check, at vmx's row */
+	rc = during_sweep(f, obs,
+			  "BEGIN; DELETE FROM metrics WHERE resource_id = 'vmx';"
+			  "DELETE FROM resources WHERE id = 'vmx'",
+			  "COMMIT", update_thread, NULL);
 	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
-	assert_int_equal(*(int *)ret, -EAGAIN);
+	assert_int_equal(rc, -EAGAIN);
 
 	assert_int_equal(vg_registry_update(b, upd_batch), 0); /* the re-send */
 	vg_batch_free(upd_batch);
@@ -2488,7 +2503,6 @@ static void test_sweep_commits_during_new_metric(void **state)
 	assert_int_equal(st_int(obs, "SELECT first_seen_ms FROM resources WHERE id = 'vmx'"),
 			 T0 + 5000);
 	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "probe,probe2");
-	vg_db_close(sweep);
 	vg_db_close(obs);
 	vg_registry_close(b);
 }
@@ -2507,12 +2521,7 @@ static void test_sweep_other_collector_flusher(void **state)
 	if (f->e->kind != VG_DB_POSTGRESQL)
 		skip(); /* sqlite flushes in the receiver's batches: above */
 	assert_int_equal(vg_registry_flush_every(f->r, 3600 * 1000), 0);
-	assert_int_equal(other_collector(f, &b), 0);
-	vm_report(b, T0, 1, 1);
-	keep_report(b, T0, 1);
-	assert_int_equal(vg_registry_flush(b), 0);
-	vm_report(b, T0 + 1000, 1, 2);
-	keep_report(b, T0 + 1000, 5);
+	other_holds_ended_vmx(f, &b);
 	assert_int_equal(vg_registry_remove_ended(f->r, "vmx", T0 + 1000), 0); /* A */
 	obs = raw_db(f);
 	assert_int_equal(vg_registry_flush_every(b, 20), 0);
@@ -2549,36 +2558,25 @@ static void test_sweep_commits_during_flush(void **state)
 {
 	struct fixture *f = fx(state);
 	struct vg_registry *b;
-	struct vg_db *obs, *sweep;
-	pthread_t th;
-	void *ret;
+	struct vg_db *obs;
 	char names[256];
+	int rc;
 
 	if (f->e->kind != VG_DB_POSTGRESQL)
 		skip(); /* sqlite: one writer, whose check and write are one statement */
-	assert_int_equal(other_collector(f, &b), 0);
-	vm_report(b, T0, 1, 1);
-	keep_report(b, T0, 1);
-	assert_int_equal(vg_registry_flush(b), 0);
-	vm_report(b, T0 + 1000, 1, 2);
-	keep_report(b, T0 + 1000, 5);
+	other_holds_ended_vmx(f, &b);
 
 	obs = raw_db(f);
-	sweep = raw_db(f);
-	assert_int_equal(vg_db_exec(sweep, "BEGIN; DELETE FROM metrics WHERE resource_id = 'vmx'"),
-			 0);
-	assert_int_equal(pthread_create(&th, NULL, flush_thread, b), 0);
-	assert_int_equal(lock_waiters(obs, 1), 0); /* the flush, at vmx's row */
-	assert_int_equal(vg_db_exec(sweep, "DELETE FROM resources WHERE id = 'vmx'; COMMIT"), 0);
-	pthread_join(th, &ret);
+	/* the flush waits at vmx's row */
+	rc = during_sweep(f, obs, "BEGIN; DELETE FROM metrics WHERE resource_id = 'vmx'",
+			  "DELETE FROM resources WHERE id = 'vmx'; COMMIT", flush_thread, b);
 	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
-	assert_int_equal(*(int *)ret, -EAGAIN); /* the foreign key refused it */
+	assert_int_equal(rc, -EAGAIN); /* the foreign key refused it */
 
 	assert_int_equal(vg_registry_flush(b), 0); /* the retry */
 	assert_string_equal(stored_metrics(f, "vmx", names, sizeof(names)), "");
 	assert_int_equal(st_int(obs, "SELECT count(*) FROM resources WHERE id = 'vmx'"), 0);
 	assert_int_equal(metric_value(obs, "keep"), 5);
-	vg_db_close(sweep);
 	vg_db_close(obs);
 	vg_registry_close(b);
 }

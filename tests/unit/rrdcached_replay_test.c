@@ -129,6 +129,15 @@ static struct vg_rrd_result update(struct fx *f, int from, int to, int batch)
 	return update_on(f->h.be, &f->loc, from, to, batch);
 }
 
+/* Minutes 1..4 of f's file taken and written (the sync FLUSHes them). */
+static void file_holds_1_to_4(struct fx *f)
+{
+	struct vg_rrd_result res = update(f, 1, 4, 0);
+
+	assert_int_equal(res.written, 4);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+}
+
 /* The daemon's count of repaired cache entries. */
 static uint64_t repairs(struct fx *f)
 {
@@ -227,10 +236,7 @@ static void test_replayed_update_dropped_by_wrote(void **state)
 	char journal[PATH_MAX];
 	FILE *fp;
 
-	/* minutes 1..4 written to the file (the sync FLUSHes them) */
-	res = update(f, 1, 4, 0);
-	assert_int_equal(res.written, 4);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	file_holds_1_to_4(f);
 	/* minute 5 accepted (in the daemon's cache and journal), not written */
 	res = update(f, 5, 5, 0);
 	assert_int_equal(res.written, 1);
@@ -309,6 +315,37 @@ static void journal_drop_minutes(struct fx *f, const char *journal, int from, in
 	journal_drop_minutes_of(journal, f->loc.path, from, to);
 }
 
+/* The killed daemon's newest journal made to hold, of f's file's minutes
+ * FROM..TO, exactly one UPDATE each when KEEP (appended in order), none
+ * otherwise: its buffered journal may have lost the last lines at the
+ * kill, where the cluster test's held them all. */
+static void journal_replays(struct fx *f, int from, int to, int keep)
+{
+	char journal[PATH_MAX];
+	FILE *fp;
+
+	newest_journal(f, journal, sizeof(journal));
+	journal_drop_minutes(f, journal, from, to);
+	if (!keep)
+		return;
+	assert_non_null(fp = fopen(journal, "a"));
+	for (int m = from; m <= to; m++)
+		fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 60 * m),
+			val(m));
+	assert_int_equal(fclose(fp), 0);
+}
+
+/* The daemon killed -9 with every UPDATE of f's minutes 5..8 in its
+ * journal, restarted (it replays them), and the back-off after the broken
+ * connection past. */
+static void killed_replaying_5_to_8(struct fx *f)
+{
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	journal_replays(f, 5, 8, 1);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	usleep(300 * 1000);
+}
+
 /* The daemon as the race leaves it, f's file holding minutes 1..4: minutes
  * 5 and 6 accepted, not written, and the daemon killed -9 with its journal
  * holding the UPDATE of minute 5, the "wrote" of the write that was
@@ -319,9 +356,7 @@ static void race_drops_minute_5(struct fx *f)
 	char journal[PATH_MAX];
 	FILE *fp;
 
-	res = update(f, 1, 4, 0);
-	assert_int_equal(res.written, 4);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	file_holds_1_to_4(f);
 	/* minutes 5 and 6 accepted, not written */
 	res = update(f, 5, 5, 0);
 	assert_int_equal(res.written, 1);
@@ -590,8 +625,7 @@ static void test_no_forget_of_a_file_the_daemon_took_nothing_of(void **state)
 	struct vg_rrd_backend *b = NULL;
 	struct vg_rrd_loc bloc, bother;
 	struct vg_rrd_result res;
-	char msg[256] = "", journal[PATH_MAX];
-	FILE *fp;
+	char msg[256] = "";
 
 	b = second_collector(f, &bloc);
 	assert_string_equal(bloc.path, f->loc.path);
@@ -604,20 +638,14 @@ static void test_no_forget_of_a_file_the_daemon_took_nothing_of(void **state)
 	assert_int_equal(b->ops->sync(b), 0);
 
 	/* A: minutes 1..4 durable, 5 taken by the daemon only */
-	res = update(f, 1, 4, 0);
-	assert_int_equal(res.written, 4);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	file_holds_1_to_4(f);
 	res = update(f, 5, 5, 0);
 	assert_int_equal(res.written, 1);
 
 	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
 	/* its journal (buffered: it may lack the last lines) holds the
 	 * UPDATE of minute 5, as the cluster test's did */
-	newest_journal(f, journal, sizeof(journal));
-	journal_drop_minutes(f, journal, 5, 5);
-	assert_non_null(fp = fopen(journal, "a"));
-	fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 300), val(5));
-	assert_int_equal(fclose(fp), 0);
+	journal_replays(f, 5, 5, 1);
 	/* B's send of minute 6 breaks: nothing of it taken */
 	res = update_be(b, &bloc, 6, 6);
 	assert_int_equal(res.written, 0);
@@ -661,9 +689,7 @@ static void test_no_forget_of_a_file_already_past_our_values(void **state)
 
 	b = second_collector(f, &bloc);
 
-	res = update(f, 1, 4, 0);
-	assert_int_equal(res.written, 4);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	file_holds_1_to_4(f);
 	res = update(f, 5, 5, 0); /* A's last value, not verified by A */
 	assert_int_equal(res.written, 1);
 	res = update_be(b, &bloc, 6, 6); /* the host moved to B */
@@ -750,27 +776,16 @@ static struct vg_rrd_backend *moved_across_restart(struct fx *f, int keep5, int 
 	struct vg_rrd_backend *b = NULL;
 	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
-	char journal[PATH_MAX];
-	FILE *fp;
 
 	b = second_collector(f, &bloc);
 
-	res = update(f, 1, 4, 0);
-	assert_int_equal(res.written, 4);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	file_holds_1_to_4(f);
 	res = update(f, 5, 5, 0); /* A's last value: taken, not written */
 	assert_int_equal(res.written, 1);
 
 	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
 	/* what the daemon's buffered journal kept of minute 5 */
-	newest_journal(f, journal, sizeof(journal));
-	journal_drop_minutes(f, journal, 5, 5);
-	if (keep5) {
-		assert_non_null(fp = fopen(journal, "a"));
-		fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 300),
-			val(5));
-		assert_int_equal(fclose(fp), 0);
-	}
+	journal_replays(f, 5, 5, keep5);
 	assert_int_equal(hrd_restart(&f->h.d), 0);
 	/* the host is on B now: minute 6 taken by the restarted daemon */
 	for (int i = 0; i < 50; i++) {
@@ -897,9 +912,7 @@ static void journaled_overtaken(struct fx *f, int b_syncs, char *log, size_t log
 	int64_t last = INT64_MIN;
 	int saved, rc = -EHOSTUNREACH;
 
-	res = update(f, 1, 4, 0);
-	assert_int_equal(res.written, 4);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0); /* the file holds 1..4 */
+	file_holds_1_to_4(f);
 	/* A is killed with minute 5 in its journal; the host moves to B */
 	b = second_collector(f, &bloc);
 	res = update_be(b, &bloc, 6, 6);
@@ -978,9 +991,7 @@ static void test_stall_then_another_collector_nothing_lost(void **state)
 		fail_msg("create: %s", msg);
 	vg_rrd_rrdcached_write_through_timeout(f->h.be, 400); /* 100 ms per wait */
 
-	res = update(f, 1, 4, 0);
-	assert_int_equal(res.written, 4);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	file_holds_1_to_4(f);
 	res = update(f, 5, 5, 0); /* taken, not written */
 	assert_int_equal(res.written, 1);
 
@@ -1030,32 +1041,16 @@ static void test_no_forget_of_a_previous_collectors_older_values(void **state)
 	struct vg_rrd_backend *b = NULL;
 	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
-	char journal[PATH_MAX];
-	FILE *fp;
 
 	b = second_collector(f, &bloc);
 
-	res = update(f, 1, 4, 0);
-	assert_int_equal(res.written, 4);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0); /* the file holds 1..4 */
-	res = update(f, 5, 6, 0);                         /* A's, taken, not written (no sync yet) */
+	file_holds_1_to_4(f);
+	res = update(f, 5, 6, 0); /* A's, taken, not written (no sync yet) */
 	assert_int_equal(res.written, 2);
 	res = update_be(b, &bloc, 7, 8); /* the host moved to B: B's, taken */
 	assert_int_equal(res.written, 2);
 
-	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
-	/* the daemon's journal with every UPDATE of 5..8 (its stdio buffer
-	 * may have lost the last lines at the kill; the cluster test's held
-	 * them all) */
-	newest_journal(f, journal, sizeof(journal));
-	journal_drop_minutes(f, journal, 5, 8);
-	assert_non_null(fp = fopen(journal, "a"));
-	for (int m = 5; m <= 8; m++)
-		fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 60 * m),
-			val(m));
-	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(hrd_restart(&f->h.d), 0);
-	usleep(300 * 1000); /* the back-off after the broken connection */
+	killed_replaying_5_to_8(f);
 
 	/* B's first check after its failure (its sync connects); a file it
 	 * finds lost gets B's 7 and 8 again from B's journal, as the store
@@ -1085,15 +1080,11 @@ static void test_no_forget_of_another_collectors_values_between_ours(void **stat
 	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
 	struct vg_store_daemon dm[1];
-	char journal[PATH_MAX];
-	FILE *fp;
 
 	b = second_collector(f, &bloc);
 
-	res = update(f, 1, 4, 0);
-	assert_int_equal(res.written, 4);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0); /* the file holds 1..4 */
-	res = update(f, 5, 5, 0);                         /* A's, taken, not written */
+	file_holds_1_to_4(f);
+	res = update(f, 5, 5, 0); /* A's, taken, not written */
 	assert_int_equal(res.written, 1);
 	res = update_be(b, &bloc, 6, 6); /* the host on B for one poll */
 	assert_int_equal(res.written, 1);
@@ -1101,16 +1092,7 @@ static void test_no_forget_of_another_collectors_values_between_ours(void **stat
 	res = update(f, 7, 8, 0);
 	assert_int_equal(res.written, 2);
 
-	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
-	newest_journal(f, journal, sizeof(journal));
-	journal_drop_minutes(f, journal, 5, 8);
-	assert_non_null(fp = fopen(journal, "a"));
-	for (int m = 5; m <= 8; m++)
-		fprintf(fp, "update %s %lld.000:%.0f\n", f->loc.path, (long long)(T0 + 60 * m),
-			val(m));
-	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(hrd_restart(&f->h.d), 0);
-	usleep(300 * 1000); /* the back-off after the broken connection */
+	killed_replaying_5_to_8(f);
 
 	/* A's first check after its failure; a file it finds lost gets A's
 	 * 5, 7 and 8 again, as the store does */

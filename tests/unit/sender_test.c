@@ -490,78 +490,26 @@ static void test_failover_and_return(void **state)
 	vg_spool_close(sp);
 }
 
-/* A primary that accepts connections but never answers: each probe costs
- * one ack timeout and the batch goes back to the secondary; the sender
- * stays there, in order, and never counts a return. */
-static void test_silent_primary_keeps_the_secondary(void **state)
+/* Eight batches of HOST, one at a time, each past the probe interval,
+ * through two collectors: the primary (by rendezvous) answers by SCRIPT
+ * (256 acts), the secondary stores. Checks that the secondary stored all
+ * eight, in order; *st gets the sender's stats, *secondary the
+ * secondary's index, *pri_got how many the primary saw. */
+static void eight_past_a_primary(const char *host, const enum act *script,
+				 struct vg_sender_stats *st, size_t *secondary, size_t *pri_got)
 {
-	static enum act silent[256];
 	struct collector c[2];
 	const char *urls[2];
 	size_t order[2];
 	struct vg_spool *sp;
 	struct vg_sender *s;
-	struct vg_sender_stats st;
-	struct vg_sender_opts o = {.ack_timeout_ms = 200, .backoff_min_ms = 10, .backoff_max_ms = 50, .probe_interval_ms = 50, .host = "h2"};
+	struct vg_sender_opts o = {.ack_timeout_ms = 200, .backoff_min_ms = 10, .backoff_max_ms = 50, .probe_interval_ms = 50, .host = host};
 
-	for (size_t i = 0; i < 256; i++)
-		silent[i] = A_SILENT;
 	for (int i = 0; i < 2; i++)
 		collector_url(&c[i]);
 	urls[0] = c[0].rep.url;
 	urls[1] = c[1].rep.url;
-	vg_sender_rendezvous("h2", urls, 2, order);
-	struct collector *pri = &c[order[0]], *sec = &c[order[1]];
-	collector_start(pri, silent, 256);
-	collector_start(sec, NULL, 0);
-	o.urls = urls;
-	o.nurls = 2;
-	assert_int_equal(vg_spool_open(dir, 100, &sp), 0);
-	assert_int_equal(vg_sender_start(sp, &o, &s), 0);
-	for (int i = 0; i < 8; i++) {
-		spool_batches(sp, 1);
-		vg_sender_wake(s);
-		assert_true(wait_empty(sp));
-		vg_sleep_ms(60); /* past the probe interval: the next one probes */
-	}
-	vg_sender_get_stats(s, &st);
-	vg_sender_free(s);
-	collector_stop(pri);
-	collector_stop(sec);
-	assert_int_equal(st.current, order[1]);
-	assert_int_equal(st.failovers, 1); /* the first batch, from the primary */
-	assert_int_equal(st.failbacks, 0);
-	assert_int_equal(st.acked, 8);
-	/* the first batch, then probes: the primary saw some, answered none */
-	assert_true(pri->ngot >= 2);
-	assert_int_equal(st.timeouts, pri->ngot);
-	const uint64_t want[] = {1, 2, 3, 4, 5, 6, 7, 8};
-	expect_got(sec, want, 8);
-	vg_spool_close(sp);
-}
-
-/* A primary that answers RETRY to the probes (it cannot store now, e.g.
- * a storage daemon of its host's new series is down): the host stays on
- * the secondary, which stores, in order, and no return is counted. */
-static void test_retrying_primary_keeps_the_secondary(void **state)
-{
-	static enum act script[256];
-	struct collector c[2];
-	const char *urls[2];
-	size_t order[2];
-	struct vg_spool *sp;
-	struct vg_sender *s;
-	struct vg_sender_stats st;
-	struct vg_sender_opts o = {.ack_timeout_ms = 200, .backoff_min_ms = 10, .backoff_max_ms = 50, .probe_interval_ms = 50, .host = "h3"};
-
-	script[0] = A_SILENT; /* the first batch: a failover */
-	for (size_t i = 1; i < 256; i++)
-		script[i] = A_RETRY;
-	for (int i = 0; i < 2; i++)
-		collector_url(&c[i]);
-	urls[0] = c[0].rep.url;
-	urls[1] = c[1].rep.url;
-	vg_sender_rendezvous("h3", urls, 2, order);
+	vg_sender_rendezvous(host, urls, 2, order);
 	struct collector *pri = &c[order[0]], *sec = &c[order[1]];
 	collector_start(pri, script, 256);
 	collector_start(sec, NULL, 0);
@@ -575,18 +523,56 @@ static void test_retrying_primary_keeps_the_secondary(void **state)
 		assert_true(wait_empty(sp));
 		vg_sleep_ms(60); /* past the probe interval: the next one probes */
 	}
-	vg_sender_get_stats(s, &st);
+	vg_sender_get_stats(s, st);
 	vg_sender_free(s);
 	collector_stop(pri);
 	collector_stop(sec);
-	assert_int_equal(st.current, order[1]);
-	assert_int_equal(st.failovers, 1);
-	assert_int_equal(st.failbacks, 0);
-	assert_int_equal(st.acked, 8);
-	assert_true(pri->ngot >= 2); /* the first batch and probes */
+	*secondary = order[1];
+	*pri_got = pri->ngot;
 	const uint64_t want[] = {1, 2, 3, 4, 5, 6, 7, 8};
 	expect_got(sec, want, 8);
 	vg_spool_close(sp);
+}
+
+/* A primary that accepts connections but never answers: each probe costs
+ * one ack timeout and the batch goes back to the secondary; the sender
+ * stays there, in order, and never counts a return. */
+static void test_silent_primary_keeps_the_secondary(void **state)
+{
+	static enum act silent[256];
+	struct vg_sender_stats st;
+	size_t sec, pri_got;
+
+	for (size_t i = 0; i < 256; i++)
+		silent[i] = A_SILENT;
+	eight_past_a_primary("h2", silent, &st, &sec, &pri_got);
+	assert_int_equal(st.current, sec);
+	assert_int_equal(st.failovers, 1); /* the first batch, from the primary */
+	assert_int_equal(st.failbacks, 0);
+	assert_int_equal(st.acked, 8);
+	/* the first batch, then probes: the primary saw some, answered none */
+	assert_true(pri_got >= 2);
+	assert_int_equal(st.timeouts, pri_got);
+}
+
+/* A primary that answers RETRY to the probes (it cannot store now, e.g.
+ * a storage daemon of its host's new series is down): the host stays on
+ * the secondary, which stores, in order, and no return is counted. */
+static void test_retrying_primary_keeps_the_secondary(void **state)
+{
+	static enum act script[256];
+	struct vg_sender_stats st;
+	size_t sec, pri_got;
+
+	script[0] = A_SILENT; /* the first batch: a failover */
+	for (size_t i = 1; i < 256; i++)
+		script[i] = A_RETRY;
+	eight_past_a_primary("h3", script, &st, &sec, &pri_got);
+	assert_int_equal(st.current, sec);
+	assert_int_equal(st.failovers, 1);
+	assert_int_equal(st.failbacks, 0);
+	assert_int_equal(st.acked, 8);
+	assert_true(pri_got >= 2); /* the first batch and probes */
 }
 
 static void test_too_many_collectors(void **state)

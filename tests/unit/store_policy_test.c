@@ -208,13 +208,62 @@ static void dump_all(struct vg_store *s, const char *metric, int64_t from,
 						      from, to, res[r], 1, &d->a[cf][r]);
 }
 
+/* After a rule gave cpu.* a 1h archive: memory.used needs no conversion;
+ * cpu.time is converted, and then has its rule's archives (converting it
+ * again changes nothing); every row of its 1m and 5m archives is as in
+ * BEFORE (dump_all of it before the rule changed), bit for bit, and its
+ * new 1h archive exists. Frees BEFORE's series. */
+static void converted_keeps_rows(struct vg_store *s, int64_t end, struct dump *before)
+{
+	struct dump after;
+	char msg[1024] = "";
+	int changed = -1;
+
+	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "memory.used",
+						 &changed, msg, sizeof(msg)),
+			 0);
+	assert_int_equal(changed, 0);
+	if (vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time", &changed,
+				    msg, sizeof(msg)))
+		fail_msg("convert: %s", msg);
+	assert_int_equal(changed, 1);
+	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time",
+						 &changed, msg, sizeof(msg)),
+			 0);
+	assert_int_equal(changed, 0); /* it has them now */
+	dump_all(s, "cpu.time", MS(T0), end, &after);
+	for (int cf = 0; cf < 3; cf++) {
+		/* the 1m and 5m archives: every stored row, bit for bit */
+		for (int r = 0; r < 2; r++) {
+			assert_int_equal(before->rc[cf][r], 0);
+			assert_int_equal(after.rc[cf][r], 0);
+			assert_true(before->a[cf][r].n >= 100);
+			assert_int_equal(before->a[cf][r].n, after.a[cf][r].n);
+			for (size_t k = 0; k < before->a[cf][r].n; k++) {
+				const struct vg_point *p = &before->a[cf][r].points[k],
+						      *q = &after.a[cf][r].points[k];
+				assert_int_equal(p->time_ms, q->time_ms);
+				if (memcmp(&p->value, &q->value, sizeof(double)))
+					fprintf(stderr, "cf %d r %d k %zu/%zu t %lld: %.17g vs %.17g\n", cf, r, k, before->a[cf][r].n, (long long)p->time_ms, p->value, q->value);
+				assert_memory_equal(&p->value, &q->value, sizeof(double));
+			}
+		}
+		/* the new 1h archive exists now */
+		assert_int_equal(before->rc[cf][2], -EINVAL);
+		assert_int_equal(after.rc[cf][2], 0);
+		for (int r = 0; r < 3; r++) {
+			vg_series_free(&before->a[cf][r]);
+			vg_series_free(&after.a[cf][r]);
+		}
+	}
+}
+
 static void test_convert_keeps_values(void **state)
 {
 	struct vg_config c;
 	struct vg_store *s;
 	struct dump before, after;
-	char dir[64], err[256] = "", msg[256] = "";
-	int changed = -1;
+	char dir[64], err[256] = "";
 	int64_t end = MS(T0 + 60 * 600);
 
 	(void)state;
@@ -245,43 +294,7 @@ static void test_convert_keeps_values(void **state)
 					end, 3600, 1, &after.a[0][0]),
 			 -EINVAL);
 	/* ... until converted; a series whose rule did not change is left alone */
-	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "memory.used",
-						 &changed, msg, sizeof(msg)),
-			 0);
-	assert_int_equal(changed, 0);
-	if (vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time", &changed,
-				    msg, sizeof(msg)))
-		fail_msg("convert: %s", msg);
-	assert_int_equal(changed, 1);
-	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time",
-						 &changed, msg, sizeof(msg)),
-			 0);
-	assert_int_equal(changed, 0); /* it has them now */
-	dump_all(s, "cpu.time", MS(T0), end, &after);
-	for (int cf = 0; cf < 3; cf++) {
-		/* the 1m and 5m archives: every stored row, bit for bit */
-		for (int r = 0; r < 2; r++) {
-			assert_int_equal(before.rc[cf][r], 0);
-			assert_int_equal(after.rc[cf][r], 0);
-			assert_true(before.a[cf][r].n >= 100);
-			assert_int_equal(before.a[cf][r].n, after.a[cf][r].n);
-			for (size_t k = 0; k < before.a[cf][r].n; k++) {
-				const struct vg_point *p = &before.a[cf][r].points[k],
-						      *q = &after.a[cf][r].points[k];
-				assert_int_equal(p->time_ms, q->time_ms);
-				if (memcmp(&p->value, &q->value, sizeof(double)))
-					fprintf(stderr, "cf %d r %d k %zu/%zu t %lld: %.17g vs %.17g\n", cf, r, k, before.a[cf][r].n, (long long)p->time_ms, p->value, q->value);
-				assert_memory_equal(&p->value, &q->value, sizeof(double));
-			}
-		}
-		/* the new 1h archive exists now */
-		assert_int_equal(before.rc[cf][2], -EINVAL);
-		assert_int_equal(after.rc[cf][2], 0);
-		for (int r = 0; r < 3; r++) {
-			vg_series_free(&before.a[cf][r]);
-			vg_series_free(&after.a[cf][r]);
-		}
-	}
+	converted_keeps_rows(s, end, &before);
 	/* and it still takes new values */
 	{
 		struct vg_batch *b = vg_batch_new("h1", 1, 1000, MS(T0 + 60 * 600));
@@ -328,7 +341,7 @@ static void test_convert_rrdcached(void **state)
 	struct hrd_daemon d;
 	struct vg_config c;
 	struct vg_store *s;
-	struct dump before, after;
+	struct dump before;
 	char dir[64], conf_s[512], err[256] = "", msg[1024] = "", other[PATH_MAX];
 	char file[PATH_MAX], saved[PATH_MAX];
 	int changed = -1, rc;
@@ -421,39 +434,7 @@ static void test_convert_rrdcached(void **state)
 
 	/* the daemon's directory */
 	assert_int_equal(vg_store_convert_at(s, d.tcp_addr, d.base, err, sizeof(err)), 0);
-	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "memory.used",
-						 &changed, msg, sizeof(msg)),
-			 0);
-	assert_int_equal(changed, 0);
-	if (vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time", &changed, msg,
-				    sizeof(msg)))
-		fail_msg("convert: %s", msg);
-	assert_int_equal(changed, 1);
-	assert_int_equal(vg_store_convert_series(s, VG_RT_INSTANCE, "vm-1", "cpu.time",
-						 &changed, msg, sizeof(msg)),
-			 0);
-	assert_int_equal(changed, 0);
-	dump_all(s, "cpu.time", MS(T0), end, &after);
-	for (int cf = 0; cf < 3; cf++) {
-		for (int r = 0; r < 2; r++) {
-			assert_int_equal(before.rc[cf][r], 0);
-			assert_int_equal(after.rc[cf][r], 0);
-			assert_true(before.a[cf][r].n >= 100);
-			assert_int_equal(before.a[cf][r].n, after.a[cf][r].n);
-			for (size_t k = 0; k < before.a[cf][r].n; k++) {
-				const struct vg_point *p = &before.a[cf][r].points[k],
-						      *q = &after.a[cf][r].points[k];
-				assert_int_equal(p->time_ms, q->time_ms);
-				assert_memory_equal(&p->value, &q->value, sizeof(double));
-			}
-		}
-		assert_int_equal(before.rc[cf][2], -EINVAL);
-		assert_int_equal(after.rc[cf][2], 0);
-		for (int r = 0; r < 3; r++) {
-			vg_series_free(&before.a[cf][r]);
-			vg_series_free(&after.a[cf][r]);
-		}
-	}
+	converted_keeps_rows(s, end, &before);
 	sh("! ls '%s/%s.vigie-convert.old' 2>/dev/null", d.base, file);
 
 	/* the check itself: it holds for the converted file, and a row, a
