@@ -859,6 +859,10 @@ int main(int argc, char **argv)
 	ao.state_token_key = cfg.state_token_key;
 	ao.threads = cfg.collector_http_threads;
 	ao.max_per_project = cfg.collector_http_max_per_project;
+	ao.queue_per_project = cfg.collector_http_queue_per_project
+				       ? cfg.collector_http_queue_per_project
+				       : VG_API_NO_QUEUE;
+	ao.queue_wait_ms = (unsigned)(cfg.collector_http_queue_wait_s * 1000 + 0.5);
 	ao.store = store;
 	ao.stats = vg_receiver_stats_fn;
 	ao.stats_ctx = g_rx;

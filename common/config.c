@@ -98,6 +98,8 @@ static const struct key keys[] = {
 	U("collector", "http_threads", collector_http_threads, 1, 64),
 	/* 0: http_threads - 1 (at least 1); above http_threads: vg_config_check */
 	U("collector", "http_max_concurrent_per_project", collector_http_max_per_project, 0, 64),
+	U("collector", "http_queue_per_project", collector_http_queue_per_project, 0, 4096),
+	{"collector", "http_queue_wait", K_DURATION, offsetof(struct vg_config, collector_http_queue_wait_s), 0, 0.01, 86400},
 	S("collector", "tls_cert", collector_tls_cert),
 	S("collector", "tls_key", collector_tls_key),
 	S("collector", "www_dir", collector_www_dir),
@@ -188,6 +190,8 @@ void vg_config_defaults(struct vg_config *c)
 	c->cluster_hold_max_s = 6 * 3600;
 	c->collector_max_clock_skew_s = 0;
 	c->collector_max_future_s = 600;
+	c->collector_http_queue_per_project = 64;
+	c->collector_http_queue_wait_s = 5;
 	c->collector_publish_points_per_s = 1000000;
 	c->collector_publish_series_max = 10000;
 	c->storage_step_s = 60;

@@ -22,6 +22,9 @@ struct vg_alarm_pub;
 struct vg_bill_service;
 
 /* Callback the API calls to read the collector's counters (thread-safe). */
+#define VG_API_QUEUE_PER_PROJECT 64
+#define VG_API_NO_QUEUE (~0u)
+
 typedef void (*vg_stats_fn)(void *ctx, struct vg_receiver_stats *out);
 
 struct vg_api_options {
@@ -39,6 +42,14 @@ struct vg_api_options {
 	 * with Retry-After (docs/api.md "Limits"). 0: threads - 1, at least
 	 * 1, so that one tenant never holds every worker. */
 	unsigned max_per_project;
+	/* The queue in front of that cap (docs/api.md "Requests in flight
+	 * per project"): requests of a project over its cap that wait in
+	 * turn for a place, at most queue_per_project (0: the default,
+	 * VG_API_QUEUE_PER_PROJECT, as [collector] http_queue_per_project's;
+	 * VG_API_NO_QUEUE: none, 429 at once) and each at most queue_wait_ms
+	 * (0: 5000), then the same 429. */
+	unsigned queue_per_project;
+	unsigned queue_wait_ms;
 	struct vg_store *store;
 	vg_stats_fn stats; /* may be NULL */
 	void *stats_ctx;

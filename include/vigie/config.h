@@ -82,6 +82,11 @@ struct vg_config {
 	 * token scope; admin tokens together are one more) may have in
 	 * flight at once, over it 429; 0 is http_threads - 1, at least 1 */
 	uint32_t collector_http_max_per_project;
+	/* http_queue_per_project = 64: a project's requests over its cap
+	 * that wait in turn for a place (0: none, 429 at once); http_queue_wait
+	 * = 5s: the longest one waits before its 429 */
+	uint32_t collector_http_queue_per_project;
+	double collector_http_queue_wait_s;
 	/* Signed agents (docs/security.md, vigie/sign.h). */
 	char collector_keys_dir[512];      /* keys_dir = /etc/vigie/keys */
 	int collector_require_signatures;  /* require_signatures = true */

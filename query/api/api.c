@@ -677,6 +677,11 @@ int vg_api_start(const struct vg_api_options *o, struct vg_api **out,
 		ho.max_per_scope = o->max_per_project ? o->max_per_project
 				   : ho.threads > 1   ? ho.threads - 1
 						      : 1;
+		ho.queue_per_scope = !o->queue_per_project ? VG_API_QUEUE_PER_PROJECT
+				     : o->queue_per_project == VG_API_NO_QUEUE
+					     ? 0
+					     : o->queue_per_project;
+		ho.queue_wait_ms = o->queue_wait_ms;
 		ho.routes = vg_api_routes;
 		ho.nroutes = vg_api_nroutes;
 		ho.authorize = vg_api_authorize; /* bearer tokens, api_tokens.c */

@@ -691,11 +691,21 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		static const char *const why[] = {"project_concurrency",
 						  "admin_concurrency"};
 		labelled(b, "vigie_api_requests_refused_total", "counter",
-			 "API requests answered 429 at once, by reason: a project "
-			 "(or the admin tokens) already had [collector] "
-			 "http_max_concurrent_per_project requests in flight",
+			 "API requests answered 429 by the per-project cap, by reason: "
+			 "a project (or the admin tokens) already had [collector] "
+			 "http_max_concurrent_per_project requests in flight and "
+			 "http_queue_per_project waiting, or the request waited "
+			 "http_queue_wait without a place",
 			 "reason", why, hs.cap_refused, 2);
 	}
+	one(b, "vigie_api_requests_queued", "gauge",
+	    "API requests with a token waiting now for a place (over their "
+	    "project's cap) or for a worker",
+	    (double)hs.queued);
+	one(b, "vigie_api_requests_queued_total", "counter",
+	    "API requests that found their project's places all taken and "
+	    "waited in its queue (answered in turn, or 429 after http_queue_wait)",
+	    (double)hs.queued_total);
 }
 
 /* The alarm subsystem's self-metrics, when the API has an alarm engine. */

@@ -20,9 +20,12 @@
  *
  * A request goes through on_access() in three phases: the first call
  * (headers in) parses and routes, refusing early (414, 400, 404, 405, 413)
- * before any body is read; upload calls collect a body for routes that
- * take one (bounded by the route's max_body); the last call dispatches to
- * the handler and queues its response.
+ * before any body is read, and for a request with a body also checks its
+ * token and parameters (401, 400: the body dropped) and takes its place
+ * under its tenant's cap (below), waiting for it before the body; upload
+ * calls collect a body for routes that take one (bounded by the route's
+ * max_body); the last call dispatches to the handler and queues its
+ * response.
  *
  * A streamed reply (Server-Sent Events) parks its connection while it has
  * nothing to write; one more thread per server (stream_prober) looks at
@@ -33,24 +36,47 @@
  * that the first stream signals: a server nobody streams from has no
  * thread waking every second.
  *
- * The per-tenant cap (vg_http_options.max_per_scope): once the
- * authorisation hook let a request through, it takes a slot in its
- * tenant's count (req->scope_project; the admin bucket for none) or is
- * answered 429 at once; the slot is given back as soon as the handler
- * returned, before its answer is queued. What the cap guards is the
- * worker threads: a handler holds one for as long as it runs (a query
- * over a long range, a storage daemon that does not answer), and with
- * every worker in one tenant's handlers every other tenant waits. Writing
- * an answer holds no thread (libmicrohttpd writes non-blocking from each
- * worker's event loop), so a slow reader takes no slot; nor does a
- * streamed reply parked between events. The slot is not held until the
- * completion callback: that runs just after the last byte is written,
- * and a client that sends its next request as soon as it read an answer
- * (on another connection, to another worker) could find its own
- * previous request still counted and get a 429 it never earned. The
- * counts live in a small array under cap_lock with one entry per tenant
- * that has a request in flight (removed at zero): at most one entry per
- * worker thread.
+ * The worker pool. libmicrohttpd keeps a connection on the thread that
+ * accepted it for the connection's life; a handler run on that thread
+ * held every other connection of it (another tenant's kept-alive one
+ * waited for a slow query it had nothing to do with). So handlers run on
+ * `threads` workers of our own: once the hook let a request through, its
+ * connection is suspended (MHD_suspend_connection, called from the
+ * access callback as the manual requires, before the request is visible
+ * to a worker, which may resume it at once), the request goes to its
+ * tenant's queue, a worker runs the handler, leaves the answer in the
+ * request's state and resumes the connection; libmicrohttpd then calls
+ * on_access again, which sends it. A request with a body goes to the
+ * queue twice: from its first call (before_body), where a worker that
+ * reaches it gives it its place instead of running it and resumes it
+ * (libmicrohttpd calls the first call again: the body comes next), and
+ * once its body is whole, to the placed list, which workers take before
+ * the turn (it holds its place already). A body is kept whole until the
+ * request is complete, so it is received only in a place: a tenant holds
+ * at most max_per_scope bodies, and a request waiting in the queue none
+ * (1,024 slow uploads of one token held 16 GiB). A place taken that way
+ * and left (a body over max_body, a sender that left or timed out) is
+ * given back by place_give. Public routes (health, the console's
+ * files) run at once on libmicrohttpd's thread, as before.
+ *
+ * The per-tenant cap (vg_http_options.max_per_scope) is the number of a
+ * tenant's requests on workers; the ones over it wait in its FIFO. The
+ * tenants that may run one more are in a ready list (the turn): a free
+ * worker takes the first, runs its oldest request and puts it back at the
+ * end, so a tenant with a burst does not make another's one request wait
+ * behind all of it. Bounds: a tenant has at most max_per_scope +
+ * queue_per_scope requests running or waiting (one more: 429 at once),
+ * and a request waits at most queue_wait_ms (a timer thread answers it
+ * 429 then: the workers may all be in slow handlers). The slot is given
+ * back as soon as the handler returned, before the answer is sent: a
+ * client that sends its next request as soon as it read an answer (on
+ * another connection) must not find its own previous request counted.
+ * Writing an answer holds no thread (libmicrohttpd writes non-blocking),
+ * so a slow reader takes no slot; nor does a streamed reply parked
+ * between events. Lock order: cap_lock is never held while calling into
+ * libmicrohttpd (suspend before, resume after). vg_http_stop answers what
+ * waits 503, lets the running handlers end and joins the workers before
+ * stopping libmicrohttpd, so no suspended connection is left to it.
  *
  * Invariants: every response we send is JSON unless a handler chose
  * another content type; a request body is never buffered beyond its
@@ -241,16 +267,28 @@ struct vg_http_server {
 	uint64_t rejected[100];   /* log lines of 4xx answers, by status */
 	uint64_t responses[6];    /* by status class, __atomic */
 	char *tls_cert, *tls_key; /* PEM copies, or NULL (plain HTTP) */
-	/* the per-tenant cap: requests in flight per tenant (scope NULL:
-	 * the admin bucket), an entry per tenant with one or more */
-	pthread_mutex_t cap_lock; /* guards slots, nslots, capslots, cap_log_* */
-	struct cap_slot {
-		char *scope; /* malloc'd, or NULL for the admin bucket */
-		unsigned n;
-	} * slots;
-	size_t nslots, capslots;
+	/* the workers and the per-tenant cap with its queue (below, "The
+	 * worker pool"): a tenant entry per tenant with requests in flight or
+	 * waiting (scope NULL: the admin bucket) */
+	pthread_mutex_t cap_lock;          /* guards everything down to cap_unlogged */
+	pthread_cond_t work_cond;          /* a tenant became ready, or pool_stop */
+	pthread_cond_t timer_cond;         /* a first request waits, or pool_stop */
+	struct tenant *tenants;            /* all entries */
+	struct tenant *ready, *ready_tail; /* the turn: ones that may run */
+	/* requests that took their place before their body and now have it
+	 * whole: they run before the turn (they hold a place, and a body) */
+	struct req_state *placed, *placed_tail;
+	int pool_stop;
+	int timer_idle;   /* the timer sleeps without a deadline */
+	uint64_t submits; /* requests handed to the pool, for the timer */
+	pthread_t *workers;
+	unsigned nworkers;
+	pthread_t timer;
+	int timer_started;
 	uint64_t in_flight;      /* __atomic */
 	uint64_t cap_refused[2]; /* projects, admin; __atomic */
+	uint64_t queued;         /* waiting now, __atomic */
+	uint64_t queued_total;   /* waited over the cap, __atomic */
 	int64_t cap_log_ms;      /* monotonic ms of the last log line, 0: none */
 	uint64_t cap_unlogged;   /* refusals since that line */
 };
@@ -472,9 +510,17 @@ struct req_state {
 	int body_over;
 	int checked; /* route, parameters and token checked (first_call) */
 	int64_t t0_ms;
-	int holds_slot;         /* counted in its tenant's slot (the cap) */
-	const char *slot_scope; /* the scope it counts under (req's own) */
-	int cap_refused;        /* answered 429 by the cap: logged apart */
+	int cap_refused; /* answered 429 by the cap: logged apart */
+	/* the worker pool: the connection is suspended from pool_submit
+	 * until its answer is in resp (done), then resumed */
+	struct MHD_Connection *conn;
+	struct tenant *tenant;   /* while waiting or running */
+	struct req_state *qnext; /* in its tenant's queue */
+	int64_t deadline_ms;     /* monotonic: 429 if still waiting then */
+	int in_pool;             /* handed to the pool, connection suspended */
+	int before_body;         /* waits for its place before its body */
+	int done;                /* __atomic: resp holds the answer */
+	struct vg_http_resp resp;
 };
 
 /* Bytes of an unwanted body we read (and drop) after an early reply
@@ -502,76 +548,6 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 static int same_scope(const char *a, const char *b)
 {
 	return a == b || (a && b && !strcmp(a, b));
-}
-
-/* Take a slot of st's tenant: 0, -EBUSY when the tenant has max_per_scope
- * in flight already (*n_out gets its count), -ENOMEM (the request then
- * goes through uncounted: refusing it for our own lack of memory would
- * be worse). */
-static int slot_take(struct vg_http_server *s, struct req_state *st)
-{
-	const char *scope = st->req.scope_project;
-	struct cap_slot *e = NULL;
-	int rc = 0;
-
-	pthread_mutex_lock(&s->cap_lock);
-	for (size_t i = 0; i < s->nslots; i++)
-		if (same_scope(s->slots[i].scope, scope)) {
-			e = &s->slots[i];
-			break;
-		}
-	if (e && e->n >= s->o.max_per_scope) {
-		rc = -EBUSY;
-		goto out;
-	}
-	if (!e) {
-		char *copy = NULL;
-		if (s->nslots == s->capslots) {
-			size_t cap = s->capslots ? 2 * s->capslots : 8;
-			struct cap_slot *n = realloc(s->slots, cap * sizeof(*n));
-			if (!n) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			s->slots = n;
-			s->capslots = cap;
-		}
-		if (scope && !(copy = strdup(scope))) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		e = &s->slots[s->nslots++];
-		e->scope = copy;
-		e->n = 0;
-	}
-	e->n++;
-	st->holds_slot = 1;
-	st->slot_scope = scope;
-	__atomic_add_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
-out:
-	pthread_mutex_unlock(&s->cap_lock);
-	return rc;
-}
-
-/* Give st's slot back (if it holds one); an entry at zero is removed. */
-static void slot_give(struct vg_http_server *s, struct req_state *st)
-{
-	if (!st->holds_slot)
-		return;
-	st->holds_slot = 0;
-	pthread_mutex_lock(&s->cap_lock);
-	for (size_t i = 0; i < s->nslots; i++) {
-		struct cap_slot *e = &s->slots[i];
-		if (!same_scope(e->scope, st->slot_scope))
-			continue;
-		if (--e->n == 0) {
-			free(e->scope);
-			*e = s->slots[--s->nslots];
-		}
-		break;
-	}
-	pthread_mutex_unlock(&s->cap_lock);
-	__atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
 }
 
 /* Count a refusal and log at most one line per VG_HTTP_CAP_LOG_MS: the
@@ -609,33 +585,444 @@ static void cap_refused(struct vg_http_server *s, const struct req_state *st)
 		VG_HTTP_CAP_LOG_MS / 1000, VG_HTTP_CAP_LOG_MS / 1000, who);
 }
 
-/* Take st's place under the per-tenant cap, for a request that went
- * through the token check (a public route takes none): 0 (a place, or
- * none needed), else the 429 in *r (counted, logged). */
-static int cap_enter(struct vg_http_server *s, struct req_state *st,
-		     struct vg_http_resp *r)
-{
-	char msg[160];
+/* ---- the worker pool ------------------------------------------------------- */
 
-	if (!s->o.max_per_scope || !s->o.authorize || st->holds_slot ||
-	    (st->req.route->flags & VG_ROUTE_PUBLIC) || slot_take(s, st) != -EBUSY)
-		return 0;
-	st->cap_refused = 1;
-	cap_refused(s, st);
+/* A tenant (a project, or the admin bucket): its requests on a worker
+ * (running) and those waiting, oldest first. It is in the turn (the ready
+ * list) when it may run one more: a worker takes the first tenant of the
+ * turn, starts its oldest request and puts it back at the end if it may
+ * still run another, so tenants are served in turn and each tenant's
+ * requests in order. An entry lives while it has a request running or
+ * waiting or is in the turn (dropped from it lazily). Under cap_lock. */
+struct tenant {
+	struct tenant *next;       /* s->tenants */
+	struct tenant *ready_next; /* the turn */
+	int in_ready;
+	char *scope; /* malloc'd, NULL: the admin bucket */
+	/* running: places held (on a worker, or a body being received) */
+	unsigned running, waiting;
+	struct req_state *qhead, *qtail;
+};
+
+static int tenant_may_run(const struct vg_http_server *s, const struct tenant *t)
+{
+	/* without a cap the workers alone bound a tenant */
+	return t->waiting && (!s->o.max_per_scope || !s->o.authorize ||
+			      t->running < s->o.max_per_scope);
+}
+
+static void ready_push(struct vg_http_server *s, struct tenant *t)
+{
+	if (t->in_ready)
+		return;
+	t->in_ready = 1;
+	t->ready_next = NULL;
+	if (s->ready_tail)
+		s->ready_tail->ready_next = t;
+	else
+		s->ready = t;
+	s->ready_tail = t;
+	pthread_cond_signal(&s->work_cond);
+}
+
+/* Free t if nothing holds it any more. */
+static void tenant_forget(struct vg_http_server *s, struct tenant *t)
+{
+	if (t->running || t->waiting || t->in_ready)
+		return;
+	for (struct tenant **p = &s->tenants; *p; p = &(*p)->next)
+		if (*p == t) {
+			*p = t->next;
+			break;
+		}
+	free(t->scope);
+	free(t);
+}
+
+/* scope's entry, created if need be; NULL when out of memory. */
+static struct tenant *tenant_get(struct vg_http_server *s, const char *scope)
+{
+	struct tenant *t;
+
+	for (t = s->tenants; t; t = t->next)
+		if (same_scope(t->scope, scope))
+			return t;
+	if (!(t = calloc(1, sizeof(*t))))
+		return NULL;
+	if (scope && !(t->scope = strdup(scope))) {
+		free(t);
+		return NULL;
+	}
+	t->next = s->tenants;
+	s->tenants = t;
+	return t;
+}
+
+/* The next request in turn, now counted running; NULL if none may run. */
+static struct req_state *pool_next(struct vg_http_server *s)
+{
+	if (s->placed) { /* counted running since their place was given */
+		struct req_state *st = s->placed;
+		s->placed = st->qnext;
+		if (!s->placed)
+			s->placed_tail = NULL;
+		st->qnext = NULL;
+		return st;
+	}
+	while (s->ready) {
+		struct tenant *t = s->ready;
+		struct req_state *st;
+
+		s->ready = t->ready_next;
+		if (!s->ready)
+			s->ready_tail = NULL;
+		t->in_ready = 0;
+		if (!tenant_may_run(s, t)) { /* its waiting ones expired */
+			tenant_forget(s, t);
+			continue;
+		}
+		st = t->qhead;
+		t->qhead = st->qnext;
+		if (!t->qhead)
+			t->qtail = NULL;
+		st->qnext = NULL;
+		t->waiting--;
+		t->running++;
+		__atomic_sub_fetch(&s->queued, 1, __ATOMIC_RELAXED);
+		__atomic_add_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
+		if (tenant_may_run(s, t))
+			ready_push(s, t); /* at the end of the turn */
+		return st;
+	}
+	return NULL;
+}
+
+/* st's answer is in st->resp: hand the connection back to libmicrohttpd,
+ * which calls on_access again (it sends the answer). st is not touched
+ * after this. */
+static void pool_answer(struct req_state *st)
+{
+	struct MHD_Connection *c = st->conn;
+
+	__atomic_store_n(&st->done, 1, __ATOMIC_RELEASE);
+	MHD_resume_connection(c);
+}
+
+static void *pool_worker(void *arg)
+{
+	struct vg_http_server *s = arg;
+	struct req_state *st;
+
+	pthread_mutex_lock(&s->cap_lock);
+	for (;;) {
+		if (!(st = pool_next(s))) {
+			if (s->pool_stop)
+				break;
+			pthread_cond_wait(&s->work_cond, &s->cap_lock);
+			continue;
+		}
+		pthread_mutex_unlock(&s->cap_lock);
+		if (st->before_body) {
+			/* its place, not its handler: its connection is resumed
+			 * and its body received (pool_submit again once whole) */
+			pool_answer(st);
+			pthread_mutex_lock(&s->cap_lock);
+			continue;
+		}
+		vg_http_run(&st->req, &st->resp);
+		pthread_mutex_lock(&s->cap_lock);
+		/* the slot is given back before the answer is sent: a client
+		 * that asks again once it read it always finds it free */
+		struct tenant *t = st->tenant;
+		st->tenant = NULL;
+		t->running--;
+		__atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
+		if (tenant_may_run(s, t))
+			ready_push(s, t);
+		else
+			tenant_forget(s, t);
+		pthread_mutex_unlock(&s->cap_lock);
+		pool_answer(st);
+		pthread_mutex_lock(&s->cap_lock);
+	}
+	pthread_mutex_unlock(&s->cap_lock);
+	return NULL;
+}
+
+/* The cap's 429 into r: over the cap and its queue (waited_ms < 0), or
+ * after waiting waited_ms in the queue. */
+static void cap_reply(struct vg_http_server *s, const struct req_state *st,
+		      struct vg_http_resp *r, int64_t waited_ms)
+{
+	char msg[200], more[80] = "";
+
+	if (waited_ms >= 0)
+		snprintf(more, sizeof(more), "; waited %lld ms for a place",
+			 (long long)waited_ms);
+	else if (s->o.queue_per_scope)
+		snprintf(more, sizeof(more), ", and %u waiting", s->o.queue_per_scope);
 	snprintf(msg, sizeof(msg),
-		 "too many requests in flight for %s (at most %u at "
-		 "once); retry when one of them is answered",
+		 "too many requests in flight for %s (at most %u at once%s); "
+		 "retry when one of them is answered",
 		 st->req.scope_project ? "this project" : "admin tokens",
-		 s->o.max_per_scope);
-	/* reason: the label of vigie_api_requests_refused_total, for
-	 * clients (the CLI's retry) that must not parse the message */
+		 s->o.max_per_scope, more);
+	/* reason: the label of vigie_api_requests_refused_total, for clients
+	 * (the CLI's retry) that must not parse the message */
 	vg_http_reply_json(r, 429,
 			   json_pack("{s:{s:i,s:s,s:s}}", "error", "code", 429, "message",
 				     msg, "reason",
 				     st->req.scope_project ? "project_concurrency"
 							   : "admin_concurrency"));
 	vg_http_resp_header(r, "Retry-After", "%d", VG_HTTP_CAP_RETRY_S);
-	return -EBUSY;
+}
+
+/* Ends the requests that waited past their deadline with the cap's 429:
+ * a worker may not come for a long time (every one in a slow handler),
+ * so the bound on the wait cannot be left to them. Sleeps without a
+ * deadline while nothing waits. */
+static void *pool_timer(void *arg)
+{
+	struct vg_http_server *s = arg;
+	struct timespec ts;
+	uint64_t seen = 0;
+
+	pthread_mutex_lock(&s->cap_lock);
+	while (!s->pool_stop) {
+		int64_t now = vg_monotonic_ms(), next = INT64_MAX;
+		struct req_state *expired = NULL;
+
+		for (struct tenant *t = s->tenants; t; t = t->next) {
+			while (t->qhead && t->qhead->deadline_ms <= now) {
+				struct req_state *st = t->qhead;
+				t->qhead = st->qnext;
+				if (!t->qhead)
+					t->qtail = NULL;
+				t->waiting--;
+				__atomic_sub_fetch(&s->queued, 1, __ATOMIC_RELAXED);
+				st->tenant = NULL;
+				st->qnext = expired;
+				expired = st;
+			}
+			if (t->qhead && t->qhead->deadline_ms < next)
+				next = t->qhead->deadline_ms;
+		}
+		for (struct tenant *t = s->tenants, *n; t; t = n) {
+			n = t->next;
+			tenant_forget(s, t);
+		}
+		if (expired) {
+			pthread_mutex_unlock(&s->cap_lock);
+			while (expired) {
+				struct req_state *st = expired;
+				expired = st->qnext;
+				st->cap_refused = 1;
+				cap_refused(s, st);
+				cap_reply(s, st, &st->resp,
+					  now - (st->deadline_ms - s->o.queue_wait_ms));
+				pool_answer(st);
+			}
+			pthread_mutex_lock(&s->cap_lock);
+			continue;
+		}
+		/* Nothing waits. While requests come, sleep one wait's length,
+		 * not until signalled: a request queued meanwhile has its
+		 * deadline after that, and waking the timer for every request
+		 * (the first after each idle sleep) cost a thread switch per
+		 * request. A whole wait without a request: sleep until one. */
+		if (next == INT64_MAX && s->submits == seen) {
+			s->timer_idle = 1;
+			pthread_cond_wait(&s->timer_cond, &s->cap_lock);
+			s->timer_idle = 0;
+			continue;
+		}
+		if (next == INT64_MAX) {
+			seen = s->submits;
+			next = now + s->o.queue_wait_ms;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t wait = next - now;
+		ts.tv_sec += wait / 1000;
+		ts.tv_nsec += (wait % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->timer_cond, &s->cap_lock, &ts);
+	}
+	pthread_mutex_unlock(&s->cap_lock);
+	return NULL;
+}
+
+/* Hand st to the workers: its connection is suspended until its answer is
+ * ready (pool_answer), so this libmicrohttpd thread goes on with its other
+ * connections. Over its tenant's cap and queue, at a stop, or out of
+ * memory, the answer is made here (429, 503, or the handler run on this
+ * thread) and the connection resumed at once. */
+static enum MHD_Result pool_submit(struct vg_http_server *s, struct req_state *st,
+				   struct MHD_Connection *c)
+{
+	int capped = s->o.max_per_scope && s->o.authorize;
+	struct tenant *t = NULL;
+	int refuse = 0; /* 1: the cap, 2: stopping, 3: out of memory */
+
+	st->conn = c;
+	st->in_pool = 1;
+	/* before the request is visible to a worker, which may resume it */
+	MHD_suspend_connection(c);
+	pthread_mutex_lock(&s->cap_lock);
+	if (s->pool_stop) {
+		refuse = 2;
+		st->tenant = NULL; /* (a place before its body: pool_stop freed it) */
+	} else if (st->tenant) {
+		/* its place taken before its body, which is now whole: to a
+		 * worker, ahead of the turn, no second wait */
+		st->qnext = NULL;
+		if (s->placed_tail)
+			s->placed_tail->qnext = st;
+		else
+			s->placed = st;
+		s->placed_tail = st;
+		pthread_cond_signal(&s->work_cond);
+	} else if (!(t = tenant_get(s, st->req.scope_project)))
+		refuse = 3;
+	else if (capped &&
+		 t->running + t->waiting >= s->o.max_per_scope + s->o.queue_per_scope)
+		refuse = 1;
+	else {
+		if (capped && t->running + t->waiting >= s->o.max_per_scope)
+			__atomic_add_fetch(&s->queued_total, 1, __ATOMIC_RELAXED);
+		st->tenant = t;
+		/* without a cap nothing is refused: the wait is for a worker */
+		st->deadline_ms = capped ? vg_monotonic_ms() + s->o.queue_wait_ms : INT64_MAX;
+		st->qnext = NULL;
+		if (t->qtail)
+			t->qtail->qnext = st;
+		else
+			t->qhead = st;
+		t->qtail = st;
+		t->waiting++;
+		s->submits++;
+		__atomic_add_fetch(&s->queued, 1, __ATOMIC_RELAXED);
+		if (tenant_may_run(s, t))
+			ready_push(s, t);
+		if (s->timer_idle)
+			pthread_cond_signal(&s->timer_cond);
+	}
+	pthread_mutex_unlock(&s->cap_lock);
+	if (refuse == 1) {
+		st->cap_refused = 1;
+		cap_refused(s, st);
+		cap_reply(s, st, &st->resp, -1);
+	} else if (refuse == 2) {
+		vg_http_reply_error(&st->resp, 503, "the server is stopping");
+	} else if (refuse == 3 && !st->before_body) {
+		/* refusing it for our own lack of memory would be worse (one
+		 * before its body goes on without a place: resp left empty) */
+		vg_http_run(&st->req, &st->resp);
+	}
+	if (refuse)
+		pool_answer(st);
+	return MHD_YES;
+}
+
+/* Give back the place st took before its body (first_call), if it holds
+ * one and is not on a worker: its body was too large, or its sender went
+ * away. After pool_stop the tenants are gone: nothing to give back. */
+static void place_give(struct vg_http_server *s, struct req_state *st)
+{
+	struct tenant *t = st->tenant;
+
+	if (!t || st->in_pool || st->before_body)
+		return;
+	pthread_mutex_lock(&s->cap_lock);
+	st->tenant = NULL;
+	if (!s->pool_stop) {
+		t->running--;
+		__atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
+		if (tenant_may_run(s, t))
+			ready_push(s, t);
+		else
+			tenant_forget(s, t);
+	}
+	pthread_mutex_unlock(&s->cap_lock);
+}
+
+/* 0, or -EAGAIN (no thread: what started is stopped). */
+static int pool_start(struct vg_http_server *s)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->timer_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&s->work_cond, NULL);
+	if (!(s->workers = calloc(s->o.threads, sizeof(*s->workers))))
+		return -EAGAIN;
+	if (!pthread_create(&s->timer, NULL, pool_timer, s))
+		s->timer_started = 1;
+	for (unsigned i = 0; s->timer_started && i < s->o.threads; i++) {
+		if (pthread_create(&s->workers[i], NULL, pool_worker, s))
+			return -EAGAIN;
+		s->nworkers++;
+	}
+	return s->timer_started ? 0 : -EAGAIN;
+}
+
+/* Answer what still waits (503), let the running handlers end, join the
+ * threads. No handler runs after it returns. */
+static void pool_stop(struct vg_http_server *s)
+{
+	struct req_state *left = NULL;
+
+	pthread_mutex_lock(&s->cap_lock);
+	s->pool_stop = 1;
+	for (struct tenant *t = s->tenants; t; t = t->next) {
+		while (t->qhead) {
+			struct req_state *st = t->qhead;
+			t->qhead = st->qnext;
+			t->waiting--;
+			__atomic_sub_fetch(&s->queued, 1, __ATOMIC_RELAXED);
+			st->tenant = NULL;
+			st->qnext = left;
+			left = st;
+		}
+		t->qtail = NULL;
+	}
+	while (s->placed) {
+		struct req_state *st = s->placed;
+		s->placed = st->qnext;
+		st->tenant = NULL;
+		st->qnext = left;
+		left = st;
+	}
+	s->placed_tail = NULL;
+	pthread_cond_broadcast(&s->work_cond);
+	pthread_cond_signal(&s->timer_cond);
+	pthread_mutex_unlock(&s->cap_lock);
+	while (left) {
+		struct req_state *st = left;
+		left = st->qnext;
+		vg_http_reply_error(&st->resp, 503, "the server is stopping");
+		pool_answer(st);
+	}
+	for (unsigned i = 0; i < s->nworkers; i++)
+		pthread_join(s->workers[i], NULL);
+	if (s->timer_started)
+		pthread_join(s->timer, NULL);
+	free(s->workers);
+	s->workers = NULL;
+	s->nworkers = 0;
+	s->timer_started = 0;
+	while (s->tenants) { /* nothing runs or waits: only the turn's */
+		struct tenant *t = s->tenants;
+		s->tenants = t->next;
+		free(t->scope);
+		free(t);
+	}
+	s->ready = s->ready_tail = NULL;
+	pthread_cond_destroy(&s->work_cond);
+	pthread_cond_destroy(&s->timer_cond);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -647,9 +1034,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)toe;
 	if (!st)
 		return;
-	/* a body's sender that went away while sending it held a place */
-	slot_give(cls, st);
+	/* a body's sender that went away (or timed out) while sending it
+	 * held a place */
+	place_give(cls, st);
 	vg_http_req_release(&st->req);
+	vg_http_resp_release(&st->resp);
 	free(st->uri);
 	free(st->body);
 	free(st);
@@ -892,9 +1281,15 @@ static enum MHD_Result first_call(struct vg_http_server *s,
 		st->checked = 1;
 		/* and the body is received in a place of the tenant's cap, so
 		 * one tenant's slow uploads hold at most that many bodies
-		 * (1,024 connections of one token held 16 GiB) */
-		if (cap_enter(s, st, &r))
-			return send_resp(s, st, c, &r);
+		 * (1,024 connections of one token held 16 GiB): the request
+		 * waits in its tenant's queue before its body, its connection
+		 * suspended, not one byte read; a worker that gives it its
+		 * place resumes it (on_access: the first call again) */
+		if (s->o.max_per_scope && s->o.authorize &&
+		    !(st->req.route->flags & VG_ROUTE_PUBLIC)) {
+			st->before_body = 1;
+			return pool_submit(s, st, c);
+		}
 	}
 	return MHD_YES;
 }
@@ -921,6 +1316,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 		ret = MHD_queue_response(c, 503, mr);
 		MHD_destroy_response(mr);
 		return ret;
+	}
+	if (st->in_pool) { /* resumed: its answer is ready */
+		if (!__atomic_load_n(&st->done, __ATOMIC_ACQUIRE))
+			return MHD_YES; /* (suspended until then: not seen) */
+		st->in_pool = 0;
+		__atomic_store_n(&st->done, 0, __ATOMIC_RELAXED);
+		/* waited before its body: libmicrohttpd calls this again as
+		 * the first call (it was suspended in it); with its place (or
+		 * none to be had for lack of memory: resp empty) the body
+		 * comes next, else its refusal is sent and the body dropped */
+		if (st->before_body) {
+			st->before_body = 0;
+			if (!st->resp.status)
+				return MHD_YES;
+		}
+		return send_resp(s, st, c, &st->resp);
 	}
 	if (!st->started) {
 		st->started = 1;
@@ -953,7 +1364,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 	if (st->replied)
 		return MHD_YES;
 	if (st->body_over) {
-		slot_give(s, st);
+		place_give(s, st);
 		return reply_now(s, st, c, 413,
 				 "request body larger than %zu bytes",
 				 st->req.route->max_body);
@@ -963,16 +1374,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c,
 	if (!st->checked &&
 	    !vg_http_check(s->o.routes, s->o.nroutes, s->o.authorize, &st->req, &r))
 		return send_resp(s, st, c, &r);
-	/* the cap counts what went through the hook: a request refused by
-	 * it never took a slot, a public route takes none (a body's
-	 * request took its place before its body) */
-	if (cap_enter(s, st, &r))
+	/* the public routes (health, the console's files) take no place and
+	 * run here; the others on a worker, this connection suspended */
+	if (st->req.route->flags & VG_ROUTE_PUBLIC) {
+		vg_http_run(&st->req, &r);
 		return send_resp(s, st, c, &r);
-	vg_http_run(&st->req, &r);
-	/* given back before the answer is queued: a client that sends its
-	 * next request once it read this answer always finds the slot free */
-	slot_give(s, st);
-	return send_resp(s, st, c, &r);
+	}
+	return pool_submit(s, st, c);
 }
 
 int vg_http_start(const struct vg_http_options *o,
@@ -1059,6 +1467,18 @@ int vg_http_start(const struct vg_http_options *o,
 	} else {
 		tls[0].option = MHD_OPTION_END;
 	}
+	if (!s->o.queue_wait_ms)
+		s->o.queue_wait_ms = VG_HTTP_QUEUE_WAIT_MS;
+	/* the workers before the first request can come */
+	if (pool_start(s)) {
+		snprintf(err, errlen, "%s: cannot start a thread", o->listen);
+		pool_stop(s);
+		close(fd);
+		free(s->tls_cert);
+		free(s->tls_key);
+		free(s);
+		return -EAGAIN;
+	}
 	s->d = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO |
 			MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | tls_flag,
@@ -1087,6 +1507,7 @@ int vg_http_start(const struct vg_http_options *o,
 			 o->listen, s->tls_cert ? " (check the TLS certificate "
 						  "and key)"
 						: "");
+		pool_stop(s);
 		free(s->tls_cert);
 		free(s->tls_key);
 		free(s);
@@ -1094,6 +1515,7 @@ int vg_http_start(const struct vg_http_options *o,
 	}
 	if (prober_start(s)) {
 		snprintf(err, errlen, "%s: cannot start a thread", o->listen);
+		pool_stop(s);
 		MHD_stop_daemon(s->d);
 		free(s->tls_cert);
 		free(s->tls_key);
@@ -1113,6 +1535,8 @@ void vg_http_stop(struct vg_http_server *s)
 {
 	if (!s)
 		return;
+	/* the queued answered 503, the running ended, no handler after */
+	pool_stop(s);
 	prober_stop(s);
 	/* end every stream: parked connections are resumed and their
 	 * readers answer end-of-stream */
@@ -1121,10 +1545,7 @@ void vg_http_stop(struct vg_http_server *s)
 	for (struct vg_http_stream *st = s->streams; st; st = st->next)
 		vg_http_stream_wake(st);
 	pthread_mutex_unlock(&s->streams_lock);
-	MHD_stop_daemon(s->d);                 /* joins the workers; closes the socket */
-	for (size_t i = 0; i < s->nslots; i++) /* none: every request completed */
-		free(s->slots[i].scope);
-	free(s->slots);
+	MHD_stop_daemon(s->d); /* joins its threads; closes the socket */
 	pthread_mutex_destroy(&s->cap_lock);
 	free(s->tls_cert);
 	free(s->tls_key);
@@ -1144,6 +1565,8 @@ void vg_http_get_stats(const struct vg_http_server *s,
 						    __ATOMIC_RELAXED);
 	out->stream_probes = __atomic_load_n(&s->stream_probes, __ATOMIC_RELAXED);
 	out->in_flight = __atomic_load_n(&s->in_flight, __ATOMIC_RELAXED);
+	out->queued = __atomic_load_n(&s->queued, __ATOMIC_RELAXED);
+	out->queued_total = __atomic_load_n(&s->queued_total, __ATOMIC_RELAXED);
 	for (int i = 0; i < 2; i++)
 		out->cap_refused[i] = __atomic_load_n(&s->cap_refused[i],
 						      __ATOMIC_RELAXED);

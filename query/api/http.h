@@ -15,9 +15,12 @@
  * unit tests build one by hand (vg_http_req_parse) and call a handler or
  * vg_http_dispatch directly.
  *
- * Threading: the server runs a pool of worker threads; a handler runs on
- * one of them and may run concurrently with itself on others. The route
- * table and ctx are read-only while the server runs.
+ * Threading: the server runs a pool of worker threads of its own; a
+ * handler runs on one of them and may run concurrently with itself on
+ * others. libmicrohttpd's threads parse, authorise and write, and never
+ * wait for a handler (its connection is suspended meanwhile); public
+ * routes (VG_ROUTE_PUBLIC: health, console files) run on them at once.
+ * The route table and ctx are read-only while the server runs.
  */
 #ifndef VIGIE_HTTP_H
 #define VIGIE_HTTP_H
@@ -300,19 +303,33 @@ struct vg_http_options {
 	 * admin token) share one bucket of their own with the same cap.
 	 * Requests the hook refused, and routes without the hook
 	 * (VG_ROUTE_PUBLIC, or no hook at all), take no slot. A request holds
-	 * its slot while its handler runs (the worker thread it occupies),
-	 * from the moment the hook let it through until the handler returned:
-	 * writing the answer holds no thread (a slow reader takes no slot),
-	 * and a streamed reply is parked without one (its handler bounds the
-	 * streams of a tenant itself). Over the cap: 429 at once, the
-	 * JSON error with Retry-After: VG_HTTP_CAP_RETRY_S, counted
+	 * its slot while its handler runs on a worker, until the handler
+	 * returned: writing the answer holds no thread (a slow reader takes
+	 * no slot), and a streamed reply is parked without one (its handler
+	 * bounds the streams of a tenant itself). Over the cap the request
+	 * waits (below); past the queue: 429, the JSON error with
+	 * Retry-After: VG_HTTP_CAP_RETRY_S, counted
 	 * (vg_http_stats.cap_refused) and logged at most once per
 	 * VG_HTTP_CAP_LOG_MS, not per request. */
 	unsigned max_per_scope;
+	/* The queue in front of the cap: a request over its tenant's cap
+	 * waits for a slot (its connection suspended, no thread held) in its
+	 * tenant's FIFO, tenants served in turn (round robin). At most
+	 * max_per_scope + queue_per_scope requests of one tenant between its
+	 * hook and its answer (on a worker or waiting, for a slot or for a
+	 * worker); one more is answered the cap's 429 at once. A request
+	 * that waited queue_wait_ms without a worker taking it is answered
+	 * the same 429 then. queue_per_scope 0: no queue (429 at once, over
+	 * the cap); queue_wait_ms 0: VG_HTTP_QUEUE_WAIT_MS. Without a cap
+	 * (max_per_scope 0, or no hook) nothing is refused: requests wait
+	 * for a worker in turn, bounded by the connection limit. */
+	unsigned queue_per_scope;
+	unsigned queue_wait_ms;
 };
 
-#define VG_HTTP_CAP_RETRY_S 1    /* Retry-After of a 429 over the cap */
-#define VG_HTTP_CAP_LOG_MS 60000 /* one log line per this, at most */
+#define VG_HTTP_CAP_RETRY_S 1      /* Retry-After of a 429 over the cap */
+#define VG_HTTP_CAP_LOG_MS 60000   /* one log line per this, at most */
+#define VG_HTTP_QUEUE_WAIT_MS 5000 /* default queue_wait_ms */
 
 /* Counters of a running server (thread-safe reads). */
 struct vg_http_stats {
@@ -326,6 +343,10 @@ struct vg_http_stats {
 	 * bucket */
 	uint64_t in_flight;
 	uint64_t cap_refused[2];
+	/* requests waiting now for a slot or a worker, and the requests that
+	 * found their tenant's slots all taken and waited (since start) */
+	uint64_t queued;
+	uint64_t queued_total;
 };
 void vg_http_get_stats(const struct vg_http_server *s,
 		       struct vg_http_stats *out);

@@ -4,22 +4,26 @@
 #
 # Why a file of its own: cli_retry_test.sh and console_busy_test.sh both
 # start a collector with [collector] http_max_concurrent_per_project = 1
-# over one rrdcached, publish one point of project shop, and fill a
-# token's one place with a real request: a GET /v1/measures of that point
-# while the daemon is stopped (SIGSTOP: it keeps its connections and
-# answers nothing), which waits for the daemon, up to the collector's 10 s
-# bound on a daemon's answer. SIGCONT ends it. Only what they refuse
-# meanwhile (the CLI, the console) differs.
+# and http_queue_per_project = 0 (no queue) over one rrdcached, publish
+# one point of project shop, and fill a token's one place with a real
+# request: a GET /v1/measures of that point while the daemon is stopped
+# (SIGSTOP: it keeps its connections and answers nothing), which waits for
+# the daemon, up to the collector's 10 s bound on a daemon's answer.
+# SIGCONT ends it. Only what they refuse meanwhile (the CLI, the console)
+# differs.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # start_capped_collector NAME: rrdcached NAME (-R; RRDCACHED_PID), the
-# collector capped at one request in flight per project, TOK a token of
+# collector capped at one request in flight per project with no queue
+# (a request over the cap is the 429 at once), TOK a token of
 # project shop, which publishes q1 depth 5 (two checks)
 start_capped_collector() {
   start_rrdcached "$1" -R || bail "rrdcached did not start ($(tail -3 "$TMP/$1.log"))"
   collector_ports
   DATA=$TMP/data
-  printf '[collector]\nhttp_max_concurrent_per_project = 1\n[storage]\nbackend = rrdcached\ndaemons = %s\n' \
+  # no queue (http_queue_per_project = 0): what is tested is the client's
+  # handling of the cap's 429, which the queue would make wait first
+  printf '[collector]\nhttp_max_concurrent_per_project = 1\nhttp_queue_per_project = 0\n[storage]\nbackend = rrdcached\ndaemons = %s\n' \
     "$RRDCACHED_UNIX" >"$TMP/vigie.conf"
   check "collector starts (cap of 1 request in flight per project)" \
     start_api_collector collector --config "$TMP/vigie.conf" --data-dir "$DATA"

@@ -12,14 +12,17 @@
  * publishes holds a worker until the test starts the receiver. No hook in
  * the server: the handlers are the API's own.
  *
- *   - pa holds 3 workers; its next request is a 429 at once with
+ *   - pa holds 3 workers; its next request waits in pa's queue (of 1
+ *     here: [collector] http_queue_per_project), GET /metrics counting it
+ *     in vigie_api_requests_queued; the one after is a 429 at once with
  *     Retry-After and the API's JSON error, while pb's is served (200) on
  *     the worker left;
  *   - GET /metrics (admin) shows the requests in flight and the refusal
  *     under reason="project_concurrency", none under "admin_concurrency";
- *   - once the receiver runs, pa's publishes are answered (200) and pa is
- *     served again.
- * Without the cap pa's fourth request is served (200): the test fails.
+ *   - once the receiver runs, pa's publishes are answered (200), then
+ *     pa's waiting request (200), and pa is served again.
+ * Without the cap pa's fourth request is served (200) at once; without
+ * the queue it is a 429: the test fails either way.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -84,7 +87,9 @@ static int setup(void **state)
 		fprintf(stderr, "receiver: %s\n", err);
 		return -1;
 	}
-	ao.threads = 4; /* the default cap: 3 */
+	ao.threads = 4;            /* the default cap: 3 */
+	ao.queue_per_project = 1;  /* pa's fourth waits, its fifth is refused */
+	ao.queue_wait_ms = 600000; /* a hang guard: the receiver ends the wait */
 	ao.receiver = g.rx;
 	if (fx_api_start(&g.srv, &ao))
 		return -1;
@@ -121,13 +126,12 @@ static int teardown(void **state)
 }
 
 /* A request of the test's own (not one of pa's publishes, which wait on
- * purpose): libmicrohttpd's worker that accepts a connection serves it,
- * and one can accept it just before it takes a publish that then waits
- * for the receiver (docs/api.md, "Requests in flight per project": a
- * connection shares its worker with the others that worker accepted).
- * Such a request would wait as long as the publish; it is given up after
- * 5 s and sent again on a new connection, which a free worker accepts
- * (every request here is a read or is refused before any work). */
+ * purpose), given up after 5 s and sent again on a new connection. Before
+ * the worker pool (December 2026) the libmicrohttpd thread that accepted
+ * a connection ran its handler, and one could accept it just before it
+ * took a publish that then waited for the receiver; that no longer
+ * happens, and the retry is kept as a guard (every request here is a
+ * read or is refused before any work). */
 static long ask(const char *method, const char *path, const char *authorization,
 		struct fx_answer *a)
 {
@@ -204,9 +208,32 @@ static void *publish(void *arg)
 	return NULL;
 }
 
+/* pa's request that waits in pa's queue */
+static void *list_resources(void *arg)
+{
+	struct publish *p = arg;
+	struct fx_answer a;
+
+	p->status = fx_http(g.srv.url, "GET", "/v1/resources", g.pa, NULL, &a);
+	fx_answer_free(&a);
+	return NULL;
+}
+
+/* Wait until the administrator's /metrics shows name at want: 1, or 0
+ * after 60 s (a guard against a hang, no timing bound). */
+static int metric_is(const char *name, long want)
+{
+	for (int i = 0; i < 6000; i++) {
+		if (metric(name) == want)
+			return 1;
+		nanosleep(&(struct timespec){0, 10000000L}, NULL);
+	}
+	return 0;
+}
+
 static void test_project_cap(void **state)
 {
-	struct publish p[3];
+	struct publish p[3], waiting = {.i = 3};
 	struct fx_answer a;
 
 	(void)state;
@@ -220,7 +247,12 @@ static void test_project_cap(void **state)
 		assert_true(in_flight_is(i + 1));
 	}
 
-	/* pa's fourth: refused at once, nothing done */
+	/* pa's fourth waits in pa's queue, its connection suspended */
+	assert_int_equal(pthread_create(&waiting.th, NULL, list_resources, &waiting), 0);
+	assert_true(metric_is("vigie_api_requests_queued", 1));
+	assert_int_equal(metric("vigie_api_requests_queued_total"), 1);
+	/* pa's fifth: over the cap and the queue, refused at once, nothing
+	 * done */
 	assert_int_equal(ask("GET", "/v1/resources", g.pa, &a), 429);
 	assert_string_equal(a.retry_after, "1");
 	assert_non_null(a.json);
@@ -229,7 +261,8 @@ static void test_project_cap(void **state)
 			 429);
 	assert_non_null(strstr(json_string_value(json_object_get(
 				       json_object_get(a.json, "error"), "message")),
-			       "too many requests in flight for this project (at most 3"));
+			       "too many requests in flight for this project (at most 3 at once, "
+			       "and 1 waiting)"));
 	/* the reason names the cap as the refusals' metric labels it */
 	assert_non_null(json_string_value(
 		json_object_get(json_object_get(a.json, "error"), "reason")));
@@ -256,6 +289,10 @@ static void test_project_cap(void **state)
 		pthread_join(p[i].th, NULL);
 		assert_int_equal(p[i].status, 200);
 	}
+	/* then pa's waiting request, in its turn */
+	pthread_join(waiting.th, NULL);
+	assert_int_equal(waiting.status, 200);
+	assert_int_equal(metric("vigie_api_requests_queued"), 0);
 	/* a request given up by ask() is served once its worker is free,
 	 * and holds a place while it is: wait for those too */
 	assert_true(in_flight_is(0));

@@ -736,6 +736,37 @@ static void test_http_max_concurrent_per_project(void **state)
 	assert_non_null(strstr(err, "http_max_concurrent_per_project: 3 is more"));
 }
 
+/* [collector] http_queue_per_project and http_queue_wait: the queue in
+ * front of the per-project cap, on by default (64, 5 s); 0 turns the
+ * queue off; out of range or bad text named at parse. */
+static void test_http_queue(void **state)
+{
+	struct vg_config c;
+	char err[512] = "";
+
+	(void)state;
+	vg_config_defaults(&c);
+	assert_int_equal(c.collector_http_queue_per_project, 64);
+	assert_true(c.collector_http_queue_wait_s == 5);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[collector]\nhttp_queue_per_project = 0\n"
+					       "http_queue_wait = 250ms\n",
+					       "t.conf", err, sizeof(err)),
+			 -EINVAL); /* no "ms" in configuration durations */
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[collector]\nhttp_queue_per_project = 0\n"
+					       "http_queue_wait = 0.25\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(c.collector_http_queue_per_project, 0);
+	assert_true(c.collector_http_queue_wait_s == 0.25);
+	expect_error("[collector]\nhttp_queue_per_project = 4097\n",
+		     "x.conf:2: [collector] http_queue_per_project: '4097'");
+	expect_error("[collector]\nhttp_queue_wait = 0\n", "x.conf:2: [collector] http_queue_wait");
+	expect_error("[collector]\nhttp_queue_wait = 2d\n", "x.conf:2: [collector] http_queue_wait");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -756,6 +787,7 @@ int main(void)
 		cmocka_unit_test(test_billing_lock_timeout),
 		cmocka_unit_test(test_migrate_wait),
 		cmocka_unit_test(test_http_max_concurrent_per_project),
+		cmocka_unit_test(test_http_queue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1328,12 +1328,14 @@ static int tenant_auth(void *ctx, struct vg_http_req *req, struct vg_http_resp *
 	return vg_http_reply_error(resp, 401, "token required") || 1;
 }
 
-/* GET path with "Authorization: Bearer token" (none for NULL). */
-static long fetch_as(uint16_t port, const char *token, const char *path, long timeout_s,
-		     struct fetched *f)
+/* GET path with "Authorization: Bearer token" (none for NULL) on the easy
+ * handle h, which keeps its connection alive for the next call; *conns
+ * (may be NULL) gets how many connections it opened for this one (0: it
+ * went on the kept-alive one). */
+static long fetch_on(CURL *h, uint16_t port, const char *token, const char *path,
+		     long timeout_s, struct fetched *f, long *conns)
 {
 	char url[256], auth[128];
-	CURL *h = curl_easy_init();
 	struct curl_slist *hd = NULL;
 
 	memset(f, 0, sizeof(*f));
@@ -1354,9 +1356,22 @@ static long fetch_as(uint16_t port, const char *token, const char *path, long ti
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &f->status);
 	else
 		f->status = -1;
-	curl_easy_cleanup(h);
+	if (conns)
+		curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, conns);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(hd);
 	return f->status;
+}
+
+/* The same on a connection of its own. */
+static long fetch_as(uint16_t port, const char *token, const char *path, long timeout_s,
+		     struct fetched *f)
+{
+	CURL *h = curl_easy_init();
+	long rc = fetch_on(h, port, token, path, timeout_s, f, NULL);
+
+	curl_easy_cleanup(h);
+	return rc;
 }
 
 struct slow_call {
@@ -1569,6 +1584,242 @@ static void test_tenant_cap(void **state)
 	unlink(logp);
 }
 
+/* One tenant's slow request does not hold another tenant's kept-alive
+ * connection. libmicrohttpd keeps a connection on the thread that took it;
+ * before the worker pool the handler ran on that thread, so project b's
+ * next request on a connection that shared a's thread waited until a's
+ * slow request ended. Here b opens KEEP_CONNS connections (libmicrohttpd
+ * spreads them over its two threads), a's slow request holds its handler,
+ * and b asks again on every one of its kept-alive connections (curl
+ * opened none): each is answered while a's handler is still held. Without
+ * the pool b's request on a's thread is answered only at the gate: its
+ * 10 s guard fails the test. */
+#define KEEP_CONNS 16
+static void test_tenant_keepalive(void **state)
+{
+	struct slow_call call;
+	struct vg_http_server *s;
+	struct fetched f;
+	CURL *b[KEEP_CONNS];
+	uint16_t port;
+	long conns;
+
+	(void)state;
+	s = start_capped_server(2, 1);
+	port = vg_http_port(s);
+	for (int i = 0; i < KEEP_CONNS; i++) {
+		assert_non_null(b[i] = curl_easy_init());
+		assert_int_equal(fetch_on(b[i], port, "b", "/v1/things/x", 10L, &f, &conns), 200);
+		assert_int_equal(conns, 1);
+		fetched_free(&f);
+	}
+	hold_slow(&call, 1, port, "a");
+	for (int i = 0; i < KEEP_CONNS; i++) {
+		assert_int_equal(fetch_on(b[i], port, "b", "/v1/things/x", 10L, &f, &conns), 200);
+		assert_int_equal(conns, 0); /* the kept-alive connection */
+		fetched_free(&f);
+	}
+	pthread_mutex_lock(&g_slow_lock);
+	assert_int_equal(g_slow_open, 0); /* a's handler still held */
+	pthread_mutex_unlock(&g_slow_lock);
+	release_slow(&call, 1);
+	for (int i = 0; i < KEEP_CONNS; i++)
+		curl_easy_cleanup(b[i]);
+	vg_http_stop(s);
+}
+
+/* A burst of one token's requests in parallel: the ones over its cap wait
+ * in its queue instead of a 429. */
+#define BURST 16
+struct burst {
+	uint16_t port;
+	const char *token;
+	pthread_t th[BURST];
+	struct fetched f[BURST];
+	int ended; /* __atomic */
+};
+
+struct burst_call {
+	struct burst *b;
+	int i;
+};
+
+static void *burst_thread(void *arg)
+{
+	struct burst_call *c = arg;
+
+	/* 60 s: a hang guard, not a timing bound */
+	fetch_as(c->b->port, c->b->token, "/v1/things/x", 60L, &c->b->f[c->i]);
+	__atomic_add_fetch(&c->b->ended, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void burst_start(struct burst *b, struct burst_call *calls, int n, uint16_t port,
+			const char *token)
+{
+	b->port = port;
+	b->token = token;
+	b->ended = 0;
+	for (int i = 0; i < n; i++) {
+		calls[i].b = b;
+		calls[i].i = i;
+		assert_int_equal(pthread_create(&b->th[i], NULL, burst_thread, &calls[i]), 0);
+	}
+}
+
+/* Wait until the server has want requests queued, or every one of the
+ * burst's n requests was answered (a server that queues nothing): 1 when
+ * want are queued. */
+static int queued_is(struct vg_http_server *s, struct burst *b, int n, uint64_t want)
+{
+	struct vg_http_stats hs;
+
+	for (int i = 0; i < VG_TEST_HANG_S * 100; i++) {
+		vg_http_get_stats(s, &hs);
+		if (hs.queued == want)
+			return 1;
+		if (__atomic_load_n(&b->ended, __ATOMIC_ACQUIRE) == n)
+			return 0;
+		nanosleep(&(struct timespec){0, 10000000L}, NULL);
+	}
+	return 0;
+}
+
+static struct vg_http_server *start_queued_server(unsigned threads, unsigned cap, unsigned queue,
+						  unsigned wait_ms)
+{
+	struct vg_http_options o = {
+		.listen = "127.0.0.1:0",
+		.threads = threads,
+		.routes = test_routes,
+		.nroutes = NTEST_ROUTES,
+		.authorize = tenant_auth,
+		.max_per_scope = cap,
+		.queue_per_scope = queue,
+		.queue_wait_ms = wait_ms,
+	};
+	struct vg_http_server *s = NULL;
+	char err[256];
+
+	assert_int_equal(vg_http_start(&o, &s, err, sizeof(err)), 0);
+	return s;
+}
+
+/* The queue in front of the cap (2 workers, cap 1, a queue of BURST).
+ * While a's slow request holds a's one place, a burst of BURST of a's
+ * requests in parallel all wait (queued, none refused) and project b is
+ * served meanwhile on the other worker; once a's slow request ends they
+ * are all answered 200, in turn. One more than the cap and the queue is
+ * a 429 at once with the cap's reason and Retry-After; a request that
+ * waits longer than queue_wait_ms is the same 429, saying it waited.
+ * Without the queue (the cap answering 429 at once) the burst is 429s
+ * and never queued: the test fails. */
+static void test_tenant_queue(void **state)
+{
+	struct burst_call calls[BURST];
+	struct slow_call call;
+	struct vg_http_server *s;
+	struct vg_http_stats hs;
+	struct burst b;
+	struct fetched f;
+	uint16_t port;
+	json_t *j;
+
+	(void)state;
+	s = start_queued_server(2, 1, BURST, 60000);
+	port = vg_http_port(s);
+	hold_slow(&call, 1, port, "a");
+	burst_start(&b, calls, BURST, port, "a");
+	assert_true(queued_is(s, &b, BURST, BURST));
+	/* b has places of its own, and a worker a cannot take */
+	assert_int_equal(fetch_as(port, "b", "/v1/things/x", 10L, &f), 200);
+	fetched_free(&f);
+	/* one more than a's cap and queue: the cap's 429 at once */
+	assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 429);
+	assert_string_equal(f.retry_after, "1");
+	j = json_loadb(f.body, f.len, 0, NULL);
+	assert_int_equal(error_code(j), 429);
+	assert_non_null(strstr(error_message(j), "too many requests in flight for this project"));
+	assert_non_null(strstr(error_message(j), "and 16 waiting"));
+	assert_string_equal(error_reason(j), "project_concurrency");
+	json_decref(j);
+	fetched_free(&f);
+	vg_http_get_stats(s, &hs);
+	assert_int_equal(hs.in_flight, 1);
+	assert_int_equal(hs.queued, BURST);
+	assert_int_equal(hs.queued_total, BURST);
+	assert_int_equal(hs.cap_refused[0], 1);
+	release_slow(&call, 1);
+	for (int i = 0; i < BURST; i++) {
+		pthread_join(b.th[i], NULL);
+		assert_int_equal(b.f[i].status, 200);
+		fetched_free(&b.f[i]);
+	}
+	assert_true(in_flight_is(s, 0));
+	vg_http_get_stats(s, &hs);
+	assert_int_equal(hs.queued, 0);
+	assert_int_equal(hs.cap_refused[0], 1);
+	vg_http_stop(s);
+
+	/* the wait is bounded: 200 ms, then the cap's 429 (the admin bucket) */
+	s = start_queued_server(2, 1, 4, 200);
+	port = vg_http_port(s);
+	hold_slow(&call, 1, port, "admin");
+	assert_int_equal(fetch_as(port, "admin", "/v1/things/x", 10L, &f), 429);
+	assert_string_equal(f.retry_after, "1");
+	j = json_loadb(f.body, f.len, 0, NULL);
+	assert_non_null(strstr(error_message(j), "too many requests in flight for admin tokens"));
+	assert_non_null(strstr(error_message(j), "ms for a place"));
+	assert_string_equal(error_reason(j), "admin_concurrency");
+	json_decref(j);
+	fetched_free(&f);
+	vg_http_get_stats(s, &hs);
+	assert_int_equal(hs.cap_refused[1], 1);
+	assert_int_equal(hs.queued_total, 1);
+	assert_int_equal(hs.queued, 0);
+	release_slow(&call, 1);
+	vg_http_stop(s);
+}
+
+static void *stop_thread(void *arg)
+{
+	vg_http_stop(arg);
+	return NULL;
+}
+
+/* Stopping the server answers what waits (503) at once, lets the
+ * running handler end, and frees everything. */
+static void test_tenant_queue_stop(void **state)
+{
+	struct burst_call calls[2];
+	struct slow_call call;
+	struct vg_http_server *s;
+	struct burst b;
+
+	(void)state;
+	s = start_queued_server(2, 1, 4, 60000);
+	hold_slow(&call, 1, vg_http_port(s), "a");
+	burst_start(&b, calls, 2, vg_http_port(s), "a");
+	assert_true(queued_is(s, &b, 2, 2));
+	/* the queued are answered before the stop waits for the handler */
+	pthread_t stopper;
+	assert_int_equal(pthread_create(&stopper, NULL, stop_thread, s), 0);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(b.th[i], NULL);
+		assert_int_equal(b.f[i].status, 503);
+		assert_non_null(strstr(b.f[i].body, "the server is stopping"));
+		fetched_free(&b.f[i]);
+	}
+	/* the slow one's answer may not go out: the server is stopping */
+	pthread_mutex_lock(&g_slow_lock);
+	g_slow_open = 1;
+	pthread_cond_broadcast(&g_slow_cond);
+	pthread_mutex_unlock(&g_slow_lock);
+	pthread_join(call.th, NULL);
+	fetched_free(&call.f);
+	pthread_join(stopper, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1593,6 +1844,9 @@ int main(void)
 		cmocka_unit_test(test_server_all_addresses),
 		cmocka_unit_test(test_rejected_logged),
 		cmocka_unit_test(test_tenant_cap),
+		cmocka_unit_test(test_tenant_keepalive),
+		cmocka_unit_test(test_tenant_queue),
+		cmocka_unit_test(test_tenant_queue_stop),
 	};
 	int rc;
 
