@@ -2231,6 +2231,37 @@ int vg_store_holding(struct vg_store *s)
 	       __atomic_load_n(&s->held, __ATOMIC_RELAXED) > 0;
 }
 
+int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b, int64_t before_ms)
+{
+	struct vg_rrd_loc *locs;
+	size_t n = 0;
+	int rc;
+
+	if (!s || !b)
+		return -EINVAL;
+	if (!s->be->ops->flush_before)
+		return -ENOTSUP;
+	if (!b->nsamples)
+		return 0;
+	if (!(locs = malloc(b->nsamples * sizeof(*locs))))
+		return -ENOMEM;
+	/* the batch's series new here are placed (claimed) in one round
+	 * trip, as the write that follows would */
+	if (s->be->ops->prefetch)
+		prefetch(s, b, 0, 0);
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct vg_resource *r = &b->res[i];
+		for (uint32_t j = 0; j < r->nsamples; j++) {
+			const char *m = b->samples[r->first_sample + j].metric;
+			if (m && !s->be->ops->locate(s->be, r->type, r->id, m, &locs[n]))
+				n++; /* a name locate refuses is refused by the write too */
+		}
+	}
+	rc = s->be->ops->flush_before(s->be, locs, n, before_ms);
+	free(locs);
+	return rc;
+}
+
 int64_t vg_store_verified_ms(struct vg_store *s)
 {
 	int64_t v;
