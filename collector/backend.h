@@ -340,7 +340,9 @@ struct vg_rrd_backend_ops {
 	 * it), -ESTALE when some daemon has no such connection (none was
 	 * made early enough, or none is idle; nothing is sent to the
 	 * others then), -EHOSTUNREACH when a FLUSH failed or refused a
-	 * file that exists (what was FLUSHed before stays written).
+	 * file that exists (what was FLUSHed before stays written; the
+	 * failed connection is closed, the daemon not taken for down: it
+	 * may only have been slow).
 	 * Every wait is bounded as the receiver's write-through is (its
 	 * connections come back to the pool after). The receiver's thread
 	 * (vg_store_prove_arrival). */

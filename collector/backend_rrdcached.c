@@ -2915,6 +2915,7 @@ static int rcd_flush_before(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 		if (!(conn[o] = client_older(&r->d[o], before_ms, r->wt_timeout_ms)))
 			rc = -ESTALE;
 	}
+	size_t failed = SIZE_MAX; /* the daemon whose FLUSH failed */
 	for (size_t o = 0; o < r->nd && !rc; o++) {
 		struct daemon *d = &r->d[o];
 		size_t k = 0;
@@ -2934,11 +2935,26 @@ static int rcd_flush_before(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 				if (err[j] && err[j] != -ENOENT && err[j] != -EREMOTEIO)
 					rc = err[j]; /* a file it has and could not write */
 		}
-		rc = rc ? -EHOSTUNREACH : 0;
+		if (rc) {
+			failed = o;
+			rc = -EHOSTUNREACH;
+		}
 	}
-	for (size_t o = 0; o < r->nd; o++)
-		if (conn[o])
-			client_put(&r->d[o], conn[o], rc);
+	/* A failed FLUSH closes its connection only (answers may be left
+	 * unread on it): no back-off, the daemon not marked down. It may
+	 * only have been slow (a BATCH of many files within the receiver's
+	 * bound), and a restart is found by the next call that needs it,
+	 * as before; the proof just fails and the host waits */
+	for (size_t o = 0; o < r->nd; o++) {
+		if (!conn[o])
+			continue;
+		if (o == failed) {
+			count(&r->d[o].calls, 1);
+			vg_rrdcd_close(conn[o]);
+		} else {
+			client_put(&r->d[o], conn[o], 0);
+		}
+	}
 	free(conn);
 	free(names);
 	free(err);
