@@ -2916,6 +2916,7 @@ static int rcd_flush_before(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 			rc = -ESTALE;
 	}
 	size_t failed = SIZE_MAX; /* the daemon whose FLUSH failed */
+	int slow = 0;             /* ... by its timeout */
 	for (size_t o = 0; o < r->nd && !rc; o++) {
 		struct daemon *d = &r->d[o];
 		size_t k = 0;
@@ -2929,6 +2930,7 @@ static int rcd_flush_before(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 			struct vg_rrdcd_batch_result br;
 			count(&d->flushes_by[VG_STORE_FLUSH_ARRIVAL], m);
 			rc = vg_rrdcd_flush_many(conn[o], names + off, m, err, &br);
+			slow = rc == -ETIMEDOUT;
 			if (!rc && !vg_rrdcd_connected(conn[o]))
 				rc = -ENOTCONN;
 			for (size_t j = 0; j < m && !rc; j++)
@@ -2940,18 +2942,20 @@ static int rcd_flush_before(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 			rc = -EHOSTUNREACH;
 		}
 	}
-	/* A failed FLUSH closes its connection only (answers may be left
-	 * unread on it): no back-off, the daemon not marked down. It may
-	 * only have been slow (a BATCH of many files within the receiver's
-	 * bound), and a restart is found by the next call that needs it,
-	 * as before; the proof just fails and the host waits */
+	/* A FLUSH that timed out closes its connection only (answers may be
+	 * left unread on it): no back-off, the daemon not marked down, it
+	 * was only slow (a BATCH of many files within the receiver's
+	 * bound). One that broke (the daemon restarted) is a failed call
+	 * as any other's (client_broken: the daemon is suspect, so the
+	 * next connection's check FORGETs); one that refused a file goes
+	 * back to the pool. Either way the proof fails and the host waits */
 	for (size_t o = 0; o < r->nd; o++) {
 		if (!conn[o])
 			continue;
-		if (o == failed) {
+		if (o == failed && slow) {
 			count(&r->d[o].calls, 1);
 			vg_rrdcd_close(conn[o]);
-		} else {
+		} else { /* a broken one: client_broken */
 			client_put(&r->d[o], conn[o], 0);
 		}
 	}
@@ -2959,6 +2963,33 @@ static int rcd_flush_before(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 	free(names);
 	free(err);
 	return rc;
+}
+
+/* vg_rrd_backend_ops.warm: a daemon with no idle connection, not in its
+ * back-off and with no failed call since its last check gets one (made
+ * and checked as client_get does), back in the pool. A daemon that
+ * fails is left to the callers that need it. */
+static void rcd_warm(struct vg_rrd_backend *be)
+{
+	struct rcd *r = (struct rcd *)be;
+
+	for (size_t o = 0; o < r->nd; o++) {
+		struct daemon *d = &r->d[o];
+		struct vg_rrdcd *c;
+		size_t idle;
+		int rc = 0;
+		pthread_mutex_lock(&d->mu);
+		idle = d->nidle;
+		pthread_mutex_unlock(&d->mu);
+		/* not a daemon that failed since its last check: the storage
+		 * thread reaches it again when it has something for it (and
+		 * checks its files then, FORGETting) */
+		if (idle || __atomic_load_n(&d->suspect, __ATOMIC_RELAXED) ||
+		    vg_monotonic_ms() < __atomic_load_n(&d->down_until_ms, __ATOMIC_RELAXED))
+			continue;
+		if ((c = client_get(d, &rc)))
+			client_put(d, c, 0);
+	}
 }
 
 static const struct vg_rrd_backend_ops rcd_ops = {
@@ -2978,6 +3009,7 @@ static const struct vg_rrd_backend_ops rcd_ops = {
 	.lost = rcd_lost,
 	.resent = rcd_resent,
 	.flush_before = rcd_flush_before,
+	.warm = rcd_warm,
 	.get_stats = rcd_get_stats,
 	.close = rcd_close,
 };

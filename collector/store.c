@@ -156,6 +156,7 @@
 #define FLUSH_MIN_DEPTH 64          /* default [storage] flush_depth */
 #define FLUSH_MAX_AGE_MS 300000     /* oldest cached value waits at most */
 #define IDLE_FLUSH_MS 1000          /* no batch for this long: write all */
+#define WARM_EVERY_MS 1000          /* backend warm(): write-through stores */
 #define CACHE_MAX_VALUES (8u << 20) /* default [storage] cache_values (128 MiB) */
 #define MAX_DEPTH 256               /* flush_depth at most */
 #define SEG_RING 64                 /* live segments tracked */
@@ -291,6 +292,8 @@ struct vg_store {
 				   * reclaim (mu; sync_interval_ms counts
 				   * from there) */
 	int sync_failed;          /* that sync failed (mu) */
+	int64_t warm_ms;          /* monotonic ms of the last backend warm()
+				   * (the storage thread's) */
 	int64_t verified_ms;      /* wall ms: every value journaled before it
 				   * is durable in the backend (a sync retired
 				   * the whole journal; mu; vg_store_verified_ms) */
@@ -1393,6 +1396,17 @@ static void *flusher_main(void *arg)
 		}
 		if (s->fgroup.n) {
 			group_write(s, &s->fgroup);
+			continue;
+		}
+		if (s->write_through && s->be->ops->warm && now - s->warm_ms >= WARM_EVERY_MS) {
+			/* a connection to every daemon, also on a collector
+			 * that writes nothing now: what proves another
+			 * collector's values when a host fails over to it
+			 * (vg_store_prove_arrival) */
+			s->warm_ms = now;
+			pthread_mutex_unlock(&s->mu);
+			s->be->ops->warm(s->be);
+			pthread_mutex_lock(&s->mu);
 			continue;
 		}
 		if (s->dhead) {
