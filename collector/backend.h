@@ -328,6 +328,35 @@ struct vg_rrd_backend_ops {
 	/* The store re-queued the lost values of l (or has no such series):
 	 * its updates go through again. */
 	void (*resent)(struct vg_rrd_backend *be, const struct vg_rrd_lost *l);
+	/* Optional (NULL: -ENOTSUP). Prove that what the engine accepted
+	 * for locs[0..n) before before_ms (wall ms, vg_now_ms) is durable:
+	 * for every daemon that owns one of the files, take a connection
+	 * to it made at or before before_ms and still alive (a restart of
+	 * the daemon since would have broken it, so the daemon process
+	 * that accepted those values still runs and holds whatever it did
+	 * not write yet), and FLUSH that daemon's files over it, one BATCH
+	 * (the daemon answers once each is written). 0 when every daemon
+	 * answered (a file it does not have is fine: nothing was taken for
+	 * it), -ESTALE when some daemon has no such connection (none was
+	 * made early enough, or none is idle; nothing is sent to the
+	 * others then), -EHOSTUNREACH when a FLUSH failed or refused a
+	 * file that exists (what was FLUSHed before stays written; a
+	 * connection that timed out is closed, the daemon not taken for
+	 * down: it may only have been slow; one that broke is a failed
+	 * call as any other).
+	 * Every wait is bounded as the receiver's write-through is (its
+	 * connections come back to the pool after). The receiver's thread
+	 * (vg_store_prove_arrival). */
+	int (*flush_before)(struct vg_rrd_backend *be, const struct vg_rrd_loc *locs, size_t n,
+			    int64_t before_ms);
+	/* Optional (NULL: nothing to keep). Keep a connection to every
+	 * daemon that answers, so that one made long ago is there for
+	 * flush_before when a host arrives, also on a collector that wrote
+	 * nothing for a while (a standby): make one where none is idle and
+	 * the daemon is neither in its back-off nor failed since its last
+	 * check. The storage thread calls it
+	 * about once a second on a write-through store. */
+	void (*warm)(struct vg_rrd_backend *be);
 	/* Counters (thread-safe copy). */
 	void (*get_stats)(struct vg_rrd_backend *be, struct vg_rrd_backend_stats *out);
 	/* Free everything. Accepts NULL. */

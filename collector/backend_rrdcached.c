@@ -2950,6 +2950,143 @@ fail:
 								   : -EIO;
 }
 
+/* ---- proof of an arrival ------------------------------------------------ */
+
+/* An idle client of d made at or before before_ms (vg_rrdcd_connected_ms),
+ * taken out of the pool (the oldest such), its waits bounded by io_ms
+ * until client_put gives it back; NULL if none. */
+static struct vg_rrdcd *client_older(struct daemon *d, int64_t before_ms, int io_ms)
+{
+	struct vg_rrdcd *c = NULL;
+	size_t best = SIZE_MAX;
+
+	pthread_mutex_lock(&d->mu);
+	for (size_t k = 0; k < d->nidle; k++)
+		if (vg_rrdcd_connected_ms(d->idle[k]) <= before_ms &&
+		    (best == SIZE_MAX ||
+		     vg_rrdcd_connected_ms(d->idle[k]) < vg_rrdcd_connected_ms(d->idle[best])))
+			best = k;
+	if (best != SIZE_MAX) {
+		c = d->idle[best];
+		memmove(&d->idle[best], &d->idle[best + 1], (d->nidle - best - 1) * sizeof(*d->idle));
+		d->nidle--;
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (c)
+		(void)vg_rrdcd_set_timeout(c, io_ms);
+	return c;
+}
+
+/* vg_rrd_backend_ops.flush_before (backend.h): part 2 of "Closing the
+ * second" (docs/scaling.md). A host whose last batch another collector
+ * P committed at a time its syncs have not verified yet may have values
+ * of P's cached by their daemons and nowhere written. A connection of
+ * ours made before P sent them, still alive, proves the daemon did not
+ * restart since (a restart breaks every connection), so it still holds
+ * them, and a FLUSH of each file over it writes them before anything of
+ * ours, newer, is sent. Only idle connections are looked at: the pool
+ * keeps them until one fails, so this is the usual case; a daemon
+ * without one answers -ESTALE before any FLUSH is sent. */
+static int rcd_flush_before(struct vg_rrd_backend *be, const struct vg_rrd_loc *locs, size_t n,
+			    int64_t before_ms)
+{
+	struct rcd *r = (struct rcd *)be;
+	struct vg_rrdcd **conn = calloc(r->nd ? r->nd : 1, sizeof(*conn));
+	const char **names = malloc((n ? n : 1) * sizeof(*names));
+	int *err = malloc((n ? n : 1) * sizeof(*err));
+	int rc = 0;
+
+	if (!conn || !names || !err) {
+		free(conn);
+		free(names);
+		free(err);
+		return -ENOMEM;
+	}
+	/* a connection old enough to every daemon concerned, or nothing */
+	for (size_t i = 0; i < n && !rc; i++) {
+		size_t o = locs[i].owner;
+		if (o >= r->nd || conn[o])
+			continue; /* unlisted: nothing of ours is written there */
+		if (!(conn[o] = client_older(&r->d[o], before_ms, r->wt_timeout_ms)))
+			rc = -ESTALE;
+	}
+	size_t failed = SIZE_MAX; /* the daemon whose FLUSH failed */
+	int slow = 0;             /* ... by its timeout */
+	for (size_t o = 0; o < r->nd && !rc; o++) {
+		struct daemon *d = &r->d[o];
+		size_t k = 0;
+		if (!conn[o])
+			continue;
+		for (size_t i = 0; i < n; i++)
+			if (locs[i].owner == o)
+				names[k++] = locs[i].path;
+		for (size_t off = 0; off < k && !rc; off += FLUSH_BATCH) {
+			size_t m = k - off < FLUSH_BATCH ? k - off : FLUSH_BATCH;
+			struct vg_rrdcd_batch_result br;
+			count(&d->flushes_by[VG_STORE_FLUSH_ARRIVAL], m);
+			rc = vg_rrdcd_flush_many(conn[o], names + off, m, err, &br);
+			slow = rc == -ETIMEDOUT;
+			if (!rc && !vg_rrdcd_connected(conn[o]))
+				rc = -ENOTCONN;
+			for (size_t j = 0; j < m && !rc; j++)
+				if (err[j] && err[j] != -ENOENT && err[j] != -EREMOTEIO)
+					rc = err[j]; /* a file it has and could not write */
+		}
+		if (rc) {
+			failed = o;
+			rc = -EHOSTUNREACH;
+		}
+	}
+	/* A FLUSH that timed out closes its connection only (answers may be
+	 * left unread on it): no back-off, the daemon not marked down, it
+	 * was only slow (a BATCH of many files within the receiver's
+	 * bound). One that broke (the daemon restarted) is a failed call
+	 * as any other's (client_broken: the daemon is suspect, so the
+	 * next connection's check FORGETs); one that refused a file goes
+	 * back to the pool. Either way the proof fails and the host waits */
+	for (size_t o = 0; o < r->nd; o++) {
+		if (!conn[o])
+			continue;
+		if (o == failed && slow) {
+			count(&r->d[o].calls, 1);
+			vg_rrdcd_close(conn[o]);
+		} else { /* a broken one: client_broken */
+			client_put(&r->d[o], conn[o], 0);
+		}
+	}
+	free(conn);
+	free(names);
+	free(err);
+	return rc;
+}
+
+/* vg_rrd_backend_ops.warm: a daemon with no idle connection, not in its
+ * back-off and with no failed call since its last check gets one (made
+ * and checked as client_get does), back in the pool. A daemon that
+ * fails is left to the callers that need it. */
+static void rcd_warm(struct vg_rrd_backend *be)
+{
+	struct rcd *r = (struct rcd *)be;
+
+	for (size_t o = 0; o < r->nd; o++) {
+		struct daemon *d = &r->d[o];
+		struct vg_rrdcd *c;
+		size_t idle;
+		int rc = 0;
+		pthread_mutex_lock(&d->mu);
+		idle = d->nidle;
+		pthread_mutex_unlock(&d->mu);
+		/* not a daemon that failed since its last check: the storage
+		 * thread reaches it again when it has something for it (and
+		 * checks its files then, FORGETting) */
+		if (idle || __atomic_load_n(&d->suspect, __ATOMIC_RELAXED) ||
+		    vg_monotonic_ms() < __atomic_load_n(&d->down_until_ms, __ATOMIC_RELAXED))
+			continue;
+		if ((c = client_get(d, &rc)))
+			client_put(d, c, 0);
+	}
+}
+
 static const struct vg_rrd_backend_ops rcd_ops = {
 	.name = "rrdcached",
 	.locate = rcd_locate,
@@ -2966,6 +3103,8 @@ static const struct vg_rrd_backend_ops rcd_ops = {
 	.replay_note = rcd_replay_note,
 	.lost = rcd_lost,
 	.resent = rcd_resent,
+	.flush_before = rcd_flush_before,
+	.warm = rcd_warm,
 	.get_stats = rcd_get_stats,
 	.close = rcd_close,
 };

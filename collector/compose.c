@@ -781,6 +781,9 @@ int main(int argc, char **argv)
 	ro.keys = g_keys;
 	ro.require_signatures = cfg.collector_require_signatures;
 	ro.max_clock_skew_ms = (int64_t)(cfg.collector_max_clock_skew_s * 1000);
+	/* a collector's commit follows its sends by less than the agents'
+	 * ack timeout; 1 s more for the collectors' clocks */
+	ro.proof_margin_ms = (int64_t)cfg.agent_ack_timeout_ms + 1000;
 	ro.max_future_ms = (int64_t)(cfg.collector_max_future_s * 1000);
 	if (cfg.state_url[0] && is_postgres(cfg.state_url)) {
 		/* holding marks (docs/scaling.md): named as the cluster names

@@ -350,6 +350,7 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->marks_holding = __atomic_load_n(&r->stats.marks_holding, __ATOMIC_RELAXED);
 	out->batches_unverified =
 		__atomic_load_n(&r->stats.batches_unverified, __ATOMIC_RELAXED);
+	out->batches_proven = __atomic_load_n(&r->stats.batches_proven, __ATOMIC_RELAXED);
 	out->verified_write_failed =
 		__atomic_load_n(&r->stats.verified_write_failed, __ATOMIC_RELAXED);
 	out->registry_flush_failures =
@@ -575,6 +576,31 @@ static int drop_foreign_event(void *ctx, const struct vg_event *ev)
 	return 1;
 }
 
+/* vg_registry_seen answered 3 for b: another collector P committed the
+ * host after its verified row. 1 when this collector proves P's values
+ * of b's files durable itself (docs/scaling.md "Closing the second",
+ * part 2): each daemon of the files has a connection of ours made before
+ * P's oldest such commit less the margin, alive (the daemon has not
+ * restarted since P sent those values, so it still holds what it did not
+ * write), and the FLUSH of the files over it succeeded: P's values are
+ * in the files before anything of b. 0 otherwise: the batch waits. */
+static int proven(struct vg_receiver *r, const struct vg_batch *b)
+{
+	int64_t commit = vg_registry_held_commit_ms(r->o.registry);
+	int64_t margin = r->o.proof_margin_ms ? r->o.proof_margin_ms : VG_RECEIVER_PROOF_MARGIN_MS;
+	int rc;
+
+	if (!r->o.store || margin < 0 || commit == INT64_MAX)
+		return 0;
+	rc = vg_store_prove_arrival(r->o.store, b, commit - margin);
+	if (rc)
+		vg_debug("batch %s seq %llu: no proof of %s's values by this "
+			 "collector's connections: %s",
+			 b->host, (unsigned long long)b->seq,
+			 vg_registry_held_by(r->o.registry), strerror(-rc));
+	return rc == 0;
+}
+
 /* The duplicate check of an admitted batch: 1 with *status set when it
  * is answered now (DUPLICATE, or RETRY when the check failed), else 0
  * after removing its foreign resources: it goes to the consumers. */
@@ -617,6 +643,10 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 		held_note(r, b->host, vg_registry_held_by(r->o.registry), 0);
 		*status = VG_ACK_RETRY;
 		return 1;
+	}
+	if (rc == 3 && proven(r, b)) {
+		count(&r->stats.batches_proven, 1);
+		rc = 0;
 	}
 	if (rc == 3) {
 		/* another collector committed the host's last batch after

@@ -227,7 +227,14 @@ static const char *const sql_text[ST_COUNT] = {
 		    "(SELECT s.node FROM streams s WHERE s.host = ?1 AND "
 		    "s.node <> ?3 AND s.commit_ms > ?5 AND s.commit_ms > "
 		    "coalesce((SELECT v.upto_ms FROM verified v WHERE "
-		    "v.node = s.node), 0) ORDER BY s.commit_ms DESC LIMIT 1)",
+		    "v.node = s.node), 0) ORDER BY s.commit_ms DESC LIMIT 1), "
+		    /* the oldest of those commits (one per stream): what a
+		     * proof by this collector's connections must predate
+		     * (vg_registry_held_commit_ms) */
+		    "(SELECT min(s.commit_ms) FROM streams s WHERE s.host = ?1 "
+		    "AND s.node <> ?3 AND s.commit_ms > ?5 AND s.commit_ms > "
+		    "coalesce((SELECT v.upto_ms FROM verified v WHERE "
+		    "v.node = s.node), 0))",
 	/* ?1 host ?2 holder ?3 until (wall ms) ?4 now: this collector holds
 	 * values of the host its daemon has not taken; a live mark of
 	 * another collector is kept (it was first: its values are older) */
@@ -600,7 +607,8 @@ struct vg_registry {
 	 * them ("" : none set) and how long one lasts unless renewed */
 	char holder[256];
 	int64_t hold_ttl_ms;
-	char held_by[256]; /* the holder vg_registry_seen last found */
+	char held_by[256];      /* the holder vg_registry_seen last found */
+	int64_t held_commit_ms; /* with its 3: the oldest unverified commit */
 	/* step 6: the wall time of this handle's newest commit (written in
 	 * its streams rows with the holder's name), and whether a host new
 	 * here waits for the previous committer's verified row */
@@ -870,6 +878,8 @@ int vg_registry_seen(struct vg_registry *r, const char *host, uint64_t stream,
 		const char *by = vg_db_column_text(s, 3);
 		seen = 3; /* another collector's values not proven durable */
 		snprintf(r->held_by, sizeof(r->held_by), "%s", by ? by : "");
+		r->held_commit_ms = vg_db_column_is_null(s, 4) ? INT64_MAX
+							       : vg_db_column_int64(s, 4);
 	}
 	vg_db_reset(s);
 	return seen;
@@ -1137,6 +1147,11 @@ int vg_registry_verified(struct vg_registry *r,
 const char *vg_registry_held_by(const struct vg_registry *r)
 {
 	return r ? r->held_by : "";
+}
+
+int64_t vg_registry_held_commit_ms(const struct vg_registry *r)
+{
+	return r ? r->held_commit_ms : INT64_MAX;
 }
 
 int vg_registry_marks(struct vg_registry *r,

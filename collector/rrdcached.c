@@ -47,6 +47,7 @@
  * from the socket I/O would publish that state for no caller's benefit
  * (callers see only include/vigie/rrdcached.h).
  */
+#include "vigie/clock.h"
 #include "vigie/rrdcached.h"
 #include "collector/rrd_format.h"
 
@@ -83,6 +84,9 @@ struct vg_rrdcd {
 	char *wbuf; /* bytes to send [0, wlen) */
 	size_t wlen;
 	size_t inflight; /* FLUSHes of a sent BATCH whose answer is unread */
+	/* wall ms (vg_now_ms) once the current connection was made: the
+	 * daemon process that accepted it has run since at least then */
+	int64_t connected_ms;
 };
 
 /* ---- errors ----------------------------------------------------------- */
@@ -429,6 +433,7 @@ static int connect_to(struct vg_rrdcd *c, int family, const struct sockaddr *sa,
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	c->fd = fd;
+	c->connected_ms = vg_now_ms();
 	return 0;
 }
 
@@ -565,6 +570,11 @@ void vg_rrdcd_close(struct vg_rrdcd *c)
 int vg_rrdcd_connected(const struct vg_rrdcd *c)
 {
 	return c && c->fd >= 0;
+}
+
+int64_t vg_rrdcd_connected_ms(const struct vg_rrdcd *c)
+{
+	return vg_rrdcd_connected(c) ? c->connected_ms : INT64_MAX;
 }
 
 const char *vg_rrdcd_error(const struct vg_rrdcd *c)

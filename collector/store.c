@@ -156,6 +156,7 @@
 #define FLUSH_MIN_DEPTH 64          /* default [storage] flush_depth */
 #define FLUSH_MAX_AGE_MS 300000     /* oldest cached value waits at most */
 #define IDLE_FLUSH_MS 1000          /* no batch for this long: write all */
+#define WARM_EVERY_MS 1000          /* backend warm(): write-through stores */
 #define CACHE_MAX_VALUES (8u << 20) /* default [storage] cache_values (128 MiB) */
 #define MAX_DEPTH 256               /* flush_depth at most */
 #define SEG_RING 64                 /* live segments tracked */
@@ -291,6 +292,8 @@ struct vg_store {
 				   * reclaim (mu; sync_interval_ms counts
 				   * from there) */
 	int sync_failed;          /* that sync failed (mu) */
+	int64_t warm_ms;          /* monotonic ms of the last backend warm()
+				   * (the storage thread's) */
 	int64_t verified_ms;      /* wall ms: every value journaled before it
 				   * is durable in the backend (a sync retired
 				   * the whole journal; mu; vg_store_verified_ms) */
@@ -1395,6 +1398,17 @@ static void *flusher_main(void *arg)
 			group_write(s, &s->fgroup);
 			continue;
 		}
+		if (s->write_through && s->be->ops->warm && now - s->warm_ms >= WARM_EVERY_MS) {
+			/* a connection to every daemon, also on a collector
+			 * that writes nothing now: what proves another
+			 * collector's values when a host fails over to it
+			 * (vg_store_prove_arrival) */
+			s->warm_ms = now;
+			pthread_mutex_unlock(&s->mu);
+			s->be->ops->warm(s->be);
+			pthread_mutex_lock(&s->mu);
+			continue;
+		}
 		if (s->dhead) {
 			int64_t due = s->dhead->since_ms + FLUSH_MAX_AGE_MS - now;
 			int64_t idle_due = s->last_batch_ms + IDLE_FLUSH_MS - now;
@@ -2228,6 +2242,37 @@ int vg_store_holding(struct vg_store *s)
 	 * short */
 	return s && s->write_through &&
 	       __atomic_load_n(&s->held, __ATOMIC_RELAXED) > 0;
+}
+
+int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b, int64_t before_ms)
+{
+	struct vg_rrd_loc *locs;
+	size_t n = 0;
+	int rc;
+
+	if (!s || !b)
+		return -EINVAL;
+	if (!s->be->ops->flush_before)
+		return -ENOTSUP;
+	if (!b->nsamples)
+		return 0;
+	if (!(locs = malloc(b->nsamples * sizeof(*locs))))
+		return -ENOMEM;
+	/* the batch's series new here are placed (claimed) in one round
+	 * trip, as the write that follows would */
+	if (s->be->ops->prefetch)
+		prefetch(s, b, 0, 0);
+	for (size_t i = 0; i < b->nres; i++) {
+		const struct vg_resource *r = &b->res[i];
+		for (uint32_t j = 0; j < r->nsamples; j++) {
+			const char *m = b->samples[r->first_sample + j].metric;
+			if (m && !s->be->ops->locate(s->be, r->type, r->id, m, &locs[n]))
+				n++; /* a name locate refuses is refused by the write too */
+		}
+	}
+	rc = s->be->ops->flush_before(s->be, locs, n, before_ms);
+	free(locs);
+	return rc;
 }
 
 int64_t vg_store_verified_ms(struct vg_store *s)

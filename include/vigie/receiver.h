@@ -92,6 +92,12 @@ struct vg_receiver_stats {
 	 * (vg_registry_seen's 3, [cluster] wait_verified; docs/scaling.md
 	 * "Closing the second"); also in batches_retry */
 	uint64_t batches_unverified;
+	/* stored at once although another collector's commit of the host
+	 * was not verified yet: this collector proved those values durable
+	 * itself, FLUSHing the batch's files over connections made before
+	 * that commit (vg_store_prove_arrival; "Closing the second",
+	 * part 2) */
+	uint64_t batches_proven;
 	/* writes of this collector's verified row that failed in the state
 	 * database (retried at the next tick) */
 	uint64_t verified_write_failed;
@@ -163,7 +169,20 @@ struct vg_receiver_options {
 	 * moved and some commit of this run, or the run's start, is not
 	 * covered yet. 0: none written (no holder). */
 	int verified_rows;
+	/* How long before another collector's commit (its clock) a
+	 * connection of this collector to a storage daemon must have been
+	 * made to prove that commit's values durable
+	 * (vg_store_prove_arrival): the time that collector may take from
+	 * its sends of a batch to its commit (its waits on daemons and on
+	 * the database, each a quarter of the agents' ack timeout) plus the
+	 * collectors' clock difference. 0: VG_RECEIVER_PROOF_MARGIN_MS;
+	 * negative: no proof (every such host waits for the row). */
+	int64_t proof_margin_ms;
 };
+
+/* proof_margin_ms's default: the default ack timeout (5 s) and 1 s of
+ * clock difference between collectors. */
+#define VG_RECEIVER_PROOF_MARGIN_MS 6000
 
 /* Create the socket and bind it. The options are copied; the registry,
  * dispatch and store must outlive the receiver. 0 or -errno with a

@@ -177,6 +177,12 @@ int vg_registry_verified_release(struct vg_registry *r, const char *node,
  * vg_registry_seen return 2 (3) last on this handle ("" if none yet);
  * valid until the next call on r. */
 const char *vg_registry_held_by(const struct vg_registry *r);
+/* After vg_registry_seen returned 3 on r: the oldest of the commits it
+ * waits for (wall ms, the committing node's clock; one per stream of the
+ * host committed by another node after that node's verified row), what
+ * a proof by this collector's own connections must predate
+ * (vg_store_prove_arrival). INT64_MAX when unknown. */
+int64_t vg_registry_held_commit_ms(const struct vg_registry *r);
 /* Call fn(ctx, host, node, until_ms) for every holding mark, by node
  * then host (the strings valid during the call); a nonzero return of fn
  * stops the walk and is returned. 0 or -errno. */

@@ -88,6 +88,11 @@ void vg_rrdcd_close(struct vg_rrdcd *c);
 int vg_rrdcd_reconnect(struct vg_rrdcd *c);
 /* 1 if the connection is usable, 0 after a failure that broke it. */
 int vg_rrdcd_connected(const struct vg_rrdcd *c);
+/* The wall time (vg_now_ms) at which the current connection was made
+ * (by connect or reconnect), INT64_MAX when it is broken. A daemon that
+ * restarted since would have broken it: while it stays connected, the
+ * daemon process that answers it ran since that time. */
+int64_t vg_rrdcd_connected_ms(const struct vg_rrdcd *c);
 /* The text of the last failure ("" if none); valid until the next call
  * on C. */
 const char *vg_rrdcd_error(const struct vg_rrdcd *c);

@@ -16,7 +16,8 @@
 # commits writes its verified row (their composition wires it). Then the
 # host's last batch is made, in the shared state, the commit of a
 # collector that never comes back and never verified it ("gone-node", as
-# a collector killed -9 right after its commit): the host's next batches
+# a collector killed -9 right after its commit, ten minutes before the
+# collectors' start: no connection of theirs can prove it): the host's next batches
 # are answered RETRY (counted, listed in /v1/health as unverified, the
 # node listed by `storage marks`), the agent spools; `storage marks
 # release gone-node` ends the wait; the agent runs to the end and every
@@ -49,8 +50,13 @@ unverified() { echo $(($(metric 0 vigie_receiver_batches_unverified_total) + $(m
 eq "no batch waited so far" "$(unverified)" 0
 kill -STOP "$AG"
 s=$(seq_now)
+# dated 10 minutes back, before either collector started: no connection
+# of theirs to the daemon predates it, so neither can prove gone-node's
+# values itself (part 2, a FLUSH over a connection made before the
+# commit: tests/unit/receiver_test.c test_verified_proof), and the wait
+# is part 3's, whatever the load makes of the test's timing
 sql "UPDATE vigie_registry.streams SET last_seq = $((s + 1)), node = 'gone-node',
-     commit_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+     commit_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint - 600000
      WHERE host = '$HOST' AND last_seq = $s" >/dev/null
 kill -CONT "$AG"
 diag "seq $((s + 1)) made gone-node's unverified commit"

@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <math.h>
+#include <rrd.h>
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
 
@@ -45,6 +47,7 @@
 #include "vigie/dispatch.h"
 #include "vigie/log.h"
 #include "vigie/receiver.h"
+#include "vigie/rrdcached.h"
 #include "vigie/registry.h"
 #include "vigie/sign.h"
 #include "vigie/store.h"
@@ -259,7 +262,15 @@ static int setup_with(void **state, int holding)
 	}
 	if (fast_flush)
 		holding = 0;
-	int verified = holding == 4; /* test_wait_verified */
+	/* test_wait_verified; 5: test_verified_proof, whose proof margin is
+	 * 1 ms, so that a connection made a moment before the other node's
+	 * commit proves it (the default margin is seconds) */
+	int verified = holding == 4 || holding == 5;
+	/* test_wait_verified's waits are part 3's alone: no proof by this
+	 * collector's connections (part 2) may end them, whenever the
+	 * daemon's restart in it made the connection */
+	o.proof_margin_ms = holding == 5 ? 1 : holding == 4 ? -1
+							    : 0;
 	if (holding) {
 		static const char *const extra[] = {"-O", "-R", NULL};
 		if ((rc = hrd_start(&f->daemon, NULL, extra))) {
@@ -348,6 +359,11 @@ static int setup_fast_flush(void **state)
 static int setup_verified(void **state)
 {
 	return setup_with(state, 4);
+}
+
+static int setup_verified_proof(void **state)
+{
+	return setup_with(state, 5);
 }
 
 static struct fixture *fx(void **state)
@@ -1244,6 +1260,123 @@ static void test_wait_verified(void **state)
 	vg_registry_close(other);
 }
 
+static uint8_t *host_batch(const char *host, uint64_t seq, size_t *len);
+
+/* The other node's values of node1's instance, sent to the daemon as
+ * that collector would (its own connection; the daemon caches them, -w
+ * 3600), minutes from..to of both gauges, value minute + metric index. */
+static void other_sends(struct fixture *f, int from, int to)
+{
+	struct vg_rrdcd *c;
+	char path[PATH_MAX];
+
+	assert_int_equal(vg_rrdcd_connect(f->daemon.unix_addr, 5000, &c), 0);
+	for (int i = 0; i < 2; i++) {
+		char m[32];
+		int64_t ts[8];
+		double v[8];
+		size_t n = 0;
+		snprintf(m, sizeof(m), "metric.%d", i);
+		assert_int_equal(vg_store_path(f->store, VG_RT_INSTANCE, "inst-1", m, path,
+					       sizeof(path)),
+				 0);
+		for (int k = from; k <= to; k++, n++) {
+			ts[n] = (T0 + (int64_t)k * 60000) / 1000;
+			v[n] = k + i;
+		}
+		struct vg_rrdcd_update u = {path, n, 1, ts, v, 0};
+		assert_int_equal(vg_rrdcd_update(c, &u), 0);
+	}
+	vg_rrdcd_close(c);
+}
+
+/* metric.0's row of minute m in its file itself (librrd, not through
+ * the daemon: what a daemon killed now would leave) */
+static double file_row(struct fixture *f, int m)
+{
+	char rel[PATH_MAX], path[PATH_MAX * 2], **names = NULL;
+	time_t start = (T0 + (int64_t)(m - 1) * 60000) / 1000, end = start + 60;
+	unsigned long step = 60, nds = 0;
+	rrd_value_t *data = NULL;
+	double v;
+
+	assert_int_equal(vg_store_path(f->store, VG_RT_INSTANCE, "inst-1", "metric.0", rel,
+				       sizeof(rel)),
+			 0);
+	snprintf(path, sizeof(path), "%s/%s", f->daemon.base, rel);
+	rrd_clear_error();
+	if (rrd_fetch_r(path, "AVERAGE", &start, &end, &step, &nds, &names, &data))
+		fail_msg("fetch %s: %s", path, rrd_get_error());
+	/* the row ending at minute m */
+	v = data[((T0 / 1000 + (int64_t)m * 60) - start) / (time_t)step - 1];
+	rrd_freemem(names[0]);
+	rrd_freemem(names);
+	rrd_freemem(data);
+	return v;
+}
+
+/* Part 2 of "Closing the second" (docs/scaling.md) at the receiver, with
+ * a real rrdcached and each state engine: another node committed
+ * node1's batches 2-3 after its verified row, its values cached by the
+ * daemon only:
+ *  - this collector's connection to the daemon, made before that commit
+ *    and alive, proves them: the next batch is stored at once (no RETRY,
+ *    counted in batches_proven), and the other node's values are in the
+ *    file itself before this one's, FLUSHed over that connection;
+ *  - after a restart of the daemon (its connections broken, the next
+ *    one made after the commit) nothing proves the other node's next
+ *    commit: RETRY as without the proof, until its row covers it. */
+static void test_verified_proof(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	struct vg_registry *other;
+	char err[256];
+	size_t len;
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &f->watch, err,
+						sizeof(err)),
+			 0);
+	EXPECT_SENT(f, 1, 2, VG_ACK_OK, STREAM, 1); /* its connection made */
+	assert_int_equal(wait_verified(f->watch, "this-node"), 0);
+	usleep(20 * 1000); /* the commit below a few ms after it (margin 1 ms) */
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &other, err, sizeof(err)),
+			 0);
+	assert_int_equal(vg_registry_set_holder(other, "other-node", 600000), 0);
+	other_sends(f, 2, 3);
+	assert_int_equal(vg_registry_commit(other, "node1", STREAM, 3, T0 + 180000), 0);
+	assert_true(isnan(file_row(f, 3))); /* cached by the daemon only */
+	EXPECT_SENT(f, 4, 2, VG_ACK_OK, STREAM, 4);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.batches_proven, 1);
+	assert_int_equal(cs.batches_unverified, 0);
+	assert_int_equal(cs.samples_received, 4);
+	assert_true(file_row(f, 3) == 3.0); /* the other node's, in the file */
+
+	/* its next commit, then the daemon restarts: no proof */
+	assert_int_equal(vg_registry_commit(other, "node1", STREAM, 5, T0 + 300000), 0);
+	assert_int_equal(hrd_restart(&f->daemon), 0);
+	EXPECT_SENT(f, 6, 2, VG_ACK_RETRY, STREAM, 6);
+	/* another host's batch: a connection of this collector's made now,
+	 * after the commit, which proves nothing either */
+	uint8_t *buf = host_batch("node2", 1, &len);
+	struct vg_ack a = send_raw(f, buf, len);
+	for (int i = 0; i < 100 && a.status == VG_ACK_RETRY; i++) {
+		usleep(100 * 1000); /* the daemon's files checked meanwhile */
+		a = send_raw(f, buf, len);
+	}
+	free(buf);
+	assert_int_equal(a.status, VG_ACK_OK);
+	EXPECT_SENT(f, 6, 2, VG_ACK_RETRY, STREAM, 6);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.batches_proven, 1);
+	assert_int_equal(cs.batches_unverified, 2);
+	assert_int_equal(vg_registry_set_verified(other, vg_registry_committed_ms(other)), 0);
+	EXPECT_SENT(f, 6, 2, VG_ACK_OK, STREAM, 6);
+	vg_registry_close(other);
+}
+
 /* A job: records its thread, hands a batch to the dispatch chain. */
 struct inject_job {
 	pthread_t thread;
@@ -1863,6 +1996,7 @@ int main(void)
 		ST_BOTH(test_held_elsewhere_ages, setup_held_age, teardown),
 		ST_BOTH(test_hold_marks, setup_holding, teardown),
 		ST_BOTH(test_wait_verified, setup_verified, teardown),
+		ST_BOTH(test_verified_proof, setup_verified_proof, teardown),
 		ST_BOTH(test_committed_elsewhere_held, setup, teardown),
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),
