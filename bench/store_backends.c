@@ -64,6 +64,12 @@
  * sync when the measured phase starts (files_not_synced, 0 unless the
  * creating round leaks into it). BENCH_NO_FILES=1 skips the files mode
  * (and the comparison), to iterate on the rrdcached one.
+ *
+ * What the machine charged the measured phase (system-wide, per series:
+ * other processes add to them): tlb_per_series, cal_per_series and
+ * res_per_series (/proc/interrupts TLB shootdowns, function-call and
+ * rescheduling IPIs) and steal_pct (/proc/stat: the hypervisor's share of
+ * the CPU time), to tell a daemon's own cost from the virtual machine's.
  */
 #include <errno.h>
 #include <limits.h>
@@ -144,6 +150,64 @@ static unsigned long long daemon_flushes(const char *unix_addr)
 	if (f)
 		n = strtoull(f + 16, NULL, 10);
 	return n;
+}
+
+/* The machine's counters over the measured phase, to tell the daemon's
+ * own cost from what the virtual machine charges it: cross-CPU function
+ * calls and TLB shootdowns (/proc/interrupts CAL and TLB, all CPUs: a
+ * writer thread's munmap of a file's mapping waits for the other CPUs
+ * that run the daemon to flush, spinning, and in a VM each IPI is an
+ * exit), rescheduling IPIs (RES: a wake-up of a thread on another CPU)
+ * and the CPU time the hypervisor took (/proc/stat steal). System-wide:
+ * other processes add to them. */
+struct sys_counters {
+	unsigned long long cal, tlb, res, steal, total;
+};
+
+static unsigned long long irq_sum(const char *line)
+{
+	unsigned long long n = 0, v;
+	const char *p = strchr(line, ':');
+	char *end;
+
+	for (p = p ? p + 1 : line;; p = end) {
+		v = strtoull(p, &end, 10);
+		if (end == p)
+			break;
+		n += v;
+	}
+	return n;
+}
+
+static void sys_counters_read(struct sys_counters *c)
+{
+	char line[4096];
+	FILE *f;
+
+	memset(c, 0, sizeof(*c));
+	if ((f = fopen("/proc/interrupts", "r"))) {
+		while (fgets(line, sizeof(line), f)) {
+			const char *p = line + strspn(line, " ");
+			if (!strncmp(p, "CAL:", 4))
+				c->cal = irq_sum(p);
+			else if (!strncmp(p, "TLB:", 4))
+				c->tlb = irq_sum(p);
+			else if (!strncmp(p, "RES:", 4))
+				c->res = irq_sum(p);
+		}
+		fclose(f);
+	}
+	if ((f = fopen("/proc/stat", "r"))) {
+		unsigned long long v[8] = {0};
+		if (fgets(line, sizeof(line), f) &&
+		    sscanf(line, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+			   &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+			for (int i = 0; i < 8; i++)
+				c->total += v[i];
+			c->steal = v[7];
+		}
+		fclose(f);
+	}
 }
 
 /* BENCH_PERF: start perf on this process and the daemons (0 when unset
@@ -289,6 +353,8 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 		fl0 += daemon_flushes(d[k].unix_addr);
 	}
 	bench_csw_start(&csw, dpids, ndaemons);
+	struct sys_counters sc0, sc1;
+	sys_counters_read(&sc0);
 	w0 = (double)vg_monotonic_ns() / 1e9;
 	for (int r = 1; r <= rounds; r++) {
 		if ((rc = round_write(s, n, r)))
@@ -335,6 +401,7 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 		dc1 += bench_proc_cpu_or0(d[k].pid);
 		fl1 += daemon_flushes(d[k].unix_addr);
 	}
+	sys_counters_read(&sc1);
 	bench_csw_stop(&csw, &vcs, &ivcs);
 	perf_stop(perf);
 	double v = (double)n * rounds;
@@ -344,13 +411,18 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	       "daemon_errors=%llu flush_rc=%d daemon_vcsw_per_series=%.2f "
 	       "daemon_ivcsw_per_series=%.2f write_through=%d flushes=%llu "
 	       "store_syncs=%llu journal_bytes_per_value=%.1f measured_syncs=%llu%s "
-	       "flushes_written=%llu\n",
+	       "flushes_written=%llu tlb_per_series=%.2f cal_per_series=%.2f "
+	       "res_per_series=%.2f steal_pct=%.1f\n",
 	       label, ndaemons, n, v, rounds, v / wall, cpu * 1e6 / v, (dc1 - dc0) * 1e6 / v,
 	       v / (cpu > 0 ? cpu : 1e-9), (unsigned long long)derr, rc,
 	       (double)vcs / (double)n, (double)ivcs / (double)n, wt, fl1 - fl0,
 	       (unsigned long long)sst.backend_syncs, (double)sst.journal_bytes / (v + n),
 	       (unsigned long long)(sst.backend_syncs - sst0.backend_syncs), why,
-	       (unsigned long long)(fw1 - fw0));
+	       (unsigned long long)(fw1 - fw0), (double)(sc1.tlb - sc0.tlb) / n,
+	       (double)(sc1.cal - sc0.cal) / n, (double)(sc1.res - sc0.res) / n,
+	       sc1.total > sc0.total
+		       ? 100.0 * (double)(sc1.steal - sc0.steal) / (double)(sc1.total - sc0.total)
+		       : 0.0);
 	out->values_per_s = v / wall;
 	out->cpu_us_per_value = (cpu + dc1 - dc0) * 1e6 / v;
 	fflush(stdout);
