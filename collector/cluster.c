@@ -620,6 +620,9 @@ static void on_message(struct vg_cluster *c, const uint8_t *m, size_t len)
 	}
 	memcpy(node, m + 5, nl);
 	node[nl] = '\0';
+	for (size_t i = 0; i < nl; i++) /* logged before it is verified */
+		if ((unsigned char)node[i] < 0x20 || node[i] == 0x7f)
+			node[i] = '?';
 	signed_msg = !memcmp(m, MAGIC_SIGNED, 4) || !memcmp(m, MAGIC_PUB_SIGNED, 4);
 	if (!signed_msg && memcmp(m, MAGIC, 4) && memcmp(m, MAGIC_PUB, 4)) {
 		rc = -EBADMSG;
