@@ -42,8 +42,12 @@
  * from that node, and only while its send time is within the window of
  * its own clock, which covers what the per-node state cannot (this node
  * restarted and forgot it, or forgot it after the window: anything it
- * covered is then older than the window). Not encrypted: nanomsg has no
- * TLS, the samples are readable on the wire (docs/security.md).
+ * covered is then older than the window). The rule needs a sender's
+ * messages to leave in sequence order: the consumer runs on the receiver
+ * thread only (vigie/dispatch.h; a project's published measures are
+ * injected there too), so one thread numbers and sends them. Not
+ * encrypted: nanomsg has no TLS, the samples are readable on the wire
+ * (docs/security.md).
  *
  * Invariants: a peer batch goes to peer_batch only (never to the
  * dispatch: not stored, not metered, not republished); the stream socket
