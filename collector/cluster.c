@@ -30,6 +30,25 @@
  * of answered rounds after the database is back). Dialling a peer that is
  * really gone costs a pipe that retries its connect until then.
  *
+ * Why signed: the stream crosses the collectors' network, and whoever
+ * reaches its port or sits on the path could read every project's
+ * samples and feed a peer's alarm engine what it liked. Every message
+ * carries an HMAC-SHA-256 under one key shared by the collectors
+ * ([cluster] stream_key_file; vigie/sign.h computes and compares it with
+ * libcrypto), over its sender's node id, sequence, start and send time
+ * and the batch. Replays: a sender numbers its messages from its start
+ * (wall ms, its incarnation), so per sender node (start, sequence) only
+ * grows; a subscriber takes a message only after the last one it took
+ * from that node, and only while its send time is within the window of
+ * its own clock, which covers what the per-node state cannot (this node
+ * restarted and forgot it, or forgot it after the window: anything it
+ * covered is then older than the window). The rule needs a sender's
+ * messages to leave in sequence order: the consumer runs on the receiver
+ * thread only (vigie/dispatch.h; a project's published measures are
+ * injected there too), so one thread numbers and sends them. Not
+ * encrypted: nanomsg has no TLS, the samples are readable on the wire
+ * (docs/security.md).
+ *
  * Invariants: a peer batch goes to peer_batch only (never to the
  * dispatch: not stored, not metered, not republished); the stream socket
  * is subscribed to the peers listed by the answered rounds of the last
@@ -61,7 +80,9 @@
 /* a project's published measures (vg_batch.published, not on the agent
  * wire): the peer's alarm engine must not take them as an agent's poll */
 #define MAGIC_PUB "VGP1"
-#define HDR_MAX (4 + 1 + 255 + 8)
+/* signed (the stream key): sender's start and send time, then a MAC */
+#define MAGIC_SIGNED "VGS2"
+#define MAGIC_PUB_SIGNED "VGP2"
 #define STREAM_BUF (4 << 20) /* bytes queued per pipe (each way) */
 
 static const struct vg_db_step steps[] = {
@@ -124,9 +145,52 @@ struct vg_cluster {
 	size_t nsubs;
 	struct vg_cluster_stats st;
 	uint64_t seq;
-	struct vg_hmap last_seq; /* peer node -> uint64_t * (sub thread only) */
-	uint64_t log_round, log_bad, log_name;
+	struct vg_hmap last_seq; /* peer node -> struct taken * (sub thread only) */
+	uint64_t log_round, log_bad, log_name, log_refused[VG_CLUSTER_REFUSED_N];
+	int keyed;          /* key holds the stream key */
+	struct vg_key key;  /* wiped at stop */
+	int64_t window_ms;  /* a signed message's age accepted, either way */
+	int64_t start_wall; /* this incarnation's start (wall ms), in signed messages */
 };
+
+/* The last message taken from a peer node. */
+struct taken {
+	uint64_t start, seq; /* its sender's start and sequence */
+	int64_t sent_ms;     /* its send time */
+};
+
+static const char *const refusal_names[VG_CLUSTER_REFUSED_N] = {
+	"unsigned",
+	"bad_signature",
+	"replayed",
+	"stale",
+	"no_key",
+};
+
+const char *vg_cluster_refusal_name(int r)
+{
+	return r >= 0 && r < VG_CLUSTER_REFUSED_N ? refusal_names[r] : "?";
+}
+
+static int64_t wall_clock(const struct vg_cluster *c)
+{
+	return c->o.wall_ms ? c->o.wall_ms() : vg_now_ms();
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
 
 void vg_cluster_node_id(const char *listen, char *out, size_t outlen)
 {
@@ -445,21 +509,34 @@ static int consumer_batch(void *ctx, const struct vg_batch *b)
 	}
 	if (nl > 255)
 		nl = 255;
-	hl = 4 + 1 + nl + 8;
-	if (!(msg = nn_allocmsg(hl + len, 0))) {
+	hl = 4 + 1 + nl + 8 + (c->keyed ? 16 : 0);
+	if (!(msg = nn_allocmsg(hl + len + (c->keyed ? VG_WIRE_MAC_LEN : 0), 0))) {
 		free(wire);
 		return 0;
 	}
 	pthread_mutex_lock(&c->lock);
 	seq = ++c->seq;
 	pthread_mutex_unlock(&c->lock);
-	memcpy(msg, b->published ? MAGIC_PUB : MAGIC, 4);
+	if (c->keyed)
+		memcpy(msg, b->published ? MAGIC_PUB_SIGNED : MAGIC_SIGNED, 4);
+	else
+		memcpy(msg, b->published ? MAGIC_PUB : MAGIC, 4);
 	msg[4] = (uint8_t)nl;
 	memcpy(msg + 5, c->node, nl);
-	for (int i = 0; i < 8; i++)
-		msg[5 + nl + i] = (uint8_t)(seq >> (8 * i));
+	put_u64(msg + 5 + nl, seq);
+	if (c->keyed) {
+		put_u64(msg + 13 + nl, (uint64_t)c->start_wall);
+		put_u64(msg + 21 + nl, (uint64_t)wall_clock(c));
+	}
 	memcpy(msg + hl, wire, len);
 	free(wire);
+	if (c->keyed && vg_sign_hmac(&c->key, msg, hl + len, msg + hl + len)) {
+		nn_freemsg(msg);
+		pthread_mutex_lock(&c->lock);
+		c->st.stream_dropped++;
+		pthread_mutex_unlock(&c->lock);
+		return 0;
+	}
 	void *m = msg;
 	if (nn_send(c->pub, &m, NN_MSG, NN_DONTWAIT) < 0) {
 		nn_freemsg(msg);
@@ -481,40 +558,122 @@ struct vg_consumer vg_cluster_consumer(struct vg_cluster *c)
 	return k;
 }
 
+static void refuse(struct vg_cluster *c, int why, const char *node)
+{
+	pthread_mutex_lock(&c->lock);
+	c->st.refused[why]++;
+	pthread_mutex_unlock(&c->lock);
+	vg_log_limited(VG_LOG_WARN, &c->log_refused[why],
+		       "cluster: a stream message (node %s) refused: %s%s; dropped "
+		       "(vigie_cluster_stream_refused_total)",
+		       node, refusal_names[why],
+		       why == VG_CLUSTER_REFUSED_UNSIGNED || why == VG_CLUSTER_REFUSED_NO_KEY ||
+				       why == VG_CLUSTER_REFUSED_BAD_MAC
+			       ? " (every collector needs the same [cluster] stream_key_file)"
+			       : "");
+}
+
+/* Whether a signed message from node, sent at sent_ms by its incarnation
+ * start with sequence seq, comes after the last one taken from it (and
+ * is within the window): -1 to take it, else the refusal. *gap: the
+ * sequence numbers skipped since the last one taken. */
+static int fresh(struct vg_cluster *c, const char *node, uint64_t start,
+		 uint64_t seq, int64_t sent_ms, uint64_t *gap)
+{
+	int64_t now = wall_clock(c);
+	struct taken *t = vg_hmap_gets(&c->last_seq, node);
+
+	*gap = 0;
+	if (sent_ms < now - c->window_ms || sent_ms > now + c->window_ms)
+		return VG_CLUSTER_REFUSED_STALE;
+	/* forgotten once older than the window: whatever it covered is
+	 * refused as stale now (a sender whose clock went back across its
+	 * restart is taken again then, not never) */
+	if (t && t->sent_ms < now - c->window_ms)
+		t->start = t->seq = 0;
+	if (t && (start < t->start || (start == t->start && seq <= t->seq)))
+		return VG_CLUSTER_REFUSED_REPLAYED;
+	if (t && start == t->start && t->seq && seq > t->seq + 1)
+		*gap = seq - t->seq - 1;
+	if (!t) {
+		if (!(t = calloc(1, sizeof(*t))))
+			return -1;
+		if (vg_hmap_puts(&c->last_seq, node, t)) {
+			free(t);
+			return -1;
+		}
+	}
+	t->start = start;
+	t->seq = seq;
+	t->sent_ms = sent_ms;
+	return -1;
+}
+
 static void on_message(struct vg_cluster *c, const uint8_t *m, size_t len)
 {
 	char node[256];
-	size_t nl;
-	uint64_t seq = 0, *last;
+	size_t nl, hl;
+	uint64_t seq = 0, gap = 0;
+	struct taken *last;
 	struct vg_batch *b = NULL;
-	int rc;
+	int rc, signed_msg, why;
 
-	if (len < 13 || (memcmp(m, MAGIC, 4) && memcmp(m, MAGIC_PUB, 4)) ||
-	    (nl = m[4], len < 13 + nl)) {
+	if (len < 13 || (nl = m[4], len < 13 + nl)) {
 		rc = -EBADMSG;
 		goto bad;
 	}
 	memcpy(node, m + 5, nl);
 	node[nl] = '\0';
-	for (int i = 0; i < 8; i++)
-		seq |= (uint64_t)m[5 + nl + i] << (8 * i);
-	if ((rc = vg_wire_decode(m + 13 + nl, len - 13 - nl, &b)))
+	for (size_t i = 0; i < nl; i++) /* logged before it is verified */
+		if ((unsigned char)node[i] < 0x20 || node[i] == 0x7f)
+			node[i] = '?';
+	signed_msg = !memcmp(m, MAGIC_SIGNED, 4) || !memcmp(m, MAGIC_PUB_SIGNED, 4);
+	if (!signed_msg && memcmp(m, MAGIC, 4) && memcmp(m, MAGIC_PUB, 4)) {
+		rc = -EBADMSG;
 		goto bad;
-	b->published = !memcmp(m, MAGIC_PUB, 4);
-	/* sequence gaps: what a full pipe dropped on the way */
-	if ((last = vg_hmap_gets(&c->last_seq, node))) {
-		if (seq > *last + 1) {
-			pthread_mutex_lock(&c->lock);
-			c->st.stream_gaps += seq - *last - 1;
-			pthread_mutex_unlock(&c->lock);
+	}
+	if (signed_msg != c->keyed) {
+		refuse(c, c->keyed ? VG_CLUSTER_REFUSED_UNSIGNED : VG_CLUSTER_REFUSED_NO_KEY,
+		       node);
+		return;
+	}
+	seq = get_u64(m + 5 + nl);
+	hl = 13 + nl;
+	if (signed_msg) {
+		hl += 16;
+		if (len < hl + VG_WIRE_MAC_LEN) {
+			rc = -EBADMSG;
+			goto bad;
 		}
-		*last = seq;
-	} else if ((last = malloc(sizeof(*last)))) {
-		*last = seq;
+		len -= VG_WIRE_MAC_LEN;
+		if (vg_sign_hmac_check(&c->key, m, len, m + len)) {
+			refuse(c, VG_CLUSTER_REFUSED_BAD_MAC, node);
+			return;
+		}
+		why = fresh(c, node, get_u64(m + 13 + nl), seq,
+			    (int64_t)get_u64(m + 21 + nl), &gap);
+		if (why >= 0) {
+			refuse(c, why, node);
+			return;
+		}
+	}
+	if ((rc = vg_wire_decode(m + hl, len - hl, &b)))
+		goto bad;
+	b->published = !memcmp(m, MAGIC_PUB, 4) || !memcmp(m, MAGIC_PUB_SIGNED, 4);
+	/* sequence gaps: what a full pipe dropped on the way */
+	if (signed_msg) {
+		/* fresh() counted them */
+	} else if ((last = vg_hmap_gets(&c->last_seq, node))) {
+		if (seq > last->seq + 1)
+			gap = seq - last->seq - 1;
+		last->seq = seq;
+	} else if ((last = calloc(1, sizeof(*last)))) {
+		last->seq = seq;
 		if (vg_hmap_puts(&c->last_seq, node, last))
 			free(last);
 	}
 	pthread_mutex_lock(&c->lock);
+	c->st.stream_gaps += gap;
 	c->st.peer_batches++;
 	pthread_mutex_unlock(&c->lock);
 	if (c->o.peer_batch)
@@ -579,6 +738,13 @@ int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out
 		pthread_condattr_destroy(&ca);
 	}
 	vg_hmap_init(&c->last_seq);
+	if (o->stream_key) {
+		c->key = *o->stream_key;
+		c->keyed = 1;
+	}
+	c->o.stream_key = NULL; /* the copy is c->key */
+	c->window_ms = o->stream_window_ms > 0 ? o->stream_window_ms : 60000;
+	c->start_wall = wall_clock(c);
 	if (o->node && *o->node)
 		snprintf(c->node, sizeof(c->node), "%s", o->node);
 	else
@@ -637,8 +803,11 @@ int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out
 			goto fail_thr;
 		c->sub_started = 1;
 	}
-	vg_info("cluster: node %s, lease %lld ms, metric stream %s", c->node,
-		(long long)c->o.lease_ms, c->stream[0] ? c->stream : "off");
+	vg_info("cluster: node %s, lease %lld ms, metric stream %s%s", c->node,
+		(long long)c->o.lease_ms, c->stream[0] ? c->stream : "off",
+		!c->stream[0] ? ""
+		: c->keyed    ? " (signed)"
+			      : " (UNSIGNED: [cluster] stream_insecure)");
 	*out = c;
 	return 0;
 fail_thr:
@@ -683,6 +852,7 @@ void vg_cluster_stop(struct vg_cluster *c)
 	while ((s = vg_hmap_next(&c->last_seq, &pos)))
 		free(s->value);
 	vg_hmap_release(&c->last_seq);
+	vg_sign_key_wipe(&c->key);
 	vg_db_close(c->db);
 	pthread_cond_destroy(&c->wake);
 	pthread_cond_destroy(&c->served_cv);

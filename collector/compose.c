@@ -364,7 +364,27 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 	struct vg_consumer cons;
 	char node[256], err[512], instance[128 + PATH_MAX + 2];
 	int64_t lease_ms = (int64_t)(cfg->cluster_lease_s * 1000);
+	struct vg_key stream_key = {0};
+	int rc;
 
+	/* the stream is signed unless the operator says otherwise: a
+	 * stream without a key is refused at start */
+	if (cfg->cluster_stream[0] && cfg->cluster_stream_key_file[0]) {
+		if (vg_sign_key_load(cfg->cluster_stream_key_file, &stream_key, err,
+				     sizeof(err))) {
+			vg_error("[cluster] stream_key_file: %s", err);
+			return 1;
+		}
+	} else if (cfg->cluster_stream[0] && !cfg->cluster_stream_insecure) {
+		vg_error("[cluster] stream %s is set without [cluster] "
+			 "stream_key_file: the metric stream would be unsigned (anyone "
+			 "on the collectors' network could feed the alarms); give every "
+			 "collector the same key (openssl rand -hex 32 > "
+			 "/etc/vigie/cluster.key; chmod 600), or set stream_insecure = "
+			 "yes to run it unsigned",
+			 cfg->cluster_stream);
+		return 1;
+	}
 	if (cfg->cluster_node[0])
 		snprintf(node, sizeof(node), "%s", cfg->cluster_node);
 	else
@@ -372,6 +392,7 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 	if (vg_alarm_lease_open(cfg->state_url, node, lease_ms, &cc->lease, err,
 				sizeof(err))) {
 		vg_error("cluster: %s", err);
+		vg_sign_key_wipe(&stream_key);
 		return 1;
 	}
 	vg_alarm_engine_cluster(cc->alarms, node);
@@ -379,6 +400,8 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 	co.url = cfg->state_url;
 	co.node = node;
 	co.stream = cfg->cluster_stream;
+	co.stream_key = stream_key.len ? &stream_key : NULL;
+	co.stream_window_ms = (int64_t)(cfg->cluster_stream_window_s * 1000);
 	co.api = cfg->collector_http;
 	{ /* one process at a time owns data_dir (its journal's lock) */
 		char host[128] = "", real[PATH_MAX];
@@ -393,7 +416,9 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 	co.round = cluster_round;
 	co.peer_batch = cluster_peer_batch;
 	co.ctx = cc;
-	if (vg_cluster_start(&co, out, err, sizeof(err))) {
+	rc = vg_cluster_start(&co, out, err, sizeof(err));
+	vg_sign_key_wipe(&stream_key);
+	if (rc) {
 		vg_error("%s", err);
 		return 1;
 	}

@@ -121,6 +121,9 @@ static const struct key keys[] = {
 	{"state", "migrate_wait", K_DURATION, offsetof(struct vg_config, state_migrate_wait_s), 0, 0, 86400},
 	S("cluster", "node", cluster_node),
 	S("cluster", "stream", cluster_stream),
+	S("cluster", "stream_key_file", cluster_stream_key_file),
+	{"cluster", "stream_insecure", K_BOOL, offsetof(struct vg_config, cluster_stream_insecure), 0, 0, 1},
+	{"cluster", "stream_window", K_DURATION, offsetof(struct vg_config, cluster_stream_window_s), 0, 1, 86400},
 	{"cluster", "lease", K_SECONDS, offsetof(struct vg_config, cluster_lease_s), 0, 1, 300},
 	{"cluster", "hold_max", K_DURATION, offsetof(struct vg_config, cluster_hold_max_s), 0, 1, 30 * 86400.0},
 	{"cluster", "wait_verified", K_BOOL, offsetof(struct vg_config, cluster_wait_verified), 0, 0, 1},
@@ -188,6 +191,7 @@ void vg_config_defaults(struct vg_config *c)
 	c->state_migrate_wait_s = 300;
 	c->cluster_lease_s = 10;
 	c->cluster_hold_max_s = 6 * 3600;
+	c->cluster_stream_window_s = 60;
 	c->collector_max_clock_skew_s = 0;
 	c->collector_max_future_s = 600;
 	c->collector_http_queue_per_project = 64;

@@ -198,6 +198,24 @@ static int hmac(const struct vg_key *k, const void *data, size_t len,
 	return mlen == VG_WIRE_MAC_LEN ? 0 : -EINVAL;
 }
 
+int vg_sign_hmac(const struct vg_key *k, const void *data, size_t len,
+		 uint8_t mac[VG_WIRE_MAC_LEN])
+{
+	return hmac(k, data, len, mac);
+}
+
+int vg_sign_hmac_check(const struct vg_key *k, const void *data, size_t len,
+		       const uint8_t *mac)
+{
+	uint8_t want[VG_WIRE_MAC_LEN];
+	int rc = hmac(k, data, len, want);
+
+	if (!rc && CRYPTO_memcmp(want, mac, VG_WIRE_MAC_LEN))
+		rc = -EKEYREJECTED;
+	OPENSSL_cleanse(want, sizeof(want));
+	return rc ? -EKEYREJECTED : 0;
+}
+
 /* The bytes an ack's MAC covers: the 24 ack bytes, then the batch MAC. */
 static int ack_mac(const struct vg_key *k, const uint8_t *ack,
 		   const uint8_t *batch_mac, uint8_t mac[VG_WIRE_MAC_LEN])

@@ -30,8 +30,24 @@
  * the others then would lose what they publish meanwhile. A peer whose
  * node advertises another stream is hung up on at once.
  *
- * Message: "VGS1", u8 node length, node, u64 sequence (little-endian),
- * then the batch in the agents' wire format (vigie/wire.h).
+ * Signed messages (with a stream key, the default; docs/protocol.md
+ * "The collectors' metric stream"): "VGS2" ("VGP2" for a project's
+ * published measures), u8 node length, node, u64 sequence, u64 the
+ * sender's start (wall ms: its incarnation), i64 the send time (wall ms),
+ * all little-endian, then the batch in the agents' wire format
+ * (vigie/wire.h), then HMAC-SHA-256(stream key, every preceding byte)
+ * (vigie/sign.h). A subscriber takes a message only if its MAC matches,
+ * its send time is within stream_window_ms of the subscriber's clock, and
+ * its (start, sequence) is after the last one taken from that node (a
+ * node's state is forgotten once its last taken message is older than the
+ * window, which then refuses any replay of it): a captured message replayed,
+ * altered or forged without the key is refused and counted by reason
+ * (vg_cluster_refusal_name), never handed to peer_batch.
+ *
+ * Unsigned messages (no key: [cluster] stream_insecure = yes): "VGS1" /
+ * "VGP1", u8 node length, node, u64 sequence, then the batch. A node
+ * with a key refuses them ("unsigned"); a node without refuses signed
+ * ones ("no key"): a cluster is all signed or all not.
  *
  * Only with a PostgreSQL [state] url: on sqlite there is one node and
  * nothing here runs.
@@ -50,6 +66,7 @@
 
 #include "vigie/batch.h"
 #include "vigie/dispatch.h"
+#include "vigie/sign.h"
 
 #define VG_CLUSTER_MAX_NODES 64
 
@@ -60,7 +77,11 @@ struct vg_cluster_options {
 	const char *node;   /* node id; NULL/"" = derived from listen */
 	const char *listen; /* [collector] listen, for the derived id */
 	const char *stream; /* PUB address to bind; "" = no stream */
-	const char *api;    /* HTTP API address, advertised */
+	/* the stream's HMAC key (copied): messages sent are signed with it and
+	 * only messages signed with it are taken; NULL = unsigned both ways */
+	const struct vg_key *stream_key;
+	int64_t stream_window_ms; /* a signed message's age accepted (<= 0: 60 s) */
+	const char *api;          /* HTTP API address, advertised */
 	/* who holds the node name: the same for this collector restarted
 	 * (the composition root gives "<host name>:<data_dir>", which one
 	 * process at a time owns through its journal's lock), different for
@@ -76,6 +97,9 @@ struct vg_cluster_options {
 	/* the clock a peer's absence from the rounds is measured on (ms,
 	 * monotonic); NULL = vg_monotonic_ms. Tests inject their own */
 	int64_t (*now_ms)(void);
+	/* the wall clock (ms) send times are written and checked with; NULL =
+	 * vg_now_ms. Tests inject their own */
+	int64_t (*wall_ms)(void);
 };
 
 /* The derived node id "<host name>@<listen>" into out. */
@@ -106,17 +130,30 @@ struct vg_consumer vg_cluster_consumer(struct vg_cluster *c);
 
 const char *vg_cluster_node(const struct vg_cluster *c);
 
+/* Why a peer's stream message was refused (the refused counters' index). */
+enum vg_cluster_refusal {
+	VG_CLUSTER_REFUSED_UNSIGNED = 0, /* no MAC, while this node has a key */
+	VG_CLUSTER_REFUSED_BAD_MAC,      /* MAC does not match the key */
+	VG_CLUSTER_REFUSED_REPLAYED,     /* not after the node's last taken one */
+	VG_CLUSTER_REFUSED_STALE,        /* send time outside the window */
+	VG_CLUSTER_REFUSED_NO_KEY,       /* signed, while this node has no key */
+	VG_CLUSTER_REFUSED_N
+};
+/* "unsigned", "bad_signature", "replayed", "stale", "no_key"; "?". */
+const char *vg_cluster_refusal_name(int r);
+
 struct vg_cluster_stats {
 	uint64_t rounds, round_errors;
-	uint64_t published, stream_dropped; /* batches sent / not queued */
-	uint64_t peer_batches, peer_bad;    /* received / undecodable */
-	uint64_t stream_gaps;               /* peer batches missed (sequence gaps) */
-	uint64_t live_nodes;                /* at the last round */
-	uint64_t stream_peers;              /* peers' streams subscribed to now */
-	uint64_t stream_hangups;            /* subscriptions ended (absent a lease, moved) */
-	int db_ok;                          /* the last round reached the database */
-	int name_held_elsewhere;            /* the last round: another process holds the node name */
-	uint64_t name_conflicts;            /* rounds refused for that */
+	uint64_t published, stream_dropped;     /* batches sent / not queued */
+	uint64_t peer_batches, peer_bad;        /* received / undecodable */
+	uint64_t stream_gaps;                   /* peer batches missed (sequence gaps) */
+	uint64_t live_nodes;                    /* at the last round */
+	uint64_t stream_peers;                  /* peers' streams subscribed to now */
+	uint64_t stream_hangups;                /* subscriptions ended (absent a lease, moved) */
+	int db_ok;                              /* the last round reached the database */
+	int name_held_elsewhere;                /* the last round: another process holds the node name */
+	uint64_t name_conflicts;                /* rounds refused for that */
+	uint64_t refused[VG_CLUSTER_REFUSED_N]; /* peer messages refused, by reason */
 };
 void vg_cluster_get_stats(struct vg_cluster *c, struct vg_cluster_stats *out);
 /* A new JSON array of the nodes of the last round: {"node","stream",

@@ -134,9 +134,16 @@ struct vg_config {
 	 * [collector] listen, so stable across restarts); stream: the
 	 * nanomsg PUB address peers subscribe to for the metric stream
 	 * (empty: no stream); lease: how long an alarm lease lasts without
-	 * renewal (renewed every third of it). */
+	 * renewal (renewed every third of it). stream_key_file: the
+	 * stream's shared HMAC key file (empty: none, and a stream is then
+	 * refused at start unless stream_insecure = yes); stream_window (60s):
+	 * how far a stream message's send time may be from this collector's
+	 * clock, either way. */
 	char cluster_node[128];
 	char cluster_stream[256];
+	char cluster_stream_key_file[512];
+	int cluster_stream_insecure;
+	double cluster_stream_window_s;
 	double cluster_lease_s;        /* lease = 10s */
 	double cluster_hold_max_s;     /* hold_max = 6h: a holding mark's
 					* life past its holder's last renewal */

@@ -70,6 +70,16 @@ void vg_sign_key_wipe(struct vg_key *k);
  * message), -ENOMEM (then *msg is unchanged). */
 int vg_sign_batch(const struct vg_key *k, uint8_t **msg, size_t *len);
 
+/* HMAC-SHA-256(k, data) into mac (VG_WIRE_MAC_LEN bytes), for messages
+ * other than batches and acks that carry a MAC under one key (the
+ * collectors' metric stream, collector/cluster.c). 0, -ENOMEM, -EINVAL. */
+int vg_sign_hmac(const struct vg_key *k, const void *data, size_t len,
+		 uint8_t mac[VG_WIRE_MAC_LEN]);
+/* Whether mac (VG_WIRE_MAC_LEN bytes) is HMAC-SHA-256(k, data), compared
+ * in constant time: 0, or -EKEYREJECTED (also when hashing fails). */
+int vg_sign_hmac_check(const struct vg_key *k, const void *data, size_t len,
+		       const uint8_t *mac);
+
 /* Whether msg is a batch message with the SIGNED flag: 1 or 0. */
 int vg_sign_is_signed(const void *msg, size_t len);
 

@@ -930,6 +930,16 @@ static void cluster_metrics(struct vg_api *api, struct vg_buf *b)
 	    (double)cs.stream_gaps);
 	one(b, "vigie_cluster_stream_bad_total", "counter",
 	    "Peers' stream messages that could not be read", (double)cs.peer_bad);
+	{
+		const char *why[VG_CLUSTER_REFUSED_N];
+		for (int r = 0; r < VG_CLUSTER_REFUSED_N; r++)
+			why[r] = vg_cluster_refusal_name(r);
+		labelled(b, "vigie_cluster_stream_refused_total", "counter",
+			 "Peers' stream messages refused, by reason: unsigned, bad "
+			 "signature, replayed, stale (outside [cluster] stream_window), "
+			 "signed while this collector has no key",
+			 "reason", why, cs.refused, VG_CLUSTER_REFUSED_N);
+	}
 	one(b, "vigie_cluster_stream_peers", "gauge",
 	    "Peers' metric streams this collector is subscribed to (kept a lease after the rounds stop listing them)",
 	    (double)cs.stream_peers);

@@ -146,6 +146,9 @@ check "the test driver lists the node file's $DOMAINS domains" \
 # ---- three collectors on the shared state and daemons ----
 declare -a CP CH CS CPID
 used=" "
+# the collectors' metric stream is signed with one shared key
+openssl rand -hex 32 >"$TMP/cluster.key"
+chmod 600 "$TMP/cluster.key"
 for i in 0 1 2; do
   for v in P H S; do
     p=$(free_port); while [[ $used == *" $p "* ]]; do p=$(free_port); done
@@ -164,6 +167,7 @@ ${SYNC_INTERVAL:+sync_interval = $SYNC_INTERVAL}
 ratecard = $CARD
 [cluster]
 stream = tcp://127.0.0.1:${CS[$i]}
+stream_key_file = $TMP/cluster.key
 lease = 2s
 ${WAIT_VERIFIED:+wait_verified = $WAIT_VERIFIED}
 [log]

@@ -43,6 +43,9 @@ wait_for 30 test -s "$TMP/hook.port" || { nok "webhook receiver starts"; done_te
 HOOK=http://127.0.0.1:$(cat "$TMP/hook.port")/alarm
 
 declare -a PORT HTTP STREAM PID
+# the collectors' metric stream is signed with one shared key
+openssl rand -hex 32 >"$TMP/cluster.key"
+chmod 600 "$TMP/cluster.key"
 for i in 1 2 3; do
   PORT[i]=$(free_port); HTTP[i]=$(free_port); STREAM[i]=$(free_port)
   cat >"$TMP/c$i.conf" <<CONF
@@ -56,6 +59,7 @@ token_key = $TMP/tokens.key
 [cluster]
 node = node$i
 stream = tcp://127.0.0.1:${STREAM[i]}
+stream_key_file = $TMP/cluster.key
 lease = ${LEASE_S}s
 [alarms]
 retry_initial = 0.2
@@ -68,6 +72,18 @@ mkdir -p "$TMP/data1"
 ADMIN=$("$BIN/vigie-collector" --config "$TMP/c1.conf" token create --admin --name it 2>"$TMP/token.err" | tail -1)
 check "an admin token on the shared state" grep -q '^vgt_' <<<"$ADMIN"
 acurl() { curl -sS --max-time 5 -H "Authorization: Bearer $ADMIN" "$@"; }
+
+# a stream without a key does not start (unsigned only when asked for)
+sed -e '/^stream_key_file/d' -e "s|^data_dir = .*|data_dir = $TMP/nokey|" \
+  -e "s|^listen = .*|listen = tcp://127.0.0.1:$(free_port)|" \
+  -e "s|^http = .*|http = 127.0.0.1:$(free_port)|" \
+  -e "s|^stream = .*|stream = tcp://127.0.0.1:$(free_port)|" "$TMP/c1.conf" >"$TMP/nokey.conf"
+mkdir -p "$TMP/nokey"
+out=$(timeout 60 "$BIN/vigie-collector" --allow-unsigned --config "$TMP/nokey.conf" 2>&1)
+rc=$?
+check "a [cluster] stream without stream_key_file: the collector stops (rc $rc)" \
+  test "$rc" -ne 0 -a "$rc" -ne 124
+check "... saying which key is missing" grep -q "stream_key_file" <<<"$out"
 
 for i in 1 2 3; do
   "$BIN/vigie-collector" --allow-unsigned --config "$TMP/c$i.conf" >>"$TMP/c$i.log" 2>&1 &
@@ -258,6 +274,11 @@ check "/metrics: each live node's last heartbeat" grep -q "vigie_cluster_node_la
 # rounds stop listing it): at least the survivor's
 check "/metrics: subscribed to the other survivor's stream" \
   test "$(awk '$1 == "vigie_cluster_stream_peers" {print $2}' <<<"$m")" -ge 1
+# the stream is signed with the shared key: peers' batches taken, none refused
+check "/metrics: peers' signed batches received" \
+  test "$(awk '$1 == "vigie_cluster_stream_received_total" {print $2}' <<<"$m")" -gt 0
+eq "/metrics: no stream message refused" \
+  "$(awk '$1 ~ /^vigie_cluster_stream_refused_total/ {n += $2} END {print n + 0}' <<<"$m$m2")" 0
 
 # ---- a second collector configured with a live node's name ----
 # it must not act on that node's leases (both would evaluate its alarms):

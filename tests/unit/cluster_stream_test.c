@@ -24,6 +24,16 @@
  * stale in the database to have a's rounds miss it, and PostgreSQL is
  * stopped and started again for the rounds that fail.
  *
+ * And the stream is signed (issue 15): it was plain nanomsg PUB/SUB, and
+ * anyone reaching a collector's stream port, or on the path, could feed
+ * a peer's alarm engine what they liked. Node a, with the cluster key,
+ * subscribes to b (the same key), w (another key), u (no key, unsigned)
+ * and x, the test's own PUB socket, an attacker's, listed in the
+ * registry: x replays a message captured from b's stream, then the same
+ * bytes altered; and a's wall clock is moved past the window for a
+ * replay after it. Each is refused, counted by reason, and never reaches
+ * a's peer_batch (the alarm engine); b's own batches still do.
+ *
  * And the round an alarm's creation waits for (vg_cluster_round_wait):
  * it returns once a round that started after the call has ended, its
  * round callback (where the collector leases the new alarm) included.
@@ -47,16 +57,24 @@
 
 #include <cmocka.h>
 
+#include <nanomsg/nn.h>
+#include <nanomsg/pubsub.h>
+
 #include "vigie/batch.h"
 #include "vigie/cluster.h"
 #include "vigie/db.h"
 #include "vigie/dispatch.h"
+#include "vigie/sign.h"
 
 #include "../support/db_engines.h"
 #include "../support/free_port.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static int64_t received, received_published;
+static int64_t received, received_published, received_other;
+
+/* The cluster's stream key, and another one. */
+static const struct vg_key cluster_key = {32, "0123456789abcdef0123456789abcdef"};
+static const struct vg_key wrong_key = {32, "fedcba9876543210fedcba9876543210"};
 
 static void on_peer_batch(void *ctx, const struct vg_batch *b)
 {
@@ -64,6 +82,8 @@ static void on_peer_batch(void *ctx, const struct vg_batch *b)
 	pthread_mutex_lock(&lock);
 	if (b->host && !strcmp(b->host, "h1"))
 		received++;
+	else
+		received_other++;
 	if (b->host && !strcmp(b->host, "h1") && b->published)
 		received_published++;
 	pthread_mutex_unlock(&lock);
@@ -107,10 +127,21 @@ static void advance(int64_t ms)
 	pthread_mutex_unlock(&lock);
 }
 
-static struct vg_cluster *start_clock(const char *url, const char *node, int port,
-				      int64_t lease_ms,
-				      void (*peer)(void *, const struct vg_batch *),
-				      int64_t (*now_ms)(void))
+/* The subscribers' wall clock: the real one moved by wall_offset. */
+static int64_t wall_offset;
+
+static int64_t fake_wall(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + locked(&wall_offset);
+}
+
+static struct vg_cluster *start_full(const char *url, const char *node, int port,
+				     int64_t lease_ms,
+				     void (*peer)(void *, const struct vg_batch *),
+				     int64_t (*now_ms)(void), const struct vg_key *key)
 {
 	struct vg_cluster_options o = {0};
 	struct vg_cluster *c = NULL;
@@ -125,9 +156,20 @@ static struct vg_cluster *start_clock(const char *url, const char *node, int por
 	o.lease_ms = lease_ms;
 	o.peer_batch = peer;
 	o.now_ms = now_ms;
+	o.stream_key = key;
+	o.stream_window_ms = 60000;
+	o.wall_ms = fake_wall;
 	if (vg_cluster_start(&o, &c, err, sizeof(err)))
 		fail_msg("cluster %s: %s", node, err);
 	return c;
+}
+
+static struct vg_cluster *start_clock(const char *url, const char *node, int port,
+				      int64_t lease_ms,
+				      void (*peer)(void *, const struct vg_batch *),
+				      int64_t (*now_ms)(void))
+{
+	return start_full(url, node, port, lease_ms, peer, now_ms, &cluster_key);
 }
 
 static struct vg_cluster *start(const char *url, const char *node, int port,
@@ -361,6 +403,172 @@ static void test_failed_rounds_do_not_count_as_absence(void **state)
 	pair_stop(&p);
 }
 
+/* ---- the stream is signed ------------------------------------------------------- */
+
+/* c publishes one batch of host. */
+static void publish(struct vg_cluster *c, const char *host, uint64_t seq)
+{
+	struct vg_consumer pub = vg_cluster_consumer(c);
+	struct vg_batch *bt = vg_batch_new(host, 7, seq, 1795000020000LL);
+
+	assert_non_null(bt);
+	assert_int_equal(pub.batch(pub.ctx, bt), 0);
+	vg_batch_free(bt);
+}
+
+static uint64_t refused(struct vg_cluster *c, int why)
+{
+	struct vg_cluster_stats st;
+
+	vg_cluster_get_stats(c, &st);
+	return st.refused[why];
+}
+
+/* sender publishes (when non-NULL) or the attacker's socket x sends msg,
+ * until a has refused one more message for why; 1 if it did. */
+static int until_refused(struct vg_cluster *a, int why, struct vg_cluster *sender,
+			 const char *host, int x, const void *msg, size_t len)
+{
+	uint64_t r0 = refused(a, why);
+
+	for (int i = 0; i < 200; i++) {
+		if (sender)
+			publish(sender, host, (uint64_t)i + 1);
+		else
+			assert_true(nn_send(x, msg, len, 0) == (int)len);
+		nap_ms(50);
+		if (refused(a, why) > r0)
+			return 1;
+	}
+	return 0;
+}
+
+static void test_stream_refuses_unsigned_forged_and_replayed(void **state)
+{
+	char url[700], err[512], addr[64], sql[300];
+	uint32_t seed = 0;
+	struct vg_cluster *a, *b, *w, *u;
+	struct vg_cluster_stats sa;
+	struct vg_db *db;
+	int pa, pb, pw, pu, px, x, cap, i, n;
+	void *captured = NULL;
+	uint8_t *copy;
+	size_t clen = 0;
+	int64_t h0 = got(), h1; /* the earlier tests' */
+	(void)state;
+
+	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
+		dbe_need(&DBE_PG);
+	pa = vg_test_free_port(&seed, 5);
+	pb = vg_test_free_port(&seed, 6);
+	pw = vg_test_free_port(&seed, 7);
+	pu = vg_test_free_port(&seed, 8);
+	px = vg_test_free_port(&seed, 9);
+	assert_true(pa > 0 && pb > 0 && pw > 0 && pu > 0 && px > 0);
+	b = start_full(url, "b", pb, 600000, NULL, NULL, &cluster_key);
+	w = start_full(url, "w", pw, 600000, NULL, NULL, &wrong_key);
+	u = start_full(url, "u", pu, 600000, NULL, NULL, NULL); /* unsigned */
+	/* the attacker's stream, listed in the registry as node x */
+	x = nn_socket(AF_SP, NN_PUB);
+	assert_true(x >= 0);
+	snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", px);
+	assert_true(nn_bind(x, addr) >= 0);
+	if (vg_db_open(url, NULL, &db, err, sizeof(err)))
+		fail_msg("%s", err);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO vigie_cluster.nodes(node, stream, api, started_at, "
+		 "last_seen, instance) VALUES ('x', '%s', '', now(), now(), 'x')",
+		 addr);
+	assert_int_equal(vg_db_exec(db, sql), 0);
+	a = start_full(url, "a", pa, 600000, on_peer_batch, NULL, &cluster_key);
+	vg_cluster_get_stats(a, &sa);
+	assert_int_equal(sa.stream_peers, 4);
+
+	/* a hears b */
+	for (i = 0; i < 200 && got() == h0; i++) {
+		publish(b, "h1", (uint64_t)i + 1);
+		nap_ms(50);
+	}
+	assert_true(got() > h0);
+	/* a message of b's, captured on the wire */
+	cap = nn_socket(AF_SP, NN_SUB);
+	assert_true(cap >= 0);
+	assert_int_equal(nn_setsockopt(cap, NN_SUB, NN_SUB_SUBSCRIBE, "", 0), 0);
+	snprintf(addr, sizeof(addr), "tcp://127.0.0.1:%d", pb);
+	assert_true(nn_connect(cap, addr) >= 0);
+	for (i = 0; i < 200 && !captured; i++) {
+		publish(b, "h1", 300 + (uint64_t)i);
+		nap_ms(50);
+		if ((n = nn_recv(cap, &captured, NN_MSG, NN_DONTWAIT)) > 0)
+			clen = (size_t)n;
+		else
+			captured = NULL;
+	}
+	assert_non_null(captured);
+	/* a takes a later one of b's (one pipe, in order): a is past the
+	 * captured message's sequence */
+	h1 = got();
+	for (i = 0; i < 200 && got() == h1; i++) {
+		publish(b, "h1", 600 + (uint64_t)i);
+		nap_ms(50);
+	}
+	assert_true(got() > h1);
+	do { /* what b sent meanwhile arrives */
+		h1 = got();
+		nap_ms(300);
+	} while (got() != h1);
+	vg_cluster_get_stats(a, &sa);
+	assert_int_equal(sa.peer_batches, (uint64_t)(h1 - h0));
+
+	/* replayed by x: refused */
+	assert_true(until_refused(a, VG_CLUSTER_REFUSED_REPLAYED, NULL, NULL, x,
+				  captured, clen));
+	/* altered (a byte of the batch), by x: refused */
+	copy = malloc(clen);
+	assert_non_null(copy);
+	memcpy(copy, captured, clen);
+	copy[clen - VG_WIRE_MAC_LEN - 1] ^= 1;
+	assert_true(until_refused(a, VG_CLUSTER_REFUSED_BAD_MAC, NULL, NULL, x, copy, clen));
+	/* signed with another key, by w: refused */
+	assert_true(until_refused(a, VG_CLUSTER_REFUSED_BAD_MAC, w, "hw", -1, NULL, 0));
+	/* unsigned, by u: refused */
+	assert_true(until_refused(a, VG_CLUSTER_REFUSED_UNSIGNED, u, "hu", -1, NULL, 0));
+	/* replayed once a's clock has left the message's window (as after
+	 * a's restart, which forgot b's sequence): refused as stale */
+	pthread_mutex_lock(&lock);
+	wall_offset = 60001;
+	pthread_mutex_unlock(&lock);
+	assert_true(until_refused(a, VG_CLUSTER_REFUSED_STALE, NULL, NULL, x, captured, clen));
+	pthread_mutex_lock(&lock);
+	wall_offset = 0;
+	pthread_mutex_unlock(&lock);
+	/* none reached a's alarm engine */
+	assert_int_equal(got(), h1);
+	assert_int_equal(locked(&received_other), 0);
+	vg_cluster_get_stats(a, &sa);
+	assert_int_equal(sa.peer_batches, (uint64_t)(h1 - h0));
+	assert_int_equal(sa.peer_bad, 0);
+	/* b's own batches still are */
+	for (i = 0; i < 200 && got() == h1; i++) {
+		publish(b, "h1", 1000 + (uint64_t)i);
+		nap_ms(50);
+	}
+	assert_true(got() > h1);
+	assert_int_equal(locked(&received_other), 0);
+	assert_string_equal(vg_cluster_refusal_name(VG_CLUSTER_REFUSED_BAD_MAC),
+			    "bad_signature");
+
+	free(copy);
+	nn_freemsg(captured);
+	nn_close(cap);
+	nn_close(x);
+	vg_db_close(db);
+	vg_cluster_stop(a);
+	vg_cluster_stop(u);
+	vg_cluster_stop(w);
+	vg_cluster_stop(b);
+}
+
 /* ---- vg_cluster_round_wait ends after a whole round ----------------------------- */
 
 static int64_t rounds_ended;
@@ -413,6 +621,7 @@ int main(void)
 		cmocka_unit_test(test_published_while_the_round_sees_it_alone),
 		cmocka_unit_test(test_peer_missing_from_rounds_kept_for_a_lease),
 		cmocka_unit_test(test_failed_rounds_do_not_count_as_absence),
+		cmocka_unit_test(test_stream_refuses_unsigned_forged_and_replayed),
 		cmocka_unit_test(test_round_wait_ends_after_the_round),
 	};
 	int rc;

@@ -485,6 +485,33 @@ static void test_durations(void **state)
 	assert_int_equal(vg_parse_duration("", &s), -EINVAL);
 }
 
+/* [cluster] stream_key_file, stream_insecure, stream_window: the signed
+ * metric stream's keys (docs/operations.md); the window is 1 s to 1 day,
+ * 60 s by default, insecure off by default. */
+static void test_cluster_stream_keys(void **state)
+{
+	struct vg_config c;
+	char err[256];
+
+	(void)state;
+	vg_config_defaults(&c);
+	assert_string_equal(c.cluster_stream_key_file, "");
+	assert_int_equal(c.cluster_stream_insecure, 0);
+	assert_true(c.cluster_stream_window_s == 60);
+	assert_int_equal(vg_config_load_string(&c,
+					       "[cluster]\nstream = tcp://10.0.0.5:7472\n"
+					       "stream_key_file = /etc/vigie/cluster.key\n"
+					       "stream_insecure = yes\nstream_window = 2m\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_string_equal(c.cluster_stream_key_file, "/etc/vigie/cluster.key");
+	assert_int_equal(c.cluster_stream_insecure, 1);
+	assert_true(c.cluster_stream_window_s == 120);
+	expect_error("[cluster]\nstream_window = 0\n", "x.conf:2: [cluster] stream_window");
+	expect_error("[cluster]\nstream_window = 2d\n", "x.conf:2: [cluster] stream_window");
+	expect_error("[cluster]\nstream_insecure = maybe\n", "x.conf:2: [cluster] stream_insecure");
+}
+
 /* [billing] lock_timeout_ms: 0 (unset: the collector takes a quarter of
  * [agent] ack_timeout_ms) unless set; 10 to 3600000 ms. */
 static void test_billing_lock_timeout(void **state)
@@ -786,6 +813,7 @@ int main(void)
 		cmocka_unit_test(test_check_max),
 		cmocka_unit_test(test_billing_lock_timeout),
 		cmocka_unit_test(test_migrate_wait),
+		cmocka_unit_test(test_cluster_stream_keys),
 		cmocka_unit_test(test_http_max_concurrent_per_project),
 		cmocka_unit_test(test_http_queue),
 	};
