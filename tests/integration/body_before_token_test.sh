@@ -20,14 +20,7 @@
 # while the connections are open: a bound, not a timing.
 source "$(dirname "$0")/lib.sh"
 require python3 curl
-# Under AddressSanitizer (make SAN=1) a freed block waits in its
-# quarantine (256 MB by default) and the collector's VmRSS counts it: a
-# body's buffer that grew by reallocation left each smaller one there
-# (seen: +281 MB for 3 bodies of 8 MiB). Without the quarantine the growth
-# measured is again what the collector keeps
-if [[ ${SAN:-0} == 1 ]]; then
-  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=0"
-fi
+san_no_quarantine # the checks below measure the collector's VmRSS
 
 collector_ports
 DATA=$TMP/data
