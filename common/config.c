@@ -36,6 +36,7 @@
 #include "vigie/config.h"
 #include "vigie/log.h"
 #include "vigie/name.h"
+#include "vigie/sign.h"
 
 enum key_type { K_STR,
 		K_U32,
@@ -122,6 +123,7 @@ static const struct key keys[] = {
 	S("cluster", "node", cluster_node),
 	S("cluster", "stream", cluster_stream),
 	S("cluster", "stream_key_file", cluster_stream_key_file),
+	S("cluster", "stream_accept_key_file", cluster_stream_accept_key_file),
 	{"cluster", "stream_insecure", K_BOOL, offsetof(struct vg_config, cluster_stream_insecure), 0, 0, 1},
 	{"cluster", "stream_window", K_DURATION, offsetof(struct vg_config, cluster_stream_window_s), 0, 1, 86400},
 	{"cluster", "lease", K_SECONDS, offsetof(struct vg_config, cluster_lease_s), 0, 1, 300},
@@ -1110,6 +1112,63 @@ static int tiers_fit_step(const struct vg_archive *a, size_t n, uint32_t step_s,
 	return 0;
 }
 
+/* What the stream's keys need besides their files: a stream (in a
+ * cluster: [state] url set, which check_state_url makes PostgreSQL) runs
+ * signed unless stream_insecure says otherwise, and a key accepted
+ * besides the signing one needs a signing one. */
+static int stream_keys_present(const struct vg_config *c, char *err, size_t errlen)
+{
+	if (!c->cluster_stream[0] || !c->state_url[0])
+		return 0;
+	if (!c->cluster_stream_key_file[0] && c->cluster_stream_accept_key_file[0]) {
+		snprintf(err, errlen,
+			 "[cluster] stream_accept_key_file is set without [cluster] "
+			 "stream_key_file: a key is accepted besides the one this "
+			 "collector signs with, which is missing");
+		return -EINVAL;
+	}
+	if (!c->cluster_stream_key_file[0] && !c->cluster_stream_insecure) {
+		snprintf(err, errlen,
+			 "[cluster] stream %s is set without [cluster] "
+			 "stream_key_file: the metric stream would be unsigned (anyone "
+			 "on the collectors' network could feed the alarms); give every "
+			 "collector the same key (openssl rand -hex 32 > "
+			 "/etc/vigie/cluster.key; chmod 600), or set stream_insecure = "
+			 "yes to run it unsigned",
+			 c->cluster_stream);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int vg_config_stream_keys(const struct vg_config *c, struct vg_key *sign,
+			  struct vg_key *accept, char *err, size_t errlen)
+{
+	char why[512];
+	int rc;
+
+	memset(sign, 0, sizeof(*sign));
+	memset(accept, 0, sizeof(*accept));
+	if ((rc = stream_keys_present(c, err, errlen)))
+		return rc;
+	if (!c->cluster_stream[0] || !c->state_url[0] || !c->cluster_stream_key_file[0])
+		return 0;
+	if ((rc = vg_sign_key_load(c->cluster_stream_key_file, sign, why, sizeof(why)))) {
+		snprintf(err, errlen, "[cluster] stream_key_file: %s", why);
+		return rc;
+	}
+	if (!c->cluster_stream_accept_key_file[0] ||
+	    (access(c->cluster_stream_accept_key_file, F_OK) == -1 && errno == ENOENT))
+		return 0;
+	if ((rc = vg_sign_key_load(c->cluster_stream_accept_key_file, accept, why,
+				   sizeof(why)))) {
+		snprintf(err, errlen, "[cluster] stream_accept_key_file: %s", why);
+		vg_sign_key_wipe(sign);
+		return rc;
+	}
+	return 0;
+}
+
 int vg_config_check(const struct vg_config *c, char *err, size_t errlen)
 {
 	char what[VG_POLICY_PATTERN_MAX + 16];
@@ -1124,6 +1183,8 @@ int vg_config_check(const struct vg_config *c, char *err, size_t errlen)
 			 c->collector_http_threads);
 		return -EINVAL;
 	}
+	if (stream_keys_present(c, err, errlen))
+		return -EINVAL;
 	if (!c->storage_step_s) /* the key's bounds refuse 0 */
 		return 0;
 	if (tiers_fit_step(c->archives, c->narchives, c->storage_step_s,

@@ -142,6 +142,7 @@ struct vg_config {
 	char cluster_node[128];
 	char cluster_stream[256];
 	char cluster_stream_key_file[512];
+	char cluster_stream_accept_key_file[512]; /* also taken, never signs with */
 	int cluster_stream_insecure;
 	double cluster_stream_window_s;
 	double cluster_lease_s;        /* lease = 10s */
@@ -236,9 +237,25 @@ int vg_config_set(struct vg_config *c, const char *section, const char *key,
  * in: every tier of [storage] archives and of each [archives] rule a
  * multiple of [storage] step, and [collector]
  * http_max_concurrent_per_project at most http_threads (the keys may
- * come in any order). 0, or
+ * come in any order), and a cluster's [cluster] stream with a
+ * stream_key_file or stream_insecure = yes (the files themselves:
+ * vg_config_stream_keys). 0, or
  * -EINVAL with "[section] key: problem" in err. Thread-safe. */
 int vg_config_check(const struct vg_config *c, char *err, size_t errlen);
+
+struct vg_key;
+/* The metric stream's keys as the collector loads them, at start and on
+ * SIGHUP (one place, so `vigie-collector config check` and the daemon
+ * refuse the same configurations with the same words): none (both len 0)
+ * when there is no cluster stream ([cluster] stream or [state] url unset)
+ * or it runs with stream_insecure = yes and no stream_key_file; else
+ * *sign from stream_key_file (what this node signs with and takes) and
+ * *accept from stream_accept_key_file (taken too, never signed with;
+ * len 0 when unset or the file does not exist: the rotation's first
+ * and last steps). 0, or -EINVAL/-errno with "[cluster] key: problem" in
+ * err, the keys then wiped. Reads files; thread-safe. */
+int vg_config_stream_keys(const struct vg_config *c, struct vg_key *sign,
+			  struct vg_key *accept, char *err, size_t errlen);
 
 /* Parse "1m:15d,5m:63d,1h:455d" into at most max archives (the step is
  * checked by vg_config_check): tiers separated by commas (blanks around a

@@ -12,9 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cmocka.h>
 
 #include "vigie/config.h"
+#include "vigie/sign.h"
 #include "vigie/log.h"
 
 static void test_defaults(void **state)
@@ -512,6 +515,116 @@ static void test_cluster_stream_keys(void **state)
 	expect_error("[cluster]\nstream_insecure = maybe\n", "x.conf:2: [cluster] stream_insecure");
 }
 
+/* One key file in a fresh directory: its path into path (PATH_MAX). */
+static void key_file(char *dir, char *path, const char *name, const char *text,
+		     mode_t mode)
+{
+	FILE *f;
+
+	snprintf(path, 4096, "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(text, f);
+	fclose(f);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+#define KEY64 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+
+/* `vigie-collector config check` and the start refuse the same streams
+ * with the same words: vg_config_check a stream without stream_key_file
+ * nor stream_insecure (in a cluster: [state] url set), and
+ * vg_config_stream_keys also a key file that is missing, too short or
+ * readable by others, and an accept file without a key file; an accept
+ * file that does not exist is no second key (a rotation's first and
+ * last steps). */
+static void test_cluster_stream_keys_checked(void **state)
+{
+	const char *pg = "[state]\nurl = postgresql://vigie@db/vigie\n";
+	struct vg_config c;
+	struct vg_key k1, k2;
+	char err[512], dir[] = "/tmp/vigie-config-keys-XXXXXX", text[8192];
+	char good[4096], other[4096], shortk[4096], open_k[4096];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	key_file(dir, good, "good.key", KEY64, 0600);
+	key_file(dir, other, "other.key",
+		 "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n", 0600);
+	key_file(dir, shortk, "short.key", "0011223344\n", 0600);
+	key_file(dir, open_k, "open.key", KEY64, 0644);
+
+	/* no key, not insecure: refused by both, the start's words */
+	vg_config_defaults(&c);
+	snprintf(text, sizeof(text), "%s[cluster]\nstream = tcp://10.0.0.5:7472\n", pg);
+	assert_int_equal(vg_config_load_string(&c, text, "t.conf", err, sizeof(err)), 0);
+	assert_int_equal(vg_config_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "[cluster] stream tcp://10.0.0.5:7472 is set without "
+				    "[cluster] stream_key_file: the metric stream would be "
+				    "unsigned"));
+	assert_non_null(strstr(err, "or set stream_insecure = yes to run it unsigned"));
+	assert_int_equal(vg_config_stream_keys(&c, &k1, &k2, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "is set without [cluster] stream_key_file"));
+	/* ... not in a single collector (no [state] url: [cluster] ignored) */
+	vg_config_defaults(&c);
+	assert_int_equal(vg_config_load_string(&c, "[cluster]\nstream = tcp://10.0.0.5:7472\n",
+					       "t.conf", err, sizeof(err)),
+			 0);
+	assert_int_equal(vg_config_check(&c, err, sizeof(err)), 0);
+	/* insecure: no key, accepted */
+	vg_config_defaults(&c);
+	snprintf(text, sizeof(text),
+		 "%s[cluster]\nstream = tcp://10.0.0.5:7472\nstream_insecure = yes\n", pg);
+	assert_int_equal(vg_config_load_string(&c, text, "t.conf", err, sizeof(err)), 0);
+	assert_int_equal(vg_config_check(&c, err, sizeof(err)), 0);
+	assert_int_equal(vg_config_stream_keys(&c, &k1, &k2, err, sizeof(err)), 0);
+	assert_int_equal(k1.len, 0);
+	assert_int_equal(k2.len, 0);
+
+	/* key files: the good one, then each bad one named */
+	const struct {
+		const char *key, *accept, *want; /* want NULL: accepted */
+		size_t len2;
+	} cases[] = {
+		{good, NULL, NULL, 0},
+		{good, other, NULL, 32},
+		{good, "/nonexistent/next.key", NULL, 0}, /* no second key yet */
+		{"/nonexistent/cluster.key", NULL, "[cluster] stream_key_file: ", 0},
+		{shortk, NULL, "[cluster] stream_key_file: ", 0},
+		{open_k, NULL, "[cluster] stream_key_file: ", 0},
+		{good, shortk, "[cluster] stream_accept_key_file: ", 0},
+		{good, open_k, "[cluster] stream_accept_key_file: ", 0},
+		{NULL, good, "[cluster] stream_accept_key_file is set without", 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int n = snprintf(text, sizeof(text), "%s[cluster]\nstream = tcp://10.0.0.5:7472\n", pg);
+		if (cases[i].key)
+			n += snprintf(text + n, sizeof(text) - n, "stream_key_file = %s\n",
+				      cases[i].key);
+		if (cases[i].accept)
+			snprintf(text + n, sizeof(text) - n, "stream_accept_key_file = %s\n",
+				 cases[i].accept);
+		vg_config_defaults(&c);
+		assert_int_equal(vg_config_load_string(&c, text, "t.conf", err, sizeof(err)), 0);
+		err[0] = '\0';
+		if (!cases[i].want) {
+			assert_int_equal(vg_config_check(&c, err, sizeof(err)), 0);
+			assert_int_equal(vg_config_stream_keys(&c, &k1, &k2, err, sizeof(err)), 0);
+			assert_int_equal(k1.len, 32);
+			assert_int_equal(k2.len, cases[i].len2);
+			continue;
+		}
+		assert_int_not_equal(vg_config_stream_keys(&c, &k1, &k2, err, sizeof(err)), 0);
+		if (!strstr(err, cases[i].want))
+			fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].want);
+		assert_int_equal(k1.len, 0); /* wiped */
+		assert_int_equal(k2.len, 0);
+		if (cases[i].key && cases[i].key != good)
+			assert_non_null(strstr(err, cases[i].key)); /* names the file */
+	}
+	unlink(good), unlink(other), unlink(shortk), unlink(open_k);
+	rmdir(dir);
+}
+
 /* [billing] lock_timeout_ms: 0 (unset: the collector takes a quarter of
  * [agent] ack_timeout_ms) unless set; 10 to 3600000 ms. */
 static void test_billing_lock_timeout(void **state)
@@ -814,6 +927,7 @@ int main(void)
 		cmocka_unit_test(test_billing_lock_timeout),
 		cmocka_unit_test(test_migrate_wait),
 		cmocka_unit_test(test_cluster_stream_keys),
+		cmocka_unit_test(test_cluster_stream_keys_checked),
 		cmocka_unit_test(test_http_max_concurrent_per_project),
 		cmocka_unit_test(test_http_queue),
 	};
