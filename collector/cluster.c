@@ -49,6 +49,15 @@
  * encrypted: nanomsg has no TLS, the samples are readable on the wire
  * (docs/security.md).
  *
+ * Why a second key, taken but never signed with: a key rotation must not
+ * refuse anything while N collectors are given the new key one by one.
+ * The keys are re-read on SIGHUP (vg_cluster_set_keys), and a rotation
+ * goes in three rolling steps (docs/operations.md, "Rotating the stream
+ * key"): every node accepts the new key besides the old, then signs with
+ * the new one while still accepting the old, then drops the old. At every
+ * moment of each step, what any node signs with is a key every node
+ * takes; no timer is involved.
+ *
  * Invariants: a peer batch goes to peer_batch only (never to the
  * dispatch: not stored, not metered, not republished); the stream socket
  * is subscribed to the peers listed by the answered rounds of the last
@@ -148,7 +157,8 @@ struct vg_cluster {
 	struct vg_hmap last_seq; /* peer node -> struct taken * (sub thread only) */
 	uint64_t log_round, log_bad, log_name, log_refused[VG_CLUSTER_REFUSED_N];
 	int keyed;          /* key holds the stream key */
-	struct vg_key key;  /* wiped at stop */
+	struct vg_key key;  /* under lock (vg_cluster_set_keys); wiped at stop */
+	struct vg_key also; /* taken too, never signed with (len 0: none) */
 	int64_t window_ms;  /* a signed message's age accepted, either way */
 	int64_t start_wall; /* this incarnation's start (wall ms), in signed messages */
 };
@@ -490,6 +500,8 @@ static int consumer_batch(void *ctx, const struct vg_batch *b)
 	uint8_t *wire = NULL, *msg;
 	size_t len = 0, nl = strlen(c->node), hl;
 	uint64_t seq;
+	struct vg_key key = {0};
+	int rc;
 
 	if (c->pub < 0)
 		return 0;
@@ -516,6 +528,8 @@ static int consumer_batch(void *ctx, const struct vg_batch *b)
 	}
 	pthread_mutex_lock(&c->lock);
 	seq = ++c->seq;
+	if (c->keyed)
+		key = c->key; /* a SIGHUP may replace it meanwhile */
 	pthread_mutex_unlock(&c->lock);
 	if (c->keyed)
 		memcpy(msg, b->published ? MAGIC_PUB_SIGNED : MAGIC_SIGNED, 4);
@@ -530,7 +544,9 @@ static int consumer_batch(void *ctx, const struct vg_batch *b)
 	}
 	memcpy(msg + hl, wire, len);
 	free(wire);
-	if (c->keyed && vg_sign_hmac(&c->key, msg, hl + len, msg + hl + len)) {
+	rc = c->keyed ? vg_sign_hmac(&key, msg, hl + len, msg + hl + len) : 0;
+	vg_sign_key_wipe(&key);
+	if (rc) {
 		nn_freemsg(msg);
 		pthread_mutex_lock(&c->lock);
 		c->st.stream_dropped++;
@@ -616,6 +632,7 @@ static void on_message(struct vg_cluster *c, const uint8_t *m, size_t len)
 	uint64_t seq = 0, gap = 0;
 	struct taken *last;
 	struct vg_batch *b = NULL;
+	struct vg_key key, also;
 	int rc, signed_msg, why;
 
 	if (len < 13 || (nl = m[4], len < 13 + nl)) {
@@ -646,7 +663,15 @@ static void on_message(struct vg_cluster *c, const uint8_t *m, size_t len)
 			goto bad;
 		}
 		len -= VG_WIRE_MAC_LEN;
-		if (vg_sign_hmac_check(&c->key, m, len, m + len)) {
+		pthread_mutex_lock(&c->lock);
+		key = c->key, also = c->also; /* a SIGHUP may replace them */
+		pthread_mutex_unlock(&c->lock);
+		rc = vg_sign_hmac_check(&key, m, len, m + len);
+		if (rc && also.len)
+			rc = vg_sign_hmac_check(&also, m, len, m + len);
+		vg_sign_key_wipe(&key);
+		vg_sign_key_wipe(&also);
+		if (rc) {
 			refuse(c, VG_CLUSTER_REFUSED_BAD_MAC, node);
 			return;
 		}
@@ -735,8 +760,10 @@ int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out
 	if (o->stream_key) {
 		c->key = *o->stream_key;
 		c->keyed = 1;
+		if (o->stream_accept_key)
+			c->also = *o->stream_accept_key;
 	}
-	c->o.stream_key = NULL; /* the copy is c->key */
+	c->o.stream_key = c->o.stream_accept_key = NULL; /* copied */
 	c->window_ms = o->stream_window_ms > 0 ? o->stream_window_ms : 60000;
 	c->start_wall = wall_clock(c);
 	if (o->node && *o->node)
@@ -847,11 +874,51 @@ void vg_cluster_stop(struct vg_cluster *c)
 		free(s->value);
 	vg_hmap_release(&c->last_seq);
 	vg_sign_key_wipe(&c->key);
+	vg_sign_key_wipe(&c->also);
 	vg_db_close(c->db);
 	pthread_cond_destroy(&c->wake);
 	pthread_cond_destroy(&c->served_cv);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
+}
+
+int vg_cluster_set_keys(struct vg_cluster *c, const struct vg_key *sign,
+			const struct vg_key *accept)
+{
+	int rc = 0;
+
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	if (!c->keyed || !sign || !sign->len) {
+		/* signed and unsigned streams refuse each other: switching
+		 * one node alone would cut it off (a restart of every node) */
+		c->st.keys_kept++;
+		rc = -EINVAL;
+	} else {
+		c->key = *sign;
+		if (accept && accept->len)
+			c->also = *accept;
+		else
+			vg_sign_key_wipe(&c->also);
+		c->st.keys_reloaded++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+void vg_cluster_key_reload_failed(struct vg_cluster *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->st.keys_kept++;
+	pthread_mutex_unlock(&c->lock);
+}
+
+int vg_cluster_keyed(const struct vg_cluster *c)
+{
+	return c && c->keyed;
 }
 
 void vg_cluster_poke(struct vg_cluster *c)

@@ -79,6 +79,9 @@ static int g_storage_argi;        /* argv index of "storage", 0 if none */
 static struct vg_keyring *g_keys; /* owned; replaced on SIGHUP */
 static const char *g_keys_dir;
 static int g_require;
+static const struct vg_config *g_cfg; /* for SIGHUP's stream keys */
+static struct vg_cluster *g_cluster;  /* NULL: not in a cluster */
+static int g_config_argi;             /* argv index of "config", 0 if none */
 
 static void usage(FILE *f)
 {
@@ -114,9 +117,12 @@ static void usage(FILE *f)
 		"  storage flush [--timeout SECONDS]\n"
 		"                     make the running collector write its cache\n"
 		"                     to the files (SIGUSR1) and wait until it did\n"
+		"  config check       check the configuration as start-up would\n"
+		"                     (key files read), then exit: 0, or 2 and why\n"
 		"\n"
 		"Flags override the configuration file. SIGTERM or SIGINT stops\n"
-		"cleanly; SIGHUP reloads the agent keys (restart for the rest);\n"
+		"cleanly; SIGHUP reloads the agent keys and the metric stream's\n"
+		"key files (restart for the rest);\n"
 		"SIGUSR1 writes the cached values to the files.\n");
 }
 
@@ -159,6 +165,32 @@ static int load_keys(const char *dir, int require, struct vg_keyring **out,
 	return rc;
 }
 
+/* SIGHUP: the metric stream's key files again (docs/operations.md,
+ * "Rotating the stream key"). Either file bad: the keys in use stay,
+ * logged once here and counted. */
+static void reload_stream_keys(void)
+{
+	struct vg_key sign, accept;
+	char err[512];
+
+	if (!g_cluster || !vg_cluster_keyed(g_cluster))
+		return; /* unsigned or no stream: nothing to re-read */
+	if (vg_config_stream_keys(g_cfg, &sign, &accept, err, sizeof(err))) {
+		vg_cluster_key_reload_failed(g_cluster);
+		vg_error("SIGHUP: keeping the metric stream's keys loaded before: %s "
+			 "(vigie_cluster_stream_key_reloads_total{result=\"error\"})",
+			 err);
+		return;
+	}
+	vg_cluster_set_keys(g_cluster, &sign, &accept);
+	vg_info("SIGHUP: the metric stream's key reloaded from %s%s%s",
+		g_cfg->cluster_stream_key_file,
+		accept.len ? ", also taking the key of " : "",
+		accept.len ? g_cfg->cluster_stream_accept_key_file : "");
+	vg_sign_key_wipe(&sign);
+	vg_sign_key_wipe(&accept);
+}
+
 static void idle(void *ctx)
 {
 	struct vg_keyring *kr = NULL;
@@ -178,6 +210,7 @@ static void idle(void *ctx)
 	if (!g_hup)
 		return;
 	g_hup = 0;
+	reload_stream_keys();
 	if (load_keys(g_keys_dir, g_require, &kr, err, sizeof(err))) {
 		vg_error("SIGHUP: keeping the %zu agent key(s) loaded before: %s",
 			 vg_keyring_count(g_keys), err);
@@ -364,25 +397,13 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 	struct vg_consumer cons;
 	char node[256], err[512], instance[128 + PATH_MAX + 2];
 	int64_t lease_ms = (int64_t)(cfg->cluster_lease_s * 1000);
-	struct vg_key stream_key = {0};
+	struct vg_key stream_key, accept_key;
 	int rc;
 
 	/* the stream is signed unless the operator says otherwise: a
-	 * stream without a key is refused at start */
-	if (cfg->cluster_stream[0] && cfg->cluster_stream_key_file[0]) {
-		if (vg_sign_key_load(cfg->cluster_stream_key_file, &stream_key, err,
-				     sizeof(err))) {
-			vg_error("[cluster] stream_key_file: %s", err);
-			return 1;
-		}
-	} else if (cfg->cluster_stream[0] && !cfg->cluster_stream_insecure) {
-		vg_error("[cluster] stream %s is set without [cluster] "
-			 "stream_key_file: the metric stream would be unsigned (anyone "
-			 "on the collectors' network could feed the alarms); give every "
-			 "collector the same key (openssl rand -hex 32 > "
-			 "/etc/vigie/cluster.key; chmod 600), or set stream_insecure = "
-			 "yes to run it unsigned",
-			 cfg->cluster_stream);
+	 * stream without a key is refused at start (and by `config check`) */
+	if (vg_config_stream_keys(cfg, &stream_key, &accept_key, err, sizeof(err))) {
+		vg_error("%s", err);
 		return 1;
 	}
 	if (cfg->cluster_node[0])
@@ -393,6 +414,7 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 				sizeof(err))) {
 		vg_error("cluster: %s", err);
 		vg_sign_key_wipe(&stream_key);
+		vg_sign_key_wipe(&accept_key);
 		return 1;
 	}
 	vg_alarm_engine_cluster(cc->alarms, node);
@@ -401,6 +423,7 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 	co.node = node;
 	co.stream = cfg->cluster_stream;
 	co.stream_key = stream_key.len ? &stream_key : NULL;
+	co.stream_accept_key = accept_key.len ? &accept_key : NULL;
 	co.stream_window_ms = (int64_t)(cfg->cluster_stream_window_s * 1000);
 	co.api = cfg->collector_http;
 	{ /* one process at a time owns data_dir (its journal's lock) */
@@ -418,6 +441,7 @@ static int start_cluster(const struct vg_config *cfg, struct vg_dispatch *d,
 	co.ctx = cc;
 	rc = vg_cluster_start(&co, out, err, sizeof(err));
 	vg_sign_key_wipe(&stream_key);
+	vg_sign_key_wipe(&accept_key);
 	if (rc) {
 		vg_error("%s", err);
 		return 1;
@@ -513,6 +537,9 @@ static int configure(int argc, char **argv, struct vg_config *cfg)
 		g_token_argi = optind; /* the offline API token command */
 	} else if (optind < argc && !strcmp(argv[optind], "storage")) {
 		g_storage_argi = optind; /* storage stats / convert */
+	} else if (optind + 2 == argc && !strcmp(argv[optind], "config") &&
+		   !strcmp(argv[optind + 1], "check")) {
+		g_config_argi = optind; /* check the configuration, then exit */
 	} else if (optind < argc) {
 		fprintf(stderr, PROG ": unexpected argument '%s' (see --help)\n",
 			argv[optind]);
@@ -640,6 +667,17 @@ int main(int argc, char **argv)
 	if (vg_alarm_webhook_allow_check(cfg.alarms_webhook_allow, err, sizeof(err))) {
 		fprintf(stderr, PROG ": [alarms] webhook_allow: %s\n", err);
 		return 2;
+	}
+	if (g_config_argi) { /* `vigie-collector [...] config check` */
+		struct vg_key k1, k2;
+		if (vg_config_stream_keys(&cfg, &k1, &k2, err, sizeof(err))) {
+			fprintf(stderr, PROG ": %s\n", err);
+			return 2;
+		}
+		vg_sign_key_wipe(&k1);
+		vg_sign_key_wipe(&k2);
+		printf("configuration OK\n");
+		return 0;
 	}
 	vg_log_init(PROG, cfg.log_level);
 	if (geteuid() == 0)
@@ -876,6 +914,8 @@ int main(int argc, char **argv)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		goto out;
 	}
+	g_cfg = &cfg;
+	g_cluster = cluster; /* SIGHUP re-reads its stream keys */
 	if (vg_api_static_set_dir(cfg.collector_www_dir, err, sizeof(err)))
 		vg_warn("web console: %s", err); /* the API runs without it */
 	else
@@ -999,6 +1039,7 @@ int main(int argc, char **argv)
 			 (unsigned long long)ss.segments_kept_dropped);
 out:
 	vg_api_stop(api);
+	g_cluster = NULL;
 	vg_cluster_stop(cluster); /* no more rounds nor peer batches */
 	vg_alarm_hub_shutdown(hub);
 	vg_alarm_engine_close(alarms); /* after the receiver: no batch in flight */

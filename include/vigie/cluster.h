@@ -80,6 +80,10 @@ struct vg_cluster_options {
 	/* the stream's HMAC key (copied): messages sent are signed with it and
 	 * only messages signed with it are taken; NULL = unsigned both ways */
 	const struct vg_key *stream_key;
+	/* a second key (copied) whose messages are taken too, never signed
+	 * with: a rotation's old or new key. NULL or len 0 = none; ignored
+	 * without stream_key */
+	const struct vg_key *stream_accept_key;
 	int64_t stream_window_ms; /* a signed message's age accepted (<= 0: 60 s) */
 	const char *api;          /* HTTP API address, advertised */
 	/* who holds the node name: the same for this collector restarted
@@ -112,6 +116,20 @@ int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out
 /* Stop the threads, mark this node gone (last_seen in the past), close.
  * Accepts NULL. */
 void vg_cluster_stop(struct vg_cluster *c);
+
+/* Replace the stream's keys (SIGHUP; copied): messages are signed with
+ * *sign from the next one on, and taken when signed with *sign or
+ * *accept (NULL or len 0: none). Only a signed stream takes keys: NULL
+ * sign, len 0, or a cluster started unsigned (or with no stream) keeps
+ * its keys, counts the reload as failed (keys_kept) and returns -EINVAL.
+ * 0 counts keys_reloaded. Thread-safe; accepts NULL c (0). */
+int vg_cluster_set_keys(struct vg_cluster *c, const struct vg_key *sign,
+			const struct vg_key *accept);
+/* Count a key reload that failed before vg_cluster_set_keys (a key file
+ * unreadable or bad: the keys in use are kept). Thread-safe; accepts NULL. */
+void vg_cluster_key_reload_failed(struct vg_cluster *c);
+/* Whether the stream is signed (started with a key): 1 or 0. */
+int vg_cluster_keyed(const struct vg_cluster *c);
 
 /* Run the next registry round now, without waiting for it. Thread-safe;
  * accepts NULL. */
@@ -154,6 +172,7 @@ struct vg_cluster_stats {
 	int name_held_elsewhere;                /* the last round: another process holds the node name */
 	uint64_t name_conflicts;                /* rounds refused for that */
 	uint64_t refused[VG_CLUSTER_REFUSED_N]; /* peer messages refused, by reason */
+	uint64_t keys_reloaded, keys_kept;      /* SIGHUP's key reloads: done / failed */
 };
 void vg_cluster_get_stats(struct vg_cluster *c, struct vg_cluster_stats *out);
 /* A new JSON array of the nodes of the last round: {"node","stream",

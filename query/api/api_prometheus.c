@@ -946,6 +946,14 @@ static void cluster_metrics(struct vg_api *api, struct vg_buf *b)
 	one(b, "vigie_cluster_stream_hangups_total", "counter",
 	    "Subscriptions to a peer's stream ended: no round listed it for a lease, or it moved",
 	    (double)cs.stream_hangups);
+	{
+		static const char *const result[] = {"ok", "error"};
+		const uint64_t nk[] = {cs.keys_reloaded, cs.keys_kept};
+		labelled(b, "vigie_cluster_stream_key_reloads_total", "counter",
+			 "The metric stream's key files re-read on SIGHUP, by result "
+			 "(error: a file unreadable or bad, the keys in use kept)",
+			 "result", result, nk, 2);
+	}
 }
 
 int vg_api_h_metrics(struct vg_http_req *req, struct vg_http_resp *resp)

@@ -569,6 +569,138 @@ static void test_stream_refuses_unsigned_forged_and_replayed(void **state)
 	vg_cluster_stop(b);
 }
 
+/* ---- key rotation: SIGHUP's vg_cluster_set_keys --------------------------------- */
+
+static const struct vg_key next_key = {32, "abcdefghijklmnopqrstuvwxyz012345"};
+
+/* Batches of host h1 a node took from its peers, per node (ctx). */
+static void count_peer_batch(void *ctx, const struct vg_batch *b)
+{
+	pthread_mutex_lock(&lock);
+	if (b->host && !strcmp(b->host, "h1"))
+		(*(int64_t *)ctx)++;
+	pthread_mutex_unlock(&lock);
+}
+
+static struct vg_cluster *start_counted(const char *url, const char *node, int port,
+					int64_t *count)
+{
+	struct vg_cluster_options o = {0};
+	struct vg_cluster *c = NULL;
+	char stream[64], err[512];
+
+	snprintf(stream, sizeof(stream), "tcp://127.0.0.1:%d", port);
+	o.url = url;
+	o.node = node;
+	o.stream = stream;
+	o.api = "127.0.0.1:1";
+	o.instance = node;
+	o.lease_ms = 600000;
+	o.peer_batch = count_peer_batch;
+	o.ctx = count;
+	o.stream_key = &cluster_key;
+	o.stream_window_ms = 60000;
+	if (vg_cluster_start(&o, &c, err, sizeof(err)))
+		fail_msg("cluster %s: %s", node, err);
+	return c;
+}
+
+/* from sends n batches; how many to's count grew by once it settles. */
+static int64_t delivered(struct vg_cluster *from, int64_t *to_count, int n)
+{
+	int64_t before = locked(to_count), now;
+
+	for (int i = 0; i < n; i++)
+		publish(from, "h1", (uint64_t)i + 1);
+	for (int i = 0; i < 100 && locked(to_count) - before < n; i++)
+		nap_ms(50);
+	do { /* and nothing more arrives */
+		now = locked(to_count);
+		nap_ms(200);
+	} while (locked(to_count) != now);
+	return now - before;
+}
+
+/* A rolling rotation over two nodes, one node at a time in each of the
+ * three steps (docs/operations.md "Rotating the stream key"): accept the
+ * new key, sign with it (the old still accepted), drop the old. Every
+ * batch either node sends between two reloads reaches the other, none is
+ * refused; afterwards a node that still signs with the old key is
+ * refused, and a reload without a key keeps the keys and is counted. */
+static void test_key_rotation_loses_nothing(void **state)
+{
+	char url[700];
+	uint32_t seed = 0;
+	int64_t na = 0, nb = 0, nold = 0;
+	struct vg_cluster *a, *b, *old, *u;
+	struct vg_cluster_stats st;
+	int pa, pb, po, pu;
+	const struct {
+		char node; /* which node reloads */
+		const struct vg_key *sign, *accept;
+	} steps[] = {
+		{'a', &cluster_key, &next_key}, {'b', &cluster_key, &next_key}, /* 1 */
+		{'a', &next_key, &cluster_key},
+		{'b', &next_key, &cluster_key}, /* 2 */
+		{'a', &next_key, NULL},
+		{'b', &next_key, NULL}, /* 3 */
+	};
+	(void)state;
+
+	if (dbe_fresh(&DBE_PG, url, sizeof(url)) == 1)
+		dbe_need(&DBE_PG);
+	pa = vg_test_free_port(&seed, 10);
+	pb = vg_test_free_port(&seed, 11);
+	po = vg_test_free_port(&seed, 12);
+	pu = vg_test_free_port(&seed, 13);
+	assert_true(pa > 0 && pb > 0 && po > 0 && pu > 0);
+	a = start_counted(url, "a", pa, &na);
+	b = start_counted(url, "b", pb, &nb);
+	assert_int_equal(vg_cluster_round_wait(a), 0); /* a subscribes to b */
+	assert_int_equal(delivered(a, &nb, 1) + delivered(b, &na, 1), 2);
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct vg_cluster *c = steps[i].node == 'a' ? a : b;
+		assert_int_equal(vg_cluster_set_keys(c, steps[i].sign, steps[i].accept), 0);
+		if (delivered(a, &nb, 20) != 20 || delivered(b, &na, 20) != 20)
+			fail_msg("after reload %zu (node %c): batches lost", i + 1,
+				 steps[i].node);
+	}
+	assert_int_equal(refused(a, VG_CLUSTER_REFUSED_BAD_MAC), 0);
+	assert_int_equal(refused(b, VG_CLUSTER_REFUSED_BAD_MAC), 0);
+	vg_cluster_get_stats(a, &st);
+	assert_int_equal(st.keys_reloaded, 3);
+	assert_int_equal(st.keys_kept, 0);
+
+	/* the old key is no longer taken: a node still signing with it is
+	 * refused by a, and takes nothing of a's */
+	old = start_counted(url, "old", po, &nold);
+	assert_int_equal(vg_cluster_round_wait(a), 0);
+	assert_true(until_refused(a, VG_CLUSTER_REFUSED_BAD_MAC, old, "h1", -1, NULL, 0));
+	assert_int_equal(delivered(a, &nold, 5), 0);
+	assert_true(refused(old, VG_CLUSTER_REFUSED_BAD_MAC) > 0);
+
+	/* a reload without a key (the composition root's failed file read
+	 * calls vg_cluster_key_reload_failed): the keys stay, counted */
+	assert_int_equal(vg_cluster_set_keys(a, NULL, NULL), -EINVAL);
+	vg_cluster_key_reload_failed(a);
+	vg_cluster_get_stats(a, &st);
+	assert_int_equal(st.keys_reloaded, 3);
+	assert_int_equal(st.keys_kept, 2);
+	assert_int_equal(delivered(a, &nb, 5), 5);
+	assert_int_equal(delivered(b, &na, 5), 5);
+	/* an unsigned stream takes no key (it would cut itself off) */
+	u = start_full(url, "u", pu, 600000, NULL, NULL, NULL);
+	assert_int_equal(vg_cluster_set_keys(u, &next_key, NULL), -EINVAL);
+	assert_int_equal(vg_cluster_keyed(u), 0);
+	assert_int_equal(vg_cluster_keyed(a), 1);
+
+	vg_cluster_stop(u);
+	vg_cluster_stop(old);
+	vg_cluster_stop(b);
+	vg_cluster_stop(a);
+}
+
 /* ---- vg_cluster_round_wait ends after a whole round ----------------------------- */
 
 static int64_t rounds_ended;
@@ -623,6 +755,7 @@ int main(void)
 		cmocka_unit_test(test_failed_rounds_do_not_count_as_absence),
 		cmocka_unit_test(test_stream_refuses_unsigned_forged_and_replayed),
 		cmocka_unit_test(test_round_wait_ends_after_the_round),
+		cmocka_unit_test(test_key_rotation_loses_nothing),
 	};
 	int rc;
 
