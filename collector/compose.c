@@ -23,7 +23,8 @@
  * Signals only set flags: SIGTERM/SIGINT stop the receiver, which finishes
  * and answers the batch in hand; SIGHUP reloads the keys from the receiver
  * loop (between two batches; a keys directory that no longer loads keeps
- * the old keys and logs why); other configuration needs a restart;
+ * the old keys and logs why), the metric stream's two key files too (the
+ * same rule, vg_cluster_set_keys); other configuration needs a restart;
  * SIGUSR1 writes the store's cache to the files from the receiver loop
  * (collector/storage_flush.c, `vigie-collector storage flush`). SIGUSR1 is
  * ignored from the first line of main until its handler is set, so an
@@ -669,8 +670,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (g_config_argi) { /* `vigie-collector [...] config check` */
+		/* the key files the start reads (agents', stream's) too; no
+		 * database, no socket */
+		struct vg_keyring *kr = NULL;
 		struct vg_key k1, k2;
-		if (vg_config_stream_keys(&cfg, &k1, &k2, err, sizeof(err))) {
+		rc = load_keys(cfg.collector_keys_dir, cfg.collector_require_signatures,
+			       &kr, err, sizeof(err));
+		vg_keyring_free(kr);
+		if (rc || vg_config_stream_keys(&cfg, &k1, &k2, err, sizeof(err))) {
 			fprintf(stderr, PROG ": %s\n", err);
 			return 2;
 		}

@@ -9,7 +9,8 @@
 # key file on SIGHUP keeps the keys in use (logged, counted); a collector
 # given another key has its stream refused (bad_signature).
 # `config check` refuses a stream without a key, or with an unreadable
-# one, with the words of the start, and exits 2.
+# one, and a missing agents' keys directory, with the words of the start,
+# and exits 2.
 # SKIP, with the reason, only when PostgreSQL cannot run on this machine.
 source "$(dirname "$0")/lib.sh"
 
@@ -71,17 +72,20 @@ done
 
 # ---- config check: the start's refusals, before any start ----
 sed -e '/^stream_key_file/d' -e '/^stream_accept_key_file/d' "$TMP/c1.conf" >"$TMP/nokey.conf"
-out=$("$BIN/vigie-collector" --config "$TMP/nokey.conf" config check 2>&1); rc=$?
+out=$("$BIN/vigie-collector" --allow-unsigned --config "$TMP/nokey.conf" config check 2>&1); rc=$?
 eq "config check: a stream without stream_key_file exits 2" "$rc" 2
 check "  with the start's words" grep -q "is set without \[cluster\] stream_key_file: the metric stream would be unsigned" <<<"$out"
 sed -e "s|^stream_key_file = .*|stream_key_file = $TMP/missing.key|" -e "s|^data_dir = .*|data_dir = $TMP/missing|" "$TMP/c1.conf" >"$TMP/missing.conf"
-out=$("$BIN/vigie-collector" --config "$TMP/missing.conf" config check 2>&1); rc=$?
+out=$("$BIN/vigie-collector" --allow-unsigned --config "$TMP/missing.conf" config check 2>&1); rc=$?
 eq "config check: an unreadable stream_key_file exits 2" "$rc" 2
 check "  naming the key and the file" grep -q "\[cluster\] stream_key_file: .*$TMP/missing.key" <<<"$out"
 out=$(timeout 60 "$BIN/vigie-collector" --allow-unsigned --config "$TMP/missing.conf" 2>&1); rc=$?
 check "  the start refuses it with the same words (rc $rc)" grep -q "\[cluster\] stream_key_file: .*$TMP/missing.key" <<<"$out"
-out=$("$BIN/vigie-collector" --config "$TMP/c1.conf" config check 2>&1); rc=$?
+out=$("$BIN/vigie-collector" --allow-unsigned --config "$TMP/c1.conf" config check 2>&1); rc=$?
 eq "config check: the collectors' configuration passes" "$rc $out" "0 configuration OK"
+out=$("$BIN/vigie-collector" --keys-dir "$TMP/nokeys" --config "$TMP/c1.conf" config check 2>&1); rc=$?
+eq "config check: signatures required without a keys directory exits 2" "$rc" 2
+check "  naming the directory" grep -q "keys directory $TMP/nokeys: " <<<"$out"
 check "  and created nothing" test ! -e "$TMP/data1"
 
 mkdir -p "$TMP/data1"
