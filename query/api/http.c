@@ -659,6 +659,18 @@ static void tenant_forget(struct vg_http_server *s, struct tenant *t)
 	free(t);
 }
 
+/* A place of t's given back (under cap_lock): t's next request may run,
+ * or t goes if nothing holds it. */
+static void place_return(struct vg_http_server *s, struct tenant *t)
+{
+	t->running--;
+	__atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
+	if (tenant_may_run(s, t))
+		ready_push(s, t);
+	else
+		tenant_forget(s, t);
+}
+
 /* scope's entry, created if need be; NULL when out of memory. */
 static struct tenant *tenant_get(struct vg_http_server *s, const char *scope)
 {
@@ -745,12 +757,7 @@ static void *pool_worker(void *arg)
 		 * that asks again once it read it always finds it free */
 		struct tenant *t = st->tenant;
 		st->tenant = NULL;
-		t->running--;
-		__atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
-		if (tenant_may_run(s, t))
-			ready_push(s, t);
-		else
-			tenant_forget(s, t);
+		place_return(s, t);
 		pthread_mutex_unlock(&s->cap_lock);
 		pool_answer(st);
 		pthread_mutex_lock(&s->cap_lock);
@@ -933,14 +940,8 @@ static void place_give(struct vg_http_server *s, struct req_state *st)
 		return;
 	pthread_mutex_lock(&s->cap_lock);
 	st->tenant = NULL;
-	if (!s->pool_stop) {
-		t->running--;
-		__atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
-		if (tenant_may_run(s, t))
-			ready_push(s, t);
-		else
-			tenant_forget(s, t);
-	}
+	if (!s->pool_stop)
+		place_return(s, t);
 	pthread_mutex_unlock(&s->cap_lock);
 }
 
