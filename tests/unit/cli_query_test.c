@@ -344,6 +344,13 @@ static void test_token(void **state)
 	assert_non_null(strstr(r.out, id));
 	assert_non_null(strstr(r.out, "project  p2"));
 	fx_run_free(&r);
+	/* --json: the answer indented, one final newline */
+	r = vigie(tok_admin, "token", "list", "--json", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(strncmp(r.out, "{\n  \"tokens\": [", 15), 0);
+	assert_non_null(strstr(r.out, id));
+	assert_string_equal(r.out + strlen(r.out) - 2, "}\n");
+	fx_run_free(&r);
 	r = vigie(tok_admin, "token", "revoke", id, NULL);
 	assert_int_equal(r.rc, 0);
 	assert_non_null(strstr(r.out, "revoked"));
