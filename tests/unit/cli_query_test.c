@@ -378,6 +378,13 @@ static void test_sparkline_cmd(void **state)
 	assert_non_null(strstr(r.out, "\u2588"));
 	assert_non_null(strstr(r.out, "min 1  mean 10.5  max 20  last 20  (20 points)\n"));
 	fx_run_free(&r);
+	/* `vigie query EXPR` draws each series with the same summary line */
+	r = vigie(tok_admin, "query", "cpu.util", "--start", START, "--end", END, NULL);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(strstr(r.out, "min 1  mean 10.5  max 20  last 20  (20 points)\n"));
+	assert_non_null(strstr(r.out, "min 2  mean 21  max 40  last 40  (20 points)\n"));
+	assert_non_null(strstr(r.out, "min 80  mean 89.5  max 99  last 80  (20 points)\n"));
+	fx_run_free(&r);
 	expect_fail(vigie(tok_admin, "measures", "vm-a", "cpu.util", "--sparkline", "--json",
 			  NULL),
 		    2, "exclude");
