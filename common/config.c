@@ -369,6 +369,23 @@ static int daemon_addr_ok(const char *a, size_t len)
 	return port >= 1;
 }
 
+/* The comma-separated item that starts at p, blanks (space, tab) trimmed
+ * at both ends: its start in *item, its length in *len (0: empty). Returns
+ * the ',' that ends it, NULL for the last item. */
+static const char *list_item(const char *p, const char **item, size_t *len)
+{
+	const char *end = strchr(p, ',');
+	size_t l = end ? (size_t)(end - p) : strlen(p);
+
+	while (l && (*p == ' ' || *p == '\t'))
+		p++, l--;
+	while (l && (p[l - 1] == ' ' || p[l - 1] == '\t'))
+		l--;
+	*item = p;
+	*len = l;
+	return end;
+}
+
 /* [storage] daemons: 1-64 addresses separated by commas, each once (a
  * daemon listed twice would take series under both names; unix:/P and /P
  * are one address). */
@@ -379,12 +396,8 @@ static const char *check_daemons(const char *v)
 	size_t len[64], n = 0;
 
 	for (const char *p = v;; p++) {
-		const char *end = strchr(p, ',');
-		size_t l = end ? (size_t)(end - p) : strlen(p);
-		while (l && (*p == ' ' || *p == '	'))
-			p++, l--;
-		while (l && (p[l - 1] == ' ' || p[l - 1] == '	'))
-			l--;
+		size_t l;
+		const char *end = list_item(p, &p, &l);
 		if (!l)
 			return "has an empty entry (addresses separated by commas)";
 		if (n == 64)
@@ -495,12 +508,8 @@ static int parse_urls(struct vg_config *c, const char *v, size_t max)
 	size_t n = 0;
 
 	for (const char *p = v;; p++) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		while (len && (*p == ' ' || *p == '\t'))
-			p++, len--;
-		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-			len--;
+		size_t len;
+		const char *end = list_item(p, &p, &len);
 		if (!len || len >= sizeof(list[0]) || n >= max)
 			return -EINVAL;
 		memcpy(list[n], p, len);

@@ -292,21 +292,28 @@ int vg_api_h_alarms_list(struct vg_http_req *req, struct vg_http_resp *resp)
 	return vg_http_reply_json(resp, 200, out);
 }
 
-/* A name that is also a path under /v1/alarms (the stream, the groups):
- * GET /v1/alarms/stream would answer the stream, never the alarm, while
- * PUT and DELETE reached the alarm. Refused for new names only; an alarm
- * already named so keeps its id. 1 (answered 400) or 0. */
-static int reserved_name(const json_t *body, struct vg_http_resp *resp)
+/* An alarm definition's body (engine_body), refused when its name is
+ * also a path under /v1/alarms (the stream, the groups): GET
+ * /v1/alarms/stream would answer the stream, never the alarm, while PUT
+ * and DELETE reached the alarm. Refused for new names only; an alarm
+ * already named so keeps its id. 0 with the body in *out (the caller's),
+ * or nonzero with the answer in resp and *out NULL. */
+static int alarm_body(struct vg_http_req *req, struct vg_http_resp *resp, json_t **out)
 {
-	const char *n = json_string_value(json_object_get(body, "name"));
+	const char *n;
 	json_t *errors;
 
+	if (engine_body(req, resp, out))
+		return -1;
+	n = json_string_value(json_object_get(*out, "name"));
 	if (!n || (strcmp(n, "stream") && strcmp(n, "groups")))
 		return 0;
 	errors = json_pack("[{s:s,s:s}]", "field", "name", "message",
 			   "is a path of the API (/v1/alarms/stream, /v1/alarms/groups): "
 			   "choose another name");
 	reply_fields(resp, 400, "invalid alarm", errors);
+	json_decref(*out);
+	*out = NULL;
 	return 1;
 }
 
@@ -315,12 +322,8 @@ int vg_api_h_alarms_create(struct vg_http_req *req, struct vg_http_resp *resp)
 	json_t *body, *out = NULL, *errors = NULL;
 	int rc;
 
-	if (engine_body(req, resp, &body))
+	if (alarm_body(req, resp, &body))
 		return 0;
-	if (reserved_name(body, resp)) {
-		json_decref(body);
-		return 0;
-	}
 	rc = vg_alarm_engine_create(engine(req), body, req->scope_project, &out, &errors);
 	json_decref(body);
 	if (rc)
@@ -351,12 +354,8 @@ int vg_api_h_alarm_update(struct vg_http_req *req, struct vg_http_resp *resp)
 	json_t *body, *out = NULL, *errors = NULL;
 	int rc;
 
-	if (engine_body(req, resp, &body))
+	if (alarm_body(req, resp, &body))
 		return 0;
-	if (reserved_name(body, resp)) {
-		json_decref(body);
-		return 0;
-	}
 	rc = vg_alarm_engine_update(engine(req), req->vars[0], body,
 				    req->method == VG_HTTP_PATCH,
 				    req->scope_project, &out, &errors);

@@ -278,6 +278,15 @@ static void one(struct vg_buf *b, const char *name, const char *type,
 	vg_buf_append(b, "\n", 1);
 }
 
+/* One sample told apart by one label: name{label="value"} n. value is
+ * written as it is: the caller's own names, or escaped (daemon_label). */
+static void label_sample(struct vg_buf *b, const char *name, const char *label,
+			 const char *value, uint64_t n)
+{
+	vg_buf_printf(b, "%s{%s=\"%s\"} %llu\n", name, label, value,
+		      (unsigned long long)n);
+}
+
 /* A family of samples told apart by one label: name{label="values[i]"} n[i]. */
 static void labelled(struct vg_buf *b, const char *name, const char *type,
 		     const char *help, const char *label,
@@ -285,8 +294,18 @@ static void labelled(struct vg_buf *b, const char *name, const char *type,
 {
 	family(b, name, type, help);
 	for (size_t i = 0; i < count; i++)
-		vg_buf_printf(b, "%s{%s=\"%s\"} %llu\n", name, label, values[i],
-			      (unsigned long long)n[i]);
+		label_sample(b, name, label, values[i], n[i]);
+}
+
+/* The same, the label values an enum's names: name{label="name_of(i)"} n[i]
+ * for i in 0..count-1. */
+static void labelled_enum(struct vg_buf *b, const char *name, const char *type,
+			  const char *help, const char *label,
+			  const char *(*name_of)(int), const uint64_t *n, int count)
+{
+	family(b, name, type, help);
+	for (int i = 0; i < count; i++)
+		label_sample(b, name, label, name_of(i), n[i]);
 }
 
 /* A summary of time spent: name_sum in seconds, name_count events. */
@@ -468,27 +487,19 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_store_values_rejected_total", "counter",
 		    "Values refused (non-finite, bad name)",
 		    (double)ss.values_rejected);
-		{
-			const char *why[VG_STORE_ERR_N];
-			for (int i = 0; i < VG_STORE_ERR_N; i++)
-				why[i] = vg_store_err_reason(i);
-			labelled(b, "vigie_store_write_errors_total", "counter",
-				 "Acknowledged values that could not be written to "
-				 "their RRD files, by reason (their journal segments "
-				 "are kept; sum() is every such value)",
-				 "reason", why, ss.write_errors_by, VG_STORE_ERR_N);
-		}
-		{
-			const char *cause[VG_STORE_SYNC_N];
-			for (int i = 0; i < VG_STORE_SYNC_N; i++)
-				cause[i] = vg_store_sync_cause(i);
-			labelled(b, "vigie_store_backend_syncs_total", "counter",
-				 "Syncs of the storage backend before journal segments are "
-				 "retired (rrdcached: a FLUSH of every file sent since the "
-				 "last one), by what asked for it (docs/operations.md, "
-				 "\"Watching the store's syncs\")",
-				 "cause", cause, ss.backend_syncs_by, VG_STORE_SYNC_N);
-		}
+		labelled_enum(b, "vigie_store_write_errors_total", "counter",
+			      "Acknowledged values that could not be written to "
+			      "their RRD files, by reason (their journal segments "
+			      "are kept; sum() is every such value)",
+			      "reason", vg_store_err_reason, ss.write_errors_by,
+			      VG_STORE_ERR_N);
+		labelled_enum(b, "vigie_store_backend_syncs_total", "counter",
+			      "Syncs of the storage backend before journal segments are "
+			      "retired (rrdcached: a FLUSH of every file sent since the "
+			      "last one), by what asked for it (docs/operations.md, "
+			      "\"Watching the store's syncs\")",
+			      "cause", vg_store_sync_cause, ss.backend_syncs_by,
+			      VG_STORE_SYNC_N);
 		{ /* the lifecycle thread's last walk (hourly) */
 			struct vg_lifecycle_result lr;
 			struct vg_store_usage u;
@@ -534,13 +545,10 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		if (vg_api_meter(api)) { /* billing's ingest (docs/billing.md) */
 			uint64_t imp[VG_BILL_IMPL_N];
 			vg_bill_meter_implausible(vg_api_meter(api), imp);
-			family(b, "vigie_billing_implausible_total", "counter",
-			       "Usage values billing ignored as implausible (past what "
-			       "any guest can use: docs/billing.md), by what they were");
-			for (int k = 0; k < VG_BILL_IMPL_N; k++)
-				vg_buf_printf(b, "vigie_billing_implausible_total{what=\"%s\"} %llu\n",
-					      vg_bill_implausible_name(k),
-					      (unsigned long long)imp[k]);
+			labelled_enum(b, "vigie_billing_implausible_total", "counter",
+				      "Usage values billing ignored as implausible (past what "
+				      "any guest can use: docs/billing.md), by what they were",
+				      "what", vg_bill_implausible_name, imp, VG_BILL_IMPL_N);
 			one(b, "vigie_billing_adjustments_withheld_total", "counter",
 			    "Invoice answers that withheld an adjustment of late usage "
 			    "past 10^12 currency units (named in the invoice's "
@@ -577,18 +585,18 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				for (size_t i = 0; i < nd; i++) {
 					char lab[256];
 					daemon_label(dm[i].address, lab, sizeof(lab));
-					vg_buf_printf(b, "%s{daemon=\"%s\"} %llu\n", fam[k][0], lab,
-						      (unsigned long long)(k == 0   ? (uint64_t)dm[i].up
-									   : k == 1 ? dm[i].errors
-									   : k == 2 ? dm[i].pending
-									   : k == 3 ? dm[i].lost
-									   : k == 4 ? dm[i].repairs
-									   : k == 5 ? dm[i].checks_cut
-									   : k == 6 ? dm[i].overtaken
-									   : k == 7 ? dm[i].create_errors
-									   : k == 8 ? dm[i].flush_refused
-									   : k == 9 ? (uint64_t)dm[i].flush_refusing
-										    : dm[i].vanished));
+					label_sample(b, fam[k][0], "daemon", lab,
+						     k == 0   ? (uint64_t)dm[i].up
+						     : k == 1 ? dm[i].errors
+						     : k == 2 ? dm[i].pending
+						     : k == 3 ? dm[i].lost
+						     : k == 4 ? dm[i].repairs
+						     : k == 5 ? dm[i].checks_cut
+						     : k == 6 ? dm[i].overtaken
+						     : k == 7 ? dm[i].create_errors
+						     : k == 8 ? dm[i].flush_refused
+						     : k == 9 ? (uint64_t)dm[i].flush_refusing
+							      : dm[i].vanished);
 				}
 			}
 			if (nd)
@@ -618,8 +626,8 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 			for (size_t i = 0; i < nu; i++) {
 				char lab[256];
 				daemon_label(ul[i].address, lab, sizeof(lab));
-				vg_buf_printf(b, "vigie_storage_unlisted_series{daemon=\"%s\"} %llu\n",
-					      lab, (unsigned long long)ul[i].series);
+				label_sample(b, "vigie_storage_unlisted_series", "daemon", lab,
+					     ul[i].series);
 			}
 		}
 		{
@@ -930,16 +938,11 @@ static void cluster_metrics(struct vg_api *api, struct vg_buf *b)
 	    (double)cs.stream_gaps);
 	one(b, "vigie_cluster_stream_bad_total", "counter",
 	    "Peers' stream messages that could not be read", (double)cs.peer_bad);
-	{
-		const char *why[VG_CLUSTER_REFUSED_N];
-		for (int r = 0; r < VG_CLUSTER_REFUSED_N; r++)
-			why[r] = vg_cluster_refusal_name(r);
-		labelled(b, "vigie_cluster_stream_refused_total", "counter",
-			 "Peers' stream messages refused, by reason: unsigned, bad "
-			 "signature, replayed, stale (outside [cluster] stream_window), "
-			 "signed while this collector has no key",
-			 "reason", why, cs.refused, VG_CLUSTER_REFUSED_N);
-	}
+	labelled_enum(b, "vigie_cluster_stream_refused_total", "counter",
+		      "Peers' stream messages refused, by reason: unsigned, bad "
+		      "signature, replayed, stale (outside [cluster] stream_window), "
+		      "signed while this collector has no key",
+		      "reason", vg_cluster_refusal_name, cs.refused, VG_CLUSTER_REFUSED_N);
 	one(b, "vigie_cluster_stream_peers", "gauge",
 	    "Peers' metric streams this collector is subscribed to (kept a lease after the rounds stop listing them)",
 	    (double)cs.stream_peers);

@@ -599,6 +599,31 @@ struct tenant {
 	struct req_state *qhead, *qtail;
 };
 
+/* The two request queues (a tenant's, and s->placed) are FIFOs linked
+ * through qnext: st goes last. */
+static void rq_append(struct req_state **head, struct req_state **tail,
+		      struct req_state *st)
+{
+	st->qnext = NULL;
+	if (*tail)
+		(*tail)->qnext = st;
+	else
+		*head = st;
+	*tail = st;
+}
+
+/* The first of a non-empty queue, taken out (its qnext NULL). */
+static struct req_state *rq_pop(struct req_state **head, struct req_state **tail)
+{
+	struct req_state *st = *head;
+
+	*head = st->qnext;
+	if (!*head)
+		*tail = NULL;
+	st->qnext = NULL;
+	return st;
+}
+
 static int tenant_may_run(const struct vg_http_server *s, const struct tenant *t)
 {
 	/* without a cap the workers alone bound a tenant */
@@ -634,6 +659,18 @@ static void tenant_forget(struct vg_http_server *s, struct tenant *t)
 	free(t);
 }
 
+/* A place of t's given back (under cap_lock): t's next request may run,
+ * or t goes if nothing holds it. */
+static void place_return(struct vg_http_server *s, struct tenant *t)
+{
+	t->running--;
+	__atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
+	if (tenant_may_run(s, t))
+		ready_push(s, t);
+	else
+		tenant_forget(s, t);
+}
+
 /* scope's entry, created if need be; NULL when out of memory. */
 static struct tenant *tenant_get(struct vg_http_server *s, const char *scope)
 {
@@ -656,14 +693,8 @@ static struct tenant *tenant_get(struct vg_http_server *s, const char *scope)
 /* The next request in turn, now counted running; NULL if none may run. */
 static struct req_state *pool_next(struct vg_http_server *s)
 {
-	if (s->placed) { /* counted running since their place was given */
-		struct req_state *st = s->placed;
-		s->placed = st->qnext;
-		if (!s->placed)
-			s->placed_tail = NULL;
-		st->qnext = NULL;
-		return st;
-	}
+	if (s->placed) /* counted running since their place was given */
+		return rq_pop(&s->placed, &s->placed_tail);
 	while (s->ready) {
 		struct tenant *t = s->ready;
 		struct req_state *st;
@@ -676,11 +707,7 @@ static struct req_state *pool_next(struct vg_http_server *s)
 			tenant_forget(s, t);
 			continue;
 		}
-		st = t->qhead;
-		t->qhead = st->qnext;
-		if (!t->qhead)
-			t->qtail = NULL;
-		st->qnext = NULL;
+		st = rq_pop(&t->qhead, &t->qtail);
 		t->waiting--;
 		t->running++;
 		__atomic_sub_fetch(&s->queued, 1, __ATOMIC_RELAXED);
@@ -730,12 +757,7 @@ static void *pool_worker(void *arg)
 		 * that asks again once it read it always finds it free */
 		struct tenant *t = st->tenant;
 		st->tenant = NULL;
-		t->running--;
-		__atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
-		if (tenant_may_run(s, t))
-			ready_push(s, t);
-		else
-			tenant_forget(s, t);
+		place_return(s, t);
 		pthread_mutex_unlock(&s->cap_lock);
 		pool_answer(st);
 		pthread_mutex_lock(&s->cap_lock);
@@ -788,10 +810,7 @@ static void *pool_timer(void *arg)
 
 		for (struct tenant *t = s->tenants; t; t = t->next) {
 			while (t->qhead && t->qhead->deadline_ms <= now) {
-				struct req_state *st = t->qhead;
-				t->qhead = st->qnext;
-				if (!t->qhead)
-					t->qtail = NULL;
+				struct req_state *st = rq_pop(&t->qhead, &t->qtail);
 				t->waiting--;
 				__atomic_sub_fetch(&s->queued, 1, __ATOMIC_RELAXED);
 				st->tenant = NULL;
@@ -871,12 +890,7 @@ static enum MHD_Result pool_submit(struct vg_http_server *s, struct req_state *s
 	} else if (st->tenant) {
 		/* its place taken before its body, which is now whole: to a
 		 * worker, ahead of the turn, no second wait */
-		st->qnext = NULL;
-		if (s->placed_tail)
-			s->placed_tail->qnext = st;
-		else
-			s->placed = st;
-		s->placed_tail = st;
+		rq_append(&s->placed, &s->placed_tail, st);
 		pthread_cond_signal(&s->work_cond);
 	} else if (!(t = tenant_get(s, st->req.scope_project)))
 		refuse = 3;
@@ -889,12 +903,7 @@ static enum MHD_Result pool_submit(struct vg_http_server *s, struct req_state *s
 		st->tenant = t;
 		/* without a cap nothing is refused: the wait is for a worker */
 		st->deadline_ms = capped ? vg_monotonic_ms() + s->o.queue_wait_ms : INT64_MAX;
-		st->qnext = NULL;
-		if (t->qtail)
-			t->qtail->qnext = st;
-		else
-			t->qhead = st;
-		t->qtail = st;
+		rq_append(&t->qhead, &t->qtail, st);
 		t->waiting++;
 		s->submits++;
 		__atomic_add_fetch(&s->queued, 1, __ATOMIC_RELAXED);
@@ -931,14 +940,8 @@ static void place_give(struct vg_http_server *s, struct req_state *st)
 		return;
 	pthread_mutex_lock(&s->cap_lock);
 	st->tenant = NULL;
-	if (!s->pool_stop) {
-		t->running--;
-		__atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_RELAXED);
-		if (tenant_may_run(s, t))
-			ready_push(s, t);
-		else
-			tenant_forget(s, t);
-	}
+	if (!s->pool_stop)
+		place_return(s, t);
 	pthread_mutex_unlock(&s->cap_lock);
 }
 

@@ -175,6 +175,11 @@ int vg_cli_stream(struct vg_cli *c, const char *path,
  * bytes). Returns the number of columns. Pure. */
 size_t vg_cli_sparkline(const double *v, size_t n, size_t width, char *out,
 			size_t outlen);
+/* The line under a sparkline on out: "min LO  mean SUM/NPOINTS  max HI
+ * last LAST  (NPOINTS points)", each value through vg_cli_format_value.
+ * npoints > 0. */
+void vg_cli_summary_line(FILE *out, double lo, double sum, double hi, double last,
+			 size_t npoints);
 
 /* Percent-encode s for a URL path segment or query value (everything but
  * A-Z a-z 0-9 - . _ ~). Returns a malloc'd string or NULL. */

@@ -269,7 +269,7 @@ static int print_sparkline(struct vg_cli *c, json_t *j, const char *res,
 	int64_t t0 = 0, t1 = 0, t;
 	size_t n, i, width = cols && atoi(cols) > 10 ? (size_t)atoi(cols) : 80;
 	double lo = NAN, hi = NAN, sum = 0, last = NAN, *v;
-	char b1[32], b2[32], b3[32], b4[32], lbl[256], *line;
+	char lbl[256], *line;
 
 	if (g < 1)
 		g = 60;
@@ -310,13 +310,7 @@ static int print_sparkline(struct vg_cli *c, json_t *j, const char *res,
 		    vg_cli_str(j, "start"), vg_cli_str(j, "end"));
 	fprintf(c->out, "%s\n", line);
 	if (json_array_size(pts))
-		fprintf(c->out, "min %s  mean %s  max %s  last %s  (%zu points)\n",
-			vg_cli_format_value(lo, b1, sizeof(b1)),
-			vg_cli_format_value(sum / (double)json_array_size(pts), b2,
-					    sizeof(b2)),
-			vg_cli_format_value(hi, b3, sizeof(b3)),
-			vg_cli_format_value(last, b4, sizeof(b4)),
-			json_array_size(pts));
+		vg_cli_summary_line(c->out, lo, sum, hi, last, json_array_size(pts));
 	else
 		vg_cli_no_points(c, j);
 	free(v);

@@ -37,7 +37,6 @@ static void draw(struct vg_cli *c, json_t *s, int64_t t0, size_t n, long g,
 	double *v = malloc((n ? n : 1) * sizeof(*v));
 	char *line = malloc(3 * width + 1), *labels;
 	double lo = NAN, hi = NAN, sum = 0, last = NAN;
-	char b1[32], b2[32], b3[32], b4[32];
 	size_t i;
 
 	if (!v || !line) {
@@ -68,13 +67,7 @@ static void draw(struct vg_cli *c, json_t *s, int64_t t0, size_t n, long g,
 	vg_cli_sparkline(v, n, width, line, 3 * width + 1);
 	fprintf(c->out, "%s\n", line);
 	if (json_array_size(pts))
-		fprintf(c->out, "min %s  mean %s  max %s  last %s  (%zu points)\n",
-			vg_cli_format_value(lo, b1, sizeof(b1)),
-			vg_cli_format_value(sum / (double)json_array_size(pts), b2,
-					    sizeof(b2)),
-			vg_cli_format_value(hi, b3, sizeof(b3)),
-			vg_cli_format_value(last, b4, sizeof(b4)),
-			json_array_size(pts));
+		vg_cli_summary_line(c->out, lo, sum, hi, last, json_array_size(pts));
 	else
 		fprintf(c->out, "(no points)\n");
 	free(v);

@@ -99,6 +99,18 @@ size_t vg_cli_sparkline(const double *v, size_t n, size_t width, char *out,
 	return cols;
 }
 
+void vg_cli_summary_line(FILE *out, double lo, double sum, double hi, double last,
+			 size_t npoints)
+{
+	char b1[32], b2[32], b3[32], b4[32];
+
+	fprintf(out, "min %s  mean %s  max %s  last %s  (%zu points)\n",
+		vg_cli_format_value(lo, b1, sizeof(b1)),
+		vg_cli_format_value(sum / (double)npoints, b2, sizeof(b2)),
+		vg_cli_format_value(hi, b3, sizeof(b3)),
+		vg_cli_format_value(last, b4, sizeof(b4)), npoints);
+}
+
 /* ---- stats ------------------------------------------------------------------------ */
 
 static const struct vg_cli_spec stats_spec = {

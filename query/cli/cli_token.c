@@ -120,8 +120,7 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 		if (rc)
 			return rc;
 		if (json) {
-			json_dumpf(j, c->out, JSON_INDENT(2));
-			fputc('\n', c->out);
+			vg_cli_print_json(c, j);
 		} else {
 			fprintf(c->out, "%s\n",
 				json_string_value(json_object_get(j, "token")));
@@ -140,8 +139,7 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 		if (rc)
 			return rc;
 		if (json) {
-			json_dumpf(j, c->out, JSON_INDENT(2));
-			fputc('\n', c->out);
+			vg_cli_print_json(c, j);
 		} else {
 			print_tokens(c, json_object_get(j, "tokens"));
 		}
@@ -167,8 +165,7 @@ int vg_cli_cmd_token(struct vg_cli *c, int argc, char **argv)
 		if (rc)
 			return rc;
 		if (json) {
-			json_dumpf(j, c->out, JSON_INDENT(2));
-			fputc('\n', c->out);
+			vg_cli_print_json(c, j);
 		} else {
 			fprintf(c->out, "revoked %s\n", argv[optind]);
 		}

@@ -25,40 +25,67 @@
 
 #define T0 1699999980LL
 
+/* srv->store opened in srv->dir on the rrdcached backend at daemons, the
+ * defaults otherwise (write-through when write_through). */
+static void open_rcd_store(struct fx_api *srv, const char *daemons, int write_through)
+{
+	struct vg_config cfg;
+	char err[256];
+
+	vg_config_defaults(&cfg);
+	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
+	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", daemons);
+	if (write_through)
+		snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	if (vg_store_open(srv->dir, &cfg, &srv->store, err, sizeof(err)))
+		fail_msg("%s", err);
+}
+
+/* A batch of host h1 (sequence seq, at t_ms): load.1 = v. */
+static struct vg_batch *h1_batch(uint64_t seq, int64_t t_ms, double v)
+{
+	struct vg_batch *b = vg_batch_new("h1", 1, seq, t_ms);
+
+	assert_non_null(vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t_ms));
+	assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, v), 0);
+	return b;
+}
+
+/* An admin token as auth ("Bearer ..."), then the API started on srv. */
+static void start_api_admin(struct fx_api *srv, char *auth, size_t authlen)
+{
+	char tok[VG_TOKEN_LEN + 1];
+
+	assert_int_equal(fx_token(srv->dir, NULL, "api_rcd", tok), 0);
+	snprintf(auth, authlen, "Bearer %s", tok);
+	assert_int_equal(fx_api_start(srv, NULL), 0);
+}
+
 static void test_unreachable_daemon_named(void **state)
 {
 	static const char *const extra[] = {"-O", "-R", NULL};
 	struct fx_api srv = {0};
 	struct hrd_daemon dm;
-	struct vg_config cfg;
 	struct vg_registry *reg;
 	struct fx_answer a;
-	char err[256], tok[VG_TOKEN_LEN + 1], auth[VG_TOKEN_LEN + 16], path[256];
+	char err[256], auth[VG_TOKEN_LEN + 16], path[256];
 
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	assert_int_equal(fx_tmpdir(srv.dir, sizeof(srv.dir), "api-rcd"), 0);
 	assert_int_equal(hrd_start(&dm, NULL, extra), 0);
-	vg_config_defaults(&cfg);
-	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
-	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", dm.tcp_addr);
-	if (vg_store_open(srv.dir, &cfg, &srv.store, err, sizeof(err)) ||
-	    vg_registry_open(srv.dir, &reg, err, sizeof(err)))
+	open_rcd_store(&srv, dm.tcp_addr, 0);
+	if (vg_registry_open(srv.dir, &reg, err, sizeof(err)))
 		fail_msg("%s", err);
 	for (int k = 0; k < 5; k++) {
-		int64_t t = (T0 + 60 * k) * 1000;
-		struct vg_batch *b = vg_batch_new("h1", 1, (uint64_t)k + 1, t);
-		assert_non_null(vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t));
-		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 1.0 + k), 0);
+		struct vg_batch *b = h1_batch((uint64_t)k + 1, (T0 + 60 * k) * 1000, 1.0 + k);
 		assert_int_equal(vg_registry_update(reg, b), 0);
 		assert_int_equal(vg_store_write_batch(srv.store, b), 0);
 		vg_batch_free(b);
 	}
 	assert_int_equal(vg_store_flush(srv.store), 0);
 	vg_registry_close(reg);
-	assert_int_equal(fx_token(srv.dir, NULL, "api_rcd", tok), 0);
-	snprintf(auth, sizeof(auth), "Bearer %s", tok);
-	assert_int_equal(fx_api_start(&srv, NULL), 0);
+	start_api_admin(&srv, auth, sizeof(auth));
 	snprintf(path, sizeof(path), "/v1/measures?resource=h1&metric=load.1&start=%lld&end=%lld",
 		 T0, T0 + 300);
 
@@ -121,28 +148,18 @@ static void test_daemon_without_R_in_health(void **state)
 	static const char *const extra[] = {"-O", NULL};
 	struct fx_api srv = {0};
 	struct hrd_daemon dm;
-	struct vg_config cfg;
 	struct fx_answer a;
-	char err[256], tok[VG_TOKEN_LEN + 1], auth[VG_TOKEN_LEN + 16];
-	int64_t t = T0 * 1000;
+	char auth[VG_TOKEN_LEN + 16];
 
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	assert_int_equal(fx_tmpdir(srv.dir, sizeof(srv.dir), "api-rcd-noR"), 0);
 	assert_int_equal(hrd_start(&dm, NULL, extra), 0);
-	vg_config_defaults(&cfg);
-	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
-	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", dm.tcp_addr);
-	if (vg_store_open(srv.dir, &cfg, &srv.store, err, sizeof(err)))
-		fail_msg("%s", err);
-	struct vg_batch *b = vg_batch_new("h1", 1, 1, t);
-	assert_non_null(vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t));
-	assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 1.0), 0);
+	open_rcd_store(&srv, dm.tcp_addr, 0);
+	struct vg_batch *b = h1_batch(1, T0 * 1000, 1.0);
 	assert_int_equal(vg_store_write_batch(srv.store, b), -EAGAIN);
 	vg_batch_free(b);
-	assert_int_equal(fx_token(srv.dir, NULL, "api_rcd", tok), 0);
-	snprintf(auth, sizeof(auth), "Bearer %s", tok);
-	assert_int_equal(fx_api_start(&srv, NULL), 0);
+	start_api_admin(&srv, auth, sizeof(auth));
 
 	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", NULL, NULL, &a), 200);
 	{
@@ -198,11 +215,9 @@ static void test_refusing_daemon_in_health(void **state)
 {
 	struct fx_api srv = {0};
 	struct hrd_daemon dm;
-	struct vg_config cfg;
 	struct vg_store_daemon st[2];
 	struct fx_answer a;
-	char err[256], tok[VG_TOKEN_LEN + 1], auth[VG_TOKEN_LEN + 16], want[800], addr[512];
-	int64_t t = T0 * 1000;
+	char auth[VG_TOKEN_LEN + 16], want[800], addr[512];
 
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -214,16 +229,9 @@ static void test_refusing_daemon_in_health(void **state)
 		"PING,UPDATE,BATCH,CREATE,INFO,LAST,FIRST,FORGET,STATS,FETCH,LIST,PENDING,WROTE,QUIT,HELP",
 		"-l", addr, NULL};
 	assert_int_equal(hrd_start(&dm, NULL, extra), 0);
-	vg_config_defaults(&cfg);
-	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
-	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%s", addr);
-	/* a sync after the batch (a FLUSH of its file) */
-	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
-	if (vg_store_open(srv.dir, &cfg, &srv.store, err, sizeof(err)))
-		fail_msg("%s", err);
-	struct vg_batch *b = vg_batch_new("h1", 1, 1, t);
-	assert_non_null(vg_batch_resource(b, VG_RT_HOST, "h1", "h1", NULL, t));
-	assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 1.0), 0);
+	/* write-through: a sync after the batch (a FLUSH of its file) */
+	open_rcd_store(&srv, addr, 1);
+	struct vg_batch *b = h1_batch(1, T0 * 1000, 1.0);
 	assert_int_equal(vg_store_write_batch(srv.store, b), 0);
 	vg_batch_free(b);
 	vg_store_flush(srv.store); /* its sync's FLUSH refused */
@@ -232,9 +240,7 @@ static void test_refusing_daemon_in_health(void **state)
 	       (unsigned long long)st[0].pending, st[0].error);
 	fflush(stdout);
 	assert_true(st[0].flush_refused > 0);
-	assert_int_equal(fx_token(srv.dir, NULL, "api_rcd", tok), 0);
-	snprintf(auth, sizeof(auth), "Bearer %s", tok);
-	assert_int_equal(fx_api_start(&srv, NULL), 0);
+	start_api_admin(&srv, auth, sizeof(auth));
 
 	assert_int_equal(fx_http(srv.url, "GET", "/v1/health", NULL, NULL, &a), 200);
 	{

@@ -344,6 +344,13 @@ static void test_token(void **state)
 	assert_non_null(strstr(r.out, id));
 	assert_non_null(strstr(r.out, "project  p2"));
 	fx_run_free(&r);
+	/* --json: the answer indented, one final newline */
+	r = vigie(tok_admin, "token", "list", "--json", NULL);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(strncmp(r.out, "{\n  \"tokens\": [", 15), 0);
+	assert_non_null(strstr(r.out, id));
+	assert_string_equal(r.out + strlen(r.out) - 2, "}\n");
+	fx_run_free(&r);
 	r = vigie(tok_admin, "token", "revoke", id, NULL);
 	assert_int_equal(r.rc, 0);
 	assert_non_null(strstr(r.out, "revoked"));
@@ -370,6 +377,13 @@ static void test_sparkline_cmd(void **state)
 	assert_non_null(strstr(r.out, "\u2581"));
 	assert_non_null(strstr(r.out, "\u2588"));
 	assert_non_null(strstr(r.out, "min 1  mean 10.5  max 20  last 20  (20 points)\n"));
+	fx_run_free(&r);
+	/* `vigie query EXPR` draws each series with the same summary line */
+	r = vigie(tok_admin, "query", "cpu.util", "--start", START, "--end", END, NULL);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(strstr(r.out, "min 1  mean 10.5  max 20  last 20  (20 points)\n"));
+	assert_non_null(strstr(r.out, "min 2  mean 21  max 40  last 40  (20 points)\n"));
+	assert_non_null(strstr(r.out, "min 80  mean 89.5  max 99  last 80  (20 points)\n"));
 	fx_run_free(&r);
 	expect_fail(vigie(tok_admin, "measures", "vm-a", "cpu.util", "--sparkline", "--json",
 			  NULL),

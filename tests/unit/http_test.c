@@ -25,6 +25,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "../support/api_fixture.h"
 #include "query/api/http.h"
 
 /* ---- listen addresses ------------------------------------------------------ */
@@ -778,47 +779,17 @@ static char *echo_target(size_t n)
 
 /* ---- the real server --------------------------------------------------------------- */
 
-struct fetched {
-	long status;
-	char *body;
-	size_t len;
-	char allow[128];
-	char ctype[128];
-	char retry_after[32];
-};
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+/* The answer's Content-Type into f->ctype ("" for none), as fx_http does. */
+static void fetched_ctype(CURL *h, struct fx_answer *f)
 {
-	struct fetched *f = ud;
-	char *nb = realloc(f->body, f->len + sz * n + 1);
+	char *ct = NULL;
 
-	if (!nb)
-		return 0;
-	memcpy(nb + f->len, p, sz * n);
-	f->body = nb;
-	f->len += sz * n;
-	f->body[f->len] = '\0';
-	return sz * n;
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-	struct fetched *f = ud;
-	size_t len = sz * n;
-
-	if (len > 7 && !strncasecmp(p, "Allow: ", 7))
-		snprintf(f->allow, sizeof(f->allow), "%.*s", (int)(len - 9), p + 7);
-	if (len > 13 && !strncasecmp(p, "Retry-After: ", 13))
-		snprintf(f->retry_after, sizeof(f->retry_after), "%.*s",
-			 (int)(len - 15), p + 13);
-	if (len > 14 && !strncasecmp(p, "Content-Type: ", 14))
-		snprintf(f->ctype, sizeof(f->ctype), "%.*s", (int)(len - 16),
-			 p + 14);
-	return len;
+	curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
+	snprintf(f->ctype, sizeof(f->ctype), "%s", ct ? ct : "");
 }
 
 static long fetch(uint16_t port, const char *method, const char *path,
-		  const char *body, struct fetched *f)
+		  const char *body, struct fx_answer *f)
 {
 	size_t ulen = strlen(path) + 64;
 	char *url = malloc(ulen);
@@ -829,9 +800,9 @@ static long fetch(uint16_t port, const char *method, const char *path,
 	memset(f, 0, sizeof(*f));
 	snprintf(url, ulen, "http://127.0.0.1:%u%s", port, path);
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fx_on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, fx_on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, f);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -847,16 +818,11 @@ static long fetch(uint16_t port, const char *method, const char *path,
 	}
 	assert_int_equal(curl_easy_perform(h), CURLE_OK);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &f->status);
+	fetched_ctype(h, f);
 	curl_easy_cleanup(h);
 	curl_slist_free_all(hd);
 	free(url);
 	return f->status;
-}
-
-static void fetched_free(struct fetched *f)
-{
-	free(f->body);
-	f->body = NULL;
 }
 
 static struct vg_http_server *start_test_server(unsigned threads)
@@ -880,7 +846,7 @@ static void test_server_limits(void **state)
 {
 	struct vg_http_server *s = start_test_server(2);
 	uint16_t port = vg_http_port(s);
-	struct fetched f;
+	struct fx_answer f;
 	json_t *j;
 	char path[VG_HTTP_MAX_URI + 64];
 
@@ -892,47 +858,47 @@ static void test_server_limits(void **state)
 				    json_object_get(j, "params"), "a")),
 			    "1");
 	json_decref(j);
-	fetched_free(&f);
+	fx_answer_free(&f);
 
 	/* %2F reaches the handler inside one segment */
 	assert_int_equal(fetch(port, "GET", "/v1/things/x%2Fy%20z", NULL, &f), 200);
 	j = json_loads(f.body, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(j, "var")), "x/y z");
 	json_decref(j);
-	fetched_free(&f);
+	fx_answer_free(&f);
 
 	assert_int_equal(fetch(port, "HEAD", "/v1/echo", NULL, &f), 200);
 	assert_int_equal(f.len, 0);
-	fetched_free(&f);
+	fx_answer_free(&f);
 
 	assert_int_equal(fetch(port, "GET", "/nothing/here", NULL, &f), 404);
 	j = json_loads(f.body, 0, NULL);
 	assert_int_equal(error_code(j), 404);
 	json_decref(j);
-	fetched_free(&f);
+	fx_answer_free(&f);
 
 	assert_int_equal(fetch(port, "PUT", "/v1/echo", NULL, &f), 405);
 	assert_string_equal(f.allow, "GET, HEAD");
-	fetched_free(&f);
+	fx_answer_free(&f);
 
 	/* a body on GET: 413, JSON */
 	assert_int_equal(fetch(port, "GET", "/v1/echo", "some body", &f), 413);
 	j = json_loads(f.body, 0, NULL);
 	assert_int_equal(error_code(j), 413);
 	json_decref(j);
-	fetched_free(&f);
+	fx_answer_free(&f);
 
 	/* a body where one is allowed, within and beyond the route's max */
 	assert_int_equal(fetch(port, "POST", "/v1/upload", "hello", &f), 200);
 	j = json_loads(f.body, 0, NULL);
 	assert_string_equal(json_string_value(json_object_get(j, "body")), "hello");
 	json_decref(j);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	char big[200];
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	assert_int_equal(fetch(port, "POST", "/v1/upload", big, &f), 413);
-	fetched_free(&f);
+	fx_answer_free(&f);
 
 	/* URI over the limit: 414, JSON */
 	strcpy(path, "/v1/echo?a=");
@@ -942,7 +908,7 @@ static void test_server_limits(void **state)
 	j = json_loads(f.body, 0, NULL);
 	assert_int_equal(error_code(j), 414);
 	json_decref(j);
-	fetched_free(&f);
+	fx_answer_free(&f);
 
 	/* the same answer for any target whose request line fits
 	 * libmicrohttpd's connection buffer (VG_HTTP_CONN_MEMORY) */
@@ -955,7 +921,7 @@ static void test_server_limits(void **state)
 		j = json_loads(f.body, 0, NULL);
 		assert_int_equal(error_code(j), 414);
 		json_decref(j);
-		fetched_free(&f);
+		fx_answer_free(&f);
 		free(p);
 	}
 	/* a request line beyond it never reaches vigie: libmicrohttpd's own
@@ -969,18 +935,18 @@ static void test_server_limits(void **state)
 		assert_string_equal(f.ctype, "");
 		assert_non_null(f.body);
 		assert_non_null(strstr(f.body, "<html>"));
-		fetched_free(&f);
+		fx_answer_free(&f);
 		free(p);
 		assert_int_equal(fetch(port, "GET", "/v1/echo", NULL, &f), 200);
-		fetched_free(&f);
+		fx_answer_free(&f);
 	}
 
 	/* a bad escape: 400 */
 	assert_int_equal(fetch(port, "GET", "/v1/echo?a=%zz", NULL, &f), 400);
-	fetched_free(&f);
+	fx_answer_free(&f);
 
 	assert_int_equal(fetch(port, "GET", "/v1/broken", NULL, &f), 500);
-	fetched_free(&f);
+	fx_answer_free(&f);
 
 	vg_http_stop(s);
 	vg_http_stop(NULL);
@@ -997,12 +963,12 @@ static void *hammer_thread(void *arg)
 	char path[64];
 
 	for (int i = 0; i < 40; i++) {
-		struct fetched f;
+		struct fx_answer f;
 		snprintf(path, sizeof(path), "/v1/things/t%d", i);
 		if (fetch(h->port, "GET", path, NULL, &f) == 200 && f.body &&
 		    strstr(f.body, path + 11))
 			h->ok++;
-		fetched_free(&f);
+		fx_answer_free(&f);
 	}
 	return NULL;
 }
@@ -1207,13 +1173,13 @@ static void test_server_all_addresses(void **state)
 		.nroutes = NTEST_ROUTES,
 	};
 	struct vg_http_server *s = NULL;
-	struct fetched f;
+	struct fx_answer f;
 	char err[256];
 
 	(void)state;
 	assert_int_equal(vg_http_start(&o, &s, err, sizeof(err)), 0);
 	assert_int_equal(fetch(vg_http_port(s), "GET", "/v1/echo", NULL, &f), 200);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	vg_http_stop(s);
 }
 
@@ -1241,7 +1207,7 @@ static void test_rejected_logged(void **state)
 	char logp[] = "/tmp/vigie-http-log-XXXXXX", url[128];
 	int fd = mkstemp(logp), saved = dup(2);
 	struct vg_http_server *s;
-	struct fetched f;
+	struct fx_answer f;
 	CURL *h;
 	long code;
 	int ok404 = 0;
@@ -1254,21 +1220,21 @@ static void test_rejected_logged(void **state)
 	/* three 404s, two 405s, a 400, a 200 */
 	for (int i = 0; i < 3; i++) {
 		fetch(vg_http_port(s), "GET", "/nothing/here", NULL, &f);
-		fetched_free(&f);
+		fx_answer_free(&f);
 	}
 	for (int i = 0; i < 2; i++) {
 		fetch(vg_http_port(s), "PUT", "/v1/echo", NULL, &f);
-		fetched_free(&f);
+		fx_answer_free(&f);
 	}
 	fetch(vg_http_port(s), "GET", "/v1/echo?a=%zz", NULL, &f);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	fetch(vg_http_port(s), "GET", "/v1/echo", NULL, &f);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	/* 997 more 404s on one connection: the 1000th is logged again */
 	h = curl_easy_init();
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/nothing/here", vg_http_port(s));
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fx_on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &f);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -1277,7 +1243,7 @@ static void test_rejected_logged(void **state)
 		if (curl_easy_perform(h) == CURLE_OK &&
 		    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 404)
 			ok404++;
-		fetched_free(&f);
+		fx_answer_free(&f);
 	}
 	curl_easy_cleanup(h);
 	vg_http_stop(s);
@@ -1333,7 +1299,7 @@ static int tenant_auth(void *ctx, struct vg_http_req *req, struct vg_http_resp *
  * (may be NULL) gets how many connections it opened for this one (0: it
  * went on the kept-alive one). */
 static long fetch_on(CURL *h, uint16_t port, const char *token, const char *path,
-		     long timeout_s, struct fetched *f, long *conns)
+		     long timeout_s, struct fx_answer *f, long *conns)
 {
 	char url[256], auth[128];
 	struct curl_slist *hd = NULL;
@@ -1341,9 +1307,9 @@ static long fetch_on(CURL *h, uint16_t port, const char *token, const char *path
 	memset(f, 0, sizeof(*f));
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fx_on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, fx_on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, f);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -1352,9 +1318,10 @@ static long fetch_on(CURL *h, uint16_t port, const char *token, const char *path
 		hd = curl_slist_append(hd, auth);
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 	}
-	if (curl_easy_perform(h) == CURLE_OK)
+	if (curl_easy_perform(h) == CURLE_OK) {
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &f->status);
-	else
+		fetched_ctype(h, f);
+	} else
 		f->status = -1;
 	if (conns)
 		curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, conns);
@@ -1365,7 +1332,7 @@ static long fetch_on(CURL *h, uint16_t port, const char *token, const char *path
 
 /* The same on a connection of its own. */
 static long fetch_as(uint16_t port, const char *token, const char *path, long timeout_s,
-		     struct fetched *f)
+		     struct fx_answer *f)
 {
 	CURL *h = curl_easy_init();
 	long rc = fetch_on(h, port, token, path, timeout_s, f, NULL);
@@ -1378,7 +1345,7 @@ struct slow_call {
 	uint16_t port;
 	const char *token;
 	pthread_t th;
-	struct fetched f;
+	struct fx_answer f;
 };
 
 static void *slow_thread(void *arg)
@@ -1435,7 +1402,7 @@ static void release_slow(struct slow_call *c, int n)
 	for (int i = 0; i < n; i++) {
 		pthread_join(c[i].th, NULL);
 		assert_int_equal(c[i].f.status, 200);
-		fetched_free(&c[i].f);
+		fx_answer_free(&c[i].f);
 	}
 }
 
@@ -1487,7 +1454,7 @@ static void test_tenant_cap(void **state)
 	struct slow_call calls[3];
 	struct vg_http_server *s;
 	struct vg_http_stats hs;
-	struct fetched f;
+	struct fx_answer f;
 	json_t *j;
 	uint16_t port;
 
@@ -1509,21 +1476,21 @@ static void test_tenant_cap(void **state)
 	assert_non_null(error_reason(j));
 	assert_string_equal(error_reason(j), "project_concurrency");
 	json_decref(j);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 429);
-		fetched_free(&f);
+		fx_answer_free(&f);
 	}
 	/* the others are served meanwhile, on the worker a cannot take */
 	assert_int_equal(fetch_as(port, "b", "/v1/things/x", 10L, &f), 200);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	assert_int_equal(fetch_as(port, "admin", "/v1/things/x", 10L, &f), 200);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	/* no token: refused by the hook, before any slot */
 	assert_int_equal(fetch_as(port, NULL, "/v1/things/x", 10L, &f), 401);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	assert_int_equal(fetch_as(port, "nope", "/v1/things/x", 10L, &f), 401);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	vg_http_get_stats(s, &hs);
 	assert_int_equal(hs.cap_refused[0], 5);
 	assert_int_equal(hs.cap_refused[1], 0);
@@ -1532,14 +1499,14 @@ static void test_tenant_cap(void **state)
 	release_slow(calls, 3);
 	assert_true(in_flight_is(s, 0));
 	assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 200);
-	fetched_free(&f);
+	fx_answer_free(&f);
 
 	/* streams: parked without a thread, their slots given back */
 	for (int i = 0; i < 3; i++)
 		streams[i] = open_stream_as(port, "a");
 	assert_true(in_flight_is(s, 0));
 	assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 200);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	for (int i = 0; i < 3; i++)
 		close(streams[i]);
 	vg_http_get_stats(s, &hs);
@@ -1557,15 +1524,15 @@ static void test_tenant_cap(void **state)
 	assert_non_null(error_reason(j));
 	assert_string_equal(error_reason(j), "admin_concurrency");
 	json_decref(j);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 200);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	vg_http_get_stats(s, &hs);
 	assert_int_equal(hs.cap_refused[0], 0);
 	assert_int_equal(hs.cap_refused[1], 1);
 	release_slow(calls, 1);
 	assert_int_equal(fetch_as(port, "admin", "/v1/things/x", 10L, &f), 200);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	vg_http_stop(s);
 
 	fflush(stderr);
@@ -1599,7 +1566,7 @@ static void test_tenant_keepalive(void **state)
 {
 	struct slow_call call;
 	struct vg_http_server *s;
-	struct fetched f;
+	struct fx_answer f;
 	CURL *b[KEEP_CONNS];
 	uint16_t port;
 	long conns;
@@ -1611,13 +1578,13 @@ static void test_tenant_keepalive(void **state)
 		assert_non_null(b[i] = curl_easy_init());
 		assert_int_equal(fetch_on(b[i], port, "b", "/v1/things/x", 10L, &f, &conns), 200);
 		assert_int_equal(conns, 1);
-		fetched_free(&f);
+		fx_answer_free(&f);
 	}
 	hold_slow(&call, 1, port, "a");
 	for (int i = 0; i < KEEP_CONNS; i++) {
 		assert_int_equal(fetch_on(b[i], port, "b", "/v1/things/x", 10L, &f, &conns), 200);
 		assert_int_equal(conns, 0); /* the kept-alive connection */
-		fetched_free(&f);
+		fx_answer_free(&f);
 	}
 	pthread_mutex_lock(&g_slow_lock);
 	assert_int_equal(g_slow_open, 0); /* a's handler still held */
@@ -1635,7 +1602,7 @@ struct burst {
 	uint16_t port;
 	const char *token;
 	pthread_t th[BURST];
-	struct fetched f[BURST];
+	struct fx_answer f[BURST];
 	int ended; /* __atomic */
 };
 
@@ -1721,7 +1688,7 @@ static void test_tenant_queue(void **state)
 	struct vg_http_server *s;
 	struct vg_http_stats hs;
 	struct burst b;
-	struct fetched f;
+	struct fx_answer f;
 	uint16_t port;
 	json_t *j;
 
@@ -1733,7 +1700,7 @@ static void test_tenant_queue(void **state)
 	assert_true(queued_is(s, &b, BURST, BURST));
 	/* b has places of its own, and a worker a cannot take */
 	assert_int_equal(fetch_as(port, "b", "/v1/things/x", 10L, &f), 200);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	/* one more than a's cap and queue: the cap's 429 at once */
 	assert_int_equal(fetch_as(port, "a", "/v1/things/x", 10L, &f), 429);
 	assert_string_equal(f.retry_after, "1");
@@ -1743,7 +1710,7 @@ static void test_tenant_queue(void **state)
 	assert_non_null(strstr(error_message(j), "and 16 waiting"));
 	assert_string_equal(error_reason(j), "project_concurrency");
 	json_decref(j);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	vg_http_get_stats(s, &hs);
 	assert_int_equal(hs.in_flight, 1);
 	assert_int_equal(hs.queued, BURST);
@@ -1753,7 +1720,7 @@ static void test_tenant_queue(void **state)
 	for (int i = 0; i < BURST; i++) {
 		pthread_join(b.th[i], NULL);
 		assert_int_equal(b.f[i].status, 200);
-		fetched_free(&b.f[i]);
+		fx_answer_free(&b.f[i]);
 	}
 	assert_true(in_flight_is(s, 0));
 	vg_http_get_stats(s, &hs);
@@ -1772,7 +1739,7 @@ static void test_tenant_queue(void **state)
 	assert_non_null(strstr(error_message(j), "ms for a place"));
 	assert_string_equal(error_reason(j), "admin_concurrency");
 	json_decref(j);
-	fetched_free(&f);
+	fx_answer_free(&f);
 	vg_http_get_stats(s, &hs);
 	assert_int_equal(hs.cap_refused[1], 1);
 	assert_int_equal(hs.queued_total, 1);
@@ -1808,7 +1775,7 @@ static void test_tenant_queue_stop(void **state)
 		pthread_join(b.th[i], NULL);
 		assert_int_equal(b.f[i].status, 503);
 		assert_non_null(strstr(b.f[i].body, "the server is stopping"));
-		fetched_free(&b.f[i]);
+		fx_answer_free(&b.f[i]);
 	}
 	/* the slow one's answer may not go out: the server is stopping */
 	pthread_mutex_lock(&g_slow_lock);
@@ -1816,7 +1783,7 @@ static void test_tenant_queue_stop(void **state)
 	pthread_cond_broadcast(&g_slow_cond);
 	pthread_mutex_unlock(&g_slow_lock);
 	pthread_join(call.th, NULL);
-	fetched_free(&call.f);
+	fx_answer_free(&call.f);
 	pthread_join(stopper, NULL);
 }
 
