@@ -729,14 +729,8 @@ int vg_cluster_start(const struct vg_cluster_options *o, struct vg_cluster **out
 		c->o.lease_ms = 10000;
 	c->pub = c->sub = -1;
 	pthread_mutex_init(&c->lock, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&c->wake, &ca);
-		pthread_cond_init(&c->served_cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	vg_cond_init_monotonic(&c->wake);
+	vg_cond_init_monotonic(&c->served_cv);
 	vg_hmap_init(&c->last_seq);
 	if (o->stream_key) {
 		c->key = *o->stream_key;

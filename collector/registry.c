@@ -2204,7 +2204,6 @@ static void *flusher_main(void *arg)
 static int flusher_start(struct vg_registry *r)
 {
 	struct flusher *fl;
-	pthread_condattr_t ca;
 	sigset_t all, old;
 	int rc;
 
@@ -2216,10 +2215,7 @@ static int flusher_start(struct vg_registry *r)
 	fl->state_url = r->state_url;
 	fl->every_ms = r->flush_every_ms;
 	pthread_mutex_init(&fl->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&fl->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	vg_cond_init_monotonic(&fl->cv);
 	/* the thread takes no signal: the daemon's thread that takes them
 	 * (the receiver's, which starts this one) must be woken by them */
 	sigfillset(&all);

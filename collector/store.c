@@ -2582,7 +2582,6 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		  struct vg_store **out, char *err, size_t errlen)
 {
 	struct vg_store *s;
-	pthread_condattr_t ca;
 	char path[PATH_MAX];
 	int rc;
 
@@ -2621,10 +2620,7 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 	}
 	s->j.seg_fd = s->j.lock_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->work_cv, &ca);
-	pthread_condattr_destroy(&ca);
+	vg_cond_init_monotonic(&s->work_cv);
 	pthread_cond_init(&s->done_cv, NULL);
 	s->last_batch_ms = vg_monotonic_ms();
 	s->cache_max = cfg->storage_cache_values ? cfg->storage_cache_values

@@ -16,6 +16,9 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler libsnappy-dev
   # tools the tests and the demo drive
   libvirt-clients rrdtool rrdcached nanomsg-utils sqlite3 curl jq procps iproute2
+  # the two tests that hold many slow uploads open (body_before_token,
+  # publish_body_bound) drive raw sockets from python3
+  python3
   # a PostgreSQL server the tests start themselves (initdb/pg_ctl into a
   # temp dir; the package's own cluster is never used)
   postgresql

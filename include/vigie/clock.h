@@ -9,6 +9,7 @@
 #ifndef VIGIE_CLOCK_H
 #define VIGIE_CLOCK_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,10 @@ static inline int64_t vg_ms_to_s_ceil(int64_t ms)
 	return ms / 1000 + (ms % 1000 > 0);
 }
 void vg_sleep_ms(int64_t ms); /* interrupted early by signals */
+/* Initialise cv so that pthread_cond_timedwait takes CLOCK_MONOTONIC
+ * deadlines (a wall clock step then neither ends a wait early nor holds
+ * it for the step). */
+void vg_cond_init_monotonic(pthread_cond_t *cv);
 
 struct vg_clock {
 	int synthetic;

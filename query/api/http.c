@@ -470,12 +470,7 @@ static void *stream_prober(void *arg)
 /* 0, or -EAGAIN (no thread). */
 static int prober_start(struct vg_http_server *s)
 {
-	pthread_condattr_t ca;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->prober_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	vg_cond_init_monotonic(&s->prober_cond);
 	if (pthread_create(&s->prober, NULL, stream_prober, s)) {
 		pthread_cond_destroy(&s->prober_cond);
 		return -EAGAIN;
@@ -950,12 +945,7 @@ static void place_give(struct vg_http_server *s, struct req_state *st)
 /* 0, or -EAGAIN (no thread: what started is stopped). */
 static int pool_start(struct vg_http_server *s)
 {
-	pthread_condattr_t ca;
-
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->timer_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	vg_cond_init_monotonic(&s->timer_cond);
 	pthread_cond_init(&s->work_cond, NULL);
 	if (!(s->workers = calloc(s->o.threads, sizeof(*s->workers))))
 		return -EAGAIN;

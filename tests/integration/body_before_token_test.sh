@@ -20,6 +20,7 @@
 # while the connections are open: a bound, not a timing.
 source "$(dirname "$0")/lib.sh"
 require python3 curl
+san_no_quarantine # the checks below measure the collector's VmRSS
 
 collector_ports
 DATA=$TMP/data

@@ -285,8 +285,13 @@ static void test_refusing_daemon_in_health(void **state)
 		assert_null(json_object_get(d, "flush_refusal"));
 	}
 	fx_answer_free(&a);
+	/* the daemon's socket and journal are in srv.dir: the tree goes
+	 * again once the daemon has stopped (its exit writes the journal) */
+	char dir[sizeof(srv.dir)];
+	memcpy(dir, srv.dir, sizeof(dir));
 	fx_api_stop(&srv);
 	hrd_cleanup(&dm);
+	fx_rm_tree(dir);
 	curl_global_cleanup();
 }
 
