@@ -317,10 +317,14 @@ struct vg_rrd_backend_ops {
 	 * time of a journaled batch whose host arrived from another
 	 * collector (as vg_rrd_loc.arrived_ms; INT64_MIN: none journaled):
 	 * values the engine holds of loc older than it may be that
-	 * collector's, not ours, whatever first_ms says. Single-threaded
-	 * (the store opens), before any other call but locate. */
+	 * collector's, not ours, whatever first_ms says. times[0..ntimes):
+	 * every journaled time of loc, ascending, distinct (the engine tells
+	 * by them a prefix of ours it lost from values of ours it holds).
+	 * Single-threaded (the store opens), before any other call but
+	 * locate. */
 	void (*replay_note)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
-			    int64_t first_ms, int64_t newest_ms, int64_t arrived_ms);
+			    int64_t first_ms, int64_t newest_ms, int64_t arrived_ms,
+			    const int64_t *times, size_t ntimes);
 	/* Optional (NULL: the engine never loses an accepted value). The
 	 * series whose accepted values were lost: fills out[0..max) and
 	 * returns how many there are (may be more than max). Thread-safe. */

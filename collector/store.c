@@ -2336,7 +2336,35 @@ struct replay_span {
 	 * another collector, journal.c "The arrival marker"); INT64_MIN:
 	 * none */
 	int64_t arrived_ms;
+	/* every journaled time (malloc'd; sorted and made distinct by
+	 * replay_spans before replay_note) */
+	int64_t *t;
+	size_t nt, tcap;
 };
+
+/* Append time T to sp's times. 0 or -ENOMEM. */
+static int span_time(struct replay_span *sp, int64_t t)
+{
+	if (sp->nt && sp->t[sp->nt - 1] == t)
+		return 0; /* the same time again (another metric's record) */
+	if (sp->nt == sp->tcap) {
+		size_t ncap = sp->tcap ? 2 * sp->tcap : 8;
+		int64_t *p = realloc(sp->t, ncap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		sp->t = p;
+		sp->tcap = ncap;
+	}
+	sp->t[sp->nt++] = t;
+	return 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
 
 struct replay_scan {
 	struct vg_hmap keys; /* "<rtype>\0<id>\0<metric>" -> span index + 1 */
@@ -2379,6 +2407,8 @@ static int span_take(void *ctx, const struct vg_batch *b)
 					sp->newest_ms = r->time_ms;
 				if (b->arrived && r->time_ms > sp->arrived_ms)
 					sp->arrived_ms = r->time_ms;
+				if (span_time(sp, r->time_ms))
+					sc->oom = 1;
 				continue;
 			}
 			if (sc->n == sc->cap) {
@@ -2392,8 +2422,11 @@ static int span_take(void *ctx, const struct vg_batch *b)
 				sc->cap = ncap;
 			}
 			sc->span[sc->n] = (struct replay_span){
-				r->time_ms, r->time_ms, b->arrived ? r->time_ms : INT64_MIN};
-			if (vg_hmap_put_hashed(&sc->keys, key, klen, h, (void *)(sc->n + 1), NULL)) {
+				r->time_ms, r->time_ms, b->arrived ? r->time_ms : INT64_MIN, NULL, 0,
+				0};
+			if (span_time(&sc->span[sc->n], r->time_ms) ||
+			    vg_hmap_put_hashed(&sc->keys, key, klen, h, (void *)(sc->n + 1), NULL)) {
+				free(sc->span[sc->n].t);
 				sc->oom = 1;
 				break;
 			}
@@ -2405,7 +2438,9 @@ static int span_take(void *ctx, const struct vg_batch *b)
 
 /* Before the replay, for an engine that checks what it may have lost
  * (backend.h replay_note: rrdcached): one pass over the segments ids[0..n)
- * for each series' oldest and newest journaled time and its newest
+ * for each series' oldest and newest journaled time, every journaled
+ * time (the engine tells by them a prefix of ours its daemon lost from
+ * ours it holds) and its newest
  * arrival from another collector (the journal's marker), each series
  * named to the engine with them. So only the files the journal holds
  * values of are checked, and the check knows which of the values their
@@ -2426,14 +2461,21 @@ static int replay_spans(struct vg_store *s, const uint64_t *ids, size_t n)
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = vg_journal_replay(&s->j, ids[i], span_take, &sc, &nrec);
 	while (!rc && (e = vg_hmap_next(&sc.keys, &pos))) {
-		const struct replay_span *sp = &sc.span[(uintptr_t)e->value - 1];
+		struct replay_span *sp = &sc.span[(uintptr_t)e->value - 1];
 		const char *id = e->key + strlen(e->key) + 1;
 		const char *metric = id + strlen(id) + 1;
 		struct vg_rrd_loc loc;
+		size_t nt = 0;
+		qsort(sp->t, sp->nt, sizeof(sp->t[0]), cmp_i64);
+		for (size_t i = 0; i < sp->nt; i++)
+			if (!nt || sp->t[i] != sp->t[nt - 1])
+				sp->t[nt++] = sp->t[i];
 		if (!s->be->ops->locate(s->be, atoi(e->key), id, metric, &loc))
 			s->be->ops->replay_note(s->be, &loc, sp->first_ms, sp->newest_ms,
-						sp->arrived_ms);
+						sp->arrived_ms, sp->t, nt);
 	}
+	for (size_t i = 0; i < sc.n; i++)
+		free(sc.span[i].t);
 	vg_hmap_release(&sc.keys);
 	free(sc.span);
 	return rc;

@@ -265,8 +265,17 @@ if fault collector; then
   done
   check "h0's batches are acknowledged by another collector after the kill -9" test -n "$t1"
   [[ -n $t1 ]] && diag "FAILOVER_MS=$(( (t1 - t0) / 1000000 )) (kill -9 of h0's primary -> its batches acknowledged elsewhere, seen in the shared registry; ack_timeout_ms=$ACK_MS)"
+  r0=$(date +%s%N)
   collector "$PRI" "c$PRI-b"
   check "the killed collector restarts on the shared state" wait_for 20 answers_health "${CH[$PRI]}"
+  # how long its start took, also past the bound (a failure then says
+  # whether it was slow or stuck): the API listens once the store opened,
+  # and the store's start replay reads the last update of every series
+  # its journal holds, one series after the other (a FLUSH and an INFO
+  # each: ~2,600 series of one host's batch; 10 s at load 5, 16 s at
+  # load 14 on 2 cores, 2026-12-07)
+  wait_for 100 answers_health "${CH[$PRI]}"
+  diag "RESTART_MS=$(( ($(date +%s%N) - r0) / 1000000 )) (the killed collector started again -> /v1/health answered; load $(cut -d' ' -f1-3 /proc/loadavg))"
   # h0 returns to it before the next failure: no host changes collector
   # while a storage daemon is down (OVERLAP=1 skips this wait; see below)
   if [[ ${OVERLAP:-0} != 1 ]]; then

@@ -368,8 +368,15 @@ approx() {
 # [storage] check_max = 0.001) that wrote two minutes of $1 series through,
 # not synced, and was killed -9: its journal holds them all, for a start
 # or a command whose check of the daemon's files is cut short
-# (start_check_cut_test, storage_cmd_check_cut_test). Sets NS, DAEMON,
-# DATA, T (the first minute), $TMP/c.conf and m NAME (a /metrics sum).
+# (start_check_cut_test, storage_cmd_check_cut_test). Then the daemon is
+# killed -9 too and started again without its -j journal (a daemon run
+# without one, or whose journal was lost): it lost every value of ours it
+# held unwritten, so the check FORGETs the files for real and the values
+# must come back from the collector's journal. With the daemon untouched
+# the check FLUSHes what it still holds of ours (a collector restart is
+# no daemon restart), and a check that has nothing to re-send may well
+# finish within the bound. Sets NS, DAEMON, DATA, T (the first minute),
+# $TMP/c.conf and m NAME (a /metrics sum).
 killed_collector_with_journal() {
   NS=$1
   start_rrdcached s -O -R || bail "rrdcached did not start ($(tail -3 "$TMP/s.log"))"
@@ -401,4 +408,16 @@ CONF
   check "the daemon took them (written through, not synced)" wait_for 30 written
   diag "written $(m vigie_store_values_written_total), journal segments $(find "$DATA/journal" -name '*.vgj' | wc -l)"
   kill -KILL "$C"; wait "$C" 2>/dev/null
+  local rd_dir=$RRDCACHED_DIR
+  kill -KILL "$RRDCACHED_PID"; wait "$RRDCACHED_PID" 2>/dev/null
+  rm -f "$rd_dir"/journal/*
+  restart_rrdcached s "$rd_dir" "$RRDCACHED_PORT" -O -R || bail "rrdcached did not restart ($(tail -3 "$TMP/s.log"))"
+  # what the files hold (read without the daemon, which holds nothing)
+  local held=0 f
+  for i in $(seq 1 $((NS < 40 ? NS : 40))); do
+    f=$RRDCACHED_BASE/custom/node$i/load.1.rrd
+    [[ $(env -u RRDCACHED_ADDRESS rrdtool info "$f" | awk '$1 == "last_update" { print $3 }') -lt $((T + 60)) ]] ||
+      held=$((held + 1))
+  done
+  eq "the daemon lost them: no file (of the first 40) holds the second minute" "$held" 0
 }

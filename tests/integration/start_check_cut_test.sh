@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # start_check_cut_test.sh — a collector on rrdcached killed (-9) with
 # values its daemon took and did not write yet (write-through, no sync:
-# the journal keeps them), started again with [storage] check_max so
-# small that the start replay's check of the files stops after one group
-# of 32. The series past it wait in the cache with the daemon up; the
-# start's warning must say so, not that the daemon "does not answer".
+# the journal keeps them), the daemon then killed (-9) too and started
+# again without its -j journal (it lost them), and the collector started
+# again with [storage] check_max so small that the start replay's check
+# of the files stops after one group of 32. The series past it wait in
+# the cache with the daemon up; the start's warning must say so, not that
+# the daemon "does not answer". (With the daemon untouched, the check
+# FLUSHes what it still holds of ours: nothing to re-send, and the check
+# may finish within the bound, leaving nothing to wait.)
 #
 # Why. The warning named "a storage daemon that does not answer (see
 # /v1/health)" whenever replayed values waited, and /v1/health then
@@ -33,5 +37,13 @@ eq "/v1/health shows the daemon up" \
   "$(curl -sf --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$API/v1/health" | jq -r '.storage[0].state')" up
 drained() { [[ $(m vigie_store_values_pending) -eq 0 ]]; }
 check "the held values are written at later connections" wait_for 60 drained
+# what the daemon lost came back from the collector's journal: each file
+# holds the second minute (read through the daemon, which FLUSHes first)
+behind=0
+for i in $(seq 1 "$NS"); do
+  [[ $(rrdtool info --daemon "$RRDCACHED_UNIX" "$RRDCACHED_BASE/custom/node$i/load.1.rrd" |
+    awk '$1 == "last_update" { print $3 }') -ge $((T + 60)) ]] || behind=$((behind + 1))
+done
+eq "... every file holds the second minute the daemon had lost" "$behind" 0
 check "collector still running" kill -0 "$C"
 done_testing

@@ -2,7 +2,11 @@
 # storage_cmd_check_cut_test.sh — `vigie-collector storage flush` and
 # `storage convert` with no collector running, on a data dir whose journal
 # a collector killed (-9) left with values its rrdcached took and did not
-# write yet, and [storage] check_max so small that the replay's check of
+# write yet, the daemon then killed (-9) and started again without its -j
+# journal (it lost them: the check FORGETs the files and the values must
+# come from the collector's journal; with the daemon untouched the check
+# FLUSHes what it holds of ours and may finish within the bound, leaving
+# nothing to wait), and [storage] check_max so small that the replay's check of
 # the files (which each command's opening of the store runs) stops after
 # one group of 32. The values past it wait with the daemon up: the
 # commands must say that the check was cut short at [storage] check_max,

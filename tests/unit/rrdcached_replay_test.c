@@ -438,7 +438,8 @@ static void test_replay_after_restart_reads_what_the_file_holds(void **state)
 		fail_msg("backend: %s", err);
 	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
 	assert_string_equal(bloc.path, f->loc.path);
-	b->ops->replay_note(b, &bloc, MS(T0 + 300), MS(T0 + 360), INT64_MIN);
+	b->ops->replay_note(b, &bloc, MS(T0 + 300), MS(T0 + 360), INT64_MIN,
+			    (const int64_t[]){MS(T0 + 300), MS(T0 + 360)}, 2);
 	for (int i = 0; i < 50; i++) { /* the back-off after the restart */
 		if (b->ops->last_ms(b, &bloc, &last, VG_RRD_REPLAY) != -EHOSTUNREACH)
 			break;
@@ -926,7 +927,8 @@ static void journaled_overtaken(struct fx *f, int b_syncs, char *log, size_t log
 	assert_int_equal(a2->ops->locate(a2, VG_RT_HOST, "node1", "load.1", &aloc), 0);
 	snprintf(log, loglen, "%s/test.log", f->h.dir);
 	saved = log_begin(log);
-	a2->ops->replay_note(a2, &aloc, MS(T0 + 300), MS(T0 + 300), INT64_MIN);
+	a2->ops->replay_note(a2, &aloc, MS(T0 + 300), MS(T0 + 300), INT64_MIN,
+			     (const int64_t[]){MS(T0 + 300)}, 1);
 	for (int i = 0; i < 50 && rc == -EHOSTUNREACH; i++)
 		if ((rc = a2->ops->last_ms(a2, &aloc, &last, VG_RRD_REPLAY)) == -EHOSTUNREACH)
 			usleep(100 * 1000);
@@ -941,6 +943,76 @@ static void journaled_overtaken(struct fx *f, int b_syncs, char *log, size_t log
 	check_file_gap(f, 6, 5, 6);
 	a2->ops->close(a2);
 	b->ops->close(b);
+}
+
+/* A collector (A) killed with no daemon restart, the host moving to
+ * another collector (B) meanwhile (seen in the cluster test: 3,589 values
+ * of 672 files lost). The daemon still holds A's minutes 5 and 6, cached,
+ * not written; B holds minute 7 in its own cache, not sent yet. A started
+ * again (A2, on A's owners file) names the file with its journaled
+ * minutes (TIMES[0..N): minutes, 5 and 6 at least) and reads it for the
+ * replay. Its check once FORGOT the file (nothing cached newer than A's
+ * claim, nothing older than its oldest journaled value), dropping A's 5
+ * and 6 for a re-send that B's 7, written first, made refused. The daemon
+ * holds A's oldest value after the file's last update (it lost no prefix
+ * of ours): the check FLUSHes the file, and it holds 1..7, none lost. */
+static void killed_collector_values_held(struct fx *f, const int *minutes, size_t n)
+{
+	struct vg_rrd_backend *a2 = NULL, *b;
+	struct vg_rrd_loc aloc, bloc;
+	struct vg_rrd_result res;
+	struct vg_store_daemon dm[1];
+	char owners[PATH_MAX], err[256] = "";
+	int64_t last = INT64_MIN, times[8];
+	int rc = -EHOSTUNREACH, sync_rc;
+
+	file_holds_1_to_4(f);
+	/* A sends 5 and 6 and is killed before its sync */
+	res = update(f, 5, 6, 0);
+	assert_int_equal(res.written, 2);
+
+	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &a2, err, sizeof(err)))
+		fail_msg("backend: %s", err);
+	assert_int_equal(a2->ops->locate(a2, VG_RT_HOST, "node1", "load.1", &aloc), 0);
+	for (size_t i = 0; i < n; i++)
+		times[i] = MS(T0 + 60 * minutes[i]);
+	a2->ops->replay_note(a2, &aloc, times[0], times[n - 1], INT64_MIN, times, n);
+	for (int i = 0; i < 50 && rc == -EHOSTUNREACH; i++)
+		if ((rc = a2->ops->last_ms(a2, &aloc, &last, VG_RRD_REPLAY)) == -EHOSTUNREACH)
+			usleep(100 * 1000);
+	assert_int_equal(rc, 0);
+
+	/* B, the host's collector now, sends its minute 7 and syncs */
+	b = second_collector(f, &bloc);
+	res = update_be(b, &bloc, 7, 7);
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0);
+
+	/* A2's replay sends what the file lacked of its journal */
+	for (int m = (int)((last / 1000 - T0) / 60) + 1; m <= 6; m++)
+		(void)update_on(a2, &aloc, m, m, 1);
+	sync_rc = a2->ops->sync(a2);
+	check_file(f, 7);
+	assert_int_equal(sync_rc, 0);
+	assert_int_equal(a2->ops->lost(a2, NULL, 0), 0);
+	assert_int_equal(vg_rrd_rrdcached_state(a2, dm, 1), 1);
+	assert_int_equal(dm[0].overtaken, 0);
+	a2->ops->close(a2);
+	b->ops->close(b);
+}
+
+/* A's journal holds minutes 5 and 6 only */
+static void test_start_replay_flushes_what_the_daemon_holds_of_ours(void **state)
+{
+	killed_collector_values_held(*state, (const int[]){5, 6}, 2);
+}
+
+/* A's journal holds minutes 3 to 6: its oldest (3) is before the file's
+ * last update (4), so only its oldest after that update (5) tells */
+static void test_start_replay_flushes_ours_journal_older_than_the_file(void **state)
+{
+	killed_collector_values_held(*state, (const int[]){3, 4, 5, 6}, 4);
 }
 
 /* B's 6 cached, the file behind A's 5 (overtaken_check) */
@@ -1483,6 +1555,11 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_values_found_written_after_another_wrote,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_start_replay_flushes_what_the_daemon_holds_of_ours, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_start_replay_flushes_ours_journal_older_than_the_file, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_journaled_value_overtaken_while_cached, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_journaled_value_overtaken_in_the_file, setup,
