@@ -12,7 +12,7 @@
  *   - the stale-entry repair (backend_rrdcached.c update_refused) does not
  *     FORGET a cache entry it could not FLUSH: the values the daemon held
  *     for that file are still written when it FLUSHes again;
- *   - a read (/v1/measures, /v1/statistics) answers 503 naming the daemon
+ *   - a read (/v1/measures, /v1/statistics, /v1/graph) answers 503 naming the daemon
  *     and the file, not the 200 of a view that may lack what the daemon
  *     holds; and a file the daemon cannot read as an RRD (its INFO
  *     refused, a real fault: the file's bytes replaced) answers the same
@@ -122,7 +122,8 @@ static struct run storage(struct vg_config *cfg, const char *dir, char **argv)
 	r.status = vg_storage_command(cfg, (int)argc, argv, of, ef);
 	fclose(of);
 	fclose(ef);
-	printf("# storage %s -> %d\n#  out: %s#  err: %s", argv[1], r.status, r.out, r.err);
+	printf("# storage %s -> %d\n#  out: %s#  err: %s%s", argv[1], r.status, r.out, r.err,
+	       *r.err && r.err[strlen(r.err) - 1] == '\n' ? "" : "\n");
 	return r;
 }
 
@@ -403,6 +404,14 @@ static void refused_reads(const struct fx_api *srv, const char *auth, const char
 		assert_non_null(strstr(a.body, "refused"));
 		fx_answer_free(&a);
 	}
+	/* the graph checks the series first (vg_store_locate) */
+	long code = fx_http(srv->url, "GET", "/v1/graph?resource=node0&metric=load.1", auth,
+			    NULL, &a);
+	printf("# graph -> %ld %s\n", code, a.body ? a.body : "");
+	assert_int_equal(code, 503);
+	assert_non_null(strstr(a.body, addr));
+	assert_non_null(strstr(a.body, FILE0));
+	fx_answer_free(&a);
 }
 
 /* 200 with minutes 1..5 (within the back-off of a daemon that failed). */
