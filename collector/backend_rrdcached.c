@@ -1839,8 +1839,10 @@ static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_
 	if (rc && !vg_rrdcd_connected(c))
 		rc = -EHOSTUNREACH; /* broke or timed out: the daemon, not the file */
 	client_put(d, c, rc);
-	/* a name outside the daemon's base dir (-B) is no series of ours */
-	return rc == -EACCES ? -ENOENT : rc;
+	/* -EACCES: "Permission denied" (a socket started with -P without
+	 * FLUSH or INFO; a name outside -B's base dir cannot happen, the
+	 * names are relative to it): each caller says what it means */
+	return rc;
 }
 
 /* A file found where the placement rule put a series without a record
@@ -1881,9 +1883,13 @@ static int rcd_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, 
 		return rc;
 	}
 	rc = info_of((struct rcd *)be, loc, &info, flags);
-	if (rc) /* refused (-EREMOTEIO): a fault, never "create it" */
-		return rc == -ENOENT ? -ENOENT : rc == -EHOSTUNREACH ? -EHOSTUNREACH
-								     : -EIO;
+	/* refused (-EREMOTEIO): a fault, never "create it". Not permitted
+	 * (-EACCES, -P): as before issue 14, "no file": the create that
+	 * follows is answered "exists" (-O) or makes it, and the sync counts
+	 * and shows the refused FLUSHes (docs/operations.md) */
+	if (rc)
+		return rc == -ENOENT || rc == -EACCES ? -ENOENT : rc == -EHOSTUNREACH ? -EHOSTUNREACH
+										      : -EIO;
 	v = vg_rrdcd_info_get(&info, "last_update");
 	rc = v ? 0 : -EIO;
 	/* The end of the last whole second: rrdcached starts a file's cache
@@ -2400,8 +2406,10 @@ static int rcd_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int
 	memset(d, 0, sizeof(*d));
 	if (cf < VG_CF_AVERAGE || cf > VG_CF_MAX)
 		return -EINVAL;
-	if ((rc = info_of((struct rcd *)be, loc, &info, 0)))
-		return rc == -ENOENT || rc == -EHOSTUNREACH || rc == -EREMOTEIO ? rc : -EIO;
+	if ((rc = info_of((struct rcd *)be, loc, &info, 0))) /* -EACCES: refused too */
+		return rc == -ENOENT || rc == -EHOSTUNREACH ? rc
+		       : rc == -EREMOTEIO || rc == -EACCES  ? -EREMOTEIO
+							    : -EIO;
 	for (int k = 0; k < 32; k++)
 		cf_of[k] = pdp[k] = rows[k] = -1;
 	for (size_t i = 0; i < info.n; i++) {

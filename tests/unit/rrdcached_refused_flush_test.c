@@ -389,8 +389,9 @@ static long get(const struct fx_api *srv, const char *auth, const char *what, in
 	return fx_http(srv->url, "GET", path, auth, NULL, a);
 }
 
-/* 503 for each read, naming the daemon and the file. */
-static void refused_reads(const struct fx_api *srv, const char *auth, const char *addr)
+/* 503 for each read, naming the daemon and the file (/v1/graph too when
+ * GRAPH). */
+static void refused_reads(const struct fx_api *srv, const char *auth, const char *addr, int graph)
 {
 	static const char *const what[] = {"measures", "statistics"};
 	struct fx_answer a;
@@ -404,6 +405,8 @@ static void refused_reads(const struct fx_api *srv, const char *auth, const char
 		assert_non_null(strstr(a.body, "refused"));
 		fx_answer_free(&a);
 	}
+	if (!graph)
+		return;
 	/* the graph checks the series first (vg_store_locate) */
 	long code = fx_http(srv->url, "GET", "/v1/graph?resource=node0&metric=load.1", auth,
 			    NULL, &a);
@@ -460,7 +463,7 @@ static void test_read_refused(void **state)
 
 	/* a FLUSH refused: the file may lack what the daemon holds */
 	rcs_strip(&r, 1);
-	refused_reads(&srv, auth, addr);
+	refused_reads(&srv, auth, addr, 1);
 	rcs_strip(&r, 0);
 	good_read(&srv, auth);
 
@@ -476,7 +479,7 @@ static void test_read_refused(void **state)
 			fputs("this is no round robin database\n", f);
 		assert_int_equal(fclose(f), 0);
 	}
-	refused_reads(&srv, auth, addr);
+	refused_reads(&srv, auth, addr, 1);
 	{ /* the store's own look-up (rrd_graph's, a new series' open):
 	   * a fault, not "no such series" (which would create it anew) */
 		char p[PATH_MAX], ad[PATH_MAX + 8];
@@ -496,6 +499,46 @@ static void test_read_refused(void **state)
 	curl_global_cleanup();
 }
 
+/* The same, for real: a socket started with -P without FLUSH answers
+ * every FLUSH "Permission denied" (-EACCES), which the reads took for "no
+ * such file" (404). /v1/graph still answers 404 then: its look-up is the
+ * new series' open, which takes -EACCES for "no file" so that a daemon
+ * refusing FLUSH still gets new series created (store_sync_refused_test). */
+static void test_read_flush_not_permitted(void **state)
+{
+	struct fx_api srv = {0};
+	struct hrd_daemon a;
+	struct vg_config cfg;
+	struct vg_registry *reg;
+	char addr[PATH_MAX + 8], err[256], tok[VG_TOKEN_LEN + 1], auth[VG_TOKEN_LEN + 16];
+	(void)state;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	assert_int_equal(fx_tmpdir(srv.dir, sizeof(srv.dir), "read-noflush"), 0);
+	snprintf(addr, sizeof(addr), "unix:%s/noflush.sock", srv.dir);
+	/* -P applies to the sockets listed after it: one of its own */
+	const char *extra[] = {"-O", "-R", "-P",
+			       "PING,UPDATE,BATCH,CREATE,INFO,LAST,FIRST,FORGET,STATS,FETCH,LIST,"
+			       "PENDING,WROTE,QUIT,HELP",
+			       "-l", addr, NULL};
+	assert_int_equal(hrd_start(&a, NULL, extra), 0);
+	fxs_config(&cfg, "1m:1d", addr, NULL);
+	if (vg_store_open(srv.dir, &cfg, &srv.store, err, sizeof(err)) ||
+	    vg_registry_open(srv.dir, &reg, err, sizeof(err)))
+		fail_msg("%s", err);
+	put_minutes(reg, srv.store, 0, 6);
+	(void)vg_store_flush(srv.store); /* its FLUSHes refused: values wait */
+	vg_registry_close(reg);
+	assert_int_equal(fx_token(srv.dir, NULL, "rcd_noflush", tok), 0);
+	snprintf(auth, sizeof(auth), "Bearer %s", tok);
+	assert_int_equal(fx_api_start(&srv, NULL), 0);
+	refused_reads(&srv, auth, addr, 0);
+	fx_api_stop(&srv);
+	hrd_cleanup(&a);
+	assert_int_equal(fx_rm_tree(srv.dir), 0);
+	curl_global_cleanup();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -503,6 +546,7 @@ int main(void)
 		cmocka_unit_test(test_convert_refused),
 		cmocka_unit_test(test_repair_refused),
 		cmocka_unit_test(test_read_refused),
+		cmocka_unit_test(test_read_flush_not_permitted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
