@@ -168,6 +168,7 @@ LIBS_rrdcached_test     := collector common
 LIBS_rrdcached_flush_test := collector common
 LIBS_rrdcached_replay_test := collector common
 LIBS_rrdcached_open_stall_test := collector common
+LIBS_rrdcached_refused_flush_test := api alarms billing collector common
 LIBS_sender_test        := agent common
 LIBS_sign_sender_test   := agent common
 LIBS_sign_test          := common

@@ -268,7 +268,9 @@ struct vg_rrd_backend_ops {
 	 * it. Receiver thread, no store lock held. */
 	void (*prefetch)(struct vg_rrd_backend *be, const struct vg_rrd_key *keys, size_t n);
 	/* Archives of consolidation function cf (enum vg_cf) and the kind.
-	 * 0, -ENOENT, -EIO. */
+	 * 0, -ENOENT, -EIO, -EHOSTUNREACH, or -EREMOTEIO: the series'
+	 * daemon answers but refused to FLUSH or read its file (a fault of
+	 * that daemon or file, not a missing series). */
 	int (*info)(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		    int cf, struct vg_rrd_info *out);
 	/* Rows of the archive of cf at exactly step_s over (start, end].

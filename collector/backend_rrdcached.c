@@ -1877,7 +1877,13 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 }
 
 /* FLUSH then INFO (the daemon's INFO reads the file, not its cache).
- * flags VG_RRD_RECEIVER: every wait bounded by the receiver's bound. */
+ * flags VG_RRD_RECEIVER: every wait bounded by the receiver's bound.
+ * A FLUSH the daemon refused with an answer the client does not
+ * recognise (-EREMOTEIO: out of memory, or an answer 1.7.2 never gives)
+ * is returned as it is: the file may lack values the daemon holds, so
+ * what INFO read of it would be a view the caller cannot trust, and
+ * "no such series" would hide the daemon's fault (issue 14). The same
+ * for an INFO so refused (a file the daemon cannot read as an RRD). */
 static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_info *out,
 		   int flags)
 {
@@ -1894,13 +1900,15 @@ static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_
 		return -EHOSTUNREACH;
 	count(&d->flushes_by[VG_STORE_FLUSH_READ], 1);
 	rc = vg_rrdcd_flush(c, loc->path);
-	if (rc == 0 || rc == -ENOENT || rc == -EREMOTEIO)
+	if (rc == 0 || rc == -ENOENT)
 		rc = vg_rrdcd_info(c, loc->path, out);
 	if (rc && !vg_rrdcd_connected(c))
 		rc = -EHOSTUNREACH; /* broke or timed out: the daemon, not the file */
 	client_put(d, c, rc);
-	/* a name outside the daemon's base dir (-B) is no series of ours */
-	return rc == -EACCES ? -ENOENT : rc;
+	/* -EACCES: "Permission denied" (a socket started with -P without
+	 * FLUSH or INFO; a name outside -B's base dir cannot happen, the
+	 * names are relative to it): each caller says what it means */
+	return rc;
 }
 
 /* A file found where the placement rule put a series without a record
@@ -1941,10 +1949,13 @@ static int rcd_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, 
 		return rc;
 	}
 	rc = info_of((struct rcd *)be, loc, &info, flags);
+	/* refused (-EREMOTEIO): a fault, never "create it". Not permitted
+	 * (-EACCES, -P): as before issue 14, "no file": the create that
+	 * follows is answered "exists" (-O) or makes it, and the sync counts
+	 * and shows the refused FLUSHes (docs/operations.md) */
 	if (rc)
-		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT
-		       : rc == -EHOSTUNREACH             ? -EHOSTUNREACH
-							 : -EIO;
+		return rc == -ENOENT || rc == -EACCES ? -ENOENT : rc == -EHOSTUNREACH ? -EHOSTUNREACH
+										      : -EIO;
 	v = vg_rrdcd_info_get(&info, "last_update");
 	rc = v ? 0 : -EIO;
 	/* The end of the last whole second: rrdcached starts a file's cache
@@ -2474,9 +2485,10 @@ static int rcd_info(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, int
 	memset(d, 0, sizeof(*d));
 	if (cf < VG_CF_AVERAGE || cf > VG_CF_MAX)
 		return -EINVAL;
-	if ((rc = info_of((struct rcd *)be, loc, &info, 0)))
-		return rc == -ENOENT || rc == -EREMOTEIO ? -ENOENT : rc == -EHOSTUNREACH ? -EHOSTUNREACH
-											 : -EIO;
+	if ((rc = info_of((struct rcd *)be, loc, &info, 0))) /* -EACCES: refused too */
+		return rc == -ENOENT || rc == -EHOSTUNREACH ? rc
+		       : rc == -EREMOTEIO || rc == -EACCES  ? -EREMOTEIO
+							    : -EIO;
 	for (int k = 0; k < 32; k++)
 		cf_of[k] = pdp[k] = rows[k] = -1;
 	for (size_t i = 0; i < info.n; i++) {

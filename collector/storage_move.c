@@ -373,7 +373,8 @@ static enum outcome move_one(const struct move_opts *o, struct vg_rrdcd *src,
 	why[0] = '\0';
 	rc = vg_rrdcd_flush(src, name);
 	if (rc && rc != -ENOENT) { /* -EREMOTEIO too: not FLUSHed */
-		snprintf(why, whylen, "FLUSH on %s: %s", o->from, vg_rrdcd_error(src));
+		snprintf(why, whylen, "FLUSH of %.300s on %s failed (nothing copied): %s", name,
+			 o->from, vg_rrdcd_error(src));
 		return FAILED;
 	}
 	if ((rc = vg_rrd_view_take(src, name, &before, why, whylen))) {

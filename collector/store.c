@@ -1729,6 +1729,13 @@ int vg_store_convert_series(struct vg_store *s, int rtype, const char *id,
 	pthread_mutex_unlock(&s->mu);
 
 	rc = s->be->ops->info(s->be, &loc, VG_CF_AVERAGE, &d);
+	if (rc == -EREMOTEIO) { /* not FLUSHed or unreadable: never "no file" */
+		snprintf(msg, msglen,
+			 "the storage daemon %.200s refused to FLUSH or read %.300s (its log "
+			 "says why): not converted, the file is as it was",
+			 loc.address ? loc.address : "", loc.path);
+		rc = -EIO;
+	}
 	if (!rc) {
 		/* also with the rule's archives: the engine removes what a
 		 * conversion killed before its end left beside the file */

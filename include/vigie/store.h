@@ -463,7 +463,11 @@ void vg_series_free(struct vg_series *s); /* frees points; accepts NULL */
  * 0 for the finest archive covering start), after writing the series'
  * cached values to its file, so every value accepted before the call is
  * seen. Unknown points are dropped unless keep_unknown. 0, -ENOENT (no
- * such series), -EINVAL, -EIO. Thread-safe. */
+ * such series), -EINVAL, -EIO, -EHOSTUNREACH (its storage daemon does
+ * not answer), -EREMOTEIO (its daemon answers but refused to FLUSH or
+ * read its file: what the file holds cannot be shown as all that was
+ * accepted; vg_store_locate names the daemon and the file).
+ * Thread-safe. */
 int vg_store_fetch(struct vg_store *s, int rtype, const char *id,
 		   const char *metric, int cf, int64_t start_ms,
 		   int64_t end_ms, uint32_t resolution_s, int keep_unknown,

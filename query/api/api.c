@@ -373,6 +373,20 @@ int vg_api_reply_unreachable(struct vg_http_resp *resp, struct vg_store *store, 
 	return 0;
 }
 
+int vg_api_reply_refused(struct vg_http_resp *resp, struct vg_store *store, int rtype,
+			 const char *res, const char *metric)
+{
+	char path[1024] = "", addr[256] = "";
+
+	(void)vg_store_locate(store, rtype, res, metric, path, sizeof(path), addr, sizeof(addr));
+	vg_http_reply_error(resp, 503,
+			    "the storage daemon %s holding '%s' of '%s' refused to FLUSH or read "
+			    "its file %s (the daemon's log says why; /v1/health lists the daemons)",
+			    addr[0] ? addr : "(unknown)", metric, res, path[0] ? path : "(unknown)");
+	vg_http_resp_header(resp, "Retry-After", "5");
+	return 0;
+}
+
 int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what)
 {
 	switch (err) {

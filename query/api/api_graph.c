@@ -443,6 +443,12 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 			rc = vg_api_reply_unreachable(resp, store, l->rtype, res[i], met[i]);
 			goto out;
 		}
+		if (rc == -EIO && l->daemon[0]) {
+			/* its daemon answers but refused to FLUSH or read the
+			 * file: a fault of the daemon or file, never a 404 */
+			rc = vg_api_reply_refused(resp, store, l->rtype, res[i], met[i]);
+			goto out;
+		}
 		if (!vg_name_valid(met[i]) || rc) {
 			rc = vg_http_reply_error(resp, 404,
 						 "resource '%s' has no metric '%.200s'",

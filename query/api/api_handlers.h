@@ -135,4 +135,10 @@ int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what);
 int vg_api_reply_unreachable(struct vg_http_resp *resp, struct vg_store *store, int rtype,
 			     const char *res, const char *metric);
 
+/* Reply 503 for a series whose storage daemon answers but refused to
+ * FLUSH or read its file (-EREMOTEIO from vg_store_fetch), naming the
+ * daemon's address and the file. Returns 0. */
+int vg_api_reply_refused(struct vg_http_resp *resp, struct vg_store *store, int rtype,
+			 const char *res, const char *metric);
+
 #endif

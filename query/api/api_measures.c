@@ -120,6 +120,8 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 					   gran, metric, res);
 	if (rc == -EHOSTUNREACH)
 		return vg_api_reply_unreachable(resp, store, rtype, res, metric);
+	if (rc == -EREMOTEIO)
+		return vg_api_reply_refused(resp, store, rtype, res, metric);
 	if (rc)
 		return vg_api_reply_errno(resp, rc, "measures");
 	if (series.n > VG_API_MAX_POINTS) {
