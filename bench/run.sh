@@ -26,7 +26,7 @@
 # Knobs (environment): BENCH_SIZES="1000 10000 100000", BENCH_SECONDS=10
 # (measured phase of each vigie run), BENCH_CEIL_SECONDS=4, BENCH_FS="tmpfs
 # disk", BENCH_SKIP="rrdcached backpressure crash alarms db failover cluster
-# arrival state backends backends30 rrdkill"
+# arrival state backends backends30 interleave rrdkill"
 # (any subset), BENCH_STATE_SERIES=10000 (the state comparison's size),
 # BENCH_STATE_PGSTATS=1 (the state section's server loads pg_stat_statements
 # and, after its run, writes the tables' row and HOT-update counts, WAL and
@@ -734,6 +734,19 @@ if [[ " $SKIP " != *" backends30 "* && -x $BB/store_backends ]] && command -v rr
   echo "store backends: files vs 1 rrdcached (unix socket), ${BACKENDS_DEEP_ROUNDS:-30} values per file per write"
   r=$(nice "$BB/store_backends" "${BACKENDS_SERIES:-100000}" "${BACKENDS_DEEP_ROUNDS:-30}" 1 2>&1) ||
     { echo "  FAIL: store_backends (deep)"; fail=1; }
+  while read -r l; do [[ $l == RESULT* ]] && record "$l"; done <<<"$r"
+  sed 's/^/  /' <<<"$r"
+fi
+# Issue 14's comparison with both modes in the same period: the files backend
+# and one daemon open side by side, timed rounds alternating (files,
+# rrdcached, rrdcached, files, ...), a ratio per adjacent pair and the medians:
+# the two modes above run minutes apart, and the machine's load between them
+# moved their CPU ratio 1.08-1.81x (docs/benchmarks.md "Both modes in one period").
+if [[ " $SKIP " != *" interleave "* && -x $BB/store_backends ]] && command -v rrdcached >/dev/null; then
+  echo
+  echo "store backends interleaved: files and 1 rrdcached (unix socket) in alternating rounds, ${BACKENDS_PAIRS:-6} pairs, ${BACKENDS_ROUNDS:-5} values per file per write"
+  r=$(BENCH_INTERLEAVE=${BACKENDS_PAIRS:-6} nice "$BB/store_backends" "${BACKENDS_SERIES:-100000}" "${BACKENDS_ROUNDS:-5}" 2>&1) ||
+    { echo "  FAIL: store_backends (interleaved)"; fail=1; }
   while read -r l; do [[ $l == RESULT* ]] && record "$l"; done <<<"$r"
   sed 's/^/  /' <<<"$r"
 fi

@@ -65,6 +65,31 @@
  * creating round leaks into it). BENCH_NO_FILES=1 skips the files mode
  * (and the comparison), to iterate on the rrdcached one.
  *
+ * Both modes in one period (BENCH_INTERLEAVE=PAIRS, at most 64): the
+ * files backend and one daemon (unix socket) are opened side by side and
+ * both creating rounds written and synced, one untimed round of each
+ * written (the first files round after the creation costs about twice
+ * the others), then PAIRS pairs of timed
+ * rounds alternate between them (files then rrdcached in odd pairs,
+ * rrdcached then files in even ones); a timed round is ROUNDS values of
+ * every series and a vg_store_flush (every value durable), its CPU this
+ * process's (getrusage; the other store is idle then) and the daemon's
+ * (/proc/PID/stat), plus what the daemon spent since its previous round
+ * ended (daemon_outside: its own work done late, while the files round
+ * ran; every CPU second of the daemon is counted once). Run from the modes one after the other, the ratio
+ * moved with the machine's load between them; here every pair is
+ * measured within a minute or so. Output: a line per pair "RESULT
+ * store_backends_pair pair=P order=... load1=L files_values_per_s=...
+ * files_cpu_us_per_value=... rrdcached_values_per_s=...
+ * rrdcached_collector_cpu_us_per_value=... rrdcached_daemon_cpu_us_per_value=...
+ * rrdcached_cpu_us_per_value=... values_per_s_ratio=A cpu_per_value_ratio=B",
+ * then "RESULT store_backends_interleaved ... NAME=MEDIAN(MIN-MAX) ...
+ * cpu_ratio_of_medians=C cpu_target_met=0|1 values_target_met=0|1 pairs_cpu_met=K
+ * pairs_values_met=K daemon_errors=E" (the targets judged on the median
+ * of the pairs' ratios). Both sets of files exist at once: twice the
+ * page cache of the modes run one after the other (20 GB at 100,000
+ * series).
+ *
  * What the machine charged the measured phase (system-wide, per series:
  * other processes add to them): tlb_per_series, cal_per_series and
  * res_per_series (/proc/interrupts TLB shootdowns, function-call and
@@ -249,28 +274,37 @@ struct mode_result {
 	double values_per_s, cpu_us_per_value; /* collector + daemons */
 };
 
-static int run(const char *label, int ndaemons, int n, int rounds, struct mode_result *out)
+/* One mode's store: its directory, its daemons, the store open on them,
+ * the creating round written and made durable (mode_open), then closed
+ * and removed (mode_close). */
+struct mode {
+	const char *label;
+	int ndaemons;
+	struct hrd_daemon d[3];
+	struct vg_store *s;
+	char dir[PATH_MAX];
+	struct vg_store_stats st0; /* at the open */
+};
+
+static int mode_open(struct mode *m, const char *label, int ndaemons, int n)
 {
 	static const char *const extra[] = {"-O", "-R", NULL};
-	struct hrd_daemon d[3];
 	struct vg_config cfg;
-	struct vg_store *s;
-	char dir[PATH_MAX], err[256], cmd[PATH_MAX + 16];
-	double c0, w0, dc0 = 0, dc1 = 0;
+	char err[256];
 	int rc;
 
+	m->label = label;
+	m->ndaemons = ndaemons;
 	/* BENCH_STORE_DIR: where the files go (default /tmp; a tmpfs such
 	 * as /dev/shm measures the CPU without a disk's writeback) */
-	snprintf(dir, sizeof(dir), "%s/vigie-store-bench.XXXXXX",
+	snprintf(m->dir, sizeof(m->dir), "%s/vigie-store-bench.XXXXXX",
 		 getenv("BENCH_STORE_DIR") ? getenv("BENCH_STORE_DIR") : "/tmp");
-	if (!mkdtemp(dir))
+	if (!mkdtemp(m->dir))
 		return -errno;
 	vg_config_defaults(&cfg);
 	vg_config_parse_archives("1m:1d,5m:7d,1h:30d", cfg.archives, VG_MAX_ARCHIVES,
 				 &cfg.narchives);
 	int wt = getenv("BENCH_WRITE_THROUGH") && atoi(getenv("BENCH_WRITE_THROUGH")) > 0;
-	int sync_every = getenv("BENCH_SYNC_EVERY") ? atoi(getenv("BENCH_SYNC_EVERY")) : 0;
-	int gap_ms = getenv("BENCH_ROUND_GAP_MS") ? atoi(getenv("BENCH_ROUND_GAP_MS")) : 0;
 	if (wt)
 		snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
 	if (getenv("BENCH_SYNC_INTERVAL_S"))
@@ -279,21 +313,21 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 		size_t len = 0;
 		snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
 		for (int k = 0; k < ndaemons; k++) {
-			if ((rc = hrd_start(&d[k], getenv("BENCH_STORE_DIR"), extra)))
+			if ((rc = hrd_start(&m->d[k], getenv("BENCH_STORE_DIR"), extra)))
 				return rc;
 			len += (size_t)snprintf(cfg.storage_daemons + len,
 						sizeof(cfg.storage_daemons) - len, "%s%.300s",
 						k ? "," : "",
-						ndaemons == 1 ? d[k].unix_addr : d[k].tcp_addr);
+						ndaemons == 1 ? m->d[k].unix_addr : m->d[k].tcp_addr);
 		}
 	}
-	if ((rc = vg_store_open(dir, &cfg, &s, err, sizeof(err)))) {
+	if ((rc = vg_store_open(m->dir, &cfg, &m->s, err, sizeof(err)))) {
 		fprintf(stderr, "%s\n", err);
 		return rc;
 	}
-	struct vg_store_stats st0, st1;
-	vg_store_get_stats(s, &st0);
-	if ((rc = round_write(s, n, 0)) || (rc = vg_store_flush(s)))
+	struct vg_store_stats st1;
+	vg_store_get_stats(m->s, &m->st0);
+	if ((rc = round_write(m->s, n, 0)) || (rc = vg_store_flush(m->s)))
 		return rc;
 	/* and make the creating round durable in the backend before
 	 * measuring. vg_store_flush returned without syncing when it met
@@ -304,8 +338,8 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	 * come from"). It now waits for that sync and syncs; this loop stays
 	 * for a sync that fails (tried again by the storage thread) */
 	for (int i = 0;; i++) {
-		vg_store_get_stats(s, &st1);
-		if (st1.backend_syncs > st0.backend_syncs && !st1.values_pending)
+		vg_store_get_stats(m->s, &st1);
+		if (st1.backend_syncs > m->st0.backend_syncs && !st1.values_pending)
 			break;
 		if (i == 100) {
 			fprintf(stderr, "store_backends: %s: no sync after the creating round\n",
@@ -313,9 +347,41 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 			break;
 		}
 		usleep(100 * 1000);
-		if ((rc = vg_store_flush(s)))
+		if ((rc = vg_store_flush(m->s)))
 			return rc;
 	}
+	return 0;
+}
+
+/* Close the store (if still open), stop the daemons, remove the files. */
+static int mode_close(struct mode *m)
+{
+	char cmd[PATH_MAX + 16];
+
+	vg_store_close(m->s);
+	m->s = NULL;
+	for (int k = 0; k < m->ndaemons; k++)
+		hrd_cleanup(&m->d[k]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", m->dir);
+	return system(cmd) ? -EIO : 0;
+}
+
+static int run(const char *label, int ndaemons, int n, int rounds, struct mode_result *out)
+{
+	static struct mode m;
+	struct hrd_daemon *d = m.d;
+	struct vg_store *s;
+	double c0, w0, dc0 = 0, dc1 = 0;
+	int rc;
+
+	int wt = getenv("BENCH_WRITE_THROUGH") && atoi(getenv("BENCH_WRITE_THROUGH")) > 0;
+	int sync_every = getenv("BENCH_SYNC_EVERY") ? atoi(getenv("BENCH_SYNC_EVERY")) : 0;
+	int gap_ms = getenv("BENCH_ROUND_GAP_MS") ? atoi(getenv("BENCH_ROUND_GAP_MS")) : 0;
+	memset(&m, 0, sizeof(m));
+	if ((rc = mode_open(&m, label, ndaemons, n)))
+		return rc;
+	s = m.s;
+	struct vg_store_stats st0 = m.st0;
 	/* the first round created every file (35 KB each: 3.5 GB at 100,000
 	 * series); write those pages out before measuring, or the kernel's
 	 * writeback of them, and the dirty-page throttling it brings, lands
@@ -395,6 +461,7 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 				       vg_store_flush_site(site), (unsigned long long)f);
 	}
 	vg_store_close(s); /* syncs what the flush could not */
+	m.s = NULL;
 	uint64_t fw1 = vg_rrdcd_flushes_written();
 	double wall = (double)vg_monotonic_ns() / 1e9 - w0, cpu = bench_self_cpu_s() - c0;
 	for (int k = 0; k < ndaemons; k++) {
@@ -426,10 +493,193 @@ static int run(const char *label, int ndaemons, int n, int rounds, struct mode_r
 	out->values_per_s = v / wall;
 	out->cpu_us_per_value = (cpu + dc1 - dc0) * 1e6 / v;
 	fflush(stdout);
-	for (int k = 0; k < ndaemons; k++)
-		hrd_cleanup(&d[k]);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) ? -EIO : 0;
+	return mode_close(&m);
+}
+
+/* One timed round of the interleaved comparison: ROUNDS values of every
+ * series written and flushed (vg_store_flush: in the files, or sent to the
+ * daemon and FLUSHed by the sync), timed from its first batch to the
+ * flush's return; CPU: this process (getrusage: the other mode's store is
+ * idle then) and the mode's daemon (/proc/PID/stat, 10 ms ticks). */
+struct round_fig {
+	double values_per_s, collector_us, daemon_us, cpu_us; /* per value */
+	double daemon_start_s, daemon_end_s;                  /* its CPU then */
+};
+
+static int timed_round(struct mode *m, int n, int rounds, int *minute, struct round_fig *f)
+{
+	double c0 = bench_self_cpu_s(), dc0 = 0, dc1 = 0, w0, w1, c1;
+	int rc = 0;
+
+	for (int k = 0; k < m->ndaemons; k++)
+		dc0 += bench_proc_cpu_or0(m->d[k].pid);
+	w0 = (double)vg_monotonic_ns() / 1e9;
+	for (int r = 0; r < rounds && !rc; r++)
+		rc = round_write(m->s, n, ++*minute);
+	if (!rc)
+		rc = vg_store_flush(m->s);
+	/* and wait until every value is durable: once, at 100,000 series,
+	 * a round's flush returned with the daemon's FLUSHes still owed
+	 * (its daemon charged 0.58 us per value against 21-32), so the next
+	 * rounds paid for them. Up to 60 s, then the round counts as it is */
+	for (int i = 0; !rc && i < 3000; i++) {
+		struct vg_store_stats st;
+		struct vg_store_daemon dm[3];
+		uint64_t owed = 0;
+		size_t nd = vg_store_daemons(m->s, dm, 3);
+		vg_store_get_stats(m->s, &st);
+		for (size_t k = 0; k < nd; k++)
+			owed += dm[k].pending;
+		if (!owed && !st.values_pending)
+			break;
+		if (i == 0)
+			fprintf(stderr, "store_backends: %s round: %llu files not synced after the flush\n",
+				m->label, (unsigned long long)owed);
+		usleep(20 * 1000);
+		rc = vg_store_flush(m->s);
+	}
+	w1 = (double)vg_monotonic_ns() / 1e9;
+	c1 = bench_self_cpu_s();
+	for (int k = 0; k < m->ndaemons; k++)
+		dc1 += bench_proc_cpu_or0(m->d[k].pid);
+	double v = (double)n * rounds;
+	f->daemon_start_s = dc0;
+	f->daemon_end_s = dc1;
+	f->values_per_s = v / (w1 - w0);
+	f->collector_us = (c1 - c0) * 1e6 / v;
+	f->daemon_us = (dc1 - dc0) * 1e6 / v;
+	f->cpu_us = f->collector_us + f->daemon_us;
+	return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median, smallest and largest of v[0..n) (n >= 1; v is sorted). */
+static void spread(double *v, int n, double *med, double *lo, double *hi)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	*med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	*lo = v[0];
+	*hi = v[n - 1];
+}
+
+static double load1(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
+/* BENCH_INTERLEAVE=PAIRS: the files backend and one daemon (unix socket)
+ * open side by side, both stores' files created first, then PAIRS pairs
+ * of timed rounds, files then rrdcached in odd pairs and rrdcached then
+ * files in even ones, so that a drift of the machine's load over the run
+ * falls on both modes alike and an order effect cancels over two pairs.
+ * Each pair gives a ratio measured over the same minute or so. */
+#define MAX_PAIRS 64
+static int interleave(int n, int rounds, int pairs)
+{
+	static struct mode mf, mr;
+	struct round_fig f[MAX_PAIRS], r[MAX_PAIRS];
+	double fc[MAX_PAIRS], rcpu[MAX_PAIRS], fv[MAX_PAIRS], rv[MAX_PAIRS], cr[MAX_PAIRS],
+		vr[MAX_PAIRS];
+	int minute_f = 0, minute_r = 0, rc, cpu_met = 0, values_met = 0;
+	double d_end = 0, outside; /* the daemon's CPU at its last round's end */
+
+	memset(&mf, 0, sizeof(mf));
+	memset(&mr, 0, sizeof(mr));
+	if ((rc = mode_open(&mf, "files", 0, n)) || (rc = mode_open(&mr, "rrdcached", 1, n))) {
+		mode_close(&mf);
+		mode_close(&mr);
+		return rc;
+	}
+	sync(); /* both creating rounds' pages written before measuring */
+	/* one untimed round of each first: the first files round after the
+	 * creation cost twice the others (32 against 14-20 us per value at
+	 * 100,000 series on ext4), and a median of a few pairs should not
+	 * carry it */
+	for (int w = 0; w < 2 && !rc; w++) {
+		struct round_fig x;
+		rc = timed_round(w ? &mr : &mf, n, rounds, w ? &minute_r : &minute_f, &x);
+		d_end = x.daemon_end_s;
+		fprintf(stderr, "store_backends: warm-up %s round: %.2f us per value\n",
+			w ? "rrdcached" : "files", x.cpu_us);
+	}
+	for (int p = 0; p < pairs && !rc; p++) {
+		double l = load1();
+		if (p % 2 == 0 && !(rc = timed_round(&mf, n, rounds, &minute_f, &f[p])))
+			rc = timed_round(&mr, n, rounds, &minute_r, &r[p]);
+		else if (p % 2 && !(rc = timed_round(&mr, n, rounds, &minute_r, &r[p])))
+			rc = timed_round(&mf, n, rounds, &minute_f, &f[p]);
+		if (rc)
+			break;
+		/* the daemon's CPU between its rounds (while the files round
+		 * ran) is its own work too, late: charged to this round */
+		outside = (r[p].daemon_start_s - d_end) * 1e6 / ((double)n * rounds);
+		d_end = r[p].daemon_end_s;
+		r[p].daemon_us += outside;
+		r[p].cpu_us += outside;
+		cr[p] = r[p].cpu_us / f[p].cpu_us;
+		vr[p] = r[p].values_per_s / f[p].values_per_s;
+		cpu_met += cr[p] <= 1.5;
+		values_met += vr[p] >= 0.7;
+		printf("RESULT store_backends_pair pair=%d order=%s load1=%.2f "
+		       "files_values_per_s=%.0f files_cpu_us_per_value=%.2f "
+		       "rrdcached_values_per_s=%.0f rrdcached_collector_cpu_us_per_value=%.2f "
+		       "rrdcached_daemon_cpu_us_per_value=%.2f rrdcached_daemon_outside_us_per_value=%.2f "
+		       "rrdcached_cpu_us_per_value=%.2f values_per_s_ratio=%.2f "
+		       "cpu_per_value_ratio=%.2f\n",
+		       p + 1, p % 2 ? "rrdcached,files" : "files,rrdcached", l, f[p].values_per_s,
+		       f[p].cpu_us, r[p].values_per_s, r[p].collector_us, r[p].daemon_us, outside,
+		       r[p].cpu_us, vr[p], cr[p]);
+		fflush(stdout);
+		fc[p] = f[p].cpu_us;
+		rcpu[p] = r[p].cpu_us;
+		fv[p] = f[p].values_per_s;
+		rv[p] = r[p].values_per_s;
+	}
+	struct vg_store_daemon dm[1];
+	uint64_t derr = vg_store_daemons(mr.s, dm, 1) ? dm[0].errors : 0;
+	if (derr)
+		printf("daemon_error %s: %s\n", dm[0].address, dm[0].error);
+	int np = 0;
+	if (!rc)
+		np = pairs;
+	if (np > 0) {
+		double m[6][3];
+		spread(fc, np, &m[0][0], &m[0][1], &m[0][2]);
+		spread(rcpu, np, &m[1][0], &m[1][1], &m[1][2]);
+		spread(fv, np, &m[2][0], &m[2][1], &m[2][2]);
+		spread(rv, np, &m[3][0], &m[3][1], &m[3][2]);
+		spread(cr, np, &m[4][0], &m[4][1], &m[4][2]);
+		spread(vr, np, &m[5][0], &m[5][1], &m[5][2]);
+		printf("RESULT store_backends_interleaved daemons=1 series=%d values_per_file=%d "
+		       "pairs=%d files_cpu_us_per_value=%.2f(%.2f-%.2f) "
+		       "rrdcached_cpu_us_per_value=%.2f(%.2f-%.2f) "
+		       "files_values_per_s=%.0f(%.0f-%.0f) rrdcached_values_per_s=%.0f(%.0f-%.0f) "
+		       "cpu_per_value_ratio=%.2f(%.2f-%.2f) values_per_s_ratio=%.2f(%.2f-%.2f) "
+		       "cpu_ratio_of_medians=%.2f cpu_target_met=%d values_target_met=%d "
+		       "pairs_cpu_met=%d pairs_values_met=%d daemon_errors=%llu\n",
+		       n, rounds, np, m[0][0], m[0][1], m[0][2], m[1][0], m[1][1], m[1][2],
+		       m[2][0], m[2][1], m[2][2], m[3][0], m[3][1], m[3][2], m[4][0], m[4][1],
+		       m[4][2], m[5][0], m[5][1], m[5][2], m[1][0] / m[0][0], m[4][0] <= 1.5,
+		       m[5][0] >= 0.7,
+		       cpu_met, values_met, (unsigned long long)derr);
+	}
+	fflush(stdout);
+	int rc2 = mode_close(&mf), rc3 = mode_close(&mr);
+	return rc ? rc : (rc2 ? rc2 : rc3);
 }
 
 int main(int argc, char **argv)
@@ -442,6 +692,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct mode_result files = {0, 0}, one = {0, 0};
+	int pairs = getenv("BENCH_INTERLEAVE") ? atoi(getenv("BENCH_INTERLEAVE")) : 0;
+	if (pairs > MAX_PAIRS) {
+		fprintf(stderr, "store_backends: BENCH_INTERLEAVE: at most %d pairs\n", MAX_PAIRS);
+		return 2;
+	}
+	if (pairs > 0)
+		return interleave(n, rounds, pairs) ? 1 : 0;
 	int no_files = getenv("BENCH_NO_FILES") && atoi(getenv("BENCH_NO_FILES")) > 0;
 	if (!no_files && run("files", 0, n, rounds, &files))
 		return 1;
