@@ -62,10 +62,10 @@
  * Nor is "Successfully flushed" proof that the file was written: 1.7.2
  * answers it once its writer thread took the file, whether its
  * rrd_update_r then failed or not (only its log says so); the one such
- * failure the sync looks for is a file deleted under the daemon
- * (vanished_check), the others (a full disk, a read-only file) only a
- * read of the file finds (docs/operations.md "A daemon that refuses a
- * FLUSH").
+ * failure: so the sync reads each FLUSHed file's last update back and
+ * finds a file behind what the daemon took (unwritten_check: a full disk,
+ * a read-only or immutable file) or gone (vanished_check)
+ * (docs/operations.md "A file the daemon cannot write").
  *
  * Lost values. A restarted daemon's loss must be found before anything
  * newer is written to the file, since RRD refuses older times after a
@@ -2709,9 +2709,10 @@ static int owners_upload(struct rcd *r);
 
 /* Make every file updated since it was last verified durable: FLUSH
  * (the daemon returns once it wrote the file), with a client taken before
- * the files are, holding the daemon's verification lock. FLUSH alone is
- * enough here, without reading the last update back (INFO, ~3x the
- * daemon's CPU of a FLUSH): the client was made before the files were
+ * the files are, holding the daemon's verification lock. FLUSH, then
+ * INFO of the files whose FLUSH passed (unwritten_check: "Successfully
+ * flushed" does not say the write succeeded), without FORGET or PENDING:
+ * the client was made before the files were
  * taken, so it reaches the daemon that accepted them (a daemon that
  * restarted since broke it: the FLUSH fails and they stay), or a daemon
  * that restarted before it was made, and then its new-connection check
