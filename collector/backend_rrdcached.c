@@ -931,6 +931,9 @@ struct flush_conn {
 	int sent; /* a BATCH is in flight (n may be 0) */
 	const char *names[FLUSH_BATCH];
 	int64_t want[FLUSH_BATCH];
+	/* the entries' floor_ms: what calls proved the daemon took (the
+	 * read-back's bar, see unwritten_check) */
+	int64_t floor[FLUSH_BATCH];
 	int err[FLUSH_BATCH];
 };
 
@@ -1059,7 +1062,12 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
  * not refused, not "No such file") are read back after the FLUSHes, INFO
  * on c pipelined VG_RRDCD_LAST_MANY_MAX at a time (one round trip each;
  * INFO reads the file), and a file whose last update is behind the newest
- * time the daemon took of ours for it was not written: counted
+ * time the daemon is proven to have taken of ours for it (the entry's
+ * floor_ms, set once a call's answer came: not its claim, t_ms, which a
+ * send in flight on another thread raised before its values reached the
+ * daemon, so a FLUSH may rightly not have written them yet; that send
+ * claims the file again once answered, for the next sync) was not
+ * written: counted
  * (unwritten), logged once per file and episode, and marked lost
  * (mark_lost: the store re-sends what the file lacks from its journal,
  * which it keeps meanwhile, so the next sync FLUSHes them again); the
@@ -1174,8 +1182,8 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 					} else if (vg_rrdcd_connected(f->c) &&
 						   !vanished_check(d, f->c, f->names[i],
 								   f->want[i], f->err[i]) &&
-						   !f->err[i] && f->want[i] != INT64_MIN &&
-						   rb_add(d, f->names[i], f->want[i])) {
+						   !f->err[i] && f->floor[i] != INT64_MIN &&
+						   rb_add(d, f->names[i], f->floor[i])) {
 						put_back(d, f->names[i]); /* no memory */
 						ret = -EIO;
 					}
@@ -1188,8 +1196,10 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			if (stop || !vg_rrdcd_connected(f->c))
 				continue;
 			while (f->n < per && (e = vg_hmap_next(&snap->map, &pos))) {
+				const struct sent_entry *se = e->value;
 				f->names[f->n] = e->key;
-				f->want[f->n++] = ((const struct sent_entry *)e->value)->t_ms;
+				f->floor[f->n] = se->floor_ms;
+				f->want[f->n++] = se->t_ms;
 			}
 			if (!f->n)
 				continue;
