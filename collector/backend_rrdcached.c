@@ -1077,7 +1077,16 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
  * it lacks of ours is for the check after a failure to find. A file INFO
  * finds missing is vanished_check's; one not read (the connection broke,
  * another error) goes back to d->sent and *ret is -EIO. Returns the files
- * found unwritten, the first of them described in why. */
+ * found unwritten, the first of them described in why.
+ *
+ * INFO and not LAST, although LAST answers one line: rrdcached 1.7.2's
+ * LAST answers the time of the newest UPDATE it took for the file while
+ * it holds an entry for it, which it keeps after a failed write, and
+ * reads the file only when it holds none (then rounded down to the step
+ * too). Tried with the Debian daemon: after a FLUSH of a value 125 s past
+ * the file's last one into an immutable file, LAST said that value's step
+ * while INFO's last_update kept the old second, so LAST would pass every
+ * unwritten file. */
 static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, char *why,
 			      size_t whylen)
 {
