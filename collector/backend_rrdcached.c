@@ -62,10 +62,10 @@
  * Nor is "Successfully flushed" proof that the file was written: 1.7.2
  * answers it once its writer thread took the file, whether its
  * rrd_update_r then failed or not (only its log says so); the one such
- * failure the sync looks for is a file deleted under the daemon
- * (vanished_check), the others (a full disk, a read-only file) only a
- * read of the file finds (docs/operations.md "A daemon that refuses a
- * FLUSH").
+ * failure: so the sync reads each FLUSHed file's last update back and
+ * finds a file behind what the daemon took (unwritten_check: a full disk,
+ * a read-only or immutable file) or gone (vanished_check)
+ * (docs/operations.md "A file the daemon cannot write").
  *
  * Lost values. A restarted daemon's loss must be found before anything
  * newer is written to the file, since RRD refuses older times after a
@@ -386,6 +386,14 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms,
 
 struct flush_conn;
 
+/* A file a sync FLUSHed and reads back (unwritten_check): its name
+ * (borrowed from the sync's snapshot) and the newest time the daemon took
+ * of ours for it. */
+struct rb_item {
+	const char *name;
+	int64_t want;
+};
+
 struct daemon {
 	char addr[256];
 	pthread_mutex_t mu; /* idle, err */
@@ -470,6 +478,16 @@ struct daemon {
 	 * values of ours accepted for them (flush_sent, "A file deleted
 	 * under the daemon") */
 	uint64_t vanished;
+	/* __atomic: files a sync's read-back found behind what the daemon
+	 * took of ours once FLUSHed (its write failed: unwritten_check) */
+	uint64_t unwritten;
+	/* the files of a sync whose FLUSH passed, read back after it
+	 * (unwritten_check): grown to the largest sync and kept (d->vmu) */
+	struct rb_item *rb;
+	size_t nrb, rb_cap;
+	/* names of the files found unwritten and logged since the last sync
+	 * that found none (d->mu): one log line per file and episode */
+	struct vg_hmap unwritten_logged;
 	const char *base; /* the rcd's base: the daemons' -b here, or "" */
 };
 
@@ -979,6 +997,9 @@ struct flush_conn {
 	int sent; /* a BATCH is in flight (n may be 0) */
 	const char *names[FLUSH_BATCH];
 	int64_t want[FLUSH_BATCH];
+	/* the entries' floor_ms: what calls proved the daemon took (the
+	 * read-back's bar, see unwritten_check) */
+	int64_t floor[FLUSH_BATCH];
 	int err[FLUSH_BATCH];
 };
 
@@ -1079,6 +1100,118 @@ static int vanished_check(struct daemon *d, struct vg_rrdcd *c, const char *name
 	return 1;
 }
 
+/* Note NAME (borrowed: the sync's snapshot outlives the read-back) for
+ * the read-back of this sync (d->vmu). 0, or -ENOMEM. */
+static int rb_add(struct daemon *d, const char *name, int64_t want)
+{
+	if (d->nrb == d->rb_cap) {
+		size_t cap = d->rb_cap ? d->rb_cap * 2 : 256;
+		struct rb_item *rb = realloc(d->rb, cap * sizeof(*rb));
+		if (!rb)
+			return -ENOMEM;
+		d->rb = rb;
+		d->rb_cap = cap;
+	}
+	d->rb[d->nrb].name = name;
+	d->rb[d->nrb++].want = want;
+	return 0;
+}
+
+/* A file whose write failed in the daemon (issue 14). rrdcached 1.7.2
+ * answers a FLUSH "Successfully flushed" once its writer thread took the
+ * file, whether rrd_update_r then wrote it or not (tried with the Debian
+ * daemon, running as root: an immutable file; the same for a read-only
+ * one when it is not root, a full disk, an update older than the file's
+ * last), and "Nothing to flush" when its own timer (-w) took it first,
+ * the write failed or not; the values are gone from its cache either way,
+ * and only its log says so. So the files of d->rb (their FLUSH passed:
+ * not refused, not "No such file") are read back after the FLUSHes, INFO
+ * on c pipelined VG_RRDCD_LAST_MANY_MAX at a time (one round trip each;
+ * INFO reads the file), and a file whose last update is behind the newest
+ * time the daemon is proven to have taken of ours for it (the entry's
+ * floor_ms, set once a call's answer came: not its claim, t_ms, which a
+ * send in flight on another thread raised before its values reached the
+ * daemon, so a FLUSH may rightly not have written them yet; that send
+ * claims the file again once answered, for the next sync) was not
+ * written: counted
+ * (unwritten), logged once per file and episode, and marked lost
+ * (mark_lost: the store re-sends what the file lacks from its journal,
+ * which it keeps meanwhile, so the next sync FLUSHes them again); the
+ * daemon's refusal episode starts (flush_sent: degraded in /v1/health,
+ * the syncs back off). A file past ours is fine: another collector wrote
+ * it since (one writer per series at a time, docs/scaling.md), and what
+ * it lacks of ours is for the check after a failure to find. A file INFO
+ * finds missing is vanished_check's; one not read (the connection broke,
+ * another error) goes back to d->sent and *ret is -EIO. Returns the files
+ * found unwritten, the first of them described in why.
+ *
+ * INFO and not LAST, although LAST answers one line: rrdcached 1.7.2's
+ * LAST answers the time of the newest UPDATE it took for the file while
+ * it holds an entry for it, which it keeps after a failed write, and
+ * reads the file only when it holds none (then rounded down to the step
+ * too). Tried with the Debian daemon: after a FLUSH of a value 125 s past
+ * the file's last one into an immutable file, LAST said that value's step
+ * while INFO's last_update kept the old second, so LAST would pass every
+ * unwritten file. */
+static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, char *why,
+			      size_t whylen)
+{
+	const char *names[VG_RRDCD_LAST_MANY_MAX];
+	int64_t last_s[VG_RRDCD_LAST_MANY_MAX];
+	int err[VG_RRDCD_LAST_MANY_MAX];
+	size_t nbehind = 0;
+
+	for (size_t at = 0; at < d->nrb;) {
+		size_t k = d->nrb - at < VG_RRDCD_LAST_MANY_MAX ? d->nrb - at
+								: VG_RRDCD_LAST_MANY_MAX;
+		const struct rb_item *it = d->rb + at;
+		int rc = -ENOTCONN;
+
+		for (size_t i = 0; i < k; i++)
+			names[i] = it[i].name;
+		if (vg_rrdcd_connected(c))
+			rc = vg_rrdcd_info_last_many(c, names, k, last_s, err);
+		for (size_t i = 0; i < k; i++) {
+			int64_t have = rc || err[i] ? INT64_MIN : last_s[i] * 1000 + 999;
+			int logged;
+
+			if (!rc && !err[i] && have >= it[i].want)
+				continue; /* written (or past ours: another's) */
+			if (!rc && err[i] == -ENOENT && vanished_check(d, c, names[i], it[i].want, err[i]))
+				continue;
+			if (rc || err[i] || mark_lost(d, names[i], have, NULL)) {
+				put_back(d, names[i]); /* read again next sync */
+				*ret = -EIO;
+				continue;
+			}
+			*ret = -EIO;
+			count(&d->unwritten, 1);
+			if (!nbehind++)
+				snprintf(why, whylen,
+					 "%.200s: not written (its last update %lld s, "
+					 "ours %lld ms)",
+					 names[i], (long long)last_s[i], (long long)it[i].want);
+			pthread_mutex_lock(&d->mu);
+			logged = vg_hmap_gets(&d->unwritten_logged, names[i]) != NULL ||
+				 vg_hmap_puts(&d->unwritten_logged, names[i], (void *)1);
+			pthread_mutex_unlock(&d->mu);
+			if (!logged)
+				vg_error("storage: %s: %s: the daemon did not write this "
+					 "collector's values up to %lld ms although its FLUSH "
+					 "passed (the file's last update is %lld s: a read-only "
+					 "or immutable file, a full disk? the daemon's log says "
+					 "why): they stay in the journal and are sent again "
+					 "(docs/operations.md \"A file the daemon cannot "
+					 "write\")",
+					 d->addr, names[i], (long long)it[i].want,
+					 (long long)last_s[i]);
+		}
+		at += k;
+	}
+	d->nrb = 0;
+	return nbehind;
+}
+
 static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
 		      size_t nextra, const struct sent_set *snap)
 {
@@ -1086,12 +1219,13 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	 * one sync or verification at a time per daemon) */
 	struct flush_conn *fc = d->fc;
 	const struct vg_hmap_entry *e;
-	size_t pos = 0, nc = 1 + nextra, per, nrefused = 0;
+	size_t pos = 0, nc = 1 + nextra, per, nrefused = 0, nunwritten;
 	int ret = 0, stop = 0;
-	char why[400] = "";
+	char why[400] = "", unwritten[400] = "";
 
 	if (!vg_hmap_count(&snap->map))
 		return 0;
+	d->nrb = 0;
 	if (!fc && !(fc = d->fc = calloc(FLUSH_CONNS_MAX, sizeof(*fc)))) {
 		stop = 1;
 		nc = 0;
@@ -1120,9 +1254,13 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 					if (rc || refused) {
 						put_back(d, f->names[i]);
 						ret = -EIO;
-					} else if (vg_rrdcd_connected(f->c)) {
-						vanished_check(d, f->c, f->names[i], f->want[i],
-							       f->err[i]);
+					} else if (vg_rrdcd_connected(f->c) &&
+						   !vanished_check(d, f->c, f->names[i],
+								   f->want[i], f->err[i]) &&
+						   !f->err[i] && f->floor[i] != INT64_MIN &&
+						   rb_add(d, f->names[i], f->floor[i])) {
+						put_back(d, f->names[i]); /* no memory */
+						ret = -EIO;
 					}
 				}
 				f->sent = 0;
@@ -1133,8 +1271,10 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			if (stop || !vg_rrdcd_connected(f->c))
 				continue;
 			while (f->n < per && (e = vg_hmap_next(&snap->map, &pos))) {
+				const struct sent_entry *se = e->value;
 				f->names[f->n] = e->key;
-				f->want[f->n++] = ((const struct sent_entry *)e->value)->t_ms;
+				f->floor[f->n] = se->floor_ms;
+				f->want[f->n++] = se->t_ms;
 			}
 			if (!f->n)
 				continue;
@@ -1154,6 +1294,16 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	while ((e = vg_hmap_next(&snap->map, &pos))) {
 		put_back(d, e->key);
 		ret = -EIO;
+	}
+	/* what the FLUSHes passed for is read back (c broken: all back) */
+	nunwritten = unwritten_check(d, c, &ret, unwritten, sizeof(unwritten));
+	if (nunwritten && !nrefused) {
+		backoff_step(&d->refused_backoff_ms, &d->refused_until_ms);
+		pthread_mutex_lock(&d->mu);
+		snprintf(d->err, sizeof(d->err), "%.60s: did not write %zu file(s): %.380s",
+			 d->addr, nunwritten, unwritten);
+		snprintf(d->refusal, sizeof(d->refusal), "%s", unwritten);
+		pthread_mutex_unlock(&d->mu);
 	}
 	if (nrefused) {
 		uint32_t was = d->refused_backoff_ms;
@@ -2669,9 +2819,10 @@ static int owners_upload(struct rcd *r);
 
 /* Make every file updated since it was last verified durable: FLUSH
  * (the daemon returns once it wrote the file), with a client taken before
- * the files are, holding the daemon's verification lock. FLUSH alone is
- * enough here, without reading the last update back (INFO, ~3x the
- * daemon's CPU of a FLUSH): the client was made before the files were
+ * the files are, holding the daemon's verification lock. FLUSH, then
+ * INFO of the files whose FLUSH passed (unwritten_check: "Successfully
+ * flushed" does not say the write succeeded), without FORGET or PENDING:
+ * the client was made before the files were
  * taken, so it reaches the daemon that accepted them (a daemon that
  * restarted since broke it: the FLUSH fails and they stay), or a daemon
  * that restarted before it was made, and then its new-connection check
@@ -2721,6 +2872,7 @@ static int rcd_sync(struct vg_rrd_backend *be)
 			if (__atomic_exchange_n(&d->refused_backoff_ms, 0, __ATOMIC_RELAXED)) {
 				pthread_mutex_lock(&d->mu);
 				d->refusal[0] = '\0';
+				vg_hmap_clear(&d->unwritten_logged);
 				pthread_mutex_unlock(&d->mu);
 				vg_info("storage: %s: FLUSHes accepted again", d->addr);
 			}
@@ -2812,6 +2964,8 @@ static void rcd_close(struct vg_rrd_backend *be)
 		free(d->fc);
 		free_values(&d->lost);
 		free_values(&d->jtimes);
+		vg_hmap_release(&d->unwritten_logged);
+		free(d->rb);
 		pthread_mutex_destroy(&d->mu);
 		pthread_mutex_destroy(&d->vmu);
 		pthread_rwlock_destroy(&d->smu);
@@ -3279,6 +3433,7 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 		d->check_max_ms = CHECK_MAX_MS;
 		vg_hmap_init(&d->lost);
 		vg_hmap_init(&d->jtimes);
+		vg_hmap_init(&d->unwritten_logged);
 	}
 	if (!r->nd) {
 		snprintf(err, errlen, "store: backend rrdcached needs [storage] daemons");
@@ -3499,6 +3654,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].overtaken = __atomic_load_n(&d->overtaken, __ATOMIC_RELAXED);
 		out[n].flush_refused = __atomic_load_n(&d->flush_refused, __ATOMIC_RELAXED);
 		out[n].vanished = __atomic_load_n(&d->vanished, __ATOMIC_RELAXED);
+		out[n].unwritten = __atomic_load_n(&d->unwritten, __ATOMIC_RELAXED);
 		for (int k = 0; k < VG_STORE_FLUSH_N; k++)
 			out[n].flushes_by[k] = __atomic_load_n(&d->flushes_by[k], __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->mu);

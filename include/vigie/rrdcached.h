@@ -225,7 +225,9 @@ int vg_rrdcd_last_update_many(struct vg_rrdcd *c, const char *const *files, size
 int vg_rrdcd_forget_last_many(struct vg_rrdcd *c, const char *const *files, size_t n,
 			      int64_t *last_s, int *item_err);
 /* The last update of each file as the file itself holds it (INFO reads
- * the file, not the daemon's cache), the n INFOs written at once and read
+ * the file, not the daemon's cache; LAST answers the cache's newest
+ * UPDATE while the daemon holds the file, a failed write or not), the n
+ * INFOs written at once and read
  * in order: one round trip, nothing FLUSHed or FORGOTten. Results as
  * vg_rrdcd_last_update_many's. Not thread-safe on one C. */
 int vg_rrdcd_info_last_many(struct vg_rrdcd *c, const char *const *files, size_t n,

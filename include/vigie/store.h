@@ -291,6 +291,14 @@ struct vg_store_daemon {
 			    * under it) with values of ours accepted: those
 			    * values are lost (docs/operations.md "A file
 			    * deleted under the daemon") */
+	/* files a sync FLUSHed ("Successfully flushed", or "Nothing to
+	 * flush") whose last update, read back, was still behind the newest
+	 * value it took of ours: its write failed (a read-only or immutable
+	 * file, a full disk), which rrdcached only logs. Once per file and
+	 * sync that finds it; the values stay in the journal and are re-sent
+	 * (lost), the daemon shows flush_refusing meanwhile
+	 * (docs/operations.md "A file the daemon cannot write") */
+	uint64_t unwritten;
 	char flush_refusal[400];
 	int cannot_create;      /* its last create failed so (below:
 				 * VG_STORE_CAUSE_NO_DIRS) */

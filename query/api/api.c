@@ -494,6 +494,8 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 						    json_boolean(dm[i].flush_refusing));
 				json_object_set_new(d, "vanished_files",
 						    json_integer((json_int_t)dm[i].vanished));
+				json_object_set_new(d, "unwritten_files",
+						    json_integer((json_int_t)dm[i].unwritten));
 			}
 			/* the cause names no host: every token sees it */
 			if (d && dm[i].cannot_create)
@@ -534,8 +536,9 @@ int vg_api_h_health(struct vg_http_req *req, struct vg_http_resp *resp)
 			      : down     ? "a storage daemon does not answer; see \"storage\""
 			      : nocreate ? "a storage daemon cannot create new series (start "
 					   "rrdcached with -R); see \"storage\""
-			      : refusing ? "a storage daemon refuses the sync's FLUSH: values "
-					   "wait in the journal; see \"storage\""
+			      : refusing ? "a storage daemon refuses the sync's FLUSH, or did not "
+					   "write a file it FLUSHed: values wait in the journal; "
+					   "see \"storage\""
 			      : vanished ? "series files were deleted under a storage daemon "
 					   "while it held acknowledged values for them; see "
 					   "\"storage\" and the collector's log"

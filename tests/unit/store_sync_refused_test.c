@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
 
 #include <cmocka.h>
 
@@ -304,12 +307,164 @@ static void test_deleted_under_daemon(void **state)
 	assert_int_equal(fx_rm_tree(dir), 0);
 }
 
+/* 1 when PATH is made immutable (on: 1) or writable again (on: 0): root,
+ * which the daemon runs as here, cannot write an immutable file; 0 where
+ * the file system or the test's capabilities do not allow it. */
+static int set_immutable(const char *path, int on)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK), flags = 0, ok = 0;
+
+	if (fd < 0)
+		return 0;
+	if (!ioctl(fd, FS_IOC_GETFLAGS, &flags)) {
+		flags = on ? flags | FS_IMMUTABLE_FL : flags & ~FS_IMMUTABLE_FL;
+		ok = !ioctl(fd, FS_IOC_SETFLAGS, &flags);
+	}
+	close(fd);
+	return ok;
+}
+
+/* The file test_unwritable_file made immutable, "" once writable again:
+ * its teardown (run on a failure too) makes it writable, or nothing could
+ * remove the daemon's directory. */
+static char immutable_path[PATH_MAX * 2];
+
+static int immutable_teardown(void **state)
+{
+	(void)state;
+	if (immutable_path[0])
+		set_immutable(immutable_path, 0);
+	immutable_path[0] = '\0';
+	return 0;
+}
+
+/* A file the daemon cannot write (issue 14; tried with rrdcached 1.7.2,
+ * which runs as root here, so the file is made immutable): the daemon
+ * takes the UPDATE, and its FLUSH answers "Successfully flushed" although
+ * its write failed (only its log says so). Before the read-back the sync
+ * counted the values durable and retired the journal segments holding
+ * them: minute 1 of node0 was gone without a count. Now the sync reads
+ * each FLUSHed file's last update back, finds node0 behind, counts it
+ * (unwritten), logs it once, shows the daemon degraded, keeps the journal
+ * and sends the values again from it; the daemon then refuses them (the
+ * file is still unwritable), so they count as write errors and their
+ * segment is kept as *.kept, as with the files backend. Once the file is
+ * writable again the next values are written and the episode ends. */
+static void test_unwritable_file(void **state)
+{
+	char dir[200], err[256], path[PATH_MAX * 2], logp[PATH_MAX + 16];
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_daemon dm[2];
+	(void)state;
+
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-unwritable"), 0);
+	snprintf(logp, sizeof(logp), "%s/stderr.log", dir);
+	const char *extra[] = {"-O", "-R", NULL};
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	fxs_config(&cfg, "1m:1d", d.unix_addr, NULL);
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	cfg.storage_sync_interval_s = 3600; /* syncs only when the test asks */
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 0), 0);
+	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_int_equal(dm[0].pending, 0);
+
+	snprintf(path, sizeof(path), "%s/host/node0/load.1.rrd", d.base);
+	memcpy(immutable_path, path, sizeof(path));
+	if (!set_immutable(path, 1)) {
+		hrd_cleanup(&d);
+		vg_store_close(s);
+		assert_int_equal(fx_rm_tree(dir), 0);
+		skip(); /* no immutable files here (tmpfs, no CAP_LINUX_IMMUTABLE) */
+	}
+	fflush(stderr);
+	int saved = dup(2), lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(saved >= 0 && lfd >= 0);
+	assert_int_equal(dup2(lfd, 2), 2);
+	close(lfd);
+
+	/* minutes 1 and 2 taken by the daemon, node0's write fails */
+	for (int m = 1; m < 3; m++)
+		assert_int_equal(fxs_write_minute(s, "node", 0, NS, m), 0);
+	vg_store_flush(s);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	printf("# unwritten %llu, pending %llu, lost %llu, segments %d: %s\n",
+	       (unsigned long long)dm[0].unwritten, (unsigned long long)dm[0].pending,
+	       (unsigned long long)dm[0].lost, journal_segments(dir), dm[0].flush_refusal);
+	assert_int_equal(dm[0].unwritten, 1);
+	assert_true(dm[0].flush_refusing);
+	assert_non_null(strstr(dm[0].flush_refusal, "host/node0/load.1.rrd"));
+	assert_true(journal_segments(dir) > 0);
+	/* still unwritable: the values are sent again from the journal (the
+	 * daemon's cache lost them), and the daemon refuses them now (its
+	 * entry for the file is gone, and a new one checks the file is
+	 * writable): counted as write errors, their segment kept as *.kept,
+	 * as with the files backend (docs/operations.md "Values that cannot
+	 * be written") */
+	struct vg_store_stats st;
+	for (int i = 0; i < 40; i++) {
+		usleep(250 * 1000);
+		vg_store_flush(s);
+		vg_store_get_stats(s, &st);
+		if (st.write_errors >= 2 && st.segments_kept)
+			break;
+	}
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	printf("# resent %llu, write errors %llu, kept %llu: %s\n",
+	       (unsigned long long)st.values_resent, (unsigned long long)st.write_errors,
+	       (unsigned long long)st.segments_kept, vg_store_last_error(s));
+	assert_int_equal(st.values_resent, 2);
+	assert_int_equal(st.write_errors, 2);
+	assert_true(st.segments_kept >= 1);
+
+	/* writable again: the next values are written, the episode over */
+	assert_true(set_immutable(path, 0));
+	immutable_path[0] = '\0';
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 3), 0);
+	for (int i = 0; i < 120; i++) {
+		vg_store_flush(s);
+		assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+		if (!dm[0].pending && !dm[0].lost && !dm[0].flush_refusing)
+			break;
+		usleep(250 * 1000);
+	}
+	assert_int_equal(dm[0].pending, 0);
+	assert_int_equal(dm[0].lost, 0);
+	assert_false(dm[0].flush_refusing);
+	assert_int_equal(dm[0].unwritten, 1);
+	for (int i = 1; i < NS; i++)
+		fxs_check_series(s, i, 4);
+	struct vg_series r;
+	assert_int_equal(vg_store_fetch(s, VG_RT_HOST, "node0", "load.1", VG_CF_AVERAGE,
+					FXS_MS(FXS_T0), FXS_MS(FXS_T0 + 180), 60, 0, &r),
+			 0);
+	/* node0: minute 3 written over the gap (a gauge's value covers the
+	 * time since the file's last update), minutes 1 and 2 not (counted
+	 * above) */
+	assert_int_equal(r.n, 3);
+	for (size_t k = 0; k < r.n; k++)
+		assert_true(fabs(r.points[k].value - 3.0) < 1e-9);
+	vg_series_free(&r);
+	vg_store_close(s);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	assert_int_equal(count_lines(logp, "host/node0/load.1.rrd: the daemon did not write"), 1);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused_flush_backs_off),
 		cmocka_unit_test(test_unrecognised_refusal),
 		cmocka_unit_test(test_deleted_under_daemon),
+		cmocka_unit_test_teardown(test_unwritable_file, immutable_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
