@@ -458,6 +458,73 @@ static void test_replay_after_restart_reads_what_the_file_holds(void **state)
 	b->ops->close(b);
 }
 
+/* The start replay reads the files it named in groups
+ * (backend_rrdcached.c replay_read: a FLUSH BATCH, then the INFOs
+ * pipelined): more files than one group (VG_RRDCD_LAST_MANY_MAX), each
+ * with its own last update, read in an order the groups do not follow,
+ * one of them gone after the check (removed from the disk): each answer
+ * must be its own file's, the gone one's -ENOENT, as read one by one. */
+#define NPRE 40
+#define GONE 7
+
+static void test_start_replay_reads_each_file_its_own_last_update(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_loc loc[NPRE], bloc[NPRE];
+	struct vg_rrd_backend *b = NULL;
+	char owners[PATH_MAX], err[256] = "", msg[256] = "", id[32];
+	char gone[PATH_MAX * 2];
+	int64_t last;
+
+	assert_true(NPRE > VG_RRDCD_LAST_MANY_MAX);
+	for (int i = 0; i < NPRE; i++) {
+		snprintf(id, sizeof(id), "pre%02d", i);
+		assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, id, "load.1", &loc[i]),
+				 0);
+		if (f->h.be->ops->create(f->h.be, &loc[i], VG_KIND_GAUGE, MS(T0), &f->h.lay, msg,
+					 sizeof(msg), 0))
+			fail_msg("create %s: %s", id, msg);
+		/* file i holds minutes 1..i+1: its own last update */
+		for (int m = 1; m <= i + 1; m += 16) {
+			int to = m + 15 < i + 1 ? m + 15 : i + 1;
+			assert_int_equal(update_on(f->h.be, &loc[i], m, to, 0).written,
+					 (uint64_t)(to - m + 1));
+		}
+	}
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+
+	/* the collector started again: its journal holds each file's newest
+	 * value, which the file holds (the check finds it durable) */
+	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
+		fail_msg("backend: %s", err);
+	for (int i = 0; i < NPRE; i++) {
+		int64_t t = MS(T0 + 60 * (i + 1));
+		snprintf(id, sizeof(id), "pre%02d", i);
+		assert_int_equal(b->ops->locate(b, VG_RT_HOST, id, "load.1", &bloc[i]), 0);
+		b->ops->replay_note(b, &bloc[i], t, t, INT64_MIN, &t, 1);
+	}
+	/* the connection, its check run (a file not named, read as a running
+	 * collector reads it), then one file gone */
+	assert_int_equal(b->ops->last_ms(b, &f->loc, &last, 0), 0);
+	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
+	snprintf(gone, sizeof(gone), "%s/%s", f->h.d.base, loc[GONE].path);
+	assert_int_equal(unlink(gone), 0);
+	for (int i = NPRE - 1; i >= 0; i--) {
+		int rc;
+		last = INT64_MIN;
+		rc = b->ops->last_ms(b, &bloc[i], &last, VG_RRD_REPLAY);
+		if (i == GONE) {
+			assert_int_equal(rc, -ENOENT);
+			continue;
+		}
+		if (rc || last != MS(T0 + 60 * (i + 1)) + 999)
+			fail_msg("file %d: %d, last update %lld s past T0, want %d s", i, rc,
+				 (long long)(last / 1000 - T0), 60 * (i + 1));
+	}
+	b->ops->close(b);
+}
+
 /* Minute m of node9 load.1 to the store (value val(m)). */
 static int store_minute(struct vg_store *s, int m)
 {
@@ -1543,6 +1610,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_store_replay_after_restart_resends_the_skipped_value, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_start_replay_reads_each_file_its_own_last_update, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_forget_of_a_file_the_daemon_took_nothing_of,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_forget_of_a_file_already_past_our_values,
