@@ -150,7 +150,8 @@ int vg_registry_hold_clear(struct vg_registry *r);
  * time (never behind this handle's previous one) in the stream's row;
  * without one, no name (nobody waits for such a row). */
 /* Whether vg_registry_seen waits (3) for another node's verified row
- * ([cluster] wait_verified). Off by default. */
+ * ([cluster] wait_verified, which the collector's composition applies
+ * with the rrdcached backend only). Off until set. */
 void vg_registry_set_wait_verified(struct vg_registry *r, int on);
 /* The commit time this handle wrote last in a streams row (0: none). */
 int64_t vg_registry_committed_ms(const struct vg_registry *r);
