@@ -2244,24 +2244,39 @@ int vg_store_holding(struct vg_store *s)
 	       __atomic_load_n(&s->held, __ATOMIC_RELAXED) > 0;
 }
 
-int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b, int64_t before_ms)
+int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
+			   const struct vg_store_series *more, size_t nmore,
+			   int64_t before_ms)
 {
 	struct vg_rrd_loc *locs;
 	size_t n = 0;
 	int rc;
 
-	if (!s || !b)
+	if (!s || !b || (nmore && !more))
 		return -EINVAL;
 	if (!s->be->ops->flush_before)
 		return -ENOTSUP;
-	if (!b->nsamples)
+	if (!b->nsamples && !nmore)
 		return 0;
-	if (!(locs = malloc(b->nsamples * sizeof(*locs))))
+	if (!(locs = malloc((b->nsamples + nmore) * sizeof(*locs))))
 		return -ENOMEM;
 	/* the batch's series new here are placed (claimed) in one round
-	 * trip, as the write that follows would */
-	if (s->be->ops->prefetch)
+	 * trip, as the write that follows would; the others the previous
+	 * collector placed: their owners noted the same way */
+	if (s->be->ops->prefetch) {
 		prefetch(s, b, 0, 0);
+		for (size_t i = 0; i < nmore; i += PREFETCH_MAX) {
+			size_t m = nmore - i < PREFETCH_MAX ? nmore - i : PREFETCH_MAX;
+			struct vg_rrd_key *keys = malloc(m * sizeof(*keys));
+			if (!keys)
+				break; /* each located on its own below */
+			for (size_t k = 0; k < m; k++)
+				keys[k] = (struct vg_rrd_key){more[i + k].rtype, more[i + k].id,
+							      more[i + k].metric};
+			s->be->ops->prefetch(s->be, keys, m);
+			free(keys);
+		}
+	}
 	for (size_t i = 0; i < b->nres; i++) {
 		const struct vg_resource *r = &b->res[i];
 		for (uint32_t j = 0; j < r->nsamples; j++) {
@@ -2270,6 +2285,12 @@ int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b, int64_t
 				n++; /* a name locate refuses is refused by the write too */
 		}
 	}
+	/* a file of the batch listed again is FLUSHed twice: the second
+	 * finds nothing left (cheaper than matching the lists) */
+	for (size_t i = 0; i < nmore; i++)
+		if (more[i].id && more[i].metric &&
+		    !s->be->ops->locate(s->be, more[i].rtype, more[i].id, more[i].metric, &locs[n]))
+			n++;
 	rc = s->be->ops->flush_before(s->be, locs, n, before_ms);
 	free(locs);
 	return rc;
