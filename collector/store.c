@@ -2244,6 +2244,16 @@ int vg_store_holding(struct vg_store *s)
 	       __atomic_load_n(&s->held, __ATOMIC_RELAXED) > 0;
 }
 
+/* vg_store_prove_arrival: 1 when loc's file is new to seen (noted), 0
+ * when it is listed already. */
+static size_t proof_note(struct vg_hmap *seen, struct vg_rrd_loc *loc)
+{
+	if (vg_hmap_gets(seen, loc->path))
+		return 0;
+	(void)vg_hmap_put(seen, loc->path, strlen(loc->path), loc, NULL);
+	return 1;
+}
+
 int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
 			   const struct vg_store_series *more, size_t nmore,
 			   int64_t before_ms)
@@ -2277,21 +2287,28 @@ int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
 			free(keys);
 		}
 	}
+	/* each file once: the host's series listed by the registry are
+	 * most often the batch's too (a host reports every series in
+	 * every poll), and a FLUSH BATCH twice as long for nothing would
+	 * bring the proof closer to its bound. The map borrows the paths
+	 * in locs; a file it could not note is FLUSHed twice, harmless */
+	struct vg_hmap seen;
+	vg_hmap_init_borrow(&seen);
 	for (size_t i = 0; i < b->nres; i++) {
 		const struct vg_resource *r = &b->res[i];
 		for (uint32_t j = 0; j < r->nsamples; j++) {
 			const char *m = b->samples[r->first_sample + j].metric;
+			/* a name locate refuses is refused by the write too */
 			if (m && !s->be->ops->locate(s->be, r->type, r->id, m, &locs[n]))
-				n++; /* a name locate refuses is refused by the write too */
+				n += proof_note(&seen, &locs[n]);
 		}
 	}
-	/* a file of the batch listed again is FLUSHed twice: the second
-	 * finds nothing left (cheaper than matching the lists) */
 	for (size_t i = 0; i < nmore; i++)
 		if (more[i].id && more[i].metric &&
 		    !s->be->ops->locate(s->be, more[i].rtype, more[i].id, more[i].metric, &locs[n]))
-			n++;
+			n += proof_note(&seen, &locs[n]);
 	rc = s->be->ops->flush_before(s->be, locs, n, before_ms);
+	vg_hmap_release(&seen);
 	free(locs);
 	return rc;
 }
