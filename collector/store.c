@@ -2777,6 +2777,38 @@ int vg_store_pending_hold(struct vg_store *s, struct vg_store_stats *st)
 	return 0;
 }
 
+/* The last write of a store that closes: every cached value, tried again
+ * until none is left or CLOSE_RETRY_MS passed. One pass is not enough:
+ * a series whose daemon did not answer a moment ago waits
+ * RETRY_UNREACHABLE_MS before its next try and the backend answers its
+ * daemon unreachable during its back-off (up to 2 s, backend_rrdcached.c),
+ * so a collector stopped within a second or two of a daemon's return
+ * (restarted, or continued after a stall) skipped every value still
+ * waiting, although the daemon answered, and exited with them in its
+ * journal; its files then lacked every poll since the daemon's fault
+ * until the collector's next start replayed them
+ * (tests/integration/shared_daemon_stop_test.sh). The bound is one try
+ * after the longest back-off: a daemon still down at the stop leaves its
+ * values in the journal, as before. mu held; the storage thread stopped. */
+#define CLOSE_RETRY_MS 3500
+
+static void close_write_out(struct vg_store *s)
+{
+	int64_t end = vg_monotonic_ms() + CLOSE_RETRY_MS;
+
+	for (;;) {
+		resend_lost(s);
+		flush_all_locked(s, 0, VG_STORE_SYNC_FLUSH);
+		resend_lost(s); /* found by this pass's new connections */
+		if (!s->pending || vg_monotonic_ms() >= end)
+			break;
+		pthread_mutex_unlock(&s->mu);
+		vg_sleep_ms(50);
+		pthread_mutex_lock(&s->mu);
+	}
+	reclaim(s, 1, VG_STORE_SYNC_FLUSH);
+}
+
 /* vg_store_close, writing (and syncing, retiring segments) only when
  * write_out: vg_store_close_held leaves what is cached in the journal. */
 static void store_close(struct vg_store *s, int write_out)
@@ -2786,8 +2818,7 @@ static void store_close(struct vg_store *s, int write_out)
 	thread_stop(s);
 	if (s->tab && s->be && write_out) {
 		pthread_mutex_lock(&s->mu);
-		flush_all_locked(s, 0, VG_STORE_SYNC_FLUSH);
-		reclaim(s, 1, VG_STORE_SYNC_FLUSH);
+		close_write_out(s);
 		pthread_mutex_unlock(&s->mu);
 	}
 	if (s->be)
