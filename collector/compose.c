@@ -874,9 +874,15 @@ int main(int argc, char **argv)
 		/* verified rows (docs/scaling.md "Closing the second"): this
 		 * node's commits carry its name and time, and its row the time
 		 * up to which its syncs verified them; with wait_verified a
-		 * host new here waits for the previous node's row */
+		 * host new here waits for the previous node's row. Only on
+		 * the daemons: with files each collector writes its own
+		 * files, no other collector's values are in them to be lost
+		 * or overtaken, and nothing of another host's disk can be
+		 * proven from here (the wait would last until the previous
+		 * collector verified, or hold_max if it is gone) */
 		ro.verified_rows = ro.hold_ttl_ms > 0;
-		vg_registry_set_wait_verified(reg, cfg.cluster_wait_verified);
+		vg_registry_set_wait_verified(reg, cfg.cluster_wait_verified &&
+							   !strcmp(cfg.storage_backend, "rrdcached"));
 	}
 	if (vg_receiver_open(&ro, &g_rx, err, sizeof(err))) {
 		vg_error("%s", err);

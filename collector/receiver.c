@@ -576,23 +576,68 @@ static int drop_foreign_event(void *ctx, const struct vg_event *ev)
 	return 1;
 }
 
+/* The host's series the registry knows, gathered for a proof (the
+ * strings copied: the registry's are valid during its call only). */
+struct host_series {
+	struct vg_store_series *v;
+	size_t n, cap;
+};
+
+static int host_series_add(void *ctx, int rtype, const char *id, const char *metric)
+{
+	struct host_series *h = ctx;
+	char *i, *m;
+
+	if (h->n == h->cap) {
+		size_t c = h->cap ? 2 * h->cap : 64;
+		struct vg_store_series *nv = realloc(h->v, c * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		h->v = nv;
+		h->cap = c;
+	}
+	if (!(i = strdup(id)) || !(m = strdup(metric))) {
+		free(i);
+		return -ENOMEM;
+	}
+	h->v[h->n++] = (struct vg_store_series){rtype, i, m};
+	return 0;
+}
+
+static void host_series_free(struct host_series *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		free((char *)h->v[i].id);
+		free((char *)h->v[i].metric);
+	}
+	free(h->v);
+}
+
 /* vg_registry_seen answered 3 for b: another collector P committed the
  * host after its verified row. 1 when this collector proves P's values
- * of b's files durable itself (docs/scaling.md "Closing the second",
- * part 2): each daemon of the files has a connection of ours made before
- * P's oldest such commit less the margin, alive (the daemon has not
- * restarted since P sent those values, so it still holds what it did not
- * write), and the FLUSH of the files over it succeeded: P's values are
- * in the files before anything of b. 0 otherwise: the batch waits. */
+ * of the host's files durable itself (docs/scaling.md "Closing the
+ * second", part 2): each daemon of the files has a connection of ours
+ * made before P's oldest such commit less the margin, alive (the daemon
+ * has not restarted since P sent those values, so it still holds what it
+ * did not write), and the FLUSH of the files over it succeeded: P's
+ * values are in the files before anything of b. The files are b's and
+ * every other series the registry knows of the host: P's unverified
+ * batches may have written one that b does not carry (a disk detached, a
+ * metric not in every poll), whose values a daemon could lose under a
+ * later batch of ours. 0 otherwise: the batch waits. */
 static int proven(struct vg_receiver *r, const struct vg_batch *b)
 {
 	int64_t commit = vg_registry_held_commit_ms(r->o.registry);
 	int64_t margin = r->o.proof_margin_ms ? r->o.proof_margin_ms : VG_RECEIVER_PROOF_MARGIN_MS;
+	struct host_series h = {0};
 	int rc;
 
 	if (!r->o.store || margin < 0 || commit == INT64_MAX)
 		return 0;
-	rc = vg_store_prove_arrival(r->o.store, b, commit - margin);
+	rc = vg_registry_host_series(r->o.registry, b->host, host_series_add, &h);
+	if (!rc)
+		rc = vg_store_prove_arrival(r->o.store, b, h.v, h.n, commit - margin);
+	host_series_free(&h);
 	if (rc)
 		vg_debug("batch %s seq %llu: no proof of %s's values by this "
 			 "collector's connections: %s",

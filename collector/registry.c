@@ -177,6 +177,7 @@ enum {
 	ST_DROP_CUSTOM,
 	ST_DROPS_ADD,
 	ST_DROPS_SUM,
+	ST_HOST_SERIES,
 	ST_COUNT
 };
 
@@ -385,6 +386,12 @@ static const char *const sql_text[ST_COUNT] = {
 			 "ON CONFLICT(resource_id) DO UPDATE SET "
 			 "metrics = custom_drops.metrics + excluded.metrics",
 	[ST_DROPS_SUM] = "SELECT coalesce(sum(metrics), 0) FROM custom_drops",
+	/* ?1 host: every series the registry knows of the host's resources
+	 * (a metrics row is written in the transaction of the batch that
+	 * brought the metric, before its commit), ended ones too: their
+	 * last values may be in the batch that ended them */
+	[ST_HOST_SERIES] = "SELECT r.type, r.id, m.name FROM resources r JOIN "
+			   "metrics m ON m.resource_id = r.id WHERE r.host = ?1",
 };
 
 /* Version 1's schema (sqlite), which step 2 converts. */
@@ -1147,6 +1154,30 @@ int vg_registry_verified(struct vg_registry *r,
 const char *vg_registry_held_by(const struct vg_registry *r)
 {
 	return r ? r->held_by : "";
+}
+
+int vg_registry_host_series(struct vg_registry *r, const char *host,
+			    int (*fn)(void *ctx, int rtype, const char *id,
+				      const char *metric),
+			    void *ctx)
+{
+	struct vg_db_stmt *s;
+	int rc;
+
+	if (!r || !host || !fn)
+		return -EINVAL;
+	if ((rc = stmt(r, ST_HOST_SERIES, &s)))
+		return rc;
+	vg_db_bind_text(s, 1, host);
+	while ((rc = vg_db_step(s)) == 1) {
+		const char *id = vg_db_column_text(s, 1);
+		const char *m = vg_db_column_text(s, 2);
+
+		if (id && m && (rc = fn(ctx, (int)vg_db_column_int64(s, 0), id, m)))
+			break;
+	}
+	vg_db_reset(s);
+	return rc < 0 ? map_err(rc) : rc;
 }
 
 int64_t vg_registry_held_commit_ms(const struct vg_registry *r)

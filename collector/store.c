@@ -2251,33 +2251,71 @@ int vg_store_holding(struct vg_store *s)
 	       __atomic_load_n(&s->held, __ATOMIC_RELAXED) > 0;
 }
 
-int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b, int64_t before_ms)
+/* vg_store_prove_arrival: 1 when loc's file is new to seen (noted), 0
+ * when it is listed already. */
+static size_t proof_note(struct vg_hmap *seen, struct vg_rrd_loc *loc)
+{
+	if (vg_hmap_gets(seen, loc->path))
+		return 0;
+	(void)vg_hmap_put(seen, loc->path, strlen(loc->path), loc, NULL);
+	return 1;
+}
+
+int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
+			   const struct vg_store_series *more, size_t nmore,
+			   int64_t before_ms)
 {
 	struct vg_rrd_loc *locs;
 	size_t n = 0;
 	int rc;
 
-	if (!s || !b)
+	if (!s || !b || (nmore && !more))
 		return -EINVAL;
 	if (!s->be->ops->flush_before)
 		return -ENOTSUP;
-	if (!b->nsamples)
+	if (!b->nsamples && !nmore)
 		return 0;
-	if (!(locs = malloc(b->nsamples * sizeof(*locs))))
+	if (!(locs = malloc((b->nsamples + nmore) * sizeof(*locs))))
 		return -ENOMEM;
 	/* the batch's series new here are placed (claimed) in one round
-	 * trip, as the write that follows would */
-	if (s->be->ops->prefetch)
+	 * trip, as the write that follows would; the others the previous
+	 * collector placed: their owners noted the same way */
+	if (s->be->ops->prefetch) {
 		prefetch(s, b, 0, 0);
+		for (size_t i = 0; i < nmore; i += PREFETCH_MAX) {
+			size_t m = nmore - i < PREFETCH_MAX ? nmore - i : PREFETCH_MAX;
+			struct vg_rrd_key *keys = malloc(m * sizeof(*keys));
+			if (!keys)
+				break; /* each located on its own below */
+			for (size_t k = 0; k < m; k++)
+				keys[k] = (struct vg_rrd_key){more[i + k].rtype, more[i + k].id,
+							      more[i + k].metric};
+			s->be->ops->prefetch(s->be, keys, m);
+			free(keys);
+		}
+	}
+	/* each file once: the host's series listed by the registry are
+	 * most often the batch's too (a host reports every series in
+	 * every poll), and a FLUSH BATCH twice as long for nothing would
+	 * bring the proof closer to its bound. The map borrows the paths
+	 * in locs; a file it could not note is FLUSHed twice, harmless */
+	struct vg_hmap seen;
+	vg_hmap_init_borrow(&seen);
 	for (size_t i = 0; i < b->nres; i++) {
 		const struct vg_resource *r = &b->res[i];
 		for (uint32_t j = 0; j < r->nsamples; j++) {
 			const char *m = b->samples[r->first_sample + j].metric;
+			/* a name locate refuses is refused by the write too */
 			if (m && !s->be->ops->locate(s->be, r->type, r->id, m, &locs[n]))
-				n++; /* a name locate refuses is refused by the write too */
+				n += proof_note(&seen, &locs[n]);
 		}
 	}
+	for (size_t i = 0; i < nmore; i++)
+		if (more[i].id && more[i].metric &&
+		    !s->be->ops->locate(s->be, more[i].rtype, more[i].id, more[i].metric, &locs[n]))
+			n += proof_note(&seen, &locs[n]);
 	rc = s->be->ops->flush_before(s->be, locs, n, before_ms);
+	vg_hmap_release(&seen);
 	free(locs);
 	return rc;
 }
@@ -2788,6 +2826,38 @@ int vg_store_pending_hold(struct vg_store *s, struct vg_store_stats *st)
 	return 0;
 }
 
+/* The last write of a store that closes: every cached value, tried again
+ * until none is left or CLOSE_RETRY_MS passed. One pass is not enough:
+ * a series whose daemon did not answer a moment ago waits
+ * RETRY_UNREACHABLE_MS before its next try and the backend answers its
+ * daemon unreachable during its back-off (up to 2 s, backend_rrdcached.c),
+ * so a collector stopped within a second or two of a daemon's return
+ * (restarted, or continued after a stall) skipped every value still
+ * waiting, although the daemon answered, and exited with them in its
+ * journal; its files then lacked every poll since the daemon's fault
+ * until the collector's next start replayed them
+ * (tests/integration/shared_daemon_stop_test.sh). The bound is one try
+ * after the longest back-off: a daemon still down at the stop leaves its
+ * values in the journal, as before. mu held; the storage thread stopped. */
+#define CLOSE_RETRY_MS 3500
+
+static void close_write_out(struct vg_store *s)
+{
+	int64_t end = vg_monotonic_ms() + CLOSE_RETRY_MS;
+
+	for (;;) {
+		resend_lost(s);
+		flush_all_locked(s, 0, VG_STORE_SYNC_FLUSH);
+		resend_lost(s); /* found by this pass's new connections */
+		if (!s->pending || vg_monotonic_ms() >= end)
+			break;
+		pthread_mutex_unlock(&s->mu);
+		vg_sleep_ms(50);
+		pthread_mutex_lock(&s->mu);
+	}
+	reclaim(s, 1, VG_STORE_SYNC_FLUSH);
+}
+
 /* vg_store_close, writing (and syncing, retiring segments) only when
  * write_out: vg_store_close_held leaves what is cached in the journal. */
 static void store_close(struct vg_store *s, int write_out)
@@ -2797,8 +2867,7 @@ static void store_close(struct vg_store *s, int write_out)
 	thread_stop(s);
 	if (s->tab && s->be && write_out) {
 		pthread_mutex_lock(&s->mu);
-		flush_all_locked(s, 0, VG_STORE_SYNC_FLUSH);
-		reclaim(s, 1, VG_STORE_SYNC_FLUSH);
+		close_write_out(s);
 		pthread_mutex_unlock(&s->mu);
 	}
 	if (s->be)

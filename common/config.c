@@ -193,6 +193,7 @@ void vg_config_defaults(struct vg_config *c)
 	c->state_migrate_wait_s = 300;
 	c->cluster_lease_s = 10;
 	c->cluster_hold_max_s = 6 * 3600;
+	c->cluster_wait_verified = 1;
 	c->cluster_stream_window_s = 60;
 	c->collector_max_clock_skew_s = 0;
 	c->collector_max_future_s = 600;

@@ -148,10 +148,11 @@ struct vg_config {
 	double cluster_lease_s;        /* lease = 10s */
 	double cluster_hold_max_s;     /* hold_max = 6h: a holding mark's
 					* life past its holder's last renewal */
-	int cluster_wait_verified;     /* wait_verified = no: a host new to this
+	int cluster_wait_verified;     /* wait_verified = yes: a host new to this
 					* collector waits until its previous one
 					* verified its values durable (RETRY),
-					* at most hold_max (docs/scaling.md) */
+					* at most hold_max (docs/scaling.md);
+					* applied with backend = rrdcached only */
 	char storage_backend[16];      /* backend = files | rrdcached */
 	char storage_daemons[1024];    /* daemons = unix:/run/rrdcached.sock, h:42217 */
 	char storage_daemon_base[512]; /* daemon_base = (the daemons' -b, when shared) */

@@ -150,7 +150,8 @@ int vg_registry_hold_clear(struct vg_registry *r);
  * time (never behind this handle's previous one) in the stream's row;
  * without one, no name (nobody waits for such a row). */
 /* Whether vg_registry_seen waits (3) for another node's verified row
- * ([cluster] wait_verified). Off by default. */
+ * ([cluster] wait_verified, which the collector's composition applies
+ * with the rrdcached backend only). Off until set. */
 void vg_registry_set_wait_verified(struct vg_registry *r, int on);
 /* The commit time this handle wrote last in a streams row (0: none). */
 int64_t vg_registry_committed_ms(const struct vg_registry *r);
@@ -183,6 +184,16 @@ const char *vg_registry_held_by(const struct vg_registry *r);
  * a proof by this collector's own connections must predate
  * (vg_store_prove_arrival). INT64_MAX when unknown. */
 int64_t vg_registry_held_commit_ms(const struct vg_registry *r);
+/* Call fn(ctx, rtype, id, metric) for every series the registry knows
+ * of host's resources (their metrics rows, ended resources included; the
+ * strings valid during the call), in no particular order: the files a
+ * previous collector may have written for the host, which a proof of its
+ * values covers (docs/scaling.md "Closing the second", part 2). A
+ * nonzero return of fn stops the walk and is returned. 0 or -errno. */
+int vg_registry_host_series(struct vg_registry *r, const char *host,
+			    int (*fn)(void *ctx, int rtype, const char *id,
+				      const char *metric),
+			    void *ctx);
 /* Call fn(ctx, host, node, until_ms) for every holding mark, by node
  * then host (the strings valid during the call); a nonzero return of fn
  * stops the walk and is returned. 0 or -errno. */

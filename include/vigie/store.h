@@ -212,18 +212,27 @@ int vg_store_holding(struct vg_store *s);
  * passes that time (the receiver's verified row, docs/scaling.md
  * "Closing the second"). Takes the store's lock briefly: any thread. */
 int64_t vg_store_verified_ms(struct vg_store *s);
+/* A series named by its resource and metric (the strings the caller's). */
+struct vg_store_series {
+	int rtype; /* enum vg_rtype */
+	const char *id, *metric;
+};
 /* Prove by this store's own connections that values another collector
  * sent to the storage daemons before before_ms (wall ms) for b's series
- * are durable, and make them so: for every daemon owning one of b's
- * files, a connection made at or before before_ms and alive (the daemon
- * did not restart since) FLUSHes that daemon's files of b, one BATCH,
- * before anything of b is written (docs/scaling.md "Closing the
- * second", part 2). 0 when done; -ESTALE when some daemon has no such
- * connection idle, -EHOSTUNREACH when a FLUSH failed (bounded as the
- * write-through is), -ENOTSUP when the backend has no daemons (files),
- * -ENOMEM. On any error nothing is proven: the caller waits as before.
- * The receiver thread only (as vg_store_write_batch). */
-int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b, int64_t before_ms);
+ * and for more[0..nmore) (the other series of b's host that collector may
+ * have written: a resource or metric not in every batch) are durable,
+ * and make them so: for every daemon owning one of those files, a
+ * connection made at or before before_ms and alive (the daemon did not
+ * restart since) FLUSHes that daemon's files, in BATCHes, before
+ * anything of b is written (docs/scaling.md "Closing the second", part
+ * 2). 0 when done; -ESTALE when some daemon has no such connection idle,
+ * -EHOSTUNREACH when a FLUSH failed (bounded as the write-through is),
+ * -ENOTSUP when the backend has no daemons (files), -EINVAL, -ENOMEM. On
+ * any error nothing is proven: the caller waits as before. The receiver
+ * thread only (as vg_store_write_batch). */
+int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
+			   const struct vg_store_series *more, size_t nmore,
+			   int64_t before_ms);
 
 /* Write every cached value to its file now (tests, shutdown), then sync
  * the backend so that the journal segments they were in are retired:

@@ -412,7 +412,7 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		one(b, "vigie_receiver_batches_proven_total", "counter",
 		    "Batches stored at once although another collector's commit "
 		    "of their host was not verified yet: this collector FLUSHed "
-		    "their files over connections made before that commit "
+		    "their host's files over connections made before that commit "
 		    "([cluster] wait_verified)",
 		    (double)cs.batches_proven);
 		one(b, "vigie_receiver_verified_write_failures_total", "counter",

@@ -1264,14 +1264,15 @@ static uint8_t *host_batch(const char *host, uint64_t seq, size_t *len);
 
 /* The other node's values of node1's instance, sent to the daemon as
  * that collector would (its own connection; the daemon caches them, -w
- * 3600), minutes from..to of both gauges, value minute + metric index. */
-static void other_sends(struct fixture *f, int from, int to)
+ * 3600), minutes from..to of gauges metric.0..nmetrics-1, value minute +
+ * metric index. */
+static void other_sends(struct fixture *f, int from, int to, int nmetrics)
 {
 	struct vg_rrdcd *c;
 	char path[PATH_MAX];
 
 	assert_int_equal(vg_rrdcd_connect(f->daemon.unix_addr, 5000, &c), 0);
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < nmetrics; i++) {
 		char m[32];
 		int64_t ts[8];
 		double v[8];
@@ -1290,17 +1291,18 @@ static void other_sends(struct fixture *f, int from, int to)
 	vg_rrdcd_close(c);
 }
 
-/* metric.0's row of minute m in its file itself (librrd, not through
- * the daemon: what a daemon killed now would leave) */
-static double file_row(struct fixture *f, int m)
+/* metric.<metric>'s row of minute m in its file itself (librrd, not
+ * through the daemon: what a daemon killed now would leave) */
+static double file_row_of(struct fixture *f, int metric, int m)
 {
-	char rel[PATH_MAX], path[PATH_MAX * 2], **names = NULL;
+	char rel[PATH_MAX], path[PATH_MAX * 2], name[32], **names = NULL;
 	time_t start = (T0 + (int64_t)(m - 1) * 60000) / 1000, end = start + 60;
 	unsigned long step = 60, nds = 0;
 	rrd_value_t *data = NULL;
 	double v;
 
-	assert_int_equal(vg_store_path(f->store, VG_RT_INSTANCE, "inst-1", "metric.0", rel,
+	snprintf(name, sizeof(name), "metric.%d", metric);
+	assert_int_equal(vg_store_path(f->store, VG_RT_INSTANCE, "inst-1", name, rel,
 				       sizeof(rel)),
 			 0);
 	snprintf(path, sizeof(path), "%s/%s", f->daemon.base, rel);
@@ -1313,6 +1315,11 @@ static double file_row(struct fixture *f, int m)
 	rrd_freemem(names);
 	rrd_freemem(data);
 	return v;
+}
+
+static double file_row(struct fixture *f, int m)
+{
+	return file_row_of(f, 0, m);
 }
 
 /* Part 2 of "Closing the second" (docs/scaling.md) at the receiver, with
@@ -1344,7 +1351,7 @@ static void test_verified_proof(void **state)
 	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &other, err, sizeof(err)),
 			 0);
 	assert_int_equal(vg_registry_set_holder(other, "other-node", 600000), 0);
-	other_sends(f, 2, 3);
+	other_sends(f, 2, 3, 2);
 	assert_int_equal(vg_registry_commit(other, "node1", STREAM, 3, T0 + 180000), 0);
 	assert_true(isnan(file_row(f, 3))); /* cached by the daemon only */
 	EXPECT_SENT(f, 4, 2, VG_ACK_OK, STREAM, 4);
@@ -1374,6 +1381,46 @@ static void test_verified_proof(void **state)
 	assert_int_equal(cs.batches_unverified, 2);
 	assert_int_equal(vg_registry_set_verified(other, vg_registry_committed_ms(other)), 0);
 	EXPECT_SENT(f, 6, 2, VG_ACK_OK, STREAM, 6);
+	vg_registry_close(other);
+}
+
+/* The proof covers every file of the host the registry knows, not only
+ * the arriving batch's: node1's instance has three gauges (this
+ * collector stored them all once, so the registry has their rows and
+ * the daemon their files); the other node's unverified batches 2-3 sent
+ * all three, cached by the daemon only; node1's next batch carries two
+ * (a metric not in every poll). Proven at once as in
+ * test_verified_proof, and metric.2's values of the other node are in
+ * its file itself too: a kill -9 of the daemon now loses nothing, where
+ * a proof of the batch's files alone left them in the daemon's cache,
+ * to be overtaken by this collector's next value of metric.2. */
+static void test_verified_proof_all_files(void **state)
+{
+	struct fixture *f = fx(state);
+	struct vg_receiver_stats cs;
+	struct vg_registry *other;
+	char err[256];
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &f->watch, err,
+						sizeof(err)),
+			 0);
+	EXPECT_SENT(f, 1, 3, VG_ACK_OK, STREAM, 1); /* its connection made */
+	assert_int_equal(wait_verified(f->watch, "this-node"), 0);
+	usleep(20 * 1000); /* the commit below a few ms after it (margin 1 ms) */
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &other, err, sizeof(err)),
+			 0);
+	assert_int_equal(vg_registry_set_holder(other, "other-node", 600000), 0);
+	other_sends(f, 2, 3, 3);
+	assert_int_equal(vg_registry_commit(other, "node1", STREAM, 3, T0 + 180000), 0);
+	assert_true(isnan(file_row_of(f, 2, 3))); /* cached by the daemon only */
+	EXPECT_SENT(f, 4, 2, VG_ACK_OK, STREAM, 4);
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.batches_proven, 1);
+	assert_int_equal(cs.batches_unverified, 0);
+	assert_true(file_row_of(f, 0, 3) == 3.0); /* the batch's file */
+	/* the file the batch does not carry: the other node's minute 3 */
+	assert_true(file_row_of(f, 2, 3) == 5.0);
 	vg_registry_close(other);
 }
 
@@ -1997,6 +2044,7 @@ int main(void)
 		ST_BOTH(test_hold_marks, setup_holding, teardown),
 		ST_BOTH(test_wait_verified, setup_verified, teardown),
 		ST_BOTH(test_verified_proof, setup_verified_proof, teardown),
+		ST_BOTH(test_verified_proof_all_files, setup_verified_proof, teardown),
 		ST_BOTH(test_committed_elsewhere_held, setup, teardown),
 		ST_BOTH(test_submit, setup, teardown),
 		ST_BOTH(test_submit_threads, setup, teardown),
