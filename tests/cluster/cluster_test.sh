@@ -55,8 +55,9 @@
 # collector while a daemon is down); FLUSH_DEPTH sets the collectors'
 # [storage] flush_depth, SYNC_INTERVAL their [storage] sync_interval
 # (e.g. 300s; default 0, a sync per batch), WAIT_VERIFIED their [cluster]
-# wait_verified (yes: a host new to a collector waits for its previous
-# collector's verified row, docs/scaling.md "Closing the second").
+# wait_verified (unset: the default, yes with rrdcached: a host new to a
+# collector waits for its previous collector's verified row unless it
+# proves it, docs/scaling.md "Closing the second"; no: nobody waits).
 # KEEP_TMP=1 keeps every log and file.
 # tests/cluster/rate.sh runs it several at a time and counts each check's
 # passes (docs/scaling.md, "The cluster test side by side").
