@@ -89,8 +89,27 @@ static void silence_free(struct silence *x)
 
 static void add_err(json_t *errors, const char *field, const char *msg)
 {
-	json_array_append_new(errors, json_pack("{s:s,s:s}", "field", field,
-						"message", msg));
+	json_t *e = json_pack("{s:s,s:s}", "field", field, "message", msg);
+
+	/* never lost: a field json_pack refuses (not UTF-8) would leave the
+	 * errors empty, and the silence be accepted with what it names */
+	if (!e)
+		e = json_pack("{s:s,s:s}", "field", "", "message", msg);
+	json_array_append_new(errors, e);
+}
+
+/* "matchers." and at most 100 bytes of key k, cut between characters
+ * (k is UTF-8, from jansson): cut inside one, the field is no string. */
+static void matcher_field(char *f, size_t len, const char *k)
+{
+	size_t n = strlen(k);
+
+	if (n > 100) {
+		n = 100;
+		while (n && ((unsigned char)k[n] & 0xc0) == 0x80)
+			n--;
+	}
+	snprintf(f, len, "matchers.%.*s", (int)n, k);
 }
 
 /* Fill x's matcher fields from m (an object), reporting into errors. */
@@ -113,7 +132,7 @@ static void read_matchers(struct silence *x, const json_t *m, json_t *errors)
 			;
 		if (!names[i]) {
 			char f[160];
-			snprintf(f, sizeof(f), "matchers.%.100s", k);
+			matcher_field(f, sizeof(f), k);
 			add_err(errors, f, "unknown matcher");
 			continue;
 		}

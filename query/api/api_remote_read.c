@@ -93,6 +93,7 @@ struct rr_ctx {
 	struct series *s;
 	size_t n, cap;
 	int64_t deadline; /* the request's, vg_monotonic_ms */
+	int64_t *re_ns;   /* the request's time in regular expressions */
 	char err[256];
 };
 
@@ -119,6 +120,30 @@ static int match_one(const struct matcher *m, const char *v)
 		r = regexec(&m->re, v, 0, NULL, 0) == 0;
 		return m->type == PROMETHEUS__LABEL_MATCHER__TYPE__RE ? r : !r;
 	}
+}
+
+/* Match with m's regular expression timed into the request's
+ * VG_RR_MAX_REGEX_MS: within the limits below, one pattern still costs
+ * up to 50 ms a 200-byte label value (.*a.{100}: glibc builds a DFA
+ * state per byte) and a second to compile ((.?){999}(.?){999}), which
+ * over 50,000 resources or 32 matchers and 64 queries held a core for
+ * the request's 30 s. 1 or 0 (matched or not), -ECANCELED past the
+ * budget, -ETIMEDOUT past the deadline. */
+static int match_timed(struct rr_ctx *c, const struct matcher *m, const char *v)
+{
+	int64_t t0;
+	int r;
+
+	if (!m->has_re)
+		return match_one(m, v);
+	if (*c->re_ns > (int64_t)VG_RR_MAX_REGEX_MS * 1000000)
+		return -ECANCELED;
+	t0 = vg_monotonic_ns();
+	if (t0 / 1000000 > c->deadline)
+		return -ETIMEDOUT;
+	r = match_one(m, v);
+	*c->re_ns += vg_monotonic_ns() - t0;
+	return r;
 }
 
 /* What RE2 (Prometheus's regular expressions) refuses or runs in linear
@@ -352,12 +377,12 @@ static int add_candidate(void *vctx, json_t *r)
 	 * resource has tens of metrics (32 such matchers on every metric
 	 * ran a request 20 s past its deadline, checked per resource) */
 	for (size_t i = 0; i < c->nm; i++) {
+		int hit;
 		if (c->m[i].label == L_NAME)
 			continue;
-		if (c->m[i].has_re && vg_monotonic_ms() > c->deadline)
-			return -ETIMEDOUT;
-		if (!match_one(&c->m[i], c->m[i].label < 0 ? NULL : v[c->m[i].label]))
-			return 0;
+		hit = match_timed(c, &c->m[i], c->m[i].label < 0 ? NULL : v[c->m[i].label]);
+		if (hit <= 0)
+			return hit;
 	}
 	json_object_foreach(metrics, key, m) {
 		const char *ks = json_string_value(json_object_get(m, "kind"));
@@ -373,9 +398,8 @@ static int add_candidate(void *vctx, json_t *r)
 		for (size_t i = 0; i < c->nm && ok; i++) {
 			if (c->m[i].label != L_NAME)
 				continue;
-			if (c->m[i].has_re && vg_monotonic_ms() > c->deadline)
-				return -ETIMEDOUT;
-			ok = match_one(&c->m[i], fam);
+			if ((ok = match_timed(c, &c->m[i], fam)) < 0)
+				return ok;
 		}
 		if (!ok)
 			continue;
@@ -438,6 +462,7 @@ static int cmp_series(const void *a, const void *b)
 struct answer_budget {
 	size_t samples, series;
 	int64_t deadline;
+	int64_t re_ns; /* in regcomp and regexec, VG_RR_MAX_REGEX_MS */
 };
 
 /* One answered series in one allocation (ts first: it is what the
@@ -519,6 +544,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 		if (m[i].type >= PROMETHEUS__LABEL_MATCHER__TYPE__RE) {
 			size_t len = strlen(m[i].value);
 			char *pat, why[96];
+			int64_t t0;
 			int e;
 			if (len > VG_RR_MAX_REGEX) {
 				snprintf(err, errlen, "regular expression longer "
@@ -540,8 +566,15 @@ static int answer_query(struct vg_api *api, const char *scope,
 				rc = -EINVAL;
 				goto out;
 			}
+			if (bud->re_ns > (int64_t)VG_RR_MAX_REGEX_MS * 1000000) {
+				free(pat);
+				rc = -ECANCELED;
+				goto costly;
+			}
 			snprintf(pat, len + 5, "^(%s)$", m[i].value);
+			t0 = vg_monotonic_ns();
 			e = regcomp(&m[i].re, pat, REG_EXTENDED | REG_NOSUB);
+			bud->re_ns += vg_monotonic_ns() - t0;
 			free(pat);
 			if (e) {
 				snprintf(err, errlen, "bad regular expression "
@@ -568,6 +601,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 	}
 	c.m = m;
 	c.deadline = bud->deadline;
+	c.re_ns = &bud->re_ns;
 	if (scope) {
 		if (f.project && strcmp(f.project, scope))
 			empty = 1;
@@ -584,6 +618,8 @@ static int answer_query(struct vg_api *api, const char *scope,
 	}
 	if (rc == -ETIMEDOUT)
 		goto timeout;
+	if (rc == -ECANCELED)
+		goto costly;
 	if (rc) {
 		*status = rc == -EAGAIN || rc == -EBUSY ? 503 : 500;
 		snprintf(err, errlen, "cannot read the registry: %s", strerror(-rc));
@@ -720,6 +756,14 @@ timeout:
 	snprintf(err, errlen, "remote read took longer than %d ms: add matchers "
 			      "or shorten the range",
 		 VG_RR_MAX_MS);
+	goto out;
+costly:
+	*status = 400;
+	snprintf(err, errlen, "regular expressions cost more than %d ms of this "
+			      "request (compiling and matching): simplify them (a "
+			      "counted repetition, .{n} after .*) or narrow with = "
+			      "matchers",
+		 VG_RR_MAX_REGEX_MS);
 out:
 	for (size_t i = 0; i < c.nm; i++)
 		if (m[i].has_re)

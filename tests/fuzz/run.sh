@@ -36,13 +36,13 @@ SERVER_SRCS="$(ls collector/*.c alarms/*.c billing/*.c query/api/*.c $OUT/gen/pr
 target_srcs() { # name -> extra sources beyond common/*.c
 	case $1 in
 	ratecard) echo billing/ratecard.c billing/money.c ;;
-	api_query | api_body | expr | publish) echo $SERVER_SRCS ;;
+	api_query | api_body | expr | publish | silence_body) echo $SERVER_SRCS ;;
 	*) ;; # wire, config, sign; alarm_rule includes alarms/rule.c itself
 	esac
 }
 target_pkgs() { # name -> pkg-config packages to link
 	case $1 in
-	api_query | api_body | expr | publish)
+	api_query | api_body | expr | publish | silence_body)
 		echo jansson libcrypto sqlite3 libmicrohttpd librrd nanomsg libcurl libprotobuf-c libpq ;;
 	*) echo jansson libcrypto sqlite3 libpq ;; # common/ opens sqlite files
 	esac

@@ -1125,6 +1125,42 @@ static void test_text_fields_rule(void **state)
 	}
 }
 
+/* An unknown matcher whose key is over 100 bytes with a character
+ * across byte 100 (found by tests/fuzz/silence_body_fuzz.c): its error's
+ * field, the key cut at 100 bytes, was no UTF-8, json_pack refused it and
+ * the error was lost, so the silence was created with a matcher it
+ * ignores. Refused, the field naming the key cut between characters. */
+static void test_unknown_long_matcher_refused(void **state)
+{
+	struct vg_alarm_silences *s;
+	char url[sizeof(g_url)], err[256], in[512], key[128];
+	json_t *j;
+	int rc;
+
+	(void)state;
+	if (g_fresh_url)
+		snprintf(url, sizeof(url), "%s", g_url);
+	else
+		snprintf(url, sizeof(url), "sqlite:%s/alarms.db", g_dir);
+	assert_int_equal(vg_alarm_silences_open(url, 100, T0, &s, err, sizeof(err)), 0);
+	memset(key, 'x', 99);
+	snprintf(key + 99, sizeof(key) - 99, "\xc3\xa9"); /* U+00E9 at bytes 99-100 */
+	snprintf(in, sizeof(in),
+		 "{\"matchers\":{\"host\":\"h\",\"%s\":\"y\"},\"duration\":\"1h\","
+		 "\"created_by\":\"ops\",\"comment\":\"c\"}",
+		 key);
+	j = mk(s, NULL, in, &rc);
+	assert_int_equal(rc, -EINVAL);
+	assert_int_equal(json_array_size(j), 1);
+	key[99] = '\0';
+	snprintf(in, sizeof(in), "matchers.%s", key);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(j, 0),
+							      "field")),
+			    in);
+	json_decref(j);
+	vg_alarm_silences_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1142,6 +1178,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ended_silences_rows_pruned, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_text_fields_rule, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_long_matcher_refused, setup,
+						teardown),
 	};
 	vg_log_init("alarm_silence_test", VG_LOG_ERROR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
