@@ -16,6 +16,9 @@
 int64_t vg_now_ms(void);       /* CLOCK_REALTIME in ms */
 int64_t vg_monotonic_ms(void); /* CLOCK_MONOTONIC in ms */
 int64_t vg_monotonic_ns(void); /* CLOCK_MONOTONIC in ns (durations) */
+/* CPU time of the calling thread in ns: a budget of work that a loaded
+ * machine's waits do not use up (a syscall, not the vDSO: ~0.2 us). */
+int64_t vg_thread_cpu_ns(void);
 /* ms -> whole seconds, rounded up (an end of range); defined for every
  * int64, where (ms + 999) / 1000 overflows near INT64_MAX. */
 static inline int64_t vg_ms_to_s_ceil(int64_t ms)

@@ -22,7 +22,7 @@
 #define VG_RR_MAX_SERIES 50000    /* series per query */
 #define VG_RR_MAX_SAMPLES 1000000 /* samples per answer */
 #define VG_RR_MAX_MS 30000        /* time to answer a request */
-#define VG_RR_MAX_REGEX_MS 1000   /* time in regular expressions a request (400) */
+#define VG_RR_MAX_REGEX_MS 1000   /* thread CPU in regular expressions a request (400) */
 
 /* series in one answer, all its queries together (a series costs its
  * labels even without samples) */
