@@ -104,8 +104,14 @@
  * answer, the check holds it for writing, and the receiver neither waits
  * for it (its values go to the storage thread) nor makes a connection
  * that would run the check. As with update_refused, this assumes one
- * writer per series (docs/operations.md); a failure that was no restart
- * (a stall, a timeout) costs the re-send of what was not yet FLUSHed.
+ * writer per series (docs/operations.md). A failure that was no restart
+ * (a stall, a timeout) FORGETs nothing the daemon still holds: a file
+ * behind the oldest value of ours since it was last proven durable,
+ * whose daemon holds that value cached, is FLUSHed (overtaken_check; the
+ * daemon's -j replay loses a prefix or a suffix of a file's unwritten
+ * values, never one between two it kept). A FORGET there dropped a live
+ * daemon's values for a re-send that a host moving meanwhile beat with
+ * its next collector's newer ones (the cluster test: 324 values).
  * Since a host that moves between collectors around the failure breaks
  * that assumption, the check FORGETs only where it must: a file of which
  * the daemon took nothing of ours (a send that broke) is left out, and
@@ -788,6 +794,21 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 			int64_t j = replay_oldest_after(d, names[i], after[i]);
 			old = j != INT64_MAX && oldest[i] <= j;
 		}
+		/* The same rule for a running collector's file whose last
+		 * update is before the oldest value of ours since it was last
+		 * proven durable (first_ms, then our oldest after it): a
+		 * daemon holding that value cached lost no prefix of ours
+		 * (the failure was no restart, or its replay lost a suffix
+		 * only), so it is FLUSHed. A FORGET there dropped our values
+		 * from a live daemon after any failed call (a write-through
+		 * timing out on a loaded machine), and the host, moving to
+		 * another collector meanwhile, had its newer values written
+		 * before our re-send, which was then refused: lost, uncounted
+		 * (the cluster test: `73 W 74 F 75 … 83 74 75` in the
+		 * daemon's journal, 324 values) */
+		if (!newer && !old && !se[i]->journaled && !perr[i] && oldest[i] != INT64_MAX &&
+		    after[i] < se[i]->first_ms)
+			old = oldest[i] <= se[i]->first_ms;
 		if (se[i]->journaled && !perr[i])
 			replay_times_drop(d, names[i]);
 		if (newer || old) {

@@ -335,6 +335,23 @@ static void journal_replays(struct fx *f, int from, int to, int keep)
 	assert_int_equal(fclose(fp), 0);
 }
 
+/* Every journal file of a killed daemon removed (DIR: its -j dir), as for
+ * a daemon run without one or that lost it. */
+static void journal_clear(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	char path[PATH_MAX * 2];
+
+	assert_non_null(dp);
+	while ((e = readdir(dp)))
+		if (!strncmp(e->d_name, "rrd.journal.", 12)) {
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			assert_int_equal(unlink(path), 0);
+		}
+	closedir(dp);
+}
+
 /* The daemon killed -9 with every UPDATE of f's minutes 5..8 in its
  * journal, restarted (it replays them), and the back-off after the broken
  * connection past. */
@@ -1159,6 +1176,66 @@ static void test_stall_then_another_collector_nothing_lost(void **state)
 	b->ops->close(b);
 }
 
+/* The same failure that was no restart, the host moving to B only after
+ * A's check (the cluster test: the daemon's journal read `73 W 74 F 75 …
+ * 83 74 75` for 324 values; no restart of the daemon, no overtaken file).
+ * A's check found the file without its minute 5 and the daemon holding
+ * nothing newer of B's yet: it FORGOT the file, dropping the 5 the live
+ * daemon still held, and marked it lost; B then wrote 6, and A's re-send
+ * of 5 was refused as older, lost without being counted. The daemon
+ * holding A's oldest value since its last verified sync (no prefix of
+ * A's lost), the check FLUSHes the file: 5 written, then B's 6. */
+static void test_stall_then_host_moves_after_the_check_nothing_lost(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bloc, other;
+	struct vg_rrd_result res;
+	struct vg_rrd_value v[1];
+	struct vg_rrd_item it;
+	char msg[256] = "";
+	int i;
+
+	b = second_collector(f, &bloc);
+	assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, "node1", "load.5", &other), 0);
+	if (f->h.be->ops->create(f->h.be, &other, VG_KIND_GAUGE, MS(T0), &f->h.lay, msg,
+				 sizeof(msg), 0))
+		fail_msg("create: %s", msg);
+	vg_rrd_rrdcached_write_through_timeout(f->h.be, 400); /* 100 ms per wait */
+
+	file_holds_1_to_4(f);
+	res = update(f, 5, 5, 0); /* taken, not written */
+	assert_int_equal(res.written, 1);
+
+	/* A's write-through of the other series waits on a stopped daemon */
+	assert_int_equal(vg_test_stall(f->h.d.pid), 0); /* every thread stopped */
+	v[0] = (struct vg_rrd_value){MS(T0 + 60), val(1)};
+	memset(&it, 0, sizeof(it));
+	it.loc = &other;
+	it.v = v;
+	it.n = 1;
+	it.no_connect = 1;
+	f->h.be->ops->update_many(f->h.be, &it, 1);
+	assert_int_equal(it.res.written, 0);
+	assert_int_equal(hrd_kill(&f->h.d, SIGCONT), 0);
+
+	/* A's first check after its failure (its sync connects, once the
+	 * back-off has passed), before the host moves */
+	for (i = 0; i < 50 && f->h.be->ops->sync(f->h.be) && !f->h.be->ops->lost(f->h.be, NULL, 0);
+	     i++)
+		usleep(100 * 1000);
+	assert_true(i < 50);
+	/* the host is on B now: minute 6 taken and written */
+	res = update_be(b, &bloc, 6, 6);
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0);
+	/* a file A's check found lost gets minute 5 again, as the store does */
+	sync_resending(f->h.be, &f->loc, 1, (const int[][2]){{5, 5}}, 1);
+	check_file(f, 6);
+	assert_int_equal(overtaken(f), 0);
+	b->ops->close(b);
+}
+
 /* The previous collector's older values still cached when the host's next
  * collector checks (the cluster test with [storage] sync_interval = 300s,
  * docs/scaling.md "Still open"). A's minutes 5 and 6 are taken by the
@@ -1290,7 +1367,11 @@ static void test_check_bound_spreads_the_check(void **state)
 	for (int i = 0; i < NBOUND; i++)
 		assert_int_equal(it[i].res.written, 1);
 	assert_int_equal(vg_rrd_rrdcached_check_bound(h.be, 1), 1);
+	/* killed -9 and started again without its -j journal: it lost minute
+	 * 1 of every file (with the journal replayed it would hold them, and
+	 * the check FLUSH them: nothing lost, nothing to spread) */
 	assert_int_equal(hrd_kill(&h.d, SIGKILL), 0);
+	journal_clear(h.d.journal);
 	assert_int_equal(hrd_restart(&h.d), 0);
 	usleep(300 * 1000); /* the back-off after the broken connection */
 
@@ -1635,6 +1716,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_stall_then_another_collector_nothing_lost, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_stall_then_host_moves_after_the_check_nothing_lost,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_forget_of_a_previous_collectors_older_values,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
