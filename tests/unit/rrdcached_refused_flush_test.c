@@ -133,7 +133,8 @@ static void run_free(struct run *r)
 	free(r->err);
 }
 
-/* The bytes of PATH (malloc'd into *buf), or -1. */
+/* The bytes of PATH (malloc'd into *buf, NUL-terminated so that a text
+ * file can be searched with strstr), or -1. */
 static long slurp(const char *path, char **buf)
 {
 	FILE *f = fopen(path, "rb");
@@ -148,6 +149,7 @@ static long slurp(const char *path, char **buf)
 	*buf = malloc((size_t)n + 1);
 	assert_non_null(*buf);
 	assert_int_equal(fread(*buf, 1, (size_t)n, f), (size_t)n);
+	(*buf)[n] = '\0';
 	fclose(f);
 	return n;
 }
