@@ -340,51 +340,68 @@ uint16_t vg_api_port(const struct vg_api *a)
 	return a ? vg_http_port(a->http) : 0;
 }
 
-int vg_api_reply_unreachable(struct vg_http_resp *resp, struct vg_store *store, int rtype,
-			     const char *res, const char *metric)
+int vg_api_storage_fault(struct vg_store *store, int rtype, const char *res,
+			 const char *metric, int err, char *msg, size_t len)
 {
-	char path[1024], addr[256] = "";
-	int rc = vg_store_locate(store, rtype, res, metric, path, sizeof(path), addr,
-				 sizeof(addr));
+	char path[1024] = "", addr[256] = "";
+	int rc;
 
+	if (err != -EHOSTUNREACH && err != -EREMOTEIO)
+		return 0;
+	rc = vg_store_locate(store, rtype, res, metric, path, sizeof(path), addr,
+			     sizeof(addr));
+	if (err == -EREMOTEIO)
+		snprintf(msg, len,
+			 "the storage daemon %s holding '%s' of '%s' refused to FLUSH or read "
+			 "its file %s (the daemon's log says why; /v1/health lists the daemons)",
+			 addr[0] ? addr : "(unknown)", metric, res, path[0] ? path : "(unknown)");
 	/* No address: the series is recorded on an address not in [storage]
 	 * daemons that the store could not keep (more than it names), or the
 	 * shared placement record does not answer; name both. */
-	if (rc == -EADDRNOTAVAIL)
-		vg_http_reply_error(resp, 503,
-				    "'%s' of '%s' is recorded on the storage daemon %s, which is "
-				    "not in [storage] daemons: list it again, or move its series "
-				    "(vigie-collector storage move) before removing it "
-				    "(/v1/health lists unlisted_daemons)",
-				    metric, res, addr);
+	else if (rc == -EADDRNOTAVAIL)
+		snprintf(msg, len,
+			 "'%s' of '%s' is recorded on the storage daemon %s, which is "
+			 "not in [storage] daemons: list it again, or move its series "
+			 "(vigie-collector storage move) before removing it "
+			 "(/v1/health lists unlisted_daemons)",
+			 metric, res, addr);
 	else if (addr[0])
-		vg_http_reply_error(resp, 503,
-				    "the storage daemon %s holding '%s' of '%s' does not answer "
-				    "(/v1/health lists the daemons)",
-				    addr, metric, res);
+		snprintf(msg, len,
+			 "the storage daemon %s holding '%s' of '%s' does not answer "
+			 "(/v1/health lists the daemons)",
+			 addr, metric, res);
 	else
-		vg_http_reply_error(resp, 503,
-				    "'%s' of '%s' is recorded on a storage daemon that is not in "
-				    "[storage] daemons (keep an address listed until its series "
-				    "are moved), or the placement record does not answer "
-				    "(/v1/health)",
-				    metric, res);
+		snprintf(msg, len,
+			 "'%s' of '%s' is recorded on a storage daemon that is not in "
+			 "[storage] daemons (keep an address listed until its series "
+			 "are moved), or the placement record does not answer "
+			 "(/v1/health)",
+			 metric, res);
+	return 503;
+}
+
+/* Reply the 503 of vg_api_storage_fault for err, with a Retry-After. */
+static int reply_fault(struct vg_http_resp *resp, struct vg_store *store, int rtype,
+		       const char *res, const char *metric, int err)
+{
+	char msg[2048];
+
+	vg_api_storage_fault(store, rtype, res, metric, err, msg, sizeof(msg));
+	vg_http_reply_error(resp, 503, "%s", msg);
 	vg_http_resp_header(resp, "Retry-After", "5");
 	return 0;
+}
+
+int vg_api_reply_unreachable(struct vg_http_resp *resp, struct vg_store *store, int rtype,
+			     const char *res, const char *metric)
+{
+	return reply_fault(resp, store, rtype, res, metric, -EHOSTUNREACH);
 }
 
 int vg_api_reply_refused(struct vg_http_resp *resp, struct vg_store *store, int rtype,
 			 const char *res, const char *metric)
 {
-	char path[1024] = "", addr[256] = "";
-
-	(void)vg_store_locate(store, rtype, res, metric, path, sizeof(path), addr, sizeof(addr));
-	vg_http_reply_error(resp, 503,
-			    "the storage daemon %s holding '%s' of '%s' refused to FLUSH or read "
-			    "its file %s (the daemon's log says why; /v1/health lists the daemons)",
-			    addr[0] ? addr : "(unknown)", metric, res, path[0] ? path : "(unknown)");
-	vg_http_resp_header(resp, "Retry-After", "5");
-	return 0;
+	return reply_fault(resp, store, rtype, res, metric, -EREMOTEIO);
 }
 
 int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what)

@@ -255,11 +255,20 @@ int vg_api_h_aggregates(struct vg_http_req *req, struct vg_http_resp *resp)
 			if (rc == -ENOENT || rc == -EINVAL)
 				continue; /* no file yet / other archive layout */
 			if (rc) {
+				/* a daemon down or refusing: 503 naming it */
+				if (rc == -EHOSTUNREACH)
+					rc = vg_api_reply_unreachable(resp, store, c.r[j].rtype,
+								      c.r[j].id, metric);
+				else if (rc == -EREMOTEIO)
+					rc = vg_api_reply_refused(resp, store, c.r[j].rtype,
+								  c.r[j].id, metric);
+				else
+					rc = vg_api_reply_errno(resp, rc, "measures");
 				free(acc);
 				free(cnt);
 				json_decref(groups);
 				free_ctx(&c);
-				return vg_api_reply_errno(resp, rc, "measures");
+				return rc;
 			}
 			nres++;
 			for (size_t k = 0; k < s.n; k++) {

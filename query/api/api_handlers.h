@@ -129,6 +129,16 @@ uint64_t vg_api_invoices_withheld(void);
 struct vg_store;
 int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what);
 
+/* The message of a read's storage fault: for err -EHOSTUNREACH (the
+ * series' daemon does not answer) or -EREMOTEIO (it answers but refused
+ * to FLUSH or read the file), from vg_store_fetch, a message naming the
+ * daemon (and the file) into msg, and 503; 0 for any other err (msg
+ * untouched). A read of many series (aggregates, expressions, remote
+ * read) answers it for the first series that faults: a partial answer
+ * would pass for a complete one. */
+int vg_api_storage_fault(struct vg_store *store, int rtype, const char *res,
+			 const char *metric, int err, char *msg, size_t len);
+
 /* Reply 503 for a series whose storage daemon does not answer
  * (-EHOSTUNREACH from vg_store_fetch), naming the daemon's address.
  * Returns 0. */

@@ -672,10 +672,14 @@ static int answer_query(struct vg_api *api, const char *scope,
 			vg_series_free(&ser);
 			continue; /* no file yet, or nothing in the range */
 		}
-		if (frc) {
-			*status = 500;
-			snprintf(err, errlen, "cannot read %s of %s: %s", s->metric,
-				 s->lab[L_RESOURCE], strerror(-frc));
+		if (frc) { /* a daemon down or refusing: 503 naming it */
+			*status = vg_api_storage_fault(store, s->rtype, s->lab[L_RESOURCE],
+						       s->metric, frc, err, errlen);
+			if (!*status) {
+				*status = 500;
+				snprintf(err, errlen, "cannot read %s of %s: %s", s->metric,
+					 s->lab[L_RESOURCE], strerror(-frc));
+			}
 			rc = frc;
 			goto out;
 		}

@@ -428,12 +428,21 @@ static int eval_selector(struct ectx *c, const struct vg_expr_node *n,
 			c->points_read += fp.points;
 			if (fp.late)
 				rc = check_time(c, n->pos);
-			for (size_t i = 0; i < s.np && !rc; i++)
-				if (st[i] && st[i] != -ENOENT && st[i] != -EINVAL)
-					rc = eerr(c, 500, n->pos, "cannot read %s of "
-								  "%s: %s",
-						  n->name, s.p[i].id,
-						  strerror(-st[i]));
+			for (size_t i = 0; i < s.np && !rc; i++) {
+				char msg[2048];
+				int code;
+
+				if (!st[i] || st[i] == -ENOENT || st[i] == -EINVAL)
+					continue;
+				/* a daemon down or refusing: 503 naming it */
+				code = vg_api_storage_fault(c->store, s.p[i].rtype, s.p[i].id,
+							    n->name, st[i], msg, sizeof(msg));
+				if (code)
+					rc = eerr(c, code, n->pos, "%s", msg);
+				else
+					rc = eerr(c, 500, n->pos, "cannot read %s of %s: %s",
+						  n->name, s.p[i].id, strerror(-st[i]));
+			}
 		}
 		for (size_t i = 0; i < out->n - first && !rc; i++) {
 			struct xs *x = &out->s[first + i];

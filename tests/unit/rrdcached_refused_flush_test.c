@@ -407,6 +407,25 @@ static void refused_reads(const struct fx_api *srv, const char *auth, const char
 		assert_non_null(strstr(a.body, "refused"));
 		fx_answer_free(&a);
 	}
+	/* reads of many series: the first that faults answers for the
+	 * request (were 500 "Remote I/O error") */
+	static const char *const many[] = {
+		"/v1/aggregates?metric=load.1&type=host&granularity=60&start=%lld&end=%lld",
+		"/v1/query?expr=load.1%%7Bid%%3D%%22node0%%22%%7D&granularity=60&start=%lld&end=%lld",
+	};
+	for (size_t i = 0; i < 2; i++) {
+		char path[256];
+		long code;
+
+		snprintf(path, sizeof(path), many[i], FXS_T0, FXS_T0 + 60LL * 6);
+		code = fx_http(srv->url, "GET", path, auth, NULL, &a);
+		printf("# %.40s -> %ld %s\n", path, code, a.body);
+		assert_int_equal(code, 503);
+		assert_non_null(strstr(a.body, addr));
+		assert_non_null(strstr(a.body, FILE0));
+		assert_non_null(strstr(a.body, "refused"));
+		fx_answer_free(&a);
+	}
 	if (!graph)
 		return;
 	/* the graph checks the series first (vg_store_locate) */
