@@ -139,7 +139,7 @@ int vg_api_h_aggregates(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct vg_resource_filter f;
 	struct agg_ctx c = {0};
 	struct vg_series s = {0};
-	char err[256], ts[32], te[32], unit[64];
+	char ts[32], te[32], unit[64];
 	int64_t start_ms, end_ms, base, gm;
 	uint32_t g, gran = 0;
 	size_t npoints = 0;
@@ -170,10 +170,8 @@ int vg_api_h_aggregates(struct vg_http_req *req, struct vg_http_resp *resp)
 					   gb);
 	if (vg_api_granularity_param(resp, gs, &g))
 		return 0;
-	if (vg_api_parse_window(vg_http_param(req, "start"),
-				vg_http_param(req, "end"), req->now_ms,
-				&start_ms, &end_ms, err, sizeof(err)))
-		return vg_http_reply_error(resp, 400, "%s", err);
+	if (vg_api_window_param(req, resp, &start_ms, &end_ms))
+		return 0;
 	vg_time_format(start_ms, ts, sizeof(ts));
 	vg_time_format(end_ms, te, sizeof(te));
 	if (vg_api_pick_granularity(start_ms, end_ms, g, VG_API_MAX_POINTS,

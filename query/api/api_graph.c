@@ -360,10 +360,8 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 					 VG_API_GRAPH_MAX_HEIGHT);
 		goto out;
 	}
-	if (vg_api_parse_window(vg_http_param(req, "start"),
-				vg_http_param(req, "end"), req->now_ms,
-				&g->start_ms, &g->end_ms, err, sizeof(err))) {
-		rc = vg_http_reply_error(resp, 400, "%s", err);
+	if (vg_api_window_param(req, resp, &g->start_ms, &g->end_ms)) {
+		rc = 0;
 		goto out;
 	}
 	if (g->end_ms - g->start_ms < 1000) {

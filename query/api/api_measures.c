@@ -47,7 +47,7 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 	struct vg_series series = {0};
 	struct vg_store *store;
 	const struct vg_metric_def *def;
-	char err[256], unit[64], ts[32], te[32];
+	char unit[64], ts[32], te[32];
 	int64_t start_ms, end_ms;
 	uint32_t g, gran;
 	size_t npoints;
@@ -69,10 +69,8 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 					   "bad aggregation '%.32s' (one of: "
 					   "mean, min, max)",
 					   as);
-	if (vg_api_parse_window(vg_http_param(req, "start"),
-				vg_http_param(req, "end"), req->now_ms,
-				&start_ms, &end_ms, err, sizeof(err)))
-		return vg_http_reply_error(resp, 400, "%s", err);
+	if (vg_api_window_param(req, resp, &start_ms, &end_ms))
+		return 0;
 	vg_time_format(start_ms, ts, sizeof(ts));
 	vg_time_format(end_ms, te, sizeof(te));
 	if (vg_api_series_resource(req, resp, res, metric, &rtype))

@@ -135,6 +135,18 @@ int vg_api_parse_window(const char *start, const char *end, int64_t now_ms,
 	return 0;
 }
 
+int vg_api_window_param(struct vg_http_req *req, struct vg_http_resp *resp,
+			int64_t *start_ms, int64_t *end_ms)
+{
+	char err[256];
+
+	if (!vg_api_parse_window(vg_http_param(req, "start"), vg_http_param(req, "end"),
+				 req->now_ms, start_ms, end_ms, err, sizeof(err)))
+		return 0;
+	vg_http_reply_error(resp, 400, "%s", err);
+	return -EINVAL;
+}
+
 size_t vg_api_points_in(int64_t start_ms, int64_t end_ms, uint32_t g)
 {
 	int64_t gm = (int64_t)g * 1000;

@@ -48,6 +48,12 @@ int vg_api_parse_window(const char *start, const char *end, int64_t now_ms,
 			int64_t *start_ms, int64_t *end_ms, char *err,
 			size_t errlen);
 
+/* The same for a request's "start" and "end" parameters: 0 with the
+ * window set, or -EINVAL with the 400 in resp (vg_api_parse_window's
+ * message). */
+int vg_api_window_param(struct vg_http_req *req, struct vg_http_resp *resp,
+			int64_t *start_ms, int64_t *end_ms);
+
 /* Points a [start, end] range gives at g seconds (both ends counted). */
 size_t vg_api_points_in(int64_t start_ms, int64_t end_ms, uint32_t g);
 

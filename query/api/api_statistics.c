@@ -205,10 +205,8 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 	if (vg_api_parse_statistics(vg_http_param(req, "statistics"), stats,
 				    VG_API_STATS_MAX, &nstats, err, sizeof(err)))
 		return vg_http_reply_error(resp, 400, "%s", err);
-	if (vg_api_parse_window(vg_http_param(req, "start"),
-				vg_http_param(req, "end"), req->now_ms,
-				&start_ms, &end_ms, err, sizeof(err)))
-		return vg_http_reply_error(resp, 400, "%s", err);
+	if (vg_api_window_param(req, resp, &start_ms, &end_ms))
+		return 0;
 	vg_time_format(start_ms, ts, sizeof(ts));
 	vg_time_format(end_ms, te, sizeof(te));
 	nperiods = vg_api_points_in(start_ms, end_ms, period);

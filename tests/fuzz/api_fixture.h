@@ -1,7 +1,8 @@
 /*
- * api_fixture.h — the collector API the api_query, api_body and publish
- * fuzz targets send requests to (included by each; not a fuzz target
- * itself).
+ * api_fixture.h — the collector API the api_query, api_body, expr,
+ * publish and silence_body fuzz targets send requests to (included by
+ * each; not a fuzz target itself), with what they share: their
+ * LLVMFuzzerInitialize and the checks of a JSON reply.
  *
  * Design: LLVMFuzzerInitialize builds, once per process, a data directory
  * (under $TMPDIR, /dev/shm when it exists: sqlite writes without a disk)
@@ -23,6 +24,8 @@
 #ifndef VIGIE_FUZZ_API_FIXTURE_H
 #define VIGIE_FUZZ_API_FIXTURE_H
 
+#include <assert.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,5 +221,53 @@ static int fx_request(const char *method, const char *raw_uri,
 			 resp);
 	return 0;
 }
+
+/* The checks every target makes on a reply whose body is JSON: a status
+ * from 200 to 599, never a 500, and a body that parses. Returns the body
+ * parsed (the caller's to json_decref), NULL when there is none. */
+static json_t *fx_reply_json(const struct vg_http_resp *resp)
+{
+	json_t *j;
+
+	assert(resp->status >= 200 && resp->status <= 599);
+	assert(resp->status != 500);
+	if (!resp->len)
+		return NULL;
+	j = json_loadb(resp->body, resp->len, 0, NULL);
+	assert(j);
+	return j;
+}
+
+/* An input's body: what follows its selector byte data[0], copied and
+ * NUL-terminated past its length (*len) as the server hands a body over;
+ * the caller frees it. NULL, the input skipped, when there is no
+ * selector byte or no memory. */
+static char *fx_body(const uint8_t *data, size_t size, size_t *len)
+{
+	char *body;
+
+	if (size < 1 || !(body = malloc(size)))
+		return NULL;
+	*len = size - 1;
+	memcpy(body, data + 1, *len);
+	body[*len] = '\0';
+	return body;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* libFuzzer's start, once per process: the fixture. A target that adds
+ * to it (publish_fuzz: fx.before_api) defines FX_OWN_INITIALIZE before
+ * including this header and writes its own. */
+#ifndef FX_OWN_INITIALIZE
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fx_setup();
+	return 0;
+}
+#endif
 
 #endif

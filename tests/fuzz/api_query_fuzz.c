@@ -31,17 +31,6 @@
 #include "vigie/bill_invoice.h"
 #include "vigie/clock.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fx_setup();
-	return 0;
-}
-
 /* Every pure parser of a query parameter, on one decoded value. */
 static void parse_value(const char *v, const char *w)
 {
@@ -106,16 +95,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vg_http_req req;
 	struct vg_http_resp resp;
 	char *uri;
+	size_t len;
 	int sel;
 
-	if (size < 1)
+	if (!(uri = fx_body(data, size, &len)))
 		return 0;
 	sel = data[0];
-	uri = malloc(size);
-	if (!uri)
-		return 0;
-	memcpy(uri, data + 1, size - 1);
-	uri[size - 1] = '\0';
 	if (fx_request(sel & 0x10 ? "HEAD" : "GET", uri, auth[sel & 3], NULL, 0,
 		       &req, &resp)) {
 		vg_http_req_release(&req);

@@ -28,17 +28,6 @@
 #include "api_fixture.h"
 #include "query/api/expr.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fx_setup();
-	return 0;
-}
-
 static int contains(const char *hay, size_t len, const char *needle)
 {
 	return hay && memmem(hay, len, needle, strlen(needle)) != NULL;

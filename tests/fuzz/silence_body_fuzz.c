@@ -29,27 +29,12 @@
 #include "vigie/alarm.h"
 #include "vigie/name.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	fx_setup();
-	return 0;
-}
-
 static void check_reply(const struct vg_http_resp *resp)
 {
 	json_t *j, *f;
 
-	assert(resp->status >= 200 && resp->status <= 599);
-	assert(resp->status != 500);
-	if (!resp->len)
+	if (!(j = fx_reply_json(resp)))
 		return;
-	j = json_loadb(resp->body, resp->len, 0, NULL);
-	assert(j);
 	f = json_object_get(json_object_get(j, "error"), "fields");
 	if (resp->status == 400 && f)
 		assert(json_array_size(f) >= 1);
@@ -133,16 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len;
 	int sel;
 
-	if (size < 1)
+	if (!(body = fx_body(data, size, &len)))
 		return 0;
 	sel = data[0];
 	auth = sel & 1 ? fx.auth_p1 : fx.auth_admin;
-	len = size - 1;
-	body = malloc(len + 1);
-	if (!body)
-		return 0;
-	memcpy(body, data + 1, len);
-	body[len] = '\0';
 
 	assert(fx_request("POST", "/v1/silences", auth, body, len, &req, &resp) == 0);
 	if (getenv("FUZZ_API_DEBUG"))

@@ -9,23 +9,15 @@
 # the alarm store lives in a PostgreSQL server this test starts.
 source "$(dirname "$0")/lib.sh"
 
-if [[ ! -x $BIN/../bench/alarms_send || ! -x $BIN/../bench/alarms_hook ]]; then
-  make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/alarms_send" "$BUILD/bench/alarms_hook" \
-    >"$TMP/make.log" 2>&1 || { echo "1..0 # SKIP cannot build bench/alarms_send, alarms_hook (see $TMP/make.log)"; cat "$TMP/make.log" >&2; exit 0; }
-fi
+alarm_tools
 command -v jq >/dev/null || { echo "1..0 # SKIP jq missing"; exit 0; }
-SEND=$BIN/../bench/alarms_send
-HOOKBIN=$BIN/../bench/alarms_hook
 WAIT_S=15 # group_wait: long enough to kill the collector inside it
 
 collector_ports
 DATA=$TMP/data
 T0=$(( ($(date +%s) - 7200) / 60 * 60 * 1000 ))   # two hours ago, on a minute
 
-"$HOOKBIN" --port 0 --port-file "$TMP/hook.port" --log "$TMP/hook.log" 2>"$TMP/hook.err" &
-_pids+=($!)
-wait_for 30 test -s "$TMP/hook.port" || { nok "webhook receiver starts"; done_testing; exit 1; }
-HOOK=http://127.0.0.1:$(cat "$TMP/hook.port")/alarm
+start_hook
 printf '[alarms]\nretry_initial = 0.2\nretry_max = 1\n' >"$TMP/vigie.conf"
 if [[ ${ALARMS_ENGINE:-sqlite} == postgresql ]]; then
   start_postgres; rc=$?

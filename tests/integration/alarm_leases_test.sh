@@ -19,55 +19,22 @@
 # SKIP, with the reason, only when PostgreSQL cannot run on this machine.
 source "$(dirname "$0")/lib.sh"
 
-SEND=$BIN/../bench/alarms_send
-HOOKBIN=$BIN/../bench/alarms_hook
-if [[ ! -x $SEND || ! -x $HOOKBIN ]]; then
-  make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/alarms_send" "$BUILD/bench/alarms_hook" \
-    >"$TMP/make.log" 2>&1 || { echo "1..0 # SKIP cannot build bench/alarms_send, alarms_hook (see $TMP/make.log)"; exit 0; }
-fi
+alarm_tools
 
-start_postgres; rc=$?
-if [[ $rc -eq 1 ]]; then echo "1..0 # SKIP $PG_SKIP"; exit 0; fi
-if [[ $rc -ne 0 ]]; then nok "PostgreSQL starts"; done_testing; exit 1; fi
+need_postgres
 sql() { "$PG_BIN/psql" -Atq -d "$PG_URL" -v ON_ERROR_STOP=1 -c "$1"; }
 
 LEASE_S=2
 NALARMS=12
 T0=$(( ($(date +%s) - 7200) / 60 * 60 * 1000 ))   # two hours ago, on a minute
 
-echo 200 >"$TMP/status"
-"$HOOKBIN" --port 0 --port-file "$TMP/hook.port" --log "$TMP/hook.log" \
-  --status-file "$TMP/status" 2>"$TMP/hook.err" &
-_pids+=($!)
-wait_for 30 test -s "$TMP/hook.port" || { nok "webhook receiver starts"; done_testing; exit 1; }
-HOOK=http://127.0.0.1:$(cat "$TMP/hook.port")/alarm
+start_hook
 
 declare -a PORT HTTP STREAM PID
 # the collectors' metric stream is signed with one shared key
 openssl rand -hex 32 >"$TMP/cluster.key"
 chmod 600 "$TMP/cluster.key"
-for i in 1 2 3; do
-  PORT[i]=$(free_port); HTTP[i]=$(free_port); STREAM[i]=$(free_port)
-  cat >"$TMP/c$i.conf" <<CONF
-[collector]
-listen = tcp://127.0.0.1:${PORT[i]}
-http = 127.0.0.1:${HTTP[i]}
-data_dir = $TMP/data$i
-[state]
-url = $PG_URL
-token_key = $TMP/tokens.key
-[cluster]
-node = node$i
-stream = tcp://127.0.0.1:${STREAM[i]}
-stream_key_file = $TMP/cluster.key
-lease = ${LEASE_S}s
-[alarms]
-retry_initial = 0.2
-retry_max = 1
-[log]
-level = debug
-CONF
-done
+for i in 1 2 3; do alarm_cluster_conf $i "stream_key_file = $TMP/cluster.key"; done
 mkdir -p "$TMP/data1"
 ADMIN=$("$BIN/vigie-collector" --config "$TMP/c1.conf" token create --admin --name it 2>"$TMP/token.err" | tail -1)
 check "an admin token on the shared state" grep -q '^vgt_' <<<"$ADMIN"

@@ -13,24 +13,14 @@
 source "$(dirname "$0")/lib.sh"
 
 command -v nanocat >/dev/null || { echo "1..0 # SKIP nanocat missing (apt-get install nanomsg-utils)"; exit 0; }
-if [[ ! -x $BIN/../bench/alarms_send || ! -x $BIN/../bench/alarms_hook ]]; then
-  make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/alarms_send" "$BUILD/bench/alarms_hook" \
-    >"$TMP/make.log" 2>&1 || { echo "1..0 # SKIP cannot build bench/alarms_send, alarms_hook (see $TMP/make.log)"; cat "$TMP/make.log" >&2; exit 0; }
-fi
-SEND=$BIN/../bench/alarms_send
-HOOKBIN=$BIN/../bench/alarms_hook
+alarm_tools
 
 collector_ports NPORT
 DATA=$TMP/data
 T0=$(( ($(date +%s) - 7200) / 60 * 60 * 1000 ))   # two hours ago, on a minute
 
 # ---- the webhook receiver and an exec command ----
-echo 200 >"$TMP/status"
-"$HOOKBIN" --port 0 --port-file "$TMP/hook.port" --log "$TMP/hook.log" \
-  --status-file "$TMP/status" 2>"$TMP/hook.err" &
-_pids+=($!)
-wait_for 30 test -s "$TMP/hook.port" || { nok "webhook receiver starts"; done_testing; exit 1; }
-HOOK=http://127.0.0.1:$(cat "$TMP/hook.port")/alarm
+start_hook
 cat >"$TMP/on-alarm.sh" <<EOF
 #!/bin/sh
 cat >>"$TMP/exec.out"

@@ -139,6 +139,63 @@ collector_ports() {
   free_ports PORT HPORT "$@"
   API=http://127.0.0.1:$HPORT
 }
+# alarm_tools: SEND and HOOKBIN, the wire-level sender and the webhook
+# receiver of this build (bench/alarms_send, bench/alarms_hook), made now
+# when missing; the test skipped (make's log on stderr) when they cannot
+# be built. start_hook: the webhook receiver on a free port, answering
+# every POST with the status in $TMP/status (200 until the test writes
+# another), logging to $TMP/hook.log; HOOK its URL; the test ended as
+# failed when it does not start within 30 s
+alarm_tools() {
+  SEND=$BIN/../bench/alarms_send
+  HOOKBIN=$BIN/../bench/alarms_hook
+  [[ -x $SEND && -x $HOOKBIN ]] && return 0
+  make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/alarms_send" "$BUILD/bench/alarms_hook" \
+    >"$TMP/make.log" 2>&1 && return 0
+  echo "1..0 # SKIP cannot build bench/alarms_send, alarms_hook (see $TMP/make.log)"
+  cat "$TMP/make.log" >&2
+  exit 0
+}
+start_hook() {
+  echo 200 >"$TMP/status"
+  "$HOOKBIN" --port 0 --port-file "$TMP/hook.port" --log "$TMP/hook.log" \
+    --status-file "$TMP/status" 2>"$TMP/hook.err" &
+  _pids+=($!)
+  wait_for 30 test -s "$TMP/hook.port" || bail "webhook receiver starts"
+  HOOK=http://127.0.0.1:$(cat "$TMP/hook.port")/alarm
+}
+# alarm_cluster_conf I [LINE...]: collector I of the alarm tests' cluster
+# on the PostgreSQL of need_postgres: free ports in PORT[I], HTTP[I] and
+# STREAM[I] (the caller's arrays), its configuration in $TMP/cI.conf
+# (data in $TMP/dataI, node nodeI, leases of $LEASE_S seconds, quick
+# webhook retries, debug log), each LINE added to its [cluster] section
+# (the metric stream's key files)
+alarm_cluster_conf() {
+  local i=$1; shift
+  PORT[i]=$(free_port); HTTP[i]=$(free_port); STREAM[i]=$(free_port)
+  { cat <<CONF
+[collector]
+listen = tcp://127.0.0.1:${PORT[i]}
+http = 127.0.0.1:${HTTP[i]}
+data_dir = $TMP/data$i
+[state]
+url = $PG_URL
+token_key = $TMP/tokens.key
+[cluster]
+node = node$i
+stream = tcp://127.0.0.1:${STREAM[i]}
+CONF
+    printf '%s\n' "$@"
+    cat <<CONF
+lease = ${LEASE_S}s
+[alarms]
+retry_initial = 0.2
+retry_max = 1
+[log]
+level = debug
+CONF
+  } >"$TMP/c$i.conf"
+}
 # start_api_collector NAME ARGS...: start_collector NAME on PORT and HPORT
 # (collector_ports) with ARGS, then wait up to 20 s for its /v1/health;
 # returns 1 if it does not answer (a test's `check "..." start_api_collector`)
@@ -320,6 +377,15 @@ stop_postgres() {
     >>"$PG_DIR/setup.log" 2>&1 || true
 }
 restart_postgres() { stop_postgres; _pg_start; }
+# need_postgres: start_postgres for a test that is about PostgreSQL: the
+# whole test skipped with the reason when PostgreSQL cannot run here,
+# ended as failed when it should and does not
+need_postgres() {
+  local rc
+  start_postgres; rc=$?
+  if [[ $rc -eq 1 ]]; then echo "1..0 # SKIP $PG_SKIP"; exit 0; fi
+  [[ $rc -eq 0 ]] || bail "PostgreSQL starts"
+}
 
 # start_shared_state: the shared state of several collectors, the way
 # every test of them begins: start_postgres (the test skipped with the
@@ -331,10 +397,7 @@ restart_postgres() { stop_postgres; _pg_start; }
 # (url $STATE, token_key KEYFILE), then whatever stdin holds (more
 # sections; </dev/null for none).
 start_shared_state() {
-  local rc
-  start_postgres; rc=$?
-  if [[ $rc -eq 1 ]]; then echo "1..0 # SKIP $PG_SKIP"; exit 0; fi
-  [[ $rc -eq 0 ]] || bail "PostgreSQL starts"
+  need_postgres
   psql "$PG_URL" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE vigie" >/dev/null ||
     bail "CREATE DATABASE vigie"
   STATE="host=$PG_DIR port=$PG_PORT user=vigie dbname=vigie"

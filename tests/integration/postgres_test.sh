@@ -7,9 +7,7 @@
 # SKIP, with the reason, only when the server cannot run on this machine.
 . "$(dirname "$0")/lib.sh"
 
-start_postgres; rc=$?
-if [[ $rc -eq 1 ]]; then echo "1..0 # SKIP $PG_SKIP"; exit 0; fi
-if [[ $rc -ne 0 ]]; then nok "PostgreSQL starts"; done_testing; exit 1; fi
+need_postgres
 ok "PostgreSQL answers on $PG_DIR (port $PG_PORT)"
 
 sql() { psql "$1" -X -q -A -t -v ON_ERROR_STOP=1 -c "$2"; }

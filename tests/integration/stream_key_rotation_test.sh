@@ -14,28 +14,16 @@
 # SKIP, with the reason, only when PostgreSQL cannot run on this machine.
 source "$(dirname "$0")/lib.sh"
 
-SEND=$BIN/../bench/alarms_send
-HOOKBIN=$BIN/../bench/alarms_hook
-if [[ ! -x $SEND || ! -x $HOOKBIN ]]; then
-  make -s -C "$ROOT" BUILD="$BUILD" "$BUILD/bench/alarms_send" "$BUILD/bench/alarms_hook" \
-    >"$TMP/make.log" 2>&1 || { echo "1..0 # SKIP cannot build bench/alarms_send, alarms_hook (see $TMP/make.log)"; exit 0; }
-fi
+alarm_tools
 
-start_postgres; rc=$?
-if [[ $rc -eq 1 ]]; then echo "1..0 # SKIP $PG_SKIP"; exit 0; fi
-if [[ $rc -ne 0 ]]; then nok "PostgreSQL starts"; done_testing; exit 1; fi
+need_postgres
 sql() { "$PG_BIN/psql" -Atq -d "$PG_URL" -v ON_ERROR_STOP=1 -c "$1"; }
 
 LEASE_S=2
 NALARMS=6
 T0=$(( ($(date +%s) - 7200) / 60 * 60 * 1000 ))   # two hours ago, on a minute
 
-echo 200 >"$TMP/status"
-"$HOOKBIN" --port 0 --port-file "$TMP/hook.port" --log "$TMP/hook.log" \
-  --status-file "$TMP/status" 2>"$TMP/hook.err" &
-_pids+=($!)
-wait_for 30 test -s "$TMP/hook.port" || { nok "webhook receiver starts"; done_testing; exit 1; }
-HOOK=http://127.0.0.1:$(cat "$TMP/hook.port")/alarm
+start_hook
 
 # each collector its own copy of the key files, as configuration
 # management would deliver them; the accept file does not exist yet
@@ -46,28 +34,8 @@ chmod 600 "$TMP"/*.key
 put() { cp "$1" "$2" && chmod 600 "$2"; } # KEY FILE
 declare -a PORT HTTP STREAM PID
 for i in 1 2; do
-  PORT[i]=$(free_port); HTTP[i]=$(free_port); STREAM[i]=$(free_port)
   put "$TMP/old.key" "$TMP/c$i.key"
-  cat >"$TMP/c$i.conf" <<CONF
-[collector]
-listen = tcp://127.0.0.1:${PORT[i]}
-http = 127.0.0.1:${HTTP[i]}
-data_dir = $TMP/data$i
-[state]
-url = $PG_URL
-token_key = $TMP/tokens.key
-[cluster]
-node = node$i
-stream = tcp://127.0.0.1:${STREAM[i]}
-stream_key_file = $TMP/c$i.key
-stream_accept_key_file = $TMP/c$i.accept
-lease = ${LEASE_S}s
-[alarms]
-retry_initial = 0.2
-retry_max = 1
-[log]
-level = debug
-CONF
+  alarm_cluster_conf $i "stream_key_file = $TMP/c$i.key" "stream_accept_key_file = $TMP/c$i.accept"
 done
 
 # ---- config check: the start's refusals, before any start ----

@@ -108,6 +108,23 @@ static void store_row(const char *url, const char *sql)
 	vg_db_close(db);
 }
 
+/* This case's silences: their store's URL (this case's database, or
+ * alarms.db in its directory) into url, of sizeof(g_url) bytes, to open
+ * it again, and the store opened on it with per_project silences at most
+ * per project. */
+static struct vg_alarm_silences *open_silences(char *url, unsigned per_project)
+{
+	struct vg_alarm_silences *s;
+	char err[256];
+
+	if (g_fresh_url)
+		snprintf(url, sizeof(g_url), "%s", g_url);
+	else
+		snprintf(url, sizeof(g_url), "sqlite:%s/alarms.db", g_dir);
+	assert_int_equal(vg_alarm_silences_open(url, per_project, T0, &s, err, sizeof(err)), 0);
+	return s;
+}
+
 static void test_matchers_scope_limits_persistence(void **state)
 {
 	struct vg_alarm_silences *s;
@@ -118,11 +135,7 @@ static void test_matchers_scope_limits_persistence(void **state)
 	int rc;
 
 	(void)state;
-	if (g_fresh_url)
-		snprintf(url, sizeof(url), "%s", g_url);
-	else
-		snprintf(url, sizeof(url), "sqlite:%s/alarms.db", g_dir);
-	assert_int_equal(vg_alarm_silences_open(url, 2, T0, &s, err, sizeof(err)), 0);
+	s = open_silences(url, 2);
 
 	/* validation: one entry per problem */
 	j = mk(s, NULL, "{\"matchers\":{\"hots\":\"x\",\"severity\":\"huge\"}}", &rc);
@@ -1082,11 +1095,7 @@ static void test_text_fields_rule(void **state)
 	int rc;
 
 	(void)state;
-	if (g_fresh_url)
-		snprintf(url, sizeof(url), "%s", g_url);
-	else
-		snprintf(url, sizeof(url), "sqlite:%s/alarms.db", g_dir);
-	assert_int_equal(vg_alarm_silences_open(url, 100, T0, &s, err, sizeof(err)), 0);
+	s = open_silences(url, 100);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(in, sizeof(in), "{\"matchers\":{\"host\":\"h\"},\"duration\":\"1h\",%s}",
 			 bad[i][1]);
@@ -1133,16 +1142,12 @@ static void test_text_fields_rule(void **state)
 static void test_unknown_long_matcher_refused(void **state)
 {
 	struct vg_alarm_silences *s;
-	char url[sizeof(g_url)], err[256], in[512], key[128];
+	char url[sizeof(g_url)], in[512], key[128];
 	json_t *j;
 	int rc;
 
 	(void)state;
-	if (g_fresh_url)
-		snprintf(url, sizeof(url), "%s", g_url);
-	else
-		snprintf(url, sizeof(url), "sqlite:%s/alarms.db", g_dir);
-	assert_int_equal(vg_alarm_silences_open(url, 100, T0, &s, err, sizeof(err)), 0);
+	s = open_silences(url, 100);
 	memset(key, 'x', 99);
 	snprintf(key + 99, sizeof(key) - 99, "\xc3\xa9"); /* U+00E9 at bytes 99-100 */
 	snprintf(in, sizeof(in),

@@ -1167,6 +1167,40 @@ static uint64_t wait_verified(struct vg_registry *r, const char *node)
 	return n;
 }
 
+static void other_sends(struct fixture *f, int from, int to, int nmetrics);
+
+/* The start of every case of the verified rows: f->watch open on the
+ * state, this collector's batch 1 (nmetrics gauges) stored, its
+ * connection to the daemon made, and its verified row covering it. */
+static void first_verified(struct fixture *f, int nmetrics)
+{
+	char err[256];
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &f->watch, err,
+						sizeof(err)),
+			 0);
+	EXPECT_SENT(f, 1, nmetrics, VG_ACK_OK, STREAM, 1);
+	assert_int_equal(wait_verified(f->watch, "this-node"), 0);
+}
+
+/* Another collector on the same state, "other-node", that committed
+ * node1's batch 3 (T0 + 3 min) and has not verified it, its values of
+ * minutes 2-3 sent to the daemon before (other_sends of nmetrics gauges;
+ * none when 0). The caller closes what it returns. */
+static struct vg_registry *other_commits(struct fixture *f, int nmetrics)
+{
+	struct vg_registry *other;
+	char err[256];
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &other, err, sizeof(err)),
+			 0);
+	assert_int_equal(vg_registry_set_holder(other, "other-node", 600000), 0);
+	if (nmetrics)
+		other_sends(f, 2, 3, nmetrics);
+	assert_int_equal(vg_registry_commit(other, "node1", STREAM, 3, T0 + 180000), 0);
+	return other;
+}
+
 /* Part 3 of "Closing the second" (docs/scaling.md) at the receiver, with
  * a real rrdcached and, on PostgreSQL, a real server:
  *  - as the previous collector: its commits carry its node, and its
@@ -1183,14 +1217,9 @@ static void test_wait_verified(void **state)
 	struct fixture *f = fx(state);
 	struct vg_receiver_stats cs;
 	struct vg_registry *other;
-	char err[256];
 	int rc;
 
-	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &f->watch, err,
-						sizeof(err)),
-			 0);
-	EXPECT_SENT(f, 1, 2, VG_ACK_OK, STREAM, 1);
-	assert_int_equal(wait_verified(f->watch, "this-node"), 0);
+	first_verified(f, 2);
 
 	/* the daemon killed: acknowledged, waiting in the store, not
 	 * verified; verified once the daemon is back */
@@ -1219,10 +1248,7 @@ static void test_wait_verified(void **state)
 	assert_int_equal(wait_held(f->watch, 0), 0); /* its mark cleared */
 
 	/* another node took the host's batch 3 and has not verified it */
-	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &other, err, sizeof(err)),
-			 0);
-	assert_int_equal(vg_registry_set_holder(other, "other-node", 600000), 0);
-	assert_int_equal(vg_registry_commit(other, "node1", STREAM, 3, T0 + 180000), 0);
+	other = other_commits(f, 0);
 	vg_receiver_stats_fn(f->rx, &cs);
 	uint64_t stored = cs.samples_received;
 	EXPECT_SENT(f, 4, 2, VG_ACK_RETRY, STREAM, 4);
@@ -1338,21 +1364,11 @@ static void test_verified_proof(void **state)
 	struct fixture *f = fx(state);
 	struct vg_receiver_stats cs;
 	struct vg_registry *other;
-	char err[256];
 	size_t len;
 
-	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &f->watch, err,
-						sizeof(err)),
-			 0);
-	EXPECT_SENT(f, 1, 2, VG_ACK_OK, STREAM, 1); /* its connection made */
-	assert_int_equal(wait_verified(f->watch, "this-node"), 0);
+	first_verified(f, 2);
 	usleep(20 * 1000); /* the commit below a few ms after it (margin 1 ms) */
-
-	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &other, err, sizeof(err)),
-			 0);
-	assert_int_equal(vg_registry_set_holder(other, "other-node", 600000), 0);
-	other_sends(f, 2, 3, 2);
-	assert_int_equal(vg_registry_commit(other, "node1", STREAM, 3, T0 + 180000), 0);
+	other = other_commits(f, 2);
 	assert_true(isnan(file_row(f, 3))); /* cached by the daemon only */
 	EXPECT_SENT(f, 4, 2, VG_ACK_OK, STREAM, 4);
 	vg_receiver_stats_fn(f->rx, &cs);
@@ -1399,20 +1415,10 @@ static void test_verified_proof_all_files(void **state)
 	struct fixture *f = fx(state);
 	struct vg_receiver_stats cs;
 	struct vg_registry *other;
-	char err[256];
 
-	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &f->watch, err,
-						sizeof(err)),
-			 0);
-	EXPECT_SENT(f, 1, 3, VG_ACK_OK, STREAM, 1); /* its connection made */
-	assert_int_equal(wait_verified(f->watch, "this-node"), 0);
+	first_verified(f, 3);
 	usleep(20 * 1000); /* the commit below a few ms after it (margin 1 ms) */
-
-	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &other, err, sizeof(err)),
-			 0);
-	assert_int_equal(vg_registry_set_holder(other, "other-node", 600000), 0);
-	other_sends(f, 2, 3, 3);
-	assert_int_equal(vg_registry_commit(other, "node1", STREAM, 3, T0 + 180000), 0);
+	other = other_commits(f, 3);
 	assert_true(isnan(file_row_of(f, 2, 3))); /* cached by the daemon only */
 	EXPECT_SENT(f, 4, 2, VG_ACK_OK, STREAM, 4);
 	vg_receiver_stats_fn(f->rx, &cs);

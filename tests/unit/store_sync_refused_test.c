@@ -86,11 +86,44 @@ static int count_lines(const char *path, const char *needle)
 	return n;
 }
 
+/* A store in dir writing through to the daemon at addr (fxs_config's
+ * series), knowing the daemon's base directory when base is not NULL,
+ * syncing every sync_interval_s (0: the default). */
+static struct vg_store *write_through(const char *dir, const char *addr, const char *base,
+				      int sync_interval_s)
+{
+	struct vg_config cfg;
+	struct vg_store *s;
+	char err[256];
+
+	fxs_config(&cfg, "1m:1d", addr, NULL);
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	if (base) {
+		assert_true(strlen(base) < sizeof(cfg.storage_daemon_base));
+		memcpy(cfg.storage_daemon_base, base, strlen(base) + 1);
+	}
+	if (sync_interval_s)
+		cfg.storage_sync_interval_s = sync_interval_s;
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	return s;
+}
+
+/* Minute 0 of the NS series through a daemon that FLUSHes: the files
+ * exist, nothing pending. */
+static void minute0_flushed(struct vg_store *s)
+{
+	struct vg_store_daemon dm[2];
+
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 0), 0);
+	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_int_equal(dm[0].pending, 0);
+}
+
 static void test_refused_flush_backs_off(void **state)
 {
-	char dir[200], addr[PATH_MAX], logp[PATH_MAX + 16], err[256];
+	char dir[200], addr[PATH_MAX], logp[PATH_MAX + 16];
 	struct hrd_daemon d;
-	struct vg_config cfg;
 	struct vg_store *s;
 	struct vg_store_daemon dm[2];
 	struct vg_store_stats st;
@@ -101,9 +134,7 @@ static void test_refused_flush_backs_off(void **state)
 	snprintf(logp, sizeof(logp), "%s/stderr.log", dir);
 	const char *extra[] = {"-O", "-R", "-P", NO_FLUSH, "-l", addr, NULL};
 	assert_int_equal(hrd_start(&d, NULL, extra), 0);
-	fxs_config(&cfg, "1m:1d", addr, NULL);
-	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
-	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	s = write_through(dir, addr, NULL, 0);
 
 	/* the store's log (stderr) into a file, to count its lines */
 	fflush(stderr);
@@ -176,10 +207,9 @@ static void test_refused_flush_backs_off(void **state)
  * segments that held their values retired. */
 static void test_unrecognised_refusal(void **state)
 {
-	char dir[200], addr[PATH_MAX + 8], relay[PATH_MAX], err[256];
+	char dir[200], addr[PATH_MAX + 8], relay[PATH_MAX];
 	struct hrd_daemon d;
 	struct rcs_relay r;
-	struct vg_config cfg;
 	struct vg_store *s;
 	struct vg_store_daemon dm[2];
 	(void)state;
@@ -190,15 +220,10 @@ static void test_unrecognised_refusal(void **state)
 	snprintf(relay, sizeof(relay), "%s/relay.sock", dir);
 	assert_int_equal(rcs_start(&r, relay, d.sock), 0);
 	snprintf(addr, sizeof(addr), "unix:%s", relay);
-	fxs_config(&cfg, "1m:1d", addr, NULL);
-	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
-	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	s = write_through(dir, addr, NULL, 0);
 
-	/* minute 0 through a daemon that FLUSHes: the files exist */
-	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 0), 0);
-	assert_int_equal(vg_store_flush(s), 0);
+	minute0_flushed(s);
 	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
-	assert_int_equal(dm[0].pending, 0);
 	assert_int_equal(dm[0].flush_refused, 0);
 
 	/* then every FLUSH answered "Usage: ...": nothing is written, so
@@ -249,9 +274,8 @@ static void test_unrecognised_refusal(void **state)
  * issue 14 all three were counted durable without a word. */
 static void test_deleted_under_daemon(void **state)
 {
-	char dir[200], err[256], path[PATH_MAX * 2];
+	char dir[200], path[PATH_MAX * 2];
 	struct hrd_daemon d;
-	struct vg_config cfg;
 	struct vg_store *s;
 	struct vg_store_daemon dm[2];
 	struct vg_store_stats st;
@@ -261,17 +285,9 @@ static void test_deleted_under_daemon(void **state)
 	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-vanished"), 0);
 	const char *extra[] = {"-O", "-R", NULL};
 	assert_int_equal(hrd_start(&d, NULL, extra), 0);
-	fxs_config(&cfg, "1m:1d", d.unix_addr, NULL);
-	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
-	assert_true(strlen(d.base) < sizeof(cfg.storage_daemon_base));
-	memcpy(cfg.storage_daemon_base, d.base, strlen(d.base) + 1);
-	cfg.storage_sync_interval_s = 3600; /* syncs only when the test asks */
-	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	s = write_through(dir, d.unix_addr, d.base, 3600); /* syncs when asked */
 
-	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 0), 0);
-	assert_int_equal(vg_store_flush(s), 0);
-	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
-	assert_int_equal(dm[0].pending, 0);
+	minute0_flushed(s);
 
 	/* minute 1 taken by the daemon (write-through), then node0's file
 	 * removed by hand, node1's FORGOTten then removed */
@@ -352,9 +368,8 @@ static int immutable_teardown(void **state)
  * writable again the next values are written and the episode ends. */
 static void test_unwritable_file(void **state)
 {
-	char dir[200], err[256], path[PATH_MAX * 2], logp[PATH_MAX + 16];
+	char dir[200], path[PATH_MAX * 2], logp[PATH_MAX + 16];
 	struct hrd_daemon d;
-	struct vg_config cfg;
 	struct vg_store *s;
 	struct vg_store_daemon dm[2];
 	(void)state;
@@ -363,15 +378,9 @@ static void test_unwritable_file(void **state)
 	snprintf(logp, sizeof(logp), "%s/stderr.log", dir);
 	const char *extra[] = {"-O", "-R", NULL};
 	assert_int_equal(hrd_start(&d, NULL, extra), 0);
-	fxs_config(&cfg, "1m:1d", d.unix_addr, NULL);
-	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
-	cfg.storage_sync_interval_s = 3600; /* syncs only when the test asks */
-	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	s = write_through(dir, d.unix_addr, NULL, 3600); /* syncs when asked */
 
-	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 0), 0);
-	assert_int_equal(vg_store_flush(s), 0);
-	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
-	assert_int_equal(dm[0].pending, 0);
+	minute0_flushed(s);
 
 	snprintf(path, sizeof(path), "%s/host/node0/load.1.rrd", d.base);
 	memcpy(immutable_path, path, sizeof(path));
