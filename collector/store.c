@@ -737,7 +737,7 @@ int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *m
 		    char *path, size_t pathlen, char *addr, size_t addrlen)
 {
 	struct vg_rrd_loc loc;
-	int64_t last;
+	struct vg_rrd_info d;
 	int rc;
 
 	if (addrlen)
@@ -761,7 +761,13 @@ int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *m
 			snprintf(addr, addrlen, "%s", loc.recorded);
 		return -EADDRNOTAVAIL;
 	}
-	rc = s->be->ops->last_ms(s->be, &loc, &last, 0);
+	/* info, not last_ms: last_ms is also a new series' open, which takes
+	 * a daemon's "Permission denied" (-P without FLUSH or INFO) for "no
+	 * file" so that its create still goes ahead (rcd_last_ms); a reader
+	 * must see that refusal as the daemon's fault (-EIO: the API's 503
+	 * naming the daemon and the file), as vg_store_fetch does, not as a
+	 * missing series (404) */
+	rc = s->be->ops->info(s->be, &loc, VG_CF_AVERAGE, &d);
 	return rc == -ENOENT || rc == -EHOSTUNREACH ? rc : rc ? -EIO
 							      : 0;
 }

@@ -451,7 +451,9 @@ const char *vg_store_policy_name(const struct vg_store *s, const char *metric);
  * -ENAMETOOLONG, -ENOENT (no such series), -EHOSTUNREACH (its daemon
  * does not answer: addr names it, or is "" when the shared placement
  * record does not answer), -EADDRNOTAVAIL (recorded on a daemon that is
- * not in [storage] daemons: addr names the recorded address), -EIO. */
+ * not in [storage] daemons: addr names the recorded address), -EIO (the
+ * file cannot be read, or its daemon answers but refused to FLUSH or
+ * read it, "Permission denied" included: addr names the daemon). */
 int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
 		    char *path, size_t pathlen, char *addr, size_t addrlen);
 
