@@ -143,6 +143,9 @@ struct vg_store_stats {
 				      * failed one count too (each second,
 				      * or each sync_interval when set) */
 	uint64_t series_removed;     /* deleted by vg_store_remove_series */
+	uint64_t series_recreated;   /* files created again by a write that
+				      * found them missing (deleted while the
+				      * store ran: docs/operations.md) */
 	/* backend_syncs by cause (enum vg_store_sync_cause) */
 	uint64_t backend_syncs_by[VG_STORE_SYNC_N];
 };
