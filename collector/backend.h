@@ -44,7 +44,10 @@
  * Errors per item. update() never lets one refused value take others with
  * it: it reports how many values it wrote, skipped as already stored
  * (at or before the series' last update) and could not write, by reason
- * (enum vg_store_err), with the last engine message. update_many() (may be
+ * (enum vg_store_err), with the last engine message. A file that is gone
+ * (deleted by hand or by a disk fault while the store runs) is not a
+ * failure: its values are answered missing (res->missing), for the store
+ * to create the file again and send them. update_many() (may be
  * NULL: the store then calls update() per series) does the same for many
  * series in one round trip, one result per item.
  *
@@ -125,6 +128,12 @@ struct vg_rrd_result {
 					      * daemon) could not be reached;
 					      * always the last values of the
 					      * call; the store retries them */
+	uint64_t missing;     /* not written: the series' file does not
+			       * exist (deleted under the engine while the
+			       * store knows the series); always the last
+			       * values of the call, after any written, and
+			       * not in failed: the store creates the file
+			       * again and writes them (group_write) */
 	char msg[512];        /* "<path>: why" of the last
 					      * failure, "" if none */
 	int flushed;          /* loc.flush_first was honoured: the file

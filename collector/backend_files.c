@@ -589,6 +589,15 @@ static void write_refused(struct files *f, const char *path,
 	}
 }
 
+/* Whether PATH is not there (ENOENT: the file, or a directory above it,
+ * deleted). Any other error is librrd's to report. */
+static int file_gone(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) && errno == ENOENT;
+}
+
 static void files_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 			 const struct vg_rrd_value *v, size_t n,
 			 struct vg_rrd_result *res)
@@ -605,10 +614,17 @@ static void files_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc
 	for (size_t i = 0; i < n;) {
 		size_t k = n - i < MAX_ARGS ? n - i : MAX_ARGS;
 
-		if (!update_call(f, loc->path, v + i, k, slot, rec, msg, sizeof(msg)))
+		if (!update_call(f, loc->path, v + i, k, slot, rec, msg, sizeof(msg))) {
 			res->written += k;
-		else
+		} else if (file_gone(loc->path)) {
+			/* deleted while the store runs: librrd wrote
+			 * nothing of the call (it opens the file first);
+			 * the store creates it again (backend.h) */
+			res->missing += n - i;
+			break;
+		} else {
 			write_refused(f, loc->path, v + i, k, slot, rec, msg, res);
+		}
 		i += k;
 	}
 	undo_give(f, slot);

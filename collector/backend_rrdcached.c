@@ -1082,8 +1082,9 @@ struct flush_conn {
  * once FLUSHed and for the daemon too (its LAST cannot open it), is
  * gone with values counted acknowledged: counted
  * (vanished), logged, and FORGOTten on the daemon over C (idle: its
- * answer read), so that its next UPDATE is refused "No such file" and
- * counted as a write error rather than silently lost. Not put back: the
+ * answer read), so that its next UPDATE is refused "No such file"
+ * rather than taken and silently lost, and the store creates the file
+ * again with it (update_refused: missing; store.c recreate). Not put back: the
  * values are not on the daemon any more, and keeping the journal for
  * them would keep every segment from then on. The store's own deletes
  * (rcd_remove, the lifecycle of ended series) take the file out of
@@ -1120,8 +1121,8 @@ static int vanished_check(struct daemon *d, struct vg_rrdcd *c, const char *name
 		d->addr, name,
 		rc && rc != -ENOENT ? "its FORGET failed, so later values may be accepted "
 				      "and lost the same way"
-				    : "its later values are refused and counted as write "
-				      "errors until the series is created again");
+				    : "its next value is refused \"No such file\" and the "
+				      "store creates the file again");
 	return 1;
 }
 
@@ -2423,6 +2424,16 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 	size_t skip;
 	int rc;
 
+	if (first_rc == -ENOENT) {
+		/* "No such file": the daemon holds no entry for the file and
+		 * its UPDATE found none on disk (deleted under the daemon,
+		 * and FORGOTten by vanished_check or never cached since),
+		 * so it took nothing of the call: the store creates the file
+		 * again and sends them (backend.h "missing") */
+		res->missing += n;
+		(void)r;
+		return;
+	}
 	res->retries++;
 	for (int pass = 0;; pass++) {
 		if (file_last_ms(d, VG_STORE_FLUSH_REPAIR, c, loc->path, &last))

@@ -114,7 +114,8 @@
  *  - a series is deleted or converted only while no flush, fetch or
  *    create of it is in flight (the removal section below);
  *  - a new series gets the archives of the first [archives] rule matching
- *    its metric (policy_layout); only a create looks;
+ *    its metric (policy_layout); only a create looks (also the create
+ *    again of a file deleted while the store runs: recreate);
  *  - a series created by published measures (vg_batch.published) gets
  *    [storage] publish_heartbeat and starts one step before its first
  *    point (published_layout); agents' series keep [storage]
@@ -143,6 +144,7 @@
 #include "vigie/clock.h"
 #include "vigie/hash.h"
 #include "vigie/hmap.h"
+#include "vigie/log.h"
 #include "vigie/store.h"
 #include "collector/backend.h"
 #include "collector/journal.h"
@@ -473,6 +475,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(values_resent);
 	LD(cache_full);
 	LD(series_unreachable);
+	LD(series_recreated);
 	LD(backend_syncs);
 	for (int i = 0; i < VG_STORE_SYNC_N; i++)
 		LD(backend_syncs_by[i]);
@@ -737,7 +740,7 @@ int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *m
 		    char *path, size_t pathlen, char *addr, size_t addrlen)
 {
 	struct vg_rrd_loc loc;
-	int64_t last;
+	struct vg_rrd_info d;
 	int rc;
 
 	if (addrlen)
@@ -761,7 +764,13 @@ int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *m
 			snprintf(addr, addrlen, "%s", loc.recorded);
 		return -EADDRNOTAVAIL;
 	}
-	rc = s->be->ops->last_ms(s->be, &loc, &last, 0);
+	/* info, not last_ms: last_ms is also a new series' open, which takes
+	 * a daemon's "Permission denied" (-P without FLUSH or INFO) for "no
+	 * file" so that its create still goes ahead (rcd_last_ms); a reader
+	 * must see that refusal as the daemon's fault (-EIO: the API's 503
+	 * naming the daemon and the file), as vg_store_fetch does, not as a
+	 * missing series (404) */
+	rc = s->be->ops->info(s->be, &loc, VG_CF_AVERAGE, &d);
 	return rc == -ENOENT || rc == -EHOSTUNREACH ? rc : rc ? -EIO
 							      : 0;
 }
@@ -1134,6 +1143,87 @@ static int group_take(struct vg_store *s, struct flush_group *g, struct series *
 	return 0;
 }
 
+/* ---- a series' file deleted while the store runs -----------------------------------
+ * The series is in the table (its last update known), so no open will
+ * create its file again: the first write that finds it missing does
+ * (backend.h "missing": the files backend's librrd cannot open it,
+ * rrdcached answers its UPDATE "No such file"). The file is created with
+ * the archives of the series' [archives] rule (policy_layout; an agent's
+ * heartbeat, as a re-create at the journal's replay), starting one step
+ * before the oldest value that found it missing, and those values are
+ * sent again at once, so none of them is lost. Counted
+ * (series_recreated) and logged once per re-creation (once per file and
+ * deletion: the next write finds the file). */
+
+static void policy_layout(const struct vg_store *s, const char *metric,
+			  struct vg_rrd_layout *lay);
+
+/* it's missing values (its last res.missing): create the file of se and
+ * write them, folding the outcome into it->res. mu not held; se is being
+ * flushed by this thread. The receiver's write-through (no_connect) does
+ * not create (that may wait on a daemon): its values stay missing, which
+ * group_write settles as unavailable (deferred), so the storage thread
+ * takes them at once and finds the file missing itself. A create that cannot be done now (-EAGAIN: no space, the
+ * daemon cannot create directories; -EHOSTUNREACH) leaves them
+ * unavailable too (cached, retried); any other failure counts them as
+ * failed (VG_STORE_ERR_FILE, their journal segments kept). */
+static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *it, int no_connect)
+{
+	struct vg_rrd_result *res = &it->res, again = {0};
+	size_t nm = res->missing <= it->n ? (size_t)res->missing : it->n;
+	const struct vg_rrd_value *v = it->v + (it->n - nm);
+	struct vg_rrd_layout lay;
+	char msg[512] = "";
+	int rc;
+
+	if (no_connect) /* settled as unavailable, retried at once (group_write) */
+		return;
+	res->missing = 0;
+	policy_layout(s, se->metric, &lay);
+	/* from one step before the value (as published_layout): in the old
+	 * file it filled the interval since the previous value, so it fills
+	 * a whole row here too instead of 1 s of one (an unknown point) */
+	int64_t t_s = v[0].t_ms / 1000, step = lay.step_s;
+	int64_t first_ms = ((t_s - step >= 0 ? t_s - step : t_s - 1) + 1) * 1000;
+	rc = s->be->ops->create(s->be, it->loc, se->kind, first_ms, &lay, msg, sizeof(msg), 0);
+	if (rc == -EAGAIN || rc == -EHOSTUNREACH) {
+		res->unavailable += nm;
+		if (*msg)
+			set_error(s, msg);
+		return;
+	}
+	if (rc) {
+		res->failed += nm;
+		res->failed_by[VG_STORE_ERR_FILE] += nm;
+		snprintf(res->msg, sizeof(res->msg), "%.250s: missing, and could not be created again: %.200s",
+			 it->loc->path, msg);
+		return;
+	}
+	count(&s->stats.series_recreated, 1);
+	vg_warn("store: %s%s%s: the series' file was missing (deleted while the collector "
+		"ran?): created again with the archives of [archives] rule '%s', its values "
+		"from %lld ms written to it; what the old file held is gone "
+		"(docs/operations.md \"A series file deleted while the collector runs\")",
+		it->loc->address ? it->loc->address : "", it->loc->address ? ": " : "",
+		it->loc->path, vg_store_policy_name(s, se->metric), (long long)v[0].t_ms);
+	s->be->ops->update(s->be, it->loc, v, nm, &again);
+	res->written += again.written;
+	res->duplicate += again.duplicate;
+	res->retries += again.retries;
+	res->unavailable += again.unavailable;
+	for (int r = 0; r < VG_STORE_ERR_N; r++)
+		res->failed_by[r] += again.failed_by[r];
+	res->failed += again.failed;
+	if (again.missing) { /* gone again at once: not chased */
+		res->failed += again.missing;
+		res->failed_by[VG_STORE_ERR_FILE] += again.missing;
+		snprintf(res->msg, sizeof(res->msg), "%.300s: missing again right after its create",
+			 it->loc->path);
+	} else if (again.failed) {
+		snprintf(res->msg, sizeof(res->msg), "%s", again.msg);
+	}
+}
+
 /* Write the series of g and settle them. mu held on entry and on return
  * (dropped while writing). Empties g (keeps its memory). */
 static void group_write(struct vg_store *s, struct flush_group *g)
@@ -1170,6 +1260,9 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 		for (size_t k = 0; k < m; k++)
 			s->be->ops->update(s->be, g->it[k].loc, g->it[k].v, g->it[k].n,
 					   &g->it[k].res);
+	for (size_t k = 0; k < m; k++)
+		if (g->it[k].res.missing)
+			recreate(s, g->se[g->it[k].loc - g->loc], &g->it[k], g->no_connect);
 	pthread_mutex_lock(&s->mu);
 
 	for (size_t i = 0, k = 0; i < g->n; i++) {
@@ -1181,7 +1274,10 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 
 		if (g->loc[i].path[0]) {
 			const struct vg_rrd_result *res = &g->it[k++].res;
-			unavail = res->unavailable <= n ? (size_t)res->unavailable : n;
+			/* missing: left by the receiver's write-through (recreate) */
+			unavail = res->unavailable + res->missing <= n
+					  ? (size_t)(res->unavailable + res->missing)
+					  : n;
 			count(&s->stats.values_flushed, res->written);
 			count(&s->stats.values_duplicate, res->duplicate);
 			count(&s->stats.write_retries, res->retries);

@@ -143,6 +143,9 @@ struct vg_store_stats {
 				      * failed one count too (each second,
 				      * or each sync_interval when set) */
 	uint64_t series_removed;     /* deleted by vg_store_remove_series */
+	uint64_t series_recreated;   /* files created again by a write that
+				      * found them missing (deleted while the
+				      * store ran: docs/operations.md) */
 	/* backend_syncs by cause (enum vg_store_sync_cause) */
 	uint64_t backend_syncs_by[VG_STORE_SYNC_N];
 };
@@ -451,7 +454,9 @@ const char *vg_store_policy_name(const struct vg_store *s, const char *metric);
  * -ENAMETOOLONG, -ENOENT (no such series), -EHOSTUNREACH (its daemon
  * does not answer: addr names it, or is "" when the shared placement
  * record does not answer), -EADDRNOTAVAIL (recorded on a daemon that is
- * not in [storage] daemons: addr names the recorded address), -EIO. */
+ * not in [storage] daemons: addr names the recorded address), -EIO (the
+ * file cannot be read, or its daemon answers but refused to FLUSH or
+ * read it, "Permission denied" included: addr names the daemon). */
 int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
 		    char *path, size_t pathlen, char *addr, size_t addrlen);
 

@@ -565,6 +565,10 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "Series deleted by the lifecycle of ended resources "
 		    "([storage] keep_ended)",
 		    (double)ss.series_removed);
+		one(b, "vigie_store_series_recreated_total", "counter",
+		    "Series files created again by a write that found them missing "
+		    "(deleted while the collector ran: docs/operations.md)",
+		    (double)ss.series_recreated);
 		{
 			struct vg_store_daemon dm[16];
 			size_t nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));

@@ -230,7 +230,7 @@ static void test_create_update_last(void **state)
 
 /* Values at or before the last update (a replay) are skipped as already
  * stored, the newer ones in the same call still written; a series that
- * does not exist fails its own values only, never another item's. */
+ * does not exist answers its own values missing, never another item's. */
 static void test_duplicates_and_errors_per_item(void **state)
 {
 	struct fixture *f = *state;
@@ -251,10 +251,11 @@ static void test_duplicates_and_errors_per_item(void **state)
 		update_items(be, items, 2);
 		assert_int_equal(items[0].res.written, 3);
 		assert_int_equal(items[0].res.failed, 0);
+		/* no file: missing, for the store to create it again
+		 * (backend.h), not failed */
 		assert_int_equal(items[1].res.written, 0);
-		assert_int_equal(items[1].res.failed, 3);
-		assert_int_equal(items[1].res.failed_by[VG_STORE_ERR_FILE], 3);
-		assert_true(strlen(items[1].res.msg) > 0);
+		assert_int_equal(items[1].res.missing, 3);
+		assert_int_equal(items[1].res.failed, 0);
 
 		struct vg_rrd_item it = {.loc = &a, .v = again, .n = 4};
 		update_items(be, &it, 1);
@@ -316,7 +317,8 @@ static void test_info_fetch(void **state)
 	}
 }
 
-/* remove deletes the series: absent afterwards, a second remove says so. */
+/* remove deletes the series: absent afterwards, a second remove says so,
+ * and an update answers its values missing until it is created again. */
 static void test_remove(void **state)
 {
 	struct fixture *f = *state;
@@ -330,6 +332,26 @@ static void test_remove(void **state)
 		assert_int_equal(be->ops->remove(be, &loc), 0);
 		assert_int_equal(be->ops->last_ms(be, &loc, &last, 0), -ENOENT);
 		assert_int_equal(be->ops->remove(be, &loc), -ENOENT);
+		/* an update of a series whose file is gone: its values are
+		 * missing (for the store to create the file again), not
+		 * failed (backend.h) */
+		struct vg_rrd_value v[2] = {{MS(T0 + 60), 1}, {MS(T0 + 120), 2}};
+		struct vg_rrd_result res = {0};
+		be->ops->update(be, &loc, v, 2, &res);
+		assert_int_equal(res.missing, 2);
+		assert_int_equal(res.written, 0);
+		assert_int_equal(res.failed, 0);
+		assert_int_equal(res.unavailable, 0);
+		/* created again, the same values go in */
+		assert_int_equal(be->ops->create(be, &loc, VG_KIND_GAUGE, MS(T0 + 60) - 59000,
+						 &f->lay, (char[256]){0}, 256, 0),
+				 0);
+		memset(&res, 0, sizeof(res));
+		be->ops->update(be, &loc, v, 2, &res);
+		assert_int_equal(res.written, 2);
+		assert_int_equal(res.missing, 0);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last, 0), 0);
+		assert_true(last >= MS(T0 + 120));
 	}
 }
 

@@ -522,9 +522,11 @@ static void test_read_refused(void **state)
 
 /* The same, for real: a socket started with -P without FLUSH answers
  * every FLUSH "Permission denied" (-EACCES), which the reads took for "no
- * such file" (404). /v1/graph still answers 404 then: its look-up is the
+ * such file" (404). /v1/graph too: its look-up (vg_store_locate) was the
  * new series' open, which takes -EACCES for "no file" so that a daemon
- * refusing FLUSH still gets new series created (store_sync_refused_test). */
+ * refusing FLUSH still gets new series created; it reads the series'
+ * info now, as the measures do, and answers 503. New series are still
+ * created on that daemon (checked below; store_sync_refused_test too). */
 static void test_read_flush_not_permitted(void **state)
 {
 	struct fx_api srv = {0};
@@ -553,7 +555,25 @@ static void test_read_flush_not_permitted(void **state)
 	assert_int_equal(fx_token(srv.dir, NULL, "rcd_noflush", tok), 0);
 	snprintf(auth, sizeof(auth), "Bearer %s", tok);
 	assert_int_equal(fx_api_start(&srv, NULL), 0);
-	refused_reads(&srv, auth, addr, 0);
+	refused_reads(&srv, auth, addr, 1);
+	{ /* a new series is still created there (its open's look-up) */
+		char p[PATH_MAX * 2];
+		struct stat st;
+		reg = NULL;
+		if (vg_registry_open(srv.dir, &reg, err, sizeof(err)))
+			fail_msg("%s", err);
+		int64_t t = FXS_MS(FXS_T0 + 60 * 6);
+		struct vg_batch *b = vg_batch_new("h9", 1, 1, t);
+		assert_non_null(b);
+		assert_non_null(vg_batch_resource(b, VG_RT_HOST, "node9", "node9", NULL, t));
+		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 1.5), 0);
+		assert_int_equal(vg_registry_update(reg, b), 0);
+		assert_int_equal(vg_store_write_batch(srv.store, b), 0);
+		vg_batch_free(b);
+		vg_registry_close(reg);
+		snprintf(p, sizeof(p), "%s/host/node9/load.1.rrd", a.base);
+		assert_int_equal(stat(p, &st), 0);
+	}
 	fx_api_stop(&srv);
 	hrd_cleanup(&a);
 	assert_int_equal(fx_rm_tree(srv.dir), 0);

@@ -7,7 +7,9 @@
  * by resolution and coverage, a full disk answers -EAGAIN, and a
  * write-through store has every batch in the backend when it returns
  * and syncs the backend (retiring its journal) on [storage]
- * sync_interval, not after every batch.
+ * sync_interval, not after every batch; a series file deleted while the
+ * store runs is created again by the next write, with its archive
+ * policy, and that write's values are in it.
  *
  * Every case runs twice: on the files backend, then on the rrdcached
  * backend with a real daemon (-b -B -O -R, unix socket) started per case,
@@ -35,6 +37,7 @@
 #include "vigie/batch.h"
 #include "vigie/config.h"
 #include "vigie/name.h"
+#include "vigie/rrdcached.h"
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
 #include "../support/journal_segments.h"
@@ -837,6 +840,99 @@ static void test_write_through_sync_interval(void **state)
 	}
 }
 
+/* A series file deleted while the store runs (an operator, a disk fault)
+ * is created again by the first write that finds it missing, with the
+ * archives of the series' [archives] rule, and that write's values are in
+ * it: none counted as a write error, none lost. The other series are
+ * untouched. On rrdcached the file is FORGOTten on the daemon before it
+ * is removed (what the daemon's -f timer does to an idle file, and what
+ * the sync does when it finds a file gone: store_sync_refused_test), so
+ * the daemon answers the next UPDATE "No such file" rather than take
+ * values it cannot write. Fails without the re-create: the values after
+ * the deletion are write errors and the series keeps no file. */
+static void test_deleted_file(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_series r;
+	char path[PATH_MAX], full[PATH_MAX * 2], opt[PATH_MAX], err[256];
+	struct stat sb;
+
+	/* node1's load1 gets its rule's archives, not [storage] archives */
+	vg_store_close(f->s);
+	snprintf(f->cfg.policies[0].pattern, sizeof(f->cfg.policies[0].pattern), "load*");
+	assert_int_equal(vg_config_parse_archives("1m:2d,1h:30d", f->cfg.policies[0].archives,
+						  VG_MAX_ARCHIVES, &f->cfg.policies[0].narchives),
+			 0);
+	f->cfg.npolicies = 1;
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
+
+	for (int m = 0; m < 3; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+
+	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
+	if (g_rrdcached) {
+		struct vg_rrdcd *c;
+		assert_int_equal(vg_rrdcd_connect(g_daemon.unix_addr, 5000, &c), 0);
+		assert_int_equal(vg_rrdcd_forget(c, path), 0);
+		vg_rrdcd_close(c);
+	}
+	/* absolute, also on rrdcached: [storage] daemon_base is its -b */
+	snprintf(full, sizeof(full), "%s", path);
+	assert_int_equal(unlink(full), 0);
+
+	/* the next two minutes: the first finds the file missing */
+	for (int m = 3; m < 5; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+		assert_int_equal(vg_store_flush(f->s), 0);
+	}
+	vg_store_get_stats(f->s, &st);
+	printf("# recreated %llu, write errors %llu\n", (unsigned long long)st.series_recreated,
+	       (unsigned long long)st.write_errors);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.series_recreated, 1);
+	assert_int_equal(stat(full, &sb), 0);
+
+	/* minutes 3 and 4 in the new file (minute 3 fills the step before
+	 * it: the file starts one step before the value that found it
+	 * missing), with the rule's archives; minutes 1, 2 went with the old
+	 * file */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node1", "load1", VG_CF_AVERAGE, MS(T0),
+					MS(T0 + 240), 60, 0, &r),
+			 0);
+	assert_int_equal(r.narchives, 2);
+	assert_int_equal(r.archives_s[0], 60);
+	assert_int_equal(r.archives_s[1], 3600);
+	assert_int_equal(r.n, 2);
+	assert_true(r.points[0].time_ms == MS(T0 + 120) && r.points[0].value == 4);
+	assert_true(r.points[1].time_ms == MS(T0 + 180) && r.points[1].value == 5);
+	vg_series_free(&r);
+	/* node2 untouched: minutes 1..4 */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, "node2", "load1", VG_CF_AVERAGE, MS(T0),
+					MS(T0 + 240), 60, 0, &r),
+			 0);
+	assert_int_equal(r.n, 4);
+	for (size_t k = 0; k < r.n; k++)
+		assert_true(r.points[k].value == 12 + (double)k);
+	vg_series_free(&r);
+
+	/* and a reopen finds the new file as any other */
+	vg_store_close(f->s);
+	assert_int_equal(vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)), 0);
+	write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 300), "load1", VG_KIND_GAUGE, 6);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(st.values_flushed, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -853,6 +949,7 @@ int main(void)
 		cmocka_unit_test(test_open_errors),
 		cmocka_unit_test_setup_teardown(test_write_through_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_through_sync_interval, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_file, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("files", tests, NULL, NULL);
 
