@@ -2263,7 +2263,7 @@ static size_t proof_note(struct vg_hmap *seen, struct vg_rrd_loc *loc)
 
 int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
 			   const struct vg_store_series *more, size_t nmore,
-			   int64_t before_ms)
+			   int64_t before_ms, int64_t deadline_ms)
 {
 	struct vg_rrd_loc *locs;
 	size_t n = 0;
@@ -2314,7 +2314,11 @@ int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
 		if (more[i].id && more[i].metric &&
 		    !s->be->ops->locate(s->be, more[i].rtype, more[i].id, more[i].metric, &locs[n]))
 			n += proof_note(&seen, &locs[n]);
-	rc = s->be->ops->flush_before(s->be, locs, n, before_ms);
+	/* the placement's round trips above count in the bound too */
+	if (deadline_ms && vg_monotonic_ms() >= deadline_ms)
+		rc = -ETIMEDOUT;
+	else
+		rc = s->be->ops->flush_before(s->be, locs, n, before_ms, deadline_ms);
 	vg_hmap_release(&seen);
 	free(locs);
 	return rc;
