@@ -164,6 +164,7 @@ LIBS_store_sync_refused_test := collector common
 LIBS_store_shared_placement_test := collector common
 LIBS_store_rrdcached_crash_test := collector common
 LIBS_store_rrdcached_arrival_test := collector common
+LIBS_store_first_batch_test := collector common
 LIBS_store_rrdcached_sync_test := collector common
 LIBS_rrdcached_test     := collector common
 LIBS_rrdcached_flush_test := collector common
