@@ -40,10 +40,19 @@
 #define T0 1700000000000LL /* ms */
 #define PER_RESOURCE 100   /* metrics per resource */
 
+static char dir[PATH_MAX]; /* the store's, removed on the way out */
+
 static void die(const char *what, const char *why)
 {
+	char cmd[PATH_MAX + 16];
+
 	fprintf(stderr, "proof_bench: %s: %s\n", what, why);
-	exit(1);
+	if (dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd))
+			fprintf(stderr, "proof_bench: cannot remove %s\n", dir);
+	}
+	exit(1); /* the daemon: the harness's exit handler */
 }
 
 /* The host's batch of minute m: nfiles gauges over resources of
@@ -134,7 +143,7 @@ int main(int argc, char **argv)
 	struct hrd_daemon d;
 	struct vg_config cfg;
 	struct vg_store *s;
-	char dir[PATH_MAX], err[256];
+	char err[256];
 	int rc;
 
 	for (int i = 1; i + 1 < argc; i += 2) {
