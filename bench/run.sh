@@ -26,7 +26,7 @@
 # Knobs (environment): BENCH_SIZES="1000 10000 100000", BENCH_SECONDS=10
 # (measured phase of each vigie run), BENCH_CEIL_SECONDS=4, BENCH_FS="tmpfs
 # disk", BENCH_SKIP="rrdcached backpressure crash alarms db failover cluster
-# arrival state backends backends30 interleave rrdkill"
+# arrival proof state backends backends30 interleave rrdkill"
 # (any subset), BENCH_STATE_SERIES=10000 (the state comparison's size),
 # BENCH_STATE_PGSTATS=1 (the state section's server loads pg_stat_statements
 # and, after its run, writes the tables' row and HOT-update counts, WAL and
@@ -658,6 +658,23 @@ if [[ " $SKIP " != *" arrival "* ]] && command -v rrdcached >/dev/null; then
     r=$("$BB/arrival_flush_bench" --values "$v" | grep '^RESULT')
     record "$r load=$(cut -d' ' -f1 /proc/loadavg)"
     echo "  $v value(s) cached per file: ${r#RESULT kind=arrival_flush }"
+  done
+fi
+
+# ---- a host's proof ([cluster] wait_verified; docs/benchmarks.md "A host's proof") ----
+# bench/proof_bench.c: one rrdcached, a store on it (default archives,
+# write-through), one host of 2,600 series, 1 or 30 of the previous
+# collector's values cached per file; the proof as the receiver runs it
+# (vg_store_prove_arrival: placement, FLUSH BATCHes of 128): wall time,
+# this process's CPU, the daemon's; the two alternated (A B A B).
+# BENCH_SKIP="proof" leaves it out.
+if [[ " $SKIP " != *" proof "* ]] && command -v rrdcached >/dev/null; then
+  echo
+  echo "a host's proof: 2,600 files, FLUSH BATCHes of 128 (1 or 30 values cached, alternated)"
+  for v in 1 30 1 30; do
+    r=$("$BB/proof_bench" --values "$v" | grep '^RESULT') || { echo "  FAIL: proof_bench"; fail=1; continue; }
+    record "$r load=$(cut -d' ' -f1 /proc/loadavg)"
+    echo "  $v value(s) cached per file: ${r#RESULT kind=proof } load=$(cut -d' ' -f1 /proc/loadavg)"
   done
 fi
 

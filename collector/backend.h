@@ -360,10 +360,13 @@ struct vg_rrd_backend_ops {
 	 * down: it may only have been slow; one that broke is a failed
 	 * call as any other).
 	 * Every wait is bounded as the receiver's write-through is (its
-	 * connections come back to the pool after). The receiver's thread
+	 * connections come back to the pool after), and the whole call by
+	 * deadline_ms (vg_monotonic_ms; 0: no overall bound): -ETIMEDOUT
+	 * once it has passed, a FLUSH under way cut off and its connection
+	 * closed, as one that timed out. The receiver's thread
 	 * (vg_store_prove_arrival). */
 	int (*flush_before)(struct vg_rrd_backend *be, const struct vg_rrd_loc *locs, size_t n,
-			    int64_t before_ms);
+			    int64_t before_ms, int64_t deadline_ms);
 	/* Optional (NULL: nothing to keep). Keep a connection to every
 	 * daemon that answers, so that one made long ago is there for
 	 * flush_before when a host arrives, also on a collector that wrote

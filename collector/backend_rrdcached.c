@@ -3363,7 +3363,7 @@ static struct vg_rrdcd *client_older(struct daemon *d, int64_t before_ms, int io
  * keeps them until one fails, so this is the usual case; a daemon
  * without one answers -ESTALE before any FLUSH is sent. */
 static int rcd_flush_before(struct vg_rrd_backend *be, const struct vg_rrd_loc *locs, size_t n,
-			    int64_t before_ms)
+			    int64_t before_ms, int64_t deadline_ms)
 {
 	struct rcd *r = (struct rcd *)be;
 	struct vg_rrdcd **conn = calloc(r->nd ? r->nd : 1, sizeof(*conn));
@@ -3387,32 +3387,45 @@ static int rcd_flush_before(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 	}
 	size_t failed = SIZE_MAX; /* the daemon whose FLUSH failed */
 	int slow = 0;             /* ... by its timeout */
+	int late = 0;             /* ... past deadline_ms */
 	for (size_t o = 0; o < r->nd && !rc; o++) {
 		struct daemon *d = &r->d[o];
 		size_t k = 0;
 		if (!conn[o])
 			continue;
+		/* the whole proof's bound, over every daemon's BATCHes: a
+		 * daemon answering each within its own timeout (slow, or many
+		 * files) must not hold the receiver past it */
+		vg_rrdcd_set_deadline(conn[o], deadline_ms);
 		for (size_t i = 0; i < n; i++)
 			if (locs[i].owner == o)
 				names[k++] = locs[i].path;
 		for (size_t off = 0; off < k && !rc; off += FLUSH_BATCH) {
 			size_t m = k - off < FLUSH_BATCH ? k - off : FLUSH_BATCH;
 			struct vg_rrdcd_batch_result br;
+			if (deadline_ms && vg_monotonic_ms() >= deadline_ms) {
+				rc = -ETIMEDOUT; /* nothing sent: the connection is idle */
+				late = 1;
+				break;
+			}
 			count(&d->flushes_by[VG_STORE_FLUSH_ARRIVAL], m);
 			rc = vg_rrdcd_flush_many(conn[o], names + off, m, err, &br);
 			slow = rc == -ETIMEDOUT;
+			late = slow && deadline_ms && vg_monotonic_ms() >= deadline_ms;
 			if (!rc && !vg_rrdcd_connected(conn[o]))
 				rc = -ENOTCONN;
 			for (size_t j = 0; j < m && !rc; j++)
 				if (err[j] && err[j] != -ENOENT && err[j] != -EREMOTEIO)
 					rc = err[j]; /* a file it has and could not write */
 		}
+		vg_rrdcd_set_deadline(conn[o], 0);
 		if (rc) {
 			failed = o;
-			rc = -EHOSTUNREACH;
+			rc = late ? -ETIMEDOUT : -EHOSTUNREACH;
 		}
 	}
-	/* A FLUSH that timed out closes its connection only (answers may be
+	/* A FLUSH that timed out (its own wait, or deadline_ms) closes its
+	 * connection only (answers may be
 	 * left unread on it): no back-off, the daemon not marked down, it
 	 * was only slow (a BATCH of many files within the receiver's
 	 * bound). One that broke (the daemon restarted) is a failed call

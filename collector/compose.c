@@ -854,6 +854,10 @@ int main(int argc, char **argv)
 	/* a collector's commit follows its sends by less than the agents'
 	 * ack timeout; 1 s more for the collectors' clocks */
 	ro.proof_margin_ms = (int64_t)cfg.agent_ack_timeout_ms + 1000;
+	/* the proof, then the write and the commit (a quarter of it each),
+	 * within the agents' ack timeout */
+	ro.proof_timeout_ms = cfg.cluster_proof_timeout_ms ? (int64_t)cfg.cluster_proof_timeout_ms
+							   : (int64_t)cfg.agent_ack_timeout_ms / 2;
 	ro.max_future_ms = (int64_t)(cfg.collector_max_future_s * 1000);
 	if (cfg.state_url[0] && is_postgres(cfg.state_url)) {
 		/* holding marks (docs/scaling.md): named as the cluster names

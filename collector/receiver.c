@@ -188,6 +188,7 @@ struct vg_receiver {
 	 * of RETRY answers for another's verified row, logged once */
 	int64_t verified_written_ms;
 	int unverified_episode;
+	int proof_late_logged; /* a proof cut off by its bound: logged once */
 	/* this collector's holding marks may be in the registry (a batch
 	 * was committed with one, or it just started: marks of its last
 	 * run), and when they were last renewed (monotonic ms) */
@@ -351,6 +352,7 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 	out->batches_unverified =
 		__atomic_load_n(&r->stats.batches_unverified, __ATOMIC_RELAXED);
 	out->batches_proven = __atomic_load_n(&r->stats.batches_proven, __ATOMIC_RELAXED);
+	out->proofs_timed_out = __atomic_load_n(&r->stats.proofs_timed_out, __ATOMIC_RELAXED);
 	out->verified_write_failed =
 		__atomic_load_n(&r->stats.verified_write_failed, __ATOMIC_RELAXED);
 	out->registry_flush_failures =
@@ -629,6 +631,9 @@ static int proven(struct vg_receiver *r, const struct vg_batch *b)
 {
 	int64_t commit = vg_registry_held_commit_ms(r->o.registry);
 	int64_t margin = r->o.proof_margin_ms ? r->o.proof_margin_ms : VG_RECEIVER_PROOF_MARGIN_MS;
+	int64_t bound = r->o.proof_timeout_ms > 0 ? r->o.proof_timeout_ms
+						  : VG_RECEIVER_PROOF_TIMEOUT_MS;
+	int64_t deadline = vg_monotonic_ms() + bound;
 	struct host_series h = {0};
 	int rc;
 
@@ -636,8 +641,26 @@ static int proven(struct vg_receiver *r, const struct vg_batch *b)
 		return 0;
 	rc = vg_registry_host_series(r->o.registry, b->host, host_series_add, &h);
 	if (!rc)
-		rc = vg_store_prove_arrival(r->o.store, b, h.v, h.n, commit - margin);
+		rc = vg_store_prove_arrival(r->o.store, b, h.v, h.n, commit - margin, deadline);
 	host_series_free(&h);
+	if (rc == -ETIMEDOUT) {
+		/* the receiver serves every host: a slow daemon (or a host of
+		 * many files) may not hold it past the agents' ack timeout.
+		 * The batch is answered RETRY as any unproven one (the agent
+		 * re-sends it; the host waits for the other collector's
+		 * verified row, the connection that timed out being closed) */
+		count(&r->stats.proofs_timed_out, 1);
+		if (!r->proof_late_logged) {
+			r->proof_late_logged = 1;
+			vg_warn("batch %s seq %llu answered RETRY: the proof of %s's "
+				"values of this host took longer than its bound of "
+				"%lld ms ([cluster] proof_timeout_ms) and was cut off; "
+				"a storage daemon is slow (logged once; counted in "
+				"vigie_receiver_proofs_timed_out_total)",
+				b->host, (unsigned long long)b->seq,
+				vg_registry_held_by(r->o.registry), (long long)bound);
+		}
+	}
 	if (rc)
 		vg_debug("batch %s seq %llu: no proof of %s's values by this "
 			 "collector's connections: %s",

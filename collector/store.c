@@ -2113,6 +2113,18 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 		*scap = b->nsamples;
 	}
 	sp = *scratch;
+	/* The receiver's opens of new series (a create each, one round trip
+	 * and a file written by the daemon) bounded as a whole by its wait
+	 * on a daemon: a host's first batch of ~2,600 series took 33 s at
+	 * load 22 (docs/benchmarks.md "A host's proof"), past the agents'
+	 * ack timeout, and the agent failed over although nothing was
+	 * wrong. Past the bound the batch waits (-EAGAIN, RETRY: the agent
+	 * stays and re-sends), the series opened so far stay in the table,
+	 * so each attempt goes on where the last one stopped and the batch
+	 * is taken whole, once (see series_open). */
+	int64_t opens_until = journal && s->daemon_wait_ms
+				      ? vg_monotonic_ms() + (int64_t)s->daemon_wait_ms
+				      : 0;
 	s->gen++;
 	if (__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE))
 		reap_dead(s); /* before any series pointer of this batch */
@@ -2137,6 +2149,16 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 				continue;
 			}
 			uint64_t h = key_hash(r->type, hid, smp->metric);
+			if (opens_until && vg_monotonic_ms() >= opens_until &&
+			    !table_find(s, r->type, r->id, smp->metric, h)) {
+				count(&s->stats.series_unreachable, 1);
+				snprintf(s->last_error, sizeof(s->last_error),
+					 "opening the batch's new series took longer than the "
+					 "receiver's bound (%u ms, a quarter of [agent] "
+					 "ack_timeout_ms); the rest are opened when it comes again",
+					 s->daemon_wait_ms);
+				return -EAGAIN;
+			}
 			if (!prefetched && s->be->ops->prefetch &&
 			    !table_find(s, r->type, r->id, smp->metric, h)) {
 				prefetch(s, b, i, j); /* the first new series */
@@ -2359,7 +2381,7 @@ static size_t proof_note(struct vg_hmap *seen, struct vg_rrd_loc *loc)
 
 int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
 			   const struct vg_store_series *more, size_t nmore,
-			   int64_t before_ms)
+			   int64_t before_ms, int64_t deadline_ms)
 {
 	struct vg_rrd_loc *locs;
 	size_t n = 0;
@@ -2410,7 +2432,11 @@ int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
 		if (more[i].id && more[i].metric &&
 		    !s->be->ops->locate(s->be, more[i].rtype, more[i].id, more[i].metric, &locs[n]))
 			n += proof_note(&seen, &locs[n]);
-	rc = s->be->ops->flush_before(s->be, locs, n, before_ms);
+	/* the placement's round trips above count in the bound too */
+	if (deadline_ms && vg_monotonic_ms() >= deadline_ms)
+		rc = -ETIMEDOUT;
+	else
+		rc = s->be->ops->flush_before(s->be, locs, n, before_ms, deadline_ms);
 	vg_hmap_release(&seen);
 	free(locs);
 	return rc;

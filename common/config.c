@@ -129,6 +129,8 @@ static const struct key keys[] = {
 	{"cluster", "lease", K_SECONDS, offsetof(struct vg_config, cluster_lease_s), 0, 1, 300},
 	{"cluster", "hold_max", K_DURATION, offsetof(struct vg_config, cluster_hold_max_s), 0, 1, 30 * 86400.0},
 	{"cluster", "wait_verified", K_BOOL, offsetof(struct vg_config, cluster_wait_verified), 0, 0, 1},
+	/* 0 (unset): half of [agent] ack_timeout_ms (collector/compose.c) */
+	U("cluster", "proof_timeout_ms", cluster_proof_timeout_ms, 10, 3600000),
 	/* at least an hour (the sweep's period): "keep_ended = 90" meant for
 	 * days was 90 seconds, and the next sweep deleted every ended
 	 * resource's series */

@@ -165,6 +165,10 @@ struct vg_config {
 	/* sync_interval = 0: with write-through, how often the store syncs
 	 * the backend and retires the journal (0: after every batch) */
 	double storage_sync_interval_s;
+	/* [cluster] proof_timeout_ms = (0: half of [agent] ack_timeout_ms):
+	 * the bound of a host's proof (wait_verified) as a whole, then
+	 * RETRY */
+	uint32_t cluster_proof_timeout_ms;
 
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */

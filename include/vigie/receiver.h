@@ -98,6 +98,10 @@ struct vg_receiver_stats {
 	 * that commit (vg_store_prove_arrival; "Closing the second",
 	 * part 2) */
 	uint64_t batches_proven;
+	/* of the batches_unverified: those whose proof was cut off by
+	 * proof_timeout_ms (a slow daemon, or many files), answered RETRY
+	 * before the agent's ack timeout instead of holding the receiver */
+	uint64_t proofs_timed_out;
 	/* writes of this collector's verified row that failed in the state
 	 * database (retried at the next tick) */
 	uint64_t verified_write_failed;
@@ -178,11 +182,22 @@ struct vg_receiver_options {
 	 * collectors' clock difference. 0: VG_RECEIVER_PROOF_MARGIN_MS;
 	 * negative: no proof (every such host waits for the row). */
 	int64_t proof_margin_ms;
+	/* The bound of one such proof as a whole (its placement round trips
+	 * and every FLUSH BATCH to every daemon, on the receiver thread,
+	 * which serves every host meanwhile): past it the proof is cut off
+	 * and the batch answered RETRY (the agent keeps it and re-sends),
+	 * counted in proofs_timed_out. The composition makes it [cluster]
+	 * proof_timeout_ms, or half the agents' ack timeout (the write and
+	 * the commit after it are bounded by a quarter each). 0:
+	 * VG_RECEIVER_PROOF_TIMEOUT_MS. */
+	int64_t proof_timeout_ms;
 };
 
 /* proof_margin_ms's default: the default ack timeout (5 s) and 1 s of
  * clock difference between collectors. */
 #define VG_RECEIVER_PROOF_MARGIN_MS 6000
+/* proof_timeout_ms's default: half the default ack timeout (5 s). */
+#define VG_RECEIVER_PROOF_TIMEOUT_MS 2500
 
 /* Create the socket and bind it. The options are copied; the registry,
  * dispatch and store must outlive the receiver. 0 or -errno with a

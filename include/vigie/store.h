@@ -229,13 +229,16 @@ struct vg_store_series {
  * restart since) FLUSHes that daemon's files, in BATCHes, before
  * anything of b is written (docs/scaling.md "Closing the second", part
  * 2). 0 when done; -ESTALE when some daemon has no such connection idle,
- * -EHOSTUNREACH when a FLUSH failed (bounded as the write-through is),
- * -ENOTSUP when the backend has no daemons (files), -EINVAL, -ENOMEM. On
- * any error nothing is proven: the caller waits as before. The receiver
- * thread only (as vg_store_write_batch). */
+ * -EHOSTUNREACH when a FLUSH failed (each wait bounded as the
+ * write-through's is), -ETIMEDOUT when the whole proof reached
+ * deadline_ms (vg_monotonic_ms; 0: no overall bound) first (the FLUSH
+ * under way cut off, its connection closed), -ENOTSUP when the backend
+ * has no daemons (files), -EINVAL, -ENOMEM. On any error nothing is
+ * proven: the caller waits as before. The receiver thread only (as
+ * vg_store_write_batch). */
 int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
 			   const struct vg_store_series *more, size_t nmore,
-			   int64_t before_ms);
+			   int64_t before_ms, int64_t deadline_ms);
 
 /* Write every cached value to its file now (tests, shutdown), then sync
  * the backend so that the journal segments they were in are retired:

@@ -415,6 +415,11 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "their host's files over connections made before that commit "
 		    "([cluster] wait_verified)",
 		    (double)cs.batches_proven);
+		one(b, "vigie_receiver_proofs_timed_out_total", "counter",
+		    "Proofs of another collector's values cut off by their bound "
+		    "([cluster] proof_timeout_ms: a slow storage daemon), their "
+		    "batches answered RETRY (also in the unverified count)",
+		    (double)cs.proofs_timed_out);
 		one(b, "vigie_receiver_verified_write_failures_total", "counter",
 		    "Writes of this collector's verified row that failed in the "
 		    "state database (retried at the next tick)",

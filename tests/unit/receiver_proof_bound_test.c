@@ -1,0 +1,396 @@
+/*
+ * receiver_proof_bound_test.c — the bound of a proof ([cluster]
+ * proof_timeout_ms, docs/scaling.md "Closing the second", part 2) at the
+ * receiver, with a real rrdcached made slow for real: the test's own
+ * daemon is stopped (SIGSTOP) most of the time and let run for a moment
+ * now and then, so that it answers every wait within its own timeout and
+ * a proof of many files takes many times the agents' ack timeout.
+ *
+ * Another node committed node1's batches 2-3 after its verified row, its
+ * values of the host's NFILES series cached by the daemon only, and this
+ * collector has a connection to the daemon made before that commit: the
+ * next batch would be proven by FLUSHing NFILES files over it. With the
+ * daemon slow:
+ *  - the batch is answered RETRY (nothing lost: the agent keeps it)
+ *    before the agent's ack timeout (the REQ socket's receive timeout),
+ *    counted in proofs_timed_out (and unverified), nothing of it
+ *    recorded; another host's batch sent with it is answered too;
+ *  - once the daemon runs again, the other node's row covering its
+ *    commit (its next sync), the same batch sent again is stored.
+ * Without the bound the receiver spends the daemon's whole slowness on
+ * the proof (each FLUSH BATCH answered within its own wait): the first
+ * answer does not come within the ack timeout and the case fails.
+ * sqlite state only: the bound is the receiver's and the backend's, the
+ * state engine plays no part in it (receiver_test.c runs the proof on
+ * both).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <math.h>
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+
+#include "vigie/batch.h"
+#include "vigie/clock.h"
+#include "vigie/config.h"
+#include "vigie/dispatch.h"
+#include "vigie/log.h"
+#include "vigie/receiver.h"
+#include "vigie/registry.h"
+#include "vigie/rrdcached.h"
+#include "vigie/store.h"
+#include "vigie/wire.h"
+
+#include "../support/free_port.h"
+#include "rrdcached_harness.h"
+
+#define T0 1699999980000LL
+#define STREAM 0x1122334455667788ull
+#define NFILES 640          /* five FLUSH BATCHes of 128 */
+#define ACK_TIMEOUT_MS 4000 /* the agent's, as its REQ socket waits */
+#define PROOF_BOUND_MS 400  /* [cluster] proof_timeout_ms */
+#define STOPPED_US 300000   /* the slow daemon: stopped this long, */
+#define RUNNING_US 2000     /* then running this long, again and again */
+
+struct fixture {
+	char dir[64];
+	char url[64];
+	struct vg_config cfg;
+	struct hrd_daemon daemon;
+	struct vg_store *store;
+	struct vg_registry *reg, *other, *watch;
+	struct vg_dispatch d;
+	struct vg_receiver *rx;
+	pthread_t thread;
+	int req;
+	/* the staller thread (SIGSTOP/SIGCONT of the daemon) */
+	pthread_t staller;
+	int stalling, staller_on;
+};
+
+static void *run(void *arg)
+{
+	struct fixture *f = arg;
+	(void)vg_receiver_run(f->rx);
+	return NULL;
+}
+
+static void *stall(void *arg)
+{
+	struct fixture *f = arg;
+
+	while (__atomic_load_n(&f->stalling, __ATOMIC_SEQ_CST)) {
+		kill(f->daemon.pid, SIGSTOP);
+		usleep(STOPPED_US);
+		kill(f->daemon.pid, SIGCONT);
+		usleep(RUNNING_US);
+	}
+	return NULL;
+}
+
+static void stall_stop(struct fixture *f)
+{
+	if (!f->staller_on)
+		return;
+	__atomic_store_n(&f->stalling, 0, __ATOMIC_SEQ_CST);
+	pthread_join(f->staller, NULL);
+	f->staller_on = 0;
+	kill(f->daemon.pid, SIGCONT);
+}
+
+static int req_open(const char *url, int timeout_ms)
+{
+	int s = nn_socket(AF_SP, NN_REQ);
+
+	if (s < 0)
+		return -1;
+	if (nn_connect(s, url) < 0 ||
+	    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(timeout_ms)) ||
+	    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof(timeout_ms))) {
+		nn_close(s);
+		return -1;
+	}
+	return s;
+}
+
+static uint32_t port_seed;
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct vg_receiver_options o = {0};
+	static const char *const extra[] = {"-O", "-R", NULL};
+	struct vg_consumer c;
+	char err[256];
+	int port, rc;
+
+	vg_log_init("receiver_proof_bound_test", VG_LOG_ERROR);
+	*state = f;
+	f->req = -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-proof-bound-test.XXXXXX");
+	if (!f || !mkdtemp(f->dir))
+		return -1;
+	if ((rc = hrd_start(&f->daemon, NULL, extra))) {
+		fprintf(stderr, "rrdcached: %s\n", strerror(-rc));
+		return -1;
+	}
+	vg_config_defaults(&f->cfg);
+	/* each wait on the daemon bounded by a quarter of this, 10 s: every
+	 * FLUSH BATCH of the slow daemon is answered within its own wait, as
+	 * each of a 2,600-file host's 21 BATCHes can be within the default
+	 * 1.25 s while the whole proof is not; only the proof's bound (and
+	 * the agent's ack timeout) is left to cut it */
+	f->cfg.agent_ack_timeout_ms = 40000;
+	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
+	snprintf(f->cfg.storage_backend, sizeof(f->cfg.storage_backend), "rrdcached");
+	snprintf(f->cfg.storage_daemons, sizeof(f->cfg.storage_daemons), "%.1000s",
+		 f->daemon.unix_addr);
+	snprintf(f->cfg.storage_daemon_base, sizeof(f->cfg.storage_daemon_base), "%.500s",
+		 f->daemon.base);
+	snprintf(f->cfg.storage_write_through, sizeof(f->cfg.storage_write_through), "yes");
+	if (vg_store_open(f->dir, &f->cfg, &f->store, err, sizeof(err)) ||
+	    vg_registry_open_state(f->dir, "", &f->reg, err, sizeof(err)) ||
+	    vg_registry_open_state(f->dir, "", &f->other, err, sizeof(err)) ||
+	    vg_registry_open_state(f->dir, "", &f->watch, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	vg_dispatch_init(&f->d);
+	c = vg_registry_consumer(f->reg);
+	vg_dispatch_add(&f->d, &c);
+	c = vg_store_consumer(f->store);
+	vg_dispatch_add(&f->d, &c);
+	if ((port = vg_test_free_port(&port_seed, 0)) < 0)
+		return -1;
+	snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d", port);
+	o.listen = f->url;
+	o.max_message = 1u << 20;
+	o.registry = f->reg;
+	o.dispatch = &f->d;
+	o.store = f->store;
+	o.hold_ttl_ms = 600000;
+	o.verified_rows = 1;
+	/* a connection made a moment before the other node's commit
+	 * proves it (the default margin is seconds) */
+	o.proof_margin_ms = 1;
+	o.proof_timeout_ms = PROOF_BOUND_MS;
+	if (vg_registry_set_holder(f->reg, "this-node", o.hold_ttl_ms) ||
+	    vg_registry_set_holder(f->other, "other-node", 600000))
+		return -1;
+	vg_registry_set_wait_verified(f->reg, 1);
+	if (vg_receiver_open(&o, &f->rx, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	if (pthread_create(&f->thread, NULL, run, f))
+		return -1;
+	/* the first batch creates NFILES files: not the bound's concern */
+	f->req = req_open(f->url, 120000);
+	return f->req < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	stall_stop(f);
+	if (f->req >= 0)
+		nn_close(f->req);
+	if (f->rx) {
+		vg_receiver_stop(f->rx);
+		pthread_join(f->thread, NULL);
+	}
+	vg_receiver_close(f->rx);
+	vg_registry_close(f->other);
+	vg_registry_close(f->watch);
+	vg_registry_close(f->reg);
+	vg_store_close(f->store);
+	hrd_cleanup(&f->daemon);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd))
+		return -1;
+	free(f);
+	return 0;
+}
+
+/* host's batch seq: node1's instance with NFILES gauges metric.<i> =
+ * seq + i, or another host's instance with one gauge; encoded. */
+static uint8_t *encode(const char *host, uint64_t seq, size_t *len)
+{
+	int64_t t = T0 + (int64_t)seq * 60000;
+	struct vg_batch *b = vg_batch_new(host, STREAM, seq, t);
+	int n = strcmp(host, "node1") ? 1 : NFILES;
+	char id[32];
+	uint8_t *buf;
+
+	snprintf(id, sizeof(id), "%s-inst", host);
+	assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, id, "vm", NULL, t));
+	for (int i = 0; i < n; i++) {
+		char m[32];
+		snprintf(m, sizeof(m), "metric.%d", i);
+		assert_int_equal(vg_batch_sample(b, m, VG_KIND_GAUGE, (double)seq + i), 0);
+	}
+	assert_int_equal(vg_wire_encode(b, &buf, len), 0);
+	vg_batch_free(b);
+	return buf;
+}
+
+/* Send host's batch seq on s; its ack's status, or -1 when none came
+ * within the socket's receive timeout. */
+static int send_on(int s, const char *host, uint64_t seq)
+{
+	size_t len;
+	uint8_t *buf = encode(host, seq, &len);
+	struct vg_ack a;
+	void *reply = NULL;
+	int n;
+
+	assert_int_equal(nn_send(s, buf, len, 0), (int)len);
+	free(buf);
+	n = nn_recv(s, &reply, NN_MSG, 0);
+	if (n < 0)
+		return -1;
+	assert_int_equal(vg_wire_ack_decode(reply, (size_t)n, &a), 0);
+	nn_freemsg(reply);
+	assert_int_equal(a.seq, seq);
+	return a.status;
+}
+
+static int vrow(void *ctx, const char *node, int64_t upto_ms, uint64_t behind)
+{
+	uint64_t *w = ctx;
+
+	if (!strcmp(node, "this-node"))
+		*w = behind;
+	return 0;
+}
+
+/* The other node's values of node1's NFILES series, minutes 2-3, sent
+ * to the daemon over its own connection (cached there, -w 3600). */
+static void other_sends(struct fixture *f)
+{
+	struct vg_rrdcd *c;
+	char path[PATH_MAX];
+
+	assert_int_equal(vg_rrdcd_connect(f->daemon.unix_addr, 30000, &c), 0);
+	for (int i = 0; i < NFILES; i++) {
+		char m[32];
+		int64_t ts[2] = {(T0 + 2 * 60000) / 1000, (T0 + 3 * 60000) / 1000};
+		double v[2] = {2 + i, 3 + i};
+		snprintf(m, sizeof(m), "metric.%d", i);
+		assert_int_equal(vg_store_path(f->store, VG_RT_INSTANCE, "node1-inst", m, path,
+					       sizeof(path)),
+				 0);
+		struct vg_rrdcd_update u = {path, 2, 1, ts, v, 0};
+		assert_int_equal(vg_rrdcd_update(c, &u), 0);
+	}
+	vg_rrdcd_close(c);
+}
+
+/* 1 when node1's batch seq is recorded (committed), as another
+ * collector's duplicate check reads it */
+static int recorded(struct fixture *f, uint64_t seq)
+{
+	int rc = vg_registry_seen(f->watch, "node1", STREAM, seq, T0 + (int64_t)seq * 60000);
+
+	assert_true(rc == 0 || rc == 1);
+	return rc;
+}
+
+/* 1 when metric.<i> holds value v in minute m's interval, read through
+ * the store (and so through the daemon) */
+static int has_value(struct fixture *f, int i, int m, double v)
+{
+	struct vg_series s = {0};
+	char name[32];
+	int64_t t = T0 + (int64_t)m * 60000;
+	int found = 0;
+
+	snprintf(name, sizeof(name), "metric.%d", i);
+	assert_int_equal(vg_store_fetch(f->store, VG_RT_INSTANCE, "node1-inst", name,
+					VG_CF_AVERAGE, t - 120000, t + 60000, 60, 1, &s),
+			 0);
+	for (size_t k = 0; k < s.n; k++)
+		found |= s.points[k].value == v;
+	vg_series_free(&s);
+	return found;
+}
+
+static void test_slow_daemon_bounded(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_receiver_stats cs;
+	uint64_t behind = 1;
+	int s2, st1, st2;
+
+	assert_int_equal(send_on(f->req, "node1", 1), VG_ACK_OK); /* files, connection */
+	for (int i = 0; i < 600 && behind; i++) {
+		behind = 0;
+		assert_int_equal(vg_registry_verified(f->watch, vrow, &behind), 0);
+		if (behind)
+			usleep(100 * 1000);
+	}
+	assert_int_equal(behind, 0); /* synced: the connection back in the pool */
+	usleep(20 * 1000);           /* the commit below after it (margin 1 ms) */
+	other_sends(f);
+	assert_int_equal(vg_registry_commit(f->other, "node1", STREAM, 3, T0 + 180000), 0);
+
+	/* the daemon slow: answering each wait within its timeout */
+	f->stalling = 1;
+	assert_int_equal(pthread_create(&f->staller, NULL, stall, f), 0);
+	f->staller_on = 1;
+	nn_close(f->req);
+	f->req = req_open(f->url, ACK_TIMEOUT_MS);
+	s2 = req_open(f->url, ACK_TIMEOUT_MS);
+	assert_true(f->req >= 0 && s2 >= 0);
+	st1 = send_on(f->req, "node1", 4);
+	st2 = send_on(s2, "node2", 1);
+	nn_close(s2);
+	/* answered before the agent gives up on this collector: -1 would be
+	 * its ack timeout, the agent failing over */
+	assert_int_equal(st1, VG_ACK_RETRY);
+	assert_int_not_equal(st2, -1); /* another host not held behind it */
+	vg_receiver_stats_fn(f->rx, &cs);
+	assert_int_equal(cs.proofs_timed_out, 1);
+	assert_int_equal(cs.batches_unverified, 1);
+	assert_int_equal(cs.batches_proven, 0);
+	assert_int_equal(recorded(f, 3), 1);
+	assert_int_equal(recorded(f, 4), 0); /* nothing of batch 4 recorded */
+
+	/* the daemon runs again; the other node's sync verifies its commit:
+	 * the agent's re-send is stored, and the other node's values kept */
+	stall_stop(f);
+	nn_close(f->req);
+	f->req = req_open(f->url, 60000);
+	assert_int_equal(vg_registry_set_verified(f->other, vg_registry_committed_ms(f->other)),
+			 0);
+	st1 = send_on(f->req, "node1", 4);
+	for (int i = 0; i < 100 && st1 == VG_ACK_RETRY; i++) {
+		usleep(100 * 1000);
+		st1 = send_on(f->req, "node1", 4);
+	}
+	assert_int_equal(st1, VG_ACK_OK);
+	assert_int_equal(recorded(f, 4), 1);
+	assert_true(has_value(f, 0, 4, 4.0));
+	assert_true(has_value(f, NFILES - 1, 4, 4.0 + NFILES - 1));
+	assert_true(has_value(f, NFILES - 1, 3, 3.0 + NFILES - 1)); /* the other's */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_slow_daemon_bounded, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
