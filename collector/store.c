@@ -294,6 +294,12 @@ struct vg_store {
 				   * reclaim (mu; sync_interval_ms counts
 				   * from there) */
 	int sync_failed;          /* that sync failed (mu) */
+	/* settled writes that wrote a value (mu), and their count when the
+	 * last sync that passed began: a forced reclaim (vg_store_flush, the
+	 * close) syncs when they differ even with no segment to retire
+	 * (the oldest held by values cached for a daemon that is down),
+	 * so that what was written to the others is FLUSHed too */
+	uint64_t write_gen, synced_gen;
 	int64_t warm_ms;          /* monotonic ms of the last backend warm()
 				   * (the storage thread's) */
 	int64_t verified_ms;      /* wall ms: every value journaled before it
@@ -603,7 +609,8 @@ static int sync_due(struct vg_store *s)
  * and unlinking). The backend syncs first, so what a retired segment held
  * is durable in the backend; if it cannot, the segments stay. With
  * write-through only when sync_due, or when force (vg_store_flush, the
- * close). cause: what asks (enum vg_store_sync_cause), counted in
+ * close), which also syncs with no segment to retire when values were
+ * written since the last sync that passed (write_gen). cause: what asks (enum vg_store_sync_cause), counted in
  * backend_syncs_by; a try again after a failed sync counts as retry, and
  * a write-through sync with an interval as interval or segments. */
 static void reclaim(struct vg_store *s, int force, int cause)
@@ -630,7 +637,7 @@ static void reclaim(struct vg_store *s, int force, int cause)
 		s->j.seg_active++;
 		upto = s->j.seg_active;
 	}
-	if (upto == from)
+	if (upto == from && !(force && s->write_gen != s->synced_gen))
 		return;
 	if (s->sync_failed)
 		cause = VG_STORE_SYNC_RETRY;
@@ -641,6 +648,7 @@ static void reclaim(struct vg_store *s, int force, int cause)
 	count(&s->stats.backend_syncs_by[cause], 1);
 	s->reclaiming = 1;
 	s->sync_try_ms = vg_monotonic_ms();
+	uint64_t gen = s->write_gen; /* what this sync covers */
 	pthread_mutex_unlock(&s->mu);
 	if (vg_store_test_before_sync)
 		vg_store_test_before_sync();
@@ -650,6 +658,8 @@ static void reclaim(struct vg_store *s, int force, int cause)
 	pthread_mutex_lock(&s->mu);
 	count(&s->stats.backend_syncs, 1);
 	s->sync_failed = !synced;
+	if (synced && gen > s->synced_gen)
+		s->synced_gen = gen;
 	if (!synced) {
 		/* Not durable in the backend yet: the segments stay (a closed
 		 * active one is simply no longer appended to). */
@@ -1279,6 +1289,8 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 					  ? (size_t)(res->unavailable + res->missing)
 					  : n;
 			count(&s->stats.values_flushed, res->written);
+			if (res->written)
+				s->write_gen++; /* for the next sync (reclaim) */
 			count(&s->stats.values_duplicate, res->duplicate);
 			count(&s->stats.write_retries, res->retries);
 			for (int r = 0; r < VG_STORE_ERR_N; r++)
@@ -1421,6 +1433,15 @@ int vg_store_flush(struct vg_store *s)
 	while (s->reclaiming)
 		pthread_cond_wait(&s->done_cv, &s->mu);
 	reclaim(s, 1, VG_STORE_SYNC_FLUSH);
+	/* That sync failed (a daemon down, refusing its FLUSHes, or inside
+	 * the back-off of an earlier refusal, when it sends nothing): what
+	 * it was to make durable is not, and the caller must not take a 0
+	 * for it (the bench's rounds did: its store owed the FLUSHes of
+	 * every file it had written). The storage thread tries again.
+	 * A forced reclaim skips the sync only when nothing was written
+	 * since the last one that passed. */
+	if (!rc && s->sync_failed)
+		rc = -EIO;
 	pthread_mutex_unlock(&s->mu);
 	return rc;
 }

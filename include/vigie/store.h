@@ -243,9 +243,16 @@ int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
 /* Write every cached value to its file now (tests, shutdown), then sync
  * the backend so that the journal segments they were in are retired:
  * after a sync another thread had in progress ends (it may not cover
- * them), with one of its own. 0 or the first -errno of the writes (a
- * sync that fails leaves the segments in the journal and is tried again
- * by the storage thread); thread-safe. */
+ * them), with one of its own. 0 when that sync passed: every value
+ * written is durable in the backend (rrdcached: its daemon FLUSHed the
+ * file and its last update, read back, covers them; vg_store_daemons
+ * pending 0). Else the first -errno of the writes, or -EIO when the sync
+ * failed (a daemon down, refusing a FLUSH or inside the back-off of an
+ * earlier refusal, a loss found; also when no sync could run and the
+ * last one had failed): the segments stay in the journal and the
+ * storage thread tries again; calling again later is safe. Values left
+ * cached for a daemon that does not answer show in stats
+ * values_pending. Thread-safe. */
 int vg_store_flush(struct vg_store *s);
 
 /* Test hook, weak: a program that defines it is called by a store that

@@ -638,9 +638,10 @@ static void test_store_replay_after_restart_resends_the_skipped_value(void **sta
 	if (vg_store_open(data, &cfg, &s, err, sizeof(err)))
 		fail_msg("store: %s", err);
 	for (int i = 0; i < 100; i++) {
-		assert_int_equal(vg_store_flush(s), 0);
+		int rc = vg_store_flush(s);
+		assert_true(rc == 0 || rc == -EIO); /* -EIO: not synced yet */
 		vg_store_get_stats(s, &st);
-		if (!st.values_pending)
+		if (!rc && !st.values_pending)
 			break;
 		usleep(100 * 1000);
 	}
@@ -1473,10 +1474,11 @@ static void test_store_replay_check_cut_says_so(void **state)
 	    strstr(vg_store_last_error(s), "does not answer"))
 		fail_msg("the store's message: %s", vg_store_last_error(s));
 	for (int i = 0; i < 300; i++) {
-		assert_int_equal(vg_store_flush(s), 0);
+		int rc = vg_store_flush(s);
+		assert_true(rc == 0 || rc == -EIO); /* -EIO: not synced yet */
 		vg_store_get_stats(s, &st);
 		assert_int_equal(vg_store_daemons(s, dm, 1), 1);
-		if (!st.values_pending && !dm[0].pending)
+		if (!rc && !st.values_pending && !dm[0].pending)
 			break;
 		usleep(100 * 1000);
 	}
@@ -1542,9 +1544,10 @@ static void store_settle(struct vg_store *s)
 	struct vg_store_stats st;
 
 	for (int i = 0; i < 50; i++) {
-		assert_int_equal(vg_store_flush(s), 0);
+		int rc = vg_store_flush(s);
+		assert_true(rc == 0 || rc == -EIO); /* -EIO: not synced yet */
 		vg_store_get_stats(s, &st);
-		if (!st.values_pending)
+		if (!rc && !st.values_pending)
 			break;
 		usleep(100 * 1000);
 	}

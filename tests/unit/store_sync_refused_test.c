@@ -29,6 +29,7 @@
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +42,7 @@
 #include <linux/fs.h>
 
 #include <cmocka.h>
+#include <rrd.h>
 
 #include "vigie/batch.h"
 #include "vigie/clock.h"
@@ -174,12 +176,14 @@ static void test_refused_flush_backs_off(void **state)
 	d.extra[3] = WITH_FLUSH;
 	assert_int_equal(hrd_restart(&d), 0);
 	for (int i = 0; i < 120; i++) { /* its restart: up to 30 s */
-		assert_int_equal(vg_store_flush(s), 0);
+		int rc = vg_store_flush(s);
+		assert_true(rc == 0 || rc == -EIO); /* -EIO: not synced yet */
 		assert_int_equal(vg_store_daemons(s, dm, 2), 1);
 		if (!dm[0].pending && !dm[0].lost)
 			break;
 		usleep(250 * 1000);
 	}
+	assert_int_equal(vg_store_flush(s), 0);
 	assert_int_equal(dm[0].pending, 0);
 	assert_int_equal(dm[0].lost, 0);
 	for (int i = 0; i < NS; i++)
@@ -197,6 +201,172 @@ static void test_refused_flush_backs_off(void **state)
 
 	hrd_cleanup(&d);
 	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
+/* The last update of NAME's file as librrd reads it from the daemon's
+ * base dir (the file itself, not the daemon's cache), in seconds. */
+static time_t file_last_s(const struct hrd_daemon *d, int i)
+{
+	char path[PATH_MAX + 64], **names = NULL, **vals = NULL;
+	unsigned long n = 0;
+	time_t last = 0;
+
+	snprintf(path, sizeof(path), "%s/host/node%d/load.1.rrd", d->base, i);
+	assert_int_equal(rrd_lastupdate_r(path, &last, &n, &names, &vals), 0);
+	for (unsigned long k = 0; k < n; k++) {
+		free(names[k]);
+		free(vals[k]);
+	}
+	free(names);
+	free(vals);
+	return last;
+}
+
+/* vg_store_flush answers 0 only when its values are in their files: a
+ * store whose sync's FLUSHes are refused (or skipped inside the refusal's
+ * back-off, sending nothing: how the bench's rounds found every file
+ * still owed a FLUSH after the flush, docs/benchmarks.md) answered 0
+ * with nothing written; it now answers -EIO. Once the daemon FLUSHes,
+ * the first 0 means every file, read by librrd itself, holds the newest
+ * value. Without write-through (the bench's store), unlike the test
+ * above. */
+static void test_flush_answers_only_when_synced(void **state)
+{
+	char dir[200], addr[PATH_MAX], err[256];
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_daemon dm[2];
+	int rc = -1;
+	(void)state;
+
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "flush-synced"), 0);
+	snprintf(addr, sizeof(addr), "unix:%s/noflush.sock", dir);
+	const char *extra[] = {"-O", "-R", "-P", NO_FLUSH, "-l", addr, NULL};
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	fxs_config(&cfg, "1m:1d", addr, NULL);
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+
+	for (int m = 0; m < 3; m++)
+		assert_int_equal(fxs_write_minute(s, "node", 0, NS, m), 0);
+	/* written to the daemon, its FLUSHes refused: not synced, and said */
+	assert_int_equal(vg_store_flush(s), -EIO);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_int_equal(dm[0].pending, NS);
+	for (int i = 0; i < NS; i++)
+		assert_true(file_last_s(&d, i) < FXS_T0 + 120);
+	/* again at once: inside the back-off, no FLUSH sent, still -EIO */
+	assert_int_equal(vg_store_flush(s), -EIO);
+
+	/* FLUSH allowed again: the first 0 comes with every value in */
+	d.extra[3] = WITH_FLUSH;
+	assert_int_equal(hrd_restart(&d), 0);
+	for (int i = 0; i < 120 && rc; i++) { /* its restart: up to 30 s */
+		rc = vg_store_flush(s);
+		assert_true(rc == 0 || rc == -EIO);
+		if (rc)
+			usleep(250 * 1000);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	assert_int_equal(dm[0].pending, 0);
+	for (int i = 0; i < NS; i++)
+		assert_int_equal(file_last_s(&d, i), FXS_T0 + 120);
+	vg_store_close(s);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
+/* A start replay against a daemon that refuses FLUSH, INFO or both (its
+ * socket started with -P without them: real "Permission denied."
+ * answers). The collector dies with values journaled and not synced;
+ * the daemon is restarted so and the store opened on it. Refused FLUSH
+ * (INFO allowed): the replay reads the files, sends the journaled
+ * values, and its sync's FLUSH is refused: vg_store_flush says -EIO.
+ * Refused INFO: the check of the replayed files (INFO) fails before any
+ * is read, and the store holds their values cached as for a daemon that
+ * does not answer. Either way nothing is lost or counted written: once
+ * the daemon is started with both allowed, every value is in its file
+ * once, no write error (docs/operations.md "A daemon that refuses a
+ * FLUSH"). Behaviour shown, not a fix: replay_last_ms's mapping of a
+ * refusal to "no such file" is not reached by these (the check before
+ * it, or a FLUSH alone refused, see there). */
+#define ALL_BUT "PING,UPDATE,BATCH,CREATE,LAST,FIRST,FORGET,STATS,FETCH,LIST,PENDING,WROTE,QUIT,HELP"
+
+static void replay_refused(const char *perm, int info_refused)
+{
+	char dir[200], addr[PATH_MAX], err[256];
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_daemon dm[2];
+	struct vg_store_stats st;
+	int rc = -1;
+
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "replay-refused"), 0);
+	snprintf(addr, sizeof(addr), "unix:%s/p.sock", dir);
+	const char *extra[] = {"-O", "-R", "-P", ALL_BUT ",INFO,FLUSH", "-l", addr, NULL};
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	fxs_config(&cfg, "1m:1d", addr, NULL);
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	for (int m = 0; m < 6; m++)
+		assert_int_equal(fxs_write_minute(s, "node", 0, NS, m), 0);
+	assert_int_equal(vg_store_flush(s), 0);
+	/* minutes 6-7 journaled; the daemon stopped before it takes them,
+	 * the collector gone without writing them (as a kill -9) */
+	for (int m = 6; m < 8; m++)
+		assert_int_equal(fxs_write_minute(s, "node", 0, NS, m), 0);
+	assert_int_equal(hrd_kill(&d, SIGSTOP), 0);
+	vg_store_close_held(s);
+	assert_int_equal(hrd_kill(&d, SIGKILL), 0);
+	d.extra[3] = perm;
+	assert_int_equal(hrd_restart(&d), 0);
+
+	if (vg_store_open(dir, &cfg, &s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	rc = vg_store_flush(s);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	printf("# %s: flush %d, pending %llu, write errors %llu: %s; %s\n", perm, rc,
+	       (unsigned long long)st.values_pending, (unsigned long long)st.write_errors,
+	       dm[0].error, vg_store_last_error(s));
+	assert_int_equal(st.write_errors, 0);
+	assert_non_null(strstr(dm[0].error, "Permission denied"));
+	if (info_refused) {
+		assert_true(st.values_pending > 0); /* held in the cache */
+	} else {
+		assert_int_equal(rc, -EIO); /* sent, its FLUSH refused */
+		assert_int_equal(st.values_pending, 0);
+		assert_true(dm[0].pending > 0);
+	}
+
+	/* both allowed again: every value in its file once */
+	d.extra[3] = ALL_BUT ",INFO,FLUSH";
+	assert_int_equal(hrd_restart(&d), 0);
+	for (int i = 0; i < 120; i++) { /* up to 30 s */
+		rc = vg_store_flush(s);
+		assert_true(rc == 0 || rc == -EIO);
+		vg_store_get_stats(s, &st);
+		if (!rc && !st.values_pending)
+			break;
+		usleep(250 * 1000);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(s, i, 8);
+	vg_store_close(s);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
+static void test_replay_refused(void **state)
+{
+	(void)state;
+	replay_refused(ALL_BUT ",INFO", 0);  /* FLUSH refused */
+	replay_refused(ALL_BUT ",FLUSH", 1); /* INFO refused */
+	replay_refused(ALL_BUT, 1);          /* both */
 }
 
 /* An answer the client does not recognise (-EREMOTEIO) is a refusal too:
@@ -528,6 +698,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refused_flush_backs_off),
+		cmocka_unit_test(test_flush_answers_only_when_synced),
+		cmocka_unit_test(test_replay_refused),
 		cmocka_unit_test(test_unrecognised_refusal),
 		cmocka_unit_test(test_deleted_under_daemon),
 		cmocka_unit_test(test_deleted_under_daemon_no_base),
