@@ -668,9 +668,10 @@ static int answer_query(struct vg_api *api, const char *scope,
 				  : vg_store_fetch(store, s->rtype, s->lab[L_RESOURCE],
 						   s->metric, VG_CF_AVERAGE, start_ms,
 						   end_ms, 0, 0, &ser);
-		if (frc == -ENOENT || frc == -EINVAL || (!ser.n && !labels_only)) {
+		if (frc == -ENOENT || frc == -EINVAL || (!frc && !ser.n && !labels_only)) {
 			vg_series_free(&ser);
-			continue; /* no file yet, or nothing in the range */
+			continue; /* no file yet, or nothing in the range (a
+				   * fault has no points either: not skipped) */
 		}
 		if (frc) { /* a daemon down or refusing: 503 naming it */
 			*status = vg_api_storage_fault(store, s->rtype, s->lab[L_RESOURCE],

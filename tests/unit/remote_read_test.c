@@ -36,6 +36,7 @@
 #include "vigie/token.h"
 
 #include "../support/api_fixture.h"
+#include "../support/remote_read.h"
 
 #define T0 1794999600LL
 #define EVIL "x\",project=\"p2\",y=\""
@@ -93,113 +94,18 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* POST raw bytes to /api/v1/read; the answer in *a (body may be binary). */
-static long post_raw(const char *token, const void *body, size_t len,
-		     struct fx_answer *a)
+/* POST raw bytes to /api/v1/read (tests/support/remote_read.h). */
+static long post_raw(const char *token, const void *body, size_t len, struct fx_answer *a)
 {
-	char url[128], auth[256];
-	CURL *h = curl_easy_init();
-	struct curl_slist *hd = NULL;
-
-	memset(a, 0, sizeof(*a));
-	snprintf(url, sizeof(url), "%s/api/v1/read", srv.url);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-	hd = curl_slist_append(hd, auth);
-	hd = curl_slist_append(hd, "Content-Type: application/x-protobuf");
-	hd = curl_slist_append(hd, "Content-Encoding: snappy");
-	hd = curl_slist_append(hd, "Expect:");
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)len);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fx_on_body);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
-	if (curl_easy_perform(h) != CURLE_OK)
-		a->status = -1;
-	else
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &a->status);
-	curl_slist_free_all(hd);
-	curl_easy_cleanup(h);
-	if (a->status >= 400)
-		a->json = json_loadb(a->body ? a->body : "", a->len, 0, NULL);
-	return a->status;
+	return fxr_post(srv.url, token, body, len, a);
 }
 
-/* One query of matchers "name<op>value" (op one of = != =~ !~) over the
- * data's range; nq copies of it. */
-static long read_query(const char *token, const char *const *mt, size_t nm,
-		       size_t nq, struct fx_answer *a,
-		       Prometheus__ReadResponse **out)
+/* One query of matchers "name<op>value" over the data's range (q_start,
+ * q_end, q_func); nq copies of it. */
+static long read_query(const char *token, const char *const *mt, size_t nm, size_t nq,
+		       struct fx_answer *a, Prometheus__ReadResponse **out)
 {
-	Prometheus__ReadRequest rq = PROMETHEUS__READ_REQUEST__INIT;
-	Prometheus__Query q = PROMETHEUS__QUERY__INIT, **qs;
-	Prometheus__LabelMatcher m[40], *mp[40];
-	char names[40][64], values[40][2048];
-	size_t len, clen, raw_len;
-	uint8_t *buf;
-	char *comp, *raw;
-	long st;
-
-	for (size_t i = 0; i < nm; i++) {
-		const char *op = strpbrk(mt[i], "=!");
-		prometheus__label_matcher__init(&m[i]);
-		snprintf(names[i], sizeof(names[i]), "%.*s", (int)(op - mt[i]), mt[i]);
-		if (op[0] == '=' && op[1] == '~') {
-			m[i].type = PROMETHEUS__LABEL_MATCHER__TYPE__RE;
-			op += 2;
-		} else if (op[0] == '!' && op[1] == '~') {
-			m[i].type = PROMETHEUS__LABEL_MATCHER__TYPE__NRE;
-			op += 2;
-		} else if (op[0] == '!') {
-			m[i].type = PROMETHEUS__LABEL_MATCHER__TYPE__NEQ;
-			op += 2;
-		} else {
-			op += 1;
-		}
-		snprintf(values[i], sizeof(values[i]), "%s", op);
-		m[i].name = names[i];
-		m[i].value = values[i];
-		mp[i] = &m[i];
-	}
-	q.start_timestamp_ms = q_start;
-	Prometheus__ReadHints hints = PROMETHEUS__READ_HINTS__INIT;
-	if (q_func) {
-		hints.func = (char *)q_func;
-		q.hints = &hints;
-	}
-	q.end_timestamp_ms = q_end;
-	q.n_matchers = nm;
-	q.matchers = mp;
-	qs = calloc(nq, sizeof(*qs));
-	for (size_t i = 0; i < nq; i++)
-		qs[i] = &q;
-	rq.n_queries = nq;
-	rq.queries = qs;
-	len = prometheus__read_request__get_packed_size(&rq);
-	buf = malloc(len + 1);
-	prometheus__read_request__pack(&rq, buf);
-	clen = snappy_max_compressed_length(len);
-	comp = malloc(clen);
-	assert_int_equal(snappy_compress((char *)buf, len, comp, &clen), SNAPPY_OK);
-	st = post_raw(token, comp, clen, a);
-	free(qs);
-	free(buf);
-	free(comp);
-	*out = NULL;
-	if (st == 200) {
-		assert_int_equal(snappy_uncompressed_length(a->body, a->len,
-							    &raw_len),
-				 SNAPPY_OK);
-		raw = malloc(raw_len + 1);
-		assert_int_equal(snappy_uncompress(a->body, a->len, raw, &raw_len),
-				 SNAPPY_OK);
-		*out = prometheus__read_response__unpack(NULL, raw_len,
-							 (uint8_t *)raw);
-		free(raw);
-		assert_non_null(*out);
-	}
-	return st;
+	return fxr_read(srv.url, token, q_start, q_end, q_func, mt, nm, nq, a, out);
 }
 
 static const char *label(const Prometheus__TimeSeries *ts, const char *name)

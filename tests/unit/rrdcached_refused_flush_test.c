@@ -12,11 +12,13 @@
  *   - the stale-entry repair (backend_rrdcached.c update_refused) does not
  *     FORGET a cache entry it could not FLUSH: the values the daemon held
  *     for that file are still written when it FLUSHes again;
- *   - a read (/v1/measures, /v1/statistics, /v1/graph) answers 503 naming the daemon
- *     and the file, not the 200 of a view that may lack what the daemon
- *     holds; and a file the daemon cannot read as an RRD (its INFO
- *     refused, a real fault: the file's bytes replaced) answers the same
- *     503, where it was a 404 "no metric" that hid the fault.
+ *   - a read (/v1/measures, /v1/statistics, /v1/graph, and the reads of
+ *     many series /v1/aggregates, /v1/query, POST /api/v1/read) answers
+ *     503 naming the daemon and the file, not the 200 of a view that may
+ *     lack what the daemon holds; and a file the daemon cannot read as an
+ *     RRD (its INFO refused, a real fault: the file's bytes replaced)
+ *     answers the same 503, where it was a 404 "no metric" that hid the
+ *     fault; a daemon killed, remote read answers 503 naming it.
  *
  * The refused FLUSH is the one fake part: rrdcached 1.7.2 answers a FLUSH
  * of a valid name with an error it does not also give for "nothing to
@@ -55,6 +57,7 @@
 #include "vigie/store.h"
 #include "../support/api_fixture.h"
 #include "rrdcached_harness.h"
+#include "../support/remote_read.h"
 #include "../support/rrdcd_strip.h"
 #include "../support/store_series.h"
 
@@ -391,6 +394,34 @@ static long get(const struct fx_api *srv, const char *auth, const char *what, in
 	return fx_http(srv->url, "GET", path, auth, NULL, a);
 }
 
+/* POST /api/v1/read of node0's load.1 answers 503 with the JSON error
+ * of the other reads, naming the daemon ADDR and, unless NULL, the file
+ * (was 500 "Remote I/O error": remote read is a read of many series). */
+static void remote_read(const struct fx_api *srv, const char *auth, const char *addr,
+			const char *file)
+{
+	static const char *const mt[] = {"__name__=vigie_load_1", "resource=node0"};
+	Prometheus__ReadResponse *r;
+	struct fx_answer a;
+	long code = fxr_read(srv->url, auth + strlen("Bearer "), FXS_MS(FXS_T0),
+			     FXS_MS(FXS_T0 + 60 * 6), NULL, mt, 2, 1, &a, &r);
+	const char *msg =
+		json_string_value(json_object_get(json_object_get(a.json, "error"), "message"));
+
+	printf("# remote read -> %ld %s\n", code, msg ? msg : "(no JSON error)");
+	assert_int_equal(code, 503);
+	assert_null(r);
+	assert_non_null(msg);
+	assert_non_null(strstr(msg, addr));
+	if (file) {
+		assert_non_null(strstr(msg, file));
+		assert_non_null(strstr(msg, "refused"));
+	} else {
+		assert_non_null(strstr(msg, "does not answer"));
+	}
+	fx_answer_free(&a);
+}
+
 /* 503 for each read, naming the daemon and the file (/v1/graph too when
  * GRAPH). */
 static void refused_reads(const struct fx_api *srv, const char *auth, const char *addr, int graph)
@@ -426,6 +457,7 @@ static void refused_reads(const struct fx_api *srv, const char *auth, const char
 		assert_non_null(strstr(a.body, "refused"));
 		fx_answer_free(&a);
 	}
+	remote_read(srv, auth, addr, FILE0);
 	if (!graph)
 		return;
 	/* the graph checks the series first (vg_store_locate) */
@@ -574,6 +606,10 @@ static void test_read_flush_not_permitted(void **state)
 		snprintf(p, sizeof(p), "%s/host/node9/load.1.rrd", a.base);
 		assert_int_equal(stat(p, &st), 0);
 	}
+	/* the daemon gone (a real fault): remote read answers 503 naming
+	 * it too (was 500) */
+	assert_int_equal(hrd_kill(&a, SIGKILL), 0);
+	remote_read(&srv, auth, addr, NULL);
 	fx_api_stop(&srv);
 	hrd_cleanup(&a);
 	assert_int_equal(fx_rm_tree(srv.dir), 0);
