@@ -97,6 +97,7 @@ ALL_LIBS     := $(call libs,$(LIB_ORDER))
 LIBS_agent_events_test  := agent billing common
 LIBS_alarm_config_test  := alarms common
 LIBS_alarm_docs_test    := api alarms billing collector common
+LIBS_alarm_api_cut_test := api alarms billing collector common
 LIBS_alarm_engine_test  := alarms common
 LIBS_alarm_engine_pg_test := alarms common
 LIBS_alarm_eval_test    := alarms common
