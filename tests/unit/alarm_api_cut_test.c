@@ -98,7 +98,7 @@ static void expect_400(const char *field, const char *want, const char *fmt, ...
 	fx_answer_free(&a);
 }
 
-#define THRESHOLD                                                                  \
+#define THRESHOLD                                                                       \
 	"\"name\":\"cut\",\"metric\":\"cpu.util\",\"period\":60,\"comparison\":\"gt\"," \
 	"\"threshold\":90"
 
