@@ -148,6 +148,7 @@ LIBS_journal_test       := collector common
 LIBS_lastval_test       := collector common
 LIBS_libvirt_test       := agent common
 LIBS_name_test          := common
+LIBS_tmpdir_test        := common
 LIBS_poller_test        := agent common
 LIBS_procfs_test        := agent common
 LIBS_publish_test       := api alarms billing collector common
