@@ -79,6 +79,7 @@
 #include "vigie/alarm_outbox.h"
 #include "vigie/alarm_silence.h"
 #include "vigie/log.h"
+#include "vigie/name.h"
 
 #define EXPIRE_EVERY_MS 500
 #define PRUNE_EVERY_MS 3600000
@@ -386,8 +387,8 @@ void vg_alarm_composite_eval(struct vg_alarm_engine *e, struct alarm *c, int64_t
 		snprintf(d.reason, sizeof(d.reason),
 			 "every alarm of the rule has insufficient data (%s)", list);
 	else
-		snprintf(d.reason, sizeof(d.reason), "rule %.120s is %s: %s",
-			 c->def.rule, truth ? "true" : "false", list);
+		snprintf(d.reason, sizeof(d.reason), "rule %.*s is %s: %s",
+			 (int)vg_utf8_prefix(c->def.rule, 120), c->def.rule, truth ? "true" : "false", list);
 	d.reason_data = json_pack("{s:s,s:s,s:b,s:o}", "type", "composite", "rule",
 				  c->def.rule, "value", truth, "states", refs);
 	snprintf(in->reason, sizeof(in->reason), "%s", d.reason);
@@ -1274,8 +1275,10 @@ static void event_fire(struct vg_alarm_engine *e, struct alarm *a,
 	d.time_ms = t;
 	d.notify = d.previous == VG_ALARM_ALARM ? VG_NOTIFY_REPEAT
 						: VG_NOTIFY_TRANSITION;
-	snprintf(d.reason, sizeof(d.reason), "event %s on %.100s%s%.200s", kn,
-		 resource, detail && *detail ? ": " : "", detail ? detail : "");
+	snprintf(d.reason, sizeof(d.reason), "event %s on %.*s%s%.*s", kn,
+		 (int)vg_utf8_prefix(resource, 100), resource,
+		 detail && *detail ? ": " : "", (int)vg_utf8_prefix(detail, 200),
+		 detail ? detail : "");
 	d.reason_data = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:I}", "type", "event",
 				  "kind", kn, "resource", resource, "host", host,
 				  "detail", detail, "time_ms", (json_int_t)t);

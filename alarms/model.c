@@ -276,14 +276,26 @@ static void add_err(struct pctx *c, const char *field, const char *fmt, ...)
 
 static void add_err(struct pctx *c, const char *field, const char *fmt, ...)
 {
-	char msg[512];
+	char msg[512 + 4], cfield[256], cmsg[512];
+	json_t *e;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (json_array_append_new(c->errors, json_pack("{s:s,s:s}", "field",
-						       field, "message", msg)))
+	/* at most 511 bytes, cut between characters (the 4 bytes more show
+	 * whether a character goes on past the cut) */
+	msg[vg_utf8_prefix(msg, sizeof(msg) - 5)] = '\0';
+	e = json_pack("{s:s,s:s}", "field", field, "message", msg);
+	if (!e) {
+		/* not UTF-8 (a quoted client string cut inside a character
+		 * where a reader forgot vg_utf8_prefix): keep the error, each
+		 * bad byte a '?', rather than lose it and answer a 500 */
+		vg_text_clean(field, cfield, sizeof(cfield) - 1);
+		vg_text_clean(msg, cmsg, sizeof(cmsg) - 1);
+		e = json_pack("{s:s,s:s}", "field", cfield, "message", cmsg);
+	}
+	if (json_array_append_new(c->errors, e))
 		c->oom = 1;
 }
 
@@ -523,9 +535,9 @@ static void rd_notify_group(struct pctx *c, const json_t *v)
 	}
 	json_object_foreach((json_t *)v, k, x)
 		if (strcmp(k, "by") && strcmp(k, "wait") && strcmp(k, "interval"))
-			add_err(c, "notify_group", "unknown field '%.40s' (by, wait, "
+			add_err(c, "notify_group", "unknown field '%.*s' (by, wait, "
 						   "interval)",
-				k);
+				(int)vg_utf8_prefix(k, 40), k);
 	c->d->notify_group = 1;
 	c->d->group_wait_s = 30;
 	c->d->group_interval_s = 300;
@@ -685,7 +697,8 @@ static void rd_selector(struct pctx *c, const json_t *v)
 			}
 			json_object_foreach(f, mk, mv) {
 				char fld[96];
-				snprintf(fld, sizeof(fld), "selector.metadata.%.60s", mk);
+				snprintf(fld, sizeof(fld), "selector.metadata.%.*s",
+					 (int)vg_utf8_prefix(mk, 60), mk);
 				if (!*mk || strlen(mk) > 64) {
 					add_err(c, fld, "keys must be 1 to 64 bytes");
 					continue;
@@ -703,7 +716,8 @@ static void rd_selector(struct pctx *c, const json_t *v)
 			}
 		} else {
 			char fld[96];
-			snprintf(fld, sizeof(fld), "selector.%.60s", key);
+			snprintf(fld, sizeof(fld), "selector.%.*s",
+				 (int)vg_utf8_prefix(key, 60), key);
 			add_err(c, fld, "unknown field (known: type, project, host, "
 					"flavor, metadata)");
 		}
@@ -862,7 +876,8 @@ static void rd_group(struct pctx *c, const json_t *v)
 				c->d->group_member_threshold = json_number_value(f);
 		} else {
 			char fld[96];
-			snprintf(fld, sizeof(fld), "group.%.60s", key);
+			snprintf(fld, sizeof(fld), "group.%.*s", (int)vg_utf8_prefix(key, 60),
+				 key);
 			add_err(c, fld, "unknown field (known: statistic, "
 					"member_threshold)");
 		}
@@ -940,7 +955,8 @@ static void rd_event(struct pctx *c, const json_t *v)
 				 &d->silent_for_s);
 		} else {
 			char fld[96];
-			snprintf(fld, sizeof(fld), "event.%.60s", key);
+			snprintf(fld, sizeof(fld), "event.%.*s", (int)vg_utf8_prefix(key, 60),
+				 key);
 			add_err(c, fld, "unknown field (known: kind, project, "
 					"resource, host, detail, silent_for)");
 		}
@@ -978,11 +994,11 @@ static void check_metric_known(struct pctx *c)
 	if (c->pol->metric_seen &&
 	    c->pol->metric_seen(c->pol->metric_ctx, proj, d->metric) == 1)
 		return;
-	add_err(c, "metric", "'%.100s' is not in the metric catalogue "
+	add_err(c, "metric", "'%.*s' is not in the metric catalogue "
 			     "(docs/metrics.md) and no resource of project '%s' has reported "
 			     "it: such an alarm could never fire; check the name, or set "
 			     "\"allow_unknown_metric\": true for a metric that will come",
-		d->metric, proj ? proj : "*");
+		(int)vg_utf8_prefix(d->metric, 100), d->metric, proj ? proj : "*");
 }
 
 static void rd_rule(struct pctx *c, const json_t *v)
@@ -1038,10 +1054,10 @@ static int check_action(struct pctx *c, const char *field, const char *u)
 			snprintf(known + l, sizeof(known) - l, "%s%s", i ? ", " : "",
 				 c->pol->exec_names[i]);
 		}
-		add_err(c, field, "no exec command named '%.64s' is configured by "
+		add_err(c, field, "no exec command named '%.*s' is configured by "
 				  "the operator ([alarms] exec in the collector's "
 				  "configuration%s%s)",
-			name, *known ? "; configured: " : "",
+			(int)vg_utf8_prefix(name, 64), name, *known ? "; configured: " : "",
 			known);
 		return -EINVAL;
 	}
@@ -1052,9 +1068,9 @@ static int check_action(struct pctx *c, const char *field, const char *u)
 				  "alertmanager)");
 		return -EINVAL;
 	}
-	add_err(c, field, "unsupported action '%.64s' (use http://, https://, "
+	add_err(c, field, "unsupported action '%.*s' (use http://, https://, "
 			  "log://, exec://NAME or alertmanager://)",
-		u);
+		(int)vg_utf8_prefix(u, 64), u);
 	return -EINVAL;
 }
 
@@ -1073,7 +1089,8 @@ static void rd_actions(struct pctx *c, const json_t *v)
 		int st = vg_alarm_state_parse(key);
 		char fld[96];
 		if (st < 0) {
-			snprintf(fld, sizeof(fld), "actions.%.60s", key);
+			snprintf(fld, sizeof(fld), "actions.%.*s",
+				 (int)vg_utf8_prefix(key, 60), key);
 			add_err(c, fld, "unknown state (alarm, ok, insufficient_data)");
 			continue;
 		}

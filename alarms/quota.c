@@ -21,6 +21,7 @@
 
 #include "alarms/quota.h"
 #include "alarms/webhook.h"
+#include "vigie/name.h"
 
 #define BUCKETS_MAX 4096
 
@@ -75,9 +76,9 @@ int vg_alarm_quota_check_def(struct vg_alarm_engine *e, const struct vg_alarm_de
 		origins(&a->def, &set);
 	}
 	if (!old && n >= max_alarms) {
-		snprintf(m, sizeof(m), "project '%.100s' has %zu alarms, "
+		snprintf(m, sizeof(m), "project '%.*s' has %zu alarms, "
 				       "at most %u ([alarms] max_alarms_per_project)",
-			 d->project, n,
+			 (int)vg_utf8_prefix(d->project, 100), d->project, n,
 			 max_alarms);
 		err1(errors, "", m);
 		rc = -EDQUOT;
@@ -85,10 +86,10 @@ int vg_alarm_quota_check_def(struct vg_alarm_engine *e, const struct vg_alarm_de
 	before = vg_hmap_count(&set);
 	origins(d, &set);
 	if (!rc && vg_hmap_count(&set) > max_hooks && vg_hmap_count(&set) > before) {
-		snprintf(m, sizeof(m), "project '%.100s' would send "
+		snprintf(m, sizeof(m), "project '%.*s' would send "
 				       "webhooks to %zu destinations (scheme://host:port), at most "
 				       "%u ([alarms] max_webhooks_per_project)",
-			 d->project,
+			 (int)vg_utf8_prefix(d->project, 100), d->project,
 			 vg_hmap_count(&set), max_hooks);
 		err1(errors, "actions", m);
 		rc = -EDQUOT;

@@ -102,14 +102,7 @@ static void add_err(json_t *errors, const char *field, const char *msg)
  * (k is UTF-8, from jansson): cut inside one, the field is no string. */
 static void matcher_field(char *f, size_t len, const char *k)
 {
-	size_t n = strlen(k);
-
-	if (n > 100) {
-		n = 100;
-		while (n && ((unsigned char)k[n] & 0xc0) == 0x80)
-			n--;
-	}
-	snprintf(f, len, "matchers.%.*s", (int)n, k);
+	snprintf(f, len, "matchers.%.*s", (int)vg_utf8_prefix(k, 100), k);
 }
 
 /* Fill x's matcher fields from m (an object), reporting into errors. */

@@ -22,6 +22,7 @@
 
 #include "alarms/timewin.h"
 #include "vigie/clock.h"
+#include "vigie/name.h"
 
 struct cron {
 	uint64_t f[5];
@@ -157,7 +158,8 @@ int vg_alarm_timewin_parse(const json_t *v, json_t **out, char *err, size_t errl
 		json_object_foreach(e, k, x)
 			if (strcmp(k, "name") && strcmp(k, "start") && strcmp(k, "duration") &&
 			    strcmp(k, "timezone") && strcmp(k, "description")) {
-				snprintf(err, errlen, "[%zu]: unknown field '%.60s'", i, k);
+				snprintf(err, errlen, "[%zu]: unknown field '%.*s'", i,
+					 (int)vg_utf8_prefix(k, 60), k);
 				goto bad;
 			}
 		int crc = start ? cron_parse(start, &c) : -EINVAL;
@@ -189,9 +191,9 @@ int vg_alarm_timewin_parse(const json_t *v, json_t **out, char *err, size_t errl
 		if (!tz)
 			tz = "UTC";
 		if (!tz_valid(tz)) {
-			snprintf(err, errlen, "[%zu].timezone: '%.100s' is not in the "
+			snprintf(err, errlen, "[%zu].timezone: '%.*s' is not in the "
 					      "tz database (like \"Europe/Paris\")",
-				 i, tz);
+				 i, (int)vg_utf8_prefix(tz, 100), tz);
 			goto bad;
 		}
 		json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:s}", "name",

@@ -189,6 +189,19 @@ size_t vg_text_clean(const char *text, char *out, size_t max)
 	return o;
 }
 
+size_t vg_utf8_prefix(const char *s, size_t max)
+{
+	size_t n;
+
+	if (!s)
+		return 0;
+	n = strnlen(s, max);
+	if (s[n]) /* cut: back off the continuation bytes of a cut character */
+		while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	return n;
+}
+
 int vg_name_valid(const char *name)
 {
 	return vg_text_valid(name, VG_NAME_MAX);

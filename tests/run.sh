@@ -17,9 +17,10 @@
 # seconds (900 by default): a hung one fails instead of holding the run.
 # Each program's wall time goes at the end of its log ("# duration: 12.3 s")
 # and the run ends with the 15 slowest programs (where CI's time goes).
-# KEEP_TMP=1 keeps each integration test's temp dirs (daemons' logs and
-# data, named in its log as "# kept DIR"); KEEP_TMP=fail keeps them only
-# for a test with a failed check (a flaky test run in a loop).
+# KEEP_TMP=1 keeps each test's temp dirs (daemons' logs and data, named
+# in its log as "# kept DIR"); KEEP_TMP=fail keeps them only for a test
+# with a failed check (a flaky test run in a loop). Without it they are
+# removed, also after a failed check (docs/testing.md).
 # TEST_JOBS=N runs up to N programs at once (default 1; `make check` uses
 # one per core): each test starts its daemons on ports it claims
 # (docs/testing.md) in its own temp dirs, so tests do not meet; most of

@@ -87,4 +87,15 @@ int vg_text_valid(const char *text, size_t maxlen);
  * come from libvirt and Nova metadata (a domain name may hold a newline). */
 size_t vg_text_clean(const char *text, char *out, size_t max);
 
+/* The length of the longest prefix of s (NUL-terminated, NULL taken as
+ * "") of at most max bytes that does not end inside a UTF-8 character:
+ * the cut never leaves a lead byte without its continuation bytes. For
+ * quoting part of a client's string in a JSON error or reason as
+ * "%.*s" (a plain "%.60s" can cut a character in two, and jansson
+ * refuses a string that is not UTF-8). Only the boundary is looked at:
+ * a prefix of valid UTF-8 is valid UTF-8, other bytes stay as they are.
+ * It must see the byte after the cut: to cut what snprintf wrote into a
+ * buffer (already cut at its size), give max at most the size minus 5. */
+size_t vg_utf8_prefix(const char *s, size_t max);
+
 #endif

@@ -29,6 +29,7 @@
 #include "query/api/http.h"
 #include "vigie/alarm_silence.h"
 #include "vigie/clock.h"
+#include "vigie/name.h"
 #include "vigie/token.h"
 
 const char *const vg_api_alarms_list_params[] = {
@@ -81,7 +82,7 @@ static int reply_fields(struct vg_http_resp *resp, int status,
 			const char *what, json_t *errors)
 {
 	size_t n = json_array_size(errors);
-	char msg[256];
+	char msg[256 + 4];
 	json_t *doc;
 
 	if (n == 1) {
@@ -90,6 +91,10 @@ static int reply_fields(struct vg_http_resp *resp, int status,
 		snprintf(msg, sizeof(msg), "%s: %s%s%s", what, fl ? fl : "",
 			 fl && *fl ? ": " : "",
 			 json_string_value(json_object_get(json_array_get(errors, 0), "message")));
+		/* at most 255 bytes, cut between characters (json_pack
+		 * refuses a string cut inside one; the 4 bytes more show
+		 * whether a character goes on past the cut) */
+		msg[vg_utf8_prefix(msg, sizeof(msg) - 5)] = '\0';
 	} else
 		snprintf(msg, sizeof(msg), "%s (%zu problems)", what, n);
 	doc = json_pack("{s:{s:i,s:s,s:o}}", "error", "code", status, "message",

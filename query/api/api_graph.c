@@ -93,23 +93,11 @@ int vg_api_graph_text(const char *in, int legend, int strict, char *out,
 	return 0;
 }
 
-/* The longest prefix of s of at most max bytes that ends on a UTF-8
- * character boundary (never before a continuation byte). */
-static size_t utf8_cut(const char *s, size_t max)
-{
-	size_t n = strnlen(s, max);
-
-	if (s[n])
-		while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	return n;
-}
-
 void vg_api_graph_default_legend(const char *res, const char *metric,
 				 const char *unit, char *out, size_t outlen)
 {
 	char tail[VG_API_GRAPH_LEGEND_MAX + 1];
-	size_t room, m = utf8_cut(metric, 40);
+	size_t room, m = vg_utf8_prefix(metric, 40);
 
 	if (!outlen)
 		return;
@@ -123,7 +111,7 @@ void vg_api_graph_default_legend(const char *res, const char *metric,
 		       : 0;
 	if (room > 60)
 		room = 60;
-	snprintf(out, outlen, "%.*s%s", (int)utf8_cut(res, room), res, tail);
+	snprintf(out, outlen, "%.*s%s", (int)vg_utf8_prefix(res, room), res, tail);
 }
 
 /* ---- the argument vector ------------------------------------------------------ */

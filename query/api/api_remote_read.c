@@ -562,8 +562,8 @@ static int answer_query(struct vg_api *api, const char *scope,
 			if (regex_tame(m[i].value, why, sizeof(why))) {
 				free(pat);
 				snprintf(err, errlen, "regular expression for label "
-						      "'%.64s': %s",
-					 lm->name, why);
+						      "'%.*s': %s",
+					 (int)vg_utf8_prefix(lm->name, 64), lm->name, why);
 				rc = -EINVAL;
 				goto out;
 			}
@@ -579,9 +579,10 @@ static int answer_query(struct vg_api *api, const char *scope,
 			free(pat);
 			if (e) {
 				snprintf(err, errlen, "bad regular expression "
-						      "'%.100s' for label '%.64s' (POSIX "
+						      "'%.*s' for label '%.*s' (POSIX "
 						      "extended syntax)",
-					 m[i].value, lm->name);
+					 (int)vg_utf8_prefix(m[i].value, 100), m[i].value,
+					 (int)vg_utf8_prefix(lm->name, 64), lm->name);
 				rc = -EINVAL;
 				goto out;
 			}

@@ -72,7 +72,9 @@ static int fail(struct parser *p, int pos, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int fail(struct parser *p, int pos, const char *fmt, ...)
 {
+	char msg[512 + 4];
 	va_list ap;
+	size_t room;
 	int n;
 
 	if (p->failed)
@@ -83,8 +85,14 @@ static int fail(struct parser *p, int pos, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= p->errlen)
 		return -EINVAL;
 	va_start(ap, fmt);
-	vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* cut between characters, where err or msg ends (msg's 4 bytes more
+	 * show whether a character goes on past the cut) */
+	room = p->errlen - (size_t)n - 1;
+	if (room > sizeof(msg) - 5)
+		room = sizeof(msg) - 5;
+	snprintf(p->err + n, p->errlen - (size_t)n, "%.*s", (int)vg_utf8_prefix(msg, room), msg);
 	return -EINVAL;
 }
 
@@ -340,10 +348,10 @@ static int parse_selector(struct parser *p, struct vg_expr_node **out)
 					    VG_NAME_MAX);
 			if (!strcmp(m->label, "type") &&
 			    vg_rtype_parse(p->sval) < 0)
-				return fail(p, p->tpos, "bad type '%.32s' (one "
+				return fail(p, p->tpos, "bad type '%.*s' (one "
 							"of: instance, disk, nic, host, "
 							"host_disk, host_nic)",
-					    p->sval);
+					    (int)vg_utf8_prefix(p->sval, 32), p->sval);
 			m->value = p->sval;
 			p->sval = NULL;
 			if ((rc = next(p)))

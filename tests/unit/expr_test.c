@@ -482,6 +482,16 @@ static void test_errors_post(void **state)
 			 35);
 	assert_non_null(strstr(fx_errmsg(&a), "resample() one side"));
 	fx_answer_free(&a);
+	/* a type quoted at 32 bytes, 'é' at bytes 31-32: the quote stops
+	 * before it (cut inside it, the message was no UTF-8, the error
+	 * object no JSON: a 500) */
+	assert_int_equal(query(tok_admin, "cpu.util{type=\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+					  "\xc3\xa9yy\"}",
+			       &a),
+			 400);
+	assert_non_null(strstr(fx_errmsg(&a), "bad type 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' "
+					      "(one of"));
+	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "GET", "/v1/query", auth, NULL, &a), 400);
 	fx_answer_free(&a);
 	assert_int_equal(fx_http(srv.url, "GET", "/v1/query?expr=1&granularity=7",

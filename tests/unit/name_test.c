@@ -218,6 +218,22 @@ static void test_hidden(void **state)
 	assert_false(vg_char_hidden('a'));
 }
 
+/* vg_utf8_prefix: never ends inside a character, never cuts what fits. */
+static void test_utf8_prefix(void **state)
+{
+	const char *s = "ab\xc3\xa9\xe6\x97\xa5\xf0\x9f\x98\x80z"; /* a b é 日 😀 z */
+	static const size_t want[] = {0, 1, 2, 2, 4, 4, 4, 7, 7, 7, 7, 11, 12, 12};
+
+	(void)state;
+	for (size_t max = 0; max < sizeof(want) / sizeof(want[0]); max++)
+		assert_int_equal(vg_utf8_prefix(s, max), want[max]);
+	assert_int_equal(vg_utf8_prefix(NULL, 10), 0);
+	assert_int_equal(vg_utf8_prefix("", 10), 0);
+	/* bytes that are no UTF-8 stay: only a lead byte's continuations
+	 * are looked at */
+	assert_int_equal(vg_utf8_prefix("\xff\xfe", 1), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -229,6 +245,7 @@ int main(void)
 		cmocka_unit_test(test_component),
 		cmocka_unit_test(test_characters),
 		cmocka_unit_test(test_hidden),
+		cmocka_unit_test(test_utf8_prefix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -282,6 +282,21 @@ static void test_hostile(void **state)
 	done(&a, r);
 	assert_int_equal(read_query(tok_admin, unclosed, 1, 1, &a, &r), 400);
 	done(&a, r);
+	/* quoted at 100 bytes with an 'é' at bytes 99-100: the quote stops
+	 * before it (it ended in half of it, shown as '?') */
+	{
+		static char cut_re[128];
+		const char *cut[] = {cut_re};
+		char want[160];
+		memcpy(cut_re, "name=~", 6);
+		memset(cut_re + 6, 'a', 99);
+		strcpy(cut_re + 105, "\xc3\xa9(");
+		snprintf(want, sizeof(want), "bad regular expression '%.99s' for label 'name'",
+			 cut_re + 6);
+		assert_int_equal(read_query(tok_admin, cut, 1, 1, &a, &r), 400);
+		assert_non_null(strstr(fx_errmsg(&a), want));
+		done(&a, r);
+	}
 	memcpy(long_re, "name=~", 6);
 	memset(long_re + 6, 'a', sizeof(long_re) - 7);
 	assert_int_equal(read_query(tok_admin, lre, 1, 1, &a, &r), 400);

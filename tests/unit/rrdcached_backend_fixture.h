@@ -14,9 +14,10 @@
 #include "vigie/config.h"
 #include "collector/backend.h"
 #include "rrdcached_harness.h"
+#include "tests/support/tmpdir.h"
 
 struct hbf {
-	char dir[64];
+	char dir[256];
 	struct hrd_daemon d;
 	struct vg_archive archives[VG_MAX_ARCHIVES];
 	struct vg_rrd_layout lay;
@@ -31,8 +32,7 @@ static inline int hbf_open(struct hbf *f, const char *name, int journal, int hea
 	static const char *const extra[] = {"-O", "-R", NULL};
 	char owners[128], err[256];
 
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vigie-%s.XXXXXX", name);
-	if (!mkdtemp(f->dir) ||
+	if (fx_tmpdir(f->dir, sizeof(f->dir), name) ||
 	    (journal ? hrd_start(&f->d, NULL, extra) : hrd_start_nojournal(&f->d, NULL, extra)))
 		return -1;
 	f->lay.step_s = 60;
@@ -48,15 +48,14 @@ static inline int hbf_open(struct hbf *f, const char *name, int journal, int hea
 	return 0;
 }
 
-/* Close the backend, stop the daemon, remove the directory. */
+/* Close the backend, stop the daemon, remove the directory (fx_rm_tree:
+ * a test that fails before hbf_close has it removed at exit, both
+ * directories kept as KEEP_TMP says). */
 static inline void hbf_close(struct hbf *f)
 {
-	char cmd[128];
-
 	f->be->ops->close(f->be);
 	hrd_cleanup(&f->d);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	if (system(cmd))
+	if (fx_rm_tree(f->dir))
 		fprintf(stderr, "cannot remove %s\n", f->dir);
 }
 

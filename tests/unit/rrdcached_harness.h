@@ -15,13 +15,13 @@
  * The daemon never outlives the test: the child asks the kernel for
  * SIGKILL when its parent dies (PR_SET_PDEATHSIG), and an atexit handler
  * kills every daemon still running, so a failing or crashing test leaves
- * nothing behind (the exit handler also removes the dirs not cleaned
- * up). hrd_kill sends a signal and reaps (SIGKILL for a crash,
+ * nothing behind (the dirs not cleaned up are removed at exit by
+ * tests/support/tmpdir.h's handler, which runs after this one). hrd_kill sends a signal and reaps (SIGKILL for a crash,
  * SIGSTOP/SIGCONT for a stall: those do not reap); hrd_restart starts the
  * same daemon again on the same dir, sockets and port (the journal is
  * replayed); hrd_start_nojournal starts one without -j, which loses what
- * it had not written when killed; hrd_cleanup stops it and removes the dir (kept when KEEP_TMP
- * is set). Functions return 0 or -errno. Not thread-safe; one struct per
+ * it had not written when killed; hrd_cleanup stops it and removes the dir (fx_rm_tree: kept
+ * as KEEP_TMP says, named as "# kept DIR" at exit). Functions return 0 or -errno. Not thread-safe; one struct per
  * daemon.
  */
 #ifndef VIGIE_TEST_RRDCACHED_HARNESS_H
@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "tests/support/free_port.h"
+#include "tests/support/tmpdir.h"
 
 #include "vigie/rrdcached.h"
 
@@ -67,12 +68,6 @@ struct hrd_daemon {
 };
 
 static pid_t hrd_pids[HRD_MAX_DAEMONS];
-static char hrd_dirs[HRD_MAX_DAEMONS][PATH_MAX / 4]; /* removed at exit */
-
-static inline int hrd_rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(p);
-}
 
 static inline void hrd_atexit(void)
 {
@@ -81,25 +76,6 @@ static inline void hrd_atexit(void)
 			kill(hrd_pids[i], SIGKILL);
 			waitpid(hrd_pids[i], NULL, 0);
 			hrd_pids[i] = 0;
-		}
-	for (int i = 0; i < HRD_MAX_DAEMONS; i++)
-		if (hrd_dirs[i][0]) {
-			if (!getenv("KEEP_TMP"))
-				nftw(hrd_dirs[i], hrd_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-			hrd_dirs[i][0] = '\0';
-		}
-}
-
-/* Remember DIR (or forget it, when gone) for the exit handler. */
-static inline void hrd_track_dir(const char *dir, int add)
-{
-	for (int i = 0; i < HRD_MAX_DAEMONS; i++)
-		if (add ? !hrd_dirs[i][0] : !strcmp(hrd_dirs[i], dir)) {
-			if (add)
-				snprintf(hrd_dirs[i], sizeof(hrd_dirs[i]), "%s", dir);
-			else
-				hrd_dirs[i][0] = '\0';
-			return;
 		}
 }
 
@@ -231,7 +207,7 @@ static inline int hrd_start(struct hrd_daemon *d, const char *parent, const char
 	snprintf(d->dir, sizeof(d->dir), "%s/vigie-rrdcd.XXXXXX", tmp);
 	if (!mkdtemp(d->dir))
 		return -errno;
-	hrd_track_dir(d->dir, 1);
+	fx_tmp_track(d->dir); /* before hrd_spawn registers hrd_atexit */
 	snprintf(d->base, sizeof(d->base), "%s/base", d->dir);
 	snprintf(d->journal, sizeof(d->journal), "%s/journal", d->dir);
 	snprintf(d->sock, sizeof(d->sock), "%s/sock", d->dir);
@@ -330,11 +306,7 @@ static inline void hrd_cleanup(struct hrd_daemon *d)
 	hrd_stop(d);
 	if (!d->dir[0])
 		return;
-	if (getenv("KEEP_TMP"))
-		fprintf(stderr, "# kept %s\n", d->dir);
-	else
-		nftw(d->dir, hrd_rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	hrd_track_dir(d->dir, 0);
+	fx_rm_tree(d->dir);
 	d->dir[0] = '\0';
 }
 
