@@ -138,7 +138,8 @@
  * of a file's unwritten values or a suffix, so the file is FORGOTten
  * only when the oldest value the daemon holds cached after the file's
  * last update is newer than our oldest journaled one after it (a prefix
- * of ours lost); otherwise FLUSHed (overtaken_check).
+ * of ours lost); otherwise FLUSHed (overtaken_check). The running
+ * collector's check applies the same rule (prefix_lost: one function).
  * Either check goes 32 files per group (a BATCH of FLUSHes or FORGETs,
  * then the INFOs pipelined) and starts no group after CHECK_MAX_MS: the
  * files left wait for the next connection, which goes on with them (no
@@ -710,6 +711,46 @@ static int64_t replay_oldest_after(struct daemon *d, const char *name, int64_t a
 	return t;
 }
 
+/* The oldest value of ours that the daemon should hold cached for NAME
+ * after its file's last update AFTER (ms), unwritten; INT64_MAX: not
+ * known. For a file the start replay named (se->journaled), its oldest
+ * journaled time after AFTER (replay_oldest_after). For a running
+ * collector's, the oldest value of ours claimed since the file was last
+ * proven durable (se->first_ms), when the file's last update is before
+ * it; a file written past first_ms holds some of those values, and which
+ * of ours come after its last update is not known here. */
+static int64_t ours_oldest_after(struct daemon *d, const char *name, const struct sent_entry *se,
+				 int64_t after)
+{
+	if (se->journaled)
+		return replay_oldest_after(d, name, after);
+	return after < se->first_ms ? se->first_ms : INT64_MAX;
+}
+
+/* The one rule of both checks (overtaken_check: the start replay's and
+ * the one after a failed call) for a file behind our newest value: did
+ * the daemon lose a prefix of our unwritten values? OLDEST is the oldest
+ * value it holds cached after the file's last update (INT64_MAX: none),
+ * OURS our oldest value after that last update (ours_oldest_after;
+ * INT64_MAX: not known). The daemon's -j replay loses a prefix of a
+ * file's unwritten values (journaled before a "wrote") or a suffix (its
+ * journal's unflushed tail), never one between two it kept; a daemon
+ * that did not restart loses nothing. So unless what it holds cached
+ * starts after our oldest value, it holds ours from the oldest on: 0,
+ * FLUSH (what the file then lacks is lost and re-sent). 1 (a prefix of
+ * ours lost, or ours unknown): FORGET, and the store re-sends from its
+ * journal everything the file lacks.
+ * Why not FORGET always: a FORGET drops our values the daemon holds
+ * until the re-send, and the host's next collector's newer value
+ * reaching the file first makes them refused (the cluster test: 3,589
+ * values of 672 files at a collector's start; at a running collector's
+ * check after a write-through timing out on a loaded machine, `73 W 74
+ * F 75 … 83 74 75` in the daemon's journal, 324 values). */
+static int prefix_lost(int64_t oldest, int64_t ours)
+{
+	return ours == INT64_MAX || oldest > ours;
+}
+
 /* NAME's check decided: its journaled times are no longer needed. */
 static void replay_times_drop(struct daemon *d, const char *name)
 {
@@ -777,38 +818,10 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		int64_t ours = se[i]->first_ms > se[i]->arrived_ms ? se[i]->first_ms
 								   : se[i]->arrived_ms;
 		int old = !perr[i] && oldest[i] != INT64_MAX && oldest[i] < ours;
-		/* A file the start replay named: the daemon's -j replay loses a
-		 * prefix of a file's unwritten values (journaled before a
-		 * "wrote") or a suffix (its journal's unflushed tail), never
-		 * one between two it kept. So unless the oldest value it holds
-		 * cached after the file's last update is newer than our oldest
-		 * journaled one after it (a prefix of ours lost: FORGET, the
-		 * replay re-sends them all), it holds ours from the oldest on
-		 * (the daemon did not restart, or lost only a suffix): FLUSHed,
-		 * and what the file then lacks is lost and re-sent. A FORGET
-		 * there would drop our values, the re-send waiting for the
-		 * whole segment's replay, and the host's next collector's
-		 * newer value reaching the file first would make them refused
-		 * (the cluster test: 3,589 values of 672 files) */
-		if (!newer && !old && se[i]->journaled && !perr[i] && oldest[i] != INT64_MAX) {
-			int64_t j = replay_oldest_after(d, names[i], after[i]);
-			old = j != INT64_MAX && oldest[i] <= j;
-		}
-		/* The same rule for a running collector's file whose last
-		 * update is before the oldest value of ours since it was last
-		 * proven durable (first_ms, then our oldest after it): a
-		 * daemon holding that value cached lost no prefix of ours
-		 * (the failure was no restart, or its replay lost a suffix
-		 * only), so it is FLUSHed. A FORGET there dropped our values
-		 * from a live daemon after any failed call (a write-through
-		 * timing out on a loaded machine), and the host, moving to
-		 * another collector meanwhile, had its newer values written
-		 * before our re-send, which was then refused: lost, uncounted
-		 * (the cluster test: `73 W 74 F 75 … 83 74 75` in the
-		 * daemon's journal, 324 values) */
-		if (!newer && !old && !se[i]->journaled && !perr[i] && oldest[i] != INT64_MAX &&
-		    after[i] < se[i]->first_ms)
-			old = oldest[i] <= se[i]->first_ms;
+		/* Our values the daemon still holds from the oldest on (no
+		 * prefix of them lost): FLUSHed, not FORGOTten (prefix_lost) */
+		if (!newer && !old && !perr[i] && oldest[i] != INT64_MAX)
+			old = !prefix_lost(oldest[i], ours_oldest_after(d, names[i], se[i], after[i]));
 		if (se[i]->journaled && !perr[i])
 			replay_times_drop(d, names[i]);
 		if (newer || old) {
