@@ -125,7 +125,10 @@
  * another collector wrote past before this check cannot be repaired
  * either (the window docs/scaling.md, "What holds now", leaves open):
  * a file past our newest value has the row of that value read
- * (overtaken_find), and an unknown row is counted the same way.
+ * (overtaken_find), and an unknown row is counted the same way. Nor
+ * values a check found lost that another collector wrote past between
+ * the check and the store's re-send: the re-send's refusal is counted
+ * the same way (resend_refused), no longer taken for duplicates.
  * A collector killed meanwhile has no list of files to check: its
  * store's start replay names the files its journal holds values of, with
  * the host's newest journaled arrival from another collector
@@ -436,6 +439,12 @@ struct daemon {
 	 * file still holds; their updates wait for the store to re-send the
 	 * lost values from its journal (vg_rrd_backend_ops.lost; d->mu). */
 	struct vg_hmap lost;
+	/* The files of lost, and those re-sent since (rcd_resent), whose
+	 * re-send may be refused as older than the file: name -> struct
+	 * resend * (malloc'd), from mark_lost until a call of ours writes
+	 * the file after the re-send or update_refused finds the re-sent
+	 * values refused (resend_refused; d->mu) */
+	struct vg_hmap resend;
 	/* The start replay's journaled times of each file it named
 	 * (rcd_replay_note): name -> struct replay_times * (malloc'd),
 	 * dropped once the file's check decided (replay_times_drop; d->mu) */
@@ -445,6 +454,7 @@ struct daemon {
 	 * ahead of the replay's opens (replay_read; d->mu) */
 	struct vg_hmap rpre;
 	uint64_t nlost;        /* __atomic: entries in lost */
+	uint64_t nresend;      /* __atomic: entries in resend */
 	uint64_t losses;       /* __atomic: lost files ever found (a sync
 				  * during which it moves keeps the journal) */
 	uint64_t repairs;      /* __atomic: cache entries found ahead of
@@ -456,7 +466,8 @@ struct daemon {
 				  * newer ones having reached them first: the
 				  * daemon lost ours (a restart), or, the start
 				  * replay's, never had them (overtaken_check,
-				  * overtaken_find) */
+				  * overtaken_find), or re-sent values of a
+				  * lost file refused (resend_refused) */
 	uint32_t check_max_ms; /* __atomic: a check's overall bound */
 	/* __atomic: FLUSHes sent to it (one per file), by call site (enum
 	 * vg_store_flush_site) */
@@ -612,16 +623,46 @@ static void client_broken(struct daemon *d, struct vg_rrdcd *c)
 static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
 		      size_t nextra, const struct sent_set *snap);
 
+/* A lost file's re-send (d->resend): what the file held when it was found
+ * lost, and the times of ours any call sent it since (one interval, the
+ * oldest first and newest last of those calls: a call's values are
+ * consecutive, so a value inside may be one of them, taken by the daemon
+ * even if the call failed after). */
+struct resend {
+	int64_t have_ms; /* the lost entry's: the file's newest time then */
+	int64_t upto_ms; /* the newest time of ours it was found lacking */
+	int64_t from_ms; /* INT64_MAX: no call since */
+	int64_t to_ms;   /* INT64_MIN: no call since */
+	int resent;      /* the store put the lost values back (rcd_resent) */
+};
+
+/* Drop NAME's re-send entry; d->mu held. */
+static void resend_drop(struct daemon *d, const char *name)
+{
+	struct resend *rs = vg_hmap_dels(&d->resend, name);
+
+	if (rs) {
+		free(rs);
+		__atomic_fetch_sub(&d->nresend, 1, __ATOMIC_RELEASE);
+	}
+}
+
 /* Records NAME as lost on D: the daemon's file holds values up to HAVE
- * (INT64_MIN: none, or no file) only; 0 when recorded or already there,
+ * (INT64_MIN: none, or no file) only, not UPTO, the newest the daemon
+ * accepted; 0 when recorded or already there,
  * -ENOMEM when it could not be (the caller keeps it as sent, checked
- * again later). */
-static int mark_lost(struct daemon *d, const char *name, int64_t have, size_t *nlost)
+ * again later). Its re-send is watched from now on (d->resend; without
+ * memory for that, only its refusal goes uncounted). */
+static int mark_lost(struct daemon *d, const char *name, int64_t have, int64_t upto,
+		     size_t *nlost)
 {
 	int64_t *want = malloc(sizeof(*want));
+	struct resend *rs = malloc(sizeof(*rs));
 
-	if (!want)
+	if (!want) {
+		free(rs);
 		return -ENOMEM;
+	}
 	pthread_mutex_lock(&d->mu);
 	*want = have;
 	if (vg_hmap_gets(&d->lost, name) || vg_hmap_puts(&d->lost, name, want)) {
@@ -631,9 +672,87 @@ static int mark_lost(struct daemon *d, const char *name, int64_t have, size_t *n
 		count(&d->losses, 1);
 		if (nlost)
 			(*nlost)++;
+		resend_drop(d, name); /* a loss found again: watched anew */
+		if (rs)
+			*rs = (struct resend){have, upto, INT64_MAX, INT64_MIN, 0};
+		if (rs && !vg_hmap_puts(&d->resend, name, rs)) {
+			__atomic_fetch_add(&d->nresend, 1, __ATOMIC_RELEASE);
+			rs = NULL;
+		}
 	}
 	pthread_mutex_unlock(&d->mu);
+	free(rs);
 	return 0;
+}
+
+/* After a call of ours sent NAME its values FIRST..LAST (ms), ALL of them
+ * written or not: a lost file's entry notes them (a failed call may have
+ * had them taken, so their later refusal is no loss); once the store
+ * re-sent the lost values, a call that wrote everything up to the newest
+ * lost one (upto_ms) or past it ends the watch (the re-sent values went
+ * in: the store sends a series' values in order). */
+static void resend_after(struct daemon *d, const char *name, int64_t first, int64_t last,
+			 int all)
+{
+	struct resend *rs;
+
+	if (!__atomic_load_n(&d->nresend, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&d->mu);
+	if ((rs = vg_hmap_gets(&d->resend, name))) {
+		if (all && rs->resent && last >= rs->upto_ms) {
+			resend_drop(d, name);
+		} else {
+			if (first < rs->from_ms)
+				rs->from_ms = first;
+			if (last > rs->to_ms)
+				rs->to_ms = last;
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* update_refused found v[0..n) of NAME no newer than the file's last
+ * update LAST (ms), skipped as already stored. For a file found lost
+ * (d->resend), a value after what the file held then (have_ms) that no
+ * call of ours sent since is not ours in the file: the daemon lost it (a
+ * restart) and newer values reached the file before the store's re-send
+ * (the host moved to another collector, whose values the file took
+ * first; an RRD takes only newer times). Lost for good: counted
+ * (overtaken) and logged once per loss found, where before they counted
+ * as duplicates, silently (docs/scaling.md "What holds now"). */
+static void resend_refused(struct daemon *d, const char *name, const struct vg_rrd_value *v,
+			   size_t n, int64_t last)
+{
+	struct resend *rs;
+	int64_t from = INT64_MIN, to = INT64_MIN;
+	size_t k = 0;
+
+	if (!n || !__atomic_load_n(&d->nresend, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&d->mu);
+	if ((rs = vg_hmap_gets(&d->resend, name))) {
+		for (size_t j = 0; j < n; j++) {
+			int64_t t = v[j].t_ms;
+			if (t <= rs->have_ms || (t >= rs->from_ms && t <= rs->to_ms))
+				continue;
+			if (!k++)
+				from = t;
+			to = t;
+		}
+		if (k)
+			resend_drop(d, name);
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (!k)
+		return;
+	count(&d->overtaken, 1);
+	vg_warn("storage: %s: %s: %zu value(s) of this collector's from %lld to %lld ms, "
+		"lost by the daemon (a restart) and re-sent from the journal, are older "
+		"than the file's last update at %lld ms: newer values (the host's next "
+		"collector's) reached the file first, and they cannot be written "
+		"(docs/scaling.md \"What holds now\")",
+		d->addr, name, k, (long long)from, (long long)to, (long long)last);
 }
 
 /* The check after a failure (check_sent) found NAME's file past our
@@ -849,7 +968,7 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	}
 	for (size_t i = 0; i < nf; i++) {
 		if (!ferr[i] && older[i] && flast[i] * 1000 + 999 < fwant[i] &&
-		    !mark_lost(d, fnames[i], flast[i] * 1000 + 999, nlost))
+		    !mark_lost(d, fnames[i], flast[i] * 1000 + 999, fwant[i], nlost))
 			continue; /* the file lacks ours: re-sent after the older */
 		if (ferr[i] || flast[i] * 1000 + 999 < fwant[i]) {
 			put_back(d, fnames[i]); /* checked again later */
@@ -1009,7 +1128,7 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			if (ri == 0 && have >= se[i]->t_ms)
 				continue; /* durable */
 			if ((ri == 0 || ri == -ENOENT || ri == -EREMOTEIO) &&
-			    !mark_lost(d, names[i], have, nlost))
+			    !mark_lost(d, names[i], have, se[i]->t_ms, nlost))
 				continue;      /* behind what it accepted, or gone: lost */
 			put_back(d, names[i]); /* checked again later */
 			ret = -EIO;
@@ -1217,7 +1336,7 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 				continue; /* written (or past ours: another's) */
 			if (!rc && err[i] == -ENOENT && vanished_check(d, c, names[i], it[i].want, err[i]))
 				continue;
-			if (rc || err[i] || mark_lost(d, names[i], have, NULL)) {
+			if (rc || err[i] || mark_lost(d, names[i], have, it[i].want, NULL)) {
 				put_back(d, names[i]); /* read again next sync */
 				*ret = -EIO;
 				continue;
@@ -2442,6 +2561,7 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 			last = INT64_MIN;
 		for (skip = 0; skip < n && v[skip].t_ms <= last; skip++)
 			;
+		resend_refused(d, loc->path, v, skip, last);
 		res->duplicate += skip;
 		v += skip;
 		n -= skip;
@@ -2587,6 +2707,7 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	if (res->written != n)
 		unmark_sent(d, loc->path, old > wmax ? old : wmax);
 	claim_written(d, loc->path, wmax);
+	resend_after(d, loc->path, v[0].t_ms, v[n - 1].t_ms, res->written == n);
 	pthread_rwlock_unlock(&d->smu);
 	client_put(d, c, rc);
 	count(&r->stats.calls, 1);
@@ -2733,6 +2854,8 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 					unmark_sent(d, it->loc->path,
 						    old_ms[j] > wmax ? old_ms[j] : wmax);
 				claim_written(d, it->loc->path, wmax);
+				resend_after(d, it->loc->path, it->v[0].t_ms,
+					     it->v[it->n - 1].t_ms, it->res.written == it->n);
 			}
 			pthread_rwlock_unlock(&d->smu);
 			client_put(d, c, rc);
@@ -3061,6 +3184,9 @@ static void rcd_resent(struct vg_rrd_backend *be, const struct vg_rrd_lost *l)
 		return;
 	pthread_mutex_lock(&d->mu);
 	if ((t = vg_hmap_dels(&d->lost, l->path))) {
+		struct resend *rs = vg_hmap_gets(&d->resend, l->path);
+		if (rs) /* its re-send comes now: watched (resend_refused) */
+			rs->resent = 1;
 		free(t);
 		__atomic_fetch_sub(&d->nlost, 1, __ATOMIC_RELEASE);
 	}
@@ -3093,6 +3219,7 @@ static void rcd_close(struct vg_rrd_backend *be)
 		sent_free(&d->spare);
 		free(d->fc);
 		free_values(&d->lost);
+		free_values(&d->resend);
 		free_values(&d->jtimes);
 		vg_hmap_release(&d->unwritten_logged);
 		free(d->rb);
@@ -3563,6 +3690,7 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 		sent_init(&d->spare);
 		d->check_max_ms = CHECK_MAX_MS;
 		vg_hmap_init(&d->lost);
+		vg_hmap_init(&d->resend);
 		vg_hmap_init(&d->jtimes);
 		vg_hmap_init(&d->unwritten_logged);
 		vg_hmap_init(&d->rpre);
