@@ -125,7 +125,10 @@
  * another collector wrote past before this check cannot be repaired
  * either (the window docs/scaling.md, "What holds now", leaves open):
  * a file past our newest value has the row of that value read
- * (overtaken_find), and an unknown row is counted the same way.
+ * (overtaken_find), and an unknown row is counted the same way. Nor
+ * values a check found lost that another collector wrote past between
+ * the check and the store's re-send: the re-send's refusal is counted
+ * the same way (resend_refused), no longer taken for duplicates.
  * A collector killed meanwhile has no list of files to check: its
  * store's start replay names the files its journal holds values of, with
  * the host's newest journaled arrival from another collector
@@ -138,7 +141,8 @@
  * of a file's unwritten values or a suffix, so the file is FORGOTten
  * only when the oldest value the daemon holds cached after the file's
  * last update is newer than our oldest journaled one after it (a prefix
- * of ours lost); otherwise FLUSHed (overtaken_check).
+ * of ours lost); otherwise FLUSHed (overtaken_check). The running
+ * collector's check applies the same rule (prefix_lost: one function).
  * Either check goes 32 files per group (a BATCH of FLUSHes or FORGETs,
  * then the INFOs pipelined) and starts no group after CHECK_MAX_MS: the
  * files left wait for the next connection, which goes on with them (no
@@ -435,6 +439,12 @@ struct daemon {
 	 * file still holds; their updates wait for the store to re-send the
 	 * lost values from its journal (vg_rrd_backend_ops.lost; d->mu). */
 	struct vg_hmap lost;
+	/* The files of lost, and those re-sent since (rcd_resent), whose
+	 * re-send may be refused as older than the file: name -> struct
+	 * resend * (malloc'd), from mark_lost until a call of ours writes
+	 * the file after the re-send or update_refused finds the re-sent
+	 * values refused (resend_refused; d->mu) */
+	struct vg_hmap resend;
 	/* The start replay's journaled times of each file it named
 	 * (rcd_replay_note): name -> struct replay_times * (malloc'd),
 	 * dropped once the file's check decided (replay_times_drop; d->mu) */
@@ -444,6 +454,7 @@ struct daemon {
 	 * ahead of the replay's opens (replay_read; d->mu) */
 	struct vg_hmap rpre;
 	uint64_t nlost;        /* __atomic: entries in lost */
+	uint64_t nresend;      /* __atomic: entries in resend */
 	uint64_t losses;       /* __atomic: lost files ever found (a sync
 				  * during which it moves keeps the journal) */
 	uint64_t repairs;      /* __atomic: cache entries found ahead of
@@ -455,7 +466,8 @@ struct daemon {
 				  * newer ones having reached them first: the
 				  * daemon lost ours (a restart), or, the start
 				  * replay's, never had them (overtaken_check,
-				  * overtaken_find) */
+				  * overtaken_find), or re-sent values of a
+				  * lost file refused (resend_refused) */
 	uint32_t check_max_ms; /* __atomic: a check's overall bound */
 	/* __atomic: FLUSHes sent to it (one per file), by call site (enum
 	 * vg_store_flush_site) */
@@ -611,16 +623,46 @@ static void client_broken(struct daemon *d, struct vg_rrdcd *c)
 static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
 		      size_t nextra, const struct sent_set *snap);
 
+/* A lost file's re-send (d->resend): what the file held when it was found
+ * lost, and the times of ours any call sent it since (one interval, the
+ * oldest first and newest last of those calls: a call's values are
+ * consecutive, so a value inside may be one of them, taken by the daemon
+ * even if the call failed after). */
+struct resend {
+	int64_t have_ms; /* the lost entry's: the file's newest time then */
+	int64_t upto_ms; /* the newest time of ours it was found lacking */
+	int64_t from_ms; /* INT64_MAX: no call since */
+	int64_t to_ms;   /* INT64_MIN: no call since */
+	int resent;      /* the store put the lost values back (rcd_resent) */
+};
+
+/* Drop NAME's re-send entry; d->mu held. */
+static void resend_drop(struct daemon *d, const char *name)
+{
+	struct resend *rs = vg_hmap_dels(&d->resend, name);
+
+	if (rs) {
+		free(rs);
+		__atomic_fetch_sub(&d->nresend, 1, __ATOMIC_RELEASE);
+	}
+}
+
 /* Records NAME as lost on D: the daemon's file holds values up to HAVE
- * (INT64_MIN: none, or no file) only; 0 when recorded or already there,
+ * (INT64_MIN: none, or no file) only, not UPTO, the newest the daemon
+ * accepted; 0 when recorded or already there,
  * -ENOMEM when it could not be (the caller keeps it as sent, checked
- * again later). */
-static int mark_lost(struct daemon *d, const char *name, int64_t have, size_t *nlost)
+ * again later). Its re-send is watched from now on (d->resend; without
+ * memory for that, only its refusal goes uncounted). */
+static int mark_lost(struct daemon *d, const char *name, int64_t have, int64_t upto,
+		     size_t *nlost)
 {
 	int64_t *want = malloc(sizeof(*want));
+	struct resend *rs = malloc(sizeof(*rs));
 
-	if (!want)
+	if (!want) {
+		free(rs);
 		return -ENOMEM;
+	}
 	pthread_mutex_lock(&d->mu);
 	*want = have;
 	if (vg_hmap_gets(&d->lost, name) || vg_hmap_puts(&d->lost, name, want)) {
@@ -630,9 +672,87 @@ static int mark_lost(struct daemon *d, const char *name, int64_t have, size_t *n
 		count(&d->losses, 1);
 		if (nlost)
 			(*nlost)++;
+		resend_drop(d, name); /* a loss found again: watched anew */
+		if (rs)
+			*rs = (struct resend){have, upto, INT64_MAX, INT64_MIN, 0};
+		if (rs && !vg_hmap_puts(&d->resend, name, rs)) {
+			__atomic_fetch_add(&d->nresend, 1, __ATOMIC_RELEASE);
+			rs = NULL;
+		}
 	}
 	pthread_mutex_unlock(&d->mu);
+	free(rs);
 	return 0;
+}
+
+/* After a call of ours sent NAME its values FIRST..LAST (ms), ALL of them
+ * written or not: a lost file's entry notes them (a failed call may have
+ * had them taken, so their later refusal is no loss); once the store
+ * re-sent the lost values, a call that wrote everything up to the newest
+ * lost one (upto_ms) or past it ends the watch (the re-sent values went
+ * in: the store sends a series' values in order). */
+static void resend_after(struct daemon *d, const char *name, int64_t first, int64_t last,
+			 int all)
+{
+	struct resend *rs;
+
+	if (!__atomic_load_n(&d->nresend, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&d->mu);
+	if ((rs = vg_hmap_gets(&d->resend, name))) {
+		if (all && rs->resent && last >= rs->upto_ms) {
+			resend_drop(d, name);
+		} else {
+			if (first < rs->from_ms)
+				rs->from_ms = first;
+			if (last > rs->to_ms)
+				rs->to_ms = last;
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* update_refused found v[0..n) of NAME no newer than the file's last
+ * update LAST (ms), skipped as already stored. For a file found lost
+ * (d->resend), a value after what the file held then (have_ms) that no
+ * call of ours sent since is not ours in the file: the daemon lost it (a
+ * restart) and newer values reached the file before the store's re-send
+ * (the host moved to another collector, whose values the file took
+ * first; an RRD takes only newer times). Lost for good: counted
+ * (overtaken) and logged once per loss found, where before they counted
+ * as duplicates, silently (docs/scaling.md "What holds now"). */
+static void resend_refused(struct daemon *d, const char *name, const struct vg_rrd_value *v,
+			   size_t n, int64_t last)
+{
+	struct resend *rs;
+	int64_t from = INT64_MIN, to = INT64_MIN;
+	size_t k = 0;
+
+	if (!n || !__atomic_load_n(&d->nresend, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&d->mu);
+	if ((rs = vg_hmap_gets(&d->resend, name))) {
+		for (size_t j = 0; j < n; j++) {
+			int64_t t = v[j].t_ms;
+			if (t <= rs->have_ms || (t >= rs->from_ms && t <= rs->to_ms))
+				continue;
+			if (!k++)
+				from = t;
+			to = t;
+		}
+		if (k)
+			resend_drop(d, name);
+	}
+	pthread_mutex_unlock(&d->mu);
+	if (!k)
+		return;
+	count(&d->overtaken, 1);
+	vg_warn("storage: %s: %s: %zu value(s) of this collector's from %lld to %lld ms, "
+		"lost by the daemon (a restart) and re-sent from the journal, are older "
+		"than the file's last update at %lld ms: newer values (the host's next "
+		"collector's) reached the file first, and they cannot be written "
+		"(docs/scaling.md \"What holds now\")",
+		d->addr, name, k, (long long)from, (long long)to, (long long)last);
 }
 
 /* The check after a failure (check_sent) found NAME's file past our
@@ -710,6 +830,46 @@ static int64_t replay_oldest_after(struct daemon *d, const char *name, int64_t a
 	return t;
 }
 
+/* The oldest value of ours that the daemon should hold cached for NAME
+ * after its file's last update AFTER (ms), unwritten; INT64_MAX: not
+ * known. For a file the start replay named (se->journaled), its oldest
+ * journaled time after AFTER (replay_oldest_after). For a running
+ * collector's, the oldest value of ours claimed since the file was last
+ * proven durable (se->first_ms), when the file's last update is before
+ * it; a file written past first_ms holds some of those values, and which
+ * of ours come after its last update is not known here. */
+static int64_t ours_oldest_after(struct daemon *d, const char *name, const struct sent_entry *se,
+				 int64_t after)
+{
+	if (se->journaled)
+		return replay_oldest_after(d, name, after);
+	return after < se->first_ms ? se->first_ms : INT64_MAX;
+}
+
+/* The one rule of both checks (overtaken_check: the start replay's and
+ * the one after a failed call) for a file behind our newest value: did
+ * the daemon lose a prefix of our unwritten values? OLDEST is the oldest
+ * value it holds cached after the file's last update (INT64_MAX: none),
+ * OURS our oldest value after that last update (ours_oldest_after;
+ * INT64_MAX: not known). The daemon's -j replay loses a prefix of a
+ * file's unwritten values (journaled before a "wrote") or a suffix (its
+ * journal's unflushed tail), never one between two it kept; a daemon
+ * that did not restart loses nothing. So unless what it holds cached
+ * starts after our oldest value, it holds ours from the oldest on: 0,
+ * FLUSH (what the file then lacks is lost and re-sent). 1 (a prefix of
+ * ours lost, or ours unknown): FORGET, and the store re-sends from its
+ * journal everything the file lacks.
+ * Why not FORGET always: a FORGET drops our values the daemon holds
+ * until the re-send, and the host's next collector's newer value
+ * reaching the file first makes them refused (the cluster test: 3,589
+ * values of 672 files at a collector's start; at a running collector's
+ * check after a write-through timing out on a loaded machine, `73 W 74
+ * F 75 … 83 74 75` in the daemon's journal, 324 values). */
+static int prefix_lost(int64_t oldest, int64_t ours)
+{
+	return ours == INT64_MAX || oldest > ours;
+}
+
 /* NAME's check decided: its journaled times are no longer needed. */
 static void replay_times_drop(struct daemon *d, const char *name)
 {
@@ -777,38 +937,10 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		int64_t ours = se[i]->first_ms > se[i]->arrived_ms ? se[i]->first_ms
 								   : se[i]->arrived_ms;
 		int old = !perr[i] && oldest[i] != INT64_MAX && oldest[i] < ours;
-		/* A file the start replay named: the daemon's -j replay loses a
-		 * prefix of a file's unwritten values (journaled before a
-		 * "wrote") or a suffix (its journal's unflushed tail), never
-		 * one between two it kept. So unless the oldest value it holds
-		 * cached after the file's last update is newer than our oldest
-		 * journaled one after it (a prefix of ours lost: FORGET, the
-		 * replay re-sends them all), it holds ours from the oldest on
-		 * (the daemon did not restart, or lost only a suffix): FLUSHed,
-		 * and what the file then lacks is lost and re-sent. A FORGET
-		 * there would drop our values, the re-send waiting for the
-		 * whole segment's replay, and the host's next collector's
-		 * newer value reaching the file first would make them refused
-		 * (the cluster test: 3,589 values of 672 files) */
-		if (!newer && !old && se[i]->journaled && !perr[i] && oldest[i] != INT64_MAX) {
-			int64_t j = replay_oldest_after(d, names[i], after[i]);
-			old = j != INT64_MAX && oldest[i] <= j;
-		}
-		/* The same rule for a running collector's file whose last
-		 * update is before the oldest value of ours since it was last
-		 * proven durable (first_ms, then our oldest after it): a
-		 * daemon holding that value cached lost no prefix of ours
-		 * (the failure was no restart, or its replay lost a suffix
-		 * only), so it is FLUSHed. A FORGET there dropped our values
-		 * from a live daemon after any failed call (a write-through
-		 * timing out on a loaded machine), and the host, moving to
-		 * another collector meanwhile, had its newer values written
-		 * before our re-send, which was then refused: lost, uncounted
-		 * (the cluster test: `73 W 74 F 75 … 83 74 75` in the
-		 * daemon's journal, 324 values) */
-		if (!newer && !old && !se[i]->journaled && !perr[i] && oldest[i] != INT64_MAX &&
-		    after[i] < se[i]->first_ms)
-			old = oldest[i] <= se[i]->first_ms;
+		/* Our values the daemon still holds from the oldest on (no
+		 * prefix of them lost): FLUSHed, not FORGOTten (prefix_lost) */
+		if (!newer && !old && !perr[i] && oldest[i] != INT64_MAX)
+			old = !prefix_lost(oldest[i], ours_oldest_after(d, names[i], se[i], after[i]));
 		if (se[i]->journaled && !perr[i])
 			replay_times_drop(d, names[i]);
 		if (newer || old) {
@@ -836,7 +968,7 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	}
 	for (size_t i = 0; i < nf; i++) {
 		if (!ferr[i] && older[i] && flast[i] * 1000 + 999 < fwant[i] &&
-		    !mark_lost(d, fnames[i], flast[i] * 1000 + 999, nlost))
+		    !mark_lost(d, fnames[i], flast[i] * 1000 + 999, fwant[i], nlost))
 			continue; /* the file lacks ours: re-sent after the older */
 		if (ferr[i] || flast[i] * 1000 + 999 < fwant[i]) {
 			put_back(d, fnames[i]); /* checked again later */
@@ -996,7 +1128,7 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			if (ri == 0 && have >= se[i]->t_ms)
 				continue; /* durable */
 			if ((ri == 0 || ri == -ENOENT || ri == -EREMOTEIO) &&
-			    !mark_lost(d, names[i], have, nlost))
+			    !mark_lost(d, names[i], have, se[i]->t_ms, nlost))
 				continue;      /* behind what it accepted, or gone: lost */
 			put_back(d, names[i]); /* checked again later */
 			ret = -EIO;
@@ -1205,7 +1337,7 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 				continue; /* written (or past ours: another's) */
 			if (!rc && err[i] == -ENOENT && vanished_check(d, c, names[i], it[i].want, err[i]))
 				continue;
-			if (rc || err[i] || mark_lost(d, names[i], have, NULL)) {
+			if (rc || err[i] || mark_lost(d, names[i], have, it[i].want, NULL)) {
 				put_back(d, names[i]); /* read again next sync */
 				*ret = -EIO;
 				continue;
@@ -2440,6 +2572,7 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 			last = INT64_MIN;
 		for (skip = 0; skip < n && v[skip].t_ms <= last; skip++)
 			;
+		resend_refused(d, loc->path, v, skip, last);
 		res->duplicate += skip;
 		v += skip;
 		n -= skip;
@@ -2585,6 +2718,7 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	if (res->written != n)
 		unmark_sent(d, loc->path, old > wmax ? old : wmax);
 	claim_written(d, loc->path, wmax);
+	resend_after(d, loc->path, v[0].t_ms, v[n - 1].t_ms, res->written == n);
 	pthread_rwlock_unlock(&d->smu);
 	client_put(d, c, rc);
 	count(&r->stats.calls, 1);
@@ -2731,6 +2865,8 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 					unmark_sent(d, it->loc->path,
 						    old_ms[j] > wmax ? old_ms[j] : wmax);
 				claim_written(d, it->loc->path, wmax);
+				resend_after(d, it->loc->path, it->v[0].t_ms,
+					     it->v[it->n - 1].t_ms, it->res.written == it->n);
 			}
 			pthread_rwlock_unlock(&d->smu);
 			client_put(d, c, rc);
@@ -3059,6 +3195,9 @@ static void rcd_resent(struct vg_rrd_backend *be, const struct vg_rrd_lost *l)
 		return;
 	pthread_mutex_lock(&d->mu);
 	if ((t = vg_hmap_dels(&d->lost, l->path))) {
+		struct resend *rs = vg_hmap_gets(&d->resend, l->path);
+		if (rs) /* its re-send comes now: watched (resend_refused) */
+			rs->resent = 1;
 		free(t);
 		__atomic_fetch_sub(&d->nlost, 1, __ATOMIC_RELEASE);
 	}
@@ -3091,6 +3230,7 @@ static void rcd_close(struct vg_rrd_backend *be)
 		sent_free(&d->spare);
 		free(d->fc);
 		free_values(&d->lost);
+		free_values(&d->resend);
 		free_values(&d->jtimes);
 		vg_hmap_release(&d->unwritten_logged);
 		free(d->rb);
@@ -3574,6 +3714,7 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 		sent_init(&d->spare);
 		d->check_max_ms = CHECK_MAX_MS;
 		vg_hmap_init(&d->lost);
+		vg_hmap_init(&d->resend);
 		vg_hmap_init(&d->jtimes);
 		vg_hmap_init(&d->unwritten_logged);
 		vg_hmap_init(&d->rpre);

@@ -1683,6 +1683,78 @@ static void test_store_replay_after_host_came_back_daemon_killed(void **state)
 	host_came_back(*state, 1);
 }
 
+/* The loss docs/scaling.md ("What holds now") left open after a real
+ * restart: A's minute 5 taken by the daemon, not written; the daemon
+ * killed -9 and started again without its -j journal (A's unwritten
+ * values lost: a prefix of them, here all). A's first check after the
+ * failure FORGETs the file and finds it lost (it holds 1..4). Before A's
+ * store re-sends 5 from its journal, the host moves to B, which writes 6
+ * to the file. A's re-send of 5 is then refused as older than the file:
+ * lost for good, and before counted as a duplicate, silently. Now it is
+ * counted (overtaken) and logged, once per loss found: the store's next
+ * try of the same value counts nothing more. */
+static void test_resend_overtaken_after_restart_counted(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b;
+	struct vg_rrd_loc bloc;
+	struct vg_rrd_result res;
+	struct vg_rrd_lost lost[2];
+	char log[PATH_MAX];
+	int saved, found = 0;
+
+	b = second_collector(f, &bloc);
+	file_holds_1_to_4(f);
+	res = update(f, 5, 5, 0); /* A's last value: taken, not written */
+	assert_int_equal(res.written, 1);
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	journal_clear(f->h.d.journal);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	usleep(300 * 1000); /* the back-off after the broken connection */
+
+	/* A's first check after the restart (its sync connects): lost */
+	for (int i = 0; i < 50 && !found; i++) {
+		(void)f->h.be->ops->sync(f->h.be);
+		if (!(found = f->h.be->ops->lost(f->h.be, lost, 2) == 1))
+			usleep(100 * 1000);
+	}
+	assert_true(found);
+	assert_int_equal(lost[0].have_ms, MS(T0 + 240) + 999);
+
+	/* the host on B meanwhile: minute 6 written to the file */
+	for (int i = 0; i < 50; i++) {
+		res = update_be(b, &bloc, 6, 6);
+		if (res.written)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0);
+	assert_int_equal(last_update_s(f), T0 + 360);
+
+	/* A's store re-sends minute 5 from its journal, as resend_lost does */
+	snprintf(log, sizeof(log), "%s/test.log", f->h.dir);
+	saved = log_begin(log);
+	f->h.be->ops->resent(f->h.be, &lost[0]);
+	res = update(f, 5, 5, 1);
+	log_end(saved);
+	assert_int_equal(res.written, 0);
+	assert_int_equal(res.duplicate, 1); /* as the store counts it */
+	assert_int_equal(overtaken(f), 1);
+	assert_true(log_has(log, "lost by the daemon (a restart) and re-sent"));
+	/* the same value tried again: the loss was counted already */
+	res = update(f, 5, 5, 1);
+	assert_int_equal(res.written, 0);
+	assert_int_equal(overtaken(f), 1);
+	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++)
+		usleep(100 * 1000);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	/* B's 6 kept; A's 5 is the gap (4 to 6 spans the 90 s heartbeat) */
+	check_file_gap(f, 6, 5, 6);
+	b->ops->close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1732,6 +1804,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_store_replay_after_host_came_back_daemon_killed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resend_overtaken_after_restart_counted, setup,
+						teardown),
 	};
 	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
 		printf("# skipped: rrdcached or rrdtool not installed\n");
