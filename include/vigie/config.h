@@ -165,6 +165,10 @@ struct vg_config {
 	/* sync_interval = 0: with write-through, how often the store syncs
 	 * the backend and retires the journal (0: after every batch) */
 	double storage_sync_interval_s;
+	/* verify_writes = yes | no: with rrdcached, each sync reads back
+	 * (INFO) every file it FLUSHed, to find a write the daemon
+	 * acknowledged but failed; no skips that read (docs/operations.md) */
+	char storage_verify_writes[8];
 
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */
