@@ -309,6 +309,11 @@ static int mode_open(struct mode *m, const char *label, int ndaemons, int n)
 		snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
 	if (getenv("BENCH_SYNC_INTERVAL_S"))
 		cfg.storage_sync_interval_s = atof(getenv("BENCH_SYNC_INTERVAL_S"));
+	/* BENCH_VERIFY_WRITES=no: [storage] verify_writes = no (the sync's
+	 * read-back of the FLUSHed files skipped) */
+	if (getenv("BENCH_VERIFY_WRITES"))
+		snprintf(cfg.storage_verify_writes, sizeof(cfg.storage_verify_writes), "%.7s",
+			 getenv("BENCH_VERIFY_WRITES"));
 	if (ndaemons) {
 		size_t len = 0;
 		snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");

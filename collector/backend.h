@@ -459,6 +459,16 @@ uint32_t vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be,
  * backend). Thread-safe. */
 uint32_t vg_rrd_rrdcached_check_bound(struct vg_rrd_backend *be, uint32_t ms);
 
+/* [storage] verify_writes: on (the default), every sync reads back (INFO)
+ * the files its FLUSHes passed for and counts a file the daemon did not
+ * write (vg_store_daemon.unwritten; rrdcached acknowledges a FLUSH whose
+ * write failed); off, the read-back is skipped: a write the daemon
+ * acknowledged but failed (a full disk, an unwritable file) is then
+ * neither counted nor sent again, and its values are lost. Applies from
+ * the next sync. Returns 0, or -EINVAL when be is not an rrdcached
+ * backend. Thread-safe. */
+int vg_rrd_rrdcached_verify_writes(struct vg_rrd_backend *be, int on);
+
 /* The addresses the placement record names that are not in [storage]
  * daemons, with the series recorded on each, into out[0..max); the count
  * (0 for files). ask_record 0: as far as this backend knows them (its

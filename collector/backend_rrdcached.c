@@ -469,6 +469,9 @@ struct daemon {
 				  * overtaken_find), or re-sent values of a
 				  * lost file refused (resend_refused) */
 	uint32_t check_max_ms; /* __atomic: a check's overall bound */
+	/* __atomic: [storage] verify_writes: 0 skips the sync's read-back
+	 * (unwritten_check) */
+	int verify_writes;
 	/* __atomic: FLUSHes sent to it (one per file), by call site (enum
 	 * vg_store_flush_site) */
 	uint64_t flushes_by[VG_STORE_FLUSH_N];
@@ -1379,6 +1382,8 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 	const struct vg_hmap_entry *e;
 	size_t pos = 0, nc = 1 + nextra, per, nrefused = 0, nunwritten;
 	int ret = 0, stop = 0;
+	/* [storage] verify_writes = no: no file is read back */
+	int verify = __atomic_load_n(&d->verify_writes, __ATOMIC_RELAXED);
 	char why[400] = "", unwritten[400] = "";
 
 	if (!vg_hmap_count(&snap->map))
@@ -1415,7 +1420,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 					} else if (vg_rrdcd_connected(f->c) &&
 						   !vanished_check(d, f->c, f->names[i],
 								   f->want[i], f->err[i]) &&
-						   !f->err[i] && f->floor[i] != INT64_MIN &&
+						   verify && !f->err[i] && f->floor[i] != INT64_MIN &&
 						   rb_add(d, f->names[i], f->floor[i])) {
 						put_back(d, f->names[i]); /* no memory */
 						ret = -EIO;
@@ -3713,6 +3718,7 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 		sent_init(&d->sent);
 		sent_init(&d->spare);
 		d->check_max_ms = CHECK_MAX_MS;
+		d->verify_writes = 1;
 		vg_hmap_init(&d->lost);
 		vg_hmap_init(&d->resend);
 		vg_hmap_init(&d->jtimes);
@@ -3849,6 +3855,17 @@ uint32_t vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be,
 									     : ms;
 	((struct rcd *)be)->wt_timeout_ms = (int)ms;
 	return ms;
+}
+
+int vg_rrd_rrdcached_verify_writes(struct vg_rrd_backend *be, int on)
+{
+	struct rcd *r = (struct rcd *)be;
+
+	if (!be || be->ops != &rcd_ops)
+		return -EINVAL;
+	for (size_t i = 0; i < r->nd; i++)
+		__atomic_store_n(&r->d[i].verify_writes, !!on, __ATOMIC_RELAXED);
+	return 0;
 }
 
 uint32_t vg_rrd_rrdcached_check_bound(struct vg_rrd_backend *be, uint32_t ms)

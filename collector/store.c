@@ -2907,6 +2907,18 @@ int vg_store_open(const char *data_dir, const struct vg_config *cfg,
 		vg_store_close(s);
 		return -EINVAL;
 	}
+	/* [storage] verify_writes (empty, in a configuration not set up by
+	 * vg_config_defaults: yes) */
+	if (cfg->storage_verify_writes[0] && strcmp(cfg->storage_verify_writes, "yes")) {
+		if (strcmp(cfg->storage_verify_writes, "no")) {
+			snprintf(err, errlen, "store: [storage] verify_writes must be yes or no, "
+					      "not '%s'",
+				 cfg->storage_verify_writes);
+			vg_store_close(s);
+			return -EINVAL;
+		}
+		(void)vg_rrd_rrdcached_verify_writes(s->be, 0);
+	}
 	/* [storage] check_max (0, in a configuration not set up by
 	 * vg_config_defaults: the backend's 30 s), before the replay below,
 	 * whose connections may run the check it bounds */

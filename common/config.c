@@ -59,6 +59,7 @@ struct key {
 static const char *check_nn_url(const char *v);
 static const char *check_backend(const char *v);
 static const char *check_write_through(const char *v);
+static const char *check_yes_no(const char *v);
 static const char *check_http_url(const char *v);
 static const char *check_state_url(const char *v);
 static const char *check_daemons(const char *v);
@@ -137,6 +138,7 @@ static const struct key keys[] = {
 	{"storage", "keep_ended", K_DURATION, offsetof(struct vg_config, storage_keep_ended_s), 1, 3600, 100 * 366 * 86400.0},
 	S("storage", "backend", storage_backend),
 	S("storage", "write_through", storage_write_through),
+	S("storage", "verify_writes", storage_verify_writes),
 	{"storage", "check_max", K_SECONDS, offsetof(struct vg_config, storage_check_max_s), 0, 0.001, 3600},
 	{"storage", "sync_interval", K_DURATION, offsetof(struct vg_config, storage_sync_interval_s), 0, 0, 86400},
 	S("storage", "daemons", storage_daemons),
@@ -211,6 +213,7 @@ void vg_config_defaults(struct vg_config *c)
 	c->storage_keep_ended_s = 90 * 86400.0;
 	snprintf(c->storage_backend, sizeof(c->storage_backend), "files");
 	snprintf(c->storage_write_through, sizeof(c->storage_write_through), "auto");
+	snprintf(c->storage_verify_writes, sizeof(c->storage_verify_writes), "yes");
 	c->storage_check_max_s = 30;
 	c->storage_sync_interval_s = 0;
 	vg_config_parse_archives("1m:15d,5m:63d,1h:455d", c->archives,
@@ -292,6 +295,11 @@ static const char *check_write_through(const char *v)
 	return !strcmp(v, "auto") || !strcmp(v, "yes") || !strcmp(v, "no")
 		       ? NULL
 		       : "must be auto, yes or no";
+}
+
+static const char *check_yes_no(const char *v)
+{
+	return !strcmp(v, "yes") || !strcmp(v, "no") ? NULL : "must be yes or no";
 }
 
 /* http(s)://HOST[...]: the Alertmanager's base URL */
@@ -439,6 +447,7 @@ static const struct {
 	{"alarms", "alertmanager", check_http_url},
 	{"storage", "backend", check_backend},
 	{"storage", "write_through", check_write_through},
+	{"storage", "verify_writes", check_yes_no},
 	{"storage", "daemons", check_daemons},
 	{"state", "url", check_state_url},
 };

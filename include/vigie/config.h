@@ -169,6 +169,10 @@ struct vg_config {
 	 * the bound of a host's proof (wait_verified) as a whole, then
 	 * RETRY */
 	uint32_t cluster_proof_timeout_ms;
+	/* verify_writes = yes | no: with rrdcached, each sync reads back
+	 * (INFO) every file it FLUSHed, to find a write the daemon
+	 * acknowledged but failed; no skips that read (docs/operations.md) */
+	char storage_verify_writes[8];
 
 	/* [billing] */
 	char billing_ratecard[512]; /* ratecard = (none: invoices answer 503) */

@@ -395,6 +395,9 @@ static void test_values_checked_at_parse(void **state)
 	expect_error("[agent]\ncollector = tcp://a:0\n", "x.conf:2: [agent] collector");
 	expect_error("[storage]\nbackend = bogus\n", "x.conf:2: [storage] backend: 'bogus'");
 	expect_error("[storage]\nwrite_through = maybe\n", "x.conf:2: [storage] write_through: 'maybe'");
+	expect_error("[storage]\nverify_writes = maybe\n",
+		     "x.conf:2: [storage] verify_writes: 'maybe' must be yes or no");
+	expect_error("[storage]\nverify_writes = true\n", "x.conf:2: [storage] verify_writes: 'true'");
 	expect_error("[alarms]\nalertmanager = ftp://am:9093\n", "x.conf:2: [alarms] alertmanager");
 	expect_error("[alarms]\nalertmanager = http://\n", "x.conf:2: [alarms] alertmanager");
 	/* a '#' after a value is not a comment: the stream address would be
@@ -470,6 +473,10 @@ static void test_values_checked_at_parse(void **state)
 			 0);
 	assert_string_equal(c.storage_backend, "rrdcached");
 	assert_int_equal(c.agent_ncollectors, 3);
+	/* verify_writes: yes by default, no when set */
+	assert_string_equal(c.storage_verify_writes, "yes");
+	assert_int_equal(vg_config_set(&c, "storage", "verify_writes", "no", err, sizeof(err)), 0);
+	assert_string_equal(c.storage_verify_writes, "no");
 	/* the same checks for flags */
 	assert_int_equal(vg_config_set(&c, "collector", "listen", "tcp://h", err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "[collector] listen"));
