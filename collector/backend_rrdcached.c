@@ -3540,8 +3540,15 @@ static int rcd_flush_before(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 			continue;
 		/* the whole proof's bound, over every daemon's BATCHes: a
 		 * daemon answering each within its own timeout (slow, or many
-		 * files) must not hold the receiver past it */
-		vg_rrdcd_set_deadline(conn[o], deadline_ms);
+		 * files) must not hold the receiver past it. Looked at between
+		 * BATCHes only, never inside a wait: a wait cut there leaves
+		 * its answers unread, so its connection is closed, and it was
+		 * the old connection the proof needs: every later proof of a
+		 * host from that collector then found none (-ESTALE) and
+		 * waited for its verified row, which a stopped collector never
+		 * writes (held_host_test, load 5-10: "the host's batches go to
+		 * the other collector" failed, the host answered RETRY). So
+		 * the bound is deadline_ms plus one BATCH's own wait */
 		for (size_t i = 0; i < n; i++)
 			if (locs[i].owner == o)
 				names[k++] = locs[i].path;
@@ -3556,20 +3563,18 @@ static int rcd_flush_before(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 			count(&d->flushes_by[VG_STORE_FLUSH_ARRIVAL], m);
 			rc = vg_rrdcd_flush_many(conn[o], names + off, m, err, &br);
 			slow = rc == -ETIMEDOUT;
-			late = slow && deadline_ms && vg_monotonic_ms() >= deadline_ms;
 			if (!rc && !vg_rrdcd_connected(conn[o]))
 				rc = -ENOTCONN;
 			for (size_t j = 0; j < m && !rc; j++)
 				if (err[j] && err[j] != -ENOENT && err[j] != -EREMOTEIO)
 					rc = err[j]; /* a file it has and could not write */
 		}
-		vg_rrdcd_set_deadline(conn[o], 0);
 		if (rc) {
 			failed = o;
 			rc = late ? -ETIMEDOUT : -EHOSTUNREACH;
 		}
 	}
-	/* A FLUSH that timed out (its own wait, or deadline_ms) closes its
+	/* A FLUSH that timed out (its own wait) closes its
 	 * connection only (answers may be
 	 * left unread on it): no back-off, the daemon not marked down, it
 	 * was only slow (a BATCH of many files within the receiver's

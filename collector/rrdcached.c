@@ -87,9 +87,6 @@ struct vg_rrdcd {
 	/* wall ms (vg_now_ms) once the current connection was made: the
 	 * daemon process that accepted it has run since at least then */
 	int64_t connected_ms;
-	/* monotonic ms (vg_monotonic_ms) past which no wait goes on, or 0:
-	 * bounds a whole call, not each wait (vg_rrdcd_set_deadline) */
-	int64_t deadline_ms;
 };
 
 /* ---- errors ----------------------------------------------------------- */
@@ -142,15 +139,7 @@ static int wait_fd(struct vg_rrdcd *c, short events)
 	struct pollfd p = {.fd = c->fd, .events = events};
 
 	for (;;) {
-		int t = c->timeout_ms;
-		if (c->deadline_ms) {
-			int64_t left = c->deadline_ms - vg_monotonic_ms();
-			if (left <= 0)
-				return -ETIMEDOUT;
-			if (left < t)
-				t = (int)left;
-		}
-		int n = poll(&p, 1, t);
+		int n = poll(&p, 1, c->timeout_ms);
 		if (n > 0)
 			return 0;
 		if (n == 0)
@@ -555,12 +544,6 @@ int vg_rrdcd_set_timeout(struct vg_rrdcd *c, int io_timeout_ms)
 		return -EINVAL;
 	c->timeout_ms = io_timeout_ms;
 	return 0;
-}
-
-void vg_rrdcd_set_deadline(struct vg_rrdcd *c, int64_t mono_ms)
-{
-	if (c)
-		c->deadline_ms = mono_ms > 0 ? mono_ms : 0;
 }
 
 int vg_rrdcd_reconnect(struct vg_rrdcd *c)

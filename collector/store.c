@@ -1197,9 +1197,10 @@ static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *
 	int64_t first_ms = ((t_s - step >= 0 ? t_s - step : t_s - 1) + 1) * 1000;
 	rc = s->be->ops->create(s->be, it->loc, se->kind, first_ms, &lay, msg, sizeof(msg), 0);
 	if (rc == -EAGAIN || rc == -EHOSTUNREACH) {
+		/* waits with the daemon's other values (its state and error
+		 * are the backend's); not last_error: this runs on the storage
+		 * or an API thread, and last_error is the receiver's */
 		res->unavailable += nm;
-		if (*msg)
-			set_error(s, msg);
 		return;
 	}
 	if (rc) {
@@ -2423,8 +2424,15 @@ int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
 		prefetch(s, b, 0, 0);
 		for (size_t i = 0; i < nmore; i += PREFETCH_MAX) {
 			size_t m = nmore - i < PREFETCH_MAX ? nmore - i : PREFETCH_MAX;
-			struct vg_rrd_key *keys = malloc(m * sizeof(*keys));
-			if (!keys)
+			struct vg_rrd_key *keys;
+			/* each chunk a round trip to the placement record: the
+			 * bound covers them (the locates below would each make
+			 * one for what is not prefetched) */
+			if (deadline_ms && vg_monotonic_ms() >= deadline_ms) {
+				free(locs);
+				return -ETIMEDOUT;
+			}
+			if (!(keys = malloc(m * sizeof(*keys))))
 				break; /* each located on its own below */
 			for (size_t k = 0; k < m; k++)
 				keys[k] = (struct vg_rrd_key){more[i + k].rtype, more[i + k].id,

@@ -81,12 +81,6 @@ int vg_rrdcd_connect(const char *addr, int io_timeout_ms, struct vg_rrdcd **out)
 /* Change io_timeout_ms (> 0) for the following calls: e.g. longer
  * around a FLUSH of a big file. 0 or -EINVAL. */
 int vg_rrdcd_set_timeout(struct vg_rrdcd *c, int io_timeout_ms);
-/* Bound every wait of the following calls by MONO_MS too (a
- * vg_monotonic_ms time; 0: none), so that a call of many waits (a long
- * BATCH a slow daemon answers in pieces, each within io_timeout_ms)
- * ends by then: a wait past it fails -ETIMEDOUT and closes the
- * connection, as a timeout does. Stays set until changed. NULL: no-op. */
-void vg_rrdcd_set_deadline(struct vg_rrdcd *c, int64_t mono_ms);
 /* Send QUIT (best effort), close the socket, free the client. NULL ok. */
 void vg_rrdcd_close(struct vg_rrdcd *c);
 /* Close the current connection (if any) and connect again to the same

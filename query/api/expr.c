@@ -69,7 +69,7 @@ struct ectx {
 	int gran_auto;
 	size_t series_read, points_read, cells;
 	int status, epos;
-	char err[320];
+	char err[1024];
 };
 
 static int eerr(struct ectx *c, int status, int pos, const char *fmt, ...)
@@ -82,9 +82,15 @@ static int eerr(struct ectx *c, int status, int pos, const char *fmt, ...)
 		return -EINVAL;
 	c->status = status;
 	c->epos = pos;
+	/* cut between characters: a quoted name (a resource id, a storage
+	 * fault's file) cut inside one made the error unbuildable, a 500 */
+	char full[2048];
 	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof(c->err), fmt, ap);
+	vsnprintf(full, sizeof(full), fmt, ap);
 	va_end(ap);
+	size_t n = vg_utf8_prefix(full, sizeof(c->err) - 1);
+	memcpy(c->err, full, n);
+	c->err[n] = '\0';
 	return -EINVAL;
 }
 

@@ -606,6 +606,39 @@ static void test_read_flush_not_permitted(void **state)
 		snprintf(p, sizeof(p), "%s/host/node9/load.1.rrd", a.base);
 		assert_int_equal(stat(p, &st), 0);
 	}
+	{ /* a long id of two-byte characters: /v1/query's error (which
+	   * quotes the file twice) was cut inside one at 320 bytes, and the
+	   * unbuildable JSON answered 500 "out of memory" */
+		char id[VG_NAME_MAX + 1] = "", path[2048], *o;
+		struct fx_answer ans;
+		long code;
+		for (int i = 0; i < 99; i++)
+			strcat(id, "\xc3\xa9");
+		reg = NULL;
+		if (vg_registry_open(srv.dir, &reg, err, sizeof(err)))
+			fail_msg("%s", err);
+		int64_t t = FXS_MS(FXS_T0 + 60 * 6);
+		struct vg_batch *b = vg_batch_new("h8", 1, 1, t);
+		assert_non_null(b);
+		assert_non_null(vg_batch_resource(b, VG_RT_HOST, id, "h8", NULL, t));
+		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 2.5), 0);
+		assert_int_equal(vg_registry_update(reg, b), 0);
+		assert_int_equal(vg_store_write_batch(srv.store, b), 0);
+		vg_batch_free(b);
+		vg_registry_close(reg);
+		o = path + snprintf(path, sizeof(path),
+				    "/v1/query?granularity=60&start=%lld&end=%lld&expr=load.1%%7Bid%%3D%%22",
+				    FXS_T0, FXS_T0 + 60LL * 8);
+		for (int i = 0; i < 99; i++)
+			o += sprintf(o, "%%C3%%A9");
+		strcpy(o, "%22%7D");
+		code = fx_http(srv.url, "GET", path, auth, NULL, &ans);
+		printf("# long id query -> %ld %.120s\n", code, ans.body ? ans.body : "");
+		assert_int_equal(code, 503);
+		assert_non_null(ans.json);
+		assert_non_null(strstr(ans.body, addr));
+		fx_answer_free(&ans);
+	}
 	/* the daemon gone (a real fault): remote read answers 503 naming
 	 * it too (was 500) */
 	assert_int_equal(hrd_kill(&a, SIGKILL), 0);

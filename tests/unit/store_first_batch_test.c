@@ -14,7 +14,7 @@
  * daemon is made slow for real during the first attempt (SIGSTOP 0.3 s,
  * run 5 ms, again and again): each create is answered within its wait,
  * so only the bound as a whole cuts the attempt. Checked: the first
- * write answers -EAGAIN after a few creates, counted in
+ * write answers -EAGAIN after some creates, counted in
  * series_unreachable, nothing taken; written again and again (the
  * daemon at full speed) it is taken (0) after a bounded number of
  * attempts; then every value is written once (values_written = NS, the
@@ -172,9 +172,11 @@ static void test_first_batch_bounded(void **state)
 		      (unsigned long long)st.files_created);
 	assert_int_equal(rc, -EAGAIN); /* cut short, before the ack timeout */
 	assert_int_equal(st.series_unreachable, 1);
-	/* a few creates of ~0.3 s within the 1 s bound; without it the
-	 * write goes on for the staller's 20 s (60 and more) */
-	assert_true(st.files_created > 0 && st.files_created < 30);
+	/* the creates of the daemon's few 5 ms runs within the 1 s bound
+	 * (how many fit in a run depends on the machine's load: 30 at low
+	 * load, fewer loaded); without the bound the write goes on for the
+	 * staller's 20 s, then creates the rest (all NS, answered 0) */
+	assert_true(st.files_created > 0 && st.files_created < NS / 4);
 	assert_int_equal(st.values_written, 0); /* nothing taken */
 	/* the agent's re-sends: each goes on where the last one stopped (a
 	 * create that timed out on the loaded machine makes one attempt
