@@ -228,6 +228,11 @@
  * connection, which goes on from there (see client_get_bounded). The
  * default of [storage] check_max (vg_rrd_rrdcached_check_bound) */
 #define CHECK_MAX_MS 30000
+/* A file the sync's read-back finds behind is declared unwritten only when
+ * it is still behind, with no progress, at a read-back this long after the
+ * first that found it so (unwritten_check: another FLUSH of the file may
+ * have handed its values to a writer thread that is still writing) */
+#define UNWRITTEN_RECHECK_MS 2000
 #define CHUNK 256       /* timestamps per UPDATE */
 #define BATCH_ITEMS 512 /* series per BATCH round trip */
 /* FLUSHes in flight at once during a sync, over all its connections: a
@@ -260,6 +265,11 @@ struct sent_entry {
 	 * back: an update that fails lowers t_ms (its own claim) to no less
 	 * than this (see unmark_sent) */
 	int64_t floor_ms;
+	/* the newest time a call's answer proved the daemon took (mark_sent,
+	 * the start replay's journal): the read-back's bar (unwritten_check).
+	 * Not floor_ms, which put_back raises to the taken entry's t_ms, a
+	 * claim whose send may still be in flight and then fail */
+	int64_t proven_ms;
 	/* the newest time ever claimed (never lowered): a value up to it
 	 * may be ours, taken by the daemon from a call whose answer was
 	 * lost (see overtaken_check) */
@@ -334,10 +344,13 @@ static struct sent_entry *sent_get(const struct sent_set *s, const char *name)
 
 /* Note that the daemon may hold NAME's values from first_ms up to t_ms: the
  * entry's time raised to t_ms and its first_ms lowered to first_ms, or a
- * new entry; with floor, its floor too. Returns the
+ * new entry; with floor & SN_FLOOR, its floor too, with floor & SN_PROVEN
+ * its proven_ms. Returns the
  * time noted before (INT64_MIN: none). A new entry that cannot be
  * allocated is not noted (as mark_sent did before: the next sync then
  * does not FLUSH the file). */
+#define SN_FLOOR 1
+#define SN_PROVEN 2
 static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms, int64_t t_ms,
 			 int64_t arrived_ms, int floor)
 {
@@ -356,8 +369,10 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms,
 			e->first_ms = first_ms;
 		if (arrived_ms > e->arrived_ms)
 			e->arrived_ms = arrived_ms;
-		if (floor && t_ms > e->floor_ms)
+		if ((floor & SN_FLOOR) && t_ms > e->floor_ms)
 			e->floor_ms = t_ms;
+		if ((floor & SN_PROVEN) && t_ms > e->proven_ms)
+			e->proven_ms = t_ms;
 		return old;
 	}
 	if (need > SENT_BLOCK)
@@ -385,7 +400,8 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms,
 	e->claim_ms = t_ms;
 	e->first_ms = first_ms;
 	e->arrived_ms = arrived_ms;
-	e->floor_ms = floor ? t_ms : INT64_MIN;
+	e->floor_ms = floor & SN_FLOOR ? t_ms : INT64_MIN;
+	e->proven_ms = floor & SN_PROVEN ? t_ms : INT64_MIN;
 	e->journaled = 0;
 	memcpy(e->name, name, len + 1);
 	if (vg_hmap_put_hashed(&s->map, e->name, len, h, e, NULL))
@@ -513,7 +529,11 @@ struct daemon {
 	/* names of the files found unwritten and logged since the last sync
 	 * that found none (d->mu): one log line per file and episode */
 	struct vg_hmap unwritten_logged;
-	const char *base; /* the rcd's base: the daemons' -b here, or "" */
+	/* files the read-back found behind and has not declared unwritten
+	 * yet (d->vmu): name -> struct behind_seen (unwritten_check) */
+	struct vg_hmap behind;
+	uint64_t rb_round; /* read-backs done (d->vmu) */
+	const char *base;  /* the rcd's base: the daemons' -b here, or "" */
 };
 
 struct rcd {
@@ -1157,7 +1177,7 @@ struct flush_conn {
 	int sent; /* a BATCH is in flight (n may be 0) */
 	const char *names[FLUSH_BATCH];
 	int64_t want[FLUSH_BATCH];
-	/* the entries' floor_ms: what calls proved the daemon took (the
+	/* the entries' proven_ms: what calls proved the daemon took (the
 	 * read-back's bar, see unwritten_check) */
 	int64_t floor[FLUSH_BATCH];
 	int err[FLUSH_BATCH];
@@ -1290,10 +1310,14 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
  * on c pipelined VG_RRDCD_LAST_MANY_MAX at a time (one round trip each;
  * INFO reads the file), and a file whose last update is behind the newest
  * time the daemon is proven to have taken of ours for it (the entry's
- * floor_ms, set once a call's answer came: not its claim, t_ms, which a
+ * proven_ms, set once a call's answer came: not its claim, t_ms, which a
  * send in flight on another thread raised before its values reached the
  * daemon, so a FLUSH may rightly not have written them yet; that send
- * claims the file again once answered, for the next sync) was not
+ * claims the file again once answered, for the next sync) may still be
+ * being written by a writer thread another FLUSH started: it goes back
+ * to d->sent (*ret -EIO: the journal is kept) and is read again at the
+ * next syncs (behind_wait); still behind with no progress at a
+ * read-back UNWRITTEN_RECHECK_MS after the first, it was not
  * written: counted
  * (unwritten), logged once per file and episode, and marked lost
  * (mark_lost: the store re-sends what the file lacks from its journal,
@@ -1314,6 +1338,66 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
  * the file's last one into an immutable file, LAST said that value's step
  * while INFO's last_update kept the old second, so LAST would pass every
  * unwritten file. */
+/* A file the read-back found behind (unwritten_check), not declared yet. */
+struct behind_seen {
+	int64_t have_ms;  /* its last update then (ms) */
+	int64_t since_ms; /* when it was first found behind at have_ms */
+	uint64_t round;   /* the read-back that last found it behind */
+};
+
+/* Whether NAME, found behind at have_ms by this read-back (d->vmu), is
+ * to be read again rather than declared unwritten: yes the first time,
+ * and while the file made progress or the first sight is less than
+ * UNWRITTEN_RECHECK_MS old. Why: rrdcached 1.7.2 answers a FLUSH
+ * "Successfully flushed" at once, without waiting, when a writer thread
+ * already took the file's values (another FLUSH of it: an API read, the
+ * receiver's proof FLUSH, another collector, the daemon's -w timer) and
+ * is still writing them; an INFO then reads the file's older last
+ * update. Tried with the Debian daemon: 150k values of one file, a
+ * FLUSH on a second connection 20 ms after one on the first answered in
+ * 0.07 s, INFO showed the old last update; the first FLUSH answered 1.6 s
+ * later, then INFO showed the full time. A failed write shows no
+ * progress however long one waits. Out of memory: declared. */
+static int behind_wait(struct daemon *d, const char *name, int64_t have, int64_t now)
+{
+	struct behind_seen *b = vg_hmap_gets(&d->behind, name);
+
+	if (!b) {
+		if (!(b = malloc(sizeof(*b))))
+			return 0;
+		if (vg_hmap_puts(&d->behind, name, b)) {
+			free(b);
+			return 0;
+		}
+		b->have_ms = have;
+		b->since_ms = now;
+	} else if (have > b->have_ms) {
+		b->have_ms = have; /* a write ended meanwhile: wait again */
+		b->since_ms = now;
+	} else if (now - b->since_ms >= UNWRITTEN_RECHECK_MS) {
+		free(vg_hmap_dels(&d->behind, name));
+		return 0;
+	}
+	b->round = d->rb_round;
+	return 1;
+}
+
+/* Forget the files this read-back did not find behind (d->vmu): written
+ * since, not read (the next sight starts again), or no longer ours. */
+static void behind_prune(struct daemon *d)
+{
+	const struct vg_hmap_entry *e;
+	size_t pos = 0;
+
+	while ((e = vg_hmap_next(&d->behind, &pos))) {
+		struct behind_seen *b = e->value;
+		if (b->round == d->rb_round)
+			continue;
+		free(vg_hmap_del(&d->behind, e->key, e->klen));
+		pos = 0; /* a delete ends the iteration: start again */
+	}
+}
+
 static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, char *why,
 			      size_t whylen)
 {
@@ -1321,7 +1405,9 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 	int64_t last_s[VG_RRDCD_LAST_MANY_MAX];
 	int err[VG_RRDCD_LAST_MANY_MAX];
 	size_t nbehind = 0;
+	int64_t now = vg_monotonic_ms();
 
+	d->rb_round++;
 	for (size_t at = 0; at < d->nrb;) {
 		size_t k = d->nrb - at < VG_RRDCD_LAST_MANY_MAX ? d->nrb - at
 								: VG_RRDCD_LAST_MANY_MAX;
@@ -1340,6 +1426,11 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 				continue; /* written (or past ours: another's) */
 			if (!rc && err[i] == -ENOENT && vanished_check(d, c, names[i], it[i].want, err[i]))
 				continue;
+			if (!rc && !err[i] && behind_wait(d, names[i], have, now)) {
+				put_back(d, names[i]); /* read again next sync */
+				*ret = -EIO;
+				continue;
+			}
 			if (rc || err[i] || mark_lost(d, names[i], have, it[i].want, NULL)) {
 				put_back(d, names[i]); /* read again next sync */
 				*ret = -EIO;
@@ -1370,6 +1461,7 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 		at += k;
 	}
 	d->nrb = 0;
+	behind_prune(d);
 	return nbehind;
 }
 
@@ -1436,7 +1528,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			while (f->n < per && (e = vg_hmap_next(&snap->map, &pos))) {
 				const struct sent_entry *se = e->value;
 				f->names[f->n] = e->key;
-				f->floor[f->n] = se->floor_ms;
+				f->floor[f->n] = se->proven_ms;
 				f->want[f->n++] = se->t_ms;
 			}
 			if (!f->n)
@@ -1676,7 +1768,7 @@ static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms)
 	int64_t old;
 
 	pthread_mutex_lock(&d->mu);
-	old = sent_note(&d->sent, name, t_ms, t_ms, INT64_MIN, 1);
+	old = sent_note(&d->sent, name, t_ms, t_ms, INT64_MIN, SN_FLOOR | SN_PROVEN);
 	pthread_mutex_unlock(&d->mu);
 	return old;
 }
@@ -1695,9 +1787,13 @@ static void put_back(struct daemon *d, const char *key)
 	struct sent_entry *now;
 
 	pthread_mutex_lock(&d->mu);
-	sent_note(&d->sent, key, e->first_ms, e->t_ms, e->arrived_ms, 1);
-	if (e->journaled && (now = sent_get(&d->sent, key)))
-		now->journaled = 1;
+	sent_note(&d->sent, key, e->first_ms, e->t_ms, e->arrived_ms, SN_FLOOR);
+	if ((now = sent_get(&d->sent, key))) {
+		now->journaled |= e->journaled;
+		/* what was proven, not the claim t_ms (see proven_ms) */
+		if (e->proven_ms > now->proven_ms)
+			now->proven_ms = e->proven_ms;
+	}
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -2406,7 +2502,7 @@ static void rcd_replay_note(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 		memcpy(rt->t, times, ntimes * sizeof(rt->t[0]));
 	}
 	pthread_mutex_lock(&d->mu);
-	(void)sent_note(&d->sent, loc->path, first_ms, newest_ms, arrived_ms, 1);
+	(void)sent_note(&d->sent, loc->path, first_ms, newest_ms, arrived_ms, SN_FLOOR | SN_PROVEN);
 	if ((e = sent_get(&d->sent, loc->path)))
 		e->journaled = 1; /* the words of a loss found (overtaken_find) */
 	free(vg_hmap_dels(&d->jtimes, loc->path));
@@ -3238,6 +3334,7 @@ static void rcd_close(struct vg_rrd_backend *be)
 		free_values(&d->resend);
 		free_values(&d->jtimes);
 		vg_hmap_release(&d->unwritten_logged);
+		free_values(&d->behind);
 		free(d->rb);
 		free_values(&d->rpre);
 		pthread_mutex_destroy(&d->mu);
@@ -3728,6 +3825,7 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 		vg_hmap_init(&d->resend);
 		vg_hmap_init(&d->jtimes);
 		vg_hmap_init(&d->unwritten_logged);
+		vg_hmap_init(&d->behind);
 		vg_hmap_init(&d->rpre);
 	}
 	if (!r->nd) {
