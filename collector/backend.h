@@ -418,6 +418,13 @@ void vg_rrd_rrdcached_test_before_send(const char *path) __attribute__((weak));
  * leaves it undefined. */
 void vg_rrd_rrdcached_test_before_create(const char *path) __attribute__((weak));
 
+/* Test hook, weak: called by the rrdcached backend's check after a
+ * failure (overtaken_check) once it decided to FLUSH files behind our
+ * values, before that FLUSH BATCH is sent, with the client held
+ * (tests/unit/rrdcached_replay_test.c kills the daemon there: a FLUSH
+ * that fails after the decision). The daemon leaves it undefined. */
+void vg_rrd_rrdcached_test_before_check_flush(void) __attribute__((weak));
+
 /* Share the placement record of an rrdcached backend through the state
  * database at STATE_URL (PostgreSQL: collector/placement.c): names not in
  * its owners map are looked up there, creates claim there first, and the

@@ -463,7 +463,8 @@ struct daemon {
 	struct vg_hmap resend;
 	/* The start replay's journaled times of each file it named
 	 * (rcd_replay_note): name -> struct replay_times * (malloc'd),
-	 * dropped once the file's check decided (replay_times_drop; d->mu) */
+	 * dropped once the file's check decided and carried it out
+	 * (replay_times_done; d->mu) */
 	struct vg_hmap jtimes;
 	/* The files the start replay named (rcd_replay_note): name ->
 	 * struct replay_pre * (malloc'd), their last updates read in groups
@@ -893,9 +894,18 @@ static int prefix_lost(int64_t oldest, int64_t ours)
 	return ours == INT64_MAX || oldest > ours;
 }
 
-/* NAME's check decided: its journaled times are no longer needed. */
-static void replay_times_drop(struct daemon *d, const char *name)
+/* NAME left d->sent with its check's decision carried out (durable, its
+ * FLUSH or FORGET done and the file read, or marked lost): the start
+ * replay's journaled times of it (JOURNALED: it named NAME) are no longer
+ * needed. Never before that, nor for a file put back: a FLUSH that failed
+ * (a timeout, a broken connection, an INFO refused) leaves the daemon
+ * holding our values, and the next check, without the times, would take
+ * our oldest for unknown and FORGET them (prefix_lost), for a re-send
+ * that the host's next collector's newer value may beat. */
+static void replay_times_done(struct daemon *d, const char *name, int journaled)
 {
+	if (!journaled)
+		return;
 	pthread_mutex_lock(&d->mu);
 	free(vg_hmap_dels(&d->jtimes, name));
 	pthread_mutex_unlock(&d->mu);
@@ -964,8 +974,6 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 		 * prefix of them lost): FLUSHed, not FORGOTten (prefix_lost) */
 		if (!newer && !old && !perr[i] && oldest[i] != INT64_MAX)
 			old = !prefix_lost(oldest[i], ours_oldest_after(d, names[i], se[i], after[i]));
-		if (se[i]->journaled && !perr[i])
-			replay_times_drop(d, names[i]);
 		if (newer || old) {
 			fnames[nf] = names[i];
 			fwant[nf] = want[i];
@@ -982,6 +990,8 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	if (!nf)
 		return 0;
 	/* the FLUSH BATCH, then each file's INFO: written past ours now */
+	if (vg_rrd_rrdcached_test_before_check_flush)
+		vg_rrd_rrdcached_test_before_check_flush();
 	count(&d->flushes_by[VG_STORE_FLUSH_CHECK], nf);
 	if ((rc = vg_rrdcd_last_update_many(c, fnames, nf, flast, ferr))) {
 		for (size_t i = 0; i < nf; i++)
@@ -991,13 +1001,16 @@ static int overtaken_check(struct daemon *d, struct vg_rrdcd *c,
 	}
 	for (size_t i = 0; i < nf; i++) {
 		if (!ferr[i] && older[i] && flast[i] * 1000 + 999 < fwant[i] &&
-		    !mark_lost(d, fnames[i], flast[i] * 1000 + 999, fwant[i], nlost))
+		    !mark_lost(d, fnames[i], flast[i] * 1000 + 999, fwant[i], nlost)) {
+			replay_times_done(d, fnames[i], fjournaled[i]);
 			continue; /* the file lacks ours: re-sent after the older */
+		}
 		if (ferr[i] || flast[i] * 1000 + 999 < fwant[i]) {
-			put_back(d, fnames[i]); /* checked again later */
+			put_back(d, fnames[i]); /* checked again later, by its times */
 			*ret = -EIO;
 			continue;
 		}
+		replay_times_done(d, fnames[i], fjournaled[i]);
 		if (fhas[i] || older[i])
 			continue; /* ours were cached still: written now */
 		count(&d->overtaken, 1);
@@ -1108,13 +1121,11 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 						 * the file hold ours? */
 						overtaken_find(d, c, names[i], se[i]->t_ms,
 							       se[i]->journaled);
-						if (se[i]->journaled)
-							replay_times_drop(d, names[i]);
+						replay_times_done(d, names[i], se[i]->journaled);
 						continue;
 					}
 					if (!err[i] && last_s[i] * 1000 + 999 >= se[i]->t_ms) {
-						if (se[i]->journaled)
-							replay_times_drop(d, names[i]);
+						replay_times_done(d, names[i], se[i]->journaled);
 						continue; /* durable */
 					}
 					se[kb] = se[i];
@@ -1148,12 +1159,16 @@ static int check_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			}
 			if (ri == 0)
 				have = last_s[i] * 1000 + 999;
-			if (ri == 0 && have >= se[i]->t_ms)
+			if (ri == 0 && have >= se[i]->t_ms) {
+				replay_times_done(d, names[i], se[i]->journaled);
 				continue; /* durable */
+			}
 			if ((ri == 0 || ri == -ENOENT || ri == -EREMOTEIO) &&
-			    !mark_lost(d, names[i], have, se[i]->t_ms, nlost))
-				continue;      /* behind what it accepted, or gone: lost */
-			put_back(d, names[i]); /* checked again later */
+			    !mark_lost(d, names[i], have, se[i]->t_ms, nlost)) {
+				replay_times_done(d, names[i], se[i]->journaled);
+				continue; /* behind what it accepted, or gone: lost */
+			}
+			put_back(d, names[i]); /* checked again later, by its times */
 			ret = -EIO;
 		}
 	}

@@ -1100,6 +1100,90 @@ static void test_start_replay_flushes_ours_journal_older_than_the_file(void **st
 	killed_collector_values_held(*state, (const int[]){3, 4, 5, 6}, 4);
 }
 
+/* The fixture whose daemon vg_rrd_rrdcached_test_before_check_flush kills
+ * -9, once (NULL: the hook does nothing). */
+static struct fx *kill_at_check_flush;
+
+void vg_rrd_rrdcached_test_before_check_flush(void)
+{
+	struct fx *f = kill_at_check_flush;
+
+	kill_at_check_flush = NULL;
+	if (f)
+		assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+}
+
+/* killed_collector_values_held with the start replay's FLUSH failing: the
+ * check decided to FLUSH the file (the daemon holds A's 5 and 6 cached,
+ * A's oldest journaled value after the file's last update), and the
+ * daemon is killed -9 before that FLUSH BATCH reaches it (the hook places
+ * the kill; the fault is real), then restarted with its journal, cached 5
+ * and 6 replayed. Why not a stall (SIGSTOP) timing the FLUSH out, as on a
+ * loaded machine: the daemon carries the FLUSH out once it runs again,
+ * and the next check would find the file durable whatever it does. The
+ * file goes back to d->sent; the next connection's check once found its
+ * journaled times dropped with the first decision, took A's oldest value
+ * for unknown and FORGOT the file (5 and 6 dropped for the replay's
+ * re-send, which B's 7, written first, made refused: lost). Kept until a
+ * decision is carried out, the times make that check FLUSH again. */
+static void test_start_replay_flush_failed_flushed_by_the_next_check(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *a2 = NULL, *b;
+	struct vg_rrd_loc aloc, bloc;
+	struct vg_rrd_result res;
+	struct vg_store_daemon dm[1];
+	char owners[PATH_MAX], err[256] = "";
+	const int64_t times[] = {MS(T0 + 300), MS(T0 + 360)};
+	int64_t last = INT64_MIN;
+	int rc, sync_rc;
+
+	file_holds_1_to_4(f);
+	/* A sends 5 and 6 and is killed before its sync */
+	res = update(f, 5, 6, 0);
+	assert_int_equal(res.written, 2);
+
+	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &a2, err, sizeof(err)))
+		fail_msg("backend: %s", err);
+	assert_int_equal(a2->ops->locate(a2, VG_RT_HOST, "node1", "load.1", &aloc), 0);
+	a2->ops->replay_note(a2, &aloc, times[0], times[1], INT64_MIN, times, 2);
+	/* the first check decides to FLUSH; the daemon dies before it */
+	kill_at_check_flush = f;
+	rc = a2->ops->last_ms(a2, &aloc, &last, VG_RRD_REPLAY);
+	assert_null(kill_at_check_flush); /* the check reached its FLUSH */
+	kill_at_check_flush = NULL;
+	assert_int_equal(rc, -EHOSTUNREACH);
+	journal_replays(f, 5, 6, 1);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+
+	/* the next connection's check: FLUSHed, 5 and 6 in the file */
+	rc = -EHOSTUNREACH;
+	for (int i = 0; i < 50 && rc == -EHOSTUNREACH; i++)
+		if ((rc = a2->ops->last_ms(a2, &aloc, &last, VG_RRD_REPLAY)) == -EHOSTUNREACH)
+			usleep(100 * 1000);
+	assert_int_equal(rc, 0);
+	assert_true(last >= MS(T0 + 360)); /* not FORGOTten: the file holds 6 */
+
+	/* B, the host's collector now, sends its minute 7 and syncs */
+	b = second_collector(f, &bloc);
+	res = update_be(b, &bloc, 7, 7);
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0);
+
+	/* A2's replay sends what the file lacked of its journal (nothing) */
+	for (int m = (int)((last / 1000 - T0) / 60) + 1; m <= 6; m++)
+		(void)update_on(a2, &aloc, m, m, 1);
+	sync_rc = a2->ops->sync(a2);
+	check_file(f, 7);
+	assert_int_equal(sync_rc, 0);
+	assert_int_equal(a2->ops->lost(a2, NULL, 0), 0);
+	assert_int_equal(vg_rrd_rrdcached_state(a2, dm, 1), 1);
+	assert_int_equal(dm[0].overtaken, 0);
+	a2->ops->close(a2);
+	b->ops->close(b);
+}
+
 /* B's 6 cached, the file behind A's 5 (overtaken_check) */
 static void test_journaled_value_overtaken_while_cached(void **state)
 {
@@ -1785,6 +1869,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_start_replay_flushes_ours_journal_older_than_the_file, setup,
 			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_start_replay_flush_failed_flushed_by_the_next_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journaled_value_overtaken_while_cached, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_journaled_value_overtaken_in_the_file, setup,
