@@ -793,7 +793,8 @@ static int record(struct vg_alarm_outbox *ob)
 		release_attempt(ob, j);
 		/* the error quotes what an exec command printed or a curl error
 		 * and may not be UTF-8: jansson would drop it from the history
-		 * row, PostgreSQL refuse the row; a '?' for each bad byte */
+		 * row, and PostgreSQL refuse the outcome, so that the attempt
+		 * was made again at once, forever; a '?' for each bad byte */
 		vg_text_clean(j->err, clean, sizeof(clean) - 1);
 		memcpy(j->err, clean, strlen(clean) + 1);
 		if (j->arc == 0) {
