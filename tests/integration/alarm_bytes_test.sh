@@ -69,7 +69,9 @@ if [[ $(api_code /v1/alarms/stream?last_event_id=x) != 501 ]]; then
   check "the SSE client is connected" wait_for 30 is 1 metric vigie_alarms_sse_clients
 fi
 
-code=$(post /v1/alarms "{\"name\":\"vm-stopped\",\"type\":\"event\",\"event\":{\"kind\":\"stopped\"},
+# keep_firing_for: the instance stays in alarm while the test looks (with
+# the default 0 it is back to ok at the next timer pass, half a second)
+code=$(post /v1/alarms "{\"name\":\"vm-stopped\",\"type\":\"event\",\"event\":{\"kind\":\"stopped\"},\"keep_firing_for\":3600,
   \"actions\":{\"alarm\":[\"$HOOK\",\"exec://bad\"]}}")
 eq "the event alarm is created" "$code" 201
 ID=$(jq -r .id "$TMP/post.out")
