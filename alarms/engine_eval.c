@@ -80,6 +80,7 @@
 #include "vigie/alarm_silence.h"
 #include "vigie/log.h"
 #include "vigie/name.h"
+#include "vigie/wire.h"
 
 #define EXPIRE_EVERY_MS 500
 #define PRUNE_EVERY_MS 3600000
@@ -1262,7 +1263,15 @@ static void event_fire(struct vg_alarm_engine *e, struct alarm *a,
 	struct inst *in = vg_hmap_gets(&a->insts, resource);
 	struct vg_alarm_decision d;
 	const char *kn = vg_alarm_event_kind_name(kind);
+	char clean[VG_WIRE_MAX_STRING + 1];
 
+	/* the agent's detail is any bytes but NUL (docs/protocol.md): a
+	 * '?' for each byte that is not UTF-8 (and each control or hidden
+	 * character), or jansson would drop the reason and its data */
+	if (detail) {
+		vg_text_clean(detail, clean, sizeof(clean) - 1);
+		detail = clean;
+	}
 	if (!in) {
 		if (!(in = vg_alarm_inst_new(a, resource)))
 			return;

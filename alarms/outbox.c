@@ -69,6 +69,7 @@
 #include "vigie/clock.h"
 #include "vigie/hmap.h"
 #include "vigie/log.h"
+#include "vigie/name.h"
 
 #define FETCH 256          /* rows per read */
 #define MAX_HELD 4096      /* rows held in memory (queued or in flight) */
@@ -788,7 +789,14 @@ static int record(struct vg_alarm_outbox *ob)
 	rc = vg_alarm_store_begin(ob->store);
 	for (j = list; !rc && j; j = j->next) {
 		struct vg_alarm_outbox_item *it = &j->it;
+		char clean[sizeof(j->err)];
 		release_attempt(ob, j);
+		/* the error quotes what an exec command printed or a curl error
+		 * and may not be UTF-8: jansson would drop it from the history
+		 * row, and PostgreSQL refuse the outcome, so that the attempt
+		 * was made again at once, forever; a '?' for each bad byte */
+		vg_text_clean(j->err, clean, sizeof(clean) - 1);
+		memcpy(j->err, clean, strlen(clean) + 1);
 		if (j->arc == 0) {
 			rc = vg_alarm_store_outbox_delivered(ob->store, it->id,
 							     it->attempts + 1, at);

@@ -8,17 +8,21 @@
  *
  * Input lines (blank lines and "#" comments are skipped):
  *   TIME TYPE ID [METRIC=VALUE ...] [project=P] [flavor=F] [kind=counter]
- *        [state=ended] [attr.KEY=VALUE]
+ *        [state=ended] [attr.KEY=VALUE] [event=N [detail=D]]
  * TIME is epoch milliseconds, or "+SECONDS" after the previous line's time;
  * TYPE one of instance, disk, nic, host, host_disk, host_nic. Several
  * resources go into one batch when consecutive lines carry the same TIME
  * and the second and later ones start with "&" instead of a time.
+ * event=N adds a lifecycle event of type N (enum vg_event_type: 2 stopped)
+ * on the resource at TIME, with detail D, where \xHH is the byte HH (so
+ * that a test can send bytes that are not UTF-8) and no space is allowed.
  *
  * With --report-ms, prints "sent SEQ MONOTONIC_MS" when each batch was
  * handed to nanomsg and "acked SEQ MONOTONIC_MS STATUS" on its ack (the
  * latency benchmark reads them). Exit status 0 when every batch was
  * acknowledged OK or DUPLICATE, 1 otherwise.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -85,6 +89,24 @@ static int send_batch(int sock, const struct opts *o, struct vg_batch *b)
 	return 0;
 }
 
+/* Decode the \xHH escapes of s in place. */
+static void unescape(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		unsigned v;
+		if (s[0] == '\\' && s[1] == 'x' && isxdigit((unsigned char)s[2]) &&
+		    isxdigit((unsigned char)s[3]) && sscanf(s + 2, "%2x", &v) == 1) {
+			*o++ = (char)v;
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
 /* Add one resource described by the tokens after TIME. */
 static int add_resource(struct vg_batch *b, int64_t t, char *line)
 {
@@ -92,7 +114,8 @@ static int add_resource(struct vg_batch *b, int64_t t, char *line)
 	char *id = strtok_r(NULL, " \t\n", &save), *tok;
 	const char *project = "default", *flavor = NULL;
 	struct vg_resource *r;
-	int rtype, kind = VG_KIND_GAUGE, ended = 0;
+	int rtype, kind = VG_KIND_GAUGE, ended = 0, event = 0;
+	char *detail = NULL;
 	char *samples[64];
 	int ns = 0;
 	struct {
@@ -118,6 +141,10 @@ static int add_resource(struct vg_batch *b, int64_t t, char *line)
 			kind = !strcmp(eq + 1, "counter") ? VG_KIND_COUNTER : VG_KIND_GAUGE;
 		else if (!strcmp(tok, "state"))
 			ended = !strcmp(eq + 1, "ended");
+		else if (!strcmp(tok, "event"))
+			event = atoi(eq + 1);
+		else if (!strcmp(tok, "detail"))
+			unescape(detail = eq + 1);
 		else if (!strncmp(tok, "attr.", 5) && na < 16) {
 			attrs[na].k = tok + 5;
 			attrs[na++].v = eq + 1;
@@ -139,6 +166,8 @@ static int add_resource(struct vg_batch *b, int64_t t, char *line)
 		*eq = '\0';
 		vg_batch_sample(b, samples[i], (uint8_t)kind, strtod(eq + 1, NULL));
 	}
+	if (event && vg_batch_event(b, id, (uint8_t)event, t, detail))
+		return -ENOMEM;
 	return 0;
 }
 

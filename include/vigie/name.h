@@ -84,7 +84,12 @@ int vg_text_valid(const char *text, size_t maxlen);
  * characters becomes '?', and so does each hidden character (one '?' for
  * its bytes), and the copy ends at a character boundary at
  * most max bytes in. Returns the length written. For agents, whose names
- * come from libvirt and Nova metadata (a domain name may hold a newline). */
+ * come from libvirt and Nova metadata (a domain name may hold a newline),
+ * and for any outside bytes put in JSON (jansson refuses a string that is
+ * not UTF-8): the API's error messages, an event's detail in an alarm's
+ * reason, an exec notifier's output in the outbox's history. The result
+ * is never longer than text, so out may not be text itself but may be
+ * a buffer of strlen(text) + 1 bytes. */
 size_t vg_text_clean(const char *text, char *out, size_t max);
 
 /* The length of the longest prefix of s (NUL-terminated, NULL taken as
