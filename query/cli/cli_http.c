@@ -17,9 +17,13 @@
  * VG_CLI_RETRY_WAIT_S; a Retry-After past what is left is not waited
  * for: the error says when to come back). Only requests that may
  * be repeated are: GET and HEAD (they change nothing), PUT (the whole
- * definition again: the same result) and DELETE (a repeat can only find
- * the thing gone: a 404 or 409 said, nothing more removed); POST and
- * PATCH (a token, a silence, measures, a notification, a finalize: a
+ * definition again: the same result), DELETE (a repeat can only find
+ * the thing gone: a 404 or 409 said, nothing more removed) and POST
+ * /v1/measures (`vigie put`: a point at a stored time is skipped as a
+ * duplicate, so a repeat stores nothing twice; its 503 "the store cannot
+ * take measures now" comes with Retry-After: 1, e.g. while the store
+ * opens a request's many new series a part at a time); other POSTs and
+ * PATCH (a token, a silence, a notification, a finalize: a
  * repeat could do it twice) only when the 429 is the per-project cap's
  * (its error's reason, or its message from an older collector), which
  * the API answers before running anything (docs/api.md, "Requests
@@ -238,9 +242,9 @@ static int is_cap_refusal(const struct body *b)
 	return cap;
 }
 
-/* Whether method may be sent again after a 429 or 503 (the top of the
- * file): cap, the answer is the per-project cap's 429. */
-static int may_repeat(const char *method, int cap)
+/* Whether method may be sent again to path after a 429 or 503 (the top
+ * of the file): cap, the answer is the per-project cap's 429. */
+static int may_repeat(const char *method, const char *path, int cap)
 {
 	static const char *const idempotent[] = {"GET", "HEAD", "PUT", "DELETE"};
 
@@ -248,6 +252,9 @@ static int may_repeat(const char *method, int cap)
 		return 1; /* refused before anything ran */
 	if (!method)
 		return 1; /* GET */
+	if (!strcasecmp(method, "POST") && path &&
+	    (!strcmp(path, "/v1/measures") || !strncmp(path, "/v1/measures?", 13)))
+		return 1; /* duplicates skipped: stored once */
 	for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
 		if (!strcasecmp(method, idempotent[i]))
 			return 1;
@@ -362,7 +369,7 @@ static int perform(struct vg_cli *c, const char *method, const char *path,
 		/* seconds (libcurl turns an HTTP date into them); none, or
 		 * a date past: 0, not retried */
 		if (curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra <= 0 ||
-		    !may_repeat(method, rt.cap))
+		    !may_repeat(method, path, rt.cap))
 			break;
 		if (rt.waited_s + ra > c->retry_wait_s) {
 			rt.refused_ra = (long)ra;
