@@ -294,10 +294,12 @@ static const struct vg_route routes[] = {
 	{VG_HTTP_GET, "/v1/measures", h_measures, m_params, 0, 0},
 	{VG_HTTP_GET, "/text/v1/health", h_text, NULL, 0, 0},
 	{VG_HTTP_GET, "/busy/v1/health", h_busy, NULL, 0, 0},
-	{VG_HTTP_POST, "/capr/v1/measures", h_cap_reason, NULL, 4096, 0},
-	{VG_HTTP_POST, "/capa/v1/measures", h_cap_admin, NULL, 4096, 0},
-	{VG_HTTP_POST, "/capm/v1/measures", h_cap_old, NULL, 4096, 0},
-	{VG_HTTP_POST, "/capx/v1/measures", h_not_cap, NULL, 4096, 0},
+	{VG_HTTP_POST, "/busy/v1/measures", h_busy, NULL, 4096, 0},
+	{VG_HTTP_POST, "/busy/v1/tokens", h_busy, NULL, 4096, 0},
+	{VG_HTTP_POST, "/capr/v1/tokens", h_cap_reason, NULL, 4096, 0},
+	{VG_HTTP_POST, "/capa/v1/tokens", h_cap_admin, NULL, 4096, 0},
+	{VG_HTTP_POST, "/capm/v1/tokens", h_cap_old, NULL, 4096, 0},
+	{VG_HTTP_POST, "/capx/v1/tokens", h_not_cap, NULL, 4096, 0},
 };
 
 static struct vg_http_server *srv;
@@ -691,10 +693,12 @@ static void test_global_options_after_command(void **state)
 	fx_run_free(&r);
 }
 
-/* A POST (not repeated after any 429: it could run twice) is sent
- * again after the per-project cap's 429, which ran nothing: the cap's
- * is the one whose error's reason says so, or, from a collector without
- * that field, whose message does. */
+/* A POST (not repeated after any 429: it could run twice; here token
+ * create) is sent again after the per-project cap's 429, which ran
+ * nothing: the cap's is the one whose error's reason says so, or, from a
+ * collector without that field, whose message does. (put's POST
+ * /v1/measures is repeated after any 429 or 503 with a Retry-After:
+ * test_put_repeated_after_503.) */
 static void test_cap_429_reason(void **state)
 {
 	static const struct {
@@ -713,7 +717,7 @@ static void test_cap_429_reason(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(api, sizeof(api), "%s/%s", api_url, cases[i].prefix);
 		r = run("--api", api, "--token", "vgt_x", "--retry-wait", "1",
-			"put", "r1", "m", "1", NULL);
+			"token", "create", "--admin", NULL);
 		assert_int_equal(r.rc, VG_EXIT_API);
 		if (cases[i].cap &&
 		    (!strstr(r.err, "(HTTP 429); gave up after 2 tries over 1 s") ||
@@ -726,6 +730,31 @@ static void test_cap_429_reason(void **state)
 				 cases[i].prefix, r.err);
 		fx_run_free(&r);
 	}
+}
+
+/* put's POST /v1/measures is sent again after a 503 with Retry-After (a
+ * resend stores nothing twice: duplicates are skipped), as the store's
+ * 503 while it opens a request's many new series asks; another POST
+ * (token create) is not. */
+static void test_put_repeated_after_503(void **state)
+{
+	char api[96];
+	struct fx_run r;
+
+	(void)state;
+	snprintf(api, sizeof(api), "%s/busy", api_url);
+	r = run("--api", api, "--token", "vgt_x", "--retry-wait", "1", "put", "r1", "m", "1",
+		NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	if (!strstr(r.err, "(HTTP 503); gave up after 2 tries over 1 s"))
+		fail_msg("put's 503 not asked again: '%s'", r.err);
+	fx_run_free(&r);
+	r = run("--api", api, "--token", "vgt_x", "--retry-wait", "1", "token", "create",
+		"--admin", NULL);
+	assert_int_equal(r.rc, VG_EXIT_API);
+	if (strstr(r.err, "gave up"))
+		fail_msg("token create's 503 asked again: '%s'", r.err);
+	fx_run_free(&r);
 }
 
 int main(void)
@@ -742,6 +771,7 @@ int main(void)
 		cmocka_unit_test(test_no_token_hint),
 		cmocka_unit_test(test_connect_errors),
 		cmocka_unit_test(test_cap_429_reason),
+		cmocka_unit_test(test_put_repeated_after_503),
 		cmocka_unit_test(test_global_options_after_command),
 	};
 

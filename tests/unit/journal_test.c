@@ -46,6 +46,8 @@
 #include "vigie/store.h"
 #include "collector/journal.h"
 
+#include "../support/rrd_last.h"
+
 #define T0 1699999980LL /* a multiple of the 60 s step */
 #define MS(s) ((int64_t)(s)*1000)
 #define NVAL 10 /* fewer than the flush depth: stays cached */
@@ -129,19 +131,9 @@ static void crash_after_writing(struct fixture *f, int from, int to)
 static time_t file_last(struct fixture *f, const char *metric)
 {
 	char path[PATH_MAX];
-	time_t last = 0;
-	unsigned long n = 0;
-	char **names = NULL, **vals = NULL;
 
 	snprintf(path, sizeof(path), "%s/rrd/instance/inst-1/%s.rrd", f->dir, metric);
-	assert_int_equal(rrd_lastupdate_r(path, &last, &n, &names, &vals), 0);
-	for (unsigned long k = 0; k < n; k++) {
-		free(names[k]);
-		free(vals[k]);
-	}
-	free(names);
-	free(vals);
-	return last;
+	return fx_rrd_last_s(path);
 }
 
 /* The files of the journal directory whose name holds WHAT (0 without

@@ -29,6 +29,8 @@
 #include "vigie/config.h"
 #include "vigie/store.h"
 
+#include "../support/rrd_last.h"
+
 #define T0 1699999980LL
 #define MS(s) ((int64_t)(s)*1000)
 
@@ -81,21 +83,11 @@ static void put(struct vg_store *s, const char *id, int64_t t_ms, double v)
 static time_t file_last(struct fixture *f, const char *id)
 {
 	char path[PATH_MAX];
-	time_t last = 0;
-	unsigned long n = 0;
-	char **names = NULL, **vals = NULL;
 
 	assert_int_equal(vg_store_path(f->s, VG_RT_HOST, id, "load.1", path,
 				       sizeof(path)),
 			 0);
-	assert_int_equal(rrd_lastupdate_r(path, &last, &n, &names, &vals), 0);
-	for (unsigned long k = 0; k < n; k++) {
-		free(names[k]);
-		free(vals[k]);
-	}
-	free(names);
-	free(vals);
-	return last;
+	return fx_rrd_last_s(path);
 }
 
 static void test_read_your_writes(void **state)

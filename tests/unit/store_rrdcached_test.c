@@ -34,6 +34,7 @@
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
 #include "../support/journal_segments.h"
+#include "../support/rrd_last.h"
 #include "../support/store_series.h"
 #include "../support/tmpdir.h"
 
@@ -151,19 +152,10 @@ static void flush_until_drained(struct fx *f)
  * an hour: only a FLUSH puts them there). */
 static time_t file_last_s(const struct hrd_daemon *d, int i)
 {
-	char path[PATH_MAX + 64], **names = NULL, **vals = NULL;
-	unsigned long n = 0;
-	time_t last = 0;
+	char path[PATH_MAX + 64];
 
 	snprintf(path, sizeof(path), "%s/host/node%d/load.1.rrd", d->base, i);
-	assert_int_equal(rrd_lastupdate_r(path, &last, &n, &names, &vals), 0);
-	for (unsigned long k = 0; k < n; k++) {
-		free(names[k]);
-		free(vals[k]);
-	}
-	free(names);
-	free(vals);
-	return last;
+	return fx_rrd_last_s(path);
 }
 
 static void test_daemon_down_then_back(void **state)

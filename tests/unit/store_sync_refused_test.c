@@ -54,6 +54,7 @@
 #include "rrdcached_harness.h"
 #include "../support/journal_segments.h"
 #include "../support/rrdcd_strip.h"
+#include "../support/rrd_last.h"
 #include "../support/store_series.h"
 #include "../support/tmpdir.h"
 
@@ -220,19 +221,10 @@ static void test_refused_flush_backs_off(void **state)
  * base dir (the file itself, not the daemon's cache), in seconds. */
 static time_t file_last_s(const struct hrd_daemon *d, int i)
 {
-	char path[PATH_MAX + 64], **names = NULL, **vals = NULL;
-	unsigned long n = 0;
-	time_t last = 0;
+	char path[PATH_MAX + 64];
 
 	snprintf(path, sizeof(path), "%s/host/node%d/load.1.rrd", d->base, i);
-	assert_int_equal(rrd_lastupdate_r(path, &last, &n, &names, &vals), 0);
-	for (unsigned long k = 0; k < n; k++) {
-		free(names[k]);
-		free(vals[k]);
-	}
-	free(names);
-	free(vals);
-	return last;
+	return fx_rrd_last_s(path);
 }
 
 /* vg_store_flush answers 0 only when its values are in their files: a
