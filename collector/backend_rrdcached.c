@@ -228,11 +228,6 @@
  * connection, which goes on from there (see client_get_bounded). The
  * default of [storage] check_max (vg_rrd_rrdcached_check_bound) */
 #define CHECK_MAX_MS 30000
-/* A file the sync's read-back finds behind is declared unwritten only when
- * it is still behind, with no progress, at a read-back this long after the
- * first that found it so (unwritten_check: another FLUSH of the file may
- * have handed its values to a writer thread that is still writing) */
-#define UNWRITTEN_RECHECK_MS 2000
 #define CHUNK 256       /* timestamps per UPDATE */
 #define BATCH_ITEMS 512 /* series per BATCH round trip */
 /* FLUSHes in flight at once during a sync, over all its connections: a
@@ -530,11 +525,7 @@ struct daemon {
 	/* names of the files found unwritten and logged since the last sync
 	 * that found none (d->mu): one log line per file and episode */
 	struct vg_hmap unwritten_logged;
-	/* files the read-back found behind and has not declared unwritten
-	 * yet (d->vmu): name -> struct behind_seen (unwritten_check) */
-	struct vg_hmap behind;
-	uint64_t rb_round; /* read-backs done (d->vmu) */
-	const char *base;  /* the rcd's base: the daemons' -b here, or "" */
+	const char *base; /* the rcd's base: the daemons' -b here, or "" */
 };
 
 struct rcd {
@@ -1328,11 +1319,7 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
  * proven_ms, set once a call's answer came: not its claim, t_ms, which a
  * send in flight on another thread raised before its values reached the
  * daemon, so a FLUSH may rightly not have written them yet; that send
- * claims the file again once answered, for the next sync) may still be
- * being written by a writer thread another FLUSH started: it goes back
- * to d->sent (*ret -EIO: the journal is kept) and is read again at the
- * next syncs (behind_wait); still behind with no progress at a
- * read-back UNWRITTEN_RECHECK_MS after the first, it was not
+ * claims the file again once answered, for the next sync) was not
  * written: counted
  * (unwritten), logged once per file and episode, and marked lost
  * (mark_lost: the store re-sends what the file lacks from its journal,
@@ -1353,66 +1340,6 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
  * the file's last one into an immutable file, LAST said that value's step
  * while INFO's last_update kept the old second, so LAST would pass every
  * unwritten file. */
-/* A file the read-back found behind (unwritten_check), not declared yet. */
-struct behind_seen {
-	int64_t have_ms;  /* its last update then (ms) */
-	int64_t since_ms; /* when it was first found behind at have_ms */
-	uint64_t round;   /* the read-back that last found it behind */
-};
-
-/* Whether NAME, found behind at have_ms by this read-back (d->vmu), is
- * to be read again rather than declared unwritten: yes the first time,
- * and while the file made progress or the first sight is less than
- * UNWRITTEN_RECHECK_MS old. Why: rrdcached 1.7.2 answers a FLUSH
- * "Successfully flushed" at once, without waiting, when a writer thread
- * already took the file's values (another FLUSH of it: an API read, the
- * receiver's proof FLUSH, another collector, the daemon's -w timer) and
- * is still writing them; an INFO then reads the file's older last
- * update. Tried with the Debian daemon: 150k values of one file, a
- * FLUSH on a second connection 20 ms after one on the first answered in
- * 0.07 s, INFO showed the old last update; the first FLUSH answered 1.6 s
- * later, then INFO showed the full time. A failed write shows no
- * progress however long one waits. Out of memory: declared. */
-static int behind_wait(struct daemon *d, const char *name, int64_t have, int64_t now)
-{
-	struct behind_seen *b = vg_hmap_gets(&d->behind, name);
-
-	if (!b) {
-		if (!(b = malloc(sizeof(*b))))
-			return 0;
-		if (vg_hmap_puts(&d->behind, name, b)) {
-			free(b);
-			return 0;
-		}
-		b->have_ms = have;
-		b->since_ms = now;
-	} else if (have > b->have_ms) {
-		b->have_ms = have; /* a write ended meanwhile: wait again */
-		b->since_ms = now;
-	} else if (now - b->since_ms >= UNWRITTEN_RECHECK_MS) {
-		free(vg_hmap_dels(&d->behind, name));
-		return 0;
-	}
-	b->round = d->rb_round;
-	return 1;
-}
-
-/* Forget the files this read-back did not find behind (d->vmu): written
- * since, not read (the next sight starts again), or no longer ours. */
-static void behind_prune(struct daemon *d)
-{
-	const struct vg_hmap_entry *e;
-	size_t pos = 0;
-
-	while ((e = vg_hmap_next(&d->behind, &pos))) {
-		struct behind_seen *b = e->value;
-		if (b->round == d->rb_round)
-			continue;
-		free(vg_hmap_del(&d->behind, e->key, e->klen));
-		pos = 0; /* a delete ends the iteration: start again */
-	}
-}
-
 static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, char *why,
 			      size_t whylen)
 {
@@ -1420,9 +1347,7 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 	int64_t last_s[VG_RRDCD_LAST_MANY_MAX];
 	int err[VG_RRDCD_LAST_MANY_MAX];
 	size_t nbehind = 0;
-	int64_t now = vg_monotonic_ms();
 
-	d->rb_round++;
 	for (size_t at = 0; at < d->nrb;) {
 		size_t k = d->nrb - at < VG_RRDCD_LAST_MANY_MAX ? d->nrb - at
 								: VG_RRDCD_LAST_MANY_MAX;
@@ -1441,11 +1366,6 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 				continue; /* written (or past ours: another's) */
 			if (!rc && err[i] == -ENOENT && vanished_check(d, c, names[i], it[i].want, err[i]))
 				continue;
-			if (!rc && !err[i] && behind_wait(d, names[i], have, now)) {
-				put_back(d, names[i]); /* read again next sync */
-				*ret = -EIO;
-				continue;
-			}
 			if (rc || err[i] || mark_lost(d, names[i], have, it[i].want, NULL)) {
 				put_back(d, names[i]); /* read again next sync */
 				*ret = -EIO;
@@ -1476,7 +1396,6 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 		at += k;
 	}
 	d->nrb = 0;
-	behind_prune(d);
 	return nbehind;
 }
 
@@ -3349,7 +3268,6 @@ static void rcd_close(struct vg_rrd_backend *be)
 		free_values(&d->resend);
 		free_values(&d->jtimes);
 		vg_hmap_release(&d->unwritten_logged);
-		free_values(&d->behind);
 		free(d->rb);
 		free_values(&d->rpre);
 		pthread_mutex_destroy(&d->mu);
@@ -3840,7 +3758,6 @@ int vg_rrd_rrdcached_open(const char *daemons, const char *base, const char *own
 		vg_hmap_init(&d->resend);
 		vg_hmap_init(&d->jtimes);
 		vg_hmap_init(&d->unwritten_logged);
-		vg_hmap_init(&d->behind);
 		vg_hmap_init(&d->rpre);
 	}
 	if (!r->nd) {

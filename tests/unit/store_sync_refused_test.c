@@ -49,7 +49,6 @@
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
-#include "vigie/rrdcached.h"
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
 #include "../support/journal_segments.h"
@@ -631,17 +630,8 @@ static void test_unwritable_file(void **state)
 	/* minutes 1 and 2 taken by the daemon, node0's write fails */
 	for (int m = 1; m < 3; m++)
 		assert_int_equal(fxs_write_minute(s, "node", 0, NS, m), 0);
-	/* found behind at a first read-back, declared at one at least
-	 * UNWRITTEN_RECHECK_MS (2 s) later with no progress (another FLUSH
-	 * may have been writing it: test_concurrent_flush) */
 	vg_store_flush(s);
 	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
-	assert_int_equal(dm[0].unwritten, 0);
-	for (int i = 0; i < 40 && !dm[0].unwritten; i++) {
-		usleep(250 * 1000);
-		vg_store_flush(s);
-		assert_int_equal(vg_store_daemons(s, dm, 2), 1);
-	}
 	printf("# unwritten %llu, pending %llu, lost %llu, segments %d: %s\n",
 	       (unsigned long long)dm[0].unwritten, (unsigned long long)dm[0].pending,
 	       (unsigned long long)dm[0].lost, journal_segments(dir), dm[0].flush_refusal);
@@ -781,110 +771,6 @@ static void test_unwritable_file_unverified(void **state)
 	assert_int_equal(fx_rm_tree(dir), 0);
 }
 
-/* Minutes written to the one series of test_concurrent_flush, in six
- * tiers (18 archives): enough work that the daemon's write of them takes
- * long (a second or more here) against the sync's FLUSH and INFO (a
- * fraction of a ms) */
-#define CF_MINUTES 20000
-
-/* A file another FLUSH is writing is no unwritten file. rrdcached 1.7.2
- * answers a FLUSH "Successfully flushed" at once, without waiting, when
- * a writer thread already took the file's values for another FLUSH (an
- * API read, the receiver's proof FLUSH, another collector) and is still
- * writing them; the sync's INFO then reads the file's older last update.
- * Here: CF_MINUTES values of node0 cached in the daemon, a FLUSH of the
- * file sent on a connection of the test's own, the store's sync started
- * once PENDING shows the writer took the values (the write still going
- * on). Before behind_wait the sync counted the file unwritten, logged an
- * error and degraded the daemon; now it checks the file again at the
- * next syncs, and finds it written. */
-static void test_concurrent_flush(void **state)
-{
-	char dir[200], logp[PATH_MAX + 16], err[256];
-	const char *name = "host/node0/load.1.rrd";
-	struct hrd_daemon d;
-	struct vg_config cfg;
-	struct vg_store *s;
-	struct vg_store_daemon dm[2];
-	struct vg_rrdcd *b, *p;
-	(void)state;
-
-	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-concurrent"), 0);
-	snprintf(logp, sizeof(logp), "%s/stderr.log", dir);
-	const char *extra[] = {"-R", NULL};
-	assert_int_equal(hrd_start(&d, NULL, extra), 0);
-	fxs_config(&cfg, "1m:15d,2m:30d,5m:63d,10m:100d,15m:200d,1h:455d", d.unix_addr, NULL);
-	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
-	cfg.storage_sync_interval_s = 3600; /* syncs only when the test asks */
-	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
-	assert_int_equal(fxs_write_minute(s, "node", 0, 1, 0), 0);
-	assert_int_equal(vg_store_flush(s), 0);
-	for (int m = 1; m < CF_MINUTES; m++)
-		assert_int_equal(fxs_write_minute(s, "node", 0, 1, m), 0);
-
-	fflush(stderr);
-	int saved = dup(2), lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	assert_true(saved >= 0 && lfd >= 0);
-	assert_int_equal(dup2(lfd, 2), 2);
-	close(lfd);
-
-	/* another FLUSH of the file, its answer read later */
-	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 10000, &b), 0);
-	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 10000, &p), 0);
-	assert_int_equal(vg_rrdcd_flush_many_send(b, &name, 1), 0);
-	/* until a writer thread took the values (none cached any more) */
-	int64_t newest = 0;
-	int has, ierr = 0;
-	for (int i = 0; i < 100000; i++) {
-		assert_int_equal(
-			vg_rrdcd_pending_many(p, &name, 1, NULL, &newest, &has, NULL, NULL, &ierr), 0);
-		if (ierr || newest == INT64_MIN)
-			break;
-	}
-	assert_int_equal(ierr, 0);
-	assert_true(newest == INT64_MIN);
-	/* the store's sync while that write goes on */
-	int rc = vg_store_flush(s);
-	int64_t last_s = 0;
-	assert_int_equal(vg_rrdcd_info_last_many(p, &name, 1, &last_s, &ierr), 0);
-	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
-	printf("# sync during the other FLUSH: %d, unwritten %llu, pending %llu, the file's "
-	       "last update after it %lld s\n",
-	       rc, (unsigned long long)dm[0].unwritten, (unsigned long long)dm[0].pending,
-	       (long long)last_s);
-	/* the write was still going on after the sync's read-back: the case
-	 * this test is about was met (the sync's INFO came before this one) */
-	assert_true(last_s < FXS_T0 + 60 * (CF_MINUTES - 1));
-	assert_int_equal(dm[0].unwritten, 0);
-	assert_false(dm[0].flush_refusing);
-	int ferr;
-	assert_int_equal(vg_rrdcd_flush_many_recv(b, 1, &ferr, NULL), 0);
-	vg_rrdcd_close(b);
-	/* the next syncs find the file written */
-	for (int i = 0; i < 40; i++) {
-		usleep(250 * 1000);
-		if (!vg_store_flush(s))
-			break;
-	}
-	assert_int_equal(vg_store_flush(s), 0);
-	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
-	assert_int_equal(dm[0].unwritten, 0);
-	assert_int_equal(dm[0].pending, 0);
-	assert_int_equal(dm[0].lost, 0);
-	assert_false(dm[0].flush_refusing);
-	assert_int_equal(vg_rrdcd_info_last_many(p, &name, 1, &last_s, &ierr), 0);
-	assert_int_equal(ierr, 0);
-	assert_int_equal(last_s, FXS_T0 + 60 * (CF_MINUTES - 1));
-	vg_rrdcd_close(p);
-	vg_store_close(s);
-	fflush(stderr);
-	assert_int_equal(dup2(saved, 2), 2);
-	close(saved);
-	assert_int_equal(count_lines(logp, "the daemon did not write"), 0);
-	hrd_cleanup(&d);
-	assert_int_equal(fx_rm_tree(dir), 0);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -896,7 +782,6 @@ int main(void)
 		cmocka_unit_test(test_deleted_under_daemon_no_base),
 		cmocka_unit_test_teardown(test_unwritable_file, immutable_teardown),
 		cmocka_unit_test_teardown(test_unwritable_file_unverified, immutable_teardown),
-		cmocka_unit_test(test_concurrent_flush),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
