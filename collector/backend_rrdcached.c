@@ -260,11 +260,6 @@ struct sent_entry {
 	 * back: an update that fails lowers t_ms (its own claim) to no less
 	 * than this (see unmark_sent) */
 	int64_t floor_ms;
-	/* the newest time a call's answer proved the daemon took (mark_sent,
-	 * the start replay's journal): the read-back's bar (unwritten_check).
-	 * Not floor_ms, which put_back raises to the taken entry's t_ms, a
-	 * claim whose send may still be in flight and then fail */
-	int64_t proven_ms;
 	/* the newest time ever claimed (never lowered): a value up to it
 	 * may be ours, taken by the daemon from a call whose answer was
 	 * lost (see overtaken_check) */
@@ -339,13 +334,10 @@ static struct sent_entry *sent_get(const struct sent_set *s, const char *name)
 
 /* Note that the daemon may hold NAME's values from first_ms up to t_ms: the
  * entry's time raised to t_ms and its first_ms lowered to first_ms, or a
- * new entry; with floor & SN_FLOOR, its floor too, with floor & SN_PROVEN
- * its proven_ms. Returns the
+ * new entry; with floor, its floor too. Returns the
  * time noted before (INT64_MIN: none). A new entry that cannot be
  * allocated is not noted (as mark_sent did before: the next sync then
  * does not FLUSH the file). */
-#define SN_FLOOR 1
-#define SN_PROVEN 2
 static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms, int64_t t_ms,
 			 int64_t arrived_ms, int floor)
 {
@@ -364,10 +356,8 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms,
 			e->first_ms = first_ms;
 		if (arrived_ms > e->arrived_ms)
 			e->arrived_ms = arrived_ms;
-		if ((floor & SN_FLOOR) && t_ms > e->floor_ms)
+		if (floor && t_ms > e->floor_ms)
 			e->floor_ms = t_ms;
-		if ((floor & SN_PROVEN) && t_ms > e->proven_ms)
-			e->proven_ms = t_ms;
 		return old;
 	}
 	if (need > SENT_BLOCK)
@@ -395,8 +385,7 @@ static int64_t sent_note(struct sent_set *s, const char *name, int64_t first_ms,
 	e->claim_ms = t_ms;
 	e->first_ms = first_ms;
 	e->arrived_ms = arrived_ms;
-	e->floor_ms = floor & SN_FLOOR ? t_ms : INT64_MIN;
-	e->proven_ms = floor & SN_PROVEN ? t_ms : INT64_MIN;
+	e->floor_ms = floor ? t_ms : INT64_MIN;
 	e->journaled = 0;
 	memcpy(e->name, name, len + 1);
 	if (vg_hmap_put_hashed(&s->map, e->name, len, h, e, NULL))
@@ -1183,7 +1172,7 @@ struct flush_conn {
 	int sent; /* a BATCH is in flight (n may be 0) */
 	const char *names[FLUSH_BATCH];
 	int64_t want[FLUSH_BATCH];
-	/* the entries' proven_ms: what calls proved the daemon took (the
+	/* the entries' floor_ms: what calls proved the daemon took (the
 	 * read-back's bar, see unwritten_check) */
 	int64_t floor[FLUSH_BATCH];
 	int err[FLUSH_BATCH];
@@ -1316,7 +1305,7 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
  * on c pipelined VG_RRDCD_LAST_MANY_MAX at a time (one round trip each;
  * INFO reads the file), and a file whose last update is behind the newest
  * time the daemon is proven to have taken of ours for it (the entry's
- * proven_ms, set once a call's answer came: not its claim, t_ms, which a
+ * floor_ms, set once a call's answer came: not its claim, t_ms, which a
  * send in flight on another thread raised before its values reached the
  * daemon, so a FLUSH may rightly not have written them yet; that send
  * claims the file again once answered, for the next sync) was not
@@ -1462,7 +1451,7 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 			while (f->n < per && (e = vg_hmap_next(&snap->map, &pos))) {
 				const struct sent_entry *se = e->value;
 				f->names[f->n] = e->key;
-				f->floor[f->n] = se->proven_ms;
+				f->floor[f->n] = se->floor_ms;
 				f->want[f->n++] = se->t_ms;
 			}
 			if (!f->n)
@@ -1702,7 +1691,7 @@ static int64_t mark_sent(struct daemon *d, const char *name, int64_t t_ms)
 	int64_t old;
 
 	pthread_mutex_lock(&d->mu);
-	old = sent_note(&d->sent, name, t_ms, t_ms, INT64_MIN, SN_FLOOR | SN_PROVEN);
+	old = sent_note(&d->sent, name, t_ms, t_ms, INT64_MIN, 1);
 	pthread_mutex_unlock(&d->mu);
 	return old;
 }
@@ -1721,13 +1710,9 @@ static void put_back(struct daemon *d, const char *key)
 	struct sent_entry *now;
 
 	pthread_mutex_lock(&d->mu);
-	sent_note(&d->sent, key, e->first_ms, e->t_ms, e->arrived_ms, SN_FLOOR);
-	if ((now = sent_get(&d->sent, key))) {
-		now->journaled |= e->journaled;
-		/* what was proven, not the claim t_ms (see proven_ms) */
-		if (e->proven_ms > now->proven_ms)
-			now->proven_ms = e->proven_ms;
-	}
+	sent_note(&d->sent, key, e->first_ms, e->t_ms, e->arrived_ms, 1);
+	if (e->journaled && (now = sent_get(&d->sent, key)))
+		now->journaled = 1;
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -2436,7 +2421,7 @@ static void rcd_replay_note(struct vg_rrd_backend *be, const struct vg_rrd_loc *
 		memcpy(rt->t, times, ntimes * sizeof(rt->t[0]));
 	}
 	pthread_mutex_lock(&d->mu);
-	(void)sent_note(&d->sent, loc->path, first_ms, newest_ms, arrived_ms, SN_FLOOR | SN_PROVEN);
+	(void)sent_note(&d->sent, loc->path, first_ms, newest_ms, arrived_ms, 1);
 	if ((e = sent_get(&d->sent, loc->path)))
 		e->journaled = 1; /* the words of a loss found (overtaken_find) */
 	free(vg_hmap_dels(&d->jtimes, loc->path));
