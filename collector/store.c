@@ -1470,9 +1470,21 @@ static void *flusher_main(void *arg)
 			 * sync_interval passed, or the last sync failed and
 			 * no write since tried again (reclaim asks sync_due;
 			 * see RETRY_SYNC_MS) */
-			reclaim(s, 0,
-				s->reclaim_due ? VG_STORE_SYNC_BATCH : VG_STORE_SYNC_INTERVAL);
-			s->reclaim_due = 0;
+			int cause = s->reclaim_due ? VG_STORE_SYNC_BATCH
+						   : VG_STORE_SYNC_INTERVAL;
+			/* Cleared before the sync, which drops mu: a batch
+			 * written through meanwhile asks again and gets a
+			 * sync of its own. Cleared after it, that ask was
+			 * lost, and a collector whose agents then went quiet
+			 * left its last batch unFLUSHed, its segment and its
+			 * verified row behind, until the next batch (seen in
+			 * shared_daemon_fault_test: 1,520 files for a
+			 * minute). Another thread's sync under way (reclaim
+			 * returns at once) leaves the ask for the next pass. */
+			if (!s->reclaiming) {
+				s->reclaim_due = 0;
+				reclaim(s, 0, cause);
+			}
 			now = vg_monotonic_ms();
 		}
 		int full = s->pending > s->cache_max / 2;

@@ -163,12 +163,60 @@ static void test_flush_waits_for_the_storage_threads_sync(void **state)
 	assert_int_equal(dm.flushes_by[VG_STORE_FLUSH_SYNC], 2);
 }
 
+static int setup_wt(void **state)
+{
+	struct fx *f;
+	char err[256];
+
+	if (setup(state))
+		return -1;
+	f = *state;
+	vg_store_close(f->s);
+	snprintf(f->cfg.storage_write_through, sizeof(f->cfg.storage_write_through), "yes");
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		f->s = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* With write-through each batch asks the storage thread for a sync
+ * (reclaim_due). A batch written while that thread's sync runs asks
+ * again, and gets a sync of its own: its segment is retired and the
+ * store's verified time passes it with no later batch. The ask was
+ * cleared after the running sync, so a collector whose agents then went
+ * quiet left that batch unverified until traffic resumed. */
+static void test_batch_during_a_sync_gets_its_own(void **state)
+{
+	struct fx *f = *state;
+
+	__atomic_store_n(&hold_sync, 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(fxs_write_minute(f->s, "node", 0, 1, 0), 0);
+	int64_t until = vg_monotonic_ms() + 20000;
+	while (!__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST) && vg_monotonic_ms() < until)
+		usleep(10 * 1000);
+	assert_true(__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST));
+
+	/* written through while that sync is held */
+	assert_int_equal(fxs_write_minute(f->s, "node", 1, 1, 0), 0);
+	int64_t written = vg_now_ms();
+	until = vg_monotonic_ms() + 20000;
+	while (vg_store_verified_ms(f->s) < written && vg_monotonic_ms() < until)
+		usleep(50 * 1000);
+	assert_true(vg_store_verified_ms(f->s) >= written);
+	struct vg_store_daemon dm = daemon_state(f);
+	assert_int_equal(dm.pending, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_slow_batch_is_not_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_waits_for_the_storage_threads_sync,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_during_a_sync_gets_its_own, setup_wt,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
