@@ -228,18 +228,26 @@ static int log_has(const char *path, const char *text)
 	return strstr(buf, text) != NULL;
 }
 
-/* The collector started again (A2): a new backend on A's owners file,
- * with LOC located on it (the fixture's series, node1 load.1). */
+/* A collector's backend on the fixture's daemon with the owners file
+ * <dir>/OWNERS, and LOC located on it (the fixture's series, node1
+ * load.1). */
+static struct vg_rrd_backend *collector_on(struct fx *f, const char *owners,
+					   struct vg_rrd_loc *loc)
+{
+	struct vg_rrd_backend *be = NULL;
+	char path[PATH_MAX], err[256] = "";
+
+	snprintf(path, sizeof(path), "%s/%s", f->h.dir, owners);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, path, &be, err, sizeof(err)))
+		fail_msg("backend on %s: %s", owners, err);
+	assert_int_equal(be->ops->locate(be, VG_RT_HOST, "node1", "load.1", loc), 0);
+	return be;
+}
+
+/* The collector started again (A2): a new backend on A's owners file. */
 static struct vg_rrd_backend *restarted_collector(struct fx *f, struct vg_rrd_loc *loc)
 {
-	struct vg_rrd_backend *a2 = NULL;
-	char owners[PATH_MAX], err[256] = "";
-
-	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &a2, err, sizeof(err)))
-		fail_msg("backend: %s", err);
-	assert_int_equal(a2->ops->locate(a2, VG_RT_HOST, "node1", "load.1", loc), 0);
-	return a2;
+	return collector_on(f, "owners", loc);
 }
 
 /* The first connection to the restarted daemon finds f's file (holding
@@ -697,18 +705,10 @@ static struct vg_rrd_result update_be(struct vg_rrd_backend *be, struct vg_rrd_l
 }
 
 /* The host's other collector (B): a second backend on the same daemon,
- * with its own owners file, and LOC located on it (the file of the
- * fixture's series, node1 load.1). */
+ * with its own owners file. */
 static struct vg_rrd_backend *second_collector(struct fx *f, struct vg_rrd_loc *loc)
 {
-	struct vg_rrd_backend *b = NULL;
-	char owners[PATH_MAX], err[256] = "";
-
-	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
-		fail_msg("second backend: %s", err);
-	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", loc), 0);
-	return b;
+	return collector_on(f, "owners-b", loc);
 }
 
 /* Minutes from..to of LOC sent by BE until the daemon takes them (50
