@@ -55,14 +55,9 @@ bench_dir api-bench
 
 range=$("$BUILD/bench/api_seed" "$DIR/data" "$NRES") || exit 1
 S=${range#start=}; S=${S%% *}; E=${range##*end=}
-TOKEN=$("$COLLECTOR" --data-dir "$DIR/data" token create --admin --name bench 2>/dev/null)
-PORT=$(free_port); HPORT=$(free_port)
 printf '[collector]\nhttp_threads = %s\n[log]\nlevel = warn\n' "$THREADS" >"$DIR/bench.conf"
-"$COLLECTOR" --allow-unsigned --config "$DIR/bench.conf" --listen "tcp://127.0.0.1:$PORT" \
-  --http "127.0.0.1:$HPORT" --data-dir "$DIR/data" >"$DIR/collector.log" 2>&1 &
-CPID=$!
-API=http://127.0.0.1:$HPORT
-for _ in $(seq 50); do curl -sf "$API/v1/health" >/dev/null && break; sleep 0.1; done
+bench_collector "$DIR/data" "$DIR/collector.log" --config "$DIR/bench.conf" ||
+  { echo "api_bench: the collector did not start ($DIR/collector.log)" >&2; exit 1; }
 
 declare -A URL=(
   [measures]="/v1/measures?resource=bench-0&metric=cpu.util&start=$S&end=$E&granularity=60"

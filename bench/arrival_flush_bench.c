@@ -25,8 +25,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../tests/unit/rrdcached_harness.h"
-#include "vigie/rrdcached.h"
+#include "bench/bench_rrdcached.h"
 
 #define STEP 10
 #define T0 1700000000LL
@@ -98,10 +97,7 @@ int main(int argc, char **argv)
 	}
 	if (!nfiles || !nvalues || nvalues > 256 || !group)
 		return 2;
-	if ((rc = hrd_start(&d, parent, extra)))
-		die("start rrdcached", NULL, rc);
-	if ((rc = vg_rrdcd_connect(d.unix_addr, 60000, &c)))
-		die("connect", NULL, rc);
+	bench_rrdcached_start("arrival_flush_bench", &d, parent, extra, 60000, &c);
 
 	char(*names)[24] = calloc(nfiles, sizeof(*names));
 	const char **files = calloc(nfiles, sizeof(*files));

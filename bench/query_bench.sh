@@ -42,15 +42,9 @@ verdict() { # NAME VALUE LIMIT
   if awk -v v="$2" -v l="$3" 'BEGIN { exit !(v < l) }'; then echo "  $1: $2 ms < $3 ms: met"
   else echo "  $1: $2 ms, target < $3 ms: MISSED"; missed=1; fi
 }
+COLLECTOR=$BUILD/bin/vigie-collector
 serve() { # DATA_DIR: start a collector on it, set API and TOKEN
-  local hp np
-  TOKEN=$("$BUILD/bin/vigie-collector" --data-dir "$1" token create --admin --name bench 2>/dev/null)
-  hp=$(free_port); np=$(free_port)
-  "$BUILD/bin/vigie-collector" --allow-unsigned --listen tcp://127.0.0.1:$np \
-    --http 127.0.0.1:$hp --data-dir "$1" >"$1.log" 2>&1 &
-  CPID=$!
-  API=http://127.0.0.1:$hp
-  for _ in $(seq 100); do curl -q -sf "$API/v1/health" >/dev/null && return 0; sleep 0.1; done
+  bench_collector "$1" "$1.log" && return 0
   echo "query_bench: the collector did not start ($1.log)" >&2
   exit 1
 }

@@ -23,9 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../tests/unit/rrdcached_harness.h"
-#include "vigie/rrdcached.h"
 #include "bench/bench_cpu.h"
+#include "bench/bench_rrdcached.h"
 
 #define STEP 60
 #define T0 1700000040LL
@@ -48,11 +47,6 @@ static long self_vcsw(void)
 
 int main(int argc, char **argv)
 {
-	static const char *defs[] = {
-		"DS:value:GAUGE:600:U:U", "RRA:AVERAGE:0.5:1:1440", "RRA:MIN:0.5:1:1440",
-		"RRA:MAX:0.5:1:1440", "RRA:AVERAGE:0.5:5:2016", "RRA:MIN:0.5:5:2016",
-		"RRA:MAX:0.5:5:2016", "RRA:AVERAGE:0.5:60:720", "RRA:MIN:0.5:60:720",
-		"RRA:MAX:0.5:60:720"};
 	static const char *const extra[] = {"-O", "-R", NULL};
 	const char *dir = "/dev/shm";
 	int nfiles = 1024, loops = 20, rc = 1;
@@ -76,21 +70,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "readback_info: --files and --loops must be positive\n");
 		return 2;
 	}
-	if (hrd_start(&d, dir, extra)) {
-		fprintf(stderr, "readback_info: cannot start rrdcached\n");
-		return 1;
-	}
-	if (vg_rrdcd_connect(d.unix_addr, 30000, &c)) {
-		fprintf(stderr, "readback_info: cannot connect to %s\n", d.unix_addr);
-		goto out;
-	}
+	bench_rrdcached_start("readback_info", &d, dir, extra, 30000, &c);
 	if (!(names = calloc((size_t)nfiles, sizeof(*names))))
 		goto out;
 	for (int i = 0; i < nfiles; i++) {
 		char name[64];
 		snprintf(name, sizeof(name), "r%d.rrd", i);
 		if (!(names[i] = strdup(name)) ||
-		    vg_rrdcd_create(c, names[i], STEP, T0, defs, 10, 1)) {
+		    vg_rrdcd_create(c, names[i], STEP, T0, bench_rrd_defs, BENCH_RRD_NDEFS, 1)) {
 			fprintf(stderr, "readback_info: create %s: %s\n", name, vg_rrdcd_error(c));
 			goto out;
 		}

@@ -32,9 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../tests/unit/rrdcached_harness.h"
-#include "vigie/rrdcached.h"
 #include "bench/bench_cpu.h"
+#include "bench/bench_rrdcached.h"
 
 #define STEP 60
 #define T0 1700000040LL /* a multiple of STEP: LAST answers t - t % step */
@@ -72,11 +71,6 @@ int main(int argc, char **argv)
 	size_t nfiles = 10000, rounds_single = 2, rounds_batch = 10;
 	const char *parent = "/dev/shm", *modes = "s1,s60,b1,b60";
 	static const char *extra[] = {"-t", "2", "-z", "1", NULL};
-	static const char *defs[] = {
-		"DS:value:GAUGE:600:U:U", "RRA:AVERAGE:0.5:1:1440", "RRA:MIN:0.5:1:1440",
-		"RRA:MAX:0.5:1:1440", "RRA:AVERAGE:0.5:5:2016", "RRA:MIN:0.5:5:2016",
-		"RRA:MAX:0.5:5:2016", "RRA:AVERAGE:0.5:60:720", "RRA:MIN:0.5:60:720",
-		"RRA:MAX:0.5:60:720"};
 	struct hrd_daemon d;
 	struct vg_rrdcd *c = NULL;
 	int rc;
@@ -101,10 +95,7 @@ int main(int argc, char **argv)
 	}
 	if (!nfiles)
 		return 2;
-	if ((rc = hrd_start(&d, parent, extra)))
-		die("start rrdcached", NULL, rc);
-	if ((rc = vg_rrdcd_connect(d.unix_addr, 60000, &c)))
-		die("connect", NULL, rc);
+	bench_rrdcached_start("rrdcached_bench", &d, parent, extra, 60000, &c);
 
 	char(*names)[24] = calloc(nfiles, sizeof(*names));
 	struct vg_rrdcd_update *items = calloc(nfiles, sizeof(*items));
@@ -116,7 +107,7 @@ int main(int argc, char **argv)
 	double t = now_s();
 	for (size_t i = 0; i < nfiles; i++) {
 		snprintf(names[i], sizeof(names[i]), "s%06zu.rrd", i);
-		if ((rc = vg_rrdcd_create(c, names[i], STEP, T0, defs, 10, 1)))
+		if ((rc = vg_rrdcd_create(c, names[i], STEP, T0, bench_rrd_defs, BENCH_RRD_NDEFS, 1)))
 			die("create", c, rc);
 	}
 	printf("# %zu files created through the daemon in %.2f s (%.0f/s), dir %s\n", nfiles,

@@ -19,16 +19,7 @@ T0=$(( ($(date +%s) - 7200) / 60 * 60 * 1000 ))   # two hours ago, on a minute
 
 start_hook
 printf '[alarms]\nretry_initial = 0.2\nretry_max = 1\n' >"$TMP/vigie.conf"
-if [[ ${ALARMS_ENGINE:-sqlite} == postgresql ]]; then
-  start_postgres; rc=$?
-  if [[ $rc == 1 ]]; then
-    skip "$PG_SKIP"
-    done_testing
-    exit 0
-  fi
-  eq "PostgreSQL started" "$rc" 0
-  printf '[state]\nurl = %s\n' "$PG_URL" >>"$TMP/vigie.conf"
-fi
+state_engine "${ALARMS_ENGINE:-sqlite}" "$TMP/vigie.conf"
 ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" --config "$TMP/vigie.conf" token create --admin 2>/dev/null | tail -1)
 AUTH=()
 [[ $ADMIN == vgt_* ]] && AUTH=(-H "Authorization: Bearer $ADMIN")

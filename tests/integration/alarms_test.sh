@@ -34,16 +34,7 @@ retry_max = 1
 exec = on-alarm: $TMP/on-alarm.sh
 exec_timeout = 5
 EOF
-if [[ ${ALARMS_ENGINE:-sqlite} == postgresql ]]; then
-  start_postgres; rc=$?
-  if [[ $rc == 1 ]]; then
-    skip "$PG_SKIP"
-    done_testing
-    exit 0
-  fi
-  eq "PostgreSQL started" "$rc" 0
-  printf '[state]\nurl = %s\n' "$PG_URL" >>"$TMP/vigie.conf"
-fi
+state_engine "${ALARMS_ENGINE:-sqlite}" "$TMP/vigie.conf"
 
 # API tokens: an administrator and a tenant of project "acme"
 ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" --config "$TMP/vigie.conf" token create --admin 2>/dev/null | tail -1)

@@ -26,16 +26,7 @@ REPLAY=$BENCH_TOOL
 collector_ports
 DATA=$TMP/data
 printf '[billing]\nratecard = %s\n' "$CARD" >"$TMP/vigie.conf"
-if [[ ${BILLING_ENGINE:-sqlite} == postgresql ]]; then
-  start_postgres; rc=$?
-  if [[ $rc == 1 ]]; then
-    skip "$PG_SKIP"
-    done_testing
-    exit 0
-  fi
-  eq "PostgreSQL started" "$rc" 0
-  printf '[state]\nurl = %s\n' "$PG_URL" >>"$TMP/vigie.conf"
-fi
+state_engine "${BILLING_ENGINE:-sqlite}" "$TMP/vigie.conf"
 # API tokens: an admin token for everything below, and one
 # scoped to project beta to check that it sees only beta's invoices.
 ADMIN=$("$BIN/vigie-collector" --data-dir "$DATA" --config "$TMP/vigie.conf" token create --admin 2>/dev/null | tail -1)

@@ -387,6 +387,25 @@ need_postgres() {
   [[ $rc -eq 0 ]] || bail "PostgreSQL starts"
 }
 
+# state_engine ENGINE CONF: the state of a test that runs on sqlite and
+# again, as its _pg variant, on PostgreSQL (ENGINE: the variant's
+# ALARMS_ENGINE or BILLING_ENGINE). With ENGINE postgresql: start_postgres,
+# a check that it started and its [state] url appended to the
+# configuration CONF; the test ended with a SKIP naming the reason when
+# PostgreSQL cannot run here. Any other ENGINE (sqlite): nothing.
+state_engine() {
+  [[ $1 == postgresql ]] || return 0
+  local rc
+  start_postgres; rc=$?
+  if [[ $rc == 1 ]]; then
+    skip "$PG_SKIP"
+    done_testing
+    exit 0
+  fi
+  eq "PostgreSQL started" "$rc" 0
+  printf '[state]\nurl = %s\n' "$PG_URL" >>"$2"
+}
+
 # start_shared_state: the shared state of several collectors, the way
 # every test of them begins: start_postgres (the test skipped with the
 # reason when PostgreSQL cannot run here, ended as failed when it should

@@ -102,38 +102,38 @@ static void expect_400(const char *field, const char *want, const char *fmt, ...
 	"\"name\":\"cut\",\"metric\":\"cpu.util\",\"period\":60,\"comparison\":\"gt\"," \
 	"\"threshold\":90"
 
+/* POST BODY_FMT, its %s a key or value of N 'x' then "é" (x_then_e):
+ * a 400 listing the field FIELD_FMT with a message holding WANT_FMT,
+ * where a %s stands for the N 'x' alone (xs: what a cut before the
+ * character keeps). */
+static void expect_cut(const char *field_fmt, const char *want_fmt, int n, const char *body_fmt)
+{
+	char k[256], x[256], field[320], want[320];
+
+	xs(x, sizeof(x), n);
+	snprintf(field, sizeof(field), field_fmt, x);
+	snprintf(want, sizeof(want), want_fmt, x);
+	expect_400(field, want, body_fmt, x_then_e(k, sizeof(k), n));
+}
+
 /* Keys cut at 60 bytes into a field's name: selector, its metadata,
  * group, event, actions. */
 static void test_long_keys_named(void **state)
 {
-	char k[128], x59[128], f[160];
-
 	(void)state;
-	x_then_e(k, sizeof(k), 59);
-	xs(x59, sizeof(x59), 59);
-
-	snprintf(f, sizeof(f), "selector.%s", x59);
-	expect_400(f, "unknown field", "{" THRESHOLD ",\"selector\":{\"type\":\"instance\","
-				       "\"%s\":\"v\"}}",
-		   k);
-	snprintf(f, sizeof(f), "selector.metadata.%s", x59);
-	expect_400(f, "keys must be 1 to 64 bytes",
+	expect_cut("selector.%s", "unknown field", 59,
+		   "{" THRESHOLD ",\"selector\":{\"type\":\"instance\",\"%s\":\"v\"}}");
+	expect_cut("selector.metadata.%s", "keys must be 1 to 64 bytes", 59,
 		   "{" THRESHOLD ",\"selector\":{\"type\":\"instance\","
-		   "\"metadata\":{\"%syyyyyyyyy\":\"v\"}}}",
-		   k);
-	snprintf(f, sizeof(f), "group.%s", x59);
-	expect_400(f, "unknown field",
+		   "\"metadata\":{\"%syyyyyyyyy\":\"v\"}}}");
+	expect_cut("group.%s", "unknown field", 59,
 		   "{" THRESHOLD ",\"selector\":{\"type\":\"instance\"},"
-		   "\"group\":{\"%s\":1}}",
-		   k);
-	snprintf(f, sizeof(f), "event.%s", x59);
-	expect_400(f, "unknown field",
+		   "\"group\":{\"%s\":1}}");
+	expect_cut("event.%s", "unknown field", 59,
 		   "{\"name\":\"cut\",\"type\":\"event\",\"event\":{\"kind\":\"crashed\","
-		   "\"%s\":1}}",
-		   k);
-	snprintf(f, sizeof(f), "actions.%s", x59);
-	expect_400(f, "unknown state",
-		   "{" THRESHOLD ",\"resource\":\"vm1\",\"actions\":{\"%s\":[\"log://\"]}}", k);
+		   "\"%s\":1}}");
+	expect_cut("actions.%s", "unknown state", 59,
+		   "{" THRESHOLD ",\"resource\":\"vm1\",\"actions\":{\"%s\":[\"log://\"]}}");
 }
 
 /* Values and keys quoted in a message: notify_group's fields (40
@@ -141,40 +141,21 @@ static void test_long_keys_named(void **state)
  * and time zone (100). */
 static void test_long_values_quoted(void **state)
 {
-	char k[256], x[256], want[320];
-
 	(void)state;
-	snprintf(want, sizeof(want), "unknown field '%s' (by,", xs(x, sizeof(x), 39));
-	expect_400("notify_group", want,
-		   "{" THRESHOLD ",\"resource\":\"vm1\",\"notify_group\":{\"%s\":1}}",
-		   x_then_e(k, sizeof(k), 39));
-
-	snprintf(want, sizeof(want), "unsupported action 'ftp://%s' (use",
-		 xs(x, sizeof(x), 57));
-	expect_400("actions.alarm[0]", want,
+	expect_cut("notify_group", "unknown field '%s' (by,", 39,
+		   "{" THRESHOLD ",\"resource\":\"vm1\",\"notify_group\":{\"%s\":1}}");
+	expect_cut("actions.alarm[0]", "unsupported action 'ftp://%s' (use", 57,
 		   "{" THRESHOLD ",\"resource\":\"vm1\",\"actions\":{\"alarm\":"
-		   "[\"ftp://%s\"]}}",
-		   x_then_e(k, sizeof(k), 57));
-
-	snprintf(want, sizeof(want), "no exec command named '%s' is configured",
-		 xs(x, sizeof(x), 63));
-	expect_400("actions.alarm[0]", want,
+		   "[\"ftp://%s\"]}}");
+	expect_cut("actions.alarm[0]", "no exec command named '%s' is configured", 63,
 		   "{" THRESHOLD ",\"resource\":\"vm1\",\"actions\":{\"alarm\":"
-		   "[\"exec://%s\"]}}",
-		   x_then_e(k, sizeof(k), 63));
-
-	snprintf(want, sizeof(want), "[0]: unknown field '%s'", xs(x, sizeof(x), 59));
-	expect_400("time_constraints", want,
+		   "[\"exec://%s\"]}}");
+	expect_cut("time_constraints", "[0]: unknown field '%s'", 59,
 		   "{" THRESHOLD ",\"resource\":\"vm1\",\"time_constraints\":[{\"start\":"
-		   "\"0 9 * * 1-5\",\"duration\":3600,\"%s\":1}]}",
-		   x_then_e(k, sizeof(k), 59));
-
-	snprintf(want, sizeof(want), "[0].timezone: '%s' is not in the tz database",
-		 xs(x, sizeof(x), 99));
-	expect_400("time_constraints", want,
+		   "\"0 9 * * 1-5\",\"duration\":3600,\"%s\":1}]}");
+	expect_cut("time_constraints", "[0].timezone: '%s' is not in the tz database", 99,
 		   "{" THRESHOLD ",\"resource\":\"vm1\",\"time_constraints\":[{\"start\":"
-		   "\"0 9 * * 1-5\",\"duration\":3600,\"timezone\":\"%s\"}]}",
-		   x_then_e(k, sizeof(k), 99));
+		   "\"0 9 * * 1-5\",\"duration\":3600,\"timezone\":\"%s\"}]}");
 }
 
 /* The only error of a body, an unknown top-level field of 260 bytes:

@@ -51,7 +51,7 @@
 #include "vigie/store.h"
 #include "vigie/wire.h"
 
-#include "../support/free_port.h"
+#include "../support/receiver_fixture.h"
 #include "rrdcached_harness.h"
 
 #define T0 1699999980000LL
@@ -78,13 +78,6 @@ struct fixture {
 	int stalling, staller_on;
 };
 
-static void *run(void *arg)
-{
-	struct fixture *f = arg;
-	(void)vg_receiver_run(f->rx);
-	return NULL;
-}
-
 static void *stall(void *arg)
 {
 	struct fixture *f = arg;
@@ -108,21 +101,6 @@ static void stall_stop(struct fixture *f)
 	kill(f->daemon.pid, SIGCONT);
 }
 
-static int req_open(const char *url, int timeout_ms)
-{
-	int s = nn_socket(AF_SP, NN_REQ);
-
-	if (s < 0)
-		return -1;
-	if (nn_connect(s, url) < 0 ||
-	    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(timeout_ms)) ||
-	    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof(timeout_ms))) {
-		nn_close(s);
-		return -1;
-	}
-	return s;
-}
-
 static uint32_t port_seed;
 
 static int setup(void **state)
@@ -130,9 +108,8 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct vg_receiver_options o = {0};
 	static const char *const extra[] = {"-O", "-R", NULL};
-	struct vg_consumer c;
 	char err[256];
-	int port, rc;
+	int rc;
 
 	vg_log_init("receiver_proof_bound_test", VG_LOG_ERROR);
 	*state = f;
@@ -152,12 +129,7 @@ static int setup(void **state)
 	 * the agent's ack timeout) is left to cut it */
 	f->cfg.agent_ack_timeout_ms = 40000;
 	vg_config_parse_archives("1m:1d", f->cfg.archives, VG_MAX_ARCHIVES, &f->cfg.narchives);
-	snprintf(f->cfg.storage_backend, sizeof(f->cfg.storage_backend), "rrdcached");
-	snprintf(f->cfg.storage_daemons, sizeof(f->cfg.storage_daemons), "%.1000s",
-		 f->daemon.unix_addr);
-	snprintf(f->cfg.storage_daemon_base, sizeof(f->cfg.storage_daemon_base), "%.500s",
-		 f->daemon.base);
-	snprintf(f->cfg.storage_write_through, sizeof(f->cfg.storage_write_through), "yes");
+	fxr_write_through(&f->cfg, f->daemon.unix_addr, f->daemon.base);
 	if (vg_store_open(f->dir, &f->cfg, &f->store, err, sizeof(err)) ||
 	    vg_registry_open_state(f->dir, "", &f->reg, err, sizeof(err)) ||
 	    vg_registry_open_state(f->dir, "", &f->other, err, sizeof(err)) ||
@@ -165,15 +137,7 @@ static int setup(void **state)
 		fprintf(stderr, "%s\n", err);
 		return -1;
 	}
-	vg_dispatch_init(&f->d);
-	c = vg_registry_consumer(f->reg);
-	vg_dispatch_add(&f->d, &c);
-	c = vg_store_consumer(f->store);
-	vg_dispatch_add(&f->d, &c);
-	if ((port = vg_test_free_port(&port_seed, 0)) < 0)
-		return -1;
-	snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d", port);
-	o.listen = f->url;
+	fxr_dispatch(&f->d, f->reg, f->store);
 	o.max_message = 1u << 20;
 	o.registry = f->reg;
 	o.dispatch = &f->d;
@@ -188,14 +152,11 @@ static int setup(void **state)
 	    vg_registry_set_holder(f->other, "other-node", 600000))
 		return -1;
 	vg_registry_set_wait_verified(f->reg, 1);
-	if (vg_receiver_open(&o, &f->rx, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
-		return -1;
-	}
-	if (pthread_create(&f->thread, NULL, run, f))
+	if (fxr_start(&o, f->url, sizeof(f->url), &port_seed, &f->rx, &f->thread, NULL,
+		      NULL))
 		return -1;
 	/* the first batch creates NFILES files: not the bound's concern */
-	f->req = req_open(f->url, 120000);
+	f->req = fxr_req_open(f->url, 120000);
 	return f->req < 0 ? -1 : 0;
 }
 
@@ -207,11 +168,7 @@ static int teardown(void **state)
 	stall_stop(f);
 	if (f->req >= 0)
 		nn_close(f->req);
-	if (f->rx) {
-		vg_receiver_stop(f->rx);
-		pthread_join(f->thread, NULL);
-	}
-	vg_receiver_close(f->rx);
+	fxr_stop(f->rx, f->thread);
 	vg_registry_close(f->other);
 	vg_registry_close(f->watch);
 	vg_registry_close(f->reg);
@@ -351,8 +308,8 @@ static void test_slow_daemon_bounded(void **state)
 	assert_int_equal(pthread_create(&f->staller, NULL, stall, f), 0);
 	f->staller_on = 1;
 	nn_close(f->req);
-	f->req = req_open(f->url, ACK_TIMEOUT_MS);
-	s2 = req_open(f->url, ACK_TIMEOUT_MS);
+	f->req = fxr_req_open(f->url, ACK_TIMEOUT_MS);
+	s2 = fxr_req_open(f->url, ACK_TIMEOUT_MS);
 	assert_true(f->req >= 0 && s2 >= 0);
 	st1 = send_on(f->req, "node1", 4);
 	st2 = send_on(s2, "node2", 1);
@@ -372,7 +329,7 @@ static void test_slow_daemon_bounded(void **state)
 	 * the agent's re-send is stored, and the other node's values kept */
 	stall_stop(f);
 	nn_close(f->req);
-	f->req = req_open(f->url, 60000);
+	f->req = fxr_req_open(f->url, 60000);
 	assert_int_equal(vg_registry_set_verified(f->other, vg_registry_committed_ms(f->other)),
 			 0);
 	st1 = send_on(f->req, "node1", 4);

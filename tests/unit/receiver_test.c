@@ -53,7 +53,7 @@
 #include "vigie/store.h"
 #include "vigie/wire.h"
 
-#include "../support/free_port.h"
+#include "../support/receiver_fixture.h"
 #include "rrdcached_harness.h"
 
 #define T0 1699999980000LL
@@ -210,23 +210,7 @@ static void idle(void *ctx)
 	vg_keyring_free(__atomic_exchange_n(&f->keys, kr, __ATOMIC_SEQ_CST));
 }
 
-/* An agent's REQ socket connected to url, sends and receives timing out
- * after timeout_ms. The socket, or -1. */
-static int req_open(const char *url, int timeout_ms)
-{
-	int s = nn_socket(AF_SP, NN_REQ);
-
-	if (s < 0)
-		return -1;
-	if (nn_connect(s, url) < 0 ||
-	    nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout_ms, sizeof(timeout_ms)) ||
-	    nn_setsockopt(s, NN_SOL_SOCKET, NN_SNDTIMEO, &timeout_ms, sizeof(timeout_ms))) {
-		nn_close(s);
-		return -1;
-	}
-	return s;
-}
-
+/* the receiver's thread: its return kept for the cases that stop it */
 static void *run(void *arg)
 {
 	struct fixture *f = arg;
@@ -242,7 +226,7 @@ static int setup_with(void **state, int holding)
 	struct vg_receiver_options o = {0};
 	struct vg_consumer c;
 	char err[256];
-	int port, rc;
+	int rc;
 
 	vg_log_init("receiver_test", VG_LOG_ERROR);
 	f->e = *state;
@@ -278,13 +262,7 @@ static int setup_with(void **state, int holding)
 			return -1;
 		}
 		f->holding = 1;
-		snprintf(f->cfg.storage_backend, sizeof(f->cfg.storage_backend), "rrdcached");
-		snprintf(f->cfg.storage_daemons, sizeof(f->cfg.storage_daemons), "%.1000s",
-			 f->daemon.unix_addr);
-		snprintf(f->cfg.storage_daemon_base, sizeof(f->cfg.storage_daemon_base),
-			 "%.500s", f->daemon.base);
-		snprintf(f->cfg.storage_write_through, sizeof(f->cfg.storage_write_through),
-			 "yes");
+		fxr_write_through(&f->cfg, f->daemon.unix_addr, f->daemon.base);
 	}
 	if (vg_store_open(f->dir, &f->cfg, &f->store, err, sizeof(err)) ||
 	    vg_registry_open_state(f->dir, f->surl, &f->reg, err, sizeof(err))) {
@@ -293,11 +271,7 @@ static int setup_with(void **state, int holding)
 	}
 	if (fast_flush && vg_registry_flush_every(f->reg, 50))
 		return -1;
-	vg_dispatch_init(&f->d);
-	c = vg_registry_consumer(f->reg);
-	vg_dispatch_add(&f->d, &c);
-	c = vg_store_consumer(f->store);
-	vg_dispatch_add(&f->d, &c);
+	fxr_dispatch(&f->d, f->reg, f->store);
 	c = (struct vg_consumer){"gate", &f->gate, gate_batch, gate_tick};
 	vg_dispatch_add(&f->d, &c);
 	{
@@ -306,11 +280,6 @@ static int setup_with(void **state, int holding)
 		c = (struct vg_consumer){"grouper", &f->grouper, grouper_batch, NULL};
 		vg_dispatch_add_hooks(&f->d, &c, &gh);
 	}
-
-	if ((port = vg_test_free_port(&port_seed, 0)) < 0)
-		return -1;
-	snprintf(f->url, sizeof(f->url), "tcp://127.0.0.1:%d", port);
-	o.listen = f->url;
 	o.max_message = MAX_MESSAGE;
 	o.registry = f->reg;
 	o.dispatch = &f->d;
@@ -326,13 +295,9 @@ static int setup_with(void **state, int holding)
 		o.verified_rows = 1;
 		vg_registry_set_wait_verified(f->reg, 1);
 	}
-	if (vg_receiver_open(&o, &f->rx, err, sizeof(err))) {
-		fprintf(stderr, "%s\n", err);
+	if (fxr_start(&o, f->url, sizeof(f->url), &port_seed, &f->rx, &f->thread, run, f))
 		return -1;
-	}
-	if (pthread_create(&f->thread, NULL, run, f))
-		return -1;
-	f->req = req_open(f->url, 5000);
+	f->req = fxr_req_open(f->url, 5000);
 	return f->req < 0 ? -1 : 0;
 }
 
@@ -383,11 +348,7 @@ static int teardown(void **state)
 		nn_close(f->req);
 	/* a case that failed while holding the receiver lets it go */
 	__atomic_store_n(&f->grouper.hold, 0, __ATOMIC_SEQ_CST);
-	if (f->rx) {
-		vg_receiver_stop(f->rx);
-		pthread_join(f->thread, NULL);
-	}
-	vg_receiver_close(f->rx);
+	fxr_stop(f->rx, f->thread);
 	vg_keyring_free(f->keys);
 	vg_keyring_free(f->next_keys);
 	vg_registry_close(f->other);
@@ -1531,7 +1492,7 @@ static uint8_t *host_batch(const char *host, uint64_t seq, size_t *len)
 
 static int req_socket(struct fixture *f)
 {
-	int s = req_open(f->url, 10000);
+	int s = fxr_req_open(f->url, 10000);
 
 	assert_true(s >= 0);
 	return s;

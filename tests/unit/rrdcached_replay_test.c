@@ -228,6 +228,60 @@ static int log_has(const char *path, const char *text)
 	return strstr(buf, text) != NULL;
 }
 
+/* A collector's backend on the fixture's daemon with the owners file
+ * <dir>/OWNERS, and LOC located on it (the fixture's series, node1
+ * load.1). */
+static struct vg_rrd_backend *collector_on(struct fx *f, const char *owners,
+					   struct vg_rrd_loc *loc)
+{
+	struct vg_rrd_backend *be = NULL;
+	char path[PATH_MAX], err[256] = "";
+
+	snprintf(path, sizeof(path), "%s/%s", f->h.dir, owners);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, path, &be, err, sizeof(err)))
+		fail_msg("backend on %s: %s", owners, err);
+	assert_int_equal(be->ops->locate(be, VG_RT_HOST, "node1", "load.1", loc), 0);
+	return be;
+}
+
+/* The collector started again (A2): a new backend on A's owners file. */
+static struct vg_rrd_backend *restarted_collector(struct fx *f, struct vg_rrd_loc *loc)
+{
+	return collector_on(f, "owners", loc);
+}
+
+/* The first connection to the restarted daemon finds f's file (holding
+ * 1..4) behind what the daemon accepted: minutes FROM..TO wait (nothing
+ * written) and the file is listed lost, in LOST[0] (LOST: 4 entries). */
+static void found_behind(struct fx *f, int from, int to, struct vg_rrd_lost *lost)
+{
+	struct vg_rrd_result res;
+
+	for (int i = 0; i < 50; i++) {
+		res = update(f, from, to, 0);
+		if (!res.unavailable || f->h.be->ops->lost(f->h.be, NULL, 0))
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(res.written, 0);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, lost, 4), 1);
+	assert_true(lost[0].have_ms >= MS(T0 + 240) && lost[0].have_ms < MS(T0 + 300));
+}
+
+/* The store puts the lost minute back in front of 6 and 7 (LOST: what
+ * found_behind listed), in a BATCH with other series as the cluster did:
+ * minutes 5..7 written, none failed. */
+static void resent_5_to_7(struct fx *f, struct vg_rrd_lost *lost)
+{
+	struct vg_rrd_result res;
+
+	f->h.be->ops->resent(f->h.be, lost);
+	res = update(f, 5, 7, 1);
+	if (res.failed)
+		fail_msg("%llu value(s) failed: %s", (unsigned long long)res.failed, res.msg);
+	assert_int_equal(res.written, 3);
+}
+
 static void test_replayed_update_dropped_by_wrote(void **state)
 {
 	struct fx *f = *state;
@@ -255,23 +309,11 @@ static void test_replayed_update_dropped_by_wrote(void **state)
 
 	/* The first connection to the restarted daemon finds the file behind
 	 * what it accepted: the values wait ... */
-	for (int i = 0; i < 50; i++) {
-		res = update(f, 6, 7, 0);
-		if (!res.unavailable || f->h.be->ops->lost(f->h.be, NULL, 0))
-			break;
-		usleep(100 * 1000);
-	}
-	assert_int_equal(res.written, 0);
+	found_behind(f, 6, 7, lost);
 	assert_int_equal(repairs(f), 0);
-	assert_int_equal(f->h.be->ops->lost(f->h.be, lost, 4), 1);
-	assert_true(lost[0].have_ms >= MS(T0 + 240) && lost[0].have_ms < MS(T0 + 300));
 	/* ... until the store has put the lost minute back in front (and
 	 * sends the series in a BATCH with others, as the cluster did) */
-	f->h.be->ops->resent(f->h.be, &lost[0]);
-	res = update(f, 5, 7, 1);
-	if (res.failed)
-		fail_msg("%llu value(s) failed: %s", (unsigned long long)res.failed, res.msg);
-	assert_int_equal(res.written, 3);
+	resent_5_to_7(f, &lost[0]);
 	/* no refusal to repair: the first verification after the failure
 	 * FORGOT the file (check_sent, "A replay that skips a value"),
 	 * which also dropped the cache entry ahead of the file. The repair
@@ -401,7 +443,6 @@ static void race_drops_minute_5(struct fx *f)
 static void test_replay_keeps_a_value_after_one_it_dropped(void **state)
 {
 	struct fx *f = *state;
-	struct vg_rrd_result res;
 	struct vg_rrd_lost lost[4];
 
 	race_drops_minute_5(f);
@@ -409,21 +450,9 @@ static void test_replay_keeps_a_value_after_one_it_dropped(void **state)
 
 	/* the first verification after the failure finds the file behind:
 	 * minute 7 waits ... */
-	for (int i = 0; i < 50; i++) {
-		res = update(f, 7, 7, 0);
-		if (!res.unavailable || f->h.be->ops->lost(f->h.be, NULL, 0))
-			break;
-		usleep(100 * 1000);
-	}
-	assert_int_equal(res.written, 0);
-	assert_int_equal(f->h.be->ops->lost(f->h.be, lost, 4), 1);
-	assert_true(lost[0].have_ms >= MS(T0 + 240) && lost[0].have_ms < MS(T0 + 300));
+	found_behind(f, 7, 7, lost);
 	/* ... until the store re-sent minutes 5 and 6 from its journal */
-	f->h.be->ops->resent(f->h.be, &lost[0]);
-	res = update(f, 5, 7, 1);
-	if (res.failed)
-		fail_msg("%llu value(s) failed: %s", (unsigned long long)res.failed, res.msg);
-	assert_int_equal(res.written, 3);
+	resent_5_to_7(f, &lost[0]);
 	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
 	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
 	check_file(f, 7);
@@ -445,15 +474,11 @@ static void test_replay_after_restart_reads_what_the_file_holds(void **state)
 	struct vg_rrd_backend *b = NULL;
 	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
-	char owners[PATH_MAX], err[256] = "";
 	int64_t last = INT64_MIN;
 
 	race_drops_minute_5(f);
 	/* the collector started again: its journal holds minutes 5 and 6 */
-	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
-		fail_msg("backend: %s", err);
-	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", &bloc), 0);
+	b = restarted_collector(f, &bloc);
 	assert_string_equal(bloc.path, f->loc.path);
 	b->ops->replay_note(b, &bloc, MS(T0 + 300), MS(T0 + 360), INT64_MIN,
 			    (const int64_t[]){MS(T0 + 300), MS(T0 + 360)}, 2);
@@ -558,6 +583,44 @@ static int store_minute(struct vg_store *s, int m)
 	return rc;
 }
 
+/* Write and sync S until nothing waits (100 tries, 0.1 s apart). */
+static void store_settle(struct vg_store *s)
+{
+	struct vg_store_stats st;
+
+	for (int i = 0; i < 100; i++) {
+		int rc = vg_store_flush(s);
+		assert_true(rc == 0 || rc == -EIO); /* -EIO: not synced yet */
+		vg_store_get_stats(s, &st);
+		if (!rc && !st.values_pending)
+			break;
+		usleep(100 * 1000);
+	}
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+}
+
+/* The collector (a child process, PID) killed -9 as it meant to be (WHO
+ * names it in the failure). */
+static void collector_killed(pid_t pid, const char *who)
+{
+	int status = 0;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		fail_msg("%s: status %#x", who, status);
+}
+
+/* The name of node9 load.1's file (store_minute's series) under the
+ * daemon's base dir, as every backend on the daemon names it, into REL. */
+static void node9_path(struct fx *f, char *rel, size_t len)
+{
+	struct vg_rrd_loc loc;
+
+	assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, "node9", "load.1", &loc), 0);
+	snprintf(rel, len, "%s", loc.path);
+}
+
 /* A collector's store on the fixture's daemon, written through, syncing
  * every 300 s (so the tests' kills find values sent and not synced). */
 static void store_cfg(struct fx *f, struct vg_config *cfg)
@@ -585,7 +648,6 @@ static void test_store_replay_after_restart_resends_the_skipped_value(void **sta
 	struct vg_store *s = NULL;
 	struct vg_store_stats st;
 	char data[PATH_MAX], rel[PATH_MAX], journal[PATH_MAX], err[256] = "";
-	int status = 0;
 	pid_t pid;
 	FILE *fp;
 
@@ -614,18 +676,11 @@ static void test_store_replay_after_restart_resends_the_skipped_value(void **sta
 		}
 		_exit(6);
 	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
-		fail_msg("the first collector: status %#x", status);
+	collector_killed(pid, "the first collector");
 
 	/* the daemon as the race leaves it (see race_drops_minute_5) */
 	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
-	{ /* the file's name, as every backend on the daemon names it */
-		struct vg_rrd_loc loc;
-		assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, "node9", "load.1", &loc),
-				 0);
-		snprintf(rel, sizeof(rel), "%s", loc.path);
-	}
+	node9_path(f, rel, sizeof(rel));
 	newest_journal(f, journal, sizeof(journal));
 	journal_drop_minutes_of(journal, rel, 5, 6);
 	assert_non_null(fp = fopen(journal, "a"));
@@ -637,16 +692,7 @@ static void test_store_replay_after_restart_resends_the_skipped_value(void **sta
 	/* started again: the replay, then everything written and synced */
 	if (vg_store_open(data, &cfg, &s, err, sizeof(err)))
 		fail_msg("store: %s", err);
-	for (int i = 0; i < 100; i++) {
-		int rc = vg_store_flush(s);
-		assert_true(rc == 0 || rc == -EIO); /* -EIO: not synced yet */
-		vg_store_get_stats(s, &st);
-		if (!rc && !st.values_pending)
-			break;
-		usleep(100 * 1000);
-	}
-	assert_int_equal(st.values_pending, 0);
-	assert_int_equal(st.write_errors, 0);
+	store_settle(s);
 	vg_store_close(s);
 	check_path(f, rel, 6);
 }
@@ -659,18 +705,37 @@ static struct vg_rrd_result update_be(struct vg_rrd_backend *be, struct vg_rrd_l
 }
 
 /* The host's other collector (B): a second backend on the same daemon,
- * with its own owners file, and LOC located on it (the file of the
- * fixture's series, node1 load.1). */
+ * with its own owners file. */
 static struct vg_rrd_backend *second_collector(struct fx *f, struct vg_rrd_loc *loc)
 {
-	struct vg_rrd_backend *b = NULL;
-	char owners[PATH_MAX], err[256] = "";
+	return collector_on(f, "owners-b", loc);
+}
 
-	snprintf(owners, sizeof(owners), "%s/owners-b", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &b, err, sizeof(err)))
-		fail_msg("second backend: %s", err);
-	assert_int_equal(b->ops->locate(b, VG_RT_HOST, "node1", "load.1", loc), 0);
-	return b;
+/* Minutes from..to of LOC sent by BE until the daemon takes them (50
+ * tries, 0.1 s apart: the back-off and the check after a failure); the
+ * last try's result. */
+static struct vg_rrd_result update_be_taken(struct vg_rrd_backend *be, struct vg_rrd_loc *loc,
+					    int from, int to)
+{
+	struct vg_rrd_result res;
+
+	for (int i = 0; i < 50; i++) {
+		res = update_be(be, loc, from, to);
+		if (res.written)
+			break;
+		usleep(100 * 1000);
+	}
+	return res;
+}
+
+/* BE synced until it succeeds (50 tries, 0.1 s apart), then nothing of
+ * its found lost. */
+static void synced(struct vg_rrd_backend *be)
+{
+	for (int i = 0; i < 50 && be->ops->sync(be); i++)
+		usleep(100 * 1000);
+	assert_int_equal(be->ops->sync(be), 0);
+	assert_int_equal(be->ops->lost(be, NULL, 0), 0);
 }
 
 /* Sync BE until it succeeds (50 tries, 0.1 s apart); a file its check
@@ -739,20 +804,12 @@ static void test_no_forget_of_a_file_the_daemon_took_nothing_of(void **state)
 	usleep(300 * 1000); /* the back-off after the broken connection */
 
 	/* B goes on with the host: minute 6 written, made durable */
-	for (int i = 0; i < 50; i++) {
-		res = update_be(b, &bloc, 6, 6);
-		if (res.written)
-			break;
-		usleep(100 * 1000);
-	}
+	res = update_be_taken(b, &bloc, 6, 6);
 	assert_int_equal(res.written, 1);
 	assert_int_equal(b->ops->sync(b), 0);
 	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
 	/* A's check after its own failure: the file is durable up to 6 */
-	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++)
-		usleep(100 * 1000);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
-	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	synced(f->h.be);
 	check_file(f, 6);
 	b->ops->close(b);
 }
@@ -786,12 +843,7 @@ static void test_no_forget_of_a_file_already_past_our_values(void **state)
 	assert_int_equal(hrd_restart(&f->h.d), 0);
 	/* B goes on: its old connection breaks, the next one is checked
 	 * (nothing of B's to verify), minutes 7 and 8 taken, not written */
-	for (int i = 0; i < 50; i++) {
-		res = update_be(b, &bloc, 7, 8);
-		if (res.written)
-			break;
-		usleep(100 * 1000);
-	}
+	res = update_be_taken(b, &bloc, 7, 8);
 	assert_int_equal(res.written, 2);
 	/* A's first check after the restart (its sync connects) */
 	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++)
@@ -874,12 +926,7 @@ static struct vg_rrd_backend *moved_across_restart(struct fx *f, int keep5, int 
 	journal_replays(f, 5, 5, keep5);
 	assert_int_equal(hrd_restart(&f->h.d), 0);
 	/* the host is on B now: minute 6 taken by the restarted daemon */
-	for (int i = 0; i < 50; i++) {
-		res = update_be(b, &bloc, 6, 6);
-		if (res.written)
-			break;
-		usleep(100 * 1000);
-	}
+	res = update_be_taken(b, &bloc, 6, 6);
 	assert_int_equal(res.written, 1);
 	if (b_syncs) /* B's minute 6 written to the file before A's check */
 		assert_int_equal(b->ops->sync(b), 0);
@@ -977,6 +1024,62 @@ static void test_values_found_written_after_another_wrote(void **state)
 	b->ops->close(b);
 }
 
+/* A2's start replay reads LOC's file (last_ms, VG_RRD_REPLAY) into
+ * *LAST, again while the daemon cannot be reached (50 tries, 0.1 s
+ * apart: the back-off after a restart); its last answer. */
+static int replay_read(struct vg_rrd_backend *a2, struct vg_rrd_loc *loc, int64_t *last)
+{
+	int rc = -EHOSTUNREACH;
+
+	for (int i = 0; i < 50 && rc == -EHOSTUNREACH; i++)
+		if ((rc = a2->ops->last_ms(a2, loc, last, VG_RRD_REPLAY)) == -EHOSTUNREACH)
+			usleep(100 * 1000);
+	return rc;
+}
+
+/* A (the fixture's backend), its file holding 1..4, sends minutes 5 and 6
+ * and is killed before its sync: the daemon holds them cached, not
+ * written. The collector started again (A2, with LOC); to close. */
+static struct vg_rrd_backend *killed_with_5_and_6_cached(struct fx *f, struct vg_rrd_loc *loc)
+{
+	struct vg_rrd_result res;
+
+	file_holds_1_to_4(f);
+	res = update(f, 5, 6, 0);
+	assert_int_equal(res.written, 2);
+	return restarted_collector(f, loc);
+}
+
+/* After A2's start replay read its file (LAST, its last update): B, the
+ * host's collector now, sends its minute 7 and syncs; A2's replay sends
+ * what the file lacked of its journal (up to 6) and syncs. The file holds
+ * 1..7, nothing of A2's lost or counted. Closes A2. */
+static void b_writes_7_then_a2_replays(struct fx *f, struct vg_rrd_backend *a2,
+				       struct vg_rrd_loc *aloc, int64_t last)
+{
+	struct vg_rrd_backend *b;
+	struct vg_rrd_loc bloc;
+	struct vg_rrd_result res;
+	struct vg_store_daemon dm[1];
+	int sync_rc;
+
+	b = second_collector(f, &bloc);
+	res = update_be(b, &bloc, 7, 7);
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0);
+
+	for (int m = (int)((last / 1000 - T0) / 60) + 1; m <= 6; m++)
+		(void)update_on(a2, aloc, m, m, 1);
+	sync_rc = a2->ops->sync(a2);
+	check_file(f, 7);
+	assert_int_equal(sync_rc, 0);
+	assert_int_equal(a2->ops->lost(a2, NULL, 0), 0);
+	assert_int_equal(vg_rrd_rrdcached_state(a2, dm, 1), 1);
+	assert_int_equal(dm[0].overtaken, 0);
+	a2->ops->close(a2);
+	b->ops->close(b);
+}
+
 /* A collector killed with minute 5 journaled and never sent (or sent and
  * lost by the daemon: the start replay cannot tell), the host moving to
  * another collector (B), which writes minute 6 (to the file when
@@ -994,9 +1097,8 @@ static void journaled_overtaken(struct fx *f, int b_syncs, char *log, size_t log
 	struct vg_rrd_loc aloc, bloc;
 	struct vg_rrd_result res;
 	struct vg_store_daemon dm[1];
-	char owners[PATH_MAX], err[256] = "";
 	int64_t last = INT64_MIN;
-	int saved, rc = -EHOSTUNREACH;
+	int saved, rc;
 
 	file_holds_1_to_4(f);
 	/* A is killed with minute 5 in its journal; the host moves to B */
@@ -1006,17 +1108,12 @@ static void journaled_overtaken(struct fx *f, int b_syncs, char *log, size_t log
 	if (b_syncs)
 		assert_int_equal(b->ops->sync(b), 0);
 
-	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &a2, err, sizeof(err)))
-		fail_msg("backend: %s", err);
-	assert_int_equal(a2->ops->locate(a2, VG_RT_HOST, "node1", "load.1", &aloc), 0);
+	a2 = restarted_collector(f, &aloc);
 	snprintf(log, loglen, "%s/test.log", f->h.dir);
 	saved = log_begin(log);
 	a2->ops->replay_note(a2, &aloc, MS(T0 + 300), MS(T0 + 300), INT64_MIN,
 			     (const int64_t[]){MS(T0 + 300)}, 1);
-	for (int i = 0; i < 50 && rc == -EHOSTUNREACH; i++)
-		if ((rc = a2->ops->last_ms(a2, &aloc, &last, VG_RRD_REPLAY)) == -EHOSTUNREACH)
-			usleep(100 * 1000);
+	rc = replay_read(a2, &aloc, &last);
 	log_end(saved);
 	assert_int_equal(rc, 0);
 	/* B's 6 is written, and the replay skips A's 5 as stored */
@@ -1043,48 +1140,17 @@ static void journaled_overtaken(struct fx *f, int b_syncs, char *log, size_t log
  * of ours): the check FLUSHes the file, and it holds 1..7, none lost. */
 static void killed_collector_values_held(struct fx *f, const int *minutes, size_t n)
 {
-	struct vg_rrd_backend *a2 = NULL, *b;
-	struct vg_rrd_loc aloc, bloc;
-	struct vg_rrd_result res;
-	struct vg_store_daemon dm[1];
-	char owners[PATH_MAX], err[256] = "";
+	struct vg_rrd_backend *a2;
+	struct vg_rrd_loc aloc;
 	int64_t last = INT64_MIN, times[8];
-	int rc = -EHOSTUNREACH, sync_rc;
 
-	file_holds_1_to_4(f);
-	/* A sends 5 and 6 and is killed before its sync */
-	res = update(f, 5, 6, 0);
-	assert_int_equal(res.written, 2);
-
-	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &a2, err, sizeof(err)))
-		fail_msg("backend: %s", err);
-	assert_int_equal(a2->ops->locate(a2, VG_RT_HOST, "node1", "load.1", &aloc), 0);
+	a2 = killed_with_5_and_6_cached(f, &aloc);
 	for (size_t i = 0; i < n; i++)
 		times[i] = MS(T0 + 60 * minutes[i]);
 	a2->ops->replay_note(a2, &aloc, times[0], times[n - 1], INT64_MIN, times, n);
-	for (int i = 0; i < 50 && rc == -EHOSTUNREACH; i++)
-		if ((rc = a2->ops->last_ms(a2, &aloc, &last, VG_RRD_REPLAY)) == -EHOSTUNREACH)
-			usleep(100 * 1000);
-	assert_int_equal(rc, 0);
-
-	/* B, the host's collector now, sends its minute 7 and syncs */
-	b = second_collector(f, &bloc);
-	res = update_be(b, &bloc, 7, 7);
-	assert_int_equal(res.written, 1);
-	assert_int_equal(b->ops->sync(b), 0);
-
-	/* A2's replay sends what the file lacked of its journal */
-	for (int m = (int)((last / 1000 - T0) / 60) + 1; m <= 6; m++)
-		(void)update_on(a2, &aloc, m, m, 1);
-	sync_rc = a2->ops->sync(a2);
-	check_file(f, 7);
-	assert_int_equal(sync_rc, 0);
-	assert_int_equal(a2->ops->lost(a2, NULL, 0), 0);
-	assert_int_equal(vg_rrd_rrdcached_state(a2, dm, 1), 1);
-	assert_int_equal(dm[0].overtaken, 0);
-	a2->ops->close(a2);
-	b->ops->close(b);
+	assert_int_equal(replay_read(a2, &aloc, &last), 0);
+	/* B writes 7; A2's replay sends what the file lacked of its journal */
+	b_writes_7_then_a2_replays(f, a2, &aloc, last);
 }
 
 /* A's journal holds minutes 5 and 6 only */
@@ -1129,24 +1195,13 @@ void vg_rrd_rrdcached_test_before_check_flush(void)
 static void test_start_replay_flush_failed_flushed_by_the_next_check(void **state)
 {
 	struct fx *f = *state;
-	struct vg_rrd_backend *a2 = NULL, *b;
-	struct vg_rrd_loc aloc, bloc;
-	struct vg_rrd_result res;
-	struct vg_store_daemon dm[1];
-	char owners[PATH_MAX], err[256] = "";
+	struct vg_rrd_backend *a2;
+	struct vg_rrd_loc aloc;
 	const int64_t times[] = {MS(T0 + 300), MS(T0 + 360)};
 	int64_t last = INT64_MIN;
-	int rc, sync_rc;
+	int rc;
 
-	file_holds_1_to_4(f);
-	/* A sends 5 and 6 and is killed before its sync */
-	res = update(f, 5, 6, 0);
-	assert_int_equal(res.written, 2);
-
-	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
-	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &a2, err, sizeof(err)))
-		fail_msg("backend: %s", err);
-	assert_int_equal(a2->ops->locate(a2, VG_RT_HOST, "node1", "load.1", &aloc), 0);
+	a2 = killed_with_5_and_6_cached(f, &aloc);
 	a2->ops->replay_note(a2, &aloc, times[0], times[1], INT64_MIN, times, 2);
 	/* the first check decides to FLUSH; the daemon dies before it */
 	kill_at_check_flush = f;
@@ -1158,30 +1213,12 @@ static void test_start_replay_flush_failed_flushed_by_the_next_check(void **stat
 	assert_int_equal(hrd_restart(&f->h.d), 0);
 
 	/* the next connection's check: FLUSHed, 5 and 6 in the file */
-	rc = -EHOSTUNREACH;
-	for (int i = 0; i < 50 && rc == -EHOSTUNREACH; i++)
-		if ((rc = a2->ops->last_ms(a2, &aloc, &last, VG_RRD_REPLAY)) == -EHOSTUNREACH)
-			usleep(100 * 1000);
-	assert_int_equal(rc, 0);
+	assert_int_equal(replay_read(a2, &aloc, &last), 0);
 	assert_true(last >= MS(T0 + 360)); /* not FORGOTten: the file holds 6 */
 
-	/* B, the host's collector now, sends its minute 7 and syncs */
-	b = second_collector(f, &bloc);
-	res = update_be(b, &bloc, 7, 7);
-	assert_int_equal(res.written, 1);
-	assert_int_equal(b->ops->sync(b), 0);
-
-	/* A2's replay sends what the file lacked of its journal (nothing) */
-	for (int m = (int)((last / 1000 - T0) / 60) + 1; m <= 6; m++)
-		(void)update_on(a2, &aloc, m, m, 1);
-	sync_rc = a2->ops->sync(a2);
-	check_file(f, 7);
-	assert_int_equal(sync_rc, 0);
-	assert_int_equal(a2->ops->lost(a2, NULL, 0), 0);
-	assert_int_equal(vg_rrd_rrdcached_state(a2, dm, 1), 1);
-	assert_int_equal(dm[0].overtaken, 0);
-	a2->ops->close(a2);
-	b->ops->close(b);
+	/* B writes 7; A2's replay sends what the file lacked of its journal
+	 * (nothing) */
+	b_writes_7_then_a2_replays(f, a2, &aloc, last);
 }
 
 /* B's 6 cached, the file behind A's 5 (overtaken_check) */
@@ -1206,26 +1243,18 @@ static void test_journaled_value_overtaken_in_the_file(void **state)
 	assert_false(log_has(log, "the daemon lost this collector's"));
 }
 
-/* A failure that was no restart: the daemon stalls (SIGSTOP) under A's
- * write-through of another series, which times out and breaks A's
- * connection; A's minute 5 of the file stays in the daemon's cache. The
- * host moves to B, which sends minute 6 once the daemon runs again. A's
- * first check after its failure found the file without its minute 5
- * and FORGOT it, dropping 5 and B's 6 from the cache; A re-sent 5 from
- * its journal, and 6 was lost. The daemon holding B's newer value
- * (PENDING), the file is FLUSHed: 5 and 6 written, nothing lost or
- * counted. */
-static void test_stall_then_another_collector_nothing_lost(void **state)
+/* A's file holding 1..4 and its minute 5 taken, not written; then the
+ * daemon stalls (SIGSTOP) under A's write-through of another series
+ * (node1 load.5), which times out (100 ms per wait) and breaks A's
+ * connection; the daemon runs again (SIGCONT). */
+static void stall_breaks_a(struct fx *f)
 {
-	struct fx *f = *state;
-	struct vg_rrd_backend *b = NULL;
-	struct vg_rrd_loc bloc, other;
+	struct vg_rrd_loc other;
 	struct vg_rrd_result res;
 	struct vg_rrd_value v[1];
 	struct vg_rrd_item it;
 	char msg[256] = "";
 
-	b = second_collector(f, &bloc);
 	assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, "node1", "load.5", &other), 0);
 	if (f->h.be->ops->create(f->h.be, &other, VG_KIND_GAUGE, MS(T0), &f->h.lay, msg,
 				 sizeof(msg), 0))
@@ -1247,6 +1276,26 @@ static void test_stall_then_another_collector_nothing_lost(void **state)
 	f->h.be->ops->update_many(f->h.be, &it, 1);
 	assert_int_equal(it.res.written, 0);
 	assert_int_equal(hrd_kill(&f->h.d, SIGCONT), 0);
+}
+
+/* A failure that was no restart: the daemon stalls (SIGSTOP) under A's
+ * write-through of another series, which times out and breaks A's
+ * connection; A's minute 5 of the file stays in the daemon's cache. The
+ * host moves to B, which sends minute 6 once the daemon runs again. A's
+ * first check after its failure found the file without its minute 5
+ * and FORGOT it, dropping 5 and B's 6 from the cache; A re-sent 5 from
+ * its journal, and 6 was lost. The daemon holding B's newer value
+ * (PENDING), the file is FLUSHed: 5 and 6 written, nothing lost or
+ * counted. */
+static void test_stall_then_another_collector_nothing_lost(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *b = NULL;
+	struct vg_rrd_loc bloc;
+	struct vg_rrd_result res;
+
+	b = second_collector(f, &bloc);
+	stall_breaks_a(f);
 
 	/* the host is on B now: minute 6 taken, not written */
 	res = update_be(b, &bloc, 6, 6);
@@ -1274,35 +1323,12 @@ static void test_stall_then_host_moves_after_the_check_nothing_lost(void **state
 {
 	struct fx *f = *state;
 	struct vg_rrd_backend *b = NULL;
-	struct vg_rrd_loc bloc, other;
+	struct vg_rrd_loc bloc;
 	struct vg_rrd_result res;
-	struct vg_rrd_value v[1];
-	struct vg_rrd_item it;
-	char msg[256] = "";
 	int i;
 
 	b = second_collector(f, &bloc);
-	assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, "node1", "load.5", &other), 0);
-	if (f->h.be->ops->create(f->h.be, &other, VG_KIND_GAUGE, MS(T0), &f->h.lay, msg,
-				 sizeof(msg), 0))
-		fail_msg("create: %s", msg);
-	vg_rrd_rrdcached_write_through_timeout(f->h.be, 400); /* 100 ms per wait */
-
-	file_holds_1_to_4(f);
-	res = update(f, 5, 5, 0); /* taken, not written */
-	assert_int_equal(res.written, 1);
-
-	/* A's write-through of the other series waits on a stopped daemon */
-	assert_int_equal(vg_test_stall(f->h.d.pid), 0); /* every thread stopped */
-	v[0] = (struct vg_rrd_value){MS(T0 + 60), val(1)};
-	memset(&it, 0, sizeof(it));
-	it.loc = &other;
-	it.v = v;
-	it.n = 1;
-	it.no_connect = 1;
-	f->h.be->ops->update_many(f->h.be, &it, 1);
-	assert_int_equal(it.res.written, 0);
-	assert_int_equal(hrd_kill(&f->h.d, SIGCONT), 0);
+	stall_breaks_a(f);
 
 	/* A's first check after its failure (its sync connects, once the
 	 * back-off has passed), before the host moves */
@@ -1399,10 +1425,7 @@ static void test_no_forget_of_another_collectors_values_between_ours(void **stat
 	 * 5, 7 and 8 again, as the store does */
 	sync_resending(f->h.be, &f->loc, 1, (const int[][2]){{5, 5}, {7, 8}}, 2);
 	/* then B's */
-	for (int i = 0; i < 50 && b->ops->sync(b); i++)
-		usleep(100 * 1000);
-	assert_int_equal(b->ops->sync(b), 0);
-	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
+	synced(b);
 	assert_int_equal(vg_rrd_rrdcached_state(b, dm, 1), 1);
 	assert_int_equal(dm[0].overtaken, 0);
 	assert_int_equal(overtaken(f), 0);
@@ -1524,7 +1547,6 @@ static void test_store_replay_check_cut_says_so(void **state)
 	struct vg_store_stats st;
 	struct vg_store_daemon dm[1];
 	char data[PATH_MAX], err[256] = "";
-	int status = 0;
 	pid_t pid;
 
 	snprintf(data, sizeof(data), "%s/store", f->h.dir);
@@ -1545,9 +1567,7 @@ static void test_store_replay_check_cut_says_so(void **state)
 		}
 		_exit(4);
 	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
-		fail_msg("the first collector: status %#x", status);
+	collector_killed(pid, "the first collector");
 
 	cfg.storage_check_max_s = 0.001;
 	if (vg_store_open(data, &cfg, &s, err, sizeof(err)))
@@ -1622,23 +1642,6 @@ static void journal_minute_arrived(const char *data, int m)
 	vg_batch_free(b);
 }
 
-/* Write and sync S until nothing waits (50 tries, 0.1 s apart). */
-static void store_settle(struct vg_store *s)
-{
-	struct vg_store_stats st;
-
-	for (int i = 0; i < 50; i++) {
-		int rc = vg_store_flush(s);
-		assert_true(rc == 0 || rc == -EIO); /* -EIO: not synced yet */
-		vg_store_get_stats(s, &st);
-		if (!rc && !st.values_pending)
-			break;
-		usleep(100 * 1000);
-	}
-	assert_int_equal(st.values_pending, 0);
-	assert_int_equal(st.write_errors, 0);
-}
-
 /* A host that leaves a collector and comes back, the collector killed
  * -9 on its return (docs/scaling.md, "A collector started again after
  * its host came back"). A (a child process) writes minutes 1..4
@@ -1667,18 +1670,12 @@ static void host_came_back(struct fx *f, int kill_daemon)
 	struct vg_store_daemon dm[1];
 	struct vg_batch *bt;
 	char adata[PATH_MAX], bdata[PATH_MAX], rel[PATH_MAX], err[256] = "";
-	int status = 0;
 	pid_t pid;
 
 	snprintf(adata, sizeof(adata), "%s/store-a", f->h.dir);
 	snprintf(bdata, sizeof(bdata), "%s/store-b", f->h.dir);
 	store_cfg(f, &cfg);
-	{
-		struct vg_rrd_loc loc;
-		assert_int_equal(f->h.be->ops->locate(f->h.be, VG_RT_HOST, "node9", "load.1", &loc),
-				 0);
-		snprintf(rel, sizeof(rel), "%s", loc.path);
-	}
+	node9_path(f, rel, sizeof(rel));
 
 	pid = fork();
 	assert_true(pid >= 0);
@@ -1700,9 +1697,7 @@ static void host_came_back(struct fx *f, int kill_daemon)
 		}
 		_exit(6);
 	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
-		fail_msg("collector A: status %#x", status);
+	collector_killed(pid, "collector A");
 
 	/* B: the host's minute 6, sent through */
 	if (vg_store_open(bdata, &cfg, &b, err, sizeof(err)))
@@ -1806,12 +1801,7 @@ static void test_resend_overtaken_after_restart_counted(void **state)
 	assert_int_equal(lost[0].have_ms, MS(T0 + 240) + 999);
 
 	/* the host on B meanwhile: minute 6 written to the file */
-	for (int i = 0; i < 50; i++) {
-		res = update_be(b, &bloc, 6, 6);
-		if (res.written)
-			break;
-		usleep(100 * 1000);
-	}
+	res = update_be_taken(b, &bloc, 6, 6);
 	assert_int_equal(res.written, 1);
 	assert_int_equal(b->ops->sync(b), 0);
 	assert_int_equal(last_update_s(f), T0 + 360);
@@ -1830,10 +1820,7 @@ static void test_resend_overtaken_after_restart_counted(void **state)
 	res = update(f, 5, 5, 1);
 	assert_int_equal(res.written, 0);
 	assert_int_equal(overtaken(f), 1);
-	for (int i = 0; i < 50 && f->h.be->ops->sync(f->h.be); i++)
-		usleep(100 * 1000);
-	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
-	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	synced(f->h.be);
 	/* B's 6 kept; A's 5 is the gap (4 to 6 spans the 90 s heartbeat) */
 	check_file_gap(f, 6, 5, 6);
 	b->ops->close(b);
