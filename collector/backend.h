@@ -47,7 +47,11 @@
  * (enum vg_store_err), with the last engine message. A file that is gone
  * (deleted by hand or by a disk fault while the store runs) is not a
  * failure: its values are answered missing (res->missing), for the store
- * to create the file again and send them. update_many() (may be
+ * to create the file again and send them. A file whose directory is gone
+ * with it (that directory or one above it: a data volume unmounted, a
+ * directory renamed away) is not deleted but out of reach: its values
+ * are answered unavailable (res->dir_missing of them), and the store
+ * keeps them until the directory is back. update_many() (may be
  * NULL: the store then calls update() per series) does the same for many
  * series in one round trip, one result per item.
  *
@@ -134,6 +138,13 @@ struct vg_rrd_result {
 			       * values of the call, after any written, and
 			       * not in failed: the store creates the file
 			       * again and writes them (group_write) */
+	uint64_t dir_missing; /* of unavailable: not sent because the
+			       * directory of a file that is missing is
+			       * missing too (a data volume unmounted, a
+			       * directory renamed away, on the engine's
+			       * disk): never missing, so that no fresh file
+			       * shadows the real one when it is back; the
+			       * store keeps them and retries */
 	char msg[512];        /* "<path>: why" of the last
 					      * failure, "" if none */
 	int flushed;          /* loc.flush_first was honoured: the file

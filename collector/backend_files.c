@@ -598,6 +598,21 @@ static int file_gone(const char *path)
 	return stat(path, &st) && errno == ENOENT;
 }
 
+/* Whether the directory of PATH (a file that is gone) is gone too: it or
+ * one above it (ENOENT, ENOTDIR). Then the file was not deleted but is out
+ * of reach: a data volume not mounted, a directory renamed away. */
+static int dir_gone(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[PATH_MAX];
+	struct stat st;
+
+	if (!slash || slash == path)
+		return 0;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	return stat(dir, &st) && (errno == ENOENT || errno == ENOTDIR);
+}
+
 static void files_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 			 const struct vg_rrd_value *v, size_t n,
 			 struct vg_rrd_result *res)
@@ -616,6 +631,13 @@ static void files_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc
 
 		if (!update_call(f, loc->path, v + i, k, slot, rec, msg, sizeof(msg))) {
 			res->written += k;
+		} else if (file_gone(loc->path) && dir_gone(loc->path)) {
+			/* its directory is out of reach (librrd wrote
+			 * nothing: it opens the file first): the values
+			 * wait for it (backend.h) */
+			res->unavailable += n - i;
+			res->dir_missing += n - i;
+			break;
 		} else if (file_gone(loc->path)) {
 			/* deleted while the store runs: librrd wrote
 			 * nothing of the call (it opens the file first);

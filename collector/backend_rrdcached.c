@@ -2581,7 +2581,27 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 		 * its UPDATE found none on disk (deleted under the daemon,
 		 * and FORGOTten by vanished_check or never cached since),
 		 * so it took nothing of the call: the store creates the file
-		 * again and sends them (backend.h "missing") */
+		 * again and sends them (backend.h "missing"). Unless its
+		 * directory is missing on the daemon's disk too (a volume
+		 * not mounted under its -b, a directory renamed away: LIST
+		 * answers "No such file"): then the file is out of reach,
+		 * not deleted, and a create (a daemon with -R makes the
+		 * directories) would shadow it once it is back; the values
+		 * wait (backend.h dir_missing), as they do when the LIST
+		 * breaks the connection */
+		const char *slash = strrchr(loc->path, '/');
+		char dir[PATH_MAX];
+		int drc = 0;
+		if (slash && slash > loc->path) {
+			snprintf(dir, sizeof(dir), "%.*s", (int)(slash - loc->path), loc->path);
+			drc = vg_rrdcd_dir(c, dir);
+		}
+		if (drc == -ENOENT || !vg_rrdcd_connected(c)) {
+			res->unavailable += n;
+			if (drc == -ENOENT)
+				res->dir_missing += n;
+			return;
+		}
 		res->missing += n;
 		(void)r;
 		return;

@@ -631,6 +631,18 @@ int vg_rrdcd_forget(struct vg_rrdcd *c, const char *file)
 	return simple(c, "FORGET", file, NULL);
 }
 
+int vg_rrdcd_dir(struct vg_rrdcd *c, const char *dir)
+{
+	char arg[VG_RRDCD_NAME_MAX + 2];
+
+	if (snprintf(arg, sizeof(arg), "/%s", dir ? dir : "") >= (int)sizeof(arg)) {
+		set_err(c, "directory name longer than %d bytes", VG_RRDCD_NAME_MAX);
+		return -EINVAL;
+	}
+	/* 1.7.2: "-1 List BASE/DIR: No such file or directory" */
+	return simple(c, "LIST", arg, NULL);
+}
+
 int vg_rrdcd_create(struct vg_rrdcd *c, const char *file, uint32_t step_s, int64_t start,
 		    const char *const *defs, size_t ndefs, int no_overwrite)
 {

@@ -198,6 +198,9 @@ struct series {
 	int deferred;                 /* the receiver's write-through left it to
 				       * the storage thread (no verified
 				       * connection to its daemon; mu) */
+	int dir_gone;                 /* its last write found its directory
+				       * missing (dir_missing; only the thread
+				       * flushing it) */
 	struct series *dprev, *dnext; /* dirty list, oldest first (mu) */
 };
 
@@ -331,6 +334,8 @@ struct vg_store {
 	int64_t unavail_ms;          /* mu: when values last went back to the
 				      * cache because their daemon did not
 				      * take them (down, restarting, behind) */
+	int64_t dir_log_ms;          /* __atomic: when dir_missing last logged */
+	uint64_t dir_log_quiet;      /* __atomic: series not logged since */
 };
 
 /* A series key some thread is using (reading, creating, removing): on
@@ -482,6 +487,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(cache_full);
 	LD(series_unreachable);
 	LD(series_recreated);
+	LD(series_dir_missing);
 	LD(backend_syncs);
 	for (int i = 0; i < VG_STORE_SYNC_N; i++)
 		LD(backend_syncs_by[i]);
@@ -1235,6 +1241,55 @@ static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *
 	}
 }
 
+/* ---- a series' directory missing ---------------------------------------------------
+ * A file whose directory is gone with it (a data volume not mounted, a
+ * directory renamed away) was not deleted: it is out of reach, and a file
+ * created again there would split the series and, once the directory is
+ * back, shadow the real one. So the backend answers its values
+ * unavailable (backend.h dir_missing), never missing: they wait in the
+ * cache and the journal (their segments held) as for a storage daemon
+ * that is down, retried each second, the cache bound answering RETRY
+ * when too many wait, and are written to the real file once its directory
+ * is back. Counted once per series and episode (series_dir_missing) and
+ * logged at most once a minute, with the path. */
+
+#define DIR_LOG_MS 60000
+
+/* se's write it found its directory missing (it->res.dir_missing) or not.
+ * mu not held; se is being flushed by this thread. */
+static void dir_note(struct vg_store *s, struct series *se, const struct vg_rrd_item *it)
+{
+	const char *addr = it->loc->address;
+
+	if (!it->res.dir_missing) {
+		if (it->res.written)
+			se->dir_gone = 0; /* back: a later loss is a new episode */
+		return;
+	}
+	if (se->dir_gone)
+		return;
+	se->dir_gone = 1;
+	count(&s->stats.series_dir_missing, 1);
+	int64_t now = vg_monotonic_ms();
+	int64_t last = __atomic_load_n(&s->dir_log_ms, __ATOMIC_RELAXED);
+	if (last && now - last < DIR_LOG_MS) {
+		__atomic_fetch_add(&s->dir_log_quiet, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	if (!__atomic_compare_exchange_n(&s->dir_log_ms, &last, now, 0, __ATOMIC_RELAXED,
+					 __ATOMIC_RELAXED)) {
+		__atomic_fetch_add(&s->dir_log_quiet, 1, __ATOMIC_RELAXED);
+		return;
+	}
+	uint64_t quiet = __atomic_exchange_n(&s->dir_log_quiet, 0, __ATOMIC_RELAXED);
+	vg_warn("store: %s%s%s: the series' file and its directory are missing (a data "
+		"volume not mounted, a directory renamed away?): not created again; its "
+		"values wait in the cache and the journal until the directory is back "
+		"(%llu other series found so since the last such message; "
+		"docs/operations.md \"A series file deleted while the collector runs\")",
+		addr ? addr : "", addr ? ": " : "", it->loc->path, (unsigned long long)quiet);
+}
+
 /* Write the series of g and settle them. mu held on entry and on return
  * (dropped while writing). Empties g (keeps its memory). */
 static void group_write(struct vg_store *s, struct flush_group *g)
@@ -1271,9 +1326,12 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 		for (size_t k = 0; k < m; k++)
 			s->be->ops->update(s->be, g->it[k].loc, g->it[k].v, g->it[k].n,
 					   &g->it[k].res);
-	for (size_t k = 0; k < m; k++)
+	for (size_t k = 0; k < m; k++) {
+		struct series *se = g->se[g->it[k].loc - g->loc];
 		if (g->it[k].res.missing)
-			recreate(s, g->se[g->it[k].loc - g->loc], &g->it[k], g->no_connect);
+			recreate(s, se, &g->it[k], g->no_connect);
+		dir_note(s, se, &g->it[k]);
+	}
 	pthread_mutex_lock(&s->mu);
 
 	for (size_t i = 0, k = 0; i < g->n; i++) {

@@ -253,6 +253,12 @@ int vg_rrdcd_pending_many(struct vg_rrdcd *c, const char *const *files, size_t n
  * written are lost (use before deleting a file). -ENOENT if the daemon
  * had nothing cached for it. */
 int vg_rrdcd_forget(struct vg_rrdcd *c, const char *file);
+/* LIST /DIR (rrdcached 1.7): whether the directory DIR (relative to the
+ * daemon's -b, no leading '/') exists on the daemon's disk: 0 if it does
+ * (its listing read and ignored), -ENOENT if it or one above it does not,
+ * another negative errno otherwise (a daemon error keeps the connection;
+ * -EREMOTEIO also for a daemon without LIST). Not thread-safe on one C. */
+int vg_rrdcd_dir(struct vg_rrdcd *c, const char *dir);
 
 /* FETCH FILE CF START END: the daemon flushes FILE first, so the answer
  * holds every value it took. On success *out owns ds_names, ts and

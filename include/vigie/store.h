@@ -146,6 +146,13 @@ struct vg_store_stats {
 	uint64_t series_recreated;   /* files created again by a write that
 				      * found them missing (deleted while the
 				      * store ran: docs/operations.md) */
+	uint64_t series_dir_missing; /* series whose file a write found
+				      * missing with its directory (a volume
+				      * not mounted, a directory renamed
+				      * away): not created again, their
+				      * values wait (values_pending) until
+				      * it is back; once per series and
+				      * episode (docs/operations.md) */
 	/* backend_syncs by cause (enum vg_store_sync_cause) */
 	uint64_t backend_syncs_by[VG_STORE_SYNC_N];
 };

@@ -574,6 +574,11 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "Series files created again by a write that found them missing "
 		    "(deleted while the collector ran: docs/operations.md)",
 		    (double)ss.series_recreated);
+		one(b, "vigie_store_series_dir_missing_total", "counter",
+		    "Series whose file a write found missing with its directory (a "
+		    "volume not mounted, a directory renamed away): not created again, "
+		    "their values wait until it is back (docs/operations.md)",
+		    (double)ss.series_dir_missing);
 		{
 			struct vg_store_daemon dm[16];
 			size_t nd = vg_store_daemons(store, dm, sizeof(dm) / sizeof(dm[0]));

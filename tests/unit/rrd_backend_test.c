@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -355,6 +356,55 @@ static void test_remove(void **state)
 	}
 }
 
+/* A file whose directory is gone with it (renamed away: what an unmounted
+ * volume looks like) is out of reach, not deleted: its values answer
+ * unavailable (dir_missing), never missing, so the store creates nothing
+ * at the old path; once the directory is back the same values are
+ * written to the real file. rrdcached: the daemon (with -R) answers the
+ * UPDATE "No such file" either way, and its LIST of the directory tells
+ * them apart. Fails without the check: the values answer missing. */
+static void test_dir_gone(void **state)
+{
+	struct fixture *f = *state;
+
+	for (size_t e = 0; e < NENGINES; e++) {
+		struct vg_rrd_backend *be = f->be[e];
+		struct vg_rrd_loc loc;
+		char full[PATH_MAX * 2], dir[PATH_MAX * 2], away[PATH_MAX * 2 + 8];
+		struct stat sb;
+		int64_t last;
+
+		create(be, &f->lay, "node6", "load.1", VG_KIND_GAUGE, MS(T0), &loc);
+		if (engines[e].relative)
+			snprintf(full, sizeof(full), "%s/%s", e == 1 ? daemon1.base : daemon2.base,
+				 loc.path);
+		else
+			snprintf(full, sizeof(full), "%s", loc.path);
+		snprintf(dir, sizeof(dir), "%s", full);
+		*strrchr(dir, '/') = '\0';
+		snprintf(away, sizeof(away), "%s.away", dir);
+		assert_int_equal(rename(dir, away), 0);
+
+		struct vg_rrd_value v[2] = {{MS(T0 + 60), 1}, {MS(T0 + 120), 2}};
+		struct vg_rrd_item it = {.loc = &loc, .v = v, .n = 2};
+		update_items(be, &it, 1);
+		assert_int_equal(it.res.unavailable, 2);
+		assert_int_equal(it.res.dir_missing, 2);
+		assert_int_equal(it.res.missing, 0);
+		assert_int_equal(it.res.written, 0);
+		assert_int_equal(it.res.failed, 0);
+		assert_int_equal(stat(dir, &sb), -1);
+
+		assert_int_equal(rename(away, dir), 0);
+		update_items(be, &it, 1);
+		assert_int_equal(it.res.written, 2);
+		assert_int_equal(it.res.unavailable, 0);
+		assert_int_equal(it.res.dir_missing, 0);
+		assert_int_equal(be->ops->last_ms(be, &loc, &last, 0), 0);
+		assert_int_equal(last, MS(T0 + 120) + (engines[e].ms_exact ? 0 : 999));
+	}
+}
+
 /* The engine counts what it did. */
 static void test_stats(void **state)
 {
@@ -474,6 +524,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_info_fetch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

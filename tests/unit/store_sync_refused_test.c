@@ -554,6 +554,101 @@ static void test_deleted_under_daemon_no_base(void **state)
 	deleted_under_daemon(0);
 }
 
+/* A series' directory renamed away under the daemon (what a volume not
+ * mounted under its -b looks like), the daemon holding no entry for the
+ * file (FORGOTten, as its -f timer does to an idle file): its UPDATEs
+ * answer "No such file" as a deleted file's do, but the daemon's LIST of
+ * the directory answers "No such file" too, so the file is not created
+ * again (the daemon has -R: a create would make the directories and a
+ * fresh file that shadows the real one once it is back). Its values wait,
+ * cached and journaled (values_pending), neither written nor write
+ * errors; once the directory is back they are all in the real file, each
+ * once. With and without [storage] daemon_base. Fails without the check:
+ * the file is created again at the old path (series_recreated 1) and
+ * minute 1 is missing from the real one. */
+static void dir_renamed_under_daemon(int base)
+{
+	char dir[200], ndir[PATH_MAX * 2], away[PATH_MAX * 2 + 8];
+	struct hrd_daemon d;
+	struct vg_store *s;
+	struct vg_store_daemon dm[2];
+	struct vg_store_stats st;
+	struct vg_rrdcd *c;
+	struct stat sb;
+
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-dir-gone"), 0);
+	const char *extra[] = {"-O", "-R", NULL};
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	s = write_through(dir, d.unix_addr, base ? d.base : NULL, 3600);
+
+	minute0_flushed(s);
+	vg_store_get_stats(s, &st);
+	uint64_t errors = st.write_errors;
+
+	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 5000, &c), 0);
+	assert_int_equal(vg_rrdcd_forget(c, "host/node1/load.1.rrd"), 0);
+	vg_rrdcd_close(c);
+	snprintf(ndir, sizeof(ndir), "%s/host/node1", d.base);
+	snprintf(away, sizeof(away), "%s.away", ndir);
+	assert_int_equal(rename(ndir, away), 0);
+
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 1), 0);
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 2), 0);
+	/* the storage thread takes what the receiver left (no timing
+	 * asserted: 60 s is only a bound against a hang) */
+	for (int k = 0; k < 1200; k++) {
+		vg_store_get_stats(s, &st);
+		if (st.series_dir_missing && st.values_pending == 2)
+			break;
+		usleep(50 * 1000);
+	}
+	int rc = vg_store_flush(s);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	printf("# base %d: flush %d, dir missing %llu, pending %llu, recreated %llu, "
+	       "vanished %llu\n",
+	       base, rc, (unsigned long long)st.series_dir_missing,
+	       (unsigned long long)st.values_pending, (unsigned long long)st.series_recreated,
+	       (unsigned long long)dm[0].vanished);
+	assert_int_equal(st.series_dir_missing, 1);
+	assert_int_equal(st.values_pending, 2);
+	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(st.write_errors, errors);
+	assert_int_equal(dm[0].vanished, 0);
+	assert_int_equal(stat(ndir, &sb), -1); /* nothing fresh at the old path */
+
+	/* back: written to the real file */
+	assert_int_equal(rename(away, ndir), 0);
+	for (int k = 0; k < 1200; k++) {
+		vg_store_get_stats(s, &st);
+		if (!st.values_pending)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(vg_store_flush(s), 0);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, errors);
+	assert_int_equal(st.series_recreated, 0);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(s, i, 3);
+	vg_store_close(s);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
+static void test_dir_renamed_under_daemon(void **state)
+{
+	(void)state;
+	dir_renamed_under_daemon(1);
+}
+
+static void test_dir_renamed_under_daemon_no_base(void **state)
+{
+	(void)state;
+	dir_renamed_under_daemon(0);
+}
+
 /* 1 when PATH is made immutable (on: 1) or writable again (on: 0): root,
  * which the daemon runs as here, cannot write an immutable file; 0 where
  * the file system or the test's capabilities do not allow it. */
@@ -780,6 +875,8 @@ int main(void)
 		cmocka_unit_test(test_unrecognised_refusal),
 		cmocka_unit_test(test_deleted_under_daemon),
 		cmocka_unit_test(test_deleted_under_daemon_no_base),
+		cmocka_unit_test(test_dir_renamed_under_daemon),
+		cmocka_unit_test(test_dir_renamed_under_daemon_no_base),
 		cmocka_unit_test_teardown(test_unwritable_file, immutable_teardown),
 		cmocka_unit_test_teardown(test_unwritable_file_unverified, immutable_teardown),
 	};

@@ -933,6 +933,91 @@ static void test_deleted_file(void **state)
 	assert_int_equal(st.values_flushed, 1);
 }
 
+/* A series' directory renamed away while the store runs (what an
+ * unmounted data volume looks like) is not a deleted file: nothing is
+ * created at the old path, the values wait (cached, journaled, counted in
+ * values_pending, neither written nor write errors), and once the
+ * directory is back every one of them is in the real file. On rrdcached
+ * (the daemon has -R, so a create would make the directories) the file is
+ * FORGOTten first as in test_deleted_file. Fails without the fix: a fresh
+ * file is created at the old path (series_recreated 1) and the values go
+ * to it, not to the real file. */
+static void test_dir_renamed(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_series r;
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], opt[PATH_MAX];
+	struct stat sb;
+	int rc;
+
+	for (int m = 0; m < 3; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+
+	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
+	if (g_rrdcached) {
+		struct vg_rrdcd *c;
+		assert_int_equal(vg_rrdcd_connect(g_daemon.unix_addr, 5000, &c), 0);
+		assert_int_equal(vg_rrdcd_forget(c, path), 0);
+		vg_rrdcd_close(c);
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(rename(dir, away), 0);
+
+	for (int m = 3; m < 5; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+		rc = vg_store_flush(f->s);
+		printf("# flush with the directory away: %d\n", rc);
+	}
+	vg_store_get_stats(f->s, &st);
+	printf("# recreated %llu, dir missing %llu, pending %llu, write errors %llu\n",
+	       (unsigned long long)st.series_recreated, (unsigned long long)st.series_dir_missing,
+	       (unsigned long long)st.values_pending, (unsigned long long)st.write_errors);
+	/* nothing fresh at the old path, nothing lost, node1's two wait */
+	assert_int_equal(stat(path, &sb), -1);
+	assert_int_equal(stat(dir, &sb), -1);
+	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.series_dir_missing, 1);
+	assert_int_equal(st.values_pending, 2);
+	assert_true(journal_segments(f->dir) >= 1); /* their segment is held */
+
+	/* back: the storage thread's next try (each second) writes them to
+	 * the real file (60 s is only a bound against a hang) */
+	assert_int_equal(rename(away, dir), 0);
+	for (int k = 0; k < 1200; k++) {
+		vg_store_get_stats(f->s, &st);
+		if (!st.values_pending)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(journal_segments(f->dir), 0);
+	/* minutes 1..4 of both, read back (minute 0 starts the file) */
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, k ? "node2" : "node1", "load1",
+						VG_CF_AVERAGE, MS(T0), MS(T0 + 240), 60, 0, &r),
+				 0);
+		assert_int_equal(r.n, 4);
+		for (size_t i = 0; i < r.n; i++)
+			assert_true(r.points[i].time_ms == MS(T0 + 60 * (int64_t)i) &&
+				    r.points[i].value == (k ? 12 : 2) + (double)i);
+		vg_series_free(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -950,6 +1035,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_through_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_through_sync_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_renamed, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("files", tests, NULL, NULL);
 
