@@ -3976,6 +3976,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].flush_refused = __atomic_load_n(&d->flush_refused, __ATOMIC_RELAXED);
 		out[n].vanished = __atomic_load_n(&d->vanished, __ATOMIC_RELAXED);
 		out[n].unwritten = __atomic_load_n(&d->unwritten, __ATOMIC_RELAXED);
+		out[n].resend_watch = __atomic_load_n(&d->nresend, __ATOMIC_ACQUIRE);
 		for (int k = 0; k < VG_STORE_FLUSH_N; k++)
 			out[n].flushes_by[k] = __atomic_load_n(&d->flushes_by[k], __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->mu);
