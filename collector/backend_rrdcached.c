@@ -439,11 +439,15 @@ struct daemon {
 	 * file still holds; their updates wait for the store to re-send the
 	 * lost values from its journal (vg_rrd_backend_ops.lost; d->mu). */
 	struct vg_hmap lost;
-	/* The files of lost, and those re-sent since (rcd_resent), whose
-	 * re-send may be refused as older than the file: name -> struct
-	 * resend * (malloc'd), from mark_lost until a call of ours writes
-	 * the file after the re-send or update_refused finds the re-sent
-	 * values refused (resend_refused; d->mu) */
+	/* The files of lost, and those re-sent since, whose re-send may be
+	 * refused as older than the file: name -> struct resend *
+	 * (malloc'd), from mark_lost until the re-send was decided: a call
+	 * of ours after it (lost_take: the store's rcd_resent or the start
+	 * replay's replay_last_ms) wrote the file up to the newest lost
+	 * value, update_refused found the re-sent values refused
+	 * (resend_refused), or the file was removed (rcd_remove). While it
+	 * holds any, every update of the daemon looks its file up here
+	 * (resend_after; d->mu) */
 	struct vg_hmap resend;
 	/* The start replay's journaled times of each file it named
 	 * (rcd_replay_note): name -> struct replay_times * (malloc'd),
@@ -637,7 +641,7 @@ struct resend {
 	int64_t upto_ms; /* the newest time of ours it was found lacking */
 	int64_t from_ms; /* INT64_MAX: no call since */
 	int64_t to_ms;   /* INT64_MIN: no call since */
-	int resent;      /* the store put the lost values back (rcd_resent) */
+	int resent;      /* their re-send began (lost_take) */
 };
 
 /* Drop NAME's re-send entry; d->mu held. */
@@ -690,11 +694,14 @@ static int mark_lost(struct daemon *d, const char *name, int64_t have, int64_t u
 }
 
 /* After a call of ours sent NAME its values FIRST..LAST (ms), ALL of them
- * written or not: a lost file's entry notes them (a failed call may have
- * had them taken, so their later refusal is no loss); once the store
- * re-sent the lost values, a call that wrote everything up to the newest
- * lost one (upto_ms) or past it ends the watch (the re-sent values went
- * in: the store sends a series' values in order). */
+ * decided or not (written, or found stored: nothing of the call waits
+ * for a retry): a lost file's entry notes them (a failed call may have
+ * had them taken, so their later refusal is no loss); once the lost
+ * values' re-send began (lost_take), a call that decided everything up
+ * to the newest lost one (upto_ms) or past it ends the watch (the
+ * re-sent values went in, or their refusal was counted by
+ * resend_refused or was no loss: the store sends a series' values in
+ * order). */
 static void resend_after(struct daemon *d, const char *name, int64_t first, int64_t last,
 			 int all)
 {
@@ -714,6 +721,28 @@ static void resend_after(struct daemon *d, const char *name, int64_t first, int6
 		}
 	}
 	pthread_mutex_unlock(&d->mu);
+}
+
+/* NAME leaves d->lost for the re-send of its lost values, which comes
+ * now: the store's (rcd_resent) or, for a file the start replay's check
+ * found lost, the replay's own sends after replay_last_ms answered what
+ * the file holds. Its watch (d->resend) from then on ends with the first
+ * call that decides everything up to the newest lost value (resend_after)
+ * or with the re-send's refusal (resend_refused): before it was marked
+ * here, the start replay's entries never ended, and every later update
+ * of the daemon paid a lock and a look-up for them. The lost entry, or
+ * NULL (not lost); the caller frees it. d->mu held. */
+static int64_t *lost_take(struct daemon *d, const char *name)
+{
+	int64_t *have = vg_hmap_dels(&d->lost, name);
+	struct resend *rs;
+
+	if (!have)
+		return NULL;
+	__atomic_fetch_sub(&d->nlost, 1, __ATOMIC_RELEASE);
+	if ((rs = vg_hmap_gets(&d->resend, name)))
+		rs->resent = 1;
+	return have;
 }
 
 /* update_refused found v[0..n) of NAME no newer than the file's last
@@ -2527,8 +2556,7 @@ static int replay_last_ms(struct rcd *r, const struct vg_rrd_loc *loc, int64_t *
 	if (!(c = client_get_cut(d, &rc, IO_TIMEOUT_MS, &cut)))
 		return cut ? -ETIMEDOUT : -EHOSTUNREACH;
 	pthread_mutex_lock(&d->mu);
-	if ((have = vg_hmap_dels(&d->lost, loc->path)))
-		__atomic_fetch_sub(&d->nlost, 1, __ATOMIC_RELEASE);
+	have = lost_take(d, loc->path); /* the replay's sends are its re-send */
 	pthread_mutex_unlock(&d->mu);
 	if (have) {
 		*out = *have;
@@ -2758,7 +2786,8 @@ static void rcd_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	if (res->written != n)
 		unmark_sent(d, loc->path, old > wmax ? old : wmax);
 	claim_written(d, loc->path, wmax);
-	resend_after(d, loc->path, v[0].t_ms, v[n - 1].t_ms, res->written == n);
+	resend_after(d, loc->path, v[0].t_ms, v[n - 1].t_ms,
+		     res->written + res->duplicate == n);
 	pthread_rwlock_unlock(&d->smu);
 	client_put(d, c, rc);
 	count(&r->stats.calls, 1);
@@ -2906,7 +2935,8 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 						    old_ms[j] > wmax ? old_ms[j] : wmax);
 				claim_written(d, it->loc->path, wmax);
 				resend_after(d, it->loc->path, it->v[0].t_ms,
-					     it->v[it->n - 1].t_ms, it->res.written == it->n);
+					     it->v[it->n - 1].t_ms,
+					     it->res.written + it->res.duplicate == it->n);
 			}
 			pthread_rwlock_unlock(&d->smu);
 			client_put(d, c, rc);
@@ -3067,6 +3097,7 @@ static int rcd_remove(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc)
 		free(lost);
 		__atomic_fetch_sub(&d->nlost, 1, __ATOMIC_RELEASE);
 	}
+	resend_drop(d, loc->path); /* no re-send comes for a removed file */
 	pthread_mutex_unlock(&d->mu);
 	if (!r->base[0]) {
 		pthread_mutex_unlock(&d->vmu);
@@ -3229,18 +3260,11 @@ static void rcd_resent(struct vg_rrd_backend *be, const struct vg_rrd_lost *l)
 {
 	struct rcd *r = (struct rcd *)be;
 	struct daemon *d = l->owner < r->nd ? &r->d[l->owner] : NULL;
-	int64_t *t;
 
 	if (!d)
 		return;
 	pthread_mutex_lock(&d->mu);
-	if ((t = vg_hmap_dels(&d->lost, l->path))) {
-		struct resend *rs = vg_hmap_gets(&d->resend, l->path);
-		if (rs) /* its re-send comes now: watched (resend_refused) */
-			rs->resent = 1;
-		free(t);
-		__atomic_fetch_sub(&d->nlost, 1, __ATOMIC_RELEASE);
-	}
+	free(lost_take(d, l->path));
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -3996,6 +4020,7 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].flush_refused = __atomic_load_n(&d->flush_refused, __ATOMIC_RELAXED);
 		out[n].vanished = __atomic_load_n(&d->vanished, __ATOMIC_RELAXED);
 		out[n].unwritten = __atomic_load_n(&d->unwritten, __ATOMIC_RELAXED);
+		out[n].resend_watch = __atomic_load_n(&d->nresend, __ATOMIC_ACQUIRE);
 		for (int k = 0; k < VG_STORE_FLUSH_N; k++)
 			out[n].flushes_by[k] = __atomic_load_n(&d->flushes_by[k], __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->mu);

@@ -328,6 +328,14 @@ struct vg_store_daemon {
 	 * (lost), the daemon shows flush_refusing meanwhile
 	 * (docs/operations.md "A file the daemon cannot write") */
 	uint64_t unwritten;
+	/* files found lost whose re-send is watched now (its refusal as
+	 * older than the file counted in overtaken): each leaves once its
+	 * re-send was decided (written, refused, or the file removed), so
+	 * a value that stays above 0 with nothing lost (lost) names a
+	 * re-send never decided; while above 0 every update to the daemon
+	 * costs a look-up more (docs/operations.md "A replay that skips a
+	 * value") */
+	uint64_t resend_watch;
 	char flush_refusal[400];
 	int cannot_create;      /* its last create failed so (below:
 				 * VG_STORE_CAUSE_NO_DIRS) */

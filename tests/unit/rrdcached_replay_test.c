@@ -147,6 +147,15 @@ static uint64_t repairs(struct fx *f)
 	return dm[0].repairs;
 }
 
+/* BE's files (one daemon) whose re-send is watched (resend_watch). */
+static uint64_t resend_watch(struct vg_rrd_backend *be)
+{
+	struct vg_store_daemon dm[1];
+
+	assert_int_equal(vg_rrd_rrdcached_state(be, dm, 1), 1);
+	return dm[0].resend_watch;
+}
+
 /* The newest journal file of the daemon, into out. */
 static void newest_journal(struct fx *f, char *out, size_t outlen)
 {
@@ -467,7 +476,9 @@ static void test_replay_keeps_a_value_after_one_it_dropped(void **state)
  * file's last update (6) made the replay skip minute 5 as already stored:
  * lost for good. The file holds 4, and that is what the replay must read
  * (the check FORGETs the file first); the replay then sends 5 and 6 and
- * nothing waits for a re-send. */
+ * nothing waits for a re-send. Its re-send is watched (a refusal would be
+ * counted) until the replay wrote 5 and 6, and no longer: a watch left
+ * behind cost every later update of the daemon a look-up, for good. */
 static void test_replay_after_restart_reads_what_the_file_holds(void **state)
 {
 	struct fx *f = *state;
@@ -491,10 +502,12 @@ static void test_replay_after_restart_reads_what_the_file_holds(void **state)
 		fail_msg("last update read at %lld s past T0, the file holds minute 4 (240 s)",
 			 (long long)(last / 1000 - T0));
 	assert_int_equal(b->ops->lost(b, NULL, 0), 0);
+	assert_int_equal(resend_watch(b), 1); /* found lost: its re-send watched */
 	res = update_on(b, &bloc, 5, 6, 1);
 	if (res.failed)
 		fail_msg("%llu value(s) failed: %s", (unsigned long long)res.failed, res.msg);
 	assert_int_equal(res.written, 2);
+	assert_int_equal(resend_watch(b), 0); /* re-sent and written: decided */
 	assert_int_equal(b->ops->sync(b), 0);
 	check_file(f, 6);
 	b->ops->close(b);
@@ -1762,6 +1775,70 @@ static void test_store_replay_after_host_came_back_daemon_killed(void **state)
 	host_came_back(*state, 1);
 }
 
+/* The same start replay, the file found lost (its daemon's replay kept
+ * minute 6 without 5: FORGOTten, the file holds 4), and the host's next
+ * collector (B) writing minute 7 to the file before the replay's re-send
+ * of 5 and 6: refused as older than the file, lost for good, counted
+ * (overtaken) and logged as for the running collector's re-send; the
+ * watch ends there, and the same values tried again count nothing more
+ * (docs/operations.md "A replay that skips a value"). */
+static void test_start_replay_resend_overtaken_counted(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_backend *a2 = NULL, *b;
+	struct vg_rrd_loc aloc, bloc;
+	struct vg_rrd_result res;
+	struct vg_store_daemon dm[1];
+	char owners[PATH_MAX], log[PATH_MAX], err[256] = "";
+	int64_t last = INT64_MIN;
+	int rc = -EHOSTUNREACH, saved;
+
+	race_drops_minute_5(f);
+	snprintf(owners, sizeof(owners), "%s/owners", f->h.dir);
+	if (vg_rrd_rrdcached_open(f->h.d.tcp_addr, f->h.d.base, owners, &a2, err, sizeof(err)))
+		fail_msg("backend: %s", err);
+	assert_int_equal(a2->ops->locate(a2, VG_RT_HOST, "node1", "load.1", &aloc), 0);
+	a2->ops->replay_note(a2, &aloc, MS(T0 + 300), MS(T0 + 360), INT64_MIN,
+			     (const int64_t[]){MS(T0 + 300), MS(T0 + 360)}, 2);
+	for (int i = 0; i < 50 && rc == -EHOSTUNREACH; i++)
+		if ((rc = a2->ops->last_ms(a2, &aloc, &last, VG_RRD_REPLAY)) == -EHOSTUNREACH)
+			usleep(100 * 1000);
+	assert_int_equal(rc, 0);
+	assert_true(last >= MS(T0 + 240) && last < MS(T0 + 300));
+	assert_int_equal(resend_watch(a2), 1);
+
+	/* the host on B meanwhile: minute 7 written to the file */
+	b = second_collector(f, &bloc);
+	res = update_be(b, &bloc, 7, 7);
+	assert_int_equal(res.written, 1);
+	assert_int_equal(b->ops->sync(b), 0);
+	assert_int_equal(last_update_s(f), T0 + 420);
+
+	/* the replay's re-send of what the file lacked: refused */
+	snprintf(log, sizeof(log), "%s/test.log", f->h.dir);
+	saved = log_begin(log);
+	res = update_on(a2, &aloc, 5, 6, 1);
+	log_end(saved);
+	assert_int_equal(res.written, 0);
+	assert_int_equal(res.duplicate, 2);
+	assert_int_equal(vg_rrd_rrdcached_state(a2, dm, 1), 1);
+	assert_int_equal(dm[0].overtaken, 1);
+	assert_int_equal(dm[0].resend_watch, 0);
+	assert_true(log_has(log, "lost by the daemon (a restart) and re-sent"));
+	res = update_on(a2, &aloc, 5, 6, 1); /* tried again: counted already */
+	assert_int_equal(res.written, 0);
+	assert_int_equal(vg_rrd_rrdcached_state(a2, dm, 1), 1);
+	assert_int_equal(dm[0].overtaken, 1);
+	assert_int_equal(a2->ops->sync(a2), 0);
+	assert_int_equal(a2->ops->lost(a2, NULL, 0), 0);
+	/* the file's last update is B's 7; A's 5 and 6 are missing, so 5 to
+	 * 7 are unknown (4 to 7 spans more than the 90 s heartbeat) */
+	assert_int_equal(last_update_s(f), T0 + 420);
+	check_file_gap(f, 7, 5, 7);
+	a2->ops->close(a2);
+	b->ops->close(b);
+}
+
 /* The loss docs/scaling.md ("What holds now") left open after a real
  * restart: A's minute 5 taken by the daemon, not written; the daemon
  * killed -9 and started again without its -j journal (A's unwritten
@@ -1826,6 +1903,68 @@ static void test_resend_overtaken_after_restart_counted(void **state)
 	b->ops->close(b);
 }
 
+/* A's minute 5 taken by the daemon, not written; the daemon killed -9
+ * and started again without its journal; A's first check after the
+ * restart (its sync connects) finds the file lost, holding 1..4, into
+ * *L: its re-send is watched from then on. */
+static void found_lost_after_restart(struct fx *f, struct vg_rrd_lost *l)
+{
+	struct vg_rrd_result res;
+	int found = 0;
+
+	file_holds_1_to_4(f);
+	res = update(f, 5, 5, 0);
+	assert_int_equal(res.written, 1);
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	journal_clear(f->h.d.journal);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	usleep(300 * 1000); /* the back-off after the broken connection */
+	for (int i = 0; i < 50 && !found; i++) {
+		(void)f->h.be->ops->sync(f->h.be);
+		if (!(found = f->h.be->ops->lost(f->h.be, l, 1) == 1))
+			usleep(100 * 1000);
+	}
+	assert_true(found);
+	assert_int_equal(l->have_ms, MS(T0 + 240) + 999);
+	assert_int_equal(resend_watch(f->h.be), 1);
+}
+
+/* The store's re-send of a lost file that starts before what the file
+ * holds (minutes 3 to 5, the file holding 4): the daemon refuses 3, the
+ * backend skips 3 and 4 as stored (duplicates, values the file held when
+ * found lost: no loss) and writes 5. The re-send is decided: its watch
+ * ends there, not at the series' next value (which may never come). */
+static void test_resend_partly_stored_ends_the_watch(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_lost l;
+	struct vg_rrd_result res;
+
+	found_lost_after_restart(f, &l);
+	f->h.be->ops->resent(f->h.be, &l);
+	res = update(f, 3, 5, 1);
+	assert_int_equal(res.written, 1);
+	assert_int_equal(res.duplicate, 2);
+	assert_int_equal(res.failed + res.unavailable, 0);
+	assert_int_equal(resend_watch(f->h.be), 0);
+	assert_int_equal(overtaken(f), 0);
+	assert_int_equal(f->h.be->ops->sync(f->h.be), 0);
+	check_file(f, 5);
+}
+
+/* A lost file removed before its re-send (the series deleted): no re-send
+ * comes for it, and its watch ends with it. */
+static void test_lost_file_removed_ends_the_watch(void **state)
+{
+	struct fx *f = *state;
+	struct vg_rrd_lost l;
+
+	found_lost_after_restart(f, &l);
+	(void)f->h.be->ops->remove(f->h.be, &f->loc);
+	assert_int_equal(f->h.be->ops->lost(f->h.be, NULL, 0), 0);
+	assert_int_equal(resend_watch(f->h.be), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1835,6 +1974,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_after_restart_reads_what_the_file_holds,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_replay_resend_overtaken_counted, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_store_replay_after_restart_resends_the_skipped_value, setup, teardown),
 		cmocka_unit_test_setup_teardown(
@@ -1878,6 +2019,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_store_replay_after_host_came_back_daemon_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resend_overtaken_after_restart_counted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_resend_partly_stored_ends_the_watch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_lost_file_removed_ends_the_watch, setup,
 						teardown),
 	};
 	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {
