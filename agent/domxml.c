@@ -20,6 +20,7 @@
  * the output is cleared, so a half-parsed domain is never used.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -290,6 +291,18 @@ static void on_start(struct interp *in, const struct walker *w)
 
 	if (in->err)
 		return;
+	if (d == 0) {
+		const struct xattr *a = attr(w, "id");
+		long v = 0;
+		size_t i = 0;
+		for (; a && i < a->value.n && i < 10 && a->value.p[i] >= '0' &&
+		       a->value.p[i] <= '9';
+		     i++)
+			v = v * 10 + (a->value.p[i] - '0');
+		if (a && i && i == a->value.n && v <= INT_MAX)
+			in->d->id = (int)v;
+		return;
+	}
 	if (d == 2 && is_plain(&f[1], "devices")) {
 		if (is_plain(&f[2], "disk")) {
 			const struct xattr *a = attr(w, "device");
@@ -656,6 +669,7 @@ int vg_domxml_parse(const char *xml, struct vg_domxml *out)
 
 	memset(out, 0, sizeof(*out));
 	out->flavor_vcpus = out->flavor_memory_mb = out->flavor_disk_gb = -1;
+	out->id = -1;
 	if (!xml)
 		return -EINVAL;
 	memset(&in, 0, sizeof(in));
@@ -715,6 +729,7 @@ void vg_domxml_clear(struct vg_domxml *d)
 	free(d->nics);
 	memset(d, 0, sizeof(*d));
 	d->flavor_vcpus = d->flavor_memory_mb = d->flavor_disk_gb = -1;
+	d->id = -1;
 }
 
 const struct vg_domxml_disk *vg_domxml_disk(const struct vg_domxml *d,

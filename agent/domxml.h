@@ -68,6 +68,9 @@ struct vg_domxml {
 	char *project, *project_name, *user, *user_name, *flavor;
 	long flavor_vcpus, flavor_memory_mb, flavor_disk_gb; /* -1: unknown */
 	int ident;                                           /* enum vg_identity_source */
+	/* <domain id=..>: the running incarnation the XML describes; -1 when
+	 * absent (the inactive definition) or not a number in [0, INT_MAX]. */
+	int id;
 	size_t ndisks, nnics;
 	struct vg_domxml_disk *disks;
 	struct vg_domxml_nic *nics;

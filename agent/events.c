@@ -42,6 +42,7 @@ struct flavor {
 
 struct start {
 	char uuid[VIR_UUID_STRING_BUFLEN];
+	int id; /* the incarnation that started (libvirt's domain id) */
 	int64_t t;
 	char detail[128];
 };
@@ -159,7 +160,9 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int ev, int det,
 		pthread_mutex_lock(&e->lock);
 		if (e->nstarts < MAX_STARTS) {
 			struct start *s = &e->starts[e->nstarts++];
+			unsigned int id = virDomainGetID(dom);
 			memcpy(s->uuid, uuid, sizeof(uuid));
+			s->id = id == (unsigned int)-1 ? -1 : (int)id;
 			s->t = t;
 			snprintf(s->detail, sizeof(s->detail), "%s", detail);
 			pthread_mutex_unlock(&e->lock);
@@ -177,23 +180,32 @@ static int on_lifecycle(virConnectPtr conn, virDomainPtr dom, int ev, int det,
 
 /* ---- resizes --------------------------------------------------------------- */
 
-static int flavor_of(virDomainPtr dom, struct flavor *f)
+/* The flavor in dom's XML (live if running). id >= 0: the XML must be of
+ * that running incarnation, else -ESTALE (the domain stopped, was
+ * redefined or started again since: its XML says nothing of that run). */
+static int flavor_of(virDomainPtr dom, int id, struct flavor *f)
 {
-	char *xml = virDomainGetXMLDesc(dom, 0); /* live if running */
+	char *xml = virDomainGetXMLDesc(dom, 0);
 	struct vg_domxml m;
 	int rc = -EIO;
 
 	if (!xml)
 		return rc;
-	if (vg_domxml_parse(xml, &m) == 0) {
+	if (vg_domxml_parse(xml, &m) != 0) {
+		free(xml);
+		return rc;
+	}
+	if (id >= 0 && m.id != id) {
+		rc = -ESTALE;
+	} else {
 		memset(f, 0, sizeof(*f));
 		snprintf(f->name, sizeof(f->name), "%s", m.flavor ? m.flavor : "");
 		f->vcpus = m.flavor_vcpus;
 		f->memory_mb = m.flavor_memory_mb;
 		f->disk_gb = m.flavor_disk_gb;
-		vg_domxml_clear(&m);
 		rc = 0;
 	}
+	vg_domxml_clear(&m);
 	free(xml);
 	return rc;
 }
@@ -274,7 +286,7 @@ static void prime_flavors(struct vg_events *e)
 		struct flavor f, old;
 
 		if (virDomainGetUUIDString(doms[i], uuid) == 0 &&
-		    flavor_of(doms[i], &f) == 0)
+		    flavor_of(doms[i], -1, &f) == 0)
 			flavor_update(e, uuid, &f, &old);
 		virDomainFree(doms[i]);
 	}
@@ -303,8 +315,13 @@ static void check_starts(struct vg_events *e)
 		int rc = -1, changed = 0;
 
 		if (dom) {
-			rc = flavor_of(dom, &f);
+			rc = flavor_of(dom, st[i].id, &f);
 			virDomainFree(dom);
+		}
+		if (rc == -ESTALE) { /* polling then sees the flavor it runs */
+			pthread_mutex_lock(&e->lock);
+			e->st.start_other++;
+			pthread_mutex_unlock(&e->lock);
 		}
 		if (rc == 0) {
 			changed = flavor_update(e, st[i].uuid, &f, &old);

@@ -36,7 +36,13 @@
  * then takes the flavor from the resource's own fields at the first poll.
  * At most 65536 flavors are remembered (then all are forgotten and learnt
  * again); at most 1024 starts wait for their check per loop pass (more are
- * delivered without a flavor and counted in resize_dropped).
+ * delivered without a flavor and counted in resize_dropped). The XML is of
+ * the run that started only if its <domain id=..> is the STARTED event's
+ * domain id: a domain stopped and redefined (or started again) before the
+ * read would give that run the next definition's flavor; such a start is
+ * delivered without a flavor, the flavor known before is kept, and it is
+ * counted in start_other (tests/unit/agent_events_test.c,
+ * test_start_of_another_incarnation).
  *
  * Threading: the callback runs on the event thread; vg_events_stop joins
  * it. Start/stop from one thread.
@@ -68,6 +74,9 @@ struct vg_events_stats {
 	uint64_t resized;        /* RESIZED events sent (included in delivered) */
 	uint64_t resize_dropped; /* starts not checked for a resize (more
 				    than 1024 in one loop pass) */
+	uint64_t start_other;    /* starts not checked for a resize: by the time
+				 the XML was read, the domain was no longer
+				 that run (stopped, redefined, started again) */
 	int connected;
 };
 

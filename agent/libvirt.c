@@ -14,7 +14,9 @@
  *  - every snapshot value is NAN unless a libvirt call produced it in this
  *    poll, so a caller can never mistake a stale value for a fresh one;
  *  - a group is marked NO only after an active domain's record lacked it,
- *    and is then no longer requested from the bulk call.
+ *    and is then no longer requested from the bulk call;
+ *  - a domain's identity and flavor (its XML) are of the incarnation its
+ *    statistics describe, or the ones read before (refresh_xml).
  *
  * Why one file (~1,200 lines): one source with one connection, one snapshot
  * arena and one per-domain cache. The bulk stats dispatch, the per-domain
@@ -69,6 +71,9 @@ struct vg_lv {
 	int64_t next_connect_ms;
 	int64_t backoff_ms;
 	uint64_t connects;
+	uint64_t xml_other; /* XML reads of another incarnation (refresh_xml) */
+	void (*after_bulk)(void *ctx);
+	void *after_bulk_ctx;
 	uint64_t gen;
 	int support[VG_LV_NGROUPS];
 	int cpustats;   /* enum vg_lv_support for virDomainGetCPUStats */
@@ -165,6 +170,8 @@ int vg_lv_new(const struct vg_lv_opts *o, struct vg_lv **out)
 		return -ENOMEM;
 	}
 	lv->refresh = o->xml_refresh_polls ? o->xml_refresh_polls : 60;
+	lv->after_bulk = o->after_bulk;
+	lv->after_bulk_ctx = o->after_bulk_ctx;
 	lv->gfs_polls = o->guest_fs_polls;
 	lv->gfs_retry = o->guest_agent_retry_polls ? o->guest_agent_retry_polls : 60;
 	lv->backoff_ms = BACKOFF_MIN_MS;
@@ -217,6 +224,11 @@ int vg_lv_connected(const struct vg_lv *lv)
 uint64_t vg_lv_connects(const struct vg_lv *lv)
 {
 	return lv ? lv->connects : 0;
+}
+
+uint64_t vg_lv_xml_other(const struct vg_lv *lv)
+{
+	return lv ? lv->xml_other : 0;
 }
 
 const char *vg_lv_error(const struct vg_lv *lv)
@@ -292,10 +304,16 @@ static int read_pid(const char *dir, const char *name)
 	return pid;
 }
 
-/* Re-read a domain's XML into e. On failure the old data stays (stale
- * identity is better than none) and the next poll tries again. */
+/* Re-read a domain's XML into e for the incarnation the poll's statistics
+ * describe (id, -1 for a domain that is not running). On failure the old
+ * data stays (stale identity is better than none) and the next poll tries
+ * again. The XML is read after the bulk call: a domain stopped, redefined
+ * or started in between gives the XML of another incarnation (a resize's
+ * new flavor on the run that is still the old one, tests/unit/
+ * libvirt_test.c, test_xml_of_another_incarnation): its id tells, and the
+ * old data stays for this poll, unless there is none yet. */
 static void refresh_xml(struct vg_lv *lv, virDomainPtr dom,
-			struct cache_entry *e, int active)
+			struct cache_entry *e, int active, int id, int fresh)
 {
 	char *xml = virDomainGetXMLDesc(dom, 0);
 	struct vg_domxml m;
@@ -305,9 +323,15 @@ static void refresh_xml(struct vg_lv *lv, virDomainPtr dom,
 		return;
 	}
 	if (vg_domxml_parse(xml, &m) == 0) {
-		vg_domxml_clear(&e->meta);
-		e->meta = m;
-		e->age = 0;
+		int other = m.id != (id < 0 ? -1 : id);
+		if (other && !fresh) {
+			vg_domxml_clear(&m);
+			lv->xml_other++;
+		} else {
+			vg_domxml_clear(&e->meta);
+			e->meta = m;
+		}
+		e->age = other ? lv->refresh : 0;
 	} else {
 		e->age = lv->refresh;
 	}
@@ -985,7 +1009,7 @@ static int one_domain(struct vg_lv *lv, struct vg_lv_snapshot *s,
 	e->unknown_age++;
 	int unknown = e->unknown_age >= UNKNOWN_REFRESH && unknown_devices(&b, &e->meta);
 	if (fresh || e->id != d->id || ++e->age >= lv->refresh || unknown) {
-		refresh_xml(lv, dom, e, d->active);
+		refresh_xml(lv, dom, e, d->active, d->id, fresh);
 		if (unknown)
 			e->unknown_age = 0;
 	}
@@ -1129,6 +1153,8 @@ int vg_lv_poll(struct vg_lv *lv, struct vg_lv_snapshot *snap)
 		return -EIO;
 	}
 	lv->gen++;
+	if (lv->after_bulk)
+		lv->after_bulk(lv->after_bulk_ctx);
 	if (n > 0) {
 		snap->domains = calloc((size_t)n, sizeof(*snap->domains));
 		if (!snap->domains) {

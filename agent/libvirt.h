@@ -47,6 +47,13 @@ struct vg_lv_opts {
 	 * a driver other than QEMU is never asked. */
 	unsigned guest_fs_polls;
 	unsigned guest_agent_retry_polls;
+	/* Tests only (NULL in the agent): called in every poll after the
+	 * bulk statistics call returns and before any per-domain call, so a
+	 * test can change the hypervisor at the one instant a real libvirtd
+	 * gives no handle on (tests/unit/libvirt_test.c,
+	 * test_xml_of_another_incarnation). */
+	void (*after_bulk)(void *ctx);
+	void *after_bulk_ctx;
 };
 
 /* Stats groups (bit numbers) and what is known of their support. */
@@ -174,6 +181,13 @@ int vg_lv_connected(const struct vg_lv *lv);
 
 /* Number of successful (re)connections so far. */
 uint64_t vg_lv_connects(const struct vg_lv *lv);
+
+/* Domain XML reads that described another incarnation than the poll's
+ * statistics (the domain stopped, was redefined or started between the
+ * bulk call and the read): their identity and flavor were not used, the
+ * previous ones were kept for that poll and the XML is read again at the
+ * next one. */
+uint64_t vg_lv_xml_other(const struct vg_lv *lv);
 
 /* Last error text ("" if none); valid until the next call on lv. */
 const char *vg_lv_error(const struct vg_lv *lv);

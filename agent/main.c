@@ -210,6 +210,7 @@ struct watch {
 	uint64_t polls_split; /* polls sent as more than one batch */
 	uint64_t left_out;    /* values (samples, attributes, events) of
 				 * polls that no batch could carry */
+	uint64_t xml_other;   /* the libvirt source's count, last logged */
 	size_t max_bytes;     /* a batch's encoded size, trailer excluded */
 };
 
@@ -605,6 +606,8 @@ int main(int argc, char **argv)
 			{"agent.events.used", VG_KIND_COUNTER, (double)es.delivered},
 			{"agent.batch.split", VG_KIND_COUNTER, (double)w.polls_split},
 			{"agent.batch.left_out", VG_KIND_COUNTER, (double)w.left_out},
+			{"agent.libvirt.xml_other", VG_KIND_COUNTER,
+			 (double)vg_lv_xml_other(vg_poller_libvirt(poller))},
 		};
 		struct vg_poll_status st;
 		struct vg_batch *b = vg_batch_new(cfg.agent_host, vg_spool_stream(spool), seq, t);
@@ -628,6 +631,13 @@ int main(int argc, char **argv)
 				       "could not read some of %s (mask %#x: 1 stat, 2 meminfo, 4 loadavg, 8 diskstats, 16 net/dev)",
 				       cfg.agent_proc_root, st.proc_failed);
 
+		uint64_t xo = vg_lv_xml_other(vg_poller_libvirt(poller));
+		if (xo != w.xml_other)
+			vg_debug("poll %llu: %llu domain XML read(s) of another incarnation than "
+				 "the statistics (stopped, redefined or started in between): "
+				 "the previous identity and flavor kept (agent.libvirt.xml_other)",
+				 (unsigned long long)seq, (unsigned long long)(xo - w.xml_other));
+		w.xml_other = xo;
 		spool_poll(&w, spool, sender, &cfg, b);
 		vg_batch_free(b);
 		watch_sender(&w, sender, spool, &cfg);

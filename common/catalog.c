@@ -145,6 +145,7 @@ const struct vg_metric_def vg_catalog[] = {
 	{"agent.batch.split", H, "count", C, "polls too big for one batch (max_batch_bytes or a protocol limit), sent as several"},
 	{"agent.batch.left_out", H, "count", C, "values (samples, attributes, events) of polls that fit no batch alone or broke the name rules, left out"},
 	{"agent.libvirt.errors", H, "count", C, "failed libvirt polls or connection attempts"},
+	{"agent.libvirt.xml_other", H, "count", C, "domain XML reads that described another incarnation than the poll's statistics, not used"},
 
 	/* ---- host disk (/proc/diskstats, whole devices) ---- */
 	{"hdisk.read.requests", HD, "count", C, "reads completed"},

@@ -39,8 +39,23 @@ static struct {
 } g_ev[64];
 static int g_n;
 
+/* A gate: the event thread, handed a SUSPENDED of g_gate_uuid, waits
+ * inside the callback until the test opens it (so the test acts while
+ * libvirt's next events can only queue). */
+static pthread_cond_t g_cond = PTHREAD_COND_INITIALIZER;
+static const char *g_gate_uuid;
+static int g_gate_in, g_gate_open;
+
 static void collect(void *ctx, const char *uuid, int type, int64_t t, const char *detail)
 {
+	pthread_mutex_lock(&g_lock);
+	if (g_gate_uuid && type == VG_EV_SUSPENDED && !strcmp(uuid, g_gate_uuid)) {
+		g_gate_in = 1;
+		pthread_cond_broadcast(&g_cond);
+		while (!g_gate_open)
+			pthread_cond_wait(&g_cond, &g_lock);
+	}
+	pthread_mutex_unlock(&g_lock);
 	if (ctx) /* a poller: the agent's own path to the batch */
 		assert_int_equal(vg_poller_push_event(ctx, uuid, type, t, detail), 0);
 	pthread_mutex_lock(&g_lock);
@@ -260,6 +275,96 @@ static void test_resize_exact(void **state)
 	vg_poller_free(p);
 }
 
+/* The flavor a start runs with is read from the domain's XML after
+ * libvirt's dispatch returns. A domain stopped and redefined with a new
+ * flavor before that read (a resize right after a start, or a loaded
+ * host) gave the run that started the next definition's flavor, and a
+ * RESIZED at its start. Here the event thread is held inside the callback
+ * while the domain starts, stops and is redefined, so the STARTED is read
+ * after all of it: the XML's id is not the start's, so the STARTED goes
+ * without a flavor and no RESIZED is made up. */
+#define RX "5a1e0000-0000-4000-8000-00000000002b"
+#define RX_XML(flavor, vcpus)                                                      \
+	"<domain type='test'><name>rx</name><uuid>" RX "</uuid>"                   \
+	"<memory unit='MiB'>512</memory><vcpu>" vcpus "</vcpu>"                    \
+	"<os><type>hvm</type></os><metadata>"                                      \
+	"<nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'>" \
+	"<nova:flavor name='" flavor "'><nova:memory>512</nova:memory>"            \
+	"<nova:vcpus>" vcpus "</nova:vcpus></nova:flavor>"                         \
+	"</nova:instance></metadata></domain>"
+
+static void test_start_of_another_incarnation(void **state)
+{
+	struct vg_events_opts o = {"test:///default", NULL, collect, NULL};
+	struct vg_events *e;
+	struct vg_events_stats st;
+	char err[256];
+	int i, k;
+
+	(void)state;
+	pthread_mutex_lock(&g_lock);
+	int base = g_n;
+	pthread_mutex_unlock(&g_lock);
+	virConnectPtr c = virConnectOpen("test:///default");
+	assert_non_null(c);
+	virDomainPtr d = virDomainDefineXML(c, RX_XML("tiny", "1"));
+	assert_non_null(d);
+	assert_int_equal(vg_events_start(&o, &e, err, sizeof(err)), 0);
+	for (k = 0; k < 6000; k++) {
+		vg_events_get_stats(e, &st);
+		if (st.connected)
+			break;
+		vg_sleep_ms(10);
+	}
+	assert_int_equal(st.connected, 1);
+	assert_int_equal(virDomainCreate(d), 0);
+	assert_true((i = wait_for(base, RX, VG_EV_STARTED)) >= 0);
+	assert_non_null(strstr(g_ev[i].detail, "\"flavor\":\"tiny\""));
+
+	/* hold the event thread, then start, stop and redefine */
+	pthread_mutex_lock(&g_lock);
+	g_gate_uuid = RX;
+	g_gate_in = g_gate_open = 0;
+	pthread_mutex_unlock(&g_lock);
+	assert_int_equal(virDomainSuspend(d), 0);
+	pthread_mutex_lock(&g_lock);
+	while (!g_gate_in)
+		pthread_cond_wait(&g_cond, &g_lock);
+	pthread_mutex_unlock(&g_lock);
+	assert_int_equal(virDomainDestroy(d), 0);
+	assert_int_equal(virDomainCreate(d), 0);
+	assert_int_equal(virDomainDestroy(d), 0);
+	virDomainFree(d);
+	assert_non_null(d = virDomainDefineXML(c, RX_XML("big", "2")));
+	pthread_mutex_lock(&g_lock);
+	g_gate_open = 1;
+	g_gate_uuid = NULL;
+	pthread_cond_broadcast(&g_cond);
+	pthread_mutex_unlock(&g_lock);
+
+	assert_true((i = wait_for(i + 1, RX, VG_EV_STARTED)) >= 0);
+	printf("# STARTED: %s\n", g_ev[i].detail);
+	assert_null(strstr(g_ev[i].detail, "flavor"));
+	vg_events_get_stats(e, &st);
+	assert_int_equal(st.resized, 0);
+	assert_int_equal(st.start_other, 1);
+	pthread_mutex_lock(&g_lock);
+	for (k = base; k < g_n; k++)
+		assert_false(g_ev[k].type == VG_EV_RESIZED && !strcmp(g_ev[k].uuid, RX));
+	pthread_mutex_unlock(&g_lock);
+
+	/* its next start runs the new flavor: a resize at that start */
+	assert_int_equal(virDomainCreate(d), 0);
+	assert_true((i = wait_for(i + 1, RX, VG_EV_RESIZED)) >= 0);
+	assert_non_null(strstr(g_ev[i].detail, "\"flavor\":\"big\",\"vcpus\":2"));
+
+	virDomainDestroy(d);
+	virDomainUndefine(d);
+	virDomainFree(d);
+	virConnectClose(c);
+	vg_events_stop(e);
+}
+
 static void test_map(void **state)
 {
 	char b[128];
@@ -287,6 +392,7 @@ int main(void)
 		cmocka_unit_test(test_map),
 		cmocka_unit_test(test_test_driver_events),
 		cmocka_unit_test(test_resize_exact),
+		cmocka_unit_test(test_start_of_another_incarnation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -185,6 +185,33 @@ static void test_entities(void **state)
 	vg_domxml_clear(&d);
 }
 
+/* <domain id=..>: the running incarnation the XML describes (libvirt
+ * writes it on the live XML only); anything but a number is "none". */
+static void test_domain_id(void **state)
+{
+	const struct {
+		const char *xml;
+		int id;
+	} c[] = {
+		{"<domain type='kvm' id='7'><name>a</name></domain>", 7},
+		{"<domain type='kvm' id='0'/>", 0},
+		{"<domain type='kvm'><name>a</name></domain>", -1},
+		{"<domain id=''/>", -1},
+		{"<domain id='-3'/>", -1},
+		{"<domain id='12x'/>", -1},
+		{"<domain id='99999999999'/>", -1},
+		{"<domain><x id='5'/></domain>", -1},
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		struct vg_domxml d;
+		assert_int_equal(vg_domxml_parse(c[i].xml, &d), 0);
+		if (d.id != c[i].id)
+			fail_msg("case %zu (%s): id %d, want %d", i, c[i].xml, d.id, c[i].id);
+		vg_domxml_clear(&d);
+		assert_int_equal(d.id, -1);
+	}
+}
+
 static void test_malformed(void **state)
 {
 	const char *bad[] = {
@@ -230,6 +257,7 @@ int main(void)
 		cmocka_unit_test(test_nova_other_prefix_and_no_uuid),
 		cmocka_unit_test(test_vigie_and_none),
 		cmocka_unit_test(test_entities),
+		cmocka_unit_test(test_domain_id),
 		cmocka_unit_test(test_malformed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

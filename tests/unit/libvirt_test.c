@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libvirt/libvirt.h>
 
 #include "agent/libvirt.h"
 #include "agent/poll.h"
@@ -757,6 +758,127 @@ static void test_extras_and_no_libvirt(void **state)
 	assert_int_equal(vg_poller_new(&o, &p), -EINVAL);
 }
 
+/* ---- the XML read after the statistics --------------------------------- */
+
+/* A guest with Nova metadata naming flavor fl (vCPUs vc), for the test
+ * driver's define (same UUID each time: a redefinition). */
+#define RS_UUID "11111111-2222-3333-4444-5555555555aa"
+static char *rs_xml(const char *fl, int vc)
+{
+	static char x[2048];
+
+	snprintf(x, sizeof(x),
+		 "<domain type='test'><name>rs</name><uuid>" RS_UUID "</uuid>"
+		 "<metadata><nova:instance xmlns:nova="
+		 "'http://openstack.org/xmlns/libvirt/nova/1.1'>"
+		 "<nova:flavor name='%s'><nova:memory>512</nova:memory>"
+		 "<nova:vcpus>%d</nova:vcpus></nova:flavor>"
+		 "<nova:owner><nova:user uuid='u1'>u</nova:user>"
+		 "<nova:project uuid='p1'>p</nova:project></nova:owner>"
+		 "</nova:instance></metadata>"
+		 "<memory unit='MiB'>512</memory><vcpu>%d</vcpu>"
+		 "<os><type>hvm</type></os></domain>",
+		 fl, vc, vc);
+	return x;
+}
+
+/* After the bulk call of the poll it is armed for: stop the guest and
+ * redefine it with the bigger flavor (a resize's first two steps). */
+struct rs_hook {
+	virConnectPtr c;
+	int armed;
+};
+
+static void rs_resize(void *ctx)
+{
+	struct rs_hook *h = ctx;
+	virDomainPtr d;
+
+	if (!h->armed)
+		return;
+	h->armed = 0;
+	assert_non_null(d = virDomainLookupByUUIDString(h->c, RS_UUID));
+	assert_int_equal(virDomainDestroy(d), 0);
+	virDomainFree(d);
+	assert_non_null(d = virDomainDefineXML(h->c, rs_xml("big", 2)));
+	virDomainFree(d);
+}
+
+static const struct vg_lv_domain *rs_find(const struct vg_lv_snapshot *s)
+{
+	for (size_t i = 0; i < s->ndomains; i++)
+		if (!strcmp(s->domains[i].uuid, RS_UUID))
+			return &s->domains[i];
+	fail_msg("no domain %s in the snapshot", RS_UUID);
+	return NULL;
+}
+
+/* The domain XML is read after the bulk call: a guest stopped and
+ * redefined with a new flavor in between (on a loaded host, a Nova resize
+ * right after a start) gave the running incarnation the next one's
+ * flavor, which billing charged from that poll on. The XML's <domain
+ * id=..> names the incarnation it describes: another one's is not used. */
+static void test_xml_of_another_incarnation(void **state)
+{
+	(void)state;
+	struct rs_hook h = {.c = virConnectOpen("test:///default")};
+	struct vg_lv_opts o = {.uri = "test:///default", .after_bulk = rs_resize, .after_bulk_ctx = &h};
+	struct vg_lv *lv;
+	struct vg_lv_snapshot snap = {0};
+	virDomainPtr d;
+	const struct vg_lv_domain *x;
+
+	assert_non_null(h.c);
+	assert_non_null(d = virDomainDefineXML(h.c, rs_xml("tiny", 1)));
+	assert_int_equal(vg_lv_new(&o, &lv), 0);
+
+	/* defined, not running: the tiny definition */
+	assert_int_equal(vg_lv_poll(lv, &snap), 0);
+	x = rs_find(&snap);
+	assert_false(x->active);
+	assert_string_equal(x->meta->flavor, "tiny");
+	vg_lv_snapshot_clear(&snap);
+
+	/* started; the poll's statistics show it running, then it is
+	 * stopped and redefined before its (new id's) XML is read */
+	assert_int_equal(virDomainCreate(d), 0);
+	h.armed = 1;
+	assert_int_equal(vg_lv_poll(lv, &snap), 0);
+	assert_int_equal(h.armed, 0);
+	x = rs_find(&snap);
+	assert_true(x->active);
+	assert_true(x->id >= 0);
+	assert_string_equal(x->meta->flavor, "tiny");
+	assert_int_equal(x->meta->flavor_vcpus, 1);
+	assert_string_equal(x->meta->project, "p1");
+	assert_int_equal(vg_lv_xml_other(lv), 1);
+	vg_lv_snapshot_clear(&snap);
+
+	/* the next poll sees it stopped, with the new definition */
+	assert_int_equal(vg_lv_poll(lv, &snap), 0);
+	x = rs_find(&snap);
+	assert_false(x->active);
+	assert_string_equal(x->meta->flavor, "big");
+	assert_int_equal(x->meta->flavor_vcpus, 2);
+	assert_int_equal(vg_lv_xml_other(lv), 1);
+	vg_lv_snapshot_clear(&snap);
+
+	/* started again: running with the new flavor, its own XML */
+	assert_int_equal(virDomainCreate(d), 0);
+	assert_int_equal(vg_lv_poll(lv, &snap), 0);
+	x = rs_find(&snap);
+	assert_true(x->active);
+	assert_string_equal(x->meta->flavor, "big");
+	assert_int_equal(vg_lv_xml_other(lv), 1);
+	vg_lv_snapshot_clear(&snap);
+
+	vg_lv_free(lv);
+	assert_int_equal(virDomainDestroy(d), 0);
+	assert_int_equal(virDomainUndefine(d), 0);
+	virDomainFree(d);
+	virConnectClose(h.c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -770,6 +892,7 @@ int main(void)
 		cmocka_unit_test(test_guest_fs_unsupported_once),
 		cmocka_unit_test_setup_teardown(test_host_backed_disk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_extras_and_no_libvirt, setup, teardown),
+		cmocka_unit_test(test_xml_of_another_incarnation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
