@@ -231,8 +231,11 @@ struct vg_store_series {
  * 2). 0 when done; -ESTALE when some daemon has no such connection idle,
  * -EHOSTUNREACH when a FLUSH failed (each wait bounded as the
  * write-through's is), -ETIMEDOUT when the whole proof reached
- * deadline_ms (vg_monotonic_ms; 0: no overall bound) first (the FLUSH
- * under way cut off, its connection closed), -ENOTSUP when the backend
+ * deadline_ms (vg_monotonic_ms; 0: no overall bound) first: looked at
+ * between FLUSH BATCHes only, never inside a wait, so a BATCH under way
+ * finishes within its own bound and its connection is kept (the old
+ * connection a later proof needs); the call can take deadline_ms plus
+ * one BATCH's wait. -ENOTSUP when the backend
  * has no daemons (files), -EINVAL, -ENOMEM. On any error nothing is
  * proven: the caller waits as before. The receiver thread only (as
  * vg_store_write_batch). */
