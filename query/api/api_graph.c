@@ -414,25 +414,23 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 	for (size_t i = 0; i < n; i++) {
 		struct vg_api_graph_line *l = &g->line[i];
 
-		if (vg_name_valid(met[i]) &&
-		    (rc = vg_store_locate(store, l->rtype, res[i], met[i], l->path,
-					  sizeof(l->path), l->daemon, sizeof(l->daemon))) ==
-			    -EHOSTUNREACH &&
-		    l->daemon[0]) {
-			rc = vg_http_reply_error(resp, 503, "storage host %s does not answer",
-						 l->daemon);
-			goto out;
-		}
+		if (vg_name_valid(met[i]))
+			rc = vg_store_locate(store, l->rtype, res[i], met[i], l->path,
+					     sizeof(l->path), l->daemon, sizeof(l->daemon));
 		if (rc == -EHOSTUNREACH || rc == -EADDRNOTAVAIL) {
-			/* recorded on an unlisted daemon, or the placement
-			 * record does not answer: the measures' own answer */
-			rc = vg_api_reply_unreachable(resp, store, l->rtype, res[i], met[i]);
+			/* its daemon does not answer, recorded on an unlisted
+			 * daemon, or the placement record does not answer:
+			 * the measures' own answer (the daemon named to
+			 * admin tokens only) */
+			rc = vg_api_reply_unreachable(resp, store, l->rtype, res[i], met[i],
+						      !req->scope_project);
 			goto out;
 		}
 		if (rc == -EIO && l->daemon[0]) {
 			/* its daemon answers but refused to FLUSH or read the
 			 * file: a fault of the daemon or file, never a 404 */
-			rc = vg_api_reply_refused(resp, store, l->rtype, res[i], met[i]);
+			rc = vg_api_reply_refused(resp, store, l->rtype, res[i], met[i],
+						  !req->scope_project);
 			goto out;
 		}
 		if (!vg_name_valid(met[i]) || rc) {

@@ -676,7 +676,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 		}
 		if (frc) { /* a daemon down or refusing: 503 naming it */
 			*status = vg_api_storage_fault(store, s->rtype, s->lab[L_RESOURCE],
-						       s->metric, frc, err, errlen);
+						       s->metric, frc, !scope, err, errlen);
 			if (!*status) {
 				*status = 500;
 				snprintf(err, errlen, "cannot read %s of %s: %s", s->metric,

@@ -442,7 +442,8 @@ static int eval_selector(struct ectx *c, const struct vg_expr_node *n,
 					continue;
 				/* a daemon down or refusing: 503 naming it */
 				code = vg_api_storage_fault(c->store, s.p[i].rtype, s.p[i].id,
-							    n->name, st[i], msg, sizeof(msg));
+							    n->name, st[i], !c->scope, msg,
+							    sizeof(msg));
 				if (code)
 					rc = eerr(c, code, n->pos, "%s", msg);
 				else
