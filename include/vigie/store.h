@@ -473,6 +473,19 @@ const char *vg_store_policy_name(const struct vg_store *s, const char *metric);
 int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
 		    char *path, size_t pathlen, char *addr, size_t addrlen);
 
+/* Where a series is or would be, as vg_store_locate names it (path, and
+ * addr: its daemon, or the recorded address of an unlisted one), from
+ * the backend's placement only: no round trip to a storage daemon and no
+ * check that the series exists, so that a message about a daemon that
+ * just failed costs no second wait for it (with a shared [state] url, a
+ * series this collector has not placed yet is looked up in the
+ * placement record). 0, -EINVAL, -ENAMETOOLONG, -EADDRNOTAVAIL (recorded
+ * on a daemon not in [storage] daemons: addr names the recorded
+ * address); addr "" for the files backend, or when no listed daemon
+ * holds it (the placement record does not answer). Thread-safe. */
+int vg_store_where(struct vg_store *s, int rtype, const char *id, const char *metric,
+		   char *path, size_t pathlen, char *addr, size_t addrlen);
+
 enum vg_cf { VG_CF_AVERAGE = 0,
 	     VG_CF_MIN = 1,
 	     VG_CF_MAX = 2 };

@@ -352,8 +352,11 @@ int vg_api_storage_fault(struct vg_store *store, int rtype, const char *res,
 
 	if (err != -EHOSTUNREACH && err != -EREMOTEIO)
 		return 0;
-	rc = vg_store_locate(store, rtype, res, metric, path, sizeof(path), addr,
-			     sizeof(addr));
+	/* where only: the daemon just failed this read (its own wait
+	 * spent), so no second round trip to it (vg_store_locate's FLUSH and
+	 * INFO would wait for it again) */
+	rc = vg_store_where(store, rtype, res, metric, path, sizeof(path), addr,
+			    sizeof(addr));
 	if (err == -EREMOTEIO)
 		snprintf(detail, sizeof(detail),
 			 "the storage daemon %s holding '%s' of '%s' refused to FLUSH or read "

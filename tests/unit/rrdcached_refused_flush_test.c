@@ -22,7 +22,9 @@
  *   - those 503s name the daemon and the file to admin tokens only: a
  *     project token's reads of its own series (every read above) get the
  *     same 503 and Retry-After without them (a tenant must not learn a
- *     storage daemon's address or a path on a storage host).
+ *     storage daemon's address or a path on a storage host);
+ *   - a read that faults sends its daemon one FLUSH + INFO (its own),
+ *     not a second one to build the 503's message.
  *
  * The refused FLUSH is the one fake part: rrdcached 1.7.2 answers a FLUSH
  * of a valid name with an error it does not also give for "nothing to
@@ -556,6 +558,37 @@ static void tenant_reads(const struct fx_api *srv, const char *tauth, const char
 	}
 }
 
+/* The FLUSH + INFO reads the store sent to its one daemon so far. */
+static uint64_t reads_sent(struct vg_store *s)
+{
+	struct vg_store_daemon dm[2];
+
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	return dm[0].flushes_by[VG_STORE_FLUSH_READ];
+}
+
+/* A read that faults costs one FLUSH + INFO of its daemon, its own: the
+ * 503's message is built from the placement only (vg_store_where), where
+ * vg_store_locate sent a second one to the daemon that had just failed
+ * (two of its timeouts for a stopped one). */
+static void one_round_trip(const struct fx_api *srv, const char *auth)
+{
+	static const char *const what[] = {"measures", "statistics", "graph"};
+
+	for (size_t i = 0; i < 3; i++) {
+		struct fx_answer a;
+		uint64_t before = reads_sent(srv->store), after;
+		long code = get(srv, auth, what[i], 6, &a);
+
+		after = reads_sent(srv->store);
+		printf("# %s -> %ld, FLUSH + INFO reads sent %llu\n", what[i], code,
+		       (unsigned long long)(after - before));
+		assert_int_equal(code, 503);
+		assert_int_equal(after - before, 1);
+		fx_answer_free(&a);
+	}
+}
+
 /* 200 with minutes 1..5 (within the back-off of a daemon that failed). */
 static void good_read(const struct fx_api *srv, const char *auth)
 {
@@ -681,6 +714,7 @@ static void test_read_flush_not_permitted(void **state)
 	/* a tenant's reads: 503, the daemon and the file named to admins
 	 * only */
 	tenant_reads(&srv, tauth, auth, addr);
+	one_round_trip(&srv, auth);
 	{ /* a new series is still created there (its open's look-up) */
 		char p[PATH_MAX * 2];
 		struct stat st;
