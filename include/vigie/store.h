@@ -462,8 +462,10 @@ const char *vg_store_policy_name(const struct vg_store *s, const char *metric);
  * (rrd_graph): its path (a file, or a name relative to its daemon's base
  * dir) and the address of the rrdcached daemon that holds it ("" for the
  * files backend: read the path directly; else give rrd_graph --daemon
- * ADDR). Checks that the series exists (through its daemon, which writes
- * it out first, so what the reader sees is fresh). 0, -EINVAL (bad name),
+ * ADDR). Writes the series' cached values to it first, as vg_store_fetch
+ * does (a file deleted while values wait is created again by that
+ * write), then checks that the series exists (through its daemon, which
+ * writes it out first), so what the reader sees is fresh. 0, -EINVAL (bad name),
  * -ENAMETOOLONG, -ENOENT (no such series), -EHOSTUNREACH (its daemon
  * does not answer: addr names it, or is "" when the shared placement
  * record does not answer), -EADDRNOTAVAIL (recorded on a daemon that is

@@ -433,6 +433,13 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 						  !req->scope_project);
 			goto out;
 		}
+		if (rc == -EIO) {
+			/* files: the file exists and librrd cannot read it
+			 * (damaged): the measures' 500, never a 404 */
+			rc = vg_http_reply_error(resp, 500, "error reading '%s' of '%.200s': %s",
+						 met[i], res[i], strerror(EIO));
+			goto out;
+		}
 		if (!vg_name_valid(met[i]) || rc) {
 			rc = vg_http_reply_error(resp, 404,
 						 "resource '%s' has no metric '%.200s'",
