@@ -42,6 +42,7 @@
 #include "vigie/clock.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
+#include "vigie/log.h"
 #include "vigie/name.h"
 
 static pthread_mutex_t g_render_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -269,6 +270,9 @@ int vg_api_graph_render(const struct vg_api_graph_args *a, char **png, size_t *l
 
 /* ---- GET /v1/graph ------------------------------------------------------------- */
 
+/* Renders that failed (vg_log_limited: the 1st and every 1000th logged). */
+static uint64_t n_render_errors;
+
 /* "resource", "resource2" .. "resource8" and the same for metric/legend. */
 static const char *pname(char *buf, size_t len, const char *base, size_t i)
 {
@@ -475,8 +479,16 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 	}
 	rc = vg_api_graph_render(args, &png, &png_len, NULL, err, sizeof(err));
 	if (rc) {
-		rc = vg_http_reply_error(resp, 500, "cannot draw the graph: %s",
-					 err);
+		/* librrd's error names the file's path (and a daemon's
+		 * address): the storage's, shown to admin tokens only, as
+		 * the storage 503s (vg_api_storage_fault) */
+		vg_log_limited(VG_LOG_WARN, &n_render_errors, "api: graph: %s", err);
+		if (req->scope_project)
+			rc = vg_http_reply_error(resp, 500,
+						 "cannot draw the graph (the operator finds "
+						 "the cause in the collector's log)");
+		else
+			rc = vg_http_reply_error(resp, 500, "cannot draw the graph: %s", err);
 		goto out;
 	}
 	rc = vg_http_reply_raw(resp, 200, "image/png", png, png_len);
