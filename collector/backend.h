@@ -372,10 +372,13 @@ struct vg_rrd_backend_ops {
 	 * call as any other).
 	 * Every wait is bounded as the receiver's write-through is (its
 	 * connections come back to the pool after), and the whole call by
-	 * deadline_ms (vg_monotonic_ms; 0: no overall bound): -ETIMEDOUT
-	 * once it has passed, a FLUSH under way cut off and its connection
-	 * closed, as one that timed out. The receiver's thread
-	 * (vg_store_prove_arrival). */
+	 * deadline_ms (vg_monotonic_ms; 0: no overall bound), looked at
+	 * before each FLUSH BATCH, never inside a wait: -ETIMEDOUT once it
+	 * has passed, nothing more sent; a BATCH under way finishes within
+	 * its own wait and its connection is kept (cutting it would leave
+	 * answers unread and close the old connection every later proof
+	 * needs), so the call can take deadline_ms plus one BATCH's wait.
+	 * The receiver's thread (vg_store_prove_arrival). */
 	int (*flush_before)(struct vg_rrd_backend *be, const struct vg_rrd_loc *locs, size_t n,
 			    int64_t before_ms, int64_t deadline_ms);
 	/* Optional (NULL: nothing to keep). Keep a connection to every

@@ -752,6 +752,48 @@ void vg_store_placement(struct vg_store *s, struct vg_store_placement *out)
 		memset(out, 0, sizeof(*out));
 }
 
+static void reader_begin(struct vg_store *s, struct key_use *k);
+static void reader_end(struct vg_store *s, struct key_use *k);
+static void flush_one(struct vg_store *s, int rtype, const char *id,
+		      const char *metric, const struct vg_rrd_loc *loc);
+
+/* vg_store_where's naming of loc, after the backend's locate filled it. */
+static int where_of(struct vg_store *s, const struct vg_rrd_loc *loc, char *path,
+		    size_t pathlen, char *addr, size_t addrlen)
+{
+	/* librrd's client makes a relative name absolute from its own
+	 * directory when the daemon is on a unix socket (it assumes the same
+	 * host): give it the daemon's base dir then, when configured. */
+	if (loc->address && loc->path[0] != '/' && s->daemon_base[0] &&
+	    (!strncmp(loc->address, "unix:", 5) || loc->address[0] == '/')) {
+		if ((size_t)snprintf(path, pathlen, "%s/%s", s->daemon_base, loc->path) >= pathlen)
+			return -ENAMETOOLONG;
+	} else if ((size_t)snprintf(path, pathlen, "%s", loc->path) >= pathlen) {
+		return -ENAMETOOLONG;
+	}
+	if (loc->address && (size_t)snprintf(addr, addrlen, "%s", loc->address) >= addrlen)
+		return -ENAMETOOLONG;
+	if (loc->recorded) { /* on a daemon no longer listed: name it */
+		if (addrlen)
+			snprintf(addr, addrlen, "%s", loc->recorded);
+		return -EADDRNOTAVAIL;
+	}
+	return 0;
+}
+
+int vg_store_where(struct vg_store *s, int rtype, const char *id, const char *metric,
+		   char *path, size_t pathlen, char *addr, size_t addrlen)
+{
+	struct vg_rrd_loc loc;
+	int rc;
+
+	if (addrlen)
+		addr[0] = '\0';
+	if ((rc = s->be->ops->locate(s->be, rtype, id, metric, &loc)))
+		return rc;
+	return where_of(s, &loc, path, pathlen, addr, addrlen);
+}
+
 int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
 		    char *path, size_t pathlen, char *addr, size_t addrlen)
 {
@@ -761,25 +803,16 @@ int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *m
 
 	if (addrlen)
 		addr[0] = '\0';
-	if ((rc = s->be->ops->locate(s->be, rtype, id, metric, &loc)))
+	if ((rc = s->be->ops->locate(s->be, rtype, id, metric, &loc)) ||
+	    (rc = where_of(s, &loc, path, pathlen, addr, addrlen)))
 		return rc;
-	/* librrd's client makes a relative name absolute from its own
-	 * directory when the daemon is on a unix socket (it assumes the same
-	 * host): give it the daemon's base dir then, when configured. */
-	if (loc.address && loc.path[0] != '/' && s->daemon_base[0] &&
-	    (!strncmp(loc.address, "unix:", 5) || loc.address[0] == '/')) {
-		if ((size_t)snprintf(path, pathlen, "%s/%s", s->daemon_base, loc.path) >= pathlen)
-			return -ENAMETOOLONG;
-	} else if ((size_t)snprintf(path, pathlen, "%s", loc.path) >= pathlen) {
-		return -ENAMETOOLONG;
-	}
-	if (loc.address && (size_t)snprintf(addr, addrlen, "%s", loc.address) >= addrlen)
-		return -ENAMETOOLONG;
-	if (loc.recorded) { /* on a daemon no longer listed: name it */
-		if (addrlen)
-			snprintf(addr, addrlen, "%s", loc.recorded);
-		return -EADDRNOTAVAIL;
-	}
+	/* the series' cached values written first, as vg_store_fetch does:
+	 * the reader (rrd_graph) sees all that was accepted, and a file
+	 * deleted while values wait is created again by that write rather
+	 * than answered "no such series" */
+	struct key_use mine = {rtype, id, metric, NULL};
+	reader_begin(s, &mine); /* a removal of this key waits for us */
+	flush_one(s, rtype, id, metric, &loc);
 	/* info, not last_ms: last_ms is also a new series' open, which takes
 	 * a daemon's "Permission denied" (-P without FLUSH or INFO) for "no
 	 * file" so that its create still goes ahead (rcd_last_ms); a reader
@@ -787,6 +820,7 @@ int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *m
 	 * naming the daemon and the file), as vg_store_fetch does, not as a
 	 * missing series (404) */
 	rc = s->be->ops->info(s->be, &loc, VG_CF_AVERAGE, &d);
+	reader_end(s, &mine);
 	return rc == -ENOENT || rc == -EHOSTUNREACH ? rc : rc ? -EIO
 							      : 0;
 }

@@ -238,8 +238,11 @@ struct vg_store_series {
  * 2). 0 when done; -ESTALE when some daemon has no such connection idle,
  * -EHOSTUNREACH when a FLUSH failed (each wait bounded as the
  * write-through's is), -ETIMEDOUT when the whole proof reached
- * deadline_ms (vg_monotonic_ms; 0: no overall bound) first (the FLUSH
- * under way cut off, its connection closed), -ENOTSUP when the backend
+ * deadline_ms (vg_monotonic_ms; 0: no overall bound) first: looked at
+ * between FLUSH BATCHes only, never inside a wait, so a BATCH under way
+ * finishes within its own bound and its connection is kept (the old
+ * connection a later proof needs); the call can take deadline_ms plus
+ * one BATCH's wait. -ENOTSUP when the backend
  * has no daemons (files), -EINVAL, -ENOMEM. On any error nothing is
  * proven: the caller waits as before. The receiver thread only (as
  * vg_store_write_batch). */
@@ -474,8 +477,10 @@ const char *vg_store_policy_name(const struct vg_store *s, const char *metric);
  * (rrd_graph): its path (a file, or a name relative to its daemon's base
  * dir) and the address of the rrdcached daemon that holds it ("" for the
  * files backend: read the path directly; else give rrd_graph --daemon
- * ADDR). Checks that the series exists (through its daemon, which writes
- * it out first, so what the reader sees is fresh). 0, -EINVAL (bad name),
+ * ADDR). Writes the series' cached values to it first, as vg_store_fetch
+ * does (a file deleted while values wait is created again by that
+ * write), then checks that the series exists (through its daemon, which
+ * writes it out first), so what the reader sees is fresh. 0, -EINVAL (bad name),
  * -ENAMETOOLONG, -ENOENT (no such series), -EHOSTUNREACH (its daemon
  * does not answer: addr names it, or is "" when the shared placement
  * record does not answer), -EADDRNOTAVAIL (recorded on a daemon that is
@@ -484,6 +489,19 @@ const char *vg_store_policy_name(const struct vg_store *s, const char *metric);
  * read it, "Permission denied" included: addr names the daemon). */
 int vg_store_locate(struct vg_store *s, int rtype, const char *id, const char *metric,
 		    char *path, size_t pathlen, char *addr, size_t addrlen);
+
+/* Where a series is or would be, as vg_store_locate names it (path, and
+ * addr: its daemon, or the recorded address of an unlisted one), from
+ * the backend's placement only: no round trip to a storage daemon and no
+ * check that the series exists, so that a message about a daemon that
+ * just failed costs no second wait for it (with a shared [state] url, a
+ * series this collector has not placed yet is looked up in the
+ * placement record). 0, -EINVAL, -ENAMETOOLONG, -EADDRNOTAVAIL (recorded
+ * on a daemon not in [storage] daemons: addr names the recorded
+ * address); addr "" for the files backend, or when no listed daemon
+ * holds it (the placement record does not answer). Thread-safe. */
+int vg_store_where(struct vg_store *s, int rtype, const char *id, const char *metric,
+		   char *path, size_t pathlen, char *addr, size_t addrlen);
 
 enum vg_cf { VG_CF_AVERAGE = 0,
 	     VG_CF_MIN = 1,

@@ -340,18 +340,25 @@ uint16_t vg_api_port(const struct vg_api *a)
 	return a ? vg_http_port(a->http) : 0;
 }
 
+/* Storage faults a read answered (vg_api_storage_fault): their detail
+ * logged at the 1st and every 1000th (vg_log_limited). */
+static uint64_t n_storage_faults;
+
 int vg_api_storage_fault(struct vg_store *store, int rtype, const char *res,
-			 const char *metric, int err, char *msg, size_t len)
+			 const char *metric, int err, int admin, char *msg, size_t len)
 {
-	char path[1024] = "", addr[256] = "";
+	char path[1024] = "", addr[256] = "", detail[2048];
 	int rc;
 
 	if (err != -EHOSTUNREACH && err != -EREMOTEIO)
 		return 0;
-	rc = vg_store_locate(store, rtype, res, metric, path, sizeof(path), addr,
-			     sizeof(addr));
+	/* where only: the daemon just failed this read (its own wait
+	 * spent), so no second round trip to it (vg_store_locate's FLUSH and
+	 * INFO would wait for it again) */
+	rc = vg_store_where(store, rtype, res, metric, path, sizeof(path), addr,
+			    sizeof(addr));
 	if (err == -EREMOTEIO)
-		snprintf(msg, len,
+		snprintf(detail, sizeof(detail),
 			 "the storage daemon %s holding '%s' of '%s' refused to FLUSH or read "
 			 "its file %s (the daemon's log says why; /v1/health lists the daemons)",
 			 addr[0] ? addr : "(unknown)", metric, res, path[0] ? path : "(unknown)");
@@ -359,49 +366,60 @@ int vg_api_storage_fault(struct vg_store *store, int rtype, const char *res,
 	 * daemons that the store could not keep (more than it names), or the
 	 * shared placement record does not answer; name both. */
 	else if (rc == -EADDRNOTAVAIL)
-		snprintf(msg, len,
+		snprintf(detail, sizeof(detail),
 			 "'%s' of '%s' is recorded on the storage daemon %s, which is "
 			 "not in [storage] daemons: list it again, or move its series "
 			 "(vigie-collector storage move) before removing it "
 			 "(/v1/health lists unlisted_daemons)",
 			 metric, res, addr);
 	else if (addr[0])
-		snprintf(msg, len,
+		snprintf(detail, sizeof(detail),
 			 "the storage daemon %s holding '%s' of '%s' does not answer "
 			 "(/v1/health lists the daemons)",
 			 addr, metric, res);
 	else
-		snprintf(msg, len,
+		snprintf(detail, sizeof(detail),
 			 "'%s' of '%s' is recorded on a storage daemon that is not in "
 			 "[storage] daemons (keep an address listed until its series "
 			 "are moved), or the placement record does not answer "
 			 "(/v1/health)",
+			 metric, res);
+	vg_log_limited(VG_LOG_WARN, &n_storage_faults, "api: read: %s", detail);
+	/* A project token is a tenant: the storage daemons' addresses and
+	 * the paths on their hosts are the operator's, as /v1/health shows
+	 * them to admin tokens only. */
+	if (admin)
+		snprintf(msg, len, "%s", detail);
+	else
+		snprintf(msg, len,
+			 "storage unavailable for '%s' of '%s'; retry later (the operator "
+			 "finds the cause in the collector's log)",
 			 metric, res);
 	return 503;
 }
 
 /* Reply the 503 of vg_api_storage_fault for err, with a Retry-After. */
 static int reply_fault(struct vg_http_resp *resp, struct vg_store *store, int rtype,
-		       const char *res, const char *metric, int err)
+		       const char *res, const char *metric, int err, int admin)
 {
 	char msg[2048];
 
-	vg_api_storage_fault(store, rtype, res, metric, err, msg, sizeof(msg));
+	vg_api_storage_fault(store, rtype, res, metric, err, admin, msg, sizeof(msg));
 	vg_http_reply_error(resp, 503, "%s", msg);
 	vg_http_resp_header(resp, "Retry-After", "5");
 	return 0;
 }
 
 int vg_api_reply_unreachable(struct vg_http_resp *resp, struct vg_store *store, int rtype,
-			     const char *res, const char *metric)
+			     const char *res, const char *metric, int admin)
 {
-	return reply_fault(resp, store, rtype, res, metric, -EHOSTUNREACH);
+	return reply_fault(resp, store, rtype, res, metric, -EHOSTUNREACH, admin);
 }
 
 int vg_api_reply_refused(struct vg_http_resp *resp, struct vg_store *store, int rtype,
-			 const char *res, const char *metric)
+			 const char *res, const char *metric, int admin)
 {
-	return reply_fault(resp, store, rtype, res, metric, -EREMOTEIO);
+	return reply_fault(resp, store, rtype, res, metric, -EREMOTEIO, admin);
 }
 
 int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what)

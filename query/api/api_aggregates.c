@@ -256,10 +256,12 @@ int vg_api_h_aggregates(struct vg_http_req *req, struct vg_http_resp *resp)
 				/* a daemon down or refusing: 503 naming it */
 				if (rc == -EHOSTUNREACH)
 					rc = vg_api_reply_unreachable(resp, store, c.r[j].rtype,
-								      c.r[j].id, metric);
+								      c.r[j].id, metric,
+								      !req->scope_project);
 				else if (rc == -EREMOTEIO)
 					rc = vg_api_reply_refused(resp, store, c.r[j].rtype,
-								  c.r[j].id, metric);
+								  c.r[j].id, metric,
+								  !req->scope_project);
 				else
 					rc = vg_api_reply_errno(resp, rc, "measures");
 				free(acc);

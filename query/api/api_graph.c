@@ -42,6 +42,7 @@
 #include "vigie/clock.h"
 #include "vigie/batch.h"
 #include "vigie/catalog.h"
+#include "vigie/log.h"
 #include "vigie/name.h"
 
 static pthread_mutex_t g_render_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -269,6 +270,9 @@ int vg_api_graph_render(const struct vg_api_graph_args *a, char **png, size_t *l
 
 /* ---- GET /v1/graph ------------------------------------------------------------- */
 
+/* Renders that failed (vg_log_limited: the 1st and every 1000th logged). */
+static uint64_t n_render_errors;
+
 /* "resource", "resource2" .. "resource8" and the same for metric/legend. */
 static const char *pname(char *buf, size_t len, const char *base, size_t i)
 {
@@ -414,25 +418,30 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 	for (size_t i = 0; i < n; i++) {
 		struct vg_api_graph_line *l = &g->line[i];
 
-		if (vg_name_valid(met[i]) &&
-		    (rc = vg_store_locate(store, l->rtype, res[i], met[i], l->path,
-					  sizeof(l->path), l->daemon, sizeof(l->daemon))) ==
-			    -EHOSTUNREACH &&
-		    l->daemon[0]) {
-			rc = vg_http_reply_error(resp, 503, "storage host %s does not answer",
-						 l->daemon);
-			goto out;
-		}
+		if (vg_name_valid(met[i]))
+			rc = vg_store_locate(store, l->rtype, res[i], met[i], l->path,
+					     sizeof(l->path), l->daemon, sizeof(l->daemon));
 		if (rc == -EHOSTUNREACH || rc == -EADDRNOTAVAIL) {
-			/* recorded on an unlisted daemon, or the placement
-			 * record does not answer: the measures' own answer */
-			rc = vg_api_reply_unreachable(resp, store, l->rtype, res[i], met[i]);
+			/* its daemon does not answer, recorded on an unlisted
+			 * daemon, or the placement record does not answer:
+			 * the measures' own answer (the daemon named to
+			 * admin tokens only) */
+			rc = vg_api_reply_unreachable(resp, store, l->rtype, res[i], met[i],
+						      !req->scope_project);
 			goto out;
 		}
 		if (rc == -EIO && l->daemon[0]) {
 			/* its daemon answers but refused to FLUSH or read the
 			 * file: a fault of the daemon or file, never a 404 */
-			rc = vg_api_reply_refused(resp, store, l->rtype, res[i], met[i]);
+			rc = vg_api_reply_refused(resp, store, l->rtype, res[i], met[i],
+						  !req->scope_project);
+			goto out;
+		}
+		if (rc == -EIO) {
+			/* files: the file exists and librrd cannot read it
+			 * (damaged): the measures' 500, never a 404 */
+			rc = vg_http_reply_error(resp, 500, "error reading '%s' of '%.200s': %s",
+						 met[i], res[i], strerror(EIO));
 			goto out;
 		}
 		if (!vg_name_valid(met[i]) || rc) {
@@ -470,8 +479,16 @@ int vg_api_h_graph(struct vg_http_req *req, struct vg_http_resp *resp)
 	}
 	rc = vg_api_graph_render(args, &png, &png_len, NULL, err, sizeof(err));
 	if (rc) {
-		rc = vg_http_reply_error(resp, 500, "cannot draw the graph: %s",
-					 err);
+		/* librrd's error names the file's path (and a daemon's
+		 * address): the storage's, shown to admin tokens only, as
+		 * the storage 503s (vg_api_storage_fault) */
+		vg_log_limited(VG_LOG_WARN, &n_render_errors, "api: graph: %s", err);
+		if (req->scope_project)
+			rc = vg_http_reply_error(resp, 500,
+						 "cannot draw the graph (the operator finds "
+						 "the cause in the collector's log)");
+		else
+			rc = vg_http_reply_error(resp, 500, "cannot draw the graph: %s", err);
 		goto out;
 	}
 	rc = vg_http_reply_raw(resp, 200, "image/png", png, png_len);

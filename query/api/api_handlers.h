@@ -131,24 +131,30 @@ int vg_api_reply_errno(struct vg_http_resp *resp, int err, const char *what);
 
 /* The message of a read's storage fault: for err -EHOSTUNREACH (the
  * series' daemon does not answer) or -EREMOTEIO (it answers but refused
- * to FLUSH or read the file), from vg_store_fetch, a message naming the
- * daemon (and the file) into msg, and 503; 0 for any other err (msg
- * untouched). A read of many series (aggregates, expressions, remote
- * read) answers it for the first series that faults: a partial answer
- * would pass for a complete one. */
+ * to FLUSH or read the file), from vg_store_fetch, 503 and into msg a
+ * message naming the daemon (and the file) when admin (the request
+ * carries an admin token: req->scope_project NULL), else, for a project
+ * token, one that names only the series ("storage unavailable ...;
+ * retry later"): a tenant never learns a daemon's address or a path on
+ * its host. The detail is logged either way (vg_log_limited: the 1st and
+ * every 1000th). 0 for any other err (msg untouched). A read of many
+ * series (aggregates, expressions, remote read) answers it for the first
+ * series that faults: a partial answer would pass for a complete one.
+ * Thread-safe. */
 int vg_api_storage_fault(struct vg_store *store, int rtype, const char *res,
-			 const char *metric, int err, char *msg, size_t len);
+			 const char *metric, int err, int admin, char *msg, size_t len);
 
-/* Reply 503 for a series whose storage daemon does not answer
- * (-EHOSTUNREACH from vg_store_fetch), naming the daemon's address.
- * Returns 0. */
+/* Reply 503 with Retry-After: 5 for a series whose storage daemon does
+ * not answer (-EHOSTUNREACH from vg_store_fetch), naming the daemon's
+ * address when admin (vg_api_storage_fault). Returns 0. */
 int vg_api_reply_unreachable(struct vg_http_resp *resp, struct vg_store *store, int rtype,
-			     const char *res, const char *metric);
+			     const char *res, const char *metric, int admin);
 
-/* Reply 503 for a series whose storage daemon answers but refused to
- * FLUSH or read its file (-EREMOTEIO from vg_store_fetch), naming the
- * daemon's address and the file. Returns 0. */
+/* Reply 503 with Retry-After: 5 for a series whose storage daemon
+ * answers but refused to FLUSH or read its file (-EREMOTEIO from
+ * vg_store_fetch), naming the daemon's address and the file when admin
+ * (vg_api_storage_fault). Returns 0. */
 int vg_api_reply_refused(struct vg_http_resp *resp, struct vg_store *store, int rtype,
-			 const char *res, const char *metric);
+			 const char *res, const char *metric, int admin);
 
 #endif

@@ -117,9 +117,11 @@ int vg_api_h_measures(struct vg_http_req *req, struct vg_http_resp *resp)
 					   "no %u s archive for '%s' of '%s'",
 					   gran, metric, res);
 	if (rc == -EHOSTUNREACH)
-		return vg_api_reply_unreachable(resp, store, rtype, res, metric);
+		return vg_api_reply_unreachable(resp, store, rtype, res, metric,
+						!req->scope_project);
 	if (rc == -EREMOTEIO)
-		return vg_api_reply_refused(resp, store, rtype, res, metric);
+		return vg_api_reply_refused(resp, store, rtype, res, metric,
+					    !req->scope_project);
 	if (rc)
 		return vg_api_reply_errno(resp, rc, "measures");
 	if (series.n > VG_API_MAX_POINTS) {

@@ -676,7 +676,7 @@ static int answer_query(struct vg_api *api, const char *scope,
 		}
 		if (frc) { /* a daemon down or refusing: 503 naming it */
 			*status = vg_api_storage_fault(store, s->rtype, s->lab[L_RESOURCE],
-						       s->metric, frc, err, errlen);
+						       s->metric, frc, !scope, err, errlen);
 			if (!*status) {
 				*status = 500;
 				snprintf(err, errlen, "cannot read %s of %s: %s", s->metric,
@@ -980,10 +980,16 @@ int vg_api_h_remote_read(struct vg_http_req *req, struct vg_http_resp *resp)
 	size_t len;
 	int status;
 
-	if (vg_api_remote_read(req->ctx, req->scope_project, req->body,
-			       req->body_len, &out, &len, &status, err,
-			       sizeof(err)))
-		return vg_http_reply_error(resp, status, "%s", err);
+	int rc = vg_api_remote_read(req->ctx, req->scope_project, req->body, req->body_len,
+				    &out, &len, &status, err, sizeof(err));
+
+	if (rc) {
+		vg_http_reply_error(resp, status, "%s", err);
+		/* a storage fault's 503: the single-series reads' Retry-After */
+		if (status == 503 && (rc == -EHOSTUNREACH || rc == -EREMOTEIO))
+			vg_http_resp_header(resp, "Retry-After", "5");
+		return 0;
+	}
 	vg_http_reply_raw(resp, 200, "application/x-protobuf", out, len);
 	vg_http_resp_header(resp, "Content-Encoding", "snappy");
 	return 0;

@@ -286,9 +286,11 @@ int vg_api_h_statistics(struct vg_http_req *req, struct vg_http_resp *resp)
 						   "no archive for '%s' of '%s'",
 						   metric, res);
 		if (rc == -EHOSTUNREACH)
-			return vg_api_reply_unreachable(resp, store, rtype, res, metric);
+			return vg_api_reply_unreachable(resp, store, rtype, res, metric,
+							!req->scope_project);
 		if (rc == -EREMOTEIO)
-			return vg_api_reply_refused(resp, store, rtype, res, metric);
+			return vg_api_reply_refused(resp, store, rtype, res, metric,
+						    !req->scope_project);
 		return vg_api_reply_errno(resp, rc, "statistics");
 	}
 

@@ -69,6 +69,7 @@ struct ectx {
 	int gran_auto;
 	size_t series_read, points_read, cells;
 	int status, epos;
+	int storage_fault; /* the error is vg_api_storage_fault's 503 */
 	char err[1024];
 };
 
@@ -442,10 +443,13 @@ static int eval_selector(struct ectx *c, const struct vg_expr_node *n,
 					continue;
 				/* a daemon down or refusing: 503 naming it */
 				code = vg_api_storage_fault(c->store, s.p[i].rtype, s.p[i].id,
-							    n->name, st[i], msg, sizeof(msg));
-				if (code)
+							    n->name, st[i], !c->scope, msg,
+							    sizeof(msg));
+				if (code) {
+					if (!c->status) /* eerr keeps a first error */
+						c->storage_fault = 1;
 					rc = eerr(c, code, n->pos, "%s", msg);
-				else
+				} else
 					rc = eerr(c, 500, n->pos, "cannot read %s of %s: %s",
 						  n->name, s.p[i].id, strerror(-st[i]));
 			}
@@ -1131,6 +1135,8 @@ int vg_api_h_query(struct vg_http_req *req, struct vg_http_resp *resp)
 		rc = reply_expr_error(resp, c.status ? c.status : 500,
 				      c.status ? c.err : "evaluation failed",
 				      c.epos);
+		if (c.storage_fault && c.status == 503) /* the reads' Retry-After */
+			vg_http_resp_header(resp, "Retry-After", "5");
 		goto out;
 	}
 	if (!res.step) { /* a constant expression */

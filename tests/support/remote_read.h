@@ -47,6 +47,8 @@ static inline long fxr_post(const char *url, const char *token, const void *body
 	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)len);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fx_on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, fx_on_header); /* Retry-After... */
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
 	if (curl_easy_perform(h) != CURLE_OK)
 		a->status = -1;

@@ -18,7 +18,13 @@
  *     lack what the daemon holds; and a file the daemon cannot read as an
  *     RRD (its INFO refused, a real fault: the file's bytes replaced)
  *     answers the same 503, where it was a 404 "no metric" that hid the
- *     fault; a daemon killed, remote read answers 503 naming it.
+ *     fault; a daemon killed, remote read answers 503 naming it;
+ *   - those 503s name the daemon and the file to admin tokens only: a
+ *     project token's reads of its own series (every read above) get the
+ *     same 503 and Retry-After without them (a tenant must not learn a
+ *     storage daemon's address or a path on a storage host);
+ *   - a read that faults sends its daemon one FLUSH + INFO (its own),
+ *     not a second one to build the 503's message.
  *
  * The refused FLUSH is the one fake part: rrdcached 1.7.2 answers a FLUSH
  * of a valid name with an error it does not also give for "nothing to
@@ -470,6 +476,118 @@ static void refused_reads(const struct fx_api *srv, const char *auth, const char
 	fx_answer_free(&a);
 }
 
+/* Minutes [0, n) of instance vm0 of project p1 (load.1), as put_minutes. */
+static void put_tenant(struct vg_registry *reg, struct vg_store *s, int n)
+{
+	for (int m = 0; m < n; m++) {
+		int64_t t = FXS_MS(FXS_T0 + 60 * m);
+		struct vg_batch *b = vg_batch_new("h7", 1, (uint64_t)m + 1, t);
+		assert_non_null(b);
+		assert_non_null(vg_batch_resource(b, VG_RT_INSTANCE, "vm0", "vm0", NULL, t));
+		assert_int_equal(vg_batch_identity(b, "p1", "u1", "f1"), 0);
+		assert_int_equal(vg_batch_sample(b, "load.1", VG_KIND_GAUGE, 7.0 + m), 0);
+		assert_int_equal(vg_registry_update(reg, b), 0);
+		assert_int_equal(vg_store_write_batch(s, b), 0);
+		vg_batch_free(b);
+	}
+}
+
+#define TENANT_FILE "instance/vm0/load.1.rrd"
+
+/* Every read of vm0's load.1 (on a daemon refusing its FLUSH) answers 503;
+ * with the admin token AAUTH naming the daemon ADDR and the file, with
+ * the project token TAUTH (p1's, vm0's project) neither, nor the data
+ * directory (a tenant must not learn where the storage is), with
+ * Retry-After: 5 (also /v1/query and remote read, which sent none). */
+static void tenant_reads(const struct fx_api *srv, const char *tauth, const char *aauth,
+			 const char *addr)
+{
+	static const char *const paths[] = {
+		"/v1/measures?resource=vm0&metric=load.1&start=%lld&end=%lld",
+		"/v1/statistics?resource=vm0&metric=load.1&start=%lld&end=%lld",
+		"/v1/aggregates?metric=load.1&type=instance&granularity=60&start=%lld&end=%lld",
+		"/v1/graph?resource=vm0&metric=load.1&start=%lld&end=%lld",
+		"/v1/query?expr=load.1%%7Bid%%3D%%22vm0%%22%%7D&granularity=60&start=%lld&end=%lld",
+		NULL, /* POST /api/v1/read */
+	};
+	static const char *const mt[] = {"__name__=vigie_load_1", "resource=vm0"};
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		char retry[2][32];
+
+		for (int admin = 0; admin < 2; admin++) {
+			const char *auth = admin ? aauth : tauth;
+			const char *msg;
+			struct fx_answer a;
+			char path[256];
+			long code;
+
+			if (paths[i]) {
+				snprintf(path, sizeof(path), paths[i], FXS_T0, FXS_T0 + 60LL * 6);
+				code = fx_http(srv->url, "GET", path, auth, NULL, &a);
+			} else {
+				Prometheus__ReadResponse *r;
+				snprintf(path, sizeof(path), "/api/v1/read");
+				code = fxr_read(srv->url, auth + strlen("Bearer "), FXS_MS(FXS_T0),
+						FXS_MS(FXS_T0 + 60 * 6), NULL, mt, 2, 1, &a, &r);
+				assert_null(r);
+			}
+			msg = json_string_value(
+				json_object_get(json_object_get(a.json, "error"), "message"));
+			printf("# %s %.30s -> %ld %s (Retry-After '%s')\n",
+			       admin ? "admin" : "tenant", path, code, msg ? msg : "(no JSON error)",
+			       a.retry_after);
+			assert_int_equal(code, 503);
+			assert_non_null(msg);
+			snprintf(retry[admin], sizeof(retry[admin]), "%s", a.retry_after);
+			if (admin) {
+				assert_non_null(strstr(msg, addr));
+				assert_non_null(strstr(msg, TENANT_FILE));
+			} else {
+				assert_null(strstr(a.body, addr));
+				assert_null(strstr(a.body, "noflush.sock"));
+				assert_null(strstr(a.body, "load.1.rrd"));
+				assert_null(strstr(a.body, srv->dir));
+				assert_non_null(strstr(msg, "storage unavailable"));
+			}
+			fx_answer_free(&a);
+		}
+		assert_string_equal(retry[0], "5");
+		assert_string_equal(retry[1], "5");
+	}
+}
+
+/* The FLUSH + INFO reads the store sent to its one daemon so far. */
+static uint64_t reads_sent(struct vg_store *s)
+{
+	struct vg_store_daemon dm[2];
+
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	return dm[0].flushes_by[VG_STORE_FLUSH_READ];
+}
+
+/* A read that faults costs one FLUSH + INFO of its daemon, its own: the
+ * 503's message is built from the placement only (vg_store_where), where
+ * vg_store_locate sent a second one to the daemon that had just failed
+ * (two of its timeouts for a stopped one). */
+static void one_round_trip(const struct fx_api *srv, const char *auth)
+{
+	static const char *const what[] = {"measures", "statistics", "graph"};
+
+	for (size_t i = 0; i < 3; i++) {
+		struct fx_answer a;
+		uint64_t before = reads_sent(srv->store), after;
+		long code = get(srv, auth, what[i], 6, &a);
+
+		after = reads_sent(srv->store);
+		printf("# %s -> %ld, FLUSH + INFO reads sent %llu\n", what[i], code,
+		       (unsigned long long)(after - before));
+		assert_int_equal(code, 503);
+		assert_int_equal(after - before, 1);
+		fx_answer_free(&a);
+	}
+}
+
 /* 200 with minutes 1..5 (within the back-off of a daemon that failed). */
 static void good_read(const struct fx_api *srv, const char *auth)
 {
@@ -566,6 +684,7 @@ static void test_read_flush_not_permitted(void **state)
 	struct vg_config cfg;
 	struct vg_registry *reg;
 	char addr[PATH_MAX + 8], err[256], tok[VG_TOKEN_LEN + 1], auth[VG_TOKEN_LEN + 16];
+	char tauth[VG_TOKEN_LEN + 16];
 	(void)state;
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -582,12 +701,19 @@ static void test_read_flush_not_permitted(void **state)
 	    vg_registry_open(srv.dir, &reg, err, sizeof(err)))
 		fail_msg("%s", err);
 	put_minutes(reg, srv.store, 0, 6);
+	put_tenant(reg, srv.store, 6);
 	(void)vg_store_flush(srv.store); /* its FLUSHes refused: values wait */
 	vg_registry_close(reg);
 	assert_int_equal(fx_token(srv.dir, NULL, "rcd_noflush", tok), 0);
 	snprintf(auth, sizeof(auth), "Bearer %s", tok);
+	assert_int_equal(fx_token(srv.dir, "p1", "rcd_noflush_p1", tok), 0);
+	snprintf(tauth, sizeof(tauth), "Bearer %s", tok);
 	assert_int_equal(fx_api_start(&srv, NULL), 0);
 	refused_reads(&srv, auth, addr, 1);
+	/* a tenant's reads: 503, the daemon and the file named to admins
+	 * only */
+	tenant_reads(&srv, tauth, auth, addr);
+	one_round_trip(&srv, auth);
 	{ /* a new series is still created there (its open's look-up) */
 		char p[PATH_MAX * 2];
 		struct stat st;
@@ -643,6 +769,25 @@ static void test_read_flush_not_permitted(void **state)
 	 * it too (was 500) */
 	assert_int_equal(hrd_kill(&a, SIGKILL), 0);
 	remote_read(&srv, auth, addr, NULL);
+	/* and a tenant's reads of it name no daemon (the graph's own
+	 * "storage host ADDR does not answer" did) */
+	for (int i = 0; i < 2; i++) {
+		struct fx_answer ans;
+		char path[256];
+		long code;
+
+		snprintf(path, sizeof(path), "/v1/%s?resource=vm0&metric=load.1&start=%lld&end=%lld",
+			 i ? "graph" : "measures", FXS_T0, FXS_T0 + 60LL * 6);
+		code = fx_http(srv.url, "GET", path, tauth, NULL, &ans);
+		printf("# tenant, daemon killed: %.12s -> %ld %s\n", path, code,
+		       ans.body ? ans.body : "");
+		assert_int_equal(code, 503);
+		assert_string_equal(ans.retry_after, "5");
+		assert_null(strstr(ans.body, addr));
+		assert_null(strstr(ans.body, "noflush.sock"));
+		assert_non_null(strstr(ans.body, "storage unavailable"));
+		fx_answer_free(&ans);
+	}
 	fx_api_stop(&srv);
 	hrd_cleanup(&a);
 	assert_int_equal(fx_rm_tree(srv.dir), 0);
