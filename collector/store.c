@@ -44,7 +44,8 @@
  * until the daemon holds it (below). The receiver never waits on a
  * daemon's fault: its opens of new series wait on a daemon at most the
  * receiver's bound (VG_RRD_RECEIVER; beyond it the batch is answered
- * RETRY, series_open), it writes only over connections already verified
+ * RETRY, series_open, and the consumer's tick opens the rest before the
+ * agent sends it again, open_later), it writes only over connections already verified
  * (vg_rrd_item.no_connect) and leaves what needs a new one (a daemon
  * down, restarting, stalled), and the retiring of segments, to the
  * storage thread at once (series deferred, reclaim_due). Otherwise a
