@@ -2188,8 +2188,10 @@ static void later_note(struct vg_store *s, const struct vg_batch *b, size_t i0, 
  * as the batch's next attempt would (series_get: read, or created with
  * the batch's time), for at most half the receiver's bound, so that the
  * agent's back-off after the RETRY is spent opening and the re-sent batch
- * finds its series open. Any failure (a daemon that does not answer, no
- * space) drops the rest: the re-sends open them, as without this. */
+ * finds its series open. A refused name is skipped (as the attempt
+ * skips it); any other failure (a daemon that does not answer, no space,
+ * a file librrd cannot read) drops the rest: the re-sends open them, as
+ * without this. */
 static void open_later(struct vg_store *s)
 {
 	int64_t until = vg_monotonic_ms() + (s->daemon_wait_ms / 2 ? s->daemon_wait_ms / 2 : 1);
@@ -2200,13 +2202,31 @@ static void open_later(struct vg_store *s)
 	if (__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE))
 		reap_dead(s);
 	__atomic_store_n(&s->receiving, 1, __ATOMIC_RELAXED);
+	if (s->later_next == 0 && s->be->ops->prefetch) {
+		/* as take_batch does: one round trip for a remote placement
+		 * record, not one per series */
+		size_t n = s->nlater < PREFETCH_MAX ? s->nlater : PREFETCH_MAX;
+		struct vg_rrd_key *keys = malloc(n * sizeof(*keys));
+		for (size_t i = 0; keys && i < n; i++)
+			keys[i] = (struct vg_rrd_key){s->later[i].rtype, s->later[i].id,
+						      s->later[i].metric};
+		if (keys)
+			s->be->ops->prefetch(s->be, keys, n);
+		free(keys);
+	}
 	while (s->later_next < s->nlater && vg_monotonic_ms() < until) {
 		struct later_key *k = &s->later[s->later_next];
 		struct series *se;
 		uint64_t h = key_hash(k->rtype, vg_fnv1a(VG_FNV_OFFSET, k->id), k->metric);
 		if (!table_find(s, k->rtype, k->id, k->metric, h)) {
-			if (series_get(s, k->rtype, k->id, k->metric, k->kind, h, k->t_ms,
-				       k->flags, &se)) {
+			int rc = series_get(s, k->rtype, k->id, k->metric, k->kind, h, k->t_ms,
+					    k->flags, &se);
+			if (rc == -EINVAL || rc == -ENOMEM) { /* refused, as the batch's
+							       * attempt refuses it */
+				s->later_next++;
+				continue;
+			}
+			if (rc) {
 				vg_debug("store: opening %s %s between a batch's attempts "
 					 "failed: %s; its re-sends open the rest",
 					 k->id, k->metric, s->last_error);
