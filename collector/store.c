@@ -44,7 +44,8 @@
  * until the daemon holds it (below). The receiver never waits on a
  * daemon's fault: its opens of new series wait on a daemon at most the
  * receiver's bound (VG_RRD_RECEIVER; beyond it the batch is answered
- * RETRY, series_open), it writes only over connections already verified
+ * RETRY, series_open, and the consumer's tick opens the rest before the
+ * agent sends it again, open_later), it writes only over connections already verified
  * (vg_rrd_item.no_connect) and leaves what needs a new one (a daemon
  * down, restarting, stalled), and the retiring of segments, to the
  * storage thread at once (series deferred, reclaim_due). Otherwise a
@@ -314,6 +315,11 @@ struct vg_store {
 	void **scratch; /* receiver only: series of each sample (a
 				  * struct series *, or NULL: not taken) */
 	size_t scap;
+	/* receiver only: the new series of the last batch whose opens
+	 * reached the receiver's bound, opened by the consumer's tick
+	 * between its attempts (open_later) */
+	struct later_key *later;
+	size_t nlater, later_next;
 
 	pthread_t flusher;
 	int running, stop;
@@ -2221,6 +2227,129 @@ static void prefetch(struct vg_store *s, const struct vg_batch *b, size_t i0, ui
  * journaled (its segment is then kept), not cached, counted. */
 static struct series unreadable;
 
+/* A series take_batch could not open within the receiver's bound, to be
+ * opened between the batch's attempts (open_later). */
+struct later_key {
+	int rtype, kind, flags;
+	int64_t t_ms;
+	char *id, *metric;
+};
+
+#define LATER_MAX 65536 /* series kept for open_later, the rest left to the re-sends */
+
+static void later_clear(struct vg_store *s)
+{
+	for (size_t i = 0; i < s->nlater; i++) {
+		free(s->later[i].id);
+		free(s->later[i].metric);
+	}
+	free(s->later);
+	s->later = NULL;
+	s->nlater = s->later_next = 0;
+}
+
+/* take_batch cut b's opens at the bound before resource i0's sample j0:
+ * note the valid samples from there on whose series is not in the table
+ * (replacing what an earlier cut noted: the newest cut batch is the one
+ * whose agent re-sends next). On no memory, fewer or none: the re-sends
+ * open them as before. */
+static void later_note(struct vg_store *s, const struct vg_batch *b, size_t i0, uint32_t j0)
+{
+	later_clear(s);
+	for (size_t i = i0; i < b->nres && s->nlater < LATER_MAX; i++) {
+		const struct vg_resource *r = &b->res[i];
+		uint64_t hid = vg_fnv1a(VG_FNV_OFFSET, r->id);
+		for (uint32_t j = i == i0 ? j0 : 0; j < r->nsamples && s->nlater < LATER_MAX; j++) {
+			const struct vg_sample *smp = &b->samples[r->first_sample + j];
+			struct later_key *k;
+			if (!isfinite(smp->value) || r->time_ms < 1000 || !smp->metric ||
+			    (smp->kind != VG_KIND_GAUGE && smp->kind != VG_KIND_COUNTER) ||
+			    table_find(s, r->type, r->id, smp->metric,
+				       key_hash(r->type, hid, smp->metric)))
+				continue;
+			if (!(s->nlater & (s->nlater - 1))) { /* 0, 1, 2, 4 ...: grow */
+				size_t cap = s->nlater ? 2 * s->nlater : 64;
+				void *n = realloc(s->later, cap * sizeof(*s->later));
+				if (!n)
+					return;
+				s->later = n;
+			}
+			k = &s->later[s->nlater];
+			*k = (struct later_key){r->type, smp->kind,
+						VG_RRD_RECEIVER | (b->published ? OPEN_PUBLISHED : 0),
+						r->time_ms, strdup(r->id), strdup(smp->metric)};
+			if (!k->id || !k->metric) {
+				free(k->id);
+				free(k->metric);
+				return;
+			}
+			s->nlater++;
+		}
+	}
+}
+
+/* The consumer's tick (receiver thread): open the series later_note kept,
+ * as the batch's next attempt would (series_get: read, or created with
+ * the batch's time), for at most half the receiver's bound, so that the
+ * agent's back-off after the RETRY is spent opening and the re-sent batch
+ * finds its series open. A refused name is skipped (as the attempt
+ * skips it); any other failure (a daemon that does not answer, no space,
+ * a file librrd cannot read) drops the rest: the re-sends open them, as
+ * without this. */
+static void open_later(struct vg_store *s)
+{
+	int64_t until = vg_monotonic_ms() + (s->daemon_wait_ms / 2 ? s->daemon_wait_ms / 2 : 1);
+	size_t opened = 0;
+
+	if (s->later_next >= s->nlater)
+		return;
+	if (__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE))
+		reap_dead(s);
+	__atomic_store_n(&s->receiving, 1, __ATOMIC_RELAXED);
+	if (s->later_next == 0 && s->be->ops->prefetch) {
+		/* as take_batch does: one round trip for a remote placement
+		 * record, not one per series */
+		size_t n = s->nlater < PREFETCH_MAX ? s->nlater : PREFETCH_MAX;
+		struct vg_rrd_key *keys = malloc(n * sizeof(*keys));
+		for (size_t i = 0; keys && i < n; i++)
+			keys[i] = (struct vg_rrd_key){s->later[i].rtype, s->later[i].id,
+						      s->later[i].metric};
+		if (keys)
+			s->be->ops->prefetch(s->be, keys, n);
+		free(keys);
+	}
+	while (s->later_next < s->nlater && vg_monotonic_ms() < until) {
+		struct later_key *k = &s->later[s->later_next];
+		struct series *se;
+		uint64_t h = key_hash(k->rtype, vg_fnv1a(VG_FNV_OFFSET, k->id), k->metric);
+		if (!table_find(s, k->rtype, k->id, k->metric, h)) {
+			int rc = series_get(s, k->rtype, k->id, k->metric, k->kind, h, k->t_ms,
+					    k->flags, &se);
+			if (rc == -EINVAL || rc == -ENOMEM) { /* refused, as the batch's
+							       * attempt refuses it */
+				s->later_next++;
+				continue;
+			}
+			if (rc) {
+				vg_debug("store: opening %s %s between a batch's attempts "
+					 "failed: %s; its re-sends open the rest",
+					 k->id, k->metric, s->last_error);
+				s->later_next = s->nlater;
+				break;
+			}
+			opened++;
+		}
+		s->later_next++;
+	}
+	__atomic_store_n(&s->receiving, 0, __ATOMIC_RELAXED);
+	if (opened)
+		vg_debug("store: %zu new series opened between a batch's attempts, "
+			 "%zu left",
+			 opened, s->nlater - s->later_next);
+	if (s->later_next >= s->nlater)
+		later_clear(s);
+}
+
 /* Take b: see vg_store_write_batch. journal=0 when replaying. */
 static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 		      void ***scratch, size_t *scap)
@@ -2278,6 +2407,7 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 			if (opens_until && vg_monotonic_ms() >= opens_until &&
 			    !table_find(s, r->type, r->id, smp->metric, h)) {
 				count(&s->stats.series_unreachable, 1);
+				later_note(s, b, i, j);
 				snprintf(s->last_error, sizeof(s->last_error),
 					 "opening the batch's new series took longer than the "
 					 "receiver's bound (%u ms, a quarter of [agent] "
@@ -2597,13 +2727,18 @@ static int consumer_batch(void *ctx, const struct vg_batch *b)
 	return vg_store_write_batch(ctx, b);
 }
 
+static void consumer_tick(void *ctx, int64_t now_ms)
+{
+	open_later(ctx);
+}
+
 struct vg_consumer vg_store_consumer(struct vg_store *s)
 {
 	struct vg_consumer c = {
 		.name = "store",
 		.ctx = s,
 		.batch = consumer_batch,
-		.tick = NULL,
+		.tick = consumer_tick,
 	};
 	return c;
 }
@@ -3150,6 +3285,7 @@ static void store_close(struct vg_store *s, int write_out)
 	group_free(&s->fgroup);
 	group_free(&s->wgroup);
 	free(s->scratch);
+	later_clear(s);
 	pthread_cond_destroy(&s->work_cv);
 	pthread_cond_destroy(&s->done_cv);
 	pthread_mutex_destroy(&s->mu);

@@ -285,7 +285,14 @@ void vg_store_test_before_sync(void) __attribute__((weak));
  * only; the string stays valid until the next vg_store_write_batch. */
 const char *vg_store_last_error(const struct vg_store *s);
 
-/* A vg_consumer wrapping vg_store_write_batch. */
+/* A vg_consumer wrapping vg_store_write_batch. Its tick (the receiver
+ * thread, vg_dispatch_tick) opens the new series of the last batch whose
+ * opens reached vg_store_daemon_wait_ms (answered -EAGAIN): at most half
+ * that bound per tick, in the batch's order, as its next attempt would,
+ * so that the agent's back-off after the RETRY is spent opening and the
+ * re-sent batch finds them open. Only the newest such batch is kept (up
+ * to 65,536 series); a failure (a daemon that does not answer) drops the
+ * rest, which the re-sends open as before. */
 struct vg_consumer vg_store_consumer(struct vg_store *s);
 
 /* Copy the counters (thread-safe). */
