@@ -1243,7 +1243,9 @@ static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *
 
 /* ---- a series' directory missing ---------------------------------------------------
  * A file whose directory is gone with it (a data volume not mounted, a
- * directory renamed away) was not deleted: it is out of reach, and a file
+ * directory renamed away), or whose directory is on another file system
+ * than the store's (a volume replaced: files backend) was not deleted: it
+ * is out of reach, and a file
  * created again there would split the series and, once the directory is
  * back, shadow the real one. So the backend answers its values
  * unavailable (backend.h dir_missing), never missing: they wait in the
@@ -1282,8 +1284,9 @@ static void dir_note(struct vg_store *s, struct series *se, const struct vg_rrd_
 		return;
 	}
 	uint64_t quiet = __atomic_exchange_n(&s->dir_log_quiet, 0, __ATOMIC_RELAXED);
-	vg_warn("store: %s%s%s: the series' file and its directory are missing (a data "
-		"volume not mounted, a directory renamed away?): not created again; its "
+	vg_warn("store: %s%s%s: the series' file and its directory are missing, or its "
+		"directory is on another file system than before (a data volume not "
+		"mounted or replaced, a directory renamed away?): not created again; its "
 		"values wait in the cache and the journal until the directory is back "
 		"(%llu other series found so since the last such message; "
 		"docs/operations.md \"A series file deleted while the collector runs\")",

@@ -1018,6 +1018,92 @@ static void test_dir_renamed(void **state)
 	}
 }
 
+/* A storage volume replaced rather than removed: another file system (a
+ * tmpfs here; an NFS remount, the empty mount point an `umount -l`
+ * leaves) mounted over a type directory while the store runs, a series'
+ * directory made on it: that directory is there but not on the device
+ * its type directory was first seen on. Nothing is created on the new
+ * file system, the values wait (as for a directory gone), and
+ * once it is unmounted every one of them is in the real file. Files
+ * backend only (a real mount(2): SKIPped when not allowed). Fails without
+ * the fix: the file is created again on the tmpfs (series_recreated 1)
+ * and minutes 3, 4 go there, not to the real file. */
+static void test_volume_replaced(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_series r;
+	char path[PATH_MAX], dir[PATH_MAX], sub[PATH_MAX + 8], opt[PATH_MAX];
+	struct stat sb;
+	int rc;
+
+	if (g_rrdcached) {
+		printf("# SKIP volume replaced: the files backend's case\n");
+		return;
+	}
+	for (int m = 0; m < 3; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
+	snprintf(dir, sizeof(dir), "%s", path); /* <rrd>/host/node1/load1.rrd */
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0'; /* <rrd>/host */
+	if (mount("none", dir, "tmpfs", 0, "size=4m")) {
+		printf("# SKIP volume replaced: cannot mount a tmpfs on %s: %s\n", dir,
+		       strerror(errno));
+		return;
+	}
+	/* node1's directory on it (as a new series of node1 would make it):
+	 * the file is gone, its directory there */
+	snprintf(sub, sizeof(sub), "%s/node1", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	for (int m = 3; m < 5; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+		rc = vg_store_flush(f->s);
+		printf("# flush with the volume replaced: %d\n", rc);
+	}
+	vg_store_get_stats(f->s, &st);
+	int created = stat(path, &sb) == 0;
+	assert_int_equal(umount2(dir, MNT_DETACH), 0);
+	printf("# recreated %llu, dir missing %llu, pending %llu, write errors %llu, created %d\n",
+	       (unsigned long long)st.series_recreated, (unsigned long long)st.series_dir_missing,
+	       (unsigned long long)st.values_pending, (unsigned long long)st.write_errors, created);
+	assert_int_equal(created, 0);
+	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.series_dir_missing, 2);
+	assert_int_equal(st.values_pending, 4);
+	assert_true(journal_segments(f->dir) >= 1);
+
+	for (int k = 0; k < 1200; k++) {
+		vg_store_get_stats(f->s, &st);
+		if (!st.values_pending)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(journal_segments(f->dir), 0);
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, k ? "node2" : "node1", "load1",
+						VG_CF_AVERAGE, MS(T0), MS(T0 + 240), 60, 0, &r),
+				 0);
+		assert_int_equal(r.n, 4);
+		for (size_t i = 0; i < r.n; i++)
+			assert_true(r.points[i].time_ms == MS(T0 + 60 * (int64_t)i) &&
+				    r.points[i].value == (k ? 12 : 2) + (double)i);
+		vg_series_free(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1036,6 +1122,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_through_sync_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_renamed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_volume_replaced, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("files", tests, NULL, NULL);
 
