@@ -1104,6 +1104,61 @@ static void test_volume_replaced(void **state)
 	}
 }
 
+/* A series of published measures (vg_batch.published: POST /v1/measures,
+ * hourly here) whose file is deleted while the store runs is created
+ * again with [storage] publish_heartbeat, as its first create was: the
+ * points after the deletion read back, each filling the hour since the
+ * previous one (docs/api.md "How published points read back"). Fails
+ * without the fix: the file is created again with the agents' 600 s
+ * heartbeat and the hourly points after the first read back unknown. */
+static void test_deleted_published(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_series r;
+	char path[PATH_MAX], opt[PATH_MAX];
+	const int64_t H = 3600;
+	size_t nv[3] = {0, 0, 0};
+
+	for (int k = 0; k < 6; k++) {
+		if (k == 3) { /* the file deleted before the fourth point */
+			assert_int_equal(vg_store_flush(f->s), 0);
+			locate(f->s, VG_RT_CUSTOM, "backup1", "size", path, sizeof(path), opt,
+			       sizeof(opt));
+			if (g_rrdcached) {
+				struct vg_rrdcd *c;
+				assert_int_equal(vg_rrdcd_connect(g_daemon.unix_addr, 5000, &c), 0);
+				assert_int_equal(vg_rrdcd_forget(c, path), 0);
+				vg_rrdcd_close(c);
+			}
+			assert_int_equal(unlink(path), 0);
+		}
+		struct vg_batch *b = one(VG_RT_CUSTOM, "backup1", MS(T0 + H * k), "size",
+					 VG_KIND_GAUGE, 100 + k);
+		b->published = 1;
+		assert_int_equal(vg_store_write_batch(f->s, b), 0);
+		vg_batch_free(b);
+		assert_int_equal(vg_store_flush(f->s), 0);
+	}
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.series_recreated, 1);
+	assert_int_equal(st.write_errors, 0);
+	/* at 60 s: the fourth point in the step before it (the new file's
+	 * first), the fifth and sixth each in the 60 rows of their hour */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_CUSTOM, "backup1", "size", VG_CF_AVERAGE,
+					MS(T0 + 3 * H - 60), MS(T0 + 5 * H), 60, 0, &r),
+			 0);
+	for (size_t i = 0; i < r.n; i++)
+		for (int k = 0; k < 3; k++)
+			nv[k] += r.points[i].value == 103 + k;
+	printf("# published, created again: %zu known rows: %zu of 103, %zu of 104, %zu of 105\n",
+	       r.n, nv[0], nv[1], nv[2]);
+	vg_series_free(&r);
+	assert_int_equal(nv[0], 1);
+	assert_int_equal(nv[1], 60);
+	assert_int_equal(nv[2], 60);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1123,6 +1178,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deleted_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_renamed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_volume_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_published, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("files", tests, NULL, NULL);
 
