@@ -49,8 +49,10 @@
  * failure: its values are answered missing (res->missing), for the store
  * to create the file again and send them. A file whose directory is gone
  * with it (that directory or one above it: a data volume unmounted, a
- * directory renamed away) is not deleted but out of reach: its values
- * are answered unavailable (res->dir_missing of them), and the store
+ * directory renamed away), or whose directory is another file system
+ * mounted in the store's place (the files backend: a device other than
+ * the one its type directory was first seen on), is not deleted but out
+ * of reach: its values are answered unavailable (res->dir_missing of them), and the store
  * keeps them until the directory is back. update_many() (may be
  * NULL: the store then calls update() per series) does the same for many
  * series in one round trip, one result per item.

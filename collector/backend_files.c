@@ -94,7 +94,14 @@ struct files {
 	struct vg_rrd_backend be; /* first: the handle */
 	char rrd_dir[PATH_MAX];
 	char undo_path[PATH_MAX];
-	int dir_fd;                        /* rrd_dir, for syncfs */
+	int dir_fd; /* rrd_dir, for syncfs */
+	/* the devices rrd_dir and each <type> directory were first seen on
+	 * (at open, or at the create that made the directory): a directory
+	 * found elsewhere later is another file system mounted over the
+	 * store's (dev_moved); dev_seen: a bit per type, bit 0 rrd_dir
+	 * (__atomic: creates run on several threads) */
+	uint64_t dev[VG_RT_MAX + 1];
+	uint32_t dev_seen;
 	int undo_fd;                       /* -1: updates unprotected */
 	pthread_mutex_t mu;                /* undo_busy */
 	pthread_cond_t free_cv;            /* a slot was given back */
@@ -155,6 +162,36 @@ static int files_locate(struct vg_rrd_backend *be, int rtype, const char *id,
 	if ((size_t)snprintf(loc->path, sizeof(loc->path), "%s/%s/%s/%s.rrd",
 			     f->rrd_dir, tname, eid, em) >= sizeof(loc->path))
 		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* ---- devices -------------------------------------------------------------- */
+
+/* Record the device of DIR as the one of slot i (0: rrd_dir, else the
+ * type i's directory) if none is recorded yet. */
+static void dev_note(struct files *f, int i, const char *dir)
+{
+	struct stat st;
+
+	if (__atomic_load_n(&f->dev_seen, __ATOMIC_ACQUIRE) & (1u << i) || stat(dir, &st))
+		return;
+	__atomic_store_n(&f->dev[i], (uint64_t)st.st_dev, __ATOMIC_RELAXED);
+	__atomic_fetch_or(&f->dev_seen, 1u << i, __ATOMIC_RELEASE);
+}
+
+/* The type slot of PATH's type directory (<rrd_dir>/<type>/...), 0 if none. */
+static int dev_slot(const struct files *f, const char *path)
+{
+	size_t rl = strlen(f->rrd_dir);
+
+	if (strncmp(path, f->rrd_dir, rl) || path[rl] != '/')
+		return 0;
+	for (int t = 1; t <= VG_RT_MAX; t++) {
+		const char *name = vg_rtype_name(t);
+		size_t n = name ? strlen(name) : 0;
+		if (n && !strncmp(path + rl + 1, name, n) && path[rl + 1 + n] == '/')
+			return t;
+	}
 	return 0;
 }
 
@@ -225,6 +262,10 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	if ((rc = vg_fs_mkdir_p(tmp, 0755))) {
 		note(msg, msglen, tmp, strerror(-rc));
 		return is_nospace(-rc, NULL) ? -EAGAIN : -EIO;
+	}
+	if ((slash = strrchr(tmp, '/')) && dev_slot(f, path)) {
+		*slash = '\0'; /* its type directory, if made now: its device */
+		dev_note(f, dev_slot(f, path), tmp);
 	}
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return -ENAMETOOLONG;
@@ -613,6 +654,39 @@ static int dir_gone(const char *path)
 	return stat(dir, &st) && (errno == ENOENT || errno == ENOTDIR);
 }
 
+/* Whether the directory of PATH (a file that is gone, its directory
+ * there) is not the store's: another file system mounted over rrd_dir,
+ * its type directory or the series' own directory (a volume replaced
+ * rather than removed: a tmpfs, an NFS remount, the empty mount point an
+ * `umount -l` leaves). rrd_dir and the type directory must be on the
+ * device they were first seen on, the series' directory on its type
+ * directory's (the layout has no mount point below a type directory). */
+static int dev_moved(struct files *f, const char *path)
+{
+	char dir[PATH_MAX];
+	struct stat st, up;
+	uint32_t seen = __atomic_load_n(&f->dev_seen, __ATOMIC_ACQUIRE);
+	int t = dev_slot(f, path);
+	char *slash;
+
+	if ((seen & 1) && !stat(f->rrd_dir, &st) &&
+	    (uint64_t)st.st_dev != __atomic_load_n(&f->dev[0], __ATOMIC_RELAXED))
+		return 1;
+	if (!t || (size_t)snprintf(dir, sizeof(dir), "%s", path) >= sizeof(dir) ||
+	    !(slash = strrchr(dir, '/')))
+		return 0;
+	*slash = '\0'; /* the series' directory */
+	if (stat(dir, &st) || !(slash = strrchr(dir, '/')))
+		return 0;
+	*slash = '\0'; /* its type directory */
+	if (stat(dir, &up))
+		return 0;
+	if (st.st_dev != up.st_dev)
+		return 1;
+	return (seen & (1u << t)) &&
+	       (uint64_t)up.st_dev != __atomic_load_n(&f->dev[t], __ATOMIC_RELAXED);
+}
+
 static void files_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 			 const struct vg_rrd_value *v, size_t n,
 			 struct vg_rrd_result *res)
@@ -631,10 +705,11 @@ static void files_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc
 
 		if (!update_call(f, loc->path, v + i, k, slot, rec, msg, sizeof(msg))) {
 			res->written += k;
-		} else if (file_gone(loc->path) && dir_gone(loc->path)) {
-			/* its directory is out of reach (librrd wrote
-			 * nothing: it opens the file first): the values
-			 * wait for it (backend.h) */
+		} else if (file_gone(loc->path) && (dir_gone(loc->path) || dev_moved(f, loc->path))) {
+			/* its directory is out of reach, or another file
+			 * system stands in its place (librrd wrote nothing:
+			 * it opens the file first): the values wait for it
+			 * (backend.h) */
 			res->unavailable += n - i;
 			res->dir_missing += n - i;
 			break;
@@ -960,6 +1035,14 @@ int vg_rrd_files_open(const char *rrd_dir, const char *undo_path,
 		snprintf(err, errlen, "store: %s: %s", f->rrd_dir, strerror(-rc));
 		files_close(&f->be);
 		return rc;
+	}
+	dev_note(f, 0, f->rrd_dir);
+	for (int t = 1; t <= VG_RT_MAX; t++) {
+		char dir[PATH_MAX + NAME_MAX];
+		if (vg_rtype_name(t)) {
+			snprintf(dir, sizeof(dir), "%s/%s", f->rrd_dir, vg_rtype_name(t));
+			dev_note(f, t, dir);
+		}
 	}
 	if ((f->dir_fd = open(f->rrd_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
 		rc = -errno;

@@ -199,6 +199,10 @@ struct series {
 	int deferred;                 /* the receiver's write-through left it to
 				       * the storage thread (no verified
 				       * connection to its daemon; mu) */
+	int published;                /* a batch of published measures
+				       * named it (OPEN_PUBLISHED): created
+				       * again with publish_heartbeat
+				       * (recreate; __atomic) */
 	int dir_gone;                 /* its last write found its directory
 				       * missing (dir_missing; only the thread
 				       * flushing it) */
@@ -1205,7 +1209,8 @@ static int group_take(struct vg_store *s, struct flush_group *g, struct series *
  * (backend.h "missing": the files backend's librrd cannot open it,
  * rrdcached answers its UPDATE "No such file"). The file is created with
  * the archives of the series' [archives] rule (policy_layout; an agent's
- * heartbeat, as a re-create at the journal's replay), starting one step
+ * heartbeat, or publish_heartbeat for a series a batch of published
+ * measures named since the store opened), starting one step
  * before the oldest value that found it missing, and those values are
  * sent again at once, so none of them is lost. Counted
  * (series_recreated) and logged once per re-creation (once per file and
@@ -1236,6 +1241,10 @@ static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *
 		return;
 	res->missing = 0;
 	policy_layout(s, se->metric, &lay);
+	/* a published series keeps its long heartbeat, or its sparse points
+	 * would read back unknown in the new file (published_layout) */
+	if (__atomic_load_n(&se->published, __ATOMIC_RELAXED))
+		lay.heartbeat_s = s->publish_heartbeat_s;
 	/* from one step before the value (as published_layout): in the old
 	 * file it filled the interval since the previous value, so it fills
 	 * a whole row here too instead of 1 s of one (an unknown point) */
@@ -1283,7 +1292,9 @@ static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *
 
 /* ---- a series' directory missing ---------------------------------------------------
  * A file whose directory is gone with it (a data volume not mounted, a
- * directory renamed away) was not deleted: it is out of reach, and a file
+ * directory renamed away), or whose directory is on another file system
+ * than the store's (a volume replaced: files backend) was not deleted: it
+ * is out of reach, and a file
  * created again there would split the series and, once the directory is
  * back, shadow the real one. So the backend answers its values
  * unavailable (backend.h dir_missing), never missing: they wait in the
@@ -1322,8 +1333,9 @@ static void dir_note(struct vg_store *s, struct series *se, const struct vg_rrd_
 		return;
 	}
 	uint64_t quiet = __atomic_exchange_n(&s->dir_log_quiet, 0, __ATOMIC_RELAXED);
-	vg_warn("store: %s%s%s: the series' file and its directory are missing (a data "
-		"volume not mounted, a directory renamed away?): not created again; its "
+	vg_warn("store: %s%s%s: the series' file and its directory are missing, or its "
+		"directory is on another file system than before (a data volume not "
+		"mounted or replaced, a directory renamed away?): not created again; its "
 		"values wait in the cache and the journal until the directory is back "
 		"(%llu other series found so since the last such message; "
 		"docs/operations.md \"A series file deleted while the collector runs\")",
@@ -1876,7 +1888,9 @@ static void policy_layout(const struct vg_store *s, const char *metric,
  * gap, not as its next sample's value held back over the outage) and
  * their start at T - 1 s. Only a create looks, and only the batch's flag
  * says "published": a series re-created from the journal's replay (its
- * file gone meanwhile) gets the agent's layout. */
+ * file gone meanwhile) gets the agent's layout. A file deleted while the
+ * store runs is created again with publish_heartbeat if a published batch
+ * named its series since the open (series.published, recreate). */
 static void published_layout(const struct vg_store *s, struct vg_rrd_layout *lay,
 			     int64_t *first_ms)
 {
@@ -2057,6 +2071,8 @@ static int series_get(struct vg_store *s, int rtype, const char *id,
 	int rc;
 
 	if (se) {
+		if ((flags & OPEN_PUBLISHED) && !__atomic_load_n(&se->published, __ATOMIC_RELAXED))
+			__atomic_store_n(&se->published, 1, __ATOMIC_RELAXED);
 		*out = se;
 		return 0;
 	}
@@ -2066,6 +2082,8 @@ static int series_get(struct vg_store *s, int rtype, const char *id,
 	creating_begin(s, &mine);
 	rc = series_open(s, rtype, id, metric, kind, h, t_ms, &loc, flags, out);
 	creating_end(s);
+	if (!rc && (flags & OPEN_PUBLISHED))
+		__atomic_store_n(&(*out)->published, 1, __ATOMIC_RELAXED);
 	return rc;
 }
 

@@ -1018,6 +1018,147 @@ static void test_dir_renamed(void **state)
 	}
 }
 
+/* A storage volume replaced rather than removed: another file system (a
+ * tmpfs here; an NFS remount, the empty mount point an `umount -l`
+ * leaves) mounted over a type directory while the store runs, a series'
+ * directory made on it: that directory is there but not on the device
+ * its type directory was first seen on. Nothing is created on the new
+ * file system, the values wait (as for a directory gone), and
+ * once it is unmounted every one of them is in the real file. Files
+ * backend only (a real mount(2): SKIPped when not allowed). Fails without
+ * the fix: the file is created again on the tmpfs (series_recreated 1)
+ * and minutes 3, 4 go there, not to the real file. */
+static void test_volume_replaced(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_series r;
+	char path[PATH_MAX], dir[PATH_MAX], sub[PATH_MAX + 8], opt[PATH_MAX];
+	struct stat sb;
+	int rc;
+
+	if (g_rrdcached) {
+		printf("# SKIP volume replaced: the files backend's case\n");
+		return;
+	}
+	for (int m = 0; m < 3; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
+	snprintf(dir, sizeof(dir), "%s", path); /* <rrd>/host/node1/load1.rrd */
+	*strrchr(dir, '/') = '\0';
+	*strrchr(dir, '/') = '\0'; /* <rrd>/host */
+	if (mount("none", dir, "tmpfs", 0, "size=4m")) {
+		printf("# SKIP volume replaced: cannot mount a tmpfs on %s: %s\n", dir,
+		       strerror(errno));
+		return;
+	}
+	/* node1's directory on it (as a new series of node1 would make it):
+	 * the file is gone, its directory there */
+	snprintf(sub, sizeof(sub), "%s/node1", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	for (int m = 3; m < 5; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+		rc = vg_store_flush(f->s);
+		printf("# flush with the volume replaced: %d\n", rc);
+	}
+	vg_store_get_stats(f->s, &st);
+	int created = stat(path, &sb) == 0;
+	assert_int_equal(umount2(dir, MNT_DETACH), 0);
+	printf("# recreated %llu, dir missing %llu, pending %llu, write errors %llu, created %d\n",
+	       (unsigned long long)st.series_recreated, (unsigned long long)st.series_dir_missing,
+	       (unsigned long long)st.values_pending, (unsigned long long)st.write_errors, created);
+	assert_int_equal(created, 0);
+	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.series_dir_missing, 2);
+	assert_int_equal(st.values_pending, 4);
+	assert_true(journal_segments(f->dir) >= 1);
+
+	for (int k = 0; k < 1200; k++) {
+		vg_store_get_stats(f->s, &st);
+		if (!st.values_pending)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(journal_segments(f->dir), 0);
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, k ? "node2" : "node1", "load1",
+						VG_CF_AVERAGE, MS(T0), MS(T0 + 240), 60, 0, &r),
+				 0);
+		assert_int_equal(r.n, 4);
+		for (size_t i = 0; i < r.n; i++)
+			assert_true(r.points[i].time_ms == MS(T0 + 60 * (int64_t)i) &&
+				    r.points[i].value == (k ? 12 : 2) + (double)i);
+		vg_series_free(&r);
+	}
+}
+
+/* A series of published measures (vg_batch.published: POST /v1/measures,
+ * hourly here) whose file is deleted while the store runs is created
+ * again with [storage] publish_heartbeat, as its first create was: the
+ * points after the deletion read back, each filling the hour since the
+ * previous one (docs/api.md "How published points read back"). Fails
+ * without the fix: the file is created again with the agents' 600 s
+ * heartbeat and the hourly points after the first read back unknown. */
+static void test_deleted_published(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	struct vg_series r;
+	char path[PATH_MAX], opt[PATH_MAX];
+	const int64_t H = 3600;
+	size_t nv[3] = {0, 0, 0};
+
+	for (int k = 0; k < 6; k++) {
+		if (k == 3) { /* the file deleted before the fourth point */
+			assert_int_equal(vg_store_flush(f->s), 0);
+			locate(f->s, VG_RT_CUSTOM, "backup1", "size", path, sizeof(path), opt,
+			       sizeof(opt));
+			if (g_rrdcached) {
+				struct vg_rrdcd *c;
+				assert_int_equal(vg_rrdcd_connect(g_daemon.unix_addr, 5000, &c), 0);
+				assert_int_equal(vg_rrdcd_forget(c, path), 0);
+				vg_rrdcd_close(c);
+			}
+			assert_int_equal(unlink(path), 0);
+		}
+		struct vg_batch *b = one(VG_RT_CUSTOM, "backup1", MS(T0 + H * k), "size",
+					 VG_KIND_GAUGE, 100 + k);
+		b->published = 1;
+		assert_int_equal(vg_store_write_batch(f->s, b), 0);
+		vg_batch_free(b);
+		assert_int_equal(vg_store_flush(f->s), 0);
+	}
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.series_recreated, 1);
+	assert_int_equal(st.write_errors, 0);
+	/* at 60 s: the fourth point in the step before it (the new file's
+	 * first), the fifth and sixth each in the 60 rows of their hour */
+	assert_int_equal(vg_store_fetch(f->s, VG_RT_CUSTOM, "backup1", "size", VG_CF_AVERAGE,
+					MS(T0 + 3 * H - 60), MS(T0 + 5 * H), 60, 0, &r),
+			 0);
+	for (size_t i = 0; i < r.n; i++)
+		for (int k = 0; k < 3; k++)
+			nv[k] += r.points[i].value == 103 + k;
+	printf("# published, created again: %zu known rows: %zu of 103, %zu of 104, %zu of 105\n",
+	       r.n, nv[0], nv[1], nv[2]);
+	vg_series_free(&r);
+	assert_int_equal(nv[0], 1);
+	assert_int_equal(nv[1], 60);
+	assert_int_equal(nv[2], 60);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1036,6 +1177,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_through_sync_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_renamed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_volume_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_published, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("files", tests, NULL, NULL);
 
