@@ -41,6 +41,10 @@
 # state.tsv (poll time, id, state, last_seen epoch).
 
 E2E_SAMPLE_S=${E2E_SAMPLE_S:-0.5}
+# e2e_now VAR : VAR = now, in epoch seconds with fractions ("." whatever
+# the locale says), from bash's clock: no process, as on a loaded machine
+# every process the sampler starts delays its next sample
+e2e_now() { printf -v "$1" %s "${EPOCHREALTIME/,/.}"; }
 E2E_SLACK=${E2E_SLACK:-0.5}
 E2E_CMP_DIR=""
 _e2e_sampler_pid=""
@@ -57,9 +61,9 @@ def precision: if type == "string" and test("\\.[0-9]+") then 0 else 1 end;'
 # e2e_virsh_snapshot : append one domstats sample to virsh.tsv
 e2e_virsh_snapshot() {
 	local b e out
-	b=$(date +%s.%N)
+	e2e_now b
 	out=$(timeout 5 virsh -c "$E2E_LV_URI" domstats --raw 2>/dev/null) || return 1
-	e=$(date +%s.%N)
+	e2e_now e
 	awk -v b="$b" -v e="$e" '
 		/^Domain: / { d = $0; sub(/^Domain: \047/, "", d); sub(/\047$/, "", d); next }
 		/=/ { k = $1; sub(/=.*/, "", k); v = $0; sub(/^[^=]*=/, "", v)
@@ -74,10 +78,10 @@ e2e_virsh_snapshot() {
 #   proc.io.<field> for every line of /proc/PID/io (syscr, write_bytes...)
 e2e_proc_snapshot() {
 	local b e st io
-	b=$(date +%s.%N)
+	e2e_now b
 	st=$(cat "/proc/$2/stat" 2>/dev/null) || return 1
 	io=$(cat "/proc/$2/io" 2>/dev/null) || return 1
-	e=$(date +%s.%N)
+	e2e_now e
 	# after "pid (comm) " the fields start at 3 (state): utime is the 12th
 	awk -v b="$b" -v e="$e" -v d="$1" '
 		{ printf "%s\t%s\t%s\tproc.cpu.ticks\t%.0f\n", b, e, d, $12 + $13 }
@@ -91,7 +95,7 @@ e2e_proc_snapshot() {
 e2e_api_snapshot() {
 	local api=$1 id body now; shift
 	for id in "$@"; do
-		now=$(date +%s.%N)
+		e2e_now now
 		body=$(curl -sf --max-time 2 "$api/v1/resources/$id") || continue
 		jq -r --arg id "$id" --arg now "$now" "$E2E_JQ_EPOCH"'
 			(.metrics // {}) | to_entries[]
