@@ -252,11 +252,11 @@ sampled_enough() {
 }
 if [[ $RUN_VIGIE == 1 ]]; then
 	enough=1
-	# checked again only when the sampler has added a virsh sample: the
-	# check's own processes would slow the sampler down on a busy machine
+	# checked again only when the sampler has added lines: the check's own
+	# processes would slow the sampler down on a busy machine
 	nv=-1
 	while ((SECONDS - WIN_T0 < WINDOW_MAX_S)); do
-		n=$(wc -l <"$W/live/virsh.tsv")
+		n=$(cat "$W/live/virsh.tsv" "$W/live/api.tsv" | wc -l)
 		if [[ $n != "$nv" ]]; then
 			nv=$n
 			sampled_enough && enough=0 && break

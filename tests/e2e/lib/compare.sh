@@ -10,7 +10,8 @@
 #   records the wall-clock time just before (b) and just after (e) each call,
 #   so each virsh value was read at some moment in [b, e]; likewise for the
 #   guests' QEMU processes' /proc/PID/stat and /proc/PID/io. At the same
-#   cadence it reads GET /v1/resources/{id} for the guests' resources and
+#   cadence, in a loop of its own, it reads GET /v1/resources/{id} for the
+#   guests' resources and
 #   records every metric's (last_time, last_value), i.e. what the agent read
 #   at last_time.
 #
@@ -47,7 +48,7 @@ E2E_SAMPLE_S=${E2E_SAMPLE_S:-0.5}
 e2e_now() { printf -v "$1" %s "${EPOCHREALTIME/,/.}"; }
 E2E_SLACK=${E2E_SLACK:-0.5}
 E2E_CMP_DIR=""
-_e2e_sampler_pid=""
+_e2e_sampler_pids=""
 
 # jq: ISO 8601 (with or without fractions, Z or +00:00) or epoch -> seconds
 E2E_JQ_EPOCH='def epoch: if type == "number" then (if . > 100000000000 then . / 1000 else . end)
@@ -110,7 +111,10 @@ e2e_api_snapshot() {
 }
 
 # e2e_sampler_start DIR API ID... : sample into DIR/live in the background
-# until stopped; e2e_cmp_freeze copies what is there for the comparisons
+# until stopped; e2e_cmp_freeze copies what is there for the comparisons.
+# Two loops side by side, virsh and /proc in one, the API in the other:
+# each is a string of processes, and on a loaded machine one loop doing
+# both took 10-25 s per round.
 e2e_sampler_start() {
 	E2E_CMP_DIR=$1; local api=$2 live=$1/live g; shift 2
 	mkdir -p "$live"
@@ -123,11 +127,21 @@ e2e_sampler_start() {
 			for g in "${!E2E_GUEST_PID[@]}"; do
 				e2e_proc_snapshot "$g" "${E2E_GUEST_PID[$g]}"
 			done
-			[[ -n $api ]] && e2e_api_snapshot "$api" "$@"
 			sleep "$E2E_SAMPLE_S"
 		done
 	) &
-	_e2e_sampler_pid=$!
+	_e2e_sampler_pids=$!
+	if [[ -n $api ]]; then
+		(
+			trap - EXIT
+			E2E_CMP_DIR=$live
+			while :; do
+				e2e_api_snapshot "$api" "$@"
+				sleep "$E2E_SAMPLE_S"
+			done
+		) &
+		_e2e_sampler_pids+=" $!"
+	fi
 	e2e_defer "e2e_sampler_stop"
 }
 
@@ -142,10 +156,12 @@ e2e_cmp_freeze() {
 }
 
 e2e_sampler_stop() {
-	[[ -n $_e2e_sampler_pid ]] || return 0
-	kill -TERM "$_e2e_sampler_pid" 2>/dev/null
-	wait "$_e2e_sampler_pid" 2>/dev/null
-	_e2e_sampler_pid=""
+	local p
+	for p in $_e2e_sampler_pids; do
+		kill -TERM "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	_e2e_sampler_pids=""
 }
 
 # e2e_virsh_delta DOM KEY : last - first value of KEY in virsh.tsv, and the
