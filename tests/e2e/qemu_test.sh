@@ -3,8 +3,8 @@
 # libvirtd (TCG, no KVM), the real vigie-agent and vigie-collector, and the
 # values read back through the HTTP API compared with `virsh domstats`.
 #
-# What it does (100 to 160 s, depending on where the minute falls; TAP on
-# stdout):
+# What it does (100 to 160 s, depending on where the minute falls, up to
+# 70 s more on a loaded machine; TAP on stdout):
 #  1. starts virtlogd and libvirtd with a throw-away configuration in a
 #     private mount namespace (lib/libvirtd.sh), or uses a libvirtd that
 #     already answers on qemu:///system; if neither works it prints
@@ -15,9 +15,13 @@
 #     "net", which PXE-boots an e1000 on a tap device and so sends DHCP;
 #  3. runs vigie-collector (default storage: 60 s RRD step) and vigie-agent
 #     (--interval 1) on loopback;
-#  4. samples virsh and the API side by side, every 0.5 s, and after
-#     E2E_WINDOW_S (20) seconds checks (lib/compare.sh explains the method
-#     and the tolerances):
+#  4. samples virsh and the API side by side, every 0.5 s, for at least
+#     E2E_WINDOW_S (20) seconds and until every comparison has 5 agent
+#     samples each between two virsh (or /proc) reads — on a loaded machine
+#     libvirtd answers slowly and 20 s may hold only 3 virsh samples — but
+#     no longer than E2E_WINDOW_MAX_S (90) seconds, after which "sampling"
+#     fails and says how many samples each side had; then checks
+#     (lib/compare.sh explains the method and the tolerances):
 #     - hypervisor: the guests do what they are for (virsh deltas grow, the
 #       spinner's reads and writes have the sizes bootsect.S says);
 #     - every counter (cpu.time, disk read/write requests, bytes and time,
@@ -50,7 +54,8 @@
 #
 # Run:  VIGIE_BUILD=build-e2e bash tests/e2e/qemu_test.sh   (as root)
 # Env:  VIGIE_BUILD (binaries in $VIGIE_BUILD/bin, default build),
-#       E2E_WINDOW_S (comparison window, default 20), E2E_KEEP=1 (keep the
+#       E2E_WINDOW_S (shortest comparison window, default 20),
+#       E2E_WINDOW_MAX_S (longest, default 90), E2E_KEEP=1 (keep the
 #       temp dir and print its path), E2E_HYPERVISOR_ONLY=1 (skip the vigie
 #       part: checks only that the guests behave), E2E_SLACK, E2E_SAMPLE_S.
 set -u
@@ -69,6 +74,7 @@ BUILD=${VIGIE_BUILD:-build}
 [[ $BUILD == /* ]] || BUILD=$ROOT/$BUILD
 BIN=$BUILD/bin
 WINDOW_S=${E2E_WINDOW_S:-20}
+WINDOW_MAX_S=${E2E_WINDOW_MAX_S:-90}
 T0=$SECONDS
 
 W=$(mktemp -d /tmp/vigie-e2e.XXXXXX)
@@ -204,11 +210,72 @@ if [[ $RUN_VIGIE == 1 ]]; then
 fi
 
 # ---------------------------------------------------------------- window
-e2e_diag "sampling virsh${API:+ and the API} every ${E2E_SAMPLE_S} s for ${WINDOW_S} s ($(elapsed) so far)"
+e2e_diag "sampling virsh${API:+ and the API} every ${E2E_SAMPLE_S} s for at least ${WINDOW_S} s ($(elapsed) so far)"
 e2e_sampler_start "$W" "$API" "${IDS[@]}"
+WIN_T0=$SECONDS
 sleep "$WINDOW_S"
-e2e_cmp_freeze # the sampler keeps going: /v1/measures is checked at the end
-e2e_diag "virsh samples: $(awk -F'\t' -v d="$SPIN" '$3 == d && $4 == "cpu.time"' "$W/virsh.tsv" | wc -l), API rows: $(wc -l <"$W/api.tsv")"
+# A loaded machine (libvirtd and the sampler slowed down) can leave too few
+# samples in WINDOW_S for the comparisons below: keep sampling until each
+# comparison has what it needs (see sampled_enough), up to WINDOW_MAX_S.
+# More samples never loosen a check: each agent sample is still bracketed by
+# the virsh reads nearest to it, and a longer window only narrows the rate
+# tolerance.
+MIN_CHECKED=5 # agent samples a counter comparison needs between two reads
+# one pair per source of brackets (virsh for each guest, /proc for the
+# spinner's QEMU) and per polled resource: every metric of a resource comes
+# from the same poll and is bracketed by the same reads as its pair's
+# "DOM KEY SCALE ID METRIC"
+READY=("$SPIN cpu.time 1e-9 $SPIN_UUID cpu.time"
+	"$SPIN proc.cpu.ticks 1 $SPIN_UUID qemu.cpu.time"
+	"$SPIN block.0.rd.reqs 1 $SPIN_DISK disk.read.requests")
+[[ $NET_OK == 1 ]] && READY+=("$NET cpu.time 1e-9 $NET_UUID cpu.time"
+	"$NET net.0.tx.bytes 1 $NET_UUID-$NET_IF net.tx.bytes")
+READY_MSG=""
+# sampled_enough : freeze what was sampled; true when every pair the agent
+# produces has MIN_CHECKED agent samples each between two reads (a pair the
+# agent does not produce fails its own check: nothing to wait for).
+# READY_MSG says what each side has.
+sampled_enough() {
+	local spec dom key scale id m n ok=0
+	e2e_cmp_freeze
+	READY_MSG="virsh $(awk -F'\t' -v d="$SPIN" '$3 == d && $4 == "cpu.time"' "$W/virsh.tsv" | wc -l) samples"
+	READY_MSG+=", API $(awk -F'\t' -v id="$SPIN_UUID" '$1 == id && $2 == "cpu.time"' "$W/api.tsv" | awk -F'\t' '!s[$3 FS $4]++' | wc -l) distinct agent samples of $SPIN_UUID cpu.time"
+	READY_MSG+="; agent samples between two reads:"
+	for spec in "${READY[@]}"; do
+		read -r dom key scale id m <<<"$spec"
+		e2e_agent_has "$id" "$m" || continue
+		n=$(e2e_cmp_counter "$dom" "$key" "$scale" "$id" "$m" | cut -f1)
+		READY_MSG+=" $m of $id: $n;"
+		[[ $n -ge $MIN_CHECKED ]] || ok=1
+	done
+	return $ok
+}
+if [[ $RUN_VIGIE == 1 ]]; then
+	enough=1
+	# checked again only when the sampler has added lines: the check's own
+	# processes would slow the sampler down on a busy machine
+	nv=-1
+	while ((SECONDS - WIN_T0 < WINDOW_MAX_S)); do
+		n=$(cat "$W/live/virsh.tsv" "$W/live/api.tsv" | wc -l)
+		if [[ $n != "$nv" ]]; then
+			nv=$n
+			sampled_enough && enough=0 && break
+		fi
+		sleep 1
+	done
+	# at the limit: one last look, which also freezes what is there
+	if [[ $enough == 1 ]] && sampled_enough; then enough=0; fi
+	if [[ $enough == 0 ]]; then
+		e2e_ok "sampling: in $((SECONDS - WIN_T0)) s (at least $WINDOW_S), enough samples for every comparison ($READY_MSG)"
+	else
+		e2e_nok "sampling: after $((SECONDS - WIN_T0)) s (the limit, E2E_WINDOW_MAX_S), still fewer than $MIN_CHECKED agent samples between two reads ($READY_MSG)"
+	fi
+else
+	e2e_cmp_freeze
+fi
+WIN_S=$((SECONDS - WIN_T0))
+# the sampler keeps going: /v1/measures is checked at the end
+e2e_diag "window: $WIN_S s; virsh samples: $(awk -F'\t' -v d="$SPIN" '$3 == d && $4 == "cpu.time"' "$W/virsh.tsv" | wc -l), API rows: $(wc -l <"$W/api.tsv")"
 
 # -- the guests do what they are for (virsh alone)
 grows() { # DESC DOM KEY MIN
@@ -251,7 +318,7 @@ if [[ $RUN_VIGIE == 1 ]]; then
 		local d ref="virsh's $keys"
 		[[ $keys == proc.* ]] && ref="/proc/<qemu pid>'s ${keys#proc.}"
 		d=$(awk -v a="$fv" -v b="$lv" 'BEGIN { printf "%.6g", b - a }')
-		if [[ $checked -ge 5 && $bad -eq 0 ]]; then
+		if [[ $checked -ge $MIN_CHECKED && $bad -eq 0 ]]; then
 			e2e_ok "$m of ${id}: $checked agent samples each within $ref read before/after; Δ=$d $unit in $((lt - ft)) s, reference Δ in [$dmin, $dmax]"
 		else
 			e2e_nok "$m of ${id}: $checked agent samples checked, $bad outside $ref read before/after (${msg:-too few samples})"
@@ -459,7 +526,7 @@ flavor:e2e.big $(iso "${EV_T[start3]}")"
 	# failure per guest, then the slow retry (60 polls): never one per poll
 	gfs=$(curl -sf "$API/v1/resources/$AGENT_HOST" | jq -r '[.metrics["agent.guestfs.failures"].last_value // -1, .metrics["agent.guestfs.no_agent"].last_value // -1] | join(" ")')
 	read -r gfail gno <<<"$gfs"
-	if awk -v f="$gfail" -v n="$gno" -v w="$WINDOW_S" 'BEGIN { exit !(n >= 1 && f >= 1 && f <= 2 * (1 + w / 60 + 1)) }'; then
+	if awk -v f="$gfail" -v n="$gno" -v w="$WIN_S" 'BEGIN { exit !(n >= 1 && f >= 1 && f <= 2 * (1 + w / 60 + 1)) }'; then
 		e2e_ok "guest agent absent: $gfail counted failures, $gno guests waiting for the slow retry (not one failure per poll)"
 	else
 		e2e_nok "guest agent absent: agent.guestfs.failures=$gfail no_agent=$gno"

@@ -10,7 +10,8 @@
 #   records the wall-clock time just before (b) and just after (e) each call,
 #   so each virsh value was read at some moment in [b, e]; likewise for the
 #   guests' QEMU processes' /proc/PID/stat and /proc/PID/io. At the same
-#   cadence it reads GET /v1/resources/{id} for the guests' resources and
+#   cadence, in a loop of its own, it reads GET /v1/resources/{id} for the
+#   guests' resources and
 #   records every metric's (last_time, last_value), i.e. what the agent read
 #   at last_time.
 #
@@ -41,9 +42,13 @@
 # state.tsv (poll time, id, state, last_seen epoch).
 
 E2E_SAMPLE_S=${E2E_SAMPLE_S:-0.5}
+# e2e_now VAR : VAR = now, in epoch seconds with fractions ("." whatever
+# the locale says), from bash's clock: no process, as on a loaded machine
+# every process the sampler starts delays its next sample
+e2e_now() { printf -v "$1" %s "${EPOCHREALTIME/,/.}"; }
 E2E_SLACK=${E2E_SLACK:-0.5}
 E2E_CMP_DIR=""
-_e2e_sampler_pid=""
+_e2e_sampler_pids=""
 
 # jq: ISO 8601 (with or without fractions, Z or +00:00) or epoch -> seconds
 E2E_JQ_EPOCH='def epoch: if type == "number" then (if . > 100000000000 then . / 1000 else . end)
@@ -57,9 +62,9 @@ def precision: if type == "string" and test("\\.[0-9]+") then 0 else 1 end;'
 # e2e_virsh_snapshot : append one domstats sample to virsh.tsv
 e2e_virsh_snapshot() {
 	local b e out
-	b=$(date +%s.%N)
+	e2e_now b
 	out=$(timeout 5 virsh -c "$E2E_LV_URI" domstats --raw 2>/dev/null) || return 1
-	e=$(date +%s.%N)
+	e2e_now e
 	awk -v b="$b" -v e="$e" '
 		/^Domain: / { d = $0; sub(/^Domain: \047/, "", d); sub(/\047$/, "", d); next }
 		/=/ { k = $1; sub(/=.*/, "", k); v = $0; sub(/^[^=]*=/, "", v)
@@ -74,10 +79,10 @@ e2e_virsh_snapshot() {
 #   proc.io.<field> for every line of /proc/PID/io (syscr, write_bytes...)
 e2e_proc_snapshot() {
 	local b e st io
-	b=$(date +%s.%N)
+	e2e_now b
 	st=$(cat "/proc/$2/stat" 2>/dev/null) || return 1
 	io=$(cat "/proc/$2/io" 2>/dev/null) || return 1
-	e=$(date +%s.%N)
+	e2e_now e
 	# after "pid (comm) " the fields start at 3 (state): utime is the 12th
 	awk -v b="$b" -v e="$e" -v d="$1" '
 		{ printf "%s\t%s\t%s\tproc.cpu.ticks\t%.0f\n", b, e, d, $12 + $13 }
@@ -91,7 +96,7 @@ e2e_proc_snapshot() {
 e2e_api_snapshot() {
 	local api=$1 id body now; shift
 	for id in "$@"; do
-		now=$(date +%s.%N)
+		e2e_now now
 		body=$(curl -sf --max-time 2 "$api/v1/resources/$id") || continue
 		jq -r --arg id "$id" --arg now "$now" "$E2E_JQ_EPOCH"'
 			(.metrics // {}) | to_entries[]
@@ -106,7 +111,10 @@ e2e_api_snapshot() {
 }
 
 # e2e_sampler_start DIR API ID... : sample into DIR/live in the background
-# until stopped; e2e_cmp_freeze copies what is there for the comparisons
+# until stopped; e2e_cmp_freeze copies what is there for the comparisons.
+# Two loops side by side, virsh and /proc in one, the API in the other:
+# each is a string of processes, and on a loaded machine one loop doing
+# both took 10-25 s per round.
 e2e_sampler_start() {
 	E2E_CMP_DIR=$1; local api=$2 live=$1/live g; shift 2
 	mkdir -p "$live"
@@ -119,11 +127,21 @@ e2e_sampler_start() {
 			for g in "${!E2E_GUEST_PID[@]}"; do
 				e2e_proc_snapshot "$g" "${E2E_GUEST_PID[$g]}"
 			done
-			[[ -n $api ]] && e2e_api_snapshot "$api" "$@"
 			sleep "$E2E_SAMPLE_S"
 		done
 	) &
-	_e2e_sampler_pid=$!
+	_e2e_sampler_pids=$!
+	if [[ -n $api ]]; then
+		(
+			trap - EXIT
+			E2E_CMP_DIR=$live
+			while :; do
+				e2e_api_snapshot "$api" "$@"
+				sleep "$E2E_SAMPLE_S"
+			done
+		) &
+		_e2e_sampler_pids+=" $!"
+	fi
 	e2e_defer "e2e_sampler_stop"
 }
 
@@ -138,10 +156,12 @@ e2e_cmp_freeze() {
 }
 
 e2e_sampler_stop() {
-	[[ -n $_e2e_sampler_pid ]] || return 0
-	kill -TERM "$_e2e_sampler_pid" 2>/dev/null
-	wait "$_e2e_sampler_pid" 2>/dev/null
-	_e2e_sampler_pid=""
+	local p
+	for p in $_e2e_sampler_pids; do
+		kill -TERM "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	_e2e_sampler_pids=""
 }
 
 # e2e_virsh_delta DOM KEY : last - first value of KEY in virsh.tsv, and the
