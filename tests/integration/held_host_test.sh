@@ -32,7 +32,7 @@
 # only when PostgreSQL or rrdcached cannot run.
 source "$(dirname "$0")/lib_shared_daemon.sh"
 
-POLLS=${POLLS:-40}
+POLLS=${POLLS:-60}
 DOMAINS=${DOMAINS:-3}
 ACK_MS=${ACK_MS:-1000}
 HOST=held-host

@@ -175,13 +175,26 @@ no_meter_locks() { [[ $(sql "SELECT count(*) FROM pg_locks WHERE locktype = 'adv
 # tick after the daemon took the values clears it): stopped holding it,
 # the other collector answers the host RETRY until it resumes (its mark
 # is true), which is right and not what this step tests; at load 8 (3
-# CPU burners) it failed so 1 run in 1, 2026-12-07. 1 when a lock or a
-# mark stays 30 s.
+# CPU burners) it failed so 1 run in 1, 2026-12-07. Nor may the host's
+# last batch be unverified ([cluster] wait_verified): the other collector
+# would have to prove it with a FLUSH of the host's files over an older
+# connection, within a quarter of the ack timeout per BATCH; a loaded
+# daemon slower than that fails the proof, and the host then waits for
+# the stopped collector's own verified row (CI 2026-12-07: "the host's
+# batches go to the other collector" failed, and every later step ran
+# out of polls). So the collector is stopped once its syncs verified
+# what it acknowledged. 1 when a lock, a mark or an unverified commit
+# stays 30 s.
+host_verified() {
+  [[ $(sql "SELECT count(*) FROM vigie_registry.streams s WHERE s.host = '$HOST' AND
+    s.commit_ms > coalesce((SELECT v.upto_ms FROM vigie_registry.verified v WHERE v.node = s.node), 0)") == 0 ]]
+}
 stop_between_batches() {
   local rc=0
   kill -STOP "$AGENT_PID"
   wait_for 30 no_meter_locks || rc=1
   wait_for 30 not_marked || rc=1
+  wait_for 30 host_verified || rc=1
   kill -STOP "${CPID[$1]}"
   kill -CONT "$AGENT_PID"
   return $rc
