@@ -108,6 +108,18 @@ static struct vg_store_daemon daemon_state(struct fx *f)
 	return dm;
 }
 
+/* node0's minute written, and the storage thread's next sync (of it)
+ * held in the hook (1.5 s): returns once it is held */
+static void write_node0_sync_held(struct fx *f)
+{
+	__atomic_store_n(&hold_sync, 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(fxs_write_minute(f->s, "node", 0, 1, 0), 0);
+	int64_t until = vg_monotonic_ms() + 20000;
+	while (!__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST) && vg_monotonic_ms() < until)
+		usleep(10 * 1000);
+	assert_true(__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST));
+}
+
 static void test_slow_batch_is_not_idle(void **state)
 {
 	struct fx *f = *state;
@@ -144,12 +156,7 @@ static void test_flush_waits_for_the_storage_threads_sync(void **state)
 
 	/* node0 cached; after 1 s with no batch the storage thread writes it
 	 * and syncs, held 1.5 s in the hook before its FLUSHes */
-	__atomic_store_n(&hold_sync, 1, __ATOMIC_SEQ_CST);
-	assert_int_equal(fxs_write_minute(f->s, "node", 0, 1, 0), 0);
-	int64_t until = vg_monotonic_ms() + 20000;
-	while (!__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST) && vg_monotonic_ms() < until)
-		usleep(10 * 1000);
-	assert_true(__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST));
+	write_node0_sync_held(f);
 
 	/* node1 written by vg_store_flush while that sync is held */
 	assert_int_equal(fxs_write_minute(f->s, "node", 1, 1, 0), 0);
@@ -191,17 +198,11 @@ static void test_batch_during_a_sync_gets_its_own(void **state)
 {
 	struct fx *f = *state;
 
-	__atomic_store_n(&hold_sync, 1, __ATOMIC_SEQ_CST);
-	assert_int_equal(fxs_write_minute(f->s, "node", 0, 1, 0), 0);
-	int64_t until = vg_monotonic_ms() + 20000;
-	while (!__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST) && vg_monotonic_ms() < until)
-		usleep(10 * 1000);
-	assert_true(__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST));
+	write_node0_sync_held(f);
 
 	/* written through while that sync is held */
 	assert_int_equal(fxs_write_minute(f->s, "node", 1, 1, 0), 0);
-	int64_t written = vg_now_ms();
-	until = vg_monotonic_ms() + 20000;
+	int64_t written = vg_now_ms(), until = vg_monotonic_ms() + 20000;
 	while (vg_store_verified_ms(f->s) < written && vg_monotonic_ms() < until)
 		usleep(50 * 1000);
 	assert_true(vg_store_verified_ms(f->s) >= written);

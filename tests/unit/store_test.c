@@ -933,6 +933,40 @@ static void test_deleted_file(void **state)
 	assert_int_equal(st.values_flushed, 1);
 }
 
+/* The values that waited for a series' directory (renamed away, a volume
+ * mounted over it) once it is back: the storage thread's next try (each
+ * second; 60 s only bounds a hang) writes them to the real file, nothing
+ * created again or failed, the journal retired, and minutes 1..4 of
+ * node1 (2..5) and node2 (12..15) read back (minute 0 starts the file). */
+static void expect_waiting_written(struct fixture *f)
+{
+	struct vg_store_stats st;
+	struct vg_series r;
+
+	for (int k = 0; k < 1200; k++) {
+		vg_store_get_stats(f->s, &st);
+		if (!st.values_pending)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.series_recreated, 0);
+	assert_int_equal(journal_segments(f->dir), 0);
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, k ? "node2" : "node1", "load1",
+						VG_CF_AVERAGE, MS(T0), MS(T0 + 240), 60, 0, &r),
+				 0);
+		assert_int_equal(r.n, 4);
+		for (size_t i = 0; i < r.n; i++)
+			assert_true(r.points[i].time_ms == MS(T0 + 60 * (int64_t)i) &&
+				    r.points[i].value == (k ? 12 : 2) + (double)i);
+		vg_series_free(&r);
+	}
+}
+
 /* A series' directory renamed away while the store runs (what an
  * unmounted data volume looks like) is not a deleted file: nothing is
  * created at the old path, the values wait (cached, journaled, counted in
@@ -946,7 +980,6 @@ static void test_dir_renamed(void **state)
 {
 	struct fixture *f = *state;
 	struct vg_store_stats st;
-	struct vg_series r;
 	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], opt[PATH_MAX];
 	struct stat sb;
 	int rc;
@@ -993,29 +1026,7 @@ static void test_dir_renamed(void **state)
 	/* back: the storage thread's next try (each second) writes them to
 	 * the real file (60 s is only a bound against a hang) */
 	assert_int_equal(rename(away, dir), 0);
-	for (int k = 0; k < 1200; k++) {
-		vg_store_get_stats(f->s, &st);
-		if (!st.values_pending)
-			break;
-		usleep(50 * 1000);
-	}
-	assert_int_equal(vg_store_flush(f->s), 0);
-	vg_store_get_stats(f->s, &st);
-	assert_int_equal(st.values_pending, 0);
-	assert_int_equal(st.write_errors, 0);
-	assert_int_equal(st.series_recreated, 0);
-	assert_int_equal(journal_segments(f->dir), 0);
-	/* minutes 1..4 of both, read back (minute 0 starts the file) */
-	for (int k = 0; k < 2; k++) {
-		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, k ? "node2" : "node1", "load1",
-						VG_CF_AVERAGE, MS(T0), MS(T0 + 240), 60, 0, &r),
-				 0);
-		assert_int_equal(r.n, 4);
-		for (size_t i = 0; i < r.n; i++)
-			assert_true(r.points[i].time_ms == MS(T0 + 60 * (int64_t)i) &&
-				    r.points[i].value == (k ? 12 : 2) + (double)i);
-		vg_series_free(&r);
-	}
+	expect_waiting_written(f);
 }
 
 /* A storage volume replaced rather than removed: another file system (a
@@ -1032,14 +1043,13 @@ static void test_volume_replaced(void **state)
 {
 	struct fixture *f = *state;
 	struct vg_store_stats st;
-	struct vg_series r;
 	char path[PATH_MAX], dir[PATH_MAX], sub[PATH_MAX + 8], opt[PATH_MAX];
 	struct stat sb;
 	int rc;
 
-	if (g_rrdcached) {
-		printf("# SKIP volume replaced: the files backend's case\n");
-		return;
+	if (g_rrdcached) { /* the collector's own disk: files only */
+		print_message("# files backend only\n");
+		skip();
 	}
 	for (int m = 0; m < 3; m++) {
 		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
@@ -1052,9 +1062,9 @@ static void test_volume_replaced(void **state)
 	*strrchr(dir, '/') = '\0';
 	*strrchr(dir, '/') = '\0'; /* <rrd>/host */
 	if (mount("none", dir, "tmpfs", 0, "size=4m")) {
-		printf("# SKIP volume replaced: cannot mount a tmpfs on %s: %s\n", dir,
-		       strerror(errno));
-		return;
+		print_message("# skipped: cannot mount a tmpfs on %s: %s\n", dir,
+			      strerror(errno));
+		skip();
 	}
 	/* node1's directory on it (as a new series of node1 would make it):
 	 * the file is gone, its directory there */
@@ -1080,28 +1090,7 @@ static void test_volume_replaced(void **state)
 	assert_int_equal(st.values_pending, 4);
 	assert_true(journal_segments(f->dir) >= 1);
 
-	for (int k = 0; k < 1200; k++) {
-		vg_store_get_stats(f->s, &st);
-		if (!st.values_pending)
-			break;
-		usleep(50 * 1000);
-	}
-	assert_int_equal(vg_store_flush(f->s), 0);
-	vg_store_get_stats(f->s, &st);
-	assert_int_equal(st.values_pending, 0);
-	assert_int_equal(st.write_errors, 0);
-	assert_int_equal(st.series_recreated, 0);
-	assert_int_equal(journal_segments(f->dir), 0);
-	for (int k = 0; k < 2; k++) {
-		assert_int_equal(vg_store_fetch(f->s, VG_RT_HOST, k ? "node2" : "node1", "load1",
-						VG_CF_AVERAGE, MS(T0), MS(T0 + 240), 60, 0, &r),
-				 0);
-		assert_int_equal(r.n, 4);
-		for (size_t i = 0; i < r.n; i++)
-			assert_true(r.points[i].time_ms == MS(T0 + 60 * (int64_t)i) &&
-				    r.points[i].value == (k ? 12 : 2) + (double)i);
-		vg_series_free(&r);
-	}
+	expect_waiting_written(f);
 }
 
 /* A series of published measures (vg_batch.published: POST /v1/measures,
