@@ -131,31 +131,42 @@ static int teardown(void **state)
 	return strstr(dir, "XXXXXX") || !system(cmd) ? 0 : -1;
 }
 
-static void test_first_batch_bounded(void **state)
+/* A daemon D (-O -R) and a write-through store on it in dir: one
+ * 1-minute archive, its base known, a 4 s ack timeout (receiver bound
+ * 1 s) */
+static struct vg_store *open_store(struct hrd_daemon *d)
 {
 	static const char *const extra[] = {"-O", "-R", NULL};
-	struct hrd_daemon d;
 	struct vg_config cfg;
 	struct vg_store *s;
-	struct vg_store_stats st;
-	struct vg_batch *b;
 	char err[256];
-	uint64_t created = 0;
-	int rc, attempts = 1;
 
 	vg_log_init("store_first_batch_test", VG_LOG_ERROR);
 	assert_non_null(mkdtemp(dir));
-	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	assert_int_equal(hrd_start(d, NULL, extra), 0);
 	vg_config_defaults(&cfg);
 	assert_int_equal(
 		vg_config_parse_archives("1m:1d", cfg.archives, VG_MAX_ARCHIVES, &cfg.narchives), 0);
 	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
-	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%.1000s", d.unix_addr);
-	snprintf(cfg.storage_daemon_base, sizeof(cfg.storage_daemon_base), "%.500s", d.base);
+	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%.1000s", d->unix_addr);
+	snprintf(cfg.storage_daemon_base, sizeof(cfg.storage_daemon_base), "%.500s", d->base);
 	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
 	cfg.agent_ack_timeout_ms = 4000;
 	if (vg_store_open(dir, &cfg, &s, err, sizeof(err)))
 		fail_msg("%s", err);
+	return s;
+}
+
+static void test_first_batch_bounded(void **state)
+{
+	struct hrd_daemon d;
+	struct vg_store *s;
+	struct vg_store_stats st;
+	struct vg_batch *b;
+	uint64_t created = 0;
+	int rc, attempts = 1;
+
+	s = open_store(&d);
 	assert_int_equal(vg_store_daemon_wait_ms(s), 1000);
 
 	/* the first attempt on the slow daemon: each create answered within
@@ -226,29 +237,14 @@ static void test_first_batch_bounded(void **state)
  * attempt left it, and the case fails there. */
 static void test_opened_between_attempts(void **state)
 {
-	static const char *const extra[] = {"-O", "-R", NULL};
 	struct hrd_daemon d;
-	struct vg_config cfg;
 	struct vg_store *s;
 	struct vg_store_stats st;
 	struct vg_batch *b;
-	char err[256];
 	int rc, ticks = 0;
 
-	vg_log_init("store_first_batch_test", VG_LOG_ERROR);
 	snprintf(dir, sizeof(dir), "/tmp/vigie-first-batch.XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(hrd_start(&d, NULL, extra), 0);
-	vg_config_defaults(&cfg);
-	assert_int_equal(
-		vg_config_parse_archives("1m:1d", cfg.archives, VG_MAX_ARCHIVES, &cfg.narchives), 0);
-	snprintf(cfg.storage_backend, sizeof(cfg.storage_backend), "rrdcached");
-	snprintf(cfg.storage_daemons, sizeof(cfg.storage_daemons), "%.1000s", d.unix_addr);
-	snprintf(cfg.storage_daemon_base, sizeof(cfg.storage_daemon_base), "%.500s", d.base);
-	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
-	cfg.agent_ack_timeout_ms = 4000;
-	if (vg_store_open(dir, &cfg, &s, err, sizeof(err)))
-		fail_msg("%s", err);
+	s = open_store(&d);
 	struct vg_consumer c = vg_store_consumer(s);
 
 	struct staller sl = {.pid = d.pid, .on = 1};
