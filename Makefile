@@ -145,6 +145,7 @@ LIBS_expr_test          := cli api alarms billing collector common
 LIBS_hmap_test          := agent common
 LIBS_http_test          := api alarms billing collector common
 LIBS_journal_test       := collector common
+LIBS_fd_limit_test      := api alarms billing collector common
 LIBS_lastval_test       := collector common
 LIBS_libvirt_test       := agent common
 LIBS_name_test          := common

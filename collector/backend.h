@@ -53,7 +53,11 @@
  * mounted in the store's place (the files backend: a device other than
  * the one its type directory was first seen on), is not deleted but out
  * of reach: its values are answered unavailable (res->dir_missing of them), and the store
- * keeps them until the directory is back. update_many() (may be
+ * keeps them until the directory is back. A call that fails for want of
+ * a file descriptor or memory (EMFILE, ENFILE, ENOMEM: the files
+ * backend) is not the file's fault either: its values are answered
+ * unavailable, kept and retried, and last_ms and create answer -EAGAIN
+ * (the batch waits). update_many() (may be
  * NULL: the store then calls update() per series) does the same for many
  * series in one round trip, one result per item.
  *

@@ -203,6 +203,40 @@ static int is_nospace(int err, const char *msg)
 	       (msg && (strstr(msg, "No space left") || strstr(msg, "quota exceeded")));
 }
 
+/* Whether a call failed for want of a file descriptor or memory
+ * (vg_fs_short_of_fds), from its errno or librrd's message (librrd keeps
+ * only strerror's text): a shortage that passes, never a file's fault. */
+static int is_scarce(int err, const char *msg)
+{
+	return vg_fs_short_of_fds(err) ||
+	       (msg && (strstr(msg, "Too many open files") ||
+			strstr(msg, "Cannot allocate memory")));
+}
+
+/* -EAGAIN for a shortage that passes (is_scarce), else -EIO. */
+static int scarce_or_eio(int err)
+{
+	return is_scarce(err, NULL) ? -EAGAIN : -EIO;
+}
+
+/* Whether this process cannot open two descriptors now (librrd 1.7
+ * loses the errno of a create that failed for want of one: "Cannot create
+ * temporary file"). */
+static int fds_short_now(void)
+{
+	int a = open("/dev/null", O_RDONLY | O_CLOEXEC), b, e;
+
+	if (a < 0)
+		return is_scarce(errno, NULL);
+	b = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	e = errno;
+	close(a);
+	if (b < 0)
+		return is_scarce(e, NULL);
+	close(b);
+	return 0;
+}
+
 /* Size of a new file: 3 consolidation functions per tier, 8 bytes a row,
  * plus a generous header. */
 static uint64_t file_bytes(const struct vg_rrd_layout *lay)
@@ -261,7 +295,7 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	*slash = '\0';
 	if ((rc = vg_fs_mkdir_p(tmp, 0755))) {
 		note(msg, msglen, tmp, strerror(-rc));
-		return is_nospace(-rc, NULL) ? -EAGAIN : -EIO;
+		return is_nospace(-rc, NULL) || is_scarce(-rc, NULL) ? -EAGAIN : -EIO;
 	}
 	if ((slash = strrchr(tmp, '/')) && dev_slot(f, path)) {
 		*slash = '\0'; /* its type directory, if made now: its device */
@@ -282,7 +316,8 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		/* librrd 1.7 loses the errno of a failed write (it unlinks
 		 * its temporary file and reports nothing): ask the file system
 		 * whether the file could have fitted. */
-		int full = is_nospace(e, rrd_get_error()) ||
+		int full = is_nospace(e, rrd_get_error()) || is_scarce(e, rrd_get_error()) ||
+			   fds_short_now() ||
 			   vg_fs_short_of(tmp, file_bytes(lay) + (64u << 10));
 		note(msg, msglen, path, *rrd_get_error() ? rrd_get_error() : "librrd could not create the file");
 		rrd_clear_error();
@@ -316,7 +351,7 @@ static int file_last_ms(const char *path, int64_t *out)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : -EIO;
+		return errno == ENOENT ? -ENOENT : scarce_or_eio(errno);
 	n = pread(fd, buf, sizeof(buf), 0);
 	close(fd);
 	if (n < (ssize_t)sizeof(sh))
@@ -593,9 +628,9 @@ static int update_call(struct files *f, const char *path, const struct vg_rrd_va
  * keeps the values of a refused call that came before the refused one):
  * skipped, counted as duplicates. The rest is tried in one call, and if
  * that is refused too, one value per call. */
-static void write_refused(struct files *f, const char *path,
-			  const struct vg_rrd_value *v, size_t k, int slot,
-			  uint8_t *rec, const char *first_msg, struct vg_rrd_result *res)
+static int write_refused(struct files *f, const char *path,
+			 const struct vg_rrd_value *v, size_t k, int slot,
+			 uint8_t *rec, const char *first_msg, struct vg_rrd_result *res)
 {
 	char msg[512];
 	size_t skip = 0;
@@ -613,10 +648,10 @@ static void write_refused(struct files *f, const char *path,
 		v += skip;
 		k -= skip;
 		if (!k)
-			return;
+			return 0;
 		if (pass == 0 && !update_call(f, path, v, k, slot, rec, msg, sizeof(msg))) {
 			res->written += k;
-			return;
+			return 0;
 		}
 	}
 	for (size_t j = 0; j < k; j++) {
@@ -624,10 +659,16 @@ static void write_refused(struct files *f, const char *path,
 			res->written++;
 			continue;
 		}
+		if (is_scarce(0, msg)) { /* this one and the rest wait */
+			res->unavailable += k - j;
+			note(res->msg, sizeof(res->msg), path, msg);
+			return 1;
+		}
 		res->failed_by[refusal_reason(msg)]++;
 		res->failed++;
 		note(res->msg, sizeof(res->msg), path, msg);
 	}
+	return 0;
 }
 
 /* Whether PATH is not there (ENOENT: the file, or a directory above it,
@@ -705,6 +746,15 @@ static void files_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc
 
 		if (!update_call(f, loc->path, v + i, k, slot, rec, msg, sizeof(msg))) {
 			res->written += k;
+		} else if (is_scarce(0, msg)) {
+			/* no file descriptor (or memory) to open or map the
+			 * file: librrd wrote nothing of the call (it opens
+			 * the file first); the values wait in the cache and
+			 * the journal and are tried again (backend.h), never
+			 * a file's error that would keep their segment */
+			res->unavailable += n - i;
+			note(res->msg, sizeof(res->msg), loc->path, msg);
+			break;
 		} else if (file_gone(loc->path) && (dir_gone(loc->path) || dev_moved(f, loc->path))) {
 			/* its directory is out of reach, or another file
 			 * system stands in its place (librrd wrote nothing:
@@ -719,8 +769,9 @@ static void files_update(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc
 			 * the store creates it again (backend.h) */
 			res->missing += n - i;
 			break;
-		} else {
-			write_refused(f, loc->path, v + i, k, slot, rec, msg, res);
+		} else if (write_refused(f, loc->path, v + i, k, slot, rec, msg, res)) {
+			res->unavailable += n - i - k; /* the calls after it wait too */
+			break;
 		}
 		i += k;
 	}

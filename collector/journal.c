@@ -52,11 +52,6 @@ static void count(uint64_t *c, uint64_t n)
 	__atomic_fetch_add(c, n, __ATOMIC_RELAXED);
 }
 
-static int is_nospace(int err)
-{
-	return err == ENOSPC || err == EDQUOT;
-}
-
 static void note(char *msg, size_t msglen, const char *path, const char *what)
 {
 	size_t len = strlen(path);
@@ -235,7 +230,7 @@ int vg_journal_append(struct vg_journal *j, uint64_t seg, size_t len,
 		if (j->seg_fd < 0) {
 			e = errno;
 			note(msg, msglen, path, strerror(e));
-			return is_nospace(e) ? -EAGAIN : -EIO;
+			return -EAGAIN; /* nothing appended: the batch waits */
 		}
 		j->seg_bytes = 0;
 		fsync(j->lock_fd); /* the new name is durable */
@@ -269,7 +264,7 @@ fail:
 		j->seg_fd = -1;
 		*rotate = 1;
 	}
-	return is_nospace(e) ? -EAGAIN : -EIO;
+	return -EAGAIN;
 }
 
 void vg_journal_rotate(struct vg_journal *j)

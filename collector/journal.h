@@ -62,7 +62,10 @@ int vg_journal_encode(struct vg_journal *j, const struct vg_batch *b,
  * fdatasync. On failure the segment is cut back to its last whole record;
  * if that fails too, *rotate = 1: the segment is closed and the caller
  * must move seg_active past it (never append after a torn record).
- * 0, -EAGAIN (no space), -EIO; msg gets "<path>: why". */
+ * 0, or -EAGAIN whatever the cause (no space, no file descriptor
+ * left, no memory, an I/O error): the record is not in the journal, so
+ * its batch must not be acknowledged but asked again (RETRY, the agent
+ * keeps it). msg gets "<path>: why". */
 int vg_journal_append(struct vg_journal *j, uint64_t seg, size_t len,
 		      int *rotate, char *msg, size_t msglen);
 

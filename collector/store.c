@@ -2196,6 +2196,17 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 				 "daemons)",
 				 loc.path);
 		return -EAGAIN;
+	} else if (rc == -EAGAIN) {
+		/* No file descriptor or memory to read it now (the engine's
+		 * -EAGAIN): the batch waits rather than journal values whose
+		 * series is unreadable (their segment would be kept, never
+		 * written back). */
+		count(&s->stats.series_unreachable, 1);
+		snprintf(s->last_error, sizeof(s->last_error), "%.300s: %s",
+			 strlen(loc.path) > 300 ? loc.path + strlen(loc.path) - 300
+						: loc.path,
+			 "cannot be opened now (no file descriptor or memory left)");
+		return -EAGAIN;
 	} else if (rc) {
 		snprintf(s->last_error, sizeof(s->last_error), "%.300s: %s",
 			 strlen(loc.path) > 300 ? loc.path + strlen(loc.path) - 300
@@ -2620,6 +2631,12 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 		return -EINVAL;
 	__atomic_store_n(&s->receiving, 1, __ATOMIC_RELAXED);
 	rc = take_batch(s, b, 1, &s->scratch, &s->scap);
+	/* take_batch fails only before the batch's record is in the journal
+	 * (no memory, no file descriptor, the journal's disk): nothing of it
+	 * is durable, so it is never acknowledged but asked again (RETRY;
+	 * include/vigie/dispatch.h acknowledges any other error) */
+	if (rc < 0)
+		rc = -EAGAIN;
 	if (!rc && (!s->owner || s->write_through)) {
 		/* write-through: another store owns the journal, or several
 		 * collectors share the storage daemons (see the top). The

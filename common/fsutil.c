@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -69,4 +70,29 @@ int vg_fs_short_of(const char *path, uint64_t need)
 	if (statvfs(dir, &v))
 		return 0;
 	return (uint64_t)v.f_bavail * v.f_frsize < need;
+}
+
+int vg_fs_short_of_fds(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS;
+}
+
+int vg_fs_raise_nofile(uint64_t *soft, uint64_t *hard)
+{
+	struct rlimit rl;
+	int rc = 0;
+
+	*soft = *hard = 0;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return -errno;
+	if (rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = {rl.rlim_max, rl.rlim_max};
+		if (setrlimit(RLIMIT_NOFILE, &up))
+			rc = -errno;
+		else
+			rl = up;
+	}
+	*soft = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+	*hard = rl.rlim_max == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_max;
+	return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * vigie — small file-system helpers every component needs
  * (common/fsutil.c): creating a data directory and its parents, making a
- * rename or link durable, asking for free space.
+ * rename or link durable, asking for free space, the open-file limit.
  */
 #ifndef VIGIE_FSUTIL_H
 #define VIGIE_FSUTIL_H
@@ -23,5 +23,18 @@ int vg_fs_fsync_parent(const char *path);
 /* Whether the file system holding path has fewer than need bytes free
  * for an unprivileged writer (1), or enough, or cannot tell (0). */
 int vg_fs_short_of(const char *path, uint64_t need);
+
+/* Whether err (a positive errno) is a shortage that passes: no file
+ * descriptor left in the process (EMFILE) or the system (ENFILE), no
+ * memory (ENOMEM, ENOBUFS). A write that failed so is tried again later,
+ * never counted as a value lost. */
+int vg_fs_short_of_fds(int err);
+
+/* Raise the soft limit of open files (RLIMIT_NOFILE) to the hard one.
+ * *soft and *hard get the limits in force after it (0 when unknown).
+ * 0, or the -errno of setrlimit (the soft limit is then unchanged: a
+ * systemd unit that filters @resources refuses it, LimitNOFILE sets
+ * it there). */
+int vg_fs_raise_nofile(uint64_t *soft, uint64_t *hard);
 
 #endif

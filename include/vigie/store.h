@@ -132,7 +132,9 @@ struct vg_store_stats {
 				      * created on its storage daemon (down,
 				      * no answer within the receiver's
 				      * bound, or it cannot create the file
-				      * now: no -R, no space); the agent
+				      * now: no -R, no space; or no file
+				      * descriptor left to read or create
+				      * it); the agent
 				      * re-sends it */
 	uint64_t journal_bytes;      /* appended since open */
 	uint64_t journal_syncs;      /* fdatasync calls */
@@ -192,7 +194,8 @@ void vg_store_close_held(struct vg_store *s);
 /* Take every sample of b: new files are created now, new values are
  * journaled (fdatasync) and cached, and written to their files later by
  * the storage thread. 0 when every accepted value is durable; -EAGAIN if
- * nothing was taken and the caller should retry later (disk full, the
+ * nothing was taken and the caller should retry later (disk full, no file
+ * descriptor or memory left, the journal's append failed, the
  * cache holds its maximum: the storage thread is behind, or a series new
  * to the store could not be read or created on its storage daemon in
  * time, series_unreachable; such a create is redone safely when b comes

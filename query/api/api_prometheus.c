@@ -707,6 +707,14 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 	one(b, "vigie_api_connections", "gauge",
 	    "Open HTTP connections to the API (its queue)",
 	    (double)hs.connections);
+	one(b, "vigie_api_connections_limit", "gauge",
+	    "HTTP connections the API holds at most: 1024, or less when the "
+	    "open-file limit is low (docs/operations.md \"Open files\")",
+	    (double)hs.conn_limit);
+	one(b, "vigie_api_connections_refused_total", "counter",
+	    "New HTTP connections closed at once: the connection limit was "
+	    "reached or no file descriptor was left",
+	    (double)hs.conn_refused);
 	{
 		static const char *const classes[] = {"2xx", "3xx", "4xx", "5xx"};
 		labelled(b, "vigie_api_requests_total", "counter",

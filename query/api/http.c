@@ -93,6 +93,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -263,6 +264,7 @@ struct vg_http_server {
 	struct vg_http_options o;
 	uint16_t port;
 	uint64_t mhd_log_count;
+	uint64_t conn_refused; /* __atomic: vg_http_stats.conn_refused */
 	uint64_t err_5xx;
 	uint64_t rejected[100];   /* log lines of 4xx answers, by status */
 	uint64_t responses[6];    /* by status class, __atomic */
@@ -1048,7 +1050,22 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
+	/* libmicrohttpd says so, and only so, when it closes a new
+	 * connection at its limit or for want of a file descriptor */
+	if (strstr(msg, "reached connection limit") || strstr(msg, "resource limit"))
+		__atomic_fetch_add(&s->conn_refused, 1, __ATOMIC_RELAXED);
 	vg_log_limited(VG_LOG_WARN, &s->mhd_log_count, "http: %s", msg);
+}
+
+unsigned vg_http_conn_cap(unsigned want, uint64_t nofile)
+{
+	uint64_t room = nofile > VG_HTTP_FD_RESERVE ? (nofile - VG_HTTP_FD_RESERVE) / 2 : 0;
+
+	if (!want)
+		want = VG_HTTP_CONN_LIMIT;
+	if (room < 16)
+		room = 16;
+	return want < room ? want : (unsigned)room;
 }
 
 /* Bad input is rejected (the 4xx), counted (vigie_api_requests_total)
@@ -1403,8 +1420,22 @@ int vg_http_start(const struct vg_http_options *o,
 	pthread_mutex_init(&s->cap_lock, NULL);
 	if (!s->o.threads)
 		s->o.threads = 1;
-	if (!s->o.conn_limit)
-		s->o.conn_limit = VG_HTTP_CONN_LIMIT;
+	{
+		/* each connection holds a file descriptor: at the process's
+		 * limit libmicrohttpd spins on accept and every open of the
+		 * collector fails (docs/operations.md "Open files") */
+		struct rlimit rl;
+		unsigned want = s->o.conn_limit ? s->o.conn_limit : VG_HTTP_CONN_LIMIT;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+			s->o.conn_limit = vg_http_conn_cap(want, (uint64_t)rl.rlim_cur);
+		else
+			s->o.conn_limit = want;
+		if (s->o.conn_limit < want)
+			vg_warn("http: at most %u connections (not %u): the open-file "
+				"limit is %llu (LimitNOFILE, docs/operations.md)",
+				s->o.conn_limit, want, (unsigned long long)rl.rlim_cur);
+	}
 	if (!s->o.timeout_s)
 		s->o.timeout_s = VG_HTTP_TIMEOUT_S;
 	fd = vg_listen_socket(&la, err, errlen);
@@ -1563,6 +1594,8 @@ void vg_http_get_stats(const struct vg_http_server *s,
 	for (int i = 0; i < 2; i++)
 		out->cap_refused[i] = __atomic_load_n(&s->cap_refused[i],
 						      __ATOMIC_RELAXED);
+	out->conn_limit = s->o.conn_limit;
+	out->conn_refused = __atomic_load_n(&s->conn_refused, __ATOMIC_RELAXED);
 	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
 	if (di)
 		out->connections = di->num_connections;

@@ -40,6 +40,9 @@
 #define VG_HTTP_MAX_HEADERS 4   /* extra response headers */
 #define VG_HTTP_TIMEOUT_S 30    /* idle connection timeout */
 #define VG_HTTP_CONN_LIMIT 1024 /* concurrent connections */
+/* File descriptors left to the rest of the process when the connection
+ * limit is bounded by the open-file limit (vg_http_conn_cap). */
+#define VG_HTTP_FD_RESERVE 256
 /* libmicrohttpd's memory per connection (MHD_OPTION_CONNECTION_MEMORY_LIMIT,
  * set so the boundary below is ours, not a library default): the request
  * line and the headers must fit in it. A request-target over
@@ -347,9 +350,21 @@ struct vg_http_stats {
 	 * found their tenant's slots all taken and waited (since start) */
 	uint64_t queued;
 	uint64_t queued_total;
+	/* the connection limit in force (vg_http_conn_cap), and the
+	 * connections libmicrohttpd closed at once because it was reached or
+	 * no file descriptor was left (since start) */
+	uint64_t conn_limit;
+	uint64_t conn_refused;
 };
 void vg_http_get_stats(const struct vg_http_server *s,
 		       struct vg_http_stats *out);
+
+/* The connection limit for want connections (0: VG_HTTP_CONN_LIMIT) in a
+ * process allowed nofile open files (its soft RLIMIT_NOFILE): at most
+ * half of what VG_HTTP_FD_RESERVE leaves, so that the API's clients can
+ * never take the descriptors the journal, the RRD files, the databases
+ * and the agents' connections need (the other half); at least 16. */
+unsigned vg_http_conn_cap(unsigned want, uint64_t nofile);
 
 /* Bind and start serving on worker threads. 0 or -errno with a message in
  * err (bad address, address in use, libmicrohttpd failure). */
