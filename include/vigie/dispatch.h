@@ -13,8 +13,11 @@
  * from end: see "Order of calls"). A consumer that cannot take the
  * batch now (disk full, queue full) returns -EAGAIN: the receiver answers
  * RETRY and the agent keeps the batch in its spool. Any other negative
- * return is logged and counted; the batch is still acknowledged if the
- * store took it, because resending would not help.
+ * return is logged and counted and the batch still acknowledged, because
+ * resending would not help: so a consumer that makes the batch durable
+ * (the store's journal) answers -EAGAIN for every failure that leaves
+ * it not durable (a failed journal write, no file descriptor, no
+ * memory), never another error.
  *
  * Order of calls for one batch b (vg_dispatch_batch):
  *   1. begin(b) of every consumer that has one, in registration order;
