@@ -354,8 +354,7 @@ static const struct vg_route routes[] = {
 
 static void test_http_limit_below_fds(void **state)
 {
-	struct vg_http_options o = {.listen = "127.0.0.1:0", .threads = 1, .routes = routes,
-				    .nroutes = 1};
+	struct vg_http_options o = {.listen = "127.0.0.1:0", .threads = 1, .routes = routes, .nroutes = 1};
 	struct vg_http_server *h = NULL;
 	struct vg_http_stats hs;
 	struct rlimit rl;
