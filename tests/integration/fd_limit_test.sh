@@ -93,7 +93,9 @@ check "the agent's batches go on while the collector has no descriptor" \
   wait_for 30 bash -c "(( \$(grep -c 'accepted batch host=fd-host' '$TMP/collector.log') - $n0 >= 30 ||
                           \$(find '$SPOOL' -maxdepth 1 -name '*.vgb' | wc -l) >= 10 ))"
 check "collector still running" kill -0 "$COLLECTOR_PID"
-diag "accepted while short: $(( $(accepted) - n0 )); spooled: $(spooled)"
+cpu() { awk '{ print $14 + $15 }' "/proc/$COLLECTOR_PID/stat"; }
+c0=$(cpu); sleep 2; c1=$(cpu)
+diag "accepted while short: $(( $(accepted) - n0 )); spooled: $(spooled); collector CPU over 2 s at the limit: $(( (c1 - c0) * 100 / $(getconf CLK_TCK) / 2 ))% of a core"
 if grep -q 'acknowledged anyway' "$TMP/collector.log"; then
   nok "no batch acknowledged that a consumer failed: $(grep -m1 'acknowledged anyway' "$TMP/collector.log")"
 else
