@@ -228,6 +228,17 @@
  * connection, which goes on from there (see client_get_bounded). The
  * default of [storage] check_max (vg_rrd_rrdcached_check_bound) */
 #define CHECK_MAX_MS 30000
+/* A file the sync's read-back finds behind is read again before it is
+ * counted unwritten (behind_confirm): FLUSH and INFO on the same
+ * connection, at once and then after pauses doubling from
+ * CONFIRM_PAUSE_MS to CONFIRM_PAUSE_MAX_MS; declared once its last update
+ * stayed where it was (still behind) for CONFIRM_STALL_MS, as a failed
+ * write does; one still moving after CONFIRM_MAX_MS (a long write) goes
+ * back for the next sync, not counted */
+#define CONFIRM_PAUSE_MS 5
+#define CONFIRM_PAUSE_MAX_MS 200
+#define CONFIRM_STALL_MS 1000
+#define CONFIRM_MAX_MS 5000
 #define CHUNK 256       /* timestamps per UPDATE */
 #define BATCH_ITEMS 512 /* series per BATCH round trip */
 /* FLUSHes in flight at once during a sync, over all its connections: a
@@ -402,6 +413,11 @@ struct flush_conn;
 struct rb_item {
 	const char *name;
 	int64_t want;
+	/* once found behind (behind_confirm): its last update read back
+	 * (ms), when that was first read, and whether it is declared */
+	int64_t have;
+	int64_t seen_ms;
+	int declared;
 };
 
 struct daemon {
@@ -1322,6 +1338,114 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
 	return 0;
 }
 
+/* The files b[0..n) the read-back found behind (each with the last
+ * update it read, have), confirmed before any is counted unwritten.
+ * rrdcached 1.7.2 answers a FLUSH "Successfully flushed" at once, without
+ * waiting, when a writer thread already took the file's values for
+ * another FLUSH of it and is still writing them (its flush_file waits
+ * only while values are cached): another connection of this collector's
+ * (the receiver's proof FLUSH, an API read), another collector, the
+ * daemon's -w timer. The read-back's INFO then reads the file before that
+ * write lands: a false alarm, which counted the file, degraded the daemon
+ * and sent its values again, to be refused as already stored. A write in
+ * progress shows: librrd updates the file's last update in place (mmap),
+ * value by value, and INFO reads the file (tried with the Debian daemon:
+ * 20,000 values in 19 archives written in 70 ms, the last update seen
+ * from another connection moving 12 times meanwhile; a second FLUSH
+ * answered in 51 us). A failed write never moves it. So each file is
+ * FLUSHed and read again on C (vg_rrdcd_last_update_many, 32 at a time:
+ * the FLUSH writes what the daemon took for it since), at once and then after pauses doubling from
+ * CONFIRM_PAUSE_MS to CONFIRM_PAUSE_MAX_MS: one that reached ours was
+ * written (nothing counted), one whose last update moved is waited for,
+ * one whose last update stayed where it was for CONFIRM_STALL_MS was not
+ * written: kept in b (compacted, each with its last have), their count
+ * returned. One still moving at CONFIRM_MAX_MS, or not read (the
+ * connection broke, another error), goes back to d->sent (*ret -EIO: the
+ * journal is kept and the next sync reads it again); one gone is
+ * vanished_check's. Left: a write that shows no progress for
+ * CONFIRM_STALL_MS (its writer thread held that long before the first
+ * value) is declared still (counted, sent again, nothing lost). Costs
+ * nothing while every file reads back written; a failed write makes its
+ * sync wait CONFIRM_STALL_MS more. */
+static size_t behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item *b, size_t n,
+			     int *ret)
+{
+	const char *names[VG_RRDCD_LAST_MANY_MAX];
+	int64_t last_s[VG_RRDCD_LAST_MANY_MAX];
+	int err[VG_RRDCD_LAST_MANY_MAX];
+	size_t idx[VG_RRDCD_LAST_MANY_MAX];
+	int64_t start = vg_monotonic_ms(), pause = 0;
+	size_t nopen = n;
+
+	for (size_t i = 0; i < n; i++) {
+		b[i].seen_ms = start;
+		b[i].declared = 0;
+	}
+	while (nopen) {
+		size_t w = 0;
+
+		if (pause) {
+			int64_t left = start + CONFIRM_MAX_MS - vg_monotonic_ms();
+			if (left > 0)
+				vg_sleep_ms(pause < left ? pause : left);
+		}
+		pause = pause ? (pause * 2 < CONFIRM_PAUSE_MAX_MS ? pause * 2 : CONFIRM_PAUSE_MAX_MS)
+			      : CONFIRM_PAUSE_MS;
+		for (size_t at = 0; at < n;) {
+			size_t k = 0;
+			int rc = -ENOTCONN;
+
+			for (; at < n && k < VG_RRDCD_LAST_MANY_MAX; at++)
+				if (!b[at].declared) {
+					idx[k] = at;
+					names[k++] = b[at].name;
+				}
+			if (!k)
+				break;
+			if (vg_rrdcd_connected(c)) {
+				count(&d->flushes_by[VG_STORE_FLUSH_SYNC], k);
+				rc = vg_rrdcd_last_update_many(c, names, k, last_s, err);
+			}
+			int64_t now = vg_monotonic_ms();
+			for (size_t i = 0; i < k; i++) {
+				struct rb_item *it = &b[idx[i]];
+				int64_t have = rc || err[i] ? INT64_MIN : last_s[i] * 1000 + 999;
+
+				if (have >= it->want) {
+					it->name = NULL; /* written: another's write ended */
+				} else if (have > it->have) {
+					it->have = have; /* a write goes on: wait */
+					it->seen_ms = now;
+				} else if (!rc && !err[i]) {
+					it->declared = now - it->seen_ms >= CONFIRM_STALL_MS;
+				} else if (!rc && err[i] == -ENOENT &&
+					   vanished_check(d, c, it->name, it->want, err[i])) {
+					it->name = NULL;
+				} else {
+					put_back(d, it->name); /* read again next sync */
+					*ret = -EIO;
+					it->name = NULL;
+				}
+			}
+		}
+		nopen = 0;
+		int over = vg_monotonic_ms() - start >= CONFIRM_MAX_MS;
+		for (size_t i = 0; i < n; i++) {
+			if (!b[i].name)
+				continue;
+			if (!b[i].declared && over) {
+				put_back(d, b[i].name); /* still being written */
+				*ret = -EIO;
+				continue;
+			}
+			nopen += !b[i].declared;
+			b[w++] = b[i];
+		}
+		n = w;
+	}
+	return n;
+}
+
 /* A file whose write failed in the daemon (issue 14). rrdcached 1.7.2
  * answers a FLUSH "Successfully flushed" once its writer thread took the
  * file, whether rrd_update_r then wrote it or not (tried with the Debian
@@ -1337,8 +1461,9 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
  * floor_ms, set once a call's answer came: not its claim, t_ms, which a
  * send in flight on another thread raised before its values reached the
  * daemon, so a FLUSH may rightly not have written them yet; that send
- * claims the file again once answered, for the next sync) was not
- * written: counted
+ * claims the file again once answered, for the next sync) and still
+ * behind when behind_confirm read it again (another FLUSH's write of it
+ * may have been going on) was not written: counted
  * (unwritten), logged once per file and episode, and marked lost
  * (mark_lost: the store re-sends what the file lacks from its journal,
  * which it keeps meanwhile, so the next sync FLUSHes them again); the
@@ -1366,6 +1491,7 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 	int err[VG_RRDCD_LAST_MANY_MAX];
 	size_t nbehind = 0;
 
+	/* the files found behind are gathered at the front of d->rb */
 	for (size_t at = 0; at < d->nrb;) {
 		size_t k = d->nrb - at < VG_RRDCD_LAST_MANY_MAX ? d->nrb - at
 								: VG_RRDCD_LAST_MANY_MAX;
@@ -1378,40 +1504,54 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 			rc = vg_rrdcd_info_last_many(c, names, k, last_s, err);
 		for (size_t i = 0; i < k; i++) {
 			int64_t have = rc || err[i] ? INT64_MIN : last_s[i] * 1000 + 999;
-			int logged;
 
 			if (!rc && !err[i] && have >= it[i].want)
 				continue; /* written (or past ours: another's) */
 			if (!rc && err[i] == -ENOENT && vanished_check(d, c, names[i], it[i].want, err[i]))
 				continue;
-			if (rc || err[i] || mark_lost(d, names[i], have, it[i].want, NULL)) {
+			if (rc || err[i]) {
 				put_back(d, names[i]); /* read again next sync */
 				*ret = -EIO;
 				continue;
 			}
-			*ret = -EIO;
-			count(&d->unwritten, 1);
-			if (!nbehind++)
-				snprintf(why, whylen,
-					 "%.200s: not written (its last update %lld s, "
-					 "ours %lld ms)",
-					 names[i], (long long)last_s[i], (long long)it[i].want);
-			pthread_mutex_lock(&d->mu);
-			logged = vg_hmap_gets(&d->unwritten_logged, names[i]) != NULL ||
-				 vg_hmap_puts(&d->unwritten_logged, names[i], (void *)1);
-			pthread_mutex_unlock(&d->mu);
-			if (!logged)
-				vg_error("storage: %s: %s: the daemon did not write this "
-					 "collector's values up to %lld ms although its FLUSH "
-					 "passed (the file's last update is %lld s: a read-only "
-					 "or immutable file, a full disk? the daemon's log says "
-					 "why): they stay in the journal and are sent again "
-					 "(docs/operations.md \"A file the daemon cannot "
-					 "write\")",
-					 d->addr, names[i], (long long)it[i].want,
-					 (long long)last_s[i]);
+			/* behind: confirmed below (behind_confirm) */
+			d->rb[nbehind] = it[i];
+			d->rb[nbehind++].have = have;
 		}
 		at += k;
+	}
+	size_t n = behind_confirm(d, c, d->rb, nbehind, ret);
+	nbehind = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct rb_item *it = &d->rb[i];
+		int logged;
+
+		if (mark_lost(d, it->name, it->have, it->want, NULL)) {
+			put_back(d, it->name); /* read again next sync */
+			*ret = -EIO;
+			continue;
+		}
+		*ret = -EIO;
+		count(&d->unwritten, 1);
+		if (!nbehind++)
+			snprintf(why, whylen,
+				 "%.200s: not written (its last update %lld s, "
+				 "ours %lld ms)",
+				 it->name, (long long)(it->have / 1000), (long long)it->want);
+		pthread_mutex_lock(&d->mu);
+		logged = vg_hmap_gets(&d->unwritten_logged, it->name) != NULL ||
+			 vg_hmap_puts(&d->unwritten_logged, it->name, (void *)1);
+		pthread_mutex_unlock(&d->mu);
+		if (!logged)
+			vg_error("storage: %s: %s: the daemon did not write this "
+				 "collector's values up to %lld ms although its FLUSH "
+				 "passed (the file's last update is %lld s: a read-only "
+				 "or immutable file, a full disk? the daemon's log says "
+				 "why): they stay in the journal and are sent again "
+				 "(docs/operations.md \"A file the daemon cannot "
+				 "write\")",
+				 d->addr, it->name, (long long)it->want,
+				 (long long)(it->have / 1000));
 	}
 	d->nrb = 0;
 	return nbehind;

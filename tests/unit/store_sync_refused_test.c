@@ -19,7 +19,9 @@
  * series' next values create it again (test_deleted_under_daemon, with
  * and without [storage] daemon_base). A file the daemon cannot write is
  * found by the sync's read-back (test_unwritable_file), and not with
- * [storage] verify_writes = no (test_unwritable_file_unverified).
+ * [storage] verify_writes = no (test_unwritable_file_unverified); a file
+ * another FLUSH is still writing is not counted unwritten
+ * (test_concurrent_flush).
  *
  * No timing assertion: the count of refused FLUSHes is held against the
  * most the back-off allows in the time the test measured (each attempt
@@ -49,6 +51,7 @@
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
+#include "vigie/rrdcached.h"
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
 #include "../support/journal_segments.h"
@@ -866,6 +869,126 @@ static void test_unwritable_file_unverified(void **state)
 	assert_int_equal(fx_rm_tree(dir), 0);
 }
 
+/* Values of node0 in test_concurrent_flush, sent by the test itself to
+ * the daemon, in six tiers of three functions (18 archives): enough that
+ * the daemon's write of them takes long (70 ms for 20,000 values in 19
+ * archives here, unloaded) against the sync's FLUSH and INFO (a fraction
+ * of a ms each) */
+#define CF_MINUTES 60000
+
+/* A file another FLUSH is writing is no unwritten file. rrdcached 1.7.2
+ * answers a FLUSH "Successfully flushed" at once, without waiting, when a
+ * writer thread already took the file's values for another FLUSH (an API
+ * read, the receiver's proof FLUSH, another collector) and is still
+ * writing them; the sync's INFO then reads the file before that write
+ * lands. Here: CF_MINUTES - 2 values of node0 sent to the daemon by the
+ * test, the store's own newest one after them, a FLUSH of the file on a
+ * connection of the test's, and the store's sync started once INFO shows
+ * the write going on (the file's last update past minute 0, not yet at
+ * the store's value). Before behind_confirm the sync's read-back counted
+ * the file unwritten, degraded the daemon, logged an error and marked the
+ * file lost; now it reads the file again while it moves and finds it
+ * written: nothing counted, logged or sent again. */
+static void test_concurrent_flush(void **state)
+{
+	char dir[200], logp[PATH_MAX + 16], err[256];
+	const char *name = "host/node0/load.1.rrd";
+	const int64_t final = FXS_T0 + 60 * (CF_MINUTES - 1);
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_daemon dm[2];
+	struct vg_store_stats st;
+	struct vg_rrdcd *b, *p;
+	int64_t last_s = 0;
+	int ierr = 0, rc;
+	(void)state;
+
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-concurrent"), 0);
+	snprintf(logp, sizeof(logp), "%s/stderr.log", dir);
+	const char *extra[] = {"-R", NULL};
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	fxs_config(&cfg, "1m:15d,2m:30d,5m:63d,10m:100d,15m:200d,1h:455d", d.unix_addr, NULL);
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	cfg.storage_sync_interval_s = 3600; /* syncs only when the test asks */
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	assert_int_equal(fxs_write_minute(s, "node", 0, 1, 0), 0);
+	assert_int_equal(vg_store_flush(s), 0);
+
+	/* minutes 1 .. CF_MINUTES - 2 cached by the daemon (the test's),
+	 * then the store's last one */
+	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 30000, &b), 0);
+	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 30000, &p), 0);
+	int64_t *ts = malloc(sizeof(*ts) * CF_MINUTES);
+	double *v = malloc(sizeof(*v) * CF_MINUTES);
+	assert_true(ts && v);
+	for (int m = 1; m < CF_MINUTES - 1; m++) {
+		ts[m - 1] = FXS_T0 + 60 * m;
+		v[m - 1] = m;
+	}
+	struct vg_rrdcd_update u = {name, CF_MINUTES - 2, 1, ts, v, 0};
+	assert_int_equal(vg_rrdcd_update(b, &u), 0);
+	free(ts);
+	free(v);
+	assert_int_equal(fxs_write_minute(s, "node", 0, 1, CF_MINUTES - 1), 0);
+
+	fflush(stderr);
+	int saved = dup(2), lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(saved >= 0 && lfd >= 0);
+	assert_int_equal(dup2(lfd, 2), 2);
+	close(lfd);
+
+	/* another FLUSH of the file, its answer read later; the sync once
+	 * that write is seen going on (no timing asserted: 60 s is only a
+	 * bound against a hang) */
+	assert_int_equal(vg_rrdcd_flush_many_send(b, &name, 1), 0);
+	int64_t until = vg_monotonic_ms() + 60000;
+	do
+		assert_int_equal(vg_rrdcd_info_last_many(p, &name, 1, &last_s, &ierr), 0);
+	while (!ierr && last_s <= FXS_T0 && vg_monotonic_ms() < until);
+	assert_int_equal(ierr, 0);
+	int64_t seen = last_s;
+	rc = vg_store_flush(s);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	printf("# sync during the other FLUSH: %d (the file's last update at minute %lld of "
+	       "%d when it began), unwritten %llu, lost %llu\n",
+	       rc, (long long)(seen - FXS_T0) / 60, CF_MINUTES - 1,
+	       (unsigned long long)dm[0].unwritten, (unsigned long long)dm[0].lost);
+	/* the case this test is about was met: the write was going on */
+	assert_true(seen > FXS_T0 && seen < final);
+	assert_int_equal(dm[0].unwritten, 0);
+	assert_int_equal(dm[0].lost, 0);
+	assert_false(dm[0].flush_refusing);
+	int ferr;
+	assert_int_equal(vg_rrdcd_flush_many_recv(b, 1, &ferr, NULL), 0);
+	vg_rrdcd_close(b);
+	/* a write still going on after the confirmation's bound (a loaded
+	 * machine) left the file for the next sync, uncounted */
+	for (int i = 0; i < 40 && rc; i++) {
+		usleep(250 * 1000);
+		rc = vg_store_flush(s);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(dm[0].unwritten, 0);
+	assert_int_equal(dm[0].pending, 0);
+	assert_int_equal(dm[0].lost, 0);
+	assert_false(dm[0].flush_refusing);
+	assert_int_equal(st.values_resent, 0);
+	assert_int_equal(vg_rrdcd_info_last_many(p, &name, 1, &last_s, &ierr), 0);
+	assert_int_equal(ierr, 0);
+	assert_int_equal(last_s, final);
+	vg_rrdcd_close(p);
+	vg_store_close(s);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	assert_int_equal(count_lines(logp, "the daemon did not write"), 0);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -879,6 +1002,7 @@ int main(void)
 		cmocka_unit_test(test_dir_renamed_under_daemon_no_base),
 		cmocka_unit_test_teardown(test_unwritable_file, immutable_teardown),
 		cmocka_unit_test_teardown(test_unwritable_file_unverified, immutable_teardown),
+		cmocka_unit_test(test_concurrent_flush),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
