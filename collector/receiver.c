@@ -195,6 +195,13 @@ struct vg_receiver {
 	int holding;
 	int marked; /* a batch was committed with a mark since the last clear */
 	int64_t hold_renewed_ms;
+	/* marks of lost files' hosts (vg_receiver_hold_lost, the store's
+	 * thread): lost_mu orders them with tend_marks' clear, so a clear
+	 * that found the store holding nothing never deletes marks written
+	 * after; lost_noted (__atomic) tells the loop to tend them */
+	pthread_mutex_t lost_mu;
+	int lost_noted;
+	uint64_t n_lost_marked, n_lost_err; /* vg_log_limited */
 	/* the hosts answered RETRY for another's mark (vigie/receiver.h):
 	 * allocated at the first, written by the loop's thread under qlock
 	 * (the API reads them); nheld is read without it by that thread */
@@ -254,6 +261,7 @@ int vg_receiver_open(const struct vg_receiver_options *o,
 		return -e;
 	}
 	pthread_mutex_init(&r->qlock, NULL);
+	pthread_mutex_init(&r->lost_mu, NULL);
 	pthread_cond_init(&r->qdone, NULL);
 	r->sock = nn_socket(AF_SP_RAW, NN_REP);
 	if (r->sock < 0) {
@@ -299,6 +307,7 @@ void vg_receiver_close(struct vg_receiver *r)
 	close(r->efd);
 	pthread_cond_destroy(&r->qdone);
 	pthread_mutex_destroy(&r->qlock);
+	pthread_mutex_destroy(&r->lost_mu);
 	free(r->held);
 	free(r);
 }
@@ -999,37 +1008,88 @@ static void admit_msg(struct vg_receiver *r, struct msg *m)
  * then (a failure is retried at the next tick, logged rate-limited). */
 static void tend_marks(struct vg_receiver *r, int64_t now)
 {
-	int rc;
+	int rc = 0, holding;
 
+	if (__atomic_exchange_n(&r->lost_noted, 0, __ATOMIC_ACQ_REL)) {
+		if (!r->holding)
+			r->hold_renewed_ms = now;
+		r->holding = r->marked = 1;
+		__atomic_store_n(&r->stats.marks_holding, 1, __ATOMIC_RELAXED);
+	}
 	if (!r->holding)
 		return;
-	if (!vg_store_holding(r->o.store)) {
-		if (!(rc = vg_registry_hold_clear(r->o.registry))) {
-			/* rate-limited as the line setting them: a daemon that
-			 * flaps sets and clears marks each time */
-			if (r->marked)
-				vg_log_limited(VG_LOG_INFO, &r->n_hold_clear,
-					       "storage: every value held for a "
-					       "storage daemon is written; this "
-					       "collector's hosts may move again");
-			r->holding = r->marked = 0;
-			__atomic_store_n(&r->stats.marks_holding, 0, __ATOMIC_RELAXED);
-			return;
-		}
-	} else if (now - r->hold_renewed_ms < r->o.hold_ttl_ms / 3) {
-		return;
-	} else if (!(rc = vg_registry_hold_renew(r->o.registry))) {
-		r->hold_renewed_ms = now;
+	pthread_mutex_lock(&r->lost_mu);
+	if (!(holding = vg_store_holding(r->o.store)))
+		rc = vg_registry_hold_clear(r->o.registry);
+	pthread_mutex_unlock(&r->lost_mu);
+	if (!holding && !rc) {
+		/* rate-limited as the line setting them: a daemon that
+		 * flaps sets and clears marks each time */
+		if (r->marked)
+			vg_log_limited(VG_LOG_INFO, &r->n_hold_clear,
+				       "storage: every value held for a "
+				       "storage daemon is written; this "
+				       "collector's hosts may move again");
+		r->holding = r->marked = 0;
+		__atomic_store_n(&r->stats.marks_holding, 0, __ATOMIC_RELAXED);
 		return;
 	}
-	int renewing = vg_store_holding(r->o.store);
-	count(renewing ? &r->stats.hold_marks_renew_failed
-		       : &r->stats.hold_marks_clear_failed,
+	if (holding) {
+		if (now - r->hold_renewed_ms < r->o.hold_ttl_ms / 3)
+			return;
+		if (!(rc = vg_registry_hold_renew(r->o.registry))) {
+			r->hold_renewed_ms = now;
+			return;
+		}
+	}
+	count(holding ? &r->stats.hold_marks_renew_failed : &r->stats.hold_marks_clear_failed,
 	      1);
 	vg_log_limited(VG_LOG_WARN, &r->n_hold_err,
 		       "registry: cannot %s this collector's holding marks: %s",
-		       renewing ? "renew" : "clear",
-		       vg_registry_last_error(r->o.registry));
+		       holding ? "renew" : "clear", vg_registry_last_error(r->o.registry));
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int vg_receiver_hold_lost(void *ctx, const struct vg_store_series *ser, size_t n)
+{
+	struct vg_receiver *r = ctx;
+	const char **ids;
+	uint64_t marked = 0;
+	size_t k = 0;
+	int rc;
+
+	if (!r || !r->o.lost_registry || r->o.hold_ttl_ms <= 0 || !n)
+		return 0;
+	if (!(ids = malloc(n * sizeof(*ids))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = ser[i].id;
+	qsort(ids, n, sizeof(*ids), id_cmp); /* one statement per resource */
+	for (size_t i = 0; i < n; i++)
+		if (!k || strcmp(ids[k - 1], ids[i]))
+			ids[k++] = ids[i];
+	pthread_mutex_lock(&r->lost_mu);
+	rc = vg_registry_hold_resources(r->o.lost_registry, ids, k, &marked);
+	pthread_mutex_unlock(&r->lost_mu);
+	free(ids);
+	if (rc) {
+		vg_log_limited(VG_LOG_WARN, &r->n_lost_err,
+			       "registry: cannot mark the hosts of %zu series a storage "
+			       "daemon lost (their re-send waits): %s",
+			       n, vg_registry_last_error(r->o.lost_registry));
+		return rc;
+	}
+	__atomic_store_n(&r->lost_noted, 1, __ATOMIC_RELEASE);
+	vg_log_limited(VG_LOG_INFO, &r->n_lost_marked,
+		       "storage: %zu series lost by a storage daemon (a restart): their "
+		       "hosts held (%llu of %zu resources marked) until their "
+		       "re-send is written",
+		       n, (unsigned long long)marked, k);
+	return marked < k ? -EBUSY : 0;
 }
 
 /* The registry's flusher (PostgreSQL) writes the last values on its own

@@ -293,6 +293,10 @@ struct vg_store {
 	int reclaiming;           /* a thread is retiring segments, or
 				   * reading them for lost values (mu) */
 	int64_t lost_retry_ms;    /* resend_lost failed: not before (mu) */
+	vg_store_lost_fn on_lost; /* marks the lost series' hosts (set once) */
+	void *on_lost_ctx;
+	int lost_marking;         /* resend_lost is marking and re-sending:
+				   * counted in held (mu) */
 	int reclaim_due;          /* the receiver wrote through: the storage
 				   * thread retires the segments (mu) */
 	int64_t sync_interval_ms; /* [storage] sync_interval: with write-through,
@@ -366,7 +370,8 @@ static void count(uint64_t *c, uint64_t n)
 static void publish_pending(struct vg_store *s)
 {
 	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->held, s->pending + s->inflight, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->held, s->pending + s->inflight + (s->lost_marking ? 1 : 0),
+			 __ATOMIC_RELAXED);
 }
 
 static uint64_t key_hash(int rtype, uint64_t id_hash, const char *metric)
@@ -997,6 +1002,41 @@ static void lost_claim(struct vg_store *s, struct lost_series *ls, size_t n)
 	vg_hmap_release(&bypath);
 }
 
+/* The hosts of the claimed series of ls[0..n) marked held through the
+ * composition's callback (vg_store_on_lost), before their re-send: 0
+ * (none set, marked, or some host another collector's) or -errno (put
+ * off). mu not held; the claimed series' strings stay. */
+static int lost_mark(vg_store_lost_fn fn, void *ctx, const struct lost_series *ls, size_t n)
+{
+	struct vg_store_series *ser;
+	size_t k = 0;
+	int rc;
+
+	if (!fn || !n)
+		return 0;
+	if (!(ser = calloc(n, sizeof(*ser))))
+		return -ENOMEM;
+	for (size_t m = 0; m < n; m++)
+		if (ls[m].se)
+			ser[k++] = (struct vg_store_series){ls[m].se->rtype, ls[m].se->id,
+							    ls[m].se->metric};
+	rc = k ? fn(ctx, ser, k) : 0;
+	free(ser);
+	return rc == -EBUSY ? 0 : rc;
+}
+
+void vg_store_on_lost(struct vg_store *s, vg_store_lost_fn fn, void *ctx)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	while (s->lost_marking) /* a call in progress ends first */
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	s->on_lost = fn;
+	s->on_lost_ctx = ctx;
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* Put the lost values back in front of their caches (see above). mu held
  * on entry and on return (dropped while reading the journal). */
 static void resend_lost(struct vg_store *s)
@@ -1006,6 +1046,8 @@ static void resend_lost(struct vg_store *s)
 	struct lost_scan sc;
 	uint64_t *ids = NULL, active, nrec = 0, resent = 0;
 	size_t n, nids = 0;
+	vg_store_lost_fn fn;
+	void *fn_ctx;
 	int rc;
 
 	if (!s->owner || !s->be->ops->lost || s->reclaiming ||
@@ -1023,10 +1065,20 @@ static void resend_lost(struct vg_store *s)
 	s->reclaiming = 1; /* no segment goes while we read them */
 	lost_claim(s, ls, n);
 	active = s->j.seg_active;
+	fn = s->on_lost;
+	fn_ctx = s->on_lost_ctx;
+	if (fn) { /* held from the marks until the values are written */
+		s->lost_marking = 1;
+		publish_pending(s);
+	}
 	pthread_mutex_unlock(&s->mu);
 
+	rc = lost_mark(fn, fn_ctx, ls, n);
+
 	sc = (struct lost_scan){ls, n, 0, NULL, 4 * LOST_MAX - 1};
-	if (!(sc.idx = calloc(4 * LOST_MAX, sizeof(*sc.idx))))
+	if (rc)
+		; /* the marks not written: the re-send waits for them */
+	else if (!(sc.idx = calloc(4 * LOST_MAX, sizeof(*sc.idx))))
 		rc = -ENOMEM;
 	else
 		rc = vg_journal_list(&s->j, &ids, &nids);
@@ -1099,6 +1151,7 @@ static void resend_lost(struct vg_store *s)
 	}
 	if (rc)
 		s->lost_retry_ms = vg_monotonic_ms() + RETRY_UNREACHABLE_MS;
+	s->lost_marking = 0; /* the re-sent values count in pending now */
 	publish_pending(s);
 	count(&s->stats.values_resent, resent);
 	s->reclaiming = 0;

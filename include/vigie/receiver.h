@@ -162,6 +162,10 @@ struct vg_receiver_options {
 	 * commit; the marks are renewed every hold_ttl_ms / 3 and cleared
 	 * once the store holds none. 0: no marks. */
 	int64_t hold_ttl_ms;
+	/* With hold_ttl_ms: a registry handle given the same holder, used
+	 * only by vg_receiver_hold_lost (on the store's thread). NULL: the
+	 * hosts of files a daemon lost are not marked. Not owned. */
+	struct vg_registry *lost_registry;
 	/* How long a host answered RETRY for another's mark stays in
 	 * vg_receiver_held_elsewhere after its last such answer.
 	 * 0: VG_RECEIVER_HELD_AGE_MS. */
@@ -261,6 +265,14 @@ void vg_receiver_stop(struct vg_receiver *r);
 /* Close the socket and free. Call after vg_receiver_run returned.
  * Accepts NULL. */
 void vg_receiver_close(struct vg_receiver *r);
+/* vg_store_lost_fn (vg_store_on_lost, ctx the receiver): the hosts of
+ * the series ser[0..n) a storage daemon lost are marked held by this
+ * collector through o.lost_registry, before the store re-sends their
+ * values; the loop then tends them as its own (renewed, and cleared once
+ * the store holds nothing, the re-sent values written). 0, -EBUSY (a
+ * host another collector's live mark holds, or with no registry row),
+ * -errno (not marked: the re-send waits). Any thread but the loop's. */
+int vg_receiver_hold_lost(void *ctx, const struct vg_store_series *ser, size_t n);
 
 /* Copy the counters (thread-safe). batches_received counts every message
  * received, including those rejected or duplicate; samples_received counts

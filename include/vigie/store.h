@@ -227,6 +227,20 @@ struct vg_store_series {
 	int rtype; /* enum vg_rtype */
 	const char *id, *metric;
 };
+/* Called by the thread that re-sends values a storage daemon lost (a
+ * restart without its journal: the backend's check found their files
+ * behind what the daemon took), with the lost series ser[0..n), before
+ * their values are put back in front of the cache: the composition marks
+ * their hosts held (docs/scaling.md "Holding marks"), so that no other
+ * collector writes newer values of them before the re-send. 0 or -EBUSY
+ * (some host is another collector's: re-sent anyway) lets the re-send
+ * go; another -errno (the marks not written) puts it off, retried as a
+ * journal that cannot be read. While it runs vg_store_holding is 1, and
+ * stays 1 until the re-sent values are written: the marks are cleared as
+ * any. No store lock held; the strings are valid during the call. */
+typedef int (*vg_store_lost_fn)(void *ctx, const struct vg_store_series *ser, size_t n);
+/* Set fn (NULL: none) before the receiver runs. */
+void vg_store_on_lost(struct vg_store *s, vg_store_lost_fn fn, void *ctx);
 /* Prove by this store's own connections that values another collector
  * sent to the storage daemons before before_ms (wall ms) for b's series
  * and for more[0..nmore) (the other series of b's host that collector may
