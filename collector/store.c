@@ -194,6 +194,11 @@ struct series {
 	uint64_t gen;              /* receiver only: batch generation of tent_ms */
 	struct vg_rrd_value *pend; /* cached values, oldest first (mu) */
 	uint32_t npend, cap;
+	/* how many of them, the oldest, are owed: they went back to the
+	 * cache because their daemon or file did not take them (requeue),
+	 * or their daemon lost them (resend_lost); none once written
+	 * (vg_store.owed; mu) */
+	uint32_t owed;
 	uint64_t seg;                 /* journal segment of pend[0] (mu) */
 	int64_t since_ms;             /* monotonic ms when pend[0] arrived (mu) */
 	int deferred;                 /* the receiver's write-through left it to
@@ -231,6 +236,7 @@ struct flush_group {
 	uint64_t *seg, *seg_hi; /* segment of each series' oldest value; the
 				 * newest its values may be in */
 	size_t *off, *cnt;      /* its values: buf[off[i] .. off[i] + cnt[i]) */
+	uint32_t *owed;         /* how many of them were owed (series.owed) */
 	struct vg_rrd_loc *loc; /* path "" when it could not be located */
 	struct vg_rrd_item *it; /* the located ones, in order */
 	size_t n, cap;
@@ -345,11 +351,15 @@ struct vg_store {
 	char last_error[512];        /* receiver thread only */
 	char flush_error[512];       /* mu */
 	int flush_error_new;         /* mu */
-	int64_t unavail_ms;          /* mu: when values last went back to the
-				      * cache because their daemon did not
-				      * take them (down, restarting, behind) */
-	int64_t dir_log_ms;          /* __atomic: when dir_missing last logged */
-	uint64_t dir_log_quiet;      /* __atomic: series not logged since */
+	/* values owed to storage (mu): the owed values of every cache
+	 * (series.owed), and of the flushes writing them again, until a
+	 * write takes them (or fails them, or their series is removed).
+	 * vg_store_flush fails while any is left; a value cached later is
+	 * not owed until its daemon too does not take it, however long ago
+	 * an earlier one did not */
+	uint64_t owed;
+	int64_t dir_log_ms;     /* __atomic: when dir_missing last logged */
+	uint64_t dir_log_quiet; /* __atomic: series not logged since */
 };
 
 /* A series key some thread is using (reading, creating, removing): on
@@ -1141,6 +1151,8 @@ static void resend_lost(struct vg_store *s)
 			s->segcnt[hold % SEG_RING]++;
 			se->npend += (uint32_t)k;
 			s->pending += k;
+			se->owed += (uint32_t)k; /* its daemon lost them */
+			s->owed += k;
 			resent += k;
 		}
 		if (se) {
@@ -1180,6 +1192,7 @@ static void group_free(struct flush_group *g)
 	free(g->seg_hi);
 	free(g->off);
 	free(g->cnt);
+	free(g->owed);
 	free(g->loc);
 	free(g->it);
 	free(g->buf);
@@ -1211,13 +1224,16 @@ static int group_reserve(struct flush_group *g)
 	size_t *cnt = realloc(g->cnt, nc * sizeof(*cnt));
 	if (cnt)
 		g->cnt = cnt;
+	uint32_t *owed = realloc(g->owed, nc * sizeof(*owed));
+	if (owed)
+		g->owed = owed;
 	struct vg_rrd_loc *loc = realloc(g->loc, nc * sizeof(*loc));
 	if (loc)
 		g->loc = loc;
 	struct vg_rrd_item *it = realloc(g->it, nc * sizeof(*it));
 	if (it)
 		g->it = it;
-	if (!se || !seg || !hi || !off || !cnt || !loc || !it)
+	if (!se || !seg || !hi || !off || !cnt || !owed || !loc || !it)
 		return -ENOMEM;
 	g->cap = nc;
 	return 0;
@@ -1237,6 +1253,8 @@ static int group_take(struct vg_store *s, struct flush_group *g, struct series *
 	g->seg_hi[g->n] = s->j.seg_active;
 	g->off[g->n] = g->nbuf;
 	g->cnt[g->n] = n;
+	g->owed[g->n] = se->owed; /* still owed (vg_store.owed) until settled */
+	se->owed = 0;
 	g->n++;
 	g->nbuf += n;
 	se->npend = 0;
@@ -1469,14 +1487,19 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 		} else {
 			count_err(s, VG_STORE_ERR_OTHER, n);
 		}
-		if (unavail)
-			s->unavail_ms = vg_monotonic_ms();
+		/* its owed values are settled here: written, failed, or owed
+		 * again below */
+		s->owed -= g->owed[i];
 		if (unavail && requeue(s, se, v + (n - unavail), unavail, g->seg[i]) == 0) {
 			/* Waiting for its daemon, still in the cache and the
 			 * journal (its segment stays held); counted in
 			 * pending, so the cache bound answers RETRY when too
-			 * many wait. Left by the receiver: the storage thread
-			 * takes it at once (it may connect). */
+			 * many wait, and owed. Left by the receiver: the
+			 * storage thread takes it at once (it may connect);
+			 * owed meanwhile, as vg_store_flush skips it (its
+			 * retry_at_ms) */
+			se->owed += (uint32_t)unavail;
+			s->owed += unavail;
 			se->flushing = 0;
 			if (g->no_connect) {
 				se->deferred = 1;
@@ -1606,13 +1629,16 @@ int vg_store_flush(struct vg_store *s)
 	 * since the last one that passed. */
 	if (!rc && s->sync_failed)
 		rc = -EIO;
-	/* Nor when values are still cached because their daemon did not
-	 * take them (down, a directory gone): a sync can pass, or have
-	 * nothing to do, while they wait, since the daemon that is down
-	 * has no file of ours to FLUSH (store_rrdcached_test
+	/* Nor while values are owed: their daemon or file did not take them
+	 * (down, a directory gone) and no write has since. A sync can pass,
+	 * or have nothing to do, while they wait, since the daemon that is
+	 * down has no file of ours to FLUSH (store_rrdcached_test
 	 * test_open_daemon_down_bound got 0 with a daemon down, twice in
-	 * fresh-clone CI runs on 2026-12-07; not reproduced alone). */
-	if (!rc && s->pending && s->unavail_ms)
+	 * fresh-clone CI runs on 2026-12-07). Values cached meanwhile by
+	 * another thread are not owed: once the owed ones are written, a
+	 * flush passes, however long ago the daemon was down
+	 * (store_rrdcached_sync_test test_flush_after_outage). */
+	if (!rc && s->owed)
 		rc = -EIO;
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -1880,6 +1906,8 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 			s->segcnt[se->seg % SEG_RING]--;
 			s->segkeep[se->seg % SEG_RING] = 1;
 			se->npend = 0;
+			s->owed -= se->owed; /* no longer owed to any file */
+			se->owed = 0;
 		}
 		dirty_unlink(s, se);
 		loc.owner = se->owner;
@@ -2549,9 +2577,10 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	if (naccept && journal && s->pending &&
 	    s->pending + naccept > s->cache_max) {
 		pthread_cond_signal(&s->work_cv);
-		/* Why it is full, as far as the store can tell: values its
-		 * daemon did not take in the last 30 s, or a slow writer. */
-		int waiting = s->unavail_ms && vg_monotonic_ms() - s->unavail_ms < 30000;
+		/* Why it is full, as far as the store can tell: values their
+		 * daemon did not take and that wait for it (owed), or a slow
+		 * writer. */
+		int waiting = s->owed > 0;
 		unsigned long long held = s->pending;
 		pthread_mutex_unlock(&s->mu);
 		count(&s->stats.cache_full, 1);

@@ -273,10 +273,13 @@ int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
  * pending 0). Else the first -errno of the writes, or -EIO when the sync
  * failed (a daemon down, refusing a FLUSH or inside the back-off of an
  * earlier refusal, a loss found; also when no sync could run and the
- * last one had failed): the segments stay in the journal and the
- * storage thread tries again; calling again later is safe. Values left
- * cached for a daemon that does not answer show in stats
- * values_pending. Thread-safe. */
+ * last one had failed), or while values are owed (a daemon or file
+ * did not take them, or a daemon lost them, and no write has since:
+ * they stay cached for it, in stats values_pending): the segments stay
+ * in the journal and the storage thread tries again; calling again
+ * later is safe. Values other threads cache meanwhile are not owed:
+ * once the owed ones are written, a flush passes again, however long
+ * ago a daemon was down. Thread-safe. */
 int vg_store_flush(struct vg_store *s);
 
 /* Test hook, weak: a program that defines it is called by a store that
