@@ -65,7 +65,10 @@
  * failure: so the sync reads each FLUSHed file's last update back and
  * finds a file behind what the daemon took (unwritten_check: a full disk,
  * a read-only or immutable file) or gone (vanished_check)
- * (docs/operations.md "A file the daemon cannot write").
+ * (docs/operations.md "A file the daemon cannot write"); from the file's
+ * header where the collector sees the daemon's files (rb_local,
+ * [storage] daemon_base), by the daemon's INFO otherwise and for a file
+ * not found written there.
  *
  * Lost values. A restarted daemon's loss must be found before anything
  * newer is written to the file, since RRD refuses older times after a
@@ -1423,6 +1426,17 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 	return nbehind;
 }
 
+/* 1 when a file whose FLUSH answered ERR goes to the read-back and is
+ * read here (rb_local): its vanished_check by the daemon_base is then
+ * the read-back's (missing here, it goes to INFO, whose "No such file"
+ * is vanished_check's), so the FLUSH's answer is not followed by a stat
+ * of the same file. */
+static int rb_reads_here(struct daemon *d, int verify, int64_t floor, int err)
+{
+	return verify && !err && floor != INT64_MIN && d->base && d->base[0] &&
+	       !__atomic_load_n(&d->rb_local_off, __ATOMIC_RELAXED);
+}
+
 /* The read-back where the collector sees the daemon's files ([storage]
  * daemon_base: one local daemon, or its -b mounted here). Each file of
  * d->rb is read here, its header's last update (vg_rrd_file_last_ms: one
@@ -1543,8 +1557,9 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 						put_back(d, f->names[i]);
 						ret = -EIO;
 					} else if (vg_rrdcd_connected(f->c) &&
-						   !vanished_check(d, f->c, f->names[i],
-								   f->want[i], f->err[i]) &&
+						   (rb_reads_here(d, verify, f->floor[i], f->err[i]) ||
+						    !vanished_check(d, f->c, f->names[i],
+								    f->want[i], f->err[i])) &&
 						   verify && !f->err[i] && f->floor[i] != INT64_MIN &&
 						   rb_add(d, f->names[i], f->floor[i])) {
 						put_back(d, f->names[i]); /* no memory */
