@@ -65,7 +65,10 @@
  * failure: so the sync reads each FLUSHed file's last update back and
  * finds a file behind what the daemon took (unwritten_check: a full disk,
  * a read-only or immutable file) or gone (vanished_check)
- * (docs/operations.md "A file the daemon cannot write").
+ * (docs/operations.md "A file the daemon cannot write"); from the file's
+ * header where the collector sees the daemon's files (rb_local,
+ * [storage] daemon_base), by the daemon's INFO otherwise and for a file
+ * not found written there.
  *
  * Lost values. A restarted daemon's loss must be found before anything
  * newer is written to the file, since RRD refuses older times after a
@@ -527,6 +530,11 @@ struct daemon {
 	/* __atomic: files a sync's read-back found behind what the daemon
 	 * took of ours once FLUSHed (its write failed: unwritten_check) */
 	uint64_t unwritten;
+	/* __atomic: files the read-back read here (rb_local) and by INFO */
+	uint64_t rb_local, rb_info;
+	/* __atomic: the read-back's local read is off for this daemon (its
+	 * probe found daemon_base not to be this daemon's -b: rb_local) */
+	int rb_local_off;
 	/* the files of a sync whose FLUSH passed, read back after it
 	 * (unwritten_check): grown to the largest sync and kept (d->vmu) */
 	struct rb_item *rb;
@@ -1502,6 +1510,7 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 			names[i] = it[i].name;
 		if (vg_rrdcd_connected(c))
 			rc = vg_rrdcd_info_last_many(c, names, k, last_s, err);
+		count(&d->rb_info, k);
 		for (size_t i = 0; i < k; i++) {
 			int64_t have = rc || err[i] ? INT64_MIN : last_s[i] * 1000 + 999;
 
@@ -1557,6 +1566,92 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 	return nbehind;
 }
 
+/* 1 when a file whose FLUSH answered ERR goes to the read-back and is
+ * read here (rb_local): its vanished_check by the daemon_base is then
+ * the read-back's (missing here, it goes to INFO, whose "No such file"
+ * is vanished_check's), so the FLUSH's answer is not followed by a stat
+ * of the same file. */
+static int rb_reads_here(struct daemon *d, int verify, int64_t floor, int err)
+{
+	return verify && !err && floor != INT64_MIN && d->base && d->base[0] &&
+	       !__atomic_load_n(&d->rb_local_off, __ATOMIC_RELAXED);
+}
+
+/* The read-back where the collector sees the daemon's files ([storage]
+ * daemon_base: one local daemon, or its -b mounted here). Each file of
+ * d->rb is read here, its header's last update (vg_rrd_file_last_ms: one
+ * open and pread, no round trip), and one found at or past the newest
+ * time of ours the daemon took (the same bar as unwritten_check's) leaves
+ * d->rb: written. The rest (behind, missing, unreadable, a layout the
+ * header read does not know) stay for unwritten_check's INFO, which
+ * decides as before: the local read only ever takes out files the
+ * daemon's INFO would pass, it never declares one unwritten itself.
+ * Why: rrdcached 1.7.2's INFO costs the daemon ~100 us per file (it
+ * opens, maps and formats the whole file) and the client a wake-up per
+ * answer, as much CPU as the FLUSHed write it checks (docs/benchmarks.md
+ * "The read-back from the daemon's disk").
+ *
+ * Why it reads the same thing INFO would. INFO opens the very file and
+ * prints its header's last_up; the daemon's write of it is over once its
+ * FLUSH answered (the writer thread signals it after rrd_update_r
+ * returned). A write of it still in flight (newer values, taken by the
+ * daemon's -w timer) is seen half done at worst: librrd sets last_up once
+ * a value's rows are in the mapped file, so the header can only show the
+ * old time (behind: INFO decides) or one whose values are in the file,
+ * which INFO read a moment later would show too. A stale view (a network
+ * file system's cache) is older, never newer: INFO again.
+ *
+ * What it must not trust: a daemon_base that is not this daemon's -b (a
+ * copy, another daemon's) could hold a file ahead of the daemon's. So
+ * each sync one file the local read passed is also read by INFO (the
+ * probe, one round trip): the daemon's file must be at least as far as
+ * what was read here a moment before. If it is not, the local read is
+ * turned off for this daemon (logged once) and every file goes to INFO;
+ * if INFO could not tell, this sync's files all go to INFO. */
+static void rb_local(struct daemon *d, struct vg_rrdcd *c)
+{
+	char path[PATH_MAX * 2];
+	size_t keep = 0, i = 0;
+	int probed = 0;
+
+	if (!d->nrb || !d->base || !d->base[0] ||
+	    __atomic_load_n(&d->rb_local_off, __ATOMIC_RELAXED) || !vg_rrdcd_connected(c))
+		return;
+	for (; i < d->nrb; i++) {
+		const struct rb_item it = d->rb[i];
+		int64_t have;
+
+		snprintf(path, sizeof(path), "%s/%s", d->base, it.name);
+		if (vg_rrd_file_last_ms(path, &have) || have < it.want) {
+			d->rb[keep++] = it; /* INFO decides */
+			continue;
+		}
+		if (!probed) {
+			const char *name = it.name;
+			int64_t last_s = 0;
+			int err = 0;
+
+			probed = 1;
+			count(&d->rb_info, 1);
+			if (vg_rrdcd_info_last_many(c, &name, 1, &last_s, &err) || err)
+				return; /* every file to INFO (d->rb as it was) */
+			if (last_s * 1000 + 999 < have) {
+				__atomic_store_n(&d->rb_local_off, 1, __ATOMIC_RELAXED);
+				vg_warn("storage: %s: %s is at %lld ms in [storage] daemon_base "
+					"(%s) but at %lld s for the daemon: daemon_base is not "
+					"this daemon's -b, so the sync's read-back asks the "
+					"daemon (INFO) for every file from now on "
+					"(docs/operations.md \"A file the daemon cannot write\")",
+					d->addr, it.name, (long long)have, d->base,
+					(long long)last_s);
+				return;
+			}
+		}
+		count(&d->rb_local, 1);
+	}
+	d->nrb = keep;
+}
+
 static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
 		      size_t nextra, const struct sent_set *snap)
 {
@@ -1602,8 +1697,9 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 						put_back(d, f->names[i]);
 						ret = -EIO;
 					} else if (vg_rrdcd_connected(f->c) &&
-						   !vanished_check(d, f->c, f->names[i],
-								   f->want[i], f->err[i]) &&
+						   (rb_reads_here(d, verify, f->floor[i], f->err[i]) ||
+						    !vanished_check(d, f->c, f->names[i],
+								    f->want[i], f->err[i])) &&
 						   verify && !f->err[i] && f->floor[i] != INT64_MIN &&
 						   rb_add(d, f->names[i], f->floor[i])) {
 						put_back(d, f->names[i]); /* no memory */
@@ -1642,7 +1738,9 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 		put_back(d, e->key);
 		ret = -EIO;
 	}
-	/* what the FLUSHes passed for is read back (c broken: all back) */
+	/* what the FLUSHes passed for is read back (c broken: all back),
+	 * from the daemon's disk where it is seen here, then by INFO */
+	rb_local(d, c);
 	nunwritten = unwritten_check(d, c, &ret, unwritten, sizeof(unwritten));
 	if (nunwritten && !nrefused) {
 		backoff_step(&d->refused_backoff_ms, &d->refused_until_ms);
@@ -4160,6 +4258,8 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].flush_refused = __atomic_load_n(&d->flush_refused, __ATOMIC_RELAXED);
 		out[n].vanished = __atomic_load_n(&d->vanished, __ATOMIC_RELAXED);
 		out[n].unwritten = __atomic_load_n(&d->unwritten, __ATOMIC_RELAXED);
+		out[n].readback_local = __atomic_load_n(&d->rb_local, __ATOMIC_RELAXED);
+		out[n].readback_info = __atomic_load_n(&d->rb_info, __ATOMIC_RELAXED);
 		out[n].resend_watch = __atomic_load_n(&d->nresend, __ATOMIC_ACQUIRE);
 		for (int k = 0; k < VG_STORE_FLUSH_N; k++)
 			out[n].flushes_by[k] = __atomic_load_n(&d->flushes_by[k], __ATOMIC_RELAXED);

@@ -355,6 +355,12 @@ struct vg_store_daemon {
 	 * (lost), the daemon shows flush_refusing meanwhile
 	 * (docs/operations.md "A file the daemon cannot write") */
 	uint64_t unwritten;
+	/* files that read-back of the syncs read: from the daemon's disk as
+	 * this host sees it ([storage] daemon_base: the header's last update,
+	 * no round trip), and through the daemon's INFO (no daemon_base, a
+	 * file the local read did not find written, or the local read turned
+	 * off: docs/operations.md "A file the daemon cannot write") */
+	uint64_t readback_local, readback_info;
 	/* files found lost whose re-send is watched now (its refusal as
 	 * older than the file counted in overtaken): each leaves once its
 	 * re-send was decided (written, refused, or the file removed), so

@@ -621,6 +621,23 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 				}
 			}
 			if (nd)
+				family(b, "vigie_storage_daemon_readback_files_total", "counter",
+				       "Files the syncs' read-back read (verify_writes): from the "
+				       "daemon's disk here (how=\"local\", [storage] daemon_base) "
+				       "or by the daemon's INFO (how=\"info\") (docs/operations.md, "
+				       "\"A file the daemon cannot write\")");
+			for (size_t i = 0; i < nd; i++) {
+				char lab[256];
+				daemon_label(dm[i].address, lab, sizeof(lab));
+				vg_buf_printf(b,
+					      "vigie_storage_daemon_readback_files_total{daemon=\"%s\","
+					      "how=\"local\"} %llu\n"
+					      "vigie_storage_daemon_readback_files_total{daemon=\"%s\","
+					      "how=\"info\"} %llu\n",
+					      lab, (unsigned long long)dm[i].readback_local, lab,
+					      (unsigned long long)dm[i].readback_info);
+			}
+			if (nd)
 				family(b, "vigie_storage_daemon_flushes_total", "counter",
 				       "FLUSHes sent to the storage daemon, one per file, by what "
 				       "sent them (docs/operations.md, \"Watching the store's "
