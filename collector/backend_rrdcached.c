@@ -2866,7 +2866,21 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 				u[j] = (struct vg_rrdcd_update){.file = it->loc->path, .n = it->n, .nds = 1, .ts = ts + off, .ts_ms = 1, .values = vals + off};
 				off += it->n;
 			}
-			c = items[idx[0]].no_connect ? client_idle(d, &rc, r->wt_timeout_ms)
+			int io_ms = r->wt_timeout_ms;
+			int64_t dl = items[idx[0]].no_connect ? items[idx[0]].deadline_ms : 0;
+			if (dl) { /* the receiver's batch deadline (vg_rrd_item) */
+				int64_t left = dl - vg_monotonic_ms();
+				if (left <= 0) {
+					for (size_t j = 0; j < k; j++) {
+						items[idx[j]].res.unavailable += items[idx[j]].n;
+						items[idx[j]].res.cut += items[idx[j]].n;
+					}
+					continue;
+				}
+				if (left < io_ms)
+					io_ms = (int)left;
+			}
+			c = items[idx[0]].no_connect ? client_idle(d, &rc, io_ms)
 						     : client_get(d, &rc);
 			if (!c) {
 				for (size_t j = 0; j < k; j++)
