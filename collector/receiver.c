@@ -86,6 +86,12 @@
  *    with none held). A collector that stops or dies holding values
  *    keeps its marks ([cluster] hold_max): its journal has the values,
  *    written at its next start;
+ *  - with o.ack_timeout_ms, each message gets one deadline when taken
+ *    from the socket (three quarters of it later): its proof, its opens
+ *    and its write-through end by then (each also within its own bound);
+ *    one with too little left after its checks is answered RETRY before
+ *    any consumer sees it (too_late); a write-through cut there leaves
+ *    its values held for the storage thread, the batch acknowledged;
  *  - a group holds at most VG_RECEIVER_GROUP_MAX messages and about
  *    VG_RECEIVER_GROUP_BYTES; never two batches of one (host, stream).
  *  - hostile input costs one log line per 1000 occurrences (vg_log_limited)
