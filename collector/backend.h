@@ -477,6 +477,11 @@ size_t vg_rrd_rendezvous(const char *name, const char *const *addrs, size_t n);
  * files backend. Before the store is used from several threads. */
 uint32_t vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be,
 						uint32_t ack_timeout_ms);
+/* The receiver's batch deadline (vg_monotonic_ms; 0: none), until set
+ * again: each wait of its opens (VG_RRD_RECEIVER) is bounded by the time
+ * left as well as by the write-through timeout. No-op for another
+ * backend. Receiver thread (vg_store_set_deadline). */
+void vg_rrd_rrdcached_set_deadline(struct vg_rrd_backend *be, int64_t deadline_ms);
 
 /* The overall bound of the check a new connection to a daemon runs before
  * anything is sent on it (every file sent there and not yet verified

@@ -2693,8 +2693,10 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 
 void vg_store_set_deadline(struct vg_store *s, int64_t deadline_ms)
 {
-	if (s)
-		s->batch_deadline_ms = deadline_ms;
+	if (!s)
+		return;
+	s->batch_deadline_ms = deadline_ms;
+	vg_rrd_rrdcached_set_deadline(s->be, deadline_ms);
 }
 
 uint64_t vg_store_deadline_cuts(struct vg_store *s)
