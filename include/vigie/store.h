@@ -207,8 +207,8 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b);
 uint32_t vg_store_daemon_wait_ms(const struct vg_store *s);
 /* The receiver's deadline for the batches it is about to write
  * (vg_monotonic_ms; 0: none), until set again: the opens of new series
- * stop at it (the batch answers -EAGAIN, RETRY, as past
- * vg_store_daemon_wait_ms), and the write-through starts no round trip
+ * stop at it, each wait of one bounded by the time left (the batch
+ * answers -EAGAIN, RETRY, as past vg_store_daemon_wait_ms), and the write-through starts no round trip
  * after it and waits on a daemon no longer than the time left: the
  * values not sent stay in the cache and the journal for the storage
  * thread (vg_store_holding), as for a stalled daemon. Receiver thread. */
