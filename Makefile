@@ -154,6 +154,7 @@ LIBS_procfs_test        := agent common
 LIBS_publish_test       := api alarms billing collector common
 LIBS_receiver_test      := collector common
 LIBS_receiver_proof_bound_test := collector common
+LIBS_receiver_deadline_test := collector common
 LIBS_cluster_stream_test := collector common
 LIBS_registry_list_test := collector common
 LIBS_registry_test      := collector common

@@ -572,6 +572,9 @@ struct rcd {
 	int upload_pending;                /* the owners file not uploaded yet */
 	struct vg_rrd_backend_stats stats; /* __atomic */
 	int wt_timeout_ms;                 /* the receiver's bound per wait */
+	int64_t rx_deadline_ms;            /* the receiver's batch deadline
+					    * (monotonic; 0: none): its opens'
+					    * waits end by it (receiver only) */
 	/* `storage convert`: the daemon whose files convert() rewrites
 	 * (SIZE_MAX: none, convert answers -ENOTSUP) and its -b directory
 	 * as mounted here, resolved (vg_rrd_rrdcached_convert_dir) */
@@ -1929,6 +1932,20 @@ static struct vg_rrdcd *client_bounded(struct daemon *d, int *rc, int io_ms)
 	return client_get_bounded(d, rc, io_ms);
 }
 
+/* The receiver's bound on one wait of an open: wt_timeout_ms, or the
+ * time left before its batch's deadline when shorter (at least 1 ms:
+ * the store looks at the deadline before each open). */
+static int rx_io_ms(const struct rcd *r)
+{
+	int64_t left;
+
+	if (!r->rx_deadline_ms)
+		return r->wt_timeout_ms;
+	left = r->rx_deadline_ms - vg_monotonic_ms();
+	left = left < 1 ? 1 : left;
+	return left < r->wt_timeout_ms ? (int)left : r->wt_timeout_ms;
+}
+
 /* Give the client back after a call that returned rc. */
 static void client_put(struct daemon *d, struct vg_rrdcd *c, int rc)
 {
@@ -2397,7 +2414,7 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 			ndefs++;
 		}
 	}
-	c = flags & VG_RRD_RECEIVER ? client_bounded(d, &rc, r->wt_timeout_ms)
+	c = flags & VG_RRD_RECEIVER ? client_bounded(d, &rc, rx_io_ms(r))
 				    : client_get(d, &rc);
 	if (!c) {
 		pthread_mutex_lock(&d->mu);
@@ -2489,7 +2506,7 @@ static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_
 	memset(out, 0, sizeof(*out));
 	if (!d)
 		return -EHOSTUNREACH;
-	c = flags & VG_RRD_RECEIVER ? client_bounded(d, &rc, r->wt_timeout_ms)
+	c = flags & VG_RRD_RECEIVER ? client_bounded(d, &rc, rx_io_ms(r))
 				    : client_get(d, &rc);
 	if (!c)
 		return -EHOSTUNREACH;
@@ -3104,7 +3121,21 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 				u[j] = (struct vg_rrdcd_update){.file = it->loc->path, .n = it->n, .nds = 1, .ts = ts + off, .ts_ms = 1, .values = vals + off};
 				off += it->n;
 			}
-			c = items[idx[0]].no_connect ? client_idle(d, &rc, r->wt_timeout_ms)
+			int io_ms = r->wt_timeout_ms;
+			int64_t dl = items[idx[0]].no_connect ? items[idx[0]].deadline_ms : 0;
+			if (dl) { /* the receiver's batch deadline (vg_rrd_item) */
+				int64_t left = dl - vg_monotonic_ms();
+				if (left <= 0) {
+					for (size_t j = 0; j < k; j++) {
+						items[idx[j]].res.unavailable += items[idx[j]].n;
+						items[idx[j]].res.cut += items[idx[j]].n;
+					}
+					continue;
+				}
+				if (left < io_ms)
+					io_ms = (int)left;
+			}
+			c = items[idx[0]].no_connect ? client_idle(d, &rc, io_ms)
 						     : client_get(d, &rc);
 			if (!c) {
 				for (size_t j = 0; j < k; j++)
@@ -4157,6 +4188,12 @@ uint32_t vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be,
 									     : ms;
 	((struct rcd *)be)->wt_timeout_ms = (int)ms;
 	return ms;
+}
+
+void vg_rrd_rrdcached_set_deadline(struct vg_rrd_backend *be, int64_t deadline_ms)
+{
+	if (be && be->ops == &rcd_ops)
+		((struct rcd *)be)->rx_deadline_ms = deadline_ms;
 }
 
 int vg_rrd_rrdcached_verify_writes(struct vg_rrd_backend *be, int on)

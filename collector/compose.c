@@ -859,6 +859,10 @@ int main(int argc, char **argv)
 	 * within the agents' ack timeout */
 	ro.proof_timeout_ms = cfg.cluster_proof_timeout_ms ? (int64_t)cfg.cluster_proof_timeout_ms
 							   : (int64_t)cfg.agent_ack_timeout_ms / 2;
+	/* one deadline per batch, from its arrival, that the proof, the
+	 * opens and the write-through draw from (docs/operations.md "One
+	 * deadline per batch") */
+	ro.ack_timeout_ms = cfg.agent_ack_timeout_ms;
 	ro.max_future_ms = (int64_t)(cfg.collector_max_future_s * 1000);
 	if (cfg.state_url[0] && is_postgres(cfg.state_url)) {
 		/* holding marks (docs/scaling.md): named as the cluster names

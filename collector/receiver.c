@@ -86,6 +86,12 @@
  *    with none held). A collector that stops or dies holding values
  *    keeps its marks ([cluster] hold_max): its journal has the values,
  *    written at its next start;
+ *  - with o.ack_timeout_ms, each message gets one deadline when taken
+ *    from the socket (three quarters of it later): its proof, its opens
+ *    and its write-through end by then (each also within its own bound);
+ *    one with too little left after its checks is answered RETRY before
+ *    any consumer sees it (too_late); a write-through cut there leaves
+ *    its values held for the storage thread, the batch acknowledged;
  *  - a group holds at most VG_RECEIVER_GROUP_MAX messages and about
  *    VG_RECEIVER_GROUP_BYTES; never two batches of one (host, stream).
  *  - hostile input costs one log line per 1000 occurrences (vg_log_limited)
@@ -153,9 +159,10 @@ struct msg {
 	 * message carried over outlives the keyring (SIGHUP replaces and
 	 * frees it in the idle callback, between two turns) */
 	struct vg_key key;
-	int keyed;    /* key is set: the ack is signed */
-	int decided;  /* ack.status is final */
-	int admitted; /* admit_msg ran (a message carried over) */
+	int keyed;           /* key is set: the ack is signed */
+	int64_t deadline_ms; /* monotonic: the batch's deadline (0: none) */
+	int decided;         /* ack.status is final */
+	int admitted;        /* admit_msg ran (a message carried over) */
 };
 
 struct vg_receiver {
@@ -188,7 +195,9 @@ struct vg_receiver {
 	 * of RETRY answers for another's verified row, logged once */
 	int64_t verified_written_ms;
 	int unverified_episode;
-	int proof_late_logged; /* a proof cut off by its bound: logged once */
+	int proof_late_logged;   /* a proof cut off by its bound: logged once */
+	int64_t cur_deadline_ms; /* the deadline of the batch being checked */
+	uint64_t n_deadline;     /* vg_log_limited: deadline RETRY answers */
 	/* this collector's holding marks may be in the registry (a batch
 	 * was committed with one, or it just started: marks of its last
 	 * run), and when they were last renewed (monotonic ms) */
@@ -362,6 +371,7 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 		__atomic_load_n(&r->stats.batches_unverified, __ATOMIC_RELAXED);
 	out->batches_proven = __atomic_load_n(&r->stats.batches_proven, __ATOMIC_RELAXED);
 	out->proofs_timed_out = __atomic_load_n(&r->stats.proofs_timed_out, __ATOMIC_RELAXED);
+	out->batch_deadline = __atomic_load_n(&r->stats.batch_deadline, __ATOMIC_RELAXED);
 	out->verified_write_failed =
 		__atomic_load_n(&r->stats.verified_write_failed, __ATOMIC_RELAXED);
 	out->registry_flush_failures =
@@ -644,7 +654,13 @@ static int proven(struct vg_receiver *r, const struct vg_batch *b)
 						  : VG_RECEIVER_PROOF_TIMEOUT_MS;
 	int64_t deadline = vg_monotonic_ms() + bound;
 	struct host_series h = {0};
-	int rc;
+	int rc, by_batch = 0;
+
+	/* and by the batch's own deadline, whichever comes first */
+	if (r->cur_deadline_ms && r->cur_deadline_ms < deadline) {
+		deadline = r->cur_deadline_ms;
+		by_batch = 1;
+	}
 
 	if (!r->o.store || margin < 0 || commit == INT64_MAX)
 		return 0;
@@ -659,7 +675,9 @@ static int proven(struct vg_receiver *r, const struct vg_batch *b)
 		 * re-sends it; the host waits for the other collector's
 		 * verified row, the connection that timed out being closed) */
 		count(&r->stats.proofs_timed_out, 1);
-		if (!r->proof_late_logged) {
+		if (by_batch)
+			count(&r->stats.batch_deadline, 1);
+		if (!r->proof_late_logged && !by_batch) {
 			r->proof_late_logged = 1;
 			vg_warn("batch %s seq %llu answered RETRY: the proof of %s's "
 				"values of this host took longer than its bound of "
@@ -761,6 +779,33 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 		vg_batch_remove_events(b, drop_foreign_event, &fc);
 	}
 	return 0;
+}
+
+/* Whether m, through its checks, has too little of its deadline left for
+ * the consumers (an eighth of the ack timeout, or less): then answered
+ * RETRY now, before anything of it is written, rather than late. The
+ * agent keeps it and sends it again (docs/operations.md "One deadline per
+ * batch"). */
+static int too_late(struct vg_receiver *r, struct msg *m)
+{
+	int64_t left;
+
+	if (!m->deadline_ms)
+		return 0;
+	left = m->deadline_ms - vg_monotonic_ms();
+	if (left >= (int64_t)r->o.ack_timeout_ms / 8)
+		return 0;
+	count(&r->stats.batch_deadline, 1);
+	count(&r->stats.batches_retry, 1);
+	vg_log_limited(VG_LOG_WARN, &r->n_deadline,
+		       "batch %s seq %llu answered RETRY: %lld ms of its deadline "
+		       "left (three quarters of [agent] ack_timeout_ms = %u from its "
+		       "arrival) after its checks, too little to store and commit it "
+		       "before the agent's ack timeout",
+		       m->b->host, (unsigned long long)m->b->seq, (long long)left,
+		       r->o.ack_timeout_ms);
+	m->ack.status = VG_ACK_RETRY;
+	return 1;
 }
 
 /* The consumers' outcome rc for b: 1 with *status RETRY when it is
@@ -1307,6 +1352,10 @@ static int recv_msg(struct vg_receiver *r, struct msg *m)
 		return -errno;
 	m->len = (size_t)n;
 	m->admitted = 0;
+	/* the batch's deadline, from now: see vg_receiver_options */
+	m->deadline_ms = r->o.ack_timeout_ms
+				 ? vg_monotonic_ms() + (int64_t)r->o.ack_timeout_ms * 3 / 4
+				 : 0;
 	return 0;
 }
 
@@ -1410,6 +1459,7 @@ static int run_group(struct vg_receiver *r, int take)
 	size_t gi[VG_RECEIVER_GROUP_MAX], mi[VG_RECEIVER_GROUP_MAX];
 	size_t n = 0, ng = 0, nm = 0, bytes = 0;
 	struct vg_store_stats before = {0};
+	int64_t gdl = 0; /* the earliest deadline of the group's batches */
 	int rc = 0;
 
 	for (size_t i = 0; i < r->ncarry; i++) {
@@ -1442,17 +1492,24 @@ static int run_group(struct vg_receiver *r, int take)
 			count(&r->stats.batches_deferred, 1);
 			continue;
 		}
-		if (check_seen(r, m->b, &m->ack.status)) {
+		r->cur_deadline_ms = m->deadline_ms;
+		if (check_seen(r, m->b, &m->ack.status) || too_late(r, m)) {
 			m->decided = 1;
 			continue;
 		}
 		gi[ng] = i;
 		gb[ng++] = m->b;
+		if (m->deadline_ms && (!gdl || m->deadline_ms < gdl))
+			gdl = m->deadline_ms;
 	}
+	r->cur_deadline_ms = 0;
 	if (ng) {
 		if (r->o.store)
 			vg_store_get_stats(r->o.store, &before);
+		vg_store_set_deadline(r->o.store, gdl);
 		vg_dispatch_group(r->o.dispatch, gb, ng, rcs);
+		vg_store_set_deadline(r->o.store, 0);
+		count(&r->stats.batch_deadline, vg_store_deadline_cuts(r->o.store));
 		log_store(r, &before, gb[0]);
 		if (ng > 1) {
 			count(&r->stats.groups, 1);

@@ -282,6 +282,11 @@ struct vg_store {
 	int owner;                 /* holds the journal lock: write-behind on */
 	uint32_t daemon_wait_ms;   /* the receiver's bound on a daemon (0:
 				    * not rrdcached; vg_store_daemon_wait_ms) */
+	int64_t batch_deadline_ms; /* the receiver's batch deadline
+				    * (vg_store_set_deadline; 0: none) and
+				    * the write_batch calls it cut short
+				    * (vg_store_deadline_cuts): receiver only */
+	uint64_t deadline_cuts;
 	int write_through;         /* [storage] write_through: each batch
 				    * reaches the backend before its ack */
 	uint32_t segcnt[SEG_RING]; /* caches + flushes holding each segment */
@@ -1440,7 +1445,9 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 		g->it[m] = (struct vg_rrd_item){.loc = &g->loc[i],
 						.v = g->buf + g->off[i],
 						.n = g->cnt[i],
-						.no_connect = g->no_connect};
+						.no_connect = g->no_connect,
+						.deadline_ms = g->no_connect ? s->batch_deadline_ms
+									     : 0};
 		m++;
 	}
 	if (s->be->ops->update_many && (m > 1 || (m && g->no_connect)))
@@ -1459,7 +1466,7 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 
 	for (size_t i = 0, k = 0; i < g->n; i++) {
 		struct series *se = g->se[i];
-		size_t n = g->cnt[i], unavail = 0, failed = n;
+		size_t n = g->cnt[i], unavail = 0, failed = n, cut = 0;
 		const struct vg_rrd_value *v = g->buf + g->off[i];
 
 		s->inflight -= n; /* settled below: written, failed or requeued */
@@ -1478,6 +1485,7 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 			for (int r = 0; r < VG_STORE_ERR_N; r++)
 				count_err(s, r, res->failed_by[r]);
 			failed = res->failed;
+			cut = res->cut;
 			if (res->flushed && g->loc[i].arrived_ms > se->flushed_ms)
 				se->flushed_ms = g->loc[i].arrived_ms;
 			if (res->failed) {
@@ -1501,6 +1509,8 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 			se->owed += (uint32_t)unavail;
 			s->owed += unavail;
 			se->flushing = 0;
+			if (cut >= unavail) /* the batch's deadline only: no back-off */
+				se->retry_at_ms = 0;
 			if (g->no_connect) {
 				se->deferred = 1;
 				pthread_cond_signal(&s->work_cv);
@@ -1543,6 +1553,24 @@ static int flush_series(struct vg_store *s, struct series *se, struct flush_grou
 	return 0;
 }
 
+/* The receiver's write-through reached the batch's deadline: every
+ * cached series not being written is left to the storage thread, taken
+ * at once (deferred), in the cache and the journal meanwhile. 1 when
+ * some was left. mu held. */
+static int defer_rest(struct vg_store *s, int64_t now)
+{
+	int left = 0;
+
+	for (struct series *se = s->dhead; se; se = se->dnext)
+		if (!se->flushing && se->npend && se->retry_at_ms <= now) {
+			se->deferred = 1;
+			left = 1;
+		}
+	if (left)
+		pthread_cond_signal(&s->work_cv);
+	return left;
+}
+
 /* Write every cached value, FLUSH_GROUP_MAX series per backend call.
  * mu held. */
 static int flush_all_locked(struct vg_store *s, int no_connect, int cause)
@@ -1562,6 +1590,12 @@ static int flush_all_locked(struct vg_store *s, int no_connect, int cause)
 	for (;;) {
 		struct series *se = s->dhead, *next;
 		int busy = 0;
+		if (no_connect && s->batch_deadline_ms && now >= s->batch_deadline_ms &&
+		    defer_rest(s, now)) {
+			/* the batch's deadline: what is left waits for the
+			 * storage thread (held: the batch's host is marked) */
+			break;
+		}
 		/* series waiting for an unreachable daemon stay cached */
 		for (; se && g->n < FLUSH_GROUP_MAX; se = next) {
 			next = se->dnext;
@@ -1576,6 +1610,7 @@ static int flush_all_locked(struct vg_store *s, int no_connect, int cause)
 		}
 		if (g->n) {
 			group_write(s, g);
+			now = vg_monotonic_ms();
 			if (!rc)
 				continue;
 		}
@@ -2487,6 +2522,14 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	int64_t opens_until = journal && s->daemon_wait_ms
 				      ? vg_monotonic_ms() + (int64_t)s->daemon_wait_ms
 				      : 0;
+	/* and by the batch's deadline (vg_store_set_deadline), whichever
+	 * comes first: the phases before (a proof) used part of the time */
+	int by_deadline = 0;
+	if (journal && s->batch_deadline_ms &&
+	    (!opens_until || s->batch_deadline_ms < opens_until)) {
+		opens_until = s->batch_deadline_ms;
+		by_deadline = 1;
+	}
 	s->gen++;
 	if (__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE))
 		reap_dead(s); /* before any series pointer of this batch */
@@ -2515,11 +2558,21 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 			    !table_find(s, r->type, r->id, smp->metric, h)) {
 				count(&s->stats.series_unreachable, 1);
 				later_note(s, b, i, j);
-				snprintf(s->last_error, sizeof(s->last_error),
-					 "opening the batch's new series took longer than the "
-					 "receiver's bound (%u ms, a quarter of [agent] "
-					 "ack_timeout_ms); the rest are opened when it comes again",
-					 s->daemon_wait_ms);
+				if (by_deadline) {
+					s->deadline_cuts++;
+					snprintf(s->last_error, sizeof(s->last_error),
+						 "opening the batch's new series reached the "
+						 "batch's deadline (docs/operations.md \"One "
+						 "deadline per batch\"); the rest are opened when "
+						 "it comes again");
+				} else {
+					snprintf(s->last_error, sizeof(s->last_error),
+						 "opening the batch's new series took longer "
+						 "than the receiver's bound (%u ms, a quarter of "
+						 "[agent] ack_timeout_ms); the rest are opened "
+						 "when it comes again",
+						 s->daemon_wait_ms);
+				}
 				return -EAGAIN;
 			}
 			if (!prefetched && s->be->ops->prefetch &&
@@ -2712,9 +2765,29 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 		pthread_mutex_lock(&s->mu);
 		rc = flush_all_locked(s, s->owner, VG_STORE_SYNC_BATCH);
 		pthread_mutex_unlock(&s->mu);
+		/* the deadline reached: what was not sent is held (above) */
+		if (s->batch_deadline_ms && vg_monotonic_ms() >= s->batch_deadline_ms)
+			s->deadline_cuts++;
 	}
 	__atomic_store_n(&s->receiving, 0, __ATOMIC_RELAXED);
 	return rc;
+}
+
+void vg_store_set_deadline(struct vg_store *s, int64_t deadline_ms)
+{
+	if (!s)
+		return;
+	s->batch_deadline_ms = deadline_ms;
+	vg_rrd_rrdcached_set_deadline(s->be, deadline_ms);
+}
+
+uint64_t vg_store_deadline_cuts(struct vg_store *s)
+{
+	uint64_t n = s ? s->deadline_cuts : 0;
+
+	if (s)
+		s->deadline_cuts = 0;
+	return n;
 }
 
 uint32_t vg_store_daemon_wait_ms(const struct vg_store *s)

@@ -102,6 +102,11 @@ struct vg_receiver_stats {
 	 * proof_timeout_ms (a slow daemon, or many files), answered RETRY
 	 * before the agent's ack timeout instead of holding the receiver */
 	uint64_t proofs_timed_out;
+	/* batches whose deadline (ack_timeout_ms, docs/operations.md "One
+	 * deadline per batch") cut a phase short: answered RETRY before
+	 * their proof, opens or write-through (also in batches_retry), or a
+	 * write-through left to the storage thread (acknowledged, held) */
+	uint64_t batch_deadline;
 	/* writes of this collector's verified row that failed in the state
 	 * database (retried at the next tick) */
 	uint64_t verified_write_failed;
@@ -195,6 +200,13 @@ struct vg_receiver_options {
 	 * the commit after it are bounded by a quarter each). 0:
 	 * VG_RECEIVER_PROOF_TIMEOUT_MS. */
 	int64_t proof_timeout_ms;
+	/* The agents' ack timeout ([agent] ack_timeout_ms): each batch gets
+	 * one deadline when it is received, three quarters of it later (the
+	 * last quarter for the commit and the network), that bounds its
+	 * proof, its opens of new series and its write-through as well as
+	 * their own bounds; with less than an eighth of it left before the
+	 * consumers the batch is answered RETRY. 0: no deadline. */
+	uint32_t ack_timeout_ms;
 };
 
 /* proof_margin_ms's default: the default ack timeout (5 s) and 1 s of

@@ -205,6 +205,18 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b);
  * batch is acknowledged within the agents' ack timeout. 0 when the
  * backend is not rrdcached. Any thread. */
 uint32_t vg_store_daemon_wait_ms(const struct vg_store *s);
+/* The receiver's deadline for the batches it is about to write
+ * (vg_monotonic_ms; 0: none), until set again: the opens of new series
+ * stop at it, each wait of one bounded by the time left (the batch
+ * answers -EAGAIN, RETRY, as past vg_store_daemon_wait_ms), and the write-through starts no round trip
+ * after it and waits on a daemon no longer than the time left: the
+ * values not sent stay in the cache and the journal for the storage
+ * thread (vg_store_holding), as for a stalled daemon. Receiver thread. */
+void vg_store_set_deadline(struct vg_store *s, int64_t deadline_ms);
+/* How many vg_store_write_batch calls the deadline cut short (their
+ * opens, or their write-through) since the last call; resets the count.
+ * Receiver thread. */
+uint64_t vg_store_deadline_cuts(struct vg_store *s);
 /* Whether this store writes through (several collectors share the storage
  * daemons) and holds acknowledged values a daemon has not taken: the ones
  * the last batches' write-through could not write (a daemon down,

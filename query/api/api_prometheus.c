@@ -420,6 +420,13 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "([cluster] proof_timeout_ms: a slow storage daemon), their "
 		    "batches answered RETRY (also in the unverified count)",
 		    (double)cs.proofs_timed_out);
+		one(b, "vigie_receiver_batch_deadline_total", "counter",
+		    "Batches whose one deadline (three quarters of [agent] "
+		    "ack_timeout_ms from their arrival) cut a phase short: "
+		    "answered RETRY before their proof, opens or write-through "
+		    "ended, or acknowledged with the rest of their write-through "
+		    "left to the storage thread",
+		    (double)cs.batch_deadline);
 		one(b, "vigie_receiver_verified_write_failures_total", "counter",
 		    "Writes of this collector's verified row that failed in the "
 		    "state database (retried at the next tick)",
