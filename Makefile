@@ -155,6 +155,7 @@ LIBS_procfs_test        := agent common
 LIBS_publish_test       := api alarms billing collector common
 LIBS_receiver_test      := collector common
 LIBS_receiver_proof_bound_test := collector common
+LIBS_receiver_deadline_test := collector common
 LIBS_cluster_stream_test := collector common
 LIBS_registry_list_test := collector common
 LIBS_registry_test      := collector common
@@ -268,7 +269,8 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@bash scripts/demo.sh "$(LIBVIRT)" "$(INTERVAL)" "$(BUILD)"
 
-# The tests run one per core (TEST_JOBS, tests/run.sh: serial they took
+# The tests run one per core, the longest first (TEST_JOBS,
+# tests/durations.txt, docs/testing.md; tests/run.sh: serial they took
 # ~16 min of wall time on a 2-core machine, past make check's 15-minute
 # budget), but one at a time under SAN=1, where each program is 2-4 times
 # slower and its timeouts are the ones nearest. TEST_JOBS=1 on the command

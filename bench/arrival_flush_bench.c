@@ -26,16 +26,10 @@
 #include <time.h>
 
 #include "bench/bench_rrdcached.h"
+#include "bench_cpu.h"
 
 #define STEP 10
 #define T0 1700000000LL
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what, struct vg_rrdcd *c, int rc)
 {
@@ -50,19 +44,19 @@ static double flush_all(struct vg_rrdcd *c, const char **files, size_t n, size_t
 			int *errs, double *worst)
 {
 	struct vg_rrdcd_batch_result br;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	int rc;
 
 	*worst = 0;
 	for (size_t o = 0; o < n; o += group) {
 		size_t k = n - o < group ? n - o : group;
-		double a = now_s();
+		double a = bench_now_s();
 		if ((rc = vg_rrdcd_flush_many(c, files + o, k, errs, &br)))
 			die("FLUSH BATCH", c, rc);
-		if (now_s() - a > *worst)
-			*worst = now_s() - a;
+		if (bench_now_s() - a > *worst)
+			*worst = bench_now_s() - a;
 	}
-	return now_s() - t0;
+	return bench_now_s() - t0;
 }
 
 int main(int argc, char **argv)

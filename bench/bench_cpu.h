@@ -1,5 +1,5 @@
 /*
- * bench_cpu.h — the CPU time the benchmarks report: this process's own
+ * bench_cpu.h — the CPU and wall time the benchmarks report: this process's own
  * (getrusage) and another process's, a daemon the benchmark started
  * (utime + stime from /proc/<pid>/stat), and a daemon's context switches
  * (its threads' sleeps: the cost of hand-offs between them, which CPU
@@ -18,6 +18,16 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Wall-clock seconds on CLOCK_MONOTONIC, for the elapsed times that go
+ * with the CPU times below. */
+static inline double bench_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* User + system CPU seconds of this process so far. */
 static inline double bench_self_cpu_s(void)

@@ -32,6 +32,7 @@
 
 #include "tests/unit/pg_harness.h"
 #include "bench/bench_cpu.h"
+#include "bench_cpu.h"
 
 static const char card[] =
 	"{\"currency\":\"EUR\",\"minor_unit_digits\":2,\"prices\":["
@@ -41,11 +42,6 @@ static const char card[] =
 	"{\"up_to_gb\":1,\"price\":\"0\"},{\"up_to_gb\":10240,\"price\":\"0.09\"},"
 	"{\"price\":\"0.05\"}],\"ingress_gb\":\"0.01\"}},"
 	"{\"valid_from\":\"2026-10-16T00:00:00Z\",\"compute\":{\"flavors\":{\"m1.small\":\"0.03\"}}}]}";
-
-static double now_s(void)
-{
-	return (double)vg_monotonic_ms() / 1000.0;
-}
 
 /* CPU seconds of this process and of db's PostgreSQL backend (0 on sqlite). */
 static long g_backend;
@@ -216,7 +212,7 @@ static void meter_throughput(const char *engine, const char *path)
 		fprintf(stderr, "billing_invoices: %s\n", err);
 		exit(1);
 	}
-	double start = now_s();
+	double start = bench_now_s();
 	for (int p = 0; p < polls; p++) {
 		int64_t t = t0 + (int64_t)p * 60000;
 		struct vg_batch *b = vg_batch_new("bench-host", 1, (uint64_t)p + 1, t);
@@ -240,7 +236,7 @@ static void meter_throughput(const char *engine, const char *path)
 		}
 		vg_batch_free(b);
 	}
-	double el = now_s() - start;
+	double el = bench_now_s() - start;
 	printf("RESULT billing %s meter: %d batches x %d instances (+disk +vNIC): %.2f s, "
 	       "%.0f resource observations/s, %.2f ms per 1000-instance batch\n",
 	       engine, polls, per, el, polls * per * 3 / el, el * 1000 / polls);
@@ -272,26 +268,26 @@ static void run(const char *engine, const char *url, const char *meter_url, int 
 			g_backend = (long)vg_db_column_int64(st, 0);
 		vg_db_reset(st);
 	}
-	t = now_s();
+	t = bench_now_s();
 	populate(db, ninst, nproj, m0, m1);
 	printf("RESULT billing %s setup: %d instances, %d projects, %d hourly network "
 	       "rows written in %.2f s\n",
-	       engine, ninst, nproj, ninst * 744, now_s() - t);
+	       engine, ninst, nproj, ninst * 744, bench_now_s() - t);
 
 	double c = cpu_s();
-	t = now_s();
+	t = bench_now_s();
 	if (vg_bill_usage_load(db, m0, m1, NULL, &u))
 		die("usage", db);
-	double t_load = now_s() - t;
+	double t_load = bench_now_s() - t;
 	if (vg_bill_invoice_compute_all(&u, rc, oct, &inv, &n))
 		die("compute", db);
-	double t_all = now_s() - t;
+	double t_all = bench_now_s() - t;
 	for (size_t i = 0; i < n; i++)
 		lines += inv[i]->nlines;
 	printf("RESULT billing %s invoices: %zu invoices, %zu lines for %d instances "
 	       "in %.2f s (usage %.2f s, pricing %.2f s; CPU %.2f s with the server's)\n",
 	       engine, n, lines, ninst, t_all, t_load, t_all - t_load, cpu_s() - c);
-	t = now_s();
+	t = bench_now_s();
 	for (size_t i = 0; i < n; i++)
 		for (int f = VG_BILL_FMT_JSON; f <= VG_BILL_FMT_HTML; f++) {
 			char *text;
@@ -302,24 +298,24 @@ static void run(const char *engine, const char *url, const char *meter_url, int 
 			free(text);
 		}
 	printf("RESULT billing %s render: %zu invoices x 3 formats (%.1f MB) in %.2f s\n",
-	       engine, n, bytes / 1e6, now_s() - t);
+	       engine, n, bytes / 1e6, bench_now_s() - t);
 	for (size_t i = 0; i < n; i++)
 		vg_bill_invoice_free(inv[i]);
 	free(inv);
 	vg_bill_usage_clear(&u);
 
 	c = cpu_s();
-	t = now_s();
+	t = bench_now_s();
 	if (vg_bill_finalize(db, rc, oct, m1 + 86400000LL, &n))
 		die("finalize", db);
 	printf("RESULT billing %s finalize: %zu invoices computed, rendered and stored "
 	       "in %.2f s (CPU %.2f s with the server's)\n",
-	       engine, n, now_s() - t, cpu_s() - c);
-	t = now_s();
+	       engine, n, bench_now_s() - t, cpu_s() - c);
+	t = bench_now_s();
 	if (vg_bill_invoices(db, rc, oct, NULL, &inv, &n))
 		die("reread", db);
 	printf("RESULT billing %s final: %zu frozen invoices read back in %.2f s\n", engine,
-	       n, now_s() - t);
+	       n, bench_now_s() - t);
 	for (size_t i = 0; i < n; i++)
 		vg_bill_invoice_free(inv[i]);
 	free(inv);

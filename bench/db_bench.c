@@ -34,6 +34,7 @@
 #include "../tests/unit/pg_harness.h"
 #include "vigie/db.h"
 #include "bench/bench_cpu.h"
+#include "bench_cpu.h"
 
 #define TXN_ROWS 100
 
@@ -49,14 +50,6 @@ static const char *UPSERT =
 	"INSERT INTO metrics(resource_id, name, last_value, last_time_ms) VALUES(?1, ?2, ?3, ?4) "
 	"ON CONFLICT(resource_id, name) DO UPDATE SET last_value = excluded.last_value, "
 	"last_time_ms = excluded.last_time_ms WHERE excluded.last_time_ms > metrics.last_time_ms";
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int pass(struct vg_db *db, int keys, int64_t t_ms)
 {
@@ -103,9 +96,9 @@ static int run(const char *engine, const char *url, int keys)
 		vg_db_reset(st);
 	}
 	for (int p = 0; p < 2 && !rc; p++) {
-		double t0 = now_s(), c0 = bench_self_cpu_s(), s0 = bench_proc_cpu_or0(backend);
+		double t0 = bench_now_s(), c0 = bench_self_cpu_s(), s0 = bench_proc_cpu_or0(backend);
 		rc = pass(db, keys, 1700000000000LL + p);
-		double t = now_s() - t0, c = bench_self_cpu_s() - c0, s = bench_proc_cpu_or0(backend) - s0;
+		double t = bench_now_s() - t0, c = bench_self_cpu_s() - c0, s = bench_proc_cpu_or0(backend) - s0;
 		if (rc) {
 			fprintf(stderr, "db_bench: %s: %s\n", engine, vg_db_errmsg(db));
 			break;

@@ -25,17 +25,10 @@
 
 #include "bench/bench_cpu.h"
 #include "bench/bench_rrdcached.h"
+#include "bench_cpu.h"
 
 #define STEP 60
 #define T0 1700000040LL
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static long self_vcsw(void)
 {
@@ -84,7 +77,7 @@ int main(int argc, char **argv)
 	}
 
 	long n = 0, v0 = self_vcsw();
-	double c0 = bench_self_cpu_s(), d0 = bench_proc_cpu_or0(d.pid), w0 = now_s();
+	double c0 = bench_self_cpu_s(), d0 = bench_proc_cpu_or0(d.pid), w0 = bench_now_s();
 	for (int l = 0; l < loops; l++)
 		for (int i = 0; i < nfiles; i += VG_RRDCD_LAST_MANY_MAX) {
 			int64_t last[VG_RRDCD_LAST_MANY_MAX];
@@ -104,7 +97,7 @@ int main(int argc, char **argv)
 				}
 			n += (long)k;
 		}
-	double w1 = now_s(), c1 = bench_self_cpu_s(), d1 = bench_proc_cpu_or0(d.pid);
+	double w1 = bench_now_s(), c1 = bench_self_cpu_s(), d1 = bench_proc_cpu_or0(d.pid);
 	long v1 = self_vcsw();
 	printf("RESULT readback_info files=%d loops=%d infos=%ld client_us_cpu_per_file=%.2f "
 	       "daemon_us_cpu_per_file=%.2f wall_us_per_file=%.2f client_vcsw_per_file=%.2f\n",

@@ -35,16 +35,9 @@
 #include "bench/bench_cpu.h"
 #include "vigie/batch.h"
 #include "vigie/registry.h"
+#include "bench_cpu.h"
 
 #define WARM_ROUNDS 2
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* CPU seconds of the postmaster's live children (the backends). */
 static double server_cpu_s(pid_t pm)
@@ -148,11 +141,11 @@ int main(int argc, char **argv)
 		}
 		t += 10000;
 		rc = report(r, hosts, res, metrics, t, k * 1000.0);
-		w0 = now_s();
+		w0 = bench_now_s();
 		cf = bench_self_cpu_s();
 		rc = rc ? rc : vg_registry_flush(r);
 		if (k > WARM_ROUNDS) {
-			w += now_s() - w0;
+			w += bench_now_s() - w0;
 			c0 += bench_self_cpu_s() - cf;
 		}
 	}

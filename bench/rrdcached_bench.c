@@ -34,16 +34,10 @@
 
 #include "bench/bench_cpu.h"
 #include "bench/bench_rrdcached.h"
+#include "bench_cpu.h"
 
 #define STEP 60
 #define T0 1700000040LL /* a multiple of STEP: LAST answers t - t % step */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t stat_u64(struct vg_rrdcd *c, const char *key)
 {
@@ -104,14 +98,14 @@ int main(int argc, char **argv)
 	int *errs = calloc(nfiles, sizeof(int));
 	if (!names || !items || !ts || !vals || !errs)
 		return 1;
-	double t = now_s();
+	double t = bench_now_s();
 	for (size_t i = 0; i < nfiles; i++) {
 		snprintf(names[i], sizeof(names[i]), "s%06zu.rrd", i);
 		if ((rc = vg_rrdcd_create(c, names[i], STEP, T0, bench_rrd_defs, BENCH_RRD_NDEFS, 1)))
 			die("create", c, rc);
 	}
 	printf("# %zu files created through the daemon in %.2f s (%.0f/s), dir %s\n", nfiles,
-	       now_s() - t, (double)nfiles / (now_s() - t), d.dir);
+	       bench_now_s() - t, (double)nfiles / (bench_now_s() - t), d.dir);
 
 	int64_t next = T0 + STEP; /* the next timestamp of every file */
 	char mode[8];
@@ -128,7 +122,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		uint64_t written0 = stat_u64(c, "DataSetsWritten");
-		double c0 = bench_self_cpu_s(), d0 = bench_proc_cpu_or0(d.pid), w0 = now_s();
+		double c0 = bench_self_cpu_s(), d0 = bench_proc_cpu_or0(d.pid), w0 = bench_now_s();
 		for (size_t r = 0; r < rounds; r++) {
 			for (size_t k = 0; k < depth; k++) {
 				ts[k] = next + (int64_t)k * STEP;
@@ -150,7 +144,7 @@ int main(int argc, char **argv)
 			}
 			next += (int64_t)depth * STEP;
 		}
-		double w1 = now_s(), c1 = bench_self_cpu_s(), d1 = bench_proc_cpu_or0(d.pid);
+		double w1 = bench_now_s(), c1 = bench_self_cpu_s(), d1 = bench_proc_cpu_or0(d.pid);
 		double values = (double)(nfiles * depth * rounds);
 
 		/* write phase: FLUSHALL, until the daemon has written them */
@@ -165,7 +159,7 @@ int main(int argc, char **argv)
 				break;
 			usleep(20000);
 		}
-		double w2 = now_s(), d2 = bench_proc_cpu_or0(d.pid);
+		double w2 = bench_now_s(), d2 = bench_proc_cpu_or0(d.pid);
 		printf("RESULT rrdcd_client mode=%s depth=%zu files=%zu rounds=%zu values=%.0f "
 		       "send_s=%.3f values_per_s=%.0f client_us_cpu_per_value=%.3f "
 		       "daemon_us_cpu_per_value=%.3f write_s=%.3f written_per_s=%.0f "

@@ -325,6 +325,15 @@ static int mode_open(struct mode *m, const char *label, int ndaemons, int n)
 						k ? "," : "",
 						ndaemons == 1 ? m->d[k].unix_addr : m->d[k].tcp_addr);
 		}
+		/* One local daemon: [storage] daemon_base is its -b, as an
+		 * operator with a local daemon sets it (deletes of ended
+		 * series need it; the sync's read-back then reads the files
+		 * here). BENCH_DAEMON_BASE=0 leaves it unset (a remote
+		 * daemon's configuration) */
+		if (ndaemons == 1 &&
+		    !(getenv("BENCH_DAEMON_BASE") && !strcmp(getenv("BENCH_DAEMON_BASE"), "0")))
+			snprintf(cfg.storage_daemon_base, sizeof(cfg.storage_daemon_base), "%.500s",
+				 m->d[0].base);
 	}
 	if ((rc = vg_store_open(m->dir, &cfg, &m->s, err, sizeof(err)))) {
 		fprintf(stderr, "%s\n", err);

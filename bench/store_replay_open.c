@@ -27,16 +27,9 @@
 #include "vigie/batch.h"
 #include "vigie/config.h"
 #include "vigie/store.h"
+#include "bench_cpu.h"
 
 #define T0 1699999980LL
-
-static double now_s(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec / 1e9;
-}
 
 static void writer(const struct vg_config *cfg, const char *data, int ns, int nm)
 {
@@ -107,13 +100,13 @@ int main(int argc, char **argv)
 		hrd_cleanup(&d);
 		return 1;
 	}
-	t = now_s();
+	t = bench_now_s();
 	if (vg_store_open(data, &cfg, &s, err, sizeof(err))) {
 		fprintf(stderr, "store: %s\n", err);
 		hrd_cleanup(&d);
 		return 1;
 	}
-	t = now_s() - t;
+	t = bench_now_s() - t;
 	vg_store_get_stats(s, &st);
 	vg_store_close(s);
 	if ((fp = fopen("/proc/loadavg", "r"))) {

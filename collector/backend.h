@@ -151,6 +151,10 @@ struct vg_rrd_result {
 			       * disk): never missing, so that no fresh file
 			       * shadows the real one when it is back; the
 			       * store keeps them and retries */
+	uint64_t cut;         /* of unavailable: not sent because the
+			       * receiver's batch deadline came first
+			       * (vg_rrd_item.deadline_ms): the daemon is
+			       * not known unreachable, no back-off */
 	char msg[512];        /* "<path>: why" of the last
 					      * failure, "" if none */
 	int flushed;          /* loc.flush_first was honoured: the file
@@ -178,6 +182,11 @@ struct vg_rrd_item {
 	 * storage thread connects and verifies. An engine without
 	 * connections ignores it. */
 	int no_connect;
+	/* with no_connect: the receiver's batch deadline (vg_monotonic_ms;
+	 * 0: none). No round trip starts after it, and each wait is bounded
+	 * by the time left as well as by the write-through's own bound:
+	 * what is not sent answers unavailable (the storage thread's). */
+	int64_t deadline_ms;
 };
 
 /* A series' key (prefetch). */
@@ -472,6 +481,11 @@ size_t vg_rrd_rendezvous(const char *name, const char *const *addrs, size_t n);
  * files backend. Before the store is used from several threads. */
 uint32_t vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be,
 						uint32_t ack_timeout_ms);
+/* The receiver's batch deadline (vg_monotonic_ms; 0: none), until set
+ * again: each wait of its opens (VG_RRD_RECEIVER) is bounded by the time
+ * left as well as by the write-through timeout. No-op for another
+ * backend. Receiver thread (vg_store_set_deadline). */
+void vg_rrd_rrdcached_set_deadline(struct vg_rrd_backend *be, int64_t deadline_ms);
 
 /* The overall bound of the check a new connection to a daemon runs before
  * anything is sent on it (every file sent there and not yet verified

@@ -339,54 +339,12 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 
 /* ---- last update ------------------------------------------------------------------- */
 
-/* The time of a file's last update in ms, read from its header (librrd's
- * live_head keeps microseconds; rrd_last_r gives whole seconds only). */
-static int file_last_ms(const char *path, int64_t *out)
-{
-	unsigned char buf[16384];
-	stat_head_t sh;
-	live_head_t lh;
-	ssize_t n;
-	size_t off;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return errno == ENOENT ? -ENOENT : scarce_or_eio(errno);
-	n = pread(fd, buf, sizeof(buf), 0);
-	close(fd);
-	if (n < (ssize_t)sizeof(sh))
-		return -EIO;
-	memcpy(&sh, buf, sizeof(sh));
-	off = sizeof(stat_head_t) + sh.ds_cnt * sizeof(ds_def_t) +
-	      sh.rra_cnt * sizeof(rra_def_t);
-	if (memcmp(sh.cookie, RRD_COOKIE, 4) || sh.float_cookie != FLOAT_COOKIE ||
-	    strncmp(sh.version, RRD_VERSION3, 4) < 0 || sh.ds_cnt > 64 ||
-	    sh.rra_cnt > 256 || off + sizeof(lh) > (size_t)n) {
-		/* Not a layout we know: whole seconds from librrd. */
-		time_t last;
-		rrd_clear_error();
-		last = rrd_last_r(path);
-		rrd_clear_error();
-		if (last <= 0)
-			return -EIO;
-		*out = (int64_t)last * 1000;
-		return 0;
-	}
-	memcpy(&lh, buf + off, sizeof(lh));
-	if (lh.last_up <= 0 || lh.last_up_usec < 0 || lh.last_up_usec >= 1000000)
-		return -EIO;
-	/* Nearest, not truncated: librrd keeps .229 as 228999 us (strtod's
-	 * double of "seconds.229", truncated to microseconds). */
-	*out = (int64_t)lh.last_up * 1000 + (lh.last_up_usec + 500) / 1000;
-	return 0;
-}
-
 static int files_last_ms(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 			 int64_t *out, int flags)
 {
 	(void)be;
 	(void)flags;
-	return file_last_ms(loc->path, out);
+	return vg_rrd_file_last_ms(loc->path, out);
 }
 
 /* ---- formatting for librrd ------------------------------------------------------------ */
@@ -640,7 +598,7 @@ static int write_refused(struct files *f, const char *path,
 	snprintf(msg, sizeof(msg), "%s", first_msg);
 	for (int pass = 0; pass < 2 && k; pass++) {
 		/* A file we cannot read: librrd will say why, value by value. */
-		if (file_last_ms(path, &last))
+		if (vg_rrd_file_last_ms(path, &last))
 			last = INT64_MIN;
 		for (skip = 0; skip < k && v[skip].t_ms <= last; skip++)
 			;

@@ -65,7 +65,10 @@
  * failure: so the sync reads each FLUSHed file's last update back and
  * finds a file behind what the daemon took (unwritten_check: a full disk,
  * a read-only or immutable file) or gone (vanished_check)
- * (docs/operations.md "A file the daemon cannot write").
+ * (docs/operations.md "A file the daemon cannot write"); from the file's
+ * header where the collector sees the daemon's files (rb_local,
+ * [storage] daemon_base), by the daemon's INFO otherwise and for a file
+ * not found written there.
  *
  * Lost values. A restarted daemon's loss must be found before anything
  * newer is written to the file, since RRD refuses older times after a
@@ -228,6 +231,17 @@
  * connection, which goes on from there (see client_get_bounded). The
  * default of [storage] check_max (vg_rrd_rrdcached_check_bound) */
 #define CHECK_MAX_MS 30000
+/* A file the sync's read-back finds behind is read again before it is
+ * counted unwritten (behind_confirm): FLUSH and INFO on the same
+ * connection, at once and then after pauses doubling from
+ * CONFIRM_PAUSE_MS to CONFIRM_PAUSE_MAX_MS; declared once its last update
+ * stayed where it was (still behind) for CONFIRM_STALL_MS, as a failed
+ * write does; one still moving after CONFIRM_MAX_MS (a long write) goes
+ * back for the next sync, not counted */
+#define CONFIRM_PAUSE_MS 5
+#define CONFIRM_PAUSE_MAX_MS 200
+#define CONFIRM_STALL_MS 1000
+#define CONFIRM_MAX_MS 5000
 #define CHUNK 256       /* timestamps per UPDATE */
 #define BATCH_ITEMS 512 /* series per BATCH round trip */
 /* FLUSHes in flight at once during a sync, over all its connections: a
@@ -402,6 +416,11 @@ struct flush_conn;
 struct rb_item {
 	const char *name;
 	int64_t want;
+	/* once found behind (behind_confirm): its last update read back
+	 * (ms), when that was first read, and whether it is declared */
+	int64_t have;
+	int64_t seen_ms;
+	int declared;
 };
 
 struct daemon {
@@ -511,6 +530,11 @@ struct daemon {
 	/* __atomic: files a sync's read-back found behind what the daemon
 	 * took of ours once FLUSHed (its write failed: unwritten_check) */
 	uint64_t unwritten;
+	/* __atomic: files the read-back read here (rb_local) and by INFO */
+	uint64_t rb_local, rb_info;
+	/* __atomic: the read-back's local read is off for this daemon (its
+	 * probe found daemon_base not to be this daemon's -b: rb_local) */
+	int rb_local_off;
 	/* the files of a sync whose FLUSH passed, read back after it
 	 * (unwritten_check): grown to the largest sync and kept (d->vmu) */
 	struct rb_item *rb;
@@ -548,6 +572,9 @@ struct rcd {
 	int upload_pending;                /* the owners file not uploaded yet */
 	struct vg_rrd_backend_stats stats; /* __atomic */
 	int wt_timeout_ms;                 /* the receiver's bound per wait */
+	int64_t rx_deadline_ms;            /* the receiver's batch deadline
+					    * (monotonic; 0: none): its opens'
+					    * waits end by it (receiver only) */
 	/* `storage convert`: the daemon whose files convert() rewrites
 	 * (SIZE_MAX: none, convert answers -ENOTSUP) and its -b directory
 	 * as mounted here, resolved (vg_rrd_rrdcached_convert_dir) */
@@ -1322,6 +1349,114 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
 	return 0;
 }
 
+/* The files b[0..n) the read-back found behind (each with the last
+ * update it read, have), confirmed before any is counted unwritten.
+ * rrdcached 1.7.2 answers a FLUSH "Successfully flushed" at once, without
+ * waiting, when a writer thread already took the file's values for
+ * another FLUSH of it and is still writing them (its flush_file waits
+ * only while values are cached): another connection of this collector's
+ * (the receiver's proof FLUSH, an API read), another collector, the
+ * daemon's -w timer. The read-back's INFO then reads the file before that
+ * write lands: a false alarm, which counted the file, degraded the daemon
+ * and sent its values again, to be refused as already stored. A write in
+ * progress shows: librrd updates the file's last update in place (mmap),
+ * value by value, and INFO reads the file (tried with the Debian daemon:
+ * 20,000 values in 19 archives written in 70 ms, the last update seen
+ * from another connection moving 12 times meanwhile; a second FLUSH
+ * answered in 51 us). A failed write never moves it. So each file is
+ * FLUSHed and read again on C (vg_rrdcd_last_update_many, 32 at a time:
+ * the FLUSH writes what the daemon took for it since), at once and then after pauses doubling from
+ * CONFIRM_PAUSE_MS to CONFIRM_PAUSE_MAX_MS: one that reached ours was
+ * written (nothing counted), one whose last update moved is waited for,
+ * one whose last update stayed where it was for CONFIRM_STALL_MS was not
+ * written: kept in b (compacted, each with its last have), their count
+ * returned. One still moving at CONFIRM_MAX_MS, or not read (the
+ * connection broke, another error), goes back to d->sent (*ret -EIO: the
+ * journal is kept and the next sync reads it again); one gone is
+ * vanished_check's. Left: a write that shows no progress for
+ * CONFIRM_STALL_MS (its writer thread held that long before the first
+ * value) is declared still (counted, sent again, nothing lost). Costs
+ * nothing while every file reads back written; a failed write makes its
+ * sync wait CONFIRM_STALL_MS more. */
+static size_t behind_confirm(struct daemon *d, struct vg_rrdcd *c, struct rb_item *b, size_t n,
+			     int *ret)
+{
+	const char *names[VG_RRDCD_LAST_MANY_MAX];
+	int64_t last_s[VG_RRDCD_LAST_MANY_MAX];
+	int err[VG_RRDCD_LAST_MANY_MAX];
+	size_t idx[VG_RRDCD_LAST_MANY_MAX];
+	int64_t start = vg_monotonic_ms(), pause = 0;
+	size_t nopen = n;
+
+	for (size_t i = 0; i < n; i++) {
+		b[i].seen_ms = start;
+		b[i].declared = 0;
+	}
+	while (nopen) {
+		size_t w = 0;
+
+		if (pause) {
+			int64_t left = start + CONFIRM_MAX_MS - vg_monotonic_ms();
+			if (left > 0)
+				vg_sleep_ms(pause < left ? pause : left);
+		}
+		pause = pause ? (pause * 2 < CONFIRM_PAUSE_MAX_MS ? pause * 2 : CONFIRM_PAUSE_MAX_MS)
+			      : CONFIRM_PAUSE_MS;
+		for (size_t at = 0; at < n;) {
+			size_t k = 0;
+			int rc = -ENOTCONN;
+
+			for (; at < n && k < VG_RRDCD_LAST_MANY_MAX; at++)
+				if (!b[at].declared) {
+					idx[k] = at;
+					names[k++] = b[at].name;
+				}
+			if (!k)
+				break;
+			if (vg_rrdcd_connected(c)) {
+				count(&d->flushes_by[VG_STORE_FLUSH_SYNC], k);
+				rc = vg_rrdcd_last_update_many(c, names, k, last_s, err);
+			}
+			int64_t now = vg_monotonic_ms();
+			for (size_t i = 0; i < k; i++) {
+				struct rb_item *it = &b[idx[i]];
+				int64_t have = rc || err[i] ? INT64_MIN : last_s[i] * 1000 + 999;
+
+				if (have >= it->want) {
+					it->name = NULL; /* written: another's write ended */
+				} else if (have > it->have) {
+					it->have = have; /* a write goes on: wait */
+					it->seen_ms = now;
+				} else if (!rc && !err[i]) {
+					it->declared = now - it->seen_ms >= CONFIRM_STALL_MS;
+				} else if (!rc && err[i] == -ENOENT &&
+					   vanished_check(d, c, it->name, it->want, err[i])) {
+					it->name = NULL;
+				} else {
+					put_back(d, it->name); /* read again next sync */
+					*ret = -EIO;
+					it->name = NULL;
+				}
+			}
+		}
+		nopen = 0;
+		int over = vg_monotonic_ms() - start >= CONFIRM_MAX_MS;
+		for (size_t i = 0; i < n; i++) {
+			if (!b[i].name)
+				continue;
+			if (!b[i].declared && over) {
+				put_back(d, b[i].name); /* still being written */
+				*ret = -EIO;
+				continue;
+			}
+			nopen += !b[i].declared;
+			b[w++] = b[i];
+		}
+		n = w;
+	}
+	return n;
+}
+
 /* A file whose write failed in the daemon (issue 14). rrdcached 1.7.2
  * answers a FLUSH "Successfully flushed" once its writer thread took the
  * file, whether rrd_update_r then wrote it or not (tried with the Debian
@@ -1337,8 +1472,9 @@ static int rb_add(struct daemon *d, const char *name, int64_t want)
  * floor_ms, set once a call's answer came: not its claim, t_ms, which a
  * send in flight on another thread raised before its values reached the
  * daemon, so a FLUSH may rightly not have written them yet; that send
- * claims the file again once answered, for the next sync) was not
- * written: counted
+ * claims the file again once answered, for the next sync) and still
+ * behind when behind_confirm read it again (another FLUSH's write of it
+ * may have been going on) was not written: counted
  * (unwritten), logged once per file and episode, and marked lost
  * (mark_lost: the store re-sends what the file lacks from its journal,
  * which it keeps meanwhile, so the next sync FLUSHes them again); the
@@ -1366,6 +1502,7 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 	int err[VG_RRDCD_LAST_MANY_MAX];
 	size_t nbehind = 0;
 
+	/* the files found behind are gathered at the front of d->rb */
 	for (size_t at = 0; at < d->nrb;) {
 		size_t k = d->nrb - at < VG_RRDCD_LAST_MANY_MAX ? d->nrb - at
 								: VG_RRDCD_LAST_MANY_MAX;
@@ -1376,45 +1513,146 @@ static size_t unwritten_check(struct daemon *d, struct vg_rrdcd *c, int *ret, ch
 			names[i] = it[i].name;
 		if (vg_rrdcd_connected(c))
 			rc = vg_rrdcd_info_last_many(c, names, k, last_s, err);
+		count(&d->rb_info, k);
 		for (size_t i = 0; i < k; i++) {
 			int64_t have = rc || err[i] ? INT64_MIN : last_s[i] * 1000 + 999;
-			int logged;
 
 			if (!rc && !err[i] && have >= it[i].want)
 				continue; /* written (or past ours: another's) */
 			if (!rc && err[i] == -ENOENT && vanished_check(d, c, names[i], it[i].want, err[i]))
 				continue;
-			if (rc || err[i] || mark_lost(d, names[i], have, it[i].want, NULL)) {
+			if (rc || err[i]) {
 				put_back(d, names[i]); /* read again next sync */
 				*ret = -EIO;
 				continue;
 			}
-			*ret = -EIO;
-			count(&d->unwritten, 1);
-			if (!nbehind++)
-				snprintf(why, whylen,
-					 "%.200s: not written (its last update %lld s, "
-					 "ours %lld ms)",
-					 names[i], (long long)last_s[i], (long long)it[i].want);
-			pthread_mutex_lock(&d->mu);
-			logged = vg_hmap_gets(&d->unwritten_logged, names[i]) != NULL ||
-				 vg_hmap_puts(&d->unwritten_logged, names[i], (void *)1);
-			pthread_mutex_unlock(&d->mu);
-			if (!logged)
-				vg_error("storage: %s: %s: the daemon did not write this "
-					 "collector's values up to %lld ms although its FLUSH "
-					 "passed (the file's last update is %lld s: a read-only "
-					 "or immutable file, a full disk? the daemon's log says "
-					 "why): they stay in the journal and are sent again "
-					 "(docs/operations.md \"A file the daemon cannot "
-					 "write\")",
-					 d->addr, names[i], (long long)it[i].want,
-					 (long long)last_s[i]);
+			/* behind: confirmed below (behind_confirm) */
+			d->rb[nbehind] = it[i];
+			d->rb[nbehind++].have = have;
 		}
 		at += k;
 	}
+	size_t n = behind_confirm(d, c, d->rb, nbehind, ret);
+	nbehind = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct rb_item *it = &d->rb[i];
+		int logged;
+
+		if (mark_lost(d, it->name, it->have, it->want, NULL)) {
+			put_back(d, it->name); /* read again next sync */
+			*ret = -EIO;
+			continue;
+		}
+		*ret = -EIO;
+		count(&d->unwritten, 1);
+		if (!nbehind++)
+			snprintf(why, whylen,
+				 "%.200s: not written (its last update %lld s, "
+				 "ours %lld ms)",
+				 it->name, (long long)(it->have / 1000), (long long)it->want);
+		pthread_mutex_lock(&d->mu);
+		logged = vg_hmap_gets(&d->unwritten_logged, it->name) != NULL ||
+			 vg_hmap_puts(&d->unwritten_logged, it->name, (void *)1);
+		pthread_mutex_unlock(&d->mu);
+		if (!logged)
+			vg_error("storage: %s: %s: the daemon did not write this "
+				 "collector's values up to %lld ms although its FLUSH "
+				 "passed (the file's last update is %lld s: a read-only "
+				 "or immutable file, a full disk? the daemon's log says "
+				 "why): they stay in the journal and are sent again "
+				 "(docs/operations.md \"A file the daemon cannot "
+				 "write\")",
+				 d->addr, it->name, (long long)it->want,
+				 (long long)(it->have / 1000));
+	}
 	d->nrb = 0;
 	return nbehind;
+}
+
+/* 1 when a file whose FLUSH answered ERR goes to the read-back and is
+ * read here (rb_local): its vanished_check by the daemon_base is then
+ * the read-back's (missing here, it goes to INFO, whose "No such file"
+ * is vanished_check's), so the FLUSH's answer is not followed by a stat
+ * of the same file. */
+static int rb_reads_here(struct daemon *d, int verify, int64_t floor, int err)
+{
+	return verify && !err && floor != INT64_MIN && d->base && d->base[0] &&
+	       !__atomic_load_n(&d->rb_local_off, __ATOMIC_RELAXED);
+}
+
+/* The read-back where the collector sees the daemon's files ([storage]
+ * daemon_base: one local daemon, or its -b mounted here). Each file of
+ * d->rb is read here, its header's last update (vg_rrd_file_last_ms: one
+ * open and pread, no round trip), and one found at or past the newest
+ * time of ours the daemon took (the same bar as unwritten_check's) leaves
+ * d->rb: written. The rest (behind, missing, unreadable, a layout the
+ * header read does not know) stay for unwritten_check's INFO, which
+ * decides as before: the local read only ever takes out files the
+ * daemon's INFO would pass, it never declares one unwritten itself.
+ * Why: rrdcached 1.7.2's INFO costs the daemon ~100 us per file (it
+ * opens, maps and formats the whole file) and the client a wake-up per
+ * answer, as much CPU as the FLUSHed write it checks (docs/benchmarks.md
+ * "The read-back from the daemon's disk").
+ *
+ * Why it reads the same thing INFO would. INFO opens the very file and
+ * prints its header's last_up; the daemon's write of it is over once its
+ * FLUSH answered (the writer thread signals it after rrd_update_r
+ * returned). A write of it still in flight (newer values, taken by the
+ * daemon's -w timer) is seen half done at worst: librrd sets last_up once
+ * a value's rows are in the mapped file, so the header can only show the
+ * old time (behind: INFO decides) or one whose values are in the file,
+ * which INFO read a moment later would show too. A stale view (a network
+ * file system's cache) is older, never newer: INFO again.
+ *
+ * What it must not trust: a daemon_base that is not this daemon's -b (a
+ * copy, another daemon's) could hold a file ahead of the daemon's. So
+ * each sync one file the local read passed is also read by INFO (the
+ * probe, one round trip): the daemon's file must be at least as far as
+ * what was read here a moment before. If it is not, the local read is
+ * turned off for this daemon (logged once) and every file goes to INFO;
+ * if INFO could not tell, this sync's files all go to INFO. */
+static void rb_local(struct daemon *d, struct vg_rrdcd *c)
+{
+	char path[PATH_MAX * 2];
+	size_t keep = 0, i = 0;
+	int probed = 0;
+
+	if (!d->nrb || !d->base || !d->base[0] ||
+	    __atomic_load_n(&d->rb_local_off, __ATOMIC_RELAXED) || !vg_rrdcd_connected(c))
+		return;
+	for (; i < d->nrb; i++) {
+		const struct rb_item it = d->rb[i];
+		int64_t have;
+
+		snprintf(path, sizeof(path), "%s/%s", d->base, it.name);
+		if (vg_rrd_file_last_ms(path, &have) || have < it.want) {
+			d->rb[keep++] = it; /* INFO decides */
+			continue;
+		}
+		if (!probed) {
+			const char *name = it.name;
+			int64_t last_s = 0;
+			int err = 0;
+
+			probed = 1;
+			count(&d->rb_info, 1);
+			if (vg_rrdcd_info_last_many(c, &name, 1, &last_s, &err) || err)
+				return; /* every file to INFO (d->rb as it was) */
+			if (last_s * 1000 + 999 < have) {
+				__atomic_store_n(&d->rb_local_off, 1, __ATOMIC_RELAXED);
+				vg_warn("storage: %s: %s is at %lld ms in [storage] daemon_base "
+					"(%s) but at %lld s for the daemon: daemon_base is not "
+					"this daemon's -b, so the sync's read-back asks the "
+					"daemon (INFO) for every file from now on "
+					"(docs/operations.md \"A file the daemon cannot write\")",
+					d->addr, it.name, (long long)have, d->base,
+					(long long)last_s);
+				return;
+			}
+		}
+		count(&d->rb_local, 1);
+	}
+	d->nrb = keep;
 }
 
 static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **extra,
@@ -1462,8 +1700,9 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 						put_back(d, f->names[i]);
 						ret = -EIO;
 					} else if (vg_rrdcd_connected(f->c) &&
-						   !vanished_check(d, f->c, f->names[i],
-								   f->want[i], f->err[i]) &&
+						   (rb_reads_here(d, verify, f->floor[i], f->err[i]) ||
+						    !vanished_check(d, f->c, f->names[i],
+								    f->want[i], f->err[i])) &&
 						   verify && !f->err[i] && f->floor[i] != INT64_MIN &&
 						   rb_add(d, f->names[i], f->floor[i])) {
 						put_back(d, f->names[i]); /* no memory */
@@ -1502,7 +1741,9 @@ static int flush_sent(struct daemon *d, struct vg_rrdcd *c, struct vg_rrdcd **ex
 		put_back(d, e->key);
 		ret = -EIO;
 	}
-	/* what the FLUSHes passed for is read back (c broken: all back) */
+	/* what the FLUSHes passed for is read back (c broken: all back),
+	 * from the daemon's disk where it is seen here, then by INFO */
+	rb_local(d, c);
 	nunwritten = unwritten_check(d, c, &ret, unwritten, sizeof(unwritten));
 	if (nunwritten && !nrefused) {
 		backoff_step(&d->refused_backoff_ms, &d->refused_until_ms);
@@ -1689,6 +1930,20 @@ static struct vg_rrdcd *client_bounded(struct daemon *d, int *rc, int io_ms)
 		return c;
 	}
 	return client_get_bounded(d, rc, io_ms);
+}
+
+/* The receiver's bound on one wait of an open: wt_timeout_ms, or the
+ * time left before its batch's deadline when shorter (at least 1 ms:
+ * the store looks at the deadline before each open). */
+static int rx_io_ms(const struct rcd *r)
+{
+	int64_t left;
+
+	if (!r->rx_deadline_ms)
+		return r->wt_timeout_ms;
+	left = r->rx_deadline_ms - vg_monotonic_ms();
+	left = left < 1 ? 1 : left;
+	return left < r->wt_timeout_ms ? (int)left : r->wt_timeout_ms;
 }
 
 /* Give the client back after a call that returned rc. */
@@ -2159,7 +2414,7 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 			ndefs++;
 		}
 	}
-	c = flags & VG_RRD_RECEIVER ? client_bounded(d, &rc, r->wt_timeout_ms)
+	c = flags & VG_RRD_RECEIVER ? client_bounded(d, &rc, rx_io_ms(r))
 				    : client_get(d, &rc);
 	if (!c) {
 		pthread_mutex_lock(&d->mu);
@@ -2251,7 +2506,7 @@ static int info_of(struct rcd *r, const struct vg_rrd_loc *loc, struct vg_rrdcd_
 	memset(out, 0, sizeof(*out));
 	if (!d)
 		return -EHOSTUNREACH;
-	c = flags & VG_RRD_RECEIVER ? client_bounded(d, &rc, r->wt_timeout_ms)
+	c = flags & VG_RRD_RECEIVER ? client_bounded(d, &rc, rx_io_ms(r))
 				    : client_get(d, &rc);
 	if (!c)
 		return -EHOSTUNREACH;
@@ -2866,7 +3121,21 @@ static void rcd_update_many(struct vg_rrd_backend *be, struct vg_rrd_item *items
 				u[j] = (struct vg_rrdcd_update){.file = it->loc->path, .n = it->n, .nds = 1, .ts = ts + off, .ts_ms = 1, .values = vals + off};
 				off += it->n;
 			}
-			c = items[idx[0]].no_connect ? client_idle(d, &rc, r->wt_timeout_ms)
+			int io_ms = r->wt_timeout_ms;
+			int64_t dl = items[idx[0]].no_connect ? items[idx[0]].deadline_ms : 0;
+			if (dl) { /* the receiver's batch deadline (vg_rrd_item) */
+				int64_t left = dl - vg_monotonic_ms();
+				if (left <= 0) {
+					for (size_t j = 0; j < k; j++) {
+						items[idx[j]].res.unavailable += items[idx[j]].n;
+						items[idx[j]].res.cut += items[idx[j]].n;
+					}
+					continue;
+				}
+				if (left < io_ms)
+					io_ms = (int)left;
+			}
+			c = items[idx[0]].no_connect ? client_idle(d, &rc, io_ms)
 						     : client_get(d, &rc);
 			if (!c) {
 				for (size_t j = 0; j < k; j++)
@@ -3921,6 +4190,12 @@ uint32_t vg_rrd_rrdcached_write_through_timeout(struct vg_rrd_backend *be,
 	return ms;
 }
 
+void vg_rrd_rrdcached_set_deadline(struct vg_rrd_backend *be, int64_t deadline_ms)
+{
+	if (be && be->ops == &rcd_ops)
+		((struct rcd *)be)->rx_deadline_ms = deadline_ms;
+}
+
 int vg_rrd_rrdcached_verify_writes(struct vg_rrd_backend *be, int on)
 {
 	struct rcd *r = (struct rcd *)be;
@@ -4020,6 +4295,8 @@ size_t vg_rrd_rrdcached_state(struct vg_rrd_backend *be, struct vg_store_daemon 
 		out[n].flush_refused = __atomic_load_n(&d->flush_refused, __ATOMIC_RELAXED);
 		out[n].vanished = __atomic_load_n(&d->vanished, __ATOMIC_RELAXED);
 		out[n].unwritten = __atomic_load_n(&d->unwritten, __ATOMIC_RELAXED);
+		out[n].readback_local = __atomic_load_n(&d->rb_local, __ATOMIC_RELAXED);
+		out[n].readback_info = __atomic_load_n(&d->rb_info, __ATOMIC_RELAXED);
 		out[n].resend_watch = __atomic_load_n(&d->nresend, __ATOMIC_ACQUIRE);
 		for (int k = 0; k < VG_STORE_FLUSH_N; k++)
 			out[n].flushes_by[k] = __atomic_load_n(&d->flushes_by[k], __ATOMIC_RELAXED);

@@ -599,6 +599,7 @@ int main(int argc, char **argv)
 	struct vg_config cfg;
 	struct vg_store *store = NULL;
 	struct vg_registry *reg = NULL;
+	struct vg_registry *lost_reg = NULL; /* vg_receiver_hold_lost's */
 	struct vg_api *api = NULL;
 	struct vg_alarm_pub *pub = NULL;
 	struct vg_alarm_hub *hub = NULL;
@@ -877,6 +878,10 @@ int main(int argc, char **argv)
 	 * within the agents' ack timeout */
 	ro.proof_timeout_ms = cfg.cluster_proof_timeout_ms ? (int64_t)cfg.cluster_proof_timeout_ms
 							   : (int64_t)cfg.agent_ack_timeout_ms / 2;
+	/* one deadline per batch, from its arrival, that the proof, the
+	 * opens and the write-through draw from (docs/operations.md "One
+	 * deadline per batch") */
+	ro.ack_timeout_ms = cfg.agent_ack_timeout_ms;
 	ro.max_future_ms = (int64_t)(cfg.collector_max_future_s * 1000);
 	if (cfg.state_url[0] && is_postgres(cfg.state_url)) {
 		/* holding marks (docs/scaling.md): named as the cluster names
@@ -907,10 +912,30 @@ int main(int argc, char **argv)
 		vg_registry_set_wait_verified(reg, cfg.cluster_wait_verified &&
 							   !strcmp(cfg.storage_backend, "rrdcached"));
 	}
+	if (ro.hold_ttl_ms > 0 && vg_store_daemon_wait_ms(store)) {
+		/* the hosts of files a restarted daemon lost, marked before
+		 * their re-send (docs/scaling.md "Holding marks"), on the
+		 * store's thread: a handle of its own, the same holder */
+		char node[256];
+
+		if (cfg.cluster_node[0])
+			snprintf(node, sizeof(node), "%s", cfg.cluster_node);
+		else
+			vg_cluster_node_id(cfg.collector_listen, node, sizeof(node));
+		if (vg_registry_open_state(cfg.collector_data_dir, cfg.state_url, &lost_reg, err,
+					   sizeof(err)) ||
+		    vg_registry_set_holder(lost_reg, node, ro.hold_ttl_ms)) {
+			vg_error("%s", err);
+			goto out;
+		}
+		ro.lost_registry = lost_reg;
+	}
 	if (vg_receiver_open(&ro, &g_rx, err, sizeof(err))) {
 		vg_error("%s", err);
 		goto out;
 	}
+	if (lost_reg)
+		vg_store_on_lost(store, vg_receiver_hold_lost, g_rx);
 
 	/* Handlers before the API answers /v1/health: a SIGTERM from whoever
 	 * waited for it then stops the receiver cleanly, never kills the
@@ -1082,8 +1107,11 @@ out:
 	/* after the engine's last commit (fenced by these leases): hands
 	 * this node's alarms over at once */
 	vg_alarm_lease_close(cctx.lease);
+	if (store)
+		vg_store_on_lost(store, NULL, NULL); /* before the receiver goes */
 	vg_receiver_close(g_rx);
 	g_rx = NULL;
+	vg_registry_close(lost_reg);
 	vg_lifecycle_stop(lifecycle); /* before the store it deletes through */
 	vg_registry_close(reg);
 	vg_store_close(store);

@@ -86,6 +86,12 @@
  *    with none held). A collector that stops or dies holding values
  *    keeps its marks ([cluster] hold_max): its journal has the values,
  *    written at its next start;
+ *  - with o.ack_timeout_ms, each message gets one deadline when taken
+ *    from the socket (three quarters of it later): its proof, its opens
+ *    and its write-through end by then (each also within its own bound);
+ *    one with too little left after its checks is answered RETRY before
+ *    any consumer sees it (too_late); a write-through cut there leaves
+ *    its values held for the storage thread, the batch acknowledged;
  *  - a group holds at most VG_RECEIVER_GROUP_MAX messages and about
  *    VG_RECEIVER_GROUP_BYTES; never two batches of one (host, stream).
  *  - hostile input costs one log line per 1000 occurrences (vg_log_limited)
@@ -153,9 +159,10 @@ struct msg {
 	 * message carried over outlives the keyring (SIGHUP replaces and
 	 * frees it in the idle callback, between two turns) */
 	struct vg_key key;
-	int keyed;    /* key is set: the ack is signed */
-	int decided;  /* ack.status is final */
-	int admitted; /* admit_msg ran (a message carried over) */
+	int keyed;           /* key is set: the ack is signed */
+	int64_t deadline_ms; /* monotonic: the batch's deadline (0: none) */
+	int decided;         /* ack.status is final */
+	int admitted;        /* admit_msg ran (a message carried over) */
 };
 
 struct vg_receiver {
@@ -188,13 +195,22 @@ struct vg_receiver {
 	 * of RETRY answers for another's verified row, logged once */
 	int64_t verified_written_ms;
 	int unverified_episode;
-	int proof_late_logged; /* a proof cut off by its bound: logged once */
+	int proof_late_logged;   /* a proof cut off by its bound: logged once */
+	int64_t cur_deadline_ms; /* the deadline of the batch being checked */
+	uint64_t n_deadline;     /* vg_log_limited: deadline RETRY answers */
 	/* this collector's holding marks may be in the registry (a batch
 	 * was committed with one, or it just started: marks of its last
 	 * run), and when they were last renewed (monotonic ms) */
 	int holding;
 	int marked; /* a batch was committed with a mark since the last clear */
 	int64_t hold_renewed_ms;
+	/* marks of lost files' hosts (vg_receiver_hold_lost, the store's
+	 * thread): lost_mu orders them with tend_marks' clear, so a clear
+	 * that found the store holding nothing never deletes marks written
+	 * after; lost_noted (__atomic) tells the loop to tend them */
+	pthread_mutex_t lost_mu;
+	int lost_noted;
+	uint64_t n_lost_marked, n_lost_err; /* vg_log_limited */
 	/* the hosts answered RETRY for another's mark (vigie/receiver.h):
 	 * allocated at the first, written by the loop's thread under qlock
 	 * (the API reads them); nheld is read without it by that thread */
@@ -254,6 +270,7 @@ int vg_receiver_open(const struct vg_receiver_options *o,
 		return -e;
 	}
 	pthread_mutex_init(&r->qlock, NULL);
+	pthread_mutex_init(&r->lost_mu, NULL);
 	pthread_cond_init(&r->qdone, NULL);
 	r->sock = nn_socket(AF_SP_RAW, NN_REP);
 	if (r->sock < 0) {
@@ -299,6 +316,7 @@ void vg_receiver_close(struct vg_receiver *r)
 	close(r->efd);
 	pthread_cond_destroy(&r->qdone);
 	pthread_mutex_destroy(&r->qlock);
+	pthread_mutex_destroy(&r->lost_mu);
 	free(r->held);
 	free(r);
 }
@@ -353,6 +371,7 @@ void vg_receiver_get_stats(struct vg_receiver *r, struct vg_receiver_stats *out)
 		__atomic_load_n(&r->stats.batches_unverified, __ATOMIC_RELAXED);
 	out->batches_proven = __atomic_load_n(&r->stats.batches_proven, __ATOMIC_RELAXED);
 	out->proofs_timed_out = __atomic_load_n(&r->stats.proofs_timed_out, __ATOMIC_RELAXED);
+	out->batch_deadline = __atomic_load_n(&r->stats.batch_deadline, __ATOMIC_RELAXED);
 	out->verified_write_failed =
 		__atomic_load_n(&r->stats.verified_write_failed, __ATOMIC_RELAXED);
 	out->registry_flush_failures =
@@ -635,7 +654,13 @@ static int proven(struct vg_receiver *r, const struct vg_batch *b)
 						  : VG_RECEIVER_PROOF_TIMEOUT_MS;
 	int64_t deadline = vg_monotonic_ms() + bound;
 	struct host_series h = {0};
-	int rc;
+	int rc, by_batch = 0;
+
+	/* and by the batch's own deadline, whichever comes first */
+	if (r->cur_deadline_ms && r->cur_deadline_ms < deadline) {
+		deadline = r->cur_deadline_ms;
+		by_batch = 1;
+	}
 
 	if (!r->o.store || margin < 0 || commit == INT64_MAX)
 		return 0;
@@ -650,7 +675,9 @@ static int proven(struct vg_receiver *r, const struct vg_batch *b)
 		 * re-sends it; the host waits for the other collector's
 		 * verified row, the connection that timed out being closed) */
 		count(&r->stats.proofs_timed_out, 1);
-		if (!r->proof_late_logged) {
+		if (by_batch)
+			count(&r->stats.batch_deadline, 1);
+		if (!r->proof_late_logged && !by_batch) {
 			r->proof_late_logged = 1;
 			vg_warn("batch %s seq %llu answered RETRY: the proof of %s's "
 				"values of this host took longer than its bound of "
@@ -752,6 +779,33 @@ static int check_seen(struct vg_receiver *r, struct vg_batch *b, uint8_t *status
 		vg_batch_remove_events(b, drop_foreign_event, &fc);
 	}
 	return 0;
+}
+
+/* Whether m, through its checks, has too little of its deadline left for
+ * the consumers (an eighth of the ack timeout, or less): then answered
+ * RETRY now, before anything of it is written, rather than late. The
+ * agent keeps it and sends it again (docs/operations.md "One deadline per
+ * batch"). */
+static int too_late(struct vg_receiver *r, struct msg *m)
+{
+	int64_t left;
+
+	if (!m->deadline_ms)
+		return 0;
+	left = m->deadline_ms - vg_monotonic_ms();
+	if (left >= (int64_t)r->o.ack_timeout_ms / 8)
+		return 0;
+	count(&r->stats.batch_deadline, 1);
+	count(&r->stats.batches_retry, 1);
+	vg_log_limited(VG_LOG_WARN, &r->n_deadline,
+		       "batch %s seq %llu answered RETRY: %lld ms of its deadline "
+		       "left (three quarters of [agent] ack_timeout_ms = %u from its "
+		       "arrival) after its checks, too little to store and commit it "
+		       "before the agent's ack timeout",
+		       m->b->host, (unsigned long long)m->b->seq, (long long)left,
+		       r->o.ack_timeout_ms);
+	m->ack.status = VG_ACK_RETRY;
+	return 1;
 }
 
 /* The consumers' outcome rc for b: 1 with *status RETRY when it is
@@ -999,37 +1053,88 @@ static void admit_msg(struct vg_receiver *r, struct msg *m)
  * then (a failure is retried at the next tick, logged rate-limited). */
 static void tend_marks(struct vg_receiver *r, int64_t now)
 {
-	int rc;
+	int rc = 0, holding;
 
+	if (__atomic_exchange_n(&r->lost_noted, 0, __ATOMIC_ACQ_REL)) {
+		if (!r->holding)
+			r->hold_renewed_ms = now;
+		r->holding = r->marked = 1;
+		__atomic_store_n(&r->stats.marks_holding, 1, __ATOMIC_RELAXED);
+	}
 	if (!r->holding)
 		return;
-	if (!vg_store_holding(r->o.store)) {
-		if (!(rc = vg_registry_hold_clear(r->o.registry))) {
-			/* rate-limited as the line setting them: a daemon that
-			 * flaps sets and clears marks each time */
-			if (r->marked)
-				vg_log_limited(VG_LOG_INFO, &r->n_hold_clear,
-					       "storage: every value held for a "
-					       "storage daemon is written; this "
-					       "collector's hosts may move again");
-			r->holding = r->marked = 0;
-			__atomic_store_n(&r->stats.marks_holding, 0, __ATOMIC_RELAXED);
-			return;
-		}
-	} else if (now - r->hold_renewed_ms < r->o.hold_ttl_ms / 3) {
-		return;
-	} else if (!(rc = vg_registry_hold_renew(r->o.registry))) {
-		r->hold_renewed_ms = now;
+	pthread_mutex_lock(&r->lost_mu);
+	if (!(holding = vg_store_holding(r->o.store)))
+		rc = vg_registry_hold_clear(r->o.registry);
+	pthread_mutex_unlock(&r->lost_mu);
+	if (!holding && !rc) {
+		/* rate-limited as the line setting them: a daemon that
+		 * flaps sets and clears marks each time */
+		if (r->marked)
+			vg_log_limited(VG_LOG_INFO, &r->n_hold_clear,
+				       "storage: every value held for a "
+				       "storage daemon is written; this "
+				       "collector's hosts may move again");
+		r->holding = r->marked = 0;
+		__atomic_store_n(&r->stats.marks_holding, 0, __ATOMIC_RELAXED);
 		return;
 	}
-	int renewing = vg_store_holding(r->o.store);
-	count(renewing ? &r->stats.hold_marks_renew_failed
-		       : &r->stats.hold_marks_clear_failed,
+	if (holding) {
+		if (now - r->hold_renewed_ms < r->o.hold_ttl_ms / 3)
+			return;
+		if (!(rc = vg_registry_hold_renew(r->o.registry))) {
+			r->hold_renewed_ms = now;
+			return;
+		}
+	}
+	count(holding ? &r->stats.hold_marks_renew_failed : &r->stats.hold_marks_clear_failed,
 	      1);
 	vg_log_limited(VG_LOG_WARN, &r->n_hold_err,
 		       "registry: cannot %s this collector's holding marks: %s",
-		       renewing ? "renew" : "clear",
-		       vg_registry_last_error(r->o.registry));
+		       holding ? "renew" : "clear", vg_registry_last_error(r->o.registry));
+}
+
+static int id_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int vg_receiver_hold_lost(void *ctx, const struct vg_store_series *ser, size_t n)
+{
+	struct vg_receiver *r = ctx;
+	const char **ids;
+	uint64_t marked = 0;
+	size_t k = 0;
+	int rc;
+
+	if (!r || !r->o.lost_registry || r->o.hold_ttl_ms <= 0 || !n)
+		return 0;
+	if (!(ids = malloc(n * sizeof(*ids))))
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = ser[i].id;
+	qsort(ids, n, sizeof(*ids), id_cmp); /* one statement per resource */
+	for (size_t i = 0; i < n; i++)
+		if (!k || strcmp(ids[k - 1], ids[i]))
+			ids[k++] = ids[i];
+	pthread_mutex_lock(&r->lost_mu);
+	rc = vg_registry_hold_resources(r->o.lost_registry, ids, k, &marked);
+	pthread_mutex_unlock(&r->lost_mu);
+	free(ids);
+	if (rc) {
+		vg_log_limited(VG_LOG_WARN, &r->n_lost_err,
+			       "registry: cannot mark the hosts of %zu series a storage "
+			       "daemon lost (their re-send waits): %s",
+			       n, vg_registry_last_error(r->o.lost_registry));
+		return rc;
+	}
+	__atomic_store_n(&r->lost_noted, 1, __ATOMIC_RELEASE);
+	vg_log_limited(VG_LOG_INFO, &r->n_lost_marked,
+		       "storage: %zu series lost by a storage daemon (a restart): their "
+		       "hosts held (%llu of %zu resources marked) until their "
+		       "re-send is written",
+		       n, (unsigned long long)marked, k);
+	return marked < k ? -EBUSY : 0;
 }
 
 /* The registry's flusher (PostgreSQL) writes the last values on its own
@@ -1247,6 +1352,10 @@ static int recv_msg(struct vg_receiver *r, struct msg *m)
 		return -errno;
 	m->len = (size_t)n;
 	m->admitted = 0;
+	/* the batch's deadline, from now: see vg_receiver_options */
+	m->deadline_ms = r->o.ack_timeout_ms
+				 ? vg_monotonic_ms() + (int64_t)r->o.ack_timeout_ms * 3 / 4
+				 : 0;
 	return 0;
 }
 
@@ -1350,6 +1459,7 @@ static int run_group(struct vg_receiver *r, int take)
 	size_t gi[VG_RECEIVER_GROUP_MAX], mi[VG_RECEIVER_GROUP_MAX];
 	size_t n = 0, ng = 0, nm = 0, bytes = 0;
 	struct vg_store_stats before = {0};
+	int64_t gdl = 0; /* the earliest deadline of the group's batches */
 	int rc = 0;
 
 	for (size_t i = 0; i < r->ncarry; i++) {
@@ -1382,17 +1492,24 @@ static int run_group(struct vg_receiver *r, int take)
 			count(&r->stats.batches_deferred, 1);
 			continue;
 		}
-		if (check_seen(r, m->b, &m->ack.status)) {
+		r->cur_deadline_ms = m->deadline_ms;
+		if (check_seen(r, m->b, &m->ack.status) || too_late(r, m)) {
 			m->decided = 1;
 			continue;
 		}
 		gi[ng] = i;
 		gb[ng++] = m->b;
+		if (m->deadline_ms && (!gdl || m->deadline_ms < gdl))
+			gdl = m->deadline_ms;
 	}
+	r->cur_deadline_ms = 0;
 	if (ng) {
 		if (r->o.store)
 			vg_store_get_stats(r->o.store, &before);
+		vg_store_set_deadline(r->o.store, gdl);
 		vg_dispatch_group(r->o.dispatch, gb, ng, rcs);
+		vg_store_set_deadline(r->o.store, 0);
+		count(&r->stats.batch_deadline, vg_store_deadline_cuts(r->o.store));
 		log_store(r, &before, gb[0]);
 		if (ng > 1) {
 			count(&r->stats.groups, 1);

@@ -178,6 +178,7 @@ enum {
 	ST_DROPS_ADD,
 	ST_DROPS_SUM,
 	ST_HOST_SERIES,
+	ST_HOLD_RESOURCE,
 	ST_COUNT
 };
 
@@ -243,6 +244,12 @@ static const char *const sql_text[ST_COUNT] = {
 		    "ON CONFLICT(host) DO UPDATE SET node = excluded.node, "
 		    "until_ms = excluded.until_ms WHERE held.node = excluded.node "
 		    "OR held.until_ms <= ?4",
+	/* ST_HOLD for the host of resource ?1 (vg_registry_hold_resources) */
+	[ST_HOLD_RESOURCE] = "INSERT INTO held(host, node, until_ms) SELECT host, ?2, ?3 "
+			     "FROM resources WHERE id = ?1 "
+			     "ON CONFLICT(host) DO UPDATE SET node = excluded.node, "
+			     "until_ms = excluded.until_ms WHERE held.node = excluded.node "
+			     "OR held.until_ms <= ?4",
 	[ST_HOLD_RENEW] = "UPDATE held SET until_ms = ?2 WHERE node = ?1",
 	[ST_HOLD_CLEAR] = "DELETE FROM held WHERE node = ?1",
 	[ST_MARKS] = "SELECT host, node, until_ms FROM held ORDER BY node, host",
@@ -1076,6 +1083,44 @@ int vg_registry_hold_renew(struct vg_registry *r)
 int vg_registry_hold_clear(struct vg_registry *r)
 {
 	return holder_exec(r, ST_HOLD_CLEAR, -1);
+}
+
+int vg_registry_hold_resources(struct vg_registry *r, const char *const *ids, size_t n,
+			       uint64_t *marked)
+{
+	struct vg_db_stmt *s;
+	int64_t now = vg_now_ms();
+	uint64_t k = 0;
+	int rc;
+
+	if (marked)
+		*marked = 0;
+	if (!r || (n && !ids) || !r->holder[0])
+		return -EINVAL;
+	if (!n)
+		return 0;
+	if ((rc = vg_db_begin(r->db)))
+		return map_err(rc);
+	for (size_t i = 0; i < n && !rc; i++) {
+		if ((rc = stmt(r, ST_HOLD_RESOURCE, &s)))
+			break;
+		vg_db_bind_text(s, 1, ids[i]);
+		vg_db_bind_text(s, 2, r->holder);
+		vg_db_bind_int64(s, 3, now + r->hold_ttl_ms);
+		vg_db_bind_int64(s, 4, now);
+		if (!(rc = exec_done(s)))
+			k += (uint64_t)vg_db_changes(r->db);
+	}
+	if (!rc)
+		rc = map_err(vg_db_commit(r->db));
+	if (rc) {
+		snprintf(r->err, sizeof(r->err), "%s", vg_db_errmsg(r->db));
+		vg_db_rollback(r->db);
+		return rc;
+	}
+	if (marked)
+		*marked = k;
+	return 0;
 }
 
 /* ---- verified rows (step 6) ------------------------------------------------ */

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define RRD_EXPORT_DEPRECATED /* only for the header structs (live_head) */
 #include <rrd.h>
 
 #include "vigie/fsutil.h"
@@ -378,4 +379,58 @@ int vg_rrd_info_archives(struct vg_rrd_info *d, size_t n, const long *cf_of, con
 		r->cal_start = cal_end - res * rows[k];
 	}
 	return d->nrra ? 0 : -EIO;
+}
+
+/* Header only (see rrd_file.h); a pread of the file's first bytes, so
+ * a write of the file in flight (mmap'd by librrd) can be seen half
+ * done: what the callers make of that is theirs to say. */
+int vg_rrd_file_last_ms(const char *path, int64_t *out)
+{
+	/* one page: the header of a layout up to ~30 archives (the default
+	 * one's live_head ends at ~2 KiB); a longer header's live_head is
+	 * read by a second pread of its own bytes */
+	unsigned char buf[4096];
+	stat_head_t sh;
+	live_head_t lh;
+	ssize_t n, got = -1;
+	size_t off = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), known = 0;
+
+	if (fd < 0) /* out of descriptors passes: not a damaged file */
+		return errno == ENOENT ? -ENOENT : vg_fs_short_of_fds(errno) ? -EAGAIN : -EIO;
+	n = pread(fd, buf, sizeof(buf), 0);
+	if (n >= (ssize_t)sizeof(sh)) {
+		memcpy(&sh, buf, sizeof(sh));
+		off = sizeof(stat_head_t) + sh.ds_cnt * sizeof(ds_def_t) +
+		      sh.rra_cnt * sizeof(rra_def_t);
+		known = !memcmp(sh.cookie, RRD_COOKIE, 4) && sh.float_cookie == FLOAT_COOKIE &&
+			strncmp(sh.version, RRD_VERSION3, 4) >= 0 && sh.ds_cnt <= 64 &&
+			sh.rra_cnt <= 256;
+		if (known && off + sizeof(lh) <= (size_t)n) {
+			memcpy(&lh, buf + off, sizeof(lh));
+			got = (ssize_t)sizeof(lh);
+		} else if (known && n == (ssize_t)sizeof(buf)) {
+			got = pread(fd, &lh, sizeof(lh), (off_t)off);
+		}
+	}
+	close(fd);
+	if (n < (ssize_t)sizeof(sh))
+		return -EIO;
+	if (got != (ssize_t)sizeof(lh)) {
+		/* Not a layout we know: whole seconds from librrd. */
+		time_t last;
+		rrd_clear_error();
+		last = rrd_last_r(path);
+		rrd_clear_error();
+		if (last <= 0)
+			return -EIO;
+		*out = (int64_t)last * 1000;
+		return 0;
+	}
+	if (lh.last_up <= 0 || lh.last_up_usec < 0 || lh.last_up_usec >= 1000000)
+		return -EIO;
+	/* Nearest, not truncated: librrd keeps .229 as 228999 us (strtod's
+	 * double of "seconds.229", truncated to microseconds). */
+	*out = (int64_t)lh.last_up * 1000 + (lh.last_up_usec + 500) / 1000;
+	return 0;
 }

@@ -13,6 +13,7 @@
 #define VIGIE_COLLECTOR_RRD_FILE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "collector/backend.h"
 #include "vigie/rrdcached.h"
@@ -82,5 +83,16 @@ int vg_rrd_file_info(const char *path, struct vg_rrdcd_info *out);
  * thread-safe. */
 int vg_rrd_info_archives(struct vg_rrd_info *d, size_t n, const long *cf_of, const long *pdp,
 			 const long *rows);
+
+/* The last update of the RRD file at PATH in ms, from its header
+ * (librrd's live_head keeps microseconds, rounded here to the nearest
+ * millisecond: librrd keeps "S.229" as 228999 us; rrd_last_r, used for a
+ * layout the header read does not know, gives whole seconds). Both
+ * engines: the files backend's last update, and the rrdcached backend's
+ * read-back of a sync where the daemon's files are seen here ([storage]
+ * daemon_base). Thread-safe (no librrd state but for that fallback's
+ * error, which is per thread). 0, -ENOENT, -EAGAIN (out of file
+ * descriptors: it passes), -EIO. */
+int vg_rrd_file_last_ms(const char *path, int64_t *out);
 
 #endif

@@ -194,6 +194,11 @@ struct series {
 	uint64_t gen;              /* receiver only: batch generation of tent_ms */
 	struct vg_rrd_value *pend; /* cached values, oldest first (mu) */
 	uint32_t npend, cap;
+	/* how many of them, the oldest, are owed: they went back to the
+	 * cache because their daemon or file did not take them (requeue),
+	 * or their daemon lost them (resend_lost); none once written
+	 * (vg_store.owed; mu) */
+	uint32_t owed;
 	uint64_t seg;                 /* journal segment of pend[0] (mu) */
 	int64_t since_ms;             /* monotonic ms when pend[0] arrived (mu) */
 	int deferred;                 /* the receiver's write-through left it to
@@ -231,6 +236,7 @@ struct flush_group {
 	uint64_t *seg, *seg_hi; /* segment of each series' oldest value; the
 				 * newest its values may be in */
 	size_t *off, *cnt;      /* its values: buf[off[i] .. off[i] + cnt[i]) */
+	uint32_t *owed;         /* how many of them were owed (series.owed) */
 	struct vg_rrd_loc *loc; /* path "" when it could not be located */
 	struct vg_rrd_item *it; /* the located ones, in order */
 	size_t n, cap;
@@ -276,6 +282,11 @@ struct vg_store {
 	int owner;                 /* holds the journal lock: write-behind on */
 	uint32_t daemon_wait_ms;   /* the receiver's bound on a daemon (0:
 				    * not rrdcached; vg_store_daemon_wait_ms) */
+	int64_t batch_deadline_ms; /* the receiver's batch deadline
+				    * (vg_store_set_deadline; 0: none) and
+				    * the write_batch calls it cut short
+				    * (vg_store_deadline_cuts): receiver only */
+	uint64_t deadline_cuts;
 	int write_through;         /* [storage] write_through: each batch
 				    * reaches the backend before its ack */
 	uint32_t segcnt[SEG_RING]; /* caches + flushes holding each segment */
@@ -293,6 +304,10 @@ struct vg_store {
 	int reclaiming;           /* a thread is retiring segments, or
 				   * reading them for lost values (mu) */
 	int64_t lost_retry_ms;    /* resend_lost failed: not before (mu) */
+	vg_store_lost_fn on_lost; /* marks the lost series' hosts (set once) */
+	void *on_lost_ctx;
+	int lost_marking;         /* resend_lost is marking and re-sending:
+				   * counted in held (mu) */
 	int reclaim_due;          /* the receiver wrote through: the storage
 				   * thread retires the segments (mu) */
 	int64_t sync_interval_ms; /* [storage] sync_interval: with write-through,
@@ -341,11 +356,15 @@ struct vg_store {
 	char last_error[512];        /* receiver thread only */
 	char flush_error[512];       /* mu */
 	int flush_error_new;         /* mu */
-	int64_t unavail_ms;          /* mu: when values last went back to the
-				      * cache because their daemon did not
-				      * take them (down, restarting, behind) */
-	int64_t dir_log_ms;          /* __atomic: when dir_missing last logged */
-	uint64_t dir_log_quiet;      /* __atomic: series not logged since */
+	/* values owed to storage (mu): the owed values of every cache
+	 * (series.owed), and of the flushes writing them again, until a
+	 * write takes them (or fails them, or their series is removed).
+	 * vg_store_flush fails while any is left; a value cached later is
+	 * not owed until its daemon too does not take it, however long ago
+	 * an earlier one did not */
+	uint64_t owed;
+	int64_t dir_log_ms;     /* __atomic: when dir_missing last logged */
+	uint64_t dir_log_quiet; /* __atomic: series not logged since */
 };
 
 /* A series key some thread is using (reading, creating, removing): on
@@ -366,7 +385,8 @@ static void count(uint64_t *c, uint64_t n)
 static void publish_pending(struct vg_store *s)
 {
 	__atomic_store_n(&s->stats.values_pending, s->pending, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->held, s->pending + s->inflight, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->held, s->pending + s->inflight + (s->lost_marking ? 1 : 0),
+			 __ATOMIC_RELAXED);
 }
 
 static uint64_t key_hash(int rtype, uint64_t id_hash, const char *metric)
@@ -997,6 +1017,41 @@ static void lost_claim(struct vg_store *s, struct lost_series *ls, size_t n)
 	vg_hmap_release(&bypath);
 }
 
+/* The hosts of the claimed series of ls[0..n) marked held through the
+ * composition's callback (vg_store_on_lost), before their re-send: 0
+ * (none set, marked, or some host another collector's) or -errno (put
+ * off). mu not held; the claimed series' strings stay. */
+static int lost_mark(vg_store_lost_fn fn, void *ctx, const struct lost_series *ls, size_t n)
+{
+	struct vg_store_series *ser;
+	size_t k = 0;
+	int rc;
+
+	if (!fn || !n)
+		return 0;
+	if (!(ser = calloc(n, sizeof(*ser))))
+		return -ENOMEM;
+	for (size_t m = 0; m < n; m++)
+		if (ls[m].se)
+			ser[k++] = (struct vg_store_series){ls[m].se->rtype, ls[m].se->id,
+							    ls[m].se->metric};
+	rc = k ? fn(ctx, ser, k) : 0;
+	free(ser);
+	return rc == -EBUSY ? 0 : rc;
+}
+
+void vg_store_on_lost(struct vg_store *s, vg_store_lost_fn fn, void *ctx)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	while (s->lost_marking) /* a call in progress ends first */
+		pthread_cond_wait(&s->done_cv, &s->mu);
+	s->on_lost = fn;
+	s->on_lost_ctx = ctx;
+	pthread_mutex_unlock(&s->mu);
+}
+
 /* Put the lost values back in front of their caches (see above). mu held
  * on entry and on return (dropped while reading the journal). */
 static void resend_lost(struct vg_store *s)
@@ -1006,6 +1061,8 @@ static void resend_lost(struct vg_store *s)
 	struct lost_scan sc;
 	uint64_t *ids = NULL, active, nrec = 0, resent = 0;
 	size_t n, nids = 0;
+	vg_store_lost_fn fn;
+	void *fn_ctx;
 	int rc;
 
 	if (!s->owner || !s->be->ops->lost || s->reclaiming ||
@@ -1023,10 +1080,20 @@ static void resend_lost(struct vg_store *s)
 	s->reclaiming = 1; /* no segment goes while we read them */
 	lost_claim(s, ls, n);
 	active = s->j.seg_active;
+	fn = s->on_lost;
+	fn_ctx = s->on_lost_ctx;
+	if (fn) { /* held from the marks until the values are written */
+		s->lost_marking = 1;
+		publish_pending(s);
+	}
 	pthread_mutex_unlock(&s->mu);
 
+	rc = lost_mark(fn, fn_ctx, ls, n);
+
 	sc = (struct lost_scan){ls, n, 0, NULL, 4 * LOST_MAX - 1};
-	if (!(sc.idx = calloc(4 * LOST_MAX, sizeof(*sc.idx))))
+	if (rc)
+		; /* the marks not written: the re-send waits for them */
+	else if (!(sc.idx = calloc(4 * LOST_MAX, sizeof(*sc.idx))))
 		rc = -ENOMEM;
 	else
 		rc = vg_journal_list(&s->j, &ids, &nids);
@@ -1089,6 +1156,8 @@ static void resend_lost(struct vg_store *s)
 			s->segcnt[hold % SEG_RING]++;
 			se->npend += (uint32_t)k;
 			s->pending += k;
+			se->owed += (uint32_t)k; /* its daemon lost them */
+			s->owed += k;
 			resent += k;
 		}
 		if (se) {
@@ -1099,6 +1168,7 @@ static void resend_lost(struct vg_store *s)
 	}
 	if (rc)
 		s->lost_retry_ms = vg_monotonic_ms() + RETRY_UNREACHABLE_MS;
+	s->lost_marking = 0; /* the re-sent values count in pending now */
 	publish_pending(s);
 	count(&s->stats.values_resent, resent);
 	s->reclaiming = 0;
@@ -1127,6 +1197,7 @@ static void group_free(struct flush_group *g)
 	free(g->seg_hi);
 	free(g->off);
 	free(g->cnt);
+	free(g->owed);
 	free(g->loc);
 	free(g->it);
 	free(g->buf);
@@ -1158,13 +1229,16 @@ static int group_reserve(struct flush_group *g)
 	size_t *cnt = realloc(g->cnt, nc * sizeof(*cnt));
 	if (cnt)
 		g->cnt = cnt;
+	uint32_t *owed = realloc(g->owed, nc * sizeof(*owed));
+	if (owed)
+		g->owed = owed;
 	struct vg_rrd_loc *loc = realloc(g->loc, nc * sizeof(*loc));
 	if (loc)
 		g->loc = loc;
 	struct vg_rrd_item *it = realloc(g->it, nc * sizeof(*it));
 	if (it)
 		g->it = it;
-	if (!se || !seg || !hi || !off || !cnt || !loc || !it)
+	if (!se || !seg || !hi || !off || !cnt || !owed || !loc || !it)
 		return -ENOMEM;
 	g->cap = nc;
 	return 0;
@@ -1184,6 +1258,8 @@ static int group_take(struct vg_store *s, struct flush_group *g, struct series *
 	g->seg_hi[g->n] = s->j.seg_active;
 	g->off[g->n] = g->nbuf;
 	g->cnt[g->n] = n;
+	g->owed[g->n] = se->owed; /* still owed (vg_store.owed) until settled */
+	se->owed = 0;
 	g->n++;
 	g->nbuf += n;
 	se->npend = 0;
@@ -1369,7 +1445,9 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 		g->it[m] = (struct vg_rrd_item){.loc = &g->loc[i],
 						.v = g->buf + g->off[i],
 						.n = g->cnt[i],
-						.no_connect = g->no_connect};
+						.no_connect = g->no_connect,
+						.deadline_ms = g->no_connect ? s->batch_deadline_ms
+									     : 0};
 		m++;
 	}
 	if (s->be->ops->update_many && (m > 1 || (m && g->no_connect)))
@@ -1388,7 +1466,7 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 
 	for (size_t i = 0, k = 0; i < g->n; i++) {
 		struct series *se = g->se[i];
-		size_t n = g->cnt[i], unavail = 0, failed = n;
+		size_t n = g->cnt[i], unavail = 0, failed = n, cut = 0;
 		const struct vg_rrd_value *v = g->buf + g->off[i];
 
 		s->inflight -= n; /* settled below: written, failed or requeued */
@@ -1407,6 +1485,7 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 			for (int r = 0; r < VG_STORE_ERR_N; r++)
 				count_err(s, r, res->failed_by[r]);
 			failed = res->failed;
+			cut = res->cut;
 			if (res->flushed && g->loc[i].arrived_ms > se->flushed_ms)
 				se->flushed_ms = g->loc[i].arrived_ms;
 			if (res->failed) {
@@ -1416,15 +1495,22 @@ static void group_write(struct vg_store *s, struct flush_group *g)
 		} else {
 			count_err(s, VG_STORE_ERR_OTHER, n);
 		}
-		if (unavail)
-			s->unavail_ms = vg_monotonic_ms();
+		/* its owed values are settled here: written, failed, or owed
+		 * again below */
+		s->owed -= g->owed[i];
 		if (unavail && requeue(s, se, v + (n - unavail), unavail, g->seg[i]) == 0) {
 			/* Waiting for its daemon, still in the cache and the
 			 * journal (its segment stays held); counted in
 			 * pending, so the cache bound answers RETRY when too
-			 * many wait. Left by the receiver: the storage thread
-			 * takes it at once (it may connect). */
+			 * many wait, and owed. Left by the receiver: the
+			 * storage thread takes it at once (it may connect);
+			 * owed meanwhile, as vg_store_flush skips it (its
+			 * retry_at_ms) */
+			se->owed += (uint32_t)unavail;
+			s->owed += unavail;
 			se->flushing = 0;
+			if (cut >= unavail) /* the batch's deadline only: no back-off */
+				se->retry_at_ms = 0;
 			if (g->no_connect) {
 				se->deferred = 1;
 				pthread_cond_signal(&s->work_cv);
@@ -1467,6 +1553,24 @@ static int flush_series(struct vg_store *s, struct series *se, struct flush_grou
 	return 0;
 }
 
+/* The receiver's write-through reached the batch's deadline: every
+ * cached series not being written is left to the storage thread, taken
+ * at once (deferred), in the cache and the journal meanwhile. 1 when
+ * some was left. mu held. */
+static int defer_rest(struct vg_store *s, int64_t now)
+{
+	int left = 0;
+
+	for (struct series *se = s->dhead; se; se = se->dnext)
+		if (!se->flushing && se->npend && se->retry_at_ms <= now) {
+			se->deferred = 1;
+			left = 1;
+		}
+	if (left)
+		pthread_cond_signal(&s->work_cv);
+	return left;
+}
+
 /* Write every cached value, FLUSH_GROUP_MAX series per backend call.
  * mu held. */
 static int flush_all_locked(struct vg_store *s, int no_connect, int cause)
@@ -1486,6 +1590,12 @@ static int flush_all_locked(struct vg_store *s, int no_connect, int cause)
 	for (;;) {
 		struct series *se = s->dhead, *next;
 		int busy = 0;
+		if (no_connect && s->batch_deadline_ms && now >= s->batch_deadline_ms &&
+		    defer_rest(s, now)) {
+			/* the batch's deadline: what is left waits for the
+			 * storage thread (held: the batch's host is marked) */
+			break;
+		}
 		/* series waiting for an unreachable daemon stay cached */
 		for (; se && g->n < FLUSH_GROUP_MAX; se = next) {
 			next = se->dnext;
@@ -1500,6 +1610,7 @@ static int flush_all_locked(struct vg_store *s, int no_connect, int cause)
 		}
 		if (g->n) {
 			group_write(s, g);
+			now = vg_monotonic_ms();
 			if (!rc)
 				continue;
 		}
@@ -1553,13 +1664,16 @@ int vg_store_flush(struct vg_store *s)
 	 * since the last one that passed. */
 	if (!rc && s->sync_failed)
 		rc = -EIO;
-	/* Nor when values are still cached because their daemon did not
-	 * take them (down, a directory gone): a sync can pass, or have
-	 * nothing to do, while they wait, since the daemon that is down
-	 * has no file of ours to FLUSH (store_rrdcached_test
+	/* Nor while values are owed: their daemon or file did not take them
+	 * (down, a directory gone) and no write has since. A sync can pass,
+	 * or have nothing to do, while they wait, since the daemon that is
+	 * down has no file of ours to FLUSH (store_rrdcached_test
 	 * test_open_daemon_down_bound got 0 with a daemon down, twice in
-	 * fresh-clone CI runs on 2026-12-07; not reproduced alone). */
-	if (!rc && s->pending && s->unavail_ms)
+	 * fresh-clone CI runs on 2026-12-07). Values cached meanwhile by
+	 * another thread are not owed: once the owed ones are written, a
+	 * flush passes, however long ago the daemon was down
+	 * (store_rrdcached_sync_test test_flush_after_outage). */
+	if (!rc && s->owed)
 		rc = -EIO;
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -1827,6 +1941,8 @@ int vg_store_remove_series(struct vg_store *s, int rtype, const char *id,
 			s->segcnt[se->seg % SEG_RING]--;
 			s->segkeep[se->seg % SEG_RING] = 1;
 			se->npend = 0;
+			s->owed -= se->owed; /* no longer owed to any file */
+			se->owed = 0;
 		}
 		dirty_unlink(s, se);
 		loc.owner = se->owner;
@@ -2417,6 +2533,14 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	int64_t opens_until = journal && s->daemon_wait_ms
 				      ? vg_monotonic_ms() + (int64_t)s->daemon_wait_ms
 				      : 0;
+	/* and by the batch's deadline (vg_store_set_deadline), whichever
+	 * comes first: the phases before (a proof) used part of the time */
+	int by_deadline = 0;
+	if (journal && s->batch_deadline_ms &&
+	    (!opens_until || s->batch_deadline_ms < opens_until)) {
+		opens_until = s->batch_deadline_ms;
+		by_deadline = 1;
+	}
 	s->gen++;
 	if (__atomic_load_n(&s->dead, __ATOMIC_ACQUIRE))
 		reap_dead(s); /* before any series pointer of this batch */
@@ -2445,11 +2569,21 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 			    !table_find(s, r->type, r->id, smp->metric, h)) {
 				count(&s->stats.series_unreachable, 1);
 				later_note(s, b, i, j);
-				snprintf(s->last_error, sizeof(s->last_error),
-					 "opening the batch's new series took longer than the "
-					 "receiver's bound (%u ms, a quarter of [agent] "
-					 "ack_timeout_ms); the rest are opened when it comes again",
-					 s->daemon_wait_ms);
+				if (by_deadline) {
+					s->deadline_cuts++;
+					snprintf(s->last_error, sizeof(s->last_error),
+						 "opening the batch's new series reached the "
+						 "batch's deadline (docs/operations.md \"One "
+						 "deadline per batch\"); the rest are opened when "
+						 "it comes again");
+				} else {
+					snprintf(s->last_error, sizeof(s->last_error),
+						 "opening the batch's new series took longer "
+						 "than the receiver's bound (%u ms, a quarter of "
+						 "[agent] ack_timeout_ms); the rest are opened "
+						 "when it comes again",
+						 s->daemon_wait_ms);
+				}
 				return -EAGAIN;
 			}
 			if (!prefetched && s->be->ops->prefetch &&
@@ -2507,9 +2641,10 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	if (naccept && journal && s->pending &&
 	    s->pending + naccept > s->cache_max) {
 		pthread_cond_signal(&s->work_cv);
-		/* Why it is full, as far as the store can tell: values its
-		 * daemon did not take in the last 30 s, or a slow writer. */
-		int waiting = s->unavail_ms && vg_monotonic_ms() - s->unavail_ms < 30000;
+		/* Why it is full, as far as the store can tell: values their
+		 * daemon did not take and that wait for it (owed), or a slow
+		 * writer. */
+		int waiting = s->owed > 0;
 		unsigned long long held = s->pending;
 		pthread_mutex_unlock(&s->mu);
 		count(&s->stats.cache_full, 1);
@@ -2647,9 +2782,29 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b)
 		pthread_mutex_lock(&s->mu);
 		rc = flush_all_locked(s, s->owner, VG_STORE_SYNC_BATCH);
 		pthread_mutex_unlock(&s->mu);
+		/* the deadline reached: what was not sent is held (above) */
+		if (s->batch_deadline_ms && vg_monotonic_ms() >= s->batch_deadline_ms)
+			s->deadline_cuts++;
 	}
 	__atomic_store_n(&s->receiving, 0, __ATOMIC_RELAXED);
 	return rc;
+}
+
+void vg_store_set_deadline(struct vg_store *s, int64_t deadline_ms)
+{
+	if (!s)
+		return;
+	s->batch_deadline_ms = deadline_ms;
+	vg_rrd_rrdcached_set_deadline(s->be, deadline_ms);
+}
+
+uint64_t vg_store_deadline_cuts(struct vg_store *s)
+{
+	uint64_t n = s ? s->deadline_cuts : 0;
+
+	if (s)
+		s->deadline_cuts = 0;
+	return n;
 }
 
 uint32_t vg_store_daemon_wait_ms(const struct vg_store *s)

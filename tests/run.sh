@@ -26,8 +26,9 @@
 # (docs/testing.md) in its own temp dirs, so tests do not meet; most of
 # their time is waiting on daemons, so two at a time on two cores take
 # ~60 % of the serial wall time. The e2e group (real QEMU guests under
-# the host's libvirtd) runs alone, after every other program. Summary
-# lines come in the order programs finish; the counts are the same.
+# the host's libvirtd) runs alone, after every other program. The others
+# start longest first (tests/durations.txt, below). Summary lines come in
+# the order programs finish; the counts are the same.
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${VIGIE_BUILD:-build}
@@ -106,6 +107,16 @@ run_one() { # name, command...
   local rc=$? ms=$(((${EPOCHREALTIME/./} - us0) / 1000))
   [[ $rc -eq 124 ]] && echo "not ok - $name did not finish in ${TEST_TIMEOUT:-900} s (TEST_TIMEOUT)" >>"$log"
   printf '# duration: %d.%d s\n' $((ms / 1000)) $((ms % 1000 / 100)) >>"$log"
+  # CPU time of the program and of the children it waited for (its
+  # daemons, stopped by its cleanup): with the duration, how much of its
+  # time it waits (a run's whole CPU time against its wall time says
+  # whether more TEST_JOBS would help)
+  local tm=
+  times >"$log.times" # not in a subshell: its times would be its own
+  { read -r _; read -r tm; } <"$log.times"; rm -f "$log.times"
+  [[ $tm =~ ^([0-9]+)m([0-9.]+)s\ ([0-9]+)m([0-9.]+)s$ ]] &&
+    awk -v um="${BASH_REMATCH[1]}" -v us="${BASH_REMATCH[2]}" -v sm="${BASH_REMATCH[3]}" -v ss="${BASH_REMATCH[4]}" \
+      'BEGIN { printf "# cpu: %.1f s (user %.1f, system %.1f)\n", um * 60 + us + sm * 60 + ss, um * 60 + us, sm * 60 + ss }' >>"$log"
   local p f s r nsan=0
   if [[ -n $SANLOGS ]]; then
     for r in "$SANLOGS/run.${name//\//_}"/asan.* "$SANLOGS/run.${name//\//_}"/ubsan.*; do
@@ -170,6 +181,52 @@ launch() { # name, command...
   job_name[$!]=$name
 }
 
+# Longest first: the programs of the unit and integration groups are
+# queued, then launched in order of their expected wall time, longest
+# first, so that the run does not end with one long program running alone
+# while the other job slots are idle. A program's expected time is its
+# "# duration:" in its log of the previous run in this build directory,
+# else its line in tests/durations.txt (seconds and name, from a whole
+# run: each run writes $LOGS/durations.txt in that format), else
+# DEFAULT_MS. Only the start order changes: every program still runs,
+# and the counts are the same.
+DEFAULT_MS=10000
+declare -A hint_ms=()
+if [[ -f tests/durations.txt ]]; then
+  while read -r sec n; do
+    [[ $sec =~ ^([0-9]+)(\.([0-9]))?[0-9]*$ && -n ${n:-} ]] || continue
+    hint_ms[$n]=$((10#${BASH_REMATCH[1]} * 1000 + 10#${BASH_REMATCH[3]:-0} * 100))
+  done <tests/durations.txt
+fi
+expected_ms() { # name
+  local d
+  d=$(grep -E '^# duration: [0-9]+\.[0-9] s$' "$LOGS/$1.log" 2>/dev/null | tail -n 1)
+  if [[ $d =~ ([0-9]+)\.([0-9]) ]]; then
+    echo $((10#${BASH_REMATCH[1]} * 1000 + 10#${BASH_REMATCH[2]} * 100))
+  else
+    echo "${hint_ms[$1]:-$DEFAULT_MS}"
+  fi
+}
+queue=() # "EXPECTED_MS NAME", one per queued program
+declare -A queue_cmd=() # name -> the program: a binary, or a .sh run by bash
+enqueue() { # name, file
+  queue+=("$(expected_ms "$1") $1")
+  queue_cmd[$1]=$2
+}
+launch_queue() {
+  local e n order
+  mapfile -t order < <(printf '%s\n' "${queue[@]}" | sort -k1,1rn -k2,2)
+  for e in "${order[@]}"; do
+    n=${e#* }
+    if [[ ${queue_cmd[$n]} == *.sh ]]; then
+      launch "$n" bash "${queue_cmd[$n]}"
+    else
+      launch "$n" "${queue_cmd[$n]}"
+    fi
+  done
+  queue=()
+}
+
 pattern=${TESTS:-}
 groups=" ${TEST_GROUPS:-unit integration e2e} "
 want() { [[ $groups == *" $1 "* ]]; }
@@ -180,14 +237,14 @@ if want unit; then
     # hold one from before a test moved to tests/integration/)
     [[ -x $t && -f tests/unit/$n.c ]] || continue
     [[ -n $pattern && $n != *$pattern* ]] && continue
-    launch "unit/$n" "$t"
+    enqueue "unit/$n" "$t"
   done
   # static checks of the source tree (the layers)
   for t in tests/*_test.sh; do
     [[ -f $t ]] || continue
     n=${t#tests/}; n=${n%.sh}
     [[ -n $pattern && $n != *$pattern* ]] && continue
-    launch "$n" bash "$t"
+    enqueue "$n" "$t"
   done
 fi
 if want integration; then
@@ -195,21 +252,35 @@ if want integration; then
     n=integration/$(basename "$t")
     [[ -x $t && -f tests/$n.c ]] || continue
     [[ -n $pattern && $n != *$pattern* ]] && continue
-    launch "$n" "$t"
+    enqueue "$n" "$t"
+  done
+  for t in tests/integration/*_test.sh; do
+    [[ -f $t ]] || continue
+    n=${t#tests/}; n=${n%.sh}
+    [[ -n $pattern && $n != *$pattern* ]] && continue
+    enqueue "$n" "$t"
   done
 fi
-for t in tests/integration/*_test.sh tests/e2e/*_test.sh tests/cluster/*_test.sh; do
+[[ ${#queue[@]} -gt 0 ]] && launch_queue
+# e2e and cluster programs run alone (real guests; several daemons each),
+# after the others
+for t in tests/e2e/*_test.sh tests/cluster/*_test.sh; do
   [[ -f $t ]] || continue
   n=${t#tests/}; n=${n%.sh}
   want "${n%%/*}" || continue
   [[ -n $pattern && $n != *$pattern* ]] && continue
-  # e2e and cluster programs run alone (real guests; several daemons each)
-  [[ $n == e2e/* || $n == cluster/* ]] && reap all
+  reap all
   launch "$n" bash "$t"
-  [[ $n == e2e/* || $n == cluster/* ]] && reap all
+  reap all
 done
 reap all
 
+# every program's wall time, longest first, in the format of
+# tests/durations.txt (copy it there after a whole run to update the hints)
+if [[ ${#durations[@]} -gt 0 ]]; then
+  printf '%s\n' "${durations[@]}" | sort -k1,1rn -k2,2 |
+    awk '{ printf "%.1f %s\n", $1 / 1000, $2 }' >"$LOGS/durations.txt"
+fi
 if [[ ${#durations[@]} -gt 1 ]]; then
   echo
   echo "slowest (wall time; also at the end of each log):"

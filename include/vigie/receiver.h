@@ -102,6 +102,11 @@ struct vg_receiver_stats {
 	 * proof_timeout_ms (a slow daemon, or many files), answered RETRY
 	 * before the agent's ack timeout instead of holding the receiver */
 	uint64_t proofs_timed_out;
+	/* batches whose deadline (ack_timeout_ms, docs/operations.md "One
+	 * deadline per batch") cut a phase short: answered RETRY before
+	 * their proof, opens or write-through (also in batches_retry), or a
+	 * write-through left to the storage thread (acknowledged, held) */
+	uint64_t batch_deadline;
 	/* writes of this collector's verified row that failed in the state
 	 * database (retried at the next tick) */
 	uint64_t verified_write_failed;
@@ -162,6 +167,10 @@ struct vg_receiver_options {
 	 * commit; the marks are renewed every hold_ttl_ms / 3 and cleared
 	 * once the store holds none. 0: no marks. */
 	int64_t hold_ttl_ms;
+	/* With hold_ttl_ms: a registry handle given the same holder, used
+	 * only by vg_receiver_hold_lost (on the store's thread). NULL: the
+	 * hosts of files a daemon lost are not marked. Not owned. */
+	struct vg_registry *lost_registry;
 	/* How long a host answered RETRY for another's mark stays in
 	 * vg_receiver_held_elsewhere after its last such answer.
 	 * 0: VG_RECEIVER_HELD_AGE_MS. */
@@ -191,6 +200,13 @@ struct vg_receiver_options {
 	 * the commit after it are bounded by a quarter each). 0:
 	 * VG_RECEIVER_PROOF_TIMEOUT_MS. */
 	int64_t proof_timeout_ms;
+	/* The agents' ack timeout ([agent] ack_timeout_ms): each batch gets
+	 * one deadline when it is received, three quarters of it later (the
+	 * last quarter for the commit and the network), that bounds its
+	 * proof, its opens of new series and its write-through as well as
+	 * their own bounds; with less than an eighth of it left before the
+	 * consumers the batch is answered RETRY. 0: no deadline. */
+	uint32_t ack_timeout_ms;
 };
 
 /* proof_margin_ms's default: the default ack timeout (5 s) and 1 s of
@@ -261,6 +277,14 @@ void vg_receiver_stop(struct vg_receiver *r);
 /* Close the socket and free. Call after vg_receiver_run returned.
  * Accepts NULL. */
 void vg_receiver_close(struct vg_receiver *r);
+/* vg_store_lost_fn (vg_store_on_lost, ctx the receiver): the hosts of
+ * the series ser[0..n) a storage daemon lost are marked held by this
+ * collector through o.lost_registry, before the store re-sends their
+ * values; the loop then tends them as its own (renewed, and cleared once
+ * the store holds nothing, the re-sent values written). 0, -EBUSY (a
+ * host another collector's live mark holds, or with no registry row),
+ * -errno (not marked: the re-send waits). Any thread but the loop's. */
+int vg_receiver_hold_lost(void *ctx, const struct vg_store_series *ser, size_t n);
 
 /* Copy the counters (thread-safe). batches_received counts every message
  * received, including those rejected or duplicate; samples_received counts

@@ -145,6 +145,19 @@ int vg_registry_hold_renew(struct vg_registry *r);
 /* Delete every mark of this handle's holder: its store holds no value a
  * daemon has not taken. 0 or -errno. */
 int vg_registry_hold_clear(struct vg_registry *r);
+/* Mark the hosts of resources ids[0..n) (their rows' host; an id with
+ * no row marks nothing) as held by this handle's holder, in one
+ * transaction, a live mark of another holder staying as it is: the
+ * storage backend found files of these resources lost by a daemon (a
+ * restart) and the store re-sends their values from its journal; until
+ * they are written no other collector may write newer ones
+ * (docs/scaling.md "Holding marks"). Cleared by vg_registry_hold_clear
+ * as any mark. *marked (may be NULL) gets how many ids marked their
+ * host (a host of several ids counts each; one refused counts 0). 0,
+ * -EINVAL (no holder) or -errno (-EAGAIN: busy or unreachable; nothing
+ * marked). */
+int vg_registry_hold_resources(struct vg_registry *r, const char *const *ids, size_t n,
+			       uint64_t *marked);
 /* Verified rows (docs/scaling.md "Closing the second", part 3). With a
  * holder set, each commit writes the holder's name and the commit's wall
  * time (never behind this handle's previous one) in the stream's row;

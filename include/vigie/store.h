@@ -208,6 +208,18 @@ int vg_store_write_batch(struct vg_store *s, const struct vg_batch *b);
  * batch is acknowledged within the agents' ack timeout. 0 when the
  * backend is not rrdcached. Any thread. */
 uint32_t vg_store_daemon_wait_ms(const struct vg_store *s);
+/* The receiver's deadline for the batches it is about to write
+ * (vg_monotonic_ms; 0: none), until set again: the opens of new series
+ * stop at it, each wait of one bounded by the time left (the batch
+ * answers -EAGAIN, RETRY, as past vg_store_daemon_wait_ms), and the write-through starts no round trip
+ * after it and waits on a daemon no longer than the time left: the
+ * values not sent stay in the cache and the journal for the storage
+ * thread (vg_store_holding), as for a stalled daemon. Receiver thread. */
+void vg_store_set_deadline(struct vg_store *s, int64_t deadline_ms);
+/* How many vg_store_write_batch calls the deadline cut short (their
+ * opens, or their write-through) since the last call; resets the count.
+ * Receiver thread. */
+uint64_t vg_store_deadline_cuts(struct vg_store *s);
 /* Whether this store writes through (several collectors share the storage
  * daemons) and holds acknowledged values a daemon has not taken: the ones
  * the last batches' write-through could not write (a daemon down,
@@ -230,6 +242,20 @@ struct vg_store_series {
 	int rtype; /* enum vg_rtype */
 	const char *id, *metric;
 };
+/* Called by the thread that re-sends values a storage daemon lost (a
+ * restart without its journal: the backend's check found their files
+ * behind what the daemon took), with the lost series ser[0..n), before
+ * their values are put back in front of the cache: the composition marks
+ * their hosts held (docs/scaling.md "Holding marks"), so that no other
+ * collector writes newer values of them before the re-send. 0 or -EBUSY
+ * (some host is another collector's: re-sent anyway) lets the re-send
+ * go; another -errno (the marks not written) puts it off, retried as a
+ * journal that cannot be read. While it runs vg_store_holding is 1, and
+ * stays 1 until the re-sent values are written: the marks are cleared as
+ * any. No store lock held; the strings are valid during the call. */
+typedef int (*vg_store_lost_fn)(void *ctx, const struct vg_store_series *ser, size_t n);
+/* Set fn (NULL: none) before the receiver runs. */
+void vg_store_on_lost(struct vg_store *s, vg_store_lost_fn fn, void *ctx);
 /* Prove by this store's own connections that values another collector
  * sent to the storage daemons before before_ms (wall ms) for b's series
  * and for more[0..nmore) (the other series of b's host that collector may
@@ -262,10 +288,13 @@ int vg_store_prove_arrival(struct vg_store *s, const struct vg_batch *b,
  * pending 0). Else the first -errno of the writes, or -EIO when the sync
  * failed (a daemon down, refusing a FLUSH or inside the back-off of an
  * earlier refusal, a loss found; also when no sync could run and the
- * last one had failed): the segments stay in the journal and the
- * storage thread tries again; calling again later is safe. Values left
- * cached for a daemon that does not answer show in stats
- * values_pending. Thread-safe. */
+ * last one had failed), or while values are owed (a daemon or file
+ * did not take them, or a daemon lost them, and no write has since:
+ * they stay cached for it, in stats values_pending): the segments stay
+ * in the journal and the storage thread tries again; calling again
+ * later is safe. Values other threads cache meanwhile are not owed:
+ * once the owed ones are written, a flush passes again, however long
+ * ago a daemon was down. Thread-safe. */
 int vg_store_flush(struct vg_store *s);
 
 /* Test hook, weak: a program that defines it is called by a store that
@@ -341,6 +370,12 @@ struct vg_store_daemon {
 	 * (lost), the daemon shows flush_refusing meanwhile
 	 * (docs/operations.md "A file the daemon cannot write") */
 	uint64_t unwritten;
+	/* files that read-back of the syncs read: from the daemon's disk as
+	 * this host sees it ([storage] daemon_base: the header's last update,
+	 * no round trip), and through the daemon's INFO (no daemon_base, a
+	 * file the local read did not find written, or the local read turned
+	 * off: docs/operations.md "A file the daemon cannot write") */
+	uint64_t readback_local, readback_info;
 	/* files found lost whose re-send is watched now (its refusal as
 	 * older than the file counted in overtaken): each leaves once its
 	 * re-send was decided (written, refused, or the file removed), so

@@ -420,6 +420,13 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "([cluster] proof_timeout_ms: a slow storage daemon), their "
 		    "batches answered RETRY (also in the unverified count)",
 		    (double)cs.proofs_timed_out);
+		one(b, "vigie_receiver_batch_deadline_total", "counter",
+		    "Batches whose one deadline (three quarters of [agent] "
+		    "ack_timeout_ms from their arrival) cut a phase short: "
+		    "answered RETRY before their proof, opens or write-through "
+		    "ended, or acknowledged with the rest of their write-through "
+		    "left to the storage thread",
+		    (double)cs.batch_deadline);
 		one(b, "vigie_receiver_verified_write_failures_total", "counter",
 		    "Writes of this collector's verified row that failed in the "
 		    "state database (retried at the next tick)",
@@ -619,6 +626,23 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 						     : k == 11 ? dm[i].unwritten
 							       : dm[i].resend_watch);
 				}
+			}
+			if (nd)
+				family(b, "vigie_storage_daemon_readback_files_total", "counter",
+				       "Files the syncs' read-back read (verify_writes): from the "
+				       "daemon's disk here (how=\"local\", [storage] daemon_base) "
+				       "or by the daemon's INFO (how=\"info\") (docs/operations.md, "
+				       "\"A file the daemon cannot write\")");
+			for (size_t i = 0; i < nd; i++) {
+				char lab[256];
+				daemon_label(dm[i].address, lab, sizeof(lab));
+				vg_buf_printf(b,
+					      "vigie_storage_daemon_readback_files_total{daemon=\"%s\","
+					      "how=\"local\"} %llu\n"
+					      "vigie_storage_daemon_readback_files_total{daemon=\"%s\","
+					      "how=\"info\"} %llu\n",
+					      lab, (unsigned long long)dm[i].readback_local, lab,
+					      (unsigned long long)dm[i].readback_info);
 			}
 			if (nd)
 				family(b, "vigie_storage_daemon_flushes_total", "counter",

@@ -1032,8 +1032,11 @@ static int body_params(struct vg_http_req *req, struct vg_http_resp *resp,
 			v[i] = json_string_value(val);
 		} else {
 			vg_http_reply_error(resp, 400, "field '%s' must be a "
-						       "string",
-					    k);
+						       "string%s",
+					    k,
+					    i == 3 ? " or a whole number of "
+						     "seconds (60, 300, 3600)"
+						   : "");
 			return -EINVAL;
 		}
 	}

@@ -197,6 +197,12 @@ static void test_daemon_without_R_in_health(void **state)
 			 dm.tcp_addr);
 		assert_non_null(strstr(a.body, want));
 		assert_non_null(strstr(a.body, "vigie_store_backend_syncs_total{cause=\"idle\"} 0\n"));
+		/* nothing synced: nothing read back, either way */
+		snprintf(want, sizeof(want),
+			 "vigie_storage_daemon_readback_files_total{daemon=\"%s\",how=\"local\"} "
+			 "0\n",
+			 dm.tcp_addr);
+		assert_non_null(strstr(a.body, want));
 		/* nothing found lost: no re-send watched */
 		assert_non_null(strstr(a.body, "# TYPE vigie_storage_daemon_resend_watch_files gauge\n"));
 		snprintf(want, sizeof(want),

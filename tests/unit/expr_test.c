@@ -531,6 +531,15 @@ static void test_errors_post(void **state)
 	assert_int_equal(fx_http(srv.url, "POST", "/v1/query", auth,
 				 "{\"expr\":1}", &a),
 			 400);
+	assert_non_null(strstr(fx_errmsg(&a), "field 'expr' must be a string"));
+	assert_null(strstr(fx_errmsg(&a), "whole number"));
+	fx_answer_free(&a);
+	/* a granularity that is a number but not a whole one is told what
+	 * is accepted, not "must be a string" (which 60 is not either) */
+	assert_int_equal(fx_http(srv.url, "POST", "/v1/query", auth,
+				 "{\"expr\":\"1\",\"granularity\":60.0}", &a),
+			 400);
+	assert_non_null(strstr(fx_errmsg(&a), "string or a whole number of seconds"));
 	fx_answer_free(&a);
 	{
 		size_t n = 70 * 1024;

@@ -114,6 +114,7 @@ struct fixture {
 	int holding;
 	struct vg_registry *marker;
 	struct vg_registry *watch; /* reads the marks, as another collector */
+	struct vg_registry *lost;  /* o.lost_registry (setup_holding) */
 };
 
 static int gate_batch(void *ctx, const struct vg_batch *b)
@@ -288,8 +289,11 @@ static int setup_with(void **state, int holding)
 	o.idle_ctx = f;
 	if (holding) {
 		o.hold_ttl_ms = 600000;
-		if (vg_registry_set_holder(f->reg, "this-node", o.hold_ttl_ms))
+		if (vg_registry_set_holder(f->reg, "this-node", o.hold_ttl_ms) ||
+		    vg_registry_open_state(f->dir, f->surl, &f->lost, err, sizeof(err)) ||
+		    vg_registry_set_holder(f->lost, "this-node", o.hold_ttl_ms))
 			return -1;
+		o.lost_registry = f->lost;
 	}
 	if (verified) {
 		o.verified_rows = 1;
@@ -354,6 +358,7 @@ static int teardown(void **state)
 	vg_registry_close(f->other);
 	vg_registry_close(f->marker);
 	vg_registry_close(f->watch);
+	vg_registry_close(f->lost);
 	vg_registry_close(f->reg);
 	vg_store_close(f->store);
 	if (f->holding)
@@ -1009,6 +1014,53 @@ static int count_lines(const char *path, const char *text)
  *  - a daemon that flaps: each outage sets this collector's marks and
  *    each return clears them, but the info lines saying so are logged
  *    once per 1,000 (vg_log_limited), not at every flap. */
+/* The hosts of series a storage daemon lost (a restart), marked through
+ * vg_receiver_hold_lost on the store's thread before their re-send
+ * (vg_store_on_lost), are this collector's marks: the loop tends them as
+ * its own and clears them once the store holds nothing (here at its next
+ * tick: nothing waits). Before, no mark was written for them; a mark
+ * written by another handle under this node's name, with no batch
+ * committed with one, was never cleared by the loop (hold_max). A
+ * series with no registry row marks nothing (-EBUSY: re-sent anyway). */
+static void test_lost_hosts_marked(void **state)
+{
+	struct fixture *f = fx(state);
+	const struct vg_store_series ser[] = {
+		{VG_RT_INSTANCE, "inst-1", "metric.1"},
+		{VG_RT_INSTANCE, "inst-1", "metric.0"},
+	};
+	const struct vg_store_series none = {VG_RT_INSTANCE, "inst-none", "metric.0"};
+	char err[256], logpath[128];
+	int saved, fd, rc;
+
+	assert_int_equal(vg_registry_open_state(f->dir, f->surl, &f->watch, err,
+						sizeof(err)),
+			 0);
+	EXPECT_SENT(f, 1, 2, VG_ACK_OK, STREAM, 1); /* inst-1 of node1 */
+	assert_int_equal(wait_held(f->watch, 0), 0);
+
+	snprintf(logpath, sizeof(logpath), "%s/log", f->dir);
+	fflush(stderr);
+	saved = dup(2);
+	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(saved >= 0 && fd >= 0);
+	dup2(fd, 2);
+	close(fd);
+	vg_log_set_level(VG_LOG_INFO);
+	rc = vg_receiver_hold_lost(f->rx, ser, 2);
+	int cleared = wait_held(f->watch, 0);
+	int rc_none = vg_receiver_hold_lost(f->rx, &none, 1);
+	vg_log_set_level(VG_LOG_ERROR);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	assert_int_equal(rc, 0);
+	assert_int_equal(count_lines(logpath, "(1 of 1 resources marked)"), 1);
+	assert_int_equal(cleared, 0); /* the loop's tick, the store empty */
+	assert_int_equal(rc_none, -EBUSY);
+	assert_int_equal(wait_held(f->watch, 0), 0);
+}
+
 static void test_hold_marks(void **state)
 {
 	struct fixture *f = fx(state);
@@ -2009,6 +2061,7 @@ int main(void)
 		ST_BOTH(test_held_elsewhere_hosts, setup, teardown),
 		ST_BOTH(test_held_elsewhere_ages, setup_held_age, teardown),
 		ST_BOTH(test_hold_marks, setup_holding, teardown),
+		ST_BOTH(test_lost_hosts_marked, setup_holding, teardown),
 		ST_BOTH(test_wait_verified, setup_verified, teardown),
 		ST_BOTH(test_verified_proof, setup_verified_proof, teardown),
 		ST_BOTH(test_verified_proof_all_files, setup_verified_proof, teardown),

@@ -54,6 +54,7 @@
 #include "vigie/batch.h"
 #include "vigie/config.h"
 #include "vigie/log.h"
+#include "vigie/registry.h"
 #include "vigie/store.h"
 #include "collector/backend.h"
 #include "collector/journal.h"
@@ -67,6 +68,7 @@
 struct fx {
 	struct hbf h; /* dir, daemon, layout, backend */
 	struct vg_rrd_loc loc;
+	struct vg_store *store_p; /* lost_while_moving's P */
 };
 
 static int setup(void **state)
@@ -1965,6 +1967,190 @@ static void test_lost_file_removed_ends_the_watch(void **state)
 	assert_int_equal(resend_watch(f->h.be), 0);
 }
 
+/* ---- holding marks for files the daemon lost --------------------------------
+ * P (the host's collector) wrote minutes 1..4 (synced) and 5 (taken by
+ * the daemon, not written); the daemon is killed -9 and restarted without
+ * its journal; P's check finds the file lost and its store re-sends 5
+ * from the journal. Meanwhile the host moves to N, whose duplicate check
+ * (the registry both share) decides whether N may write minute 6. The
+ * store's callback (vg_store_on_lost) runs between the check and the
+ * re-send: there the test marks the host as the receiver does
+ * (vg_receiver_hold_lost: vg_registry_hold_resources), or not, as before,
+ * and then plays N. */
+struct lost_fx {
+	struct fx *f;
+	struct vg_registry *preg, *nreg; /* P's (holder "p-node"), N's */
+	struct vg_store *n;              /* N's store */
+	int mark;                        /* mark the hosts (the change) */
+	int calls, series, holding, seen, n_wrote;
+	char id[64];
+};
+
+/* Minute m of node9 load.1 as a batch of host h9 (ARRIVED: new to the
+ * collector), registered in REG first as the receiver's registry
+ * consumer does, then written to S (sent again while it answers
+ * -EAGAIN, 50 tries 0.1 s apart); 0 or -1. */
+static int write_minute(struct vg_registry *reg, struct vg_store *s, int m, int arrived)
+{
+	struct vg_batch *b = minute_arrived(m);
+	int rc;
+
+	if (!b)
+		return -1;
+	b->arrived = arrived;
+	int u = vg_registry_update(reg, b), w = u;
+
+	/* -EAGAIN: the store's connection in its back-off after the
+	 * daemon's restart; the agent sends the batch again */
+	for (int i = 0; !u && i < 50 && (w = vg_store_write_batch(s, b)) == -EAGAIN; i++)
+		usleep(100 * 1000);
+	rc = u || w ? -1 : 0;
+	if (rc)
+		fprintf(stderr, "# write_minute %d: registry %d store %d\n", m, u, w);
+	vg_batch_free(b);
+	return rc;
+}
+
+/* N's part, on P's thread that re-sends: N's duplicate check of the
+ * host's batch of minute 6, and when it finds no mark, minute 6 written
+ * through and synced to the file (the host's first batch on N). */
+static int lost_cb(void *ctx, const struct vg_store_series *ser, size_t n)
+{
+	struct lost_fx *lf = ctx;
+	const char *ids[8];
+	uint64_t marked = 0;
+	int rc = 0;
+
+	lf->calls++;
+	lf->series += (int)n;
+	if (n)
+		snprintf(lf->id, sizeof(lf->id), "%s", ser[0].id);
+	lf->holding = vg_store_holding(lf->f->store_p);
+	if (lf->mark) {
+		for (size_t i = 0; i < n && i < 8; i++)
+			ids[i] = ser[i].id;
+		rc = vg_registry_hold_resources(lf->preg, ids, n < 8 ? n : 8, &marked);
+		if (!rc && marked < n)
+			rc = -EBUSY;
+	}
+	lf->seen = vg_registry_seen(lf->nreg, "h9", 2, 1, MS(T0 + 360));
+	if (lf->seen == 0 && !write_minute(lf->nreg, lf->n, 6, 1) && !vg_store_flush(lf->n))
+		lf->n_wrote = 1;
+	return rc;
+}
+
+/* The file REL holds minutes 1..last, each its own value, but minute
+ * gap (0: none), which does not (unknown, or 6's value spread over it
+ * within the series' heartbeat). */
+static void check_path_gap(struct fx *f, const char *rel, int last, int gap)
+{
+	char path[PATH_MAX * 2], **names = NULL;
+	time_t start = T0, end = T0 + 60 * last;
+	unsigned long step = 60, nds = 0;
+	rrd_value_t *data = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", f->h.d.base, rel);
+	rrd_clear_error();
+	if (rrd_fetch_r(path, "AVERAGE", &start, &end, &step, &nds, &names, &data))
+		fail_msg("fetch %s: %s", path, rrd_get_error());
+	assert_int_equal(nds, 1);
+	for (int m = 1; m <= last; m++) {
+		int lost = m == gap;
+		if (lost ? data[m - 1] == val(m) : data[m - 1] != val(m))
+			fail_msg("minute %d: %g, want %s%g", m, data[m - 1], lost ? "not " : "",
+				 val(m));
+	}
+	rrd_freemem(names[0]);
+	rrd_freemem(names);
+	rrd_freemem(data);
+}
+
+static void lost_while_moving(struct fx *f, int mark)
+{
+	struct lost_fx lf = {.f = f, .mark = mark};
+	struct vg_config cfg;
+	struct vg_store *p = NULL;
+	struct vg_store_stats st;
+	struct vg_store_daemon dm[1];
+	char pdata[PATH_MAX], ndata[PATH_MAX], rel[PATH_MAX], err[256] = "";
+
+	snprintf(pdata, sizeof(pdata), "%s/store-p", f->h.dir);
+	snprintf(ndata, sizeof(ndata), "%s/store-n", f->h.dir);
+	store_cfg(f, &cfg);
+	node9_path(f, rel, sizeof(rel));
+	if (vg_registry_open_state(f->h.dir, NULL, &lf.preg, err, sizeof(err)) ||
+	    vg_registry_open_state(f->h.dir, NULL, &lf.nreg, err, sizeof(err)))
+		fail_msg("registry: %s", err);
+	assert_int_equal(vg_registry_set_holder(lf.preg, "p-node", 600000), 0);
+	assert_int_equal(vg_registry_set_holder(lf.nreg, "n-node", 600000), 0);
+	if (vg_store_open(pdata, &cfg, &p, err, sizeof(err)) ||
+	    vg_store_open(ndata, &cfg, &lf.n, err, sizeof(err)))
+		fail_msg("store: %s", err);
+	f->store_p = p;
+
+	for (int m = 0; m <= 4; m++)
+		assert_int_equal(write_minute(lf.preg, p, m, 0), 0);
+	assert_int_equal(vg_store_flush(p), 0); /* the file holds 1..4 */
+	assert_int_equal(write_minute(lf.preg, p, 5, 0), 0);
+	for (int i = 0; i < 100; i++) { /* the daemon took 5, its sync not due */
+		vg_store_get_stats(p, &st);
+		if (!st.values_pending && st.values_flushed >= 6)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(last_update_s_of(f, rel), T0 + 240);
+
+	vg_store_on_lost(p, lost_cb, &lf);
+	assert_int_equal(hrd_kill(&f->h.d, SIGKILL), 0);
+	journal_clear(f->h.d.journal);
+	assert_int_equal(hrd_restart(&f->h.d), 0);
+	store_settle(p); /* P's check finds 5 lost; its re-send */
+	assert_int_equal(lf.calls, 1);
+	assert_int_equal(lf.series, 1);
+	assert_string_equal(lf.id, "node9");
+	assert_int_equal(lf.holding, 1); /* no mark cleared meanwhile */
+	assert_int_equal(vg_store_daemons(p, dm, 1), 1);
+	if (!mark) { /* as before: N writes 6 first, P's 5 refused and lost */
+		assert_int_equal(lf.seen, 0);
+		assert_int_equal(lf.n_wrote, 1);
+		assert_int_equal(dm[0].overtaken, 1);
+		check_path_gap(f, rel, 6, 5);
+	} else { /* N answers RETRY until P re-sent 5 */
+		assert_int_equal(lf.seen, 2);
+		assert_string_equal(vg_registry_held_by(lf.nreg), "p-node");
+		assert_int_equal(lf.n_wrote, 0);
+		assert_int_equal(dm[0].overtaken, 0);
+		/* written: the receiver's tick clears P's marks */
+		assert_int_equal(vg_store_holding(p), 0);
+		assert_int_equal(vg_registry_hold_clear(lf.preg), 0);
+		assert_int_equal(vg_registry_seen(lf.nreg, "h9", 2, 1, MS(T0 + 360)), 0);
+		assert_int_equal(write_minute(lf.nreg, lf.n, 6, 1), 0);
+		store_settle(lf.n);
+		check_path_gap(f, rel, 6, 0); /* 1..6, each once */
+	}
+	vg_store_on_lost(p, NULL, NULL);
+	vg_store_close(p);
+	vg_store_close(lf.n);
+	vg_registry_close(lf.preg);
+	vg_registry_close(lf.nreg);
+}
+
+/* Without a mark (as before the change): N's newer minute 6 reaches the
+ * file before P's re-send of 5, refused as older: a counted loss. */
+static void test_lost_resend_overtaken_without_marks(void **state)
+{
+	lost_while_moving(*state, 0);
+}
+
+/* With the hosts of the lost files marked before the re-send: N's
+ * duplicate check answers RETRY (held by P) until P's re-send is
+ * written; then N writes 6, and the file holds every minute once. */
+static void test_lost_resend_marks_hold_the_host(void **state)
+{
+	lost_while_moving(*state, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2023,6 +2209,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resend_partly_stored_ends_the_watch, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_lost_file_removed_ends_the_watch, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_lost_resend_overtaken_without_marks, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_lost_resend_marks_hold_the_host, setup,
 						teardown),
 	};
 	if (system("command -v rrdcached >/dev/null && command -v rrdtool >/dev/null")) {

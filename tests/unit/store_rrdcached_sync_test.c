@@ -13,7 +13,10 @@
  *    waits for it and syncs what it wrote itself: every file it sent is
  *    FLUSHed when it returns (it returned with them pending, and the
  *    bench's measured rounds paid for the creating round's writes);
- *  - each FLUSH is counted at its call site.
+ *  - each FLUSH is counted at its call site;
+ *  - vg_store_flush fails while values are owed (their daemon down), and
+ *    passes again once they are written, also with a batch cached during
+ *    the flush, however long ago the daemon was down.
  */
 #include <errno.h>
 #include <limits.h>
@@ -50,6 +53,19 @@ static const char *stall_create; /* the create hook stalls this file's */
 static int hold_sync;            /* __atomic: the sync hook holds the
 				  * storage thread's next sync */
 static int sync_held;            /* __atomic: ... and it is held now */
+/* __atomic: the held sync, once the main thread's flush has sent its
+ * values (main_sent), writes minute 2 of node<write_in_hold> and returns
+ * (-1: it sleeps 1.5 s); into held_store, its answer in held_write_rc */
+static int write_in_hold = -1;
+static int main_sent;
+static struct vg_store *held_store;
+static int held_write_rc;
+
+void vg_rrd_rrdcached_test_before_send(const char *path)
+{
+	if (pthread_equal(pthread_self(), main_thread))
+		__atomic_store_n(&main_sent, 1, __ATOMIC_SEQ_CST);
+}
 
 void vg_rrd_rrdcached_test_before_create(const char *path)
 {
@@ -65,7 +81,18 @@ void vg_store_test_before_sync(void)
 	    !__atomic_exchange_n(&hold_sync, 0, __ATOMIC_SEQ_CST))
 		return;
 	__atomic_store_n(&sync_held, 1, __ATOMIC_SEQ_CST);
-	usleep(1500 * 1000);
+	int node = __atomic_exchange_n(&write_in_hold, -1, __ATOMIC_SEQ_CST);
+	if (node >= 0) {
+		/* a batch that comes while vg_store_flush waits for this
+		 * sync: after the flush sent its values and settled them */
+		int64_t until = vg_monotonic_ms() + 20000;
+		while (!__atomic_load_n(&main_sent, __ATOMIC_SEQ_CST) && vg_monotonic_ms() < until)
+			usleep(10 * 1000);
+		usleep(200 * 1000);
+		held_write_rc = fxs_write_minute(held_store, "node", node, 1, 2);
+	} else {
+		usleep(1500 * 1000);
+	}
 	__atomic_store_n(&sync_held, 0, __ATOMIC_SEQ_CST);
 }
 
@@ -170,6 +197,64 @@ static void test_flush_waits_for_the_storage_threads_sync(void **state)
 	assert_int_equal(dm.flushes_by[VG_STORE_FLUSH_SYNC], 2);
 }
 
+/* vg_store_flush fails exactly while values are owed: while the daemon
+ * is down and its values wait for it; once they are written, flushes
+ * pass, also when a batch comes during the flush (cached, not owed: no
+ * daemon refused it). Once any daemon had been down, every flush that
+ * left a value cached failed, for as long as the store ran. */
+static void test_flush_after_outage(void **state)
+{
+	struct fx *f = *state;
+	struct vg_store_stats st;
+	int rc = -1;
+
+	assert_int_equal(fxs_write_minute(f->s, "node", 0, 3, 0), 0);
+	assert_int_equal(vg_store_flush(f->s), 0);
+
+	assert_int_equal(hrd_kill(&f->d, SIGKILL), 0);
+	assert_int_equal(fxs_write_minute(f->s, "node", 0, 3, 1), 0);
+	assert_int_equal(vg_store_flush(f->s), -EIO); /* owed */
+	assert_int_equal(vg_store_flush(f->s), -EIO); /* still */
+
+	/* back: written (a series waits 1 s after its daemon failed, the
+	 * daemon up to 2 s: flushes for up to 30 s) */
+	assert_int_equal(hrd_restart(&f->d), 0);
+	for (int i = 0; i < 120; i++) {
+		rc = vg_store_flush(f->s);
+		assert_true(rc == 0 || rc == -EIO);
+		vg_store_get_stats(f->s, &st);
+		if (!rc && !st.values_pending)
+			break;
+		usleep(250 * 1000);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(vg_store_flush(f->s), 0);
+
+	/* node0's minute 2 in the storage thread's sync, held until node1's,
+	 * written by vg_store_flush, was sent; then node2's minute 2 comes,
+	 * while the flush waits for that sync */
+	held_store = f->s;
+	__atomic_store_n(&main_sent, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&write_in_hold, 2, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&hold_sync, 1, __ATOMIC_SEQ_CST);
+	assert_int_equal(fxs_write_minute(f->s, "node", 0, 1, 2), 0);
+	int64_t until = vg_monotonic_ms() + 20000;
+	while (!__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST) && vg_monotonic_ms() < until)
+		usleep(10 * 1000);
+	assert_true(__atomic_load_n(&sync_held, __ATOMIC_SEQ_CST));
+	assert_int_equal(fxs_write_minute(f->s, "node", 1, 1, 2), 0);
+	assert_int_equal(vg_store_flush(f->s), 0);
+	assert_int_equal(held_write_rc, 0);
+	assert_int_equal(__atomic_load_n(&write_in_hold, __ATOMIC_SEQ_CST), -1);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 1); /* node2's, cached meanwhile */
+
+	assert_int_equal(vg_store_flush(f->s), 0);
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 0);
+	assert_int_equal(st.write_errors, 0);
+}
+
 static int setup_wt(void **state)
 {
 	struct fx *f;
@@ -218,6 +303,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_during_a_sync_gets_its_own, setup_wt,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_flush_after_outage, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

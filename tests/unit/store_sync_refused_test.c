@@ -18,8 +18,12 @@
  * never counted durable, unless the store deleted it itself, and the
  * series' next values create it again (test_deleted_under_daemon, with
  * and without [storage] daemon_base). A file the daemon cannot write is
- * found by the sync's read-back (test_unwritable_file), and not with
- * [storage] verify_writes = no (test_unwritable_file_unverified).
+ * found by the sync's read-back (test_unwritable_file; read from the
+ * daemon's disk with daemon_base: test_unwritable_file_local,
+ * test_readback_local), and not with
+ * [storage] verify_writes = no (test_unwritable_file_unverified); a file
+ * another FLUSH is still writing is not counted unwritten
+ * (test_concurrent_flush).
  *
  * No timing assertion: the count of refused FLUSHes is held against the
  * most the back-off allows in the time the test measured (each attempt
@@ -49,6 +53,7 @@
 #include "vigie/batch.h"
 #include "vigie/clock.h"
 #include "vigie/config.h"
+#include "vigie/rrdcached.h"
 #include "vigie/store.h"
 #include "rrdcached_harness.h"
 #include "../support/journal_segments.h"
@@ -692,25 +697,26 @@ static int immutable_teardown(void **state)
  * file is still unwritable), so they count as write errors and their
  * segment is kept as *.kept, as with the files backend. Once the file is
  * writable again the next values are written and the episode ends. */
-static void test_unwritable_file(void **state)
+static void unwritable_file(int with_base)
 {
 	char dir[200], path[PATH_MAX * 2], logp[PATH_MAX + 16];
 	struct hrd_daemon d;
 	struct vg_store *s;
 	struct vg_store_daemon dm[2];
-	(void)state;
 
 	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-unwritable"), 0);
 	snprintf(logp, sizeof(logp), "%s/stderr.log", dir);
 	const char *extra[] = {"-O", "-R", NULL};
 	assert_int_equal(hrd_start(&d, NULL, extra), 0);
-	s = write_through(dir, d.unix_addr, NULL, 3600); /* syncs when asked */
+	/* syncs when asked */
+	s = write_through(dir, d.unix_addr, with_base ? d.base : NULL, 3600);
 
 	minute0_flushed(s);
 
 	snprintf(path, sizeof(path), "%s/host/node0/load.1.rrd", d.base);
 	memcpy(immutable_path, path, sizeof(path));
 	if (!set_immutable(path, 1)) {
+		immutable_path[0] = '\0';
 		hrd_cleanup(&d);
 		vg_store_close(s);
 		assert_int_equal(fx_rm_tree(dir), 0);
@@ -734,6 +740,14 @@ static void test_unwritable_file(void **state)
 	assert_true(dm[0].flush_refusing);
 	assert_non_null(strstr(dm[0].flush_refusal, "host/node0/load.1.rrd"));
 	assert_true(journal_segments(dir) > 0);
+	/* with daemon_base the other files were read here, node0 (behind
+	 * here too) and the probe by INFO; without it all by INFO */
+	printf("# read back here %llu, by INFO %llu\n",
+	       (unsigned long long)dm[0].readback_local, (unsigned long long)dm[0].readback_info);
+	if (with_base)
+		assert_true(dm[0].readback_local >= NS - 2);
+	else
+		assert_int_equal(dm[0].readback_local, 0);
 	/* still unwritable: the values are sent again from the journal (the
 	 * daemon's cache lost them), and the daemon refuses them now (its
 	 * entry for the file is gone, and a new one checks the file is
@@ -789,6 +803,93 @@ static void test_unwritable_file(void **state)
 	assert_int_equal(dup2(saved, 2), 2);
 	close(saved);
 	assert_int_equal(count_lines(logp, "host/node0/load.1.rrd: the daemon did not write"), 1);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
+static void test_unwritable_file(void **state)
+{
+	(void)state;
+	unwritable_file(0);
+}
+
+/* The same where the collector sees the daemon's files ([storage]
+ * daemon_base): the sync reads their last update here, not by INFO
+ * (backend_rrdcached.c rb_local), and still finds node0 behind. */
+static void test_unwritable_file_local(void **state)
+{
+	(void)state;
+	unwritable_file(1);
+}
+
+/* The read-back from the daemon's disk ([storage] daemon_base): a sync's
+ * FLUSHed files are read here (their header's last update), and only one
+ * of them (the probe) by the daemon's INFO; without daemon_base all by
+ * INFO. Then a daemon_base that is not the daemon's -b (a copy of it,
+ * its files pushed ahead of the daemon's): the probe finds the daemon's
+ * file behind what was read here, so the local read is turned off for
+ * good and every file is read by INFO again. Fails without the local
+ * read (readback_local stays 0, every file INFOed) and without the probe
+ * (the copy's files pass). */
+static void test_readback_local(void **state)
+{
+	char dir[200], decoy[PATH_MAX], cmd[3 * PATH_MAX];
+	struct hrd_daemon d;
+	struct vg_store *s;
+	struct vg_store_daemon dm[2];
+	(void)state;
+
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-rblocal"), 0);
+	const char *extra[] = {"-O", "-R", NULL};
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	s = write_through(dir, d.unix_addr, d.base, 3600);
+	minute0_flushed(s);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	uint64_t local0 = dm[0].readback_local, info0 = dm[0].readback_info;
+	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 1), 0);
+	assert_int_equal(vg_store_flush(s), 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	printf("# daemon_base = -b: here %llu, INFO %llu\n",
+	       (unsigned long long)(dm[0].readback_local - local0),
+	       (unsigned long long)(dm[0].readback_info - info0));
+	assert_int_equal(dm[0].readback_local - local0, NS); /* the probe too */
+	assert_int_equal(dm[0].readback_info - info0, 1);
+	assert_int_equal(dm[0].unwritten, 0);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(s, i, 2);
+	vg_store_close(s);
+
+	/* a copy of the daemon's files, ten minutes ahead of them */
+	snprintf(decoy, sizeof(decoy), "%s/decoy", dir);
+	snprintf(cmd, sizeof(cmd), "cp -a '%s' '%s'", d.base, decoy);
+	assert_int_equal(system(cmd), 0);
+	for (int i = 0; i < NS; i++) {
+		char path[PATH_MAX * 2], arg[64];
+		const char *argv[] = {arg};
+		snprintf(path, sizeof(path), "%s/host/node%d/load.1.rrd", decoy, i);
+		snprintf(arg, sizeof(arg), "%lld:1", FXS_T0 + 600);
+		rrd_clear_error();
+		assert_int_equal(rrd_update_r(path, NULL, 1, argv), 0);
+	}
+	s = write_through(dir, d.unix_addr, decoy, 3600);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	local0 = dm[0].readback_local;
+	info0 = dm[0].readback_info;
+	for (int m = 2; m < 4; m++) {
+		assert_int_equal(fxs_write_minute(s, "node", 0, NS, m), 0);
+		assert_int_equal(vg_store_flush(s), 0);
+	}
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	printf("# daemon_base a copy: here %llu, INFO %llu\n",
+	       (unsigned long long)(dm[0].readback_local - local0),
+	       (unsigned long long)(dm[0].readback_info - info0));
+	assert_int_equal(dm[0].readback_local - local0, 0);
+	/* the probe, then every file of both syncs */
+	assert_int_equal(dm[0].readback_info - info0, 1 + 2 * NS);
+	assert_int_equal(dm[0].unwritten, 0);
+	for (int i = 0; i < NS; i++)
+		fxs_check_series(s, i, 4);
+	vg_store_close(s);
 	hrd_cleanup(&d);
 	assert_int_equal(fx_rm_tree(dir), 0);
 }
@@ -866,6 +967,126 @@ static void test_unwritable_file_unverified(void **state)
 	assert_int_equal(fx_rm_tree(dir), 0);
 }
 
+/* Values of node0 in test_concurrent_flush, sent by the test itself to
+ * the daemon, in six tiers of three functions (18 archives): enough that
+ * the daemon's write of them takes long (70 ms for 20,000 values in 19
+ * archives here, unloaded) against the sync's FLUSH and INFO (a fraction
+ * of a ms each) */
+#define CF_MINUTES 60000
+
+/* A file another FLUSH is writing is no unwritten file. rrdcached 1.7.2
+ * answers a FLUSH "Successfully flushed" at once, without waiting, when a
+ * writer thread already took the file's values for another FLUSH (an API
+ * read, the receiver's proof FLUSH, another collector) and is still
+ * writing them; the sync's INFO then reads the file before that write
+ * lands. Here: CF_MINUTES - 2 values of node0 sent to the daemon by the
+ * test, the store's own newest one after them, a FLUSH of the file on a
+ * connection of the test's, and the store's sync started once INFO shows
+ * the write going on (the file's last update past minute 0, not yet at
+ * the store's value). Before behind_confirm the sync's read-back counted
+ * the file unwritten, degraded the daemon, logged an error and marked the
+ * file lost; now it reads the file again while it moves and finds it
+ * written: nothing counted, logged or sent again. */
+static void test_concurrent_flush(void **state)
+{
+	char dir[200], logp[PATH_MAX + 16], err[256];
+	const char *name = "host/node0/load.1.rrd";
+	const int64_t final = FXS_T0 + 60 * (CF_MINUTES - 1);
+	struct hrd_daemon d;
+	struct vg_config cfg;
+	struct vg_store *s;
+	struct vg_store_daemon dm[2];
+	struct vg_store_stats st;
+	struct vg_rrdcd *b, *p;
+	int64_t last_s = 0;
+	int ierr = 0, rc;
+	(void)state;
+
+	assert_int_equal(fx_tmpdir(dir, sizeof(dir), "sync-concurrent"), 0);
+	snprintf(logp, sizeof(logp), "%s/stderr.log", dir);
+	const char *extra[] = {"-R", NULL};
+	assert_int_equal(hrd_start(&d, NULL, extra), 0);
+	fxs_config(&cfg, "1m:15d,2m:30d,5m:63d,10m:100d,15m:200d,1h:455d", d.unix_addr, NULL);
+	snprintf(cfg.storage_write_through, sizeof(cfg.storage_write_through), "yes");
+	cfg.storage_sync_interval_s = 3600; /* syncs only when the test asks */
+	assert_int_equal(vg_store_open(dir, &cfg, &s, err, sizeof(err)), 0);
+	assert_int_equal(fxs_write_minute(s, "node", 0, 1, 0), 0);
+	assert_int_equal(vg_store_flush(s), 0);
+
+	/* minutes 1 .. CF_MINUTES - 2 cached by the daemon (the test's),
+	 * then the store's last one */
+	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 30000, &b), 0);
+	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 30000, &p), 0);
+	int64_t *ts = malloc(sizeof(*ts) * CF_MINUTES);
+	double *v = malloc(sizeof(*v) * CF_MINUTES);
+	assert_true(ts && v);
+	for (int m = 1; m < CF_MINUTES - 1; m++) {
+		ts[m - 1] = FXS_T0 + 60 * m;
+		v[m - 1] = m;
+	}
+	struct vg_rrdcd_update u = {name, CF_MINUTES - 2, 1, ts, v, 0};
+	assert_int_equal(vg_rrdcd_update(b, &u), 0);
+	free(ts);
+	free(v);
+	assert_int_equal(fxs_write_minute(s, "node", 0, 1, CF_MINUTES - 1), 0);
+
+	fflush(stderr);
+	int saved = dup(2), lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(saved >= 0 && lfd >= 0);
+	assert_int_equal(dup2(lfd, 2), 2);
+	close(lfd);
+
+	/* another FLUSH of the file, its answer read later; the sync once
+	 * that write is seen going on (no timing asserted: 60 s is only a
+	 * bound against a hang) */
+	assert_int_equal(vg_rrdcd_flush_many_send(b, &name, 1), 0);
+	int64_t until = vg_monotonic_ms() + 60000;
+	do
+		assert_int_equal(vg_rrdcd_info_last_many(p, &name, 1, &last_s, &ierr), 0);
+	while (!ierr && last_s <= FXS_T0 && vg_monotonic_ms() < until);
+	assert_int_equal(ierr, 0);
+	int64_t seen = last_s;
+	rc = vg_store_flush(s);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	printf("# sync during the other FLUSH: %d (the file's last update at minute %lld of "
+	       "%d when it began), unwritten %llu, lost %llu\n",
+	       rc, (long long)(seen - FXS_T0) / 60, CF_MINUTES - 1,
+	       (unsigned long long)dm[0].unwritten, (unsigned long long)dm[0].lost);
+	/* the case this test is about was met: the write was going on */
+	assert_true(seen > FXS_T0 && seen < final);
+	assert_int_equal(dm[0].unwritten, 0);
+	assert_int_equal(dm[0].lost, 0);
+	assert_false(dm[0].flush_refusing);
+	int ferr;
+	assert_int_equal(vg_rrdcd_flush_many_recv(b, 1, &ferr, NULL), 0);
+	vg_rrdcd_close(b);
+	/* a write still going on after the confirmation's bound (a loaded
+	 * machine) left the file for the next sync, uncounted */
+	for (int i = 0; i < 40 && rc; i++) {
+		usleep(250 * 1000);
+		rc = vg_store_flush(s);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(vg_store_daemons(s, dm, 2), 1);
+	vg_store_get_stats(s, &st);
+	assert_int_equal(dm[0].unwritten, 0);
+	assert_int_equal(dm[0].pending, 0);
+	assert_int_equal(dm[0].lost, 0);
+	assert_false(dm[0].flush_refusing);
+	assert_int_equal(st.values_resent, 0);
+	assert_int_equal(vg_rrdcd_info_last_many(p, &name, 1, &last_s, &ierr), 0);
+	assert_int_equal(ierr, 0);
+	assert_int_equal(last_s, final);
+	vg_rrdcd_close(p);
+	vg_store_close(s);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	assert_int_equal(count_lines(logp, "the daemon did not write"), 0);
+	hrd_cleanup(&d);
+	assert_int_equal(fx_rm_tree(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -878,7 +1099,10 @@ int main(void)
 		cmocka_unit_test(test_dir_renamed_under_daemon),
 		cmocka_unit_test(test_dir_renamed_under_daemon_no_base),
 		cmocka_unit_test_teardown(test_unwritable_file, immutable_teardown),
+		cmocka_unit_test_teardown(test_unwritable_file_local, immutable_teardown),
+		cmocka_unit_test(test_readback_local),
 		cmocka_unit_test_teardown(test_unwritable_file_unverified, immutable_teardown),
+		cmocka_unit_test(test_concurrent_flush),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
