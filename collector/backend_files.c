@@ -213,12 +213,6 @@ static int is_scarce(int err, const char *msg)
 			strstr(msg, "Cannot allocate memory")));
 }
 
-/* -EAGAIN for a shortage that passes (is_scarce), else -EIO. */
-static int scarce_or_eio(int err)
-{
-	return is_scarce(err, NULL) ? -EAGAIN : -EIO;
-}
-
 /* Whether this process cannot open two descriptors now (librrd 1.7
  * loses the errno of a create that failed for want of one: "Cannot create
  * temporary file"). */
