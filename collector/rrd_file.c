@@ -397,7 +397,8 @@ int vg_rrd_file_last_ms(const char *path, int64_t *out)
 	int fd = open(path, O_RDONLY | O_CLOEXEC), known = 0;
 
 	if (fd < 0) /* out of descriptors passes: not a damaged file */
-		return errno == ENOENT ? -ENOENT : vg_fs_short_of_fds(errno) ? -EAGAIN : -EIO;
+		return errno == ENOENT ? -ENOENT : vg_fs_short_of_fds(errno) ? -EAGAIN
+									     : -EIO;
 	n = pread(fd, buf, sizeof(buf), 0);
 	if (n >= (ssize_t)sizeof(sh)) {
 		memcpy(&sh, buf, sizeof(sh));
