@@ -147,6 +147,11 @@ struct vg_rrd_result {
 			       * disk): never missing, so that no fresh file
 			       * shadows the real one when it is back; the
 			       * store keeps them and retries */
+	uint64_t dir_unknown; /* of dir_missing: the engine could not tell
+			       * whether that directory is there (an
+			       * rrdcached that refused or failed its LIST:
+			       * msg says its answer); kept and retried as
+			       * dir_missing, never created again */
 	char msg[512];        /* "<path>: why" of the last
 					      * failure, "" if none */
 	int flushed;          /* loc.flush_first was honoured: the file
@@ -238,6 +243,15 @@ struct vg_rrd_backend_stats {
  * the file itself holds and no longer holds its updates back: the replay
  * is the re-send. Engines without replay_note ignore it. */
 #define VG_RRD_REPLAY 2
+/* Flag of create: the series is not new, its file is missing (the store's
+ * start replay opens a series its journal holds values of). If the file's
+ * directory is missing too (it or one above it, up to the data directory
+ * or the daemon's -b), or the engine cannot tell (an rrdcached that
+ * refuses or fails the LIST of it), nothing is created: -ENOTDIR, msg
+ * says why. The store then keeps its values as for a directory gone
+ * (res.dir_missing), so no fresh file shadows the real one once it is
+ * back. Without it a create makes the directories it needs. */
+#define VG_RRD_KNOWN 4
 
 struct vg_rrd_backend_ops {
 	const char *name; /* "files", "rrdcached" */
@@ -262,7 +276,8 @@ struct vg_rrd_backend_ops {
 		       int64_t *out, int flags);
 	/* Create the series, first accepted time after first_ms - 1 s; never
 	 * over an existing file (an existing one answers 0: a create again
-	 * is always safe). flags: VG_RRD_RECEIVER or 0. 0, -EAGAIN (no
+	 * is always safe). flags: VG_RRD_RECEIVER, VG_RRD_KNOWN or 0.
+	 * 0, -ENOTDIR (VG_RRD_KNOWN: its directory missing), -EAGAIN (no
 	 * space, the placement record does not answer, or the daemon cannot
 	 * create the file's directories, an rrdcached without -R: retry
 	 * later),

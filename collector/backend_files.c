@@ -197,6 +197,8 @@ static int dev_slot(const struct files *f, const char *path)
 
 /* ---- create ----------------------------------------------------------------- */
 
+static int dir_gone(const char *path);
+
 static int is_nospace(int err, const char *msg)
 {
 	return err == ENOSPC || err == EDQUOT ||
@@ -246,7 +248,6 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 	struct files *f = (struct files *)be;
 	const char *path = loc->path;
 
-	(void)flags; /* no daemon to wait on */
 	char tmp[PATH_MAX], ds[64], rra[3 * VG_MAX_ARCHIVES][64];
 	const char *argv[1 + 3 * VG_MAX_ARCHIVES];
 	int argc = 0, rc, e;
@@ -254,6 +255,11 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 
 	if (lay->narchives > VG_MAX_ARCHIVES || !lay->step_s)
 		return -EINVAL;
+	if ((flags & VG_RRD_KNOWN) && dir_gone(path)) {
+		/* not a new series: out of reach, not deleted (backend.h) */
+		note(msg, msglen, path, "its directory is missing");
+		return -ENOTDIR;
+	}
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s", path) >= sizeof(tmp))
 		return -ENAMETOOLONG;
 	if (!(slash = strrchr(tmp, '/')))

@@ -1333,6 +1333,18 @@ static void dir_note(struct vg_store *s, struct series *se, const struct vg_rrd_
 		return;
 	}
 	uint64_t quiet = __atomic_exchange_n(&s->dir_log_quiet, 0, __ATOMIC_RELAXED);
+	if (it->res.dir_unknown) {
+		vg_warn("store: %s%s%s: the series' file is missing and the storage daemon "
+			"cannot tell whether its directory is there (%s): not created again; "
+			"its values wait in the cache and the journal until the daemon answers "
+			"(%llu other series found so since the last such message): permit LIST "
+			"on its socket, with the other commands the collector uses (-P "
+			"PING,UPDATE,BATCH,CREATE,INFO,LAST,FIRST,FORGET,FLUSH,FETCH,LIST,"
+			"PENDING,STATS; docs/operations.md \"A directory gone, not a file\")",
+			addr ? addr : "", addr ? ": " : "", it->loc->path, it->res.msg,
+			(unsigned long long)quiet);
+		return;
+	}
 	vg_warn("store: %s%s%s: the series' file and its directory are missing, or its "
 		"directory is on another file system than before (a data volume not "
 		"mounted or replaced, a directory renamed away?): not created again; its "
@@ -2159,8 +2171,25 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 		policy_layout(s, metric, &lay);
 		if (flags & OPEN_PUBLISHED)
 			published_layout(s, &lay, &first_ms);
-		if ((rc = s->be->ops->create(s->be, &loc, kind, first_ms, &lay, msg,
-					     sizeof(msg), flags & VG_RRD_RECEIVER))) {
+		/* the journal's replay: not a new series (its values were
+		 * journaled), so a file missing with its directory is out of
+		 * reach, not to be created (backend.h VG_RRD_KNOWN) */
+		rc = s->be->ops->create(s->be, &loc, kind, first_ms, &lay, msg, sizeof(msg),
+					(flags & VG_RRD_RECEIVER) |
+						(flags & OPEN_REPLAY ? VG_RRD_KNOWN : 0));
+		if (rc == -ENOTDIR) {
+			/* opened with its last update unknown: its journaled
+			 * values are cached and wait for the directory as a
+			 * running store's do ("a series' directory missing",
+			 * dir_note), then go to the real file, those it
+			 * already holds skipped as already stored */
+			snprintf(s->last_error, sizeof(s->last_error),
+				 "the start replay: %.400s: not created, its journaled values "
+				 "wait in the cache until the directory is back",
+				 msg);
+			last = INT64_MIN;
+			rc = 0;
+		} else if (rc) {
 			if (rc == -EHOSTUNREACH) {
 				count(&s->stats.series_unreachable, 1);
 				snprintf(s->last_error, sizeof(s->last_error),
@@ -2175,12 +2204,14 @@ static int series_open(struct vg_store *s, int rtype, const char *id,
 			if (rc == -EAGAIN) /* the batch waits: counted as one */
 				count(&s->stats.series_unreachable, 1);
 			return rc == -EAGAIN ? -EAGAIN : -EIO;
+		} else {
+			last = (first_ms / 1000 - 1) * 1000;
+			/* the engine may have placed it elsewhere (a shared
+			 * record's earlier claim): its owner is what locate
+			 * says now */
+			if (s->be->ops->locate(s->be, rtype, id, metric, &loc))
+				return -EIO;
 		}
-		last = (first_ms / 1000 - 1) * 1000;
-		/* the engine may have placed it elsewhere (a shared record's
-		 * earlier claim): its owner is what locate says now */
-		if (s->be->ops->locate(s->be, rtype, id, metric, &loc))
-			return -EIO;
 	} else if (rc == -EHOSTUNREACH) {
 		/* A new series on a daemon that does not answer: the batch
 		 * waits (RETRY) rather than journal a value no file takes. */

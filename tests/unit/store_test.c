@@ -1029,6 +1029,67 @@ static void test_dir_renamed(void **state)
 	expect_waiting_written(f);
 }
 
+/* The same, the collector restarted (as after a kill -9) while the
+ * directory is away: the series' values left in its journal are not of a
+ * new series, so the start replay does not create its file either (a
+ * fresh one at the old path would split the series and shadow the real
+ * one once it is back): they wait, cached, and once the directory is back
+ * every one is in the real file. Fails without the fix (issue 14): the
+ * replay created the file and its directories at the old path, where
+ * minutes 3 and 4 went. */
+static void test_dir_renamed_restart(void **state)
+{
+	struct fixture *f = *state;
+	struct vg_store_stats st;
+	char path[PATH_MAX], dir[PATH_MAX], away[PATH_MAX + 8], opt[PATH_MAX], err[256];
+	struct stat sb;
+
+	for (int m = 0; m < 3; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+	}
+	assert_int_equal(vg_store_flush(f->s), 0);
+	locate(f->s, VG_RT_HOST, "node1", "load1", path, sizeof(path), opt, sizeof(opt));
+	if (g_rrdcached) {
+		struct vg_rrdcd *c;
+		assert_int_equal(vg_rrdcd_connect(g_daemon.unix_addr, 5000, &c), 0);
+		assert_int_equal(vg_rrdcd_forget(c, path), 0);
+		vg_rrdcd_close(c);
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	snprintf(away, sizeof(away), "%s.away", dir);
+	assert_int_equal(rename(dir, away), 0);
+	for (int m = 3; m < 5; m++) {
+		write_one(f->s, VG_RT_HOST, "node1", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE, 1 + m);
+		write_one(f->s, VG_RT_HOST, "node2", MS(T0 + 60 * m), "load1", VG_KIND_GAUGE,
+			  11 + m);
+		(void)vg_store_flush(f->s);
+	}
+	vg_store_get_stats(f->s, &st);
+	assert_int_equal(st.values_pending, 2);
+
+	/* gone as by a kill -9: node1's minutes 3 and 4 left in the journal */
+	vg_store_close_held(f->s);
+	f->s = NULL;
+	if (vg_store_open(f->dir, &f->cfg, &f->s, err, sizeof(err)))
+		fail_msg("open: %s", err);
+	(void)vg_store_flush(f->s);
+	vg_store_get_stats(f->s, &st);
+	printf("# after the restart: pending %llu, dir missing %llu, write errors %llu: %s\n",
+	       (unsigned long long)st.values_pending, (unsigned long long)st.series_dir_missing,
+	       (unsigned long long)st.write_errors, vg_store_last_error(f->s));
+	assert_int_equal(stat(path, &sb), -1); /* nothing fresh at the old path */
+	assert_int_equal(stat(dir, &sb), -1);
+	assert_int_equal(st.write_errors, 0);
+	assert_int_equal(st.values_pending, 2);
+	assert_int_equal(st.series_dir_missing, 1);
+
+	assert_int_equal(rename(away, dir), 0);
+	expect_waiting_written(f);
+}
+
 /* A storage volume replaced rather than removed: another file system (a
  * tmpfs here; an NFS remount, the empty mount point an `umount -l`
  * leaves) mounted over a type directory while the store runs, a series'
@@ -1166,6 +1227,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_through_sync_interval, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dir_renamed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dir_renamed_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_volume_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_published, setup, teardown),
 	};
