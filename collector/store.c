@@ -1302,7 +1302,10 @@ static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *
  * that is down, retried each second, the cache bound answering RETRY
  * when too many wait, and are written to the real file once its directory
  * is back. Counted once per series and episode (series_dir_missing) and
- * logged at most once a minute, with the path. */
+ * logged at most once a minute, with the path. A daemon that refuses the
+ * LIST that would tell (dir_unknown) is treated alike, its log saying so.
+ * The start replay's series are not new either: series_open does not
+ * create them when their directory is missing (VG_RRD_KNOWN). */
 
 #define DIR_LOG_MS 60000
 
