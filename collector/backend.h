@@ -47,8 +47,10 @@
  * (enum vg_store_err), with the last engine message. A file that is gone
  * (deleted by hand or by a disk fault while the store runs) is not a
  * failure: its values are answered missing (res->missing), for the store
- * to create the file again and send them. A file whose directory is gone
- * with it (that directory or one above it: a data volume unmounted, a
+ * to create the file again and send them; so is a file whose series'
+ * own directory is gone with it, its type directory there (an operator's
+ * rm -r of one resource). A file whose type directory is gone with it
+ * (that directory or one above it: a data volume unmounted, a type
  * directory renamed away), or whose directory is another file system
  * mounted in the store's place (the files backend: a device other than
  * the one its type directory was first seen on), is not deleted but out
@@ -141,8 +143,8 @@ struct vg_rrd_result {
 			       * not in failed: the store creates the file
 			       * again and writes them (group_write) */
 	uint64_t dir_missing; /* of unavailable: not sent because the
-			       * directory of a file that is missing is
-			       * missing too (a data volume unmounted, a
+			       * type directory of a file that is missing
+			       * is missing too (a data volume unmounted, a
 			       * directory renamed away, on the engine's
 			       * disk): never missing, so that no fresh file
 			       * shadows the real one when it is back; the
@@ -245,8 +247,9 @@ struct vg_rrd_backend_stats {
 #define VG_RRD_REPLAY 2
 /* Flag of create: the series is not new, its file is missing (the store's
  * start replay opens a series its journal holds values of). If the file's
- * directory is missing too (it or one above it, up to the data directory
- * or the daemon's -b), or the engine cannot tell (an rrdcached that
+ * type directory is missing too (it or one above it, up to the data
+ * directory or the daemon's -b; files: or on another device than
+ * recorded), or the engine cannot tell (an rrdcached that
  * refuses or fails the LIST of it), nothing is created: -ENOTDIR, msg
  * says why. The store then keeps its values as for a directory gone
  * (res.dir_missing), so no fresh file shadows the real one once it is

@@ -2088,20 +2088,32 @@ static void owner_note(struct rcd *r, const char *name, const char *addr)
 
 /* ---- operations --------------------------------------------------------------- */
 
-/* Whether the directory of PATH (under the daemon's -b) is on the
- * daemon's disk: 0 if it is (or PATH has none), -ENOENT if it or one above
- * it is missing, another negative errno if the daemon cannot tell (its
- * LIST refused: -EACCES for a socket whose -P does not permit it, or
- * failed; the connection broken if !vg_rrdcd_connected). */
+/* Whether PATH (under the daemon's -b, a file the daemon answers "No such
+ * file" for) is out of reach on the daemon's disk rather than deleted: 0
+ * if its directory is there, or if only the series' own directory is
+ * missing while its type directory (the first component) is there (an
+ * operator's rm -r of one resource: the file is created again, so that
+ * one deleted resource cannot hold every series' values back); -ENOENT
+ * if its type directory is missing (a volume not mounted under -b, a type
+ * directory renamed away); another negative errno if the daemon cannot
+ * tell (a LIST refused: -EACCES for a socket whose -P does not permit it,
+ * or failed; the connection broken if !vg_rrdcd_connected). */
 static int dir_check(struct vg_rrdcd *c, const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	char dir[PATH_MAX];
+	int rc;
 
 	if (!slash || slash == path)
 		return 0;
 	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	return vg_rrdcd_dir(c, dir);
+	if ((rc = vg_rrdcd_dir(c, dir)) != -ENOENT)
+		return rc;
+	char *up = strrchr(dir, '/');
+	if (!up || up == dir)
+		return rc; /* the type directory itself is missing */
+	*up = '\0';
+	return vg_rrdcd_dir(c, dir); /* 0: there, the series' directory deleted */
 }
 
 static int map_err(int rc)
@@ -2184,8 +2196,8 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 		return -EHOSTUNREACH; /* nothing sent: the create waits */
 	}
 	if (flags & VG_RRD_KNOWN) {
-		/* not a new series (backend.h): a directory missing on the
-		 * daemon's disk, or a LIST that cannot tell, means out of
+		/* not a new series (backend.h): its type directory missing
+		 * on the daemon's disk, or a LIST that cannot tell, means out of
 		 * reach, and the create (-R makes the directories) would
 		 * shadow the real file once it is back */
 		int drc = dir_check(c, loc->path);
@@ -2193,7 +2205,7 @@ static int rcd_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc, i
 			const char *e = vg_rrdcd_error(c);
 			int broke = !vg_rrdcd_connected(c);
 			snprintf(msg, msglen, "%s on %s: %s (%.*s)", loc->path, d->addr,
-				 drc == -ENOENT ? "its directory is missing"
+				 drc == -ENOENT ? "its type directory is missing"
 						: "the LIST of its directory failed",
 				 (int)strcspn(e, "\n"), e);
 			client_put(d, c, drc);
@@ -2642,10 +2654,12 @@ static void update_refused(struct rcd *r, struct daemon *d, struct vg_rrdcd *c,
 		 * its UPDATE found none on disk (deleted under the daemon,
 		 * and FORGOTten by vanished_check or never cached since),
 		 * so it took nothing of the call: the store creates the file
-		 * again and sends them (backend.h "missing"). Unless its
-		 * directory is missing on the daemon's disk too (a volume
-		 * not mounted under its -b, a directory renamed away: LIST
-		 * answers "No such file"): then the file is out of reach,
+		 * again and sends them (backend.h "missing"), also when the
+		 * series' own directory was deleted with it (its type
+		 * directory there: dir_check). Unless its type directory is
+		 * missing on the daemon's disk too (a volume not mounted
+		 * under its -b, a type directory renamed away: LIST answers
+		 * "No such file"): then the file is out of reach,
 		 * not deleted, and a create (a daemon with -R makes the
 		 * directories) would shadow it once it is back; the values
 		 * wait (backend.h dir_missing), as they do when the LIST

@@ -345,6 +345,8 @@ struct vg_store {
 				      * cache because their daemon did not
 				      * take them (down, restarting, behind) */
 	int64_t dir_log_ms;          /* __atomic: when dir_missing last logged */
+	int64_t cache_full_ms;       /* __atomic: when a batch was last refused
+				      * for a full cache (0: never) */
 	uint64_t dir_log_quiet;      /* __atomic: series not logged since */
 };
 
@@ -478,6 +480,8 @@ static void dirty_append(struct vg_store *s, struct series *se)
 
 /* ---- open / close helpers ------------------------------------------------------------ */
 
+#define CACHE_REFUSING_MS 10000 /* cache_refusing: a refusal this recent */
+
 void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 {
 #define LD(f) out->f = __atomic_load_n(&s->stats.f, __ATOMIC_RELAXED)
@@ -498,6 +502,7 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	LD(series_unreachable);
 	LD(series_recreated);
 	LD(series_dir_missing);
+	LD(series_dir_waiting);
 	LD(backend_syncs);
 	for (int i = 0; i < VG_STORE_SYNC_N; i++)
 		LD(backend_syncs_by[i]);
@@ -515,6 +520,8 @@ void vg_store_get_stats(struct vg_store *s, struct vg_store_stats *out)
 	out->journal_bytes = __atomic_load_n(&s->j.stats.bytes, __ATOMIC_RELAXED);
 	out->journal_syncs = __atomic_load_n(&s->j.stats.syncs, __ATOMIC_RELAXED);
 	out->series_removed = __atomic_load_n(&s->series_removed, __ATOMIC_RELAXED);
+	int64_t full = __atomic_load_n(&s->cache_full_ms, __ATOMIC_RELAXED);
+	out->cache_refusing = full && vg_monotonic_ms() - full < CACHE_REFUSING_MS;
 }
 
 const char *vg_store_err_reason(int reason)
@@ -704,15 +711,19 @@ size_t vg_store_daemons(struct vg_store *s, struct vg_store_daemon *out, size_t 
 	return s && s->be ? vg_rrd_rrdcached_state(s->be, out, max) : 0;
 }
 
-void vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t len)
+int vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t len)
 {
 	enum { MAXD = 64 };
 	struct vg_store_daemon *dm = calloc(MAXD, sizeof(*dm));
 	char down[512] = "", cut[512] = "", nodirs[512] = "";
-	size_t od = 0, oc = 0, on = 0, nd;
+	size_t od = 0, oc = 0, on = 0, nd, l = 0;
+	unsigned long long dirs = __atomic_load_n(&s->stats.series_dir_waiting, __ATOMIC_RELAXED);
+	int rc = 0;
 
-	if (!len)
-		return;
+	if (!len) {
+		free(dm);
+		return 0;
+	}
 	buf[0] = '\0';
 	nd = dm ? vg_store_daemons(s, dm, MAXD) : 0;
 	for (size_t i = 0; i < nd; i++) {
@@ -729,8 +740,19 @@ void vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t 
 					       oc ? ", " : "", dm[i].address);
 	}
 	free(dm);
+	if (dirs) {
+		/* their type directory missing: not a daemon's doing */
+		l = (size_t)snprintf(buf, len,
+				     "%llu series whose type directory is missing (a data volume "
+				     "not mounted, a directory renamed away?): their values wait "
+				     "until it is back",
+				     dirs);
+		if (l >= len)
+			l = len - 1;
+		rc |= VG_STORE_PENDING_DIRS;
+	}
 	if (down[0] || cut[0] || nodirs[0]) {
-		snprintf(buf, len, "%s%s%s%s%s%s%s%s",
+		snprintf(buf + l, len - l, "%s%s%s%s%s%s%s%s%s", l ? "; " : "",
 			 down[0] ? "not answering: " : "", down,
 			 down[0] && (cut[0] || nodirs[0]) ? "; " : "",
 			 cut[0] ? (at_start ? "up, the start replay's check of its files cut "
@@ -742,10 +764,24 @@ void vg_store_pending_cause(struct vg_store *s, int at_start, char *buf, size_t 
 				: "",
 			 cut, cut[0] && nodirs[0] ? "; " : "",
 			 nodirs[0] ? "up, " VG_STORE_CAUSE_NO_DIRS ": " : "", nodirs);
-	} else {
-		snprintf(buf, len, "no daemon down, cut short or unable to create "
-				   "directories: see the store's last error and /v1/health");
+		rc |= VG_STORE_PENDING_DAEMON;
+	} else if (!dirs) {
+		snprintf(buf, len, "%s",
+			 nd ? "no daemon down, cut short or unable to create "
+			      "directories: see the store's last error and /v1/health"
+			    : "no series directory missing: see the store's last error "
+			      "and /v1/health");
 	}
+	return rc;
+}
+
+/* What values still cached wait for, after vg_store_pending_cause's
+ * answer rc: the words of `storage flush` and the start warning. */
+const char *vg_store_pending_what(int rc)
+{
+	return rc & VG_STORE_PENDING_DAEMON ? "their storage daemon"
+	       : rc & VG_STORE_PENDING_DIRS ? "their series' directories"
+					    : "their files to be writable";
 }
 
 size_t vg_store_unlisted(struct vg_store *s, struct vg_store_unlisted *out, size_t max,
@@ -1316,14 +1352,17 @@ static void dir_note(struct vg_store *s, struct series *se, const struct vg_rrd_
 	const char *addr = it->loc->address;
 
 	if (!it->res.dir_missing) {
-		if (it->res.written)
+		if (it->res.written && se->dir_gone) {
 			se->dir_gone = 0; /* back: a later loss is a new episode */
+			__atomic_fetch_sub(&s->stats.series_dir_waiting, 1, __ATOMIC_RELAXED);
+		}
 		return;
 	}
 	if (se->dir_gone)
 		return;
 	se->dir_gone = 1;
 	count(&s->stats.series_dir_missing, 1);
+	count(&s->stats.series_dir_waiting, 1);
 	int64_t now = vg_monotonic_ms();
 	int64_t last = __atomic_load_n(&s->dir_log_ms, __ATOMIC_RELAXED);
 	if (last && now - last < DIR_LOG_MS) {
@@ -1806,6 +1845,8 @@ static void reap_dead(struct vg_store *s)
 		struct series *se = s->dead;
 		s->dead = se->dnext;
 		table_remove(s, se);
+		if (se->dir_gone) /* its values went with it */
+			__atomic_fetch_sub(&s->stats.series_dir_waiting, 1, __ATOMIC_RELAXED);
 		free(se->pend);
 		free(se);
 	}
@@ -2530,17 +2571,32 @@ static int take_batch(struct vg_store *s, const struct vg_batch *b, int journal,
 	if (naccept && journal && s->pending &&
 	    s->pending + naccept > s->cache_max) {
 		pthread_cond_signal(&s->work_cv);
-		/* Why it is full, as far as the store can tell: values its
-		 * daemon did not take in the last 30 s, or a slow writer. */
+		/* Why it is full, as far as the store can tell: series whose
+		 * type directory is missing, values its daemon did not take
+		 * in the last 30 s, or a slow writer. */
 		int waiting = s->unavail_ms && vg_monotonic_ms() - s->unavail_ms < 30000;
 		unsigned long long held = s->pending;
 		pthread_mutex_unlock(&s->mu);
 		count(&s->stats.cache_full, 1);
-		snprintf(s->last_error, sizeof(s->last_error),
-			 "storage full: the write-behind cache holds %llu values, %s", held,
-			 waiting ? "some waiting for a storage daemon that is down or "
-				   "behind (see /v1/health)"
-				 : "the storage thread is behind");
+		__atomic_store_n(&s->cache_full_ms, vg_monotonic_ms(), __ATOMIC_RELAXED);
+		unsigned long long dirs =
+			__atomic_load_n(&s->stats.series_dir_waiting, __ATOMIC_RELAXED);
+		int daemons = s->be && !strcmp(s->be->ops->name, "rrdcached");
+		if (dirs)
+			snprintf(s->last_error, sizeof(s->last_error),
+				 "storage full: the write-behind cache holds %llu values, those of "
+				 "%llu series waiting because their type directory is missing (a "
+				 "data volume not mounted, a directory renamed away?: see the log "
+				 "and /v1/health)",
+				 held, dirs);
+		else
+			snprintf(s->last_error, sizeof(s->last_error),
+				 "storage full: the write-behind cache holds %llu values, %s", held,
+				 !waiting  ? "the storage thread is behind"
+				 : daemons ? "some waiting for a storage daemon that is down or "
+					     "behind (see /v1/health)"
+					   : "some that could not be written for now (a full "
+					     "disk? see the log and /v1/health)");
 		return -EAGAIN;
 	}
 	if (jlen) {

@@ -554,15 +554,30 @@ static void test_deleted_under_daemon_no_base(void **state)
 	deleted_under_daemon(0);
 }
 
-/* A series' directory renamed away under the daemon (what a volume not
- * mounted under its -b looks like), the daemon holding no entry for the
- * file (FORGOTten, as its -f timer does to an idle file): its UPDATEs
- * answer "No such file" as a deleted file's do, but the daemon's LIST of
- * the directory answers "No such file" too, so the file is not created
+/* FORGET every series' file on the daemon (as a daemon restarted would):
+ * its next UPDATE of one is answered "No such file" once it is gone from
+ * the daemon's disk. */
+static void forget_all(struct vg_rrdcd *c)
+{
+	char name[64];
+
+	for (int i = 0; i < NS; i++) {
+		snprintf(name, sizeof(name), "host/node%d/load.1.rrd", i);
+		assert_int_equal(vg_rrdcd_forget(c, name), 0);
+	}
+}
+
+/* A type directory (host/) renamed away under the daemon (what a volume
+ * not mounted under its -b looks like), the daemon holding no entry for
+ * the files (FORGOTten, as its -f timer does to an idle file): their
+ * UPDATEs answer "No such file" as a deleted file's do, but the daemon's
+ * LIST of the series' directory and of the type directory answer "No
+ * such file" too, so no file is created
  * again (the daemon has -R: a create would make the directories and a
  * fresh file that shadows the real one once it is back). Its values wait,
- * cached and journaled (values_pending), neither written nor write
- * errors; once the directory is back they are all in the real file, each
+ * cached and journaled (values_pending, series_dir_waiting), neither
+ * written nor write errors; once the directory is back they are all in
+ * the real files, each
  * once. With and without [storage] daemon_base. Fails without the check:
  * the file is created again at the old path (series_recreated 1) and
  * minute 1 is missing from the real one. */
@@ -586,9 +601,9 @@ static void dir_renamed_under_daemon(int base)
 	uint64_t errors = st.write_errors;
 
 	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 5000, &c), 0);
-	assert_int_equal(vg_rrdcd_forget(c, "host/node1/load.1.rrd"), 0);
+	forget_all(c);
 	vg_rrdcd_close(c);
-	snprintf(ndir, sizeof(ndir), "%s/host/node1", d.base);
+	snprintf(ndir, sizeof(ndir), "%s/host", d.base); /* the type directory */
 	snprintf(away, sizeof(away), "%s.away", ndir);
 	assert_int_equal(rename(ndir, away), 0);
 
@@ -598,7 +613,7 @@ static void dir_renamed_under_daemon(int base)
 	 * asserted: 60 s is only a bound against a hang) */
 	for (int k = 0; k < 1200; k++) {
 		vg_store_get_stats(s, &st);
-		if (st.series_dir_missing && st.values_pending == 2)
+		if (st.series_dir_missing == NS && st.values_pending == 2 * NS)
 			break;
 		usleep(50 * 1000);
 	}
@@ -610,8 +625,9 @@ static void dir_renamed_under_daemon(int base)
 	       base, rc, (unsigned long long)st.series_dir_missing,
 	       (unsigned long long)st.values_pending, (unsigned long long)st.series_recreated,
 	       (unsigned long long)dm[0].vanished);
-	assert_int_equal(st.series_dir_missing, 1);
-	assert_int_equal(st.values_pending, 2);
+	assert_int_equal(st.series_dir_missing, NS);
+	assert_int_equal(st.series_dir_waiting, NS);
+	assert_int_equal(st.values_pending, 2 * NS);
 	assert_int_equal(st.series_recreated, 0);
 	assert_int_equal(st.write_errors, errors);
 	assert_int_equal(dm[0].vanished, 0);
@@ -681,12 +697,12 @@ static void test_list_refused(void **state)
 	s = write_through(dir, addr, d.base, 3600);
 	minute0_flushed(s);
 
-	/* the daemon's unrestricted socket: the file FORGOTten, its
-	 * directory renamed away */
+	/* the daemon's unrestricted socket: the files FORGOTten, their
+	 * type directory renamed away */
 	assert_int_equal(vg_rrdcd_connect(d.unix_addr, 5000, &c), 0);
-	assert_int_equal(vg_rrdcd_forget(c, "host/node1/load.1.rrd"), 0);
+	forget_all(c);
 	vg_rrdcd_close(c);
-	snprintf(ndir, sizeof(ndir), "%s/host/node1", d.base);
+	snprintf(ndir, sizeof(ndir), "%s/host", d.base); /* the type directory */
 	snprintf(away, sizeof(away), "%s.away", ndir);
 	assert_int_equal(rename(ndir, away), 0);
 
@@ -699,7 +715,7 @@ static void test_list_refused(void **state)
 	assert_int_equal(fxs_write_minute(s, "node", 0, NS, 2), 0);
 	for (int k = 0; k < 1200; k++) { /* 60 s: only a bound against a hang */
 		vg_store_get_stats(s, &st);
-		if (st.series_dir_missing && st.values_pending == 2)
+		if (st.series_dir_missing == NS && st.values_pending == 2 * NS)
 			break;
 		usleep(50 * 1000);
 	}
@@ -713,8 +729,8 @@ static void test_list_refused(void **state)
 	       (unsigned long long)st.series_recreated);
 	assert_int_equal(st.series_recreated, 0);
 	assert_int_equal(stat(ndir, &sb), -1); /* nothing fresh at the old path */
-	assert_int_equal(st.series_dir_missing, 1);
-	assert_int_equal(st.values_pending, 2);
+	assert_int_equal(st.series_dir_missing, NS);
+	assert_int_equal(st.values_pending, 2 * NS);
 	assert_int_equal(st.write_errors, 0);
 	assert_int_equal(count_lines(logp, "cannot tell whether its directory is there"), 1);
 	assert_int_equal(count_lines(logp, "Permission denied"), 1);
