@@ -259,7 +259,7 @@ static int files_create(struct vg_rrd_backend *be, const struct vg_rrd_loc *loc,
 		return -EINVAL;
 	if ((flags & VG_RRD_KNOWN) && file_gone(path) && (dir_gone(f, path) || dev_moved(f, path))) {
 		/* not a new series: out of reach, not deleted (backend.h) */
-		note(msg, msglen, path, "its directory is missing");
+		note(msg, msglen, path, "its type directory is missing");
 		return -ENOTDIR;
 	}
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s", path) >= sizeof(tmp))

@@ -1327,8 +1327,10 @@ static void recreate(struct vg_store *s, struct series *se, struct vg_rrd_item *
 }
 
 /* ---- a series' directory missing ---------------------------------------------------
- * A file whose directory is gone with it (a data volume not mounted, a
- * directory renamed away), or whose directory is on another file system
+ * A file whose type directory is gone with it (a data volume not mounted,
+ * a type directory renamed away; a series' own directory removed, its
+ * type directory there, is a deletion: recreate), or whose directory is
+ * on another file system
  * than the store's (a volume replaced: files backend) was not deleted: it
  * is out of reach, and a file
  * created again there would split the series and, once the directory is
@@ -1387,8 +1389,8 @@ static void dir_note(struct vg_store *s, struct series *se, const struct vg_rrd_
 			(unsigned long long)quiet);
 		return;
 	}
-	vg_warn("store: %s%s%s: the series' file and its directory are missing, or its "
-		"directory is on another file system than before (a data volume not "
+	vg_warn("store: %s%s%s: the series' file and its type directory are missing, or "
+		"that directory is on another file system than before (a data volume not "
 		"mounted or replaced, a directory renamed away?): not created again; its "
 		"values wait in the cache and the journal until the directory is back "
 		"(%llu other series found so since the last such message; "

@@ -575,7 +575,7 @@ static void self_metrics(struct vg_api *api, struct vg_buf *b)
 		    "(deleted while the collector ran: docs/operations.md)",
 		    (double)ss.series_recreated);
 		one(b, "vigie_store_series_dir_missing_total", "counter",
-		    "Series whose file a write found missing with its directory (a "
+		    "Series whose file a write found missing with its type directory (a "
 		    "volume not mounted, a directory renamed away): not created again, "
 		    "their values wait until it is back (docs/operations.md)",
 		    (double)ss.series_dir_missing);
