@@ -207,7 +207,9 @@ static int flush_offline(const struct vg_config *cfg, FILE *out, FILE *errf)
 			     "in the journal, written when the collector runs, the daemon "
 			     "answers and its files are checked (%s)\n",
 			cfg->collector_data_dir, st.values_pending,
-			vg_store_pending_what(cause), why, vg_store_last_error(s));
+			cause & VG_STORE_PENDING_DAEMON ? "a storage daemon"
+							: vg_store_pending_what(cause),
+			why, vg_store_last_error(s));
 		vg_store_close_held(s); /* as said: no new try at close */
 		return 1;
 	}
